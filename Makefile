@@ -1,0 +1,71 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BUF := tools/node_modules/.bin/buf
+STAMP := $(VENV)/.installed
+CONFIG ?=
+
+.PHONY: run setup proto check-proto lint typecheck test unit integration e2e-llm bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+$(BUF): tools/package.json
+	cd tools && npm install --no-audit --no-fund --silent
+	touch $@
+
+setup: $(STAMP) $(BUF)
+
+## Start the sidecar on the embedded default (echo route, no external services).
+run: $(STAMP)
+	$(BIN)/sidecar serve $(if $(CONFIG),--config $(CONFIG))
+
+## Regenerate the Python stubs from proto/ (the only way they are made).
+proto: $(STAMP)
+	rm -rf sidecar/_gen && mkdir -p sidecar/_gen
+	$(BIN)/python -m grpc_tools.protoc -Iproto \
+	  --python_out=sidecar/_gen --pyi_out=sidecar/_gen --grpc_python_out=sidecar/_gen \
+	  $$(find proto -name '*.proto' | sort)
+	# protoc writes absolute imports (`from orchestrator.v1 import x_pb2`); make them package-relative.
+	find sidecar/_gen -name '*.py*' -exec sed -i -E 's/^from orchestrator\.v1 import/from . import/' {} +
+	find sidecar/_gen -type d -exec touch {}/__init__.py \;
+
+## Fails when the committed stubs differ from what proto/ generates.
+check-proto: proto
+	git diff --exit-code -- sidecar/_gen
+	test -z "$$(git status --porcelain -- sidecar/_gen)"
+
+lint: setup
+	$(BUF) lint
+	$(BIN)/ruff check sidecar tests bench scripts
+	$(BIN)/ruff format --check sidecar tests bench scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy sidecar
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest -q tests/integration
+
+## Everything CI checks: proto lint and codegen drift, ruff, mypy, config check, all tests.
+test: setup check-proto lint typecheck
+	$(BIN)/sidecar check-config examples/sidecar.yaml
+	$(BIN)/pytest -q
+
+## A real small model (SmolLM2 via llama.cpp's llama-server) behind the sidecar; not part of `make test`.
+e2e-llm: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/e2e --run-e2e-llm
+
+## Direct-vs-sidecar load benchmark; prints the table the README shows.
+bench: $(STAMP)
+	$(BIN)/python bench/bench.py
+
+clean:
+	rm -rf $(VENV) tools/node_modules sidecar/_gen .pytest_cache .mypy_cache .ruff_cache

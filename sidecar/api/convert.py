@@ -1,0 +1,283 @@
+"""Proto <-> domain. Every field of a request is checked here, and all violations reported at once."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from google.protobuf import duration_pb2
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar._gen.orchestrator.v1 import models_pb2
+from sidecar.config.schema import DeploymentConfig, RequestLimits
+from sidecar.core.clock import Deadline
+from sidecar.core.errors import FieldViolation, InvalidRequestError
+from sidecar.core.types import (
+    Call,
+    CallRecord,
+    Chunk,
+    Credentials,
+    FinishReason,
+    GenerationParams,
+    Message,
+    Role,
+)
+from sidecar.providers.base import Provider
+from sidecar.providers.registry import describe
+from sidecar.routing.table import RouteTable
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}")
+_ROUTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/\-]{0,127}")
+_NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+_META_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/\-]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ROLES = {
+    gen.ROLE_SYSTEM: Role.SYSTEM,
+    gen.ROLE_USER: Role.USER,
+    gen.ROLE_ASSISTANT: Role.ASSISTANT,
+    gen.ROLE_TOOL: Role.TOOL,
+}
+_FINISH = {
+    None: gen.FINISH_REASON_UNSPECIFIED,
+    FinishReason.STOP: gen.FINISH_REASON_STOP,
+    FinishReason.LENGTH: gen.FINISH_REASON_LENGTH,
+    FinishReason.CONTENT_FILTER: gen.FINISH_REASON_CONTENT_FILTER,
+    FinishReason.TOOL_CALLS: gen.FINISH_REASON_TOOL_CALLS,
+}
+
+
+class GenerateLike(Protocol):
+    """GenerateRequest and StreamGenerateRequest share this shape field for field."""
+
+    model: str
+    messages: Sequence[gen.Message]
+    config: gen.GenerationConfig
+    tenant_id: str
+    user_id: str
+    conversation_id: str
+    metadata: Mapping[str, str]
+    request_id: str
+
+    def HasField(self, field_name: str) -> bool: ...  # noqa: N802 (protobuf's name)
+
+
+class _Violations:
+    def __init__(self) -> None:
+        self.items: list[FieldViolation] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.items.append(FieldViolation(field, description))
+
+
+def to_call(
+    req: GenerateLike,
+    *,
+    stream: bool,
+    limits: RequestLimits,
+    deadline: Deadline,
+    credentials: Credentials,
+    record: CallRecord,
+) -> Call:
+    """Validate a request and turn it into a Call, or raise InvalidRequestError naming every field."""
+    bad = _Violations()
+    messages = _messages(req.messages, limits, bad)
+    params = _params(req.config, limits, bad) if req.HasField("config") else GenerationParams()
+    for field in ("tenant_id", "user_id", "conversation_id", "request_id"):
+        value = getattr(req, field)
+        if value and not _ID.fullmatch(value):
+            bad.add(field, "at most 128 of letters, digits and ._:@- starting with a letter or digit")
+    if req.model and not _ROUTE.fullmatch(req.model):
+        bad.add("model", "a route alias: at most 128 of letters, digits and ._:/-")
+    _metadata(req.metadata, limits, bad)
+    if bad.items:
+        raise InvalidRequestError(bad.items)
+    return Call(
+        request_id=req.request_id or uuid.uuid4().hex,
+        model=req.model,
+        messages=messages,
+        params=params,
+        tenant_id=req.tenant_id,
+        user_id=req.user_id,
+        conversation_id=req.conversation_id,
+        metadata=dict(req.metadata),
+        stream=stream,
+        deadline=deadline,
+        credentials=credentials,
+        record=record,
+    )
+
+
+def _messages(
+    wire: Sequence[gen.Message], limits: RequestLimits, bad: _Violations
+) -> tuple[Message, ...]:
+    if not wire:
+        bad.add("messages", "at least one message is required")
+    elif len(wire) > limits.max_messages:
+        bad.add("messages", f"at most {limits.max_messages} messages")
+        return ()
+    out: list[Message] = []
+    total = 0
+    for i, m in enumerate(wire):
+        where = f"messages[{i}]"
+        role = _ROLES.get(m.role)
+        if role is None:
+            bad.add(f"{where}.role", "must be ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL")
+        elif role is Role.TOOL:
+            bad.add(f"{where}.role", "ROLE_TOOL needs tool calls, which this API does not carry yet")
+        if m.name and not _NAME.fullmatch(m.name):
+            bad.add(f"{where}.name", "at most 64 of letters, digits, _ and -")
+        text = _text(m.content, where, bad)
+        if len(text) > limits.max_message_chars:
+            bad.add(f"{where}.content", f"longer than {limits.max_message_chars} characters")
+        total += len(text)
+        if role is not None:
+            out.append(Message(role, text, m.name))
+    if total > limits.max_total_chars:
+        bad.add("messages", f"together longer than {limits.max_total_chars} characters")
+    if wire and all(m.role == gen.ROLE_SYSTEM for m in wire):
+        bad.add("messages", "at least one message must be from the user or the assistant")
+    return tuple(out)
+
+
+def _text(parts: Sequence[gen.ContentPart], where: str, bad: _Violations) -> str:
+    if not parts:
+        bad.add(f"{where}.content", "at least one content part is required")
+        return ""
+    texts: list[str] = []
+    for j, part in enumerate(parts):
+        kind = part.WhichOneof("kind")
+        if kind != "text":
+            bad.add(f"{where}.content[{j}]", "a content part must set `text`")
+        elif not part.text:
+            bad.add(f"{where}.content[{j}].text", "must not be empty")
+        else:
+            texts.append(part.text)
+    return "".join(texts)
+
+
+def _params(cfg: gen.GenerationConfig, limits: RequestLimits, bad: _Violations) -> GenerationParams:
+    max_tokens = cfg.max_tokens if cfg.HasField("max_tokens") else None
+    if max_tokens is not None and not 1 <= max_tokens <= limits.max_tokens_cap:
+        bad.add("config.max_tokens", f"must be between 1 and {limits.max_tokens_cap}")
+    temperature = cfg.temperature if cfg.HasField("temperature") else None
+    if temperature is not None and not 0.0 <= temperature <= 2.0:
+        bad.add("config.temperature", "must be between 0 and 2")
+    top_p = cfg.top_p if cfg.HasField("top_p") else None
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        bad.add("config.top_p", "must be greater than 0 and at most 1")
+    if len(cfg.stop) > limits.max_stop_sequences:
+        bad.add("config.stop", f"at most {limits.max_stop_sequences} stop sequences")
+    for i, s in enumerate(cfg.stop):
+        if not 1 <= len(s) <= limits.max_stop_chars:
+            bad.add(f"config.stop[{i}]", f"must be 1 to {limits.max_stop_chars} characters")
+    return GenerationParams(
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        stop=tuple(cfg.stop),
+        seed=cfg.seed if cfg.HasField("seed") else None,
+    )
+
+
+def _metadata(metadata: Mapping[str, str], limits: RequestLimits, bad: _Violations) -> None:
+    if len(metadata) > limits.max_metadata_entries:
+        bad.add("metadata", f"at most {limits.max_metadata_entries} entries")
+        return
+    for key, value in metadata.items():
+        if len(key) > limits.max_metadata_key_chars or not _META_KEY.fullmatch(key):
+            shown = key[:32]
+            bad.add(f"metadata[{shown!r}]", "keys are letters, digits and ._/-, up to the limit")
+        elif len(value) > limits.max_metadata_value_chars or _CONTROL.search(value):
+            bad.add(f"metadata[{key!r}]", "values are printable and within the size limit")
+
+
+def credentials_from(metadata: Sequence[tuple[str, str | bytes]] | None) -> Credentials:
+    for key, value in metadata or ():
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return Credentials(bearer_token=token.strip())
+    return Credentials()
+
+
+def duration(seconds: float) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(max(0, int(seconds * 1e9)))
+    return d
+
+
+def to_summary(record: CallRecord, *, request_id: str, finished_at: float) -> gen.GenerationSummary:
+    total = finished_at - record.started_at
+    usage = record.usage
+    target = record.target
+    summary = gen.GenerationSummary(
+        finish_reason=_FINISH[record.finish_reason],
+        usage=gen.Usage(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+            cached_tokens=usage.cached_tokens,
+        ),
+        cost_usd=record.cost_usd,
+        attempts=[
+            gen.Attempt(
+                deployment=a.deployment,
+                provider=a.provider,
+                outcome=a.outcome,
+                duration=duration(a.seconds),
+            )
+            for a in record.attempts
+        ],
+        upstream_latency=duration(record.upstream_seconds),
+        overhead=duration(total - record.upstream_seconds),
+        request_id=request_id,
+    )
+    if target is not None:
+        summary.served_by.CopyFrom(
+            gen.ServedBy(
+                route=target.route,
+                deployment=target.deployment,
+                provider=target.provider,
+                model=target.model,
+            )
+        )
+    if record.first_token_at is not None:
+        summary.time_to_first_token.CopyFrom(duration(record.first_token_at - record.started_at))
+    return summary
+
+
+def to_delta(chunk: Chunk) -> gen.StreamGenerateResponse:
+    return gen.StreamGenerateResponse(delta=gen.ContentDelta(text=chunk.text))
+
+
+def to_list_models(
+    table: RouteTable, deployments: Mapping[str, DeploymentConfig], providers: Mapping[str, Provider]
+) -> models_pb2.ListModelsResponse:
+    routes = []
+    for route in table.routes():
+        items = []
+        for target in route.targets:
+            caps = providers[target.deployment].capabilities
+            items.append(
+                models_pb2.Deployment(
+                    name=target.deployment,
+                    provider=target.provider,
+                    model=target.model,
+                    capabilities=models_pb2.Capabilities(
+                        streaming=caps.streaming,
+                        tools=caps.tools,
+                        json_schema=caps.json_schema,
+                        max_context_tokens=caps.max_context_tokens,
+                    ),
+                    price=models_pb2.Price(
+                        input_per_million=target.price.input_per_million,
+                        output_per_million=target.price.output_per_million,
+                    ),
+                    description=describe(deployments[target.deployment]),
+                )
+            )
+        is_default = route.alias == table.default
+        routes.append(models_pb2.ModelRoute(alias=route.alias, deployments=items, is_default=is_default))
+    return models_pb2.ListModelsResponse(routes=routes)

@@ -1,0 +1,118 @@
+"""The composition root: the only place that knows the pipeline's order and its implementations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2, orchestrator_service_pb2_grpc
+from sidecar.api.servicer import OrchestratorServicer
+from sidecar.config.schema import Config
+from sidecar.core.clock import Clock, SystemClock
+from sidecar.core.layer import Handler, compose
+from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
+from sidecar.pipeline.route import RouteLayer
+from sidecar.pipeline.upstream import UpstreamCall
+from sidecar.providers._http import HttpClient
+from sidecar.providers.base import Provider
+from sidecar.providers.registry import build_providers
+from sidecar.routing.table import RouteTable
+
+SERVICE_NAME = orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
+_log = logging.getLogger("sidecar")
+
+
+@dataclass(frozen=True)
+class Deps:
+    """The collaborators the layers are built from."""
+
+    clock: Clock
+    http: HttpClient
+    providers: Mapping[str, Provider]
+    routes: RouteTable
+    verifier: TokenVerifier
+
+
+def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
+    clock = clock or SystemClock()
+    http = HttpClient(cfg.settings.http, clock)
+    return Deps(
+        clock=clock,
+        http=http,
+        providers=build_providers(cfg, http),
+        routes=RouteTable.from_policy(cfg.policy),
+        verifier=TokenVerifier(cfg.secret(cfg.settings.auth.token)),
+    )
+
+
+def build_pipeline(cfg: Config, d: Deps) -> Handler:
+    """The request path, outermost first. Later layers slot in where their comment says."""
+    return compose(
+        UpstreamCall(d.providers, clock=d.clock),
+        [
+            # metrics (outermost: sees every outcome)
+            partial(AuthnLayer, verifier=d.verifier),
+            # quota (reserve, settle) -> cache -> persona/session -> context trim
+            partial(RouteLayer, table=d.routes, clock=d.clock),
+        ],
+    )
+
+
+class Sidecar:
+    """A built server with its lifecycle: start, then stop with a grace period."""
+
+    def __init__(self, cfg: Config, deps: Deps) -> None:
+        self.cfg, self.deps = cfg, deps
+        self.server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", cfg.settings.max_receive_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ]
+        )
+        servicer = OrchestratorServicer(
+            pipeline=build_pipeline(cfg, deps),
+            policy=cfg.policy,
+            routes=deps.routes,
+            providers=deps.providers,
+            verifier=deps.verifier,
+            clock=deps.clock,
+        )
+        orchestrator_service_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, self.server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        self.port = self.server.add_insecure_port(cfg.settings.listen.address)
+        if (path := cfg.settings.listen.unix_socket) is not None:
+            if path.is_socket():
+                path.unlink()  # left behind by a previous run that was killed
+            self.server.add_insecure_port(f"unix:{path}")
+
+    async def start(self) -> None:
+        await self.server.start()
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        _log.info(
+            "sidecar serving",
+            extra={"address": self.cfg.settings.listen.address, "port": self.port},
+        )
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop accepting calls, let in-flight ones finish within the grace, then cancel them."""
+        grace = self.cfg.settings.shutdown_grace_seconds if grace is None else grace
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        for provider in self.deps.providers.values():
+            await provider.aclose()
+        await self.deps.http.aclose()
+
+
+def build_server(cfg: Config, clock: Clock | None = None) -> Sidecar:
+    return Sidecar(cfg, build_deps(cfg, clock))

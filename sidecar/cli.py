@@ -1,0 +1,162 @@
+"""Command line: serve, check-config, chat (a small client over the real gRPC API), version."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+import uvloop
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from sidecar import __version__
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc
+from sidecar.config.load import ConfigError, load_config, process_environ
+from sidecar.config.schema import Config
+from sidecar.telemetry.logging import setup_logging
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sidecar", description="The orchestrator LLM sidecar.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the gRPC server")
+    serve.add_argument("--config", type=Path, help="YAML file (default: the embedded default)")
+    serve.set_defaults(handler=_serve)
+    check = sub.add_parser("check-config", help="validate a config file and list every problem")
+    check.add_argument("file", type=Path)
+    check.set_defaults(handler=_check_config)
+    chat = sub.add_parser("chat", help="send one prompt to a running sidecar")
+    chat.add_argument("prompt")
+    chat.add_argument("--model", default="", help="route alias (default: the default route)")
+    chat.add_argument("--stream", action="store_true", help="print the answer as it is generated")
+    chat.add_argument("--target", default="127.0.0.1:50051", help="host:port or unix:PATH")
+    chat.add_argument("--system", default="", help="a system prompt")
+    chat.add_argument("--max-tokens", type=int, default=None)
+    chat.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds")
+    chat.add_argument(
+        "--token-env", default="SIDECAR_TOKEN", help="env var holding the shared token, if any"
+    )
+    chat.set_defaults(handler=_chat)
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(handler=lambda _: _out(f"sidecar {__version__}\n") or 0)
+    return parser
+
+
+def _load(path: Path | None) -> Config | None:
+    try:
+        return load_config(path, process_environ())
+    except ConfigError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return None
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    cfg = _load(args.file)
+    if cfg is None:
+        return 1
+    _out(
+        f"{args.file}: OK ({len(cfg.policy.routes)} routes, "
+        f"{len(cfg.policy.deployments)} deployments, default route {cfg.policy.default_route!r})\n"
+    )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    if cfg is None:
+        return 1
+    setup_logging(cfg.settings.log_level)
+    uvloop.run(_run_until_signalled(cfg))
+    return 0
+
+
+async def _run_until_signalled(cfg: Config) -> None:
+    from sidecar.app import build_server  # the server stack loads only for `serve`
+
+    sidecar = build_server(cfg)
+    await sidecar.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await sidecar.stop()
+
+
+def _chat(args: argparse.Namespace) -> int:
+    env = process_environ()
+    token = env.get(args.token_env, "")
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    messages = []
+    if args.system:
+        messages.append(_message(gen.ROLE_SYSTEM, args.system))
+    messages.append(_message(gen.ROLE_USER, args.prompt))
+    config = gen.GenerationConfig()
+    if args.max_tokens is not None:
+        config.max_tokens = args.max_tokens
+    with grpc.insecure_channel(args.target) as channel:
+        stub = orchestrator_service_pb2_grpc.OrchestratorServiceStub(channel)
+        try:
+            if args.stream:
+                request = gen.StreamGenerateRequest(model=args.model, messages=messages, config=config)
+                summary = gen.GenerationSummary()
+                for event in stub.StreamGenerate(request, timeout=args.timeout, metadata=metadata):
+                    if event.HasField("delta"):
+                        _out(event.delta.text)
+                    else:
+                        summary = event.summary
+                _out("\n")
+            else:
+                request = gen.GenerateRequest(model=args.model, messages=messages, config=config)
+                reply = stub.Generate(request, timeout=args.timeout, metadata=metadata)
+                _out(reply.text + "\n")
+                summary = reply.summary
+        except grpc.RpcError as exc:
+            sys.stderr.write(_describe_error(exc) + "\n")
+            return 1
+    sys.stderr.write(_describe_summary(summary) + "\n")
+    return 0
+
+
+def _message(role: gen.Role.ValueType, text: str) -> gen.Message:
+    return gen.Message(role=role, content=[gen.ContentPart(text=text)])
+
+
+def _describe_summary(s: gen.GenerationSummary) -> str:
+    served = s.served_by
+    return (
+        f"[{served.provider}/{served.model} via {served.route}:{served.deployment}] "
+        f"tokens in={s.usage.prompt_tokens} out={s.usage.completion_tokens} "
+        f"cost=${s.cost_usd:.6f} upstream={s.upstream_latency.ToMilliseconds()}ms "
+        f"overhead={s.overhead.ToMicroseconds() / 1000:.2f}ms "
+        f"finish={gen.FinishReason.Name(s.finish_reason)} request_id={s.request_id}"
+    )
+
+
+def _describe_error(exc: grpc.RpcError) -> str:
+    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    code = exc.code().name if isinstance(exc, grpc.Call) else "UNKNOWN"
+    reason = ""
+    for detail in status.details if status else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            reason = f" {info.reason}"
+    message = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+    return f"error: {code}{reason}: {message}"
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()

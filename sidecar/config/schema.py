@@ -1,0 +1,137 @@
+"""Config = Settings (needs a restart) + Policy (routes, deployments, limits). Frozen, strict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+ProviderKind = Literal["openai", "anthropic", "echo"]
+
+DEFAULT_BASE_URLS: dict[str, str] = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SecretRef(_Model):
+    """A reference to a secret; the value never appears in configuration."""
+
+    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="environment variable")
+
+
+class ListenSettings(_Model):
+    address: str = Field(default="127.0.0.1:50051", pattern=r"^\S+:\d{1,5}$")
+    unix_socket: Path | None = None
+
+
+class AuthSettings(_Model):
+    token: SecretRef | None = None
+
+
+class HttpSettings(_Model):
+    max_connections: int = Field(default=512, ge=1, le=100_000)
+    max_connections_per_host: int = Field(default=256, ge=0, le=100_000)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    keepalive_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+
+class Settings(_Model):
+    listen: ListenSettings = ListenSettings()
+    auth: AuthSettings = AuthSettings()
+    http: HttpSettings = HttpSettings()
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
+    max_receive_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class PriceConfig(_Model):
+    input_per_million: float = Field(default=0.0, ge=0)
+    output_per_million: float = Field(default=0.0, ge=0)
+
+
+class EchoOptions(_Model):
+    """The echo provider's knobs: latency and chunking, for demos, tests and benchmarks."""
+
+    first_token_delay_seconds: float = Field(default=0.0, ge=0, le=60)
+    chunk_delay_seconds: float = Field(default=0.0, ge=0, le=60)
+    tokens_per_chunk: int = Field(default=4, ge=1, le=10_000)
+
+
+class DeploymentConfig(_Model):
+    provider: ProviderKind
+    model: str = Field(min_length=1, max_length=256)
+    base_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    api_key: SecretRef | None = None
+    price: PriceConfig = PriceConfig()
+    context_window: int = Field(default=128_000, ge=1)
+    default_max_tokens: int = Field(default=1024, ge=1, description="sent when a call sets none")
+    read_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    anthropic_version: str = "2023-06-01"
+    echo: EchoOptions | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _provider_specific(self) -> DeploymentConfig:
+        if self.echo is not None and self.provider != "echo":
+            raise ValueError("`echo` options apply only to provider: echo")
+        return self
+
+    def url(self) -> str:
+        return (self.base_url or DEFAULT_BASE_URLS.get(self.provider, "")).rstrip("/")
+
+
+class RouteConfig(_Model):
+    deployments: list[str] = Field(min_length=1, description="tried in order")
+
+
+class RequestLimits(_Model):
+    """Bounds on what a caller may send; checked before anything is routed or charged."""
+
+    max_messages: int = Field(default=512, ge=1)
+    max_message_chars: int = Field(default=200_000, ge=1)
+    max_total_chars: int = Field(default=2_000_000, ge=1)
+    max_tokens_cap: int = Field(default=32_768, ge=1)
+    max_stop_sequences: int = Field(default=4, ge=0)
+    max_stop_chars: int = Field(default=64, ge=1)
+    max_metadata_entries: int = Field(default=32, ge=0)
+    max_metadata_key_chars: int = Field(default=64, ge=1)
+    max_metadata_value_chars: int = Field(default=512, ge=0)
+
+
+class Policy(_Model):
+    default_route: str
+    deployments: dict[str, DeploymentConfig] = Field(min_length=1)
+    routes: dict[str, RouteConfig] = Field(min_length=1)
+    limits: RequestLimits = RequestLimits()
+
+    @model_validator(mode="after")
+    def _references(self) -> Policy:
+        problems = [
+            f"routes.{alias}.deployments: unknown deployment {name!r}"
+            for alias, route in self.routes.items()
+            for name in route.deployments
+            if name not in self.deployments
+        ]
+        if self.default_route not in self.routes:
+            problems.append(f"default_route: unknown route {self.default_route!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class Config(_Model):
+    settings: Settings = Settings()
+    policy: Policy
+    secrets: dict[str, SecretStr] = Field(
+        default_factory=dict, description="resolved SecretRef values, filled by load_config"
+    )
+
+    def secret(self, ref: SecretRef | None) -> SecretStr | None:
+        return None if ref is None else self.secrets.get(ref.env)

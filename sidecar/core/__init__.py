@@ -1,0 +1,1 @@
+"""Domain types, the Layer pattern, the error hierarchy and the clock: no I/O, no grpc."""

@@ -1,0 +1,162 @@
+"""The error hierarchy. Inner code raises these; only api/errors.py turns them into gRPC statuses.
+
+Each class names its canonical status code (by name, so this module needs no grpc) and its
+stable `reason`. The reason and the metadata keys are API; the message text is not.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+class Code(enum.Enum):
+    """The canonical gRPC status codes this sidecar returns."""
+
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    NOT_FOUND = "NOT_FOUND"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    UNAVAILABLE = "UNAVAILABLE"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    INTERNAL = "INTERNAL"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One bad field of a request, as google.rpc.BadRequest reports it."""
+
+    field: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRef:
+    """The resource an error is about, as google.rpc.ResourceInfo reports it."""
+
+    resource_type: str
+    resource_name: str
+    description: str = ""
+
+
+class SidecarError(Exception):
+    code: ClassVar[Code] = Code.INTERNAL
+    reason: ClassVar[str] = "INTERNAL"
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        violations: Sequence[FieldViolation] = (),
+        retry_after: float | None = None,
+        resource: ResourceRef | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata: dict[str, str] = dict(metadata or {})
+        self.violations = tuple(violations)
+        self.retry_after = retry_after
+        self.resource = resource
+        if retry_after is not None:
+            self.metadata.setdefault("retryAfterSeconds", f"{retry_after:g}")
+
+
+class InvalidRequestError(SidecarError):
+    code = Code.INVALID_ARGUMENT
+    reason = "INVALID_REQUEST"
+
+    def __init__(self, violations: Sequence[FieldViolation]) -> None:
+        first = violations[0]
+        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+        super().__init__(
+            f"invalid {first.field}: {first.description}{more}",
+            metadata={"field": first.field},
+            violations=violations,
+        )
+
+
+class UnauthenticatedError(SidecarError):
+    code = Code.UNAUTHENTICATED
+    reason = "MISSING_CREDENTIALS"
+
+
+class InvalidCredentialsError(UnauthenticatedError):
+    reason = "INVALID_CREDENTIALS"
+
+
+class RouteNotFoundError(SidecarError):
+    code = Code.NOT_FOUND
+    reason = "MODEL_NOT_FOUND"
+
+    def __init__(self, model: str, known: Sequence[str]) -> None:
+        super().__init__(
+            f"no route named {model!r}; known routes: {', '.join(sorted(known))}",
+            metadata={"model": model},
+            resource=ResourceRef("orchestrator.v1.ModelRoute", model, "see ListModels"),
+        )
+
+
+class DeadlineExceededError(SidecarError):
+    code = Code.DEADLINE_EXCEEDED
+    reason = "DEADLINE_EXCEEDED"
+
+
+class ProvidersUnavailableError(SidecarError):
+    """Every deployment of the route failed with a retryable error."""
+
+    code = Code.UNAVAILABLE
+    reason = "PROVIDERS_UNAVAILABLE"
+
+
+class StreamInterruptedError(SidecarError):
+    """The upstream failed after the first chunk reached the caller: the answer is incomplete."""
+
+    code = Code.UNAVAILABLE
+    reason = "STREAM_INTERRUPTED"
+
+
+# Provider errors: raised by adapters (classified once, in providers/_http.py), consumed by routing.
+
+
+class ProviderError(SidecarError):
+    code = Code.UNAVAILABLE
+    reason = "PROVIDER_UNAVAILABLE"
+    retryable = True
+
+
+class ProviderUnavailableError(ProviderError):
+    """Connection refused or reset, 5xx, overloaded: try elsewhere."""
+
+
+class ProviderTimeoutError(ProviderError):
+    reason = "PROVIDER_TIMEOUT"
+
+
+class ProviderRateLimitedError(ProviderError):
+    reason = "PROVIDER_RATE_LIMITED"
+
+
+class ProviderMalformedError(ProviderError):
+    """The upstream answered with something that is not its documented wire format."""
+
+    reason = "PROVIDER_BAD_RESPONSE"
+
+
+class ProviderAuthError(ProviderError):
+    """The upstream refused our credentials: our misconfiguration, so the next deployment is tried."""
+
+    code = Code.INTERNAL
+    reason = "PROVIDER_AUTH_FAILED"
+
+
+class ProviderRejectedError(ProviderError):
+    """The upstream rejected the request itself (HTTP 400/413/422): retrying elsewhere won't help."""
+
+    code = Code.INVALID_ARGUMENT
+    reason = "PROVIDER_REJECTED"
+    retryable = False

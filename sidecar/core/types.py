@@ -1,0 +1,151 @@
+"""The domain types every layer speaks: Call in, Chunk out, plus what a call records about itself."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sidecar.core.clock import Deadline
+
+
+class Role(enum.Enum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class FinishReason(enum.Enum):
+    STOP = "stop"
+    LENGTH = "length"
+    CONTENT_FILTER = "content_filter"
+    TOOL_CALLS = "tool_calls"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    text: str
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts. Counts reported during a stream are cumulative, so merging takes the maximum."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def merge(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=max(self.prompt_tokens, other.prompt_tokens),
+            completion_tokens=max(self.completion_tokens, other.completion_tokens),
+            cached_tokens=max(self.cached_tokens, other.cached_tokens),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """US dollars per million tokens."""
+
+    input_per_million: float = 0.0
+    output_per_million: float = 0.0
+
+    def cost(self, usage: Usage) -> float:
+        return (
+            usage.prompt_tokens * self.input_per_million
+            + usage.completion_tokens * self.output_per_million
+        ) / 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The deployment a route layer picked for one attempt."""
+
+    route: str
+    deployment: str
+    provider: str
+    model: str
+    price: Price
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a generation. The last chunk of a successful stream carries finish and usage."""
+
+    text: str = ""
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.finish_reason is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    deployment: str
+    provider: str
+    outcome: str
+    seconds: float
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """What the pipeline learns while serving one call; written by layers, read at the edge."""
+
+    started_at: float
+    attempts: list[Attempt] = field(default_factory=list)
+    target: Target | None = None
+    upstream_seconds: float = 0.0
+    first_token_at: float | None = None
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: FinishReason | None = None
+
+    @property
+    def cost_usd(self) -> float:
+        return self.target.price.cost(self.usage) if self.target else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What the transport carried to identify the caller; verified by the authn layer."""
+
+    bearer_token: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Credentials(bearer_token={'<set>' if self.bearer_token else None})"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One generation request as it flows through the pipeline."""
+
+    request_id: str
+    model: str
+    messages: tuple[Message, ...]
+    params: GenerationParams
+    tenant_id: str
+    user_id: str
+    conversation_id: str
+    metadata: Mapping[str, str]
+    stream: bool
+    deadline: Deadline
+    credentials: Credentials
+    record: CallRecord
+    target: Target | None = None

@@ -1,0 +1,1 @@
+"""One layer per file, in pipeline order; sidecar/app.py composes them."""

@@ -1,0 +1,225 @@
+"""The one shared, pooled HTTP client, and the one place HTTP failures are classified.
+
+Every network await is bounded by min(read timeout, the caller's remaining deadline), and no
+await spans a `yield`, so a timeout can never fire inside the caller's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+
+from sidecar.config.schema import HttpSettings
+from sidecar.core.clock import Clock, Deadline
+from sidecar.core.errors import (
+    DeadlineExceededError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderMalformedError,
+    ProviderRateLimitedError,
+    ProviderRejectedError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
+from sidecar.providers.sse import SseDecoder, SseEvent
+
+_SECRETISH = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\.]{4,}|[A-Za-z0-9_\-]{32,}")
+_MAX_ERROR_BODY = 64 * 1024
+_MAX_JSON_BODY = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Bounds for one upstream attempt."""
+
+    read_seconds: float
+    deadline: Deadline
+
+    def next_wait(self) -> float:
+        remaining = self.deadline.remaining()
+        return self.read_seconds if remaining is None else min(self.read_seconds, remaining)
+
+
+class HttpClient:
+    """One aiohttp session (connection pool) shared by every provider adapter."""
+
+    def __init__(self, settings: HttpSettings, clock: Clock) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._settings.max_connections,
+                limit_per_host=self._settings.max_connections_per_host,
+                keepalive_timeout=self._settings.keepalive_seconds,
+            )
+            timeout = aiohttp.ClientTimeout(sock_connect=self._settings.connect_timeout_seconds)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post_json(
+        self, url: str, *, headers: Mapping[str, str], body: object, timeouts: Timeouts
+    ) -> Any:
+        """POST a JSON body; return the parsed JSON answer or raise a classified ProviderError."""
+        with map_http_errors(timeouts.deadline):
+            async with asyncio.timeout(timeouts.next_wait()):
+                async with self._client().post(
+                    url, data=_encode(body), headers=_json_headers(headers)
+                ) as resp:
+                    if resp.status >= 400:
+                        raise await _status_error(resp)
+                    raw = await _read_bounded(resp, _MAX_JSON_BODY)
+        return _decode(raw)
+
+    async def post_sse(
+        self, url: str, *, headers: Mapping[str, str], body: object, timeouts: Timeouts
+    ) -> AsyncIterator[SseEvent]:
+        """POST a JSON body and yield the server-sent events of the answer as they arrive."""
+        with map_http_errors(timeouts.deadline):
+            async with asyncio.timeout(timeouts.next_wait()):
+                resp = await self._client().post(
+                    url, data=_encode(body), headers=_json_headers(headers)
+                )
+        try:
+            if resp.status >= 400:
+                with map_http_errors(timeouts.deadline):
+                    async with asyncio.timeout(timeouts.next_wait()):
+                        raise await _status_error(resp)
+            decoder = SseDecoder()
+            while True:
+                with map_http_errors(timeouts.deadline):
+                    async with asyncio.timeout(timeouts.next_wait()):
+                        data = await resp.content.readany()
+                events = decoder.feed(data) if data else decoder.close()
+                for event in events:
+                    yield event
+                if not data:
+                    return
+        finally:
+            resp.close()  # drop the connection when the stream is abandoned mid-way
+
+
+@contextmanager
+def map_http_errors(deadline: Deadline) -> Iterator[None]:
+    """Turn aiohttp and timeout exceptions into ProviderErrors (or the caller's deadline)."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except TimeoutError as exc:
+        if deadline.expired():
+            raise DeadlineExceededError("the call's deadline passed while waiting upstream") from exc
+        raise ProviderTimeoutError("upstream did not answer within the read timeout") from exc
+    except aiohttp.ClientPayloadError as exc:
+        raise ProviderUnavailableError("upstream connection broke mid-body") from exc
+    except aiohttp.ClientError as exc:
+        raise ProviderUnavailableError(f"upstream connection failed ({type(exc).__name__})") from exc
+    except OSError as exc:
+        raise ProviderUnavailableError(f"upstream connection failed ({exc.strerror})") from exc
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    while data := await resp.content.readany():
+        parts.append(data)
+        size += len(data)
+        if size > limit:
+            raise ProviderMalformedError(f"upstream body larger than {limit} bytes")
+    return b"".join(parts)
+
+
+async def _status_error(resp: aiohttp.ClientResponse) -> ProviderError:
+    try:
+        body = await _read_bounded(resp, _MAX_ERROR_BODY)
+    except ProviderMalformedError:
+        body = b""
+    detail = redact(_error_message(body))
+    status = resp.status
+    text = f"upstream HTTP {status}: {detail}" if detail else f"upstream HTTP {status}"
+    if status in (401, 403):
+        return ProviderAuthError(f"upstream HTTP {status}: credentials refused")
+    if status == 429:
+        return ProviderRateLimitedError(text, retry_after=retry_after_seconds(resp.headers))
+    if status in (400, 413, 422):
+        return ProviderRejectedError(text)
+    return ProviderUnavailableError(text, retry_after=retry_after_seconds(resp.headers))
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Retry-After (seconds or HTTP date) or retry-after-ms, as seconds."""
+    if ms := headers.get("retry-after-ms"):
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    date = headers.get("date")
+    now = parsedate_to_datetime(date) if date else None
+    return max(0.0, (when - now).total_seconds()) if now else None
+
+
+def redact(text: str) -> str:
+    """Strip anything that looks like a credential from upstream text before it goes anywhere."""
+    return _SECRETISH.sub("[redacted]", text)[:300]
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return str(data["message"])
+    return ""
+
+
+def _json_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {"content-type": "application/json", "accept-encoding": "gzip, deflate", **headers}
+
+
+def _encode(body: object) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _decode(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ProviderMalformedError("upstream answered with invalid JSON") from exc
+
+
+def decode_json(text: str) -> Any:
+    """Parse one JSON document of an upstream stream, classifying garbage once."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ProviderMalformedError("upstream sent an event that is not JSON") from exc

@@ -1,0 +1,171 @@
+"""Anthropic Messages API: its headers, its system prompt, its SSE event stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from pydantic import SecretStr
+
+from sidecar.config.schema import DeploymentConfig
+from sidecar.core.clock import Deadline
+from sidecar.core.errors import (
+    ProviderAuthError,
+    ProviderMalformedError,
+    ProviderRateLimitedError,
+    ProviderRejectedError,
+    ProviderUnavailableError,
+)
+from sidecar.core.types import Chunk, FinishReason, Role, Usage
+from sidecar.providers._http import HttpClient, Timeouts, decode_json, redact
+from sidecar.providers.base import (
+    Capabilities,
+    ProviderRequest,
+    StreamEvent,
+    stream_chunks,
+    token_count,
+)
+
+STOP_REASONS = {
+    "end_turn": FinishReason.STOP,
+    "stop_sequence": FinishReason.STOP,
+    "pause_turn": FinishReason.STOP,
+    "max_tokens": FinishReason.LENGTH,
+    "model_context_window_exceeded": FinishReason.LENGTH,
+    "tool_use": FinishReason.TOOL_CALLS,
+    "refusal": FinishReason.CONTENT_FILTER,
+}
+_IGNORED_EVENTS = frozenset({"ping", "content_block_start", "content_block_stop"})
+
+
+def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
+    """The Messages request body. System messages, wherever they stand, become `system`."""
+    system = [m.text for m in req.messages if m.role is Role.SYSTEM]
+    messages = [
+        {"role": m.role.value, "content": m.text} for m in req.messages if m.role is not Role.SYSTEM
+    ]
+    p = req.params
+    body: dict[str, Any] = {
+        "model": deployment.model,
+        "messages": messages,
+        "max_tokens": p.max_tokens if p.max_tokens is not None else deployment.default_max_tokens,
+    }
+    if system:
+        body["system"] = "\n\n".join(system)
+    if p.temperature is not None:
+        body["temperature"] = min(p.temperature, 1.0)  # Anthropic's range is 0..1
+    if p.top_p is not None:
+        body["top_p"] = p.top_p
+    if p.stop:
+        body["stop_sequences"] = list(p.stop)
+    if req.stream:
+        body["stream"] = True
+    return body  # `seed` has no Anthropic equivalent and is not sent
+
+
+def parse_usage(data: Any) -> Usage:
+    if not isinstance(data, dict):
+        raise ProviderMalformedError("usage is not an object")
+    fresh = token_count(data.get("input_tokens"))
+    written = token_count(data.get("cache_creation_input_tokens"))
+    read = token_count(data.get("cache_read_input_tokens"))
+    return Usage(
+        prompt_tokens=fresh + written + read,
+        completion_tokens=token_count(data.get("output_tokens")),
+        cached_tokens=read,
+    )
+
+
+def parse_response(data: Any) -> Chunk:
+    """A complete Message -> one final Chunk."""
+    _raise_error(data)
+    if not isinstance(data, dict) or data.get("type") != "message":
+        raise ProviderMalformedError("response is not a message")
+    blocks = data.get("content")
+    if not isinstance(blocks, list):
+        raise ProviderMalformedError("message.content is not a list")
+    text = "".join(
+        b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str)
+    )
+    finish = STOP_REASONS.get(data.get("stop_reason") or "end_turn", FinishReason.STOP)
+    return Chunk(text=text, finish_reason=finish, usage=parse_usage(data.get("usage") or {}))
+
+
+def parse_event(event: str, data: str) -> StreamEvent:
+    """One SSE event (its `event:` name and `data:` payload) -> what it means."""
+    if event in _IGNORED_EVENTS:
+        return StreamEvent()
+    payload = decode_json(data)
+    if not isinstance(payload, dict):
+        raise ProviderMalformedError("stream event is not an object")
+    kind = payload.get("type", event)
+    if kind == "error":
+        _raise_error(payload)
+    if kind == "message_start":
+        message = payload.get("message") or {}
+        return StreamEvent(usage=parse_usage(message.get("usage") or {}))
+    if kind == "content_block_delta":
+        delta = payload.get("delta") or {}
+        text = delta.get("text") if delta.get("type") == "text_delta" else ""
+        return StreamEvent(text=text if isinstance(text, str) else "")
+    if kind == "message_delta":
+        reason = (payload.get("delta") or {}).get("stop_reason")
+        finish = STOP_REASONS.get(reason, FinishReason.STOP) if reason else None
+        usage = parse_usage(payload["usage"]) if payload.get("usage") else None
+        return StreamEvent(finish_reason=finish, usage=usage)
+    if kind == "message_stop":
+        return StreamEvent(done=True)
+    return StreamEvent()  # unknown event types are skipped, as Anthropic's versioning asks
+
+
+def _raise_error(data: Any) -> None:
+    if not isinstance(data, dict) or data.get("type") != "error":
+        return
+    error = data.get("error") or {}
+    kind = error.get("type", "") if isinstance(error, dict) else ""
+    message = redact(str(error.get("message", ""))) if isinstance(error, dict) else ""
+    if kind == "rate_limit_error":
+        raise ProviderRateLimitedError(f"upstream error: {message}")
+    if kind in ("authentication_error", "permission_error"):
+        raise ProviderAuthError(f"upstream error: {kind}")
+    if kind in ("invalid_request_error", "request_too_large", "not_found_error"):
+        raise ProviderRejectedError(f"upstream error: {message}")
+    raise ProviderUnavailableError(f"upstream error ({kind or 'unknown'}): {message}")
+
+
+
+class AnthropicProvider:
+    name: ClassVar[str] = "anthropic"
+
+    def __init__(
+        self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None
+    ) -> None:
+        self._deployment = deployment
+        self._http = http
+        self._url = f"{deployment.url()}/v1/messages"
+        self._headers = {"anthropic-version": deployment.anthropic_version}
+        if api_key is not None:
+            self._headers["x-api-key"] = api_key.get_secret_value()
+        self.capabilities = Capabilities(
+            streaming=True, tools=False, json_schema=False,
+            max_context_tokens=deployment.context_window,
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"AnthropicProvider(url={self._url!r}, model={self._deployment.model!r})"
+
+    async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncIterator[Chunk]:
+        body = to_wire(req, self._deployment)
+        timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
+        if not req.stream:
+            data = await self._http.post_json(
+                self._url, headers=self._headers, body=body, timeouts=timeouts
+            )
+            yield parse_response(data)
+            return
+        events = self._http.post_sse(self._url, headers=self._headers, body=body, timeouts=timeouts)
+        async for chunk in stream_chunks(events, lambda e: parse_event(e.event, e.data)):
+            yield chunk
+
+    async def aclose(self) -> None:
+        """The shared HTTP client is closed by its owner."""

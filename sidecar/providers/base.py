@@ -1,0 +1,103 @@
+"""The Provider protocol and what every adapter shares: its request, capabilities, stream assembly."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from sidecar.core.clock import Deadline
+from sidecar.core.errors import ProviderMalformedError, ProviderUnavailableError
+from sidecar.core.types import Chunk, FinishReason, GenerationParams, Message, Usage
+from sidecar.providers.sse import SseEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    streaming: bool
+    tools: bool
+    json_schema: bool
+    max_context_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRequest:
+    messages: tuple[Message, ...]
+    params: GenerationParams
+    stream: bool
+
+
+class Provider(Protocol):
+    name: ClassVar[str]
+    capabilities: Capabilities
+
+    def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncIterator[Chunk]: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """What one upstream stream event means, provider-neutral. Produced by pure parse functions."""
+
+    text: str = ""
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    done: bool = False
+
+
+class StreamAssembler:
+    """Turns parsed stream events into Chunks: text at once, one final chunk at the end.
+
+    Providers report finish reason and usage in separate events (OpenAI sends usage after the
+    finish reason; Anthropic splits input and output counts), so both are held until the end.
+    """
+
+    def __init__(self) -> None:
+        self._finish: FinishReason | None = None
+        self._usage = Usage()
+        self._done = False
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def feed(self, event: StreamEvent) -> Chunk | None:
+        if event.finish_reason is not None:
+            self._finish = event.finish_reason
+        if event.usage is not None:
+            self._usage = self._usage.merge(event.usage)
+        if event.done:
+            self._done = True
+        return Chunk(text=event.text) if event.text else None
+
+    def final(self) -> Chunk:
+        """The closing chunk; a stream that never said how it finished is broken, not complete."""
+        if self._finish is None:
+            raise ProviderUnavailableError("upstream stream ended before it finished")
+        return Chunk(finish_reason=self._finish, usage=self._usage)
+
+
+async def stream_chunks(
+    events: AsyncIterator[SseEvent], parse: Callable[[SseEvent], StreamEvent]
+) -> AsyncIterator[Chunk]:
+    """Parse an upstream SSE stream into Chunks, ending with the final chunk."""
+    assembler = StreamAssembler()
+    async with aclosing(events):
+        async for event in events:
+            chunk = assembler.feed(parse(event))
+            if chunk is not None:
+                yield chunk
+            if assembler.done:
+                break
+    yield assembler.final()
+
+
+def token_count(value: Any) -> int:
+    """A token count from upstream JSON: absent is 0, anything but a non-negative int is garbage."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ProviderMalformedError("token count is not a non-negative integer")
+    return value

@@ -1,0 +1,1 @@
+"""Route resolution (and, later, health, breakers and retry policy)."""

@@ -1,0 +1,1 @@
+"""Logs (and, later, metrics and traces): the only place they are defined."""
