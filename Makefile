@@ -56,7 +56,8 @@ integration: $(STAMP)
 
 ## Everything CI checks: proto lint and codegen drift, ruff, mypy, config check, all tests.
 test: setup check-proto lint typecheck
-	$(BIN)/sidecar check-config examples/sidecar.yaml
+	# the example references secrets by env var; check-config verifies they resolve
+	SIDECAR_TOKEN=t OPENAI_API_KEY=k ANTHROPIC_API_KEY=k $(BIN)/sidecar check-config examples/sidecar.yaml
 	$(BIN)/pytest -q
 
 ## A real small model (SmolLM2 via llama.cpp's llama-server) behind the sidecar; not part of `make test`.

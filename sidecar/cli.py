@@ -45,13 +45,16 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--system", default="", help="a system prompt")
     chat.add_argument("--max-tokens", type=int, default=None)
     chat.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds")
-    chat.add_argument(
-        "--token-env", default="SIDECAR_TOKEN", help="env var holding the shared token, if any"
-    )
+    chat.add_argument("--token-env", default="SIDECAR_TOKEN", help="env var holding the shared token, if any")
     chat.set_defaults(handler=_chat)
     version = sub.add_parser("version", help="print the version")
-    version.set_defaults(handler=lambda _: _out(f"sidecar {__version__}\n") or 0)
+    version.set_defaults(handler=_version)
     return parser
+
+
+def _version(args: argparse.Namespace) -> int:
+    _out(f"sidecar {__version__}\n")
+    return 0
 
 
 def _load(path: Path | None) -> Config | None:
@@ -110,9 +113,10 @@ def _chat(args: argparse.Namespace) -> int:
         stub = orchestrator_service_pb2_grpc.OrchestratorServiceStub(channel)
         try:
             if args.stream:
-                request = gen.StreamGenerateRequest(model=args.model, messages=messages, config=config)
+                stream_request = gen.StreamGenerateRequest(model=args.model, messages=messages, config=config)
                 summary = gen.GenerationSummary()
-                for event in stub.StreamGenerate(request, timeout=args.timeout, metadata=metadata):
+                events = stub.StreamGenerate(stream_request, timeout=args.timeout, metadata=metadata)
+                for event in events:
                     if event.HasField("delta"):
                         _out(event.delta.text)
                     else:
@@ -130,8 +134,11 @@ def _chat(args: argparse.Namespace) -> int:
     return 0
 
 
-def _message(role: gen.Role.ValueType, text: str) -> gen.Message:
-    return gen.Message(role=role, content=[gen.ContentPart(text=text)])
+def _message(role: int, text: str) -> gen.Message:
+    return gen.Message(
+        role=role,  # type: ignore[arg-type]
+        content=[gen.ContentPart(text=text)],
+    )
 
 
 def _describe_summary(s: gen.GenerationSummary) -> str:

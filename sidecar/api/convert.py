@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from google.protobuf import duration_pb2
@@ -51,16 +51,24 @@ _FINISH = {
 class GenerateLike(Protocol):
     """GenerateRequest and StreamGenerateRequest share this shape field for field."""
 
-    model: str
-    messages: Sequence[gen.Message]
-    config: gen.GenerationConfig
-    tenant_id: str
-    user_id: str
-    conversation_id: str
-    metadata: Mapping[str, str]
-    request_id: str
+    @property
+    def model(self) -> str: ...
+    @property
+    def messages(self) -> Sequence[gen.Message]: ...
+    @property
+    def config(self) -> gen.GenerationConfig: ...
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def conversation_id(self) -> str: ...
+    @property
+    def metadata(self) -> Mapping[str, str]: ...
+    @property
+    def request_id(self) -> str: ...
 
-    def HasField(self, field_name: str) -> bool: ...  # noqa: N802 (protobuf's name)
+    def HasField(self, field_name: str) -> bool: ...
 
 
 class _Violations:
@@ -109,9 +117,7 @@ def to_call(
     )
 
 
-def _messages(
-    wire: Sequence[gen.Message], limits: RequestLimits, bad: _Violations
-) -> tuple[Message, ...]:
+def _messages(wire: Sequence[gen.Message], limits: RequestLimits, bad: _Violations) -> tuple[Message, ...]:
     if not wire:
         bad.add("messages", "at least one message is required")
     elif len(wire) > limits.max_messages:
@@ -193,7 +199,7 @@ def _metadata(metadata: Mapping[str, str], limits: RequestLimits, bad: _Violatio
             bad.add(f"metadata[{key!r}]", "values are printable and within the size limit")
 
 
-def credentials_from(metadata: Sequence[tuple[str, str | bytes]] | None) -> Credentials:
+def credentials_from(metadata: Iterable[tuple[str, str | bytes]] | None) -> Credentials:
     for key, value in metadata or ():
         if key == "authorization" and isinstance(value, str):
             scheme, _, token = value.partition(" ")
@@ -253,7 +259,9 @@ def to_delta(chunk: Chunk) -> gen.StreamGenerateResponse:
 
 
 def to_list_models(
-    table: RouteTable, deployments: Mapping[str, DeploymentConfig], providers: Mapping[str, Provider]
+    table: RouteTable,
+    deployments: Mapping[str, DeploymentConfig],
+    providers: Mapping[str, Provider],
 ) -> models_pb2.ListModelsResponse:
     routes = []
     for route in table.routes():

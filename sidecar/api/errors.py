@@ -37,7 +37,9 @@ def to_rpc_status(err: SidecarError) -> status_pb2.Status:
         r = err.resource
         details.append(
             error_details_pb2.ResourceInfo(
-                resource_type=r.resource_type, resource_name=r.resource_name, description=r.description
+                resource_type=r.resource_type,
+                resource_name=r.resource_name,
+                description=r.description,
             )
         )
     if err.reason == "INTERNAL" and "requestId" in err.metadata:
@@ -49,9 +51,7 @@ def to_rpc_status(err: SidecarError) -> status_pb2.Status:
 
 def internal(request_id: str) -> SidecarError:
     """What an unclassified exception becomes: no text of the exception reaches the caller."""
-    return SidecarError(
-        f"internal error; quote request id {request_id}", metadata={"requestId": request_id}
-    )
+    return SidecarError(f"internal error; quote request id {request_id}", metadata={"requestId": request_id})
 
 
 async def abort(context: grpc.aio.ServicerContext[object, object], err: SidecarError) -> NoReturn:

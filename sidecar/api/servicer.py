@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
 
 import grpc
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import models_pb2, orchestrator_service_pb2_grpc
+from sidecar._gen.orchestrator.v1 import models_pb2
 from sidecar.api import convert
 from sidecar.api.errors import abort, internal
 from sidecar.config.schema import Policy
@@ -26,7 +26,9 @@ _log = logging.getLogger("sidecar.api")
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
-class OrchestratorServicer(orchestrator_service_pb2_grpc.OrchestratorServiceServicer):
+class OrchestratorServicer:
+    """Implements orchestrator.v1.OrchestratorService (registered by the generated adder)."""
+
     def __init__(
         self,
         *,
@@ -44,18 +46,18 @@ class OrchestratorServicer(orchestrator_service_pb2_grpc.OrchestratorServiceServ
         self._verifier = verifier
         self._clock = clock
 
-    async def Generate(self, request: gen.GenerateRequest, context: Context) -> gen.GenerateResponse:  # noqa: N802
+    async def Generate(self, request: gen.GenerateRequest, context: Context) -> gen.GenerateResponse:
         call = await self._call(request, context, stream=False)
         try:
             text, _ = await collect(self._pipeline, call)
-        except Exception as exc:  # noqa: BLE001 - classified right here, the edge
+        except Exception as exc:
             await self._fail(context, call, exc)
         summary = self._summary(call)
         return gen.GenerateResponse(text=text, summary=summary)
 
-    async def StreamGenerate(  # noqa: N802
+    async def StreamGenerate(
         self, request: gen.StreamGenerateRequest, context: Context
-    ) -> AsyncIterator[gen.StreamGenerateResponse]:
+    ) -> AsyncGenerator[gen.StreamGenerateResponse, None]:
         call = await self._call(request, context, stream=True)
         record = call.record
         try:
@@ -65,11 +67,11 @@ class OrchestratorServicer(orchestrator_service_pb2_grpc.OrchestratorServiceServ
                         if record.first_token_at is None:
                             record.first_token_at = self._clock.monotonic()
                         yield convert.to_delta(chunk)
-        except Exception as exc:  # noqa: BLE001 - classified right here, the edge
+        except Exception as exc:
             await self._fail(context, call, exc)
         yield gen.StreamGenerateResponse(summary=self._summary(call))
 
-    async def ListModels(  # noqa: N802
+    async def ListModels(
         self, request: models_pb2.ListModelsRequest, context: Context
     ) -> models_pb2.ListModelsResponse:
         try:
@@ -108,5 +110,3 @@ class OrchestratorServicer(orchestrator_service_pb2_grpc.OrchestratorServiceServ
         return convert.to_summary(
             call.record, request_id=call.request_id, finished_at=self._clock.monotonic()
         )
-
-

@@ -39,7 +39,10 @@ def embedded_default(environ: Mapping[str, str]) -> dict[str, Any]:
         },
         "local": {"provider": "openai", "model": "llama3.2", "base_url": OLLAMA_URL},
     }
-    routes: dict[str, Any] = {"echo": {"deployments": ["echo"]}, "local": {"deployments": ["local"]}}
+    routes: dict[str, Any] = {
+        "echo": {"deployments": ["echo"]},
+        "local": {"deployments": ["local"]},
+    }
     if environ.get("OPENAI_API_KEY"):
         deployments["openai"] = {
             "provider": "openai",
@@ -113,9 +116,7 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> lis
     return problems
 
 
-def _resolve_secrets(
-    config: Config, environ: Mapping[str, str]
-) -> tuple[dict[str, SecretStr], list[str]]:
+def _resolve_secrets(config: Config, environ: Mapping[str, str]) -> tuple[dict[str, SecretStr], list[str]]:
     refs: list[tuple[str, SecretRef]] = [
         (f"policy.deployments.{name}.api_key", d.api_key)
         for name, d in config.policy.deployments.items()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 from typing import Protocol
 
@@ -10,7 +10,9 @@ from sidecar.core.types import Call, Chunk
 
 
 class Handler(Protocol):
-    def __call__(self, call: Call) -> AsyncIterator[Chunk]: ...
+    """Serve one call as a stream of chunks. It may raise before returning the stream."""
+
+    def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]: ...
 
 
 Layer = Callable[[Handler], Handler]

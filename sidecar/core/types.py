@@ -68,8 +68,7 @@ class Price:
 
     def cost(self, usage: Usage) -> float:
         return (
-            usage.prompt_tokens * self.input_per_million
-            + usage.completion_tokens * self.output_per_million
+            usage.prompt_tokens * self.input_per_million + usage.completion_tokens * self.output_per_million
         ) / 1_000_000
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from pydantic import SecretStr
 
@@ -31,6 +31,6 @@ class AuthnLayer:
     def __init__(self, inner: Handler, *, verifier: TokenVerifier) -> None:
         self._inner, self._verifier = inner, verifier
 
-    def __call__(self, call: Call) -> AsyncIterator[Chunk]:
+    def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         self._verifier.verify(call.credentials)
         return self._inner(call)

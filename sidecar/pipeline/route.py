@@ -8,7 +8,7 @@ call is committed: a failure ends it with STREAM_INTERRUPTED and the partial usa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 from sidecar.core.clock import Clock
@@ -33,7 +33,7 @@ class RouteLayer:
     def __init__(self, inner: Handler, *, table: RouteTable, clock: Clock) -> None:
         self._inner, self._table, self._clock = inner, table, clock
 
-    async def __call__(self, call: Call) -> AsyncIterator[Chunk]:
+    async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         route = self._table.resolve(call.model)
         failures: list[ProviderError] = []
         for target in route.targets:
@@ -61,9 +61,7 @@ class RouteLayer:
                 raise
             finally:
                 seconds = self._clock.monotonic() - started
-                call.record.attempts.append(
-                    Attempt(target.deployment, target.provider, outcome, seconds)
-                )
+                call.record.attempts.append(Attempt(target.deployment, target.provider, outcome, seconds))
         raise _exhausted(route.alias, failures)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 
 from sidecar.core.clock import Clock
@@ -17,7 +17,7 @@ class UpstreamCall:
     def __init__(self, providers: Mapping[str, Provider], *, clock: Clock) -> None:
         self._providers, self._clock = providers, clock
 
-    async def __call__(self, call: Call) -> AsyncIterator[Chunk]:
+    async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         if call.target is None:
             raise SidecarError("no deployment was chosen for the call")
         provider = self._providers[call.target.deployment]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -88,13 +88,11 @@ class HttpClient:
 
     async def post_sse(
         self, url: str, *, headers: Mapping[str, str], body: object, timeouts: Timeouts
-    ) -> AsyncIterator[SseEvent]:
+    ) -> AsyncGenerator[SseEvent, None]:
         """POST a JSON body and yield the server-sent events of the answer as they arrive."""
         with map_http_errors(timeouts.deadline):
             async with asyncio.timeout(timeouts.next_wait()):
-                resp = await self._client().post(
-                    url, data=_encode(body), headers=_json_headers(headers)
-                )
+                resp = await self._client().post(url, data=_encode(body), headers=_json_headers(headers))
         try:
             if resp.status >= 400:
                 with map_http_errors(timeouts.deadline):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
 from pydantic import SecretStr
@@ -41,9 +41,7 @@ _IGNORED_EVENTS = frozenset({"ping", "content_block_start", "content_block_stop"
 def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
     """The Messages request body. System messages, wherever they stand, become `system`."""
     system = [m.text for m in req.messages if m.role is Role.SYSTEM]
-    messages = [
-        {"role": m.role.value, "content": m.text} for m in req.messages if m.role is not Role.SYSTEM
-    ]
+    messages = [{"role": m.role.value, "content": m.text} for m in req.messages if m.role is not Role.SYSTEM]
     p = req.params
     body: dict[str, Any] = {
         "model": deployment.model,
@@ -84,9 +82,7 @@ def parse_response(data: Any) -> Chunk:
     blocks = data.get("content")
     if not isinstance(blocks, list):
         raise ProviderMalformedError("message.content is not a list")
-    text = "".join(
-        b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str)
-    )
+    text = "".join(b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str))
     finish = STOP_REASONS.get(data.get("stop_reason") or "end_turn", FinishReason.STOP)
     return Chunk(text=text, finish_reason=finish, usage=parse_usage(data.get("usage") or {}))
 
@@ -133,13 +129,10 @@ def _raise_error(data: Any) -> None:
     raise ProviderUnavailableError(f"upstream error ({kind or 'unknown'}): {message}")
 
 
-
 class AnthropicProvider:
     name: ClassVar[str] = "anthropic"
 
-    def __init__(
-        self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None
-    ) -> None:
+    def __init__(self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None) -> None:
         self._deployment = deployment
         self._http = http
         self._url = f"{deployment.url()}/v1/messages"
@@ -154,13 +147,11 @@ class AnthropicProvider:
     def __repr__(self) -> str:
         return f"AnthropicProvider(url={self._url!r}, model={self._deployment.model!r})"
 
-    async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncIterator[Chunk]:
+    async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         body = to_wire(req, self._deployment)
         timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
         if not req.stream:
-            data = await self._http.post_json(
-                self._url, headers=self._headers, body=body, timeouts=timeouts
-            )
+            data = await self._http.post_json(self._url, headers=self._headers, body=body, timeouts=timeouts)
             yield parse_response(data)
             return
         events = self._http.post_sse(self._url, headers=self._headers, body=body, timeouts=timeouts)

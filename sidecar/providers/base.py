@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -32,7 +32,7 @@ class Provider(Protocol):
     name: ClassVar[str]
     capabilities: Capabilities
 
-    def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncIterator[Chunk]: ...
+    def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]: ...
 
     async def aclose(self) -> None: ...
 
@@ -80,8 +80,8 @@ class StreamAssembler:
 
 
 async def stream_chunks(
-    events: AsyncIterator[SseEvent], parse: Callable[[SseEvent], StreamEvent]
-) -> AsyncIterator[Chunk]:
+    events: AsyncGenerator[SseEvent, None], parse: Callable[[SseEvent], StreamEvent]
+) -> AsyncGenerator[Chunk, None]:
     """Parse an upstream SSE stream into Chunks, ending with the final chunk."""
     assembler = StreamAssembler()
     async with aclosing(events):

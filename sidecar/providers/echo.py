@@ -7,7 +7,7 @@ chunks of `tokens_per_chunk` tokens after the configured delays, with real token
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import ClassVar
 
 from sidecar.config.schema import DeploymentConfig, EchoOptions
@@ -46,7 +46,7 @@ class EchoProvider:
             max_context_tokens=deployment.context_window,
         )  # fmt: skip
 
-    async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncIterator[Chunk]:
+    async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         tokens, finish = answer(req)
         usage = Usage(
             prompt_tokens=count_prompt_tokens(m.text for m in req.messages),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
 from pydantic import SecretStr
@@ -125,13 +125,10 @@ def _raise_embedded_error(data: Any) -> None:
     raise ProviderUnavailableError(f"upstream error: {message}")
 
 
-
 class OpenAIProvider:
     name: ClassVar[str] = "openai"
 
-    def __init__(
-        self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None
-    ) -> None:
+    def __init__(self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None) -> None:
         self._deployment = deployment
         self._http = http
         self._url = f"{deployment.url()}/chat/completions"
@@ -144,13 +141,11 @@ class OpenAIProvider:
     def __repr__(self) -> str:
         return f"OpenAIProvider(url={self._url!r}, model={self._deployment.model!r})"
 
-    async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncIterator[Chunk]:
+    async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         body = to_wire(req, self._deployment)
         timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
         if not req.stream:
-            data = await self._http.post_json(
-                self._url, headers=self._headers, body=body, timeouts=timeouts
-            )
+            data = await self._http.post_json(self._url, headers=self._headers, body=body, timeouts=timeouts)
             yield parse_response(data)
             return
         events = self._http.post_sse(self._url, headers=self._headers, body=body, timeouts=timeouts)

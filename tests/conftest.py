@@ -1,0 +1,116 @@
+"""Shared fixtures: a fake clock, loopback upstreams, and the real server on a free port."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc as svc
+from sidecar.app import Sidecar, build_server
+from sidecar.config.load import load_config
+from sidecar.config.schema import Config
+from tests.support.upstream import Upstream
+
+
+class FakeClock:
+    """Time that moves only when a test says so."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wall(self) -> float:
+        return 1_763_700_000.0 + self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    server = await Upstream().start()
+    yield server
+    await server.close()
+
+
+@pytest.fixture
+async def upstream2() -> AsyncIterator[Upstream]:
+    server = await Upstream().start()
+    yield server
+    await server.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_config(raw: dict[str, Any], environ: dict[str, str] | None = None, tmp: Path | None = None) -> Config:
+    """A Config from a dict, through the real loader (so env overrides and secrets apply)."""
+    import yaml
+
+    assert tmp is not None
+    path = tmp / "sidecar.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_config(path, environ or {})
+
+
+def echo_policy(**extra: Any) -> dict[str, Any]:
+    return {
+        "default_route": "echo",
+        "deployments": {"echo": {"provider": "echo", "model": "echo-1"}},
+        "routes": {"echo": {"deployments": ["echo"]}},
+        **extra,
+    }
+
+
+class Running:
+    """A started sidecar and a channel to it."""
+
+    def __init__(self, sidecar: Sidecar, channel: grpc.aio.Channel) -> None:
+        self.sidecar = sidecar
+        self.channel = channel
+        self.stub = svc.OrchestratorServiceStub(channel)
+
+
+@pytest.fixture
+async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    """serve(raw_config, environ=None) -> Running; everything started is stopped afterwards."""
+    started: list[Running] = []
+
+    async def start(raw: dict[str, Any], environ: dict[str, str] | None = None) -> Running:
+        raw = {"settings": {"listen": {"address": "127.0.0.1:0"}, **raw.get("settings", {})}, **{k: v for k, v in raw.items() if k != "settings"}}
+        cfg = make_config(raw, environ, tmp_path)
+        sidecar = build_server(cfg)
+        await sidecar.start()
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.port}")
+        running = Running(sidecar, channel)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        await running.channel.close()
+        await running.sidecar.stop(0)
+
+
+def user(text: str) -> gen.Message:
+    return gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart(text=text)])
+
+
+def system(text: str) -> gen.Message:
+    return gen.Message(role=gen.ROLE_SYSTEM, content=[gen.ContentPart(text=text)])

@@ -1,0 +1,135 @@
+"""Validation of every request field: the table of bad inputs, each naming its field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar.api.convert import credentials_from, to_call
+from sidecar.config.schema import RequestLimits
+from sidecar.core.clock import Deadline
+from sidecar.core.errors import InvalidRequestError
+from sidecar.core.types import CallRecord, GenerationParams, Message, Role
+from tests.conftest import FakeClock
+
+LIMITS = RequestLimits(max_messages=3, max_message_chars=50, max_total_chars=80, max_metadata_entries=2)
+
+
+def msg(text: str = "hi", role: int = gen.ROLE_USER, **kw: Any) -> gen.Message:
+    return gen.Message(role=role, content=[gen.ContentPart(text=text)], **kw)  # type: ignore[arg-type]
+
+
+def convert(req: gen.GenerateRequest, clock: FakeClock | None = None) -> Any:
+    clock = clock or FakeClock()
+    return to_call(
+        req,
+        stream=False,
+        limits=LIMITS,
+        deadline=Deadline(None, clock),
+        credentials=credentials_from(None),
+        record=CallRecord(started_at=0.0),
+    )
+
+
+def test_a_good_request() -> None:
+    req = gen.GenerateRequest(
+        model="echo",
+        messages=[msg("be nice", gen.ROLE_SYSTEM), msg("hi", name="ann")],
+        config=gen.GenerationConfig(max_tokens=5, temperature=0.0, top_p=1.0, stop=["x"], seed=-4),
+        tenant_id="acme",
+        user_id="u@acme.io",
+        conversation_id="c:1",
+        metadata={"app": "web"},
+        request_id="r-1",
+    )
+    call = convert(req)
+    assert call.messages == (Message(Role.SYSTEM, "be nice"), Message(Role.USER, "hi", "ann"))
+    assert call.params == GenerationParams(max_tokens=5, temperature=0.0, top_p=1.0, stop=("x",), seed=-4)
+    assert (call.request_id, call.tenant_id, call.metadata) == ("r-1", "acme", {"app": "web"})
+
+
+def test_unset_parameters_stay_unset_and_request_id_is_generated() -> None:
+    call = convert(gen.GenerateRequest(messages=[msg()]))
+    assert call.params == GenerationParams()
+    assert len(call.request_id) == 32
+
+
+BAD: list[tuple[str, gen.GenerateRequest, str]] = [
+    ("no messages", gen.GenerateRequest(), "messages"),
+    ("too many messages", gen.GenerateRequest(messages=[msg()] * 4), "messages"),
+    ("unknown role", gen.GenerateRequest(messages=[msg(role=9)]), "messages[0].role"),
+    ("unspecified role", gen.GenerateRequest(messages=[msg(role=0)]), "messages[0].role"),
+    ("tool role without tool calls", gen.GenerateRequest(messages=[msg(role=gen.ROLE_TOOL)]), "messages[0].role"),
+    ("only a system message", gen.GenerateRequest(messages=[msg(role=gen.ROLE_SYSTEM)]), "messages"),
+    ("no content parts", gen.GenerateRequest(messages=[gen.Message(role=gen.ROLE_USER)]), "messages[0].content"),
+    (
+        "a part without text",
+        gen.GenerateRequest(messages=[gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart()])]),
+        "messages[0].content[0]",
+    ),
+    ("empty text", gen.GenerateRequest(messages=[msg("")]), "messages[0].content[0].text"),
+    ("oversized message", gen.GenerateRequest(messages=[msg("x" * 51)]), "messages[0].content"),
+    ("oversized conversation", gen.GenerateRequest(messages=[msg("x" * 45), msg("y" * 45)]), "messages"),
+    ("bad name", gen.GenerateRequest(messages=[msg(name="a b")]), "messages[0].name"),
+    ("zero max_tokens", gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(max_tokens=0)), "config.max_tokens"),
+    ("negative max_tokens", gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(max_tokens=-5)), "config.max_tokens"),
+    (
+        "absurd max_tokens",
+        gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(max_tokens=2_000_000_000)),
+        "config.max_tokens",
+    ),
+    ("temperature too high", gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(temperature=2.5)), "config.temperature"),
+    ("negative temperature", gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(temperature=-0.1)), "config.temperature"),
+    ("NaN temperature", gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(temperature=float("nan"))), "config.temperature"),
+    ("zero top_p", gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(top_p=0)), "config.top_p"),
+    ("too many stops", gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(stop=list("abcde"))), "config.stop"),
+    ("empty stop", gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(stop=[""])), "config.stop[0]"),
+    ("bad tenant", gen.GenerateRequest(messages=[msg()], tenant_id="a b"), "tenant_id"),
+    ("huge user", gen.GenerateRequest(messages=[msg()], user_id="u" * 200), "user_id"),
+    ("bad conversation", gen.GenerateRequest(messages=[msg()], conversation_id="../etc"), "conversation_id"),
+    ("bad request id", gen.GenerateRequest(messages=[msg()], request_id="\n"), "request_id"),
+    ("bad model", gen.GenerateRequest(messages=[msg()], model="a model"), "model"),
+    ("huge metadata", gen.GenerateRequest(messages=[msg()], metadata={str(i): "v" for i in range(3)}), "metadata"),
+    ("metadata value too long", gen.GenerateRequest(messages=[msg()], metadata={"k": "v" * 600}), "metadata['k']"),
+    ("metadata control chars", gen.GenerateRequest(messages=[msg()], metadata={"k": "a\nb"}), "metadata['k']"),
+    ("metadata bad key", gen.GenerateRequest(messages=[msg()], metadata={"a key": "v"}), "metadata['a key']"),
+]
+
+
+@pytest.mark.parametrize(("case", "req", "field"), BAD, ids=[case for case, _, _ in BAD])
+def test_bad_input_names_its_field(case: str, req: gen.GenerateRequest, field: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        convert(req)
+    assert field in [v.field for v in info.value.violations], info.value.violations
+    assert info.value.reason == "INVALID_REQUEST"
+
+
+def test_every_violation_is_reported_at_once() -> None:
+    req = gen.GenerateRequest(
+        messages=[msg("")], config=gen.GenerationConfig(temperature=9, top_p=2), tenant_id="?"
+    )
+    with pytest.raises(InvalidRequestError) as info:
+        convert(req)
+    fields = {v.field for v in info.value.violations}
+    assert fields == {"messages[0].content[0].text", "config.temperature", "config.top_p", "tenant_id"}
+
+
+@pytest.mark.parametrize(
+    ("metadata", "token"),
+    [
+        ([("authorization", "Bearer abc")], "abc"),
+        ([("authorization", "bearer   abc ")], "abc"),
+        ([("authorization", "Basic abc")], None),
+        ([("authorization", "Bearer ")], None),
+        ([("x-other", "Bearer abc")], None),
+        (None, None),
+    ],
+)
+def test_credentials_from_metadata(metadata: Any, token: str | None) -> None:
+    assert credentials_from(metadata).bearer_token == token
+
+
+def test_credentials_repr_hides_the_token() -> None:
+    assert "abc" not in repr(credentials_from([("authorization", "Bearer abc")]))

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sidecar.config.load import ConfigError, load_config
+
+INVALID = sorted((Path(__file__).parent / "invalid").glob("*.yaml"))
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "sidecar.yaml"
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_invalid_config_lists_every_problem(path: Path) -> None:
+    expected = [line.split(":", 1)[1].strip() for line in path.read_text().splitlines() if line.startswith("# expect:")]
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    text = str(info.value)
+    for needle in expected:
+        assert needle in text, text
+    assert len(info.value.problems) >= len(expected)
+
+
+def test_embedded_default_needs_nothing() -> None:
+    cfg = load_config(None, {})
+    assert cfg.policy.default_route == "echo"
+    assert set(cfg.policy.routes) == {"echo", "local"}
+    assert cfg.policy.deployments["local"].url() == "http://127.0.0.1:11434/v1"
+    assert cfg.settings.listen.address == "127.0.0.1:50051"
+
+
+def test_embedded_default_adds_hosted_routes_when_keys_are_set() -> None:
+    cfg = load_config(None, {"OPENAI_API_KEY": "sk-test-1", "ANTHROPIC_API_KEY": "ak-test-2"})
+    assert set(cfg.policy.routes) == {"echo", "local", "openai", "anthropic"}
+    key = cfg.secret(cfg.policy.deployments["openai"].api_key)
+    assert key is not None and key.get_secret_value() == "sk-test-1"
+    assert "sk-test-1" not in repr(cfg) and "sk-test-1" not in str(cfg.model_dump())
+
+
+def test_env_overrides_reach_nested_keys() -> None:
+    env = {
+        "SIDECAR__SETTINGS__LISTEN__ADDRESS": "0.0.0.0:6000",
+        "SIDECAR__SETTINGS__SHUTDOWN_GRACE_SECONDS": "2.5",
+        "SIDECAR__POLICY__DEFAULT_ROUTE": "local",
+    }
+    cfg = load_config(None, env)
+    assert cfg.settings.listen.address == "0.0.0.0:6000"
+    assert cfg.settings.shutdown_grace_seconds == 2.5
+    assert cfg.policy.default_route == "local"
+
+
+def test_bad_env_override_is_listed() -> None:
+    with pytest.raises(ConfigError, match="settings.log_level"):
+        load_config(None, {"SIDECAR__SETTINGS__LOG_LEVEL": "CHATTY"})
+
+
+def test_missing_file() -> None:
+    with pytest.raises(ConfigError, match="cannot read file"):
+        load_config(Path("/nonexistent/sidecar.yaml"), {})
+
+
+def test_shipped_example_is_valid() -> None:
+    cfg = load_config(EXAMPLE, {"OPENAI_API_KEY": "x", "ANTHROPIC_API_KEY": "y", "SIDECAR_TOKEN": "z"})
+    assert cfg.policy.routes

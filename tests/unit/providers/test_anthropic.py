@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sidecar.config.schema import DeploymentConfig
+from sidecar.core.errors import ProviderRateLimitedError, ProviderRejectedError, ProviderUnavailableError
+from sidecar.core.types import FinishReason, GenerationParams, Message, Role, Usage
+from sidecar.providers import anthropic
+from sidecar.providers.base import ProviderRequest, StreamAssembler
+from sidecar.providers.sse import SseDecoder
+from tests.support.upstream import fixture
+
+DEPLOYMENT = DeploymentConfig(provider="anthropic", model="claude-haiku-4-5", default_max_tokens=333)
+
+
+def replay(raw: bytes) -> tuple[str, StreamAssembler]:
+    assembler = StreamAssembler()
+    text = []
+    for event in SseDecoder().feed(raw):
+        chunk = assembler.feed(anthropic.parse_event(event.event, event.data))
+        if chunk:
+            text.append(chunk.text)
+    return "".join(text), assembler
+
+
+def test_system_messages_become_the_system_field() -> None:
+    messages = (
+        Message(Role.SYSTEM, "Be brief."),
+        Message(Role.USER, "Hi"),
+        Message(Role.ASSISTANT, "Hello"),
+        Message(Role.SYSTEM, "Answer in French."),
+        Message(Role.USER, "Bye"),
+    )
+    body = anthropic.to_wire(ProviderRequest(messages, GenerationParams(), stream=True), DEPLOYMENT)
+    assert body == {
+        "model": "claude-haiku-4-5",
+        "system": "Be brief.\n\nAnswer in French.",
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "Bye"},
+        ],
+        "max_tokens": 333,
+        "stream": True,
+    }
+
+
+def test_parameters_map_to_anthropic_names_and_ranges() -> None:
+    params = GenerationParams(max_tokens=10, temperature=1.7, top_p=0.5, stop=("X",), seed=1)
+    body = anthropic.to_wire(ProviderRequest((Message(Role.USER, "q"),), params, False), DEPLOYMENT)
+    assert body["max_tokens"] == 10
+    assert body["temperature"] == 1.0
+    assert body["top_p"] == 0.5
+    assert body["stop_sequences"] == ["X"]
+    assert "seed" not in body and "stream" not in body and "system" not in body
+
+
+def test_parse_recorded_message_counts_cached_prompt_tokens() -> None:
+    chunk = anthropic.parse_response(json.loads(fixture("anthropic/message.json")))
+    assert chunk.text == "Hello! How can I help you today?"
+    assert chunk.finish_reason is FinishReason.STOP
+    assert chunk.usage == Usage(prompt_tokens=20, completion_tokens=12, cached_tokens=8)
+
+
+def test_replay_recorded_stream() -> None:
+    text, assembler = replay(fixture("anthropic/stream.sse"))
+    assert text == "Hello! How can I help you today?"
+    assert assembler.done
+    final = assembler.final()
+    assert final.finish_reason is FinishReason.STOP
+    assert final.usage == Usage(prompt_tokens=20, completion_tokens=12, cached_tokens=8)
+
+
+def test_error_event_mid_stream() -> None:
+    with pytest.raises(ProviderUnavailableError, match="overloaded_error"):
+        replay(fixture("anthropic/stream_overloaded.sse"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("rate_limit_error", ProviderRateLimitedError),
+        ("invalid_request_error", ProviderRejectedError),
+        ("api_error", ProviderUnavailableError),
+        ("overloaded_error", ProviderUnavailableError),
+    ],
+)
+def test_error_types(kind: str, expected: type[Exception]) -> None:
+    with pytest.raises(expected):
+        anthropic.parse_event("error", json.dumps({"type": "error", "error": {"type": kind, "message": "m"}}))
+
+
+def test_stop_reasons() -> None:
+    delta = {"type": "message_delta", "delta": {"stop_reason": "max_tokens"}, "usage": {"output_tokens": 3}}
+    event = anthropic.parse_event("message_delta", json.dumps(delta))
+    assert event.finish_reason is FinishReason.LENGTH and event.usage == Usage(completion_tokens=3)
+
+
+def test_unknown_events_are_skipped() -> None:
+    assert anthropic.parse_event("thinking_delta_v9", '{"type":"something_new"}').text == ""
+
+
+def test_stream_without_message_stop_is_broken() -> None:
+    raw = fixture("anthropic/stream.sse")
+    _, assembler = replay(raw[: raw.index(b"event: message_delta")])
+    with pytest.raises(ProviderUnavailableError):
+        assembler.final()

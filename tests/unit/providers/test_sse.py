@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+from sidecar.core.errors import ProviderMalformedError
+from sidecar.providers.sse import SseDecoder, SseEvent
+from tests.support.upstream import fixture
+
+TRANSCRIPT = b"event: a\ndata: one\n\n: keep-alive comment\n\ndata: two\ndata: lines\n\nevent: b\ndata:three\n\n"
+EXPECTED = [SseEvent("a", "one"), SseEvent("message", "two\nlines"), SseEvent("b", "three")]
+
+
+def test_whole_transcript() -> None:
+    assert SseDecoder().feed(TRANSCRIPT) == EXPECTED
+
+
+def test_any_split_of_the_bytes_gives_the_same_events() -> None:
+    for cut in range(len(TRANSCRIPT)):
+        d = SseDecoder()
+        assert d.feed(TRANSCRIPT[:cut]) + d.feed(TRANSCRIPT[cut:]) + d.close() == EXPECTED
+
+
+def test_byte_by_byte_with_crlf_and_cr_line_ends() -> None:
+    for sep in (b"\r\n", b"\r"):
+        raw = TRANSCRIPT.replace(b"\n", sep)
+        d = SseDecoder()
+        events = [e for i in range(len(raw)) for e in d.feed(raw[i : i + 1])] + d.close()
+        assert events == EXPECTED
+
+
+def test_final_event_without_blank_line_is_dispatched_at_close() -> None:
+    d = SseDecoder()
+    assert d.feed(b"data: [DONE]") == []
+    assert d.close() == [SseEvent("message", "[DONE]")]
+
+
+def test_utf8_split_inside_a_character() -> None:
+    raw = "data: héllo 🌍\n\n".encode()
+    d = SseDecoder()
+    events = [e for i in range(len(raw)) for e in d.feed(raw[i : i + 1])]
+    assert events == [SseEvent("message", "héllo 🌍")]
+
+
+def test_oversized_event_is_malformed() -> None:
+    d = SseDecoder(max_event_bytes=100)
+    with pytest.raises(ProviderMalformedError):
+        d.feed(b"data: " + b"x" * 200)
+
+
+def test_recorded_openai_transcript_has_every_event() -> None:
+    events = SseDecoder().feed(fixture("openai/stream.sse"))
+    assert len(events) == 13 and events[-1].data == "[DONE]"
