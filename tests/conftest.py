@@ -59,7 +59,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_config(raw: dict[str, Any], environ: dict[str, str] | None = None, tmp: Path | None = None) -> Config:
+def make_config(
+    raw: dict[str, Any], environ: dict[str, str] | None = None, tmp: Path | None = None
+) -> Config:
     """A Config from a dict, through the real loader (so env overrides and secrets apply)."""
     import yaml
 
@@ -93,7 +95,10 @@ async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[Running] = []
 
     async def start(raw: dict[str, Any], environ: dict[str, str] | None = None) -> Running:
-        raw = {"settings": {"listen": {"address": "127.0.0.1:0"}, **raw.get("settings", {})}, **{k: v for k, v in raw.items() if k != "settings"}}
+        raw = {
+            "settings": {"listen": {"address": "127.0.0.1:0"}, **raw.get("settings", {})},
+            **{k: v for k, v in raw.items() if k != "settings"},
+        }
         cfg = make_config(raw, environ, tmp_path)
         sidecar = build_server(cfg)
         await sidecar.start()

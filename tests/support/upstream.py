@@ -114,9 +114,13 @@ class Upstream:
         if reply.chunks is None:
             self.completed += 1
             return web.Response(
-                status=reply.status, body=reply.body, headers={"content-type": "application/json", **reply.headers}
+                status=reply.status,
+                body=reply.body,
+                headers={"content-type": "application/json", **reply.headers},
             )
-        resp = web.StreamResponse(status=reply.status, headers={"content-type": "text/event-stream", **reply.headers})
+        resp = web.StreamResponse(
+            status=reply.status, headers={"content-type": "text/event-stream", **reply.headers}
+        )
         await resp.prepare(request)
         for i, chunk in enumerate(reply.chunks):
             if reply.drop_after is not None and i >= reply.drop_after:

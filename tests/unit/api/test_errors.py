@@ -32,13 +32,19 @@ def unpack(details: list[any_pb2.Any]) -> dict[str, object]:
 
 
 def test_invalid_request_has_bad_request_naming_fields() -> None:
-    err = InvalidRequestError([FieldViolation("messages", "required"), FieldViolation("config.top_p", "range")])
+    err = InvalidRequestError(
+        [FieldViolation("messages", "required"), FieldViolation("config.top_p", "range")]
+    )
     status = to_rpc_status(err)
     assert status.code == code_pb2.INVALID_ARGUMENT
     details = unpack(list(status.details))
     info = details["ErrorInfo"]
     assert isinstance(info, error_details_pb2.ErrorInfo)
-    assert (info.reason, info.domain, dict(info.metadata)) == ("INVALID_REQUEST", DOMAIN, {"field": "messages"})
+    assert (info.reason, info.domain, dict(info.metadata)) == (
+        "INVALID_REQUEST",
+        DOMAIN,
+        {"field": "messages"},
+    )
     bad = details["BadRequest"]
     assert isinstance(bad, error_details_pb2.BadRequest)
     assert [v.field for v in bad.field_violations] == ["messages", "config.top_p"]

@@ -12,7 +12,11 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "sidecar.yaml"
 
 @pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
 def test_invalid_config_lists_every_problem(path: Path) -> None:
-    expected = [line.split(":", 1)[1].strip() for line in path.read_text().splitlines() if line.startswith("# expect:")]
+    expected = [
+        line.split(":", 1)[1].strip()
+        for line in path.read_text().splitlines()
+        if line.startswith("# expect:")
+    ]
     with pytest.raises(ConfigError) as info:
         load_config(path, {})
     text = str(info.value)
@@ -50,7 +54,7 @@ def test_env_overrides_reach_nested_keys() -> None:
 
 
 def test_bad_env_override_is_listed() -> None:
-    with pytest.raises(ConfigError, match="settings.log_level"):
+    with pytest.raises(ConfigError, match=r"settings\.log_level"):
         load_config(None, {"SIDECAR__SETTINGS__LOG_LEVEL": "CHATTY"})
 
 

@@ -89,7 +89,9 @@ async def test_first_deployment_serves(clock: FakeClock) -> None:
         ProviderAuthError("401"),
     ],
 )
-async def test_retryable_failure_before_first_chunk_fails_over(clock: FakeClock, error: ProviderError) -> None:
+async def test_retryable_failure_before_first_chunk_fails_over(
+    clock: FakeClock, error: ProviderError
+) -> None:
     script = Script({"a": ([], error)}, clock)
     call = make_call(clock)
     assert await run(layer(script, clock), call) == [FINAL]
@@ -105,7 +107,9 @@ async def test_rejected_request_does_not_fail_over(clock: FakeClock) -> None:
 
 
 async def test_failure_after_first_chunk_interrupts_with_partial_usage(clock: FakeClock) -> None:
-    script = Script({"a": ([Chunk(text="Hello there, "), Chunk(text="friend")], ProviderUnavailableError("reset"))}, clock)
+    script = Script(
+        {"a": ([Chunk(text="Hello there, "), Chunk(text="friend")], ProviderUnavailableError("reset"))}, clock
+    )
     call = make_call(clock, text="one two three")
     out: list[Chunk] = []
     with pytest.raises(StreamInterruptedError) as info:

@@ -6,7 +6,9 @@ from sidecar.core.errors import ProviderMalformedError
 from sidecar.providers.sse import SseDecoder, SseEvent
 from tests.support.upstream import fixture
 
-TRANSCRIPT = b"event: a\ndata: one\n\n: keep-alive comment\n\ndata: two\ndata: lines\n\nevent: b\ndata:three\n\n"
+TRANSCRIPT = (
+    b"event: a\ndata: one\n\n: keep-alive comment\n\ndata: two\ndata: lines\n\nevent: b\ndata:three\n\n"
+)
 EXPECTED = [SseEvent("a", "one"), SseEvent("message", "two\nlines"), SseEvent("b", "three")]
 
 

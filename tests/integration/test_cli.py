@@ -1,0 +1,115 @@
+"""The console script as a person runs it: serve in one process, chat from another, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import echo_policy, free_port
+
+pytestmark = pytest.mark.integration
+SIDECAR = [sys.executable, "-m", "sidecar"]
+INVALID = Path(__file__).resolve().parents[1] / "unit" / "config" / "invalid"
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SIDECAR, *args], capture_output=True, text=True, timeout=30, env={**os.environ, **(env or {})}
+    )
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    config = tmp_path / "sidecar.yaml"
+    config.write_text(
+        yaml.safe_dump({"settings": {"listen": {"address": f"127.0.0.1:{port}"}}, "policy": echo_policy()})
+    )
+    proc = subprocess.Popen([*SIDECAR, "serve", "--config", str(config)], stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()  # the first log line says it is serving
+    assert "sidecar serving" in line, line
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, errors = proc.communicate(timeout=15)
+        assert proc.returncode == 0, errors
+
+
+def test_chat_unary_and_stream(served: str) -> None:
+    unary = run("chat", "--target", served, "hello from the CLI")
+    assert unary.returncode == 0, unary.stderr
+    assert unary.stdout == "hello from the CLI\n"
+    assert "echo/echo-1" in unary.stderr and "tokens in=" in unary.stderr
+    stream = run("chat", "--target", served, "--stream", "--max-tokens", "2", "one two three")
+    assert stream.returncode == 0, stream.stderr
+    assert stream.stdout == "one two\n"
+    assert "FINISH_REASON_LENGTH" in stream.stderr
+
+
+def test_chat_reports_errors_by_reason(served: str) -> None:
+    result = run("chat", "--target", served, "--model", "nope", "hi")
+    assert result.returncode == 1
+    assert "NOT_FOUND MODEL_NOT_FOUND" in result.stderr
+
+
+def test_check_config() -> None:
+    good = run("check-config", str(Path(__file__).resolve().parents[2] / "examples" / "sidecar.yaml"),
+               env={"SIDECAR_TOKEN": "t", "OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k"})  # fmt: skip
+    assert good.returncode == 0 and "OK" in good.stdout
+    bad = run("check-config", str(INVALID / "bad_values.yaml"))
+    assert bad.returncode == 1
+    assert "4 configuration error(s)" in bad.stderr
+
+
+def test_version() -> None:
+    assert run("version").stdout.startswith("sidecar ")
+
+
+def test_sigterm_waits_for_a_stream_in_flight(tmp_path: Path) -> None:
+    port = free_port()
+    policy = echo_policy(
+        deployments={
+            "echo": {
+                "provider": "echo",
+                "model": "e",
+                "echo": {"chunk_delay_seconds": 0.2, "tokens_per_chunk": 1},
+            }
+        }
+    )
+    config = tmp_path / "sidecar.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "settings": {"listen": {"address": f"127.0.0.1:{port}"}, "shutdown_grace_seconds": 10},
+                "policy": policy,
+            }
+        )
+    )
+    server = subprocess.Popen([*SIDECAR, "serve", "--config", str(config)], stderr=subprocess.PIPE, text=True)
+    assert server.stderr is not None and "sidecar serving" in server.stderr.readline()
+    chat = subprocess.Popen(
+        [*SIDECAR, "chat", "--target", f"127.0.0.1:{port}", "--stream", "a b c d e f"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert chat.stdout is not None
+    assert chat.stdout.read(1) == "a"  # the stream has started
+    server.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    out, err = chat.communicate(timeout=15)
+    assert chat.returncode == 0, err
+    assert "a" + out == "a b c d e f\n"
+    _, errors = server.communicate(timeout=15)
+    assert server.returncode == 0, errors
+    assert time.monotonic() - started < 10

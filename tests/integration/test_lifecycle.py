@@ -1,0 +1,112 @@
+"""Cancellation, deadlines and graceful shutdown: nothing leaks, nothing is cut silently."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import pytest
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from tests.conftest import echo_policy, user
+from tests.integration.helpers import rich
+from tests.support.upstream import Reply, Upstream
+
+pytestmark = pytest.mark.integration
+
+
+async def eventually(predicate: Callable[[], bool], within: float = 3.0) -> None:
+    """Wait for something another task does (a disconnect to propagate); bounded."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - the state lives in tasks we do not own
+            await asyncio.sleep(0.01)
+
+
+async def read_rest(call: Any) -> list[gen.StreamGenerateResponse]:
+    out = []
+    while (event := await call.read()) is not grpc.aio.EOF:
+        out.append(event)
+    return out
+
+
+def openai_policy(upstream: Upstream, **extra: Any) -> dict[str, Any]:
+    return {
+        "default_route": "r",
+        "deployments": {"d": {"provider": "openai", "model": "m", "base_url": f"{upstream.url}/v1", **extra}},
+        "routes": {"r": {"deployments": ["d"]}},
+    }
+
+
+def slow_echo(chunks: int, delay: float) -> dict[str, Any]:
+    options = {"tokens_per_chunk": 1, "chunk_delay_seconds": delay}
+    return echo_policy(deployments={"echo": {"provider": "echo", "model": "echo-1", "echo": options}})
+
+
+async def test_cancel_mid_stream_cancels_the_upstream_request(serve: Any, upstream: Upstream) -> None:
+    upstream.push(Reply.sse("openai/stream.sse", chunk_delay=0.2))
+    s = await serve({"policy": openai_policy(upstream)})
+    baseline = len(asyncio.all_tasks())
+    call = s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("Hi")]))
+    first = await call.read()
+    assert first.delta.text == "Hello"
+    call.cancel()
+    await eventually(lambda: upstream.disconnects == 1)
+    assert upstream.completed == 0
+    await eventually(lambda: len(asyncio.all_tasks()) <= baseline)
+
+
+async def test_client_deadline_becomes_the_upstream_timeout(serve: Any, upstream: Upstream) -> None:
+    upstream.push(Reply(hang=True))
+    s = await serve({"policy": openai_policy(upstream, read_timeout_seconds=30)})
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(gen.GenerateRequest(messages=[user("Hi")]), timeout=0.3)
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert loop.time() - started < 2.0
+    await eventually(lambda: upstream.disconnects == 1)
+
+
+async def test_deadline_reported_by_the_sidecar_carries_its_reason(serve: Any, upstream: Upstream) -> None:
+    upstream.push(Reply(hang=True))
+    s = await serve({"policy": openai_policy(upstream)})
+    call = s.stub.Generate(gen.GenerateRequest(messages=[user("Hi")]), timeout=0.5)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # The sidecar's own timer fires a hair before the transport's; when it wins, the reason is set.
+    if info.value.trailing_metadata():
+        assert (await rich(info.value)).reason == "DEADLINE_EXCEEDED"
+
+
+async def test_graceful_shutdown_lets_streams_finish(serve: Any) -> None:
+    s = await serve({"policy": slow_echo(10, 0.05)})
+    call = s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("a b c d e f g h i j")]))
+    first = await call.read()
+    stopping = asyncio.create_task(s.sidecar.stop(5.0))
+    rest = await read_rest(call)
+    await stopping
+    assert first.delta.text == "a"
+    assert rest[-1].HasField("summary")
+    assert "".join([first.delta.text, *(e.delta.text for e in rest[:-1])]) == "a b c d e f g h i j"
+
+
+async def test_shutdown_after_grace_cancels_and_says_so(serve: Any) -> None:
+    s = await serve({"policy": slow_echo(10, 0.5)})
+    call = s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("a b c d e f g h i j")]))
+    await call.read()
+    await s.sidecar.stop(0.1)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        for event in await read_rest(call):
+            assert not event.HasField("summary")
+    assert info.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+
+
+async def test_no_new_calls_once_stopping(serve: Any) -> None:
+    s = await serve({"policy": echo_policy()})
+    await s.sidecar.stop(0)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(gen.GenerateRequest(messages=[user("late")]), timeout=2)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE

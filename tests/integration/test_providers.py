@@ -1,0 +1,99 @@
+"""OpenAI and Anthropic adapters against loopback upstreams replaying recorded wire transcripts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from tests.conftest import system, user
+from tests.support.upstream import Reply, Upstream
+
+pytestmark = pytest.mark.integration
+KEYS = {"OAI_KEY": "sk-test-openai-0123456789", "ANT_KEY": "sk-ant-test-0123456789"}
+
+
+def policy(upstream: Upstream, provider: str) -> dict[str, Any]:
+    base = f"{upstream.url}/v1" if provider == "openai" else upstream.url
+    key = "OAI_KEY" if provider == "openai" else "ANT_KEY"
+    return {
+        "default_route": "r",
+        "deployments": {
+            "d": {
+                "provider": provider,
+                "model": "the-model",
+                "base_url": base,
+                "api_key": {"env": key},
+                "price": {"input_per_million": 1.0, "output_per_million": 4.0},
+            }
+        },
+        "routes": {"r": {"deployments": ["d"]}},
+    }
+
+
+REQUEST = dict(
+    messages=[system("Be brief."), user("Hi")],
+    config=gen.GenerationConfig(max_tokens=64, temperature=0.5),
+)
+
+
+async def test_openai_unary(serve: Any, upstream: Upstream) -> None:
+    upstream.push(Reply.json("openai/chat_completion.json"))
+    s = await serve({"policy": policy(upstream, "openai")}, KEYS)
+    reply = await s.stub.Generate(gen.GenerateRequest(**REQUEST))
+    assert reply.text == "Hello! How can I help you today?"
+    u = reply.summary.usage
+    assert (u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens) == (19, 9, 28, 4)
+    assert reply.summary.cost_usd == pytest.approx((19 * 1.0 + 9 * 4.0) / 1e6)
+    seen = upstream.seen[0]
+    assert seen.path == "/v1/chat/completions"
+    assert seen.headers["Authorization"] == "Bearer sk-test-openai-0123456789"
+    assert seen.body == {
+        "model": "the-model",
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+        "max_tokens": 64,
+        "temperature": 0.5,
+    }
+
+
+async def test_openai_stream_with_usage(serve: Any, upstream: Upstream) -> None:
+    upstream.push(Reply.sse("openai/stream.sse"))
+    s = await serve({"policy": policy(upstream, "openai")}, KEYS)
+    events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
+    assert "".join(e.delta.text for e in events[:-1]) == "Hello! How can I help you today?"
+    assert len(events) == 10  # nine deltas, one summary
+    summary = events[-1].summary
+    assert (summary.usage.prompt_tokens, summary.usage.completion_tokens) == (19, 9)
+    assert summary.finish_reason == gen.FINISH_REASON_STOP
+    assert upstream.seen[0].body["stream_options"] == {"include_usage": True}
+
+
+async def test_anthropic_unary(serve: Any, upstream: Upstream) -> None:
+    upstream.push(Reply.json("anthropic/message.json"))
+    s = await serve({"policy": policy(upstream, "anthropic")}, KEYS)
+    reply = await s.stub.Generate(gen.GenerateRequest(**REQUEST))
+    assert reply.text == "Hello! How can I help you today?"
+    assert (reply.summary.usage.prompt_tokens, reply.summary.usage.cached_tokens) == (20, 8)
+    seen = upstream.seen[0]
+    assert seen.path == "/v1/messages"
+    assert seen.headers["x-api-key"] == "sk-ant-test-0123456789"
+    assert seen.headers["anthropic-version"] == "2023-06-01"
+    assert "Authorization" not in seen.headers
+    assert seen.body == {
+        "model": "the-model",
+        "system": "Be brief.",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "max_tokens": 64,
+        "temperature": 0.5,
+    }
+
+
+async def test_anthropic_stream(serve: Any, upstream: Upstream) -> None:
+    upstream.push(Reply.sse("anthropic/stream.sse"))
+    s = await serve({"policy": policy(upstream, "anthropic")}, KEYS)
+    events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
+    assert [e.delta.text for e in events[:-1]] == ["Hello", "! How can I", " help you today?"]
+    usage = events[-1].summary.usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) == (20, 12, 8)
+    assert upstream.seen[0].body["stream"] is True
