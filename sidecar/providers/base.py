@@ -7,9 +7,11 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from sidecar.config.schema import DeploymentConfig
 from sidecar.core.clock import Deadline
 from sidecar.core.errors import ProviderMalformedError, ProviderUnavailableError
 from sidecar.core.types import Chunk, FinishReason, GenerationParams, Message, Usage
+from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.sse import SseEvent
 
 
@@ -101,3 +103,50 @@ def token_count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ProviderMalformedError("token count is not a non-negative integer")
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class WireFormat:
+    """A provider's pure translation functions: request body, complete answer, stream event."""
+
+    to_wire: Callable[[ProviderRequest, DeploymentConfig], dict[str, Any]]
+    parse_response: Callable[[Any], Chunk]
+    parse_event: Callable[[SseEvent], StreamEvent]
+
+
+class HttpProvider:
+    """A provider reached over HTTP: one endpoint, its auth headers, its wire format."""
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        deployment: DeploymentConfig,
+        *,
+        http: HttpClient,
+        url: str,
+        headers: dict[str, str],
+        wire: WireFormat,
+    ) -> None:
+        self._deployment, self._http, self._wire = deployment, http, wire
+        self._url, self._headers = url, headers
+        self.capabilities = Capabilities(
+            streaming=True, tools=False, json_schema=False, max_context_tokens=deployment.context_window
+        )
+
+    def __repr__(self) -> str:  # the headers hold the key: never shown
+        return f"{type(self).__name__}(url={self._url!r}, model={self._deployment.model!r})"
+
+    async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
+        body = self._wire.to_wire(req, self._deployment)
+        timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
+        if not req.stream:
+            data = await self._http.post_json(self._url, headers=self._headers, body=body, timeouts=timeouts)
+            yield self._wire.parse_response(data)
+            return
+        events = self._http.post_sse(self._url, headers=self._headers, body=body, timeouts=timeouts)
+        async for chunk in stream_chunks(events, self._wire.parse_event):
+            yield chunk
+
+    async def aclose(self) -> None:
+        """The shared HTTP client is closed by its owner."""

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from typing import Any, ClassVar
 
 from pydantic import SecretStr
 
 from sidecar.config.schema import DeploymentConfig
-from sidecar.core.clock import Deadline
 from sidecar.core.errors import (
     ProviderAuthError,
     ProviderMalformedError,
@@ -17,14 +15,8 @@ from sidecar.core.errors import (
     ProviderUnavailableError,
 )
 from sidecar.core.types import Chunk, FinishReason, Usage
-from sidecar.providers._http import HttpClient, Timeouts, decode_json, redact
-from sidecar.providers.base import (
-    Capabilities,
-    ProviderRequest,
-    StreamEvent,
-    stream_chunks,
-    token_count,
-)
+from sidecar.providers._http import HttpClient, decode_json, redact
+from sidecar.providers.base import HttpProvider, ProviderRequest, StreamEvent, WireFormat, token_count
 
 FINISH_REASONS = {
     "stop": FinishReason.STOP,
@@ -125,32 +117,14 @@ def _raise_embedded_error(data: Any) -> None:
     raise ProviderUnavailableError(f"upstream error: {message}")
 
 
-class OpenAIProvider:
+WIRE = WireFormat(to_wire, parse_response, lambda e: parse_event(e.data))
+
+
+class OpenAIProvider(HttpProvider):
     name: ClassVar[str] = "openai"
 
     def __init__(self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None) -> None:
-        self._deployment = deployment
-        self._http = http
-        self._url = f"{deployment.url()}/chat/completions"
-        self._headers = {"authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
-        self.capabilities = Capabilities(
-            streaming=True, tools=False, json_schema=False,
-            max_context_tokens=deployment.context_window,
-        )  # fmt: skip
-
-    def __repr__(self) -> str:
-        return f"OpenAIProvider(url={self._url!r}, model={self._deployment.model!r})"
-
-    async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
-        body = to_wire(req, self._deployment)
-        timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
-        if not req.stream:
-            data = await self._http.post_json(self._url, headers=self._headers, body=body, timeouts=timeouts)
-            yield parse_response(data)
-            return
-        events = self._http.post_sse(self._url, headers=self._headers, body=body, timeouts=timeouts)
-        async for chunk in stream_chunks(events, lambda e: parse_event(e.data)):
-            yield chunk
-
-    async def aclose(self) -> None:
-        """The shared HTTP client is closed by its owner."""
+        headers = {"authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
+        super().__init__(
+            deployment, http=http, url=f"{deployment.url()}/chat/completions", headers=headers, wire=WIRE
+        )
