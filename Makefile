@@ -62,7 +62,8 @@ test: setup check-proto lint typecheck
 
 ## A real small model (SmolLM2 via llama.cpp's llama-server) behind the sidecar; not part of `make test`.
 e2e-llm: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider tests/e2e --run-e2e-llm
+	python3 scripts/serve_small_model.py --setup-only
+	$(BIN)/pytest -q tests/e2e
 
 ## Direct-vs-sidecar load benchmark; prints the table the README shows.
 bench: $(STAMP)

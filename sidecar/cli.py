@@ -81,7 +81,11 @@ def _serve(args: argparse.Namespace) -> int:
     if cfg is None:
         return 1
     setup_logging(cfg.settings.log_level)
-    uvloop.run(_run_until_signalled(cfg))
+    try:
+        uvloop.run(_run_until_signalled(cfg))
+    except RuntimeError as exc:  # grpc reports a listener it cannot bind this way
+        sys.stderr.write(f"sidecar: cannot serve on {cfg.settings.listen.address}: {exc}\n")
+        return 1
     return 0
 
 

@@ -113,3 +113,11 @@ def test_sigterm_waits_for_a_stream_in_flight(tmp_path: Path) -> None:
     _, errors = server.communicate(timeout=15)
     assert server.returncode == 0, errors
     assert time.monotonic() - started < 10
+
+
+def test_serve_on_a_busy_port_fails_clearly(served: str, tmp_path: Path) -> None:
+    config = tmp_path / "busy.yaml"
+    config.write_text(yaml.safe_dump({"settings": {"listen": {"address": served}}, "policy": echo_policy()}))
+    result = run("serve", "--config", str(config))
+    assert result.returncode == 1
+    assert f"cannot serve on {served}" in result.stderr

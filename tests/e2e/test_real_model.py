@@ -1,0 +1,92 @@
+"""A real small model (SmolLM2 under llama.cpp's llama-server) behind the sidecar: `make e2e-llm`.
+
+Not part of `make test` (the first run builds llama-server, about 8 minutes). Asserts structure
+and token counts, never the exact text a model writes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from tests.conftest import free_port, system, user
+
+SERVE = Path(__file__).resolve().parents[2] / "scripts" / "serve_small_model.py"
+
+
+@pytest.fixture(scope="module")
+def small_model() -> Iterator[tuple[str, str]]:
+    """(base URL, model id) of llama-server serving SmolLM2 on loopback."""
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVE), "--port", str(free_port())], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    try:
+        line = proc.stdout.readline().strip()
+        assert line.startswith("READY "), f"the model server did not start: {line!r}"
+        _, url, model = line.split(" ", 2)
+        yield url, model.removeprefix("model=")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+def policy(url: str, model: str) -> dict[str, Any]:
+    return {
+        "default_route": "small",
+        "deployments": {"smollm2": {"provider": "openai", "model": model, "base_url": url, "context_window": 2048}},
+        "routes": {"small": {"deployments": ["smollm2"]}},
+    }
+
+
+QUESTION = [system("You are a helpful assistant."), user("Name three colours.")]
+FINISHED = (gen.FINISH_REASON_STOP, gen.FINISH_REASON_LENGTH)
+
+
+@pytest.mark.timeout(300)
+async def test_generate(serve: Any, small_model: tuple[str, str]) -> None:
+    s = await serve({"policy": policy(*small_model)})
+    reply = await s.stub.Generate(
+        gen.GenerateRequest(messages=QUESTION, config=gen.GenerationConfig(max_tokens=24, temperature=0, seed=1)),
+        timeout=120,
+    )
+    summary = reply.summary
+    assert reply.text.strip()
+    assert summary.finish_reason in FINISHED
+    assert summary.usage.prompt_tokens > 5
+    assert 0 < summary.usage.completion_tokens <= 24
+    assert summary.usage.total_tokens == summary.usage.prompt_tokens + summary.usage.completion_tokens
+    assert summary.served_by.model == small_model[1]
+    assert summary.upstream_latency.ToNanoseconds() > summary.overhead.ToNanoseconds()
+
+
+@pytest.mark.timeout(300)
+async def test_stream_generate(serve: Any, small_model: tuple[str, str]) -> None:
+    s = await serve({"policy": policy(*small_model)})
+    request = gen.StreamGenerateRequest(messages=QUESTION, config=gen.GenerationConfig(max_tokens=24, temperature=0, seed=1))
+    events = [e async for e in s.stub.StreamGenerate(request, timeout=120)]
+    deltas, summary = events[:-1], events[-1]
+    assert len(deltas) >= 2 and all(e.HasField("delta") for e in deltas)
+    assert "".join(e.delta.text for e in deltas).strip()
+    assert summary.HasField("summary")
+    usage = summary.summary.usage
+    assert usage.prompt_tokens > 5 and 0 < usage.completion_tokens <= 24
+    assert summary.summary.finish_reason in FINISHED
+    assert 0 < summary.summary.time_to_first_token.ToNanoseconds() < summary.summary.upstream_latency.ToNanoseconds()
+
+
+@pytest.mark.timeout(300)
+async def test_max_tokens_is_honoured(serve: Any, small_model: tuple[str, str]) -> None:
+    s = await serve({"policy": policy(*small_model)})
+    reply = await s.stub.Generate(
+        gen.GenerateRequest(messages=[user("Write a long story about the sea.")], config=gen.GenerationConfig(max_tokens=5)),
+        timeout=120,
+    )
+    assert reply.summary.usage.completion_tokens <= 5
+    assert reply.summary.finish_reason == gen.FINISH_REASON_LENGTH
