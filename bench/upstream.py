@@ -1,0 +1,100 @@
+"""A lean loopback OpenAI-compatible upstream for the benchmark: recorded bytes, a fixed delay.
+
+POST /v1/chat/completions answers with tests/fixtures/providers/openai/chat_completion.json, or,
+when the body asks for `"stream": true`, with stream.sse written one event per write. Nothing
+is recorded per request. Prints one line `{"event": "listening", "port": N}` when ready and
+serves until SIGTERM/SIGINT or --max-seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvloop
+from aiohttp import web
+from common import REPO
+
+PATH = "/v1/chat/completions"
+FIXTURES = REPO / "tests" / "fixtures" / "providers" / "openai"
+SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Canned:
+    completion: bytes
+    events: tuple[bytes, ...]
+
+
+def load_canned(directory: Path) -> Canned:
+    raw = (directory / "stream.sse").read_bytes().replace(b"\r\n", b"\n")
+    events = tuple(part + b"\n\n" for part in raw.split(b"\n\n") if part.strip())
+    return Canned(completion=(directory / "chat_completion.json").read_bytes(), events=events)
+
+
+def wants_stream(body: bytes) -> bool:
+    return b'"stream":true' in body or b'"stream": true' in body
+
+
+def make_handler(canned: Canned, delay: float) -> Handler:
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if request.method != "POST" or request.path != PATH:
+            return web.Response(status=404)
+        body = await request.read()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if not wants_stream(body):
+            return web.Response(body=canned.completion, content_type="application/json")
+        response = web.StreamResponse(headers=SSE_HEADERS)
+        await response.prepare(request)
+        for event in canned.events:
+            await response.write(event)
+        await response.write_eof()
+        return response
+
+    return handle
+
+
+async def serve(port: int, delay: float, max_seconds: float) -> None:
+    runner = web.ServerRunner(web.Server(make_handler(load_canned(FIXTURES), delay), access_log=None))
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+        bound = runner.addresses[0][1]
+        sys.stdout.write(json.dumps({"event": "listening", "port": bound, "delay": delay}) + "\n")
+        sys.stdout.flush()
+        await _until_signalled(max_seconds)
+    finally:
+        await runner.cleanup()
+
+
+async def _until_signalled(max_seconds: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max_seconds)
+    except TimeoutError:
+        sys.stderr.write(f"upstream: stopping after --max-seconds {max_seconds}\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before answering")
+    parser.add_argument("--max-seconds", type=float, default=3600.0, help="exit after this long regardless")
+    args = parser.parse_args()
+    uvloop.run(serve(args.port, args.delay, args.max_seconds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
