@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Protocol
 
 from sidecar.config.schema import DeploymentConfig
 from sidecar.core.clock import Deadline
-from sidecar.core.errors import ProviderMalformedError, ProviderUnavailableError
+from sidecar.core.errors import ProviderError, ProviderMalformedError, ProviderUnavailableError
 from sidecar.core.types import Chunk, FinishReason, GenerationParams, Message, Usage
 from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.sse import SseEvent
@@ -82,15 +82,32 @@ class StreamAssembler:
 
 
 async def stream_chunks(
-    events: AsyncGenerator[SseEvent, None], parse: Callable[[SseEvent], StreamEvent]
+    batches: AsyncGenerator[list[SseEvent], None], parse: Callable[[SseEvent], StreamEvent]
 ) -> AsyncGenerator[Chunk, None]:
-    """Parse an upstream SSE stream into Chunks, ending with the final chunk."""
+    """Parse an upstream SSE stream into Chunks (one per network read), ending with the final chunk.
+
+    Text of events that arrived together is joined into one chunk. An error event goes out after
+    the text that preceded it, so "after the first chunk" means the same as on the wire.
+    """
     assembler = StreamAssembler()
-    async with aclosing(events):
-        async for event in events:
-            chunk = assembler.feed(parse(event))
-            if chunk is not None:
-                yield chunk
+    async with aclosing(batches):
+        async for batch in batches:
+            text: list[str] = []
+            failure: ProviderError | None = None
+            for event in batch:
+                try:
+                    chunk = assembler.feed(parse(event))
+                except ProviderError as exc:
+                    failure = exc
+                    break
+                if chunk is not None:
+                    text.append(chunk.text)
+                if assembler.done:
+                    break
+            if text:
+                yield Chunk(text="".join(text))
+            if failure is not None:
+                raise failure
             if assembler.done:
                 break
     yield assembler.final()

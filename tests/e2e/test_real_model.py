@@ -40,7 +40,9 @@ def small_model() -> Iterator[tuple[str, str]]:
 def policy(url: str, model: str) -> dict[str, Any]:
     return {
         "default_route": "small",
-        "deployments": {"smollm2": {"provider": "openai", "model": model, "base_url": url, "context_window": 2048}},
+        "deployments": {
+            "smollm2": {"provider": "openai", "model": model, "base_url": url, "context_window": 2048}
+        },
         "routes": {"small": {"deployments": ["smollm2"]}},
     }
 
@@ -53,7 +55,9 @@ FINISHED = (gen.FINISH_REASON_STOP, gen.FINISH_REASON_LENGTH)
 async def test_generate(serve: Any, small_model: tuple[str, str]) -> None:
     s = await serve({"policy": policy(*small_model)})
     reply = await s.stub.Generate(
-        gen.GenerateRequest(messages=QUESTION, config=gen.GenerationConfig(max_tokens=24, temperature=0, seed=1)),
+        gen.GenerateRequest(
+            messages=QUESTION, config=gen.GenerationConfig(max_tokens=24, temperature=0, seed=1)
+        ),
         timeout=120,
     )
     summary = reply.summary
@@ -69,7 +73,9 @@ async def test_generate(serve: Any, small_model: tuple[str, str]) -> None:
 @pytest.mark.timeout(300)
 async def test_stream_generate(serve: Any, small_model: tuple[str, str]) -> None:
     s = await serve({"policy": policy(*small_model)})
-    request = gen.StreamGenerateRequest(messages=QUESTION, config=gen.GenerationConfig(max_tokens=24, temperature=0, seed=1))
+    request = gen.StreamGenerateRequest(
+        messages=QUESTION, config=gen.GenerationConfig(max_tokens=24, temperature=0, seed=1)
+    )
     events = [e async for e in s.stub.StreamGenerate(request, timeout=120)]
     deltas, summary = events[:-1], events[-1]
     assert len(deltas) >= 2 and all(e.HasField("delta") for e in deltas)
@@ -78,14 +84,20 @@ async def test_stream_generate(serve: Any, small_model: tuple[str, str]) -> None
     usage = summary.summary.usage
     assert usage.prompt_tokens > 5 and 0 < usage.completion_tokens <= 24
     assert summary.summary.finish_reason in FINISHED
-    assert 0 < summary.summary.time_to_first_token.ToNanoseconds() < summary.summary.upstream_latency.ToNanoseconds()
+    assert (
+        0
+        < summary.summary.time_to_first_token.ToNanoseconds()
+        < summary.summary.upstream_latency.ToNanoseconds()
+    )
 
 
 @pytest.mark.timeout(300)
 async def test_max_tokens_is_honoured(serve: Any, small_model: tuple[str, str]) -> None:
     s = await serve({"policy": policy(*small_model)})
     reply = await s.stub.Generate(
-        gen.GenerateRequest(messages=[user("Write a long story about the sea.")], config=gen.GenerationConfig(max_tokens=5)),
+        gen.GenerateRequest(
+            messages=[user("Write a long story about the sea.")], config=gen.GenerationConfig(max_tokens=5)
+        ),
         timeout=120,
     )
     assert reply.summary.usage.completion_tokens <= 5

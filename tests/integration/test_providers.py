@@ -58,7 +58,7 @@ async def test_openai_unary(serve: Any, upstream: Upstream) -> None:
 
 
 async def test_openai_stream_with_usage(serve: Any, upstream: Upstream) -> None:
-    upstream.push(Reply.sse("openai/stream.sse"))
+    upstream.push(Reply.sse("openai/stream.sse", chunk_delay=0.01))  # one token per network read
     s = await serve({"policy": policy(upstream, "openai")}, KEYS)
     events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
     assert "".join(e.delta.text for e in events[:-1]) == "Hello! How can I help you today?"
@@ -90,10 +90,19 @@ async def test_anthropic_unary(serve: Any, upstream: Upstream) -> None:
 
 
 async def test_anthropic_stream(serve: Any, upstream: Upstream) -> None:
-    upstream.push(Reply.sse("anthropic/stream.sse"))
+    upstream.push(Reply.sse("anthropic/stream.sse", chunk_delay=0.01))
     s = await serve({"policy": policy(upstream, "anthropic")}, KEYS)
     events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
     assert [e.delta.text for e in events[:-1]] == ["Hello", "! How can I", " help you today?"]
     usage = events[-1].summary.usage
     assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) == (20, 12, 8)
     assert upstream.seen[0].body["stream"] is True
+
+
+async def test_a_burst_of_events_goes_out_as_one_delta(serve: Any, upstream: Upstream) -> None:
+    upstream.push(Reply(chunks=[b"".join(Reply.sse("openai/stream.sse").chunks or [])]))  # one write
+    s = await serve({"policy": policy(upstream, "openai")}, KEYS)
+    events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
+    assert [e.WhichOneof("event") for e in events] == ["delta", "summary"]
+    assert events[0].delta.text == "Hello! How can I help you today?"
+    assert events[1].summary.usage.completion_tokens == 9

@@ -1,0 +1,48 @@
+"""stream_chunks: one chunk per network read, errors after the text that preceded them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import pytest
+
+from sidecar.core.errors import ProviderUnavailableError
+from sidecar.core.types import Chunk, FinishReason, Usage
+from sidecar.providers import openai
+from sidecar.providers.base import stream_chunks
+from sidecar.providers.sse import SseDecoder, SseEvent
+from tests.support.upstream import fixture, sse_events
+
+
+async def reads(*raw: bytes) -> AsyncGenerator[list[SseEvent], None]:
+    decoder = SseDecoder()
+    for data in raw:
+        if events := decoder.feed(data):
+            yield events
+
+
+async def run(*raw: bytes) -> list[Chunk]:
+    return [c async for c in stream_chunks(reads(*raw), lambda e: openai.parse_event(e.data))]
+
+
+async def test_one_chunk_per_read_and_the_final_chunk() -> None:
+    events = sse_events(fixture("openai/stream.sse"))
+    out = await run(b"".join(events[:3]), b"".join(events[3:]))
+    assert [c.text for c in out] == ["Hello!", " How can I help you today?", ""]
+    assert out[-1].finish_reason is FinishReason.STOP
+    assert out[-1].usage == Usage(19, 9)
+
+
+async def test_error_event_follows_the_text_read_with_it() -> None:
+    out: list[str] = []
+    with pytest.raises(ProviderUnavailableError):
+        async for chunk in stream_chunks(
+            reads(fixture("openai/stream_error.sse")), lambda e: openai.parse_event(e.data)
+        ):
+            out.append(chunk.text)
+    assert out == ["Hello!"]
+
+
+async def test_stops_reading_at_done() -> None:
+    out = await run(fixture("openai/stream.sse") + b'data: {"not": "read"}\n\n')
+    assert [c.text for c in out] == ["Hello! How can I help you today?", ""]
