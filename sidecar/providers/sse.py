@@ -24,16 +24,14 @@ class SseDecoder:
         self._max = max_event_bytes
 
     def feed(self, data: bytes) -> list[SseEvent]:
-        self._buffer += data
+        buffer = self._buffer + data
+        if b"\r" in buffer:
+            buffer = _normalize_line_ends(buffer)
+        lines = buffer.split(b"\n")
+        self._buffer = lines.pop()  # the incomplete last line (empty after a line end)
         events: list[SseEvent] = []
-        while True:
-            cut = _line_end(self._buffer)
-            if cut is None:
-                break
-            end, skip = cut
-            line = self._buffer[:end].decode("utf-8", errors="replace")
-            self._buffer = self._buffer[end + skip :]
-            event = self._line(line)
+        for raw in lines:
+            event = self._line(raw.decode("utf-8", errors="replace"))
             if event is not None:
                 events.append(event)
         if len(self._buffer) + self._size > self._max:
@@ -42,8 +40,9 @@ class SseDecoder:
 
     def close(self) -> list[SseEvent]:
         """End of stream: a final event without its blank line is still dispatched."""
-        events = self.feed(b"\n\n") if self._buffer or self._data else []
-        return events
+        if self._buffer.endswith(b"\r"):
+            self._buffer = self._buffer[:-1] + b"\n"
+        return self.feed(b"\n\n") if self._buffer or self._data else []
 
     def _line(self, line: str) -> SseEvent | None:
         if not line:
@@ -68,12 +67,8 @@ class SseDecoder:
         return event
 
 
-def _line_end(buffer: bytes) -> tuple[int, int] | None:
-    """Position and length of the first line terminator (CRLF, LF or CR)."""
-    lf = buffer.find(b"\n")
-    cr = buffer.find(b"\r")
-    if cr == -1 or (lf != -1 and lf < cr):
-        return None if lf == -1 else (lf, 1)
-    if cr == len(buffer) - 1:
-        return None  # a CR at the end may be the first half of CRLF
-    return (cr, 2) if buffer[cr + 1 : cr + 2] == b"\n" else (cr, 1)
+def _normalize_line_ends(buffer: bytes) -> bytes:
+    """CRLF and lone CR become LF; a CR at the very end waits, as it may be half of a CRLF."""
+    tail = b"\r" if buffer.endswith(b"\r") else b""
+    body = buffer[: len(buffer) - len(tail)]
+    return body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail

@@ -52,3 +52,9 @@ def test_oversized_event_is_malformed() -> None:
 def test_recorded_openai_transcript_has_every_event() -> None:
     events = SseDecoder().feed(fixture("openai/stream.sse"))
     assert len(events) == 13 and events[-1].data == "[DONE]"
+
+
+def test_an_event_of_many_data_lines_is_bounded() -> None:
+    d = SseDecoder(max_event_bytes=100)
+    with pytest.raises(ProviderMalformedError):
+        d.feed(b"data: 0123456789\n" * 20)
