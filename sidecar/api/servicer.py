@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 
@@ -95,7 +95,7 @@ class OrchestratorServicer:
             _log.info("rejected request", extra={"reason": err.reason, "detail": err.message})
             await abort(context, err)
 
-    async def _fail(self, context: Context, call: Call, exc: Exception) -> None:
+    async def _fail(self, context: Context, call: Call, exc: Exception) -> NoReturn:
         if isinstance(exc, grpc.aio.AbortError):
             raise exc
         err = exc if isinstance(exc, SidecarError) else internal(call.request_id)
