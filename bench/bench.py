@@ -2,13 +2,17 @@
 
 Layout on a 2-core machine (taskset): two loopback upstreams (bench/upstream.py, one per upstream
 delay) and the load generator (bench/loadgen.py, one process per run) share CPU 0; the sidecar
-(`python -m sidecar serve`) is alone on CPU 1. This script only starts, waits and reports: it sits
-pinned to CPU 0 and blocked in wait() while a run is measured. Every scenario is run twice with
-the same load generator: straight to the upstream (direct), then through the sidecar. The
-upstreams and the sidecar are started once and reused by every scenario.
+(`python -m sidecar serve`) and the bare gRPC server (bench/bare_server.py) are on CPU 1, where only
+the one under load does any work. This script only starts, waits and reports: it sits pinned to
+CPU 0 and blocked in wait() while a run is measured. Every scenario is run three times with the
+same load generator: straight to the upstream (direct), through the sidecar, then through the
+bare gRPC server, a grpc.aio + uvloop server answering the same RPCs with a fixed response after
+the upstream delay: the floor of any Python gRPC sidecar here, which separates the cost of the
+gRPC hop from that of the sidecar's own pipeline (--no-bare skips it). The upstreams and the
+servers are started once and reused by every scenario.
 
-    .venv/bin/python bench/bench.py            # the full run (about 3 minutes)
-    .venv/bin/python bench/bench.py --quick    # a smoke run (about 15 seconds)
+    .venv/bin/python bench/bench.py            # the full run (about 4 minutes)
+    .venv/bin/python bench/bench.py --quick    # a smoke run (about 20 seconds)
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import IO, Any
 
 import yaml
 from common import (
+    BARE,
     BENCH,
     DIRECT,
     REPO,
@@ -46,7 +51,7 @@ from common import (
 )
 from report import FOREIGN, Report, Row, Scenario, render
 
-CLIENT_CPU, SIDECAR_CPU = 0, 1  # upstreams + load generator (+ this script) | the sidecar alone
+CLIENT_CPU, SIDECAR_CPU = 0, 1  # upstreams + load generator (+ this script) | the sidecar (+ bare server)
 READY_SECONDS = 30.0  # bound on a service's start-up
 STOP_SECONDS = 5.0  # bound on a process's exit after SIGTERM, before SIGKILL
 NOISE_PAUSE_SECONDS = 5.0  # before re-running a scenario that other processes disturbed
@@ -68,6 +73,7 @@ class Plan:
     timeout: float
     noise_retries: int
     output: Path | None
+    bare: bool  # also run every scenario through bench/bare_server.py
 
     def scenarios(self) -> list[Scenario]:
         return [
@@ -94,9 +100,15 @@ class Service:
 class Services:
     upstreams: dict[int, Service]  # by delay in ms
     sidecar: Service
+    bare: Service | None  # None with --no-bare
+
+    @property
+    def all(self) -> tuple[Service, ...]:
+        servers = (self.sidecar,) if self.bare is None else (self.sidecar, self.bare)
+        return (*self.upstreams.values(), *servers)
 
     def check_alive(self) -> None:
-        for service in (*self.upstreams.values(), self.sidecar):
+        for service in self.all:
             if service.proc.poll() is not None:
                 raise BenchError(f"{service.name} exited ({service.proc.returncode}): {tail(service.log)}")
 
@@ -212,15 +224,36 @@ def start_sidecar(procs: Processes, workdir: Path, upstreams: dict[int, Service]
     return Service("sidecar", proc, int(ready["port"]), log)
 
 
+def start_bare(procs: Processes, workdir: Path, delays_ms: Sequence[int]) -> Service:
+    """bench/bare_server.py on the sidecar's CPU, answering the sidecar's route names after their delays."""
+    log = workdir / "bare.log"
+    argv = [sys.executable, str(BENCH / "bare_server.py")]
+    for delay in delays_ms:
+        argv += ["--route", f"{route_name(delay)}={delay / 1000}"]
+    proc = start_logged(procs, SIDECAR_CPU, argv, log)
+    ready = json.loads(wait_for_line("bare gRPC server", proc, log, '"listening"'))
+    return Service("bare gRPC server", proc, int(ready["port"]), log)
+
+
 def start_services(procs: Processes, workdir: Path, plan: Plan) -> Services:
     upstreams = {delay: start_upstream(procs, workdir, delay) for delay in plan.delays_ms}
-    return Services(upstreams, start_sidecar(procs, workdir, upstreams))
+    sidecar = start_sidecar(procs, workdir, upstreams)
+    bare = start_bare(procs, workdir, plan.delays_ms) if plan.bare else None
+    return Services(upstreams, sidecar, bare)
 
 
 def loadgen_argv(plan: Plan, services: Services, scenario: Scenario, via: str) -> list[str]:
     upstream = services.upstreams[scenario.delay_ms]
-    direct_url = f"http://127.0.0.1:{upstream.port}/v1/chat/completions"
-    target = direct_url if via == DIRECT else f"127.0.0.1:{services.sidecar.port}"
+    if via == DIRECT:
+        target = f"http://127.0.0.1:{upstream.port}/v1/chat/completions"
+    else:
+        server = services.bare if via == BARE else services.sidecar
+        assert server is not None, via
+        target = f"127.0.0.1:{server.port}"
+    # every process on the two CPUs is watched, the idle server too: its CPU is not "other load"
+    watch = {"sidecar": services.sidecar.pid, "upstream": upstream.pid}
+    if services.bare is not None:
+        watch[BARE] = services.bare.pid
     return [
         sys.executable, str(BENCH / "loadgen.py"),
         "--via", via, "--kind", scenario.kind, "--target", target,
@@ -228,7 +261,7 @@ def loadgen_argv(plan: Plan, services: Services, scenario: Scenario, via: str) -
         "--concurrency", str(scenario.concurrency),
         "--warmup", str(plan.warmup), "--duration", str(plan.duration), "--timeout", str(plan.timeout),
         "--stagger", str(scenario.delay_ms / 1000),
-        "--watch", f"sidecar={services.sidecar.pid}", "--watch", f"upstream={upstream.pid}",
+        *(arg for name, pid in watch.items() for arg in ("--watch", f"{name}={pid}")),
     ]  # fmt: skip
 
 
@@ -255,13 +288,18 @@ def progress(label: str, scenario: Scenario, result: RunResult) -> None:
 
 
 def run_scenario(procs: Processes, plan: Plan, services: Services, scenario: Scenario, label: str) -> Row:
-    """The direct run, then the run through the sidecar, and the sidecar's RSS after both."""
+    """The direct run, the run through the sidecar and the sidecar's RSS after both, then the run
+    through the bare gRPC server (the first two run just as they do with --no-bare)."""
     results: dict[str, RunResult] = {}
     for via in (DIRECT, SIDECAR):
         results[via] = run_load(procs, plan, services, scenario, via)
         progress(label, scenario, results[via])
     rss = process_memory(services.sidecar.pid).rss_mb
-    return Row(scenario, results[DIRECT], results[SIDECAR], rss)
+    bare = None
+    if services.bare is not None:
+        bare = run_load(procs, plan, services, scenario, BARE)
+        progress(label, scenario, bare)
+    return Row(scenario, results[DIRECT], results[SIDECAR], rss, bare)
 
 
 def run_quietly(procs: Processes, plan: Plan, services: Services, scenario: Scenario, label: str) -> Row:
@@ -318,14 +356,29 @@ def describe_machine() -> str:
 
 
 def describe_method(plan: Plan) -> str:
+    cpu1 = (
+        "the sidecar and the bare gRPC server (each idle during the other's runs)"
+        if plan.bare
+        else "the sidecar"
+    )
     return (
         f"Closed loop: `conc` workers send back to back; {plan.warmup:g} s warm-up, then "
         f"{plan.duration:g} s measured per run; the workers' first requests are spread over one upstream "
         "delay, so that they do not run in lockstep bursts. Upstream (aiohttp + uvloop serving recorded "
         "OpenAI bytes; `upstream delay` before the answer, or before the first SSE event) and load generator "
-        "pinned to CPU 0, the sidecar alone on CPU 1. Latency is the whole call; TTFC is the time to the "
+        f"pinned to CPU 0, {cpu1} alone on CPU 1. Latency is the whole call; TTFC is the time to the "
         "first content chunk; overhead = sidecar minus direct. Sidecar CPU = its utime+stime over the "
         "window ÷ requests completed in the window; RSS (VmRSS) at the end of each scenario."
+        + (
+            " Bare gRPC = the same load generator and gRPC calls against bench/bare_server.py, a bare "
+            "grpc.aio + uvloop server on CPU 1 that sleeps the upstream delay and returns a fixed answer "
+            "(a stream: one delta, one summary, as the sidecar sends for this upstream), with no pipeline "
+            "and no upstream call: the floor of any Python gRPC sidecar on this machine. Bare minus direct "
+            "is the cost of the gRPC hop, the least overhead such a sidecar could show; sidecar minus bare "
+            "is what the sidecar's own pipeline and its upstream call add."
+            if plan.bare
+            else ""
+        )
     )
 
 
@@ -346,6 +399,9 @@ def parse_plan(argv: Sequence[str] | None) -> Plan:
         "--noise-retries", type=int, default=2, help="re-runs of a scenario disturbed by other processes"
     )
     parser.add_argument("--output", type=Path, help="Markdown file (default bench/results.md; none if quick)")
+    parser.add_argument(
+        "--no-bare", action="store_true", help="skip the runs through the bare gRPC server (bare_server.py)"
+    )
     args = parser.parse_args(argv)
     kinds = tuple(kind for kind in args.kinds.split(",") if kind)
     if not set(kinds) <= {UNARY, STREAM}:
@@ -360,6 +416,7 @@ def parse_plan(argv: Sequence[str] | None) -> Plan:
         timeout=args.timeout,
         noise_retries=args.noise_retries,
         output=args.output or (None if quick else BENCH / "results.md"),
+        bare=not args.no_bare,
     )
 
 

@@ -14,6 +14,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 UNARY, STREAM = "unary", "stream"
 DIRECT, SIDECAR = "direct", "sidecar"
+BARE = "bare"  # through bench/bare_server.py: the floor of any Python gRPC sidecar
 
 
 def process_cpu_seconds(pid: int) -> float:

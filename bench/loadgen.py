@@ -4,6 +4,7 @@
 window opens (CPU counters of the watched processes and of every CPU are read), and closes
 --duration seconds later (read again); only requests completed inside the window count toward
 throughput and latency. Errors are counted over the whole run. Prints one RunResult as JSON.
+--via bare drives bench/bare_server.py with the same gRPC client code and checks as --via sidecar.
 """
 
 from __future__ import annotations
@@ -25,7 +26,17 @@ from typing import Any
 import aiohttp
 import grpc
 import uvloop
-from common import DIRECT, SIDECAR, STREAM, UNARY, RunResult, busy_fractions, cpu_ticks, process_cpu_seconds
+from common import (
+    BARE,
+    DIRECT,
+    SIDECAR,
+    STREAM,
+    UNARY,
+    RunResult,
+    busy_fractions,
+    cpu_ticks,
+    process_cpu_seconds,
+)
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc
@@ -213,7 +224,7 @@ def snapshot(watch: dict[str, int]) -> Snapshot:
 async def run(opts: Options) -> RunResult:
     tally = Tally()
     stop = asyncio.Event()
-    make_sender = sidecar_sender if opts.via == SIDECAR else direct_sender
+    make_sender = direct_sender if opts.via == DIRECT else sidecar_sender  # bare speaks the same gRPC
     async with make_sender(opts) as send:
         offsets = (opts.stagger * i / opts.concurrency for i in range(opts.concurrency))
         tasks = [asyncio.create_task(worker(send, stop, tally, opts.timeout, o)) for o in offsets]
@@ -277,9 +288,9 @@ def parse_watch(items: Sequence[str]) -> dict[str, int]:
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--via", choices=(DIRECT, SIDECAR), required=True)
+    parser.add_argument("--via", choices=(DIRECT, SIDECAR, BARE), required=True)
     parser.add_argument("--kind", choices=(UNARY, STREAM), required=True)
-    parser.add_argument("--target", required=True, help="direct: the upstream URL; sidecar: host:port")
+    parser.add_argument("--target", required=True, help="direct: the upstream URL; sidecar, bare: host:port")
     parser.add_argument("--route", default="", help="the sidecar route alias (GenerateRequest.model)")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--warmup", type=float, default=1.0)

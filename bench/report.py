@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from common import STREAM, UNARY, RunResult
 
@@ -15,6 +16,9 @@ BAR_P50_MS, BAR_P99_MS = 1.0, 3.0
 BAR_RSS_MB = 100.0
 FOREIGN = 0.15  # CPU busier than the benchmark's own processes account for: something else ran
 BAR_CONCURRENCY, BAR_DELAY_MS = 10, 50  # ~200 req/s with a 50 ms upstream
+
+
+Pair = tuple[float | None, float | None]  # p50, p99 in ms
 
 
 @dataclass(frozen=True)
@@ -30,19 +34,28 @@ class Row:
     direct: RunResult
     sidecar: RunResult
     rss_mb: float
+    bare: RunResult | None = None  # through bench/bare_server.py; None with --no-bare
+
+    @property
+    def results(self) -> tuple[RunResult, ...]:
+        return (self.direct, self.sidecar) if self.bare is None else (self.direct, self.sidecar, self.bare)
 
     @property
     def errors(self) -> int:
-        return self.direct.errors + self.sidecar.errors
+        return sum(result.errors for result in self.results)
 
     @property
     def client_bound(self) -> bool:
-        return self.sidecar.cpu_busy.get("cpu0", 0.0) >= CLIENT_BOUND
+        return is_client_bound(self.sidecar)
 
     @property
     def foreign_load(self) -> float:
-        """The most CPU (fraction of a core) used by processes outside the benchmark in either run."""
-        return max(max(foreign_load(self.direct).values()), max(foreign_load(self.sidecar).values()))
+        """The most CPU (fraction of a core) used by processes outside the benchmark in any of its runs."""
+        return max(max(foreign_load(result).values()) for result in self.results)
+
+
+def is_client_bound(result: RunResult) -> bool:
+    return result.cpu_busy.get("cpu0", 0.0) >= CLIENT_BOUND
 
 
 def foreign_load(result: RunResult) -> dict[str, float]:
@@ -52,7 +65,7 @@ def foreign_load(result: RunResult) -> dict[str, float]:
         return {"cpu0": 0.0, "cpu1": 0.0}
     ours = {
         "cpu0": (cpu.get("loadgen", 0.0) + cpu.get("upstream", 0.0)) / window,
-        "cpu1": cpu.get("sidecar", 0.0) / window,
+        "cpu1": (cpu.get("sidecar", 0.0) + cpu.get("bare", 0.0)) / window,  # both sit on CPU 1
     }
     return {name: max(0.0, result.cpu_busy.get(name, 0.0) - used) for name, used in ours.items()}
 
@@ -85,6 +98,10 @@ def diff(direct: float | None, sidecar: float | None) -> str:
     return "-" if direct is None or sidecar is None else f"{sidecar - direct:+.2f}"
 
 
+def pair_diff(minuend: Pair, subtrahend: Pair) -> str:
+    return f"{diff(subtrahend[0], minuend[0])} / {diff(subtrahend[1], minuend[1])}"
+
+
 def percent(fraction: float | None) -> str:
     return "-" if fraction is None else f"{fraction * 100:.0f}"
 
@@ -96,35 +113,86 @@ def table(header: Iterable[str], lines: Iterable[Iterable[str]]) -> list[str]:
     return out
 
 
-MAIN_HEADER = (
-    "kind", "conc", "upstream delay ms", "direct req/s", "sidecar req/s",
-    "direct p50 / p99 ms", "sidecar p50 / p99 ms", "overhead p50 / p99 ms",
-    "TTFC direct p50 / p99 ms", "TTFC sidecar p50 / p99 ms", "TTFC overhead p50 / p99 ms",
-    "sidecar CPU ms/req", "sidecar RSS MB", "CPU0 / CPU1 busy %", "errors",
-)  # fmt: skip
+class Column(NamedTuple):
+    header: str
+    cell: Callable[[Row], str]
+    bare: bool = False  # shown only when the run has the bare gRPC path
 
 
-def main_cells(row: Row) -> list[str]:
-    d, s, sc = row.direct, row.sidecar, row.scenario
-    stream = sc.kind == STREAM
-    errors = "0" if row.errors == 0 else f"⚠ {row.errors} (direct {d.errors}, sidecar {s.errors})"
-    return [
-        sc.kind,
-        str(sc.concurrency),
-        str(sc.delay_ms),
-        f"{d.rps:.0f}",
-        f"{s.rps:.0f}" + (" ‡" if row.client_bound else ""),
-        pair(d.p50_ms, d.p99_ms),
-        pair(s.p50_ms, s.p99_ms),
-        f"{diff(d.p50_ms, s.p50_ms)} / {diff(d.p99_ms, s.p99_ms)}",
-        pair(d.ttfc_p50_ms, d.ttfc_p99_ms) if stream else "-",
-        pair(s.ttfc_p50_ms, s.ttfc_p99_ms) if stream else "-",
-        f"{diff(d.ttfc_p50_ms, s.ttfc_p50_ms)} / {diff(d.ttfc_p99_ms, s.ttfc_p99_ms)}" if stream else "-",
-        ms(s.cpu_ms_per_request("sidecar")),
-        f"{row.rss_mb:.0f}",
-        f"{percent(s.cpu_busy.get('cpu0'))} / {percent(s.cpu_busy.get('cpu1'))}",
-        errors,
-    ]
+def _latency(result: RunResult) -> Pair:
+    return result.p50_ms, result.p99_ms
+
+
+def _ttfc(result: RunResult) -> Pair:
+    return result.ttfc_p50_ms, result.ttfc_p99_ms
+
+
+def _bare(row: Row) -> RunResult:
+    assert row.bare is not None  # bare columns are shown only when every row has a bare run
+    return row.bare
+
+
+def _streamed(row: Row, text: str) -> str:
+    return text if row.scenario.kind == STREAM else "-"
+
+
+def _errors(row: Row) -> str:
+    if row.errors == 0:
+        return "0"
+    parts = [f"{result.via} {result.errors}" for result in row.results]
+    return f"⚠ {row.errors} ({', '.join(parts)})"
+
+
+MAIN_COLUMNS = (
+    Column("kind", lambda r: r.scenario.kind),
+    Column("conc", lambda r: str(r.scenario.concurrency)),
+    Column("upstream delay ms", lambda r: str(r.scenario.delay_ms)),
+    Column("direct req/s", lambda r: f"{r.direct.rps:.0f}"),
+    Column("sidecar req/s", lambda r: f"{r.sidecar.rps:.0f}" + (" ‡" if r.client_bound else "")),
+    Column(
+        "bare gRPC req/s",
+        lambda r: f"{_bare(r).rps:.0f}" + (" ‡" if is_client_bound(_bare(r)) else ""),
+        bare=True,
+    ),
+    Column("direct p50 / p99 ms", lambda r: pair(*_latency(r.direct))),
+    Column("sidecar p50 / p99 ms", lambda r: pair(*_latency(r.sidecar))),
+    Column("overhead p50 / p99 ms", lambda r: pair_diff(_latency(r.sidecar), _latency(r.direct))),
+    Column("bare gRPC p50 / p99 ms", lambda r: pair(*_latency(_bare(r))), bare=True),
+    Column(
+        "sidecar minus bare p50 / p99 ms",
+        lambda r: pair_diff(_latency(r.sidecar), _latency(_bare(r))),
+        bare=True,
+    ),
+    Column("TTFC direct p50 / p99 ms", lambda r: _streamed(r, pair(*_ttfc(r.direct)))),
+    Column("TTFC sidecar p50 / p99 ms", lambda r: _streamed(r, pair(*_ttfc(r.sidecar)))),
+    Column(
+        "TTFC overhead p50 / p99 ms",
+        lambda r: _streamed(r, pair_diff(_ttfc(r.sidecar), _ttfc(r.direct))),
+    ),
+    Column("TTFC bare gRPC p50 / p99 ms", lambda r: _streamed(r, pair(*_ttfc(_bare(r)))), bare=True),
+    Column(
+        "TTFC sidecar minus bare p50 / p99 ms",
+        lambda r: _streamed(r, pair_diff(_ttfc(r.sidecar), _ttfc(_bare(r)))),
+        bare=True,
+    ),
+    Column("sidecar CPU ms/req", lambda r: ms(r.sidecar.cpu_ms_per_request("sidecar"))),
+    Column("bare gRPC CPU ms/req", lambda r: ms(_bare(r).cpu_ms_per_request("bare")), bare=True),
+    Column("sidecar RSS MB", lambda r: f"{r.rss_mb:.0f}"),
+    Column(
+        "CPU0 / CPU1 busy %",
+        lambda r: f"{percent(r.sidecar.cpu_busy.get('cpu0'))} / {percent(r.sidecar.cpu_busy.get('cpu1'))}",
+    ),
+    Column("errors", _errors),
+)
+
+
+def with_bare(rows: Sequence[Row]) -> bool:
+    return bool(rows) and all(row.bare is not None for row in rows)
+
+
+def main_columns(rows: Sequence[Row]) -> tuple[Column, ...]:
+    bare = with_bare(rows)
+    return tuple(column for column in MAIN_COLUMNS if bare or not column.bare)
 
 
 CPU_HEADER = (
@@ -185,23 +253,15 @@ def bar_lines(report: Report) -> Iterator[str]:
         row = find(rows, kind, BAR_CONCURRENCY, BAR_DELAY_MS)
         if row is not None:
             yield _overhead_line(kind, row, pick)
+            if row.bare is not None:
+                yield _floor_line(row, row.bare, pick)
     yield (
         f"- {verdict(report.peak_rss_mb < BAR_RSS_MB)} RSS under load < {BAR_RSS_MB:g} MB: "
         f"peak (VmHWM) {report.peak_rss_mb:.0f} MB, idle {report.idle_rss_mb:.0f} MB"
     )
 
 
-def _latency(result: RunResult) -> tuple[float | None, float | None]:
-    return result.p50_ms, result.p99_ms
-
-
-def _ttfc(result: RunResult) -> tuple[float | None, float | None]:
-    return result.ttfc_p50_ms, result.ttfc_p99_ms
-
-
-def _overhead_line(
-    kind: str, row: Row, pick: Callable[[RunResult], tuple[float | None, float | None]]
-) -> str:
+def _overhead_line(kind: str, row: Row, pick: Callable[[RunResult], Pair]) -> str:
     (d50, d99), (s50, s99) = pick(row.direct), pick(row.sidecar)
     what = "latency" if kind == UNARY else "time to first chunk"
     if None in (d50, d99, s50, s99):
@@ -215,9 +275,29 @@ def _overhead_line(
     )
 
 
+def _floor_line(row: Row, bare: RunResult, pick: Callable[[RunResult], Pair]) -> str:
+    """What a bare grpc.aio server adds over direct in the same scenario: the least any Python gRPC
+    sidecar could show against this criterion (it needs the gRPC hop plus an upstream call at least as
+    costly as the direct one)."""
+    (d50, d99), (s50, s99), (b50, b99) = pick(row.direct), pick(row.sidecar), pick(bare)
+    if None in (d50, d99, s50, s99, b50, b99):
+        return "  - floor (bare gRPC server, same scenario): no data"
+    assert d50 is not None and d99 is not None and s50 is not None and s99 is not None
+    assert b50 is not None and b99 is not None
+    return (
+        f"  - floor, a bare grpc.aio + uvloop server on CPU 1 (no pipeline, no upstream call), same "
+        f"scenario: bare minus direct {b50 - d50:+.2f} / {b99 - d99:+.2f} ms "
+        f"at {bare.rps:.0f} req/s"
+        + (" ‡" if is_client_bound(bare) else "")
+        + f"; sidecar minus bare {s50 - b50:+.2f} / {s99 - b99:+.2f} ms is the sidecar's own pipeline "
+        "and upstream call"
+    )
+
+
 def render(report: Report) -> str:
     rows = report.rows
     client_bound = [row for row in rows if row.client_bound]
+    bare_bound = [row for row in rows if row.bare is not None and is_client_bound(row.bare)]
     lines = [f"Benchmark {report.machine}", "", report.method, ""]
     lines += list(_noise(report))
     if client_bound:
@@ -227,9 +307,16 @@ def render(report: Report) -> str:
             "req/s is limited by the client, not the sidecar; read the sidecar's CPU ms/req instead."
         )
         lines.append("")
+    if bare_bound:
+        lines.append(
+            f"**‡ on bare gRPC req/s:** in {len(bare_bound)} of {len(rows)} scenarios the run through the "
+            f"bare gRPC server was client-bound the same way (CPU 0 ≥ {CLIENT_BOUND:.0%} busy)."
+        )
+        lines.append("")
     if report.errors:
         lines += [f"**⚠ FLAGGED: {report.errors} failed requests; the affected rows are not valid.**", ""]
-    lines += table(MAIN_HEADER, (main_cells(row) for row in rows))
+    columns = main_columns(rows)
+    lines += table((c.header for c in columns), ([c.cell(row) for c in columns] for row in rows))
     lines += [
         "",
         "Where the CPU went (runs through the sidecar unless noted), CPU ms per completed request:",
@@ -263,7 +350,7 @@ def _problems(report: Report) -> Iterator[str]:
         f"- {row.scenario.kind} conc {row.scenario.concurrency} delay {row.scenario.delay_ms} ms "
         f"{result.via}: {count} x {message}"
         for row in report.rows
-        for result in (row.direct, row.sidecar)
+        for result in row.results
         for message, count in result.error_samples.items()
     ]
     if samples:
