@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -23,6 +24,12 @@ from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.providers._http import HttpClient
 from sidecar.providers.base import Provider
 from sidecar.providers.registry import build_providers
+from sidecar.routing.breaker import BreakerPolicy, Breakers
+from sidecar.routing.plan import AlwaysHealthy, HealthView, Routing
+from sidecar.routing.probe import HealthProber, ProbePolicy, provider_probes
+from sidecar.routing.retry import BudgetPolicy, RetryBudgets
+from sidecar.routing.stats import Stats
+from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
 
 SERVICE_NAME = orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
@@ -36,19 +43,45 @@ class Deps:
     clock: Clock
     http: HttpClient
     providers: Mapping[str, Provider]
-    routes: RouteTable
+    routing: Routing
+    prober: HealthProber | None
     verifier: TokenVerifier
 
 
 def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
     clock = clock or SystemClock()
     http = HttpClient(cfg.settings.http, clock)
+    providers = build_providers(cfg, http)
+    prober = build_prober(cfg, providers, clock)
     return Deps(
         clock=clock,
         http=http,
-        providers=build_providers(cfg, http),
-        routes=RouteTable.from_policy(cfg.policy),
+        providers=providers,
+        routing=build_routing(cfg, clock, prober or AlwaysHealthy()),
+        prober=prober,
         verifier=TokenVerifier(cfg.secret(cfg.settings.auth.token)),
+    )
+
+
+def build_prober(cfg: Config, providers: Mapping[str, Provider], clock: Clock) -> HealthProber | None:
+    """Zero-cost probes of every deployment, unless disabled."""
+    probes = cfg.policy.routing.probes
+    if not probes.enabled:
+        return None
+    policy = ProbePolicy(**probes.model_dump(exclude={"enabled"}))
+    checks = provider_probes(providers, policy=policy, clock=clock)
+    return HealthProber(checks, policy=policy, clock=clock, rng=random.Random())
+
+
+def build_routing(cfg: Config, clock: Clock, health: HealthView) -> Routing:
+    r = cfg.policy.routing
+    return Routing(
+        table=RouteTable.from_policy(cfg.policy),
+        breakers=Breakers(BreakerPolicy(**r.breaker.model_dump()), clock),
+        budgets=RetryBudgets(BudgetPolicy(**r.retry_budget.model_dump()), clock),
+        stats=Stats(),
+        health=health,
+        complexity=ComplexityPolicy(**r.complexity.model_dump()),
     )
 
 
@@ -60,7 +93,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
             # metrics (outermost: sees every outcome)
             partial(AuthnLayer, verifier=d.verifier),
             # quota (reserve, settle) -> cache -> persona/session -> context trim
-            partial(RouteLayer, table=d.routes, clock=d.clock),
+            partial(RouteLayer, routing=d.routing, clock=d.clock),
         ],
     )
 
@@ -79,7 +112,7 @@ class Sidecar:
         servicer = OrchestratorServicer(
             pipeline=build_pipeline(cfg, deps),
             policy=cfg.policy,
-            routes=deps.routes,
+            routing=deps.routing,
             providers=deps.providers,
             verifier=deps.verifier,
             clock=deps.clock,
@@ -98,6 +131,8 @@ class Sidecar:
 
     async def start(self) -> None:
         await self.server.start()
+        if self.deps.prober is not None:
+            await self.deps.prober.start()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         _log.info(
@@ -110,6 +145,8 @@ class Sidecar:
         grace = self.cfg.settings.shutdown_grace_seconds if grace is None else grace
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.deps.prober is not None:
+            await self.deps.prober.stop()
         for provider in self.deps.providers.values():
             await provider.aclose()
         await self.deps.http.aclose()

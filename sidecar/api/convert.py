@@ -23,10 +23,12 @@ from sidecar.core.types import (
     GenerationParams,
     Message,
     Role,
+    Target,
 )
 from sidecar.providers.base import Provider
 from sidecar.providers.registry import describe
-from sidecar.routing.table import RouteTable
+from sidecar.routing.breaker import BreakerState
+from sidecar.routing.plan import Routing
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}")
 _ROUTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/\-]{0,127}")
@@ -259,33 +261,68 @@ def to_delta(chunk: Chunk) -> gen.StreamGenerateResponse:
 
 
 def to_list_models(
-    table: RouteTable,
-    deployments: Mapping[str, DeploymentConfig],
-    providers: Mapping[str, Provider],
+    routing: Routing, deployments: Mapping[str, DeploymentConfig], providers: Mapping[str, Provider]
 ) -> models_pb2.ListModelsResponse:
     routes = []
-    for route in table.routes():
-        items = []
-        for target in route.targets:
-            caps = providers[target.deployment].capabilities
-            items.append(
-                models_pb2.Deployment(
-                    name=target.deployment,
-                    provider=target.provider,
-                    model=target.model,
-                    capabilities=models_pb2.Capabilities(
-                        streaming=caps.streaming,
-                        tools=caps.tools,
-                        json_schema=caps.json_schema,
-                        max_context_tokens=caps.max_context_tokens,
-                    ),
-                    price=models_pb2.Price(
-                        input_per_million=target.price.input_per_million,
-                        output_per_million=target.price.output_per_million,
-                    ),
-                    description=describe(deployments[target.deployment]),
-                )
+    for route in routing.table.routes():
+        items = [
+            _deployment(target, deployments[target.deployment], providers[target.deployment], routing)
+            for target in route.targets
+        ]
+        routes.append(
+            models_pb2.ModelRoute(
+                alias=route.alias,
+                deployments=items,
+                is_default=route.alias == routing.table.default,
+                strategy=route.config.strategy,
             )
-        is_default = route.alias == table.default
-        routes.append(models_pb2.ModelRoute(alias=route.alias, deployments=items, is_default=is_default))
+        )
     return models_pb2.ListModelsResponse(routes=routes)
+
+
+_BREAKER = {
+    BreakerState.CLOSED: models_pb2.BREAKER_STATE_CLOSED,
+    BreakerState.OPEN: models_pb2.BREAKER_STATE_OPEN,
+    BreakerState.HALF_OPEN: models_pb2.BREAKER_STATE_HALF_OPEN,
+}
+
+
+def _deployment(
+    target: Target, config: DeploymentConfig, provider: Provider, routing: Routing
+) -> models_pb2.Deployment:
+    caps = provider.capabilities
+    return models_pb2.Deployment(
+        name=target.deployment,
+        provider=target.provider,
+        model=target.model,
+        capabilities=models_pb2.Capabilities(
+            streaming=caps.streaming,
+            tools=caps.tools,
+            json_schema=caps.json_schema,
+            max_context_tokens=caps.max_context_tokens,
+        ),
+        price=models_pb2.Price(
+            input_per_million=target.price.input_per_million,
+            output_per_million=target.price.output_per_million,
+        ),
+        description=describe(config),
+        status=_status(target.deployment, routing),
+        tags=config.tags,
+    )
+
+
+def _status(name: str, routing: Routing) -> models_pb2.DeploymentStatus:
+    stats = routing.stats.get(name).snapshot()
+    status = models_pb2.DeploymentStatus(
+        healthy=routing.health.healthy(name),
+        breaker_state=_BREAKER[routing.breakers.get(name).state()],
+        last_error=stats.last_error or "",
+        in_flight=stats.in_flight,
+    )
+    if stats.last_error_at is not None:
+        status.last_error_time.FromNanoseconds(int(stats.last_error_at * 1e9))
+    if stats.ewma_ttft is not None:
+        status.ewma_time_to_first_token.CopyFrom(duration(stats.ewma_ttft))
+    if stats.ewma_total is not None:
+        status.ewma_latency.CopyFrom(duration(stats.ewma_total))
+    return status

@@ -20,7 +20,7 @@ from sidecar.core.layer import Handler, collect
 from sidecar.core.types import Call, CallRecord
 from sidecar.pipeline.authn import TokenVerifier
 from sidecar.providers.base import Provider
-from sidecar.routing.table import RouteTable
+from sidecar.routing.plan import Routing
 
 _log = logging.getLogger("sidecar.api")
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -34,14 +34,14 @@ class OrchestratorServicer:
         *,
         pipeline: Handler,
         policy: Policy,
-        routes: RouteTable,
+        routing: Routing,
         providers: Mapping[str, Provider],
         verifier: TokenVerifier,
         clock: Clock,
     ) -> None:
         self._pipeline = pipeline
         self._policy = policy
-        self._routes = routes
+        self._routing = routing
         self._providers = providers
         self._verifier = verifier
         self._clock = clock
@@ -78,7 +78,7 @@ class OrchestratorServicer:
             self._verifier.verify(convert.credentials_from(context.invocation_metadata()))
         except SidecarError as err:
             await abort(context, err)
-        return convert.to_list_models(self._routes, self._policy.deployments, self._providers)
+        return convert.to_list_models(self._routing, self._policy.deployments, self._providers)
 
     async def _call(self, request: convert.GenerateLike, context: Context, *, stream: bool) -> Call:
         record = CallRecord(started_at=self._clock.monotonic())

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from sidecar.config.routing import RouteConfig, RoutingPolicy
+
 ProviderKind = Literal["openai", "anthropic", "echo"]
 
 DEFAULT_BASE_URLS: dict[str, str] = {
@@ -76,6 +78,9 @@ class DeploymentConfig(_Model):
     anthropic_version: str = "2023-06-01"
     echo: EchoOptions | None = None
     description: str = ""
+    weight: float = Field(default=1.0, ge=0, description="for the weighted strategy")
+    priority: int = Field(default=0, description="lower first, for the priority strategy")
+    tags: list[str] = Field(default_factory=list, description="e.g. cheap, for the complexity strategy")
 
     @model_validator(mode="after")
     def _provider_specific(self) -> DeploymentConfig:
@@ -85,10 +90,6 @@ class DeploymentConfig(_Model):
 
     def url(self) -> str:
         return (self.base_url or DEFAULT_BASE_URLS.get(self.provider, "")).rstrip("/")
-
-
-class RouteConfig(_Model):
-    deployments: list[str] = Field(min_length=1, description="tried in order")
 
 
 class RequestLimits(_Model):
@@ -110,6 +111,7 @@ class Policy(_Model):
     deployments: dict[str, DeploymentConfig] = Field(min_length=1)
     routes: dict[str, RouteConfig] = Field(min_length=1)
     limits: RequestLimits = RequestLimits()
+    routing: RoutingPolicy = RoutingPolicy()
 
     @model_validator(mode="after")
     def _references(self) -> Policy:

@@ -80,6 +80,20 @@ class InvalidRequestError(SidecarError):
         )
 
 
+class ContextTooLongError(SidecarError):
+    """No deployment of the route has a context window the prompt fits in."""
+
+    code = Code.INVALID_ARGUMENT
+    reason = "CONTEXT_TOO_LONG"
+
+    def __init__(self, prompt_tokens: int, largest: int) -> None:
+        super().__init__(
+            f"the prompt has about {prompt_tokens} tokens; the route's largest context window is {largest}",
+            metadata={"promptTokens": str(prompt_tokens), "maxContextTokens": str(largest)},
+            violations=[FieldViolation("messages", "too long for every deployment of the route")],
+        )
+
+
 class UnauthenticatedError(SidecarError):
     code = Code.UNAUTHENTICATED
     reason = "MISSING_CREDENTIALS"
@@ -131,6 +145,12 @@ class ProviderError(SidecarError):
 
 class ProviderUnavailableError(ProviderError):
     """Connection refused or reset, 5xx, overloaded: try elsewhere."""
+
+
+class CircuitOpenError(ProviderUnavailableError):
+    """The deployment's circuit breaker is open: it was not tried."""
+
+    reason = "CIRCUIT_OPEN"
 
 
 class ProviderTimeoutError(ProviderError):

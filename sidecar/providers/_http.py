@@ -76,11 +76,18 @@ class HttpClient:
         self, url: str, *, headers: Mapping[str, str], body: object, timeouts: Timeouts
     ) -> Any:
         """POST a JSON body; return the parsed JSON answer or raise a classified ProviderError."""
+        return await self._request_json("POST", url, _json_headers(headers), _encode(body), timeouts)
+
+    async def get_json(self, url: str, *, headers: Mapping[str, str], timeouts: Timeouts) -> Any:
+        """GET a JSON document; return it parsed or raise a classified ProviderError."""
+        return await self._request_json("GET", url, _json_headers(headers, body=False), None, timeouts)
+
+    async def _request_json(
+        self, method: str, url: str, headers: Mapping[str, str], data: bytes | None, timeouts: Timeouts
+    ) -> Any:
         with map_http_errors(timeouts.deadline):
             async with asyncio.timeout(timeouts.next_wait()):
-                async with self._client().post(
-                    url, data=_encode(body), headers=_json_headers(headers)
-                ) as resp:
+                async with self._client().request(method, url, data=data, headers=headers) as resp:
                     if resp.status >= 400:
                         raise await _status_error(resp)
                     raw = await _read_bounded(resp, _MAX_JSON_BODY)
@@ -207,8 +214,10 @@ def _error_message(body: bytes) -> str:
     return ""
 
 
-def _json_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {"content-type": "application/json", "accept-encoding": "gzip, deflate", **headers}
+def _json_headers(headers: Mapping[str, str], *, body: bool = True) -> dict[str, str]:
+    """A JSON request's headers: what the body is, or (without one) what the answer should be."""
+    kind = {"content-type": "application/json"} if body else {"accept": "application/json"}
+    return {**kind, "accept-encoding": "gzip, deflate", **headers}
 
 
 def _encode(body: object) -> bytes:

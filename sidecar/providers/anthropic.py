@@ -132,5 +132,10 @@ class AnthropicProvider(HttpProvider):
         if api_key is not None:
             headers["x-api-key"] = api_key.get_secret_value()
         super().__init__(
-            deployment, http=http, url=f"{deployment.url()}/v1/messages", headers=headers, wire=WIRE
+            deployment,
+            http=http,
+            url=f"{deployment.url()}/v1/messages",
+            probe_url=f"{deployment.url()}/v1/models",
+            headers=headers,
+            wire=WIRE,
         )

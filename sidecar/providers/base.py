@@ -9,7 +9,13 @@ from typing import Any, ClassVar, Protocol
 
 from sidecar.config.schema import DeploymentConfig
 from sidecar.core.clock import Deadline
-from sidecar.core.errors import ProviderError, ProviderMalformedError, ProviderUnavailableError
+from sidecar.core.errors import (
+    DeadlineExceededError,
+    ProviderError,
+    ProviderMalformedError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
 from sidecar.core.types import Chunk, FinishReason, GenerationParams, Message, Usage
 from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.sse import SseEvent
@@ -35,6 +41,12 @@ class Provider(Protocol):
     capabilities: Capabilities
 
     def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]: ...
+
+    async def probe(self, *, deadline: Deadline) -> None:
+        """Is the endpoint up and are our credentials good? Raises a ProviderError if not.
+
+        Costs nothing: never generates tokens, never touches quota.
+        """
 
     async def aclose(self) -> None: ...
 
@@ -132,7 +144,7 @@ class WireFormat:
 
 
 class HttpProvider:
-    """A provider reached over HTTP: one endpoint, its auth headers, its wire format."""
+    """A provider reached over HTTP: one endpoint, its probe endpoint, its auth headers, its wire format."""
 
     name: ClassVar[str]
 
@@ -142,11 +154,12 @@ class HttpProvider:
         *,
         http: HttpClient,
         url: str,
+        probe_url: str,
         headers: dict[str, str],
         wire: WireFormat,
     ) -> None:
         self._deployment, self._http, self._wire = deployment, http, wire
-        self._url, self._headers = url, headers
+        self._url, self._probe_url, self._headers = url, probe_url, headers
         self.capabilities = Capabilities(
             streaming=True, tools=False, json_schema=False, max_context_tokens=deployment.context_window
         )
@@ -164,6 +177,16 @@ class HttpProvider:
         events = self._http.post_sse(self._url, headers=self._headers, body=body, timeouts=timeouts)
         async for chunk in stream_chunks(events, self._wire.parse_event):
             yield chunk
+
+    async def probe(self, *, deadline: Deadline) -> None:
+        """GET the model list with the generation headers: reachability and auth, no tokens spent."""
+        timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
+        try:
+            data = await self._http.get_json(self._probe_url, headers=self._headers, timeouts=timeouts)
+        except DeadlineExceededError as exc:  # the deadline is the probe's own: the upstream was too slow
+            raise ProviderTimeoutError("upstream did not answer the probe in time") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise ProviderMalformedError("probe answer is not a model list")
 
     async def aclose(self) -> None:
         """The shared HTTP client is closed by its owner."""

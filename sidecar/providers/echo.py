@@ -72,5 +72,8 @@ class EchoProvider:
             raise DeadlineExceededError("the call's deadline passed while the echo was waiting")
         await self._sleep(seconds)
 
+    async def probe(self, *, deadline: Deadline) -> None:
+        """In-process: always up."""
+
     async def aclose(self) -> None:
         """Nothing to release."""

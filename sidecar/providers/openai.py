@@ -126,5 +126,10 @@ class OpenAIProvider(HttpProvider):
     def __init__(self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None) -> None:
         headers = {"authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
         super().__init__(
-            deployment, http=http, url=f"{deployment.url()}/chat/completions", headers=headers, wire=WIRE
+            deployment,
+            http=http,
+            url=f"{deployment.url()}/chat/completions",
+            probe_url=f"{deployment.url()}/models",
+            headers=headers,
+            wire=WIRE,
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sidecar.config.schema import Policy
+from sidecar.config.routing import RouteConfig
+from sidecar.config.schema import DeploymentConfig, Policy
 from sidecar.core.errors import RouteNotFoundError
 from sidecar.core.types import Price, Target
 
@@ -14,6 +15,8 @@ from sidecar.core.types import Price, Target
 class Route:
     alias: str
     targets: tuple[Target, ...]
+    config: RouteConfig
+    deployments: tuple[DeploymentConfig, ...]  # the configuration of each target, same order
 
 
 class RouteTable:
@@ -30,7 +33,8 @@ class RouteTable:
                 d = policy.deployments[name]
                 price = Price(d.price.input_per_million, d.price.output_per_million)
                 targets.append(Target(alias, name, d.provider, d.model, price))
-            routes[alias] = Route(alias, tuple(targets))
+            configs = tuple(policy.deployments[name] for name in route.deployments)
+            routes[alias] = Route(alias, tuple(targets), route, configs)
         return cls(routes, policy.default_route)
 
     def resolve(self, alias: str) -> Route:

@@ -182,7 +182,7 @@ async def test_unclassified_crash_is_internal_with_request_info_only(tmp_path: A
     servicer = OrchestratorServicer(
         pipeline=crashing_pipeline,
         policy=cfg.policy,
-        routes=deps.routes,
+        routing=deps.routing,
         providers=deps.providers,
         verifier=deps.verifier,
         clock=deps.clock,

@@ -16,7 +16,11 @@ pytestmark = pytest.mark.integration
 ENV = {"KEY": "sk-canary-secret-value-0123456789"}
 
 
-def two_deployments(first: str, second: str, provider: str = "openai", **extra: Any) -> dict[str, Any]:
+def two_deployments(
+    first: str, second: str, provider: str = "openai", attempts: int = 1, **extra: Any
+) -> dict[str, Any]:
+    """Two deployments on one route; one attempt each unless a test is about retries."""
+
     def deployment(url: str) -> dict[str, Any]:
         base = f"{url}/v1" if provider == "openai" else url
         return {"provider": provider, "model": "m", "base_url": base, "api_key": {"env": "KEY"}, **extra}
@@ -24,7 +28,7 @@ def two_deployments(first: str, second: str, provider: str = "openai", **extra: 
     return {
         "default_route": "r",
         "deployments": {"first": deployment(first), "second": deployment(second)},
-        "routes": {"r": {"deployments": ["first", "second"]}},
+        "routes": {"r": {"deployments": ["first", "second"], "retry": {"max_attempts": attempts}}},
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 
@@ -22,20 +23,29 @@ from sidecar.core.errors import (
 )
 from sidecar.core.types import Call, Chunk, FinishReason, Usage
 from sidecar.pipeline.route import RouteLayer
+from sidecar.routing.breaker import BreakerPolicy, Breakers
+from sidecar.routing.plan import Routing
+from sidecar.routing.retry import BudgetPolicy, RetryBudgets
+from sidecar.routing.stats import Stats
 from sidecar.routing.table import RouteTable
 from tests.conftest import FakeClock
 from tests.support.calls import make_call
 
-POLICY = Policy.model_validate(
-    {
-        "default_route": "main",
-        "deployments": {
-            name: {"provider": "echo", "model": f"m-{name}", "price": {"input_per_million": 1}}
-            for name in ("a", "b", "c")
-        },
-        "routes": {"main": {"deployments": ["a", "b", "c"]}},
-    }
-)
+
+def policy(**route: object) -> Policy:
+    return Policy.model_validate(
+        {
+            "default_route": "main",
+            "deployments": {
+                name: {"provider": "echo", "model": f"m-{name}", "price": {"input_per_million": 1}}
+                for name in ("a", "b", "c")
+            },
+            "routes": {"main": {"deployments": ["a", "b", "c"], "retry": {"max_attempts": 1}, **route}},
+        }
+    )
+
+
+POLICY = policy()
 FINAL = Chunk(finish_reason=FinishReason.STOP, usage=Usage(3, 2))
 
 
@@ -47,6 +57,7 @@ class Script:
     clock: FakeClock
     called: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
+    slept: list[float] = field(default_factory=list)
 
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         assert call.target is not None
@@ -63,8 +74,22 @@ class Script:
             self.closed.append(name)
 
 
-def layer(script: Script, clock: FakeClock) -> RouteLayer:
-    return RouteLayer(script, table=RouteTable.from_policy(POLICY), clock=clock)
+def routing(clock: FakeClock, p: Policy = POLICY, breaker: BreakerPolicy | None = None) -> Routing:
+    return Routing(
+        table=RouteTable.from_policy(p),
+        breakers=Breakers(breaker or BreakerPolicy(), clock),
+        budgets=RetryBudgets(BudgetPolicy(), clock),
+        stats=Stats(),
+        rng=random.Random(7),
+    )
+
+
+def layer(script: Script, clock: FakeClock, r: Routing | None = None) -> RouteLayer:
+    async def sleep(seconds: float) -> None:
+        script.slept.append(seconds)
+        clock.advance(seconds)
+
+    return RouteLayer(script, routing=r or routing(clock), clock=clock, sleep=sleep)
 
 
 async def run(handler: RouteLayer, call: Call) -> list[Chunk]:

@@ -1,0 +1,81 @@
+"""The routing part of the Policy: strategies, retries, hedging, breakers, probes, retry budgets."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+StrategyName = Literal["priority", "weighted", "latency", "cost", "least_busy", "complexity"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RetryConfig(_Model):
+    """Attempts per deployment before the route falls back to the next one."""
+
+    max_attempts: int = Field(default=2, ge=1, le=10)
+    base_delay_seconds: float = Field(default=0.1, ge=0, le=60)
+    max_delay_seconds: float = Field(default=2.0, ge=0, le=600)
+
+
+class HedgingConfig(_Model):
+    """Start the next deployment too when the first is slower than its observed p95 to first token."""
+
+    enabled: bool = False
+    min_delay_seconds: float = Field(default=0.05, ge=0, le=600, description="never hedge sooner")
+    default_delay_seconds: float = Field(default=2.0, gt=0, le=600, description="before p95 is known")
+
+
+class RouteConfig(_Model):
+    deployments: list[str] = Field(min_length=1, description="candidates, in configured order")
+    strategy: StrategyName = "priority"
+    retry: RetryConfig = RetryConfig()
+    first_token_timeout_seconds: float | None = Field(
+        default=None, gt=0, le=3600, description="no first chunk by then: fall back (streams and unary)"
+    )
+    hedging: HedgingConfig = HedgingConfig()
+
+
+class BreakerConfig(_Model):
+    window_seconds: float = Field(default=30.0, gt=0, le=3600)
+    min_requests: int = Field(default=10, ge=1)
+    failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    cooldown_seconds: float = Field(default=30.0, gt=0, le=3600)
+    half_open_trials: int = Field(default=3, ge=1, le=100)
+
+
+class ProbeConfig(_Model):
+    enabled: bool = True
+    interval_seconds: float = Field(default=15.0, gt=0, le=3600)
+    jitter_ratio: float = Field(default=0.2, ge=0, lt=1)
+    timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    unhealthy_after: int = Field(default=2, ge=1, le=100)
+    healthy_after: int = Field(default=3, ge=1, le=100)
+
+
+class RetryBudgetConfig(_Model):
+    ratio: float = Field(default=0.2, ge=0, le=10)
+    min_retries_per_second: float = Field(default=1.0, ge=0)
+    window_seconds: float = Field(default=10.0, gt=0, le=3600)
+
+
+class ComplexityConfig(_Model):
+    simple_below: float = Field(default=0.35, ge=0, le=1)
+    complex_above: float = Field(default=0.7, ge=0, le=1)
+    cheap_tag: str = Field(default="cheap", min_length=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ComplexityConfig:
+        if self.simple_below > self.complex_above:
+            raise ValueError("simple_below must not exceed complex_above")
+        return self
+
+
+class RoutingPolicy(_Model):
+    breaker: BreakerConfig = BreakerConfig()
+    probes: ProbeConfig = ProbeConfig()
+    retry_budget: RetryBudgetConfig = RetryBudgetConfig()
+    complexity: ComplexityConfig = ComplexityConfig()

@@ -1,0 +1,187 @@
+"""Per-deployment circuit breakers: gates fed by call outcomes, read before each attempt.
+
+Pure and synchronous: no I/O, no tasks, no locks (one event loop drives them). Time is the injected
+Clock's monotonic scale; the failure window is a SlidingCounter (see there for its granularity).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from sidecar.core.clock import Clock
+from sidecar.routing.window import SlidingCounter
+
+
+class BreakerState(enum.Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class _Outcome(enum.Enum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """When a breaker opens and how it comes back (see CircuitBreaker)."""
+
+    window_seconds: float = 30.0  # sliding window over which the failure ratio is measured
+    min_requests: int = 10  # below this many outcomes in the window the ratio never trips
+    failure_ratio: float = 0.5  # trips when failures / outcomes >= this (with min_requests reached)
+    cooldown_seconds: float = 30.0  # OPEN for this long after a trip, then HALF_OPEN
+    half_open_trials: int = 3  # trial calls admitted at once in HALF_OPEN; that many successes close it
+
+    def __post_init__(self) -> None:
+        checks = {
+            "window_seconds must be > 0": self.window_seconds > 0,
+            "min_requests must be >= 1": self.min_requests >= 1,
+            "failure_ratio must be in (0, 1]": 0 < self.failure_ratio <= 1,
+            "cooldown_seconds must be >= 0": self.cooldown_seconds >= 0,
+            "half_open_trials must be >= 1": self.half_open_trials >= 1,
+        }
+        if errors := [message for message, ok in checks.items() if not ok]:
+            raise ValueError(f"invalid {self!r}: {'; '.join(errors)}")
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSnapshot:
+    """A breaker as it is now. opened_at/open_until are monotonic times of the last opening while OPEN
+    or HALF_OPEN, None while CLOSED; trips counts every CLOSED/HALF_OPEN -> OPEN transition."""
+
+    state: BreakerState
+    failures: int
+    successes: int
+    opened_at: float | None
+    open_until: float | None
+    trips: int
+
+
+class CircuitBreaker:
+    """The gate in front of one deployment::
+
+        CLOSED --(failure ratio trips | failure with retry_after)--> OPEN
+        OPEN --(open period over, noticed lazily by the next method call)--> HALF_OPEN
+        HALF_OPEN --(half_open_trials successes in a row)--> CLOSED, window cleared
+        HALF_OPEN --(any failure)--> OPEN for cooldown_seconds
+
+    CLOSED admits every call and counts outcomes in the window; after each, it trips once the window
+    holds >= min_requests outcomes with failures / outcomes >= failure_ratio (a success can be the one).
+    A failure with ``retry_after`` (upstream 429 + Retry-After) opens it at once for max(retry_after, 0)
+    seconds whatever the ratio or state; while OPEN it only ever extends the period. OPEN rejects every
+    call and ignores plain outcomes (late replies to calls admitted before the trip). HALF_OPEN admits
+    at most half_open_trials calls at once: allow() takes a permit; record_success() or release()
+    gives it back.
+    """
+
+    def __init__(self, policy: BreakerPolicy, clock: Clock) -> None:
+        self._policy, self._clock = policy, clock
+        self._window = SlidingCounter(_Outcome, window_seconds=policy.window_seconds, clock=clock)
+        self._state = BreakerState.CLOSED
+        self._opened_at: float | None = None
+        self._open_until: float | None = None
+        self._permits = 0
+        self._trial_successes = 0
+        self._trips = 0
+
+    def state(self) -> BreakerState:
+        """The current state; an OPEN breaker whose open period is over turns HALF_OPEN here."""
+        until = self._open_until
+        if self._state is BreakerState.OPEN and until is not None and self._clock.monotonic() >= until:
+            self._state = BreakerState.HALF_OPEN
+            self._permits = self._policy.half_open_trials
+            self._trial_successes = 0
+        return self._state
+
+    def allow(self) -> bool:
+        """May a call go to this deployment now? In HALF_OPEN a True takes a trial permit, which the
+        caller must give back through record_success(), record_failure() or release()."""
+        state = self.state()
+        if state is BreakerState.CLOSED:
+            return True
+        if state is BreakerState.HALF_OPEN and self._permits > 0:
+            self._permits -= 1
+            return True
+        return False
+
+    def record_success(self) -> None:
+        state = self.state()
+        if state is BreakerState.CLOSED:
+            self._window.add(_Outcome.SUCCESS)
+            self._maybe_trip()
+        elif state is BreakerState.HALF_OPEN:
+            self._trial_successes += 1
+            if self._trial_successes >= self._policy.half_open_trials:
+                self._close()
+            else:
+                self.release()
+
+    def record_failure(self, *, retry_after: float | None = None) -> None:
+        """A failure that counts against the deployment (upstream 5xx, 429, unavailable, timeout)."""
+        state = self.state()
+        if state is BreakerState.CLOSED:
+            self._window.add(_Outcome.FAILURE)
+        if retry_after is not None:
+            self._open(max(retry_after, 0.0))
+        elif state is BreakerState.HALF_OPEN:
+            self._open(self._policy.cooldown_seconds)
+        elif state is BreakerState.CLOSED:
+            self._maybe_trip()
+
+    def release(self) -> None:
+        """Give back a HALF_OPEN trial permit whose call ended without an outcome that counts
+        (cancelled, or rejected as invalid). Never more permits than half_open_trials; no-op otherwise."""
+        if self.state() is BreakerState.HALF_OPEN:
+            self._permits = min(self._permits + 1, self._policy.half_open_trials)
+
+    def open_for(self) -> float | None:
+        """Seconds until an OPEN breaker turns HALF_OPEN; None in any other state."""
+        until = self._open_until
+        if self.state() is not BreakerState.OPEN or until is None:
+            return None
+        return max(0.0, until - self._clock.monotonic())
+
+    def snapshot(self) -> BreakerSnapshot:
+        state = self.state()
+        totals = self._window.totals()
+        failures, successes = totals[_Outcome.FAILURE], totals[_Outcome.SUCCESS]
+        return BreakerSnapshot(state, failures, successes, self._opened_at, self._open_until, self._trips)
+
+    def _maybe_trip(self) -> None:
+        totals = self._window.totals()
+        failures, outcomes = totals[_Outcome.FAILURE], sum(totals.values())
+        # Compared as a quotient: correctly rounded, so 3/10 meets a ratio of 0.3 exactly.
+        if outcomes >= self._policy.min_requests and failures / outcomes >= self._policy.failure_ratio:
+            self._open(self._policy.cooldown_seconds)
+
+    def _open(self, seconds: float) -> None:
+        now = self._clock.monotonic()
+        if self._state is BreakerState.OPEN and self._open_until is not None:
+            self._open_until = max(self._open_until, now + seconds)
+            return
+        self._state = BreakerState.OPEN
+        self._opened_at, self._open_until = now, now + seconds
+        self._permits = self._trial_successes = 0
+        self._trips += 1
+
+    def _close(self) -> None:
+        self._state = BreakerState.CLOSED
+        self._opened_at = self._open_until = None
+        self._permits = self._trial_successes = 0
+        self._window.clear()
+
+
+class Breakers:
+    """One CircuitBreaker per deployment name, created on first use, all with the same policy."""
+
+    def __init__(self, policy: BreakerPolicy, clock: Clock) -> None:
+        self._policy, self._clock = policy, clock
+        self._breakers: dict[str, CircuitBreaker] = {}
+
+    def get(self, deployment: str) -> CircuitBreaker:
+        breaker = self._breakers.get(deployment)
+        if breaker is None:
+            breaker = self._breakers[deployment] = CircuitBreaker(self._policy, self._clock)
+        return breaker

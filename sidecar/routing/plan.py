@@ -1,0 +1,86 @@
+"""Which deployments a call may try, in which order: strategy, context fit, probe health.
+
+The circuit breaker is not consulted here: admitting a call through a half-open breaker uses up a
+trial permit, so the route layer asks the breaker only when it is about to make the attempt.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sidecar.core.errors import ContextTooLongError
+from sidecar.core.tokens import count_prompt_tokens
+from sidecar.core.types import Call, Target
+from sidecar.routing.breaker import Breakers
+from sidecar.routing.retry import RetryBudgets
+from sidecar.routing.stats import Stats
+from sidecar.routing.strategy import CallShape, Candidate, ComplexityPolicy, complexity_score, order
+from sidecar.routing.table import Route, RouteTable
+
+
+class HealthView(Protocol):
+    """What the active probes say of a deployment."""
+
+    def healthy(self, deployment: str) -> bool: ...
+
+
+class AlwaysHealthy:
+    """The health view when probes are disabled."""
+
+    def healthy(self, deployment: str) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Routing:
+    """The routing collaborators, built once by the composition root."""
+
+    table: RouteTable
+    breakers: Breakers
+    budgets: RetryBudgets
+    stats: Stats
+    health: HealthView = field(default_factory=AlwaysHealthy)
+    complexity: ComplexityPolicy = field(default_factory=ComplexityPolicy)
+    rng: random.Random = field(default_factory=random.Random)
+
+
+def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
+    """The route's deployments for this call, best first.
+
+    Deployments whose context window the prompt does not fit are left out (so a long prompt goes to
+    a larger window); deployments the probes call unhealthy are left out unless every one is
+    (then the probes are not trusted over real traffic, and all are tried).
+    """
+    prompt_tokens = count_prompt_tokens(m.text for m in call.messages)
+    shape = CallShape(
+        prompt_tokens=prompt_tokens,
+        max_tokens=call.params.max_tokens or 0,
+        complexity=complexity_score(call.messages) if route.config.strategy == "complexity" else 0.0,
+        budget_usd=None,
+    )
+    candidates = [_candidate(routing, route, i) for i in range(len(route.targets))]
+    ordered = [
+        c.target for c in order(route.config.strategy, candidates, shape, routing.rng, routing.complexity)
+    ]
+    if not ordered:
+        raise ContextTooLongError(prompt_tokens, max(d.context_window for d in route.deployments))
+    healthy = [t for t in ordered if routing.health.healthy(t.deployment)]
+    return healthy or ordered
+
+
+def _candidate(routing: Routing, route: Route, i: int) -> Candidate:
+    target, deployment = route.targets[i], route.deployments[i]
+    stats = routing.stats.get(target.deployment)
+    return Candidate(
+        target=target,
+        position=i,
+        weight=deployment.weight,
+        priority=deployment.priority,
+        tags=frozenset(deployment.tags),
+        context_window=deployment.context_window,
+        in_flight=stats.in_flight,
+        ewma_ttft=stats.ewma_ttft,
+        ewma_total=stats.ewma_total,
+    )
