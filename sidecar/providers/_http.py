@@ -109,6 +109,9 @@ class HttpClient:
                 with map_http_errors(timeouts.deadline):
                     async with asyncio.timeout(timeouts.next_wait()):
                         raise await _status_error(resp)
+            if "text/event-stream" not in resp.headers.get("content-type", ""):
+                kind = resp.headers.get("content-type") or "no content type"
+                raise ProviderMalformedError(f"expected an event stream, the upstream sent {kind[:80]}")
             decoder = SseDecoder()
             while True:
                 with map_http_errors(timeouts.deadline):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ import pytest
 
 from sidecar.config.schema import Policy
 from sidecar.core.errors import (
+    ContextTooLongError,
     DeadlineExceededError,
     ProviderAuthError,
     ProviderError,
@@ -194,3 +196,119 @@ async def test_caller_closing_mid_stream_closes_the_attempt(clock: FakeClock) ->
     await stream.aclose()
     assert script.closed == ["a"]
     assert [(a.deployment, a.outcome) for a in call.record.attempts] == [("a", "CANCELLED")]
+
+
+async def test_retry_on_the_same_deployment_after_a_jittered_backoff(clock: FakeClock) -> None:
+    p = policy(retry={"max_attempts": 3, "base_delay_seconds": 0.1, "max_delay_seconds": 1.0})
+    script = Script({"a": ([], ProviderUnavailableError("503"))}, clock)
+    call = make_call(clock)
+    r = routing(clock, p)
+    assert await run(layer(script, clock, r), call) == [FINAL]
+    assert script.called == ["a", "a", "a", "b"]
+    assert len(script.slept) == 2 and 0 <= script.slept[0] <= 0.1 and 0 <= script.slept[1] <= 0.2
+    assert [a.outcome for a in call.record.attempts] == ["PROVIDER_UNAVAILABLE"] * 3 + ["OK"]
+
+
+async def test_rate_limited_is_not_retried_and_opens_the_breaker(clock: FakeClock) -> None:
+    p = policy(retry={"max_attempts": 3})
+    script = Script({"a": ([], ProviderRateLimitedError("429", retry_after=20))}, clock)
+    r = routing(clock, p)
+    assert await run(layer(script, clock, r), make_call(clock)) == [FINAL]
+    assert script.called == ["a", "b"]
+    assert r.breakers.get("a").open_for() == pytest.approx(20 - 0.01)  # b took 0.01 s
+    script.called.clear()
+    clock.advance(5)
+    assert await run(layer(script, clock, r), make_call(clock)) == [FINAL]
+    assert script.called == ["b"]  # a is cooling down: not even tried
+
+
+async def test_retries_stop_when_the_budget_is_spent(clock: FakeClock) -> None:
+    p = policy(retry={"max_attempts": 5, "base_delay_seconds": 0.0})
+    script = Script({n: ([], ProviderUnavailableError("503")) for n in "abc"}, clock)
+    r = Routing(
+        table=RouteTable.from_policy(p),
+        breakers=Breakers(BreakerPolicy(min_requests=1000), clock),
+        budgets=RetryBudgets(BudgetPolicy(ratio=0.5, min_retries_per_second=0), clock),
+        stats=Stats(),
+        rng=random.Random(1),
+    )
+    for _ in range(10):
+        with pytest.raises(ProvidersUnavailableError):
+            await run(layer(script, clock, r), make_call(clock))
+    per_deployment = {n: script.called.count(n) for n in "abc"}
+    assert all(count <= 10 + 5 for count in per_deployment.values()), (
+        per_deployment
+    )  # 10 requests, 50% retries
+
+
+async def test_open_breaker_is_skipped_and_reported_with_its_cooldown(clock: FakeClock) -> None:
+    r = routing(clock, breaker=BreakerPolicy(min_requests=1, failure_ratio=0.5, cooldown_seconds=30))
+    for name in "abc":
+        r.breakers.get(name).record_failure()
+    script = Script({}, clock)
+    with pytest.raises(ProvidersUnavailableError) as info:
+        await run(layer(script, clock, r), make_call(clock))
+    assert script.called == []
+    assert info.value.retry_after == 30
+    clock.advance(31)  # half-open: a trial call goes through and closes it again after enough successes
+    assert await run(layer(script, clock, r), make_call(clock)) == [FINAL]
+    assert script.called == ["a"]
+
+
+async def test_first_token_timeout_falls_back(clock: FakeClock) -> None:
+    class Slow(Script):
+        async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+            assert call.target is not None
+            if call.target.deployment == "a":
+                await asyncio.sleep(10)  # cancelled by the first-token timeout (real time: 0.05 s)
+            async for chunk in super().__call__(call):
+                yield chunk
+
+    script = Slow({}, clock)
+    call = make_call(clock)
+    out = await run(layer(script, clock, routing(clock, policy(first_token_timeout_seconds=0.05))), call)
+    assert out == [FINAL]
+    assert [(a.deployment, a.outcome) for a in call.record.attempts] == [
+        ("a", "PROVIDER_TIMEOUT"),
+        ("b", "OK"),
+    ]
+
+
+async def test_strategy_orders_the_attempts(clock: FakeClock) -> None:
+    p = Policy.model_validate(
+        {
+            "default_route": "main",
+            "deployments": {
+                "dear": {"provider": "echo", "model": "x", "price": {"input_per_million": 9}},
+                "cheap": {"provider": "echo", "model": "y", "price": {"input_per_million": 1}},
+            },
+            "routes": {"main": {"deployments": ["dear", "cheap"], "strategy": "cost"}},
+        }
+    )
+    script = Script({}, clock)
+    await run(layer(script, clock, routing(clock, p)), make_call(clock))
+    assert script.called == ["cheap"]
+
+
+async def test_prompt_too_long_for_every_window(clock: FakeClock) -> None:
+    p = Policy.model_validate(
+        {
+            "default_route": "main",
+            "deployments": {"small": {"provider": "echo", "model": "x", "context_window": 5}},
+            "routes": {"main": {"deployments": ["small"]}},
+        }
+    )
+    with pytest.raises(ContextTooLongError) as info:
+        await run(
+            layer(Script({}, clock), clock, routing(clock, p)), make_call(clock, text="a b c d e f g h")
+        )
+    assert info.value.violations[0].field == "messages"
+
+
+async def test_deployment_stats_follow_attempts(clock: FakeClock) -> None:
+    script = Script({"a": ([], ProviderTimeoutError("slow"))}, clock)
+    r = routing(clock)
+    await run(layer(script, clock, r), make_call(clock))
+    a, b = r.stats.get("a").snapshot(), r.stats.get("b").snapshot()
+    assert a.last_error == "PROVIDER_TIMEOUT" and a.in_flight == 0
+    assert b.ewma_total is not None and b.ewma_ttft is not None and b.last_error is None
