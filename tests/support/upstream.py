@@ -44,6 +44,7 @@ class Reply:
     hang: bool = False  # accept the request and never answer
     reset: bool = False  # drop the connection without answering
     drop_after: int | None = None  # stream this many chunks, then drop the connection
+    byte_delay: float = 0.0  # write the body (or each chunk) one byte at a time, this far apart
 
     @classmethod
     def json(cls, name: str, status: int = 200, **kw: Any) -> Reply:
@@ -74,6 +75,12 @@ class Upstream:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        """TCP connections open right now, as this server sees them (idle keep-alive ones included)."""
+        server = None if self._runner is None else self._runner.server
+        return 0 if server is None else len(server.connections)
 
     def push(self, *replies: Reply) -> None:
         self.script.extend(replies)
@@ -111,25 +118,34 @@ class Upstream:
             assert request.transport is not None
             request.transport.abort()
             raise ConnectionResetError("scripted reset")
-        if reply.chunks is None:
+        if reply.chunks is None and not reply.byte_delay:
             self.completed += 1
             return web.Response(
                 status=reply.status,
                 body=reply.body,
                 headers={"content-type": "application/json", **reply.headers},
             )
-        resp = web.StreamResponse(
-            status=reply.status, headers={"content-type": "text/event-stream", **reply.headers}
-        )
+        kind = "application/json" if reply.chunks is None else "text/event-stream"
+        resp = web.StreamResponse(status=reply.status, headers={"content-type": kind, **reply.headers})
         await resp.prepare(request)
-        for i, chunk in enumerate(reply.chunks):
+        for i, chunk in enumerate([reply.body] if reply.chunks is None else reply.chunks):
             if reply.drop_after is not None and i >= reply.drop_after:
                 assert request.transport is not None
                 request.transport.abort()
                 return resp
             if i and reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)
-            await resp.write(chunk)
+            await _write(resp, chunk, reply.byte_delay)
         await resp.write_eof()
         self.completed += 1
         return resp
+
+
+async def _write(resp: web.StreamResponse, data: bytes, byte_delay: float) -> None:
+    if not byte_delay:
+        await resp.write(data)
+        return
+    for i in range(len(data)):
+        if i:
+            await asyncio.sleep(byte_delay)
+        await resp.write(data[i : i + 1])
