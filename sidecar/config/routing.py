@@ -21,6 +21,14 @@ class RetryConfig(_Model):
     max_delay_seconds: float = Field(default=2.0, ge=0, le=600)
 
 
+class HedgingConfig(_Model):
+    """Start the next deployment too when the first is slower than its observed p95 to first token."""
+
+    enabled: bool = False
+    min_delay_seconds: float = Field(default=0.05, ge=0, le=600, description="never hedge sooner")
+    default_delay_seconds: float = Field(default=2.0, gt=0, le=600, description="until a p95 is known")
+
+
 class RouteConfig(_Model):
     deployments: list[str] = Field(min_length=1, description="candidates, in configured order")
     strategy: StrategyName = "priority"
@@ -28,6 +36,7 @@ class RouteConfig(_Model):
     first_token_timeout_seconds: float | None = Field(
         default=None, gt=0, le=3600, description="no first chunk by then: fall back (streams and unary)"
     )
+    hedging: HedgingConfig = HedgingConfig()
 
 
 class BreakerConfig(_Model):

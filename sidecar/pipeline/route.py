@@ -1,19 +1,20 @@
-"""Routing: the call's deployments in strategy order, retried and then fallen back, before the first chunk.
+"""Routing: the call's deployments in strategy order, retried, hedged and fallen back before the first chunk.
 
 Per deployment: the breaker must admit the attempt; a retryable failure (connection error,
 timeout, no first chunk in time, 5xx, malformed answer) is retried after a fully jittered backoff
 while the deployment's retry budget and the caller's deadline allow, then the next deployment is
-tried. A 429 opens the breaker for its Retry-After, so the route moves on at once. After the first
-chunk the call is committed: a failure ends it with STREAM_INTERRUPTED and the partial usage.
+tried. A 429 opens the breaker for its Retry-After, so the route moves on at once. With hedging on,
+a first attempt slower than its deployment's p95 to first token races the next deployment; the
+first to produce a chunk wins and the other is cancelled. After the first chunk the call is
+committed: a failure ends it with STREAM_INTERRUPTED and the partial usage.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sidecar.config.routing import RouteConfig
 from sidecar.core.clock import Clock
@@ -24,29 +25,26 @@ from sidecar.core.errors import (
     ProviderError,
     ProviderRateLimitedError,
     ProvidersUnavailableError,
-    ProviderTimeoutError,
-    ProviderUnavailableError,
     SidecarError,
-    StreamInterruptedError,
 )
 from sidecar.core.layer import Handler
-from sidecar.core.tokens import count_prompt_tokens, count_tokens
-from sidecar.core.types import Attempt, Call, Chunk, Target, Usage
+from sidecar.core.types import Call, Chunk, Target
+from sidecar.routing.attempt import UpstreamAttempt
 from sidecar.routing.breaker import CircuitBreaker
 from sidecar.routing.plan import Routing, plan
 from sidecar.routing.retry import RetryPolicy
 
-OK = "OK"
-CANCELLED = "CANCELLED"
+HEDGE_LOST = "HEDGE_LOST"
 Sleep = Callable[[float], Awaitable[None]]
 
 
-@dataclass
-class _Tries:
-    """What happened so far across a call's deployments."""
+@dataclass(frozen=True)
+class _Opened:
+    """A deployment's outcome before the first chunk: the attempt that produced one, or None."""
 
-    failures: list[ProviderError] = field(default_factory=list)
-    served: bool = False
+    attempt: UpstreamAttempt | None = None
+    first: Chunk | None = None
+    used_backup: bool = False
 
 
 class RouteLayer:
@@ -57,19 +55,31 @@ class RouteLayer:
 
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         route = self._routing.table.resolve(call.model)
-        tries = _Tries()
-        for target in plan(self._routing, route, call):
-            async with aclosing(self._deployment(call, route.config, target, tries)) as chunks:
+        targets = plan(self._routing, route, call)
+        failures: list[ProviderError] = []
+        i = 0
+        while i < len(targets):
+            backup = targets[i + 1] if route.config.hedging.enabled and i + 1 < len(targets) else None
+            opened = await self._open(call, route.config, targets[i], backup, failures)
+            i += 2 if opened.used_backup else 1
+            if opened.attempt is None or opened.first is None:
+                continue
+            call.record.target = opened.attempt.target
+            async with aclosing(opened.attempt.stream_from(opened.first)) as chunks:
                 async for chunk in chunks:
                     yield chunk
-            if tries.served:
-                return
-        raise _exhausted(route.alias, tries.failures)
+            return
+        raise _exhausted(route.alias, failures)
 
-    async def _deployment(
-        self, call: Call, config: RouteConfig, target: Target, tries: _Tries
-    ) -> AsyncGenerator[Chunk, None]:
-        """Attempts on one deployment: first try, then retries while policy, budget and deadline allow."""
+    async def _open(
+        self,
+        call: Call,
+        config: RouteConfig,
+        target: Target,
+        backup: Target | None,
+        failures: list[ProviderError],
+    ) -> _Opened:
+        """Attempts on one deployment until one yields a first chunk: retries, and a hedge on the first."""
         breaker = self._routing.breakers.get(target.deployment)
         budget = self._routing.budgets.get(target.deployment)
         retry = RetryPolicy(**config.retry.model_dump())
@@ -77,23 +87,71 @@ class RouteLayer:
         for n in range(1, retry.max_attempts + 1):
             if n > 1:
                 delay = retry.backoff(n - 1, self._routing.rng)
-                if not self._may_retry(tries.failures[-1], call, delay) or not budget.try_spend():
-                    return
+                if not self._may_retry(failures[-1], call, delay) or not budget.try_spend():
+                    break
                 await self._sleep(delay)
+            if call.deadline.expired():
+                raise DeadlineExceededError("the call's deadline passed before a deployment answered")
             if not breaker.allow():
-                tries.failures.append(_circuit_open(target, breaker))
-                return
+                failures.append(_circuit_open(target, breaker))
+                break
+            attempt = self._attempt(call, target)
             try:
-                async with aclosing(self._attempt(call, config, target, breaker)) as chunks:
-                    async for chunk in chunks:
-                        yield chunk
+                if n == 1 and backup is not None:
+                    return await self._hedged(call, config, attempt, backup, failures)
+                return _Opened(attempt, await attempt.first(config.first_token_timeout_seconds))
             except ProviderError as err:
-                tries.failures.append(err)
+                failures.append(err)
                 if not err.retryable:
                     raise
-                continue
-            tries.served = True
-            return
+        return _Opened()
+
+    async def _hedged(
+        self,
+        call: Call,
+        config: RouteConfig,
+        primary: UpstreamAttempt,
+        backup: Target,
+        failures: list[ProviderError],
+    ) -> _Opened:
+        """Race the backup deployment if the primary has no first chunk within its p95 to first token."""
+        limit = config.first_token_timeout_seconds
+        racing: dict[asyncio.Task[Chunk], UpstreamAttempt] = {}
+        racing[asyncio.ensure_future(primary.first(limit))] = primary
+        try:
+            done, _ = await asyncio.wait(racing, timeout=self._hedge_delay(config, primary.target))
+            if done or not self._routing.breakers.get(backup.deployment).allow():
+                first = await next(iter(racing))
+                racing.clear()  # the primary won alone: nothing to cancel
+                return _Opened(primary, first)
+            self._routing.budgets.get(backup.deployment).record_request()
+            second = self._attempt(call, backup)
+            racing[asyncio.ensure_future(second.first(limit))] = second
+            while racing:
+                done, _ = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    attempt = racing.pop(task)
+                    error = task.exception()
+                    if error is None:
+                        return _Opened(attempt, task.result(), used_backup=True)
+                    if not isinstance(error, ProviderError):
+                        raise error
+                    failures.append(error)
+            return _Opened(used_backup=True)
+        finally:
+            for task, loser in racing.items():
+                loser.lost(HEDGE_LOST)
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await loser.abandon()
+
+    def _hedge_delay(self, config: RouteConfig, target: Target) -> float:
+        p95 = self._routing.stats.get(target.deployment).p95_ttft()
+        hedging = config.hedging
+        return max(hedging.min_delay_seconds, p95 if p95 is not None else hedging.default_delay_seconds)
+
+    def _attempt(self, call: Call, target: Target) -> UpstreamAttempt:
+        return UpstreamAttempt(self._inner, call, target, routing=self._routing, clock=self._clock)
 
     def _may_retry(self, err: ProviderError, call: Call, delay: float) -> bool:
         if isinstance(err, ProviderRateLimitedError | ProviderAuthError | CircuitOpenError):
@@ -101,102 +159,10 @@ class RouteLayer:
         remaining = call.deadline.remaining()
         return remaining is None or remaining > delay
 
-    async def _attempt(
-        self, call: Call, config: RouteConfig, target: Target, breaker: CircuitBreaker
-    ) -> AsyncGenerator[Chunk, None]:
-        """One attempt: bounded wait for the first chunk, then the committed rest of the stream."""
-        if call.deadline.expired():
-            breaker.release()
-            raise DeadlineExceededError("the call's deadline passed before a deployment answered")
-        stats = self._routing.stats.get(target.deployment)
-        delivered: list[str] = []
-        outcome, started = CANCELLED, self._clock.monotonic()
-        call.record.target = target
-        stats.started()
-        try:
-            stream = self._inner(dataclasses.replace(call, target=target))
-            async with aclosing(stream):
-                first = await self._first_chunk(stream, call, config)
-                stats.first_token(self._clock.monotonic() - started)
-                delivered.append(first.text)
-                yield first
-                async for chunk in stream:
-                    delivered.append(chunk.text)
-                    yield chunk
-            outcome = OK
-            breaker.record_success()
-        except StopAsyncIteration:
-            empty = ProviderUnavailableError("the upstream stream ended without a chunk")
-            outcome = empty.reason
-            breaker.record_failure()
-            raise empty from None
-        except ProviderError as err:
-            outcome = err.reason
-            _settle_breaker(breaker, err)
-            if delivered:
-                raise _interrupted(call, target, delivered, err) from err
-            raise
-        except SidecarError as err:
-            outcome = err.reason
-            breaker.release()
-            raise
-        finally:
-            if outcome == CANCELLED:
-                breaker.release()
-            seconds = self._clock.monotonic() - started
-            stats.finished(seconds, error=None if outcome == OK else outcome, at=self._clock.wall())
-            call.record.attempts.append(Attempt(target.deployment, target.provider, outcome, seconds))
-
-    async def _first_chunk(
-        self, stream: AsyncGenerator[Chunk, None], call: Call, config: RouteConfig
-    ) -> Chunk:
-        limit = config.first_token_timeout_seconds
-        if limit is None:
-            return await anext(stream)
-        try:
-            async with asyncio.timeout(limit):
-                return await anext(stream)
-        except TimeoutError:
-            if call.deadline.expired():
-                raise DeadlineExceededError(
-                    "the call's deadline passed waiting for the first chunk"
-                ) from None
-            raise ProviderTimeoutError(f"no first chunk within {limit:g} s") from None
-
-
-def _settle_breaker(breaker: CircuitBreaker, err: ProviderError) -> None:
-    """Upstream trouble counts against the deployment; a request the upstream rejected does not."""
-    if not err.retryable:
-        breaker.release()
-    else:
-        retry_after = err.retry_after if isinstance(err, ProviderRateLimitedError) else None
-        breaker.record_failure(retry_after=retry_after)
-
 
 def _circuit_open(target: Target, breaker: CircuitBreaker) -> CircuitOpenError:
     return CircuitOpenError(
         f"deployment {target.deployment} is cooling down after failures", retry_after=breaker.open_for()
-    )
-
-
-def _interrupted(
-    call: Call, target: Target, delivered: list[str], err: ProviderError
-) -> StreamInterruptedError:
-    """The partial usage of a broken stream: prompt and delivered text, counted by the sidecar."""
-    usage = Usage(
-        prompt_tokens=count_prompt_tokens(m.text for m in call.messages),
-        completion_tokens=sum(count_tokens(t) for t in delivered),
-    )
-    call.record.usage = usage
-    return StreamInterruptedError(
-        f"deployment {target.deployment} failed after the stream started: {err.message}",
-        metadata={
-            "deployment": target.deployment,
-            "cause": err.reason,
-            "promptTokens": str(usage.prompt_tokens),
-            "completionTokens": str(usage.completion_tokens),
-            "usageEstimated": "true",
-        },
     )
 
 

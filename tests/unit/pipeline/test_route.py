@@ -312,3 +312,72 @@ async def test_deployment_stats_follow_attempts(clock: FakeClock) -> None:
     a, b = r.stats.get("a").snapshot(), r.stats.get("b").snapshot()
     assert a.last_error == "PROVIDER_TIMEOUT" and a.in_flight == 0
     assert b.ewma_total is not None and b.ewma_ttft is not None and b.last_error is None
+
+
+@dataclass
+class Delayed(Script):
+    """Deployments listed in `delays` wait that long (real time, a few ms) before their first chunk."""
+
+    delays: dict[str, float] = field(default_factory=dict)
+    started: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+
+    async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+        assert call.target is not None
+        name = call.target.deployment
+        self.started.append(name)
+        try:
+            await asyncio.sleep(self.delays.get(name, 0.0))
+        except asyncio.CancelledError:
+            self.cancelled.append(name)
+            raise
+        async for chunk in super().__call__(call):
+            yield chunk
+
+
+def hedged(**hedging: object) -> Policy:
+    return policy(
+        hedging={"enabled": True, "min_delay_seconds": 0.01, "default_delay_seconds": 0.02, **hedging}
+    )
+
+
+async def test_a_slow_first_deployment_is_hedged_and_the_loser_cancelled(clock: FakeClock) -> None:
+    script = Delayed({}, clock, delays={"a": 5.0})
+    call = make_call(clock)
+    assert await run(layer(script, clock, routing(clock, hedged())), call) == [FINAL]
+    assert script.started == ["a", "b"]
+    assert script.cancelled == ["a"]  # the loser's upstream call was cancelled
+    assert sorted((a.deployment, a.outcome) for a in call.record.attempts) == [
+        ("a", "HEDGE_LOST"),
+        ("b", "OK"),
+    ]
+    assert call.record.target is not None and call.record.target.deployment == "b"
+
+
+async def test_no_hedge_when_the_first_answers_in_time(clock: FakeClock) -> None:
+    chunks = [Chunk(text="one "), Chunk(text="two"), FINAL]
+    script = Delayed({"a": (chunks, None)}, clock)
+    call = make_call(clock)
+    assert await run(layer(script, clock, routing(clock, hedged(default_delay_seconds=5.0))), call) == chunks
+    assert script.started == ["a"]
+    assert [(a.deployment, a.outcome) for a in call.record.attempts] == [("a", "OK")]
+
+
+async def test_both_hedged_deployments_failing_moves_to_the_third(clock: FakeClock) -> None:
+    script = Delayed(
+        {"a": ([], ProviderUnavailableError("503")), "b": ([], ProviderTimeoutError("slow"))}, clock
+    )
+    script.delays = {"a": 0.05}
+    call = make_call(clock)
+    assert await run(layer(script, clock, routing(clock, hedged())), call) == [FINAL]
+    assert sorted(script.called) == ["a", "b", "c"]
+    assert call.record.target is not None and call.record.target.deployment == "c"
+
+
+async def test_the_hedge_waits_for_the_observed_p95(clock: FakeClock) -> None:
+    r = routing(clock, hedged(default_delay_seconds=0.01))
+    for _ in range(20):
+        r.stats.get("a").first_token(5.0)  # a is usually slow to start: hedge only after 5 s
+    script = Delayed({}, clock, delays={"a": 0.05})
+    await run(layer(script, clock, r), make_call(clock))
+    assert script.started == ["a"]

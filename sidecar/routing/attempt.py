@@ -1,0 +1,145 @@
+"""One attempt on one deployment, and its bookkeeping: breaker outcome, stats, the Attempt record.
+
+The route layer opens an attempt (`first()` waits for its first chunk), and either commits to it
+(`stream_from(first)`) or abandons it (`lost()`, then `abandon()`, when a hedge lost). Every
+attempt ends exactly once, whichever way, so breakers, in-flight counts and the call's attempt list
+stay exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncGenerator
+
+from sidecar.core.clock import Clock
+from sidecar.core.errors import (
+    DeadlineExceededError,
+    ProviderError,
+    ProviderRateLimitedError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+    SidecarError,
+    StreamInterruptedError,
+)
+from sidecar.core.layer import Handler
+from sidecar.core.tokens import count_prompt_tokens, count_tokens
+from sidecar.core.types import Attempt, Call, Chunk, Target, Usage
+from sidecar.routing.plan import Routing
+
+OK = "OK"
+CANCELLED = "CANCELLED"
+
+
+class UpstreamAttempt:
+    def __init__(self, inner: Handler, call: Call, target: Target, *, routing: Routing, clock: Clock) -> None:
+        self.target = target
+        self._call, self._clock = call, clock
+        self._breaker = routing.breakers.get(target.deployment)
+        self._stats = routing.stats.get(target.deployment)
+        self._started = clock.monotonic()
+        self._delivered: list[str] = []
+        self._cancel_outcome = CANCELLED
+        self._ended = False
+        self._stats.started()
+        self._stream = inner(dataclasses.replace(call, target=target))
+
+    async def first(self, limit: float | None) -> Chunk:
+        """Wait for the first chunk, at most `limit` seconds; a failure ends the attempt."""
+        try:
+            if limit is None:
+                chunk = await anext(self._stream)
+            else:
+                async with asyncio.timeout(limit):
+                    chunk = await anext(self._stream)
+        except StopAsyncIteration:
+            raise self._failed(
+                ProviderUnavailableError("the upstream stream ended without a chunk")
+            ) from None
+        except TimeoutError:
+            if self._call.deadline.expired():
+                raise self._failed(
+                    DeadlineExceededError("the deadline passed waiting for the first chunk")
+                ) from None
+            raise self._failed(ProviderTimeoutError(f"no first chunk within {limit:g} s")) from None
+        except SidecarError as err:
+            self._end(err.reason, error=err)
+            raise
+        except BaseException:
+            await self._close()
+            raise
+        self._stats.first_token(self._clock.monotonic() - self._started)
+        self._delivered.append(chunk.text)
+        return chunk
+
+    async def stream_from(self, first: Chunk) -> AsyncGenerator[Chunk, None]:
+        """The committed attempt: its first chunk, then the rest; a failure now interrupts the stream."""
+        completed = False
+        try:
+            yield first
+            async for chunk in self._stream:
+                self._delivered.append(chunk.text)
+                yield chunk
+            completed = True
+        except ProviderError as err:
+            self._end(err.reason, error=err)
+            raise self._interrupted(err) from err
+        except SidecarError as err:
+            self._end(err.reason, error=err)
+            raise
+        finally:
+            if completed:
+                self._end(OK)
+            await self._close()
+
+    def lost(self, outcome: str) -> None:
+        """Name how this attempt ends if it is cancelled from now on (a hedge it lost)."""
+        self._cancel_outcome = outcome
+
+    async def abandon(self) -> None:
+        """Drop an attempt that is not waiting on anything; its upstream request is cancelled."""
+        await self._close()
+
+    async def _close(self) -> None:
+        self._end(self._cancel_outcome)
+        await self._stream.aclose()
+
+    def _failed(self, err: SidecarError) -> SidecarError:
+        self._end(err.reason, error=err)
+        return err
+
+    def _end(self, outcome: str, *, error: SidecarError | None = None) -> None:
+        """Settle the attempt once: breaker, stats and the call's attempt list."""
+        if self._ended:
+            return
+        self._ended = True
+        if outcome == OK:
+            self._breaker.record_success()
+        elif isinstance(error, ProviderError) and error.retryable:
+            retry_after = error.retry_after if isinstance(error, ProviderRateLimitedError) else None
+            self._breaker.record_failure(retry_after=retry_after)
+        else:
+            self._breaker.release()  # cancelled, deadline, or the request itself was rejected
+        seconds = self._clock.monotonic() - self._started
+        self._stats.finished(seconds, error=None if outcome == OK else outcome, at=self._clock.wall())
+        self._call.record.attempts.append(
+            Attempt(self.target.deployment, self.target.provider, outcome, seconds)
+        )
+
+    def _interrupted(self, err: ProviderError) -> StreamInterruptedError:
+        """The partial usage of a broken stream: prompt and delivered text, counted by the sidecar."""
+        usage = Usage(
+            prompt_tokens=count_prompt_tokens(m.text for m in self._call.messages),
+            completion_tokens=sum(count_tokens(t) for t in self._delivered),
+        )
+        self._call.record.usage = usage
+        return StreamInterruptedError(
+            f"deployment {self.target.deployment} failed after the stream started: {err.message}",
+            metadata={
+                "deployment": self.target.deployment,
+                "cause": err.reason,
+                "promptTokens": str(usage.prompt_tokens),
+                "completionTokens": str(usage.completion_tokens),
+                "usageEstimated": "true",
+            },
+        )
