@@ -473,3 +473,51 @@ async def test_failing_and_falling_back_leaks_no_tasks_or_connections(
     status = await statuses(s)
     assert [st.in_flight for st in status.values()] == [0, 0]
     assert [st.breaker_state for st in status.values()] == [CLOSED, CLOSED]
+
+
+# --- hedging ----------------------------------------------------------------------------------------------
+
+
+HEDGE = {"enabled": True, "min_delay_seconds": 0.01, "default_delay_seconds": 0.1}
+
+
+@pytest.mark.parametrize("kind", ["unary", "stream"])
+async def test_a_slow_deployment_is_hedged_and_only_the_winner_is_charged(
+    serve: Serve, upstream: Upstream, upstream2: Upstream, kind: str
+) -> None:
+    slow = (
+        Reply.sse("openai/stream.sse", delay=2.0)
+        if kind == "stream"
+        else Reply.json("openai/chat_completion.json", delay=2.0)
+    )
+    upstream.push(slow)
+    upstream2.push(ok_stream() if kind == "stream" else ok())
+    s = await serve({"policy": pair(upstream, upstream2, hedging=HEDGE)}, ENV)
+    started = asyncio.get_running_loop().time()
+    if kind == "stream":
+        text, summary = streamed(await stream(s))
+    else:
+        reply = await generate(s)
+        text, summary = reply.text, reply.summary
+    assert asyncio.get_running_loop().time() - started < 1.5
+    assert text == HELLO
+    assert sorted(tried(summary)) == [("first", "HEDGE_LOST"), ("second", "OK")]
+    assert summary.served_by.deployment == "second"
+    assert (summary.usage.prompt_tokens, summary.usage.completion_tokens) == (
+        19,
+        9,
+    )  # the winner's usage only
+    await eventually(lambda: upstream.disconnects == 1)  # the loser's request was cancelled
+    assert upstream.completed == 0
+
+
+async def test_no_hedge_when_the_first_deployment_is_fast(
+    serve: Serve, upstream: Upstream, upstream2: Upstream
+) -> None:
+    upstream.push(ok_stream())
+    s = await serve(
+        {"policy": pair(upstream, upstream2, hedging={**HEDGE, "default_delay_seconds": 5.0})}, ENV
+    )
+    text, summary = streamed(await stream(s))
+    assert text == HELLO and tried(summary) == [("first", "OK")]
+    assert upstream2.seen == []
