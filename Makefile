@@ -68,6 +68,7 @@ e2e-llm: $(STAMP)
 ## Direct-vs-sidecar load benchmark; prints the table the README shows.
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
+	taskset -c 1 $(BIN)/python bench/routing.py
 
 clean:
 	rm -rf $(VENV) tools/node_modules sidecar/_gen .pytest_cache .mypy_cache .ruff_cache

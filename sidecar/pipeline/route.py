@@ -32,7 +32,7 @@ from sidecar.core.types import Call, Chunk, Target
 from sidecar.routing.attempt import UpstreamAttempt
 from sidecar.routing.breaker import CircuitBreaker
 from sidecar.routing.plan import Routing, plan
-from sidecar.routing.retry import RetryPolicy
+from sidecar.routing.table import Route
 
 HEDGE_LOST = "HEDGE_LOST"
 Sleep = Callable[[float], Awaitable[None]]
@@ -60,7 +60,7 @@ class RouteLayer:
         i = 0
         while i < len(targets):
             backup = targets[i + 1] if route.config.hedging.enabled and i + 1 < len(targets) else None
-            opened = await self._open(call, route.config, targets[i], backup, failures)
+            opened = await self._open(call, route, targets[i], backup, failures)
             i += 2 if opened.used_backup else 1
             if opened.attempt is None or opened.first is None:
                 continue
@@ -74,7 +74,7 @@ class RouteLayer:
     async def _open(
         self,
         call: Call,
-        config: RouteConfig,
+        route: Route,
         target: Target,
         backup: Target | None,
         failures: list[ProviderError],
@@ -82,7 +82,7 @@ class RouteLayer:
         """Attempts on one deployment until one yields a first chunk: retries, and a hedge on the first."""
         breaker = self._routing.breakers.get(target.deployment)
         budget = self._routing.budgets.get(target.deployment)
-        retry = RetryPolicy(**config.retry.model_dump())
+        config, retry = route.config, route.retry
         budget.record_request()
         for n in range(1, retry.max_attempts + 1):
             if n > 1:

@@ -109,8 +109,8 @@ class CircuitBreaker:
     def record_success(self) -> None:
         state = self.state()
         if state is BreakerState.CLOSED:
+            # A success never raises the failure ratio: the ratio is checked when a failure comes in.
             self._window.add(_Outcome.SUCCESS)
-            self._maybe_trip()
         elif state is BreakerState.HALF_OPEN:
             self._trial_successes += 1
             if self._trial_successes >= self._policy.half_open_trials:

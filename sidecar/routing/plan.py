@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidecar.core.errors import ContextTooLongError
-from sidecar.core.tokens import count_prompt_tokens
+from sidecar.core.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, count_prompt_tokens
 from sidecar.core.types import Call, Target
 from sidecar.routing.breaker import Breakers
 from sidecar.routing.retry import RetryBudgets
@@ -53,7 +53,7 @@ def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
     a larger window); deployments the probes call unhealthy are left out unless every one is
     (then the probes are not trusted over real traffic, and all are tried).
     """
-    prompt_tokens = count_prompt_tokens(m.text for m in call.messages)
+    prompt_tokens = _prompt_tokens(call, min(d.context_window for d in route.deployments))
     shape = CallShape(
         prompt_tokens=prompt_tokens,
         max_tokens=call.params.max_tokens or 0,
@@ -68,6 +68,16 @@ def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
         raise ContextTooLongError(prompt_tokens, max(d.context_window for d in route.deployments))
     healthy = [t for t in ordered if routing.health.healthy(t.deployment)]
     return healthy or ordered
+
+
+def _prompt_tokens(call: Call, smallest_window: int) -> int:
+    """Exact count only when it can matter: a token is at least one character, so a prompt with
+    fewer characters than the smallest window fits everywhere, and ~4 characters a token is
+    estimate enough for cost ordering. Counting a long prompt is the expensive part of planning."""
+    chars = sum(len(m.text) for m in call.messages)
+    if chars + REPLY_PRIMING + MESSAGE_OVERHEAD * len(call.messages) < smallest_window:
+        return chars // 4 + REPLY_PRIMING + MESSAGE_OVERHEAD * len(call.messages)
+    return count_prompt_tokens(m.text for m in call.messages)
 
 
 def _candidate(routing: Routing, route: Route, i: int) -> Candidate:

@@ -9,6 +9,7 @@ from sidecar.config.routing import RouteConfig
 from sidecar.config.schema import DeploymentConfig, Policy
 from sidecar.core.errors import RouteNotFoundError
 from sidecar.core.types import Price, Target
+from sidecar.routing.retry import RetryPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +18,7 @@ class Route:
     targets: tuple[Target, ...]
     config: RouteConfig
     deployments: tuple[DeploymentConfig, ...]  # the configuration of each target, same order
+    retry: RetryPolicy
 
 
 class RouteTable:
@@ -34,7 +36,8 @@ class RouteTable:
                 price = Price(d.price.input_per_million, d.price.output_per_million)
                 targets.append(Target(alias, name, d.provider, d.model, price))
             configs = tuple(policy.deployments[name] for name in route.deployments)
-            routes[alias] = Route(alias, tuple(targets), route, configs)
+            retry = RetryPolicy(**route.retry.model_dump())
+            routes[alias] = Route(alias, tuple(targets), route, configs, retry)
         return cls(routes, policy.default_route)
 
     def resolve(self, alias: str) -> Route:
