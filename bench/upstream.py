@@ -1,5 +1,6 @@
 """A lean loopback OpenAI-compatible upstream for the benchmark: recorded bytes, a fixed delay.
 
+GET /v1/models answers with the recorded model list (for the sidecar's health probes);
 POST /v1/chat/completions answers with tests/fixtures/providers/openai/chat_completion.json, or,
 when the body asks for `"stream": true`, with stream.sse written one event per write. Nothing
 is recorded per request. Prints one line `{"event": "listening", "port": N}` when ready and
@@ -22,6 +23,7 @@ from aiohttp import web
 from common import REPO
 
 PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
 FIXTURES = REPO / "tests" / "fixtures" / "providers" / "openai"
 SSE_HEADERS = {"content-type": "text/event-stream", "cache-control": "no-cache"}
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
@@ -31,12 +33,17 @@ Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 class Canned:
     completion: bytes
     events: tuple[bytes, ...]
+    models: bytes  # GET /v1/models, the zero-cost endpoint the sidecar's health probes call
 
 
 def load_canned(directory: Path) -> Canned:
     raw = (directory / "stream.sse").read_bytes().replace(b"\r\n", b"\n")
     events = tuple(part + b"\n\n" for part in raw.split(b"\n\n") if part.strip())
-    return Canned(completion=(directory / "chat_completion.json").read_bytes(), events=events)
+    return Canned(
+        completion=(directory / "chat_completion.json").read_bytes(),
+        events=events,
+        models=(directory / "models.json").read_bytes(),
+    )
 
 
 def wants_stream(body: bytes) -> bool:
@@ -45,6 +52,8 @@ def wants_stream(body: bytes) -> bool:
 
 def make_handler(canned: Canned, delay: float) -> Handler:
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "GET" and request.path == MODELS_PATH:
+            return web.Response(body=canned.models, content_type="application/json")
         if request.method != "POST" or request.path != PATH:
             return web.Response(status=404)
         body = await request.read()
