@@ -134,6 +134,37 @@ class StreamInterruptedError(SidecarError):
     reason = "STREAM_INTERRUPTED"
 
 
+# Key errors: raised by sidecar/keys (envelopes and key-encryption backends).
+
+
+class KeyContextMismatchError(SidecarError):
+    """An envelope presented for a tenant, user, provider or key name other than its own."""
+
+    code = Code.PERMISSION_DENIED
+    reason = "KEY_CONTEXT_MISMATCH"
+
+
+class InvalidEnvelopeError(SidecarError):
+    """Not an envelope this sidecar can read (garbled, truncated, unknown version)."""
+
+    code = Code.INVALID_ARGUMENT
+    reason = "INVALID_KEY_ENVELOPE"
+
+
+class KeyDecryptError(SidecarError):
+    """The backend or the envelope refused to give up the key: tampering or our misconfiguration."""
+
+    code = Code.INTERNAL
+    reason = "KEY_UNAVAILABLE"
+
+
+class KeyBackendUnavailableError(SidecarError):
+    """The key-encryption backend cannot be reached or is throttling; retry later."""
+
+    code = Code.UNAVAILABLE
+    reason = "KEY_BACKEND_UNAVAILABLE"
+
+
 # Provider errors: raised by adapters (classified once, in providers/_http.py), consumed by routing.
 
 

@@ -1,0 +1,1 @@
+"""User-supplied provider keys under envelope encryption: format, backends, cache, record store."""

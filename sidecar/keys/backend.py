@@ -1,0 +1,65 @@
+"""The key-encryption backend seam: AWS KMS, Vault transit, or a local key-encryption key.
+
+A backend wraps and unwraps 256-bit data keys. It never sees a provider key: those are encrypted
+with the data key by `keys/envelope.py`. The key context (tenant, user, provider, key name) goes to
+the backend too (KMS encryption context, Vault derivation context), so a wrapped key taken from one
+owner does not unwrap for another.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+DATA_KEY_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class KeyContext:
+    """Who a key belongs to. Bound into every layer of the envelope."""
+
+    tenant: str
+    user: str
+    provider: str
+    key_name: str
+
+    def as_map(self) -> dict[str, str]:
+        """The encryption / derivation context sent to the backend."""
+        return {"tenant": self.tenant, "user": self.user, "provider": self.provider, "keyName": self.key_name}
+
+    def aad(self) -> bytes:
+        """Canonical bytes for AES-GCM associated data: sorted keys, no whitespace."""
+        return json.dumps(self.as_map(), sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedKey:
+    """A data key as the backend returned it, encrypted under the backend's key."""
+
+    backend: str  # "aws-kms", "vault" or "local"
+    key_id: str  # KMS key ARN, Vault key name, or local KEK id (the version travels inside `blob`)
+    blob: bytes
+
+    def __repr__(self) -> str:
+        return f"WrappedKey(backend={self.backend!r}, key_id={self.key_id!r}, blob=<{len(self.blob)} bytes>)"
+
+
+class KeyBackend(Protocol):
+    """Wraps, unwraps and rewraps data keys. Implementations run blocking clients off the event loop."""
+
+    name: ClassVar[str]
+
+    async def generate_data_key(self, context: KeyContext) -> tuple[bytearray, WrappedKey]:
+        """A fresh random data key (plaintext, 32 bytes, mutable so it can be wiped) and its wrapped form."""
+        ...
+
+    async def decrypt_data_key(self, wrapped: WrappedKey, context: KeyContext) -> bytearray:
+        """Unwrap; KeyContextMismatchError if the context is not the one it was wrapped with."""
+        ...
+
+    async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
+        """Re-encrypt under the backend's current key version; the plaintext never leaves the backend."""
+        ...
+
+    async def aclose(self) -> None: ...
