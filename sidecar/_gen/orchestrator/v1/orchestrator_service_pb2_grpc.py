@@ -71,8 +71,10 @@ class OrchestratorServiceServicer:
         """Generates a complete answer.
 
         Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field),
-        MODEL_NOT_FOUND (NOT_FOUND), PROVIDERS_UNAVAILABLE (UNAVAILABLE, with RetryInfo when known),
-        PROVIDER_REJECTED (INVALID_ARGUMENT), DEADLINE_EXCEEDED, PROVIDER_AUTH_FAILED (INTERNAL), INTERNAL.
+        CONTEXT_TOO_LONG (INVALID_ARGUMENT, BadRequest on `messages`), MODEL_NOT_FOUND (NOT_FOUND),
+        PROVIDERS_UNAVAILABLE (UNAVAILABLE, with RetryInfo when known; also when every circuit breaker
+        of the route is open), PROVIDER_REJECTED (INVALID_ARGUMENT), DEADLINE_EXCEEDED,
+        PROVIDER_AUTH_FAILED (INTERNAL), INTERNAL.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
