@@ -119,3 +119,8 @@ def user(text: str) -> gen.Message:
 
 def system(text: str) -> gen.Message:
     return gen.Message(role=gen.ROLE_SYSTEM, content=[gen.ContentPart(text=text)])
+
+
+# Real key-encryption backends on loopback (session-scoped; started only by the tests that use them).
+from tests.support.kms import kms_endpoint  # noqa: E402, F401
+from tests.support.openbao import openbao  # noqa: E402, F401

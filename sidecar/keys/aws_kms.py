@@ -1,0 +1,168 @@
+"""AWS KMS as the key-encryption backend: GenerateDataKey, Decrypt and ReEncrypt under one KMS key.
+
+The key context goes to KMS as the encryption context, so KMS itself refuses to unwrap a data key
+for another tenant, user, provider or key name (and CloudTrail records the context of every call).
+boto3 is imported only when this backend is built, and its blocking calls run on a small thread
+pool of this backend's own, never on the event loop.
+
+Credentials come from boto3's standard chain (environment, web identity / IRSA, instance profile).
+botocore retries once; anything that still fails reaches the caller classified, with `retry_after`
+where a retry can help, so the sidecar's own deadline and retry policy stay in charge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar, TypeVar
+
+from sidecar.core.errors import (
+    KeyBackendUnavailableError,
+    KeyContextMismatchError,
+    KeyDecryptError,
+    SidecarError,
+)
+from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, WrappedKey
+
+T = TypeVar("T")
+
+RETRY_AFTER_SECONDS = 1.0
+CONNECT_TIMEOUT_SECONDS = 3.0
+READ_TIMEOUT_SECONDS = 10.0
+
+_MISMATCH = frozenset({"InvalidCiphertextException", "IncorrectKeyException"})
+_UNAVAILABLE = frozenset(
+    {
+        "ThrottlingException",
+        "LimitExceededException",
+        "KMSInternalException",
+        "DependencyTimeoutException",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "RequestTimeout",
+    }
+)
+
+
+class AwsKmsBackend:
+    """Wraps data keys under one KMS key (key ID, key ARN, alias name or alias ARN).
+
+    `client` is a boto3 KMS client to use instead of building one (tests); the backend does not close
+    a client it was given.
+    """
+
+    name: ClassVar[str] = "aws-kms"
+
+    def __init__(
+        self,
+        key_id: str,
+        *,
+        region: str,
+        endpoint_url: str | None = None,
+        max_workers: int = 4,
+        client: Any | None = None,
+    ) -> None:
+        import botocore.exceptions  # lazily: the optional `aws` extra costs nothing unless configured
+
+        self._key_id = key_id
+        self._errors = botocore.exceptions
+        self._owns_client = client is None
+        self._client = client if client is not None else _kms_client(region, endpoint_url, max_workers)
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aws-kms")
+
+    def __repr__(self) -> str:
+        return f"AwsKmsBackend(key_id={self._key_id!r})"
+
+    async def generate_data_key(self, context: KeyContext) -> tuple[bytearray, WrappedKey]:
+        reply = await self._call(
+            self._client.generate_data_key,
+            KeyId=self._key_id,
+            KeySpec="AES_256",
+            EncryptionContext=context.as_map(),
+        )
+        plaintext = bytearray(reply["Plaintext"])
+        if len(plaintext) != DATA_KEY_BYTES:
+            raise KeyDecryptError(f"AWS KMS returned a {len(plaintext)}-byte data key")
+        return plaintext, WrappedKey(self.name, str(reply["KeyId"]), bytes(reply["CiphertextBlob"]))
+
+    async def decrypt_data_key(self, wrapped: WrappedKey, context: KeyContext) -> bytearray:
+        self._check_backend(wrapped)
+        reply = await self._call(
+            self._client.decrypt,
+            CiphertextBlob=wrapped.blob,
+            EncryptionContext=context.as_map(),
+            KeyId=wrapped.key_id,
+        )
+        return bytearray(reply["Plaintext"])
+
+    async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
+        self._check_backend(wrapped)
+        reply = await self._call(
+            self._client.re_encrypt,
+            CiphertextBlob=wrapped.blob,
+            SourceEncryptionContext=context.as_map(),
+            SourceKeyId=wrapped.key_id,
+            DestinationKeyId=self._key_id,
+            DestinationEncryptionContext=context.as_map(),
+        )
+        return WrappedKey(self.name, str(reply["KeyId"]), bytes(reply["CiphertextBlob"]))
+
+    async def aclose(self) -> None:
+        """Wait for calls in flight, then release the threads (and the client, if this backend built it)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, functools.partial(self._executor.shutdown, cancel_futures=True))
+        if self._owns_client:
+            self._client.close()
+
+    def _check_backend(self, wrapped: WrappedKey) -> None:
+        if wrapped.backend != self.name:
+            raise KeyDecryptError(
+                f"the data key was wrapped by the {wrapped.backend!r} backend, not {self.name!r}",
+                metadata={"backend": wrapped.backend},
+            )
+
+    async def _call(self, method: Callable[..., T], **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(method, **kwargs))
+        except self._errors.ClientError as exc:
+            raise classify_client_error(exc.response) from exc
+        except (self._errors.ConnectionError, self._errors.HTTPClientError) as exc:
+            raise KeyBackendUnavailableError(
+                "AWS KMS cannot be reached", retry_after=RETRY_AFTER_SECONDS
+            ) from exc
+        except self._errors.BotoCoreError as exc:  # no credentials, bad parameters: our misconfiguration
+            raise KeyDecryptError(f"AWS KMS client error ({type(exc).__name__})") from exc
+
+
+def classify_client_error(response: Any) -> SidecarError:
+    """The typed error for a KMS error response. Messages carry the error code, never key material."""
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in _MISMATCH:
+        return KeyContextMismatchError("the key context does not match")
+    if code in _UNAVAILABLE or status >= 500:
+        return KeyBackendUnavailableError(
+            f"AWS KMS is unavailable ({code or status})",
+            metadata={"backendError": code},
+            retry_after=RETRY_AFTER_SECONDS,
+        )
+    # AccessDenied(Exception), DisabledException, NotFoundException, KMSInvalidStateException, ...
+    return KeyDecryptError(
+        f"AWS KMS refused the data key ({code or status})", metadata={"backendError": code}
+    )
+
+
+def _kms_client(region: str, endpoint_url: str | None, max_workers: int) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        retries={"mode": "standard", "total_max_attempts": 2},
+        max_pool_connections=max_workers,
+    )
+    return boto3.session.Session().client("kms", region_name=region, endpoint_url=endpoint_url, config=config)

@@ -1,0 +1,201 @@
+"""Vault (or OpenBao) transit as the key-encryption backend: datakey, decrypt and rewrap under one key.
+
+The transit key must be a *derived* key, so that the key context becomes the derivation context and
+Vault itself refuses to unwrap a data key for another tenant, user, provider or key name:
+
+    bao write -f transit/keys/NAME derived=true type=aes256-gcm96
+    (or: vault write -f transit/keys/NAME derived=true type=aes256-gcm96)
+
+The token needs `update` on transit/datakey/plaintext/NAME, transit/decrypt/NAME and
+transit/rewrap/NAME. Rotate with `bao write -f transit/keys/NAME/rotate`, rewrap the stored keys,
+then raise `min_decryption_version`.
+
+hvac is imported only when this backend is built, and its blocking calls run on a small thread pool
+of this backend's own, never on the event loop. Authentication is a token, or Kubernetes
+(the pod's service-account JWT, re-read and re-used to log in again when the token is refused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sidecar.core.errors import (
+    KeyBackendUnavailableError,
+    KeyContextMismatchError,
+    KeyDecryptError,
+    SidecarError,
+)
+from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, WrappedKey
+
+RETRY_AFTER_SECONDS = 1.0
+TIMEOUT_SECONDS = 10
+DEFAULT_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+# What transit says when AES-GCM authentication fails: another derivation context, or a forged blob.
+_MISMATCH_MARKERS = ("cipher: message authentication failed", "unable to decrypt")
+
+
+class VaultTransitBackend:
+    """Wraps data keys under one derived transit key. `WrappedKey.blob` is the "vault:vN:..." ciphertext.
+
+    Give exactly one of `token` and `kubernetes_role`, or a ready `client` (an `hvac.Client`, for tests;
+    `namespace` and `url` then come from that client, and the backend does not close it).
+    """
+
+    name: ClassVar[str] = "vault"
+
+    def __init__(
+        self,
+        key_name: str,
+        *,
+        url: str,
+        token: str | None = None,
+        kubernetes_role: str | None = None,
+        kubernetes_jwt_path: str = DEFAULT_JWT_PATH,
+        namespace: str | None = None,
+        mount_point: str = "transit",
+        max_workers: int = 4,
+        client: Any | None = None,
+    ) -> None:
+        if token is not None and kubernetes_role is not None:
+            raise ValueError("give either a Vault token or a Kubernetes role, not both")
+        if client is None and token is None and kubernetes_role is None:
+            raise ValueError("Vault needs a token or a Kubernetes role")
+        import hvac  # lazily: the optional `vault` extra costs nothing unless configured
+        import hvac.exceptions
+        import requests.exceptions
+
+        self._key_name, self._mount = key_name, mount_point
+        self._role, self._jwt_path = kubernetes_role, Path(kubernetes_jwt_path)
+        self._vault_errors, self._http_errors = hvac.exceptions, requests.exceptions
+        self._owns_client = client is None
+        self._client = client or hvac.Client(
+            url=url, token=token, namespace=namespace, timeout=TIMEOUT_SECONDS
+        )
+        self._login_lock = threading.Lock()
+        self._logged_in = False
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vault-transit")
+
+    def __repr__(self) -> str:
+        return f"VaultTransitBackend(key_name={self._key_name!r}, mount_point={self._mount!r})"
+
+    async def generate_data_key(self, context: KeyContext) -> tuple[bytearray, WrappedKey]:
+        ctx = _derivation_context(context)
+        reply = await self._call(
+            lambda transit: transit.generate_data_key(
+                self._key_name, key_type="plaintext", context=ctx, mount_point=self._mount
+            )
+        )
+        plaintext = bytearray(base64.b64decode(reply["data"]["plaintext"]))
+        if len(plaintext) != DATA_KEY_BYTES:
+            raise KeyDecryptError(f"Vault returned a {len(plaintext)}-byte data key")
+        return plaintext, WrappedKey(self.name, self._key_name, reply["data"]["ciphertext"].encode())
+
+    async def decrypt_data_key(self, wrapped: WrappedKey, context: KeyContext) -> bytearray:
+        ciphertext, ctx = self._ciphertext(wrapped), _derivation_context(context)
+        reply = await self._call(
+            lambda transit: transit.decrypt_data(
+                wrapped.key_id, ciphertext, context=ctx, mount_point=self._mount
+            )
+        )
+        return bytearray(base64.b64decode(reply["data"]["plaintext"]))
+
+    async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
+        ciphertext, ctx = self._ciphertext(wrapped), _derivation_context(context)
+        reply = await self._call(
+            lambda transit: transit.rewrap_data(
+                wrapped.key_id, ciphertext, context=ctx, mount_point=self._mount
+            )
+        )
+        return WrappedKey(self.name, wrapped.key_id, reply["data"]["ciphertext"].encode())
+
+    async def aclose(self) -> None:
+        """Wait for calls in flight, then release the threads (and the client, if this backend built it)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, functools.partial(self._executor.shutdown, cancel_futures=True))
+        if self._owns_client:
+            self._client.adapter.close()
+
+    def _ciphertext(self, wrapped: WrappedKey) -> str:
+        if wrapped.backend != self.name:
+            raise KeyDecryptError(
+                f"the data key was wrapped by the {wrapped.backend!r} backend, not {self.name!r}",
+                metadata={"backend": wrapped.backend},
+            )
+        try:
+            return wrapped.blob.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise KeyDecryptError("not a Vault transit ciphertext") from exc
+
+    async def _call(self, operation: Callable[[Any], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, functools.partial(self._blocking, operation))
+        except SidecarError:
+            raise
+        except (self._http_errors.ConnectionError, self._http_errors.Timeout) as exc:
+            raise KeyBackendUnavailableError(
+                "Vault cannot be reached", retry_after=RETRY_AFTER_SECONDS
+            ) from exc
+        except self._vault_errors.VaultError as exc:
+            raise self._classify(exc) from exc
+        except self._http_errors.RequestException as exc:  # invalid URL, too many redirects: misconfiguration
+            raise KeyDecryptError(f"Vault client error ({type(exc).__name__})") from exc
+
+    def _blocking(self, operation: Callable[[Any], Any]) -> Any:
+        """Runs on the pool. Logs in first with Kubernetes auth, and once more if the token was refused."""
+        self._login(force=False)
+        try:
+            return operation(self._client.secrets.transit)
+        except self._vault_errors.Forbidden:
+            if self._role is None:
+                raise
+        self._login(force=True)  # the token from the last Kubernetes login may have expired or been revoked
+        return operation(self._client.secrets.transit)
+
+    def _login(self, *, force: bool) -> None:
+        if self._role is None:
+            return
+        with self._login_lock:
+            if self._logged_in and not force:
+                return
+            try:
+                jwt = self._jwt_path.read_text().strip()  # projected tokens rotate: read it every time
+            except OSError as exc:
+                raise KeyDecryptError("cannot read the Kubernetes service account token") from exc
+            self._client.auth.kubernetes.login(self._role, jwt)
+            self._logged_in = True
+
+    def _classify(self, exc: Exception) -> SidecarError:
+        """The typed error for an hvac error. Messages name the error class, never key material."""
+        errors = self._vault_errors
+        kind = type(exc).__name__
+        if isinstance(exc, errors.InvalidRequest) and any(m in str(exc) for m in _MISMATCH_MARKERS):
+            return KeyContextMismatchError("the key context does not match")
+        transient = (
+            errors.VaultDown,  # sealed, or in maintenance
+            errors.InternalServerError,
+            errors.RateLimitExceeded,
+            errors.BadGateway,
+            errors.PreconditionFailed,  # a performance standby not yet caught up
+            errors.VaultNotInitialized,
+        )
+        if isinstance(exc, transient):
+            return KeyBackendUnavailableError(
+                f"Vault is unavailable ({kind})",
+                metadata={"backendError": kind},
+                retry_after=RETRY_AFTER_SECONDS,
+            )
+        # Forbidden, Unauthorized, InvalidPath, InvalidRequest (unknown key, too-old version, no ciphertext)
+        return KeyDecryptError(f"Vault refused the data key ({kind})", metadata={"backendError": kind})
+
+
+def _derivation_context(context: KeyContext) -> str:
+    return base64.b64encode(context.aad()).decode("ascii")
