@@ -18,7 +18,13 @@ from sidecar.api.servicer import OrchestratorServicer
 from sidecar.config.schema import Config
 from sidecar.core.clock import Clock, SystemClock
 from sidecar.core.layer import Handler, compose
+from sidecar.keys.backend import KeyBackend
+from sidecar.keys.cache import KeyCache, KeyCachePolicy
+from sidecar.keys.local import LocalKekBackend
+from sidecar.keys.service import KeyService
+from sidecar.keys.store import SqliteKeyStore
 from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
+from sidecar.pipeline.keys import KeyLayer
 from sidecar.pipeline.route import RouteLayer
 from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.providers._http import HttpClient
@@ -46,6 +52,7 @@ class Deps:
     routing: Routing
     prober: HealthProber | None
     verifier: TokenVerifier
+    keys: KeyService | None
 
 
 def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
@@ -60,7 +67,38 @@ def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
         routing=build_routing(cfg, clock, prober or AlwaysHealthy()),
         prober=prober,
         verifier=TokenVerifier(cfg.secret(cfg.settings.auth.token)),
+        keys=build_keys(cfg, clock),
     )
+
+
+def build_keys(cfg: Config, clock: Clock) -> KeyService | None:
+    """User keys, when a key-encryption backend is configured; backends import their clients lazily."""
+    k = cfg.settings.keys
+    backend: KeyBackend
+    if k.backend == "local" and k.local is not None:
+        backend = LocalKekBackend.from_file(k.local.kek_file)
+    elif k.backend == "aws-kms" and k.aws_kms is not None:
+        from sidecar.keys.aws_kms import AwsKmsBackend
+
+        backend = AwsKmsBackend(
+            k.aws_kms.key_id, region=k.aws_kms.region, endpoint_url=k.aws_kms.endpoint_url
+        )
+    elif k.backend == "vault" and k.vault is not None:
+        from sidecar.keys.vault_transit import VaultTransitBackend
+
+        v, token = k.vault, cfg.secret(k.vault.token)
+        backend = VaultTransitBackend(
+            v.key_name,
+            url=v.url,
+            token=token.get_secret_value() if token else None,
+            kubernetes_role=v.kubernetes_role,
+            namespace=v.namespace,
+            mount_point=v.mount_point,
+        )
+    else:
+        return None
+    cache = KeyCache(KeyCachePolicy(**k.cache.model_dump()), clock)
+    return KeyService(backend, SqliteKeyStore(k.store_path, clock), cache, clock)
 
 
 def build_prober(cfg: Config, providers: Mapping[str, Provider], clock: Clock) -> HealthProber | None:
@@ -94,6 +132,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
             partial(AuthnLayer, verifier=d.verifier),
             # quota (reserve, settle) -> cache -> persona/session -> context trim
             partial(RouteLayer, routing=d.routing, clock=d.clock),
+            partial(KeyLayer, keys=d.keys, modes={a: r.user_key for a, r in cfg.policy.routes.items()}),
         ],
     )
 
@@ -116,6 +155,7 @@ class Sidecar:
             providers=deps.providers,
             verifier=deps.verifier,
             clock=deps.clock,
+            keys=deps.keys,
         )
         orchestrator_service_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, self.server)
         self.health = HealthServicer()
@@ -150,6 +190,8 @@ class Sidecar:
         for provider in self.deps.providers.values():
             await provider.aclose()
         await self.deps.http.aclose()
+        if self.deps.keys is not None:
+            await self.deps.keys.aclose()
 
 
 def build_server(cfg: Config, clock: Clock | None = None) -> Sidecar:

@@ -10,7 +10,7 @@ from typing import Protocol
 from google.protobuf import duration_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import models_pb2
+from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2
 from sidecar.config.schema import DeploymentConfig, RequestLimits
 from sidecar.core.clock import Deadline
 from sidecar.core.errors import FieldViolation, InvalidRequestError
@@ -21,6 +21,9 @@ from sidecar.core.types import (
     Credentials,
     FinishReason,
     GenerationParams,
+    InlineEnvelope,
+    KeyRef,
+    KeySource,
     Message,
     Role,
     Target,
@@ -69,6 +72,8 @@ class GenerateLike(Protocol):
     def metadata(self) -> Mapping[str, str]: ...
     @property
     def request_id(self) -> str: ...
+    @property
+    def provider_key(self) -> keys_pb2.ProviderKey: ...
 
     def HasField(self, field_name: str) -> bool: ...
 
@@ -101,6 +106,7 @@ def to_call(
     if req.model and not _ROUTE.fullmatch(req.model):
         bad.add("model", "a route alias: at most 128 of letters, digits and ._:/-")
     _metadata(req.metadata, limits, bad)
+    key_source = _key_source(req, bad) if req.HasField("provider_key") else None
     if bad.items:
         raise InvalidRequestError(bad.items)
     return Call(
@@ -116,7 +122,27 @@ def to_call(
         deadline=deadline,
         credentials=credentials,
         record=record,
+        key_source=key_source,
     )
+
+
+_KEY_REF = re.compile(r"key_[A-Za-z0-9_\-]{8,64}")
+_MAX_ENVELOPE_CHARS = 65_536
+
+
+def _key_source(req: GenerateLike, bad: _Violations) -> KeySource | None:
+    if not (req.tenant_id and req.user_id):
+        bad.add("provider_key", "user keys are bound to a tenant_id and user_id: set both")
+    kind = req.provider_key.WhichOneof("source")
+    if kind == "key_ref":
+        if _KEY_REF.fullmatch(req.provider_key.key_ref):
+            return KeyRef(req.provider_key.key_ref)
+        bad.add("provider_key.key_ref", "a key reference from RegisterKey (key_...)")
+    elif kind == "envelope":
+        if 0 < len(req.provider_key.envelope) <= _MAX_ENVELOPE_CHARS:
+            return InlineEnvelope(req.provider_key.envelope)
+        bad.add("provider_key.envelope", f"an envelope of 1 to {_MAX_ENVELOPE_CHARS} characters")
+    return None
 
 
 def _messages(wire: Sequence[gen.Message], limits: RequestLimits, bad: _Violations) -> tuple[Message, ...]:

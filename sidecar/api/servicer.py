@@ -10,14 +10,16 @@ from typing import Any, NoReturn
 import grpc
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import models_pb2
+from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2
 from sidecar.api import convert
+from sidecar.api import keys as api_keys
 from sidecar.api.errors import abort, internal
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Clock, Deadline
-from sidecar.core.errors import SidecarError
+from sidecar.core.errors import KeysDisabledError, SidecarError
 from sidecar.core.layer import Handler, collect
 from sidecar.core.types import Call, CallRecord
+from sidecar.keys.service import KeyService
 from sidecar.pipeline.authn import TokenVerifier
 from sidecar.providers.base import Provider
 from sidecar.routing.plan import Routing
@@ -38,6 +40,7 @@ class OrchestratorServicer:
         providers: Mapping[str, Provider],
         verifier: TokenVerifier,
         clock: Clock,
+        keys: KeyService | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._policy = policy
@@ -45,6 +48,7 @@ class OrchestratorServicer:
         self._providers = providers
         self._verifier = verifier
         self._clock = clock
+        self._keys = keys
 
     async def Generate(self, request: gen.GenerateRequest, context: Context) -> gen.GenerateResponse:
         call = await self._call(request, context, stream=False)
@@ -79,6 +83,54 @@ class OrchestratorServicer:
         except SidecarError as err:
             await abort(context, err)
         return convert.to_list_models(self._routing, self._policy.deployments, self._providers)
+
+    async def RegisterKey(
+        self, request: keys_pb2.RegisterKeyRequest, context: Context
+    ) -> keys_pb2.RegisterKeyResponse:
+        keys = await self._admit(context)
+        try:
+            owner, secret = api_keys.register_context(request)
+            record = await keys.register(owner, secret)
+        except SidecarError as err:
+            await abort(context, err)
+        return keys_pb2.RegisterKeyResponse(key_ref=record.ref, last_four=record.last_four)
+
+    async def ListKeys(
+        self, request: keys_pb2.ListKeysRequest, context: Context
+    ) -> keys_pb2.ListKeysResponse:
+        keys = await self._admit(context)
+        try:
+            records = await keys.list(*api_keys.list_owner(request))
+        except SidecarError as err:
+            await abort(context, err)
+        return keys_pb2.ListKeysResponse(keys=[api_keys.to_key_info(r) for r in records])
+
+    async def DeleteKey(
+        self, request: keys_pb2.DeleteKeyRequest, context: Context
+    ) -> keys_pb2.DeleteKeyResponse:
+        keys = await self._admit(context)
+        try:
+            deleted = await keys.delete(*api_keys.delete_target(request))
+        except SidecarError as err:
+            await abort(context, err)
+        return keys_pb2.DeleteKeyResponse(deleted=deleted)
+
+    async def RotateKeys(
+        self, request: keys_pb2.RotateKeysRequest, context: Context
+    ) -> keys_pb2.RotateKeysResponse:
+        keys = await self._admit(context)
+        rotated, failed = await keys.rotate()
+        return keys_pb2.RotateKeysResponse(rotated=rotated, failed=failed)
+
+    async def _admit(self, context: Context) -> KeyService:
+        """Authenticate a key RPC and check user keys are on."""
+        try:
+            self._verifier.verify(convert.credentials_from(context.invocation_metadata()))
+            if self._keys is None:
+                raise KeysDisabledError("this sidecar has no key backend configured (settings.keys.backend)")
+        except SidecarError as err:
+            await abort(context, err)
+        return self._keys
 
     async def _call(self, request: convert.GenerateLike, context: Context, *, stream: bool) -> Call:
         record = CallRecord(started_at=self._clock.monotonic())

@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 from pydantic import SecretStr, ValidationError
 
-from sidecar.config.schema import Config, SecretRef
+from sidecar.config.schema import Config
+from sidecar.config.secrets import SecretRef
 
 ENV_PREFIX = "SIDECAR__"
 OLLAMA_URL = "http://127.0.0.1:11434/v1"
@@ -124,6 +125,9 @@ def _resolve_secrets(config: Config, environ: Mapping[str, str]) -> tuple[dict[s
     ]
     if config.settings.auth.token is not None:
         refs.append(("settings.auth.token", config.settings.auth.token))
+    vault = config.settings.keys.vault
+    if config.settings.keys.backend == "vault" and vault is not None and vault.token is not None:
+        refs.append(("settings.keys.vault.token", vault.token))
     secrets: dict[str, SecretStr] = {}
     missing: list[str] = []
     for where, ref in refs:

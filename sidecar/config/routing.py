@@ -37,6 +37,9 @@ class RouteConfig(_Model):
         default=None, gt=0, le=3600, description="no first chunk by then: fall back (streams and unary)"
     )
     hedging: HedgingConfig = HedgingConfig()
+    user_key: Literal["never", "preferred", "required"] = Field(
+        default="never", description="use the caller's own provider key: never, if there is one, or always"
+    )
 
 
 class BreakerConfig(_Model):

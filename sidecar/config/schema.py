@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from sidecar.config.keys import KeysSettings
 from sidecar.config.routing import RouteConfig, RoutingPolicy
+from sidecar.config.secrets import SecretRef
 
 ProviderKind = Literal["openai", "anthropic", "echo"]
 
@@ -19,12 +21,6 @@ DEFAULT_BASE_URLS: dict[str, str] = {
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SecretRef(_Model):
-    """A reference to a secret; the value never appears in configuration."""
-
-    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="environment variable")
 
 
 class ListenSettings(_Model):
@@ -50,6 +46,7 @@ class Settings(_Model):
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
     max_receive_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    keys: KeysSettings = KeysSettings()
 
 
 class PriceConfig(_Model):

@@ -18,6 +18,7 @@ class Code(enum.Enum):
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
     NOT_FOUND = "NOT_FOUND"
     PERMISSION_DENIED = "PERMISSION_DENIED"
+    FAILED_PRECONDITION = "FAILED_PRECONDITION"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     UNAVAILABLE = "UNAVAILABLE"
@@ -142,6 +143,20 @@ class KeyContextMismatchError(SidecarError):
 
     code = Code.PERMISSION_DENIED
     reason = "KEY_CONTEXT_MISMATCH"
+
+
+class KeysDisabledError(SidecarError):
+    """User keys were asked for, and no key backend is configured."""
+
+    code = Code.FAILED_PRECONDITION
+    reason = "KEYS_DISABLED"
+
+
+class UserKeyRequiredError(SidecarError):
+    """The route requires the user's own provider key, and there is none."""
+
+    code = Code.FAILED_PRECONDITION
+    reason = "USER_KEY_REQUIRED"
 
 
 class InvalidEnvelopeError(SidecarError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sidecar.core.clock import Deadline
 
@@ -122,6 +123,32 @@ class CallRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyRef:
+    """A user key reference from RegisterKey."""
+
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class InlineEnvelope:
+    """A user key envelope the application keeps itself (`sidecar keys encrypt`)."""
+
+    text: str
+
+    def __repr__(self) -> str:
+        return f"InlineEnvelope(<{len(self.text)} chars>)"
+
+
+KeySource = KeyRef | InlineEnvelope
+
+
+class Secret(Protocol):
+    """A plaintext secret that shows itself only when asked; its repr never does."""
+
+    def reveal(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
 class Credentials:
     """What the transport carried to identify the caller; verified by the authn layer."""
 
@@ -148,3 +175,5 @@ class Call:
     credentials: Credentials
     record: CallRecord
     target: Target | None = None
+    key_source: KeySource | None = None  # the caller's own provider key, if it brought one
+    api_key: Secret | None = None  # resolved per attempt by the key layer; None = platform key

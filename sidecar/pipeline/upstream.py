@@ -21,7 +21,7 @@ class UpstreamCall:
         if call.target is None:
             raise SidecarError("no deployment was chosen for the call")
         provider = self._providers[call.target.deployment]
-        request = ProviderRequest(call.messages, call.params, call.stream)
+        request = ProviderRequest(call.messages, call.params, call.stream, call.api_key)
         record, clock = call.record, self._clock
         async with aclosing(provider.generate(request, deadline=call.deadline)) as stream:
             while True:

@@ -121,7 +121,11 @@ def _raise_error(data: Any) -> None:
     raise ProviderUnavailableError(f"upstream error ({kind or 'unknown'}): {message}")
 
 
-WIRE = WireFormat(to_wire, parse_response, lambda e: parse_event(e.event, e.data))
+def auth_headers(key: str) -> dict[str, str]:
+    return {"x-api-key": key}
+
+
+WIRE = WireFormat(to_wire, parse_response, lambda e: parse_event(e.event, e.data), auth_headers)
 
 
 class AnthropicProvider(HttpProvider):
@@ -129,8 +133,6 @@ class AnthropicProvider(HttpProvider):
 
     def __init__(self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None) -> None:
         headers = {"anthropic-version": deployment.anthropic_version}
-        if api_key is not None:
-            headers["x-api-key"] = api_key.get_secret_value()
         super().__init__(
             deployment,
             http=http,
@@ -138,4 +140,5 @@ class AnthropicProvider(HttpProvider):
             probe_url=f"{deployment.url()}/v1/models",
             headers=headers,
             wire=WIRE,
+            api_key=api_key,
         )

@@ -7,6 +7,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
+from pydantic import SecretStr
+
 from sidecar.config.schema import DeploymentConfig
 from sidecar.core.clock import Deadline
 from sidecar.core.errors import (
@@ -16,7 +18,7 @@ from sidecar.core.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
-from sidecar.core.types import Chunk, FinishReason, GenerationParams, Message, Usage
+from sidecar.core.types import Chunk, FinishReason, GenerationParams, Message, Secret, Usage
 from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.sse import SseEvent
 
@@ -34,6 +36,7 @@ class ProviderRequest:
     messages: tuple[Message, ...]
     params: GenerationParams
     stream: bool
+    api_key: Secret | None = None  # the caller's own key; None uses the deployment's platform key
 
 
 class Provider(Protocol):
@@ -141,6 +144,7 @@ class WireFormat:
     to_wire: Callable[[ProviderRequest, DeploymentConfig], dict[str, Any]]
     parse_response: Callable[[Any], Chunk]
     parse_event: Callable[[SseEvent], StreamEvent]
+    auth_headers: Callable[[str], dict[str, str]]  # the provider's own auth header for a key
 
 
 class HttpProvider:
@@ -157,9 +161,12 @@ class HttpProvider:
         probe_url: str,
         headers: dict[str, str],
         wire: WireFormat,
+        api_key: SecretStr | None,
     ) -> None:
         self._deployment, self._http, self._wire = deployment, http, wire
-        self._url, self._probe_url, self._headers = url, probe_url, headers
+        self._url, self._probe_url, self._base_headers = url, probe_url, headers
+        platform = wire.auth_headers(api_key.get_secret_value()) if api_key is not None else {}
+        self._headers = {**headers, **platform}
         self.capabilities = Capabilities(
             streaming=True, tools=False, json_schema=False, max_context_tokens=deployment.context_window
         )
@@ -170,11 +177,14 @@ class HttpProvider:
     async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         body = self._wire.to_wire(req, self._deployment)
         timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
+        headers = self._headers
+        if req.api_key is not None:  # the caller's key goes in the provider's auth header and nowhere else
+            headers = {**self._base_headers, **self._wire.auth_headers(req.api_key.reveal())}
         if not req.stream:
-            data = await self._http.post_json(self._url, headers=self._headers, body=body, timeouts=timeouts)
+            data = await self._http.post_json(self._url, headers=headers, body=body, timeouts=timeouts)
             yield self._wire.parse_response(data)
             return
-        events = self._http.post_sse(self._url, headers=self._headers, body=body, timeouts=timeouts)
+        events = self._http.post_sse(self._url, headers=headers, body=body, timeouts=timeouts)
         async for chunk in stream_chunks(events, self._wire.parse_event):
             yield chunk
 

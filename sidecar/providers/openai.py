@@ -117,19 +117,23 @@ def _raise_embedded_error(data: Any) -> None:
     raise ProviderUnavailableError(f"upstream error: {message}")
 
 
-WIRE = WireFormat(to_wire, parse_response, lambda e: parse_event(e.data))
+def auth_headers(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+WIRE = WireFormat(to_wire, parse_response, lambda e: parse_event(e.data), auth_headers)
 
 
 class OpenAIProvider(HttpProvider):
     name: ClassVar[str] = "openai"
 
     def __init__(self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None) -> None:
-        headers = {"authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
         super().__init__(
             deployment,
             http=http,
             url=f"{deployment.url()}/chat/completions",
             probe_url=f"{deployment.url()}/models",
-            headers=headers,
+            headers={},
             wire=WIRE,
+            api_key=api_key,
         )

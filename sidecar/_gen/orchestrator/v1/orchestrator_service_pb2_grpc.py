@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from . import generate_pb2 as orchestrator_dot_v1_dot_generate__pb2
+from . import keys_pb2 as orchestrator_dot_v1_dot_keys__pb2
 from . import models_pb2 as orchestrator_dot_v1_dot_models__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -31,6 +32,10 @@ class OrchestratorServiceStub:
 
     Errors carry a google.rpc.Status in `grpc-status-details-bin` with exactly one
     google.rpc.ErrorInfo (domain "orchestrator.sidecar"); its `reason` and metadata keys are API.
+    Generate and StreamGenerate may also return the key reasons: KEY_CONTEXT_MISMATCH
+    (PERMISSION_DENIED: an envelope or key reference of another tenant, user or provider),
+    INVALID_KEY_ENVELOPE (INVALID_ARGUMENT), USER_KEY_REQUIRED (FAILED_PRECONDITION),
+    KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo) and KEY_UNAVAILABLE (INTERNAL).
     Every RPC may return UNAUTHENTICATED with reason MISSING_CREDENTIALS or INVALID_CREDENTIALS
     when the sidecar is configured with a shared token.
     """
@@ -56,6 +61,26 @@ class OrchestratorServiceStub:
                 request_serializer=orchestrator_dot_v1_dot_models__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=orchestrator_dot_v1_dot_models__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
+        self.RegisterKey = channel.unary_unary(
+                '/orchestrator.v1.OrchestratorService/RegisterKey',
+                request_serializer=orchestrator_dot_v1_dot_keys__pb2.RegisterKeyRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_v1_dot_keys__pb2.RegisterKeyResponse.FromString,
+                _registered_method=True)
+        self.ListKeys = channel.unary_unary(
+                '/orchestrator.v1.OrchestratorService/ListKeys',
+                request_serializer=orchestrator_dot_v1_dot_keys__pb2.ListKeysRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_v1_dot_keys__pb2.ListKeysResponse.FromString,
+                _registered_method=True)
+        self.DeleteKey = channel.unary_unary(
+                '/orchestrator.v1.OrchestratorService/DeleteKey',
+                request_serializer=orchestrator_dot_v1_dot_keys__pb2.DeleteKeyRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_v1_dot_keys__pb2.DeleteKeyResponse.FromString,
+                _registered_method=True)
+        self.RotateKeys = channel.unary_unary(
+                '/orchestrator.v1.OrchestratorService/RotateKeys',
+                request_serializer=orchestrator_dot_v1_dot_keys__pb2.RotateKeysRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_v1_dot_keys__pb2.RotateKeysResponse.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -63,6 +88,10 @@ class OrchestratorServiceServicer:
 
     Errors carry a google.rpc.Status in `grpc-status-details-bin` with exactly one
     google.rpc.ErrorInfo (domain "orchestrator.sidecar"); its `reason` and metadata keys are API.
+    Generate and StreamGenerate may also return the key reasons: KEY_CONTEXT_MISMATCH
+    (PERMISSION_DENIED: an envelope or key reference of another tenant, user or provider),
+    INVALID_KEY_ENVELOPE (INVALID_ARGUMENT), USER_KEY_REQUIRED (FAILED_PRECONDITION),
+    KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo) and KEY_UNAVAILABLE (INTERNAL).
     Every RPC may return UNAUTHENTICATED with reason MISSING_CREDENTIALS or INVALID_CREDENTIALS
     when the sidecar is configured with a shared token.
     """
@@ -100,6 +129,42 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterKey(self, request, context):
+        """Stores a user's provider key under envelope encryption and returns its reference.
+
+        Reasons: INVALID_REQUEST, KEYS_DISABLED (FAILED_PRECONDITION: no key backend configured),
+        KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo), KEY_UNAVAILABLE (INTERNAL).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListKeys(self, request, context):
+        """Lists a tenant's (or one user's) keys: metadata only, never a key.
+
+        Reasons: INVALID_REQUEST, KEYS_DISABLED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteKey(self, request, context):
+        """Deletes one key of a tenant.
+
+        Reasons: INVALID_REQUEST, KEYS_DISABLED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateKeys(self, request, context):
+        """Admin: rewraps every stored record to the backend's current key version. No provider key is
+        decrypted. Reasons: KEYS_DISABLED, KEY_BACKEND_UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +183,26 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     request_deserializer=orchestrator_dot_v1_dot_models__pb2.ListModelsRequest.FromString,
                     response_serializer=orchestrator_dot_v1_dot_models__pb2.ListModelsResponse.SerializeToString,
             ),
+            'RegisterKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterKey,
+                    request_deserializer=orchestrator_dot_v1_dot_keys__pb2.RegisterKeyRequest.FromString,
+                    response_serializer=orchestrator_dot_v1_dot_keys__pb2.RegisterKeyResponse.SerializeToString,
+            ),
+            'ListKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListKeys,
+                    request_deserializer=orchestrator_dot_v1_dot_keys__pb2.ListKeysRequest.FromString,
+                    response_serializer=orchestrator_dot_v1_dot_keys__pb2.ListKeysResponse.SerializeToString,
+            ),
+            'DeleteKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteKey,
+                    request_deserializer=orchestrator_dot_v1_dot_keys__pb2.DeleteKeyRequest.FromString,
+                    response_serializer=orchestrator_dot_v1_dot_keys__pb2.DeleteKeyResponse.SerializeToString,
+            ),
+            'RotateKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateKeys,
+                    request_deserializer=orchestrator_dot_v1_dot_keys__pb2.RotateKeysRequest.FromString,
+                    response_serializer=orchestrator_dot_v1_dot_keys__pb2.RotateKeysResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'orchestrator.v1.OrchestratorService', rpc_method_handlers)
@@ -131,6 +216,10 @@ class OrchestratorService:
 
     Errors carry a google.rpc.Status in `grpc-status-details-bin` with exactly one
     google.rpc.ErrorInfo (domain "orchestrator.sidecar"); its `reason` and metadata keys are API.
+    Generate and StreamGenerate may also return the key reasons: KEY_CONTEXT_MISMATCH
+    (PERMISSION_DENIED: an envelope or key reference of another tenant, user or provider),
+    INVALID_KEY_ENVELOPE (INVALID_ARGUMENT), USER_KEY_REQUIRED (FAILED_PRECONDITION),
+    KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo) and KEY_UNAVAILABLE (INTERNAL).
     Every RPC may return UNAUTHENTICATED with reason MISSING_CREDENTIALS or INVALID_CREDENTIALS
     when the sidecar is configured with a shared token.
     """
@@ -206,6 +295,114 @@ class OrchestratorService:
             '/orchestrator.v1.OrchestratorService/ListModels',
             orchestrator_dot_v1_dot_models__pb2.ListModelsRequest.SerializeToString,
             orchestrator_dot_v1_dot_models__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orchestrator.v1.OrchestratorService/RegisterKey',
+            orchestrator_dot_v1_dot_keys__pb2.RegisterKeyRequest.SerializeToString,
+            orchestrator_dot_v1_dot_keys__pb2.RegisterKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orchestrator.v1.OrchestratorService/ListKeys',
+            orchestrator_dot_v1_dot_keys__pb2.ListKeysRequest.SerializeToString,
+            orchestrator_dot_v1_dot_keys__pb2.ListKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orchestrator.v1.OrchestratorService/DeleteKey',
+            orchestrator_dot_v1_dot_keys__pb2.DeleteKeyRequest.SerializeToString,
+            orchestrator_dot_v1_dot_keys__pb2.DeleteKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orchestrator.v1.OrchestratorService/RotateKeys',
+            orchestrator_dot_v1_dot_keys__pb2.RotateKeysRequest.SerializeToString,
+            orchestrator_dot_v1_dot_keys__pb2.RotateKeysResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,91 @@
+"""Key RPCs at the edge: validate RegisterKey/ListKeys/DeleteKey requests, records -> KeyInfo."""
+
+from __future__ import annotations
+
+import re
+
+from google.protobuf import timestamp_pb2
+
+from sidecar._gen.orchestrator.v1 import keys_pb2
+from sidecar.core.errors import FieldViolation, InvalidRequestError
+from sidecar.keys.backend import KeyContext
+from sidecar.keys.store import KeyRecord
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}")
+_KEY_REF = re.compile(r"key_[A-Za-z0-9_\-]{8,64}")
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
+PROVIDERS = ("openai", "anthropic")
+MAX_API_KEY_CHARS = 4096
+
+
+def register_context(req: keys_pb2.RegisterKeyRequest) -> tuple[KeyContext, bytes]:
+    """The owner context and the key bytes of a RegisterKey request; every violation at once."""
+    bad: list[FieldViolation] = []
+    _owner(req.tenant_id, req.user_id, bad)
+    if req.provider not in PROVIDERS:
+        bad.append(FieldViolation("provider", f"one of {', '.join(PROVIDERS)}"))
+    name = req.key_name or "default"
+    if not _ID.fullmatch(name):
+        bad.append(FieldViolation("key_name", "at most 128 of letters, digits and ._:@-"))
+    if not req.api_key:
+        bad.append(FieldViolation("api_key", "required"))
+    elif len(req.api_key) > MAX_API_KEY_CHARS or not _PRINTABLE.fullmatch(req.api_key):
+        bad.append(FieldViolation("api_key", "printable ASCII without spaces, at most 4096 characters"))
+    if bad:
+        raise InvalidRequestError(bad)
+    return KeyContext(req.tenant_id, req.user_id, req.provider, name), req.api_key.encode()
+
+
+def list_owner(req: keys_pb2.ListKeysRequest) -> tuple[str, str | None]:
+    bad: list[FieldViolation] = []
+    _id("tenant_id", req.tenant_id, bad, required=True)
+    _id("user_id", req.user_id, bad, required=False)
+    if bad:
+        raise InvalidRequestError(bad)
+    return req.tenant_id, req.user_id or None
+
+
+def delete_target(req: keys_pb2.DeleteKeyRequest) -> tuple[str, str]:
+    bad: list[FieldViolation] = []
+    _id("tenant_id", req.tenant_id, bad, required=True)
+    if not _KEY_REF.fullmatch(req.key_ref):
+        bad.append(FieldViolation("key_ref", "a key reference from RegisterKey (key_...)"))
+    if bad:
+        raise InvalidRequestError(bad)
+    return req.tenant_id, req.key_ref
+
+
+def to_key_info(record: KeyRecord) -> keys_pb2.KeyInfo:
+    return keys_pb2.KeyInfo(
+        key_ref=record.ref,
+        tenant_id=record.tenant,
+        user_id=record.user,
+        provider=record.provider,
+        key_name=record.key_name,
+        last_four=record.last_four,
+        create_time=_timestamp(record.created_at),
+        update_time=_timestamp(record.updated_at),
+    )
+
+
+def _owner(tenant: str, user: str, bad: list[FieldViolation]) -> None:
+    _id("tenant_id", tenant, bad, required=True)
+    _id("user_id", user, bad, required=True)
+
+
+def _id(field: str, value: str, bad: list[FieldViolation], *, required: bool) -> None:
+    if not value:
+        if required:
+            bad.append(FieldViolation(field, "required"))
+    elif not _ID.fullmatch(value):
+        bad.append(
+            FieldViolation(
+                field, "at most 128 of letters, digits and ._:@- starting with one of the first two"
+            )
+        )
+
+
+def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(int(seconds * 1e9))
+    return stamp

@@ -1,0 +1,67 @@
+"""The user-key part of Settings: which key-encryption backend, where records live, the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sidecar.config.secrets import SecretRef
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LocalKekConfig(_Model):
+    kek_file: Path = Field(
+        description="32 random bytes, raw or base64; `sidecar keys new-kek FILE` writes one"
+    )
+
+
+class AwsKmsConfig(_Model):
+    key_id: str = Field(min_length=1, description="key ARN or alias/NAME")
+    region: str = Field(default="us-east-1", min_length=1)
+    endpoint_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+
+
+class VaultConfig(_Model):
+    url: str = Field(pattern=r"^https?://\S+$")
+    key_name: str = Field(min_length=1, description="a transit key created with derived=true")
+    token: SecretRef | None = None
+    kubernetes_role: str | None = None
+    namespace: str | None = None
+    mount_point: str = "transit"
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> VaultConfig:
+        if (self.token is None) == (self.kubernetes_role is None):
+            raise ValueError("set exactly one of `token` or `kubernetes_role`")
+        return self
+
+
+class KeyCacheConfig(_Model):
+    max_age_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    max_uses: int = Field(default=1000, ge=1)
+    max_entries: int = Field(default=10_000, ge=1)
+
+
+class KeysSettings(_Model):
+    """`backend: none` (the default) turns user keys off: routes then use platform keys only."""
+
+    backend: Literal["none", "local", "aws-kms", "vault"] = "none"
+    local: LocalKekConfig | None = None
+    aws_kms: AwsKmsConfig | None = None
+    vault: VaultConfig | None = None
+    store_path: Path = Field(default=Path("sidecar-keys.db"), description="SQLite file of encrypted records")
+    cache: KeyCacheConfig = KeyCacheConfig()
+
+    @model_validator(mode="after")
+    def _backend_configured(self) -> KeysSettings:
+        section = {"local": self.local, "aws-kms": self.aws_kms, "vault": self.vault}.get(self.backend, True)
+        if section is None:
+            raise ValueError(
+                f"backend {self.backend!r} needs its section ({self.backend.replace('-', '_')}:)"
+            )
+        return self

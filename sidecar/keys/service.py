@@ -1,0 +1,106 @@
+"""User keys end to end: register (seal and store), list, delete, rotate, and resolve for a call.
+
+A key is resolved for one (tenant, user, provider): from a key reference, from an inline envelope
+the application kept, or by looking up the user's registered key. Every path goes through the
+envelope's bound context, so a record of another tenant, user or provider never opens, and through
+the decrypted-key cache, so concurrent calls for one record share one backend call.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sidecar.core.clock import Clock
+from sidecar.core.errors import KeyContextMismatchError, SidecarError
+from sidecar.core.types import InlineEnvelope, KeyRef, KeySource
+from sidecar.keys.backend import KeyBackend, KeyContext
+from sidecar.keys.cache import KeyCache, SecretKey, cache_key_for
+from sidecar.keys.envelope import Envelope, last_four, seal, unseal
+from sidecar.keys.store import KeyRecord, KeyStore, new_ref
+
+_log = logging.getLogger("sidecar.keys")
+
+
+class KeyService:
+    def __init__(self, backend: KeyBackend, store: KeyStore, cache: KeyCache, clock: Clock) -> None:
+        self._backend, self._store, self._cache, self._clock = backend, store, cache, clock
+
+    @property
+    def cache(self) -> KeyCache:
+        return self._cache
+
+    async def register(self, context: KeyContext, secret: bytes) -> KeyRecord:
+        """Envelope the key at once; only the record is stored. Replaces the owner's key of that name."""
+        envelope = await seal(self._backend, context, secret)
+        now = self._clock.wall()
+        record = KeyRecord(
+            ref=new_ref(),
+            tenant=context.tenant,
+            user=context.user,
+            provider=context.provider,
+            key_name=context.key_name,
+            envelope=envelope.encode(),
+            last_four=last_four(secret),
+            created_at=now,
+            updated_at=now,
+        )
+        await self._store.put(record)
+        return record
+
+    async def encrypt(self, context: KeyContext, secret: bytes) -> str:
+        """An envelope blob for applications that keep their keys themselves."""
+        return (await seal(self._backend, context, secret)).encode()
+
+    async def list(self, tenant: str, user: str | None) -> list[KeyRecord]:
+        return await self._store.list(tenant, user)
+
+    async def delete(self, tenant: str, ref: str) -> bool:
+        return await self._store.delete(tenant, ref)
+
+    async def rotate(self) -> tuple[int, int]:
+        """Rewrap every record's data key to the backend's current version; no provider key is decrypted."""
+        rotated = failed = 0
+        for ref in await self._store.all_refs():
+            record = await self._store.get(ref)
+            if record is None:
+                continue  # deleted meanwhile
+            try:
+                envelope = Envelope.decode(record.envelope)
+                wrapped = await self._backend.rewrap(envelope.wrapped, envelope.context)
+                await self._store.replace_envelope(ref, envelope.rewrapped(wrapped).encode())
+                rotated += 1
+            except (SidecarError, KeyError) as exc:
+                failed += 1
+                _log.warning("rotation failed", extra={"key_ref": ref, "error": type(exc).__name__})
+        return rotated, failed
+
+    async def resolve(
+        self, tenant: str, user: str, provider: str, source: KeySource | None
+    ) -> SecretKey | None:
+        """The plaintext key for this owner and provider, or None when a lookup finds none."""
+        envelope = await self._envelope(tenant, user, provider, source)
+        if envelope is None:
+            return None
+        context = KeyContext(tenant, user, provider, envelope.context.key_name)
+        wrapped = envelope.wrapped
+        key = cache_key_for(context.aad(), wrapped.backend, wrapped.key_id, wrapped.blob)
+        return await self._cache.get(key, lambda: unseal(self._backend, envelope, context))
+
+    async def _envelope(
+        self, tenant: str, user: str, provider: str, source: KeySource | None
+    ) -> Envelope | None:
+        if isinstance(source, InlineEnvelope):
+            return Envelope.decode(source.text)
+        if isinstance(source, KeyRef):
+            record = await self._store.get(source.ref)
+            if record is None or (record.tenant, record.user, record.provider) != (tenant, user, provider):
+                # The same answer whether the record is missing or someone else's: no probing.
+                raise KeyContextMismatchError("no key with that reference for this tenant, user and provider")
+            return Envelope.decode(record.envelope)
+        record = await self._store.find(tenant, user, provider)
+        return None if record is None else Envelope.decode(record.envelope)
+
+    async def aclose(self) -> None:
+        self._cache.clear()
+        await self._store.aclose()
+        await self._backend.aclose()

@@ -1,0 +1,59 @@
+"""User keys: per attempt, put the caller's own provider key on the call, as its route allows.
+
+Inside the route layer, because the key depends on the deployment's provider. `never` routes use
+platform keys and refuse a key the caller brings; `preferred` routes use the caller's key when it
+has one (brought along, or registered for that provider) and the platform key otherwise;
+`required` routes fail without one, and never fall back to the platform key or anyone else's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncGenerator, Mapping
+
+from sidecar.core.errors import FieldViolation, InvalidRequestError, KeysDisabledError, UserKeyRequiredError
+from sidecar.core.layer import Handler
+from sidecar.core.types import Call, Chunk
+from sidecar.keys.service import KeyService
+
+UserKeyMode = str  # "never" | "preferred" | "required" (config/routing.py)
+
+
+class KeyLayer:
+    def __init__(self, inner: Handler, *, keys: KeyService | None, modes: Mapping[str, UserKeyMode]) -> None:
+        self._inner, self._keys, self._modes = inner, keys, modes
+
+    async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+        target = call.target
+        assert target is not None, "the key layer runs inside the route layer"
+        mode = self._modes.get(target.route, "never")
+        if mode != "never":
+            call = await self._with_key(call, required=mode == "required")
+        elif call.key_source is not None:
+            raise InvalidRequestError(
+                [FieldViolation("provider_key", f"route {target.route!r} does not take user keys")]
+            )
+        async for chunk in self._inner(call):
+            yield chunk
+
+    async def _with_key(self, call: Call, *, required: bool) -> Call:
+        assert call.target is not None
+        if self._keys is None:
+            if call.key_source is not None or required:
+                raise KeysDisabledError("this sidecar has no key backend configured (settings.keys.backend)")
+            return call
+        if not (call.tenant_id and call.user_id):
+            if call.key_source is not None or required:
+                raise InvalidRequestError(
+                    [FieldViolation("user_id", "user keys are bound to a tenant_id and user_id: set both")]
+                )
+            return call
+        key = await self._keys.resolve(call.tenant_id, call.user_id, call.target.provider, call.key_source)
+        if key is None:
+            if required:
+                raise UserKeyRequiredError(
+                    f"route {call.target.route!r} requires the user's own {call.target.provider} key",
+                    metadata={"provider": call.target.provider},
+                )
+            return call
+        return dataclasses.replace(call, api_key=key)
