@@ -1,4 +1,4 @@
-"""Command line: serve, check-config, chat (a small client over the real gRPC API), version."""
+"""Command line: serve, check-config, chat (a small client over the real gRPC API), keys, version."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import uvloop
@@ -20,6 +21,9 @@ from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc
 from sidecar.config.load import ConfigError, load_config, process_environ
 from sidecar.config.schema import Config
 from sidecar.telemetry.logging import setup_logging
+
+if TYPE_CHECKING:
+    from sidecar.keys.backend import KeyContext
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +51,18 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds")
     chat.add_argument("--token-env", default="SIDECAR_TOKEN", help="env var holding the shared token, if any")
     chat.set_defaults(handler=_chat)
+    keys = sub.add_parser("keys", help="user-supplied provider keys")
+    actions = keys.add_subparsers(required=True, metavar="ACTION")
+    encrypt = actions.add_parser("encrypt", help="read a provider key on stdin and print its envelope blob")
+    encrypt.add_argument("--config", type=Path, required=True, help="YAML file with settings.keys")
+    encrypt.add_argument("--tenant", required=True, help="the owner's tenant id (bound into the envelope)")
+    encrypt.add_argument("--user", required=True, help="the owner's user id (bound into the envelope)")
+    encrypt.add_argument("--provider", required=True, choices=("openai", "anthropic"))
+    encrypt.add_argument("--key-name", default="default", help="(default: default)")
+    encrypt.set_defaults(handler=_keys_encrypt)
+    new_kek = actions.add_parser("new-kek", help="write a new local key-encryption key (development only)")
+    new_kek.add_argument("file", type=Path, help="where to write it (mode 0600; never overwritten)")
+    new_kek.set_defaults(handler=_keys_new_kek)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)
     return parser
@@ -100,6 +116,98 @@ async def _run_until_signalled(cfg: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await sidecar.stop()
+
+
+_FLAGS = {"tenant_id": "--tenant", "user_id": "--user", "key_name": "--key-name", "api_key": "the key"}
+
+
+def _keys_encrypt(args: argparse.Namespace) -> int:
+    """Exit 2 for bad input, 1 when the envelope cannot be made. The key never reaches any output."""
+    from sidecar._gen.orchestrator.v1 import keys_pb2  # the key machinery loads only for `keys`
+    from sidecar.api.keys import register_context
+    from sidecar.core.errors import InvalidRequestError
+
+    stdin = sys.stdin
+    if stdin is not None and stdin.isatty():
+        _err(
+            "INVALID_REQUEST",
+            "reading the key from standard input, which is a terminal: refusing, as a typed key would echo; "
+            "pipe it in, e.g. `printenv OPENAI_API_KEY | sidecar keys encrypt ...`",
+        )
+        return 2
+    raw = stdin.buffer.read() if stdin is not None else b""
+    raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
+    if not raw:
+        _err("INVALID_REQUEST", "no key on standard input (pipe the provider key in)")
+        return 2
+    request = keys_pb2.RegisterKeyRequest(
+        tenant_id=args.tenant,
+        user_id=args.user,
+        provider=args.provider,
+        key_name=args.key_name,
+        api_key=raw.decode("utf-8", errors="replace"),  # anything not printable ASCII is refused below
+    )
+    try:
+        context, secret = register_context(request)  # the same checks as the RegisterKey RPC
+    except InvalidRequestError as exc:
+        problems = "; ".join(f"{_FLAGS.get(v.field, v.field)}: {v.description}" for v in exc.violations)
+        _err(exc.reason, problems)
+        return 2
+    cfg = _load(args.config)
+    if cfg is None:
+        return 1
+    setup_logging(cfg.settings.log_level)
+    blob = uvloop.run(_encrypt(cfg, context, secret))
+    if blob is None:
+        return 1
+    _out(blob + "\n")
+    return 0
+
+
+async def _encrypt(cfg: Config, context: KeyContext, secret: bytes) -> str | None:
+    """The envelope blob, or None after reporting why not. No message here can contain the key."""
+    from sidecar.app import build_keys
+    from sidecar.core.clock import SystemClock
+    from sidecar.core.errors import SidecarError
+
+    try:
+        service = build_keys(cfg, SystemClock())
+    except (OSError, ValueError, ImportError) as exc:  # a KEK file or client library problem
+        _err("KEY_BACKEND_UNAVAILABLE", f"cannot set up the {cfg.settings.keys.backend} key backend: {exc}")
+        return None
+    if service is None:
+        _err("KEYS_DISABLED", "no key backend configured (settings.keys.backend)")
+        return None
+    try:
+        return await service.encrypt(context, secret)
+    except SidecarError as exc:
+        _err(exc.reason, exc.message)
+        return None
+    finally:
+        await service.aclose()
+
+
+def _keys_new_kek(args: argparse.Namespace) -> int:
+    from sidecar.keys.local import LocalKekBackend
+
+    try:
+        LocalKekBackend.generate_file(args.file)
+    except FileExistsError:
+        _err("ALREADY_EXISTS", f"{args.file} already exists; refusing to overwrite a key-encryption key")
+        return 1
+    except OSError as exc:
+        _err("IO_ERROR", f"cannot write {args.file}: {exc.strerror}")
+        return 1
+    _out(f"{args.file}\n")
+    sys.stderr.write(
+        "reminder: the local key backend keeps its key on disk and is for development only; "
+        "production uses aws-kms or vault\n"
+    )
+    return 0
+
+
+def _err(reason: str, message: str) -> None:
+    sys.stderr.write(f"error: {reason}: {message}\n")
 
 
 def _chat(args: argparse.Namespace) -> int:
