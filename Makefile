@@ -7,7 +7,7 @@ BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 CONFIG ?=
 
-.PHONY: run setup proto check-proto lint typecheck test unit integration e2e-llm bench clean
+.PHONY: run setup system-deps proto check-proto lint typecheck test unit integration e2e-llm bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -19,7 +19,14 @@ $(BUF): tools/package.json
 	cd tools && npm install --no-audit --no-fund --silent
 	touch $@
 
-setup: $(STAMP) $(BUF)
+## Debian packages the tests run against (real Redis); installed when missing and we are root.
+system-deps:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; \
+	  else echo "redis-server is missing: install Debian's redis-server (tests that need it skip outside CI)"; fi; }
+
+setup: $(STAMP) $(BUF) system-deps
 
 ## Start the sidecar on the embedded default (echo route, no external services).
 run: $(STAMP)

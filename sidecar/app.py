@@ -98,6 +98,10 @@ def build_keys(cfg: Config, clock: Clock) -> KeyService | None:
     else:
         return None
     cache = KeyCache(KeyCachePolicy(**k.cache.model_dump()), clock)
+    if k.store == "redis" and k.redis_url is not None:
+        from sidecar.keys.redis_store import RedisKeyStore
+
+        return KeyService(backend, RedisKeyStore(k.redis_url, clock), cache, clock)
     return KeyService(backend, SqliteKeyStore(k.store_path, clock), cache, clock)
 
 

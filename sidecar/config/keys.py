@@ -54,7 +54,13 @@ class KeysSettings(_Model):
     local: LocalKekConfig | None = None
     aws_kms: AwsKmsConfig | None = None
     vault: VaultConfig | None = None
+    store: Literal["sqlite", "redis"] = Field(
+        default="sqlite", description="where records live: an SQLite file, or Redis shared by sidecars"
+    )
     store_path: Path = Field(default=Path("sidecar-keys.db"), description="SQLite file of encrypted records")
+    redis_url: str | None = Field(
+        default=None, pattern=r"^(rediss?|unix)://\S+$", description="the Redis of `store: redis`"
+    )
     cache: KeyCacheConfig = KeyCacheConfig()
 
     @model_validator(mode="after")
@@ -64,4 +70,6 @@ class KeysSettings(_Model):
             raise ValueError(
                 f"backend {self.backend!r} needs its section ({self.backend.replace('-', '_')}:)"
             )
+        if self.store == "redis" and self.redis_url is None:
+            raise ValueError("store 'redis' needs `redis_url` (redis://HOST:PORT/DB)")
         return self

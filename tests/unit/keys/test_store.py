@@ -1,16 +1,22 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import stat
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sidecar.keys.redis_store import RedisKeyStore
 from sidecar.keys.store import KeyRecord, KeyStore, SqliteKeyStore, new_ref
 from tests.conftest import FakeClock
+from tests.support.redis import flush_redis
+
+STORES = ["sqlite", "redis"]
 
 
 def record(
@@ -36,16 +42,27 @@ def record(
     )
 
 
-@pytest.fixture
-async def store(clock: FakeClock) -> AsyncIterator[SqliteKeyStore]:
-    s = SqliteKeyStore(":memory:", clock)
+async def open_store(kind: str, request: pytest.FixtureRequest, clock: FakeClock) -> KeyStore:
+    """A fresh, empty store of this kind; a Redis one starts from a flushed database."""
+    if kind == "sqlite":
+        return SqliteKeyStore(":memory:", clock)
+    url: str = request.getfixturevalue("redis_url")
+    await flush_redis(url)
+    return RedisKeyStore(url, clock)
+
+
+@pytest.fixture(params=STORES)
+async def store(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[KeyStore]:
+    """Every test that takes `store` runs against SQLite and against a real redis-server."""
+    s = await open_store(request.param, request, clock)
     yield s
     await s.aclose()
 
 
-def test_sqlite_store_is_a_key_store(clock: FakeClock) -> None:
+def test_stores_are_key_stores(clock: FakeClock) -> None:
     s: KeyStore = SqliteKeyStore(":memory:", clock)
-    assert s is not None
+    r: KeyStore = RedisKeyStore("redis://127.0.0.1:1/0", clock)  # connects on first use only
+    assert s is not None and r is not None
 
 
 def test_new_ref_shape() -> None:
@@ -54,14 +71,14 @@ def test_new_ref_shape() -> None:
     assert all(re.fullmatch(r"key_[A-Za-z0-9_-]{22}", r) for r in refs)
 
 
-async def test_put_get(store: SqliteKeyStore) -> None:
+async def test_put_get(store: KeyStore) -> None:
     r = record()
     await store.put(r)
     assert await store.get(r.ref) == r
     assert await store.get(new_ref()) is None
 
 
-async def test_find_by_name_and_newest(store: SqliteKeyStore) -> None:
+async def test_find_by_name_and_newest(store: KeyStore) -> None:
     old = record(key_name="old", created_at=100.0)
     new = record(key_name="new", created_at=200.0)
     other = record(provider="anthropic", key_name="x", created_at=300.0)
@@ -75,7 +92,7 @@ async def test_find_by_name_and_newest(store: SqliteKeyStore) -> None:
     assert await store.find("t1", "u1", "openai", "missing") is None
 
 
-async def test_list_by_tenant_and_user(store: SqliteKeyStore) -> None:
+async def test_list_by_tenant_and_user(store: KeyStore) -> None:
     mine = [record(user="u1", provider="openai"), record(user="u1", provider="anthropic")]
     theirs = record(user="u2")
     for r in [*mine, theirs, record(tenant="t2")]:
@@ -85,7 +102,7 @@ async def test_list_by_tenant_and_user(store: SqliteKeyStore) -> None:
     assert await store.list("t3") == []
 
 
-async def test_delete_is_tenant_scoped(store: SqliteKeyStore) -> None:
+async def test_delete_is_tenant_scoped(store: KeyStore) -> None:
     r = record(tenant="t1")
     await store.put(r)
     assert await store.delete("t2", r.ref) is False
@@ -95,7 +112,7 @@ async def test_delete_is_tenant_scoped(store: SqliteKeyStore) -> None:
     assert await store.delete("t1", r.ref) is False
 
 
-async def test_same_owner_provider_and_name_replaces(store: SqliteKeyStore) -> None:
+async def test_same_owner_provider_and_name_replaces(store: KeyStore) -> None:
     first = record(envelope="v1.first")
     second = record(envelope="v1.second", created_at=200.0)
     await store.put(first)
@@ -105,7 +122,7 @@ async def test_same_owner_provider_and_name_replaces(store: SqliteKeyStore) -> N
     assert await store.all_refs() == [second.ref]
 
 
-async def test_putting_the_same_ref_again_updates_it(store: SqliteKeyStore) -> None:
+async def test_putting_the_same_ref_again_updates_it(store: KeyStore) -> None:
     r = record()
     await store.put(r)
     updated = replace(r, last_four="abcd", updated_at=150.0)
@@ -113,15 +130,18 @@ async def test_putting_the_same_ref_again_updates_it(store: SqliteKeyStore) -> N
     assert await store.get(r.ref) == updated
 
 
-async def test_a_ref_of_another_owner_is_refused(store: SqliteKeyStore) -> None:
+async def test_a_ref_of_another_owner_is_refused(store: KeyStore) -> None:
     theirs = record(tenant="t1")
     await store.put(theirs)
     with pytest.raises(ValueError, match="another record"):
         await store.put(record(tenant="t2", ref=theirs.ref))
+    with pytest.raises(ValueError, match="another record"):
+        await store.put(record(tenant="t1", user="u2", ref=theirs.ref))  # same tenant, other owner
     assert await store.get(theirs.ref) == theirs
+    assert await store.all_refs() == [theirs.ref]
 
 
-async def test_replace_envelope(store: SqliteKeyStore, clock: FakeClock) -> None:
+async def test_replace_envelope(store: KeyStore, clock: FakeClock) -> None:
     r = record()
     await store.put(r)
     clock.advance(60.0)
@@ -132,7 +152,7 @@ async def test_replace_envelope(store: SqliteKeyStore, clock: FakeClock) -> None
         await store.replace_envelope(new_ref(), "v1.x")
 
 
-async def test_all_refs(store: SqliteKeyStore) -> None:
+async def test_all_refs(store: KeyStore) -> None:
     assert await store.all_refs() == []
     records = [record(user=f"u{i}") for i in range(5)]
     for r in records:
@@ -166,12 +186,18 @@ async def test_memory_stores_are_private(clock: FakeClock) -> None:
         await b.aclose()
 
 
-async def test_closed_store_refuses_and_close_is_idempotent(clock: FakeClock) -> None:
-    s = SqliteKeyStore(":memory:", clock)
+@pytest.mark.parametrize("kind", STORES)
+async def test_closed_store_refuses_and_close_is_idempotent(
+    kind: str, request: pytest.FixtureRequest, clock: FakeClock
+) -> None:
+    s = await open_store(kind, request, clock)
+    await s.put(record())
     await s.aclose()
     await s.aclose()
-    with pytest.raises(RuntimeError, match="closed"):
-        await s.get("key_x")
+    calls = (lambda: s.get("key_x"), s.all_refs, lambda: s.put(record()), lambda: s.delete("t1", "key_x"))
+    for call in calls:
+        with pytest.raises(RuntimeError, match="closed"):
+            await call()
 
 
 async def test_newer_schema_is_refused(tmp_path: Path, clock: FakeClock) -> None:
@@ -199,7 +225,7 @@ def test_repr_hides_the_envelope() -> None:
         assert r.ref in text and "wxyz" in text and "openai" in text
 
 
-async def test_injection_looking_values_are_stored_literally(store: SqliteKeyStore) -> None:
+async def test_injection_looking_values_are_stored_literally(store: KeyStore) -> None:
     evil = "x'; DROP TABLE key_records; --"
     r = record(tenant=evil, user='u" OR 1=1 --', provider="openai", key_name="%_*", envelope=evil)
     innocent = record()
@@ -211,3 +237,182 @@ async def test_injection_looking_values_are_stored_literally(store: SqliteKeySto
     assert await store.find("t1", "' OR '1'='1", "openai") is None
     assert await store.delete("' OR '1'='1", innocent.ref) is False
     assert sorted(await store.all_refs()) == sorted([r.ref, innocent.ref])
+
+
+async def test_separators_in_names_never_merge_owners(store: KeyStore) -> None:
+    a = record(tenant="t:1", user="a:b", provider="c", key_name="d")
+    b = record(tenant="t:1", user="a", provider="b:c", key_name="d")
+    c = record(tenant="t}:{1", user="a", provider="b", key_name="c:d")
+    d = record(tenant="", user="", provider="", key_name="")
+    for r in (a, b, c, d):
+        await store.put(r)
+    assert await store.all_refs() == sorted(r.ref for r in (a, b, c, d))
+    assert await store.find("t:1", "a:b", "c") == a
+    assert await store.find("t:1", "a", "b:c", "d") == b
+    assert await store.list("t}:{1") == [c]
+    assert await store.list("") == [d]
+    assert await store.find("", "", "") == d
+
+
+async def test_find_newest_breaks_ties_by_insertion(store: KeyStore) -> None:
+    first, second = record(key_name="b"), record(key_name="a")  # same created_at
+    await store.put(first)
+    await store.put(second)
+    assert await store.find("t1", "u1", "openai") == second
+
+
+# Redis only: the shared layout, cluster hash tags, and two sidecars on one Redis.
+
+
+@pytest.fixture
+async def redis_store(redis_url: str, clock: FakeClock) -> AsyncIterator[RedisKeyStore]:
+    await flush_redis(redis_url)
+    s = RedisKeyStore(redis_url, clock)
+    yield s
+    await s.aclose()
+
+
+async def raw_redis(url: str) -> Any:
+    from redis.asyncio import Redis
+
+    return Redis.from_url(url, decode_responses=True)
+
+
+def hash_tag(key: str) -> str:
+    """The part of a key Redis Cluster hashes: the first non-empty {...}, else the whole key."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1 : end] if start >= 0 and end > start + 1 else key
+
+
+async def test_redis_key_layout(redis_store: RedisKeyStore, redis_url: str) -> None:
+    r = record(tenant="acme", user="u:1 é", envelope="v1.ENVELOPE-ONLY")
+    await redis_store.put(r)
+    client = await raw_redis(redis_url)
+    try:
+        keys = set(await client.keys("*"))
+        user = "u%3A1%20%C3%A9"  # percent-encoded, as urllib.parse.quote(user, safe="")
+        assert keys == {
+            f"orch:keys:{{acme}}:rec:{r.ref}",
+            f"orch:keys:{{acme}}:owner:{user}:openai:default",
+            f"orch:keys:{{acme}}:user:{user}",
+            "orch:keys:{acme}:idx",
+            "orch:keys:{acme}:seq",
+            "orch:keys:refs",
+        }
+        assert {hash_tag(k) for k in keys if k != "orch:keys:refs"} == {"acme"}  # one cluster slot
+        stored = await client.hgetall(f"orch:keys:{{acme}}:rec:{r.ref}")
+        assert stored == {
+            "ref": r.ref, "tenant": "acme", "user": "u:1 é", "provider": "openai", "key_name": "default",
+            "envelope": "v1.ENVELOPE-ONLY", "last_four": "wxyz", "created_at": "100.0",
+            "updated_at": "100.0", "seq": "1",
+        }  # fmt: skip
+        assert await client.hgetall("orch:keys:refs") == {r.ref: "acme"}
+        await redis_store.delete("acme", r.ref)
+        assert await client.keys("*") == ["orch:keys:{acme}:seq"]
+    finally:
+        await client.aclose()
+
+
+async def test_redis_tenant_tags_hold_one_slot_per_tenant(redis_store: RedisKeyStore, redis_url: str) -> None:
+    tenants = ["a}b", "{x}", "", "%", "t:1"]
+    for t in tenants:
+        await redis_store.put(record(tenant=t))
+    client = await raw_redis(redis_url)
+    try:
+        keys = [k for k in await client.keys("*") if k != "orch:keys:refs"]
+    finally:
+        await client.aclose()
+    by_tag: dict[str, set[str]] = {}
+    for k in keys:
+        by_tag.setdefault(hash_tag(k), set()).add(k.split("}:")[-1].split(":")[0])
+    assert len(by_tag) == len(tenants)  # one slot each, and no tenant's tag spills into another's
+    assert all(kinds == {"rec", "owner", "user", "idx", "seq"} for kinds in by_tag.values())
+
+
+async def test_two_sidecars_share_one_redis(
+    redis_store: RedisKeyStore, redis_url: str, clock: FakeClock
+) -> None:
+    other = RedisKeyStore(redis_url, clock)
+    try:
+        r = record()
+        await redis_store.put(r)
+        assert await other.get(r.ref) == r
+        assert await other.find("t1", "u1", "openai") == r
+        await other.replace_envelope(r.ref, "v1.rewrapped")
+        assert (await redis_store.get(r.ref)) == replace(r, envelope="v1.rewrapped", updated_at=clock.wall())
+        assert await other.delete("t1", r.ref) is True
+        assert await redis_store.get(r.ref) is None
+    finally:
+        await other.aclose()
+
+
+async def test_redis_concurrent_claims_of_one_ref(redis_store: RedisKeyStore) -> None:
+    ref = new_ref()
+    puts = [redis_store.put(record(tenant=f"t{i}", ref=ref)) for i in range(8)]
+    results = await asyncio.gather(*puts, return_exceptions=True)
+    assert sum(1 for x in results if x is None) == 1
+    assert all(isinstance(x, ValueError) for x in results if x is not None)
+    assert await redis_store.all_refs() == [ref]
+
+
+async def test_redis_leftover_map_entries_are_harmless(redis_store: RedisKeyStore, redis_url: str) -> None:
+    kept, ghost = record(), new_ref()
+    await redis_store.put(kept)
+    client = await raw_redis(redis_url)
+    try:
+        await client.hset("orch:keys:refs", ghost, "t1")  # as if a put died between its two steps
+    finally:
+        await client.aclose()
+    assert await redis_store.get(ghost) is None
+    assert await redis_store.all_refs() == [kept.ref]
+    with pytest.raises(KeyError):
+        await redis_store.replace_envelope(ghost, "v1.x")
+    again = record(user="u2", ref=ghost)
+    await redis_store.put(again)  # the same tenant may still use it
+    assert await redis_store.get(ghost) == again
+
+
+def test_redis_prefix_must_not_hold_hash_tags(clock: FakeClock) -> None:
+    for prefix in ("", "a{b", "a}b"):
+        with pytest.raises(ValueError, match="prefix"):
+            RedisKeyStore("redis://127.0.0.1:1/0", clock, prefix=prefix)
+
+
+async def test_settings_choose_the_redis_store(tmp_path: Path, redis_url: str, clock: FakeClock) -> None:
+    from pydantic import ValidationError
+
+    from sidecar.app import build_keys
+    from sidecar.config.keys import KeysSettings
+    from sidecar.keys.backend import KeyContext
+    from sidecar.keys.local import LocalKekBackend
+    from tests.conftest import echo_policy, make_config
+
+    assert KeysSettings().store == "sqlite"
+    with pytest.raises(ValidationError, match="redis_url"):
+        KeysSettings(store="redis")
+    with pytest.raises(ValidationError, match="redis_url"):
+        KeysSettings(store="redis", redis_url="http://127.0.0.1:6379")
+    await flush_redis(redis_url)
+    kek = tmp_path / "kek"
+    LocalKekBackend.generate_file(kek)
+    keys = {"backend": "local", "local": {"kek_file": str(kek)}, "store": "redis", "redis_url": redis_url}
+    keys["store_path"] = str(tmp_path / "keys.db")
+    cfg = make_config({"settings": {"keys": keys}, "policy": echo_policy()}, tmp=tmp_path)
+    service = build_keys(cfg, clock)
+    assert service is not None
+    reader = RedisKeyStore(redis_url, clock)
+    try:
+        r = await service.register(KeyContext("t1", "u1", "openai", "default"), b"sk-plaintext-secret-1234")
+        assert await reader.get(r.ref) == r  # the service wrote to Redis, not to the SQLite file
+        assert not (tmp_path / "keys.db").exists()
+        client = await raw_redis(redis_url)
+        try:
+            read = {"hash": client.hgetall, "string": client.get, "set": client.smembers}
+            stored = [str(await read[await client.type(k)](k)) for k in await client.keys("*")]
+        finally:
+            await client.aclose()
+        assert len(stored) == 6 and not any("sk-plaintext" in v for v in stored)  # the envelope only
+    finally:
+        await reader.aclose()
+        await service.aclose()
