@@ -159,6 +159,20 @@ class UserKeyRequiredError(SidecarError):
     reason = "USER_KEY_REQUIRED"
 
 
+class UserKeyRejectedError(SidecarError):
+    """The provider refused the caller's own key (revoked, wrong, no access to the model)."""
+
+    code = Code.PERMISSION_DENIED
+    reason = "USER_KEY_REJECTED"
+
+
+class UserKeyRateLimitedError(SidecarError):
+    """The provider rate-limited the caller's own key: the caller's own quota at the provider."""
+
+    code = Code.RESOURCE_EXHAUSTED
+    reason = "USER_KEY_RATE_LIMITED"
+
+
 class InvalidEnvelopeError(SidecarError):
     """Not an envelope this sidecar can read (garbled, truncated, unknown version)."""
 

@@ -8,6 +8,7 @@ the decrypted-key cache, so concurrent calls for one record share one backend ca
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from sidecar.core.clock import Clock
@@ -78,27 +79,30 @@ class KeyService:
         self, tenant: str, user: str, provider: str, source: KeySource | None
     ) -> SecretKey | None:
         """The plaintext key for this owner and provider, or None when a lookup finds none."""
-        envelope = await self._envelope(tenant, user, provider, source)
-        if envelope is None:
+        text = await self._envelope_text(tenant, user, provider, source)
+        if text is None:
             return None
+        envelope = Envelope.decode(text)
         context = KeyContext(tenant, user, provider, envelope.context.key_name)
         wrapped = envelope.wrapped
-        key = cache_key_for(context.aad(), wrapped.backend, wrapped.key_id, wrapped.blob)
+        # Keyed by the whole envelope too: a tampered copy of a cached envelope is a miss, and fails.
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        key = (*cache_key_for(context.aad(), wrapped.backend, wrapped.key_id, wrapped.blob), digest)
         return await self._cache.get(key, lambda: unseal(self._backend, envelope, context))
 
-    async def _envelope(
+    async def _envelope_text(
         self, tenant: str, user: str, provider: str, source: KeySource | None
-    ) -> Envelope | None:
+    ) -> str | None:
         if isinstance(source, InlineEnvelope):
-            return Envelope.decode(source.text)
+            return source.text
         if isinstance(source, KeyRef):
             record = await self._store.get(source.ref)
             if record is None or (record.tenant, record.user, record.provider) != (tenant, user, provider):
                 # The same answer whether the record is missing or someone else's: no probing.
                 raise KeyContextMismatchError("no key with that reference for this tenant, user and provider")
-            return Envelope.decode(record.envelope)
+            return record.envelope
         record = await self._store.find(tenant, user, provider)
-        return None if record is None else Envelope.decode(record.envelope)
+        return None if record is None else record.envelope
 
     async def aclose(self) -> None:
         self._cache.clear()

@@ -4,6 +4,8 @@ Inside the route layer, because the key depends on the deployment's provider. `n
 platform keys and refuse a key the caller brings; `preferred` routes use the caller's key when it
 has one (brought along, or registered for that provider) and the platform key otherwise;
 `required` routes fail without one, and never fall back to the platform key or anyone else's.
+When the upstream refuses or rate-limits a user's own key, that is the caller's matter: it goes
+back to the caller as such, and never counts against the deployment's breaker or health.
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncGenerator, Mapping
 
-from sidecar.core.errors import FieldViolation, InvalidRequestError, KeysDisabledError, UserKeyRequiredError
+from sidecar.core.errors import (
+    FieldViolation,
+    InvalidRequestError,
+    KeysDisabledError,
+    ProviderAuthError,
+    ProviderRateLimitedError,
+    UserKeyRateLimitedError,
+    UserKeyRejectedError,
+    UserKeyRequiredError,
+)
 from sidecar.core.layer import Handler
 from sidecar.core.types import Call, Chunk
 from sidecar.keys.service import KeyService
@@ -33,8 +44,24 @@ class KeyLayer:
             raise InvalidRequestError(
                 [FieldViolation("provider_key", f"route {target.route!r} does not take user keys")]
             )
-        async for chunk in self._inner(call):
-            yield chunk
+        if call.api_key is None:
+            async for chunk in self._inner(call):
+                yield chunk
+            return
+        try:
+            async for chunk in self._inner(call):
+                yield chunk
+        except ProviderAuthError as err:  # the user's key, not the deployment: no breaker, no fallback
+            raise UserKeyRejectedError(
+                f"the {target.provider} upstream refused the user's own key",
+                metadata={"provider": target.provider},
+            ) from err
+        except ProviderRateLimitedError as err:
+            raise UserKeyRateLimitedError(
+                f"the user's own {target.provider} key is rate limited by the provider",
+                metadata={"provider": target.provider},
+                retry_after=err.retry_after,
+            ) from err
 
     async def _with_key(self, call: Call, *, required: bool) -> Call:
         assert call.target is not None

@@ -121,7 +121,8 @@ class UpstreamAttempt:
         else:
             self._breaker.release()  # cancelled, deadline, or the request itself was rejected
         seconds = self._clock.monotonic() - self._started
-        self._stats.finished(seconds, error=None if outcome == OK else outcome, at=self._clock.wall())
+        fault = outcome if isinstance(error, ProviderError) else None
+        self._stats.finished(seconds, ok=outcome == OK, error=fault, at=self._clock.wall())
         self._call.record.attempts.append(
             Attempt(self.target.deployment, self.target.provider, outcome, seconds)
         )

@@ -38,12 +38,13 @@ class DeploymentStats:
         self.ewma_ttft = _ewma(self.ewma_ttft, seconds)
         self._ttfts.append(seconds)
 
-    def finished(self, seconds: float, *, error: str | None, at: float) -> None:
-        """An attempt ended: successes feed the latency average, failures the last error."""
+    def finished(self, seconds: float, *, ok: bool, error: str | None, at: float) -> None:
+        """An attempt ended: successes feed the latency average; the deployment's own failures
+        (not a caller's bad request, cancellation or key) become its last error."""
         self.in_flight -= 1
-        if error is None:
+        if ok:
             self.ewma_total = _ewma(self.ewma_total, seconds)
-        else:
+        elif error is not None:
             self.last_error, self.last_error_at = error, at
 
     def p95_ttft(self) -> float | None:

@@ -598,7 +598,7 @@ async def test_the_canary_key_appears_nowhere_but_at_the_upstream(
     mismatch = (CODE.PERMISSION_DENIED, "KEY_CONTEXT_MISMATCH")
     invalid = (CODE.INVALID_ARGUMENT, "INVALID_REQUEST")
     paths: list[tuple[str, Callable[[], Awaitable[object]], tuple[CODE, str]]] = [
-        ("upstream 401", generate("required", ref=ref), (CODE.INTERNAL, "PROVIDER_AUTH_FAILED")),
+        ("upstream 401", generate("required", ref=ref), (CODE.PERMISSION_DENIED, "USER_KEY_REJECTED")),
         ("upstream 400 echoing", generate("required", ref=ref), (CODE.INVALID_ARGUMENT, "PROVIDER_REJECTED")),
         ("upstream 500 echoing", generate("required", ref=ref), (CODE.UNAVAILABLE, "PROVIDERS_UNAVAILABLE")),
         ("never + ref", generate("never", ref=ref), invalid),
@@ -666,16 +666,9 @@ async def test_the_canary_key_appears_nowhere_but_at_the_upstream(
         assert probe.leaks(CANARY), encoded
 
 
-# --- known bugs (strict xfail: they start failing once fixed; then drop the marker) ------------------
+# --- a user's own key never speaks for the deployment; a tampered copy never rides the cache ------
 
 
-BREAKER_BUG = (
-    "BUG: an upstream 429/401 answering a *user's own* key is recorded on the deployment's shared breaker "
-    "(routing/attempt.py UpstreamAttempt._end), so one user's quota or revoked key opens it for everyone"
-)
-
-
-@pytest.mark.xfail(strict=True, raises=grpc.aio.AioRpcError, reason=BREAKER_BUG)
 async def test_a_users_own_rate_limit_does_not_close_the_deployment_to_others(
     s: Running, upstream: Upstream
 ) -> None:
@@ -683,29 +676,22 @@ async def test_a_users_own_rate_limit_does_not_close_the_deployment_to_others(
     limited = b'{"error":{"message":"quota","type":"rate_limit_exceeded"}}'
     upstream.push(Reply(status=429, body=limited, headers={"retry-after": "30"}), ok())
     err = await fails(s.stub.Generate(req("preferred")))  # alice's own key is rate limited
-    assert err.code == CODE.UNAVAILABLE
+    assert (err.code, err.reason) == (CODE.RESOURCE_EXHAUSTED, "USER_KEY_RATE_LIMITED")
+    assert err.retry is not None and err.retry.retry_delay.seconds == 30
     assert (await s.stub.Generate(req("preferred", user_id="bob"))).text == HELLO  # bob: the platform key
 
 
-@pytest.mark.xfail(strict=True, raises=grpc.aio.AioRpcError, reason=BREAKER_BUG)
 async def test_a_users_revoked_key_does_not_close_the_deployment_to_others(
     s: Running, upstream: Upstream
 ) -> None:
     await register(s, ALICE_OPENAI)
     for _ in range(10):  # the breaker's default min_requests
         upstream.push(Reply.json("openai/error_401.json", status=401))
-        assert (await fails(s.stub.Generate(req("preferred")))).reason == "PROVIDER_AUTH_FAILED"
+        assert (await fails(s.stub.Generate(req("preferred")))).reason == "USER_KEY_REJECTED"
     upstream.push(ok())
     assert (await s.stub.Generate(req("preferred", user_id="bob"))).text == HELLO
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="BUG: the decrypted-key cache is keyed by the wrapped data key and context only "
-    "(keys/service.py KeyService.resolve, cache_key_for), so once an envelope is cached a copy with "
-    "another ciphertext, nonce or commitment is served from the cache without being authenticated",
-)
 async def test_a_tampered_copy_of_a_cached_envelope_is_refused(
     s: Running, upstream: Upstream, service: KeyService
 ) -> None:
