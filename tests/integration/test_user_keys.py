@@ -477,6 +477,34 @@ async def test_generate_end_to_end_with_a_real_key_backend(
     assert (err.code, err.reason) == (CODE.PERMISSION_DENIED, "KEY_CONTEXT_MISMATCH")
 
 
+async def test_rotation_with_vault_then_retiring_the_old_version(
+    serve: Serve, upstream: Upstream, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Rotate the transit key, RotateKeys, both records work; retire v1: only rewrapped records work."""
+    bao = request.getfixturevalue("openbao")
+    key_name = bao.create_key()
+    vault = {"url": bao.url, "key_name": key_name, "token": {"env": "VAULT_TOKEN"}}
+    keys = {"backend": "vault", "vault": vault, "store_path": str(tmp_path / "keys.db")}
+    s = await serve(config(upstream, keys), {**ENV, "VAULT_TOKEN": bao.token})
+    ref = await register(s, ALICE_OPENAI)
+    service = s.sidecar.deps.keys
+    assert service is not None
+    old_blob = await service.encrypt(KeyContext("acme", "alice", "openai", "kept"), ALICE_OPENAI.encode())
+    transit = bao.client().secrets.transit
+    transit.rotate_key(key_name)
+    rotated = await s.stub.RotateKeys(keys_pb2.RotateKeysRequest())
+    assert (rotated.rotated, rotated.failed) == (1, 0)
+    service.cache.clear()
+    upstream.push(ok(), ok(), ok())
+    assert (await s.stub.Generate(req("required", ref=ref))).text == HELLO  # rewrapped: v2
+    assert (await s.stub.Generate(req("required", envelope=old_blob))).text == HELLO  # not rewrapped: v1
+    transit.update_key_configuration(key_name, min_decryption_version=2)
+    service.cache.clear()
+    assert (await s.stub.Generate(req("required", ref=ref))).text == HELLO
+    err = await fails(s.stub.Generate(req("required", envelope=old_blob)))
+    assert (err.code, err.reason) == (CODE.INTERNAL, "KEY_UNAVAILABLE")  # the retired version no longer opens
+
+
 # --- 5. concurrency: one decrypt for many calls ---------------------------------------------------------
 
 
