@@ -33,7 +33,7 @@ from sidecar.providers.registry import describe
 from sidecar.routing.breaker import BreakerState
 from sidecar.routing.plan import Routing
 
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}")
+ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}")  # tenant, user, conversation, request ids
 _ROUTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/\-]{0,127}")
 _NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 _META_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/\-]*")
@@ -101,7 +101,7 @@ def to_call(
     params = _params(req.config, limits, bad) if req.HasField("config") else GenerationParams()
     for field in ("tenant_id", "user_id", "conversation_id", "request_id"):
         value = getattr(req, field)
-        if value and not _ID.fullmatch(value):
+        if value and not ID.fullmatch(value):
             bad.add(field, "at most 128 of letters, digits and ._:@- starting with a letter or digit")
     if req.model and not _ROUTE.fullmatch(req.model):
         bad.add("model", "a route alias: at most 128 of letters, digits and ._:/-")
@@ -126,7 +126,7 @@ def to_call(
     )
 
 
-_KEY_REF = re.compile(r"key_[A-Za-z0-9_\-]{8,64}")
+KEY_REF = re.compile(r"key_[A-Za-z0-9_\-]{8,64}")  # RegisterKey references
 _MAX_ENVELOPE_CHARS = 65_536
 
 
@@ -135,7 +135,7 @@ def _key_source(req: GenerateLike, bad: _Violations) -> KeySource | None:
         bad.add("provider_key", "user keys are bound to a tenant_id and user_id: set both")
     kind = req.provider_key.WhichOneof("source")
     if kind == "key_ref":
-        if _KEY_REF.fullmatch(req.provider_key.key_ref):
+        if KEY_REF.fullmatch(req.provider_key.key_ref):
             return KeyRef(req.provider_key.key_ref)
         bad.add("provider_key.key_ref", "a key reference from RegisterKey (key_...)")
     elif kind == "envelope":

@@ -7,12 +7,11 @@ import re
 from google.protobuf import timestamp_pb2
 
 from sidecar._gen.orchestrator.v1 import keys_pb2
+from sidecar.api.convert import ID, KEY_REF
 from sidecar.core.errors import FieldViolation, InvalidRequestError
 from sidecar.keys.backend import KeyContext
 from sidecar.keys.store import KeyRecord
 
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}")
-_KEY_REF = re.compile(r"key_[A-Za-z0-9_\-]{8,64}")
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 PROVIDERS = ("openai", "anthropic")
 MAX_API_KEY_CHARS = 4096
@@ -25,7 +24,7 @@ def register_context(req: keys_pb2.RegisterKeyRequest) -> tuple[KeyContext, byte
     if req.provider not in PROVIDERS:
         bad.append(FieldViolation("provider", f"one of {', '.join(PROVIDERS)}"))
     name = req.key_name or "default"
-    if not _ID.fullmatch(name):
+    if not ID.fullmatch(name):
         bad.append(FieldViolation("key_name", "at most 128 of letters, digits and ._:@-"))
     if not req.api_key:
         bad.append(FieldViolation("api_key", "required"))
@@ -48,7 +47,7 @@ def list_owner(req: keys_pb2.ListKeysRequest) -> tuple[str, str | None]:
 def delete_target(req: keys_pb2.DeleteKeyRequest) -> tuple[str, str]:
     bad: list[FieldViolation] = []
     _id("tenant_id", req.tenant_id, bad, required=True)
-    if not _KEY_REF.fullmatch(req.key_ref):
+    if not KEY_REF.fullmatch(req.key_ref):
         bad.append(FieldViolation("key_ref", "a key reference from RegisterKey (key_...)"))
     if bad:
         raise InvalidRequestError(bad)
@@ -77,7 +76,7 @@ def _id(field: str, value: str, bad: list[FieldViolation], *, required: bool) ->
     if not value:
         if required:
             bad.append(FieldViolation(field, "required"))
-    elif not _ID.fullmatch(value):
+    elif not ID.fullmatch(value):
         bad.append(
             FieldViolation(
                 field, "at most 128 of letters, digits and ._:@- starting with one of the first two"
