@@ -78,12 +78,17 @@ class GenerateLike(Protocol):
     def HasField(self, field_name: str) -> bool: ...
 
 
+MAX_VIOLATIONS = 20  # a hostile request must not make the error itself expensive
+MAX_CONTENT_PARTS = 64
+
+
 class _Violations:
     def __init__(self) -> None:
         self.items: list[FieldViolation] = []
 
     def add(self, field: str, description: str) -> None:
-        self.items.append(FieldViolation(field, description))
+        if len(self.items) < MAX_VIOLATIONS:
+            self.items.append(FieldViolation(field, description))
 
 
 def to_call(
@@ -142,6 +147,8 @@ def _key_source(req: GenerateLike, bad: _Violations) -> KeySource | None:
         if 0 < len(req.provider_key.envelope) <= _MAX_ENVELOPE_CHARS:
             return InlineEnvelope(req.provider_key.envelope)
         bad.add("provider_key.envelope", f"an envelope of 1 to {_MAX_ENVELOPE_CHARS} characters")
+    else:
+        bad.add("provider_key", "set key_ref or envelope, or leave provider_key out")
     return None
 
 
@@ -179,6 +186,9 @@ def _text(parts: Sequence[gen.ContentPart], where: str, bad: _Violations) -> str
     if not parts:
         bad.add(f"{where}.content", "at least one content part is required")
         return ""
+    if len(parts) > MAX_CONTENT_PARTS:
+        bad.add(f"{where}.content", f"at most {MAX_CONTENT_PARTS} content parts")
+        return ""
     texts: list[str] = []
     for j, part in enumerate(parts):
         kind = part.WhichOneof("kind")
@@ -203,7 +213,7 @@ def _params(cfg: gen.GenerationConfig, limits: RequestLimits, bad: _Violations) 
         bad.add("config.top_p", "must be greater than 0 and at most 1")
     if len(cfg.stop) > limits.max_stop_sequences:
         bad.add("config.stop", f"at most {limits.max_stop_sequences} stop sequences")
-    for i, s in enumerate(cfg.stop):
+    for i, s in enumerate(cfg.stop[: limits.max_stop_sequences]):
         if not 1 <= len(s) <= limits.max_stop_chars:
             bad.add(f"config.stop[{i}]", f"must be 1 to {limits.max_stop_chars} characters")
     return GenerationParams(

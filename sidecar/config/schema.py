@@ -78,6 +78,10 @@ class DeploymentConfig(_Model):
     weight: float = Field(default=1.0, ge=0, description="for the weighted strategy")
     priority: int = Field(default=0, description="lower first, for the priority strategy")
     tags: list[str] = Field(default_factory=list, description="e.g. cheap, for the complexity strategy")
+    allow_user_keys: bool = Field(
+        default=False,
+        description="send users' own keys here; implied for the provider's official base URL only",
+    )
 
     @model_validator(mode="after")
     def _provider_specific(self) -> DeploymentConfig:
@@ -87,6 +91,11 @@ class DeploymentConfig(_Model):
 
     def url(self) -> str:
         return (self.base_url or DEFAULT_BASE_URLS.get(self.provider, "")).rstrip("/")
+
+    def takes_user_keys(self) -> bool:
+        """A user's key only goes to the provider it was issued by, unless this server is trusted explicitly."""
+        official = self.url() == DEFAULT_BASE_URLS.get(self.provider, "").rstrip("/")
+        return self.provider == "echo" or official or self.allow_user_keys
 
 
 class RequestLimits(_Model):
@@ -117,6 +126,14 @@ class Policy(_Model):
             for alias, route in self.routes.items()
             for name in route.deployments
             if name not in self.deployments
+        ]
+        problems += [
+            f"routes.{alias}.user_key: deployment {name!r} is not the provider's official endpoint; "
+            "set allow_user_keys: true on it if users' own keys may go there"
+            for alias, route in self.routes.items()
+            if route.user_key != "never"
+            for name in route.deployments
+            if name in self.deployments and not self.deployments[name].takes_user_keys()
         ]
         if self.default_route not in self.routes:
             problems.append(f"default_route: unknown route {self.default_route!r}")

@@ -87,8 +87,10 @@ class HttpClient:
     ) -> Any:
         with map_http_errors(timeouts.deadline):
             async with asyncio.timeout(timeouts.next_wait()):
-                async with self._client().request(method, url, data=data, headers=headers) as resp:
-                    if resp.status >= 400:
+                async with self._client().request(
+                    method, url, data=data, headers=headers, allow_redirects=False
+                ) as resp:
+                    if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
                         raise await _status_error(resp)
                     raw = await _read_bounded(resp, _MAX_JSON_BODY)
         return _decode(raw)
@@ -103,9 +105,11 @@ class HttpClient:
         """
         with map_http_errors(timeouts.deadline):
             async with asyncio.timeout(timeouts.next_wait()):
-                resp = await self._client().post(url, data=_encode(body), headers=_json_headers(headers))
+                resp = await self._client().post(
+                    url, data=_encode(body), headers=_json_headers(headers), allow_redirects=False
+                )
         try:
-            if resp.status >= 400:
+            if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
                 with map_http_errors(timeouts.deadline):
                     async with asyncio.timeout(timeouts.next_wait()):
                         raise await _status_error(resp)

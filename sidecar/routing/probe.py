@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from sidecar.core.clock import Clock, Deadline
-from sidecar.core.errors import SidecarError
+from sidecar.core.errors import ProviderAuthError, SidecarError
 from sidecar.providers.base import Provider
 
 _log = logging.getLogger("sidecar.routing")
@@ -88,6 +88,9 @@ class HealthProber:
                 await probe()
         except TimeoutError:
             error = f"probe timed out after {timeout:g}s"
+        except ProviderAuthError:
+            pass  # it answered: reachable. Credentials are a configuration matter (and user-key-only
+            # deployments have no platform key to probe with), not the health of the endpoint
         except SidecarError as exc:  # classified, and its message already redacted
             error = f"{exc.reason}: {exc.message}"
         except Exception as exc:  # a failure is state; only the type is kept, never foreign text

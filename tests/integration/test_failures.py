@@ -159,3 +159,17 @@ async def test_stream_failure_before_first_chunk_fails_over(
     summary = events[-1].summary
     assert [a.outcome for a in summary.attempts] == ["PROVIDER_BAD_RESPONSE", "OK"]
     assert "".join(e.delta.text for e in events[:-1]) == "Hello! How can I help you today?"
+
+
+async def test_redirects_are_not_followed(serve: Any, upstream: Upstream, upstream2: Upstream) -> None:
+    """A redirect would carry the key and the prompt to another server: it is a failed attempt instead."""
+    elsewhere = f"{upstream2.url}/collect"
+    upstream.push(Reply(status=307, headers={"location": elsewhere}))
+    upstream2.push(Reply.json("openai/chat_completion.json"))
+    s = await serve({"policy": two_deployments(upstream.url, upstream2.url)}, ENV)
+    reply = await generate(s)
+    assert [(a.deployment, a.outcome) for a in reply.summary.attempts] == [
+        ("first", "PROVIDER_UNAVAILABLE"),
+        ("second", "OK"),
+    ]
+    assert [seen.path for seen in upstream2.seen] == ["/v1/chat/completions"]  # never /collect

@@ -176,7 +176,7 @@ async def test_prober_marks_a_real_upstream_down_and_up_again(
         clock=CLOCK,
         rng=random.Random(1),
     )
-    upstream.push(Reply.json("openai/error_401.json", status=401), Reply(status=503))
+    upstream.push(Reply(status=502), Reply(status=503))
     upstream.push(*[Reply.json("openai/models.json")] * 3)
     for _ in range(2):
         await prober.probe_once("oai")

@@ -74,12 +74,14 @@ def policy(upstream: Upstream) -> dict[str, Any]:
                 "model": "gpt-test",
                 "base_url": f"{upstream.url}/v1",
                 "api_key": {"env": "OPENAI_PLATFORM"},
+                "allow_user_keys": True,  # a loopback stand-in for the provider's own endpoint
             },
             "ant": {
                 "provider": "anthropic",
                 "model": "claude-test",
                 "base_url": upstream.url,
                 "api_key": {"env": "ANTHROPIC_PLATFORM"},
+                "allow_user_keys": True,
             },
         },
         "routes": {

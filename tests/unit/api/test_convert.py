@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar._gen.orchestrator.v1 import keys_pb2
 from sidecar.api.convert import credentials_from, to_call
 from sidecar.config.schema import RequestLimits
 from sidecar.core.clock import Deadline
@@ -185,3 +186,27 @@ def test_credentials_from_metadata(metadata: Any, token: str | None) -> None:
 
 def test_credentials_repr_hides_the_token() -> None:
     assert "abc" not in repr(credentials_from([("authorization", "Bearer abc")]))
+
+
+def test_a_flood_of_bad_fields_is_cheap_and_bounded() -> None:
+    import time
+
+    req = gen.GenerateRequest(
+        messages=[gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart()] * 100_000)],
+        config=gen.GenerationConfig(stop=[""] * 200_000),
+    )
+    started = time.process_time()
+    with pytest.raises(InvalidRequestError) as info:
+        convert(req)
+    assert time.process_time() - started < 0.5
+    assert len(info.value.violations) <= 20
+    assert {"messages[0].content", "config.stop"} <= {v.field for v in info.value.violations}
+
+
+def test_an_empty_provider_key_is_refused() -> None:
+    req = gen.GenerateRequest(
+        messages=[msg()], tenant_id="t", user_id="u", provider_key=keys_pb2.ProviderKey()
+    )
+    with pytest.raises(InvalidRequestError) as info:
+        convert(req)
+    assert [v.field for v in info.value.violations] == ["provider_key"]

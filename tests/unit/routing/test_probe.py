@@ -126,8 +126,8 @@ async def test_any_exception_is_state_and_foreign_text_is_dropped(clock: FakeClo
 async def test_transitions_are_logged_once_each_without_secrets(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    auth = ProviderAuthError("upstream HTTP 401: credentials refused")
-    p = prober({"a": scripted([auth, auth, auth, None, None, None, None])}, clock)
+    down = ProviderUnavailableError("upstream HTTP 503: overloaded")
+    p = prober({"a": scripted([down, down, down, None, None, None, None])}, clock)
     with caplog.at_level(logging.INFO, logger="sidecar.routing"):
         for _ in range(7):
             await p.probe_once("a")
@@ -137,7 +137,16 @@ async def test_transitions_are_logged_once_each_without_secrets(
         ("a", True),
     ]
     assert records[0].levelno == logging.WARNING
-    assert "PROVIDER_AUTH_FAILED" in records[0].getMessage()
+    assert "PROVIDER_UNAVAILABLE" in records[0].getMessage()
+
+
+async def test_refused_credentials_still_mean_reachable(clock: FakeClock) -> None:
+    """A user-key-only deployment has no platform key to probe with: a 401 is an answer, not an outage."""
+    auth = ProviderAuthError("upstream HTTP 401: credentials refused")
+    p = prober({"a": scripted([auth, auth, auth])}, clock)
+    for _ in range(3):
+        await p.probe_once("a")
+    assert p.healthy("a") and p.status("a").consecutive_failures == 0
 
 
 async def test_a_hanging_probe_is_bounded_by_the_timeout(clock: FakeClock) -> None:
