@@ -187,15 +187,24 @@ class Sidecar:
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting calls, let in-flight ones finish within the grace, then cancel them."""
         grace = self.cfg.settings.shutdown_grace_seconds if grace is None else grace
-        await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        try:
+            await self.health.enter_graceful_shutdown()
+            await self.server.stop(grace)
+        finally:
+            await self._close_dependencies()
+
+    async def _close_dependencies(self) -> None:
+        """Close everything even if one close fails: probes, providers, the HTTP pool, the key service."""
+        closers = [*(p.aclose for p in self.deps.providers.values()), self.deps.http.aclose]
         if self.deps.prober is not None:
-            await self.deps.prober.stop()
-        for provider in self.deps.providers.values():
-            await provider.aclose()
-        await self.deps.http.aclose()
+            closers.insert(0, self.deps.prober.stop)
         if self.deps.keys is not None:
-            await self.deps.keys.aclose()
+            closers.append(self.deps.keys.aclose)
+        for close in closers:
+            try:
+                await close()
+            except Exception:
+                _log.exception("shutdown step failed", extra={"step": getattr(close, "__qualname__", "?")})
 
 
 def build_server(cfg: Config, clock: Clock | None = None) -> Sidecar:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any, NoReturn
@@ -91,8 +92,8 @@ class OrchestratorServicer:
         try:
             owner, secret = api_keys.register_context(request)
             record = await keys.register(owner, secret)
-        except SidecarError as err:
-            await abort(context, err)
+        except Exception as exc:
+            await self._key_failure(context, exc)
         return keys_pb2.RegisterKeyResponse(key_ref=record.ref, last_four=record.last_four)
 
     async def ListKeys(
@@ -101,8 +102,8 @@ class OrchestratorServicer:
         keys = await self._admit(context)
         try:
             records = await keys.list(*api_keys.list_owner(request))
-        except SidecarError as err:
-            await abort(context, err)
+        except Exception as exc:
+            await self._key_failure(context, exc)
         return keys_pb2.ListKeysResponse(keys=[api_keys.to_key_info(r) for r in records])
 
     async def DeleteKey(
@@ -111,16 +112,29 @@ class OrchestratorServicer:
         keys = await self._admit(context)
         try:
             deleted = await keys.delete(*api_keys.delete_target(request))
-        except SidecarError as err:
-            await abort(context, err)
+        except Exception as exc:
+            await self._key_failure(context, exc)
         return keys_pb2.DeleteKeyResponse(deleted=deleted)
 
     async def RotateKeys(
         self, request: keys_pb2.RotateKeysRequest, context: Context
     ) -> keys_pb2.RotateKeysResponse:
         keys = await self._admit(context)
-        rotated, failed = await keys.rotate()
+        try:
+            rotated, failed = await keys.rotate()
+        except Exception as exc:
+            await self._key_failure(context, exc)
         return keys_pb2.RotateKeysResponse(rotated=rotated, failed=failed)
+
+    async def _key_failure(self, context: Context, exc: Exception) -> NoReturn:
+        """Classified errors go out as they are; anything else (a store I/O error) is INTERNAL, logged."""
+        if isinstance(exc, grpc.aio.AbortError):
+            raise exc
+        if isinstance(exc, SidecarError):
+            await abort(context, exc)
+        request_id = uuid.uuid4().hex
+        _log.error("key operation crashed", exc_info=exc, extra={"request_id": request_id})
+        await abort(context, internal(request_id))
 
     async def _admit(self, context: Context) -> KeyService:
         """Authenticate a key RPC and check user keys are on."""

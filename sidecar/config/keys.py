@@ -11,7 +11,7 @@ from sidecar.config.secrets import SecretRef
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class LocalKekConfig(_Model):

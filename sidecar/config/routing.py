@@ -10,7 +10,7 @@ StrategyName = Literal["priority", "weighted", "latency", "cost", "least_busy", 
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class RetryConfig(_Model):
@@ -19,6 +19,12 @@ class RetryConfig(_Model):
     max_attempts: int = Field(default=2, ge=1, le=10)
     base_delay_seconds: float = Field(default=0.1, ge=0, le=60)
     max_delay_seconds: float = Field(default=2.0, ge=0, le=600)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RetryConfig:
+        if self.max_delay_seconds < self.base_delay_seconds:
+            raise ValueError("max_delay_seconds must be at least base_delay_seconds")
+        return self
 
 
 class HedgingConfig(_Model):

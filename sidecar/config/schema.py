@@ -20,7 +20,7 @@ DEFAULT_BASE_URLS: dict[str, str] = {
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class ListenSettings(_Model):
@@ -39,6 +39,11 @@ class HttpSettings(_Model):
     keepalive_seconds: float = Field(default=30.0, gt=0, le=3600)
 
 
+def _loopback(address: str) -> bool:
+    host = address.rsplit(":", 1)[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 class Settings(_Model):
     listen: ListenSettings = ListenSettings()
     auth: AuthSettings = AuthSettings()
@@ -47,6 +52,15 @@ class Settings(_Model):
     max_receive_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     keys: KeysSettings = KeysSettings()
+
+    @model_validator(mode="after")
+    def _exposed_needs_a_token(self) -> Settings:
+        if not _loopback(self.listen.address) and self.auth.token is None:
+            raise ValueError(
+                f"listen.address {self.listen.address} is reachable beyond this host: set auth.token "
+                "(anyone who can reach the port could otherwise use registered keys)"
+            )
+        return self
 
 
 class PriceConfig(_Model):
@@ -93,7 +107,7 @@ class DeploymentConfig(_Model):
         return (self.base_url or DEFAULT_BASE_URLS.get(self.provider, "")).rstrip("/")
 
     def takes_user_keys(self) -> bool:
-        """A user's key only goes to the provider it was issued by, unless this server is trusted explicitly."""
+        """A user's key goes only to the provider that issued it, unless this server is trusted."""
         official = self.url() == DEFAULT_BASE_URLS.get(self.provider, "").rstrip("/")
         return self.provider == "echo" or official or self.allow_user_keys
 

@@ -43,12 +43,12 @@ def test_embedded_default_adds_hosted_routes_when_keys_are_set() -> None:
 
 def test_env_overrides_reach_nested_keys() -> None:
     env = {
-        "SIDECAR__SETTINGS__LISTEN__ADDRESS": "0.0.0.0:6000",
+        "SIDECAR__SETTINGS__LISTEN__ADDRESS": "127.0.0.1:6000",
         "SIDECAR__SETTINGS__SHUTDOWN_GRACE_SECONDS": "2.5",
         "SIDECAR__POLICY__DEFAULT_ROUTE": "local",
     }
     cfg = load_config(None, env)
-    assert cfg.settings.listen.address == "0.0.0.0:6000"
+    assert cfg.settings.listen.address == "127.0.0.1:6000"
     assert cfg.settings.shutdown_grace_seconds == 2.5
     assert cfg.policy.default_route == "local"
 
