@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -125,7 +126,23 @@ async def stream_chunks(
                 raise failure
             if assembler.done:
                 break
-    yield assembler.final()
+        yield assembler.final()
+        if assembler.done:
+            await _drain(batches)
+
+
+DRAIN_SECONDS = 0.25
+
+
+async def _drain(batches: AsyncGenerator[list[SseEvent], None]) -> None:
+    """Read past the end marker to the end of the HTTP response, so the connection goes back to the
+    pool; an upstream that keeps it open longer than a moment just loses it."""
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in batches:
+                pass
+    except (TimeoutError, ProviderError):
+        pass
 
 
 def token_count(value: Any) -> int:

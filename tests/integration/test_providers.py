@@ -106,3 +106,13 @@ async def test_a_burst_of_events_goes_out_as_one_delta(serve: Any, upstream: Ups
     assert [e.WhichOneof("event") for e in events] == ["delta", "summary"]
     assert events[0].delta.text == "Hello! How can I help you today?"
     assert events[1].summary.usage.completion_tokens == 9
+
+
+async def test_streams_return_their_connection_to_the_pool(serve: Any, upstream: Upstream) -> None:
+    """The end of the HTTP response may come a moment after [DONE]: it is read, and the connection reused."""
+    upstream.push(*[Reply.sse("openai/stream.sse", eof_delay=0.01) for _ in range(3)])
+    s = await serve({"policy": policy(upstream, "openai")}, KEYS)
+    for _ in range(3):
+        events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
+        assert events[-1].HasField("summary")
+    assert upstream.connections == 1

@@ -45,6 +45,7 @@ class Reply:
     reset: bool = False  # drop the connection without answering
     drop_after: int | None = None  # stream this many chunks, then drop the connection
     byte_delay: float = 0.0  # write the body (or each chunk) one byte at a time, this far apart
+    eof_delay: float = 0.0  # wait this long after the last chunk before ending the response
 
     @classmethod
     def json(cls, name: str, status: int = 200, **kw: Any) -> Reply:
@@ -136,6 +137,8 @@ class Upstream:
             if i and reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)
             await _write(resp, chunk, reply.byte_delay)
+        if reply.eof_delay:
+            await asyncio.sleep(reply.eof_delay)
         await resp.write_eof()
         self.completed += 1
         return resp
