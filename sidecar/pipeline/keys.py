@@ -18,6 +18,7 @@ from sidecar.core.errors import (
     InvalidRequestError,
     KeysDisabledError,
     ProviderAuthError,
+    ProviderError,
     ProviderRateLimitedError,
     UserKeyRateLimitedError,
     UserKeyRejectedError,
@@ -62,6 +63,9 @@ class KeyLayer:
                 metadata={"provider": target.provider},
                 retry_after=err.retry_after,
             ) from err
+        except ProviderError as err:
+            _scrub(err, call.api_key.reveal())  # an upstream that echoes the key, in any shape
+            raise
 
     async def _with_key(self, call: Call, *, required: bool) -> Call:
         assert call.target is not None
@@ -84,3 +88,10 @@ class KeyLayer:
                 )
             return call
         return dataclasses.replace(call, api_key=key)
+
+
+def _scrub(err: ProviderError, secret: str) -> None:
+    """Remove the exact key from an upstream error's text, beyond what pattern redaction catches."""
+    if secret and secret in err.message:
+        err.message = err.message.replace(secret, "[redacted]")
+        err.args = (err.message,)

@@ -730,3 +730,16 @@ async def test_a_tampered_copy_of_a_cached_envelope_is_refused(
     assert (await s.stub.Generate(req("required", envelope=envelope))).text == HELLO  # now cached
     err = await fails(s.stub.Generate(req("required", envelope=flip_ciphertext(envelope))))
     assert (err.code, err.reason) == (CODE.INTERNAL, "KEY_UNAVAILABLE")
+
+
+async def test_an_upstream_echoing_a_short_unprefixed_key_is_scrubbed(s: Running, upstream: Upstream) -> None:
+    """Pattern redaction misses a short key with no `sk-` prefix; the exact-key scrub does not."""
+    short = "plainkey-0123"
+    ref = await register(s, short)
+    echoed = json.dumps(
+        {"error": {"message": f"key {short} cannot use this model", "type": "invalid_request_error"}}
+    )
+    upstream.push(Reply(status=400, body=echoed.encode()))
+    err = await fails(s.stub.Generate(req("required", ref=ref)))
+    assert (err.code, err.reason) == (CODE.INVALID_ARGUMENT, "PROVIDER_REJECTED")
+    assert short not in err.message and "[redacted]" in err.message
