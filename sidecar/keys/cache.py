@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from sidecar.core.clock import Clock
-from sidecar.core.errors import KeyDecryptError
+from sidecar.core.errors import KeyBackendUnavailableError, KeyDecryptError
 
 CacheKey = tuple[str, ...]
 Loader = Callable[[], Awaitable[bytearray]]
@@ -147,9 +147,12 @@ class KeyCache:
         self._flights: dict[CacheKey, _Flight] = {}
         self._hits = self._misses = self._evictions = self._backend_calls = self._backend_errors = 0
         self._decrypt_seconds = 0.0
+        self._closed = False
 
     async def get(self, cache_key: CacheKey, load: Loader) -> SecretKey:
         """The key for `cache_key`, from the cache or from `load()` (which decrypts the envelope)."""
+        if self._closed:
+            raise KeyBackendUnavailableError("the sidecar is shutting down", retry_after=1.0)
         missed = False
         while True:
             entry = self._fresh(cache_key)
@@ -177,6 +180,13 @@ class KeyCache:
             entries=len(self._lru),
             decrypt_seconds_total=self._decrypt_seconds,
         )
+
+    def close(self) -> None:
+        """Shut down: cancel the loads in flight and wipe every entry, so no key is cached after this."""
+        self._closed = True
+        for flight in self._flights.values():
+            flight.task.cancel()
+        self.clear()
 
     def clear(self) -> None:
         """Wipe and drop every entry (not counted as evictions)."""

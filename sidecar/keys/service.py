@@ -105,6 +105,6 @@ class KeyService:
         return None if record is None else record.envelope
 
     async def aclose(self) -> None:
-        self._cache.clear()
+        self._cache.close()
         await self._store.aclose()
         await self._backend.aclose()

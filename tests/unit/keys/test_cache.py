@@ -281,3 +281,27 @@ def test_cache_key_is_made_of_the_wrapped_key_and_context() -> None:
 def test_policy_rejects_nonsense(policy: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         KeyCachePolicy(**policy)  # type: ignore[arg-type]
+
+
+async def test_close_cancels_loads_in_flight_and_refuses_new_ones() -> None:
+    """A decrypt finishing after shutdown must not leave a plaintext key cached in memory."""
+    cache = KeyCache(KeyCachePolicy(), FakeClock())
+    started, release = asyncio.Event(), asyncio.Event()
+    loaded: list[bytearray] = []
+
+    async def slow() -> bytearray:
+        started.set()
+        await release.wait()
+        buffer = bytearray(b"sk-late-key")
+        loaded.append(buffer)
+        return buffer
+
+    waiter = asyncio.create_task(cache.get(("k",), slow))
+    await started.wait()
+    cache.close()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert loaded == [] and cache.stats().entries == 0
+    with pytest.raises(KeyBackendUnavailableError):
+        await cache.get(("k",), slow)
