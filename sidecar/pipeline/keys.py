@@ -25,7 +25,7 @@ from sidecar.core.errors import (
     UserKeyRequiredError,
 )
 from sidecar.core.layer import Handler
-from sidecar.core.types import Call, Chunk
+from sidecar.core.types import Call, Chunk, Target
 from sidecar.keys.service import KeyService
 
 UserKeyMode = str  # "never" | "preferred" | "required" (config/routing.py)
@@ -35,16 +35,20 @@ class KeyLayer:
     def __init__(self, inner: Handler, *, keys: KeyService | None, modes: Mapping[str, UserKeyMode]) -> None:
         self._inner, self._keys, self._modes = inner, keys, modes
 
-    async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+    def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         target = call.target
         assert target is not None, "the key layer runs inside the route layer"
         mode = self._modes.get(target.route, "never")
-        if mode != "never":
-            call = await self._with_key(call, required=mode == "required")
-        elif call.key_source is not None:
+        if mode == "never" and call.key_source is None:
+            return self._inner(call)  # the common case adds no generator hop per chunk
+        return self._keyed(call, target, mode)
+
+    async def _keyed(self, call: Call, target: Target, mode: UserKeyMode) -> AsyncGenerator[Chunk, None]:
+        if mode == "never":
             raise InvalidRequestError(
                 [FieldViolation("provider_key", f"route {target.route!r} does not take user keys")]
             )
+        call = await self._with_key(call, required=mode == "required")
         if call.api_key is None:
             async for chunk in self._inner(call):
                 yield chunk
