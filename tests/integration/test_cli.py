@@ -96,23 +96,28 @@ def test_sigterm_waits_for_a_stream_in_flight(tmp_path: Path) -> None:
         )
     )
     server = subprocess.Popen([*SIDECAR, "serve", "--config", str(config)], stderr=subprocess.PIPE, text=True)
-    assert server.stderr is not None and "sidecar serving" in server.stderr.readline()
-    chat = subprocess.Popen(
-        [*SIDECAR, "chat", "--target", f"127.0.0.1:{port}", "--stream", "a b c d e f"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert chat.stdout is not None
-    assert chat.stdout.read(1) == "a"  # the stream has started
-    server.send_signal(signal.SIGTERM)
-    started = time.monotonic()
-    out, err = chat.communicate(timeout=15)
-    assert chat.returncode == 0, err
-    assert "a" + out == "a b c d e f\n"
-    _, errors = server.communicate(timeout=15)
-    assert server.returncode == 0, errors
-    assert time.monotonic() - started < 10
+    try:
+        assert server.stderr is not None and "sidecar serving" in server.stderr.readline()
+        chat = subprocess.Popen(
+            [*SIDECAR, "chat", "--target", f"127.0.0.1:{port}", "--stream", "a b c d e f"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert chat.stdout is not None
+        assert chat.stdout.read(1) == "a"  # the stream has started
+        server.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        out, err = chat.communicate(timeout=15)
+        assert chat.returncode == 0, err
+        assert "a" + out == "a b c d e f\n"
+        _, errors = server.communicate(timeout=15)
+        assert server.returncode == 0, errors
+        assert time.monotonic() - started < 10
+    finally:
+        if server.poll() is None:  # a failed assertion must not leave a server running
+            server.kill()
+            server.communicate()
 
 
 def test_serve_on_a_busy_port_fails_clearly(served: str, tmp_path: Path) -> None:
