@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 
 import grpc
 import uvloop
-from common import REPO
+from common import REPO, until_signalled
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc
@@ -106,20 +105,9 @@ async def serve(port: int, routes: dict[str, Canned], max_seconds: float) -> Non
     try:
         sys.stdout.write(json.dumps({"event": "listening", "port": bound, "routes": sorted(routes)}) + "\n")
         sys.stdout.flush()
-        await _until_signalled(max_seconds)
+        await until_signalled(max_seconds, "bare_server")
     finally:
         await server.stop(STOP_GRACE_SECONDS)
-
-
-async def _until_signalled(max_seconds: float) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=max_seconds)
-    except TimeoutError:
-        sys.stderr.write(f"bare_server: stopping after --max-seconds {max_seconds}\n")
 
 
 def parse_route(text: str) -> tuple[str, float]:

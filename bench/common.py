@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -98,3 +101,15 @@ class RunResult:
     def from_json(cls, text: str) -> RunResult:
         data: dict[str, Any] = json.loads(text)
         return cls(**data)
+
+
+async def until_signalled(max_seconds: float, name: str) -> None:
+    """Serve until SIGTERM/SIGINT, or at most `max_seconds` (benchmarks always stop by themselves)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max_seconds)
+    except TimeoutError:
+        sys.stderr.write(f"{name}: stopping after --max-seconds {max_seconds}\n")

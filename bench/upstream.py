@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import uvloop
 from aiohttp import web
-from common import REPO
+from common import REPO, until_signalled
 
 PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
@@ -79,20 +78,9 @@ async def serve(port: int, delay: float, max_seconds: float) -> None:
         bound = runner.addresses[0][1]
         sys.stdout.write(json.dumps({"event": "listening", "port": bound, "delay": delay}) + "\n")
         sys.stdout.flush()
-        await _until_signalled(max_seconds)
+        await until_signalled(max_seconds, "upstream")
     finally:
         await runner.cleanup()
-
-
-async def _until_signalled(max_seconds: float) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=max_seconds)
-    except TimeoutError:
-        sys.stderr.write(f"upstream: stopping after --max-seconds {max_seconds}\n")
 
 
 def main() -> int:

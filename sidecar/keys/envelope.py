@@ -13,8 +13,9 @@ Cryptography, version 1 (`||` is concatenation; HKDF is RFC 5869 with no salt, i
     ciphertext = AES-256-GCM(enc_key).encrypt(nonce, secret, aad)          len(secret) + 16-byte tag
 
 `KeyContext.aad()` is the UTF-8 JSON object {"keyName", "provider", "tenant", "user"} with sorted keys,
-separators "," and ":", no whitespace and non-ASCII escaped as \\uXXXX. The wrapped key is not in the
-AAD, so that a rewrap leaves the ciphertext valid; the backend binds the context to it instead.
+separators "," and ":", no whitespace and non-ASCII escaped as \\u plus four hex digits. The
+wrapped key is not in the AAD, so that a rewrap leaves the ciphertext valid; the backend binds the
+context to it instead.
 
 Opening (`unseal`): (1) recorded context != expected -> KeyContextMismatchError, before any backend
 call; (2) the backend unwraps the data key under the expected context; (3) the commitment is compared
