@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from google.protobuf import duration_pb2
@@ -12,6 +13,7 @@ from google.protobuf import duration_pb2
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2
 from sidecar.config.schema import DeploymentConfig, RequestLimits
+from sidecar.config.tiers import TierAssignment, UnknownTier, resolve_tier
 from sidecar.core.clock import Deadline
 from sidecar.core.errors import FieldViolation, InvalidRequestError
 from sidecar.core.types import (
@@ -99,6 +101,7 @@ def to_call(
     deadline: Deadline,
     credentials: Credentials,
     record: CallRecord,
+    tiers: Tiers,
 ) -> Call:
     """Validate a request and turn it into a Call, or raise InvalidRequestError naming every field."""
     bad = _Violations()
@@ -112,6 +115,13 @@ def to_call(
         bad.add("model", "a route alias: at most 128 of letters, digits and ._:/-")
     _metadata(req.metadata, limits, bad)
     key_source = _key_source(req, bad) if req.HasField("provider_key") else None
+    tier = ""
+    try:
+        tier = resolve_tier(
+            tiers.assignment, tiers.names, tenant=req.tenant_id, user=req.user_id, metadata=req.metadata
+        )
+    except UnknownTier as unknown:
+        bad.add(unknown.field, f"a tier this sidecar defines: one of {', '.join(unknown.known)}")
     if bad.items:
         raise InvalidRequestError(bad.items)
     return Call(
@@ -128,7 +138,16 @@ def to_call(
         credentials=credentials,
         record=record,
         key_source=key_source,
+        tier=tier,
     )
+
+
+@dataclass(frozen=True)
+class Tiers:
+    """What the edge needs to resolve a call's tier: the policy's assignment and its tier names."""
+
+    assignment: TierAssignment
+    names: tuple[str, ...]
 
 
 KEY_REF = re.compile(r"key_[A-Za-z0-9_\-]{8,64}")  # RegisterKey references

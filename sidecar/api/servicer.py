@@ -50,6 +50,7 @@ class OrchestratorServicer:
         self._verifier = verifier
         self._clock = clock
         self._keys = keys
+        self._tiers = convert.Tiers(policy.tier_assignment, tuple(policy.tiers))
 
     async def Generate(self, request: gen.GenerateRequest, context: Context) -> gen.GenerateResponse:
         call = await self._call(request, context, stream=False)
@@ -156,6 +157,7 @@ class OrchestratorServicer:
                 deadline=Deadline.after(context.time_remaining(), self._clock),
                 credentials=convert.credentials_from(context.invocation_metadata()),
                 record=record,
+                tiers=self._tiers,
             )
         except SidecarError as err:
             _log.info("rejected request", extra={"reason": err.reason, "detail": err.message})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from sidecar.config.keys import KeysSettings
 from sidecar.config.routing import RouteConfig, RoutingPolicy
 from sidecar.config.secrets import SecretRef
+from sidecar.config.tiers import DEFAULT_TIERS, TIER_NAME, TierAssignment
 
 ProviderKind = Literal["openai", "anthropic", "echo"]
 
@@ -126,12 +128,22 @@ class RequestLimits(_Model):
     max_metadata_value_chars: int = Field(default=512, ge=0)
 
 
+class TierConfig(_Model):
+    """A service level. The quota and persona policies attach their limits and permissions to it."""
+
+    description: str = ""
+
+
 class Policy(_Model):
     default_route: str
     deployments: dict[str, DeploymentConfig] = Field(min_length=1)
     routes: dict[str, RouteConfig] = Field(min_length=1)
     limits: RequestLimits = RequestLimits()
     routing: RoutingPolicy = RoutingPolicy()
+    tiers: dict[str, TierConfig] = Field(
+        default_factory=lambda: {name: TierConfig() for name in DEFAULT_TIERS}, min_length=1
+    )
+    tier_assignment: TierAssignment = TierAssignment()
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
@@ -151,6 +163,16 @@ class Policy(_Model):
         ]
         if self.default_route not in self.routes:
             problems.append(f"default_route: unknown route {self.default_route!r}")
+        problems += [
+            f"{path}: unknown tier {tier!r}"
+            for path, tier in self.tier_assignment.referenced()
+            if tier not in self.tiers
+        ]
+        problems += [
+            f"tiers.{name}: a tier name is lowercase letters, digits, _ and -"
+            for name in self.tiers
+            if not re.fullmatch(TIER_NAME, name)
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -116,10 +116,14 @@ class CallRecord:
     first_token_at: float | None = None
     usage: Usage = field(default_factory=Usage)
     finish_reason: FinishReason | None = None
+    persona: str = ""  # the persona that served the call, set by the persona layer
+    cache_hit: bool = False  # answered from the response cache: no provider was called
 
     @property
     def cost_usd(self) -> float:
-        return self.target.price.cost(self.usage) if self.target else 0.0
+        if self.cache_hit or self.target is None:
+            return 0.0
+        return self.target.price.cost(self.usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +181,4 @@ class Call:
     target: Target | None = None
     key_source: KeySource | None = None  # the caller's own provider key, if it brought one
     api_key: Secret | None = None  # resolved per attempt by the key layer; None = platform key
+    tier: str = ""  # the caller's tier, resolved at the edge (sidecar/config/tiers.py)

@@ -8,8 +8,9 @@ import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import keys_pb2
-from sidecar.api.convert import credentials_from, to_call
+from sidecar.api.convert import Tiers, credentials_from, to_call
 from sidecar.config.schema import RequestLimits
+from sidecar.config.tiers import DEFAULT_TIERS, TierAssignment
 from sidecar.core.clock import Deadline
 from sidecar.core.errors import InvalidRequestError
 from sidecar.core.types import CallRecord, GenerationParams, Message, Role
@@ -22,7 +23,10 @@ def msg(text: str = "hi", role: int = gen.ROLE_USER, **kw: Any) -> gen.Message:
     return gen.Message(role=role, content=[gen.ContentPart(text=text)], **kw)  # type: ignore[arg-type]
 
 
-def convert(req: gen.GenerateRequest, clock: FakeClock | None = None) -> Any:
+TIERS = Tiers(TierAssignment(), DEFAULT_TIERS)
+
+
+def convert(req: gen.GenerateRequest, clock: FakeClock | None = None, tiers: Tiers = TIERS) -> Any:
     clock = clock or FakeClock()
     return to_call(
         req,
@@ -31,6 +35,7 @@ def convert(req: gen.GenerateRequest, clock: FakeClock | None = None) -> Any:
         deadline=Deadline(None, clock),
         credentials=credentials_from(None),
         record=CallRecord(started_at=0.0),
+        tiers=tiers,
     )
 
 
@@ -210,3 +215,31 @@ def test_an_empty_provider_key_is_refused() -> None:
     with pytest.raises(InvalidRequestError) as info:
         convert(req)
     assert [v.field for v in info.value.violations] == ["provider_key"]
+
+
+def test_the_tier_comes_from_trusted_metadata_and_an_unknown_one_names_the_field() -> None:
+    tiers = Tiers(TierAssignment(source="metadata", metadata_key="plan"), DEFAULT_TIERS)
+    req = gen.GenerateRequest(model="echo", messages=[msg()], metadata={"plan": "basic"})
+    assert convert(req, tiers=tiers).tier == "basic"
+    assert convert(gen.GenerateRequest(model="echo", messages=[msg()]), tiers=tiers).tier == "free"
+    with pytest.raises(InvalidRequestError) as err:
+        convert(gen.GenerateRequest(model="echo", messages=[msg()], metadata={"plan": "gold"}), tiers=tiers)
+    assert [v.field for v in err.value.violations] == ["metadata[plan]"]
+    assert "professional" in err.value.violations[0].description
+
+
+def test_the_tier_comes_from_the_config_map_user_first_then_tenant() -> None:
+    assign = TierAssignment(tenants={"acme": "professional"}, users={"acme/ann": "enterprise"})
+    tiers = Tiers(assign, DEFAULT_TIERS)
+
+    def tier_of(tenant: str, user: str) -> str:
+        req = gen.GenerateRequest(model="echo", messages=[msg()], tenant_id=tenant, user_id=user)
+        return str(convert(req, tiers=tiers).tier)
+
+    assert tier_of("acme", "ann") == "enterprise"
+    assert tier_of("acme", "bob") == "professional"
+    assert tier_of("other", "ann") == "free"
+    assert (
+        convert(gen.GenerateRequest(model="echo", messages=[msg()], metadata={"tier": "basic"})).tier
+        == "free"
+    )
