@@ -81,7 +81,10 @@ def build_keys(cfg: Config, clock: Clock) -> KeyService | None:
         from sidecar.keys.aws_kms import AwsKmsBackend
 
         backend = AwsKmsBackend(
-            k.aws_kms.key_id, region=k.aws_kms.region, endpoint_url=k.aws_kms.endpoint_url
+            k.aws_kms.key_id,
+            region=k.aws_kms.region,
+            endpoint_url=k.aws_kms.endpoint_url,
+            previous_key_ids=k.aws_kms.previous_key_ids,
         )
     elif k.backend == "vault" and k.vault is not None:
         from sidecar.keys.vault_transit import VaultTransitBackend
@@ -94,6 +97,7 @@ def build_keys(cfg: Config, clock: Clock) -> KeyService | None:
             kubernetes_role=v.kubernetes_role,
             namespace=v.namespace,
             mount_point=v.mount_point,
+            previous_key_names=v.previous_key_names,
         )
     else:
         return None

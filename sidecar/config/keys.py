@@ -24,6 +24,9 @@ class AwsKmsConfig(_Model):
     key_id: str = Field(min_length=1, description="key ARN or alias/NAME")
     region: str = Field(default="us-east-1", min_length=1)
     endpoint_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    previous_key_ids: list[str] = Field(
+        default_factory=list, description="keys whose wrapped data keys may still be unwrapped and rewrapped"
+    )
 
 
 class VaultConfig(_Model):
@@ -33,6 +36,9 @@ class VaultConfig(_Model):
     kubernetes_role: str | None = None
     namespace: str | None = None
     mount_point: str = "transit"
+    previous_key_names: list[str] = Field(
+        default_factory=list, description="transit keys whose wrapped data keys may still be unwrapped"
+    )
 
     @model_validator(mode="after")
     def _one_auth(self) -> VaultConfig:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
 
@@ -49,6 +49,10 @@ _UNAVAILABLE = frozenset(
 class AwsKmsBackend:
     """Wraps data keys under one KMS key (key ID, key ARN, alias name or alias ARN).
 
+    Only data keys wrapped under that key or one of `previous_key_ids` are unwrapped: an envelope names
+    its KMS key, and without the allow-list a crafted one could make the sidecar use any key its IAM
+    role may use. Both lists are resolved to key ARNs with DescribeKey on first use.
+
     `client` is a boto3 KMS client to use instead of building one (tests); the backend does not close
     a client it was given.
     """
@@ -60,6 +64,7 @@ class AwsKmsBackend:
         key_id: str,
         *,
         region: str,
+        previous_key_ids: Sequence[str] = (),
         endpoint_url: str | None = None,
         max_workers: int = 4,
         client: Any | None = None,
@@ -67,6 +72,8 @@ class AwsKmsBackend:
         import botocore.exceptions  # lazily: the optional `aws` extra costs nothing unless configured
 
         self._key_id = key_id
+        self._usable = (key_id, *previous_key_ids)
+        self._usable_arns: frozenset[str] | None = None
         self._errors = botocore.exceptions
         self._owns_client = client is None
         self._client = client if client is not None else _kms_client(region, endpoint_url, max_workers)
@@ -88,7 +95,7 @@ class AwsKmsBackend:
         return plaintext, WrappedKey(self.name, str(reply["KeyId"]), bytes(reply["CiphertextBlob"]))
 
     async def decrypt_data_key(self, wrapped: WrappedKey, context: KeyContext) -> bytearray:
-        self._check_backend(wrapped)
+        await self._check_usable(wrapped)
         reply = await self._call(
             self._client.decrypt,
             CiphertextBlob=wrapped.blob,
@@ -98,7 +105,7 @@ class AwsKmsBackend:
         return bytearray(reply["Plaintext"])
 
     async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
-        self._check_backend(wrapped)
+        await self._check_usable(wrapped)
         reply = await self._call(
             self._client.re_encrypt,
             CiphertextBlob=wrapped.blob,
@@ -116,11 +123,23 @@ class AwsKmsBackend:
         if self._owns_client:
             self._client.close()
 
-    def _check_backend(self, wrapped: WrappedKey) -> None:
+    async def _check_usable(self, wrapped: WrappedKey) -> None:
+        """The data key must come from this backend and be wrapped under an allowed KMS key."""
         if wrapped.backend != self.name:
             raise KeyDecryptError(
                 f"the data key was wrapped by the {wrapped.backend!r} backend, not {self.name!r}",
                 metadata={"backend": wrapped.backend},
+            )
+        if self._usable_arns is None:
+            arns = []
+            for key in self._usable:
+                reply = await self._call(self._client.describe_key, KeyId=key)
+                arns.append(str(reply["KeyMetadata"]["Arn"]))
+            self._usable_arns = frozenset(arns)
+        if wrapped.key_id not in self._usable_arns:
+            raise KeyDecryptError(
+                "the data key is wrapped under a KMS key this sidecar is not configured to use "
+                "(settings.keys.aws_kms.key_id or previous_key_ids)"
             )
 
     async def _call(self, method: Callable[..., T], **kwargs: Any) -> T:

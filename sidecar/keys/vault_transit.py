@@ -21,7 +21,7 @@ import asyncio
 import base64
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
@@ -61,6 +61,7 @@ class VaultTransitBackend:
         kubernetes_jwt_path: str = DEFAULT_JWT_PATH,
         namespace: str | None = None,
         mount_point: str = "transit",
+        previous_key_names: Sequence[str] = (),
         max_workers: int = 4,
         client: Any | None = None,
     ) -> None:
@@ -73,6 +74,7 @@ class VaultTransitBackend:
         import requests.exceptions
 
         self._key_name, self._mount = key_name, mount_point
+        self._usable = frozenset((key_name, *previous_key_names))
         self._role, self._jwt_path = kubernetes_role, Path(kubernetes_jwt_path)
         self._vault_errors, self._http_errors = hvac.exceptions, requests.exceptions
         self._owns_client = client is None
@@ -128,6 +130,11 @@ class VaultTransitBackend:
             raise KeyDecryptError(
                 f"the data key was wrapped by the {wrapped.backend!r} backend, not {self.name!r}",
                 metadata={"backend": wrapped.backend},
+            )
+        if wrapped.key_id not in self._usable:
+            raise KeyDecryptError(
+                "the data key is wrapped under a transit key this sidecar is not configured to use "
+                "(settings.keys.vault.key_name or previous_key_names)"
             )
         try:
             return wrapped.blob.decode("ascii")

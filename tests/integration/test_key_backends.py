@@ -160,9 +160,25 @@ async def test_kms_rewrap_after_rotation_and_onto_another_key(backends: Backends
     assert await backend.decrypt_data_key(wrapped, ALICE) == data_key
     assert await backend.decrypt_data_key(rewrapped, ALICE) == data_key
     # ReEncrypt's destination is the backend's own key: this is how wrapped keys move to a new KMS key
-    other = backends.build("aws-kms", key=moto.create_key())
+    other = backends.build("aws-kms", key=moto.create_key(), previous_key_ids=[key])
     moved = await other.rewrap(wrapped, ALICE)
     assert moved.key_id != key and await other.decrypt_data_key(moved, ALICE) == data_key
+    assert await other.decrypt_data_key(wrapped, ALICE) == data_key  # a previous key still unwraps
+
+
+async def test_a_data_key_under_a_key_not_configured_is_refused_before_the_backend_is_asked(
+    backends: Backends, kind: str
+) -> None:
+    """An envelope names its wrapping key; a crafted one must not steer the sidecar to another key."""
+    server = backends.server(kind)
+    other_key = server.create_key()
+    theirs = backends.build(kind, key=other_key)
+    _, wrapped = await theirs.generate_data_key(ALICE)
+    ours = backends.build(kind)
+    with pytest.raises(KeyDecryptError, match="not configured to use"):
+        await ours.decrypt_data_key(wrapped, ALICE)
+    with pytest.raises(KeyDecryptError, match="not configured to use"):
+        await ours.rewrap(wrapped, ALICE)
 
 
 async def test_unknown_key_or_bad_credentials_are_decrypt_errors(backends: Backends) -> None:
@@ -208,10 +224,12 @@ async def test_kms_error_codes_moto_cannot_produce(backends: Backends, code: str
 
     client = backends.server("aws-kms").client()
     backend = backends.build("aws-kms", client=client)
+    arn = "arn:aws:kms:us-east-1:123456789012:key/k"
     with Stubber(client) as stub:  # a stubbed response skips botocore's retries: one call, one answer
+        stub.add_response("describe_key", {"KeyMetadata": {"KeyId": "k", "Arn": arn}})
         stub.add_client_error("decrypt", service_error_code=code, http_status_code=400)
         with pytest.raises(expected) as caught:
-            await backend.decrypt_data_key(WrappedKey("aws-kms", "k", b"blob"), ALICE)
+            await backend.decrypt_data_key(WrappedKey("aws-kms", arn, b"blob"), ALICE)
     if expected is KeyBackendUnavailableError:
         assert caught.value.retry_after == 1.0 and caught.value.metadata["backendError"] == code
 
