@@ -1,6 +1,7 @@
 """Switch commands -> one persona: "use Mr Blue", "switch to dashboard architect", "Agent #79".
 
-A command is compared case- and space-insensitively (casefold, every whitespace removed) with each
+A command is compared case-, space- and punctuation-insensitively (casefold, keeping only letters
+and digits: "Agent #79", "agent 79" and "agent-79" are one key) with each
 persona's id, display name and aliases, after dropping a leading verb ("use", "switch to", "change
 to", "talk to", "activate", "select", optionally followed by "persona"), a leading "please" and
 trailing punctuation. The first rule that matches anything decides:
@@ -25,15 +26,15 @@ _VERB = re.compile(
     r"^(?:please\s+)?(?:(?:switch|change)(?:\s+(?:over|back))?\s+to|talk\s+to|use|activate|select|switch)"
     r"(?:\s+(?:the\s+)?persona)?\s+",
 )
-_SPACE = re.compile(r"\s+")
+_NOT_WORD = re.compile(r"[\W_]+")
 _TRAILING = re.compile(r"[\s.!?]+$")
 MIN_PREFIX = 3
 MAX_CANDIDATES = 10
 
 
 def key(text: str) -> str:
-    """The comparison form of a name: casefolded, without any whitespace."""
-    return _SPACE.sub("", text.casefold())
+    """The comparison form of a name: casefolded letters and digits only."""
+    return _NOT_WORD.sub("", text.casefold())
 
 
 def strip_command(command: str) -> str:
