@@ -107,12 +107,16 @@ class PersonaService:
         return persona
 
     async def _record_failure(self, cmd: SwitchCommand, target: str, reason: str, version: int) -> None:
+        """Record a failed attempt; a store outage here must not hide the attempt's own error."""
         key = cmd.key
-        current = (await self.store.snapshot(key, history=False)).persona_id
-        record = SwitchRecord(
-            key.conversation, current, target, cmd.command, False, reason, self._clock.wall(), version
-        )
-        await self.store.record_switch(key.tenant, key.user, record)
+        try:
+            current = (await self.store.snapshot(key, history=False)).persona_id
+            record = SwitchRecord(
+                key.conversation, current, target, cmd.command, False, reason, self._clock.wall(), version
+            )
+            await self.store.record_switch(key.tenant, key.user, record)
+        except SidecarError as err:
+            _log.warning("switch attempt not recorded", extra={"reason": err.reason, "attempt": reason})
 
     def _spawn(self, work: object) -> None:
         """Finish a record after the caller went away (the switch history must still show it)."""

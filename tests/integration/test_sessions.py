@@ -176,3 +176,6 @@ async def test_session_store_down(serve: Any, upstream: Upstream) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await s.stub.Switch(pb.SwitchRequest(persona_id="mr-blue", **IDS))
     assert (await rich(info.value)).reason == "SESSION_STORE_UNAVAILABLE"
+    with pytest.raises(grpc.aio.AioRpcError) as info:  # the caller's own mistake still comes first
+        await s.stub.Switch(pb.SwitchRequest(persona_id="ghost", **IDS))
+    assert (await rich(info.value)).reason == "PERSONA_NOT_FOUND"
