@@ -72,12 +72,10 @@ class CommandMatcher:
             assert persona is not None
             return persona
         found = sorted(ids)[:MAX_CANDIDATES]
-        return _raise(
-            AmbiguousPersonaError(
-                f"{command!r} matches several personas: {self._describe(found)}; name one of them",
-                metadata={"command": command[:128], "candidates": ",".join(found)},
-                violations=[FieldViolation("command", "matches several personas: " + ", ".join(found))],
-            )
+        raise AmbiguousPersonaError(
+            f"{command!r} matches several personas: {self._describe(found)}; name one of them",
+            metadata={"command": command[:128], "candidates": ",".join(found)},
+            violations=[FieldViolation("command", "matches several personas: " + ", ".join(found))],
         )
 
     def _unknown(self, command: str, probe: str, tier: str) -> PersonaNotFoundError:
@@ -93,7 +91,3 @@ class CommandMatcher:
 
     def _describe(self, ids: list[str]) -> str:
         return ", ".join(f"{p.name} ({p.id})" for i in ids if (p := self._registry.get(i)) is not None)
-
-
-def _raise(err: Exception) -> Persona:
-    raise err
