@@ -18,13 +18,17 @@ from sidecar.api.servicer import OrchestratorServicer
 from sidecar.config.schema import Config
 from sidecar.core.clock import Clock, SystemClock
 from sidecar.core.layer import Handler, compose
+from sidecar.core.tokens import count_tokens
 from sidecar.keys.backend import KeyBackend
 from sidecar.keys.cache import KeyCache, KeyCachePolicy
 from sidecar.keys.local import LocalKekBackend
 from sidecar.keys.service import KeyService
 from sidecar.keys.store import SqliteKeyStore
+from sidecar.personas.registry import PersonaRegistry, TokenCounter
+from sidecar.personas.service import PersonaService
 from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
 from sidecar.pipeline.keys import KeyLayer
+from sidecar.pipeline.persona import PersonaLayer
 from sidecar.pipeline.route import RouteLayer
 from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.providers._http import HttpClient
@@ -37,6 +41,7 @@ from sidecar.routing.retry import BudgetPolicy, RetryBudgets
 from sidecar.routing.stats import Stats
 from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
+from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
 
 SERVICE_NAME = orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
 _log = logging.getLogger("sidecar")
@@ -53,6 +58,7 @@ class Deps:
     prober: HealthProber | None
     verifier: TokenVerifier
     keys: KeyService | None
+    personas: PersonaService
 
 
 def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
@@ -68,6 +74,7 @@ def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
         prober=prober,
         verifier=TokenVerifier(cfg.secret(cfg.settings.auth.token)),
         keys=build_keys(cfg, clock),
+        personas=build_personas(cfg, clock),
     )
 
 
@@ -109,6 +116,22 @@ def build_keys(cfg: Config, clock: Clock) -> KeyService | None:
     return KeyService(backend, SqliteKeyStore(k.store_path, clock), cache, clock)
 
 
+def build_personas(cfg: Config, clock: Clock, count: TokenCounter = count_tokens) -> PersonaService:
+    """The persona registry and the conversation store (memory, or Redis imported lazily)."""
+    p = cfg.policy.personas
+    registry = PersonaRegistry.from_config(p, tiers=cfg.policy.tiers, routes=cfg.policy.routes, count=count)
+    s = p.sessions
+    policy = StorePolicy(s.ttl_seconds, s.max_history_messages, s.max_switch_history, s.max_conversations)
+    store: ConversationStore
+    if s.store == "redis" and s.redis_url is not None:
+        from sidecar.sessions.redis import RedisConversationStore
+
+        store = RedisConversationStore(s.redis_url, policy, prefix=s.key_prefix)
+    else:
+        store = MemoryConversationStore(policy, clock)
+    return PersonaService(registry, store, clock=clock, memory_default=s.memory)
+
+
 def build_prober(cfg: Config, providers: Mapping[str, Provider], clock: Clock) -> HealthProber | None:
     """Zero-cost probes of every deployment, unless disabled."""
     probes = cfg.policy.routing.probes
@@ -138,7 +161,8 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
         [
             # metrics (outermost: sees every outcome)
             partial(AuthnLayer, verifier=d.verifier),
-            # quota (reserve, settle) -> cache -> persona/session -> context trim
+            partial(PersonaLayer, personas=d.personas),
+            # context trim -> quota (reserve, settle) -> response cache
             partial(RouteLayer, routing=d.routing, clock=d.clock),
             partial(KeyLayer, keys=d.keys, modes={a: r.user_key for a, r in cfg.policy.routes.items()}),
         ],
@@ -164,6 +188,7 @@ class Sidecar:
             verifier=deps.verifier,
             clock=deps.clock,
             keys=deps.keys,
+            personas=deps.personas,
         )
         orchestrator_service_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, self.server)
         self.health = HealthServicer()
@@ -200,6 +225,7 @@ class Sidecar:
     async def _close_dependencies(self) -> None:
         """Close everything even if one close fails: probes, providers, the HTTP pool, the key service."""
         closers = [*(p.aclose for p in self.deps.providers.values()), self.deps.http.aclose]
+        closers.append(self.deps.personas.aclose)
         if self.deps.prober is not None:
             closers.insert(0, self.deps.prober.stop)
         if self.deps.keys is not None:

@@ -11,9 +11,10 @@ from typing import Any, NoReturn
 import grpc
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2
+from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2, personas_pb2
 from sidecar.api import convert
 from sidecar.api import keys as api_keys
+from sidecar.api import personas as api_personas
 from sidecar.api.errors import abort, internal
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Clock, Deadline
@@ -21,6 +22,7 @@ from sidecar.core.errors import KeysDisabledError, SidecarError
 from sidecar.core.layer import Handler, collect
 from sidecar.core.types import Call, CallRecord
 from sidecar.keys.service import KeyService
+from sidecar.personas.service import PersonaService
 from sidecar.pipeline.authn import TokenVerifier
 from sidecar.providers.base import Provider
 from sidecar.routing.plan import Routing
@@ -42,6 +44,7 @@ class OrchestratorServicer:
         verifier: TokenVerifier,
         clock: Clock,
         keys: KeyService | None = None,
+        personas: PersonaService | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._policy = policy
@@ -51,6 +54,7 @@ class OrchestratorServicer:
         self._clock = clock
         self._keys = keys
         self._tiers = convert.Tiers(policy.tier_assignment, tuple(policy.tiers))
+        self._personas = personas
 
     async def Generate(self, request: gen.GenerateRequest, context: Context) -> gen.GenerateResponse:
         call = await self._call(request, context, stream=False)
@@ -127,8 +131,66 @@ class OrchestratorServicer:
             await self._key_failure(context, exc)
         return keys_pb2.RotateKeysResponse(rotated=rotated, failed=failed)
 
+    async def ListPersonas(
+        self, request: personas_pb2.ListPersonasRequest, context: Context
+    ) -> personas_pb2.ListPersonasResponse:
+        service = await self._admit_personas(context)
+        try:
+            category, tier = api_personas.list_filter(request, self._tiers)
+        except SidecarError as err:
+            await abort(context, err)
+        found = service.registry.list(category=category, tier=tier)
+        return personas_pb2.ListPersonasResponse(
+            personas=[api_personas.to_persona(p) for p in found],
+            default_persona_id=service.registry.default or "",
+        )
+
+    async def Switch(
+        self, request: personas_pb2.SwitchRequest, context: Context
+    ) -> personas_pb2.SwitchResponse:
+        service = await self._admit_personas(context)
+        try:
+            result = await service.switch(
+                api_personas.switch_command(request, self._tiers, self._policy.limits)
+            )
+        except Exception as exc:
+            await self._key_failure(context, exc)
+        return api_personas.to_switch_response(result)
+
+    async def ListSwitchHistory(
+        self, request: personas_pb2.ListSwitchHistoryRequest, context: Context
+    ) -> personas_pb2.ListSwitchHistoryResponse:
+        service = await self._admit_personas(context)
+        try:
+            records = await service.switches(*api_personas.history_query(request))
+        except Exception as exc:
+            await self._key_failure(context, exc)
+        return personas_pb2.ListSwitchHistoryResponse(
+            switches=[api_personas.to_switch_record(r) for r in records]
+        )
+
+    async def ClearConversation(
+        self, request: personas_pb2.ClearConversationRequest, context: Context
+    ) -> personas_pb2.ClearConversationResponse:
+        service = await self._admit_personas(context)
+        try:
+            cleared = await service.clear(api_personas.conversation_key(request))
+        except Exception as exc:
+            await self._key_failure(context, exc)
+        return personas_pb2.ClearConversationResponse(cleared=cleared)
+
+    async def _admit_personas(self, context: Context) -> PersonaService:
+        try:
+            self._verifier.verify(convert.credentials_from(context.invocation_metadata()))
+        except SidecarError as err:
+            await abort(context, err)
+        assert self._personas is not None, "the composition root always builds the persona service"
+        return self._personas
+
     async def _key_failure(self, context: Context, exc: Exception) -> NoReturn:
-        """Classified errors go out as they are; anything else (a store I/O error) is INTERNAL, logged."""
+        """Classified errors go out as they are; anything else (a store I/O error) is INTERNAL, logged.
+
+        Used by the key and the persona RPCs alike."""
         if isinstance(exc, grpc.aio.AbortError):
             raise exc
         if isinstance(exc, SidecarError):
@@ -147,10 +209,12 @@ class OrchestratorServicer:
             await abort(context, err)
         return self._keys
 
-    async def _call(self, request: convert.GenerateLike, context: Context, *, stream: bool) -> Call:
+    async def _call(
+        self, request: gen.GenerateRequest | gen.StreamGenerateRequest, context: Context, *, stream: bool
+    ) -> Call:
         record = CallRecord(started_at=self._clock.monotonic())
         try:
-            return convert.to_call(
+            call = convert.to_call(
                 request,
                 stream=stream,
                 limits=self._policy.limits,
@@ -159,6 +223,7 @@ class OrchestratorServicer:
                 record=record,
                 tiers=self._tiers,
             )
+            return api_personas.with_persona_fields(call, request)
         except SidecarError as err:
             _log.info("rejected request", extra={"reason": err.reason, "detail": err.message})
             await abort(context, err)
@@ -175,6 +240,7 @@ class OrchestratorServicer:
         await abort(context, err)
 
     def _summary(self, call: Call) -> gen.GenerationSummary:
-        return convert.to_summary(
+        summary = convert.to_summary(
             call.record, request_id=call.request_id, finished_at=self._clock.monotonic()
         )
+        return api_personas.annotate_summary(summary, call.record)

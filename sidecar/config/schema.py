@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from sidecar.config.keys import KeysSettings
+from sidecar.config.personas import PersonasConfig
 from sidecar.config.routing import RouteConfig, RoutingPolicy
 from sidecar.config.secrets import SecretRef
 from sidecar.config.tiers import DEFAULT_TIERS, TIER_NAME, TierAssignment
@@ -144,6 +145,7 @@ class Policy(_Model):
         default_factory=lambda: {name: TierConfig() for name in DEFAULT_TIERS}, min_length=1
     )
     tier_assignment: TierAssignment = TierAssignment()
+    personas: PersonasConfig = PersonasConfig()
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
@@ -173,6 +175,7 @@ class Policy(_Model):
             for name in self.tiers
             if not re.fullmatch(TIER_NAME, name)
         ]
+        problems += self.personas.problems(self.routes, self.tiers)
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -24,6 +24,7 @@ class Code(enum.Enum):
     UNAVAILABLE = "UNAVAILABLE"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     INTERNAL = "INTERNAL"
+    ABORTED = "ABORTED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,3 +241,41 @@ class ProviderRejectedError(ProviderError):
     code = Code.INVALID_ARGUMENT
     reason = "PROVIDER_REJECTED"
     retryable = False
+
+
+# Persona and session errors: raised by sidecar/personas and sidecar/sessions.
+
+
+class PersonaNotFoundError(SidecarError):
+    """No persona has that id, name or alias; the message and metadata list the candidates."""
+
+    code = Code.INVALID_ARGUMENT
+    reason = "PERSONA_NOT_FOUND"
+
+
+class AmbiguousPersonaError(SidecarError):
+    """A Switch command matches more than one persona; the message and metadata list them."""
+
+    code = Code.INVALID_ARGUMENT
+    reason = "AMBIGUOUS_PERSONA"
+
+
+class PersonaNotAllowedError(SidecarError):
+    """The caller's tier may not use that persona."""
+
+    code = Code.PERMISSION_DENIED
+    reason = "PERSONA_NOT_ALLOWED"
+
+
+class SwitchSupersededError(SidecarError):
+    """A newer Switch of the same conversation arrived before this one was applied."""
+
+    code = Code.ABORTED
+    reason = "SWITCH_SUPERSEDED"
+
+
+class SessionStoreUnavailableError(SidecarError):
+    """The conversation store (Redis) cannot be reached; retry later."""
+
+    code = Code.UNAVAILABLE
+    reason = "SESSION_STORE_UNAVAILABLE"

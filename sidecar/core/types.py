@@ -118,6 +118,7 @@ class CallRecord:
     finish_reason: FinishReason | None = None
     persona: str = ""  # the persona that served the call, set by the persona layer
     cache_hit: bool = False  # answered from the response cache: no provider was called
+    history_messages: int = 0  # stored conversation messages the persona layer put before the new ones
 
     @property
     def cost_usd(self) -> float:
@@ -182,3 +183,5 @@ class Call:
     key_source: KeySource | None = None  # the caller's own provider key, if it brought one
     api_key: Secret | None = None  # resolved per attempt by the key layer; None = platform key
     tier: str = ""  # the caller's tier, resolved at the edge (sidecar/config/tiers.py)
+    persona_id: str = ""  # the persona the request names for this call only ("" = the conversation's)
+    memory: bool | None = None  # keep/use the conversation's history; None = the configured default

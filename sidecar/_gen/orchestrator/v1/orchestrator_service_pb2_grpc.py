@@ -6,6 +6,7 @@ import warnings
 from . import generate_pb2 as orchestrator_dot_v1_dot_generate__pb2
 from . import keys_pb2 as orchestrator_dot_v1_dot_keys__pb2
 from . import models_pb2 as orchestrator_dot_v1_dot_models__pb2
+from . import personas_pb2 as orchestrator_dot_v1_dot_personas__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -36,6 +37,8 @@ class OrchestratorServiceStub:
     (PERMISSION_DENIED: an envelope or key reference of another tenant, user or provider),
     INVALID_KEY_ENVELOPE (INVALID_ARGUMENT), USER_KEY_REQUIRED (FAILED_PRECONDITION),
     KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo) and KEY_UNAVAILABLE (INTERNAL).
+    With personas or memory they may also return PERSONA_NOT_FOUND (INVALID_ARGUMENT, on
+    persona_id), PERSONA_NOT_ALLOWED (PERMISSION_DENIED) and SESSION_STORE_UNAVAILABLE (UNAVAILABLE).
     Every RPC may return UNAUTHENTICATED with reason MISSING_CREDENTIALS or INVALID_CREDENTIALS
     when the sidecar is configured with a shared token.
     """
@@ -81,6 +84,26 @@ class OrchestratorServiceStub:
                 request_serializer=orchestrator_dot_v1_dot_keys__pb2.RotateKeysRequest.SerializeToString,
                 response_deserializer=orchestrator_dot_v1_dot_keys__pb2.RotateKeysResponse.FromString,
                 _registered_method=True)
+        self.ListPersonas = channel.unary_unary(
+                '/orchestrator.v1.OrchestratorService/ListPersonas',
+                request_serializer=orchestrator_dot_v1_dot_personas__pb2.ListPersonasRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_v1_dot_personas__pb2.ListPersonasResponse.FromString,
+                _registered_method=True)
+        self.Switch = channel.unary_unary(
+                '/orchestrator.v1.OrchestratorService/Switch',
+                request_serializer=orchestrator_dot_v1_dot_personas__pb2.SwitchRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_v1_dot_personas__pb2.SwitchResponse.FromString,
+                _registered_method=True)
+        self.ListSwitchHistory = channel.unary_unary(
+                '/orchestrator.v1.OrchestratorService/ListSwitchHistory',
+                request_serializer=orchestrator_dot_v1_dot_personas__pb2.ListSwitchHistoryRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_v1_dot_personas__pb2.ListSwitchHistoryResponse.FromString,
+                _registered_method=True)
+        self.ClearConversation = channel.unary_unary(
+                '/orchestrator.v1.OrchestratorService/ClearConversation',
+                request_serializer=orchestrator_dot_v1_dot_personas__pb2.ClearConversationRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_v1_dot_personas__pb2.ClearConversationResponse.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -92,6 +115,8 @@ class OrchestratorServiceServicer:
     (PERMISSION_DENIED: an envelope or key reference of another tenant, user or provider),
     INVALID_KEY_ENVELOPE (INVALID_ARGUMENT), USER_KEY_REQUIRED (FAILED_PRECONDITION),
     KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo) and KEY_UNAVAILABLE (INTERNAL).
+    With personas or memory they may also return PERSONA_NOT_FOUND (INVALID_ARGUMENT, on
+    persona_id), PERSONA_NOT_ALLOWED (PERMISSION_DENIED) and SESSION_STORE_UNAVAILABLE (UNAVAILABLE).
     Every RPC may return UNAUTHENTICATED with reason MISSING_CREDENTIALS or INVALID_CREDENTIALS
     when the sidecar is configured with a shared token.
     """
@@ -165,6 +190,49 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPersonas(self, request, context):
+        """Lists the configured personas, optionally of one category and usable by one tier.
+
+        Reasons: INVALID_REQUEST (a malformed category or an unknown tier).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Switch(self, request, context):
+        """Sets the active persona of a conversation, by id or by a natural command. One user's
+        Switches and generations are ordered: a Generate uses the persona of every Switch that arrived
+        before it; a newer Switch of the same conversation cancels one still waiting. Every attempt is
+        recorded (ListSwitchHistory).
+
+        Reasons: INVALID_REQUEST, PERSONA_NOT_FOUND (INVALID_ARGUMENT: unknown id or command; the
+        message and metadata.candidates list candidates), AMBIGUOUS_PERSONA (INVALID_ARGUMENT: the
+        command matches several; metadata.candidates lists them), PERSONA_NOT_ALLOWED
+        (PERMISSION_DENIED: the caller's tier may not use it), SWITCH_SUPERSEDED (ABORTED: a newer
+        Switch won), SESSION_STORE_UNAVAILABLE (UNAVAILABLE, with RetryInfo).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSwitchHistory(self, request, context):
+        """Lists a user's Switch attempts, newest first, up to a limit.
+
+        Reasons: INVALID_REQUEST, SESSION_STORE_UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClearConversation(self, request, context):
+        """Forgets a conversation's stored history and active persona.
+
+        Reasons: INVALID_REQUEST, SESSION_STORE_UNAVAILABLE.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -203,6 +271,26 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     request_deserializer=orchestrator_dot_v1_dot_keys__pb2.RotateKeysRequest.FromString,
                     response_serializer=orchestrator_dot_v1_dot_keys__pb2.RotateKeysResponse.SerializeToString,
             ),
+            'ListPersonas': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPersonas,
+                    request_deserializer=orchestrator_dot_v1_dot_personas__pb2.ListPersonasRequest.FromString,
+                    response_serializer=orchestrator_dot_v1_dot_personas__pb2.ListPersonasResponse.SerializeToString,
+            ),
+            'Switch': grpc.unary_unary_rpc_method_handler(
+                    servicer.Switch,
+                    request_deserializer=orchestrator_dot_v1_dot_personas__pb2.SwitchRequest.FromString,
+                    response_serializer=orchestrator_dot_v1_dot_personas__pb2.SwitchResponse.SerializeToString,
+            ),
+            'ListSwitchHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSwitchHistory,
+                    request_deserializer=orchestrator_dot_v1_dot_personas__pb2.ListSwitchHistoryRequest.FromString,
+                    response_serializer=orchestrator_dot_v1_dot_personas__pb2.ListSwitchHistoryResponse.SerializeToString,
+            ),
+            'ClearConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClearConversation,
+                    request_deserializer=orchestrator_dot_v1_dot_personas__pb2.ClearConversationRequest.FromString,
+                    response_serializer=orchestrator_dot_v1_dot_personas__pb2.ClearConversationResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'orchestrator.v1.OrchestratorService', rpc_method_handlers)
@@ -220,6 +308,8 @@ class OrchestratorService:
     (PERMISSION_DENIED: an envelope or key reference of another tenant, user or provider),
     INVALID_KEY_ENVELOPE (INVALID_ARGUMENT), USER_KEY_REQUIRED (FAILED_PRECONDITION),
     KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo) and KEY_UNAVAILABLE (INTERNAL).
+    With personas or memory they may also return PERSONA_NOT_FOUND (INVALID_ARGUMENT, on
+    persona_id), PERSONA_NOT_ALLOWED (PERMISSION_DENIED) and SESSION_STORE_UNAVAILABLE (UNAVAILABLE).
     Every RPC may return UNAUTHENTICATED with reason MISSING_CREDENTIALS or INVALID_CREDENTIALS
     when the sidecar is configured with a shared token.
     """
@@ -403,6 +493,114 @@ class OrchestratorService:
             '/orchestrator.v1.OrchestratorService/RotateKeys',
             orchestrator_dot_v1_dot_keys__pb2.RotateKeysRequest.SerializeToString,
             orchestrator_dot_v1_dot_keys__pb2.RotateKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPersonas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orchestrator.v1.OrchestratorService/ListPersonas',
+            orchestrator_dot_v1_dot_personas__pb2.ListPersonasRequest.SerializeToString,
+            orchestrator_dot_v1_dot_personas__pb2.ListPersonasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Switch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orchestrator.v1.OrchestratorService/Switch',
+            orchestrator_dot_v1_dot_personas__pb2.SwitchRequest.SerializeToString,
+            orchestrator_dot_v1_dot_personas__pb2.SwitchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSwitchHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orchestrator.v1.OrchestratorService/ListSwitchHistory',
+            orchestrator_dot_v1_dot_personas__pb2.ListSwitchHistoryRequest.SerializeToString,
+            orchestrator_dot_v1_dot_personas__pb2.ListSwitchHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClearConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orchestrator.v1.OrchestratorService/ClearConversation',
+            orchestrator_dot_v1_dot_personas__pb2.ClearConversationRequest.SerializeToString,
+            orchestrator_dot_v1_dot_personas__pb2.ClearConversationResponse.FromString,
             options,
             channel_credentials,
             insecure,

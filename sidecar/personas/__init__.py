@@ -1,0 +1,1 @@
+"""Personas: the registry loaded from configuration and persona files, and Switch command matching."""

@@ -1,0 +1,180 @@
+"""The conversation store in Redis, for sidecars that share state (same contract as the memory store).
+
+Key layout (P is the prefix, "orch:conv" by default; T and U the tenant and user, C the
+conversation, each percent-encoded so ":" and braces in ids cannot merge two owners):
+
+    P:{T|U}:c:C    hash: persona, version (the applied Switch ticket), ticket (last one handed out)
+    P:{T|U}:h:C    list: the history, oldest first, JSON {"r": role, "t": text, "n": name}
+    P:{T|U}:sw     list: the user's switch records, newest first, JSON
+
+`{T|U}` is a Redis Cluster hash tag: one user's keys share a slot, so each change is one atomic
+MULTI or Lua script. Every write sets the touched keys' TTL (PEXPIRE) again. `activate` is a Lua
+compare-and-set on the version: a Switch whose ticket is lower than the applied one is refused,
+so the Switch that arrived last wins on every sidecar.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import quote
+
+from sidecar.core.errors import SessionStoreUnavailableError
+from sidecar.core.types import Message, Role
+from sidecar.sessions.store import ConversationKey, Snapshot, StorePolicy, SwitchRecord
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+# KEYS[1] the conversation hash. ARGV: persona, version, ttl ms. Returns {applied, persona before}.
+_ACTIVATE = """
+local cur = tonumber(redis.call("HGET", KEYS[1], "version") or "0")
+local before = redis.call("HGET", KEYS[1], "persona") or ""
+local v = tonumber(ARGV[2])
+if v <= cur then
+  redis.call("PEXPIRE", KEYS[1], ARGV[3])
+  return {0, before}
+end
+redis.call("HSET", KEYS[1], "persona", ARGV[1], "version", ARGV[2])
+redis.call("PEXPIRE", KEYS[1], ARGV[3])
+return {1, before}
+"""
+
+# KEYS[1] the conversation hash. ARGV: ttl ms. A ticket above both the last ticket and the version.
+_TICKET = """
+local f = redis.call("HMGET", KEYS[1], "ticket", "version")
+local t = math.max(tonumber(f[1] or "0"), tonumber(f[2] or "0")) + 1
+redis.call("HSET", KEYS[1], "ticket", t)
+redis.call("PEXPIRE", KEYS[1], ARGV[1])
+return t
+"""
+
+
+class RedisConversationStore:
+    def __init__(self, url: str, policy: StorePolicy, *, prefix: str = "orch:conv") -> None:
+        from redis.asyncio import Redis
+
+        self._redis: Redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self._policy, self._prefix = policy, prefix
+        self._ttl_ms = max(1, int(policy.ttl_seconds * 1000))
+        self._activate = self._redis.register_script(_ACTIVATE)
+        self._ticket = self._redis.register_script(_TICKET)
+
+    def _base(self, tenant: str, user: str) -> str:
+        return f"{self._prefix}:{{{quote(tenant, safe='')}|{quote(user, safe='')}}}:"
+
+    def _keys(self, key: ConversationKey) -> tuple[str, str]:
+        base, conv = self._base(key.tenant, key.user), quote(key.conversation, safe="")
+        return f"{base}c:{conv}", f"{base}h:{conv}"
+
+    async def snapshot(self, key: ConversationKey, *, history: bool) -> Snapshot:
+        state, hist = self._keys(key)
+        async with _classified():
+            if not history:
+                persona, version = await self._redis.hmget(state, ["persona", "version"])  # type: ignore[misc]
+                return Snapshot(_str(persona), int(version or 0))
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hmget(state, ["persona", "version"])
+                pipe.lrange(hist, 0, -1)
+                (persona, version), raw = await pipe.execute()
+        return Snapshot(_str(persona), int(version or 0), tuple(_message(m) for m in raw))
+
+    async def next_version(self, key: ConversationKey) -> int:
+        async with _classified():
+            return int(await self._ticket(keys=[self._keys(key)[0]], args=[self._ttl_ms]))
+
+    async def activate(self, key: ConversationKey, persona_id: str, version: int) -> tuple[bool, str]:
+        async with _classified():
+            applied, before = await self._activate(
+                keys=[self._keys(key)[0]], args=[persona_id, version, self._ttl_ms]
+            )
+        return bool(int(applied)), _str(before)
+
+    async def append(self, key: ConversationKey, messages: tuple[Message, ...]) -> None:
+        if not messages:
+            return
+        state, hist = self._keys(key)
+        async with _classified(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(hist, *(json.dumps({"r": m.role.value, "t": m.text, "n": m.name}) for m in messages))
+            pipe.ltrim(hist, -self._policy.max_history_messages, -1)
+            pipe.pexpire(hist, self._ttl_ms)
+            pipe.pexpire(state, self._ttl_ms)
+            await pipe.execute()
+
+    async def clear(self, key: ConversationKey) -> bool:
+        state, hist = self._keys(key)
+        async with _classified(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(hist)
+            pipe.hdel(state, "persona")
+            removed_history, removed_persona = await pipe.execute()
+        return bool(removed_history or removed_persona)
+
+    async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None:
+        key = self._base(tenant, user) + "sw"
+        data = {
+            "c": record.conversation_id,
+            "f": record.from_persona,
+            "to": record.to_persona,
+            "cmd": record.command,
+            "ok": record.success,
+            "e": record.error,
+            "at": record.at,
+            "v": record.version,
+        }
+        async with _classified(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(key, json.dumps(data))
+            pipe.ltrim(key, 0, self._policy.max_switch_history - 1)
+            pipe.pexpire(key, self._ttl_ms)
+            await pipe.execute()
+
+    async def switches(self, tenant: str, user: str, conversation: str, limit: int) -> list[SwitchRecord]:
+        key = self._base(tenant, user) + "sw"
+        async with _classified():
+            raw = await self._redis.lrange(key, 0, self._policy.max_switch_history - 1)  # type: ignore[misc]
+        records = (_record(r) for r in raw)
+        found = (r for r in records if not conversation or r.conversation_id == conversation)
+        return [r for _, r in zip(range(limit), found, strict=False)]
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+
+@asynccontextmanager
+async def _classified() -> AsyncIterator[None]:
+    """Redis connection trouble -> SESSION_STORE_UNAVAILABLE (retryable); other errors are bugs."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise SessionStoreUnavailableError(
+            "the conversation store (Redis) is unreachable; retry later", retry_after=1.0
+        ) from exc
+
+
+def _str(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _message(raw: bytes | str) -> Message:
+    data = cast(dict[str, str], json.loads(raw))
+    return Message(Role(data["r"]), data["t"], data.get("n", ""))
+
+
+def _record(raw: bytes | str) -> SwitchRecord:
+    d = json.loads(raw)
+    return SwitchRecord(
+        conversation_id=d["c"],
+        from_persona=d["f"],
+        to_persona=d["to"],
+        command=d["cmd"],
+        success=bool(d["ok"]),
+        error=d["e"],
+        at=float(d["at"]),
+        version=int(d["v"]),
+    )

@@ -1,0 +1,189 @@
+"""The conversation store: one typed interface, an in-memory implementation (the embedded default).
+
+State per conversation (tenant, user, conversation id): the active persona, the version of the
+Switch that set it, a ticket counter for Switches, and the history (user and assistant messages,
+oldest first, capped). Per user (tenant, user): the switch history, newest first, capped.
+Every write refreshes the entry's TTL; an entry not written for `ttl_seconds` is gone.
+
+Last Switch wins, also across sidecars sharing a store: a Switch takes a ticket (`next_version`,
+strictly increasing per conversation) when it arrives, and `activate` applies it only if no Switch
+with a higher ticket has been applied already.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sidecar.core.clock import Clock
+from sidecar.core.types import Message
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationKey:
+    tenant: str
+    user: str
+    conversation: str
+
+    @property
+    def owner(self) -> tuple[str, str]:
+        return (self.tenant, self.user)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A conversation's state as one call sees it."""
+
+    persona_id: str = ""  # "" = none chosen
+    version: int = 0  # ticket of the Switch that set it
+    history: tuple[Message, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchRecord:
+    conversation_id: str
+    from_persona: str
+    to_persona: str
+    command: str
+    success: bool
+    error: str  # the ErrorInfo reason of a failed switch, "" on success
+    at: float  # wall-clock seconds
+    version: int = 0  # the ticket it took; 0 when it failed before taking one
+
+
+@dataclass(frozen=True, slots=True)
+class StorePolicy:
+    ttl_seconds: float
+    max_history_messages: int
+    max_switch_history: int
+    max_conversations: int = 100_000
+
+
+class ConversationStore(Protocol):
+    async def snapshot(self, key: ConversationKey, *, history: bool) -> Snapshot: ...
+
+    async def next_version(self, key: ConversationKey) -> int:
+        """A new Switch ticket for the conversation, greater than every earlier one."""
+        ...
+
+    async def activate(self, key: ConversationKey, persona_id: str, version: int) -> tuple[bool, str]:
+        """Set the active persona unless a higher version is applied; (applied, persona before)."""
+        ...
+
+    async def append(self, key: ConversationKey, messages: tuple[Message, ...]) -> None:
+        """Add to the history, dropping the oldest beyond the cap."""
+        ...
+
+    async def clear(self, key: ConversationKey) -> bool:
+        """Forget the history and the active persona (the version counter stays); True if any."""
+        ...
+
+    async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None: ...
+
+    async def switches(self, tenant: str, user: str, conversation: str, limit: int) -> list[SwitchRecord]:
+        """The user's switches, newest first; only one conversation's when `conversation` is set."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(slots=True)
+class _Conversation:
+    expires_at: float
+    persona_id: str = ""
+    version: int = 0
+    ticket: int = 0
+    history: deque[Message] = field(default_factory=deque)
+
+
+@dataclass(slots=True)
+class _Switches:
+    expires_at: float
+    records: deque[SwitchRecord] = field(default_factory=deque)
+
+
+class MemoryConversationStore:
+    """One process's conversations, bounded by count (least recently written dropped first)."""
+
+    def __init__(self, policy: StorePolicy, clock: Clock) -> None:
+        self._policy, self._clock = policy, clock
+        self._convs: OrderedDict[ConversationKey, _Conversation] = OrderedDict()
+        self._switches: OrderedDict[tuple[str, str], _Switches] = OrderedDict()
+
+    def _live(self, key: ConversationKey) -> _Conversation | None:
+        conv = self._convs.get(key)
+        if conv is not None and conv.expires_at <= self._clock.monotonic():
+            del self._convs[key]
+            return None
+        return conv
+
+    def _write(self, key: ConversationKey) -> _Conversation:
+        """The conversation for writing: created if needed, TTL refreshed, most recent in LRU order."""
+        expires = self._clock.monotonic() + self._policy.ttl_seconds
+        conv = self._live(key)
+        if conv is None:
+            conv = self._convs[key] = _Conversation(expires)
+            while len(self._convs) > self._policy.max_conversations:
+                self._convs.popitem(last=False)
+        conv.expires_at = expires
+        self._convs.move_to_end(key)
+        return conv
+
+    async def snapshot(self, key: ConversationKey, *, history: bool) -> Snapshot:
+        conv = self._live(key)
+        if conv is None:
+            return Snapshot()
+        return Snapshot(conv.persona_id, conv.version, tuple(conv.history) if history else ())
+
+    async def next_version(self, key: ConversationKey) -> int:
+        conv = self._write(key)
+        conv.ticket = max(conv.ticket, conv.version) + 1
+        return conv.ticket
+
+    async def activate(self, key: ConversationKey, persona_id: str, version: int) -> tuple[bool, str]:
+        conv = self._write(key)
+        before = conv.persona_id
+        if version <= conv.version:
+            return False, before
+        conv.persona_id, conv.version = persona_id, version
+        return True, before
+
+    async def append(self, key: ConversationKey, messages: tuple[Message, ...]) -> None:
+        conv = self._write(key)
+        conv.history.extend(messages)
+        while len(conv.history) > self._policy.max_history_messages:
+            conv.history.popleft()
+
+    async def clear(self, key: ConversationKey) -> bool:
+        conv = self._live(key)
+        if conv is None or not (conv.history or conv.persona_id):
+            return False
+        conv.history.clear()
+        conv.persona_id = ""
+        return True
+
+    async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None:
+        owner = (tenant, user)
+        expires = self._clock.monotonic() + self._policy.ttl_seconds
+        entry = self._switches.get(owner)
+        if entry is None or entry.expires_at <= self._clock.monotonic():
+            entry = self._switches[owner] = _Switches(expires)
+            while len(self._switches) > self._policy.max_conversations:
+                self._switches.popitem(last=False)
+        entry.expires_at = expires
+        self._switches.move_to_end(owner)
+        entry.records.appendleft(record)
+        while len(entry.records) > self._policy.max_switch_history:
+            entry.records.pop()
+
+    async def switches(self, tenant: str, user: str, conversation: str, limit: int) -> list[SwitchRecord]:
+        entry = self._switches.get((tenant, user))
+        if entry is None or entry.expires_at <= self._clock.monotonic():
+            return []
+        found = (r for r in entry.records if not conversation or r.conversation_id == conversation)
+        return [r for _, r in zip(range(limit), found, strict=False)]
+
+    async def aclose(self) -> None:
+        self._convs.clear()
+        self._switches.clear()

@@ -1,0 +1,93 @@
+"""Switch command parsing: exact, alias, case, spaces, prefixes, ambiguous, unknown, not allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from sidecar.core.errors import AmbiguousPersonaError, PersonaNotAllowedError, PersonaNotFoundError
+from sidecar.personas.matching import CommandMatcher, strip_command
+from sidecar.personas.registry import ensure_allowed
+from tests.support.personas import registry
+
+MATCHER = CommandMatcher(registry())
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("Mr Blue", "mr-blue"),  # exact name
+        ("mr-blue", "mr-blue"),  # exact id
+        ("use Mr Blue", "mr-blue"),
+        ("USE MR BLUE", "mr-blue"),  # case
+        ("  use   mr    blue  ", "mr-blue"),  # spaces
+        ("use mrblue", "mr-blue"),  # spaces removed entirely
+        ("use blue", "mr-blue"),  # alias
+        ("switch to Dashboard Architect", "dashboard-architect"),
+        ("Switch to dashboardarchitect.", "dashboard-architect"),  # trailing punctuation
+        ("please change to the architect", None),  # "the architect" names nothing
+        ("please change to architect!", "dashboard-architect"),
+        ("talk to dash", "dashboard-architect"),  # alias
+        ("use dashb", "dashboard-architect"),  # unique prefix
+        ("use Agent #79", "agent-79"),
+        ("use agent#79", "agent-79"),
+        ("use agent 79", "agent-79"),  # punctuation ignored
+        ("use AGENT-79", "agent-79"),
+        ("activate persona Agent #80", "agent-80"),
+        ("select agent-80", "agent-80"),
+    ],
+)
+def test_commands_that_name_one_persona(command: str, expected: str | None) -> None:
+    if expected is None:
+        with pytest.raises(PersonaNotFoundError):
+            MATCHER.match(command, tier="enterprise")
+        return
+    assert MATCHER.match(command, tier="enterprise").id == expected
+
+
+@pytest.mark.parametrize("command", ["use agent", "switch to Agent #", "AGENT"])
+def test_ambiguous_commands_list_the_candidates(command: str) -> None:
+    with pytest.raises(AmbiguousPersonaError) as info:
+        MATCHER.match(command, tier="enterprise")
+    err = info.value
+    assert err.metadata["candidates"] == "agent-79,agent-80"
+    assert "Agent #79 (agent-79)" in err.message and "Agent #80 (agent-80)" in err.message
+    assert err.violations[0].field == "command"
+
+
+def test_unknown_command_lists_close_candidates() -> None:
+    with pytest.raises(PersonaNotFoundError) as info:
+        MATCHER.match("use Mr Bleu", tier="free")
+    assert info.value.metadata["candidates"].split(",")[0] == "mr-blue"
+    assert info.value.violations[0].field == "command"
+
+
+def test_unknown_command_without_close_names_lists_what_the_tier_may_use() -> None:
+    with pytest.raises(PersonaNotFoundError) as info:
+        MATCHER.match("use Zorglub the Magnificent", tier="free")
+    # dashboard-architect and agent-80 are not for the free tier
+    assert info.value.metadata["candidates"] == "agent-79,mr-blue"
+
+
+@pytest.mark.parametrize("command", ["", "   ", "use", "use ", "x"])
+def test_commands_without_a_name_are_unknown(command: str) -> None:
+    with pytest.raises(PersonaNotFoundError):
+        MATCHER.match(command, tier="free")
+
+
+def test_a_persona_the_tier_may_not_use_is_permission_denied() -> None:
+    persona = MATCHER.match("use Dashboard Architect", tier="free")
+    with pytest.raises(PersonaNotAllowedError) as info:
+        ensure_allowed(persona, "free")
+    assert info.value.metadata == {"personaId": "dashboard-architect", "tier": "free"}
+    ensure_allowed(persona, "professional")
+
+
+def test_a_name_that_starts_with_a_verb_still_matches() -> None:
+    reg = registry(personas=[{"id": "uc", "name": "Use Case Analyst", "system_prompt": "p"}])
+    assert CommandMatcher(reg).match("Use Case Analyst", tier="free").id == "uc"
+    assert CommandMatcher(reg).match("use use case analyst", tier="free").id == "uc"
+
+
+def test_strip_command() -> None:
+    assert strip_command("Please switch over to  Mr Blue!") == "mr blue"
+    assert strip_command("use the persona Agent #79") == "agent #79"

@@ -1,0 +1,180 @@
+"""One suite for both conversation stores: in memory and a real Redis (`conversation_store`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sidecar.core.types import Message, Role
+from sidecar.sessions.store import ConversationKey, ConversationStore, MemoryConversationStore, SwitchRecord
+from tests.conftest import FakeClock
+from tests.support.personas import POLICY
+
+K = ConversationKey("t1", "u1", "c1")
+
+
+def msgs(*texts: str) -> tuple[Message, ...]:
+    roles = (Role.USER, Role.ASSISTANT)
+    return tuple(Message(roles[i % 2], t) for i, t in enumerate(texts))
+
+
+def rec(conv: str, to: str, at: float, ok: bool = True) -> SwitchRecord:
+    return SwitchRecord(conv, "", to, f"use {to}", ok, "" if ok else "SWITCH_SUPERSEDED", at, 1)
+
+
+async def test_empty_conversation(conversation_store: ConversationStore) -> None:
+    snap = await conversation_store.snapshot(K, history=True)
+    assert (snap.persona_id, snap.version, snap.history) == ("", 0, ())
+
+
+async def test_last_version_wins(conversation_store: ConversationStore) -> None:
+    s = conversation_store
+    v1, v2, v3 = [await s.next_version(K) for _ in range(3)]
+    assert v1 < v2 < v3
+    assert await s.activate(K, "b", v2) == (True, "")
+    assert await s.activate(K, "a", v1) == (False, "b")  # arrived earlier, applied later: refused
+    assert await s.activate(K, "c", v3) == (True, "b")
+    assert await s.activate(K, "x", v3) == (False, "c")  # a version applies once
+    snap = await s.snapshot(K, history=False)
+    assert (snap.persona_id, snap.version) == ("c", v3)
+    assert await s.next_version(K) > v3
+
+
+async def test_history_is_appended_in_order_and_capped(conversation_store: ConversationStore) -> None:
+    s = conversation_store
+    await s.append(K, msgs("q1", "a1"))
+    await s.append(K, msgs("q2", "a2", "q3", "a3"))
+    assert [m.text for m in (await s.snapshot(K, history=True)).history] == [
+        "q1",
+        "a1",
+        "q2",
+        "a2",
+        "q3",
+        "a3",
+    ]
+    await s.append(
+        K, (Message(Role.USER, 'q4 ünïcode, "quotes"\n', name="bob"), Message(Role.ASSISTANT, "a4"))
+    )
+    history = (await s.snapshot(K, history=True)).history
+    assert len(history) == POLICY.max_history_messages
+    assert [m.text for m in history][:2] == ["q2", "a2"]  # the oldest went first
+    assert history[-2] == Message(Role.USER, 'q4 ünïcode, "quotes"\n', name="bob")
+    assert (await s.snapshot(K, history=False)).history == ()  # only when asked for
+
+
+async def test_tenants_users_and_conversations_are_isolated(conversation_store: ConversationStore) -> None:
+    s = conversation_store
+    others = [
+        ConversationKey("t2", "u1", "c1"),
+        ConversationKey("t1", "u2", "c1"),
+        ConversationKey("t1", "u1", "c2"),
+        ConversationKey("t1:u1", "", "c1"),  # separators inside ids cannot merge owners
+        ConversationKey("t1", "u1|c1", ""),
+    ]
+    await s.activate(K, "mine", await s.next_version(K))
+    await s.append(K, msgs("secret"))
+    await s.record_switch("t1", "u1", rec("c1", "mine", 1.0))
+    for other in others:
+        snap = await s.snapshot(other, history=True)
+        assert (snap.persona_id, snap.history) == ("", ()), other
+        assert await s.switches(other.tenant, other.user, other.conversation, 10) == [], other
+
+
+async def test_switch_history_newest_first_with_limit_and_filter(
+    conversation_store: ConversationStore,
+) -> None:
+    s = conversation_store
+    for i in range(5):
+        await s.record_switch("t1", "u1", rec("c1" if i % 2 == 0 else "c2", f"p{i}", float(i), ok=i != 3))
+    all_ = await s.switches("t1", "u1", "", 10)
+    assert [r.to_persona for r in all_] == ["p4", "p3", "p2", "p1", "p0"]
+    assert all_[1] == rec("c2", "p3", 3.0, ok=False)
+    assert [r.to_persona for r in await s.switches("t1", "u1", "", 2)] == ["p4", "p3"]
+    assert [r.to_persona for r in await s.switches("t1", "u1", "c2", 10)] == ["p3", "p1"]
+
+
+async def test_switch_history_is_capped(conversation_store: ConversationStore) -> None:
+    s = conversation_store
+    for i in range(POLICY.max_switch_history + 5):
+        await s.record_switch("t1", "u1", rec("c1", f"p{i}", float(i)))
+    kept = await s.switches("t1", "u1", "", 1000)
+    assert len(kept) == POLICY.max_switch_history
+    assert kept[0].to_persona == f"p{POLICY.max_switch_history + 4}"
+
+
+async def test_clear_forgets_history_and_persona_not_the_version(
+    conversation_store: ConversationStore,
+) -> None:
+    s = conversation_store
+    assert await s.clear(K) is False
+    v = await s.next_version(K)
+    await s.activate(K, "p", v)
+    await s.append(K, msgs("q", "a"))
+    assert await s.clear(K) is True
+    snap = await s.snapshot(K, history=True)
+    assert (snap.persona_id, snap.history) == ("", ())
+    assert await s.next_version(K) > v  # an older pending Switch still cannot win after a clear
+
+
+async def test_concurrent_tickets_are_unique(conversation_store: ConversationStore) -> None:
+    tickets = await asyncio.gather(*(conversation_store.next_version(K) for _ in range(50)))
+    assert len(set(tickets)) == 50
+
+
+async def test_memory_ttl_with_the_injected_clock(clock: FakeClock) -> None:
+    s = MemoryConversationStore(POLICY, clock)
+    await s.append(K, msgs("q", "a"))
+    await s.record_switch("t1", "u1", rec("c1", "p", 1.0))
+    clock.advance(POLICY.ttl_seconds - 1)
+    await s.append(K, msgs("q2"))  # a write refreshes the TTL
+    clock.advance(POLICY.ttl_seconds - 1)
+    assert len((await s.snapshot(K, history=True)).history) == 3
+    assert await s.switches("t1", "u1", "", 10) == []  # not written for a whole TTL
+    clock.advance(1)
+    assert (await s.snapshot(K, history=True)).history == ()
+
+
+async def test_memory_store_is_bounded(clock: FakeClock) -> None:
+    s = MemoryConversationStore(POLICY, clock)
+    for i in range(POLICY.max_conversations + 10):
+        await s.append(ConversationKey("t", "u", f"c{i}"), msgs("q"))
+    assert (await s.snapshot(ConversationKey("t", "u", "c0"), history=True)).history == ()
+    last = ConversationKey("t", "u", f"c{POLICY.max_conversations + 9}")
+    assert len((await s.snapshot(last, history=True)).history) == 1
+
+
+async def test_redis_keys_carry_the_ttl(redis_url: str) -> None:
+    from redis.asyncio import Redis
+
+    from sidecar.sessions.redis import RedisConversationStore
+
+    store = RedisConversationStore(redis_url, POLICY, prefix="ttlcheck")
+    client = Redis.from_url(redis_url)
+    try:
+        await store.activate(K, "p", await store.next_version(K))
+        await store.append(K, msgs("q", "a"))
+        await store.record_switch("t1", "u1", rec("c1", "p", 1.0))
+        keys = sorted(k.decode() for k in await client.keys("ttlcheck:*"))
+        assert keys == ["ttlcheck:{t1|u1}:c:c1", "ttlcheck:{t1|u1}:h:c1", "ttlcheck:{t1|u1}:sw"]
+        for key in keys:
+            ttl_ms = await client.pttl(key)
+            assert 0 < ttl_ms <= POLICY.ttl_seconds * 1000, key
+    finally:
+        await client.delete(*await client.keys("ttlcheck:*"))
+        await client.aclose()
+        await store.aclose()
+
+
+async def test_redis_unreachable_is_session_store_unavailable() -> None:
+    from sidecar.core.errors import SessionStoreUnavailableError
+    from sidecar.sessions.redis import RedisConversationStore
+    from tests.conftest import free_port
+
+    store = RedisConversationStore(f"redis://127.0.0.1:{free_port()}/0", POLICY)
+    try:
+        with pytest.raises(SessionStoreUnavailableError) as info:
+            await store.snapshot(K, history=True)
+        assert info.value.retry_after == 1.0
+    finally:
+        await store.aclose()
