@@ -118,6 +118,9 @@ class CallRecord:
     finish_reason: FinishReason | None = None
     persona: str = ""  # the persona that served the call, set by the persona layer
     cache_hit: bool = False  # answered from the response cache: no provider was called
+    context_tokens_removed: int = 0  # prompt tokens the context layer trimmed (net of a summary)
+    context_messages_removed: int = 0  # messages the context layer dropped
+    context_summarized: bool = False  # the dropped messages were replaced by a summary
 
     @property
     def cost_usd(self) -> float:
@@ -182,3 +185,4 @@ class Call:
     key_source: KeySource | None = None  # the caller's own provider key, if it brought one
     api_key: Secret | None = None  # resolved per attempt by the key layer; None = platform key
     tier: str = ""  # the caller's tier, resolved at the edge (sidecar/config/tiers.py)
+    cache_bypass: bool = False  # the caller asked the response cache to stay out of this call
