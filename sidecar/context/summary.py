@@ -41,6 +41,11 @@ class Summarizer:
     def __init__(self, handler: Handler, *, config: SummaryConfig, store: ByteStore | None, clock: Clock):
         self._handler, self._config, self._store, self._clock = handler, config, store, clock
 
+    @property
+    def max_tokens(self) -> int:
+        """The longest summary asked for: the trim leaves this much room for it."""
+        return self._config.max_tokens
+
     async def summarize(self, call: Call, dropped: Sequence[Message]) -> str | None:
         """The summary text, from the cache or the route; None when it could not be had."""
         key = self._key(call, dropped)

@@ -67,8 +67,8 @@ class ContextLayer:
     async def _trimmed(self, call: Call, budgets: list[Budget], result: Fit) -> Call:
         messages = (*result.pinned, *result.kept)
         summarized = False
-        if self._summarizer is not None and self._policy.summary is not None:
-            reserve = self._policy.summary.max_tokens + SUMMARY_OVERHEAD
+        if self._summarizer is not None:
+            reserve = self._summarizer.max_tokens + SUMMARY_OVERHEAD
             roomy = fit(call.messages, budgets, self._policy.max_recent_messages, reserve=reserve)
             text = await self._summarizer.summarize(call, roomy.dropped)
             if text is not None:
