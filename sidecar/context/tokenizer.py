@@ -13,7 +13,9 @@ one that is billed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +51,33 @@ class TokenCounter:
         return self.priming + sum(self.count_message(m) for m in messages)
 
 
+class MemoizedCount:
+    """Remembers the counts of long texts by a digest of them (never the text itself): a long
+    conversation resends the same messages every turn, and hashing is ~30x cheaper than encoding.
+    Bounded: the least recently used counts go first."""
+
+    MIN_CHARS = 256  # shorter texts are cheaper to count than to hash
+
+    def __init__(self, count: Callable[[str], int], max_entries: int = 50_000) -> None:
+        self._count, self._max = count, max_entries
+        self._known: OrderedDict[bytes, int] = OrderedDict()
+
+    def __call__(self, text: str) -> int:
+        if len(text) < self.MIN_CHARS:
+            return self._count(text)
+        key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+        known = self._known.get(key)
+        if known is not None:
+            self._known.move_to_end(key)
+            return known
+        n = self._known[key] = self._count(text)
+        if len(self._known) > self._max:
+            self._known.popitem(last=False)
+        return n
+
+
 ESTIMATE_COUNTER = TokenCounter(
-    ESTIMATE, estimate.count_tokens, estimate.MESSAGE_OVERHEAD, 0, estimate.REPLY_PRIMING
+    ESTIMATE, MemoizedCount(estimate.count_tokens), estimate.MESSAGE_OVERHEAD, 0, estimate.REPLY_PRIMING
 )
 
 
@@ -58,7 +85,7 @@ def tiktoken_counter(encoding: tiktoken.Encoding) -> TokenCounter:
     def count(text: str) -> int:
         return len(encoding.encode_ordinary(text))
 
-    return TokenCounter(encoding.name, count, per_message=3, per_name=1, priming=3)
+    return TokenCounter(encoding.name, MemoizedCount(count), per_message=3, per_name=1, priming=3)
 
 
 def wanted_encoding(deployment: DeploymentConfig) -> str:

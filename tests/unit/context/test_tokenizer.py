@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.config.schema import DeploymentConfig
-from sidecar.context.tokenizer import ESTIMATE_COUNTER, Tokenizers, wanted_encoding
+from sidecar.context.tokenizer import ESTIMATE_COUNTER, MemoizedCount, Tokenizers, wanted_encoding
 from sidecar.core.tokens import count_prompt_tokens
 from sidecar.core.types import Message, Role
 
@@ -74,3 +74,18 @@ def test_only_wanted_encodings_are_loaded(caplog: pytest.LogCaptureFixture) -> N
     with caplog.at_level(logging.WARNING, logger="sidecar.context"):
         Tokenizers.build({"e": deployment("echo", "e")}, directory=None)
     assert not caplog.records
+
+
+def test_long_texts_are_counted_once_and_the_memo_is_bounded() -> None:
+    seen: list[str] = []
+
+    def count(text: str) -> int:
+        seen.append(text)
+        return len(text)
+
+    memo = MemoizedCount(count, max_entries=2)
+    long = ["a" * 300, "b" * 300, "c" * 300]
+    assert [memo(t) for t in (*long, long[2], "short", "short")] == [300, 300, 300, 300, 5, 5]
+    assert seen == [*long, "short", "short"]  # the repeat of a long text was remembered; short ones never
+    memo(long[0])
+    assert seen[-1] == long[0]  # the oldest was forgotten: at most 2 remembered
