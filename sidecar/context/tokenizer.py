@@ -58,7 +58,7 @@ class MemoizedCount:
 
     MIN_CHARS = 256  # shorter texts are cheaper to count than to hash
 
-    def __init__(self, count: Callable[[str], int], max_entries: int = 50_000) -> None:
+    def __init__(self, count: Callable[[str], int], max_entries: int = 20_000) -> None:
         self._count, self._max = count, max_entries
         self._known: OrderedDict[bytes, int] = OrderedDict()
 

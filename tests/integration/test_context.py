@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import grpc
@@ -108,3 +109,28 @@ async def test_trimming_can_be_turned_off(serve: Any) -> None:
     reply = await s.stub.Generate(gen.GenerateRequest(messages=messages))
     assert reply.summary.context_messages_removed == 0
     assert reply.summary.usage.prompt_tokens == ESTIMATE_COUNTER.count_prompt(domain(messages))
+
+
+async def test_summaries_are_cached_in_redis(serve: Any, redis_url: str) -> None:
+    from redis.asyncio import Redis
+
+    namespace = f"ctx{uuid.uuid4().hex[:12]}"
+    s = await serve(
+        {
+            "settings": {"cache": {"backend": "redis", "redis_url": redis_url, "namespace": namespace}},
+            "policy": policy(max_recent_messages=4, summary={"route": "cheap", "cache_ttl_seconds": 300}),
+        }
+    )
+    messages = long_conversation(6)
+    replies = [
+        await s.stub.Generate(gen.GenerateRequest(messages=messages, tenant_id="acme")) for _ in range(2)
+    ]
+    assert all(r.summary.context_summarized for r in replies)
+    assert replies[0].summary.usage.prompt_tokens == replies[1].summary.usage.prompt_tokens
+    client = Redis.from_url(redis_url)
+    try:
+        keys = await client.keys(f"{namespace}:summary:*")
+        assert len(keys) == 1 and 0 < await client.ttl(keys[0]) <= 300
+        assert not await client.keys(f"{namespace}:answer:*")  # the response cache itself is off
+    finally:
+        await client.aclose()

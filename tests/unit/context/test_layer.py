@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -169,3 +170,21 @@ async def test_a_summary_that_does_not_fit_is_left_out(clock: FakeClock) -> None
     await collect(layer(inner, summarizer(route, None, clock, max_tokens=20), max_recent_messages=4), call)
     assert not call.record.context_summarized
     assert all("blah" not in m.text for m in inner.calls[0].messages)
+
+
+class Hanging(Route):
+    async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+        self.calls.append(call)
+        await asyncio.Event().wait()
+        yield FINAL
+
+
+async def test_a_slow_summary_is_given_up(clock: FakeClock) -> None:
+    """The one real wait in these tests: the summary's own timeout (10 ms) is asyncio's, not the clock's."""
+    inner, route = Inner(), Hanging()
+    call = conversation(clock, 12, words=1)
+    await collect(
+        layer(inner, summarizer(route, None, clock, timeout_seconds=0.01), max_recent_messages=4), call
+    )
+    assert len(route.calls) == 1 and not call.record.context_summarized
+    assert len(inner.calls[0].messages) == 5
