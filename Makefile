@@ -7,7 +7,7 @@ BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 CONFIG ?=
 
-.PHONY: run setup system-deps proto check-proto lint typecheck test unit integration e2e-llm bench clean
+.PHONY: run setup system-deps encodings proto check-proto lint typecheck test unit integration e2e-llm bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,7 +26,13 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; \
 	  else echo "redis-server is missing: install Debian's redis-server (tests that need it skip outside CI)"; fi; }
 
-setup: $(STAMP) $(BUF) system-deps
+## tiktoken's cl100k_base / o200k_base rank files for exact OpenAI token counts, rebuilt from the npm
+## package js-tiktoken and checked against tiktoken's published SHA-256 (nothing is fetched once present).
+ENCODINGS := .cache/tiktoken
+encodings: $(STAMP)
+	$(BIN)/python scripts/fetch_encodings.py $(ENCODINGS)
+
+setup: $(STAMP) $(BUF) system-deps encodings
 
 ## Start the sidecar on the embedded default (echo route, no external services).
 run: $(STAMP)

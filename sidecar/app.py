@@ -15,9 +15,12 @@ from grpc_reflection.v1alpha import reflection
 
 from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2, orchestrator_service_pb2_grpc
 from sidecar.api.servicer import OrchestratorServicer
+from sidecar.cache.store import AiocacheStore, ByteStore
 from sidecar.config.schema import Config
+from sidecar.context.summary import Summarizer
+from sidecar.context.tokenizer import Tokenizers
 from sidecar.core.clock import Clock, SystemClock
-from sidecar.core.layer import Handler, compose
+from sidecar.core.layer import Handler, Layer, compose
 from sidecar.core.tokens import count_tokens
 from sidecar.keys.backend import KeyBackend
 from sidecar.keys.cache import KeyCache, KeyCachePolicy
@@ -27,6 +30,8 @@ from sidecar.keys.store import SqliteKeyStore
 from sidecar.personas.registry import PersonaRegistry, TokenCounter
 from sidecar.personas.service import PersonaService
 from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
+from sidecar.pipeline.cache import CacheLayer
+from sidecar.pipeline.context import ContextLayer
 from sidecar.pipeline.keys import KeyLayer
 from sidecar.pipeline.persona import PersonaLayer
 from sidecar.pipeline.route import RouteLayer
@@ -59,6 +64,8 @@ class Deps:
     verifier: TokenVerifier
     keys: KeyService | None
     personas: PersonaService
+    tokenizers: Tokenizers
+    cache: ByteStore | None  # answers and summaries; None when neither is configured
 
 
 def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
@@ -75,7 +82,28 @@ def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
         verifier=TokenVerifier(cfg.secret(cfg.settings.auth.token)),
         keys=build_keys(cfg, clock),
         personas=build_personas(cfg, clock),
+        tokenizers=Tokenizers.build(cfg.policy.deployments, cfg.policy.context.encodings_dir),
+        cache=build_cache(cfg),
     )
+
+
+def build_cache(cfg: Config) -> ByteStore | None:
+    """The store for cached answers and summaries (aiocache, imported only when one is configured)."""
+    c = cfg.settings.cache
+    if not c.enabled and cfg.policy.context.summary is None:
+        return None
+    if c.backend == "redis" and c.redis_url is not None:
+        return AiocacheStore.redis(c.redis_url, c.namespace, timeout=c.timeout_seconds)
+    return AiocacheStore.memory(c.namespace, timeout=c.timeout_seconds, max_entries=c.max_entries)
+
+
+def build_summarizer(cfg: Config, d: Deps) -> Summarizer | None:
+    """Summaries of trimmed messages, written through the route part of the pipeline."""
+    summary = cfg.policy.context.summary
+    if summary is None:
+        return None
+    handler = compose(UpstreamCall(d.providers, clock=d.clock), routed_layers(cfg, d))
+    return Summarizer(handler, config=summary, store=d.cache, clock=d.clock)
 
 
 def build_keys(cfg: Config, clock: Clock) -> KeyService | None:
@@ -162,11 +190,28 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
             # metrics (outermost: sees every outcome)
             partial(AuthnLayer, verifier=d.verifier),
             partial(PersonaLayer, personas=d.personas),
-            # context trim -> quota (reserve, settle) -> response cache
-            partial(RouteLayer, routing=d.routing, clock=d.clock),
-            partial(KeyLayer, keys=d.keys, modes={a: r.user_key for a, r in cfg.policy.routes.items()}),
+            partial(
+                ContextLayer,
+                table=d.routing.table,
+                tokenizers=d.tokenizers,
+                policy=cfg.policy.context,
+                summarizer=build_summarizer(cfg, d),
+            ),
+            # quota (reserve, settle)
+            partial(
+                CacheLayer, store=d.cache, settings=cfg.settings.cache, table=d.routing.table, clock=d.clock
+            ),
+            *routed_layers(cfg, d),
         ],
     )
+
+
+def routed_layers(cfg: Config, d: Deps) -> list[Layer]:
+    """Route, then the caller's key: the part of the pipeline that reaches a provider."""
+    return [
+        partial(RouteLayer, routing=d.routing, clock=d.clock),
+        partial(KeyLayer, keys=d.keys, modes={a: r.user_key for a, r in cfg.policy.routes.items()}),
+    ]
 
 
 class Sidecar:
@@ -230,6 +275,8 @@ class Sidecar:
             closers.insert(0, self.deps.prober.stop)
         if self.deps.keys is not None:
             closers.append(self.deps.keys.aclose)
+        if self.deps.cache is not None:
+            closers.append(self.deps.cache.aclose)
         for close in closers:
             try:
                 await close()

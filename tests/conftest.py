@@ -122,6 +122,7 @@ def system(text: str) -> gen.Message:
 
 
 # Real key-encryption backends on loopback (session-scoped; started only by the tests that use them).
+from tests.support.context import encodings, encodings_dir, memory_store  # noqa: E402, F401
 from tests.support.kms import kms_endpoint  # noqa: E402, F401
 from tests.support.openbao import openbao  # noqa: E402, F401
 from tests.support.personas import conversation_store  # noqa: E402, F401

@@ -12,6 +12,7 @@ from google.protobuf import duration_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2
+from sidecar.api import context_cache
 from sidecar.config.schema import DeploymentConfig, RequestLimits
 from sidecar.config.tiers import TierAssignment, UnknownTier, resolve_tier
 from sidecar.core.clock import Deadline
@@ -76,6 +77,8 @@ class GenerateLike(Protocol):
     def request_id(self) -> str: ...
     @property
     def provider_key(self) -> keys_pb2.ProviderKey: ...
+    @property
+    def cache_mode(self) -> int: ...
 
     def HasField(self, field_name: str) -> bool: ...
 
@@ -122,6 +125,7 @@ def to_call(
         )
     except UnknownTier as unknown:
         bad.add(unknown.field, f"a tier this sidecar defines: one of {', '.join(unknown.known)}")
+    cache_bypass = context_cache.cache_bypass(req.cache_mode, bad.add)
     if bad.items:
         raise InvalidRequestError(bad.items)
     return Call(
@@ -139,6 +143,7 @@ def to_call(
         record=record,
         key_source=key_source,
         tier=tier,
+        cache_bypass=cache_bypass,
     )
 
 
@@ -308,6 +313,7 @@ def to_summary(record: CallRecord, *, request_id: str, finished_at: float) -> ge
         )
     if record.first_token_at is not None:
         summary.time_to_first_token.CopyFrom(duration(record.first_token_at - record.started_at))
+    context_cache.add_summary_fields(summary, record)
     return summary
 
 

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sidecar.config.cache import RouteCacheOptions
+
 StrategyName = Literal["priority", "weighted", "latency", "cost", "least_busy", "complexity"]
 
 
@@ -46,6 +48,7 @@ class RouteConfig(_Model):
     user_key: Literal["never", "preferred", "required"] = Field(
         default="never", description="use the caller's own provider key: never, if there is one, or always"
     )
+    cache: RouteCacheOptions = RouteCacheOptions()
 
 
 class BreakerConfig(_Model):

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from sidecar.config.cache import CacheSettings
+from sidecar.config.context import ContextPolicy, TokenizerName
 from sidecar.config.keys import KeysSettings
 from sidecar.config.personas import PersonasConfig
 from sidecar.config.routing import RouteConfig, RoutingPolicy
@@ -55,6 +57,7 @@ class Settings(_Model):
     max_receive_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     keys: KeysSettings = KeysSettings()
+    cache: CacheSettings = CacheSettings()
 
     @model_validator(mode="after")
     def _exposed_needs_a_token(self) -> Settings:
@@ -98,6 +101,9 @@ class DeploymentConfig(_Model):
     allow_user_keys: bool = Field(
         default=False,
         description="send users' own keys here; implied for the provider's official base URL only",
+    )
+    tokenizer: TokenizerName = Field(
+        default="auto", description="auto: tiktoken for OpenAI model families, else the estimate"
     )
 
     @model_validator(mode="after")
@@ -146,6 +152,14 @@ class Policy(_Model):
     )
     tier_assignment: TierAssignment = TierAssignment()
     personas: PersonasConfig = PersonasConfig()
+    context: ContextPolicy = ContextPolicy()
+
+    @model_validator(mode="after")
+    def _summary_route(self) -> Policy:
+        summary = self.context.summary
+        if summary is not None and summary.route not in self.routes:
+            raise ValueError(f"context.summary.route: unknown route {summary.route!r}")
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> Policy:

@@ -119,6 +119,9 @@ class CallRecord:
     persona: str = ""  # the persona that served the call, set by the persona layer
     cache_hit: bool = False  # answered from the response cache: no provider was called
     history_messages: int = 0  # stored conversation messages the persona layer put before the new ones
+    context_tokens_removed: int = 0  # prompt tokens the context layer trimmed (net of a summary)
+    context_messages_removed: int = 0  # messages the context layer dropped
+    context_summarized: bool = False  # the dropped messages were replaced by a summary
 
     @property
     def cost_usd(self) -> float:
@@ -185,3 +188,4 @@ class Call:
     tier: str = ""  # the caller's tier, resolved at the edge (sidecar/config/tiers.py)
     persona_id: str = ""  # the persona the request names for this call only ("" = the conversation's)
     memory: bool | None = None  # keep/use the conversation's history; None = the configured default
+    cache_bypass: bool = False  # the caller asked the response cache to stay out of this call

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
+from . import cache_pb2 as _cache_pb2
 from . import keys_pb2 as _keys_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -68,7 +69,7 @@ class GenerationConfig(_message.Message):
     def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("model", "messages", "config", "tenant_id", "user_id", "conversation_id", "metadata", "request_id", "provider_key", "persona_id", "memory")
+    __slots__ = ("model", "messages", "config", "tenant_id", "user_id", "conversation_id", "metadata", "request_id", "provider_key", "persona_id", "memory", "cache_mode")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +88,7 @@ class GenerateRequest(_message.Message):
     PROVIDER_KEY_FIELD_NUMBER: _ClassVar[int]
     PERSONA_ID_FIELD_NUMBER: _ClassVar[int]
     MEMORY_FIELD_NUMBER: _ClassVar[int]
+    CACHE_MODE_FIELD_NUMBER: _ClassVar[int]
     model: str
     messages: _containers.RepeatedCompositeFieldContainer[Message]
     config: GenerationConfig
@@ -98,10 +100,11 @@ class GenerateRequest(_message.Message):
     provider_key: _keys_pb2.ProviderKey
     persona_id: str
     memory: bool
-    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., config: _Optional[_Union[GenerationConfig, _Mapping]] = ..., tenant_id: _Optional[str] = ..., user_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ..., provider_key: _Optional[_Union[_keys_pb2.ProviderKey, _Mapping]] = ..., persona_id: _Optional[str] = ..., memory: _Optional[bool] = ...) -> None: ...
+    cache_mode: _cache_pb2.CacheMode
+    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., config: _Optional[_Union[GenerationConfig, _Mapping]] = ..., tenant_id: _Optional[str] = ..., user_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ..., provider_key: _Optional[_Union[_keys_pb2.ProviderKey, _Mapping]] = ..., persona_id: _Optional[str] = ..., memory: _Optional[bool] = ..., cache_mode: _Optional[_Union[_cache_pb2.CacheMode, str]] = ...) -> None: ...
 
 class StreamGenerateRequest(_message.Message):
-    __slots__ = ("model", "messages", "config", "tenant_id", "user_id", "conversation_id", "metadata", "request_id", "provider_key", "persona_id", "memory")
+    __slots__ = ("model", "messages", "config", "tenant_id", "user_id", "conversation_id", "metadata", "request_id", "provider_key", "persona_id", "memory", "cache_mode")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +123,7 @@ class StreamGenerateRequest(_message.Message):
     PROVIDER_KEY_FIELD_NUMBER: _ClassVar[int]
     PERSONA_ID_FIELD_NUMBER: _ClassVar[int]
     MEMORY_FIELD_NUMBER: _ClassVar[int]
+    CACHE_MODE_FIELD_NUMBER: _ClassVar[int]
     model: str
     messages: _containers.RepeatedCompositeFieldContainer[Message]
     config: GenerationConfig
@@ -131,7 +135,8 @@ class StreamGenerateRequest(_message.Message):
     provider_key: _keys_pb2.ProviderKey
     persona_id: str
     memory: bool
-    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., config: _Optional[_Union[GenerationConfig, _Mapping]] = ..., tenant_id: _Optional[str] = ..., user_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ..., provider_key: _Optional[_Union[_keys_pb2.ProviderKey, _Mapping]] = ..., persona_id: _Optional[str] = ..., memory: _Optional[bool] = ...) -> None: ...
+    cache_mode: _cache_pb2.CacheMode
+    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., config: _Optional[_Union[GenerationConfig, _Mapping]] = ..., tenant_id: _Optional[str] = ..., user_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ..., provider_key: _Optional[_Union[_keys_pb2.ProviderKey, _Mapping]] = ..., persona_id: _Optional[str] = ..., memory: _Optional[bool] = ..., cache_mode: _Optional[_Union[_cache_pb2.CacheMode, str]] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens")
@@ -170,7 +175,7 @@ class Attempt(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., provider: _Optional[str] = ..., outcome: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class GenerationSummary(_message.Message):
-    __slots__ = ("finish_reason", "usage", "cost_usd", "served_by", "attempts", "upstream_latency", "overhead", "time_to_first_token", "request_id", "persona_id", "history_messages")
+    __slots__ = ("finish_reason", "usage", "cost_usd", "served_by", "attempts", "upstream_latency", "overhead", "time_to_first_token", "request_id", "persona_id", "history_messages", "cache_hit", "context_tokens_removed", "context_messages_removed", "context_summarized")
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     COST_USD_FIELD_NUMBER: _ClassVar[int]
@@ -182,6 +187,10 @@ class GenerationSummary(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     PERSONA_ID_FIELD_NUMBER: _ClassVar[int]
     HISTORY_MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_TOKENS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_MESSAGES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_SUMMARIZED_FIELD_NUMBER: _ClassVar[int]
     finish_reason: FinishReason
     usage: Usage
     cost_usd: float
@@ -193,7 +202,11 @@ class GenerationSummary(_message.Message):
     request_id: str
     persona_id: str
     history_messages: int
-    def __init__(self, finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., served_by: _Optional[_Union[ServedBy, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., upstream_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overhead: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., persona_id: _Optional[str] = ..., history_messages: _Optional[int] = ...) -> None: ...
+    cache_hit: bool
+    context_tokens_removed: int
+    context_messages_removed: int
+    context_summarized: bool
+    def __init__(self, finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., served_by: _Optional[_Union[ServedBy, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., upstream_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overhead: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., persona_id: _Optional[str] = ..., history_messages: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., context_tokens_removed: _Optional[int] = ..., context_messages_removed: _Optional[int] = ..., context_summarized: _Optional[bool] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("text", "summary")

@@ -1,0 +1,62 @@
+"""A stored answer: the chunks' text exactly as the original call produced them, and its outcome."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sidecar.cache.key import CacheScope
+from sidecar.core.types import FinishReason, Price, Target, Usage
+
+ANSWER_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    scope: CacheScope
+    texts: tuple[str, ...]  # one per chunk that carried text, in order
+    finish_reason: FinishReason
+    usage: Usage
+    target: Target | None
+    expires_at: float  # wall clock; checked on read as well as by the backend's own TTL
+
+    def encode(self) -> bytes:
+        t = self.target
+        return json.dumps(
+            {
+                "v": ANSWER_VERSION,
+                "tenant": self.scope.tenant,
+                "user": self.scope.user,
+                "texts": list(self.texts),
+                "finish": self.finish_reason.value,
+                "usage": [self.usage.prompt_tokens, self.usage.completion_tokens],
+                "target": None if t is None else [t.route, t.deployment, t.provider, t.model],
+                "expires_at": self.expires_at,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> CachedAnswer:
+        """Raises ValueError (or KeyError/TypeError) on anything that is not a stored answer."""
+        d = json.loads(data)
+        if d["v"] != ANSWER_VERSION:
+            raise ValueError(f"unknown cached answer version {d['v']!r}")
+        texts = d["texts"]
+        if not all(isinstance(t, str) for t in texts):
+            raise ValueError("texts must be strings")
+        target = d["target"]
+        return cls(
+            scope=CacheScope(str(d["tenant"]), str(d["user"])),
+            texts=tuple(texts),
+            finish_reason=FinishReason(d["finish"]),
+            usage=Usage(prompt_tokens=int(d["usage"][0]), completion_tokens=int(d["usage"][1])),
+            target=None if target is None else _target(target),
+            expires_at=float(d["expires_at"]),
+        )
+
+
+def _target(fields: list[object]) -> Target:
+    route, deployment, provider, model = (str(f) for f in fields)
+    return Target(route, deployment, provider, model, Price())  # price unused: a hit costs nothing

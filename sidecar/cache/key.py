@@ -1,0 +1,54 @@
+"""The response cache key: a compact hash of everything that determines an answer.
+
+blake2b (20 bytes, hex) over a canonical JSON list of: a format version, the tenant, the scope
+(the user id when answers are per user, empty when the tenant shares them), the persona, the
+resolved route alias, the normalized parameters and every message (role, name, text). The tenant
+and scope are also stored in the entry and compared on read, so even a hash collision cannot
+serve one tenant's answer to another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sidecar.core.types import GenerationParams, Message
+
+KEY_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class CacheScope:
+    """Who may share an answer: a tenant, and a user within it ("" when the tenant shares)."""
+
+    tenant: str
+    user: str
+
+
+def normalized_params(params: GenerationParams) -> list[object]:
+    """Parameters as they affect the answer; equal requests normalize equal (0 == 0.0, stop order kept)."""
+    return [
+        params.max_tokens,
+        None if params.temperature is None else float(params.temperature),
+        None if params.top_p is None else float(params.top_p),
+        list(params.stop),
+        params.seed,
+    ]
+
+
+def answer_key(
+    scope: CacheScope, *, persona: str, route: str, params: GenerationParams, messages: Sequence[Message]
+) -> str:
+    material = [
+        KEY_VERSION,
+        scope.tenant,
+        scope.user,
+        persona,
+        route,
+        normalized_params(params),
+        [[m.role.value, m.name, m.text] for m in messages],
+    ]
+    encoded = json.dumps(material, ensure_ascii=False, separators=(",", ":")).encode()
+    return "answer:" + hashlib.blake2b(encoded, digest_size=20).hexdigest()

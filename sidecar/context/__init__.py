@@ -1,0 +1,1 @@
+"""Context-window management: token counting, trimming, summaries of what was dropped."""

@@ -1,0 +1,152 @@
+"""The response cache: answer a repeated deterministic call from the store, never across tenants.
+
+A call is looked up when the cache is on, its route allows it, the caller did not bypass it, and
+it is deterministic (temperature 0) or its route caches regardless. A hit replays the stored
+chunks as they were first produced (same text, same chunking), marks the record `cache_hit` (cost
+0; the quota layer outside counts it as a request with no tokens) and reports the stored usage
+with every prompt token as cached. A miss runs the call and stores the answer only when it
+completed (a finish reason of stop or length, the stream read to its end): never a failed,
+interrupted or cancelled one. A store that fails or is slow is a miss, logged, never an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from sidecar.cache.answer import CachedAnswer
+from sidecar.cache.key import CacheScope, answer_key
+from sidecar.cache.store import ByteStore
+from sidecar.config.cache import CacheSettings
+from sidecar.core.clock import Clock
+from sidecar.core.errors import RouteNotFoundError
+from sidecar.core.layer import Handler
+from sidecar.core.types import Call, Chunk, FinishReason, Usage
+from sidecar.routing.table import RouteTable
+
+_log = logging.getLogger("sidecar.cache")
+_STORABLE = (FinishReason.STOP, FinishReason.LENGTH)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    key: str
+    scope: CacheScope
+    ttl: float
+
+
+class CacheLayer:
+    def __init__(
+        self,
+        inner: Handler,
+        *,
+        store: ByteStore | None,
+        settings: CacheSettings,
+        table: RouteTable,
+        clock: Clock,
+    ) -> None:
+        self._inner, self._store, self._settings = inner, store, settings
+        self._table, self._clock = table, clock
+
+    async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+        plan = self._plan(call)
+        cached = await self._lookup(plan, call) if plan is not None else None
+        if cached is not None:
+            for chunk in _replay(cached, call):
+                yield chunk
+            return
+        if plan is None:
+            async with aclosing(self._inner(call)) as stream:
+                async for chunk in stream:
+                    yield chunk
+            return
+        async for chunk in self._run_and_store(call, plan):
+            yield chunk
+
+    def _plan(self, call: Call) -> _Plan | None:
+        """The key and TTL when this call may use the cache, else None."""
+        s = self._settings
+        if not s.enabled or self._store is None or call.cache_bypass:
+            return None
+        try:
+            route = self._table.resolve(call.model)
+        except RouteNotFoundError:
+            return None  # the route layer reports it
+        options = route.config.cache
+        if not options.enabled:
+            return None
+        if call.params.temperature != 0.0 and not options.even_when_sampling:
+            return None
+        per_user = (options.scope or s.scope) == "user"
+        scope = CacheScope(call.tenant_id, call.user_id if per_user else "")
+        key = answer_key(
+            scope, persona=call.record.persona, route=route.alias, params=call.params, messages=call.messages
+        )
+        return _Plan(key, scope, options.ttl_seconds or s.ttl_seconds)
+
+    async def _lookup(self, plan: _Plan, call: Call) -> CachedAnswer | None:
+        assert self._store is not None
+        try:
+            data = await self._store.get(plan.key)
+        except Exception as exc:  # the store is down or slow: serve from the provider
+            _log.warning("cache lookup failed: %r", exc, extra={"request_id": call.request_id})
+            return None
+        if data is None:
+            return None
+        try:
+            answer = CachedAnswer.decode(data)
+        except (ValueError, KeyError, TypeError, IndexError):
+            _log.warning("cache entry unreadable; ignored", extra={"request_id": call.request_id})
+            return None
+        if answer.scope != plan.scope or answer.expires_at <= self._clock.wall():
+            return None
+        return answer
+
+    async def _run_and_store(self, call: Call, plan: _Plan) -> AsyncGenerator[Chunk, None]:
+        """Pass the chunks on as they come; hold back only the final one until the answer is stored."""
+        texts: list[str] = []
+        final: Chunk | None = None
+        async with aclosing(self._inner(call)) as stream:
+            async for chunk in stream:
+                if chunk.text:
+                    texts.append(chunk.text)
+                if chunk.is_final:
+                    final = chunk
+                    continue
+                yield chunk
+        if final is None:
+            return
+        if final.finish_reason in _STORABLE:
+            await self._save(call, plan, texts, final)
+        yield final  # held back until the answer was stored, so a stored answer is a complete one
+
+    async def _save(self, call: Call, plan: _Plan, texts: list[str], final: Chunk) -> None:
+        assert self._store is not None and final.finish_reason is not None
+        answer = CachedAnswer(
+            scope=plan.scope,
+            texts=tuple(texts),
+            finish_reason=final.finish_reason,
+            usage=final.usage or call.record.usage,
+            target=call.record.target,
+            expires_at=self._clock.wall() + plan.ttl,
+        )
+        data = answer.encode()
+        if len(data) > self._settings.max_entry_bytes:
+            return
+        try:
+            await self._store.set(plan.key, data, plan.ttl)
+        except Exception as exc:
+            _log.warning("cache store failed: %r", exc, extra={"request_id": call.request_id})
+
+
+def _replay(answer: CachedAnswer, call: Call) -> list[Chunk]:
+    record = call.record
+    record.cache_hit = True
+    record.target = answer.target
+    record.finish_reason = answer.finish_reason
+    usage = answer.usage
+    record.usage = Usage(usage.prompt_tokens, usage.completion_tokens, cached_tokens=usage.prompt_tokens)
+    chunks = [Chunk(text=t) for t in answer.texts]
+    return [*chunks, Chunk(finish_reason=answer.finish_reason, usage=record.usage)]

@@ -1,0 +1,135 @@
+"""The response cache through the real server, on real Redis (and once on the memory default)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import grpc
+import pytest
+
+from sidecar._gen.orchestrator.v1 import cache_pb2
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from tests.conftest import user
+from tests.integration.helpers import rich
+
+pytestmark = pytest.mark.integration
+ZERO = gen.GenerationConfig(temperature=0.0)
+
+
+def config(redis_url: str | None, namespace: str, **cache: Any) -> dict[str, Any]:
+    backend = {"backend": "redis", "redis_url": redis_url} if redis_url else {}
+    return {
+        "settings": {"cache": {"enabled": True, "namespace": namespace, **backend, **cache}},
+        "policy": {
+            "default_route": "echo",
+            "deployments": {
+                "echo": {
+                    "provider": "echo",
+                    "model": "echo-1",
+                    "price": {"input_per_million": 2.0, "output_per_million": 10.0},
+                    "echo": {"tokens_per_chunk": 2},
+                }
+            },
+            "routes": {"echo": {"deployments": ["echo"]}},
+        },
+    }
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def request(text: str = "Cache me, please: the same question twice.", **fields: Any) -> gen.GenerateRequest:
+    fields.setdefault("tenant_id", "acme")
+    fields.setdefault("user_id", "ann")
+    return gen.GenerateRequest(messages=[user(text)], config=ZERO, **fields)
+
+
+async def test_a_repeated_call_is_answered_from_redis(serve: Any, redis_url: str, namespace: str) -> None:
+    s = await serve(config(redis_url, namespace, ttl_seconds=120))
+    first = await s.stub.Generate(request())
+    second = await s.stub.Generate(request())
+    assert second.text == first.text
+    a, b = first.summary, second.summary
+    assert not a.cache_hit and a.cost_usd > 0 and [x.outcome for x in a.attempts] == ["OK"]
+    assert b.cache_hit and b.cost_usd == 0 and not b.attempts
+    assert (b.usage.prompt_tokens, b.usage.completion_tokens) == (
+        a.usage.prompt_tokens,
+        a.usage.completion_tokens,
+    )
+    assert b.usage.cached_tokens == b.usage.prompt_tokens
+    assert b.served_by.deployment == "echo" and b.upstream_latency.ToNanoseconds() == 0
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    try:
+        keys = await client.keys(f"{namespace}:answer:*")
+        assert len(keys) == 1 and 0 < await client.ttl(keys[0]) <= 120
+    finally:
+        await client.aclose()
+
+
+async def test_a_stream_from_the_cache_is_identical(serve: Any, redis_url: str, namespace: str) -> None:
+    s = await serve(config(redis_url, namespace))
+    stream_request = gen.StreamGenerateRequest(
+        messages=[user("one two three four five six seven")], config=ZERO, tenant_id="acme", user_id="ann"
+    )
+    runs = []
+    for _ in range(2):
+        events = [e async for e in s.stub.StreamGenerate(stream_request)]
+        runs.append(([e.delta.text for e in events[:-1]], events[-1].summary))
+    (original, first), (replayed, second) = runs
+    assert replayed == original and len(original) == 4  # the same text in the same chunks
+    assert not first.cache_hit and second.cache_hit and second.cost_usd == 0
+    unary = await s.stub.Generate(request("one two three four five six seven"))
+    assert unary.summary.cache_hit and unary.text == "".join(original)
+
+
+async def test_never_served_across_tenants_or_users(serve: Any, redis_url: str, namespace: str) -> None:
+    s = await serve(config(redis_url, namespace))
+    await s.stub.Generate(request())
+    for other in (request(tenant_id="globex"), request(user_id="bob"), request(tenant_id="", user_id="")):
+        assert not (await s.stub.Generate(other)).summary.cache_hit
+    assert (await s.stub.Generate(request(user_id="bob"))).summary.cache_hit
+
+
+async def test_tenant_scope_shares_between_its_users_only(serve: Any, redis_url: str, namespace: str) -> None:
+    s = await serve(config(redis_url, namespace, scope="tenant"))
+    await s.stub.Generate(request())
+    assert (await s.stub.Generate(request(user_id="bob"))).summary.cache_hit
+    assert not (await s.stub.Generate(request(tenant_id="globex"))).summary.cache_hit
+
+
+async def test_bypass_and_sampling_skip_the_cache(serve: Any, redis_url: str, namespace: str) -> None:
+    s = await serve(config(redis_url, namespace))
+    await s.stub.Generate(request())
+    bypass = await s.stub.Generate(request(cache_mode=cache_pb2.CACHE_MODE_BYPASS))
+    assert not bypass.summary.cache_hit
+    sampled = gen.GenerateRequest(messages=[user("hot")], config=gen.GenerationConfig(temperature=0.9))
+    await s.stub.Generate(sampled)
+    assert not (await s.stub.Generate(sampled)).summary.cache_hit
+
+
+async def test_an_unknown_cache_mode_is_invalid(serve: Any, redis_url: str, namespace: str) -> None:
+    s = await serve(config(redis_url, namespace))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(request(cache_mode=7))
+    err = await rich(info.value)
+    assert err.code is grpc.StatusCode.INVALID_ARGUMENT and err.fields == ["cache_mode"]
+
+
+async def test_redis_down_means_no_cache_not_errors(serve: Any) -> None:
+    from tests.conftest import free_port
+
+    s = await serve(config(f"redis://127.0.0.1:{free_port()}/0", "down", timeout_seconds=0.5))
+    for _ in range(2):
+        reply = await s.stub.Generate(request())
+        assert reply.text and not reply.summary.cache_hit
+
+
+async def test_the_memory_backend(serve: Any, namespace: str) -> None:
+    s = await serve(config(None, namespace))
+    await s.stub.Generate(request())
+    assert (await s.stub.Generate(request())).summary.cache_hit

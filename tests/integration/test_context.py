@@ -1,0 +1,136 @@
+"""Context management through the real server: trimming, the summary path on echo, CONTEXT_TOO_LONG."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import grpc
+import pytest
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar.context.summary import summary_message, transcript
+from sidecar.context.tokenizer import ESTIMATE_COUNTER
+from sidecar.core.tokens import split_tokens
+from sidecar.core.types import Message, Role
+from tests.conftest import system, user
+from tests.integration.helpers import rich
+
+pytestmark = pytest.mark.integration
+
+ROLES = {gen.ROLE_SYSTEM: Role.SYSTEM, gen.ROLE_USER: Role.USER, gen.ROLE_ASSISTANT: Role.ASSISTANT}
+
+
+def assistant(text: str) -> gen.Message:
+    return gen.Message(role=gen.ROLE_ASSISTANT, content=[gen.ContentPart(text=text)])
+
+
+def long_conversation(turns: int) -> list[gen.Message]:
+    messages = [system("You are Dashboard Architect. Answer with one chart spec.")]
+    for i in range(turns):
+        messages.append(user(f"question {i}: which chart shows revenue by region over {i + 2} quarters?"))
+        messages.append(assistant(f"answer {i}: a stacked bar chart, one bar per quarter, {i} notes."))
+    messages.append(user("and the final question?"))
+    return messages
+
+
+def domain(messages: list[gen.Message]) -> list[Message]:
+    return [Message(ROLES[m.role], m.content[0].text) for m in messages]
+
+
+def policy(**context: Any) -> dict[str, Any]:
+    return {
+        "default_route": "chat",
+        "deployments": {
+            "small": {
+                "provider": "echo",
+                "model": "echo-s",
+                "context_window": 600,
+                "default_max_tokens": 100,
+            },
+            "large": {"provider": "echo", "model": "echo-l", "context_window": 20_000},
+            "cheap": {"provider": "echo", "model": "echo-cheap"},
+        },
+        "routes": {"chat": {"deployments": ["large", "small"]}, "cheap": {"deployments": ["cheap"]}},
+        "context": context,
+    }
+
+
+async def test_a_long_conversation_is_trimmed_to_the_smallest_window(serve: Any) -> None:
+    s = await serve({"policy": policy(max_recent_messages=1000)})
+    messages = long_conversation(40)
+    reply = await s.stub.Generate(gen.GenerateRequest(messages=messages))
+    sm = reply.summary
+    assert reply.text == "and the final question?"
+    before = ESTIMATE_COUNTER.count_prompt(domain(messages))
+    assert before > 600 and sm.usage.prompt_tokens <= 600 - 100  # the window minus max_tokens
+    assert sm.context_tokens_removed == before - sm.usage.prompt_tokens  # echo counts with the estimate
+    assert sm.context_messages_removed > 0 and not sm.context_summarized
+
+
+async def test_at_most_n_recent_messages_by_default(serve: Any) -> None:
+    s = await serve({"policy": policy()})
+    messages = long_conversation(8)  # 1 system + 17
+    reply = await s.stub.Generate(gen.GenerateRequest(messages=messages))
+    kept = domain([messages[0], *messages[-10:]])
+    assert reply.summary.context_messages_removed == 7
+    assert reply.summary.usage.prompt_tokens == ESTIMATE_COUNTER.count_prompt(kept)
+
+
+async def test_the_dropped_messages_are_summarized_through_the_echo_route(serve: Any) -> None:
+    s = await serve({"policy": policy(max_recent_messages=4, summary={"route": "cheap", "max_tokens": 30})})
+    messages = long_conversation(6)
+    events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=messages))]
+    sm = events[-1].summary
+    assert sm.context_summarized and sm.context_messages_removed == 9
+    # The echo "summarizes" by repeating the transcript it was sent, cut at max_tokens.
+    dropped = domain(messages[1:10])
+    summary_text = "".join(split_tokens(transcript(dropped, 32_000))[:30]).strip()
+    sent = [*domain(messages[:1]), summary_message(summary_text, 9), *domain(messages[10:])]
+    assert sm.usage.prompt_tokens == ESTIMATE_COUNTER.count_prompt(sent)
+    assert (
+        sm.context_tokens_removed == ESTIMATE_COUNTER.count_prompt(domain(messages)) - sm.usage.prompt_tokens
+    )
+
+
+async def test_a_prompt_that_cannot_fit_is_context_too_long(serve: Any) -> None:
+    s = await serve({"policy": policy()})
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(gen.GenerateRequest(messages=[system("rules"), user("word " * 30_000)]))
+    err = await rich(info.value)
+    assert err.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert err.reason == "CONTEXT_TOO_LONG" and err.fields == ["messages"]
+    assert err.info.metadata["maxContextTokens"] == "20000"
+
+
+async def test_trimming_can_be_turned_off(serve: Any) -> None:
+    s = await serve({"policy": policy(enabled=False)})
+    messages = long_conversation(8)
+    reply = await s.stub.Generate(gen.GenerateRequest(messages=messages))
+    assert reply.summary.context_messages_removed == 0
+    assert reply.summary.usage.prompt_tokens == ESTIMATE_COUNTER.count_prompt(domain(messages))
+
+
+async def test_summaries_are_cached_in_redis(serve: Any, redis_url: str) -> None:
+    from redis.asyncio import Redis
+
+    namespace = f"ctx{uuid.uuid4().hex[:12]}"
+    s = await serve(
+        {
+            "settings": {"cache": {"backend": "redis", "redis_url": redis_url, "namespace": namespace}},
+            "policy": policy(max_recent_messages=4, summary={"route": "cheap", "cache_ttl_seconds": 300}),
+        }
+    )
+    messages = long_conversation(6)
+    replies = [
+        await s.stub.Generate(gen.GenerateRequest(messages=messages, tenant_id="acme")) for _ in range(2)
+    ]
+    assert all(r.summary.context_summarized for r in replies)
+    assert replies[0].summary.usage.prompt_tokens == replies[1].summary.usage.prompt_tokens
+    client = Redis.from_url(redis_url)
+    try:
+        keys = await client.keys(f"{namespace}:summary:*")
+        assert len(keys) == 1 and 0 < await client.ttl(keys[0]) <= 300
+        assert not await client.keys(f"{namespace}:answer:*")  # the response cache itself is off
+    finally:
+        await client.aclose()

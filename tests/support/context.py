@@ -1,0 +1,46 @@
+"""Fixtures for token counting and caching: the local tiktoken rank files, a memory byte store.
+
+`encodings_dir` is the directory `make encodings` fills (.cache/tiktoken in the checkout). In CI a
+missing file fails the test; on a developer's machine it skips with the command to run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from sidecar.cache.store import AiocacheStore
+from sidecar.context.encodings import SPECS, load_encoding
+
+if TYPE_CHECKING:
+    import tiktoken
+
+ENCODINGS_DIR = Path(__file__).resolve().parents[2] / ".cache" / "tiktoken"
+
+
+@pytest.fixture(scope="session")
+def encodings_dir() -> Path:
+    missing = [s.filename for s in SPECS.values() if not (ENCODINGS_DIR / s.filename).is_file()]
+    if missing:
+        message = f"{', '.join(missing)} missing in {ENCODINGS_DIR}: run `make encodings`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return ENCODINGS_DIR
+
+
+@pytest.fixture(scope="session")
+def encodings(encodings_dir: Path) -> dict[str, tiktoken.Encoding]:
+    """Both encodings, loaded once for the session (building o200k_base takes about half a second)."""
+    return {name: load_encoding(encodings_dir, name) for name in SPECS}
+
+
+@pytest.fixture
+async def memory_store() -> AsyncIterator[AiocacheStore]:
+    store = AiocacheStore.memory("test", timeout=1.0, max_entries=100)
+    yield store
+    await store.aclose()

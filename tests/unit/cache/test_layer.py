@@ -1,0 +1,247 @@
+"""CacheLayer around a scripted inner handler, on the bounded memory store and a fake clock."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
+
+import pytest
+
+from sidecar.cache.answer import CachedAnswer
+from sidecar.cache.key import CacheScope
+from sidecar.cache.store import AiocacheStore
+from sidecar.config.cache import CacheSettings
+from sidecar.config.schema import Policy
+from sidecar.core.errors import StreamInterruptedError
+from sidecar.core.layer import collect
+from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, Price, Target, Usage
+from sidecar.pipeline.cache import CacheLayer
+from sidecar.routing.table import RouteTable
+from tests.conftest import FakeClock
+from tests.support.calls import make_call
+
+TARGET = Target("main", "d", "echo", "m", Price(1.0, 2.0))
+
+
+def policy(**cache: Any) -> Policy:
+    return Policy.model_validate(
+        {
+            "default_route": "main",
+            "deployments": {"d": {"provider": "echo", "model": "m"}},
+            "routes": {"main": {"deployments": ["d"], "cache": cache}, "other": {"deployments": ["d"]}},
+        }
+    )
+
+
+class Inner:
+    """Yields `texts` as chunks then a final one (or raises `error` after them); counts calls."""
+
+    def __init__(self, texts: tuple[str, ...] = ("Hel", "lo", "!"), error: Exception | None = None) -> None:
+        self.texts, self.error, self.calls = texts, error, 0
+        self.finish = FinishReason.STOP
+
+    async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+        self.calls += 1
+        call.record.target = TARGET
+        for text in self.texts:
+            yield Chunk(text=text)
+        if self.error is not None:
+            raise self.error
+        call.record.usage = Usage(7, 3)
+        yield Chunk(finish_reason=self.finish, usage=Usage(7, 3))
+
+
+def cache_layer(
+    inner: Inner, store: Any, clock: FakeClock, route_cache: Any = None, **settings: Any
+) -> CacheLayer:
+    return CacheLayer(
+        inner,
+        store=store,
+        settings=CacheSettings.model_validate({"enabled": True, **settings}),
+        table=RouteTable.from_policy(policy(**(route_cache or {}))),
+        clock=clock,
+    )
+
+
+def call(clock: FakeClock, temperature: float | None = 0.0, **changes: Any) -> Call:
+    base = make_call(clock, text="say hello")
+    return dataclasses.replace(base, params=GenerationParams(temperature=temperature), **changes)
+
+
+async def chunks(layer: CacheLayer, c: Call) -> list[Chunk]:
+    async with aclosing(layer(c)) as stream:
+        return [chunk async for chunk in stream]
+
+
+async def test_a_repeated_call_is_served_from_the_cache(
+    clock: FakeClock, memory_store: AiocacheStore
+) -> None:
+    inner = Inner()
+    layer = cache_layer(inner, memory_store, clock)
+    first_call, second_call = call(clock), call(clock)
+    first = await chunks(layer, first_call)
+    second = await chunks(layer, second_call)
+    assert inner.calls == 1
+    assert [c.text for c in second] == [c.text for c in first] == ["Hel", "lo", "!", ""]
+    assert second[-1].finish_reason is FinishReason.STOP
+    r = second_call.record
+    assert r.cache_hit and r.cost_usd == 0.0 and r.target == dataclasses.replace(TARGET, price=Price())
+    assert (r.usage.prompt_tokens, r.usage.completion_tokens, r.usage.cached_tokens) == (7, 3, 7)
+    assert not first_call.record.cache_hit and first_call.record.cost_usd > 0
+
+
+async def test_sampling_is_not_cached_unless_the_route_says_so(
+    clock: FakeClock, memory_store: AiocacheStore
+) -> None:
+    inner = Inner()
+    layer = cache_layer(inner, memory_store, clock)
+    for temperature in (0.7, 0.7, None, None):
+        await collect(layer, call(clock, temperature))
+    assert inner.calls == 4
+    forced = cache_layer(inner, memory_store, clock, {"even_when_sampling": True})
+    for _ in range(2):
+        await collect(forced, call(clock, 0.7))
+    assert inner.calls == 5
+
+
+async def test_bypass_disabled_route_and_disabled_cache(
+    clock: FakeClock, memory_store: AiocacheStore
+) -> None:
+    inner = Inner()
+    layer = cache_layer(inner, memory_store, clock)
+    await collect(layer, call(clock))
+    await collect(layer, call(clock, cache_bypass=True))
+    assert inner.calls == 2
+    for off in (cache_layer(inner, memory_store, clock, {"enabled": False}),
+                cache_layer(inner, memory_store, clock, enabled=False),
+                cache_layer(inner, None, clock)):  # fmt: skip
+        await collect(off, call(clock))
+    assert inner.calls == 5
+
+
+async def test_never_across_tenants_and_per_user_by_default(
+    clock: FakeClock, memory_store: AiocacheStore
+) -> None:
+    inner = Inner()
+    layer = cache_layer(inner, memory_store, clock)
+    await collect(layer, call(clock))
+    await collect(layer, call(clock, tenant_id="other"))
+    await collect(layer, call(clock, user_id="someone-else"))
+    assert inner.calls == 3
+    await collect(layer, call(clock, user_id="someone-else"))
+    assert inner.calls == 3
+
+
+async def test_tenant_scope_shares_between_users_not_tenants(
+    clock: FakeClock, memory_store: AiocacheStore
+) -> None:
+    inner = Inner()
+    layer = cache_layer(inner, memory_store, clock, scope="tenant")
+    await collect(layer, call(clock))
+    await collect(layer, call(clock, user_id="someone-else"))
+    assert inner.calls == 1
+    await collect(layer, call(clock, tenant_id="other"))
+    assert inner.calls == 2
+
+
+async def test_the_persona_and_route_are_part_of_the_key(
+    clock: FakeClock, memory_store: AiocacheStore
+) -> None:
+    inner = Inner()
+    layer = cache_layer(inner, memory_store, clock)
+    await collect(layer, call(clock))
+    c = call(clock)
+    c.record.persona = "mr-blue"
+    await collect(layer, c)
+    await collect(layer, call(clock, model="other"))
+    await collect(layer, call(clock, model="main"))  # the default route, named: the same as ""
+    assert inner.calls == 3
+
+
+async def test_entries_expire_on_the_injected_clock(clock: FakeClock, memory_store: AiocacheStore) -> None:
+    inner = Inner()
+    layer = cache_layer(inner, memory_store, clock, {"ttl_seconds": 60})
+    await collect(layer, call(clock))
+    clock.advance(59)
+    await collect(layer, call(clock))
+    assert inner.calls == 1
+    clock.advance(2)
+    await collect(layer, call(clock))
+    assert inner.calls == 2
+
+
+async def test_failed_and_interrupted_answers_are_not_stored(
+    clock: FakeClock, memory_store: AiocacheStore
+) -> None:
+    failing = Inner(error=StreamInterruptedError("upstream dropped"))
+    layer = cache_layer(failing, memory_store, clock)
+    with pytest.raises(StreamInterruptedError):
+        await collect(layer, call(clock))
+    inner = Inner()
+    layer = cache_layer(inner, memory_store, clock)
+    async with aclosing(layer(call(clock))) as stream:
+        assert (await anext(stream)).text == "Hel"  # the caller goes away after one chunk
+    await collect(layer, call(clock))
+    await collect(layer, call(clock))
+    assert inner.calls == 2  # the first was cut short and not stored; the second was
+
+
+async def test_a_content_filtered_answer_is_not_stored(clock: FakeClock, memory_store: AiocacheStore) -> None:
+    inner = Inner()
+    inner.finish = FinishReason.CONTENT_FILTER
+    layer = cache_layer(inner, memory_store, clock)
+    await collect(layer, call(clock))
+    await collect(layer, call(clock))
+    assert inner.calls == 2
+
+
+async def test_oversized_answers_are_not_stored(clock: FakeClock, memory_store: AiocacheStore) -> None:
+    inner = Inner(texts=("x" * 1000,))
+    layer = cache_layer(inner, memory_store, clock, max_entry_bytes=512)
+    await collect(layer, call(clock))
+    await collect(layer, call(clock))
+    assert inner.calls == 2
+
+
+class BrokenStore:
+    async def get(self, key: str) -> bytes | None:
+        raise ConnectionError("cache down")
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        raise ConnectionError("cache down")
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_broken_store_is_a_miss_not_an_error(clock: FakeClock) -> None:
+    inner = Inner()
+    layer = cache_layer(inner, BrokenStore(), clock)
+    text, final = await collect(layer, call(clock))
+    assert text == "Hello!" and final.finish_reason is FinishReason.STOP and inner.calls == 1
+
+
+async def test_garbage_or_foreign_entries_are_ignored(clock: FakeClock, memory_store: AiocacheStore) -> None:
+    """Even an entry of another tenant under this call's key (a collision) is never served."""
+    inner = Inner()
+    layer = cache_layer(inner, memory_store, clock)
+    plan = layer._plan(call(clock))
+    assert plan is not None
+    await memory_store.set(plan.key, b"{not json", 60)
+    await collect(layer, call(clock))
+    foreign = CachedAnswer(CacheScope("other", "u"), ("secret",), FinishReason.STOP, Usage(1, 1), None, 1e12)
+    await memory_store.set(plan.key, foreign.encode(), 60)
+    text, _ = await collect(layer, call(clock))
+    assert text == "Hello!" and inner.calls == 2
+
+
+async def test_the_memory_store_keeps_at_most_max_entries() -> None:
+    store = AiocacheStore.memory("bounded", timeout=1.0, max_entries=3)
+    try:
+        for i in range(5):
+            await store.set(f"k{i}", b"v", 60)
+        assert [await store.get(f"k{i}") for i in range(5)] == [None, None, b"v", b"v", b"v"]
+    finally:
+        await store.aclose()

@@ -1,0 +1,91 @@
+"""Which tokenizer a deployment counts with, chat framing, and the logged fallback to the estimate."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from sidecar.config.schema import DeploymentConfig
+from sidecar.context.tokenizer import ESTIMATE_COUNTER, MemoizedCount, Tokenizers, wanted_encoding
+from sidecar.core.tokens import count_prompt_tokens
+from sidecar.core.types import Message, Role
+
+
+def deployment(provider: str, model: str, **extra: object) -> DeploymentConfig:
+    return DeploymentConfig.model_validate({"provider": provider, "model": model, **extra})
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "extra", "expected"),
+    [
+        ("openai", "gpt-4o-mini", {}, "o200k_base"),
+        ("openai", "gpt-4.1", {}, "o200k_base"),
+        ("openai", "o3-mini", {}, "o200k_base"),
+        ("openai", "gpt-oss-20b", {}, "o200k_base"),  # o200k_harmony: the same ranks
+        ("openai", "gpt-4", {}, "cl100k_base"),
+        ("openai", "gpt-3.5-turbo", {}, "cl100k_base"),
+        ("openai", "llama3.2", {}, "estimate"),  # an OpenAI-compatible server, another model
+        ("anthropic", "claude-haiku-4-5", {}, "estimate"),
+        ("echo", "gpt-4o", {}, "estimate"),
+        ("openai", "llama3.2", {"tokenizer": "cl100k_base"}, "cl100k_base"),
+        ("openai", "gpt-4o", {"tokenizer": "estimate"}, "estimate"),
+    ],
+)
+def test_encoding_by_model_family(provider: str, model: str, extra: dict[str, object], expected: str) -> None:
+    assert wanted_encoding(deployment(provider, model, **extra)) == expected
+
+
+def test_tiktoken_counts_with_openais_chat_framing(encodings_dir: Path) -> None:
+    tokenizers = Tokenizers.build({"gpt": deployment("openai", "gpt-4o")}, encodings_dir)
+    counter = tokenizers.for_deployment("gpt")
+    assert counter.name == "o200k_base"
+    messages = [Message(Role.SYSTEM, "hello world"), Message(Role.USER, "tiktoken is great!", name="ann")]
+    # 3 priming + (2 + 3) + (6 + 3 + 1 for the name)
+    assert counter.count_prompt(messages) == 18
+
+
+def test_the_estimate_matches_what_the_echo_provider_reports() -> None:
+    texts = ["be brief", "Hello, sidecar!", "a much longer message, with punctuation; and words"]
+    messages = [Message(Role.USER, t) for t in texts]
+    assert ESTIMATE_COUNTER.count_prompt(messages) == count_prompt_tokens(texts)
+
+
+def test_no_encodings_dir_falls_back_to_the_estimate_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="sidecar.context"):
+        tokenizers = Tokenizers.build(
+            {"gpt": deployment("openai", "gpt-4o"), "e": deployment("echo", "e")}, directory=None
+        )
+    assert tokenizers.for_deployment("gpt") is ESTIMATE_COUNTER
+    [line] = [r for r in caplog.records if "fall back to the estimate" in r.getMessage()]
+    assert "encodings_dir is not set" in line.getMessage()
+    assert line.__dict__["deployments"] == "gpt"
+
+
+def test_a_missing_file_falls_back_too(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="sidecar.context"):
+        tokenizers = Tokenizers.build({"gpt": deployment("openai", "gpt-4")}, tmp_path)
+    assert tokenizers.for_deployment("gpt") is ESTIMATE_COUNTER
+    assert any("cl100k_base.tiktoken" in r.getMessage() for r in caplog.records)
+
+
+def test_only_wanted_encodings_are_loaded(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="sidecar.context"):
+        Tokenizers.build({"e": deployment("echo", "e")}, directory=None)
+    assert not caplog.records
+
+
+def test_long_texts_are_counted_once_and_the_memo_is_bounded() -> None:
+    seen: list[str] = []
+
+    def count(text: str) -> int:
+        seen.append(text)
+        return len(text)
+
+    memo = MemoizedCount(count, max_entries=2)
+    long = ["a" * 300, "b" * 300, "c" * 300]
+    assert [memo(t) for t in (*long, long[2], "short", "short")] == [300, 300, 300, 300, 5, 5]
+    assert seen == [*long, "short", "short"]  # the repeat of a long text was remembered; short ones never
+    memo(long[0])
+    assert seen[-1] == long[0]  # the oldest was forgotten: at most 2 remembered
