@@ -73,6 +73,7 @@ def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
     http = HttpClient(cfg.settings.http, clock)
     providers = build_providers(cfg, http)
     prober = build_prober(cfg, providers, clock)
+    tokenizers = Tokenizers.build(cfg.policy.deployments, cfg.policy.context.encodings_dir)
     return Deps(
         clock=clock,
         http=http,
@@ -81,8 +82,8 @@ def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
         prober=prober,
         verifier=TokenVerifier(cfg.secret(cfg.settings.auth.token)),
         keys=build_keys(cfg, clock),
-        personas=build_personas(cfg, clock),
-        tokenizers=Tokenizers.build(cfg.policy.deployments, cfg.policy.context.encodings_dir),
+        personas=build_personas(cfg, clock, count=tokenizers.count_text_max),
+        tokenizers=tokenizers,
         cache=build_cache(cfg),
     )
 

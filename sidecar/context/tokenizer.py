@@ -113,6 +113,11 @@ class Tokenizers:
     def for_deployment(self, name: str) -> TokenCounter:
         return self._counters.get(name, ESTIMATE_COUNTER)
 
+    def count_text_max(self, text: str) -> int:
+        """The largest count any deployment's tokenizer gives (a persona prompt must fit them all)."""
+        counters = {c.name: c for c in self._counters.values()} or {ESTIMATE: ESTIMATE_COUNTER}
+        return max(c.count_text(text) for c in counters.values())
+
     @classmethod
     def build(cls, deployments: Mapping[str, DeploymentConfig], directory: Path | None) -> Tokenizers:
         """Load each wanted encoding once; a deployment whose encoding is unavailable gets the

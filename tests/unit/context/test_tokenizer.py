@@ -89,3 +89,14 @@ def test_long_texts_are_counted_once_and_the_memo_is_bounded() -> None:
     assert seen == [*long, "short", "short"]  # the repeat of a long text was remembered; short ones never
     memo(long[0])
     assert seen[-1] == long[0]  # the oldest was forgotten: at most 2 remembered
+
+
+def test_a_persona_prompt_is_counted_by_the_strictest_tokenizer_configured(encodings_dir: Path) -> None:
+    text = "Übermäßig lange Wörter: Donaudampfschifffahrtsgesellschaftskapitän 🚢🚢🚢"
+    both = Tokenizers.build(
+        {"gpt": deployment("openai", "gpt-4o"), "claude": deployment("anthropic", "claude-haiku-4-5")},
+        encodings_dir,
+    )
+    counts = [both.for_deployment("gpt").count_text(text), ESTIMATE_COUNTER.count_text(text)]
+    assert counts[0] != counts[1] and both.count_text_max(text) == max(counts)
+    assert Tokenizers({}).count_text_max(text) == ESTIMATE_COUNTER.count_text(text)
