@@ -25,11 +25,15 @@ from sidecar.keys.service import KeyService
 from sidecar.keys.store import SqliteKeyStore
 from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
 from sidecar.pipeline.keys import KeyLayer
+from sidecar.pipeline.quota import QuotaLayer
 from sidecar.pipeline.route import RouteLayer
 from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.providers._http import HttpClient
 from sidecar.providers.base import Provider
 from sidecar.providers.registry import build_providers
+from sidecar.quota.service import QuotaService
+from sidecar.quota.signals import QuotaSignals
+from sidecar.quota.store import MemoryQuotaStore, QuotaStore
 from sidecar.routing.breaker import BreakerPolicy, Breakers
 from sidecar.routing.plan import AlwaysHealthy, HealthView, Routing
 from sidecar.routing.probe import HealthProber, ProbePolicy, provider_probes
@@ -53,6 +57,7 @@ class Deps:
     prober: HealthProber | None
     verifier: TokenVerifier
     keys: KeyService | None
+    quota: QuotaService | None = None
 
 
 def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
@@ -68,7 +73,26 @@ def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
         prober=prober,
         verifier=TokenVerifier(cfg.secret(cfg.settings.auth.token)),
         keys=build_keys(cfg, clock),
+        quota=build_quota(cfg, clock),
     )
+
+
+def build_quota(cfg: Config, clock: Clock, signals: QuotaSignals | None = None) -> QuotaService | None:
+    """Quotas when the policy has a quota section; Redis and the webhook import their clients lazily."""
+    q = cfg.policy.quota
+    if q is None:
+        return None
+    store: QuotaStore = MemoryQuotaStore(clock)
+    if q.store == "redis" and q.redis_url is not None:
+        from sidecar.quota.redis_store import RedisQuotaStore
+
+        store = RedisQuotaStore(q.redis_url, clock, prefix=q.key_prefix, timeout=q.store_timeout_seconds)
+    signals = signals or QuotaSignals()
+    if q.webhook is not None and signals.webhook is None:
+        from sidecar.quota.webhook import WebhookSender
+
+        signals.webhook = WebhookSender(q.webhook)
+    return QuotaService(q, cfg.policy.tiers, store, clock, signals)
 
 
 def build_keys(cfg: Config, clock: Clock) -> KeyService | None:
@@ -134,7 +158,9 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
         [
             # metrics (outermost: sees every outcome)
             partial(AuthnLayer, verifier=d.verifier),
-            # quota (reserve, settle) -> cache -> persona/session -> context trim
+            # persona/session -> context trim
+            partial(QuotaLayer, quota=d.quota, table=d.routing.table, tiers=cfg.policy.tiers),
+            # cache
             partial(RouteLayer, routing=d.routing, clock=d.clock),
             partial(KeyLayer, keys=d.keys, modes={a: r.user_key for a, r in cfg.policy.routes.items()}),
         ],
@@ -160,6 +186,7 @@ class Sidecar:
             verifier=deps.verifier,
             clock=deps.clock,
             keys=deps.keys,
+            quota=deps.quota,
         )
         orchestrator_service_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, self.server)
         self.health = HealthServicer()
@@ -200,6 +227,8 @@ class Sidecar:
             closers.insert(0, self.deps.prober.stop)
         if self.deps.keys is not None:
             closers.append(self.deps.keys.aclose)
+        if self.deps.quota is not None:
+            closers.append(self.deps.quota.aclose)
         for close in closers:
             try:
                 await close()

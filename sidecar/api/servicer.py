@@ -11,9 +11,10 @@ from typing import Any, NoReturn
 import grpc
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2
+from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2, quota_pb2
 from sidecar.api import convert
 from sidecar.api import keys as api_keys
+from sidecar.api import quota as api_quota
 from sidecar.api.errors import abort, internal
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Clock, Deadline
@@ -23,6 +24,7 @@ from sidecar.core.types import Call, CallRecord
 from sidecar.keys.service import KeyService
 from sidecar.pipeline.authn import TokenVerifier
 from sidecar.providers.base import Provider
+from sidecar.quota.service import QuotaService
 from sidecar.routing.plan import Routing
 
 _log = logging.getLogger("sidecar.api")
@@ -42,6 +44,7 @@ class OrchestratorServicer:
         verifier: TokenVerifier,
         clock: Clock,
         keys: KeyService | None = None,
+        quota: QuotaService | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._policy = policy
@@ -50,6 +53,7 @@ class OrchestratorServicer:
         self._verifier = verifier
         self._clock = clock
         self._keys = keys
+        self._quota = quota
         self._tiers = convert.Tiers(policy.tier_assignment, tuple(policy.tiers))
 
     async def Generate(self, request: gen.GenerateRequest, context: Context) -> gen.GenerateResponse:
@@ -126,6 +130,17 @@ class OrchestratorServicer:
         except Exception as exc:
             await self._key_failure(context, exc)
         return keys_pb2.RotateKeysResponse(rotated=rotated, failed=failed)
+
+    async def GetQuota(
+        self, request: quota_pb2.GetQuotaRequest, context: Context
+    ) -> quota_pb2.GetQuotaResponse:
+        try:
+            self._verifier.verify(convert.credentials_from(context.invocation_metadata()))
+            tenant, user, tier = api_quota.quota_caller(request, self._tiers, self._policy.limits)
+            states = [] if self._quota is None else await self._quota.snapshot(tenant, user, tier)
+        except Exception as exc:
+            await self._key_failure(context, exc)
+        return api_quota.to_response(tier, states)
 
     async def _key_failure(self, context: Context, exc: Exception) -> NoReturn:
         """Classified errors go out as they are; anything else (a store I/O error) is INTERNAL, logged."""

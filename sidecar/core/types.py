@@ -182,3 +182,4 @@ class Call:
     key_source: KeySource | None = None  # the caller's own provider key, if it brought one
     api_key: Secret | None = None  # resolved per attempt by the key layer; None = platform key
     tier: str = ""  # the caller's tier, resolved at the edge (sidecar/config/tiers.py)
+    budget_deployment: str = ""  # set by the quota layer: only this (cheaper) deployment fits the budget

@@ -6,6 +6,7 @@ import warnings
 from . import generate_pb2 as orchestrator_dot_v1_dot_generate__pb2
 from . import keys_pb2 as orchestrator_dot_v1_dot_keys__pb2
 from . import models_pb2 as orchestrator_dot_v1_dot_models__pb2
+from . import quota_pb2 as orchestrator_dot_v1_dot_quota__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -36,6 +37,14 @@ class OrchestratorServiceStub:
     (PERMISSION_DENIED: an envelope or key reference of another tenant, user or provider),
     INVALID_KEY_ENVELOPE (INVALID_ARGUMENT), USER_KEY_REQUIRED (FAILED_PRECONDITION),
     KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo) and KEY_UNAVAILABLE (INTERNAL).
+    With a quota policy they may also return RESOURCE_EXHAUSTED with reason RATE_LIMITED (a
+    per-minute request limit), REQUEST_QUOTA_EXCEEDED (a day or month request limit),
+    TOKEN_QUOTA_EXCEEDED, COST_QUOTA_EXCEEDED or CONCURRENCY_LIMITED, each with a QuotaFailure
+    naming the limit, RetryInfo (time until it resets) and ErrorInfo metadata `limit`, `metric`,
+    `window`, `scope`; a stream cut by a refused reservation extension also carries
+    `promptTokens` and `completionTokens`. QUOTA_UNAVAILABLE (UNAVAILABLE, with RetryInfo) when
+    the quota store is unreachable and a fail_closed limit applies; MODEL_NOT_ALLOWED
+    (PERMISSION_DENIED, with ResourceInfo) when the caller's tier may not use the route.
     Every RPC may return UNAUTHENTICATED with reason MISSING_CREDENTIALS or INVALID_CREDENTIALS
     when the sidecar is configured with a shared token.
     """
@@ -81,6 +90,11 @@ class OrchestratorServiceStub:
                 request_serializer=orchestrator_dot_v1_dot_keys__pb2.RotateKeysRequest.SerializeToString,
                 response_deserializer=orchestrator_dot_v1_dot_keys__pb2.RotateKeysResponse.FromString,
                 _registered_method=True)
+        self.GetQuota = channel.unary_unary(
+                '/orchestrator.v1.OrchestratorService/GetQuota',
+                request_serializer=orchestrator_dot_v1_dot_quota__pb2.GetQuotaRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_v1_dot_quota__pb2.GetQuotaResponse.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -92,6 +106,14 @@ class OrchestratorServiceServicer:
     (PERMISSION_DENIED: an envelope or key reference of another tenant, user or provider),
     INVALID_KEY_ENVELOPE (INVALID_ARGUMENT), USER_KEY_REQUIRED (FAILED_PRECONDITION),
     KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo) and KEY_UNAVAILABLE (INTERNAL).
+    With a quota policy they may also return RESOURCE_EXHAUSTED with reason RATE_LIMITED (a
+    per-minute request limit), REQUEST_QUOTA_EXCEEDED (a day or month request limit),
+    TOKEN_QUOTA_EXCEEDED, COST_QUOTA_EXCEEDED or CONCURRENCY_LIMITED, each with a QuotaFailure
+    naming the limit, RetryInfo (time until it resets) and ErrorInfo metadata `limit`, `metric`,
+    `window`, `scope`; a stream cut by a refused reservation extension also carries
+    `promptTokens` and `completionTokens`. QUOTA_UNAVAILABLE (UNAVAILABLE, with RetryInfo) when
+    the quota store is unreachable and a fail_closed limit applies; MODEL_NOT_ALLOWED
+    (PERMISSION_DENIED, with ResourceInfo) when the caller's tier may not use the route.
     Every RPC may return UNAUTHENTICATED with reason MISSING_CREDENTIALS or INVALID_CREDENTIALS
     when the sidecar is configured with a shared token.
     """
@@ -165,6 +187,17 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetQuota(self, request, context):
+        """Reports the caller's tier and, for each limit, its window, limit, used, reserved, remaining
+        and reset time.
+
+        Reasons: INVALID_REQUEST (INVALID_ARGUMENT: tenant_id missing or malformed, user_id
+        malformed, unknown tier in metadata), QUOTA_UNAVAILABLE (UNAVAILABLE, with RetryInfo).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -203,6 +236,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     request_deserializer=orchestrator_dot_v1_dot_keys__pb2.RotateKeysRequest.FromString,
                     response_serializer=orchestrator_dot_v1_dot_keys__pb2.RotateKeysResponse.SerializeToString,
             ),
+            'GetQuota': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQuota,
+                    request_deserializer=orchestrator_dot_v1_dot_quota__pb2.GetQuotaRequest.FromString,
+                    response_serializer=orchestrator_dot_v1_dot_quota__pb2.GetQuotaResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'orchestrator.v1.OrchestratorService', rpc_method_handlers)
@@ -220,6 +258,14 @@ class OrchestratorService:
     (PERMISSION_DENIED: an envelope or key reference of another tenant, user or provider),
     INVALID_KEY_ENVELOPE (INVALID_ARGUMENT), USER_KEY_REQUIRED (FAILED_PRECONDITION),
     KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo) and KEY_UNAVAILABLE (INTERNAL).
+    With a quota policy they may also return RESOURCE_EXHAUSTED with reason RATE_LIMITED (a
+    per-minute request limit), REQUEST_QUOTA_EXCEEDED (a day or month request limit),
+    TOKEN_QUOTA_EXCEEDED, COST_QUOTA_EXCEEDED or CONCURRENCY_LIMITED, each with a QuotaFailure
+    naming the limit, RetryInfo (time until it resets) and ErrorInfo metadata `limit`, `metric`,
+    `window`, `scope`; a stream cut by a refused reservation extension also carries
+    `promptTokens` and `completionTokens`. QUOTA_UNAVAILABLE (UNAVAILABLE, with RetryInfo) when
+    the quota store is unreachable and a fail_closed limit applies; MODEL_NOT_ALLOWED
+    (PERMISSION_DENIED, with ResourceInfo) when the caller's tier may not use the route.
     Every RPC may return UNAUTHENTICATED with reason MISSING_CREDENTIALS or INVALID_CREDENTIALS
     when the sidecar is configured with a shared token.
     """
@@ -403,6 +449,33 @@ class OrchestratorService:
             '/orchestrator.v1.OrchestratorService/RotateKeys',
             orchestrator_dot_v1_dot_keys__pb2.RotateKeysRequest.SerializeToString,
             orchestrator_dot_v1_dot_keys__pb2.RotateKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQuota(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orchestrator.v1.OrchestratorService/GetQuota',
+            orchestrator_dot_v1_dot_quota__pb2.GetQuotaRequest.SerializeToString,
+            orchestrator_dot_v1_dot_quota__pb2.GetQuotaResponse.FromString,
             options,
             channel_credentials,
             insecure,
