@@ -124,5 +124,5 @@ def system(text: str) -> gen.Message:
 # Real key-encryption backends on loopback (session-scoped; started only by the tests that use them).
 from tests.support.kms import kms_endpoint  # noqa: E402, F401
 from tests.support.openbao import openbao  # noqa: E402, F401
-from tests.support.redis import redis_url  # noqa: E402, F401
 from tests.support.quota import quota_store  # noqa: E402, F401
+from tests.support.redis import redis_url  # noqa: E402, F401

@@ -134,16 +134,24 @@ class QuotaLayer:
         tokens, usd = meter.prompt + meter.output, meter.usd(price)
         if tokens <= meter.reserved_tokens and usd <= meter.reserved_usd:
             return
-        step = quota.policy.extension_tokens
-        more_tokens = max(0, tokens + step - meter.reserved_tokens)
-        more_usd = max(0, meter.usd(price, step) - meter.reserved_usd)
         try:
-            await quota.extend(grant, Amounts(tokens=more_tokens, usd=more_usd))
-        except QuotaExceededError as err:
-            err.metadata.update(
-                promptTokens=str(meter.prompt), completionTokens=str(meter.output), usageEstimated="true"
-            )
-            raise
+            await self._extend(quota, grant, meter, price, quota.policy.extension_tokens)
+        except QuotaExceededError:
+            try:  # the headroom does not fit; the chunk itself may
+                await self._extend(quota, grant, meter, price, 0)
+            except QuotaExceededError as err:
+                err.metadata.update(
+                    promptTokens=str(meter.prompt), completionTokens=str(meter.output), usageEstimated="true"
+                )
+                raise
+
+    async def _extend(
+        self, quota: QuotaService, grant: Grant, meter: _Meter, price: Price, step: int
+    ) -> None:
+        """Grow the reservation to what the call has used plus `step` more output tokens."""
+        more_tokens = max(0, meter.prompt + meter.output + step - meter.reserved_tokens)
+        more_usd = max(0, meter.usd(price, step) - meter.reserved_usd)
+        await quota.extend(grant, Amounts(tokens=more_tokens, usd=more_usd))
         meter.reserved_tokens += more_tokens
         meter.reserved_usd += more_usd
 
