@@ -8,6 +8,7 @@ USD is counted in micro-dollars so every store sums integers.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -24,6 +25,7 @@ from sidecar.config.quota import (
 )
 
 MICROS = 1_000_000
+_PLAIN = re.compile(r"[A-Za-z0-9._:@-]*")
 _REASONS = {
     "tokens": "TOKEN_QUOTA_EXCEEDED",
     "usd": "COST_QUOTA_EXCEEDED",
@@ -48,9 +50,12 @@ class Limit:
         return _REASONS[self.metric]
 
     def key(self, tenant: str, user: str) -> str:
-        """The bucket's name within the tenant's hash slot."""
+        """The bucket's name within the tenant's hash slot. Ids are checked at the edge (letters, digits
+        and ._:@-), so "|" separates unambiguously; anything else is percent-encoded."""
         owner = user if self.scope == "user" else tenant
-        return f"{self.name}|{self.scope}|{quote(owner, safe='')}"
+        if not _PLAIN.fullmatch(owner):
+            owner = quote(owner, safe="")
+        return f"{self.name}|{self.scope}|{owner}"
 
     def subject(self, tenant: str, user: str) -> str:
         return f"tenant:{tenant}/user:{user}" if self.scope == "user" else f"tenant:{tenant}"

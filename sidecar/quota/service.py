@@ -15,7 +15,7 @@ import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sidecar.config.quota import QuotaPolicy, TierConfig
+from sidecar.config.quota import QuotaPolicy, TierConfig, Window
 from sidecar.core.clock import Clock
 from sidecar.core.errors import (
     FieldViolation,
@@ -84,6 +84,7 @@ class QuotaService:
         self._zone = zoneinfo.ZoneInfo(policy.timezone)
         self._levels = tuple(policy.near_limit_levels)
         self._ttl_ms = int(policy.reservation_ttl_seconds * 1000)
+        self._edge_cache: dict[Window, tuple[int, ...]] = {}
 
     def limits(self, tenant: str, user: str, tier: str) -> tuple[Limit, ...]:
         """The caller's limits; a limit scoped to a tenant or user needs that id (INVALID_ARGUMENT)."""
@@ -171,8 +172,16 @@ class QuotaService:
         self, lim: Limit, tenant: str, user: str, amount: int, edges: tuple[int, ...] | None
     ) -> Charge:
         if edges is None:
-            edges = window_edges(lim.window, self._clock.wall(), self._zone) if lim.window else ()
+            edges = self._edges(lim.window) if lim.window else ()
         return Charge(lim.key(tenant, user), edges, lim.limit, amount, enforce=not lim.shadow)
+
+    def _edges(self, window: Window) -> tuple[int, ...]:
+        """The window's edges around now, computed once per window (time zone arithmetic is slow)."""
+        now = self._clock.wall()
+        edges = self._edge_cache.get(window)
+        if edges is None or not edges[1] <= now * 1000 < edges[2]:
+            edges = self._edge_cache[window] = window_edges(window, now, self._zone)
+        return edges
 
     def _fixed(self, grant: Grant, i: int, amount: int) -> Charge:
         """A charge on the very bucket the reservation chose, whatever the time is now."""
