@@ -106,6 +106,7 @@ class MemoryQuotaStore:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
+        self._sweep_at = 10_000
 
     def _now_ms(self) -> int:
         return int(self._clock.wall() * 1000)
@@ -175,8 +176,9 @@ class MemoryQuotaStore:
 
     def _sweep(self, now_ms: int) -> None:
         """Forget expired buckets now and then, so memory stays bounded by live windows."""
-        if len(self._buckets) > 10_000:
+        if len(self._buckets) > self._sweep_at:
             self._buckets = {k: b for k, b in self._buckets.items() if b.expires_at > now_ms}
+            self._sweep_at = max(10_000, 2 * len(self._buckets))
 
     async def aclose(self) -> None:
         """Nothing to release."""

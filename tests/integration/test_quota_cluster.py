@@ -186,7 +186,8 @@ async def test_streams_share_a_token_budget_within_the_bound(cluster: Cluster) -
     assert {reason for reason, _ in results} <= {"OK", "TOKEN_QUOTA_EXCEEDED"}
     limit = await quota_of(stubs[0], "stream", "stream-tokens")
     assert limit.reserved == 0
-    assert STREAM_LIMIT - 67 < limit.used <= STREAM_LIMIT + cut * CHUNK_TOKENS  # the documented bound
+    assert limit.used <= STREAM_LIMIT + cut * CHUNK_TOKENS  # the documented bound: one chunk per cut stream
+    assert limit.used > STREAM_LIMIT * 0.8  # the budget was really spent (headroom released at settle aside)
     for c in channels:
         await c.close()
 
