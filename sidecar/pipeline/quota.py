@@ -7,7 +7,9 @@ cover that but can cover the fallback's price. While a stream runs, the text of 
 counted before the chunk is passed on; when the output outgrows the reservation, the reservation is
 extended by the overflow plus `extension_tokens`. A refused extension ends the stream with
 RESOURCE_EXHAUSTED: the refused chunk is not delivered but is charged (the provider produced it),
-so a bucket ends over its limit by at most that one chunk (see README, "Overshoot bound").
+so a bucket ends over its limit by at most that one chunk (see README, "Overshoot bound"). A unary
+answer arrives whole and a stream's final chunk only corrects the counts: those are delivered and
+charged even if the extension is refused (withholding them would save nothing).
 When the stream ends in any way, the reservation is settled: a cache hit is 1 request and nothing
 else; a call that produced nothing (failed before any provider output) is refunded in full.
 """
@@ -140,6 +142,8 @@ class QuotaLayer:
             try:  # the headroom does not fit; the chunk itself may
                 await self._extend(quota, grant, meter, price, 0)
             except QuotaExceededError as err:
+                if not (call.stream and chunk.text):
+                    return  # a whole unary answer, or a stream's final usage: already paid for, delivered
                 err.metadata.update(
                     promptTokens=str(meter.prompt), completionTokens=str(meter.output), usageEstimated="true"
                 )

@@ -191,6 +191,21 @@ async def test_stream_extension_refused_overshoots_at_most_one_chunk(
     assert info.value.metadata["completionTokens"] == str((len(delivered) + 1) * CHUNK_TOKENS)
 
 
+async def test_unary_answer_beyond_the_reservation_is_delivered_and_charged(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    quota = {
+        "limits": [{"name": "tok", "metric": "tokens", "window": "day", "limit": 40}],
+        "output_tokens_estimate": 8,
+    }
+    answer = Chunk(text=WORDS * 10, finish_reason=FinishReason.STOP, usage=Usage(11, 40))
+    r = rig(policy(quota), quota_store, clock, chunks=[answer])
+    assert await r.run(tier_call(clock, stream=False)) == WORDS * 10  # paid for upstream: not withheld
+    assert await r.used("tok") == (51, 0)
+    with pytest.raises(QuotaExceededError):
+        await r.run(tier_call(clock, stream=False))
+
+
 async def test_cancelled_stream_releases_and_charges_what_it_got(
     quota_store: QuotaStore, clock: FakeClock
 ) -> None:
