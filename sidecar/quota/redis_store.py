@@ -3,7 +3,9 @@
 Keys (P is the prefix, "orch:quota" by default; T the tenant, percent-encoded, "%" when empty):
 
     P:{T}:<limit>|<scope>|<id>:<window start ms>    hash: u (used), n (highest near-limit level
-                                                     reported), r:<reservation id> = "<amount>:<expiry ms>"
+                                                     reported), r:<reservation id> = "<amount>:<expiry ms>",
+                                                     R (the live reservations' total), x (none expires
+                                                     before this; past it they are swept)
     P:{T}:<limit>|<scope>|<id>                       the same, for a concurrency limit (no window)
 
 `{T}` is a Redis Cluster hash tag: every bucket of a tenant (its users' too) is in one slot, so one
@@ -61,20 +63,37 @@ while a <= #ARGV do
   a = a + 3
   charges[#charges + 1] = c
 end
-local function load(c, clean)
+local function int(v) return string.format("%d", v) end
+local function parse(v)
+  local amt, exp = string.match(v, "^(%-?%d+):(%d+)$")
+  return tonumber(amt), tonumber(exp)
+end
+-- R is the live reservations' total; x a time before which none expires. Past x, sweep them.
+local function sweep(c, clean)
   local h = redis.call("HGETALL", c.key)
-  c.used, c.noted, c.reserved, c.held = 0, 0, 0, 0
+  local total, first = 0, nil
   for i = 1, #h, 2 do
-    local f, v = h[i], h[i + 1]
-    if f == "u" then c.used = tonumber(v)
-    elseif f == "n" then c.noted = tonumber(v)
-    else
-      local amt, exp = string.match(v, "^(%-?%d+):(%d+)$")
-      if tonumber(exp) > now then
-        c.reserved = c.reserved + tonumber(amt)
-        if f == rid then c.held = tonumber(amt) end
-      elseif clean then redis.call("HDEL", c.key, f) end
+    if string.sub(h[i], 1, 2) == "r:" then
+      local amt, exp = parse(h[i + 1])
+      if exp > now then
+        total = total + amt
+        if not first or exp < first then first = exp end
+      elseif clean then redis.call("HDEL", c.key, h[i]) end
     end
+  end
+  c.reserved = total
+  if clean then
+    redis.call("HSET", c.key, "R", int(total))
+    if first then redis.call("HSET", c.key, "x", int(first)) else redis.call("HDEL", c.key, "x") end
+  end
+end
+local function load(c, clean)
+  local f = redis.call("HMGET", c.key, "u", "n", "R", "x", rid)
+  c.used, c.noted, c.reserved, c.held = tonumber(f[1]) or 0, tonumber(f[2]) or 0, tonumber(f[3]) or 0, 0
+  if f[4] and tonumber(f[4]) <= now then sweep(c, clean) end
+  if f[5] then
+    local amt, exp = parse(f[5])
+    if exp > now then c.held = amt end
   end
 end
 local function crossed(c)
@@ -101,9 +120,12 @@ end
 for _, c in ipairs(charges) do
   local level = 0
   if refused < 0 then
-    redis.call("HSET", c.key, rid, string.format("%d:%d", c.held + c.amount, now + ttl))
-    if c.finish > 0 then keep(c) else redis.call("PEXPIRE", c.key, ttl) end
+    local x = tonumber(redis.call("HGET", c.key, "x"))
+    if not x or x > now + ttl then x = now + ttl end
     c.reserved = c.reserved + c.amount
+    local held = int(c.held + c.amount) .. ":" .. int(now + ttl)
+    redis.call("HSET", c.key, rid, held, "R", int(c.reserved), "x", int(x))
+    if c.finish > 0 then keep(c) else redis.call("PEXPIRE", c.key, ttl) end
     level = crossed(c)
   end
   out[#out + 1] = {c.start, c.finish, c.used, c.reserved, level, c.over and 1 or 0}
@@ -114,11 +136,14 @@ return {refused, out}
 _SETTLE = """
 local out = {}
 for _, c in ipairs(charges) do
-  redis.call("HDEL", c.key, rid)
-  if c.amount ~= 0 then redis.call("HINCRBY", c.key, "u", c.amount) end
-  keep(c)
-  load(c, false)
+  load(c, true)
   local level = 0
+  if redis.call("HDEL", c.key, rid) == 1 then
+    c.reserved = c.reserved - c.held
+    redis.call("HSET", c.key, "R", int(c.reserved))
+  end
+  if c.amount ~= 0 then c.used = redis.call("HINCRBY", c.key, "u", int(c.amount)) end
+  keep(c)
   if redis.call("EXISTS", c.key) == 1 then level = crossed(c) end
   out[#out + 1] = {c.start, c.finish, c.used, c.reserved, level, 0}
 end

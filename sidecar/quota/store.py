@@ -92,12 +92,27 @@ class _Bucket:
     used: int = 0
     noted: int = 0
     expires_at: int = 0
+    total: int = 0  # the sum of the reservations below, kept up to date
+    sweep_at: int = 0  # no reservation expires before this (0: none held); then they are swept
     reservations: dict[str, tuple[int, int]] = field(default_factory=dict)  # rid -> (amount, expires)
 
     def reserved(self, now_ms: int) -> int:
-        live = {r: v for r, v in self.reservations.items() if v[1] > now_ms}
-        self.reservations = live
-        return sum(amount for amount, _ in live.values())
+        """The live reservations' total; O(1) unless one may have expired."""
+        if self.sweep_at and self.sweep_at <= now_ms:
+            live = {r: v for r, v in self.reservations.items() if v[1] > now_ms}
+            self.reservations = live
+            self.total = sum(amount for amount, _ in live.values())
+            self.sweep_at = min((expires for _, expires in live.values()), default=0)
+        return self.total
+
+    def hold(self, rid: str, amount: int, expires: int) -> None:
+        held = self.reservations.get(rid, (0, 0))[0]
+        self.reservations[rid] = (held + amount, expires)
+        self.total += amount
+        self.sweep_at = min(self.sweep_at or expires, expires)
+
+    def release(self, rid: str) -> None:
+        self.total -= self.reservations.pop(rid, (0, 0))[0]
 
 
 class MemoryQuotaStore:
@@ -137,8 +152,7 @@ class MemoryQuotaStore:
             return Verdict(False, tuple(states), refused)
         out = []
         for c, (b, start, end), s in zip(charges, found, states, strict=True):
-            held = b.reservations.get(rid, (0, 0))[0]
-            b.reservations[rid] = (held + c.amount, now + ttl_ms)
+            b.hold(rid, c.amount, now + ttl_ms)
             b.expires_at = max(b.expires_at, (end + WINDOW_GRACE_MS) if end else now + ttl_ms)
             level = crossed(b.used, s.reserved + c.amount, c.limit, b.noted, levels)
             b.noted = max(b.noted, level)
@@ -152,7 +166,8 @@ class MemoryQuotaStore:
         out = []
         for c in charges:
             b, start, end = self._bucket(tag, c, now)
-            b.reservations.pop(rid, None)
+            b.reserved(now)
+            b.release(rid)
             b.used += c.amount
             if end:
                 b.expires_at = max(b.expires_at, end + WINDOW_GRACE_MS)

@@ -109,3 +109,22 @@ async def test_tenants_and_names_do_not_collide(quota_store: QuotaStore, clock: 
     await quota_store.reserve("a:b", "r1", [Charge("x|user|c", edges, 1, 1)], ttl_ms=TTL, levels=())
     other = await quota_store.reserve("a", "r2", [Charge("x|user|b%3Ac", edges, 1, 1)], ttl_ms=TTL, levels=())
     assert other.admitted
+
+
+async def test_running_reserved_total_survives_expiry_and_late_settles(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    charge = Charge("c|tenant|t", (), 100, 10)
+    await quota_store.reserve("t", "r1", [charge], ttl_ms=5_000, levels=())
+    clock.advance(3)
+    await quota_store.reserve("t", "r2", [Charge(charge.key, (), 100, 20)], ttl_ms=5_000, levels=())
+    await quota_store.reserve("t", "r2", [Charge(charge.key, (), 100, 5)], ttl_ms=5_000, levels=())  # extend
+    assert (await quota_store.read("t", [charge]))[0].reserved == 35
+    clock.advance(3)  # r1 expired, r2 (extended at 3 s) lives on
+    assert (await quota_store.read("t", [charge]))[0].reserved == 25
+    await quota_store.settle("t", "r1", [Charge(charge.key, (), 100, 0)], levels=())  # too late: a no-op
+    assert (await quota_store.read("t", [charge]))[0].reserved == 25
+    v = await quota_store.reserve("t", "r3", [Charge(charge.key, (), 100, 75)], ttl_ms=5_000, levels=())
+    assert v.admitted and v.buckets[0].reserved == 100
+    await quota_store.settle("t", "r2", [Charge(charge.key, (), 100, 0)], levels=())
+    assert (await quota_store.read("t", [charge]))[0].reserved == 75
