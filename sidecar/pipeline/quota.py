@@ -70,15 +70,15 @@ class QuotaLayer:
         self._inner, self._quota, self._table, self._tiers = inner, quota, table, tiers
         self._estimator = estimator
 
-    async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+    def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+        """Tier check first; without quotas the inner stream is returned as it is (no extra hop)."""
         route = self._table.resolve(call.model)
         self._check_tier(call, route)
         if self._quota is None or not self._quota.policy.enabled:
-            async with aclosing(self._inner(call)) as stream:
-                async for chunk in stream:
-                    yield chunk
-            return
-        quota = self._quota
+            return self._inner(call)
+        return self._metered(self._quota, call, route)
+
+    async def _metered(self, quota: QuotaService, call: Call, route: Route) -> AsyncGenerator[Chunk, None]:
         policy = quota.policy
         output = min(call.params.max_tokens or policy.output_tokens_estimate, policy.output_tokens_estimate)
         meter = _Meter(_dearest(route), self._estimator.prompt(m.text for m in call.messages))

@@ -374,3 +374,15 @@ async def test_concurrent_calls_admit_exactly_the_limit(quota_store: QuotaStore,
     results = await asyncio.gather(*(r.run(tier_call(clock)) for _ in range(50)), return_exceptions=True)
     assert sum(not isinstance(x, BaseException) for x in results) == 20
     assert all(isinstance(x, QuotaExceededError) for x in results if isinstance(x, BaseException))
+
+
+async def test_disabled_quota_counts_nothing_but_tiers_still_restrict(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    p = policy({"enabled": False}, tiers={"free": {"allowed_routes": ["main"]}})
+    r = rig(p, quota_store, clock, chunks=[Chunk(text="hi"), final(1, 1)])
+    for _ in range(8):  # more than free's 5 a minute
+        assert await r.run(tier_call(clock)) == "hi"
+    assert await r.used("tier-requests-per-minute") == (0, 0)
+    with pytest.raises(ModelNotAllowedError):
+        r.layer(tier_call(clock, model="other"))  # refused before any stream exists
