@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 LIMIT_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
 DEFAULT_REQUESTS_PER_MINUTE = {"free": 5, "basic": 10, "professional": 100, "enterprise": 500}
 TIER_RPM_LIMIT = "tier-requests-per-minute"
+MAX_USD = 1e9  # counted in micro-dollars: 1e15, well inside a double's exact integers (2^53)
+MAX_COUNT = 1e15
 
 Metric = Literal["requests", "tokens", "usd", "concurrency"]
 Window = Literal["minute", "day", "month"]
@@ -48,6 +50,9 @@ class LimitConfig(_Model):
             raise ValueError(f"limit {self.name}: set window (minute, day or month)")
         if self.metric != "usd" and self.limit != int(self.limit):
             raise ValueError(f"limit {self.name}: a {self.metric} limit is a whole number")
+        largest = MAX_USD if self.metric == "usd" else MAX_COUNT  # exact integers in Redis Lua too
+        if self.limit > largest:
+            raise ValueError(f"limit {self.name}: at most {largest:g} {self.metric}")
         return self
 
 
@@ -63,7 +68,10 @@ class TierConfig(_Model):
 
     description: str = ""
     requests_per_minute: int | None = Field(
-        default=None, ge=0, description="per user; default free 5, basic 10, professional 100, enterprise 500"
+        default=None,
+        ge=0,
+        le=10**12,
+        description="per user; default free 5, basic 10, professional 100, enterprise 500",
     )
     limits: list[LimitConfig] = Field(default_factory=list)
     allowed_routes: list[str] | None = Field(default=None, description="None: every route")
@@ -104,9 +112,11 @@ class QuotaPolicy(_Model):
     timezone: str = "UTC"
     on_store_error: StoreFailure = "fail_open"
     output_tokens_estimate: int = Field(
-        default=1024, ge=1, description="output reserved up front: min(max_tokens, this)"
+        default=1024, ge=1, le=10_000_000, description="output reserved up front: min(max_tokens, this)"
     )
-    extension_tokens: int = Field(default=256, ge=1, description="reserved again when a stream outgrows")
+    extension_tokens: int = Field(
+        default=256, ge=1, le=10_000_000, description="reserved again when a stream outgrows"
+    )
     reservation_ttl_seconds: float = Field(
         default=900.0, gt=0, le=86_400, description="a reservation not settled by then is dropped"
     )
