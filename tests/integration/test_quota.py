@@ -164,3 +164,31 @@ async def test_stream_cut_by_token_budget_reports_usage(serve: Serve) -> None:
     got = await running.stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id="a", user_id="b"))
     tok = next(limit for limit in got.limits if limit.name == "tok")
     assert (tok.used, tok.reserved) == (prompt + completion, 0)
+
+
+async def test_budget_fallback_routes_to_the_cheaper_deployment(serve: Serve) -> None:
+    price = {"input_per_million": 100_000, "output_per_million": 100_000}  # $0.10 a token
+    deployments = {
+        "big": {"provider": "echo", "model": "big", "price": price},
+        "small": {"provider": "echo", "model": "small", "price": {"input_per_million": 1_000}},
+    }
+    quota = {
+        "limits": [{"name": "usd", "metric": "usd", "window": "day", "limit": 1}],
+        "output_tokens_estimate": 8,
+    }
+    running = await serve(
+        {
+            "policy": {
+                "default_route": "smart",
+                "deployments": deployments,
+                "routes": {"smart": {"deployments": ["big", "small"], "budget_fallback": "small"}},
+                "tier_assignment": {"default": "enterprise"},
+                "quota": quota,
+            }
+        }
+    )
+    cheap = await running.stub.Generate(request("hi"))  # ~11 tokens: $1.1 at big's price, 1.1¢ at small's
+    assert cheap.summary.served_by.deployment == "small"
+    got = await running.stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id="acme", user_id="bob"))
+    usd = next(limit for limit in got.limits if limit.name == "usd")
+    assert usd.used == pytest.approx(cheap.summary.cost_usd) and usd.reserved == 0
