@@ -16,7 +16,6 @@ else; a call that produced nothing (failed before any provider output) is refund
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import aclosing
@@ -89,7 +88,7 @@ class QuotaLayer:
                     await self._cover(quota, grant, call, meter, chunk)
                     yield chunk
         finally:
-            await asyncio.shield(quota.settle(grant, _actual(call, meter)))
+            await quota.settle_shielded(grant, _actual(call, meter))
 
     def _check_tier(self, call: Call, route: Route) -> None:
         tier = self._tiers.get(call.tier)

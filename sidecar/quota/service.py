@@ -10,6 +10,7 @@ enforced limit that applies is `fail_closed`, else admitted without a reservatio
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 import zoneinfo
 from collections.abc import Mapping, Sequence
@@ -85,6 +86,7 @@ class QuotaService:
         self._levels = tuple(policy.near_limit_levels)
         self._ttl_ms = int(policy.reservation_ttl_seconds * 1000)
         self._edge_cache: dict[Window, tuple[int, ...]] = {}
+        self._settling: set[asyncio.Future[None]] = set()
 
     def limits(self, tenant: str, user: str, tier: str) -> tuple[Limit, ...]:
         """The caller's limits; a limit scoped to a tenant or user needs that id (INVALID_ARGUMENT)."""
@@ -144,6 +146,13 @@ class QuotaService:
             return
         self._report(grant.limits, states, grant.tenant, grant.user)
 
+    async def settle_shielded(self, grant: Grant, amounts: Amounts) -> None:
+        """settle(), finished even if the caller is cancelled meanwhile; aclose() waits for it."""
+        task = asyncio.ensure_future(self.settle(grant, amounts))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        await asyncio.shield(task)
+
     async def snapshot(self, tenant: str, user: str, tier: str) -> list[LimitState]:
         """Every limit of the caller with its current window (user limits only with a user)."""
         limits = tuple(lim for lim in self._book.for_caller(tenant, tier) if user or lim.scope == "tenant")
@@ -161,8 +170,9 @@ class QuotaService:
         ]
 
     async def aclose(self) -> None:
-        """Close the store and stop the webhook sender."""
+        """Finish the settles in flight, then close the store and stop the webhook sender."""
         try:
+            await asyncio.gather(*self._settling, return_exceptions=True)
             await self.store.aclose()
         finally:
             if self.signals.webhook is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 import zoneinfo
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
@@ -386,3 +387,44 @@ async def test_disabled_quota_counts_nothing_but_tiers_still_restrict(
     assert await r.used("tier-requests-per-minute") == (0, 0)
     with pytest.raises(ModelNotAllowedError):
         r.layer(tier_call(clock, model="other"))  # refused before any stream exists
+
+
+async def test_a_twice_cancelled_call_still_settles_before_close(redis_url: str, clock: FakeClock) -> None:
+    from sidecar.quota.redis_store import RedisQuotaStore
+
+    prefix = f"test:{uuid.uuid4().hex[:12]}"
+    store = RedisQuotaStore(redis_url, clock, prefix=prefix, timeout=2.0, server_time=False)
+    quota = {"limits": [{"name": "inflight", "metric": "concurrency", "limit": 5}]}
+    r = rig(policy(quota), store, clock)
+    release = asyncio.Event()
+
+    async def hang(call: Call) -> AsyncGenerator[Chunk, None]:
+        yield Chunk(text="first")
+        await release.wait()
+        yield final(1, 1)
+
+    r.layer = QuotaLayer(
+        hang, quota=r.service, table=RouteTable.from_policy(policy(quota)), tiers=policy(quota).tiers
+    )
+    got_first = asyncio.Event()
+
+    async def consume() -> None:
+        async with aclosing(r.layer(tier_call(clock))) as stream:
+            async for _ in stream:
+                got_first.set()
+
+    task = asyncio.ensure_future(consume())
+    await got_first.wait()
+    task.cancel()  # the caller goes away: the layer starts settling...
+    await asyncio.sleep(0)
+    task.cancel()  # ...and is cancelled again while it waits on Redis
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await r.service.aclose()  # waits for the settle in flight, then closes the client
+    fresh = RedisQuotaStore(redis_url, clock, prefix=prefix, timeout=2.0, server_time=False)
+    try:
+        service = QuotaService(r.service.policy, policy(quota).tiers, fresh, clock, QuotaSignals())
+        (state,) = [s for s in await service.snapshot("t", "u", "free") if s.limit.name == "inflight"]
+        assert (state.used, state.reserved) == (0, 0)
+    finally:
+        await fresh.aclose()
