@@ -128,3 +128,37 @@ async def test_running_reserved_total_survives_expiry_and_late_settles(
     assert v.admitted and v.buckets[0].reserved == 100
     await quota_store.settle("t", "r2", [Charge(charge.key, (), 100, 0)], levels=())
     assert (await quota_store.read("t", [charge]))[0].reserved == 75
+
+
+async def test_every_redis_key_has_a_ttl_and_a_tenant_hash_tag(redis_url: str, clock: FakeClock) -> None:
+    from redis.asyncio import Redis
+
+    from sidecar.quota.redis_store import RedisQuotaStore
+
+    prefix = "ttl-test"
+    store = RedisQuotaStore(redis_url, clock, prefix=prefix, timeout=2.0, server_time=False)
+    client = Redis.from_url(redis_url)
+    try:
+        day = window_edges("day", clock.wall(), UTC)
+        charges = [
+            Charge("a|user|u", minute(clock), 9, 1),
+            Charge("b|tenant|t", day, 9, 2),
+            Charge("c|user|u", (), 9, 1),
+        ]
+        v = await store.reserve("acme:1", "r1", charges, ttl_ms=30_000, levels=LEVELS)
+        fixed_charges = [
+            Charge(c.key, (b.start, b.end) if b.end else (), 9, 1)
+            for c, b in zip(charges, v.buckets, strict=True)
+        ]
+        await store.settle("acme:1", "r1", fixed_charges, levels=LEVELS)
+        await store.reserve("acme:1", "r2", charges, ttl_ms=30_000, levels=LEVELS)
+        keys = [k.decode() async for k in client.scan_iter(match=f"{prefix}:*")]
+        assert len(keys) == 3
+        assert all(k.startswith(f"{prefix}:{{acme%3A1}}:") for k in keys)  # one Cluster slot per tenant
+        ttls = {k.split("}:", 1)[1][:1]: await client.pttl(k) for k in keys}  # by limit: a, b, c
+        assert all(ttl > 0 for ttl in ttls.values()), ttls
+        assert ttls["c"] <= 30_000  # a concurrency bucket lives as long as its latest reservation
+    finally:
+        await client.delete(*[k async for k in client.scan_iter(match=f"{prefix}:*")])
+        await client.aclose()
+        await store.aclose()
