@@ -34,11 +34,15 @@ from sidecar.pipeline.cache import CacheLayer
 from sidecar.pipeline.context import ContextLayer
 from sidecar.pipeline.keys import KeyLayer
 from sidecar.pipeline.persona import PersonaLayer
+from sidecar.pipeline.quota import QuotaLayer
 from sidecar.pipeline.route import RouteLayer
 from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.providers._http import HttpClient
 from sidecar.providers.base import Provider
 from sidecar.providers.registry import build_providers
+from sidecar.quota.service import QuotaService
+from sidecar.quota.signals import QuotaSignals
+from sidecar.quota.store import MemoryQuotaStore, QuotaStore
 from sidecar.routing.breaker import BreakerPolicy, Breakers
 from sidecar.routing.plan import AlwaysHealthy, HealthView, Routing
 from sidecar.routing.probe import HealthProber, ProbePolicy, provider_probes
@@ -66,6 +70,7 @@ class Deps:
     personas: PersonaService
     tokenizers: Tokenizers
     cache: ByteStore | None  # answers and summaries; None when neither is configured
+    quota: QuotaService | None = None
 
 
 def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
@@ -85,6 +90,7 @@ def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
         personas=build_personas(cfg, clock, count=tokenizers.count_text_max),
         tokenizers=tokenizers,
         cache=build_cache(cfg),
+        quota=build_quota(cfg, clock),
     )
 
 
@@ -105,6 +111,24 @@ def build_summarizer(cfg: Config, d: Deps) -> Summarizer | None:
         return None
     handler = compose(UpstreamCall(d.providers, clock=d.clock), routed_layers(cfg, d))
     return Summarizer(handler, config=summary, store=d.cache, clock=d.clock)
+
+
+def build_quota(cfg: Config, clock: Clock, signals: QuotaSignals | None = None) -> QuotaService | None:
+    """Quotas when the policy has a quota section; Redis and the webhook import their clients lazily."""
+    q = cfg.policy.quota
+    if q is None:
+        return None
+    store: QuotaStore = MemoryQuotaStore(clock)
+    if q.store == "redis" and q.redis_url is not None:
+        from sidecar.quota.redis_store import RedisQuotaStore
+
+        store = RedisQuotaStore(q.redis_url, clock, prefix=q.key_prefix, timeout=q.store_timeout_seconds)
+    signals = signals or QuotaSignals()
+    if q.webhook is not None and signals.webhook is None:
+        from sidecar.quota.webhook import WebhookSender
+
+        signals.webhook = WebhookSender(q.webhook)
+    return QuotaService(q, cfg.policy.tiers, store, clock, signals)
 
 
 def build_keys(cfg: Config, clock: Clock) -> KeyService | None:
@@ -184,7 +208,12 @@ def build_routing(cfg: Config, clock: Clock, health: HealthView) -> Routing:
 
 
 def build_pipeline(cfg: Config, d: Deps) -> Handler:
-    """The request path, outermost first. Later layers slot in where their comment says."""
+    """The request path, outermost first.
+
+    The persona layer comes before quota and cache (DESIGN.md lists them the other way round) because
+    both need what it decides: the route a persona defaults to, and the full prompt (persona prompt
+    and stored history) that quota estimates and the cache key covers.
+    """
     return compose(
         UpstreamCall(d.providers, clock=d.clock),
         [
@@ -198,7 +227,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 policy=cfg.policy.context,
                 summarizer=build_summarizer(cfg, d),
             ),
-            # quota (reserve, settle)
+            partial(QuotaLayer, quota=d.quota, table=d.routing.table, tiers=cfg.policy.tiers),
             partial(
                 CacheLayer, store=d.cache, settings=cfg.settings.cache, table=d.routing.table, clock=d.clock
             ),
@@ -235,6 +264,7 @@ class Sidecar:
             clock=deps.clock,
             keys=deps.keys,
             personas=deps.personas,
+            quota=deps.quota,
         )
         orchestrator_service_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, self.server)
         self.health = HealthServicer()
@@ -278,6 +308,8 @@ class Sidecar:
             closers.append(self.deps.keys.aclose)
         if self.deps.cache is not None:
             closers.append(self.deps.cache.aclose)
+        if self.deps.quota is not None:
+            closers.append(self.deps.quota.aclose)
         for close in closers:
             try:
                 await close()

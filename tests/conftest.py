@@ -126,4 +126,5 @@ from tests.support.context import encodings, encodings_dir, memory_store  # noqa
 from tests.support.kms import kms_endpoint  # noqa: E402, F401
 from tests.support.openbao import openbao  # noqa: E402, F401
 from tests.support.personas import conversation_store  # noqa: E402, F401
+from tests.support.quota import quota_store  # noqa: E402, F401
 from tests.support.redis import redis_url  # noqa: E402, F401

@@ -29,6 +29,15 @@ def to_rpc_status(err: SidecarError) -> status_pb2.Status:
                 ]
             )
         )
+    if err.quota_violations:
+        details.append(
+            error_details_pb2.QuotaFailure(
+                violations=[
+                    error_details_pb2.QuotaFailure.Violation(subject=v.subject, description=v.description)
+                    for v in err.quota_violations
+                ]
+            )
+        )
     if err.retry_after is not None:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(int(err.retry_after * 1e9))

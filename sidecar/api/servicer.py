@@ -11,10 +11,11 @@ from typing import Any, NoReturn
 import grpc
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2, personas_pb2
+from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2, personas_pb2, quota_pb2
 from sidecar.api import convert
 from sidecar.api import keys as api_keys
 from sidecar.api import personas as api_personas
+from sidecar.api import quota as api_quota
 from sidecar.api.errors import abort, internal
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Clock, Deadline
@@ -25,6 +26,7 @@ from sidecar.keys.service import KeyService
 from sidecar.personas.service import PersonaService
 from sidecar.pipeline.authn import TokenVerifier
 from sidecar.providers.base import Provider
+from sidecar.quota.service import QuotaService
 from sidecar.routing.plan import Routing
 
 _log = logging.getLogger("sidecar.api")
@@ -45,6 +47,7 @@ class OrchestratorServicer:
         clock: Clock,
         keys: KeyService | None = None,
         personas: PersonaService | None = None,
+        quota: QuotaService | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._policy = policy
@@ -53,6 +56,7 @@ class OrchestratorServicer:
         self._verifier = verifier
         self._clock = clock
         self._keys = keys
+        self._quota = quota
         self._tiers = convert.Tiers(policy.tier_assignment, tuple(policy.tiers))
         self._personas = personas
 
@@ -186,6 +190,17 @@ class OrchestratorServicer:
             await abort(context, err)
         assert self._personas is not None, "the composition root always builds the persona service"
         return self._personas
+
+    async def GetQuota(
+        self, request: quota_pb2.GetQuotaRequest, context: Context
+    ) -> quota_pb2.GetQuotaResponse:
+        try:
+            self._verifier.verify(convert.credentials_from(context.invocation_metadata()))
+            tenant, user, tier = api_quota.quota_caller(request, self._tiers, self._policy.limits)
+            states = [] if self._quota is None else await self._quota.snapshot(tenant, user, tier)
+        except Exception as exc:
+            await self._key_failure(context, exc)
+        return api_quota.to_response(tier, states)
 
     async def _key_failure(self, context: Context, exc: Exception) -> NoReturn:
         """Classified errors go out as they are; anything else (a store I/O error) is INTERNAL, logged.

@@ -49,6 +49,9 @@ class RouteConfig(_Model):
         default="never", description="use the caller's own provider key: never, if there is one, or always"
     )
     cache: RouteCacheOptions = RouteCacheOptions()
+    budget_fallback: str | None = Field(
+        default=None, description="a cheaper deployment for callers whose USD budget can't cover the route"
+    )
 
 
 class BreakerConfig(_Model):

@@ -12,6 +12,7 @@ from sidecar.config.cache import CacheSettings
 from sidecar.config.context import ContextPolicy, TokenizerName
 from sidecar.config.keys import KeysSettings
 from sidecar.config.personas import PersonasConfig
+from sidecar.config.quota import QuotaPolicy, TierConfig
 from sidecar.config.routing import RouteConfig, RoutingPolicy
 from sidecar.config.secrets import SecretRef
 from sidecar.config.tiers import DEFAULT_TIERS, TIER_NAME, TierAssignment
@@ -135,12 +136,6 @@ class RequestLimits(_Model):
     max_metadata_value_chars: int = Field(default=512, ge=0)
 
 
-class TierConfig(_Model):
-    """A service level. The quota and persona policies attach their limits and permissions to it."""
-
-    description: str = ""
-
-
 class Policy(_Model):
     default_route: str
     deployments: dict[str, DeploymentConfig] = Field(min_length=1)
@@ -160,6 +155,8 @@ class Policy(_Model):
         if summary is not None and summary.route not in self.routes:
             raise ValueError(f"context.summary.route: unknown route {summary.route!r}")
         return self
+
+    quota: QuotaPolicy | None = Field(default=None, description="no section: no quotas are enforced")
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
@@ -190,9 +187,23 @@ class Policy(_Model):
             if not re.fullmatch(TIER_NAME, name)
         ]
         problems += self.personas.problems(self.routes, self.tiers)
+        problems += self._quota_references()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _quota_references(self) -> list[str]:
+        problems = [
+            f"tiers.{name}.allowed_routes: unknown route {alias!r}"
+            for name, tier in self.tiers.items()
+            for alias in tier.allowed_routes or ()
+            if alias not in self.routes
+        ]
+        return problems + [
+            f"routes.{alias}.budget_fallback: {route.budget_fallback!r} is not one of the route's deployments"
+            for alias, route in self.routes.items()
+            if route.budget_fallback is not None and route.budget_fallback not in route.deployments
+        ]
 
 
 class Config(_Model):

@@ -36,6 +36,14 @@ class FieldViolation:
 
 
 @dataclass(frozen=True, slots=True)
+class QuotaViolation:
+    """One exhausted limit, as google.rpc.QuotaFailure reports it."""
+
+    subject: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResourceRef:
     """The resource an error is about, as google.rpc.ResourceInfo reports it."""
 
@@ -48,6 +56,7 @@ class SidecarError(Exception):
     code: ClassVar[Code] = Code.INTERNAL
     reason: ClassVar[str] = "INTERNAL"
     retryable: ClassVar[bool] = False
+    quota_violations: tuple[QuotaViolation, ...] = ()
 
     def __init__(
         self,
@@ -279,3 +288,49 @@ class SessionStoreUnavailableError(SidecarError):
 
     code = Code.UNAVAILABLE
     reason = "SESSION_STORE_UNAVAILABLE"
+
+
+# Quota errors: raised by sidecar/quota and the quota layer.
+
+
+class QuotaExceededError(SidecarError):
+    """The caller's own limit refused the call (reason by metric and window, set per instance)."""
+
+    code = Code.RESOURCE_EXHAUSTED
+    reason = "REQUEST_QUOTA_EXCEEDED"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        metadata: Mapping[str, str],
+        violation: QuotaViolation,
+        retry_after: float,
+    ) -> None:
+        super().__init__(message, metadata=metadata, retry_after=retry_after)
+        self.reason = reason  # type: ignore[misc]  # one of QUOTA_REASONS
+        self.quota_violations = (violation,)
+
+
+QUOTA_REASONS = (
+    "REQUEST_QUOTA_EXCEEDED",
+    "TOKEN_QUOTA_EXCEEDED",
+    "COST_QUOTA_EXCEEDED",
+    "RATE_LIMITED",
+    "CONCURRENCY_LIMITED",
+)
+
+
+class QuotaUnavailableError(SidecarError):
+    """The quota store is unreachable and a fail_closed limit applies to the call."""
+
+    code = Code.UNAVAILABLE
+    reason = "QUOTA_UNAVAILABLE"
+
+
+class ModelNotAllowedError(SidecarError):
+    """The caller's tier may not use the route."""
+
+    code = Code.PERMISSION_DENIED
+    reason = "MODEL_NOT_ALLOWED"

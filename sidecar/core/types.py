@@ -189,3 +189,4 @@ class Call:
     persona_id: str = ""  # the persona the request names for this call only ("" = the conversation's)
     memory: bool | None = None  # keep/use the conversation's history; None = the configured default
     cache_bypass: bool = False  # the caller asked the response cache to stay out of this call
+    budget_deployment: str = ""  # set by the quota layer: only this (cheaper) deployment fits the budget

@@ -60,7 +60,11 @@ def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
         complexity=complexity_score(call.messages) if route.config.strategy == "complexity" else 0.0,
         budget_usd=None,
     )
-    candidates = [_candidate(routing, route, i) for i in range(len(route.targets))]
+    candidates = [
+        _candidate(routing, route, i)
+        for i in range(len(route.targets))
+        if not call.budget_deployment or route.targets[i].deployment == call.budget_deployment
+    ]
     ordered = [
         c.target for c in order(route.config.strategy, candidates, shape, routing.rng, routing.complexity)
     ]

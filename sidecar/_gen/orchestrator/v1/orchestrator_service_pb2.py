@@ -26,15 +26,16 @@ from . import generate_pb2 as orchestrator_dot_v1_dot_generate__pb2
 from . import keys_pb2 as orchestrator_dot_v1_dot_keys__pb2
 from . import models_pb2 as orchestrator_dot_v1_dot_models__pb2
 from . import personas_pb2 as orchestrator_dot_v1_dot_personas__pb2
+from . import quota_pb2 as orchestrator_dot_v1_dot_quota__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*orchestrator/v1/orchestrator_service.proto\x12\x0forchestrator.v1\x1a\x1eorchestrator/v1/generate.proto\x1a\x1aorchestrator/v1/keys.proto\x1a\x1corchestrator/v1/models.proto\x1a\x1eorchestrator/v1/personas.proto2\xf8\x07\n\x13OrchestratorService\x12O\n\x08Generate\x12 .orchestrator.v1.GenerateRequest\x1a!.orchestrator.v1.GenerateResponse\x12\x63\n\x0eStreamGenerate\x12&.orchestrator.v1.StreamGenerateRequest\x1a\'.orchestrator.v1.StreamGenerateResponse0\x01\x12U\n\nListModels\x12\".orchestrator.v1.ListModelsRequest\x1a#.orchestrator.v1.ListModelsResponse\x12X\n\x0bRegisterKey\x12#.orchestrator.v1.RegisterKeyRequest\x1a$.orchestrator.v1.RegisterKeyResponse\x12O\n\x08ListKeys\x12 .orchestrator.v1.ListKeysRequest\x1a!.orchestrator.v1.ListKeysResponse\x12R\n\tDeleteKey\x12!.orchestrator.v1.DeleteKeyRequest\x1a\".orchestrator.v1.DeleteKeyResponse\x12U\n\nRotateKeys\x12\".orchestrator.v1.RotateKeysRequest\x1a#.orchestrator.v1.RotateKeysResponse\x12[\n\x0cListPersonas\x12$.orchestrator.v1.ListPersonasRequest\x1a%.orchestrator.v1.ListPersonasResponse\x12I\n\x06Switch\x12\x1e.orchestrator.v1.SwitchRequest\x1a\x1f.orchestrator.v1.SwitchResponse\x12j\n\x11ListSwitchHistory\x12).orchestrator.v1.ListSwitchHistoryRequest\x1a*.orchestrator.v1.ListSwitchHistoryResponse\x12j\n\x11\x43learConversation\x12).orchestrator.v1.ClearConversationRequest\x1a*.orchestrator.v1.ClearConversationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*orchestrator/v1/orchestrator_service.proto\x12\x0forchestrator.v1\x1a\x1eorchestrator/v1/generate.proto\x1a\x1aorchestrator/v1/keys.proto\x1a\x1corchestrator/v1/models.proto\x1a\x1eorchestrator/v1/personas.proto\x1a\x1borchestrator/v1/quota.proto2\xc9\x08\n\x13OrchestratorService\x12O\n\x08Generate\x12 .orchestrator.v1.GenerateRequest\x1a!.orchestrator.v1.GenerateResponse\x12\x63\n\x0eStreamGenerate\x12&.orchestrator.v1.StreamGenerateRequest\x1a\'.orchestrator.v1.StreamGenerateResponse0\x01\x12U\n\nListModels\x12\".orchestrator.v1.ListModelsRequest\x1a#.orchestrator.v1.ListModelsResponse\x12X\n\x0bRegisterKey\x12#.orchestrator.v1.RegisterKeyRequest\x1a$.orchestrator.v1.RegisterKeyResponse\x12O\n\x08ListKeys\x12 .orchestrator.v1.ListKeysRequest\x1a!.orchestrator.v1.ListKeysResponse\x12R\n\tDeleteKey\x12!.orchestrator.v1.DeleteKeyRequest\x1a\".orchestrator.v1.DeleteKeyResponse\x12U\n\nRotateKeys\x12\".orchestrator.v1.RotateKeysRequest\x1a#.orchestrator.v1.RotateKeysResponse\x12[\n\x0cListPersonas\x12$.orchestrator.v1.ListPersonasRequest\x1a%.orchestrator.v1.ListPersonasResponse\x12I\n\x06Switch\x12\x1e.orchestrator.v1.SwitchRequest\x1a\x1f.orchestrator.v1.SwitchResponse\x12j\n\x11ListSwitchHistory\x12).orchestrator.v1.ListSwitchHistoryRequest\x1a*.orchestrator.v1.ListSwitchHistoryResponse\x12j\n\x11\x43learConversation\x12).orchestrator.v1.ClearConversationRequest\x1a*.orchestrator.v1.ClearConversationResponse\x12O\n\x08GetQuota\x12 .orchestrator.v1.GetQuotaRequest\x1a!.orchestrator.v1.GetQuotaResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orchestrator.v1.orchestrator_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ORCHESTRATORSERVICE']._serialized_start=186
-  _globals['_ORCHESTRATORSERVICE']._serialized_end=1202
+  _globals['_ORCHESTRATORSERVICE']._serialized_start=215
+  _globals['_ORCHESTRATORSERVICE']._serialized_end=1312
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,7 @@ from . import generate_pb2 as orchestrator_dot_v1_dot_generate__pb2
 from . import keys_pb2 as orchestrator_dot_v1_dot_keys__pb2
 from . import models_pb2 as orchestrator_dot_v1_dot_models__pb2
 from . import personas_pb2 as orchestrator_dot_v1_dot_personas__pb2
+from . import quota_pb2 as orchestrator_dot_v1_dot_quota__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -39,6 +40,14 @@ class OrchestratorServiceStub:
     KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo) and KEY_UNAVAILABLE (INTERNAL).
     With personas or memory they may also return PERSONA_NOT_FOUND (INVALID_ARGUMENT, on
     persona_id), PERSONA_NOT_ALLOWED (PERMISSION_DENIED) and SESSION_STORE_UNAVAILABLE (UNAVAILABLE).
+    With a quota policy they may also return RESOURCE_EXHAUSTED with reason RATE_LIMITED (a
+    per-minute request limit), REQUEST_QUOTA_EXCEEDED (a day or month request limit),
+    TOKEN_QUOTA_EXCEEDED, COST_QUOTA_EXCEEDED or CONCURRENCY_LIMITED, each with a QuotaFailure
+    naming the limit, RetryInfo (time until it resets) and ErrorInfo metadata `limit`, `metric`,
+    `window`, `scope`; a stream cut by a refused reservation extension also carries
+    `promptTokens` and `completionTokens`. QUOTA_UNAVAILABLE (UNAVAILABLE, with RetryInfo) when
+    the quota store is unreachable and a fail_closed limit applies; MODEL_NOT_ALLOWED
+    (PERMISSION_DENIED, with ResourceInfo) when the caller's tier may not use the route.
     Every RPC may return UNAUTHENTICATED with reason MISSING_CREDENTIALS or INVALID_CREDENTIALS
     when the sidecar is configured with a shared token.
     """
@@ -104,6 +113,11 @@ class OrchestratorServiceStub:
                 request_serializer=orchestrator_dot_v1_dot_personas__pb2.ClearConversationRequest.SerializeToString,
                 response_deserializer=orchestrator_dot_v1_dot_personas__pb2.ClearConversationResponse.FromString,
                 _registered_method=True)
+        self.GetQuota = channel.unary_unary(
+                '/orchestrator.v1.OrchestratorService/GetQuota',
+                request_serializer=orchestrator_dot_v1_dot_quota__pb2.GetQuotaRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_v1_dot_quota__pb2.GetQuotaResponse.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -117,6 +131,14 @@ class OrchestratorServiceServicer:
     KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo) and KEY_UNAVAILABLE (INTERNAL).
     With personas or memory they may also return PERSONA_NOT_FOUND (INVALID_ARGUMENT, on
     persona_id), PERSONA_NOT_ALLOWED (PERMISSION_DENIED) and SESSION_STORE_UNAVAILABLE (UNAVAILABLE).
+    With a quota policy they may also return RESOURCE_EXHAUSTED with reason RATE_LIMITED (a
+    per-minute request limit), REQUEST_QUOTA_EXCEEDED (a day or month request limit),
+    TOKEN_QUOTA_EXCEEDED, COST_QUOTA_EXCEEDED or CONCURRENCY_LIMITED, each with a QuotaFailure
+    naming the limit, RetryInfo (time until it resets) and ErrorInfo metadata `limit`, `metric`,
+    `window`, `scope`; a stream cut by a refused reservation extension also carries
+    `promptTokens` and `completionTokens`. QUOTA_UNAVAILABLE (UNAVAILABLE, with RetryInfo) when
+    the quota store is unreachable and a fail_closed limit applies; MODEL_NOT_ALLOWED
+    (PERMISSION_DENIED, with ResourceInfo) when the caller's tier may not use the route.
     Every RPC may return UNAUTHENTICATED with reason MISSING_CREDENTIALS or INVALID_CREDENTIALS
     when the sidecar is configured with a shared token.
     """
@@ -233,6 +255,17 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetQuota(self, request, context):
+        """Reports the caller's tier and, for each limit, its window, limit, used, reserved, remaining
+        and reset time.
+
+        Reasons: INVALID_REQUEST (INVALID_ARGUMENT: tenant_id missing or malformed, user_id
+        malformed, unknown tier in metadata), QUOTA_UNAVAILABLE (UNAVAILABLE, with RetryInfo).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -291,6 +324,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     request_deserializer=orchestrator_dot_v1_dot_personas__pb2.ClearConversationRequest.FromString,
                     response_serializer=orchestrator_dot_v1_dot_personas__pb2.ClearConversationResponse.SerializeToString,
             ),
+            'GetQuota': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQuota,
+                    request_deserializer=orchestrator_dot_v1_dot_quota__pb2.GetQuotaRequest.FromString,
+                    response_serializer=orchestrator_dot_v1_dot_quota__pb2.GetQuotaResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'orchestrator.v1.OrchestratorService', rpc_method_handlers)
@@ -310,6 +348,14 @@ class OrchestratorService:
     KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo) and KEY_UNAVAILABLE (INTERNAL).
     With personas or memory they may also return PERSONA_NOT_FOUND (INVALID_ARGUMENT, on
     persona_id), PERSONA_NOT_ALLOWED (PERMISSION_DENIED) and SESSION_STORE_UNAVAILABLE (UNAVAILABLE).
+    With a quota policy they may also return RESOURCE_EXHAUSTED with reason RATE_LIMITED (a
+    per-minute request limit), REQUEST_QUOTA_EXCEEDED (a day or month request limit),
+    TOKEN_QUOTA_EXCEEDED, COST_QUOTA_EXCEEDED or CONCURRENCY_LIMITED, each with a QuotaFailure
+    naming the limit, RetryInfo (time until it resets) and ErrorInfo metadata `limit`, `metric`,
+    `window`, `scope`; a stream cut by a refused reservation extension also carries
+    `promptTokens` and `completionTokens`. QUOTA_UNAVAILABLE (UNAVAILABLE, with RetryInfo) when
+    the quota store is unreachable and a fail_closed limit applies; MODEL_NOT_ALLOWED
+    (PERMISSION_DENIED, with ResourceInfo) when the caller's tier may not use the route.
     Every RPC may return UNAUTHENTICATED with reason MISSING_CREDENTIALS or INVALID_CREDENTIALS
     when the sidecar is configured with a shared token.
     """
@@ -601,6 +647,33 @@ class OrchestratorService:
             '/orchestrator.v1.OrchestratorService/ClearConversation',
             orchestrator_dot_v1_dot_personas__pb2.ClearConversationRequest.SerializeToString,
             orchestrator_dot_v1_dot_personas__pb2.ClearConversationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQuota(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orchestrator.v1.OrchestratorService/GetQuota',
+            orchestrator_dot_v1_dot_quota__pb2.GetQuotaRequest.SerializeToString,
+            orchestrator_dot_v1_dot_quota__pb2.GetQuotaResponse.FromString,
             options,
             channel_credentials,
             insecure,

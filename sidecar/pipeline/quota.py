@@ -1,0 +1,193 @@
+"""Quotas: reserve the call's estimate on every limit before it runs; settle to real usage after.
+
+Estimate: 1 request, 1 call in flight, the prompt's tokens (counted by the injected estimator) plus
+min(max_tokens, output_tokens_estimate) output tokens, and their price at the most expensive
+deployment of the route. A route's `budget_fallback` deployment serves callers whose dollars cannot
+cover that but can cover the fallback's price. While a stream runs, the text of each chunk is
+counted before the chunk is passed on; when the output outgrows the reservation, the reservation is
+extended by the overflow plus `extension_tokens`. A refused extension ends the stream with
+RESOURCE_EXHAUSTED: the refused chunk is not delivered but is charged (the provider produced it),
+so a bucket ends over its limit by at most that one chunk (see README, "Overshoot bound"). A unary
+answer arrives whole and a stream's final chunk only corrects the counts: those are delivered and
+charged even if the extension is refused (withholding them would save nothing).
+When the stream ends in any way, the reservation is settled: a cache hit is 1 request and nothing
+else; a call that produced nothing (failed before any provider output) is refunded in full.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, replace
+
+from sidecar.config.quota import TierConfig
+from sidecar.core.errors import ModelNotAllowedError, QuotaExceededError, ResourceRef
+from sidecar.core.layer import Handler
+from sidecar.core.tokens import count_prompt_tokens, count_tokens
+from sidecar.core.types import Call, Chunk, Price, Target, Usage
+from sidecar.quota.limits import MICROS
+from sidecar.quota.service import Amounts, Grant, QuotaService
+from sidecar.routing.table import Route, RouteTable
+
+
+@dataclass(frozen=True)
+class TokenEstimator:
+    """Token counts before a provider reports them: a prompt's, and a piece of output text's."""
+
+    prompt: Callable[[Iterable[str]], int] = count_prompt_tokens
+    text: Callable[[str], int] = count_tokens
+
+
+@dataclass
+class _Meter:
+    """What a call has reserved and consumed so far."""
+
+    price: Price
+    prompt: int
+    output: int = 0
+    received: int = 0
+    reserved_tokens: int = 0
+    reserved_usd: int = 0
+    final: bool = False
+
+    def usd(self, price: Price | None = None, extra: int = 0) -> int:
+        cost = (price or self.price).cost(Usage(self.prompt, self.output + extra))
+        return math.ceil(cost * MICROS - 1e-6)
+
+
+class QuotaLayer:
+    def __init__(
+        self,
+        inner: Handler,
+        *,
+        quota: QuotaService | None,
+        table: RouteTable,
+        tiers: Mapping[str, TierConfig],
+        estimator: TokenEstimator = TokenEstimator(),
+    ) -> None:
+        self._inner, self._quota, self._table, self._tiers = inner, quota, table, tiers
+        self._estimator = estimator
+
+    def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+        """Tier check first; without quotas the inner stream is returned as it is (no extra hop)."""
+        route = self._table.resolve(call.model)
+        self._check_tier(call, route)
+        if self._quota is None or not self._quota.policy.enabled:
+            return self._inner(call)
+        return self._metered(self._quota, call, route)
+
+    async def _metered(self, quota: QuotaService, call: Call, route: Route) -> AsyncGenerator[Chunk, None]:
+        policy = quota.policy
+        output = min(call.params.max_tokens or policy.output_tokens_estimate, policy.output_tokens_estimate)
+        meter = _Meter(_dearest(route), self._estimator.prompt(m.text for m in call.messages))
+        grant, call = await self._admit(quota, call, route, meter, output)
+        try:
+            async with aclosing(self._inner(call)) as stream:
+                async for chunk in stream:
+                    await self._cover(quota, grant, call, meter, chunk)
+                    yield chunk
+        finally:
+            await quota.settle_shielded(grant, _actual(call, meter))
+
+    def _check_tier(self, call: Call, route: Route) -> None:
+        tier = self._tiers.get(call.tier)
+        allowed = tier.allowed_routes if tier is not None else None
+        if allowed is not None and route.alias not in allowed:
+            names = ", ".join(allowed) or "none"
+            raise ModelNotAllowedError(
+                f"tier {call.tier} may not use route {route.alias}; it may use: {names}",
+                metadata={"model": route.alias, "tier": call.tier},
+                resource=ResourceRef("orchestrator.v1.ModelRoute", route.alias, "not allowed for the tier"),
+            )
+
+    async def _admit(
+        self, quota: QuotaService, call: Call, route: Route, meter: _Meter, output: int
+    ) -> tuple[Grant, Call]:
+        """Reserve the estimate; if dollars refuse and the route has a cheaper fallback, try that."""
+        tokens = meter.prompt + output
+        usd = meter.usd(extra=output)
+        try:
+            grant = await quota.reserve(call.tenant_id, call.user_id, call.tier, _reserve(tokens, usd))
+        except QuotaExceededError as err:
+            fallback = _fallback(route)
+            if err.reason != "COST_QUOTA_EXCEEDED" or fallback is None:
+                raise
+            meter.price = fallback.price
+            usd = meter.usd(extra=output)
+            grant = await quota.reserve(call.tenant_id, call.user_id, call.tier, _reserve(tokens, usd))
+            call = replace(call, budget_deployment=fallback.deployment)
+        meter.reserved_tokens, meter.reserved_usd = tokens, usd
+        return grant, call
+
+    async def _cover(
+        self, quota: QuotaService, grant: Grant, call: Call, meter: _Meter, chunk: Chunk
+    ) -> None:
+        """Count the chunk; extend the reservation if it outgrew it, or end the stream if refused."""
+        meter.received += 1
+        meter.output += self._estimator.text(chunk.text)
+        if chunk.usage is not None:
+            meter.prompt, meter.output = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
+            meter.final = chunk.is_final
+        price = call.record.target.price if call.record.target else meter.price
+        if call.record.cache_hit:
+            return
+        tokens, usd = meter.prompt + meter.output, meter.usd(price)
+        if tokens <= meter.reserved_tokens and usd <= meter.reserved_usd:
+            return
+        try:
+            await self._extend(quota, grant, meter, price, quota.policy.extension_tokens)
+        except QuotaExceededError:
+            try:  # the headroom does not fit; the chunk itself may
+                await self._extend(quota, grant, meter, price, 0)
+            except QuotaExceededError as err:
+                if not (call.stream and chunk.text):
+                    return  # a whole unary answer, or a stream's final usage: already paid for, delivered
+                err.metadata.update(
+                    promptTokens=str(meter.prompt), completionTokens=str(meter.output), usageEstimated="true"
+                )
+                raise
+
+    async def _extend(
+        self, quota: QuotaService, grant: Grant, meter: _Meter, price: Price, step: int
+    ) -> None:
+        """Grow the reservation to what the call has used plus `step` more output tokens."""
+        more_tokens = max(0, meter.prompt + meter.output + step - meter.reserved_tokens)
+        more_usd = max(0, meter.usd(price, step) - meter.reserved_usd)
+        await quota.extend(grant, Amounts(tokens=more_tokens, usd=more_usd))
+        meter.reserved_tokens += more_tokens
+        meter.reserved_usd += more_usd
+
+
+def _reserve(tokens: int, usd: int) -> Amounts:
+    return Amounts(requests=1, tokens=tokens, usd=usd, concurrency=1)
+
+
+def _actual(call: Call, meter: _Meter) -> Amounts:
+    """The settlement: a cache hit is one request; no provider output at all is a full refund."""
+    record = call.record
+    if record.cache_hit:
+        return Amounts(requests=1)
+    if meter.received == 0 and record.usage.total_tokens == 0:
+        return Amounts()
+    if meter.final and record.finish_reason is not None:
+        usage = record.usage
+        usd = math.ceil(record.cost_usd * MICROS - 1e-6)
+    else:  # cut short: what the sidecar counted, at least what the provider reported
+        usage = record.usage.merge(Usage(meter.prompt, meter.output))
+        price = record.target.price if record.target else meter.price
+        usd = math.ceil(price.cost(usage) * MICROS - 1e-6)
+    return Amounts(requests=1, tokens=usage.total_tokens, usd=usd)
+
+
+def _dearest(route: Route) -> Price:
+    """A price at least the route's most expensive deployment's, for both directions."""
+    return Price(
+        max(t.price.input_per_million for t in route.targets),
+        max(t.price.output_per_million for t in route.targets),
+    )
+
+
+def _fallback(route: Route) -> Target | None:
+    name = route.config.budget_fallback
+    return next((t for t in route.targets if t.deployment == name), None)

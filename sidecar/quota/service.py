@@ -1,0 +1,250 @@
+"""The reserve/settle algorithm over every limit that applies to a call.
+
+reserve: one atomic store operation takes, on every applicable bucket at once, 1 request, 1 call in
+flight, the estimated tokens and the estimated micro-dollars, or takes nothing and names the first
+limit that refused. extend: adds tokens and dollars to the same reservation while a stream outgrows
+its estimate. settle: drops the reservation and charges the real amounts (0 for calls in flight,
+everything 0 for a full refund). When the store fails, a call is refused (QUOTA_UNAVAILABLE) if any
+enforced limit that applies is `fail_closed`, else admitted without a reservation ("degraded").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import zoneinfo
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sidecar.config.quota import QuotaPolicy, TierConfig, Window
+from sidecar.core.clock import Clock
+from sidecar.core.errors import (
+    FieldViolation,
+    InvalidRequestError,
+    QuotaExceededError,
+    QuotaUnavailableError,
+    QuotaViolation,
+)
+from sidecar.quota.limits import Limit, LimitBook
+from sidecar.quota.signals import NearLimitEvent, QuotaSignals
+from sidecar.quota.store import BucketState, Charge, QuotaStore, QuotaStoreError
+from sidecar.quota.windows import window_edges
+
+STORE_RETRY_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Amounts:
+    """What one call takes: requests and calls in flight are 0 or 1; usd in micro-dollars."""
+
+    requests: int = 0
+    tokens: int = 0
+    usd: int = 0
+    concurrency: int = 0
+
+    def of(self, metric: str) -> int:
+        return int(getattr(self, metric))
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A call's reservation: its limits and the window each bucket chose."""
+
+    rid: str
+    tenant: str
+    user: str
+    limits: tuple[Limit, ...]
+    windows: tuple[tuple[int, int], ...]
+    degraded: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LimitState:
+    limit: Limit
+    used: float
+    reserved: float
+    reset_at: float | None  # epoch seconds; None for concurrency
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.limit.native(self.limit.limit) - self.used - self.reserved)
+
+
+class QuotaService:
+    def __init__(
+        self,
+        policy: QuotaPolicy,
+        tiers: Mapping[str, TierConfig],
+        store: QuotaStore,
+        clock: Clock,
+        signals: QuotaSignals,
+    ) -> None:
+        self.policy, self.store, self.signals = policy, store, signals
+        self._clock = clock
+        self._book = LimitBook(policy, tiers)
+        self._zone = zoneinfo.ZoneInfo(policy.timezone)
+        self._levels = tuple(policy.near_limit_levels)
+        self._ttl_ms = int(policy.reservation_ttl_seconds * 1000)
+        self._edge_cache: dict[Window, tuple[int, ...]] = {}
+        self._settling: set[asyncio.Future[None]] = set()
+
+    def limits(self, tenant: str, user: str, tier: str) -> tuple[Limit, ...]:
+        """The caller's limits; a limit scoped to a tenant or user needs that id (INVALID_ARGUMENT)."""
+        limits = self._book.for_caller(tenant, tier)
+        bad = []
+        if not tenant and limits:
+            bad.append(FieldViolation("tenant_id", "required: quota limits apply to every tenant"))
+        if not user and any(limit.scope == "user" for limit in limits):
+            bad.append(FieldViolation("user_id", "required: this tier has per-user quota limits"))
+        if bad:
+            raise InvalidRequestError(bad)
+        return limits
+
+    async def reserve(self, tenant: str, user: str, tier: str, amounts: Amounts) -> Grant:
+        limits = self.limits(tenant, user, tier)
+        rid = uuid.uuid4().hex
+        charges = [self._charge(lim, tenant, user, amounts.of(lim.metric), None) for lim in limits]
+        try:
+            verdict = await self.store.reserve(tenant, rid, charges, ttl_ms=self._ttl_ms, levels=self._levels)
+        except QuotaStoreError as exc:
+            return self._store_down("reserve", exc, Grant(rid, tenant, user, limits, (), degraded=True))
+        self._report(limits, verdict.buckets, tenant, user)
+        if not verdict.admitted:
+            raise self._refusal(limits[verdict.refused], verdict.buckets[verdict.refused], tenant, user)
+        return Grant(rid, tenant, user, limits, tuple((b.start, b.end) for b in verdict.buckets))
+
+    async def extend(self, grant: Grant, amounts: Amounts) -> None:
+        """Add tokens and dollars to a reservation; raises QuotaExceededError when a limit refuses."""
+        if grant.degraded:
+            return
+        picked = [i for i, lim in enumerate(grant.limits) if amounts.of(lim.metric) > 0]
+        if not picked:
+            return
+        limits = tuple(grant.limits[i] for i in picked)
+        charges = [self._fixed(grant, i, amounts.of(grant.limits[i].metric)) for i in picked]
+        try:
+            verdict = await self.store.reserve(
+                grant.tenant, grant.rid, charges, ttl_ms=self._ttl_ms, levels=self._levels
+            )
+        except QuotaStoreError as exc:
+            self._store_down("extend", exc, grant, limits)
+            return
+        self._report(limits, verdict.buckets, grant.tenant, grant.user)
+        if not verdict.admitted:
+            i = verdict.refused
+            raise self._refusal(limits[i], verdict.buckets[i], grant.tenant, grant.user)
+
+    async def settle(self, grant: Grant, amounts: Amounts) -> None:
+        """Charge the real amounts and release the reservation; never raises for the store."""
+        if grant.degraded:
+            return
+        charges = [self._fixed(grant, i, amounts.of(lim.metric)) for i, lim in enumerate(grant.limits)]
+        try:
+            states = await self.store.settle(grant.tenant, grant.rid, charges, levels=self._levels)
+        except QuotaStoreError as exc:
+            self.signals.store_error("settle", exc)
+            return
+        self._report(grant.limits, states, grant.tenant, grant.user)
+
+    async def settle_shielded(self, grant: Grant, amounts: Amounts) -> None:
+        """settle(), finished even if the caller is cancelled meanwhile; aclose() waits for it."""
+        task = asyncio.ensure_future(self.settle(grant, amounts))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        await asyncio.shield(task)
+
+    async def snapshot(self, tenant: str, user: str, tier: str) -> list[LimitState]:
+        """Every limit of the caller with its current window (user limits only with a user)."""
+        limits = tuple(lim for lim in self._book.for_caller(tenant, tier) if user or lim.scope == "tenant")
+        charges = [self._charge(lim, tenant, user, 0, None) for lim in limits]
+        try:
+            states = await self.store.read(tenant, charges)
+        except QuotaStoreError as exc:
+            self.signals.store_error("read", exc)
+            raise QuotaUnavailableError(
+                "the quota store is unreachable", retry_after=STORE_RETRY_SECONDS
+            ) from exc
+        return [
+            LimitState(lim, lim.native(s.used), lim.native(s.reserved), s.end / 1000 if s.end else None)
+            for lim, s in zip(limits, states, strict=True)
+        ]
+
+    async def aclose(self) -> None:
+        """Finish the settles in flight, then close the store and stop the webhook sender."""
+        try:
+            await asyncio.gather(*self._settling, return_exceptions=True)
+            await self.store.aclose()
+        finally:
+            if self.signals.webhook is not None:
+                await self.signals.webhook.aclose()
+
+    def _charge(
+        self, lim: Limit, tenant: str, user: str, amount: int, edges: tuple[int, ...] | None
+    ) -> Charge:
+        if edges is None:
+            edges = self._edges(lim.window) if lim.window else ()
+        return Charge(lim.key(tenant, user), edges, lim.limit, amount, enforce=not lim.shadow)
+
+    def _edges(self, window: Window) -> tuple[int, ...]:
+        """The window's edges around now, computed once per window (time zone arithmetic is slow)."""
+        now = self._clock.wall()
+        edges = self._edge_cache.get(window)
+        if edges is None or not edges[1] <= now * 1000 < edges[2]:
+            edges = self._edge_cache[window] = window_edges(window, now, self._zone)
+        return edges
+
+    def _fixed(self, grant: Grant, i: int, amount: int) -> Charge:
+        """A charge on the very bucket the reservation chose, whatever the time is now."""
+        lim, (start, end) = grant.limits[i], grant.windows[i]
+        return self._charge(lim, grant.tenant, grant.user, amount, (start, end) if end else ())
+
+    def _store_down(
+        self, operation: str, exc: QuotaStoreError, grant: Grant, limits: Sequence[Limit] | None = None
+    ) -> Grant:
+        self.signals.store_error(operation, exc)
+        closed = [lim.name for lim in limits or grant.limits if lim.fail_closed and not lim.shadow]
+        if closed:
+            raise QuotaUnavailableError(
+                f"the quota store is unreachable and limit {closed[0]} is fail_closed",
+                metadata={"limit": closed[0]},
+                retry_after=STORE_RETRY_SECONDS,
+            ) from exc
+        return grant
+
+    def _report(self, limits: Sequence[Limit], states: Sequence[BucketState], tenant: str, user: str) -> None:
+        for lim, s in zip(limits, states, strict=True):
+            if s.over and lim.shadow:
+                self.signals.refused(lim.name, lim.reason, shadow=True)
+            if s.level:
+                self.signals.near_limit(self._event(lim, s, tenant, user))
+
+    def _event(self, lim: Limit, s: BucketState, tenant: str, user: str) -> NearLimitEvent:
+        return NearLimitEvent(
+            limit=lim.name,
+            metric=lim.metric,
+            scope=lim.scope,
+            tenant=tenant,
+            user=user if lim.scope == "user" else "",
+            window=lim.window or "concurrent",
+            level=s.level,
+            used=lim.native(s.used + s.reserved),
+            limit_value=lim.native(lim.limit),
+            window_end=s.end / 1000 if s.end else None,
+            shadow=lim.shadow,
+        )
+
+    def _refusal(self, lim: Limit, s: BucketState, tenant: str, user: str) -> QuotaExceededError:
+        self.signals.refused(lim.name, lim.reason, shadow=False)
+        now_ms = self._clock.wall() * 1000
+        retry = max(0.001, (s.end - now_ms) / 1000) if s.end else STORE_RETRY_SECONDS
+        window = lim.window or "concurrent"
+        value = f"{lim.native(lim.limit):g}"
+        return QuotaExceededError(
+            f"{lim.scope} limit {lim.name} ({value} {lim.metric} per {window}) is exhausted",
+            reason=lim.reason,
+            metadata={"limit": lim.name, "metric": lim.metric, "window": window, "scope": lim.scope},
+            violation=QuotaViolation(
+                lim.subject(tenant, user), f"{lim.name}: {value} {lim.metric} per {window}"
+            ),
+            retry_after=round(retry, 3),
+        )

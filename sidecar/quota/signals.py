@@ -1,0 +1,85 @@
+"""What the quota service reports: near-limit events, shadow refusals, store errors.
+
+Each goes to a structured log line, to counters the metrics layer can read, and to typed hooks
+the composition root connects (e.g. to Prometheus). Near-limit events also go to the webhook.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+_log = logging.getLogger("sidecar.quota")
+
+
+@dataclass(frozen=True, slots=True)
+class NearLimitEvent:
+    """A limit's bucket reached `level` percent (used plus reserved) for the first time in its window."""
+
+    limit: str
+    metric: str
+    scope: str
+    tenant: str
+    user: str
+    window: str
+    level: int
+    used: float
+    limit_value: float
+    window_end: float | None  # epoch seconds; None for a concurrency limit
+    shadow: bool
+
+    def as_json(self) -> dict[str, object]:
+        return {"event": "quota.near_limit", **asdict(self)}
+
+
+class EventSink(Protocol):
+    def send(self, event: NearLimitEvent) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class QuotaSignals:
+    """Hooks and counters; the hooks run on the request path, so they must be quick and never raise."""
+
+    on_near_limit: list[Callable[[NearLimitEvent], None]] = field(default_factory=list)
+    on_store_error: list[Callable[[str], None]] = field(default_factory=list)
+    on_refused: list[Callable[[str, str], None]] = field(default_factory=list)  # (limit, reason)
+    webhook: EventSink | None = None
+    near_limit_total: Counter[tuple[str, int]] = field(default_factory=Counter)
+    store_errors_total: Counter[str] = field(default_factory=Counter)  # by operation
+    refused_total: Counter[tuple[str, str]] = field(default_factory=Counter)
+    shadow_refused_total: Counter[str] = field(default_factory=Counter)
+
+    def near_limit(self, event: NearLimitEvent) -> None:
+        self.near_limit_total[(event.limit, event.level)] += 1
+        _log.warning("quota near limit", extra=event.as_json())
+        for hook in self.on_near_limit:
+            _safely(hook, event)
+        if self.webhook is not None:
+            self.webhook.send(event)
+
+    def store_error(self, operation: str, error: Exception) -> None:
+        self.store_errors_total[operation] += 1
+        _log.error("quota store error", extra={"operation": operation, "error": str(error)})
+        for hook in self.on_store_error:
+            _safely(hook, operation)
+
+    def refused(self, limit: str, reason: str, *, shadow: bool) -> None:
+        if shadow:
+            self.shadow_refused_total[limit] += 1
+            _log.info("quota shadow limit would refuse", extra={"limit": limit, "reason": reason})
+            return
+        self.refused_total[(limit, reason)] += 1
+        for hook in self.on_refused:
+            _safely(hook, limit, reason)
+
+
+def _safely(hook: Callable[..., None], *args: object) -> None:
+    try:
+        hook(*args)
+    except Exception:
+        _log.exception("quota signal hook failed")

@@ -1,0 +1,430 @@
+"""QuotaLayer + QuotaService around a scripted inner handler, over both stores (memory, real Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+import zoneinfo
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pytest
+
+from sidecar.config.schema import Policy
+from sidecar.core.errors import (
+    InvalidRequestError,
+    ModelNotAllowedError,
+    ProvidersUnavailableError,
+    QuotaExceededError,
+    QuotaUnavailableError,
+    StreamInterruptedError,
+)
+from sidecar.core.layer import Handler
+from sidecar.core.tokens import count_tokens
+from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, Usage
+from sidecar.pipeline.quota import QuotaLayer
+from sidecar.quota.service import QuotaService
+from sidecar.quota.signals import NearLimitEvent, QuotaSignals
+from sidecar.quota.store import QuotaStore
+from sidecar.routing.table import RouteTable
+from tests.conftest import FakeClock, free_port
+from tests.support.calls import make_call
+
+WORDS = "alpha beta gamma delta "  # 4 tokens a chunk
+CHUNK_TOKENS = count_tokens(WORDS)
+
+
+def policy(quota: dict[str, Any], **extra: Any) -> Policy:
+    price = {"input_per_million": 1_000, "output_per_million": 2_000}  # $0.001 / $0.002 a token
+    cheap = {"input_per_million": 100, "output_per_million": 200}
+    return Policy.model_validate(
+        {
+            "default_route": "main",
+            "deployments": {
+                "big": {"provider": "echo", "model": "big", "price": price},
+                "small": {"provider": "echo", "model": "small", "price": cheap},
+            },
+            "routes": {
+                "main": {"deployments": ["big", "small"], "budget_fallback": "small"},
+                "other": {"deployments": ["small"]},
+            },
+            "quota": quota,
+            **extra,
+        }
+    )
+
+
+@dataclass
+class Inner:
+    """The rest of the pipeline: picks a deployment like the route layer, then plays a script."""
+
+    table: RouteTable
+    chunks: list[Chunk] = field(default_factory=list)
+    error: Exception | None = None
+    fail_first: bool = False
+    cache_hit: bool = False
+    seen: list[Call] = field(default_factory=list)
+
+    async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+        self.seen.append(call)
+        if self.fail_first and self.error is not None:
+            raise self.error
+        route = self.table.resolve(call.model)
+        wanted = call.budget_deployment or route.targets[0].deployment
+        target = next(t for t in route.targets if t.deployment == wanted)
+        call.record.target = target
+        call.record.cache_hit = self.cache_hit
+        for chunk in self.chunks:
+            if chunk.is_final:
+                call.record.usage, call.record.finish_reason = chunk.usage or Usage(), chunk.finish_reason
+            yield chunk
+        if self.error is not None:
+            raise self.error
+
+
+@dataclass
+class Rig:
+    layer: Handler
+    service: QuotaService
+    inner: Inner
+    events: list[NearLimitEvent]
+    clock: FakeClock
+
+    async def run(self, call: Call | None = None) -> str:
+        parts = []
+        async with aclosing(self.layer(call or make_call(self.clock))) as stream:
+            async for chunk in stream:
+                parts.append(chunk.text)
+        return "".join(parts)
+
+    async def used(
+        self, name: str, tenant: str = "t", user: str = "u", tier: str = "free"
+    ) -> tuple[float, float]:
+        states = {s.limit.name: s for s in await self.service.snapshot(tenant, user, tier)}
+        return states[name].used, states[name].reserved
+
+
+def rig(p: Policy, store: QuotaStore, clock: FakeClock, **inner: Any) -> Rig:
+    assert p.quota is not None
+    events: list[NearLimitEvent] = []
+    signals = QuotaSignals(on_near_limit=[events.append])
+    service = QuotaService(p.quota, p.tiers, store, clock, signals)
+    table = RouteTable.from_policy(p)
+    scripted = Inner(table, **inner)
+    layer = QuotaLayer(scripted, quota=service, table=table, tiers=p.tiers)
+    return Rig(layer, service, scripted, events, clock)
+
+
+def final(prompt: int, completion: int) -> Chunk:
+    return Chunk(finish_reason=FinishReason.STOP, usage=Usage(prompt, completion))
+
+
+def tier_call(clock: FakeClock, tier: str = "free", **kw: Any) -> Call:
+    return replace(make_call(clock, **kw), tier=tier)
+
+
+async def test_tier_requests_per_minute_then_rate_limited(quota_store: QuotaStore, clock: FakeClock) -> None:
+    r = rig(policy({}), quota_store, clock, chunks=[final(5, 1)])
+    for _ in range(5):  # free: 5 a minute by default
+        await r.run(tier_call(clock))
+    with pytest.raises(QuotaExceededError) as info:
+        await r.run(tier_call(clock))
+    err = info.value
+    assert err.reason == "RATE_LIMITED" and err.metadata["limit"] == "tier-requests-per-minute"
+    assert err.quota_violations[0].subject == "tenant:t/user:u"
+    assert err.retry_after is not None and 0 < err.retry_after <= 60
+    clock.advance(err.retry_after)
+    await r.run(tier_call(clock))
+    assert len(r.inner.seen) == 6  # the refused call never reached the provider
+
+
+async def test_settles_real_usage_and_refunds_failures(quota_store: QuotaStore, clock: FakeClock) -> None:
+    limits = [
+        {"name": "tok", "metric": "tokens", "window": "day", "limit": 10_000},
+        {"name": "req", "metric": "requests", "window": "day", "limit": 100},
+        {"name": "usd", "metric": "usd", "window": "month", "limit": 5, "scope": "tenant"},
+    ]
+    r = rig(policy({"limits": limits}), quota_store, clock, chunks=[Chunk(text="hi"), final(9, 7)])
+    await r.run(tier_call(clock))
+    assert await r.used("tok") == (16, 0)
+    assert await r.used("req") == (1, 0)
+    assert await r.used("usd") == (pytest.approx(9 * 0.001 + 7 * 0.002), 0)
+    r.inner.chunks, r.inner.error, r.inner.fail_first = [], ProvidersUnavailableError("down"), True
+    with pytest.raises(ProvidersUnavailableError):
+        await r.run(tier_call(clock))
+    assert await r.used("req") == (1, 0)  # refunded in full: nothing reached a provider
+    assert await r.used("tok") == (16, 0)
+
+
+async def test_partial_stream_is_charged_what_was_produced(quota_store: QuotaStore, clock: FakeClock) -> None:
+    limits = [{"name": "tok", "metric": "tokens", "window": "day", "limit": 10_000}]
+    r = rig(policy({"limits": limits}), quota_store, clock, chunks=[Chunk(text=WORDS)] * 3)
+    r.inner.error = StreamInterruptedError("cut")
+    with pytest.raises(StreamInterruptedError):
+        await r.run(tier_call(clock, text="hello there"))
+    prompt = 3 + 4 + count_tokens("hello there")
+    assert await r.used("tok") == (prompt + 3 * CHUNK_TOKENS, 0)
+
+
+async def test_stream_extension_refused_overshoots_at_most_one_chunk(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    limit = 60
+    quota = {
+        "limits": [{"name": "tok", "metric": "tokens", "window": "day", "limit": limit}],
+        "output_tokens_estimate": 8,
+        "extension_tokens": 6,
+    }
+    r = rig(policy(quota), quota_store, clock, chunks=[Chunk(text=WORDS)] * 40 + [final(9, 160)])
+    delivered = []
+    with pytest.raises(QuotaExceededError) as info:
+        async with aclosing(r.layer(tier_call(clock))) as stream:
+            async for chunk in stream:
+                delivered.append(chunk.text)
+    assert info.value.reason == "TOKEN_QUOTA_EXCEEDED"
+    prompt = 3 + 4 + count_tokens("hello there")
+    used, reserved = await r.used("tok")
+    assert reserved == 0
+    assert prompt + len(delivered) * CHUNK_TOKENS <= limit < used <= limit + CHUNK_TOKENS
+    assert info.value.metadata["completionTokens"] == str((len(delivered) + 1) * CHUNK_TOKENS)
+
+
+async def test_unary_answer_beyond_the_reservation_is_delivered_and_charged(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    quota = {
+        "limits": [{"name": "tok", "metric": "tokens", "window": "day", "limit": 40}],
+        "output_tokens_estimate": 8,
+    }
+    answer = Chunk(text=WORDS * 10, finish_reason=FinishReason.STOP, usage=Usage(11, 40))
+    r = rig(policy(quota), quota_store, clock, chunks=[answer])
+    assert await r.run(tier_call(clock, stream=False)) == WORDS * 10  # paid for upstream: not withheld
+    assert await r.used("tok") == (51, 0)
+    with pytest.raises(QuotaExceededError):
+        await r.run(tier_call(clock, stream=False))
+
+
+async def test_cancelled_stream_releases_and_charges_what_it_got(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    quota = {"limits": [{"name": "inflight", "metric": "concurrency", "limit": 1}]}
+    r = rig(policy(quota), quota_store, clock, chunks=[Chunk(text=WORDS)] * 5 + [final(9, 20)])
+    stream = r.layer(tier_call(clock))
+    await anext(stream)
+    with pytest.raises(QuotaExceededError) as info:
+        await r.run(tier_call(clock))
+    assert info.value.reason == "CONCURRENCY_LIMITED"
+    await stream.aclose()  # the caller went away mid-stream
+    assert await r.used("inflight") == (0, 0)
+    await r.run(tier_call(clock))
+
+
+async def test_cache_hit_is_one_request_and_nothing_else(quota_store: QuotaStore, clock: FakeClock) -> None:
+    limits = [
+        {"name": "tok", "metric": "tokens", "window": "day", "limit": 1000},
+        {"name": "usd", "metric": "usd", "window": "day", "limit": 1},
+        {"name": "req", "metric": "requests", "window": "day", "limit": 10},
+    ]
+    r = rig(
+        policy({"limits": limits, "output_tokens_estimate": 10}),
+        quota_store,
+        clock,
+        chunks=[Chunk(text="x"), final(9, 1)],
+        cache_hit=True,
+    )
+    await r.run(tier_call(clock))
+    assert [await r.used(n) for n in ("tok", "usd", "req")] == [(0, 0), (0, 0), (1, 0)]
+
+
+async def test_budget_fallback_to_the_cheaper_deployment(quota_store: QuotaStore, clock: FakeClock) -> None:
+    # estimate: 11 prompt + 100 output tokens; big costs $0.211, small $0.0211
+    quota = {
+        "limits": [{"name": "usd", "metric": "usd", "window": "day", "limit": 0.1}],
+        "output_tokens_estimate": 100,
+    }
+    r = rig(policy(quota), quota_store, clock, chunks=[final(11, 10)])
+    await r.run(tier_call(clock))
+    assert r.inner.seen[-1].budget_deployment == "small"
+    assert (await r.used("usd"))[0] == pytest.approx(11 * 0.0001 + 10 * 0.0002)
+    rich = rig(policy({**quota, "limits": [{**quota["limits"][0], "limit": 1}]}), quota_store, clock)
+    rich.inner.chunks = [final(11, 10)]
+    await rich.run(tier_call(clock, text="other tenant"))
+    assert rich.inner.seen[-1].budget_deployment == ""
+
+
+async def test_budget_fallback_that_cannot_cover_either_refuses(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    quota = {
+        "limits": [{"name": "usd", "metric": "usd", "window": "day", "limit": 0.001}],
+        "output_tokens_estimate": 100,
+    }
+    r = rig(policy(quota), quota_store, clock)
+    with pytest.raises(QuotaExceededError) as info:
+        await r.run(tier_call(clock))
+    assert info.value.reason == "COST_QUOTA_EXCEEDED" and not r.inner.seen
+
+
+async def test_tier_may_be_restricted_to_routes(quota_store: QuotaStore, clock: FakeClock) -> None:
+    p = policy({}, tiers={"free": {"allowed_routes": ["other"]}, "pro": {}})
+    r = rig(p, quota_store, clock, chunks=[final(1, 1)])
+    with pytest.raises(ModelNotAllowedError) as info:
+        await r.run(tier_call(clock, model="main"))
+    assert info.value.metadata == {"model": "main", "tier": "free"}
+    await r.run(tier_call(clock, model="other"))
+    await r.run(tier_call(clock, tier="pro", model="main"))
+
+
+async def test_missing_ids_where_the_policy_needs_them(quota_store: QuotaStore, clock: FakeClock) -> None:
+    r = rig(policy({}), quota_store, clock)
+    with pytest.raises(InvalidRequestError) as info:
+        await r.run(replace(tier_call(clock), user_id=""))
+    assert [v.field for v in info.value.violations] == ["user_id"]
+    tenant_only = policy(
+        {"limits": [{"name": "t", "metric": "requests", "scope": "tenant", "window": "day", "limit": 9}]},
+        tiers={"free": {}, "service": {}},  # a tier without a default requests-per-minute
+    )
+    anonymous = replace(tier_call(clock, tier="service"), user_id="")
+    await rig(tenant_only, quota_store, clock, chunks=[final(1, 1)]).run(anonymous)
+
+
+async def test_shadow_limits_count_but_never_refuse(quota_store: QuotaStore, clock: FakeClock) -> None:
+    limits = [{"name": "s", "metric": "requests", "window": "day", "limit": 1, "shadow": True}]
+    r = rig(policy({"limits": limits}), quota_store, clock, chunks=[final(1, 1)])
+    for _ in range(3):
+        await r.run(tier_call(clock))
+    assert await r.used("s") == (3, 0)
+    assert r.service.signals.shadow_refused_total["s"] == 2
+    assert [e.level for e in r.events if e.limit == "s"] == [100]
+
+
+async def test_near_limit_events_fire_once_each(quota_store: QuotaStore, clock: FakeClock) -> None:
+    limits = [{"name": "req", "metric": "requests", "window": "day", "limit": 10}]
+    r = rig(policy({"limits": limits}), quota_store, clock, chunks=[final(1, 1)])
+    for _ in range(10):
+        await r.run(tier_call(clock, tier="enterprise"))
+    fired = [(e.limit, e.level) for e in r.events]
+    assert fired == [("req", 80), ("req", 90), ("req", 100)]
+    assert r.events[0].user == "u" and r.events[0].window == "day"
+
+
+async def test_day_window_rolls_over_at_midnight_in_the_zone(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    berlin = zoneinfo.ZoneInfo("Europe/Berlin")
+    midnight = dt.datetime(2026, 11, 22, tzinfo=berlin).timestamp()
+    clock.now = midnight - 60 - (clock.wall() - clock.now)  # one minute to midnight, Berlin
+    quota = {
+        "timezone": "Europe/Berlin",
+        "limits": [{"name": "d", "metric": "requests", "window": "day", "limit": 1}],
+    }
+    r = rig(policy(quota), quota_store, clock, chunks=[final(1, 1)])
+    await r.run(tier_call(clock, tier="enterprise"))
+    with pytest.raises(QuotaExceededError) as info:
+        await r.run(tier_call(clock, tier="enterprise"))
+    assert info.value.reason == "REQUEST_QUOTA_EXCEEDED" and info.value.retry_after == 60
+    clock.advance(60)
+    await r.run(tier_call(clock, tier="enterprise"))
+    (state,) = [s for s in await r.service.snapshot("t", "u", "enterprise") if s.limit.name == "d"]
+    assert state.reset_at == dt.datetime(2026, 11, 23, tzinfo=berlin).timestamp()
+
+
+async def test_month_window_rolls_over(quota_store: QuotaStore, clock: FakeClock) -> None:
+    clock.now = dt.datetime(2026, 11, 30, 23, 59, tzinfo=dt.UTC).timestamp() - (clock.wall() - clock.now)
+    quota = {"limits": [{"name": "m", "metric": "tokens", "window": "month", "limit": 20}]}
+    r = rig(policy(quota), quota_store, clock, chunks=[final(2, 2)])
+    big = replace(tier_call(clock, tier="enterprise"), params=GenerationParams(max_tokens=5))
+    await r.run(big)
+    with pytest.raises(QuotaExceededError):
+        await r.run(replace(big, params=GenerationParams(max_tokens=10)))
+    clock.advance(60)
+    await r.run(replace(big, params=GenerationParams(max_tokens=10)))
+
+
+def unreachable(clock: FakeClock) -> QuotaStore:
+    from sidecar.quota.redis_store import RedisQuotaStore
+
+    return RedisQuotaStore(f"redis://127.0.0.1:{free_port()}/0", clock, prefix="x", timeout=0.5)
+
+
+@pytest.mark.parametrize("mode", ["fail_open", "fail_closed"])
+async def test_store_unreachable_follows_the_limit_policy(mode: str, clock: FakeClock) -> None:
+    errors: list[str] = []
+    r = rig(policy({"on_store_error": mode}), unreachable(clock), clock, chunks=[final(1, 1)])
+    r.service.signals.on_store_error.append(errors.append)
+    try:
+        if mode == "fail_open":
+            for _ in range(7):  # more than free's 5 a minute: nothing is counted while the store is down
+                await r.run(tier_call(clock))
+            assert errors == ["reserve"] * 7
+        else:
+            with pytest.raises(QuotaUnavailableError) as info:
+                await r.run(tier_call(clock))
+            assert info.value.metadata["limit"] == "tier-requests-per-minute" and not r.inner.seen
+        with pytest.raises(QuotaUnavailableError):
+            await r.service.snapshot("t", "u", "free")
+    finally:
+        await r.service.aclose()
+
+
+async def test_concurrent_calls_admit_exactly_the_limit(quota_store: QuotaStore, clock: FakeClock) -> None:
+    r = rig(policy({}, tiers={"free": {"requests_per_minute": 20}}), quota_store, clock, chunks=[final(1, 1)])
+    results = await asyncio.gather(*(r.run(tier_call(clock)) for _ in range(50)), return_exceptions=True)
+    assert sum(not isinstance(x, BaseException) for x in results) == 20
+    assert all(isinstance(x, QuotaExceededError) for x in results if isinstance(x, BaseException))
+
+
+async def test_disabled_quota_counts_nothing_but_tiers_still_restrict(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    p = policy({"enabled": False}, tiers={"free": {"allowed_routes": ["main"]}})
+    r = rig(p, quota_store, clock, chunks=[Chunk(text="hi"), final(1, 1)])
+    for _ in range(8):  # more than free's 5 a minute
+        assert await r.run(tier_call(clock)) == "hi"
+    assert await r.used("tier-requests-per-minute") == (0, 0)
+    with pytest.raises(ModelNotAllowedError):
+        r.layer(tier_call(clock, model="other"))  # refused before any stream exists
+
+
+async def test_a_twice_cancelled_call_still_settles_before_close(redis_url: str, clock: FakeClock) -> None:
+    from sidecar.quota.redis_store import RedisQuotaStore
+
+    prefix = f"test:{uuid.uuid4().hex[:12]}"
+    store = RedisQuotaStore(redis_url, clock, prefix=prefix, timeout=2.0, server_time=False)
+    quota = {"limits": [{"name": "inflight", "metric": "concurrency", "limit": 5}]}
+    r = rig(policy(quota), store, clock)
+    release = asyncio.Event()
+
+    async def hang(call: Call) -> AsyncGenerator[Chunk, None]:
+        yield Chunk(text="first")
+        await release.wait()
+        yield final(1, 1)
+
+    r.layer = QuotaLayer(
+        hang, quota=r.service, table=RouteTable.from_policy(policy(quota)), tiers=policy(quota).tiers
+    )
+    got_first = asyncio.Event()
+
+    async def consume() -> None:
+        async with aclosing(r.layer(tier_call(clock))) as stream:
+            async for _ in stream:
+                got_first.set()
+
+    task = asyncio.ensure_future(consume())
+    await got_first.wait()
+    task.cancel()  # the caller goes away: the layer starts settling...
+    await asyncio.sleep(0)
+    task.cancel()  # ...and is cancelled again while it waits on Redis
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await r.service.aclose()  # waits for the settle in flight, then closes the client
+    fresh = RedisQuotaStore(redis_url, clock, prefix=prefix, timeout=2.0, server_time=False)
+    try:
+        service = QuotaService(r.service.policy, policy(quota).tiers, fresh, clock, QuotaSignals())
+        (state,) = [s for s in await service.snapshot("t", "u", "free") if s.limit.name == "inflight"]
+        assert (state.used, state.reserved) == (0, 0)
+    finally:
+        await fresh.aclose()

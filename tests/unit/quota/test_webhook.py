@@ -1,0 +1,93 @@
+"""The near-limit webhook against a real loopback HTTP server: delivery, retries with backoff, give-up."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+from aiohttp import web
+
+from sidecar.config.quota import WebhookConfig
+from sidecar.quota.signals import NearLimitEvent, QuotaSignals
+from sidecar.quota.webhook import WebhookSender
+
+EVENT = NearLimitEvent(
+    limit="req", metric="requests", scope="user", tenant="t", user="u", window="day",
+    level=90, used=9, limit_value=10, window_end=1_800_000_000.0, shadow=False,
+)  # fmt: skip
+
+
+@dataclass
+class Receiver:
+    statuses: list[int]
+    bodies: list[dict[str, object]] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.bodies.append(json.loads(await request.read()))
+        status = self.statuses.pop(0) if self.statuses else 200
+        return web.Response(status=status)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = Receiver(statuses=[])
+    app = web.Application()
+    app.router.add_post("/hook", r.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    r.url = f"http://127.0.0.1:{port}/hook"
+    yield r
+    await runner.cleanup()
+
+
+async def test_delivers_after_retrying_with_backoff(receiver: Receiver) -> None:
+    receiver.statuses = [500, 503]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    sender = WebhookSender(WebhookConfig(url=receiver.url, backoff_seconds=0.5), sleep=sleep)
+    signals = QuotaSignals(webhook=sender)
+    signals.near_limit(EVENT)  # returns at once: the POST happens off the request path
+    assert receiver.bodies == []
+    await sender.drain()
+    await sender.aclose()
+    assert slept == [0.5, 1.0]
+    assert len(receiver.bodies) == 3 and sender.delivered == 1
+    body = receiver.bodies[-1]
+    assert body["event"] == "quota.near_limit" and body["level"] == 90 and body["limit"] == "req"
+    assert signals.near_limit_total[("req", 90)] == 1
+
+
+async def test_gives_up_after_max_attempts(receiver: Receiver) -> None:
+    receiver.statuses = [500] * 10
+
+    async def sleep(seconds: float) -> None:
+        return None
+
+    sender = WebhookSender(WebhookConfig(url=receiver.url, max_attempts=3), sleep=sleep)
+    sender.send(EVENT)
+    await sender.drain()
+    await sender.aclose()
+    assert len(receiver.bodies) == 3 and sender.failed == 1 and sender.delivered == 0
+
+
+async def test_unreachable_endpoint_is_retried_then_dropped() -> None:
+    from tests.conftest import free_port
+
+    async def sleep(seconds: float) -> None:
+        return None
+
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    sender = WebhookSender(WebhookConfig(url=url, max_attempts=2, timeout_seconds=2), sleep=sleep)
+    sender.send(EVENT)
+    await sender.drain()
+    await sender.aclose()
+    assert sender.failed == 1
