@@ -34,7 +34,7 @@ from sidecar.pipeline.cache import CacheLayer
 from sidecar.pipeline.context import ContextLayer
 from sidecar.pipeline.keys import KeyLayer
 from sidecar.pipeline.persona import PersonaLayer
-from sidecar.pipeline.quota import QuotaLayer
+from sidecar.pipeline.quota import QuotaLayer, TokenEstimator
 from sidecar.pipeline.route import RouteLayer
 from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.providers._http import HttpClient
@@ -227,7 +227,15 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 policy=cfg.policy.context,
                 summarizer=build_summarizer(cfg, d),
             ),
-            partial(QuotaLayer, quota=d.quota, table=d.routing.table, tiers=cfg.policy.tiers),
+            partial(
+                QuotaLayer,
+                quota=d.quota,
+                table=d.routing.table,
+                tiers=cfg.policy.tiers,
+                estimator=TokenEstimator(
+                    prompt=d.tokenizers.count_prompt_max, text=d.tokenizers.count_text_max
+                ),
+            ),
             partial(
                 CacheLayer, store=d.cache, settings=cfg.settings.cache, table=d.routing.table, clock=d.clock
             ),

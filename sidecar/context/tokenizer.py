@@ -109,14 +109,21 @@ class Tokenizers:
 
     def __init__(self, counters: Mapping[str, TokenCounter]) -> None:
         self._counters = dict(counters)
+        distinct = {c.name: c for c in self._counters.values()} or {ESTIMATE: ESTIMATE_COUNTER}
+        self._distinct = tuple(distinct.values())
 
     def for_deployment(self, name: str) -> TokenCounter:
         return self._counters.get(name, ESTIMATE_COUNTER)
 
     def count_text_max(self, text: str) -> int:
-        """The largest count any deployment's tokenizer gives (a persona prompt must fit them all)."""
-        counters = {c.name: c for c in self._counters.values()} or {ESTIMATE: ESTIMATE_COUNTER}
-        return max(c.count_text(text) for c in counters.values())
+        """The largest count any configured tokenizer gives: for a persona prompt, which must fit them
+        all, and for quota estimates made before the route has picked a deployment."""
+        return max(c.count_text(text) for c in self._distinct)
+
+    def count_prompt_max(self, texts: Iterable[str]) -> int:
+        """A chat prompt's largest count over the configured tokenizers, framing included."""
+        texts = tuple(texts)
+        return max(c.priming + sum(c.count_text(t) + c.per_message for t in texts) for c in self._distinct)
 
     @classmethod
     def build(cls, deployments: Mapping[str, DeploymentConfig], directory: Path | None) -> Tokenizers:

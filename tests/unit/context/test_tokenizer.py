@@ -100,3 +100,14 @@ def test_a_persona_prompt_is_counted_by_the_strictest_tokenizer_configured(encod
     counts = [both.for_deployment("gpt").count_text(text), ESTIMATE_COUNTER.count_text(text)]
     assert counts[0] != counts[1] and both.count_text_max(text) == max(counts)
     assert Tokenizers({}).count_text_max(text) == ESTIMATE_COUNTER.count_text(text)
+
+
+def test_a_quota_estimate_before_routing_takes_the_largest_prompt_count(encodings_dir: Path) -> None:
+    both = Tokenizers.build(
+        {"gpt": deployment("openai", "gpt-4o"), "claude": deployment("anthropic", "claude-haiku-4-5")},
+        encodings_dir,
+    )
+    texts = ["You are terse.", "Donaudampfschifffahrtsgesellschaftskapitän 🚢🚢🚢"]
+    messages = [Message(Role.SYSTEM, texts[0]), Message(Role.USER, texts[1])]
+    counts = [both.for_deployment(d).count_prompt(messages) for d in ("gpt", "claude")]
+    assert both.count_prompt_max(texts) == max(counts) and counts[0] != counts[1]
