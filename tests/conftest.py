@@ -91,16 +91,18 @@ class Running:
 
 @pytest.fixture
 async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
-    """serve(raw_config, environ=None) -> Running; everything started is stopped afterwards."""
+    """serve(raw_config, environ=None, clock=None) -> Running; everything started is stopped afterwards."""
     started: list[Running] = []
 
-    async def start(raw: dict[str, Any], environ: dict[str, str] | None = None) -> Running:
+    async def start(
+        raw: dict[str, Any], environ: dict[str, str] | None = None, clock: FakeClock | None = None
+    ) -> Running:
         raw = {
             "settings": {"listen": {"address": "127.0.0.1:0"}, **raw.get("settings", {})},
             **{k: v for k, v in raw.items() if k != "settings"},
         }
         cfg = make_config(raw, environ, tmp_path)
-        sidecar = build_server(cfg)
+        sidecar = build_server(cfg, clock)
         await sidecar.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.port}")
         running = Running(sidecar, channel)

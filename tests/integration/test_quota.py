@@ -12,11 +12,22 @@ from grpc_status import rpc_status
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import quota_pb2
-from tests.conftest import echo_policy, user
+from tests.conftest import FakeClock, echo_policy, user
 from tests.integration.helpers import rich
 
 pytestmark = pytest.mark.integration
 Serve = Callable[..., Any]
+
+
+@pytest.fixture
+def serve(serve: Serve, clock: FakeClock) -> Serve:
+    """The real server on a fake clock, 20 s before a minute ends and hours from midnight: windows
+    never roll over while a test runs."""
+
+    async def start(raw: dict[str, Any], environ: dict[str, str] | None = None) -> Any:
+        return await serve(raw, environ, clock=clock)
+
+    return start
 
 
 def quota_config(quota: dict[str, Any], **policy: Any) -> dict[str, Any]:

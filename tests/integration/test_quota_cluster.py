@@ -1,14 +1,15 @@
 """Four real sidecar processes share one Redis: exact admission, kill/restart, streams, Redis outage.
 
-The sidecars use Redis server time and SystemClock, as in production; windows are days (UTC), and
-every test uses its own tenant, so the tests are independent of each other and of the wall clock
-(short of a run that straddles midnight UTC).
+The sidecars use Redis server time and SystemClock, as in production; windows are days in a time
+zone where it is around noon when the tests start (`noon_zone`), and every test uses its own tenant,
+so the tests are independent of each other and of the wall clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,12 @@ def tenant_limit(name: str, metric: str, limit: int, **extra: Any) -> dict[str, 
     }
 
 
+def noon_zone() -> str:
+    """A fixed-offset zone where it is now between 11:00 and 13:00: no day rolls over during a run."""
+    offset = 12 - time.gmtime().tm_hour  # local = UTC + offset; Etc/GMT-N is UTC+N (POSIX sign)
+    return "Etc/GMT" + (f"-{offset}" if offset > 0 else f"+{-offset}" if offset < 0 else "")
+
+
 def config(redis_url: str, prefix: str) -> dict[str, Any]:
     echo = {"first_token_delay_seconds": 0.01, "chunk_delay_seconds": 0.001, "tokens_per_chunk": CHUNK_TOKENS}
     return {
@@ -52,6 +59,7 @@ def config(redis_url: str, prefix: str) -> dict[str, Any]:
                 "redis_url": redis_url,
                 "key_prefix": prefix,
                 "store_timeout_seconds": 1.0,
+                "timezone": noon_zone(),
                 "output_tokens_estimate": 4,
                 "extension_tokens": 4,
                 "tenants": {
