@@ -20,6 +20,7 @@ from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc
 from sidecar.config.load import ConfigError, load_config, process_environ
 from sidecar.config.schema import Config
+from sidecar.personas.registry import PersonaLoadError
 from sidecar.telemetry.logging import setup_logging
 
 if TYPE_CHECKING:
@@ -101,6 +102,9 @@ def _serve(args: argparse.Namespace) -> int:
         uvloop.run(_run_until_signalled(cfg))
     except RuntimeError as exc:  # grpc reports a listener it cannot bind this way
         sys.stderr.write(f"sidecar: cannot serve on {cfg.settings.listen.address}: {exc}\n")
+        return 1
+    except PersonaLoadError as exc:  # the exact tokenizer found a prompt the config check's estimate let by
+        sys.stderr.write(f"sidecar: personas: {exc}\n")
         return 1
     return 0
 

@@ -126,3 +126,23 @@ def test_serve_on_a_busy_port_fails_clearly(served: str, tmp_path: Path) -> None
     result = run("serve", "--config", str(config))
     assert result.returncode == 1
     assert f"cannot serve on {served}" in result.stderr
+
+
+def test_serve_refuses_a_persona_prompt_the_exact_tokenizer_finds_too_long(
+    tmp_path: Path, encodings_dir: Path
+) -> None:
+    """check-config counts with the estimate (350 here); serving counts with tiktoken (700 > 600)."""
+    policy = {
+        "default_route": "gpt",
+        "deployments": {"gpt": {"provider": "openai", "model": "gpt-4o", "base_url": "http://127.0.0.1:9"}},
+        "routes": {"gpt": {"deployments": ["gpt"]}},
+        "routing": {"probes": {"enabled": False}},
+        "context": {"encodings_dir": str(encodings_dir)},
+        "personas": {"personas": [{"id": "ship", "name": "Ship", "system_prompt": "🚢" * 350}]},
+    }
+    config = tmp_path / "personas.yaml"
+    config.write_text(yaml.safe_dump({"settings": {"listen": {"address": "127.0.0.1:0"}}, "policy": policy}))
+    assert run("check-config", str(config)).returncode == 0
+    result = run("serve", "--config", str(config))
+    assert result.returncode == 1
+    assert "sidecar: personas:" in result.stderr and "ship" in result.stderr and "600" in result.stderr
