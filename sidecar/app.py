@@ -22,9 +22,10 @@ from sidecar.keys.backend import KeyBackend
 from sidecar.keys.cache import KeyCache, KeyCachePolicy
 from sidecar.keys.local import LocalKekBackend
 from sidecar.keys.service import KeyService
-from sidecar.keys.store import SqliteKeyStore
+from sidecar.keys.store import KeyStore, SqliteKeyStore
 from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
 from sidecar.pipeline.keys import KeyLayer
+from sidecar.pipeline.observe import ObserveLayer
 from sidecar.pipeline.route import RouteLayer
 from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.providers._http import HttpClient
@@ -37,6 +38,9 @@ from sidecar.routing.retry import BudgetPolicy, RetryBudgets
 from sidecar.routing.stats import Stats
 from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
+from sidecar.telemetry.metrics import DeploymentView, SidecarCollector
+from sidecar.telemetry.runtime import Telemetry, build_telemetry
+from sidecar.telemetry.tracing import TraceContextInterceptor, Tracing
 
 SERVICE_NAME = orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
 _log = logging.getLogger("sidecar")
@@ -53,25 +57,55 @@ class Deps:
     prober: HealthProber | None
     verifier: TokenVerifier
     keys: KeyService | None
+    telemetry: Telemetry
 
 
-def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
+def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple[object, ...] = ()) -> Deps:
+    """`span_exporters`: extra OpenTelemetry span exporters (tests pass an in-memory one)."""
     clock = clock or SystemClock()
     http = HttpClient(cfg.settings.http, clock)
     providers = build_providers(cfg, http)
     prober = build_prober(cfg, providers, clock)
-    return Deps(
+    telemetry = build_telemetry(cfg.settings.telemetry, clock, span_exporters=span_exporters)
+    deps = Deps(
         clock=clock,
         http=http,
         providers=providers,
-        routing=build_routing(cfg, clock, prober or AlwaysHealthy()),
+        routing=build_routing(cfg, clock, prober or AlwaysHealthy(), telemetry.tracing),
         prober=prober,
         verifier=TokenVerifier(cfg.secret(cfg.settings.auth.token)),
-        keys=build_keys(cfg, clock),
+        keys=build_keys(cfg, clock, telemetry),
+        telemetry=telemetry,
     )
+    telemetry.metrics.registry.register(build_collector(cfg, deps))
+    return deps
 
 
-def build_keys(cfg: Config, clock: Clock) -> KeyService | None:
+def build_collector(cfg: Config, d: Deps) -> SidecarCollector:
+    """Breakers, probe health, in-flight attempts, the key cache and the ledger queue, read at scrape time."""
+    names = tuple(cfg.policy.deployments)
+    routing, prober, keys, ledger = d.routing, d.prober, d.keys, d.telemetry.ledger
+
+    def deployments() -> dict[str, DeploymentView]:
+        return {
+            n: DeploymentView(
+                breaker_state=routing.breakers.get(n).state().value,
+                healthy=prober.healthy(n) if prober is not None else True,
+                in_flight=routing.stats.get(n).in_flight,
+            )
+            for n in names
+        }
+
+    def key_cache() -> tuple[int, int] | None:
+        if keys is None:
+            return None
+        stats = keys.cache.stats()
+        return stats.hits, stats.misses
+
+    return SidecarCollector(deployments, key_cache, lambda: ledger.depth() if ledger is not None else None)
+
+
+def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) -> KeyService | None:
     """User keys, when a key-encryption backend is configured; backends import their clients lazily."""
     k = cfg.settings.keys
     backend: KeyBackend
@@ -98,11 +132,16 @@ def build_keys(cfg: Config, clock: Clock) -> KeyService | None:
     else:
         return None
     cache = KeyCache(KeyCachePolicy(**k.cache.model_dump()), clock)
+    store: KeyStore
     if k.store == "redis" and k.redis_url is not None:
         from sidecar.keys.redis_store import RedisKeyStore
 
-        return KeyService(backend, RedisKeyStore(k.redis_url, clock), cache, clock)
-    return KeyService(backend, SqliteKeyStore(k.store_path, clock), cache, clock)
+        store = RedisKeyStore(k.redis_url, clock)
+    else:
+        store = SqliteKeyStore(k.store_path, clock)
+    if telemetry is None:
+        return KeyService(backend, store, cache, clock)
+    return KeyService(backend, store, cache, clock, observer=telemetry.metrics, tracing=telemetry.tracing)
 
 
 def build_prober(cfg: Config, providers: Mapping[str, Provider], clock: Clock) -> HealthProber | None:
@@ -115,7 +154,7 @@ def build_prober(cfg: Config, providers: Mapping[str, Provider], clock: Clock) -
     return HealthProber(checks, policy=policy, clock=clock, rng=random.Random())
 
 
-def build_routing(cfg: Config, clock: Clock, health: HealthView) -> Routing:
+def build_routing(cfg: Config, clock: Clock, health: HealthView, tracing: Tracing | None = None) -> Routing:
     r = cfg.policy.routing
     return Routing(
         table=RouteTable.from_policy(cfg.policy),
@@ -124,6 +163,7 @@ def build_routing(cfg: Config, clock: Clock, health: HealthView) -> Routing:
         stats=Stats(),
         health=health,
         complexity=ComplexityPolicy(**r.complexity.model_dump()),
+        tracing=tracing or Tracing.disabled(),
     )
 
 
@@ -132,7 +172,14 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
     return compose(
         UpstreamCall(d.providers, clock=d.clock),
         [
-            # metrics (outermost: sees every outcome)
+            partial(  # outermost: metrics, the usage ledger and the call span see every outcome
+                ObserveLayer,
+                metrics=d.telemetry.metrics,
+                ledger=d.telemetry.ledger,
+                tracing=d.telemetry.tracing,
+                routes=tuple(cfg.policy.routes),
+                clock=d.clock,
+            ),
             partial(AuthnLayer, verifier=d.verifier),
             # quota (reserve, settle) -> cache -> persona/session -> context trim
             partial(RouteLayer, routing=d.routing, clock=d.clock),
@@ -147,10 +194,11 @@ class Sidecar:
     def __init__(self, cfg: Config, deps: Deps) -> None:
         self.cfg, self.deps = cfg, deps
         self.server = grpc.aio.server(
+            interceptors=[TraceContextInterceptor()] if deps.telemetry.tracing.enabled else None,
             options=[
                 ("grpc.max_receive_message_length", cfg.settings.max_receive_message_bytes),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         servicer = OrchestratorServicer(
             pipeline=build_pipeline(cfg, deps),
@@ -160,6 +208,7 @@ class Sidecar:
             verifier=deps.verifier,
             clock=deps.clock,
             keys=deps.keys,
+            ledger=deps.telemetry.ledger,
         )
         orchestrator_service_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, self.server)
         self.health = HealthServicer()
@@ -174,6 +223,7 @@ class Sidecar:
             self.server.add_insecure_port(f"unix:{path}")
 
     async def start(self) -> None:
+        await self.deps.telemetry.start()
         await self.server.start()
         if self.deps.prober is not None:
             await self.deps.prober.start()
@@ -181,8 +231,18 @@ class Sidecar:
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         _log.info(
             "sidecar serving",
-            extra={"address": self.cfg.settings.listen.address, "port": self.port},
+            extra={
+                "address": self.cfg.settings.listen.address,
+                "port": self.port,
+                "metrics_port": self.metrics_port,
+            },
         )
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The bound /metrics port once started; None when metrics are off."""
+        server = self.deps.telemetry.server
+        return server.port if server is not None else None
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting calls, let in-flight ones finish within the grace, then cancel them."""
@@ -200,6 +260,7 @@ class Sidecar:
             closers.insert(0, self.deps.prober.stop)
         if self.deps.keys is not None:
             closers.append(self.deps.keys.aclose)
+        closers.append(self.deps.telemetry.stop)  # last: flushes the ledger records of the calls above
         for close in closers:
             try:
                 await close()

@@ -15,6 +15,7 @@ from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc as svc
 from sidecar.app import Sidecar, build_server
 from sidecar.config.load import load_config
 from sidecar.config.schema import Config
+from tests.support.prometheus import quiet_telemetry
 from tests.support.upstream import Upstream
 
 
@@ -96,7 +97,11 @@ async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
 
     async def start(raw: dict[str, Any], environ: dict[str, str] | None = None) -> Running:
         raw = {
-            "settings": {"listen": {"address": "127.0.0.1:0"}, **raw.get("settings", {})},
+            "settings": {
+                "listen": {"address": "127.0.0.1:0"},
+                "telemetry": quiet_telemetry(tmp_path),  # /metrics on a free port, the ledger in tmp
+                **raw.get("settings", {}),
+            },
             **{k: v for k, v in raw.items() if k != "settings"},
         }
         cfg = make_config(raw, environ, tmp_path)
@@ -124,4 +129,5 @@ def system(text: str) -> gen.Message:
 # Real key-encryption backends on loopback (session-scoped; started only by the tests that use them).
 from tests.support.kms import kms_endpoint  # noqa: E402, F401
 from tests.support.openbao import openbao  # noqa: E402, F401
+from tests.support.postgres import postgres_url  # noqa: E402, F401
 from tests.support.redis import redis_url  # noqa: E402, F401

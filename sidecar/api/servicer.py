@@ -11,9 +11,10 @@ from typing import Any, NoReturn
 import grpc
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2
+from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2, usage_pb2
 from sidecar.api import convert
 from sidecar.api import keys as api_keys
+from sidecar.api import usage as api_usage
 from sidecar.api.errors import abort, internal
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Clock, Deadline
@@ -21,6 +22,7 @@ from sidecar.core.errors import KeysDisabledError, SidecarError
 from sidecar.core.layer import Handler, collect
 from sidecar.core.types import Call, CallRecord
 from sidecar.keys.service import KeyService
+from sidecar.ledger.writer import LedgerWriter
 from sidecar.pipeline.authn import TokenVerifier
 from sidecar.providers.base import Provider
 from sidecar.routing.plan import Routing
@@ -42,6 +44,7 @@ class OrchestratorServicer:
         verifier: TokenVerifier,
         clock: Clock,
         keys: KeyService | None = None,
+        ledger: LedgerWriter | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._policy = policy
@@ -50,6 +53,7 @@ class OrchestratorServicer:
         self._verifier = verifier
         self._clock = clock
         self._keys = keys
+        self._ledger = ledger
         self._tiers = convert.Tiers(policy.tier_assignment, tuple(policy.tiers))
 
     async def Generate(self, request: gen.GenerateRequest, context: Context) -> gen.GenerateResponse:
@@ -126,6 +130,15 @@ class OrchestratorServicer:
         except Exception as exc:
             await self._key_failure(context, exc)
         return keys_pb2.RotateKeysResponse(rotated=rotated, failed=failed)
+
+    async def GetUsage(
+        self, request: usage_pb2.GetUsageRequest, context: Context
+    ) -> usage_pb2.GetUsageResponse:
+        try:
+            self._verifier.verify(convert.credentials_from(context.invocation_metadata()))
+            return await api_usage.get_usage(self._ledger, request)
+        except SidecarError as err:
+            await abort(context, err)
 
     async def _key_failure(self, context: Context, exc: Exception) -> NoReturn:
         """Classified errors go out as they are; anything else (a store I/O error) is INTERNAL, logged."""

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from sidecar.config.keys import KeysSettings
 from sidecar.config.routing import RouteConfig, RoutingPolicy
 from sidecar.config.secrets import SecretRef
+from sidecar.config.telemetry import TelemetrySettings
 from sidecar.config.tiers import DEFAULT_TIERS, TIER_NAME, TierAssignment
 
 ProviderKind = Literal["openai", "anthropic", "echo"]
@@ -54,6 +55,7 @@ class Settings(_Model):
     max_receive_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     keys: KeysSettings = KeysSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
 
     @model_validator(mode="after")
     def _exposed_needs_a_token(self) -> Settings:

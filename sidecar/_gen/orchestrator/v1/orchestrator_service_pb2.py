@@ -25,15 +25,16 @@ _sym_db = _symbol_database.Default()
 from . import generate_pb2 as orchestrator_dot_v1_dot_generate__pb2
 from . import keys_pb2 as orchestrator_dot_v1_dot_keys__pb2
 from . import models_pb2 as orchestrator_dot_v1_dot_models__pb2
+from . import usage_pb2 as orchestrator_dot_v1_dot_usage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*orchestrator/v1/orchestrator_service.proto\x12\x0forchestrator.v1\x1a\x1eorchestrator/v1/generate.proto\x1a\x1aorchestrator/v1/keys.proto\x1a\x1corchestrator/v1/models.proto2\xf8\x04\n\x13OrchestratorService\x12O\n\x08Generate\x12 .orchestrator.v1.GenerateRequest\x1a!.orchestrator.v1.GenerateResponse\x12\x63\n\x0eStreamGenerate\x12&.orchestrator.v1.StreamGenerateRequest\x1a\'.orchestrator.v1.StreamGenerateResponse0\x01\x12U\n\nListModels\x12\".orchestrator.v1.ListModelsRequest\x1a#.orchestrator.v1.ListModelsResponse\x12X\n\x0bRegisterKey\x12#.orchestrator.v1.RegisterKeyRequest\x1a$.orchestrator.v1.RegisterKeyResponse\x12O\n\x08ListKeys\x12 .orchestrator.v1.ListKeysRequest\x1a!.orchestrator.v1.ListKeysResponse\x12R\n\tDeleteKey\x12!.orchestrator.v1.DeleteKeyRequest\x1a\".orchestrator.v1.DeleteKeyResponse\x12U\n\nRotateKeys\x12\".orchestrator.v1.RotateKeysRequest\x1a#.orchestrator.v1.RotateKeysResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*orchestrator/v1/orchestrator_service.proto\x12\x0forchestrator.v1\x1a\x1eorchestrator/v1/generate.proto\x1a\x1aorchestrator/v1/keys.proto\x1a\x1corchestrator/v1/models.proto\x1a\x1borchestrator/v1/usage.proto2\xc9\x05\n\x13OrchestratorService\x12O\n\x08Generate\x12 .orchestrator.v1.GenerateRequest\x1a!.orchestrator.v1.GenerateResponse\x12\x63\n\x0eStreamGenerate\x12&.orchestrator.v1.StreamGenerateRequest\x1a\'.orchestrator.v1.StreamGenerateResponse0\x01\x12U\n\nListModels\x12\".orchestrator.v1.ListModelsRequest\x1a#.orchestrator.v1.ListModelsResponse\x12X\n\x0bRegisterKey\x12#.orchestrator.v1.RegisterKeyRequest\x1a$.orchestrator.v1.RegisterKeyResponse\x12O\n\x08ListKeys\x12 .orchestrator.v1.ListKeysRequest\x1a!.orchestrator.v1.ListKeysResponse\x12R\n\tDeleteKey\x12!.orchestrator.v1.DeleteKeyRequest\x1a\".orchestrator.v1.DeleteKeyResponse\x12U\n\nRotateKeys\x12\".orchestrator.v1.RotateKeysRequest\x1a#.orchestrator.v1.RotateKeysResponse\x12O\n\x08GetUsage\x12 .orchestrator.v1.GetUsageRequest\x1a!.orchestrator.v1.GetUsageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orchestrator.v1.orchestrator_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ORCHESTRATORSERVICE']._serialized_start=154
-  _globals['_ORCHESTRATORSERVICE']._serialized_end=786
+  _globals['_ORCHESTRATORSERVICE']._serialized_start=183
+  _globals['_ORCHESTRATORSERVICE']._serialized_end=896
 # @@protoc_insertion_point(module_scope)
