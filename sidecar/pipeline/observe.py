@@ -49,7 +49,7 @@ class ObserveLayer:
         self._metrics.call_started()
         span = self._start_span(call) if self._tracing.enabled else None
         token = tracing.attach(span)
-        log_token = logs.REQUEST_ID.set(call.request_id)
+        logs.bind_call(call.request_id, (m.text for m in call.messages))
         code, reason, first_at = OK, OK, None
         texts: list[str] | None = [] if self._tracing.capture_content else None
         try:
@@ -73,7 +73,6 @@ class ObserveLayer:
         finally:
             self._finish(call, code, reason, first_at, span, texts)
             tracing.detach(token)
-            logs.reset_request_id(log_token)
 
     def _finish(
         self,

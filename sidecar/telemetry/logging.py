@@ -9,12 +9,12 @@ and anything in a message or value that looks like a key or bearer token is mask
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import json
 import logging
 import re
 import sys
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is a field.
@@ -30,17 +30,26 @@ _SECRET_VALUE = re.compile(
 )
 _SAFE_FIELDS = frozenset({"request_id", "trace_id", "span_id"})
 
+MIN_MASKED_CHARS = 8  # shorter prompt fragments are not masked (they would mask ordinary words)
+
+# The call being served, set by the outermost layer (pipeline/observe.py) in the RPC's own task
+# context, which ends with the RPC: so lines logged after the pipeline (the servicer's failure
+# line) still carry the request id and mask the prompt, e.g. when an upstream error quotes it.
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+CALL_TEXTS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("call_texts", default=())
 
 
-def reset_request_id(token: contextvars.Token[str | None]) -> None:
-    """Undo REQUEST_ID.set(); harmless when the call ends in another context (a stream closed elsewhere)."""
-    with contextlib.suppress(ValueError):
-        REQUEST_ID.reset(token)
+def bind_call(request_id: str, texts: Iterable[str]) -> None:
+    """Name the call (and the prompt text to mask) for every line logged from here on in this task."""
+    REQUEST_ID.set(request_id)
+    CALL_TEXTS.set(tuple(t for t in texts if len(t) >= MIN_MASKED_CHARS))
 
 
-def scrub(text: str) -> str:
-    """Mask what looks like a key or a bearer token inside free text."""
+def scrub(text: str, prompts: tuple[str, ...] = ()) -> str:
+    """Mask what looks like a key or a bearer token inside free text, and the given prompt texts."""
+    for prompt in prompts:
+        if prompt in text:
+            text = text.replace(prompt, REDACTED)
     return _SECRET_VALUE.sub(REDACTED, text)
 
 
@@ -54,7 +63,7 @@ class JsonFormatter(logging.Formatter):
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
             "logger": record.name,
-            "message": scrub(record.getMessage()),
+            "message": self._scrub(record.getMessage()),
         }
         request_id = REQUEST_ID.get()
         if request_id is not None:
@@ -63,7 +72,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = self._field(key, value)
         if record.exc_info:
-            entry["exception"] = scrub(self.formatException(record.exc_info))
+            entry["exception"] = self._scrub(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
 
     def _field(self, key: str, value: Any) -> Any:
@@ -73,11 +82,12 @@ class JsonFormatter(logging.Formatter):
             return REDACTED
         if _CONTENT_FIELD.match(key) and not self._capture_content:
             return REDACTED
-        if isinstance(value, str):
-            return scrub(value)
         if isinstance(value, bool | int | float) or value is None:
             return value
-        return scrub(str(value))
+        return self._scrub(value if isinstance(value, str) else str(value))
+
+    def _scrub(self, text: str) -> str:
+        return scrub(text, () if self._capture_content else CALL_TEXTS.get())
 
 
 def setup_logging(level: str, stream: TextIO | None = None, *, capture_content: bool = False) -> None:

@@ -237,7 +237,8 @@ class Metrics:
         labels = (self._tenants.value(tenant), self._users.value(user))
         pair = self._attributed.get(labels)
         if pair is None:
-            if len(self._attributed) >= self._max_series:
+            opted_in = len(self._attributed) - ((OTHER, OTHER) in self._attributed)
+            if opted_in >= self._max_series:
                 labels = (OTHER, OTHER)
             pair = self._attributed.get(labels) or (
                 self.attributed_requests.labels(*labels),
