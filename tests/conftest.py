@@ -96,11 +96,13 @@ async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[Running] = []
 
     async def start(raw: dict[str, Any], environ: dict[str, str] | None = None) -> Running:
+        settings = raw.get("settings", {})
         raw = {
             "settings": {
                 "listen": {"address": "127.0.0.1:0"},
-                "telemetry": quiet_telemetry(tmp_path),  # /metrics on a free port, the ledger in tmp
-                **raw.get("settings", {}),
+                **settings,
+                # /metrics on a free port and the ledger under tmp, unless the test says otherwise
+                "telemetry": {**quiet_telemetry(tmp_path), **settings.get("telemetry", {})},
             },
             **{k: v for k, v in raw.items() if k != "settings"},
         }

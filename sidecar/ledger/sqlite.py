@@ -39,11 +39,16 @@ class SqliteLedger:
         return await self._run(lambda conn: _delete_before(conn, cutoff))
 
     async def aclose(self) -> None:
-        await self._run(_close)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._on_thread, work)
+
+    def _close(self) -> None:
+        if self._conn is not None:  # never opened: nothing to create just to close it
+            self._conn.close()
+            self._conn = None
 
     def _on_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
@@ -64,7 +69,3 @@ def _write(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
 def _delete_before(conn: sqlite3.Connection, cutoff: float) -> int:
     with conn:
         return conn.execute("DELETE FROM usage_records WHERE ts < ?", (cutoff,)).rowcount
-
-
-def _close(conn: sqlite3.Connection) -> None:
-    conn.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -74,9 +75,9 @@ PRICED = echo_policy(
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_get_usage_attributes_cost_per_user(
-    serve: Any, backend: str, request: pytest.FixtureRequest
+    serve: Any, backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    ledger: dict[str, Any] = {"backend": backend}
+    ledger: dict[str, Any] = {"backend": backend, "sqlite_path": str(tmp_path / "ledger.db")}
     if backend == "postgres":
         ledger["postgres_url"] = await fresh_database(request.getfixturevalue("postgres_url"))
     s = await serve(
