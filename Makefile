@@ -79,6 +79,7 @@ e2e-llm: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
 	taskset -c 1 $(BIN)/python bench/routing.py
+	taskset -c 1 $(BIN)/python bench/observe.py
 
 clean:
 	rm -rf $(VENV) tools/node_modules sidecar/_gen .pytest_cache .mypy_cache .ruff_cache
