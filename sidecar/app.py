@@ -177,7 +177,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 metrics=d.telemetry.metrics,
                 ledger=d.telemetry.ledger,
                 tracing=d.telemetry.tracing,
-                routes=tuple(cfg.policy.routes),
+                routes=(cfg.policy.default_route, *cfg.policy.routes),
                 clock=d.clock,
             ),
             partial(AuthnLayer, verifier=d.verifier),
@@ -224,7 +224,11 @@ class Sidecar:
 
     async def start(self) -> None:
         await self.deps.telemetry.start()
-        await self.server.start()
+        try:
+            await self.server.start()
+        except BaseException:
+            await self.deps.telemetry.stop()
+            raise
         if self.deps.prober is not None:
             await self.deps.prober.start()
         for name in ("", SERVICE_NAME):

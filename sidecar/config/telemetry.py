@@ -42,6 +42,9 @@ class LedgerConfig(_Model):
     retention_days: float = Field(default=90.0, gt=0, le=36_500, description="older records are deleted")
     queue_size: int = Field(default=10_000, ge=1, le=10_000_000, description="records waiting; beyond: drop")
     batch_size: int = Field(default=500, ge=1, le=100_000)
+    flush_interval_seconds: float = Field(
+        default=0.5, gt=0, le=60, description="records gather this long before a write (one commit)"
+    )
 
     @model_validator(mode="after")
     def _postgres_needs_url(self) -> LedgerConfig:

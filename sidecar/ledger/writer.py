@@ -1,8 +1,10 @@
 """Usage records off the request path: a bounded queue, a batch writer, drops counted, retention.
 
 `submit()` is a put_nowait: when the queue is full the record is dropped and counted, and the call
-never waits for the ledger. One background task takes whatever has queued up (at most
-`batch_size`) and writes it in one transaction, so batches grow by themselves under load. A failed
+never waits for the ledger. One background task waits for a record, lets more gather for
+`flush_interval_seconds` (unless a full batch is already waiting), and writes up to `batch_size`
+in one transaction: one commit per interval, not per call (a commit per call measured about
+0.15 ms of CPU per call on SQLite). A failed
 write drops that batch (counted, logged); the ledger never holds up or fails a call. Retention
 deletes records older than `retention_seconds` at most once per `purge_interval_seconds`.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -37,17 +40,26 @@ class LedgerPolicy:
     batch_size: int = 500
     retention_seconds: float = 90 * 86_400.0
     purge_interval_seconds: float = 3600.0
+    flush_interval_seconds: float = 0.5
 
 
 class LedgerWriter:
     def __init__(
-        self, store: LedgerStore, policy: LedgerPolicy, *, clock: Clock, signals: LedgerSignals
+        self,
+        store: LedgerStore,
+        policy: LedgerPolicy,
+        *,
+        clock: Clock,
+        signals: LedgerSignals,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._store, self._policy, self._clock, self._signals = store, policy, clock, signals
+        self._sleep = sleep
         self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue(maxsize=policy.queue_size)
         self._task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
         self._last_purge: float | None = None
+        self._held: list[UsageRecord] = []
         self.dropped = 0
 
     def submit(self, record: UsageRecord) -> None:
@@ -58,7 +70,7 @@ class LedgerWriter:
             self._signals.ledger_dropped("queue_full")
 
     def depth(self) -> int:
-        return self._queue.qsize()
+        return self._queue.qsize() + len(self._held)
 
     async def start(self) -> None:
         await self._store.open()
@@ -66,7 +78,7 @@ class LedgerWriter:
 
     async def stop(self) -> None:
         """Write what is queued, then stop the task and close the store."""
-        if self._task is not None:
+        if self._task is not None:  # a write in progress finishes: flush() waits for its lock
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -78,7 +90,7 @@ class LedgerWriter:
 
     async def flush(self) -> None:
         """Write everything queued now (GetUsage calls this, so a sidecar reads its own records)."""
-        while not self._queue.empty():
+        while self._held or not self._queue.empty():
             await self._write(self._take())
 
     async def usage(self, query: UsageQuery) -> list[UsageGroup]:
@@ -95,8 +107,11 @@ class LedgerWriter:
 
     async def _run(self) -> None:
         while True:
-            first = await self._queue.get()
-            await self._write([first, *self._take(self._policy.batch_size - 1)])
+            self._held.append(await self._queue.get())  # held, not lost, if stop() cancels the wait below
+            if self._queue.qsize() < self._policy.batch_size - 1:
+                await self._sleep(self._policy.flush_interval_seconds)  # let a batch gather
+            # shielded: a cancelled task (stop) lets the write finish; flush() then waits for its lock
+            await asyncio.shield(self._write(self._take()))
             last = self._last_purge
             if last is None or self._clock.monotonic() - last >= self._policy.purge_interval_seconds:
                 try:
@@ -105,10 +120,9 @@ class LedgerWriter:
                     self._signals.store_error("ledger", "purge")
                     _log.exception("ledger retention failed")
 
-    def _take(self, limit: int | None = None) -> list[UsageRecord]:
-        limit = self._policy.batch_size if limit is None else limit
-        batch: list[UsageRecord] = []
-        while len(batch) < limit and not self._queue.empty():
+    def _take(self) -> list[UsageRecord]:
+        batch, self._held = self._held, []
+        while len(batch) < self._policy.batch_size and not self._queue.empty():
             batch.append(self._queue.get_nowait())
         return batch
 

@@ -42,8 +42,10 @@ class ObserveLayer:
         routes: Collection[str],
         clock: Clock,
     ) -> None:
+        """`routes`: the configured aliases, the default route first (what an empty `model` means)."""
         self._inner, self._metrics, self._ledger, self._tracing = inner, metrics, ledger, tracing
         self._routes, self._clock = frozenset(routes), clock
+        self._default = next(iter(routes), UNKNOWN)
 
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         self._metrics.call_started()
@@ -136,16 +138,15 @@ class ObserveLayer:
 
     def _route(self, alias: str) -> str:
         """The route label of a call that never reached routing: only configured names, never input."""
-        if alias in self._routes:
-            return alias
-        return UNKNOWN
+        if not alias:
+            return self._default
+        return alias if alias in self._routes else UNKNOWN
 
     def _start_span(self, call: Call) -> Span | None:
-        route = call.model or "default"
         attributes: dict[str, str | int | float | bool] = {
             "gen_ai.operation.name": "chat",
             "sidecar.request_id": call.request_id,
-            "sidecar.route": route if route in self._routes or route == "default" else UNKNOWN,
+            "sidecar.route": self._route(call.model),
             "sidecar.stream": call.stream,
         }
         if call.params.max_tokens is not None:

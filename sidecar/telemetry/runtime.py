@@ -80,6 +80,9 @@ def build_ledger(settings: TelemetrySettings, clock: Clock, metrics: Metrics) ->
     else:
         return None
     policy = LedgerPolicy(
-        queue_size=c.queue_size, batch_size=c.batch_size, retention_seconds=c.retention_days * DAY
+        queue_size=c.queue_size,
+        batch_size=c.batch_size,
+        retention_seconds=c.retention_days * DAY,
+        flush_interval_seconds=c.flush_interval_seconds,
     )
     return LedgerWriter(store, policy, clock=clock, signals=metrics)

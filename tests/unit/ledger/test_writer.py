@@ -67,7 +67,14 @@ async def test_a_full_queue_drops_and_counts_instead_of_blocking(clock: FakeCloc
 
 async def test_background_task_writes_in_batches(clock: FakeClock) -> None:
     m, store = Metrics(), BlockedStore()
-    writer = LedgerWriter(store, LedgerPolicy(queue_size=100, batch_size=4), clock=clock, signals=m)
+    waits: list[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0)
+
+    policy = LedgerPolicy(queue_size=100, batch_size=4, flush_interval_seconds=0.25)
+    writer = LedgerWriter(store, policy, clock=clock, signals=m, sleep=no_wait)
     await writer.start()
     for i in range(10):
         writer.submit(record(i))
@@ -77,7 +84,30 @@ async def test_background_task_writes_in_batches(clock: FakeClock) -> None:
             break
         await asyncio.sleep(0)
     assert sum(store.batches) == 10 and max(store.batches) <= 4
+    assert set(waits) <= {0.25}  # it waited for a batch to gather only while fewer than a batch queued
     await writer.stop()
+
+
+async def test_stop_during_the_gathering_wait_loses_nothing(clock: FakeClock, tmp_path: Path) -> None:
+    never = asyncio.Event()
+    gathering = asyncio.Event()
+
+    async def wait_forever(seconds: float) -> None:
+        gathering.set()
+        await never.wait()
+
+    store = SqliteLedger(tmp_path / "u.db")
+    writer = LedgerWriter(store, LedgerPolicy(), clock=clock, signals=Metrics(), sleep=wait_forever)
+    await writer.start()
+    writer.submit(record(1, time=clock.wall()))
+    await gathering.wait()  # the task holds the record now
+    assert writer.depth() == 1
+    writer.submit(record(2, time=clock.wall()))
+    await writer.stop()
+    again = SqliteLedger(tmp_path / "u.db")
+    [group] = await again.usage(UsageQuery("t", 0, clock.wall() + 1, GroupBy.USER))
+    assert group.requests == 2
+    await again.aclose()
 
 
 async def test_a_failed_write_drops_the_batch_and_counts_it(clock: FakeClock) -> None:

@@ -164,6 +164,17 @@ async def test_error_raised_before_the_stream_exists(clock: FakeClock) -> None:
     assert ledger.records[0].route == "unknown"
 
 
+async def test_a_call_without_a_model_is_labelled_with_the_default_route(clock: FakeClock) -> None:
+    m, ledger = Metrics(), Ledger()
+
+    def refuse(call: Call) -> AsyncGenerator[Chunk, None]:
+        raise ProvidersUnavailableError("down")
+
+    with pytest.raises(ProvidersUnavailableError):
+        await drain(layer(refuse, m, ledger, clock), make_call(clock, model=""))
+    assert ledger.records[0].route == "chat"  # routes[0] is the default route
+
+
 async def test_resource_exhausted_without_a_limit_is_not_a_quota_refusal(clock: FakeClock) -> None:
     m, ledger = Metrics(), Ledger()
     err = UserKeyRateLimitedError("your key is rate limited")
