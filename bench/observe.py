@@ -3,7 +3,7 @@
 An ObserveLayer around a terminal handler that answers at once (one chunk, with a target, usage
 and one attempt recorded), driven by one coroutine. It reports microseconds of CPU per call for
 the bare terminal and for the layer with: metrics only; metrics + ledger queue (SQLite writer
-running); metrics + ledger + tracing (no-op-free SDK spans, no exporter). The difference from the
+running); metrics + ledger + tracing (real SDK spans, no exporter). The difference from the
 bare terminal is what observability adds to every call.
 """
 
