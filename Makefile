@@ -19,12 +19,15 @@ $(BUF): tools/package.json
 	cd tools && npm install --no-audit --no-fund --silent
 	touch $@
 
-## Debian packages the tests run against (real Redis); installed when missing and we are root.
+## Debian packages the tests run against (real Redis, Prometheus + promtool, PostgreSQL); installed
+## when missing and we are root.
+SYSTEM_PACKAGES := redis-server prometheus postgresql
 system-deps:
-	@command -v redis-server >/dev/null || { \
+	@{ command -v redis-server && command -v prometheus && command -v promtool \
+	   && { command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; }; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; \
-	  else echo "redis-server is missing: install Debian's redis-server (tests that need it skip outside CI)"; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); \
+	  else echo "missing: install Debian's $(SYSTEM_PACKAGES) (tests that need them skip outside CI)"; fi; }
 
 ## tiktoken's cl100k_base / o200k_base rank files for exact OpenAI token counts, rebuilt from the npm
 ## package js-tiktoken and checked against tiktoken's published SHA-256 (nothing is fetched once present).
@@ -83,6 +86,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench.py
 	taskset -c 1 $(BIN)/python bench/routing.py
 	taskset -c 1 $(BIN)/python bench/quota.py
+	taskset -c 1 $(BIN)/python bench/observe.py
 
 clean:
 	rm -rf $(VENV) tools/node_modules sidecar/_gen .pytest_cache .mypy_cache .ruff_cache

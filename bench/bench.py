@@ -217,7 +217,13 @@ def sidecar_config(upstreams: dict[int, Service]) -> dict[str, Any]:
 
 def start_sidecar(procs: Processes, workdir: Path, upstreams: dict[int, Service]) -> Service:
     config, log = workdir / "sidecar.yaml", workdir / "sidecar.log"
-    config.write_text(yaml.safe_dump(sidecar_config(upstreams), sort_keys=False))
+    raw = sidecar_config(upstreams)
+    # the full telemetry is on, as in production: /metrics (on a free port) and the usage ledger
+    raw["settings"]["telemetry"] = {
+        "metrics": {"address": "127.0.0.1:0"},
+        "ledger": {"sqlite_path": str(workdir / "usage.db")},
+    }
+    config.write_text(yaml.safe_dump(raw, sort_keys=False))
     argv = [sys.executable, "-m", "sidecar", "serve", "--config", str(config)]
     proc = start_logged(procs, SIDECAR_CPU, argv, log)
     ready = json.loads(wait_for_line("sidecar", proc, log, "sidecar serving"))

@@ -26,13 +26,14 @@ from sidecar.keys.backend import KeyBackend
 from sidecar.keys.cache import KeyCache, KeyCachePolicy
 from sidecar.keys.local import LocalKekBackend
 from sidecar.keys.service import KeyService
-from sidecar.keys.store import SqliteKeyStore
+from sidecar.keys.store import KeyStore, SqliteKeyStore
 from sidecar.personas.registry import PersonaRegistry, TokenCounter
 from sidecar.personas.service import PersonaService
 from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
 from sidecar.pipeline.cache import CacheLayer
 from sidecar.pipeline.context import ContextLayer
 from sidecar.pipeline.keys import KeyLayer
+from sidecar.pipeline.observe import ObserveLayer
 from sidecar.pipeline.persona import PersonaLayer
 from sidecar.pipeline.quota import QuotaLayer, TokenEstimator
 from sidecar.pipeline.route import RouteLayer
@@ -51,6 +52,9 @@ from sidecar.routing.stats import Stats
 from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
+from sidecar.telemetry.metrics import DeploymentView, SidecarCollector
+from sidecar.telemetry.runtime import Telemetry, build_telemetry
+from sidecar.telemetry.tracing import TraceContextInterceptor, Tracing
 
 SERVICE_NAME = orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
 _log = logging.getLogger("sidecar")
@@ -70,28 +74,34 @@ class Deps:
     personas: PersonaService
     tokenizers: Tokenizers
     cache: ByteStore | None  # answers and summaries; None when neither is configured
+    telemetry: Telemetry
     quota: QuotaService | None = None
 
 
-def build_deps(cfg: Config, clock: Clock | None = None) -> Deps:
+def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple[object, ...] = ()) -> Deps:
+    """`span_exporters`: extra OpenTelemetry span exporters (tests pass an in-memory one)."""
     clock = clock or SystemClock()
     http = HttpClient(cfg.settings.http, clock)
     providers = build_providers(cfg, http)
     prober = build_prober(cfg, providers, clock)
     tokenizers = Tokenizers.build(cfg.policy.deployments, cfg.policy.context.encodings_dir)
-    return Deps(
+    telemetry = build_telemetry(cfg.settings.telemetry, clock, span_exporters=span_exporters)
+    deps = Deps(
         clock=clock,
         http=http,
         providers=providers,
-        routing=build_routing(cfg, clock, prober or AlwaysHealthy()),
+        routing=build_routing(cfg, clock, prober or AlwaysHealthy(), telemetry.tracing),
         prober=prober,
         verifier=TokenVerifier(cfg.secret(cfg.settings.auth.token)),
-        keys=build_keys(cfg, clock),
+        keys=build_keys(cfg, clock, telemetry),
         personas=build_personas(cfg, clock, count=tokenizers.count_text_max),
         tokenizers=tokenizers,
         cache=build_cache(cfg),
         quota=build_quota(cfg, clock),
+        telemetry=telemetry,
     )
+    telemetry.metrics.registry.register(build_collector(cfg, deps))
+    return deps
 
 
 def build_cache(cfg: Config) -> ByteStore | None:
@@ -131,7 +141,31 @@ def build_quota(cfg: Config, clock: Clock, signals: QuotaSignals | None = None) 
     return QuotaService(q, cfg.policy.tiers, store, clock, signals)
 
 
-def build_keys(cfg: Config, clock: Clock) -> KeyService | None:
+def build_collector(cfg: Config, d: Deps) -> SidecarCollector:
+    """Breakers, probe health, in-flight attempts, the key cache and the ledger queue, read at scrape time."""
+    names = tuple(cfg.policy.deployments)
+    routing, prober, keys, ledger = d.routing, d.prober, d.keys, d.telemetry.ledger
+
+    def deployments() -> dict[str, DeploymentView]:
+        return {
+            n: DeploymentView(
+                breaker_state=routing.breakers.get(n).state().value,
+                healthy=prober.healthy(n) if prober is not None else True,
+                in_flight=routing.stats.get(n).in_flight,
+            )
+            for n in names
+        }
+
+    def key_cache() -> tuple[int, int] | None:
+        if keys is None:
+            return None
+        stats = keys.cache.stats()
+        return stats.hits, stats.misses
+
+    return SidecarCollector(deployments, key_cache, lambda: ledger.depth() if ledger is not None else None)
+
+
+def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) -> KeyService | None:
     """User keys, when a key-encryption backend is configured; backends import their clients lazily."""
     k = cfg.settings.keys
     backend: KeyBackend
@@ -162,11 +196,16 @@ def build_keys(cfg: Config, clock: Clock) -> KeyService | None:
     else:
         return None
     cache = KeyCache(KeyCachePolicy(**k.cache.model_dump()), clock)
+    store: KeyStore
     if k.store == "redis" and k.redis_url is not None:
         from sidecar.keys.redis_store import RedisKeyStore
 
-        return KeyService(backend, RedisKeyStore(k.redis_url, clock), cache, clock)
-    return KeyService(backend, SqliteKeyStore(k.store_path, clock), cache, clock)
+        store = RedisKeyStore(k.redis_url, clock)
+    else:
+        store = SqliteKeyStore(k.store_path, clock)
+    if telemetry is None:
+        return KeyService(backend, store, cache, clock)
+    return KeyService(backend, store, cache, clock, observer=telemetry.metrics, tracing=telemetry.tracing)
 
 
 def build_personas(cfg: Config, clock: Clock, count: TokenCounter = count_tokens) -> PersonaService:
@@ -195,7 +234,7 @@ def build_prober(cfg: Config, providers: Mapping[str, Provider], clock: Clock) -
     return HealthProber(checks, policy=policy, clock=clock, rng=random.Random())
 
 
-def build_routing(cfg: Config, clock: Clock, health: HealthView) -> Routing:
+def build_routing(cfg: Config, clock: Clock, health: HealthView, tracing: Tracing | None = None) -> Routing:
     r = cfg.policy.routing
     return Routing(
         table=RouteTable.from_policy(cfg.policy),
@@ -204,6 +243,7 @@ def build_routing(cfg: Config, clock: Clock, health: HealthView) -> Routing:
         stats=Stats(),
         health=health,
         complexity=ComplexityPolicy(**r.complexity.model_dump()),
+        tracing=tracing or Tracing.disabled(),
     )
 
 
@@ -217,7 +257,14 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
     return compose(
         UpstreamCall(d.providers, clock=d.clock),
         [
-            # metrics (outermost: sees every outcome)
+            partial(  # outermost: metrics, the usage ledger and the call span see every outcome
+                ObserveLayer,
+                metrics=d.telemetry.metrics,
+                ledger=d.telemetry.ledger,
+                tracing=d.telemetry.tracing,
+                routes=(cfg.policy.default_route, *cfg.policy.routes),
+                clock=d.clock,
+            ),
             partial(AuthnLayer, verifier=d.verifier),
             partial(PersonaLayer, personas=d.personas),
             partial(
@@ -258,10 +305,11 @@ class Sidecar:
     def __init__(self, cfg: Config, deps: Deps) -> None:
         self.cfg, self.deps = cfg, deps
         self.server = grpc.aio.server(
+            interceptors=[TraceContextInterceptor()] if deps.telemetry.tracing.enabled else None,
             options=[
                 ("grpc.max_receive_message_length", cfg.settings.max_receive_message_bytes),
                 ("grpc.so_reuseport", 0),
-            ]
+            ],
         )
         servicer = OrchestratorServicer(
             pipeline=build_pipeline(cfg, deps),
@@ -273,6 +321,7 @@ class Sidecar:
             keys=deps.keys,
             personas=deps.personas,
             quota=deps.quota,
+            ledger=deps.telemetry.ledger,
         )
         orchestrator_service_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, self.server)
         self.health = HealthServicer()
@@ -287,15 +336,30 @@ class Sidecar:
             self.server.add_insecure_port(f"unix:{path}")
 
     async def start(self) -> None:
-        await self.server.start()
+        await self.deps.telemetry.start()
+        try:
+            await self.server.start()
+        except BaseException:
+            await self.deps.telemetry.stop()
+            raise
         if self.deps.prober is not None:
             await self.deps.prober.start()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         _log.info(
             "sidecar serving",
-            extra={"address": self.cfg.settings.listen.address, "port": self.port},
+            extra={
+                "address": self.cfg.settings.listen.address,
+                "port": self.port,
+                "metrics_port": self.metrics_port,
+            },
         )
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The bound /metrics port once started; None when metrics are off."""
+        server = self.deps.telemetry.server
+        return server.port if server is not None else None
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting calls, let in-flight ones finish within the grace, then cancel them."""
@@ -318,6 +382,7 @@ class Sidecar:
             closers.append(self.deps.cache.aclose)
         if self.deps.quota is not None:
             closers.append(self.deps.quota.aclose)
+        closers.append(self.deps.telemetry.stop)  # last: flushes the ledger records of the calls above
         for close in closers:
             try:
                 await close()

@@ -97,7 +97,7 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = _load(args.config)
     if cfg is None:
         return 1
-    setup_logging(cfg.settings.log_level)
+    setup_logging(cfg.settings.log_level, capture_content=cfg.settings.telemetry.capture_content.logs)
     try:
         uvloop.run(_run_until_signalled(cfg))
     except RuntimeError as exc:  # grpc reports a listener it cannot bind this way

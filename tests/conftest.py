@@ -15,6 +15,7 @@ from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc as svc
 from sidecar.app import Sidecar, build_server
 from sidecar.config.load import load_config
 from sidecar.config.schema import Config
+from tests.support.prometheus import quiet_telemetry
 from tests.support.upstream import Upstream
 
 
@@ -97,8 +98,14 @@ async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     async def start(
         raw: dict[str, Any], environ: dict[str, str] | None = None, clock: FakeClock | None = None
     ) -> Running:
+        settings = raw.get("settings", {})
         raw = {
-            "settings": {"listen": {"address": "127.0.0.1:0"}, **raw.get("settings", {})},
+            "settings": {
+                "listen": {"address": "127.0.0.1:0"},
+                **settings,
+                # /metrics on a free port and the ledger under tmp, unless the test says otherwise
+                "telemetry": {**quiet_telemetry(tmp_path), **settings.get("telemetry", {})},
+            },
             **{k: v for k, v in raw.items() if k != "settings"},
         }
         cfg = make_config(raw, environ, tmp_path)
@@ -128,5 +135,6 @@ from tests.support.context import encodings, encodings_dir, memory_store  # noqa
 from tests.support.kms import kms_endpoint  # noqa: E402, F401
 from tests.support.openbao import openbao  # noqa: E402, F401
 from tests.support.personas import conversation_store  # noqa: E402, F401
+from tests.support.postgres import postgres_url  # noqa: E402, F401
 from tests.support.quota import quota_store  # noqa: E402, F401
 from tests.support.redis import redis_url  # noqa: E402, F401

@@ -11,11 +11,12 @@ from typing import Any, NoReturn
 import grpc
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2, personas_pb2, quota_pb2
+from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2, personas_pb2, quota_pb2, usage_pb2
 from sidecar.api import convert
 from sidecar.api import keys as api_keys
 from sidecar.api import personas as api_personas
 from sidecar.api import quota as api_quota
+from sidecar.api import usage as api_usage
 from sidecar.api.errors import abort, internal
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Clock, Deadline
@@ -23,6 +24,7 @@ from sidecar.core.errors import KeysDisabledError, SidecarError
 from sidecar.core.layer import Handler, collect
 from sidecar.core.types import Call, CallRecord
 from sidecar.keys.service import KeyService
+from sidecar.ledger.writer import LedgerWriter
 from sidecar.personas.service import PersonaService
 from sidecar.pipeline.authn import TokenVerifier
 from sidecar.providers.base import Provider
@@ -48,6 +50,7 @@ class OrchestratorServicer:
         keys: KeyService | None = None,
         personas: PersonaService | None = None,
         quota: QuotaService | None = None,
+        ledger: LedgerWriter | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._policy = policy
@@ -57,6 +60,7 @@ class OrchestratorServicer:
         self._clock = clock
         self._keys = keys
         self._quota = quota
+        self._ledger = ledger
         self._tiers = convert.Tiers(policy.tier_assignment, tuple(policy.tiers))
         self._personas = personas
 
@@ -201,6 +205,15 @@ class OrchestratorServicer:
         except Exception as exc:
             await self._key_failure(context, exc)
         return api_quota.to_response(tier, states)
+
+    async def GetUsage(
+        self, request: usage_pb2.GetUsageRequest, context: Context
+    ) -> usage_pb2.GetUsageResponse:
+        try:
+            self._verifier.verify(convert.credentials_from(context.invocation_metadata()))
+            return await api_usage.get_usage(self._ledger, request)
+        except SidecarError as err:
+            await abort(context, err)
 
     async def _key_failure(self, context: Context, exc: Exception) -> NoReturn:
         """Classified errors go out as they are; anything else (a store I/O error) is INTERNAL, logged.

@@ -15,6 +15,7 @@ from sidecar.config.personas import PersonasConfig
 from sidecar.config.quota import QuotaPolicy, TierConfig
 from sidecar.config.routing import RouteConfig, RoutingPolicy
 from sidecar.config.secrets import SecretRef
+from sidecar.config.telemetry import TelemetrySettings
 from sidecar.config.tiers import DEFAULT_TIERS, TIER_NAME, TierAssignment
 
 ProviderKind = Literal["openai", "anthropic", "echo"]
@@ -59,6 +60,7 @@ class Settings(_Model):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     keys: KeysSettings = KeysSettings()
     cache: CacheSettings = CacheSettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
 
     @model_validator(mode="after")
     def _exposed_needs_a_token(self) -> Settings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import Protocol
 
 from sidecar.core.clock import Clock
 from sidecar.core.errors import KeyContextMismatchError, SidecarError
@@ -18,13 +19,30 @@ from sidecar.keys.backend import KeyBackend, KeyContext
 from sidecar.keys.cache import KeyCache, SecretKey, cache_key_for
 from sidecar.keys.envelope import Envelope, last_four, seal, unseal
 from sidecar.keys.store import KeyRecord, KeyStore, new_ref
+from sidecar.telemetry.tracing import Tracing
 
 _log = logging.getLogger("sidecar.keys")
 
 
+class DecryptObserver(Protocol):
+    """Told how long each decrypt that reached the key backend took (telemetry.metrics.Metrics)."""
+
+    def key_decrypted(self, seconds: float) -> None: ...
+
+
 class KeyService:
-    def __init__(self, backend: KeyBackend, store: KeyStore, cache: KeyCache, clock: Clock) -> None:
+    def __init__(
+        self,
+        backend: KeyBackend,
+        store: KeyStore,
+        cache: KeyCache,
+        clock: Clock,
+        *,
+        observer: DecryptObserver | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
         self._backend, self._store, self._cache, self._clock = backend, store, cache, clock
+        self._observer, self._tracing = observer, tracing or Tracing.disabled()
 
     @property
     def cache(self) -> KeyCache:
@@ -79,6 +97,12 @@ class KeyService:
         self, tenant: str, user: str, provider: str, source: KeySource | None
     ) -> SecretKey | None:
         """The plaintext key for this owner and provider, or None when a lookup finds none."""
+        with self._tracing.span("sidecar.key.resolve", {"sidecar.key.provider": provider}):
+            return await self._resolve(tenant, user, provider, source)
+
+    async def _resolve(
+        self, tenant: str, user: str, provider: str, source: KeySource | None
+    ) -> SecretKey | None:
         text = await self._envelope_text(tenant, user, provider, source)
         if text is None:
             return None
@@ -88,7 +112,16 @@ class KeyService:
         # Keyed by the whole envelope too: a tampered copy of a cached envelope is a miss, and fails.
         digest = hashlib.sha256(text.encode()).hexdigest()
         key = (*cache_key_for(context.aad(), wrapped.backend, wrapped.key_id, wrapped.blob), digest)
-        return await self._cache.get(key, lambda: unseal(self._backend, envelope, context))
+        return await self._cache.get(key, lambda: self._decrypt(envelope, context))
+
+    async def _decrypt(self, envelope: Envelope, context: KeyContext) -> bytearray:
+        """A cache miss: the key backend unwraps the data key (timed; a child span when tracing)."""
+        started = self._clock.monotonic()
+        with self._tracing.span("sidecar.key.decrypt", {"sidecar.key.backend": envelope.wrapped.backend}):
+            secret = await unseal(self._backend, envelope, context)
+        if self._observer is not None:
+            self._observer.key_decrypted(self._clock.monotonic() - started)
+        return secret
 
     async def _envelope_text(
         self, tenant: str, user: str, provider: str, source: KeySource | None

@@ -30,6 +30,7 @@ from sidecar.core.errors import (
     ProviderUnavailableError,
 )
 from sidecar.providers.sse import SseDecoder, SseEvent
+from sidecar.telemetry.tracing import inject_trace_context
 
 _SECRETISH = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\.]{4,}|[A-Za-z0-9_\-]{32,}")
 _MAX_ERROR_BODY = 64 * 1024
@@ -224,7 +225,9 @@ def _error_message(body: bytes) -> str:
 def _json_headers(headers: Mapping[str, str], *, body: bool = True) -> dict[str, str]:
     """A JSON request's headers: what the body is, or (without one) what the answer should be."""
     kind = {"content-type": "application/json"} if body else {"accept": "application/json"}
-    return {**kind, "accept-encoding": "gzip, deflate", **headers}
+    merged = {**kind, "accept-encoding": "gzip, deflate", **headers}
+    inject_trace_context(merged)  # W3C traceparent of the current attempt span, when tracing
+    return merged
 
 
 def _encode(body: object) -> bytes:

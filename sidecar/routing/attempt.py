@@ -26,6 +26,7 @@ from sidecar.core.layer import Handler
 from sidecar.core.tokens import count_prompt_tokens, count_tokens
 from sidecar.core.types import Attempt, Call, Chunk, Target, Usage
 from sidecar.routing.plan import Routing
+from sidecar.telemetry import tracing
 
 OK = "OK"
 CANCELLED = "CANCELLED"
@@ -42,16 +43,18 @@ class UpstreamAttempt:
         self._cancel_outcome = CANCELLED
         self._ended = False
         self._stats.started()
+        self._span = routing.tracing.start(f"attempt {target.deployment}", _span_attributes(target))
         self._stream = inner(dataclasses.replace(call, target=target))
 
     async def first(self, limit: float | None) -> Chunk:
         """Wait for the first chunk, at most `limit` seconds; a failure ends the attempt."""
         try:
-            if limit is None:
-                chunk = await anext(self._stream)
-            else:
-                async with asyncio.timeout(limit):
+            with tracing.current(self._span):  # the upstream request is made in here: it carries the span
+                if limit is None:
                     chunk = await anext(self._stream)
+                else:
+                    async with asyncio.timeout(limit):
+                        chunk = await anext(self._stream)
         except StopAsyncIteration:
             raise self._failed(
                 ProviderUnavailableError("the upstream stream ended without a chunk")
@@ -126,6 +129,9 @@ class UpstreamAttempt:
         self._call.record.attempts.append(
             Attempt(self.target.deployment, self.target.provider, outcome, seconds)
         )
+        if self._span is not None:
+            self._span.set_attribute("sidecar.attempt.outcome", outcome)
+            self._span.end()
 
     def _interrupted(self, err: ProviderError) -> StreamInterruptedError:
         """The partial usage of a broken stream: prompt and delivered text, counted by the sidecar."""
@@ -144,3 +150,11 @@ class UpstreamAttempt:
                 "usageEstimated": "true",
             },
         )
+
+
+def _span_attributes(target: Target) -> dict[str, str]:
+    return {
+        "sidecar.deployment": target.deployment,
+        "gen_ai.provider.name": target.provider,
+        "gen_ai.request.model": target.model,
+    }

@@ -18,6 +18,7 @@ from sidecar.routing.retry import RetryBudgets
 from sidecar.routing.stats import Stats
 from sidecar.routing.strategy import CallShape, Candidate, ComplexityPolicy, complexity_score, order
 from sidecar.routing.table import Route, RouteTable
+from sidecar.telemetry.tracing import Tracing
 
 
 class HealthView(Protocol):
@@ -44,6 +45,7 @@ class Routing:
     health: HealthView = field(default_factory=AlwaysHealthy)
     complexity: ComplexityPolicy = field(default_factory=ComplexityPolicy)
     rng: random.Random = field(default_factory=random.Random)
+    tracing: Tracing = field(default_factory=Tracing.disabled)  # a child span per upstream attempt
 
 
 def plan(routing: Routing, route: Route, call: Call) -> list[Target]:

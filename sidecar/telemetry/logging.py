@@ -1,35 +1,98 @@
-"""Structured JSON logs, one object per line. Prompt text and secrets are never logged."""
+"""Structured JSON logs, one object per line, with the request id; secrets and prompt text redacted.
+
+Redaction is on by default and happens in the formatter, so it covers every logger, ours and
+libraries': a field whose name says it holds a secret (key, token, secret, password, authorization,
+credential) or content (prompt, messages, completion, text, content) is replaced by `[REDACTED]`,
+and anything in a message or value that looks like a key or bearer token is masked. With
+`capture_content` on (debugging only), content fields are kept; secrets never are.
+"""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+import re
 import sys
+from collections.abc import Iterable
 from typing import Any, TextIO
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is a field.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+REDACTED = "[REDACTED]"
+_SECRET_FIELD = re.compile(r"(api_?key|token|secret|password|passwd|authorization|credential|bearer)", re.I)
+_CONTENT_FIELD = re.compile(r"^(prompt|prompts|messages?|completion|text|content|input|output)$", re.I)
+# Provider-key shapes and bearer tokens, and long opaque runs (base64/hex blobs, JWT-ish strings).
+_SECRET_VALUE = re.compile(
+    r"(?:sk-|sk_|key-|pk-|AKIA|xox[abp]-)[A-Za-z0-9_\-]{8,}"
+    r"|(?i:bearer)\s+[A-Za-z0-9_\-\.=+/]{4,}"
+    r"|[A-Za-z0-9_\-+=]{40,}"
+)
+_SAFE_FIELDS = frozenset({"request_id", "trace_id", "span_id"})
+
+MIN_MASKED_CHARS = 8  # shorter prompt fragments are not masked (they would mask ordinary words)
+
+# The call being served, set by the outermost layer (pipeline/observe.py) in the RPC's own task
+# context, which ends with the RPC: so lines logged after the pipeline (the servicer's failure
+# line) still carry the request id and mask the prompt, e.g. when an upstream error quotes it.
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+CALL_TEXTS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("call_texts", default=())
+
+
+def bind_call(request_id: str, texts: Iterable[str]) -> None:
+    """Name the call (and the prompt text to mask) for every line logged from here on in this task."""
+    REQUEST_ID.set(request_id)
+    CALL_TEXTS.set(tuple(t for t in texts if len(t) >= MIN_MASKED_CHARS))
+
+
+def scrub(text: str, prompts: tuple[str, ...] = ()) -> str:
+    """Mask what looks like a key or a bearer token inside free text, and the given prompt texts."""
+    for prompt in prompts:
+        if prompt in text:
+            text = text.replace(prompt, REDACTED)
+    return _SECRET_VALUE.sub(REDACTED, text)
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, *, capture_content: bool = False) -> None:
+        super().__init__()
+        self._capture_content = capture_content
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": self._scrub(record.getMessage()),
         }
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+                entry[key] = self._field(key, value)
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = self._scrub(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
 
+    def _field(self, key: str, value: Any) -> Any:
+        if key in _SAFE_FIELDS:
+            return value
+        if _SECRET_FIELD.search(key):
+            return REDACTED
+        if _CONTENT_FIELD.match(key) and not self._capture_content:
+            return REDACTED
+        if isinstance(value, bool | int | float) or value is None:
+            return value
+        return self._scrub(value if isinstance(value, str) else str(value))
 
-def setup_logging(level: str, stream: TextIO | None = None) -> None:
+    def _scrub(self, text: str) -> str:
+        return scrub(text, () if self._capture_content else CALL_TEXTS.get())
+
+
+def setup_logging(level: str, stream: TextIO | None = None, *, capture_content: bool = False) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(capture_content=capture_content))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

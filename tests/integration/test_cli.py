@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import echo_policy, free_port
+from tests.support.prometheus import quiet_telemetry
 
 pytestmark = pytest.mark.integration
 SIDECAR = [sys.executable, "-m", "sidecar"]
@@ -31,7 +32,15 @@ def served(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     config = tmp_path / "sidecar.yaml"
     config.write_text(
-        yaml.safe_dump({"settings": {"listen": {"address": f"127.0.0.1:{port}"}}, "policy": echo_policy()})
+        yaml.safe_dump(
+            {
+                "settings": {
+                    "listen": {"address": f"127.0.0.1:{port}"},
+                    "telemetry": quiet_telemetry(tmp_path),
+                },
+                "policy": echo_policy(),
+            }
+        )
     )
     proc = subprocess.Popen([*SIDECAR, "serve", "--config", str(config)], stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
@@ -90,7 +99,11 @@ def test_sigterm_waits_for_a_stream_in_flight(tmp_path: Path) -> None:
     config.write_text(
         yaml.safe_dump(
             {
-                "settings": {"listen": {"address": f"127.0.0.1:{port}"}, "shutdown_grace_seconds": 10},
+                "settings": {
+                    "listen": {"address": f"127.0.0.1:{port}"},
+                    "shutdown_grace_seconds": 10,
+                    "telemetry": quiet_telemetry(tmp_path),
+                },
                 "policy": policy,
             }
         )
@@ -122,7 +135,8 @@ def test_sigterm_waits_for_a_stream_in_flight(tmp_path: Path) -> None:
 
 def test_serve_on_a_busy_port_fails_clearly(served: str, tmp_path: Path) -> None:
     config = tmp_path / "busy.yaml"
-    config.write_text(yaml.safe_dump({"settings": {"listen": {"address": served}}, "policy": echo_policy()}))
+    settings = {"listen": {"address": served}, "telemetry": quiet_telemetry(tmp_path)}
+    config.write_text(yaml.safe_dump({"settings": settings, "policy": echo_policy()}))
     result = run("serve", "--config", str(config))
     assert result.returncode == 1
     assert f"cannot serve on {served}" in result.stderr

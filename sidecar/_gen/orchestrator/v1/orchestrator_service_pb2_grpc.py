@@ -8,6 +8,7 @@ from . import keys_pb2 as orchestrator_dot_v1_dot_keys__pb2
 from . import models_pb2 as orchestrator_dot_v1_dot_models__pb2
 from . import personas_pb2 as orchestrator_dot_v1_dot_personas__pb2
 from . import quota_pb2 as orchestrator_dot_v1_dot_quota__pb2
+from . import usage_pb2 as orchestrator_dot_v1_dot_usage__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -117,6 +118,11 @@ class OrchestratorServiceStub:
                 '/orchestrator.v1.OrchestratorService/GetQuota',
                 request_serializer=orchestrator_dot_v1_dot_quota__pb2.GetQuotaRequest.SerializeToString,
                 response_deserializer=orchestrator_dot_v1_dot_quota__pb2.GetQuotaResponse.FromString,
+                _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/orchestrator.v1.OrchestratorService/GetUsage',
+                request_serializer=orchestrator_dot_v1_dot_usage__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_v1_dot_usage__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
 
 
@@ -266,6 +272,19 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """Aggregates the usage ledger for a tenant (optionally one user) over a time range: cost, tokens,
+        request and error counts and latency percentiles, grouped by user, model, route or day, so
+        cost can be attributed per user. Includes this sidecar's records not yet written.
+
+        Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field),
+        LEDGER_DISABLED (FAILED_PRECONDITION: settings.telemetry.ledger.backend is none),
+        LEDGER_UNAVAILABLE (UNAVAILABLE: the ledger database cannot be read; retry).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -328,6 +347,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.GetQuota,
                     request_deserializer=orchestrator_dot_v1_dot_quota__pb2.GetQuotaRequest.FromString,
                     response_serializer=orchestrator_dot_v1_dot_quota__pb2.GetQuotaResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=orchestrator_dot_v1_dot_usage__pb2.GetUsageRequest.FromString,
+                    response_serializer=orchestrator_dot_v1_dot_usage__pb2.GetUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -674,6 +698,33 @@ class OrchestratorService:
             '/orchestrator.v1.OrchestratorService/GetQuota',
             orchestrator_dot_v1_dot_quota__pb2.GetQuotaRequest.SerializeToString,
             orchestrator_dot_v1_dot_quota__pb2.GetQuotaResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orchestrator.v1.OrchestratorService/GetUsage',
+            orchestrator_dot_v1_dot_usage__pb2.GetUsageRequest.SerializeToString,
+            orchestrator_dot_v1_dot_usage__pb2.GetUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

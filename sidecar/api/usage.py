@@ -1,0 +1,86 @@
+"""GetUsage at the edge: validate the request, query the ledger, groups -> proto."""
+
+from __future__ import annotations
+
+import logging
+
+from google.protobuf import duration_pb2
+
+from sidecar._gen.orchestrator.v1 import usage_pb2
+from sidecar.api.convert import ID
+from sidecar.core.errors import FieldViolation, InvalidRequestError, SidecarError
+from sidecar.ledger.record import GroupBy, LedgerDisabledError, LedgerUnavailableError, UsageGroup, UsageQuery
+from sidecar.ledger.writer import LedgerWriter
+
+_log = logging.getLogger("sidecar.api")
+MAX_RANGE_SECONDS = 366 * 86_400
+_GROUP_BY = {
+    usage_pb2.USAGE_GROUP_BY_USER: GroupBy.USER,
+    usage_pb2.USAGE_GROUP_BY_MODEL: GroupBy.MODEL,
+    usage_pb2.USAGE_GROUP_BY_ROUTE: GroupBy.ROUTE,
+    usage_pb2.USAGE_GROUP_BY_DAY: GroupBy.DAY,
+}
+
+
+def to_query(req: usage_pb2.GetUsageRequest) -> UsageQuery:
+    """A UsageQuery from the request; every violation reported at once."""
+    bad: list[FieldViolation] = []
+    if not req.tenant_id:
+        bad.append(FieldViolation("tenant_id", "required"))
+    elif not ID.fullmatch(req.tenant_id):
+        bad.append(FieldViolation("tenant_id", "at most 128 of letters, digits and ._:@-"))
+    if req.user_id and not ID.fullmatch(req.user_id):
+        bad.append(FieldViolation("user_id", "at most 128 of letters, digits and ._:@-"))
+    for field in ("start_time", "end_time"):
+        if not req.HasField(field):
+            bad.append(FieldViolation(field, "required"))
+    start = req.start_time.ToNanoseconds() / 1e9
+    end = req.end_time.ToNanoseconds() / 1e9
+    if req.HasField("start_time") and req.HasField("end_time"):
+        if end <= start:
+            bad.append(FieldViolation("end_time", "must be after start_time"))
+        elif end - start > MAX_RANGE_SECONDS:
+            bad.append(FieldViolation("end_time", "at most 366 days after start_time"))
+    group_by = _GROUP_BY.get(req.group_by)
+    if group_by is None:
+        bad.append(FieldViolation("group_by", "one of USER, MODEL, ROUTE, DAY"))
+    if bad or group_by is None:
+        raise InvalidRequestError(bad)
+    return UsageQuery(tenant=req.tenant_id, start=start, end=end, group_by=group_by, user=req.user_id or None)
+
+
+async def get_usage(
+    ledger: LedgerWriter | None, req: usage_pb2.GetUsageRequest
+) -> usage_pb2.GetUsageResponse:
+    query = to_query(req)
+    if ledger is None:
+        raise LedgerDisabledError("this sidecar keeps no usage ledger (settings.telemetry.ledger.backend)")
+    try:
+        groups = await ledger.usage(query)
+    except SidecarError:
+        raise
+    except Exception as exc:
+        _log.error("ledger query failed", extra={"error": type(exc).__name__})
+        raise LedgerUnavailableError("the usage ledger cannot be read now; retry later") from exc
+    return usage_pb2.GetUsageResponse(groups=[_group(g) for g in groups])
+
+
+def _group(g: UsageGroup) -> usage_pb2.UsageGroup:
+    return usage_pb2.UsageGroup(
+        key=g.key,
+        cost_usd=g.cost_usd,
+        prompt_tokens=g.tokens_in,
+        completion_tokens=g.tokens_out,
+        cached_tokens=g.tokens_cached,
+        requests=g.requests,
+        errors=g.errors,
+        latency_p50=_duration(g.latency_p50),
+        latency_p95=_duration(g.latency_p95),
+        latency_p99=_duration(g.latency_p99),
+    )
+
+
+def _duration(seconds: float) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromNanoseconds(int(seconds * 1e9))
+    return d

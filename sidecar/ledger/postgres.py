@@ -1,0 +1,51 @@
+"""The shared ledger: PostgreSQL through asyncpg (imported only when this backend is configured)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sidecar.ledger import sql
+from sidecar.ledger.record import UsageGroup, UsageQuery, UsageRecord
+
+_DAY = "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+def _placeholder(i: int) -> str:
+    return f"${i}"
+
+
+class PostgresLedger:
+    """LedgerStore on PostgreSQL; several sidecars may write to one database."""
+
+    def __init__(self, url: str, *, pool_size: int = 4) -> None:
+        self._url, self._pool_size = url, pool_size
+        self._pool: Any = None
+
+    async def open(self) -> None:
+        import asyncpg
+
+        self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size)
+        async with self._pool.acquire() as conn:
+            for statement in sql.create_table("DOUBLE PRECISION", "BIGINT"):
+                await conn.execute(statement)
+
+    async def write(self, records: Sequence[UsageRecord]) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.executemany(sql.insert(_placeholder), [sql.row(r) for r in records])
+
+    async def usage(self, query: UsageQuery) -> list[UsageGroup]:
+        text, args = sql.usage(query, _placeholder, _DAY)
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(text, *args)
+        return sql.groups([tuple(r) for r in rows])
+
+    async def delete_before(self, cutoff: float) -> int:
+        async with self._pool.acquire() as conn:
+            status = await conn.execute("DELETE FROM usage_records WHERE ts < $1", cutoff)
+        return int(str(status).rsplit(" ", 1)[-1])
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None

@@ -1,0 +1,95 @@
+"""What the ledger stores per call, what GetUsage asks, and what it answers; the store protocol."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from sidecar.core.errors import Code, SidecarError
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One finished call. `outcome` is OK or the error's reason; `time` is wall-clock seconds."""
+
+    request_id: str
+    tenant: str
+    user: str
+    persona: str
+    route: str
+    provider: str
+    model: str
+    tokens_in: int
+    tokens_out: int
+    tokens_cached: int
+    cost_usd: float
+    latency_seconds: float
+    overhead_seconds: float
+    outcome: str
+    time: float
+    stream: bool = False
+    cache_hit: bool = False
+
+
+class GroupBy(enum.Enum):
+    USER = "user"
+    MODEL = "model"
+    ROUTE = "route"
+    DAY = "day"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageQuery:
+    """A tenant's records in [start, end), optionally of one user, grouped one way."""
+
+    tenant: str
+    start: float
+    end: float
+    group_by: GroupBy
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UsageGroup:
+    """The aggregate of one group; latency percentiles are nearest-rank over the group's calls."""
+
+    key: str
+    cost_usd: float
+    tokens_in: int
+    tokens_out: int
+    tokens_cached: int
+    requests: int
+    errors: int
+    latency_p50: float
+    latency_p95: float
+    latency_p99: float
+
+
+class LedgerStore(Protocol):
+    """Where records live: SQLite (embedded) or PostgreSQL (shared by sidecars)."""
+
+    async def open(self) -> None: ...
+
+    async def write(self, records: Sequence[UsageRecord]) -> None: ...
+
+    async def usage(self, query: UsageQuery) -> list[UsageGroup]: ...
+
+    async def delete_before(self, cutoff: float) -> int: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LedgerDisabledError(SidecarError):
+    """GetUsage was asked of a sidecar whose ledger is off."""
+
+    code = Code.FAILED_PRECONDITION
+    reason = "LEDGER_DISABLED"
+
+
+class LedgerUnavailableError(SidecarError):
+    """The ledger database could not be read."""
+
+    code = Code.UNAVAILABLE
+    reason = "LEDGER_UNAVAILABLE"

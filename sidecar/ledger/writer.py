@@ -1,0 +1,141 @@
+"""Usage records off the request path: a bounded queue, a batch writer, drops counted, retention.
+
+`submit()` is a put_nowait: when the queue is full the record is dropped and counted, and the call
+never waits for the ledger. One background task waits for a record, lets more gather for
+`flush_interval_seconds` (unless a full batch is already waiting), and writes up to `batch_size`
+in one transaction: one commit per interval, not per call (a commit per call measured about
+0.15 ms of CPU per call on SQLite). A failed
+write drops that batch (counted, logged); the ledger never holds up or fails a call. Retention
+deletes records older than `retention_seconds` at most once per `purge_interval_seconds`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from sidecar.core.clock import Clock
+from sidecar.ledger.record import LedgerStore, UsageGroup, UsageQuery, UsageRecord
+
+_log = logging.getLogger("sidecar.ledger")
+
+
+class LedgerSignals(Protocol):
+    """The metrics the writer reports to (telemetry.metrics.Metrics)."""
+
+    def ledger_dropped(self, cause: str, records: int = 1) -> None: ...
+
+    def ledger_wrote(self, records: int) -> None: ...
+
+    def store_error(self, store: str, op: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerPolicy:
+    queue_size: int = 10_000
+    batch_size: int = 500
+    retention_seconds: float = 90 * 86_400.0
+    purge_interval_seconds: float = 3600.0
+    flush_interval_seconds: float = 0.5
+
+
+class LedgerWriter:
+    def __init__(
+        self,
+        store: LedgerStore,
+        policy: LedgerPolicy,
+        *,
+        clock: Clock,
+        signals: LedgerSignals,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._store, self._policy, self._clock, self._signals = store, policy, clock, signals
+        self._sleep = sleep
+        self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue(maxsize=policy.queue_size)
+        self._task: asyncio.Task[None] | None = None
+        self._write_lock = asyncio.Lock()
+        self._last_purge: float | None = None
+        self._held: list[UsageRecord] = []
+        self.dropped = 0
+
+    def submit(self, record: UsageRecord) -> None:
+        try:
+            self._queue.put_nowait(record)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            self._signals.ledger_dropped("queue_full")
+
+    def depth(self) -> int:
+        return self._queue.qsize() + len(self._held)
+
+    async def start(self) -> None:
+        await self._store.open()
+        self._task = asyncio.create_task(self._run(), name="ledger-writer")
+
+    async def stop(self) -> None:
+        """Write what is queued, then stop the task and close the store."""
+        if self._task is not None:  # a write in progress finishes: flush() waits for its lock
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await self.flush()
+        finally:
+            await self._store.aclose()
+
+    async def flush(self) -> None:
+        """Write everything queued now (GetUsage calls this, so a sidecar reads its own records)."""
+        while self._held or not self._queue.empty():
+            await self._write(self._take())
+
+    async def usage(self, query: UsageQuery) -> list[UsageGroup]:
+        await self.flush()
+        return await self._store.usage(query)
+
+    async def purge(self) -> int:
+        """Delete records past retention now."""
+        self._last_purge = self._clock.monotonic()
+        removed = await self._store.delete_before(self._clock.wall() - self._policy.retention_seconds)
+        if removed:
+            _log.info("ledger retention", extra={"deleted_records": removed})
+        return removed
+
+    async def _run(self) -> None:
+        while True:
+            self._held.append(await self._queue.get())  # held, not lost, if stop() cancels the wait below
+            if self._queue.qsize() < self._policy.batch_size - 1:
+                await self._sleep(self._policy.flush_interval_seconds)  # let a batch gather
+            # shielded: a cancelled task (stop) lets the write finish; flush() then waits for its lock
+            await asyncio.shield(self._write(self._take()))
+            last = self._last_purge
+            if last is None or self._clock.monotonic() - last >= self._policy.purge_interval_seconds:
+                try:
+                    await self.purge()
+                except Exception:
+                    self._signals.store_error("ledger", "purge")
+                    _log.exception("ledger retention failed")
+
+    def _take(self) -> list[UsageRecord]:
+        batch, self._held = self._held, []
+        while len(batch) < self._policy.batch_size and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    async def _write(self, batch: list[UsageRecord]) -> None:
+        if not batch:
+            return
+        async with self._write_lock:
+            try:
+                await self._store.write(batch)
+            except Exception:
+                self.dropped += len(batch)
+                self._signals.store_error("ledger", "write")
+                self._signals.ledger_dropped("write_failed", len(batch))
+                _log.exception("ledger write failed", extra={"records": len(batch)})
+                return
+        self._signals.ledger_wrote(len(batch))

@@ -1,0 +1,212 @@
+"""The outermost layer: metrics, the usage-ledger record and the call span, for every outcome.
+
+It sees what the caller sees: a clean end, an error raised before or after the first chunk, a
+cancellation (the caller went away: the stream is closed or the task cancelled). In every case,
+exactly once, in `finally`: the metrics are recorded, one usage record is queued (never awaited),
+and the span is ended. Per call it allocates one outcome, one record and, only with tracing on, a
+span; the labelled metric children are looked up by tuple (see telemetry/metrics.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, Collection
+from contextlib import aclosing
+
+from opentelemetry.trace import Span, Status, StatusCode
+
+from sidecar.core.clock import Clock
+from sidecar.core.errors import Code, SidecarError
+from sidecar.core.layer import Handler
+from sidecar.core.types import Attempt, Call, Chunk
+from sidecar.ledger.record import UsageRecord
+from sidecar.ledger.writer import LedgerWriter
+from sidecar.telemetry import logging as logs
+from sidecar.telemetry import tracing
+from sidecar.telemetry.metrics import UNKNOWN, CallOutcome, Metrics
+
+OK = "OK"
+CANCELLED = "CANCELLED"
+HEDGE_LOST = "HEDGE_LOST"  # routing/route.py names a hedged attempt that lost the race so
+
+
+class ObserveLayer:
+    def __init__(
+        self,
+        inner: Handler,
+        *,
+        metrics: Metrics,
+        ledger: LedgerWriter | None,
+        tracing: tracing.Tracing,
+        routes: Collection[str],
+        clock: Clock,
+    ) -> None:
+        """`routes`: the configured aliases, the default route first (what an empty `model` means)."""
+        self._inner, self._metrics, self._ledger, self._tracing = inner, metrics, ledger, tracing
+        self._routes, self._clock = frozenset(routes), clock
+        self._default = next(iter(routes), UNKNOWN)
+
+    async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+        self._metrics.call_started()
+        span = self._start_span(call) if self._tracing.enabled else None
+        token = tracing.attach(span)
+        logs.bind_call(call.request_id, (m.text for m in call.messages))
+        code, reason, first_at = OK, OK, None
+        texts: list[str] | None = [] if self._tracing.capture_content else None
+        try:
+            async with aclosing(self._inner(call)) as stream:
+                async for chunk in stream:
+                    if first_at is None and chunk.text:
+                        first_at = self._clock.monotonic()
+                    if texts is not None:
+                        texts.append(chunk.text)
+                    yield chunk
+        except SidecarError as err:
+            code, reason = err.code.value, err.reason
+            if err.code is Code.RESOURCE_EXHAUSTED and (limit := err.metadata.get("limit")):
+                self._metrics.quota_refused(limit)
+            raise
+        except BaseException as exc:  # cancelled, the caller closed the stream, or a crash
+            code = reason = (
+                CANCELLED if isinstance(exc, GeneratorExit | asyncio.CancelledError) else "INTERNAL"
+            )
+            raise
+        finally:
+            self._finish(call, code, reason, first_at, span, texts)
+            tracing.detach(token)
+
+    def _finish(
+        self,
+        call: Call,
+        code: str,
+        reason: str,
+        first_at: float | None,
+        span: Span | None,
+        texts: list[str] | None,
+    ) -> None:
+        record, target = call.record, call.record.target
+        now = self._clock.monotonic()
+        seconds = now - record.started_at
+        retries, fallbacks, hedges = _routing_counts(record.attempts)
+        usage, cost = record.usage, record.cost_usd
+        route = target.route if target is not None else self._route(call.model)
+        provider, model = (target.provider, target.model) if target is not None else ("", "")
+        outcome = CallOutcome(
+            route=route,
+            provider=provider,
+            model=model,
+            stream=call.stream,
+            code=code,
+            seconds=seconds,
+            overhead_seconds=max(0.0, seconds - record.upstream_seconds),
+            ttft_seconds=first_at - record.started_at if first_at is not None and call.stream else None,
+            tokens_in=usage.prompt_tokens,
+            tokens_out=usage.completion_tokens,
+            tokens_cached=usage.cached_tokens,
+            cost_usd=cost,
+            retries=retries,
+            fallbacks=fallbacks,
+            hedges=hedges,
+            cache_hit=record.cache_hit,
+        )
+        self._metrics.call_finished(outcome, tenant=call.tenant_id, user=call.user_id)
+        if self._ledger is not None:
+            self._ledger.submit(
+                UsageRecord(
+                    request_id=call.request_id,
+                    tenant=call.tenant_id,
+                    user=call.user_id,
+                    persona=record.persona,
+                    route=route,
+                    provider=provider,
+                    model=model,
+                    tokens_in=usage.prompt_tokens,
+                    tokens_out=usage.completion_tokens,
+                    tokens_cached=usage.cached_tokens,
+                    cost_usd=cost,
+                    latency_seconds=seconds,
+                    overhead_seconds=outcome.overhead_seconds,
+                    outcome=reason,
+                    time=self._clock.wall(),
+                    stream=call.stream,
+                    cache_hit=record.cache_hit,
+                )
+            )
+        if span is not None:
+            _end_span(span, outcome, reason, call, texts)
+
+    def _route(self, alias: str) -> str:
+        """The route label of a call that never reached routing: only configured names, never input."""
+        if not alias:
+            return self._default
+        return alias if alias in self._routes else UNKNOWN
+
+    def _start_span(self, call: Call) -> Span | None:
+        attributes: dict[str, str | int | float | bool] = {
+            "gen_ai.operation.name": "chat",
+            "sidecar.request_id": call.request_id,
+            "sidecar.route": self._route(call.model),
+            "sidecar.stream": call.stream,
+        }
+        if call.params.max_tokens is not None:
+            attributes["gen_ai.request.max_tokens"] = call.params.max_tokens
+        if call.params.temperature is not None:
+            attributes["gen_ai.request.temperature"] = call.params.temperature
+        if call.tenant_id:
+            attributes["sidecar.tenant_id"] = call.tenant_id
+        if call.user_id:
+            attributes["sidecar.user_id"] = call.user_id
+        if call.conversation_id:
+            attributes["gen_ai.conversation.id"] = call.conversation_id
+        if self._tracing.capture_content:
+            attributes["gen_ai.input.messages"] = _messages_json(call)
+        return self._tracing.start(f"chat {attributes['sidecar.route']}", attributes)
+
+
+def _routing_counts(attempts: list[Attempt]) -> tuple[int, int, int]:
+    """Retries (again on the same deployment), fallbacks (on to another) and hedges (races run)."""
+    retries = fallbacks = hedges = 0
+    previous: str | None = None
+    for a in attempts:
+        if a.outcome == HEDGE_LOST:
+            hedges += 1
+            continue
+        if previous is not None:
+            if a.deployment == previous:
+                retries += 1
+            else:
+                fallbacks += 1
+        previous = a.deployment
+    return retries, fallbacks, hedges
+
+
+def _end_span(span: Span, o: CallOutcome, reason: str, call: Call, texts: list[str] | None) -> None:
+    record = call.record
+    span.set_attributes(
+        {
+            "sidecar.route": o.route,
+            "gen_ai.provider.name": o.provider,
+            "gen_ai.request.model": o.model,
+            "gen_ai.response.model": o.model,
+            "gen_ai.usage.input_tokens": o.tokens_in,
+            "gen_ai.usage.output_tokens": o.tokens_out,
+            "sidecar.cost_usd": o.cost_usd,
+            "sidecar.overhead_seconds": o.overhead_seconds,
+            "sidecar.cache_hit": o.cache_hit,
+            "sidecar.persona": record.persona,
+            "rpc.grpc.status_code": o.code,
+        }
+    )
+    if record.finish_reason is not None:
+        span.set_attribute("gen_ai.response.finish_reasons", [record.finish_reason.value])
+    if texts is not None:
+        span.set_attribute("gen_ai.output.messages", "".join(texts))
+    if o.code != OK:
+        span.set_attribute("error.type", reason)
+        span.set_status(Status(StatusCode.ERROR, reason))
+    span.end()
+
+
+def _messages_json(call: Call) -> str:
+    return json.dumps([{"role": m.role.value, "content": m.text} for m in call.messages])

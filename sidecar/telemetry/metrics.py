@@ -1,0 +1,343 @@
+"""Every Prometheus metric of the sidecar, defined here and nowhere else, in a registry per server.
+
+Names follow the OpenTelemetry GenAI semantic conventions where one exists (token usage, operation
+duration, time to first token; their labels are the convention's attributes with `_` for `.`), and
+`sidecar_*` otherwise. Every label value comes from configuration (route, deployment, provider,
+model) or from a fixed set (gRPC code, direction); a route the caller names that does not exist is
+`unknown`. Tenants and users get series only when allow-listed, and never more than a capped number.
+
+The hot path (`call_finished`) reads pre-resolved labelled children from a dict keyed by a tuple,
+so a call allocates no label dict. State that other objects already keep (breakers, probe health,
+the key cache, the ledger queue) is read at scrape time by `SidecarCollector`, not pushed per call.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+OTHER = "other"
+UNKNOWN = "unknown"
+
+# Bucket boundaries advised by the GenAI semantic conventions.
+TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+# The sidecar's own overhead is meant to be well under a millisecond: fine buckets there.
+OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
+DECRYPT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+_GENAI = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "route")
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    """What the outermost layer knows when a call ends; the metrics and the ledger both read it."""
+
+    route: str  # a configured route alias, or UNKNOWN
+    provider: str  # "" when no deployment was reached
+    model: str
+    stream: bool
+    code: str  # gRPC status code name: OK, INVALID_ARGUMENT, CANCELLED, ...
+    seconds: float
+    overhead_seconds: float
+    ttft_seconds: float | None
+    tokens_in: int
+    tokens_out: int
+    tokens_cached: int
+    cost_usd: float
+    retries: int
+    fallbacks: int
+    hedges: int
+    cache_hit: bool
+
+
+class _Series:
+    """The labelled children one (route, provider, model, stream, code) combination writes to."""
+
+    __slots__ = (
+        "cost", "duration", "fallbacks", "from_cache", "hedges", "overhead", "requests", "retries",
+        "tok_cached", "tok_in", "tok_in_h", "tok_out", "tok_out_h", "ttft",
+    )  # fmt: skip
+
+    def __init__(self, m: Metrics, route: str, provider: str, model: str, stream: str, code: str) -> None:
+        genai = ("chat", provider, model, route)
+        self.requests = m.requests.labels(route, provider, model, stream, code)
+        self.duration = m.duration.labels(*genai, stream)
+        self.overhead = m.overhead.labels(route, stream)
+        self.ttft = m.ttft.labels(*genai)
+        self.tok_in_h = m.token_usage.labels(*genai, "input")
+        self.tok_out_h = m.token_usage.labels(*genai, "output")
+        self.tok_in = m.tokens.labels(route, provider, model, "input")
+        self.tok_out = m.tokens.labels(route, provider, model, "output")
+        self.tok_cached = m.tokens.labels(route, provider, model, "cached")
+        self.cost = m.cost.labels(route, provider, model)
+        self.retries = m.retries.labels(route)
+        self.fallbacks = m.fallbacks.labels(route)
+        self.hedges = m.hedges.labels(route)
+        self.from_cache = m.cache_served.labels(route)
+
+
+class LabelCap:
+    """Opt-in label values: allow-listed ones pass while fewer than `cap` distinct ones were seen."""
+
+    def __init__(self, allowed: Iterable[str], cap: int) -> None:
+        self._allowed = frozenset(allowed)
+        self._cap = cap
+        self._seen: set[tuple[str, ...]] = set()
+
+    def __bool__(self) -> bool:
+        return bool(self._allowed)
+
+    def value(self, raw: str) -> str:
+        return raw if raw in self._allowed else OTHER
+
+    def admit(self, values: tuple[str, ...]) -> tuple[str, ...]:
+        """The values as labelled, or all OTHER once the cap on distinct combinations is reached."""
+        if values in self._seen:
+            return values
+        if len(self._seen) >= self._cap:
+            return tuple(OTHER for _ in values)
+        self._seen.add(values)
+        return values
+
+
+class Metrics:
+    """The sidecar's metrics in their own registry; a small typed method per signal."""
+
+    def __init__(
+        self,
+        *,
+        tenant_allow: Iterable[str] = (),
+        user_allow: Iterable[str] = (),
+        max_label_series: int = 100,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "sidecar_requests", "Calls finished, by route, provider, model, stream and gRPC code.",
+            ("route", "provider", "model", "stream", "code"), registry=r,
+        )  # fmt: skip
+        self.duration = Histogram(
+            "gen_ai_client_operation_duration_seconds", "Whole-call duration as the caller saw it.",
+            (*_GENAI, "stream"), buckets=DURATION_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.overhead = Histogram(
+            "sidecar_overhead_seconds", "The sidecar's own time per call: total minus time waiting upstream.",
+            ("route", "stream"), buckets=OVERHEAD_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.ttft = Histogram(
+            "gen_ai_server_time_to_first_token_seconds", "Time to the first streamed token.",
+            _GENAI, buckets=TTFT_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.token_usage = Histogram(
+            "gen_ai_client_token_usage", "Tokens per call, input and output.",
+            (*_GENAI, "gen_ai_token_type"), buckets=TOKEN_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.tokens = Counter(
+            "sidecar_tokens", "Tokens, by direction: input, output, cached (of the input).",
+            ("route", "provider", "model", "direction"), registry=r,
+        )  # fmt: skip
+        self.cost = Counter(
+            "sidecar_cost_usd", "Cost in US dollars from the price table.",
+            ("route", "provider", "model"), registry=r,
+        )  # fmt: skip
+        self.retries = Counter("sidecar_retries", "Retries on the same deployment.", ("route",), registry=r)
+        self.fallbacks = Counter(
+            "sidecar_fallbacks", "Moves to the next deployment of the route.", ("route",), registry=r
+        )
+        self.hedges = Counter("sidecar_hedges", "Hedged attempts raced.", ("route",), registry=r)
+        self.cache_lookups = Counter(
+            "sidecar_cache_lookups", "Response-cache lookups, hit or miss.", ("result",), registry=r
+        )
+        self.cache_served = Counter(
+            "sidecar_cache_served", "Calls answered from the response cache.", ("route",), registry=r
+        )
+        self.quota_refusals = Counter(
+            "sidecar_quota_refusals", "Calls refused by a quota or rate limit.", ("limit",), registry=r
+        )
+        self.quota_near = Counter(
+            "sidecar_quota_near_limit", "Calls that took a limit past a warning threshold.",
+            ("limit", "percent"), registry=r,
+        )  # fmt: skip
+        self.in_flight = Gauge("sidecar_in_flight_calls", "Calls being served now.", registry=r)
+        self.decrypt = Histogram(
+            "sidecar_key_decrypt_seconds", "User-key decrypts that went to the key backend.",
+            buckets=DECRYPT_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.store_errors = Counter(
+            "sidecar_store_errors", "Errors of a state store, by store and operation.", ("store", "op"),
+            registry=r,
+        )  # fmt: skip
+        self.ledger_drops = Counter(
+            "sidecar_ledger_dropped_records", "Usage records dropped: queue full or write failed.",
+            ("cause",), registry=r,
+        )  # fmt: skip
+        self.ledger_writes = Counter("sidecar_ledger_written_records", "Usage records stored.", registry=r)
+        self.attributed_requests = Counter(
+            "sidecar_attributed_requests", "Calls of allow-listed tenants and users (opt-in).",
+            ("tenant", "user"), registry=r,
+        )  # fmt: skip
+        self.attributed_cost = Counter(
+            "sidecar_attributed_cost_usd", "Cost of allow-listed tenants and users (opt-in).",
+            ("tenant", "user"), registry=r,
+        )  # fmt: skip
+        build = Gauge("sidecar_build_info", "Build information; always 1.", ("version", "python"), registry=r)
+        build.labels(_version(), platform.python_version()).set(1)
+        self._series: dict[tuple[str, str, str, bool, str], _Series] = {}
+        self._tenants = LabelCap(tenant_allow, max_label_series)
+        self._users = LabelCap(user_allow, max_label_series)
+        self._attributed: dict[tuple[str, str], tuple[Counter, Counter]] = {}
+        self._max_series = max_label_series
+
+    # The outermost layer
+
+    def call_started(self) -> None:
+        self.in_flight.inc()
+
+    def call_finished(self, o: CallOutcome, *, tenant: str = "", user: str = "") -> None:
+        self.in_flight.dec()
+        key = (o.route, o.provider, o.model, o.stream, o.code)
+        s = self._series.get(key)
+        if s is None:
+            s = self._series[key] = _Series(self, o.route, o.provider, o.model, str(o.stream).lower(), o.code)
+        s.requests.inc()
+        s.duration.observe(o.seconds)
+        s.overhead.observe(o.overhead_seconds)
+        if o.ttft_seconds is not None:
+            s.ttft.observe(o.ttft_seconds)
+        if o.provider:
+            s.tok_in_h.observe(o.tokens_in)
+            s.tok_out_h.observe(o.tokens_out)
+        if o.tokens_in:
+            s.tok_in.inc(o.tokens_in)
+            s.tok_out.inc(o.tokens_out)
+            if o.tokens_cached:
+                s.tok_cached.inc(o.tokens_cached)
+        if o.cost_usd:
+            s.cost.inc(o.cost_usd)
+        if o.retries:
+            s.retries.inc(o.retries)
+        if o.fallbacks:
+            s.fallbacks.inc(o.fallbacks)
+        if o.hedges:
+            s.hedges.inc(o.hedges)
+        if o.cache_hit:
+            s.from_cache.inc()
+        if self._tenants or self._users:
+            self._attribute(tenant, user, o.cost_usd)
+
+    def _attribute(self, tenant: str, user: str, cost: float) -> None:
+        labels = (self._tenants.value(tenant), self._users.value(user))
+        pair = self._attributed.get(labels)
+        if pair is None:
+            opted_in = len(self._attributed) - ((OTHER, OTHER) in self._attributed)
+            if opted_in >= self._max_series:
+                labels = (OTHER, OTHER)
+            pair = self._attributed.get(labels) or (
+                self.attributed_requests.labels(*labels),
+                self.attributed_cost.labels(*labels),
+            )
+            self._attributed[labels] = pair
+        pair[0].inc()
+        if cost:
+            pair[1].inc(cost)
+
+    # Signals of other layers and stores (each a small typed method)
+
+    def quota_refused(self, limit: str) -> None:
+        self.quota_refusals.labels(_bounded(limit)).inc()
+
+    def quota_near_limit(self, limit: str, percent: int) -> None:
+        """A call took `limit` past `percent` (one of the configured warning thresholds) of its budget."""
+        self.quota_near.labels(_bounded(limit), str(max(0, min(100, int(percent))))).inc()
+
+    def cache_lookup(self, hit: bool) -> None:
+        self.cache_lookups.labels("hit" if hit else "miss").inc()
+
+    def store_error(self, store: str, op: str) -> None:
+        self.store_errors.labels(_bounded(store), _bounded(op)).inc()
+
+    def key_decrypted(self, seconds: float) -> None:
+        self.decrypt.observe(seconds)
+
+    def ledger_dropped(self, cause: str, records: int = 1) -> None:
+        self.ledger_drops.labels(cause).inc(records)
+
+    def ledger_wrote(self, records: int) -> None:
+        self.ledger_writes.inc(records)
+
+
+def _bounded(value: str) -> str:
+    """Label values other modules pass are identifiers from code; anything else is `other`."""
+    if 0 < len(value) <= 64 and value.replace("_", "").replace("-", "").replace(".", "").isalnum():
+        return value
+    return OTHER
+
+
+def _version() -> str:
+    try:
+        return metadata.version("orchestrator-sidecar")
+    except metadata.PackageNotFoundError:
+        return UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentView:
+    """What the collector reads of one deployment at scrape time."""
+
+    breaker_state: str  # closed | open | half_open
+    healthy: bool
+    in_flight: int
+
+
+BREAKER_STATES = ("closed", "open", "half_open")
+
+
+class SidecarCollector(Collector):
+    """Gauges read at scrape time from the objects that own the state: nothing on the hot path."""
+
+    def __init__(
+        self,
+        deployments: Callable[[], Mapping[str, DeploymentView]],
+        key_cache: Callable[[], tuple[int, int] | None],
+        ledger_depth: Callable[[], int | None],
+    ) -> None:
+        self._deployments, self._key_cache, self._ledger_depth = deployments, key_cache, ledger_depth
+
+    def collect(self) -> Iterable[Metric]:
+        state = GaugeMetricFamily(
+            "sidecar_breaker_state", "1 for the breaker's current state, per deployment.",
+            labels=("deployment", "state"),
+        )  # fmt: skip
+        healthy = GaugeMetricFamily(
+            "sidecar_deployment_healthy", "1 when the health probes call the deployment healthy.",
+            labels=("deployment",),
+        )  # fmt: skip
+        in_flight = GaugeMetricFamily(
+            "sidecar_deployment_in_flight", "Upstream attempts in flight, per deployment.",
+            labels=("deployment",),
+        )  # fmt: skip
+        for name, view in sorted(self._deployments().items()):
+            for s in BREAKER_STATES:
+                state.add_metric((name, s), 1.0 if view.breaker_state == s else 0.0)
+            healthy.add_metric((name,), 1.0 if view.healthy else 0.0)
+            in_flight.add_metric((name,), float(view.in_flight))
+        yield from (state, healthy, in_flight)
+        if (cache := self._key_cache()) is not None:
+            lookups = CounterMetricFamily(
+                "sidecar_key_cache_lookups", "Decrypted-key cache lookups, hit or miss.", labels=("result",)
+            )
+            lookups.add_metric(("hit",), float(cache[0]))
+            lookups.add_metric(("miss",), float(cache[1]))
+            yield lookups
+        if (depth := self._ledger_depth()) is not None:
+            yield GaugeMetricFamily(
+                "sidecar_ledger_queue_depth", "Usage records waiting to be written.", value=float(depth)
+            )

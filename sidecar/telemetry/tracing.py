@@ -1,0 +1,168 @@
+"""OpenTelemetry traces: a span per call with GenAI attributes, child spans, W3C trace context in and out.
+
+Disabled (the default), `Tracing` hands out no spans at all and the server gets no interceptor, so a
+call pays nothing. Enabled, it owns its own SDK TracerProvider (never the process-global one, so
+several servers in one process keep their spans apart), exports over OTLP/HTTP when an endpoint is
+configured (the exporter package is imported only then), and a gRPC interceptor makes the caller's
+`traceparent`/`tracestate` metadata the parent of the call span. The upstream HTTP request carries
+the current span as `traceparent` (providers/_http.py calls `inject_trace_context`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, MutableMapping
+from typing import Any
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from sidecar.config.telemetry import TracingConfig
+
+_W3C = TraceContextTextMapPropagator()
+_HEADERS = ("traceparent", "tracestate")
+Attributes = Mapping[str, str | int | float | bool]
+
+
+class Tracing:
+    """Spans for the pipeline; `enabled` False means every method is a cheap no-op."""
+
+    def __init__(
+        self, tracer: trace.Tracer | None = None, provider: Any = None, *, capture_content: bool = False
+    ):
+        self.tracer = tracer
+        self.enabled = tracer is not None
+        self.capture_content = capture_content and self.enabled
+        self._provider = provider
+
+    @classmethod
+    def disabled(cls) -> Tracing:
+        return cls()
+
+    def start(self, name: str, attributes: Attributes | None = None) -> trace.Span | None:
+        """A span, child of the current one; None when tracing is off. The caller ends it."""
+        if self.tracer is None:
+            return None
+        return self.tracer.start_span(name, attributes=attributes, kind=trace.SpanKind.INTERNAL)
+
+    @contextlib.contextmanager
+    def span(self, name: str, attributes: Attributes | None = None) -> Iterator[trace.Span | None]:
+        """A child span around a block, current while the block runs; records an exception that escapes."""
+        if self.tracer is None:
+            yield None
+            return
+        with self.tracer.start_as_current_span(name, attributes=attributes) as span:
+            yield span
+
+    async def shutdown(self) -> None:
+        if self._provider is not None:
+            self._provider.shutdown()  # flushes the batch processor
+
+
+def current(span: trace.Span | None) -> contextlib.AbstractContextManager[object]:
+    """Make `span` the current span for a block (no-op for None)."""
+    if span is None:
+        return contextlib.nullcontext()
+    return trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
+
+
+def attach(span: trace.Span | None) -> object | None:
+    """Make `span` current until `detach(token)`; for code that cannot use a with-block across yields."""
+    return None if span is None else otel_context.attach(trace.set_span_in_context(span))
+
+
+def detach(token: object | None) -> None:
+    if token is not None:
+        otel_context.detach(token)  # type: ignore[arg-type]
+
+
+def inject_trace_context(headers: MutableMapping[str, str]) -> None:
+    """Add `traceparent` (and `tracestate`) of the current span, if there is a valid one."""
+    if trace.get_current_span().get_span_context().is_valid:
+        _W3C.inject(headers)
+
+
+def build_tracing(
+    config: TracingConfig, *, capture_content: bool = False, exporters: tuple[Any, ...] = ()
+) -> Tracing:
+    """The configured tracing; `exporters` are extra SpanExporters (tests pass an in-memory one)."""
+    if not config.enabled:
+        return Tracing.disabled()
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": config.service_name}),
+        sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
+    )
+    if config.otlp_endpoint is not None:
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        except ImportError as exc:
+            raise RuntimeError(
+                "tracing.otlp_endpoint needs the OTLP exporter: pip install 'orchestrator-sidecar[otlp]'"
+            ) from exc
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=config.otlp_endpoint)))
+    for exporter in exporters:
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("orchestrator-sidecar")
+    return Tracing(tracer, provider, capture_content=capture_content)
+
+
+class TraceContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Makes the caller's W3C trace context (gRPC metadata) current while its RPC is served."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        carrier = {
+            k: v
+            for k, v in (handler_call_details.invocation_metadata or ())
+            if k in _HEADERS and isinstance(v, str)
+        }
+        if handler is None or not carrier:
+            return handler
+        parent = _W3C.extract(carrier)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _unary(handler.unary_unary, parent),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _streaming(handler.unary_stream, parent),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+def _unary(behavior: Any, parent: otel_context.Context) -> Any:
+    async def run(request: Any, context: Any) -> Any:
+        token = otel_context.attach(parent)
+        try:
+            return await behavior(request, context)
+        finally:
+            otel_context.detach(token)
+
+    return run
+
+
+def _streaming(behavior: Any, parent: otel_context.Context) -> Any:
+    async def run(request: Any, context: Any) -> AsyncIterator[Any]:
+        token = otel_context.attach(parent)
+        try:
+            async for response in behavior(request, context):
+                yield response
+        finally:
+            otel_context.detach(token)
+
+    return run

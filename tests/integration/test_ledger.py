@@ -1,0 +1,169 @@
+"""The usage ledger end to end: GetUsage over real calls, on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import timestamp_pb2
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar._gen.orchestrator.v1 import usage_pb2
+from sidecar.ledger.postgres import PostgresLedger
+from tests.conftest import echo_policy, user
+from tests.integration.helpers import rich
+from tests.support.ledger import check_aggregates
+
+pytestmark = pytest.mark.integration
+
+
+async def fresh_database(url: str) -> str:
+    """A new empty database on the session's PostgreSQL; its URL."""
+    import asyncpg
+
+    name = f"ledger_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def test_postgres_aggregates(postgres_url: str) -> None:
+    store = PostgresLedger(await fresh_database(postgres_url))
+    await store.open()
+    try:
+        await check_aggregates(store)
+    finally:
+        await store.aclose()
+
+
+def stamp(seconds: float) -> timestamp_pb2.Timestamp:
+    t = timestamp_pb2.Timestamp()
+    t.FromNanoseconds(int(seconds * 1e9))
+    return t
+
+
+def usage_request(tenant: str, group_by: int, user_id: str = "") -> usage_pb2.GetUsageRequest:
+    import time
+
+    now = time.time()
+    return usage_pb2.GetUsageRequest(
+        tenant_id=tenant,
+        user_id=user_id,
+        start_time=stamp(now - 3600),
+        end_time=stamp(now + 3600),
+        group_by=group_by,
+    )
+
+
+PRICED = echo_policy(
+    deployments={
+        "echo": {
+            "provider": "echo",
+            "model": "echo-1",
+            "price": {"input_per_million": 1e6, "output_per_million": 2e6},
+        }
+    },
+    routes={"echo": {"deployments": ["echo"]}, "other": {"deployments": ["echo"]}},
+)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_get_usage_attributes_cost_per_user(
+    serve: Any, backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    ledger: dict[str, Any] = {"backend": backend, "sqlite_path": str(tmp_path / "ledger.db")}
+    if backend == "postgres":
+        ledger["postgres_url"] = await fresh_database(request.getfixturevalue("postgres_url"))
+    s = await serve(
+        {"policy": PRICED, "settings": {"telemetry": {"metrics": {"enabled": False}, "ledger": ledger}}}
+    )
+    spent: dict[str, float] = {}
+    for who, text, route, stream in [
+        ("alice", "one two", "echo", False),
+        ("alice", "three", "other", True),
+        ("bob", "four five six", "echo", False),
+    ]:
+        req = dict(messages=[user(text)], tenant_id="acme", user_id=who, model=route)
+        if stream:
+            events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**req))]
+            cost = events[-1].summary.cost_usd
+        else:
+            cost = (await s.stub.Generate(gen.GenerateRequest(**req))).summary.cost_usd
+        spent[who] = spent.get(who, 0.0) + cost
+    with pytest.raises(grpc.aio.AioRpcError):
+        await s.stub.Generate(
+            gen.GenerateRequest(messages=[user("x")], tenant_id="acme", user_id="bob", model="nope")
+        )
+
+    groups = (await s.stub.GetUsage(usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER))).groups
+    by_user = {g.key: g for g in groups}
+    assert set(by_user) == {"alice", "bob"}
+    assert by_user["alice"].cost_usd == pytest.approx(spent["alice"]) and spent["alice"] > 0
+    assert by_user["bob"].cost_usd == pytest.approx(spent["bob"])
+    assert (by_user["alice"].requests, by_user["alice"].errors) == (2, 0)
+    assert (by_user["bob"].requests, by_user["bob"].errors) == (2, 1)
+    assert by_user["alice"].latency_p99.ToNanoseconds() >= by_user["alice"].latency_p50.ToNanoseconds() > 0
+
+    routes = (await s.stub.GetUsage(usage_request("acme", usage_pb2.USAGE_GROUP_BY_ROUTE, "alice"))).groups
+    assert {g.key: g.requests for g in routes} == {"echo": 1, "other": 1}
+    models = (await s.stub.GetUsage(usage_request("acme", usage_pb2.USAGE_GROUP_BY_MODEL))).groups
+    assert {g.key: g.requests for g in models} == {"echo-1": 3, "": 1}
+    days = (await s.stub.GetUsage(usage_request("acme", usage_pb2.USAGE_GROUP_BY_DAY))).groups
+    assert sum(g.requests for g in days) == 4
+    assert (await s.stub.GetUsage(usage_request("someone-else", usage_pb2.USAGE_GROUP_BY_USER))).groups == []
+
+
+async def test_get_usage_rejects_bad_requests_naming_the_field(serve: Any) -> None:
+    s = await serve({"policy": echo_policy()})
+    good = usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER)
+    cases = {
+        "tenant_id": usage_pb2.GetUsageRequest(
+            start_time=good.start_time, end_time=good.end_time, group_by=1
+        ),
+        "user_id": usage_request("acme", 1, user_id="bad user!"),
+        "group_by": usage_request("acme", usage_pb2.USAGE_GROUP_BY_UNSPECIFIED),
+        "start_time": usage_pb2.GetUsageRequest(tenant_id="acme", end_time=good.end_time, group_by=1),
+        "end_time": usage_pb2.GetUsageRequest(
+            tenant_id="acme", start_time=good.end_time, end_time=good.start_time, group_by=1
+        ),
+    }
+    for field, req in cases.items():
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await s.stub.GetUsage(req)
+        err = await rich(caught.value)
+        assert (err.code, err.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST")
+        assert field in err.fields, (field, err.fields)
+    too_long = usage_pb2.GetUsageRequest(
+        tenant_id="acme", start_time=stamp(0), end_time=stamp(400 * 86_400), group_by=1
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await s.stub.GetUsage(too_long)
+    assert (await rich(caught.value)).fields == ["end_time"]
+
+
+async def test_get_usage_without_a_ledger(serve: Any) -> None:
+    s = await serve({"policy": echo_policy(), "settings": {"telemetry": {"ledger": {"backend": "none"}}}})
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await s.stub.GetUsage(usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER))
+    err = await rich(caught.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "LEDGER_DISABLED")
+
+
+async def test_get_usage_is_authenticated(serve: Any) -> None:
+    s = await serve(
+        {"policy": echo_policy(), "settings": {"auth": {"token": {"env": "TOKEN"}}}},
+        environ={"TOKEN": "sekrit"},
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await s.stub.GetUsage(usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER))
+    assert (await rich(caught.value)).reason == "MISSING_CREDENTIALS"
+    ok = await s.stub.GetUsage(
+        usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER), metadata=[("authorization", "Bearer sekrit")]
+    )
+    assert list(ok.groups) == []

@@ -1,0 +1,64 @@
+"""Shared ledger checks: the same records and expected aggregates for every LedgerStore."""
+
+from __future__ import annotations
+
+import pytest
+
+from sidecar.ledger.record import GroupBy, LedgerStore, UsageQuery, UsageRecord
+
+DAY1 = 1_763_683_200.0  # 2025-11-21T00:00:00Z
+DAY2 = DAY1 + 86_400
+
+
+def _r(
+    i: int, user: str, model: str, route: str, t: float, latency: float, outcome: str = "OK"
+) -> UsageRecord:
+    return UsageRecord(
+        request_id=f"r{i}", tenant="acme", user=user, persona="", route=route, provider="openai", model=model,
+        tokens_in=10 * i, tokens_out=i, tokens_cached=i % 2, cost_usd=0.25 * i, latency_seconds=latency,
+        overhead_seconds=0.001, outcome=outcome, time=t,
+    )  # fmt: skip
+
+
+RECORDS = [
+    *[_r(i, "alice", "gpt-a", "chat", DAY1 + i, latency=i / 100) for i in range(1, 101)],  # 0.01 .. 1.00
+    _r(101, "bob", "gpt-b", "cheap", DAY2 + 5, latency=2.0, outcome="PROVIDERS_UNAVAILABLE"),
+    _r(102, "bob", "gpt-a", "chat", DAY2 + 6, latency=3.0),
+    UsageRecord(
+        "x", "other-tenant", "alice", "", "chat", "openai", "gpt-a", 999, 999, 0, 99.0, 9, 0, "OK", DAY1
+    ),
+]
+
+
+async def check_aggregates(store: LedgerStore) -> None:
+    await store.write(RECORDS)
+    by_user = {g.key: g for g in await store.usage(UsageQuery("acme", DAY1, DAY2 + 86_400, GroupBy.USER))}
+    assert set(by_user) == {"alice", "bob"}
+    alice, bob = by_user["alice"], by_user["bob"]
+    assert alice.requests == 100 and alice.errors == 0
+    assert alice.cost_usd == pytest.approx(sum(0.25 * i for i in range(1, 101)))
+    assert (alice.tokens_in, alice.tokens_out, alice.tokens_cached) == (50500, 5050, 50)
+    assert (alice.latency_p50, alice.latency_p95, alice.latency_p99) == (0.5, 0.95, 0.99)  # nearest rank
+    assert (bob.requests, bob.errors, bob.latency_p50, bob.latency_p99) == (2, 1, 2.0, 3.0)
+
+    by_model = {
+        g.key: g.requests for g in await store.usage(UsageQuery("acme", DAY1, DAY2 + 86_400, GroupBy.MODEL))
+    }
+    assert by_model == {"gpt-a": 101, "gpt-b": 1}
+    by_route = {
+        g.key: g.errors for g in await store.usage(UsageQuery("acme", DAY1, DAY2 + 86_400, GroupBy.ROUTE))
+    }
+    assert by_route == {"chat": 0, "cheap": 1}
+    by_day = {
+        g.key: g.requests for g in await store.usage(UsageQuery("acme", DAY1, DAY2 + 86_400, GroupBy.DAY))
+    }
+    assert by_day == {"2025-11-21": 100, "2025-11-22": 2}
+
+    only_bob = await store.usage(UsageQuery("acme", DAY1, DAY2 + 86_400, GroupBy.MODEL, user="bob"))
+    assert {g.key: g.cost_usd for g in only_bob} == pytest.approx({"gpt-a": 0.25 * 102, "gpt-b": 0.25 * 101})
+    first_day = await store.usage(UsageQuery("acme", DAY1, DAY2, GroupBy.USER))  # end is exclusive
+    assert [(g.key, g.requests) for g in first_day] == [("alice", 100)]
+    assert await store.usage(UsageQuery("nobody", DAY1, DAY2, GroupBy.USER)) == []
+
+    assert await store.delete_before(DAY2) == 101  # alice's 100 and the other tenant's one
+    assert [g.key for g in await store.usage(UsageQuery("acme", 0, DAY2 * 2, GroupBy.USER))] == ["bob"]

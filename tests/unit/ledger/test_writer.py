@@ -1,0 +1,148 @@
+"""The batch writer: off the request path, bounded, drops counted, flush on demand, retention."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from sidecar.ledger.record import GroupBy, UsageGroup, UsageQuery, UsageRecord
+from sidecar.ledger.sqlite import SqliteLedger
+from sidecar.ledger.writer import LedgerPolicy, LedgerWriter
+from sidecar.telemetry.metrics import Metrics
+from tests.conftest import FakeClock
+
+
+def record(i: int = 0, *, time: float = 1_763_701_000.0, **kw: object) -> UsageRecord:
+    base: dict[str, object] = dict(
+        request_id=f"r{i}", tenant="t", user="u", persona="", route="chat", provider="echo", model="m",
+        tokens_in=1, tokens_out=2, tokens_cached=0, cost_usd=0.5, latency_seconds=0.1, overhead_seconds=0.001,
+        outcome="OK", time=time,
+    )  # fmt: skip
+    base.update(kw)
+    return UsageRecord(**base)  # type: ignore[arg-type]
+
+
+class BlockedStore:
+    """A store whose writes wait until released; counts what it got."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.batches: list[int] = []
+        self.fail = False
+
+    async def open(self) -> None: ...
+
+    async def write(self, records: Sequence[UsageRecord]) -> None:
+        await self.release.wait()
+        if self.fail:
+            raise OSError("disk full")
+        self.batches.append(len(records))
+
+    async def usage(self, query: UsageQuery) -> list[UsageGroup]:
+        return []
+
+    async def delete_before(self, cutoff: float) -> int:
+        return 0
+
+    async def aclose(self) -> None: ...
+
+
+def dropped(m: Metrics, cause: str) -> float:
+    return m.registry.get_sample_value("sidecar_ledger_dropped_records_total", {"cause": cause}) or 0.0
+
+
+async def test_a_full_queue_drops_and_counts_instead_of_blocking(clock: FakeClock) -> None:
+    m, store = Metrics(), BlockedStore()
+    writer = LedgerWriter(store, LedgerPolicy(queue_size=5, batch_size=100), clock=clock, signals=m)
+    for i in range(12):
+        writer.submit(record(i))  # synchronous: it cannot block
+    assert writer.depth() == 5
+    assert writer.dropped == 7 and dropped(m, "queue_full") == 7
+    store.release.set()
+    await writer.flush()
+    assert store.batches == [5]
+    assert m.registry.get_sample_value("sidecar_ledger_written_records_total") == 5
+
+
+async def test_background_task_writes_in_batches(clock: FakeClock) -> None:
+    m, store = Metrics(), BlockedStore()
+    waits: list[float] = []
+
+    async def no_wait(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(0)
+
+    policy = LedgerPolicy(queue_size=100, batch_size=4, flush_interval_seconds=0.25)
+    writer = LedgerWriter(store, policy, clock=clock, signals=m, sleep=no_wait)
+    await writer.start()
+    for i in range(10):
+        writer.submit(record(i))
+    store.release.set()
+    for _ in range(50):
+        if sum(store.batches) == 10:
+            break
+        await asyncio.sleep(0)
+    assert sum(store.batches) == 10 and max(store.batches) <= 4
+    assert set(waits) <= {0.25}  # it waited for a batch to gather only while fewer than a batch queued
+    await writer.stop()
+
+
+async def test_stop_during_the_gathering_wait_loses_nothing(clock: FakeClock, tmp_path: Path) -> None:
+    never = asyncio.Event()
+    gathering = asyncio.Event()
+
+    async def wait_forever(seconds: float) -> None:
+        gathering.set()
+        await never.wait()
+
+    store = SqliteLedger(tmp_path / "u.db")
+    writer = LedgerWriter(store, LedgerPolicy(), clock=clock, signals=Metrics(), sleep=wait_forever)
+    await writer.start()
+    writer.submit(record(1, time=clock.wall()))
+    await gathering.wait()  # the task holds the record now
+    assert writer.depth() == 1
+    writer.submit(record(2, time=clock.wall()))
+    await writer.stop()
+    again = SqliteLedger(tmp_path / "u.db")
+    [group] = await again.usage(UsageQuery("t", 0, clock.wall() + 1, GroupBy.USER))
+    assert group.requests == 2
+    await again.aclose()
+
+
+async def test_a_failed_write_drops_the_batch_and_counts_it(clock: FakeClock) -> None:
+    m, store = Metrics(), BlockedStore()
+    store.fail = True
+    store.release.set()
+    writer = LedgerWriter(store, LedgerPolicy(), clock=clock, signals=m)
+    writer.submit(record(1))
+    writer.submit(record(2))
+    await writer.flush()
+    assert dropped(m, "write_failed") == 2
+    assert m.registry.get_sample_value("sidecar_store_errors_total", {"store": "ledger", "op": "write"}) == 1
+
+
+async def test_stop_writes_what_is_queued(clock: FakeClock, tmp_path: Path) -> None:
+    store = SqliteLedger(tmp_path / "u.db")
+    writer = LedgerWriter(store, LedgerPolicy(), clock=clock, signals=Metrics())
+    await writer.start()
+    writer.submit(record(1, time=clock.wall()))
+    await writer.stop()
+    again = SqliteLedger(tmp_path / "u.db")
+    [group] = await again.usage(UsageQuery("t", 0, clock.wall() + 1, GroupBy.USER))
+    assert group.requests == 1
+    await again.aclose()
+
+
+async def test_retention_deletes_old_records(clock: FakeClock, tmp_path: Path) -> None:
+    store = SqliteLedger(tmp_path / "u.db")
+    writer = LedgerWriter(store, LedgerPolicy(retention_seconds=86_400), clock=clock, signals=Metrics())
+    await store.open()
+    now = clock.wall()
+    writer.submit(record(1, time=now - 2 * 86_400))
+    writer.submit(record(2, time=now - 100))
+    await writer.flush()
+    assert await writer.purge() == 1
+    [group] = await writer.usage(UsageQuery("t", 0, now + 1, GroupBy.USER))
+    assert group.requests == 1
+    await store.aclose()

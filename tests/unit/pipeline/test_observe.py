@@ -1,0 +1,323 @@
+"""The outermost layer: metrics, one ledger record and a span for every outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from sidecar.config.telemetry import TracingConfig
+from sidecar.core.errors import Code, ProvidersUnavailableError, SidecarError, UserKeyRateLimitedError
+from sidecar.core.types import Attempt, Call, Chunk, FinishReason, Price, Target, Usage
+from sidecar.ledger.record import UsageRecord
+from sidecar.pipeline.observe import ObserveLayer
+from sidecar.telemetry.metrics import Metrics
+from sidecar.telemetry.tracing import Tracing, build_tracing
+from tests.conftest import FakeClock
+from tests.support.calls import make_call
+
+TARGET = Target("chat", "d1", "openai", "gpt-x", Price(input_per_million=1e6, output_per_million=2e6))
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self.records: list[UsageRecord] = []
+
+    def submit(self, record: UsageRecord) -> None:
+        self.records.append(record)
+
+
+class QuotaExceeded(SidecarError):
+    code = Code.RESOURCE_EXHAUSTED
+    reason = "TOKEN_QUOTA_EXCEEDED"
+
+
+def value(m: Metrics, name: str, **labels: str) -> float:
+    v = m.registry.get_sample_value(name, labels)
+    return 0.0 if v is None else v
+
+
+def scripted(clock: FakeClock, *, fail_after: int | None = None, error: Exception | None = None):  # type: ignore[no-untyped-def]
+    async def inner(call: Call) -> AsyncGenerator[Chunk, None]:
+        call.record.target = TARGET
+        call.record.attempts.append(Attempt("d1", "openai", "OK", 0.1))
+        clock.advance(0.010)
+        call.record.upstream_seconds += 0.010
+        if fail_after == 0 and error is not None:
+            raise error
+        yield Chunk(text="hello ")
+        if fail_after == 1 and error is not None:
+            raise error
+        clock.advance(0.020)
+        call.record.upstream_seconds += 0.020
+        call.record.usage = Usage(10, 5, 2)
+        call.record.finish_reason = FinishReason.STOP
+        yield Chunk(text="world", finish_reason=FinishReason.STOP, usage=Usage(10, 5, 2))
+
+    return inner
+
+
+def layer(
+    inner, m: Metrics, ledger: Ledger, clock: FakeClock, tracing: Tracing | None = None
+) -> ObserveLayer:  # type: ignore[no-untyped-def]
+    return ObserveLayer(
+        inner,
+        metrics=m,
+        ledger=ledger,  # type: ignore[arg-type]
+        tracing=tracing or Tracing.disabled(),
+        routes=("chat", "other"),
+        clock=clock,
+    )
+
+
+async def drain(handler: ObserveLayer, call: Call) -> list[str]:
+    out: list[str] = []
+    async with aclosing(handler(call)) as stream:
+        async for chunk in stream:
+            out.append(chunk.text)
+    return out
+
+
+async def test_success_records_every_signal_once(clock: FakeClock) -> None:
+    m, ledger = Metrics(), Ledger()
+    call = make_call(clock, model="chat", stream=True)
+    clock.advance(0.001)  # edge conversion before the pipeline
+    assert await drain(layer(scripted(clock), m, ledger, clock), call) == ["hello ", "world"]
+    labels = {"route": "chat", "provider": "openai", "model": "gpt-x", "stream": "true", "code": "OK"}
+    assert value(m, "sidecar_requests_total", **labels) == 1
+    assert (
+        value(m, "sidecar_tokens_total", route="chat", provider="openai", model="gpt-x", direction="input")
+        == 10
+    )
+    assert (
+        value(m, "sidecar_tokens_total", route="chat", provider="openai", model="gpt-x", direction="output")
+        == 5
+    )
+    assert (
+        value(m, "sidecar_tokens_total", route="chat", provider="openai", model="gpt-x", direction="cached")
+        == 2
+    )
+    assert value(
+        m, "sidecar_cost_usd_total", route="chat", provider="openai", model="gpt-x"
+    ) == pytest.approx(20)
+    assert value(m, "sidecar_overhead_seconds_count", route="chat", stream="true") == 1
+    assert value(m, "sidecar_overhead_seconds_sum", route="chat", stream="true") == pytest.approx(0.001)
+    genai = {
+        "gen_ai_operation_name": "chat",
+        "gen_ai_provider_name": "openai",
+        "gen_ai_request_model": "gpt-x",
+    }
+    assert value(m, "gen_ai_server_time_to_first_token_seconds_sum", **genai, route="chat") == pytest.approx(
+        0.011
+    )
+    assert value(
+        m, "gen_ai_client_operation_duration_seconds_sum", **genai, route="chat", stream="true"
+    ) == pytest.approx(0.031)
+    assert value(m, "gen_ai_client_token_usage_sum", **genai, route="chat", gen_ai_token_type="input") == 10
+    assert value(m, "sidecar_in_flight_calls") == 0
+    [record] = ledger.records
+    assert (record.request_id, record.tenant, record.user, record.route, record.model) == (
+        "req-1", "t", "u", "chat", "gpt-x",
+    )  # fmt: skip
+    assert (record.tokens_in, record.tokens_out, record.tokens_cached, record.outcome) == (10, 5, 2, "OK")
+    assert record.cost_usd == pytest.approx(20)
+    assert record.latency_seconds == pytest.approx(0.031)
+    assert record.overhead_seconds == pytest.approx(0.001)
+    assert record.time == clock.wall()
+
+
+async def test_error_before_the_first_chunk_is_recorded_with_its_code(clock: FakeClock) -> None:
+    m, ledger = Metrics(), Ledger()
+    err = ProvidersUnavailableError("all down")
+    with pytest.raises(ProvidersUnavailableError):
+        await drain(
+            layer(scripted(clock, fail_after=0, error=err), m, ledger, clock), make_call(clock, model="chat")
+        )
+    labels = {
+        "route": "chat",
+        "provider": "openai",
+        "model": "gpt-x",
+        "stream": "true",
+        "code": "UNAVAILABLE",
+    }
+    assert value(m, "sidecar_requests_total", **labels) == 1
+    assert ledger.records[0].outcome == "PROVIDERS_UNAVAILABLE"
+    assert value(m, "sidecar_in_flight_calls") == 0
+
+
+async def test_error_raised_before_the_stream_exists(clock: FakeClock) -> None:
+    """A layer that raises when called (authn) rather than from its stream."""
+    m, ledger = Metrics(), Ledger()
+
+    def refuse(call: Call) -> AsyncGenerator[Chunk, None]:
+        raise QuotaExceeded("over", metadata={"limit": "tenant_tokens_day"})
+
+    with pytest.raises(QuotaExceeded):
+        await drain(layer(refuse, m, ledger, clock), make_call(clock, model="nope"))
+    labels = {"route": "unknown", "provider": "", "model": "", "stream": "true", "code": "RESOURCE_EXHAUSTED"}
+    assert value(m, "sidecar_requests_total", **labels) == 1
+    assert value(m, "sidecar_quota_refusals_total", limit="tenant_tokens_day") == 1
+    assert ledger.records[0].route == "unknown"
+
+
+async def test_a_call_without_a_model_is_labelled_with_the_default_route(clock: FakeClock) -> None:
+    m, ledger = Metrics(), Ledger()
+
+    def refuse(call: Call) -> AsyncGenerator[Chunk, None]:
+        raise ProvidersUnavailableError("down")
+
+    with pytest.raises(ProvidersUnavailableError):
+        await drain(layer(refuse, m, ledger, clock), make_call(clock, model=""))
+    assert ledger.records[0].route == "chat"  # routes[0] is the default route
+
+
+async def test_resource_exhausted_without_a_limit_is_not_a_quota_refusal(clock: FakeClock) -> None:
+    m, ledger = Metrics(), Ledger()
+    err = UserKeyRateLimitedError("your key is rate limited")
+    with pytest.raises(UserKeyRateLimitedError):
+        await drain(layer(scripted(clock, fail_after=0, error=err), m, ledger, clock), make_call(clock))
+    assert "sidecar_quota_refusals_total" not in {s.name for f in m.registry.collect() for s in f.samples}
+
+
+async def test_error_after_the_first_chunk(clock: FakeClock) -> None:
+    m, ledger = Metrics(), Ledger()
+    err = ProvidersUnavailableError("broke")
+    out: list[str] = []
+    with pytest.raises(ProvidersUnavailableError):
+        async for chunk in layer(scripted(clock, fail_after=1, error=err), m, ledger, clock)(
+            make_call(clock)
+        ):
+            out.append(chunk.text)
+    assert out == ["hello "]
+    assert ledger.records[0].outcome == "PROVIDERS_UNAVAILABLE"
+
+
+async def test_caller_closing_the_stream_is_a_cancellation(clock: FakeClock) -> None:
+    m, ledger = Metrics(), Ledger()
+    stream = layer(scripted(clock), m, ledger, clock)(make_call(clock, model="chat"))
+    assert (await anext(stream)).text == "hello "
+    await stream.aclose()
+    labels = {"route": "chat", "provider": "openai", "model": "gpt-x", "stream": "true", "code": "CANCELLED"}
+    assert value(m, "sidecar_requests_total", **labels) == 1
+    assert ledger.records[0].outcome == "CANCELLED"
+    assert value(m, "sidecar_in_flight_calls") == 0
+
+
+async def test_task_cancellation_is_recorded(clock: FakeClock) -> None:
+    m, ledger = Metrics(), Ledger()
+    started = asyncio.Event()
+
+    async def hang(call: Call) -> AsyncGenerator[Chunk, None]:
+        started.set()
+        await asyncio.Event().wait()
+        yield Chunk()
+
+    task = asyncio.ensure_future(drain(layer(hang, m, ledger, clock), make_call(clock, model="chat")))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ledger.records[0].outcome == "CANCELLED"
+    assert value(m, "sidecar_in_flight_calls") == 0
+
+
+async def test_retries_fallbacks_and_hedges_come_from_the_attempts(clock: FakeClock) -> None:
+    m, ledger = Metrics(), Ledger()
+
+    async def inner(call: Call) -> AsyncGenerator[Chunk, None]:
+        call.record.target = TARGET
+        call.record.attempts.extend(
+            [
+                Attempt("d1", "openai", "PROVIDER_UNAVAILABLE", 0.1),
+                Attempt("d1", "openai", "PROVIDER_UNAVAILABLE", 0.1),  # retry
+                Attempt("d2", "openai", "HEDGE_LOST", 0.1),  # a hedge raced and lost
+                Attempt("d3", "openai", "OK", 0.1),  # fallback
+            ]
+        )
+        yield Chunk(text="x", finish_reason=FinishReason.STOP)
+
+    await drain(layer(inner, m, ledger, clock), make_call(clock, model="chat"))
+    assert value(m, "sidecar_retries_total", route="chat") == 1
+    assert value(m, "sidecar_fallbacks_total", route="chat") == 1
+    assert value(m, "sidecar_hedges_total", route="chat") == 1
+
+
+async def test_cache_hits_count_and_cost_nothing(clock: FakeClock) -> None:
+    m, ledger = Metrics(), Ledger()
+
+    async def cached(call: Call) -> AsyncGenerator[Chunk, None]:
+        call.record.target = TARGET
+        call.record.cache_hit = True
+        call.record.persona = "mr-blue"
+        call.record.usage = Usage(10, 5)
+        yield Chunk(text="x", finish_reason=FinishReason.STOP)
+
+    await drain(layer(cached, m, ledger, clock), make_call(clock, model="chat"))
+    assert value(m, "sidecar_cache_served_total", route="chat") == 1
+    assert ledger.records[0].cache_hit and ledger.records[0].cost_usd == 0
+    assert ledger.records[0].persona == "mr-blue"
+
+
+async def test_unary_calls_have_no_time_to_first_token(clock: FakeClock) -> None:
+    m, ledger = Metrics(), Ledger()
+    await drain(layer(scripted(clock), m, ledger, clock), make_call(clock, model="chat", stream=False))
+    assert "gen_ai_server_time_to_first_token_seconds_count" not in {
+        s.name for f in m.registry.collect() for s in f.samples if s.value
+    }
+
+
+async def test_span_tree_and_genai_attributes(clock: FakeClock) -> None:
+    exporter = InMemorySpanExporter()
+    tracing = build_tracing(TracingConfig(enabled=True), exporters=(exporter,))
+
+    async def inner(call: Call) -> AsyncGenerator[Chunk, None]:
+        with tracing.span("attempt d1"):
+            pass
+        call.record.target = TARGET
+        call.record.usage = Usage(10, 5)
+        call.record.finish_reason = FinishReason.STOP
+        yield Chunk(text="secret prompt echo", finish_reason=FinishReason.STOP)
+
+    call = dataclasses.replace(make_call(clock, model="chat", text="my secret prompt"))
+    await drain(layer(inner, Metrics(), Ledger(), clock, tracing), call)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert set(spans) == {"chat chat", "attempt d1"}
+    root, child = spans["chat chat"], spans["attempt d1"]
+    assert child.parent is not None and child.parent.span_id == root.context.span_id
+    attrs = dict(root.attributes or {})
+    assert attrs["gen_ai.operation.name"] == "chat"
+    assert attrs["gen_ai.provider.name"] == "openai"
+    assert attrs["gen_ai.request.model"] == "gpt-x"
+    assert attrs["gen_ai.usage.input_tokens"] == 10 and attrs["gen_ai.usage.output_tokens"] == 5
+    assert attrs["gen_ai.response.finish_reasons"] == ("stop",)
+    assert "secret" not in repr(attrs)  # no prompt or completion text unless enabled
+
+
+async def test_content_is_captured_only_when_enabled(clock: FakeClock) -> None:
+    exporter = InMemorySpanExporter()
+    tracing = build_tracing(TracingConfig(enabled=True), capture_content=True, exporters=(exporter,))
+    await drain(
+        layer(scripted(clock), Metrics(), Ledger(), clock, tracing), make_call(clock, text="my prompt")
+    )
+    [span] = exporter.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert "my prompt" in str(attrs["gen_ai.input.messages"])
+    assert attrs["gen_ai.output.messages"] == "hello world"
+
+
+async def test_failed_call_span_has_error_status(clock: FakeClock) -> None:
+    exporter = InMemorySpanExporter()
+    tracing = build_tracing(TracingConfig(enabled=True), exporters=(exporter,))
+    err = ProvidersUnavailableError("down")
+    with pytest.raises(ProvidersUnavailableError):
+        await drain(
+            layer(scripted(clock, fail_after=0, error=err), Metrics(), Ledger(), clock, tracing),
+            make_call(clock),
+        )
+    [span] = exporter.get_finished_spans()
+    assert span.status.status_code.name == "ERROR"
+    assert dict(span.attributes or {})["error.type"] == "PROVIDERS_UNAVAILABLE"

@@ -1,0 +1,64 @@
+"""JSON logs: the request id on every line of a call; keys, tokens and prompt text redacted."""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import json
+import logging
+
+from sidecar.telemetry.logging import REDACTED, JsonFormatter, bind_call, scrub
+
+CANARY_KEY = "sk-CANARY0123456789abcdefXYZ"
+CANARY_PROMPT = "the canary prompt: purple elephants at dawn"
+
+
+def emit(capture_content: bool = False, **extra: object) -> dict[str, object]:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter(capture_content=capture_content))
+    log = logging.getLogger("test.redaction")
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.warning("calling upstream with Bearer %s and key %s", "abc.def-ghi", CANARY_KEY, extra=extra)
+    return dict(json.loads(out.getvalue()))
+
+
+def test_secret_fields_and_values_are_redacted() -> None:
+    entry = emit(api_key=CANARY_KEY, authorization="Bearer xyz", detail=f"failed for {CANARY_KEY}")
+    text = json.dumps(entry)
+    assert CANARY_KEY not in text and "abc.def-ghi" not in text and "xyz" not in text
+    assert entry["api_key"] == REDACTED and entry["authorization"] == REDACTED
+    assert entry["detail"] == f"failed for {REDACTED}"
+
+
+def test_prompt_text_is_redacted_unless_captured() -> None:
+    assert emit(prompt=CANARY_PROMPT, messages=[CANARY_PROMPT])["prompt"] == REDACTED
+    assert CANARY_PROMPT not in json.dumps(emit(messages=[CANARY_PROMPT]))
+    kept = emit(capture_content=True, prompt=CANARY_PROMPT, api_key=CANARY_KEY)
+    assert kept["prompt"] == CANARY_PROMPT
+    assert kept["api_key"] == REDACTED  # secrets never, even with content capture
+
+
+def test_request_id_and_prompt_masking_come_from_the_call_context() -> None:
+    def in_call() -> tuple[dict[str, object], dict[str, object]]:
+        bind_call("req-42", [CANARY_PROMPT, "hi"])
+        return emit(detail=f"upstream said: {CANARY_PROMPT}"), emit(
+            capture_content=True, detail=CANARY_PROMPT
+        )
+
+    masked, captured = contextvars.copy_context().run(in_call)
+    assert masked["request_id"] == "req-42"
+    assert masked["detail"] == f"upstream said: {REDACTED}"
+    assert captured["detail"] == CANARY_PROMPT
+    assert "request_id" not in emit()  # another task's context: nothing bound
+
+
+def test_ordinary_values_pass() -> None:
+    entry = emit(route="chat", attempts=3, reason="PROVIDERS_UNAVAILABLE")
+    assert (entry["route"], entry["attempts"], entry["reason"]) == ("chat", 3, "PROVIDERS_UNAVAILABLE")
+    assert (
+        scrub("request 0123456789abcdef0123456789abcdef done")
+        == "request 0123456789abcdef0123456789abcdef done"
+    )

@@ -1,0 +1,138 @@
+"""The metrics module: per-call series, opt-in attribution with a series cap, other layers' signals."""
+
+from __future__ import annotations
+
+from prometheus_client import generate_latest
+
+from sidecar.telemetry.metrics import CallOutcome, DeploymentView, Metrics, SidecarCollector
+
+
+def outcome(**kw: object) -> CallOutcome:
+    base: dict[str, object] = dict(
+        route="chat", provider="openai", model="gpt-x", stream=False, code="OK", seconds=0.5,
+        overhead_seconds=0.0004, ttft_seconds=None, tokens_in=10, tokens_out=5, tokens_cached=0,
+        cost_usd=0.001, retries=0, fallbacks=0, hedges=0, cache_hit=False,
+    )  # fmt: skip
+    base.update(kw)
+    return CallOutcome(**base)  # type: ignore[arg-type]
+
+
+def series(m: Metrics) -> int:
+    return sum(len(f.samples) for f in m.registry.collect())
+
+
+def test_each_registry_is_its_own() -> None:
+    a, b = Metrics(), Metrics()
+    a.call_started()
+    a.call_finished(outcome())
+    assert a.registry.get_sample_value("sidecar_requests_total", _req()) == 1
+    assert b.registry.get_sample_value("sidecar_requests_total", _req()) is None
+
+
+def _req(**kw: str) -> dict[str, str]:
+    return {"route": "chat", "provider": "openai", "model": "gpt-x", "stream": "false", "code": "OK", **kw}
+
+
+def test_overhead_histogram_buckets_are_sub_millisecond() -> None:
+    m = Metrics()
+    m.call_started()
+    m.call_finished(outcome(overhead_seconds=0.0004))
+    le = {"route": "chat", "stream": "false"}
+    assert m.registry.get_sample_value("sidecar_overhead_seconds_bucket", {**le, "le": "0.00025"}) == 0
+    assert m.registry.get_sample_value("sidecar_overhead_seconds_bucket", {**le, "le": "0.0005"}) == 1
+
+
+def test_many_tenants_and_users_do_not_grow_the_series_by_default() -> None:
+    m = Metrics()
+    m.call_started()
+    m.call_finished(outcome(), tenant="t0", user="u0")
+    before = series(m)
+    for i in range(2000):
+        m.call_started()
+        m.call_finished(outcome(), tenant=f"tenant-{i}", user=f"user-{i}")
+    assert series(m) == before
+    assert b"tenant-" not in generate_latest(m.registry)
+
+
+def test_allow_listed_tenants_get_series_up_to_the_cap() -> None:
+    allowed = [f"t{i}" for i in range(10)]
+    m = Metrics(tenant_allow=allowed, max_label_series=3)
+    for i in range(10):
+        for user in ("a", "b"):
+            m.call_started()
+            m.call_finished(outcome(cost_usd=1.0), tenant=f"t{i}", user=user)
+    m.call_started()
+    m.call_finished(outcome(cost_usd=1.0), tenant="not-listed", user="x")
+    text = generate_latest(m.registry).decode()
+    tenants = {
+        line.split('tenant="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("sidecar_attributed_requests_total{")
+    }
+    assert tenants == {"t0", "t1", "t2", "other"}  # three allowed, then everything is `other`
+    assert (
+        m.registry.get_sample_value("sidecar_attributed_requests_total", {"tenant": "t0", "user": "other"})
+        == 2
+    )
+    total = sum(
+        m.registry.get_sample_value("sidecar_attributed_cost_usd_total", {"tenant": t, "user": "other"}) or 0
+        for t in tenants
+    )
+    assert total == 21
+
+
+def test_signals_of_other_layers() -> None:
+    m = Metrics()
+    m.quota_refused("tenant_tokens_day")
+    m.quota_near_limit("tenant_usd_month", 90)
+    m.cache_lookup(hit=True)
+    m.cache_lookup(hit=False)
+    m.cache_lookup(hit=False)
+    m.store_error("redis", "incr")
+    m.key_decrypted(0.003)
+    m.ledger_dropped("queue_full", 3)
+    m.ledger_wrote(7)
+    v = m.registry.get_sample_value
+    assert v("sidecar_quota_refusals_total", {"limit": "tenant_tokens_day"}) == 1
+    assert v("sidecar_quota_near_limit_total", {"limit": "tenant_usd_month", "percent": "90"}) == 1
+    assert v("sidecar_cache_lookups_total", {"result": "hit"}) == 1
+    assert v("sidecar_cache_lookups_total", {"result": "miss"}) == 2
+    assert v("sidecar_store_errors_total", {"store": "redis", "op": "incr"}) == 1
+    assert v("sidecar_key_decrypt_seconds_count", {}) == 1
+    assert v("sidecar_ledger_dropped_records_total", {"cause": "queue_full"}) == 3
+    assert v("sidecar_ledger_written_records_total", {}) == 7
+
+
+def test_label_values_from_other_modules_are_bounded() -> None:
+    m = Metrics()
+    m.quota_refused("sk-live-secret value with spaces")
+    m.quota_near_limit("x" * 200, 150)
+    assert m.registry.get_sample_value("sidecar_quota_refusals_total", {"limit": "other"}) == 1
+    assert (
+        m.registry.get_sample_value("sidecar_quota_near_limit_total", {"limit": "other", "percent": "100"})
+        == 1
+    )
+
+
+def test_collector_reads_breakers_health_key_cache_and_ledger_at_scrape_time() -> None:
+    views = {"a": DeploymentView("open", False, 2), "b": DeploymentView("closed", True, 0)}
+    depth = [5]
+    m = Metrics()
+    m.registry.register(SidecarCollector(lambda: views, lambda: (7, 3), lambda: depth[0]))
+    v = m.registry.get_sample_value
+    assert v("sidecar_breaker_state", {"deployment": "a", "state": "open"}) == 1
+    assert v("sidecar_breaker_state", {"deployment": "a", "state": "closed"}) == 0
+    assert v("sidecar_deployment_healthy", {"deployment": "a"}) == 0
+    assert v("sidecar_deployment_healthy", {"deployment": "b"}) == 1
+    assert v("sidecar_deployment_in_flight", {"deployment": "a"}) == 2
+    assert v("sidecar_key_cache_lookups_total", {"result": "hit"}) == 7
+    assert v("sidecar_ledger_queue_depth", {}) == 5
+    views["a"] = DeploymentView("half_open", True, 0)
+    depth[0] = 0
+    assert v("sidecar_breaker_state", {"deployment": "a", "state": "half_open"}) == 1
+    assert v("sidecar_ledger_queue_depth", {}) == 0
+
+
+def test_build_info() -> None:
+    [sample] = [s for f in Metrics().registry.collect() for s in f.samples if s.name == "sidecar_build_info"]
+    assert sample.value == 1 and sample.labels["version"]
