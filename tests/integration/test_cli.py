@@ -155,7 +155,8 @@ def test_serve_refuses_a_persona_prompt_the_exact_tokenizer_finds_too_long(
         "personas": {"personas": [{"id": "ship", "name": "Ship", "system_prompt": "🚢" * 350}]},
     }
     config = tmp_path / "personas.yaml"
-    config.write_text(yaml.safe_dump({"settings": {"listen": {"address": "127.0.0.1:0"}}, "policy": policy}))
+    settings = {"listen": {"address": "127.0.0.1:0"}, "telemetry": quiet_telemetry(tmp_path)}
+    config.write_text(yaml.safe_dump({"settings": settings, "policy": policy}))
     assert run("check-config", str(config)).returncode == 0
     result = run("serve", "--config", str(config))
     assert result.returncode == 1

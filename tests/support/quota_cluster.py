@@ -52,7 +52,14 @@ class OwnRedis:
 class SidecarProcess:
     def __init__(self, directory: Path, name: str, config: dict[str, Any]) -> None:
         self.port = free_port()
-        config = {**config, "settings": {"listen": {"address": f"127.0.0.1:{self.port}"}}}
+        telemetry = {
+            "metrics": {"address": "127.0.0.1:0"},
+            "ledger": {"sqlite_path": str(directory / f"{name}-usage.db")},
+        }
+        config = {
+            **config,
+            "settings": {"listen": {"address": f"127.0.0.1:{self.port}"}, "telemetry": telemetry},
+        }
         self.config = directory / f"{name}.yaml"
         self.config.write_text(yaml.safe_dump(config))
         self.log = directory / f"{name}.log"
