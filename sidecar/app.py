@@ -30,7 +30,7 @@ from sidecar.keys.store import KeyStore, SqliteKeyStore
 from sidecar.personas.registry import PersonaRegistry, TokenCounter
 from sidecar.personas.service import PersonaService
 from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
-from sidecar.pipeline.cache import CacheLayer
+from sidecar.pipeline.cache import CacheLayer, CacheObserver
 from sidecar.pipeline.context import ContextLayer
 from sidecar.pipeline.keys import KeyLayer
 from sidecar.pipeline.observe import ObserveLayer
@@ -97,7 +97,7 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
         personas=build_personas(cfg, clock, count=tokenizers.count_text_max),
         tokenizers=tokenizers,
         cache=build_cache(cfg),
-        quota=build_quota(cfg, clock),
+        quota=build_quota(cfg, clock, quota_signals(telemetry)),
         telemetry=telemetry,
     )
     telemetry.metrics.registry.register(build_collector(cfg, deps))
@@ -121,6 +121,16 @@ def build_summarizer(cfg: Config, d: Deps) -> Summarizer | None:
         return None
     handler = compose(UpstreamCall(d.providers, clock=d.clock), routed_layers(cfg, d))
     return Summarizer(handler, config=summary, store=d.cache, clock=d.clock)
+
+
+def quota_signals(telemetry: Telemetry) -> QuotaSignals:
+    """Near-limit events and quota-store failures, counted in the metrics (refusals are counted by
+    the observe layer from the error)."""
+    metrics = telemetry.metrics
+    signals = QuotaSignals()
+    signals.on_near_limit.append(lambda event: metrics.quota_near_limit(event.limit, event.level))
+    signals.on_store_error.append(partial(metrics.store_error, "quota"))
+    return signals
 
 
 def build_quota(cfg: Config, clock: Clock, signals: QuotaSignals | None = None) -> QuotaService | None:
@@ -282,9 +292,19 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 estimator=TokenEstimator(
                     prompt=d.tokenizers.count_prompt_max, text=d.tokenizers.count_text_max
                 ),
+                tracing=d.telemetry.tracing,
             ),
             partial(
-                CacheLayer, store=d.cache, settings=cfg.settings.cache, table=d.routing.table, clock=d.clock
+                CacheLayer,
+                store=d.cache,
+                settings=cfg.settings.cache,
+                table=d.routing.table,
+                clock=d.clock,
+                observer=CacheObserver(
+                    on_lookup=d.telemetry.metrics.cache_lookup,
+                    on_store_error=partial(d.telemetry.metrics.store_error, "cache"),
+                ),
+                tracing=d.telemetry.tracing,
             ),
             *routed_layers(cfg, d),
         ],

@@ -12,7 +12,7 @@ interrupted or cancelled one. A store that fails or is slow is a miss, logged, n
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -25,9 +25,22 @@ from sidecar.core.errors import RouteNotFoundError
 from sidecar.core.layer import Handler
 from sidecar.core.types import Call, Chunk, FinishReason, Usage
 from sidecar.routing.table import RouteTable
+from sidecar.telemetry.tracing import Tracing
 
 _log = logging.getLogger("sidecar.cache")
 _STORABLE = (FinishReason.STOP, FinishReason.LENGTH)
+
+
+def _ignore(*_: object) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class CacheObserver:
+    """Where lookups (hit or miss) and store failures are reported: the metrics, in the server."""
+
+    on_lookup: Callable[[bool], None] = _ignore
+    on_store_error: Callable[[str], None] = _ignore  # the operation: get or set
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +59,23 @@ class CacheLayer:
         settings: CacheSettings,
         table: RouteTable,
         clock: Clock,
+        observer: CacheObserver | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._inner, self._store, self._settings = inner, store, settings
         self._table, self._clock = table, clock
+        self._observer = observer or CacheObserver()
+        self._tracing = tracing or Tracing.disabled()
 
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         plan = self._plan(call)
-        cached = await self._lookup(plan, call) if plan is not None else None
+        cached = None
+        if plan is not None:
+            with self._tracing.span("sidecar.cache.lookup") as span:
+                cached = await self._lookup(plan, call)
+                if span is not None:
+                    span.set_attribute("sidecar.cache.hit", cached is not None)
+            self._observer.on_lookup(cached is not None)
         if cached is not None:
             for chunk in _replay(cached, call):
                 yield chunk
@@ -92,6 +115,7 @@ class CacheLayer:
             data = await self._store.get(plan.key)
         except Exception as exc:  # the store is down or slow: serve from the provider
             _log.warning("cache lookup failed: %r", exc, extra={"request_id": call.request_id})
+            self._observer.on_store_error("get")
             return None
         if data is None:
             return None
@@ -139,6 +163,7 @@ class CacheLayer:
             await self._store.set(plan.key, data, plan.ttl)
         except Exception as exc:
             _log.warning("cache store failed: %r", exc, extra={"request_id": call.request_id})
+            self._observer.on_store_error("set")
 
 
 def _replay(answer: CachedAnswer, call: Call) -> list[Chunk]:

@@ -17,7 +17,7 @@ from contextlib import aclosing
 from opentelemetry.trace import Span, Status, StatusCode
 
 from sidecar.core.clock import Clock
-from sidecar.core.errors import Code, SidecarError
+from sidecar.core.errors import Code, SessionStoreUnavailableError, SidecarError
 from sidecar.core.layer import Handler
 from sidecar.core.types import Attempt, Call, Chunk
 from sidecar.ledger.record import UsageRecord
@@ -66,6 +66,8 @@ class ObserveLayer:
             code, reason = err.code.value, err.reason
             if err.code is Code.RESOURCE_EXHAUSTED and (limit := err.metadata.get("limit")):
                 self._metrics.quota_refused(limit)
+            elif isinstance(err, SessionStoreUnavailableError):  # quota and cache report their own
+                self._metrics.store_error("sessions", "call")
             raise
         except BaseException as exc:  # cancelled, the caller closed the stream, or a crash
             code = reason = (

@@ -29,6 +29,7 @@ from sidecar.core.types import Call, Chunk, Price, Target, Usage
 from sidecar.quota.limits import MICROS
 from sidecar.quota.service import Amounts, Grant, QuotaService
 from sidecar.routing.table import Route, RouteTable
+from sidecar.telemetry.tracing import Tracing
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,11 @@ class QuotaLayer:
         table: RouteTable,
         tiers: Mapping[str, TierConfig],
         estimator: TokenEstimator = TokenEstimator(),
+        tracing: Tracing | None = None,
     ) -> None:
         self._inner, self._quota, self._table, self._tiers = inner, quota, table, tiers
         self._estimator = estimator
+        self._tracing = tracing or Tracing.disabled()
 
     def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         """Tier check first; without quotas the inner stream is returned as it is (no extra hop)."""
@@ -81,7 +84,8 @@ class QuotaLayer:
         policy = quota.policy
         output = min(call.params.max_tokens or policy.output_tokens_estimate, policy.output_tokens_estimate)
         meter = _Meter(_dearest(route), self._estimator.prompt(m.text for m in call.messages))
-        grant, call = await self._admit(quota, call, route, meter, output)
+        with self._tracing.span("sidecar.quota.reserve", {"sidecar.tier": call.tier}):
+            grant, call = await self._admit(quota, call, route, meter, output)
         try:
             async with aclosing(self._inner(call)) as stream:
                 async for chunk in stream:

@@ -49,11 +49,14 @@ def policy(upstream: Upstream) -> dict[str, Any]:
 async def traced(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[tuple[Sidecar, grpc.aio.Channel]] = []
 
-    async def start(raw_policy: dict[str, Any], *, enabled: bool = True) -> tuple[Any, InMemorySpanExporter]:
+    async def start(
+        raw_policy: dict[str, Any], *, enabled: bool = True, extra: dict[str, Any] | None = None
+    ) -> tuple[Any, InMemorySpanExporter]:
         exporter = InMemorySpanExporter()
         settings = {
             "listen": {"address": "127.0.0.1:0"},
             "telemetry": {**quiet_telemetry(tmp_path), "tracing": {"enabled": enabled}},
+            **(extra or {}),
         }
         cfg = make_config(
             {"settings": settings, "policy": raw_policy}, {"K": "sk-canary-key-0123456789"}, tmp_path
@@ -121,3 +124,29 @@ async def test_disabled_tracing_sends_no_trace_headers(traced: Any, upstream: Up
     await stub.Generate(gen.GenerateRequest(messages=[user("hi")]), metadata=[("traceparent", PARENT)])
     assert exporter.get_finished_spans() == ()
     assert "traceparent" not in upstream.seen[-1].headers
+
+
+async def test_quota_and_cache_have_child_spans(traced: Any) -> None:
+    policy = {
+        "default_route": "echo",
+        "deployments": {"echo": {"provider": "echo", "model": "echo-1"}},
+        "routes": {"echo": {"deployments": ["echo"]}},
+        "quota": {"limits": [{"name": "day", "metric": "requests", "window": "day", "limit": 10}]},
+    }
+    stub, exporter = await traced(policy, extra={"cache": {"enabled": True}})
+    request = gen.GenerateRequest(
+        messages=[user("hi")], tenant_id="acme", user_id="alice", config=gen.GenerationConfig(temperature=0)
+    )
+    for _ in range(2):
+        await stub.Generate(request)
+    spans = exporter.get_finished_spans()
+    roots = [s for s in spans if s.name.startswith("chat ")]
+    assert len(roots) == 2
+    for root in roots:
+        children = {
+            s.name: s for s in spans if s.parent is not None and s.parent.span_id == root.context.span_id
+        }
+        assert {"sidecar.quota.reserve", "sidecar.cache.lookup"} <= set(children)
+        assert dict(children["sidecar.quota.reserve"].attributes or {})["sidecar.tier"] == "free"
+    hits = [dict(s.attributes or {})["sidecar.cache.hit"] for s in spans if s.name == "sidecar.cache.lookup"]
+    assert hits == [False, True]
