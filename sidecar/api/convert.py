@@ -87,13 +87,39 @@ MAX_VIOLATIONS = 20  # a hostile request must not make the error itself expensiv
 MAX_CONTENT_PARTS = 64
 
 
-class _Violations:
+ID_RULE = "at most 128 of letters, digits and ._:@- starting with a letter or digit"
+
+
+class Violations:
+    """Every bad field of a request, collected so that one error lists them all (up to a bound)."""
+
     def __init__(self) -> None:
         self.items: list[FieldViolation] = []
 
     def add(self, field: str, description: str) -> None:
         if len(self.items) < MAX_VIOLATIONS:
             self.items.append(FieldViolation(field, description))
+
+    def check_id(self, field: str, value: str, *, required: bool = False) -> None:
+        """A tenant, user, conversation or request id."""
+        if not value:
+            if required:
+                self.add(field, "required")
+        elif not ID.fullmatch(value):
+            self.add(field, ID_RULE)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidRequestError(self.items)
+
+
+def caller_tier(tiers: Tiers, tenant: str, user: str, metadata: Mapping[str, str], bad: Violations) -> str:
+    """The caller's tier; a tier named in trusted metadata that the policy lacks is a violation."""
+    try:
+        return resolve_tier(tiers.assignment, tiers.names, tenant=tenant, user=user, metadata=metadata)
+    except UnknownTier as unknown:
+        bad.add(unknown.field, f"a tier this sidecar defines: one of {', '.join(unknown.known)}")
+        return ""
 
 
 def to_call(
@@ -107,24 +133,16 @@ def to_call(
     tiers: Tiers,
 ) -> Call:
     """Validate a request and turn it into a Call, or raise InvalidRequestError naming every field."""
-    bad = _Violations()
+    bad = Violations()
     messages = _messages(req.messages, limits, bad)
     params = _params(req.config, limits, bad) if req.HasField("config") else GenerationParams()
     for field in ("tenant_id", "user_id", "conversation_id", "request_id"):
-        value = getattr(req, field)
-        if value and not ID.fullmatch(value):
-            bad.add(field, "at most 128 of letters, digits and ._:@- starting with a letter or digit")
+        bad.check_id(field, getattr(req, field))
     if req.model and not _ROUTE.fullmatch(req.model):
         bad.add("model", "a route alias: at most 128 of letters, digits and ._:/-")
-    _metadata(req.metadata, limits, bad)
+    check_metadata(req.metadata, limits, bad)
     key_source = _key_source(req, bad) if req.HasField("provider_key") else None
-    tier = ""
-    try:
-        tier = resolve_tier(
-            tiers.assignment, tiers.names, tenant=req.tenant_id, user=req.user_id, metadata=req.metadata
-        )
-    except UnknownTier as unknown:
-        bad.add(unknown.field, f"a tier this sidecar defines: one of {', '.join(unknown.known)}")
+    tier = caller_tier(tiers, req.tenant_id, req.user_id, req.metadata, bad)
     cache_bypass = context_cache.cache_bypass(req.cache_mode, bad.add)
     if bad.items:
         raise InvalidRequestError(bad.items)
@@ -159,7 +177,7 @@ KEY_REF = re.compile(r"key_[A-Za-z0-9_\-]{8,64}")  # RegisterKey references
 _MAX_ENVELOPE_CHARS = 65_536
 
 
-def _key_source(req: GenerateLike, bad: _Violations) -> KeySource | None:
+def _key_source(req: GenerateLike, bad: Violations) -> KeySource | None:
     if not (req.tenant_id and req.user_id):
         bad.add("provider_key", "user keys are bound to a tenant_id and user_id: set both")
     kind = req.provider_key.WhichOneof("source")
@@ -176,7 +194,7 @@ def _key_source(req: GenerateLike, bad: _Violations) -> KeySource | None:
     return None
 
 
-def _messages(wire: Sequence[gen.Message], limits: RequestLimits, bad: _Violations) -> tuple[Message, ...]:
+def _messages(wire: Sequence[gen.Message], limits: RequestLimits, bad: Violations) -> tuple[Message, ...]:
     if not wire:
         bad.add("messages", "at least one message is required")
     elif len(wire) > limits.max_messages:
@@ -206,7 +224,7 @@ def _messages(wire: Sequence[gen.Message], limits: RequestLimits, bad: _Violatio
     return tuple(out)
 
 
-def _text(parts: Sequence[gen.ContentPart], where: str, bad: _Violations) -> str:
+def _text(parts: Sequence[gen.ContentPart], where: str, bad: Violations) -> str:
     if not parts:
         bad.add(f"{where}.content", "at least one content part is required")
         return ""
@@ -225,7 +243,7 @@ def _text(parts: Sequence[gen.ContentPart], where: str, bad: _Violations) -> str
     return "".join(texts)
 
 
-def _params(cfg: gen.GenerationConfig, limits: RequestLimits, bad: _Violations) -> GenerationParams:
+def _params(cfg: gen.GenerationConfig, limits: RequestLimits, bad: Violations) -> GenerationParams:
     max_tokens = cfg.max_tokens if cfg.HasField("max_tokens") else None
     if max_tokens is not None and not 1 <= max_tokens <= limits.max_tokens_cap:
         bad.add("config.max_tokens", f"must be between 1 and {limits.max_tokens_cap}")
@@ -249,7 +267,7 @@ def _params(cfg: gen.GenerationConfig, limits: RequestLimits, bad: _Violations) 
     )
 
 
-def _metadata(metadata: Mapping[str, str], limits: RequestLimits, bad: _Violations) -> None:
+def check_metadata(metadata: Mapping[str, str], limits: RequestLimits, bad: Violations) -> None:
     if len(metadata) > limits.max_metadata_entries:
         bad.add("metadata", f"at most {limits.max_metadata_entries} entries")
         return

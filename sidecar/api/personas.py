@@ -10,9 +10,8 @@ from google.protobuf import timestamp_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import personas_pb2 as pb
-from sidecar.api.convert import ID, Tiers, _metadata, _Violations
+from sidecar.api.convert import Tiers, Violations, caller_tier, check_metadata
 from sidecar.config.schema import RequestLimits
-from sidecar.config.tiers import UnknownTier, resolve_tier
 from sidecar.core.errors import InvalidRequestError
 from sidecar.core.types import Call, CallRecord
 from sidecar.personas.registry import Persona
@@ -24,12 +23,11 @@ _CATEGORY = PERSONA_ID
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_COMMAND_CHARS = 256
 DEFAULT_LIMIT, MAX_LIMIT = 20, 1000
-_ID_RULE = "at most 128 of letters, digits and ._:@- starting with a letter or digit"
 
 
 def with_persona_fields(call: Call, req: gen.GenerateRequest | gen.StreamGenerateRequest) -> Call:
     """Call + the request's persona_id and memory switch, validated."""
-    bad = _Violations()
+    bad = Violations()
     if req.persona_id and not PERSONA_ID.fullmatch(req.persona_id):
         bad.add("persona_id", "a persona id: at most 64 of lowercase letters, digits and ._-")
     memory = req.memory if req.HasField("memory") else None
@@ -51,7 +49,7 @@ def annotate_summary(summary: gen.GenerationSummary, record: CallRecord) -> gen.
 
 
 def list_filter(req: pb.ListPersonasRequest, tiers: Tiers) -> tuple[str, str]:
-    bad = _Violations()
+    bad = Violations()
     if req.category and not _CATEGORY.fullmatch(req.category):
         bad.add("category", "a category: at most 64 of lowercase letters, digits and ._-")
     if req.tier and req.tier not in tiers.names:
@@ -63,7 +61,7 @@ def list_filter(req: pb.ListPersonasRequest, tiers: Tiers) -> tuple[str, str]:
 
 def switch_command(req: pb.SwitchRequest, tiers: Tiers, limits: RequestLimits) -> SwitchCommand:
     """Validated Switch request, with the caller's tier resolved like a generation's."""
-    bad = _Violations()
+    bad = Violations()
     _ids(req, ("tenant_id", "user_id", "conversation_id"), bad)
     kind = req.WhichOneof("target")
     if kind is None:
@@ -74,14 +72,8 @@ def switch_command(req: pb.SwitchRequest, tiers: Tiers, limits: RequestLimits) -
         req.command.strip() and len(req.command) <= MAX_COMMAND_CHARS and not _CONTROL.search(req.command)
     ):
         bad.add("command", f"1 to {MAX_COMMAND_CHARS} printable characters, not only spaces")
-    _metadata(req.metadata, limits, bad)
-    tier = ""
-    try:
-        tier = resolve_tier(
-            tiers.assignment, tiers.names, tenant=req.tenant_id, user=req.user_id, metadata=req.metadata
-        )
-    except UnknownTier as unknown:
-        bad.add(unknown.field, f"a tier this sidecar defines: one of {', '.join(unknown.known)}")
+    check_metadata(req.metadata, limits, bad)
+    tier = caller_tier(tiers, req.tenant_id, req.user_id, req.metadata, bad)
     if bad.items:
         raise InvalidRequestError(bad.items)
     key = ConversationKey(req.tenant_id, req.user_id, req.conversation_id)
@@ -91,10 +83,9 @@ def switch_command(req: pb.SwitchRequest, tiers: Tiers, limits: RequestLimits) -
 
 
 def history_query(req: pb.ListSwitchHistoryRequest) -> tuple[str, str, str, int]:
-    bad = _Violations()
+    bad = Violations()
     _ids(req, ("tenant_id", "user_id"), bad)
-    if req.conversation_id and not ID.fullmatch(req.conversation_id):
-        bad.add("conversation_id", _ID_RULE)
+    bad.check_id("conversation_id", req.conversation_id)
     if not 0 <= req.limit <= MAX_LIMIT:
         bad.add("limit", f"between 1 and {MAX_LIMIT}, or 0 for {DEFAULT_LIMIT}")
     if bad.items:
@@ -103,7 +94,7 @@ def history_query(req: pb.ListSwitchHistoryRequest) -> tuple[str, str, str, int]
 
 
 def conversation_key(req: pb.ClearConversationRequest) -> ConversationKey:
-    bad = _Violations()
+    bad = Violations()
     _ids(req, ("tenant_id", "user_id", "conversation_id"), bad)
     if bad.items:
         raise InvalidRequestError(bad.items)
@@ -143,10 +134,6 @@ def to_switch_record(r: SwitchRecord) -> pb.SwitchRecord:
     )
 
 
-def _ids(req: object, fields: tuple[str, ...], bad: _Violations) -> None:
+def _ids(req: object, fields: tuple[str, ...], bad: Violations) -> None:
     for field in fields:
-        value = getattr(req, field)
-        if not value:
-            bad.add(field, "required")
-        elif not ID.fullmatch(value):
-            bad.add(field, _ID_RULE)
+        bad.check_id(field, getattr(req, field), required=True)

@@ -5,10 +5,8 @@ from __future__ import annotations
 from google.protobuf import timestamp_pb2
 
 from sidecar._gen.orchestrator.v1 import quota_pb2
-from sidecar.api.convert import ID, Tiers
+from sidecar.api.convert import Tiers, Violations, caller_tier, check_metadata
 from sidecar.config.schema import RequestLimits
-from sidecar.config.tiers import UnknownTier, resolve_tier
-from sidecar.core.errors import FieldViolation, InvalidRequestError
 from sidecar.quota.service import LimitState
 
 _METRICS = {
@@ -24,35 +22,16 @@ _WINDOWS = {
     None: quota_pb2.QUOTA_WINDOW_CONCURRENT,
 }
 _SCOPES = {"tenant": quota_pb2.QUOTA_SCOPE_TENANT, "user": quota_pb2.QUOTA_SCOPE_USER}
-_ID_RULE = "at most 128 of letters, digits and ._:@- starting with a letter or digit"
 
 
 def quota_caller(req: quota_pb2.GetQuotaRequest, tiers: Tiers, limits: RequestLimits) -> tuple[str, str, str]:
     """(tenant, user, tier) of a GetQuota request, or InvalidRequestError naming every bad field."""
-    bad: list[FieldViolation] = []
-    if not req.tenant_id:
-        bad.append(FieldViolation("tenant_id", "required"))
-    elif not ID.fullmatch(req.tenant_id):
-        bad.append(FieldViolation("tenant_id", _ID_RULE))
-    if req.user_id and not ID.fullmatch(req.user_id):
-        bad.append(FieldViolation("user_id", _ID_RULE))
-    too_big = any(
-        len(k) > limits.max_metadata_key_chars or len(v) > limits.max_metadata_value_chars
-        for k, v in req.metadata.items()
-    )
-    if len(req.metadata) > limits.max_metadata_entries or too_big:
-        bad.append(FieldViolation("metadata", "within the configured entry count and sizes"))
-    tier = ""
-    try:
-        tier = resolve_tier(
-            tiers.assignment, tiers.names, tenant=req.tenant_id, user=req.user_id, metadata=req.metadata
-        )
-    except UnknownTier as unknown:
-        bad.append(
-            FieldViolation(unknown.field, f"a tier this sidecar defines: one of {', '.join(unknown.known)}")
-        )
-    if bad:
-        raise InvalidRequestError(bad)
+    bad = Violations()
+    bad.check_id("tenant_id", req.tenant_id, required=True)
+    bad.check_id("user_id", req.user_id)
+    check_metadata(req.metadata, limits, bad)
+    tier = caller_tier(tiers, req.tenant_id, req.user_id, req.metadata, bad)
+    bad.raise_if_any()
     return req.tenant_id, req.user_id, tier
 
 

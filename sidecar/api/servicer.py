@@ -106,7 +106,7 @@ class OrchestratorServicer:
             owner, secret = api_keys.register_context(request)
             record = await keys.register(owner, secret)
         except Exception as exc:
-            await self._key_failure(context, exc)
+            await self._rpc_failure(context, exc, "RegisterKey")
         return keys_pb2.RegisterKeyResponse(key_ref=record.ref, last_four=record.last_four)
 
     async def ListKeys(
@@ -116,7 +116,7 @@ class OrchestratorServicer:
         try:
             records = await keys.list(*api_keys.list_owner(request))
         except Exception as exc:
-            await self._key_failure(context, exc)
+            await self._rpc_failure(context, exc, "ListKeys")
         return keys_pb2.ListKeysResponse(keys=[api_keys.to_key_info(r) for r in records])
 
     async def DeleteKey(
@@ -126,7 +126,7 @@ class OrchestratorServicer:
         try:
             deleted = await keys.delete(*api_keys.delete_target(request))
         except Exception as exc:
-            await self._key_failure(context, exc)
+            await self._rpc_failure(context, exc, "DeleteKey")
         return keys_pb2.DeleteKeyResponse(deleted=deleted)
 
     async def RotateKeys(
@@ -136,7 +136,7 @@ class OrchestratorServicer:
         try:
             rotated, failed = await keys.rotate()
         except Exception as exc:
-            await self._key_failure(context, exc)
+            await self._rpc_failure(context, exc, "RotateKeys")
         return keys_pb2.RotateKeysResponse(rotated=rotated, failed=failed)
 
     async def ListPersonas(
@@ -162,7 +162,7 @@ class OrchestratorServicer:
                 api_personas.switch_command(request, self._tiers, self._policy.limits)
             )
         except Exception as exc:
-            await self._key_failure(context, exc)
+            await self._rpc_failure(context, exc, "Switch")
         return api_personas.to_switch_response(result)
 
     async def ListSwitchHistory(
@@ -172,7 +172,7 @@ class OrchestratorServicer:
         try:
             records = await service.switches(*api_personas.history_query(request))
         except Exception as exc:
-            await self._key_failure(context, exc)
+            await self._rpc_failure(context, exc, "ListSwitchHistory")
         return personas_pb2.ListSwitchHistoryResponse(
             switches=[api_personas.to_switch_record(r) for r in records]
         )
@@ -184,7 +184,7 @@ class OrchestratorServicer:
         try:
             cleared = await service.clear(api_personas.conversation_key(request))
         except Exception as exc:
-            await self._key_failure(context, exc)
+            await self._rpc_failure(context, exc, "ClearConversation")
         return personas_pb2.ClearConversationResponse(cleared=cleared)
 
     async def _admit_personas(self, context: Context) -> PersonaService:
@@ -203,7 +203,7 @@ class OrchestratorServicer:
             tenant, user, tier = api_quota.quota_caller(request, self._tiers, self._policy.limits)
             states = [] if self._quota is None else await self._quota.snapshot(tenant, user, tier)
         except Exception as exc:
-            await self._key_failure(context, exc)
+            await self._rpc_failure(context, exc, "GetQuota")
         return api_quota.to_response(tier, states)
 
     async def GetUsage(
@@ -215,16 +215,15 @@ class OrchestratorServicer:
         except SidecarError as err:
             await abort(context, err)
 
-    async def _key_failure(self, context: Context, exc: Exception) -> NoReturn:
-        """Classified errors go out as they are; anything else (a store I/O error) is INTERNAL, logged.
-
-        Used by the key and the persona RPCs alike."""
+    async def _rpc_failure(self, context: Context, exc: Exception, rpc: str) -> NoReturn:
+        """The failure of an RPC other than a generation: classified errors go out as they are;
+        anything else (a store I/O error, a bug) is INTERNAL, logged with the RPC's name."""
         if isinstance(exc, grpc.aio.AbortError):
             raise exc
         if isinstance(exc, SidecarError):
             await abort(context, exc)
         request_id = uuid.uuid4().hex
-        _log.error("key operation crashed", exc_info=exc, extra={"request_id": request_id})
+        _log.error("%s crashed", rpc, exc_info=exc, extra={"request_id": request_id})
         await abort(context, internal(request_id))
 
     async def _admit(self, context: Context) -> KeyService:
