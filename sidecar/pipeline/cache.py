@@ -67,23 +67,22 @@ class CacheLayer:
         self._observer = observer or CacheObserver()
         self._tracing = tracing or Tracing.disabled()
 
-    async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+    def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+        """A call the cache may not answer goes on as it is, with no generator hop of this layer's."""
         plan = self._plan(call)
-        cached = None
-        if plan is not None:
-            with self._tracing.span("sidecar.cache.lookup") as span:
-                cached = await self._lookup(plan, call)
-                if span is not None:
-                    span.set_attribute("sidecar.cache.hit", cached is not None)
-            self._observer.on_lookup(cached is not None)
+        if plan is None:
+            return self._inner(call)
+        return self._cached(call, plan)
+
+    async def _cached(self, call: Call, plan: _Plan) -> AsyncGenerator[Chunk, None]:
+        with self._tracing.span("sidecar.cache.lookup") as span:
+            cached = await self._lookup(plan, call)
+            if span is not None:
+                span.set_attribute("sidecar.cache.hit", cached is not None)
+        self._observer.on_lookup(cached is not None)
         if cached is not None:
             for chunk in _replay(cached, call):
                 yield chunk
-            return
-        if plan is None:
-            async with aclosing(self._inner(call)) as stream:
-                async for chunk in stream:
-                    yield chunk
             return
         async for chunk in self._run_and_store(call, plan):
             yield chunk

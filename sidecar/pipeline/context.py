@@ -39,15 +39,17 @@ class ContextLayer:
         self._policy, self._summarizer = policy, summarizer
 
     def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+        """A prompt that fits goes on as it is, with no generator hop of this layer's."""
         if not self._policy.enabled:
             return self._inner(call)
-        return self._fitted(call)
-
-    async def _fitted(self, call: Call) -> AsyncGenerator[Chunk, None]:
         budgets = self._budgets(call)
         result = fit(call.messages, budgets, self._policy.max_recent_messages)
-        if result.trimmed:
-            call = await self._trimmed(call, budgets, result)
+        if not result.trimmed:
+            return self._inner(call)
+        return self._fitted(call, budgets, result)
+
+    async def _fitted(self, call: Call, budgets: list[Budget], result: Fit) -> AsyncGenerator[Chunk, None]:
+        call = await self._trimmed(call, budgets, result)
         async with aclosing(self._inner(call)) as stream:
             async for chunk in stream:
                 yield chunk
