@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import aclosing
 from typing import Any, NoReturn
 
@@ -51,6 +51,7 @@ class OrchestratorServicer:
         personas: PersonaService | None = None,
         quota: QuotaService | None = None,
         ledger: LedgerWriter | None = None,
+        on_rejected: Callable[[bool, str], None] | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._policy = policy
@@ -61,6 +62,7 @@ class OrchestratorServicer:
         self._keys = keys
         self._quota = quota
         self._ledger = ledger
+        self._on_rejected = on_rejected  # (stream, gRPC code): a request refused at the edge
         self._tiers = convert.Tiers(policy.tier_assignment, tuple(policy.tiers))
         self._personas = personas
 
@@ -253,6 +255,8 @@ class OrchestratorServicer:
             return api_personas.with_persona_fields(call, request)
         except SidecarError as err:
             _log.info("rejected request", extra={"reason": err.reason, "detail": err.message})
+            if self._on_rejected is not None:
+                self._on_rejected(stream, err.code.value)
             await abort(context, err)
 
     async def _fail(self, context: Context, call: Call, exc: Exception) -> NoReturn:

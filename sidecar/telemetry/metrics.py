@@ -233,6 +233,10 @@ class Metrics:
         if self._tenants or self._users:
             self._attribute(tenant, user, o.cost_usd)
 
+    def call_rejected(self, stream: bool, code: str) -> None:
+        """A request refused at the edge (invalid, unknown tier): counted with empty route labels."""
+        self.requests.labels("", "", "", str(stream).lower(), code).inc()
+
     def _attribute(self, tenant: str, user: str, cost: float) -> None:
         labels = (self._tenants.value(tenant), self._users.value(user))
         pair = self._attributed.get(labels)

@@ -74,3 +74,21 @@ async def test_store_errors_by_store(serve: Any) -> None:
     assert errors['sidecar_store_errors_total{op="call",store="sessions"}'] == 1
     assert errors['sidecar_store_errors_total{op="get",store="cache"}'] == 1
     assert errors['sidecar_store_errors_total{op="reserve",store="quota"}'] == 1
+
+
+async def test_requests_refused_at_the_edge_are_counted_by_code(serve: Any) -> None:
+    s = await serve({"policy": echo_policy()})
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await s.stub.Generate(gen.GenerateRequest(model="echo"))  # no messages
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.aio.AioRpcError):
+        async for _ in s.stub.StreamGenerate(
+            gen.StreamGenerateRequest(messages=[user("hi")], tenant_id="b c")
+        ):
+            pass
+    m = await asyncio.to_thread(scrape, s.sidecar.metrics_port)
+    refused = {k: v for k, v in m.items() if k.startswith("sidecar_requests_total") and 'route=""' in k}
+    assert refused == {
+        'sidecar_requests_total{code="INVALID_ARGUMENT",model="",provider="",route="",stream="false"}': 1,
+        'sidecar_requests_total{code="INVALID_ARGUMENT",model="",provider="",route="",stream="true"}': 1,
+    }
