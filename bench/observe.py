@@ -17,21 +17,16 @@ from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
 import uvloop
+from calls import CLOCK, bench_call
 
 from sidecar.config.telemetry import TracingConfig
-from sidecar.core.clock import Deadline, SystemClock
 from sidecar.core.layer import Handler
 from sidecar.core.types import (
     Attempt,
     Call,
-    CallRecord,
     Chunk,
-    Credentials,
     FinishReason,
-    GenerationParams,
-    Message,
     Price,
-    Role,
     Target,
     Usage,
 )
@@ -41,7 +36,6 @@ from sidecar.pipeline.observe import ObserveLayer
 from sidecar.telemetry.metrics import Metrics
 from sidecar.telemetry.tracing import Tracing, build_tracing
 
-CLOCK = SystemClock()
 TARGET = Target("chat", "d", "openai", "gpt-x", Price(1.0, 2.0))
 FINAL = Chunk(text="ok", finish_reason=FinishReason.STOP, usage=Usage(10, 1))
 
@@ -55,20 +49,7 @@ async def terminal(call: Call) -> AsyncGenerator[Chunk, None]:
 
 
 def call() -> Call:
-    return Call(
-        request_id="bench",
-        model="chat",
-        messages=(Message(Role.USER, "What is the capital of France, and why?"),),
-        params=GenerationParams(),
-        tenant_id="acme",
-        user_id="alice",
-        conversation_id="",
-        metadata={},
-        stream=True,
-        deadline=Deadline(None, CLOCK),
-        credentials=Credentials(),
-        record=CallRecord(started_at=CLOCK.monotonic()),
-    )
+    return bench_call(model="chat", tenant_id="acme", user_id="alice", stream=True)
 
 
 async def measure(handler: Handler, calls: int, between: Callable[[], object] | None = None) -> float:

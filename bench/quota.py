@@ -21,19 +21,15 @@ import time
 from collections.abc import AsyncGenerator
 
 import uvloop
+from calls import CLOCK, bench_call
 
 from sidecar.config.schema import Policy
-from sidecar.core.clock import Deadline, SystemClock
 from sidecar.core.layer import Handler
 from sidecar.core.types import (
     Call,
-    CallRecord,
     Chunk,
-    Credentials,
     FinishReason,
     GenerationParams,
-    Message,
-    Role,
     Usage,
 )
 from sidecar.pipeline.quota import QuotaLayer
@@ -43,7 +39,6 @@ from sidecar.quota.store import MemoryQuotaStore, QuotaStore
 from sidecar.routing.table import RouteTable
 
 FINAL = Chunk(text="ok", finish_reason=FinishReason.STOP, usage=Usage(10, 1))
-CLOCK = SystemClock()
 POLICY = Policy.model_validate(
     {
         "default_route": "r",
@@ -69,20 +64,8 @@ async def terminal(call: Call) -> AsyncGenerator[Chunk, None]:
 
 
 def call(i: int) -> Call:
-    return Call(
-        request_id="bench",
-        model="",
-        messages=(Message(Role.USER, "What is the capital of France, and why?"),),
-        params=GenerationParams(max_tokens=64),
-        tenant_id="bench",
-        user_id=f"user{i % 100}",
-        conversation_id="",
-        metadata={},
-        stream=False,
-        deadline=Deadline(None, CLOCK),
-        credentials=Credentials(),
-        record=CallRecord(started_at=CLOCK.monotonic()),
-        tier="free",
+    return bench_call(
+        params=GenerationParams(max_tokens=64), tenant_id="bench", user_id=f"user{i % 100}", tier="free"
     )
 
 

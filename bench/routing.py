@@ -15,19 +15,14 @@ import time
 from collections.abc import AsyncGenerator
 
 import uvloop
+from calls import CLOCK, bench_call
 
 from sidecar.config.routing import RoutingPolicy
 from sidecar.config.schema import Policy
-from sidecar.core.clock import Deadline, SystemClock
 from sidecar.core.types import (
     Call,
-    CallRecord,
     Chunk,
-    Credentials,
     FinishReason,
-    GenerationParams,
-    Message,
-    Role,
     Usage,
 )
 from sidecar.pipeline.route import RouteLayer
@@ -39,7 +34,6 @@ from sidecar.routing.table import RouteTable
 
 STRATEGIES = ("priority", "weighted", "latency", "cost", "least_busy", "complexity")
 FINAL = Chunk(text="ok", finish_reason=FinishReason.STOP, usage=Usage(10, 1))
-CLOCK = SystemClock()
 
 
 async def terminal(call: Call) -> AsyncGenerator[Chunk, None]:
@@ -69,20 +63,7 @@ def layer(strategy: str, hedging: bool) -> RouteLayer:
 
 
 def call() -> Call:
-    return Call(
-        request_id="bench",
-        model="",
-        messages=(Message(Role.USER, "What is the capital of France, and why?"),),
-        params=GenerationParams(),
-        tenant_id="",
-        user_id="",
-        conversation_id="",
-        metadata={},
-        stream=False,
-        deadline=Deadline(None, CLOCK),
-        credentials=Credentials(),
-        record=CallRecord(started_at=CLOCK.monotonic()),
-    )
+    return bench_call()
 
 
 async def measure(handler: RouteLayer, calls: int) -> float:
