@@ -342,7 +342,7 @@ class Sidecar:
             personas=deps.personas,
             quota=deps.quota,
             ledger=deps.telemetry.ledger,
-            on_rejected=deps.telemetry.metrics.call_rejected,
+            metrics=deps.telemetry.metrics,
         )
         orchestrator_service_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, self.server)
         self.health = HealthServicer()

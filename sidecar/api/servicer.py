@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import grpc
 
@@ -35,6 +36,14 @@ _log = logging.getLogger("sidecar.api")
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
+class EdgeMetrics(Protocol):
+    """What the servicer itself reports (the pipeline's calls are measured by the observe layer)."""
+
+    def call_rejected(self, stream: bool, code: str) -> None: ...
+
+    def persona_switched(self, outcome: str) -> None: ...
+
+
 class OrchestratorServicer:
     """Implements orchestrator.v1.OrchestratorService (registered by the generated adder)."""
 
@@ -51,7 +60,7 @@ class OrchestratorServicer:
         personas: PersonaService | None = None,
         quota: QuotaService | None = None,
         ledger: LedgerWriter | None = None,
-        on_rejected: Callable[[bool, str], None] | None = None,
+        metrics: EdgeMetrics | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._policy = policy
@@ -62,7 +71,7 @@ class OrchestratorServicer:
         self._keys = keys
         self._quota = quota
         self._ledger = ledger
-        self._on_rejected = on_rejected  # (stream, gRPC code): a request refused at the edge
+        self._metrics = metrics
         self._tiers = convert.Tiers(policy.tier_assignment, tuple(policy.tiers))
         self._personas = personas
 
@@ -163,8 +172,21 @@ class OrchestratorServicer:
             result = await service.switch(
                 api_personas.switch_command(request, self._tiers, self._policy.limits)
             )
-        except Exception as exc:
+        except BaseException as exc:
+            if self._metrics is not None:
+                outcome = (
+                    exc.reason
+                    if isinstance(exc, SidecarError)
+                    else "CANCELLED"
+                    if isinstance(exc, asyncio.CancelledError)
+                    else "INTERNAL"
+                )
+                self._metrics.persona_switched(outcome)
+            if not isinstance(exc, Exception):
+                raise
             await self._rpc_failure(context, exc, "Switch")
+        if self._metrics is not None:
+            self._metrics.persona_switched("OK")
         return api_personas.to_switch_response(result)
 
     async def ListSwitchHistory(
@@ -255,8 +277,8 @@ class OrchestratorServicer:
             return api_personas.with_persona_fields(call, request)
         except SidecarError as err:
             _log.info("rejected request", extra={"reason": err.reason, "detail": err.message})
-            if self._on_rejected is not None:
-                self._on_rejected(stream, err.code.value)
+            if self._metrics is not None:
+                self._metrics.call_rejected(stream, err.code.value)
             await abort(context, err)
 
     async def _fail(self, context: Context, call: Call, exc: Exception) -> NoReturn:

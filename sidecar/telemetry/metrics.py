@@ -162,6 +162,12 @@ class Metrics:
         self.quota_refusals = Counter(
             "sidecar_quota_refusals", "Calls refused by a quota or rate limit.", ("limit",), registry=r
         )
+        self.switches = Counter(
+            "sidecar_persona_switches",
+            "Switch calls, by outcome: OK or the error reason.",
+            ("outcome",),
+            registry=r,
+        )
         self.quota_near = Counter(
             "sidecar_quota_near_limit", "Calls that took a limit past a warning threshold.",
             ("limit", "percent"), registry=r,
@@ -236,6 +242,10 @@ class Metrics:
     def call_rejected(self, stream: bool, code: str) -> None:
         """A request refused at the edge (invalid, unknown tier): counted with empty route labels."""
         self.requests.labels("", "", "", str(stream).lower(), code).inc()
+
+    def persona_switched(self, outcome: str) -> None:
+        """A Switch ended: OK, or its error reason (PERSONA_NOT_FOUND, SWITCH_SUPERSEDED, CANCELLED, ...)."""
+        self.switches.labels(_bounded(outcome)).inc()
 
     def _attribute(self, tenant: str, user: str, cost: float) -> None:
         labels = (self._tenants.value(tenant), self._users.value(user))

@@ -1,5 +1,5 @@
-"""Signals of the quota, cache and session layers on /metrics: hits, refusals, near-limit events and
-store errors, counted once each."""
+"""Signals of the quota, cache, session and persona parts on /metrics: hits, refusals, near-limit
+events, store errors, edge rejections and Switch outcomes, counted once each."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar._gen.orchestrator.v1 import personas_pb2
 from tests.conftest import echo_policy, free_port, user
 from tests.integration.test_metrics_keys import scrape
 
@@ -91,4 +92,22 @@ async def test_requests_refused_at_the_edge_are_counted_by_code(serve: Any) -> N
     assert refused == {
         'sidecar_requests_total{code="INVALID_ARGUMENT",model="",provider="",route="",stream="false"}': 1,
         'sidecar_requests_total{code="INVALID_ARGUMENT",model="",provider="",route="",stream="true"}': 1,
+    }
+
+
+async def test_switches_are_counted_by_outcome(serve: Any) -> None:
+    personas = {"personas": [{"id": "mr-blue", "name": "Mr Blue", "system_prompt": "Be calm."}]}
+    s = await serve({"policy": echo_policy(personas=personas)})
+    ids = {"tenant_id": "acme", "user_id": "alice", "conversation_id": "c1"}
+    await s.stub.Switch(personas_pb2.SwitchRequest(command="use mr blue", **ids))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await s.stub.Switch(personas_pb2.SwitchRequest(command="use nobody", **ids))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await s.stub.Switch(personas_pb2.SwitchRequest(command="use mr blue", tenant_id="acme"))
+    m = await asyncio.to_thread(scrape, s.sidecar.metrics_port)
+    switches = {k: v for k, v in m.items() if k.startswith("sidecar_persona_switches_total")}
+    assert switches == {
+        'sidecar_persona_switches_total{outcome="OK"}': 1,
+        'sidecar_persona_switches_total{outcome="PERSONA_NOT_FOUND"}': 1,
+        'sidecar_persona_switches_total{outcome="INVALID_REQUEST"}': 1,
     }
