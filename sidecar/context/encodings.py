@@ -106,9 +106,13 @@ def load_encoding(directory: Path, name: str) -> tiktoken.Encoding:
     import tiktoken
 
     spec = SPECS[name]
-    return tiktoken.Encoding(
+    encoding = tiktoken.Encoding(
         spec.name,
         pat_str=spec.pat_str,
         mergeable_ranks=read_rank_file(directory, spec),
         special_tokens=dict(spec.special_tokens),
     )
+    # The Rust core keeps its own copy of the ranks; the Python dict (about 26 MB for o200k_base)
+    # is kept by tiktoken only to pickle an Encoding, which the sidecar never does.
+    encoding._mergeable_ranks = {}
+    return encoding
