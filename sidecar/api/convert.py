@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -147,7 +147,7 @@ def to_call(
     if bad.items:
         raise InvalidRequestError(bad.items)
     return Call(
-        request_id=req.request_id or uuid.uuid4().hex,
+        request_id=req.request_id or os.urandom(16).hex(),
         model=req.model,
         messages=messages,
         params=params,
@@ -289,9 +289,8 @@ def credentials_from(metadata: Iterable[tuple[str, str | bytes]] | None) -> Cred
 
 
 def duration(seconds: float) -> duration_pb2.Duration:
-    d = duration_pb2.Duration()
-    d.FromNanoseconds(max(0, int(seconds * 1e9)))
-    return d
+    whole, nanos = divmod(max(0, int(seconds * 1e9)), 1_000_000_000)
+    return duration_pb2.Duration(seconds=whole, nanos=nanos)
 
 
 def to_summary(record: CallRecord, *, request_id: str, finished_at: float) -> gen.GenerationSummary:
@@ -321,14 +320,9 @@ def to_summary(record: CallRecord, *, request_id: str, finished_at: float) -> ge
         request_id=request_id,
     )
     if target is not None:
-        summary.served_by.CopyFrom(
-            gen.ServedBy(
-                route=target.route,
-                deployment=target.deployment,
-                provider=target.provider,
-                model=target.model,
-            )
-        )
+        served = summary.served_by
+        served.route, served.deployment = target.route, target.deployment
+        served.provider, served.model = target.provider, target.model
     if record.first_token_at is not None:
         summary.time_to_first_token.CopyFrom(duration(record.first_token_at - record.started_at))
     context_cache.add_summary_fields(summary, record)
