@@ -32,7 +32,7 @@ from sidecar.personas.service import PersonaService
 from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
 from sidecar.pipeline.cache import CacheLayer, CacheObserver
 from sidecar.pipeline.context import ContextLayer
-from sidecar.pipeline.keys import KeyLayer
+from sidecar.pipeline.keys import KeyLayer, KeyPinLayer
 from sidecar.pipeline.observe import ObserveLayer
 from sidecar.pipeline.persona import PersonaLayer
 from sidecar.pipeline.quota import QuotaLayer, TokenEstimator
@@ -312,10 +312,13 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
 
 
 def routed_layers(cfg: Config, d: Deps) -> list[Layer]:
-    """Route, then the caller's key: the part of the pipeline that reaches a provider."""
+    """The caller's key pinned to its provider, route, then the key per attempt: the part of the
+    pipeline that reaches a provider."""
+    modes = {a: r.user_key for a, r in cfg.policy.routes.items()}
     return [
+        partial(KeyPinLayer, keys=d.keys, modes=modes, table=d.routing.table),
         partial(RouteLayer, routing=d.routing, clock=d.clock),
-        partial(KeyLayer, keys=d.keys, modes={a: r.user_key for a, r in cfg.policy.routes.items()}),
+        partial(KeyLayer, keys=d.keys, modes=modes),
     ]
 
 

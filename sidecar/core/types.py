@@ -190,3 +190,4 @@ class Call:
     memory: bool | None = None  # keep/use the conversation's history; None = the configured default
     cache_bypass: bool = False  # the caller asked the response cache to stay out of this call
     budget_deployment: str = ""  # set by the quota layer: only this (cheaper) deployment fits the budget
+    key_provider: str = ""  # set by the key-pin layer: the provider of the caller's pinned key

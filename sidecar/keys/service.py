@@ -123,6 +123,21 @@ class KeyService:
             self._observer.key_decrypted(self._clock.monotonic() - started)
         return secret
 
+    async def pinned_provider(self, tenant: str, user: str, source: KeySource) -> str | None:
+        """The provider a key the caller brings belongs to, read without decrypting anything: the
+        record's (a key_ref of this tenant and user) or the envelope's recorded context (for this
+        tenant and user). None when it is not theirs or unreadable: resolving it reports why."""
+        if isinstance(source, KeyRef):
+            record = await self._store.get(source.ref)
+            if record is None or (record.tenant, record.user) != (tenant, user):
+                return None
+            return record.provider
+        try:
+            context = Envelope.decode(source.text).context
+        except SidecarError:
+            return None
+        return context.provider if (context.tenant, context.user) == (tenant, user) else None
+
     async def _envelope_text(
         self, tenant: str, user: str, provider: str, source: KeySource | None
     ) -> str | None:

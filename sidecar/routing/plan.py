@@ -51,9 +51,10 @@ class Routing:
 def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
     """The route's deployments for this call, best first.
 
-    Deployments whose context window the prompt does not fit are left out (so a long prompt goes to
-    a larger window); deployments the probes call unhealthy are left out unless every one is
-    (then the probes are not trusted over real traffic, and all are tried).
+    Only the budget's deployment (quota) and the pinned key's provider (user keys) are candidates
+    when the call names them. Deployments whose context window the prompt does not fit are left out
+    (so a long prompt goes to a larger window); deployments the probes call unhealthy are left out
+    unless every one is (then the probes are not trusted over real traffic, and all are tried).
     """
     prompt_tokens = _prompt_tokens(call, min(d.context_window for d in route.deployments))
     shape = CallShape(
@@ -66,6 +67,7 @@ def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
         _candidate(routing, route, i)
         for i in range(len(route.targets))
         if not call.budget_deployment or route.targets[i].deployment == call.budget_deployment
+        if not call.key_provider or route.targets[i].provider == call.key_provider
     ]
     ordered = [
         c.target for c in order(route.config.strategy, candidates, shape, routing.rng, routing.complexity)

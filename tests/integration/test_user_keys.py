@@ -90,6 +90,7 @@ def policy(upstream: Upstream) -> dict[str, Any]:
             "never": {"deployments": ["oai"], "user_key": "never", "retry": once},
             "anthropic": {"deployments": ["ant"], "user_key": "required", "retry": once},
             "fallback": {"deployments": ["oai", "ant"], "user_key": "required", "retry": once},
+            "either": {"deployments": ["ant", "oai"], "user_key": "required", "retry": once},
         },
         "routing": {"probes": {"enabled": False}},  # so `seen` holds generation calls only
     }
@@ -344,6 +345,36 @@ async def test_required_route_never_falls_back_to_a_platform_key_of_another_prov
     assert err.info.metadata["provider"] == "anthropic"
     [seen] = upstream.seen  # the openai attempt only; the anthropic deployment was never called
     assert credentials(seen) == {"authorization": f"Bearer {ALICE_OPENAI}"}
+
+
+async def test_a_brought_key_picks_its_providers_deployments_of_the_route(
+    s: Running, upstream: Upstream, service: KeyService
+) -> None:
+    """`either` lists Anthropic first; an OpenAI key (a ref or an envelope) goes to OpenAI only."""
+    ref = await register(s, ALICE_OPENAI)
+    envelope = await service.encrypt(KeyContext("acme", "alice", "openai", "default"), ALICE_OPENAI.encode())
+    for brought in ({"ref": ref}, {"envelope": envelope}):
+        upstream.push(ok())
+        reply = await s.stub.Generate(req("either", **brought))
+        assert reply.text == HELLO and reply.summary.served_by.deployment == "oai"
+        assert [a.deployment for a in reply.summary.attempts] == ["oai"]
+    assert [seen.path for seen in upstream.seen] == ["/v1/chat/completions"] * 2
+
+
+async def test_a_failure_of_the_keys_provider_is_reported_as_itself(s: Running, upstream: Upstream) -> None:
+    """No fallback to a deployment the key cannot open, so no KEY_CONTEXT_MISMATCH hiding the outage."""
+    ref = await register(s, ALICE_OPENAI)
+    upstream.push(Reply(status=503, body=b'{"error":{"message":"overloaded"}}'))
+    err = await fails(s.stub.Generate(req("fallback", ref=ref)))
+    assert (err.code, err.reason) == (CODE.UNAVAILABLE, "PROVIDERS_UNAVAILABLE")
+    assert len(upstream.seen) == 1  # the openai attempt; the anthropic deployment was not tried
+    err = await fails(s.stub.Generate(req("anthropic", ref=ref)))
+    assert (err.code, err.reason, err.info.metadata["fields"]) == (
+        CODE.PERMISSION_DENIED,
+        "KEY_CONTEXT_MISMATCH",
+        "provider",
+    )
+    assert len(upstream.seen) == 1
 
 
 async def test_never_route_refuses_a_provider_key(s: Running, upstream: Upstream) -> None:
