@@ -7,8 +7,7 @@ import re
 from google.protobuf import timestamp_pb2
 
 from sidecar._gen.orchestrator.v1 import keys_pb2
-from sidecar.api.convert import ID, KEY_REF
-from sidecar.core.errors import FieldViolation, InvalidRequestError
+from sidecar.api.convert import KEY_REF, Violations
 from sidecar.keys.backend import KeyContext
 from sidecar.keys.store import KeyRecord
 
@@ -19,38 +18,35 @@ MAX_API_KEY_CHARS = 4096
 
 def register_context(req: keys_pb2.RegisterKeyRequest) -> tuple[KeyContext, bytes]:
     """The owner context and the key bytes of a RegisterKey request; every violation at once."""
-    bad: list[FieldViolation] = []
-    _owner(req.tenant_id, req.user_id, bad)
+    bad = Violations()
+    bad.check_id("tenant_id", req.tenant_id, required=True)
+    bad.check_id("user_id", req.user_id, required=True)
     if req.provider not in PROVIDERS:
-        bad.append(FieldViolation("provider", f"one of {', '.join(PROVIDERS)}"))
+        bad.add("provider", f"one of {', '.join(PROVIDERS)}")
     name = req.key_name or "default"
-    if not ID.fullmatch(name):
-        bad.append(FieldViolation("key_name", "at most 128 of letters, digits and ._:@-"))
+    bad.check_id("key_name", name)
     if not req.api_key:
-        bad.append(FieldViolation("api_key", "required"))
+        bad.add("api_key", "required")
     elif len(req.api_key) > MAX_API_KEY_CHARS or not _PRINTABLE.fullmatch(req.api_key):
-        bad.append(FieldViolation("api_key", "printable ASCII without spaces, at most 4096 characters"))
-    if bad:
-        raise InvalidRequestError(bad)
+        bad.add("api_key", "printable ASCII without spaces, at most 4096 characters")
+    bad.raise_if_any()
     return KeyContext(req.tenant_id, req.user_id, req.provider, name), req.api_key.encode()
 
 
 def list_owner(req: keys_pb2.ListKeysRequest) -> tuple[str, str | None]:
-    bad: list[FieldViolation] = []
-    _id("tenant_id", req.tenant_id, bad, required=True)
-    _id("user_id", req.user_id, bad, required=False)
-    if bad:
-        raise InvalidRequestError(bad)
+    bad = Violations()
+    bad.check_id("tenant_id", req.tenant_id, required=True)
+    bad.check_id("user_id", req.user_id)
+    bad.raise_if_any()
     return req.tenant_id, req.user_id or None
 
 
 def delete_target(req: keys_pb2.DeleteKeyRequest) -> tuple[str, str]:
-    bad: list[FieldViolation] = []
-    _id("tenant_id", req.tenant_id, bad, required=True)
+    bad = Violations()
+    bad.check_id("tenant_id", req.tenant_id, required=True)
     if not KEY_REF.fullmatch(req.key_ref):
-        bad.append(FieldViolation("key_ref", "a key reference from RegisterKey (key_...)"))
-    if bad:
-        raise InvalidRequestError(bad)
+        bad.add("key_ref", "a key reference from RegisterKey (key_...)")
+    bad.raise_if_any()
     return req.tenant_id, req.key_ref
 
 
@@ -65,23 +61,6 @@ def to_key_info(record: KeyRecord) -> keys_pb2.KeyInfo:
         create_time=_timestamp(record.created_at),
         update_time=_timestamp(record.updated_at),
     )
-
-
-def _owner(tenant: str, user: str, bad: list[FieldViolation]) -> None:
-    _id("tenant_id", tenant, bad, required=True)
-    _id("user_id", user, bad, required=True)
-
-
-def _id(field: str, value: str, bad: list[FieldViolation], *, required: bool) -> None:
-    if not value:
-        if required:
-            bad.append(FieldViolation(field, "required"))
-    elif not ID.fullmatch(value):
-        bad.append(
-            FieldViolation(
-                field, "at most 128 of letters, digits and ._:@- starting with one of the first two"
-            )
-        )
 
 
 def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:

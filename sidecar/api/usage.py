@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from google.protobuf import duration_pb2
-
 from sidecar._gen.orchestrator.v1 import usage_pb2
-from sidecar.api.convert import ID
-from sidecar.core.errors import FieldViolation, InvalidRequestError, SidecarError
+from sidecar.api.convert import Violations, duration
+from sidecar.core.errors import SidecarError
 from sidecar.ledger.record import GroupBy, LedgerDisabledError, LedgerUnavailableError, UsageGroup, UsageQuery
 from sidecar.ledger.writer import LedgerWriter
 
@@ -24,28 +22,24 @@ _GROUP_BY = {
 
 def to_query(req: usage_pb2.GetUsageRequest) -> UsageQuery:
     """A UsageQuery from the request; every violation reported at once."""
-    bad: list[FieldViolation] = []
-    if not req.tenant_id:
-        bad.append(FieldViolation("tenant_id", "required"))
-    elif not ID.fullmatch(req.tenant_id):
-        bad.append(FieldViolation("tenant_id", "at most 128 of letters, digits and ._:@-"))
-    if req.user_id and not ID.fullmatch(req.user_id):
-        bad.append(FieldViolation("user_id", "at most 128 of letters, digits and ._:@-"))
+    bad = Violations()
+    bad.check_id("tenant_id", req.tenant_id, required=True)
+    bad.check_id("user_id", req.user_id)
     for field in ("start_time", "end_time"):
         if not req.HasField(field):
-            bad.append(FieldViolation(field, "required"))
+            bad.add(field, "required")
     start = req.start_time.ToNanoseconds() / 1e9
     end = req.end_time.ToNanoseconds() / 1e9
     if req.HasField("start_time") and req.HasField("end_time"):
         if end <= start:
-            bad.append(FieldViolation("end_time", "must be after start_time"))
+            bad.add("end_time", "must be after start_time")
         elif end - start > MAX_RANGE_SECONDS:
-            bad.append(FieldViolation("end_time", "at most 366 days after start_time"))
+            bad.add("end_time", "at most 366 days after start_time")
     group_by = _GROUP_BY.get(req.group_by)
     if group_by is None:
-        bad.append(FieldViolation("group_by", "one of USER, MODEL, ROUTE, DAY"))
-    if bad or group_by is None:
-        raise InvalidRequestError(bad)
+        bad.add("group_by", "one of USER, MODEL, ROUTE, DAY")
+    bad.raise_if_any()
+    assert group_by is not None
     return UsageQuery(tenant=req.tenant_id, start=start, end=end, group_by=group_by, user=req.user_id or None)
 
 
@@ -74,13 +68,7 @@ def _group(g: UsageGroup) -> usage_pb2.UsageGroup:
         cached_tokens=g.tokens_cached,
         requests=g.requests,
         errors=g.errors,
-        latency_p50=_duration(g.latency_p50),
-        latency_p95=_duration(g.latency_p95),
-        latency_p99=_duration(g.latency_p99),
+        latency_p50=duration(g.latency_p50),
+        latency_p95=duration(g.latency_p95),
+        latency_p99=duration(g.latency_p99),
     )
-
-
-def _duration(seconds: float) -> duration_pb2.Duration:
-    d = duration_pb2.Duration()
-    d.FromNanoseconds(int(seconds * 1e9))
-    return d
