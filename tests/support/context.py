@@ -6,7 +6,6 @@ missing file fails the test; on a developer's machine it skips with the command 
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +14,7 @@ import pytest
 
 from sidecar.cache.store import AiocacheStore
 from sidecar.context.encodings import SPECS, load_encoding
+from tests.support.kms import component_missing
 
 if TYPE_CHECKING:
     import tiktoken
@@ -26,10 +26,7 @@ ENCODINGS_DIR = Path(__file__).resolve().parents[2] / ".cache" / "tiktoken"
 def encodings_dir() -> Path:
     missing = [s.filename for s in SPECS.values() if not (ENCODINGS_DIR / s.filename).is_file()]
     if missing:
-        message = f"{', '.join(missing)} missing in {ENCODINGS_DIR}: run `make encodings`"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        component_missing(f"{', '.join(missing)} missing in {ENCODINGS_DIR}: run `make encodings`")
     return ENCODINGS_DIR
 
 

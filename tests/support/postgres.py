@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.kms import free_port
+from tests.support.kms import component_missing, free_port
 
 START_TIMEOUT_SECONDS = 30.0
 
@@ -36,10 +36,7 @@ def postgres_bin(name: str) -> str:
     )
     if found:
         return found
-    message = f"{name} not found: apt-get install postgresql (make system-deps does)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    component_missing(f"{name} not found: apt-get install postgresql (make system-deps does)")
 
 
 def _as_user() -> dict[str, Any]:
