@@ -172,22 +172,18 @@ class OrchestratorServicer:
             result = await service.switch(
                 api_personas.switch_command(request, self._tiers, self._policy.limits)
             )
-        except BaseException as exc:
-            if self._metrics is not None:
-                outcome = (
-                    exc.reason
-                    if isinstance(exc, SidecarError)
-                    else "CANCELLED"
-                    if isinstance(exc, asyncio.CancelledError)
-                    else "INTERNAL"
-                )
-                self._metrics.persona_switched(outcome)
-            if not isinstance(exc, Exception):
-                raise
+        except asyncio.CancelledError:
+            self._switched("CANCELLED")
+            raise
+        except Exception as exc:
+            self._switched(exc.reason if isinstance(exc, SidecarError) else "INTERNAL")
             await self._rpc_failure(context, exc, "Switch")
-        if self._metrics is not None:
-            self._metrics.persona_switched("OK")
+        self._switched("OK")
         return api_personas.to_switch_response(result)
+
+    def _switched(self, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.persona_switched(outcome)
 
     async def ListSwitchHistory(
         self, request: personas_pb2.ListSwitchHistoryRequest, context: Context
