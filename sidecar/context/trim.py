@@ -104,7 +104,11 @@ def _upper_bound(messages: Sequence[Message], budgets: Sequence[Budget]) -> int:
     """More tokens than any tokenizer here can count: every token is at least one UTF-8 byte."""
     per_message = max(b.counter.per_message + b.counter.per_name for b in budgets)
     priming = max(b.counter.priming for b in budgets)
-    return priming + sum(len(m.text.encode()) + per_message for m in messages)
+    return priming + sum(_bytes(m) + per_message for m in messages)
+
+
+def _bytes(m: Message) -> int:
+    return len(m.text.encode()) + len(m.role.value) + len(m.name.encode())
 
 
 def fit(messages: Sequence[Message], budgets: Sequence[Budget], max_recent: int, reserve: int = 0) -> Fit:
