@@ -90,7 +90,7 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
         clock=clock,
         http=http,
         providers=providers,
-        routing=build_routing(cfg, clock, prober or AlwaysHealthy(), telemetry.tracing),
+        routing=build_routing(cfg, clock, prober or AlwaysHealthy(), telemetry.tracing, tokenizers),
         prober=prober,
         verifier=TokenVerifier(cfg.secret(cfg.settings.auth.token)),
         keys=build_keys(cfg, clock, telemetry),
@@ -244,7 +244,13 @@ def build_prober(cfg: Config, providers: Mapping[str, Provider], clock: Clock) -
     return HealthProber(checks, policy=policy, clock=clock, rng=random.Random())
 
 
-def build_routing(cfg: Config, clock: Clock, health: HealthView, tracing: Tracing | None = None) -> Routing:
+def build_routing(
+    cfg: Config,
+    clock: Clock,
+    health: HealthView,
+    tracing: Tracing | None = None,
+    tokens: Tokenizers | None = None,
+) -> Routing:
     r = cfg.policy.routing
     return Routing(
         table=RouteTable.from_policy(cfg.policy),
@@ -254,6 +260,7 @@ def build_routing(cfg: Config, clock: Clock, health: HealthView, tracing: Tracin
         health=health,
         complexity=ComplexityPolicy(**r.complexity.model_dump()),
         tracing=tracing or Tracing.disabled(),
+        tokens=tokens or Tokenizers({}),
     )
 
 
