@@ -73,7 +73,7 @@ class Deps:
     keys: KeyService | None
     personas: PersonaService
     tokenizers: Tokenizers
-    cache: ByteStore | None  # answers and summaries; None when neither is configured
+    cache: ByteStore | None  # cached answers; None when the response cache is off
     telemetry: Telemetry
     quota: QuotaService | None = None
 
@@ -105,9 +105,9 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
 
 
 def build_cache(cfg: Config) -> ByteStore | None:
-    """The store for cached answers and summaries (aiocache, imported only when one is configured)."""
+    """The store for cached answers (aiocache, imported only when one is configured)."""
     c = cfg.settings.cache
-    if not c.enabled and cfg.policy.context.summary is None:
+    if not c.enabled:
         return None
     if c.backend == "redis" and c.redis_url is not None:
         return AiocacheStore.redis(c.redis_url, c.namespace, timeout=c.timeout_seconds)
@@ -115,12 +115,40 @@ def build_cache(cfg: Config) -> ByteStore | None:
 
 
 def build_summarizer(cfg: Config, d: Deps) -> Summarizer | None:
-    """Summaries of trimmed messages, written through the route part of the pipeline."""
+    """Rolling conversation summaries, written as the caller's own calls through the observed and
+    metered part of the pipeline: metrics, ledger and GetUsage see them; tier and quota apply."""
     summary = cfg.policy.context.summary
     if summary is None:
         return None
-    handler = compose(UpstreamCall(d.providers, clock=d.clock), routed_layers(cfg, d))
-    return Summarizer(handler, config=summary, store=d.cache, clock=d.clock)
+    handler = compose(
+        UpstreamCall(d.providers, clock=d.clock),
+        [observe_layer(cfg, d), quota_layer(cfg, d), *routed_layers(cfg, d)],
+    )
+    return Summarizer(handler, config=summary, store=d.personas.store, clock=d.clock)
+
+
+def observe_layer(cfg: Config, d: Deps) -> Layer:
+    """Metrics, the usage ledger and the call span: sees every outcome of the calls it wraps."""
+    return partial(
+        ObserveLayer,
+        metrics=d.telemetry.metrics,
+        ledger=d.telemetry.ledger,
+        tracing=d.telemetry.tracing,
+        routes=(cfg.policy.default_route, *cfg.policy.routes),
+        clock=d.clock,
+    )
+
+
+def quota_layer(cfg: Config, d: Deps) -> Layer:
+    """The tier check and the caller's quotas, estimated with the counting service."""
+    return partial(
+        QuotaLayer,
+        quota=d.quota,
+        table=d.routing.table,
+        tiers=cfg.policy.tiers,
+        estimator=TokenEstimator(prompt=d.tokenizers.count_prompt_max, text=d.tokenizers.count_text_max),
+        tracing=d.telemetry.tracing,
+    )
 
 
 def quota_signals(telemetry: Telemetry) -> QuotaSignals:
@@ -274,14 +302,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
     return compose(
         UpstreamCall(d.providers, clock=d.clock),
         [
-            partial(  # outermost: metrics, the usage ledger and the call span see every outcome
-                ObserveLayer,
-                metrics=d.telemetry.metrics,
-                ledger=d.telemetry.ledger,
-                tracing=d.telemetry.tracing,
-                routes=(cfg.policy.default_route, *cfg.policy.routes),
-                clock=d.clock,
-            ),
+            observe_layer(cfg, d),  # outermost: metrics, the usage ledger and the call span see every outcome
             partial(AuthnLayer, verifier=d.verifier),
             partial(PersonaLayer, personas=d.personas),
             partial(
@@ -291,16 +312,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 policy=cfg.policy.context,
                 summarizer=build_summarizer(cfg, d),
             ),
-            partial(
-                QuotaLayer,
-                quota=d.quota,
-                table=d.routing.table,
-                tiers=cfg.policy.tiers,
-                estimator=TokenEstimator(
-                    prompt=d.tokenizers.count_prompt_max, text=d.tokenizers.count_text_max
-                ),
-                tracing=d.telemetry.tracing,
-            ),
+            quota_layer(cfg, d),
             partial(
                 CacheLayer,
                 store=d.cache,
