@@ -2,8 +2,9 @@
 
 One summary per conversation (tenant, user, conversation id) lives in the conversation store
 (sidecar/sessions) with the conversation's history and TTL. It records how many messages it covers
-and a digest of the newest of them, so the next call knows which of its messages the summary
-already covers. The context layer sends the pinned system messages, the summary and the newest
+and a digest of the newest of them together with the two before (a repeated question or "ok" is
+not mistaken for the covered one), so the next call knows which of its messages the summary
+already covers; the newest message of a call is never taken as covered. The context layer sends the pinned system messages, the summary and the newest
 messages; what lies between (dropped since the last refresh) is summarized once its tokens reach
 `refresh_tokens`, after the call's answer was delivered, into a new summary: each message is sent
 to the summarizer once, never again on every turn.
@@ -46,19 +47,26 @@ def summary_message(text: str, covered: int) -> Message:
     )
 
 
-def digest(message: Message) -> str:
-    material = "\x00".join((message.role.value, message.name, message.text)).encode()
-    return hashlib.blake2b(material, digest_size=12).hexdigest()
+ANCHOR = 3  # messages that identify where a summary ends: the newest covered and the two before
+
+
+def anchor(messages: Sequence[Message], end: int) -> str:
+    """A digest of the (up to) ANCHOR messages that end before position `end`."""
+    h = hashlib.blake2b(digest_size=12)
+    for m in messages[max(0, end - ANCHOR) : end]:
+        h.update("\x00".join((m.role.value, m.name, m.text)).encode() + b"\x01")
+    return h.hexdigest()
 
 
 def covered_until(summary: ConversationSummary | None, rest: Sequence[Message]) -> int:
     """How many of the leading non-system messages the summary covers: the position after the
-    newest message it covers (searched from the newest back), or 0 when it covers none of them."""
+    newest message it covers (searched from the newest back, never the call's newest message),
+    or 0 when it covers none of them."""
     if summary is None:
         return 0
-    for i in range(len(rest) - 1, -1, -1):
-        if digest(rest[i]) == summary.covered:
-            return i + 1
+    for end in range(len(rest) - 1, 0, -1):
+        if anchor(rest, end) == summary.covered:
+            return end
     return 0
 
 
@@ -81,9 +89,11 @@ class Summarizer:
             return None
 
     async def refresh(
-        self, call: Call, previous: ConversationSummary | None, dropped: Sequence[Message]
+        self, call: Call, previous: ConversationSummary | None, rest: Sequence[Message], span: range
     ) -> ConversationSummary | None:
-        """Summarize the previous summary and the messages dropped since; store and return it."""
+        """Summarize the previous summary and the messages dropped since (`rest[span]`, `rest` being
+        the call's messages after the pinned ones); store and return the new summary."""
+        dropped = rest[span.start : span.stop]
         if not call.conversation_id or not dropped:
             return None
         try:
@@ -97,7 +107,7 @@ class Summarizer:
         if not text:
             return None
         covered = (previous.messages if previous is not None else 0) + len(dropped)
-        summary = ConversationSummary(text=text, messages=covered, covered=digest(dropped[-1]))
+        summary = ConversationSummary(text=text, messages=covered, covered=anchor(rest, span.stop))
         try:
             await self._store.save_summary(_key(call), summary)
         except SidecarError as exc:

@@ -81,7 +81,7 @@ class ContextLayer:
                 yield chunk
         dropped = result.dropped
         if dropped and result.budget.counter.count_prompt(dropped) >= config.refresh_tokens:
-            await summarizer.refresh(call, summary, dropped)
+            await summarizer.refresh(call, summary, rest, range(start, start + len(dropped)))
 
     def _budgets(self, call: Call) -> list[Budget]:
         route = self._table.resolve(call.model)

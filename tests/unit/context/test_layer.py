@@ -256,3 +256,15 @@ async def test_a_slow_summary_is_given_up(clock: FakeClock) -> None:
     await collect(layer(inner, summarizer(route, sessions, clock, timeout_seconds=0.01)), call)
     assert len(route.calls) == 1 and await sessions.summary(ConversationKey("t", "u", "c1")) is None
     assert len(inner.calls[0].messages) == 5
+
+
+async def test_a_repeated_message_is_not_taken_for_the_one_the_summary_covers(clock: FakeClock) -> None:
+    route, inner, sessions = Route(), Inner(), store(clock)
+    ctx = layer(inner, summarizer(route, sessions, clock, keep_recent_messages=2))
+    call = in_conversation(conversation(clock, 5, words=1))  # turns 0..4; 0, 1, 2 are dropped
+    await collect(ctx, call)
+    again = grown(call, "turn 2 word ")  # the newest message repeats the newest one summarized
+    await collect(ctx, again)
+    sent = inner.calls[1].messages
+    assert sent[-1].text == "turn 2 word " and sent[-2].text == "turn 4 word "
+    assert again.record.context_summarized
