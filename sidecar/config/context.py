@@ -27,13 +27,13 @@ class SummaryConfig(_Model):
     dropped. See README, "When summaries pay off"."""
 
     route: str = Field(min_length=1, description="the route alias that writes summaries")
-    max_tokens: int = Field(default=200, ge=1, le=8192, description="the longest summary")
+    max_tokens: int = Field(default=128, ge=1, le=8192, description="the longest summary")
     prompt: str = Field(default=DEFAULT_SUMMARY_PROMPT, min_length=1, max_length=4000)
     keep_recent_messages: int = Field(
         default=2, ge=1, le=10_000, description="messages kept verbatim after the summary"
     )
     refresh_tokens: int = Field(
-        default=256, ge=1, description="refresh once this many tokens were dropped since the last summary"
+        default=1024, ge=1, description="refresh once this many tokens were dropped since the last summary"
     )
     max_input_chars: int = Field(
         default=32_000, ge=100, description="the dropped messages sent to summarize, newest kept"

@@ -4,10 +4,12 @@ One summary per conversation (tenant, user, conversation id) lives in the conver
 (sidecar/sessions) with the conversation's history and TTL. It records how many messages it covers
 and a digest of the newest of them together with the two before (a repeated question or "ok" is
 not mistaken for the covered one), so the next call knows which of its messages the summary
-already covers; the newest message of a call is never taken as covered. The context layer sends the pinned system messages, the summary and the newest
-messages; what lies between (dropped since the last refresh) is summarized once its tokens reach
-`refresh_tokens`, after the call's answer was delivered, into a new summary: each message is sent
-to the summarizer once, never again on every turn.
+already covers; the newest message of a call is never taken as covered. The context layer sends
+the pinned system messages, the summary and the newest messages; what lies between (dropped since
+the last refresh) is summarized once its tokens reach `refresh_tokens`, after the call's answer
+was delivered, into a new summary: each message is sent to the summarizer once, never again on
+every turn. Until then those messages are in neither the prompt nor the summary (README, "When
+summaries pay off").
 
 The summary call is an ordinary call of the caller's (tenant, user, tier, credentials) through the
 observed and metered part of the pipeline (sidecar/app.py `build_summarizer`): it is refused by the
@@ -42,9 +44,7 @@ def transcript(messages: Sequence[Message], max_chars: int) -> str:
 
 
 def summary_message(text: str, covered: int) -> Message:
-    return Message(
-        Role.SYSTEM, f"Summary of the {covered} earlier messages of this conversation, left out here: {text}"
-    )
+    return Message(Role.SYSTEM, f"Summary of {covered} earlier messages: {text}")
 
 
 ANCHOR = 3  # messages that identify where a summary ends: the newest covered and the two before

@@ -160,7 +160,7 @@ async def test_a_rolling_summary_sends_each_dropped_message_once(clock: FakeCloc
     await collect(ctx, second)
     sent = inner.calls[1].messages
     assert sent[0].text == "You are Mr Blue."
-    assert sent[1].role is Role.SYSTEM and sent[1].text.endswith("left out here: they talked")
+    assert sent[1].role is Role.SYSTEM and sent[1].text.endswith("messages: they talked")
     assert "8 earlier messages" in sent[1].text
     assert [m.text for m in sent[2:]] == [f"turn {i} word " for i in range(10, 14)]
     assert second.record.context_summarized and second.record.context_messages_removed == 10
