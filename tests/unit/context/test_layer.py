@@ -21,6 +21,7 @@ from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationKey, ConversationStore, MemoryConversationStore, StorePolicy
 from tests.conftest import FakeClock
 from tests.support.calls import make_call
+from tests.support.context import ENCODINGS_DIR
 
 FINAL = Chunk(text="ok", finish_reason=FinishReason.STOP, usage=Usage(1, 1))
 POLICY = Policy.model_validate(
@@ -268,3 +269,45 @@ async def test_a_repeated_message_is_not_taken_for_the_one_the_summary_covers(cl
     sent = inner.calls[1].messages
     assert sent[-1].text == "turn 2 word " and sent[-2].text == "turn 4 word "
     assert again.record.context_summarized
+
+
+def openai_billed(encoding: Any, messages: tuple[Message, ...]) -> int:
+    """OpenAI's accounting written out independently: 3 a message plus every field's text, 1 more
+    for a name, 3 to prime the reply."""
+    total = 3
+    for m in messages:
+        fields = [m.role.value, m.text, *([m.name] if m.name else [])]
+        total += 3 + sum(len(encoding.encode(f)) for f in fields) + (1 if m.name else 0)
+    return total
+
+
+@pytest.mark.parametrize("window", [300, 301, 302, 333, 360, 517])
+async def test_trimmed_prompts_fit_the_window_by_the_providers_count_to_the_token(
+    clock: FakeClock, encodings: dict[str, Any], window: int
+) -> None:
+    """Never off by one: prompt + max_tokens <= window, and the next older message would not fit."""
+    policy = Policy.model_validate(
+        {
+            "default_route": "main",
+            "deployments": {"gpt": {"provider": "openai", "model": "gpt-4", "context_window": window}},
+            "routes": {"main": {"deployments": ["gpt"]}},
+        }
+    )
+    inner = Inner()
+    ctx = ContextLayer(
+        inner,
+        table=RouteTable.from_policy(policy),
+        tokenizers=Tokenizers.build(policy.deployments, ENCODINGS_DIR),
+        policy=ContextPolicy(max_recent_messages=1000),
+    )
+    call = conversation(clock, 40, words=3, max_tokens=100)
+    named = tuple(
+        dataclasses.replace(m, name="ann") if i % 3 == 1 else m for i, m in enumerate(call.messages)
+    )
+    call = dataclasses.replace(call, messages=named)
+    await collect(ctx, call)
+    sent = inner.calls[0].messages
+    billed = openai_billed(encodings["cl100k_base"], sent)
+    assert billed + 100 <= window
+    older = call.messages[len(call.messages) - len(sent)]  # the newest message that was dropped
+    assert openai_billed(encodings["cl100k_base"], (sent[0], older, *sent[1:])) + 100 > window
