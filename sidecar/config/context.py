@@ -14,6 +14,21 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
+class ChatTemplateConfig(_Model):
+    """How a served model's chat template frames a prompt, in that model's tokens: for a local
+    model (llama.cpp, vLLM, Ollama) whose server applies a template the OpenAI framing does not
+    describe. Measure once against the server (README, "Context management"): ChatML templates
+    (SmolLM2, Qwen) add `<|im_start|>role\\n` and `<|im_end|>\\n` around each message (5 tokens with
+    the role) and `<|im_start|>assistant\\n` to prime the reply (3); some add a default system
+    message when the prompt has none."""
+
+    per_message: int = Field(default=5, ge=0, le=1000, description="framing tokens a message, role included")
+    priming: int = Field(default=3, ge=0, le=1000, description="tokens that open the reply")
+    default_system_tokens: int = Field(
+        default=0, ge=0, le=100_000, description="the system message the template adds when there is none"
+    )
+
+
 DEFAULT_SUMMARY_PROMPT = (
     "Summarize the earlier part of this conversation in a few sentences. Keep names, facts, "
     "decisions and open questions; leave out pleasantries."

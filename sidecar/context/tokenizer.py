@@ -28,15 +28,16 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sidecar.config.context import ChatTemplateConfig
 from sidecar.config.schema import DeploymentConfig
 from sidecar.context.encodings import SPECS, EncodingFileError, load_encoding
 from sidecar.core import tokens as estimate
-from sidecar.core.types import Message
+from sidecar.core.types import Message, Role
 
 if TYPE_CHECKING:
     import tiktoken
@@ -56,6 +57,7 @@ class TokenCounter:
     per_name: int
     priming: int
     count_role: bool = False  # the role's name is encoded like any text (OpenAI's framing)
+    default_system: int = 0  # a chat template's own system message, added when a prompt has none
 
     def count_message(self, message: Message) -> int:
         n = self.count_text(message.text) + self.per_message
@@ -65,8 +67,16 @@ class TokenCounter:
             n += self.count_text(message.name) + self.per_name
         return n
 
+    def frame(self, messages: Sequence[Message]) -> int:
+        """What the prompt costs besides its messages: the reply priming, and a template's default
+        system message when the prompt does not start with a system message."""
+        if self.default_system and (not messages or messages[0].role is not Role.SYSTEM):
+            return self.priming + self.default_system
+        return self.priming
+
     def count_prompt(self, messages: Iterable[Message]) -> int:
-        return self.priming + sum(self.count_message(m) for m in messages)
+        messages = tuple(messages)
+        return self.frame(messages) + sum(self.count_message(m) for m in messages)
 
 
 class MemoizedCount:
@@ -105,6 +115,19 @@ def tiktoken_counter(encoding: tiktoken.Encoding) -> TokenCounter:
 
     return TokenCounter(
         encoding.name, MemoizedCount(count), per_message=3, per_name=1, priming=3, count_role=True
+    )
+
+
+def templated(counter: TokenCounter, t: ChatTemplateConfig) -> TokenCounter:
+    """The counter of a server-side chat template: its text counting, the template's framing."""
+    name = f"{counter.name}+template({t.per_message},{t.priming},{t.default_system_tokens})"
+    return replace(
+        counter,
+        name=name,
+        per_message=t.per_message,
+        priming=t.priming,
+        count_role=False,
+        default_system=t.default_system_tokens,
     )
 
 
@@ -163,7 +186,9 @@ class Tokenizers:
         o200k_base); prefer `prompt_max`, which also counts names."""
         texts = tuple(texts)
         return max(
-            c.priming + sum(c.count_text(t) + c.per_message + int(c.count_role) for t in texts)
+            c.priming
+            + c.default_system
+            + sum(c.count_text(t) + c.per_message + int(c.count_role) for t in texts)
             for c in self._distinct
         )
 
@@ -185,4 +210,8 @@ class Tokenizers:
                     exc,
                     extra={"encoding": encoding, "deployments": ",".join(users)},
                 )
-        return cls({d: loaded.get(e, ESTIMATE_COUNTER) for d, e in wanted.items()})
+        counters = {d: loaded.get(e, ESTIMATE_COUNTER) for d, e in wanted.items()}
+        for name, d in deployments.items():
+            if d.chat_template is not None:
+                counters[name] = templated(counters[name], d.chat_template)
+        return cls(counters)
