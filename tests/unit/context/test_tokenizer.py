@@ -131,3 +131,15 @@ def test_a_quota_estimate_before_routing_takes_the_largest_prompt_count(encoding
     assert both.prompt_max(messages) == max(counts)
     named = [Message(Role.USER, "hi", name="a_rather_long_participant_name")]
     assert both.prompt_max(named) == max(both.prompt(d, named) for d in ("gpt", "claude"))
+
+
+def test_a_chat_template_frames_the_prompt_its_own_way() -> None:
+    template = {"per_message": 5, "priming": 3, "default_system_tokens": 16}
+    tokenizers = Tokenizers.build({"local": deployment("openai", "smollm2", chat_template=template)}, None)
+    counter = tokenizers.for_deployment("local")
+    assert counter.name == "estimate+template(5,3,16)"
+    hi = [Message(Role.USER, "Hi")]
+    assert tokenizers.prompt("local", hi) == 3 + 16 + (1 + 5)  # the template's own system message
+    with_system = [Message(Role.SYSTEM, "Be brief."), *hi]
+    assert tokenizers.prompt("local", with_system) == 3 + (3 + 5) + (1 + 5)  # "Be", "brief", "."
+    assert tokenizers.prompt_max(hi) == tokenizers.prompt("local", hi)
