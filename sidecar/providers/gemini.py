@@ -32,7 +32,6 @@ FINISH_REASONS = {
     "PROHIBITED_CONTENT": FinishReason.CONTENT_FILTER,
     "SPII": FinishReason.CONTENT_FILTER,
     "IMAGE_SAFETY": FinishReason.CONTENT_FILTER,
-    "MALFORMED_FUNCTION_CALL": FinishReason.TOOL_CALLS,
 }
 _ROLES = {Role.USER: "user", Role.ASSISTANT: "model", Role.TOOL: "user"}
 

@@ -304,3 +304,59 @@ async def test_failure_after_first_chunk_interrupts_the_stream(
             received.append(event)
     assert received and received[0].delta.text.startswith("Hello")
     assert (await rich(info.value)).reason == "STREAM_INTERRUPTED"
+
+
+@pytest.fixture
+async def upstream3() -> Any:
+    server = await Upstream().start()
+    yield server
+    await server.close()
+
+
+def mixed_route(bedrock_url: str, gemini_url: str, azure_url: str) -> dict[str, Any]:
+    """One route over a Bedrock, a Gemini and an Azure deployment, in that order."""
+    return {
+        "default_route": "r",
+        "deployments": {
+            "bedrock": bedrock(bedrock_url),
+            "gemini": gemini(gemini_url),
+            "azure": azure(azure_url),
+        },
+        "routes": {"r": {"deployments": ["bedrock", "gemini", "azure"], "retry": {"max_attempts": 1}}},
+        "routing": {"probes": {"enabled": False}},
+    }
+
+
+async def test_a_route_fails_over_across_the_three_providers(
+    serve: Any, upstream: Upstream, upstream2: Upstream, upstream3: Upstream
+) -> None:
+    upstream.push(KINDS["bedrock"].failures["5xx"], bedrock_stream())
+    upstream2.push(KINDS["gemini"].failures["429"], KINDS["gemini"].unary())
+    upstream3.push(KINDS["azure"].unary())
+    s = await serve({"policy": mixed_route(upstream.url, upstream2.url, upstream3.url)}, ENV)
+    reply = await s.stub.Generate(gen.GenerateRequest(**REQUEST))
+    assert reply.text == HELLO
+    assert [(a.deployment, a.outcome) for a in reply.summary.attempts] == [
+        ("bedrock", "PROVIDER_UNAVAILABLE"),
+        ("gemini", "PROVIDER_RATE_LIMITED"),
+        ("azure", "OK"),
+    ]
+    assert (reply.summary.served_by.provider, reply.summary.served_by.deployment) == ("azure", "azure")
+    events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
+    assert "".join(e.delta.text for e in events[:-1]) == HELLO
+    assert events[-1].summary.served_by.provider == "bedrock"
+
+
+async def test_stream_fails_over_before_its_first_chunk_only(
+    serve: Any, upstream: Upstream, upstream2: Upstream, upstream3: Upstream
+) -> None:
+    upstream.push(Reply(reset=True))
+    upstream2.push(gemini_stream())
+    s = await serve({"policy": mixed_route(upstream.url, upstream2.url, upstream3.url)}, ENV)
+    events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
+    summary = events[-1].summary
+    assert [(a.deployment, a.outcome) for a in summary.attempts] == [
+        ("bedrock", "PROVIDER_UNAVAILABLE"),
+        ("gemini", "OK"),
+    ]
+    assert upstream3.seen == []
