@@ -239,3 +239,84 @@ async def test_azure_entra_id_token_goes_as_a_bearer(http: HttpClient, upstream:
     await provider.probe(deadline=Deadline.after(5, CLOCK))
     for seen in upstream.seen:
         assert seen.headers["Authorization"] == "Bearer entra-access-token" and "api-key" not in seen.headers
+
+
+# --- Entra ID through the real azure-identity library, against a TLS token endpoint on loopback -----------
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (azure-identity insists on https authorities) and its key."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    loopback = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(loopback, critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_azure_entra_id_with_azure_identity(
+    http: HttpClient, upstream: Upstream, tmp_path: Path
+) -> None:
+    import ssl
+
+    from aiohttp import web
+    from azure.identity.aio import ClientSecretCredential
+
+    from sidecar.providers.tokens import AzureEntraTokens
+
+    issued: list[str] = []
+
+    async def token(request: web.Request) -> web.Response:
+        issued.append(f"{request.path} {await request.text()}")
+        return web.json_response(
+            {"access_token": "entra-real-token", "expires_in": 3600, "token_type": "Bearer"}
+        )
+
+    cert, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    app = web.Application()
+    app.router.add_post("/{tenant}/oauth2/v2.0/token", token)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+    authority = f"https://127.0.0.1:{runner.addresses[0][1]}"
+    credential = ClientSecretCredential(
+        "tenant-1", "client-1", "s3cret", authority=authority, connection_verify=str(cert)
+    )
+    tokens = AzureEntraTokens("https://cognitiveservices.azure.com/.default", credential=credential)
+    try:
+        upstream.push(Reply.json("azure/chat_completion.json"), Reply.json("azure/chat_completion.json"))
+        d = deployment("azure", upstream.url, azure={"auth": "entra_id"})
+        provider = AzureOpenAIProvider(d, http=http, api_key=None, token_source=tokens)
+        await generate(provider, request())
+        await generate(provider, request())
+    finally:
+        await tokens.aclose()
+        await runner.cleanup()
+    assert len(issued) == 1 and issued[0].startswith("/tenant-1/oauth2/v2.0/token ")
+    assert "grant_type=client_credentials" in issued[0] and "cognitiveservices.azure.com" in issued[0]
+    assert [s.headers["Authorization"] for s in upstream.seen] == ["Bearer entra-real-token"] * 2
