@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -38,6 +38,7 @@ _MAX_ERROR_BODY = 64 * 1024
 _MAX_JSON_BODY = 32 * 1024 * 1024
 
 Url = str | URL  # a URL object when the path must go out exactly as encoded (signed requests)
+Tolerated = Callable[[int, Mapping[str, str]], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,18 +83,29 @@ class HttpClient:
         """POST a JSON body; return the parsed JSON answer or raise a classified ProviderError."""
         return await self._request_json("POST", url, _json_headers(headers), _encode(body), timeouts)
 
-    async def get_json(self, url: Url, *, headers: Mapping[str, str], timeouts: Timeouts) -> Any:
-        """GET a JSON document; return it parsed or raise a classified ProviderError."""
-        return await self._request_json("GET", url, _json_headers(headers, body=False), None, timeouts)
+    async def get_json(
+        self, url: Url, *, headers: Mapping[str, str], timeouts: Timeouts, tolerate: Tolerated | None = None
+    ) -> Any:
+        """GET a JSON document; return it parsed or raise a classified ProviderError.
+
+        A failure status that `tolerate(status, headers)` accepts returns None instead (a probe for
+        which "authenticated but not allowed to list" still proves the endpoint and the credential).
+        """
+        return await self._request_json(
+            "GET", url, _json_headers(headers, body=False), None, timeouts, tolerate
+        )
 
     async def _request_json(
-        self, method: str, url: Url, headers: Mapping[str, str], data: bytes | None, timeouts: Timeouts
-    ) -> Any:
+        self, method: str, url: Url, headers: Mapping[str, str], data: bytes | None, timeouts: Timeouts,
+        tolerate: Tolerated | None = None,
+    ) -> Any:  # fmt: skip
         with map_http_errors(timeouts.deadline):
             async with asyncio.timeout(timeouts.next_wait()):
                 async with self._client().request(
                     method, url, data=data, headers=headers, allow_redirects=False
                 ) as resp:
+                    if resp.status >= 300 and tolerate is not None and tolerate(resp.status, resp.headers):
+                        return None
                     if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
                         raise await _status_error(resp)
                     raw = await _read_bounded(resp, _MAX_JSON_BODY)

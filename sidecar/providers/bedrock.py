@@ -180,6 +180,11 @@ async def event_messages(reads: AsyncGenerator[bytes, None]) -> AsyncGenerator[l
                 yield messages
 
 
+def _denied(status: int, headers: Mapping[str, str]) -> bool:
+    """An authenticated identity that may not call the probe's API (see BedrockProvider.probe)."""
+    return status == 403 and headers.get("x-amzn-errortype", "").startswith("AccessDeniedException")
+
+
 def bearer(key: str) -> dict[str, str]:
     """A Bedrock API key goes as a bearer token, instead of a SigV4 signature."""
     return {"authorization": f"Bearer {key}"}
@@ -240,18 +245,20 @@ class BedrockProvider:
     async def probe(self, *, deadline: Deadline) -> None:
         """ListAsyncInvokes (GET /async-invoke): reachability and credentials, no tokens spent.
 
-        The identity needs `bedrock:ListAsyncInvokes`; without it the probe reports an auth failure.
+        An identity without `bedrock:ListAsyncInvokes` gets AccessDeniedException: AWS checked the
+        signature and the identity first, so that answer proves the probe's point too. Bad or expired
+        credentials (UnrecognizedClient, InvalidSignature, ExpiredToken) are auth failures.
         """
         timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
+        accept = {"accept": "application/json"}
         try:
-            headers = await self._headers(
-                "GET", self._probe, b"", {"accept": "application/json"}, None, deadline
-            )
-            data = await self._http.get_json(
-                URL(self._probe, encoded=True), headers=headers, timeouts=timeouts
-            )
+            headers = await self._headers("GET", self._probe, b"", accept, None, deadline)
+            target = URL(self._probe, encoded=True)
+            data = await self._http.get_json(target, headers=headers, timeouts=timeouts, tolerate=_denied)
         except DeadlineExceededError as exc:  # the deadline is the probe's own: the upstream was too slow
             raise ProviderTimeoutError("upstream did not answer the probe in time") from exc
+        if data is None:
+            return
         if not isinstance(data, dict) or not isinstance(data.get("asyncInvokeSummaries", []), list):
             raise ProviderMalformedError("probe answer is not an async-invoke list")
 

@@ -93,6 +93,27 @@ async def test_probe_answer_of_the_wrong_shape_is_malformed(
         await provider.probe(deadline=Deadline.after(5, CLOCK))
 
 
+@pytest.mark.parametrize(
+    ("error_type", "fixture", "healthy"),
+    [
+        ("AccessDeniedException", "error_access_denied", True),  # authenticated, just not allowed to list
+        ("UnrecognizedClientException", "error_unrecognized_client", False),
+        ("InvalidSignatureException", "error_unrecognized_client", False),
+    ],
+)
+async def test_bedrock_probe_tells_a_denied_listing_from_bad_credentials(
+    http: HttpClient, upstream: Upstream, error_type: str, fixture: str, healthy: bool
+) -> None:
+    kind = {"x-amzn-ErrorType": f"{error_type}:http://internal.amazon.com/coral/com.amazon.coral.service/"}
+    upstream.push(Reply.json(f"bedrock/{fixture}.json", 403, headers=kind))
+    provider = BedrockProvider(deployment("bedrock", upstream.url), http=http, api_key=None)
+    if healthy:
+        await provider.probe(deadline=Deadline.after(5, CLOCK))
+    else:
+        with pytest.raises(ProviderAuthError):
+            await provider.probe(deadline=Deadline.after(5, CLOCK))
+
+
 # --- keys: the platform's, or the caller's own ----------------------------------------------------------
 
 
