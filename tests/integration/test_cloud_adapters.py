@@ -4,6 +4,7 @@ credentials (users' own keys, Bedrock API keys, service-account and Entra ID tok
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -341,3 +342,41 @@ async def test_azure_entra_id_with_azure_identity(
     assert len(issued) == 1 and issued[0].startswith("/tenant-1/oauth2/v2.0/token ")
     assert "grant_type=client_credentials" in issued[0] and "cognitiveservices.azure.com" in issued[0]
     assert [s.headers["Authorization"] for s in upstream.seen] == ["Bearer entra-real-token"] * 2
+
+
+async def test_bedrock_refreshes_expiring_credentials_from_the_chain(
+    http: HttpClient, upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A profile whose credential_process hands out 5-minute credentials (as STS does for IRSA):
+    botocore finds them about to expire before every call, so each call refreshes (on a thread)."""
+    import sys
+
+    counter = tmp_path / "issued"
+    script = tmp_path / "issue.py"
+    script.write_text(
+        "import datetime, json, pathlib\n"
+        f"p = pathlib.Path({str(counter)!r})\n"
+        "n = int(p.read_text()) + 1 if p.exists() else 1\n"
+        "p.write_text(str(n))\n"
+        "exp = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=5)\n"
+        "print(json.dumps({'Version': 1, 'AccessKeyId': f'ASIAROTATED{n}', 'SecretAccessKey': 's',"
+        " 'SessionToken': f'token-{n}', 'Expiration': exp.isoformat()}))\n"
+    )
+    config = tmp_path / "aws-config"
+    config.write_text(f"[profile rotating]\ncredential_process = {sys.executable} {script}\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    upstream.push(Reply.json("bedrock/converse.json"), Reply.json("bedrock/converse.json"))
+    d = deployment("bedrock", upstream.url, bedrock={"region": "us-east-1", "profile": "rotating"})
+    provider = BedrockProvider(d, http=http, api_key=None)
+    for _ in range(2):
+        await generate(provider, request())
+    issued = []
+    for seen in upstream.seen:
+        match = re.search(r"Credential=ASIAROTATED(\d+)/", seen.headers["Authorization"])
+        assert match is not None
+        issued.append(int(match.group(1)))
+        assert seen.headers["X-Amz-Security-Token"] == f"token-{match.group(1)}"
+    assert issued[1] > issued[0]  # refreshed between the calls
+    assert int(counter.read_text()) == issued[1]  # and signed with the newest
