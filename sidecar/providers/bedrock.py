@@ -64,14 +64,18 @@ class EventMessage:
 
 
 def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
-    """The Converse request body (the same for ConverseStream). System messages become `system`."""
-    body: dict[str, Any] = {
-        "messages": [
-            {"role": "assistant" if m.role is Role.ASSISTANT else "user", "content": [{"text": m.text}]}
-            for m in req.messages
-            if m.role is not Role.SYSTEM
-        ]
-    }
+    """The Converse request body (the same for ConverseStream). System messages become `system`;
+    consecutive messages of one role become one message with a content block each."""
+    messages: list[dict[str, Any]] = []
+    for m in req.messages:
+        if m.role is Role.SYSTEM:
+            continue
+        role = "assistant" if m.role is Role.ASSISTANT else "user"
+        if messages and messages[-1]["role"] == role:  # Converse wants the roles to alternate
+            messages[-1]["content"].append({"text": m.text})
+        else:
+            messages.append({"role": role, "content": [{"text": m.text}]})
+    body: dict[str, Any] = {"messages": messages}
     system = [{"text": m.text} for m in req.messages if m.role is Role.SYSTEM]
     if system:
         body["system"] = system

@@ -37,6 +37,21 @@ def test_to_wire_maps_system_roles_and_inference_config() -> None:
     }
 
 
+def test_consecutive_messages_of_one_role_are_merged() -> None:
+    msgs = (
+        Message(Role.USER, "a"),
+        Message(Role.TOOL, "b"),
+        Message(Role.ASSISTANT, "c"),
+        Message(Role.USER, "d"),
+    )
+    body = bedrock.to_wire(ProviderRequest(msgs, GenerationParams(), stream=False), DEPLOYMENT)
+    assert body["messages"] == [
+        {"role": "user", "content": [{"text": "a"}, {"text": "b"}]},
+        {"role": "assistant", "content": [{"text": "c"}]},
+        {"role": "user", "content": [{"text": "d"}]},
+    ]
+
+
 def test_to_wire_sends_the_deployments_default_max_tokens() -> None:
     body = bedrock.to_wire(ProviderRequest(MESSAGES[1:2], GenerationParams(), stream=False), DEPLOYMENT)
     assert body["inferenceConfig"] == {"maxTokens": 300} and "system" not in body
