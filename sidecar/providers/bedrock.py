@@ -31,7 +31,7 @@ from sidecar.core.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
-from sidecar.core.types import Chunk, FinishReason, Role, Usage
+from sidecar.core.types import Chunk, FinishReason, Role, Secret, Usage
 from sidecar.providers._http import HttpClient, Timeouts, decode_json, redact
 from sidecar.providers.aws_auth import AwsSigner
 from sidecar.providers.base import Capabilities, ProviderRequest, StreamEvent, stream_chunks, token_count
@@ -236,7 +236,13 @@ class BedrockProvider:
             yield chunk
 
     async def _headers(
-        self, method: str, url: str, body: bytes, extra: Mapping[str, str], user_key: Any, deadline: Deadline
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        extra: Mapping[str, str],
+        user_key: Secret | None,
+        deadline: Deadline,
     ) -> dict[str, str]:
         headers = {"content-type": "application/json", **extra} if body else dict(extra)
         if user_key is not None:  # the caller's own Bedrock API key
