@@ -66,22 +66,23 @@ class ContextLayer:
     ) -> AsyncGenerator[Chunk, None]:
         """Pinned + summary + the newest messages; then, if enough was dropped, a new summary."""
         config = summarizer.config
-        summary = await summarizer.load(call)
+        loaded = await summarizer.load(call)
         pinned, rest = split_pinned(call.messages)
-        start = covered_until(summary, rest)
-        summary = summary if start else None
-        reserve = config.max_tokens + SUMMARY_OVERHEAD if summary is not None else 0
+        start = covered_until(loaded, rest)
+        previous = loaded if start else None
+        reserve = config.max_tokens + SUMMARY_OVERHEAD if previous is not None else 0
         result = fit((*pinned, *rest[start:]), budgets, config.keep_recent_messages, reserve=reserve)
-        messages = _with_summary(result, summary)
-        if summary is not None and not _fits(messages, result.budgets):  # longer than it was asked to be
-            summary, messages = None, (*result.pinned, *result.kept)
-        sent = self._report(call, messages, result, summarized=summary is not None)
+        messages = _with_summary(result, previous)
+        summarized = previous is not None and _fits(messages, result.budgets)
+        if previous is not None and not summarized:  # it came out longer than it was asked to be
+            messages = (*result.pinned, *result.kept)
+        sent = self._report(call, messages, result, summarized=summarized)
         async with aclosing(self._inner(sent)) as stream:
             async for chunk in stream:
                 yield chunk
         dropped = result.dropped
         if dropped and result.budget.counter.count_prompt(dropped) >= config.refresh_tokens:
-            await summarizer.refresh(call, summary, rest, range(start, start + len(dropped)))
+            await summarizer.refresh(call, previous, rest, range(start, start + len(dropped)))
 
     def _budgets(self, call: Call) -> list[Budget]:
         route = self._table.resolve(call.model)
@@ -98,7 +99,7 @@ class ContextLayer:
     @staticmethod
     def _report(call: Call, messages: Sequence[Message], result: Fit, *, summarized: bool) -> Call:
         """The call with its fitted messages; the record says what was removed."""
-        if len(messages) == len(call.messages) and not result.trimmed:
+        if tuple(messages) == call.messages:  # nothing removed (identical messages compare by identity)
             return call
         counter = result.budget.counter
         record = call.record

@@ -311,3 +311,17 @@ async def test_trimmed_prompts_fit_the_window_by_the_providers_count_to_the_toke
     assert billed + 100 <= window
     older = call.messages[len(call.messages) - len(sent)]  # the newest message that was dropped
     assert openai_billed(encodings["cl100k_base"], (sent[0], older, *sent[1:])) + 100 > window
+
+
+async def test_a_summary_of_one_message_replaces_it(clock: FakeClock) -> None:
+    """The prompt has as many messages with the summary as without: it is still sent and reported."""
+    route, inner, sessions = Route(), Inner(), store(clock)
+    ctx = layer(inner, summarizer(route, sessions, clock, keep_recent_messages=2))
+    call = in_conversation(conversation(clock, 3, words=1))  # system + 3: the first is dropped
+    await collect(ctx, call)
+    again = grown(call)
+    await collect(ctx, again)
+    sent = inner.calls[1].messages
+    assert [m.text for m in sent[2:]] == ["turn 1 word ", "turn 2 word "]
+    assert sent[1].text == "Summary of 1 earlier messages: they talked"
+    assert again.record.context_summarized and again.record.context_messages_removed == 1
