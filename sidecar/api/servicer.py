@@ -6,7 +6,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
 from typing import Any, NoReturn, Protocol
 
 import grpc
@@ -22,7 +21,7 @@ from sidecar.api.errors import abort, internal
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import KeysDisabledError, SidecarError
-from sidecar.core.layer import Handler, collect
+from sidecar.core.layer import Handler, collect, inner_stream
 from sidecar.core.types import Call, CallRecord
 from sidecar.keys.service import KeyService
 from sidecar.ledger.writer import LedgerWriter
@@ -90,7 +89,7 @@ class OrchestratorServicer:
         call = await self._call(request, context, stream=True)
         record = call.record
         try:
-            async with aclosing(self._pipeline(call)) as stream:
+            async with inner_stream(self._pipeline, call) as stream:
                 async for chunk in stream:
                     if chunk.text:
                         if record.first_token_at is None:

@@ -10,7 +10,6 @@ longer than `timeout_seconds` is skipped: the call goes on trimmed, without one.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -53,7 +52,7 @@ class Summarizer:
         if cached is not None:
             return cached
         try:
-            async with asyncio.timeout(self._config.timeout_seconds):
+            async with self._clock.timeout(self._config.timeout_seconds):
                 text, _ = await collect(self._handler, self._call(call, dropped))
         except (SidecarError, TimeoutError) as exc:
             reason = exc.reason if isinstance(exc, SidecarError) else "TIMEOUT"

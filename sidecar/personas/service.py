@@ -58,7 +58,7 @@ class PersonaService:
         self.registry, self.store = registry, store
         self._clock, self._memory_default = clock, memory_default
         self._matcher = CommandMatcher(registry)
-        self._sequencer = UserSequencer()
+        self._sequencer = UserSequencer(clock)
         self._pending: dict[ConversationKey, asyncio.Future[None]] = {}
         self._background: set[asyncio.Task[None]] = set()
 

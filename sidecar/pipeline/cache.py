@@ -22,7 +22,7 @@ from sidecar.cache.store import ByteStore
 from sidecar.config.cache import CacheSettings
 from sidecar.core.clock import Clock
 from sidecar.core.errors import RouteNotFoundError
-from sidecar.core.layer import Handler
+from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.types import Call, Chunk, FinishReason, Usage
 from sidecar.routing.table import RouteTable
 from sidecar.telemetry.tracing import Tracing
@@ -84,8 +84,9 @@ class CacheLayer:
             for chunk in _replay(cached, call):
                 yield chunk
             return
-        async for chunk in self._run_and_store(call, plan):
-            yield chunk
+        async with aclosing(self._run_and_store(call, plan)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     def _plan(self, call: Call) -> _Plan | None:
         """The key and TTL when this call may use the cache, else None."""
@@ -131,7 +132,7 @@ class CacheLayer:
         """Pass the chunks on as they come; hold back only the final one until the answer is stored."""
         texts: list[str] = []
         final: Chunk | None = None
-        async with aclosing(self._inner(call)) as stream:
+        async with inner_stream(self._inner, call) as stream:
             async for chunk in stream:
                 if chunk.text:
                     texts.append(chunk.text)

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 
 from sidecar.config.context import ContextPolicy
 from sidecar.context.summary import Summarizer, summary_message
 from sidecar.context.tokenizer import Tokenizers
 from sidecar.context.trim import Budget, Fit, fit
-from sidecar.core.layer import Handler
+from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.types import Call, Chunk, Message
 from sidecar.routing.table import RouteTable
 
@@ -50,7 +49,7 @@ class ContextLayer:
 
     async def _fitted(self, call: Call, budgets: list[Budget], result: Fit) -> AsyncGenerator[Chunk, None]:
         call = await self._trimmed(call, budgets, result)
-        async with aclosing(self._inner(call)) as stream:
+        async with inner_stream(self._inner, call) as stream:
             async for chunk in stream:
                 yield chunk
 

@@ -29,7 +29,7 @@ from sidecar.core.errors import (
     UserKeyRejectedError,
     UserKeyRequiredError,
 )
-from sidecar.core.layer import Handler
+from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.types import Call, Chunk, Target
 from sidecar.keys.service import KeyService
 from sidecar.routing.table import RouteTable
@@ -63,8 +63,9 @@ class KeyPinLayer:
                     metadata={"fields": "provider"},
                 )
             call = dataclasses.replace(call, key_provider=provider)
-        async for chunk in self._inner(call):
-            yield chunk
+        async with inner_stream(self._inner, call) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
 
 class KeyLayer:
@@ -86,12 +87,14 @@ class KeyLayer:
             )
         call = await self._with_key(call, required=mode == "required")
         if call.api_key is None:
-            async for chunk in self._inner(call):
-                yield chunk
+            async with inner_stream(self._inner, call) as chunks:
+                async for chunk in chunks:
+                    yield chunk
             return
         try:
-            async for chunk in self._inner(call):
-                yield chunk
+            async with inner_stream(self._inner, call) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         except ProviderAuthError as err:  # the user's key, not the deployment: no breaker, no fallback
             raise UserKeyRejectedError(
                 f"the {target.provider} upstream refused the user's own key",

@@ -12,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncGenerator, Collection
-from contextlib import aclosing
 
 from opentelemetry.trace import Span, Status, StatusCode
 
 from sidecar.core.clock import Clock
 from sidecar.core.errors import Code, SessionStoreUnavailableError, SidecarError
-from sidecar.core.layer import Handler
+from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.types import Attempt, Call, Chunk
 from sidecar.ledger.record import UsageRecord
 from sidecar.ledger.writer import LedgerWriter
@@ -55,7 +54,7 @@ class ObserveLayer:
         code, reason, first_at = OK, OK, None
         texts: list[str] | None = [] if self._tracing.capture_content else None
         try:
-            async with aclosing(self._inner(call)) as stream:
+            async with inner_stream(self._inner, call) as stream:
                 async for chunk in stream:
                     if first_at is None and chunk.text:
                         first_at = self._clock.monotonic()

@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncGenerator
 
 from sidecar.core.errors import SidecarError
-from sidecar.core.layer import Handler
+from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.types import Call, Chunk, GenerationParams, Message, Role
 from sidecar.personas.registry import Persona
 from sidecar.personas.service import PersonaService, Plan
@@ -40,15 +40,17 @@ class PersonaLayer:
         leading, new = _split(call.messages)
         upstream = _apply(call, plan, leading, new)
         if plan.remember is None:
-            async for chunk in self._inner(upstream):
-                yield chunk
+            async with inner_stream(self._inner, upstream) as chunks:
+                async for chunk in chunks:
+                    yield chunk
             return
         answer: list[str] = []
         finished = False
-        async for chunk in self._inner(upstream):
-            answer.append(chunk.text)
-            finished = finished or chunk.is_final
-            yield chunk
+        async with inner_stream(self._inner, upstream) as chunks:
+            async for chunk in chunks:
+                answer.append(chunk.text)
+                finished = finished or chunk.is_final
+                yield chunk
         if finished:
             exchange = (
                 *(m for m in new if m.role is not Role.SYSTEM),

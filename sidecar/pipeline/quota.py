@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
-from contextlib import aclosing
 from dataclasses import dataclass, replace
 
 from sidecar.config.quota import TierConfig
 from sidecar.core.errors import ModelNotAllowedError, QuotaExceededError, ResourceRef
-from sidecar.core.layer import Handler
+from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.tokens import count_prompt_tokens, count_tokens
 from sidecar.core.types import Call, Chunk, Price, Target, Usage
 from sidecar.quota.limits import MICROS
@@ -87,7 +86,7 @@ class QuotaLayer:
         with self._tracing.span("sidecar.quota.reserve", {"sidecar.tier": call.tier}):
             grant, call = await self._admit(quota, call, route, meter, output)
         try:
-            async with aclosing(self._inner(call)) as stream:
+            async with inner_stream(self._inner, call) as stream:
                 async for chunk in stream:
                     await self._cover(quota, grant, call, meter, chunk)
                     yield chunk

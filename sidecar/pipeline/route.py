@@ -12,7 +12,7 @@ committed: a failure ends it with STREAM_INTERRUPTED and the partial usage.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -35,7 +35,6 @@ from sidecar.routing.plan import Routing, plan
 from sidecar.routing.table import Route
 
 HEDGE_LOST = "HEDGE_LOST"
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -48,10 +47,8 @@ class _Opened:
 
 
 class RouteLayer:
-    def __init__(
-        self, inner: Handler, *, routing: Routing, clock: Clock, sleep: Sleep = asyncio.sleep
-    ) -> None:
-        self._inner, self._routing, self._clock, self._sleep = inner, routing, clock, sleep
+    def __init__(self, inner: Handler, *, routing: Routing, clock: Clock) -> None:
+        self._inner, self._routing, self._clock = inner, routing, clock
 
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         route = self._routing.table.resolve(call.model)
@@ -89,7 +86,7 @@ class RouteLayer:
                 delay = retry.backoff(n - 1, self._routing.rng)
                 if not self._may_retry(failures[-1], call, delay) or not budget.try_spend():
                     break
-                await self._sleep(delay)
+                await self._clock.sleep(delay)
             if call.deadline.expired():
                 raise DeadlineExceededError("the call's deadline passed before a deployment answered")
             if not breaker.allow():
@@ -119,7 +116,7 @@ class RouteLayer:
         racing: dict[asyncio.Task[Chunk], UpstreamAttempt] = {}
         racing[asyncio.ensure_future(primary.first(limit))] = primary
         try:
-            done, _ = await asyncio.wait(racing, timeout=self._hedge_delay(config, primary.target))
+            done, _ = await self._clock.wait(racing, within=self._hedge_delay(config, primary.target))
             if done or not self._routing.breakers.get(backup.deployment).allow():
                 first = await next(iter(racing))
                 racing.clear()  # the primary won alone: nothing to cancel
@@ -128,7 +125,7 @@ class RouteLayer:
             second = self._attempt(call, backup)
             racing[asyncio.ensure_future(second.first(limit))] = second
             while racing:
-                done, _ = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await self._clock.wait(racing)
                 for task in done:
                     attempt = racing.pop(task)
                     error = task.exception()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import SecretStr
 
 from sidecar.config.schema import DeploymentConfig
-from sidecar.core.clock import Deadline
+from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import (
     DeadlineExceededError,
     ProviderError,
@@ -98,7 +97,9 @@ class StreamAssembler:
 
 
 async def stream_chunks(
-    batches: AsyncGenerator[list[SseEvent], None], parse: Callable[[SseEvent], StreamEvent]
+    batches: AsyncGenerator[list[SseEvent], None],
+    parse: Callable[[SseEvent], StreamEvent],
+    clock: Clock,
 ) -> AsyncGenerator[Chunk, None]:
     """Parse an upstream SSE stream into Chunks (one per network read), ending with the final chunk.
 
@@ -128,18 +129,18 @@ async def stream_chunks(
                 break
         yield assembler.final()
         if assembler.done:
-            await _drain(batches)
+            await _drain(batches, clock)
 
 
 DRAIN_SECONDS = 0.25
 
 
-async def _drain(batches: AsyncGenerator[list[SseEvent], None]) -> None:
+async def _drain(batches: AsyncGenerator[list[SseEvent], None], clock: Clock) -> None:
     """Read past the end marker to the end of the HTTP response, so the connection goes back to the
     pool; an upstream that keeps it open longer than a moment just loses it."""
     try:
-        async with asyncio.timeout(DRAIN_SECONDS):
-            async for _ in batches:
+        async with clock.timeout(DRAIN_SECONDS), aclosing(batches) as rest:
+            async for _ in rest:
                 pass
     except (TimeoutError, ProviderError):
         pass
@@ -202,8 +203,9 @@ class HttpProvider:
             yield self._wire.parse_response(data)
             return
         events = self._http.post_sse(self._url, headers=headers, body=body, timeouts=timeouts)
-        async for chunk in stream_chunks(events, self._wire.parse_event):
-            yield chunk
+        async with aclosing(stream_chunks(events, self._wire.parse_event, self._http.clock)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def probe(self, *, deadline: Deadline) -> None:
         """GET the model list with the generation headers: reachability and auth, no tokens spent."""

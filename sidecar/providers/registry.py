@@ -21,7 +21,7 @@ def build_provider(config: Config, deployment: DeploymentConfig, http: HttpClien
         case "anthropic":
             return AnthropicProvider(deployment, http=http, api_key=api_key)
         case "echo":
-            return EchoProvider(deployment)
+            return EchoProvider(deployment, clock=http.clock)
 
 
 def build_providers(config: Config, http: HttpClient) -> Mapping[str, Provider]:

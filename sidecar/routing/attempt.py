@@ -8,11 +8,11 @@ stay exact.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncGenerator
+from contextlib import AsyncExitStack
 
-from sidecar.core.clock import Clock
+from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import (
     DeadlineExceededError,
     ProviderError,
@@ -22,7 +22,7 @@ from sidecar.core.errors import (
     SidecarError,
     StreamInterruptedError,
 )
-from sidecar.core.layer import Handler
+from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.tokens import count_prompt_tokens, count_tokens
 from sidecar.core.types import Attempt, Call, Chunk, Target, Usage
 from sidecar.routing.plan import Routing
@@ -44,23 +44,23 @@ class UpstreamAttempt:
         self._ended = False
         self._stats.started()
         self._span = routing.tracing.start(f"attempt {target.deployment}", _span_attributes(target))
-        self._stream = inner(dataclasses.replace(call, target=target))
+        self._inner = inner
+        self._scope = AsyncExitStack()  # owns the inner stream: closed once, in _close()
+        self._stream: AsyncGenerator[Chunk, None] | None = None
 
     async def first(self, limit: float | None) -> Chunk:
         """Wait for the first chunk, at most `limit` seconds; a failure ends the attempt."""
         try:
             with tracing.current(self._span):  # the upstream request is made in here: it carries the span
-                if limit is None:
-                    chunk = await anext(self._stream)
-                else:
-                    async with asyncio.timeout(limit):
-                        chunk = await anext(self._stream)
+                stream = await self._open()
+                async with self._clock.timeout(self._call.deadline.bound(limit)):
+                    chunk = await anext(stream)
         except StopAsyncIteration:
             raise self._failed(
                 ProviderUnavailableError("the upstream stream ended without a chunk")
             ) from None
-        except TimeoutError:
-            if self._call.deadline.expired():
+        except TimeoutError:  # bounded by the deadline: at the deadline it is the caller's, never ours
+            if self._call.deadline.expired(DEADLINE_MARGIN):
                 raise self._failed(
                     DeadlineExceededError("the deadline passed waiting for the first chunk")
                 ) from None
@@ -80,6 +80,7 @@ class UpstreamAttempt:
         completed = False
         try:
             yield first
+            assert self._stream is not None, "stream_from() follows a first() that returned"
             async for chunk in self._stream:
                 self._delivered.append(chunk.text)
                 yield chunk
@@ -103,9 +104,14 @@ class UpstreamAttempt:
         """Drop an attempt that is not waiting on anything; its upstream request is cancelled."""
         await self._close()
 
+    async def _open(self) -> AsyncGenerator[Chunk, None]:
+        call = dataclasses.replace(self._call, target=self.target)
+        self._stream = await self._scope.enter_async_context(inner_stream(self._inner, call))
+        return self._stream
+
     async def _close(self) -> None:
         self._end(self._cancel_outcome)
-        await self._stream.aclose()
+        await self._scope.aclose()
 
     def _failed(self, err: SidecarError) -> SidecarError:
         self._end(err.reason, error=err)
