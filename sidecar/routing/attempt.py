@@ -8,6 +8,7 @@ stay exact.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
@@ -30,6 +31,7 @@ from sidecar.telemetry import tracing
 
 OK = "OK"
 CANCELLED = "CANCELLED"
+_CUT_OFF = (ProviderTimeoutError, ProviderUnavailableError)  # what a deadline cutting a wait looks like
 
 
 class UpstreamAttempt:
@@ -65,6 +67,10 @@ class UpstreamAttempt:
                     DeadlineExceededError("the deadline passed waiting for the first chunk")
                 ) from None
             raise self._failed(ProviderTimeoutError(f"no first chunk within {limit:g} s")) from None
+        except ProviderError as err:
+            await self._not_the_callers(err)
+            self._end(err.reason, error=err)
+            raise
         except SidecarError as err:
             self._end(err.reason, error=err)
             raise
@@ -86,6 +92,7 @@ class UpstreamAttempt:
                 yield chunk
             completed = True
         except ProviderError as err:
+            await self._not_the_callers(err)
             self._end(err.reason, error=err)
             raise self._interrupted(err) from err
         except SidecarError as err:
@@ -112,6 +119,21 @@ class UpstreamAttempt:
     async def _close(self) -> None:
         self._end(self._cancel_outcome)
         await self._scope.aclose()
+
+    async def _not_the_callers(self, err: ProviderError) -> None:
+        """Raise what a provider failure really was when it was the caller's doing: the task's own
+        cancellation (an HTTP client may turn it into a connection error), or the caller's deadline (a
+        timeout or a cut connection at, or within DEADLINE_MARGIN of, the deadline). Returns when the
+        failure is the deployment's."""
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            await self._close()  # ends CANCELLED: nothing counts against the deployment
+            raise asyncio.CancelledError from err
+        if isinstance(err, _CUT_OFF) and self._call.deadline.expired(DEADLINE_MARGIN):
+            deadline = DeadlineExceededError("the call's deadline passed while waiting upstream")
+            if self._stream is not None and self._delivered:
+                self._call.record.usage = self._partial_usage()
+            raise self._failed(deadline) from err
 
     def _failed(self, err: SidecarError) -> SidecarError:
         self._end(err.reason, error=err)
@@ -141,10 +163,7 @@ class UpstreamAttempt:
 
     def _interrupted(self, err: ProviderError) -> StreamInterruptedError:
         """The partial usage of a broken stream: prompt and delivered text, counted by the sidecar."""
-        usage = Usage(
-            prompt_tokens=count_prompt_tokens(m.text for m in self._call.messages),
-            completion_tokens=sum(count_tokens(t) for t in self._delivered),
-        )
+        usage = self._partial_usage()
         self._call.record.usage = usage
         return StreamInterruptedError(
             f"deployment {self.target.deployment} failed after the stream started: {err.message}",
@@ -155,6 +174,12 @@ class UpstreamAttempt:
                 "completionTokens": str(usage.completion_tokens),
                 "usageEstimated": "true",
             },
+        )
+
+    def _partial_usage(self) -> Usage:
+        return Usage(
+            prompt_tokens=count_prompt_tokens(m.text for m in self._call.messages),
+            completion_tokens=sum(count_tokens(t) for t in self._delivered),
         )
 
 
