@@ -25,12 +25,14 @@ from sidecar.core.errors import (
     ProviderAuthError,
     ProviderError,
     ProviderRateLimitedError,
+    SidecarError,
     UserKeyRateLimitedError,
     UserKeyRejectedError,
     UserKeyRequiredError,
 )
 from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.types import Call, Chunk, Target
+from sidecar.keys.cache import SecretKey
 from sidecar.keys.service import KeyService
 from sidecar.routing.table import RouteTable
 
@@ -85,8 +87,8 @@ class KeyLayer:
             raise InvalidRequestError(
                 [FieldViolation("provider_key", f"route {target.route!r} does not take user keys")]
             )
-        call = await self._with_key(call, required=mode == "required")
-        if call.api_key is None:
+        call, key = await self._with_key(call, required=mode == "required")
+        if key is None:
             async with inner_stream(self._inner, call) as chunks:
                 async for chunk in chunks:
                     yield chunk
@@ -107,21 +109,23 @@ class KeyLayer:
                 retry_after=err.retry_after,
             ) from err
         except ProviderError as err:
-            _scrub(err, call.api_key.reveal())  # an upstream that echoes the key, in any shape
+            _scrub(err, key)  # an upstream that echoes the key, in any shape
             raise
+        finally:
+            key.wipe()  # this call's own copy (lease): the cached key is the cache's
 
-    async def _with_key(self, call: Call, *, required: bool) -> Call:
+    async def _with_key(self, call: Call, *, required: bool) -> tuple[Call, SecretKey | None]:
         assert call.target is not None
         if self._keys is None:
             if call.key_source is not None or required:
                 raise KeysDisabledError("this sidecar has no key backend configured (settings.keys.backend)")
-            return call
+            return call, None
         if not (call.tenant_id and call.user_id):
             if call.key_source is not None or required:
                 raise InvalidRequestError(
                     [FieldViolation("user_id", "user keys are bound to a tenant_id and user_id: set both")]
                 )
-            return call
+            return call, None
         key = await self._keys.resolve(call.tenant_id, call.user_id, call.target.provider, call.key_source)
         if key is None:
             if required:
@@ -129,12 +133,19 @@ class KeyLayer:
                     f"route {call.target.route!r} requires the user's own {call.target.provider} key",
                     metadata={"provider": call.target.provider},
                 )
-            return call
-        return dataclasses.replace(call, api_key=key)
+            return call, None
+        return dataclasses.replace(call, api_key=key), key
 
 
-def _scrub(err: ProviderError, secret: str) -> None:
-    """Remove the exact key from an upstream error's text, beyond what pattern redaction catches."""
+def _scrub(err: ProviderError, key: SecretKey) -> None:
+    """Remove the exact key from an upstream error's text, beyond what pattern redaction catches.
+
+    Never raises: this runs on the error path, where a failure of its own would turn the upstream's
+    (perhaps retryable) error into an INTERNAL one. A key that cannot be read is not in the text."""
+    try:
+        secret = key.reveal()
+    except (RuntimeError, SidecarError):
+        return
     if secret and secret in err.message:
         err.message = err.message.replace(secret, "[redacted]")
         err.args = (err.message,)
