@@ -58,8 +58,8 @@ TABLE = RouteTable.from_policy(POLICY)
 
 
 async def terminal(call: Call) -> AsyncGenerator[Chunk, None]:
-    call.record.target = TABLE.resolve("").targets[0]
-    call.record.usage, call.record.finish_reason = FINAL.usage or Usage(), FINAL.finish_reason
+    call.record.served_by(TABLE.resolve("").targets[0])
+    call.record.upstream_finished(FINAL.finish_reason, FINAL.usage or Usage())
     yield FINAL
 
 

@@ -22,7 +22,8 @@ from sidecar.config.schema import Policy
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import KeysDisabledError, SidecarError
 from sidecar.core.layer import Handler, collect, inner_stream
-from sidecar.core.types import Call, CallRecord
+from sidecar.core.outcome import Outcome
+from sidecar.core.types import Call
 from sidecar.keys.service import KeyService
 from sidecar.ledger.writer import LedgerWriter
 from sidecar.personas.service import PersonaService
@@ -87,13 +88,10 @@ class OrchestratorServicer:
         self, request: gen.StreamGenerateRequest, context: Context
     ) -> AsyncGenerator[gen.StreamGenerateResponse, None]:
         call = await self._call(request, context, stream=True)
-        record = call.record
         try:
             async with inner_stream(self._pipeline, call) as stream:
                 async for chunk in stream:
                     if chunk.text:
-                        if record.first_token_at is None:
-                            record.first_token_at = self._clock.monotonic()
                         yield convert.to_delta(chunk)
         except Exception as exc:
             await self._fail(context, call, exc)
@@ -258,7 +256,7 @@ class OrchestratorServicer:
     async def _call(
         self, request: gen.GenerateRequest | gen.StreamGenerateRequest, context: Context, *, stream: bool
     ) -> Call:
-        record = CallRecord(started_at=self._clock.monotonic())
+        record = Outcome(started_at=self._clock.monotonic())
         try:
             call = convert.to_call(
                 request,

@@ -20,7 +20,8 @@ from sidecar.config.context import SummaryConfig
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import SidecarError
 from sidecar.core.layer import Handler, collect
-from sidecar.core.types import Call, CallRecord, GenerationParams, Message, Role
+from sidecar.core.outcome import Outcome
+from sidecar.core.types import Call, GenerationParams, Message, Role
 
 _log = logging.getLogger("sidecar.context")
 
@@ -85,7 +86,7 @@ class Summarizer:
             stream=False,
             deadline=Deadline.after(seconds, self._clock),
             credentials=call.credentials,
-            record=CallRecord(started_at=self._clock.monotonic()),
+            record=Outcome(started_at=self._clock.monotonic()),
             key_source=call.key_source,
             tier=call.tier,
         )

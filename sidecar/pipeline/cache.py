@@ -23,7 +23,7 @@ from sidecar.config.cache import CacheSettings
 from sidecar.core.clock import Clock
 from sidecar.core.errors import RouteNotFoundError
 from sidecar.core.layer import Handler, inner_stream
-from sidecar.core.types import Call, Chunk, FinishReason, Usage
+from sidecar.core.types import Call, Chunk, FinishReason
 from sidecar.routing.table import RouteTable
 from sidecar.telemetry.tracing import Tracing
 
@@ -168,10 +168,6 @@ class CacheLayer:
 
 def _replay(answer: CachedAnswer, call: Call) -> list[Chunk]:
     record = call.record
-    record.cache_hit = True
-    record.target = answer.target
-    record.finish_reason = answer.finish_reason
-    usage = answer.usage
-    record.usage = Usage(usage.prompt_tokens, usage.completion_tokens, cached_tokens=usage.prompt_tokens)
+    record.answered_from_cache(answer.target, answer.finish_reason, answer.usage)
     chunks = [Chunk(text=t) for t in answer.texts]
     return [*chunks, Chunk(finish_reason=answer.finish_reason, usage=record.usage)]

@@ -77,10 +77,8 @@ class ContextLayer:
                 if _fits(candidate, roomy.budgets):
                     messages, result, summarized = candidate, roomy, True
         counter = result.budget.counter
-        record = call.record
-        record.context_tokens_removed = counter.count_prompt(call.messages) - counter.count_prompt(messages)
-        record.context_messages_removed = len(result.dropped)
-        record.context_summarized = summarized
+        removed = counter.count_prompt(call.messages) - counter.count_prompt(messages)
+        call.record.context_fitted(removed, len(result.dropped), summarized)
         return dataclasses.replace(call, messages=messages)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, Collection
+from collections.abc import AsyncGenerator, Collection, Sequence
 
 from opentelemetry.trace import Span, Status, StatusCode
 
@@ -58,6 +58,8 @@ class ObserveLayer:
                 async for chunk in stream:
                     if first_at is None and chunk.text:
                         first_at = self._clock.monotonic()
+                        if call.stream:
+                            call.record.first_token(first_at)
                     if texts is not None:
                         texts.append(chunk.text)
                     yield chunk
@@ -86,7 +88,9 @@ class ObserveLayer:
         span: Span | None,
         texts: list[str] | None,
     ) -> None:
-        record, target = call.record, call.record.target
+        record = call.record
+        record.seal()  # the metrics, the usage record and the summary all read these facts now
+        target = record.target
         now = self._clock.monotonic()
         seconds = now - record.started_at
         retries, fallbacks, hedges = _routing_counts(record.attempts)
@@ -165,7 +169,7 @@ class ObserveLayer:
         return self._tracing.start(f"chat {attributes['sidecar.route']}", attributes)
 
 
-def _routing_counts(attempts: list[Attempt]) -> tuple[int, int, int]:
+def _routing_counts(attempts: Sequence[Attempt]) -> tuple[int, int, int]:
     """Retries (again on the same deployment), fallbacks (on to another) and hedges (races run)."""
     retries = fallbacks = hedges = 0
     previous: str | None = None

@@ -34,9 +34,7 @@ class PersonaLayer:
 
     async def _serve(self, call: Call) -> AsyncGenerator[Chunk, None]:
         plan = await self._personas.plan(call)
-        if plan.persona is not None:
-            call.record.persona = plan.persona.id
-        call.record.history_messages = len(plan.history)
+        call.record.persona_applied(plan.persona.id if plan.persona is not None else "", len(plan.history))
         leading, new = _split(call.messages)
         upstream = _apply(call, plan, leading, new)
         if plan.remember is None:

@@ -61,7 +61,7 @@ class RouteLayer:
             i += 2 if opened.used_backup else 1
             if opened.attempt is None or opened.first is None:
                 continue
-            call.record.target = opened.attempt.target
+            call.record.served_by(opened.attempt.target)
             async with aclosing(opened.attempt.stream_from(opened.first)) as chunks:
                 async for chunk in chunks:
                     yield chunk

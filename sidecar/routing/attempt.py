@@ -132,7 +132,7 @@ class UpstreamAttempt:
         if isinstance(err, _CUT_OFF) and self._call.deadline.expired(DEADLINE_MARGIN):
             deadline = DeadlineExceededError("the call's deadline passed while waiting upstream")
             if self._stream is not None and self._delivered:
-                self._call.record.usage = self._partial_usage()
+                self._call.record.usage_estimated(self._partial_usage())
             raise self._failed(deadline) from err
 
     def _failed(self, err: SidecarError) -> SidecarError:
@@ -154,7 +154,7 @@ class UpstreamAttempt:
         seconds = self._clock.monotonic() - self._started
         fault = outcome if isinstance(error, ProviderError) else None
         self._stats.finished(seconds, ok=outcome == OK, error=fault, at=self._clock.wall())
-        self._call.record.attempts.append(
+        self._call.record.attempt_ended(
             Attempt(self.target.deployment, self.target.provider, outcome, seconds)
         )
         if self._span is not None:
@@ -164,7 +164,7 @@ class UpstreamAttempt:
     def _interrupted(self, err: ProviderError) -> StreamInterruptedError:
         """The partial usage of a broken stream: prompt and delivered text, counted by the sidecar."""
         usage = self._partial_usage()
-        self._call.record.usage = usage
+        self._call.record.usage_estimated(usage)
         return StreamInterruptedError(
             f"deployment {self.target.deployment} failed after the stream started: {err.message}",
             metadata={

@@ -43,19 +43,20 @@ def value(m: Metrics, name: str, **labels: str) -> float:
 
 def scripted(clock: FakeClock, *, fail_after: int | None = None, error: Exception | None = None):  # type: ignore[no-untyped-def]
     async def inner(call: Call) -> AsyncGenerator[Chunk, None]:
-        call.record.target = TARGET
-        call.record.attempts.append(Attempt("d1", "openai", "OK", 0.1))
+        call.record.served_by(TARGET)
+        call.record.attempt_ended(Attempt("d1", "openai", "OK", 0.1))
+        call.record.upstream_wait_started(clock.monotonic())
         clock.advance(0.010)
-        call.record.upstream_seconds += 0.010
+        call.record.upstream_wait_ended(clock.monotonic())
         if fail_after == 0 and error is not None:
             raise error
         yield Chunk(text="hello ")
         if fail_after == 1 and error is not None:
             raise error
+        call.record.upstream_wait_started(clock.monotonic())
         clock.advance(0.020)
-        call.record.upstream_seconds += 0.020
-        call.record.usage = Usage(10, 5, 2)
-        call.record.finish_reason = FinishReason.STOP
+        call.record.upstream_wait_ended(clock.monotonic())
+        call.record.upstream_finished(FinishReason.STOP, Usage(10, 5, 2))
         yield Chunk(text="world", finish_reason=FinishReason.STOP, usage=Usage(10, 5, 2))
 
     return inner
@@ -229,15 +230,14 @@ async def test_retries_fallbacks_and_hedges_come_from_the_attempts(clock: FakeCl
     m, ledger = Metrics(), Ledger()
 
     async def inner(call: Call) -> AsyncGenerator[Chunk, None]:
-        call.record.target = TARGET
-        call.record.attempts.extend(
-            [
-                Attempt("d1", "openai", "PROVIDER_UNAVAILABLE", 0.1),
-                Attempt("d1", "openai", "PROVIDER_UNAVAILABLE", 0.1),  # retry
-                Attempt("d2", "openai", "HEDGE_LOST", 0.1),  # a hedge raced and lost
-                Attempt("d3", "openai", "OK", 0.1),  # fallback
-            ]
-        )
+        call.record.served_by(TARGET)
+        for attempt in [
+            Attempt("d1", "openai", "PROVIDER_UNAVAILABLE", 0.1),
+            Attempt("d1", "openai", "PROVIDER_UNAVAILABLE", 0.1),  # retry
+            Attempt("d2", "openai", "HEDGE_LOST", 0.1),  # a hedge raced and lost
+            Attempt("d3", "openai", "OK", 0.1),  # fallback
+        ]:
+            call.record.attempt_ended(attempt)
         yield Chunk(text="x", finish_reason=FinishReason.STOP)
 
     await drain(layer(inner, m, ledger, clock), make_call(clock, model="chat"))
@@ -250,10 +250,8 @@ async def test_cache_hits_count_and_cost_nothing(clock: FakeClock) -> None:
     m, ledger = Metrics(), Ledger()
 
     async def cached(call: Call) -> AsyncGenerator[Chunk, None]:
-        call.record.target = TARGET
-        call.record.cache_hit = True
-        call.record.persona = "mr-blue"
-        call.record.usage = Usage(10, 5)
+        call.record.answered_from_cache(TARGET, FinishReason.STOP, Usage(10, 5))
+        call.record.persona_applied("mr-blue", 0)
         yield Chunk(text="x", finish_reason=FinishReason.STOP)
 
     await drain(layer(cached, m, ledger, clock), make_call(clock, model="chat"))
@@ -277,9 +275,8 @@ async def test_span_tree_and_genai_attributes(clock: FakeClock) -> None:
     async def inner(call: Call) -> AsyncGenerator[Chunk, None]:
         with tracing.span("attempt d1"):
             pass
-        call.record.target = TARGET
-        call.record.usage = Usage(10, 5)
-        call.record.finish_reason = FinishReason.STOP
+        call.record.served_by(TARGET)
+        call.record.upstream_finished(FinishReason.STOP, Usage(10, 5))
         yield Chunk(text="secret prompt echo", finish_reason=FinishReason.STOP)
 
     call = dataclasses.replace(make_call(clock, model="chat", text="my secret prompt"))

@@ -75,11 +75,16 @@ class Inner:
         route = self.table.resolve(call.model)
         wanted = call.budget_deployment or route.targets[0].deployment
         target = next(t for t in route.targets if t.deployment == wanted)
-        call.record.target = target
-        call.record.cache_hit = self.cache_hit
+        final = next((c for c in self.chunks if c.is_final), Chunk(finish_reason=FinishReason.STOP))
+        if self.cache_hit:  # as the cache layer does: reported before the replayed chunks
+            call.record.answered_from_cache(
+                target, final.finish_reason or FinishReason.STOP, final.usage or Usage()
+            )
+        else:
+            call.record.served_by(target)
         for chunk in self.chunks:
-            if chunk.is_final:
-                call.record.usage, call.record.finish_reason = chunk.usage or Usage(), chunk.finish_reason
+            if chunk.is_final and not self.cache_hit:
+                call.record.upstream_finished(chunk.finish_reason, chunk.usage or Usage())
             yield chunk
         if self.error is not None:
             raise self.error
