@@ -35,6 +35,7 @@ from sidecar.routing.plan import Routing, plan
 from sidecar.routing.table import Route
 
 HEDGE_LOST = "HEDGE_LOST"
+Failure = tuple[str, ProviderError]  # the deployment, and how an attempt on it failed
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class RouteLayer:
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         route = self._routing.table.resolve(call.model)
         targets = plan(self._routing, route, call)
-        failures: list[ProviderError] = []
+        failures: list[Failure] = []
         i = 0
         while i < len(targets):
             backup = targets[i + 1] if route.config.hedging.enabled and i + 1 < len(targets) else None
@@ -74,7 +75,7 @@ class RouteLayer:
         route: Route,
         target: Target,
         backup: Target | None,
-        failures: list[ProviderError],
+        failures: list[Failure],
     ) -> _Opened:
         """Attempts on one deployment until one yields a first chunk: retries, and a hedge on the first."""
         breaker = self._routing.breakers.get(target.deployment)
@@ -84,13 +85,13 @@ class RouteLayer:
         for n in range(1, retry.max_attempts + 1):
             if n > 1:
                 delay = retry.backoff(n - 1, self._routing.rng)
-                if not self._may_retry(failures[-1], call, delay) or not budget.try_spend():
+                if not self._may_retry(failures[-1][1], call, delay) or not budget.try_spend():
                     break
                 await self._clock.sleep(delay)
             if call.deadline.expired():
                 raise DeadlineExceededError("the call's deadline passed before a deployment answered")
             if not breaker.allow():
-                failures.append(_circuit_open(target, breaker))
+                failures.append((target.deployment, _circuit_open(target, breaker)))
                 break
             attempt = self._attempt(call, target)
             try:
@@ -98,7 +99,7 @@ class RouteLayer:
                     return await self._hedged(call, config, attempt, backup, failures)
                 return _Opened(attempt, await attempt.first(config.first_token_timeout_seconds))
             except ProviderError as err:
-                failures.append(err)
+                failures.append((target.deployment, err))
                 if not err.retryable:
                     raise
         return _Opened()
@@ -109,7 +110,7 @@ class RouteLayer:
         config: RouteConfig,
         primary: UpstreamAttempt,
         backup: Target,
-        failures: list[ProviderError],
+        failures: list[Failure],
     ) -> _Opened:
         """Race the backup deployment if the primary has no first chunk within its p95 to first token."""
         limit = config.first_token_timeout_seconds
@@ -133,7 +134,7 @@ class RouteLayer:
                         return _Opened(attempt, task.result(), used_backup=True)
                     if not isinstance(error, ProviderError):
                         raise error
-                    failures.append(error)
+                    failures.append((attempt.target.deployment, error))
             return _Opened(used_backup=True)
         finally:
             for task, loser in racing.items():
@@ -163,11 +164,14 @@ def _circuit_open(target: Target, breaker: CircuitBreaker) -> CircuitOpenError:
     )
 
 
-def _exhausted(alias: str, failures: list[ProviderError]) -> SidecarError:
-    if failures and all(isinstance(f, ProviderAuthError) for f in failures):
-        return failures[-1]
-    waits = [f.retry_after for f in failures if f.retry_after is not None]
-    summary = "; ".join(f"{f.reason}: {f.message}" for f in failures)
+def _exhausted(alias: str, failures: list[Failure]) -> SidecarError:
+    """Every deployment failed: the deployments and reasons only. Upstream error text is never passed
+    on to the caller (it can carry anything the upstream chose to echo); it is in the sidecar's logs."""
+    errors = [f for _, f in failures]
+    if errors and all(isinstance(f, ProviderAuthError) for f in errors):
+        return errors[-1]
+    waits = [f.retry_after for f in errors if f.retry_after is not None]
+    summary = ", ".join(f"{deployment}: {f.reason}" for deployment, f in failures)
     return ProvidersUnavailableError(
         f"every deployment of route {alias!r} failed ({summary})",
         metadata={"model": alias, "attempts": str(len(failures))},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack
 
@@ -29,6 +30,7 @@ from sidecar.core.types import Attempt, Call, Chunk, Target, Usage
 from sidecar.routing.plan import Routing
 from sidecar.telemetry import tracing
 
+_log = logging.getLogger("sidecar.routing")
 OK = "OK"
 CANCELLED = "CANCELLED"
 _CUT_OFF = (ProviderTimeoutError, ProviderUnavailableError)  # what a deadline cutting a wait looks like
@@ -153,6 +155,16 @@ class UpstreamAttempt:
             self._breaker.release()  # cancelled, deadline, or the request itself was rejected
         seconds = self._clock.monotonic() - self._started
         fault = outcome if isinstance(error, ProviderError) else None
+        if fault is not None and error is not None:  # the upstream's (redacted) words stay in the log
+            _log.info(
+                "upstream attempt failed: %s",
+                error.message,
+                extra={
+                    "request_id": self._call.request_id,
+                    "deployment": self.target.deployment,
+                    "reason": fault,
+                },
+            )
         self._stats.finished(seconds, ok=outcome == OK, error=fault, at=self._clock.wall())
         self._call.record.attempt_ended(
             Attempt(self.target.deployment, self.target.provider, outcome, seconds)
@@ -166,7 +178,7 @@ class UpstreamAttempt:
         usage = self._partial_usage()
         self._call.record.usage_estimated(usage)
         return StreamInterruptedError(
-            f"deployment {self.target.deployment} failed after the stream started: {err.message}",
+            f"deployment {self.target.deployment} failed after the stream started ({err.reason})",
             metadata={
                 "deployment": self.target.deployment,
                 "cause": err.reason,

@@ -382,3 +382,22 @@ async def test_the_hedge_waits_for_the_observed_p95(clock: FakeClock) -> None:
     script = Delayed({}, clock, delays={"a": 0.05})
     await run(layer(script, clock, r), make_call(clock))
     assert script.started == ["a"]
+
+
+async def test_providers_unavailable_names_deployments_and_reasons_never_upstream_text(
+    clock: FakeClock,
+) -> None:
+    """Defect 12: the upstream's words (which can echo anything) stay in the sidecar's log."""
+    canary = "upstream says: sk-canary-0123456789 internal host db-7"
+    script = Script(
+        {
+            "a": ([], ProviderUnavailableError(f"upstream HTTP 503: {canary}")),
+            "b": ([], ProviderTimeoutError(canary)),
+            "c": ([], ProviderUnavailableError(canary)),
+        },
+        clock,
+    )
+    with pytest.raises(ProvidersUnavailableError) as info:
+        await run(layer(script, clock), make_call(clock))
+    assert "canary" not in info.value.message and "db-7" not in info.value.message
+    assert "a: PROVIDER_UNAVAILABLE, b: PROVIDER_TIMEOUT, c: PROVIDER_UNAVAILABLE" in info.value.message
