@@ -50,7 +50,7 @@ class ObserveLayer:
         self._metrics.call_started()
         span = self._start_span(call) if self._tracing.enabled else None
         token = tracing.attach(span)
-        logs.bind_call(call.request_id, (m.text for m in call.messages))
+        logs.bind_call(call.request_id, (m.text for m in call.messages), call.metadata)
         code, reason, first_at = OK, OK, None
         texts: list[str] | None = [] if self._tracing.capture_content else None
         try:
@@ -88,19 +88,50 @@ class ObserveLayer:
         span: Span | None,
         texts: list[str] | None,
     ) -> None:
+        """Seal the call's outcome; the metrics, the usage record and the span are all read from it."""
         record = call.record
-        record.seal()  # the metrics, the usage record and the summary all read these facts now
-        target = record.target
-        now = self._clock.monotonic()
-        seconds = now - record.started_at
+        record.seal()  # the summary the servicer sends reads these same facts
+        outcome = self._call_outcome(call, code, first_at)
+        # An unauthenticated caller's claims (tenant, user, labels) are not trusted: none are kept.
+        trusted = code != Code.UNAUTHENTICATED.value
+        tenant, user = (call.tenant_id, call.user_id) if trusted else ("", "")
+        self._metrics.call_finished(outcome, tenant=tenant, user=user)
+        if self._ledger is not None:
+            self._ledger.submit(
+                UsageRecord(
+                    request_id=call.request_id,
+                    tenant=tenant,
+                    user=user,
+                    persona=record.persona,
+                    route=outcome.route,
+                    provider=outcome.provider,
+                    model=outcome.model,
+                    tokens_in=outcome.tokens_in,
+                    tokens_out=outcome.tokens_out,
+                    tokens_cached=outcome.tokens_cached,
+                    cost_usd=outcome.cost_usd,
+                    latency_seconds=outcome.seconds,
+                    overhead_seconds=outcome.overhead_seconds,
+                    outcome=reason,
+                    time=self._clock.wall(),
+                    stream=call.stream,
+                    cache_hit=outcome.cache_hit,
+                    metadata=call.metadata if trusted else {},
+                )
+            )
+        if span is not None:
+            _end_span(span, outcome, reason, call, texts)
+
+    def _call_outcome(self, call: Call, code: str, first_at: float | None) -> CallOutcome:
+        """The metrics' view of the sealed outcome (low-cardinality labels only)."""
+        record, target = call.record, call.record.target
+        seconds = self._clock.monotonic() - record.started_at
         retries, fallbacks, hedges = _routing_counts(record.attempts)
-        usage, cost = record.usage, record.cost_usd
-        route = target.route if target is not None else self._route(call.model)
-        provider, model = (target.provider, target.model) if target is not None else ("", "")
-        outcome = CallOutcome(
-            route=route,
-            provider=provider,
-            model=model,
+        usage = record.usage
+        return CallOutcome(
+            route=target.route if target is not None else self._route(call.model),
+            provider=target.provider if target is not None else "",
+            model=target.model if target is not None else "",
             stream=call.stream,
             code=code,
             seconds=seconds,
@@ -109,37 +140,12 @@ class ObserveLayer:
             tokens_in=usage.prompt_tokens,
             tokens_out=usage.completion_tokens,
             tokens_cached=usage.cached_tokens,
-            cost_usd=cost,
+            cost_usd=record.cost_usd,
             retries=retries,
             fallbacks=fallbacks,
             hedges=hedges,
             cache_hit=record.cache_hit,
         )
-        self._metrics.call_finished(outcome, tenant=call.tenant_id, user=call.user_id)
-        if self._ledger is not None:
-            self._ledger.submit(
-                UsageRecord(
-                    request_id=call.request_id,
-                    tenant=call.tenant_id,
-                    user=call.user_id,
-                    persona=record.persona,
-                    route=route,
-                    provider=provider,
-                    model=model,
-                    tokens_in=usage.prompt_tokens,
-                    tokens_out=usage.completion_tokens,
-                    tokens_cached=usage.cached_tokens,
-                    cost_usd=cost,
-                    latency_seconds=seconds,
-                    overhead_seconds=outcome.overhead_seconds,
-                    outcome=reason,
-                    time=self._clock.wall(),
-                    stream=call.stream,
-                    cache_hit=record.cache_hit,
-                )
-            )
-        if span is not None:
-            _end_span(span, outcome, reason, call, texts)
 
     def _route(self, alias: str) -> str:
         """The route label of a call that never reached routing: only configured names, never input."""

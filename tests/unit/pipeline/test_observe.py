@@ -318,3 +318,44 @@ async def test_failed_call_span_has_error_status(clock: FakeClock) -> None:
     [span] = exporter.get_finished_spans()
     assert span.status.status_code.name == "ERROR"
     assert dict(span.attributes or {})["error.type"] == "PROVIDERS_UNAVAILABLE"
+
+
+async def test_unauthenticated_calls_are_not_recorded_under_the_tenant_they_claim(clock: FakeClock) -> None:
+    """Defect 12: a refused caller's tenant, user and labels are claims; the record keeps none."""
+    from pydantic import SecretStr
+
+    from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
+
+    m, ledger = Metrics(), Ledger()
+    authn = AuthnLayer(scripted(clock), verifier=TokenVerifier(SecretStr("right-token")))
+    call = dataclasses.replace(make_call(clock, model="chat", token="wrong"), metadata={"team": "blue"})
+    with pytest.raises(SidecarError):
+        await drain(layer(authn, m, ledger, clock), call)
+    [record] = ledger.records
+    assert (record.tenant, record.user, dict(record.metadata)) == ("", "", {})
+    assert record.outcome == "INVALID_CREDENTIALS"
+
+
+async def test_metadata_reaches_the_usage_record_and_the_logs_never_the_metrics(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import logging
+
+    from sidecar.telemetry.logging import JsonFormatter
+
+    m, ledger = Metrics(), Ledger()
+    call = dataclasses.replace(make_call(clock, model="chat"), metadata={"team": "blue-canary"})
+    lines: list[str] = []
+
+    async def inner(c: Call) -> AsyncGenerator[Chunk, None]:
+        logging.getLogger("sidecar.test").warning("something happened")
+        lines.append(JsonFormatter().format(caplog.records[-1]))
+        yield Chunk(text="x", finish_reason=FinishReason.STOP)
+
+    with caplog.at_level(logging.WARNING):
+        await drain(layer(inner, m, ledger, clock), call)
+    assert dict(ledger.records[0].metadata) == {"team": "blue-canary"}
+    assert json.loads(lines[0])["metadata"] == {"team": "blue-canary"}
+    samples = [s for f in m.registry.collect() for s in f.samples]
+    assert not any("blue-canary" in str(s.labels) for s in samples)
