@@ -10,7 +10,6 @@ from functools import partial
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2, orchestrator_service_pb2_grpc
@@ -20,6 +19,7 @@ from sidecar.config.schema import Config
 from sidecar.context.summary import Summarizer
 from sidecar.context.tokenizer import Tokenizers
 from sidecar.core.clock import Clock, SystemClock
+from sidecar.core.drain import Drain
 from sidecar.core.layer import Handler, Layer, compose
 from sidecar.core.tokens import count_tokens
 from sidecar.keys.backend import KeyBackend
@@ -52,10 +52,12 @@ from sidecar.routing.stats import Stats
 from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
+from sidecar.telemetry.health import DrainingHealth
 from sidecar.telemetry.metrics import DeploymentView, SidecarCollector
 from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import TraceContextInterceptor, Tracing
 
+CUT_WAIT_SECONDS = 1.0  # after the grace: how long cut calls and short RPCs get to send their status
 SERVICE_NAME = orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
 _log = logging.getLogger("sidecar")
 
@@ -334,6 +336,8 @@ class Sidecar:
                 ("grpc.so_reuseport", 0),
             ],
         )
+        self.drain = Drain(deps.clock)
+        self._stopping = False
         servicer = OrchestratorServicer(
             pipeline=build_pipeline(cfg, deps),
             policy=cfg.policy,
@@ -346,9 +350,10 @@ class Sidecar:
             quota=deps.quota,
             ledger=deps.telemetry.ledger,
             metrics=deps.telemetry.metrics,
+            drain=self.drain,
         )
         orchestrator_service_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, self.server)
-        self.health = HealthServicer()
+        self.health = DrainingHealth()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
@@ -386,11 +391,19 @@ class Sidecar:
         return server.port if server is not None else None
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop accepting calls, let in-flight ones finish within the grace, then cancel them."""
+        """Drain: health says NOT_SERVING (Check is still answered) and new generation calls are
+        refused; running ones get the grace to finish, then are cut with STREAM_INTERRUPTED and their
+        partial usage. Then Watch streams are closed and the server stops (short RPCs still in flight
+        get CUT_WAIT_SECONDS), and the dependencies are closed."""
+        if self._stopping:
+            return  # stopped already (or stopping): a second stop() has nothing left to do
+        self._stopping = True
         grace = self.cfg.settings.shutdown_grace_seconds if grace is None else grace
         try:
             await self.health.enter_graceful_shutdown()
-            await self.server.stop(grace)
+            await self.drain.drain(grace, cut_wait=min(CUT_WAIT_SECONDS, max(grace, 0.1)))
+            self.health.close_watches()
+            await self.server.stop(CUT_WAIT_SECONDS)
         finally:
             await self._close_dependencies()
 
