@@ -74,7 +74,7 @@ def layer(store: QuotaStore | None) -> Handler:
         return terminal
     assert POLICY.quota is not None
     service = QuotaService(POLICY.quota, POLICY.tiers, store, CLOCK, QuotaSignals())
-    return QuotaLayer(terminal, quota=service, table=TABLE, tiers=POLICY.tiers)
+    return QuotaLayer(terminal, quota=service, table=TABLE)
 
 
 async def measure(handler: Handler, calls: int) -> tuple[float, float, float]:

@@ -32,10 +32,11 @@ from sidecar.personas.service import PersonaService
 from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
 from sidecar.pipeline.cache import CacheLayer, CacheObserver
 from sidecar.pipeline.context import ContextLayer
-from sidecar.pipeline.keys import KeyLayer, KeyPinLayer
+from sidecar.pipeline.keys import KeyLayer
 from sidecar.pipeline.observe import ObserveLayer
 from sidecar.pipeline.persona import PersonaLayer
 from sidecar.pipeline.quota import QuotaLayer, TokenEstimator
+from sidecar.pipeline.resolve import ResolveLayer
 from sidecar.pipeline.route import RouteLayer
 from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.providers._http import HttpClient
@@ -262,9 +263,10 @@ def build_routing(cfg: Config, clock: Clock, health: HealthView, tracing: Tracin
 def build_pipeline(cfg: Config, d: Deps) -> Handler:
     """The request path, outermost first.
 
-    The persona layer comes before quota and cache (DESIGN.md lists them the other way round) because
-    both need what it decides: the route a persona defaults to, and the full prompt (persona prompt
-    and stored history) that quota estimates and the cache key covers.
+    The resolve step comes right after authentication: every later layer (context, quota, cache,
+    route, memory) reads the plan it makes (sidecar/core/plan.py) instead of resolving the route again;
+    quota and cache need what it decides (the route a persona defaults to, the whole prompt with the
+    persona prompt and stored history), so it comes before them (DESIGN.md lists them the other way).
     """
     return compose(
         UpstreamCall(d.providers, clock=d.clock),
@@ -278,7 +280,15 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 clock=d.clock,
             ),
             partial(AuthnLayer, verifier=d.verifier),
-            partial(PersonaLayer, personas=d.personas),
+            partial(  # one step decides persona, request, route, tier access, key pin, candidates
+                ResolveLayer,
+                personas=d.personas,
+                table=d.routing.table,
+                tiers=cfg.policy.tiers,
+                keys=d.keys,
+                modes=user_key_modes(cfg),
+            ),
+            partial(PersonaLayer, personas=d.personas),  # conversation memory, after success
             partial(
                 ContextLayer,
                 table=d.routing.table,
@@ -290,7 +300,6 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 QuotaLayer,
                 quota=d.quota,
                 table=d.routing.table,
-                tiers=cfg.policy.tiers,
                 estimator=TokenEstimator(
                     prompt=d.tokenizers.count_prompt_max, text=d.tokenizers.count_text_max
                 ),
@@ -314,14 +323,15 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
 
 
 def routed_layers(cfg: Config, d: Deps) -> list[Layer]:
-    """The caller's key pinned to its provider, route, then the key per attempt: the part of the
-    pipeline that reaches a provider."""
-    modes = {a: r.user_key for a, r in cfg.policy.routes.items()}
+    """Route, then the key per attempt: the part of the pipeline that reaches a provider."""
     return [
-        partial(KeyPinLayer, keys=d.keys, modes=modes, table=d.routing.table),
         partial(RouteLayer, routing=d.routing, clock=d.clock),
-        partial(KeyLayer, keys=d.keys, modes=modes),
+        partial(KeyLayer, keys=d.keys, modes=user_key_modes(cfg)),
     ]
+
+
+def user_key_modes(cfg: Config) -> dict[str, str]:
+    return {alias: route.user_key for alias, route in cfg.policy.routes.items()}
 
 
 class Sidecar:

@@ -27,6 +27,7 @@ class Outcome:
         "_first_token_at",
         "_history_messages",
         "_persona",
+        "_route",
         "_sealed",
         "_target",
         "_upstream",
@@ -47,6 +48,7 @@ class Outcome:
         self._waiting = 0
         self._wait_from = 0.0
         self._persona = ""
+        self._route = ""
         self._history_messages = 0
         self._cache_hit = False
         self._context = (0, 0, False)
@@ -95,6 +97,11 @@ class Outcome:
         self._cache_hit, self._target, self._finish_reason = True, target, finish_reason
         self._usage = Usage(usage.prompt_tokens, usage.completion_tokens, cached_tokens=usage.prompt_tokens)
 
+    def route_chosen(self, alias: str) -> None:
+        """The route the resolve step chose (a configured alias): the call's label before any target."""
+        if not self._sealed:
+            self._route = alias
+
     def persona_applied(self, persona: str, history_messages: int) -> None:
         if not self._sealed:
             self._persona, self._history_messages = persona, history_messages
@@ -141,6 +148,10 @@ class Outcome:
     @property
     def upstream_seconds(self) -> float:
         return self._upstream
+
+    @property
+    def route(self) -> str:
+        return self._route
 
     @property
     def persona(self) -> str:

@@ -11,6 +11,7 @@ from sidecar.core.clock import Deadline
 
 if TYPE_CHECKING:
     from sidecar.core.outcome import Outcome
+    from sidecar.core.plan import CallPlan
 
 
 class Role(enum.Enum):
@@ -168,4 +169,4 @@ class Call:
     memory: bool | None = None  # keep/use the conversation's history; None = the configured default
     cache_bypass: bool = False  # the caller asked the response cache to stay out of this call
     budget_deployment: str = ""  # set by the quota layer: only this (cheaper) deployment fits the budget
-    key_provider: str = ""  # set by the key-pin layer: the provider of the caller's pinned key
+    plan: CallPlan | None = None  # set once by the resolve step (sidecar/pipeline/resolve.py)

@@ -23,6 +23,7 @@ from sidecar.config.cache import CacheSettings
 from sidecar.core.clock import Clock
 from sidecar.core.errors import RouteNotFoundError
 from sidecar.core.layer import Handler, inner_stream
+from sidecar.core.plan import plan_of
 from sidecar.core.types import Call, Chunk, FinishReason
 from sidecar.routing.table import RouteTable
 from sidecar.telemetry.tracing import Tracing
@@ -94,7 +95,7 @@ class CacheLayer:
         if not s.enabled or self._store is None or call.cache_bypass:
             return None
         try:
-            route = self._table.resolve(call.model)
+            route = plan_of(call, self._table).route
         except RouteNotFoundError:
             return None  # the route layer reports it
         options = route.config.cache

@@ -18,6 +18,7 @@ from sidecar.context.summary import Summarizer, summary_message
 from sidecar.context.tokenizer import Tokenizers
 from sidecar.context.trim import Budget, Fit, fit
 from sidecar.core.layer import Handler, inner_stream
+from sidecar.core.plan import plan_of
 from sidecar.core.types import Call, Chunk, Message
 from sidecar.routing.table import RouteTable
 
@@ -54,7 +55,7 @@ class ContextLayer:
                 yield chunk
 
     def _budgets(self, call: Call) -> list[Budget]:
-        route = self._table.resolve(call.model)
+        route = plan_of(call, self._table).route
         return [
             Budget(
                 target.deployment,

@@ -1,10 +1,9 @@
 """User keys: per attempt, put the caller's own provider key on the call, as its route allows.
 
-`KeyPinLayer` runs before the route layer: a key the caller brings (a key_ref or an envelope)
-belongs to one provider, so only that provider's deployments of the route are candidates; a failure
-of one of them is then reported as itself, never hidden behind a fallback to a deployment the key
-cannot open. `KeyLayer` runs inside the route layer, because the key depends on the deployment's
-provider. `never` routes use
+A key the caller brings (a key_ref or an envelope) belongs to one provider: the resolve step
+(pipeline/resolve.py) pins the call to that provider's deployments, so a failure of one of them is
+reported as itself, never hidden behind a fallback to a deployment the key cannot open. This layer
+runs inside the route layer, because the key depends on the deployment's provider. `never` routes use
 platform keys and refuse a key the caller brings; `preferred` routes use the caller's key when it
 has one (brought along, or registered for that provider) and the platform key otherwise;
 `required` routes fail without one, and never fall back to the platform key or anyone else's.
@@ -20,7 +19,6 @@ from collections.abc import AsyncGenerator, Mapping
 from sidecar.core.errors import (
     FieldViolation,
     InvalidRequestError,
-    KeyContextMismatchError,
     KeysDisabledError,
     ProviderAuthError,
     ProviderError,
@@ -34,40 +32,8 @@ from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.types import Call, Chunk, Target
 from sidecar.keys.cache import SecretKey
 from sidecar.keys.service import KeyService
-from sidecar.routing.table import RouteTable
 
 UserKeyMode = str  # "never" | "preferred" | "required" (config/routing.py)
-
-
-class KeyPinLayer:
-    def __init__(
-        self, inner: Handler, *, keys: KeyService | None, modes: Mapping[str, UserKeyMode], table: RouteTable
-    ) -> None:
-        self._inner, self._keys, self._modes, self._table = inner, keys, modes, table
-
-    def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
-        if call.key_source is None or self._keys is None:
-            return self._inner(call)  # no key brought, or no backend (the key layer says so)
-        route = self._table.resolve(call.model)
-        if self._modes.get(route.alias, "never") == "never":
-            return self._inner(call)  # the key layer refuses the key
-        return self._pinned(call, self._keys, route.alias, {t.provider for t in route.targets})
-
-    async def _pinned(
-        self, call: Call, keys: KeyService, alias: str, providers: set[str]
-    ) -> AsyncGenerator[Chunk, None]:
-        assert call.key_source is not None
-        provider = await keys.pinned_provider(call.tenant_id, call.user_id, call.key_source)
-        if provider is not None:
-            if provider not in providers:
-                raise KeyContextMismatchError(
-                    f"the key is a {provider} key; route {alias!r} has no {provider} deployment",
-                    metadata={"fields": "provider"},
-                )
-            call = dataclasses.replace(call, key_provider=provider)
-        async with inner_stream(self._inner, call) as chunks:
-            async for chunk in chunks:
-                yield chunk
 
 
 class KeyLayer:

@@ -129,7 +129,7 @@ class ObserveLayer:
         retries, fallbacks, hedges = _routing_counts(record.attempts)
         usage = record.usage
         return CallOutcome(
-            route=target.route if target is not None else self._route(call.model),
+            route=target.route if target is not None else (record.route or self._route(call.model)),
             provider=target.provider if target is not None else "",
             model=target.model if target is not None else "",
             stream=call.stream,

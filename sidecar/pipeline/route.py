@@ -28,6 +28,7 @@ from sidecar.core.errors import (
     SidecarError,
 )
 from sidecar.core.layer import Handler
+from sidecar.core.plan import plan_of
 from sidecar.core.types import Call, Chunk, Target
 from sidecar.routing.attempt import UpstreamAttempt
 from sidecar.routing.breaker import CircuitBreaker
@@ -52,7 +53,7 @@ class RouteLayer:
         self._inner, self._routing, self._clock = inner, routing, clock
 
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
-        route = self._routing.table.resolve(call.model)
+        route = plan_of(call, self._routing.table).route
         targets = plan(self._routing, route, call)
         failures: list[Failure] = []
         i = 0

@@ -163,7 +163,7 @@ EVERY_LAYER = {
     "ContextLayer",
     "QuotaLayer",
     "CacheLayer",
-    "KeyPinLayer",
+    "ResolveLayer",
     "RouteLayer",
     "KeyLayer",
     "upstream",
