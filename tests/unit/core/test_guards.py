@@ -110,3 +110,20 @@ def test_the_guards_catch_what_they_are_for() -> None:
         "    async with asyncio.timeout(1):\n        pass\n"
     )
     assert len(timer_uses(timers)) == 2
+
+
+def test_unit_tests_never_sleep() -> None:
+    """Unit tests run on virtual time: `asyncio.sleep(0)` yields, anything longer is a real wait."""
+    unit = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in sorted(unit.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and (node.func.value.id, node.func.attr) in {("asyncio", "sleep"), ("time", "sleep")}
+                and not (node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value == 0)
+            ):
+                offenders.append(f"{path.relative_to(unit)}:{node.lineno}")
+    assert offenders == [], "use the FakeClock (sidecar.core.clock) instead of sleeping"

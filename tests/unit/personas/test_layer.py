@@ -155,7 +155,8 @@ async def test_cancelled_calls_store_nothing(clock: FakeClock) -> None:
                 pass
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.01)
+    for _ in range(20):  # until the stream waits inside the inner handler
+        await asyncio.sleep(0)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert (await store.snapshot(K, history=True)).history == ()
