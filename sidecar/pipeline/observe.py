@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator, Collection, Sequence
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-from sidecar.core.clock import Clock
+from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import Code, SessionStoreUnavailableError, SidecarError
 from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.types import Attempt, Call, Chunk
@@ -27,6 +27,7 @@ from sidecar.telemetry.metrics import UNKNOWN, CallOutcome, Metrics
 
 OK = "OK"
 CANCELLED = "CANCELLED"
+DEADLINE_EXCEEDED = Code.DEADLINE_EXCEEDED.value
 HEDGE_LOST = "HEDGE_LOST"  # routing/route.py names a hedged attempt that lost the race so
 
 
@@ -71,9 +72,7 @@ class ObserveLayer:
                 self._metrics.store_error("sessions", "call")
             raise
         except BaseException as exc:  # cancelled, the caller closed the stream, or a crash
-            code = reason = (
-                CANCELLED if isinstance(exc, GeneratorExit | asyncio.CancelledError) else "INTERNAL"
-            )
+            code = reason = _ended_by(exc, call)
             raise
         finally:
             self._finish(call, code, reason, first_at, span, texts)
@@ -173,6 +172,14 @@ class ObserveLayer:
         if self._tracing.capture_content:
             attributes["gen_ai.input.messages"] = _messages_json(call)
         return self._tracing.start(f"chat {attributes['sidecar.route']}", attributes)
+
+
+def _ended_by(exc: BaseException, call: Call) -> str:
+    """How a call that raised no SidecarError ended: gRPC cancels the handler when the caller's
+    deadline passes, which is the caller's DEADLINE_EXCEEDED, not a plain cancellation."""
+    if not isinstance(exc, GeneratorExit | asyncio.CancelledError):
+        return "INTERNAL"
+    return DEADLINE_EXCEEDED if call.deadline.expired(DEADLINE_MARGIN) else CANCELLED
 
 
 def _routing_counts(attempts: Sequence[Attempt]) -> tuple[int, int, int]:

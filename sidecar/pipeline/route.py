@@ -17,7 +17,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from sidecar.config.routing import RouteConfig
-from sidecar.core.clock import Clock
+from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import (
     CircuitOpenError,
     DeadlineExceededError,
@@ -155,8 +155,8 @@ class RouteLayer:
     def _may_retry(self, err: ProviderError, call: Call, delay: float) -> bool:
         if isinstance(err, ProviderRateLimitedError | ProviderAuthError | CircuitOpenError):
             return False  # this deployment will not do better soon: fall back instead
-        remaining = call.deadline.remaining()
-        return remaining is None or remaining > delay
+        remaining = call.deadline.remaining()  # no retry budget spent on an attempt with no time left
+        return remaining is None or remaining > delay + DEADLINE_MARGIN
 
 
 def _circuit_open(target: Target, breaker: CircuitBreaker) -> CircuitOpenError:

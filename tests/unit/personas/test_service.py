@@ -202,3 +202,44 @@ async def test_not_involved_without_personas_or_memory(clock: FakeClock) -> None
     assert not svc.involved(call_for(clock))
     assert svc.involved(call_for(clock, memory=True))
     assert svc.involved(call_for(clock, persona_id="x"))
+
+
+async def test_an_older_switch_whose_version_comes_back_late_gives_way(clock: FakeClock) -> None:
+    """With several store connections, an older Switch's version can arrive after a newer one's: the
+    newer (higher version) still wins, the older is superseded at once."""
+
+    class Store(MemoryConversationStore):
+        def __init__(self) -> None:
+            super().__init__(POLICY, clock)
+            self.gate, self.release = asyncio.Event(), asyncio.Event()
+            self.versions = self.activations = 0
+
+        async def next_version(self, key: ConversationKey) -> int:
+            version = await super().next_version(key)
+            self.versions += 1
+            if self.versions == 2:
+                await self.release.wait()  # the second Switch's version comes back last
+            return version
+
+        async def activate(self, key: ConversationKey, persona_id: str, version: int) -> tuple[bool, str]:
+            self.activations += 1
+            if self.activations == 1:
+                await self.gate.wait()  # the first Switch holds the user's turn
+            return await super().activate(key, persona_id, version)
+
+    store = Store()
+    svc = PersonaService(registry(), store, clock=clock, memory_default=False)
+    first = asyncio.create_task(svc.switch(cmd("dashboard-architect")))
+    await settle()
+    older = asyncio.create_task(svc.switch(cmd("mr-blue")))
+    await settle()
+    newer = asyncio.create_task(svc.switch(cmd("agent-79")))  # waits for its turn behind `first`
+    await settle()
+    store.release.set()
+    await settle()
+    store.gate.set()
+    with pytest.raises(SwitchSupersededError):
+        await older
+    assert (await newer).persona.id == "agent-79"
+    await first
+    assert (await svc.plan(call_for(clock))).persona.id == "agent-79"  # type: ignore[union-attr]

@@ -359,3 +359,28 @@ async def test_metadata_reaches_the_usage_record_and_the_logs_never_the_metrics(
     assert json.loads(lines[0])["metadata"] == {"team": "blue-canary"}
     samples = [s for f in m.registry.collect() for s in f.samples]
     assert not any("blue-canary" in str(s.labels) for s in samples)
+
+
+@pytest.mark.parametrize(("late", "expected"), [(True, "DEADLINE_EXCEEDED"), (False, "CANCELLED")])
+async def test_a_cancellation_at_the_callers_deadline_is_recorded_as_deadline_exceeded(
+    clock: FakeClock, late: bool, expected: str
+) -> None:
+    """gRPC cancels the handler when the caller's deadline passes: the metrics and the ledger say
+    DEADLINE_EXCEEDED (the caller's), not CANCELLED; a cancellation before the deadline stays CANCELLED."""
+    m, ledger = Metrics(), Ledger()
+    entered = asyncio.Event()
+
+    async def hanging(call: Call) -> AsyncGenerator[Chunk, None]:
+        entered.set()
+        await asyncio.Event().wait()
+        yield Chunk()
+
+    task = asyncio.create_task(
+        drain(layer(hanging, m, ledger, clock), make_call(clock, model="chat", timeout=0.3))
+    )
+    await entered.wait()
+    if late:
+        clock.advance(0.3)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert ledger.records[0].outcome == expected
