@@ -12,7 +12,8 @@ every turn. Until then those messages are in neither the prompt nor the summary 
 summaries pay off").
 
 The summary call is an ordinary call of the caller's (tenant, user, tier, credentials) through the
-observed and metered part of the pipeline (sidecar/app.py `build_summarizer`): it is refused by the
+observed and metered part of the pipeline (sidecar/app.py `build_summarizer`), on the platform's
+provider keys (a key the caller brought is for the caller's own route): it is refused by the
 caller's tier and quota like any call, appears in the metrics under the summary route, in the usage
 ledger (request id `<id>.summary`) and in GetUsage, and is priced on the summarizer's deployment.
 Because it runs only after the caller's own call succeeded, a caller that tier or quota refused
@@ -22,16 +23,16 @@ skipped: the conversation keeps its previous summary and the next call tries aga
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sidecar.config.context import SummaryConfig
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import SidecarError
 from sidecar.core.layer import Handler, collect
-from sidecar.core.types import Call, CallRecord, GenerationParams, Message, Role
+from sidecar.core.outcome import Outcome
+from sidecar.core.types import Call, GenerationParams, Message, Role
 from sidecar.sessions.store import ConversationKey, ConversationStore, ConversationSummary
 
 _log = logging.getLogger("sidecar.context")
@@ -71,8 +72,19 @@ def covered_until(summary: ConversationSummary | None, rest: Sequence[Message]) 
 
 
 class Summarizer:
-    def __init__(self, handler: Handler, *, config: SummaryConfig, store: ConversationStore, clock: Clock):
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        config: SummaryConfig,
+        store: ConversationStore,
+        clock: Clock,
+        allowed: Callable[[str], bool] = lambda tier: True,
+    ):
+        """`allowed(tier)`: whether a caller's tier may use the summary route (the summary call
+        does not pass the resolve step, which checks that for the caller's own route)."""
         self._handler, self._config, self._store, self._clock = handler, config, store, clock
+        self._allowed = allowed
 
     @property
     def config(self) -> SummaryConfig:
@@ -96,8 +108,13 @@ class Summarizer:
         dropped = rest[span.start : span.stop]
         if not call.conversation_id or not dropped:
             return None
+        if not self._allowed(call.tier):
+            _log.warning(
+                "summary skipped", extra={"request_id": call.request_id, "reason": "MODEL_NOT_ALLOWED"}
+            )
+            return None
         try:
-            async with asyncio.timeout(self._config.timeout_seconds):
+            async with self._clock.timeout(self._config.timeout_seconds):
                 text, _ = await collect(self._handler, self._call(call, previous, dropped))
         except (SidecarError, TimeoutError) as exc:
             reason = exc.reason if isinstance(exc, SidecarError) else "TIMEOUT"
@@ -134,8 +151,7 @@ class Summarizer:
             stream=False,
             deadline=Deadline.after(seconds, self._clock),
             credentials=call.credentials,
-            record=CallRecord(started_at=self._clock.monotonic()),
-            key_source=call.key_source,
+            record=Outcome(started_at=self._clock.monotonic()),
             tier=call.tier,
         )
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncGenerator, Sequence
-from contextlib import aclosing
 
 from sidecar.config.context import ContextPolicy
 from sidecar.context.summary import Summarizer, covered_until, summary_message
 from sidecar.context.tokenizer import Tokenizers
 from sidecar.context.trim import Budget, Fit, fit, split_pinned
-from sidecar.core.layer import Handler
+from sidecar.core.layer import Handler, inner_stream
+from sidecar.core.plan import plan_of
 from sidecar.core.types import Call, Chunk, Message
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationSummary
@@ -57,7 +57,7 @@ class ContextLayer:
 
     async def _fitted(self, call: Call, result: Fit) -> AsyncGenerator[Chunk, None]:
         call = self._report(call, (*result.pinned, *result.kept), result, summarized=False)
-        async with aclosing(self._inner(call)) as stream:
+        async with inner_stream(self._inner, call) as stream:
             async for chunk in stream:
                 yield chunk
 
@@ -77,7 +77,7 @@ class ContextLayer:
         if previous is not None and not summarized:  # it came out longer than it was asked to be
             messages = (*result.pinned, *result.kept)
         sent = self._report(call, messages, result, summarized=summarized)
-        async with aclosing(self._inner(sent)) as stream:
+        async with inner_stream(self._inner, sent) as stream:
             async for chunk in stream:
                 yield chunk
         dropped = result.dropped
@@ -85,7 +85,7 @@ class ContextLayer:
             await summarizer.refresh(call, previous, rest, range(start, start + len(dropped)))
 
     def _budgets(self, call: Call) -> list[Budget]:
-        route = self._table.resolve(call.model)
+        route = plan_of(call, self._table).route
         return [
             Budget(
                 target.deployment,
@@ -102,10 +102,10 @@ class ContextLayer:
         if tuple(messages) == call.messages:  # nothing removed (identical messages compare by identity)
             return call
         counter = result.budget.counter
-        record = call.record
-        record.context_tokens_removed = counter.count_prompt(call.messages) - counter.count_prompt(messages)
-        record.context_messages_removed = len(call.messages) - len(result.pinned) - len(result.kept)
-        record.context_summarized = summarized
+        removed = counter.count_prompt(call.messages) - counter.count_prompt(messages)
+        call.record.context_fitted(
+            removed, len(call.messages) - len(result.pinned) - len(result.kept), summarized
+        )
         return dataclasses.replace(call, messages=tuple(messages))
 
 

@@ -43,8 +43,12 @@ def config(upstream: Upstream) -> dict[str, Any]:
                 "max_recent_messages": 4,
                 "summary": {"route": "summarize", "keep_recent_messages": 2, "refresh_tokens": 1},
             },
-            "tiers": {"free": {"allowed_routes": ["summarize"]}, "enterprise": {}},
-            "tier_assignment": {"default": "enterprise", "tenants": {"cheapo": "free"}},
+            "tiers": {
+                "free": {"allowed_routes": ["summarize"]},
+                "basic": {"allowed_routes": ["chat"]},
+                "enterprise": {},
+            },
+            "tier_assignment": {"default": "enterprise", "tenants": {"cheapo": "free", "mid": "basic"}},
             "quota": {"limits": [{"name": "req", "metric": "requests", "window": "day", "limit": 3}]},
         }
     }
@@ -141,5 +145,15 @@ async def test_a_summary_the_quota_cannot_cover_is_not_made(serve: Any, upstream
     for _ in range(2):
         await s.stub.Generate(gen.GenerateRequest(messages=[user("hi")], tenant_id="acme", user_id="cy"))
     reply = await s.stub.Generate(request("acme", "cy"))  # the 3rd request: allowed; its summary is not
+    assert reply.summary.context_messages_removed == 11
+    assert upstream.seen == []
+
+
+async def test_a_caller_whose_tier_may_not_use_the_summary_route_gets_none(
+    serve: Any, upstream: Upstream
+) -> None:
+    upstream.push(Reply.json("openai/chat_completion.json"))
+    s = await serve(config(upstream), KEYS)
+    reply = await s.stub.Generate(request("mid", "ann"))  # basic: the chat route only
     assert reply.summary.context_messages_removed == 11
     assert upstream.seen == []

@@ -15,7 +15,8 @@ from sidecar.context.summary import Summarizer
 from sidecar.context.tokenizer import ESTIMATE_COUNTER, Tokenizers
 from sidecar.core.errors import ContextTooLongError, ProvidersUnavailableError
 from sidecar.core.layer import collect
-from sidecar.core.types import Call, CallRecord, Chunk, FinishReason, GenerationParams, Message, Role, Usage
+from sidecar.core.outcome import Outcome
+from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, Message, Role, Usage
 from sidecar.pipeline.context import ContextLayer
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationKey, ConversationStore, MemoryConversationStore, StorePolicy
@@ -139,7 +140,7 @@ def grown(call: Call, *texts: str) -> Call:
     """The next turn of the conversation: the same messages and some more."""
     roles = (Role.USER, Role.ASSISTANT)
     more = tuple(Message(roles[i % 2], t) for i, t in enumerate(texts))
-    return dataclasses.replace(call, messages=(*call.messages, *more), record=CallRecord(0.0))
+    return dataclasses.replace(call, messages=(*call.messages, *more), record=Outcome(0.0))
 
 
 async def test_a_rolling_summary_sends_each_dropped_message_once(clock: FakeClock) -> None:
@@ -193,7 +194,7 @@ async def test_summaries_are_per_conversation(clock: FakeClock) -> None:
     ctx = layer(Inner(), summarizer(route, sessions, clock))
     call = in_conversation(conversation(clock, 12, words=1))
     for variant in (call, dataclasses.replace(call, user_id="someone-else"), in_conversation(call, "c2")):
-        await collect(ctx, dataclasses.replace(variant, record=CallRecord(0.0)))
+        await collect(ctx, dataclasses.replace(variant, record=Outcome(0.0)))
     assert len(route.calls) == 3
     assert await sessions.summary(ConversationKey("t", "someone-else", "c1")) is not None
 
@@ -250,8 +251,9 @@ class Hanging(Route):
         yield FINAL
 
 
-async def test_a_slow_summary_is_given_up(clock: FakeClock) -> None:
-    """The one real wait in these tests: the summary's own timeout (10 ms) is asyncio's, not the clock's."""
+async def test_a_slow_summary_is_given_up() -> None:
+    """The summary's own timeout fires on the clock's virtual time."""
+    clock = FakeClock(auto_advance=True)
     inner, route, sessions = Inner(), Hanging(), store(clock)
     call = in_conversation(conversation(clock, 12, words=1))
     await collect(layer(inner, summarizer(route, sessions, clock, timeout_seconds=0.01)), call)
