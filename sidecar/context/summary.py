@@ -17,8 +17,10 @@ provider keys (a key the caller brought is for the caller's own route): it is re
 caller's tier and quota like any call, appears in the metrics under the summary route, in the usage
 ledger (request id `<id>.summary`) and in GetUsage, and is priced on the summarizer's deployment.
 Because it runs only after the caller's own call succeeded, a caller that tier or quota refused
-never causes one. A summary that fails, is refused or takes longer than `timeout_seconds` is
-skipped: the conversation keeps its previous summary and the next call tries again.
+never causes one. It runs before the caller's call returns, so it gets at most half of the time the
+caller's deadline has left (the answer is never lost to the summary's time). A summary that fails,
+is refused or takes longer than `timeout_seconds` (or that half) is skipped: the conversation keeps
+its previous summary and the next call tries again.
 """
 
 from __future__ import annotations
@@ -114,8 +116,9 @@ class Summarizer:
             )
             return None
         try:
-            async with self._clock.timeout(self._config.timeout_seconds):
-                text, _ = await collect(self._handler, self._call(call, previous, dropped))
+            seconds = self._seconds(call)
+            async with self._clock.timeout(seconds):
+                text, _ = await collect(self._handler, self._call(call, previous, dropped, seconds))
         except (SidecarError, TimeoutError) as exc:
             reason = exc.reason if isinstance(exc, SidecarError) else "TIMEOUT"
             _log.warning("summary skipped", extra={"request_id": call.request_id, "reason": reason})
@@ -131,10 +134,16 @@ class Summarizer:
             _log.warning("summary not stored", extra={"request_id": call.request_id, "reason": exc.reason})
         return summary
 
-    def _call(self, call: Call, previous: ConversationSummary | None, dropped: Sequence[Message]) -> Call:
-        c = self._config
+    def _seconds(self, call: Call) -> float:
+        """The summary's time: its timeout, at most half of what the caller's deadline has left."""
         remaining = call.deadline.remaining()
-        seconds = c.timeout_seconds if remaining is None else min(remaining, c.timeout_seconds)
+        timeout = self._config.timeout_seconds
+        return timeout if remaining is None else max(0.0, min(remaining / 2, timeout))
+
+    def _call(
+        self, call: Call, previous: ConversationSummary | None, dropped: Sequence[Message], seconds: float
+    ) -> Call:
+        c = self._config
         earlier = f"Summary so far: {previous.text}\n\nSince then:\n" if previous is not None else ""
         return Call(
             request_id=call.request_id + SUFFIX,

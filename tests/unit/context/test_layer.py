@@ -13,6 +13,7 @@ from sidecar.config.context import ContextPolicy, SummaryConfig
 from sidecar.config.schema import Policy
 from sidecar.context.summary import Summarizer
 from sidecar.context.tokenizer import ESTIMATE_COUNTER, Tokenizers
+from sidecar.core.clock import Deadline
 from sidecar.core.errors import ContextTooLongError, ProvidersUnavailableError
 from sidecar.core.layer import collect
 from sidecar.core.outcome import Outcome
@@ -327,3 +328,15 @@ async def test_a_summary_of_one_message_replaces_it(clock: FakeClock) -> None:
     assert [m.text for m in sent[2:]] == ["turn 1 word ", "turn 2 word "]
     assert sent[1].text == "Summary of 1 earlier messages: they talked"
     assert again.record.context_summarized and again.record.context_messages_removed == 1
+
+
+async def test_a_summary_takes_at_most_half_of_the_callers_remaining_time() -> None:
+    """The answer is already made: the summary must never make the caller miss its deadline."""
+    clock = FakeClock(auto_advance=True)
+    inner, route, sessions = Inner(), Hanging(), store(clock)
+    call = in_conversation(conversation(clock, 12, words=1))
+    call = dataclasses.replace(call, deadline=Deadline.after(1.0, clock))
+    started = clock.monotonic()
+    await collect(layer(inner, summarizer(route, sessions, clock, timeout_seconds=5)), call)
+    assert len(route.calls) == 1 and clock.monotonic() - started == pytest.approx(0.5)
+    assert call.deadline.remaining() == pytest.approx(0.5)
