@@ -13,7 +13,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2, orchestrator_service_pb2_grpc
+from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2
+from sidecar.api.decode import add_service
 from sidecar.api.servicer import OrchestratorServicer
 from sidecar.cache.store import AiocacheStore, ByteStore
 from sidecar.config.schema import Config
@@ -56,7 +57,8 @@ from sidecar.telemetry.metrics import DeploymentView, SidecarCollector
 from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import TraceContextInterceptor, Tracing
 
-SERVICE_NAME = orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
+SERVICE = orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"]
+SERVICE_NAME = SERVICE.full_name
 _log = logging.getLogger("sidecar")
 
 
@@ -347,7 +349,7 @@ class Sidecar:
             ledger=deps.telemetry.ledger,
             metrics=deps.telemetry.metrics,
         )
-        orchestrator_service_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, self.server)
+        add_service(self.server, servicer, SERVICE, clock=deps.clock)  # bad bytes: INVALID_ARGUMENT
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
