@@ -44,6 +44,12 @@ class HttpSettings(_Model):
     max_connections_per_host: int = Field(default=256, ge=0, le=100_000)
     connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     keepalive_seconds: float = Field(default=30.0, gt=0, le=3600)
+    max_retry_after_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="cap on an upstream Retry-After: the breaker's open time and clients' RetryInfo",
+    )
 
 
 def _loopback(address: str) -> bool:
