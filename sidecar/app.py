@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2
 from sidecar.api.decode import add_service
 from sidecar.api.servicer import OrchestratorServicer
-from sidecar.cache.store import AiocacheStore, ByteStore
+from sidecar.cache.store import AiocacheStore, ByteStore, RedisByteStore
 from sidecar.config.schema import Config
 from sidecar.context.summary import Summarizer
 from sidecar.context.tokenizer import Tokenizers
@@ -53,6 +53,7 @@ from sidecar.routing.stats import Stats
 from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
+from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps
 from sidecar.telemetry.metrics import DeploymentView, SidecarCollector
 from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import TraceContextInterceptor, Tracing
@@ -96,7 +97,12 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
         prober=prober,
         verifier=TokenVerifier(cfg.secret(cfg.settings.auth.token)),
         keys=build_keys(cfg, clock, telemetry),
-        personas=build_personas(cfg, clock, count=tokenizers.count_text_max),
+        personas=build_personas(
+            cfg,
+            clock,
+            count=tokenizers.count_text_max,
+            on_store_error=partial(telemetry.metrics.store_error, "sessions"),
+        ),
         tokenizers=tokenizers,
         cache=build_cache(cfg),
         quota=build_quota(cfg, clock, quota_signals(telemetry)),
@@ -112,7 +118,8 @@ def build_cache(cfg: Config) -> ByteStore | None:
     if not c.enabled and cfg.policy.context.summary is None:
         return None
     if c.backend == "redis" and c.redis_url is not None:
-        return AiocacheStore.redis(c.redis_url, c.namespace, timeout=c.timeout_seconds)
+        endpoint = RedisEndpoint.of(c.redis_url, c.redis, cfg.secret, default_timeout=c.timeout_seconds)
+        return RedisByteStore(RedisOps(endpoint, retries=1), c.namespace)
     return AiocacheStore.memory(c.namespace, timeout=c.timeout_seconds, max_entries=c.max_entries)
 
 
@@ -144,7 +151,8 @@ def build_quota(cfg: Config, clock: Clock, signals: QuotaSignals | None = None) 
     if q.store == "redis" and q.redis_url is not None:
         from sidecar.quota.redis_store import RedisQuotaStore
 
-        store = RedisQuotaStore(q.redis_url, clock, prefix=q.key_prefix, timeout=q.store_timeout_seconds)
+        endpoint = RedisEndpoint.of(q.redis_url, q.redis, cfg.secret, default_timeout=q.store_timeout_seconds)
+        store = RedisQuotaStore(RedisOps(endpoint), clock, prefix=q.key_prefix)  # no retries: not idempotent
     signals = signals or QuotaSignals()
     if q.webhook is not None and signals.webhook is None:
         from sidecar.quota.webhook import WebhookSender
@@ -212,7 +220,8 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
     if k.store == "redis" and k.redis_url is not None:
         from sidecar.keys.redis_store import RedisKeyStore
 
-        store = RedisKeyStore(k.redis_url, clock)
+        endpoint = RedisEndpoint.of(k.redis_url, k.redis, cfg.secret, default_timeout=2.0)
+        store = RedisKeyStore(RedisOps(endpoint, decode_responses=True, retries=1), clock)
     else:
         store = SqliteKeyStore(k.store_path, clock)
     if telemetry is None:
@@ -220,7 +229,9 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
     return KeyService(backend, store, cache, clock, observer=telemetry.metrics, tracing=telemetry.tracing)
 
 
-def build_personas(cfg: Config, clock: Clock, count: TokenCounter = count_tokens) -> PersonaService:
+def build_personas(
+    cfg: Config, clock: Clock, count: TokenCounter = count_tokens, on_store_error: ErrorObserver | None = None
+) -> PersonaService:
     """The persona registry and the conversation store (memory, or Redis imported lazily)."""
     p = cfg.policy.personas
     registry = PersonaRegistry.from_config(p, tiers=cfg.policy.tiers, routes=cfg.policy.routes, count=count)
@@ -230,7 +241,9 @@ def build_personas(cfg: Config, clock: Clock, count: TokenCounter = count_tokens
     if s.store == "redis" and s.redis_url is not None:
         from sidecar.sessions.redis import RedisConversationStore
 
-        store = RedisConversationStore(s.redis_url, policy, prefix=s.key_prefix)
+        endpoint = RedisEndpoint.of(s.redis_url, s.redis, cfg.secret, default_timeout=5.0)
+        ops = RedisOps(endpoint, retries=1, observer=on_store_error)
+        store = RedisConversationStore(ops, policy, prefix=s.key_prefix)
     else:
         store = MemoryConversationStore(policy, clock)
     return PersonaService(registry, store, clock=clock, memory_default=s.memory)

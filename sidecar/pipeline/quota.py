@@ -112,14 +112,18 @@ class QuotaLayer:
         tokens = meter.prompt + output
         usd = meter.usd(extra=output)
         try:
-            grant = await quota.reserve(call.tenant_id, call.user_id, call.tier, _reserve(tokens, usd))
+            grant = await quota.reserve(
+                call.tenant_id, call.user_id, call.tier, _reserve(tokens, usd), deadline=call.deadline
+            )
         except QuotaExceededError as err:
             fallback = _fallback(route)
             if err.reason != "COST_QUOTA_EXCEEDED" or fallback is None:
                 raise
             meter.price = fallback.price
             usd = meter.usd(extra=output)
-            grant = await quota.reserve(call.tenant_id, call.user_id, call.tier, _reserve(tokens, usd))
+            grant = await quota.reserve(
+                call.tenant_id, call.user_id, call.tier, _reserve(tokens, usd), deadline=call.deadline
+            )
             call = replace(call, budget_deployment=fallback.deployment)
         meter.reserved_tokens, meter.reserved_usd = tokens, usd
         return grant, call

@@ -22,16 +22,14 @@ windows as its clock sees them, and the script picks the one holding Redis time.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-from sidecar.core.clock import Clock
+from sidecar.core.clock import Clock, Deadline
 from sidecar.quota.store import WINDOW_GRACE_MS, BucketState, Charge, QuotaStoreError, Verdict, bucket_key
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
+from sidecar.stores.errors import StoreError
+from sidecar.stores.redis import RedisEndpoint, RedisOps
 
 # ARGV: now ms ("" = Redis TIME), ttl ms, grace ms, reservation id, #levels, levels...,
 # then per charge: #edges, edges..., limit, amount, enforce ("1"/"0").
@@ -161,41 +159,61 @@ return {-1, out}
 
 
 class RedisQuotaStore:
-    """QuotaStore on Redis (redis.asyncio, imported here lazily)."""
+    """QuotaStore on Redis, through the shared client factory (`sidecar.stores.redis`).
 
-    def __init__(
-        self, url: str, clock: Clock, *, prefix: str, timeout: float, server_time: bool = True
-    ) -> None:
-        from redis.asyncio import Redis
+    Reserve and extend are bounded by the call's deadline as well as the store's timeout. A reserve
+    or extend that times out may still have run on the server: the caller releases the reservation
+    id (`settle` with nothing charged is idempotent), see `QuotaService.reserve`.
+    """
 
-        self._clock, self._prefix, self._server_time = clock, prefix, server_time
-        self._timeout = timeout
-        self._redis: Redis = Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
-        )
+    def __init__(self, ops: RedisOps, clock: Clock, *, prefix: str, server_time: bool = True) -> None:
+        self._ops, self._clock, self._prefix, self._server_time = ops, clock, prefix, server_time
         self._reserve, self._settle, self._read = (
-            self._redis.register_script(_PARSE + body) for body in (_RESERVE, _SETTLE, _READ)
+            ops.client.register_script(_PARSE + body) for body in (_RESERVE, _SETTLE, _READ)
         )
+
+    @classmethod
+    def from_url(
+        cls, url: str, clock: Clock, *, prefix: str, timeout: float, server_time: bool = True
+    ) -> RedisQuotaStore:
+        """A store with its own client on `url` (no TLS options): tests and benchmarks."""
+        endpoint = RedisEndpoint(url, connect_timeout=timeout, timeout=timeout)
+        return cls(RedisOps(endpoint), clock, prefix=prefix, server_time=server_time)
 
     async def reserve(
-        self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int, levels: Sequence[int]
+        self,
+        tag: str,
+        rid: str,
+        charges: Sequence[Charge],
+        *,
+        ttl_ms: int,
+        levels: Sequence[int],
+        deadline: Deadline | None = None,
     ) -> Verdict:
-        refused, states = await self._run(self._reserve, tag, rid, charges, ttl_ms, levels)
+        refused, states = await self._run(
+            "reserve", self._reserve, tag, rid, charges, ttl_ms, levels, deadline
+        )
         return Verdict(refused < 0, states, refused)
 
     async def settle(
         self, tag: str, rid: str, charges: Sequence[Charge], *, levels: Sequence[int]
     ) -> tuple[BucketState, ...]:
-        return (await self._run(self._settle, tag, rid, charges, 0, levels))[1]
+        return (await self._run("settle", self._settle, tag, rid, charges, 0, levels, None))[1]
 
     async def read(self, tag: str, charges: Sequence[Charge]) -> tuple[BucketState, ...]:
-        return (await self._run(self._read, tag, "", charges, 0, ()))[1]
+        return (await self._run("read", self._read, tag, "", charges, 0, (), None))[1]
 
     async def _run(
-        self, script: Any, tag: str, rid: str, charges: Sequence[Charge], ttl_ms: int, levels: Sequence[int]
+        self,
+        op: str,
+        script: Any,
+        tag: str,
+        rid: str,
+        charges: Sequence[Charge],
+        ttl_ms: int,
+        levels: Sequence[int],
+        deadline: Deadline | None,
     ) -> tuple[int, tuple[BucketState, ...]]:
-        from redis.exceptions import RedisError
-
         now = "" if self._server_time else str(int(self._clock.wall() * 1000))
         args: list[str | int] = [now, ttl_ms, WINDOW_GRACE_MS, rid, len(levels), *levels]
         keys: list[str] = []
@@ -205,14 +223,13 @@ class RedisQuotaStore:
             starts = c.edges[:-1] or (0,)
             keys += [base + bucket_key(c.key, start) for start in starts]
         try:
-            async with asyncio.timeout(self._timeout):
-                refused, rows = await script(keys=keys, args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise QuotaStoreError(f"quota store (Redis): {type(exc).__name__}: {exc}") from exc
+            refused, rows = await self._ops.run(op, lambda: script(keys=keys, args=args), deadline=deadline)
+        except StoreError as exc:
+            raise QuotaStoreError(f"quota store {exc}", kind=exc.kind) from exc
         states = tuple(
             BucketState(int(s), int(e), int(u), int(r), int(lv), bool(over)) for s, e, u, r, lv, over in rows
         )
         return int(refused), states
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await self._ops.aclose()

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sidecar.core.clock import Clock
+from sidecar.core.clock import Clock, Deadline
 from sidecar.quota.windows import pick
 
 WINDOW_GRACE_MS = 3_600_000  # a window's bucket outlives its end by this (GetQuota of a just-reset window)
@@ -58,12 +58,24 @@ class Verdict:
 
 
 class QuotaStoreError(Exception):
-    """The store could not be reached or answered with an error."""
+    """The store could not be reached or answered with an error; `kind` as in `sidecar.stores.errors`
+    ("timeout": the operation may have run on the server)."""
+
+    def __init__(self, message: str, *, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class QuotaStore(Protocol):
     async def reserve(
-        self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int, levels: Sequence[int]
+        self,
+        tag: str,
+        rid: str,
+        charges: Sequence[Charge],
+        *,
+        ttl_ms: int,
+        levels: Sequence[int],
+        deadline: Deadline | None = None,
     ) -> Verdict: ...
 
     async def settle(
@@ -135,7 +147,14 @@ class MemoryQuotaStore:
         return bucket, start, end
 
     async def reserve(
-        self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int, levels: Sequence[int]
+        self,
+        tag: str,
+        rid: str,
+        charges: Sequence[Charge],
+        *,
+        ttl_ms: int,
+        levels: Sequence[int],
+        deadline: Deadline | None = None,  # an in-process operation does not wait
     ) -> Verdict:
         now = self._now_ms()
         self._sweep(now)
