@@ -63,7 +63,7 @@ while a <= #ARGV do
 end
 local function int(v) return string.format("%d", v) end
 local function parse(v)
-  local amt, exp = string.match(v, "^(%-?%d+):(%d+)$")
+  local amt, exp = string.match(v, "^(%-?%d+):(%d+)")
   return tonumber(amt), tonumber(exp)
 end
 -- R is the live reservations' total; x a time before which none expires. Past x, sweep them.
@@ -91,7 +91,10 @@ local function load(c, clean)
   if f[4] and tonumber(f[4]) <= now then sweep(c, clean) end
   if f[5] then
     local amt, exp = parse(f[5])
-    if exp > now then c.held = amt end
+    if exp > now then
+      c.held = amt
+      c.released = string.sub(f[5], -2) == ":x"
+    end
   end
 end
 local function crossed(c)
@@ -112,6 +115,7 @@ _RESERVE = """
 local refused, out = -1, {}
 for i, c in ipairs(charges) do
   load(c, true)
+  if c.released then return {-2, {}} end
   c.over = c.used + c.reserved + c.amount > c.limit
   if c.over and c.enforce and refused < 0 then refused = i - 1 end
 end
@@ -148,6 +152,23 @@ end
 return {-1, out}
 """
 
+# A release leaves a tombstone "0:<expiry>:x" under the reservation id (amount 0, swept like any
+# reservation), so a reserve of that id still queued at the server is refused when it runs (-2).
+_RELEASE = """
+for _, c in ipairs(charges) do
+  load(c, true)
+  if redis.call("HDEL", c.key, rid) == 1 then
+    c.reserved = c.reserved - c.held
+    redis.call("HSET", c.key, "R", int(c.reserved))
+  end
+  local x = tonumber(redis.call("HGET", c.key, "x"))
+  if not x or x > now + ttl then x = now + ttl end
+  redis.call("HSET", c.key, rid, "0:" .. int(now + ttl) .. ":x", "x", int(x))
+  if c.finish > 0 then keep(c) else redis.call("PEXPIRE", c.key, ttl) end
+end
+return {-1, {}}
+"""
+
 _READ = """
 local out = {}
 for _, c in ipairs(charges) do
@@ -156,6 +177,9 @@ for _, c in ipairs(charges) do
 end
 return {-1, out}
 """
+
+
+_RELEASED = -2  # the reserve script found its id released (see _RELEASE)
 
 
 class RedisQuotaStore:
@@ -168,8 +192,8 @@ class RedisQuotaStore:
 
     def __init__(self, ops: RedisOps, clock: Clock, *, prefix: str, server_time: bool = True) -> None:
         self._ops, self._clock, self._prefix, self._server_time = ops, clock, prefix, server_time
-        self._reserve, self._settle, self._read = (
-            ops.client.register_script(_PARSE + body) for body in (_RESERVE, _SETTLE, _READ)
+        self._reserve, self._settle, self._read, self._release = (
+            ops.client.register_script(_PARSE + body) for body in (_RESERVE, _SETTLE, _READ, _RELEASE)
         )
 
     @classmethod
@@ -193,12 +217,17 @@ class RedisQuotaStore:
         refused, states = await self._run(
             "reserve", self._reserve, tag, rid, charges, ttl_ms, levels, deadline
         )
+        if refused == _RELEASED:
+            raise QuotaStoreError("quota store: the reservation was released meanwhile", kind="released")
         return Verdict(refused < 0, states, refused)
 
     async def settle(
         self, tag: str, rid: str, charges: Sequence[Charge], *, levels: Sequence[int]
     ) -> tuple[BucketState, ...]:
         return (await self._run("settle", self._settle, tag, rid, charges, 0, levels, None))[1]
+
+    async def release(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
+        await self._run("release", self._release, tag, rid, charges, ttl_ms, (), None)
 
     async def read(self, tag: str, charges: Sequence[Charge]) -> tuple[BucketState, ...]:
         return (await self._run("read", self._read, tag, "", charges, 0, (), None))[1]

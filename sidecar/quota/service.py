@@ -14,7 +14,7 @@ import asyncio
 import uuid
 import zoneinfo
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from sidecar.config.quota import QuotaPolicy, TierConfig, Window
 from sidecar.core.clock import Clock, Deadline
@@ -131,15 +131,14 @@ class QuotaService:
     def _release_later(self, tenant: str, rid: str, charges: Sequence[Charge]) -> None:
         """Drop whatever `rid` may hold, in a task of its own (a cancelled caller cannot stop it);
         aclose() waits for it. Settling with nothing charged is idempotent."""
-        released = [replace(c, amount=0) for c in charges]
-        task = asyncio.ensure_future(self._release(tenant, rid, released))
+        task = asyncio.ensure_future(self._release(tenant, rid, charges))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
 
     async def _release(self, tenant: str, rid: str, charges: Sequence[Charge]) -> None:
         for attempt in range(RELEASE_ATTEMPTS):  # each attempt is bounded by the store's timeout
             try:
-                await self.store.settle(tenant, rid, charges, levels=())
+                await self.store.release(tenant, rid, charges, ttl_ms=self._ttl_ms)
                 return
             except QuotaStoreError as exc:
                 if attempt == RELEASE_ATTEMPTS - 1:

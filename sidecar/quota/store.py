@@ -82,6 +82,11 @@ class QuotaStore(Protocol):
         self, tag: str, rid: str, charges: Sequence[Charge], *, levels: Sequence[int]
     ) -> tuple[BucketState, ...]: ...
 
+    async def release(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
+        """Drop whatever `rid` holds and refuse a reserve of `rid` that arrives later (a reserve that
+        timed out may still be queued at the store): idempotent, charges nothing."""
+        ...
+
     async def read(self, tag: str, charges: Sequence[Charge]) -> tuple[BucketState, ...]: ...
 
     async def aclose(self) -> None: ...
@@ -177,6 +182,12 @@ class MemoryQuotaStore:
             b.noted = max(b.noted, level)
             out.append(BucketState(start, end, b.used, s.reserved + c.amount, level, s.over))
         return Verdict(True, tuple(out))
+
+    async def release(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
+        """In one process a reserve cannot still be running when its release comes: settle nothing."""
+        await self.settle(
+            tag, rid, [Charge(c.key, c.edges, c.limit, 0, c.enforce) for c in charges], levels=()
+        )
 
     async def settle(
         self, tag: str, rid: str, charges: Sequence[Charge], *, levels: Sequence[int]
