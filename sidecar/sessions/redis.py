@@ -51,6 +51,13 @@ return t
 """
 
 
+# KEYS[1] the conversation hash, KEYS[2] its history. One atomic read that, unlike MULTI, Redis
+# still runs when it is out of memory or a replica (a script that writes nothing).
+_READ = """
+return {redis.call("HMGET", KEYS[1], "persona", "version"), redis.call("LRANGE", KEYS[2], 0, -1)}
+"""
+
+
 class RedisConversationStore:
     """Every failure of Redis (unreachable, timeout, READONLY replica, OOM, ...) is classified by the
     client factory and raised as SESSION_STORE_UNAVAILABLE, which callers can handle: a history write
@@ -62,6 +69,7 @@ class RedisConversationStore:
         self._ttl_ms = max(1, int(policy.ttl_seconds * 1000))
         self._activate = self._redis.register_script(_ACTIVATE)
         self._ticket = self._redis.register_script(_TICKET)
+        self._read = self._redis.register_script(_READ)
 
     @classmethod
     def from_url(cls, url: str, policy: StorePolicy, *, prefix: str = "orch:conv") -> RedisConversationStore:
@@ -81,10 +89,7 @@ class RedisConversationStore:
             if not history:
                 persona, version = await self._redis.hmget(state, ["persona", "version"])  # type: ignore[misc]
                 return Snapshot(_str(persona), int(version or 0))
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hmget(state, ["persona", "version"])
-                pipe.lrange(hist, 0, -1)
-                (persona, version), raw = await pipe.execute()
+            (persona, version), raw = await self._read(keys=[state, hist])
         return Snapshot(_str(persona), int(version or 0), tuple(_message(m) for m in raw))
 
     async def next_version(self, key: ConversationKey) -> int:
