@@ -169,10 +169,10 @@ async def test_partial_stream_is_charged_what_was_produced(quota_store: QuotaSto
     assert await r.used("tok") == (prompt + 3 * CHUNK_TOKENS, 0)
 
 
-async def test_stream_extension_refused_overshoots_at_most_one_chunk(
+async def test_stream_extension_refused_delivers_what_fits_and_charges_exactly_that(
     quota_store: QuotaStore, clock: FakeClock
 ) -> None:
-    limit = 60
+    limit = 61
     quota = {
         "limits": [{"name": "tok", "metric": "tokens", "window": "day", "limit": limit}],
         "output_tokens_estimate": 8,
@@ -186,13 +186,28 @@ async def test_stream_extension_refused_overshoots_at_most_one_chunk(
                 delivered.append(chunk.text)
     assert info.value.reason == "TOKEN_QUOTA_EXCEEDED"
     prompt = 3 + 4 + count_tokens("hello there")
+    output = sum(count_tokens(t) for t in delivered)
+    assert delivered[-1] and WORDS.startswith(delivered[-1]) and delivered[-1] != WORDS  # a part of a chunk
+    assert await r.used("tok") == (prompt + output, 0)  # charged exactly what was delivered
+    assert prompt + output == limit  # the whole budget, not a token more
+    assert info.value.metadata["completionTokens"] == str(output)
+
+
+async def test_a_usage_correction_beyond_the_budget_is_not_charged(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    quota = {
+        "limits": [{"name": "tok", "metric": "tokens", "window": "day", "limit": 30}],
+        "output_tokens_estimate": 8,
+        "extension_tokens": 6,
+    }
+    r = rig(policy(quota), quota_store, clock, chunks=[Chunk(text=WORDS), final(9, 500)])
+    assert await r.run(tier_call(clock)) == WORDS  # the answer was complete
     used, reserved = await r.used("tok")
-    assert reserved == 0
-    assert prompt + len(delivered) * CHUNK_TOKENS <= limit < used <= limit + CHUNK_TOKENS
-    assert info.value.metadata["completionTokens"] == str((len(delivered) + 1) * CHUNK_TOKENS)
+    assert reserved == 0 and used <= 30
 
 
-async def test_unary_answer_beyond_the_reservation_is_delivered_and_charged(
+async def test_a_unary_answer_beyond_the_budget_is_refused_and_only_its_prompt_charged(
     quota_store: QuotaStore, clock: FakeClock
 ) -> None:
     quota = {
@@ -201,10 +216,10 @@ async def test_unary_answer_beyond_the_reservation_is_delivered_and_charged(
     }
     answer = Chunk(text=WORDS * 10, finish_reason=FinishReason.STOP, usage=Usage(11, 40))
     r = rig(policy(quota), quota_store, clock, chunks=[answer])
-    assert await r.run(tier_call(clock, stream=False)) == WORDS * 10  # paid for upstream: not withheld
-    assert await r.used("tok") == (51, 0)
-    with pytest.raises(QuotaExceededError):
+    with pytest.raises(QuotaExceededError) as info:
         await r.run(tier_call(clock, stream=False))
+    assert info.value.metadata["completionTokens"] == "0"
+    assert await r.used("tok") == (11, 0)
 
 
 async def test_cancelled_stream_releases_and_charges_what_it_got(
