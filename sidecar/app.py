@@ -54,6 +54,7 @@ from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
 from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps
+from sidecar.telemetry.memory import AllocatorTrimmer
 from sidecar.telemetry.metrics import DeploymentView, SidecarCollector
 from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import TraceContextInterceptor, Tracing
@@ -362,7 +363,13 @@ class Sidecar:
             ledger=deps.telemetry.ledger,
             metrics=deps.telemetry.metrics,
         )
-        add_service(self.server, servicer, SERVICE, clock=deps.clock)  # bad bytes: INVALID_ARGUMENT
+        memory = cfg.settings.memory
+        self.trimmer = AllocatorTrimmer(
+            threshold_bytes=memory.trim_after_request_bytes, delay_seconds=memory.trim_delay_seconds
+        )
+        add_service(  # undecodable requests: INVALID_ARGUMENT; large ones: heap given back after
+            self.server, servicer, SERVICE, clock=deps.clock, on_request=self.trimmer.note
+        )
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -413,6 +420,7 @@ class Sidecar:
         """Close everything even if one close fails: probes, providers, the HTTP pool, the key service."""
         closers = [*(p.aclose for p in self.deps.providers.values()), self.deps.http.aclose]
         closers.append(self.deps.personas.aclose)
+        closers.append(self.trimmer.aclose)
         if self.deps.prober is not None:
             closers.insert(0, self.deps.prober.stop)
         if self.deps.keys is not None:

@@ -40,11 +40,15 @@ class MalformedRequestError(InvalidRequestError):
 class RequestDecoder:
     """Parses one request type; failures become `MalformedRequestError`, logged at most once a minute."""
 
-    def __init__(self, descriptor: Descriptor, log: RateLimitedLog) -> None:
-        self._descriptor, self._log = descriptor, log
+    def __init__(
+        self, descriptor: Descriptor, log: RateLimitedLog, on_request: Callable[[int], None] | None = None
+    ) -> None:
+        self._descriptor, self._log, self._on_request = descriptor, log, on_request
         self._cls: type[Message] = message_factory.GetMessageClass(descriptor)
 
     def __call__(self, raw: bytes) -> Message:
+        if self._on_request is not None:
+            self._on_request(len(raw))
         try:
             return self._cls.FromString(raw)
         except (DecodeError, RecursionError, ValueError) as exc:
@@ -68,19 +72,21 @@ def add_service(
     *,
     clock: Clock | None = None,
     log: logging.Logger | None = None,
+    on_request: Callable[[int], None] | None = None,
 ) -> None:
     """Register every method of `service` on `server`, implemented by `servicer`'s method of the same
-    name, with tolerant request decoding (responses are serialized as usual)."""
+    name, with tolerant request decoding (responses are serialized as usual). `on_request` is told
+    each request's size in bytes (the allocator trimmer)."""
     limited = RateLimitedLog(log or logging.getLogger("sidecar.api"), clock or SystemClock(), interval=60.0)
-    handlers = {m.name: _handler(m, getattr(servicer, m.name), limited) for m in service.methods}
+    handlers = {m.name: _handler(m, getattr(servicer, m.name), limited, on_request) for m in service.methods}
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
     server.add_registered_method_handlers(service.full_name, handlers)  # type: ignore[attr-defined]
 
 
 def _handler(
-    method: Any, behavior: Callable[..., Any], log: RateLimitedLog
+    method: Any, behavior: Callable[..., Any], log: RateLimitedLog, on_request: Callable[[int], None] | None
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    decode = RequestDecoder(method.input_type, log)
+    decode = RequestDecoder(method.input_type, log, on_request)
     serialize = message_factory.GetMessageClass(method.output_type).SerializeToString
     if method.client_streaming:
         wrapped_stream = _streaming_request(behavior, decode)

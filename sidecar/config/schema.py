@@ -52,6 +52,16 @@ class HttpSettings(_Model):
     )
 
 
+class MemorySettings(_Model):
+    """Allocator settings (glibc only; see sidecar/telemetry/memory.py and docs/memory.md)."""
+
+    malloc_arena_max: int = Field(default=2, ge=0, le=64, description="0: glibc's default (8 per core)")
+    trim_after_request_bytes: int = Field(
+        default=1024 * 1024, ge=0, description="give freed heap back after requests this large; 0: never"
+    )
+    trim_delay_seconds: float = Field(default=2.0, gt=0, le=600)
+
+
 def _loopback(address: str) -> bool:
     host = address.rsplit(":", 1)[0].strip("[]")
     return host in ("localhost", "::1") or host.startswith("127.")
@@ -67,6 +77,7 @@ class Settings(_Model):
     keys: KeysSettings = KeysSettings()
     cache: CacheSettings = CacheSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    memory: MemorySettings = MemorySettings()
 
     @model_validator(mode="after")
     def _exposed_needs_a_token(self) -> Settings:
