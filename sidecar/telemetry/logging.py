@@ -11,7 +11,7 @@ are kept; secrets never are.
 
 Libraries that see secrets in the clear (botocore logs KMS response bodies with `Plaintext` data
 keys at DEBUG; urllib3, hvac, aiohttp, asyncpg and redis can log bodies, headers or URLs with
-passwords) never log below WARNING, whatever the sidecar's level: their loggers are set to WARNING
+passwords; google-auth, azure-identity and msal handle provider tokens) never log below WARNING, whatever the sidecar's level: their loggers are set to WARNING
 and the handler drops their records below WARNING in case a library lowers its own level again.
 """
 
@@ -55,16 +55,9 @@ _OPAQUE_RUN = re.compile(r"[A-Za-z0-9_\-+/]{40,}={0,2}")
 _PATH_LIKE = re.compile(r"(?:/[a-z0-9_\-]*)+/?")
 # Libraries that handle secrets in the clear; they log at WARNING and above only.
 QUIET_LOGGERS = (
-    "botocore",
-    "boto3",
-    "s3transfer",
-    "urllib3",
-    "hvac",
-    "aiohttp",
-    "asyncpg",
-    "redis",
-    "aiocache",
-)
+    "botocore", "boto3", "s3transfer", "urllib3", "requests", "hvac", "aiohttp", "asyncpg", "redis",
+    "aiocache", "google", "azure", "msal",
+)  # fmt: skip
 _SAFE_FIELDS = frozenset({"request_id", "trace_id", "span_id"})
 
 MIN_MASKED_CHARS = 8  # shorter prompt fragments are not masked (they would mask ordinary words)
