@@ -11,7 +11,8 @@ are kept; secrets never are.
 
 Libraries that see secrets in the clear (botocore logs KMS response bodies with `Plaintext` data
 keys at DEBUG; urllib3, hvac, aiohttp, asyncpg and redis can log bodies, headers or URLs with
-passwords; google-auth, azure-identity and msal handle provider tokens) never log below WARNING, whatever the sidecar's level: their loggers are set to WARNING
+passwords; google-auth, azure-identity and msal handle provider tokens) never log below WARNING,
+whatever the sidecar's level: their loggers are set to WARNING
 and the handler drops their records below WARNING in case a library lowers its own level again.
 """
 
