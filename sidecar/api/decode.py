@@ -46,9 +46,13 @@ class RequestDecoder:
         self._descriptor, self._log, self._on_request = descriptor, log, on_request
         self._cls: type[Message] = message_factory.GetMessageClass(descriptor)
 
-    def __call__(self, raw: bytes) -> Message:
+    def seen(self, raw: bytes) -> None:
+        """Tell the size observer about a request (when it arrives, and again when it is done)."""
         if self._on_request is not None:
             self._on_request(len(raw))
+
+    def __call__(self, raw: bytes) -> Message:
+        self.seen(raw)
         try:
             return self._cls.FromString(raw)
         except (DecodeError, RecursionError, ValueError) as exc:
@@ -109,7 +113,10 @@ def _unary_request(
             request = decode(raw)
         except MalformedRequestError as err:
             await abort(context, err)
-        return await behavior(request, context)
+        try:
+            return await behavior(request, context)
+        finally:
+            decode.seen(raw)
 
     return handle
 
@@ -130,6 +137,7 @@ def _unary_request_stream(
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
+            decode.seen(raw)
 
     return handle
 
