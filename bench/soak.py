@@ -7,8 +7,8 @@ of about 1.9 MB that is served, `max_total_chars` allows 2 M characters, and one
 the 8 MiB receive limit, that is refused INVALID_ARGUMENT). RSS is read from /proc every
 `--sample` seconds and printed. The verdict uses the samples taken just before each burst (the
 settled memory, after the previous burst was served and trimmed): after `--warmup`, their
-least-squares slope must stay under `--max-slope` MB/min and their growth over the first under
-`--max-growth` MB, else FAIL (exit 1).
+least-squares slope must stay under `--max-slope` MB/min and the median of their last third may
+exceed that of their first third by at most `--max-growth` MB, else FAIL (exit 1).
 
     .venv/bin/python bench/soak.py --duration 1800             # the 30-minute soak (`make bench`)
     .venv/bin/python bench/soak.py --duration 180 --sample 5   # a short look
@@ -26,6 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 
 import grpc
 import yaml
@@ -140,10 +141,12 @@ def verdict(args: argparse.Namespace, soak: Soak) -> bool:
     if len(judged) < 3:
         out(f"FAIL: only {len(judged)} settled samples after the warm-up; run longer")
         return False
-    slope, growth = slope_mb_per_min(judged), max(m for _, m in judged) - judged[0][1]
+    third = max(1, len(judged) // 3)
+    first, last = median(m for _, m in judged[:third]), median(m for _, m in judged[-third:])
+    slope, growth = slope_mb_per_min(judged), last - first
     peak = max(m for _, m, _ in soak.samples)
     out(
-        f"settled RSS after warm-up: first {judged[0][1]:.1f} MB, last {judged[-1][1]:.1f} MB, "
+        f"settled RSS after warm-up: median of the first third {first:.1f} MB, of the last {last:.1f} MB, "
         f"growth {growth:+.1f} MB, slope {slope:+.3f} MB/min over {len(judged)} samples; peak {peak:.1f} MB; "
         f"{soak.calls} calls, errors {soak.errors or 'none'}"
     )
