@@ -145,6 +145,7 @@ def verdict(args: argparse.Namespace, soak: Soak) -> bool:
     first, last = median(m for _, m in judged[:third]), median(m for _, m in judged[-third:])
     slope, growth = slope_mb_per_min(judged), last - first
     peak = max(m for _, m, _ in soak.samples)
+    out("settled samples (s, MB): " + ", ".join(f"{t:.0f} {m:.1f}" for t, m in judged))
     out(
         f"settled RSS after warm-up: median of the first third {first:.1f} MB, of the last {last:.1f} MB, "
         f"growth {growth:+.1f} MB, slope {slope:+.3f} MB/min over {len(judged)} samples; peak {peak:.1f} MB; "
@@ -181,8 +182,8 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--large-every", type=float, default=15.0, help="seconds between large bursts")
     parser.add_argument("--large-burst", type=int, default=6, help="large requests per burst")
     parser.add_argument("--warmup", type=float, help="seconds not judged (default: a fifth of --duration)")
-    parser.add_argument("--max-slope", type=float, default=0.1, help="MB/min allowed in settled RSS")
-    parser.add_argument("--max-growth", type=float, default=15.0, help="MB allowed over the first settled")
+    parser.add_argument("--max-slope", type=float, default=0.25, help="MB/min allowed in settled RSS")
+    parser.add_argument("--max-growth", type=float, default=10.0, help="MB allowed, last third over first")
     parser.add_argument("--arena-max", type=int, default=2, help="settings.memory.malloc_arena_max")
     parser.add_argument("--no-trim", action="store_true", help="settings.memory.trim_after_request_bytes: 0")
     args = parser.parse_args(argv)
