@@ -10,7 +10,6 @@ from functools import partial
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2
@@ -21,6 +20,7 @@ from sidecar.config.schema import Config
 from sidecar.context.summary import Summarizer
 from sidecar.context.tokenizer import Tokenizers
 from sidecar.core.clock import Clock, SystemClock
+from sidecar.core.drain import Drain
 from sidecar.core.layer import Handler, Layer, compose
 from sidecar.core.tokens import count_tokens
 from sidecar.keys.backend import KeyBackend
@@ -33,10 +33,11 @@ from sidecar.personas.service import PersonaService
 from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
 from sidecar.pipeline.cache import CacheLayer, CacheObserver
 from sidecar.pipeline.context import ContextLayer
-from sidecar.pipeline.keys import KeyLayer, KeyPinLayer
+from sidecar.pipeline.keys import KeyLayer
 from sidecar.pipeline.observe import ObserveLayer
 from sidecar.pipeline.persona import PersonaLayer
 from sidecar.pipeline.quota import QuotaLayer, TokenEstimator
+from sidecar.pipeline.resolve import ResolveLayer
 from sidecar.pipeline.route import RouteLayer
 from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.providers._http import HttpClient
@@ -54,11 +55,13 @@ from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
 from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps
+from sidecar.telemetry.health import DrainingHealth
 from sidecar.telemetry.memory import AllocatorTrimmer
 from sidecar.telemetry.metrics import DeploymentView, SidecarCollector
 from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import TraceContextInterceptor, Tracing
 
+CUT_WAIT_SECONDS = 1.0  # after the grace: how long cut calls and short RPCs get to send their status
 SERVICE = orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"]
 SERVICE_NAME = SERVICE.full_name
 _log = logging.getLogger("sidecar")
@@ -105,7 +108,7 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
             on_store_error=partial(telemetry.metrics.store_error, "sessions"),
         ),
         tokenizers=tokenizers,
-        cache=build_cache(cfg),
+        cache=build_cache(cfg, clock),
         quota=build_quota(cfg, clock, quota_signals(telemetry)),
         telemetry=telemetry,
     )
@@ -113,14 +116,14 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
     return deps
 
 
-def build_cache(cfg: Config) -> ByteStore | None:
+def build_cache(cfg: Config, clock: Clock | None = None) -> ByteStore | None:
     """The store for cached answers and summaries (aiocache, imported only when one is configured)."""
     c = cfg.settings.cache
     if not c.enabled and cfg.policy.context.summary is None:
         return None
     if c.backend == "redis" and c.redis_url is not None:
         endpoint = RedisEndpoint.of(c.redis_url, c.redis, cfg.secret, default_timeout=c.timeout_seconds)
-        return RedisByteStore(RedisOps(endpoint, retries=1), c.namespace)
+        return RedisByteStore(RedisOps(endpoint, retries=1, clock=clock), c.namespace)
     return AiocacheStore.memory(c.namespace, timeout=c.timeout_seconds, max_entries=c.max_entries)
 
 
@@ -153,12 +156,12 @@ def build_quota(cfg: Config, clock: Clock, signals: QuotaSignals | None = None) 
         from sidecar.quota.redis_store import RedisQuotaStore
 
         endpoint = RedisEndpoint.of(q.redis_url, q.redis, cfg.secret, default_timeout=q.store_timeout_seconds)
-        store = RedisQuotaStore(RedisOps(endpoint), clock, prefix=q.key_prefix)  # no retries: not idempotent
+        store = RedisQuotaStore(RedisOps(endpoint, clock=clock), clock, prefix=q.key_prefix)  # never retried
     signals = signals or QuotaSignals()
     if q.webhook is not None and signals.webhook is None:
         from sidecar.quota.webhook import WebhookSender
 
-        signals.webhook = WebhookSender(q.webhook)
+        signals.webhook = WebhookSender(q.webhook, clock=clock)
     return QuotaService(q, cfg.policy.tiers, store, clock, signals)
 
 
@@ -222,7 +225,7 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
         from sidecar.keys.redis_store import RedisKeyStore
 
         endpoint = RedisEndpoint.of(k.redis_url, k.redis, cfg.secret, default_timeout=2.0)
-        store = RedisKeyStore(RedisOps(endpoint, decode_responses=True, retries=1), clock)
+        store = RedisKeyStore(RedisOps(endpoint, decode_responses=True, retries=1, clock=clock), clock)
     else:
         store = SqliteKeyStore(k.store_path, clock)
     if telemetry is None:
@@ -243,7 +246,7 @@ def build_personas(
         from sidecar.sessions.redis import RedisConversationStore
 
         endpoint = RedisEndpoint.of(s.redis_url, s.redis, cfg.secret, default_timeout=5.0)
-        ops = RedisOps(endpoint, retries=1, observer=on_store_error)
+        ops = RedisOps(endpoint, retries=1, observer=on_store_error, clock=clock)
         store = RedisConversationStore(ops, policy, prefix=s.key_prefix)
     else:
         store = MemoryConversationStore(policy, clock)
@@ -276,9 +279,10 @@ def build_routing(cfg: Config, clock: Clock, health: HealthView, tracing: Tracin
 def build_pipeline(cfg: Config, d: Deps) -> Handler:
     """The request path, outermost first.
 
-    The persona layer comes before quota and cache (DESIGN.md lists them the other way round) because
-    both need what it decides: the route a persona defaults to, and the full prompt (persona prompt
-    and stored history) that quota estimates and the cache key covers.
+    The resolve step comes right after authentication: every later layer (context, quota, cache,
+    route, memory) reads the plan it makes (sidecar/core/plan.py) instead of resolving the route again;
+    quota and cache need what it decides (the route a persona defaults to, the whole prompt with the
+    persona prompt and stored history), so it comes before them (DESIGN.md lists them the other way).
     """
     return compose(
         UpstreamCall(d.providers, clock=d.clock),
@@ -292,7 +296,15 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 clock=d.clock,
             ),
             partial(AuthnLayer, verifier=d.verifier),
-            partial(PersonaLayer, personas=d.personas),
+            partial(  # one step decides persona, request, route, tier access, key pin, candidates
+                ResolveLayer,
+                personas=d.personas,
+                table=d.routing.table,
+                tiers=cfg.policy.tiers,
+                keys=d.keys,
+                modes=user_key_modes(cfg),
+            ),
+            partial(PersonaLayer, personas=d.personas),  # conversation memory, after success
             partial(
                 ContextLayer,
                 table=d.routing.table,
@@ -304,7 +316,6 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 QuotaLayer,
                 quota=d.quota,
                 table=d.routing.table,
-                tiers=cfg.policy.tiers,
                 estimator=TokenEstimator(
                     prompt=d.tokenizers.count_prompt_max, text=d.tokenizers.count_text_max
                 ),
@@ -328,14 +339,15 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
 
 
 def routed_layers(cfg: Config, d: Deps) -> list[Layer]:
-    """The caller's key pinned to its provider, route, then the key per attempt: the part of the
-    pipeline that reaches a provider."""
-    modes = {a: r.user_key for a, r in cfg.policy.routes.items()}
+    """Route, then the key per attempt: the part of the pipeline that reaches a provider."""
     return [
-        partial(KeyPinLayer, keys=d.keys, modes=modes, table=d.routing.table),
         partial(RouteLayer, routing=d.routing, clock=d.clock),
-        partial(KeyLayer, keys=d.keys, modes=modes),
+        partial(KeyLayer, keys=d.keys, modes=user_key_modes(cfg)),
     ]
+
+
+def user_key_modes(cfg: Config) -> dict[str, str]:
+    return {alias: route.user_key for alias, route in cfg.policy.routes.items()}
 
 
 class Sidecar:
@@ -350,6 +362,8 @@ class Sidecar:
                 ("grpc.so_reuseport", 0),
             ],
         )
+        self.drain = Drain(deps.clock)
+        self._stopping = False
         servicer = OrchestratorServicer(
             pipeline=build_pipeline(cfg, deps),
             policy=cfg.policy,
@@ -362,15 +376,18 @@ class Sidecar:
             quota=deps.quota,
             ledger=deps.telemetry.ledger,
             metrics=deps.telemetry.metrics,
+            drain=self.drain,
         )
         memory = cfg.settings.memory
         self.trimmer = AllocatorTrimmer(
-            threshold_bytes=memory.trim_after_request_bytes, delay_seconds=memory.trim_delay_seconds
+            threshold_bytes=memory.trim_after_request_bytes,
+            delay_seconds=memory.trim_delay_seconds,
+            clock=deps.clock,
         )
         add_service(  # undecodable requests: INVALID_ARGUMENT; large ones: heap given back after
             self.server, servicer, SERVICE, clock=deps.clock, on_request=self.trimmer.note
         )
-        self.health = HealthServicer()
+        self.health = DrainingHealth()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
@@ -408,11 +425,19 @@ class Sidecar:
         return server.port if server is not None else None
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop accepting calls, let in-flight ones finish within the grace, then cancel them."""
+        """Drain: health says NOT_SERVING (Check is still answered) and new generation calls are
+        refused; running ones get the grace to finish, then are cut with STREAM_INTERRUPTED and their
+        partial usage. Then Watch streams are closed and the server stops (short RPCs still in flight
+        get CUT_WAIT_SECONDS), and the dependencies are closed."""
+        if self._stopping:
+            return  # stopped already (or stopping): a second stop() has nothing left to do
+        self._stopping = True
         grace = self.cfg.settings.shutdown_grace_seconds if grace is None else grace
         try:
             await self.health.enter_graceful_shutdown()
-            await self.server.stop(grace)
+            await self.drain.drain(grace, cut_wait=min(CUT_WAIT_SECONDS, max(grace, 0.1)))
+            self.health.close_watches()
+            await self.server.stop(CUT_WAIT_SECONDS)
         finally:
             await self._close_dependencies()
 

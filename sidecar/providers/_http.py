@@ -6,7 +6,6 @@ await spans a `yield`, so a timeout can never fire inside the caller's code.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import re
@@ -20,7 +19,7 @@ import aiohttp
 from yarl import URL
 
 from sidecar.config.schema import HttpSettings
-from sidecar.core.clock import Clock, Deadline
+from sidecar.core.clock import DEADLINE_MARGIN, Clock, Deadline
 from sidecar.core.errors import (
     DeadlineExceededError,
     ProviderAuthError,
@@ -75,6 +74,11 @@ class HttpClient:
             self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
         return self._session
 
+    @property
+    def clock(self) -> Clock:
+        """The clock every upstream wait is timed on (providers time their own waits with it)."""
+        return self._clock
+
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -103,15 +107,17 @@ class HttpClient:
         tolerate: Tolerated | None = None,
     ) -> Any:  # fmt: skip
         with map_http_errors(timeouts.deadline):
-            async with asyncio.timeout(timeouts.next_wait()):
-                async with self._client().request(
+            async with (
+                self._clock.timeout(timeouts.next_wait()),
+                self._client().request(
                     method, url, data=data, headers=headers, allow_redirects=False
-                ) as resp:
-                    if resp.status >= 300 and tolerate is not None and tolerate(resp.status, resp.headers):
-                        return None
-                    if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
-                        raise await _status_error(resp, self._retry_after)
-                    raw = await _read_bounded(resp, _MAX_JSON_BODY)
+                ) as resp,
+            ):
+                if resp.status >= 300 and tolerate is not None and tolerate(resp.status, resp.headers):
+                    return None
+                if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
+                    raise await _status_error(resp, self._retry_after)
+                raw = await _read_bounded(resp, _MAX_JSON_BODY)
         return _decode(raw)
 
     async def post_sse(
@@ -136,21 +142,21 @@ class HttpClient:
     ) -> AsyncGenerator[bytes, None]:
         """POST a JSON body; yield the bytes of a streamed answer of content type `kind` as they arrive."""
         with map_http_errors(timeouts.deadline):
-            async with asyncio.timeout(timeouts.next_wait()):
+            async with self._clock.timeout(timeouts.next_wait()):
                 resp = await self._client().post(
                     url, data=_encode(body), headers=_json_headers(headers), allow_redirects=False
                 )
         try:
             if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
                 with map_http_errors(timeouts.deadline):
-                    async with asyncio.timeout(timeouts.next_wait()):
+                    async with self._clock.timeout(timeouts.next_wait()):
                         raise await _status_error(resp, self._retry_after)
             if kind not in resp.headers.get("content-type", ""):
                 sent = resp.headers.get("content-type") or "no content type"
                 raise ProviderMalformedError(f"expected {kind}, the upstream sent {sent[:80]}")
             while True:
                 with map_http_errors(timeouts.deadline):
-                    async with asyncio.timeout(timeouts.next_wait()):
+                    async with self._clock.timeout(timeouts.next_wait()):
                         data = await resp.content.readany()
                 if not data:
                     return
@@ -169,8 +175,8 @@ def map_http_errors(deadline: Deadline) -> Iterator[None]:
         yield
     except ProviderError:
         raise
-    except TimeoutError as exc:
-        if deadline.expired():
+    except TimeoutError as exc:  # a timer at (or a hair before) the caller's deadline is the caller's
+        if deadline.expired(DEADLINE_MARGIN):
             raise DeadlineExceededError("the call's deadline passed while waiting upstream") from exc
         raise ProviderTimeoutError("upstream did not answer within the read timeout") from exc
     except aiohttp.ClientPayloadError as exc:

@@ -202,7 +202,7 @@ class RedisQuotaStore:
     ) -> RedisQuotaStore:
         """A store with its own client on `url` (no TLS options): tests and benchmarks."""
         endpoint = RedisEndpoint(url, connect_timeout=timeout, timeout=timeout)
-        return cls(RedisOps(endpoint), clock, prefix=prefix, server_time=server_time)
+        return cls(RedisOps(endpoint, clock=clock), clock, prefix=prefix, server_time=server_time)
 
     async def reserve(
         self,

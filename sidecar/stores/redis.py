@@ -13,7 +13,6 @@ command may have run.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pydantic import SecretStr
 
 from sidecar.config.redis import RedisConnectionConfig
 from sidecar.config.secrets import SecretRef
-from sidecar.core.clock import Deadline
+from sidecar.core.clock import Clock, Deadline, SystemClock
 from sidecar.stores.errors import (
     StoreAuthError,
     StoreCommandError,
@@ -165,10 +164,11 @@ class RedisOps:
         decode_responses: bool = False,
         retries: int = 0,
         observer: ErrorObserver | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.client: Redis = connect(endpoint, decode_responses=decode_responses, retries=retries)
-        self._observer = observer
+        self._observer, self._clock = observer, clock or SystemClock()
 
     async def run(self, op: str, work: Callable[[], Awaitable[T]], *, deadline: Deadline | None = None) -> T:
         """`work()` within min(timeout, the deadline's remaining time); failures as StoreError."""
@@ -186,7 +186,7 @@ class RedisOps:
         if remaining is not None:
             budget = max(0.0, min(budget, remaining))
         try:
-            async with asyncio.timeout(budget):
+            async with self._clock.timeout(budget):
                 yield
         except (RedisError, OSError, TimeoutError) as exc:
             err = classify(exc)

@@ -24,6 +24,8 @@ import ctypes.util
 import logging
 from typing import Any
 
+from sidecar.core.clock import Clock, SystemClock
+
 _log = logging.getLogger("sidecar.memory")
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
@@ -52,7 +54,15 @@ def limit_arenas(count: int, libc: Any | None = None) -> bool:
 class AllocatorTrimmer:
     """Gives freed heap back to the OS a little after large requests (see the module doc)."""
 
-    def __init__(self, *, threshold_bytes: int, delay_seconds: float, libc: Any | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        threshold_bytes: int,
+        delay_seconds: float,
+        clock: Clock | None = None,
+        libc: Any | None = None,
+    ) -> None:
+        self._clock = clock or SystemClock()
         self._libc: Any = libc if libc is not None else glibc()
         self._threshold, self._delay = threshold_bytes, delay_seconds
         self._pending: asyncio.Task[None] | None = None
@@ -76,7 +86,7 @@ class AllocatorTrimmer:
         loop = asyncio.get_running_loop()
         while True:
             self._again = False
-            await asyncio.sleep(self._delay)  # let the call finish and gRPC free its buffers
+            await self._clock.sleep(self._delay)  # let the call finish and gRPC free its buffers
             await loop.run_in_executor(None, self._libc.malloc_trim, 0)
             self.trims += 1
             if not self._again:
