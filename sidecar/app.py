@@ -370,6 +370,7 @@ class Sidecar:
             await self.deps.prober.start()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._set_ready(True)
         _log.info(
             "sidecar serving",
             extra={
@@ -388,11 +389,17 @@ class Sidecar:
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting calls, let in-flight ones finish within the grace, then cancel them."""
         grace = self.cfg.settings.shutdown_grace_seconds if grace is None else grace
+        self._set_ready(False)
         try:
             await self.health.enter_graceful_shutdown()
             await self.server.stop(grace)
         finally:
             await self._close_dependencies()
+
+    def _set_ready(self, ready: bool) -> None:
+        """What the kubelet's readiness and startup probes see on the metrics port (`/readyz`)."""
+        if (server := self.deps.telemetry.server) is not None:
+            server.readiness.set(ready)
 
     async def _close_dependencies(self) -> None:
         """Close everything even if one close fails: probes, providers, the HTTP pool, the key service."""
