@@ -30,6 +30,7 @@ def pod(annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any
 
 
 ASKED = {"orchestrator.sidecar/inject": "true"}
+ONE = [{"name": "a"}]
 
 
 def injected(p: dict[str, Any], settings: InjectorSettings = SETTINGS) -> dict[str, Any]:
@@ -166,19 +167,19 @@ def test_inject_by_default_injects_unannotated_pods() -> None:
     [
         (
             {"orchestrator.sidecar/inject": "yes"},
-            "orchestrator.sidecar/inject: 'yes' is not one of true, false",
+            "inject: 'yes' is not one of true, false",
         ),
         ({**ASKED, "orchestrator.sidecar/transport": "udp"}, "'udp' is not one of unix, tcp"),
         ({**ASKED, "orchestrator.sidecar/mode": "sidecar"}, "'sidecar' is not one of native, classic"),
         ({**ASKED, "orchestrator.sidecar/log-level": "loud"}, "'LOUD' is not one of DEBUG, INFO"),
         (
             {**ASKED, "orchestrator.sidecar/cpu-limit": "lots"},
-            "cpu-limit: 'lots' is not a Kubernetes quantity",
+            "'lots' is not a Kubernetes quantity",
         ),
         ({**ASKED, "orchestrator.sidecar/config": "Bad_Name"}, "is not a ConfigMap name"),
         (
             {**ASKED, "orchestrator.sidecar/trasport": "tcp"},
-            "orchestrator.sidecar/trasport: unknown annotation",
+            "trasport: unknown annotation",
         ),
     ],
 )
