@@ -7,7 +7,7 @@ BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 CONFIG ?=
 
-.PHONY: run setup system-deps encodings proto check-proto lint typecheck test unit integration e2e-llm bench clean
+.PHONY: run setup system-deps encodings k8s-tools image proto check-proto lint typecheck test unit integration e2e-llm bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,19 @@ encodings: $(STAMP)
 	$(BIN)/python scripts/fetch_encodings.py $(ENCODINGS)
 
 setup: $(STAMP) $(BUF) system-deps encodings
+
+## helm, kine and kube-apiserver/kube-controller-manager for the chart tests, built from the Go module
+## proxy once per pinned version into .cache/k8s (needs Go; about 14 minutes of 2 cores the first time).
+k8s-tools:
+	scripts/k8s_tools.sh
+
+## The sidecar/injector image (Containerfile) with podman or docker. Not part of `make test`: CI has no
+## container engine.
+IMAGE ?= ghcr.io/orchestrator/sidecar:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker)
+image: encodings
+	@test -n "$(CONTAINER_ENGINE)" || { echo "no container engine: install podman or docker"; exit 1; }
+	$(CONTAINER_ENGINE) build -f Containerfile -t $(IMAGE) .
 
 ## Start the sidecar on the embedded default (echo route, no external services).
 run: $(STAMP)
@@ -71,7 +84,7 @@ integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
 ## Everything CI checks: proto lint and codegen drift, ruff, mypy, config check, all tests.
-test: setup check-proto lint typecheck
+test: setup check-proto lint typecheck k8s-tools
 	# the example references secrets by env var; check-config verifies they resolve
 	SIDECAR_TOKEN=t OPENAI_API_KEY=k ANTHROPIC_API_KEY=k $(BIN)/sidecar check-config examples/sidecar.yaml
 	$(BIN)/pytest -q
