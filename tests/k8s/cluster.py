@@ -3,7 +3,7 @@ built from the Go module proxy by scripts/k8s_tools.sh, started on free ports by
 
 No kubelet runs, so pods stay Pending: what is tested is admission (the mutating webhook),
 defaulting and validation. `kube-controller-manager` (deployment and replicaset controllers only)
-turns Deployments into Pods when it was built.
+turns Deployments into Pods.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def _kubeconfig(directory: Path, url: str) -> Path:
 @contextlib.contextmanager
 def start_cluster(directory: Path) -> Iterator[Cluster]:
     """kine, kube-apiserver and (when built) kube-controller-manager; all stopped on exit."""
-    kine, apiserver = tool("kine"), tool("kube-apiserver")
+    kine, apiserver, manager = tool("kine"), tool("kube-apiserver"), tool("kube-controller-manager")
     directory.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen[bytes]] = []
     try:
