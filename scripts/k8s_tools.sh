@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes tools the chart tests run against, from the Go module proxy, once per version:
-#   kube-apiserver (k8s.io/kubernetes), kine (etcd API over SQLite), helm (helm.sh/helm/v4).
-# Binaries are cached as .cache/k8s/<tool>-<version>; a second run only checks they are there.
+#   helm (helm.sh/helm/v4), kine (the etcd API over SQLite), kube-apiserver and kube-controller-manager
+#   (k8s.io/kubernetes). Binaries are cached as .cache/k8s/<tool>-<version> with a <tool> link to the
+#   pinned one; a second run only checks they are there. First build on 2 cores: helm ~4 min, kine
+#   ~4 min, kube-apiserver + kube-controller-manager ~10 min (measured times go to build-times.log).
 # k8s.io/kubernetes replaces its staging modules (k8s.io/api, k8s.io/apiserver, ...) with ./staging
 # paths its module zip does not contain: a writable copy requires the published v0.<minor>.<patch>
 # versions of those modules instead and drops the replace lines.
@@ -15,23 +17,23 @@ HELM_VERSION=v4.3.2          # helm.sh/helm/v4
 OUT=${K8S_TOOLS_DIR:-$PWD/.cache/k8s}
 mkdir -p "$OUT"
 export GOFLAGS=-buildvcs=false
-export CGO_ENABLED=${CGO_ENABLED:-1}
 
-log() { printf '[k8s-tools %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+log() { printf '[k8s-tools %(%H:%M:%S)T] %s\n' -1 "$*" | tee -a "$OUT/build-times.log" >&2; }
 
-timed() {  # timed NAME CMD...: runs CMD, logs how long it took
-  local name=$1 start=$SECONDS
-  shift
-  "$@"
-  log "$name built in $((SECONDS - start)) s"
+command -v go >/dev/null || {
+  echo "k8s-tools: Go is not installed (https://go.dev/dl/, 1.24 or newer): the chart tests need it" >&2
+  exit 1
 }
 
-build_kine() {
-  local tmp
-  tmp=$(mktemp -d)
-  GOBIN=$tmp go install "github.com/k3s-io/kine@$KINE_VERSION"
-  mv "$tmp/kine" "$OUT/kine-$KINE_VERSION"
-  rm -rf "$tmp"
+# built NAME VERSION BUILD_FUNCTION: runs the build unless NAME-VERSION exists, logs its duration,
+# and points NAME at NAME-VERSION.
+built() {
+  local name=$1 version=$2 build=$3 start=$SECONDS
+  if [ ! -x "$OUT/$name-$version" ]; then
+    "$build"
+    log "$name $version built in $((SECONDS - start)) s"
+  fi
+  ln -sfn "$name-$version" "$OUT/$name"
 }
 
 build_helm() {
@@ -42,7 +44,15 @@ build_helm() {
   rm -rf "$tmp"
 }
 
-build_kube_apiserver() {
+build_kine() {  # cgo: kine's SQLite driver
+  local tmp
+  tmp=$(mktemp -d)
+  GOBIN=$tmp CGO_ENABLED=1 go install "github.com/k3s-io/kine@$KINE_VERSION"
+  mv "$tmp/kine" "$OUT/kine-$KINE_VERSION"
+  rm -rf "$tmp"
+}
+
+build_kubernetes() {  # both binaries from one writable copy of the module
   local src tmp staging
   staging=v0.${KUBERNETES_VERSION#v1.}
   src=$(cd /tmp && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" |
@@ -51,24 +61,25 @@ build_kube_apiserver() {
   cp -r "$src/." "$tmp/"
   chmod -R u+w "$tmp"
   rm -f "$tmp/go.work" "$tmp/go.work.sum"
-  # k8s.io/<staging> v0.0.0 -> the published version; drop `k8s.io/<x> => ./staging/...` replaces.
+  # k8s.io/<staging> v0.0.0 -> the published version; drop the `k8s.io/<x> => ./staging/...` replaces.
   sed -i -E \
     -e "s#^(\s*k8s\.io/[A-Za-z0-9._/-]+) v0\.0\.0\$#\1 $staging#" \
     -e "s#^(\s*k8s\.io/[A-Za-z0-9._/-]+) v0\.0\.0 // indirect\$#\1 $staging // indirect#" \
     -e '/=> \.\/staging\//d' \
     "$tmp/go.mod"
-  (cd "$tmp" && GOFLAGS="-mod=mod -buildvcs=false" go build -o "$OUT/kube-apiserver-$KUBERNETES_VERSION.tmp" ./cmd/kube-apiserver)
-  mv "$OUT/kube-apiserver-$KUBERNETES_VERSION.tmp" "$OUT/kube-apiserver-$KUBERNETES_VERSION"
+  mkdir -p "$tmp/bin"
+  (cd "$tmp" && GOFLAGS="-mod=mod -buildvcs=false" \
+    go build -o bin/ ./cmd/kube-apiserver ./cmd/kube-controller-manager)
+  mv "$tmp/bin/kube-apiserver" "$OUT/kube-apiserver-$KUBERNETES_VERSION"
+  mv "$tmp/bin/kube-controller-manager" "$OUT/kube-controller-manager-$KUBERNETES_VERSION"
   rm -rf "$tmp"
 }
 
-[ -x "$OUT/helm-$HELM_VERSION" ] || timed "helm $HELM_VERSION" build_helm
-[ -x "$OUT/kine-$KINE_VERSION" ] || timed "kine $KINE_VERSION" build_kine
-[ -x "$OUT/kube-apiserver-$KUBERNETES_VERSION" ] ||
-  timed "kube-apiserver $KUBERNETES_VERSION" build_kube_apiserver
-
-# Stable names the tests look up (tests/k8s/tools.py), pointing at the pinned versions.
-ln -sfn "helm-$HELM_VERSION" "$OUT/helm"
-ln -sfn "kine-$KINE_VERSION" "$OUT/kine"
-ln -sfn "kube-apiserver-$KUBERNETES_VERSION" "$OUT/kube-apiserver"
-log "ready in $OUT: $(cd "$OUT" && ls -1 helm kine kube-apiserver | tr '\n' ' ')"
+built helm "$HELM_VERSION" build_helm
+built kine "$KINE_VERSION" build_kine
+if [ ! -x "$OUT/kube-controller-manager-$KUBERNETES_VERSION" ]; then
+  rm -f "$OUT/kube-apiserver-$KUBERNETES_VERSION"  # built together
+fi
+built kube-apiserver "$KUBERNETES_VERSION" build_kubernetes
+ln -sfn "kube-controller-manager-$KUBERNETES_VERSION" "$OUT/kube-controller-manager"
+log "ready in $OUT: helm $HELM_VERSION, kine $KINE_VERSION, kube-apiserver and kube-controller-manager $KUBERNETES_VERSION"
