@@ -13,9 +13,12 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sidecar import __version__
+
+if TYPE_CHECKING:
+    from sidecar.injector.settings import InjectorSettings
 
 DEFAULT_IMAGE = f"ghcr.io/orchestrator/sidecar:{__version__}"
 
@@ -47,18 +50,24 @@ def _settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=("native", "classic"), help="native sidecar (default) or classic")
 
 
-def _load(args: argparse.Namespace) -> Any:
+def _load(args: argparse.Namespace) -> InjectorSettings | None:
+    """The settings file (or the defaults) with the command line's overrides; None after an error."""
+    from pydantic import ValidationError
+
     from sidecar.injector.settings import InjectorSettings, SettingsError, load_settings
 
     base: dict[str, Any] = {"image": DEFAULT_IMAGE, "config_map": "orchestrator-sidecar"}
+    overrides = {"image": args.image, "config_map": args.config_map, "mode": args.mode}
     try:
         if args.settings is not None:
             base = load_settings(args.settings).model_dump()
+        return InjectorSettings.model_validate({**base, **{k: v for k, v in overrides.items() if v}})
     except SettingsError as exc:
-        sys.stderr.write(f"sidecar: {exc}\n")
-        return None
-    overrides = {"image": args.image, "config_map": args.config_map, "mode": getattr(args, "mode", None)}
-    return InjectorSettings.model_validate({**base, **{k: v for k, v in overrides.items() if v}})
+        sys.stderr.write(f"sidecar inject: {exc}\n")
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        sys.stderr.write(f"sidecar inject: {problems}\n")
+    return None
 
 
 def _inject(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from tests.k8s.tls import Tls, make_tls
 from tests.k8s.tools import CHART, helm
 from tests.support.kms import free_port, stop
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]  # the first test starts the cluster
 
 RELEASE, SYSTEM, APPS = "orch", "orchestrator-system", "apps"
 WEBHOOK = f"{RELEASE}-orchestrator-sidecar.inject.orchestrator.sidecar"

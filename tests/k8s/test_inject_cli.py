@@ -133,3 +133,10 @@ def test_a_bad_settings_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixt
     path.write_text(yaml.safe_dump(WORKLOADS[0]))
     assert main(["inject", "-f", str(path), "--settings", str(settings)]) == 2
     assert "mode" in capsys.readouterr().err
+
+
+def test_a_bad_override_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "app.yaml"
+    path.write_text(yaml.safe_dump(WORKLOADS[0]))
+    assert main(["inject", "-f", str(path), "--config-map", "Not_A_Name"]) == 2
+    assert "config_map" in capsys.readouterr().err
