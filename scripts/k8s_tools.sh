@@ -68,8 +68,15 @@ build_kubernetes() {  # both binaries from one writable copy of the module
     -e '/=> \.\/staging\//d' \
     "$tmp/go.mod"
   mkdir -p "$tmp/bin"
+  # The version the server reports (/version; helm checks a chart's kubeVersion against it), which a
+  # build outside the git tree cannot find by itself.
+  local minor=${KUBERNETES_VERSION#v1.}
+  minor=${minor%%.*}
+  local pkg=k8s.io/component-base/version
+  local ldflags="-X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  ldflags+=" -X $pkg.gitTreeState=clean"
   (cd "$tmp" && GOFLAGS="-mod=mod -buildvcs=false" \
-    go build -o bin/ ./cmd/kube-apiserver ./cmd/kube-controller-manager)
+    go build -ldflags "$ldflags" -o bin/ ./cmd/kube-apiserver ./cmd/kube-controller-manager)
   mv "$tmp/bin/kube-apiserver" "$OUT/kube-apiserver-$KUBERNETES_VERSION"
   mv "$tmp/bin/kube-controller-manager" "$OUT/kube-controller-manager-$KUBERNETES_VERSION"
   rm -rf "$tmp"

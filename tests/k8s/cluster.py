@@ -62,13 +62,13 @@ class Cluster:
         assert status == 200, f"GET {path}: {status} {answer}"
         return dict(answer)
 
-    def metric(self, name: str, **labels: str) -> float:
+    def metric(self, metric: str, **labels: str) -> float:
         """The API server's own Prometheus metric (summed over the series matching `labels`)."""
         status, text = self.request("GET", "/metrics")
         assert status == 200
         total = 0.0
         for line in str(text).splitlines():
-            if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            if line.startswith(metric + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
