@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes tools the chart tests run against, from the Go module proxy, once per version:
-#   helm (helm.sh/helm/v4), kine (the etcd API over SQLite), kube-apiserver and kube-controller-manager
+#   helm (helm.sh/helm/v4, and v3 as helm3), kine (the etcd API over SQLite), kube-apiserver and kube-controller-manager
 #   (k8s.io/kubernetes). Binaries are cached as .cache/k8s/<tool>-<version> with a <tool> link to the
-#   pinned one; a second run only checks they are there. First build on 2 cores: helm ~4 min, kine
-#   ~4 min, kube-apiserver + kube-controller-manager ~10 min (measured times go to build-times.log).
+#   pinned one; a second run only checks they are there. First build on 2 busy cores: each helm and
+#   kine ~4 min, kube-apiserver + kube-controller-manager ~13 min (measured times go to build-times.log).
 # k8s.io/kubernetes replaces its staging modules (k8s.io/api, k8s.io/apiserver, ...) with ./staging
 # paths its module zip does not contain: a writable copy requires the published v0.<minor>.<patch>
 # versions of those modules instead and drops the replace lines.
@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 KUBERNETES_VERSION=v1.34.0   # k8s.io/kubernetes; its staging modules are published as v0.34.0
 KINE_VERSION=v0.17.5         # github.com/k3s-io/kine
 HELM_VERSION=v4.3.2          # helm.sh/helm/v4
+HELM3_VERSION=v3.22.0        # helm.sh/helm/v3: the chart is linted and rendered with both majors
 
 OUT=${K8S_TOOLS_DIR:-$PWD/.cache/k8s}
 mkdir -p "$OUT"
@@ -41,6 +42,14 @@ build_helm() {
   tmp=$(mktemp -d)
   GOBIN=$tmp CGO_ENABLED=0 go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
   mv "$tmp/helm" "$OUT/helm-$HELM_VERSION"
+  rm -rf "$tmp"
+}
+
+build_helm3() {
+  local tmp
+  tmp=$(mktemp -d)
+  GOBIN=$tmp CGO_ENABLED=0 go install "helm.sh/helm/v3/cmd/helm@$HELM3_VERSION"
+  mv "$tmp/helm" "$OUT/helm3-$HELM3_VERSION"
   rm -rf "$tmp"
 }
 
@@ -76,17 +85,18 @@ build_kubernetes() {  # both binaries from one writable copy of the module
   local ldflags="-X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   ldflags+=" -X $pkg.gitTreeState=clean"
   (cd "$tmp" && GOFLAGS="-mod=mod -buildvcs=false" \
-    go build -ldflags "$ldflags" -o bin/ ./cmd/kube-apiserver ./cmd/kube-controller-manager)
+    go build -trimpath -ldflags "$ldflags" -o bin/ ./cmd/kube-apiserver ./cmd/kube-controller-manager)
   mv "$tmp/bin/kube-apiserver" "$OUT/kube-apiserver-$KUBERNETES_VERSION"
   mv "$tmp/bin/kube-controller-manager" "$OUT/kube-controller-manager-$KUBERNETES_VERSION"
   rm -rf "$tmp"
 }
 
 built helm "$HELM_VERSION" build_helm
+built helm3 "$HELM3_VERSION" build_helm3
 built kine "$KINE_VERSION" build_kine
 if [ ! -x "$OUT/kube-controller-manager-$KUBERNETES_VERSION" ]; then
   rm -f "$OUT/kube-apiserver-$KUBERNETES_VERSION"  # built together
 fi
 built kube-apiserver "$KUBERNETES_VERSION" build_kubernetes
 ln -sfn "kube-controller-manager-$KUBERNETES_VERSION" "$OUT/kube-controller-manager"
-log "ready in $OUT: helm $HELM_VERSION, kine $KINE_VERSION, kube-apiserver and kube-controller-manager $KUBERNETES_VERSION"
+log "ready in $OUT: helm $HELM_VERSION and $HELM3_VERSION, kine $KINE_VERSION, kube-apiserver and kube-controller-manager $KUBERNETES_VERSION"

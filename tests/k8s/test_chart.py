@@ -245,3 +245,19 @@ def test_the_dashboard_is_shipped_as_a_configmap() -> None:
     board = json.loads(dashboard["data"]["orchestrator-sidecar.json"])
     assert board["uid"] == "orchestrator-sidecar"
     assert len([p for p in board["panels"] if p["type"] == "timeseries"]) >= 10
+
+
+# helm 3 built by `go install` assumes Kubernetes 1.20 offline (its release builds set it by ldflags).
+KUBE_VERSION = ("--kube-version", "v1.34.0")
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_helm_3_lints_and_renders_the_same_objects(name: str) -> None:
+    result = helm("lint", "--strict", str(CHART), *KUBE_VERSION, *VALUE_SETS[name], binary="helm3")
+    assert "0 chart(s) failed" in result.stdout and "[WARNING]" not in result.stdout
+
+    def rendered(binary: str) -> list[tuple[str, str, str]]:
+        objects = template(*KUBE_VERSION, *VALUE_SETS[name], binary=binary)
+        return sorted((o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objects)
+
+    assert rendered("helm3") == rendered("helm")

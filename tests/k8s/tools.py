@@ -24,7 +24,7 @@ def tool(name: str) -> Path:
 
 
 def helm(
-    *args: str, env: dict[str, str] | None = None, check: bool = True
+    *args: str, env: dict[str, str] | None = None, check: bool = True, binary: str = "helm"
 ) -> subprocess.CompletedProcess[str]:
     """Run helm with its caches under .cache (never the user's) and return the finished process."""
     base = {
@@ -34,7 +34,7 @@ def helm(
         "PATH": "/usr/bin:/bin",
         **(env or {}),
     }
-    result = subprocess.run([str(tool("helm")), *args], capture_output=True, text=True, timeout=120, env=base)
+    result = subprocess.run([str(tool(binary)), *args], capture_output=True, text=True, timeout=120, env=base)
     if check and result.returncode != 0:
         raise AssertionError(
             f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}{result.stdout}"
@@ -42,9 +42,11 @@ def helm(
     return result
 
 
-def template(*args: str, release: str = "demo", namespace: str = "apps") -> list[dict[str, Any]]:
-    """`helm template` of the chart: the rendered objects."""
-    out = helm("template", release, str(CHART), "--namespace", namespace, *args).stdout
+def template(
+    *args: str, release: str = "demo", namespace: str = "apps", binary: str = "helm"
+) -> list[dict[str, Any]]:
+    """`helm template` of the chart (helm 4, or `binary="helm3"`): the rendered objects."""
+    out = helm("template", release, str(CHART), "--namespace", namespace, *args, binary=binary).stdout
     return [d for d in yaml.safe_load_all(out) if d]
 
 
