@@ -58,8 +58,8 @@ TABLE = RouteTable.from_policy(POLICY)
 
 
 async def terminal(call: Call) -> AsyncGenerator[Chunk, None]:
-    call.record.target = TABLE.resolve("").targets[0]
-    call.record.usage, call.record.finish_reason = FINAL.usage or Usage(), FINAL.finish_reason
+    call.record.served_by(TABLE.resolve("").targets[0])
+    call.record.upstream_finished(FINAL.finish_reason, FINAL.usage or Usage())
     yield FINAL
 
 
@@ -74,7 +74,7 @@ def layer(store: QuotaStore | None) -> Handler:
         return terminal
     assert POLICY.quota is not None
     service = QuotaService(POLICY.quota, POLICY.tiers, store, CLOCK, QuotaSignals())
-    return QuotaLayer(terminal, quota=service, table=TABLE, tiers=POLICY.tiers)
+    return QuotaLayer(terminal, quota=service, table=TABLE)
 
 
 async def measure(handler: Handler, calls: int) -> tuple[float, float, float]:

@@ -10,7 +10,6 @@ from functools import partial
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2, orchestrator_service_pb2_grpc
@@ -20,6 +19,7 @@ from sidecar.config.schema import Config
 from sidecar.context.summary import Summarizer
 from sidecar.context.tokenizer import Tokenizers
 from sidecar.core.clock import Clock, SystemClock
+from sidecar.core.drain import Drain
 from sidecar.core.layer import Handler, Layer, compose
 from sidecar.core.tokens import count_tokens
 from sidecar.keys.backend import KeyBackend
@@ -32,10 +32,11 @@ from sidecar.personas.service import PersonaService
 from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
 from sidecar.pipeline.cache import CacheLayer, CacheObserver
 from sidecar.pipeline.context import ContextLayer
-from sidecar.pipeline.keys import KeyLayer, KeyPinLayer
+from sidecar.pipeline.keys import KeyLayer
 from sidecar.pipeline.observe import ObserveLayer
 from sidecar.pipeline.persona import PersonaLayer
 from sidecar.pipeline.quota import QuotaLayer, TokenEstimator
+from sidecar.pipeline.resolve import ResolveLayer
 from sidecar.pipeline.route import RouteLayer
 from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.providers._http import HttpClient
@@ -52,10 +53,12 @@ from sidecar.routing.stats import Stats
 from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
+from sidecar.telemetry.health import DrainingHealth
 from sidecar.telemetry.metrics import DeploymentView, SidecarCollector
 from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import TraceContextInterceptor, Tracing
 
+CUT_WAIT_SECONDS = 1.0  # after the grace: how long cut calls and short RPCs get to send their status
 SERVICE_NAME = orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
 _log = logging.getLogger("sidecar")
 
@@ -147,7 +150,7 @@ def build_quota(cfg: Config, clock: Clock, signals: QuotaSignals | None = None) 
     if q.webhook is not None and signals.webhook is None:
         from sidecar.quota.webhook import WebhookSender
 
-        signals.webhook = WebhookSender(q.webhook)
+        signals.webhook = WebhookSender(q.webhook, clock=clock)
     return QuotaService(q, cfg.policy.tiers, store, clock, signals)
 
 
@@ -260,9 +263,10 @@ def build_routing(cfg: Config, clock: Clock, health: HealthView, tracing: Tracin
 def build_pipeline(cfg: Config, d: Deps) -> Handler:
     """The request path, outermost first.
 
-    The persona layer comes before quota and cache (DESIGN.md lists them the other way round) because
-    both need what it decides: the route a persona defaults to, and the full prompt (persona prompt
-    and stored history) that quota estimates and the cache key covers.
+    The resolve step comes right after authentication: every later layer (context, quota, cache,
+    route, memory) reads the plan it makes (sidecar/core/plan.py) instead of resolving the route again;
+    quota and cache need what it decides (the route a persona defaults to, the whole prompt with the
+    persona prompt and stored history), so it comes before them (DESIGN.md lists them the other way).
     """
     return compose(
         UpstreamCall(d.providers, clock=d.clock),
@@ -276,7 +280,15 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 clock=d.clock,
             ),
             partial(AuthnLayer, verifier=d.verifier),
-            partial(PersonaLayer, personas=d.personas),
+            partial(  # one step decides persona, request, route, tier access, key pin, candidates
+                ResolveLayer,
+                personas=d.personas,
+                table=d.routing.table,
+                tiers=cfg.policy.tiers,
+                keys=d.keys,
+                modes=user_key_modes(cfg),
+            ),
+            partial(PersonaLayer, personas=d.personas),  # conversation memory, after success
             partial(
                 ContextLayer,
                 table=d.routing.table,
@@ -288,7 +300,6 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 QuotaLayer,
                 quota=d.quota,
                 table=d.routing.table,
-                tiers=cfg.policy.tiers,
                 estimator=TokenEstimator(
                     prompt=d.tokenizers.count_prompt_max, text=d.tokenizers.count_text_max
                 ),
@@ -312,14 +323,15 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
 
 
 def routed_layers(cfg: Config, d: Deps) -> list[Layer]:
-    """The caller's key pinned to its provider, route, then the key per attempt: the part of the
-    pipeline that reaches a provider."""
-    modes = {a: r.user_key for a, r in cfg.policy.routes.items()}
+    """Route, then the key per attempt: the part of the pipeline that reaches a provider."""
     return [
-        partial(KeyPinLayer, keys=d.keys, modes=modes, table=d.routing.table),
         partial(RouteLayer, routing=d.routing, clock=d.clock),
-        partial(KeyLayer, keys=d.keys, modes=modes),
+        partial(KeyLayer, keys=d.keys, modes=user_key_modes(cfg)),
     ]
+
+
+def user_key_modes(cfg: Config) -> dict[str, str]:
+    return {alias: route.user_key for alias, route in cfg.policy.routes.items()}
 
 
 class Sidecar:
@@ -334,6 +346,8 @@ class Sidecar:
                 ("grpc.so_reuseport", 0),
             ],
         )
+        self.drain = Drain(deps.clock)
+        self._stopping = False
         servicer = OrchestratorServicer(
             pipeline=build_pipeline(cfg, deps),
             policy=cfg.policy,
@@ -346,9 +360,10 @@ class Sidecar:
             quota=deps.quota,
             ledger=deps.telemetry.ledger,
             metrics=deps.telemetry.metrics,
+            drain=self.drain,
         )
         orchestrator_service_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, self.server)
-        self.health = HealthServicer()
+        self.health = DrainingHealth()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
@@ -387,12 +402,20 @@ class Sidecar:
         return server.port if server is not None else None
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop accepting calls, let in-flight ones finish within the grace, then cancel them."""
+        """Drain: health says NOT_SERVING (Check is still answered) and new generation calls are
+        refused; running ones get the grace to finish, then are cut with STREAM_INTERRUPTED and their
+        partial usage. Then Watch streams are closed and the server stops (short RPCs still in flight
+        get CUT_WAIT_SECONDS), and the dependencies are closed."""
+        if self._stopping:
+            return  # stopped already (or stopping): a second stop() has nothing left to do
+        self._stopping = True
         grace = self.cfg.settings.shutdown_grace_seconds if grace is None else grace
         self._set_ready(False)
         try:
             await self.health.enter_graceful_shutdown()
-            await self.server.stop(grace)
+            await self.drain.drain(grace, cut_wait=min(CUT_WAIT_SECONDS, max(grace, 0.1)))
+            self.health.close_watches()
+            await self.server.stop(CUT_WAIT_SECONDS)
         finally:
             await self._close_dependencies()
 

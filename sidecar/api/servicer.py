@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, NoReturn, Protocol
 
 import grpc
@@ -21,9 +20,12 @@ from sidecar.api import usage as api_usage
 from sidecar.api.errors import abort, internal
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Clock, Deadline
-from sidecar.core.errors import KeysDisabledError, SidecarError
-from sidecar.core.layer import Handler, collect
-from sidecar.core.types import Call, CallRecord
+from sidecar.core.drain import Drain
+from sidecar.core.errors import KeysDisabledError, SidecarError, StreamInterruptedError
+from sidecar.core.layer import Handler, collect, inner_stream
+from sidecar.core.outcome import Outcome
+from sidecar.core.tokens import count_prompt_tokens, count_tokens
+from sidecar.core.types import Call, Usage
 from sidecar.keys.service import KeyService
 from sidecar.ledger.writer import LedgerWriter
 from sidecar.personas.service import PersonaService
@@ -61,8 +63,10 @@ class OrchestratorServicer:
         quota: QuotaService | None = None,
         ledger: LedgerWriter | None = None,
         metrics: EdgeMetrics | None = None,
+        drain: Drain | None = None,
     ) -> None:
         self._pipeline = pipeline
+        self._drain = drain or Drain(clock)
         self._policy = policy
         self._routing = routing
         self._providers = providers
@@ -78,7 +82,12 @@ class OrchestratorServicer:
     async def Generate(self, request: gen.GenerateRequest, context: Context) -> gen.GenerateResponse:
         call = await self._call(request, context, stream=False)
         try:
-            text, _ = await collect(self._pipeline, call)
+            with self._drain.call():
+                text, _ = await collect(self._pipeline, call)
+        except asyncio.CancelledError:
+            if not self._drain.cut_now():
+                raise  # the caller's own cancellation
+            await self._cut(context, call, ())
         except Exception as exc:
             await self._fail(context, call, exc)
         summary = self._summary(call)
@@ -88,14 +97,18 @@ class OrchestratorServicer:
         self, request: gen.StreamGenerateRequest, context: Context
     ) -> AsyncGenerator[gen.StreamGenerateResponse, None]:
         call = await self._call(request, context, stream=True)
-        record = call.record
+        delivered: list[str] = []
         try:
-            async with aclosing(self._pipeline(call)) as stream:
-                async for chunk in stream:
-                    if chunk.text:
-                        if record.first_token_at is None:
-                            record.first_token_at = self._clock.monotonic()
-                        yield convert.to_delta(chunk)
+            with self._drain.call():
+                async with inner_stream(self._pipeline, call) as stream:
+                    async for chunk in stream:
+                        if chunk.text:
+                            delivered.append(chunk.text)
+                            yield convert.to_delta(chunk)
+        except asyncio.CancelledError:
+            if not self._drain.cut_now():
+                raise  # the caller's own cancellation
+            await self._cut(context, call, delivered)
         except Exception as exc:
             await self._fail(context, call, exc)
         yield gen.StreamGenerateResponse(summary=self._summary(call))
@@ -259,7 +272,7 @@ class OrchestratorServicer:
     async def _call(
         self, request: gen.GenerateRequest | gen.StreamGenerateRequest, context: Context, *, stream: bool
     ) -> Call:
-        record = CallRecord(started_at=self._clock.monotonic())
+        record = Outcome(started_at=self._clock.monotonic())
         try:
             call = convert.to_call(
                 request,
@@ -277,6 +290,16 @@ class OrchestratorServicer:
                 self._metrics.call_rejected(stream, err.code.value)
             await abort(context, err)
 
+    async def _cut(self, context: Context, call: Call, delivered: Sequence[str]) -> NoReturn:
+        """The shutdown cut the call (its grace ran out): end it with an explicit status and the
+        partial usage instead of a bare CANCELLED."""
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        err = shutdown_cut(call, delivered)
+        _log.warning("call cut by shutdown", extra={"request_id": call.request_id, "reason": err.reason})
+        await abort(context, err)
+
     async def _fail(self, context: Context, call: Call, exc: Exception) -> NoReturn:
         if isinstance(exc, grpc.aio.AbortError):
             raise exc
@@ -293,3 +316,24 @@ class OrchestratorServicer:
             call.record, request_id=call.request_id, finished_at=self._clock.monotonic()
         )
         return api_personas.annotate_summary(summary, call.record)
+
+
+def shutdown_cut(call: Call, delivered: Sequence[str]) -> StreamInterruptedError:
+    """The status of a call the shutdown cut: like an upstream interruption, with the partial usage
+    (the prompt and the text delivered, counted by the sidecar) and the cause."""
+    record = call.record
+    usage = Usage(
+        prompt_tokens=record.usage.prompt_tokens or count_prompt_tokens(m.text for m in call.messages),
+        completion_tokens=max(record.usage.completion_tokens, sum(count_tokens(t) for t in delivered)),
+    )
+    target = record.target
+    return StreamInterruptedError(
+        "the sidecar shut down before the call finished (its shutdown grace ran out)",
+        metadata={
+            "deployment": target.deployment if target is not None else "",
+            "cause": "SIDECAR_SHUTDOWN",
+            "promptTokens": str(usage.prompt_tokens),
+            "completionTokens": str(usage.completion_tokens),
+            "usageEstimated": "true",
+        },
+    )

@@ -17,13 +17,12 @@ else; a call that produced nothing (failed before any provider output) is refund
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass, replace
 
-from sidecar.config.quota import TierConfig
-from sidecar.core.errors import ModelNotAllowedError, QuotaExceededError, ResourceRef
-from sidecar.core.layer import Handler
+from sidecar.core.errors import QuotaExceededError
+from sidecar.core.layer import Handler, inner_stream
+from sidecar.core.plan import plan_of
 from sidecar.core.tokens import count_prompt_tokens, count_tokens
 from sidecar.core.types import Call, Chunk, Price, Target, Usage
 from sidecar.quota.limits import MICROS
@@ -64,18 +63,16 @@ class QuotaLayer:
         *,
         quota: QuotaService | None,
         table: RouteTable,
-        tiers: Mapping[str, TierConfig],
         estimator: TokenEstimator = TokenEstimator(),
         tracing: Tracing | None = None,
     ) -> None:
-        self._inner, self._quota, self._table, self._tiers = inner, quota, table, tiers
+        self._inner, self._quota, self._table = inner, quota, table
         self._estimator = estimator
         self._tracing = tracing or Tracing.disabled()
 
     def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
-        """Tier check first; without quotas the inner stream is returned as it is (no extra hop)."""
-        route = self._table.resolve(call.model)
-        self._check_tier(call, route)
+        """Without quotas the inner stream is returned as it is (no extra hop)."""
+        route = plan_of(call, self._table).route
         if self._quota is None or not self._quota.policy.enabled:
             return self._inner(call)
         return self._metered(self._quota, call, route)
@@ -87,23 +84,12 @@ class QuotaLayer:
         with self._tracing.span("sidecar.quota.reserve", {"sidecar.tier": call.tier}):
             grant, call = await self._admit(quota, call, route, meter, output)
         try:
-            async with aclosing(self._inner(call)) as stream:
+            async with inner_stream(self._inner, call) as stream:
                 async for chunk in stream:
                     await self._cover(quota, grant, call, meter, chunk)
                     yield chunk
         finally:
             await quota.settle_shielded(grant, _actual(call, meter))
-
-    def _check_tier(self, call: Call, route: Route) -> None:
-        tier = self._tiers.get(call.tier)
-        allowed = tier.allowed_routes if tier is not None else None
-        if allowed is not None and route.alias not in allowed:
-            names = ", ".join(allowed) or "none"
-            raise ModelNotAllowedError(
-                f"tier {call.tier} may not use route {route.alias}; it may use: {names}",
-                metadata={"model": route.alias, "tier": call.tier},
-                resource=ResourceRef("orchestrator.v1.ModelRoute", route.alias, "not allowed for the tier"),
-            )
 
     async def _admit(
         self, quota: QuotaService, call: Call, route: Route, meter: _Meter, output: int

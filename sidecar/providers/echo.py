@@ -6,20 +6,17 @@ chunks of `tokens_per_chunk` tokens after the configured delays, with real token
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from typing import ClassVar
 
 from sidecar.config.schema import DeploymentConfig, EchoOptions
-from sidecar.core.clock import Deadline
+from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import DeadlineExceededError
 from sidecar.core.tokens import count_prompt_tokens, split_tokens
 from sidecar.core.types import Chunk, FinishReason, Role, Usage
 from sidecar.providers.base import Capabilities, ProviderRequest
 
 DESCRIPTION = "echo: deterministic test double that repeats the last user message (not a model)"
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 def answer(req: ProviderRequest) -> tuple[list[str], FinishReason]:
@@ -38,9 +35,9 @@ def answer(req: ProviderRequest) -> tuple[list[str], FinishReason]:
 class EchoProvider:
     name: ClassVar[str] = "echo"
 
-    def __init__(self, deployment: DeploymentConfig, *, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, deployment: DeploymentConfig, *, clock: Clock) -> None:
         self._options = deployment.echo or EchoOptions()
-        self._sleep = sleep
+        self._clock = clock
         self.capabilities = Capabilities(
             streaming=True, tools=False, json_schema=False,
             max_context_tokens=deployment.context_window,
@@ -68,9 +65,9 @@ class EchoProvider:
             return
         remaining = deadline.remaining()
         if remaining is not None and remaining < seconds:
-            await self._sleep(remaining)
+            await self._clock.sleep(remaining)
             raise DeadlineExceededError("the call's deadline passed while the echo was waiting")
-        await self._sleep(seconds)
+        await self._clock.sleep(seconds)
 
     async def probe(self, *, deadline: Deadline) -> None:
         """In-process: always up."""

@@ -22,7 +22,6 @@ windows as its clock sees them, and the script picks the one holding Redis time.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -205,7 +204,7 @@ class RedisQuotaStore:
             starts = c.edges[:-1] or (0,)
             keys += [base + bucket_key(c.key, start) for start in starts]
         try:
-            async with asyncio.timeout(self._timeout):
+            async with self._clock.timeout(self._timeout):
                 refused, rows = await script(keys=keys, args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             raise QuotaStoreError(f"quota store (Redis): {type(exc).__name__}: {exc}") from exc

@@ -14,7 +14,8 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, TextIO
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is a field.
@@ -37,12 +38,18 @@ MIN_MASKED_CHARS = 8  # shorter prompt fragments are not masked (they would mask
 # line) still carry the request id and mask the prompt, e.g. when an upstream error quotes it.
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 CALL_TEXTS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("call_texts", default=())
+# The request's `metadata` labels (bounded at the edge: count and size), on every line of the call.
+CALL_METADATA: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "call_metadata", default=MappingProxyType({})
+)
 
 
-def bind_call(request_id: str, texts: Iterable[str]) -> None:
-    """Name the call (and the prompt text to mask) for every line logged from here on in this task."""
+def bind_call(request_id: str, texts: Iterable[str], metadata: Mapping[str, str] | None = None) -> None:
+    """Name the call (its prompt text to mask, its metadata labels) for every line logged from here
+    on in this task."""
     REQUEST_ID.set(request_id)
     CALL_TEXTS.set(tuple(t for t in texts if len(t) >= MIN_MASKED_CHARS))
+    CALL_METADATA.set(MappingProxyType(dict(metadata or {})))
 
 
 def scrub(text: str, prompts: tuple[str, ...] = ()) -> str:
@@ -68,6 +75,8 @@ class JsonFormatter(logging.Formatter):
         request_id = REQUEST_ID.get()
         if request_id is not None:
             entry["request_id"] = request_id
+        if metadata := CALL_METADATA.get():  # each label redacted like a field of its name
+            entry["metadata"] = {k: self._field(k, v) for k, v in metadata.items()}
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = self._field(key, value)

@@ -29,3 +29,18 @@ def test_redact_removes_key_shaped_text() -> None:
 
 def test_redact_bounds_length() -> None:
     assert len(redact("word " * 1000)) == 300
+
+
+@pytest.mark.parametrize(("left", "caller"), [(0.0, True), (0.005, True), (0.019, True), (0.5, False)])
+def test_a_read_timeout_at_the_deadline_is_the_callers(left: float, caller: bool) -> None:
+    """Defect 1: a timer bounded by the time left fires at the deadline, and asyncio may run it a
+    hair early; within DEADLINE_MARGIN it is DEADLINE_EXCEEDED, never the upstream's timeout."""
+    from sidecar.core.clock import Deadline, FakeClock
+    from sidecar.core.errors import DeadlineExceededError, ProviderTimeoutError
+    from sidecar.providers._http import map_http_errors
+
+    clock = FakeClock()
+    deadline = Deadline.after(0.3, clock)
+    clock.advance(0.3 - left)
+    with pytest.raises(DeadlineExceededError if caller else ProviderTimeoutError), map_http_errors(deadline):
+        raise TimeoutError

@@ -16,7 +16,6 @@ import pytest
 from sidecar.config.schema import Policy
 from sidecar.core.errors import (
     InvalidRequestError,
-    ModelNotAllowedError,
     ProvidersUnavailableError,
     QuotaExceededError,
     QuotaUnavailableError,
@@ -75,11 +74,16 @@ class Inner:
         route = self.table.resolve(call.model)
         wanted = call.budget_deployment or route.targets[0].deployment
         target = next(t for t in route.targets if t.deployment == wanted)
-        call.record.target = target
-        call.record.cache_hit = self.cache_hit
+        final = next((c for c in self.chunks if c.is_final), Chunk(finish_reason=FinishReason.STOP))
+        if self.cache_hit:  # as the cache layer does: reported before the replayed chunks
+            call.record.answered_from_cache(
+                target, final.finish_reason or FinishReason.STOP, final.usage or Usage()
+            )
+        else:
+            call.record.served_by(target)
         for chunk in self.chunks:
-            if chunk.is_final:
-                call.record.usage, call.record.finish_reason = chunk.usage or Usage(), chunk.finish_reason
+            if chunk.is_final and not self.cache_hit:
+                call.record.upstream_finished(chunk.finish_reason, chunk.usage or Usage())
             yield chunk
         if self.error is not None:
             raise self.error
@@ -114,7 +118,7 @@ def rig(p: Policy, store: QuotaStore, clock: FakeClock, **inner: Any) -> Rig:
     service = QuotaService(p.quota, p.tiers, store, clock, signals)
     table = RouteTable.from_policy(p)
     scripted = Inner(table, **inner)
-    layer = QuotaLayer(scripted, quota=service, table=table, tiers=p.tiers)
+    layer = QuotaLayer(scripted, quota=service, table=table)
     return Rig(layer, service, scripted, events, clock)
 
 
@@ -268,16 +272,6 @@ async def test_budget_fallback_that_cannot_cover_either_refuses(
     assert info.value.reason == "COST_QUOTA_EXCEEDED" and not r.inner.seen
 
 
-async def test_tier_may_be_restricted_to_routes(quota_store: QuotaStore, clock: FakeClock) -> None:
-    p = policy({}, tiers={"free": {"allowed_routes": ["other"]}, "pro": {}})
-    r = rig(p, quota_store, clock, chunks=[final(1, 1)])
-    with pytest.raises(ModelNotAllowedError) as info:
-        await r.run(tier_call(clock, model="main"))
-    assert info.value.metadata == {"model": "main", "tier": "free"}
-    await r.run(tier_call(clock, model="other"))
-    await r.run(tier_call(clock, tier="pro", model="main"))
-
-
 async def test_missing_ids_where_the_policy_needs_them(quota_store: QuotaStore, clock: FakeClock) -> None:
     r = rig(policy({}), quota_store, clock)
     with pytest.raises(InvalidRequestError) as info:
@@ -377,16 +371,13 @@ async def test_concurrent_calls_admit_exactly_the_limit(quota_store: QuotaStore,
     assert all(isinstance(x, QuotaExceededError) for x in results if isinstance(x, BaseException))
 
 
-async def test_disabled_quota_counts_nothing_but_tiers_still_restrict(
-    quota_store: QuotaStore, clock: FakeClock
-) -> None:
+async def test_disabled_quota_counts_nothing(quota_store: QuotaStore, clock: FakeClock) -> None:
+    """(Tier route restrictions are the resolve step's: tests/unit/pipeline/test_resolve.py.)"""
     p = policy({"enabled": False}, tiers={"free": {"allowed_routes": ["main"]}})
     r = rig(p, quota_store, clock, chunks=[Chunk(text="hi"), final(1, 1)])
     for _ in range(8):  # more than free's 5 a minute
         assert await r.run(tier_call(clock)) == "hi"
     assert await r.used("tier-requests-per-minute") == (0, 0)
-    with pytest.raises(ModelNotAllowedError):
-        r.layer(tier_call(clock, model="other"))  # refused before any stream exists
 
 
 async def test_a_twice_cancelled_call_still_settles_before_close(redis_url: str, clock: FakeClock) -> None:
@@ -403,9 +394,7 @@ async def test_a_twice_cancelled_call_still_settles_before_close(redis_url: str,
         await release.wait()
         yield final(1, 1)
 
-    r.layer = QuotaLayer(
-        hang, quota=r.service, table=RouteTable.from_policy(policy(quota)), tiers=policy(quota).tiers
-    )
+    r.layer = QuotaLayer(hang, quota=r.service, table=RouteTable.from_policy(policy(quota)))
     got_first = asyncio.Event()
 
     async def consume() -> None:
