@@ -31,6 +31,7 @@ def helm(
         "HELM_CACHE_HOME": str(TOOLS / "helm-home" / "cache"),
         "HELM_CONFIG_HOME": str(TOOLS / "helm-home" / "config"),
         "HELM_DATA_HOME": str(TOOLS / "helm-home" / "data"),
+        "HOME": str(TOOLS / "helm-home"),  # client-go's discovery cache (~/.kube/cache)
         "PATH": "/usr/bin:/bin",
         **(env or {}),
     }
