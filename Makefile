@@ -37,8 +37,9 @@ encodings: $(STAMP)
 
 setup: $(STAMP) $(BUF) system-deps encodings
 
-## helm, kine and kube-apiserver/kube-controller-manager for the chart tests, built from the Go module
-## proxy once per pinned version into .cache/k8s (needs Go; about 14 minutes of 2 cores the first time).
+## helm 4 and 3, kine, kube-apiserver and kube-controller-manager for the chart tests, built from the Go
+## module proxy once per pinned version into .cache/k8s (needs Go). First build measured on 2 busy
+## cores: helm 4 min, helm3 4-11 min, kine 4 min, kube-apiserver + kube-controller-manager 11-13 min.
 k8s-tools:
 	scripts/k8s_tools.sh
 
