@@ -350,3 +350,15 @@ def test_the_generated_certificate_survives_an_upgrade(cluster: Cluster, install
     deployment = cluster.get("/apis/apps/v1/namespaces/certs/deployments/certs-orchestrator-sidecar-injector")
     assert deployment["spec"]["replicas"] == 3
     helm("uninstall", "certs", *kube)
+
+
+def test_helm_3_installs_and_uninstalls_the_chart(cluster: Cluster, installed: Injector) -> None:
+    kube = ("--kubeconfig", str(cluster.kubeconfig), "--namespace", "helm3")
+    cluster.create("/api/v1/namespaces", {"metadata": {"name": "helm3"}})
+    never = "webhook.namespaceSelector.matchLabels.never=match"
+    helm("install", "h3", str(CHART), *kube, "--set", never, binary="helm3")
+    assert "STATUS: deployed" in helm("status", "h3", *kube, binary="helm3").stdout
+    path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/h3-orchestrator-sidecar"
+    assert cluster.get(path)["webhooks"][0]["clientConfig"]["service"]["namespace"] == "helm3"
+    helm("uninstall", "h3", *kube, binary="helm3")
+    assert cluster.request("GET", path)[0] == 404
