@@ -20,6 +20,7 @@ from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc
 from sidecar.config.load import ConfigError, load_config, process_environ
 from sidecar.config.schema import Config
+from sidecar.injector.cli import register as register_injector
 from sidecar.personas.registry import PersonaLoadError
 from sidecar.telemetry.logging import setup_logging
 from sidecar.telemetry.memory import limit_arenas
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     new_kek = actions.add_parser("new-kek", help="write a new local key-encryption key (development only)")
     new_kek.add_argument("file", type=Path, help="where to write it (mode 0600; never overwritten)")
     new_kek.set_defaults(handler=_keys_new_kek)
+    register_injector(sub)  # `inject` and `injector serve` (sidecar/injector/cli.py)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)
     return parser
