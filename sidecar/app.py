@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2, orchestrator_service_pb2_grpc
-from sidecar.api.servicer import OrchestratorServicer
+from sidecar.api.admin_servicer import AdminServicer
+from sidecar.api.conversation_servicer import ConversationServicer
+from sidecar.api.convert import Tiers
+from sidecar.api.gate import Gate
+from sidecar.api.key_servicer import KeyServicer
+from sidecar.api.paging import PageTokens
+from sidecar.api.quota_servicer import QuotaServicer
+from sidecar.api.servicer import GenerationServicer
+from sidecar.api.services import ADMIN_NAME, DATA_PLANE_NAMES, Servicers, add_admin, add_data_plane
+from sidecar.authz.policy import Authorizer, credentials_from_settings
 from sidecar.cache.store import AiocacheStore, ByteStore
 from sidecar.config.schema import Config
 from sidecar.context.summary import Summarizer
@@ -29,7 +39,7 @@ from sidecar.keys.service import KeyService
 from sidecar.keys.store import KeyStore, SqliteKeyStore
 from sidecar.personas.registry import PersonaRegistry, TokenCounter
 from sidecar.personas.service import PersonaService
-from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
+from sidecar.pipeline.authn import AuthnLayer
 from sidecar.pipeline.cache import CacheLayer, CacheObserver
 from sidecar.pipeline.context import ContextLayer
 from sidecar.pipeline.keys import KeyLayer, KeyPinLayer
@@ -56,7 +66,6 @@ from sidecar.telemetry.metrics import DeploymentView, SidecarCollector
 from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import TraceContextInterceptor, Tracing
 
-SERVICE_NAME = orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
 _log = logging.getLogger("sidecar")
 
 
@@ -69,7 +78,7 @@ class Deps:
     providers: Mapping[str, Provider]
     routing: Routing
     prober: HealthProber | None
-    verifier: TokenVerifier
+    verifier: Authorizer  # authenticates every call; authorizes methods at the API edge
     keys: KeyService | None
     personas: PersonaService
     tokenizers: Tokenizers
@@ -92,7 +101,7 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
         providers=providers,
         routing=build_routing(cfg, clock, prober or AlwaysHealthy(), telemetry.tracing),
         prober=prober,
-        verifier=TokenVerifier(cfg.secret(cfg.settings.auth.token)),
+        verifier=build_authorizer(cfg),
         keys=build_keys(cfg, clock, telemetry),
         personas=build_personas(cfg, clock, count=tokenizers.count_text_max),
         tokenizers=tokenizers,
@@ -102,6 +111,50 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
     )
     telemetry.metrics.registry.register(build_collector(cfg, deps))
     return deps
+
+
+def build_authorizer(cfg: Config) -> Authorizer:
+    """The credentials of settings.auth; the admin service is open to anonymous callers only on its
+    own Unix socket (the config refuses it on the listener without credentials)."""
+    auth = cfg.settings.auth
+    configured = [(c.name, cfg.secrets[c.token.env], c.allow, c.tenants) for c in auth.credentials]
+    return Authorizer(
+        credentials_from_settings(cfg.secret(auth.token), configured),
+        admin_open=cfg.settings.admin.mode == "unix_socket",
+    )
+
+
+def build_servicers(cfg: Config, d: Deps) -> Servicers:
+    """One servicer per service, each behind a gate on the same authorizer."""
+    pages = PageTokens(os.urandom(32))
+    tiers = Tiers(cfg.policy.tier_assignment, tuple(cfg.policy.tiers))
+    limits = cfg.policy.limits
+    metrics = d.telemetry.metrics
+    return Servicers(
+        generation=GenerationServicer(
+            gate=Gate(d.verifier, "GenerationService"),
+            pipeline=build_pipeline(cfg, d),
+            policy=cfg.policy,
+            routing=d.routing,
+            providers=d.providers,
+            clock=d.clock,
+            pages=pages,
+            metrics=metrics,
+        ),
+        conversation=ConversationServicer(
+            gate=Gate(d.verifier, "ConversationService"),
+            personas=d.personas,
+            tiers=tiers,
+            limits=limits,
+            pages=pages,
+            metrics=metrics,
+        ),
+        quota=QuotaServicer(gate=Gate(d.verifier, "QuotaService"), quota=d.quota, tiers=tiers, limits=limits),
+        keys=KeyServicer(gate=Gate(d.verifier, "KeyService"), keys=d.keys, pages=pages),
+        admin=AdminServicer(
+            gate=Gate(d.verifier, "AdminService"), keys=d.keys, ledger=d.telemetry.ledger, pages=pages
+        ),
+    )
 
 
 def build_cache(cfg: Config) -> ByteStore | None:
@@ -334,41 +387,38 @@ class Sidecar:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        servicer = OrchestratorServicer(
-            pipeline=build_pipeline(cfg, deps),
-            policy=cfg.policy,
-            routing=deps.routing,
-            providers=deps.providers,
-            verifier=deps.verifier,
-            clock=deps.clock,
-            keys=deps.keys,
-            personas=deps.personas,
-            quota=deps.quota,
-            ledger=deps.telemetry.ledger,
-            metrics=deps.telemetry.metrics,
-        )
-        orchestrator_service_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, self.server)
+        servicers = build_servicers(cfg, deps)
+        add_data_plane(self.server, servicers)
+        admin = cfg.settings.admin
+        if admin.mode == "listener":
+            add_admin(self.server, servicers)
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        served = (*DATA_PLANE_NAMES, *((ADMIN_NAME,) if admin.mode == "listener" else ()))
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+            (*served, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         self.port = self.server.add_insecure_port(cfg.settings.listen.address)
         if (path := cfg.settings.listen.unix_socket) is not None:
-            if path.is_socket():
-                path.unlink()  # left behind by a previous run that was killed
+            _clear_stale_socket(path)
             self.server.add_insecure_port(f"unix:{path}")
+        self.admin_server = build_admin_server(cfg, servicers)
 
     async def start(self) -> None:
         await self.deps.telemetry.start()
         try:
             await self.server.start()
+            if self.admin_server is not None:
+                await self.admin_server.start()
+                socket = self.cfg.settings.admin.unix_socket
+                assert socket is not None
+                socket.chmod(self.cfg.settings.admin.socket_mode)
         except BaseException:
             await self.deps.telemetry.stop()
             raise
         if self.deps.prober is not None:
             await self.deps.prober.start()
-        for name in ("", SERVICE_NAME):
+        for name in ("", *DATA_PLANE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         _log.info(
             "sidecar serving",
@@ -390,6 +440,8 @@ class Sidecar:
         grace = self.cfg.settings.shutdown_grace_seconds if grace is None else grace
         try:
             await self.health.enter_graceful_shutdown()
+            if self.admin_server is not None:
+                await self.admin_server.stop(grace)
             await self.server.stop(grace)
         finally:
             await self._close_dependencies()
@@ -412,6 +464,23 @@ class Sidecar:
                 await close()
             except Exception:
                 _log.exception("shutdown step failed", extra={"step": getattr(close, "__qualname__", "?")})
+
+
+def _clear_stale_socket(path: Path) -> None:
+    if path.is_socket():
+        path.unlink()  # left behind by a previous run that was killed
+
+
+def build_admin_server(cfg: Config, servicers: Servicers) -> grpc.aio.Server | None:
+    """The AdminService alone on its own Unix socket (settings.admin.mode unix_socket)."""
+    admin = cfg.settings.admin
+    if admin.mode != "unix_socket" or admin.unix_socket is None:
+        return None
+    server = grpc.aio.server()
+    add_admin(server, servicers)
+    _clear_stale_socket(admin.unix_socket)
+    server.add_insecure_port(f"unix:{admin.unix_socket}")
+    return server
 
 
 def build_server(cfg: Config, clock: Clock | None = None) -> Sidecar:

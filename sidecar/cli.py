@@ -17,7 +17,7 @@ from grpc_status import rpc_status
 
 from sidecar import __version__
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc
+from sidecar._gen.orchestrator.v1 import generation_service_pb2_grpc
 from sidecar.config.load import ConfigError, load_config, process_environ
 from sidecar.config.schema import Config
 from sidecar.personas.registry import PersonaLoadError
@@ -225,23 +225,24 @@ def _chat(args: argparse.Namespace) -> int:
     config = gen.GenerationConfig()
     if args.max_tokens is not None:
         config.max_tokens = args.max_tokens
+    what = gen.GenerationInput(model=args.model, messages=messages, config=config)
     with grpc.insecure_channel(args.target) as channel:
-        stub = orchestrator_service_pb2_grpc.OrchestratorServiceStub(channel)
+        stub = generation_service_pb2_grpc.GenerationServiceStub(channel)
         try:
             if args.stream:
-                stream_request = gen.StreamGenerateRequest(model=args.model, messages=messages, config=config)
+                stream_request = gen.StreamGenerateRequest(input=what)
                 summary = gen.GenerationSummary()
                 events = stub.StreamGenerate(stream_request, timeout=args.timeout, metadata=metadata)
                 for event in events:
                     if event.HasField("delta"):
                         _out(event.delta.text)
                     else:
-                        summary = event.summary
+                        summary = event.result.summary
                 _out("\n")
             else:
-                request = gen.GenerateRequest(model=args.model, messages=messages, config=config)
+                request = gen.GenerateRequest(input=what)
                 reply = stub.Generate(request, timeout=args.timeout, metadata=metadata)
-                _out(reply.text + "\n")
+                _out("".join(part.text for part in reply.message.content) + "\n")
                 summary = reply.summary
         except grpc.RpcError as exc:
             sys.stderr.write(_describe_error(exc) + "\n")
@@ -262,7 +263,7 @@ def _describe_summary(s: gen.GenerationSummary) -> str:
     return (
         f"[{served.provider}/{served.model} via {served.route}:{served.deployment}] "
         f"tokens in={s.usage.prompt_tokens} out={s.usage.completion_tokens} "
-        f"cost=${s.cost_usd:.6f} upstream={s.upstream_latency.ToMilliseconds()}ms "
+        f"cost=${s.cost_micros / 1e6:.6f} upstream={s.upstream_latency.ToMilliseconds()}ms "
         f"overhead={s.overhead.ToMicroseconds() / 1000:.2f}ms "
         f"finish={gen.FinishReason.Name(s.finish_reason)} request_id={s.request_id}"
     )

@@ -6,12 +6,11 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from google.protobuf import duration_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2
+from sidecar._gen.orchestrator.v1 import models_pb2
 from sidecar.api import context_cache
 from sidecar.config.schema import DeploymentConfig, RequestLimits
 from sidecar.config.tiers import TierAssignment, UnknownTier, resolve_tier
@@ -56,33 +55,6 @@ _FINISH = {
 }
 
 
-class GenerateLike(Protocol):
-    """GenerateRequest and StreamGenerateRequest share this shape field for field."""
-
-    @property
-    def model(self) -> str: ...
-    @property
-    def messages(self) -> Sequence[gen.Message]: ...
-    @property
-    def config(self) -> gen.GenerationConfig: ...
-    @property
-    def tenant_id(self) -> str: ...
-    @property
-    def user_id(self) -> str: ...
-    @property
-    def conversation_id(self) -> str: ...
-    @property
-    def metadata(self) -> Mapping[str, str]: ...
-    @property
-    def request_id(self) -> str: ...
-    @property
-    def provider_key(self) -> keys_pb2.ProviderKey: ...
-    @property
-    def cache_mode(self) -> int: ...
-
-    def HasField(self, field_name: str) -> bool: ...
-
-
 MAX_VIOLATIONS = 20  # a hostile request must not make the error itself expensive
 MAX_CONTENT_PARTS = 64
 
@@ -93,12 +65,13 @@ ID_RULE = "at most 128 of letters, digits and ._:@- starting with a letter or di
 class Violations:
     """Every bad field of a request, collected so that one error lists them all (up to a bound)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
         self.items: list[FieldViolation] = []
+        self._prefix = prefix
 
     def add(self, field: str, description: str) -> None:
         if len(self.items) < MAX_VIOLATIONS:
-            self.items.append(FieldViolation(field, description))
+            self.items.append(FieldViolation(self._prefix + field, description))
 
     def check_id(self, field: str, value: str, *, required: bool = False) -> None:
         """A tenant, user, conversation or request id."""
@@ -122,8 +95,11 @@ def caller_tier(tiers: Tiers, tenant: str, user: str, metadata: Mapping[str, str
         return ""
 
 
+INPUT = "input."  # violations of a generation request name fields under GenerateRequest.input
+
+
 def to_call(
-    req: GenerateLike,
+    req: gen.GenerationInput,
     *,
     stream: bool,
     limits: RequestLimits,
@@ -133,7 +109,7 @@ def to_call(
     tiers: Tiers,
 ) -> Call:
     """Validate a request and turn it into a Call, or raise InvalidRequestError naming every field."""
-    bad = Violations()
+    bad = Violations(INPUT)
     messages = _messages(req.messages, limits, bad)
     params = _params(req.config, limits, bad) if req.HasField("config") else GenerationParams()
     for field in ("tenant_id", "user_id", "conversation_id", "request_id"):
@@ -177,7 +153,7 @@ KEY_REF = re.compile(r"key_[A-Za-z0-9_\-]{8,64}")  # RegisterKey references
 _MAX_ENVELOPE_CHARS = 65_536
 
 
-def _key_source(req: GenerateLike, bad: Violations) -> KeySource | None:
+def _key_source(req: gen.GenerationInput, bad: Violations) -> KeySource | None:
     if not (req.tenant_id and req.user_id):
         bad.add("provider_key", "user keys are bound to a tenant_id and user_id: set both")
     kind = req.provider_key.WhichOneof("source")
@@ -305,7 +281,7 @@ def to_summary(record: CallRecord, *, request_id: str, finished_at: float) -> ge
             total_tokens=usage.total_tokens,
             cached_tokens=usage.cached_tokens,
         ),
-        cost_usd=record.cost_usd,
+        cost_micros=micros(record.cost_usd),
         attempts=[
             gen.Attempt(
                 deployment=a.deployment,
@@ -329,13 +305,25 @@ def to_summary(record: CallRecord, *, request_id: str, finished_at: float) -> ge
     return summary
 
 
+def micros(usd: float) -> int:
+    """US dollars -> integer micro-dollars (rounded to the nearest)."""
+    return round(usd * 1_000_000)
+
+
+def assistant_message(text: str) -> gen.Message:
+    """The answer as an assistant message: its text as one part (none when empty)."""
+    parts = [gen.ContentPart(text=text)] if text else []
+    return gen.Message(role=gen.ROLE_ASSISTANT, content=parts)
+
+
 def to_delta(chunk: Chunk) -> gen.StreamGenerateResponse:
     return gen.StreamGenerateResponse(delta=gen.ContentDelta(text=chunk.text))
 
 
-def to_list_models(
+def to_routes(
     routing: Routing, deployments: Mapping[str, DeploymentConfig], providers: Mapping[str, Provider]
-) -> models_pb2.ListModelsResponse:
+) -> list[models_pb2.ModelRoute]:
+    """Every configured route with its deployments, sorted by alias."""
     routes = []
     for route in routing.table.routes():
         items = [
@@ -350,7 +338,7 @@ def to_list_models(
                 strategy=route.config.strategy,
             )
         )
-    return models_pb2.ListModelsResponse(routes=routes)
+    return routes
 
 
 _BREAKER = {
@@ -375,8 +363,8 @@ def _deployment(
             max_context_tokens=caps.max_context_tokens,
         ),
         price=models_pb2.Price(
-            input_per_million=target.price.input_per_million,
-            output_per_million=target.price.output_per_million,
+            input_micros_per_million=micros(target.price.input_per_million),
+            output_micros_per_million=micros(target.price.output_per_million),
         ),
         description=describe(config),
         status=_status(target.deployment, routing),

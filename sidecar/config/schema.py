@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from sidecar.config.api import AdminSettings, AuthSettings, IdempotencySettings
 from sidecar.config.cache import CacheSettings
 from sidecar.config.context import ContextPolicy, TokenizerName
 from sidecar.config.keys import KeysSettings
@@ -35,10 +36,6 @@ class ListenSettings(_Model):
     unix_socket: Path | None = None
 
 
-class AuthSettings(_Model):
-    token: SecretRef | None = None
-
-
 class HttpSettings(_Model):
     max_connections: int = Field(default=512, ge=1, le=100_000)
     max_connections_per_host: int = Field(default=256, ge=0, le=100_000)
@@ -54,6 +51,8 @@ def _loopback(address: str) -> bool:
 class Settings(_Model):
     listen: ListenSettings = ListenSettings()
     auth: AuthSettings = AuthSettings()
+    admin: AdminSettings = AdminSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
     http: HttpSettings = HttpSettings()
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
     max_receive_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
@@ -64,10 +63,15 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _exposed_needs_a_token(self) -> Settings:
-        if not _loopback(self.listen.address) and self.auth.token is None:
+        if not _loopback(self.listen.address) and not self.auth.configured:
             raise ValueError(
                 f"listen.address {self.listen.address} is reachable beyond this host: set auth.token "
                 "(anyone who can reach the port could otherwise use registered keys)"
+            )
+        if self.admin.mode == "listener" and not self.auth.configured:
+            raise ValueError(
+                "admin.mode listener needs auth credentials: anyone who reaches the port could "
+                "otherwise rotate keys and read every tenant's usage (or use admin.mode unix_socket)"
             )
         return self
 

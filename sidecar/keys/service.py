@@ -73,7 +73,12 @@ class KeyService:
     async def list(self, tenant: str, user: str | None) -> list[KeyRecord]:
         return await self._store.list(tenant, user)
 
-    async def delete(self, tenant: str, ref: str) -> bool:
+    async def delete(self, tenant: str, ref: str, *, user: str | None = None) -> bool:
+        """Delete a tenant's key; with `user`, only when that user owns it (KeyService.DeleteKey)."""
+        if user is not None:
+            record = await self._store.get(ref)
+            if record is None or record.tenant != tenant or record.user != user:
+                return False
         return await self._store.delete(tenant, ref)
 
     async def rotate(self) -> tuple[int, int]:

@@ -16,6 +16,7 @@ import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import free_port, system, user
+from tests.support.api import generate_request, stream_request, text_of
 
 SERVE = Path(__file__).resolve().parents[2] / "scripts" / "serve_small_model.py"
 
@@ -55,13 +56,13 @@ FINISHED = (gen.FINISH_REASON_STOP, gen.FINISH_REASON_LENGTH)
 async def test_generate(serve: Any, small_model: tuple[str, str]) -> None:
     s = await serve({"policy": policy(*small_model)})
     reply = await s.stub.Generate(
-        gen.GenerateRequest(
+        generate_request(
             messages=QUESTION, config=gen.GenerationConfig(max_tokens=24, temperature=0, seed=1)
         ),
         timeout=120,
     )
     summary = reply.summary
-    assert reply.text.strip()
+    assert text_of(reply).strip()
     assert summary.finish_reason in FINISHED
     assert summary.usage.prompt_tokens > 5
     assert 0 < summary.usage.completion_tokens <= 24
@@ -73,14 +74,14 @@ async def test_generate(serve: Any, small_model: tuple[str, str]) -> None:
 @pytest.mark.timeout(300)
 async def test_stream_generate(serve: Any, small_model: tuple[str, str]) -> None:
     s = await serve({"policy": policy(*small_model)})
-    request = gen.StreamGenerateRequest(
+    request = stream_request(
         messages=QUESTION, config=gen.GenerationConfig(max_tokens=24, temperature=0, seed=1)
     )
     events = [e async for e in s.stub.StreamGenerate(request, timeout=120)]
     deltas, summary = events[:-1], events[-1]
     assert len(deltas) >= 2 and all(e.HasField("delta") for e in deltas)
     assert "".join(e.delta.text for e in deltas).strip()
-    assert summary.HasField("summary")
+    assert summary.HasField("result")
     usage = summary.summary.usage
     assert usage.prompt_tokens > 5 and 0 < usage.completion_tokens <= 24
     assert summary.summary.finish_reason in FINISHED
@@ -95,7 +96,7 @@ async def test_stream_generate(serve: Any, small_model: tuple[str, str]) -> None
 async def test_max_tokens_is_honoured(serve: Any, small_model: tuple[str, str]) -> None:
     s = await serve({"policy": policy(*small_model)})
     reply = await s.stub.Generate(
-        gen.GenerateRequest(
+        generate_request(
             messages=[user("Write a long story about the sea.")], config=gen.GenerationConfig(max_tokens=5)
         ),
         timeout=120,

@@ -15,6 +15,7 @@ from sidecar.core.tokens import split_tokens
 from sidecar.core.types import Message, Role
 from tests.conftest import system, user
 from tests.integration.helpers import rich
+from tests.support.api import generate_request, stream_request, text_of
 
 pytestmark = pytest.mark.integration
 
@@ -59,9 +60,9 @@ def policy(**context: Any) -> dict[str, Any]:
 async def test_a_long_conversation_is_trimmed_to_the_smallest_window(serve: Any) -> None:
     s = await serve({"policy": policy(max_recent_messages=1000)})
     messages = long_conversation(40)
-    reply = await s.stub.Generate(gen.GenerateRequest(messages=messages))
+    reply = await s.stub.Generate(generate_request(messages=messages))
     sm = reply.summary
-    assert reply.text == "and the final question?"
+    assert text_of(reply) == "and the final question?"
     before = ESTIMATE_COUNTER.count_prompt(domain(messages))
     assert before > 600 and sm.usage.prompt_tokens <= 600 - 100  # the window minus max_tokens
     assert sm.context_tokens_removed == before - sm.usage.prompt_tokens  # echo counts with the estimate
@@ -71,7 +72,7 @@ async def test_a_long_conversation_is_trimmed_to_the_smallest_window(serve: Any)
 async def test_at_most_n_recent_messages_by_default(serve: Any) -> None:
     s = await serve({"policy": policy()})
     messages = long_conversation(8)  # 1 system + 17
-    reply = await s.stub.Generate(gen.GenerateRequest(messages=messages))
+    reply = await s.stub.Generate(generate_request(messages=messages))
     kept = domain([messages[0], *messages[-10:]])
     assert reply.summary.context_messages_removed == 7
     assert reply.summary.usage.prompt_tokens == ESTIMATE_COUNTER.count_prompt(kept)
@@ -80,8 +81,8 @@ async def test_at_most_n_recent_messages_by_default(serve: Any) -> None:
 async def test_the_dropped_messages_are_summarized_through_the_echo_route(serve: Any) -> None:
     s = await serve({"policy": policy(max_recent_messages=4, summary={"route": "cheap", "max_tokens": 30})})
     messages = long_conversation(6)
-    events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=messages))]
-    sm = events[-1].summary
+    events = [e async for e in s.stub.StreamGenerate(stream_request(messages=messages))]
+    sm = events[-1].result.summary
     assert sm.context_summarized and sm.context_messages_removed == 9
     # The echo "summarizes" by repeating the transcript it was sent, cut at max_tokens.
     dropped = domain(messages[1:10])
@@ -96,7 +97,7 @@ async def test_the_dropped_messages_are_summarized_through_the_echo_route(serve:
 async def test_a_prompt_that_cannot_fit_is_context_too_long(serve: Any) -> None:
     s = await serve({"policy": policy()})
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await s.stub.Generate(gen.GenerateRequest(messages=[system("rules"), user("word " * 30_000)]))
+        await s.stub.Generate(generate_request(messages=[system("rules"), user("word " * 30_000)]))
     err = await rich(info.value)
     assert err.code is grpc.StatusCode.INVALID_ARGUMENT
     assert err.reason == "CONTEXT_TOO_LONG" and err.fields == ["messages"]
@@ -106,7 +107,7 @@ async def test_a_prompt_that_cannot_fit_is_context_too_long(serve: Any) -> None:
 async def test_trimming_can_be_turned_off(serve: Any) -> None:
     s = await serve({"policy": policy(enabled=False)})
     messages = long_conversation(8)
-    reply = await s.stub.Generate(gen.GenerateRequest(messages=messages))
+    reply = await s.stub.Generate(generate_request(messages=messages))
     assert reply.summary.context_messages_removed == 0
     assert reply.summary.usage.prompt_tokens == ESTIMATE_COUNTER.count_prompt(domain(messages))
 
@@ -122,9 +123,7 @@ async def test_summaries_are_cached_in_redis(serve: Any, redis_url: str) -> None
         }
     )
     messages = long_conversation(6)
-    replies = [
-        await s.stub.Generate(gen.GenerateRequest(messages=messages, tenant_id="acme")) for _ in range(2)
-    ]
+    replies = [await s.stub.Generate(generate_request(messages=messages, tenant_id="acme")) for _ in range(2)]
     assert all(r.summary.context_summarized for r in replies)
     assert replies[0].summary.usage.prompt_tokens == replies[1].summary.usage.prompt_tokens
     client = Redis.from_url(redis_url)

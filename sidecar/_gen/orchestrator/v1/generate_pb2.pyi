@@ -68,7 +68,7 @@ class GenerationConfig(_message.Message):
     seed: int
     def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ...) -> None: ...
 
-class GenerateRequest(_message.Message):
+class GenerationInput(_message.Message):
     __slots__ = ("model", "messages", "config", "tenant_id", "user_id", "conversation_id", "metadata", "request_id", "provider_key", "persona_id", "memory", "cache_mode")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
@@ -103,40 +103,17 @@ class GenerateRequest(_message.Message):
     cache_mode: _cache_pb2.CacheMode
     def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., config: _Optional[_Union[GenerationConfig, _Mapping]] = ..., tenant_id: _Optional[str] = ..., user_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ..., provider_key: _Optional[_Union[_keys_pb2.ProviderKey, _Mapping]] = ..., persona_id: _Optional[str] = ..., memory: _Optional[bool] = ..., cache_mode: _Optional[_Union[_cache_pb2.CacheMode, str]] = ...) -> None: ...
 
+class GenerateRequest(_message.Message):
+    __slots__ = ("input",)
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    input: GenerationInput
+    def __init__(self, input: _Optional[_Union[GenerationInput, _Mapping]] = ...) -> None: ...
+
 class StreamGenerateRequest(_message.Message):
-    __slots__ = ("model", "messages", "config", "tenant_id", "user_id", "conversation_id", "metadata", "request_id", "provider_key", "persona_id", "memory", "cache_mode")
-    class MetadataEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
-    MODEL_FIELD_NUMBER: _ClassVar[int]
-    MESSAGES_FIELD_NUMBER: _ClassVar[int]
-    CONFIG_FIELD_NUMBER: _ClassVar[int]
-    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
-    USER_ID_FIELD_NUMBER: _ClassVar[int]
-    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
-    METADATA_FIELD_NUMBER: _ClassVar[int]
-    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
-    PROVIDER_KEY_FIELD_NUMBER: _ClassVar[int]
-    PERSONA_ID_FIELD_NUMBER: _ClassVar[int]
-    MEMORY_FIELD_NUMBER: _ClassVar[int]
-    CACHE_MODE_FIELD_NUMBER: _ClassVar[int]
-    model: str
-    messages: _containers.RepeatedCompositeFieldContainer[Message]
-    config: GenerationConfig
-    tenant_id: str
-    user_id: str
-    conversation_id: str
-    metadata: _containers.ScalarMap[str, str]
-    request_id: str
-    provider_key: _keys_pb2.ProviderKey
-    persona_id: str
-    memory: bool
-    cache_mode: _cache_pb2.CacheMode
-    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., config: _Optional[_Union[GenerationConfig, _Mapping]] = ..., tenant_id: _Optional[str] = ..., user_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ..., provider_key: _Optional[_Union[_keys_pb2.ProviderKey, _Mapping]] = ..., persona_id: _Optional[str] = ..., memory: _Optional[bool] = ..., cache_mode: _Optional[_Union[_cache_pb2.CacheMode, str]] = ...) -> None: ...
+    __slots__ = ("input",)
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    input: GenerationInput
+    def __init__(self, input: _Optional[_Union[GenerationInput, _Mapping]] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens")
@@ -175,10 +152,10 @@ class Attempt(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., provider: _Optional[str] = ..., outcome: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class GenerationSummary(_message.Message):
-    __slots__ = ("finish_reason", "usage", "cost_usd", "served_by", "attempts", "upstream_latency", "overhead", "time_to_first_token", "request_id", "persona_id", "history_messages", "cache_hit", "context_tokens_removed", "context_messages_removed", "context_summarized")
+    __slots__ = ("finish_reason", "usage", "cost_micros", "served_by", "attempts", "upstream_latency", "overhead", "time_to_first_token", "request_id", "persona_id", "history_messages", "cache_hit", "context_tokens_removed", "context_messages_removed", "context_summarized")
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
-    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    COST_MICROS_FIELD_NUMBER: _ClassVar[int]
     SERVED_BY_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     UPSTREAM_LATENCY_FIELD_NUMBER: _ClassVar[int]
@@ -193,7 +170,7 @@ class GenerationSummary(_message.Message):
     CONTEXT_SUMMARIZED_FIELD_NUMBER: _ClassVar[int]
     finish_reason: FinishReason
     usage: Usage
-    cost_usd: float
+    cost_micros: int
     served_by: ServedBy
     attempts: _containers.RepeatedCompositeFieldContainer[Attempt]
     upstream_latency: _duration_pb2.Duration
@@ -206,15 +183,15 @@ class GenerationSummary(_message.Message):
     context_tokens_removed: int
     context_messages_removed: int
     context_summarized: bool
-    def __init__(self, finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost_usd: _Optional[float] = ..., served_by: _Optional[_Union[ServedBy, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., upstream_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overhead: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., persona_id: _Optional[str] = ..., history_messages: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., context_tokens_removed: _Optional[int] = ..., context_messages_removed: _Optional[int] = ..., context_summarized: _Optional[bool] = ...) -> None: ...
+    def __init__(self, finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost_micros: _Optional[int] = ..., served_by: _Optional[_Union[ServedBy, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., upstream_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overhead: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., persona_id: _Optional[str] = ..., history_messages: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., context_tokens_removed: _Optional[int] = ..., context_messages_removed: _Optional[int] = ..., context_summarized: _Optional[bool] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
-    __slots__ = ("text", "summary")
-    TEXT_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("message", "summary")
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
-    text: str
+    message: Message
     summary: GenerationSummary
-    def __init__(self, text: _Optional[str] = ..., summary: _Optional[_Union[GenerationSummary, _Mapping]] = ...) -> None: ...
+    def __init__(self, message: _Optional[_Union[Message, _Mapping]] = ..., summary: _Optional[_Union[GenerationSummary, _Mapping]] = ...) -> None: ...
 
 class ContentDelta(_message.Message):
     __slots__ = ("text",)
@@ -223,9 +200,9 @@ class ContentDelta(_message.Message):
     def __init__(self, text: _Optional[str] = ...) -> None: ...
 
 class StreamGenerateResponse(_message.Message):
-    __slots__ = ("delta", "summary")
+    __slots__ = ("delta", "result")
     DELTA_FIELD_NUMBER: _ClassVar[int]
-    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
     delta: ContentDelta
-    summary: GenerationSummary
-    def __init__(self, delta: _Optional[_Union[ContentDelta, _Mapping]] = ..., summary: _Optional[_Union[GenerationSummary, _Mapping]] = ...) -> None: ...
+    result: GenerateResponse
+    def __init__(self, delta: _Optional[_Union[ContentDelta, _Mapping]] = ..., result: _Optional[_Union[GenerateResponse, _Mapping]] = ...) -> None: ...
