@@ -115,3 +115,19 @@ async def test_unix_socket_listener(serve: Any, tmp_path: Path) -> None:
     async with grpc.aio.insecure_channel(f"unix:{sock}") as channel:
         reply = await Stubs(channel).Generate(generate_request(messages=[user("via unix")]))
     assert text_of(reply) == "via unix"
+
+
+async def test_list_models_pages(serve: Any) -> None:
+    policy = {
+        "default_route": "a",
+        "deployments": {"echo": {"provider": "echo", "model": "echo-1"}},
+        "routes": {name: {"deployments": ["echo"]} for name in ("a", "b", "c")},
+    }
+    s = await serve({"policy": policy})
+    first = await s.stub.ListModels(models_pb2.ListModelsRequest(page_size=2))
+    assert [r.alias for r in first.routes] == ["a", "b"] and first.next_page_token
+    second = await s.stub.ListModels(
+        models_pb2.ListModelsRequest(page_size=2, page_token=first.next_page_token)
+    )
+    assert [r.alias for r in second.routes] == ["c"] and not second.next_page_token
+    assert first.routes[0].deployments[0].price.input_micros_per_million == 0
