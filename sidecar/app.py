@@ -32,6 +32,8 @@ from sidecar.context.tokenizer import Tokenizers
 from sidecar.core.clock import Clock, SystemClock
 from sidecar.core.layer import Handler, Layer, compose
 from sidecar.core.tokens import count_tokens
+from sidecar.idempotency.replay import Replays
+from sidecar.idempotency.store import IdempotencyStore, MemoryIdempotencyStore
 from sidecar.keys.backend import KeyBackend
 from sidecar.keys.cache import KeyCache, KeyCachePolicy
 from sidecar.keys.local import LocalKekBackend
@@ -85,6 +87,7 @@ class Deps:
     cache: ByteStore | None  # answers and summaries; None when neither is configured
     telemetry: Telemetry
     quota: QuotaService | None = None
+    idempotency: IdempotencyStore | None = None
 
 
 def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple[object, ...] = ()) -> Deps:
@@ -108,6 +111,7 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
         cache=build_cache(cfg),
         quota=build_quota(cfg, clock, quota_signals(telemetry)),
         telemetry=telemetry,
+        idempotency=build_idempotency(cfg, clock),
     )
     telemetry.metrics.registry.register(build_collector(cfg, deps))
     return deps
@@ -121,6 +125,22 @@ def build_authorizer(cfg: Config) -> Authorizer:
     return Authorizer(
         credentials_from_settings(cfg.secret(auth.token), configured),
         admin_open=cfg.settings.admin.mode == "unix_socket",
+    )
+
+
+def build_idempotency(cfg: Config, clock: Clock) -> IdempotencyStore | None:
+    """Where first answers wait for their retries: this process, or Redis shared by sidecars."""
+    idem = cfg.settings.idempotency
+    if not idem.enabled:
+        return None
+    if idem.backend == "redis" and idem.redis_url is not None:
+        from sidecar.idempotency.redis_store import RedisIdempotencyStore
+
+        return RedisIdempotencyStore(
+            idem.redis_url, prefix=idem.key_prefix, window_seconds=idem.window_seconds
+        )
+    return MemoryIdempotencyStore(
+        clock=clock, window_seconds=idem.window_seconds, max_entries=idem.max_entries
     )
 
 
@@ -140,6 +160,13 @@ def build_servicers(cfg: Config, d: Deps) -> Servicers:
             clock=d.clock,
             pages=pages,
             metrics=metrics,
+            replays=None
+            if d.idempotency is None
+            else Replays(
+                d.idempotency,
+                max_answer_bytes=cfg.settings.idempotency.max_response_bytes,
+                field="input.request_id",
+            ),
         ),
         conversation=ConversationServicer(
             gate=Gate(d.verifier, "ConversationService"),
@@ -458,6 +485,8 @@ class Sidecar:
             closers.append(self.deps.cache.aclose)
         if self.deps.quota is not None:
             closers.append(self.deps.quota.aclose)
+        if self.deps.idempotency is not None:
+            closers.append(self.deps.idempotency.aclose)
         closers.append(self.deps.telemetry.stop)  # last: flushes the ledger records of the calls above
         for close in closers:
             try:

@@ -21,6 +21,7 @@ from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import SidecarError
 from sidecar.core.layer import Handler, collect
 from sidecar.core.types import Call, CallRecord
+from sidecar.idempotency.replay import Replays
 from sidecar.providers.base import Provider
 from sidecar.routing.plan import Routing
 
@@ -47,8 +48,10 @@ class GenerationServicer:
         clock: Clock,
         pages: PageTokens,
         metrics: EdgeMetrics | None = None,
+        replays: Replays | None = None,
     ) -> None:
         self._gate = gate
+        self._replays = replays
         self._pipeline = pipeline
         self._policy = policy
         self._routing = routing
@@ -59,13 +62,33 @@ class GenerationServicer:
         self._tiers = convert.Tiers(policy.tier_assignment, tuple(policy.tiers))
 
     async def Generate(self, request: gen.GenerateRequest, context: Context) -> gen.GenerateResponse:
-        await self._gate.admit(context, "Generate", request.input.tenant_id)
-        call = await self._call(request.input, context, stream=False)
+        what = request.input
+        await self._gate.admit(context, "Generate", what.tenant_id)
+        call = await self._call(what, context, stream=False)
+        if self._replays is None or not what.request_id:
+            return await self._generate(call, context)
+        try:
+            raw, replayed = await self._replays.answer(
+                what.tenant_id,
+                what.request_id,
+                what.SerializeToString(deterministic=True),
+                lambda: self._generate_bytes(call, context),
+            )
+        except Exception as exc:
+            await self._fail(context, call, exc)
+        response = gen.GenerateResponse.FromString(raw)
+        response.summary.replayed = replayed
+        return response
+
+    async def _generate(self, call: Call, context: Context) -> gen.GenerateResponse:
         try:
             text, _ = await collect(self._pipeline, call)
         except Exception as exc:
             await self._fail(context, call, exc)
         return gen.GenerateResponse(message=convert.assistant_message(text), summary=self._summary(call))
+
+    async def _generate_bytes(self, call: Call, context: Context) -> bytes:
+        return (await self._generate(call, context)).SerializeToString()
 
     async def StreamGenerate(
         self, request: gen.StreamGenerateRequest, context: Context
