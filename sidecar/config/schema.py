@@ -89,6 +89,15 @@ class EchoOptions(_Model):
     tokens_per_chunk: int = Field(default=4, ge=1, le=10_000)
 
 
+class CapabilityOverrides(_Model):
+    """What a deployment can do, where it differs from its provider's defaults (unset: the default)."""
+
+    tools: bool | None = None
+    json_schema: bool | None = None
+    images: bool | None = None
+    reasoning: bool | None = None
+
+
 class DeploymentConfig(_Model):
     provider: ProviderKind
     model: str = Field(min_length=1, max_length=256)
@@ -101,6 +110,7 @@ class DeploymentConfig(_Model):
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     anthropic_version: str = "2023-06-01"
     echo: EchoOptions | None = None
+    capabilities: CapabilityOverrides = CapabilityOverrides()
     description: str = ""
     weight: float = Field(default=1.0, ge=0, description="for the weighted strategy")
     priority: int = Field(default=0, description="lower first, for the priority strategy")
