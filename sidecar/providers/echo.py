@@ -26,6 +26,7 @@ from sidecar.core.errors import DeadlineExceededError
 from sidecar.core.tokens import count_prompt_tokens, split_tokens
 from sidecar.core.types import Chunk, FinishReason, Role, ToolCall, ToolCallDelta, ToolChoice, Usage
 from sidecar.providers.base import Capabilities, ProviderRequest
+from sidecar.providers.images import image_tokens
 
 SUPPORTS = frozenset({"tools", "json_schema", "images", "reasoning"})
 DESCRIPTION = "echo: deterministic test double that repeats the last user message (not a model)"
@@ -83,6 +84,12 @@ def _reply_text(req: ProviderRequest) -> str:
     return json.dumps({key: text})
 
 
+def _prompt_tokens(req: ProviderRequest) -> int:
+    """Text tokens, plus each image by OpenAI's rule."""
+    images = sum(image_tokens("echo", i) for m in req.messages for i in m.images)
+    return count_prompt_tokens(m.text for m in req.messages) + images
+
+
 def answer(req: ProviderRequest) -> tuple[list[str], FinishReason]:
     """The tokens the echo answers with, and why it stopped."""
     last_user = _reply_text(req)
@@ -111,10 +118,7 @@ class EchoProvider:
                 yield chunk
             return
         tokens, finish = answer(req)
-        usage = Usage(
-            prompt_tokens=count_prompt_tokens(m.text for m in req.messages),
-            completion_tokens=len(tokens),
-        )
+        usage = Usage(prompt_tokens=_prompt_tokens(req), completion_tokens=len(tokens))
         await self._wait(self._options.first_token_delay_seconds, deadline)
         if not req.stream:
             yield Chunk(text="".join(tokens), finish_reason=finish, usage=usage)
@@ -130,7 +134,7 @@ class EchoProvider:
         self, req: ProviderRequest, calls: tuple[ToolCall, ...], deadline: Deadline
     ) -> AsyncGenerator[Chunk, None]:
         usage = Usage(
-            prompt_tokens=count_prompt_tokens(m.text for m in req.messages),
+            prompt_tokens=_prompt_tokens(req),
             completion_tokens=sum(len(split_tokens(c.arguments)) + 1 for c in calls),
         )
         await self._wait(self._options.first_token_delay_seconds, deadline)

@@ -276,3 +276,30 @@ async def test_bad_tool_input_is_invalid_and_charges_nothing(
     assert upstream.seen == []
     got = await s.stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id="acme"))
     assert [limit.used for limit in got.limits] == [0]
+
+
+async def test_an_image_reaches_anthropic_and_counts_for_quota(serve: Any, upstream: Upstream) -> None:
+    upstream.push(Reply.json("anthropic/image_answer.json"))
+    s = await serve({"policy": policy(upstream, "anthropic")}, KEYS)
+    image = gen.Image(data=b"\x89PNG\r\n\x1a\nfake", mime_type="image/png", width=200, height=200)
+    message = gen.Message(
+        role=gen.ROLE_USER, content=[gen.ContentPart(text="What is this?"), gen.ContentPart(image=image)]
+    )
+    reply = await s.stub.Generate(generate_request(messages=[message], tenant_id="acme", user_id="u"))
+    assert text_of(reply) == "A red square." and reply.summary.usage.prompt_tokens == 1580
+    [block, text] = upstream.seen[0].body["messages"][0]["content"]
+    assert block["type"] == "image" and block["source"]["media_type"] == "image/png"
+    assert text == {"type": "text", "text": "What is this?"}
+
+
+async def test_an_image_to_a_route_without_images_is_refused_before_any_call(
+    serve: Any, upstream: Upstream
+) -> None:
+    p = policy(upstream, "openai")
+    p["deployments"]["d"] = deployment(upstream, "openai", capabilities={"images": False})
+    s = await serve({"policy": p}, KEYS)
+    image = gen.ContentPart(image=gen.Image(url="https://example.com/a.png"))
+    message = gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart(text="What is this?"), image])
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(messages=[message], tenant_id="acme", user_id="u"))
+    assert (await rich(info.value)).reason == "NO_CAPABLE_DEPLOYMENT" and upstream.seen == []
