@@ -23,7 +23,8 @@ class _Call:
 class Answer:
     """Collects one call's answer; `feed` returns the deltas a stream sends for a chunk."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, thinking: bool = False) -> None:
+        self._thinking = thinking  # the caller asked for thinking deltas
         self._text: list[str] = []
         self._calls: dict[int, _Call] = {}
 
@@ -33,7 +34,7 @@ class Answer:
 
     def feed(self, chunk: Chunk) -> list[gen.StreamGenerateResponse]:
         out: list[gen.StreamGenerateResponse] = []
-        if chunk.thinking:
+        if chunk.thinking and self._thinking:
             out.append(gen.StreamGenerateResponse(delta=gen.ContentDelta(thinking=chunk.thinking)))
         if chunk.text:
             self._text.append(chunk.text)

@@ -26,6 +26,7 @@ from sidecar.core.types import (
     InlineEnvelope,
     KeyRef,
     KeySource,
+    Reasoning,
     Target,
 )
 from sidecar.providers.base import Provider
@@ -189,7 +190,29 @@ def _params(cfg: gen.GenerationConfig, limits: RequestLimits, bad: Violations) -
         top_p=top_p,
         stop=tuple(cfg.stop),
         seed=cfg.seed if cfg.HasField("seed") else None,
+        reasoning=_reasoning(cfg, limits, bad) if cfg.HasField("reasoning") else None,
     )
+
+
+_EFFORTS = {
+    gen.REASONING_EFFORT_UNSPECIFIED: "",
+    gen.REASONING_EFFORT_LOW: "low",
+    gen.REASONING_EFFORT_MEDIUM: "medium",
+    gen.REASONING_EFFORT_HIGH: "high",
+}
+MIN_THINKING_BUDGET = 1024  # Anthropic's minimum
+
+
+def _reasoning(cfg: gen.GenerationConfig, limits: RequestLimits, bad: Violations) -> Reasoning:
+    r = cfg.reasoning
+    effort = _EFFORTS.get(r.effort)
+    if effort is None:
+        bad.add("config.reasoning.effort", "REASONING_EFFORT_LOW, _MEDIUM or _HIGH")
+    if r.budget_tokens and not MIN_THINKING_BUDGET <= r.budget_tokens <= limits.max_tokens_cap:
+        bad.add(
+            "config.reasoning.budget_tokens", f"0 (none) or {MIN_THINKING_BUDGET} to {limits.max_tokens_cap}"
+        )
+    return Reasoning(effort=effort or "", budget_tokens=r.budget_tokens, include_thinking=r.include_thinking)
 
 
 def check_metadata(metadata: Mapping[str, str], limits: RequestLimits, bad: Violations) -> None:
@@ -229,6 +252,8 @@ def to_summary(record: CallRecord, *, request_id: str, finished_at: float) -> ge
             completion_tokens=usage.completion_tokens,
             total_tokens=usage.total_tokens,
             cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
         ),
         cost_micros=micros(record.cost_usd),
         attempts=[

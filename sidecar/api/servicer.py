@@ -82,7 +82,7 @@ class GenerationServicer:
         return response
 
     async def _generate(self, call: Call, context: Context) -> gen.GenerateResponse:
-        answer = Answer()
+        answer = Answer()  # a unary answer carries no thinking
         try:
             async with aclosing(self._pipeline(call)) as stream:
                 async for chunk in stream:
@@ -99,7 +99,8 @@ class GenerationServicer:
     ) -> AsyncGenerator[gen.StreamGenerateResponse, None]:
         await self._gate.admit(context, "StreamGenerate", request.input.tenant_id)
         call = await self._call(request.input, context, stream=True)
-        answer = Answer()
+        reasoning = call.params.reasoning
+        answer = Answer(thinking=reasoning is not None and reasoning.include_thinking)
         record = call.record
         try:
             async with aclosing(self._pipeline(call)) as stream:

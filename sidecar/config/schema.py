@@ -79,6 +79,9 @@ class Settings(_Model):
 class PriceConfig(_Model):
     input_per_million: float = Field(default=0.0, ge=0)
     output_per_million: float = Field(default=0.0, ge=0)
+    cache_write_per_million: float | None = Field(
+        default=None, ge=0, description="prompt tokens written to the provider's cache; unset: input price"
+    )
 
 
 class EchoOptions(_Model):

@@ -135,14 +135,21 @@ class Usage:
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """US dollars per million tokens."""
+    """US dollars per million tokens. Reasoning tokens are output tokens; prompt tokens written to
+    the provider's cache cost `cache_write_per_million` when set (Anthropic: 1.25 x input)."""
 
     input_per_million: float = 0.0
     output_per_million: float = 0.0
+    cache_write_per_million: float | None = None
 
     def cost(self, usage: Usage) -> float:
+        write = (
+            self.input_per_million if self.cache_write_per_million is None else self.cache_write_per_million
+        )
         return (
-            usage.prompt_tokens * self.input_per_million + usage.completion_tokens * self.output_per_million
+            usage.prompt_tokens * self.input_per_million
+            + usage.cache_write_tokens * (write - self.input_per_million)
+            + usage.completion_tokens * self.output_per_million
         ) / 1_000_000
 
 

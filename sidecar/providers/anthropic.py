@@ -109,7 +109,12 @@ def _tools(p: GenerationParams, body: dict[str, Any]) -> None:
             body["tool_choice"] = wire
     r = p.reasoning
     if r is not None and (r.budget_tokens or r.effort):
-        body["thinking"] = {"type": "enabled", "budget_tokens": r.budget_tokens or EFFORT_BUDGETS[r.effort]}
+        budget = r.budget_tokens or EFFORT_BUDGETS[r.effort]
+        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        if body["max_tokens"] <= budget:  # the budget is part of max_tokens: leave room for the answer
+            body["max_tokens"] += budget
+        body.pop("temperature", None)  # extended thinking takes neither (Anthropic refuses them)
+        body.pop("top_p", None)
 
 
 def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
@@ -130,7 +135,7 @@ def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any
         body["top_p"] = p.top_p
     if p.stop:
         body["stop_sequences"] = list(p.stop)
-    _tools(p, body)
+    _tools(p, body)  # after the sampling fields: thinking removes them
     if req.stream:
         body["stream"] = True
     return body  # `seed` has no Anthropic equivalent and is not sent
