@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from sidecar.core.clock import Deadline, SystemClock
-from sidecar.core.types import Call, CallRecord, Credentials, GenerationParams, Message, Role
+from sidecar.core.outcome import Outcome
+from sidecar.core.types import Call, Credentials, GenerationParams, Message, Role
 
 CLOCK = SystemClock()
 
@@ -24,6 +25,6 @@ def bench_call(**fields: Any) -> Call:
         "stream": False,
         "deadline": Deadline(None, CLOCK),
         "credentials": Credentials(),
-        "record": CallRecord(started_at=CLOCK.monotonic()),
+        "record": Outcome(started_at=CLOCK.monotonic()),
     }
     return Call(**(values | fields))

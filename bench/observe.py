@@ -42,9 +42,9 @@ FINAL = Chunk(text="ok", finish_reason=FinishReason.STOP, usage=Usage(10, 1))
 
 async def terminal(call: Call) -> AsyncGenerator[Chunk, None]:
     record = call.record
-    record.target = TARGET
-    record.usage = FINAL.usage or record.usage
-    record.attempts.append(Attempt("d", "openai", "OK", 0.0))
+    record.served_by(TARGET)
+    record.upstream_finished(FINAL.finish_reason, FINAL.usage)
+    record.attempt_ended(Attempt("d", "openai", "OK", 0.0))
     yield FINAL
 
 

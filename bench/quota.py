@@ -58,8 +58,8 @@ TABLE = RouteTable.from_policy(POLICY)
 
 
 async def terminal(call: Call) -> AsyncGenerator[Chunk, None]:
-    call.record.target = TABLE.resolve("").targets[0]
-    call.record.usage, call.record.finish_reason = FINAL.usage or Usage(), FINAL.finish_reason
+    call.record.served_by(TABLE.resolve("").targets[0])
+    call.record.upstream_finished(FINAL.finish_reason, FINAL.usage or Usage())
     yield FINAL
 
 
@@ -74,7 +74,7 @@ def layer(store: QuotaStore | None) -> Handler:
         return terminal
     assert POLICY.quota is not None
     service = QuotaService(POLICY.quota, POLICY.tiers, store, CLOCK, QuotaSignals())
-    return QuotaLayer(terminal, quota=service, table=TABLE, tiers=POLICY.tiers)
+    return QuotaLayer(terminal, quota=service, table=TABLE)
 
 
 async def measure(handler: Handler, calls: int) -> tuple[float, float, float]:
@@ -137,7 +137,8 @@ async def main(calls: int) -> None:
         if redis is not None:
             from sidecar.quota.redis_store import RedisQuotaStore
 
-            cells.append(("Redis store", RedisQuotaStore(redis[1], CLOCK, prefix="bench", timeout=2.0)))
+            store = RedisQuotaStore.from_url(redis[1], CLOCK, prefix="bench", timeout=2.0)
+            cells.append(("Redis store", store))
         for name, store in cells:
             cpu, p50, p99 = await measure(layer(store), calls)
             rows.append(f"| {name} | {cpu:.1f} | {p50:.1f} | {p99:.1f} |")

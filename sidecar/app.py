@@ -12,7 +12,6 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from sidecar.api.admin_servicer import AdminServicer
@@ -25,11 +24,12 @@ from sidecar.api.quota_servicer import QuotaServicer
 from sidecar.api.servicer import GenerationServicer
 from sidecar.api.services import ADMIN_NAME, DATA_PLANE_NAMES, Servicers, add_admin, add_data_plane
 from sidecar.authz.policy import Authorizer, credentials_from_settings
-from sidecar.cache.store import AiocacheStore, ByteStore
+from sidecar.cache.store import AiocacheStore, ByteStore, RedisByteStore
 from sidecar.config.schema import Config
 from sidecar.context.summary import Summarizer
 from sidecar.context.tokenizer import Tokenizers
 from sidecar.core.clock import Clock, SystemClock
+from sidecar.core.drain import Drain
 from sidecar.core.layer import Handler, Layer, compose
 from sidecar.core.tokens import count_tokens
 from sidecar.idempotency.replay import Replays
@@ -45,10 +45,11 @@ from sidecar.personas.service import PersonaService
 from sidecar.pipeline.authn import AuthnLayer
 from sidecar.pipeline.cache import CacheLayer, CacheObserver
 from sidecar.pipeline.context import ContextLayer
-from sidecar.pipeline.keys import KeyLayer, KeyPinLayer
+from sidecar.pipeline.keys import KeyLayer
 from sidecar.pipeline.observe import ObserveLayer
 from sidecar.pipeline.persona import PersonaLayer
 from sidecar.pipeline.quota import QuotaLayer, TokenEstimator
+from sidecar.pipeline.resolve import ResolveLayer
 from sidecar.pipeline.route import RouteLayer
 from sidecar.pipeline.structured import StructuredOutputLayer
 from sidecar.pipeline.upstream import UpstreamCall
@@ -66,10 +67,14 @@ from sidecar.routing.stats import Stats
 from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
+from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps
+from sidecar.telemetry.health import DrainingHealth
+from sidecar.telemetry.memory import AllocatorTrimmer
 from sidecar.telemetry.metrics import DeploymentView, SidecarCollector
 from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import TraceContextInterceptor, Tracing
 
+CUT_WAIT_SECONDS = 1.0  # after the grace: how long cut calls and short RPCs get to send their status
 _log = logging.getLogger("sidecar")
 
 
@@ -108,9 +113,14 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
         prober=prober,
         verifier=build_authorizer(cfg),
         keys=build_keys(cfg, clock, telemetry),
-        personas=build_personas(cfg, clock, count=tokenizers.count_text_max),
+        personas=build_personas(
+            cfg,
+            clock,
+            count=tokenizers.count_text_max,
+            on_store_error=partial(telemetry.metrics.store_error, "sessions"),
+        ),
         tokenizers=tokenizers,
-        cache=build_cache(cfg),
+        cache=build_cache(cfg, clock),
         quota=build_quota(cfg, clock, quota_signals(telemetry)),
         telemetry=telemetry,
         idempotency=build_idempotency(cfg, clock),
@@ -139,14 +149,14 @@ def build_idempotency(cfg: Config, clock: Clock) -> IdempotencyStore | None:
         from sidecar.idempotency.redis_store import RedisIdempotencyStore
 
         return RedisIdempotencyStore(
-            idem.redis_url, prefix=idem.key_prefix, window_seconds=idem.window_seconds
+            idem.redis_url, prefix=idem.key_prefix, window_seconds=idem.window_seconds, clock=clock
         )
     return MemoryIdempotencyStore(
         clock=clock, window_seconds=idem.window_seconds, max_entries=idem.max_entries
     )
 
 
-def build_servicers(cfg: Config, d: Deps) -> Servicers:
+def build_servicers(cfg: Config, d: Deps, drain: Drain) -> Servicers:
     """One servicer per service, each behind a gate on the same authorizer."""
     pages = PageTokens(os.urandom(32))
     tiers = Tiers(cfg.policy.tier_assignment, tuple(cfg.policy.tiers))
@@ -162,6 +172,7 @@ def build_servicers(cfg: Config, d: Deps) -> Servicers:
             clock=d.clock,
             pages=pages,
             metrics=metrics,
+            drain=drain,
             replays=None
             if d.idempotency is None
             else Replays(
@@ -186,13 +197,14 @@ def build_servicers(cfg: Config, d: Deps) -> Servicers:
     )
 
 
-def build_cache(cfg: Config) -> ByteStore | None:
+def build_cache(cfg: Config, clock: Clock | None = None) -> ByteStore | None:
     """The store for cached answers and summaries (aiocache, imported only when one is configured)."""
     c = cfg.settings.cache
     if not c.enabled and cfg.policy.context.summary is None:
         return None
     if c.backend == "redis" and c.redis_url is not None:
-        return AiocacheStore.redis(c.redis_url, c.namespace, timeout=c.timeout_seconds)
+        endpoint = RedisEndpoint.of(c.redis_url, c.redis, cfg.secret, default_timeout=c.timeout_seconds)
+        return RedisByteStore(RedisOps(endpoint, retries=1, clock=clock), c.namespace)
     return AiocacheStore.memory(c.namespace, timeout=c.timeout_seconds, max_entries=c.max_entries)
 
 
@@ -224,12 +236,13 @@ def build_quota(cfg: Config, clock: Clock, signals: QuotaSignals | None = None) 
     if q.store == "redis" and q.redis_url is not None:
         from sidecar.quota.redis_store import RedisQuotaStore
 
-        store = RedisQuotaStore(q.redis_url, clock, prefix=q.key_prefix, timeout=q.store_timeout_seconds)
+        endpoint = RedisEndpoint.of(q.redis_url, q.redis, cfg.secret, default_timeout=q.store_timeout_seconds)
+        store = RedisQuotaStore(RedisOps(endpoint, clock=clock), clock, prefix=q.key_prefix)  # never retried
     signals = signals or QuotaSignals()
     if q.webhook is not None and signals.webhook is None:
         from sidecar.quota.webhook import WebhookSender
 
-        signals.webhook = WebhookSender(q.webhook)
+        signals.webhook = WebhookSender(q.webhook, clock=clock)
     return QuotaService(q, cfg.policy.tiers, store, clock, signals)
 
 
@@ -294,7 +307,8 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
         from sidecar.keys.redis_store import DEFAULT_PREFIX, RedisKeyStore
         from sidecar.keys.rotation import RedisRotationLock
 
-        store = RedisKeyStore(k.redis_url, clock)
+        endpoint = RedisEndpoint.of(k.redis_url, k.redis, cfg.secret, default_timeout=2.0)
+        store = RedisKeyStore(RedisOps(endpoint, decode_responses=True, retries=1, clock=clock), clock)
         lock = RedisRotationLock(k.redis_url, prefix=DEFAULT_PREFIX)
     else:
         store = SqliteKeyStore(k.store_path, clock)
@@ -307,7 +321,9 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
     )
 
 
-def build_personas(cfg: Config, clock: Clock, count: TokenCounter = count_tokens) -> PersonaService:
+def build_personas(
+    cfg: Config, clock: Clock, count: TokenCounter = count_tokens, on_store_error: ErrorObserver | None = None
+) -> PersonaService:
     """The persona registry and the conversation store (memory, or Redis imported lazily)."""
     p = cfg.policy.personas
     registry = PersonaRegistry.from_config(p, tiers=cfg.policy.tiers, routes=cfg.policy.routes, count=count)
@@ -317,7 +333,9 @@ def build_personas(cfg: Config, clock: Clock, count: TokenCounter = count_tokens
     if s.store == "redis" and s.redis_url is not None:
         from sidecar.sessions.redis import RedisConversationStore
 
-        store = RedisConversationStore(s.redis_url, policy, prefix=s.key_prefix)
+        endpoint = RedisEndpoint.of(s.redis_url, s.redis, cfg.secret, default_timeout=5.0)
+        ops = RedisOps(endpoint, retries=1, observer=on_store_error, clock=clock)
+        store = RedisConversationStore(ops, policy, prefix=s.key_prefix)
     else:
         store = MemoryConversationStore(policy, clock)
     return PersonaService(registry, store, clock=clock, memory_default=s.memory)
@@ -349,9 +367,10 @@ def build_routing(cfg: Config, clock: Clock, health: HealthView, tracing: Tracin
 def build_pipeline(cfg: Config, d: Deps) -> Handler:
     """The request path, outermost first.
 
-    The persona layer comes before quota and cache (DESIGN.md lists them the other way round) because
-    both need what it decides: the route a persona defaults to, and the full prompt (persona prompt
-    and stored history) that quota estimates and the cache key covers.
+    The resolve step comes right after authentication: every later layer (context, quota, cache,
+    route, memory) reads the plan it makes (sidecar/core/plan.py) instead of resolving the route again;
+    quota and cache need what it decides (the route a persona defaults to, the whole prompt with the
+    persona prompt and stored history), so it comes before them (DESIGN.md lists them the other way).
     """
     return compose(
         UpstreamCall(d.providers, clock=d.clock),
@@ -365,7 +384,15 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 clock=d.clock,
             ),
             partial(AuthnLayer, verifier=d.verifier),
-            partial(PersonaLayer, personas=d.personas),
+            partial(  # one step decides persona, request, route, tier access, key pin, candidates
+                ResolveLayer,
+                personas=d.personas,
+                table=d.routing.table,
+                tiers=cfg.policy.tiers,
+                keys=d.keys,
+                modes=user_key_modes(cfg),
+            ),
+            partial(PersonaLayer, personas=d.personas),  # conversation memory, after success
             partial(
                 ContextLayer,
                 table=d.routing.table,
@@ -377,7 +404,6 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 QuotaLayer,
                 quota=d.quota,
                 table=d.routing.table,
-                tiers=cfg.policy.tiers,
                 estimator=TokenEstimator(
                     prompt=d.tokenizers.count_prompt_max, text=d.tokenizers.count_text_max
                 ),
@@ -402,14 +428,15 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
 
 
 def routed_layers(cfg: Config, d: Deps) -> list[Layer]:
-    """The caller's key pinned to its provider, route, then the key per attempt: the part of the
-    pipeline that reaches a provider."""
-    modes = {a: r.user_key for a, r in cfg.policy.routes.items()}
+    """Route, then the key per attempt: the part of the pipeline that reaches a provider."""
     return [
-        partial(KeyPinLayer, keys=d.keys, modes=modes, table=d.routing.table),
         partial(RouteLayer, routing=d.routing, clock=d.clock),
-        partial(KeyLayer, keys=d.keys, modes=modes),
+        partial(KeyLayer, keys=d.keys, modes=user_key_modes(cfg)),
     ]
+
+
+def user_key_modes(cfg: Config) -> dict[str, str]:
+    return {alias: route.user_key for alias, route in cfg.policy.routes.items()}
 
 
 class Sidecar:
@@ -424,12 +451,21 @@ class Sidecar:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        servicers = build_servicers(cfg, deps)
-        add_data_plane(self.server, servicers)
+        self.drain = Drain(deps.clock)
+        self._stopping = False
+        memory = cfg.settings.memory
+        self.trimmer = AllocatorTrimmer(
+            threshold_bytes=memory.trim_after_request_bytes,
+            delay_seconds=memory.trim_delay_seconds,
+            clock=deps.clock,
+        )
+        servicers = build_servicers(cfg, deps, self.drain)
+        # undecodable requests: INVALID_ARGUMENT; large ones: heap given back after
+        add_data_plane(self.server, servicers, clock=deps.clock, on_request=self.trimmer.note)
         admin = cfg.settings.admin
         if admin.mode == "listener":
-            add_admin(self.server, servicers)
-        self.health = HealthServicer()
+            add_admin(self.server, servicers, clock=deps.clock)
+        self.health = DrainingHealth()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         served = (*DATA_PLANE_NAMES, *((ADMIN_NAME,) if admin.mode == "listener" else ()))
         reflection.enable_server_reflection(
@@ -439,7 +475,7 @@ class Sidecar:
         if (path := cfg.settings.listen.unix_socket) is not None:
             _clear_stale_socket(path)
             self.server.add_insecure_port(f"unix:{path}")
-        self.admin_server = build_admin_server(cfg, servicers)
+        self.admin_server = build_admin_server(cfg, servicers, deps.clock)
 
     async def start(self) -> None:
         await self.deps.telemetry.start()
@@ -473,13 +509,21 @@ class Sidecar:
         return server.port if server is not None else None
 
     async def stop(self, grace: float | None = None) -> None:
-        """Stop accepting calls, let in-flight ones finish within the grace, then cancel them."""
+        """Drain: health says NOT_SERVING (Check is still answered) and new generation calls are
+        refused; running ones get the grace to finish, then are cut with STREAM_INTERRUPTED and their
+        partial usage. Then Watch streams are closed and the server stops (short RPCs still in flight
+        get CUT_WAIT_SECONDS), and the dependencies are closed."""
+        if self._stopping:
+            return  # stopped already (or stopping): a second stop() has nothing left to do
+        self._stopping = True
         grace = self.cfg.settings.shutdown_grace_seconds if grace is None else grace
         try:
             await self.health.enter_graceful_shutdown()
+            await self.drain.drain(grace, cut_wait=min(CUT_WAIT_SECONDS, max(grace, 0.1)))
+            self.health.close_watches()
             if self.admin_server is not None:
-                await self.admin_server.stop(grace)
-            await self.server.stop(grace)
+                await self.admin_server.stop(CUT_WAIT_SECONDS)
+            await self.server.stop(CUT_WAIT_SECONDS)
         finally:
             await self._close_dependencies()
 
@@ -487,6 +531,7 @@ class Sidecar:
         """Close everything even if one close fails: probes, providers, the HTTP pool, the key service."""
         closers = [*(p.aclose for p in self.deps.providers.values()), self.deps.http.aclose]
         closers.append(self.deps.personas.aclose)
+        closers.append(self.trimmer.aclose)
         if self.deps.prober is not None:
             closers.insert(0, self.deps.prober.stop)
         if self.deps.keys is not None:
@@ -510,13 +555,13 @@ def _clear_stale_socket(path: Path) -> None:
         path.unlink()  # left behind by a previous run that was killed
 
 
-def build_admin_server(cfg: Config, servicers: Servicers) -> grpc.aio.Server | None:
+def build_admin_server(cfg: Config, servicers: Servicers, clock: Clock) -> grpc.aio.Server | None:
     """The AdminService alone on its own Unix socket (settings.admin.mode unix_socket)."""
     admin = cfg.settings.admin
     if admin.mode != "unix_socket" or admin.unix_socket is None:
         return None
     server = grpc.aio.server()
-    add_admin(server, servicers)
+    add_admin(server, servicers, clock=clock)
     _clear_stale_socket(admin.unix_socket)
     server.add_insecure_port(f"unix:{admin.unix_socket}")
     return server

@@ -15,24 +15,9 @@ from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar.app import Sidecar, build_server
 from sidecar.config.load import load_config
 from sidecar.config.schema import Config
+from sidecar.core.clock import FakeClock
 from tests.support.prometheus import quiet_telemetry
 from tests.support.upstream import Upstream
-
-
-class FakeClock:
-    """Time that moves only when a test says so."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def wall(self) -> float:
-        return 1_763_700_000.0 + self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

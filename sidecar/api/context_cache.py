@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from sidecar._gen.orchestrator.v1 import cache_pb2
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar.core.types import CallRecord
+from sidecar.core.outcome import Outcome
 
 _MODES: dict[int, bool] = {cache_pb2.CACHE_MODE_UNSPECIFIED: False, cache_pb2.CACHE_MODE_BYPASS: True}
 
@@ -19,7 +19,7 @@ def cache_bypass(mode: int, bad: Callable[[str, str], None]) -> bool:
     return _MODES[mode]
 
 
-def add_summary_fields(summary: gen.GenerationSummary, record: CallRecord) -> None:
+def add_summary_fields(summary: gen.GenerationSummary, record: Outcome) -> None:
     summary.cache_hit = record.cache_hit
     summary.context_tokens_removed = record.context_tokens_removed
     summary.context_messages_removed = record.context_messages_removed

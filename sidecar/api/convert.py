@@ -17,9 +17,9 @@ from sidecar.config.schema import DeploymentConfig, RequestLimits
 from sidecar.config.tiers import TierAssignment, UnknownTier, resolve_tier
 from sidecar.core.clock import Deadline
 from sidecar.core.errors import FieldViolation, InvalidRequestError
+from sidecar.core.outcome import Outcome
 from sidecar.core.types import (
     Call,
-    CallRecord,
     Credentials,
     FinishReason,
     GenerationParams,
@@ -96,7 +96,7 @@ def to_call(
     limits: RequestLimits,
     deadline: Deadline,
     credentials: Credentials,
-    record: CallRecord,
+    record: Outcome,
     tiers: Tiers,
 ) -> Call:
     """Validate a request and turn it into a Call, or raise InvalidRequestError naming every field."""
@@ -241,7 +241,7 @@ def duration(seconds: float) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=whole, nanos=nanos)
 
 
-def to_summary(record: CallRecord, *, request_id: str, finished_at: float) -> gen.GenerationSummary:
+def to_summary(record: Outcome, *, request_id: str, finished_at: float) -> gen.GenerationSummary:
     total = finished_at - record.started_at
     usage = record.usage
     target = record.target

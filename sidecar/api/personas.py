@@ -13,7 +13,8 @@ from sidecar._gen.orchestrator.v1 import personas_pb2 as pb
 from sidecar.api.convert import Tiers, Violations, caller_tier, check_metadata
 from sidecar.config.schema import RequestLimits
 from sidecar.core.errors import InvalidRequestError
-from sidecar.core.types import Call, CallRecord
+from sidecar.core.outcome import Outcome
+from sidecar.core.types import Call
 from sidecar.personas.registry import Persona
 from sidecar.personas.service import SwitchCommand, SwitchResult
 from sidecar.sessions.store import ConversationKey, SwitchRecord
@@ -41,7 +42,7 @@ def with_persona_fields(call: Call, req: gen.GenerationInput) -> Call:
     return dataclasses.replace(call, persona_id=req.persona_id, memory=memory)
 
 
-def annotate_summary(summary: gen.GenerationSummary, record: CallRecord) -> gen.GenerationSummary:
+def annotate_summary(summary: gen.GenerationSummary, record: Outcome) -> gen.GenerationSummary:
     summary.persona_id = record.persona
     summary.history_messages = record.history_messages
     return summary

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncGenerator, Mapping
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import NoReturn, Protocol
 
 import grpc
@@ -19,9 +19,12 @@ from sidecar.api.gate import Context, Gate, rpc_failure
 from sidecar.api.paging import PageTokens
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Clock, Deadline
-from sidecar.core.errors import SidecarError
-from sidecar.core.layer import Handler
-from sidecar.core.types import Call, CallRecord
+from sidecar.core.drain import Drain
+from sidecar.core.errors import SidecarError, StreamInterruptedError
+from sidecar.core.layer import Handler, inner_stream
+from sidecar.core.outcome import Outcome
+from sidecar.core.tokens import count_prompt_tokens, count_tokens
+from sidecar.core.types import Call, Usage
 from sidecar.idempotency.replay import Replays
 from sidecar.providers.base import Provider
 from sidecar.routing.plan import Routing
@@ -50,10 +53,12 @@ class GenerationServicer:
         pages: PageTokens,
         metrics: EdgeMetrics | None = None,
         replays: Replays | None = None,
+        drain: Drain | None = None,
     ) -> None:
         self._gate = gate
         self._replays = replays
         self._pipeline = pipeline
+        self._drain = drain or Drain(clock)
         self._policy = policy
         self._routing = routing
         self._providers = providers
@@ -84,9 +89,14 @@ class GenerationServicer:
     async def _generate(self, call: Call, context: Context) -> gen.GenerateResponse:
         answer = Answer()  # a unary answer carries no thinking
         try:
-            async with aclosing(self._pipeline(call)) as stream:
-                async for chunk in stream:
-                    answer.feed(chunk)
+            with self._drain.call():
+                async with inner_stream(self._pipeline, call) as stream:
+                    async for chunk in stream:
+                        answer.feed(chunk)
+        except asyncio.CancelledError:
+            if not self._drain.cut_now():
+                raise  # the caller's own cancellation
+            await self._cut(context, call, ())
         except Exception as exc:
             await self._fail(context, call, exc)
         return gen.GenerateResponse(message=answer.message(), summary=self._summary(call))
@@ -101,14 +111,16 @@ class GenerationServicer:
         call = await self._call(request.input, context, stream=True)
         reasoning = call.params.reasoning
         answer = Answer(thinking=reasoning is not None and reasoning.include_thinking)
-        record = call.record
         try:
-            async with aclosing(self._pipeline(call)) as stream:
-                async for chunk in stream:
-                    for delta in answer.feed(chunk):
-                        if record.first_token_at is None:
-                            record.first_token_at = self._clock.monotonic()
-                        yield delta
+            with self._drain.call():
+                async with inner_stream(self._pipeline, call) as stream:
+                    async for chunk in stream:
+                        for delta in answer.feed(chunk):
+                            yield delta
+        except asyncio.CancelledError:
+            if not self._drain.cut_now():
+                raise  # the caller's own cancellation
+            await self._cut(context, call, (answer.text,))
         except Exception as exc:
             await self._fail(context, call, exc)
         result = gen.GenerateResponse(message=answer.message(), summary=self._summary(call))
@@ -127,7 +139,7 @@ class GenerationServicer:
         return models_pb2.ListModelsResponse(routes=page, next_page_token=token)
 
     async def _call(self, request: gen.GenerationInput, context: Context, *, stream: bool) -> Call:
-        record = CallRecord(started_at=self._clock.monotonic())
+        record = Outcome(started_at=self._clock.monotonic())
         try:
             call = convert.to_call(
                 request,
@@ -145,6 +157,16 @@ class GenerationServicer:
                 self._metrics.call_rejected(stream, err.code.value)
             await abort(context, err)
 
+    async def _cut(self, context: Context, call: Call, delivered: Sequence[str]) -> NoReturn:
+        """The shutdown cut the call (its grace ran out): end it with an explicit status and the
+        partial usage instead of a bare CANCELLED."""
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        err = shutdown_cut(call, delivered)
+        _log.warning("call cut by shutdown", extra={"request_id": call.request_id, "reason": err.reason})
+        await abort(context, err)
+
     async def _fail(self, context: Context, call: Call, exc: Exception) -> NoReturn:
         if isinstance(exc, grpc.aio.AbortError):
             raise exc
@@ -161,3 +183,24 @@ class GenerationServicer:
             call.record, request_id=call.request_id, finished_at=self._clock.monotonic()
         )
         return api_personas.annotate_summary(summary, call.record)
+
+
+def shutdown_cut(call: Call, delivered: Sequence[str]) -> StreamInterruptedError:
+    """The status of a call the shutdown cut: like an upstream interruption, with the partial usage
+    (the prompt and the text delivered, counted by the sidecar) and the cause."""
+    record = call.record
+    usage = Usage(
+        prompt_tokens=record.usage.prompt_tokens or count_prompt_tokens(m.text for m in call.messages),
+        completion_tokens=max(record.usage.completion_tokens, sum(count_tokens(t) for t in delivered)),
+    )
+    target = record.target
+    return StreamInterruptedError(
+        "the sidecar shut down before the call finished (its shutdown grace ran out)",
+        metadata={
+            "deployment": target.deployment if target is not None else "",
+            "cause": "SIDECAR_SHUTDOWN",
+            "promptTokens": str(usage.prompt_tokens),
+            "completionTokens": str(usage.completion_tokens),
+            "usageEstimated": "true",
+        },
+    )

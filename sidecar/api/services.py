@@ -1,27 +1,35 @@
-"""The API's servicers, and which server serves which of them."""
+"""The API's servicers, and which server serves which of them (each with tolerant decoding)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 
 from sidecar._gen.orchestrator.v1 import (
-    admin_service_pb2_grpc,
-    conversation_service_pb2_grpc,
-    generation_service_pb2_grpc,
-    key_service_pb2_grpc,
-    quota_service_pb2_grpc,
+    admin_service_pb2,
+    conversation_service_pb2,
+    generation_service_pb2,
+    key_service_pb2,
+    quota_service_pb2,
 )
 from sidecar.api.admin_servicer import AdminServicer
 from sidecar.api.conversation_servicer import ConversationServicer
+from sidecar.api.decode import add_service
 from sidecar.api.key_servicer import KeyServicer
 from sidecar.api.quota_servicer import QuotaServicer
 from sidecar.api.servicer import GenerationServicer
-from sidecar.authz.catalog import DATA_PLANE_SERVICES, full_service
+from sidecar.core.clock import Clock
 
-DATA_PLANE_NAMES = tuple(full_service(s) for s in DATA_PLANE_SERVICES)
-ADMIN_NAME = full_service("AdminService")
+GENERATION = generation_service_pb2.DESCRIPTOR.services_by_name["GenerationService"]
+CONVERSATION = conversation_service_pb2.DESCRIPTOR.services_by_name["ConversationService"]
+QUOTA = quota_service_pb2.DESCRIPTOR.services_by_name["QuotaService"]
+KEYS = key_service_pb2.DESCRIPTOR.services_by_name["KeyService"]
+ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
+DATA_PLANE_NAMES = tuple(s.full_name for s in (GENERATION, CONVERSATION, QUOTA, KEYS))
+ADMIN_NAME = ADMIN.full_name
 
 
 @dataclass(frozen=True)
@@ -35,12 +43,18 @@ class Servicers:
     admin: AdminServicer
 
 
-def add_data_plane(server: grpc.aio.Server, s: Servicers) -> None:
-    generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(s.generation, server)  # type: ignore[no-untyped-call]
-    conversation_service_pb2_grpc.add_ConversationServiceServicer_to_server(s.conversation, server)  # type: ignore[no-untyped-call]
-    quota_service_pb2_grpc.add_QuotaServiceServicer_to_server(s.quota, server)  # type: ignore[no-untyped-call]
-    key_service_pb2_grpc.add_KeyServiceServicer_to_server(s.keys, server)  # type: ignore[no-untyped-call]
+def add_data_plane(
+    server: grpc.aio.Server, s: Servicers, *, clock: Clock, on_request: Callable[[int], None] | None = None
+) -> None:
+    pairs: tuple[tuple[object, ServiceDescriptor], ...] = (
+        (s.generation, GENERATION),
+        (s.conversation, CONVERSATION),
+        (s.quota, QUOTA),
+        (s.keys, KEYS),
+    )
+    for servicer, descriptor in pairs:
+        add_service(server, servicer, descriptor, clock=clock, on_request=on_request)
 
 
-def add_admin(server: grpc.aio.Server, s: Servicers) -> None:
-    admin_service_pb2_grpc.add_AdminServiceServicer_to_server(s.admin, server)  # type: ignore[no-untyped-call]
+def add_admin(server: grpc.aio.Server, s: Servicers, *, clock: Clock) -> None:
+    add_service(server, s.admin, ADMIN, clock=clock)

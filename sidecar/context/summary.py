@@ -10,7 +10,6 @@ longer than `timeout_seconds` is skipped: the call goes on trimmed, without one.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -21,7 +20,8 @@ from sidecar.config.context import SummaryConfig
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import SidecarError
 from sidecar.core.layer import Handler, collect
-from sidecar.core.types import Call, CallRecord, GenerationParams, Message, Role
+from sidecar.core.outcome import Outcome
+from sidecar.core.types import Call, GenerationParams, Message, Role
 
 _log = logging.getLogger("sidecar.context")
 
@@ -53,7 +53,7 @@ class Summarizer:
         if cached is not None:
             return cached
         try:
-            async with asyncio.timeout(self._config.timeout_seconds):
+            async with self._clock.timeout(self._config.timeout_seconds):
                 text, _ = await collect(self._handler, self._call(call, dropped))
         except (SidecarError, TimeoutError) as exc:
             reason = exc.reason if isinstance(exc, SidecarError) else "TIMEOUT"
@@ -86,7 +86,7 @@ class Summarizer:
             stream=False,
             deadline=Deadline.after(seconds, self._clock),
             credentials=call.credentials,
-            record=CallRecord(started_at=self._clock.monotonic()),
+            record=Outcome(started_at=self._clock.monotonic()),
             key_source=call.key_source,
             tier=call.tier,
         )

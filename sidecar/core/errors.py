@@ -138,6 +138,13 @@ class ProvidersUnavailableError(SidecarError):
     reason = "PROVIDERS_UNAVAILABLE"
 
 
+class SidecarDrainingError(SidecarError):
+    """The sidecar is shutting down: it takes no new generation call (another replica can)."""
+
+    code = Code.UNAVAILABLE
+    reason = "SIDECAR_DRAINING"
+
+
 class StreamInterruptedError(SidecarError):
     """The upstream failed after the first chunk reached the caller: the answer is incomplete."""
 

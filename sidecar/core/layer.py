@@ -1,4 +1,11 @@
-"""The Layer pattern: every call is a stream of Chunks; a layer wraps the handler inside it."""
+"""The Layer pattern: every call is a stream of Chunks; a layer wraps the handler inside it.
+
+A layer either returns its inner handler's stream as it is (no hop of its own), or consumes it
+through `inner_stream`, which closes it whichever way the layer's own stream ends: exhausted,
+raised, cancelled, or closed by its consumer (GeneratorExit). The inner cleanup (quota settle,
+attempt bookkeeping, the upstream response) then runs in the call's own task, never left to the
+garbage collector. tests/unit/core/test_guards.py fails on any other way of consuming it.
+"""
 
 from __future__ import annotations
 
@@ -26,11 +33,19 @@ def compose(terminal: Handler, layers: Sequence[Layer]) -> Handler:
     return handler
 
 
+def inner_stream(handler: Handler, call: Call) -> aclosing[AsyncGenerator[Chunk, None]]:
+    """The one way to consume a handler's stream: `async with inner_stream(inner, call) as chunks:`.
+
+    The generator itself is iterated (no per-chunk wrapper); leaving the block closes it.
+    """
+    return aclosing(handler(call))
+
+
 async def collect(handler: Handler, call: Call) -> tuple[str, Chunk]:
     """Run a call to completion: the whole text and the final chunk (unary Generate)."""
     parts: list[str] = []
     final = Chunk()
-    async with aclosing(handler(call)) as stream:
+    async with inner_stream(handler, call) as stream:
         async for chunk in stream:
             if chunk.text:
                 parts.append(chunk.text)

@@ -1,13 +1,17 @@
-"""The domain types every layer speaks: Call in, Chunk out, plus what a call records about itself."""
+"""The domain types every layer speaks: Call in, Chunk out (what a call did: sidecar/core/outcome.py)."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from sidecar.core.clock import Deadline
+
+if TYPE_CHECKING:
+    from sidecar.core.outcome import Outcome
+    from sidecar.core.plan import CallPlan
 
 
 class Role(enum.Enum):
@@ -197,31 +201,6 @@ class Attempt:
     seconds: float
 
 
-@dataclass(slots=True)
-class CallRecord:
-    """What the pipeline learns while serving one call; written by layers, read at the edge."""
-
-    started_at: float
-    attempts: list[Attempt] = field(default_factory=list)
-    target: Target | None = None
-    upstream_seconds: float = 0.0
-    first_token_at: float | None = None
-    usage: Usage = field(default_factory=Usage)
-    finish_reason: FinishReason | None = None
-    persona: str = ""  # the persona that served the call, set by the persona layer
-    cache_hit: bool = False  # answered from the response cache: no provider was called
-    history_messages: int = 0  # stored conversation messages the persona layer put before the new ones
-    context_tokens_removed: int = 0  # prompt tokens the context layer trimmed (net of a summary)
-    context_messages_removed: int = 0  # messages the context layer dropped
-    context_summarized: bool = False  # the dropped messages were replaced by a summary
-
-    @property
-    def cost_usd(self) -> float:
-        if self.cache_hit or self.target is None:
-            return 0.0
-        return self.target.price.cost(self.usage)
-
-
 @dataclass(frozen=True, slots=True)
 class KeyRef:
     """A user key reference from RegisterKey."""
@@ -273,7 +252,7 @@ class Call:
     stream: bool
     deadline: Deadline
     credentials: Credentials
-    record: CallRecord
+    record: Outcome  # what the call did: reported by the layers, sealed by the observe layer
     target: Target | None = None
     key_source: KeySource | None = None  # the caller's own provider key, if it brought one
     api_key: Secret | None = None  # resolved per attempt by the key layer; None = platform key
@@ -282,4 +261,4 @@ class Call:
     memory: bool | None = None  # keep/use the conversation's history; None = the configured default
     cache_bypass: bool = False  # the caller asked the response cache to stay out of this call
     budget_deployment: str = ""  # set by the quota layer: only this (cheaper) deployment fits the budget
-    key_provider: str = ""  # set by the key-pin layer: the provider of the caller's pinned key
+    plan: CallPlan | None = None  # set once by the resolve step (sidecar/pipeline/resolve.py)

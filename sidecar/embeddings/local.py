@@ -72,7 +72,7 @@ class LocalEmbedder:
         work = asyncio.get_running_loop().run_in_executor(self._executor, self._embed, list(texts), stop)
         remaining = deadline.remaining()
         try:
-            async with asyncio.timeout(remaining):
+            async with deadline.clock.timeout(remaining):
                 vectors, tokens = await asyncio.shield(work)
         except TimeoutError as exc:
             stop.set()

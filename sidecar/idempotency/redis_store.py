@@ -2,22 +2,21 @@
 
 One string per key: `P` + fingerprint while the first call runs (expiring after the in-flight
 bound, so a crashed sidecar does not hold it for good), `D` + fingerprint + answer once finished
-(expiring after the window). A waiting call polls at a fixed interval through the injected sleep.
+(expiring after the window). A waiting call polls at a fixed interval on the injected clock.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from sidecar.core.clock import Clock
 from sidecar.idempotency.store import Held, IdempotencyStoreUnavailableError
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-Sleep = Callable[[float], Awaitable[None]]
 _FP = 32  # sha256
 
 
@@ -29,8 +28,8 @@ class RedisIdempotencyStore:
         prefix: str,
         window_seconds: float,
         in_flight_seconds: float = 300.0,
+        clock: Clock,
         poll_seconds: float = 0.05,
-        sleep: Sleep = asyncio.sleep,
     ) -> None:
         from redis.asyncio import Redis  # lazily: costs nothing unless configured
 
@@ -38,7 +37,7 @@ class RedisIdempotencyStore:
         self._prefix = prefix
         self._window_ms = int(window_seconds * 1000)
         self._in_flight_ms = int(min(in_flight_seconds, window_seconds) * 1000)
-        self._poll, self._sleep = poll_seconds, sleep
+        self._poll, self._clock = poll_seconds, clock
 
     def _key(self, key: str) -> str:
         # hashed: tenant and request ids never appear in Redis key names
@@ -77,7 +76,7 @@ class RedisIdempotencyStore:
             held = _decode(await self._run(self._redis.get(name)))
             if held is None or held.answer is not None:
                 return held
-            await self._sleep(self._poll)
+            await self._clock.sleep(self._poll)
 
     async def aclose(self) -> None:
         await self._redis.aclose()

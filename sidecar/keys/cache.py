@@ -13,8 +13,10 @@ Failure semantics:
   waiting; the load goes on for the others (and still fills the cache).
 - `clear()` wipes every entry. A load already in flight still completes and is cached.
 
-Using a `SecretKey` after it is wiped raises, so callers `reveal()` it right after `get()` returns,
-with no `await` in between (the cache only changes while its caller awaits).
+Leases: `get()` hands each caller its own copy of the key (a `SecretKey` on a fresh buffer). The
+cache may wipe its entry at any time (age, uses, capacity, `clear()`, another caller's miss) without
+touching the copies callers hold: a call keeps a usable key until it ends, and wipes its copy then
+(`SecretKey.wipe()`). Using a `SecretKey` after it is wiped raises.
 """
 
 from __future__ import annotations
@@ -97,6 +99,12 @@ class SecretKey:
             # from None: the UnicodeDecodeError holds the raw bytes.
             raise KeyDecryptError("the decrypted provider key is not UTF-8 text") from None
 
+    def lease(self) -> SecretKey:
+        """A copy on its own buffer, for one caller to hold and wipe; wiping either leaves the other."""
+        if self._wiped:
+            raise RuntimeError("SecretKey used after it was wiped")
+        return SecretKey(bytearray(self._buffer))
+
     def wipe(self) -> None:
         """Overwrite the buffer with zeros, in place (its length is kept)."""
         self._buffer[:] = bytes(len(self._buffer))
@@ -150,7 +158,8 @@ class KeyCache:
         self._closed = False
 
     async def get(self, cache_key: CacheKey, load: Loader) -> SecretKey:
-        """The key for `cache_key`, from the cache or from `load()` (which decrypts the envelope)."""
+        """The caller's own copy (lease) of the key for `cache_key`, from the cache or from `load()`
+        (which decrypts the envelope). The caller wipes it when done; the cache never does."""
         if self._closed:
             raise KeyBackendUnavailableError("the sidecar is shutting down", retry_after=1.0)
         missed = False
@@ -161,13 +170,13 @@ class KeyCache:
                 self._lru.move_to_end(cache_key)
                 if not missed:
                     self._hits += 1
-                return entry.secret
+                return entry.secret.lease()
             if not missed:
                 self._misses += 1
                 missed = True
             secret = await asyncio.shield(self._join(cache_key, load))
             if not secret.wiped:
-                return secret
+                return secret.lease()
             # Evicted between the load finishing and this waiter resuming: look again.
 
     def stats(self) -> KeyCacheStats:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 _log = logging.getLogger("sidecar.keys")
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class RotationInProgressError(SidecarError):
@@ -63,10 +62,9 @@ class Rotation:
         *,
         clock: Clock,
         per_second: float,
-        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._store, self._backend, self._lock = store, backend, lock
-        self._clock, self._interval, self._sleep = clock, 1.0 / per_second, sleep
+        self._clock, self._interval = clock, 1.0 / per_second
         self.lock_ttl = max(60.0, 10 * self._interval)
 
     async def run(self, owner: str) -> RotationReport:
@@ -79,7 +77,7 @@ class Rotation:
             for ref in [r for r in await self._store.all_refs() if after is None or r > after]:
                 now = self._clock.monotonic()
                 if now < next_at:
-                    await self._sleep(next_at - now)
+                    await self._clock.sleep(next_at - now)
                 next_at = max(now, next_at) + self._interval
                 if not await self._lock.renew(owner, self.lock_ttl):
                     raise RotationInProgressError("the rotation lock was lost (expired and taken)")

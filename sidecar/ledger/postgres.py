@@ -29,6 +29,7 @@ class PostgresLedger:
         async with self._pool.acquire() as conn:
             for statement in sql.create_table("DOUBLE PRECISION", "BIGINT"):
                 await conn.execute(statement)
+            await conn.execute(f"ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS {sql.METADATA_COLUMN}")
 
     async def write(self, records: Sequence[UsageRecord]) -> None:
         async with self._pool.acquire() as conn:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidecar.core.errors import Code, SidecarError
@@ -12,7 +12,8 @@ from sidecar.core.errors import Code, SidecarError
 
 @dataclass(frozen=True, slots=True)
 class UsageRecord:
-    """One finished call. `outcome` is OK or the error's reason; `time` is wall-clock seconds."""
+    """One finished call. `outcome` is OK or the error's reason; `time` is wall-clock seconds. A call
+    refused as unauthenticated has an empty tenant, user and metadata: what it claims is not trusted."""
 
     request_id: str
     tenant: str
@@ -31,6 +32,7 @@ class UsageRecord:
     time: float
     stream: bool = False
     cache_hit: bool = False
+    metadata: Mapping[str, str] = field(default_factory=dict)  # the request's labels (bounded at the edge)
 
 
 class GroupBy(enum.Enum):

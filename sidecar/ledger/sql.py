@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,8 +11,10 @@ from sidecar.ledger.record import GroupBy, UsageGroup, UsageQuery, UsageRecord
 COLUMNS = (
     "request_id", "tenant", "user_id", "persona", "route", "provider", "model",
     "tokens_in", "tokens_out", "tokens_cached", "cost_usd", "latency_seconds", "overhead_seconds",
-    "outcome", "ts", "stream", "cache_hit",
+    "outcome", "ts", "stream", "cache_hit", "metadata",
 )  # fmt: skip
+# Added after the first schema: existing tables get it (NOT NULL, '{}' for the old rows).
+METADATA_COLUMN = "metadata TEXT NOT NULL DEFAULT '{}'"
 
 
 def create_table(real: str, integer: str) -> tuple[str, ...]:
@@ -22,7 +25,7 @@ def create_table(real: str, integer: str) -> tuple[str, ...]:
             tokens_in {integer} NOT NULL, tokens_out {integer} NOT NULL, tokens_cached {integer} NOT NULL,
             cost_usd {real} NOT NULL, latency_seconds {real} NOT NULL, overhead_seconds {real} NOT NULL,
             outcome TEXT NOT NULL, ts {real} NOT NULL,
-            stream BOOLEAN NOT NULL, cache_hit BOOLEAN NOT NULL)""",
+            stream BOOLEAN NOT NULL, cache_hit BOOLEAN NOT NULL, {METADATA_COLUMN})""",
         "CREATE INDEX IF NOT EXISTS usage_records_tenant_ts ON usage_records (tenant, ts)",
         "CREATE INDEX IF NOT EXISTS usage_records_ts ON usage_records (ts)",
     )
@@ -37,7 +40,7 @@ def row(r: UsageRecord) -> tuple[Any, ...]:
     return (
         r.request_id, r.tenant, r.user, r.persona, r.route, r.provider, r.model, r.tokens_in, r.tokens_out,
         r.tokens_cached, r.cost_usd, r.latency_seconds, r.overhead_seconds, r.outcome, r.time, r.stream,
-        r.cache_hit,
+        r.cache_hit, json.dumps(dict(r.metadata), sort_keys=True, separators=(",", ":")),
     )  # fmt: skip
 
 

@@ -57,6 +57,9 @@ class SqliteLedger:
             self._conn.execute("PRAGMA synchronous=NORMAL")
             for statement in sql.create_table("REAL", "INTEGER"):
                 self._conn.execute(statement)
+            columns = {r[1] for r in self._conn.execute("PRAGMA table_info(usage_records)")}
+            if "metadata" not in columns:  # a ledger file from before the metadata column
+                self._conn.execute(f"ALTER TABLE usage_records ADD COLUMN {sql.METADATA_COLUMN}")
         return work(self._conn)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -51,10 +50,8 @@ class LedgerWriter:
         *,
         clock: Clock,
         signals: LedgerSignals,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._store, self._policy, self._clock, self._signals = store, policy, clock, signals
-        self._sleep = sleep
         self._queue: asyncio.Queue[UsageRecord] = asyncio.Queue(maxsize=policy.queue_size)
         self._task: asyncio.Task[None] | None = None
         self._write_lock = asyncio.Lock()
@@ -109,7 +106,7 @@ class LedgerWriter:
         while True:
             self._held.append(await self._queue.get())  # held, not lost, if stop() cancels the wait below
             if self._queue.qsize() < self._policy.batch_size - 1:
-                await self._sleep(self._policy.flush_interval_seconds)  # let a batch gather
+                await self._clock.sleep(self._policy.flush_interval_seconds)  # let a batch gather
             # shielded: a cancelled task (stop) lets the write finish; flush() then waits for its lock
             await asyncio.shield(self._write(self._take()))
             last = self._last_purge

@@ -58,8 +58,8 @@ class PersonaService:
         self.registry, self.store = registry, store
         self._clock, self._memory_default = clock, memory_default
         self._matcher = CommandMatcher(registry)
-        self._sequencer = UserSequencer()
-        self._pending: dict[ConversationKey, asyncio.Future[None]] = {}
+        self._sequencer = UserSequencer(clock)
+        self._pending: dict[ConversationKey, tuple[int, asyncio.Future[None]]] = {}  # (version, abandon)
         self._background: set[asyncio.Task[None]] = set()
 
     # Switch
@@ -72,10 +72,7 @@ class PersonaService:
             raise
         key = cmd.key
         version = await self.store.next_version(key)
-        abandon: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if (older := self._pending.get(key)) is not None and not older.done():
-            older.set_result(None)  # a newer Switch cancels the one still waiting
-        self._pending[key] = abandon
+        abandon = self._wait_newest(key, version)
         try:
             async with self._sequencer.turn(key.owner, abandon=abandon):
                 applied, before = await self.store.activate(key, persona.id, version)
@@ -85,7 +82,7 @@ class PersonaService:
             self._spawn(self._record_failure(cmd, persona.id, "CANCELLED", version))
             raise
         finally:
-            if self._pending.get(key) is abandon:
+            if (pending := self._pending.get(key)) is not None and pending[1] is abandon:
                 del self._pending[key]
         if not applied:
             await self._record_failure(cmd, persona.id, SwitchSupersededError.reason, version)
@@ -98,6 +95,20 @@ class PersonaService:
         )
         await self.store.record_switch(key.tenant, key.user, record)
         return SwitchResult(persona, before, version)
+
+    def _wait_newest(self, key: ConversationKey, version: int) -> asyncio.Future[None]:
+        """This Switch's `abandon` future: a newer Switch cancels an older one still waiting. Versions
+        decide, not the order in which the store's answers came back: with several store connections
+        an older Switch's version can arrive after a newer one's, and must then give way at once."""
+        abandon: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        pending = self._pending.get(key)
+        if pending is not None and not pending[1].done() and pending[0] > version:
+            abandon.set_result(None)  # a newer Switch is already waiting: this one is superseded
+            return abandon
+        if pending is not None and not pending[1].done():
+            pending[1].set_result(None)
+        self._pending[key] = (version, abandon)
+        return abandon
 
     def _resolve(self, cmd: SwitchCommand) -> Persona:
         if cmd.persona_id:

@@ -22,8 +22,9 @@ from sidecar.cache.store import ByteStore
 from sidecar.config.cache import CacheSettings
 from sidecar.core.clock import Clock
 from sidecar.core.errors import RouteNotFoundError
-from sidecar.core.layer import Handler
-from sidecar.core.types import Call, Chunk, FinishReason, Usage
+from sidecar.core.layer import Handler, inner_stream
+from sidecar.core.plan import plan_of
+from sidecar.core.types import Call, Chunk, FinishReason
 from sidecar.routing.table import RouteTable
 from sidecar.telemetry.tracing import Tracing
 
@@ -84,8 +85,9 @@ class CacheLayer:
             for chunk in _replay(cached, call):
                 yield chunk
             return
-        async for chunk in self._run_and_store(call, plan):
-            yield chunk
+        async with aclosing(self._run_and_store(call, plan)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     def _plan(self, call: Call) -> _Plan | None:
         """The key and TTL when this call may use the cache, else None."""
@@ -93,7 +95,7 @@ class CacheLayer:
         if not s.enabled or self._store is None or call.cache_bypass:
             return None
         try:
-            route = self._table.resolve(call.model)
+            route = plan_of(call, self._table).route
         except RouteNotFoundError:
             return None  # the route layer reports it
         options = route.config.cache
@@ -131,7 +133,7 @@ class CacheLayer:
         """Pass the chunks on as they come; hold back only the final one until the answer is stored."""
         texts: list[str] = []
         final: Chunk | None = None
-        async with aclosing(self._inner(call)) as stream:
+        async with inner_stream(self._inner, call) as stream:
             async for chunk in stream:
                 if chunk.text:
                     texts.append(chunk.text)
@@ -167,10 +169,6 @@ class CacheLayer:
 
 def _replay(answer: CachedAnswer, call: Call) -> list[Chunk]:
     record = call.record
-    record.cache_hit = True
-    record.target = answer.target
-    record.finish_reason = answer.finish_reason
-    usage = answer.usage
-    record.usage = Usage(usage.prompt_tokens, usage.completion_tokens, cached_tokens=usage.prompt_tokens)
+    record.answered_from_cache(answer.target, answer.finish_reason, answer.usage)
     chunks = [Chunk(text=t) for t in answer.texts]
     return [*chunks, Chunk(finish_reason=answer.finish_reason, usage=record.usage)]

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 
 from sidecar.config.context import ContextPolicy
 from sidecar.context.summary import Summarizer, summary_message
 from sidecar.context.tokenizer import Tokenizers
 from sidecar.context.trim import Budget, Fit, fit
-from sidecar.core.layer import Handler
+from sidecar.core.layer import Handler, inner_stream
+from sidecar.core.plan import plan_of
 from sidecar.core.types import Call, Chunk, Message
 from sidecar.routing.table import RouteTable
 
@@ -50,12 +50,12 @@ class ContextLayer:
 
     async def _fitted(self, call: Call, budgets: list[Budget], result: Fit) -> AsyncGenerator[Chunk, None]:
         call = await self._trimmed(call, budgets, result)
-        async with aclosing(self._inner(call)) as stream:
+        async with inner_stream(self._inner, call) as stream:
             async for chunk in stream:
                 yield chunk
 
     def _budgets(self, call: Call) -> list[Budget]:
-        route = self._table.resolve(call.model)
+        route = plan_of(call, self._table).route
         return [
             Budget(
                 target.deployment,
@@ -78,10 +78,8 @@ class ContextLayer:
                 if _fits(candidate, roomy.budgets):
                     messages, result, summarized = candidate, roomy, True
         counter = result.budget.counter
-        record = call.record
-        record.context_tokens_removed = counter.count_prompt(call.messages) - counter.count_prompt(messages)
-        record.context_messages_removed = len(result.dropped)
-        record.context_summarized = summarized
+        removed = counter.count_prompt(call.messages) - counter.count_prompt(messages)
+        call.record.context_fitted(removed, len(result.dropped), summarized)
         return dataclasses.replace(call, messages=messages)
 
 

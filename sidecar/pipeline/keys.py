@@ -1,10 +1,9 @@
 """User keys: per attempt, put the caller's own provider key on the call, as its route allows.
 
-`KeyPinLayer` runs before the route layer: a key the caller brings (a key_ref or an envelope)
-belongs to one provider, so only that provider's deployments of the route are candidates; a failure
-of one of them is then reported as itself, never hidden behind a fallback to a deployment the key
-cannot open. `KeyLayer` runs inside the route layer, because the key depends on the deployment's
-provider. `never` routes use
+A key the caller brings (a key_ref or an envelope) belongs to one provider: the resolve step
+(pipeline/resolve.py) pins the call to that provider's deployments, so a failure of one of them is
+reported as itself, never hidden behind a fallback to a deployment the key cannot open. This layer
+runs inside the route layer, because the key depends on the deployment's provider. `never` routes use
 platform keys and refuse a key the caller brings; `preferred` routes use the caller's key when it
 has one (brought along, or registered for that provider) and the platform key otherwise;
 `required` routes fail without one, and never fall back to the platform key or anyone else's.
@@ -20,51 +19,21 @@ from collections.abc import AsyncGenerator, Mapping
 from sidecar.core.errors import (
     FieldViolation,
     InvalidRequestError,
-    KeyContextMismatchError,
     KeysDisabledError,
     ProviderAuthError,
     ProviderError,
     ProviderRateLimitedError,
+    SidecarError,
     UserKeyRateLimitedError,
     UserKeyRejectedError,
     UserKeyRequiredError,
 )
-from sidecar.core.layer import Handler
+from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.types import Call, Chunk, Target
+from sidecar.keys.cache import SecretKey
 from sidecar.keys.service import KeyService
-from sidecar.routing.table import RouteTable
 
 UserKeyMode = str  # "never" | "preferred" | "required" (config/routing.py)
-
-
-class KeyPinLayer:
-    def __init__(
-        self, inner: Handler, *, keys: KeyService | None, modes: Mapping[str, UserKeyMode], table: RouteTable
-    ) -> None:
-        self._inner, self._keys, self._modes, self._table = inner, keys, modes, table
-
-    def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
-        if call.key_source is None or self._keys is None:
-            return self._inner(call)  # no key brought, or no backend (the key layer says so)
-        route = self._table.resolve(call.model)
-        if self._modes.get(route.alias, "never") == "never":
-            return self._inner(call)  # the key layer refuses the key
-        return self._pinned(call, self._keys, route.alias, {t.provider for t in route.targets})
-
-    async def _pinned(
-        self, call: Call, keys: KeyService, alias: str, providers: set[str]
-    ) -> AsyncGenerator[Chunk, None]:
-        assert call.key_source is not None
-        provider = await keys.pinned_provider(call.tenant_id, call.user_id, call.key_source)
-        if provider is not None:
-            if provider not in providers:
-                raise KeyContextMismatchError(
-                    f"the key is a {provider} key; route {alias!r} has no {provider} deployment",
-                    metadata={"fields": "provider"},
-                )
-            call = dataclasses.replace(call, key_provider=provider)
-        async for chunk in self._inner(call):
-            yield chunk
 
 
 class KeyLayer:
@@ -84,14 +53,16 @@ class KeyLayer:
             raise InvalidRequestError(
                 [FieldViolation("provider_key", f"route {target.route!r} does not take user keys")]
             )
-        call = await self._with_key(call, required=mode == "required")
-        if call.api_key is None:
-            async for chunk in self._inner(call):
-                yield chunk
+        call, key = await self._with_key(call, required=mode == "required")
+        if key is None:
+            async with inner_stream(self._inner, call) as chunks:
+                async for chunk in chunks:
+                    yield chunk
             return
         try:
-            async for chunk in self._inner(call):
-                yield chunk
+            async with inner_stream(self._inner, call) as chunks:
+                async for chunk in chunks:
+                    yield chunk
         except ProviderAuthError as err:  # the user's key, not the deployment: no breaker, no fallback
             raise UserKeyRejectedError(
                 f"the {target.provider} upstream refused the user's own key",
@@ -104,21 +75,23 @@ class KeyLayer:
                 retry_after=err.retry_after,
             ) from err
         except ProviderError as err:
-            _scrub(err, call.api_key.reveal())  # an upstream that echoes the key, in any shape
+            _scrub(err, key)  # an upstream that echoes the key, in any shape
             raise
+        finally:
+            key.wipe()  # this call's own copy (lease): the cached key is the cache's
 
-    async def _with_key(self, call: Call, *, required: bool) -> Call:
+    async def _with_key(self, call: Call, *, required: bool) -> tuple[Call, SecretKey | None]:
         assert call.target is not None
         if self._keys is None:
             if call.key_source is not None or required:
                 raise KeysDisabledError("this sidecar has no key backend configured (settings.keys.backend)")
-            return call
+            return call, None
         if not (call.tenant_id and call.user_id):
             if call.key_source is not None or required:
                 raise InvalidRequestError(
                     [FieldViolation("user_id", "user keys are bound to a tenant_id and user_id: set both")]
                 )
-            return call
+            return call, None
         key = await self._keys.resolve(call.tenant_id, call.user_id, call.target.provider, call.key_source)
         if key is None:
             if required:
@@ -126,12 +99,19 @@ class KeyLayer:
                     f"route {call.target.route!r} requires the user's own {call.target.provider} key",
                     metadata={"provider": call.target.provider},
                 )
-            return call
-        return dataclasses.replace(call, api_key=key)
+            return call, None
+        return dataclasses.replace(call, api_key=key), key
 
 
-def _scrub(err: ProviderError, secret: str) -> None:
-    """Remove the exact key from an upstream error's text, beyond what pattern redaction catches."""
+def _scrub(err: ProviderError, key: SecretKey) -> None:
+    """Remove the exact key from an upstream error's text, beyond what pattern redaction catches.
+
+    Never raises: this runs on the error path, where a failure of its own would turn the upstream's
+    (perhaps retryable) error into an INTERNAL one. A key that cannot be read is not in the text."""
+    try:
+        secret = key.reveal()
+    except (RuntimeError, SidecarError):
+        return
     if secret and secret in err.message:
         err.message = err.message.replace(secret, "[redacted]")
         err.args = (err.message,)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, Collection
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, Collection, Sequence
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-from sidecar.core.clock import Clock
+from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import Code, SessionStoreUnavailableError, SidecarError
-from sidecar.core.layer import Handler
+from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.types import Attempt, Call, Chunk
 from sidecar.ledger.record import UsageRecord
 from sidecar.ledger.writer import LedgerWriter
@@ -28,6 +27,7 @@ from sidecar.telemetry.metrics import UNKNOWN, CallOutcome, Metrics
 
 OK = "OK"
 CANCELLED = "CANCELLED"
+DEADLINE_EXCEEDED = Code.DEADLINE_EXCEEDED.value
 HEDGE_LOST = "HEDGE_LOST"  # routing/route.py names a hedged attempt that lost the race so
 
 
@@ -51,14 +51,16 @@ class ObserveLayer:
         self._metrics.call_started()
         span = self._start_span(call) if self._tracing.enabled else None
         token = tracing.attach(span)
-        logs.bind_call(call.request_id, (m.text for m in call.messages))
+        logs.bind_call(call.request_id, (m.text for m in call.messages), call.metadata)
         code, reason, first_at = OK, OK, None
         texts: list[str] | None = [] if self._tracing.capture_content else None
         try:
-            async with aclosing(self._inner(call)) as stream:
+            async with inner_stream(self._inner, call) as stream:
                 async for chunk in stream:
                     if first_at is None and chunk.text:
                         first_at = self._clock.monotonic()
+                        if call.stream:
+                            call.record.first_token(first_at)
                     if texts is not None:
                         texts.append(chunk.text)
                     yield chunk
@@ -70,9 +72,7 @@ class ObserveLayer:
                 self._metrics.store_error("sessions", "call")
             raise
         except BaseException as exc:  # cancelled, the caller closed the stream, or a crash
-            code = reason = (
-                CANCELLED if isinstance(exc, GeneratorExit | asyncio.CancelledError) else "INTERNAL"
-            )
+            code = reason = _ended_by(exc, call)
             raise
         finally:
             self._finish(call, code, reason, first_at, span, texts)
@@ -87,17 +87,50 @@ class ObserveLayer:
         span: Span | None,
         texts: list[str] | None,
     ) -> None:
+        """Seal the call's outcome; the metrics, the usage record and the span are all read from it."""
+        record = call.record
+        record.seal()  # the summary the servicer sends reads these same facts
+        outcome = self._call_outcome(call, code, first_at)
+        # An unauthenticated caller's claims (tenant, user, labels) are not trusted: none are kept.
+        trusted = code != Code.UNAUTHENTICATED.value
+        tenant, user = (call.tenant_id, call.user_id) if trusted else ("", "")
+        self._metrics.call_finished(outcome, tenant=tenant, user=user)
+        if self._ledger is not None:
+            self._ledger.submit(
+                UsageRecord(
+                    request_id=call.request_id,
+                    tenant=tenant,
+                    user=user,
+                    persona=record.persona,
+                    route=outcome.route,
+                    provider=outcome.provider,
+                    model=outcome.model,
+                    tokens_in=outcome.tokens_in,
+                    tokens_out=outcome.tokens_out,
+                    tokens_cached=outcome.tokens_cached,
+                    cost_usd=outcome.cost_usd,
+                    latency_seconds=outcome.seconds,
+                    overhead_seconds=outcome.overhead_seconds,
+                    outcome=reason,
+                    time=self._clock.wall(),
+                    stream=call.stream,
+                    cache_hit=outcome.cache_hit,
+                    metadata=call.metadata if trusted else {},
+                )
+            )
+        if span is not None:
+            _end_span(span, outcome, reason, call, texts)
+
+    def _call_outcome(self, call: Call, code: str, first_at: float | None) -> CallOutcome:
+        """The metrics' view of the sealed outcome (low-cardinality labels only)."""
         record, target = call.record, call.record.target
-        now = self._clock.monotonic()
-        seconds = now - record.started_at
+        seconds = self._clock.monotonic() - record.started_at
         retries, fallbacks, hedges = _routing_counts(record.attempts)
-        usage, cost = record.usage, record.cost_usd
-        route = target.route if target is not None else self._route(call.model)
-        provider, model = (target.provider, target.model) if target is not None else ("", "")
-        outcome = CallOutcome(
-            route=route,
-            provider=provider,
-            model=model,
+        usage = record.usage
+        return CallOutcome(
+            route=target.route if target is not None else (record.route or self._route(call.model)),
+            provider=target.provider if target is not None else "",
+            model=target.model if target is not None else "",
             stream=call.stream,
             code=code,
             seconds=seconds,
@@ -106,37 +139,12 @@ class ObserveLayer:
             tokens_in=usage.prompt_tokens,
             tokens_out=usage.completion_tokens,
             tokens_cached=usage.cached_tokens,
-            cost_usd=cost,
+            cost_usd=record.cost_usd,
             retries=retries,
             fallbacks=fallbacks,
             hedges=hedges,
             cache_hit=record.cache_hit,
         )
-        self._metrics.call_finished(outcome, tenant=call.tenant_id, user=call.user_id)
-        if self._ledger is not None:
-            self._ledger.submit(
-                UsageRecord(
-                    request_id=call.request_id,
-                    tenant=call.tenant_id,
-                    user=call.user_id,
-                    persona=record.persona,
-                    route=route,
-                    provider=provider,
-                    model=model,
-                    tokens_in=usage.prompt_tokens,
-                    tokens_out=usage.completion_tokens,
-                    tokens_cached=usage.cached_tokens,
-                    cost_usd=cost,
-                    latency_seconds=seconds,
-                    overhead_seconds=outcome.overhead_seconds,
-                    outcome=reason,
-                    time=self._clock.wall(),
-                    stream=call.stream,
-                    cache_hit=record.cache_hit,
-                )
-            )
-        if span is not None:
-            _end_span(span, outcome, reason, call, texts)
 
     def _route(self, alias: str) -> str:
         """The route label of a call that never reached routing: only configured names, never input."""
@@ -166,7 +174,15 @@ class ObserveLayer:
         return self._tracing.start(f"chat {attributes['sidecar.route']}", attributes)
 
 
-def _routing_counts(attempts: list[Attempt]) -> tuple[int, int, int]:
+def _ended_by(exc: BaseException, call: Call) -> str:
+    """How a call that raised no SidecarError ended: gRPC cancels the handler when the caller's
+    deadline passes, which is the caller's DEADLINE_EXCEEDED, not a plain cancellation."""
+    if not isinstance(exc, GeneratorExit | asyncio.CancelledError):
+        return "INTERNAL"
+    return DEADLINE_EXCEEDED if call.deadline.expired(DEADLINE_MARGIN) else CANCELLED
+
+
+def _routing_counts(attempts: Sequence[Attempt]) -> tuple[int, int, int]:
     """Retries (again on the same deployment), fallbacks (on to another) and hedges (races run)."""
     retries = fallbacks = hedges = 0
     previous: str | None = None

@@ -12,12 +12,12 @@ committed: a failure ends it with STREAM_INTERRUPTED and the partial usage.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 
 from sidecar.config.routing import RouteConfig
-from sidecar.core.clock import Clock
+from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import (
     CircuitOpenError,
     DeadlineExceededError,
@@ -28,6 +28,7 @@ from sidecar.core.errors import (
     SidecarError,
 )
 from sidecar.core.layer import Handler
+from sidecar.core.plan import plan_of
 from sidecar.core.types import Call, Chunk, Target
 from sidecar.routing.attempt import UpstreamAttempt
 from sidecar.routing.breaker import CircuitBreaker
@@ -35,7 +36,7 @@ from sidecar.routing.plan import Routing, plan
 from sidecar.routing.table import Route
 
 HEDGE_LOST = "HEDGE_LOST"
-Sleep = Callable[[float], Awaitable[None]]
+Failure = tuple[str, ProviderError]  # the deployment, and how an attempt on it failed
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,13 @@ class _Opened:
 
 
 class RouteLayer:
-    def __init__(
-        self, inner: Handler, *, routing: Routing, clock: Clock, sleep: Sleep = asyncio.sleep
-    ) -> None:
-        self._inner, self._routing, self._clock, self._sleep = inner, routing, clock, sleep
+    def __init__(self, inner: Handler, *, routing: Routing, clock: Clock) -> None:
+        self._inner, self._routing, self._clock = inner, routing, clock
 
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
-        route = self._routing.table.resolve(call.model)
+        route = plan_of(call, self._routing.table).route
         targets = plan(self._routing, route, call)
-        failures: list[ProviderError] = []
+        failures: list[Failure] = []
         i = 0
         while i < len(targets):
             backup = targets[i + 1] if route.config.hedging.enabled and i + 1 < len(targets) else None
@@ -64,7 +63,7 @@ class RouteLayer:
             i += 2 if opened.used_backup else 1
             if opened.attempt is None or opened.first is None:
                 continue
-            call.record.target = opened.attempt.target
+            call.record.served_by(opened.attempt.target)
             async with aclosing(opened.attempt.stream_from(opened.first)) as chunks:
                 async for chunk in chunks:
                     yield chunk
@@ -77,7 +76,7 @@ class RouteLayer:
         route: Route,
         target: Target,
         backup: Target | None,
-        failures: list[ProviderError],
+        failures: list[Failure],
     ) -> _Opened:
         """Attempts on one deployment until one yields a first chunk: retries, and a hedge on the first."""
         breaker = self._routing.breakers.get(target.deployment)
@@ -87,13 +86,13 @@ class RouteLayer:
         for n in range(1, retry.max_attempts + 1):
             if n > 1:
                 delay = retry.backoff(n - 1, self._routing.rng)
-                if not self._may_retry(failures[-1], call, delay) or not budget.try_spend():
+                if not self._may_retry(failures[-1][1], call, delay) or not budget.try_spend():
                     break
-                await self._sleep(delay)
+                await self._clock.sleep(delay)
             if call.deadline.expired():
                 raise DeadlineExceededError("the call's deadline passed before a deployment answered")
             if not breaker.allow():
-                failures.append(_circuit_open(target, breaker))
+                failures.append((target.deployment, _circuit_open(target, breaker)))
                 break
             attempt = self._attempt(call, target)
             try:
@@ -101,7 +100,7 @@ class RouteLayer:
                     return await self._hedged(call, config, attempt, backup, failures)
                 return _Opened(attempt, await attempt.first(config.first_token_timeout_seconds))
             except ProviderError as err:
-                failures.append(err)
+                failures.append((target.deployment, err))
                 if not err.retryable:
                     raise
         return _Opened()
@@ -112,14 +111,14 @@ class RouteLayer:
         config: RouteConfig,
         primary: UpstreamAttempt,
         backup: Target,
-        failures: list[ProviderError],
+        failures: list[Failure],
     ) -> _Opened:
         """Race the backup deployment if the primary has no first chunk within its p95 to first token."""
         limit = config.first_token_timeout_seconds
         racing: dict[asyncio.Task[Chunk], UpstreamAttempt] = {}
         racing[asyncio.ensure_future(primary.first(limit))] = primary
         try:
-            done, _ = await asyncio.wait(racing, timeout=self._hedge_delay(config, primary.target))
+            done, _ = await self._clock.wait(racing, within=self._hedge_delay(config, primary.target))
             if done or not self._routing.breakers.get(backup.deployment).allow():
                 first = await next(iter(racing))
                 racing.clear()  # the primary won alone: nothing to cancel
@@ -128,7 +127,7 @@ class RouteLayer:
             second = self._attempt(call, backup)
             racing[asyncio.ensure_future(second.first(limit))] = second
             while racing:
-                done, _ = await asyncio.wait(racing, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await self._clock.wait(racing)
                 for task in done:
                     attempt = racing.pop(task)
                     error = task.exception()
@@ -136,7 +135,7 @@ class RouteLayer:
                         return _Opened(attempt, task.result(), used_backup=True)
                     if not isinstance(error, ProviderError):
                         raise error
-                    failures.append(error)
+                    failures.append((attempt.target.deployment, error))
             return _Opened(used_backup=True)
         finally:
             for task, loser in racing.items():
@@ -156,8 +155,8 @@ class RouteLayer:
     def _may_retry(self, err: ProviderError, call: Call, delay: float) -> bool:
         if isinstance(err, ProviderRateLimitedError | ProviderAuthError | CircuitOpenError):
             return False  # this deployment will not do better soon: fall back instead
-        remaining = call.deadline.remaining()
-        return remaining is None or remaining > delay
+        remaining = call.deadline.remaining()  # no retry budget spent on an attempt with no time left
+        return remaining is None or remaining > delay + DEADLINE_MARGIN
 
 
 def _circuit_open(target: Target, breaker: CircuitBreaker) -> CircuitOpenError:
@@ -166,11 +165,14 @@ def _circuit_open(target: Target, breaker: CircuitBreaker) -> CircuitOpenError:
     )
 
 
-def _exhausted(alias: str, failures: list[ProviderError]) -> SidecarError:
-    if failures and all(isinstance(f, ProviderAuthError) for f in failures):
-        return failures[-1]
-    waits = [f.retry_after for f in failures if f.retry_after is not None]
-    summary = "; ".join(f"{f.reason}: {f.message}" for f in failures)
+def _exhausted(alias: str, failures: list[Failure]) -> SidecarError:
+    """Every deployment failed: the deployments and reasons only. Upstream error text is never passed
+    on to the caller (it can carry anything the upstream chose to echo); it is in the sidecar's logs."""
+    errors = [f for _, f in failures]
+    if errors and all(isinstance(f, ProviderAuthError) for f in errors):
+        return errors[-1]
+    waits = [f.retry_after for f in errors if f.retry_after is not None]
+    summary = ", ".join(f"{deployment}: {f.reason}" for deployment, f in failures)
     return ProvidersUnavailableError(
         f"every deployment of route {alias!r} failed ({summary})",
         metadata={"model": alias, "attempts": str(len(failures))},

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator
-from contextlib import aclosing
 
 from sidecar.core.errors import Code, SidecarError
-from sidecar.core.layer import Handler
+from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.types import Call, Chunk, FinishReason
 from sidecar.structured.schema import answer_problem
 
@@ -40,7 +39,7 @@ class StructuredOutputLayer:
 
     async def _checked(self, call: Call, schema: dict[str, object] | None) -> AsyncGenerator[Chunk, None]:
         texts: list[str] = []
-        async with aclosing(self._inner(call)) as stream:
+        async with inner_stream(self._inner, call) as stream:
             async for chunk in stream:
                 texts.append(chunk.text)
                 if chunk.is_final and chunk.finish_reason is not FinishReason.TOOL_CALLS:

@@ -12,7 +12,8 @@ from sidecar.providers.base import Provider, ProviderRequest
 
 
 class UpstreamCall:
-    """Runs the provider adapter and records the time spent waiting on the upstream."""
+    """Runs the provider adapter and reports the time spent waiting on the upstream (the outcome
+    counts concurrent waits of hedged attempts once)."""
 
     def __init__(self, providers: Mapping[str, Provider], *, clock: Clock) -> None:
         self._providers, self._clock = providers, clock
@@ -25,14 +26,13 @@ class UpstreamCall:
         record, clock = call.record, self._clock
         async with aclosing(provider.generate(request, deadline=call.deadline)) as stream:
             while True:
-                started = clock.monotonic()
+                record.upstream_wait_started(clock.monotonic())
                 try:
                     chunk = await anext(stream)
                 except StopAsyncIteration:
                     return
                 finally:
-                    record.upstream_seconds += clock.monotonic() - started
+                    record.upstream_wait_ended(clock.monotonic())
                 if chunk.is_final:
-                    record.finish_reason = chunk.finish_reason
-                    record.usage = chunk.usage or record.usage
+                    record.upstream_finished(chunk.finish_reason, chunk.usage)
                 yield chunk

@@ -6,8 +6,8 @@ await spans a `yield`, so a timeout can never fire inside the caller's code.
 
 from __future__ import annotations
 
-import asyncio
 import json
+import math
 import re
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
@@ -19,7 +19,7 @@ import aiohttp
 from yarl import URL
 
 from sidecar.config.schema import HttpSettings
-from sidecar.core.clock import Clock, Deadline
+from sidecar.core.clock import DEADLINE_MARGIN, Clock, Deadline
 from sidecar.core.errors import (
     DeadlineExceededError,
     ProviderAuthError,
@@ -35,6 +35,7 @@ from sidecar.telemetry.tracing import inject_trace_context
 
 _SECRETISH = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\.]{4,}|[A-Za-z0-9_\-]{32,}")
 _MAX_ERROR_BODY = 64 * 1024
+_DECIMAL = re.compile(r"\d+\.\d+")
 _MAX_JSON_BODY = 32 * 1024 * 1024
 
 Url = str | URL  # a URL object when the path must go out exactly as encoded (signed requests)
@@ -60,6 +61,7 @@ class HttpClient:
         self._settings = settings
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
+        self._retry_after = RetryAfterPolicy(settings.max_retry_after_seconds, clock)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -71,6 +73,11 @@ class HttpClient:
             timeout = aiohttp.ClientTimeout(sock_connect=self._settings.connect_timeout_seconds)
             self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
         return self._session
+
+    @property
+    def clock(self) -> Clock:
+        """The clock every upstream wait is timed on (providers time their own waits with it)."""
+        return self._clock
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -100,15 +107,17 @@ class HttpClient:
         tolerate: Tolerated | None = None,
     ) -> Any:  # fmt: skip
         with map_http_errors(timeouts.deadline):
-            async with asyncio.timeout(timeouts.next_wait()):
-                async with self._client().request(
+            async with (
+                self._clock.timeout(timeouts.next_wait()),
+                self._client().request(
                     method, url, data=data, headers=headers, allow_redirects=False
-                ) as resp:
-                    if resp.status >= 300 and tolerate is not None and tolerate(resp.status, resp.headers):
-                        return None
-                    if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
-                        raise await _status_error(resp)
-                    raw = await _read_bounded(resp, _MAX_JSON_BODY)
+                ) as resp,
+            ):
+                if resp.status >= 300 and tolerate is not None and tolerate(resp.status, resp.headers):
+                    return None
+                if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
+                    raise await _status_error(resp, self._retry_after)
+                raw = await _read_bounded(resp, _MAX_JSON_BODY)
         return _decode(raw)
 
     async def post_sse(
@@ -133,21 +142,21 @@ class HttpClient:
     ) -> AsyncGenerator[bytes, None]:
         """POST a JSON body; yield the bytes of a streamed answer of content type `kind` as they arrive."""
         with map_http_errors(timeouts.deadline):
-            async with asyncio.timeout(timeouts.next_wait()):
+            async with self._clock.timeout(timeouts.next_wait()):
                 resp = await self._client().post(
                     url, data=_encode(body), headers=_json_headers(headers), allow_redirects=False
                 )
         try:
             if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
                 with map_http_errors(timeouts.deadline):
-                    async with asyncio.timeout(timeouts.next_wait()):
-                        raise await _status_error(resp)
+                    async with self._clock.timeout(timeouts.next_wait()):
+                        raise await _status_error(resp, self._retry_after)
             if kind not in resp.headers.get("content-type", ""):
                 sent = resp.headers.get("content-type") or "no content type"
                 raise ProviderMalformedError(f"expected {kind}, the upstream sent {sent[:80]}")
             while True:
                 with map_http_errors(timeouts.deadline):
-                    async with asyncio.timeout(timeouts.next_wait()):
+                    async with self._clock.timeout(timeouts.next_wait()):
                         data = await resp.content.readany()
                 if not data:
                     return
@@ -166,8 +175,8 @@ def map_http_errors(deadline: Deadline) -> Iterator[None]:
         yield
     except ProviderError:
         raise
-    except TimeoutError as exc:
-        if deadline.expired():
+    except TimeoutError as exc:  # a timer at (or a hair before) the caller's deadline is the caller's
+        if deadline.expired(DEADLINE_MARGIN):
             raise DeadlineExceededError("the call's deadline passed while waiting upstream") from exc
         raise ProviderTimeoutError("upstream did not answer within the read timeout") from exc
     except aiohttp.ClientPayloadError as exc:
@@ -189,7 +198,7 @@ async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(parts)
 
 
-async def _status_error(resp: aiohttp.ClientResponse) -> ProviderError:
+async def _status_error(resp: aiohttp.ClientResponse, retry_after: RetryAfterPolicy) -> ProviderError:
     try:
         body = await _read_bounded(resp, _MAX_ERROR_BODY)
     except ProviderMalformedError:
@@ -200,33 +209,56 @@ async def _status_error(resp: aiohttp.ClientResponse) -> ProviderError:
     if status in (401, 403):
         return ProviderAuthError(f"upstream HTTP {status}: credentials refused")
     if status == 429:
-        return ProviderRateLimitedError(text, retry_after=retry_after_seconds(resp.headers))
+        return ProviderRateLimitedError(text, retry_after=retry_after.seconds(resp.headers))
     if status in (400, 413, 422):
         return ProviderRejectedError(text)
-    return ProviderUnavailableError(text, retry_after=retry_after_seconds(resp.headers))
+    return ProviderUnavailableError(text, retry_after=retry_after.seconds(resp.headers))
 
 
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Retry-After (seconds or HTTP date) or retry-after-ms, as seconds."""
+@dataclass(frozen=True, slots=True)
+class RetryAfterPolicy:
+    """How far an upstream's Retry-After is trusted: at most `max_seconds` (it opens the breaker of a
+    deployment shared by every tenant, and becomes the RetryInfo clients wait for)."""
+
+    max_seconds: float
+    clock: Clock
+
+    def seconds(self, headers: Mapping[str, str]) -> float | None:
+        """The upstream's wait, capped; None when it gave none or none that parses."""
+        wait = retry_after_seconds(headers, now=self.clock.wall())
+        return None if wait is None else min(wait, self.max_seconds)
+
+
+def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Retry-After (delay-seconds or HTTP-date) or retry-after-ms, as seconds; None for garbage,
+    negative or non-finite values. An HTTP-date is measured from the upstream's own Date header
+    when it sent one (its clock, not ours), else from `now` (Unix seconds)."""
     if ms := headers.get("retry-after-ms"):
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
+        wait = _finite(ms)
+        if wait is not None:
+            return wait / 1000
+    value = (headers.get("retry-after") or "").strip()
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if value.isdigit() or _DECIMAL.fullmatch(value):
+        return _finite(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        date = headers.get("date")
+        base = parsedate_to_datetime(date).timestamp() if date else now
+    except (TypeError, ValueError, IndexError):
         return None
-    date = headers.get("date")
-    now = parsedate_to_datetime(date) if date else None
-    return max(0.0, (when - now).total_seconds()) if now else None
+    if base is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - base)
+
+
+def _finite(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def redact(text: str) -> str:

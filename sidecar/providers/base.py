@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
@@ -12,7 +11,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 from pydantic import SecretStr
 
 from sidecar.config.schema import DeploymentConfig
-from sidecar.core.clock import Deadline
+from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import (
     DeadlineExceededError,
     ProviderError,
@@ -147,7 +146,9 @@ class StreamAssembler:
 
 
 async def stream_chunks(
-    batches: AsyncGenerator[list[E], None], parse: Callable[[E], StreamEvent]
+    batches: AsyncGenerator[list[E], None],
+    parse: Callable[[E], StreamEvent],
+    clock: Clock,
 ) -> AsyncGenerator[Chunk, None]:
     """Parse an upstream event stream (SSE, or AWS event-stream messages) into Chunks, one per
     network read, ending with the final chunk.
@@ -178,7 +179,7 @@ async def stream_chunks(
                 break
         yield assembler.final()
         if assembler.done:
-            await _drain(batches)
+            await _drain(batches, clock)
 
 
 def _joined(parts: list[Chunk]) -> Chunk:
@@ -195,12 +196,12 @@ def _joined(parts: list[Chunk]) -> Chunk:
 DRAIN_SECONDS = 0.25
 
 
-async def _drain(batches: AsyncGenerator[list[E], None]) -> None:
+async def _drain(batches: AsyncGenerator[list[E], None], clock: Clock) -> None:
     """Read past the end marker to the end of the HTTP response, so the connection goes back to the
     pool; an upstream that keeps it open longer than a moment just loses it."""
     try:
-        async with asyncio.timeout(DRAIN_SECONDS):
-            async for _ in batches:
+        async with clock.timeout(DRAIN_SECONDS), aclosing(batches) as rest:
+            async for _ in rest:
                 pass
     except (TimeoutError, ProviderError):
         pass
@@ -261,8 +262,9 @@ class HttpProvider:
             yield self._wire.parse_response(data)
             return
         events = self._http.post_sse(url, headers=headers, body=body, timeouts=timeouts)
-        async for chunk in stream_chunks(events, self._wire.parse_event):
-            yield chunk
+        async with aclosing(stream_chunks(events, self._wire.parse_event, self._http.clock)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     def _endpoint(self, stream: bool) -> str:
         """The generation URL; providers with a separate streaming endpoint override it."""

@@ -232,8 +232,9 @@ class BedrockProvider:
         reads = self._http.post_stream(
             target, headers=headers, body=body, timeouts=timeouts, kind=EVENT_STREAM
         )
-        async for chunk in stream_chunks(event_messages(reads), parse_message):
-            yield chunk
+        async with aclosing(stream_chunks(event_messages(reads), parse_message, self._http.clock)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def _headers(
         self,

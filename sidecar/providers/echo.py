@@ -15,13 +15,12 @@ key "echo", or under the schema's first string property).
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator
 from typing import ClassVar
 
 from sidecar.config.schema import DeploymentConfig, EchoOptions
-from sidecar.core.clock import Deadline
+from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import DeadlineExceededError
 from sidecar.core.tokens import count_prompt_tokens, split_tokens
 from sidecar.core.types import Chunk, FinishReason, Role, ToolCall, ToolCallDelta, ToolChoice, Usage
@@ -30,8 +29,6 @@ from sidecar.providers.images import image_tokens
 
 SUPPORTS = frozenset({"tools", "json_schema", "images", "reasoning"})
 DESCRIPTION = "echo: deterministic test double that repeats the last user message (not a model)"
-
-Sleep = Callable[[float], Awaitable[None]]
 
 
 ARGUMENT_PIECE = 8  # characters of arguments per streamed piece
@@ -106,17 +103,16 @@ def answer(req: ProviderRequest) -> tuple[list[str], FinishReason]:
 class EchoProvider:
     name: ClassVar[str] = "echo"
 
-    def __init__(self, deployment: DeploymentConfig, *, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(self, deployment: DeploymentConfig, *, clock: Clock) -> None:
         self._options = deployment.echo or EchoOptions()
-        self._sleep = sleep
+        self._clock = clock
         self.capabilities = Capabilities.of(deployment, SUPPORTS)
 
-    async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
+    def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         calls = tool_calls(req)
-        if calls:
-            async for chunk in self._calls(req, calls, deadline):
-                yield chunk
-            return
+        return self._calls(req, calls, deadline) if calls else self._text(req, deadline)
+
+    async def _text(self, req: ProviderRequest, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         tokens, finish = answer(req)
         usage = Usage(prompt_tokens=_prompt_tokens(req), completion_tokens=len(tokens))
         await self._wait(self._options.first_token_delay_seconds, deadline)
@@ -154,9 +150,9 @@ class EchoProvider:
             return
         remaining = deadline.remaining()
         if remaining is not None and remaining < seconds:
-            await self._sleep(remaining)
+            await self._clock.sleep(remaining)
             raise DeadlineExceededError("the call's deadline passed while the echo was waiting")
-        await self._sleep(seconds)
+        await self._clock.sleep(seconds)
 
     async def probe(self, *, deadline: Deadline) -> None:
         """In-process: always up."""

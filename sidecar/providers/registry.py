@@ -37,7 +37,7 @@ def build_provider(config: Config, deployment: DeploymentConfig, http: HttpClien
                 deployment, http=http, api_key=api_key, token_source=_entra(deployment)
             )
         case "echo":
-            return EchoProvider(deployment)
+            return EchoProvider(deployment, clock=http.clock)
 
 
 def _google_tokens(deployment: DeploymentConfig) -> TokenSource | None:

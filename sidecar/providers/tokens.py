@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from sidecar.core.clock import Clock, Deadline, SystemClock
+from sidecar.core.clock import DEADLINE_MARGIN, Clock, Deadline, SystemClock
 from sidecar.core.errors import (
     DeadlineExceededError,
     ProviderAuthError,
@@ -42,10 +42,10 @@ class SingleFlight:
         remaining = deadline.remaining()
         wait = REFRESH_TIMEOUT_SECONDS if remaining is None else min(REFRESH_TIMEOUT_SECONDS, remaining)
         try:
-            async with asyncio.timeout(wait):
+            async with deadline.clock.timeout(wait):
                 await asyncio.shield(self._task)
         except TimeoutError as exc:
-            if deadline.expired():
+            if deadline.expired(DEADLINE_MARGIN):
                 raise DeadlineExceededError("the call's deadline passed while minting a token") from exc
             raise ProviderTimeoutError("the identity provider did not issue a token in time") from exc
 

@@ -10,20 +10,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 
 from sidecar.config.quota import WebhookConfig
+from sidecar.core.clock import Clock
 from sidecar.quota.signals import NearLimitEvent
 
 _log = logging.getLogger("sidecar.quota.webhook")
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class WebhookSender:
-    def __init__(self, config: WebhookConfig, *, sleep: Sleep = asyncio.sleep) -> None:
-        self._config, self._sleep = config, sleep
+    def __init__(self, config: WebhookConfig, *, clock: Clock) -> None:
+        self._config, self._clock = config, clock
         self._queue: asyncio.Queue[NearLimitEvent] = asyncio.Queue(config.queue_size)
         self._task: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -61,7 +60,7 @@ class WebhookSender:
                 return
             if attempt == c.max_attempts:
                 break
-            await self._sleep(min(c.max_backoff_seconds, c.backoff_seconds * 2 ** (attempt - 1)))
+            await self._clock.sleep(min(c.max_backoff_seconds, c.backoff_seconds * 2 ** (attempt - 1)))
         self.failed += 1
         _log.error("quota webhook gave up", extra={"limit": event.limit, "error": problem})
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncGenerator
+from contextlib import AsyncExitStack
 
-from sidecar.core.clock import Clock
+from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import (
     DeadlineExceededError,
     ProviderError,
@@ -22,14 +24,16 @@ from sidecar.core.errors import (
     SidecarError,
     StreamInterruptedError,
 )
-from sidecar.core.layer import Handler
+from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.tokens import count_prompt_tokens, count_tokens
 from sidecar.core.types import Attempt, Call, Chunk, Target, Usage
 from sidecar.routing.plan import Routing
 from sidecar.telemetry import tracing
 
+_log = logging.getLogger("sidecar.routing")
 OK = "OK"
 CANCELLED = "CANCELLED"
+_CUT_OFF = (ProviderTimeoutError, ProviderUnavailableError)  # what a deadline cutting a wait looks like
 
 
 class UpstreamAttempt:
@@ -44,27 +48,31 @@ class UpstreamAttempt:
         self._ended = False
         self._stats.started()
         self._span = routing.tracing.start(f"attempt {target.deployment}", _span_attributes(target))
-        self._stream = inner(dataclasses.replace(call, target=target))
+        self._inner = inner
+        self._scope = AsyncExitStack()  # owns the inner stream: closed once, in _close()
+        self._stream: AsyncGenerator[Chunk, None] | None = None
 
     async def first(self, limit: float | None) -> Chunk:
         """Wait for the first chunk, at most `limit` seconds; a failure ends the attempt."""
         try:
             with tracing.current(self._span):  # the upstream request is made in here: it carries the span
-                if limit is None:
-                    chunk = await anext(self._stream)
-                else:
-                    async with asyncio.timeout(limit):
-                        chunk = await anext(self._stream)
+                stream = await self._open()
+                async with self._clock.timeout(self._call.deadline.bound(limit)):
+                    chunk = await anext(stream)
         except StopAsyncIteration:
             raise self._failed(
                 ProviderUnavailableError("the upstream stream ended without a chunk")
             ) from None
-        except TimeoutError:
-            if self._call.deadline.expired():
+        except TimeoutError:  # bounded by the deadline: at the deadline it is the caller's, never ours
+            if self._call.deadline.expired(DEADLINE_MARGIN):
                 raise self._failed(
                     DeadlineExceededError("the deadline passed waiting for the first chunk")
                 ) from None
             raise self._failed(ProviderTimeoutError(f"no first chunk within {limit:g} s")) from None
+        except ProviderError as err:
+            await self._not_the_callers(err)
+            self._end(err.reason, error=err)
+            raise
         except SidecarError as err:
             self._end(err.reason, error=err)
             raise
@@ -80,11 +88,13 @@ class UpstreamAttempt:
         completed = False
         try:
             yield first
+            assert self._stream is not None, "stream_from() follows a first() that returned"
             async for chunk in self._stream:
                 self._delivered.append(chunk.text)
                 yield chunk
             completed = True
         except ProviderError as err:
+            await self._not_the_callers(err)
             self._end(err.reason, error=err)
             raise self._interrupted(err) from err
         except SidecarError as err:
@@ -103,9 +113,29 @@ class UpstreamAttempt:
         """Drop an attempt that is not waiting on anything; its upstream request is cancelled."""
         await self._close()
 
+    async def _open(self) -> AsyncGenerator[Chunk, None]:
+        call = dataclasses.replace(self._call, target=self.target)
+        self._stream = await self._scope.enter_async_context(inner_stream(self._inner, call))
+        return self._stream
+
     async def _close(self) -> None:
         self._end(self._cancel_outcome)
-        await self._stream.aclose()
+        await self._scope.aclose()
+
+    async def _not_the_callers(self, err: ProviderError) -> None:
+        """Raise what a provider failure really was when it was the caller's doing: the task's own
+        cancellation (an HTTP client may turn it into a connection error), or the caller's deadline (a
+        timeout or a cut connection at, or within DEADLINE_MARGIN of, the deadline). Returns when the
+        failure is the deployment's."""
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            await self._close()  # ends CANCELLED: nothing counts against the deployment
+            raise asyncio.CancelledError from err
+        if isinstance(err, _CUT_OFF) and self._call.deadline.expired(DEADLINE_MARGIN):
+            deadline = DeadlineExceededError("the call's deadline passed while waiting upstream")
+            if self._stream is not None and self._delivered:
+                self._call.record.usage_estimated(self._partial_usage())
+            raise self._failed(deadline) from err
 
     def _failed(self, err: SidecarError) -> SidecarError:
         self._end(err.reason, error=err)
@@ -125,8 +155,18 @@ class UpstreamAttempt:
             self._breaker.release()  # cancelled, deadline, or the request itself was rejected
         seconds = self._clock.monotonic() - self._started
         fault = outcome if isinstance(error, ProviderError) else None
+        if fault is not None and error is not None:  # the upstream's (redacted) words stay in the log
+            _log.info(
+                "upstream attempt failed: %s",
+                error.message,
+                extra={
+                    "request_id": self._call.request_id,
+                    "deployment": self.target.deployment,
+                    "reason": fault,
+                },
+            )
         self._stats.finished(seconds, ok=outcome == OK, error=fault, at=self._clock.wall())
-        self._call.record.attempts.append(
+        self._call.record.attempt_ended(
             Attempt(self.target.deployment, self.target.provider, outcome, seconds)
         )
         if self._span is not None:
@@ -135,13 +175,10 @@ class UpstreamAttempt:
 
     def _interrupted(self, err: ProviderError) -> StreamInterruptedError:
         """The partial usage of a broken stream: prompt and delivered text, counted by the sidecar."""
-        usage = Usage(
-            prompt_tokens=count_prompt_tokens(m.text for m in self._call.messages),
-            completion_tokens=sum(count_tokens(t) for t in self._delivered),
-        )
-        self._call.record.usage = usage
+        usage = self._partial_usage()
+        self._call.record.usage_estimated(usage)
         return StreamInterruptedError(
-            f"deployment {self.target.deployment} failed after the stream started: {err.message}",
+            f"deployment {self.target.deployment} failed after the stream started ({err.reason})",
             metadata={
                 "deployment": self.target.deployment,
                 "cause": err.reason,
@@ -149,6 +186,12 @@ class UpstreamAttempt:
                 "completionTokens": str(usage.completion_tokens),
                 "usageEstimated": "true",
             },
+        )
+
+    def _partial_usage(self) -> Usage:
+        return Usage(
+            prompt_tokens=count_prompt_tokens(m.text for m in self._call.messages),
+            completion_tokens=sum(count_tokens(t) for t in self._delivered),
         )
 
 

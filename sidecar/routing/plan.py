@@ -53,10 +53,11 @@ class Routing:
 def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
     """The route's deployments for this call, best first.
 
-    Only the budget's deployment (quota) and the pinned key's provider (user keys) are candidates
-    when the call names them. Deployments whose context window the prompt does not fit are left out
-    (so a long prompt goes to a larger window); deployments the probes call unhealthy are left out
-    unless every one is (then the probes are not trusted over real traffic, and all are tried).
+    Only the plan's candidates (the pinned key's provider's deployments, sidecar/core/plan.py) and,
+    when the quota layer names one, the budget's deployment are candidates. Deployments whose context
+    window the prompt does not fit are left out (so a long prompt goes to a larger window); deployments
+    the probes call unhealthy are left out unless every one is (then the probes are not trusted over
+    real traffic, and all are tried).
     """
     prompt_tokens = _prompt_tokens(call, min(d.context_window for d in route.deployments))
     shape = CallShape(
@@ -66,11 +67,12 @@ def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
         budget_usd=None,
     )
     capable = _capable(route, needs(call.params, call.messages))
+    allowed = {t.deployment for t in call.plan.candidates} if call.plan is not None else None
     candidates = [
         _candidate(routing, route, i)
         for i in capable
         if not call.budget_deployment or route.targets[i].deployment == call.budget_deployment
-        if not call.key_provider or route.targets[i].provider == call.key_provider
+        if allowed is None or route.targets[i].deployment in allowed
     ]
     ordered = [
         c.target for c in order(route.config.strategy, candidates, shape, routing.rng, routing.complexity)

@@ -20,7 +20,6 @@ from sidecar.providers.base import Provider
 _log = logging.getLogger("sidecar.routing")
 
 Probe = Callable[[], Awaitable[None]]
-Sleep = Callable[[float], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +61,9 @@ class HealthProber:
         policy: ProbePolicy,
         clock: Clock,
         rng: random.Random,
-        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._probes = dict(probes)
-        self._policy, self._clock, self._rng, self._sleep = policy, clock, rng, sleep
+        self._policy, self._clock, self._rng = policy, clock, rng
         self._status = {name: ProbeStatus() for name in self._probes}
         self._task: asyncio.Task[None] | None = None
 
@@ -84,7 +82,7 @@ class HealthProber:
         probe, timeout = self._probes[deployment], self._policy.timeout_seconds
         error: str | None = None
         try:
-            async with asyncio.timeout(timeout):
+            async with self._clock.timeout(timeout):
                 await probe()
         except TimeoutError:
             error = f"probe timed out after {timeout:g}s"
@@ -124,7 +122,7 @@ class HealthProber:
 
     async def _loop(self, deployment: str) -> None:
         while True:
-            await self._sleep(self._next_wait())
+            await self._clock.sleep(self._next_wait())
             await self.probe_once(deployment)
 
     def _next_wait(self) -> float:

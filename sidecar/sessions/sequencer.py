@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sidecar.core.clock import Clock
+
 Owner = tuple[str, str]
 
 
@@ -20,7 +22,8 @@ class Abandoned(Exception):
 
 
 class UserSequencer:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
         self._tails: dict[Owner, asyncio.Future[None]] = {}
 
     def __len__(self) -> int:
@@ -36,7 +39,7 @@ class UserSequencer:
         try:
             if prev is not None and not prev.done():
                 waits: set[asyncio.Future[None]] = {prev} if abandon is None else {prev, abandon}
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                await self._clock.wait(waits)
             if abandon is not None and abandon.done():
                 raise Abandoned
             yield

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, MutableMapping
+from contextlib import aclosing
 from typing import Any
 
 import grpc
@@ -160,8 +161,9 @@ def _streaming(behavior: Any, parent: otel_context.Context) -> Any:
     async def run(request: Any, context: Any) -> AsyncIterator[Any]:
         token = otel_context.attach(parent)
         try:
-            async for response in behavior(request, context):
-                yield response
+            async with aclosing(behavior(request, context)) as responses:
+                async for response in responses:
+                    yield response
         finally:
             otel_context.detach(token)
 

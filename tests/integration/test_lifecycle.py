@@ -112,3 +112,53 @@ async def test_no_new_calls_once_stopping(serve: Any) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await s.stub.Generate(generate_request(messages=[user("late")]), timeout=2)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_a_stream_cut_by_the_grace_ends_with_error_info_and_partial_usage(serve: Any) -> None:
+    """Defect 12: not a bare CANCELLED, but STREAM_INTERRUPTED with the cause and what was used."""
+    s = await serve({"policy": slow_echo(10, 0.5)})
+    call = s.stub.StreamGenerate(stream_request(messages=[user("a b c d e f g h i j")]))
+    first = await call.read()
+    await s.sidecar.stop(0.1)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await read_rest(call)
+    assert first.delta.text == "a"
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    err = await rich(info.value)
+    assert err.reason == "STREAM_INTERRUPTED"
+    meta = err.info.metadata
+    assert meta["cause"] == "SIDECAR_SHUTDOWN" and meta["usageEstimated"] == "true"
+    assert int(meta["completionTokens"]) >= 1 and int(meta["promptTokens"]) >= 1
+
+
+async def test_during_the_drain_health_says_not_serving_and_new_calls_are_refused(serve: Any) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    s = await serve({"policy": slow_echo(5, 0.2)})
+    health = health_pb2_grpc.HealthStub(s.channel)
+    running = s.stub.StreamGenerate(stream_request(messages=[user("a b c d e")]))
+    await running.read()
+    stopping = asyncio.create_task(s.sidecar.stop(5.0))
+    await eventually(lambda: s.sidecar.drain.draining)
+    check = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
+    assert check.status == health_pb2.HealthCheckResponse.NOT_SERVING
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(messages=[user("late")]), timeout=2)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert (await rich(info.value)).reason == "SIDECAR_DRAINING"
+    rest = await read_rest(running)  # the running stream still finishes
+    assert rest[-1].HasField("result")
+    await stopping
+
+
+async def test_an_open_health_watch_does_not_hold_the_shutdown(serve: Any) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    s = await serve({"policy": echo_policy()})
+    watch = health_pb2_grpc.HealthStub(s.channel).Watch(health_pb2.HealthCheckRequest(service=""))
+    assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await s.sidecar.stop(30.0)
+    assert loop.time() - started < 3.0
+    assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING

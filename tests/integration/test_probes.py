@@ -160,7 +160,7 @@ async def test_probe_that_hangs_is_a_provider_timeout_not_a_call_deadline(
 
 
 async def test_echo_probe_returns_at_once() -> None:
-    echo = EchoProvider(DeploymentConfig(provider="echo", model="echo-1"))
+    echo = EchoProvider(DeploymentConfig(provider="echo", model="echo-1"), clock=FakeClock())
     await echo.probe(deadline=Deadline.after(0.0, FakeClock()))
 
 

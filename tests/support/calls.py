@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sidecar.core.clock import Clock, Deadline
-from sidecar.core.types import Call, CallRecord, Credentials, GenerationParams, Message, Role
+from sidecar.core.outcome import Outcome
+from sidecar.core.types import Call, Credentials, GenerationParams, Message, Role
 
 
 def make_call(
@@ -27,5 +28,5 @@ def make_call(
         stream=stream,
         deadline=Deadline.after(timeout, clock),
         credentials=Credentials(bearer_token=token),
-        record=CallRecord(started_at=clock.monotonic()),
+        record=Outcome(started_at=clock.monotonic()),
     )

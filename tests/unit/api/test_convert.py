@@ -14,7 +14,8 @@ from sidecar.config.schema import RequestLimits
 from sidecar.config.tiers import DEFAULT_TIERS, TierAssignment
 from sidecar.core.clock import Deadline
 from sidecar.core.errors import InvalidRequestError
-from sidecar.core.types import CallRecord, GenerationParams, Message, Role
+from sidecar.core.outcome import Outcome
+from sidecar.core.types import GenerationParams, Message, Role
 from tests.conftest import FakeClock
 
 LIMITS = RequestLimits(max_messages=3, max_message_chars=50, max_total_chars=80, max_metadata_entries=2)
@@ -35,7 +36,7 @@ def convert(req: gen.GenerationInput, clock: FakeClock | None = None, tiers: Tie
         limits=LIMITS,
         deadline=Deadline(None, clock),
         credentials=credentials_from(None),
-        record=CallRecord(started_at=0.0),
+        record=Outcome(started_at=0.0),
         tiers=tiers,
     )
 

@@ -44,12 +44,12 @@ class Inner:
 
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         self.calls += 1
-        call.record.target = TARGET
+        call.record.served_by(TARGET)
         for text in self.texts:
             yield Chunk(text=text)
         if self.error is not None:
             raise self.error
-        call.record.usage = Usage(7, 3)
+        call.record.upstream_finished(self.finish, Usage(7, 3))
         yield Chunk(finish_reason=self.finish, usage=Usage(7, 3))
 
 
@@ -153,7 +153,7 @@ async def test_the_persona_and_route_are_part_of_the_key(
     layer = cache_layer(inner, memory_store, clock)
     await collect(layer, call(clock))
     c = call(clock)
-    c.record.persona = "mr-blue"
+    c.record.persona_applied("mr-blue", 0)
     await collect(layer, c)
     await collect(layer, call(clock, model="other"))
     await collect(layer, call(clock, model="main"))  # the default route, named: the same as ""

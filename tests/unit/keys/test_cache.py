@@ -51,8 +51,8 @@ async def test_miss_then_hits(clock: FakeClock) -> None:
     c, load = cache(clock), Loader()
     first = await c.get(KEY_A, load)
     second = await c.get(KEY_A, load)
-    assert first is second
-    assert first.reveal() == "sk-test-0123456789"
+    assert first is not second  # each caller its own lease of the one cached key
+    assert first.reveal() == second.reveal() == "sk-test-0123456789"
     assert load.calls == 1
     assert c.stats() == KeyCacheStats(
         hits=1, misses=1, evictions=0, backend_calls=1, backend_errors=0, entries=1, decrypt_seconds_total=0.0
@@ -122,15 +122,17 @@ async def test_purge_expired_wipes_idle_entries(clock: FakeClock) -> None:
     assert c.stats().entries == 1
 
 
-async def test_clear_wipes_everything(clock: FakeClock) -> None:
+async def test_clear_wipes_everything_but_the_leases_calls_hold(clock: FakeClock) -> None:
     c, a, b = cache(clock), Loader("sk-a"), Loader("sk-b")
     ka, kb = await c.get(KEY_A, a), await c.get(KEY_B, b)
     c.clear()
     assert zeroed(a.buffers[0]) and zeroed(b.buffers[0])
-    assert ka.wiped and kb.wiped
     assert c.stats().entries == 0
+    assert ka.reveal() == "sk-a" and kb.reveal() == "sk-b"  # defect 9: a call's key stays usable
+    ka.wipe()  # until the call ends and wipes its own copy
     with pytest.raises(RuntimeError, match="wiped"):
         ka.reveal()
+    assert kb.reveal() == "sk-b"
     await c.get(KEY_A, a)
     assert a.calls == 2
 
@@ -144,7 +146,7 @@ async def test_concurrent_misses_share_one_load(clock: FakeClock) -> None:
     gate.set()
     keys = await asyncio.gather(*tasks)
     assert load.calls == 1
-    assert all(k is keys[0] for k in keys)
+    assert all(k.reveal() == "sk-test-0123456789" for k in keys) and len({id(k) for k in keys}) == 200
     stats = c.stats()
     assert (stats.misses, stats.hits, stats.backend_calls) == (200, 0, 1)
 
@@ -205,7 +207,7 @@ async def test_fresh_entry_keeps_serving_while_the_backend_is_down(clock: FakeCl
     down = Loader()
     down.error = KeyBackendUnavailableError("kms unreachable")
     clock.advance(59.0)
-    assert await c.get(KEY_A, down) is key
+    assert (await c.get(KEY_A, down)).reveal() == key.reveal()
     assert down.calls == 0  # only a miss calls load
     clock.advance(1.0)  # expired: no stale serving
     with pytest.raises(KeyBackendUnavailableError):
@@ -226,9 +228,10 @@ async def test_a_waiter_never_receives_a_wiped_key(clock: FakeClock) -> None:
     key_a1, key_a2, key_b = await asyncio.gather(*waiters, other)
     assert zeroed(a.buffers[0])  # the first decryption of A, evicted by B
     assert a.calls == 2
-    assert key_a1 is key_a2 and not key_a1.wiped
-    assert key_a1.reveal() == "sk-a"
-    assert key_b.wiped  # B returned first; the reload of A evicted it afterwards
+    assert not key_a1.wiped and not key_a2.wiped
+    assert key_a1.reveal() == key_a2.reveal() == "sk-a"
+    assert zeroed(b.buffers[0])  # B returned first; the reload of A evicted it afterwards ...
+    assert key_b.reveal() == "sk-b"  # ... but B's caller holds its own copy
 
 
 async def test_times_the_load(clock: FakeClock) -> None:

@@ -25,3 +25,52 @@ async def test_wal_mode(tmp_path: Path) -> None:
     await store.aclose()
     with sqlite3.connect(tmp_path / "usage.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_metadata_is_stored_and_an_older_table_gains_the_column(tmp_path: Path) -> None:
+    """The request's metadata reaches the usage record (the proto promises it); a ledger file made
+    before the column existed is migrated on open, its old rows read as no metadata."""
+    import json
+    import sqlite3
+
+    from sidecar.ledger.record import UsageRecord
+
+    path = tmp_path / "usage.db"
+    with sqlite3.connect(path) as conn:  # the schema as it was before the metadata column
+        conn.execute(
+            "CREATE TABLE usage_records (request_id TEXT NOT NULL, tenant TEXT NOT NULL,"
+            " user_id TEXT NOT NULL,"
+            " persona TEXT NOT NULL, route TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL,"
+            " tokens_in INTEGER NOT NULL, tokens_out INTEGER NOT NULL, tokens_cached INTEGER NOT NULL,"
+            " cost_usd REAL NOT NULL, latency_seconds REAL NOT NULL, overhead_seconds REAL NOT NULL,"
+            " outcome TEXT NOT NULL, ts REAL NOT NULL, stream BOOLEAN NOT NULL, cache_hit BOOLEAN NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO usage_records VALUES ('old','t','u','','r','p','m',1,1,0,0,0.1,0,'OK',1,0,0)"
+        )
+    store = SqliteLedger(path)
+    await store.open()
+    record = UsageRecord(
+        "new",
+        "t",
+        "u",
+        "",
+        "r",
+        "p",
+        "m",
+        1,
+        1,
+        0,
+        0.0,
+        0.1,
+        0.0,
+        "OK",
+        2.0,
+        metadata={"team": "blue", "env": "dev"},
+    )
+    await store.write([record])
+    await store.aclose()
+    with sqlite3.connect(path) as conn:
+        rows = dict(conn.execute("SELECT request_id, metadata FROM usage_records").fetchall())
+    assert json.loads(rows["old"]) == {}
+    assert json.loads(rows["new"]) == {"env": "dev", "team": "blue"}

@@ -11,6 +11,7 @@ from sidecar.ledger.sqlite import SqliteLedger
 from sidecar.ledger.writer import LedgerPolicy, LedgerWriter
 from sidecar.telemetry.metrics import Metrics
 from tests.conftest import FakeClock
+from tests.support.clock import StepClock
 
 
 def record(i: int = 0, *, time: float = 1_763_701_000.0, **kw: object) -> UsageRecord:
@@ -67,14 +68,9 @@ async def test_a_full_queue_drops_and_counts_instead_of_blocking(clock: FakeCloc
 
 async def test_background_task_writes_in_batches(clock: FakeClock) -> None:
     m, store = Metrics(), BlockedStore()
-    waits: list[float] = []
-
-    async def no_wait(seconds: float) -> None:
-        waits.append(seconds)
-        await asyncio.sleep(0)
-
+    steps = StepClock()  # the gathering wait only records and yields
     policy = LedgerPolicy(queue_size=100, batch_size=4, flush_interval_seconds=0.25)
-    writer = LedgerWriter(store, policy, clock=clock, signals=m, sleep=no_wait)
+    writer = LedgerWriter(store, policy, clock=steps, signals=m)
     await writer.start()
     for i in range(10):
         writer.submit(record(i))
@@ -84,23 +80,17 @@ async def test_background_task_writes_in_batches(clock: FakeClock) -> None:
             break
         await asyncio.sleep(0)
     assert sum(store.batches) == 10 and max(store.batches) <= 4
-    assert set(waits) <= {0.25}  # it waited for a batch to gather only while fewer than a batch queued
+    assert set(steps.sleeps) <= {0.25}  # it waited for a batch to gather only while fewer than a batch queued
     await writer.stop()
 
 
 async def test_stop_during_the_gathering_wait_loses_nothing(clock: FakeClock, tmp_path: Path) -> None:
-    never = asyncio.Event()
-    gathering = asyncio.Event()
-
-    async def wait_forever(seconds: float) -> None:
-        gathering.set()
-        await never.wait()
-
     store = SqliteLedger(tmp_path / "u.db")
-    writer = LedgerWriter(store, LedgerPolicy(), clock=clock, signals=Metrics(), sleep=wait_forever)
+    writer = LedgerWriter(store, LedgerPolicy(), clock=clock, signals=Metrics())  # time never moves
     await writer.start()
     writer.submit(record(1, time=clock.wall()))
-    await gathering.wait()  # the task holds the record now
+    while not clock.pending():  # noqa: ASYNC110 (the task holds the record now, waiting for a batch)
+        await asyncio.sleep(0)
     assert writer.depth() == 1
     writer.submit(record(2, time=clock.wall()))
     await writer.stop()

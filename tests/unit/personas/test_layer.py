@@ -1,4 +1,5 @@
-"""The persona layer around a scripted inner handler: prompt, route, params, memory only on success."""
+"""The resolve step and the memory layer around a scripted inner handler: prompt, route, params,
+memory only on success."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from contextlib import aclosing
 
 import pytest
 
+from sidecar.config.schema import Policy
 from sidecar.core.errors import StreamInterruptedError
 from sidecar.core.layer import collect
 from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, Message, Role, Usage
 from sidecar.personas.registry import PersonaRegistry
 from sidecar.personas.service import PersonaService
 from sidecar.pipeline.persona import PersonaLayer
+from sidecar.pipeline.resolve import ResolveLayer
+from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationKey, MemoryConversationStore
 from tests.conftest import FakeClock
 from tests.support.calls import make_call
@@ -40,11 +44,26 @@ class Inner:
         yield Chunk(text="k", finish_reason=FinishReason.STOP, usage=Usage(1, 1))
 
 
-def setup(clock: FakeClock, inner: Inner, **kw: object) -> tuple[PersonaLayer, MemoryConversationStore]:
+TABLE = RouteTable.from_policy(
+    Policy.model_validate(
+        {
+            "default_route": "echo",
+            "deployments": {
+                "echo": {"provider": "echo", "model": "e"},
+                "other": {"provider": "echo", "model": "o"},
+            },
+            "routes": {"echo": {"deployments": ["echo"]}, "other": {"deployments": ["other"]}},
+        }
+    )
+)
+
+
+def setup(clock: FakeClock, inner: Inner, **kw: object) -> tuple[ResolveLayer, MemoryConversationStore]:
     store = MemoryConversationStore(POLICY, clock)
     reg = kw["reg"] if "reg" in kw else registry()
     svc = PersonaService(reg, store, clock=clock, memory_default=False)  # type: ignore[arg-type]
-    return PersonaLayer(inner, personas=svc), store
+    memory = PersonaLayer(inner, personas=svc)
+    return ResolveLayer(memory, personas=svc, table=TABLE, tiers={}, keys=None, modes={}), store
 
 
 def call(clock: FakeClock, *messages: Message, **kw: object) -> Call:
@@ -88,7 +107,9 @@ async def test_no_personas_no_memory_passes_the_call_through(clock: FakeClock) -
     layer, _ = setup(clock, inner, reg=PersonaRegistry(()))
     c = call(clock)
     await collect(layer, c)
-    assert inner.calls[0] is c and c.record.persona == ""
+    sent = inner.calls[0]
+    assert dataclasses.replace(sent, plan=None) == c and c.record.persona == ""  # only the plan added
+    assert sent.plan is not None and sent.plan.route.alias == "echo" and sent.plan.remember is None
 
 
 async def test_memory_loads_history_and_stores_the_exchange(clock: FakeClock) -> None:
@@ -134,7 +155,8 @@ async def test_cancelled_calls_store_nothing(clock: FakeClock) -> None:
                 pass
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.01)
+    for _ in range(20):  # until the stream waits inside the inner handler
+        await asyncio.sleep(0)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert (await store.snapshot(K, history=True)).history == ()

@@ -30,10 +30,12 @@ class GatedStore(MemoryConversationStore):
         super().__init__(POLICY, clock)
         self.inner = inner
         self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()  # a Switch is holding its turn at the gate
         self.hold = True
 
     async def activate(self, key: ConversationKey, persona_id: str, version: int) -> tuple[bool, str]:
         if self.hold:
+            self.waiting.set()
             await self.gate.wait()
         return await self.inner.activate(key, persona_id, version)
 
@@ -41,6 +43,12 @@ class GatedStore(MemoryConversationStore):
         if name in ("snapshot", "next_version", "append", "clear", "record_switch", "switches"):
             return getattr(object.__getattribute__(self, "inner"), name)
         return object.__getattribute__(self, name)
+
+
+async def settle() -> None:
+    """Let the tasks just started run until they wait (in-memory store: nothing waits on I/O)."""
+    for _ in range(20):
+        await asyncio.sleep(0)
 
 
 def cmd(target: str, tier: str = "enterprise", key: ConversationKey = K) -> SwitchCommand:
@@ -91,13 +99,13 @@ async def test_a_newer_switch_cancels_a_pending_one_and_generations_keep_their_p
     store = GatedStore(MemoryConversationStore(POLICY, clock), clock)
     svc = PersonaService(registry(), store, clock=clock, memory_default=False)
     s1 = asyncio.create_task(svc.switch(cmd("mr-blue")))  # holds its turn until the gate opens
-    await asyncio.sleep(0.01)
+    await store.waiting.wait()
     g1 = asyncio.create_task(svc.plan(call_for(clock)))  # after s1: must see mr-blue
     s2 = asyncio.create_task(svc.switch(cmd("agent-79")))  # pending behind g1 ...
-    await asyncio.sleep(0.01)
+    await settle()
     s3 = asyncio.create_task(svc.switch(cmd("use architect")))  # ... until this one supersedes it
     g2 = asyncio.create_task(svc.plan(call_for(clock)))  # after s3
-    await asyncio.sleep(0.01)
+    await settle()
     with pytest.raises(SwitchSupersededError) as info:
         await s2
     assert info.value.metadata["conversationId"] == "c"
@@ -119,11 +127,11 @@ async def test_switches_of_other_conversations_do_not_supersede(clock: FakeClock
     store = GatedStore(MemoryConversationStore(POLICY, clock), clock)
     svc = PersonaService(registry(), store, clock=clock, memory_default=False)
     s1 = asyncio.create_task(svc.switch(cmd("mr-blue")))
-    await asyncio.sleep(0.01)
+    await store.waiting.wait()
     other = ConversationKey("t", "u", "other")
     s2 = asyncio.create_task(svc.switch(cmd("agent-79", key=other)))
     s3 = asyncio.create_task(svc.switch(cmd("use agent 80", key=K)))
-    await asyncio.sleep(0.01)
+    await settle()
     store.gate.set()
     assert [r.persona.id for r in await asyncio.gather(s1, s2, s3)] == ["mr-blue", "agent-79", "agent-80"]
 
@@ -135,7 +143,7 @@ async def test_last_switch_wins_across_sidecars_sharing_a_store(
     slow = PersonaService(registry(), gated, clock=clock, memory_default=False)
     fast = service(conversation_store, clock)
     older = asyncio.create_task(slow.switch(cmd("mr-blue")))  # takes its ticket first, applies last
-    await asyncio.sleep(0.01)
+    await gated.waiting.wait()
     await fast.switch(cmd("agent-79"))
     gated.gate.set()
     with pytest.raises(SwitchSupersededError):
@@ -148,7 +156,7 @@ async def test_cancelled_switch_is_recorded(clock: FakeClock) -> None:
     store = GatedStore(MemoryConversationStore(POLICY, clock), clock)
     svc = PersonaService(registry(), store, clock=clock, memory_default=False)
     s1 = asyncio.create_task(svc.switch(cmd("mr-blue")))
-    await asyncio.sleep(0.01)
+    await store.waiting.wait()
     s1.cancel()
     await asyncio.gather(s1, return_exceptions=True)
     await svc.aclose()  # waits for the record written after the caller left
@@ -194,3 +202,44 @@ async def test_not_involved_without_personas_or_memory(clock: FakeClock) -> None
     assert not svc.involved(call_for(clock))
     assert svc.involved(call_for(clock, memory=True))
     assert svc.involved(call_for(clock, persona_id="x"))
+
+
+async def test_an_older_switch_whose_version_comes_back_late_gives_way(clock: FakeClock) -> None:
+    """With several store connections, an older Switch's version can arrive after a newer one's: the
+    newer (higher version) still wins, the older is superseded at once."""
+
+    class Store(MemoryConversationStore):
+        def __init__(self) -> None:
+            super().__init__(POLICY, clock)
+            self.gate, self.release = asyncio.Event(), asyncio.Event()
+            self.versions = self.activations = 0
+
+        async def next_version(self, key: ConversationKey) -> int:
+            version = await super().next_version(key)
+            self.versions += 1
+            if self.versions == 2:
+                await self.release.wait()  # the second Switch's version comes back last
+            return version
+
+        async def activate(self, key: ConversationKey, persona_id: str, version: int) -> tuple[bool, str]:
+            self.activations += 1
+            if self.activations == 1:
+                await self.gate.wait()  # the first Switch holds the user's turn
+            return await super().activate(key, persona_id, version)
+
+    store = Store()
+    svc = PersonaService(registry(), store, clock=clock, memory_default=False)
+    first = asyncio.create_task(svc.switch(cmd("dashboard-architect")))
+    await settle()
+    older = asyncio.create_task(svc.switch(cmd("mr-blue")))
+    await settle()
+    newer = asyncio.create_task(svc.switch(cmd("agent-79")))  # waits for its turn behind `first`
+    await settle()
+    store.release.set()
+    await settle()
+    store.gate.set()
+    with pytest.raises(SwitchSupersededError):
+        await older
+    assert (await newer).persona.id == "agent-79"
+    await first
+    assert (await svc.plan(call_for(clock))).persona.id == "agent-79"  # type: ignore[union-attr]

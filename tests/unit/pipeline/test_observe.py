@@ -43,19 +43,20 @@ def value(m: Metrics, name: str, **labels: str) -> float:
 
 def scripted(clock: FakeClock, *, fail_after: int | None = None, error: Exception | None = None):  # type: ignore[no-untyped-def]
     async def inner(call: Call) -> AsyncGenerator[Chunk, None]:
-        call.record.target = TARGET
-        call.record.attempts.append(Attempt("d1", "openai", "OK", 0.1))
+        call.record.served_by(TARGET)
+        call.record.attempt_ended(Attempt("d1", "openai", "OK", 0.1))
+        call.record.upstream_wait_started(clock.monotonic())
         clock.advance(0.010)
-        call.record.upstream_seconds += 0.010
+        call.record.upstream_wait_ended(clock.monotonic())
         if fail_after == 0 and error is not None:
             raise error
         yield Chunk(text="hello ")
         if fail_after == 1 and error is not None:
             raise error
+        call.record.upstream_wait_started(clock.monotonic())
         clock.advance(0.020)
-        call.record.upstream_seconds += 0.020
-        call.record.usage = Usage(10, 5, 2)
-        call.record.finish_reason = FinishReason.STOP
+        call.record.upstream_wait_ended(clock.monotonic())
+        call.record.upstream_finished(FinishReason.STOP, Usage(10, 5, 2))
         yield Chunk(text="world", finish_reason=FinishReason.STOP, usage=Usage(10, 5, 2))
 
     return inner
@@ -229,15 +230,14 @@ async def test_retries_fallbacks_and_hedges_come_from_the_attempts(clock: FakeCl
     m, ledger = Metrics(), Ledger()
 
     async def inner(call: Call) -> AsyncGenerator[Chunk, None]:
-        call.record.target = TARGET
-        call.record.attempts.extend(
-            [
-                Attempt("d1", "openai", "PROVIDER_UNAVAILABLE", 0.1),
-                Attempt("d1", "openai", "PROVIDER_UNAVAILABLE", 0.1),  # retry
-                Attempt("d2", "openai", "HEDGE_LOST", 0.1),  # a hedge raced and lost
-                Attempt("d3", "openai", "OK", 0.1),  # fallback
-            ]
-        )
+        call.record.served_by(TARGET)
+        for attempt in [
+            Attempt("d1", "openai", "PROVIDER_UNAVAILABLE", 0.1),
+            Attempt("d1", "openai", "PROVIDER_UNAVAILABLE", 0.1),  # retry
+            Attempt("d2", "openai", "HEDGE_LOST", 0.1),  # a hedge raced and lost
+            Attempt("d3", "openai", "OK", 0.1),  # fallback
+        ]:
+            call.record.attempt_ended(attempt)
         yield Chunk(text="x", finish_reason=FinishReason.STOP)
 
     await drain(layer(inner, m, ledger, clock), make_call(clock, model="chat"))
@@ -250,10 +250,8 @@ async def test_cache_hits_count_and_cost_nothing(clock: FakeClock) -> None:
     m, ledger = Metrics(), Ledger()
 
     async def cached(call: Call) -> AsyncGenerator[Chunk, None]:
-        call.record.target = TARGET
-        call.record.cache_hit = True
-        call.record.persona = "mr-blue"
-        call.record.usage = Usage(10, 5)
+        call.record.answered_from_cache(TARGET, FinishReason.STOP, Usage(10, 5))
+        call.record.persona_applied("mr-blue", 0)
         yield Chunk(text="x", finish_reason=FinishReason.STOP)
 
     await drain(layer(cached, m, ledger, clock), make_call(clock, model="chat"))
@@ -277,9 +275,8 @@ async def test_span_tree_and_genai_attributes(clock: FakeClock) -> None:
     async def inner(call: Call) -> AsyncGenerator[Chunk, None]:
         with tracing.span("attempt d1"):
             pass
-        call.record.target = TARGET
-        call.record.usage = Usage(10, 5)
-        call.record.finish_reason = FinishReason.STOP
+        call.record.served_by(TARGET)
+        call.record.upstream_finished(FinishReason.STOP, Usage(10, 5))
         yield Chunk(text="secret prompt echo", finish_reason=FinishReason.STOP)
 
     call = dataclasses.replace(make_call(clock, model="chat", text="my secret prompt"))
@@ -321,3 +318,69 @@ async def test_failed_call_span_has_error_status(clock: FakeClock) -> None:
     [span] = exporter.get_finished_spans()
     assert span.status.status_code.name == "ERROR"
     assert dict(span.attributes or {})["error.type"] == "PROVIDERS_UNAVAILABLE"
+
+
+async def test_unauthenticated_calls_are_not_recorded_under_the_tenant_they_claim(clock: FakeClock) -> None:
+    """Defect 12: a refused caller's tenant, user and labels are claims; the record keeps none."""
+    from pydantic import SecretStr
+
+    from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
+
+    m, ledger = Metrics(), Ledger()
+    authn = AuthnLayer(scripted(clock), verifier=TokenVerifier(SecretStr("right-token")))
+    call = dataclasses.replace(make_call(clock, model="chat", token="wrong"), metadata={"team": "blue"})
+    with pytest.raises(SidecarError):
+        await drain(layer(authn, m, ledger, clock), call)
+    [record] = ledger.records
+    assert (record.tenant, record.user, dict(record.metadata)) == ("", "", {})
+    assert record.outcome == "INVALID_CREDENTIALS"
+
+
+async def test_metadata_reaches_the_usage_record_and_the_logs_never_the_metrics(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import logging
+
+    from sidecar.telemetry.logging import JsonFormatter
+
+    m, ledger = Metrics(), Ledger()
+    call = dataclasses.replace(make_call(clock, model="chat"), metadata={"team": "blue-canary"})
+    lines: list[str] = []
+
+    async def inner(c: Call) -> AsyncGenerator[Chunk, None]:
+        logging.getLogger("sidecar.test").warning("something happened")
+        lines.append(JsonFormatter().format(caplog.records[-1]))
+        yield Chunk(text="x", finish_reason=FinishReason.STOP)
+
+    with caplog.at_level(logging.WARNING):
+        await drain(layer(inner, m, ledger, clock), call)
+    assert dict(ledger.records[0].metadata) == {"team": "blue-canary"}
+    assert json.loads(lines[0])["metadata"] == {"team": "blue-canary"}
+    samples = [s for f in m.registry.collect() for s in f.samples]
+    assert not any("blue-canary" in str(s.labels) for s in samples)
+
+
+@pytest.mark.parametrize(("late", "expected"), [(True, "DEADLINE_EXCEEDED"), (False, "CANCELLED")])
+async def test_a_cancellation_at_the_callers_deadline_is_recorded_as_deadline_exceeded(
+    clock: FakeClock, late: bool, expected: str
+) -> None:
+    """gRPC cancels the handler when the caller's deadline passes: the metrics and the ledger say
+    DEADLINE_EXCEEDED (the caller's), not CANCELLED; a cancellation before the deadline stays CANCELLED."""
+    m, ledger = Metrics(), Ledger()
+    entered = asyncio.Event()
+
+    async def hanging(call: Call) -> AsyncGenerator[Chunk, None]:
+        entered.set()
+        await asyncio.Event().wait()
+        yield Chunk()
+
+    task = asyncio.create_task(
+        drain(layer(hanging, m, ledger, clock), make_call(clock, model="chat", timeout=0.3))
+    )
+    await entered.wait()
+    if late:
+        clock.advance(0.3)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert ledger.records[0].outcome == expected

@@ -34,6 +34,12 @@ from tests.conftest import FakeClock
 from tests.support.calls import make_call
 
 
+@pytest.fixture
+def clock() -> FakeClock:
+    """Backoffs, first-token timeouts and hedge delays pass on virtual time."""
+    return FakeClock(auto_advance=True)
+
+
 def policy(**route: object) -> Policy:
     return Policy.model_validate(
         {
@@ -59,7 +65,6 @@ class Script:
     clock: FakeClock
     called: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
-    slept: list[float] = field(default_factory=list)
 
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         assert call.target is not None
@@ -87,11 +92,7 @@ def routing(clock: FakeClock, p: Policy = POLICY, breaker: BreakerPolicy | None 
 
 
 def layer(script: Script, clock: FakeClock, r: Routing | None = None) -> RouteLayer:
-    async def sleep(seconds: float) -> None:
-        script.slept.append(seconds)
-        clock.advance(seconds)
-
-    return RouteLayer(script, routing=r or routing(clock), clock=clock, sleep=sleep)
+    return RouteLayer(script, routing=r or routing(clock), clock=clock)
 
 
 async def run(handler: RouteLayer, call: Call) -> list[Chunk]:
@@ -205,7 +206,7 @@ async def test_retry_on_the_same_deployment_after_a_jittered_backoff(clock: Fake
     r = routing(clock, p)
     assert await run(layer(script, clock, r), call) == [FINAL]
     assert script.called == ["a", "a", "a", "b"]
-    assert len(script.slept) == 2 and 0 <= script.slept[0] <= 0.1 and 0 <= script.slept[1] <= 0.2
+    assert len(clock.sleeps) == 2 and 0 <= clock.sleeps[0] <= 0.1 and 0 <= clock.sleeps[1] <= 0.2
     assert [a.outcome for a in call.record.attempts] == ["PROVIDER_UNAVAILABLE"] * 3 + ["OK"]
 
 
@@ -260,7 +261,7 @@ async def test_first_token_timeout_falls_back(clock: FakeClock) -> None:
         async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
             assert call.target is not None
             if call.target.deployment == "a":
-                await asyncio.sleep(10)  # cancelled by the first-token timeout (real time: 0.05 s)
+                await self.clock.sleep(10)  # cancelled by the first-token timeout (virtual time)
             async for chunk in super().__call__(call):
                 yield chunk
 
@@ -316,7 +317,7 @@ async def test_deployment_stats_follow_attempts(clock: FakeClock) -> None:
 
 @dataclass
 class Delayed(Script):
-    """Deployments listed in `delays` wait that long (real time, a few ms) before their first chunk."""
+    """Deployments listed in `delays` wait that long (virtual time) before their first chunk."""
 
     delays: dict[str, float] = field(default_factory=dict)
     started: list[str] = field(default_factory=list)
@@ -327,7 +328,7 @@ class Delayed(Script):
         name = call.target.deployment
         self.started.append(name)
         try:
-            await asyncio.sleep(self.delays.get(name, 0.0))
+            await self.clock.sleep(self.delays.get(name, 0.0))
         except asyncio.CancelledError:
             self.cancelled.append(name)
             raise
@@ -381,3 +382,22 @@ async def test_the_hedge_waits_for_the_observed_p95(clock: FakeClock) -> None:
     script = Delayed({}, clock, delays={"a": 0.05})
     await run(layer(script, clock, r), make_call(clock))
     assert script.started == ["a"]
+
+
+async def test_providers_unavailable_names_deployments_and_reasons_never_upstream_text(
+    clock: FakeClock,
+) -> None:
+    """Defect 12: the upstream's words (which can echo anything) stay in the sidecar's log."""
+    canary = "upstream says: sk-canary-0123456789 internal host db-7"
+    script = Script(
+        {
+            "a": ([], ProviderUnavailableError(f"upstream HTTP 503: {canary}")),
+            "b": ([], ProviderTimeoutError(canary)),
+            "c": ([], ProviderUnavailableError(canary)),
+        },
+        clock,
+    )
+    with pytest.raises(ProvidersUnavailableError) as info:
+        await run(layer(script, clock), make_call(clock))
+    assert "canary" not in info.value.message and "db-7" not in info.value.message
+    assert "a: PROVIDER_UNAVAILABLE, b: PROVIDER_TIMEOUT, c: PROVIDER_UNAVAILABLE" in info.value.message

@@ -37,7 +37,7 @@ async def test_records_upstream_time_usage_and_cost(clock: FakeClock) -> None:
     target = Target("r", "d", "fake", "m", Price(input_per_million=1_000_000, output_per_million=2_000_000))
     call = make_call(clock)
     call = dataclasses.replace(call, target=target)
-    call.record.target = target
+    call.record.served_by(target)
     out = []
     async for chunk in handler(call):
         out.append(chunk)

@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 
 import pytest
 
+from sidecar.core.clock import FakeClock
 from sidecar.core.errors import ProviderUnavailableError
 from sidecar.core.types import Chunk, FinishReason, Usage
 from sidecar.providers import openai
@@ -22,7 +23,7 @@ async def reads(*raw: bytes) -> AsyncGenerator[list[SseEvent], None]:
 
 
 async def run(*raw: bytes) -> list[Chunk]:
-    return [c async for c in stream_chunks(reads(*raw), lambda e: openai.parse_event(e.data))]
+    return [c async for c in stream_chunks(reads(*raw), lambda e: openai.parse_event(e.data), FakeClock())]
 
 
 async def test_one_chunk_per_read_and_the_final_chunk() -> None:
@@ -37,7 +38,7 @@ async def test_error_event_follows_the_text_read_with_it() -> None:
     out: list[str] = []
     with pytest.raises(ProviderUnavailableError):
         async for chunk in stream_chunks(
-            reads(fixture("openai/stream_error.sse")), lambda e: openai.parse_event(e.data)
+            reads(fixture("openai/stream_error.sse")), lambda e: openai.parse_event(e.data), FakeClock()
         ):
             out.append(chunk.text)
     assert out == ["Hello!"]

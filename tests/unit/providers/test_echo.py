@@ -14,14 +14,9 @@ from tests.conftest import FakeClock
 
 
 def make(clock: FakeClock, **options: float) -> tuple[EchoProvider, list[float]]:
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        clock.advance(seconds)
-
+    clock.auto_advance = True  # the echo's delays pass on virtual time
     deployment = DeploymentConfig(provider="echo", model="echo-1", echo=EchoOptions(**options))
-    return EchoProvider(deployment, sleep=sleep), slept
+    return EchoProvider(deployment, clock=clock), clock.sleeps
 
 
 def request(text: str, stream: bool = True, **params: object) -> ProviderRequest:

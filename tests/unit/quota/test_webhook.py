@@ -12,6 +12,7 @@ from aiohttp import web
 from sidecar.config.quota import WebhookConfig
 from sidecar.quota.signals import NearLimitEvent, QuotaSignals
 from sidecar.quota.webhook import WebhookSender
+from tests.support.clock import StepClock
 
 EVENT = NearLimitEvent(
     limit="req", metric="requests", scope="user", tenant="t", user="u", window="day",
@@ -48,18 +49,14 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 async def test_delivers_after_retrying_with_backoff(receiver: Receiver) -> None:
     receiver.statuses = [500, 503]
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    sender = WebhookSender(WebhookConfig(url=receiver.url, backoff_seconds=0.5), sleep=sleep)
+    clock = StepClock()
+    sender = WebhookSender(WebhookConfig(url=receiver.url, backoff_seconds=0.5), clock=clock)
     signals = QuotaSignals(webhook=sender)
     signals.near_limit(EVENT)  # returns at once: the POST happens off the request path
     assert receiver.bodies == []
     await sender.drain()
     await sender.aclose()
-    assert slept == [0.5, 1.0]
+    assert clock.sleeps == [0.5, 1.0]
     assert len(receiver.bodies) == 3 and sender.delivered == 1
     body = receiver.bodies[-1]
     assert body["event"] == "quota.near_limit" and body["level"] == 90 and body["limit"] == "req"
@@ -69,10 +66,7 @@ async def test_delivers_after_retrying_with_backoff(receiver: Receiver) -> None:
 async def test_gives_up_after_max_attempts(receiver: Receiver) -> None:
     receiver.statuses = [500] * 10
 
-    async def sleep(seconds: float) -> None:
-        return None
-
-    sender = WebhookSender(WebhookConfig(url=receiver.url, max_attempts=3), sleep=sleep)
+    sender = WebhookSender(WebhookConfig(url=receiver.url, max_attempts=3), clock=StepClock())
     sender.send(EVENT)
     await sender.drain()
     await sender.aclose()
@@ -82,11 +76,8 @@ async def test_gives_up_after_max_attempts(receiver: Receiver) -> None:
 async def test_unreachable_endpoint_is_retried_then_dropped() -> None:
     from tests.conftest import free_port
 
-    async def sleep(seconds: float) -> None:
-        return None
-
     url = f"http://127.0.0.1:{free_port()}/hook"
-    sender = WebhookSender(WebhookConfig(url=url, max_attempts=2, timeout_seconds=2), sleep=sleep)
+    sender = WebhookSender(WebhookConfig(url=url, max_attempts=2, timeout_seconds=2), clock=StepClock())
     sender.send(EVENT)
     await sender.drain()
     await sender.aclose()

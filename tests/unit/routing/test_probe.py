@@ -1,7 +1,7 @@
 """HealthProber: the streak state machine, jittered waits, clean shutdown, bounded probes.
 
-The state machine runs on a FakeClock and an injected sleep that only records and yields; the one
-real wait is the tiny timeout that bounds a hanging probe.
+The state machine runs on a FakeClock; the loops on a StepClock whose sleeps only record and
+yield; the timeout that bounds a hanging probe fires on virtual time.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from sidecar.core.errors import ProviderAuthError, ProviderUnavailableError
-from sidecar.routing.probe import HealthProber, Probe, ProbePolicy, ProbeStatus, Sleep
+from sidecar.routing.probe import HealthProber, Probe, ProbePolicy, ProbeStatus
 from tests.conftest import FakeClock
+from tests.support.clock import StepClock
 
 
 def scripted(outcomes: Iterable[Exception | None]) -> Probe:
@@ -36,29 +37,8 @@ async def ok() -> None:
     return None
 
 
-class RecordingSleep:
-    """Records every wait and yields to the loop once; `waited(n)` resolves after n waits."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-        self._changed = asyncio.Event()
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self._changed.set()
-        await asyncio.sleep(0)
-
-    async def waited(self, n: int) -> None:
-        while len(self.waits) < n:
-            self._changed.clear()
-            await self._changed.wait()
-
-
-def prober(
-    probes: dict[str, Probe], clock: FakeClock, sleep: Sleep | None = None, **policy: Any
-) -> HealthProber:
-    sleep = sleep or RecordingSleep()
-    return HealthProber(probes, policy=ProbePolicy(**policy), clock=clock, rng=random.Random(7), sleep=sleep)
+def prober(probes: dict[str, Probe], clock: FakeClock, **policy: Any) -> HealthProber:
+    return HealthProber(probes, policy=ProbePolicy(**policy), clock=clock, rng=random.Random(7))
 
 
 DOWN = ProviderUnavailableError("upstream HTTP 503: overloaded")
@@ -149,10 +129,11 @@ async def test_refused_credentials_still_mean_reachable(clock: FakeClock) -> Non
     assert p.healthy("a") and p.status("a").consecutive_failures == 0
 
 
-async def test_a_hanging_probe_is_bounded_by_the_timeout(clock: FakeClock) -> None:
+async def test_a_hanging_probe_is_bounded_by_the_timeout() -> None:
     async def hang() -> None:
         await asyncio.Event().wait()
 
+    clock = FakeClock(auto_advance=True)
     p = prober({"a": hang}, clock, timeout_seconds=0.05)
     async with asyncio.timeout(5):
         await p.probe_once("a")
@@ -161,12 +142,12 @@ async def test_a_hanging_probe_is_bounded_by_the_timeout(clock: FakeClock) -> No
 
 
 async def test_waits_are_jittered_within_bounds(clock: FakeClock) -> None:
-    sleep = RecordingSleep()
-    p = prober({"a": ok, "b": ok}, clock, sleep, interval_seconds=10.0, jitter_ratio=0.25)
+    sleep = StepClock()
+    p = prober({"a": ok, "b": ok}, sleep, interval_seconds=10.0, jitter_ratio=0.25)
     await p.start()
     await sleep.waited(400)
     await p.stop()
-    waits = sleep.waits
+    waits = sleep.sleeps
     assert all(7.5 <= w <= 12.5 for w in waits)
     assert min(waits) < 8.0 and max(waits) > 12.0  # spread over the whole range
     assert len(set(waits)) == len(waits)  # no two loops share a schedule
@@ -174,17 +155,17 @@ async def test_waits_are_jittered_within_bounds(clock: FakeClock) -> None:
 
 async def test_first_wait_comes_before_the_first_probe(clock: FakeClock) -> None:
     calls: list[str] = []
-    sleep = RecordingSleep()
+    sleep = StepClock()
 
     async def probe() -> None:
-        calls.append(f"probe after {len(sleep.waits)} waits")
+        calls.append(f"probe after {len(sleep.sleeps)} waits")
 
-    p = prober({"a": probe}, clock, sleep, jitter_ratio=0.0)
+    p = prober({"a": probe}, sleep, jitter_ratio=0.0)
     await p.start()
     await sleep.waited(3)
     await p.stop()
     assert calls[:2] == ["probe after 1 waits", "probe after 2 waits"]
-    assert sleep.waits[:3] == [15.0, 15.0, 15.0]
+    assert sleep.sleeps[:3] == [15.0, 15.0, 15.0]
 
 
 async def test_run_probes_every_deployment_and_stop_leaves_no_tasks(clock: FakeClock) -> None:
@@ -196,8 +177,8 @@ async def test_run_probes_every_deployment_and_stop_leaves_no_tasks(clock: FakeC
 
         return probe
 
-    sleep = RecordingSleep()
-    p = prober({n: counting(n) for n in "abc"}, clock, sleep)
+    sleep = StepClock()
+    p = prober({n: counting(n) for n in "abc"}, sleep)
     before = asyncio.all_tasks()
     await p.start()
     await sleep.waited(30)
@@ -217,7 +198,7 @@ async def test_stop_cancels_a_probe_in_flight(clock: FakeClock) -> None:
         finally:
             cancelled.set()
 
-    p = prober({"a": hang, "b": ok}, clock)
+    p = prober({"a": hang, "b": ok}, StepClock())
     before = asyncio.all_tasks()
     await p.start()
     await asyncio.wait_for(started.wait(), 5)
@@ -228,8 +209,8 @@ async def test_stop_cancels_a_probe_in_flight(clock: FakeClock) -> None:
 
 
 async def test_cancelling_run_directly_cancels_every_loop(clock: FakeClock) -> None:
-    sleep = RecordingSleep()
-    p = prober({"a": ok, "b": ok}, clock, sleep)
+    sleep = StepClock()
+    p = prober({"a": ok, "b": ok}, sleep)
     before = asyncio.all_tasks()
     task = asyncio.create_task(p.run())
     await sleep.waited(6)

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from sidecar.core.clock import FakeClock
 from sidecar.sessions.sequencer import Abandoned, UserSequencer
 
 A, B = ("t", "a"), ("t", "b")
@@ -21,7 +22,7 @@ async def step(
 
 
 async def test_turns_of_one_user_run_one_at_a_time_in_arrival_order() -> None:
-    seq, log, gate = UserSequencer(), [], asyncio.Event()
+    seq, log, gate = UserSequencer(FakeClock()), [], asyncio.Event()
     tasks = [asyncio.create_task(step(seq, A, n, log, gate)) for n in "xyz"]
     other = asyncio.create_task(step(seq, B, "b", log, asyncio.Event()))
     await asyncio.sleep(0)
@@ -35,7 +36,7 @@ async def test_turns_of_one_user_run_one_at_a_time_in_arrival_order() -> None:
 
 
 async def test_abandoned_while_waiting() -> None:
-    seq, log, gate = UserSequencer(), [], asyncio.Event()
+    seq, log, gate = UserSequencer(FakeClock()), [], asyncio.Event()
     first = asyncio.create_task(step(seq, A, "x", log, gate))
     await asyncio.sleep(0)
     abandon: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -57,7 +58,7 @@ async def test_abandoned_while_waiting() -> None:
 
 
 async def test_cancelled_while_waiting_keeps_the_order() -> None:
-    seq, log, gate = UserSequencer(), [], asyncio.Event()
+    seq, log, gate = UserSequencer(FakeClock()), [], asyncio.Event()
     first = asyncio.create_task(step(seq, A, "x", log, gate))
     second = asyncio.create_task(step(seq, A, "y", log, gate))
     third = asyncio.create_task(step(seq, A, "z", log, gate))

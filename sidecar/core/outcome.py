@@ -1,0 +1,184 @@
+"""What one call did: facts reported by the layers that know them, read once when the call ends.
+
+Layers never assign fields: each reports what it learned through one method (the route layer the
+deployment that served, an attempt how it ended, the upstream call its waits and final usage, the
+cache a hit, the persona and context layers what they changed). The observe layer owns the
+outcome: when the call ends it seals it, and the metrics, the usage record and the
+GenerationSummary are all read from that one sealed outcome; a report that arrives after the seal
+is dropped, so the three always agree.
+
+Upstream time is the union of the intervals during which at least one attempt was waiting on an
+upstream: two hedged attempts waiting together count once, so the overhead stays honest.
+"""
+
+from __future__ import annotations
+
+from sidecar.core.types import Attempt, FinishReason, Target, Usage
+
+
+class Outcome:
+    """One call's facts. Report methods are the only writers; properties are read-only."""
+
+    __slots__ = (
+        "_attempts",
+        "_cache_hit",
+        "_context",
+        "_finish_reason",
+        "_first_token_at",
+        "_history_messages",
+        "_persona",
+        "_route",
+        "_sealed",
+        "_target",
+        "_upstream",
+        "_usage",
+        "_wait_from",
+        "_waiting",
+        "started_at",
+    )
+
+    def __init__(self, started_at: float) -> None:
+        self.started_at = started_at
+        self._attempts: list[Attempt] = []
+        self._target: Target | None = None
+        self._usage = Usage()
+        self._finish_reason: FinishReason | None = None
+        self._first_token_at: float | None = None
+        self._upstream = 0.0
+        self._waiting = 0
+        self._wait_from = 0.0
+        self._persona = ""
+        self._route = ""
+        self._history_messages = 0
+        self._cache_hit = False
+        self._context = (0, 0, False)
+        self._sealed = False
+
+    # -- reports, one per fact, from the layer that knows it ------------------------------------
+
+    def attempt_ended(self, attempt: Attempt) -> None:
+        """An upstream attempt ended (routing/attempt.py), in any way."""
+        if not self._sealed:
+            self._attempts.append(attempt)
+
+    def served_by(self, target: Target) -> None:
+        """The deployment whose stream the caller gets (the route layer, at the first chunk)."""
+        if not self._sealed:
+            self._target = target
+
+    def upstream_wait_started(self, now: float) -> None:
+        """An attempt started waiting on its upstream (the terminal handler, around each read)."""
+        if self._waiting == 0:
+            self._wait_from = now
+        self._waiting += 1
+
+    def upstream_wait_ended(self, now: float) -> None:
+        self._waiting -= 1
+        if self._waiting == 0 and not self._sealed:
+            self._upstream += now - self._wait_from
+
+    def upstream_finished(self, finish_reason: FinishReason | None, usage: Usage | None) -> None:
+        """The upstream's final chunk: why it stopped and the usage it reported."""
+        if self._sealed:
+            return
+        self._finish_reason = finish_reason
+        if usage is not None:
+            self._usage = usage
+
+    def usage_estimated(self, usage: Usage) -> None:
+        """A stream cut short: the usage the sidecar counted itself (prompt and delivered text)."""
+        if not self._sealed:
+            self._usage = usage
+
+    def answered_from_cache(self, target: Target | None, finish_reason: FinishReason, usage: Usage) -> None:
+        """A response-cache hit: no provider was called; every prompt token counts as cached."""
+        if self._sealed:
+            return
+        self._cache_hit, self._target, self._finish_reason = True, target, finish_reason
+        self._usage = Usage(usage.prompt_tokens, usage.completion_tokens, cached_tokens=usage.prompt_tokens)
+
+    def route_chosen(self, alias: str) -> None:
+        """The route the resolve step chose (a configured alias): the call's label before any target."""
+        if not self._sealed:
+            self._route = alias
+
+    def persona_applied(self, persona: str, history_messages: int) -> None:
+        if not self._sealed:
+            self._persona, self._history_messages = persona, history_messages
+
+    def context_fitted(self, tokens_removed: int, messages_removed: int, summarized: bool) -> None:
+        if not self._sealed:
+            self._context = (tokens_removed, messages_removed, summarized)
+
+    def first_token(self, at: float) -> None:
+        """The first text the caller received (the observe layer sees every chunk)."""
+        if self._first_token_at is None and not self._sealed:
+            self._first_token_at = at
+
+    def seal(self) -> None:
+        """The call is over (the observe layer, once): from now on the facts do not change."""
+        self._sealed = True
+
+    # -- what the metrics, the usage record and the summary read --------------------------------
+
+    @property
+    def sealed(self) -> bool:
+        return self._sealed
+
+    @property
+    def attempts(self) -> tuple[Attempt, ...]:
+        return tuple(self._attempts)
+
+    @property
+    def target(self) -> Target | None:
+        return self._target
+
+    @property
+    def usage(self) -> Usage:
+        return self._usage
+
+    @property
+    def finish_reason(self) -> FinishReason | None:
+        return self._finish_reason
+
+    @property
+    def first_token_at(self) -> float | None:
+        return self._first_token_at
+
+    @property
+    def upstream_seconds(self) -> float:
+        return self._upstream
+
+    @property
+    def route(self) -> str:
+        return self._route
+
+    @property
+    def persona(self) -> str:
+        return self._persona
+
+    @property
+    def history_messages(self) -> int:
+        return self._history_messages
+
+    @property
+    def cache_hit(self) -> bool:
+        return self._cache_hit
+
+    @property
+    def context_tokens_removed(self) -> int:
+        return self._context[0]
+
+    @property
+    def context_messages_removed(self) -> int:
+        return self._context[1]
+
+    @property
+    def context_summarized(self) -> bool:
+        return self._context[2]
+
+    @property
+    def cost_usd(self) -> float:
+        if self._cache_hit or self._target is None:
+            return 0.0
+        return self._target.price.cost(self._usage)
