@@ -18,15 +18,22 @@ from tests.support.api import generate_request
 
 pytestmark = pytest.mark.integration
 
-GENERATE = "/orchestrator.v1.OrchestratorService/Generate"
-STREAM = "/orchestrator.v1.OrchestratorService/StreamGenerate"
-SWITCH = "/orchestrator.v1.OrchestratorService/Switch"
+GENERATE = "/orchestrator.v1.GenerationService/Generate"
+STREAM = "/orchestrator.v1.GenerationService/StreamGenerate"
+SWITCH = "/orchestrator.v1.ConversationService/Switch"
 BAD_UTF8 = b"\xff\xfe\xc3("
 
 
 def with_bad_string(field_number: int, prefix: bytes = b"") -> bytes:
     """A request whose string field `field_number` holds invalid UTF-8 (wire type 2)."""
     return prefix + bytes([field_number << 3 | 2, len(BAD_UTF8)]) + BAD_UTF8
+
+
+def bad_model() -> bytes:
+    """A GenerateRequest whose input.model is not UTF-8."""
+    number = gen.GenerationInput.DESCRIPTOR.fields_by_name["model"].number
+    inner = with_bad_string(number)
+    return bytes([gen.GenerateRequest.DESCRIPTOR.fields_by_name["input"].number << 3 | 2, len(inner)]) + inner
 
 
 def nested_bad_text() -> bytes:
@@ -59,8 +66,8 @@ async def call_raw(
     [
         (b"\xff\xff\xff\xff\xff", ""),
         (b"\x0a\x64short", ""),  # a length past the end
-        (with_bad_string(gen.GenerateRequest.DESCRIPTOR.fields_by_name["model"].number), "model"),
-        (nested_bad_text(), "messages[1].content[0].text"),
+        (bad_model(), "input.model"),
+        (nested_bad_text(), "input.messages[1].content[0].text"),
     ],
     ids=["garbage", "truncated", "model-not-utf8", "nested-text-not-utf8"],
 )

@@ -27,7 +27,6 @@ from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, KeyR
 from sidecar.keys.backend import KeyContext
 from sidecar.providers.base import Capabilities, ProviderRequest
 from tests.conftest import make_config
-from tests.support.api import text_of
 from tests.support.calls import make_call
 from tests.support.keys import local_keys
 from tests.support.personas import CATALOGUE
@@ -164,6 +163,7 @@ EVERY_LAYER = {
     "ContextLayer",
     "QuotaLayer",
     "CacheLayer",
+    "StructuredOutputLayer",
     "ResolveLayer",
     "RouteLayer",
     "KeyLayer",
@@ -178,7 +178,7 @@ async def test_closing_after_the_first_chunk_closes_every_inner_stream(
     try:
         outer = handler(call_for("closed early", ref))
         first = await anext(outer)
-        assert text_of(first) == "one "
+        assert first.text == "one "
         await outer.aclose()  # GeneratorExit at the outer layer's yield
         assert layers_seen(streams) == EVERY_LAYER
         assert streams.still_open() == []
