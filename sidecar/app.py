@@ -67,7 +67,7 @@ from sidecar.routing.stats import Stats
 from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
-from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps
+from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps, connect
 from sidecar.telemetry.health import DrainingHealth
 from sidecar.telemetry.memory import AllocatorTrimmer
 from sidecar.telemetry.metrics import DeploymentView, SidecarCollector
@@ -309,7 +309,7 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
 
         endpoint = RedisEndpoint.of(k.redis_url, k.redis, cfg.secret, default_timeout=2.0)
         store = RedisKeyStore(RedisOps(endpoint, decode_responses=True, retries=1, clock=clock), clock)
-        lock = RedisRotationLock(k.redis_url, prefix=DEFAULT_PREFIX)
+        lock = RedisRotationLock(connect(endpoint, decode_responses=True), prefix=DEFAULT_PREFIX)
     else:
         store = SqliteKeyStore(k.store_path, clock)
         lock = SqliteRotationLock(k.store_path, clock)

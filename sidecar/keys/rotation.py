@@ -188,10 +188,9 @@ return 1
 class RedisRotationLock:
     """The lock and cursor in the Redis of the key store; one hash slot ({rotation})."""
 
-    def __init__(self, url: str, *, prefix: str) -> None:
-        from redis.asyncio import Redis  # lazily: costs nothing unless configured
-
-        self._redis: Redis = Redis.from_url(url, decode_responses=True)
+    def __init__(self, client: Redis, *, prefix: str) -> None:
+        """`client`: from sidecar.stores.redis.connect (the key store's endpoint), decode_responses on."""
+        self._redis = client
         self._lock, self._cursor = f"{prefix}:{{rotation}}:lock", f"{prefix}:{{rotation}}:cursor"
         script = self._redis.register_script
         self._renew, self._release, self._save = script(_RENEW), script(_RELEASE), script(_CURSOR)

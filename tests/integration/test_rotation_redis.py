@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from sidecar.keys.rotation import RedisRotationLock
+from sidecar.stores.redis import RedisEndpoint, connect
 
 pytestmark = pytest.mark.integration
 
 
 async def test_one_holder_at_a_time_and_only_the_holder_moves_the_cursor(redis_url: str) -> None:
-    lock = RedisRotationLock(redis_url, prefix=f"test:rot:{id(redis_url)}")
+    client = connect(RedisEndpoint(url=redis_url), decode_responses=True)
+    lock = RedisRotationLock(client, prefix=f"test:rot:{id(redis_url)}")
     try:
         assert await lock.acquire("a", 60) and not await lock.acquire("b", 60)
         assert await lock.renew("a", 60) and not await lock.renew("b", 60)
