@@ -98,6 +98,7 @@ bench: $(STAMP)
 	taskset -c 1 $(BIN)/python bench/routing.py
 	taskset -c 1 $(BIN)/python bench/quota.py
 	taskset -c 1 $(BIN)/python bench/observe.py
+	$(BIN)/python bench/conversations.py
 	$(BIN)/python bench/soak.py --duration $(SOAK_SECONDS)
 
 clean:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from sidecar.config.api import AdminSettings, AuthSettings, IdempotencySettings
 from sidecar.config.cache import CacheSettings
-from sidecar.config.context import ContextPolicy, TokenizerName
+from sidecar.config.context import ChatTemplateConfig, ContextPolicy, TokenizerName
 from sidecar.config.keys import KeysSettings
 from sidecar.config.personas import PersonasConfig
 from sidecar.config.providers import AzureOptions, BedrockOptions, GeminiOptions
@@ -146,6 +146,9 @@ class DeploymentConfig(_Model):
     )
     tokenizer: TokenizerName = Field(
         default="auto", description="auto: tiktoken for OpenAI model families, else the estimate"
+    )
+    chat_template: ChatTemplateConfig | None = Field(
+        default=None, description="the framing of a server-side chat template, instead of OpenAI's"
     )
 
     @model_validator(mode="after")
