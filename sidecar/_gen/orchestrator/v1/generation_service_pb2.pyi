@@ -1,9 +1,5 @@
 from . import generate_pb2 as _generate_pb2
-from . import keys_pb2 as _keys_pb2
 from . import models_pb2 as _models_pb2
-from . import personas_pb2 as _personas_pb2
-from . import quota_pb2 as _quota_pb2
-from . import usage_pb2 as _usage_pb2
 from google.protobuf import descriptor as _descriptor
 from typing import ClassVar as _ClassVar
 
