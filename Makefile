@@ -7,7 +7,7 @@ BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 CONFIG ?=
 
-.PHONY: run setup system-deps encodings proto check-proto lint typecheck test unit integration e2e-llm bench clean
+.PHONY: run setup system-deps encodings proto proto-plugins check-proto lint typecheck test unit integration e2e-llm bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -41,20 +41,60 @@ setup: $(STAMP) $(BUF) system-deps encodings
 run: $(STAMP)
 	$(BIN)/sidecar serve $(if $(CONFIG),--config $(CONFIG))
 
-## Regenerate the Python stubs from proto/ (the only way they are made).
-proto: $(STAMP)
-	rm -rf sidecar/_gen && mkdir -p sidecar/_gen
+## Code-generation plugins, pinned here and installed into .cache/bin (gitignored): Go plugins from the
+## Go module proxy, protoc and protoc-gen-grpc-java from Maven Central; protoc-gen-es is in
+## tools/package.json. Each file name carries its version, so changing a pin reinstalls it.
+PLUGINS := .cache/bin
+PROTOC_GEN_GO := v1.36.12
+PROTOC_GEN_GO_GRPC := v1.6.2
+PROTOC := 4.36.2
+GRPC_JAVA := 1.80.0
+PLUGIN_STAMPS := $(PLUGINS)/.go-$(PROTOC_GEN_GO) $(PLUGINS)/.go-grpc-$(PROTOC_GEN_GO_GRPC) \
+  $(PLUGINS)/.protoc-$(PROTOC) $(PLUGINS)/.grpc-java-$(GRPC_JAVA)
+MVN_COPY := mvn -q -B org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy -Dmdep.stripVersion=true
+
+$(PLUGINS)/.go-$(PROTOC_GEN_GO):
+	mkdir -p $(PLUGINS) && GOBIN=$(abspath $(PLUGINS)) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO)
+	touch $@
+$(PLUGINS)/.go-grpc-$(PROTOC_GEN_GO_GRPC):
+	mkdir -p $(PLUGINS) && GOBIN=$(abspath $(PLUGINS)) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC)
+	touch $@
+$(PLUGINS)/.protoc-$(PROTOC):
+	mkdir -p $(PLUGINS) && $(MVN_COPY) -Dartifact=com.google.protobuf:protoc:$(PROTOC):exe:linux-x86_64 -DoutputDirectory=$(abspath $(PLUGINS))
+	mv $(PLUGINS)/protoc-linux-x86_64.exe $(PLUGINS)/protoc && chmod +x $(PLUGINS)/protoc
+	touch $@
+$(PLUGINS)/.grpc-java-$(GRPC_JAVA):
+	mkdir -p $(PLUGINS) && $(MVN_COPY) -Dartifact=io.grpc:protoc-gen-grpc-java:$(GRPC_JAVA):exe:linux-x86_64 -DoutputDirectory=$(abspath $(PLUGINS))
+	mv $(PLUGINS)/protoc-gen-grpc-java-linux-x86_64.exe $(PLUGINS)/protoc-gen-grpc-java && chmod +x $(PLUGINS)/protoc-gen-grpc-java
+	touch $@
+
+proto-plugins: $(PLUGIN_STAMPS) $(BUF)
+
+## Python stubs from grpcio-tools (pinned in pyproject.toml) into $(1), with package-relative imports.
+define python_stubs
+	rm -rf $(1) && mkdir -p $(1)
 	$(BIN)/python -m grpc_tools.protoc -Iproto \
-	  --python_out=sidecar/_gen --pyi_out=sidecar/_gen --grpc_python_out=sidecar/_gen \
+	  --python_out=$(1) --pyi_out=$(1) --grpc_python_out=$(1) \
 	  $$(find proto -name '*.proto' | sort)
 	# protoc writes absolute imports (`from orchestrator.v1 import x_pb2`); make them package-relative.
-	find sidecar/_gen -name '*.py*' -exec sed -i -E 's/^from orchestrator\.v1 import/from . import/' {} +
-	find sidecar/_gen -type d -exec touch {}/__init__.py \;
+	find $(1) -name '*.py*' -exec sed -i -E 's/^from orchestrator\.v1 import/from . import/' {} +
+	find $(1) -type d -exec touch {}/__init__.py \;
+endef
 
-## Fails when the committed stubs differ from what proto/ generates.
+GENERATED := sidecar/_gen clients/python/src/orchestrator_client/_gen clients/go/gen clients/ts/src/gen \
+  clients/java/src/gen/java
+
+## Regenerate every language's stubs from proto/ (the only way they are made): Python for the
+## sidecar and the Python client, then Go, TypeScript and Java through buf.gen.yaml.
+proto: $(STAMP) proto-plugins
+	$(call python_stubs,sidecar/_gen)
+	$(call python_stubs,clients/python/src/orchestrator_client/_gen)
+	$(BUF) generate
+
+## Fails when any committed generated code differs from what proto/ generates.
 check-proto: proto
-	git diff --exit-code -- sidecar/_gen
-	test -z "$$(git status --porcelain -- sidecar/_gen)"
+	git diff --exit-code -- $(GENERATED)
+	test -z "$$(git status --porcelain -- $(GENERATED))"
 
 lint: setup
 	$(BUF) lint
