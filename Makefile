@@ -7,7 +7,7 @@ BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 CONFIG ?=
 
-.PHONY: run setup system-deps encodings proto proto-plugins check-proto lint typecheck test unit integration e2e-llm bench clean
+.PHONY: run setup system-deps encodings proto proto-plugins check-proto check-breaking release-proto lint typecheck test unit integration e2e-llm bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -96,6 +96,15 @@ check-proto: proto
 	git diff --exit-code -- $(GENERATED)
 	test -z "$$(git status --porcelain -- $(GENERATED))"
 
+## Fails when proto/ breaks wire or JSON compatibility with the last released protos (releases/proto/v1).
+RELEASED_PROTO := releases/proto/v1
+check-breaking: $(BUF)
+	$(BUF) breaking proto --against $(RELEASED_PROTO)
+
+## Record the current protos as the released baseline that check-breaking compares against.
+release-proto:
+	rm -rf $(RELEASED_PROTO) && mkdir -p $(RELEASED_PROTO) && cp -r proto/orchestrator $(RELEASED_PROTO)/
+
 lint: setup
 	$(BUF) lint
 	$(BIN)/ruff check sidecar tests bench scripts
@@ -111,7 +120,7 @@ integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
 ## Everything CI checks: proto lint and codegen drift, ruff, mypy, config check, all tests.
-test: setup check-proto lint typecheck
+test: setup check-proto check-breaking lint typecheck
 	# the example references secrets by env var; check-config verifies they resolve
 	SIDECAR_TOKEN=t OPENAI_API_KEY=k ANTHROPIC_API_KEY=k $(BIN)/sidecar check-config examples/sidecar.yaml
 	$(BIN)/pytest -q

@@ -37,6 +37,7 @@ from sidecar.idempotency.store import IdempotencyStore, MemoryIdempotencyStore
 from sidecar.keys.backend import KeyBackend
 from sidecar.keys.cache import KeyCache, KeyCachePolicy
 from sidecar.keys.local import LocalKekBackend
+from sidecar.keys.rotation import Rotation, RotationLock, SqliteRotationLock
 from sidecar.keys.service import KeyService
 from sidecar.keys.store import KeyStore, SqliteKeyStore
 from sidecar.personas.registry import PersonaRegistry, TokenCounter
@@ -287,15 +288,22 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
         return None
     cache = KeyCache(KeyCachePolicy(**k.cache.model_dump()), clock)
     store: KeyStore
+    lock: RotationLock
     if k.store == "redis" and k.redis_url is not None:
-        from sidecar.keys.redis_store import RedisKeyStore
+        from sidecar.keys.redis_store import DEFAULT_PREFIX, RedisKeyStore
+        from sidecar.keys.rotation import RedisRotationLock
 
         store = RedisKeyStore(k.redis_url, clock)
+        lock = RedisRotationLock(k.redis_url, prefix=DEFAULT_PREFIX)
     else:
         store = SqliteKeyStore(k.store_path, clock)
+        lock = SqliteRotationLock(k.store_path, clock)
+    rotation = Rotation(store, backend, lock, clock=clock, per_second=k.rotation_per_second)
     if telemetry is None:
-        return KeyService(backend, store, cache, clock)
-    return KeyService(backend, store, cache, clock, observer=telemetry.metrics, tracing=telemetry.tracing)
+        return KeyService(backend, store, cache, clock, rotation=rotation)
+    return KeyService(
+        backend, store, cache, clock, observer=telemetry.metrics, tracing=telemetry.tracing, rotation=rotation
+    )
 
 
 def build_personas(cfg: Config, clock: Clock, count: TokenCounter = count_tokens) -> PersonaService:
