@@ -15,6 +15,7 @@ from sidecar.core.clock import Deadline
 from sidecar.core.errors import DeadlineExceededError
 from sidecar.core.tokens import count_prompt_tokens, split_tokens
 from sidecar.core.types import Chunk, FinishReason, Role, Usage
+from sidecar.providers import faults
 from sidecar.providers.base import Capabilities, ProviderRequest
 
 DESCRIPTION = "echo: deterministic test double that repeats the last user message (not a model)"
@@ -46,7 +47,13 @@ class EchoProvider:
             max_context_tokens=deployment.context_window,
         )  # fmt: skip
 
-    async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
+    def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
+        if not self._options.faults:
+            return self._answer(req, deadline)
+        req, plan = faults.extract(req)
+        return faults.inject(plan, self._answer(req, deadline), wait=lambda s: self._wait(s, deadline))
+
+    async def _answer(self, req: ProviderRequest, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         tokens, finish = answer(req)
         usage = Usage(
             prompt_tokens=count_prompt_tokens(m.text for m in req.messages),
