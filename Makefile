@@ -90,6 +90,17 @@ proto: $(STAMP) proto-plugins
 	$(call python_stubs,sidecar/_gen)
 	$(call python_stubs,clients/python/src/orchestrator_client/_gen)
 	$(BUF) generate
+	$(call rpc_details_ts)
+
+## The TypeScript client decodes google.rpc error details with protobuf-es, so it needs their
+## generated schemas too: from error_details.proto of googleapis-common-protos (exact pin in pyproject.toml).
+RPC_PROTOS := .cache/googleapis
+RPC_TS_TEMPLATE := {"version":"v2","plugins":[{"local":"tools/node_modules/.bin/protoc-gen-es","out":"clients/ts/src/gen","opt":["target=ts","import_extension=js"]}]}
+define rpc_details_ts
+	rm -rf $(RPC_PROTOS) && mkdir -p $(RPC_PROTOS)/google/rpc
+	cp "$$($(BIN)/python -c 'import os, google.rpc.error_details_pb2 as m; print(os.path.dirname(m.__file__))')/error_details.proto" $(RPC_PROTOS)/google/rpc/
+	$(BUF) generate $(RPC_PROTOS) --template '$(RPC_TS_TEMPLATE)'
+endef
 
 ## Fails when any committed generated code differs from what proto/ generates.
 check-proto: proto
@@ -137,5 +148,24 @@ bench: $(STAMP)
 	taskset -c 1 $(BIN)/python bench/quota.py
 	taskset -c 1 $(BIN)/python bench/observe.py
 
+## TypeScript client (clients/ts) and its example: `npm ci` from the committed lock files, tsc, then
+## node --test (the contract suite against a real sidecar process, and unit tests).
+TS_CLIENT := clients/ts
+TS_EXAMPLE := examples/ts
+$(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --silent
+	touch $@
+$(TS_EXAMPLE)/node_modules/.installed: $(TS_EXAMPLE)/package-lock.json
+	cd $(TS_EXAMPLE) && npm ci --no-audit --no-fund --silent
+	touch $@
+
+test-ts: $(STAMP) $(TS_CLIENT)/node_modules/.installed $(TS_EXAMPLE)/node_modules/.installed
+	cd $(TS_CLIENT) && npm run -s build && npm test -s
+	cd $(TS_EXAMPLE) && npm run -s build
+
+## The client suites (TypeScript, Java) are part of `make test`.
+.PHONY: test-ts
+test: test-ts
+
 clean:
-	rm -rf $(VENV) tools/node_modules sidecar/_gen .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tools/node_modules clients/ts/node_modules clients/ts/dist clients/ts/build-test examples/ts/node_modules examples/ts/dist sidecar/_gen .pytest_cache .mypy_cache .ruff_cache
