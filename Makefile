@@ -163,9 +163,27 @@ test-ts: $(STAMP) $(TS_CLIENT)/node_modules/.installed $(TS_EXAMPLE)/node_module
 	cd $(TS_CLIENT) && npm run -s build && npm test -s
 	cd $(TS_EXAMPLE) && npm run -s build
 
+## Java client (clients/java) and its example: Maven Central is used once, by java-deps (dependencies,
+## plugins and surefire's JUnit provider into the local Maven repository); builds and tests then run
+## offline (-o). MVN_FLAGS=-Dmaven.repo.local=DIR uses another local repository.
+MVN := mvn -B -q $(MVN_FLAGS)
+JAVA_CLIENT := clients/java
+JAVA_EXAMPLE := examples/java
+JAVA_DEPS := .cache/java-deps.stamp
+$(JAVA_DEPS): $(JAVA_CLIENT)/pom.xml $(JAVA_EXAMPLE)/pom.xml
+	cd $(JAVA_CLIENT) && $(MVN) dependency:go-offline \
+	  && $(MVN) install -Dtest=NONE -Dsurefire.failIfNoSpecifiedTests=false
+	cd $(JAVA_EXAMPLE) && $(MVN) dependency:go-offline
+	mkdir -p $(@D) && touch $@
+java-deps: $(JAVA_DEPS)
+
+test-java: $(STAMP) $(JAVA_DEPS)
+	cd $(JAVA_CLIENT) && $(MVN) -o install
+	cd $(JAVA_EXAMPLE) && $(MVN) -o compile
+
 ## The client suites (TypeScript, Java) are part of `make test`.
-.PHONY: test-ts
-test: test-ts
+.PHONY: test-ts java-deps test-java
+test: test-ts test-java
 
 clean:
 	rm -rf $(VENV) tools/node_modules clients/ts/node_modules clients/ts/dist clients/ts/build-test examples/ts/node_modules examples/ts/dist sidecar/_gen .pytest_cache .mypy_cache .ruff_cache
