@@ -7,7 +7,7 @@ BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 CONFIG ?=
 
-.PHONY: run setup system-deps encodings proto proto-plugins check-proto check-breaking release-proto lint typecheck test unit integration e2e-llm bench clean
+.PHONY: run setup system-deps encodings proto proto-plugins check-proto check-breaking release-proto lint typecheck test test-clients test-python-client unit integration e2e-llm bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -118,11 +118,28 @@ release-proto:
 
 lint: setup
 	$(BUF) lint
-	$(BIN)/ruff check sidecar tests bench scripts
-	$(BIN)/ruff format --check sidecar tests bench scripts
+	$(BIN)/ruff check sidecar tests bench scripts clients/python examples/python
+	$(BIN)/ruff format --check sidecar tests bench scripts clients/python examples/python
 
 typecheck: $(STAMP)
 	$(BIN)/mypy sidecar
+	cd clients/python && ../../$(BIN)/mypy
+
+## Client libraries: each one's own tests, including the contract suite (tests/contract) replayed
+## against a real sidecar process. The Python client gets a venv of its own, holding only its
+## declared dependencies, so a missing one fails here.
+PYCLIENT := clients/python
+PYCLIENT_STAMP := $(PYCLIENT)/.venv/.installed
+$(PYCLIENT_STAMP): $(PYCLIENT)/pyproject.toml
+	$(PY) -m venv $(PYCLIENT)/.venv
+	$(PYCLIENT)/.venv/bin/pip install -q --upgrade pip
+	$(PYCLIENT)/.venv/bin/pip install -q -e '$(PYCLIENT)[test]'
+	touch $@
+
+test-python-client: $(STAMP) $(PYCLIENT_STAMP)
+	cd $(PYCLIENT) && .venv/bin/pytest -q
+
+test-clients: test-python-client
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
@@ -131,7 +148,7 @@ integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
 ## Everything CI checks: proto lint and codegen drift, ruff, mypy, config check, all tests.
-test: setup check-proto check-breaking lint typecheck
+test: setup check-proto check-breaking lint typecheck test-clients
 	# the example references secrets by env var; check-config verifies they resolve
 	SIDECAR_TOKEN=t OPENAI_API_KEY=k ANTHROPIC_API_KEY=k $(BIN)/sidecar check-config examples/sidecar.yaml
 	$(BIN)/pytest -q
