@@ -107,13 +107,14 @@ export function eventsMatch(pattern: readonly string[], actual: readonly string[
 }
 
 /**
- * Subset match of proto3 JSON: every key given must be present and equal; lists match element-wise
- * (same length); scalars compare by their string form (int64 is a JSON string).
+ * Subset match of proto3 JSON: every key given must be present and equal; a list must have at least
+ * the given elements, each matched at its index; scalars compare by their string form (int64 is a
+ * JSON string).
  */
 export function subsetMismatches(want: unknown, got: unknown, at: string): string[] {
   if (Array.isArray(want)) {
-    if (!Array.isArray(got) || got.length !== want.length) {
-      return [`${at}: want a list of ${want.length}, got ${JSON.stringify(got)}`];
+    if (!Array.isArray(got) || got.length < want.length) {
+      return [`${at}: want a list of at least ${want.length}, got ${JSON.stringify(got)}`];
     }
     return want.flatMap((w, i) => subsetMismatches(w, got[i], `${at}[${i}]`));
   }

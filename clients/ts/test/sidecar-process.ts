@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
-import { DeadlineExceededError, SidecarClient, UnavailableError } from "../src/index.js";
+import { isServing } from "./health.js";
 
 /** The repository root: this file is clients/ts/build-test/test/sidecar-process.js once compiled. */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
@@ -51,8 +51,6 @@ export async function startSidecar(configPath: string, token: string): Promise<R
       ...tokenEnv(configPath, token),
       SIDECAR__SETTINGS__LISTEN__ADDRESS: `127.0.0.1:${port}`,
       SIDECAR__SETTINGS__LISTEN__UNIX_SOCKET: socket,
-      SIDECAR__SETTINGS__TELEMETRY__METRICS__ADDRESS: "127.0.0.1:0",
-      SIDECAR__SETTINGS__TELEMETRY__LEDGER__BACKEND: "none",
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -72,7 +70,7 @@ export async function startSidecar(configPath: string, token: string): Promise<R
     },
   };
   try {
-    await waitServing(running, token, () => child.exitCode !== null);
+    await waitServing(running, () => child.exitCode !== null);
   } catch (err) {
     await running.stop();
     throw new Error(`sidecar did not start: ${String(err)}\n${log}`);
@@ -80,27 +78,16 @@ export async function startSidecar(configPath: string, token: string): Promise<R
   return running;
 }
 
-/** Polls ListModels until the server answers (any answer but UNAVAILABLE), for at most 60 s. */
-async function waitServing(sidecar: RunningSidecar, token: string, exited: () => boolean): Promise<void> {
-  const client = new SidecarClient({ address: sidecar.address, token });
+/** Polls grpc.health.v1.Health/Check until it answers SERVING, for at most 60 s. */
+async function waitServing(sidecar: RunningSidecar, exited: () => boolean): Promise<void> {
   const giveUp = Date.now() + 60_000;
-  try {
-    for (;;) {
-      if (exited()) {
-        throw new Error("the sidecar process exited");
-      }
-      try {
-        await client.listModels({}, { timeoutMs: 1000 });
-        return;
-      } catch (err) {
-        const starting = err instanceof UnavailableError || err instanceof DeadlineExceededError;
-        if (!starting || Date.now() > giveUp) {
-          throw err;
-        }
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
+  while (!(await isServing(sidecar.address, 1000))) {
+    if (exited()) {
+      throw new Error("the sidecar process exited");
     }
-  } finally {
-    client.close();
+    if (Date.now() > giveUp) {
+      throw new Error("Health/Check did not answer SERVING within 60 s");
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

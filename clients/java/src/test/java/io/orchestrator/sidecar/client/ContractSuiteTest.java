@@ -90,7 +90,7 @@ class ContractSuiteTest {
     tests.add(DynamicTest.dynamicTest("streamAsync delivers the deltas, then the result", () -> {
       var done = new java.util.concurrent.CompletableFuture<List<String>>();
       List<String> kinds = java.util.Collections.synchronizedList(new ArrayList<>());
-      authed.streamAsync(Messages.ask("one two three"), Deadline.after(10, TimeUnit.SECONDS), new io.grpc.stub.StreamObserver<>() {
+      authed.streamAsync(Messages.ask("one two three").toBuilder().setTenantId("acme").setUserId("u1").build(), Deadline.after(10, TimeUnit.SECONDS), new io.grpc.stub.StreamObserver<>() {
         @Override
         public void onNext(StreamGenerateResponse value) {
           kinds.add(value.hasDelta() ? "delta" : value.hasResult() ? "final" : "unknown");
@@ -111,7 +111,7 @@ class ContractSuiteTest {
     }));
     tests.add(DynamicTest.dynamicTest("streamAsync reports a typed error to onError", () -> {
       var failed = new java.util.concurrent.CompletableFuture<Throwable>();
-      var input = Messages.ask("hi").toBuilder().setModel("no-such-route").build();
+      var input = Messages.ask("hi").toBuilder().setTenantId("acme").setUserId("u1").setModel("no-such-route").build();
       authed.streamAsync(input, null, new io.grpc.stub.StreamObserver<>() {
         @Override
         public void onNext(StreamGenerateResponse value) {}

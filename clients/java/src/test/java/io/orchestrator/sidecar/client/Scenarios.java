@@ -109,14 +109,15 @@ final class Scenarios {
   }
 
   /**
-   * Subset match of proto3 JSON: every key given must be present and equal; lists match element-wise
-   * (same length); numbers compare by value (int64 is a JSON string), other scalars by their string form.
+   * Subset match of proto3 JSON: every key given must be present and equal; a list must have at least
+   * the given elements, each matched at its index; numbers compare by value (int64 is a JSON string),
+   * other scalars by their string form.
    */
   static List<String> subsetMismatches(JsonElement want, JsonElement got, String at) {
     List<String> problems = new ArrayList<>();
     if (want.isJsonArray()) {
-      if (got == null || !got.isJsonArray() || got.getAsJsonArray().size() != want.getAsJsonArray().size()) {
-        problems.add(at + ": want a list of " + want.getAsJsonArray().size() + ", got " + got);
+      if (got == null || !got.isJsonArray() || got.getAsJsonArray().size() < want.getAsJsonArray().size()) {
+        problems.add(at + ": want a list of at least " + want.getAsJsonArray().size() + ", got " + got);
         return problems;
       }
       for (int i = 0; i < want.getAsJsonArray().size(); i++) {

@@ -1,7 +1,12 @@
 package io.orchestrator.sidecar.client;
 
-import io.grpc.Deadline;
-import io.orchestrator.sidecar.v1.ListModelsRequest;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse;
+import io.grpc.health.v1.HealthGrpc;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.InetAddress;
@@ -51,11 +56,9 @@ final class SidecarProcess implements AutoCloseable {
     tokenVariable(config).ifPresent(name -> env.put(name, token));
     env.put("SIDECAR__SETTINGS__LISTEN__ADDRESS", "127.0.0.1:" + port);
     env.put("SIDECAR__SETTINGS__LISTEN__UNIX_SOCKET", socket.toString());
-    env.put("SIDECAR__SETTINGS__TELEMETRY__METRICS__ADDRESS", "127.0.0.1:0");
-    env.put("SIDECAR__SETTINGS__TELEMETRY__LEDGER__BACKEND", "none");
     SidecarProcess sidecar = new SidecarProcess(pb.start(), dir, log, "127.0.0.1:" + port, "unix://" + socket);
     try {
-      sidecar.awaitServing(token);
+      sidecar.awaitServing();
     } catch (Exception e) {
       String output = sidecar.output();
       sidecar.close();
@@ -76,24 +79,31 @@ final class SidecarProcess implements AutoCloseable {
     }
   }
 
-  /** Polls ListModels until the server answers with anything but UNAVAILABLE / DEADLINE_EXCEEDED (60 s at most). */
-  private void awaitServing(String token) throws InterruptedException {
+  /** Polls grpc.health.v1.Health/Check (empty service) until it answers SERVING, for at most 60 s. */
+  private void awaitServing() throws InterruptedException {
     long giveUp = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-    try (SidecarClient client = SidecarClient.builder().address(address).token(token).build()) {
+    ManagedChannel channel = Grpc.newChannelBuilder(address, InsecureChannelCredentials.create()).build();
+    try {
+      HealthGrpc.HealthBlockingStub health = HealthGrpc.newBlockingStub(channel);
       for (;;) {
         if (!process.isAlive()) {
           throw new IllegalStateException("the sidecar process exited");
         }
         try {
-          client.listModels(ListModelsRequest.getDefaultInstance(), Deadline.after(1, TimeUnit.SECONDS));
-          return;
-        } catch (UnavailableException | DeadlineExceededException starting) {
-          if (System.nanoTime() > giveUp) {
-            throw starting;
+          HealthCheckResponse r = health.withDeadlineAfter(1, TimeUnit.SECONDS).check(HealthCheckRequest.getDefaultInstance());
+          if (r.getStatus() == HealthCheckResponse.ServingStatus.SERVING) {
+            return;
           }
+        } catch (StatusRuntimeException starting) {
+          // not listening yet
+        }
+        if (System.nanoTime() > giveUp) {
+          throw new IllegalStateException("Health/Check did not answer SERVING within 60 s");
         }
         Thread.sleep(100);
       }
+    } finally {
+      channel.shutdownNow();
     }
   }
 
