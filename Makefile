@@ -7,7 +7,7 @@ BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 CONFIG ?=
 
-.PHONY: run setup system-deps encodings proto proto-plugins check-proto check-breaking release-proto lint typecheck test test-clients test-python-client unit integration e2e-llm bench clean
+.PHONY: run setup system-deps encodings proto proto-plugins check-proto check-breaking release-proto lint typecheck test test-clients test-python-client test-go-client unit integration e2e-llm bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -139,7 +139,14 @@ $(PYCLIENT_STAMP): $(PYCLIENT)/pyproject.toml
 test-python-client: $(STAMP) $(PYCLIENT_STAMP)
 	cd $(PYCLIENT) && .venv/bin/pytest -q
 
-test-clients: test-python-client
+## The Go client: modules from the Go module proxy (pinned in go.mod/go.sum), vet, gofmt, tests
+## (unit, the contract suite and examples/go against a real sidecar).
+test-go-client: $(STAMP)
+	cd clients/go && go mod download && go vet ./... && test -z "$$(gofmt -l . ../../examples/go)"
+	cd examples/go && go vet ./...
+	cd clients/go && go test -count=1 ./...
+
+test-clients: test-python-client test-go-client
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -13,17 +13,19 @@ from sidecar.config.cache import CacheSettings
 from sidecar.config.context import ContextPolicy, TokenizerName
 from sidecar.config.keys import KeysSettings
 from sidecar.config.personas import PersonasConfig
+from sidecar.config.providers import AzureOptions, BedrockOptions, GeminiOptions
 from sidecar.config.quota import QuotaPolicy, TierConfig
 from sidecar.config.routing import RouteConfig, RoutingPolicy
 from sidecar.config.secrets import SecretRef
 from sidecar.config.telemetry import TelemetrySettings
 from sidecar.config.tiers import DEFAULT_TIERS, TIER_NAME, TierAssignment
 
-ProviderKind = Literal["openai", "anthropic", "echo"]
+ProviderKind = Literal["openai", "anthropic", "bedrock", "gemini", "azure", "echo"]
 
 DEFAULT_BASE_URLS: dict[str, str] = {
     "openai": "https://api.openai.com/v1",
     "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta",
 }
 
 
@@ -102,6 +104,9 @@ class DeploymentConfig(_Model):
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     anthropic_version: str = "2023-06-01"
     echo: EchoOptions | None = None
+    bedrock: BedrockOptions | None = None
+    gemini: GeminiOptions | None = None
+    azure: AzureOptions | None = None
     description: str = ""
     weight: float = Field(default=1.0, ge=0, description="for the weighted strategy")
     priority: int = Field(default=0, description="lower first, for the priority strategy")
@@ -116,16 +121,32 @@ class DeploymentConfig(_Model):
 
     @model_validator(mode="after")
     def _provider_specific(self) -> DeploymentConfig:
-        if self.echo is not None and self.provider != "echo":
-            raise ValueError("`echo` options apply only to provider: echo")
+        for kind in ("echo", "bedrock", "gemini", "azure"):
+            if getattr(self, kind) is not None and self.provider != kind:
+                raise ValueError(f"`{kind}` options apply only to provider: {kind}")
+        if self.provider == "azure" and self.base_url is None:
+            raise ValueError("provider azure needs base_url: https://<resource>.openai.azure.com")
+        account = self.gemini.service_account_file if self.gemini is not None else None
+        if account is not None and self.api_key is not None:
+            raise ValueError("gemini: set api_key or gemini.service_account_file, not both")
+        if self.azure is not None and self.azure.auth == "entra_id" and self.api_key is not None:
+            raise ValueError("azure: auth entra_id takes no api_key")
         return self
 
     def url(self) -> str:
+        if self.provider == "bedrock" and self.base_url is None:
+            return (self.bedrock or BedrockOptions()).default_url()
         return (self.base_url or DEFAULT_BASE_URLS.get(self.provider, "")).rstrip("/")
+
+    def official_url(self) -> str:
+        """The provider's own public endpoint, or "" where every endpoint is the customer's own (Azure)."""
+        if self.provider == "bedrock":
+            return (self.bedrock or BedrockOptions()).default_url()
+        return DEFAULT_BASE_URLS.get(self.provider, "").rstrip("/")
 
     def takes_user_keys(self) -> bool:
         """A user's key goes only to the provider that issued it, unless this server is trusted."""
-        official = self.url() == DEFAULT_BASE_URLS.get(self.provider, "").rstrip("/")
+        official = bool(self.official_url()) and self.url() == self.official_url()
         return self.provider == "echo" or official or self.allow_user_keys
 
 

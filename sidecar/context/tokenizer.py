@@ -92,7 +92,7 @@ def wanted_encoding(deployment: DeploymentConfig) -> str:
     """The encoding a deployment counts with: its `tokenizer`, or by model family when auto."""
     if deployment.tokenizer != "auto":
         return deployment.tokenizer
-    if deployment.provider != "openai":
+    if deployment.provider not in ("openai", "azure"):  # Azure OpenAI serves OpenAI's models
         return ESTIMATE
     from tiktoken.model import encoding_name_for_model
 

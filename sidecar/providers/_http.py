@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncGenerator, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from sidecar.config.schema import HttpSettings
 from sidecar.core.clock import Clock, Deadline
@@ -35,6 +36,9 @@ from sidecar.telemetry.tracing import inject_trace_context
 _SECRETISH = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\.]{4,}|[A-Za-z0-9_\-]{32,}")
 _MAX_ERROR_BODY = 64 * 1024
 _MAX_JSON_BODY = 32 * 1024 * 1024
+
+Url = str | URL  # a URL object when the path must go out exactly as encoded (signed requests)
+Tolerated = Callable[[int, Mapping[str, str]], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,36 +78,60 @@ class HttpClient:
             self._session = None
 
     async def post_json(
-        self, url: str, *, headers: Mapping[str, str], body: object, timeouts: Timeouts
+        self, url: Url, *, headers: Mapping[str, str], body: object, timeouts: Timeouts
     ) -> Any:
         """POST a JSON body; return the parsed JSON answer or raise a classified ProviderError."""
         return await self._request_json("POST", url, _json_headers(headers), _encode(body), timeouts)
 
-    async def get_json(self, url: str, *, headers: Mapping[str, str], timeouts: Timeouts) -> Any:
-        """GET a JSON document; return it parsed or raise a classified ProviderError."""
-        return await self._request_json("GET", url, _json_headers(headers, body=False), None, timeouts)
+    async def get_json(
+        self, url: Url, *, headers: Mapping[str, str], timeouts: Timeouts, tolerate: Tolerated | None = None
+    ) -> Any:
+        """GET a JSON document; return it parsed or raise a classified ProviderError.
+
+        A failure status that `tolerate(status, headers)` accepts returns None instead (a probe for
+        which "authenticated but not allowed to list" still proves the endpoint and the credential).
+        """
+        return await self._request_json(
+            "GET", url, _json_headers(headers, body=False), None, timeouts, tolerate
+        )
 
     async def _request_json(
-        self, method: str, url: str, headers: Mapping[str, str], data: bytes | None, timeouts: Timeouts
-    ) -> Any:
+        self, method: str, url: Url, headers: Mapping[str, str], data: bytes | None, timeouts: Timeouts,
+        tolerate: Tolerated | None = None,
+    ) -> Any:  # fmt: skip
         with map_http_errors(timeouts.deadline):
             async with asyncio.timeout(timeouts.next_wait()):
                 async with self._client().request(
                     method, url, data=data, headers=headers, allow_redirects=False
                 ) as resp:
+                    if resp.status >= 300 and tolerate is not None and tolerate(resp.status, resp.headers):
+                        return None
                     if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
                         raise await _status_error(resp)
                     raw = await _read_bounded(resp, _MAX_JSON_BODY)
         return _decode(raw)
 
     async def post_sse(
-        self, url: str, *, headers: Mapping[str, str], body: object, timeouts: Timeouts
+        self, url: Url, *, headers: Mapping[str, str], body: object, timeouts: Timeouts
     ) -> AsyncGenerator[list[SseEvent], None]:
         """POST a JSON body; yield the server-sent events of the answer, one list per network read.
 
         Events that arrived together stay together, so a layer above can send them on as one
         message: a bursty upstream then costs one downstream write per burst, not per token.
         """
+        decoder = SseDecoder()
+        reads = self.post_stream(url, headers=headers, body=body, timeouts=timeouts, kind="text/event-stream")
+        async with aclosing(reads):
+            async for data in reads:
+                if events := decoder.feed(data):
+                    yield events
+        if events := decoder.close():
+            yield events
+
+    async def post_stream(
+        self, url: Url, *, headers: Mapping[str, str], body: object, timeouts: Timeouts, kind: str
+    ) -> AsyncGenerator[bytes, None]:
+        """POST a JSON body; yield the bytes of a streamed answer of content type `kind` as they arrive."""
         with map_http_errors(timeouts.deadline):
             async with asyncio.timeout(timeouts.next_wait()):
                 resp = await self._client().post(
@@ -114,19 +142,16 @@ class HttpClient:
                 with map_http_errors(timeouts.deadline):
                     async with asyncio.timeout(timeouts.next_wait()):
                         raise await _status_error(resp)
-            if "text/event-stream" not in resp.headers.get("content-type", ""):
-                kind = resp.headers.get("content-type") or "no content type"
-                raise ProviderMalformedError(f"expected an event stream, the upstream sent {kind[:80]}")
-            decoder = SseDecoder()
+            if kind not in resp.headers.get("content-type", ""):
+                sent = resp.headers.get("content-type") or "no content type"
+                raise ProviderMalformedError(f"expected {kind}, the upstream sent {sent[:80]}")
             while True:
                 with map_http_errors(timeouts.deadline):
                     async with asyncio.timeout(timeouts.next_wait()):
                         data = await resp.content.readany()
-                events = decoder.feed(data) if data else decoder.close()
-                if events:
-                    yield events
                 if not data:
                     return
+                yield data
         finally:
             if resp.content.is_eof():
                 resp.release()  # fully read: the connection goes back to the pool
@@ -231,6 +256,9 @@ def _json_headers(headers: Mapping[str, str], *, body: bool = True) -> dict[str,
 
 
 def _encode(body: object) -> bytes:
+    """JSON-encode a body; bytes are sent as they are (a signed request's body must not change)."""
+    if isinstance(body, bytes):
+        return body
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import SecretStr
 
@@ -22,6 +22,8 @@ from sidecar.core.errors import (
 from sidecar.core.types import Chunk, FinishReason, GenerationParams, Message, Secret, Usage
 from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.sse import SseEvent
+
+E = TypeVar("E")  # one event of an upstream stream, as its transport decodes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +100,10 @@ class StreamAssembler:
 
 
 async def stream_chunks(
-    batches: AsyncGenerator[list[SseEvent], None], parse: Callable[[SseEvent], StreamEvent]
+    batches: AsyncGenerator[list[E], None], parse: Callable[[E], StreamEvent]
 ) -> AsyncGenerator[Chunk, None]:
-    """Parse an upstream SSE stream into Chunks (one per network read), ending with the final chunk.
+    """Parse an upstream event stream (SSE, or AWS event-stream messages) into Chunks, one per
+    network read, ending with the final chunk.
 
     Text of events that arrived together is joined into one chunk. An error event goes out after
     the text that preceded it, so "after the first chunk" means the same as on the wire.
@@ -134,7 +137,7 @@ async def stream_chunks(
 DRAIN_SECONDS = 0.25
 
 
-async def _drain(batches: AsyncGenerator[list[SseEvent], None]) -> None:
+async def _drain(batches: AsyncGenerator[list[E], None]) -> None:
     """Read past the end marker to the end of the HTTP response, so the connection goes back to the
     pool; an upstream that keeps it open longer than a moment just loses it."""
     try:
@@ -194,24 +197,41 @@ class HttpProvider:
     async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         body = self._wire.to_wire(req, self._deployment)
         timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
-        headers = self._headers
-        if req.api_key is not None:  # the caller's key goes in the provider's auth header and nowhere else
-            headers = {**self._base_headers, **self._wire.auth_headers(req.api_key.reveal())}
+        headers = await self._request_headers(req, timeouts)
+        url = self._endpoint(req.stream)
         if not req.stream:
-            data = await self._http.post_json(self._url, headers=headers, body=body, timeouts=timeouts)
+            data = await self._http.post_json(url, headers=headers, body=body, timeouts=timeouts)
             yield self._wire.parse_response(data)
             return
-        events = self._http.post_sse(self._url, headers=headers, body=body, timeouts=timeouts)
+        events = self._http.post_sse(url, headers=headers, body=body, timeouts=timeouts)
         async for chunk in stream_chunks(events, self._wire.parse_event):
             yield chunk
+
+    def _endpoint(self, stream: bool) -> str:
+        """The generation URL; providers with a separate streaming endpoint override it."""
+        return self._url
+
+    async def _request_headers(self, req: ProviderRequest | None, timeouts: Timeouts) -> dict[str, str]:
+        """The headers of one request: the caller's own key if it brought one, else the platform's.
+
+        Providers whose platform credential is a short-lived token override this to mint one.
+        """
+        if req is not None and req.api_key is not None:  # the caller's key goes in the auth header only
+            return {**self._base_headers, **self._wire.auth_headers(req.api_key.reveal())}
+        return self._headers
 
     async def probe(self, *, deadline: Deadline) -> None:
         """GET the model list with the generation headers: reachability and auth, no tokens spent."""
         timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
         try:
-            data = await self._http.get_json(self._probe_url, headers=self._headers, timeouts=timeouts)
+            headers = await self._request_headers(None, timeouts)
+            data = await self._http.get_json(self._probe_url, headers=headers, timeouts=timeouts)
         except DeadlineExceededError as exc:  # the deadline is the probe's own: the upstream was too slow
             raise ProviderTimeoutError("upstream did not answer the probe in time") from exc
+        self._check_probe(data)
+
+    def _check_probe(self, data: Any) -> None:
+        """Is the probe's answer what the endpoint answers? (A model list, unless overridden.)"""
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
             raise ProviderMalformedError("probe answer is not a model list")
 

@@ -7,10 +7,13 @@ from collections.abc import Mapping
 from sidecar.config.schema import Config, DeploymentConfig
 from sidecar.providers._http import HttpClient
 from sidecar.providers.anthropic import AnthropicProvider
+from sidecar.providers.azure import AzureOpenAIProvider
 from sidecar.providers.base import Provider
 from sidecar.providers.echo import DESCRIPTION as ECHO_DESCRIPTION
 from sidecar.providers.echo import EchoProvider
+from sidecar.providers.gemini import GeminiProvider
 from sidecar.providers.openai import OpenAIProvider
+from sidecar.providers.tokens import AzureEntraTokens, GoogleServiceAccountTokens, TokenSource
 
 
 def build_provider(config: Config, deployment: DeploymentConfig, http: HttpClient) -> Provider:
@@ -20,8 +23,34 @@ def build_provider(config: Config, deployment: DeploymentConfig, http: HttpClien
             return OpenAIProvider(deployment, http=http, api_key=api_key)
         case "anthropic":
             return AnthropicProvider(deployment, http=http, api_key=api_key)
+        case "bedrock":
+            from sidecar.providers.bedrock import BedrockProvider  # botocore only when configured
+
+            return BedrockProvider(deployment, http=http, api_key=api_key)
+        case "gemini":
+            return GeminiProvider(
+                deployment, http=http, api_key=api_key, token_source=_google_tokens(deployment)
+            )
+        case "azure":
+            return AzureOpenAIProvider(
+                deployment, http=http, api_key=api_key, token_source=_entra(deployment)
+            )
         case "echo":
             return EchoProvider(deployment)
+
+
+def _google_tokens(deployment: DeploymentConfig) -> TokenSource | None:
+    options = deployment.gemini
+    if options is None or options.service_account_file is None:
+        return None
+    return GoogleServiceAccountTokens(options.service_account_file, options.scopes)
+
+
+def _entra(deployment: DeploymentConfig) -> TokenSource | None:
+    options = deployment.azure
+    if options is None or options.auth != "entra_id":
+        return None
+    return AzureEntraTokens(options.entra_scope)
 
 
 def build_providers(config: Config, http: HttpClient) -> Mapping[str, Provider]:

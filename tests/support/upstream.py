@@ -61,6 +61,9 @@ class Seen:
     path: str
     headers: Mapping[str, str]
     body: Any
+    method: str = "POST"
+    raw_path: str = ""  # path and query exactly as sent (percent-encoding kept)
+    raw_body: bytes = b""
 
 
 class Upstream:
@@ -102,7 +105,10 @@ class Upstream:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw = await request.read()
-        self.seen.append(Seen(request.path, dict(request.headers), json.loads(raw) if raw else None))
+        body = _json_or_none(raw)
+        self.seen.append(
+            Seen(request.path, dict(request.headers), body, request.method, request.raw_path, raw)
+        )
         reply = self.script.popleft() if self.script else self.default
         try:
             return await self._answer(request, reply)
@@ -142,6 +148,14 @@ class Upstream:
         await resp.write_eof()
         self.completed += 1
         return resp
+
+
+def _json_or_none(raw: bytes) -> Any:
+    """The JSON body of a request, or None (no body, or a form like an OAuth2 token request's)."""
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
 
 
 async def _write(resp: web.StreamResponse, data: bytes, byte_delay: float) -> None:

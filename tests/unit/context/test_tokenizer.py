@@ -28,6 +28,9 @@ def deployment(provider: str, model: str, **extra: object) -> DeploymentConfig:
         ("openai", "gpt-3.5-turbo", {}, "cl100k_base"),
         ("openai", "llama3.2", {}, "estimate"),  # an OpenAI-compatible server, another model
         ("anthropic", "claude-haiku-4-5", {}, "estimate"),
+        ("azure", "gpt-4o-mini", {"base_url": "https://x.openai.azure.com"}, "o200k_base"),
+        ("bedrock", "anthropic.claude-3-5-haiku-20241022-v1:0", {}, "estimate"),
+        ("gemini", "gemini-2.5-flash", {}, "estimate"),
         ("echo", "gpt-4o", {}, "estimate"),
         ("openai", "llama3.2", {"tokenizer": "cl100k_base"}, "cl100k_base"),
         ("openai", "gpt-4o", {"tokenizer": "estimate"}, "estimate"),

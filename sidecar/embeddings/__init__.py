@@ -1,0 +1,1 @@
+"""Text embeddings: the `Embedder` protocol, a local default model, and remote providers' adapters."""

@@ -1,0 +1,110 @@
+"""Bedrock embeddings through InvokeModel: Amazon Titan Text Embeddings and Cohere Embed bodies.
+
+Titan takes one text per request, so a batch is that many requests, a few at a time; Cohere takes
+up to 96 texts in one. The model id says which body applies (`amazon.titan-embed-*`, `cohere.embed-*`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from pydantic import SecretStr
+from yarl import URL
+
+from sidecar.config.providers import BedrockOptions
+from sidecar.config.schema import DeploymentConfig
+from sidecar.core.clock import Deadline
+from sidecar.core.errors import ProviderMalformedError
+from sidecar.core.tokens import count_tokens
+from sidecar.core.types import Usage
+from sidecar.embeddings.base import Embeddings, checked_vectors, is_normalized
+from sidecar.providers._http import HttpClient, Timeouts
+from sidecar.providers.aws_auth import AwsSigner
+from sidecar.providers.base import token_count
+
+TITAN_CONCURRENCY = 4
+
+
+def is_cohere(model: str) -> bool:
+    return "cohere.embed" in model
+
+
+def titan_body(text: str, dimensions: int | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"inputText": text, "normalize": True}
+    if dimensions is not None:
+        body["dimensions"] = dimensions
+    return body
+
+
+def cohere_body(texts: Sequence[str], input_type: str = "search_document") -> dict[str, Any]:
+    return {"texts": list(texts), "input_type": input_type, "truncate": "END", "embedding_types": ["float"]}
+
+
+def parse_titan(data: Any) -> tuple[list[Any], int]:
+    """One Titan answer: its vector and its input token count."""
+    if not isinstance(data, dict) or not isinstance(data.get("embedding"), list):
+        raise ProviderMalformedError("Titan answer without an embedding")
+    return data["embedding"], token_count(data.get("inputTextTokenCount"))
+
+
+def parse_cohere(data: Any, count: int) -> tuple[tuple[float, ...], ...]:
+    """Cohere's `embeddings_by_type` answer (or the older `embeddings_floats`)."""
+    embeddings = data.get("embeddings") if isinstance(data, dict) else None
+    if isinstance(embeddings, dict):
+        embeddings = embeddings.get("float")
+    return checked_vectors(embeddings, count)
+
+
+class BedrockEmbedder:
+    name: ClassVar[str] = "bedrock"
+
+    def __init__(
+        self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None,
+        signer: AwsSigner | None = None, dimensions: int | None = None,
+    ) -> None:  # fmt: skip
+        options = deployment.bedrock or BedrockOptions()
+        self._deployment, self._http, self._key, self._dimensions = deployment, http, api_key, dimensions
+        if signer is None and api_key is None:
+            signer = AwsSigner(service="bedrock", region=options.region, profile=options.profile)
+        self._signer = signer
+        self._url = f"{deployment.url()}/model/{quote(deployment.model, safe='')}/invoke"
+
+    def __repr__(self) -> str:
+        return f"BedrockEmbedder(url={self._url!r})"
+
+    async def embed(self, texts: Sequence[str], *, deadline: Deadline) -> Embeddings:
+        if is_cohere(self._deployment.model):
+            vectors = parse_cohere(await self._invoke(cohere_body(texts), deadline), len(texts))
+            usage = Usage(prompt_tokens=sum(count_tokens(t) for t in texts))  # Cohere's body has no count
+            return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), usage)
+        gate = asyncio.Semaphore(TITAN_CONCURRENCY)
+
+        async def one(text: str) -> tuple[list[Any], int]:
+            async with gate:
+                return parse_titan(await self._invoke(titan_body(text, self._dimensions), deadline))
+
+        async with asyncio.TaskGroup() as group:  # one failure cancels the others
+            tasks = [group.create_task(one(t)) for t in texts]
+        answers = [t.result() for t in tasks]
+        vectors = checked_vectors([a[0] for a in answers], len(texts))
+        usage = Usage(prompt_tokens=sum(a[1] for a in answers))
+        return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), usage)
+
+    async def _invoke(self, body: dict[str, Any], deadline: Deadline) -> Any:
+        raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if self._key is not None:
+            headers["authorization"] = f"Bearer {self._key.get_secret_value()}"
+        else:
+            assert self._signer is not None
+            headers = await self._signer.sign("POST", self._url, headers, raw, deadline)
+        timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
+        target = URL(self._url, encoded=True)
+        return await self._http.post_json(target, headers=headers, body=raw, timeouts=timeouts)
+
+    async def aclose(self) -> None:
+        """The shared HTTP client is closed by its owner."""

@@ -1,0 +1,64 @@
+"""OpenAI-compatible `/v1/embeddings` (OpenAI, Azure-style gateways, vLLM, Ollama, llama.cpp, TEI)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from pydantic import SecretStr
+
+from sidecar.config.schema import DeploymentConfig
+from sidecar.core.clock import Deadline
+from sidecar.core.errors import ProviderMalformedError
+from sidecar.core.types import Usage
+from sidecar.embeddings.base import Embeddings, checked_vectors, is_normalized
+from sidecar.providers._http import HttpClient, Timeouts
+from sidecar.providers.base import token_count
+
+
+def to_wire(texts: Sequence[str], model: str, dimensions: int | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "input": list(texts), "encoding_format": "float"}
+    if dimensions is not None:
+        body["dimensions"] = dimensions
+    return body
+
+
+def parse_response(data: Any, count: int) -> Embeddings:
+    """The embedding list (put back in input order by `index`) and the prompt token count."""
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+        raise ProviderMalformedError("embeddings answer without a data list")
+    items = data["data"]
+    if not all(isinstance(i, dict) for i in items):
+        raise ProviderMalformedError("embeddings data holds something other than objects")
+    indexes = [i.get("index", n) for n, i in enumerate(items)]
+    if sorted(indexes) != list(range(len(items))):
+        raise ProviderMalformedError("embedding indexes are not 0..n-1")
+    ordered = [item.get("embedding") for _, item in sorted(zip(indexes, items, strict=True))]
+    vectors = checked_vectors(ordered, count)
+    usage = data.get("usage") or {}
+    prompt = token_count(usage.get("prompt_tokens")) if isinstance(usage, dict) else 0
+    return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), Usage(prompt_tokens=prompt))
+
+
+class OpenAIEmbedder:
+    name: ClassVar[str] = "openai"
+
+    def __init__(
+        self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None,
+        dimensions: int | None = None,
+    ) -> None:  # fmt: skip
+        self._deployment, self._http, self._dimensions = deployment, http, dimensions
+        self._url = f"{deployment.url()}/embeddings"
+        self._headers = {"authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
+
+    def __repr__(self) -> str:
+        return f"OpenAIEmbedder(url={self._url!r})"
+
+    async def embed(self, texts: Sequence[str], *, deadline: Deadline) -> Embeddings:
+        body = to_wire(texts, self._deployment.model, self._dimensions)
+        timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
+        data = await self._http.post_json(self._url, headers=self._headers, body=body, timeouts=timeouts)
+        return parse_response(data, len(texts))
+
+    async def aclose(self) -> None:
+        """The shared HTTP client is closed by its owner."""

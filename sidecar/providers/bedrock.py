@@ -1,0 +1,276 @@
+"""AWS Bedrock Converse and ConverseStream: SigV4 (or a Bedrock API key), binary event stream.
+
+The requests go through the shared HTTP client, signed by botocore with the AWS credential chain,
+so they are cancelled and bounded by the call's deadline like every other provider's. The answer
+of ConverseStream (`application/vnd.amazon.eventstream`) is split into messages by botocore's own
+event-stream parser (prelude, headers, payload and both CRC32s checked), never by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from pydantic import SecretStr
+from yarl import URL
+
+from sidecar.config.providers import BedrockOptions
+from sidecar.config.schema import DeploymentConfig
+from sidecar.core.clock import Deadline
+from sidecar.core.errors import (
+    DeadlineExceededError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderMalformedError,
+    ProviderRateLimitedError,
+    ProviderRejectedError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
+from sidecar.core.types import Chunk, FinishReason, Role, Secret, Usage
+from sidecar.providers._http import HttpClient, Timeouts, decode_json, redact
+from sidecar.providers.aws_auth import AwsSigner
+from sidecar.providers.base import Capabilities, ProviderRequest, StreamEvent, stream_chunks, token_count
+
+EVENT_STREAM = "application/vnd.amazon.eventstream"
+STOP_REASONS = {
+    "end_turn": FinishReason.STOP,
+    "stop_sequence": FinishReason.STOP,
+    "max_tokens": FinishReason.LENGTH,
+    "model_context_window_exceeded": FinishReason.LENGTH,
+    "tool_use": FinishReason.TOOL_CALLS,
+    "guardrail_intervened": FinishReason.CONTENT_FILTER,
+    "content_filtered": FinishReason.CONTENT_FILTER,
+}
+_IGNORED_EVENTS = frozenset({"messageStart", "contentBlockStart", "contentBlockStop"})
+_EXCEPTIONS: dict[str, type[ProviderError]] = {
+    "throttlingException": ProviderRateLimitedError,
+    "validationException": ProviderRejectedError,
+    "accessDeniedException": ProviderAuthError,
+    "modelTimeoutException": ProviderTimeoutError,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EventMessage:
+    """One decoded event-stream message: its headers (`:message-type`, `:event-type`, ...) and payload."""
+
+    headers: Mapping[str, Any]
+    payload: bytes
+
+
+def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
+    """The Converse request body (the same for ConverseStream). System messages become `system`;
+    consecutive messages of one role become one message with a content block each."""
+    messages: list[dict[str, Any]] = []
+    for m in req.messages:
+        if m.role is Role.SYSTEM:
+            continue
+        role = "assistant" if m.role is Role.ASSISTANT else "user"
+        if messages and messages[-1]["role"] == role:  # Converse wants the roles to alternate
+            messages[-1]["content"].append({"text": m.text})
+        else:
+            messages.append({"role": role, "content": [{"text": m.text}]})
+    body: dict[str, Any] = {"messages": messages}
+    system = [{"text": m.text} for m in req.messages if m.role is Role.SYSTEM]
+    if system:
+        body["system"] = system
+    p = req.params
+    config: dict[str, Any] = {
+        "maxTokens": p.max_tokens if p.max_tokens is not None else deployment.default_max_tokens
+    }
+    if p.temperature is not None:
+        config["temperature"] = min(p.temperature, 1.0)  # Converse's range is 0..1
+    if p.top_p is not None:
+        config["topP"] = p.top_p
+    if p.stop:
+        config["stopSequences"] = list(p.stop)
+    body["inferenceConfig"] = config
+    return body  # `seed` has no Converse equivalent and is not sent
+
+
+def parse_usage(data: Any) -> Usage:
+    """Converse usage: inputTokens leaves out cache reads and writes, which are prompt tokens too."""
+    if not isinstance(data, dict):
+        raise ProviderMalformedError("usage is not an object")
+    read = token_count(data.get("cacheReadInputTokens"))
+    written = token_count(data.get("cacheWriteInputTokens"))
+    return Usage(
+        prompt_tokens=token_count(data.get("inputTokens")) + read + written,
+        completion_tokens=token_count(data.get("outputTokens")),
+        cached_tokens=read,
+    )
+
+
+def _finish(reason: Any) -> FinishReason:
+    return STOP_REASONS.get(reason, FinishReason.STOP) if isinstance(reason, str) else FinishReason.STOP
+
+
+def parse_response(data: Any) -> Chunk:
+    """A complete Converse answer -> one final Chunk."""
+    try:
+        blocks = data["output"]["message"]["content"]
+    except (KeyError, TypeError) as exc:
+        raise ProviderMalformedError("converse answer without output.message.content") from exc
+    if not isinstance(blocks, list):
+        raise ProviderMalformedError("output.message.content is not a list")
+    text = "".join(b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str))
+    usage = parse_usage(data["usage"]) if data.get("usage") else Usage()
+    return Chunk(text=text, finish_reason=_finish(data.get("stopReason")), usage=usage)
+
+
+def parse_message(message: EventMessage) -> StreamEvent:
+    """One ConverseStream message -> what it means; exception messages raise classified errors."""
+    kind = message.headers.get(":message-type")
+    if kind == "exception":
+        _raise_exception(str(message.headers.get(":exception-type", "")), message.payload)
+    if kind == "error":
+        code = redact(str(message.headers.get(":error-code", "")))
+        raise ProviderUnavailableError(
+            f"upstream stream error {code}: {redact(str(message.headers.get(':error-message', '')))}"
+        )
+    if kind != "event":
+        raise ProviderMalformedError("event-stream message without a known :message-type")
+    event = message.headers.get(":event-type")
+    if event in _IGNORED_EVENTS:
+        return StreamEvent()
+    payload = decode_json(message.payload.decode("utf-8", errors="replace"))
+    if not isinstance(payload, dict):
+        raise ProviderMalformedError("event payload is not an object")
+    if event == "contentBlockDelta":
+        delta = payload.get("delta")
+        text = delta.get("text") if isinstance(delta, dict) else None
+        return StreamEvent(text=text if isinstance(text, str) else "")
+    if event == "messageStop":
+        return StreamEvent(finish_reason=_finish(payload.get("stopReason")))
+    if event == "metadata":
+        return StreamEvent(usage=parse_usage(payload.get("usage") or {}))
+    return StreamEvent()  # event types added later are skipped
+
+
+def _raise_exception(kind: str, payload: bytes) -> None:
+    try:
+        message = redact(str(json.loads(payload).get("message", "")))
+    except (ValueError, AttributeError):
+        message = ""
+    error = _EXCEPTIONS.get(kind, ProviderUnavailableError)
+    raise error(
+        f"upstream {kind or 'exception'}: {message}"
+        if error is not ProviderAuthError
+        else "upstream: access denied"
+    )
+
+
+async def event_messages(reads: AsyncGenerator[bytes, None]) -> AsyncGenerator[list[EventMessage], None]:
+    """Bytes as they arrive -> the complete event-stream messages of each read (botocore's parser)."""
+    from botocore.eventstream import EventStreamBuffer, ParserError
+
+    buffer = EventStreamBuffer()
+    async with aclosing(reads):
+        async for data in reads:
+            buffer.add_data(data)
+            messages: list[EventMessage] = []
+            try:
+                messages.extend(EventMessage(m.headers, m.payload) for m in buffer)
+            except ParserError as exc:
+                if messages:  # the good messages before the broken one still count
+                    yield messages
+                raise ProviderMalformedError(f"broken event-stream message ({type(exc).__name__})") from exc
+            if messages:
+                yield messages
+
+
+def _denied(status: int, headers: Mapping[str, str]) -> bool:
+    """An authenticated identity that may not call the probe's API (see BedrockProvider.probe)."""
+    return status == 403 and headers.get("x-amzn-errortype", "").startswith("AccessDeniedException")
+
+
+def bearer(key: str) -> dict[str, str]:
+    """A Bedrock API key goes as a bearer token, instead of a SigV4 signature."""
+    return {"authorization": f"Bearer {key}"}
+
+
+class BedrockProvider:
+    """`signer` signs requests when neither the deployment nor the caller has a Bedrock API key."""
+
+    name: ClassVar[str] = "bedrock"
+
+    def __init__(
+        self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None,
+        signer: AwsSigner | None = None,
+    ) -> None:  # fmt: skip
+        options = deployment.bedrock or BedrockOptions()
+        self._deployment, self._http, self._api_key = deployment, http, api_key
+        if signer is None and api_key is None:
+            signer = AwsSigner(service="bedrock", region=options.region, profile=options.profile)
+        self._signer = signer
+        model = f"{deployment.url()}/model/{quote(deployment.model, safe='')}"
+        self._converse, self._converse_stream = f"{model}/converse", f"{model}/converse-stream"
+        self._probe = f"{deployment.url()}/async-invoke?maxResults=1"
+        self.capabilities = Capabilities(
+            streaming=True, tools=False, json_schema=False, max_context_tokens=deployment.context_window
+        )
+
+    def __repr__(self) -> str:
+        return f"BedrockProvider(url={self._converse!r})"
+
+    async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
+        body = json.dumps(to_wire(req, self._deployment), separators=(",", ":"), ensure_ascii=False).encode()
+        timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
+        url = self._converse_stream if req.stream else self._converse
+        accept = EVENT_STREAM if req.stream else "application/json"
+        headers = await self._headers("POST", url, body, {"accept": accept}, req.api_key, deadline)
+        target = URL(url, encoded=True)  # sent exactly as signed (a model id's ':' stays %3A)
+        if not req.stream:
+            data = await self._http.post_json(target, headers=headers, body=body, timeouts=timeouts)
+            yield parse_response(data)
+            return
+        reads = self._http.post_stream(
+            target, headers=headers, body=body, timeouts=timeouts, kind=EVENT_STREAM
+        )
+        async for chunk in stream_chunks(event_messages(reads), parse_message):
+            yield chunk
+
+    async def _headers(
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        extra: Mapping[str, str],
+        user_key: Secret | None,
+        deadline: Deadline,
+    ) -> dict[str, str]:
+        headers = {"content-type": "application/json", **extra} if body else dict(extra)
+        if user_key is not None:  # the caller's own Bedrock API key
+            return {**headers, **bearer(user_key.reveal())}
+        if self._api_key is not None:
+            return {**headers, **bearer(self._api_key.get_secret_value())}
+        assert self._signer is not None
+        return await self._signer.sign(method, url, headers, body, deadline)
+
+    async def probe(self, *, deadline: Deadline) -> None:
+        """ListAsyncInvokes (GET /async-invoke): reachability and credentials, no tokens spent.
+
+        An identity without `bedrock:ListAsyncInvokes` gets AccessDeniedException: AWS checked the
+        signature and the identity first, so that answer proves the probe's point too. Bad or expired
+        credentials (UnrecognizedClient, InvalidSignature, ExpiredToken) are auth failures.
+        """
+        timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
+        accept = {"accept": "application/json"}
+        try:
+            headers = await self._headers("GET", self._probe, b"", accept, None, deadline)
+            target = URL(self._probe, encoded=True)
+            data = await self._http.get_json(target, headers=headers, timeouts=timeouts, tolerate=_denied)
+        except DeadlineExceededError as exc:  # the deadline is the probe's own: the upstream was too slow
+            raise ProviderTimeoutError("upstream did not answer the probe in time") from exc
+        if data is None:
+            return
+        if not isinstance(data, dict) or not isinstance(data.get("asyncInvokeSummaries", []), list):
+            raise ProviderMalformedError("probe answer is not an async-invoke list")
+
+    async def aclose(self) -> None:
+        """The shared HTTP client is closed by its owner."""

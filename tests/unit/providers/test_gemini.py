@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sidecar.config.schema import DeploymentConfig
+from sidecar.core.errors import (
+    ProviderAuthError,
+    ProviderMalformedError,
+    ProviderRateLimitedError,
+    ProviderRejectedError,
+    ProviderUnavailableError,
+)
+from sidecar.core.types import FinishReason, GenerationParams, Message, Role, Usage
+from sidecar.providers import gemini
+from sidecar.providers.base import ProviderRequest, StreamAssembler
+from sidecar.providers.sse import SseDecoder
+from tests.support.upstream import fixture
+
+DEPLOYMENT = DeploymentConfig(provider="gemini", model="gemini-2.5-flash")
+MESSAGES = (
+    Message(Role.SYSTEM, "Be brief."),
+    Message(Role.USER, "Hi"),
+    Message(Role.ASSISTANT, "Hello."),
+    Message(Role.SYSTEM, "Use English."),
+    Message(Role.USER, "Again"),
+)
+
+
+def test_to_wire_maps_roles_system_and_every_parameter() -> None:
+    params = GenerationParams(max_tokens=50, temperature=1.5, top_p=0.9, stop=("END",), seed=7)
+    body = gemini.to_wire(ProviderRequest(MESSAGES, params, stream=True), DEPLOYMENT)
+    assert body == {
+        "contents": [
+            {"role": "user", "parts": [{"text": "Hi"}]},
+            {"role": "model", "parts": [{"text": "Hello."}]},
+            {"role": "user", "parts": [{"text": "Again"}]},
+        ],
+        "systemInstruction": {"parts": [{"text": "Be brief.\n\nUse English."}]},
+        "generationConfig": {
+            "maxOutputTokens": 50, "temperature": 1.5, "topP": 0.9, "stopSequences": ["END"], "seed": 7,
+        },
+    }  # fmt: skip
+
+
+def test_to_wire_leaves_unset_parameters_to_the_provider() -> None:
+    body = gemini.to_wire(ProviderRequest(MESSAGES[1:2], GenerationParams(), stream=False), DEPLOYMENT)
+    assert body == {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}
+
+
+def test_parse_recorded_answer_counts_thinking_as_output() -> None:
+    chunk = gemini.parse_response(json.loads(fixture("gemini/generate_content.json")))
+    assert chunk.text == "Hello! How can I help you today?"
+    assert chunk.finish_reason is FinishReason.STOP
+    assert chunk.usage == Usage(prompt_tokens=7, completion_tokens=14, cached_tokens=2)
+
+
+def test_replay_recorded_stream() -> None:
+    assembler, text = StreamAssembler(), []
+    for event in SseDecoder().feed(fixture("gemini/stream.sse")):
+        chunk = assembler.feed(gemini.parse_event(event.data))
+        if chunk:
+            text.append(chunk.text)
+    assert "".join(text) == "Hello! How can I help you today?"
+    final = assembler.final()
+    assert final.finish_reason is FinishReason.STOP and final.usage == Usage(7, 9, 0)
+
+
+def test_truncated_stream_is_not_a_clean_end() -> None:
+    assembler = StreamAssembler()
+    for event in SseDecoder().feed(fixture("gemini/stream_truncated.sse")):
+        assembler.feed(gemini.parse_event(event.data))
+    with pytest.raises(ProviderUnavailableError):
+        assembler.final()
+
+
+def test_blocked_prompt_is_a_content_filter_finish() -> None:
+    chunk = gemini.parse_response(json.loads(fixture("gemini/blocked.json")))
+    assert (chunk.text, chunk.finish_reason) == ("", FinishReason.CONTENT_FILTER)
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        ("MAX_TOKENS", FinishReason.LENGTH),
+        ("SAFETY", FinishReason.CONTENT_FILTER),
+        ("NEW_ONE", FinishReason.STOP),
+    ],
+)
+def test_finish_reasons(reason: str, expected: FinishReason) -> None:
+    data = {"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": reason}]}
+    assert gemini.parse_response(data).finish_reason is expected
+
+
+def test_thought_parts_are_not_answer_text() -> None:
+    parts = [{"text": "thinking...", "thought": True}, {"text": "answer"}]
+    data = {"candidates": [{"content": {"parts": parts}, "finishReason": "STOP"}]}
+    assert gemini.parse_response(data).text == "answer"
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("RESOURCE_EXHAUSTED", ProviderRateLimitedError),
+        ("PERMISSION_DENIED", ProviderAuthError),
+        ("UNAUTHENTICATED", ProviderAuthError),
+        ("INVALID_ARGUMENT", ProviderRejectedError),
+        ("UNAVAILABLE", ProviderUnavailableError),
+    ],
+)
+def test_error_bodies_are_classified(status: str, expected: type[Exception]) -> None:
+    with pytest.raises(expected):
+        gemini.parse_event(json.dumps({"error": {"code": 1, "message": "m", "status": status}}))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {},
+        {"candidates": "x"},
+        {"candidates": [{"content": {"parts": "x"}}]},
+        {"candidates": [{"content": {"parts": [{"text": "x"}]}}], "usageMetadata": {"promptTokenCount": -1}},
+    ],
+)
+def test_malformed_answers(body: object) -> None:
+    with pytest.raises(ProviderMalformedError):
+        gemini.parse_response(body)
+
+
+def test_api_key_goes_in_its_own_header() -> None:
+    assert gemini.auth_headers("AIza-k") == {"x-goog-api-key": "AIza-k"}
