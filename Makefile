@@ -7,7 +7,7 @@ BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
 CONFIG ?=
 
-.PHONY: run setup system-deps encodings proto proto-plugins check-proto check-breaking release-proto lint typecheck test test-clients test-python-client test-go-client unit integration e2e-llm bench clean
+.PHONY: run setup system-deps encodings proto proto-plugins check-proto check-breaking release-proto lint typecheck test test-clients test-python-client test-go-client test-ts-client test-java-client java-deps unit integration e2e-llm bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -146,7 +146,40 @@ test-go-client: $(STAMP)
 	cd examples/go && go vet ./...
 	cd clients/go && go test -count=1 ./...
 
-test-clients: test-python-client test-go-client
+## TypeScript client (clients/ts) and its example: `npm ci` from the committed lock files, tsc, then
+## node --test (the contract suite against a real sidecar process, and unit tests).
+TS_CLIENT := clients/ts
+TS_EXAMPLE := examples/ts
+$(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package-lock.json
+	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --silent
+	touch $@
+$(TS_EXAMPLE)/node_modules/.installed: $(TS_EXAMPLE)/package-lock.json
+	cd $(TS_EXAMPLE) && npm ci --no-audit --no-fund --silent
+	touch $@
+
+test-ts-client: $(STAMP) $(TS_CLIENT)/node_modules/.installed $(TS_EXAMPLE)/node_modules/.installed
+	cd $(TS_CLIENT) && npm run -s build && npm test -s
+	cd $(TS_EXAMPLE) && npm run -s build
+
+## Java client (clients/java) and its example: Maven Central is used once, by java-deps (dependencies,
+## plugins and surefire's JUnit provider into the local Maven repository); builds and tests then run
+## offline (-o). MVN_FLAGS=-Dmaven.repo.local=DIR uses another local repository.
+MVN := mvn -B -q $(MVN_FLAGS)
+JAVA_CLIENT := clients/java
+JAVA_EXAMPLE := examples/java
+JAVA_DEPS := .cache/java-deps.stamp
+$(JAVA_DEPS): $(JAVA_CLIENT)/pom.xml $(JAVA_EXAMPLE)/pom.xml
+	cd $(JAVA_CLIENT) && $(MVN) dependency:go-offline \
+	  && $(MVN) install -Dtest=SidecarClientBuilderTest  # runs surefire once: it fetches its JUnit provider
+	cd $(JAVA_EXAMPLE) && $(MVN) dependency:go-offline
+	mkdir -p $(@D) && touch $@
+java-deps: $(JAVA_DEPS)
+
+test-java-client: $(STAMP) $(JAVA_DEPS)
+	cd $(JAVA_CLIENT) && $(MVN) -o install
+	cd $(JAVA_EXAMPLE) && $(MVN) -o compile
+
+test-clients: test-python-client test-go-client test-ts-client test-java-client
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
@@ -172,42 +205,5 @@ bench: $(STAMP)
 	taskset -c 1 $(BIN)/python bench/quota.py
 	taskset -c 1 $(BIN)/python bench/observe.py
 
-## TypeScript client (clients/ts) and its example: `npm ci` from the committed lock files, tsc, then
-## node --test (the contract suite against a real sidecar process, and unit tests).
-TS_CLIENT := clients/ts
-TS_EXAMPLE := examples/ts
-$(TS_CLIENT)/node_modules/.installed: $(TS_CLIENT)/package-lock.json
-	cd $(TS_CLIENT) && npm ci --no-audit --no-fund --silent
-	touch $@
-$(TS_EXAMPLE)/node_modules/.installed: $(TS_EXAMPLE)/package-lock.json
-	cd $(TS_EXAMPLE) && npm ci --no-audit --no-fund --silent
-	touch $@
-
-test-ts: $(STAMP) $(TS_CLIENT)/node_modules/.installed $(TS_EXAMPLE)/node_modules/.installed
-	cd $(TS_CLIENT) && npm run -s build && npm test -s
-	cd $(TS_EXAMPLE) && npm run -s build
-
-## Java client (clients/java) and its example: Maven Central is used once, by java-deps (dependencies,
-## plugins and surefire's JUnit provider into the local Maven repository); builds and tests then run
-## offline (-o). MVN_FLAGS=-Dmaven.repo.local=DIR uses another local repository.
-MVN := mvn -B -q $(MVN_FLAGS)
-JAVA_CLIENT := clients/java
-JAVA_EXAMPLE := examples/java
-JAVA_DEPS := .cache/java-deps.stamp
-$(JAVA_DEPS): $(JAVA_CLIENT)/pom.xml $(JAVA_EXAMPLE)/pom.xml
-	cd $(JAVA_CLIENT) && $(MVN) dependency:go-offline \
-	  && $(MVN) install -Dtest=SidecarClientBuilderTest  # runs surefire once: it fetches its JUnit provider
-	cd $(JAVA_EXAMPLE) && $(MVN) dependency:go-offline
-	mkdir -p $(@D) && touch $@
-java-deps: $(JAVA_DEPS)
-
-test-java: $(STAMP) $(JAVA_DEPS)
-	cd $(JAVA_CLIENT) && $(MVN) -o install
-	cd $(JAVA_EXAMPLE) && $(MVN) -o compile
-
-## The client suites (TypeScript, Java) are part of `make test`.
-.PHONY: test-ts java-deps test-java
-test: test-ts test-java
-
 clean:
-	rm -rf $(VENV) tools/node_modules clients/ts/node_modules clients/ts/dist clients/ts/build-test examples/ts/node_modules examples/ts/dist sidecar/_gen .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tools/node_modules clients/ts/node_modules clients/ts/dist clients/ts/build-test examples/ts/node_modules examples/ts/dist clients/java/target examples/java/target sidecar/_gen .pytest_cache .mypy_cache .ruff_cache
