@@ -70,9 +70,14 @@ public final class GenerationStream implements Iterator<StreamGenerateResponse>,
     return result;
   }
 
-  /** Cancels the call (no-op once it has ended). */
+  /** Cancels the call (no-op once it has ended); the next hasNext() throws a CancelledException. */
+  public void cancel() {
+    context.cancel(null);
+  }
+
+  /** Cancels the call if it is still open. */
   @Override
   public void close() {
-    context.cancel(null);
+    cancel();
   }
 }

@@ -174,7 +174,7 @@ class ContractSuiteTest {
           events.add("delta");
           text.append(message.getDelta().getText());
           if (stream.deltas() == cancelAfter) {
-            stream.close();
+            stream.cancel();
             cancelled = true;
           }
         } else if (message.hasResult()) {
