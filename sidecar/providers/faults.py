@@ -22,7 +22,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from sidecar.core.errors import ProviderRateLimitedError, ProviderUnavailableError
-from sidecar.core.types import Chunk, Message, Role
+from sidecar.core.types import Chunk, Role
 from sidecar.providers.base import ProviderRequest
 
 DIRECTIVE = re.compile(r"\[\[fault:([^\[\]]*)\]\]")
@@ -84,7 +84,7 @@ def extract(req: ProviderRequest) -> tuple[ProviderRequest, FaultPlan]:
 
     message = req.messages[index]
     text = DIRECTIVE.sub(take, message.text).strip()
-    messages = (*req.messages[:index], Message(message.role, text, message.name), *req.messages[index + 1 :])
+    messages = (*req.messages[:index], dataclasses.replace(message, text=text), *req.messages[index + 1 :])
     return dataclasses.replace(req, messages=messages), plan
 
 
