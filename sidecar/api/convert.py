@@ -325,6 +325,8 @@ def _deployment(
             tools=caps.tools,
             json_schema=caps.json_schema,
             max_context_tokens=caps.max_context_tokens,
+            images=caps.images,
+            reasoning=caps.reasoning,
         ),
         price=models_pb2.Price(
             input_micros_per_million=micros(target.price.input_per_million),
