@@ -50,6 +50,7 @@ from sidecar.pipeline.observe import ObserveLayer
 from sidecar.pipeline.persona import PersonaLayer
 from sidecar.pipeline.quota import QuotaLayer, TokenEstimator
 from sidecar.pipeline.route import RouteLayer
+from sidecar.pipeline.structured import StructuredOutputLayer
 from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.providers._http import HttpClient
 from sidecar.providers.base import Provider
@@ -394,6 +395,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 ),
                 tracing=d.telemetry.tracing,
             ),
+            StructuredOutputLayer,
             *routed_layers(cfg, d),
         ],
     )

@@ -30,7 +30,7 @@ type outcome struct {
 // against a real sidecar process, and fails if any scenario did not run.
 func TestContract(t *testing.T) {
 	contract := loadContract(t)
-	address := startSidecar(t, contract.Token)
+	address, _ := startSidecar(t, contract.Token)
 	ran := map[string]bool{}
 	for _, sc := range contract.Scenarios {
 		id := fmt.Sprint(sc["id"])

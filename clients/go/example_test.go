@@ -16,7 +16,7 @@ import (
 // TestExampleProgram runs examples/go against a real sidecar and checks what it prints.
 func TestExampleProgram(t *testing.T) {
 	contract := loadContract(t)
-	address := startSidecar(t, contract.Token)
+	address, _ := startSidecar(t, contract.Token)
 	cmd := exec.Command("go", "run", ".")
 	cmd.Dir = filepath.Join(repoRoot, "examples", "go")
 	cmd.Env = append(os.Environ(), "ORCHESTRATOR_SIDECAR_ADDRESS="+address, "ORCHESTRATOR_SIDECAR_TOKEN="+contract.Token)
@@ -31,10 +31,12 @@ func TestExampleProgram(t *testing.T) {
 	}
 }
 
-// TestStreamEvents ranges over Stream.Events, and stops a second stream by breaking the loop.
+// TestStreamEvents connects over the Unix socket, ranges over Stream.Events, and stops a second
+// stream by breaking the loop.
 func TestStreamEvents(t *testing.T) {
 	contract := loadContract(t)
-	client, err := orchestrator.New(orchestrator.WithAddress(startSidecar(t, contract.Token)), orchestrator.WithToken(contract.Token))
+	address, socket := startSidecar(t, contract.Token)
+	client, err := orchestrator.New(orchestrator.WithAddress(address), orchestrator.WithToken(contract.Token))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +44,17 @@ func TestStreamEvents(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	who := orchestrator.Tenant("acme", "events")
+	for _, unix := range []string{"unix://" + socket, socket} {
+		over, err := orchestrator.New(orchestrator.WithAddress(unix), orchestrator.WithToken(contract.Token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := over.Generate(ctx, orchestrator.Prompt("over a socket", who))
+		over.Close()
+		if err != nil || orchestrator.Text(resp) != "over a socket" {
+			t.Fatalf("%s: %v %v", unix, resp, err)
+		}
+	}
 	stream, err := client.Stream(ctx, orchestrator.StreamPrompt("one two three four five", who))
 	if err != nil {
 		t.Fatal(err)

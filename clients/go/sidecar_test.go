@@ -37,19 +37,22 @@ func loadContract(t *testing.T) contractFile {
 	return c
 }
 
-// startSidecar runs the real sidecar on a free port with the contract configuration and returns
-// its address once the health check answers SERVING; it is stopped when the test ends.
-func startSidecar(t *testing.T, token string) string {
+// startSidecar runs the real sidecar on a free port (and a Unix socket) with the contract
+// configuration and returns both addresses once the health check answers SERVING; it is stopped
+// when the test ends.
+func startSidecar(t *testing.T, token string) (address, socket string) {
 	t.Helper()
 	exe, _ := filepath.Abs(filepath.Join(repoRoot, ".venv", "bin", "sidecar"))
 	config, _ := filepath.Abs(filepath.Join(repoRoot, "tests", "contract", "sidecar.yaml"))
 	if _, err := os.Stat(exe); err != nil {
 		t.Fatalf("%s is missing: run `make setup` at the repository root", exe)
 	}
-	address := freeAddress(t)
+	address = freeAddress(t)
 	cmd := exec.Command(exe, "serve", "--config", config)
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(os.Environ(), "SIDECAR__SETTINGS__LISTEN__ADDRESS="+address, "CONTRACT_SIDECAR_TOKEN="+token)
+	socket = filepath.Join(cmd.Dir, "sidecar.sock")
+	cmd.Env = append(os.Environ(), "SIDECAR__SETTINGS__LISTEN__ADDRESS="+address, "CONTRACT_SIDECAR_TOKEN="+token,
+		"SIDECAR__SETTINGS__LISTEN__UNIX_SOCKET="+socket)
 	log, err := os.Create(filepath.Join(cmd.Dir, "sidecar.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +73,7 @@ func startSidecar(t *testing.T, token string) string {
 		}
 	})
 	waitServing(t, address, exited, log.Name())
-	return address
+	return address, socket
 }
 
 func freeAddress(t *testing.T) string {

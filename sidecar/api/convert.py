@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from google.protobuf import duration_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import models_pb2
-from sidecar.api import context_cache
+from sidecar.api import content, context_cache, tools
 from sidecar.config.schema import DeploymentConfig, RequestLimits
 from sidecar.config.tiers import TierAssignment, UnknownTier, resolve_tier
 from sidecar.core.clock import Deadline
@@ -19,15 +20,13 @@ from sidecar.core.errors import FieldViolation, InvalidRequestError
 from sidecar.core.types import (
     Call,
     CallRecord,
-    Chunk,
     Credentials,
     FinishReason,
     GenerationParams,
     InlineEnvelope,
     KeyRef,
     KeySource,
-    Message,
-    Role,
+    Reasoning,
     Target,
 )
 from sidecar.providers.base import Provider
@@ -37,15 +36,8 @@ from sidecar.routing.plan import Routing
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}")  # tenant, user, conversation, request ids
 _ROUTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/\-]{0,127}")
-_NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 _META_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/\-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_ROLES = {
-    gen.ROLE_SYSTEM: Role.SYSTEM,
-    gen.ROLE_USER: Role.USER,
-    gen.ROLE_ASSISTANT: Role.ASSISTANT,
-    gen.ROLE_TOOL: Role.TOOL,
-}
 _FINISH = {
     None: gen.FINISH_REASON_UNSPECIFIED,
     FinishReason.STOP: gen.FINISH_REASON_STOP,
@@ -56,7 +48,6 @@ _FINISH = {
 
 
 MAX_VIOLATIONS = 20  # a hostile request must not make the error itself expensive
-MAX_CONTENT_PARTS = 64
 
 
 ID_RULE = "at most 128 of letters, digits and ._:@- starting with a letter or digit"
@@ -110,8 +101,16 @@ def to_call(
 ) -> Call:
     """Validate a request and turn it into a Call, or raise InvalidRequestError naming every field."""
     bad = Violations(INPUT)
-    messages = _messages(req.messages, limits, bad)
+    messages = content.messages(req.messages, limits, bad)
     params = _params(req.config, limits, bad) if req.HasField("config") else GenerationParams()
+    specs = tools.tools(req, bad.add)
+    params = dataclasses.replace(
+        params,
+        tools=specs,
+        tool_choice=tools.tool_choice(req, specs, bad.add),
+        parallel_tool_calls=req.parallel_tool_calls if req.HasField("parallel_tool_calls") else None,
+        response_format=tools.response_format(req, bad.add),
+    )
     for field in ("tenant_id", "user_id", "conversation_id", "request_id"):
         bad.check_id(field, getattr(req, field))
     if req.model and not _ROUTE.fullmatch(req.model):
@@ -170,55 +169,6 @@ def _key_source(req: gen.GenerationInput, bad: Violations) -> KeySource | None:
     return None
 
 
-def _messages(wire: Sequence[gen.Message], limits: RequestLimits, bad: Violations) -> tuple[Message, ...]:
-    if not wire:
-        bad.add("messages", "at least one message is required")
-    elif len(wire) > limits.max_messages:
-        bad.add("messages", f"at most {limits.max_messages} messages")
-        return ()
-    out: list[Message] = []
-    total = 0
-    for i, m in enumerate(wire):
-        where = f"messages[{i}]"
-        role = _ROLES.get(m.role)
-        if role is None:
-            bad.add(f"{where}.role", "must be ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL")
-        elif role is Role.TOOL:
-            bad.add(f"{where}.role", "ROLE_TOOL needs tool calls, which this API does not carry yet")
-        if m.name and not _NAME.fullmatch(m.name):
-            bad.add(f"{where}.name", "at most 64 of letters, digits, _ and -")
-        text = _text(m.content, where, bad)
-        if len(text) > limits.max_message_chars:
-            bad.add(f"{where}.content", f"longer than {limits.max_message_chars} characters")
-        total += len(text)
-        if role is not None:
-            out.append(Message(role, text, m.name))
-    if total > limits.max_total_chars:
-        bad.add("messages", f"together longer than {limits.max_total_chars} characters")
-    if wire and all(m.role == gen.ROLE_SYSTEM for m in wire):
-        bad.add("messages", "at least one message must be from the user or the assistant")
-    return tuple(out)
-
-
-def _text(parts: Sequence[gen.ContentPart], where: str, bad: Violations) -> str:
-    if not parts:
-        bad.add(f"{where}.content", "at least one content part is required")
-        return ""
-    if len(parts) > MAX_CONTENT_PARTS:
-        bad.add(f"{where}.content", f"at most {MAX_CONTENT_PARTS} content parts")
-        return ""
-    texts: list[str] = []
-    for j, part in enumerate(parts):
-        kind = part.WhichOneof("kind")
-        if kind != "text":
-            bad.add(f"{where}.content[{j}]", "a content part must set `text`")
-        elif not part.text:
-            bad.add(f"{where}.content[{j}].text", "must not be empty")
-        else:
-            texts.append(part.text)
-    return "".join(texts)
-
-
 def _params(cfg: gen.GenerationConfig, limits: RequestLimits, bad: Violations) -> GenerationParams:
     max_tokens = cfg.max_tokens if cfg.HasField("max_tokens") else None
     if max_tokens is not None and not 1 <= max_tokens <= limits.max_tokens_cap:
@@ -240,7 +190,29 @@ def _params(cfg: gen.GenerationConfig, limits: RequestLimits, bad: Violations) -
         top_p=top_p,
         stop=tuple(cfg.stop),
         seed=cfg.seed if cfg.HasField("seed") else None,
+        reasoning=_reasoning(cfg, limits, bad) if cfg.HasField("reasoning") else None,
     )
+
+
+_EFFORTS = {
+    gen.REASONING_EFFORT_UNSPECIFIED: "",
+    gen.REASONING_EFFORT_LOW: "low",
+    gen.REASONING_EFFORT_MEDIUM: "medium",
+    gen.REASONING_EFFORT_HIGH: "high",
+}
+MIN_THINKING_BUDGET = 1024  # Anthropic's minimum
+
+
+def _reasoning(cfg: gen.GenerationConfig, limits: RequestLimits, bad: Violations) -> Reasoning:
+    r = cfg.reasoning
+    effort = _EFFORTS.get(r.effort)
+    if effort is None:
+        bad.add("config.reasoning.effort", "REASONING_EFFORT_LOW, _MEDIUM or _HIGH")
+    if r.budget_tokens and not MIN_THINKING_BUDGET <= r.budget_tokens <= limits.max_tokens_cap:
+        bad.add(
+            "config.reasoning.budget_tokens", f"0 (none) or {MIN_THINKING_BUDGET} to {limits.max_tokens_cap}"
+        )
+    return Reasoning(effort=effort or "", budget_tokens=r.budget_tokens, include_thinking=r.include_thinking)
 
 
 def check_metadata(metadata: Mapping[str, str], limits: RequestLimits, bad: Violations) -> None:
@@ -280,6 +252,8 @@ def to_summary(record: CallRecord, *, request_id: str, finished_at: float) -> ge
             completion_tokens=usage.completion_tokens,
             total_tokens=usage.total_tokens,
             cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
         ),
         cost_micros=micros(record.cost_usd),
         attempts=[
@@ -308,16 +282,6 @@ def to_summary(record: CallRecord, *, request_id: str, finished_at: float) -> ge
 def micros(usd: float) -> int:
     """US dollars -> integer micro-dollars (rounded to the nearest)."""
     return round(usd * 1_000_000)
-
-
-def assistant_message(text: str) -> gen.Message:
-    """The answer as an assistant message: its text as one part (none when empty)."""
-    parts = [gen.ContentPart(text=text)] if text else []
-    return gen.Message(role=gen.ROLE_ASSISTANT, content=parts)
-
-
-def to_delta(chunk: Chunk) -> gen.StreamGenerateResponse:
-    return gen.StreamGenerateResponse(delta=gen.ContentDelta(text=chunk.text))
 
 
 def to_routes(
@@ -361,6 +325,8 @@ def _deployment(
             tools=caps.tools,
             json_schema=caps.json_schema,
             max_context_tokens=caps.max_context_tokens,
+            images=caps.images,
+            reasoning=caps.reasoning,
         ),
         price=models_pb2.Price(
             input_micros_per_million=micros(target.price.input_per_million),

@@ -13,13 +13,14 @@ from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import models_pb2
 from sidecar.api import convert
 from sidecar.api import personas as api_personas
+from sidecar.api.answer import Answer
 from sidecar.api.errors import abort, internal
 from sidecar.api.gate import Context, Gate, rpc_failure
 from sidecar.api.paging import PageTokens
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import SidecarError
-from sidecar.core.layer import Handler, collect
+from sidecar.core.layer import Handler
 from sidecar.core.types import Call, CallRecord
 from sidecar.idempotency.replay import Replays
 from sidecar.providers.base import Provider
@@ -81,11 +82,14 @@ class GenerationServicer:
         return response
 
     async def _generate(self, call: Call, context: Context) -> gen.GenerateResponse:
+        answer = Answer()  # a unary answer carries no thinking
         try:
-            text, _ = await collect(self._pipeline, call)
+            async with aclosing(self._pipeline(call)) as stream:
+                async for chunk in stream:
+                    answer.feed(chunk)
         except Exception as exc:
             await self._fail(context, call, exc)
-        return gen.GenerateResponse(message=convert.assistant_message(text), summary=self._summary(call))
+        return gen.GenerateResponse(message=answer.message(), summary=self._summary(call))
 
     async def _generate_bytes(self, call: Call, context: Context) -> bytes:
         return (await self._generate(call, context)).SerializeToString()
@@ -95,21 +99,19 @@ class GenerationServicer:
     ) -> AsyncGenerator[gen.StreamGenerateResponse, None]:
         await self._gate.admit(context, "StreamGenerate", request.input.tenant_id)
         call = await self._call(request.input, context, stream=True)
-        text: list[str] = []
+        reasoning = call.params.reasoning
+        answer = Answer(thinking=reasoning is not None and reasoning.include_thinking)
         record = call.record
         try:
             async with aclosing(self._pipeline(call)) as stream:
                 async for chunk in stream:
-                    if chunk.text:
+                    for delta in answer.feed(chunk):
                         if record.first_token_at is None:
                             record.first_token_at = self._clock.monotonic()
-                        text.append(chunk.text)
-                        yield convert.to_delta(chunk)
+                        yield delta
         except Exception as exc:
             await self._fail(context, call, exc)
-        result = gen.GenerateResponse(
-            message=convert.assistant_message("".join(text)), summary=self._summary(call)
-        )
+        result = gen.GenerateResponse(message=answer.message(), summary=self._summary(call))
         yield gen.StreamGenerateResponse(result=result)
 
     async def ListModels(

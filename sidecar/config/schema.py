@@ -81,6 +81,9 @@ class Settings(_Model):
 class PriceConfig(_Model):
     input_per_million: float = Field(default=0.0, ge=0)
     output_per_million: float = Field(default=0.0, ge=0)
+    cache_write_per_million: float | None = Field(
+        default=None, ge=0, description="prompt tokens written to the provider's cache; unset: input price"
+    )
 
 
 class EchoOptions(_Model):
@@ -90,6 +93,15 @@ class EchoOptions(_Model):
     chunk_delay_seconds: float = Field(default=0.0, ge=0, le=60)
     tokens_per_chunk: int = Field(default=4, ge=1, le=10_000)
     faults: bool = Field(default=False, description="obey [[fault:...]] directives (providers/faults.py)")
+
+
+class CapabilityOverrides(_Model):
+    """What a deployment can do, where it differs from its provider's defaults (unset: the default)."""
+
+    tools: bool | None = None
+    json_schema: bool | None = None
+    images: bool | None = None
+    reasoning: bool | None = None
 
 
 class DeploymentConfig(_Model):
@@ -107,6 +119,7 @@ class DeploymentConfig(_Model):
     bedrock: BedrockOptions | None = None
     gemini: GeminiOptions | None = None
     azure: AzureOptions | None = None
+    capabilities: CapabilityOverrides = CapabilityOverrides()
     description: str = ""
     weight: float = Field(default=1.0, ge=0, description="for the weighted strategy")
     priority: int = Field(default=0, description="lower first, for the priority strategy")

@@ -7,7 +7,8 @@ The directives are removed from the message before the echo answers or counts it
 
 - `unavailable`: the attempt fails retryably before any chunk (PROVIDER_UNAVAILABLE).
 - `rate_limited` (optionally `retry_after=S`): the attempt fails as rate limited, with Retry-After.
-- `interrupt_after=N`: the attempt fails after N text chunks (a stream then is STREAM_INTERRUPTED).
+- `interrupt_after=N`: the attempt fails after N content chunks (text, tool call or thinking); a
+  stream then is STREAM_INTERRUPTED.
 - `delay_ms=N`: wait N milliseconds before the first chunk, through the provider's injected wait.
 
 An unknown or malformed directive is not a fault: it is left in the text, so a typo shows in the answer.
@@ -22,7 +23,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from sidecar.core.errors import ProviderRateLimitedError, ProviderUnavailableError
-from sidecar.core.types import Chunk, Message, Role
+from sidecar.core.types import Chunk, Role
 from sidecar.providers.base import ProviderRequest
 
 DIRECTIVE = re.compile(r"\[\[fault:([^\[\]]*)\]\]")
@@ -84,7 +85,7 @@ def extract(req: ProviderRequest) -> tuple[ProviderRequest, FaultPlan]:
 
     message = req.messages[index]
     text = DIRECTIVE.sub(take, message.text).strip()
-    messages = (*req.messages[:index], Message(message.role, text, message.name), *req.messages[index + 1 :])
+    messages = (*req.messages[:index], dataclasses.replace(message, text=text), *req.messages[index + 1 :])
     return dataclasses.replace(req, messages=messages), plan
 
 
@@ -106,4 +107,4 @@ async def inject(
             if plan.interrupt_after is not None and delivered >= plan.interrupt_after:
                 raise ProviderUnavailableError(f"echo fault directive: interrupted after {delivered} chunks")
             yield chunk
-            delivered += 1 if chunk.text else 0
+            delivered += 1 if chunk.text or chunk.tool_calls or chunk.thinking else 0

@@ -6,6 +6,7 @@ and token counts, never the exact text a model writes.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import struct_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import free_port, system, user
@@ -103,3 +105,37 @@ async def test_max_tokens_is_honoured(serve: Any, small_model: tuple[str, str]) 
     )
     assert reply.summary.usage.completion_tokens <= 5
     assert reply.summary.finish_reason == gen.FINISH_REASON_LENGTH
+
+
+WEATHER = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "temperature_c": {"type": "integer"}},
+    "required": ["city", "temperature_c"],
+    "additionalProperties": False,
+}
+
+
+def weather_format() -> gen.ResponseFormat:
+    schema = struct_pb2.Struct()
+    schema.update(WEATHER)
+    return gen.ResponseFormat(json_schema=gen.JsonSchemaFormat(name="weather", schema=schema, strict=True))
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_json_schema_answer_validates(serve: Any, small_model: tuple[str, str], stream: bool) -> None:
+    """llama.cpp constrains the answer to the schema; the sidecar validates it."""
+    s = await serve({"policy": policy(*small_model)})
+    fields = dict(
+        messages=[user("Give the weather in Paris as JSON.")],
+        config=gen.GenerationConfig(max_tokens=64, temperature=0, seed=1),
+        response_format=weather_format(),
+    )
+    if stream:
+        events = [e async for e in s.stub.StreamGenerate(stream_request(**fields), timeout=120)]
+        result = events[-1].result
+    else:
+        result = await s.stub.Generate(generate_request(**fields), timeout=120)
+    answer = json.loads(text_of(result))
+    assert set(answer) == {"city", "temperature_c"} and isinstance(answer["temperature_c"], int)
+    assert result.summary.finish_reason == gen.FINISH_REASON_STOP

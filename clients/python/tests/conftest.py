@@ -50,8 +50,20 @@ def _wait_serving(address: str, proc: subprocess.Popen[bytes], log: Path) -> Non
 
 
 @pytest.fixture(scope="session")
-def sidecar(contract: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The address of a sidecar serving the contract configuration (stopped after the session)."""
+def sidecar(served: tuple[str, Path]) -> str:
+    """The TCP address of a sidecar serving the contract configuration."""
+    return served[0]
+
+
+@pytest.fixture(scope="session")
+def sidecar_socket(served: tuple[str, Path]) -> Path:
+    """The Unix socket the same sidecar also listens on."""
+    return served[1]
+
+
+@pytest.fixture(scope="session")
+def served(contract: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A sidecar serving the contract configuration on TCP and a Unix socket (stopped after the session)."""
     exe = ROOT / ".venv" / "bin" / "sidecar"
     if not exe.exists():
         pytest.fail(f"{exe} is missing: run `make setup` at the repository root")
@@ -61,6 +73,7 @@ def sidecar(contract: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
         **os.environ,
         "SIDECAR__SETTINGS__LISTEN__ADDRESS": address,
         "CONTRACT_SIDECAR_TOKEN": contract["token"],
+        "SIDECAR__SETTINGS__LISTEN__UNIX_SOCKET": str(work / "sidecar.sock"),
     }
     log = work / "sidecar.log"
     with log.open("wb") as out:
@@ -73,7 +86,7 @@ def sidecar(contract: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
         )
     try:
         _wait_serving(address, proc, log)
-        yield address
+        yield address, work / "sidecar.sock"
     finally:
         proc.terminate()
         try:

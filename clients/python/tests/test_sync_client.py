@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,3 +39,9 @@ def test_async_retry_policy_waits_the_retry_info_then_gives_up(
             client.generate(_input("[[fault:rate_limited retry_after=1]] x", model="limited"), timeout=0.5,
                             retry_policy=oc.RetryPolicy())  # fmt: skip
         assert err.value.retry_delay is not None
+
+
+def test_unix_socket_addresses(sidecar_socket: Path, contract: dict[str, Any]) -> None:
+    for address in (f"unix://{sidecar_socket}", str(sidecar_socket)):
+        with oc.Client(address, token=contract["token"]) as client:
+            assert oc.text_of(client.generate(_input("over a socket"), timeout=5)) == "over a socket"

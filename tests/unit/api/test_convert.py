@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from google.protobuf import struct_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import keys_pb2
@@ -62,15 +63,112 @@ def test_unset_parameters_stay_unset_and_request_id_is_generated() -> None:
     assert len(call.request_id) == 32
 
 
+def part(text: str = "ok") -> gen.ContentPart:
+    return gen.ContentPart(text=text)
+
+
+def struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(value)
+    return out
+
+
+def tool(name: str, parameters: dict[str, Any] | None = None) -> gen.Tool:
+    t = gen.Tool(name=name)
+    if parameters is not None:
+        t.parameters.CopyFrom(struct(parameters))
+    return t
+
+
+def call_part(call_id: str, name: str, arguments: str) -> gen.ContentPart:
+    return gen.ContentPart(tool_call=gen.ToolCall(id=call_id, name=name, arguments=arguments))
+
+
+def assistant_call(call_id: str, name: str, arguments: str) -> gen.Message:
+    return gen.Message(role=gen.ROLE_ASSISTANT, content=[call_part(call_id, name, arguments)])
+
+
+def image_message(data: bytes, mime: str) -> gen.Message:
+    image = gen.ContentPart(image=gen.Image(data=data, mime_type=mime))
+    return gen.Message(role=gen.ROLE_USER, content=[part("what is this?"), image])
+
+
 BAD: list[tuple[str, gen.GenerationInput, str]] = [
     ("no messages", gen.GenerationInput(), "messages"),
     ("too many messages", gen.GenerationInput(messages=[msg()] * 4), "messages"),
     ("unknown role", gen.GenerationInput(messages=[msg(role=9)]), "messages[0].role"),
     ("unspecified role", gen.GenerationInput(messages=[msg(role=0)]), "messages[0].role"),
     (
-        "tool role without tool calls",
-        gen.GenerationInput(messages=[msg(role=gen.ROLE_TOOL)]),
-        "messages[0].role",
+        "tool result without its call",
+        gen.GenerationInput(messages=[msg(), msg(role=gen.ROLE_TOOL)]),
+        "messages[1].tool_call_id",
+    ),
+    (
+        "tool result answering no call",
+        gen.GenerationInput(
+            messages=[msg(), gen.Message(role=gen.ROLE_TOOL, tool_call_id="c1", content=[part()])]
+        ),
+        "messages[1].tool_call_id",
+    ),
+    (
+        "illegal tool name",
+        gen.GenerationInput(messages=[msg()], tools=[gen.Tool(name="get weather")]),
+        "tools[0].name",
+    ),
+    (
+        "duplicate tool name",
+        gen.GenerationInput(messages=[msg()], tools=[tool("a"), tool("a")]),
+        "tools[1].name",
+    ),
+    (
+        "parameters that are not a schema",
+        gen.GenerationInput(messages=[msg()], tools=[tool("a", {"type": "objekt"})]),
+        "tools[0].parameters",
+    ),
+    (
+        "parameters that are not an object schema",
+        gen.GenerationInput(messages=[msg()], tools=[tool("a", {"type": "string"})]),
+        "tools[0].parameters",
+    ),
+    (
+        "tool choice naming no tool",
+        gen.GenerationInput(messages=[msg()], tools=[tool("a")], tool_choice=gen.ToolChoice(name="b")),
+        "tool_choice.name",
+    ),
+    (
+        "tool choice without tools",
+        gen.GenerationInput(messages=[msg()], tool_choice=gen.ToolChoice(mode=gen.TOOL_CHOICE_MODE_REQUIRED)),
+        "tool_choice",
+    ),
+    (
+        "tool call arguments not JSON",
+        gen.GenerationInput(messages=[msg(), assistant_call("c1", "a", "{not json")]),
+        "messages[1].content[0].tool_call.arguments",
+    ),
+    (
+        "tool call in a user message",
+        gen.GenerationInput(messages=[gen.Message(role=gen.ROLE_USER, content=[call_part("c1", "a", "{}")])]),
+        "messages[0].content[0].tool_call",
+    ),
+    (
+        "oversized image",
+        gen.GenerationInput(messages=[image_message(b"x" * (5 * 1024 * 1024 + 1), "image/png")]),
+        "messages[0].content[1].image.data",
+    ),
+    (
+        "image without a MIME type",
+        gen.GenerationInput(messages=[image_message(b"\x89PNG", "")]),
+        "messages[0].content[1].image.mime_type",
+    ),
+    (
+        "response schema that is not a schema",
+        gen.GenerationInput(
+            messages=[msg()],
+            response_format=gen.ResponseFormat(
+                json_schema=gen.JsonSchemaFormat(name="s", schema=struct({"type": 5}))
+            ),
+        ),
+        "response_format.json_schema.schema",
     ),
     ("only a system message", gen.GenerationInput(messages=[msg(role=gen.ROLE_SYSTEM)]), "messages"),
     (
@@ -245,3 +343,26 @@ def test_the_tier_comes_from_the_config_map_user_first_then_tenant() -> None:
         convert(gen.GenerationInput(model="echo", messages=[msg()], metadata={"tier": "basic"})).tier
         == "free"
     )
+
+
+def test_a_tool_loop_converts_to_domain_messages() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer", "maximum": 7}},
+    }
+    req = gen.GenerationInput(
+        messages=[
+            msg("weather in Paris?"),
+            assistant_call("call_1", "weather", '{"city": "Paris"}'),
+            gen.Message(role=gen.ROLE_TOOL, tool_call_id="call_1", content=[part("sunny")]),
+        ],
+        tools=[tool("weather", schema)],
+        tool_choice=gen.ToolChoice(mode=gen.TOOL_CHOICE_MODE_REQUIRED),
+        parallel_tool_calls=False,
+    )
+    call = convert(req)
+    assert call.messages[1].tool_calls[0].name == "weather" and call.messages[2].tool_call_id == "call_1"
+    spec = call.params.tools[0]
+    assert spec.name == "weather" and '"maximum":7' in spec.parameters_json  # an int, not 7.0
+    assert call.params.tool_choice is not None and call.params.tool_choice.mode == "required"
+    assert call.params.parallel_tool_calls is False

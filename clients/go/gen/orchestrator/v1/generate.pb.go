@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -144,7 +145,305 @@ func (FinishReason) EnumDescriptor() ([]byte, []int) {
 	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{1}
 }
 
-// One part of a message's content. A oneof so images and tool calls can be added later.
+// Whether and which tool the model must call.
+type ToolChoiceMode int32
+
+const (
+	// The provider's default: the model decides (as AUTO).
+	ToolChoiceMode_TOOL_CHOICE_MODE_UNSPECIFIED ToolChoiceMode = 0
+	// The model decides whether to call tools.
+	ToolChoiceMode_TOOL_CHOICE_MODE_AUTO ToolChoiceMode = 1
+	// The model must not call tools.
+	ToolChoiceMode_TOOL_CHOICE_MODE_NONE ToolChoiceMode = 2
+	// The model must call at least one tool.
+	ToolChoiceMode_TOOL_CHOICE_MODE_REQUIRED ToolChoiceMode = 3
+)
+
+// Enum value maps for ToolChoiceMode.
+var (
+	ToolChoiceMode_name = map[int32]string{
+		0: "TOOL_CHOICE_MODE_UNSPECIFIED",
+		1: "TOOL_CHOICE_MODE_AUTO",
+		2: "TOOL_CHOICE_MODE_NONE",
+		3: "TOOL_CHOICE_MODE_REQUIRED",
+	}
+	ToolChoiceMode_value = map[string]int32{
+		"TOOL_CHOICE_MODE_UNSPECIFIED": 0,
+		"TOOL_CHOICE_MODE_AUTO":        1,
+		"TOOL_CHOICE_MODE_NONE":        2,
+		"TOOL_CHOICE_MODE_REQUIRED":    3,
+	}
+)
+
+func (x ToolChoiceMode) Enum() *ToolChoiceMode {
+	p := new(ToolChoiceMode)
+	*p = x
+	return p
+}
+
+func (x ToolChoiceMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ToolChoiceMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_orchestrator_v1_generate_proto_enumTypes[2].Descriptor()
+}
+
+func (ToolChoiceMode) Type() protoreflect.EnumType {
+	return &file_orchestrator_v1_generate_proto_enumTypes[2]
+}
+
+func (x ToolChoiceMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ToolChoiceMode.Descriptor instead.
+func (ToolChoiceMode) EnumDescriptor() ([]byte, []int) {
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{2}
+}
+
+// How much a reasoning model thinks before answering.
+type ReasoningEffort int32
+
+const (
+	// The provider's default.
+	ReasoningEffort_REASONING_EFFORT_UNSPECIFIED ReasoningEffort = 0
+	// Little reasoning.
+	ReasoningEffort_REASONING_EFFORT_LOW ReasoningEffort = 1
+	// Some reasoning.
+	ReasoningEffort_REASONING_EFFORT_MEDIUM ReasoningEffort = 2
+	// Much reasoning.
+	ReasoningEffort_REASONING_EFFORT_HIGH ReasoningEffort = 3
+)
+
+// Enum value maps for ReasoningEffort.
+var (
+	ReasoningEffort_name = map[int32]string{
+		0: "REASONING_EFFORT_UNSPECIFIED",
+		1: "REASONING_EFFORT_LOW",
+		2: "REASONING_EFFORT_MEDIUM",
+		3: "REASONING_EFFORT_HIGH",
+	}
+	ReasoningEffort_value = map[string]int32{
+		"REASONING_EFFORT_UNSPECIFIED": 0,
+		"REASONING_EFFORT_LOW":         1,
+		"REASONING_EFFORT_MEDIUM":      2,
+		"REASONING_EFFORT_HIGH":        3,
+	}
+)
+
+func (x ReasoningEffort) Enum() *ReasoningEffort {
+	p := new(ReasoningEffort)
+	*p = x
+	return p
+}
+
+func (x ReasoningEffort) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReasoningEffort) Descriptor() protoreflect.EnumDescriptor {
+	return file_orchestrator_v1_generate_proto_enumTypes[3].Descriptor()
+}
+
+func (ReasoningEffort) Type() protoreflect.EnumType {
+	return &file_orchestrator_v1_generate_proto_enumTypes[3]
+}
+
+func (x ReasoningEffort) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReasoningEffort.Descriptor instead.
+func (ReasoningEffort) EnumDescriptor() ([]byte, []int) {
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{3}
+}
+
+// A call of a tool, asked for by the model (in an assistant message).
+type ToolCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The call's id, unique in the conversation; a ROLE_TOOL message answers it by this id.
+	// Reasons: INVALID_REQUEST naming `...tool_call.id` when empty or longer than 128 characters.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The tool's name, one of the request's tools (`^[a-zA-Z0-9_-]{1,64}$`).
+	// Reasons: INVALID_REQUEST naming `...tool_call.name`.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The arguments: a JSON object as text (as the model wrote it).
+	// Reasons: INVALID_REQUEST naming `...tool_call.arguments` when it is not a JSON object.
+	Arguments     string `protobuf:"bytes,3,opt,name=arguments,proto3" json:"arguments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolCall) Reset() {
+	*x = ToolCall{}
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolCall) ProtoMessage() {}
+
+func (x *ToolCall) ProtoReflect() protoreflect.Message {
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolCall.ProtoReflect.Descriptor instead.
+func (*ToolCall) Descriptor() ([]byte, []int) {
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ToolCall) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ToolCall) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ToolCall) GetArguments() string {
+	if x != nil {
+		return x.Arguments
+	}
+	return ""
+}
+
+// An image in a user message: a URL or the bytes themselves.
+type Image struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where the image is.
+	// Reasons: INVALID_REQUEST naming `...image` when neither is set, the URL is not https (or a
+	// data URL), the bytes are too large (policy limit) or the MIME type is not an image type.
+	//
+	// Types that are valid to be assigned to Source:
+	//
+	//	*Image_Url
+	//	*Image_Data
+	Source isImage_Source `protobuf_oneof:"source"`
+	// The MIME type of `data`: image/png, image/jpeg, image/gif or image/webp. Required with data.
+	MimeType string `protobuf:"bytes,3,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
+	// Width and height in pixels, when the caller knows them: used to count the image's tokens
+	// with the provider's rule; unknown sizes are counted at the provider's maximum.
+	Width int32 `protobuf:"varint,4,opt,name=width,proto3" json:"width,omitempty"`
+	// Height in pixels (see width).
+	Height        int32 `protobuf:"varint,5,opt,name=height,proto3" json:"height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Image) Reset() {
+	*x = Image{}
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Image) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Image) ProtoMessage() {}
+
+func (x *Image) ProtoReflect() protoreflect.Message {
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Image.ProtoReflect.Descriptor instead.
+func (*Image) Descriptor() ([]byte, []int) {
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Image) GetSource() isImage_Source {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *Image) GetUrl() string {
+	if x != nil {
+		if x, ok := x.Source.(*Image_Url); ok {
+			return x.Url
+		}
+	}
+	return ""
+}
+
+func (x *Image) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Source.(*Image_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+func (x *Image) GetMimeType() string {
+	if x != nil {
+		return x.MimeType
+	}
+	return ""
+}
+
+func (x *Image) GetWidth() int32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *Image) GetHeight() int32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+type isImage_Source interface {
+	isImage_Source()
+}
+
+type Image_Url struct {
+	// An https URL the provider fetches.
+	Url string `protobuf:"bytes,1,opt,name=url,proto3,oneof"`
+}
+
+type Image_Data struct {
+	// The image's bytes (sent inline as base64).
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+func (*Image_Url) isImage_Source() {}
+
+func (*Image_Data) isImage_Source() {}
+
+// One part of a message's content.
 type ContentPart struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The kind of content this part carries.
@@ -152,6 +451,8 @@ type ContentPart struct {
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*ContentPart_Text
+	//	*ContentPart_ToolCall
+	//	*ContentPart_Image
 	Kind          isContentPart_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -159,7 +460,7 @@ type ContentPart struct {
 
 func (x *ContentPart) Reset() {
 	*x = ContentPart{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[0]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -171,7 +472,7 @@ func (x *ContentPart) String() string {
 func (*ContentPart) ProtoMessage() {}
 
 func (x *ContentPart) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[0]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -184,7 +485,7 @@ func (x *ContentPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentPart.ProtoReflect.Descriptor instead.
 func (*ContentPart) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{0}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ContentPart) GetKind() isContentPart_Kind {
@@ -203,6 +504,24 @@ func (x *ContentPart) GetText() string {
 	return ""
 }
 
+func (x *ContentPart) GetToolCall() *ToolCall {
+	if x != nil {
+		if x, ok := x.Kind.(*ContentPart_ToolCall); ok {
+			return x.ToolCall
+		}
+	}
+	return nil
+}
+
+func (x *ContentPart) GetImage() *Image {
+	if x != nil {
+		if x, ok := x.Kind.(*ContentPart_Image); ok {
+			return x.Image
+		}
+	}
+	return nil
+}
+
 type isContentPart_Kind interface {
 	isContentPart_Kind()
 }
@@ -212,25 +531,44 @@ type ContentPart_Text struct {
 	Text string `protobuf:"bytes,1,opt,name=text,proto3,oneof"`
 }
 
+type ContentPart_ToolCall struct {
+	// A tool call the model asked for (assistant messages only).
+	ToolCall *ToolCall `protobuf:"bytes,2,opt,name=tool_call,json=toolCall,proto3,oneof"`
+}
+
+type ContentPart_Image struct {
+	// An image (user messages only; the route must have a deployment that takes images).
+	Image *Image `protobuf:"bytes,3,opt,name=image,proto3,oneof"`
+}
+
 func (*ContentPart_Text) isContentPart_Kind() {}
+
+func (*ContentPart_ToolCall) isContentPart_Kind() {}
+
+func (*ContentPart_Image) isContentPart_Kind() {}
 
 // One message of the conversation sent to the model.
 type Message struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Who wrote the message.
 	Role Role `protobuf:"varint,1,opt,name=role,proto3,enum=orchestrator.v1.Role" json:"role,omitempty"`
-	// The content, in order. At least one part with non-empty text.
+	// The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+	// messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
 	// Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
 	Content []*ContentPart `protobuf:"bytes,2,rep,name=content,proto3" json:"content,omitempty"`
 	// Optional name of the participant (OpenAI `name`).
-	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// ROLE_TOOL only: the id of the tool call (in an earlier assistant message) this result answers.
+	// Reasons: INVALID_REQUEST naming `input.messages[i].tool_call_id` when it is missing or answers
+	// no earlier call.
+	ToolCallId    string `protobuf:"bytes,4,opt,name=tool_call_id,json=toolCallId,proto3" json:"tool_call_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[1]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -242,7 +580,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[1]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -255,7 +593,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{1}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Message) GetRole() Role {
@@ -279,6 +617,480 @@ func (x *Message) GetName() string {
 	return ""
 }
 
+func (x *Message) GetToolCallId() string {
+	if x != nil {
+		return x.ToolCallId
+	}
+	return ""
+}
+
+// A tool the model may call: a function with JSON Schema parameters.
+type Tool struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The name, `^[a-zA-Z0-9_-]{1,64}$`, unique among the request's tools.
+	// Reasons: INVALID_REQUEST naming `input.tools[i].name`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// What the tool does, for the model (at most 4096 characters).
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// The parameters as a JSON Schema object (`{"type": "object", "properties": {...}}`); unset
+	// means no parameters.
+	// Reasons: INVALID_REQUEST naming `input.tools[i].parameters` when it is not a valid schema.
+	Parameters    *structpb.Struct `protobuf:"bytes,3,opt,name=parameters,proto3" json:"parameters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tool) Reset() {
+	*x = Tool{}
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tool) ProtoMessage() {}
+
+func (x *Tool) ProtoReflect() protoreflect.Message {
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tool.ProtoReflect.Descriptor instead.
+func (*Tool) Descriptor() ([]byte, []int) {
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Tool) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Tool) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Tool) GetParameters() *structpb.Struct {
+	if x != nil {
+		return x.Parameters
+	}
+	return nil
+}
+
+// The tool choice: a mode, or one named tool the model must call.
+type ToolChoice struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Which.
+	// Reasons: INVALID_REQUEST naming `input.tool_choice` (a name that is not one of the tools, or
+	// a choice without tools).
+	//
+	// Types that are valid to be assigned to Choice:
+	//
+	//	*ToolChoice_Mode
+	//	*ToolChoice_Name
+	Choice        isToolChoice_Choice `protobuf_oneof:"choice"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolChoice) Reset() {
+	*x = ToolChoice{}
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolChoice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolChoice) ProtoMessage() {}
+
+func (x *ToolChoice) ProtoReflect() protoreflect.Message {
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolChoice.ProtoReflect.Descriptor instead.
+func (*ToolChoice) Descriptor() ([]byte, []int) {
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ToolChoice) GetChoice() isToolChoice_Choice {
+	if x != nil {
+		return x.Choice
+	}
+	return nil
+}
+
+func (x *ToolChoice) GetMode() ToolChoiceMode {
+	if x != nil {
+		if x, ok := x.Choice.(*ToolChoice_Mode); ok {
+			return x.Mode
+		}
+	}
+	return ToolChoiceMode_TOOL_CHOICE_MODE_UNSPECIFIED
+}
+
+func (x *ToolChoice) GetName() string {
+	if x != nil {
+		if x, ok := x.Choice.(*ToolChoice_Name); ok {
+			return x.Name
+		}
+	}
+	return ""
+}
+
+type isToolChoice_Choice interface {
+	isToolChoice_Choice()
+}
+
+type ToolChoice_Mode struct {
+	// A mode.
+	Mode ToolChoiceMode `protobuf:"varint,1,opt,name=mode,proto3,enum=orchestrator.v1.ToolChoiceMode,oneof"`
+}
+
+type ToolChoice_Name struct {
+	// The name of the tool the model must call.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3,oneof"`
+}
+
+func (*ToolChoice_Mode) isToolChoice_Choice() {}
+
+func (*ToolChoice_Name) isToolChoice_Choice() {}
+
+// The form of the answer.
+type ResponseFormat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Which form.
+	// Reasons: INVALID_REQUEST naming `input.response_format...` (a schema that is not a JSON
+	// Schema, a bad name).
+	//
+	// Types that are valid to be assigned to Format:
+	//
+	//	*ResponseFormat_Text
+	//	*ResponseFormat_JsonObject
+	//	*ResponseFormat_JsonSchema
+	Format        isResponseFormat_Format `protobuf_oneof:"format"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResponseFormat) Reset() {
+	*x = ResponseFormat{}
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResponseFormat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResponseFormat) ProtoMessage() {}
+
+func (x *ResponseFormat) ProtoReflect() protoreflect.Message {
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResponseFormat.ProtoReflect.Descriptor instead.
+func (*ResponseFormat) Descriptor() ([]byte, []int) {
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ResponseFormat) GetFormat() isResponseFormat_Format {
+	if x != nil {
+		return x.Format
+	}
+	return nil
+}
+
+func (x *ResponseFormat) GetText() *TextFormat {
+	if x != nil {
+		if x, ok := x.Format.(*ResponseFormat_Text); ok {
+			return x.Text
+		}
+	}
+	return nil
+}
+
+func (x *ResponseFormat) GetJsonObject() *JsonObjectFormat {
+	if x != nil {
+		if x, ok := x.Format.(*ResponseFormat_JsonObject); ok {
+			return x.JsonObject
+		}
+	}
+	return nil
+}
+
+func (x *ResponseFormat) GetJsonSchema() *JsonSchemaFormat {
+	if x != nil {
+		if x, ok := x.Format.(*ResponseFormat_JsonSchema); ok {
+			return x.JsonSchema
+		}
+	}
+	return nil
+}
+
+type isResponseFormat_Format interface {
+	isResponseFormat_Format()
+}
+
+type ResponseFormat_Text struct {
+	// Free text (the default).
+	Text *TextFormat `protobuf:"bytes,1,opt,name=text,proto3,oneof"`
+}
+
+type ResponseFormat_JsonObject struct {
+	// Any JSON object.
+	JsonObject *JsonObjectFormat `protobuf:"bytes,2,opt,name=json_object,json=jsonObject,proto3,oneof"`
+}
+
+type ResponseFormat_JsonSchema struct {
+	// JSON that validates against a schema.
+	JsonSchema *JsonSchemaFormat `protobuf:"bytes,3,opt,name=json_schema,json=jsonSchema,proto3,oneof"`
+}
+
+func (*ResponseFormat_Text) isResponseFormat_Format() {}
+
+func (*ResponseFormat_JsonObject) isResponseFormat_Format() {}
+
+func (*ResponseFormat_JsonSchema) isResponseFormat_Format() {}
+
+// Free text.
+type TextFormat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TextFormat) Reset() {
+	*x = TextFormat{}
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TextFormat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TextFormat) ProtoMessage() {}
+
+func (x *TextFormat) ProtoReflect() protoreflect.Message {
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TextFormat.ProtoReflect.Descriptor instead.
+func (*TextFormat) Descriptor() ([]byte, []int) {
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{7}
+}
+
+// A JSON object, any shape.
+type JsonObjectFormat struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JsonObjectFormat) Reset() {
+	*x = JsonObjectFormat{}
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JsonObjectFormat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JsonObjectFormat) ProtoMessage() {}
+
+func (x *JsonObjectFormat) ProtoReflect() protoreflect.Message {
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JsonObjectFormat.ProtoReflect.Descriptor instead.
+func (*JsonObjectFormat) Descriptor() ([]byte, []int) {
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{8}
+}
+
+// JSON validating against a JSON Schema; the final answer is checked by the sidecar
+// (SCHEMA_VALIDATION_FAILED when it does not validate).
+type JsonSchemaFormat struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A name for the schema (`^[a-zA-Z0-9_-]{1,64}$`).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The JSON Schema (draft 2020-12).
+	Schema *structpb.Struct `protobuf:"bytes,2,opt,name=schema,proto3" json:"schema,omitempty"`
+	// Ask the provider for strict schema adherence where it supports it.
+	Strict        bool `protobuf:"varint,3,opt,name=strict,proto3" json:"strict,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JsonSchemaFormat) Reset() {
+	*x = JsonSchemaFormat{}
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JsonSchemaFormat) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JsonSchemaFormat) ProtoMessage() {}
+
+func (x *JsonSchemaFormat) ProtoReflect() protoreflect.Message {
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JsonSchemaFormat.ProtoReflect.Descriptor instead.
+func (*JsonSchemaFormat) Descriptor() ([]byte, []int) {
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *JsonSchemaFormat) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *JsonSchemaFormat) GetSchema() *structpb.Struct {
+	if x != nil {
+		return x.Schema
+	}
+	return nil
+}
+
+func (x *JsonSchemaFormat) GetStrict() bool {
+	if x != nil {
+		return x.Strict
+	}
+	return false
+}
+
+// Reasoning settings, for deployments with reasoning models.
+type ReasoningConfig struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An effort level (OpenAI `reasoning_effort`); mapped to a budget for Anthropic.
+	Effort ReasoningEffort `protobuf:"varint,1,opt,name=effort,proto3,enum=orchestrator.v1.ReasoningEffort" json:"effort,omitempty"`
+	// A token budget for thinking (Anthropic `thinking.budget_tokens`, at least 1024); overrides
+	// effort where the provider takes a budget.
+	// Reasons: INVALID_REQUEST naming `input.config.reasoning.budget_tokens`.
+	BudgetTokens int32 `protobuf:"varint,2,opt,name=budget_tokens,json=budgetTokens,proto3" json:"budget_tokens,omitempty"`
+	// Stream thinking deltas where the provider streams them.
+	IncludeThinking bool `protobuf:"varint,3,opt,name=include_thinking,json=includeThinking,proto3" json:"include_thinking,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReasoningConfig) Reset() {
+	*x = ReasoningConfig{}
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReasoningConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReasoningConfig) ProtoMessage() {}
+
+func (x *ReasoningConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReasoningConfig.ProtoReflect.Descriptor instead.
+func (*ReasoningConfig) Descriptor() ([]byte, []int) {
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReasoningConfig) GetEffort() ReasoningEffort {
+	if x != nil {
+		return x.Effort
+	}
+	return ReasoningEffort_REASONING_EFFORT_UNSPECIFIED
+}
+
+func (x *ReasoningConfig) GetBudgetTokens() int32 {
+	if x != nil {
+		return x.BudgetTokens
+	}
+	return 0
+}
+
+func (x *ReasoningConfig) GetIncludeThinking() bool {
+	if x != nil {
+		return x.IncludeThinking
+	}
+	return false
+}
+
 // Sampling parameters. Unset fields take the provider's defaults.
 type GenerationConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -291,14 +1103,16 @@ type GenerationConfig struct {
 	// Up to 4 stop sequences, none empty.
 	Stop []string `protobuf:"bytes,4,rep,name=stop,proto3" json:"stop,omitempty"`
 	// Seed for providers that support deterministic sampling.
-	Seed          *int64 `protobuf:"varint,5,opt,name=seed,proto3,oneof" json:"seed,omitempty"`
+	Seed *int64 `protobuf:"varint,5,opt,name=seed,proto3,oneof" json:"seed,omitempty"`
+	// Reasoning effort or budget, for reasoning models.
+	Reasoning     *ReasoningConfig `protobuf:"bytes,6,opt,name=reasoning,proto3" json:"reasoning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerationConfig) Reset() {
 	*x = GenerationConfig{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[2]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -310,7 +1124,7 @@ func (x *GenerationConfig) String() string {
 func (*GenerationConfig) ProtoMessage() {}
 
 func (x *GenerationConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[2]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -323,7 +1137,7 @@ func (x *GenerationConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerationConfig.ProtoReflect.Descriptor instead.
 func (*GenerationConfig) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{2}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GenerationConfig) GetMaxTokens() int32 {
@@ -359,6 +1173,13 @@ func (x *GenerationConfig) GetSeed() int64 {
 		return *x.Seed
 	}
 	return 0
+}
+
+func (x *GenerationConfig) GetReasoning() *ReasoningConfig {
+	if x != nil {
+		return x.Reasoning
+	}
+	return nil
 }
 
 // The part of a generation request that Generate and StreamGenerate share.
@@ -403,14 +1224,25 @@ type GenerationInput struct {
 	Memory *bool `protobuf:"varint,11,opt,name=memory,proto3,oneof" json:"memory,omitempty"`
 	// Response cache use for this call; unspecified follows the policy, BYPASS skips the cache.
 	// An unknown value is INVALID_ARGUMENT / INVALID_REQUEST naming `input.cache_mode`.
-	CacheMode     CacheMode `protobuf:"varint,12,opt,name=cache_mode,json=cacheMode,proto3,enum=orchestrator.v1.CacheMode" json:"cache_mode,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CacheMode CacheMode `protobuf:"varint,12,opt,name=cache_mode,json=cacheMode,proto3,enum=orchestrator.v1.CacheMode" json:"cache_mode,omitempty"`
+	// Tools the model may call (at most 128). The route uses only deployments that support tools
+	// (NO_CAPABLE_DEPLOYMENT when none does).
+	// Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+	Tools []*Tool `protobuf:"bytes,13,rep,name=tools,proto3" json:"tools,omitempty"`
+	// Whether and which tool the model must call; unset is AUTO when tools are given.
+	ToolChoice *ToolChoice `protobuf:"bytes,14,opt,name=tool_choice,json=toolChoice,proto3" json:"tool_choice,omitempty"`
+	// Whether the model may ask for several tool calls in one answer; unset: the provider's default
+	// (yes for OpenAI and Anthropic).
+	ParallelToolCalls *bool `protobuf:"varint,15,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3,oneof" json:"parallel_tool_calls,omitempty"`
+	// The form of the answer; unset is text.
+	ResponseFormat *ResponseFormat `protobuf:"bytes,16,opt,name=response_format,json=responseFormat,proto3" json:"response_format,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GenerationInput) Reset() {
 	*x = GenerationInput{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[3]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -422,7 +1254,7 @@ func (x *GenerationInput) String() string {
 func (*GenerationInput) ProtoMessage() {}
 
 func (x *GenerationInput) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[3]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -435,7 +1267,7 @@ func (x *GenerationInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerationInput.ProtoReflect.Descriptor instead.
 func (*GenerationInput) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{3}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GenerationInput) GetModel() string {
@@ -522,6 +1354,34 @@ func (x *GenerationInput) GetCacheMode() CacheMode {
 	return CacheMode_CACHE_MODE_UNSPECIFIED
 }
 
+func (x *GenerationInput) GetTools() []*Tool {
+	if x != nil {
+		return x.Tools
+	}
+	return nil
+}
+
+func (x *GenerationInput) GetToolChoice() *ToolChoice {
+	if x != nil {
+		return x.ToolChoice
+	}
+	return nil
+}
+
+func (x *GenerationInput) GetParallelToolCalls() bool {
+	if x != nil && x.ParallelToolCalls != nil {
+		return *x.ParallelToolCalls
+	}
+	return false
+}
+
+func (x *GenerationInput) GetResponseFormat() *ResponseFormat {
+	if x != nil {
+		return x.ResponseFormat
+	}
+	return nil
+}
+
 // Request of Generate.
 type GenerateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -533,7 +1393,7 @@ type GenerateRequest struct {
 
 func (x *GenerateRequest) Reset() {
 	*x = GenerateRequest{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[4]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +1405,7 @@ func (x *GenerateRequest) String() string {
 func (*GenerateRequest) ProtoMessage() {}
 
 func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[4]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +1418,7 @@ func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRequest) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{4}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GenerateRequest) GetInput() *GenerationInput {
@@ -579,7 +1439,7 @@ type StreamGenerateRequest struct {
 
 func (x *StreamGenerateRequest) Reset() {
 	*x = StreamGenerateRequest{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[5]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +1451,7 @@ func (x *StreamGenerateRequest) String() string {
 func (*StreamGenerateRequest) ProtoMessage() {}
 
 func (x *StreamGenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[5]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +1464,7 @@ func (x *StreamGenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamGenerateRequest.ProtoReflect.Descriptor instead.
 func (*StreamGenerateRequest) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{5}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StreamGenerateRequest) GetInput() *GenerationInput {
@@ -624,14 +1484,18 @@ type Usage struct {
 	// prompt_tokens + completion_tokens.
 	TotalTokens int64 `protobuf:"varint,3,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"`
 	// Prompt tokens served from the provider's prompt cache.
-	CachedTokens  int64 `protobuf:"varint,4,opt,name=cached_tokens,json=cachedTokens,proto3" json:"cached_tokens,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CachedTokens int64 `protobuf:"varint,4,opt,name=cached_tokens,json=cachedTokens,proto3" json:"cached_tokens,omitempty"`
+	// Completion tokens the model spent reasoning (included in completion_tokens).
+	ReasoningTokens int64 `protobuf:"varint,5,opt,name=reasoning_tokens,json=reasoningTokens,proto3" json:"reasoning_tokens,omitempty"`
+	// Prompt tokens written to the provider's prompt cache (Anthropic cache_creation_input_tokens).
+	CacheWriteTokens int64 `protobuf:"varint,6,opt,name=cache_write_tokens,json=cacheWriteTokens,proto3" json:"cache_write_tokens,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[6]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +1507,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[6]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +1520,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{6}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Usage) GetPromptTokens() int64 {
@@ -687,6 +1551,20 @@ func (x *Usage) GetCachedTokens() int64 {
 	return 0
 }
 
+func (x *Usage) GetReasoningTokens() int64 {
+	if x != nil {
+		return x.ReasoningTokens
+	}
+	return 0
+}
+
+func (x *Usage) GetCacheWriteTokens() int64 {
+	if x != nil {
+		return x.CacheWriteTokens
+	}
+	return 0
+}
+
 // The deployment that served a call.
 type ServedBy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -704,7 +1582,7 @@ type ServedBy struct {
 
 func (x *ServedBy) Reset() {
 	*x = ServedBy{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[7]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +1594,7 @@ func (x *ServedBy) String() string {
 func (*ServedBy) ProtoMessage() {}
 
 func (x *ServedBy) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[7]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +1607,7 @@ func (x *ServedBy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServedBy.ProtoReflect.Descriptor instead.
 func (*ServedBy) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{7}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ServedBy) GetRoute() string {
@@ -777,7 +1655,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[8]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -789,7 +1667,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[8]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -802,7 +1680,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{8}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Attempt) GetDeployment() string {
@@ -878,7 +1756,7 @@ type GenerationSummary struct {
 
 func (x *GenerationSummary) Reset() {
 	*x = GenerationSummary{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[9]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -890,7 +1768,7 @@ func (x *GenerationSummary) String() string {
 func (*GenerationSummary) ProtoMessage() {}
 
 func (x *GenerationSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[9]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -903,7 +1781,7 @@ func (x *GenerationSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerationSummary.ProtoReflect.Descriptor instead.
 func (*GenerationSummary) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{9}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GenerationSummary) GetFinishReason() FinishReason {
@@ -1031,7 +1909,7 @@ type GenerateResponse struct {
 
 func (x *GenerateResponse) Reset() {
 	*x = GenerateResponse{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[10]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1043,7 +1921,7 @@ func (x *GenerateResponse) String() string {
 func (*GenerateResponse) ProtoMessage() {}
 
 func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[10]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1056,7 +1934,7 @@ func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse.ProtoReflect.Descriptor instead.
 func (*GenerateResponse) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{10}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GenerateResponse) GetMessage() *Message {
@@ -1073,6 +1951,80 @@ func (x *GenerateResponse) GetSummary() *GenerationSummary {
 	return nil
 }
 
+// A piece of a tool call being streamed. Fragments with the same index belong to one call: the
+// first carries id and name, the following ones pieces of `arguments` to append in order.
+type ToolCallDelta struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Which call of the answer (0, 1, ... in the order the calls started).
+	Index int32 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The call's id (on its first fragment).
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// The tool's name (on its first fragment).
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// A piece of the JSON arguments to append.
+	Arguments     string `protobuf:"bytes,4,opt,name=arguments,proto3" json:"arguments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ToolCallDelta) Reset() {
+	*x = ToolCallDelta{}
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ToolCallDelta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ToolCallDelta) ProtoMessage() {}
+
+func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ToolCallDelta.ProtoReflect.Descriptor instead.
+func (*ToolCallDelta) Descriptor() ([]byte, []int) {
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ToolCallDelta) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *ToolCallDelta) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ToolCallDelta) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ToolCallDelta) GetArguments() string {
+	if x != nil {
+		return x.Arguments
+	}
+	return ""
+}
+
 // A piece of generated content.
 type ContentDelta struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1081,6 +2033,8 @@ type ContentDelta struct {
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*ContentDelta_Text
+	//	*ContentDelta_ToolCall
+	//	*ContentDelta_Thinking
 	Kind          isContentDelta_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1088,7 +2042,7 @@ type ContentDelta struct {
 
 func (x *ContentDelta) Reset() {
 	*x = ContentDelta{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[11]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +2054,7 @@ func (x *ContentDelta) String() string {
 func (*ContentDelta) ProtoMessage() {}
 
 func (x *ContentDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[11]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +2067,7 @@ func (x *ContentDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentDelta.ProtoReflect.Descriptor instead.
 func (*ContentDelta) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{11}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ContentDelta) GetKind() isContentDelta_Kind {
@@ -1132,6 +2086,24 @@ func (x *ContentDelta) GetText() string {
 	return ""
 }
 
+func (x *ContentDelta) GetToolCall() *ToolCallDelta {
+	if x != nil {
+		if x, ok := x.Kind.(*ContentDelta_ToolCall); ok {
+			return x.ToolCall
+		}
+	}
+	return nil
+}
+
+func (x *ContentDelta) GetThinking() string {
+	if x != nil {
+		if x, ok := x.Kind.(*ContentDelta_Thinking); ok {
+			return x.Thinking
+		}
+	}
+	return ""
+}
+
 type isContentDelta_Kind interface {
 	isContentDelta_Kind()
 }
@@ -1141,7 +2113,21 @@ type ContentDelta_Text struct {
 	Text string `protobuf:"bytes,1,opt,name=text,proto3,oneof"`
 }
 
+type ContentDelta_ToolCall struct {
+	// A piece of a tool call.
+	ToolCall *ToolCallDelta `protobuf:"bytes,2,opt,name=tool_call,json=toolCall,proto3,oneof"`
+}
+
+type ContentDelta_Thinking struct {
+	// A piece of the model's visible thinking (only with reasoning.include_thinking).
+	Thinking string `protobuf:"bytes,3,opt,name=thinking,proto3,oneof"`
+}
+
 func (*ContentDelta_Text) isContentDelta_Kind() {}
+
+func (*ContentDelta_ToolCall) isContentDelta_Kind() {}
+
+func (*ContentDelta_Thinking) isContentDelta_Kind() {}
 
 // One message of a StreamGenerate response: deltas, then exactly one result as the last message.
 type StreamGenerateResponse struct {
@@ -1159,7 +2145,7 @@ type StreamGenerateResponse struct {
 
 func (x *StreamGenerateResponse) Reset() {
 	*x = StreamGenerateResponse{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[12]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1171,7 +2157,7 @@ func (x *StreamGenerateResponse) String() string {
 func (*StreamGenerateResponse) ProtoMessage() {}
 
 func (x *StreamGenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[12]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1184,7 +2170,7 @@ func (x *StreamGenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamGenerateResponse.ProtoReflect.Descriptor instead.
 func (*StreamGenerateResponse) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{12}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StreamGenerateResponse) GetEvent() isStreamGenerateResponse_Event {
@@ -1235,25 +2221,70 @@ var File_orchestrator_v1_generate_proto protoreflect.FileDescriptor
 
 const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\n" +
-	"\x1eorchestrator/v1/generate.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1borchestrator/v1/cache.proto\x1a\x1aorchestrator/v1/keys.proto\"+\n" +
+	"\x1eorchestrator/v1/generate.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1borchestrator/v1/cache.proto\x1a\x1aorchestrator/v1/keys.proto\"L\n" +
+	"\bToolCall\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
+	"\targuments\x18\x03 \x01(\tR\targuments\"\x86\x01\n" +
+	"\x05Image\x12\x12\n" +
+	"\x03url\x18\x01 \x01(\tH\x00R\x03url\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12\x1b\n" +
+	"\tmime_type\x18\x03 \x01(\tR\bmimeType\x12\x14\n" +
+	"\x05width\x18\x04 \x01(\x05R\x05width\x12\x16\n" +
+	"\x06height\x18\x05 \x01(\x05R\x06heightB\b\n" +
+	"\x06source\"\x95\x01\n" +
 	"\vContentPart\x12\x14\n" +
-	"\x04text\x18\x01 \x01(\tH\x00R\x04textB\x06\n" +
-	"\x04kind\"\x80\x01\n" +
+	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x128\n" +
+	"\ttool_call\x18\x02 \x01(\v2\x19.orchestrator.v1.ToolCallH\x00R\btoolCall\x12.\n" +
+	"\x05image\x18\x03 \x01(\v2\x16.orchestrator.v1.ImageH\x00R\x05imageB\x06\n" +
+	"\x04kind\"\xa2\x01\n" +
 	"\aMessage\x12)\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x15.orchestrator.v1.RoleR\x04role\x126\n" +
 	"\acontent\x18\x02 \x03(\v2\x1c.orchestrator.v1.ContentPartR\acontent\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"\xd6\x01\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12 \n" +
+	"\ftool_call_id\x18\x04 \x01(\tR\n" +
+	"toolCallId\"u\n" +
+	"\x04Tool\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x127\n" +
+	"\n" +
+	"parameters\x18\x03 \x01(\v2\x17.google.protobuf.StructR\n" +
+	"parameters\"c\n" +
+	"\n" +
+	"ToolChoice\x125\n" +
+	"\x04mode\x18\x01 \x01(\x0e2\x1f.orchestrator.v1.ToolChoiceModeH\x00R\x04mode\x12\x14\n" +
+	"\x04name\x18\x02 \x01(\tH\x00R\x04nameB\b\n" +
+	"\x06choice\"\xd9\x01\n" +
+	"\x0eResponseFormat\x121\n" +
+	"\x04text\x18\x01 \x01(\v2\x1b.orchestrator.v1.TextFormatH\x00R\x04text\x12D\n" +
+	"\vjson_object\x18\x02 \x01(\v2!.orchestrator.v1.JsonObjectFormatH\x00R\n" +
+	"jsonObject\x12D\n" +
+	"\vjson_schema\x18\x03 \x01(\v2!.orchestrator.v1.JsonSchemaFormatH\x00R\n" +
+	"jsonSchemaB\b\n" +
+	"\x06format\"\f\n" +
+	"\n" +
+	"TextFormat\"\x12\n" +
+	"\x10JsonObjectFormat\"o\n" +
+	"\x10JsonSchemaFormat\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
+	"\x06schema\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06schema\x12\x16\n" +
+	"\x06strict\x18\x03 \x01(\bR\x06strict\"\x9b\x01\n" +
+	"\x0fReasoningConfig\x128\n" +
+	"\x06effort\x18\x01 \x01(\x0e2 .orchestrator.v1.ReasoningEffortR\x06effort\x12#\n" +
+	"\rbudget_tokens\x18\x02 \x01(\x05R\fbudgetTokens\x12)\n" +
+	"\x10include_thinking\x18\x03 \x01(\bR\x0fincludeThinking\"\x96\x02\n" +
 	"\x10GenerationConfig\x12\"\n" +
 	"\n" +
 	"max_tokens\x18\x01 \x01(\x05H\x00R\tmaxTokens\x88\x01\x01\x12%\n" +
 	"\vtemperature\x18\x02 \x01(\x01H\x01R\vtemperature\x88\x01\x01\x12\x18\n" +
 	"\x05top_p\x18\x03 \x01(\x01H\x02R\x04topP\x88\x01\x01\x12\x12\n" +
 	"\x04stop\x18\x04 \x03(\tR\x04stop\x12\x17\n" +
-	"\x04seed\x18\x05 \x01(\x03H\x03R\x04seed\x88\x01\x01B\r\n" +
+	"\x04seed\x18\x05 \x01(\x03H\x03R\x04seed\x88\x01\x01\x12>\n" +
+	"\treasoning\x18\x06 \x01(\v2 .orchestrator.v1.ReasoningConfigR\treasoningB\r\n" +
 	"\v_max_tokensB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\a\n" +
-	"\x05_seed\"\xe2\x04\n" +
+	"\x05_seed\"\xe4\x06\n" +
 	"\x0fGenerationInput\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x124\n" +
 	"\bmessages\x18\x02 \x03(\v2\x18.orchestrator.v1.MessageR\bmessages\x129\n" +
@@ -1270,20 +2301,28 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	" \x01(\tR\tpersonaId\x12\x1b\n" +
 	"\x06memory\x18\v \x01(\bH\x00R\x06memory\x88\x01\x01\x129\n" +
 	"\n" +
-	"cache_mode\x18\f \x01(\x0e2\x1a.orchestrator.v1.CacheModeR\tcacheMode\x1a;\n" +
+	"cache_mode\x18\f \x01(\x0e2\x1a.orchestrator.v1.CacheModeR\tcacheMode\x12+\n" +
+	"\x05tools\x18\r \x03(\v2\x15.orchestrator.v1.ToolR\x05tools\x12<\n" +
+	"\vtool_choice\x18\x0e \x01(\v2\x1b.orchestrator.v1.ToolChoiceR\n" +
+	"toolChoice\x123\n" +
+	"\x13parallel_tool_calls\x18\x0f \x01(\bH\x01R\x11parallelToolCalls\x88\x01\x01\x12H\n" +
+	"\x0fresponse_format\x18\x10 \x01(\v2\x1f.orchestrator.v1.ResponseFormatR\x0eresponseFormat\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
-	"\a_memory\"I\n" +
+	"\a_memoryB\x16\n" +
+	"\x14_parallel_tool_calls\"I\n" +
 	"\x0fGenerateRequest\x126\n" +
 	"\x05input\x18\x01 \x01(\v2 .orchestrator.v1.GenerationInputR\x05input\"O\n" +
 	"\x15StreamGenerateRequest\x126\n" +
-	"\x05input\x18\x01 \x01(\v2 .orchestrator.v1.GenerationInputR\x05input\"\xa1\x01\n" +
+	"\x05input\x18\x01 \x01(\v2 .orchestrator.v1.GenerationInputR\x05input\"\xfa\x01\n" +
 	"\x05Usage\x12#\n" +
 	"\rprompt_tokens\x18\x01 \x01(\x03R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\x02 \x01(\x03R\x10completionTokens\x12!\n" +
 	"\ftotal_tokens\x18\x03 \x01(\x03R\vtotalTokens\x12#\n" +
-	"\rcached_tokens\x18\x04 \x01(\x03R\fcachedTokens\"r\n" +
+	"\rcached_tokens\x18\x04 \x01(\x03R\fcachedTokens\x12)\n" +
+	"\x10reasoning_tokens\x18\x05 \x01(\x03R\x0freasoningTokens\x12,\n" +
+	"\x12cache_write_tokens\x18\x06 \x01(\x03R\x10cacheWriteTokens\"r\n" +
 	"\bServedBy\x12\x14\n" +
 	"\x05route\x18\x01 \x01(\tR\x05route\x12\x1e\n" +
 	"\n" +
@@ -1321,9 +2360,16 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\breplayed\x18\x10 \x01(\bR\breplayed\"\x84\x01\n" +
 	"\x10GenerateResponse\x122\n" +
 	"\amessage\x18\x01 \x01(\v2\x18.orchestrator.v1.MessageR\amessage\x12<\n" +
-	"\asummary\x18\x02 \x01(\v2\".orchestrator.v1.GenerationSummaryR\asummary\",\n" +
+	"\asummary\x18\x02 \x01(\v2\".orchestrator.v1.GenerationSummaryR\asummary\"g\n" +
+	"\rToolCallDelta\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1c\n" +
+	"\targuments\x18\x04 \x01(\tR\targuments\"\x89\x01\n" +
 	"\fContentDelta\x12\x14\n" +
-	"\x04text\x18\x01 \x01(\tH\x00R\x04textB\x06\n" +
+	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x12=\n" +
+	"\ttool_call\x18\x02 \x01(\v2\x1e.orchestrator.v1.ToolCallDeltaH\x00R\btoolCall\x12\x1c\n" +
+	"\bthinking\x18\x03 \x01(\tH\x00R\bthinkingB\x06\n" +
 	"\x04kind\"\x95\x01\n" +
 	"\x16StreamGenerateResponse\x125\n" +
 	"\x05delta\x18\x01 \x01(\v2\x1d.orchestrator.v1.ContentDeltaH\x00R\x05delta\x12;\n" +
@@ -1340,7 +2386,17 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\x12FINISH_REASON_STOP\x10\x01\x12\x18\n" +
 	"\x14FINISH_REASON_LENGTH\x10\x02\x12 \n" +
 	"\x1cFINISH_REASON_CONTENT_FILTER\x10\x03\x12\x1c\n" +
-	"\x18FINISH_REASON_TOOL_CALLS\x10\x04B\xe4\x01\n" +
+	"\x18FINISH_REASON_TOOL_CALLS\x10\x04*\x87\x01\n" +
+	"\x0eToolChoiceMode\x12 \n" +
+	"\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n" +
+	"\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n" +
+	"\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03*\x85\x01\n" +
+	"\x0fReasoningEffort\x12 \n" +
+	"\x1cREASONING_EFFORT_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14REASONING_EFFORT_LOW\x10\x01\x12\x1b\n" +
+	"\x17REASONING_EFFORT_MEDIUM\x10\x02\x12\x19\n" +
+	"\x15REASONING_EFFORT_HIGH\x10\x03B\xe4\x01\n" +
 	"\x1aio.orchestrator.sidecar.v1B\rGenerateProtoP\x01ZZgithub.com/orchestrator-sidecar/orchestrator/clients/go/gen/orchestrator/v1;orchestratorv1\xa2\x02\x03OXX\xaa\x02\x0fOrchestrator.V1\xca\x02\x0fOrchestrator\\V1\xe2\x02\x1bOrchestrator\\V1\\GPBMetadata\xea\x02\x10Orchestrator::V1b\x06proto3"
 
 var (
@@ -1355,56 +2411,83 @@ func file_orchestrator_v1_generate_proto_rawDescGZIP() []byte {
 	return file_orchestrator_v1_generate_proto_rawDescData
 }
 
-var file_orchestrator_v1_generate_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_orchestrator_v1_generate_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_orchestrator_v1_generate_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_orchestrator_v1_generate_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_orchestrator_v1_generate_proto_goTypes = []any{
 	(Role)(0),                      // 0: orchestrator.v1.Role
 	(FinishReason)(0),              // 1: orchestrator.v1.FinishReason
-	(*ContentPart)(nil),            // 2: orchestrator.v1.ContentPart
-	(*Message)(nil),                // 3: orchestrator.v1.Message
-	(*GenerationConfig)(nil),       // 4: orchestrator.v1.GenerationConfig
-	(*GenerationInput)(nil),        // 5: orchestrator.v1.GenerationInput
-	(*GenerateRequest)(nil),        // 6: orchestrator.v1.GenerateRequest
-	(*StreamGenerateRequest)(nil),  // 7: orchestrator.v1.StreamGenerateRequest
-	(*Usage)(nil),                  // 8: orchestrator.v1.Usage
-	(*ServedBy)(nil),               // 9: orchestrator.v1.ServedBy
-	(*Attempt)(nil),                // 10: orchestrator.v1.Attempt
-	(*GenerationSummary)(nil),      // 11: orchestrator.v1.GenerationSummary
-	(*GenerateResponse)(nil),       // 12: orchestrator.v1.GenerateResponse
-	(*ContentDelta)(nil),           // 13: orchestrator.v1.ContentDelta
-	(*StreamGenerateResponse)(nil), // 14: orchestrator.v1.StreamGenerateResponse
-	nil,                            // 15: orchestrator.v1.GenerationInput.MetadataEntry
-	(*ProviderKey)(nil),            // 16: orchestrator.v1.ProviderKey
-	(CacheMode)(0),                 // 17: orchestrator.v1.CacheMode
-	(*durationpb.Duration)(nil),    // 18: google.protobuf.Duration
+	(ToolChoiceMode)(0),            // 2: orchestrator.v1.ToolChoiceMode
+	(ReasoningEffort)(0),           // 3: orchestrator.v1.ReasoningEffort
+	(*ToolCall)(nil),               // 4: orchestrator.v1.ToolCall
+	(*Image)(nil),                  // 5: orchestrator.v1.Image
+	(*ContentPart)(nil),            // 6: orchestrator.v1.ContentPart
+	(*Message)(nil),                // 7: orchestrator.v1.Message
+	(*Tool)(nil),                   // 8: orchestrator.v1.Tool
+	(*ToolChoice)(nil),             // 9: orchestrator.v1.ToolChoice
+	(*ResponseFormat)(nil),         // 10: orchestrator.v1.ResponseFormat
+	(*TextFormat)(nil),             // 11: orchestrator.v1.TextFormat
+	(*JsonObjectFormat)(nil),       // 12: orchestrator.v1.JsonObjectFormat
+	(*JsonSchemaFormat)(nil),       // 13: orchestrator.v1.JsonSchemaFormat
+	(*ReasoningConfig)(nil),        // 14: orchestrator.v1.ReasoningConfig
+	(*GenerationConfig)(nil),       // 15: orchestrator.v1.GenerationConfig
+	(*GenerationInput)(nil),        // 16: orchestrator.v1.GenerationInput
+	(*GenerateRequest)(nil),        // 17: orchestrator.v1.GenerateRequest
+	(*StreamGenerateRequest)(nil),  // 18: orchestrator.v1.StreamGenerateRequest
+	(*Usage)(nil),                  // 19: orchestrator.v1.Usage
+	(*ServedBy)(nil),               // 20: orchestrator.v1.ServedBy
+	(*Attempt)(nil),                // 21: orchestrator.v1.Attempt
+	(*GenerationSummary)(nil),      // 22: orchestrator.v1.GenerationSummary
+	(*GenerateResponse)(nil),       // 23: orchestrator.v1.GenerateResponse
+	(*ToolCallDelta)(nil),          // 24: orchestrator.v1.ToolCallDelta
+	(*ContentDelta)(nil),           // 25: orchestrator.v1.ContentDelta
+	(*StreamGenerateResponse)(nil), // 26: orchestrator.v1.StreamGenerateResponse
+	nil,                            // 27: orchestrator.v1.GenerationInput.MetadataEntry
+	(*structpb.Struct)(nil),        // 28: google.protobuf.Struct
+	(*ProviderKey)(nil),            // 29: orchestrator.v1.ProviderKey
+	(CacheMode)(0),                 // 30: orchestrator.v1.CacheMode
+	(*durationpb.Duration)(nil),    // 31: google.protobuf.Duration
 }
 var file_orchestrator_v1_generate_proto_depIdxs = []int32{
-	0,  // 0: orchestrator.v1.Message.role:type_name -> orchestrator.v1.Role
-	2,  // 1: orchestrator.v1.Message.content:type_name -> orchestrator.v1.ContentPart
-	3,  // 2: orchestrator.v1.GenerationInput.messages:type_name -> orchestrator.v1.Message
-	4,  // 3: orchestrator.v1.GenerationInput.config:type_name -> orchestrator.v1.GenerationConfig
-	15, // 4: orchestrator.v1.GenerationInput.metadata:type_name -> orchestrator.v1.GenerationInput.MetadataEntry
-	16, // 5: orchestrator.v1.GenerationInput.provider_key:type_name -> orchestrator.v1.ProviderKey
-	17, // 6: orchestrator.v1.GenerationInput.cache_mode:type_name -> orchestrator.v1.CacheMode
-	5,  // 7: orchestrator.v1.GenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
-	5,  // 8: orchestrator.v1.StreamGenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
-	18, // 9: orchestrator.v1.Attempt.duration:type_name -> google.protobuf.Duration
-	1,  // 10: orchestrator.v1.GenerationSummary.finish_reason:type_name -> orchestrator.v1.FinishReason
-	8,  // 11: orchestrator.v1.GenerationSummary.usage:type_name -> orchestrator.v1.Usage
-	9,  // 12: orchestrator.v1.GenerationSummary.served_by:type_name -> orchestrator.v1.ServedBy
-	10, // 13: orchestrator.v1.GenerationSummary.attempts:type_name -> orchestrator.v1.Attempt
-	18, // 14: orchestrator.v1.GenerationSummary.upstream_latency:type_name -> google.protobuf.Duration
-	18, // 15: orchestrator.v1.GenerationSummary.overhead:type_name -> google.protobuf.Duration
-	18, // 16: orchestrator.v1.GenerationSummary.time_to_first_token:type_name -> google.protobuf.Duration
-	3,  // 17: orchestrator.v1.GenerateResponse.message:type_name -> orchestrator.v1.Message
-	11, // 18: orchestrator.v1.GenerateResponse.summary:type_name -> orchestrator.v1.GenerationSummary
-	13, // 19: orchestrator.v1.StreamGenerateResponse.delta:type_name -> orchestrator.v1.ContentDelta
-	12, // 20: orchestrator.v1.StreamGenerateResponse.result:type_name -> orchestrator.v1.GenerateResponse
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	4,  // 0: orchestrator.v1.ContentPart.tool_call:type_name -> orchestrator.v1.ToolCall
+	5,  // 1: orchestrator.v1.ContentPart.image:type_name -> orchestrator.v1.Image
+	0,  // 2: orchestrator.v1.Message.role:type_name -> orchestrator.v1.Role
+	6,  // 3: orchestrator.v1.Message.content:type_name -> orchestrator.v1.ContentPart
+	28, // 4: orchestrator.v1.Tool.parameters:type_name -> google.protobuf.Struct
+	2,  // 5: orchestrator.v1.ToolChoice.mode:type_name -> orchestrator.v1.ToolChoiceMode
+	11, // 6: orchestrator.v1.ResponseFormat.text:type_name -> orchestrator.v1.TextFormat
+	12, // 7: orchestrator.v1.ResponseFormat.json_object:type_name -> orchestrator.v1.JsonObjectFormat
+	13, // 8: orchestrator.v1.ResponseFormat.json_schema:type_name -> orchestrator.v1.JsonSchemaFormat
+	28, // 9: orchestrator.v1.JsonSchemaFormat.schema:type_name -> google.protobuf.Struct
+	3,  // 10: orchestrator.v1.ReasoningConfig.effort:type_name -> orchestrator.v1.ReasoningEffort
+	14, // 11: orchestrator.v1.GenerationConfig.reasoning:type_name -> orchestrator.v1.ReasoningConfig
+	7,  // 12: orchestrator.v1.GenerationInput.messages:type_name -> orchestrator.v1.Message
+	15, // 13: orchestrator.v1.GenerationInput.config:type_name -> orchestrator.v1.GenerationConfig
+	27, // 14: orchestrator.v1.GenerationInput.metadata:type_name -> orchestrator.v1.GenerationInput.MetadataEntry
+	29, // 15: orchestrator.v1.GenerationInput.provider_key:type_name -> orchestrator.v1.ProviderKey
+	30, // 16: orchestrator.v1.GenerationInput.cache_mode:type_name -> orchestrator.v1.CacheMode
+	8,  // 17: orchestrator.v1.GenerationInput.tools:type_name -> orchestrator.v1.Tool
+	9,  // 18: orchestrator.v1.GenerationInput.tool_choice:type_name -> orchestrator.v1.ToolChoice
+	10, // 19: orchestrator.v1.GenerationInput.response_format:type_name -> orchestrator.v1.ResponseFormat
+	16, // 20: orchestrator.v1.GenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
+	16, // 21: orchestrator.v1.StreamGenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
+	31, // 22: orchestrator.v1.Attempt.duration:type_name -> google.protobuf.Duration
+	1,  // 23: orchestrator.v1.GenerationSummary.finish_reason:type_name -> orchestrator.v1.FinishReason
+	19, // 24: orchestrator.v1.GenerationSummary.usage:type_name -> orchestrator.v1.Usage
+	20, // 25: orchestrator.v1.GenerationSummary.served_by:type_name -> orchestrator.v1.ServedBy
+	21, // 26: orchestrator.v1.GenerationSummary.attempts:type_name -> orchestrator.v1.Attempt
+	31, // 27: orchestrator.v1.GenerationSummary.upstream_latency:type_name -> google.protobuf.Duration
+	31, // 28: orchestrator.v1.GenerationSummary.overhead:type_name -> google.protobuf.Duration
+	31, // 29: orchestrator.v1.GenerationSummary.time_to_first_token:type_name -> google.protobuf.Duration
+	7,  // 30: orchestrator.v1.GenerateResponse.message:type_name -> orchestrator.v1.Message
+	22, // 31: orchestrator.v1.GenerateResponse.summary:type_name -> orchestrator.v1.GenerationSummary
+	24, // 32: orchestrator.v1.ContentDelta.tool_call:type_name -> orchestrator.v1.ToolCallDelta
+	25, // 33: orchestrator.v1.StreamGenerateResponse.delta:type_name -> orchestrator.v1.ContentDelta
+	23, // 34: orchestrator.v1.StreamGenerateResponse.result:type_name -> orchestrator.v1.GenerateResponse
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_orchestrator_v1_generate_proto_init() }
@@ -1414,15 +2497,32 @@ func file_orchestrator_v1_generate_proto_init() {
 	}
 	file_orchestrator_v1_cache_proto_init()
 	file_orchestrator_v1_keys_proto_init()
-	file_orchestrator_v1_generate_proto_msgTypes[0].OneofWrappers = []any{
+	file_orchestrator_v1_generate_proto_msgTypes[1].OneofWrappers = []any{
+		(*Image_Url)(nil),
+		(*Image_Data)(nil),
+	}
+	file_orchestrator_v1_generate_proto_msgTypes[2].OneofWrappers = []any{
 		(*ContentPart_Text)(nil),
+		(*ContentPart_ToolCall)(nil),
+		(*ContentPart_Image)(nil),
 	}
-	file_orchestrator_v1_generate_proto_msgTypes[2].OneofWrappers = []any{}
-	file_orchestrator_v1_generate_proto_msgTypes[3].OneofWrappers = []any{}
-	file_orchestrator_v1_generate_proto_msgTypes[11].OneofWrappers = []any{
+	file_orchestrator_v1_generate_proto_msgTypes[5].OneofWrappers = []any{
+		(*ToolChoice_Mode)(nil),
+		(*ToolChoice_Name)(nil),
+	}
+	file_orchestrator_v1_generate_proto_msgTypes[6].OneofWrappers = []any{
+		(*ResponseFormat_Text)(nil),
+		(*ResponseFormat_JsonObject)(nil),
+		(*ResponseFormat_JsonSchema)(nil),
+	}
+	file_orchestrator_v1_generate_proto_msgTypes[11].OneofWrappers = []any{}
+	file_orchestrator_v1_generate_proto_msgTypes[12].OneofWrappers = []any{}
+	file_orchestrator_v1_generate_proto_msgTypes[21].OneofWrappers = []any{
 		(*ContentDelta_Text)(nil),
+		(*ContentDelta_ToolCall)(nil),
+		(*ContentDelta_Thinking)(nil),
 	}
-	file_orchestrator_v1_generate_proto_msgTypes[12].OneofWrappers = []any{
+	file_orchestrator_v1_generate_proto_msgTypes[22].OneofWrappers = []any{
 		(*StreamGenerateResponse_Delta)(nil),
 		(*StreamGenerateResponse_Result)(nil),
 	}
@@ -1431,8 +2531,8 @@ func file_orchestrator_v1_generate_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_orchestrator_v1_generate_proto_rawDesc), len(file_orchestrator_v1_generate_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   14,
+			NumEnums:      4,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

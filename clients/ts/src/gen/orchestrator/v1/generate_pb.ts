@@ -5,21 +5,120 @@
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
 import type { CacheMode } from "./cache_pb.js";
 import { file_orchestrator_v1_cache } from "./cache_pb.js";
 import type { ProviderKey } from "./keys_pb.js";
 import { file_orchestrator_v1_keys } from "./keys_pb.js";
-import type { Message as Message$1 } from "@bufbuild/protobuf";
+import type { JsonObject, Message as Message$1 } from "@bufbuild/protobuf";
 
 /**
  * Describes the file orchestrator/v1/generate.proto.
  */
 export const file_orchestrator_v1_generate: GenFile = /*@__PURE__*/
-  fileDesc("Ch5vcmNoZXN0cmF0b3IvdjEvZ2VuZXJhdGUucHJvdG8SD29yY2hlc3RyYXRvci52MSIlCgtDb250ZW50UGFydBIOCgR0ZXh0GAEgASgJSABCBgoEa2luZCJrCgdNZXNzYWdlEiMKBHJvbGUYASABKA4yFS5vcmNoZXN0cmF0b3IudjEuUm9sZRItCgdjb250ZW50GAIgAygLMhwub3JjaGVzdHJhdG9yLnYxLkNvbnRlbnRQYXJ0EgwKBG5hbWUYAyABKAkirAEKEEdlbmVyYXRpb25Db25maWcSFwoKbWF4X3Rva2VucxgBIAEoBUgAiAEBEhgKC3RlbXBlcmF0dXJlGAIgASgBSAGIAQESEgoFdG9wX3AYAyABKAFIAogBARIMCgRzdG9wGAQgAygJEhEKBHNlZWQYBSABKANIA4gBAUINCgtfbWF4X3Rva2Vuc0IOCgxfdGVtcGVyYXR1cmVCCAoGX3RvcF9wQgcKBV9zZWVkItsDCg9HZW5lcmF0aW9uSW5wdXQSDQoFbW9kZWwYASABKAkSKgoIbWVzc2FnZXMYAiADKAsyGC5vcmNoZXN0cmF0b3IudjEuTWVzc2FnZRIxCgZjb25maWcYAyABKAsyIS5vcmNoZXN0cmF0b3IudjEuR2VuZXJhdGlvbkNvbmZpZxIRCgl0ZW5hbnRfaWQYBCABKAkSDwoHdXNlcl9pZBgFIAEoCRIXCg9jb252ZXJzYXRpb25faWQYBiABKAkSQAoIbWV0YWRhdGEYByADKAsyLi5vcmNoZXN0cmF0b3IudjEuR2VuZXJhdGlvbklucHV0Lk1ldGFkYXRhRW50cnkSEgoKcmVxdWVzdF9pZBgIIAEoCRIyCgxwcm92aWRlcl9rZXkYCSABKAsyHC5vcmNoZXN0cmF0b3IudjEuUHJvdmlkZXJLZXkSEgoKcGVyc29uYV9pZBgKIAEoCRITCgZtZW1vcnkYCyABKAhIAIgBARIuCgpjYWNoZV9tb2RlGAwgASgOMhoub3JjaGVzdHJhdG9yLnYxLkNhY2hlTW9kZRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHX21lbW9yeSJCCg9HZW5lcmF0ZVJlcXVlc3QSLwoFaW5wdXQYASABKAsyIC5vcmNoZXN0cmF0b3IudjEuR2VuZXJhdGlvbklucHV0IkgKFVN0cmVhbUdlbmVyYXRlUmVxdWVzdBIvCgVpbnB1dBgBIAEoCzIgLm9yY2hlc3RyYXRvci52MS5HZW5lcmF0aW9uSW5wdXQiZgoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoAxIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoAxIUCgx0b3RhbF90b2tlbnMYAyABKAMSFQoNY2FjaGVkX3Rva2VucxgEIAEoAyJOCghTZXJ2ZWRCeRINCgVyb3V0ZRgBIAEoCRISCgpkZXBsb3ltZW50GAIgASgJEhAKCHByb3ZpZGVyGAMgASgJEg0KBW1vZGVsGAQgASgJIm0KB0F0dGVtcHQSEgoKZGVwbG95bWVudBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIPCgdvdXRjb21lGAMgASgJEisKCGR1cmF0aW9uGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIr4EChFHZW5lcmF0aW9uU3VtbWFyeRI0Cg1maW5pc2hfcmVhc29uGAEgASgOMh0ub3JjaGVzdHJhdG9yLnYxLkZpbmlzaFJlYXNvbhIlCgV1c2FnZRgCIAEoCzIWLm9yY2hlc3RyYXRvci52MS5Vc2FnZRITCgtjb3N0X21pY3JvcxgDIAEoAxIsCglzZXJ2ZWRfYnkYBCABKAsyGS5vcmNoZXN0cmF0b3IudjEuU2VydmVkQnkSKgoIYXR0ZW1wdHMYBSADKAsyGC5vcmNoZXN0cmF0b3IudjEuQXR0ZW1wdBIzChB1cHN0cmVhbV9sYXRlbmN5GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCG92ZXJoZWFkGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE3RpbWVfdG9fZmlyc3RfdG9rZW4YCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKcmVxdWVzdF9pZBgJIAEoCRISCgpwZXJzb25hX2lkGAogASgJEhgKEGhpc3RvcnlfbWVzc2FnZXMYCyABKAUSEQoJY2FjaGVfaGl0GAwgASgIEh4KFmNvbnRleHRfdG9rZW5zX3JlbW92ZWQYDSABKAMSIAoYY29udGV4dF9tZXNzYWdlc19yZW1vdmVkGA4gASgFEhoKEmNvbnRleHRfc3VtbWFyaXplZBgPIAEoCBIQCghyZXBsYXllZBgQIAEoCCJyChBHZW5lcmF0ZVJlc3BvbnNlEikKB21lc3NhZ2UYASABKAsyGC5vcmNoZXN0cmF0b3IudjEuTWVzc2FnZRIzCgdzdW1tYXJ5GAIgASgLMiIub3JjaGVzdHJhdG9yLnYxLkdlbmVyYXRpb25TdW1tYXJ5IiYKDENvbnRlbnREZWx0YRIOCgR0ZXh0GAEgASgJSABCBgoEa2luZCKGAQoWU3RyZWFtR2VuZXJhdGVSZXNwb25zZRIuCgVkZWx0YRgBIAEoCzIdLm9yY2hlc3RyYXRvci52MS5Db250ZW50RGVsdGFIABIzCgZyZXN1bHQYAiABKAsyIS5vcmNoZXN0cmF0b3IudjEuR2VuZXJhdGVSZXNwb25zZUgAQgcKBWV2ZW50Kl8KBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg8KC1JPTEVfU1lTVEVNEAESDQoJUk9MRV9VU0VSEAISEgoOUk9MRV9BU1NJU1RBTlQQAxINCglST0xFX1RPT0wQBCqfAQoMRmluaXNoUmVhc29uEh0KGUZJTklTSF9SRUFTT05fVU5TUEVDSUZJRUQQABIWChJGSU5JU0hfUkVBU09OX1NUT1AQARIYChRGSU5JU0hfUkVBU09OX0xFTkdUSBACEiAKHEZJTklTSF9SRUFTT05fQ09OVEVOVF9GSUxURVIQAxIcChhGSU5JU0hfUkVBU09OX1RPT0xfQ0FMTFMQBELkAQoaaW8ub3JjaGVzdHJhdG9yLnNpZGVjYXIudjFCDUdlbmVyYXRlUHJvdG9QAVpaZ2l0aHViLmNvbS9vcmNoZXN0cmF0b3Itc2lkZWNhci9vcmNoZXN0cmF0b3IvY2xpZW50cy9nby9nZW4vb3JjaGVzdHJhdG9yL3YxO29yY2hlc3RyYXRvcnYxogIDT1hYqgIPT3JjaGVzdHJhdG9yLlYxygIPT3JjaGVzdHJhdG9yXFYx4gIbT3JjaGVzdHJhdG9yXFYxXEdQQk1ldGFkYXRh6gIQT3JjaGVzdHJhdG9yOjpWMWIGcHJvdG8z", [file_google_protobuf_duration, file_orchestrator_v1_cache, file_orchestrator_v1_keys]);
+  fileDesc("Ch5vcmNoZXN0cmF0b3IvdjEvZ2VuZXJhdGUucHJvdG8SD29yY2hlc3RyYXRvci52MSI3CghUb29sQ2FsbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhEKCWFyZ3VtZW50cxgDIAEoCSJiCgVJbWFnZRINCgN1cmwYASABKAlIABIOCgRkYXRhGAIgASgMSAASEQoJbWltZV90eXBlGAMgASgJEg0KBXdpZHRoGAQgASgFEg4KBmhlaWdodBgFIAEoBUIICgZzb3VyY2UifgoLQ29udGVudFBhcnQSDgoEdGV4dBgBIAEoCUgAEi4KCXRvb2xfY2FsbBgCIAEoCzIZLm9yY2hlc3RyYXRvci52MS5Ub29sQ2FsbEgAEicKBWltYWdlGAMgASgLMhYub3JjaGVzdHJhdG9yLnYxLkltYWdlSABCBgoEa2luZCKBAQoHTWVzc2FnZRIjCgRyb2xlGAEgASgOMhUub3JjaGVzdHJhdG9yLnYxLlJvbGUSLQoHY29udGVudBgCIAMoCzIcLm9yY2hlc3RyYXRvci52MS5Db250ZW50UGFydBIMCgRuYW1lGAMgASgJEhQKDHRvb2xfY2FsbF9pZBgEIAEoCSJWCgRUb29sEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSKwoKcGFyYW1ldGVycxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiVwoKVG9vbENob2ljZRIvCgRtb2RlGAEgASgOMh8ub3JjaGVzdHJhdG9yLnYxLlRvb2xDaG9pY2VNb2RlSAASDgoEbmFtZRgCIAEoCUgAQggKBmNob2ljZSK7AQoOUmVzcG9uc2VGb3JtYXQSKwoEdGV4dBgBIAEoCzIbLm9yY2hlc3RyYXRvci52MS5UZXh0Rm9ybWF0SAASOAoLanNvbl9vYmplY3QYAiABKAsyIS5vcmNoZXN0cmF0b3IudjEuSnNvbk9iamVjdEZvcm1hdEgAEjgKC2pzb25fc2NoZW1hGAMgASgLMiEub3JjaGVzdHJhdG9yLnYxLkpzb25TY2hlbWFGb3JtYXRIAEIICgZmb3JtYXQiDAoKVGV4dEZvcm1hdCISChBKc29uT2JqZWN0Rm9ybWF0IlkKEEpzb25TY2hlbWFGb3JtYXQSDAoEbmFtZRgBIAEoCRInCgZzY2hlbWEYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg4KBnN0cmljdBgDIAEoCCJ0Cg9SZWFzb25pbmdDb25maWcSMAoGZWZmb3J0GAEgASgOMiAub3JjaGVzdHJhdG9yLnYxLlJlYXNvbmluZ0VmZm9ydBIVCg1idWRnZXRfdG9rZW5zGAIgASgFEhgKEGluY2x1ZGVfdGhpbmtpbmcYAyABKAgi4QEKEEdlbmVyYXRpb25Db25maWcSFwoKbWF4X3Rva2VucxgBIAEoBUgAiAEBEhgKC3RlbXBlcmF0dXJlGAIgASgBSAGIAQESEgoFdG9wX3AYAyABKAFIAogBARIMCgRzdG9wGAQgAygJEhEKBHNlZWQYBSABKANIA4gBARIzCglyZWFzb25pbmcYBiABKAsyIC5vcmNoZXN0cmF0b3IudjEuUmVhc29uaW5nQ29uZmlnQg0KC19tYXhfdG9rZW5zQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCBwoFX3NlZWQipwUKD0dlbmVyYXRpb25JbnB1dBINCgVtb2RlbBgBIAEoCRIqCghtZXNzYWdlcxgCIAMoCzIYLm9yY2hlc3RyYXRvci52MS5NZXNzYWdlEjEKBmNvbmZpZxgDIAEoCzIhLm9yY2hlc3RyYXRvci52MS5HZW5lcmF0aW9uQ29uZmlnEhEKCXRlbmFudF9pZBgEIAEoCRIPCgd1c2VyX2lkGAUgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgGIAEoCRJACghtZXRhZGF0YRgHIAMoCzIuLm9yY2hlc3RyYXRvci52MS5HZW5lcmF0aW9uSW5wdXQuTWV0YWRhdGFFbnRyeRISCgpyZXF1ZXN0X2lkGAggASgJEjIKDHByb3ZpZGVyX2tleRgJIAEoCzIcLm9yY2hlc3RyYXRvci52MS5Qcm92aWRlcktleRISCgpwZXJzb25hX2lkGAogASgJEhMKBm1lbW9yeRgLIAEoCEgAiAEBEi4KCmNhY2hlX21vZGUYDCABKA4yGi5vcmNoZXN0cmF0b3IudjEuQ2FjaGVNb2RlEiQKBXRvb2xzGA0gAygLMhUub3JjaGVzdHJhdG9yLnYxLlRvb2wSMAoLdG9vbF9jaG9pY2UYDiABKAsyGy5vcmNoZXN0cmF0b3IudjEuVG9vbENob2ljZRIgChNwYXJhbGxlbF90b29sX2NhbGxzGA8gASgISAGIAQESOAoPcmVzcG9uc2VfZm9ybWF0GBAgASgLMh8ub3JjaGVzdHJhdG9yLnYxLlJlc3BvbnNlRm9ybWF0Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIJCgdfbWVtb3J5QhYKFF9wYXJhbGxlbF90b29sX2NhbGxzIkIKD0dlbmVyYXRlUmVxdWVzdBIvCgVpbnB1dBgBIAEoCzIgLm9yY2hlc3RyYXRvci52MS5HZW5lcmF0aW9uSW5wdXQiSAoVU3RyZWFtR2VuZXJhdGVSZXF1ZXN0Ei8KBWlucHV0GAEgASgLMiAub3JjaGVzdHJhdG9yLnYxLkdlbmVyYXRpb25JbnB1dCKcAQoFVXNhZ2USFQoNcHJvbXB0X3Rva2VucxgBIAEoAxIZChFjb21wbGV0aW9uX3Rva2VucxgCIAEoAxIUCgx0b3RhbF90b2tlbnMYAyABKAMSFQoNY2FjaGVkX3Rva2VucxgEIAEoAxIYChByZWFzb25pbmdfdG9rZW5zGAUgASgDEhoKEmNhY2hlX3dyaXRlX3Rva2VucxgGIAEoAyJOCghTZXJ2ZWRCeRINCgVyb3V0ZRgBIAEoCRISCgpkZXBsb3ltZW50GAIgASgJEhAKCHByb3ZpZGVyGAMgASgJEg0KBW1vZGVsGAQgASgJIm0KB0F0dGVtcHQSEgoKZGVwbG95bWVudBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRIPCgdvdXRjb21lGAMgASgJEisKCGR1cmF0aW9uGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIr4EChFHZW5lcmF0aW9uU3VtbWFyeRI0Cg1maW5pc2hfcmVhc29uGAEgASgOMh0ub3JjaGVzdHJhdG9yLnYxLkZpbmlzaFJlYXNvbhIlCgV1c2FnZRgCIAEoCzIWLm9yY2hlc3RyYXRvci52MS5Vc2FnZRITCgtjb3N0X21pY3JvcxgDIAEoAxIsCglzZXJ2ZWRfYnkYBCABKAsyGS5vcmNoZXN0cmF0b3IudjEuU2VydmVkQnkSKgoIYXR0ZW1wdHMYBSADKAsyGC5vcmNoZXN0cmF0b3IudjEuQXR0ZW1wdBIzChB1cHN0cmVhbV9sYXRlbmN5GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCG92ZXJoZWFkGAcgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEjYKE3RpbWVfdG9fZmlyc3RfdG9rZW4YCCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SEgoKcmVxdWVzdF9pZBgJIAEoCRISCgpwZXJzb25hX2lkGAogASgJEhgKEGhpc3RvcnlfbWVzc2FnZXMYCyABKAUSEQoJY2FjaGVfaGl0GAwgASgIEh4KFmNvbnRleHRfdG9rZW5zX3JlbW92ZWQYDSABKAMSIAoYY29udGV4dF9tZXNzYWdlc19yZW1vdmVkGA4gASgFEhoKEmNvbnRleHRfc3VtbWFyaXplZBgPIAEoCBIQCghyZXBsYXllZBgQIAEoCCJyChBHZW5lcmF0ZVJlc3BvbnNlEikKB21lc3NhZ2UYASABKAsyGC5vcmNoZXN0cmF0b3IudjEuTWVzc2FnZRIzCgdzdW1tYXJ5GAIgASgLMiIub3JjaGVzdHJhdG9yLnYxLkdlbmVyYXRpb25TdW1tYXJ5IksKDVRvb2xDYWxsRGVsdGESDQoFaW5kZXgYASABKAUSCgoCaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIRCglhcmd1bWVudHMYBCABKAkibwoMQ29udGVudERlbHRhEg4KBHRleHQYASABKAlIABIzCgl0b29sX2NhbGwYAiABKAsyHi5vcmNoZXN0cmF0b3IudjEuVG9vbENhbGxEZWx0YUgAEhIKCHRoaW5raW5nGAMgASgJSABCBgoEa2luZCKGAQoWU3RyZWFtR2VuZXJhdGVSZXNwb25zZRIuCgVkZWx0YRgBIAEoCzIdLm9yY2hlc3RyYXRvci52MS5Db250ZW50RGVsdGFIABIzCgZyZXN1bHQYAiABKAsyIS5vcmNoZXN0cmF0b3IudjEuR2VuZXJhdGVSZXNwb25zZUgAQgcKBWV2ZW50Kl8KBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg8KC1JPTEVfU1lTVEVNEAESDQoJUk9MRV9VU0VSEAISEgoOUk9MRV9BU1NJU1RBTlQQAxINCglST0xFX1RPT0wQBCqfAQoMRmluaXNoUmVhc29uEh0KGUZJTklTSF9SRUFTT05fVU5TUEVDSUZJRUQQABIWChJGSU5JU0hfUkVBU09OX1NUT1AQARIYChRGSU5JU0hfUkVBU09OX0xFTkdUSBACEiAKHEZJTklTSF9SRUFTT05fQ09OVEVOVF9GSUxURVIQAxIcChhGSU5JU0hfUkVBU09OX1RPT0xfQ0FMTFMQBCqHAQoOVG9vbENob2ljZU1vZGUSIAocVE9PTF9DSE9JQ0VfTU9ERV9VTlNQRUNJRklFRBAAEhkKFVRPT0xfQ0hPSUNFX01PREVfQVVUTxABEhkKFVRPT0xfQ0hPSUNFX01PREVfTk9ORRACEh0KGVRPT0xfQ0hPSUNFX01PREVfUkVRVUlSRUQQAyqFAQoPUmVhc29uaW5nRWZmb3J0EiAKHFJFQVNPTklOR19FRkZPUlRfVU5TUEVDSUZJRUQQABIYChRSRUFTT05JTkdfRUZGT1JUX0xPVxABEhsKF1JFQVNPTklOR19FRkZPUlRfTUVESVVNEAISGQoVUkVBU09OSU5HX0VGRk9SVF9ISUdIEANC5AEKGmlvLm9yY2hlc3RyYXRvci5zaWRlY2FyLnYxQg1HZW5lcmF0ZVByb3RvUAFaWmdpdGh1Yi5jb20vb3JjaGVzdHJhdG9yLXNpZGVjYXIvb3JjaGVzdHJhdG9yL2NsaWVudHMvZ28vZ2VuL29yY2hlc3RyYXRvci92MTtvcmNoZXN0cmF0b3J2MaICA09YWKoCD09yY2hlc3RyYXRvci5WMcoCD09yY2hlc3RyYXRvclxWMeICG09yY2hlc3RyYXRvclxWMVxHUEJNZXRhZGF0YeoCEE9yY2hlc3RyYXRvcjo6VjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_orchestrator_v1_cache, file_orchestrator_v1_keys]);
 
 /**
- * One part of a message's content. A oneof so images and tool calls can be added later.
+ * A call of a tool, asked for by the model (in an assistant message).
+ *
+ * @generated from message orchestrator.v1.ToolCall
+ */
+export type ToolCall = Message$1<"orchestrator.v1.ToolCall"> & {
+  /**
+   * The call's id, unique in the conversation; a ROLE_TOOL message answers it by this id.
+   * Reasons: INVALID_REQUEST naming `...tool_call.id` when empty or longer than 128 characters.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * The tool's name, one of the request's tools (`^[a-zA-Z0-9_-]{1,64}$`).
+   * Reasons: INVALID_REQUEST naming `...tool_call.name`.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The arguments: a JSON object as text (as the model wrote it).
+   * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when it is not a JSON object.
+   *
+   * @generated from field: string arguments = 3;
+   */
+  arguments: string;
+};
+
+/**
+ * Describes the message orchestrator.v1.ToolCall.
+ * Use `create(ToolCallSchema)` to create a new message.
+ */
+export const ToolCallSchema: GenMessage<ToolCall> = /*@__PURE__*/
+  messageDesc(file_orchestrator_v1_generate, 0);
+
+/**
+ * An image in a user message: a URL or the bytes themselves.
+ *
+ * @generated from message orchestrator.v1.Image
+ */
+export type Image = Message$1<"orchestrator.v1.Image"> & {
+  /**
+   * Where the image is.
+   * Reasons: INVALID_REQUEST naming `...image` when neither is set, the URL is not https (or a
+   * data URL), the bytes are too large (policy limit) or the MIME type is not an image type.
+   *
+   * @generated from oneof orchestrator.v1.Image.source
+   */
+  source: {
+    /**
+     * An https URL the provider fetches.
+     *
+     * @generated from field: string url = 1;
+     */
+    value: string;
+    case: "url";
+  } | {
+    /**
+     * The image's bytes (sent inline as base64).
+     *
+     * @generated from field: bytes data = 2;
+     */
+    value: Uint8Array;
+    case: "data";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * The MIME type of `data`: image/png, image/jpeg, image/gif or image/webp. Required with data.
+   *
+   * @generated from field: string mime_type = 3;
+   */
+  mimeType: string;
+
+  /**
+   * Width and height in pixels, when the caller knows them: used to count the image's tokens
+   * with the provider's rule; unknown sizes are counted at the provider's maximum.
+   *
+   * @generated from field: int32 width = 4;
+   */
+  width: number;
+
+  /**
+   * Height in pixels (see width).
+   *
+   * @generated from field: int32 height = 5;
+   */
+  height: number;
+};
+
+/**
+ * Describes the message orchestrator.v1.Image.
+ * Use `create(ImageSchema)` to create a new message.
+ */
+export const ImageSchema: GenMessage<Image> = /*@__PURE__*/
+  messageDesc(file_orchestrator_v1_generate, 1);
+
+/**
+ * One part of a message's content.
  *
  * @generated from message orchestrator.v1.ContentPart
  */
@@ -37,6 +136,22 @@ export type ContentPart = Message$1<"orchestrator.v1.ContentPart"> & {
      */
     value: string;
     case: "text";
+  } | {
+    /**
+     * A tool call the model asked for (assistant messages only).
+     *
+     * @generated from field: orchestrator.v1.ToolCall tool_call = 2;
+     */
+    value: ToolCall;
+    case: "toolCall";
+  } | {
+    /**
+     * An image (user messages only; the route must have a deployment that takes images).
+     *
+     * @generated from field: orchestrator.v1.Image image = 3;
+     */
+    value: Image;
+    case: "image";
   } | { case: undefined; value?: undefined };
 };
 
@@ -45,7 +160,7 @@ export type ContentPart = Message$1<"orchestrator.v1.ContentPart"> & {
  * Use `create(ContentPartSchema)` to create a new message.
  */
 export const ContentPartSchema: GenMessage<ContentPart> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 0);
+  messageDesc(file_orchestrator_v1_generate, 2);
 
 /**
  * One message of the conversation sent to the model.
@@ -61,7 +176,8 @@ export type Message = Message$1<"orchestrator.v1.Message"> & {
   role: Role;
 
   /**
-   * The content, in order. At least one part with non-empty text.
+   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    *
    * @generated from field: repeated orchestrator.v1.ContentPart content = 2;
@@ -74,6 +190,15 @@ export type Message = Message$1<"orchestrator.v1.Message"> & {
    * @generated from field: string name = 3;
    */
   name: string;
+
+  /**
+   * ROLE_TOOL only: the id of the tool call (in an earlier assistant message) this result answers.
+   * Reasons: INVALID_REQUEST naming `input.messages[i].tool_call_id` when it is missing or answers
+   * no earlier call.
+   *
+   * @generated from field: string tool_call_id = 4;
+   */
+  toolCallId: string;
 };
 
 /**
@@ -81,7 +206,234 @@ export type Message = Message$1<"orchestrator.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 1);
+  messageDesc(file_orchestrator_v1_generate, 3);
+
+/**
+ * A tool the model may call: a function with JSON Schema parameters.
+ *
+ * @generated from message orchestrator.v1.Tool
+ */
+export type Tool = Message$1<"orchestrator.v1.Tool"> & {
+  /**
+   * The name, `^[a-zA-Z0-9_-]{1,64}$`, unique among the request's tools.
+   * Reasons: INVALID_REQUEST naming `input.tools[i].name`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * What the tool does, for the model (at most 4096 characters).
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * The parameters as a JSON Schema object (`{"type": "object", "properties": {...}}`); unset
+   * means no parameters.
+   * Reasons: INVALID_REQUEST naming `input.tools[i].parameters` when it is not a valid schema.
+   *
+   * @generated from field: google.protobuf.Struct parameters = 3;
+   */
+  parameters?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message orchestrator.v1.Tool.
+ * Use `create(ToolSchema)` to create a new message.
+ */
+export const ToolSchema: GenMessage<Tool> = /*@__PURE__*/
+  messageDesc(file_orchestrator_v1_generate, 4);
+
+/**
+ * The tool choice: a mode, or one named tool the model must call.
+ *
+ * @generated from message orchestrator.v1.ToolChoice
+ */
+export type ToolChoice = Message$1<"orchestrator.v1.ToolChoice"> & {
+  /**
+   * Which.
+   * Reasons: INVALID_REQUEST naming `input.tool_choice` (a name that is not one of the tools, or
+   * a choice without tools).
+   *
+   * @generated from oneof orchestrator.v1.ToolChoice.choice
+   */
+  choice: {
+    /**
+     * A mode.
+     *
+     * @generated from field: orchestrator.v1.ToolChoiceMode mode = 1;
+     */
+    value: ToolChoiceMode;
+    case: "mode";
+  } | {
+    /**
+     * The name of the tool the model must call.
+     *
+     * @generated from field: string name = 2;
+     */
+    value: string;
+    case: "name";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message orchestrator.v1.ToolChoice.
+ * Use `create(ToolChoiceSchema)` to create a new message.
+ */
+export const ToolChoiceSchema: GenMessage<ToolChoice> = /*@__PURE__*/
+  messageDesc(file_orchestrator_v1_generate, 5);
+
+/**
+ * The form of the answer.
+ *
+ * @generated from message orchestrator.v1.ResponseFormat
+ */
+export type ResponseFormat = Message$1<"orchestrator.v1.ResponseFormat"> & {
+  /**
+   * Which form.
+   * Reasons: INVALID_REQUEST naming `input.response_format...` (a schema that is not a JSON
+   * Schema, a bad name).
+   *
+   * @generated from oneof orchestrator.v1.ResponseFormat.format
+   */
+  format: {
+    /**
+     * Free text (the default).
+     *
+     * @generated from field: orchestrator.v1.TextFormat text = 1;
+     */
+    value: TextFormat;
+    case: "text";
+  } | {
+    /**
+     * Any JSON object.
+     *
+     * @generated from field: orchestrator.v1.JsonObjectFormat json_object = 2;
+     */
+    value: JsonObjectFormat;
+    case: "jsonObject";
+  } | {
+    /**
+     * JSON that validates against a schema.
+     *
+     * @generated from field: orchestrator.v1.JsonSchemaFormat json_schema = 3;
+     */
+    value: JsonSchemaFormat;
+    case: "jsonSchema";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message orchestrator.v1.ResponseFormat.
+ * Use `create(ResponseFormatSchema)` to create a new message.
+ */
+export const ResponseFormatSchema: GenMessage<ResponseFormat> = /*@__PURE__*/
+  messageDesc(file_orchestrator_v1_generate, 6);
+
+/**
+ * Free text.
+ *
+ * @generated from message orchestrator.v1.TextFormat
+ */
+export type TextFormat = Message$1<"orchestrator.v1.TextFormat"> & {
+};
+
+/**
+ * Describes the message orchestrator.v1.TextFormat.
+ * Use `create(TextFormatSchema)` to create a new message.
+ */
+export const TextFormatSchema: GenMessage<TextFormat> = /*@__PURE__*/
+  messageDesc(file_orchestrator_v1_generate, 7);
+
+/**
+ * A JSON object, any shape.
+ *
+ * @generated from message orchestrator.v1.JsonObjectFormat
+ */
+export type JsonObjectFormat = Message$1<"orchestrator.v1.JsonObjectFormat"> & {
+};
+
+/**
+ * Describes the message orchestrator.v1.JsonObjectFormat.
+ * Use `create(JsonObjectFormatSchema)` to create a new message.
+ */
+export const JsonObjectFormatSchema: GenMessage<JsonObjectFormat> = /*@__PURE__*/
+  messageDesc(file_orchestrator_v1_generate, 8);
+
+/**
+ * JSON validating against a JSON Schema; the final answer is checked by the sidecar
+ * (SCHEMA_VALIDATION_FAILED when it does not validate).
+ *
+ * @generated from message orchestrator.v1.JsonSchemaFormat
+ */
+export type JsonSchemaFormat = Message$1<"orchestrator.v1.JsonSchemaFormat"> & {
+  /**
+   * A name for the schema (`^[a-zA-Z0-9_-]{1,64}$`).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The JSON Schema (draft 2020-12).
+   *
+   * @generated from field: google.protobuf.Struct schema = 2;
+   */
+  schema?: JsonObject | undefined;
+
+  /**
+   * Ask the provider for strict schema adherence where it supports it.
+   *
+   * @generated from field: bool strict = 3;
+   */
+  strict: boolean;
+};
+
+/**
+ * Describes the message orchestrator.v1.JsonSchemaFormat.
+ * Use `create(JsonSchemaFormatSchema)` to create a new message.
+ */
+export const JsonSchemaFormatSchema: GenMessage<JsonSchemaFormat> = /*@__PURE__*/
+  messageDesc(file_orchestrator_v1_generate, 9);
+
+/**
+ * Reasoning settings, for deployments with reasoning models.
+ *
+ * @generated from message orchestrator.v1.ReasoningConfig
+ */
+export type ReasoningConfig = Message$1<"orchestrator.v1.ReasoningConfig"> & {
+  /**
+   * An effort level (OpenAI `reasoning_effort`); mapped to a budget for Anthropic.
+   *
+   * @generated from field: orchestrator.v1.ReasoningEffort effort = 1;
+   */
+  effort: ReasoningEffort;
+
+  /**
+   * A token budget for thinking (Anthropic `thinking.budget_tokens`, at least 1024); overrides
+   * effort where the provider takes a budget.
+   * Reasons: INVALID_REQUEST naming `input.config.reasoning.budget_tokens`.
+   *
+   * @generated from field: int32 budget_tokens = 2;
+   */
+  budgetTokens: number;
+
+  /**
+   * Stream thinking deltas where the provider streams them.
+   *
+   * @generated from field: bool include_thinking = 3;
+   */
+  includeThinking: boolean;
+};
+
+/**
+ * Describes the message orchestrator.v1.ReasoningConfig.
+ * Use `create(ReasoningConfigSchema)` to create a new message.
+ */
+export const ReasoningConfigSchema: GenMessage<ReasoningConfig> = /*@__PURE__*/
+  messageDesc(file_orchestrator_v1_generate, 10);
 
 /**
  * Sampling parameters. Unset fields take the provider's defaults.
@@ -123,6 +475,13 @@ export type GenerationConfig = Message$1<"orchestrator.v1.GenerationConfig"> & {
    * @generated from field: optional int64 seed = 5;
    */
   seed?: bigint | undefined;
+
+  /**
+   * Reasoning effort or budget, for reasoning models.
+   *
+   * @generated from field: orchestrator.v1.ReasoningConfig reasoning = 6;
+   */
+  reasoning?: ReasoningConfig | undefined;
 };
 
 /**
@@ -130,7 +489,7 @@ export type GenerationConfig = Message$1<"orchestrator.v1.GenerationConfig"> & {
  * Use `create(GenerationConfigSchema)` to create a new message.
  */
 export const GenerationConfigSchema: GenMessage<GenerationConfig> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 2);
+  messageDesc(file_orchestrator_v1_generate, 11);
 
 /**
  * The part of a generation request that Generate and StreamGenerate share.
@@ -237,6 +596,37 @@ export type GenerationInput = Message$1<"orchestrator.v1.GenerationInput"> & {
    * @generated from field: orchestrator.v1.CacheMode cache_mode = 12;
    */
   cacheMode: CacheMode;
+
+  /**
+   * Tools the model may call (at most 128). The route uses only deployments that support tools
+   * (NO_CAPABLE_DEPLOYMENT when none does).
+   * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+   *
+   * @generated from field: repeated orchestrator.v1.Tool tools = 13;
+   */
+  tools: Tool[];
+
+  /**
+   * Whether and which tool the model must call; unset is AUTO when tools are given.
+   *
+   * @generated from field: orchestrator.v1.ToolChoice tool_choice = 14;
+   */
+  toolChoice?: ToolChoice | undefined;
+
+  /**
+   * Whether the model may ask for several tool calls in one answer; unset: the provider's default
+   * (yes for OpenAI and Anthropic).
+   *
+   * @generated from field: optional bool parallel_tool_calls = 15;
+   */
+  parallelToolCalls?: boolean | undefined;
+
+  /**
+   * The form of the answer; unset is text.
+   *
+   * @generated from field: orchestrator.v1.ResponseFormat response_format = 16;
+   */
+  responseFormat?: ResponseFormat | undefined;
 };
 
 /**
@@ -244,7 +634,7 @@ export type GenerationInput = Message$1<"orchestrator.v1.GenerationInput"> & {
  * Use `create(GenerationInputSchema)` to create a new message.
  */
 export const GenerationInputSchema: GenMessage<GenerationInput> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 3);
+  messageDesc(file_orchestrator_v1_generate, 12);
 
 /**
  * Request of Generate.
@@ -265,7 +655,7 @@ export type GenerateRequest = Message$1<"orchestrator.v1.GenerateRequest"> & {
  * Use `create(GenerateRequestSchema)` to create a new message.
  */
 export const GenerateRequestSchema: GenMessage<GenerateRequest> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 4);
+  messageDesc(file_orchestrator_v1_generate, 13);
 
 /**
  * Request of StreamGenerate.
@@ -286,7 +676,7 @@ export type StreamGenerateRequest = Message$1<"orchestrator.v1.StreamGenerateReq
  * Use `create(StreamGenerateRequestSchema)` to create a new message.
  */
 export const StreamGenerateRequestSchema: GenMessage<StreamGenerateRequest> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 5);
+  messageDesc(file_orchestrator_v1_generate, 14);
 
 /**
  * Token counts of one call, as reported by the provider.
@@ -321,6 +711,20 @@ export type Usage = Message$1<"orchestrator.v1.Usage"> & {
    * @generated from field: int64 cached_tokens = 4;
    */
   cachedTokens: bigint;
+
+  /**
+   * Completion tokens the model spent reasoning (included in completion_tokens).
+   *
+   * @generated from field: int64 reasoning_tokens = 5;
+   */
+  reasoningTokens: bigint;
+
+  /**
+   * Prompt tokens written to the provider's prompt cache (Anthropic cache_creation_input_tokens).
+   *
+   * @generated from field: int64 cache_write_tokens = 6;
+   */
+  cacheWriteTokens: bigint;
 };
 
 /**
@@ -328,7 +732,7 @@ export type Usage = Message$1<"orchestrator.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 6);
+  messageDesc(file_orchestrator_v1_generate, 15);
 
 /**
  * The deployment that served a call.
@@ -370,7 +774,7 @@ export type ServedBy = Message$1<"orchestrator.v1.ServedBy"> & {
  * Use `create(ServedBySchema)` to create a new message.
  */
 export const ServedBySchema: GenMessage<ServedBy> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 7);
+  messageDesc(file_orchestrator_v1_generate, 16);
 
 /**
  * One try of one deployment while serving a call.
@@ -412,7 +816,7 @@ export type Attempt = Message$1<"orchestrator.v1.Attempt"> & {
  * Use `create(AttemptSchema)` to create a new message.
  */
 export const AttemptSchema: GenMessage<Attempt> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 8);
+  messageDesc(file_orchestrator_v1_generate, 17);
 
 /**
  * Everything known about a call once it has finished.
@@ -542,7 +946,7 @@ export type GenerationSummary = Message$1<"orchestrator.v1.GenerationSummary"> &
  * Use `create(GenerationSummarySchema)` to create a new message.
  */
 export const GenerationSummarySchema: GenMessage<GenerationSummary> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 9);
+  messageDesc(file_orchestrator_v1_generate, 18);
 
 /**
  * Response of Generate.
@@ -570,7 +974,50 @@ export type GenerateResponse = Message$1<"orchestrator.v1.GenerateResponse"> & {
  * Use `create(GenerateResponseSchema)` to create a new message.
  */
 export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 10);
+  messageDesc(file_orchestrator_v1_generate, 19);
+
+/**
+ * A piece of a tool call being streamed. Fragments with the same index belong to one call: the
+ * first carries id and name, the following ones pieces of `arguments` to append in order.
+ *
+ * @generated from message orchestrator.v1.ToolCallDelta
+ */
+export type ToolCallDelta = Message$1<"orchestrator.v1.ToolCallDelta"> & {
+  /**
+   * Which call of the answer (0, 1, ... in the order the calls started).
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * The call's id (on its first fragment).
+   *
+   * @generated from field: string id = 2;
+   */
+  id: string;
+
+  /**
+   * The tool's name (on its first fragment).
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * A piece of the JSON arguments to append.
+   *
+   * @generated from field: string arguments = 4;
+   */
+  arguments: string;
+};
+
+/**
+ * Describes the message orchestrator.v1.ToolCallDelta.
+ * Use `create(ToolCallDeltaSchema)` to create a new message.
+ */
+export const ToolCallDeltaSchema: GenMessage<ToolCallDelta> = /*@__PURE__*/
+  messageDesc(file_orchestrator_v1_generate, 20);
 
 /**
  * A piece of generated content.
@@ -591,6 +1038,22 @@ export type ContentDelta = Message$1<"orchestrator.v1.ContentDelta"> & {
      */
     value: string;
     case: "text";
+  } | {
+    /**
+     * A piece of a tool call.
+     *
+     * @generated from field: orchestrator.v1.ToolCallDelta tool_call = 2;
+     */
+    value: ToolCallDelta;
+    case: "toolCall";
+  } | {
+    /**
+     * A piece of the model's visible thinking (only with reasoning.include_thinking).
+     *
+     * @generated from field: string thinking = 3;
+     */
+    value: string;
+    case: "thinking";
   } | { case: undefined; value?: undefined };
 };
 
@@ -599,7 +1062,7 @@ export type ContentDelta = Message$1<"orchestrator.v1.ContentDelta"> & {
  * Use `create(ContentDeltaSchema)` to create a new message.
  */
 export const ContentDeltaSchema: GenMessage<ContentDelta> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 11);
+  messageDesc(file_orchestrator_v1_generate, 21);
 
 /**
  * One message of a StreamGenerate response: deltas, then exactly one result as the last message.
@@ -637,7 +1100,7 @@ export type StreamGenerateResponse = Message$1<"orchestrator.v1.StreamGenerateRe
  * Use `create(StreamGenerateResponseSchema)` to create a new message.
  */
 export const StreamGenerateResponseSchema: GenMessage<StreamGenerateResponse> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 12);
+  messageDesc(file_orchestrator_v1_generate, 22);
 
 /**
  * Role of the author of a message in a conversation.
@@ -734,4 +1197,86 @@ export enum FinishReason {
  */
 export const FinishReasonSchema: GenEnum<FinishReason> = /*@__PURE__*/
   enumDesc(file_orchestrator_v1_generate, 1);
+
+/**
+ * Whether and which tool the model must call.
+ *
+ * @generated from enum orchestrator.v1.ToolChoiceMode
+ */
+export enum ToolChoiceMode {
+  /**
+   * The provider's default: the model decides (as AUTO).
+   *
+   * @generated from enum value: TOOL_CHOICE_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The model decides whether to call tools.
+   *
+   * @generated from enum value: TOOL_CHOICE_MODE_AUTO = 1;
+   */
+  AUTO = 1,
+
+  /**
+   * The model must not call tools.
+   *
+   * @generated from enum value: TOOL_CHOICE_MODE_NONE = 2;
+   */
+  NONE = 2,
+
+  /**
+   * The model must call at least one tool.
+   *
+   * @generated from enum value: TOOL_CHOICE_MODE_REQUIRED = 3;
+   */
+  REQUIRED = 3,
+}
+
+/**
+ * Describes the enum orchestrator.v1.ToolChoiceMode.
+ */
+export const ToolChoiceModeSchema: GenEnum<ToolChoiceMode> = /*@__PURE__*/
+  enumDesc(file_orchestrator_v1_generate, 2);
+
+/**
+ * How much a reasoning model thinks before answering.
+ *
+ * @generated from enum orchestrator.v1.ReasoningEffort
+ */
+export enum ReasoningEffort {
+  /**
+   * The provider's default.
+   *
+   * @generated from enum value: REASONING_EFFORT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Little reasoning.
+   *
+   * @generated from enum value: REASONING_EFFORT_LOW = 1;
+   */
+  LOW = 1,
+
+  /**
+   * Some reasoning.
+   *
+   * @generated from enum value: REASONING_EFFORT_MEDIUM = 2;
+   */
+  MEDIUM = 2,
+
+  /**
+   * Much reasoning.
+   *
+   * @generated from enum value: REASONING_EFFORT_HIGH = 3;
+   */
+  HIGH = 3,
+}
+
+/**
+ * Describes the enum orchestrator.v1.ReasoningEffort.
+ */
+export const ReasoningEffortSchema: GenEnum<ReasoningEffort> = /*@__PURE__*/
+  enumDesc(file_orchestrator_v1_generate, 3);
 

@@ -59,6 +59,8 @@ private static final long serialVersionUID = 0L;
       implements com.google.protobuf.Internal.EnumLite,
           com.google.protobuf.AbstractMessage.InternalOneOfEnum {
     TEXT(1),
+    TOOL_CALL(2),
+    THINKING(3),
     KIND_NOT_SET(0);
     private final int value;
     private KindCase(int value) {
@@ -77,6 +79,8 @@ private static final long serialVersionUID = 0L;
     public static KindCase forNumber(int value) {
       switch (value) {
         case 1: return TEXT;
+        case 2: return TOOL_CALL;
+        case 3: return THINKING;
         case 0: return KIND_NOT_SET;
         default: return null;
       }
@@ -152,6 +156,109 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int TOOL_CALL_FIELD_NUMBER = 2;
+  /**
+   * <pre>
+   * A piece of a tool call.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolCallDelta tool_call = 2 [json_name = "toolCall"];</code>
+   * @return Whether the toolCall field is set.
+   */
+  @java.lang.Override
+  public boolean hasToolCall() {
+    return kindCase_ == 2;
+  }
+  /**
+   * <pre>
+   * A piece of a tool call.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolCallDelta tool_call = 2 [json_name = "toolCall"];</code>
+   * @return The toolCall.
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.ToolCallDelta getToolCall() {
+    if (kindCase_ == 2) {
+       return (io.orchestrator.sidecar.v1.ToolCallDelta) kind_;
+    }
+    return io.orchestrator.sidecar.v1.ToolCallDelta.getDefaultInstance();
+  }
+  /**
+   * <pre>
+   * A piece of a tool call.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolCallDelta tool_call = 2 [json_name = "toolCall"];</code>
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.ToolCallDeltaOrBuilder getToolCallOrBuilder() {
+    if (kindCase_ == 2) {
+       return (io.orchestrator.sidecar.v1.ToolCallDelta) kind_;
+    }
+    return io.orchestrator.sidecar.v1.ToolCallDelta.getDefaultInstance();
+  }
+
+  public static final int THINKING_FIELD_NUMBER = 3;
+  /**
+   * <pre>
+   * A piece of the model's visible thinking (only with reasoning.include_thinking).
+   * </pre>
+   *
+   * <code>string thinking = 3 [json_name = "thinking"];</code>
+   * @return Whether the thinking field is set.
+   */
+  public boolean hasThinking() {
+    return kindCase_ == 3;
+  }
+  /**
+   * <pre>
+   * A piece of the model's visible thinking (only with reasoning.include_thinking).
+   * </pre>
+   *
+   * <code>string thinking = 3 [json_name = "thinking"];</code>
+   * @return The thinking.
+   */
+  public java.lang.String getThinking() {
+    if (kindCase_ != 3) {
+      return "";
+    }
+    java.lang.Object ref = kind_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      kind_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * A piece of the model's visible thinking (only with reasoning.include_thinking).
+   * </pre>
+   *
+   * <code>string thinking = 3 [json_name = "thinking"];</code>
+   * @return The bytes for thinking.
+   */
+  public com.google.protobuf.ByteString
+      getThinkingBytes() {
+    if (kindCase_ != 3) {
+      return com.google.protobuf.ByteString.copyFromUtf8("");
+    }
+    java.lang.Object ref = kind_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      kind_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -169,12 +276,25 @@ private static final long serialVersionUID = 0L;
     if (kindCase_ == 1) {
       com.google.protobuf.GeneratedMessage.writeString(output, 1, kind_);
     }
+    if (kindCase_ == 2) {
+      output.writeMessage(2, (io.orchestrator.sidecar.v1.ToolCallDelta) kind_);
+    }
+    if (kindCase_ == 3) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 3, kind_);
+    }
     getUnknownFields().writeTo(output);
   }
   private int computeSerializedSize_0() {
     int size = 0;
     if (kindCase_ == 1) {
       size += com.google.protobuf.GeneratedMessage.computeStringSize(1, kind_);
+    }
+    if (kindCase_ == 2) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(2, (io.orchestrator.sidecar.v1.ToolCallDelta) kind_);
+    }
+    if (kindCase_ == 3) {
+      size += com.google.protobuf.GeneratedMessage.computeStringSize(3, kind_);
     }
     return size;
   }
@@ -206,6 +326,14 @@ private static final long serialVersionUID = 0L;
         if (!getText()
             .equals(other.getText())) return false;
         break;
+      case 2:
+        if (!getToolCall()
+            .equals(other.getToolCall())) return false;
+        break;
+      case 3:
+        if (!getThinking()
+            .equals(other.getThinking())) return false;
+        break;
       case 0:
       default:
     }
@@ -224,6 +352,14 @@ private static final long serialVersionUID = 0L;
       case 1:
         hash = (37 * hash) + TEXT_FIELD_NUMBER;
         hash = (53 * hash) + getText().hashCode();
+        break;
+      case 2:
+        hash = (37 * hash) + TOOL_CALL_FIELD_NUMBER;
+        hash = (53 * hash) + getToolCall().hashCode();
+        break;
+      case 3:
+        hash = (37 * hash) + THINKING_FIELD_NUMBER;
+        hash = (53 * hash) + getThinking().hashCode();
         break;
       case 0:
       default:
@@ -363,6 +499,9 @@ private static final long serialVersionUID = 0L;
     public Builder clear() {
       super.clear();
       bitField0_ = 0;
+      if (toolCallBuilder_ != null) {
+        toolCallBuilder_.clear();
+      }
       kindCase_ = 0;
       kind_ = null;
       return this;
@@ -404,6 +543,10 @@ private static final long serialVersionUID = 0L;
     private void buildPartialOneofs(io.orchestrator.sidecar.v1.ContentDelta result) {
       result.kindCase_ = kindCase_;
       result.kind_ = this.kind_;
+      if (kindCase_ == 2 &&
+          toolCallBuilder_ != null) {
+        result.kind_ = toolCallBuilder_.build();
+      }
     }
 
     @java.lang.Override
@@ -421,6 +564,16 @@ private static final long serialVersionUID = 0L;
       switch (other.getKindCase()) {
         case TEXT: {
           kindCase_ = 1;
+          kind_ = other.kind_;
+          onChanged();
+          break;
+        }
+        case TOOL_CALL: {
+          mergeToolCall(other.getToolCall());
+          break;
+        }
+        case THINKING: {
+          kindCase_ = 3;
           kind_ = other.kind_;
           onChanged();
           break;
@@ -458,6 +611,18 @@ private static final long serialVersionUID = 0L;
               kind_ = input.readStringRequireUtf8();
               break;
             } // case 10
+            case 18: {
+              input.readMessage(
+                  internalGetToolCallFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              kindCase_ = 2;
+              break;
+            } // case 18
+            case 26: {
+              kindCase_ = 3;
+              kind_ = input.readStringRequireUtf8();
+              break;
+            } // case 26
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -598,6 +763,295 @@ private static final long serialVersionUID = 0L;
       java.util.Objects.requireNonNull(value);
       checkByteStringIsUtf8(value);
       kindCase_ = 1;
+      kind_ = value;
+      onChanged();
+      return this;
+    }
+
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.ToolCallDelta, io.orchestrator.sidecar.v1.ToolCallDelta.Builder, io.orchestrator.sidecar.v1.ToolCallDeltaOrBuilder> toolCallBuilder_;
+    /**
+     * <pre>
+     * A piece of a tool call.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCallDelta tool_call = 2 [json_name = "toolCall"];</code>
+     * @return Whether the toolCall field is set.
+     */
+    @java.lang.Override
+    public boolean hasToolCall() {
+      return kindCase_ == 2;
+    }
+    /**
+     * <pre>
+     * A piece of a tool call.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCallDelta tool_call = 2 [json_name = "toolCall"];</code>
+     * @return The toolCall.
+     */
+    @java.lang.Override
+    public io.orchestrator.sidecar.v1.ToolCallDelta getToolCall() {
+      if (toolCallBuilder_ == null) {
+        if (kindCase_ == 2) {
+          return (io.orchestrator.sidecar.v1.ToolCallDelta) kind_;
+        }
+        return io.orchestrator.sidecar.v1.ToolCallDelta.getDefaultInstance();
+      } else {
+        if (kindCase_ == 2) {
+          return toolCallBuilder_.getMessage();
+        }
+        return io.orchestrator.sidecar.v1.ToolCallDelta.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * A piece of a tool call.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCallDelta tool_call = 2 [json_name = "toolCall"];</code>
+     */
+    public Builder setToolCall(io.orchestrator.sidecar.v1.ToolCallDelta value) {
+      if (toolCallBuilder_ == null) {
+        java.util.Objects.requireNonNull(value);
+        kind_ = value;
+        onChanged();
+      } else {
+        toolCallBuilder_.setMessage(value);
+      }
+      kindCase_ = 2;
+      return this;
+    }
+    /**
+     * <pre>
+     * A piece of a tool call.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCallDelta tool_call = 2 [json_name = "toolCall"];</code>
+     */
+    public Builder setToolCall(
+        io.orchestrator.sidecar.v1.ToolCallDelta.Builder builderForValue) {
+      if (toolCallBuilder_ == null) {
+        kind_ = builderForValue.build();
+        onChanged();
+      } else {
+        toolCallBuilder_.setMessage(builderForValue.build());
+      }
+      kindCase_ = 2;
+      return this;
+    }
+    /**
+     * <pre>
+     * A piece of a tool call.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCallDelta tool_call = 2 [json_name = "toolCall"];</code>
+     */
+    public Builder mergeToolCall(io.orchestrator.sidecar.v1.ToolCallDelta value) {
+      if (toolCallBuilder_ == null) {
+        if (kindCase_ == 2 &&
+            kind_ != io.orchestrator.sidecar.v1.ToolCallDelta.getDefaultInstance()) {
+          kind_ = io.orchestrator.sidecar.v1.ToolCallDelta.newBuilder((io.orchestrator.sidecar.v1.ToolCallDelta) kind_)
+              .mergeFrom(value).buildPartial();
+        } else {
+          kind_ = value;
+        }
+        onChanged();
+      } else {
+        if (kindCase_ == 2) {
+          toolCallBuilder_.mergeFrom(value);
+        } else {
+          toolCallBuilder_.setMessage(value);
+        }
+      }
+      kindCase_ = 2;
+      return this;
+    }
+    /**
+     * <pre>
+     * A piece of a tool call.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCallDelta tool_call = 2 [json_name = "toolCall"];</code>
+     */
+    public Builder clearToolCall() {
+      if (toolCallBuilder_ == null) {
+        if (kindCase_ == 2) {
+          kindCase_ = 0;
+          kind_ = null;
+          onChanged();
+        }
+      } else {
+        if (kindCase_ == 2) {
+          kindCase_ = 0;
+          kind_ = null;
+        }
+        toolCallBuilder_.clear();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * A piece of a tool call.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCallDelta tool_call = 2 [json_name = "toolCall"];</code>
+     */
+    public io.orchestrator.sidecar.v1.ToolCallDelta.Builder getToolCallBuilder() {
+      return internalGetToolCallFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * A piece of a tool call.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCallDelta tool_call = 2 [json_name = "toolCall"];</code>
+     */
+    @java.lang.Override
+    public io.orchestrator.sidecar.v1.ToolCallDeltaOrBuilder getToolCallOrBuilder() {
+      if ((kindCase_ == 2) && (toolCallBuilder_ != null)) {
+        return toolCallBuilder_.getMessageOrBuilder();
+      } else {
+        if (kindCase_ == 2) {
+          return (io.orchestrator.sidecar.v1.ToolCallDelta) kind_;
+        }
+        return io.orchestrator.sidecar.v1.ToolCallDelta.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * A piece of a tool call.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCallDelta tool_call = 2 [json_name = "toolCall"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.ToolCallDelta, io.orchestrator.sidecar.v1.ToolCallDelta.Builder, io.orchestrator.sidecar.v1.ToolCallDeltaOrBuilder> 
+        internalGetToolCallFieldBuilder() {
+      if (toolCallBuilder_ == null) {
+        if (!(kindCase_ == 2)) {
+          kind_ = io.orchestrator.sidecar.v1.ToolCallDelta.getDefaultInstance();
+        }
+        toolCallBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            io.orchestrator.sidecar.v1.ToolCallDelta, io.orchestrator.sidecar.v1.ToolCallDelta.Builder, io.orchestrator.sidecar.v1.ToolCallDeltaOrBuilder>(
+                (io.orchestrator.sidecar.v1.ToolCallDelta) kind_,
+                getParentForChildren(),
+                isClean());
+        kind_ = null;
+      }
+      kindCase_ = 2;
+      onChanged();
+      return toolCallBuilder_;
+    }
+
+    /**
+     * <pre>
+     * A piece of the model's visible thinking (only with reasoning.include_thinking).
+     * </pre>
+     *
+     * <code>string thinking = 3 [json_name = "thinking"];</code>
+     * @return Whether the thinking field is set.
+     */
+    @java.lang.Override
+    public boolean hasThinking() {
+      return kindCase_ == 3;
+    }
+    /**
+     * <pre>
+     * A piece of the model's visible thinking (only with reasoning.include_thinking).
+     * </pre>
+     *
+     * <code>string thinking = 3 [json_name = "thinking"];</code>
+     * @return The thinking.
+     */
+    @java.lang.Override
+    public java.lang.String getThinking() {
+      if (kindCase_ != 3) {
+        return "";
+      }
+      java.lang.Object ref = kind_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+          kind_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * A piece of the model's visible thinking (only with reasoning.include_thinking).
+     * </pre>
+     *
+     * <code>string thinking = 3 [json_name = "thinking"];</code>
+     * @return The bytes for thinking.
+     */
+    @java.lang.Override
+    public com.google.protobuf.ByteString
+        getThinkingBytes() {
+      if (kindCase_ != 3) {
+        return com.google.protobuf.ByteString.copyFromUtf8(        "");
+      }
+      java.lang.Object ref = kind_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        kind_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * A piece of the model's visible thinking (only with reasoning.include_thinking).
+     * </pre>
+     *
+     * <code>string thinking = 3 [json_name = "thinking"];</code>
+     * @param value The thinking to set.
+     * @return This builder for chaining.
+     */
+    public Builder setThinking(
+        java.lang.String value) {
+      java.util.Objects.requireNonNull(value);
+      kindCase_ = 3;
+      kind_ = value;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * A piece of the model's visible thinking (only with reasoning.include_thinking).
+     * </pre>
+     *
+     * <code>string thinking = 3 [json_name = "thinking"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearThinking() {
+      if (kindCase_ == 3) {
+        kindCase_ = 0;
+        kind_ = null;
+        onChanged();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * A piece of the model's visible thinking (only with reasoning.include_thinking).
+     * </pre>
+     *
+     * <code>string thinking = 3 [json_name = "thinking"];</code>
+     * @param value The bytes for thinking to set.
+     * @return This builder for chaining.
+     */
+    public Builder setThinkingBytes(
+        com.google.protobuf.ByteString value) {
+      java.util.Objects.requireNonNull(value);
+      checkByteStringIsUtf8(value);
+      kindCase_ = 3;
       kind_ = value;
       onChanged();
       return this;

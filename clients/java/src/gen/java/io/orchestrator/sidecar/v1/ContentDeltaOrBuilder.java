@@ -39,5 +39,61 @@ public interface ContentDeltaOrBuilder extends
   com.google.protobuf.ByteString
       getTextBytes();
 
+  /**
+   * <pre>
+   * A piece of a tool call.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolCallDelta tool_call = 2 [json_name = "toolCall"];</code>
+   * @return Whether the toolCall field is set.
+   */
+  boolean hasToolCall();
+  /**
+   * <pre>
+   * A piece of a tool call.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolCallDelta tool_call = 2 [json_name = "toolCall"];</code>
+   * @return The toolCall.
+   */
+  io.orchestrator.sidecar.v1.ToolCallDelta getToolCall();
+  /**
+   * <pre>
+   * A piece of a tool call.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolCallDelta tool_call = 2 [json_name = "toolCall"];</code>
+   */
+  io.orchestrator.sidecar.v1.ToolCallDeltaOrBuilder getToolCallOrBuilder();
+
+  /**
+   * <pre>
+   * A piece of the model's visible thinking (only with reasoning.include_thinking).
+   * </pre>
+   *
+   * <code>string thinking = 3 [json_name = "thinking"];</code>
+   * @return Whether the thinking field is set.
+   */
+  boolean hasThinking();
+  /**
+   * <pre>
+   * A piece of the model's visible thinking (only with reasoning.include_thinking).
+   * </pre>
+   *
+   * <code>string thinking = 3 [json_name = "thinking"];</code>
+   * @return The thinking.
+   */
+  java.lang.String getThinking();
+  /**
+   * <pre>
+   * A piece of the model's visible thinking (only with reasoning.include_thinking).
+   * </pre>
+   *
+   * <code>string thinking = 3 [json_name = "thinking"];</code>
+   * @return The bytes for thinking.
+   */
+  com.google.protobuf.ByteString
+      getThinkingBytes();
+
   io.orchestrator.sidecar.v1.ContentDelta.KindCase getKindCase();
 }

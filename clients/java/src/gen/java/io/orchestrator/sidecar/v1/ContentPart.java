@@ -7,7 +7,7 @@ package io.orchestrator.sidecar.v1;
 
 /**
  * <pre>
- * One part of a message's content. A oneof so images and tool calls can be added later.
+ * One part of a message's content.
  * </pre>
  *
  * Protobuf type {@code orchestrator.v1.ContentPart}
@@ -59,6 +59,8 @@ private static final long serialVersionUID = 0L;
       implements com.google.protobuf.Internal.EnumLite,
           com.google.protobuf.AbstractMessage.InternalOneOfEnum {
     TEXT(1),
+    TOOL_CALL(2),
+    IMAGE(3),
     KIND_NOT_SET(0);
     private final int value;
     private KindCase(int value) {
@@ -77,6 +79,8 @@ private static final long serialVersionUID = 0L;
     public static KindCase forNumber(int value) {
       switch (value) {
         case 1: return TEXT;
+        case 2: return TOOL_CALL;
+        case 3: return IMAGE;
         case 0: return KIND_NOT_SET;
         default: return null;
       }
@@ -152,6 +156,92 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int TOOL_CALL_FIELD_NUMBER = 2;
+  /**
+   * <pre>
+   * A tool call the model asked for (assistant messages only).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolCall tool_call = 2 [json_name = "toolCall"];</code>
+   * @return Whether the toolCall field is set.
+   */
+  @java.lang.Override
+  public boolean hasToolCall() {
+    return kindCase_ == 2;
+  }
+  /**
+   * <pre>
+   * A tool call the model asked for (assistant messages only).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolCall tool_call = 2 [json_name = "toolCall"];</code>
+   * @return The toolCall.
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.ToolCall getToolCall() {
+    if (kindCase_ == 2) {
+       return (io.orchestrator.sidecar.v1.ToolCall) kind_;
+    }
+    return io.orchestrator.sidecar.v1.ToolCall.getDefaultInstance();
+  }
+  /**
+   * <pre>
+   * A tool call the model asked for (assistant messages only).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolCall tool_call = 2 [json_name = "toolCall"];</code>
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.ToolCallOrBuilder getToolCallOrBuilder() {
+    if (kindCase_ == 2) {
+       return (io.orchestrator.sidecar.v1.ToolCall) kind_;
+    }
+    return io.orchestrator.sidecar.v1.ToolCall.getDefaultInstance();
+  }
+
+  public static final int IMAGE_FIELD_NUMBER = 3;
+  /**
+   * <pre>
+   * An image (user messages only; the route must have a deployment that takes images).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.Image image = 3 [json_name = "image"];</code>
+   * @return Whether the image field is set.
+   */
+  @java.lang.Override
+  public boolean hasImage() {
+    return kindCase_ == 3;
+  }
+  /**
+   * <pre>
+   * An image (user messages only; the route must have a deployment that takes images).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.Image image = 3 [json_name = "image"];</code>
+   * @return The image.
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.Image getImage() {
+    if (kindCase_ == 3) {
+       return (io.orchestrator.sidecar.v1.Image) kind_;
+    }
+    return io.orchestrator.sidecar.v1.Image.getDefaultInstance();
+  }
+  /**
+   * <pre>
+   * An image (user messages only; the route must have a deployment that takes images).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.Image image = 3 [json_name = "image"];</code>
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.ImageOrBuilder getImageOrBuilder() {
+    if (kindCase_ == 3) {
+       return (io.orchestrator.sidecar.v1.Image) kind_;
+    }
+    return io.orchestrator.sidecar.v1.Image.getDefaultInstance();
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -169,12 +259,26 @@ private static final long serialVersionUID = 0L;
     if (kindCase_ == 1) {
       com.google.protobuf.GeneratedMessage.writeString(output, 1, kind_);
     }
+    if (kindCase_ == 2) {
+      output.writeMessage(2, (io.orchestrator.sidecar.v1.ToolCall) kind_);
+    }
+    if (kindCase_ == 3) {
+      output.writeMessage(3, (io.orchestrator.sidecar.v1.Image) kind_);
+    }
     getUnknownFields().writeTo(output);
   }
   private int computeSerializedSize_0() {
     int size = 0;
     if (kindCase_ == 1) {
       size += com.google.protobuf.GeneratedMessage.computeStringSize(1, kind_);
+    }
+    if (kindCase_ == 2) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(2, (io.orchestrator.sidecar.v1.ToolCall) kind_);
+    }
+    if (kindCase_ == 3) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(3, (io.orchestrator.sidecar.v1.Image) kind_);
     }
     return size;
   }
@@ -206,6 +310,14 @@ private static final long serialVersionUID = 0L;
         if (!getText()
             .equals(other.getText())) return false;
         break;
+      case 2:
+        if (!getToolCall()
+            .equals(other.getToolCall())) return false;
+        break;
+      case 3:
+        if (!getImage()
+            .equals(other.getImage())) return false;
+        break;
       case 0:
       default:
     }
@@ -224,6 +336,14 @@ private static final long serialVersionUID = 0L;
       case 1:
         hash = (37 * hash) + TEXT_FIELD_NUMBER;
         hash = (53 * hash) + getText().hashCode();
+        break;
+      case 2:
+        hash = (37 * hash) + TOOL_CALL_FIELD_NUMBER;
+        hash = (53 * hash) + getToolCall().hashCode();
+        break;
+      case 3:
+        hash = (37 * hash) + IMAGE_FIELD_NUMBER;
+        hash = (53 * hash) + getImage().hashCode();
         break;
       case 0:
       default:
@@ -327,7 +447,7 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * One part of a message's content. A oneof so images and tool calls can be added later.
+   * One part of a message's content.
    * </pre>
    *
    * Protobuf type {@code orchestrator.v1.ContentPart}
@@ -363,6 +483,12 @@ private static final long serialVersionUID = 0L;
     public Builder clear() {
       super.clear();
       bitField0_ = 0;
+      if (toolCallBuilder_ != null) {
+        toolCallBuilder_.clear();
+      }
+      if (imageBuilder_ != null) {
+        imageBuilder_.clear();
+      }
       kindCase_ = 0;
       kind_ = null;
       return this;
@@ -404,6 +530,14 @@ private static final long serialVersionUID = 0L;
     private void buildPartialOneofs(io.orchestrator.sidecar.v1.ContentPart result) {
       result.kindCase_ = kindCase_;
       result.kind_ = this.kind_;
+      if (kindCase_ == 2 &&
+          toolCallBuilder_ != null) {
+        result.kind_ = toolCallBuilder_.build();
+      }
+      if (kindCase_ == 3 &&
+          imageBuilder_ != null) {
+        result.kind_ = imageBuilder_.build();
+      }
     }
 
     @java.lang.Override
@@ -423,6 +557,14 @@ private static final long serialVersionUID = 0L;
           kindCase_ = 1;
           kind_ = other.kind_;
           onChanged();
+          break;
+        }
+        case TOOL_CALL: {
+          mergeToolCall(other.getToolCall());
+          break;
+        }
+        case IMAGE: {
+          mergeImage(other.getImage());
           break;
         }
         case KIND_NOT_SET: {
@@ -458,6 +600,20 @@ private static final long serialVersionUID = 0L;
               kind_ = input.readStringRequireUtf8();
               break;
             } // case 10
+            case 18: {
+              input.readMessage(
+                  internalGetToolCallFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              kindCase_ = 2;
+              break;
+            } // case 18
+            case 26: {
+              input.readMessage(
+                  internalGetImageFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              kindCase_ = 3;
+              break;
+            } // case 26
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -601,6 +757,358 @@ private static final long serialVersionUID = 0L;
       kind_ = value;
       onChanged();
       return this;
+    }
+
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.ToolCall, io.orchestrator.sidecar.v1.ToolCall.Builder, io.orchestrator.sidecar.v1.ToolCallOrBuilder> toolCallBuilder_;
+    /**
+     * <pre>
+     * A tool call the model asked for (assistant messages only).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCall tool_call = 2 [json_name = "toolCall"];</code>
+     * @return Whether the toolCall field is set.
+     */
+    @java.lang.Override
+    public boolean hasToolCall() {
+      return kindCase_ == 2;
+    }
+    /**
+     * <pre>
+     * A tool call the model asked for (assistant messages only).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCall tool_call = 2 [json_name = "toolCall"];</code>
+     * @return The toolCall.
+     */
+    @java.lang.Override
+    public io.orchestrator.sidecar.v1.ToolCall getToolCall() {
+      if (toolCallBuilder_ == null) {
+        if (kindCase_ == 2) {
+          return (io.orchestrator.sidecar.v1.ToolCall) kind_;
+        }
+        return io.orchestrator.sidecar.v1.ToolCall.getDefaultInstance();
+      } else {
+        if (kindCase_ == 2) {
+          return toolCallBuilder_.getMessage();
+        }
+        return io.orchestrator.sidecar.v1.ToolCall.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * A tool call the model asked for (assistant messages only).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCall tool_call = 2 [json_name = "toolCall"];</code>
+     */
+    public Builder setToolCall(io.orchestrator.sidecar.v1.ToolCall value) {
+      if (toolCallBuilder_ == null) {
+        java.util.Objects.requireNonNull(value);
+        kind_ = value;
+        onChanged();
+      } else {
+        toolCallBuilder_.setMessage(value);
+      }
+      kindCase_ = 2;
+      return this;
+    }
+    /**
+     * <pre>
+     * A tool call the model asked for (assistant messages only).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCall tool_call = 2 [json_name = "toolCall"];</code>
+     */
+    public Builder setToolCall(
+        io.orchestrator.sidecar.v1.ToolCall.Builder builderForValue) {
+      if (toolCallBuilder_ == null) {
+        kind_ = builderForValue.build();
+        onChanged();
+      } else {
+        toolCallBuilder_.setMessage(builderForValue.build());
+      }
+      kindCase_ = 2;
+      return this;
+    }
+    /**
+     * <pre>
+     * A tool call the model asked for (assistant messages only).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCall tool_call = 2 [json_name = "toolCall"];</code>
+     */
+    public Builder mergeToolCall(io.orchestrator.sidecar.v1.ToolCall value) {
+      if (toolCallBuilder_ == null) {
+        if (kindCase_ == 2 &&
+            kind_ != io.orchestrator.sidecar.v1.ToolCall.getDefaultInstance()) {
+          kind_ = io.orchestrator.sidecar.v1.ToolCall.newBuilder((io.orchestrator.sidecar.v1.ToolCall) kind_)
+              .mergeFrom(value).buildPartial();
+        } else {
+          kind_ = value;
+        }
+        onChanged();
+      } else {
+        if (kindCase_ == 2) {
+          toolCallBuilder_.mergeFrom(value);
+        } else {
+          toolCallBuilder_.setMessage(value);
+        }
+      }
+      kindCase_ = 2;
+      return this;
+    }
+    /**
+     * <pre>
+     * A tool call the model asked for (assistant messages only).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCall tool_call = 2 [json_name = "toolCall"];</code>
+     */
+    public Builder clearToolCall() {
+      if (toolCallBuilder_ == null) {
+        if (kindCase_ == 2) {
+          kindCase_ = 0;
+          kind_ = null;
+          onChanged();
+        }
+      } else {
+        if (kindCase_ == 2) {
+          kindCase_ = 0;
+          kind_ = null;
+        }
+        toolCallBuilder_.clear();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * A tool call the model asked for (assistant messages only).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCall tool_call = 2 [json_name = "toolCall"];</code>
+     */
+    public io.orchestrator.sidecar.v1.ToolCall.Builder getToolCallBuilder() {
+      return internalGetToolCallFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * A tool call the model asked for (assistant messages only).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCall tool_call = 2 [json_name = "toolCall"];</code>
+     */
+    @java.lang.Override
+    public io.orchestrator.sidecar.v1.ToolCallOrBuilder getToolCallOrBuilder() {
+      if ((kindCase_ == 2) && (toolCallBuilder_ != null)) {
+        return toolCallBuilder_.getMessageOrBuilder();
+      } else {
+        if (kindCase_ == 2) {
+          return (io.orchestrator.sidecar.v1.ToolCall) kind_;
+        }
+        return io.orchestrator.sidecar.v1.ToolCall.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * A tool call the model asked for (assistant messages only).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolCall tool_call = 2 [json_name = "toolCall"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.ToolCall, io.orchestrator.sidecar.v1.ToolCall.Builder, io.orchestrator.sidecar.v1.ToolCallOrBuilder> 
+        internalGetToolCallFieldBuilder() {
+      if (toolCallBuilder_ == null) {
+        if (!(kindCase_ == 2)) {
+          kind_ = io.orchestrator.sidecar.v1.ToolCall.getDefaultInstance();
+        }
+        toolCallBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            io.orchestrator.sidecar.v1.ToolCall, io.orchestrator.sidecar.v1.ToolCall.Builder, io.orchestrator.sidecar.v1.ToolCallOrBuilder>(
+                (io.orchestrator.sidecar.v1.ToolCall) kind_,
+                getParentForChildren(),
+                isClean());
+        kind_ = null;
+      }
+      kindCase_ = 2;
+      onChanged();
+      return toolCallBuilder_;
+    }
+
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.Image, io.orchestrator.sidecar.v1.Image.Builder, io.orchestrator.sidecar.v1.ImageOrBuilder> imageBuilder_;
+    /**
+     * <pre>
+     * An image (user messages only; the route must have a deployment that takes images).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.Image image = 3 [json_name = "image"];</code>
+     * @return Whether the image field is set.
+     */
+    @java.lang.Override
+    public boolean hasImage() {
+      return kindCase_ == 3;
+    }
+    /**
+     * <pre>
+     * An image (user messages only; the route must have a deployment that takes images).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.Image image = 3 [json_name = "image"];</code>
+     * @return The image.
+     */
+    @java.lang.Override
+    public io.orchestrator.sidecar.v1.Image getImage() {
+      if (imageBuilder_ == null) {
+        if (kindCase_ == 3) {
+          return (io.orchestrator.sidecar.v1.Image) kind_;
+        }
+        return io.orchestrator.sidecar.v1.Image.getDefaultInstance();
+      } else {
+        if (kindCase_ == 3) {
+          return imageBuilder_.getMessage();
+        }
+        return io.orchestrator.sidecar.v1.Image.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * An image (user messages only; the route must have a deployment that takes images).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.Image image = 3 [json_name = "image"];</code>
+     */
+    public Builder setImage(io.orchestrator.sidecar.v1.Image value) {
+      if (imageBuilder_ == null) {
+        java.util.Objects.requireNonNull(value);
+        kind_ = value;
+        onChanged();
+      } else {
+        imageBuilder_.setMessage(value);
+      }
+      kindCase_ = 3;
+      return this;
+    }
+    /**
+     * <pre>
+     * An image (user messages only; the route must have a deployment that takes images).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.Image image = 3 [json_name = "image"];</code>
+     */
+    public Builder setImage(
+        io.orchestrator.sidecar.v1.Image.Builder builderForValue) {
+      if (imageBuilder_ == null) {
+        kind_ = builderForValue.build();
+        onChanged();
+      } else {
+        imageBuilder_.setMessage(builderForValue.build());
+      }
+      kindCase_ = 3;
+      return this;
+    }
+    /**
+     * <pre>
+     * An image (user messages only; the route must have a deployment that takes images).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.Image image = 3 [json_name = "image"];</code>
+     */
+    public Builder mergeImage(io.orchestrator.sidecar.v1.Image value) {
+      if (imageBuilder_ == null) {
+        if (kindCase_ == 3 &&
+            kind_ != io.orchestrator.sidecar.v1.Image.getDefaultInstance()) {
+          kind_ = io.orchestrator.sidecar.v1.Image.newBuilder((io.orchestrator.sidecar.v1.Image) kind_)
+              .mergeFrom(value).buildPartial();
+        } else {
+          kind_ = value;
+        }
+        onChanged();
+      } else {
+        if (kindCase_ == 3) {
+          imageBuilder_.mergeFrom(value);
+        } else {
+          imageBuilder_.setMessage(value);
+        }
+      }
+      kindCase_ = 3;
+      return this;
+    }
+    /**
+     * <pre>
+     * An image (user messages only; the route must have a deployment that takes images).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.Image image = 3 [json_name = "image"];</code>
+     */
+    public Builder clearImage() {
+      if (imageBuilder_ == null) {
+        if (kindCase_ == 3) {
+          kindCase_ = 0;
+          kind_ = null;
+          onChanged();
+        }
+      } else {
+        if (kindCase_ == 3) {
+          kindCase_ = 0;
+          kind_ = null;
+        }
+        imageBuilder_.clear();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * An image (user messages only; the route must have a deployment that takes images).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.Image image = 3 [json_name = "image"];</code>
+     */
+    public io.orchestrator.sidecar.v1.Image.Builder getImageBuilder() {
+      return internalGetImageFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * An image (user messages only; the route must have a deployment that takes images).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.Image image = 3 [json_name = "image"];</code>
+     */
+    @java.lang.Override
+    public io.orchestrator.sidecar.v1.ImageOrBuilder getImageOrBuilder() {
+      if ((kindCase_ == 3) && (imageBuilder_ != null)) {
+        return imageBuilder_.getMessageOrBuilder();
+      } else {
+        if (kindCase_ == 3) {
+          return (io.orchestrator.sidecar.v1.Image) kind_;
+        }
+        return io.orchestrator.sidecar.v1.Image.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * An image (user messages only; the route must have a deployment that takes images).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.Image image = 3 [json_name = "image"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.Image, io.orchestrator.sidecar.v1.Image.Builder, io.orchestrator.sidecar.v1.ImageOrBuilder> 
+        internalGetImageFieldBuilder() {
+      if (imageBuilder_ == null) {
+        if (!(kindCase_ == 3)) {
+          kind_ = io.orchestrator.sidecar.v1.Image.getDefaultInstance();
+        }
+        imageBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            io.orchestrator.sidecar.v1.Image, io.orchestrator.sidecar.v1.Image.Builder, io.orchestrator.sidecar.v1.ImageOrBuilder>(
+                (io.orchestrator.sidecar.v1.Image) kind_,
+                getParentForChildren(),
+                isClean());
+        kind_ = null;
+      }
+      kindCase_ = 3;
+      onChanged();
+      return imageBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:orchestrator.v1.ContentPart)

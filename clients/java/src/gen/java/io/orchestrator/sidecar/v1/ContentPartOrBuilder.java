@@ -39,5 +39,59 @@ public interface ContentPartOrBuilder extends
   com.google.protobuf.ByteString
       getTextBytes();
 
+  /**
+   * <pre>
+   * A tool call the model asked for (assistant messages only).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolCall tool_call = 2 [json_name = "toolCall"];</code>
+   * @return Whether the toolCall field is set.
+   */
+  boolean hasToolCall();
+  /**
+   * <pre>
+   * A tool call the model asked for (assistant messages only).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolCall tool_call = 2 [json_name = "toolCall"];</code>
+   * @return The toolCall.
+   */
+  io.orchestrator.sidecar.v1.ToolCall getToolCall();
+  /**
+   * <pre>
+   * A tool call the model asked for (assistant messages only).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolCall tool_call = 2 [json_name = "toolCall"];</code>
+   */
+  io.orchestrator.sidecar.v1.ToolCallOrBuilder getToolCallOrBuilder();
+
+  /**
+   * <pre>
+   * An image (user messages only; the route must have a deployment that takes images).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.Image image = 3 [json_name = "image"];</code>
+   * @return Whether the image field is set.
+   */
+  boolean hasImage();
+  /**
+   * <pre>
+   * An image (user messages only; the route must have a deployment that takes images).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.Image image = 3 [json_name = "image"];</code>
+   * @return The image.
+   */
+  io.orchestrator.sidecar.v1.Image getImage();
+  /**
+   * <pre>
+   * An image (user messages only; the route must have a deployment that takes images).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.Image image = 3 [json_name = "image"];</code>
+   */
+  io.orchestrator.sidecar.v1.ImageOrBuilder getImageOrBuilder();
+
   io.orchestrator.sidecar.v1.ContentPart.KindCase getKindCase();
 }

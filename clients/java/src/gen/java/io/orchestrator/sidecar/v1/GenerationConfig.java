@@ -216,6 +216,44 @@ private static final long serialVersionUID = 0L;
     return seed_;
   }
 
+  public static final int REASONING_FIELD_NUMBER = 6;
+  private io.orchestrator.sidecar.v1.ReasoningConfig reasoning_;
+  /**
+   * <pre>
+   * Reasoning effort or budget, for reasoning models.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ReasoningConfig reasoning = 6 [json_name = "reasoning"];</code>
+   * @return Whether the reasoning field is set.
+   */
+  @java.lang.Override
+  public boolean hasReasoning() {
+    return ((bitField0_ & 0x00000010) != 0);
+  }
+  /**
+   * <pre>
+   * Reasoning effort or budget, for reasoning models.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ReasoningConfig reasoning = 6 [json_name = "reasoning"];</code>
+   * @return The reasoning.
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.ReasoningConfig getReasoning() {
+    return reasoning_ == null ? io.orchestrator.sidecar.v1.ReasoningConfig.getDefaultInstance() : reasoning_;
+  }
+  /**
+   * <pre>
+   * Reasoning effort or budget, for reasoning models.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ReasoningConfig reasoning = 6 [json_name = "reasoning"];</code>
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.ReasoningConfigOrBuilder getReasoningOrBuilder() {
+    return reasoning_ == null ? io.orchestrator.sidecar.v1.ReasoningConfig.getDefaultInstance() : reasoning_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -245,6 +283,9 @@ private static final long serialVersionUID = 0L;
     if (((bitField0_ & 0x00000008) != 0)) {
       output.writeInt64(5, seed_);
     }
+    if (((bitField0_ & 0x00000010) != 0)) {
+      output.writeMessage(6, getReasoning());
+    }
     getUnknownFields().writeTo(output);
   }
   private int computeSerializedSize_0() {
@@ -272,6 +313,10 @@ private static final long serialVersionUID = 0L;
     if (((bitField0_ & 0x00000008) != 0)) {
       size += com.google.protobuf.CodedOutputStream
         .computeInt64Size(5, seed_);
+    }
+    if (((bitField0_ & 0x00000010) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(6, getReasoning());
     }
     return size;
   }
@@ -321,6 +366,11 @@ private static final long serialVersionUID = 0L;
       if (getSeed()
           != other.getSeed()) return false;
     }
+    if (hasReasoning() != other.hasReasoning()) return false;
+    if (hasReasoning()) {
+      if (!getReasoning()
+          .equals(other.getReasoning())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -354,6 +404,10 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + SEED_FIELD_NUMBER;
       hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
           getSeed());
+    }
+    if (hasReasoning()) {
+      hash = (37 * hash) + REASONING_FIELD_NUMBER;
+      hash = (53 * hash) + getReasoning().hashCode();
     }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
@@ -478,13 +532,19 @@ private static final long serialVersionUID = 0L;
 
     // Construct using io.orchestrator.sidecar.v1.GenerationConfig.newBuilder()
     private Builder() {
-
+      maybeForceBuilderInitialization();
     }
 
     private Builder(
         com.google.protobuf.GeneratedMessage.BuilderParent parent) {
       super(parent);
-
+      maybeForceBuilderInitialization();
+    }
+    private void maybeForceBuilderInitialization() {
+      if (com.google.protobuf.GeneratedMessage
+              .alwaysUseFieldBuilders) {
+        internalGetReasoningFieldBuilder();
+      }
     }
     @java.lang.Override
     public Builder clear() {
@@ -496,6 +556,11 @@ private static final long serialVersionUID = 0L;
       stop_ =
           com.google.protobuf.LazyStringArrayList.emptyList();
       seed_ = 0L;
+      reasoning_ = null;
+      if (reasoningBuilder_ != null) {
+        reasoningBuilder_.dispose();
+        reasoningBuilder_ = null;
+      }
       return this;
     }
 
@@ -550,6 +615,12 @@ private static final long serialVersionUID = 0L;
         result.seed_ = seed_;
         to_bitField0_ |= 0x00000008;
       }
+      if (((from_bitField0_ & 0x00000020) != 0)) {
+        result.reasoning_ = reasoningBuilder_ == null
+            ? reasoning_
+            : reasoningBuilder_.build();
+        to_bitField0_ |= 0x00000010;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -586,6 +657,9 @@ private static final long serialVersionUID = 0L;
       }
       if (other.hasSeed()) {
         setSeed(other.getSeed());
+      }
+      if (other.hasReasoning()) {
+        mergeReasoning(other.getReasoning());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -636,6 +710,13 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000010;
               break;
             } // case 40
+            case 50: {
+              input.readMessage(
+                  internalGetReasoningFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00000020;
+              break;
+            } // case 50
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1022,6 +1103,161 @@ private static final long serialVersionUID = 0L;
       seed_ = 0L;
       onChanged();
       return this;
+    }
+
+    private io.orchestrator.sidecar.v1.ReasoningConfig reasoning_;
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.ReasoningConfig, io.orchestrator.sidecar.v1.ReasoningConfig.Builder, io.orchestrator.sidecar.v1.ReasoningConfigOrBuilder> reasoningBuilder_;
+    /**
+     * <pre>
+     * Reasoning effort or budget, for reasoning models.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ReasoningConfig reasoning = 6 [json_name = "reasoning"];</code>
+     * @return Whether the reasoning field is set.
+     */
+    public boolean hasReasoning() {
+      return ((bitField0_ & 0x00000020) != 0);
+    }
+    /**
+     * <pre>
+     * Reasoning effort or budget, for reasoning models.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ReasoningConfig reasoning = 6 [json_name = "reasoning"];</code>
+     * @return The reasoning.
+     */
+    public io.orchestrator.sidecar.v1.ReasoningConfig getReasoning() {
+      if (reasoningBuilder_ == null) {
+        return reasoning_ == null ? io.orchestrator.sidecar.v1.ReasoningConfig.getDefaultInstance() : reasoning_;
+      } else {
+        return reasoningBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * Reasoning effort or budget, for reasoning models.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ReasoningConfig reasoning = 6 [json_name = "reasoning"];</code>
+     */
+    public Builder setReasoning(io.orchestrator.sidecar.v1.ReasoningConfig value) {
+      if (reasoningBuilder_ == null) {
+        java.util.Objects.requireNonNull(value);
+        reasoning_ = value;
+      } else {
+        reasoningBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Reasoning effort or budget, for reasoning models.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ReasoningConfig reasoning = 6 [json_name = "reasoning"];</code>
+     */
+    public Builder setReasoning(
+        io.orchestrator.sidecar.v1.ReasoningConfig.Builder builderForValue) {
+      if (reasoningBuilder_ == null) {
+        reasoning_ = builderForValue.build();
+      } else {
+        reasoningBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Reasoning effort or budget, for reasoning models.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ReasoningConfig reasoning = 6 [json_name = "reasoning"];</code>
+     */
+    public Builder mergeReasoning(io.orchestrator.sidecar.v1.ReasoningConfig value) {
+      if (reasoningBuilder_ == null) {
+        if (((bitField0_ & 0x00000020) != 0) &&
+          reasoning_ != null &&
+          reasoning_ != io.orchestrator.sidecar.v1.ReasoningConfig.getDefaultInstance()) {
+          getReasoningBuilder().mergeFrom(value);
+        } else {
+          reasoning_ = value;
+        }
+      } else {
+        reasoningBuilder_.mergeFrom(value);
+      }
+      if (reasoning_ != null) {
+        bitField0_ |= 0x00000020;
+        onChanged();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Reasoning effort or budget, for reasoning models.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ReasoningConfig reasoning = 6 [json_name = "reasoning"];</code>
+     */
+    public Builder clearReasoning() {
+      bitField0_ = (bitField0_ & ~0x00000020);
+      reasoning_ = null;
+      if (reasoningBuilder_ != null) {
+        reasoningBuilder_.dispose();
+        reasoningBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Reasoning effort or budget, for reasoning models.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ReasoningConfig reasoning = 6 [json_name = "reasoning"];</code>
+     */
+    public io.orchestrator.sidecar.v1.ReasoningConfig.Builder getReasoningBuilder() {
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return internalGetReasoningFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * Reasoning effort or budget, for reasoning models.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ReasoningConfig reasoning = 6 [json_name = "reasoning"];</code>
+     */
+    public io.orchestrator.sidecar.v1.ReasoningConfigOrBuilder getReasoningOrBuilder() {
+      if (reasoningBuilder_ != null) {
+        return reasoningBuilder_.getMessageOrBuilder();
+      } else {
+        return reasoning_ == null ?
+            io.orchestrator.sidecar.v1.ReasoningConfig.getDefaultInstance() : reasoning_;
+      }
+    }
+    /**
+     * <pre>
+     * Reasoning effort or budget, for reasoning models.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ReasoningConfig reasoning = 6 [json_name = "reasoning"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.ReasoningConfig, io.orchestrator.sidecar.v1.ReasoningConfig.Builder, io.orchestrator.sidecar.v1.ReasoningConfigOrBuilder> 
+        internalGetReasoningFieldBuilder() {
+      if (reasoningBuilder_ == null) {
+        reasoningBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            io.orchestrator.sidecar.v1.ReasoningConfig, io.orchestrator.sidecar.v1.ReasoningConfig.Builder, io.orchestrator.sidecar.v1.ReasoningConfigOrBuilder>(
+                getReasoning(),
+                getParentForChildren(),
+                isClean());
+        reasoning_ = null;
+      }
+      return reasoningBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:orchestrator.v1.GenerationConfig)

@@ -126,4 +126,31 @@ public interface GenerationConfigOrBuilder extends
    * @return The seed.
    */
   long getSeed();
+
+  /**
+   * <pre>
+   * Reasoning effort or budget, for reasoning models.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ReasoningConfig reasoning = 6 [json_name = "reasoning"];</code>
+   * @return Whether the reasoning field is set.
+   */
+  boolean hasReasoning();
+  /**
+   * <pre>
+   * Reasoning effort or budget, for reasoning models.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ReasoningConfig reasoning = 6 [json_name = "reasoning"];</code>
+   * @return The reasoning.
+   */
+  io.orchestrator.sidecar.v1.ReasoningConfig getReasoning();
+  /**
+   * <pre>
+   * Reasoning effort or budget, for reasoning models.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ReasoningConfig reasoning = 6 [json_name = "reasoning"];</code>
+   */
+  io.orchestrator.sidecar.v1.ReasoningConfigOrBuilder getReasoningOrBuilder();
 }

@@ -40,6 +40,7 @@ private static final long serialVersionUID = 0L;
     requestId_ = "";
     personaId_ = "";
     cacheMode_ = 0;
+    tools_ = java.util.Collections.emptyList();
   }
 
   public static final com.google.protobuf.Descriptors.Descriptor
@@ -678,6 +679,182 @@ java.lang.String defaultValue) {
     return result == null ? io.orchestrator.sidecar.v1.CacheMode.UNRECOGNIZED : result;
   }
 
+  public static final int TOOLS_FIELD_NUMBER = 13;
+  @SuppressWarnings("serial")
+  private java.util.List<io.orchestrator.sidecar.v1.Tool> tools_;
+  /**
+   * <pre>
+   * Tools the model may call (at most 128). The route uses only deployments that support tools
+   * (NO_CAPABLE_DEPLOYMENT when none does).
+   * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+   * </pre>
+   *
+   * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+   */
+  @java.lang.Override
+  public java.util.List<io.orchestrator.sidecar.v1.Tool> getToolsList() {
+    return tools_;
+  }
+  /**
+   * <pre>
+   * Tools the model may call (at most 128). The route uses only deployments that support tools
+   * (NO_CAPABLE_DEPLOYMENT when none does).
+   * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+   * </pre>
+   *
+   * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+   */
+  @java.lang.Override
+  public java.util.List<? extends io.orchestrator.sidecar.v1.ToolOrBuilder> 
+      getToolsOrBuilderList() {
+    return tools_;
+  }
+  /**
+   * <pre>
+   * Tools the model may call (at most 128). The route uses only deployments that support tools
+   * (NO_CAPABLE_DEPLOYMENT when none does).
+   * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+   * </pre>
+   *
+   * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+   */
+  @java.lang.Override
+  public int getToolsCount() {
+    return tools_.size();
+  }
+  /**
+   * <pre>
+   * Tools the model may call (at most 128). The route uses only deployments that support tools
+   * (NO_CAPABLE_DEPLOYMENT when none does).
+   * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+   * </pre>
+   *
+   * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.Tool getTools(int index) {
+    return tools_.get(index);
+  }
+  /**
+   * <pre>
+   * Tools the model may call (at most 128). The route uses only deployments that support tools
+   * (NO_CAPABLE_DEPLOYMENT when none does).
+   * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+   * </pre>
+   *
+   * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.ToolOrBuilder getToolsOrBuilder(
+      int index) {
+    return tools_.get(index);
+  }
+
+  public static final int TOOL_CHOICE_FIELD_NUMBER = 14;
+  private io.orchestrator.sidecar.v1.ToolChoice toolChoice_;
+  /**
+   * <pre>
+   * Whether and which tool the model must call; unset is AUTO when tools are given.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolChoice tool_choice = 14 [json_name = "toolChoice"];</code>
+   * @return Whether the toolChoice field is set.
+   */
+  @java.lang.Override
+  public boolean hasToolChoice() {
+    return ((bitField0_ & 0x00000008) != 0);
+  }
+  /**
+   * <pre>
+   * Whether and which tool the model must call; unset is AUTO when tools are given.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolChoice tool_choice = 14 [json_name = "toolChoice"];</code>
+   * @return The toolChoice.
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.ToolChoice getToolChoice() {
+    return toolChoice_ == null ? io.orchestrator.sidecar.v1.ToolChoice.getDefaultInstance() : toolChoice_;
+  }
+  /**
+   * <pre>
+   * Whether and which tool the model must call; unset is AUTO when tools are given.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolChoice tool_choice = 14 [json_name = "toolChoice"];</code>
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.ToolChoiceOrBuilder getToolChoiceOrBuilder() {
+    return toolChoice_ == null ? io.orchestrator.sidecar.v1.ToolChoice.getDefaultInstance() : toolChoice_;
+  }
+
+  public static final int PARALLEL_TOOL_CALLS_FIELD_NUMBER = 15;
+  private boolean parallelToolCalls_ = false;
+  /**
+   * <pre>
+   * Whether the model may ask for several tool calls in one answer; unset: the provider's default
+   * (yes for OpenAI and Anthropic).
+   * </pre>
+   *
+   * <code>optional bool parallel_tool_calls = 15 [json_name = "parallelToolCalls"];</code>
+   * @return Whether the parallelToolCalls field is set.
+   */
+  @java.lang.Override
+  public boolean hasParallelToolCalls() {
+    return ((bitField0_ & 0x00000010) != 0);
+  }
+  /**
+   * <pre>
+   * Whether the model may ask for several tool calls in one answer; unset: the provider's default
+   * (yes for OpenAI and Anthropic).
+   * </pre>
+   *
+   * <code>optional bool parallel_tool_calls = 15 [json_name = "parallelToolCalls"];</code>
+   * @return The parallelToolCalls.
+   */
+  @java.lang.Override
+  public boolean getParallelToolCalls() {
+    return parallelToolCalls_;
+  }
+
+  public static final int RESPONSE_FORMAT_FIELD_NUMBER = 16;
+  private io.orchestrator.sidecar.v1.ResponseFormat responseFormat_;
+  /**
+   * <pre>
+   * The form of the answer; unset is text.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ResponseFormat response_format = 16 [json_name = "responseFormat"];</code>
+   * @return Whether the responseFormat field is set.
+   */
+  @java.lang.Override
+  public boolean hasResponseFormat() {
+    return ((bitField0_ & 0x00000020) != 0);
+  }
+  /**
+   * <pre>
+   * The form of the answer; unset is text.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ResponseFormat response_format = 16 [json_name = "responseFormat"];</code>
+   * @return The responseFormat.
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.ResponseFormat getResponseFormat() {
+    return responseFormat_ == null ? io.orchestrator.sidecar.v1.ResponseFormat.getDefaultInstance() : responseFormat_;
+  }
+  /**
+   * <pre>
+   * The form of the answer; unset is text.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ResponseFormat response_format = 16 [json_name = "responseFormat"];</code>
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.ResponseFormatOrBuilder getResponseFormatOrBuilder() {
+    return responseFormat_ == null ? io.orchestrator.sidecar.v1.ResponseFormat.getDefaultInstance() : responseFormat_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -730,6 +907,18 @@ java.lang.String defaultValue) {
     }
     if (cacheMode_ != io.orchestrator.sidecar.v1.CacheMode.CACHE_MODE_UNSPECIFIED.getNumber()) {
       output.writeEnum(12, cacheMode_);
+    }
+    for (int i = 0; i < tools_.size(); i++) {
+      output.writeMessage(13, tools_.get(i));
+    }
+    if (((bitField0_ & 0x00000008) != 0)) {
+      output.writeMessage(14, getToolChoice());
+    }
+    if (((bitField0_ & 0x00000010) != 0)) {
+      output.writeBool(15, parallelToolCalls_);
+    }
+    if (((bitField0_ & 0x00000020) != 0)) {
+      output.writeMessage(16, getResponseFormat());
     }
     getUnknownFields().writeTo(output);
   }
@@ -788,6 +977,27 @@ java.lang.String defaultValue) {
       size += com.google.protobuf.CodedOutputStream
         .computeEnumSize(12, cacheMode_);
     }
+
+        {
+          final int count = tools_.size();
+          for (int i = 0; i < count; i++) {
+            size += com.google.protobuf.CodedOutputStream
+              .computeMessageSizeNoTag(tools_.get(i));
+          }
+          size += 1 * count;
+        }
+    if (((bitField0_ & 0x00000008) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(14, getToolChoice());
+    }
+    if (((bitField0_ & 0x00000010) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBoolSize(15, parallelToolCalls_);
+    }
+    if (((bitField0_ & 0x00000020) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(16, getResponseFormat());
+    }
     return size;
   }
   @java.lang.Override
@@ -844,6 +1054,23 @@ java.lang.String defaultValue) {
           != other.getMemory()) return false;
     }
     if (cacheMode_ != other.cacheMode_) return false;
+    if (!getToolsList()
+        .equals(other.getToolsList())) return false;
+    if (hasToolChoice() != other.hasToolChoice()) return false;
+    if (hasToolChoice()) {
+      if (!getToolChoice()
+          .equals(other.getToolChoice())) return false;
+    }
+    if (hasParallelToolCalls() != other.hasParallelToolCalls()) return false;
+    if (hasParallelToolCalls()) {
+      if (getParallelToolCalls()
+          != other.getParallelToolCalls()) return false;
+    }
+    if (hasResponseFormat() != other.hasResponseFormat()) return false;
+    if (hasResponseFormat()) {
+      if (!getResponseFormat()
+          .equals(other.getResponseFormat())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -890,6 +1117,23 @@ java.lang.String defaultValue) {
     }
     hash = (37 * hash) + CACHE_MODE_FIELD_NUMBER;
     hash = (53 * hash) + cacheMode_;
+    if (getToolsCount() > 0) {
+      hash = (37 * hash) + TOOLS_FIELD_NUMBER;
+      hash = (53 * hash) + getToolsList().hashCode();
+    }
+    if (hasToolChoice()) {
+      hash = (37 * hash) + TOOL_CHOICE_FIELD_NUMBER;
+      hash = (53 * hash) + getToolChoice().hashCode();
+    }
+    if (hasParallelToolCalls()) {
+      hash = (37 * hash) + PARALLEL_TOOL_CALLS_FIELD_NUMBER;
+      hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
+          getParallelToolCalls());
+    }
+    if (hasResponseFormat()) {
+      hash = (37 * hash) + RESPONSE_FORMAT_FIELD_NUMBER;
+      hash = (53 * hash) + getResponseFormat().hashCode();
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -1049,6 +1293,9 @@ java.lang.String defaultValue) {
         internalGetMessagesFieldBuilder();
         internalGetConfigFieldBuilder();
         internalGetProviderKeyFieldBuilder();
+        internalGetToolsFieldBuilder();
+        internalGetToolChoiceFieldBuilder();
+        internalGetResponseFormatFieldBuilder();
       }
     }
     @java.lang.Override
@@ -1081,6 +1328,24 @@ java.lang.String defaultValue) {
       personaId_ = "";
       memory_ = false;
       cacheMode_ = 0;
+      if (toolsBuilder_ == null) {
+        tools_ = java.util.Collections.emptyList();
+      } else {
+        tools_ = null;
+        toolsBuilder_.clear();
+      }
+      bitField0_ = (bitField0_ & ~0x00001000);
+      toolChoice_ = null;
+      if (toolChoiceBuilder_ != null) {
+        toolChoiceBuilder_.dispose();
+        toolChoiceBuilder_ = null;
+      }
+      parallelToolCalls_ = false;
+      responseFormat_ = null;
+      if (responseFormatBuilder_ != null) {
+        responseFormatBuilder_.dispose();
+        responseFormatBuilder_ = null;
+      }
       return this;
     }
 
@@ -1122,6 +1387,15 @@ java.lang.String defaultValue) {
         result.messages_ = messages_;
       } else {
         result.messages_ = messagesBuilder_.build();
+      }
+      if (toolsBuilder_ == null) {
+        if (((bitField0_ & 0x00001000) != 0)) {
+          tools_ = java.util.Collections.unmodifiableList(tools_);
+          bitField0_ = (bitField0_ & ~0x00001000);
+        }
+        result.tools_ = tools_;
+      } else {
+        result.tools_ = toolsBuilder_.build();
       }
     }
 
@@ -1168,6 +1442,22 @@ java.lang.String defaultValue) {
       }
       if (((from_bitField0_ & 0x00000800) != 0)) {
         result.cacheMode_ = cacheMode_;
+      }
+      if (((from_bitField0_ & 0x00002000) != 0)) {
+        result.toolChoice_ = toolChoiceBuilder_ == null
+            ? toolChoice_
+            : toolChoiceBuilder_.build();
+        to_bitField0_ |= 0x00000008;
+      }
+      if (((from_bitField0_ & 0x00004000) != 0)) {
+        result.parallelToolCalls_ = parallelToolCalls_;
+        to_bitField0_ |= 0x00000010;
+      }
+      if (((from_bitField0_ & 0x00008000) != 0)) {
+        result.responseFormat_ = responseFormatBuilder_ == null
+            ? responseFormat_
+            : responseFormatBuilder_.build();
+        to_bitField0_ |= 0x00000020;
       }
       result.bitField0_ |= to_bitField0_;
     }
@@ -1254,6 +1544,41 @@ java.lang.String defaultValue) {
       }
       if (other.cacheMode_ != 0) {
         setCacheModeValue(other.getCacheModeValue());
+      }
+      if (toolsBuilder_ == null) {
+        if (!other.tools_.isEmpty()) {
+          if (tools_.isEmpty()) {
+            tools_ = other.tools_;
+            bitField0_ = (bitField0_ & ~0x00001000);
+          } else {
+            ensureToolsIsMutable();
+            tools_.addAll(other.tools_);
+          }
+          onChanged();
+        }
+      } else {
+        if (!other.tools_.isEmpty()) {
+          if (toolsBuilder_.isEmpty()) {
+            toolsBuilder_.dispose();
+            toolsBuilder_ = null;
+            tools_ = other.tools_;
+            bitField0_ = (bitField0_ & ~0x00001000);
+            toolsBuilder_ = 
+              com.google.protobuf.GeneratedMessage.alwaysUseFieldBuilders ?
+                 internalGetToolsFieldBuilder() : null;
+          } else {
+            toolsBuilder_.addAllMessages(other.tools_);
+          }
+        }
+      }
+      if (other.hasToolChoice()) {
+        mergeToolChoice(other.getToolChoice());
+      }
+      if (other.hasParallelToolCalls()) {
+        setParallelToolCalls(other.getParallelToolCalls());
+      }
+      if (other.hasResponseFormat()) {
+        mergeResponseFormat(other.getResponseFormat());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -1355,6 +1680,38 @@ java.lang.String defaultValue) {
               bitField0_ |= 0x00000800;
               break;
             } // case 96
+            case 106: {
+              io.orchestrator.sidecar.v1.Tool m =
+                  input.readMessage(
+                      io.orchestrator.sidecar.v1.Tool.parser(),
+                      extensionRegistry);
+              if (toolsBuilder_ == null) {
+                ensureToolsIsMutable();
+                tools_.add(m);
+              } else {
+                toolsBuilder_.addMessage(m);
+              }
+              break;
+            } // case 106
+            case 114: {
+              input.readMessage(
+                  internalGetToolChoiceFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00002000;
+              break;
+            } // case 114
+            case 120: {
+              parallelToolCalls_ = input.readBool();
+              bitField0_ |= 0x00004000;
+              break;
+            } // case 120
+            case 130: {
+              input.readMessage(
+                  internalGetResponseFormatFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00008000;
+              break;
+            } // case 130
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2923,6 +3280,718 @@ java.lang.String defaultValue) {
       cacheMode_ = 0;
       onChanged();
       return this;
+    }
+
+    private java.util.List<io.orchestrator.sidecar.v1.Tool> tools_ =
+      java.util.Collections.emptyList();
+    private void ensureToolsIsMutable() {
+      if (!((bitField0_ & 0x00001000) != 0)) {
+        tools_ = new java.util.ArrayList<io.orchestrator.sidecar.v1.Tool>(tools_);
+        bitField0_ |= 0x00001000;
+       }
+    }
+
+    private com.google.protobuf.RepeatedFieldBuilder<
+        io.orchestrator.sidecar.v1.Tool, io.orchestrator.sidecar.v1.Tool.Builder, io.orchestrator.sidecar.v1.ToolOrBuilder> toolsBuilder_;
+
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public java.util.List<io.orchestrator.sidecar.v1.Tool> getToolsList() {
+      if (toolsBuilder_ == null) {
+        return java.util.Collections.unmodifiableList(tools_);
+      } else {
+        return toolsBuilder_.getMessageList();
+      }
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public int getToolsCount() {
+      if (toolsBuilder_ == null) {
+        return tools_.size();
+      } else {
+        return toolsBuilder_.getCount();
+      }
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public io.orchestrator.sidecar.v1.Tool getTools(int index) {
+      if (toolsBuilder_ == null) {
+        return tools_.get(index);
+      } else {
+        return toolsBuilder_.getMessage(index);
+      }
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public Builder setTools(
+        int index, io.orchestrator.sidecar.v1.Tool value) {
+      if (toolsBuilder_ == null) {
+        java.util.Objects.requireNonNull(value);
+        ensureToolsIsMutable();
+        tools_.set(index, value);
+        onChanged();
+      } else {
+        toolsBuilder_.setMessage(index, value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public Builder setTools(
+        int index, io.orchestrator.sidecar.v1.Tool.Builder builderForValue) {
+      if (toolsBuilder_ == null) {
+        ensureToolsIsMutable();
+        tools_.set(index, builderForValue.build());
+        onChanged();
+      } else {
+        toolsBuilder_.setMessage(index, builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public Builder addTools(io.orchestrator.sidecar.v1.Tool value) {
+      if (toolsBuilder_ == null) {
+        java.util.Objects.requireNonNull(value);
+        ensureToolsIsMutable();
+        tools_.add(value);
+        onChanged();
+      } else {
+        toolsBuilder_.addMessage(value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public Builder addTools(
+        int index, io.orchestrator.sidecar.v1.Tool value) {
+      if (toolsBuilder_ == null) {
+        java.util.Objects.requireNonNull(value);
+        ensureToolsIsMutable();
+        tools_.add(index, value);
+        onChanged();
+      } else {
+        toolsBuilder_.addMessage(index, value);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public Builder addTools(
+        io.orchestrator.sidecar.v1.Tool.Builder builderForValue) {
+      if (toolsBuilder_ == null) {
+        ensureToolsIsMutable();
+        tools_.add(builderForValue.build());
+        onChanged();
+      } else {
+        toolsBuilder_.addMessage(builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public Builder addTools(
+        int index, io.orchestrator.sidecar.v1.Tool.Builder builderForValue) {
+      if (toolsBuilder_ == null) {
+        ensureToolsIsMutable();
+        tools_.add(index, builderForValue.build());
+        onChanged();
+      } else {
+        toolsBuilder_.addMessage(index, builderForValue.build());
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public Builder addAllTools(
+        java.lang.Iterable<? extends io.orchestrator.sidecar.v1.Tool> values) {
+      if (toolsBuilder_ == null) {
+        ensureToolsIsMutable();
+        com.google.protobuf.AbstractMessageLite.Builder.addAll(
+            values, tools_);
+        onChanged();
+      } else {
+        toolsBuilder_.addAllMessages(values);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public Builder clearTools() {
+      if (toolsBuilder_ == null) {
+        tools_ = java.util.Collections.emptyList();
+        bitField0_ = (bitField0_ & ~0x00001000);
+        onChanged();
+      } else {
+        toolsBuilder_.clear();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public Builder removeTools(int index) {
+      if (toolsBuilder_ == null) {
+        ensureToolsIsMutable();
+        tools_.remove(index);
+        onChanged();
+      } else {
+        toolsBuilder_.remove(index);
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public io.orchestrator.sidecar.v1.Tool.Builder getToolsBuilder(
+        int index) {
+      return internalGetToolsFieldBuilder().getBuilder(index);
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public io.orchestrator.sidecar.v1.ToolOrBuilder getToolsOrBuilder(
+        int index) {
+      if (toolsBuilder_ == null) {
+        return tools_.get(index);  } else {
+        return toolsBuilder_.getMessageOrBuilder(index);
+      }
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public java.util.List<? extends io.orchestrator.sidecar.v1.ToolOrBuilder> 
+         getToolsOrBuilderList() {
+      if (toolsBuilder_ != null) {
+        return toolsBuilder_.getMessageOrBuilderList();
+      } else {
+        return java.util.Collections.unmodifiableList(tools_);
+      }
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public io.orchestrator.sidecar.v1.Tool.Builder addToolsBuilder() {
+      return internalGetToolsFieldBuilder().addBuilder(
+          io.orchestrator.sidecar.v1.Tool.getDefaultInstance());
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public io.orchestrator.sidecar.v1.Tool.Builder addToolsBuilder(
+        int index) {
+      return internalGetToolsFieldBuilder().addBuilder(
+          index, io.orchestrator.sidecar.v1.Tool.getDefaultInstance());
+    }
+    /**
+     * <pre>
+     * Tools the model may call (at most 128). The route uses only deployments that support tools
+     * (NO_CAPABLE_DEPLOYMENT when none does).
+     * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+     * </pre>
+     *
+     * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+     */
+    public java.util.List<io.orchestrator.sidecar.v1.Tool.Builder> 
+         getToolsBuilderList() {
+      return internalGetToolsFieldBuilder().getBuilderList();
+    }
+    private com.google.protobuf.RepeatedFieldBuilder<
+        io.orchestrator.sidecar.v1.Tool, io.orchestrator.sidecar.v1.Tool.Builder, io.orchestrator.sidecar.v1.ToolOrBuilder> 
+        internalGetToolsFieldBuilder() {
+      if (toolsBuilder_ == null) {
+        toolsBuilder_ = new com.google.protobuf.RepeatedFieldBuilder<
+            io.orchestrator.sidecar.v1.Tool, io.orchestrator.sidecar.v1.Tool.Builder, io.orchestrator.sidecar.v1.ToolOrBuilder>(
+                tools_,
+                ((bitField0_ & 0x00001000) != 0),
+                getParentForChildren(),
+                isClean());
+        tools_ = null;
+      }
+      return toolsBuilder_;
+    }
+
+    private io.orchestrator.sidecar.v1.ToolChoice toolChoice_;
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.ToolChoice, io.orchestrator.sidecar.v1.ToolChoice.Builder, io.orchestrator.sidecar.v1.ToolChoiceOrBuilder> toolChoiceBuilder_;
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is AUTO when tools are given.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolChoice tool_choice = 14 [json_name = "toolChoice"];</code>
+     * @return Whether the toolChoice field is set.
+     */
+    public boolean hasToolChoice() {
+      return ((bitField0_ & 0x00002000) != 0);
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is AUTO when tools are given.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolChoice tool_choice = 14 [json_name = "toolChoice"];</code>
+     * @return The toolChoice.
+     */
+    public io.orchestrator.sidecar.v1.ToolChoice getToolChoice() {
+      if (toolChoiceBuilder_ == null) {
+        return toolChoice_ == null ? io.orchestrator.sidecar.v1.ToolChoice.getDefaultInstance() : toolChoice_;
+      } else {
+        return toolChoiceBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is AUTO when tools are given.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolChoice tool_choice = 14 [json_name = "toolChoice"];</code>
+     */
+    public Builder setToolChoice(io.orchestrator.sidecar.v1.ToolChoice value) {
+      if (toolChoiceBuilder_ == null) {
+        java.util.Objects.requireNonNull(value);
+        toolChoice_ = value;
+      } else {
+        toolChoiceBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00002000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is AUTO when tools are given.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolChoice tool_choice = 14 [json_name = "toolChoice"];</code>
+     */
+    public Builder setToolChoice(
+        io.orchestrator.sidecar.v1.ToolChoice.Builder builderForValue) {
+      if (toolChoiceBuilder_ == null) {
+        toolChoice_ = builderForValue.build();
+      } else {
+        toolChoiceBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00002000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is AUTO when tools are given.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolChoice tool_choice = 14 [json_name = "toolChoice"];</code>
+     */
+    public Builder mergeToolChoice(io.orchestrator.sidecar.v1.ToolChoice value) {
+      if (toolChoiceBuilder_ == null) {
+        if (((bitField0_ & 0x00002000) != 0) &&
+          toolChoice_ != null &&
+          toolChoice_ != io.orchestrator.sidecar.v1.ToolChoice.getDefaultInstance()) {
+          getToolChoiceBuilder().mergeFrom(value);
+        } else {
+          toolChoice_ = value;
+        }
+      } else {
+        toolChoiceBuilder_.mergeFrom(value);
+      }
+      if (toolChoice_ != null) {
+        bitField0_ |= 0x00002000;
+        onChanged();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is AUTO when tools are given.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolChoice tool_choice = 14 [json_name = "toolChoice"];</code>
+     */
+    public Builder clearToolChoice() {
+      bitField0_ = (bitField0_ & ~0x00002000);
+      toolChoice_ = null;
+      if (toolChoiceBuilder_ != null) {
+        toolChoiceBuilder_.dispose();
+        toolChoiceBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is AUTO when tools are given.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolChoice tool_choice = 14 [json_name = "toolChoice"];</code>
+     */
+    public io.orchestrator.sidecar.v1.ToolChoice.Builder getToolChoiceBuilder() {
+      bitField0_ |= 0x00002000;
+      onChanged();
+      return internalGetToolChoiceFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is AUTO when tools are given.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolChoice tool_choice = 14 [json_name = "toolChoice"];</code>
+     */
+    public io.orchestrator.sidecar.v1.ToolChoiceOrBuilder getToolChoiceOrBuilder() {
+      if (toolChoiceBuilder_ != null) {
+        return toolChoiceBuilder_.getMessageOrBuilder();
+      } else {
+        return toolChoice_ == null ?
+            io.orchestrator.sidecar.v1.ToolChoice.getDefaultInstance() : toolChoice_;
+      }
+    }
+    /**
+     * <pre>
+     * Whether and which tool the model must call; unset is AUTO when tools are given.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ToolChoice tool_choice = 14 [json_name = "toolChoice"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.ToolChoice, io.orchestrator.sidecar.v1.ToolChoice.Builder, io.orchestrator.sidecar.v1.ToolChoiceOrBuilder> 
+        internalGetToolChoiceFieldBuilder() {
+      if (toolChoiceBuilder_ == null) {
+        toolChoiceBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            io.orchestrator.sidecar.v1.ToolChoice, io.orchestrator.sidecar.v1.ToolChoice.Builder, io.orchestrator.sidecar.v1.ToolChoiceOrBuilder>(
+                getToolChoice(),
+                getParentForChildren(),
+                isClean());
+        toolChoice_ = null;
+      }
+      return toolChoiceBuilder_;
+    }
+
+    private boolean parallelToolCalls_ ;
+    /**
+     * <pre>
+     * Whether the model may ask for several tool calls in one answer; unset: the provider's default
+     * (yes for OpenAI and Anthropic).
+     * </pre>
+     *
+     * <code>optional bool parallel_tool_calls = 15 [json_name = "parallelToolCalls"];</code>
+     * @return Whether the parallelToolCalls field is set.
+     */
+    @java.lang.Override
+    public boolean hasParallelToolCalls() {
+      return ((bitField0_ & 0x00004000) != 0);
+    }
+    /**
+     * <pre>
+     * Whether the model may ask for several tool calls in one answer; unset: the provider's default
+     * (yes for OpenAI and Anthropic).
+     * </pre>
+     *
+     * <code>optional bool parallel_tool_calls = 15 [json_name = "parallelToolCalls"];</code>
+     * @return The parallelToolCalls.
+     */
+    @java.lang.Override
+    public boolean getParallelToolCalls() {
+      return parallelToolCalls_;
+    }
+    /**
+     * <pre>
+     * Whether the model may ask for several tool calls in one answer; unset: the provider's default
+     * (yes for OpenAI and Anthropic).
+     * </pre>
+     *
+     * <code>optional bool parallel_tool_calls = 15 [json_name = "parallelToolCalls"];</code>
+     * @param value The parallelToolCalls to set.
+     * @return This builder for chaining.
+     */
+    public Builder setParallelToolCalls(boolean value) {
+
+      parallelToolCalls_ = value;
+      bitField0_ |= 0x00004000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Whether the model may ask for several tool calls in one answer; unset: the provider's default
+     * (yes for OpenAI and Anthropic).
+     * </pre>
+     *
+     * <code>optional bool parallel_tool_calls = 15 [json_name = "parallelToolCalls"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearParallelToolCalls() {
+      bitField0_ = (bitField0_ & ~0x00004000);
+      parallelToolCalls_ = false;
+      onChanged();
+      return this;
+    }
+
+    private io.orchestrator.sidecar.v1.ResponseFormat responseFormat_;
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.ResponseFormat, io.orchestrator.sidecar.v1.ResponseFormat.Builder, io.orchestrator.sidecar.v1.ResponseFormatOrBuilder> responseFormatBuilder_;
+    /**
+     * <pre>
+     * The form of the answer; unset is text.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ResponseFormat response_format = 16 [json_name = "responseFormat"];</code>
+     * @return Whether the responseFormat field is set.
+     */
+    public boolean hasResponseFormat() {
+      return ((bitField0_ & 0x00008000) != 0);
+    }
+    /**
+     * <pre>
+     * The form of the answer; unset is text.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ResponseFormat response_format = 16 [json_name = "responseFormat"];</code>
+     * @return The responseFormat.
+     */
+    public io.orchestrator.sidecar.v1.ResponseFormat getResponseFormat() {
+      if (responseFormatBuilder_ == null) {
+        return responseFormat_ == null ? io.orchestrator.sidecar.v1.ResponseFormat.getDefaultInstance() : responseFormat_;
+      } else {
+        return responseFormatBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * The form of the answer; unset is text.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ResponseFormat response_format = 16 [json_name = "responseFormat"];</code>
+     */
+    public Builder setResponseFormat(io.orchestrator.sidecar.v1.ResponseFormat value) {
+      if (responseFormatBuilder_ == null) {
+        java.util.Objects.requireNonNull(value);
+        responseFormat_ = value;
+      } else {
+        responseFormatBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00008000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The form of the answer; unset is text.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ResponseFormat response_format = 16 [json_name = "responseFormat"];</code>
+     */
+    public Builder setResponseFormat(
+        io.orchestrator.sidecar.v1.ResponseFormat.Builder builderForValue) {
+      if (responseFormatBuilder_ == null) {
+        responseFormat_ = builderForValue.build();
+      } else {
+        responseFormatBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00008000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The form of the answer; unset is text.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ResponseFormat response_format = 16 [json_name = "responseFormat"];</code>
+     */
+    public Builder mergeResponseFormat(io.orchestrator.sidecar.v1.ResponseFormat value) {
+      if (responseFormatBuilder_ == null) {
+        if (((bitField0_ & 0x00008000) != 0) &&
+          responseFormat_ != null &&
+          responseFormat_ != io.orchestrator.sidecar.v1.ResponseFormat.getDefaultInstance()) {
+          getResponseFormatBuilder().mergeFrom(value);
+        } else {
+          responseFormat_ = value;
+        }
+      } else {
+        responseFormatBuilder_.mergeFrom(value);
+      }
+      if (responseFormat_ != null) {
+        bitField0_ |= 0x00008000;
+        onChanged();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The form of the answer; unset is text.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ResponseFormat response_format = 16 [json_name = "responseFormat"];</code>
+     */
+    public Builder clearResponseFormat() {
+      bitField0_ = (bitField0_ & ~0x00008000);
+      responseFormat_ = null;
+      if (responseFormatBuilder_ != null) {
+        responseFormatBuilder_.dispose();
+        responseFormatBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The form of the answer; unset is text.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ResponseFormat response_format = 16 [json_name = "responseFormat"];</code>
+     */
+    public io.orchestrator.sidecar.v1.ResponseFormat.Builder getResponseFormatBuilder() {
+      bitField0_ |= 0x00008000;
+      onChanged();
+      return internalGetResponseFormatFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * The form of the answer; unset is text.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ResponseFormat response_format = 16 [json_name = "responseFormat"];</code>
+     */
+    public io.orchestrator.sidecar.v1.ResponseFormatOrBuilder getResponseFormatOrBuilder() {
+      if (responseFormatBuilder_ != null) {
+        return responseFormatBuilder_.getMessageOrBuilder();
+      } else {
+        return responseFormat_ == null ?
+            io.orchestrator.sidecar.v1.ResponseFormat.getDefaultInstance() : responseFormat_;
+      }
+    }
+    /**
+     * <pre>
+     * The form of the answer; unset is text.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ResponseFormat response_format = 16 [json_name = "responseFormat"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.ResponseFormat, io.orchestrator.sidecar.v1.ResponseFormat.Builder, io.orchestrator.sidecar.v1.ResponseFormatOrBuilder> 
+        internalGetResponseFormatFieldBuilder() {
+      if (responseFormatBuilder_ == null) {
+        responseFormatBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            io.orchestrator.sidecar.v1.ResponseFormat, io.orchestrator.sidecar.v1.ResponseFormat.Builder, io.orchestrator.sidecar.v1.ResponseFormatOrBuilder>(
+                getResponseFormat(),
+                getParentForChildren(),
+                isClean());
+        responseFormat_ = null;
+      }
+      return responseFormatBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:orchestrator.v1.GenerationInput)

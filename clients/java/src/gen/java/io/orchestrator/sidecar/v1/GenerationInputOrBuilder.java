@@ -357,4 +357,133 @@ java.lang.String defaultValue);
    * @return The cacheMode.
    */
   io.orchestrator.sidecar.v1.CacheMode getCacheMode();
+
+  /**
+   * <pre>
+   * Tools the model may call (at most 128). The route uses only deployments that support tools
+   * (NO_CAPABLE_DEPLOYMENT when none does).
+   * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+   * </pre>
+   *
+   * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+   */
+  java.util.List<io.orchestrator.sidecar.v1.Tool> 
+      getToolsList();
+  /**
+   * <pre>
+   * Tools the model may call (at most 128). The route uses only deployments that support tools
+   * (NO_CAPABLE_DEPLOYMENT when none does).
+   * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+   * </pre>
+   *
+   * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+   */
+  io.orchestrator.sidecar.v1.Tool getTools(int index);
+  /**
+   * <pre>
+   * Tools the model may call (at most 128). The route uses only deployments that support tools
+   * (NO_CAPABLE_DEPLOYMENT when none does).
+   * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+   * </pre>
+   *
+   * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+   */
+  int getToolsCount();
+  /**
+   * <pre>
+   * Tools the model may call (at most 128). The route uses only deployments that support tools
+   * (NO_CAPABLE_DEPLOYMENT when none does).
+   * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+   * </pre>
+   *
+   * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+   */
+  java.util.List<? extends io.orchestrator.sidecar.v1.ToolOrBuilder> 
+      getToolsOrBuilderList();
+  /**
+   * <pre>
+   * Tools the model may call (at most 128). The route uses only deployments that support tools
+   * (NO_CAPABLE_DEPLOYMENT when none does).
+   * Reasons: INVALID_REQUEST naming `input.tools[i]...`.
+   * </pre>
+   *
+   * <code>repeated .orchestrator.v1.Tool tools = 13 [json_name = "tools"];</code>
+   */
+  io.orchestrator.sidecar.v1.ToolOrBuilder getToolsOrBuilder(
+      int index);
+
+  /**
+   * <pre>
+   * Whether and which tool the model must call; unset is AUTO when tools are given.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolChoice tool_choice = 14 [json_name = "toolChoice"];</code>
+   * @return Whether the toolChoice field is set.
+   */
+  boolean hasToolChoice();
+  /**
+   * <pre>
+   * Whether and which tool the model must call; unset is AUTO when tools are given.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolChoice tool_choice = 14 [json_name = "toolChoice"];</code>
+   * @return The toolChoice.
+   */
+  io.orchestrator.sidecar.v1.ToolChoice getToolChoice();
+  /**
+   * <pre>
+   * Whether and which tool the model must call; unset is AUTO when tools are given.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ToolChoice tool_choice = 14 [json_name = "toolChoice"];</code>
+   */
+  io.orchestrator.sidecar.v1.ToolChoiceOrBuilder getToolChoiceOrBuilder();
+
+  /**
+   * <pre>
+   * Whether the model may ask for several tool calls in one answer; unset: the provider's default
+   * (yes for OpenAI and Anthropic).
+   * </pre>
+   *
+   * <code>optional bool parallel_tool_calls = 15 [json_name = "parallelToolCalls"];</code>
+   * @return Whether the parallelToolCalls field is set.
+   */
+  boolean hasParallelToolCalls();
+  /**
+   * <pre>
+   * Whether the model may ask for several tool calls in one answer; unset: the provider's default
+   * (yes for OpenAI and Anthropic).
+   * </pre>
+   *
+   * <code>optional bool parallel_tool_calls = 15 [json_name = "parallelToolCalls"];</code>
+   * @return The parallelToolCalls.
+   */
+  boolean getParallelToolCalls();
+
+  /**
+   * <pre>
+   * The form of the answer; unset is text.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ResponseFormat response_format = 16 [json_name = "responseFormat"];</code>
+   * @return Whether the responseFormat field is set.
+   */
+  boolean hasResponseFormat();
+  /**
+   * <pre>
+   * The form of the answer; unset is text.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ResponseFormat response_format = 16 [json_name = "responseFormat"];</code>
+   * @return The responseFormat.
+   */
+  io.orchestrator.sidecar.v1.ResponseFormat getResponseFormat();
+  /**
+   * <pre>
+   * The form of the answer; unset is text.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ResponseFormat response_format = 16 [json_name = "responseFormat"];</code>
+   */
+  io.orchestrator.sidecar.v1.ResponseFormatOrBuilder getResponseFormatOrBuilder();
 }

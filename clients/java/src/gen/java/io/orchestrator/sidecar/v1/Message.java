@@ -35,6 +35,7 @@ private static final long serialVersionUID = 0L;
     role_ = 0;
     content_ = java.util.Collections.emptyList();
     name_ = "";
+    toolCallId_ = "";
   }
 
   public static final com.google.protobuf.Descriptors.Descriptor
@@ -86,7 +87,8 @@ private static final long serialVersionUID = 0L;
   private java.util.List<io.orchestrator.sidecar.v1.ContentPart> content_;
   /**
    * <pre>
-   * The content, in order. At least one part with non-empty text.
+   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -98,7 +100,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The content, in order. At least one part with non-empty text.
+   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -111,7 +114,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The content, in order. At least one part with non-empty text.
+   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -123,7 +127,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The content, in order. At least one part with non-empty text.
+   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -135,7 +140,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The content, in order. At least one part with non-empty text.
+   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -194,6 +200,57 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int TOOL_CALL_ID_FIELD_NUMBER = 4;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object toolCallId_ = "";
+  /**
+   * <pre>
+   * ROLE_TOOL only: the id of the tool call (in an earlier assistant message) this result answers.
+   * Reasons: INVALID_REQUEST naming `input.messages[i].tool_call_id` when it is missing or answers
+   * no earlier call.
+   * </pre>
+   *
+   * <code>string tool_call_id = 4 [json_name = "toolCallId"];</code>
+   * @return The toolCallId.
+   */
+  @java.lang.Override
+  public java.lang.String getToolCallId() {
+    java.lang.Object ref = toolCallId_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      toolCallId_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * ROLE_TOOL only: the id of the tool call (in an earlier assistant message) this result answers.
+   * Reasons: INVALID_REQUEST naming `input.messages[i].tool_call_id` when it is missing or answers
+   * no earlier call.
+   * </pre>
+   *
+   * <code>string tool_call_id = 4 [json_name = "toolCallId"];</code>
+   * @return The bytes for toolCallId.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getToolCallIdBytes() {
+    java.lang.Object ref = toolCallId_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      toolCallId_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -217,6 +274,9 @@ private static final long serialVersionUID = 0L;
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(name_)) {
       com.google.protobuf.GeneratedMessage.writeString(output, 3, name_);
     }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(toolCallId_)) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 4, toolCallId_);
+    }
     getUnknownFields().writeTo(output);
   }
   private int computeSerializedSize_0() {
@@ -236,6 +296,9 @@ private static final long serialVersionUID = 0L;
         }
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(name_)) {
       size += com.google.protobuf.GeneratedMessage.computeStringSize(3, name_);
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(toolCallId_)) {
+      size += com.google.protobuf.GeneratedMessage.computeStringSize(4, toolCallId_);
     }
     return size;
   }
@@ -266,6 +329,8 @@ private static final long serialVersionUID = 0L;
         .equals(other.getContentList())) return false;
     if (!getName()
         .equals(other.getName())) return false;
+    if (!getToolCallId()
+        .equals(other.getToolCallId())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -285,6 +350,8 @@ private static final long serialVersionUID = 0L;
     }
     hash = (37 * hash) + NAME_FIELD_NUMBER;
     hash = (53 * hash) + getName().hashCode();
+    hash = (37 * hash) + TOOL_CALL_ID_FIELD_NUMBER;
+    hash = (53 * hash) + getToolCallId().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -429,6 +496,7 @@ private static final long serialVersionUID = 0L;
       }
       bitField0_ = (bitField0_ & ~0x00000002);
       name_ = "";
+      toolCallId_ = "";
       return this;
     }
 
@@ -481,6 +549,9 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000004) != 0)) {
         result.name_ = name_;
       }
+      if (((from_bitField0_ & 0x00000008) != 0)) {
+        result.toolCallId_ = toolCallId_;
+      }
     }
 
     @java.lang.Override
@@ -527,6 +598,11 @@ private static final long serialVersionUID = 0L;
       if (!other.getName().isEmpty()) {
         name_ = other.name_;
         bitField0_ |= 0x00000004;
+        onChanged();
+      }
+      if (!other.getToolCallId().isEmpty()) {
+        toolCallId_ = other.toolCallId_;
+        bitField0_ |= 0x00000008;
         onChanged();
       }
       this.mergeUnknownFields(other.getUnknownFields());
@@ -576,6 +652,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000004;
               break;
             } // case 26
+            case 34: {
+              toolCallId_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00000008;
+              break;
+            } // case 34
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -679,7 +760,8 @@ private static final long serialVersionUID = 0L;
 
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -694,7 +776,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -709,7 +792,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -724,7 +808,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -744,7 +829,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -763,7 +849,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -782,7 +869,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -802,7 +890,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -821,7 +910,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -840,7 +930,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -860,7 +951,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -878,7 +970,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -896,7 +989,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -908,7 +1002,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -923,7 +1018,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -939,7 +1035,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -951,7 +1048,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -964,7 +1062,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order. At least one part with non-empty text.
+     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -1077,6 +1176,108 @@ private static final long serialVersionUID = 0L;
       checkByteStringIsUtf8(value);
       name_ = value;
       bitField0_ |= 0x00000004;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object toolCallId_ = "";
+    /**
+     * <pre>
+     * ROLE_TOOL only: the id of the tool call (in an earlier assistant message) this result answers.
+     * Reasons: INVALID_REQUEST naming `input.messages[i].tool_call_id` when it is missing or answers
+     * no earlier call.
+     * </pre>
+     *
+     * <code>string tool_call_id = 4 [json_name = "toolCallId"];</code>
+     * @return The toolCallId.
+     */
+    public java.lang.String getToolCallId() {
+      java.lang.Object ref = toolCallId_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        toolCallId_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * ROLE_TOOL only: the id of the tool call (in an earlier assistant message) this result answers.
+     * Reasons: INVALID_REQUEST naming `input.messages[i].tool_call_id` when it is missing or answers
+     * no earlier call.
+     * </pre>
+     *
+     * <code>string tool_call_id = 4 [json_name = "toolCallId"];</code>
+     * @return The bytes for toolCallId.
+     */
+    public com.google.protobuf.ByteString
+        getToolCallIdBytes() {
+      java.lang.Object ref = toolCallId_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        toolCallId_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * ROLE_TOOL only: the id of the tool call (in an earlier assistant message) this result answers.
+     * Reasons: INVALID_REQUEST naming `input.messages[i].tool_call_id` when it is missing or answers
+     * no earlier call.
+     * </pre>
+     *
+     * <code>string tool_call_id = 4 [json_name = "toolCallId"];</code>
+     * @param value The toolCallId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setToolCallId(
+        java.lang.String value) {
+      java.util.Objects.requireNonNull(value);
+      toolCallId_ = value;
+      bitField0_ |= 0x00000008;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * ROLE_TOOL only: the id of the tool call (in an earlier assistant message) this result answers.
+     * Reasons: INVALID_REQUEST naming `input.messages[i].tool_call_id` when it is missing or answers
+     * no earlier call.
+     * </pre>
+     *
+     * <code>string tool_call_id = 4 [json_name = "toolCallId"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearToolCallId() {
+      toolCallId_ = getDefaultInstance().getToolCallId();
+      bitField0_ = (bitField0_ & ~0x00000008);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * ROLE_TOOL only: the id of the tool call (in an earlier assistant message) this result answers.
+     * Reasons: INVALID_REQUEST naming `input.messages[i].tool_call_id` when it is missing or answers
+     * no earlier call.
+     * </pre>
+     *
+     * <code>string tool_call_id = 4 [json_name = "toolCallId"];</code>
+     * @param value The bytes for toolCallId to set.
+     * @return This builder for chaining.
+     */
+    public Builder setToolCallIdBytes(
+        com.google.protobuf.ByteString value) {
+      java.util.Objects.requireNonNull(value);
+      checkByteStringIsUtf8(value);
+      toolCallId_ = value;
+      bitField0_ |= 0x00000008;
       onChanged();
       return this;
     }

@@ -31,7 +31,8 @@ public interface MessageOrBuilder extends
 
   /**
    * <pre>
-   * The content, in order. At least one part with non-empty text.
+   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -41,7 +42,8 @@ public interface MessageOrBuilder extends
       getContentList();
   /**
    * <pre>
-   * The content, in order. At least one part with non-empty text.
+   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -50,7 +52,8 @@ public interface MessageOrBuilder extends
   io.orchestrator.sidecar.v1.ContentPart getContent(int index);
   /**
    * <pre>
-   * The content, in order. At least one part with non-empty text.
+   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -59,7 +62,8 @@ public interface MessageOrBuilder extends
   int getContentCount();
   /**
    * <pre>
-   * The content, in order. At least one part with non-empty text.
+   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -69,7 +73,8 @@ public interface MessageOrBuilder extends
       getContentOrBuilderList();
   /**
    * <pre>
-   * The content, in order. At least one part with non-empty text.
+   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
+   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -97,4 +102,28 @@ public interface MessageOrBuilder extends
    */
   com.google.protobuf.ByteString
       getNameBytes();
+
+  /**
+   * <pre>
+   * ROLE_TOOL only: the id of the tool call (in an earlier assistant message) this result answers.
+   * Reasons: INVALID_REQUEST naming `input.messages[i].tool_call_id` when it is missing or answers
+   * no earlier call.
+   * </pre>
+   *
+   * <code>string tool_call_id = 4 [json_name = "toolCallId"];</code>
+   * @return The toolCallId.
+   */
+  java.lang.String getToolCallId();
+  /**
+   * <pre>
+   * ROLE_TOOL only: the id of the tool call (in an earlier assistant message) this result answers.
+   * Reasons: INVALID_REQUEST naming `input.messages[i].tool_call_id` when it is missing or answers
+   * no earlier call.
+   * </pre>
+   *
+   * <code>string tool_call_id = 4 [json_name = "toolCallId"];</code>
+   * @return The bytes for toolCallId.
+   */
+  com.google.protobuf.ByteString
+      getToolCallIdBytes();
 }

@@ -112,6 +112,36 @@ private static final long serialVersionUID = 0L;
     return cachedTokens_;
   }
 
+  public static final int REASONING_TOKENS_FIELD_NUMBER = 5;
+  private long reasoningTokens_ = 0L;
+  /**
+   * <pre>
+   * Completion tokens the model spent reasoning (included in completion_tokens).
+   * </pre>
+   *
+   * <code>int64 reasoning_tokens = 5 [json_name = "reasoningTokens"];</code>
+   * @return The reasoningTokens.
+   */
+  @java.lang.Override
+  public long getReasoningTokens() {
+    return reasoningTokens_;
+  }
+
+  public static final int CACHE_WRITE_TOKENS_FIELD_NUMBER = 6;
+  private long cacheWriteTokens_ = 0L;
+  /**
+   * <pre>
+   * Prompt tokens written to the provider's prompt cache (Anthropic cache_creation_input_tokens).
+   * </pre>
+   *
+   * <code>int64 cache_write_tokens = 6 [json_name = "cacheWriteTokens"];</code>
+   * @return The cacheWriteTokens.
+   */
+  @java.lang.Override
+  public long getCacheWriteTokens() {
+    return cacheWriteTokens_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -138,6 +168,12 @@ private static final long serialVersionUID = 0L;
     if (cachedTokens_ != 0L) {
       output.writeInt64(4, cachedTokens_);
     }
+    if (reasoningTokens_ != 0L) {
+      output.writeInt64(5, reasoningTokens_);
+    }
+    if (cacheWriteTokens_ != 0L) {
+      output.writeInt64(6, cacheWriteTokens_);
+    }
     getUnknownFields().writeTo(output);
   }
   private int computeSerializedSize_0() {
@@ -157,6 +193,14 @@ private static final long serialVersionUID = 0L;
     if (cachedTokens_ != 0L) {
       size += com.google.protobuf.CodedOutputStream
         .computeInt64Size(4, cachedTokens_);
+    }
+    if (reasoningTokens_ != 0L) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeInt64Size(5, reasoningTokens_);
+    }
+    if (cacheWriteTokens_ != 0L) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeInt64Size(6, cacheWriteTokens_);
     }
     return size;
   }
@@ -190,6 +234,10 @@ private static final long serialVersionUID = 0L;
         != other.getTotalTokens()) return false;
     if (getCachedTokens()
         != other.getCachedTokens()) return false;
+    if (getReasoningTokens()
+        != other.getReasoningTokens()) return false;
+    if (getCacheWriteTokens()
+        != other.getCacheWriteTokens()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -213,6 +261,12 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + CACHED_TOKENS_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
         getCachedTokens());
+    hash = (37 * hash) + REASONING_TOKENS_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        getReasoningTokens());
+    hash = (37 * hash) + CACHE_WRITE_TOKENS_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        getCacheWriteTokens());
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -352,6 +406,8 @@ private static final long serialVersionUID = 0L;
       completionTokens_ = 0L;
       totalTokens_ = 0L;
       cachedTokens_ = 0L;
+      reasoningTokens_ = 0L;
+      cacheWriteTokens_ = 0L;
       return this;
     }
 
@@ -397,6 +453,12 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000008) != 0)) {
         result.cachedTokens_ = cachedTokens_;
       }
+      if (((from_bitField0_ & 0x00000010) != 0)) {
+        result.reasoningTokens_ = reasoningTokens_;
+      }
+      if (((from_bitField0_ & 0x00000020) != 0)) {
+        result.cacheWriteTokens_ = cacheWriteTokens_;
+      }
     }
 
     @java.lang.Override
@@ -422,6 +484,12 @@ private static final long serialVersionUID = 0L;
       }
       if (other.getCachedTokens() != 0L) {
         setCachedTokens(other.getCachedTokens());
+      }
+      if (other.getReasoningTokens() != 0L) {
+        setReasoningTokens(other.getReasoningTokens());
+      }
+      if (other.getCacheWriteTokens() != 0L) {
+        setCacheWriteTokens(other.getCacheWriteTokens());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -467,6 +535,16 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000008;
               break;
             } // case 32
+            case 40: {
+              reasoningTokens_ = input.readInt64();
+              bitField0_ |= 0x00000010;
+              break;
+            } // case 40
+            case 48: {
+              cacheWriteTokens_ = input.readInt64();
+              bitField0_ |= 0x00000020;
+              break;
+            } // case 48
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -656,6 +734,94 @@ private static final long serialVersionUID = 0L;
     public Builder clearCachedTokens() {
       bitField0_ = (bitField0_ & ~0x00000008);
       cachedTokens_ = 0L;
+      onChanged();
+      return this;
+    }
+
+    private long reasoningTokens_ ;
+    /**
+     * <pre>
+     * Completion tokens the model spent reasoning (included in completion_tokens).
+     * </pre>
+     *
+     * <code>int64 reasoning_tokens = 5 [json_name = "reasoningTokens"];</code>
+     * @return The reasoningTokens.
+     */
+    @java.lang.Override
+    public long getReasoningTokens() {
+      return reasoningTokens_;
+    }
+    /**
+     * <pre>
+     * Completion tokens the model spent reasoning (included in completion_tokens).
+     * </pre>
+     *
+     * <code>int64 reasoning_tokens = 5 [json_name = "reasoningTokens"];</code>
+     * @param value The reasoningTokens to set.
+     * @return This builder for chaining.
+     */
+    public Builder setReasoningTokens(long value) {
+
+      reasoningTokens_ = value;
+      bitField0_ |= 0x00000010;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Completion tokens the model spent reasoning (included in completion_tokens).
+     * </pre>
+     *
+     * <code>int64 reasoning_tokens = 5 [json_name = "reasoningTokens"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearReasoningTokens() {
+      bitField0_ = (bitField0_ & ~0x00000010);
+      reasoningTokens_ = 0L;
+      onChanged();
+      return this;
+    }
+
+    private long cacheWriteTokens_ ;
+    /**
+     * <pre>
+     * Prompt tokens written to the provider's prompt cache (Anthropic cache_creation_input_tokens).
+     * </pre>
+     *
+     * <code>int64 cache_write_tokens = 6 [json_name = "cacheWriteTokens"];</code>
+     * @return The cacheWriteTokens.
+     */
+    @java.lang.Override
+    public long getCacheWriteTokens() {
+      return cacheWriteTokens_;
+    }
+    /**
+     * <pre>
+     * Prompt tokens written to the provider's prompt cache (Anthropic cache_creation_input_tokens).
+     * </pre>
+     *
+     * <code>int64 cache_write_tokens = 6 [json_name = "cacheWriteTokens"];</code>
+     * @param value The cacheWriteTokens to set.
+     * @return This builder for chaining.
+     */
+    public Builder setCacheWriteTokens(long value) {
+
+      cacheWriteTokens_ = value;
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Prompt tokens written to the provider's prompt cache (Anthropic cache_creation_input_tokens).
+     * </pre>
+     *
+     * <code>int64 cache_write_tokens = 6 [json_name = "cacheWriteTokens"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearCacheWriteTokens() {
+      bitField0_ = (bitField0_ & ~0x00000020);
+      cacheWriteTokens_ = 0L;
       onChanged();
       return this;
     }

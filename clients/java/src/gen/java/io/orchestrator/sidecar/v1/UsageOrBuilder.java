@@ -49,4 +49,24 @@ public interface UsageOrBuilder extends
    * @return The cachedTokens.
    */
   long getCachedTokens();
+
+  /**
+   * <pre>
+   * Completion tokens the model spent reasoning (included in completion_tokens).
+   * </pre>
+   *
+   * <code>int64 reasoning_tokens = 5 [json_name = "reasoningTokens"];</code>
+   * @return The reasoningTokens.
+   */
+  long getReasoningTokens();
+
+  /**
+   * <pre>
+   * Prompt tokens written to the provider's prompt cache (Anthropic cache_creation_input_tokens).
+   * </pre>
+   *
+   * <code>int64 cache_write_tokens = 6 [json_name = "cacheWriteTokens"];</code>
+   * @return The cacheWriteTokens.
+   */
+  long getCacheWriteTokens();
 }
