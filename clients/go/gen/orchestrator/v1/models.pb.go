@@ -191,8 +191,12 @@ type Capabilities struct {
 	JsonSchema bool `protobuf:"varint,3,opt,name=json_schema,json=jsonSchema,proto3" json:"json_schema,omitempty"`
 	// Context window in tokens.
 	MaxContextTokens int32 `protobuf:"varint,4,opt,name=max_context_tokens,json=maxContextTokens,proto3" json:"max_context_tokens,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Images in user messages.
+	Images bool `protobuf:"varint,5,opt,name=images,proto3" json:"images,omitempty"`
+	// Reasoning settings (effort or thinking budget).
+	Reasoning     bool `protobuf:"varint,6,opt,name=reasoning,proto3" json:"reasoning,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Capabilities) Reset() {
@@ -251,6 +255,20 @@ func (x *Capabilities) GetMaxContextTokens() int32 {
 		return x.MaxContextTokens
 	}
 	return 0
+}
+
+func (x *Capabilities) GetImages() bool {
+	if x != nil {
+		return x.Images
+	}
+	return false
+}
+
+func (x *Capabilities) GetReasoning() bool {
+	if x != nil {
+		return x.Reasoning
+	}
+	return false
 }
 
 // Price of a deployment, in micro-dollars (millionths of a US dollar) per million tokens.
@@ -616,13 +634,15 @@ const file_orchestrator_v1_models_proto_rawDesc = "" +
 	"\x0flast_error_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rlastErrorTime\x12Q\n" +
 	"\x18ewma_time_to_first_token\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x14ewmaTimeToFirstToken\x12<\n" +
 	"\fewma_latency\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\vewmaLatency\x12\x1b\n" +
-	"\tin_flight\x18\a \x01(\x05R\binFlight\"\x91\x01\n" +
+	"\tin_flight\x18\a \x01(\x05R\binFlight\"\xc7\x01\n" +
 	"\fCapabilities\x12\x1c\n" +
 	"\tstreaming\x18\x01 \x01(\bR\tstreaming\x12\x14\n" +
 	"\x05tools\x18\x02 \x01(\bR\x05tools\x12\x1f\n" +
 	"\vjson_schema\x18\x03 \x01(\bR\n" +
 	"jsonSchema\x12,\n" +
-	"\x12max_context_tokens\x18\x04 \x01(\x05R\x10maxContextTokens\"{\n" +
+	"\x12max_context_tokens\x18\x04 \x01(\x05R\x10maxContextTokens\x12\x16\n" +
+	"\x06images\x18\x05 \x01(\bR\x06images\x12\x1c\n" +
+	"\treasoning\x18\x06 \x01(\bR\treasoning\"{\n" +
 	"\x05Price\x127\n" +
 	"\x18input_micros_per_million\x18\x01 \x01(\x03R\x15inputMicrosPerMillion\x129\n" +
 	"\x19output_micros_per_million\x18\x02 \x01(\x03R\x16outputMicrosPerMillion\"\xb4\x02\n" +

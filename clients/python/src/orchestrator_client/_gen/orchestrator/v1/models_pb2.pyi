@@ -41,16 +41,20 @@ class DeploymentStatus(_message.Message):
     def __init__(self, healthy: _Optional[bool] = ..., breaker_state: _Optional[_Union[BreakerState, str]] = ..., last_error: _Optional[str] = ..., last_error_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ewma_time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., ewma_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., in_flight: _Optional[int] = ...) -> None: ...
 
 class Capabilities(_message.Message):
-    __slots__ = ("streaming", "tools", "json_schema", "max_context_tokens")
+    __slots__ = ("streaming", "tools", "json_schema", "max_context_tokens", "images", "reasoning")
     STREAMING_FIELD_NUMBER: _ClassVar[int]
     TOOLS_FIELD_NUMBER: _ClassVar[int]
     JSON_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     MAX_CONTEXT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    REASONING_FIELD_NUMBER: _ClassVar[int]
     streaming: bool
     tools: bool
     json_schema: bool
     max_context_tokens: int
-    def __init__(self, streaming: _Optional[bool] = ..., tools: _Optional[bool] = ..., json_schema: _Optional[bool] = ..., max_context_tokens: _Optional[int] = ...) -> None: ...
+    images: bool
+    reasoning: bool
+    def __init__(self, streaming: _Optional[bool] = ..., tools: _Optional[bool] = ..., json_schema: _Optional[bool] = ..., max_context_tokens: _Optional[int] = ..., images: _Optional[bool] = ..., reasoning: _Optional[bool] = ...) -> None: ...
 
 class Price(_message.Message):
     __slots__ = ("input_micros_per_million", "output_micros_per_million")

@@ -112,6 +112,36 @@ private static final long serialVersionUID = 0L;
     return maxContextTokens_;
   }
 
+  public static final int IMAGES_FIELD_NUMBER = 5;
+  private boolean images_ = false;
+  /**
+   * <pre>
+   * Images in user messages.
+   * </pre>
+   *
+   * <code>bool images = 5 [json_name = "images"];</code>
+   * @return The images.
+   */
+  @java.lang.Override
+  public boolean getImages() {
+    return images_;
+  }
+
+  public static final int REASONING_FIELD_NUMBER = 6;
+  private boolean reasoning_ = false;
+  /**
+   * <pre>
+   * Reasoning settings (effort or thinking budget).
+   * </pre>
+   *
+   * <code>bool reasoning = 6 [json_name = "reasoning"];</code>
+   * @return The reasoning.
+   */
+  @java.lang.Override
+  public boolean getReasoning() {
+    return reasoning_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -138,6 +168,12 @@ private static final long serialVersionUID = 0L;
     if (maxContextTokens_ != 0) {
       output.writeInt32(4, maxContextTokens_);
     }
+    if (images_ != false) {
+      output.writeBool(5, images_);
+    }
+    if (reasoning_ != false) {
+      output.writeBool(6, reasoning_);
+    }
     getUnknownFields().writeTo(output);
   }
   private int computeSerializedSize_0() {
@@ -157,6 +193,14 @@ private static final long serialVersionUID = 0L;
     if (maxContextTokens_ != 0) {
       size += com.google.protobuf.CodedOutputStream
         .computeInt32Size(4, maxContextTokens_);
+    }
+    if (images_ != false) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBoolSize(5, images_);
+    }
+    if (reasoning_ != false) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBoolSize(6, reasoning_);
     }
     return size;
   }
@@ -190,6 +234,10 @@ private static final long serialVersionUID = 0L;
         != other.getJsonSchema()) return false;
     if (getMaxContextTokens()
         != other.getMaxContextTokens()) return false;
+    if (getImages()
+        != other.getImages()) return false;
+    if (getReasoning()
+        != other.getReasoning()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -212,6 +260,12 @@ private static final long serialVersionUID = 0L;
         getJsonSchema());
     hash = (37 * hash) + MAX_CONTEXT_TOKENS_FIELD_NUMBER;
     hash = (53 * hash) + getMaxContextTokens();
+    hash = (37 * hash) + IMAGES_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
+        getImages());
+    hash = (37 * hash) + REASONING_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
+        getReasoning());
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -351,6 +405,8 @@ private static final long serialVersionUID = 0L;
       tools_ = false;
       jsonSchema_ = false;
       maxContextTokens_ = 0;
+      images_ = false;
+      reasoning_ = false;
       return this;
     }
 
@@ -396,6 +452,12 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000008) != 0)) {
         result.maxContextTokens_ = maxContextTokens_;
       }
+      if (((from_bitField0_ & 0x00000010) != 0)) {
+        result.images_ = images_;
+      }
+      if (((from_bitField0_ & 0x00000020) != 0)) {
+        result.reasoning_ = reasoning_;
+      }
     }
 
     @java.lang.Override
@@ -421,6 +483,12 @@ private static final long serialVersionUID = 0L;
       }
       if (other.getMaxContextTokens() != 0) {
         setMaxContextTokens(other.getMaxContextTokens());
+      }
+      if (other.getImages() != false) {
+        setImages(other.getImages());
+      }
+      if (other.getReasoning() != false) {
+        setReasoning(other.getReasoning());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -466,6 +534,16 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000008;
               break;
             } // case 32
+            case 40: {
+              images_ = input.readBool();
+              bitField0_ |= 0x00000010;
+              break;
+            } // case 40
+            case 48: {
+              reasoning_ = input.readBool();
+              bitField0_ |= 0x00000020;
+              break;
+            } // case 48
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -655,6 +733,94 @@ private static final long serialVersionUID = 0L;
     public Builder clearMaxContextTokens() {
       bitField0_ = (bitField0_ & ~0x00000008);
       maxContextTokens_ = 0;
+      onChanged();
+      return this;
+    }
+
+    private boolean images_ ;
+    /**
+     * <pre>
+     * Images in user messages.
+     * </pre>
+     *
+     * <code>bool images = 5 [json_name = "images"];</code>
+     * @return The images.
+     */
+    @java.lang.Override
+    public boolean getImages() {
+      return images_;
+    }
+    /**
+     * <pre>
+     * Images in user messages.
+     * </pre>
+     *
+     * <code>bool images = 5 [json_name = "images"];</code>
+     * @param value The images to set.
+     * @return This builder for chaining.
+     */
+    public Builder setImages(boolean value) {
+
+      images_ = value;
+      bitField0_ |= 0x00000010;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Images in user messages.
+     * </pre>
+     *
+     * <code>bool images = 5 [json_name = "images"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearImages() {
+      bitField0_ = (bitField0_ & ~0x00000010);
+      images_ = false;
+      onChanged();
+      return this;
+    }
+
+    private boolean reasoning_ ;
+    /**
+     * <pre>
+     * Reasoning settings (effort or thinking budget).
+     * </pre>
+     *
+     * <code>bool reasoning = 6 [json_name = "reasoning"];</code>
+     * @return The reasoning.
+     */
+    @java.lang.Override
+    public boolean getReasoning() {
+      return reasoning_;
+    }
+    /**
+     * <pre>
+     * Reasoning settings (effort or thinking budget).
+     * </pre>
+     *
+     * <code>bool reasoning = 6 [json_name = "reasoning"];</code>
+     * @param value The reasoning to set.
+     * @return This builder for chaining.
+     */
+    public Builder setReasoning(boolean value) {
+
+      reasoning_ = value;
+      bitField0_ |= 0x00000020;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Reasoning settings (effort or thinking budget).
+     * </pre>
+     *
+     * <code>bool reasoning = 6 [json_name = "reasoning"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearReasoning() {
+      bitField0_ = (bitField0_ & ~0x00000020);
+      reasoning_ = false;
       onChanged();
       return this;
     }

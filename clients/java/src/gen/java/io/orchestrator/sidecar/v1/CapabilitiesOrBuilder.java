@@ -49,4 +49,24 @@ public interface CapabilitiesOrBuilder extends
    * @return The maxContextTokens.
    */
   int getMaxContextTokens();
+
+  /**
+   * <pre>
+   * Images in user messages.
+   * </pre>
+   *
+   * <code>bool images = 5 [json_name = "images"];</code>
+   * @return The images.
+   */
+  boolean getImages();
+
+  /**
+   * <pre>
+   * Reasoning settings (effort or thinking budget).
+   * </pre>
+   *
+   * <code>bool reasoning = 6 [json_name = "reasoning"];</code>
+   * @return The reasoning.
+   */
+  boolean getReasoning();
 }

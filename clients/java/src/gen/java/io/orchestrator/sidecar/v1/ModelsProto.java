@@ -82,40 +82,41 @@ public final class ModelsProto extends com.google.protobuf.GeneratedFile {
       "2\031.google.protobuf.DurationR\024ewmaTimeToF" +
       "irstToken\022<\n\014ewma_latency\030\006 \001(\0132\031.google" +
       ".protobuf.DurationR\013ewmaLatency\022\033\n\tin_fl" +
-      "ight\030\007 \001(\005R\010inFlight\"\221\001\n\014Capabilities\022\034\n" +
+      "ight\030\007 \001(\005R\010inFlight\"\307\001\n\014Capabilities\022\034\n" +
       "\tstreaming\030\001 \001(\010R\tstreaming\022\024\n\005tools\030\002 \001" +
       "(\010R\005tools\022\037\n\013json_schema\030\003 \001(\010R\njsonSche" +
       "ma\022,\n\022max_context_tokens\030\004 \001(\005R\020maxConte" +
-      "xtTokens\"{\n\005Price\0227\n\030input_micros_per_mi" +
-      "llion\030\001 \001(\003R\025inputMicrosPerMillion\0229\n\031ou" +
-      "tput_micros_per_million\030\002 \001(\003R\026outputMic" +
-      "rosPerMillion\"\264\002\n\nDeployment\022\022\n\004name\030\001 \001" +
-      "(\tR\004name\022\032\n\010provider\030\002 \001(\tR\010provider\022\024\n\005" +
-      "model\030\003 \001(\tR\005model\022A\n\014capabilities\030\004 \001(\013" +
-      "2\035.orchestrator.v1.CapabilitiesR\014capabil" +
-      "ities\022,\n\005price\030\005 \001(\0132\026.orchestrator.v1.P" +
-      "riceR\005price\022 \n\013description\030\006 \001(\tR\013descri" +
-      "ption\0229\n\006status\030\007 \001(\0132!.orchestrator.v1." +
-      "DeploymentStatusR\006status\022\022\n\004tags\030\010 \003(\tR\004" +
-      "tags\"\234\001\n\nModelRoute\022\024\n\005alias\030\001 \001(\tR\005alia" +
-      "s\022=\n\013deployments\030\002 \003(\0132\033.orchestrator.v1" +
-      ".DeploymentR\013deployments\022\035\n\nis_default\030\003" +
-      " \001(\010R\tisDefault\022\032\n\010strategy\030\004 \001(\tR\010strat" +
-      "egy\"O\n\021ListModelsRequest\022\033\n\tpage_size\030\001 " +
-      "\001(\005R\010pageSize\022\035\n\npage_token\030\002 \001(\tR\tpageT" +
-      "oken\"q\n\022ListModelsResponse\0223\n\006routes\030\001 \003" +
-      "(\0132\033.orchestrator.v1.ModelRouteR\006routes\022" +
-      "&\n\017next_page_token\030\002 \001(\tR\rnextPageToken*" +
-      "|\n\014BreakerState\022\035\n\031BREAKER_STATE_UNSPECI" +
-      "FIED\020\000\022\030\n\024BREAKER_STATE_CLOSED\020\001\022\026\n\022BREA" +
-      "KER_STATE_OPEN\020\002\022\033\n\027BREAKER_STATE_HALF_O" +
-      "PEN\020\003B\342\001\n\032io.orchestrator.sidecar.v1B\013Mo" +
-      "delsProtoP\001ZZgithub.com/orchestrator-sid" +
-      "ecar/orchestrator/clients/go/gen/orchest" +
-      "rator/v1;orchestratorv1\242\002\003OXX\252\002\017Orchestr" +
-      "ator.V1\312\002\017Orchestrator\\V1\342\002\033Orchestrator" +
-      "\\V1\\GPBMetadata\352\002\020Orchestrator::V1b\006prot" +
-      "o3"
+      "xtTokens\022\026\n\006images\030\005 \001(\010R\006images\022\034\n\treas" +
+      "oning\030\006 \001(\010R\treasoning\"{\n\005Price\0227\n\030input" +
+      "_micros_per_million\030\001 \001(\003R\025inputMicrosPe" +
+      "rMillion\0229\n\031output_micros_per_million\030\002 " +
+      "\001(\003R\026outputMicrosPerMillion\"\264\002\n\nDeployme" +
+      "nt\022\022\n\004name\030\001 \001(\tR\004name\022\032\n\010provider\030\002 \001(\t" +
+      "R\010provider\022\024\n\005model\030\003 \001(\tR\005model\022A\n\014capa" +
+      "bilities\030\004 \001(\0132\035.orchestrator.v1.Capabil" +
+      "itiesR\014capabilities\022,\n\005price\030\005 \001(\0132\026.orc" +
+      "hestrator.v1.PriceR\005price\022 \n\013description" +
+      "\030\006 \001(\tR\013description\0229\n\006status\030\007 \001(\0132!.or" +
+      "chestrator.v1.DeploymentStatusR\006status\022\022" +
+      "\n\004tags\030\010 \003(\tR\004tags\"\234\001\n\nModelRoute\022\024\n\005ali" +
+      "as\030\001 \001(\tR\005alias\022=\n\013deployments\030\002 \003(\0132\033.o" +
+      "rchestrator.v1.DeploymentR\013deployments\022\035" +
+      "\n\nis_default\030\003 \001(\010R\tisDefault\022\032\n\010strateg" +
+      "y\030\004 \001(\tR\010strategy\"O\n\021ListModelsRequest\022\033" +
+      "\n\tpage_size\030\001 \001(\005R\010pageSize\022\035\n\npage_toke" +
+      "n\030\002 \001(\tR\tpageToken\"q\n\022ListModelsResponse" +
+      "\0223\n\006routes\030\001 \003(\0132\033.orchestrator.v1.Model" +
+      "RouteR\006routes\022&\n\017next_page_token\030\002 \001(\tR\r" +
+      "nextPageToken*|\n\014BreakerState\022\035\n\031BREAKER" +
+      "_STATE_UNSPECIFIED\020\000\022\030\n\024BREAKER_STATE_CL" +
+      "OSED\020\001\022\026\n\022BREAKER_STATE_OPEN\020\002\022\033\n\027BREAKE" +
+      "R_STATE_HALF_OPEN\020\003B\342\001\n\032io.orchestrator." +
+      "sidecar.v1B\013ModelsProtoP\001ZZgithub.com/or" +
+      "chestrator-sidecar/orchestrator/clients/" +
+      "go/gen/orchestrator/v1;orchestratorv1\242\002\003" +
+      "OXX\252\002\017Orchestrator.V1\312\002\017Orchestrator\\V1\342" +
+      "\002\033Orchestrator\\V1\\GPBMetadata\352\002\020Orchestr" +
+      "ator::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -134,7 +135,7 @@ public final class ModelsProto extends com.google.protobuf.GeneratedFile {
     internal_static_orchestrator_v1_Capabilities_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_Capabilities_descriptor,
-        new java.lang.String[] { "Streaming", "Tools", "JsonSchema", "MaxContextTokens", });
+        new java.lang.String[] { "Streaming", "Tools", "JsonSchema", "MaxContextTokens", "Images", "Reasoning", });
     internal_static_orchestrator_v1_Price_descriptor =
       getDescriptor().getMessageType(2);
     internal_static_orchestrator_v1_Price_fieldAccessorTable = new
