@@ -18,6 +18,7 @@ import {
   type Message,
   type MessageSchema,
   type StreamGenerateResponse,
+  type ToolCall,
 } from "./gen/orchestrator/v1/generate_pb.js";
 import { GenerationService } from "./gen/orchestrator/v1/generation_service_pb.js";
 import { KeyService } from "./gen/orchestrator/v1/key_service_pb.js";
@@ -159,6 +160,11 @@ export function userMessage(text: string): MessageInitShape<typeof MessageSchema
 /** The text parts of a message (e.g. `GenerateResponse.message`), joined. */
 export function messageText(message: Message | undefined): string {
   return (message?.content ?? []).map((part) => (part.kind.case === "text" ? part.kind.value : "")).join("");
+}
+
+/** The tool calls the model asked for in a message (e.g. `GenerateResponse.message`), in order. */
+export function messageToolCalls(message: Message | undefined): ToolCall[] {
+  return (message?.content ?? []).flatMap((part) => (part.kind.case === "toolCall" ? [part.kind.value] : []));
 }
 
 /** Builds a GenerationInput message (for the generated clients). */

@@ -3,6 +3,7 @@ export {
   DEFAULT_KEEPALIVE_MS,
   generationInput,
   messageText,
+  messageToolCalls,
   textMessage,
   userMessage,
   type GenerationInputInit,

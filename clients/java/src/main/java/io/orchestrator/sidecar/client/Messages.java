@@ -4,6 +4,8 @@ import io.orchestrator.sidecar.v1.ContentPart;
 import io.orchestrator.sidecar.v1.GenerationInput;
 import io.orchestrator.sidecar.v1.Message;
 import io.orchestrator.sidecar.v1.Role;
+import io.orchestrator.sidecar.v1.ToolCall;
+import java.util.List;
 import java.util.stream.Collectors;
 
 /** Helpers to build requests and read answers. */
@@ -31,5 +33,10 @@ public final class Messages {
         .filter(ContentPart::hasText)
         .map(ContentPart::getText)
         .collect(Collectors.joining());
+  }
+
+  /** The tool calls the model asked for in a message, in order. */
+  public static List<ToolCall> toolCallsOf(Message message) {
+    return message.getContentList().stream().filter(ContentPart::hasToolCall).map(ContentPart::getToolCall).toList();
   }
 }
