@@ -61,9 +61,11 @@ def supports(kind: str) -> frozenset[str]:
             return OpenAIProvider.supports
         case "anthropic":
             return AnthropicProvider.supports
+        case "azure":
+            return AzureOpenAIProvider.supports
         case "echo":
             return ECHO_SUPPORTS
-    return frozenset()
+    return frozenset()  # bedrock and gemini translate text only (their wires carry no tools yet)
 
 
 def capabilities(deployment: DeploymentConfig) -> Capabilities:
