@@ -109,6 +109,7 @@ class EchoOptions(_Model):
     first_token_delay_seconds: float = Field(default=0.0, ge=0, le=60)
     chunk_delay_seconds: float = Field(default=0.0, ge=0, le=60)
     tokens_per_chunk: int = Field(default=4, ge=1, le=10_000)
+    faults: bool = Field(default=False, description="obey [[fault:...]] directives (providers/faults.py)")
 
 
 class CapabilityOverrides(_Model):

@@ -24,6 +24,7 @@ from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import DeadlineExceededError
 from sidecar.core.tokens import count_prompt_tokens, split_tokens
 from sidecar.core.types import Chunk, FinishReason, Role, ToolCall, ToolCallDelta, ToolChoice, Usage
+from sidecar.providers import faults
 from sidecar.providers.base import Capabilities, ProviderRequest
 from sidecar.providers.images import image_tokens
 
@@ -109,6 +110,12 @@ class EchoProvider:
         self.capabilities = Capabilities.of(deployment, SUPPORTS)
 
     def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
+        if not self._options.faults:
+            return self._answer(req, deadline)
+        req, plan = faults.extract(req)
+        return faults.inject(plan, self._answer(req, deadline), wait=lambda s: self._wait(s, deadline))
+
+    def _answer(self, req: ProviderRequest, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         calls = tool_calls(req)
         return self._calls(req, calls, deadline) if calls else self._text(req, deadline)
 
