@@ -47,7 +47,11 @@ def noon_zone() -> str:
 
 
 def config(redis_url: str, prefix: str) -> dict[str, Any]:
-    echo = {"first_token_delay_seconds": 0.01, "chunk_delay_seconds": 0.001, "tokens_per_chunk": CHUNK_TOKENS}
+    echo = {
+        "first_token_delay_seconds": 0.2,  # long enough that a killed sidecar has calls in flight
+        "chunk_delay_seconds": 0.001,
+        "tokens_per_chunk": CHUNK_TOKENS,
+    }
     return {
         "policy": {
             "default_route": "echo",
