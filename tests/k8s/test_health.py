@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from sidecar.telemetry.server import MetricsServer
 from tests.conftest import echo_policy, user
-from tests.support.api import generate_request
+from tests.support.api import generate_request, text_of
 
 pytestmark = pytest.mark.integration
 
@@ -49,5 +49,5 @@ async def test_the_sidecar_is_ready_while_serving_and_not_while_draining(serve: 
         await asyncio.sleep(0.02)
     assert await status(port, "/readyz") == 503  # draining: the kubelet takes the pod out of rotation
     assert await status(port, "/livez") == 200  # but does not restart it
-    assert (await call).text == "still answered"  # the in-flight call finishes
+    assert text_of(await call) == "still answered"  # the in-flight call finishes
     await stopping
