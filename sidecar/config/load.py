@@ -123,6 +123,11 @@ def _resolve_secrets(config: Config, environ: Mapping[str, str]) -> tuple[dict[s
         for name, d in config.policy.deployments.items()
         if d.api_key is not None
     ]
+    refs += [
+        (f"policy.embeddings.deployments.{name}.api_key", d.api_key)
+        for name, d in config.policy.embeddings.deployments.items()
+        if d.api_key is not None
+    ]
     if config.settings.auth.token is not None:
         refs.append(("settings.auth.token", config.settings.auth.token))
     vault = config.settings.keys.vault
