@@ -55,6 +55,15 @@ def unit(values: Sequence[float]) -> Vector:
 @dataclass(slots=True)
 class _Bucket:
     entries: OrderedDict[int, _Entry] = field(default_factory=OrderedDict)
+    matrix: Vector | None = None  # the entries' vectors stacked in `ids` order; None after a change
+    ids: list[int] = field(default_factory=list)
+
+    def scores(self, vector: Vector) -> tuple[list[int], Vector]:
+        if self.matrix is None:
+            self.ids = list(self.entries)
+            self.matrix = np.stack([self.entries[i].vector for i in self.ids])
+        scores: Vector = self.matrix @ vector
+        return self.ids, scores
 
 
 class MemorySemanticStore:
@@ -75,8 +84,7 @@ class MemorySemanticStore:
             self._drop(partition, entry_id)
         if not bucket.entries:
             return None
-        ids = list(bucket.entries)
-        scores = np.stack([bucket.entries[i].vector for i in ids]) @ vector
+        ids, scores = bucket.scores(vector)
         best = int(np.argmax(scores))
         entry_id = ids[best]
         self._order.move_to_end((partition, entry_id))
@@ -90,6 +98,7 @@ class MemorySemanticStore:
         bucket = self._buckets.setdefault(partition, _Bucket())
         self._next_id += 1
         bucket.entries[self._next_id] = _Entry(vector.astype(np.float32), answer, now, now + ttl)
+        bucket.matrix = None
         self._order[(partition, self._next_id)] = None
         while len(bucket.entries) > max_entries:
             self._drop(partition, next(iter(bucket.entries)))
@@ -101,6 +110,7 @@ class MemorySemanticStore:
     def _drop(self, partition: Partition, entry_id: int) -> None:
         bucket = self._buckets[partition]
         bucket.entries.pop(entry_id, None)
+        bucket.matrix = None
         self._order.pop((partition, entry_id), None)
         if not bucket.entries:
             del self._buckets[partition]

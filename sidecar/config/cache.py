@@ -52,6 +52,9 @@ class SemanticStoreSettings(_Model):
     max_entries: int = Field(default=50_000, ge=1, description="memory backend, all partitions together")
     near_miss_margin: float = Field(default=0.05, ge=0, le=1, description="counted as near-miss below")
     timeout_seconds: float = Field(default=0.5, gt=0, le=60, description="a slower store is a miss")
+    embed_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="a slower prompt embedding is a miss (the call goes on)"
+    )
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> SemanticStoreSettings:
@@ -70,7 +73,9 @@ class SemanticCacheOptions(_Model):
     enabled: bool = False
     threshold: float = Field(default=0.9, gt=0, le=1, description="cosine similarity at least this")
     embedding_route: str | None = Field(default=None, description="default: embeddings.default_route")
-    max_entries: int = Field(default=1_000, ge=1, le=100_000, description="per partition")
+    max_entries: int = Field(
+        default=1_000, ge=1, le=10_000, description="per partition; each lookup compares them all"
+    )
 
 
 class RouteCacheOptions(_Model):

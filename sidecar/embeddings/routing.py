@@ -48,17 +48,16 @@ def model_identity(d: EmbeddingDeployment) -> str:
 class EmbeddingDeployments:
     def __init__(self, policy: EmbeddingsPolicy, *, http: HttpClient, secret: SecretLookup) -> None:
         self._policy, self._http, self._secret = policy, http, secret
-        self._built: dict[str, Embedder] = {}
-        self._lock = asyncio.Lock()
+        self._building: dict[str, asyncio.Future[Embedder]] = {}
 
     async def get(self, name: str) -> Embedder:
-        built = self._built.get(name)
-        if built is not None:
-            return built
-        async with self._lock:
-            if name not in self._built:
-                self._built[name] = await self._build(self._policy.deployments[name])
-            return self._built[name]
+        """The deployment's embedder, built once: callers that give up waiting (a timeout, a
+        cancelled call) leave the build running for the next one instead of starting it again."""
+        building = self._building.get(name)
+        if building is None or (building.done() and building.exception() is not None):
+            building = asyncio.ensure_future(self._build(self._policy.deployments[name]))
+            self._building[name] = building
+        return await asyncio.shield(building)
 
     async def start(self) -> None:
         """`load: start`: build every local deployment now (reads the model, about a second)."""
@@ -99,9 +98,12 @@ class EmbeddingDeployments:
         )
 
     async def aclose(self) -> None:
-        for embedder in self._built.values():
-            await embedder.aclose()
-        self._built.clear()
+        for building in self._building.values():
+            if not building.done():
+                building.cancel()
+            elif building.exception() is None:
+                await building.result().aclose()
+        self._building.clear()
 
 
 class EmbeddingRouter:

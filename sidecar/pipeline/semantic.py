@@ -132,9 +132,12 @@ class SemanticCacheLayer:
 
     async def _vector(self, call: Call, plan: _Plan) -> Vector | None:
         try:
-            vector: Vector = await self._embed(call.tenant_id, plan.embedding_route, plan.text, call.deadline)
+            async with self._clock.timeout(self._settings.semantic.embed_timeout_seconds):
+                vector: Vector = await self._embed(
+                    call.tenant_id, plan.embedding_route, plan.text, call.deadline
+                )
             return vector
-        except Exception as exc:  # the embedding route is down or slow: the call goes on uncached
+        except Exception as exc:  # the embedding route is down or slow (TimeoutError): the call goes on
             _log.warning("semantic cache: embedding failed: %r", exc, extra={"request_id": call.request_id})
             self._observer.on_lookup("error")
             return None

@@ -7,6 +7,7 @@ tests/unit/embeddings/test_service.py and the benchmark.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -201,3 +202,17 @@ async def test_entries_expire_with_the_ttl(clock: FakeClock, store: MemorySemant
     late = call(clock, "what is the capital of france")
     await collect(sem, late)
     assert inner.calls == 2 and not late.record.cache_hit
+
+
+async def test_a_slow_embedding_is_a_miss_after_its_timeout(store: MemorySemanticStore) -> None:
+    clock = FakeClock(auto_advance=True)
+    inner, seen = Inner(), Seen()
+
+    async def never(tenant: str, route: str, text: str, deadline: Deadline) -> Any:
+        await asyncio.Event().wait()
+
+    sem = layer(inner, clock, store, never, seen)
+    started = clock.monotonic()
+    text, _ = await collect(sem, call(clock, "what is the capital of france"))
+    assert text == "Hello!" and seen.lookups == ["error"] and inner.calls == 1
+    assert clock.monotonic() - started == pytest.approx(2.0)  # embed_timeout_seconds
