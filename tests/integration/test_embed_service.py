@@ -13,6 +13,7 @@ from sidecar.core.clock import Deadline, SystemClock
 from sidecar.core.errors import InvalidRequestError, ProvidersUnavailableError
 from sidecar.embeddings.routing import EmbeddingDeployments, EmbeddingRouter
 from sidecar.embeddings.service import EmbeddingService, EmbedRequest
+from sidecar.ledger.record import UsageRecord
 from sidecar.providers._http import HttpClient
 from sidecar.quota.service import QuotaService
 from sidecar.quota.signals import QuotaSignals
@@ -42,16 +43,28 @@ def policy(embeddings: dict[str, Any] | None = None) -> Policy:
     )
 
 
+class Records:
+    """Where the service submits usage records (the ledger writer's entry point)."""
+
+    def __init__(self) -> None:
+        self.records: list[UsageRecord] = []
+
+    def submit(self, record: UsageRecord) -> None:
+        self.records.append(record)
+
+
 class Rig:
     def __init__(self, p: Policy, http: HttpClient) -> None:
+        self.ledger = Records()
         assert p.quota is not None
         self.metrics = Metrics()
         self.quota = QuotaService(p.quota, p.tiers, MemoryQuotaStore(CLOCK), CLOCK, QuotaSignals())
         deployments = EmbeddingDeployments(p.embeddings, http=http, secret=lambda _: None)
         router = EmbeddingRouter(p.embeddings, deployments, Breakers(BreakerPolicy(), CLOCK))
         self.service = EmbeddingService(
-            p.embeddings, router, clock=CLOCK, quota=self.quota, metrics=self.metrics
-        )
+            p.embeddings, router, clock=CLOCK, quota=self.quota, metrics=self.metrics,
+            ledger=self.ledger,  # type: ignore[arg-type]
+        )  # fmt: skip
 
     async def embed(self, texts: list[str], tenant: str = "acme", route: str = "") -> Any:
         req = EmbedRequest("r1", tenant, "ann", tuple(texts), Deadline.after(30, CLOCK), route, tier="free")
@@ -145,6 +158,16 @@ async def test_falls_back_to_the_next_deployment_and_charges_quota(
     used = await rig.used()
     assert (used["req"], used["tok"]) == (1, 9)
     assert used["usd"] == pytest.approx(0.18)
+    (record,) = rig.ledger.records
+    assert (record.tenant, record.user, record.route, record.provider, record.model) == (
+        "acme",
+        "ann",
+        "remote",
+        "openai",
+        "text-embedding-3-small",
+    )
+    assert (record.tokens_in, record.tokens_cached, record.outcome) == (9, 0, "OK")
+    assert record.cost_usd == pytest.approx(0.18)
 
 
 async def test_every_deployment_failing_is_unavailable_and_charges_no_tokens(
@@ -153,5 +176,6 @@ async def test_every_deployment_failing_is_unavailable_and_charges_no_tokens(
     rig = Rig(policy(remote(upstream, "primary", "secondary")), http)  # the upstream answers 500
     with pytest.raises(ProvidersUnavailableError):
         await rig.embed(["first text"])
+    assert [r.outcome for r in rig.ledger.records] == ["PROVIDERS_UNAVAILABLE"]
     used = await rig.used()
     assert (used["req"], used["tok"], used["usd"]) == (1, 0, 0)
