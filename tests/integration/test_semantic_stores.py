@@ -80,10 +80,26 @@ async def test_the_memory_store_is_bounded_in_total() -> None:
 
 def test_an_entry_packs_and_unpacks() -> None:
     v = vec(3, 4)
-    got, answer, created, expires = unpack(pack(v, b"answer", NOW, NOW + 5))
-    assert np.array_equal(got, v) and answer == b"answer" and (created, expires) == (NOW, NOW + 5)
+    got, created, expires = unpack(pack(v, NOW, NOW + 5))
+    assert np.array_equal(got, v) and (created, expires) == (NOW, NOW + 5)
     with pytest.raises(ValueError):
-        unpack(pack(v, b"", NOW, NOW)[:20])
+        unpack(pack(v, NOW, NOW)[:-1])
+
+
+async def test_redis_trimming_drops_answers_too(redis_url: str) -> None:
+    from redis.asyncio import Redis
+
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    store = RedisSemanticStore(redis_url, prefix=prefix, timeout=2.0)
+    client = Redis.from_url(redis_url)
+    try:
+        for i in range(5):
+            await store.add(Partition("acme", "k"), vec(1, i), b"x", now=NOW + i, ttl=30, max_entries=2)
+        sizes = {k.decode()[-1]: await client.hlen(k) for k in await client.keys(f"{prefix}:sem:*:[va]")}
+        assert sizes == {"v": 2, "a": 2}
+    finally:
+        await client.aclose()
+        await store.aclose()
 
 
 async def test_redis_keys_are_per_tenant_and_expire(redis_url: str) -> None:
@@ -96,7 +112,7 @@ async def test_redis_keys_are_per_tenant_and_expire(redis_url: str) -> None:
         await store.add(Partition("acme", "k"), vec(1, 0), b"a", now=NOW, ttl=30, max_entries=5)
         await store.add(Partition("globex", "k"), vec(1, 0), b"g", now=NOW, ttl=30, max_entries=5)
         keys = sorted(k.decode() for k in await client.keys(f"{prefix}:sem:*"))
-        assert len(keys) == 4 and len({k.split(":")[2] for k in keys}) == 2  # two tenant hash tags
+        assert len(keys) == 6 and len({k.split(":")[2] for k in keys}) == 2  # two tenant hash tags
         ttls = [await client.ttl(k) for k in keys]
         assert all(0 < t <= 30 for t in ttls)
     finally:
