@@ -231,9 +231,10 @@ async def main(threshold: float, redis: bool) -> None:
     lines += await search_cost(memory, "memory", (100, 1000, 10_000))
     if redis and (started := start_redis()) is not None:
         from sidecar.cache.semantic_redis import RedisSemanticStore
+        from sidecar.stores.redis import RedisEndpoint, RedisOps
 
         process, url = started
-        store = RedisSemanticStore(url, prefix="bench", timeout=5.0)
+        store = RedisSemanticStore(RedisOps(RedisEndpoint(url, timeout=5.0)), prefix="bench")
         try:
             lines += await search_cost(store, "redis", (100, 1000, 10_000))
         finally:

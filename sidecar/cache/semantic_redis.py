@@ -22,7 +22,7 @@ from sidecar.cache.semantic import SemanticMatch, Vector
 from sidecar.cache.semantic_key import Partition
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from sidecar.stores.redis import RedisOps
 
 _HEADER = struct.Struct("<ddI")  # created_at, expires_at, dimensions
 
@@ -75,13 +75,12 @@ def unpack(data: bytes) -> tuple[Vector, float, float]:
 
 
 class RedisSemanticStore:
-    def __init__(self, url: str, *, prefix: str, timeout: float) -> None:
-        from redis.asyncio import Redis
+    """Through the shared client factory (TLS, ACL users, per-operation timeouts); failures raise
+    StoreError, which the layer counts as a miss or a skipped write."""
 
-        self._prefix = prefix
-        self._redis: Redis = Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
-        )
+    def __init__(self, ops: RedisOps, *, prefix: str) -> None:
+        self._ops, self._prefix = ops, prefix
+        self._redis = ops.client
         self._add = self._redis.register_script(_ADD)
 
     def _keys(self, partition: Partition) -> list[str]:
@@ -91,7 +90,11 @@ class RedisSemanticStore:
 
     async def search(self, partition: Partition, vector: Vector, now: float) -> SemanticMatch | None:
         vectors_key, answers_key, used_key = self._keys(partition)
-        raw: dict[bytes, bytes] = await self._redis.hgetall(vectors_key)  # type: ignore[misc]
+
+        async def vectors() -> dict[bytes, bytes]:
+            return await self._redis.hgetall(vectors_key)  # type: ignore[no-any-return, misc]
+
+        raw = await self._ops.run("get", vectors)
         ids, table = _table(raw, vector.shape[0])
         live = table["expires"] > now
         if not live.any():
@@ -99,10 +102,14 @@ class RedisSemanticStore:
         scores = table["vector"][live] @ vector
         best = int(np.argmax(scores))
         entry_id = ids[int(np.flatnonzero(live)[best])]
-        answer: bytes | None = await self._redis.hget(answers_key, entry_id)  # type: ignore[misc, arg-type]
+
+        async def answer_of() -> bytes | None:
+            return await self._redis.hget(answers_key, entry_id)  # type: ignore[arg-type, misc, no-any-return]
+
+        answer = await self._ops.run("get", answer_of)
         if answer is None:
             return None  # trimmed by another sidecar between the two reads
-        await self._redis.zadd(used_key, {entry_id: now}, xx=True)
+        await self._ops.run("set", lambda: self._redis.zadd(used_key, {entry_id: now}, xx=True))
         created = float(table["created"][live][best])
         return SemanticMatch(float(scores[best]), answer, created)
 
@@ -110,8 +117,15 @@ class RedisSemanticStore:
         self, partition: Partition, vector: Vector, answer: bytes, *, now: float, ttl: float, max_entries: int
     ) -> None:
         value = pack(vector, now, now + ttl)
-        args = [uuid.uuid4().hex, value, answer, now, max_entries, max(1, int(ttl * 1000))]
-        await self._add(keys=self._keys(partition), args=args)
+        args: list[bytes | str | float] = [
+            uuid.uuid4().hex,
+            value,
+            answer,
+            now,
+            max_entries,
+            max(1, int(ttl * 1000)),
+        ]
+        await self._ops.run("set", lambda: self._add(keys=self._keys(partition), args=args))
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await self._ops.aclose()

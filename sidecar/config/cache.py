@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sidecar.config.redis import REDIS_URL, RedisConnectionConfig, check_redis
+
 CacheScope = Literal["user", "tenant"]
 
 
@@ -24,7 +26,8 @@ class CacheSettings(_Model):
 
     enabled: bool = False
     backend: Literal["memory", "redis"] = "memory"
-    redis_url: str | None = Field(default=None, pattern=r"^redis://\S+$")
+    redis_url: str | None = Field(default=None, pattern=REDIS_URL)
+    redis: RedisConnectionConfig = RedisConnectionConfig()
     namespace: str = Field(default="sidecar", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     ttl_seconds: float = Field(default=3600.0, gt=0, le=30 * 86_400)
     scope: CacheScope = Field(default="user", description="share answers between a tenant's users, or not")
@@ -37,6 +40,7 @@ class CacheSettings(_Model):
     def _redis_needs_url(self) -> CacheSettings:
         if self.backend == "redis" and self.redis_url is None:
             raise ValueError("backend: redis needs redis_url")
+        check_redis(self.redis_url, self.redis)
         return self
 
 
@@ -48,7 +52,8 @@ class SemanticStoreSettings(_Model):
     """
 
     backend: Literal["memory", "redis"] = "memory"
-    redis_url: str | None = Field(default=None, pattern=r"^redis://\S+$")
+    redis_url: str | None = Field(default=None, pattern=REDIS_URL)
+    redis: RedisConnectionConfig = RedisConnectionConfig()
     max_entries: int = Field(default=50_000, ge=1, description="memory backend, all partitions together")
     near_miss_margin: float = Field(default=0.05, ge=0, le=1, description="counted as near-miss below")
     timeout_seconds: float = Field(default=0.5, gt=0, le=60, description="a slower store is a miss")
@@ -60,6 +65,7 @@ class SemanticStoreSettings(_Model):
     def _redis_needs_url(self) -> SemanticStoreSettings:
         if self.backend == "redis" and self.redis_url is None:
             raise ValueError("semantic backend: redis needs redis_url")
+        check_redis(self.redis_url, self.redis)
         return self
 
 

@@ -12,9 +12,15 @@ import pytest
 from sidecar.cache.semantic import MemorySemanticStore, SemanticStore
 from sidecar.cache.semantic_key import Partition
 from sidecar.cache.semantic_redis import RedisSemanticStore, pack, unpack
+from sidecar.stores.errors import StoreUnavailableError
+from sidecar.stores.redis import RedisEndpoint, RedisOps
 
 pytestmark = pytest.mark.integration
 NOW = 1_763_700_000.0
+
+
+def redis_store(url: str, prefix: str) -> RedisSemanticStore:
+    return RedisSemanticStore(RedisOps(RedisEndpoint(url, timeout=2.0)), prefix=prefix)
 
 
 def vec(*values: float) -> np.ndarray[Any, Any]:
@@ -29,7 +35,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[SemanticStore]:
         s = MemorySemanticStore(max_entries=1000)
     else:
         url = request.getfixturevalue("redis_url")
-        s = RedisSemanticStore(url, prefix=f"t{uuid.uuid4().hex[:10]}", timeout=2.0)
+        s = redis_store(url, f"t{uuid.uuid4().hex[:10]}")
     yield s
     await s.aclose()
 
@@ -90,7 +96,7 @@ async def test_redis_trimming_drops_answers_too(redis_url: str) -> None:
     from redis.asyncio import Redis
 
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    store = RedisSemanticStore(redis_url, prefix=prefix, timeout=2.0)
+    store = redis_store(redis_url, prefix)
     client = Redis.from_url(redis_url)
     try:
         for i in range(5):
@@ -106,7 +112,7 @@ async def test_redis_keys_are_per_tenant_and_expire(redis_url: str) -> None:
     from redis.asyncio import Redis
 
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    store = RedisSemanticStore(redis_url, prefix=prefix, timeout=2.0)
+    store = redis_store(redis_url, prefix)
     client = Redis.from_url(redis_url)
     try:
         await store.add(Partition("acme", "k"), vec(1, 0), b"a", now=NOW, ttl=30, max_entries=5)
@@ -117,4 +123,15 @@ async def test_redis_keys_are_per_tenant_and_expire(redis_url: str) -> None:
         assert all(0 < t <= 30 for t in ttls)
     finally:
         await client.aclose()
+        await store.aclose()
+
+
+async def test_a_redis_that_is_down_raises_a_store_error() -> None:
+    from tests.support.kms import free_port
+
+    store = redis_store(f"redis://127.0.0.1:{free_port()}/0", "down")
+    try:
+        with pytest.raises(StoreUnavailableError):
+            await store.search(Partition("acme", "k"), vec(1, 0), NOW)
+    finally:
         await store.aclose()
