@@ -22,6 +22,7 @@ from sidecar.core.layer import collect
 from sidecar.core.types import Call, GenerationParams, Message, Role
 from sidecar.pipeline.semantic import SemanticCacheLayer, SemanticObserver
 from sidecar.routing.table import RouteTable
+from sidecar.stores.errors import StoreUnavailableError
 from tests.conftest import FakeClock
 from tests.support.calls import make_call
 from tests.unit.cache.test_layer import Inner
@@ -216,3 +217,24 @@ async def test_a_slow_embedding_is_a_miss_after_its_timeout(store: MemorySemanti
     text, _ = await collect(sem, call(clock, "what is the capital of france"))
     assert text == "Hello!" and seen.lookups == ["error"] and inner.calls == 1
     assert clock.monotonic() - started == pytest.approx(2.0)  # embed_timeout_seconds
+
+
+class DownStore:
+    """A store whose every operation fails as an unreachable Redis does."""
+
+    async def search(self, *args: Any) -> Any:
+        raise StoreUnavailableError("Redis: unavailable (ConnectionError)")
+
+    async def add(self, *args: Any, **kwargs: Any) -> None:
+        raise StoreUnavailableError("Redis: unavailable (ConnectionError)")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_store_that_is_down_is_a_miss_and_a_skipped_write(clock: FakeClock) -> None:
+    inner, seen = Inner(), Seen()
+    sem = layer(inner, clock, DownStore(), Embed(), seen)
+    text, final = await collect(sem, call(clock, "what is the capital of france"))
+    assert text == "Hello!" and final.finish_reason is not None
+    assert seen.lookups == ["error"] and seen.errors == ["get", "set"]
