@@ -35,8 +35,11 @@ class _Entry:
 
 
 class SemanticStore(Protocol):
-    async def search(self, partition: Partition, vector: Vector, now: float) -> SemanticMatch | None:
-        """The most similar live entry of the partition, whatever its similarity; None when empty."""
+    async def search(
+        self, partition: Partition, vector: Vector, now: float, *, touch_from: float = -1.0
+    ) -> SemanticMatch | None:
+        """The most similar live entry of the partition, whatever its similarity; None when empty.
+        It counts as used (for the LRU bound) only when its similarity is at least `touch_from`."""
         ...
 
     async def add(
@@ -76,7 +79,9 @@ class MemorySemanticStore:
     def __len__(self) -> int:
         return len(self._order)
 
-    async def search(self, partition: Partition, vector: Vector, now: float) -> SemanticMatch | None:
+    async def search(
+        self, partition: Partition, vector: Vector, now: float, *, touch_from: float = -1.0
+    ) -> SemanticMatch | None:
         bucket = self._buckets.get(partition)
         if bucket is None:
             return None
@@ -87,8 +92,9 @@ class MemorySemanticStore:
         ids, scores = bucket.scores(vector)
         best = int(np.argmax(scores))
         entry_id = ids[best]
-        self._order.move_to_end((partition, entry_id))
-        bucket.entries.move_to_end(entry_id)
+        if scores[best] >= touch_from:
+            self._order.move_to_end((partition, entry_id))
+            bucket.entries.move_to_end(entry_id)
         entry = bucket.entries[entry_id]
         return SemanticMatch(float(scores[best]), entry.answer, entry.created_at)
 

@@ -88,7 +88,9 @@ class RedisSemanticStore:
         base = f"{self._prefix}:sem:{{{tenant}}}:{partition.key}"
         return [base + ":v", base + ":a", base + ":u"]
 
-    async def search(self, partition: Partition, vector: Vector, now: float) -> SemanticMatch | None:
+    async def search(
+        self, partition: Partition, vector: Vector, now: float, *, touch_from: float = -1.0
+    ) -> SemanticMatch | None:
         vectors_key, answers_key, used_key = self._keys(partition)
 
         async def vectors() -> dict[bytes, bytes]:
@@ -109,7 +111,8 @@ class RedisSemanticStore:
         answer = await self._ops.run("get", answer_of)
         if answer is None:
             return None  # trimmed by another sidecar between the two reads
-        await self._ops.run("set", lambda: self._redis.zadd(used_key, {entry_id: now}, xx=True))
+        if scores[best] >= touch_from:
+            await self._ops.run("set", lambda: self._redis.zadd(used_key, {entry_id: now}, xx=True))
         created = float(table["created"][live][best])
         return SemanticMatch(float(scores[best]), answer, created)
 

@@ -148,7 +148,9 @@ class SemanticCacheLayer:
         assert self._store is not None
         try:
             async with self._clock.timeout(self._settings.semantic.timeout_seconds):
-                found = await self._store.search(plan.partition, vector, self._clock.wall())
+                found = await self._store.search(
+                    plan.partition, vector, self._clock.wall(), touch_from=plan.options.threshold
+                )
         except Exception as exc:  # TimeoutError included: a slow store is a miss
             _log.warning("semantic cache lookup failed: %r", exc, extra={"request_id": call.request_id})
             self._observer.on_lookup("error")

@@ -75,6 +75,16 @@ async def test_a_partition_keeps_its_most_recently_used(store: SemanticStore) ->
     assert found is not None and found.answer != b"b" and found.similarity < 0.5
 
 
+async def test_a_lookup_below_the_touch_level_does_not_keep_an_entry(store: SemanticStore) -> None:
+    p = Partition("acme", "k")
+    await store.add(p, vec(1, 0, 0), b"a", now=NOW, ttl=60, max_entries=2)
+    await store.add(p, vec(0, 1, 0), b"b", now=NOW + 1, ttl=60, max_entries=2)
+    near = await store.search(p, vec(1, 0.9, 0), NOW + 2, touch_from=0.99)  # best is a, at 0.74
+    assert near is not None and near.answer == b"a"
+    await store.add(p, vec(0, 0, 1), b"c", now=NOW + 3, ttl=60, max_entries=2)  # a, not touched, goes
+    assert (await store.search(p, vec(1, 0, 0), NOW + 4)).similarity < 0.5  # type: ignore[union-attr]
+
+
 async def test_the_memory_store_is_bounded_in_total() -> None:
     store = MemorySemanticStore(max_entries=3)
     for i in range(5):
