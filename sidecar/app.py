@@ -393,6 +393,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                     on_similarity=d.telemetry.metrics.semantic_similarity_seen,
                     on_store_error=partial(d.telemetry.metrics.store_error, "semantic_cache"),
                 ),
+                tracing=d.telemetry.tracing,
             ),
             *routed_layers(cfg, d),
         ],

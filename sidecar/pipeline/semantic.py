@@ -29,6 +29,7 @@ from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.plan import plan_of
 from sidecar.core.types import Call, Chunk, FinishReason
 from sidecar.routing.table import RouteTable
+from sidecar.telemetry.tracing import Tracing
 
 if TYPE_CHECKING:  # numpy and the stores come with the `embeddings` extra, built only when configured
     from sidecar.cache.semantic import SemanticMatch, SemanticStore, Vector
@@ -73,10 +74,12 @@ class SemanticCacheLayer:
         table: RouteTable,
         clock: Clock,
         observer: SemanticObserver | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._inner, self._store, self._embed, self._settings = inner, store, embed, settings
         self._default_route, self._table, self._clock = default_embedding_route, table, clock
         self._observer = observer or SemanticObserver()
+        self._tracing = tracing or Tracing.disabled()
 
     def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         plan = self._plan(call)
@@ -108,8 +111,13 @@ class SemanticCacheLayer:
         return _Plan(split[0], split[1], scope, sem, sem.embedding_route or self._default_route, ttl)
 
     async def _cached(self, call: Call, plan: _Plan) -> AsyncGenerator[Chunk, None]:
-        vector = await self._vector(call, plan)
-        match = None if vector is None else await self._search(call, plan, vector)
+        with self._tracing.span("sidecar.cache.semantic.lookup") as span:
+            vector = await self._vector(call, plan)
+            match = None if vector is None else await self._search(call, plan, vector)
+            if span is not None:
+                span.set_attribute("sidecar.cache.hit", match is not None)
+                if match is not None:
+                    span.set_attribute("sidecar.cache.similarity", match[0].similarity)
         if match is not None:
             for chunk in self._replay(call, plan, match):
                 yield chunk
