@@ -23,6 +23,7 @@ from sidecar.core.types import Call, GenerationParams, Message, Role
 from sidecar.pipeline.semantic import SemanticCacheLayer, SemanticObserver
 from sidecar.routing.table import RouteTable
 from sidecar.stores.errors import StoreUnavailableError
+from sidecar.telemetry.tracing import Tracing
 from tests.conftest import FakeClock
 from tests.support.calls import make_call
 from tests.unit.cache.test_layer import Inner
@@ -238,3 +239,30 @@ async def test_a_store_that_is_down_is_a_miss_and_a_skipped_write(clock: FakeClo
     text, final = await collect(sem, call(clock, "what is the capital of france"))
     assert text == "Hello!" and final.finish_reason is not None
     assert seen.lookups == ["error"] and seen.errors == ["get", "set"]
+
+
+async def test_the_lookup_span_carries_hit_and_similarity(
+    clock: FakeClock, store: MemorySemanticStore
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    layer_ = SemanticCacheLayer(
+        Inner(),
+        store=store,
+        embed=Embed(),
+        settings=CacheSettings(),
+        default_embedding_route="local",
+        table=RouteTable.from_policy(policy({"enabled": True, "threshold": 0.9})),
+        clock=clock,
+        tracing=Tracing(provider.get_tracer("test")),
+    )
+    await collect(layer_, call(clock, "what is the capital of france"))
+    await collect(layer_, call(clock, "which city is france's capital"))
+    spans = [s for s in exporter.get_finished_spans() if s.name == "sidecar.cache.semantic.lookup"]
+    assert [s.attributes.get("sidecar.cache.hit") for s in spans] == [False, True]  # type: ignore[union-attr]
+    assert spans[1].attributes["sidecar.cache.similarity"] == pytest.approx(0.95, abs=1e-4)  # type: ignore[index]
