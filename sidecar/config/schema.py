@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from sidecar.config.cache import CacheSettings
-from sidecar.config.context import ContextPolicy, TokenizerName
+from sidecar.config.context import ChatTemplateConfig, ContextPolicy, TokenizerName
 from sidecar.config.embeddings import EmbeddingsPolicy
 from sidecar.config.keys import KeysSettings
 from sidecar.config.personas import PersonasConfig
@@ -130,6 +130,9 @@ class DeploymentConfig(_Model):
     )
     tokenizer: TokenizerName = Field(
         default="auto", description="auto: tiktoken for OpenAI model families, else the estimate"
+    )
+    chat_template: ChatTemplateConfig | None = Field(
+        default=None, description="the framing of a server-side chat template, instead of OpenAI's"
     )
 
     @model_validator(mode="after")
