@@ -224,6 +224,7 @@ bench: $(STAMP)
 	taskset -c 1 $(BIN)/python bench/routing.py
 	taskset -c 1 $(BIN)/python bench/quota.py
 	taskset -c 1 $(BIN)/python bench/observe.py
+	taskset -c 1 $(BIN)/python bench/semantic_cache.py --redis
 	$(BIN)/python bench/conversations.py
 	$(BIN)/python bench/soak.py --duration $(SOAK_SECONDS)
 

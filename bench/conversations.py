@@ -39,8 +39,9 @@ import grpc
 import yaml
 from aiohttp import ClientSession, web
 
+from sidecar._gen.orchestrator.v1 import conversation_service_pb2_grpc as conversation_svc
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc as svc
+from sidecar._gen.orchestrator.v1 import generation_service_pb2_grpc as generation_svc
 from sidecar._gen.orchestrator.v1 import personas_pb2
 from sidecar.app import build_server
 from sidecar.config.load import load_config
@@ -252,25 +253,35 @@ async def through_sidecar(
         await sidecar.start()
         try:
             async with grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.port}") as channel:
-                stub = svc.OrchestratorServiceStub(channel)
+                stubs = Stubs(
+                    generation_svc.GenerationServiceStub(channel),
+                    conversation_svc.ConversationServiceStub(channel),
+                )
                 for u, plan in enumerate(plans):
-                    await converse(stub, upstream, run, u, plan)
+                    await converse(stubs, upstream, run, u, plan)
         finally:
             await sidecar.stop(0)
     return run
 
 
-async def converse(stub: Any, upstream: CountingUpstream, run: Run, u: int, plan: list[Turn]) -> None:
+@dataclass(frozen=True)
+class Stubs:
+    generation: generation_svc.GenerationServiceStub
+    conversation: conversation_svc.ConversationServiceStub
+
+
+async def converse(stubs: Stubs, upstream: CountingUpstream, run: Run, u: int, plan: list[Turn]) -> None:
     who = {"tenant_id": "bench", "user_id": f"user{u}", "conversation_id": f"conv{u}"}
     for t, turn in enumerate(plan):
         if turn.switch:
-            reply = await stub.Switch(personas_pb2.SwitchRequest(command=turn.switch, **who))
+            reply = await stubs.conversation.Switch(personas_pb2.SwitchRequest(command=turn.switch, **who))
             assert reply.persona.display_name == turn.persona, (turn.switch, reply.persona.display_name)
         before = len(upstream.seen)
         message = gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart(text=turn.question)])
         config = gen.GenerationConfig(max_tokens=MAX_TOKENS)
-        answer = await stub.Generate(gen.GenerateRequest(messages=[message], config=config, **who))
-        turn.answer = answer.text
+        request = gen.GenerateRequest(input=gen.GenerationInput(messages=[message], config=config, **who))
+        answer = await stubs.generation.Generate(request)
+        turn.answer = "".join(p.text for p in answer.message.content if p.WhichOneof("kind") == "text")
         run.add((u, t), upstream.seen[before:])
 
 

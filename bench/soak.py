@@ -43,7 +43,7 @@ from bench import (
     wait_for_line,
 )
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc as svc
+from sidecar._gen.orchestrator.v1 import generation_service_pb2_grpc as svc
 
 CHANNEL_OPTIONS = [("grpc.max_send_message_length", 16 << 20), ("grpc.max_receive_message_length", 16 << 20)]
 
@@ -66,22 +66,28 @@ def message(text: str) -> gen.Message:
 
 
 def large_requests() -> tuple[gen.GenerateRequest, gen.GenerateRequest]:
-    served = gen.GenerateRequest(messages=[message(f"part {i} " + "word " * 38_000) for i in range(10)])
-    refused = gen.GenerateRequest(messages=[message("x" * 190_000) for _ in range(42)])
+    served = gen.GenerateRequest(
+        input=gen.GenerationInput(messages=[message(f"part {i} " + "word " * 38_000) for i in range(10)])
+    )
+    refused = gen.GenerateRequest(
+        input=gen.GenerationInput(messages=[message("x" * 190_000) for _ in range(42)])
+    )
     return served, refused
 
 
-async def caller(stub: svc.OrchestratorServiceStub, soak: Soak, stop: asyncio.Event, n: int) -> None:
+async def caller(stub: svc.GenerationServiceStub, soak: Soak, stop: asyncio.Event, n: int) -> None:
     i = 0
     while not stop.is_set():
         i += 1
         text = f"caller {n} call {i}: hello there, a small question"
         try:
             if i % 2:
-                await stub.Generate(gen.GenerateRequest(messages=[message(text)]), timeout=30)
+                await stub.Generate(
+                    gen.GenerateRequest(input=gen.GenerationInput(messages=[message(text)])), timeout=30
+                )
             else:
                 async for _ in stub.StreamGenerate(
-                    gen.StreamGenerateRequest(messages=[message(text)]), timeout=30
+                    gen.StreamGenerateRequest(input=gen.GenerationInput(messages=[message(text)])), timeout=30
                 ):
                     pass
         except grpc.aio.AioRpcError as err:
@@ -89,7 +95,7 @@ async def caller(stub: svc.OrchestratorServiceStub, soak: Soak, stop: asyncio.Ev
         soak.calls += 1
 
 
-async def bursts(stub: svc.OrchestratorServiceStub, args: argparse.Namespace, soak: Soak, pid: int) -> None:
+async def bursts(stub: svc.GenerationServiceStub, args: argparse.Namespace, soak: Soak, pid: int) -> None:
     served, refused = large_requests()
     started = time.monotonic()
     while time.monotonic() - started < args.duration:
@@ -117,7 +123,7 @@ async def drive(args: argparse.Namespace, sidecar: Service) -> Soak:
     soak, stop = Soak(), asyncio.Event()
     pid = sidecar.proc.pid
     async with grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.port}", options=CHANNEL_OPTIONS) as channel:
-        stub = svc.OrchestratorServiceStub(channel)
+        stub = svc.GenerationServiceStub(channel)
         background = [asyncio.create_task(caller(stub, soak, stop, n)) for n in range(args.concurrency)]
         background.append(asyncio.create_task(sampler(args, soak, pid, stop)))
         try:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -32,6 +33,8 @@ from sidecar.core.clock import Clock, SystemClock
 from sidecar.core.drain import Drain
 from sidecar.core.layer import Handler, Layer, compose
 from sidecar.core.tokens import count_tokens
+from sidecar.embeddings.routing import EmbeddingDeployments, EmbeddingRouter
+from sidecar.embeddings.service import EmbeddingService
 from sidecar.idempotency.replay import Replays
 from sidecar.idempotency.store import IdempotencyStore, MemoryIdempotencyStore
 from sidecar.keys.backend import KeyBackend
@@ -51,6 +54,7 @@ from sidecar.pipeline.persona import PersonaLayer
 from sidecar.pipeline.quota import QuotaLayer, TokenEstimator
 from sidecar.pipeline.resolve import ResolveLayer
 from sidecar.pipeline.route import RouteLayer
+from sidecar.pipeline.semantic import SemanticCacheLayer, SemanticObserver
 from sidecar.pipeline.structured import StructuredOutputLayer
 from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.providers._http import HttpClient
@@ -74,6 +78,9 @@ from sidecar.telemetry.metrics import DeploymentView, SidecarCollector
 from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import TraceContextInterceptor, Tracing
 
+if TYPE_CHECKING:
+    from sidecar.cache.semantic import SemanticStore
+
 CUT_WAIT_SECONDS = 1.0  # after the grace: how long cut calls and short RPCs get to send their status
 _log = logging.getLogger("sidecar")
 
@@ -93,8 +100,10 @@ class Deps:
     tokenizers: Tokenizers
     cache: ByteStore | None  # cached answers; None when the response cache is off
     telemetry: Telemetry
+    embeddings: EmbeddingService
     quota: QuotaService | None = None
     idempotency: IdempotencyStore | None = None
+    semantic: SemanticStore | None = None  # the semantic cache's store, when a route enables it
 
 
 def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple[object, ...] = ()) -> Deps:
@@ -105,11 +114,13 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
     prober = build_prober(cfg, providers, clock)
     tokenizers = Tokenizers.build(cfg.policy.deployments, cfg.policy.context.encodings_dir)
     telemetry = build_telemetry(cfg.settings.telemetry, clock, span_exporters=span_exporters)
+    routing = build_routing(cfg, clock, prober or AlwaysHealthy(), telemetry.tracing, tokenizers)
+    quota = build_quota(cfg, clock, quota_signals(telemetry))
     deps = Deps(
         clock=clock,
         http=http,
         providers=providers,
-        routing=build_routing(cfg, clock, prober or AlwaysHealthy(), telemetry.tracing, tokenizers),
+        routing=routing,
         prober=prober,
         verifier=build_authorizer(cfg),
         keys=build_keys(cfg, clock, telemetry),
@@ -121,9 +132,11 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
         ),
         tokenizers=tokenizers,
         cache=build_cache(cfg, clock),
-        quota=build_quota(cfg, clock, quota_signals(telemetry)),
+        quota=quota,
         telemetry=telemetry,
         idempotency=build_idempotency(cfg, clock),
+        embeddings=build_embeddings(cfg, http, routing, clock, quota, telemetry),
+        semantic=build_semantic_store(cfg, clock),
     )
     telemetry.metrics.registry.register(build_collector(cfg, deps))
     return deps
@@ -206,6 +219,40 @@ def build_cache(cfg: Config, clock: Clock | None = None) -> ByteStore | None:
         endpoint = RedisEndpoint.of(c.redis_url, c.redis, cfg.secret, default_timeout=c.timeout_seconds)
         return RedisByteStore(RedisOps(endpoint, retries=1, clock=clock), c.namespace)
     return AiocacheStore.memory(c.namespace, timeout=c.timeout_seconds, max_entries=c.max_entries)
+
+
+def build_embeddings(
+    cfg: Config,
+    http: HttpClient,
+    routing: Routing,
+    clock: Clock,
+    quota: QuotaService | None,
+    telemetry: Telemetry,
+) -> EmbeddingService:
+    """Embedding routes over embedding deployments (built at first use), sharing the route breakers."""
+    policy = cfg.policy.embeddings
+    deployments = EmbeddingDeployments(policy, http=http, secret=cfg.secret)
+    router = EmbeddingRouter(policy, deployments, routing.breakers)
+    return EmbeddingService(
+        policy, router, clock=clock, quota=quota, metrics=telemetry.metrics, ledger=telemetry.ledger
+    )
+
+
+def build_semantic_store(cfg: Config, clock: Clock | None = None) -> SemanticStore | None:
+    """The semantic cache's store when a route enables it (numpy, and redis when shared, lazily)."""
+    if not any(r.cache.semantic is not None and r.cache.semantic.enabled for r in cfg.policy.routes.values()):
+        return None
+    s = cfg.settings.cache.semantic
+    if s.backend == "redis" and s.redis_url is not None:
+        from sidecar.cache.semantic_redis import RedisSemanticStore
+
+        endpoint = RedisEndpoint.of(s.redis_url, s.redis, cfg.secret, default_timeout=s.timeout_seconds)
+        return RedisSemanticStore(
+            RedisOps(endpoint, retries=1, clock=clock), prefix=cfg.settings.cache.namespace
+        )
+    from sidecar.cache.semantic import MemorySemanticStore
+
+    return MemorySemanticStore(max_entries=s.max_entries)
 
 
 def build_summarizer(cfg: Config, d: Deps) -> Summarizer | None:
@@ -446,6 +493,21 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 ),
                 tracing=d.telemetry.tracing,
             ),
+            partial(  # after an exact miss: a paraphrase answered before, in the same partition
+                SemanticCacheLayer,
+                store=d.semantic,
+                embed=d.embeddings.prompt_vector,
+                settings=cfg.settings.cache,
+                default_embedding_route=cfg.policy.embeddings.default_route,
+                table=d.routing.table,
+                clock=d.clock,
+                observer=SemanticObserver(
+                    on_lookup=d.telemetry.metrics.semantic_lookup,
+                    on_similarity=d.telemetry.metrics.semantic_similarity_seen,
+                    on_store_error=partial(d.telemetry.metrics.store_error, "semantic_cache"),
+                ),
+                tracing=d.telemetry.tracing,
+            ),
             StructuredOutputLayer,
             *routed_layers(cfg, d),
         ],
@@ -516,6 +578,7 @@ class Sidecar:
             raise
         if self.deps.prober is not None:
             await self.deps.prober.start()
+        await self.deps.embeddings.start()
         for name in ("", *DATA_PLANE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._set_ready(True)
@@ -570,6 +633,9 @@ class Sidecar:
             closers.append(self.deps.keys.aclose)
         if self.deps.cache is not None:
             closers.append(self.deps.cache.aclose)
+        if self.deps.semantic is not None:
+            closers.append(self.deps.semantic.aclose)
+        closers.append(self.deps.embeddings.aclose)
         if self.deps.quota is not None:
             closers.append(self.deps.quota.aclose)
         if self.deps.idempotency is not None:

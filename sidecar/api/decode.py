@@ -5,9 +5,9 @@ client can flood the log. `add_service` registers any servicer from its service 
 handlers that take the raw request bytes and parse them here: a request that does not parse (garbage,
 or a string field that is not UTF-8) is answered `INVALID_ARGUMENT` with reason `MALFORMED_REQUEST`
 and, when the wire format can be walked to it, a `BadRequest` naming the field path
-(`messages[2].text`). Such requests are logged by one rate-limited line, never per request.
+(`input.messages[2].content[0].text`). Such requests are logged by one rate-limited line, never per request.
 
-    add_service(server, servicer, orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"])
+    add_service(server, servicer, generation_service_pb2.DESCRIPTOR.services_by_name["GenerationService"])
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def _streaming_request(behavior: Callable[..., Any], decode: RequestDecoder) -> 
 
 
 def bad_utf8_field(descriptor: Descriptor, raw: bytes) -> str | None:
-    """The path of the first string field of `raw` that is not UTF-8 (`messages[2].text`), or None
+    """The path of the first string field of `raw` that is not UTF-8 (`input.messages[2].name`), or None
     when there is none or the wire format is broken before one is found."""
     try:
         return _walk(descriptor, memoryview(raw), "", 0)

@@ -34,6 +34,7 @@ class CacheSettings(_Model):
     max_entries: int = Field(default=10_000, ge=1, description="memory backend: the oldest go first")
     max_entry_bytes: int = Field(default=256 * 1024, ge=256, description="larger answers are not stored")
     timeout_seconds: float = Field(default=0.25, gt=0, le=60, description="a slower lookup is a miss")
+    semantic: SemanticStoreSettings = Field(default_factory=lambda: SemanticStoreSettings())
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> CacheSettings:
@@ -41,6 +42,46 @@ class CacheSettings(_Model):
             raise ValueError("backend: redis needs redis_url")
         check_redis(self.redis_url, self.redis)
         return self
+
+
+class SemanticStoreSettings(_Model):
+    """Where the semantic cache keeps its vectors: in this process, or Redis shared by sidecars.
+
+    Redis keeps each partition (tenant, scope, persona, route, parameters, earlier messages) under a
+    key of its own, bounded by the route's `max_entries`, searched by brute force in the sidecar.
+    """
+
+    backend: Literal["memory", "redis"] = "memory"
+    redis_url: str | None = Field(default=None, pattern=REDIS_URL)
+    redis: RedisConnectionConfig = RedisConnectionConfig()
+    max_entries: int = Field(default=50_000, ge=1, description="memory backend, all partitions together")
+    near_miss_margin: float = Field(default=0.05, ge=0, le=1, description="counted as near-miss below")
+    timeout_seconds: float = Field(default=0.5, gt=0, le=60, description="a slower store is a miss")
+    embed_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="a slower prompt embedding is a miss (the call goes on)"
+    )
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> SemanticStoreSettings:
+        if self.backend == "redis" and self.redis_url is None:
+            raise ValueError("semantic backend: redis needs redis_url")
+        check_redis(self.redis_url, self.redis)
+        return self
+
+
+class SemanticCacheOptions(_Model):
+    """A route's semantic cache: answer a paraphrase of a question answered before.
+
+    Opt-in. The last user message is embedded; the earlier messages must match exactly (a digest of
+    them is part of the partition), as must tenant, scope, persona, route and parameters.
+    """
+
+    enabled: bool = False
+    threshold: float = Field(default=0.9, gt=0, le=1, description="cosine similarity at least this")
+    embedding_route: str | None = Field(default=None, description="default: embeddings.default_route")
+    max_entries: int = Field(
+        default=1_000, ge=1, le=10_000, description="per partition; each lookup compares them all"
+    )
 
 
 class RouteCacheOptions(_Model):
@@ -52,3 +93,4 @@ class RouteCacheOptions(_Model):
     even_when_sampling: bool = Field(
         default=False, description="cache calls with temperature > 0 (or unset) on this route too"
     )
+    semantic: SemanticCacheOptions | None = None

@@ -123,6 +123,11 @@ def _resolve_secrets(config: Config, environ: Mapping[str, str]) -> tuple[dict[s
         for name, d in config.policy.deployments.items()
         if d.api_key is not None
     ]
+    refs += [
+        (f"policy.embeddings.deployments.{name}.api_key", d.api_key)
+        for name, d in config.policy.embeddings.deployments.items()
+        if d.api_key is not None
+    ]
     if config.settings.auth.token is not None:
         refs.append(("settings.auth.token", config.settings.auth.token))
     refs += [(f"settings.auth.credentials.{c.name}.token", c.token) for c in config.settings.auth.credentials]
@@ -146,6 +151,7 @@ def _redis_password_refs(config: Config) -> list[tuple[str, SecretRef]]:
     s, p = config.settings, config.policy
     stores = [
         ("settings.cache.redis", s.cache.redis, s.cache.backend == "redis"),
+        ("settings.cache.semantic.redis", s.cache.semantic.redis, s.cache.semantic.backend == "redis"),
         ("settings.keys.redis", s.keys.redis, s.keys.store == "redis"),
         ("policy.personas.sessions.redis", p.personas.sessions.redis, p.personas.sessions.store == "redis"),
     ]

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from sidecar.config.api import AdminSettings, AuthSettings, IdempotencySettings
 from sidecar.config.cache import CacheSettings
 from sidecar.config.context import ChatTemplateConfig, ContextPolicy, TokenizerName
+from sidecar.config.embeddings import EmbeddingsPolicy
 from sidecar.config.keys import KeysSettings
 from sidecar.config.personas import PersonasConfig
 from sidecar.config.providers import AzureOptions, BedrockOptions, GeminiOptions
@@ -209,6 +210,19 @@ class Policy(_Model):
     tier_assignment: TierAssignment = TierAssignment()
     personas: PersonasConfig = PersonasConfig()
     context: ContextPolicy = ContextPolicy()
+    embeddings: EmbeddingsPolicy = EmbeddingsPolicy()
+
+    @model_validator(mode="after")
+    def _semantic_routes(self) -> Policy:
+        problems = [
+            f"routes.{alias}.cache.semantic.embedding_route: unknown embedding route {sem.embedding_route!r}"
+            for alias, route in self.routes.items()
+            if (sem := route.cache.semantic) is not None and sem.enabled
+            if (sem.embedding_route or self.embeddings.default_route) not in self.embeddings.routes
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     @model_validator(mode="after")
     def _summary_route(self) -> Policy:

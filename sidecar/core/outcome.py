@@ -29,6 +29,7 @@ class Outcome:
         "_persona",
         "_route",
         "_sealed",
+        "_semantic",
         "_target",
         "_upstream",
         "_usage",
@@ -51,6 +52,7 @@ class Outcome:
         self._route = ""
         self._history_messages = 0
         self._cache_hit = False
+        self._semantic: tuple[float, float] | None = None
         self._context = (0, 0, False)
         self._sealed = False
 
@@ -96,6 +98,12 @@ class Outcome:
             return
         self._cache_hit, self._target, self._finish_reason = True, target, finish_reason
         self._usage = Usage(usage.prompt_tokens, usage.completion_tokens, cached_tokens=usage.prompt_tokens)
+
+    def semantic_match(self, similarity: float, age_seconds: float) -> None:
+        """A semantic-cache hit (reported with answered_from_cache): how similar the stored
+        question was and how old its answer."""
+        if not self._sealed:
+            self._semantic = (similarity, age_seconds)
 
     def route_chosen(self, alias: str) -> None:
         """The route the resolve step chose (a configured alias): the call's label before any target."""
@@ -164,6 +172,15 @@ class Outcome:
     @property
     def cache_hit(self) -> bool:
         return self._cache_hit
+
+    @property
+    def semantic_similarity(self) -> float | None:
+        """Set only when a semantic-cache hit answered the call."""
+        return None if self._semantic is None else self._semantic[0]
+
+    @property
+    def semantic_age_seconds(self) -> float | None:
+        return None if self._semantic is None else self._semantic[1]
 
     @property
     def context_tokens_removed(self) -> int:

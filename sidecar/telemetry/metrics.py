@@ -32,6 +32,7 @@ TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75
 # The sidecar's own overhead is meant to be well under a millisecond: fine buckets there.
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 DECRYPT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SIMILARITY_BUCKETS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99, 1.0)
 
 _GENAI = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "route")
 
@@ -56,6 +57,18 @@ class CallOutcome:
     fallbacks: int
     hedges: int
     cache_hit: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedOutcome:
+    route: str  # the embedding route alias ("" when the caller named an unknown one: label `none`)
+    deployment: str  # the deployment that answered ("" when none did: label `none`)
+    code: str
+    seconds: float
+    upstream_texts: int = 0
+    cached_texts: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
 
 
 class _Series:
@@ -159,6 +172,34 @@ class Metrics:
         self.cache_served = Counter(
             "sidecar_cache_served", "Calls answered from the response cache.", ("route",), registry=r
         )
+        self.semantic_lookups = Counter(
+            "sidecar_semantic_cache_lookups",
+            "Semantic-cache lookups: hit, near_miss (just below the threshold), miss, error.",
+            ("result",), registry=r,
+        )  # fmt: skip
+        self.semantic_similarity = Histogram(
+            "sidecar_semantic_cache_similarity", "The best similarity a semantic lookup found.",
+            buckets=SIMILARITY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.embed_requests = Counter(
+            "sidecar_embed_requests", "Embed calls finished, by embedding route, deployment and gRPC code.",
+            ("route", "deployment", "code"), registry=r,
+        )  # fmt: skip
+        self.embed_texts = Counter(
+            "sidecar_embed_texts", "Texts embedded, by source: upstream or cache.", ("route", "source"),
+            registry=r,
+        )  # fmt: skip
+        self.embed_tokens = Counter(
+            "sidecar_embed_tokens", "Input tokens embedded upstream.", ("route", "deployment"), registry=r
+        )
+        self.embed_cost = Counter(
+            "sidecar_embed_cost_usd", "Embedding cost in US dollars from the price table.",
+            ("route", "deployment"), registry=r,
+        )  # fmt: skip
+        self.embed_duration = Histogram(
+            "sidecar_embed_duration_seconds", "Whole Embed call duration.", ("route",),
+            buckets=DURATION_BUCKETS, registry=r,
+        )  # fmt: skip
         self.quota_refusals = Counter(
             "sidecar_quota_refusals", "Calls refused by a quota or rate limit.", ("limit",), registry=r
         )
@@ -274,6 +315,26 @@ class Metrics:
 
     def cache_lookup(self, hit: bool) -> None:
         self.cache_lookups.labels("hit" if hit else "miss").inc()
+
+    def semantic_lookup(self, result: str) -> None:
+        self.semantic_lookups.labels(_bounded(result)).inc()
+
+    def semantic_similarity_seen(self, similarity: float) -> None:
+        self.semantic_similarity.observe(similarity)
+
+    def embedded(self, e: EmbedOutcome) -> None:
+        """One Embed call ended (the embedding service): texts by source, tokens and cost upstream."""
+        route, deployment = (_bounded(v) if v else "none" for v in (e.route, e.deployment))
+        self.embed_requests.labels(route, deployment, e.code).inc()
+        self.embed_duration.labels(route).observe(e.seconds)
+        if e.upstream_texts:
+            self.embed_texts.labels(route, "upstream").inc(e.upstream_texts)
+        if e.cached_texts:
+            self.embed_texts.labels(route, "cache").inc(e.cached_texts)
+        if e.tokens:
+            self.embed_tokens.labels(route, deployment).inc(e.tokens)
+        if e.cost_usd > 0:
+            self.embed_cost.labels(route, deployment).inc(e.cost_usd)
 
     def store_error(self, store: str, op: str) -> None:
         self.store_errors.labels(_bounded(store), _bounded(op)).inc()

@@ -1,7 +1,7 @@
 """Defect 8: the real `build_pipeline()` closes every inner stream, in the call's own task.
 
 Every layer of the real pipeline is active (observe, authn, persona with memory, context trimming,
-quota, cache, key pin, route with hedging, user keys) and every handler stream between them is
+quota, cache, semantic cache, key pin, route with hedging, user keys) and every handler stream between them is
 recorded, as is each provider stream. Whichever way the call ends (the consumer closes the stream
 after the first chunk, its task is cancelled mid-stream, or a hedged attempt loses the race), every
 one of them must be closed by the time the caller's side returns: nothing is left to the garbage
@@ -101,7 +101,12 @@ def config(tmp: Path, *, hedge: bool) -> dict[str, Any]:
         "allow_user_keys": True,
         "context_window": 8000,
     }
-    route: dict[str, Any] = {"deployments": ["a", "b"], "user_key": "preferred", "retry": {"max_attempts": 1}}
+    route: dict[str, Any] = {
+        "deployments": ["a", "b"],
+        "user_key": "preferred",
+        "retry": {"max_attempts": 1},
+        "cache": {"semantic": {"enabled": True}},  # the local model embeds the prompt
+    }
     if hedge:
         route["hedging"] = {"enabled": True, "min_delay_seconds": 0.0, "default_delay_seconds": 0.01}
     return {
@@ -164,6 +169,7 @@ EVERY_LAYER = {
     "QuotaLayer",
     "CacheLayer",
     "StructuredOutputLayer",
+    "SemanticCacheLayer",
     "ResolveLayer",
     "RouteLayer",
     "KeyLayer",

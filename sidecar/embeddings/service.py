@@ -1,0 +1,243 @@
+"""The embedding service: a batch of texts for a tenant's user in, one vector per text out.
+
+Validated first (nothing is charged for a rejected batch: empty, too many texts, a text empty or
+too long by bytes or by tokens, an unknown route; each named by its field, e.g. `texts[3]`), then
+quota-charged like Generate (one request, the estimated tokens and dollars reserved, the real ones
+settled), then routed: each deployment of the route in order, its texts first looked up in the
+exact cache (tenant + model + text), only the missing ones embedded, the next deployment on a
+retryable failure. Cached texts cost nothing; their tokens are reported as cached. Every call ends
+in the metrics and, when a ledger is on, in a usage record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sidecar.config.embeddings import EmbeddingDeployment, EmbeddingsPolicy
+from sidecar.core.clock import Clock, Deadline
+from sidecar.core.errors import FieldViolation, InvalidRequestError, ProviderError, SidecarError
+from sidecar.core.tokens import count_tokens
+from sidecar.core.types import Usage
+from sidecar.embeddings.cache import CachedVector, VectorCache
+from sidecar.embeddings.routing import EmbeddingRouter, all_failed, model_identity
+from sidecar.ledger.record import UsageRecord
+from sidecar.quota.limits import MICROS
+from sidecar.quota.service import Amounts, Grant, QuotaService
+from sidecar.telemetry.metrics import EmbedOutcome, Metrics
+
+if TYPE_CHECKING:
+    from sidecar.ledger.writer import LedgerWriter
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedRequest:
+    request_id: str
+    tenant: str
+    user: str
+    texts: tuple[str, ...]
+    deadline: Deadline
+    route: str = ""  # an embedding route alias; "" = embeddings.default_route
+    tier: str = ""
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedResult:
+    vectors: tuple[tuple[float, ...], ...]
+    dimensions: int
+    normalized: bool
+    usage: Usage  # prompt_tokens: every text's; cached_tokens: of those answered from the cache
+    cost_usd: float
+    route: str
+    deployment: str
+    model: str
+    cached_texts: int
+
+
+class EmbeddingService:
+    def __init__(
+        self,
+        policy: EmbeddingsPolicy,
+        router: EmbeddingRouter,
+        *,
+        clock: Clock,
+        quota: QuotaService | None = None,
+        metrics: Metrics | None = None,
+        ledger: LedgerWriter | None = None,
+    ) -> None:
+        self._policy, self._router, self._clock = policy, router, clock
+        self._quota, self._metrics, self._ledger = quota, metrics, ledger
+        self._cache = VectorCache(policy.cache_entries)
+
+    async def start(self) -> None:
+        """Read the local model now when `embeddings.load: start` says so."""
+        await self._router.deployments.start()
+
+    async def aclose(self) -> None:
+        await self._router.deployments.aclose()
+
+    async def embed(self, req: EmbedRequest) -> EmbedResult:
+        started = self._clock.monotonic()
+        alias = ""
+        try:
+            alias = self._router.alias(req.route)
+            self.validate(req.texts)
+            result = await self._charged(req, alias)
+        except SidecarError as exc:
+            self._observe(
+                req, EmbedOutcome(alias, "", exc.code.name, self._clock.monotonic() - started), exc.reason
+            )
+            raise
+        self._observe(req, self._served(result, len(req.texts), started), "OK", result)
+        return result
+
+    async def prompt_vector(self, tenant: str, route: str, text: str, deadline: Deadline) -> Any:
+        """One text's unit vector as a float32 numpy array (the semantic cache's lookups): routed and
+        cached like a call, metered, not charged to the caller's quota (the operator's cost)."""
+        import numpy as np
+
+        started = self._clock.monotonic()
+        req = EmbedRequest("", tenant, "", (text,), deadline, route)
+        try:
+            alias = self._router.alias(route)
+            result = await self._routed(req, alias)
+        except SidecarError as exc:
+            self._meter(EmbedOutcome(route, "", exc.code.name, self._clock.monotonic() - started))
+            raise
+        self._meter(self._served(result, 1, started))
+        v = np.asarray(result.vectors[0], dtype=np.float32)
+        norm = float(np.linalg.norm(v))
+        return v / norm if norm > 0 else v
+
+    def _served(self, r: EmbedResult, texts: int, started: float) -> EmbedOutcome:
+        return EmbedOutcome(
+            r.route,
+            r.deployment,
+            "OK",
+            self._clock.monotonic() - started,
+            upstream_texts=texts - r.cached_texts,
+            cached_texts=r.cached_texts,
+            tokens=r.usage.prompt_tokens - r.usage.cached_tokens,
+            cost_usd=r.cost_usd,
+        )
+
+    def validate(self, texts: Sequence[str]) -> None:
+        p = self._policy
+        if not texts:
+            raise InvalidRequestError([FieldViolation("texts", "at least one text is required")])
+        if len(texts) > p.max_texts:
+            raise InvalidRequestError([FieldViolation("texts", f"at most {p.max_texts} texts per call")])
+        bad: list[FieldViolation] = []
+        for i, text in enumerate(texts):
+            if not text.strip():
+                bad.append(FieldViolation(f"texts[{i}]", "empty text"))
+            elif len(text.encode()) > p.max_text_bytes:
+                bad.append(FieldViolation(f"texts[{i}]", f"longer than {p.max_text_bytes} bytes"))
+            elif count_tokens(text) > p.max_text_tokens:
+                bad.append(FieldViolation(f"texts[{i}]", f"longer than {p.max_text_tokens} tokens"))
+        if bad:
+            raise InvalidRequestError(bad)
+
+    async def _charged(self, req: EmbedRequest, alias: str) -> EmbedResult:
+        if self._quota is None:
+            return await self._routed(req, alias)
+        tokens = sum(count_tokens(t) for t in req.texts)
+        price = max(d.price_per_million_tokens for _, d in self._router.candidates(alias))
+        grant = await self._quota.reserve(
+            req.tenant,
+            req.user,
+            req.tier,
+            Amounts(requests=1, tokens=tokens, usd=_micros(tokens * price / 1e6)),
+        )
+        try:
+            result = await self._routed(req, alias)
+        except BaseException:
+            await self._settle(grant, Amounts(requests=1))
+            raise
+        used = result.usage.prompt_tokens - result.usage.cached_tokens
+        await self._settle(grant, Amounts(requests=1, tokens=used, usd=_micros(result.cost_usd)))
+        return result
+
+    async def _settle(self, grant: Grant, amounts: Amounts) -> None:
+        assert self._quota is not None
+        await asyncio.shield(self._quota.settle_shielded(grant, amounts))
+
+    async def _routed(self, req: EmbedRequest, alias: str) -> EmbedResult:
+        errors: list[ProviderError] = []
+        for name, deployment in self._router.candidates(alias):
+            try:
+                return await self._on(name, deployment, req, alias)
+            except ProviderError as exc:
+                if not exc.retryable:
+                    raise
+                errors.append(exc)
+        raise all_failed(alias, errors)
+
+    async def _on(self, name: str, d: EmbeddingDeployment, req: EmbedRequest, alias: str) -> EmbedResult:
+        """The batch on one deployment: cached texts from the cache, the others embedded here."""
+        identity = model_identity(d)
+        found = self._cache.get_many(req.tenant, identity, req.texts)
+        missing = [i for i, f in enumerate(found) if f is None]
+        cost = 0.0
+        if missing:
+            fresh = await self._router.attempt(name, [req.texts[i] for i in missing], req.deadline)
+            if any(f is not None and len(f.vector) != fresh.dimensions for f in found):
+                missing = list(range(len(req.texts)))  # the model changed size: nothing cached fits
+                fresh = await self._router.attempt(name, req.texts, req.deadline)
+            cost = fresh.usage.prompt_tokens * d.price_per_million_tokens / 1e6
+            counts = _split_tokens(fresh.usage.prompt_tokens, [req.texts[i] for i in missing])
+            for j, i in enumerate(missing):
+                entry = CachedVector(fresh.vectors[j], fresh.normalized, counts[j])
+                self._cache.put(req.tenant, identity, req.texts[i], entry)
+                found[i] = entry
+        entries = [f for f in found if f is not None]
+        fresh_ids = set(missing)
+        cached_tokens = sum(e.tokens for i, e in enumerate(entries) if i not in fresh_ids)
+        return EmbedResult(
+            vectors=tuple(e.vector for e in entries),
+            dimensions=len(entries[0].vector),
+            normalized=all(e.normalized for e in entries),
+            usage=Usage(prompt_tokens=sum(e.tokens for e in entries), cached_tokens=cached_tokens),
+            cost_usd=cost,
+            route=alias,
+            deployment=name,
+            model=d.model,
+            cached_texts=len(req.texts) - len(missing),
+        )
+
+    def _observe(
+        self, req: EmbedRequest, o: EmbedOutcome, outcome: str, r: EmbedResult | None = None
+    ) -> None:
+        self._meter(o)
+        if self._ledger is None:
+            return
+        self._ledger.submit(UsageRecord(
+            request_id=req.request_id, tenant=req.tenant, user=req.user, persona="", route=o.route,
+            provider=self._policy.deployments[o.deployment].kind if o.deployment else "",
+            model=r.model if r else "", tokens_in=r.usage.prompt_tokens if r else 0, tokens_out=0,
+            tokens_cached=r.usage.cached_tokens if r else 0, cost_usd=o.cost_usd, latency_seconds=o.seconds,
+            overhead_seconds=0.0, outcome=outcome, time=self._clock.wall(),
+            cache_hit=r is not None and r.cached_texts == len(req.texts), metadata=dict(req.metadata),
+        ))  # fmt: skip
+
+    def _meter(self, o: EmbedOutcome) -> None:
+        if self._metrics is not None:
+            self._metrics.embedded(o)
+
+
+def _micros(usd: float) -> int:
+    return math.ceil(usd * MICROS - 1e-6)
+
+
+def _split_tokens(total: int, texts: Sequence[str]) -> list[int]:
+    """A batch's reported token count shared among its texts by their estimated sizes (the
+    providers report one total)."""
+    estimates = [max(1, count_tokens(t)) for t in texts]
+    whole = sum(estimates)
+    shares = [total * e // whole for e in estimates]
+    shares[-1] += total - sum(shares)
+    return shares

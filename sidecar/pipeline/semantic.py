@@ -1,0 +1,219 @@
+"""The semantic cache: answer a paraphrase of a question answered before, within one tenant.
+
+Sits right inside the exact response cache, so it runs only after an exact miss. A call is looked
+up when its route enables `cache.semantic`, the caller did not bypass the cache, it is
+deterministic (temperature 0) or its route caches regardless, and its last message is the user's.
+The last user message is embedded (through an embedding route) and compared with the stored
+questions of its partition (sidecar/cache/semantic.py: tenant, scope, persona, route, parameters
+and every earlier message must match exactly). The best similarity decides: at or above the
+route's threshold a hit (the stored answer is replayed, cost 0, the outcome carries the similarity
+and the entry's age), within the near-miss margin below it a near-miss, else a miss; the last two
+run the call and store its answer when it completed. An embedding or store failure is a miss,
+logged and counted, never the call's error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sidecar.cache.answer import CachedAnswer
+from sidecar.cache.key import CacheScope
+from sidecar.cache.semantic_key import Partition, split_prompt
+from sidecar.config.cache import CacheSettings, SemanticCacheOptions
+from sidecar.core.clock import Clock, Deadline
+from sidecar.core.errors import RouteNotFoundError
+from sidecar.core.layer import Handler, inner_stream
+from sidecar.core.plan import plan_of
+from sidecar.core.types import Call, Chunk, FinishReason
+from sidecar.routing.table import RouteTable
+from sidecar.telemetry.tracing import Tracing
+
+if TYPE_CHECKING:  # numpy and the stores come with the `embeddings` extra, built only when configured
+    from sidecar.cache.semantic import SemanticMatch, SemanticStore, Vector
+
+_log = logging.getLogger("sidecar.cache.semantic")
+_STORABLE = (FinishReason.STOP, FinishReason.LENGTH)
+
+EmbedText = Callable[[str, str, str, Deadline], Awaitable[Any]]
+"""(tenant, embedding route, text, deadline) -> the text's vector: a unit-length float32 numpy array."""
+
+
+def _ignore(*_: object) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticObserver:
+    on_lookup: Callable[[str], None] = _ignore  # hit, near_miss, miss, error
+    on_similarity: Callable[[float], None] = _ignore  # the best similarity found, hit or not
+    on_store_error: Callable[[str], None] = _ignore  # the operation: get or set
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    text: str
+    partition: Partition
+    scope: CacheScope
+    options: SemanticCacheOptions
+    embedding_route: str
+    ttl: float
+
+
+class SemanticCacheLayer:
+    def __init__(
+        self,
+        inner: Handler,
+        *,
+        store: SemanticStore | None,
+        embed: EmbedText,
+        settings: CacheSettings,
+        default_embedding_route: str,
+        table: RouteTable,
+        clock: Clock,
+        observer: SemanticObserver | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
+        self._inner, self._store, self._embed, self._settings = inner, store, embed, settings
+        self._default_route, self._table, self._clock = default_embedding_route, table, clock
+        self._observer = observer or SemanticObserver()
+        self._tracing = tracing or Tracing.disabled()
+
+    def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+        plan = self._plan(call)
+        if plan is None:
+            return self._inner(call)
+        return self._cached(call, plan)
+
+    def _plan(self, call: Call) -> _Plan | None:
+        if self._store is None or call.cache_bypass:
+            return None
+        try:
+            route = plan_of(call, self._table).route
+        except RouteNotFoundError:
+            return None
+        options = route.config.cache
+        sem = options.semantic
+        if sem is None or not sem.enabled:
+            return None
+        if call.params.temperature != 0.0 and not options.even_when_sampling:
+            return None
+        per_user = (options.scope or self._settings.scope) == "user"
+        scope = CacheScope(call.tenant_id, call.user_id if per_user else "")
+        split = split_prompt(
+            scope, persona=call.record.persona, route=route.alias, params=call.params, messages=call.messages
+        )
+        if split is None:
+            return None
+        ttl = options.ttl_seconds or self._settings.ttl_seconds
+        return _Plan(split[0], split[1], scope, sem, sem.embedding_route or self._default_route, ttl)
+
+    async def _cached(self, call: Call, plan: _Plan) -> AsyncGenerator[Chunk, None]:
+        with self._tracing.span("sidecar.cache.semantic.lookup") as span:
+            vector = await self._vector(call, plan)
+            match = None if vector is None else await self._search(call, plan, vector)
+            if span is not None:
+                span.set_attribute("sidecar.cache.hit", match is not None)
+                if match is not None:
+                    span.set_attribute("sidecar.cache.similarity", match[0].similarity)
+        if match is not None:
+            for chunk in self._replay(call, plan, match):
+                yield chunk
+            return
+        async with inner_stream(self._inner, call) as stream:
+            texts: list[str] = []
+            final: Chunk | None = None
+            async for chunk in stream:
+                if chunk.text:
+                    texts.append(chunk.text)
+                if chunk.is_final:
+                    final = chunk
+                    continue
+                yield chunk
+        if final is None:
+            return
+        if vector is not None and final.finish_reason in _STORABLE:
+            await self._save(call, plan, vector, texts, final)
+        yield final  # after the answer is stored, like the exact cache
+
+    async def _vector(self, call: Call, plan: _Plan) -> Vector | None:
+        try:
+            async with self._clock.timeout(self._settings.semantic.embed_timeout_seconds):
+                vector: Vector = await self._embed(
+                    call.tenant_id, plan.embedding_route, plan.text, call.deadline
+                )
+            return vector
+        except Exception as exc:  # the embedding route is down or slow (TimeoutError): the call goes on
+            _log.warning("semantic cache: embedding failed: %r", exc, extra={"request_id": call.request_id})
+            self._observer.on_lookup("error")
+            return None
+
+    async def _search(
+        self, call: Call, plan: _Plan, vector: Vector
+    ) -> tuple[SemanticMatch, CachedAnswer] | None:
+        assert self._store is not None
+        try:
+            async with self._clock.timeout(self._settings.semantic.timeout_seconds):
+                found = await self._store.search(
+                    plan.partition, vector, self._clock.wall(), touch_from=plan.options.threshold
+                )
+        except Exception as exc:  # TimeoutError included: a slow store is a miss
+            _log.warning("semantic cache lookup failed: %r", exc, extra={"request_id": call.request_id})
+            self._observer.on_lookup("error")
+            self._observer.on_store_error("get")
+            return None
+        if found is None:
+            self._observer.on_lookup("miss")
+            return None
+        self._observer.on_similarity(found.similarity)
+        threshold = plan.options.threshold
+        if found.similarity < threshold:
+            near = found.similarity >= threshold - self._settings.semantic.near_miss_margin
+            self._observer.on_lookup("near_miss" if near else "miss")
+            return None
+        answer = self._decode(found, plan)
+        self._observer.on_lookup("hit" if answer is not None else "miss")
+        return None if answer is None else (found, answer)
+
+    def _decode(self, found: SemanticMatch, plan: _Plan) -> CachedAnswer | None:
+        try:
+            answer = CachedAnswer.decode(found.answer)
+        except (ValueError, KeyError, TypeError, IndexError):
+            return None
+        if answer.scope != plan.scope or answer.expires_at <= self._clock.wall():
+            return None  # never another tenant's (or user's) answer, even on a colliding partition
+        return answer
+
+    def _replay(self, call: Call, plan: _Plan, hit: tuple[SemanticMatch, CachedAnswer]) -> list[Chunk]:
+        match, answer = hit
+        record = call.record
+        record.answered_from_cache(answer.target, answer.finish_reason, answer.usage)
+        record.semantic_match(match.similarity, max(0.0, self._clock.wall() - match.created_at))
+        chunks = [Chunk(text=t) for t in answer.texts]
+        return [*chunks, Chunk(finish_reason=answer.finish_reason, usage=record.usage)]
+
+    async def _save(self, call: Call, plan: _Plan, vector: Vector, texts: list[str], final: Chunk) -> None:
+        assert self._store is not None and final.finish_reason is not None
+        now = self._clock.wall()
+        answer = CachedAnswer(
+            scope=plan.scope,
+            texts=tuple(texts),
+            finish_reason=final.finish_reason,
+            usage=final.usage or call.record.usage,
+            target=call.record.target,
+            expires_at=now + plan.ttl,
+        )
+        data = answer.encode()
+        if len(data) > self._settings.max_entry_bytes:
+            return
+        try:
+            async with self._clock.timeout(self._settings.semantic.timeout_seconds):
+                await self._store.add(
+                    plan.partition, vector, data, now=now, ttl=plan.ttl,
+                    max_entries=plan.options.max_entries,
+                )  # fmt: skip
+        except Exception as exc:
+            _log.warning("semantic cache store failed: %r", exc, extra={"request_id": call.request_id})
+            self._observer.on_store_error("set")

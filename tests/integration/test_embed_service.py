@@ -1,0 +1,181 @@
+"""The embedding service: the local default model, validation, the exact cache, quota, fallback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sidecar.config.schema import HttpSettings, Policy
+from sidecar.core.clock import Deadline, SystemClock
+from sidecar.core.errors import InvalidRequestError, ProvidersUnavailableError
+from sidecar.embeddings.routing import EmbeddingDeployments, EmbeddingRouter
+from sidecar.embeddings.service import EmbeddingService, EmbedRequest
+from sidecar.ledger.record import UsageRecord
+from sidecar.providers._http import HttpClient
+from sidecar.quota.service import QuotaService
+from sidecar.quota.signals import QuotaSignals
+from sidecar.quota.store import MemoryQuotaStore
+from sidecar.routing.breaker import BreakerPolicy, Breakers
+from sidecar.telemetry.metrics import Metrics
+from tests.support.upstream import Reply, Upstream
+
+pytestmark = pytest.mark.integration
+CLOCK = SystemClock()
+LIMITS = [
+    {"name": "tok", "metric": "tokens", "window": "day", "limit": 100_000},
+    {"name": "req", "metric": "requests", "window": "day", "limit": 100},
+    {"name": "usd", "metric": "usd", "window": "day", "limit": 5},
+]
+
+
+def policy(embeddings: dict[str, Any] | None = None) -> Policy:
+    return Policy.model_validate(
+        {
+            "default_route": "main",
+            "deployments": {"d": {"provider": "echo", "model": "m"}},
+            "routes": {"main": {"deployments": ["d"]}},
+            "quota": {"limits": LIMITS},
+            **({"embeddings": embeddings} if embeddings is not None else {}),
+        }
+    )
+
+
+class Records:
+    """Where the service submits usage records (the ledger writer's entry point)."""
+
+    def __init__(self) -> None:
+        self.records: list[UsageRecord] = []
+
+    def submit(self, record: UsageRecord) -> None:
+        self.records.append(record)
+
+
+class Rig:
+    def __init__(self, p: Policy, http: HttpClient) -> None:
+        self.ledger = Records()
+        assert p.quota is not None
+        self.metrics = Metrics()
+        self.quota = QuotaService(p.quota, p.tiers, MemoryQuotaStore(CLOCK), CLOCK, QuotaSignals())
+        deployments = EmbeddingDeployments(p.embeddings, http=http, secret=lambda _: None)
+        router = EmbeddingRouter(p.embeddings, deployments, Breakers(BreakerPolicy(), CLOCK))
+        self.service = EmbeddingService(
+            p.embeddings, router, clock=CLOCK, quota=self.quota, metrics=self.metrics,
+            ledger=self.ledger,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    async def embed(self, texts: list[str], tenant: str = "acme", route: str = "") -> Any:
+        req = EmbedRequest("r1", tenant, "ann", tuple(texts), Deadline.after(30, CLOCK), route, tier="free")
+        return await self.service.embed(req)
+
+    async def used(self) -> dict[str, float]:
+        return {s.limit.name: s.used for s in await self.quota.snapshot("acme", "ann", "free")}
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[HttpClient]:
+    client = HttpClient(HttpSettings(), CLOCK)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def local(http: HttpClient) -> AsyncIterator[Rig]:
+    rig = Rig(policy(), http)
+    yield rig
+    await rig.service.aclose()
+
+
+async def test_the_local_default_embeds_and_caches_per_tenant(local: Rig) -> None:
+    texts = ["The cat sits on the mat.", "A feline rests on a rug.", "Stock prices fell sharply."]
+    first = await local.embed(texts)
+    v = np.array(first.vectors)
+    assert (first.dimensions, first.normalized, first.deployment, first.cost_usd) == (384, True, "local", 0.0)
+    assert v.shape == (3, 384) and v[0] @ v[1] > v[0] @ v[2]
+    assert first.usage.prompt_tokens > 0 and first.usage.cached_tokens == 0 and first.cached_texts == 0
+    again = await local.embed(texts[:2])
+    assert again.cached_texts == 2 and again.usage.cached_tokens == again.usage.prompt_tokens
+    assert np.allclose(np.array(again.vectors), v[:2])
+    other = await local.embed(texts[:1], tenant="globex")
+    assert other.cached_texts == 0  # never another tenant's cache
+    assert local.metric("sidecar_embed_texts_total", route="local", source="cache") == 2
+    assert local.metric("sidecar_embed_texts_total", route="local", source="upstream") == 4
+    assert (await local.used())["req"] == 2  # globex is another tenant's quota
+
+
+@pytest.mark.parametrize(
+    ("texts", "field"),
+    [
+        ([], "texts"),
+        (["x"] * 257, "texts"),
+        (["ok", "ok", "ok", "é" * 20_000], "texts[3]"),  # 40,000 bytes > 32,768
+        (["ok", "word " * 600], "texts[1]"),  # 600 tokens > 512
+        (["ok", "  "], "texts[1]"),
+    ],
+)
+async def test_bad_input_names_the_field_and_charges_nothing(
+    local: Rig, texts: list[str], field: str
+) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        await local.embed(texts)
+    assert info.value.violations[0].field == field
+    assert (await local.used())["req"] == 0
+    labels = {"route": "local", "deployment": "none", "code": "INVALID_ARGUMENT"}
+    assert local.metric("sidecar_embed_requests_total", **labels) == 1
+
+
+async def test_an_unknown_route_is_the_callers_error(local: Rig) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        await local.embed(["hi"], route="nope")
+    assert info.value.violations[0].field == "route"
+
+
+def remote(upstream: Upstream, *names: str) -> dict[str, Any]:
+    deployment = {"kind": "openai", "model": "text-embedding-3-small", "base_url": f"{upstream.url}/v1",
+                  "price_per_million_tokens": 20_000.0}  # fmt: skip
+    return {
+        "deployments": {n: deployment for n in names},
+        "routes": {"remote": {"deployments": list(names)}},
+        "default_route": "remote",
+    }
+
+
+async def test_falls_back_to_the_next_deployment_and_charges_quota(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    upstream.push(
+        Reply(status=503, body=b'{"error":{"message":"busy"}}'), Reply.json("openai/embeddings.json")
+    )
+    rig = Rig(policy(remote(upstream, "primary", "secondary")), http)
+    result = await rig.embed(["first text", "second text"])
+    assert result.deployment == "secondary" and len(upstream.seen) == 2
+    assert result.usage.prompt_tokens == 9 and result.cost_usd == pytest.approx(9 * 20_000 / 1e6)
+    used = await rig.used()
+    assert (used["req"], used["tok"]) == (1, 9)
+    assert used["usd"] == pytest.approx(0.18)
+    (record,) = rig.ledger.records
+    assert (record.tenant, record.user, record.route, record.provider, record.model) == (
+        "acme",
+        "ann",
+        "remote",
+        "openai",
+        "text-embedding-3-small",
+    )
+    assert (record.tokens_in, record.tokens_cached, record.outcome) == (9, 0, "OK")
+    assert record.cost_usd == pytest.approx(0.18)
+
+
+async def test_every_deployment_failing_is_unavailable_and_charges_no_tokens(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    rig = Rig(policy(remote(upstream, "primary", "secondary")), http)  # the upstream answers 500
+    with pytest.raises(ProvidersUnavailableError):
+        await rig.embed(["first text"])
+    assert [r.outcome for r in rig.ledger.records] == ["PROVIDERS_UNAVAILABLE"]
+    used = await rig.used()
+    assert (used["req"], used["tok"], used["usd"]) == (1, 0, 0)

@@ -1,0 +1,67 @@
+"""The semantic cache through the real server, the local model embedding the prompts, on the memory
+store and on a real Redis shared by two sidecars."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from tests.conftest import user
+from tests.support.api import generate_request, text_of
+
+pytestmark = pytest.mark.integration
+ZERO = gen.GenerationConfig(temperature=0.0)
+QUESTION = "What is the capital city of France?"
+PARAPHRASE = "Which city is the capital of France?"
+DIFFERENT = "What is the population of France?"
+
+
+def config(namespace: str, redis_url: str | None) -> dict[str, Any]:
+    store = {"backend": "redis", "redis_url": redis_url} if redis_url else {}
+    return {
+        "settings": {"cache": {"namespace": namespace, "scope": "tenant", "semantic": store}},
+        "policy": {
+            "default_route": "echo",
+            "deployments": {
+                "echo": {"provider": "echo", "model": "echo-1", "price": {"input_per_million": 2.0}},
+            },
+            "routes": {"echo": {"deployments": ["echo"], "cache": {"semantic": {"enabled": True}}}},
+            "embeddings": {"load": "start"},
+        },
+    }
+
+
+def ask(text: str, tenant: str = "acme", user_id: str = "ann") -> gen.GenerateRequest:
+    return generate_request(messages=[user(text)], config=ZERO, tenant_id=tenant, user_id=user_id)
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    return None if request.param == "memory" else str(request.getfixturevalue("redis_url"))
+
+
+async def test_a_paraphrase_is_answered_from_the_cache_within_its_tenant(
+    serve: Any, store_url: str | None
+) -> None:
+    s = await serve(config(f"t{uuid.uuid4().hex[:10]}", store_url))
+    first = await s.stub.Generate(ask(QUESTION))
+    hit = await s.stub.Generate(ask(PARAPHRASE, user_id="bob"))
+    assert not first.summary.cache_hit and first.summary.cost_micros > 0
+    assert hit.summary.cache_hit and text_of(hit) == text_of(first) and hit.summary.cost_micros == 0
+    assert not (await s.stub.Generate(ask(DIFFERENT))).summary.cache_hit
+    assert not (await s.stub.Generate(ask(PARAPHRASE, tenant="globex"))).summary.cache_hit
+    lookups = s.sidecar.deps.telemetry.metrics.registry.get_sample_value
+    assert lookups("sidecar_semantic_cache_lookups_total", {"result": "hit"}) == 1
+
+
+async def test_sidecars_on_one_redis_share_answers_but_not_tenants(serve: Any, redis_url: str) -> None:
+    namespace = f"t{uuid.uuid4().hex[:10]}"
+    a = await serve(config(namespace, redis_url))
+    b = await serve(config(namespace, redis_url))
+    first = await a.stub.Generate(ask(QUESTION))
+    hit = await b.stub.Generate(ask(PARAPHRASE))
+    assert hit.summary.cache_hit and text_of(hit) == text_of(first)
+    assert not (await b.stub.Generate(ask(QUESTION, tenant="globex"))).summary.cache_hit
