@@ -87,6 +87,8 @@ bench: $(STAMP)
 	taskset -c 1 $(BIN)/python bench/routing.py
 	taskset -c 1 $(BIN)/python bench/quota.py
 	taskset -c 1 $(BIN)/python bench/observe.py
+	$(BIN)/python bench/admission.py
+	$(BIN)/python bench/experiments.py
 
 clean:
 	rm -rf $(VENV) tools/node_modules sidecar/_gen .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2, orchestrator_service_pb2_grpc
+from sidecar.admission.queue import AdmissionObserver, AdmissionQueue
 from sidecar.api.servicer import OrchestratorServicer
 from sidecar.cache.store import AiocacheStore, ByteStore
 from sidecar.config.schema import Config
@@ -21,7 +22,10 @@ from sidecar.context.tokenizer import Tokenizers
 from sidecar.core.clock import Clock, SystemClock
 from sidecar.core.drain import Drain
 from sidecar.core.layer import Handler, Layer, compose
+from sidecar.core.priority import Priority
 from sidecar.core.tokens import count_tokens
+from sidecar.experiments.book import ExperimentBook
+from sidecar.experiments.control import ExperimentControl
 from sidecar.keys.backend import KeyBackend
 from sidecar.keys.cache import KeyCache, KeyCachePolicy
 from sidecar.keys.local import LocalKekBackend
@@ -29,9 +33,11 @@ from sidecar.keys.service import KeyService
 from sidecar.keys.store import KeyStore, SqliteKeyStore
 from sidecar.personas.registry import PersonaRegistry, TokenCounter
 from sidecar.personas.service import PersonaService
+from sidecar.pipeline.admission import AdmissionLayer
 from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
 from sidecar.pipeline.cache import CacheLayer, CacheObserver
 from sidecar.pipeline.context import ContextLayer
+from sidecar.pipeline.experiment import ExperimentLayer
 from sidecar.pipeline.keys import KeyLayer
 from sidecar.pipeline.observe import ObserveLayer
 from sidecar.pipeline.persona import PersonaLayer
@@ -54,7 +60,7 @@ from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
 from sidecar.telemetry.health import DrainingHealth
-from sidecar.telemetry.metrics import DeploymentView, SidecarCollector
+from sidecar.telemetry.metrics import DeploymentView, Metrics, SidecarCollector
 from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import TraceContextInterceptor, Tracing
 
@@ -79,6 +85,8 @@ class Deps:
     cache: ByteStore | None  # answers and summaries; None when neither is configured
     telemetry: Telemetry
     quota: QuotaService | None = None
+    admission: AdmissionQueue | None = None
+    experiments: ExperimentControl | None = None
 
 
 def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple[object, ...] = ()) -> Deps:
@@ -102,9 +110,50 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
         cache=build_cache(cfg),
         quota=build_quota(cfg, clock, quota_signals(telemetry)),
         telemetry=telemetry,
+        admission=build_admission(cfg, clock, telemetry.metrics),
+        experiments=ExperimentControl(
+            ExperimentBook(cfg.policy.experiments, persona_prompts(cfg)),
+            cfg.policy.experiments,
+            clock=clock,
+            ledger=telemetry.ledger.store if telemetry.ledger is not None else None,
+        ),
     )
     telemetry.metrics.registry.register(build_collector(cfg, deps))
     return deps
+
+
+def build_admission(cfg: Config, clock: Clock, metrics: Metrics) -> AdmissionQueue | None:
+    """The sidecar's capacity and priority queue, when the policy has an admission section."""
+    a = cfg.policy.admission
+    if a is None:
+        return None
+    observer = AdmissionObserver(
+        on_depth=lambda p, depth: metrics.admission_queue_depth(p.label, depth),
+        on_waited=lambda p, seconds: metrics.admission_waited(p.label, seconds),
+        on_shed=lambda p: metrics.admission_shed_call(p.label),
+        on_in_flight=metrics.admission_running_calls,
+    )
+    return AdmissionQueue(
+        capacity=a.capacity,
+        queue_size=a.queue_size,
+        retry_after=a.retry_after_seconds,
+        max_wait=a.max_wait_seconds,
+        clock=clock,
+        observer=observer,
+    )
+
+
+def persona_prompts(cfg: Config) -> dict[str, str]:
+    """Persona id -> system prompt, for experiment variants that name a persona."""
+    return {p.id: p.system_prompt for p in cfg.policy.personas.all()}
+
+
+def priority_caps(cfg: Config) -> dict[str, Priority | None]:
+    """Each tier's highest request priority (tiers.<name>.max_priority)."""
+    return {
+        name: Priority[tier.max_priority] if tier.max_priority is not None else None
+        for name, tier in cfg.policy.tiers.items()
+    }
 
 
 def build_cache(cfg: Config) -> ByteStore | None:
@@ -288,6 +337,9 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 keys=d.keys,
                 modes=user_key_modes(cfg),
             ),
+            # a slot of the sidecar's capacity, in priority order, before any context or quota work
+            partial(AdmissionLayer, queue=d.admission, caps=priority_caps(cfg)),
+            partial(ExperimentLayer, book=experiment_book(cfg, d)),  # the variant serving the call
             partial(PersonaLayer, personas=d.personas),  # conversation memory, after success
             partial(
                 ContextLayer,
@@ -320,6 +372,12 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
             *routed_layers(cfg, d),
         ],
     )
+
+
+def experiment_book(cfg: Config, d: Deps) -> ExperimentBook:
+    if d.experiments is not None:
+        return d.experiments.book
+    return ExperimentBook(cfg.policy.experiments, persona_prompts(cfg))
 
 
 def routed_layers(cfg: Config, d: Deps) -> list[Layer]:
@@ -393,6 +451,11 @@ class Sidecar:
                 "metrics_port": self.metrics_port,
             },
         )
+
+    async def reload(self, cfg: Config, *, source: str) -> None:
+        """A policy reloaded without a restart: for now its experiments (promote, stop, weights)."""
+        if self.deps.experiments is not None:
+            await self.deps.experiments.apply(cfg.policy.experiments, persona_prompts(cfg), source=source)
 
     @property
     def metrics_port(self) -> int | None:

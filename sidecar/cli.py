@@ -20,10 +20,12 @@ from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc
 from sidecar.config.load import ConfigError, load_config, process_environ
 from sidecar.config.schema import Config
+from sidecar.experiments import cli as experiments_cli
 from sidecar.personas.registry import PersonaLoadError
 from sidecar.telemetry.logging import setup_logging
 
 if TYPE_CHECKING:
+    from sidecar.app import Sidecar
     from sidecar.keys.backend import KeyContext
 
 
@@ -64,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     new_kek = actions.add_parser("new-kek", help="write a new local key-encryption key (development only)")
     new_kek.add_argument("file", type=Path, help="where to write it (mode 0600; never overwritten)")
     new_kek.set_defaults(handler=_keys_new_kek)
+    experiments_cli.register(sub)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)
     return parser
@@ -99,7 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     setup_logging(cfg.settings.log_level, capture_content=cfg.settings.telemetry.capture_content.logs)
     try:
-        uvloop.run(_run_until_signalled(cfg))
+        uvloop.run(_run_until_signalled(cfg, args.config))
     except RuntimeError as exc:  # grpc reports a listener it cannot bind this way
         sys.stderr.write(f"sidecar: cannot serve on {cfg.settings.listen.address}: {exc}\n")
         return 1
@@ -109,7 +112,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_until_signalled(cfg: Config) -> None:
+async def _run_until_signalled(cfg: Config, path: Path | None) -> None:
     from sidecar.app import build_server  # the server stack loads only for `serve`
 
     sidecar = build_server(cfg)
@@ -118,8 +121,23 @@ async def _run_until_signalled(cfg: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[None]] = set()
+    if path is not None:  # SIGHUP: reload the policy's experiments from the same file (no restart)
+        loop.add_signal_handler(signal.SIGHUP, lambda: _start_reload(sidecar, path, reloads))
     await stop.wait()
     await sidecar.stop()
+
+
+def _start_reload(sidecar: Sidecar, path: Path, running: set[asyncio.Task[None]]) -> None:
+    task = asyncio.get_running_loop().create_task(_reload(sidecar, path))
+    running.add(task)
+    task.add_done_callback(running.discard)
+
+
+async def _reload(sidecar: Sidecar, path: Path) -> None:
+    cfg = _load(path)  # a file that no longer passes the check keeps the policy in force
+    if cfg is not None:
+        await sidecar.reload(cfg, source=f"SIGHUP {path}")
 
 
 _FLAGS = {"tenant_id": "--tenant", "user_id": "--user", "key_name": "--key-name", "api_key": "the key"}
