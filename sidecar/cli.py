@@ -116,14 +116,15 @@ async def _run_until_signalled(cfg: Config, path: Path | None) -> None:
     from sidecar.app import build_server  # the server stack loads only for `serve`
 
     sidecar = build_server(cfg)
-    await sidecar.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     reloads: set[asyncio.Task[None]] = set()
     if path is not None:  # SIGHUP: reload the policy's experiments from the same file (no restart)
+        # installed before "serving" is logged: a SIGHUP right after it must never kill the process
         loop.add_signal_handler(signal.SIGHUP, lambda: _start_reload(sidecar, path, reloads))
+    await sidecar.start()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await sidecar.stop()
 
