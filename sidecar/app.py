@@ -452,10 +452,20 @@ class Sidecar:
             },
         )
 
-    async def reload(self, cfg: Config, *, source: str) -> None:
-        """A policy reloaded without a restart: for now its experiments (promote, stop, weights)."""
-        if self.deps.experiments is not None:
-            await self.deps.experiments.apply(cfg.policy.experiments, persona_prompts(cfg), source=source)
+    async def reload(self, cfg: Config, *, source: str) -> list[str]:
+        """A policy reloaded without a restart: for now its experiments (promote, stop, weights).
+        Routes, deployments and personas are not reloaded: experiments that name ones the running
+        policy lacks are refused whole, and the problems returned (and logged)."""
+        running = self.cfg.policy
+        routes = {alias: route.deployments for alias, route in running.routes.items()}
+        personas = {p.id for p in running.personas.all()}
+        new = cfg.policy.experiments
+        problems = [p for name, exp in new.items() for p in exp.problems(name, routes, personas)]
+        if problems:
+            _log.error("experiments not reloaded", extra={"problems": "; ".join(problems), "source": source})
+        elif self.deps.experiments is not None:
+            await self.deps.experiments.apply(new, persona_prompts(cfg), source=source)
+        return problems
 
     @property
     def metrics_port(self) -> int | None:

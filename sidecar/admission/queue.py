@@ -12,6 +12,7 @@ queue is full, displace queued lower ones; a running call is never interrupted.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ class AdmissionQueue:
         self._clock, self._max_wait = clock, max_wait
         self._observer = observer or AdmissionObserver()
         self._running = 0
-        self._waiting: list[_Waiter] = []  # kept sorted by rank (small queues: bisect-free is fine)
+        self._waiting: list[_Waiter] = []  # kept sorted by rank: [0] is served next, [-1] shed first
         self._arrivals = itertools.count()
 
     @property
@@ -103,8 +104,7 @@ class AdmissionQueue:
             self._observer.on_shed(lowest.priority)
             lowest.granted.set_exception(self._overloaded(lowest.priority, evicted=True))
         waiter = _Waiter((-priority, next(self._arrivals)), priority, self._future())
-        self._waiting.append(waiter)
-        self._waiting.sort()
+        bisect.insort(self._waiting, waiter)
         self._observer.on_depth(priority, self.depth(priority))
         return waiter
 

@@ -163,3 +163,21 @@ async def test_an_old_sqlite_ledger_gets_the_experiment_columns(tmp_path: Path) 
         assert await store.feedback("acme", "old", 1.0, "")
     finally:
         await store.aclose()
+
+
+async def test_a_reload_naming_what_the_running_policy_lacks_is_refused(serve: Serve, tmp_path: Path) -> None:
+    running = await serve(config())
+    raw = config()
+    raw["policy"]["deployments"]["three"] = {"provider": "echo", "model": "echo-three"}
+    raw["policy"]["routes"]["chat"]["deployments"].append("three")
+    raw["policy"]["experiments"]["tone"]["variants"]["b"]["deployments"] = ["three"]
+    (tmp_path / "r").mkdir()
+    reloaded = make_config({"settings": {"listen": {"address": "127.0.0.1:0"}}, **raw}, None, tmp_path / "r")
+    problems = await running.sidecar.reload(reloaded, source="test")
+    assert problems == [
+        "experiments.tone.variants.b.deployments: 'three' is not a deployment of route 'chat'"
+    ]
+    reply = await running.stub.Generate(request("u0", "still", experiment_variant="b"), timeout=10)
+    assert reply.text
+    await running.sidecar.deps.telemetry.ledger.flush()
+    assert ledger_rows(tmp_path / "usage.db")["still"][1:] == ("b", "echo-two")
