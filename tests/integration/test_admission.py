@@ -19,7 +19,8 @@ Serve = Callable[..., Any]
 
 
 def config(**policy: Any) -> dict[str, Any]:
-    slow = {"provider": "echo", "model": "echo-1", "echo": {"first_token_delay_seconds": 0.3}}
+    # a running call lasts 1 s: room under load to queue and displace calls before it ends
+    slow = {"provider": "echo", "model": "echo-1", "echo": {"first_token_delay_seconds": 1.0}}
     return {
         "policy": {
             **echo_policy(),
