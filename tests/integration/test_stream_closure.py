@@ -164,6 +164,8 @@ EVERY_LAYER = {
     "QuotaLayer",
     "CacheLayer",
     "ResolveLayer",
+    "AdmissionLayer",
+    "ExperimentLayer",
     "RouteLayer",
     "KeyLayer",
     "upstream",
