@@ -81,7 +81,9 @@ e2e-llm: $(STAMP)
 	python3 scripts/serve_small_model.py --setup-only
 	$(BIN)/pytest -q tests/e2e
 
-## Direct-vs-sidecar load benchmark; prints the table the README shows.
+## Direct-vs-sidecar load benchmark; prints the table the README shows. Then the memory soak
+## (RSS over time, PASS/FAIL for flatness): SOAK_SECONDS=300 make bench for a shorter one.
+SOAK_SECONDS ?= 1800
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
 	taskset -c 1 $(BIN)/python bench/routing.py
@@ -89,6 +91,7 @@ bench: $(STAMP)
 	taskset -c 1 $(BIN)/python bench/observe.py
 	$(BIN)/python bench/admission.py
 	$(BIN)/python bench/experiments.py
+	$(BIN)/python bench/soak.py --duration $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) tools/node_modules sidecar/_gen .pytest_cache .mypy_cache .ruff_cache

@@ -137,7 +137,8 @@ async def main(calls: int) -> None:
         if redis is not None:
             from sidecar.quota.redis_store import RedisQuotaStore
 
-            cells.append(("Redis store", RedisQuotaStore(redis[1], CLOCK, prefix="bench", timeout=2.0)))
+            store = RedisQuotaStore.from_url(redis[1], CLOCK, prefix="bench", timeout=2.0)
+            cells.append(("Redis store", store))
         for name, store in cells:
             cpu, p50, p99 = await measure(layer(store), calls)
             rows.append(f"| {name} | {cpu:.1f} | {p50:.1f} | {p99:.1f} |")

@@ -12,10 +12,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2, orchestrator_service_pb2_grpc
+from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2
 from sidecar.admission.queue import AdmissionObserver, AdmissionQueue
+from sidecar.api.decode import add_service
 from sidecar.api.servicer import OrchestratorServicer
-from sidecar.cache.store import AiocacheStore, ByteStore
+from sidecar.cache.store import AiocacheStore, ByteStore, RedisByteStore
 from sidecar.config.schema import Config
 from sidecar.context.summary import Summarizer
 from sidecar.context.tokenizer import Tokenizers
@@ -59,13 +60,16 @@ from sidecar.routing.stats import Stats
 from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
+from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps
 from sidecar.telemetry.health import DrainingHealth
+from sidecar.telemetry.memory import AllocatorTrimmer
 from sidecar.telemetry.metrics import DeploymentView, Metrics, SidecarCollector
 from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import TraceContextInterceptor, Tracing
 
 CUT_WAIT_SECONDS = 1.0  # after the grace: how long cut calls and short RPCs get to send their status
-SERVICE_NAME = orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"].full_name
+SERVICE = orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"]
+SERVICE_NAME = SERVICE.full_name
 _log = logging.getLogger("sidecar")
 
 
@@ -105,9 +109,14 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
         prober=prober,
         verifier=TokenVerifier(cfg.secret(cfg.settings.auth.token)),
         keys=build_keys(cfg, clock, telemetry),
-        personas=build_personas(cfg, clock, count=tokenizers.count_text_max),
+        personas=build_personas(
+            cfg,
+            clock,
+            count=tokenizers.count_text_max,
+            on_store_error=partial(telemetry.metrics.store_error, "sessions"),
+        ),
         tokenizers=tokenizers,
-        cache=build_cache(cfg),
+        cache=build_cache(cfg, clock),
         quota=build_quota(cfg, clock, quota_signals(telemetry)),
         telemetry=telemetry,
         admission=build_admission(cfg, clock, telemetry.metrics),
@@ -156,13 +165,14 @@ def priority_caps(cfg: Config) -> dict[str, Priority | None]:
     }
 
 
-def build_cache(cfg: Config) -> ByteStore | None:
+def build_cache(cfg: Config, clock: Clock | None = None) -> ByteStore | None:
     """The store for cached answers and summaries (aiocache, imported only when one is configured)."""
     c = cfg.settings.cache
     if not c.enabled and cfg.policy.context.summary is None:
         return None
     if c.backend == "redis" and c.redis_url is not None:
-        return AiocacheStore.redis(c.redis_url, c.namespace, timeout=c.timeout_seconds)
+        endpoint = RedisEndpoint.of(c.redis_url, c.redis, cfg.secret, default_timeout=c.timeout_seconds)
+        return RedisByteStore(RedisOps(endpoint, retries=1, clock=clock), c.namespace)
     return AiocacheStore.memory(c.namespace, timeout=c.timeout_seconds, max_entries=c.max_entries)
 
 
@@ -194,7 +204,8 @@ def build_quota(cfg: Config, clock: Clock, signals: QuotaSignals | None = None) 
     if q.store == "redis" and q.redis_url is not None:
         from sidecar.quota.redis_store import RedisQuotaStore
 
-        store = RedisQuotaStore(q.redis_url, clock, prefix=q.key_prefix, timeout=q.store_timeout_seconds)
+        endpoint = RedisEndpoint.of(q.redis_url, q.redis, cfg.secret, default_timeout=q.store_timeout_seconds)
+        store = RedisQuotaStore(RedisOps(endpoint, clock=clock), clock, prefix=q.key_prefix)  # never retried
     signals = signals or QuotaSignals()
     if q.webhook is not None and signals.webhook is None:
         from sidecar.quota.webhook import WebhookSender
@@ -262,7 +273,8 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
     if k.store == "redis" and k.redis_url is not None:
         from sidecar.keys.redis_store import RedisKeyStore
 
-        store = RedisKeyStore(k.redis_url, clock)
+        endpoint = RedisEndpoint.of(k.redis_url, k.redis, cfg.secret, default_timeout=2.0)
+        store = RedisKeyStore(RedisOps(endpoint, decode_responses=True, retries=1, clock=clock), clock)
     else:
         store = SqliteKeyStore(k.store_path, clock)
     if telemetry is None:
@@ -270,7 +282,9 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
     return KeyService(backend, store, cache, clock, observer=telemetry.metrics, tracing=telemetry.tracing)
 
 
-def build_personas(cfg: Config, clock: Clock, count: TokenCounter = count_tokens) -> PersonaService:
+def build_personas(
+    cfg: Config, clock: Clock, count: TokenCounter = count_tokens, on_store_error: ErrorObserver | None = None
+) -> PersonaService:
     """The persona registry and the conversation store (memory, or Redis imported lazily)."""
     p = cfg.policy.personas
     registry = PersonaRegistry.from_config(p, tiers=cfg.policy.tiers, routes=cfg.policy.routes, count=count)
@@ -280,7 +294,9 @@ def build_personas(cfg: Config, clock: Clock, count: TokenCounter = count_tokens
     if s.store == "redis" and s.redis_url is not None:
         from sidecar.sessions.redis import RedisConversationStore
 
-        store = RedisConversationStore(s.redis_url, policy, prefix=s.key_prefix)
+        endpoint = RedisEndpoint.of(s.redis_url, s.redis, cfg.secret, default_timeout=5.0)
+        ops = RedisOps(endpoint, retries=1, observer=on_store_error, clock=clock)
+        store = RedisConversationStore(ops, policy, prefix=s.key_prefix)
     else:
         store = MemoryConversationStore(policy, clock)
     return PersonaService(registry, store, clock=clock, memory_default=s.memory)
@@ -420,7 +436,15 @@ class Sidecar:
             metrics=deps.telemetry.metrics,
             drain=self.drain,
         )
-        orchestrator_service_pb2_grpc.add_OrchestratorServiceServicer_to_server(servicer, self.server)
+        memory = cfg.settings.memory
+        self.trimmer = AllocatorTrimmer(
+            threshold_bytes=memory.trim_after_request_bytes,
+            delay_seconds=memory.trim_delay_seconds,
+            clock=deps.clock,
+        )
+        add_service(  # undecodable requests: INVALID_ARGUMENT; large ones: heap given back after
+            self.server, servicer, SERVICE, clock=deps.clock, on_request=self.trimmer.note
+        )
         self.health = DrainingHealth()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -494,6 +518,7 @@ class Sidecar:
         """Close everything even if one close fails: probes, providers, the HTTP pool, the key service."""
         closers = [*(p.aclose for p in self.deps.providers.values()), self.deps.http.aclose]
         closers.append(self.deps.personas.aclose)
+        closers.append(self.trimmer.aclose)
         if self.deps.prober is not None:
             closers.insert(0, self.deps.prober.stop)
         if self.deps.keys is not None:

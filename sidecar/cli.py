@@ -23,6 +23,7 @@ from sidecar.config.schema import Config
 from sidecar.experiments import cli as experiments_cli
 from sidecar.personas.registry import PersonaLoadError
 from sidecar.telemetry.logging import setup_logging
+from sidecar.telemetry.memory import limit_arenas
 
 if TYPE_CHECKING:
     from sidecar.app import Sidecar
@@ -101,6 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
     if cfg is None:
         return 1
     setup_logging(cfg.settings.log_level, capture_content=cfg.settings.telemetry.capture_content.logs)
+    limit_arenas(cfg.settings.memory.malloc_arena_max)  # before gRPC's threads allocate
     try:
         uvloop.run(_run_until_signalled(cfg, args.config))
     except RuntimeError as exc:  # grpc reports a listener it cannot bind this way

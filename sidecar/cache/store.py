@@ -2,14 +2,16 @@
 
 Used by the response cache and by the summary cache, each under its own namespace. Every
 operation is bounded by a timeout; callers treat a failed or slow lookup as a miss, so a cache
-outage makes calls slower, never failed.
+outage makes calls slower, never failed. Redis goes through the shared client factory
+(`sidecar.stores.redis`): `rediss://` with a CA and client certificate, ACL users, timeouts.
 """
 
 from __future__ import annotations
 
-import urllib.parse
 from collections import OrderedDict
 from typing import Any, Protocol
+
+from sidecar.stores.redis import RedisOps
 
 
 class ByteStore(Protocol):
@@ -24,7 +26,7 @@ class ByteStore(Protocol):
 
 class AiocacheStore:
     """One aiocache backend and namespace. The memory backend keeps at most `max_entries` keys
-    (the oldest written go first); Redis bounds itself (maxmemory and its eviction policy)."""
+    (the oldest written go first)."""
 
     def __init__(self, cache: Any, *, timeout: float, max_entries: int | None = None) -> None:
         self._cache, self._timeout, self._max = cache, timeout, max_entries
@@ -37,23 +39,6 @@ class AiocacheStore:
 
         cache = SimpleMemoryCache(serializer=NullSerializer(), namespace=namespace)
         return cls(cache, timeout=timeout, max_entries=max_entries)
-
-    @classmethod
-    def redis(cls, url: str, namespace: str, *, timeout: float) -> AiocacheStore:
-        from aiocache import RedisCache
-        from aiocache.serializers import NullSerializer
-
-        parsed = urllib.parse.urlparse(url)
-        cache = RedisCache(
-            serializer=NullSerializer(),
-            namespace=namespace,
-            endpoint=parsed.hostname or "127.0.0.1",
-            port=parsed.port or 6379,
-            db=int(parsed.path.strip("/") or 0),
-            password=urllib.parse.unquote(parsed.password) if parsed.password else None,
-            create_connection_timeout=timeout,
-        )
-        return cls(cache, timeout=timeout)
 
     async def get(self, key: str) -> bytes | None:
         value = await self._cache.get(key, timeout=self._timeout)
@@ -72,8 +57,24 @@ class AiocacheStore:
             await self._cache.delete(oldest, timeout=self._timeout)
 
     async def aclose(self) -> None:
-        client = getattr(self._cache, "client", None)
-        if client is not None:  # Redis: close the pool directly (aiocache's close() is deprecated there)
-            await client.aclose()
-        else:
-            await self._cache.clear()
+        await self._cache.clear()
+
+
+class RedisByteStore:
+    """Bytes in Redis under `namespace:key` (aiocache's key layout), through the shared client
+    factory: TLS, ACL users and per-operation timeouts as every Redis store. Failures raise
+    StoreError (classified); callers treat them as a miss or a skipped write."""
+
+    def __init__(self, ops: RedisOps, namespace: str) -> None:
+        self._ops, self._namespace = ops, f"{namespace}:" if namespace else ""
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._ops.run("get", lambda: self._ops.client.get(self._namespace + key))
+        return None if value is None else bytes(value)
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        ttl_ms = max(1, int(ttl * 1000))
+        await self._ops.run("set", lambda: self._ops.client.set(self._namespace + key, value, px=ttl_ms))
+
+    async def aclose(self) -> None:
+        await self._ops.aclose()

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sidecar.config.redis import REDIS_URL, RedisConnectionConfig, check_redis
+
 CacheScope = Literal["user", "tenant"]
 
 
@@ -24,7 +26,8 @@ class CacheSettings(_Model):
 
     enabled: bool = False
     backend: Literal["memory", "redis"] = "memory"
-    redis_url: str | None = Field(default=None, pattern=r"^redis://\S+$")
+    redis_url: str | None = Field(default=None, pattern=REDIS_URL)
+    redis: RedisConnectionConfig = RedisConnectionConfig()
     namespace: str = Field(default="sidecar", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     ttl_seconds: float = Field(default=3600.0, gt=0, le=30 * 86_400)
     scope: CacheScope = Field(default="user", description="share answers between a tenant's users, or not")
@@ -36,6 +39,7 @@ class CacheSettings(_Model):
     def _redis_needs_url(self) -> CacheSettings:
         if self.backend == "redis" and self.redis_url is None:
             raise ValueError("backend: redis needs redis_url")
+        check_redis(self.redis_url, self.redis)
         return self
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sidecar.config.redis import REDIS_URL, RedisConnectionConfig, check_redis
 from sidecar.config.secrets import SecretRef
 
 
@@ -64,9 +65,8 @@ class KeysSettings(_Model):
         default="sqlite", description="where records live: an SQLite file, or Redis shared by sidecars"
     )
     store_path: Path = Field(default=Path("sidecar-keys.db"), description="SQLite file of encrypted records")
-    redis_url: str | None = Field(
-        default=None, pattern=r"^(rediss?|unix)://\S+$", description="the Redis of `store: redis`"
-    )
+    redis_url: str | None = Field(default=None, pattern=REDIS_URL, description="the Redis of `store: redis`")
+    redis: RedisConnectionConfig = RedisConnectionConfig()
     cache: KeyCacheConfig = KeyCacheConfig()
 
     @model_validator(mode="after")
@@ -78,4 +78,5 @@ class KeysSettings(_Model):
             )
         if self.store == "redis" and self.redis_url is None:
             raise ValueError("store 'redis' needs `redis_url` (redis://HOST:PORT/DB)")
+        check_redis(self.redis_url, self.redis)
         return self

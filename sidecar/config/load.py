@@ -128,6 +128,7 @@ def _resolve_secrets(config: Config, environ: Mapping[str, str]) -> tuple[dict[s
     vault = config.settings.keys.vault
     if config.settings.keys.backend == "vault" and vault is not None and vault.token is not None:
         refs.append(("settings.keys.vault.token", vault.token))
+    refs += _redis_password_refs(config)
     secrets: dict[str, SecretStr] = {}
     missing: list[str] = []
     for where, ref in refs:
@@ -137,6 +138,23 @@ def _resolve_secrets(config: Config, environ: Mapping[str, str]) -> tuple[dict[s
         else:
             missing.append(f"{where}: environment variable {ref.env} is not set or empty")
     return secrets, missing
+
+
+def _redis_password_refs(config: Config) -> list[tuple[str, SecretRef]]:
+    """The ACL passwords of the Redis stores in use."""
+    s, p = config.settings, config.policy
+    stores = [
+        ("settings.cache.redis", s.cache.redis, s.cache.backend == "redis"),
+        ("settings.keys.redis", s.keys.redis, s.keys.store == "redis"),
+        ("policy.personas.sessions.redis", p.personas.sessions.redis, p.personas.sessions.store == "redis"),
+    ]
+    if p.quota is not None:
+        stores.append(("policy.quota.redis", p.quota.redis, p.quota.store == "redis"))
+    return [
+        (f"{where}.password", options.password)
+        for where, options, used in stores
+        if used and options.password is not None
+    ]
 
 
 def _describe(err: Any) -> str:

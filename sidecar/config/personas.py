@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from sidecar.config.redis import REDIS_URL, RedisConnectionConfig, check_redis
 from sidecar.core.tokens import count_tokens
 
 PERSONA_ID = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -60,7 +61,8 @@ class SessionsConfig(_Model):
     """Where conversation state lives and for how long (the store itself needs a restart to change)."""
 
     store: Literal["memory", "redis"] = "memory"
-    redis_url: str | None = Field(default=None, pattern=r"^(rediss?|unix)://\S+$")
+    redis_url: str | None = Field(default=None, pattern=REDIS_URL)
+    redis: RedisConnectionConfig = RedisConnectionConfig()
     key_prefix: str = Field(default="orch:conv", pattern=r"^[A-Za-z0-9:_.-]{1,64}$")
     memory: bool = Field(default=False, description="keep history when a request does not say")
     ttl_seconds: float = Field(default=86_400.0, gt=0, le=365 * 86_400)
@@ -72,6 +74,7 @@ class SessionsConfig(_Model):
     def _redis_needs_url(self) -> SessionsConfig:
         if self.store == "redis" and self.redis_url is None:
             raise ValueError("store 'redis' needs `redis_url` (redis://HOST:PORT/DB)")
+        check_redis(self.redis_url, self.redis)
         return self
 
 

@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sidecar.config.redis import REDIS_URL, RedisConnectionConfig, check_redis
+
 LIMIT_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
 DEFAULT_REQUESTS_PER_MINUTE = {"free": 5, "basic": 10, "professional": 100, "enterprise": 500}
 TIER_RPM_LIMIT = "tier-requests-per-minute"
@@ -110,7 +112,8 @@ class WebhookConfig(_Model):
 class QuotaPolicy(_Model):
     enabled: bool = True
     store: Literal["memory", "redis"] = "memory"
-    redis_url: str | None = Field(default=None, pattern=r"^(redis|rediss|unix)://\S+$")
+    redis_url: str | None = Field(default=None, pattern=REDIS_URL)
+    redis: RedisConnectionConfig = RedisConnectionConfig()
     key_prefix: str = Field(default="orch:quota", pattern=r"^[A-Za-z0-9:_.-]{1,64}$")
     timezone: str = "UTC"
     on_store_error: StoreFailure = "fail_open"
@@ -154,6 +157,7 @@ class QuotaPolicy(_Model):
     def _redis_needs_url(self) -> QuotaPolicy:
         if self.store == "redis" and self.redis_url is None:
             raise ValueError("store: redis needs redis_url")
+        check_redis(self.redis_url, self.redis)
         return self
 
 

@@ -49,6 +49,22 @@ class HttpSettings(_Model):
     max_connections_per_host: int = Field(default=256, ge=0, le=100_000)
     connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     keepalive_seconds: float = Field(default=30.0, gt=0, le=3600)
+    max_retry_after_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="cap on an upstream Retry-After: the breaker's open time and clients' RetryInfo",
+    )
+
+
+class MemorySettings(_Model):
+    """Allocator settings (glibc only; see sidecar/telemetry/memory.py and docs/memory.md)."""
+
+    malloc_arena_max: int = Field(default=2, ge=0, le=64, description="0: glibc's default (8 per core)")
+    trim_after_request_bytes: int = Field(
+        default=1024 * 1024, ge=0, description="give freed heap back after requests this large; 0: never"
+    )
+    trim_delay_seconds: float = Field(default=2.0, gt=0, le=600)
 
 
 def _loopback(address: str) -> bool:
@@ -66,6 +82,7 @@ class Settings(_Model):
     keys: KeysSettings = KeysSettings()
     cache: CacheSettings = CacheSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    memory: MemorySettings = MemorySettings()
 
     @model_validator(mode="after")
     def _exposed_needs_a_token(self) -> Settings:

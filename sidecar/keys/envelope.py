@@ -17,10 +17,12 @@ separators "," and ":", no whitespace and non-ASCII escaped as \\u plus four hex
 wrapped key is not in the AAD, so that a rewrap leaves the ciphertext valid; the backend binds the
 context to it instead.
 
-Opening (`unseal`): (1) recorded context != expected -> KeyContextMismatchError, before any backend
-call; (2) the backend unwraps the data key under the expected context; (3) the commitment is compared
-in constant time, a mismatch being KeyDecryptError before AES-GCM runs; (4) AES-GCM decrypts, a bad
-tag being KeyDecryptError. GCM alone is not key-committing; the HMAC commitment makes it so.
+Opening (`unseal`): (1) recorded context != expected -> KeyContextMismatchError (another owner's
+envelope), before any backend call; (2) the backend unwraps the data key under the expected context,
+which is the recorded one: when it refuses the context, the wrapped key was damaged (bit flips,
+truncation, an edited context) -> KeyRecordCorruptError; (3) the commitment is compared in constant
+time, a mismatch being KeyRecordCorruptError before AES-GCM runs; (4) AES-GCM decrypts, a bad tag
+being KeyRecordCorruptError. GCM alone is not key-committing; the HMAC commitment makes it so.
 
 Wire format, version 1::
 
@@ -60,11 +62,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from sidecar.core.errors import (
+    Code,
     FieldViolation,
     InvalidEnvelopeError,
     InvalidRequestError,
     KeyContextMismatchError,
     KeyDecryptError,
+    SidecarError,
 )
 from sidecar.keys.backend import DATA_KEY_BYTES, KeyBackend, KeyContext, WrappedKey
 
@@ -165,6 +169,22 @@ class Envelope:
         return replace(self, wrapped=wrapped)
 
 
+class KeyRecordCorruptError(SidecarError):
+    """A key record or envelope that is damaged: it does not parse (a stored record), or it parses
+    and does not open under its own recorded owner. Not another owner's key (that is
+    KEY_CONTEXT_MISMATCH); the owner should register the key again."""
+
+    code = Code.FAILED_PRECONDITION
+    reason = "KEY_RECORD_CORRUPT"
+
+    def __init__(self, why: str, *, ref: str | None = None) -> None:
+        what = f"key record {ref}" if ref else "key envelope"
+        super().__init__(
+            f"{what} is damaged ({why}); register the key again",
+            metadata={"keyRef": ref} if ref else None,
+        )
+
+
 async def seal(backend: KeyBackend, context: KeyContext, secret: bytes | bytearray) -> Envelope:
     """Encrypt `secret` for `context` under a fresh data key from `backend`."""
     if len(secret) > MAX_SECRET_BYTES:
@@ -189,17 +209,20 @@ async def unseal(backend: KeyBackend, envelope: Envelope, context: KeyContext) -
             f"key envelope was wrapped by another key backend than {backend.name!r}",
             metadata={"backend": backend.name},
         )
-    data_key = await backend.decrypt_data_key(envelope.wrapped, context)
+    try:
+        data_key = await backend.decrypt_data_key(envelope.wrapped, context)
+    except KeyContextMismatchError as exc:  # its own recorded context: the wrapped key is damaged
+        raise KeyRecordCorruptError("the wrapped data key does not open") from exc
     try:
         enc_key, commit_key = _subkeys(data_key)
         aad = _aad(context)
         expected = _commitment(commit_key, envelope.nonce, aad)
         if not hmac.compare_digest(expected, envelope.commitment):
-            raise KeyDecryptError("key envelope commitment does not match its data key")
+            raise KeyRecordCorruptError("the commitment does not match its data key")
         try:
             plaintext = AESGCM(enc_key).decrypt(envelope.nonce, envelope.ciphertext, aad)
         except InvalidTag as exc:
-            raise KeyDecryptError("key envelope failed authentication") from exc
+            raise KeyRecordCorruptError("the ciphertext failed authentication") from exc
     finally:
         _wipe(data_key)
     return bytearray(plaintext)

@@ -19,9 +19,10 @@ Rotation: construct with the old and a new version, the new one `current`; `rewr
 (unwrap under its version, wrap under `current`); then construct without the old version. Records not
 rewrapped by then fail with KeyDecryptError.
 
-Errors: AES-GCM cannot tell a wrong context from a tampered blob, so every authentication failure is
-KeyDecryptError. A context mismatch is reported earlier by `envelope.unseal`, from the envelope's
-recorded context (KeyContextMismatchError). AES-GCM over 32 bytes is trivial, so everything runs on the
+Errors: AES-GCM cannot tell a wrong context from a tampered blob, so an authentication failure (or a
+blob of the wrong length) is KeyContextMismatchError, as KMS and Vault report it. Another owner's
+envelope is caught earlier by `envelope.unseal` from its recorded context, so there a refusal means a
+damaged record (KeyRecordCorruptError). AES-GCM over 32 bytes is trivial, so everything runs on the
 event loop.
 """
 
@@ -38,7 +39,7 @@ from typing import ClassVar
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from sidecar.core.errors import KeyBackendUnavailableError, KeyDecryptError
+from sidecar.core.errors import KeyBackendUnavailableError, KeyContextMismatchError, KeyDecryptError
 from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, WrappedKey
 
 KEK_BYTES = 32
@@ -123,15 +124,15 @@ class LocalKekBackend:
                 f"data key was not wrapped by local KEK {self._key_id!r}", metadata={"keyId": self._key_id}
             )
         blob = wrapped.blob
-        if len(blob) != _BLOB_BYTES:
-            raise KeyDecryptError("wrapped data key is malformed", metadata={"keyId": self._key_id})
+        if len(blob) != _BLOB_BYTES:  # truncated or padded: it cannot open under any context
+            raise KeyContextMismatchError("the wrapped data key does not open under this key context")
         version, nonce, sealed = blob[0], blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :]
         cipher = self._cipher(version)
         try:
             return bytearray(cipher.decrypt(nonce, sealed, context.aad()))
-        except InvalidTag as exc:
-            raise KeyDecryptError(
-                "wrapped data key failed authentication (tampered, or another key context)",
+        except InvalidTag as exc:  # as KMS and Vault report it: damaged, or another key context
+            raise KeyContextMismatchError(
+                "the wrapped data key does not open under this key context",
                 metadata={"keyId": self._key_id, "kekVersion": str(version)},
             ) from exc
 

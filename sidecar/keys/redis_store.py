@@ -32,12 +32,16 @@ its entry; refs are 128-bit random and never reused, so this is accepted.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 from sidecar.core.clock import Clock
+from sidecar.core.errors import KeyBackendUnavailableError, KeyDecryptError
 from sidecar.keys.store import KeyRecord
+from sidecar.stores.errors import StoreError
+from sidecar.stores.redis import RedisEndpoint, RedisOps
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -135,15 +139,15 @@ return redis.call("HDEL", KEYS[1], ARGV[1])
 class RedisKeyStore:
     """KeyStore on Redis (redis.asyncio, imported here lazily); several sidecars may share one."""
 
-    def __init__(self, url: str, clock: Clock, *, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, ops: RedisOps, clock: Clock, *, prefix: str = DEFAULT_PREFIX) -> None:
+        """`ops` must decode responses (`RedisOps(..., decode_responses=True)`)."""
         if not prefix or "{" in prefix or "}" in prefix:
             raise ValueError("the key prefix must be non-empty and free of '{' and '}' (hash tags)")
-        from redis.asyncio import Redis
-
         self._clock = clock
         self._prefix = prefix
         self._refs = f"{prefix}:refs"
-        self._redis: Redis = Redis.from_url(url, decode_responses=True)
+        self._ops = ops
+        self._redis: Redis = ops.client
         script = self._redis.register_script
         self._put, self._delete, self._rewrap, self._read = (
             script(_PREAMBLE + body) for body in (_PUT, _DELETE, _REWRAP, _READ)
@@ -151,9 +155,12 @@ class RedisKeyStore:
         self._claim, self._release = script(_CLAIM), script(_RELEASE)
         self._closed = False
 
-    async def put(self, record: KeyRecord) -> None:
-        from redis.exceptions import ResponseError
+    @classmethod
+    def from_url(cls, url: str, clock: Clock, *, prefix: str = DEFAULT_PREFIX) -> RedisKeyStore:
+        """A store with its own client on `url` (no TLS options): tests."""
+        return cls(RedisOps(RedisEndpoint(url), decode_responses=True, retries=1), clock, prefix=prefix)
 
+    async def put(self, record: KeyRecord) -> None:
         r = record
         holder = await self._call(self._claim, self._refs, r.ref, r.tenant)
         if holder != r.tenant:
@@ -163,10 +170,8 @@ class RedisKeyStore:
             displaced = await self._tenant(
                 self._put, r.tenant, *fields, repr(r.created_at), repr(r.updated_at)
             )
-        except ResponseError as exc:
-            if "REF_TAKEN" in str(exc):
-                raise ValueError(f"key ref {r.ref!r} already belongs to another record") from None
-            raise
+        except _RefTakenError:
+            raise ValueError(f"key ref {r.ref!r} already belongs to another record") from None
         if displaced is not None:
             await self._call(self._release, self._refs, displaced, r.tenant)
 
@@ -206,11 +211,12 @@ class RedisKeyStore:
     async def all_refs(self) -> builtins.list[str]:
         """Refs in the global map that their tenant's index confirms (crash leftovers left out)."""
         self._check()
-        owners = await cast("Awaitable[dict[str, str]]", self._redis.hgetall(self._refs))
+        async with _classified("all_refs", self._ops):
+            owners = await cast("Awaitable[dict[str, str]]", self._redis.hgetall(self._refs))
         tenants = sorted(set(owners.values()))
         if not tenants:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
+        async with _classified("all_refs", self._ops), self._redis.pipeline(transaction=False) as pipe:
             for tenant in tenants:
                 pipe.smembers(self._base(tenant) + "idx")
             members = await pipe.execute()
@@ -223,7 +229,7 @@ class RedisKeyStore:
         if self._closed:
             return
         self._closed = True
-        await self._redis.aclose()
+        await self._ops.aclose()
 
     def _base(self, tenant: str) -> str:
         return f"{self._prefix}:{{{quote(tenant, safe='') or '%'}}}:"
@@ -234,11 +240,20 @@ class RedisKeyStore:
 
     async def _tenant_of(self, ref: str) -> str | None:
         self._check()
-        return await cast("Awaitable[str | None]", self._redis.hget(self._refs, ref))
+        async with _classified("get", self._ops):
+            return await cast("Awaitable[str | None]", self._redis.hget(self._refs, ref))
 
     async def _call(self, script: AsyncScript, key: str, *args: str) -> Any:
+        from redis.exceptions import ResponseError
+
         self._check()
-        return await script(keys=[key], args=args)
+        async with _classified("script", self._ops):
+            try:
+                return await script(keys=[key], args=args)
+            except ResponseError as exc:
+                if "REF_TAKEN" in str(exc):
+                    raise _RefTakenError from None
+                raise
 
     async def _tenant(self, script: AsyncScript, tenant: str, *args: str) -> Any:
         base = self._base(tenant)
@@ -249,6 +264,27 @@ class RedisKeyStore:
         rows = await self._tenant(self._read, tenant, *mode)
         hashes = [dict(zip(row[::2], row[1::2], strict=True)) for row in rows]
         return [(_record(h), int(h["seq"])) for h in hashes]
+
+
+class _RefTakenError(Exception):
+    """The put script found the ref held by another owner."""
+
+
+@asynccontextmanager
+async def _classified(op: str, ops: RedisOps) -> AsyncIterator[None]:
+    """Redis failures, classified by the client factory: transient ones (unreachable, timeout,
+    READONLY, OOM) are KEY_BACKEND_UNAVAILABLE (retryable), the rest (a wrong ACL password, a
+    command error) KEY_UNAVAILABLE, our misconfiguration."""
+    try:
+        async with ops.bounded(op):
+            yield
+    except StoreError as exc:
+        metadata = {"storeError": exc.kind}
+        if exc.transient:
+            raise KeyBackendUnavailableError(
+                f"the key store (Redis) failed ({exc.kind})", metadata=metadata, retry_after=1.0
+            ) from exc
+        raise KeyDecryptError(f"the key store (Redis) refused ({exc.kind})", metadata=metadata) from exc
 
 
 def _record(h: dict[str, str]) -> KeyRecord:

@@ -18,7 +18,7 @@ from sidecar.core.types import InlineEnvelope, KeyRef, KeySource
 from sidecar.keys.backend import KeyBackend, KeyContext
 from sidecar.keys.cache import KeyCache, SecretKey, cache_key_for
 from sidecar.keys.envelope import Envelope, last_four, seal, unseal
-from sidecar.keys.store import KeyRecord, KeyStore, new_ref
+from sidecar.keys.store import KeyRecord, KeyStore, new_ref, stored_envelope
 from sidecar.telemetry.tracing import Tracing
 
 _log = logging.getLogger("sidecar.keys")
@@ -148,9 +148,9 @@ class KeyService:
             if record is None or (record.tenant, record.user, record.provider) != (tenant, user, provider):
                 # The same answer whether the record is missing or someone else's: no probing.
                 raise KeyContextMismatchError("no key with that reference for this tenant, user and provider")
-            return record.envelope
+            return stored_envelope(record)
         record = await self._store.find(tenant, user, provider)
-        return None if record is None else record.envelope
+        return None if record is None else stored_envelope(record)
 
     async def aclose(self) -> None:
         self._cache.close()

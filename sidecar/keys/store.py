@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from sidecar.core.clock import Clock
+from sidecar.core.errors import InvalidEnvelopeError
+from sidecar.keys.envelope import Envelope, KeyRecordCorruptError
 
 T = TypeVar("T")
 
@@ -222,6 +224,16 @@ def _put(conn: sqlite3.Connection, r: KeyRecord) -> None:
             f"INSERT OR REPLACE INTO key_records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             astuple(r),
         )
+
+
+def stored_envelope(record: KeyRecord) -> str:
+    """A stored record's envelope, if it still parses: one that does not (bad base64, truncated) is a
+    damaged record, KeyRecordCorruptError, not the caller's invalid argument."""
+    try:
+        Envelope.decode(record.envelope)
+    except InvalidEnvelopeError as exc:
+        raise KeyRecordCorruptError("the stored envelope does not parse", ref=record.ref) from exc
+    return record.envelope
 
 
 def _one(conn: sqlite3.Connection, where: str, args: tuple[str, ...]) -> KeyRecord | None:

@@ -38,8 +38,10 @@ RETRY_AFTER_SECONDS = 1.0
 TIMEOUT_SECONDS = 10
 DEFAULT_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
-# What transit says when AES-GCM authentication fails: another derivation context, or a forged blob.
-_MISMATCH_MARKERS = ("cipher: message authentication failed", "unable to decrypt")
+# What transit says when a ciphertext does not open: AES-GCM authentication failed (another
+# derivation context, or a damaged blob), or the blob is not even a ciphertext (truncated, edited).
+# `envelope.unseal` tells the two apart by the envelope's recorded context.
+_MISMATCH_MARKERS = ("cipher: message authentication failed", "unable to decrypt", "invalid ciphertext")
 
 
 class VaultTransitBackend:

@@ -5,11 +5,13 @@ min(max_tokens, output_tokens_estimate) output tokens, and their price at the mo
 deployment of the route. A route's `budget_fallback` deployment serves callers whose dollars cannot
 cover that but can cover the fallback's price. While a stream runs, the text of each chunk is
 counted before the chunk is passed on; when the output outgrows the reservation, the reservation is
-extended by the overflow plus `extension_tokens`. A refused extension ends the stream with
-RESOURCE_EXHAUSTED: the refused chunk is not delivered but is charged (the provider produced it),
-so a bucket ends over its limit by at most that one chunk (see README, "Overshoot bound"). A unary
-answer arrives whole and a stream's final chunk only corrects the counts: those are delivered and
-charged even if the extension is refused (withholding them would save nothing).
+extended by the overflow plus `extension_tokens`. When even the chunk itself does not fit, the
+stream gets the part of it that does (the longest prefix the budget covers, found by growing the
+reservation token by token in a binary search, and cut where the tokenizer's count allows), is
+charged exactly what it received, and ends with RESOURCE_EXHAUSTED carrying that usage. A unary
+answer that does not fit is refused whole and only its prompt is charged; a final chunk whose
+usage corrects the counts beyond the budget is charged at most what was reserved. So no bucket ends
+over its limit, in tokens or in dollars.
 When the stream ends in any way, the reservation is settled: a cache hit is 1 request and nothing
 else; a call that produced nothing (failed before any provider output) is refunded in full.
 """
@@ -50,6 +52,8 @@ class _Meter:
     reserved_tokens: int = 0
     reserved_usd: int = 0
     final: bool = False
+    cut: bool = False  # the budget ended the call: charge the meter's counts, nothing reported beyond
+    refusal: QuotaExceededError | None = None  # set with the last (partial) chunk the call gets
 
     def usd(self, price: Price | None = None, extra: int = 0) -> int:
         cost = (price or self.price).cost(Usage(self.prompt, self.output + extra))
@@ -86,8 +90,11 @@ class QuotaLayer:
         try:
             async with inner_stream(self._inner, call) as stream:
                 async for chunk in stream:
-                    await self._cover(quota, grant, call, meter, chunk)
-                    yield chunk
+                    chunk = await self._cover(quota, grant, call, meter, chunk)
+                    if chunk.text or meter.refusal is None:
+                        yield chunk
+                    if meter.refusal is not None:
+                        raise meter.refusal
         finally:
             await quota.settle_shielded(grant, _actual(call, meter))
 
@@ -98,45 +105,94 @@ class QuotaLayer:
         tokens = meter.prompt + output
         usd = meter.usd(extra=output)
         try:
-            grant = await quota.reserve(call.tenant_id, call.user_id, call.tier, _reserve(tokens, usd))
+            grant = await quota.reserve(
+                call.tenant_id, call.user_id, call.tier, _reserve(tokens, usd), deadline=call.deadline
+            )
         except QuotaExceededError as err:
             fallback = _fallback(route)
             if err.reason != "COST_QUOTA_EXCEEDED" or fallback is None:
                 raise
             meter.price = fallback.price
             usd = meter.usd(extra=output)
-            grant = await quota.reserve(call.tenant_id, call.user_id, call.tier, _reserve(tokens, usd))
+            grant = await quota.reserve(
+                call.tenant_id, call.user_id, call.tier, _reserve(tokens, usd), deadline=call.deadline
+            )
             call = replace(call, budget_deployment=fallback.deployment)
         meter.reserved_tokens, meter.reserved_usd = tokens, usd
         return grant, call
 
     async def _cover(
         self, quota: QuotaService, grant: Grant, call: Call, meter: _Meter, chunk: Chunk
-    ) -> None:
-        """Count the chunk; extend the reservation if it outgrew it, or end the stream if refused."""
+    ) -> Chunk:
+        """Count the chunk and extend the reservation if it outgrew it; returns what the call may
+        receive: the chunk, or the part of it that fits (then `meter.refusal` ends the call)."""
         meter.received += 1
+        before = meter.output
         meter.output += self._estimator.text(chunk.text)
         if chunk.usage is not None:
             meter.prompt, meter.output = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
             meter.final = chunk.is_final
         price = call.record.target.price if call.record.target else meter.price
         if call.record.cache_hit:
-            return
+            return chunk
         tokens, usd = meter.prompt + meter.output, meter.usd(price)
         if tokens <= meter.reserved_tokens and usd <= meter.reserved_usd:
-            return
+            return chunk
         try:
             await self._extend(quota, grant, meter, price, quota.policy.extension_tokens)
+            return chunk
         except QuotaExceededError:
-            try:  # the headroom does not fit; the chunk itself may
+            pass
+        try:  # the headroom does not fit; the chunk itself may
+            await self._extend(quota, grant, meter, price, 0)
+            return chunk
+        except QuotaExceededError as err:
+            if not chunk.text:  # a final usage correction: charge no more than was reserved
+                self._clamp(meter, price)
+                return chunk
+            return await self._cut(quota, grant, call, meter, chunk, before, err)
+
+    async def _cut(
+        self,
+        quota: QuotaService,
+        grant: Grant,
+        call: Call,
+        meter: _Meter,
+        chunk: Chunk,
+        before: int,
+        err: QuotaExceededError,
+    ) -> Chunk:
+        """The longest prefix of the chunk the budget still covers (nothing for a unary answer, which
+        cannot be delivered in part); the reservation grows to exactly that, and the call ends."""
+        price = call.record.target.price if call.record.target else meter.price
+        fits, refused = 0, self._estimator.text(chunk.text) if call.stream else 1
+        while refused - fits > 1:  # binary search: each successful extend holds what it got
+            trial = (fits + refused) // 2
+            meter.output = before + trial
+            try:
                 await self._extend(quota, grant, meter, price, 0)
-            except QuotaExceededError as err:
-                if not (call.stream and chunk.text):
-                    return  # a whole unary answer, or a stream's final usage: already paid for, delivered
-                err.metadata.update(
-                    promptTokens=str(meter.prompt), completionTokens=str(meter.output), usageEstimated="true"
-                )
-                raise
+                fits = trial
+            except QuotaExceededError:
+                refused = trial
+        part = _prefix(chunk.text, fits, self._estimator.text) if call.stream else ""
+        meter.output, meter.cut = before + self._estimator.text(part), True
+        meter.prompt = min(meter.prompt, meter.reserved_tokens)  # a corrected prompt count, as reserved
+        call.record.usage_estimated(Usage(meter.prompt, meter.output))
+        err.metadata.update(
+            promptTokens=str(meter.prompt), completionTokens=str(meter.output), usageEstimated="true"
+        )
+        meter.refusal = err
+        return Chunk(text=part)
+
+    @staticmethod
+    def _clamp(meter: _Meter, price: Price) -> None:
+        """Counts reported beyond the reservation (the provider counted more than the sidecar did)
+        are not charged: the largest output the reserved tokens and dollars cover."""
+        meter.prompt = min(meter.prompt, meter.reserved_tokens)
+        meter.output = max(0, min(meter.output, meter.reserved_tokens - meter.prompt))
+        while meter.output > 0 and meter.usd(price) > meter.reserved_usd:
+            meter.output -= 1
+        meter.cut = True
 
     async def _extend(
         self, quota: QuotaService, grant: Grant, meter: _Meter, price: Price, step: int
@@ -160,6 +216,9 @@ def _actual(call: Call, meter: _Meter) -> Amounts:
         return Amounts(requests=1)
     if meter.received == 0 and record.usage.total_tokens == 0:
         return Amounts()
+    if meter.cut:  # the budget ended it: exactly what the meter says the call received
+        price = record.target.price if record.target else meter.price
+        return Amounts(requests=1, tokens=meter.prompt + meter.output, usd=meter.usd(price))
     if meter.final and record.finish_reason is not None:
         usage = record.usage
         usd = math.ceil(record.cost_usd * MICROS - 1e-6)
@@ -168,6 +227,21 @@ def _actual(call: Call, meter: _Meter) -> Amounts:
         price = record.target.price if record.target else meter.price
         usd = math.ceil(price.cost(usage) * MICROS - 1e-6)
     return Amounts(requests=1, tokens=usage.total_tokens, usd=usd)
+
+
+def _prefix(text: str, tokens: int, count: Callable[[str], int]) -> str:
+    """The longest prefix of `text` that counts at most `tokens` (binary search over its length;
+    a token count grows with the prefix)."""
+    if tokens <= 0:
+        return ""
+    low, high = 0, len(text)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if count(text[:mid]) <= tokens:
+            low = mid
+        else:
+            high = mid - 1
+    return text[:low]
 
 
 def _dearest(route: Route) -> Price:

@@ -7,6 +7,7 @@ await spans a `yield`, so a timeout can never fire inside the caller's code.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
@@ -34,6 +35,7 @@ from sidecar.telemetry.tracing import inject_trace_context
 
 _SECRETISH = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\.]{4,}|[A-Za-z0-9_\-]{32,}")
 _MAX_ERROR_BODY = 64 * 1024
+_DECIMAL = re.compile(r"\d+\.\d+")
 _MAX_JSON_BODY = 32 * 1024 * 1024
 
 Url = str | URL  # a URL object when the path must go out exactly as encoded (signed requests)
@@ -59,6 +61,7 @@ class HttpClient:
         self._settings = settings
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
+        self._retry_after = RetryAfterPolicy(settings.max_retry_after_seconds, clock)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -113,7 +116,7 @@ class HttpClient:
                 if resp.status >= 300 and tolerate is not None and tolerate(resp.status, resp.headers):
                     return None
                 if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
-                    raise await _status_error(resp)
+                    raise await _status_error(resp, self._retry_after)
                 raw = await _read_bounded(resp, _MAX_JSON_BODY)
         return _decode(raw)
 
@@ -147,7 +150,7 @@ class HttpClient:
             if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
                 with map_http_errors(timeouts.deadline):
                     async with self._clock.timeout(timeouts.next_wait()):
-                        raise await _status_error(resp)
+                        raise await _status_error(resp, self._retry_after)
             if kind not in resp.headers.get("content-type", ""):
                 sent = resp.headers.get("content-type") or "no content type"
                 raise ProviderMalformedError(f"expected {kind}, the upstream sent {sent[:80]}")
@@ -195,7 +198,7 @@ async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(parts)
 
 
-async def _status_error(resp: aiohttp.ClientResponse) -> ProviderError:
+async def _status_error(resp: aiohttp.ClientResponse, retry_after: RetryAfterPolicy) -> ProviderError:
     try:
         body = await _read_bounded(resp, _MAX_ERROR_BODY)
     except ProviderMalformedError:
@@ -206,33 +209,56 @@ async def _status_error(resp: aiohttp.ClientResponse) -> ProviderError:
     if status in (401, 403):
         return ProviderAuthError(f"upstream HTTP {status}: credentials refused")
     if status == 429:
-        return ProviderRateLimitedError(text, retry_after=retry_after_seconds(resp.headers))
+        return ProviderRateLimitedError(text, retry_after=retry_after.seconds(resp.headers))
     if status in (400, 413, 422):
         return ProviderRejectedError(text)
-    return ProviderUnavailableError(text, retry_after=retry_after_seconds(resp.headers))
+    return ProviderUnavailableError(text, retry_after=retry_after.seconds(resp.headers))
 
 
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Retry-After (seconds or HTTP date) or retry-after-ms, as seconds."""
+@dataclass(frozen=True, slots=True)
+class RetryAfterPolicy:
+    """How far an upstream's Retry-After is trusted: at most `max_seconds` (it opens the breaker of a
+    deployment shared by every tenant, and becomes the RetryInfo clients wait for)."""
+
+    max_seconds: float
+    clock: Clock
+
+    def seconds(self, headers: Mapping[str, str]) -> float | None:
+        """The upstream's wait, capped; None when it gave none or none that parses."""
+        wait = retry_after_seconds(headers, now=self.clock.wall())
+        return None if wait is None else min(wait, self.max_seconds)
+
+
+def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """Retry-After (delay-seconds or HTTP-date) or retry-after-ms, as seconds; None for garbage,
+    negative or non-finite values. An HTTP-date is measured from the upstream's own Date header
+    when it sent one (its clock, not ours), else from `now` (Unix seconds)."""
     if ms := headers.get("retry-after-ms"):
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
+        wait = _finite(ms)
+        if wait is not None:
+            return wait / 1000
+    value = (headers.get("retry-after") or "").strip()
     if not value:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if value.isdigit() or _DECIMAL.fullmatch(value):
+        return _finite(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        date = headers.get("date")
+        base = parsedate_to_datetime(date).timestamp() if date else now
+    except (TypeError, ValueError, IndexError):
         return None
-    date = headers.get("date")
-    now = parsedate_to_datetime(date) if date else None
-    return max(0.0, (when - now).total_seconds()) if now else None
+    if base is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - base)
+
+
+def _finite(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def redact(text: str) -> str:

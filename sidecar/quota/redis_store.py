@@ -23,14 +23,13 @@ windows as its clock sees them, and the script picks the one holding Redis time.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-from sidecar.core.clock import Clock
+from sidecar.core.clock import Clock, Deadline
 from sidecar.quota.store import WINDOW_GRACE_MS, BucketState, Charge, QuotaStoreError, Verdict, bucket_key
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
+from sidecar.stores.errors import StoreError
+from sidecar.stores.redis import RedisEndpoint, RedisOps
 
 # ARGV: now ms ("" = Redis TIME), ttl ms, grace ms, reservation id, #levels, levels...,
 # then per charge: #edges, edges..., limit, amount, enforce ("1"/"0").
@@ -64,7 +63,7 @@ while a <= #ARGV do
 end
 local function int(v) return string.format("%d", v) end
 local function parse(v)
-  local amt, exp = string.match(v, "^(%-?%d+):(%d+)$")
+  local amt, exp = string.match(v, "^(%-?%d+):(%d+)")
   return tonumber(amt), tonumber(exp)
 end
 -- R is the live reservations' total; x a time before which none expires. Past x, sweep them.
@@ -92,7 +91,10 @@ local function load(c, clean)
   if f[4] and tonumber(f[4]) <= now then sweep(c, clean) end
   if f[5] then
     local amt, exp = parse(f[5])
-    if exp > now then c.held = amt end
+    if exp > now then
+      c.held = amt
+      c.released = string.sub(f[5], -2) == ":x"
+    end
   end
 end
 local function crossed(c)
@@ -113,6 +115,7 @@ _RESERVE = """
 local refused, out = -1, {}
 for i, c in ipairs(charges) do
   load(c, true)
+  if c.released then return {-2, {}} end
   c.over = c.used + c.reserved + c.amount > c.limit
   if c.over and c.enforce and refused < 0 then refused = i - 1 end
 end
@@ -149,6 +152,23 @@ end
 return {-1, out}
 """
 
+# A release leaves a tombstone "0:<expiry>:x" under the reservation id (amount 0, swept like any
+# reservation), so a reserve of that id still queued at the server is refused when it runs (-2).
+_RELEASE = """
+for _, c in ipairs(charges) do
+  load(c, true)
+  if redis.call("HDEL", c.key, rid) == 1 then
+    c.reserved = c.reserved - c.held
+    redis.call("HSET", c.key, "R", int(c.reserved))
+  end
+  local x = tonumber(redis.call("HGET", c.key, "x"))
+  if not x or x > now + ttl then x = now + ttl end
+  redis.call("HSET", c.key, rid, "0:" .. int(now + ttl) .. ":x", "x", int(x))
+  if c.finish > 0 then keep(c) else redis.call("PEXPIRE", c.key, ttl) end
+end
+return {-1, {}}
+"""
+
 _READ = """
 local out = {}
 for _, c in ipairs(charges) do
@@ -159,42 +179,70 @@ return {-1, out}
 """
 
 
+_RELEASED = -2  # the reserve script found its id released (see _RELEASE)
+
+
 class RedisQuotaStore:
-    """QuotaStore on Redis (redis.asyncio, imported here lazily)."""
+    """QuotaStore on Redis, through the shared client factory (`sidecar.stores.redis`).
 
-    def __init__(
-        self, url: str, clock: Clock, *, prefix: str, timeout: float, server_time: bool = True
-    ) -> None:
-        from redis.asyncio import Redis
+    Reserve and extend are bounded by the call's deadline as well as the store's timeout. A reserve
+    or extend that times out may still have run on the server: the caller releases the reservation
+    id (`settle` with nothing charged is idempotent), see `QuotaService.reserve`.
+    """
 
-        self._clock, self._prefix, self._server_time = clock, prefix, server_time
-        self._timeout = timeout
-        self._redis: Redis = Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False
+    def __init__(self, ops: RedisOps, clock: Clock, *, prefix: str, server_time: bool = True) -> None:
+        self._ops, self._clock, self._prefix, self._server_time = ops, clock, prefix, server_time
+        self._reserve, self._settle, self._read, self._release = (
+            ops.client.register_script(_PARSE + body) for body in (_RESERVE, _SETTLE, _READ, _RELEASE)
         )
-        self._reserve, self._settle, self._read = (
-            self._redis.register_script(_PARSE + body) for body in (_RESERVE, _SETTLE, _READ)
-        )
+
+    @classmethod
+    def from_url(
+        cls, url: str, clock: Clock, *, prefix: str, timeout: float, server_time: bool = True
+    ) -> RedisQuotaStore:
+        """A store with its own client on `url` (no TLS options): tests and benchmarks."""
+        endpoint = RedisEndpoint(url, connect_timeout=timeout, timeout=timeout)
+        return cls(RedisOps(endpoint, clock=clock), clock, prefix=prefix, server_time=server_time)
 
     async def reserve(
-        self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int, levels: Sequence[int]
+        self,
+        tag: str,
+        rid: str,
+        charges: Sequence[Charge],
+        *,
+        ttl_ms: int,
+        levels: Sequence[int],
+        deadline: Deadline | None = None,
     ) -> Verdict:
-        refused, states = await self._run(self._reserve, tag, rid, charges, ttl_ms, levels)
+        refused, states = await self._run(
+            "reserve", self._reserve, tag, rid, charges, ttl_ms, levels, deadline
+        )
+        if refused == _RELEASED:
+            raise QuotaStoreError("quota store: the reservation was released meanwhile", kind="released")
         return Verdict(refused < 0, states, refused)
 
     async def settle(
         self, tag: str, rid: str, charges: Sequence[Charge], *, levels: Sequence[int]
     ) -> tuple[BucketState, ...]:
-        return (await self._run(self._settle, tag, rid, charges, 0, levels))[1]
+        return (await self._run("settle", self._settle, tag, rid, charges, 0, levels, None))[1]
+
+    async def release(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
+        await self._run("release", self._release, tag, rid, charges, ttl_ms, (), None)
 
     async def read(self, tag: str, charges: Sequence[Charge]) -> tuple[BucketState, ...]:
-        return (await self._run(self._read, tag, "", charges, 0, ()))[1]
+        return (await self._run("read", self._read, tag, "", charges, 0, (), None))[1]
 
     async def _run(
-        self, script: Any, tag: str, rid: str, charges: Sequence[Charge], ttl_ms: int, levels: Sequence[int]
+        self,
+        op: str,
+        script: Any,
+        tag: str,
+        rid: str,
+        charges: Sequence[Charge],
+        ttl_ms: int,
+        levels: Sequence[int],
+        deadline: Deadline | None,
     ) -> tuple[int, tuple[BucketState, ...]]:
-        from redis.exceptions import RedisError
-
         now = "" if self._server_time else str(int(self._clock.wall() * 1000))
         args: list[str | int] = [now, ttl_ms, WINDOW_GRACE_MS, rid, len(levels), *levels]
         keys: list[str] = []
@@ -204,14 +252,13 @@ class RedisQuotaStore:
             starts = c.edges[:-1] or (0,)
             keys += [base + bucket_key(c.key, start) for start in starts]
         try:
-            async with self._clock.timeout(self._timeout):
-                refused, rows = await script(keys=keys, args=args)
-        except (RedisError, OSError, TimeoutError) as exc:
-            raise QuotaStoreError(f"quota store (Redis): {type(exc).__name__}: {exc}") from exc
+            refused, rows = await self._ops.run(op, lambda: script(keys=keys, args=args), deadline=deadline)
+        except StoreError as exc:
+            raise QuotaStoreError(f"quota store {exc}", kind=exc.kind) from exc
         states = tuple(
             BucketState(int(s), int(e), int(u), int(r), int(lv), bool(over)) for s, e, u, r, lv, over in rows
         )
         return int(refused), states
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await self._ops.aclose()

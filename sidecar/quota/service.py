@@ -17,8 +17,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sidecar.config.quota import QuotaPolicy, TierConfig, Window
-from sidecar.core.clock import Clock
+from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import (
+    DeadlineExceededError,
     FieldViolation,
     InvalidRequestError,
     QuotaExceededError,
@@ -31,6 +32,7 @@ from sidecar.quota.store import BucketState, Charge, QuotaStore, QuotaStoreError
 from sidecar.quota.windows import window_edges
 
 STORE_RETRY_SECONDS = 1.0
+RELEASE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,21 +102,52 @@ class QuotaService:
             raise InvalidRequestError(bad)
         return limits
 
-    async def reserve(self, tenant: str, user: str, tier: str, amounts: Amounts) -> Grant:
+    async def reserve(
+        self, tenant: str, user: str, tier: str, amounts: Amounts, *, deadline: Deadline | None = None
+    ) -> Grant:
+        """Reserve `amounts` on every limit of the caller. A reserve that does not return normally
+        (the store failed or timed out after the script may have run, or the caller was cancelled)
+        releases the reservation id in the background, so nothing stays held until the TTL."""
         limits = self.limits(tenant, user, tier)
         rid = uuid.uuid4().hex
         charges = [self._charge(lim, tenant, user, amounts.of(lim.metric), None) for lim in limits]
         try:
-            verdict = await self.store.reserve(tenant, rid, charges, ttl_ms=self._ttl_ms, levels=self._levels)
+            verdict = await self.store.reserve(
+                tenant, rid, charges, ttl_ms=self._ttl_ms, levels=self._levels, deadline=deadline
+            )
         except QuotaStoreError as exc:
+            self._release_later(tenant, rid, charges)
+            if deadline is not None and deadline.expired():
+                raise DeadlineExceededError("the call's deadline passed while reserving quota") from exc
             return self._store_down("reserve", exc, Grant(rid, tenant, user, limits, (), degraded=True))
+        except BaseException:  # cancelled mid-reserve: the script may have run
+            self._release_later(tenant, rid, charges)
+            raise
         self._report(limits, verdict.buckets, tenant, user)
         if not verdict.admitted:
             raise self._refusal(limits[verdict.refused], verdict.buckets[verdict.refused], tenant, user)
         return Grant(rid, tenant, user, limits, tuple((b.start, b.end) for b in verdict.buckets))
 
-    async def extend(self, grant: Grant, amounts: Amounts) -> None:
-        """Add tokens and dollars to a reservation; raises QuotaExceededError when a limit refuses."""
+    def _release_later(self, tenant: str, rid: str, charges: Sequence[Charge]) -> None:
+        """Drop whatever `rid` may hold, in a task of its own (a cancelled caller cannot stop it);
+        aclose() waits for it. Settling with nothing charged is idempotent."""
+        task = asyncio.ensure_future(self._release(tenant, rid, charges))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _release(self, tenant: str, rid: str, charges: Sequence[Charge]) -> None:
+        for attempt in range(RELEASE_ATTEMPTS):  # each attempt is bounded by the store's timeout
+            try:
+                await self.store.release(tenant, rid, charges, ttl_ms=self._ttl_ms)
+                return
+            except QuotaStoreError as exc:
+                if attempt == RELEASE_ATTEMPTS - 1:
+                    self.signals.store_error("release", exc)
+
+    async def extend(self, grant: Grant, amounts: Amounts, *, deadline: Deadline | None = None) -> None:
+        """Add tokens and dollars to a reservation; raises QuotaExceededError when a limit refuses.
+        A failed extend needs no release: whatever it may have added is held under the grant's id,
+        which the call's settle drops."""
         if grant.degraded:
             return
         picked = [i for i, lim in enumerate(grant.limits) if amounts.of(lim.metric) > 0]
@@ -124,7 +157,7 @@ class QuotaService:
         charges = [self._fixed(grant, i, amounts.of(grant.limits[i].metric)) for i in picked]
         try:
             verdict = await self.store.reserve(
-                grant.tenant, grant.rid, charges, ttl_ms=self._ttl_ms, levels=self._levels
+                grant.tenant, grant.rid, charges, ttl_ms=self._ttl_ms, levels=self._levels, deadline=deadline
             )
         except QuotaStoreError as exc:
             self._store_down("extend", exc, grant, limits)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sidecar.core.clock import Clock
+from sidecar.core.clock import Clock, Deadline
 from sidecar.quota.windows import pick
 
 WINDOW_GRACE_MS = 3_600_000  # a window's bucket outlives its end by this (GetQuota of a just-reset window)
@@ -58,17 +58,34 @@ class Verdict:
 
 
 class QuotaStoreError(Exception):
-    """The store could not be reached or answered with an error."""
+    """The store could not be reached or answered with an error; `kind` as in `sidecar.stores.errors`
+    ("timeout": the operation may have run on the server)."""
+
+    def __init__(self, message: str, *, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class QuotaStore(Protocol):
     async def reserve(
-        self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int, levels: Sequence[int]
+        self,
+        tag: str,
+        rid: str,
+        charges: Sequence[Charge],
+        *,
+        ttl_ms: int,
+        levels: Sequence[int],
+        deadline: Deadline | None = None,
     ) -> Verdict: ...
 
     async def settle(
         self, tag: str, rid: str, charges: Sequence[Charge], *, levels: Sequence[int]
     ) -> tuple[BucketState, ...]: ...
+
+    async def release(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
+        """Drop whatever `rid` holds and refuse a reserve of `rid` that arrives later (a reserve that
+        timed out may still be queued at the store): idempotent, charges nothing."""
+        ...
 
     async def read(self, tag: str, charges: Sequence[Charge]) -> tuple[BucketState, ...]: ...
 
@@ -135,7 +152,14 @@ class MemoryQuotaStore:
         return bucket, start, end
 
     async def reserve(
-        self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int, levels: Sequence[int]
+        self,
+        tag: str,
+        rid: str,
+        charges: Sequence[Charge],
+        *,
+        ttl_ms: int,
+        levels: Sequence[int],
+        deadline: Deadline | None = None,  # an in-process operation does not wait
     ) -> Verdict:
         now = self._now_ms()
         self._sweep(now)
@@ -158,6 +182,12 @@ class MemoryQuotaStore:
             b.noted = max(b.noted, level)
             out.append(BucketState(start, end, b.used, s.reserved + c.amount, level, s.over))
         return Verdict(True, tuple(out))
+
+    async def release(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
+        """In one process a reserve cannot still be running when its release comes: settle nothing."""
+        await self.settle(
+            tag, rid, [Charge(c.key, c.edges, c.limit, 0, c.enforce) for c in charges], levels=()
+        )
 
     async def settle(
         self, tag: str, rid: str, charges: Sequence[Charge], *, levels: Sequence[int]

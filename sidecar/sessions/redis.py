@@ -18,15 +18,14 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 from urllib.parse import quote
 
 from sidecar.core.errors import SessionStoreUnavailableError
 from sidecar.core.types import Message, Role
 from sidecar.sessions.store import ConversationKey, Snapshot, StorePolicy, SwitchRecord
-
-if TYPE_CHECKING:
-    from redis.asyncio import Redis
+from sidecar.stores.errors import StoreError
+from sidecar.stores.redis import RedisEndpoint, RedisOps
 
 # KEYS[1] the conversation hash. ARGV: persona, version, ttl ms. Returns {applied, persona before}.
 _ACTIVATE = """
@@ -52,15 +51,30 @@ return t
 """
 
 
-class RedisConversationStore:
-    def __init__(self, url: str, policy: StorePolicy, *, prefix: str = "orch:conv") -> None:
-        from redis.asyncio import Redis
+# KEYS[1] the conversation hash, KEYS[2] its history. One atomic read that, unlike MULTI, Redis
+# still runs when it is out of memory or a replica (a script that writes nothing).
+_READ = """
+return {redis.call("HMGET", KEYS[1], "persona", "version"), redis.call("LRANGE", KEYS[2], 0, -1)}
+"""
 
-        self._redis: Redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+
+class RedisConversationStore:
+    """Every failure of Redis (unreachable, timeout, READONLY replica, OOM, ...) is classified by the
+    client factory and raised as SESSION_STORE_UNAVAILABLE, which callers can handle: a history write
+    that fails after the answer was delivered is a warning, not a failed call."""
+
+    def __init__(self, ops: RedisOps, policy: StorePolicy, *, prefix: str = "orch:conv") -> None:
+        self._ops, self._redis = ops, ops.client
         self._policy, self._prefix = policy, prefix
         self._ttl_ms = max(1, int(policy.ttl_seconds * 1000))
         self._activate = self._redis.register_script(_ACTIVATE)
         self._ticket = self._redis.register_script(_TICKET)
+        self._read = self._redis.register_script(_READ)
+
+    @classmethod
+    def from_url(cls, url: str, policy: StorePolicy, *, prefix: str = "orch:conv") -> RedisConversationStore:
+        """A store with its own client on `url` (no TLS options): tests."""
+        return cls(RedisOps(RedisEndpoint(url, timeout=5.0), retries=1), policy, prefix=prefix)
 
     def _base(self, tenant: str, user: str) -> str:
         return f"{self._prefix}:{{{quote(tenant, safe='')}|{quote(user, safe='')}}}:"
@@ -71,22 +85,19 @@ class RedisConversationStore:
 
     async def snapshot(self, key: ConversationKey, *, history: bool) -> Snapshot:
         state, hist = self._keys(key)
-        async with _classified():
+        async with _classified("snapshot", self._ops):
             if not history:
                 persona, version = await self._redis.hmget(state, ["persona", "version"])  # type: ignore[misc]
                 return Snapshot(_str(persona), int(version or 0))
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hmget(state, ["persona", "version"])
-                pipe.lrange(hist, 0, -1)
-                (persona, version), raw = await pipe.execute()
+            (persona, version), raw = await self._read(keys=[state, hist])
         return Snapshot(_str(persona), int(version or 0), tuple(_message(m) for m in raw))
 
     async def next_version(self, key: ConversationKey) -> int:
-        async with _classified():
+        async with _classified("next_version", self._ops):
             return int(await self._ticket(keys=[self._keys(key)[0]], args=[self._ttl_ms]))
 
     async def activate(self, key: ConversationKey, persona_id: str, version: int) -> tuple[bool, str]:
-        async with _classified():
+        async with _classified("activate", self._ops):
             applied, before = await self._activate(
                 keys=[self._keys(key)[0]], args=[persona_id, version, self._ttl_ms]
             )
@@ -96,7 +107,7 @@ class RedisConversationStore:
         if not messages:
             return
         state, hist = self._keys(key)
-        async with _classified(), self._redis.pipeline(transaction=True) as pipe:
+        async with _classified("append", self._ops), self._redis.pipeline(transaction=True) as pipe:
             pipe.rpush(hist, *(json.dumps({"r": m.role.value, "t": m.text, "n": m.name}) for m in messages))
             pipe.ltrim(hist, -self._policy.max_history_messages, -1)
             pipe.pexpire(hist, self._ttl_ms)
@@ -105,7 +116,7 @@ class RedisConversationStore:
 
     async def clear(self, key: ConversationKey) -> bool:
         state, hist = self._keys(key)
-        async with _classified(), self._redis.pipeline(transaction=True) as pipe:
+        async with _classified("clear", self._ops), self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(hist)
             pipe.hdel(state, "persona")
             removed_history, removed_persona = await pipe.execute()
@@ -123,7 +134,7 @@ class RedisConversationStore:
             "at": record.at,
             "v": record.version,
         }
-        async with _classified(), self._redis.pipeline(transaction=True) as pipe:
+        async with _classified("record_switch", self._ops), self._redis.pipeline(transaction=True) as pipe:
             pipe.lpush(key, json.dumps(data))
             pipe.ltrim(key, 0, self._policy.max_switch_history - 1)
             pipe.pexpire(key, self._ttl_ms)
@@ -131,27 +142,28 @@ class RedisConversationStore:
 
     async def switches(self, tenant: str, user: str, conversation: str, limit: int) -> list[SwitchRecord]:
         key = self._base(tenant, user) + "sw"
-        async with _classified():
+        async with _classified("switches", self._ops):
             raw = await self._redis.lrange(key, 0, self._policy.max_switch_history - 1)  # type: ignore[misc]
         records = (_record(r) for r in raw)
         found = (r for r in records if not conversation or r.conversation_id == conversation)
         return [r for _, r in zip(range(limit), found, strict=False)]
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await self._ops.aclose()
 
 
 @asynccontextmanager
-async def _classified() -> AsyncIterator[None]:
-    """Redis connection trouble -> SESSION_STORE_UNAVAILABLE (retryable); other errors are bugs."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
+async def _classified(op: str, ops: RedisOps) -> AsyncIterator[None]:
+    """Any Redis failure (classified by the factory, counted by its observer) ->
+    SESSION_STORE_UNAVAILABLE, retryable; the store's per-operation timeout bounds the block."""
     try:
-        yield
-    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        async with ops.bounded(op):
+            yield
+    except StoreError as exc:
         raise SessionStoreUnavailableError(
-            "the conversation store (Redis) is unreachable; retry later", retry_after=1.0
+            f"the conversation store (Redis) failed ({exc.kind}); retry later",
+            metadata={"storeError": exc.kind},
+            retry_after=1.0,
         ) from exc
 
 

@@ -3,8 +3,17 @@
 Redaction is on by default and happens in the formatter, so it covers every logger, ours and
 libraries': a field whose name says it holds a secret (key, token, secret, password, authorization,
 credential) or content (prompt, messages, completion, text, content) is replaced by `[REDACTED]`,
-and anything in a message or value that looks like a key or bearer token is masked. With
-`capture_content` on (debugging only), content fields are kept; secrets never are.
+and anything in a message or value that looks like a key or bearer token is masked: provider-key
+shapes, Vault tokens, bearer tokens, the value after a secret-named key in JSON, headers or forms
+(`"Plaintext": "..."`, `X-Vault-Token: ...`, `token=...`), and any long base64/hex run (standard
+and URL-safe alphabets, `/+=` included). With `capture_content` on (debugging only), content fields
+are kept; secrets never are.
+
+Libraries that see secrets in the clear (botocore logs KMS response bodies with `Plaintext` data
+keys at DEBUG; urllib3, hvac, aiohttp, asyncpg and redis can log bodies, headers or URLs with
+passwords; google-auth, azure-identity and msal handle provider tokens) never log below WARNING,
+whatever the sidecar's level: their loggers are set to WARNING
+and the handler drops their records below WARNING in case a library lowers its own level again.
 """
 
 from __future__ import annotations
@@ -18,17 +27,39 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, TextIO
 
+from sidecar.core.clock import Clock
+
 # Attributes every LogRecord has; anything else was passed through `extra=` and is a field.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
 REDACTED = "[REDACTED]"
 _SECRET_FIELD = re.compile(r"(api_?key|token|secret|password|passwd|authorization|credential|bearer)", re.I)
 _CONTENT_FIELD = re.compile(r"^(prompt|prompts|messages?|completion|text|content|input|output)$", re.I)
-# Provider-key shapes and bearer tokens, and long opaque runs (base64/hex blobs, JWT-ish strings).
+# Provider-key shapes, Vault tokens and bearer tokens.
 _SECRET_VALUE = re.compile(
     r"(?:sk-|sk_|key-|pk-|AKIA|xox[abp]-)[A-Za-z0-9_\-]{8,}"
+    r"|\bhv[sbr]\.[A-Za-z0-9_\-]{8,}"
     r"|(?i:bearer)\s+[A-Za-z0-9_\-\.=+/]{4,}"
-    r"|[A-Za-z0-9_\-+=]{40,}"
 )
+# The value after a secret-named key: JSON ("Plaintext": "..."), Python reprs ('X-Vault-Token': '...'),
+# headers (Authorization: ...) and forms (token=...). Numbers and booleans are left (token counts).
+_SECRET_NAMED = re.compile(
+    r"""(?ix)
+    (?P<key>["']?[\w\-]*(?:plaintext|ciphertext|api[_\-]?key|token|secret|passw(?:or)?d|authorization
+        |credential|private[_\-]?key|data[_\-]?key)[\w\-]*["']?)
+    (?P<sep>\s*[:=]\s*)
+    (?!(?:\d+(?:\.\d+)?|true|false|null|none)\b|\[REDACTED\])
+    (?P<value>b?"(?:[^"\\]|\\.)*"|b?'(?:[^'\\]|\\.)*'|[^\s,;&}\]\)]+)
+    """
+)
+# Long opaque runs: base64 (standard and URL-safe, with padding), hex, JWT-ish parts. An absolute
+# path of lowercase segments (a file in a traceback) is not one.
+_OPAQUE_RUN = re.compile(r"[A-Za-z0-9_\-+/]{40,}={0,2}")
+_PATH_LIKE = re.compile(r"(?:/[a-z0-9_\-]*)+/?")
+# Libraries that handle secrets in the clear; they log at WARNING and above only.
+QUIET_LOGGERS = (
+    "botocore", "boto3", "s3transfer", "urllib3", "requests", "hvac", "aiohttp", "asyncpg", "redis",
+    "aiocache", "google", "azure", "msal",
+)  # fmt: skip
 _SAFE_FIELDS = frozenset({"request_id", "trace_id", "span_id"})
 
 MIN_MASKED_CHARS = 8  # shorter prompt fragments are not masked (they would mask ordinary words)
@@ -57,7 +88,46 @@ def scrub(text: str, prompts: tuple[str, ...] = ()) -> str:
     for prompt in prompts:
         if prompt in text:
             text = text.replace(prompt, REDACTED)
-    return _SECRET_VALUE.sub(REDACTED, text)
+    text = _OPAQUE_RUN.sub(_mask_run, text)  # first: a key shape inside a run must not split it
+    text = _SECRET_VALUE.sub(REDACTED, text)
+    return _SECRET_NAMED.sub(lambda m: f"{m['key']}{m['sep']}{REDACTED}", text)
+
+
+def _mask_run(match: re.Match[str]) -> str:
+    run = match.group(0)
+    return run if _PATH_LIKE.fullmatch(run) else REDACTED
+
+
+class QuietLibraries(logging.Filter):
+    """Drops records below WARNING from the libraries that see secrets (`QUIET_LOGGERS`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        top = record.name.partition(".")[0]
+        return top not in QUIET_LOGGERS
+
+
+class RateLimitedLog:
+    """Logs one line per `interval` seconds at most, for events a caller can trigger at will (bad
+    requests); the next line that gets through says how many were suppressed in between."""
+
+    def __init__(self, log: logging.Logger, clock: Clock, *, interval: float) -> None:
+        self._log, self._clock, self._interval = log, clock, interval
+        self._next_at: float | None = None
+        self._suppressed = 0
+
+    def warning(self, message: str, *, extra: dict[str, object] | None = None) -> bool:
+        """Log `message` unless a line was logged less than `interval` ago; True if it was logged."""
+        now = self._clock.monotonic()
+        if self._next_at is not None and now < self._next_at:
+            self._suppressed += 1
+            return False
+        self._next_at = now + self._interval
+        fields = {**(extra or {}), "suppressed": self._suppressed}
+        self._suppressed = 0
+        self._log.warning(message, extra=fields)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -102,6 +172,14 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(level: str, stream: TextIO | None = None, *, capture_content: bool = False) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter(capture_content=capture_content))
+    handler.addFilter(QuietLibraries())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """Set the secret-seeing libraries' loggers to WARNING, whatever the root level."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -21,12 +21,13 @@ import pytest
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc as svc
 from sidecar._gen.orchestrator.v1 import quota_pb2
+from sidecar.core.tokens import count_tokens
 from tests.conftest import user
 from tests.integration.helpers import rich
 from tests.support.quota_cluster import OwnRedis, SidecarProcess
 
 pytestmark = pytest.mark.integration
-STREAM_LIMIT = 2000
+STREAM_LIMIT = 5000
 CHUNK_TOKENS = 2
 THREE_THEN_REFUSED = ["OK", "OK", "OK", "REQUEST_QUOTA_EXCEEDED"]
 
@@ -174,28 +175,44 @@ async def test_a_killed_sidecar_loses_no_counts(cluster: Cluster) -> None:
         await c.close()
 
 
-async def test_streams_share_a_token_budget_within_the_bound(cluster: Cluster) -> None:
+async def test_streams_share_a_token_budget_with_no_overshoot(cluster: Cluster) -> None:
+    """200 concurrent streams on four sidecars, one 5,000-token daily budget: the total charged is
+    within the limit, and every stream is charged exactly what it received (a cut stream gets the part
+    of its last chunk that fits, and its RESOURCE_EXHAUSTED says what it was charged)."""
     channels = cluster.channels()
     stubs = [svc.OrchestratorServiceStub(c) for c in channels]
 
-    async def stream(i: int) -> tuple[str, int]:
+    async def stream(i: int) -> tuple[str, int, int]:
+        """(outcome, tokens received, tokens charged)."""
         text = " ".join(f"w{j}" for j in range(30))
         request = gen.StreamGenerateRequest(messages=[user(text)], tenant_id="stream", user_id=f"u{i}")
-        deltas = 0
+        received = 0
         try:
-            async for message in stubs[i % 4].StreamGenerate(request, timeout=20):
-                deltas += message.HasField("delta")
-            return "OK", deltas
+            async for message in stubs[i % 4].StreamGenerate(request, timeout=60):
+                received += count_tokens(message.delta.text) if message.HasField("delta") else 0
+                if message.HasField("summary"):
+                    usage = message.summary.usage
+                    assert usage.completion_tokens == received
+                    return "OK", received, usage.prompt_tokens + usage.completion_tokens
         except grpc.aio.AioRpcError as err:
-            return (await rich(err)).reason, deltas
+            detail = await rich(err)
+            meta = detail.info.metadata
+            charged = (
+                int(meta["promptTokens"]) + int(meta["completionTokens"]) if "promptTokens" in meta else 0
+            )
+            if "completionTokens" in meta:
+                assert int(meta["completionTokens"]) == received, (i, dict(meta), received)
+            return detail.reason, received, charged
+        raise AssertionError("a stream ended without a summary")
 
-    results = await asyncio.gather(*(stream(i) for i in range(60)))
-    cut = sum(1 for reason, deltas in results if reason == "TOKEN_QUOTA_EXCEEDED" and deltas > 0)
-    assert {reason for reason, _ in results} <= {"OK", "TOKEN_QUOTA_EXCEEDED"}
+    results = await asyncio.gather(*(stream(i) for i in range(200)))
+    assert {reason for reason, _, _ in results} <= {"OK", "TOKEN_QUOTA_EXCEEDED"}
+    cut = [r for r in results if r[0] == "TOKEN_QUOTA_EXCEEDED" and r[1] > 0]
     limit = await quota_of(stubs[0], "stream", "stream-tokens")
     assert limit.reserved == 0
-    assert limit.used <= STREAM_LIMIT + cut * CHUNK_TOKENS  # the documented bound: one chunk per cut stream
-    assert limit.used > STREAM_LIMIT * 0.8  # the budget was really spent (headroom released at settle aside)
+    assert limit.used <= STREAM_LIMIT  # no overshoot, in tokens
+    assert limit.used == sum(charged for _, _, charged in results)  # each charged exactly its share
+    assert limit.used > STREAM_LIMIT * 0.9 and cut  # the budget was really spent, and streams were cut
     for c in channels:
         await c.close()
 

@@ -417,9 +417,9 @@ async def test_tampered_envelopes_are_refused(s: Running, upstream: Upstream, se
     # length the flip lands on the context's member names, so the envelope no longer parses.
     err = await fails(s.stub.Generate(req("required", envelope=flip_middle(envelope))))
     assert (err.code, err.reason) == (CODE.INVALID_ARGUMENT, "INVALID_KEY_ENVELOPE")
-    # A well-formed envelope with a changed ciphertext fails AES-GCM authentication.
+    # A well-formed envelope with a changed ciphertext fails AES-GCM authentication: a damaged record.
     err = await fails(s.stub.Generate(req("required", envelope=flip_ciphertext(envelope))))
-    assert (err.code, err.reason) == (CODE.INTERNAL, "KEY_UNAVAILABLE")
+    assert (err.code, err.reason) == (CODE.FAILED_PRECONDITION, "KEY_RECORD_CORRUPT")
     assert upstream.seen == []
 
 
@@ -675,7 +675,7 @@ async def test_the_canary_key_appears_nowhere_but_at_the_upstream(
         (
             "envelope, ciphertext flipped",
             generate("required", envelope=flip_ciphertext(envelope)),
-            (CODE.INTERNAL, "KEY_UNAVAILABLE"),
+            (CODE.FAILED_PRECONDITION, "KEY_RECORD_CORRUPT"),
         ),
         (
             "envelope, garbage",
@@ -760,7 +760,7 @@ async def test_a_tampered_copy_of_a_cached_envelope_is_refused(
     upstream.push(ok(), ok())
     assert (await s.stub.Generate(req("required", envelope=envelope))).text == HELLO  # now cached
     err = await fails(s.stub.Generate(req("required", envelope=flip_ciphertext(envelope))))
-    assert (err.code, err.reason) == (CODE.INTERNAL, "KEY_UNAVAILABLE")
+    assert (err.code, err.reason) == (CODE.FAILED_PRECONDITION, "KEY_RECORD_CORRUPT")
 
 
 async def test_an_upstream_echoing_a_short_unprefixed_key_is_scrubbed(s: Running, upstream: Upstream) -> None:

@@ -80,6 +80,6 @@ async def conversation_store(
         from sidecar.sessions.redis import RedisConversationStore
 
         url = request.getfixturevalue("redis_url")
-        store = RedisConversationStore(url, POLICY, prefix=f"t{uuid.uuid4().hex[:12]}")
+        store = RedisConversationStore.from_url(url, POLICY, prefix=f"t{uuid.uuid4().hex[:12]}")
     yield store
     await store.aclose()

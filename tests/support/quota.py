@@ -26,6 +26,6 @@ async def quota_store(request: pytest.FixtureRequest, clock: Any) -> AsyncIterat
 
         url = request.getfixturevalue("redis_url")
         prefix = f"test:{uuid.uuid4().hex[:12]}"
-        store = RedisQuotaStore(url, clock, prefix=prefix, timeout=2.0, server_time=False)
+        store = RedisQuotaStore.from_url(url, clock, prefix=prefix, timeout=2.0, server_time=False)
     yield store
     await store.aclose()

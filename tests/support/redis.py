@@ -8,6 +8,7 @@ unique key prefix). In CI a missing `redis-server` fails the test; on a develope
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -79,3 +80,37 @@ async def flush_redis(url: str) -> None:
         await client.flushdb()
     finally:
         await client.aclose()
+
+
+@contextlib.contextmanager
+def start_redis(*extra: str, tls: bool = False) -> Iterator[int]:
+    """A dedicated redis-server for one test (e.g. `--maxmemory 1`, or TLS with `tls=True` and the
+    `--tls-*` options in `extra`); yields its port and stops it afterwards."""
+    binary = redis_server_binary()
+    port = free_port()
+    ports = ["--port", "0", "--tls-port", str(port)] if tls else ["--port", str(port)]
+    with tempfile.TemporaryDirectory(prefix="redis-") as tmp:
+        log = Path(tmp) / "redis.log"
+        command = [binary, *ports, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *extra]
+        with log.open("wb") as out:
+            process = subprocess.Popen([*command, "--dir", tmp], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_listening(port, process, log)  # PING would need the TLS or ACL options of the test
+            yield port
+        finally:
+            stop(process)
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    """For a TLS-only server: wait until the port accepts connections."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"redis-server exited with {process.returncode}:\n{log.read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    stop(process)
+    pytest.fail(f"redis-server did not listen within {START_TIMEOUT_SECONDS:g}s:\n{log.read_text()[-2000:]}")

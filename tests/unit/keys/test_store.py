@@ -48,7 +48,7 @@ async def open_store(kind: str, request: pytest.FixtureRequest, clock: FakeClock
         return SqliteKeyStore(":memory:", clock)
     url: str = request.getfixturevalue("redis_url")
     await flush_redis(url)
-    return RedisKeyStore(url, clock)
+    return RedisKeyStore.from_url(url, clock)
 
 
 @pytest.fixture(params=STORES)
@@ -61,7 +61,7 @@ async def store(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterat
 
 def test_stores_are_key_stores(clock: FakeClock) -> None:
     s: KeyStore = SqliteKeyStore(":memory:", clock)
-    r: KeyStore = RedisKeyStore("redis://127.0.0.1:1/0", clock)  # connects on first use only
+    r: KeyStore = RedisKeyStore.from_url("redis://127.0.0.1:1/0", clock)  # connects on first use only
     assert s is not None and r is not None
 
 
@@ -267,7 +267,7 @@ async def test_find_newest_breaks_ties_by_insertion(store: KeyStore) -> None:
 @pytest.fixture
 async def redis_store(redis_url: str, clock: FakeClock) -> AsyncIterator[RedisKeyStore]:
     await flush_redis(redis_url)
-    s = RedisKeyStore(redis_url, clock)
+    s = RedisKeyStore.from_url(redis_url, clock)
     yield s
     await s.aclose()
 
@@ -333,7 +333,7 @@ async def test_redis_tenant_tags_hold_one_slot_per_tenant(redis_store: RedisKeyS
 async def test_two_sidecars_share_one_redis(
     redis_store: RedisKeyStore, redis_url: str, clock: FakeClock
 ) -> None:
-    other = RedisKeyStore(redis_url, clock)
+    other = RedisKeyStore.from_url(redis_url, clock)
     try:
         r = record()
         await redis_store.put(r)
@@ -376,7 +376,7 @@ async def test_redis_leftover_map_entries_are_harmless(redis_store: RedisKeyStor
 def test_redis_prefix_must_not_hold_hash_tags(clock: FakeClock) -> None:
     for prefix in ("", "a{b", "a}b"):
         with pytest.raises(ValueError, match="prefix"):
-            RedisKeyStore("redis://127.0.0.1:1/0", clock, prefix=prefix)
+            RedisKeyStore.from_url("redis://127.0.0.1:1/0", clock, prefix=prefix)
 
 
 async def test_settings_choose_the_redis_store(tmp_path: Path, redis_url: str, clock: FakeClock) -> None:
@@ -401,7 +401,7 @@ async def test_settings_choose_the_redis_store(tmp_path: Path, redis_url: str, c
     cfg = make_config({"settings": {"keys": keys}, "policy": echo_policy()}, tmp=tmp_path)
     service = build_keys(cfg, clock)
     assert service is not None
-    reader = RedisKeyStore(redis_url, clock)
+    reader = RedisKeyStore.from_url(redis_url, clock)
     try:
         r = await service.register(KeyContext("t1", "u1", "openai", "default"), b"sk-plaintext-secret-1234")
         assert await reader.get(r.ref) == r  # the service wrote to Redis, not to the SQLite file

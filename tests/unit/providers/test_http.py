@@ -13,7 +13,11 @@ from sidecar.providers._http import redact, retry_after_seconds
         ({"retry-after-ms": "120", "retry-after": "9"}, 0.12),
         ({"retry-after": "Sat, 21 Nov 2026 05:00:30 GMT", "date": "Sat, 21 Nov 2026 05:00:00 GMT"}, 30.0),
         ({"retry-after": "soon"}, None),
-        ({"retry-after": "-3"}, 0.0),
+        ({"retry-after": "-3"}, None),
+        ({"retry-after": "1e400"}, None),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after-ms": "-5", "retry-after": "2"}, 2.0),
+        ({"retry-after": "Sat, 21 Nov 2026 04:59:00 GMT", "date": "Sat, 21 Nov 2026 05:00:00 GMT"}, 0.0),
         ({}, None),
     ],
 )
@@ -29,6 +33,23 @@ def test_redact_removes_key_shaped_text() -> None:
 
 def test_redact_bounds_length() -> None:
     assert len(redact("word " * 1000)) == 300
+
+
+def test_an_http_date_without_a_date_header_counts_from_our_clock() -> None:
+    from email.utils import parsedate_to_datetime
+
+    now = parsedate_to_datetime("Sat, 21 Nov 2026 05:00:00 GMT").timestamp()
+    assert retry_after_seconds({"retry-after": "Sat, 21 Nov 2026 05:01:00 GMT"}, now=now) == 60.0
+
+
+def test_the_policy_caps_the_wait() -> None:
+    from sidecar.providers._http import RetryAfterPolicy
+    from tests.conftest import FakeClock
+
+    policy = RetryAfterPolicy(300.0, FakeClock())
+    assert policy.seconds({"retry-after": "86400"}) == 300.0
+    assert policy.seconds({"retry-after": "12"}) == 12.0
+    assert policy.seconds({"retry-after": "garbage"}) is None
 
 
 @pytest.mark.parametrize(("left", "caller"), [(0.0, True), (0.005, True), (0.019, True), (0.5, False)])

@@ -173,10 +173,10 @@ async def test_partial_stream_is_charged_what_was_produced(quota_store: QuotaSto
     assert await r.used("tok") == (prompt + 3 * CHUNK_TOKENS, 0)
 
 
-async def test_stream_extension_refused_overshoots_at_most_one_chunk(
+async def test_stream_extension_refused_delivers_what_fits_and_charges_exactly_that(
     quota_store: QuotaStore, clock: FakeClock
 ) -> None:
-    limit = 60
+    limit = 61
     quota = {
         "limits": [{"name": "tok", "metric": "tokens", "window": "day", "limit": limit}],
         "output_tokens_estimate": 8,
@@ -190,13 +190,28 @@ async def test_stream_extension_refused_overshoots_at_most_one_chunk(
                 delivered.append(chunk.text)
     assert info.value.reason == "TOKEN_QUOTA_EXCEEDED"
     prompt = 3 + 4 + count_tokens("hello there")
+    output = sum(count_tokens(t) for t in delivered)
+    assert delivered[-1] and WORDS.startswith(delivered[-1]) and delivered[-1] != WORDS  # a part of a chunk
+    assert await r.used("tok") == (prompt + output, 0)  # charged exactly what was delivered
+    assert prompt + output == limit  # the whole budget, not a token more
+    assert info.value.metadata["completionTokens"] == str(output)
+
+
+async def test_a_usage_correction_beyond_the_budget_is_not_charged(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    quota = {
+        "limits": [{"name": "tok", "metric": "tokens", "window": "day", "limit": 30}],
+        "output_tokens_estimate": 8,
+        "extension_tokens": 6,
+    }
+    r = rig(policy(quota), quota_store, clock, chunks=[Chunk(text=WORDS), final(9, 500)])
+    assert await r.run(tier_call(clock)) == WORDS  # the answer was complete
     used, reserved = await r.used("tok")
-    assert reserved == 0
-    assert prompt + len(delivered) * CHUNK_TOKENS <= limit < used <= limit + CHUNK_TOKENS
-    assert info.value.metadata["completionTokens"] == str((len(delivered) + 1) * CHUNK_TOKENS)
+    assert reserved == 0 and used <= 30
 
 
-async def test_unary_answer_beyond_the_reservation_is_delivered_and_charged(
+async def test_a_unary_answer_beyond_the_budget_is_refused_and_only_its_prompt_charged(
     quota_store: QuotaStore, clock: FakeClock
 ) -> None:
     quota = {
@@ -205,10 +220,10 @@ async def test_unary_answer_beyond_the_reservation_is_delivered_and_charged(
     }
     answer = Chunk(text=WORDS * 10, finish_reason=FinishReason.STOP, usage=Usage(11, 40))
     r = rig(policy(quota), quota_store, clock, chunks=[answer])
-    assert await r.run(tier_call(clock, stream=False)) == WORDS * 10  # paid for upstream: not withheld
-    assert await r.used("tok") == (51, 0)
-    with pytest.raises(QuotaExceededError):
+    with pytest.raises(QuotaExceededError) as info:
         await r.run(tier_call(clock, stream=False))
+    assert info.value.metadata["completionTokens"] == "0"
+    assert await r.used("tok") == (11, 0)
 
 
 async def test_cancelled_stream_releases_and_charges_what_it_got(
@@ -341,7 +356,7 @@ async def test_month_window_rolls_over(quota_store: QuotaStore, clock: FakeClock
 def unreachable(clock: FakeClock) -> QuotaStore:
     from sidecar.quota.redis_store import RedisQuotaStore
 
-    return RedisQuotaStore(f"redis://127.0.0.1:{free_port()}/0", clock, prefix="x", timeout=0.5)
+    return RedisQuotaStore.from_url(f"redis://127.0.0.1:{free_port()}/0", clock, prefix="x", timeout=0.5)
 
 
 @pytest.mark.parametrize("mode", ["fail_open", "fail_closed"])
@@ -353,7 +368,9 @@ async def test_store_unreachable_follows_the_limit_policy(mode: str, clock: Fake
         if mode == "fail_open":
             for _ in range(7):  # more than free's 5 a minute: nothing is counted while the store is down
                 await r.run(tier_call(clock))
-            assert errors == ["reserve"] * 7
+            assert errors.count("reserve") == 7
+            await asyncio.gather(*r.service._settling)  # the releases of what a reserve may have held
+            assert set(errors) <= {"reserve", "release"}
         else:
             with pytest.raises(QuotaUnavailableError) as info:
                 await r.run(tier_call(clock))
@@ -384,7 +401,7 @@ async def test_a_twice_cancelled_call_still_settles_before_close(redis_url: str,
     from sidecar.quota.redis_store import RedisQuotaStore
 
     prefix = f"test:{uuid.uuid4().hex[:12]}"
-    store = RedisQuotaStore(redis_url, clock, prefix=prefix, timeout=2.0, server_time=False)
+    store = RedisQuotaStore.from_url(redis_url, clock, prefix=prefix, timeout=2.0, server_time=False)
     quota = {"limits": [{"name": "inflight", "metric": "concurrency", "limit": 5}]}
     r = rig(policy(quota), store, clock)
     release = asyncio.Event()
@@ -410,7 +427,7 @@ async def test_a_twice_cancelled_call_still_settles_before_close(redis_url: str,
     with pytest.raises(asyncio.CancelledError):
         await task
     await r.service.aclose()  # waits for the settle in flight, then closes the client
-    fresh = RedisQuotaStore(redis_url, clock, prefix=prefix, timeout=2.0, server_time=False)
+    fresh = RedisQuotaStore.from_url(redis_url, clock, prefix=prefix, timeout=2.0, server_time=False)
     try:
         service = QuotaService(r.service.policy, policy(quota).tiers, fresh, clock, QuotaSignals())
         (state,) = [s for s in await service.snapshot("t", "u", "free") if s.limit.name == "inflight"]

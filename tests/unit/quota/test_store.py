@@ -136,7 +136,7 @@ async def test_every_redis_key_has_a_ttl_and_a_tenant_hash_tag(redis_url: str, c
     from sidecar.quota.redis_store import RedisQuotaStore
 
     prefix = "ttl-test"
-    store = RedisQuotaStore(redis_url, clock, prefix=prefix, timeout=2.0, server_time=False)
+    store = RedisQuotaStore.from_url(redis_url, clock, prefix=prefix, timeout=2.0, server_time=False)
     client = Redis.from_url(redis_url)
     try:
         day = window_edges("day", clock.wall(), UTC)

@@ -149,7 +149,7 @@ async def test_redis_keys_carry_the_ttl(redis_url: str) -> None:
 
     from sidecar.sessions.redis import RedisConversationStore
 
-    store = RedisConversationStore(redis_url, POLICY, prefix="ttlcheck")
+    store = RedisConversationStore.from_url(redis_url, POLICY, prefix="ttlcheck")
     client = Redis.from_url(redis_url)
     try:
         await store.activate(K, "p", await store.next_version(K))
@@ -171,7 +171,7 @@ async def test_redis_unreachable_is_session_store_unavailable() -> None:
     from sidecar.sessions.redis import RedisConversationStore
     from tests.conftest import free_port
 
-    store = RedisConversationStore(f"redis://127.0.0.1:{free_port()}/0", POLICY)
+    store = RedisConversationStore.from_url(f"redis://127.0.0.1:{free_port()}/0", POLICY)
     try:
         with pytest.raises(SessionStoreUnavailableError) as info:
             await store.snapshot(K, history=True)

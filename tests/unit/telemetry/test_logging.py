@@ -62,3 +62,48 @@ def test_ordinary_values_pass() -> None:
         scrub("request 0123456789abcdef0123456789abcdef done")
         == "request 0123456789abcdef0123456789abcdef done"
     )
+
+
+def test_key_material_in_bodies_headers_and_forms_is_masked() -> None:
+    import base64
+    import random
+
+    rng = random.Random(3)
+    for _ in range(200):  # data keys whose base64 has "/" and "+" (the old mask missed them)
+        key = base64.b64encode(rng.randbytes(32)).decode()
+        lines = [
+            f'Response body: b\'{{"KeyId": "arn:x", "Plaintext": "{key}", "CiphertextBlob": "AQ{key}"}}\'',
+            f"data key {key} and urlsafe {base64.urlsafe_b64encode(base64.b64decode(key)).decode()}",
+            f"headers={{'X-Vault-Token': 'hvs.{key[:24]}', 'Authorization': 'Bearer {key}'}}",
+            f"form token={key[:20]}&password={key[:12]} plaintext: {key[:16]}",
+        ]
+        for line in lines:
+            masked = scrub(line)
+            assert key not in masked and key[:12] not in masked, masked
+
+
+def test_counts_and_paths_are_not_masked() -> None:
+    text = "prompt_tokens=12 total_tokens: 30 in /work/sidecar/telemetry/logging_module_for_tests/x.py"
+    assert scrub(text) == text
+
+
+def test_libraries_that_see_secrets_never_log_below_warning() -> None:
+    from sidecar.telemetry.logging import QUIET_LOGGERS, setup_logging
+
+    out = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        setup_logging("DEBUG", out)
+        logging.getLogger("botocore.endpoint").setLevel(logging.DEBUG)  # a library lowering its own level
+        for name in QUIET_LOGGERS:
+            logging.getLogger(f"{name}.child").debug("secret body %s", CANARY_KEY)
+        logging.getLogger("botocore.endpoint").debug("Response body: Plaintext")
+        logging.getLogger("sidecar.test").debug("ours at debug")
+        logging.getLogger("botocore.x").warning("a library warning")
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+        logging.getLogger("botocore.endpoint").setLevel(logging.NOTSET)
+    text = out.getvalue()
+    assert CANARY_KEY not in text and "Plaintext" not in text
+    assert "ours at debug" in text and "a library warning" in text

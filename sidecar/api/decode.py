@@ -1,0 +1,234 @@
+"""Tolerant request decoding: bytes that do not parse are the caller's error, not ours.
+
+grpc's own deserialization failure answers `UNKNOWN` and logs a traceback per request, so a bad
+client can flood the log. `add_service` registers any servicer from its service descriptor with
+handlers that take the raw request bytes and parse them here: a request that does not parse (garbage,
+or a string field that is not UTF-8) is answered `INVALID_ARGUMENT` with reason `MALFORMED_REQUEST`
+and, when the wire format can be walked to it, a `BadRequest` naming the field path
+(`messages[2].text`). Such requests are logged by one rate-limited line, never per request.
+
+    add_service(server, servicer, orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"])
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
+from google.protobuf.message import DecodeError, Message
+
+from sidecar.api.errors import abort
+from sidecar.core.clock import Clock, SystemClock
+from sidecar.core.errors import FieldViolation, InvalidRequestError
+from sidecar.telemetry.logging import RateLimitedLog
+
+Context = grpc.aio.ServicerContext[Any, Any]
+_WIRE_VARINT, _WIRE_I64, _WIRE_LEN, _WIRE_SGROUP, _WIRE_EGROUP, _WIRE_I32 = 0, 1, 2, 3, 4, 5
+_MAX_DEPTH = 100  # protobuf's own recursion limit
+
+
+class MalformedRequestError(InvalidRequestError):
+    """The request bytes are not a valid message of the method's request type."""
+
+    reason = "MALFORMED_REQUEST"
+
+
+class RequestDecoder:
+    """Parses one request type; failures become `MalformedRequestError`, logged at most once a minute."""
+
+    def __init__(
+        self, descriptor: Descriptor, log: RateLimitedLog, on_request: Callable[[int], None] | None = None
+    ) -> None:
+        self._descriptor, self._log, self._on_request = descriptor, log, on_request
+        self._cls: type[Message] = message_factory.GetMessageClass(descriptor)
+
+    def seen(self, raw: bytes) -> None:
+        """Tell the size observer about a request (when it arrives, and again when it is done)."""
+        if self._on_request is not None:
+            self._on_request(len(raw))
+
+    def __call__(self, raw: bytes) -> Message:
+        self.seen(raw)
+        try:
+            return self._cls.FromString(raw)
+        except (DecodeError, RecursionError, ValueError) as exc:
+            where = bad_utf8_field(self._descriptor, raw)
+            self._log.warning(
+                "undecodable request", extra={"type": self._descriptor.full_name, "field": where or ""}
+            )
+            raise _malformed(self._descriptor, where) from exc
+
+
+def _malformed(descriptor: Descriptor, where: str | None) -> MalformedRequestError:
+    if where is not None:
+        return MalformedRequestError([FieldViolation(where, "not valid UTF-8")])
+    return MalformedRequestError([FieldViolation("", f"not a valid {descriptor.full_name} message")])
+
+
+def add_service(
+    server: grpc.aio.Server,
+    servicer: object,
+    service: ServiceDescriptor,
+    *,
+    clock: Clock | None = None,
+    log: logging.Logger | None = None,
+    on_request: Callable[[int], None] | None = None,
+) -> None:
+    """Register every method of `service` on `server`, implemented by `servicer`'s method of the same
+    name, with tolerant request decoding (responses are serialized as usual). `on_request` is told
+    each request's size in bytes (the allocator trimmer)."""
+    limited = RateLimitedLog(log or logging.getLogger("sidecar.api"), clock or SystemClock(), interval=60.0)
+    handlers = {m.name: _handler(m, getattr(servicer, m.name), limited, on_request) for m in service.methods}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)  # type: ignore[attr-defined]
+
+
+def _handler(
+    method: Any, behavior: Callable[..., Any], log: RateLimitedLog, on_request: Callable[[int], None] | None
+) -> grpc.RpcMethodHandler[Any, Any]:
+    decode = RequestDecoder(method.input_type, log, on_request)
+    serialize = message_factory.GetMessageClass(method.output_type).SerializeToString
+    if method.client_streaming:
+        wrapped_stream = _streaming_request(behavior, decode)
+        if method.server_streaming:
+            return grpc.stream_stream_rpc_method_handler(wrapped_stream, response_serializer=serialize)
+        return grpc.stream_unary_rpc_method_handler(wrapped_stream, response_serializer=serialize)
+    if method.server_streaming:
+        return grpc.unary_stream_rpc_method_handler(
+            _unary_request_stream(behavior, decode), response_serializer=serialize
+        )
+    handle = _unary_request(behavior, decode)
+    return grpc.unary_unary_rpc_method_handler(handle, response_serializer=serialize)
+
+
+def _unary_request(
+    behavior: Callable[[Message, Context], Awaitable[Message]], decode: RequestDecoder
+) -> Callable[[bytes, Context], Awaitable[Message]]:
+    async def handle(raw: bytes, context: Context) -> Message:
+        try:
+            request = decode(raw)
+        except MalformedRequestError as err:
+            await abort(context, err)
+        try:
+            return await behavior(request, context)
+        finally:
+            decode.seen(raw)
+
+    return handle
+
+
+def _unary_request_stream(
+    behavior: Callable[[Message, Context], AsyncIterator[Message]], decode: RequestDecoder
+) -> Callable[[bytes, Context], AsyncIterator[Message]]:
+    async def handle(raw: bytes, context: Context) -> AsyncIterator[Message]:
+        try:
+            request = decode(raw)
+        except MalformedRequestError as err:
+            await abort(context, err)
+        stream = behavior(request, context)
+        try:
+            async for response in stream:
+                yield response
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            decode.seen(raw)
+
+    return handle
+
+
+def _streaming_request(behavior: Callable[..., Any], decode: RequestDecoder) -> Callable[..., Any]:
+    """Client-streaming methods: each request is decoded as the servicer reads it; a bad one aborts."""
+
+    def handle(requests: AsyncIterator[bytes], context: Context) -> Any:
+        async def decoded() -> AsyncIterator[Message]:
+            async for raw in requests:
+                try:
+                    yield decode(raw)
+                except MalformedRequestError as err:
+                    await abort(context, err)
+
+        return behavior(decoded(), context)
+
+    return handle
+
+
+def bad_utf8_field(descriptor: Descriptor, raw: bytes) -> str | None:
+    """The path of the first string field of `raw` that is not UTF-8 (`messages[2].text`), or None
+    when there is none or the wire format is broken before one is found."""
+    try:
+        return _walk(descriptor, memoryview(raw), "", 0)
+    except (IndexError, ValueError):
+        return None
+
+
+def _walk(descriptor: Descriptor, data: memoryview, prefix: str, depth: int) -> str | None:
+    if depth > _MAX_DEPTH:
+        return None
+    counts: dict[int, int] = {}
+    pos = 0
+    while pos < len(data):
+        tag, pos = _varint(data, pos)
+        number, wire = tag >> 3, tag & 7
+        if wire != _WIRE_LEN:
+            pos = _skip(data, pos, wire)
+            continue
+        size, pos = _varint(data, pos)
+        if pos + size > len(data):
+            raise ValueError("truncated")
+        body, pos = data[pos : pos + size], pos + size
+        field = descriptor.fields_by_number.get(number)
+        if field is None:
+            continue
+        index = counts.get(number, 0)
+        counts[number] = index + 1
+        found = _check_field(field, body, prefix, index, depth)
+        if found is not None:
+            return found
+    return None
+
+
+def _check_field(field: FieldDescriptor, body: memoryview, prefix: str, index: int, depth: int) -> str | None:
+    path = f"{prefix}{field.name}"
+    is_map = field.message_type is not None and field.message_type.GetOptions().map_entry
+    if field.is_repeated and not is_map:
+        path += f"[{index}]"
+    if field.type == FieldDescriptor.TYPE_STRING:
+        try:
+            bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            return path
+        return None
+    if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type is not None:
+        if is_map:
+            return path if _walk(field.message_type, body, "", depth + 1) is not None else None
+        return _walk(field.message_type, body, path + ".", depth + 1)
+    return None
+
+
+def _varint(data: memoryview, pos: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _skip(data: memoryview, pos: int, wire: int) -> int:
+    if wire == _WIRE_VARINT:
+        return _varint(data, pos)[1]
+    if wire == _WIRE_I64:
+        return pos + 8
+    if wire == _WIRE_I32:
+        return pos + 4
+    raise ValueError(f"wire type {wire} not walked")

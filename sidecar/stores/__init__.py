@@ -1,0 +1,1 @@
+"""State stores shared by sidecars: the one Redis client factory and its typed errors."""

@@ -1,0 +1,149 @@
+"""Undecodable requests over a real channel: INVALID_ARGUMENT with ErrorInfo, never UNKNOWN, no traceback."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import pytest
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar._gen.orchestrator.v1 import personas_pb2
+from tests.conftest import echo_policy, user
+from tests.integration.helpers import rich
+
+pytestmark = pytest.mark.integration
+
+GENERATE = "/orchestrator.v1.OrchestratorService/Generate"
+STREAM = "/orchestrator.v1.OrchestratorService/StreamGenerate"
+SWITCH = "/orchestrator.v1.OrchestratorService/Switch"
+BAD_UTF8 = b"\xff\xfe\xc3("
+
+
+def with_bad_string(field_number: int, prefix: bytes = b"") -> bytes:
+    """A request whose string field `field_number` holds invalid UTF-8 (wire type 2)."""
+    return prefix + bytes([field_number << 3 | 2, len(BAD_UTF8)]) + BAD_UTF8
+
+
+def nested_bad_text() -> bytes:
+    """A GenerateRequest whose messages[1].content[0].text is not UTF-8."""
+    good = gen.GenerateRequest(messages=[user("fine"), user("placeholder")]).SerializeToString()
+    return good.replace(b"placeholder", b"\xffplacehold\xfe")
+
+
+async def call_raw(
+    channel: grpc.aio.Channel, path: str, raw: bytes, stream: bool
+) -> grpc.aio.AioRpcError | None:
+    if stream:
+        call = channel.unary_stream(path, request_serializer=None, response_deserializer=None)(raw)
+        try:
+            async for _ in call:
+                pass
+        except grpc.aio.AioRpcError as err:
+            return err
+        return None
+    try:
+        await channel.unary_unary(path, request_serializer=None, response_deserializer=None)(raw)
+    except grpc.aio.AioRpcError as err:
+        return err
+    return None
+
+
+@pytest.mark.parametrize("path,stream", [(GENERATE, False), (STREAM, True)])
+@pytest.mark.parametrize(
+    "raw,field",
+    [
+        (b"\xff\xff\xff\xff\xff", ""),
+        (b"\x0a\x64short", ""),  # a length past the end
+        (with_bad_string(gen.GenerateRequest.DESCRIPTOR.fields_by_name["model"].number), "model"),
+        (nested_bad_text(), "messages[1].content[0].text"),
+    ],
+    ids=["garbage", "truncated", "model-not-utf8", "nested-text-not-utf8"],
+)
+async def test_undecodable_request_is_invalid_argument_naming_the_field(
+    serve: Callable[..., Any],
+    path: str,
+    stream: bool,
+    raw: bytes,
+    field: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    running = await serve({"policy": echo_policy()})
+    with caplog.at_level(logging.DEBUG):
+        err = await call_raw(running.channel, path, raw, stream)
+    assert err is not None and err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    detail = await rich(err)
+    assert detail.reason == "MALFORMED_REQUEST"
+    assert detail.fields == [field]
+    assert "Traceback" not in caplog.text and "DecodeError" not in (err.details() or "")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_other_methods_are_tolerant_too(serve: Callable[..., Any]) -> None:
+    running = await serve({"policy": echo_policy()})
+    raw = personas_pb2.SwitchRequest(tenant_id="t", user_id="u").SerializeToString()
+    number = personas_pb2.SwitchRequest.DESCRIPTOR.fields_by_name["tenant_id"].number
+    err = await call_raw(running.channel, SWITCH, with_bad_string(number, raw), stream=False)
+    assert err is not None and (await rich(err)).reason == "MALFORMED_REQUEST"
+    assert (await rich(err)).fields == ["tenant_id"]
+
+
+async def test_bad_requests_log_one_rate_limited_line(
+    serve: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    running = await serve({"policy": echo_policy()})
+    with caplog.at_level(logging.DEBUG, logger="sidecar"):
+        for _ in range(50):
+            await call_raw(running.channel, GENERATE, b"\xff\xff\xff", stream=False)
+    lines = [r for r in caplog.records if r.getMessage() == "undecodable request"]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING
+
+
+def mutations(rng: random.Random, count: int) -> list[bytes]:
+    """Random byte strings and valid requests with bytes flipped, inserted, dropped or truncated."""
+    valid = gen.GenerateRequest(
+        messages=[user("hello there"), user("and more")], model="echo", tenant_id="t", user_id="u"
+    ).SerializeToString()
+    out: list[bytes] = []
+    for i in range(count):
+        if i % 3 == 0:
+            out.append(rng.randbytes(rng.randrange(0, 64)))
+            continue
+        data = bytearray(valid)
+        for _ in range(rng.randrange(1, 4)):
+            pos = rng.randrange(len(data))
+            kind = rng.randrange(4)
+            if kind == 0:
+                data[pos] = rng.randrange(256)
+            elif kind == 1:
+                data.insert(pos, rng.randrange(256))
+            elif kind == 2 and len(data) > 1:
+                del data[pos]
+            else:
+                data = data[:pos]
+                break
+        out.append(bytes(data))
+    return out
+
+
+async def test_fuzz_every_answer_is_invalid_argument_or_normal(
+    serve: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    running = await serve({"policy": echo_policy()})
+    rng = random.Random(1313)
+    codes: dict[str, int] = {}
+    with caplog.at_level(logging.DEBUG):
+        for i, raw in enumerate(mutations(rng, 240)):
+            err = await call_raw(running.channel, STREAM if i % 2 else GENERATE, raw, stream=bool(i % 2))
+            if err is None:
+                codes["OK"] = codes.get("OK", 0) + 1
+                continue
+            detail = await rich(err)  # every error carries exactly one ErrorInfo
+            codes[detail.reason] = codes.get(detail.reason, 0) + 1
+            assert err.code() != grpc.StatusCode.UNKNOWN and err.code() != grpc.StatusCode.INTERNAL, detail
+    assert codes.get("MALFORMED_REQUEST", 0) > 20, codes
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "Traceback" not in caplog.text

@@ -1,0 +1,123 @@
+"""A reserve that does not return normally leaks nothing: a real Redis made slow with DEBUG SLEEP
+(the reserve times out while its script is queued, then runs) and a caller cancelled mid-reserve.
+The concurrency slot and the tokens/USD are free right after, not after the reservation TTL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from sidecar.config.quota import QuotaPolicy, TierConfig
+from sidecar.quota.redis_store import RedisQuotaStore
+from sidecar.quota.service import Amounts, QuotaService
+from sidecar.quota.signals import QuotaSignals
+from tests.conftest import FakeClock
+from tests.support.redis import start_redis
+
+pytestmark = pytest.mark.integration
+LIMITS = [
+    {"name": "one-at-a-time", "metric": "concurrency", "limit": 1},
+    {"name": "tokens", "metric": "tokens", "window": "day", "limit": 10_000},
+    {"name": "dollars", "metric": "usd", "window": "day", "limit": 5},
+]
+NAMES = {"one-at-a-time", "tokens", "dollars"}
+CALL = Amounts(requests=1, tokens=500, usd=2_000, concurrency=1)
+
+
+@pytest.fixture
+async def slow_redis() -> AsyncIterator[str]:
+    with start_redis("--enable-debug-command", "yes") as port:
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+def service(url: str, clock: FakeClock, timeout: float, **policy: Any) -> QuotaService:
+    store = RedisQuotaStore.from_url(url, clock, prefix="leak", timeout=timeout)
+    tiers = {"free": TierConfig(requests_per_minute=1000)}
+    quota = QuotaPolicy(store="redis", redis_url=url, limits=LIMITS, **policy)
+    return QuotaService(quota, tiers, store, clock, QuotaSignals())
+
+
+async def stall(url: str, seconds: float) -> asyncio.Task[Any]:
+    """DEBUG SLEEP from another connection: Redis answers nothing for `seconds`."""
+    other = Redis.from_url(url)
+
+    async def sleep() -> None:
+        try:
+            await other.execute_command("DEBUG", "SLEEP", str(seconds))
+        finally:
+            await other.aclose()
+
+    task = asyncio.create_task(sleep())
+    await asyncio.sleep(0.05)  # the server is asleep now
+    return task
+
+
+async def warm(quota: QuotaService) -> None:
+    """A connection in the pool and the scripts loaded, so a reserve under DEBUG SLEEP is sent at
+    once and queued (a cold client would still be connecting when it gives up)."""
+    await quota.settle(await quota.reserve("acme", "ann", "free", CALL), Amounts())
+
+
+async def held(quota: QuotaService) -> dict[str, float]:
+    return {
+        s.limit.name: s.reserved for s in await quota.snapshot("acme", "ann", "free") if s.limit.name in NAMES
+    }
+
+
+async def test_a_reserve_that_timed_out_after_its_script_ran_is_released(slow_redis: str) -> None:
+    quota = service(slow_redis, FakeClock(), timeout=0.2)
+    try:
+        await warm(quota)
+        sleeper = await stall(slow_redis, 0.6)
+        grant = await quota.reserve("acme", "ann", "free", CALL)  # times out: fail_open admits, degraded
+        assert grant.degraded
+        await sleeper  # Redis wakes up and runs the queued reserve script, then the release
+        await asyncio.gather(*quota._settling)
+        assert await held(quota) == {"one-at-a-time": 0, "tokens": 0, "dollars": 0}
+        again = await quota.reserve("acme", "ann", "free", CALL)  # the slot is free at once
+        assert not again.degraded
+        await quota.settle(again, Amounts())
+    finally:
+        await quota.aclose()
+
+
+async def test_a_caller_cancelled_mid_reserve_leaves_nothing_held(slow_redis: str) -> None:
+    quota = service(slow_redis, FakeClock(), timeout=5.0)
+    try:
+        await warm(quota)
+        sleeper = await stall(slow_redis, 0.4)
+        caller = asyncio.create_task(quota.reserve("acme", "ann", "free", CALL))
+        await asyncio.sleep(0.05)  # the reserve script is queued behind the sleep
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        await sleeper
+        await asyncio.gather(*quota._settling)
+        assert await held(quota) == {"one-at-a-time": 0, "tokens": 0, "dollars": 0}
+        again = await quota.reserve("acme", "ann", "free", CALL)
+        assert not again.degraded
+        await quota.settle(again, Amounts())
+    finally:
+        await quota.aclose()
+
+
+async def test_a_release_that_overtakes_its_reserve_still_wins(slow_redis: str) -> None:
+    """The release may reach Redis before the timed-out reserve runs: the reserve is then refused."""
+    clock = FakeClock()
+    quota = service(slow_redis, clock, timeout=2.0)
+    store = quota.store
+    try:
+        charges = [
+            quota._charge(lim, "acme", "ann", CALL.of(lim.metric), None)
+            for lim in quota.limits("acme", "ann", "free")
+        ]
+        await store.release("acme", "late", charges, ttl_ms=60_000)
+        with pytest.raises(Exception, match="released"):
+            await store.reserve("acme", "late", charges, ttl_ms=60_000, levels=())
+        assert await held(quota) == {"one-at-a-time": 0, "tokens": 0, "dollars": 0}
+    finally:
+        await quota.aclose()

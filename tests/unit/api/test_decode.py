@@ -1,0 +1,63 @@
+"""The tolerant decoder: every byte string either parses or names what is wrong; nothing else escapes."""
+
+from __future__ import annotations
+
+import logging
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar.api.decode import MalformedRequestError, RequestDecoder, bad_utf8_field
+from sidecar.telemetry.logging import RateLimitedLog
+from tests.conftest import FakeClock, user
+
+DESCRIPTOR = gen.GenerateRequest.DESCRIPTOR
+VALID = gen.GenerateRequest(
+    messages=[user("hello"), user("world")], model="echo", metadata={"k": "v"}
+).SerializeToString()
+
+
+def decoder(clock: FakeClock | None = None) -> RequestDecoder:
+    return RequestDecoder(
+        DESCRIPTOR, RateLimitedLog(logging.getLogger("test.decode"), clock or FakeClock(), interval=60)
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_parse_or_are_malformed(raw: bytes) -> None:
+    try:
+        decoder()(raw)
+    except MalformedRequestError as err:
+        assert err.reason == "MALFORMED_REQUEST" and len(err.violations) == 1
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, len(VALID) - 1), st.integers(0, 255))
+def test_mutated_valid_requests_parse_or_are_malformed(pos: int, byte: int) -> None:
+    data = bytearray(VALID)
+    data[pos] = byte
+    try:
+        decoder()(bytes(data))
+    except MalformedRequestError as err:
+        assert err.violations[0].field in {"", "model", "metadata"} or err.violations[0].field.startswith(
+            "messages["
+        )
+
+
+def test_the_bad_string_is_named_by_its_path() -> None:
+    raw = VALID.replace(b"world", b"w\xffrld")
+    assert bad_utf8_field(DESCRIPTOR, raw) == "messages[1].content[0].text"
+    assert bad_utf8_field(DESCRIPTOR, VALID.replace(b"echo", b"ech\xc0")) == "model"
+    assert bad_utf8_field(DESCRIPTOR, VALID.replace(b"\x01v", b"\x01\xff")) == "metadata"
+    assert bad_utf8_field(DESCRIPTOR, VALID) is None
+    assert bad_utf8_field(DESCRIPTOR, b"\x0a\x7f") is None  # truncated before any string
+
+
+def test_the_log_line_is_rate_limited() -> None:
+    clock = FakeClock()
+    log = RateLimitedLog(logging.getLogger("test.limited"), clock, interval=60)
+    assert log.warning("bad") and not log.warning("bad") and not log.warning("bad")
+    clock.advance(61)
+    assert log.warning("bad")
