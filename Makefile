@@ -91,6 +91,7 @@ bench: $(STAMP)
 	taskset -c 1 $(BIN)/python bench/observe.py
 	$(BIN)/python bench/admission.py
 	$(BIN)/python bench/experiments.py
+	$(BIN)/python bench/conversations.py
 	$(BIN)/python bench/soak.py --duration $(SOAK_SECONDS)
 
 clean:

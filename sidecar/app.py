@@ -86,7 +86,7 @@ class Deps:
     keys: KeyService | None
     personas: PersonaService
     tokenizers: Tokenizers
-    cache: ByteStore | None  # answers and summaries; None when neither is configured
+    cache: ByteStore | None  # cached answers; None when the response cache is off
     telemetry: Telemetry
     quota: QuotaService | None = None
     admission: AdmissionQueue | None = None
@@ -105,7 +105,7 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
         clock=clock,
         http=http,
         providers=providers,
-        routing=build_routing(cfg, clock, prober or AlwaysHealthy(), telemetry.tracing),
+        routing=build_routing(cfg, clock, prober or AlwaysHealthy(), telemetry.tracing, tokenizers),
         prober=prober,
         verifier=TokenVerifier(cfg.secret(cfg.settings.auth.token)),
         keys=build_keys(cfg, clock, telemetry),
@@ -166,9 +166,9 @@ def priority_caps(cfg: Config) -> dict[str, Priority | None]:
 
 
 def build_cache(cfg: Config, clock: Clock | None = None) -> ByteStore | None:
-    """The store for cached answers and summaries (aiocache, imported only when one is configured)."""
+    """The store for cached answers (imported only when the response cache is on)."""
     c = cfg.settings.cache
-    if not c.enabled and cfg.policy.context.summary is None:
+    if not c.enabled:
         return None
     if c.backend == "redis" and c.redis_url is not None:
         endpoint = RedisEndpoint.of(c.redis_url, c.redis, cfg.secret, default_timeout=c.timeout_seconds)
@@ -177,12 +177,45 @@ def build_cache(cfg: Config, clock: Clock | None = None) -> ByteStore | None:
 
 
 def build_summarizer(cfg: Config, d: Deps) -> Summarizer | None:
-    """Summaries of trimmed messages, written through the route part of the pipeline."""
+    """Rolling conversation summaries, written as the caller's own calls through the observed and
+    metered part of the pipeline: metrics, ledger and GetUsage see them; tier and quota apply."""
     summary = cfg.policy.context.summary
     if summary is None:
         return None
-    handler = compose(UpstreamCall(d.providers, clock=d.clock), routed_layers(cfg, d))
-    return Summarizer(handler, config=summary, store=d.cache, clock=d.clock)
+    handler = compose(
+        UpstreamCall(d.providers, clock=d.clock),
+        [observe_layer(cfg, d), quota_layer(cfg, d), *routed_layers(cfg, d)],
+    )
+    tiers = cfg.policy.tiers
+
+    def allowed(tier: str) -> bool:
+        config = tiers.get(tier)
+        return config is None or config.allowed_routes is None or summary.route in config.allowed_routes
+
+    return Summarizer(handler, config=summary, store=d.personas.store, clock=d.clock, allowed=allowed)
+
+
+def observe_layer(cfg: Config, d: Deps) -> Layer:
+    """Metrics, the usage ledger and the call span: sees every outcome of the calls it wraps."""
+    return partial(
+        ObserveLayer,
+        metrics=d.telemetry.metrics,
+        ledger=d.telemetry.ledger,
+        tracing=d.telemetry.tracing,
+        routes=(cfg.policy.default_route, *cfg.policy.routes),
+        clock=d.clock,
+    )
+
+
+def quota_layer(cfg: Config, d: Deps) -> Layer:
+    """The caller's quotas, estimated with the counting service."""
+    return partial(
+        QuotaLayer,
+        quota=d.quota,
+        table=d.routing.table,
+        estimator=TokenEstimator(prompt=d.tokenizers.count_prompt_max, text=d.tokenizers.count_text_max),
+        tracing=d.telemetry.tracing,
+    )
 
 
 def quota_signals(telemetry: Telemetry) -> QuotaSignals:
@@ -312,7 +345,13 @@ def build_prober(cfg: Config, providers: Mapping[str, Provider], clock: Clock) -
     return HealthProber(checks, policy=policy, clock=clock, rng=random.Random())
 
 
-def build_routing(cfg: Config, clock: Clock, health: HealthView, tracing: Tracing | None = None) -> Routing:
+def build_routing(
+    cfg: Config,
+    clock: Clock,
+    health: HealthView,
+    tracing: Tracing | None = None,
+    tokens: Tokenizers | None = None,
+) -> Routing:
     r = cfg.policy.routing
     return Routing(
         table=RouteTable.from_policy(cfg.policy),
@@ -322,6 +361,7 @@ def build_routing(cfg: Config, clock: Clock, health: HealthView, tracing: Tracin
         health=health,
         complexity=ComplexityPolicy(**r.complexity.model_dump()),
         tracing=tracing or Tracing.disabled(),
+        tokens=tokens or Tokenizers({}),
     )
 
 
@@ -336,14 +376,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
     return compose(
         UpstreamCall(d.providers, clock=d.clock),
         [
-            partial(  # outermost: metrics, the usage ledger and the call span see every outcome
-                ObserveLayer,
-                metrics=d.telemetry.metrics,
-                ledger=d.telemetry.ledger,
-                tracing=d.telemetry.tracing,
-                routes=(cfg.policy.default_route, *cfg.policy.routes),
-                clock=d.clock,
-            ),
+            observe_layer(cfg, d),  # outermost: metrics, the usage ledger and the call span see every outcome
             partial(AuthnLayer, verifier=d.verifier),
             partial(  # one step decides persona, request, route, tier access, key pin, candidates
                 ResolveLayer,
@@ -364,15 +397,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 policy=cfg.policy.context,
                 summarizer=build_summarizer(cfg, d),
             ),
-            partial(
-                QuotaLayer,
-                quota=d.quota,
-                table=d.routing.table,
-                estimator=TokenEstimator(
-                    prompt=d.tokenizers.count_prompt_max, text=d.tokenizers.count_text_max
-                ),
-                tracing=d.telemetry.tracing,
-            ),
+            quota_layer(cfg, d),
             partial(
                 CacheLayer,
                 store=d.cache,

@@ -16,10 +16,10 @@ class _Model(BaseModel):
 
 
 class CacheSettings(_Model):
-    """Where cached answers and conversation summaries live, and the response cache's defaults.
+    """Where cached answers live, and the response cache's defaults.
 
-    The response cache is off unless `enabled`; summaries (policy.context.summary) use the same
-    backend whether or not it is. A call is cached only when its temperature is 0 (explicitly:
+    The response cache is off unless `enabled` (conversation summaries live with the conversation,
+    in the personas.sessions store). A call is cached only when its temperature is 0 (explicitly:
     unset means the provider's default, which samples), unless its route says
     `cache.even_when_sampling`.
     """

@@ -14,6 +14,21 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
+class ChatTemplateConfig(_Model):
+    """How a served model's chat template frames a prompt, in that model's tokens: for a local
+    model (llama.cpp, vLLM, Ollama) whose server applies a template the OpenAI framing does not
+    describe. Measure once against the server (README, "Context management"): ChatML templates
+    (SmolLM2, Qwen) add `<|im_start|>role\\n` and `<|im_end|>\\n` around each message (5 tokens with
+    the role) and `<|im_start|>assistant\\n` to prime the reply (3); some add a default system
+    message when the prompt has none."""
+
+    per_message: int = Field(default=5, ge=0, le=1000, description="framing tokens a message, role included")
+    priming: int = Field(default=3, ge=0, le=1000, description="tokens that open the reply")
+    default_system_tokens: int = Field(
+        default=0, ge=0, le=100_000, description="the system message the template adds when there is none"
+    )
+
+
 DEFAULT_SUMMARY_PROMPT = (
     "Summarize the earlier part of this conversation in a few sentences. Keep names, facts, "
     "decisions and open questions; leave out pleasantries."
@@ -21,15 +36,23 @@ DEFAULT_SUMMARY_PROMPT = (
 
 
 class SummaryConfig(_Model):
-    """Replace the messages trimming dropped with one summary, made through a (cheap) route."""
+    """A rolling summary per conversation, written through a (cheap) route: the prompt keeps the
+    pinned system messages, the summary and the newest `keep_recent_messages`; the summary is
+    refreshed (previous summary + the messages dropped since) once `refresh_tokens` have been
+    dropped. See README, "When summaries pay off"."""
 
     route: str = Field(min_length=1, description="the route alias that writes summaries")
-    max_tokens: int = Field(default=256, ge=1, le=8192, description="the longest summary")
+    max_tokens: int = Field(default=128, ge=1, le=8192, description="the longest summary")
     prompt: str = Field(default=DEFAULT_SUMMARY_PROMPT, min_length=1, max_length=4000)
+    keep_recent_messages: int = Field(
+        default=2, ge=1, le=10_000, description="messages kept verbatim after the summary"
+    )
+    refresh_tokens: int = Field(
+        default=1024, ge=1, description="refresh once this many tokens were dropped since the last summary"
+    )
     max_input_chars: int = Field(
         default=32_000, ge=100, description="the dropped messages sent to summarize, newest kept"
     )
-    cache_ttl_seconds: float = Field(default=3600.0, gt=0, le=30 * 86_400)
     timeout_seconds: float = Field(default=10.0, gt=0, le=600, description="then go on without one")
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from sidecar.config.admission import AdmissionPolicy
 from sidecar.config.cache import CacheSettings
-from sidecar.config.context import ContextPolicy, TokenizerName
+from sidecar.config.context import ChatTemplateConfig, ContextPolicy, TokenizerName
 from sidecar.config.experiments import NAME as EXPERIMENT_NAME
 from sidecar.config.experiments import ExperimentConfig
 from sidecar.config.keys import KeysSettings
@@ -132,6 +132,9 @@ class DeploymentConfig(_Model):
     )
     tokenizer: TokenizerName = Field(
         default="auto", description="auto: tiktoken for OpenAI model families, else the estimate"
+    )
+    chat_template: ChatTemplateConfig | None = Field(
+        default=None, description="the framing of a server-side chat template, instead of OpenAI's"
     )
 
     @model_validator(mode="after")

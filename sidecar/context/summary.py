@@ -1,29 +1,44 @@
-"""A summary of the messages trimming dropped, written through a configured (cheap) route and cached.
+"""The rolling summary of a conversation: the previous summary plus the messages dropped since.
 
-The summary call goes through the route part of the pipeline (routing, keys, provider), as the
-same tenant and user, at temperature 0 and at most `max_tokens`. The dropped messages are sent as
-one transcript (role: text per line), cut to the newest `max_input_chars`. Summaries are cached
-per tenant and user by a hash of the route, the instructions and the dropped messages, so a
-retried or repeated turn does not pay for the same summary twice. A summary that fails or takes
-longer than `timeout_seconds` is skipped: the call goes on trimmed, without one.
+One summary per conversation (tenant, user, conversation id) lives in the conversation store
+(sidecar/sessions) with the conversation's history and TTL. It records how many messages it covers
+and a digest of the newest of them together with the two before (a repeated question or "ok" is
+not mistaken for the covered one), so the next call knows which of its messages the summary
+already covers; the newest message of a call is never taken as covered. The context layer sends
+the pinned system messages, the summary and the newest messages; what lies between (dropped since
+the last refresh) is summarized once its tokens reach `refresh_tokens`, after the call's answer
+was delivered, into a new summary: each message is sent to the summarizer once, never again on
+every turn. Until then those messages are in neither the prompt nor the summary (README, "When
+summaries pay off").
+
+The summary call is an ordinary call of the caller's (tenant, user, tier, credentials) through the
+observed and metered part of the pipeline (sidecar/app.py `build_summarizer`), on the platform's
+provider keys (a key the caller brought is for the caller's own route): it is refused by the
+caller's tier and quota like any call, appears in the metrics under the summary route, in the usage
+ledger (request id `<id>.summary`) and in GetUsage, and is priced on the summarizer's deployment.
+Because it runs only after the caller's own call succeeded, a caller that tier or quota refused
+never causes one. It runs before the caller's call returns, so it gets at most half of the time the
+caller's deadline has left (the answer is never lost to the summary's time). A summary that fails,
+is refused or takes longer than `timeout_seconds` (or that half) is skipped: the conversation keeps
+its previous summary and the next call tries again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from sidecar.cache.store import ByteStore
 from sidecar.config.context import SummaryConfig
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import SidecarError
 from sidecar.core.layer import Handler, collect
 from sidecar.core.outcome import Outcome
 from sidecar.core.types import Call, GenerationParams, Message, Role
+from sidecar.sessions.store import ConversationKey, ConversationStore, ConversationSummary
 
 _log = logging.getLogger("sidecar.context")
+SUFFIX = ".summary"  # the request id of a summary call: the caller's, plus this
 
 
 def transcript(messages: Sequence[Message], max_chars: int) -> str:
@@ -31,52 +46,111 @@ def transcript(messages: Sequence[Message], max_chars: int) -> str:
     return text[-max_chars:]
 
 
-def summary_message(text: str, dropped: int) -> Message:
-    return Message(
-        Role.SYSTEM, f"Summary of the {dropped} earlier messages of this conversation, left out here: {text}"
-    )
+def summary_message(text: str, covered: int) -> Message:
+    return Message(Role.SYSTEM, f"Summary of {covered} earlier messages: {text}")
+
+
+ANCHOR = 3  # messages that identify where a summary ends: the newest covered and the two before
+
+
+def anchor(messages: Sequence[Message], end: int) -> str:
+    """A digest of the (up to) ANCHOR messages that end before position `end`."""
+    h = hashlib.blake2b(digest_size=12)
+    for m in messages[max(0, end - ANCHOR) : end]:
+        h.update("\x00".join((m.role.value, m.name, m.text)).encode() + b"\x01")
+    return h.hexdigest()
+
+
+def covered_until(summary: ConversationSummary | None, rest: Sequence[Message]) -> int:
+    """How many of the leading non-system messages the summary covers: the position after the
+    newest message it covers (searched from the newest back, never the call's newest message),
+    or 0 when it covers none of them."""
+    if summary is None:
+        return 0
+    for end in range(len(rest) - 1, 0, -1):
+        if anchor(rest, end) == summary.covered:
+            return end
+    return 0
 
 
 class Summarizer:
-    def __init__(self, handler: Handler, *, config: SummaryConfig, store: ByteStore | None, clock: Clock):
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        config: SummaryConfig,
+        store: ConversationStore,
+        clock: Clock,
+        allowed: Callable[[str], bool] = lambda tier: True,
+    ):
+        """`allowed(tier)`: whether a caller's tier may use the summary route (the summary call
+        does not pass the resolve step, which checks that for the caller's own route)."""
         self._handler, self._config, self._store, self._clock = handler, config, store, clock
+        self._allowed = allowed
 
     @property
-    def max_tokens(self) -> int:
-        """The longest summary asked for: the trim leaves this much room for it."""
-        return self._config.max_tokens
+    def config(self) -> SummaryConfig:
+        return self._config
 
-    async def summarize(self, call: Call, dropped: Sequence[Message]) -> str | None:
-        """The summary text, from the cache or the route; None when it could not be had."""
-        key = self._key(call, dropped)
-        cached = await self._cached(key, call)
-        if cached is not None:
-            return cached
+    async def load(self, call: Call) -> ConversationSummary | None:
+        """The conversation's summary; None without a conversation id or when the store fails."""
+        if not call.conversation_id:
+            return None
         try:
-            async with self._clock.timeout(self._config.timeout_seconds):
-                text, _ = await collect(self._handler, self._call(call, dropped))
+            return await self._store.summary(_key(call))
+        except SidecarError as exc:
+            _log.warning("summary lookup failed", extra={"request_id": call.request_id, "reason": exc.reason})
+            return None
+
+    async def refresh(
+        self, call: Call, previous: ConversationSummary | None, rest: Sequence[Message], span: range
+    ) -> ConversationSummary | None:
+        """Summarize the previous summary and the messages dropped since (`rest[span]`, `rest` being
+        the call's messages after the pinned ones); store and return the new summary."""
+        dropped = rest[span.start : span.stop]
+        if not call.conversation_id or not dropped:
+            return None
+        if not self._allowed(call.tier):
+            _log.warning(
+                "summary skipped", extra={"request_id": call.request_id, "reason": "MODEL_NOT_ALLOWED"}
+            )
+            return None
+        try:
+            seconds = self._seconds(call)
+            async with self._clock.timeout(seconds):
+                text, _ = await collect(self._handler, self._call(call, previous, dropped, seconds))
         except (SidecarError, TimeoutError) as exc:
             reason = exc.reason if isinstance(exc, SidecarError) else "TIMEOUT"
             _log.warning("summary skipped", extra={"request_id": call.request_id, "reason": reason})
             return None
         text = text.strip()
-        if text and self._store is not None:
-            try:
-                await self._store.set(key, text.encode(), self._config.cache_ttl_seconds)
-            except Exception as exc:
-                _log.warning("summary cache store failed: %r", exc, extra={"request_id": call.request_id})
-        return text or None
+        if not text:
+            return None
+        covered = (previous.messages if previous is not None else 0) + len(dropped)
+        summary = ConversationSummary(text=text, messages=covered, covered=anchor(rest, span.stop))
+        try:
+            await self._store.save_summary(_key(call), summary)
+        except SidecarError as exc:
+            _log.warning("summary not stored", extra={"request_id": call.request_id, "reason": exc.reason})
+        return summary
 
-    def _call(self, call: Call, dropped: Sequence[Message]) -> Call:
-        c = self._config
+    def _seconds(self, call: Call) -> float:
+        """The summary's time: its timeout, at most half of what the caller's deadline has left."""
         remaining = call.deadline.remaining()
-        seconds = c.timeout_seconds if remaining is None else min(remaining, c.timeout_seconds)
+        timeout = self._config.timeout_seconds
+        return timeout if remaining is None else max(0.0, min(remaining / 2, timeout))
+
+    def _call(
+        self, call: Call, previous: ConversationSummary | None, dropped: Sequence[Message], seconds: float
+    ) -> Call:
+        c = self._config
+        earlier = f"Summary so far: {previous.text}\n\nSince then:\n" if previous is not None else ""
         return Call(
-            request_id=f"{call.request_id}.summary",
+            request_id=call.request_id + SUFFIX,
             model=c.route,
             messages=(
                 Message(Role.SYSTEM, c.prompt),
-                Message(Role.USER, transcript(dropped, c.max_input_chars)),
+                Message(Role.USER, earlier + transcript(dropped, c.max_input_chars)),
             ),
             params=GenerationParams(max_tokens=c.max_tokens, temperature=0.0),
             tenant_id=call.tenant_id,
@@ -87,31 +161,9 @@ class Summarizer:
             deadline=Deadline.after(seconds, self._clock),
             credentials=call.credentials,
             record=Outcome(started_at=self._clock.monotonic()),
-            key_source=call.key_source,
             tier=call.tier,
         )
 
-    def _key(self, call: Call, dropped: Sequence[Message]) -> str:
-        c = self._config
-        material = [
-            1,
-            call.tenant_id,
-            call.user_id,
-            c.route,
-            c.prompt,
-            c.max_tokens,
-            c.max_input_chars,
-            [[m.role.value, m.name, m.text] for m in dropped],
-        ]
-        encoded = json.dumps(material, ensure_ascii=False, separators=(",", ":")).encode()
-        return "summary:" + hashlib.blake2b(encoded, digest_size=20).hexdigest()
 
-    async def _cached(self, key: str, call: Call) -> str | None:
-        if self._store is None:
-            return None
-        try:
-            data = await self._store.get(key)
-        except Exception as exc:
-            _log.warning("summary cache lookup failed: %r", exc, extra={"request_id": call.request_id})
-            return None
-        return data.decode() if data else None
+def _key(call: Call) -> ConversationKey:
+    return ConversationKey(call.tenant_id, call.user_id, call.conversation_id)

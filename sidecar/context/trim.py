@@ -89,7 +89,9 @@ class _Tally:
             if known is None or b.limit < known[1]:
                 limits[b.counter.name] = (b.counter, b.limit)
         self._limits = list(limits.values())
-        self.totals = [c.priming + reserve + sum(c.count_message(m) for m in base) for c, _ in self._limits]
+        self.totals = [
+            c.frame(base) + reserve + sum(c.count_message(m) for m in base) for c, _ in self._limits
+        ]
 
     def fits_with(self, unit: Unit) -> list[int] | None:
         """The totals with `unit` added, or None if any budget would overflow."""
@@ -103,8 +105,12 @@ class _Tally:
 def _upper_bound(messages: Sequence[Message], budgets: Sequence[Budget]) -> int:
     """More tokens than any tokenizer here can count: every token is at least one UTF-8 byte."""
     per_message = max(b.counter.per_message + b.counter.per_name for b in budgets)
-    priming = max(b.counter.priming for b in budgets)
-    return priming + sum(len(m.text.encode()) + per_message for m in messages)
+    frame = max(b.counter.frame(messages) for b in budgets)
+    return frame + sum(_bytes(m) + per_message for m in messages)
+
+
+def _bytes(m: Message) -> int:
+    return len(m.text.encode()) + len(m.role.value) + len(m.name.encode())
 
 
 def fit(messages: Sequence[Message], budgets: Sequence[Budget], max_recent: int, reserve: int = 0) -> Fit:

@@ -4,23 +4,28 @@ The route layer picks the deployment later, so the prompt is fitted to every dep
 route: each one's context window minus the max_tokens it will be sent (the call's, else the
 deployment's default), counted with that deployment's tokenizer. For one tokenizer that is the
 smallest window. The rules (sidecar/context/trim.py): the leading system messages stay, a tool
-call stays with its results, at most `max_recent_messages` of the rest are kept, newest first,
-and what is dropped can be replaced by a cached summary. The record reports what was removed.
+call stays with its results, at most `max_recent_messages` of the rest are kept, newest first.
+
+With summaries configured, a call of a conversation (it has a conversation id) keeps instead the
+pinned messages, the conversation's rolling summary and the newest `keep_recent_messages` that
+fit; once the messages dropped since the summary reach `refresh_tokens`, the summary is refreshed
+after the answer was delivered (sidecar/context/summary.py). The record reports what was removed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 
 from sidecar.config.context import ContextPolicy
-from sidecar.context.summary import Summarizer, summary_message
+from sidecar.context.summary import Summarizer, covered_until, summary_message
 from sidecar.context.tokenizer import Tokenizers
-from sidecar.context.trim import Budget, Fit, fit
+from sidecar.context.trim import Budget, Fit, fit, split_pinned
 from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.plan import plan_of
 from sidecar.core.types import Call, Chunk, Message
 from sidecar.routing.table import RouteTable
+from sidecar.sessions.store import ConversationSummary
 
 SUMMARY_OVERHEAD = 32  # the summary's framing sentence, in tokens, on top of its max_tokens
 
@@ -43,16 +48,41 @@ class ContextLayer:
         if not self._policy.enabled:
             return self._inner(call)
         budgets = self._budgets(call)
+        if self._summarizer is not None and call.conversation_id:
+            return self._summarized(call, budgets, self._summarizer)
         result = fit(call.messages, budgets, self._policy.max_recent_messages)
         if not result.trimmed:
             return self._inner(call)
-        return self._fitted(call, budgets, result)
+        return self._fitted(call, result)
 
-    async def _fitted(self, call: Call, budgets: list[Budget], result: Fit) -> AsyncGenerator[Chunk, None]:
-        call = await self._trimmed(call, budgets, result)
+    async def _fitted(self, call: Call, result: Fit) -> AsyncGenerator[Chunk, None]:
+        call = self._report(call, (*result.pinned, *result.kept), result, summarized=False)
         async with inner_stream(self._inner, call) as stream:
             async for chunk in stream:
                 yield chunk
+
+    async def _summarized(
+        self, call: Call, budgets: list[Budget], summarizer: Summarizer
+    ) -> AsyncGenerator[Chunk, None]:
+        """Pinned + summary + the newest messages; then, if enough was dropped, a new summary."""
+        config = summarizer.config
+        loaded = await summarizer.load(call)
+        pinned, rest = split_pinned(call.messages)
+        start = covered_until(loaded, rest)
+        previous = loaded if start else None
+        reserve = config.max_tokens + SUMMARY_OVERHEAD if previous is not None else 0
+        result = fit((*pinned, *rest[start:]), budgets, config.keep_recent_messages, reserve=reserve)
+        messages = _with_summary(result, previous)
+        summarized = previous is not None and _fits(messages, result.budgets)
+        if previous is not None and not summarized:  # it came out longer than it was asked to be
+            messages = (*result.pinned, *result.kept)
+        sent = self._report(call, messages, result, summarized=summarized)
+        async with inner_stream(self._inner, sent) as stream:
+            async for chunk in stream:
+                yield chunk
+        dropped = result.dropped
+        if dropped and result.budget.counter.count_prompt(dropped) >= config.refresh_tokens:
+            await summarizer.refresh(call, previous, rest, range(start, start + len(dropped)))
 
     def _budgets(self, call: Call) -> list[Budget]:
         route = plan_of(call, self._table).route
@@ -66,21 +96,23 @@ class ContextLayer:
             for target, d in zip(route.targets, route.deployments, strict=True)
         ]
 
-    async def _trimmed(self, call: Call, budgets: list[Budget], result: Fit) -> Call:
-        messages = (*result.pinned, *result.kept)
-        summarized = False
-        if self._summarizer is not None:
-            reserve = self._summarizer.max_tokens + SUMMARY_OVERHEAD
-            roomy = fit(call.messages, budgets, self._policy.max_recent_messages, reserve=reserve)
-            text = await self._summarizer.summarize(call, roomy.dropped)
-            if text is not None:
-                candidate = (*roomy.pinned, summary_message(text, len(roomy.dropped)), *roomy.kept)
-                if _fits(candidate, roomy.budgets):
-                    messages, result, summarized = candidate, roomy, True
+    @staticmethod
+    def _report(call: Call, messages: Sequence[Message], result: Fit, *, summarized: bool) -> Call:
+        """The call with its fitted messages; the record says what was removed."""
+        if tuple(messages) == call.messages:  # nothing removed (identical messages compare by identity)
+            return call
         counter = result.budget.counter
         removed = counter.count_prompt(call.messages) - counter.count_prompt(messages)
-        call.record.context_fitted(removed, len(result.dropped), summarized)
-        return dataclasses.replace(call, messages=messages)
+        call.record.context_fitted(
+            removed, len(call.messages) - len(result.pinned) - len(result.kept), summarized
+        )
+        return dataclasses.replace(call, messages=tuple(messages))
+
+
+def _with_summary(result: Fit, summary: ConversationSummary | None) -> tuple[Message, ...]:
+    if summary is None:
+        return (*result.pinned, *result.kept)
+    return (*result.pinned, summary_message(summary.text, summary.messages), *result.kept)
 
 
 def _fits(messages: tuple[Message, ...], budgets: tuple[Budget, ...]) -> bool:

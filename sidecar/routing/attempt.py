@@ -25,7 +25,6 @@ from sidecar.core.errors import (
     StreamInterruptedError,
 )
 from sidecar.core.layer import Handler, inner_stream
-from sidecar.core.tokens import count_prompt_tokens, count_tokens
 from sidecar.core.types import Attempt, Call, Chunk, Target, Usage
 from sidecar.routing.plan import Routing
 from sidecar.telemetry import tracing
@@ -42,6 +41,7 @@ class UpstreamAttempt:
         self._call, self._clock = call, clock
         self._breaker = routing.breakers.get(target.deployment)
         self._stats = routing.stats.get(target.deployment)
+        self._tokens = routing.tokens
         self._started = clock.monotonic()
         self._delivered: list[str] = []
         self._cancel_outcome = CANCELLED
@@ -190,8 +190,8 @@ class UpstreamAttempt:
 
     def _partial_usage(self) -> Usage:
         return Usage(
-            prompt_tokens=count_prompt_tokens(m.text for m in self._call.messages),
-            completion_tokens=sum(count_tokens(t) for t in self._delivered),
+            prompt_tokens=self._tokens.prompt(self.target.deployment, self._call.messages),
+            completion_tokens=sum(self._tokens.text(self.target.deployment, t) for t in self._delivered),
         )
 
 

@@ -10,8 +10,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sidecar.context.tokenizer import Tokenizers
 from sidecar.core.errors import ContextTooLongError
-from sidecar.core.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING, count_prompt_tokens
+from sidecar.core.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING
 from sidecar.core.types import Call, Target
 from sidecar.routing.breaker import Breakers
 from sidecar.routing.retry import RetryBudgets
@@ -46,6 +47,7 @@ class Routing:
     complexity: ComplexityPolicy = field(default_factory=ComplexityPolicy)
     rng: random.Random = field(default_factory=random.Random)
     tracing: Tracing = field(default_factory=Tracing.disabled)  # a child span per upstream attempt
+    tokens: Tokenizers = field(default_factory=lambda: Tokenizers({}))  # the one counting service
 
 
 def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
@@ -57,7 +59,7 @@ def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
     the probes call unhealthy are left out unless every one is (then the probes are not trusted over
     real traffic, and all are tried).
     """
-    prompt_tokens = _prompt_tokens(call, min(d.context_window for d in route.deployments))
+    prompt_tokens = _prompt_tokens(call, min(d.context_window for d in route.deployments), routing.tokens)
     shape = CallShape(
         prompt_tokens=prompt_tokens,
         max_tokens=call.params.max_tokens or 0,
@@ -80,14 +82,14 @@ def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
     return healthy or ordered
 
 
-def _prompt_tokens(call: Call, smallest_window: int) -> int:
+def _prompt_tokens(call: Call, smallest_window: int, tokens: Tokenizers) -> int:
     """Exact count only when it can matter: a token is at least one character, so a prompt with
     fewer characters than the smallest window fits everywhere, and ~4 characters a token is
     estimate enough for cost ordering. Counting a long prompt is the expensive part of planning."""
-    chars = sum(len(m.text) for m in call.messages)
+    chars = sum(len(m.text) + (len(m.name) + 1 if m.name else 0) for m in call.messages)
     if chars + REPLY_PRIMING + MESSAGE_OVERHEAD * len(call.messages) < smallest_window:
         return chars // 4 + REPLY_PRIMING + MESSAGE_OVERHEAD * len(call.messages)
-    return count_prompt_tokens(m.text for m in call.messages)
+    return tokens.prompt_max(call.messages)
 
 
 def _candidate(routing: Routing, route: Route, i: int) -> Candidate:

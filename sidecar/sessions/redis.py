@@ -3,7 +3,8 @@
 Key layout (P is the prefix, "orch:conv" by default; T and U the tenant and user, C the
 conversation, each percent-encoded so ":" and braces in ids cannot merge two owners):
 
-    P:{T|U}:c:C    hash: persona, version (the applied Switch ticket), ticket (last one handed out)
+    P:{T|U}:c:C    hash: persona, version (the applied Switch ticket), ticket (last one handed out),
+                   summary (the rolling summary, JSON: text, messages covered, digest of the last)
     P:{T|U}:h:C    list: the history, oldest first, JSON {"r": role, "t": text, "n": name}
     P:{T|U}:sw     list: the user's switch records, newest first, JSON
 
@@ -23,7 +24,13 @@ from urllib.parse import quote
 
 from sidecar.core.errors import SessionStoreUnavailableError
 from sidecar.core.types import Message, Role
-from sidecar.sessions.store import ConversationKey, Snapshot, StorePolicy, SwitchRecord
+from sidecar.sessions.store import (
+    ConversationKey,
+    ConversationSummary,
+    Snapshot,
+    StorePolicy,
+    SwitchRecord,
+)
 from sidecar.stores.errors import StoreError
 from sidecar.stores.redis import RedisEndpoint, RedisOps
 
@@ -118,9 +125,25 @@ class RedisConversationStore:
         state, hist = self._keys(key)
         async with _classified("clear", self._ops), self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(hist)
-            pipe.hdel(state, "persona")
-            removed_history, removed_persona = await pipe.execute()
-        return bool(removed_history or removed_persona)
+            pipe.hdel(state, "persona", "summary")
+            removed_history, removed_fields = await pipe.execute()
+        return bool(removed_history or removed_fields)
+
+    async def summary(self, key: ConversationKey) -> ConversationSummary | None:
+        async with _classified("summary", self._ops):
+            raw = await self._redis.hget(self._keys(key)[0], "summary")  # type: ignore[misc]
+        if not raw:
+            return None
+        d = json.loads(raw)
+        return ConversationSummary(text=d["t"], messages=int(d["m"]), covered=d["c"])
+
+    async def save_summary(self, key: ConversationKey, summary: ConversationSummary) -> None:
+        state = self._keys(key)[0]
+        value = json.dumps({"t": summary.text, "m": summary.messages, "c": summary.covered})
+        async with _classified("save_summary", self._ops), self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(state, "summary", value)
+            pipe.pexpire(state, self._ttl_ms)
+            await pipe.execute()
 
     async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None:
         key = self._base(tenant, user) + "sw"

@@ -1,8 +1,9 @@
 """The conversation store: one typed interface, an in-memory implementation (the embedded default).
 
 State per conversation (tenant, user, conversation id): the active persona, the version of the
-Switch that set it, a ticket counter for Switches, and the history (user and assistant messages,
-oldest first, capped). Per user (tenant, user): the switch history, newest first, capped.
+Switch that set it, a ticket counter for Switches, the history (user and assistant messages,
+oldest first, capped) and the rolling summary of what context trimming dropped (sidecar/context/
+summary.py). Per user (tenant, user): the switch history, newest first, capped.
 Every write refreshes the entry's TTL; an entry not written for `ttl_seconds` is gone.
 
 Last Switch wins, also across sidecars sharing a store: a Switch takes a ticket (`next_version`,
@@ -41,6 +42,16 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class ConversationSummary:
+    """The rolling summary of a conversation's older messages: its text, how many messages it
+    covers, and a digest of the newest message it covers (where the next refresh starts)."""
+
+    text: str
+    messages: int
+    covered: str
+
+
+@dataclass(frozen=True, slots=True)
 class SwitchRecord:
     conversation_id: str
     from_persona: str
@@ -76,7 +87,15 @@ class ConversationStore(Protocol):
         ...
 
     async def clear(self, key: ConversationKey) -> bool:
-        """Forget the history and the active persona (the version counter stays); True if any."""
+        """Forget the history, the summary and the active persona (the version counter stays)."""
+        ...
+
+    async def summary(self, key: ConversationKey) -> ConversationSummary | None:
+        """The conversation's rolling summary, if one was saved and has not expired."""
+        ...
+
+    async def save_summary(self, key: ConversationKey, summary: ConversationSummary) -> None:
+        """Replace the rolling summary (refreshes the conversation's TTL)."""
         ...
 
     async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None: ...
@@ -95,6 +114,7 @@ class _Conversation:
     version: int = 0
     ticket: int = 0
     history: deque[Message] = field(default_factory=deque)
+    summary: ConversationSummary | None = None
 
 
 @dataclass(slots=True)
@@ -157,11 +177,18 @@ class MemoryConversationStore:
 
     async def clear(self, key: ConversationKey) -> bool:
         conv = self._live(key)
-        if conv is None or not (conv.history or conv.persona_id):
+        if conv is None or not (conv.history or conv.persona_id or conv.summary):
             return False
         conv.history.clear()
-        conv.persona_id = ""
+        conv.persona_id, conv.summary = "", None
         return True
+
+    async def summary(self, key: ConversationKey) -> ConversationSummary | None:
+        conv = self._live(key)
+        return conv.summary if conv is not None else None
+
+    async def save_summary(self, key: ConversationKey, summary: ConversationSummary) -> None:
+        self._write(key).summary = summary
 
     async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None:
         owner = (tenant, user)

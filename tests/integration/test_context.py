@@ -77,10 +77,16 @@ async def test_at_most_n_recent_messages_by_default(serve: Any) -> None:
     assert reply.summary.usage.prompt_tokens == ESTIMATE_COUNTER.count_prompt(kept)
 
 
+SUMMARY = {"route": "cheap", "max_tokens": 30, "keep_recent_messages": 4, "refresh_tokens": 1}
+
+
 async def test_the_dropped_messages_are_summarized_through_the_echo_route(serve: Any) -> None:
-    s = await serve({"policy": policy(max_recent_messages=4, summary={"route": "cheap", "max_tokens": 30})})
+    s = await serve({"policy": policy(summary=SUMMARY)})
     messages = long_conversation(6)
-    events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=messages))]
+    request = gen.StreamGenerateRequest(messages=messages, conversation_id="c1")
+    first = [e async for e in s.stub.StreamGenerate(request)][-1].summary
+    assert not first.context_summarized and first.context_messages_removed == 9  # written after it
+    events = [e async for e in s.stub.StreamGenerate(request)]  # the same turn again
     sm = events[-1].summary
     assert sm.context_summarized and sm.context_messages_removed == 9
     # The echo "summarizes" by repeating the transcript it was sent, cut at max_tokens.
@@ -111,26 +117,25 @@ async def test_trimming_can_be_turned_off(serve: Any) -> None:
     assert reply.summary.usage.prompt_tokens == ESTIMATE_COUNTER.count_prompt(domain(messages))
 
 
-async def test_summaries_are_cached_in_redis(serve: Any, redis_url: str) -> None:
+async def test_summaries_are_stored_with_the_conversation_in_redis(serve: Any, redis_url: str) -> None:
     from redis.asyncio import Redis
 
-    namespace = f"ctx{uuid.uuid4().hex[:12]}"
-    s = await serve(
-        {
-            "settings": {"cache": {"backend": "redis", "redis_url": redis_url, "namespace": namespace}},
-            "policy": policy(max_recent_messages=4, summary={"route": "cheap", "cache_ttl_seconds": 300}),
-        }
-    )
+    prefix = f"ctx{uuid.uuid4().hex[:12]}"
+    sessions = {"store": "redis", "redis_url": redis_url, "key_prefix": prefix, "ttl_seconds": 300}
+    raw = {"policy": {**policy(summary=SUMMARY), "personas": {"sessions": sessions}}}
+    s = await serve(raw)
     messages = long_conversation(6)
     replies = [
-        await s.stub.Generate(gen.GenerateRequest(messages=messages, tenant_id="acme")) for _ in range(2)
+        await s.stub.Generate(gen.GenerateRequest(messages=messages, tenant_id="acme", conversation_id="c"))
+        for _ in range(2)
     ]
-    assert all(r.summary.context_summarized for r in replies)
-    assert replies[0].summary.usage.prompt_tokens == replies[1].summary.usage.prompt_tokens
+    assert [r.summary.context_summarized for r in replies] == [False, True]
     client = Redis.from_url(redis_url)
     try:
-        keys = await client.keys(f"{namespace}:summary:*")
-        assert len(keys) == 1 and 0 < await client.ttl(keys[0]) <= 300
-        assert not await client.keys(f"{namespace}:answer:*")  # the response cache itself is off
+        [key] = await client.keys(f"{prefix}:*:c:c")
+        assert b"Summary" not in (await client.hget(key, "summary") or b"")
+        assert b"question 0" in (await client.hget(key, "summary") or b"")  # the echo's "summary"
+        assert 0 < await client.ttl(key) <= 300
+        assert not await client.keys(f"{prefix}*answer*")
     finally:
         await client.aclose()

@@ -9,18 +9,21 @@ from typing import Any
 
 import pytest
 
-from sidecar.cache.store import AiocacheStore
 from sidecar.config.context import ContextPolicy, SummaryConfig
 from sidecar.config.schema import Policy
 from sidecar.context.summary import Summarizer
 from sidecar.context.tokenizer import ESTIMATE_COUNTER, Tokenizers
+from sidecar.core.clock import Deadline
 from sidecar.core.errors import ContextTooLongError, ProvidersUnavailableError
 from sidecar.core.layer import collect
+from sidecar.core.outcome import Outcome
 from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, Message, Role, Usage
 from sidecar.pipeline.context import ContextLayer
 from sidecar.routing.table import RouteTable
+from sidecar.sessions.store import ConversationKey, ConversationStore, MemoryConversationStore, StorePolicy
 from tests.conftest import FakeClock
 from tests.support.calls import make_call
+from tests.support.context import ENCODINGS_DIR
 
 FINAL = Chunk(text="ok", finish_reason=FinishReason.STOP, usage=Usage(1, 1))
 POLICY = Policy.model_validate(
@@ -121,55 +124,125 @@ async def test_too_long_for_every_deployment(clock: FakeClock) -> None:
         await collect(layer(Inner()), call)
 
 
-def summarizer(route: Route, store: AiocacheStore | None, clock: FakeClock, **config: Any) -> Summarizer:
-    return Summarizer(
-        route, config=SummaryConfig.model_validate({"route": "cheap", **config}), store=store, clock=clock
-    )
+def summarizer(route: Route, store: ConversationStore, clock: FakeClock, **config: Any) -> Summarizer:
+    config = {"route": "cheap", "keep_recent_messages": 4, "refresh_tokens": 1, **config}
+    return Summarizer(route, config=SummaryConfig.model_validate(config), store=store, clock=clock)
 
 
-async def test_dropped_messages_are_replaced_by_a_cached_summary(
-    clock: FakeClock, memory_store: AiocacheStore
-) -> None:
-    route, inner = Route(), Inner()
-    ctx = layer(inner, summarizer(route, memory_store, clock), max_recent_messages=4)
-    for _ in range(2):
-        await collect(ctx, conversation(clock, 12, words=1))
-    assert len(route.calls) == 1  # the second identical turn used the cached summary
-    summary_call = route.calls[0]
-    assert summary_call.model == "cheap" and summary_call.params.temperature == 0.0
-    assert summary_call.tenant_id == "t" and summary_call.user_id == "u"
-    assert "user: turn 0 word" in summary_call.messages[1].text
+def store(clock: FakeClock) -> MemoryConversationStore:
+    return MemoryConversationStore(StorePolicy(3600, 1000, 10), clock)
+
+
+def in_conversation(call: Call, conversation: str = "c1") -> Call:
+    return dataclasses.replace(call, conversation_id=conversation)
+
+
+def grown(call: Call, *texts: str) -> Call:
+    """The next turn of the conversation: the same messages and some more."""
+    roles = (Role.USER, Role.ASSISTANT)
+    more = tuple(Message(roles[i % 2], t) for i, t in enumerate(texts))
+    return dataclasses.replace(call, messages=(*call.messages, *more), record=Outcome(0.0))
+
+
+async def test_a_rolling_summary_sends_each_dropped_message_once(clock: FakeClock) -> None:
+    route, inner, sessions = Route(), Inner(), store(clock)
+    ctx = layer(inner, summarizer(route, sessions, clock))
+    first = in_conversation(conversation(clock, 12, words=1))
+    await collect(ctx, first)
+    assert [m.text for m in inner.calls[0].messages[1:]] == [f"turn {i} word " for i in range(8, 12)]
+    assert not first.record.context_summarized  # no summary yet: it is written after the answer
+    [call] = route.calls
+    assert call.model == "cheap" and call.params.temperature == 0.0 and call.request_id == "req-1.summary"
+    assert call.tenant_id == "t" and call.user_id == "u" and call.conversation_id == "c1"
+    assert "user: turn 0 word" in call.messages[1].text and "turn 7 word" in call.messages[1].text
+    saved = await sessions.summary(ConversationKey("t", "u", "c1"))
+    assert saved is not None and saved.text == "they talked" and saved.messages == 8
+
+    second = grown(first, "turn 12 word ", "turn 13 word ")
+    route.reply = "they talked more"
+    await collect(ctx, second)
     sent = inner.calls[1].messages
     assert sent[0].text == "You are Mr Blue."
-    assert sent[1].role is Role.SYSTEM and sent[1].text.endswith("left out here: they talked")
-    assert [m.text for m in sent[2:]] == [f"turn {i} word " for i in range(8, 12)]
+    assert sent[1].role is Role.SYSTEM and sent[1].text.endswith("messages: they talked")
+    assert "8 earlier messages" in sent[1].text
+    assert [m.text for m in sent[2:]] == [f"turn {i} word " for i in range(10, 14)]
+    assert second.record.context_summarized and second.record.context_messages_removed == 10
+    refresh = route.calls[1].messages[1].text
+    assert refresh.startswith("Summary so far: they talked\n")
+    assert "turn 8 word" in refresh and "turn 9 word" in refresh
+    assert "turn 7 word" not in refresh and "turn 10 word" not in refresh  # only the newly dropped
+    saved = await sessions.summary(ConversationKey("t", "u", "c1"))
+    assert saved is not None and saved.text == "they talked more" and saved.messages == 10
 
 
-async def test_summaries_are_per_user(clock: FakeClock, memory_store: AiocacheStore) -> None:
-    route = Route()
-    ctx = layer(Inner(), summarizer(route, memory_store, clock), max_recent_messages=4)
-    call = conversation(clock, 12, words=1)
+async def test_the_summary_is_refreshed_only_when_enough_was_dropped(clock: FakeClock) -> None:
+    route, inner, sessions = Route(), Inner(), store(clock)
+    ctx = layer(inner, summarizer(route, sessions, clock, refresh_tokens=40))
+    call = in_conversation(conversation(clock, 12, words=1))
     await collect(ctx, call)
-    await collect(ctx, dataclasses.replace(call, user_id="someone-else"))
-    await collect(ctx, dataclasses.replace(call, tenant_id="other-tenant"))
+    assert len(route.calls) == 1  # 8 dropped messages: enough
+    for turn in range(12, 18, 2):
+        call = grown(call, f"turn {turn} word ", f"turn {turn + 1} word ")
+        await collect(ctx, call)
+        assert call.record.context_summarized
+    # 2, 4 then 6 messages dropped since the summary (about 7 estimated tokens each): the third is enough
+    assert len(route.calls) == 2
+    assert "turn 8 word" in route.calls[1].messages[1].text
+
+
+async def test_summaries_are_per_conversation(clock: FakeClock) -> None:
+    route, sessions = Route(), store(clock)
+    ctx = layer(Inner(), summarizer(route, sessions, clock))
+    call = in_conversation(conversation(clock, 12, words=1))
+    for variant in (call, dataclasses.replace(call, user_id="someone-else"), in_conversation(call, "c2")):
+        await collect(ctx, dataclasses.replace(variant, record=Outcome(0.0)))
     assert len(route.calls) == 3
+    assert await sessions.summary(ConversationKey("t", "someone-else", "c1")) is not None
+
+
+async def test_no_summary_without_a_conversation_id(clock: FakeClock) -> None:
+    route, inner = Route(), Inner()
+    await collect(
+        layer(inner, summarizer(route, store(clock), clock), max_recent_messages=6),
+        conversation(clock, 12, words=1),
+    )
+    assert not route.calls and len(inner.calls[0].messages) == 7  # max_recent_messages applies
+
+
+async def test_a_failed_call_makes_no_summary(clock: FakeClock) -> None:
+    class Failing(Inner):
+        async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+            self.calls.append(call)
+            raise ProvidersUnavailableError("down")
+            yield FINAL
+
+    route = Route()
+    with pytest.raises(ProvidersUnavailableError):
+        await collect(
+            layer(Failing(), summarizer(route, store(clock), clock)), in_conversation(conversation(clock, 12))
+        )
+    assert not route.calls
 
 
 async def test_a_failed_summary_still_trims(clock: FakeClock) -> None:
-    inner = Inner()
+    inner, sessions = Inner(), store(clock)
     route = Route(error=ProvidersUnavailableError("down"))
-    call = conversation(clock, 12, words=1)
-    await collect(layer(inner, summarizer(route, None, clock), max_recent_messages=4), call)
+    call = in_conversation(conversation(clock, 12, words=1))
+    await collect(layer(inner, summarizer(route, sessions, clock)), call)
     assert len(inner.calls[0].messages) == 5 and not call.record.context_summarized
+    assert len(route.calls) == 1 and await sessions.summary(ConversationKey("t", "u", "c1")) is None
 
 
 async def test_a_summary_that_does_not_fit_is_left_out(clock: FakeClock) -> None:
-    inner = Inner()
+    inner, sessions = Inner(), store(clock)
     route = Route(reply="blah " * 400)  # far longer than the max_tokens it was asked for
-    call = conversation(clock, 12, words=1)
-    await collect(layer(inner, summarizer(route, None, clock, max_tokens=20), max_recent_messages=4), call)
+    ctx = layer(inner, summarizer(route, sessions, clock, max_tokens=20))
+    call = in_conversation(conversation(clock, 12, words=1))
+    await collect(ctx, call)
+    call = grown(call, "more", "answers")
+    await collect(ctx, call)
     assert not call.record.context_summarized
-    assert all("blah" not in m.text for m in inner.calls[0].messages)
+    assert all("blah" not in m.text for m in inner.calls[1].messages)
 
 
 class Hanging(Route):
@@ -182,10 +255,88 @@ class Hanging(Route):
 async def test_a_slow_summary_is_given_up() -> None:
     """The summary's own timeout fires on the clock's virtual time."""
     clock = FakeClock(auto_advance=True)
-    inner, route = Inner(), Hanging()
-    call = conversation(clock, 12, words=1)
-    await collect(
-        layer(inner, summarizer(route, None, clock, timeout_seconds=0.01), max_recent_messages=4), call
-    )
-    assert len(route.calls) == 1 and not call.record.context_summarized
+    inner, route, sessions = Inner(), Hanging(), store(clock)
+    call = in_conversation(conversation(clock, 12, words=1))
+    await collect(layer(inner, summarizer(route, sessions, clock, timeout_seconds=0.01)), call)
+    assert len(route.calls) == 1 and await sessions.summary(ConversationKey("t", "u", "c1")) is None
     assert len(inner.calls[0].messages) == 5
+
+
+async def test_a_repeated_message_is_not_taken_for_the_one_the_summary_covers(clock: FakeClock) -> None:
+    route, inner, sessions = Route(), Inner(), store(clock)
+    ctx = layer(inner, summarizer(route, sessions, clock, keep_recent_messages=2))
+    call = in_conversation(conversation(clock, 5, words=1))  # turns 0..4; 0, 1, 2 are dropped
+    await collect(ctx, call)
+    again = grown(call, "turn 2 word ")  # the newest message repeats the newest one summarized
+    await collect(ctx, again)
+    sent = inner.calls[1].messages
+    assert sent[-1].text == "turn 2 word " and sent[-2].text == "turn 4 word "
+    assert again.record.context_summarized
+
+
+def openai_billed(encoding: Any, messages: tuple[Message, ...]) -> int:
+    """OpenAI's accounting written out independently: 3 a message plus every field's text, 1 more
+    for a name, 3 to prime the reply."""
+    total = 3
+    for m in messages:
+        fields = [m.role.value, m.text, *([m.name] if m.name else [])]
+        total += 3 + sum(len(encoding.encode(f)) for f in fields) + (1 if m.name else 0)
+    return total
+
+
+@pytest.mark.parametrize("window", [300, 301, 302, 333, 360, 517])
+async def test_trimmed_prompts_fit_the_window_by_the_providers_count_to_the_token(
+    clock: FakeClock, encodings: dict[str, Any], window: int
+) -> None:
+    """Never off by one: prompt + max_tokens <= window, and the next older message would not fit."""
+    policy = Policy.model_validate(
+        {
+            "default_route": "main",
+            "deployments": {"gpt": {"provider": "openai", "model": "gpt-4", "context_window": window}},
+            "routes": {"main": {"deployments": ["gpt"]}},
+        }
+    )
+    inner = Inner()
+    ctx = ContextLayer(
+        inner,
+        table=RouteTable.from_policy(policy),
+        tokenizers=Tokenizers.build(policy.deployments, ENCODINGS_DIR),
+        policy=ContextPolicy(max_recent_messages=1000),
+    )
+    call = conversation(clock, 40, words=3, max_tokens=100)
+    named = tuple(
+        dataclasses.replace(m, name="ann") if i % 3 == 1 else m for i, m in enumerate(call.messages)
+    )
+    call = dataclasses.replace(call, messages=named)
+    await collect(ctx, call)
+    sent = inner.calls[0].messages
+    billed = openai_billed(encodings["cl100k_base"], sent)
+    assert billed + 100 <= window
+    older = call.messages[len(call.messages) - len(sent)]  # the newest message that was dropped
+    assert openai_billed(encodings["cl100k_base"], (sent[0], older, *sent[1:])) + 100 > window
+
+
+async def test_a_summary_of_one_message_replaces_it(clock: FakeClock) -> None:
+    """The prompt has as many messages with the summary as without: it is still sent and reported."""
+    route, inner, sessions = Route(), Inner(), store(clock)
+    ctx = layer(inner, summarizer(route, sessions, clock, keep_recent_messages=2))
+    call = in_conversation(conversation(clock, 3, words=1))  # system + 3: the first is dropped
+    await collect(ctx, call)
+    again = grown(call)
+    await collect(ctx, again)
+    sent = inner.calls[1].messages
+    assert [m.text for m in sent[2:]] == ["turn 1 word ", "turn 2 word "]
+    assert sent[1].text == "Summary of 1 earlier messages: they talked"
+    assert again.record.context_summarized and again.record.context_messages_removed == 1
+
+
+async def test_a_summary_takes_at_most_half_of_the_callers_remaining_time() -> None:
+    """The answer is already made: the summary must never make the caller miss its deadline."""
+    clock = FakeClock(auto_advance=True)
+    inner, route, sessions = Inner(), Hanging(), store(clock)
+    call = in_conversation(conversation(clock, 12, words=1))
+    call = dataclasses.replace(call, deadline=Deadline.after(1.0, clock))
+    started = clock.monotonic()
+    await collect(layer(inner, summarizer(route, sessions, clock, timeout_seconds=5)), call)
+    assert len(route.calls) == 1 and clock.monotonic() - started == pytest.approx(0.5)
+    assert call.deadline.remaining() == pytest.approx(0.5)

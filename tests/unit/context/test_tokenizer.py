@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -11,6 +12,8 @@ from sidecar.config.schema import DeploymentConfig
 from sidecar.context.tokenizer import ESTIMATE_COUNTER, MemoizedCount, Tokenizers, wanted_encoding
 from sidecar.core.tokens import count_prompt_tokens
 from sidecar.core.types import Message, Role
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "tokens"
 
 
 def deployment(provider: str, model: str, **extra: object) -> DeploymentConfig:
@@ -45,8 +48,22 @@ def test_tiktoken_counts_with_openais_chat_framing(encodings_dir: Path) -> None:
     counter = tokenizers.for_deployment("gpt")
     assert counter.name == "o200k_base"
     messages = [Message(Role.SYSTEM, "hello world"), Message(Role.USER, "tiktoken is great!", name="ann")]
-    # 3 priming + (2 + 3) + (6 + 3 + 1 for the name)
-    assert counter.count_prompt(messages) == 18
+    # 3 priming + (2 text + 3 framing + 1 "system") + (6 + 3 + 1 "user" + 1 "ann" + 1 for the name)
+    assert counter.count_prompt(messages) == 21
+
+
+COOKBOOK = json.loads((FIXTURES / "openai_cookbook.json").read_text())
+
+
+@pytest.mark.parametrize(("model", "recorded"), sorted(COOKBOOK["usage_prompt_tokens"].items()))
+def test_counts_equal_the_usage_openai_recorded_for_the_same_prompt(
+    encodings_dir: Path, model: str, recorded: int
+) -> None:
+    messages = [Message(Role(m["role"]), m["content"], m.get("name", "")) for m in COOKBOOK["messages"]]
+    tokenizers = Tokenizers.build({"d": deployment("openai", model)}, encodings_dir)
+    assert tokenizers.prompt("d", messages) == recorded
+    assert tokenizers.fits("d", messages, max_tokens=100, window=recorded + 100)
+    assert not tokenizers.fits("d", messages, max_tokens=101, window=recorded + 100)  # never off by one
 
 
 def test_the_estimate_matches_what_the_echo_provider_reports() -> None:
@@ -114,3 +131,18 @@ def test_a_quota_estimate_before_routing_takes_the_largest_prompt_count(encoding
     messages = [Message(Role.SYSTEM, texts[0]), Message(Role.USER, texts[1])]
     counts = [both.for_deployment(d).count_prompt(messages) for d in ("gpt", "claude")]
     assert both.count_prompt_max(texts) == max(counts) and counts[0] != counts[1]
+    assert both.prompt_max(messages) == max(counts)
+    named = [Message(Role.USER, "hi", name="a_rather_long_participant_name")]
+    assert both.prompt_max(named) == max(both.prompt(d, named) for d in ("gpt", "claude"))
+
+
+def test_a_chat_template_frames_the_prompt_its_own_way() -> None:
+    template = {"per_message": 5, "priming": 3, "default_system_tokens": 16}
+    tokenizers = Tokenizers.build({"local": deployment("openai", "smollm2", chat_template=template)}, None)
+    counter = tokenizers.for_deployment("local")
+    assert counter.name == "estimate+template(5,3,16)"
+    hi = [Message(Role.USER, "Hi")]
+    assert tokenizers.prompt("local", hi) == 3 + 16 + (1 + 5)  # the template's own system message
+    with_system = [Message(Role.SYSTEM, "Be brief."), *hi]
+    assert tokenizers.prompt("local", with_system) == 3 + (3 + 5) + (1 + 5)  # "Be", "brief", "."
+    assert tokenizers.prompt_max(hi) == tokenizers.prompt("local", hi)

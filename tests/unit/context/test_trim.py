@@ -124,3 +124,13 @@ def test_random_conversations_keep_every_rule(seed: int) -> None:
     assert len(result.kept) <= n or result.kept == newest
     for b in result.budgets:
         assert b.counter.count_prompt([*result.pinned, *result.kept]) <= b.limit
+
+
+def test_a_templates_default_system_message_counts_when_nothing_is_pinned() -> None:
+    templated = TokenCounter("t", lambda text: len(text.split()), 1, 0, 0, default_system=5)
+    m = msgs((U, "a b"), (A, "c d"), (U, "e f"))  # 3 each, 9 in all, and the template's 5
+    result = fit(m, [budget(13, templated)], max_recent=10)
+    assert [x.text for x in result.kept] == ["c d", "e f"]
+    assert templated.count_prompt(result.kept) == 11
+    pinned = msgs((S, "s"), *((r, t) for r, t in ((U, "a b"), (A, "c d"), (U, "e f"))))
+    assert not fit(pinned, [budget(13, templated)], max_recent=10).trimmed  # 2 + 9: no default system

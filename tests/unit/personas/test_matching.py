@@ -24,7 +24,7 @@ MATCHER = CommandMatcher(registry())
         ("use blue", "mr-blue"),  # alias
         ("switch to Dashboard Architect", "dashboard-architect"),
         ("Switch to dashboardarchitect.", "dashboard-architect"),  # trailing punctuation
-        ("please change to the architect", None),  # "the architect" names nothing
+        ("please change to the architect", "dashboard-architect"),  # the article is dropped
         ("please change to architect!", "dashboard-architect"),
         ("talk to dash", "dashboard-architect"),  # alias
         ("use dashb", "dashboard-architect"),  # unique prefix
@@ -56,9 +56,13 @@ def test_ambiguous_commands_list_the_candidates(command: str) -> None:
 
 def test_unknown_command_lists_close_candidates() -> None:
     with pytest.raises(PersonaNotFoundError) as info:
-        MATCHER.match("use Mr Bleu", tier="free")
-    assert info.value.metadata["candidates"].split(",")[0] == "mr-blue"
+        MATCHER.match("use Agnet #8", tier="enterprise")
+    assert set(info.value.metadata["candidates"].split(",")) == {"agent-79", "agent-80"}
     assert info.value.violations[0].field == "command"
+
+
+def test_a_miss_whose_only_close_candidate_is_one_persona_resolves_to_it() -> None:
+    assert MATCHER.match("use Mr Bleu", tier="free").id == "mr-blue"
 
 
 def test_unknown_command_without_close_names_lists_what_the_tier_may_use() -> None:

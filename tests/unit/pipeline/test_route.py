@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -382,6 +384,31 @@ async def test_the_hedge_waits_for_the_observed_p95(clock: FakeClock) -> None:
     script = Delayed({}, clock, delays={"a": 0.05})
     await run(layer(script, clock, r), make_call(clock))
     assert script.started == ["a"]
+
+
+async def test_an_interrupted_stream_estimates_the_prompt_as_its_deployment_counts_it(
+    clock: FakeClock, encodings_dir: Path
+) -> None:
+    """The deployment's own tokenizer and chat framing, not the generic estimate (issue 20)."""
+    from sidecar.config.schema import DeploymentConfig
+    from sidecar.context.tokenizer import Tokenizers
+
+    tokens = Tokenizers.build(
+        {"a": DeploymentConfig.model_validate({"provider": "openai", "model": "gpt-4"})}, encodings_dir
+    )
+    r = dataclasses.replace(routing(clock), tokens=tokens)
+    script = Script(
+        {"a": ([Chunk(text="Hello there, "), Chunk(text="friend")], ProviderUnavailableError("reset"))}, clock
+    )
+    call = make_call(clock, text="one two three")
+    with pytest.raises(StreamInterruptedError) as info:
+        await run(layer(script, clock, r), call)
+    expected = tokens.prompt("a", call.messages)
+    assert expected == 3 + 3 + 1 + 3  # priming, framing, "user", the three words
+    assert info.value.metadata["promptTokens"] == str(expected)
+    assert call.record.usage == Usage(
+        expected, tokens.text("a", "Hello there, ") + tokens.text("a", "friend")
+    )
 
 
 async def test_providers_unavailable_names_deployments_and_reasons_never_upstream_text(

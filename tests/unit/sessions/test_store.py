@@ -7,7 +7,13 @@ import asyncio
 import pytest
 
 from sidecar.core.types import Message, Role
-from sidecar.sessions.store import ConversationKey, ConversationStore, MemoryConversationStore, SwitchRecord
+from sidecar.sessions.store import (
+    ConversationKey,
+    ConversationStore,
+    ConversationSummary,
+    MemoryConversationStore,
+    SwitchRecord,
+)
 from tests.conftest import FakeClock
 from tests.support.personas import POLICY
 
@@ -178,3 +184,19 @@ async def test_redis_unreachable_is_session_store_unavailable() -> None:
         assert info.value.retry_after == 1.0
     finally:
         await store.aclose()
+
+
+async def test_the_rolling_summary_is_kept_per_conversation_and_cleared_with_it(
+    conversation_store: ConversationStore,
+) -> None:
+    s = conversation_store
+    assert await s.summary(K) is None
+    first = ConversationSummary(text="they met ☕", messages=4, covered="abc")
+    await s.save_summary(K, first)
+    assert await s.summary(K) == first
+    assert await s.summary(ConversationKey(K.tenant, K.user, "other")) is None
+    second = ConversationSummary(text="they met twice", messages=6, covered="def")
+    await s.save_summary(K, second)
+    assert await s.summary(K) == second
+    assert await s.clear(K) is True  # a summary alone is something to clear
+    assert await s.summary(K) is None
