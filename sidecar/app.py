@@ -492,6 +492,7 @@ class Sidecar:
             await self.deps.prober.start()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._set_ready(True)
         _log.info(
             "sidecar serving",
             extra={
@@ -531,6 +532,7 @@ class Sidecar:
             return  # stopped already (or stopping): a second stop() has nothing left to do
         self._stopping = True
         grace = self.cfg.settings.shutdown_grace_seconds if grace is None else grace
+        self._set_ready(False)
         try:
             await self.health.enter_graceful_shutdown()
             await self.drain.drain(grace, cut_wait=min(CUT_WAIT_SECONDS, max(grace, 0.1)))
@@ -538,6 +540,11 @@ class Sidecar:
             await self.server.stop(CUT_WAIT_SECONDS)
         finally:
             await self._close_dependencies()
+
+    def _set_ready(self, ready: bool) -> None:
+        """What the kubelet's readiness and startup probes see on the metrics port (`/readyz`)."""
+        if (server := self.deps.telemetry.server) is not None:
+            server.readiness.set(ready)
 
     async def _close_dependencies(self) -> None:
         """Close everything even if one close fails: probes, providers, the HTTP pool, the key service."""

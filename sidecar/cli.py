@@ -21,6 +21,7 @@ from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc
 from sidecar.config.load import ConfigError, load_config, process_environ
 from sidecar.config.schema import Config
 from sidecar.experiments import cli as experiments_cli
+from sidecar.injector.cli import register as register_injector
 from sidecar.personas.registry import PersonaLoadError
 from sidecar.telemetry.logging import setup_logging
 from sidecar.telemetry.memory import limit_arenas
@@ -68,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     new_kek.add_argument("file", type=Path, help="where to write it (mode 0600; never overwritten)")
     new_kek.set_defaults(handler=_keys_new_kek)
     experiments_cli.register(sub)
+    register_injector(sub)  # `inject` and `injector serve` (sidecar/injector/cli.py)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)
     return parser

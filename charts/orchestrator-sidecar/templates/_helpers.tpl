@@ -1,0 +1,79 @@
+{{/* The chart name, truncated to 63 characters (a DNS label). */}}
+{{- define "orchestrator-sidecar.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release-qualified name, truncated to 63 characters. */}}
+{{- define "orchestrator-sidecar.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A component's name: the full name with a suffix, truncated to 63 characters. */}}
+{{- define "orchestrator-sidecar.component" -}}
+{{- $root := index . 0 -}}
+{{- printf "%s-%s" (include "orchestrator-sidecar.fullname" $root | trunc (int (sub 62 (len (index . 1))))) (index . 1) | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The labels of every object: the one place they are defined. Call with (list $ "component"). */}}
+{{- define "orchestrator-sidecar.labels" -}}
+{{- $root := index . 0 -}}
+helm.sh/chart: {{ printf "%s-%s" $root.Chart.Name $root.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "orchestrator-sidecar.selectorLabels" . }}
+app.kubernetes.io/version: {{ $root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ $root.Release.Service }}
+{{- with $root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* The labels a selector matches. Call with (list $ "component"). */}}
+{{- define "orchestrator-sidecar.selectorLabels" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ include "orchestrator-sidecar.name" $root }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{/* The sidecar image (also the injector's: one image serves both). */}}
+{{- define "orchestrator-sidecar.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "orchestrator-sidecar.configMapName" -}}
+{{- include "orchestrator-sidecar.component" (list . "config") -}}
+{{- end -}}
+
+{{- define "orchestrator-sidecar.injectorName" -}}
+{{- include "orchestrator-sidecar.component" (list . "injector") -}}
+{{- end -}}
+
+{{- define "orchestrator-sidecar.tlsSecretName" -}}
+{{- include "orchestrator-sidecar.component" (list . "injector-tls") -}}
+{{- end -}}
+
+{{/* The webhook's name: a fully qualified name, unique per release. */}}
+{{- define "orchestrator-sidecar.webhookName" -}}
+{{- printf "%s.inject.orchestrator.sidecar" (include "orchestrator-sidecar.fullname" . | trunc 40 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* Non-root, read-only root filesystem, no privilege escalation, no capabilities. */}}
+{{- define "orchestrator-sidecar.securityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsUser }}
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}

@@ -1,0 +1,130 @@
+"""The injector's subcommands, registered on the main parser by `sidecar/cli.py`:
+
+    sidecar inject -f deployment.yaml [--settings injector.yaml] [--image ...]   (offline, to stdout)
+    sidecar injector serve --settings injector.yaml --tls-cert FILE --tls-key FILE [--address :8443]
+
+Heavy imports (aiohttp, jsonpatch) happen inside the handlers, so other commands do not pay for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sidecar import __version__
+
+if TYPE_CHECKING:
+    from sidecar.injector.settings import InjectorSettings
+
+DEFAULT_IMAGE = f"ghcr.io/orchestrator/sidecar:{__version__}"
+
+
+def register(sub: Any) -> None:
+    """Add `inject` and `injector` to the main parser's subcommands."""
+    inject = sub.add_parser("inject", help="add the sidecar to the pods of Kubernetes manifests (offline)")
+    inject.add_argument("-f", "--filename", required=True, help="YAML manifests; - for standard input")
+    inject.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
+    _settings_arguments(inject)
+    inject.set_defaults(handler=_inject)
+    injector = sub.add_parser("injector", help="the sidecar injector (mutating admission webhook)")
+    actions = injector.add_subparsers(required=True, metavar="ACTION")
+    serve = actions.add_parser("serve", help="serve AdmissionReview v1 on POST /inject over HTTPS")
+    serve.add_argument("--settings", type=Path, required=True, help="the injector settings YAML")
+    serve.add_argument("--address", default="0.0.0.0:8443", help="host:port (port 0 = any free)")
+    serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain (omit both for plain HTTP)")
+    serve.add_argument("--tls-key", type=Path, help="PEM private key")
+    serve.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    serve.set_defaults(handler=_serve)
+
+
+def _settings_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--settings", type=Path, help="injector settings YAML (as the chart renders it)")
+    parser.add_argument("--image", help=f"sidecar image (default {DEFAULT_IMAGE})")
+    parser.add_argument(
+        "--config-map", help="ConfigMap with the sidecar's YAML (default orchestrator-sidecar)"
+    )
+    parser.add_argument("--mode", choices=("native", "classic"), help="native sidecar (default) or classic")
+
+
+def _load(args: argparse.Namespace) -> InjectorSettings | None:
+    """The settings file (or the defaults) with the command line's overrides; None after an error."""
+    from pydantic import ValidationError
+
+    from sidecar.injector.settings import InjectorSettings, SettingsError, load_settings
+
+    base: dict[str, Any] = {"image": DEFAULT_IMAGE, "config_map": "orchestrator-sidecar"}
+    overrides = {"image": args.image, "config_map": args.config_map, "mode": args.mode}
+    try:
+        if args.settings is not None:
+            base = load_settings(args.settings).model_dump()
+        return InjectorSettings.model_validate({**base, **{k: v for k, v in overrides.items() if v}})
+    except SettingsError as exc:
+        sys.stderr.write(f"sidecar inject: {exc}\n")
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        sys.stderr.write(f"sidecar inject: {problems}\n")
+    return None
+
+
+def _inject(args: argparse.Namespace) -> int:
+    """Exit 2 when a document cannot be read or a pod is rejected (nothing is written then)."""
+    from sidecar.injector.workloads import ManifestError, inject_manifests
+
+    settings = _load(args)
+    if settings is None:
+        return 2
+    try:
+        text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text()
+        # Running the command on a manifest asks for the sidecar: templates saying "false" are skipped.
+        output, outcomes = inject_manifests(text, settings.model_copy(update={"inject_by_default": True}))
+    except (OSError, ManifestError) as exc:
+        sys.stderr.write(f"sidecar inject: {exc}\n")
+        return 2
+    for outcome in outcomes:
+        sys.stderr.write(f"{outcome.where}: {outcome.decision.kind} ({outcome.decision.reason})\n")
+    if args.output is not None:
+        args.output.write_text(output)
+    else:
+        sys.stdout.write(output)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvloop
+
+    from sidecar.injector.server import InjectorServer, TlsFiles
+    from sidecar.injector.settings import SettingsError, load_settings
+    from sidecar.telemetry.logging import setup_logging
+    from sidecar.telemetry.metrics import InjectorMetrics
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        sys.stderr.write("sidecar injector: --tls-cert and --tls-key go together\n")
+        return 2
+    try:
+        settings = load_settings(args.settings)
+    except SettingsError as exc:
+        sys.stderr.write(f"sidecar injector: {exc}\n")
+        return 2
+    setup_logging(args.log_level)
+    tls = TlsFiles(args.tls_cert, args.tls_key) if args.tls_cert is not None else None
+    server = InjectorServer(settings, address=args.address, tls=tls, metrics=InjectorMetrics())
+    try:
+        uvloop.run(_until_signalled(server))
+    except OSError as exc:
+        sys.stderr.write(f"sidecar injector: cannot serve on {args.address}: {exc}\n")
+        return 1
+    return 0
+
+
+async def _until_signalled(server: Any) -> None:
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()

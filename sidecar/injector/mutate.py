@@ -1,0 +1,160 @@
+"""One decision per pod: inject the sidecar, skip it (with a reason), or reject the pod.
+
+`decide` never raises for bad input: a malformed pod, an unknown annotation or value, and a name
+already taken by the pod are rejections with a message naming the field. It works on a copy, and the
+mutated pod is returned whole or not at all, so a pod is never half patched.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sidecar.injector import containers as c
+from sidecar.injector.annotations import (
+    INJECT,
+    INJECTED,
+    STATUS,
+    AnnotationError,
+    PodOptions,
+    already_injected,
+    parse_options,
+)
+from sidecar.injector.settings import InjectorSettings
+
+Json = dict[str, Any]
+Kind = Literal["injected", "skipped", "rejected", "error"]  # error: only the server's own failures
+PROMETHEUS = "prometheus.io/"
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: Kind
+    reason: str  # a fixed, low-cardinality identifier: the metric label and the log field
+    message: str
+    pod: Json | None = None  # the mutated pod, for `injected` only
+
+
+class PodShapeError(ValueError):
+    """The object is not a pod spec the injector can read; the message names the field."""
+
+
+def decide(pod: object, settings: InjectorSettings) -> Decision:
+    try:
+        annotations = _annotations(pod)
+        assert isinstance(pod, dict)  # _annotations checked it
+        _containers(pod, "containers", required=True)
+        _containers(pod, "initContainers", required=False)
+    except PodShapeError as exc:
+        return Decision("rejected", "invalid_pod", str(exc))
+    if already_injected(annotations):
+        return Decision("skipped", "already_injected", f"{STATUS} is {INJECTED}")
+    try:
+        options = parse_options(annotations, settings)
+    except AnnotationError as exc:
+        return Decision("rejected", "invalid_annotation", str(exc))
+    if not options.inject:
+        reason = "disabled" if INJECT in annotations else "not_requested"
+        return Decision("skipped", reason, f"{INJECT} is not true")
+    if conflict := _conflict(pod, settings):
+        return Decision("rejected", "name_conflict", conflict)
+    return Decision("injected", "injected", "sidecar added", inject(pod, settings, options))
+
+
+def inject(pod: Json, settings: InjectorSettings, options: PodOptions) -> Json:
+    """A copy of `pod` with the sidecar, its volumes, the application environment and the status."""
+    out = copy.deepcopy(pod)
+    metadata = out.setdefault("metadata", {})
+    annotations = metadata.get("annotations") or {}
+    annotations[STATUS] = INJECTED
+    if settings.prometheus_annotations and not any(k.startswith(PROMETHEUS) for k in annotations):
+        annotations["prometheus.io/scrape"] = "true"
+        annotations["prometheus.io/port"] = str(settings.health_port)
+        annotations["prometheus.io/path"] = "/metrics"
+    metadata["annotations"] = annotations
+    spec = out["spec"]
+    sidecar = c.sidecar_container(settings, options)
+    if options.mode == "native":
+        spec["initContainers"] = [sidecar, *(spec.get("initContainers") or [])]
+    else:
+        spec["containers"] = [*spec["containers"], sidecar]
+    for container in spec["containers"]:
+        if container is not sidecar:
+            _wire_app(container, settings, options)
+    spec["volumes"] = [*(spec.get("volumes") or []), *c.volumes(options)]
+    spec["terminationGracePeriodSeconds"] = c.termination_grace(
+        settings, options, spec.get("terminationGracePeriodSeconds")
+    )
+    return out
+
+
+def _wire_app(container: Json, settings: InjectorSettings, options: PodOptions) -> None:
+    """Add the address/token variables and the socket mount, keeping what the container already sets."""
+    env = container.get("env") or []
+    taken = {e.get("name") for e in env}
+    container["env"] = [*env, *(e for e in c.app_env(settings, options) if e["name"] not in taken)]
+    mounts = container.get("volumeMounts") or []
+    paths = {m.get("mountPath") for m in mounts}
+    extra = [m for m in c.app_mounts(settings, options) if m["mountPath"] not in paths]
+    if extra:
+        container["volumeMounts"] = [*mounts, *extra]
+
+
+def _conflict(pod: Json, settings: InjectorSettings) -> str:
+    spec = pod["spec"]
+    for field in ("containers", "initContainers"):
+        for container in spec.get(field) or []:
+            if container.get("name") == settings.container_name:
+                return (
+                    f"spec.{field} already has a container named {settings.container_name!r} "
+                    f"and the pod has no {STATUS}: {INJECTED} annotation"
+                )
+    volumes = spec.get("volumes")
+    if volumes is not None and not isinstance(volumes, list):
+        return "spec.volumes is not a list"
+    for volume in volumes or []:
+        if isinstance(volume, Mapping) and volume.get("name") in c.VOLUMES:
+            return f"spec.volumes already has a volume named {volume.get('name')!r}"
+    return ""
+
+
+def _annotations(pod: object) -> Mapping[str, str]:
+    if not isinstance(pod, dict):
+        raise PodShapeError("object is not a JSON object")
+    metadata = pod.get("metadata")
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise PodShapeError("metadata is not an object")
+    annotations = metadata.get("annotations") or {}
+    if not isinstance(annotations, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in annotations.items()
+    ):
+        raise PodShapeError("metadata.annotations is not a map of strings")
+    return annotations
+
+
+def _containers(pod: Json, field: str, *, required: bool) -> None:
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        raise PodShapeError("spec is missing or not an object")
+    items = spec.get(field)
+    if items is None and not required:
+        return
+    if not isinstance(items, list) or (required and not items):
+        raise PodShapeError(f"spec.{field} is {'missing or empty' if required else 'not a list'}")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise PodShapeError(f"spec.{field}[{i}] is not a container with a name")
+        for sub in ("env", "volumeMounts"):
+            value = item.get(sub)
+            if value is not None and not (
+                isinstance(value, list) and all(isinstance(v, dict) for v in value)
+            ):
+                raise PodShapeError(f"spec.{field}[{i}].{sub} is not a list of objects")
+
+
+def _objects(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)

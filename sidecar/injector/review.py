@@ -1,0 +1,77 @@
+"""AdmissionReview v1: the request the API server sends, and the response it expects back.
+
+A body that is not an AdmissionReview v1 with a request uid cannot be answered (the response must
+echo the uid): `parse_review` raises ReviewError with the field at fault, and the server answers
+HTTP 400. Everything else gets an AdmissionReview response: allowed with a JSON Patch, allowed as
+is, or refused with a message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar.injector.patch import encode
+
+Json = dict[str, Any]
+API_VERSION = "admission.k8s.io/v1"
+MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own request limit is 3 MiB
+
+
+class ReviewError(ValueError):
+    """The body is not an AdmissionReview v1 request; the message names the field."""
+
+
+@dataclass(frozen=True)
+class ReviewRequest:
+    uid: str
+    kind: str  # the object's kind (Pod)
+    operation: str  # CREATE, UPDATE, ...
+    namespace: str
+    object: object
+    dry_run: bool
+
+
+def parse_review(body: bytes) -> ReviewRequest:
+    try:
+        review = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ReviewError(f"body is not JSON: {exc}") from exc
+    if not isinstance(review, dict):
+        raise ReviewError("body is not a JSON object")
+    if review.get("apiVersion") != API_VERSION or review.get("kind") != "AdmissionReview":
+        raise ReviewError(f"apiVersion/kind must be {API_VERSION} AdmissionReview")
+    request = review.get("request")
+    if not isinstance(request, dict):
+        raise ReviewError("request is missing or not an object")
+    uid = request.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise ReviewError("request.uid is missing")
+    kind = request.get("kind")
+    return ReviewRequest(
+        uid=uid,
+        kind=str(kind.get("kind", "")) if isinstance(kind, dict) else "",
+        operation=str(request.get("operation", "")),
+        namespace=str(request.get("namespace") or ""),
+        object=request.get("object"),
+        dry_run=bool(request.get("dryRun", False)),
+    )
+
+
+def allow(uid: str, patch: list[Json] | None = None, warning: str = "") -> Json:
+    response: Json = {"uid": uid, "allowed": True}
+    if patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = encode(patch)
+    if warning:
+        response["warnings"] = [warning]
+    return _review(response)
+
+
+def deny(uid: str, message: str, code: int = 400) -> Json:
+    return _review({"uid": uid, "allowed": False, "status": {"code": code, "message": message}})
+
+
+def _review(response: Json) -> Json:
+    return {"apiVersion": API_VERSION, "kind": "AdmissionReview", "response": response}

@@ -1,0 +1,166 @@
+"""The mutating admission webhook: AdmissionReview v1 over HTTPS (aiohttp), one decision per pod.
+
+POST /inject answers every well-formed review: a patch, an unchanged pod, or a refusal with a
+message. A body that is not an AdmissionReview gets HTTP 400; an unexpected failure gets HTTP 500,
+so the API server applies the webhook's failurePolicy. Each decision is counted
+(`sidecar_injector_decisions_total{decision,reason}`) and logged as one structured line.
+GET /metrics, /livez and /readyz serve Prometheus and the kubelet on the same port.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from sidecar.injector.mutate import Decision, decide
+from sidecar.injector.patch import make_patch
+from sidecar.injector.review import MAX_BODY_BYTES, ReviewError, ReviewRequest, allow, deny, parse_review
+from sidecar.injector.settings import InjectorSettings
+from sidecar.telemetry.metrics import InjectorMetrics
+
+_log = logging.getLogger("sidecar.injector")
+Json = dict[str, object]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+
+
+class CertReloader:
+    """A server TLS context that picks up a renewed certificate (cert-manager rotates the files in
+    place) on the next handshake after the files change."""
+
+    def __init__(self, files: TlsFiles) -> None:
+        self._files = files
+        self._stamp = self._mtimes()
+        self.context = self._load()
+        self.context.sni_callback = self._on_hello
+
+    def _mtimes(self) -> tuple[float, float]:
+        return self._files.cert.stat().st_mtime, self._files.key.stat().st_mtime
+
+    def _load(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self._files.cert, self._files.key)
+        return context
+
+    def _on_hello(self, sock: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> None:
+        try:
+            stamp = self._mtimes()
+            if stamp != self._stamp:
+                fresh = self._load()
+                fresh.sni_callback = self._on_hello
+                self.context, self._stamp = fresh, stamp
+                _log.info("webhook certificate reloaded", extra={"cert": str(self._files.cert)})
+        except (OSError, ssl.SSLError):  # a rotation caught halfway: keep the certificate in use
+            _log.warning("webhook certificate reload failed; keeping the current one", exc_info=True)
+        sock.context = self.context
+
+
+class InjectorServer:
+    """The webhook on `address` (host:port; port 0 = any free), over TLS unless `tls` is None."""
+
+    def __init__(
+        self, settings: InjectorSettings, *, address: str, tls: TlsFiles | None, metrics: InjectorMetrics
+    ) -> None:
+        self._settings, self._metrics = settings, metrics
+        host, _, port = address.rpartition(":")
+        self._host, self._port = host.strip("[]") or "0.0.0.0", int(port)
+        self._ssl = CertReloader(tls).context if tls is not None else None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app.router.add_post("/inject", self._inject)
+        app.router.add_get("/metrics", self._metrics_page)
+        app.router.add_get("/livez", self._ok)
+        app.router.add_get("/readyz", self._ok)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or ()
+        self.port = int(sockets[0].getsockname()[1]) if sockets else self._port
+        _log.info("injector serving", extra={"port": self.port, "tls": self._ssl is not None})
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _inject(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
+        try:
+            review = parse_review(await request.read())
+        except ReviewError as exc:
+            self._record(Decision("rejected", "malformed_review", str(exc)), None, started)
+            return web.json_response({"error": f"not an AdmissionReview v1 request: {exc}"}, status=400)
+        except web.HTTPRequestEntityTooLarge:
+            self._record(Decision("rejected", "too_large", "body too large"), None, started)
+            raise
+        try:
+            decision = self._decide(review)
+            answer = _answer(review, decision)
+        except Exception as exc:  # never a crash: the API server applies the failurePolicy
+            _log.exception("injection failed", extra={"uid": review.uid, "namespace": review.namespace})
+            self._record(Decision("error", type(exc).__name__, "internal error"), review, started)
+            return web.json_response({"error": "internal error; see the injector's log"}, status=500)
+        self._record(decision, review, started)
+        return web.json_response(answer)
+
+    def _decide(self, review: ReviewRequest) -> Decision:
+        if review.kind != "Pod":
+            return Decision("skipped", "not_a_pod", f"kind {review.kind!r} is not Pod")
+        if review.operation != "CREATE":
+            return Decision("skipped", "not_create", f"operation {review.operation!r} is not CREATE")
+        return decide(review.object, self._settings)
+
+    def _record(self, decision: Decision, review: ReviewRequest | None, started: float) -> None:
+        self._metrics.decided(decision.kind, decision.reason, time.perf_counter() - started)
+        level = logging.WARNING if decision.kind in ("rejected", "error") else logging.INFO
+        _log.log(
+            level,
+            "injection decision",
+            extra={
+                "decision": decision.kind,
+                "reason": decision.reason,
+                "detail": decision.message,
+                "uid": review.uid if review else "",
+                "namespace": review.namespace if review else "",
+                "pod": _pod_name(review.object) if review else "",
+                "dry_run": review.dry_run if review else False,
+            },
+        )
+
+    async def _metrics_page(self, request: web.Request) -> web.Response:
+        body = generate_latest(self._metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _ok(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+
+def _answer(review: ReviewRequest, decision: Decision) -> Json:
+    if decision.kind == "rejected":
+        return deny(review.uid, f"orchestrator sidecar injection: {decision.message}")
+    if decision.kind == "injected" and decision.pod is not None and isinstance(review.object, dict):
+        return allow(review.uid, make_patch(review.object, decision.pod))
+    return allow(review.uid)
+
+
+def _pod_name(pod: object) -> str:
+    """The pod's name, or its generateName prefix (a Deployment's pods have no name yet)."""
+    metadata = pod.get("metadata") if isinstance(pod, dict) else None
+    if not isinstance(metadata, dict):
+        return ""
+    return str(metadata.get("name") or metadata.get("generateName") or "")

@@ -1,0 +1,81 @@
+"""What the chart configures for every injected pod, read from one YAML file (the injector's ConfigMap)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+Mode = Literal["native", "classic"]
+Transport = Literal["unix", "tcp"]
+# A Kubernetes resource quantity (`100m`, `128Mi`, `1.5`, `2e3`).
+QUANTITY = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SecretKey(_Model):
+    """One key of an existing Secret: the injector never sees its value."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)
+
+
+class Quantities(_Model):
+    cpu: str | None = Field(default=None, pattern=QUANTITY)
+    memory: str | None = Field(default=None, pattern=QUANTITY)
+
+
+class Resources(_Model):
+    requests: Quantities = Quantities(cpu="50m", memory="96Mi")
+    limits: Quantities = Quantities(memory="256Mi")
+
+
+class InjectorSettings(_Model):
+    """The sidecar container every injected pod gets, and how the application finds it."""
+
+    image: str = Field(min_length=1, max_length=512)
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    container_name: str = Field(default="orchestrator-sidecar", pattern=DNS_LABEL, max_length=63)
+    mode: Mode = "native"
+    transport: Transport = "unix"
+    log_level: LogLevel = "INFO"
+    config_map: str = Field(pattern=DNS_SUBDOMAIN, max_length=253, description="holds the sidecar's YAML")
+    config_key: str = Field(default="sidecar.yaml", pattern=r"^[-._a-zA-Z0-9]+$")
+    token_secret: SecretKey | None = None
+    provider_secrets: tuple[str, ...] = Field(default=(), description="Secrets exposed as env (envFrom)")
+    grpc_port: int = Field(default=50051, ge=1, le=65535)
+    health_port: int = Field(default=9464, ge=1, le=65535, description="/metrics, /livez, /readyz")
+    socket_dir: str = Field(default="/var/run/orchestrator-sidecar", pattern=r"^/[^:]*$")
+    drain_seconds: int = Field(default=10, ge=0, le=600, description="the sidecar's shutdown grace")
+    pre_stop_seconds: int = Field(default=5, ge=0, le=600, description="classic mode: wait before SIGTERM")
+    resources: Resources = Resources()
+    run_as_user: int = Field(default=65532, ge=1)
+    address_env: str = Field(default="ORCHESTRATOR_SIDECAR_ADDRESS", pattern=ENV_NAME)
+    token_env: str = Field(default="ORCHESTRATOR_SIDECAR_TOKEN", pattern=ENV_NAME)
+    prometheus_annotations: bool = True
+    inject_by_default: bool = False
+
+
+class SettingsError(Exception):
+    """The injector's settings file is missing or invalid; lists every problem."""
+
+
+def load_settings(path: Path) -> InjectorSettings:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"{path}: {exc}") from exc
+    try:
+        return InjectorSettings.model_validate(raw if raw is not None else {})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"{path}: {problems}") from exc

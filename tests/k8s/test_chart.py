@@ -1,0 +1,263 @@
+"""The chart, rendered and checked: helm lint, helm template with several value sets, the schema,
+`sidecar check-config` on the rendered config, and `promtool check rules` on the rendered alerts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from sidecar.injector.settings import InjectorSettings
+from tests.k8s.tools import CHART, find, helm, template
+from tests.support.prometheus import binary
+
+
+def sets(*pairs: str) -> list[str]:
+    """`--set` arguments; a pair starting with `string:` is passed with `--set-string`."""
+    out: list[str] = []
+    for pair in pairs:
+        out += (
+            ["--set-string", pair.removeprefix("string:")] if pair.startswith("string:") else ["--set", pair]
+        )
+    return out
+
+
+ROLE = "string:serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/llm"
+VALUE_SETS: dict[str, list[str]] = {
+    "defaults": [],
+    "cert-manager": sets("certManager.enabled=true"),
+    "cert-manager-issuer": sets(
+        "certManager.enabled=true",
+        "certManager.issuerRef.name=corp-ca",
+        "certManager.issuerRef.kind=ClusterIssuer",
+    ),
+    "classic-tcp-token": sets(
+        "sidecar.mode=classic",
+        "sidecar.transport=tcp",
+        "sidecar.tokenSecret.name=sidecar-token",
+        "sidecar.providerSecrets={llm-keys}",
+    ),
+    "monitoring": sets(
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.podMonitor.enabled=true",
+        "metrics.prometheusRule.enabled=true",
+        "serviceAccount.create=true",
+        ROLE,
+    ),
+    "external-injector": sets(
+        "webhook.url=https://127.0.0.1:8443/inject",
+        "webhook.caBundle=Zm9v",
+        "webhook.failurePolicy=Fail",
+        "injector.podDisruptionBudget.enabled=false",
+    ),
+}
+LONG_RELEASE = "a-release-name-as-long-as-helm-allows-" + "x" * 15  # 53 characters
+
+
+def test_helm_lint_is_clean_also_strict() -> None:
+    for args in ([], ["--strict"]):
+        result = helm("lint", str(CHART), *args)
+        assert "0 chart(s) failed" in result.stdout
+        assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_every_value_set_renders_labelled_objects_with_short_names(name: str) -> None:
+    objects = template(*VALUE_SETS[name], release=LONG_RELEASE)
+    assert objects
+    for o in objects:
+        metadata = o["metadata"]
+        assert len(metadata["name"]) <= 63, metadata["name"]
+        labels = metadata["labels"]
+        for key in ("name", "instance", "version", "component", "managed-by"):
+            assert f"app.kubernetes.io/{key}" in labels, (o["kind"], key)
+        assert all(len(v) <= 63 for v in labels.values())
+
+
+def test_the_injector_runs_locked_down_with_probes_and_a_disruption_budget() -> None:
+    objects = template()
+    deployment = find(objects, "Deployment", "-injector")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"][:2] == ["injector", "serve"]
+    sc = container["securityContext"]
+    assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert {container[p]["httpGet"]["path"] for p in ("livenessProbe", "readinessProbe", "startupProbe")} == {
+        "/livez",
+        "/readyz",
+    }
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    pdb = find(objects, "PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    service = find(objects, "Service")
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+def test_the_webhook_configuration() -> None:
+    objects = template()
+    webhook = find(objects, "MutatingWebhookConfiguration")["webhooks"][0]
+    assert webhook["sideEffects"] == "None" and webhook["admissionReviewVersions"] == ["v1"]
+    assert webhook["failurePolicy"] == "Ignore" and webhook["reinvocationPolicy"] == "IfNeeded"
+    assert webhook["timeoutSeconds"] == 5
+    assert webhook["rules"][0]["resources"] == ["pods"] and webhook["rules"][0]["operations"] == ["CREATE"]
+    excluded = webhook["namespaceSelector"]["matchExpressions"][0]
+    assert excluded["operator"] == "NotIn" and {"kube-system", "apps"} <= set(excluded["values"])
+    assert webhook["objectSelector"]["matchExpressions"][0]["values"] == ["false"]
+    secret = find(objects, "Secret", "-injector-tls")
+    assert webhook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    assert webhook["clientConfig"]["service"]["path"] == "/inject"
+
+
+def test_cert_manager_replaces_the_generated_certificate() -> None:
+    objects = template(*VALUE_SETS["cert-manager"])
+    assert not [o for o in objects if o["kind"] == "Secret"]
+    certificate = find(objects, "Certificate")
+    assert certificate["spec"]["issuerRef"]["kind"] == "Issuer"
+    assert "apps-injector" not in certificate["spec"]["secretName"]
+    mwc = find(objects, "MutatingWebhookConfiguration")
+    assert (
+        mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+        == f"apps/{certificate['metadata']['name']}"
+    )
+    assert "caBundle" not in mwc["webhooks"][0]["clientConfig"]
+    objects = template(*VALUE_SETS["cert-manager-issuer"])
+    assert find(objects, "Certificate")["spec"]["issuerRef"] == {"name": "corp-ca", "kind": "ClusterIssuer"}
+    assert not [o for o in objects if o["kind"] == "Issuer"]
+
+
+def test_the_injector_settings_are_valid_and_reference_secrets_only() -> None:
+    objects = template(*VALUE_SETS["classic-tcp-token"])
+    settings_map = find(objects, "ConfigMap", "-injector")
+    settings = InjectorSettings.model_validate(yaml.safe_load(settings_map["data"]["injector.yaml"]))
+    assert settings.mode == "classic" and settings.transport == "tcp"
+    assert settings.token_secret is not None and settings.token_secret.name == "sidecar-token"
+    assert settings.provider_secrets == ("llm-keys",)
+    assert settings.config_map == find(objects, "ConfigMap", "-config")["metadata"]["name"]
+
+
+def test_an_external_injector_gets_the_url_and_no_in_cluster_deployment() -> None:
+    objects = template(*VALUE_SETS["external-injector"])
+    assert not [o for o in objects if o["kind"] in ("Deployment", "Service", "Secret", "PodDisruptionBudget")]
+    webhook = find(objects, "MutatingWebhookConfiguration")["webhooks"][0]
+    assert webhook["clientConfig"] == {"url": "https://127.0.0.1:8443/inject", "caBundle": "Zm9v"}
+    assert webhook["failurePolicy"] == "Fail"
+
+
+def test_monitoring_objects_and_workload_identity() -> None:
+    objects = template(*VALUE_SETS["monitoring"])
+    assert find(objects, "ServiceMonitor")["spec"]["endpoints"][0]["scheme"] == "https"
+    assert find(objects, "PodMonitor")["spec"]["podMetricsEndpoints"][0]["port"] == "sidecar-health"
+    account = find(objects, "ServiceAccount")
+    assert account["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/llm"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "sidecar.mode=sidecar"], "/sidecar/mode"),
+        (["--set", "sidecar.transport=udp"], "/sidecar/transport"),
+        (["--set", "webhook.failurePolicy=Maybe"], "/webhook/failurePolicy"),
+        (["--set", "webhook.timeoutSeconds=60"], "/webhook/timeoutSeconds"),
+        (["--set", "sidecar.resources.limits.memory=lots"], "/sidecar/resources/limits/memory"),
+        (["--set", "injector.replicas=0"], "/injector/replicas"),
+        (["--set", "unknownValue=1"], "unknownValue"),
+        (["--set", "webhook.url=http://plain"], "/webhook/url"),
+        (["--set", "sidecar.providerSecrets={Not_A_Name}"], "/sidecar/providerSecrets/0"),
+    ],
+)
+def test_the_schema_refuses_bad_values(args: list[str], message: str) -> None:
+    result = helm("template", "demo", str(CHART), *args, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_the_schema_constrains_every_value() -> None:
+    """Every leaf of values.yaml has a schema entry with a type, enum, pattern or const."""
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def walk(value: Any, node: dict[str, Any], path: str) -> None:
+        if isinstance(value, dict) and "properties" in node:
+            assert node.get("additionalProperties") is False, f"{path or '(root)'} accepts unknown keys"
+        if isinstance(value, dict) and "properties" in node and path != "config":
+            for key, child in value.items():
+                assert key in node["properties"], f"{path}.{key} has no schema"
+                walk(child, node["properties"][key], f"{path}.{key}".lstrip("."))
+        else:
+            assert any(k in node for k in ("type", "enum", "pattern", "const", "anyOf")), path
+
+    walk(values, schema, "")
+
+
+def test_the_rendered_config_passes_check_config(tmp_path: Path) -> None:
+    for args in ([], VALUE_SETS["classic-tcp-token"]):
+        config = find(template(*args), "ConfigMap", "-config")["data"]["sidecar.yaml"]
+        path = tmp_path / "sidecar.yaml"
+        path.write_text(config)
+        result = subprocess.run(
+            [sys.executable, "-m", "sidecar", "check-config", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "OK" in result.stdout
+
+
+def test_a_config_value_with_an_error_fails_check_config(tmp_path: Path) -> None:
+    config = find(template("--set", "config.policy.default_route=nowhere"), "ConfigMap", "-config")
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(config["data"]["sidecar.yaml"])
+    result = subprocess.run(
+        [sys.executable, "-m", "sidecar", "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1 and "nowhere" in result.stderr
+
+
+def test_the_alert_rules_pass_promtool(tmp_path: Path) -> None:
+    rule = find(template(*VALUE_SETS["monitoring"]), "PrometheusRule")
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(rule["spec"]))
+    result = subprocess.run([binary("promtool"), "check", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    alerts = {r["alert"] for r in rule["spec"]["groups"][0]["rules"]}
+    assert {
+        "OrchestratorSidecarBreakerOpen",
+        "OrchestratorSidecarProviderAuthOrKeyFailure",
+        "OrchestratorSidecarQuotaStoreDown",
+        "OrchestratorSidecarLedgerDrops",
+        "OrchestratorSidecarInjectionFailedOpen",
+    } <= alerts
+
+
+def test_the_dashboard_is_shipped_as_a_configmap() -> None:
+    dashboard = find(template(), "ConfigMap", "-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    board = json.loads(dashboard["data"]["orchestrator-sidecar.json"])
+    assert board["uid"] == "orchestrator-sidecar"
+    assert len([p for p in board["panels"] if p["type"] == "timeseries"]) >= 10
+
+
+# helm 3 built by `go install` assumes Kubernetes 1.20 offline (its release builds set it by ldflags).
+KUBE_VERSION = ("--kube-version", "v1.34.0")
+
+
+@pytest.mark.parametrize("name", sorted(VALUE_SETS))
+def test_helm_3_lints_and_renders_the_same_objects(name: str) -> None:
+    result = helm("lint", "--strict", str(CHART), *KUBE_VERSION, *VALUE_SETS[name], binary="helm3")
+    assert "0 chart(s) failed" in result.stdout and "[WARNING]" not in result.stdout
+
+    def rendered(binary: str) -> list[tuple[str, str, str]]:
+        objects = template(*KUBE_VERSION, *VALUE_SETS[name], binary=binary)
+        return sorted((o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objects)
+
+    assert rendered("helm3") == rendered("helm")

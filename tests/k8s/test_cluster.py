@@ -1,0 +1,364 @@
+"""The chart against a real API server: `helm install`, then pods and Deployments created through the
+API with and without the annotation, read back with the sidecar injected (or not) by the injector,
+which runs as `sidecar injector serve` on loopback and is the webhook's `url` (no kubelet runs)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.k8s.cluster import Cluster, start_cluster
+from tests.k8s.tls import Tls, make_tls
+from tests.k8s.tools import CHART, helm
+from tests.support.kms import free_port, stop
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]  # the first test starts the cluster
+
+RELEASE, SYSTEM, APPS = "orch", "orchestrator-system", "apps"
+WEBHOOK = f"{RELEASE}-orchestrator-sidecar.inject.orchestrator.sidecar"
+ASKED = {"orchestrator.sidecar/inject": "true"}
+
+
+class Injector:
+    """`sidecar injector serve` as a process, on a fixed free port (the webhook URL names it)."""
+
+    def __init__(self, directory: Path, settings: Path, tls: Tls, port: int) -> None:
+        self.directory, self.settings, self.tls, self.port = directory, settings, tls, port
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = directory / "injector.log"
+
+    def start(self) -> None:
+        command = [
+            sys.executable, "-m", "sidecar", "injector", "serve", "--settings", str(self.settings),
+            "--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key),
+            "--address", f"127.0.0.1:{self.port}",
+        ]  # fmt: skip
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while self._get("/readyz") != 200:
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, "injector did not start"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+    def _get(self, path: str) -> int | str:
+        context = ssl.create_default_context(cadata=self.tls.ca_pem.decode())
+        try:
+            with urllib.request.urlopen(
+                f"https://127.0.0.1:{self.port}{path}", context=context, timeout=2
+            ) as r:
+                return r.status if path != "/metrics" else r.read().decode()
+        except OSError:
+            return 0
+
+    def decisions(self, decision: str, reason: str) -> float:
+        text = str(self._get("/metrics"))
+        for line in text.splitlines():
+            wanted = (f'decision="{decision}"', f'reason="{reason}"')
+            if line.startswith("sidecar_injector_decisions_total{") and all(w in line for w in wanted):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for raw in self.log.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                lines.append(json.loads(raw))
+        return lines
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with start_cluster(tmp_path_factory.mktemp("cluster")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def installed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Injector]:
+    """The chart installed with its webhook pointing at an injector on loopback, which is running."""
+    directory = tmp_path_factory.mktemp("injector")
+    tls = make_tls(directory / "tls")
+    port = free_port()
+    for namespace in (SYSTEM, APPS):
+        cluster.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
+    helm(
+        "install", RELEASE, str(CHART), "--namespace", SYSTEM, "--kubeconfig", str(cluster.kubeconfig),
+        "--set", f"webhook.url=https://127.0.0.1:{port}/inject",
+        "--set", f"webhook.caBundle={base64.b64encode(tls.ca_pem).decode()}",
+        "--set", "webhook.timeoutSeconds=5",
+        "--set", f"sidecarNamespaces={{{APPS}}}",
+        "--set", "sidecar.tokenSecret.name=sidecar-token",
+    )  # fmt: skip
+    settings_map = cluster.get(
+        f"/api/v1/namespaces/{SYSTEM}/configmaps/{RELEASE}-orchestrator-sidecar-injector"
+    )
+    settings = directory / "injector.yaml"
+    settings.write_text(settings_map["data"]["injector.yaml"])
+    injector = Injector(directory, settings, tls, port)
+    injector.start()
+    yield injector
+    injector.stop()
+
+
+def pod(name: str, annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": {"containers": [{"name": "app", "image": "registry.example/app:1"}], **spec},
+    }
+
+
+def names(containers: list[dict[str, Any]] | None) -> list[str]:
+    return [c["name"] for c in containers or []]
+
+
+def env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_helm_installed_the_release(cluster: Cluster, installed: Injector) -> None:
+    hook = cluster.get(
+        f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{RELEASE}-orchestrator-sidecar"
+    )
+    webhook = hook["webhooks"][0]
+    assert webhook["name"] == WEBHOOK
+    assert webhook["clientConfig"]["url"] == f"https://127.0.0.1:{installed.port}/inject"
+    assert (webhook["sideEffects"], webhook["failurePolicy"], webhook["reinvocationPolicy"]) == (
+        "None",
+        "Ignore",
+        "IfNeeded",
+    )
+    config = cluster.get(f"/api/v1/namespaces/{APPS}/configmaps/{RELEASE}-orchestrator-sidecar-config")
+    assert yaml.safe_load(config["data"]["sidecar.yaml"])["policy"]["default_route"] == "echo"
+    status = helm("status", RELEASE, "--namespace", SYSTEM, "--kubeconfig", str(cluster.kubeconfig))
+    assert "STATUS: deployed" in status.stdout
+
+
+def test_an_annotated_pod_is_stored_with_the_native_sidecar(cluster: Cluster, installed: Injector) -> None:
+    before = installed.decisions("injected", "injected")
+    cluster.create(f"/api/v1/namespaces/{APPS}/pods", pod("annotated", ASKED))
+    stored = cluster.get(f"/api/v1/namespaces/{APPS}/pods/annotated")
+    spec = stored["spec"]
+    assert names(spec["initContainers"]) == ["orchestrator-sidecar"]
+    sidecar = spec["initContainers"][0]
+    assert sidecar["restartPolicy"] == "Always"
+    assert sidecar["image"] == "ghcr.io/orchestrator/sidecar:0.1.0"
+    assert sidecar["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"] is True
+    assert env(sidecar)["SIDECAR_TOKEN"] == {"secretKeyRef": {"name": "sidecar-token", "key": "token"}}
+    app = spec["containers"][0]
+    assert env(app)["ORCHESTRATOR_SIDECAR_ADDRESS"] == "unix:///var/run/orchestrator-sidecar/sidecar.sock"
+    assert {"name": "orchestrator-sidecar-socket", "mountPath": "/var/run/orchestrator-sidecar"} in app[
+        "volumeMounts"
+    ]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert (
+        volumes["orchestrator-sidecar-config"]["configMap"]["name"]
+        == f"{RELEASE}-orchestrator-sidecar-config"
+    )
+    assert stored["metadata"]["annotations"]["orchestrator.sidecar/status"] == "injected"
+    assert spec["terminationGracePeriodSeconds"] == 30
+    assert installed.decisions("injected", "injected") == before + 1
+    line = [r for r in installed.log_lines() if r.get("message") == "injection decision"][-1]
+    assert (line["decision"], line["pod"], line["namespace"]) == ("injected", "annotated", APPS)
+
+
+def test_a_pod_without_the_annotation_is_left_alone(cluster: Cluster, installed: Injector) -> None:
+    cluster.create(f"/api/v1/namespaces/{APPS}/pods", pod("plain"))
+    spec = cluster.get(f"/api/v1/namespaces/{APPS}/pods/plain")["spec"]
+    assert names(spec["containers"]) == ["app"] and not spec.get("initContainers")
+    assert installed.decisions("skipped", "not_requested") >= 1
+
+
+def test_annotations_select_classic_tcp_and_resources(cluster: Cluster, installed: Injector) -> None:
+    annotations = {
+        **ASKED,
+        "orchestrator.sidecar/mode": "classic",
+        "orchestrator.sidecar/transport": "tcp",
+        "orchestrator.sidecar/cpu-limit": "250m",
+    }
+    cluster.create(f"/api/v1/namespaces/{APPS}/pods", pod("classic", annotations))
+    spec = cluster.get(f"/api/v1/namespaces/{APPS}/pods/classic")["spec"]
+    assert names(spec["containers"]) == ["app", "orchestrator-sidecar"]
+    sidecar = spec["containers"][1]
+    assert sidecar["resources"]["limits"]["cpu"] == "250m"
+    assert sidecar["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+    assert env(spec["containers"][0])["ORCHESTRATOR_SIDECAR_ADDRESS"] == "127.0.0.1:50051"
+
+
+def test_a_bad_annotation_value_is_refused_by_the_api_server(cluster: Cluster, installed: Injector) -> None:
+    status, answer = cluster.request(
+        "POST",
+        f"/api/v1/namespaces/{APPS}/pods",
+        pod("bad", {**ASKED, "orchestrator.sidecar/transport": "udp"}),
+    )
+    assert status == 400, answer
+    assert "orchestrator.sidecar/transport: 'udp' is not one of unix, tcp" in answer["message"]
+    assert cluster.request("GET", f"/api/v1/namespaces/{APPS}/pods/bad")[0] == 404
+
+
+def test_a_container_with_the_sidecars_name_is_refused(cluster: Cluster, installed: Injector) -> None:
+    clash = pod("clash", ASKED)
+    clash["spec"]["containers"].append({"name": "orchestrator-sidecar", "image": "other:1"})
+    status, answer = cluster.request("POST", f"/api/v1/namespaces/{APPS}/pods", clash)
+    assert status == 400 and "already has a container named 'orchestrator-sidecar'" in answer["message"]
+
+
+def test_a_pod_labelled_false_never_reaches_the_webhook(cluster: Cluster, installed: Injector) -> None:
+    before = sum(
+        installed.decisions(d, r) for d, r in (("skipped", "disabled"), ("skipped", "not_requested"))
+    )
+    opted_out = pod("opted-out", ASKED)
+    opted_out["metadata"]["labels"] = {"orchestrator.sidecar/inject": "false"}
+    cluster.create(f"/api/v1/namespaces/{APPS}/pods", opted_out)
+    assert not cluster.get(f"/api/v1/namespaces/{APPS}/pods/opted-out")["spec"].get("initContainers")
+    after = sum(installed.decisions(d, r) for d, r in (("skipped", "disabled"), ("skipped", "not_requested")))
+    assert after == before and installed.decisions("injected", "injected") >= 1
+
+
+def test_a_deployments_pods_get_the_sidecar(cluster: Cluster, installed: Injector) -> None:
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}, "annotations": ASKED},
+                "spec": {"containers": [{"name": "web", "image": "registry.example/web:1"}]},
+            },
+        },
+    }
+    cluster.create(f"/apis/apps/v1/namespaces/{APPS}/deployments", deployment)
+    pods: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 60
+    while len(pods) < 2 and time.monotonic() < deadline:
+        pods = cluster.get(f"/api/v1/namespaces/{APPS}/pods?labelSelector=app%3Dweb")["items"]
+        time.sleep(0.2)
+    assert len(pods) == 2, "the controller-manager did not create the Deployment's pods"
+    for p in pods:
+        assert p["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
+        assert names(p["spec"]["initContainers"]) == ["orchestrator-sidecar"]
+        assert "ORCHESTRATOR_SIDECAR_ADDRESS" in env(p["spec"]["containers"][0])
+
+
+def test_offline_injected_workloads_pass_the_api_servers_validation(
+    cluster: Cluster, installed: Injector, tmp_path: Path
+) -> None:
+    manifests = tmp_path / "workloads.yaml"
+    template = {
+        "metadata": {"labels": {"app": "batch"}},
+        "spec": {
+            "restartPolicy": "OnFailure",
+            "containers": [{"name": "main", "image": "registry.example/job:1"}],
+        },
+    }
+    selector = {"matchLabels": {"app": "batch"}}
+    always = {**template, "spec": {"containers": template["spec"]["containers"]}}  # restartPolicy Always
+    docs = [
+        {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "job"},
+         "spec": {"template": template}},
+        {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "cron"},
+         "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": template}}}},
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+         "spec": {"serviceName": "db", "selector": selector, "template": always}},
+        {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+         "spec": {"selector": selector, "template": always}},
+    ]  # fmt: skip
+    manifests.write_text(yaml.safe_dump_all(docs))
+    command = [sys.executable, "-m", "sidecar", "inject", "-f", str(manifests)]
+    out = subprocess.run(
+        [*command, "--settings", str(installed.settings)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    paths = {
+        "Job": "/apis/batch/v1",
+        "CronJob": "/apis/batch/v1",
+        "StatefulSet": "/apis/apps/v1",
+        "DaemonSet": "/apis/apps/v1",
+    }
+    for doc in yaml.safe_load_all(out.stdout):
+        plural = doc["kind"].lower() + "s"
+        status, answer = cluster.request(
+            "POST", f"{paths[doc['kind']]}/namespaces/{APPS}/{plural}?dryRun=All", doc
+        )
+        assert status == 201, answer
+        stored = (
+            answer["spec"]["jobTemplate"]["spec"]["template"]
+            if doc["kind"] == "CronJob"
+            else answer["spec"]["template"]
+        )
+        assert names(stored["spec"]["initContainers"]) == ["orchestrator-sidecar"], doc["kind"]
+        assert stored["spec"]["initContainers"][0]["restartPolicy"] == "Always"
+
+
+def test_with_the_webhook_down_failure_policy_ignore_admits_the_pod_uninjected(
+    cluster: Cluster, installed: Injector
+) -> None:
+    before = cluster.metric("apiserver_admission_webhook_fail_open_count", name=WEBHOOK)
+    installed.stop()
+    try:
+        cluster.create(f"/api/v1/namespaces/{APPS}/pods", pod("while-down", ASKED))
+    finally:
+        installed.start()
+    spec = cluster.get(f"/api/v1/namespaces/{APPS}/pods/while-down")["spec"]
+    assert names(spec["containers"]) == ["app"] and not spec.get("initContainers")
+    assert cluster.metric("apiserver_admission_webhook_fail_open_count", name=WEBHOOK) == before + 1
+    cluster.create(f"/api/v1/namespaces/{APPS}/pods", pod("after-restart", ASKED))
+    assert cluster.get(f"/api/v1/namespaces/{APPS}/pods/after-restart")["spec"]["initContainers"]
+
+
+def test_the_generated_certificate_survives_an_upgrade(cluster: Cluster, installed: Injector) -> None:
+    """An in-cluster injector release (no url): its generated CA is looked up, not regenerated."""
+    kube = ("--kubeconfig", str(cluster.kubeconfig), "--namespace", "certs")
+    cluster.create("/api/v1/namespaces", {"metadata": {"name": "certs"}})
+    never = (
+        "webhook.namespaceSelector.matchLabels.never=match"  # its webhook must not catch other tests' pods
+    )
+    helm("install", "certs", str(CHART), *kube, "--set", never)
+    path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/certs-orchestrator-sidecar"
+    first_bundle = cluster.get(path)["webhooks"][0]["clientConfig"]["caBundle"]
+    first_secret = cluster.get("/api/v1/namespaces/certs/secrets/certs-orchestrator-sidecar-injector-tls")[
+        "data"
+    ]
+    assert first_bundle == first_secret["ca.crt"]
+    helm("upgrade", "certs", str(CHART), *kube, "--set", never, "--set", "injector.replicas=3")
+    assert cluster.get(path)["webhooks"][0]["clientConfig"]["caBundle"] == first_bundle
+    assert (
+        cluster.get("/api/v1/namespaces/certs/secrets/certs-orchestrator-sidecar-injector-tls")["data"]
+        == first_secret
+    )
+    deployment = cluster.get("/apis/apps/v1/namespaces/certs/deployments/certs-orchestrator-sidecar-injector")
+    assert deployment["spec"]["replicas"] == 3
+    helm("uninstall", "certs", *kube)
+
+
+def test_helm_3_installs_and_uninstalls_the_chart(cluster: Cluster, installed: Injector) -> None:
+    kube = ("--kubeconfig", str(cluster.kubeconfig), "--namespace", "helm3")
+    cluster.create("/api/v1/namespaces", {"metadata": {"name": "helm3"}})
+    never = "webhook.namespaceSelector.matchLabels.never=match"
+    helm("install", "h3", str(CHART), *kube, "--set", never, binary="helm3")
+    assert "STATUS: deployed" in helm("status", "h3", *kube, binary="helm3").stdout
+    path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/h3-orchestrator-sidecar"
+    assert cluster.get(path)["webhooks"][0]["clientConfig"]["service"]["namespace"] == "helm3"
+    helm("uninstall", "h3", *kube, binary="helm3")
+    assert cluster.request("GET", path)[0] == 404

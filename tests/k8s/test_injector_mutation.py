@@ -1,0 +1,226 @@
+"""The injector's pod mutation, JSON Patch and annotation handling, on pods as the API server sends them."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from sidecar.injector.annotations import STATUS
+from sidecar.injector.mutate import decide
+from sidecar.injector.patch import apply_patch, make_patch
+from sidecar.injector.settings import InjectorSettings
+
+SETTINGS = InjectorSettings(
+    image="registry.example/sidecar:1",
+    config_map="orchestrator-sidecar",
+    token_secret={"name": "sidecar-token", "key": "token"},
+    provider_secrets=("llm-keys",),
+)
+
+
+def pod(annotations: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "apps", "annotations": annotations or {}},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}], **spec},
+    }
+
+
+ASKED = {"orchestrator.sidecar/inject": "true"}
+ONE = [{"name": "a"}]
+
+
+def injected(p: dict[str, Any], settings: InjectorSettings = SETTINGS) -> dict[str, Any]:
+    decision = decide(p, settings)
+    assert decision.kind == "injected", decision
+    assert decision.pod is not None
+    return decision.pod
+
+
+def env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_native_sidecar_is_the_first_init_container_with_restart_policy_always() -> None:
+    out = injected(pod(ASKED, initContainers=[{"name": "migrate", "image": "m:1"}]))
+    init = out["spec"]["initContainers"]
+    assert [c["name"] for c in init] == ["orchestrator-sidecar", "migrate"]
+    sidecar = init[0]
+    assert sidecar["restartPolicy"] == "Always"
+    assert sidecar["image"] == "registry.example/sidecar:1"
+    assert sidecar["args"] == ["serve", "--config", "/etc/orchestrator-sidecar/sidecar.yaml"]
+    assert sidecar["startupProbe"]["httpGet"] == {"path": "/readyz", "port": "sidecar-health"}
+    assert sidecar["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert sidecar["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert sidecar["ports"] == [{"name": "sidecar-health", "containerPort": 9464, "protocol": "TCP"}]
+    assert sidecar["envFrom"] == [{"secretRef": {"name": "llm-keys"}}]
+    e = env(sidecar)
+    assert e["SIDECAR__SETTINGS__TELEMETRY__METRICS__ADDRESS"] == "0.0.0.0:9464"
+    assert e["SIDECAR__SETTINGS__LISTEN__ADDRESS"] == "127.0.0.1:50051"
+    assert e["SIDECAR__SETTINGS__LISTEN__UNIX_SOCKET"] == "/var/run/orchestrator-sidecar/sidecar.sock"
+    assert e["SIDECAR_TOKEN"] == {"secretKeyRef": {"name": "sidecar-token", "key": "token"}}
+    sc = sidecar["securityContext"]
+    assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"]
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert [c["name"] for c in out["spec"]["containers"]] == ["app"]
+    assert out["metadata"]["annotations"][STATUS] == "injected"
+    assert out["metadata"]["annotations"]["prometheus.io/port"] == "9464"
+
+
+def test_app_containers_get_the_address_token_and_socket_volume() -> None:
+    out = injected(pod(ASKED))
+    app = out["spec"]["containers"][0]
+    e = env(app)
+    assert e["ORCHESTRATOR_SIDECAR_ADDRESS"] == "unix:///var/run/orchestrator-sidecar/sidecar.sock"
+    assert e["ORCHESTRATOR_SIDECAR_TOKEN"] == {"secretKeyRef": {"name": "sidecar-token", "key": "token"}}
+    assert app["volumeMounts"] == [
+        {"name": "orchestrator-sidecar-socket", "mountPath": "/var/run/orchestrator-sidecar"}
+    ]
+    volumes = {v["name"]: v for v in out["spec"]["volumes"]}
+    assert volumes["orchestrator-sidecar-socket"] == {"name": "orchestrator-sidecar-socket", "emptyDir": {}}
+    assert volumes["orchestrator-sidecar-config"]["configMap"] == {"name": "orchestrator-sidecar"}
+
+
+def test_annotations_choose_tcp_classic_config_log_level_and_resources() -> None:
+    out = injected(
+        pod(
+            {
+                **ASKED,
+                "orchestrator.sidecar/transport": "tcp",
+                "orchestrator.sidecar/mode": "classic",
+                "orchestrator.sidecar/config": "team-a-sidecar",
+                "orchestrator.sidecar/log-level": "debug",
+                "orchestrator.sidecar/cpu-limit": "500m",
+                "orchestrator.sidecar/memory-request": "200Mi",
+            }
+        )
+    )
+    assert "initContainers" not in out["spec"]
+    app, sidecar = out["spec"]["containers"]
+    assert sidecar["name"] == "orchestrator-sidecar" and "restartPolicy" not in sidecar
+    assert sidecar["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+    assert env(app)["ORCHESTRATOR_SIDECAR_ADDRESS"] == "127.0.0.1:50051"
+    assert "volumeMounts" not in app  # no socket to share over TCP
+    assert "SIDECAR__SETTINGS__LISTEN__UNIX_SOCKET" not in env(sidecar)
+    assert env(sidecar)["SIDECAR__SETTINGS__LOG_LEVEL"] == "DEBUG"
+    assert sidecar["resources"] == {
+        "requests": {"cpu": "50m", "memory": "200Mi"},
+        "limits": {"cpu": "500m", "memory": "256Mi"},
+    }
+    config = next(v for v in out["spec"]["volumes"] if v["name"] == "orchestrator-sidecar-config")
+    assert config["configMap"]["name"] == "team-a-sidecar"
+    assert out["spec"]["terminationGracePeriodSeconds"] == 30
+
+
+def test_termination_grace_covers_the_drain() -> None:
+    settings = SETTINGS.model_copy(update={"drain_seconds": 60})
+    out = injected(pod(ASKED, terminationGracePeriodSeconds=10), settings)
+    assert out["spec"]["terminationGracePeriodSeconds"] == 65
+    assert env(out["spec"]["initContainers"][0])["SIDECAR__SETTINGS__SHUTDOWN_GRACE_SECONDS"] == "60"
+    out = injected(pod(ASKED, terminationGracePeriodSeconds=120), settings)
+    assert out["spec"]["terminationGracePeriodSeconds"] == 120
+
+
+def test_what_the_application_already_sets_is_kept() -> None:
+    p = pod(ASKED, volumes=[{"name": "data", "emptyDir": {}}])
+    p["spec"]["containers"][0]["env"] = [{"name": "ORCHESTRATOR_SIDECAR_ADDRESS", "value": "own"}]
+    p["metadata"]["annotations"]["prometheus.io/port"] = "8080"
+    out = injected(p)
+    assert env(out["spec"]["containers"][0])["ORCHESTRATOR_SIDECAR_ADDRESS"] == "own"
+    assert out["metadata"]["annotations"]["prometheus.io/port"] == "8080"
+    assert "prometheus.io/scrape" not in out["metadata"]["annotations"]
+    assert out["spec"]["volumes"][0] == {"name": "data", "emptyDir": {}}
+
+
+def test_input_is_not_modified_and_the_patch_reproduces_the_result() -> None:
+    p = pod(ASKED)
+    before = copy.deepcopy(p)
+    out = injected(p)
+    assert p == before
+    assert apply_patch(p, make_patch(p, out)) == out
+
+
+def test_an_injected_pod_is_left_alone() -> None:
+    out = injected(pod(ASKED))
+    again = decide(out, SETTINGS)
+    assert (again.kind, again.reason) == ("skipped", "already_injected")
+
+
+@pytest.mark.parametrize(
+    ("annotations", "reason"),
+    [({}, "not_requested"), ({"orchestrator.sidecar/inject": "false"}, "disabled")],
+)
+def test_pods_that_do_not_ask_are_skipped(annotations: dict[str, str], reason: str) -> None:
+    decision = decide(pod(annotations), SETTINGS)
+    assert (decision.kind, decision.reason, decision.pod) == ("skipped", reason, None)
+
+
+def test_inject_by_default_injects_unannotated_pods() -> None:
+    injected(pod(), SETTINGS.model_copy(update={"inject_by_default": True}))
+
+
+@pytest.mark.parametrize(
+    ("annotations", "named"),
+    [
+        (
+            {"orchestrator.sidecar/inject": "yes"},
+            "inject: 'yes' is not one of true, false",
+        ),
+        ({**ASKED, "orchestrator.sidecar/transport": "udp"}, "'udp' is not one of unix, tcp"),
+        ({**ASKED, "orchestrator.sidecar/mode": "sidecar"}, "'sidecar' is not one of native, classic"),
+        ({**ASKED, "orchestrator.sidecar/log-level": "loud"}, "'LOUD' is not one of DEBUG, INFO"),
+        (
+            {**ASKED, "orchestrator.sidecar/cpu-limit": "lots"},
+            "'lots' is not a Kubernetes quantity",
+        ),
+        ({**ASKED, "orchestrator.sidecar/config": "Bad_Name"}, "is not a ConfigMap name"),
+        (
+            {**ASKED, "orchestrator.sidecar/trasport": "tcp"},
+            "trasport: unknown annotation",
+        ),
+    ],
+)
+def test_unknown_annotations_and_values_are_rejected_by_name(annotations: dict[str, str], named: str) -> None:
+    decision = decide(pod(annotations), SETTINGS)
+    assert (decision.kind, decision.reason, decision.pod) == ("rejected", "invalid_annotation", None)
+    assert named in decision.message
+
+
+def test_a_container_with_the_sidecars_name_is_a_conflict() -> None:
+    p = pod(ASKED)
+    p["spec"]["containers"].append({"name": "orchestrator-sidecar", "image": "other"})
+    decision = decide(p, SETTINGS)
+    assert (decision.kind, decision.reason, decision.pod) == ("rejected", "name_conflict", None)
+    assert "spec.containers already has a container named 'orchestrator-sidecar'" in decision.message
+    clash = pod(ASKED, volumes=[{"name": "orchestrator-sidecar-socket", "emptyDir": {}}])
+    assert decide(clash, SETTINGS).reason == "name_conflict"
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        ([], "not a JSON object"),
+        ({"metadata": "x", "spec": {}}, "metadata is not an object"),
+        ({"metadata": {"annotations": {"a": 1}}, "spec": {}}, "metadata.annotations"),
+        ({"metadata": {}}, "spec is missing"),
+        ({"spec": {"containers": []}}, "spec.containers is missing or empty"),
+        ({"spec": {"containers": [{"image": "x"}]}}, "spec.containers[0] is not a container with a name"),
+        ({"spec": {"containers": [{"name": "a", "env": {}}]}}, "spec.containers[0].env is not a list"),
+        ({"spec": {"containers": [{"name": "a", "env": ["x"]}]}}, "spec.containers[0].env is not a list"),
+        (
+            {"spec": {"containers": [{"name": "a"}], "initContainers": {}}},
+            "spec.initContainers is not a list",
+        ),
+        (
+            {"metadata": {"annotations": ASKED}, "spec": {"containers": [{"name": "a"}], "volumes": 3}},
+            "volumes",
+        ),
+    ],
+)
+def test_malformed_pods_are_rejected_naming_the_field(bad: object, field: str) -> None:
+    decision = decide(bad, SETTINGS)
+    assert (decision.kind, decision.pod) == ("rejected", None)
+    assert field in decision.message

@@ -1,0 +1,205 @@
+"""The injector's webhook over real HTTPS: AdmissionReview v1 in, a patch or a refusal out, counted."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import ssl
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from sidecar.injector import server as server_module
+from sidecar.injector.patch import apply_patch
+from sidecar.injector.server import InjectorServer, TlsFiles
+from sidecar.injector.settings import InjectorSettings
+from sidecar.telemetry.metrics import InjectorMetrics
+from tests.k8s.tls import Tls, make_tls
+
+SETTINGS = InjectorSettings(image="registry.example/sidecar:1", config_map="orchestrator-sidecar")
+ASKED = {"orchestrator.sidecar/inject": "true"}
+
+
+class Webhook:
+    def __init__(self, server: InjectorServer, tls: Tls, metrics: InjectorMetrics) -> None:
+        self.server, self.tls, self.metrics = server, tls, metrics
+        self.url = f"https://127.0.0.1:{server.port}"
+        self.ssl = ssl.create_default_context(cadata=tls.ca_pem.decode())
+
+    async def post(self, body: bytes | dict[str, Any]) -> tuple[int, Any]:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{self.url}/inject", data=data, ssl=self.ssl) as resp,
+        ):
+            return resp.status, await resp.json()
+
+    def count(self, decision: str, reason: str) -> float:
+        for family in text_string_to_metric_families(generate_latest(self.metrics.registry).decode()):
+            for sample in family.samples:
+                if sample.name == "sidecar_injector_decisions_total" and sample.labels == {
+                    "decision": decision,
+                    "reason": reason,
+                }:
+                    return float(sample.value)
+        return 0.0
+
+
+@pytest.fixture
+async def webhook(tmp_path: Path) -> AsyncIterator[Webhook]:
+    tls = make_tls(tmp_path / "tls")
+    metrics = InjectorMetrics()
+    server = InjectorServer(SETTINGS, address="127.0.0.1:0", tls=TlsFiles(tls.cert, tls.key), metrics=metrics)
+    await server.start()
+    yield Webhook(server, tls, metrics)
+    await server.stop()
+
+
+def review(obj: object, *, kind: str = "Pod", operation: str = "CREATE") -> dict[str, Any]:
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": str(uuid.uuid4()),
+            "kind": {"group": "", "version": "v1", "kind": kind},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "apps",
+            "operation": operation,
+            "object": obj,
+        },
+    }
+
+
+def pod(annotations: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"generateName": "web-", "annotations": annotations},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}]},
+    }
+
+
+async def test_an_annotated_pod_gets_a_json_patch_that_injects_the_sidecar(
+    webhook: Webhook, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = review(pod(ASKED))
+    with caplog.at_level(logging.INFO, logger="sidecar.injector"):
+        status, body = await webhook.post(request)
+    assert status == 200
+    assert body["apiVersion"] == "admission.k8s.io/v1" and body["kind"] == "AdmissionReview"
+    response = body["response"]
+    assert response["uid"] == request["request"]["uid"]
+    assert response["allowed"] is True and response["patchType"] == "JSONPatch"
+    patched = apply_patch(request["request"]["object"], json.loads(base64.b64decode(response["patch"])))
+    assert patched["spec"]["initContainers"][0]["name"] == "orchestrator-sidecar"
+    assert patched["metadata"]["annotations"]["orchestrator.sidecar/status"] == "injected"
+    assert webhook.count("injected", "injected") == 1
+    line = next(r for r in caplog.records if r.getMessage() == "injection decision")
+    assert (line.decision, line.reason, line.pod, line.namespace) == ("injected", "injected", "web-", "apps")  # type: ignore[attr-defined]
+
+
+async def test_unannotated_and_non_pod_reviews_are_allowed_unchanged(webhook: Webhook) -> None:
+    for request, reason in (
+        (review(pod({})), "not_requested"),
+        (review(pod(ASKED), operation="UPDATE"), "not_create"),
+        (review({"kind": "Service"}, kind="Service"), "not_a_pod"),
+    ):
+        status, body = await webhook.post(request)
+        assert status == 200
+        assert body["response"] == {"uid": request["request"]["uid"], "allowed": True}
+        assert webhook.count("skipped", reason) == 1
+
+
+async def test_bad_annotations_and_conflicts_are_refused_with_a_message(webhook: Webhook) -> None:
+    status, body = await webhook.post(review(pod({**ASKED, "orchestrator.sidecar/transport": "udp"})))
+    assert status == 200
+    response = body["response"]
+    assert response["allowed"] is False and "patch" not in response
+    assert response["status"]["code"] == 400
+    assert "orchestrator.sidecar/transport: 'udp' is not one of unix, tcp" in response["status"]["message"]
+    clash = pod(ASKED)
+    clash["spec"]["containers"].append({"name": "orchestrator-sidecar", "image": "x"})
+    _, body = await webhook.post(review(clash))
+    assert body["response"]["allowed"] is False
+    assert "already has a container named 'orchestrator-sidecar'" in body["response"]["status"]["message"]
+    assert webhook.count("rejected", "invalid_annotation") == 1
+    assert webhook.count("rejected", "name_conflict") == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{not json", "not JSON"),
+        (b"[]", "not a JSON object"),
+        (
+            json.dumps({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}).encode(),
+            "apiVersion",
+        ),
+        (json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode(), "request"),
+        (
+            json.dumps(
+                {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}
+            ).encode(),
+            "request.uid",
+        ),
+    ],
+)
+async def test_a_malformed_review_is_a_400_naming_the_problem(
+    webhook: Webhook, body: bytes, field: str
+) -> None:
+    status, answer = await webhook.post(body)
+    assert status == 400
+    assert field in answer["error"]
+    assert webhook.count("rejected", "malformed_review") == 1
+    status, _ = await webhook.post(review(pod(ASKED)))  # and the server goes on serving
+    assert status == 200
+
+
+async def test_a_malformed_pod_inside_a_review_is_refused(webhook: Webhook) -> None:
+    status, body = await webhook.post(
+        review({"metadata": {"annotations": ASKED}, "spec": {"containers": "x"}})
+    )
+    assert status == 200
+    assert body["response"]["allowed"] is False
+    assert "spec.containers is missing or empty" in body["response"]["status"]["message"]
+
+
+async def test_an_internal_failure_is_a_500_counted_as_error(
+    webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(pod: object, settings: InjectorSettings) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(server_module, "decide", broken)
+    status, body = await webhook.post(review(pod(ASKED)))
+    assert status == 500 and "internal error" in body["error"]
+    assert webhook.count("error", "RuntimeError") == 1
+
+
+async def test_probes_and_metrics_are_served(webhook: Webhook) -> None:
+    async with aiohttp.ClientSession() as session:
+        for path in ("/livez", "/readyz"):
+            async with session.get(webhook.url + path, ssl=webhook.ssl) as resp:
+                assert resp.status == 200
+        async with session.get(webhook.url + "/metrics", ssl=webhook.ssl) as resp:
+            assert "sidecar_injector_review_seconds" in await resp.text()
+
+
+async def test_a_renewed_certificate_is_served_on_the_next_connection(
+    webhook: Webhook, tmp_path: Path
+) -> None:
+    fresh = make_tls(tmp_path / "renewed", common="renewed")
+    webhook.tls.cert.write_bytes(fresh.cert.read_bytes())
+    webhook.tls.key.write_bytes(fresh.key.read_bytes())
+    context = ssl.create_default_context(cadata=fresh.ca_pem.decode())
+    async with aiohttp.ClientSession() as session, session.get(webhook.url + "/livez", ssl=context) as resp:
+        assert resp.status == 200
+    with pytest.raises(aiohttp.ClientConnectorCertificateError):  # the old CA no longer verifies it
+        await webhook.post(review(pod({})))
