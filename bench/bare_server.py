@@ -1,6 +1,6 @@
-"""The floor of any Python gRPC sidecar: a bare grpc.aio + uvloop OrchestratorService, no upstream call.
+"""The floor of any Python gRPC sidecar: a bare grpc.aio + uvloop GenerationService, no upstream call.
 
-Serves orchestrator.v1.OrchestratorService on 127.0.0.1 with nothing behind it. Generate sleeps the
+Serves orchestrator.v1.GenerationService on 127.0.0.1 with nothing behind it. Generate sleeps the
 route's upstream delay (--route NAME=SECONDS; GenerateRequest.model names the route, as for the
 sidecar), then returns a GenerateResponse built once at start-up: the text and usage of
 tests/fixtures/providers/openai/chat_completion.json. StreamGenerate sleeps the same delay, then
@@ -25,7 +25,7 @@ import uvloop
 from common import REPO, until_signalled
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc
+from sidecar._gen.orchestrator.v1 import generation_service_pb2_grpc
 
 FIXTURE = REPO / "tests" / "fixtures" / "providers" / "openai" / "chat_completion.json"
 MAX_RECEIVE_MESSAGE_BYTES = 8 * 1024 * 1024  # the sidecar's default (sidecar/config/schema.py)
@@ -58,15 +58,18 @@ def load_canned(route: str, delay: float) -> Canned:
     )
     return Canned(
         delay=delay,
-        unary=gen.GenerateResponse(text=text, summary=summary),
+        unary=gen.GenerateResponse(
+            message=gen.Message(role=gen.ROLE_ASSISTANT, content=[gen.ContentPart(text=text)]),
+            summary=summary,
+        ),
         stream=(
             gen.StreamGenerateResponse(delta=gen.ContentDelta(text=text)),
-            gen.StreamGenerateResponse(summary=summary),
+            gen.StreamGenerateResponse(result=gen.GenerateResponse(summary=summary)),
         ),
     )
 
 
-class BareServicer(orchestrator_service_pb2_grpc.OrchestratorServiceServicer):
+class BareServicer(generation_service_pb2_grpc.GenerationServiceServicer):
     """Generate and StreamGenerate with fixed answers; ListModels stays UNIMPLEMENTED (the base's)."""
 
     def __init__(self, routes: dict[str, Canned]) -> None:
@@ -98,7 +101,7 @@ async def serve(port: int, routes: dict[str, Canned], max_seconds: float) -> Non
             ("grpc.so_reuseport", 0),
         ]
     )
-    adder = orchestrator_service_pb2_grpc.add_OrchestratorServiceServicer_to_server
+    adder = generation_service_pb2_grpc.add_GenerationServiceServicer_to_server
     adder(BareServicer(routes), server)  # type: ignore[no-untyped-call]
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()

@@ -39,7 +39,7 @@ from common import (
 )
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc
+from tests.support.api import Stubs, generate_request, stream_request, text_of
 
 PROMPT = "Say hello in one short sentence."
 UPSTREAM_MODEL = "bench-model"
@@ -159,7 +159,7 @@ def sidecar_messages() -> list[gen.Message]:
 
 async def sidecar_unary(stub: Any, request: gen.GenerateRequest, seconds: float) -> float | None:
     response: gen.GenerateResponse = await stub.Generate(request, timeout=seconds)
-    if not response.text:
+    if not text_of(response):
         raise RequestFailed("empty text")
     return None
 
@@ -182,12 +182,12 @@ async def sidecar_stream(stub: Any, request: gen.StreamGenerateRequest, seconds:
 async def sidecar_sender(opts: Options) -> AsyncIterator[Send]:
     async with grpc.aio.insecure_channel(opts.target) as channel:
         await asyncio.wait_for(channel.channel_ready(), timeout=opts.timeout)
-        stub = orchestrator_service_pb2_grpc.OrchestratorServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = Stubs(channel)  # type: ignore[no-untyped-call]
         if opts.kind == STREAM:
-            stream_request = gen.StreamGenerateRequest(model=opts.route, messages=sidecar_messages())
-            yield partial(sidecar_stream, stub, stream_request, opts.timeout)
+            streamed = stream_request(model=opts.route, messages=sidecar_messages())
+            yield partial(sidecar_stream, stub, streamed, opts.timeout)
         else:
-            request = gen.GenerateRequest(model=opts.route, messages=sidecar_messages())
+            request = generate_request(model=opts.route, messages=sidecar_messages())
             yield partial(sidecar_unary, stub, request, opts.timeout)
 
 

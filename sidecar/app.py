@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2
 from sidecar.admission.queue import AdmissionObserver, AdmissionQueue
-from sidecar.api.decode import add_service
-from sidecar.api.servicer import OrchestratorServicer
+from sidecar.api.admin_servicer import AdminServicer
+from sidecar.api.conversation_servicer import ConversationServicer
+from sidecar.api.convert import Tiers
+from sidecar.api.gate import Gate
+from sidecar.api.key_servicer import KeyServicer
+from sidecar.api.paging import PageTokens
+from sidecar.api.quota_servicer import QuotaServicer
+from sidecar.api.servicer import GenerationServicer
+from sidecar.api.services import ADMIN_NAME, DATA_PLANE_NAMES, Servicers, add_admin, add_data_plane
+from sidecar.authz.policy import Authorizer, credentials_from_settings
 from sidecar.cache.store import AiocacheStore, ByteStore, RedisByteStore
 from sidecar.config.schema import Config
 from sidecar.context.summary import Summarizer
@@ -27,15 +36,18 @@ from sidecar.core.priority import Priority
 from sidecar.core.tokens import count_tokens
 from sidecar.experiments.book import ExperimentBook
 from sidecar.experiments.control import ExperimentControl
+from sidecar.idempotency.replay import Replays
+from sidecar.idempotency.store import IdempotencyStore, MemoryIdempotencyStore
 from sidecar.keys.backend import KeyBackend
 from sidecar.keys.cache import KeyCache, KeyCachePolicy
 from sidecar.keys.local import LocalKekBackend
+from sidecar.keys.rotation import Rotation, RotationLock, SqliteRotationLock
 from sidecar.keys.service import KeyService
 from sidecar.keys.store import KeyStore, SqliteKeyStore
 from sidecar.personas.registry import PersonaRegistry, TokenCounter
 from sidecar.personas.service import PersonaService
 from sidecar.pipeline.admission import AdmissionLayer
-from sidecar.pipeline.authn import AuthnLayer, TokenVerifier
+from sidecar.pipeline.authn import AuthnLayer
 from sidecar.pipeline.cache import CacheLayer, CacheObserver
 from sidecar.pipeline.context import ContextLayer
 from sidecar.pipeline.experiment import ExperimentLayer
@@ -45,6 +57,7 @@ from sidecar.pipeline.persona import PersonaLayer
 from sidecar.pipeline.quota import QuotaLayer, TokenEstimator
 from sidecar.pipeline.resolve import ResolveLayer
 from sidecar.pipeline.route import RouteLayer
+from sidecar.pipeline.structured import StructuredOutputLayer
 from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.providers._http import HttpClient
 from sidecar.providers.base import Provider
@@ -60,7 +73,7 @@ from sidecar.routing.stats import Stats
 from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
-from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps
+from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps, connect
 from sidecar.telemetry.health import DrainingHealth
 from sidecar.telemetry.memory import AllocatorTrimmer
 from sidecar.telemetry.metrics import DeploymentView, Metrics, SidecarCollector
@@ -68,8 +81,6 @@ from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import TraceContextInterceptor, Tracing
 
 CUT_WAIT_SECONDS = 1.0  # after the grace: how long cut calls and short RPCs get to send their status
-SERVICE = orchestrator_service_pb2.DESCRIPTOR.services_by_name["OrchestratorService"]
-SERVICE_NAME = SERVICE.full_name
 _log = logging.getLogger("sidecar")
 
 
@@ -82,7 +93,7 @@ class Deps:
     providers: Mapping[str, Provider]
     routing: Routing
     prober: HealthProber | None
-    verifier: TokenVerifier
+    verifier: Authorizer  # authenticates every call; authorizes methods at the API edge
     keys: KeyService | None
     personas: PersonaService
     tokenizers: Tokenizers
@@ -91,6 +102,7 @@ class Deps:
     quota: QuotaService | None = None
     admission: AdmissionQueue | None = None
     experiments: ExperimentControl | None = None
+    idempotency: IdempotencyStore | None = None
 
 
 def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple[object, ...] = ()) -> Deps:
@@ -107,7 +119,7 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
         providers=providers,
         routing=build_routing(cfg, clock, prober or AlwaysHealthy(), telemetry.tracing, tokenizers),
         prober=prober,
-        verifier=TokenVerifier(cfg.secret(cfg.settings.auth.token)),
+        verifier=build_authorizer(cfg),
         keys=build_keys(cfg, clock, telemetry),
         personas=build_personas(
             cfg,
@@ -126,6 +138,7 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
             clock=clock,
             ledger=telemetry.ledger.store if telemetry.ledger is not None else None,
         ),
+        idempotency=build_idempotency(cfg, clock),
     )
     telemetry.metrics.registry.register(build_collector(cfg, deps))
     return deps
@@ -163,6 +176,74 @@ def priority_caps(cfg: Config) -> dict[str, Priority | None]:
         name: Priority[tier.max_priority] if tier.max_priority is not None else None
         for name, tier in cfg.policy.tiers.items()
     }
+
+
+def build_authorizer(cfg: Config) -> Authorizer:
+    """The credentials of settings.auth; the admin service is open to anonymous callers only on its
+    own Unix socket (the config refuses it on the listener without credentials)."""
+    auth = cfg.settings.auth
+    configured = [(c.name, cfg.secrets[c.token.env], c.allow, c.tenants) for c in auth.credentials]
+    return Authorizer(
+        credentials_from_settings(cfg.secret(auth.token), configured),
+        admin_open=cfg.settings.admin.mode == "unix_socket",
+    )
+
+
+def build_idempotency(cfg: Config, clock: Clock) -> IdempotencyStore | None:
+    """Where first answers wait for their retries: this process, or Redis shared by sidecars."""
+    idem = cfg.settings.idempotency
+    if not idem.enabled:
+        return None
+    if idem.backend == "redis" and idem.redis_url is not None:
+        from sidecar.idempotency.redis_store import RedisIdempotencyStore
+
+        return RedisIdempotencyStore(
+            idem.redis_url, prefix=idem.key_prefix, window_seconds=idem.window_seconds, clock=clock
+        )
+    return MemoryIdempotencyStore(
+        clock=clock, window_seconds=idem.window_seconds, max_entries=idem.max_entries
+    )
+
+
+def build_servicers(cfg: Config, d: Deps, drain: Drain) -> Servicers:
+    """One servicer per service, each behind a gate on the same authorizer."""
+    pages = PageTokens(os.urandom(32))
+    tiers = Tiers(cfg.policy.tier_assignment, tuple(cfg.policy.tiers))
+    limits = cfg.policy.limits
+    metrics = d.telemetry.metrics
+    return Servicers(
+        generation=GenerationServicer(
+            gate=Gate(d.verifier, "GenerationService"),
+            pipeline=build_pipeline(cfg, d),
+            policy=cfg.policy,
+            routing=d.routing,
+            providers=d.providers,
+            clock=d.clock,
+            pages=pages,
+            metrics=metrics,
+            drain=drain,
+            replays=None
+            if d.idempotency is None
+            else Replays(
+                d.idempotency,
+                max_answer_bytes=cfg.settings.idempotency.max_response_bytes,
+                field="input.request_id",
+            ),
+        ),
+        conversation=ConversationServicer(
+            gate=Gate(d.verifier, "ConversationService"),
+            personas=d.personas,
+            tiers=tiers,
+            limits=limits,
+            pages=pages,
+            metrics=metrics,
+        ),
+        quota=QuotaServicer(gate=Gate(d.verifier, "QuotaService"), quota=d.quota, tiers=tiers, limits=limits),
+        keys=KeyServicer(gate=Gate(d.verifier, "KeyService"), keys=d.keys, pages=pages),
+        admin=AdminServicer(
+            gate=Gate(d.verifier, "AdminService"), keys=d.keys, ledger=d.telemetry.ledger, pages=pages
+        ),
+    )
 
 
 def build_cache(cfg: Config, clock: Clock | None = None) -> ByteStore | None:
@@ -303,16 +384,23 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
         return None
     cache = KeyCache(KeyCachePolicy(**k.cache.model_dump()), clock)
     store: KeyStore
+    lock: RotationLock
     if k.store == "redis" and k.redis_url is not None:
-        from sidecar.keys.redis_store import RedisKeyStore
+        from sidecar.keys.redis_store import DEFAULT_PREFIX, RedisKeyStore
+        from sidecar.keys.rotation import RedisRotationLock
 
         endpoint = RedisEndpoint.of(k.redis_url, k.redis, cfg.secret, default_timeout=2.0)
         store = RedisKeyStore(RedisOps(endpoint, decode_responses=True, retries=1, clock=clock), clock)
+        lock = RedisRotationLock(connect(endpoint, decode_responses=True), prefix=DEFAULT_PREFIX)
     else:
         store = SqliteKeyStore(k.store_path, clock)
+        lock = SqliteRotationLock(k.store_path, clock)
+    rotation = Rotation(store, backend, lock, clock=clock, per_second=k.rotation_per_second)
     if telemetry is None:
-        return KeyService(backend, store, cache, clock)
-    return KeyService(backend, store, cache, clock, observer=telemetry.metrics, tracing=telemetry.tracing)
+        return KeyService(backend, store, cache, clock, rotation=rotation)
+    return KeyService(
+        backend, store, cache, clock, observer=telemetry.metrics, tracing=telemetry.tracing, rotation=rotation
+    )
 
 
 def build_personas(
@@ -410,6 +498,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 ),
                 tracing=d.telemetry.tracing,
             ),
+            StructuredOutputLayer,
             *routed_layers(cfg, d),
         ],
     )
@@ -447,50 +536,45 @@ class Sidecar:
         )
         self.drain = Drain(deps.clock)
         self._stopping = False
-        servicer = OrchestratorServicer(
-            pipeline=build_pipeline(cfg, deps),
-            policy=cfg.policy,
-            routing=deps.routing,
-            providers=deps.providers,
-            verifier=deps.verifier,
-            clock=deps.clock,
-            keys=deps.keys,
-            personas=deps.personas,
-            quota=deps.quota,
-            ledger=deps.telemetry.ledger,
-            metrics=deps.telemetry.metrics,
-            drain=self.drain,
-        )
         memory = cfg.settings.memory
         self.trimmer = AllocatorTrimmer(
             threshold_bytes=memory.trim_after_request_bytes,
             delay_seconds=memory.trim_delay_seconds,
             clock=deps.clock,
         )
-        add_service(  # undecodable requests: INVALID_ARGUMENT; large ones: heap given back after
-            self.server, servicer, SERVICE, clock=deps.clock, on_request=self.trimmer.note
-        )
+        servicers = build_servicers(cfg, deps, self.drain)
+        # undecodable requests: INVALID_ARGUMENT; large ones: heap given back after
+        add_data_plane(self.server, servicers, clock=deps.clock, on_request=self.trimmer.note)
+        admin = cfg.settings.admin
+        if admin.mode == "listener":
+            add_admin(self.server, servicers, clock=deps.clock)
         self.health = DrainingHealth()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        served = (*DATA_PLANE_NAMES, *((ADMIN_NAME,) if admin.mode == "listener" else ()))
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+            (*served, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         self.port = self.server.add_insecure_port(cfg.settings.listen.address)
         if (path := cfg.settings.listen.unix_socket) is not None:
-            if path.is_socket():
-                path.unlink()  # left behind by a previous run that was killed
+            _clear_stale_socket(path)
             self.server.add_insecure_port(f"unix:{path}")
+        self.admin_server = build_admin_server(cfg, servicers, deps.clock)
 
     async def start(self) -> None:
         await self.deps.telemetry.start()
         try:
             await self.server.start()
+            if self.admin_server is not None:
+                await self.admin_server.start()
+                socket = self.cfg.settings.admin.unix_socket
+                assert socket is not None
+                socket.chmod(self.cfg.settings.admin.socket_mode)
         except BaseException:
             await self.deps.telemetry.stop()
             raise
         if self.deps.prober is not None:
             await self.deps.prober.start()
-        for name in ("", SERVICE_NAME):
+        for name in ("", *DATA_PLANE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._set_ready(True)
         _log.info(
@@ -537,6 +621,8 @@ class Sidecar:
             await self.health.enter_graceful_shutdown()
             await self.drain.drain(grace, cut_wait=min(CUT_WAIT_SECONDS, max(grace, 0.1)))
             self.health.close_watches()
+            if self.admin_server is not None:
+                await self.admin_server.stop(CUT_WAIT_SECONDS)
             await self.server.stop(CUT_WAIT_SECONDS)
         finally:
             await self._close_dependencies()
@@ -559,12 +645,31 @@ class Sidecar:
             closers.append(self.deps.cache.aclose)
         if self.deps.quota is not None:
             closers.append(self.deps.quota.aclose)
+        if self.deps.idempotency is not None:
+            closers.append(self.deps.idempotency.aclose)
         closers.append(self.deps.telemetry.stop)  # last: flushes the ledger records of the calls above
         for close in closers:
             try:
                 await close()
             except Exception:
                 _log.exception("shutdown step failed", extra={"step": getattr(close, "__qualname__", "?")})
+
+
+def _clear_stale_socket(path: Path) -> None:
+    if path.is_socket():
+        path.unlink()  # left behind by a previous run that was killed
+
+
+def build_admin_server(cfg: Config, servicers: Servicers, clock: Clock) -> grpc.aio.Server | None:
+    """The AdminService alone on its own Unix socket (settings.admin.mode unix_socket)."""
+    admin = cfg.settings.admin
+    if admin.mode != "unix_socket" or admin.unix_socket is None:
+        return None
+    server = grpc.aio.server()
+    add_admin(server, servicers, clock=clock)
+    _clear_stale_socket(admin.unix_socket)
+    server.add_insecure_port(f"unix:{admin.unix_socket}")
+    return server
 
 
 def build_server(cfg: Config, clock: Clock | None = None) -> Sidecar:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +20,7 @@ from grpc_status import rpc_status
 
 from sidecar import __version__
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc
+from sidecar._gen.orchestrator.v1 import generation_service_pb2_grpc
 from sidecar.config.load import ConfigError, load_config, process_environ
 from sidecar.config.schema import Config
 from sidecar.experiments import cli as experiments_cli
@@ -65,6 +68,17 @@ def _parser() -> argparse.ArgumentParser:
     encrypt.add_argument("--provider", required=True, choices=("openai", "anthropic"))
     encrypt.add_argument("--key-name", default="default", help="(default: default)")
     encrypt.set_defaults(handler=_keys_encrypt)
+    rotate = actions.add_parser(
+        "rotate",
+        help="rewrap every stored key to the backend's current key version: a one-off job, once per "
+        "cluster (a lock in the key store), paced, resumable",
+    )
+    rotate.add_argument("--config", type=Path, required=True, help="YAML file with settings.keys")
+    rotate.add_argument(
+        "--per-second", type=float, default=None, help="backend calls a second (default: settings.keys)"
+    )
+    rotate.add_argument("--owner", default="", help="name held in the lock (default: host and pid)")
+    rotate.set_defaults(handler=_keys_rotate)
     new_kek = actions.add_parser("new-kek", help="write a new local key-encryption key (development only)")
     new_kek.add_argument("file", type=Path, help="where to write it (mode 0600; never overwritten)")
     new_kek.set_defaults(handler=_keys_new_kek)
@@ -214,6 +228,49 @@ async def _encrypt(cfg: Config, context: KeyContext, secret: bytes) -> str | Non
         await service.aclose()
 
 
+ROTATION_BUSY = 3  # exit code: another run holds the lock
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    """Exit 0 when every record was rewrapped, 1 on failures, 3 while another run holds the lock."""
+    cfg = _load(args.config)
+    if cfg is None:
+        return 1
+    if args.per_second is not None:
+        if not 0 < args.per_second <= 10_000:
+            _err("INVALID_REQUEST", "--per-second: greater than 0, at most 10000")
+            return 2
+        keys = cfg.settings.keys.model_copy(update={"rotation_per_second": args.per_second})
+        cfg = cfg.model_copy(update={"settings": cfg.settings.model_copy(update={"keys": keys})})
+    setup_logging(cfg.settings.log_level)
+    owner = args.owner or f"{socket.gethostname()}:{os.getpid()}"
+    return uvloop.run(_rotate(cfg, owner))
+
+
+async def _rotate(cfg: Config, owner: str) -> int:
+    from sidecar.app import build_keys
+    from sidecar.core.clock import SystemClock
+    from sidecar.core.errors import SidecarError
+
+    try:
+        service = build_keys(cfg, SystemClock())
+    except (OSError, ValueError, ImportError) as exc:
+        _err("KEY_BACKEND_UNAVAILABLE", f"cannot set up the {cfg.settings.keys.backend} key backend: {exc}")
+        return 1
+    if service is None:
+        _err("KEYS_DISABLED", "no key backend configured (settings.keys.backend)")
+        return 1
+    try:
+        rotated, failed = await service.rotate(owner)
+    except SidecarError as exc:
+        _err(exc.reason, exc.message)
+        return ROTATION_BUSY if exc.reason == "ROTATION_IN_PROGRESS" else 1
+    finally:
+        await service.aclose()
+    _out(json.dumps({"rotated": rotated, "failed": failed}) + "\n")
+    return 1 if failed else 0
+
+
 def _keys_new_kek(args: argparse.Namespace) -> int:
     from sidecar.keys.local import LocalKekBackend
 
@@ -248,23 +305,24 @@ def _chat(args: argparse.Namespace) -> int:
     config = gen.GenerationConfig()
     if args.max_tokens is not None:
         config.max_tokens = args.max_tokens
+    what = gen.GenerationInput(model=args.model, messages=messages, config=config)
     with grpc.insecure_channel(args.target) as channel:
-        stub = orchestrator_service_pb2_grpc.OrchestratorServiceStub(channel)
+        stub = generation_service_pb2_grpc.GenerationServiceStub(channel)
         try:
             if args.stream:
-                stream_request = gen.StreamGenerateRequest(model=args.model, messages=messages, config=config)
+                stream_request = gen.StreamGenerateRequest(input=what)
                 summary = gen.GenerationSummary()
                 events = stub.StreamGenerate(stream_request, timeout=args.timeout, metadata=metadata)
                 for event in events:
                     if event.HasField("delta"):
                         _out(event.delta.text)
                     else:
-                        summary = event.summary
+                        summary = event.result.summary
                 _out("\n")
             else:
-                request = gen.GenerateRequest(model=args.model, messages=messages, config=config)
+                request = gen.GenerateRequest(input=what)
                 reply = stub.Generate(request, timeout=args.timeout, metadata=metadata)
-                _out(reply.text + "\n")
+                _out("".join(part.text for part in reply.message.content) + "\n")
                 summary = reply.summary
         except grpc.RpcError as exc:
             sys.stderr.write(_describe_error(exc) + "\n")
@@ -285,7 +343,7 @@ def _describe_summary(s: gen.GenerationSummary) -> str:
     return (
         f"[{served.provider}/{served.model} via {served.route}:{served.deployment}] "
         f"tokens in={s.usage.prompt_tokens} out={s.usage.completion_tokens} "
-        f"cost=${s.cost_usd:.6f} upstream={s.upstream_latency.ToMilliseconds()}ms "
+        f"cost=${s.cost_micros / 1e6:.6f} upstream={s.upstream_latency.ToMilliseconds()}ms "
         f"overhead={s.overhead.ToMicroseconds() / 1000:.2f}ms "
         f"finish={gen.FinishReason.Name(s.finish_reason)} request_id={s.request_id}"
     )

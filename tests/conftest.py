@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,6 @@ import grpc
 import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc as svc
 from sidecar.app import Sidecar, build_server
 from sidecar.config.load import load_config
 from sidecar.config.schema import Config
@@ -66,13 +66,23 @@ def echo_policy(**extra: Any) -> dict[str, Any]:
     }
 
 
-class Running:
-    """A started sidecar and a channel to it."""
+def admin_socket() -> dict[str, Any]:
+    """settings.admin for the AdminService on its own Unix socket, in a short fresh directory (a
+    socket path is limited to ~107 bytes; pytest's tmp_path can be longer)."""
+    path = Path(tempfile.mkdtemp(prefix="adm")) / "admin.sock"
+    return {"mode": "unix_socket", "unix_socket": str(path)}
 
-    def __init__(self, sidecar: Sidecar, channel: grpc.aio.Channel) -> None:
+
+class Running:
+    """A started sidecar and a channel to it (and one to its admin socket, when it has one)."""
+
+    def __init__(
+        self, sidecar: Sidecar, channel: grpc.aio.Channel, admin: grpc.aio.Channel | None = None
+    ) -> None:
         self.sidecar = sidecar
         self.channel = channel
-        self.stub = svc.OrchestratorServiceStub(channel)
+        self.admin_channel = admin
+        self.stub = Stubs(channel, admin=admin)
 
 
 @pytest.fixture
@@ -97,13 +107,17 @@ async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         sidecar = build_server(cfg, clock)
         await sidecar.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.port}")
-        running = Running(sidecar, channel)
+        socket = cfg.settings.admin.unix_socket
+        admin = grpc.aio.insecure_channel(f"unix:{socket}") if socket is not None else None
+        running = Running(sidecar, channel, admin)
         started.append(running)
         return running
 
     yield start
     for running in started:
         await running.channel.close()
+        if running.admin_channel is not None:
+            await running.admin_channel.close()
         await running.sidecar.stop(0)
 
 
@@ -116,6 +130,7 @@ def system(text: str) -> gen.Message:
 
 
 # Real key-encryption backends on loopback (session-scoped; started only by the tests that use them).
+from tests.support.api import Stubs  # noqa: E402
 from tests.support.context import encodings, encodings_dir, memory_store  # noqa: E402, F401
 from tests.support.kms import kms_endpoint  # noqa: E402, F401
 from tests.support.openbao import openbao  # noqa: E402, F401

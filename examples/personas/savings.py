@@ -18,10 +18,10 @@ from typing import Any
 import grpc
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc as svc
 from sidecar._gen.orchestrator.v1 import personas_pb2 as pb
 from sidecar.app import build_server
 from sidecar.config.schema import Config
+from tests.support.api import Stubs, generate_request, text_of
 
 PERSONAS, TURNS, KEPT = 40, 60, 20
 WORDS = "chart metric revenue region quarter filter cohort churn funnel latency budget forecast".split()
@@ -54,20 +54,20 @@ async def main() -> None:
     sidecar = build_server(Config.model_validate(raw))
     await sidecar.start()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.port}") as channel:
-        stub = svc.OrchestratorServiceStub(channel)
+        stub = Stubs(channel)
         questions = [text(rng, 40) for _ in range(TURNS)]
         # before: every persona prompt and the whole history in every request
         history: list[gen.Message] = [msg(gen.ROLE_SYSTEM, p) for p in prompts]
         for q in questions:
             history.append(msg(gen.ROLE_USER, q))
-            before = gen.GenerateRequest(messages=history)
+            before = generate_request(messages=history)
             resp = await stub.Generate(before)
-            history.append(msg(gen.ROLE_ASSISTANT, resp.text))
+            history.append(msg(gen.ROLE_ASSISTANT, text_of(resp)))
         before_tokens, before_bytes = resp.summary.usage.prompt_tokens, before.ByteSize()
         # after: one Switch, then only the new message each turn, with memory
         await stub.Switch(pb.SwitchRequest(persona_id="p3", **IDS))
         for q in questions:
-            after = gen.GenerateRequest(messages=[msg(gen.ROLE_USER, q)], memory=True, **IDS)
+            after = generate_request(messages=[msg(gen.ROLE_USER, q)], memory=True, **IDS)
             resp = await stub.Generate(after)
         after_tokens, after_bytes = resp.summary.usage.prompt_tokens, after.ByteSize()
     await sidecar.stop(0)

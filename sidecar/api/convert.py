@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
 from google.protobuf import duration_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2
-from sidecar.api import context_cache
+from sidecar._gen.orchestrator.v1 import models_pb2
+from sidecar.api import content, context_cache, tools
 from sidecar.config.schema import DeploymentConfig, RequestLimits
 from sidecar.config.tiers import TierAssignment, UnknownTier, resolve_tier
 from sidecar.core.clock import Deadline
@@ -21,15 +21,13 @@ from sidecar.core.outcome import Outcome
 from sidecar.core.priority import priority_from_metadata
 from sidecar.core.types import (
     Call,
-    Chunk,
     Credentials,
     FinishReason,
     GenerationParams,
     InlineEnvelope,
     KeyRef,
     KeySource,
-    Message,
-    Role,
+    Reasoning,
     Target,
 )
 from sidecar.providers.base import Provider
@@ -39,15 +37,8 @@ from sidecar.routing.plan import Routing
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}")  # tenant, user, conversation, request ids
 _ROUTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/\-]{0,127}")
-_NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 _META_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/\-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_ROLES = {
-    gen.ROLE_SYSTEM: Role.SYSTEM,
-    gen.ROLE_USER: Role.USER,
-    gen.ROLE_ASSISTANT: Role.ASSISTANT,
-    gen.ROLE_TOOL: Role.TOOL,
-}
 _FINISH = {
     None: gen.FINISH_REASON_UNSPECIFIED,
     FinishReason.STOP: gen.FINISH_REASON_STOP,
@@ -57,35 +48,7 @@ _FINISH = {
 }
 
 
-class GenerateLike(Protocol):
-    """GenerateRequest and StreamGenerateRequest share this shape field for field."""
-
-    @property
-    def model(self) -> str: ...
-    @property
-    def messages(self) -> Sequence[gen.Message]: ...
-    @property
-    def config(self) -> gen.GenerationConfig: ...
-    @property
-    def tenant_id(self) -> str: ...
-    @property
-    def user_id(self) -> str: ...
-    @property
-    def conversation_id(self) -> str: ...
-    @property
-    def metadata(self) -> Mapping[str, str]: ...
-    @property
-    def request_id(self) -> str: ...
-    @property
-    def provider_key(self) -> keys_pb2.ProviderKey: ...
-    @property
-    def cache_mode(self) -> int: ...
-
-    def HasField(self, field_name: str) -> bool: ...
-
-
 MAX_VIOLATIONS = 20  # a hostile request must not make the error itself expensive
-MAX_CONTENT_PARTS = 64
 
 
 ID_RULE = "at most 128 of letters, digits and ._:@- starting with a letter or digit"
@@ -94,12 +57,13 @@ ID_RULE = "at most 128 of letters, digits and ._:@- starting with a letter or di
 class Violations:
     """Every bad field of a request, collected so that one error lists them all (up to a bound)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
         self.items: list[FieldViolation] = []
+        self._prefix = prefix
 
     def add(self, field: str, description: str) -> None:
         if len(self.items) < MAX_VIOLATIONS:
-            self.items.append(FieldViolation(field, description))
+            self.items.append(FieldViolation(self._prefix + field, description))
 
     def check_id(self, field: str, value: str, *, required: bool = False) -> None:
         """A tenant, user, conversation or request id."""
@@ -123,8 +87,11 @@ def caller_tier(tiers: Tiers, tenant: str, user: str, metadata: Mapping[str, str
         return ""
 
 
+INPUT = "input."  # violations of a generation request name fields under GenerateRequest.input
+
+
 def to_call(
-    req: GenerateLike,
+    req: gen.GenerationInput,
     *,
     stream: bool,
     limits: RequestLimits,
@@ -134,9 +101,17 @@ def to_call(
     tiers: Tiers,
 ) -> Call:
     """Validate a request and turn it into a Call, or raise InvalidRequestError naming every field."""
-    bad = Violations()
-    messages = _messages(req.messages, limits, bad)
+    bad = Violations(INPUT)
+    messages = content.messages(req.messages, limits, bad)
     params = _params(req.config, limits, bad) if req.HasField("config") else GenerationParams()
+    specs = tools.tools(req, bad.add)
+    params = dataclasses.replace(
+        params,
+        tools=specs,
+        tool_choice=tools.tool_choice(req, specs, bad.add),
+        parallel_tool_calls=req.parallel_tool_calls if req.HasField("parallel_tool_calls") else None,
+        response_format=tools.response_format(req, bad.add),
+    )
     for field in ("tenant_id", "user_id", "conversation_id", "request_id"):
         bad.check_id(field, getattr(req, field))
     if req.model and not _ROUTE.fullmatch(req.model):
@@ -180,7 +155,7 @@ KEY_REF = re.compile(r"key_[A-Za-z0-9_\-]{8,64}")  # RegisterKey references
 _MAX_ENVELOPE_CHARS = 65_536
 
 
-def _key_source(req: GenerateLike, bad: Violations) -> KeySource | None:
+def _key_source(req: gen.GenerationInput, bad: Violations) -> KeySource | None:
     if not (req.tenant_id and req.user_id):
         bad.add("provider_key", "user keys are bound to a tenant_id and user_id: set both")
     kind = req.provider_key.WhichOneof("source")
@@ -195,55 +170,6 @@ def _key_source(req: GenerateLike, bad: Violations) -> KeySource | None:
     else:
         bad.add("provider_key", "set key_ref or envelope, or leave provider_key out")
     return None
-
-
-def _messages(wire: Sequence[gen.Message], limits: RequestLimits, bad: Violations) -> tuple[Message, ...]:
-    if not wire:
-        bad.add("messages", "at least one message is required")
-    elif len(wire) > limits.max_messages:
-        bad.add("messages", f"at most {limits.max_messages} messages")
-        return ()
-    out: list[Message] = []
-    total = 0
-    for i, m in enumerate(wire):
-        where = f"messages[{i}]"
-        role = _ROLES.get(m.role)
-        if role is None:
-            bad.add(f"{where}.role", "must be ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL")
-        elif role is Role.TOOL:
-            bad.add(f"{where}.role", "ROLE_TOOL needs tool calls, which this API does not carry yet")
-        if m.name and not _NAME.fullmatch(m.name):
-            bad.add(f"{where}.name", "at most 64 of letters, digits, _ and -")
-        text = _text(m.content, where, bad)
-        if len(text) > limits.max_message_chars:
-            bad.add(f"{where}.content", f"longer than {limits.max_message_chars} characters")
-        total += len(text)
-        if role is not None:
-            out.append(Message(role, text, m.name))
-    if total > limits.max_total_chars:
-        bad.add("messages", f"together longer than {limits.max_total_chars} characters")
-    if wire and all(m.role == gen.ROLE_SYSTEM for m in wire):
-        bad.add("messages", "at least one message must be from the user or the assistant")
-    return tuple(out)
-
-
-def _text(parts: Sequence[gen.ContentPart], where: str, bad: Violations) -> str:
-    if not parts:
-        bad.add(f"{where}.content", "at least one content part is required")
-        return ""
-    if len(parts) > MAX_CONTENT_PARTS:
-        bad.add(f"{where}.content", f"at most {MAX_CONTENT_PARTS} content parts")
-        return ""
-    texts: list[str] = []
-    for j, part in enumerate(parts):
-        kind = part.WhichOneof("kind")
-        if kind != "text":
-            bad.add(f"{where}.content[{j}]", "a content part must set `text`")
-        elif not part.text:
-            bad.add(f"{where}.content[{j}].text", "must not be empty")
-        else:
-            texts.append(part.text)
-    return "".join(texts)
 
 
 def _params(cfg: gen.GenerationConfig, limits: RequestLimits, bad: Violations) -> GenerationParams:
@@ -267,7 +193,29 @@ def _params(cfg: gen.GenerationConfig, limits: RequestLimits, bad: Violations) -
         top_p=top_p,
         stop=tuple(cfg.stop),
         seed=cfg.seed if cfg.HasField("seed") else None,
+        reasoning=_reasoning(cfg, limits, bad) if cfg.HasField("reasoning") else None,
     )
+
+
+_EFFORTS = {
+    gen.REASONING_EFFORT_UNSPECIFIED: "",
+    gen.REASONING_EFFORT_LOW: "low",
+    gen.REASONING_EFFORT_MEDIUM: "medium",
+    gen.REASONING_EFFORT_HIGH: "high",
+}
+MIN_THINKING_BUDGET = 1024  # Anthropic's minimum
+
+
+def _reasoning(cfg: gen.GenerationConfig, limits: RequestLimits, bad: Violations) -> Reasoning:
+    r = cfg.reasoning
+    effort = _EFFORTS.get(r.effort)
+    if effort is None:
+        bad.add("config.reasoning.effort", "REASONING_EFFORT_LOW, _MEDIUM or _HIGH")
+    if r.budget_tokens and not MIN_THINKING_BUDGET <= r.budget_tokens <= limits.max_tokens_cap:
+        bad.add(
+            "config.reasoning.budget_tokens", f"0 (none) or {MIN_THINKING_BUDGET} to {limits.max_tokens_cap}"
+        )
+    return Reasoning(effort=effort or "", budget_tokens=r.budget_tokens, include_thinking=r.include_thinking)
 
 
 def check_metadata(metadata: Mapping[str, str], limits: RequestLimits, bad: Violations) -> None:
@@ -307,8 +255,10 @@ def to_summary(record: Outcome, *, request_id: str, finished_at: float) -> gen.G
             completion_tokens=usage.completion_tokens,
             total_tokens=usage.total_tokens,
             cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
         ),
-        cost_usd=record.cost_usd,
+        cost_micros=micros(record.cost_usd),
         attempts=[
             gen.Attempt(
                 deployment=a.deployment,
@@ -332,13 +282,15 @@ def to_summary(record: Outcome, *, request_id: str, finished_at: float) -> gen.G
     return summary
 
 
-def to_delta(chunk: Chunk) -> gen.StreamGenerateResponse:
-    return gen.StreamGenerateResponse(delta=gen.ContentDelta(text=chunk.text))
+def micros(usd: float) -> int:
+    """US dollars -> integer micro-dollars (rounded to the nearest)."""
+    return round(usd * 1_000_000)
 
 
-def to_list_models(
+def to_routes(
     routing: Routing, deployments: Mapping[str, DeploymentConfig], providers: Mapping[str, Provider]
-) -> models_pb2.ListModelsResponse:
+) -> list[models_pb2.ModelRoute]:
+    """Every configured route with its deployments, sorted by alias."""
     routes = []
     for route in routing.table.routes():
         items = [
@@ -353,7 +305,7 @@ def to_list_models(
                 strategy=route.config.strategy,
             )
         )
-    return models_pb2.ListModelsResponse(routes=routes)
+    return routes
 
 
 _BREAKER = {
@@ -376,10 +328,12 @@ def _deployment(
             tools=caps.tools,
             json_schema=caps.json_schema,
             max_context_tokens=caps.max_context_tokens,
+            images=caps.images,
+            reasoning=caps.reasoning,
         ),
         price=models_pb2.Price(
-            input_per_million=target.price.input_per_million,
-            output_per_million=target.price.output_per_million,
+            input_micros_per_million=micros(target.price.input_per_million),
+            output_micros_per_million=micros(target.price.output_per_million),
         ),
         description=describe(config),
         status=_status(target.deployment, routing),

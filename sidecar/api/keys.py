@@ -33,21 +33,26 @@ def register_context(req: keys_pb2.RegisterKeyRequest) -> tuple[KeyContext, byte
     return KeyContext(req.tenant_id, req.user_id, req.provider, name), req.api_key.encode()
 
 
-def list_owner(req: keys_pb2.ListKeysRequest) -> tuple[str, str | None]:
+def list_owner(
+    req: keys_pb2.ListKeysRequest | keys_pb2.ListTenantKeysRequest, *, user_required: bool
+) -> tuple[str, str | None]:
+    """(tenant, user or None) of a key listing: the caller's own (user required) or a tenant's."""
     bad = Violations()
     bad.check_id("tenant_id", req.tenant_id, required=True)
-    bad.check_id("user_id", req.user_id)
+    bad.check_id("user_id", req.user_id, required=user_required)
     bad.raise_if_any()
     return req.tenant_id, req.user_id or None
 
 
-def delete_target(req: keys_pb2.DeleteKeyRequest) -> tuple[str, str]:
+def delete_target(req: keys_pb2.DeleteKeyRequest) -> tuple[str, str, str]:
+    """(tenant, user, key_ref) of a DeleteKey request: the caller's own key only."""
     bad = Violations()
     bad.check_id("tenant_id", req.tenant_id, required=True)
+    bad.check_id("user_id", req.user_id, required=True)
     if not KEY_REF.fullmatch(req.key_ref):
         bad.add("key_ref", "a key reference from RegisterKey (key_...)")
     bad.raise_if_any()
-    return req.tenant_id, req.key_ref
+    return req.tenant_id, req.user_id, req.key_ref
 
 
 def to_key_info(record: KeyRecord) -> keys_pb2.KeyInfo:

@@ -23,12 +23,11 @@ PERSONA_ID = re.compile(r"[a-z0-9][a-z0-9._\-]{0,63}")
 _CATEGORY = PERSONA_ID
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_COMMAND_CHARS = 256
-DEFAULT_LIMIT, MAX_LIMIT = 20, 1000
 
 
-def with_persona_fields(call: Call, req: gen.GenerateRequest | gen.StreamGenerateRequest) -> Call:
+def with_persona_fields(call: Call, req: gen.GenerationInput) -> Call:
     """Call + the request's persona_id and memory switch, validated."""
-    bad = Violations()
+    bad = Violations("input.")
     if req.persona_id and not PERSONA_ID.fullmatch(req.persona_id):
         bad.add("persona_id", "a persona id: at most 64 of lowercase letters, digits and ._-")
     memory = req.memory if req.HasField("memory") else None
@@ -83,15 +82,13 @@ def switch_command(req: pb.SwitchRequest, tiers: Tiers, limits: RequestLimits) -
     return SwitchCommand(key, tier, command=req.command)
 
 
-def history_query(req: pb.ListSwitchHistoryRequest) -> tuple[str, str, str, int]:
+def history_query(req: pb.ListSwitchHistoryRequest) -> tuple[str, str, str]:
     bad = Violations()
     _ids(req, ("tenant_id", "user_id"), bad)
     bad.check_id("conversation_id", req.conversation_id)
-    if not 0 <= req.limit <= MAX_LIMIT:
-        bad.add("limit", f"between 1 and {MAX_LIMIT}, or 0 for {DEFAULT_LIMIT}")
     if bad.items:
         raise InvalidRequestError(bad.items)
-    return req.tenant_id, req.user_id, req.conversation_id, req.limit or DEFAULT_LIMIT
+    return req.tenant_id, req.user_id, req.conversation_id
 
 
 def conversation_key(req: pb.ClearConversationRequest) -> ConversationKey:

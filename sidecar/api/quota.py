@@ -7,6 +7,7 @@ from google.protobuf import timestamp_pb2
 from sidecar._gen.orchestrator.v1 import quota_pb2
 from sidecar.api.convert import Tiers, Violations, caller_tier, check_metadata
 from sidecar.config.schema import RequestLimits
+from sidecar.quota.limits import MICROS, Limit
 from sidecar.quota.service import LimitState
 
 _METRICS = {
@@ -39,6 +40,11 @@ def to_response(tier: str, states: list[LimitState]) -> quota_pb2.GetQuotaRespon
     return quota_pb2.GetQuotaResponse(tier=tier, limits=[_limit(s) for s in states])
 
 
+def _store_units(lim: Limit, native: float) -> int:
+    """An amount in the limit's integer unit (micro-dollars for usd)."""
+    return round(native * MICROS) if lim.metric == "usd" else round(native)
+
+
 def _limit(s: LimitState) -> quota_pb2.QuotaLimit:
     lim = s.limit
     out = quota_pb2.QuotaLimit(
@@ -46,10 +52,10 @@ def _limit(s: LimitState) -> quota_pb2.QuotaLimit:
         metric=_METRICS[lim.metric],
         scope=_SCOPES[lim.scope],
         window=_WINDOWS[lim.window],
-        limit=lim.native(lim.limit),
-        used=s.used,
-        reserved=s.reserved,
-        remaining=s.remaining,
+        limit=lim.limit,
+        used=_store_units(lim, s.used),
+        reserved=_store_units(lim, s.reserved),
+        remaining=_store_units(lim, s.remaining),
         shadow=lim.shadow,
     )
     if s.reset_at is not None:

@@ -1,41 +1,35 @@
-"""The grpc.aio servicer: convert at the edge, run the pipeline, classify errors once."""
+"""orchestrator.v1.GenerationService: convert at the edge, run the pipeline, classify errors once."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import Any, NoReturn, Protocol
+from typing import NoReturn, Protocol
 
 import grpc
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import keys_pb2, models_pb2, personas_pb2, quota_pb2, usage_pb2
+from sidecar._gen.orchestrator.v1 import models_pb2
 from sidecar.api import convert
-from sidecar.api import keys as api_keys
 from sidecar.api import personas as api_personas
-from sidecar.api import quota as api_quota
-from sidecar.api import usage as api_usage
+from sidecar.api.answer import Answer
 from sidecar.api.errors import abort, internal
+from sidecar.api.gate import Context, Gate, rpc_failure
+from sidecar.api.paging import PageTokens
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.drain import Drain
-from sidecar.core.errors import KeysDisabledError, SidecarError, StreamInterruptedError
-from sidecar.core.layer import Handler, collect, inner_stream
+from sidecar.core.errors import SidecarError, StreamInterruptedError
+from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.outcome import Outcome
 from sidecar.core.tokens import count_prompt_tokens, count_tokens
 from sidecar.core.types import Call, Usage
-from sidecar.keys.service import KeyService
-from sidecar.ledger.writer import LedgerWriter
-from sidecar.personas.service import PersonaService
-from sidecar.pipeline.authn import TokenVerifier
+from sidecar.idempotency.replay import Replays
 from sidecar.providers.base import Provider
-from sidecar.quota.service import QuotaService
 from sidecar.routing.plan import Routing
 
 _log = logging.getLogger("sidecar.api")
-Context = grpc.aio.ServicerContext[Any, Any]
 
 
 class EdgeMetrics(Protocol):
@@ -43,235 +37,108 @@ class EdgeMetrics(Protocol):
 
     def call_rejected(self, stream: bool, code: str) -> None: ...
 
-    def persona_switched(self, outcome: str) -> None: ...
 
-
-class OrchestratorServicer:
-    """Implements orchestrator.v1.OrchestratorService (registered by the generated adder)."""
+class GenerationServicer:
+    """Implements orchestrator.v1.GenerationService (registered by the generated adder)."""
 
     def __init__(
         self,
         *,
+        gate: Gate,
         pipeline: Handler,
         policy: Policy,
         routing: Routing,
         providers: Mapping[str, Provider],
-        verifier: TokenVerifier,
         clock: Clock,
-        keys: KeyService | None = None,
-        personas: PersonaService | None = None,
-        quota: QuotaService | None = None,
-        ledger: LedgerWriter | None = None,
+        pages: PageTokens,
         metrics: EdgeMetrics | None = None,
+        replays: Replays | None = None,
         drain: Drain | None = None,
     ) -> None:
+        self._gate = gate
+        self._replays = replays
         self._pipeline = pipeline
         self._drain = drain or Drain(clock)
         self._policy = policy
         self._routing = routing
         self._providers = providers
-        self._verifier = verifier
         self._clock = clock
-        self._keys = keys
-        self._quota = quota
-        self._ledger = ledger
+        self._pages = pages
         self._metrics = metrics
         self._tiers = convert.Tiers(policy.tier_assignment, tuple(policy.tiers))
-        self._personas = personas
 
     async def Generate(self, request: gen.GenerateRequest, context: Context) -> gen.GenerateResponse:
-        call = await self._call(request, context, stream=False)
+        what = request.input
+        await self._gate.admit(context, "Generate", what.tenant_id)
+        call = await self._call(what, context, stream=False)
+        if self._replays is None or not what.request_id:
+            return await self._generate(call, context)
+        try:
+            raw, replayed = await self._replays.answer(
+                what.tenant_id,
+                what.request_id,
+                what.SerializeToString(deterministic=True),
+                lambda: self._generate_bytes(call, context),
+            )
+        except Exception as exc:
+            await self._fail(context, call, exc)
+        response = gen.GenerateResponse.FromString(raw)
+        response.summary.replayed = replayed
+        return response
+
+    async def _generate(self, call: Call, context: Context) -> gen.GenerateResponse:
+        answer = Answer()  # a unary answer carries no thinking
         try:
             with self._drain.call():
-                text, _ = await collect(self._pipeline, call)
+                async with inner_stream(self._pipeline, call) as stream:
+                    async for chunk in stream:
+                        answer.feed(chunk)
         except asyncio.CancelledError:
             if not self._drain.cut_now():
                 raise  # the caller's own cancellation
             await self._cut(context, call, ())
         except Exception as exc:
             await self._fail(context, call, exc)
-        summary = self._summary(call)
-        return gen.GenerateResponse(text=text, summary=summary)
+        return gen.GenerateResponse(message=answer.message(), summary=self._summary(call))
+
+    async def _generate_bytes(self, call: Call, context: Context) -> bytes:
+        return (await self._generate(call, context)).SerializeToString()
 
     async def StreamGenerate(
         self, request: gen.StreamGenerateRequest, context: Context
     ) -> AsyncGenerator[gen.StreamGenerateResponse, None]:
-        call = await self._call(request, context, stream=True)
-        delivered: list[str] = []
+        await self._gate.admit(context, "StreamGenerate", request.input.tenant_id)
+        call = await self._call(request.input, context, stream=True)
+        reasoning = call.params.reasoning
+        answer = Answer(thinking=reasoning is not None and reasoning.include_thinking)
         try:
             with self._drain.call():
                 async with inner_stream(self._pipeline, call) as stream:
                     async for chunk in stream:
-                        if chunk.text:
-                            delivered.append(chunk.text)
-                            yield convert.to_delta(chunk)
+                        for delta in answer.feed(chunk):
+                            yield delta
         except asyncio.CancelledError:
             if not self._drain.cut_now():
                 raise  # the caller's own cancellation
-            await self._cut(context, call, delivered)
+            await self._cut(context, call, (answer.text,))
         except Exception as exc:
             await self._fail(context, call, exc)
-        yield gen.StreamGenerateResponse(summary=self._summary(call))
+        result = gen.GenerateResponse(message=answer.message(), summary=self._summary(call))
+        yield gen.StreamGenerateResponse(result=result)
 
     async def ListModels(
         self, request: models_pb2.ListModelsRequest, context: Context
     ) -> models_pb2.ListModelsResponse:
+        await self._gate.admit(context, "ListModels", None)
         try:
-            self._verifier.verify(convert.credentials_from(context.invocation_metadata()))
-        except SidecarError as err:
-            await abort(context, err)
-        return convert.to_list_models(self._routing, self._policy.deployments, self._providers)
+            at = self._pages.request(request)
+        except SidecarError as exc:
+            await rpc_failure(context, exc, "ListModels")
+        routes = convert.to_routes(self._routing, self._policy.deployments, self._providers)
+        page, token = self._pages.page(routes, at)
+        return models_pb2.ListModelsResponse(routes=page, next_page_token=token)
 
-    async def RegisterKey(
-        self, request: keys_pb2.RegisterKeyRequest, context: Context
-    ) -> keys_pb2.RegisterKeyResponse:
-        keys = await self._admit(context)
-        try:
-            owner, secret = api_keys.register_context(request)
-            record = await keys.register(owner, secret)
-        except Exception as exc:
-            await self._rpc_failure(context, exc, "RegisterKey")
-        return keys_pb2.RegisterKeyResponse(key_ref=record.ref, last_four=record.last_four)
-
-    async def ListKeys(
-        self, request: keys_pb2.ListKeysRequest, context: Context
-    ) -> keys_pb2.ListKeysResponse:
-        keys = await self._admit(context)
-        try:
-            records = await keys.list(*api_keys.list_owner(request))
-        except Exception as exc:
-            await self._rpc_failure(context, exc, "ListKeys")
-        return keys_pb2.ListKeysResponse(keys=[api_keys.to_key_info(r) for r in records])
-
-    async def DeleteKey(
-        self, request: keys_pb2.DeleteKeyRequest, context: Context
-    ) -> keys_pb2.DeleteKeyResponse:
-        keys = await self._admit(context)
-        try:
-            deleted = await keys.delete(*api_keys.delete_target(request))
-        except Exception as exc:
-            await self._rpc_failure(context, exc, "DeleteKey")
-        return keys_pb2.DeleteKeyResponse(deleted=deleted)
-
-    async def RotateKeys(
-        self, request: keys_pb2.RotateKeysRequest, context: Context
-    ) -> keys_pb2.RotateKeysResponse:
-        keys = await self._admit(context)
-        try:
-            rotated, failed = await keys.rotate()
-        except Exception as exc:
-            await self._rpc_failure(context, exc, "RotateKeys")
-        return keys_pb2.RotateKeysResponse(rotated=rotated, failed=failed)
-
-    async def ListPersonas(
-        self, request: personas_pb2.ListPersonasRequest, context: Context
-    ) -> personas_pb2.ListPersonasResponse:
-        service = await self._admit_personas(context)
-        try:
-            category, tier = api_personas.list_filter(request, self._tiers)
-        except SidecarError as err:
-            await abort(context, err)
-        found = service.registry.list(category=category, tier=tier)
-        return personas_pb2.ListPersonasResponse(
-            personas=[api_personas.to_persona(p) for p in found],
-            default_persona_id=service.registry.default or "",
-        )
-
-    async def Switch(
-        self, request: personas_pb2.SwitchRequest, context: Context
-    ) -> personas_pb2.SwitchResponse:
-        service = await self._admit_personas(context)
-        try:
-            result = await service.switch(
-                api_personas.switch_command(request, self._tiers, self._policy.limits)
-            )
-        except asyncio.CancelledError:
-            self._switched("CANCELLED")
-            raise
-        except Exception as exc:
-            self._switched(exc.reason if isinstance(exc, SidecarError) else "INTERNAL")
-            await self._rpc_failure(context, exc, "Switch")
-        self._switched("OK")
-        return api_personas.to_switch_response(result)
-
-    def _switched(self, outcome: str) -> None:
-        if self._metrics is not None:
-            self._metrics.persona_switched(outcome)
-
-    async def ListSwitchHistory(
-        self, request: personas_pb2.ListSwitchHistoryRequest, context: Context
-    ) -> personas_pb2.ListSwitchHistoryResponse:
-        service = await self._admit_personas(context)
-        try:
-            records = await service.switches(*api_personas.history_query(request))
-        except Exception as exc:
-            await self._rpc_failure(context, exc, "ListSwitchHistory")
-        return personas_pb2.ListSwitchHistoryResponse(
-            switches=[api_personas.to_switch_record(r) for r in records]
-        )
-
-    async def ClearConversation(
-        self, request: personas_pb2.ClearConversationRequest, context: Context
-    ) -> personas_pb2.ClearConversationResponse:
-        service = await self._admit_personas(context)
-        try:
-            cleared = await service.clear(api_personas.conversation_key(request))
-        except Exception as exc:
-            await self._rpc_failure(context, exc, "ClearConversation")
-        return personas_pb2.ClearConversationResponse(cleared=cleared)
-
-    async def _admit_personas(self, context: Context) -> PersonaService:
-        try:
-            self._verifier.verify(convert.credentials_from(context.invocation_metadata()))
-        except SidecarError as err:
-            await abort(context, err)
-        assert self._personas is not None, "the composition root always builds the persona service"
-        return self._personas
-
-    async def GetQuota(
-        self, request: quota_pb2.GetQuotaRequest, context: Context
-    ) -> quota_pb2.GetQuotaResponse:
-        try:
-            self._verifier.verify(convert.credentials_from(context.invocation_metadata()))
-            tenant, user, tier = api_quota.quota_caller(request, self._tiers, self._policy.limits)
-            states = [] if self._quota is None else await self._quota.snapshot(tenant, user, tier)
-        except Exception as exc:
-            await self._rpc_failure(context, exc, "GetQuota")
-        return api_quota.to_response(tier, states)
-
-    async def GetUsage(
-        self, request: usage_pb2.GetUsageRequest, context: Context
-    ) -> usage_pb2.GetUsageResponse:
-        try:
-            self._verifier.verify(convert.credentials_from(context.invocation_metadata()))
-            return await api_usage.get_usage(self._ledger, request)
-        except SidecarError as err:
-            await abort(context, err)
-
-    async def _rpc_failure(self, context: Context, exc: Exception, rpc: str) -> NoReturn:
-        """The failure of an RPC other than a generation: classified errors go out as they are;
-        anything else (a store I/O error, a bug) is INTERNAL, logged with the RPC's name."""
-        if isinstance(exc, grpc.aio.AbortError):
-            raise exc
-        if isinstance(exc, SidecarError):
-            await abort(context, exc)
-        request_id = uuid.uuid4().hex
-        _log.error("%s crashed", rpc, exc_info=exc, extra={"request_id": request_id})
-        await abort(context, internal(request_id))
-
-    async def _admit(self, context: Context) -> KeyService:
-        """Authenticate a key RPC and check user keys are on."""
-        try:
-            self._verifier.verify(convert.credentials_from(context.invocation_metadata()))
-            if self._keys is None:
-                raise KeysDisabledError("this sidecar has no key backend configured (settings.keys.backend)")
-        except SidecarError as err:
-            await abort(context, err)
-        return self._keys
-
-    async def _call(
-        self, request: gen.GenerateRequest | gen.StreamGenerateRequest, context: Context, *, stream: bool
-    ) -> Call:
+    async def _call(self, request: gen.GenerationInput, context: Context, *, stream: bool) -> Call:
         record = Outcome(started_at=self._clock.monotonic())
         try:
             call = convert.to_call(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from sidecar._gen.orchestrator.v1 import usage_pb2
-from sidecar.api.convert import Violations, duration
+from sidecar.api.convert import Violations, duration, micros
+from sidecar.api.paging import PageTokens
 from sidecar.core.errors import SidecarError
 from sidecar.ledger.record import GroupBy, LedgerDisabledError, LedgerUnavailableError, UsageGroup, UsageQuery
 from sidecar.ledger.writer import LedgerWriter
@@ -44,8 +45,9 @@ def to_query(req: usage_pb2.GetUsageRequest) -> UsageQuery:
 
 
 async def get_usage(
-    ledger: LedgerWriter | None, req: usage_pb2.GetUsageRequest
+    ledger: LedgerWriter | None, req: usage_pb2.GetUsageRequest, pages: PageTokens
 ) -> usage_pb2.GetUsageResponse:
+    at = pages.request(req)
     query = to_query(req)
     if ledger is None:
         raise LedgerDisabledError("this sidecar keeps no usage ledger (settings.telemetry.ledger.backend)")
@@ -56,13 +58,14 @@ async def get_usage(
     except Exception as exc:
         _log.error("ledger query failed", extra={"error": type(exc).__name__})
         raise LedgerUnavailableError("the usage ledger cannot be read now; retry later") from exc
-    return usage_pb2.GetUsageResponse(groups=[_group(g) for g in groups])
+    page, token = pages.page(groups, at)
+    return usage_pb2.GetUsageResponse(groups=[_group(g) for g in page], next_page_token=token)
 
 
 def _group(g: UsageGroup) -> usage_pb2.UsageGroup:
     return usage_pb2.UsageGroup(
         key=g.key,
-        cost_usd=g.cost_usd,
+        cost_micros=micros(g.cost_usd),
         prompt_tokens=g.tokens_in,
         completion_tokens=g.tokens_out,
         cached_tokens=g.tokens_cached,

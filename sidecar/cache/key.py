@@ -2,7 +2,9 @@
 
 blake2b (20 bytes, hex) over a canonical JSON list of: a format version, the tenant, the scope
 (the user id when answers are per user, empty when the tenant shares them), the persona, the
-resolved route alias, the normalized parameters and every message (role, name, text). The tenant
+resolved route alias, the normalized parameters (with tools, tool choice, response format and
+reasoning) and every message (role, name, text, tool calls, the call a result answers, a digest of
+each image). The tenant
 and scope are also stored in the entry and compared on read, so even a hash collision cannot
 serve one tenant's answer to another.
 """
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 
 from sidecar.core.types import GenerationParams, Message
 
-KEY_VERSION = 1
+KEY_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +37,23 @@ def normalized_params(params: GenerationParams) -> list[object]:
         None if params.top_p is None else float(params.top_p),
         list(params.stop),
         params.seed,
+        [[t.name, t.description, t.parameters_json] for t in params.tools],
+        None if params.tool_choice is None else [params.tool_choice.mode, params.tool_choice.name],
+        params.parallel_tool_calls,
+        None if (f := params.response_format) is None else [f.kind, f.name, f.schema_json, f.strict],
+        None if (r := params.reasoning) is None else [r.effort, r.budget_tokens, r.include_thinking],
     ]
+
+
+def _message(m: Message) -> list[object]:
+    material: list[object] = [m.role.value, m.name, m.text]
+    if m.tool_calls or m.tool_call_id or m.images:
+        material += [
+            [[c.id, c.name, c.arguments] for c in m.tool_calls],
+            m.tool_call_id,
+            [[i.url, hashlib.blake2b(i.data, digest_size=16).hexdigest(), i.mime_type] for i in m.images],
+        ]
+    return material
 
 
 def answer_key(
@@ -48,7 +66,7 @@ def answer_key(
         persona,
         route,
         normalized_params(params),
-        [[m.role.value, m.name, m.text] for m in messages],
+        [_message(m) for m in messages],
     ]
     encoded = json.dumps(material, ensure_ascii=False, separators=(",", ":")).encode()
     return "answer:" + hashlib.blake2b(encoded, digest_size=20).hexdigest()

@@ -68,6 +68,9 @@ class KeysSettings(_Model):
     redis_url: str | None = Field(default=None, pattern=REDIS_URL, description="the Redis of `store: redis`")
     redis: RedisConnectionConfig = RedisConnectionConfig()
     cache: KeyCacheConfig = KeyCacheConfig()
+    rotation_per_second: float = Field(
+        default=20.0, gt=0, le=10_000, description="backend calls a second while rotating (KMS/Vault quotas)"
+    )
 
     @model_validator(mode="after")
     def _backend_configured(self) -> KeysSettings:

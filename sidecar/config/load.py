@@ -125,6 +125,7 @@ def _resolve_secrets(config: Config, environ: Mapping[str, str]) -> tuple[dict[s
     ]
     if config.settings.auth.token is not None:
         refs.append(("settings.auth.token", config.settings.auth.token))
+    refs += [(f"settings.auth.credentials.{c.name}.token", c.token) for c in config.settings.auth.credentials]
     vault = config.settings.keys.vault
     if config.settings.keys.backend == "vault" and vault is not None and vault.token is not None:
         refs.append(("settings.keys.vault.token", vault.token))

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from sidecar.config.admission import AdmissionPolicy
+from sidecar.config.api import AdminSettings, AuthSettings, IdempotencySettings
 from sidecar.config.cache import CacheSettings
 from sidecar.config.context import ChatTemplateConfig, ContextPolicy, TokenizerName
 from sidecar.config.experiments import NAME as EXPERIMENT_NAME
@@ -38,10 +39,6 @@ class _Model(BaseModel):
 class ListenSettings(_Model):
     address: str = Field(default="127.0.0.1:50051", pattern=r"^\S+:\d{1,5}$")
     unix_socket: Path | None = None
-
-
-class AuthSettings(_Model):
-    token: SecretRef | None = None
 
 
 class HttpSettings(_Model):
@@ -75,6 +72,8 @@ def _loopback(address: str) -> bool:
 class Settings(_Model):
     listen: ListenSettings = ListenSettings()
     auth: AuthSettings = AuthSettings()
+    admin: AdminSettings = AdminSettings()
+    idempotency: IdempotencySettings = IdempotencySettings()
     http: HttpSettings = HttpSettings()
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
     max_receive_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
@@ -86,10 +85,15 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _exposed_needs_a_token(self) -> Settings:
-        if not _loopback(self.listen.address) and self.auth.token is None:
+        if not _loopback(self.listen.address) and not self.auth.configured:
             raise ValueError(
                 f"listen.address {self.listen.address} is reachable beyond this host: set auth.token "
                 "(anyone who can reach the port could otherwise use registered keys)"
+            )
+        if self.admin.mode == "listener" and not self.auth.configured:
+            raise ValueError(
+                "admin.mode listener needs auth credentials: anyone who reaches the port could "
+                "otherwise rotate keys and read every tenant's usage (or use admin.mode unix_socket)"
             )
         return self
 
@@ -97,6 +101,9 @@ class Settings(_Model):
 class PriceConfig(_Model):
     input_per_million: float = Field(default=0.0, ge=0)
     output_per_million: float = Field(default=0.0, ge=0)
+    cache_write_per_million: float | None = Field(
+        default=None, ge=0, description="prompt tokens written to the provider's cache; unset: input price"
+    )
 
 
 class EchoOptions(_Model):
@@ -105,6 +112,16 @@ class EchoOptions(_Model):
     first_token_delay_seconds: float = Field(default=0.0, ge=0, le=60)
     chunk_delay_seconds: float = Field(default=0.0, ge=0, le=60)
     tokens_per_chunk: int = Field(default=4, ge=1, le=10_000)
+    faults: bool = Field(default=False, description="obey [[fault:...]] directives (providers/faults.py)")
+
+
+class CapabilityOverrides(_Model):
+    """What a deployment can do, where it differs from its provider's defaults (unset: the default)."""
+
+    tools: bool | None = None
+    json_schema: bool | None = None
+    images: bool | None = None
+    reasoning: bool | None = None
 
 
 class DeploymentConfig(_Model):
@@ -122,6 +139,7 @@ class DeploymentConfig(_Model):
     bedrock: BedrockOptions | None = None
     gemini: GeminiOptions | None = None
     azure: AzureOptions | None = None
+    capabilities: CapabilityOverrides = CapabilityOverrides()
     description: str = ""
     weight: float = Field(default=1.0, ge=0, description="for the weighted strategy")
     priority: int = Field(default=0, description="lower first, for the priority strategy")

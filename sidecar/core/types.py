@@ -30,10 +30,74 @@ class FinishReason(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call the model asked for: its id, the tool's name and the JSON arguments as text."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """An image in a user message: a URL, or bytes with their MIME type; size when known."""
+
+    url: str = ""
+    data: bytes = b""
+    mime_type: str = ""
+    width: int = 0
+    height: int = 0
+
+    def __repr__(self) -> str:
+        return f"Image(url={self.url[:40]!r}, data=<{len(self.data)} bytes>, mime_type={self.mime_type!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
+    """One message. `text` is all its text parts joined, so text-only code keeps working."""
+
     role: Role
     text: str
     name: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()  # assistant messages: the calls the model asked for
+    tool_call_id: str = ""  # tool messages: the call this result answers
+    images: tuple[Image, ...] = ()  # user messages
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool the model may call; parameters as canonical JSON text (a JSON Schema object)."""
+
+    name: str
+    description: str = ""
+    parameters_json: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """`mode` auto / none / required, or `name`: the one tool the model must call."""
+
+    mode: str = "auto"
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """`kind` text / json_object / json_schema; a json_schema carries its name and canonical JSON."""
+
+    kind: str = "text"
+    name: str = ""
+    schema_json: str = ""
+    strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    """An effort level (low / medium / high, "" = default) or a thinking budget in tokens."""
+
+    effort: str = ""
+    budget_tokens: int = 0
+    include_thinking: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +107,11 @@ class GenerationParams:
     top_p: float | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    reasoning: Reasoning | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +121,8 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    reasoning_tokens: int = 0  # part of completion_tokens
+    cache_write_tokens: int = 0  # prompt tokens written to the provider's prompt cache
 
     @property
     def total_tokens(self) -> int:
@@ -62,19 +133,28 @@ class Usage:
             prompt_tokens=max(self.prompt_tokens, other.prompt_tokens),
             completion_tokens=max(self.completion_tokens, other.completion_tokens),
             cached_tokens=max(self.cached_tokens, other.cached_tokens),
+            reasoning_tokens=max(self.reasoning_tokens, other.reasoning_tokens),
+            cache_write_tokens=max(self.cache_write_tokens, other.cache_write_tokens),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """US dollars per million tokens."""
+    """US dollars per million tokens. Reasoning tokens are output tokens; prompt tokens written to
+    the provider's cache cost `cache_write_per_million` when set (Anthropic: 1.25 x input)."""
 
     input_per_million: float = 0.0
     output_per_million: float = 0.0
+    cache_write_per_million: float | None = None
 
     def cost(self, usage: Usage) -> float:
+        write = (
+            self.input_per_million if self.cache_write_per_million is None else self.cache_write_per_million
+        )
         return (
-            usage.prompt_tokens * self.input_per_million + usage.completion_tokens * self.output_per_million
+            usage.prompt_tokens * self.input_per_million
+            + usage.cache_write_tokens * (write - self.input_per_million)
+            + usage.completion_tokens * self.output_per_million
         ) / 1_000_000
 
 
@@ -90,12 +170,24 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call: id and name on its first piece, argument text after."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Chunk:
     """A piece of a generation. The last chunk of a successful stream carries finish and usage."""
 
     text: str = ""
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    thinking: str = ""
 
     @property
     def is_final(self) -> bool:

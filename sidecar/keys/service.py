@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from typing import Protocol
 
 from sidecar.core.clock import Clock
@@ -18,6 +19,7 @@ from sidecar.core.types import InlineEnvelope, KeyRef, KeySource
 from sidecar.keys.backend import KeyBackend, KeyContext
 from sidecar.keys.cache import KeyCache, SecretKey, cache_key_for
 from sidecar.keys.envelope import Envelope, last_four, seal, unseal
+from sidecar.keys.rotation import Rotation
 from sidecar.keys.store import KeyRecord, KeyStore, new_ref, stored_envelope
 from sidecar.telemetry.tracing import Tracing
 
@@ -40,9 +42,11 @@ class KeyService:
         *,
         observer: DecryptObserver | None = None,
         tracing: Tracing | None = None,
+        rotation: Rotation | None = None,
     ) -> None:
         self._backend, self._store, self._cache, self._clock = backend, store, cache, clock
         self._observer, self._tracing = observer, tracing or Tracing.disabled()
+        self._rotation = rotation
 
     @property
     def cache(self) -> KeyCache:
@@ -73,25 +77,21 @@ class KeyService:
     async def list(self, tenant: str, user: str | None) -> list[KeyRecord]:
         return await self._store.list(tenant, user)
 
-    async def delete(self, tenant: str, ref: str) -> bool:
+    async def delete(self, tenant: str, ref: str, *, user: str | None = None) -> bool:
+        """Delete a tenant's key; with `user`, only when that user owns it (KeyService.DeleteKey)."""
+        if user is not None:
+            record = await self._store.get(ref)
+            if record is None or record.tenant != tenant or record.user != user:
+                return False
         return await self._store.delete(tenant, ref)
 
-    async def rotate(self) -> tuple[int, int]:
-        """Rewrap every record's data key to the backend's current version; no provider key is decrypted."""
-        rotated = failed = 0
-        for ref in await self._store.all_refs():
-            record = await self._store.get(ref)
-            if record is None:
-                continue  # deleted meanwhile
-            try:
-                envelope = Envelope.decode(record.envelope)
-                wrapped = await self._backend.rewrap(envelope.wrapped, envelope.context)
-                await self._store.replace_envelope(ref, envelope.rewrapped(wrapped).encode())
-                rotated += 1
-            except (SidecarError, KeyError) as exc:
-                failed += 1
-                _log.warning("rotation failed", extra={"key_ref": ref, "error": type(exc).__name__})
-        return rotated, failed
+    async def rotate(self, owner: str = "") -> tuple[int, int]:
+        """Rewrap every record's data key to the backend's current version under the rotation lock
+        (RotationInProgressError while another run holds it); no provider key is decrypted."""
+        if self._rotation is None:
+            raise RuntimeError("this key service was built without a rotation (build_keys makes one)")
+        report = await self._rotation.run(owner or f"rpc-{os.urandom(6).hex()}")
+        return report.rotated, report.failed
 
     async def resolve(
         self, tenant: str, user: str, provider: str, source: KeySource | None
@@ -153,6 +153,8 @@ class KeyService:
         return None if record is None else stored_envelope(record)
 
     async def aclose(self) -> None:
+        if self._rotation is not None:
+            await self._rotation.aclose()
         self._cache.close()
         await self._store.aclose()
         await self._backend.aclose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncGenerator
+from typing import Protocol
 
 from pydantic import SecretStr
 
@@ -27,8 +28,14 @@ class TokenVerifier:
             raise InvalidCredentialsError("the bearer token is not the one this sidecar expects")
 
 
+class Verifier(Protocol):
+    """Raises UnauthenticatedError unless the credentials are known (sidecar.authz.Authorizer)."""
+
+    def verify(self, credentials: Credentials) -> None: ...
+
+
 class AuthnLayer:
-    def __init__(self, inner: Handler, *, verifier: TokenVerifier) -> None:
+    def __init__(self, inner: Handler, *, verifier: Verifier) -> None:
         self._inner, self._verifier = inner, verifier
 
     def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:

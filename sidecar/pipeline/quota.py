@@ -27,6 +27,7 @@ from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.plan import plan_of
 from sidecar.core.tokens import count_prompt_tokens, count_tokens
 from sidecar.core.types import Call, Chunk, Price, Target, Usage
+from sidecar.providers.images import extra_prompt_texts, most_image_tokens
 from sidecar.quota.limits import MICROS
 from sidecar.quota.service import Amounts, Grant, QuotaService
 from sidecar.routing.table import Route, RouteTable
@@ -60,6 +61,12 @@ class _Meter:
         return math.ceil(cost * MICROS - 1e-6)
 
 
+def _prompt_estimate(estimator: TokenEstimator, call: Call) -> int:
+    """The prompt's tokens before the provider counts them: messages, tools and schema, images."""
+    texts = [m.text for m in call.messages] + extra_prompt_texts(call.messages, call.params)
+    return estimator.prompt(texts) + most_image_tokens(call.messages)
+
+
 class QuotaLayer:
     def __init__(
         self,
@@ -84,7 +91,7 @@ class QuotaLayer:
     async def _metered(self, quota: QuotaService, call: Call, route: Route) -> AsyncGenerator[Chunk, None]:
         policy = quota.policy
         output = min(call.params.max_tokens or policy.output_tokens_estimate, policy.output_tokens_estimate)
-        meter = _Meter(_dearest(route), self._estimator.prompt(m.text for m in call.messages))
+        meter = _Meter(_dearest(route), _prompt_estimate(self._estimator, call))
         with self._tracing.span("sidecar.quota.reserve", {"sidecar.tier": call.tier}):
             grant, call = await self._admit(quota, call, route, meter, output)
         try:

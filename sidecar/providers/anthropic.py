@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any, ClassVar
 
 from pydantic import SecretStr
@@ -14,7 +16,17 @@ from sidecar.core.errors import (
     ProviderRejectedError,
     ProviderUnavailableError,
 )
-from sidecar.core.types import Chunk, FinishReason, Role, Usage
+from sidecar.core.types import (
+    Chunk,
+    FinishReason,
+    GenerationParams,
+    Image,
+    Message,
+    Role,
+    ToolCallDelta,
+    ToolChoice,
+    Usage,
+)
 from sidecar.providers._http import HttpClient, decode_json, redact
 from sidecar.providers.base import HttpProvider, ProviderRequest, StreamEvent, WireFormat, token_count
 
@@ -27,13 +39,88 @@ STOP_REASONS = {
     "tool_use": FinishReason.TOOL_CALLS,
     "refusal": FinishReason.CONTENT_FILTER,
 }
-_IGNORED_EVENTS = frozenset({"ping", "content_block_start", "content_block_stop"})
+_IGNORED_EVENTS = frozenset({"ping", "content_block_stop"})
+EMPTY_SCHEMA = '{"type": "object", "properties": {}}'  # a tool without parameters
+EFFORT_BUDGETS = {"low": 2048, "medium": 8192, "high": 24576}  # thinking tokens per effort level
+
+
+def _image(image: Image) -> dict[str, Any]:
+    if image.data:
+        data = base64.b64encode(image.data).decode()
+        return {"type": "image", "source": {"type": "base64", "media_type": image.mime_type, "data": data}}
+    if image.url.startswith("data:"):
+        head, _, data = image.url.partition(",")
+        mime = head[5:].split(";")[0]
+        return {"type": "image", "source": {"type": "base64", "media_type": mime, "data": data}}
+    return {"type": "image", "source": {"type": "url", "url": image.url}}
+
+
+def _content(m: Message) -> str | list[dict[str, Any]]:
+    """A message's content: plain text, or blocks (images, tool uses, a tool result)."""
+    if m.role is Role.TOOL:
+        return [{"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.text}]
+    if not (m.images or m.tool_calls):
+        return m.text
+    blocks: list[dict[str, Any]] = [_image(i) for i in m.images]
+    if m.text:
+        blocks.append({"type": "text", "text": m.text})
+    blocks += [
+        {"type": "tool_use", "id": c.id, "name": c.name, "input": json.loads(c.arguments or "{}")}
+        for c in m.tool_calls
+    ]
+    return blocks
+
+
+def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    """Turns in Anthropic's shape: tool results go in user turns, consecutive results in one."""
+    out: list[dict[str, Any]] = []
+    after_result = False
+    for m in messages:
+        if m.role is Role.SYSTEM:
+            continue
+        content = _content(m)
+        if m.role is Role.TOOL and after_result:
+            out[-1]["content"] += content
+        else:
+            out.append({"role": "user" if m.role is Role.TOOL else m.role.value, "content": content})
+        after_result = m.role is Role.TOOL
+    return out
+
+
+def _tools(p: GenerationParams, body: dict[str, Any]) -> None:
+    if p.tools:
+        body["tools"] = [
+            {
+                "name": t.name,
+                **({"description": t.description} if t.description else {}),
+                "input_schema": json.loads(t.parameters_json or EMPTY_SCHEMA),
+            }
+            for t in p.tools
+        ]
+        choice = p.tool_choice or ToolChoice()
+        wire: dict[str, Any] = {
+            "auto": {"type": "auto"},
+            "none": {"type": "none"},
+            "required": {"type": "any"},
+        }.get(choice.mode, {"type": "tool", "name": choice.name})
+        if p.parallel_tool_calls is False and wire["type"] != "none":
+            wire["disable_parallel_tool_use"] = True
+        if p.tool_choice is not None or "disable_parallel_tool_use" in wire:
+            body["tool_choice"] = wire
+    r = p.reasoning
+    if r is not None and (r.budget_tokens or r.effort):
+        budget = r.budget_tokens or EFFORT_BUDGETS[r.effort]
+        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        if body["max_tokens"] <= budget:  # the budget is part of max_tokens: leave room for the answer
+            body["max_tokens"] += budget
+        body.pop("temperature", None)  # extended thinking takes neither (Anthropic refuses them)
+        body.pop("top_p", None)
 
 
 def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
     """The Messages request body. System messages, wherever they stand, become `system`."""
     system = [m.text for m in req.messages if m.role is Role.SYSTEM]
-    messages = [{"role": m.role.value, "content": m.text} for m in req.messages if m.role is not Role.SYSTEM]
+    messages = _messages(req.messages)
     p = req.params
     body: dict[str, Any] = {
         "model": deployment.model,
@@ -48,6 +135,7 @@ def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any
         body["top_p"] = p.top_p
     if p.stop:
         body["stop_sequences"] = list(p.stop)
+    _tools(p, body)  # after the sampling fields: thinking removes them
     if req.stream:
         body["stream"] = True
     return body  # `seed` has no Anthropic equivalent and is not sent
@@ -63,6 +151,7 @@ def parse_usage(data: Any) -> Usage:
         prompt_tokens=fresh + written + read,
         completion_tokens=token_count(data.get("output_tokens")),
         cached_tokens=read,
+        cache_write_tokens=written,
     )
 
 
@@ -74,9 +163,24 @@ def parse_response(data: Any) -> Chunk:
     blocks = data.get("content")
     if not isinstance(blocks, list):
         raise ProviderMalformedError("message.content is not a list")
-    text = "".join(b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str))
+    if not all(isinstance(b, dict) for b in blocks):
+        raise ProviderMalformedError("a content block is not an object")
+    text = "".join(b["text"] for b in blocks if b.get("type") == "text" and isinstance(b.get("text"), str))
+    thinking = "".join(
+        b["thinking"] for b in blocks if b.get("type") == "thinking" and isinstance(b.get("thinking"), str)
+    )
+    calls = tuple(_tool_use(i, b) for i, b in enumerate(b for b in blocks if b.get("type") == "tool_use"))
     finish = STOP_REASONS.get(data.get("stop_reason") or "end_turn", FinishReason.STOP)
-    return Chunk(text=text, finish_reason=finish, usage=parse_usage(data.get("usage") or {}))
+    usage = parse_usage(data.get("usage") or {})
+    return Chunk(text=text, finish_reason=finish, usage=usage, tool_calls=calls, thinking=thinking)
+
+
+def _tool_use(index: int, block: dict[str, Any], *, arguments: bool = True) -> ToolCallDelta:
+    """A tool_use block as a (whole, or for a stream's start, argument-less) tool call."""
+    call_id, name, args = block.get("id"), block.get("name"), block.get("input", {})
+    if not isinstance(call_id, str) or not isinstance(name, str) or not isinstance(args, dict):
+        raise ProviderMalformedError("a tool_use block without its id, name or input object")
+    return ToolCallDelta(index, call_id, name, json.dumps(args, ensure_ascii=False) if arguments else "")
 
 
 def parse_event(event: str, data: str) -> StreamEvent:
@@ -92,10 +196,13 @@ def parse_event(event: str, data: str) -> StreamEvent:
     if kind == "message_start":
         message = payload.get("message") or {}
         return StreamEvent(usage=parse_usage(message.get("usage") or {}))
+    if kind == "content_block_start":
+        block = payload.get("content_block") or {}
+        if isinstance(block, dict) and block.get("type") == "tool_use":
+            return StreamEvent(tool_calls=(_tool_use(_index(payload), block, arguments=False),))
+        return StreamEvent()
     if kind == "content_block_delta":
-        delta = payload.get("delta") or {}
-        text = delta.get("text") if delta.get("type") == "text_delta" else ""
-        return StreamEvent(text=text if isinstance(text, str) else "")
+        return _delta(payload)
     if kind == "message_delta":
         reason = (payload.get("delta") or {}).get("stop_reason")
         finish = STOP_REASONS.get(reason, FinishReason.STOP) if reason else None
@@ -104,6 +211,26 @@ def parse_event(event: str, data: str) -> StreamEvent:
     if kind == "message_stop":
         return StreamEvent(done=True)
     return StreamEvent()  # unknown event types are skipped, as Anthropic's versioning asks
+
+
+def _index(payload: dict[str, Any]) -> int:
+    index = payload.get("index")
+    if not isinstance(index, int):
+        raise ProviderMalformedError("a content block event without its index")
+    return index
+
+
+def _delta(payload: dict[str, Any]) -> StreamEvent:
+    """A content_block_delta: text, a piece of a tool call's input, or a piece of thinking."""
+    delta = payload.get("delta") or {}
+    kind = delta.get("type") if isinstance(delta, dict) else None
+    if kind == "text_delta" and isinstance(delta.get("text"), str):
+        return StreamEvent(text=delta["text"])
+    if kind == "input_json_delta" and isinstance(delta.get("partial_json"), str):
+        return StreamEvent(tool_calls=(ToolCallDelta(_index(payload), arguments=delta["partial_json"]),))
+    if kind == "thinking_delta" and isinstance(delta.get("thinking"), str):
+        return StreamEvent(thinking=delta["thinking"])
+    return StreamEvent()
 
 
 def _raise_error(data: Any) -> None:
@@ -130,6 +257,7 @@ WIRE = WireFormat(to_wire, parse_response, lambda e: parse_event(e.event, e.data
 
 class AnthropicProvider(HttpProvider):
     name: ClassVar[str] = "anthropic"
+    supports: ClassVar[frozenset[str]] = frozenset({"tools", "images"})
 
     def __init__(self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None) -> None:
         headers = {"anthropic-version": deployment.anthropic_version}

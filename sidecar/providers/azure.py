@@ -47,6 +47,7 @@ class AzureOpenAIProvider(HttpProvider):
     """With `auth: entra_id`, `token_source` supplies Entra ID tokens and no API key is configured."""
 
     name: ClassVar[str] = "azure"
+    supports: ClassVar[frozenset[str]] = openai.OpenAIProvider.supports  # the same wire format
 
     def __init__(
         self,

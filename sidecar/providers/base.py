@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from sidecar.core.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
-from sidecar.core.types import Chunk, FinishReason, GenerationParams, Message, Secret, Usage
+from sidecar.core.types import Chunk, FinishReason, GenerationParams, Message, Secret, ToolCallDelta, Usage
 from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.sse import SseEvent
 
@@ -31,6 +32,29 @@ class Capabilities:
     tools: bool
     json_schema: bool
     max_context_tokens: int
+    images: bool = False
+    reasoning: bool = False
+
+    @classmethod
+    def of(cls, deployment: DeploymentConfig, supports: frozenset[str]) -> Capabilities:
+        """The provider's defaults (`supports`), overridden by the deployment's `capabilities`."""
+        o = deployment.capabilities
+
+        def has(name: str, override: bool | None) -> bool:
+            return name in supports if override is None else override
+
+        return cls(
+            streaming=True,
+            tools=has("tools", o.tools),
+            json_schema=has("json_schema", o.json_schema),
+            max_context_tokens=deployment.context_window,
+            images=has("images", o.images),
+            reasoning=has("reasoning", o.reasoning),
+        )
+
+    def lacks(self, need: frozenset[str]) -> list[str]:
+        """The features of `need` (tools, json_schema, images, reasoning) this deployment lacks."""
+        return sorted(n for n in need if not getattr(self, n))
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +63,20 @@ class ProviderRequest:
     params: GenerationParams
     stream: bool
     api_key: Secret | None = None  # the caller's own key; None uses the deployment's platform key
+
+
+def needs(params: GenerationParams, messages: tuple[Message, ...]) -> frozenset[str]:
+    """The features a call needs from a deployment: tools, json_schema, images, reasoning."""
+    need: set[str] = set()
+    if params.tools or any(m.tool_calls or m.tool_call_id for m in messages):
+        need.add("tools")
+    if params.response_format is not None and params.response_format.kind == "json_schema":
+        need.add("json_schema")
+    if any(m.images for m in messages):
+        need.add("images")
+    if params.reasoning is not None and (params.reasoning.effort or params.reasoning.budget_tokens):
+        need.add("reasoning")
+    return frozenset(need)
 
 
 class Provider(Protocol):
@@ -64,6 +102,8 @@ class StreamEvent:
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     done: bool = False
+    tool_calls: tuple[ToolCallDelta, ...] = ()  # indexes as the provider numbers them
+    thinking: str = ""
 
 
 class StreamAssembler:
@@ -77,6 +117,7 @@ class StreamAssembler:
         self._finish: FinishReason | None = None
         self._usage = Usage()
         self._done = False
+        self._calls: dict[int, int] = {}  # provider index -> the call's ordinal (0, 1, ...)
 
     @property
     def done(self) -> bool:
@@ -89,7 +130,13 @@ class StreamAssembler:
             self._usage = self._usage.merge(event.usage)
         if event.done:
             self._done = True
-        return Chunk(text=event.text) if event.text else None
+        if not (event.text or event.tool_calls or event.thinking):
+            return None
+        calls = tuple(
+            dataclasses.replace(d, index=self._calls.setdefault(d.index, len(self._calls)))
+            for d in event.tool_calls
+        )
+        return Chunk(text=event.text, tool_calls=calls, thinking=event.thinking)
 
     def final(self) -> Chunk:
         """The closing chunk; a stream that never said how it finished is broken, not complete."""
@@ -112,7 +159,7 @@ async def stream_chunks(
     assembler = StreamAssembler()
     async with aclosing(batches):
         async for batch in batches:
-            text: list[str] = []
+            parts: list[Chunk] = []
             failure: ProviderError | None = None
             for event in batch:
                 try:
@@ -121,11 +168,11 @@ async def stream_chunks(
                     failure = exc
                     break
                 if chunk is not None:
-                    text.append(chunk.text)
+                    parts.append(chunk)
                 if assembler.done:
                     break
-            if text:
-                yield Chunk(text="".join(text))
+            if parts:
+                yield _joined(parts)
             if failure is not None:
                 raise failure
             if assembler.done:
@@ -133,6 +180,17 @@ async def stream_chunks(
         yield assembler.final()
         if assembler.done:
             await _drain(batches, clock)
+
+
+def _joined(parts: list[Chunk]) -> Chunk:
+    """The pieces that arrived together as one chunk (tool-call pieces kept in order)."""
+    if len(parts) == 1:
+        return parts[0]
+    return Chunk(
+        text="".join(p.text for p in parts),
+        tool_calls=tuple(d for p in parts for d in p.tool_calls),
+        thinking="".join(p.thinking for p in parts),
+    )
 
 
 DRAIN_SECONDS = 0.25
@@ -172,6 +230,7 @@ class HttpProvider:
     """A provider reached over HTTP: one endpoint, its probe endpoint, its auth headers, its wire format."""
 
     name: ClassVar[str]
+    supports: ClassVar[frozenset[str]] = frozenset()  # tools, json_schema, images, reasoning
 
     def __init__(
         self,
@@ -188,9 +247,7 @@ class HttpProvider:
         self._url, self._probe_url, self._base_headers = url, probe_url, headers
         platform = wire.auth_headers(api_key.get_secret_value()) if api_key is not None else {}
         self._headers = {**headers, **platform}
-        self.capabilities = Capabilities(
-            streaming=True, tools=False, json_schema=False, max_context_tokens=deployment.context_window
-        )
+        self.capabilities = Capabilities.of(deployment, type(self).supports)
 
     def __repr__(self) -> str:  # the headers hold the key: never shown
         return f"{type(self).__name__}(url={self._url!r}, model={self._deployment.model!r})"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any, ClassVar
 
 from pydantic import SecretStr
@@ -14,10 +16,19 @@ from sidecar.core.errors import (
     ProviderRejectedError,
     ProviderUnavailableError,
 )
-from sidecar.core.types import Chunk, FinishReason, Usage
+from sidecar.core.types import (
+    Chunk,
+    FinishReason,
+    GenerationParams,
+    Image,
+    Message,
+    ToolCallDelta,
+    Usage,
+)
 from sidecar.providers._http import HttpClient, decode_json, redact
 from sidecar.providers.base import HttpProvider, ProviderRequest, StreamEvent, WireFormat, token_count
 
+EMPTY_SCHEMA = '{"type": "object", "properties": {}}'  # a tool without parameters
 FINISH_REASONS = {
     "stop": FinishReason.STOP,
     "length": FinishReason.LENGTH,
@@ -27,16 +38,69 @@ FINISH_REASONS = {
 }
 
 
+def _message(m: Message) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": m.role.value, "content": m.text}
+    if m.images:
+        parts: list[dict[str, Any]] = [{"type": "text", "text": m.text}] if m.text else []
+        parts += [{"type": "image_url", "image_url": {"url": image_url(i)}} for i in m.images]
+        wire["content"] = parts
+    if m.tool_calls:
+        wire["content"] = m.text or None
+        wire["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in m.tool_calls
+        ]
+    if m.tool_call_id:
+        wire["tool_call_id"] = m.tool_call_id
+    if m.name:
+        wire["name"] = m.name
+    return wire
+
+
+def image_url(image: Image) -> str:
+    """A URL as given, or the bytes as a data URL."""
+    if image.url:
+        return image.url
+    return f"data:{image.mime_type};base64,{base64.b64encode(image.data).decode()}"
+
+
+def _tools(p: GenerationParams, body: dict[str, Any]) -> None:
+    """tools, tool_choice, parallel_tool_calls, response_format and reasoning_effort."""
+    if p.tools:
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t.name,
+                    **({"description": t.description} if t.description else {}),
+                    "parameters": json.loads(t.parameters_json or EMPTY_SCHEMA),
+                },
+            }
+            for t in p.tools
+        ]
+        choice = p.tool_choice
+        if choice is not None:
+            body["tool_choice"] = (
+                {"type": "function", "function": {"name": choice.name}} if choice.name else choice.mode
+            )
+        if p.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = p.parallel_tool_calls
+    fmt = p.response_format
+    if fmt is not None and fmt.kind == "json_object":
+        body["response_format"] = {"type": "json_object"}
+    elif fmt is not None and fmt.kind == "json_schema":
+        schema = {"name": fmt.name, "schema": json.loads(fmt.schema_json), "strict": fmt.strict}
+        body["response_format"] = {"type": "json_schema", "json_schema": schema}
+    if p.reasoning is not None and p.reasoning.effort:
+        body["reasoning_effort"] = p.reasoning.effort
+
+
 def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
     """The Chat Completions request body."""
-    messages: list[dict[str, Any]] = []
-    for m in req.messages:
-        wire: dict[str, Any] = {"role": m.role.value, "content": m.text}
-        if m.name:
-            wire["name"] = m.name
-        messages.append(wire)
+    messages = [_message(m) for m in req.messages]
     body: dict[str, Any] = {"model": deployment.model, "messages": messages}
     p = req.params
+    _tools(p, body)
     if p.max_tokens is not None:
         body[deployment.max_tokens_field] = p.max_tokens
     if p.temperature is not None:
@@ -57,11 +121,32 @@ def parse_usage(data: Any) -> Usage:
     if not isinstance(data, dict):
         raise ProviderMalformedError("usage is not an object")
     details = data.get("prompt_tokens_details") or {}
+    out = data.get("completion_tokens_details") or {}
     return Usage(
         prompt_tokens=token_count(data.get("prompt_tokens")),
         completion_tokens=token_count(data.get("completion_tokens")),
         cached_tokens=token_count(details.get("cached_tokens") if isinstance(details, dict) else 0),
+        reasoning_tokens=token_count(out.get("reasoning_tokens") if isinstance(out, dict) else 0),
     )
+
+
+def _calls(raw: Any, *, streamed: bool) -> tuple[ToolCallDelta, ...]:
+    """`tool_calls` of a message (whole calls) or of a stream delta (pieces, by their index)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ProviderMalformedError("tool_calls is not a list")
+    out: list[ToolCallDelta] = []
+    for i, call in enumerate(raw):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict):
+            raise ProviderMalformedError("a tool call without its function")
+        index = call.get("index", i) if streamed else i
+        values = (call.get("id") or "", fn.get("name") or "", fn.get("arguments") or "")
+        if not isinstance(index, int) or not all(isinstance(v, str) for v in values):
+            raise ProviderMalformedError("a tool call with a malformed index, id, name or arguments")
+        out.append(ToolCallDelta(index, *values))
+    return tuple(out)
 
 
 def parse_response(data: Any) -> Chunk:
@@ -70,13 +155,14 @@ def parse_response(data: Any) -> Chunk:
     try:
         choice = data["choices"][0]
         text = choice["message"].get("content") or ""
+        calls = _calls(choice["message"].get("tool_calls"), streamed=False)
         finish = FINISH_REASONS.get(choice.get("finish_reason") or "stop", FinishReason.STOP)
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise ProviderMalformedError("chat completion without choices[0].message") from exc
     if not isinstance(text, str):
         raise ProviderMalformedError("choices[0].message.content is not a string")
     usage = parse_usage(data["usage"]) if data.get("usage") else Usage()
-    return Chunk(text=text, finish_reason=finish, usage=usage)
+    return Chunk(text=text, finish_reason=finish, usage=usage, tool_calls=calls)
 
 
 def parse_event(data: str) -> StreamEvent:
@@ -89,6 +175,7 @@ def parse_event(data: str) -> StreamEvent:
         raise ProviderMalformedError("stream chunk is not a chat.completion.chunk")
     usage = parse_usage(payload["usage"]) if payload.get("usage") else None
     text, finish = "", None
+    calls: tuple[ToolCallDelta, ...] = ()
     for choice in payload.get("choices") or []:
         if not isinstance(choice, dict) or choice.get("index", 0) != 0:
             continue
@@ -96,9 +183,11 @@ def parse_event(data: str) -> StreamEvent:
         content = delta.get("content") if isinstance(delta, dict) else None
         if isinstance(content, str):
             text = content
+        if isinstance(delta, dict):
+            calls = _calls(delta.get("tool_calls"), streamed=True)
         if reason := choice.get("finish_reason"):
             finish = FINISH_REASONS.get(reason, FinishReason.STOP)
-    return StreamEvent(text=text, finish_reason=finish, usage=usage)
+    return StreamEvent(text=text, finish_reason=finish, usage=usage, tool_calls=calls)
 
 
 def _raise_embedded_error(data: Any) -> None:
@@ -126,6 +215,7 @@ WIRE = WireFormat(to_wire, parse_response, lambda e: parse_event(e.data), auth_h
 
 class OpenAIProvider(HttpProvider):
     name: ClassVar[str] = "openai"
+    supports: ClassVar[frozenset[str]] = frozenset({"tools", "json_schema", "images"})
 
     def __init__(self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None) -> None:
         super().__init__(

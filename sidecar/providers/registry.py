@@ -8,8 +8,9 @@ from sidecar.config.schema import Config, DeploymentConfig
 from sidecar.providers._http import HttpClient
 from sidecar.providers.anthropic import AnthropicProvider
 from sidecar.providers.azure import AzureOpenAIProvider
-from sidecar.providers.base import Provider
+from sidecar.providers.base import Capabilities, Provider
 from sidecar.providers.echo import DESCRIPTION as ECHO_DESCRIPTION
+from sidecar.providers.echo import SUPPORTS as ECHO_SUPPORTS
 from sidecar.providers.echo import EchoProvider
 from sidecar.providers.gemini import GeminiProvider
 from sidecar.providers.openai import OpenAIProvider
@@ -51,6 +52,24 @@ def _entra(deployment: DeploymentConfig) -> TokenSource | None:
     if options is None or options.auth != "entra_id":
         return None
     return AzureEntraTokens(options.entra_scope)
+
+
+def supports(kind: str) -> frozenset[str]:
+    """The features a provider kind has by default (a deployment's `capabilities` may override)."""
+    match kind:
+        case "openai":
+            return OpenAIProvider.supports
+        case "anthropic":
+            return AnthropicProvider.supports
+        case "azure":
+            return AzureOpenAIProvider.supports
+        case "echo":
+            return ECHO_SUPPORTS
+    return frozenset()  # bedrock and gemini translate text only (their wires carry no tools yet)
+
+
+def capabilities(deployment: DeploymentConfig) -> Capabilities:
+    return Capabilities.of(deployment, supports(deployment.provider))
 
 
 def build_providers(config: Config, http: HttpClient) -> Mapping[str, Provider]:

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidecar.context.tokenizer import Tokenizers
-from sidecar.core.errors import ContextTooLongError
+from sidecar.core.errors import Code, ContextTooLongError, SidecarError
 from sidecar.core.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING
 from sidecar.core.types import Call, Target
+from sidecar.providers.base import needs
+from sidecar.providers.registry import capabilities
 from sidecar.routing.breaker import Breakers
 from sidecar.routing.retry import RetryBudgets
 from sidecar.routing.stats import Stats
@@ -66,10 +68,11 @@ def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
         complexity=complexity_score(call.messages) if route.config.strategy == "complexity" else 0.0,
         budget_usd=None,
     )
+    capable = _capable(route, needs(call.params, call.messages))
     allowed = {t.deployment for t in call.plan.candidates} if call.plan is not None else None
     candidates = [
         _candidate(routing, route, i)
-        for i in range(len(route.targets))
+        for i in capable
         if not call.budget_deployment or route.targets[i].deployment == call.budget_deployment
         if allowed is None or route.targets[i].deployment in allowed
     ]
@@ -80,6 +83,26 @@ def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
         raise ContextTooLongError(prompt_tokens, max(d.context_window for d in route.deployments))
     healthy = [t for t in ordered if routing.health.healthy(t.deployment)]
     return healthy or ordered
+
+
+class NoCapableDeploymentError(SidecarError):
+    """The call needs features (tools, a JSON schema, images, reasoning) no deployment of the route has."""
+
+    code = Code.FAILED_PRECONDITION
+    reason = "NO_CAPABLE_DEPLOYMENT"
+
+
+def _capable(route: Route, need: frozenset[str]) -> list[int]:
+    """Positions of the route's deployments that can serve a call needing `need`; none is an error."""
+    if not need:
+        return list(range(len(route.targets)))
+    found = [i for i, d in enumerate(route.deployments) if not capabilities(d).lacks(need)]
+    if not found:
+        raise NoCapableDeploymentError(
+            f"no deployment of route {route.alias!r} supports {', '.join(sorted(need))}",
+            metadata={"model": route.alias, "needs": ",".join(sorted(need))},
+        )
+    return found
 
 
 def _prompt_tokens(call: Call, smallest_window: int, tokens: Tokenizers) -> int:

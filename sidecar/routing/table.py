@@ -33,7 +33,9 @@ class RouteTable:
             targets = []
             for name in route.deployments:
                 d = policy.deployments[name]
-                price = Price(d.price.input_per_million, d.price.output_per_million)
+                price = Price(
+                    d.price.input_per_million, d.price.output_per_million, d.price.cache_write_per_million
+                )
                 targets.append(Target(alias, name, d.provider, d.model, price))
             configs = tuple(policy.deployments[name] for name in route.deployments)
             retry = RetryPolicy(**route.retry.model_dump())

@@ -6,6 +6,7 @@ and token counts, never the exact text a model writes.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import struct_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import free_port, system, user
+from tests.support.api import generate_request, stream_request, text_of
 
 SERVE = Path(__file__).resolve().parents[2] / "scripts" / "serve_small_model.py"
 
@@ -55,13 +58,13 @@ FINISHED = (gen.FINISH_REASON_STOP, gen.FINISH_REASON_LENGTH)
 async def test_generate(serve: Any, small_model: tuple[str, str]) -> None:
     s = await serve({"policy": policy(*small_model)})
     reply = await s.stub.Generate(
-        gen.GenerateRequest(
+        generate_request(
             messages=QUESTION, config=gen.GenerationConfig(max_tokens=24, temperature=0, seed=1)
         ),
         timeout=120,
     )
     summary = reply.summary
-    assert reply.text.strip()
+    assert text_of(reply).strip()
     assert summary.finish_reason in FINISHED
     assert summary.usage.prompt_tokens > 5
     assert 0 < summary.usage.completion_tokens <= 24
@@ -73,14 +76,14 @@ async def test_generate(serve: Any, small_model: tuple[str, str]) -> None:
 @pytest.mark.timeout(300)
 async def test_stream_generate(serve: Any, small_model: tuple[str, str]) -> None:
     s = await serve({"policy": policy(*small_model)})
-    request = gen.StreamGenerateRequest(
+    request = stream_request(
         messages=QUESTION, config=gen.GenerationConfig(max_tokens=24, temperature=0, seed=1)
     )
     events = [e async for e in s.stub.StreamGenerate(request, timeout=120)]
     deltas, summary = events[:-1], events[-1]
     assert len(deltas) >= 2 and all(e.HasField("delta") for e in deltas)
     assert "".join(e.delta.text for e in deltas).strip()
-    assert summary.HasField("summary")
+    assert summary.HasField("result")
     usage = summary.summary.usage
     assert usage.prompt_tokens > 5 and 0 < usage.completion_tokens <= 24
     assert summary.summary.finish_reason in FINISHED
@@ -95,10 +98,44 @@ async def test_stream_generate(serve: Any, small_model: tuple[str, str]) -> None
 async def test_max_tokens_is_honoured(serve: Any, small_model: tuple[str, str]) -> None:
     s = await serve({"policy": policy(*small_model)})
     reply = await s.stub.Generate(
-        gen.GenerateRequest(
+        generate_request(
             messages=[user("Write a long story about the sea.")], config=gen.GenerationConfig(max_tokens=5)
         ),
         timeout=120,
     )
     assert reply.summary.usage.completion_tokens <= 5
     assert reply.summary.finish_reason == gen.FINISH_REASON_LENGTH
+
+
+WEATHER = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "temperature_c": {"type": "integer"}},
+    "required": ["city", "temperature_c"],
+    "additionalProperties": False,
+}
+
+
+def weather_format() -> gen.ResponseFormat:
+    schema = struct_pb2.Struct()
+    schema.update(WEATHER)
+    return gen.ResponseFormat(json_schema=gen.JsonSchemaFormat(name="weather", schema=schema, strict=True))
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_json_schema_answer_validates(serve: Any, small_model: tuple[str, str], stream: bool) -> None:
+    """llama.cpp constrains the answer to the schema; the sidecar validates it."""
+    s = await serve({"policy": policy(*small_model)})
+    fields = dict(
+        messages=[user("Give the weather in Paris as JSON.")],
+        config=gen.GenerationConfig(max_tokens=64, temperature=0, seed=1),
+        response_format=weather_format(),
+    )
+    if stream:
+        events = [e async for e in s.stub.StreamGenerate(stream_request(**fields), timeout=120)]
+        result = events[-1].result
+    else:
+        result = await s.stub.Generate(generate_request(**fields), timeout=120)
+    answer = json.loads(text_of(result))
+    assert set(answer) == {"city", "temperature_c"} and isinstance(answer["temperature_c"], int)
+    assert result.summary.finish_reason == gen.FINISH_REASON_STOP

@@ -12,6 +12,7 @@ from sidecar._gen.orchestrator.v1 import cache_pb2
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import user
 from tests.integration.helpers import rich
+from tests.support.api import generate_request, stream_request, text_of
 
 pytestmark = pytest.mark.integration
 ZERO = gen.GenerationConfig(temperature=0.0)
@@ -44,17 +45,17 @@ def namespace() -> str:
 def request(text: str = "Cache me, please: the same question twice.", **fields: Any) -> gen.GenerateRequest:
     fields.setdefault("tenant_id", "acme")
     fields.setdefault("user_id", "ann")
-    return gen.GenerateRequest(messages=[user(text)], config=ZERO, **fields)
+    return generate_request(messages=[user(text)], config=ZERO, **fields)
 
 
 async def test_a_repeated_call_is_answered_from_redis(serve: Any, redis_url: str, namespace: str) -> None:
     s = await serve(config(redis_url, namespace, ttl_seconds=120))
     first = await s.stub.Generate(request())
     second = await s.stub.Generate(request())
-    assert second.text == first.text
+    assert text_of(second) == text_of(first)
     a, b = first.summary, second.summary
-    assert not a.cache_hit and a.cost_usd > 0 and [x.outcome for x in a.attempts] == ["OK"]
-    assert b.cache_hit and b.cost_usd == 0 and not b.attempts
+    assert not a.cache_hit and a.cost_micros > 0 and [x.outcome for x in a.attempts] == ["OK"]
+    assert b.cache_hit and b.cost_micros == 0 and not b.attempts
     assert (b.usage.prompt_tokens, b.usage.completion_tokens) == (
         a.usage.prompt_tokens,
         a.usage.completion_tokens,
@@ -73,18 +74,18 @@ async def test_a_repeated_call_is_answered_from_redis(serve: Any, redis_url: str
 
 async def test_a_stream_from_the_cache_is_identical(serve: Any, redis_url: str, namespace: str) -> None:
     s = await serve(config(redis_url, namespace))
-    stream_request = gen.StreamGenerateRequest(
+    streamed = stream_request(
         messages=[user("one two three four five six seven")], config=ZERO, tenant_id="acme", user_id="ann"
     )
     runs = []
     for _ in range(2):
-        events = [e async for e in s.stub.StreamGenerate(stream_request)]
-        runs.append(([e.delta.text for e in events[:-1]], events[-1].summary))
+        events = [e async for e in s.stub.StreamGenerate(streamed)]
+        runs.append(([e.delta.text for e in events[:-1]], events[-1].result.summary))
     (original, first), (replayed, second) = runs
     assert replayed == original and len(original) == 4  # the same text in the same chunks
-    assert not first.cache_hit and second.cache_hit and second.cost_usd == 0
+    assert not first.cache_hit and second.cache_hit and second.cost_micros == 0
     unary = await s.stub.Generate(request("one two three four five six seven"))
-    assert unary.summary.cache_hit and unary.text == "".join(original)
+    assert unary.summary.cache_hit and text_of(unary) == "".join(original)
 
 
 async def test_never_served_across_tenants_or_users(serve: Any, redis_url: str, namespace: str) -> None:
@@ -107,7 +108,7 @@ async def test_bypass_and_sampling_skip_the_cache(serve: Any, redis_url: str, na
     await s.stub.Generate(request())
     bypass = await s.stub.Generate(request(cache_mode=cache_pb2.CACHE_MODE_BYPASS))
     assert not bypass.summary.cache_hit
-    sampled = gen.GenerateRequest(messages=[user("hot")], config=gen.GenerationConfig(temperature=0.9))
+    sampled = generate_request(messages=[user("hot")], config=gen.GenerationConfig(temperature=0.9))
     await s.stub.Generate(sampled)
     assert not (await s.stub.Generate(sampled)).summary.cache_hit
 
@@ -117,7 +118,7 @@ async def test_an_unknown_cache_mode_is_invalid(serve: Any, redis_url: str, name
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await s.stub.Generate(request(cache_mode=7))
     err = await rich(info.value)
-    assert err.code is grpc.StatusCode.INVALID_ARGUMENT and err.fields == ["cache_mode"]
+    assert err.code is grpc.StatusCode.INVALID_ARGUMENT and err.fields == ["input.cache_mode"]
 
 
 async def test_redis_down_means_no_cache_not_errors(serve: Any) -> None:
@@ -126,7 +127,7 @@ async def test_redis_down_means_no_cache_not_errors(serve: Any) -> None:
     s = await serve(config(f"redis://127.0.0.1:{free_port()}/0", "down", timeout_seconds=0.5))
     for _ in range(2):
         reply = await s.stub.Generate(request())
-        assert reply.text and not reply.summary.cache_hit
+        assert text_of(reply) and not reply.summary.cache_hit
 
 
 async def test_the_memory_backend(serve: Any, namespace: str) -> None:

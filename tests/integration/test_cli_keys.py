@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import secrets
@@ -138,3 +139,35 @@ def test_bad_input_is_a_usage_error(local_config: Path) -> None:
     assert bad.stdout == ""
     assert "error: INVALID_REQUEST: --tenant: " in bad.stderr and "the key: printable ASCII" in bad.stderr
     assert canary not in bad.stderr and canary.split()[1] not in bad.stderr
+
+
+async def put_records(db: Path, kek: Path, n: int) -> None:
+    from sidecar.core.clock import SystemClock
+    from sidecar.keys.envelope import seal
+    from sidecar.keys.store import KeyRecord, SqliteKeyStore
+
+    store = SqliteKeyStore(db, SystemClock())
+    backend = LocalKekBackend.from_file(kek)
+    for i in range(n):
+        ctx = KeyContext("acme", f"u{i}", "openai", "default")
+        env = (await seal(backend, ctx, f"sk-{i}".encode())).encode()
+        await store.put(KeyRecord(f"key_{i:08d}", "acme", f"u{i}", "openai", "default", env, "…", 1.0, 1.0))
+    await store.aclose()
+
+
+async def test_keys_rotate_is_a_one_off_job_that_one_run_at_a_time_may_do(
+    tmp_path: Path, local_config: Path, kek: Path
+) -> None:
+    from sidecar.core.clock import SystemClock
+    from sidecar.keys.rotation import SqliteRotationLock
+
+    await put_records(tmp_path / "keys.db", kek, 3)
+    done = run("keys", "rotate", "--config", str(local_config), "--per-second", "1000")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"rotated": 3, "failed": 0}
+
+    lock = SqliteRotationLock(tmp_path / "keys.db", SystemClock())
+    assert await lock.acquire("another-pod", 60)  # a run elsewhere holds the key store's lock
+    busy = run("keys", "rotate", "--config", str(local_config))
+    assert busy.returncode == 3 and "ROTATION_IN_PROGRESS" in busy.stderr
+    assert run("keys", "rotate", "--config", str(local_config), "--per-second", "0").returncode == 2

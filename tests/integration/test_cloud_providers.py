@@ -15,6 +15,7 @@ from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import free_port, system, user
 from tests.integration.helpers import rich
 from tests.integration.test_lifecycle import eventually
+from tests.support.api import generate_request, stream_request, text_of
 from tests.support.eventstream import converse_stream, exception, split_frames
 from tests.support.upstream import Reply, Seen, Upstream, fixture
 
@@ -188,13 +189,13 @@ def assert_valid_signature(seen: Seen, region: str) -> None:
 async def test_unary(serve: Any, upstream: Upstream, kind: Kind) -> None:
     upstream.push(kind.unary())
     s = await serve({"policy": single(kind, upstream.url, price={"input_per_million": 1.0})}, ENV)
-    reply = await s.stub.Generate(gen.GenerateRequest(**REQUEST))
-    assert reply.text == HELLO
+    reply = await s.stub.Generate(generate_request(**REQUEST))
+    assert text_of(reply) == HELLO
     u = reply.summary.usage
     assert (u.prompt_tokens, u.completion_tokens, u.cached_tokens) == kind.usage
     assert reply.summary.finish_reason == gen.FINISH_REASON_STOP
     assert reply.summary.served_by.provider == kind.name
-    assert reply.summary.cost_usd == pytest.approx(kind.usage[0] / 1e6)
+    assert reply.summary.cost_micros == kind.usage[0]
     check_request(kind, upstream.seen[0], stream=False)
 
 
@@ -202,9 +203,9 @@ async def test_unary(serve: Any, upstream: Upstream, kind: Kind) -> None:
 async def test_stream(serve: Any, upstream: Upstream, kind: Kind) -> None:
     upstream.push(kind.stream(chunk_delay=0.01))
     s = await serve({"policy": single(kind, upstream.url)}, ENV)
-    events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
+    events = [e async for e in s.stub.StreamGenerate(stream_request(**REQUEST))]
     assert [e.delta.text for e in events[:-1]] == ["Hello", "! How can I", " help you today?"]
-    summary = events[-1].summary
+    summary = events[-1].result.summary
     assert summary.finish_reason == gen.FINISH_REASON_STOP
     usage = (summary.usage.prompt_tokens, summary.usage.completion_tokens, summary.usage.cached_tokens)
     expected = {"bedrock": (20, 12, 8), "gemini": (7, 9, 0), "azure": (19, 9, 0)}[kind.name]
@@ -230,9 +231,9 @@ async def test_failures_are_classified(
     s = await serve({"policy": single(kind, upstream.url)}, ENV)
     with pytest.raises(grpc.aio.AioRpcError) as info:
         if stream:
-            _ = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
+            _ = [e async for e in s.stub.StreamGenerate(stream_request(**REQUEST))]
         else:
-            await s.stub.Generate(gen.GenerateRequest(**REQUEST))
+            await s.stub.Generate(generate_request(**REQUEST))
     err = await rich(info.value)
     assert (err.code, err.reason) == (code, reason)
     if failure == "429":
@@ -245,11 +246,11 @@ async def test_malformed_and_refused(serve: Any, upstream: Upstream, kind: Kind)
     upstream.push(Reply(body=b"<html>not json</html>"))
     s = await serve({"policy": single(kind, upstream.url)}, ENV)
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await s.stub.Generate(gen.GenerateRequest(**REQUEST))
+        await s.stub.Generate(generate_request(**REQUEST))
     assert (await rich(info.value)).code == grpc.StatusCode.UNAVAILABLE
     refused = await serve({"policy": single(kind, f"http://127.0.0.1:{free_port()}")}, ENV)
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await refused.stub.Generate(gen.GenerateRequest(**REQUEST))
+        await refused.stub.Generate(generate_request(**REQUEST))
     assert (await rich(info.value)).reason == "PROVIDERS_UNAVAILABLE"
 
 
@@ -259,7 +260,7 @@ async def test_deadline_cuts_the_upstream_request(serve: Any, upstream: Upstream
     s = await serve({"policy": single(kind, upstream.url, read_timeout_seconds=30)}, ENV)
     started = asyncio.get_running_loop().time()
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await s.stub.Generate(gen.GenerateRequest(**REQUEST), timeout=0.3)
+        await s.stub.Generate(generate_request(**REQUEST), timeout=0.3)
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert asyncio.get_running_loop().time() - started < 2.0
     await eventually(lambda: upstream.disconnects == 1)
@@ -271,7 +272,7 @@ async def test_cancel_mid_stream_closes_the_upstream_request(
 ) -> None:
     upstream.push(kind.stream(chunk_delay=0.3))
     s = await serve({"policy": single(kind, upstream.url)}, ENV)
-    call = s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))
+    call = s.stub.StreamGenerate(stream_request(**REQUEST))
     first = await call.read()
     assert first.delta.text == "Hello"
     call.cancel()
@@ -300,7 +301,7 @@ async def test_failure_after_first_chunk_interrupts_the_stream(
     s = await serve({"policy": single(KINDS[kind], upstream.url)}, ENV)
     received: list[gen.StreamGenerateResponse] = []
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        async for event in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST)):
+        async for event in s.stub.StreamGenerate(stream_request(**REQUEST)):
             received.append(event)
     assert received and received[0].delta.text.startswith("Hello")
     assert (await rich(info.value)).reason == "STREAM_INTERRUPTED"
@@ -334,17 +335,17 @@ async def test_a_route_fails_over_across_the_three_providers(
     upstream2.push(KINDS["gemini"].failures["429"], KINDS["gemini"].unary())
     upstream3.push(KINDS["azure"].unary())
     s = await serve({"policy": mixed_route(upstream.url, upstream2.url, upstream3.url)}, ENV)
-    reply = await s.stub.Generate(gen.GenerateRequest(**REQUEST))
-    assert reply.text == HELLO
+    reply = await s.stub.Generate(generate_request(**REQUEST))
+    assert text_of(reply) == HELLO
     assert [(a.deployment, a.outcome) for a in reply.summary.attempts] == [
         ("bedrock", "PROVIDER_UNAVAILABLE"),
         ("gemini", "PROVIDER_RATE_LIMITED"),
         ("azure", "OK"),
     ]
     assert (reply.summary.served_by.provider, reply.summary.served_by.deployment) == ("azure", "azure")
-    events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
+    events = [e async for e in s.stub.StreamGenerate(stream_request(**REQUEST))]
     assert "".join(e.delta.text for e in events[:-1]) == HELLO
-    assert events[-1].summary.served_by.provider == "bedrock"
+    assert events[-1].result.summary.served_by.provider == "bedrock"
 
 
 async def test_stream_fails_over_before_its_first_chunk_only(
@@ -353,8 +354,8 @@ async def test_stream_fails_over_before_its_first_chunk_only(
     upstream.push(Reply(reset=True))
     upstream2.push(gemini_stream())
     s = await serve({"policy": mixed_route(upstream.url, upstream2.url, upstream3.url)}, ENV)
-    events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
-    summary = events[-1].summary
+    events = [e async for e in s.stub.StreamGenerate(stream_request(**REQUEST))]
+    summary = events[-1].result.summary
     assert [(a.deployment, a.outcome) for a in summary.attempts] == [
         ("bedrock", "PROVIDER_UNAVAILABLE"),
         ("gemini", "OK"),

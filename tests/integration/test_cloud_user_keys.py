@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import keys_pb2
 from sidecar.keys.backend import KeyContext
 from sidecar.keys.service import KeyService
 from tests.conftest import user
 from tests.integration.test_cloud_providers import ENV, KINDS, aws_credentials  # noqa: F401
+from tests.support.api import generate_request, text_of
 from tests.support.keys import key_service, local_keys
 from tests.support.upstream import Upstream
 
@@ -56,14 +56,14 @@ async def test_users_own_key_reaches_the_provider_in_its_header(
     envelope = await service.encrypt(KeyContext("acme", "alice", kind, "default"), USERS_KEY.encode())
     upstream.push(KINDS[kind].unary())
     s = await serve(config(kind, upstream, tmp_path), ENV)
-    request = gen.GenerateRequest(
+    request = generate_request(
         messages=[user("Hi")],
         tenant_id="acme",
         user_id="alice",
         provider_key=keys_pb2.ProviderKey(envelope=envelope),
     )
     reply = await s.stub.Generate(request)
-    assert reply.text == "Hello! How can I help you today?"
+    assert text_of(reply) == "Hello! How can I help you today?"
     seen = upstream.seen[0].headers
     assert seen[header] == value
     assert "X-Amz-Date" not in seen  # a Bedrock API key replaces SigV4; nothing else carries a credential

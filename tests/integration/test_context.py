@@ -15,6 +15,7 @@ from sidecar.core.tokens import split_tokens
 from sidecar.core.types import Message, Role
 from tests.conftest import system, user
 from tests.integration.helpers import rich
+from tests.support.api import generate_request, stream_request, text_of
 
 pytestmark = pytest.mark.integration
 
@@ -59,9 +60,9 @@ def policy(**context: Any) -> dict[str, Any]:
 async def test_a_long_conversation_is_trimmed_to_the_smallest_window(serve: Any) -> None:
     s = await serve({"policy": policy(max_recent_messages=1000)})
     messages = long_conversation(40)
-    reply = await s.stub.Generate(gen.GenerateRequest(messages=messages))
+    reply = await s.stub.Generate(generate_request(messages=messages))
     sm = reply.summary
-    assert reply.text == "and the final question?"
+    assert text_of(reply) == "and the final question?"
     before = ESTIMATE_COUNTER.count_prompt(domain(messages))
     assert before > 600 and sm.usage.prompt_tokens <= 600 - 100  # the window minus max_tokens
     assert sm.context_tokens_removed == before - sm.usage.prompt_tokens  # echo counts with the estimate
@@ -71,7 +72,7 @@ async def test_a_long_conversation_is_trimmed_to_the_smallest_window(serve: Any)
 async def test_at_most_n_recent_messages_by_default(serve: Any) -> None:
     s = await serve({"policy": policy()})
     messages = long_conversation(8)  # 1 system + 17
-    reply = await s.stub.Generate(gen.GenerateRequest(messages=messages))
+    reply = await s.stub.Generate(generate_request(messages=messages))
     kept = domain([messages[0], *messages[-10:]])
     assert reply.summary.context_messages_removed == 7
     assert reply.summary.usage.prompt_tokens == ESTIMATE_COUNTER.count_prompt(kept)
@@ -83,11 +84,11 @@ SUMMARY = {"route": "cheap", "max_tokens": 30, "keep_recent_messages": 4, "refre
 async def test_the_dropped_messages_are_summarized_through_the_echo_route(serve: Any) -> None:
     s = await serve({"policy": policy(summary=SUMMARY)})
     messages = long_conversation(6)
-    request = gen.StreamGenerateRequest(messages=messages, conversation_id="c1")
-    first = [e async for e in s.stub.StreamGenerate(request)][-1].summary
+    request = stream_request(messages=messages, conversation_id="c1")
+    first = [e async for e in s.stub.StreamGenerate(request)][-1].result.summary
     assert not first.context_summarized and first.context_messages_removed == 9  # written after it
     events = [e async for e in s.stub.StreamGenerate(request)]  # the same turn again
-    sm = events[-1].summary
+    sm = events[-1].result.summary
     assert sm.context_summarized and sm.context_messages_removed == 9
     # The echo "summarizes" by repeating the transcript it was sent, cut at max_tokens.
     dropped = domain(messages[1:10])
@@ -102,7 +103,7 @@ async def test_the_dropped_messages_are_summarized_through_the_echo_route(serve:
 async def test_a_prompt_that_cannot_fit_is_context_too_long(serve: Any) -> None:
     s = await serve({"policy": policy()})
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await s.stub.Generate(gen.GenerateRequest(messages=[system("rules"), user("word " * 30_000)]))
+        await s.stub.Generate(generate_request(messages=[system("rules"), user("word " * 30_000)]))
     err = await rich(info.value)
     assert err.code is grpc.StatusCode.INVALID_ARGUMENT
     assert err.reason == "CONTEXT_TOO_LONG" and err.fields == ["messages"]
@@ -112,7 +113,7 @@ async def test_a_prompt_that_cannot_fit_is_context_too_long(serve: Any) -> None:
 async def test_trimming_can_be_turned_off(serve: Any) -> None:
     s = await serve({"policy": policy(enabled=False)})
     messages = long_conversation(8)
-    reply = await s.stub.Generate(gen.GenerateRequest(messages=messages))
+    reply = await s.stub.Generate(generate_request(messages=messages))
     assert reply.summary.context_messages_removed == 0
     assert reply.summary.usage.prompt_tokens == ESTIMATE_COUNTER.count_prompt(domain(messages))
 
@@ -126,7 +127,7 @@ async def test_summaries_are_stored_with_the_conversation_in_redis(serve: Any, r
     s = await serve(raw)
     messages = long_conversation(6)
     replies = [
-        await s.stub.Generate(gen.GenerateRequest(messages=messages, tenant_id="acme", conversation_id="c"))
+        await s.stub.Generate(generate_request(messages=messages, tenant_id="acme", conversation_id="c"))
         for _ in range(2)
     ]
     assert [r.summary.context_summarized for r in replies] == [False, True]

@@ -29,6 +29,7 @@ from tests.integration.test_user_keys import (
     req,
 )
 from tests.integration.test_user_keys import aws_credentials as aws_credentials  # a fixture
+from tests.support.api import text_of
 from tests.support.keys import local_keys
 from tests.support.upstream import Upstream
 
@@ -102,7 +103,7 @@ async def test_damaged_records_are_corrupt_and_other_tenants_records_are_a_misma
     for damage, edit in DAMAGE.items():
         ref = await register(s, ALICE_OPENAI)
         upstream.push(ok())
-        assert (await s.stub.Generate(req("required", ref=ref))).text == HELLO
+        assert text_of(await s.stub.Generate(req("required", ref=ref))) == HELLO
         rewrite(db, ref, edit)
         err = await fails(s.stub.Generate(req("required", ref=ref)))
         assert (err.code, err.reason) == (CODE.FAILED_PRECONDITION, "KEY_RECORD_CORRUPT"), (backend, damage)

@@ -14,13 +14,13 @@ from typing import Any
 import grpc
 import pytest
 
-from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar.app import build_deps, build_pipeline
 from sidecar.core.clock import SystemClock
 from sidecar.core.errors import DeadlineExceededError
 from sidecar.core.layer import collect
 from sidecar.routing.breaker import BreakerState
 from tests.conftest import make_config, user
+from tests.support.api import generate_request, stream_request, text_of
 from tests.support.calls import make_call
 from tests.support.prometheus import quiet_telemetry
 from tests.support.upstream import Reply, Upstream
@@ -96,11 +96,9 @@ async def test_tight_deadlines_through_the_server_leave_the_breaker_closed(
         request = [user("Hi")]
         try:
             if i % 2:
-                await s.stub.Generate(gen.GenerateRequest(messages=request), timeout=0.3)
+                await s.stub.Generate(generate_request(messages=request), timeout=0.3)
             else:
-                async for _ in s.stub.StreamGenerate(
-                    gen.StreamGenerateRequest(messages=request), timeout=0.3
-                ):
+                async for _ in s.stub.StreamGenerate(stream_request(messages=request), timeout=0.3):
                     pass
         except grpc.aio.AioRpcError as err:
             return err.code()
@@ -113,5 +111,5 @@ async def test_tight_deadlines_through_the_server_leave_the_breaker_closed(
     assert routing.breakers.get("slow").state() is BreakerState.CLOSED
     assert routing.stats.get("slow").snapshot().last_error is None
     upstream.default = Reply.json("openai/chat_completion.json")
-    reply = await s.stub.Generate(gen.GenerateRequest(messages=[user("Hi")]), timeout=5.0)
-    assert reply.text == "Hello! How can I help you today?"
+    reply = await s.stub.Generate(generate_request(messages=[user("Hi")]), timeout=5.0)
+    assert text_of(reply) == "Hello! How can I help you today?"

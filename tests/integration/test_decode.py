@@ -14,12 +14,13 @@ from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import personas_pb2
 from tests.conftest import echo_policy, user
 from tests.integration.helpers import rich
+from tests.support.api import generate_request
 
 pytestmark = pytest.mark.integration
 
-GENERATE = "/orchestrator.v1.OrchestratorService/Generate"
-STREAM = "/orchestrator.v1.OrchestratorService/StreamGenerate"
-SWITCH = "/orchestrator.v1.OrchestratorService/Switch"
+GENERATE = "/orchestrator.v1.GenerationService/Generate"
+STREAM = "/orchestrator.v1.GenerationService/StreamGenerate"
+SWITCH = "/orchestrator.v1.ConversationService/Switch"
 BAD_UTF8 = b"\xff\xfe\xc3("
 
 
@@ -28,9 +29,16 @@ def with_bad_string(field_number: int, prefix: bytes = b"") -> bytes:
     return prefix + bytes([field_number << 3 | 2, len(BAD_UTF8)]) + BAD_UTF8
 
 
+def bad_model() -> bytes:
+    """A GenerateRequest whose input.model is not UTF-8."""
+    number = gen.GenerationInput.DESCRIPTOR.fields_by_name["model"].number
+    inner = with_bad_string(number)
+    return bytes([gen.GenerateRequest.DESCRIPTOR.fields_by_name["input"].number << 3 | 2, len(inner)]) + inner
+
+
 def nested_bad_text() -> bytes:
     """A GenerateRequest whose messages[1].content[0].text is not UTF-8."""
-    good = gen.GenerateRequest(messages=[user("fine"), user("placeholder")]).SerializeToString()
+    good = generate_request(messages=[user("fine"), user("placeholder")]).SerializeToString()
     return good.replace(b"placeholder", b"\xffplacehold\xfe")
 
 
@@ -58,8 +66,8 @@ async def call_raw(
     [
         (b"\xff\xff\xff\xff\xff", ""),
         (b"\x0a\x64short", ""),  # a length past the end
-        (with_bad_string(gen.GenerateRequest.DESCRIPTOR.fields_by_name["model"].number), "model"),
-        (nested_bad_text(), "messages[1].content[0].text"),
+        (bad_model(), "input.model"),
+        (nested_bad_text(), "input.messages[1].content[0].text"),
     ],
     ids=["garbage", "truncated", "model-not-utf8", "nested-text-not-utf8"],
 )
@@ -104,7 +112,7 @@ async def test_bad_requests_log_one_rate_limited_line(
 
 def mutations(rng: random.Random, count: int) -> list[bytes]:
     """Random byte strings and valid requests with bytes flipped, inserted, dropped or truncated."""
-    valid = gen.GenerateRequest(
+    valid = generate_request(
         messages=[user("hello there"), user("and more")], model="echo", tenant_id="t", user_id="u"
     ).SerializeToString()
     out: list[bytes] = []

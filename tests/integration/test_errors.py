@@ -12,14 +12,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import models_pb2
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc as svc
-from sidecar.api.servicer import OrchestratorServicer
+from sidecar._gen.orchestrator.v1 import generation_service_pb2_grpc, models_pb2
+from sidecar.api.gate import Gate
+from sidecar.api.paging import PageTokens
+from sidecar.api.servicer import GenerationServicer
 from sidecar.app import build_deps
 from sidecar.config.load import load_config
 from sidecar.core.types import Call, Chunk
 from tests.conftest import echo_policy, user
 from tests.integration.helpers import rich
+from tests.support.api import Stubs, generate_request, stream_request, text_of
 from tests.support.upstream import Upstream
 
 pytestmark = pytest.mark.integration
@@ -115,14 +117,14 @@ async def test_bad_input(
     s = await serve({"policy": upstream_policy(upstream)})
     with pytest.raises(grpc.aio.AioRpcError) as info:
         if stream:
-            async for _ in s.stub.StreamGenerate(gen.StreamGenerateRequest(**fields)):
+            async for _ in s.stub.StreamGenerate(stream_request(**fields)):
                 pass
         else:
-            await s.stub.Generate(gen.GenerateRequest(**fields))
+            await s.stub.Generate(generate_request(**fields))
     err = await rich(info.value)
     assert (err.code, err.reason) == (code, reason)
     if field:
-        assert field in err.fields
+        assert f"input.{field}" in err.fields
         assert err.info.metadata["field"] == err.fields[0]
     assert upstream.seen == []  # rejected before any provider saw it
 
@@ -130,10 +132,10 @@ async def test_bad_input(
 async def test_message_over_the_transport_limit_is_refused_and_the_server_survives(serve: Any) -> None:
     s = await serve({"policy": echo_policy(), "settings": {"max_receive_message_bytes": 64 * 1024}})
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await s.stub.Generate(gen.GenerateRequest(messages=[msg("x" * 100_000)]))
+        await s.stub.Generate(generate_request(messages=[msg("x" * 100_000)]))
     assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    reply = await s.stub.Generate(gen.GenerateRequest(messages=[msg("still here")]))
-    assert reply.text == "still here"
+    reply = await s.stub.Generate(generate_request(messages=[msg("still here")]))
+    assert text_of(reply) == "still here"
 
 
 TOKEN_ENV = {"SIDECAR_TOKEN": "tok-123456"}
@@ -150,7 +152,7 @@ async def test_shared_token_is_required(
         {"policy": echo_policy(), "settings": {"auth": {"token": {"env": "SIDECAR_TOKEN"}}}}, TOKEN_ENV
     )
     for attempt in (
-        s.stub.Generate(gen.GenerateRequest(messages=[msg()]), metadata=metadata),
+        s.stub.Generate(generate_request(messages=[msg()]), metadata=metadata),
         s.stub.ListModels(models_pb2.ListModelsRequest(), metadata=metadata),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -165,8 +167,8 @@ async def test_right_token_passes_and_health_stays_open(serve: Any) -> None:
         {"policy": echo_policy(), "settings": {"auth": {"token": {"env": "SIDECAR_TOKEN"}}}}, TOKEN_ENV
     )
     auth = (("authorization", "Bearer tok-123456"),)
-    reply = await s.stub.Generate(gen.GenerateRequest(messages=[msg("ok")]), metadata=auth)
-    assert reply.text == "ok"
+    reply = await s.stub.Generate(generate_request(messages=[msg("ok")]), metadata=auth)
+    assert text_of(reply) == "ok"
     health = await health_pb2_grpc.HealthStub(s.channel).Check(health_pb2.HealthCheckRequest())
     assert health.status == health_pb2.HealthCheckResponse.SERVING
 
@@ -179,24 +181,23 @@ async def crashing_pipeline(call: Call) -> AsyncGenerator[Chunk, None]:
 async def test_unclassified_crash_is_internal_with_request_info_only(tmp_path: Any) -> None:
     cfg = load_config(None, {})
     deps = build_deps(cfg)
-    servicer = OrchestratorServicer(
+    servicer = GenerationServicer(
+        gate=Gate(deps.verifier, "GenerationService"),
         pipeline=crashing_pipeline,
         policy=cfg.policy,
         routing=deps.routing,
         providers=deps.providers,
-        verifier=deps.verifier,
         clock=deps.clock,
+        pages=PageTokens(b"k"),
     )
     server = grpc.aio.server()
-    svc.add_OrchestratorServiceServicer_to_server(servicer, server)
+    generation_service_pb2_grpc.add_GenerationServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             with pytest.raises(grpc.aio.AioRpcError) as info:
-                await svc.OrchestratorServiceStub(channel).Generate(
-                    gen.GenerateRequest(messages=[user("x")], request_id="r-9")
-                )
+                await Stubs(channel).Generate(generate_request(messages=[user("x")], request_id="r-9"))
     finally:
         await server.stop(0)
     err = await rich(info.value)

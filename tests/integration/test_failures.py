@@ -10,6 +10,7 @@ import pytest
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import free_port, user
 from tests.integration.helpers import rich
+from tests.support.api import generate_request, stream_request, text_of
 from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
@@ -33,7 +34,7 @@ def two_deployments(
 
 
 async def generate(s: Any) -> gen.GenerateResponse:
-    return await s.stub.Generate(gen.GenerateRequest(messages=[user("Hi")]))  # type: ignore[no-any-return]
+    return await s.stub.Generate(generate_request(messages=[user("Hi")]))  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize(
@@ -55,7 +56,7 @@ async def test_failure_before_first_chunk_fails_over(
     upstream2.push(Reply.json("openai/chat_completion.json"))
     s = await serve({"policy": two_deployments(upstream.url, upstream2.url)}, ENV)
     reply = await generate(s)
-    assert reply.text == "Hello! How can I help you today?"
+    assert text_of(reply) == "Hello! How can I help you today?"
     assert [(a.deployment, a.outcome) for a in reply.summary.attempts] == [
         ("first", outcome),
         ("second", "OK"),
@@ -129,7 +130,7 @@ async def test_failure_after_first_chunk_is_stream_interrupted(
     s = await serve({"policy": two_deployments(upstream.url, upstream2.url, provider=provider)}, ENV)
     received: list[gen.StreamGenerateResponse] = []
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        async for event in s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("Hi")])):
+        async for event in s.stub.StreamGenerate(stream_request(messages=[user("Hi")])):
             received.append(event)
     assert received and all(e.HasField("delta") for e in received)  # never a summary
     err = await rich(info.value)
@@ -144,7 +145,7 @@ async def test_connection_dropped_mid_stream(serve: Any, upstream: Upstream, ups
     upstream.push(Reply.sse("openai/stream.sse", drop_after=4))
     s = await serve({"policy": two_deployments(upstream.url, upstream2.url)}, ENV)
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        async for _ in s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("Hi")])):
+        async for _ in s.stub.StreamGenerate(stream_request(messages=[user("Hi")])):
             pass
     assert (await rich(info.value)).reason == "STREAM_INTERRUPTED"
 
@@ -155,8 +156,8 @@ async def test_stream_failure_before_first_chunk_fails_over(
     upstream.push(Reply.sse("openai/stream_malformed.sse"))
     upstream2.push(Reply.sse("openai/stream.sse"))
     s = await serve({"policy": two_deployments(upstream.url, upstream2.url)}, ENV)
-    events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("Hi")]))]
-    summary = events[-1].summary
+    events = [e async for e in s.stub.StreamGenerate(stream_request(messages=[user("Hi")]))]
+    summary = events[-1].result.summary
     assert [a.outcome for a in summary.attempts] == ["PROVIDER_BAD_RESPONSE", "OK"]
     assert "".join(e.delta.text for e in events[:-1]) == "Hello! How can I help you today?"
 

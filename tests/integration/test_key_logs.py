@@ -23,9 +23,7 @@ import grpc
 import pytest
 import yaml
 
-from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import keys_pb2
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc as svc
 from sidecar.core.clock import SystemClock
 from sidecar.keys.backend import KeyBackend, KeyContext
 from sidecar.keys.cache import KeyCache, KeyCachePolicy
@@ -34,6 +32,7 @@ from sidecar.keys.service import KeyService
 from sidecar.keys.store import MEMORY, SqliteKeyStore
 from sidecar.telemetry.logging import setup_logging
 from tests.conftest import echo_policy, free_port, user
+from tests.support.api import Stubs, generate_request, text_of
 from tests.support.kms import CREDENTIALS, MotoKms
 from tests.support.openbao import OpenBao, openbao  # noqa: F401
 from tests.support.prometheus import quiet_telemetry
@@ -225,19 +224,19 @@ async def test_serve_at_debug_handling_a_user_key_logs_no_key_material(
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             await asyncio.wait_for(channel.channel_ready(), 30)
-            stub = svc.OrchestratorServiceStub(channel)
+            stub = Stubs(channel)
             reply = await stub.RegisterKey(
                 keys_pb2.RegisterKeyRequest(
                     tenant_id="acme", user_id="alice", provider="openai", api_key=CANARY
                 )
             )
             answer = await stub.Generate(
-                gen.GenerateRequest(
+                generate_request(
                     messages=[user("Hi")], tenant_id="acme", user_id="alice",
                     provider_key=keys_pb2.ProviderKey(key_ref=reply.key_ref),
                 )
             )  # fmt: skip
-            assert answer.text
+            assert text_of(answer)
     finally:
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = await asyncio.wait_for(proc.communicate(), 30)

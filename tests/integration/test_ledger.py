@@ -10,11 +10,11 @@ import grpc
 import pytest
 from google.protobuf import timestamp_pb2
 
-from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import usage_pb2
 from sidecar.ledger.postgres import PostgresLedger
-from tests.conftest import echo_policy, user
+from tests.conftest import admin_socket, echo_policy, user
 from tests.integration.helpers import rich
+from tests.support.api import generate_request, stream_request
 from tests.support.ledger import check_aggregates
 
 pytestmark = pytest.mark.integration
@@ -81,7 +81,13 @@ async def test_get_usage_attributes_cost_per_user(
     if backend == "postgres":
         ledger["postgres_url"] = await fresh_database(request.getfixturevalue("postgres_url"))
     s = await serve(
-        {"policy": PRICED, "settings": {"telemetry": {"metrics": {"enabled": False}, "ledger": ledger}}}
+        {
+            "policy": PRICED,
+            "settings": {
+                "telemetry": {"metrics": {"enabled": False}, "ledger": ledger},
+                "admin": admin_socket(),
+            },
+        }
     )
     spent: dict[str, float] = {}
     for who, text, route, stream in [
@@ -91,21 +97,21 @@ async def test_get_usage_attributes_cost_per_user(
     ]:
         req = dict(messages=[user(text)], tenant_id="acme", user_id=who, model=route)
         if stream:
-            events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**req))]
-            cost = events[-1].summary.cost_usd
+            events = [e async for e in s.stub.StreamGenerate(stream_request(**req))]
+            cost = events[-1].result.summary.cost_micros
         else:
-            cost = (await s.stub.Generate(gen.GenerateRequest(**req))).summary.cost_usd
+            cost = (await s.stub.Generate(generate_request(**req))).summary.cost_micros
         spent[who] = spent.get(who, 0.0) + cost
     with pytest.raises(grpc.aio.AioRpcError):
         await s.stub.Generate(
-            gen.GenerateRequest(messages=[user("x")], tenant_id="acme", user_id="bob", model="nope")
+            generate_request(messages=[user("x")], tenant_id="acme", user_id="bob", model="nope")
         )
 
     groups = (await s.stub.GetUsage(usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER))).groups
     by_user = {g.key: g for g in groups}
     assert set(by_user) == {"alice", "bob"}
-    assert by_user["alice"].cost_usd == pytest.approx(spent["alice"]) and spent["alice"] > 0
-    assert by_user["bob"].cost_usd == pytest.approx(spent["bob"])
+    assert by_user["alice"].cost_micros == pytest.approx(spent["alice"], abs=2) and spent["alice"] > 0
+    assert by_user["bob"].cost_micros == pytest.approx(spent["bob"], abs=2)
     assert (by_user["alice"].requests, by_user["alice"].errors) == (2, 0)
     assert (by_user["bob"].requests, by_user["bob"].errors) == (2, 1)
     assert by_user["alice"].latency_p99.ToNanoseconds() >= by_user["alice"].latency_p50.ToNanoseconds() > 0
@@ -120,7 +126,7 @@ async def test_get_usage_attributes_cost_per_user(
 
 
 async def test_get_usage_rejects_bad_requests_naming_the_field(serve: Any) -> None:
-    s = await serve({"policy": echo_policy()})
+    s = await serve({"policy": echo_policy(), "settings": {"admin": admin_socket()}})
     good = usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER)
     cases = {
         "tenant_id": usage_pb2.GetUsageRequest(
@@ -148,22 +154,38 @@ async def test_get_usage_rejects_bad_requests_naming_the_field(serve: Any) -> No
 
 
 async def test_get_usage_without_a_ledger(serve: Any) -> None:
-    s = await serve({"policy": echo_policy(), "settings": {"telemetry": {"ledger": {"backend": "none"}}}})
+    s = await serve(
+        {
+            "policy": echo_policy(),
+            "settings": {"telemetry": {"ledger": {"backend": "none"}}, "admin": admin_socket()},
+        }
+    )
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await s.stub.GetUsage(usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER))
     err = await rich(caught.value)
     assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "LEDGER_DISABLED")
 
 
-async def test_get_usage_is_authenticated(serve: Any) -> None:
+async def test_get_usage_needs_an_admin_credential(serve: Any) -> None:
     s = await serve(
-        {"policy": echo_policy(), "settings": {"auth": {"token": {"env": "TOKEN"}}}},
-        environ={"TOKEN": "sekrit"},
+        {
+            "policy": echo_policy(),
+            "settings": {
+                "auth": {
+                    "token": {"env": "TOKEN"},
+                    "credentials": [{"name": "ops", "token": {"env": "OPS"}, "allow": ["AdminService"]}],
+                },
+                "admin": admin_socket(),
+            },
+        },
+        environ={"TOKEN": "sekrit", "OPS": "ops-sekrit"},
     )
+    query = usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await s.stub.GetUsage(usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER))
+        await s.stub.GetUsage(query)
     assert (await rich(caught.value)).reason == "MISSING_CREDENTIALS"
-    ok = await s.stub.GetUsage(
-        usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER), metadata=[("authorization", "Bearer sekrit")]
-    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await s.stub.GetUsage(query, metadata=[("authorization", "Bearer sekrit")])  # data plane only
+    assert (await rich(caught.value)).reason == "METHOD_NOT_ALLOWED"
+    ok = await s.stub.GetUsage(query, metadata=[("authorization", "Bearer ops-sekrit")])
     assert list(ok.groups) == []

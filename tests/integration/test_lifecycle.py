@@ -12,6 +12,7 @@ import pytest
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import echo_policy, user
 from tests.integration.helpers import rich
+from tests.support.api import generate_request, stream_request
 from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,7 @@ async def test_cancel_mid_stream_cancels_the_upstream_request(serve: Any, upstre
     upstream.push(Reply.sse("openai/stream.sse", chunk_delay=0.2))
     s = await serve({"policy": openai_policy(upstream)})
     baseline = len(asyncio.all_tasks())
-    call = s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("Hi")]))
+    call = s.stub.StreamGenerate(stream_request(messages=[user("Hi")]))
     first = await call.read()
     assert first.delta.text == "Hello"
     call.cancel()
@@ -64,7 +65,7 @@ async def test_client_deadline_becomes_the_upstream_timeout(serve: Any, upstream
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await s.stub.Generate(gen.GenerateRequest(messages=[user("Hi")]), timeout=0.3)
+        await s.stub.Generate(generate_request(messages=[user("Hi")]), timeout=0.3)
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert loop.time() - started < 2.0
     await eventually(lambda: upstream.disconnects == 1)
@@ -73,7 +74,7 @@ async def test_client_deadline_becomes_the_upstream_timeout(serve: Any, upstream
 async def test_deadline_reported_by_the_sidecar_carries_its_reason(serve: Any, upstream: Upstream) -> None:
     upstream.push(Reply(hang=True))
     s = await serve({"policy": openai_policy(upstream)})
-    call = s.stub.Generate(gen.GenerateRequest(messages=[user("Hi")]), timeout=0.5)
+    call = s.stub.Generate(generate_request(messages=[user("Hi")]), timeout=0.5)
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -84,24 +85,24 @@ async def test_deadline_reported_by_the_sidecar_carries_its_reason(serve: Any, u
 
 async def test_graceful_shutdown_lets_streams_finish(serve: Any) -> None:
     s = await serve({"policy": slow_echo(10, 0.05)})
-    call = s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("a b c d e f g h i j")]))
+    call = s.stub.StreamGenerate(stream_request(messages=[user("a b c d e f g h i j")]))
     first = await call.read()
     stopping = asyncio.create_task(s.sidecar.stop(5.0))
     rest = await read_rest(call)
     await stopping
     assert first.delta.text == "a"
-    assert rest[-1].HasField("summary")
+    assert rest[-1].HasField("result")
     assert "".join([first.delta.text, *(e.delta.text for e in rest[:-1])]) == "a b c d e f g h i j"
 
 
 async def test_shutdown_after_grace_cancels_and_says_so(serve: Any) -> None:
     s = await serve({"policy": slow_echo(10, 0.5)})
-    call = s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("a b c d e f g h i j")]))
+    call = s.stub.StreamGenerate(stream_request(messages=[user("a b c d e f g h i j")]))
     await call.read()
     await s.sidecar.stop(0.1)
     with pytest.raises(grpc.aio.AioRpcError) as info:
         for event in await read_rest(call):
-            assert not event.HasField("summary")
+            assert not event.HasField("result")
     assert info.value.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 
 
@@ -109,14 +110,14 @@ async def test_no_new_calls_once_stopping(serve: Any) -> None:
     s = await serve({"policy": echo_policy()})
     await s.sidecar.stop(0)
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await s.stub.Generate(gen.GenerateRequest(messages=[user("late")]), timeout=2)
+        await s.stub.Generate(generate_request(messages=[user("late")]), timeout=2)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 async def test_a_stream_cut_by_the_grace_ends_with_error_info_and_partial_usage(serve: Any) -> None:
     """Defect 12: not a bare CANCELLED, but STREAM_INTERRUPTED with the cause and what was used."""
     s = await serve({"policy": slow_echo(10, 0.5)})
-    call = s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("a b c d e f g h i j")]))
+    call = s.stub.StreamGenerate(stream_request(messages=[user("a b c d e f g h i j")]))
     first = await call.read()
     await s.sidecar.stop(0.1)
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -135,18 +136,18 @@ async def test_during_the_drain_health_says_not_serving_and_new_calls_are_refuse
 
     s = await serve({"policy": slow_echo(5, 0.2)})
     health = health_pb2_grpc.HealthStub(s.channel)
-    running = s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("a b c d e")]))
+    running = s.stub.StreamGenerate(stream_request(messages=[user("a b c d e")]))
     await running.read()
     stopping = asyncio.create_task(s.sidecar.stop(5.0))
     await eventually(lambda: s.sidecar.drain.draining)
     check = await health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2)
     assert check.status == health_pb2.HealthCheckResponse.NOT_SERVING
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await s.stub.Generate(gen.GenerateRequest(messages=[user("late")]), timeout=2)
+        await s.stub.Generate(generate_request(messages=[user("late")]), timeout=2)
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert (await rich(info.value)).reason == "SIDECAR_DRAINING"
     rest = await read_rest(running)  # the running stream still finishes
-    assert rest[-1].HasField("summary")
+    assert rest[-1].HasField("result")
     await stopping
 
 

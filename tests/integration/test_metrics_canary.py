@@ -12,9 +12,9 @@ from typing import Any
 import grpc
 import pytest
 
-from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar.telemetry.logging import JsonFormatter
 from tests.conftest import echo_policy, user
+from tests.support.api import generate_request, text_of
 from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
@@ -65,10 +65,10 @@ async def test_secret_and_prompt_never_reach_logs_or_metrics(
         Reply(status=500, body=f'{{"error":{{"message":"bad key {SECRET} for {PROMPT}"}}}}'.encode()),
         Reply(status=401, body=f'{{"error":{{"message":"Incorrect API key provided: {SECRET}"}}}}'.encode()),
     )
-    request = gen.GenerateRequest(
+    request = generate_request(
         messages=[user(PROMPT)], tenant_id="acme", user_id="alice", metadata={"note": PROMPT}
     )
-    assert (await s.stub.Generate(request, metadata=auth)).text
+    assert text_of(await s.stub.Generate(request, metadata=auth))
     for _ in range(2):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await s.stub.Generate(request, metadata=auth)
@@ -87,7 +87,7 @@ async def test_a_flood_of_tenants_and_users_does_not_grow_the_series(serve: Any)
     s = await serve({"policy": echo_policy()})
 
     async def one(i: int) -> None:
-        await s.stub.Generate(gen.GenerateRequest(messages=[user("hi")], tenant_id=f"t{i}", user_id=f"u{i}"))
+        await s.stub.Generate(generate_request(messages=[user("hi")], tenant_id=f"t{i}", user_id=f"u{i}"))
 
     await one(0)
     before = await asyncio.to_thread(scrape, s.sidecar.metrics_port)
@@ -106,9 +106,7 @@ async def test_allow_listed_tenants_are_capped(serve: Any) -> None:
     metrics = {"address": "127.0.0.1:0", "tenant_label_allow": ["t1", "t2", "t3"], "max_label_series": 2}
     s = await serve({"policy": echo_policy(), "settings": {"telemetry": {"metrics": metrics}}})
     for i in range(50):
-        await s.stub.Generate(
-            gen.GenerateRequest(messages=[user("hi")], tenant_id=f"t{i % 5}", user_id=f"u{i}")
-        )
+        await s.stub.Generate(generate_request(messages=[user("hi")], tenant_id=f"t{i % 5}", user_id=f"u{i}"))
     text = await asyncio.to_thread(scrape, s.sidecar.metrics_port)
     rows = [line for line in text.splitlines() if line.startswith("sidecar_attributed_requests_total{")]
     assert len(rows) == 3  # two opted-in series, then one `other`

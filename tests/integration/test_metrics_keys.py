@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import keys_pb2
 from tests.conftest import user
+from tests.support.api import generate_request
 from tests.support.keys import local_keys
 from tests.support.upstream import Reply, Upstream
 
@@ -55,7 +55,7 @@ async def test_key_decrypts_and_cache_lookups(serve: Any, upstream: Upstream, tm
     for _ in range(3):
         upstream.push(Reply.json("openai/chat_completion.json"))
         await s.stub.Generate(
-            gen.GenerateRequest(
+            generate_request(
                 messages=[user("hi")],
                 tenant_id="acme",
                 user_id="alice",

@@ -10,8 +10,8 @@ from typing import Any
 import grpc
 import pytest
 
-from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import echo_policy, user
+from tests.support.api import generate_request, stream_request, text_of
 from tests.support.prometheus import promtool_check, query, start_prometheus
 
 pytestmark = pytest.mark.integration
@@ -38,13 +38,13 @@ async def traffic(s: Any) -> float:
     cost = 0.0
     for _ in range(3):
         cost += (
-            await s.stub.Generate(gen.GenerateRequest(messages=[user("one two three")]))
-        ).summary.cost_usd
+            await s.stub.Generate(generate_request(messages=[user("one two three")]))
+        ).summary.cost_micros / 1e6
     for _ in range(2):
-        events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("a b")]))]
-        cost += events[-1].summary.cost_usd
+        events = [e async for e in s.stub.StreamGenerate(stream_request(messages=[user("a b")]))]
+        cost += events[-1].result.summary.cost_micros / 1e6
     with pytest.raises(grpc.aio.AioRpcError):
-        await s.stub.Generate(gen.GenerateRequest(messages=[user("x")], model="no-such-route"))
+        await s.stub.Generate(generate_request(messages=[user("x")], model="no-such-route"))
     return cost
 
 
@@ -109,4 +109,4 @@ async def test_prometheus_scrapes_the_sidecar(serve: Any, tmp_path: Path) -> Non
 async def test_metrics_are_off_when_disabled(serve: Any) -> None:
     s = await serve({"policy": POLICY, "settings": {"telemetry": {"metrics": {"enabled": False}}}})
     assert s.sidecar.metrics_port is None
-    assert (await s.stub.Generate(gen.GenerateRequest(messages=[user("hi")]))).text == "hi"
+    assert text_of(await s.stub.Generate(generate_request(messages=[user("hi")]))) == "hi"

@@ -13,13 +13,14 @@ from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import personas_pb2
 from tests.conftest import echo_policy, free_port, user
 from tests.integration.test_metrics_keys import scrape
+from tests.support.api import generate_request, stream_request
 
 pytestmark = pytest.mark.integration
 DEAD_REDIS = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
 
 
 def deterministic(text: str = "hi", **kw: Any) -> gen.GenerateRequest:
-    return gen.GenerateRequest(
+    return generate_request(
         messages=[user(text)],
         tenant_id="acme",
         user_id="alice",
@@ -80,12 +81,10 @@ async def test_store_errors_by_store(serve: Any) -> None:
 async def test_requests_refused_at_the_edge_are_counted_by_code(serve: Any) -> None:
     s = await serve({"policy": echo_policy()})
     with pytest.raises(grpc.aio.AioRpcError) as bad:
-        await s.stub.Generate(gen.GenerateRequest(model="echo"))  # no messages
+        await s.stub.Generate(generate_request(model="echo"))  # no messages
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.aio.AioRpcError):
-        async for _ in s.stub.StreamGenerate(
-            gen.StreamGenerateRequest(messages=[user("hi")], tenant_id="b c")
-        ):
+        async for _ in s.stub.StreamGenerate(stream_request(messages=[user("hi")], tenant_id="b c")):
             pass
     m = await asyncio.to_thread(scrape, s.sidecar.metrics_port)
     refused = {k: v for k, v in m.items() if k.startswith("sidecar_requests_total") and 'route=""' in k}

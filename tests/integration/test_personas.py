@@ -10,10 +10,10 @@ from typing import Any
 import grpc
 import pytest
 
-from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import personas_pb2 as pb
 from tests.conftest import Running, echo_policy, user
 from tests.integration.helpers import rich
+from tests.support.api import generate_request, stream_request
 from tests.support.personas import CATALOGUE
 
 pytestmark = pytest.mark.integration
@@ -100,15 +100,15 @@ async def test_switch_command_table(
 
 async def test_switch_decides_which_persona_answers(serve: Any) -> None:
     s: Running = await serve(config(default="mr-blue"))
-    ask = gen.GenerateRequest(messages=[user("hi")], **IDS)
+    ask = generate_request(messages=[user("hi")], **IDS)
     assert (await s.stub.Generate(ask)).summary.persona_id == "mr-blue"  # the default
     await s.stub.Switch(pb.SwitchRequest(persona_id="agent-79", **IDS))
     assert (await s.stub.Generate(ask)).summary.persona_id == "agent-79"
-    once = gen.GenerateRequest(messages=[user("hi")], persona_id="agent-80", **IDS)
+    once = generate_request(messages=[user("hi")], persona_id="agent-80", **IDS)
     assert (await s.stub.Generate(once)).summary.persona_id == "agent-80"  # this call only
-    stream = [m async for m in s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("hi")], **IDS))]
-    assert stream[-1].summary.persona_id == "agent-79"
-    other = gen.GenerateRequest(messages=[user("hi")], tenant_id="t1", user_id="u1", conversation_id="c2")
+    stream = [m async for m in s.stub.StreamGenerate(stream_request(messages=[user("hi")], **IDS))]
+    assert stream[-1].result.summary.persona_id == "agent-79"
+    other = generate_request(messages=[user("hi")], tenant_id="t1", user_id="u1", conversation_id="c2")
     assert (await s.stub.Generate(other)).summary.persona_id == "mr-blue"
 
 
@@ -128,9 +128,9 @@ async def test_switch_history_newest_first_with_limit(serve: Any) -> None:
         ("c1", "", "mr-blue"),
     ]
     assert records[0].command == "use blue" and records[0].time.seconds > 0
-    query.limit = 2
+    query.page_size = 2
     assert len((await s.stub.ListSwitchHistory(query)).switches) == 2
-    query.conversation_id, query.limit = "c1", 1
+    query.conversation_id, query.page_size = "c1", 1
     assert [r.to_persona_id for r in (await s.stub.ListSwitchHistory(query)).switches] == ["agent-80"]
 
 
@@ -145,7 +145,7 @@ async def test_concurrent_switches_and_generations_last_switch_wins(
         )
     s: Running = await serve(config(sessions=sessions))
     targets = ["mr-blue", "agent-79", "agent-80", "dashboard-architect"] * 3
-    ask = gen.GenerateRequest(messages=[user("hi")], **IDS)
+    ask = generate_request(messages=[user("hi")], **IDS)
 
     async def switch(target: str) -> tuple[str, grpc.StatusCode]:
         try:
@@ -162,7 +162,7 @@ async def test_concurrent_switches_and_generations_last_switch_wins(
     results = await asyncio.gather(*calls)
     outcomes = results[0::2]
     assert {code for _, code in outcomes} <= {grpc.StatusCode.OK, grpc.StatusCode.ABORTED}
-    history = (await s.stub.ListSwitchHistory(pb.ListSwitchHistoryRequest(limit=100, **{**IDS}))).switches
+    history = (await s.stub.ListSwitchHistory(pb.ListSwitchHistoryRequest(page_size=100, **{**IDS}))).switches
     assert len(history) == len(targets)  # every attempt is recorded, applied or superseded
     assert sum(r.success for r in history) == sum(code == grpc.StatusCode.OK for _, code in outcomes)
     newest = max(history, key=lambda r: r.version)
@@ -221,7 +221,7 @@ async def test_unknown_persona_id_and_tier_from_metadata(serve: Any) -> None:
     )
     assert (err.reason, err.fields) == ("INVALID_REQUEST", ["metadata[tier]"])
     # the user's tier is checked again when the conversation's persona answers
-    err = await error_of(s.stub.Generate(gen.GenerateRequest(messages=[user("hi")], **IDS)))
+    err = await error_of(s.stub.Generate(generate_request(messages=[user("hi")], **IDS)))
     assert (err.code, err.reason) == (grpc.StatusCode.PERMISSION_DENIED, "PERSONA_NOT_ALLOWED")
 
 
@@ -237,16 +237,16 @@ BAD_OTHERS: list[tuple[str, str, Any, str]] = [
         "conversation_id",
     ),
     (
-        "history negative limit",
+        "history negative page size",
         "ListSwitchHistory",
-        pb.ListSwitchHistoryRequest(tenant_id="t", user_id="u", limit=-1),
-        "limit",
+        pb.ListSwitchHistoryRequest(tenant_id="t", user_id="u", page_size=-1),
+        "page_size",
     ),
     (
-        "history huge limit",
+        "history huge page size",
         "ListSwitchHistory",
-        pb.ListSwitchHistoryRequest(tenant_id="t", user_id="u", limit=1001),
-        "limit",
+        pb.ListSwitchHistoryRequest(tenant_id="t", user_id="u", page_size=1001),
+        "page_size",
     ),
     (
         "clear no conversation",
@@ -257,26 +257,26 @@ BAD_OTHERS: list[tuple[str, str, Any, str]] = [
     (
         "generate bad persona id",
         "Generate",
-        gen.GenerateRequest(messages=[user("hi")], persona_id="A!"),
-        "persona_id",
+        generate_request(messages=[user("hi")], persona_id="A!"),
+        "input.persona_id",
     ),
     (
         "generate memory without ids",
         "Generate",
-        gen.GenerateRequest(messages=[user("hi")], memory=True),
-        "tenant_id",
+        generate_request(messages=[user("hi")], memory=True),
+        "input.tenant_id",
     ),
     (
         "generate memory without conversation",
         "Generate",
-        gen.GenerateRequest(messages=[user("hi")], memory=True, tenant_id="t", user_id="u"),
-        "conversation_id",
+        generate_request(messages=[user("hi")], memory=True, tenant_id="t", user_id="u"),
+        "input.conversation_id",
     ),
     (
         "stream bad persona id",
         "StreamGenerate",
-        gen.StreamGenerateRequest(messages=[user("hi")], persona_id="-x"),
-        "persona_id",
+        stream_request(messages=[user("hi")], persona_id="-x"),
+        "input.persona_id",
     ),
 ]
 
@@ -303,7 +303,7 @@ async def _drain(stream: Any) -> None:
 
 async def test_persona_id_unknown_on_generate(serve: Any) -> None:
     s: Running = await serve(config())
-    err = await error_of(s.stub.Generate(gen.GenerateRequest(messages=[user("hi")], persona_id="ghost")))
+    err = await error_of(s.stub.Generate(generate_request(messages=[user("hi")], persona_id="ghost")))
     assert (err.code, err.reason, err.fields) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "PERSONA_NOT_FOUND",

@@ -8,6 +8,7 @@ import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import system, user
+from tests.support.api import generate_request, stream_request, text_of
 from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
@@ -41,11 +42,11 @@ REQUEST = dict(
 async def test_openai_unary(serve: Any, upstream: Upstream) -> None:
     upstream.push(Reply.json("openai/chat_completion.json"))
     s = await serve({"policy": policy(upstream, "openai")}, KEYS)
-    reply = await s.stub.Generate(gen.GenerateRequest(**REQUEST))
-    assert reply.text == "Hello! How can I help you today?"
+    reply = await s.stub.Generate(generate_request(**REQUEST))
+    assert text_of(reply) == "Hello! How can I help you today?"
     u = reply.summary.usage
     assert (u.prompt_tokens, u.completion_tokens, u.total_tokens, u.cached_tokens) == (19, 9, 28, 4)
-    assert reply.summary.cost_usd == pytest.approx((19 * 1.0 + 9 * 4.0) / 1e6)
+    assert reply.summary.cost_micros == 19 * 1 + 9 * 4
     seen = upstream.seen[0]
     assert seen.path == "/v1/chat/completions"
     assert seen.headers["Authorization"] == "Bearer sk-test-openai-0123456789"
@@ -60,10 +61,10 @@ async def test_openai_unary(serve: Any, upstream: Upstream) -> None:
 async def test_openai_stream_with_usage(serve: Any, upstream: Upstream) -> None:
     upstream.push(Reply.sse("openai/stream.sse", chunk_delay=0.01))  # one token per network read
     s = await serve({"policy": policy(upstream, "openai")}, KEYS)
-    events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
+    events = [e async for e in s.stub.StreamGenerate(stream_request(**REQUEST))]
     assert "".join(e.delta.text for e in events[:-1]) == "Hello! How can I help you today?"
     assert len(events) == 10  # nine deltas, one summary
-    summary = events[-1].summary
+    summary = events[-1].result.summary
     assert (summary.usage.prompt_tokens, summary.usage.completion_tokens) == (19, 9)
     assert summary.finish_reason == gen.FINISH_REASON_STOP
     assert upstream.seen[0].body["stream_options"] == {"include_usage": True}
@@ -72,8 +73,8 @@ async def test_openai_stream_with_usage(serve: Any, upstream: Upstream) -> None:
 async def test_anthropic_unary(serve: Any, upstream: Upstream) -> None:
     upstream.push(Reply.json("anthropic/message.json"))
     s = await serve({"policy": policy(upstream, "anthropic")}, KEYS)
-    reply = await s.stub.Generate(gen.GenerateRequest(**REQUEST))
-    assert reply.text == "Hello! How can I help you today?"
+    reply = await s.stub.Generate(generate_request(**REQUEST))
+    assert text_of(reply) == "Hello! How can I help you today?"
     assert (reply.summary.usage.prompt_tokens, reply.summary.usage.cached_tokens) == (20, 8)
     seen = upstream.seen[0]
     assert seen.path == "/v1/messages"
@@ -92,9 +93,9 @@ async def test_anthropic_unary(serve: Any, upstream: Upstream) -> None:
 async def test_anthropic_stream(serve: Any, upstream: Upstream) -> None:
     upstream.push(Reply.sse("anthropic/stream.sse", chunk_delay=0.01))
     s = await serve({"policy": policy(upstream, "anthropic")}, KEYS)
-    events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
+    events = [e async for e in s.stub.StreamGenerate(stream_request(**REQUEST))]
     assert [e.delta.text for e in events[:-1]] == ["Hello", "! How can I", " help you today?"]
-    usage = events[-1].summary.usage
+    usage = events[-1].result.summary.usage
     assert (usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens) == (20, 12, 8)
     assert upstream.seen[0].body["stream"] is True
 
@@ -102,10 +103,10 @@ async def test_anthropic_stream(serve: Any, upstream: Upstream) -> None:
 async def test_a_burst_of_events_goes_out_as_one_delta(serve: Any, upstream: Upstream) -> None:
     upstream.push(Reply(chunks=[b"".join(Reply.sse("openai/stream.sse").chunks or [])]))  # one write
     s = await serve({"policy": policy(upstream, "openai")}, KEYS)
-    events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
-    assert [e.WhichOneof("event") for e in events] == ["delta", "summary"]
+    events = [e async for e in s.stub.StreamGenerate(stream_request(**REQUEST))]
+    assert [e.WhichOneof("event") for e in events] == ["delta", "result"]
     assert events[0].delta.text == "Hello! How can I help you today?"
-    assert events[1].summary.usage.completion_tokens == 9
+    assert events[1].result.summary.usage.completion_tokens == 9
 
 
 async def test_streams_return_their_connection_to_the_pool(serve: Any, upstream: Upstream) -> None:
@@ -113,6 +114,6 @@ async def test_streams_return_their_connection_to_the_pool(serve: Any, upstream:
     upstream.push(*[Reply.sse("openai/stream.sse", eof_delay=0.01) for _ in range(3)])
     s = await serve({"policy": policy(upstream, "openai")}, KEYS)
     for _ in range(3):
-        events = [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(**REQUEST))]
-        assert events[-1].HasField("summary")
+        events = [e async for e in s.stub.StreamGenerate(stream_request(**REQUEST))]
+        assert events[-1].HasField("result")
     assert upstream.connections == 1

@@ -15,6 +15,7 @@ from sidecar._gen.orchestrator.v1 import quota_pb2
 from sidecar.core.tokens import count_tokens
 from tests.conftest import FakeClock, echo_policy, user
 from tests.integration.helpers import rich
+from tests.support.api import generate_request, stream_request
 
 pytestmark = pytest.mark.integration
 Serve = Callable[..., Any]
@@ -43,7 +44,7 @@ def quota_config(quota: dict[str, Any], **policy: Any) -> dict[str, Any]:
 
 
 def request(text: str = "one two three four five six", **kw: Any) -> gen.GenerateRequest:
-    return gen.GenerateRequest(
+    return generate_request(
         messages=[user(text)], tenant_id=kw.pop("tenant", "acme"), user_id=kw.pop("user_id", "bob"), **kw
     )
 
@@ -95,7 +96,9 @@ async def test_get_quota_reports_usage_and_reset(serve: Serve) -> None:
     tokens = limits["daily-tokens"]
     assert (tokens.used, tokens.reserved, tokens.remaining) == (spent, 0, 1000 - spent)
     assert tokens.reset_time.seconds % 86400 == 0 and tokens.scope == quota_pb2.QUOTA_SCOPE_USER
-    assert limits["team-usd"].metric == quota_pb2.QUOTA_METRIC_USD and limits["team-usd"].limit == 2.5
+    assert (
+        limits["team-usd"].metric == quota_pb2.QUOTA_METRIC_USD and limits["team-usd"].limit == 2_500_000
+    )  # micro-dollars
     assert limits["inflight"].shadow and not limits["inflight"].HasField("reset_time")
     tenant_only = await running.stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id="acme"))
     assert [limit.name for limit in tenant_only.limits] == ["team-usd"]
@@ -161,9 +164,7 @@ async def test_stream_cut_by_token_budget_reports_usage(serve: Serve) -> None:
     running = await serve(quota_config(quota, tier_assignment={"default": "enterprise"}))
     text = " ".join(f"w{i}" for i in range(40))  # 47 prompt tokens; the echo answers 40 more
     deltas = []
-    call = running.stub.StreamGenerate(
-        gen.StreamGenerateRequest(messages=[user(text)], tenant_id="a", user_id="b")
-    )
+    call = running.stub.StreamGenerate(stream_request(messages=[user(text)], tenant_id="a", user_id="b"))
     with pytest.raises(grpc.aio.AioRpcError) as info:
         async for message in call:
             deltas.append(message.delta.text)
@@ -203,4 +204,4 @@ async def test_budget_fallback_routes_to_the_cheaper_deployment(serve: Serve) ->
     assert cheap.summary.served_by.deployment == "small"
     got = await running.stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id="acme", user_id="bob"))
     usd = next(limit for limit in got.limits if limit.name == "usd")
-    assert usd.used == pytest.approx(cheap.summary.cost_usd) and usd.reserved == 0
+    assert usd.used == cheap.summary.cost_micros and usd.reserved == 0

@@ -19,11 +19,11 @@ import grpc
 import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc as svc
 from sidecar._gen.orchestrator.v1 import quota_pb2
 from sidecar.core.tokens import count_tokens
 from tests.conftest import user
 from tests.integration.helpers import rich
+from tests.support.api import Stubs, generate_request, stream_request
 from tests.support.quota_cluster import OwnRedis, SidecarProcess
 
 pytestmark = pytest.mark.integration
@@ -47,7 +47,11 @@ def noon_zone() -> str:
 
 
 def config(redis_url: str, prefix: str) -> dict[str, Any]:
-    echo = {"first_token_delay_seconds": 0.01, "chunk_delay_seconds": 0.001, "tokens_per_chunk": CHUNK_TOKENS}
+    echo = {
+        "first_token_delay_seconds": 0.2,  # long enough that a killed sidecar has calls in flight
+        "chunk_delay_seconds": 0.001,
+        "tokens_per_chunk": CHUNK_TOKENS,
+    }
     return {
         "policy": {
             "default_route": "echo",
@@ -104,11 +108,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 def req(tenant: str, i: int, words: int = 3) -> gen.GenerateRequest:
     text = " ".join(f"w{j}" for j in range(words))
-    return gen.GenerateRequest(messages=[user(text)], tenant_id=tenant, user_id=f"u{i}")
+    return generate_request(messages=[user(text)], tenant_id=tenant, user_id=f"u{i}")
 
 
 async def fire(
-    stubs: list[svc.OrchestratorServiceStub],
+    stubs: list[Stubs],
     tenant: str,
     n: int,
     start: int = 0,
@@ -135,14 +139,14 @@ async def fire(
     return list(await asyncio.gather(*(one(i) for i in range(start, start + n))))
 
 
-async def quota_of(stub: svc.OrchestratorServiceStub, tenant: str, name: str) -> quota_pb2.QuotaLimit:
+async def quota_of(stub: Stubs, tenant: str, name: str) -> quota_pb2.QuotaLimit:
     got = await stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id=tenant, user_id="u0"))
     return next(limit for limit in got.limits if limit.name == name)
 
 
 async def test_four_sidecars_admit_exactly_the_limit(cluster: Cluster) -> None:
     channels = cluster.channels()
-    stubs = [svc.OrchestratorServiceStub(c) for c in channels]
+    stubs = [Stubs(c) for c in channels]
     outcomes = await fire(stubs, "acc", 400)
     assert outcomes.count("OK") == 100
     assert outcomes.count("REQUEST_QUOTA_EXCEEDED") == 300
@@ -155,7 +159,7 @@ async def test_four_sidecars_admit_exactly_the_limit(cluster: Cluster) -> None:
 
 async def test_a_killed_sidecar_loses_no_counts(cluster: Cluster) -> None:
     channels = cluster.channels()
-    stubs = [svc.OrchestratorServiceStub(c) for c in channels]
+    stubs = [Stubs(c) for c in channels]
     victim = cluster.sidecars[3]
     serving = asyncio.Event()
     first = asyncio.ensure_future(fire(stubs, "kill", 200, progress=(20, serving)))
@@ -180,18 +184,18 @@ async def test_streams_share_a_token_budget_with_no_overshoot(cluster: Cluster) 
     within the limit, and every stream is charged exactly what it received (a cut stream gets the part
     of its last chunk that fits, and its RESOURCE_EXHAUSTED says what it was charged)."""
     channels = cluster.channels()
-    stubs = [svc.OrchestratorServiceStub(c) for c in channels]
+    stubs = [Stubs(c) for c in channels]
 
     async def stream(i: int) -> tuple[str, int, int]:
         """(outcome, tokens received, tokens charged)."""
         text = " ".join(f"w{j}" for j in range(30))
-        request = gen.StreamGenerateRequest(messages=[user(text)], tenant_id="stream", user_id=f"u{i}")
+        request = stream_request(messages=[user(text)], tenant_id="stream", user_id=f"u{i}")
         received = 0
         try:
             async for message in stubs[i % 4].StreamGenerate(request, timeout=60):
                 received += count_tokens(message.delta.text) if message.HasField("delta") else 0
-                if message.HasField("summary"):
-                    usage = message.summary.usage
+                if message.HasField("result"):
+                    usage = message.result.summary.usage
                     assert usage.completion_tokens == received
                     return "OK", received, usage.prompt_tokens + usage.completion_tokens
         except grpc.aio.AioRpcError as err:
@@ -219,7 +223,7 @@ async def test_streams_share_a_token_budget_with_no_overshoot(cluster: Cluster) 
 
 async def test_redis_outage_fail_open_and_fail_closed(cluster: Cluster) -> None:
     channels = cluster.channels()
-    stubs = [svc.OrchestratorServiceStub(c) for c in channels]
+    stubs = [Stubs(c) for c in channels]
     assert sorted(await fire(stubs, "closed", 4)) == THREE_THEN_REFUSED
     cluster.redis.stop()
     try:

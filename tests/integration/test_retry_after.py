@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import FakeClock
 from tests.integration.helpers import rich
 from tests.integration.test_failures import ENV, generate, two_deployments
+from tests.support.api import text_of
 from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
@@ -55,7 +56,7 @@ async def test_a_day_long_retry_after_is_capped(
     clock.advance(301)  # past the cap, not a day: the deployments are tried again
     upstream.default = Reply.json("openai/chat_completion.json")
     reply = await generate(s)
-    assert reply.text and calls(upstream) == 2
+    assert text_of(reply) and calls(upstream) == 2
 
 
 async def test_the_cap_is_configurable(serve: Any, upstream: Upstream, upstream2: Upstream) -> None:

@@ -21,6 +21,7 @@ from sidecar.routing.strategy import complexity_score
 from tests.conftest import Running, user
 from tests.integration.helpers import RichError, rich
 from tests.integration.test_lifecycle import eventually
+from tests.support.api import generate_request, stream_request, text_of
 from tests.support.upstream import Reply, Upstream, fixture, sse_events
 
 pytestmark = pytest.mark.integration
@@ -79,16 +80,16 @@ def pair(
 
 
 async def generate(s: Running, text: str = "Hi") -> gen.GenerateResponse:
-    return await s.stub.Generate(gen.GenerateRequest(messages=[user(text)]))  # type: ignore[no-any-return]
+    return await s.stub.Generate(generate_request(messages=[user(text)]))  # type: ignore[no-any-return]
 
 
 async def stream(s: Running, text: str = "Hi") -> list[gen.StreamGenerateResponse]:
-    return [e async for e in s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user(text)]))]
+    return [e async for e in s.stub.StreamGenerate(stream_request(messages=[user(text)]))]
 
 
 def streamed(events: list[gen.StreamGenerateResponse]) -> tuple[str, gen.GenerationSummary]:
-    assert events and events[-1].HasField("summary")
-    return "".join(e.delta.text for e in events[:-1]), events[-1].summary
+    assert events and events[-1].HasField("result")
+    return "".join(e.delta.text for e in events[:-1]), events[-1].result.summary
 
 
 async def fails(call: Awaitable[object]) -> RichError:
@@ -115,7 +116,7 @@ async def test_5xx_is_retried_on_the_same_deployment(
     upstream.push(unavailable(503), ok())
     s = await serve({"policy": pair(upstream, upstream2, retry=retry(2))}, ENV)
     reply = await generate(s)
-    assert reply.text == HELLO
+    assert text_of(reply) == HELLO
     assert tried(reply.summary) == [("first", "PROVIDER_UNAVAILABLE"), ("first", "OK")]
     assert reply.summary.served_by.deployment == "first"
     assert (len(upstream.seen), len(upstream2.seen)) == (2, 0)
@@ -132,7 +133,7 @@ async def test_429_falls_back_at_once_and_opens_the_breaker(
     upstream2.default = ok()
     s = await serve({"policy": pair(upstream, upstream2, retry=retry(3))}, ENV)
     reply = await generate(s)
-    assert reply.text == HELLO
+    assert text_of(reply) == HELLO
     assert tried(reply.summary) == [("first", "PROVIDER_RATE_LIMITED"), ("second", "OK")]
     assert len(upstream.seen) == 1  # not retried on the same deployment despite max_attempts 3
     status = await statuses(s)
@@ -175,7 +176,7 @@ async def test_breaker_opens_and_calls_skip_the_deployment(
     assert len(upstream.seen) == 2
 
     third = await generate(s)
-    assert third.text == HELLO
+    assert text_of(third) == HELLO
     assert tried(third.summary) == [("second", "OK")]
     assert len(upstream.seen) == 2  # never touched
     status = await statuses(s)
@@ -249,7 +250,7 @@ async def test_no_first_token_in_time_falls_back(
         text, summary = streamed(await stream(s))
     else:
         reply = await generate(s)
-        text, summary = reply.text, reply.summary
+        text, summary = text_of(reply), reply.summary
     assert asyncio.get_running_loop().time() - started < 0.9  # did not wait for the slow upstream
     assert text == HELLO
     assert tried(summary) == [("first", "PROVIDER_TIMEOUT"), ("second", "OK")]
@@ -319,7 +320,7 @@ async def test_strategy_serves(serve: Serve, upstream: Upstream, upstream2: Upst
     s = await serve({"policy": pair(upstream, upstream2, strategy=strategy)}, ENV)
     for _ in range(3):
         reply = await generate(s)
-        assert reply.text == HELLO and [o for _, o in tried(reply.summary)] == ["OK"]
+        assert text_of(reply) == HELLO and [o for _, o in tried(reply.summary)] == ["OK"]
     status = await statuses(s)
     assert all(st.in_flight == 0 and st.last_error == "" for st in status.values())
     served = [d for d in status if status[d].HasField("ewma_latency")]
@@ -384,7 +385,7 @@ async def test_answer_dripped_byte_by_byte_assembles(
         text, summary = streamed(await stream(s))
     else:
         reply = await generate(s)
-        text, summary = reply.text, reply.summary
+        text, summary = text_of(reply), reply.summary
     assert text == HELLO
     assert tried(summary) == [("first", "OK")]
     assert upstream2.seen == []
@@ -408,7 +409,7 @@ async def test_huge_json_body_falls_back(serve: Serve, upstream: Upstream, upstr
     upstream2.push(ok())
     s = await serve({"policy": pair(upstream, upstream2)}, ENV)
     reply = await generate(s)
-    assert reply.text == HELLO
+    assert text_of(reply) == HELLO
     assert tried(reply.summary) == [("first", "PROVIDER_BAD_RESPONSE"), ("second", "OK")]
 
 
@@ -420,8 +421,8 @@ async def test_stream_cut_after_the_first_delta_is_interrupted(
     s = await serve({"policy": pair(upstream, upstream2)}, ENV)
     received: list[str] = []
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        async for event in s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("Hi")])):
-            assert not event.HasField("summary")
+        async for event in s.stub.StreamGenerate(stream_request(messages=[user("Hi")])):
+            assert not event.HasField("result")
             received.append(event.delta.text)
     assert "".join(received) == "Hello!"
     err = await rich(info.value)
@@ -461,7 +462,7 @@ async def test_failing_and_falling_back_leaks_no_tasks_or_connections(
         assert tried(streamed(await stream(s))[1]) == [("first", outcome), ("second", "OK")]
     assert (await fails(stream(s))).reason == "STREAM_INTERRUPTED"
     disconnects, completed = upstream.disconnects, upstream.completed
-    call = s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("Hi")]))
+    call = s.stub.StreamGenerate(stream_request(messages=[user("Hi")]))
     assert (await call.read()).delta.text == "Hello"
     call.cancel()
     await eventually(lambda: upstream.disconnects == disconnects + 1)  # cut, not left streaming to no one
@@ -498,7 +499,7 @@ async def test_a_slow_deployment_is_hedged_and_only_the_winner_is_charged(
         text, summary = streamed(await stream(s))
     else:
         reply = await generate(s)
-        text, summary = reply.text, reply.summary
+        text, summary = text_of(reply), reply.summary
     assert asyncio.get_running_loop().time() - started < 1.5
     assert text == HELLO
     assert sorted(tried(summary)) == [("first", "HEDGE_LOST"), ("second", "OK")]

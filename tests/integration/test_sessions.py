@@ -14,6 +14,7 @@ from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import personas_pb2 as pb
 from tests.conftest import Running, system, user
 from tests.integration.helpers import rich
+from tests.support.api import generate_request, stream_request
 from tests.support.personas import CATALOGUE
 from tests.support.upstream import Reply, Upstream
 
@@ -50,7 +51,7 @@ def sent(upstream: Upstream, i: int = -1) -> list[tuple[str, str]]:
 
 
 def ask(text: str, **ids: str) -> gen.GenerateRequest:
-    return gen.GenerateRequest(messages=[user(text)], **(ids or IDS))
+    return generate_request(messages=[user(text)], **(ids or IDS))
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -68,7 +69,7 @@ async def test_only_the_new_message_is_sent_and_the_upstream_gets_the_history(
     s: Running = await serve(config(upstream, **sessions), KEYS)
     await s.stub.Switch(pb.SwitchRequest(command="use Mr Blue", **IDS))
     first = await s.stub.Generate(
-        gen.GenerateRequest(messages=[system("Answer in English."), user("What is 2+2?")], **IDS)
+        generate_request(messages=[system("Answer in English."), user("What is 2+2?")], **IDS)
     )
     assert first.summary.history_messages == 0 and first.summary.persona_id == "mr-blue"
     second = await s.stub.Generate(ask("And 3+3?"))
@@ -80,10 +81,8 @@ async def test_only_the_new_message_is_sent_and_the_upstream_gets_the_history(
         ("user", "And 3+3?"),
     ]
     upstream.push(Reply.sse("openai/stream.sse"))  # answers the same text, streamed
-    stream = [
-        m async for m in s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("4+4?")], **IDS))
-    ]
-    assert stream[-1].summary.history_messages == 4
+    stream = [m async for m in s.stub.StreamGenerate(stream_request(messages=[user("4+4?")], **IDS))]
+    assert stream[-1].result.summary.history_messages == 4
     await s.stub.Generate(ask("5+5?"))
     # capped at 4 stored messages: the oldest exchange is gone
     assert [text for _, text in sent(upstream)[1:]] == ["And 3+3?", ANSWER, "4+4?", ANSWER, "5+5?"]
@@ -115,11 +114,11 @@ async def test_failed_calls_are_not_remembered_and_memory_can_be_turned_off(
     assert (await rich(info.value)).reason == "PROVIDER_REJECTED"
     upstream.push(Reply.sse("openai/stream.sse", drop_after=3))
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        async for _ in s.stub.StreamGenerate(gen.StreamGenerateRequest(messages=[user("cut")], **IDS)):
+        async for _ in s.stub.StreamGenerate(stream_request(messages=[user("cut")], **IDS)):
             pass
     assert (await rich(info.value)).reason == "STREAM_INTERRUPTED"
     upstream.default = Reply.json("openai/chat_completion.json")
-    off = gen.GenerateRequest(messages=[user("off the record")], memory=False, **IDS)
+    off = generate_request(messages=[user("off the record")], memory=False, **IDS)
     assert (await s.stub.Generate(off)).summary.history_messages == 0
     await s.stub.Generate(ask("kept"))
     assert sent(upstream) == [("user", "kept")]  # nothing of the failed or unrecorded calls

@@ -163,6 +163,7 @@ EVERY_LAYER = {
     "ContextLayer",
     "QuotaLayer",
     "CacheLayer",
+    "StructuredOutputLayer",
     "ResolveLayer",
     "AdmissionLayer",
     "ExperimentLayer",

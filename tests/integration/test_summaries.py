@@ -15,8 +15,9 @@ from google.protobuf import timestamp_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import usage_pb2
-from tests.conftest import system, user
+from tests.conftest import admin_socket, system, user
 from tests.integration.helpers import rich
+from tests.support.api import generate_request
 from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
@@ -26,6 +27,7 @@ SUMMARY_PRICE = {"input_per_million": 0.15, "output_per_million": 0.6}
 
 def config(upstream: Upstream) -> dict[str, Any]:
     return {
+        "settings": {"admin": admin_socket()},  # GetUsage is an AdminService RPC
         "policy": {
             "default_route": "chat",
             "deployments": {
@@ -50,7 +52,7 @@ def config(upstream: Upstream) -> dict[str, Any]:
             },
             "tier_assignment": {"default": "enterprise", "tenants": {"cheapo": "free", "mid": "basic"}},
             "quota": {"limits": [{"name": "req", "metric": "requests", "window": "day", "limit": 3}]},
-        }
+        },
     }
 
 
@@ -64,7 +66,7 @@ def conversation(turns: int = 6) -> list[gen.Message]:
 
 
 def request(tenant: str, who: str, conversation_id: str = "c1") -> gen.GenerateRequest:
-    return gen.GenerateRequest(
+    return generate_request(
         messages=conversation(), tenant_id=tenant, user_id=who, conversation_id=conversation_id
     )
 
@@ -101,7 +103,7 @@ async def test_a_summary_call_is_metered_like_any_call(serve: Any, upstream: Ups
     assert set(by_route) == {"chat", "summarize"}
     summary = by_route["summarize"]
     assert (summary.requests, summary.prompt_tokens, summary.completion_tokens) == (1, 19, 9)
-    assert summary.cost_usd == pytest.approx((19 * 0.15 + 9 * 0.6) / 1e6)  # the summarizer's price
+    assert summary.cost_micros == round(19 * 0.15 + 9 * 0.6)  # the summarizer's price, in micro-dollars
 
     text = await asyncio.to_thread(scrape, s.sidecar.metrics_port)
     assert 'sidecar_requests_total{code="OK",model="gpt-4o-mini",provider="openai",route="summarize"' in text
@@ -114,7 +116,7 @@ async def test_a_summary_call_is_metered_like_any_call(serve: Any, upstream: Ups
     messages = [*conversation(), gen.Message(role=gen.ROLE_ASSISTANT, content=[gen.ContentPart(text="x")])]
     messages.append(user("and then?"))
     again = await s.stub.Generate(
-        gen.GenerateRequest(messages=messages, tenant_id="acme", user_id="ann", conversation_id="c1")
+        generate_request(messages=messages, tenant_id="acme", user_id="ann", conversation_id="c1")
     )
     assert again.summary.context_summarized
 
@@ -132,7 +134,7 @@ async def test_an_over_quota_caller_causes_no_summary_call(serve: Any, upstream:
     upstream.push(Reply.json("openai/chat_completion.json"))
     s = await serve(config(upstream), KEYS)
     for _ in range(3):  # the day's 3 requests, in calls too short to summarize
-        await s.stub.Generate(gen.GenerateRequest(messages=[user("hi")], tenant_id="acme", user_id="bob"))
+        await s.stub.Generate(generate_request(messages=[user("hi")], tenant_id="acme", user_id="bob"))
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await s.stub.Generate(request("acme", "bob"))
     assert (await rich(info.value)).code is grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -143,7 +145,7 @@ async def test_a_summary_the_quota_cannot_cover_is_not_made(serve: Any, upstream
     upstream.push(Reply.json("openai/chat_completion.json"))
     s = await serve(config(upstream), KEYS)
     for _ in range(2):
-        await s.stub.Generate(gen.GenerateRequest(messages=[user("hi")], tenant_id="acme", user_id="cy"))
+        await s.stub.Generate(generate_request(messages=[user("hi")], tenant_id="acme", user_id="cy"))
     reply = await s.stub.Generate(request("acme", "cy"))  # the 3rd request: allowed; its summary is not
     assert reply.summary.context_messages_removed == 11
     assert upstream.seen == []

@@ -11,9 +11,9 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc as svc
 from sidecar.app import Sidecar, build_deps
 from tests.conftest import make_config, user
+from tests.support.api import Stubs, generate_request, text_of
 from tests.support.prometheus import quiet_telemetry
 from tests.support.upstream import Reply, Upstream
 
@@ -65,7 +65,7 @@ async def traced(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         await sidecar.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.port}")
         started.append((sidecar, channel))
-        return svc.OrchestratorServiceStub(channel), exporter
+        return Stubs(channel), exporter
 
     yield start
     for sidecar, channel in started:
@@ -80,10 +80,10 @@ async def test_span_tree_and_trace_context_reaching_the_upstream(traced: Any, up
     )
     stub, exporter = await traced(policy(upstream))
     reply = await stub.Generate(
-        gen.GenerateRequest(messages=[user(SECRET_PROMPT)], tenant_id="acme", user_id="alice"),
+        generate_request(messages=[user(SECRET_PROMPT)], tenant_id="acme", user_id="alice"),
         metadata=[("traceparent", PARENT)],
     )
-    assert reply.text
+    assert text_of(reply)
     spans = exporter.get_finished_spans()
     [root] = [s for s in spans if s.name.startswith("chat ")]
     attempts = sorted((s for s in spans if s.name.startswith("attempt ")), key=lambda s: s.start_time or 0)
@@ -104,13 +104,13 @@ async def test_span_tree_and_trace_context_reaching_the_upstream(traced: Any, up
     assert sent == [f"00-{TRACE_ID}-{a.context.span_id:016x}-01" for a in attempts]
     # no prompt, completion or key in any span
     everything = repr([dict(s.attributes or {}) for s in spans])
-    assert "owl" not in everything and "sk-canary" not in everything and reply.text not in everything
+    assert "owl" not in everything and "sk-canary" not in everything and text_of(reply) not in everything
 
 
 async def test_without_caller_context_a_new_trace_starts(traced: Any, upstream: Upstream) -> None:
     upstream.push(Reply(status=503, body=b"{}"), Reply.json("openai/chat_completion.json"))
     stub, exporter = await traced(policy(upstream))
-    await stub.Generate(gen.GenerateRequest(messages=[user("hi")]))
+    await stub.Generate(generate_request(messages=[user("hi")]))
     [root] = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
     assert root.parent is None
     assert upstream.seen[-1].headers["traceparent"].split("-")[1] == f"{root.context.trace_id:032x}"
@@ -121,7 +121,7 @@ async def test_disabled_tracing_sends_no_trace_headers(traced: Any, upstream: Up
     stub, exporter = await traced(
         policy(upstream) | {"routes": {"r": {"deployments": ["good"]}}}, enabled=False
     )
-    await stub.Generate(gen.GenerateRequest(messages=[user("hi")]), metadata=[("traceparent", PARENT)])
+    await stub.Generate(generate_request(messages=[user("hi")]), metadata=[("traceparent", PARENT)])
     assert exporter.get_finished_spans() == ()
     assert "traceparent" not in upstream.seen[-1].headers
 
@@ -134,7 +134,7 @@ async def test_quota_and_cache_have_child_spans(traced: Any) -> None:
         "quota": {"limits": [{"name": "day", "metric": "requests", "window": "day", "limit": 10}]},
     }
     stub, exporter = await traced(policy, extra={"cache": {"enabled": True}})
-    request = gen.GenerateRequest(
+    request = generate_request(
         messages=[user("hi")], tenant_id="acme", user_id="alice", config=gen.GenerationConfig(temperature=0)
     )
     for _ in range(2):

@@ -29,9 +29,10 @@ from sidecar.keys.envelope import Envelope
 from sidecar.keys.local import LocalKekBackend
 from sidecar.keys.service import KeyService
 from sidecar.telemetry.logging import JsonFormatter
-from tests.conftest import Running, user
+from tests.conftest import Running, admin_socket, user
 from tests.integration.helpers import RichError, rich
 from tests.integration.test_lifecycle import eventually
+from tests.support.api import generate_request, stream_request, text_of
 from tests.support.keys import forms, key_service, local_keys
 from tests.support.kms import CREDENTIALS, start_moto, stop
 from tests.support.upstream import Reply, Seen, Upstream
@@ -97,7 +98,7 @@ def policy(upstream: Upstream) -> dict[str, Any]:
 
 
 def config(upstream: Upstream, keys: dict[str, Any]) -> dict[str, Any]:
-    return {"settings": {"keys": keys}, "policy": policy(upstream)}
+    return {"settings": {"keys": keys, "admin": admin_socket()}, "policy": policy(upstream)}
 
 
 @pytest.fixture
@@ -145,7 +146,7 @@ def req(
         key = keys_pb2.ProviderKey(key_ref=ref)
     elif envelope is not None:
         key = keys_pb2.ProviderKey(envelope=envelope)
-    return gen.GenerateRequest(
+    return generate_request(
         model=route, messages=[user("Hi")], tenant_id=tenant, user_id=user_id, provider_key=key
     )
 
@@ -246,7 +247,7 @@ async def drain(call: Any) -> list[gen.StreamGenerateResponse]:
 
 def fields_of(request: gen.GenerateRequest) -> dict[str, Any]:
     """A GenerateRequest's set fields, to build the StreamGenerateRequest of the same shape."""
-    return {field.name: value for field, value in request.ListFields()}
+    return {field.name: value for field, value in request.input.ListFields()}
 
 
 # --- 1. register, list, use, delete ---------------------------------------------------------------------
@@ -262,7 +263,7 @@ async def test_registered_key_reaches_openai_as_bearer_only_and_delete_revokes_i
     )
     assert reply.key_ref.startswith("key_") and reply.last_four == "…" + ALICE_OPENAI[-4:]
 
-    listed = await s.stub.ListKeys(keys_pb2.ListKeysRequest(tenant_id="acme"))
+    listed = await s.stub.ListTenantKeys(keys_pb2.ListTenantKeysRequest(tenant_id="acme"))
     [info] = listed.keys
     assert (info.key_ref, info.tenant_id, info.user_id, info.provider, info.key_name, info.last_four) == (
         reply.key_ref,
@@ -279,19 +280,25 @@ async def test_registered_key_reaches_openai_as_bearer_only_and_delete_revokes_i
 
     upstream.push(ok())
     answer = await s.stub.Generate(req("required", ref=reply.key_ref))
-    assert answer.text == HELLO and answer.summary.served_by.provider == "openai"
+    assert text_of(answer) == HELLO and answer.summary.served_by.provider == "openai"
     [seen] = upstream.seen
     assert seen.path == "/v1/chat/completions"
     assert credentials(seen) == {"authorization": f"Bearer {ALICE_OPENAI}"}
     assert no_platform_key(seen)
 
-    deleted = await s.stub.DeleteKey(keys_pb2.DeleteKeyRequest(tenant_id="acme", key_ref=reply.key_ref))
+    deleted = await s.stub.DeleteKey(
+        keys_pb2.DeleteKeyRequest(tenant_id="acme", user_id="alice", key_ref=reply.key_ref)
+    )
     assert deleted.deleted
     err = await fails(s.stub.Generate(req("required", ref=reply.key_ref)))
     assert (err.code, err.reason) == (CODE.PERMISSION_DENIED, "KEY_CONTEXT_MISMATCH")
-    again = await s.stub.DeleteKey(keys_pb2.DeleteKeyRequest(tenant_id="acme", key_ref=reply.key_ref))
+    again = await s.stub.DeleteKey(
+        keys_pb2.DeleteKeyRequest(tenant_id="acme", user_id="alice", key_ref=reply.key_ref)
+    )
     assert not again.deleted
-    assert not (await s.stub.ListKeys(keys_pb2.ListKeysRequest(tenant_id="acme"))).keys
+    own = await s.stub.ListKeys(keys_pb2.ListKeysRequest(tenant_id="acme", user_id="alice"))
+    assert not own.keys
+    assert not (await s.stub.ListTenantKeys(keys_pb2.ListTenantKeysRequest(tenant_id="acme"))).keys
     assert len(upstream.seen) == 1
 
 
@@ -299,7 +306,7 @@ async def test_registered_key_reaches_anthropic_as_x_api_key_only(s: Running, up
     ref = await register(s, ALICE_ANTHROPIC, provider="anthropic")
     upstream.push(ok_anthropic())
     answer = await s.stub.Generate(req("anthropic", ref=ref))
-    assert answer.text == HELLO and answer.summary.served_by.provider == "anthropic"
+    assert text_of(answer) == HELLO and answer.summary.served_by.provider == "anthropic"
     [seen] = upstream.seen
     assert seen.path == "/v1/messages"
     assert credentials(seen) == {"x-api-key": ALICE_ANTHROPIC}
@@ -356,7 +363,7 @@ async def test_a_brought_key_picks_its_providers_deployments_of_the_route(
     for brought in ({"ref": ref}, {"envelope": envelope}):
         upstream.push(ok())
         reply = await s.stub.Generate(req("either", **brought))
-        assert reply.text == HELLO and reply.summary.served_by.deployment == "oai"
+        assert text_of(reply) == HELLO and reply.summary.served_by.deployment == "oai"
         assert [a.deployment for a in reply.summary.attempts] == ["oai"]
     assert [seen.path for seen in upstream.seen] == ["/v1/chat/completions"] * 2
 
@@ -393,7 +400,7 @@ async def test_inline_envelope_opens_only_for_its_owner_and_provider(
 ) -> None:
     envelope = await service.encrypt(KeyContext("acme", "alice", "openai", "default"), ALICE_OPENAI.encode())
     upstream.push(ok())
-    assert (await s.stub.Generate(req("required", envelope=envelope))).text == HELLO
+    assert text_of(await s.stub.Generate(req("required", envelope=envelope))) == HELLO
     assert credentials(upstream.seen[0]) == {"authorization": f"Bearer {ALICE_OPENAI}"}
 
     for route, tenant, user_id, differing in [
@@ -430,7 +437,9 @@ async def test_a_key_ref_of_another_owner_or_provider_is_a_mismatch(s: Running, 
     for route, ref in [("required", globex), ("required", bobs), ("preferred", bobs), ("anthropic", alices)]:
         err = await fails(s.stub.Generate(req(route, ref=ref)))
         assert (err.code, err.reason) == (CODE.PERMISSION_DENIED, "KEY_CONTEXT_MISMATCH"), (route, ref)
-    deleted = await s.stub.DeleteKey(keys_pb2.DeleteKeyRequest(tenant_id="acme", key_ref=globex))
+    deleted = await s.stub.DeleteKey(
+        keys_pb2.DeleteKeyRequest(tenant_id="acme", user_id="alice", key_ref=globex)
+    )
     assert not deleted.deleted  # another tenant's ref cannot be deleted either
     assert upstream.seen == []
 
@@ -442,7 +451,7 @@ async def test_provider_key_without_tenant_or_user_is_invalid(s: Running, servic
         for key in ({"ref": ref}, {"envelope": envelope}):
             err = await fails(s.stub.Generate(req("required", tenant=tenant, user_id=user_id, **key)))
             assert (err.code, err.reason) == (CODE.INVALID_ARGUMENT, "INVALID_REQUEST")
-            assert "provider_key" in err.fields
+            assert "input.provider_key" in err.fields
 
 
 # --- 4. rotation, and the real backends -----------------------------------------------------------------
@@ -461,13 +470,19 @@ async def test_rotate_keys_rewraps_every_record_and_the_keys_still_work(
     assert keys is not None
     upstream.push(ok())
     await s.stub.Generate(req("required", ref=refs["alice-openai"]))  # cached before the rotation
-    before = {k.key_ref: k for k in (await s.stub.ListKeys(keys_pb2.ListKeysRequest(tenant_id="acme"))).keys}
+    before = {
+        k.key_ref: k
+        for k in (await s.stub.ListTenantKeys(keys_pb2.ListTenantKeysRequest(tenant_id="acme"))).keys
+    }
     assert keys.cache.stats().backend_calls == 1
 
     rotated = await s.stub.RotateKeys(keys_pb2.RotateKeysRequest())
     assert (rotated.rotated, rotated.failed) == (len(refs), 0)
 
-    after = {k.key_ref: k for k in (await s.stub.ListKeys(keys_pb2.ListKeysRequest(tenant_id="acme"))).keys}
+    after = {
+        k.key_ref: k
+        for k in (await s.stub.ListTenantKeys(keys_pb2.ListTenantKeysRequest(tenant_id="acme"))).keys
+    }
     assert after.keys() == before.keys()
     for ref, info in after.items():
         assert info.create_time == before[ref].create_time
@@ -503,8 +518,8 @@ async def test_generate_end_to_end_with_a_real_key_backend(
     s = await serve(config(upstream, keys), environ)
     ref = await register(s, ALICE_OPENAI)
     upstream.push(ok(), ok())
-    assert (await s.stub.Generate(req("required", ref=ref))).text == HELLO
-    assert (await s.stub.Generate(req("preferred"))).text == HELLO  # looked up
+    assert text_of(await s.stub.Generate(req("required", ref=ref))) == HELLO
+    assert text_of(await s.stub.Generate(req("preferred"))) == HELLO  # looked up
     assert [credentials(seen) for seen in upstream.seen] == [{"authorization": f"Bearer {ALICE_OPENAI}"}] * 2
     err = await fails(s.stub.Generate(req("required", user_id="bob", ref=ref)))
     assert (err.code, err.reason) == (CODE.PERMISSION_DENIED, "KEY_CONTEXT_MISMATCH")
@@ -529,11 +544,11 @@ async def test_rotation_with_vault_then_retiring_the_old_version(
     assert (rotated.rotated, rotated.failed) == (1, 0)
     service.cache.clear()
     upstream.push(ok(), ok(), ok())
-    assert (await s.stub.Generate(req("required", ref=ref))).text == HELLO  # rewrapped: v2
-    assert (await s.stub.Generate(req("required", envelope=old_blob))).text == HELLO  # not rewrapped: v1
+    assert text_of(await s.stub.Generate(req("required", ref=ref))) == HELLO  # rewrapped: v2
+    assert text_of(await s.stub.Generate(req("required", envelope=old_blob))) == HELLO  # not rewrapped: v1
     transit.update_key_configuration(key_name, min_decryption_version=2)
     service.cache.clear()
-    assert (await s.stub.Generate(req("required", ref=ref))).text == HELLO
+    assert text_of(await s.stub.Generate(req("required", ref=ref))) == HELLO
     err = await fails(s.stub.Generate(req("required", envelope=old_blob)))
     assert (err.code, err.reason) == (CODE.INTERNAL, "KEY_UNAVAILABLE")  # the retired version no longer opens
 
@@ -565,7 +580,7 @@ async def test_200_concurrent_calls_for_an_uncached_key_share_one_backend_decryp
     finally:
         gate.set()
     replies = await asyncio.gather(*calls)
-    assert all(r.text == HELLO for r in replies)
+    assert all(text_of(r) == HELLO for r in replies)
     stats = keys.cache.stats()
     assert (decrypts, stats.backend_calls, stats.backend_errors, stats.misses, stats.hits) == (
         1,
@@ -592,7 +607,7 @@ async def test_kms_outage_cached_key_works_uncached_key_is_unavailable(
         upstream.push(ok(), ok())
         await s.stub.Generate(req("required", ref=a))  # now cached
         stop(moto.process)
-        assert (await s.stub.Generate(req("required", ref=a))).text == HELLO
+        assert text_of(await s.stub.Generate(req("required", ref=a))) == HELLO
         err = await fails(s.stub.Generate(req("required", user_id="bob", ref=b)))
     assert (err.code, err.reason) == (CODE.UNAVAILABLE, "KEY_BACKEND_UNAVAILABLE")
     assert err.retry is not None and err.retry.retry_delay.ToTimedelta() == timedelta(seconds=1)
@@ -628,9 +643,7 @@ async def test_the_canary_key_appears_nowhere_but_at_the_upstream(
     # the successes: the canary goes to the upstream, in the auth header
     upstream.push(ok(), Reply.sse("openai/stream.sse"))
     ev.message("Generate", await s.stub.Generate(req("required", user_id="carol", ref=ref)))
-    stream = gen.StreamGenerateRequest(
-        model="preferred", messages=[user("Hi")], tenant_id="acme", user_id="carol"
-    )
+    stream = stream_request(model="preferred", messages=[user("Hi")], tenant_id="acme", user_id="carol")
     for event in await drain(s.stub.StreamGenerate(stream)):
         ev.message("StreamGenerate", event)
     assert [credentials(seen) for seen in upstream.seen] == [{"authorization": f"Bearer {CANARY}"}] * 2
@@ -655,7 +668,7 @@ async def test_the_canary_key_appears_nowhere_but_at_the_upstream(
         )
         return lambda: s.stub.RegisterKey(bad)
 
-    never = gen.StreamGenerateRequest(**fields_of(carol("never", envelope=envelope)))
+    never = stream_request(**fields_of(carol("never", envelope=envelope)))
     mismatch = (CODE.PERMISSION_DENIED, "KEY_CONTEXT_MISMATCH")
     invalid = (CODE.INVALID_ARGUMENT, "INVALID_REQUEST")
     paths: list[tuple[str, Callable[[], Awaitable[object]], tuple[CODE, str]]] = [
@@ -696,10 +709,15 @@ async def test_the_canary_key_appears_nowhere_but_at_the_upstream(
         assert (err.code, err.reason) == expected, where
     assert len(upstream.seen) == 5
 
-    ev.message("ListKeys", await s.stub.ListKeys(keys_pb2.ListKeysRequest(tenant_id="acme")))
+    ev.message(
+        "ListTenantKeys", await s.stub.ListTenantKeys(keys_pb2.ListTenantKeysRequest(tenant_id="acme"))
+    )
     ev.message("ListModels", await s.stub.ListModels(models_pb2.ListModelsRequest()))
     ev.message("RotateKeys", await s.stub.RotateKeys(keys_pb2.RotateKeysRequest()))
-    ev.message("DeleteKey", await s.stub.DeleteKey(keys_pb2.DeleteKeyRequest(tenant_id="acme", key_ref=ref)))
+    ev.message(
+        "DeleteKey",
+        await s.stub.DeleteKey(keys_pb2.DeleteKeyRequest(tenant_id="acme", user_id="carol", key_ref=ref)),
+    )
     err = await ev.error("deleted ref", s.stub.Generate(carol("required", ref=ref)))
     assert err.reason == "KEY_CONTEXT_MISMATCH"
 
@@ -739,7 +757,7 @@ async def test_a_users_own_rate_limit_does_not_close_the_deployment_to_others(
     err = await fails(s.stub.Generate(req("preferred")))  # alice's own key is rate limited
     assert (err.code, err.reason) == (CODE.RESOURCE_EXHAUSTED, "USER_KEY_RATE_LIMITED")
     assert err.retry is not None and err.retry.retry_delay.seconds == 30
-    assert (await s.stub.Generate(req("preferred", user_id="bob"))).text == HELLO  # bob: the platform key
+    assert text_of(await s.stub.Generate(req("preferred", user_id="bob"))) == HELLO  # bob: the platform key
 
 
 async def test_a_users_revoked_key_does_not_close_the_deployment_to_others(
@@ -750,7 +768,7 @@ async def test_a_users_revoked_key_does_not_close_the_deployment_to_others(
         upstream.push(Reply.json("openai/error_401.json", status=401))
         assert (await fails(s.stub.Generate(req("preferred")))).reason == "USER_KEY_REJECTED"
     upstream.push(ok())
-    assert (await s.stub.Generate(req("preferred", user_id="bob"))).text == HELLO
+    assert text_of(await s.stub.Generate(req("preferred", user_id="bob"))) == HELLO
 
 
 async def test_a_tampered_copy_of_a_cached_envelope_is_refused(
@@ -758,7 +776,7 @@ async def test_a_tampered_copy_of_a_cached_envelope_is_refused(
 ) -> None:
     envelope = await service.encrypt(KeyContext("acme", "alice", "openai", "default"), ALICE_OPENAI.encode())
     upstream.push(ok(), ok())
-    assert (await s.stub.Generate(req("required", envelope=envelope))).text == HELLO  # now cached
+    assert text_of(await s.stub.Generate(req("required", envelope=envelope))) == HELLO  # now cached
     err = await fails(s.stub.Generate(req("required", envelope=flip_ciphertext(envelope))))
     assert (err.code, err.reason) == (CODE.FAILED_PRECONDITION, "KEY_RECORD_CORRUPT")
 

@@ -12,10 +12,10 @@ from typing import Any
 import grpc
 import pytest
 
-from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar.cli import main as sidecar_cli
 from tests.conftest import echo_policy, user
 from tests.k8s.tools import CHART
+from tests.support.api import generate_request, stream_request
 from tests.support.prometheus import query, start_prometheus
 
 pytestmark = pytest.mark.integration
@@ -49,21 +49,17 @@ def policy() -> dict[str, Any]:
 async def traffic(stub: Any, round_: int) -> None:
     """Answers and streams, an unknown route, and a user running into the quota."""
     for i in range(5):  # one user: 3 answered (the second passes 50 %), 2 refused
-        request = gen.GenerateRequest(
-            messages=[user(f"hello number {i}")], tenant_id="t1", user_id=f"u{round_}"
-        )
+        request = generate_request(messages=[user(f"hello number {i}")], tenant_id="t1", user_id=f"u{round_}")
         try:
             await stub.Generate(request)
         except grpc.aio.AioRpcError as exc:
             assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     for i in range(2):
-        request = gen.StreamGenerateRequest(
-            messages=[user(f"a stream {i}")], tenant_id="t1", user_id=f"s{round_}{i}"
-        )
-        assert [e async for e in stub.StreamGenerate(request)][-1].HasField("summary")
+        request = stream_request(messages=[user(f"a stream {i}")], tenant_id="t1", user_id=f"s{round_}{i}")
+        assert [e async for e in stub.StreamGenerate(request)][-1].HasField("result")
     with pytest.raises(grpc.aio.AioRpcError):
         await stub.Generate(
-            gen.GenerateRequest(messages=[user("x")], model="no-such-route", tenant_id="t1", user_id="u2")
+            generate_request(messages=[user("x")], model="no-such-route", tenant_id="t1", user_id="u2")
         )
 
 

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
-from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar.telemetry.server import MetricsServer
 from tests.conftest import echo_policy, user
+from tests.support.api import generate_request, text_of
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ async def test_the_sidecar_is_ready_while_serving_and_not_while_draining(serve: 
     s = await serve({"policy": echo_policy(deployments={"echo": slow})})
     port = s.sidecar.metrics_port
     assert await status(port, "/readyz") == 200
-    call = asyncio.ensure_future(s.stub.Generate(gen.GenerateRequest(messages=[user("still answered")])))
+    call = asyncio.ensure_future(s.stub.Generate(generate_request(messages=[user("still answered")])))
     await asyncio.sleep(0.2)  # the call is in flight
     stopping = asyncio.ensure_future(s.sidecar.stop(5.0))
     for _ in range(50):
@@ -49,5 +49,5 @@ async def test_the_sidecar_is_ready_while_serving_and_not_while_draining(serve: 
         await asyncio.sleep(0.02)
     assert await status(port, "/readyz") == 503  # draining: the kubelet takes the pod out of rotation
     assert await status(port, "/livez") == 200  # but does not restart it
-    assert (await call).text == "still answered"  # the in-flight call finishes
+    assert text_of(await call) == "still answered"  # the in-flight call finishes
     await stopping

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from google.protobuf import struct_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import keys_pb2
@@ -27,7 +28,7 @@ def msg(text: str = "hi", role: int = gen.ROLE_USER, **kw: Any) -> gen.Message:
 TIERS = Tiers(TierAssignment(), DEFAULT_TIERS)
 
 
-def convert(req: gen.GenerateRequest, clock: FakeClock | None = None, tiers: Tiers = TIERS) -> Any:
+def convert(req: gen.GenerationInput, clock: FakeClock | None = None, tiers: Tiers = TIERS) -> Any:
     clock = clock or FakeClock()
     return to_call(
         req,
@@ -41,7 +42,7 @@ def convert(req: gen.GenerateRequest, clock: FakeClock | None = None, tiers: Tie
 
 
 def test_a_good_request() -> None:
-    req = gen.GenerateRequest(
+    req = gen.GenerationInput(
         model="echo",
         messages=[msg("be nice", gen.ROLE_SYSTEM), msg("hi", name="ann")],
         config=gen.GenerationConfig(max_tokens=5, temperature=0.0, top_p=1.0, stop=["x"], seed=-4),
@@ -58,120 +59,217 @@ def test_a_good_request() -> None:
 
 
 def test_unset_parameters_stay_unset_and_request_id_is_generated() -> None:
-    call = convert(gen.GenerateRequest(messages=[msg()]))
+    call = convert(gen.GenerationInput(messages=[msg()]))
     assert call.params == GenerationParams()
     assert len(call.request_id) == 32
 
 
-BAD: list[tuple[str, gen.GenerateRequest, str]] = [
-    ("no messages", gen.GenerateRequest(), "messages"),
-    ("too many messages", gen.GenerateRequest(messages=[msg()] * 4), "messages"),
-    ("unknown role", gen.GenerateRequest(messages=[msg(role=9)]), "messages[0].role"),
-    ("unspecified role", gen.GenerateRequest(messages=[msg(role=0)]), "messages[0].role"),
+def part(text: str = "ok") -> gen.ContentPart:
+    return gen.ContentPart(text=text)
+
+
+def struct(value: dict[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update(value)
+    return out
+
+
+def tool(name: str, parameters: dict[str, Any] | None = None) -> gen.Tool:
+    t = gen.Tool(name=name)
+    if parameters is not None:
+        t.parameters.CopyFrom(struct(parameters))
+    return t
+
+
+def call_part(call_id: str, name: str, arguments: str) -> gen.ContentPart:
+    return gen.ContentPart(tool_call=gen.ToolCall(id=call_id, name=name, arguments=arguments))
+
+
+def assistant_call(call_id: str, name: str, arguments: str) -> gen.Message:
+    return gen.Message(role=gen.ROLE_ASSISTANT, content=[call_part(call_id, name, arguments)])
+
+
+def image_message(data: bytes, mime: str) -> gen.Message:
+    image = gen.ContentPart(image=gen.Image(data=data, mime_type=mime))
+    return gen.Message(role=gen.ROLE_USER, content=[part("what is this?"), image])
+
+
+BAD: list[tuple[str, gen.GenerationInput, str]] = [
+    ("no messages", gen.GenerationInput(), "messages"),
+    ("too many messages", gen.GenerationInput(messages=[msg()] * 4), "messages"),
+    ("unknown role", gen.GenerationInput(messages=[msg(role=9)]), "messages[0].role"),
+    ("unspecified role", gen.GenerationInput(messages=[msg(role=0)]), "messages[0].role"),
     (
-        "tool role without tool calls",
-        gen.GenerateRequest(messages=[msg(role=gen.ROLE_TOOL)]),
-        "messages[0].role",
+        "tool result without its call",
+        gen.GenerationInput(messages=[msg(), msg(role=gen.ROLE_TOOL)]),
+        "messages[1].tool_call_id",
     ),
-    ("only a system message", gen.GenerateRequest(messages=[msg(role=gen.ROLE_SYSTEM)]), "messages"),
+    (
+        "tool result answering no call",
+        gen.GenerationInput(
+            messages=[msg(), gen.Message(role=gen.ROLE_TOOL, tool_call_id="c1", content=[part()])]
+        ),
+        "messages[1].tool_call_id",
+    ),
+    (
+        "illegal tool name",
+        gen.GenerationInput(messages=[msg()], tools=[gen.Tool(name="get weather")]),
+        "tools[0].name",
+    ),
+    (
+        "duplicate tool name",
+        gen.GenerationInput(messages=[msg()], tools=[tool("a"), tool("a")]),
+        "tools[1].name",
+    ),
+    (
+        "parameters that are not a schema",
+        gen.GenerationInput(messages=[msg()], tools=[tool("a", {"type": "objekt"})]),
+        "tools[0].parameters",
+    ),
+    (
+        "parameters that are not an object schema",
+        gen.GenerationInput(messages=[msg()], tools=[tool("a", {"type": "string"})]),
+        "tools[0].parameters",
+    ),
+    (
+        "tool choice naming no tool",
+        gen.GenerationInput(messages=[msg()], tools=[tool("a")], tool_choice=gen.ToolChoice(name="b")),
+        "tool_choice.name",
+    ),
+    (
+        "tool choice without tools",
+        gen.GenerationInput(messages=[msg()], tool_choice=gen.ToolChoice(mode=gen.TOOL_CHOICE_MODE_REQUIRED)),
+        "tool_choice",
+    ),
+    (
+        "tool call arguments not JSON",
+        gen.GenerationInput(messages=[msg(), assistant_call("c1", "a", "{not json")]),
+        "messages[1].content[0].tool_call.arguments",
+    ),
+    (
+        "tool call in a user message",
+        gen.GenerationInput(messages=[gen.Message(role=gen.ROLE_USER, content=[call_part("c1", "a", "{}")])]),
+        "messages[0].content[0].tool_call",
+    ),
+    (
+        "oversized image",
+        gen.GenerationInput(messages=[image_message(b"x" * (5 * 1024 * 1024 + 1), "image/png")]),
+        "messages[0].content[1].image.data",
+    ),
+    (
+        "image without a MIME type",
+        gen.GenerationInput(messages=[image_message(b"\x89PNG", "")]),
+        "messages[0].content[1].image.mime_type",
+    ),
+    (
+        "response schema that is not a schema",
+        gen.GenerationInput(
+            messages=[msg()],
+            response_format=gen.ResponseFormat(
+                json_schema=gen.JsonSchemaFormat(name="s", schema=struct({"type": 5}))
+            ),
+        ),
+        "response_format.json_schema.schema",
+    ),
+    ("only a system message", gen.GenerationInput(messages=[msg(role=gen.ROLE_SYSTEM)]), "messages"),
     (
         "no content parts",
-        gen.GenerateRequest(messages=[gen.Message(role=gen.ROLE_USER)]),
+        gen.GenerationInput(messages=[gen.Message(role=gen.ROLE_USER)]),
         "messages[0].content",
     ),
     (
         "a part without text",
-        gen.GenerateRequest(messages=[gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart()])]),
+        gen.GenerationInput(messages=[gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart()])]),
         "messages[0].content[0]",
     ),
-    ("empty text", gen.GenerateRequest(messages=[msg("")]), "messages[0].content[0].text"),
-    ("oversized message", gen.GenerateRequest(messages=[msg("x" * 51)]), "messages[0].content"),
-    ("oversized conversation", gen.GenerateRequest(messages=[msg("x" * 45), msg("y" * 45)]), "messages"),
-    ("bad name", gen.GenerateRequest(messages=[msg(name="a b")]), "messages[0].name"),
+    ("empty text", gen.GenerationInput(messages=[msg("")]), "messages[0].content[0].text"),
+    ("oversized message", gen.GenerationInput(messages=[msg("x" * 51)]), "messages[0].content"),
+    ("oversized conversation", gen.GenerationInput(messages=[msg("x" * 45), msg("y" * 45)]), "messages"),
+    ("bad name", gen.GenerationInput(messages=[msg(name="a b")]), "messages[0].name"),
     (
         "zero max_tokens",
-        gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(max_tokens=0)),
+        gen.GenerationInput(messages=[msg()], config=gen.GenerationConfig(max_tokens=0)),
         "config.max_tokens",
     ),
     (
         "negative max_tokens",
-        gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(max_tokens=-5)),
+        gen.GenerationInput(messages=[msg()], config=gen.GenerationConfig(max_tokens=-5)),
         "config.max_tokens",
     ),
     (
         "absurd max_tokens",
-        gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(max_tokens=2_000_000_000)),
+        gen.GenerationInput(messages=[msg()], config=gen.GenerationConfig(max_tokens=2_000_000_000)),
         "config.max_tokens",
     ),
     (
         "temperature too high",
-        gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(temperature=2.5)),
+        gen.GenerationInput(messages=[msg()], config=gen.GenerationConfig(temperature=2.5)),
         "config.temperature",
     ),
     (
         "negative temperature",
-        gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(temperature=-0.1)),
+        gen.GenerationInput(messages=[msg()], config=gen.GenerationConfig(temperature=-0.1)),
         "config.temperature",
     ),
     (
         "NaN temperature",
-        gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(temperature=float("nan"))),
+        gen.GenerationInput(messages=[msg()], config=gen.GenerationConfig(temperature=float("nan"))),
         "config.temperature",
     ),
     (
         "zero top_p",
-        gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(top_p=0)),
+        gen.GenerationInput(messages=[msg()], config=gen.GenerationConfig(top_p=0)),
         "config.top_p",
     ),
     (
         "too many stops",
-        gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(stop=list("abcde"))),
+        gen.GenerationInput(messages=[msg()], config=gen.GenerationConfig(stop=list("abcde"))),
         "config.stop",
     ),
     (
         "empty stop",
-        gen.GenerateRequest(messages=[msg()], config=gen.GenerationConfig(stop=[""])),
+        gen.GenerationInput(messages=[msg()], config=gen.GenerationConfig(stop=[""])),
         "config.stop[0]",
     ),
-    ("bad tenant", gen.GenerateRequest(messages=[msg()], tenant_id="a b"), "tenant_id"),
-    ("huge user", gen.GenerateRequest(messages=[msg()], user_id="u" * 200), "user_id"),
-    ("bad conversation", gen.GenerateRequest(messages=[msg()], conversation_id="../etc"), "conversation_id"),
-    ("bad request id", gen.GenerateRequest(messages=[msg()], request_id="\n"), "request_id"),
-    ("bad model", gen.GenerateRequest(messages=[msg()], model="a model"), "model"),
+    ("bad tenant", gen.GenerationInput(messages=[msg()], tenant_id="a b"), "tenant_id"),
+    ("huge user", gen.GenerationInput(messages=[msg()], user_id="u" * 200), "user_id"),
+    ("bad conversation", gen.GenerationInput(messages=[msg()], conversation_id="../etc"), "conversation_id"),
+    ("bad request id", gen.GenerationInput(messages=[msg()], request_id="\n"), "request_id"),
+    ("bad model", gen.GenerationInput(messages=[msg()], model="a model"), "model"),
     (
         "huge metadata",
-        gen.GenerateRequest(messages=[msg()], metadata={str(i): "v" for i in range(3)}),
+        gen.GenerationInput(messages=[msg()], metadata={str(i): "v" for i in range(3)}),
         "metadata",
     ),
     (
         "metadata value too long",
-        gen.GenerateRequest(messages=[msg()], metadata={"k": "v" * 600}),
+        gen.GenerationInput(messages=[msg()], metadata={"k": "v" * 600}),
         "metadata['k']",
     ),
     (
         "metadata control chars",
-        gen.GenerateRequest(messages=[msg()], metadata={"k": "a\nb"}),
+        gen.GenerationInput(messages=[msg()], metadata={"k": "a\nb"}),
         "metadata['k']",
     ),
-    ("metadata bad key", gen.GenerateRequest(messages=[msg()], metadata={"a key": "v"}), "metadata['a key']"),
+    ("metadata bad key", gen.GenerationInput(messages=[msg()], metadata={"a key": "v"}), "metadata['a key']"),
 ]
 
 
 @pytest.mark.parametrize(("case", "req", "field"), BAD, ids=[case for case, _, _ in BAD])
-def test_bad_input_names_its_field(case: str, req: gen.GenerateRequest, field: str) -> None:
+def test_bad_input_names_its_field(case: str, req: gen.GenerationInput, field: str) -> None:
     with pytest.raises(InvalidRequestError) as info:
         convert(req)
-    assert field in [v.field for v in info.value.violations], info.value.violations
+    assert f"input.{field}" in [v.field for v in info.value.violations], info.value.violations
     assert info.value.reason == "INVALID_REQUEST"
 
 
 def test_every_violation_is_reported_at_once() -> None:
-    req = gen.GenerateRequest(
+    req = gen.GenerationInput(
         messages=[msg("")], config=gen.GenerationConfig(temperature=9, top_p=2), tenant_id="?"
     )
     with pytest.raises(InvalidRequestError) as info:
         convert(req)
-    fields = {v.field for v in info.value.violations}
+    fields = {v.field.removeprefix("input.") for v in info.value.violations}
     assert fields == {"messages[0].content[0].text", "config.temperature", "config.top_p", "tenant_id"}
 
 
@@ -197,7 +295,7 @@ def test_credentials_repr_hides_the_token() -> None:
 def test_a_flood_of_bad_fields_is_cheap_and_bounded() -> None:
     import time
 
-    req = gen.GenerateRequest(
+    req = gen.GenerationInput(
         messages=[gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart()] * 100_000)],
         config=gen.GenerationConfig(stop=[""] * 200_000),
     )
@@ -206,26 +304,28 @@ def test_a_flood_of_bad_fields_is_cheap_and_bounded() -> None:
         convert(req)
     assert time.process_time() - started < 0.5
     assert len(info.value.violations) <= 20
-    assert {"messages[0].content", "config.stop"} <= {v.field for v in info.value.violations}
+    assert {"messages[0].content", "config.stop"} <= {
+        v.field.removeprefix("input.") for v in info.value.violations
+    }
 
 
 def test_an_empty_provider_key_is_refused() -> None:
-    req = gen.GenerateRequest(
+    req = gen.GenerationInput(
         messages=[msg()], tenant_id="t", user_id="u", provider_key=keys_pb2.ProviderKey()
     )
     with pytest.raises(InvalidRequestError) as info:
         convert(req)
-    assert [v.field for v in info.value.violations] == ["provider_key"]
+    assert [v.field.removeprefix("input.") for v in info.value.violations] == ["provider_key"]
 
 
 def test_the_tier_comes_from_trusted_metadata_and_an_unknown_one_names_the_field() -> None:
     tiers = Tiers(TierAssignment(source="metadata", metadata_key="plan"), DEFAULT_TIERS)
-    req = gen.GenerateRequest(model="echo", messages=[msg()], metadata={"plan": "basic"})
+    req = gen.GenerationInput(model="echo", messages=[msg()], metadata={"plan": "basic"})
     assert convert(req, tiers=tiers).tier == "basic"
-    assert convert(gen.GenerateRequest(model="echo", messages=[msg()]), tiers=tiers).tier == "free"
+    assert convert(gen.GenerationInput(model="echo", messages=[msg()]), tiers=tiers).tier == "free"
     with pytest.raises(InvalidRequestError) as err:
-        convert(gen.GenerateRequest(model="echo", messages=[msg()], metadata={"plan": "gold"}), tiers=tiers)
-    assert [v.field for v in err.value.violations] == ["metadata[plan]"]
+        convert(gen.GenerationInput(model="echo", messages=[msg()], metadata={"plan": "gold"}), tiers=tiers)
+    assert [v.field.removeprefix("input.") for v in err.value.violations] == ["metadata[plan]"]
     assert "professional" in err.value.violations[0].description
 
 
@@ -234,13 +334,36 @@ def test_the_tier_comes_from_the_config_map_user_first_then_tenant() -> None:
     tiers = Tiers(assign, DEFAULT_TIERS)
 
     def tier_of(tenant: str, user: str) -> str:
-        req = gen.GenerateRequest(model="echo", messages=[msg()], tenant_id=tenant, user_id=user)
+        req = gen.GenerationInput(model="echo", messages=[msg()], tenant_id=tenant, user_id=user)
         return str(convert(req, tiers=tiers).tier)
 
     assert tier_of("acme", "ann") == "enterprise"
     assert tier_of("acme", "bob") == "professional"
     assert tier_of("other", "ann") == "free"
     assert (
-        convert(gen.GenerateRequest(model="echo", messages=[msg()], metadata={"tier": "basic"})).tier
+        convert(gen.GenerationInput(model="echo", messages=[msg()], metadata={"tier": "basic"})).tier
         == "free"
     )
+
+
+def test_a_tool_loop_converts_to_domain_messages() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer", "maximum": 7}},
+    }
+    req = gen.GenerationInput(
+        messages=[
+            msg("weather in Paris?"),
+            assistant_call("call_1", "weather", '{"city": "Paris"}'),
+            gen.Message(role=gen.ROLE_TOOL, tool_call_id="call_1", content=[part("sunny")]),
+        ],
+        tools=[tool("weather", schema)],
+        tool_choice=gen.ToolChoice(mode=gen.TOOL_CHOICE_MODE_REQUIRED),
+        parallel_tool_calls=False,
+    )
+    call = convert(req)
+    assert call.messages[1].tool_calls[0].name == "weather" and call.messages[2].tool_call_id == "call_1"
+    spec = call.params.tools[0]
+    assert spec.name == "weather" and '"maximum":7' in spec.parameters_json  # an int, not 7.0
+    assert call.params.tool_choice is not None and call.params.tool_choice.mode == "required"
+    assert call.params.parallel_tool_calls is False

@@ -11,9 +11,10 @@ from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar.api.decode import MalformedRequestError, RequestDecoder, bad_utf8_field
 from sidecar.telemetry.logging import RateLimitedLog
 from tests.conftest import FakeClock, user
+from tests.support.api import generate_request
 
 DESCRIPTOR = gen.GenerateRequest.DESCRIPTOR
-VALID = gen.GenerateRequest(
+VALID = generate_request(
     messages=[user("hello"), user("world")], model="echo", metadata={"k": "v"}
 ).SerializeToString()
 
@@ -41,16 +42,16 @@ def test_mutated_valid_requests_parse_or_are_malformed(pos: int, byte: int) -> N
     try:
         decoder()(bytes(data))
     except MalformedRequestError as err:
-        assert err.violations[0].field in {"", "model", "metadata"} or err.violations[0].field.startswith(
-            "messages["
-        )
+        assert err.violations[0].field in {"", "input", "input.model", "input.metadata"} or err.violations[
+            0
+        ].field.startswith("input.messages[")
 
 
 def test_the_bad_string_is_named_by_its_path() -> None:
     raw = VALID.replace(b"world", b"w\xffrld")
-    assert bad_utf8_field(DESCRIPTOR, raw) == "messages[1].content[0].text"
-    assert bad_utf8_field(DESCRIPTOR, VALID.replace(b"echo", b"ech\xc0")) == "model"
-    assert bad_utf8_field(DESCRIPTOR, VALID.replace(b"\x01v", b"\x01\xff")) == "metadata"
+    assert bad_utf8_field(DESCRIPTOR, raw) == "input.messages[1].content[0].text"
+    assert bad_utf8_field(DESCRIPTOR, VALID.replace(b"echo", b"ech\xc0")) == "input.model"
+    assert bad_utf8_field(DESCRIPTOR, VALID.replace(b"\x01v", b"\x01\xff")) == "input.metadata"
     assert bad_utf8_field(DESCRIPTOR, VALID) is None
     assert bad_utf8_field(DESCRIPTOR, b"\x0a\x7f") is None  # truncated before any string
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aorchestrator/v1/keys.proto\x12\x0forchestrator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\">\n\x0bProviderKey\x12\x11\n\x07key_ref\x18\x01 \x01(\tH\x00\x12\x12\n\x08\x65nvelope\x18\x02 \x01(\tH\x00\x42\x08\n\x06source\"m\n\x12RegisterKeyRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x10\n\x08key_name\x18\x04 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x05 \x01(\t\"9\n\x13RegisterKeyResponse\x12\x0f\n\x07key_ref\x18\x01 \x01(\t\x12\x11\n\tlast_four\x18\x02 \x01(\t\"\xd7\x01\n\x07KeyInfo\x12\x0f\n\x07key_ref\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x10\n\x08key_name\x18\x05 \x01(\t\x12\x11\n\tlast_four\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x0fListKeysRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\":\n\x10ListKeysResponse\x12&\n\x04keys\x18\x01 \x03(\x0b\x32\x18.orchestrator.v1.KeyInfo\"6\n\x10\x44\x65leteKeyRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07key_ref\x18\x02 \x01(\t\"$\n\x11\x44\x65leteKeyResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"\x13\n\x11RotateKeysRequest\"5\n\x12RotateKeysResponse\x12\x0f\n\x07rotated\x18\x01 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x02 \x01(\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aorchestrator/v1/keys.proto\x12\x0forchestrator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\">\n\x0bProviderKey\x12\x11\n\x07key_ref\x18\x01 \x01(\tH\x00\x12\x12\n\x08\x65nvelope\x18\x02 \x01(\tH\x00\x42\x08\n\x06source\"m\n\x12RegisterKeyRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\x10\n\x08key_name\x18\x04 \x01(\t\x12\x0f\n\x07\x61pi_key\x18\x05 \x01(\t\"9\n\x13RegisterKeyResponse\x12\x0f\n\x07key_ref\x18\x01 \x01(\t\x12\x11\n\tlast_four\x18\x02 \x01(\t\"\xd7\x01\n\x07KeyInfo\x12\x0f\n\x07key_ref\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x10\n\x08provider\x18\x04 \x01(\t\x12\x10\n\x08key_name\x18\x05 \x01(\t\x12\x11\n\tlast_four\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\\\n\x0fListKeysRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"S\n\x10ListKeysResponse\x12&\n\x04keys\x18\x01 \x03(\x0b\x32\x18.orchestrator.v1.KeyInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x10\x44\x65leteKeyRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0f\n\x07key_ref\x18\x03 \x01(\t\"$\n\x11\x44\x65leteKeyResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08\"b\n\x15ListTenantKeysRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"Y\n\x16ListTenantKeysResponse\x12&\n\x04keys\x18\x01 \x03(\x0b\x32\x18.orchestrator.v1.KeyInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x13\n\x11RotateKeysRequest\"5\n\x12RotateKeysResponse\x12\x0f\n\x07rotated\x18\x01 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x02 \x01(\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,15 +41,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_KEYINFO']._serialized_start=315
   _globals['_KEYINFO']._serialized_end=530
   _globals['_LISTKEYSREQUEST']._serialized_start=532
-  _globals['_LISTKEYSREQUEST']._serialized_end=585
-  _globals['_LISTKEYSRESPONSE']._serialized_start=587
-  _globals['_LISTKEYSRESPONSE']._serialized_end=645
-  _globals['_DELETEKEYREQUEST']._serialized_start=647
-  _globals['_DELETEKEYREQUEST']._serialized_end=701
-  _globals['_DELETEKEYRESPONSE']._serialized_start=703
-  _globals['_DELETEKEYRESPONSE']._serialized_end=739
-  _globals['_ROTATEKEYSREQUEST']._serialized_start=741
-  _globals['_ROTATEKEYSREQUEST']._serialized_end=760
-  _globals['_ROTATEKEYSRESPONSE']._serialized_start=762
-  _globals['_ROTATEKEYSRESPONSE']._serialized_end=815
+  _globals['_LISTKEYSREQUEST']._serialized_end=624
+  _globals['_LISTKEYSRESPONSE']._serialized_start=626
+  _globals['_LISTKEYSRESPONSE']._serialized_end=709
+  _globals['_DELETEKEYREQUEST']._serialized_start=711
+  _globals['_DELETEKEYREQUEST']._serialized_end=782
+  _globals['_DELETEKEYRESPONSE']._serialized_start=784
+  _globals['_DELETEKEYRESPONSE']._serialized_end=820
+  _globals['_LISTTENANTKEYSREQUEST']._serialized_start=822
+  _globals['_LISTTENANTKEYSREQUEST']._serialized_end=920
+  _globals['_LISTTENANTKEYSRESPONSE']._serialized_start=922
+  _globals['_LISTTENANTKEYSRESPONSE']._serialized_end=1011
+  _globals['_ROTATEKEYSREQUEST']._serialized_start=1013
+  _globals['_ROTATEKEYSREQUEST']._serialized_end=1032
+  _globals['_ROTATEKEYSRESPONSE']._serialized_start=1034
+  _globals['_ROTATEKEYSRESPONSE']._serialized_end=1087
 # @@protoc_insertion_point(module_scope)

@@ -26,27 +26,27 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1corchestrator/v1/models.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x02\n\x10\x44\x65ploymentStatus\x12\x0f\n\x07healthy\x18\x01 \x01(\x08\x12\x34\n\rbreaker_state\x18\x02 \x01(\x0e\x32\x1d.orchestrator.v1.BreakerState\x12\x12\n\nlast_error\x18\x03 \x01(\t\x12\x33\n\x0flast_error_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x18\x65wma_time_to_first_token\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0c\x65wma_latency\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tin_flight\x18\x07 \x01(\x05\"a\n\x0c\x43\x61pabilities\x12\x11\n\tstreaming\x18\x01 \x01(\x08\x12\r\n\x05tools\x18\x02 \x01(\x08\x12\x13\n\x0bjson_schema\x18\x03 \x01(\x08\x12\x1a\n\x12max_context_tokens\x18\x04 \x01(\x05\">\n\x05Price\x12\x19\n\x11input_per_million\x18\x01 \x01(\x01\x12\x1a\n\x12output_per_million\x18\x02 \x01(\x01\"\xed\x01\n\nDeployment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x33\n\x0c\x63\x61pabilities\x18\x04 \x01(\x0b\x32\x1d.orchestrator.v1.Capabilities\x12%\n\x05price\x18\x05 \x01(\x0b\x32\x16.orchestrator.v1.Price\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x31\n\x06status\x18\x07 \x01(\x0b\x32!.orchestrator.v1.DeploymentStatus\x12\x0c\n\x04tags\x18\x08 \x03(\t\"s\n\nModelRoute\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\x30\n\x0b\x64\x65ployments\x18\x02 \x03(\x0b\x32\x1b.orchestrator.v1.Deployment\x12\x12\n\nis_default\x18\x03 \x01(\x08\x12\x10\n\x08strategy\x18\x04 \x01(\t\"\x13\n\x11ListModelsRequest\"A\n\x12ListModelsResponse\x12+\n\x06routes\x18\x01 \x03(\x0b\x32\x1b.orchestrator.v1.ModelRoute*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x02\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1corchestrator/v1/models.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x02\n\x10\x44\x65ploymentStatus\x12\x0f\n\x07healthy\x18\x01 \x01(\x08\x12\x34\n\rbreaker_state\x18\x02 \x01(\x0e\x32\x1d.orchestrator.v1.BreakerState\x12\x12\n\nlast_error\x18\x03 \x01(\t\x12\x33\n\x0flast_error_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x18\x65wma_time_to_first_token\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0c\x65wma_latency\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x11\n\tin_flight\x18\x07 \x01(\x05\"\x84\x01\n\x0c\x43\x61pabilities\x12\x11\n\tstreaming\x18\x01 \x01(\x08\x12\r\n\x05tools\x18\x02 \x01(\x08\x12\x13\n\x0bjson_schema\x18\x03 \x01(\x08\x12\x1a\n\x12max_context_tokens\x18\x04 \x01(\x05\x12\x0e\n\x06images\x18\x05 \x01(\x08\x12\x11\n\treasoning\x18\x06 \x01(\x08\"L\n\x05Price\x12 \n\x18input_micros_per_million\x18\x01 \x01(\x03\x12!\n\x19output_micros_per_million\x18\x02 \x01(\x03\"\xed\x01\n\nDeployment\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x33\n\x0c\x63\x61pabilities\x18\x04 \x01(\x0b\x32\x1d.orchestrator.v1.Capabilities\x12%\n\x05price\x18\x05 \x01(\x0b\x32\x16.orchestrator.v1.Price\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x31\n\x06status\x18\x07 \x01(\x0b\x32!.orchestrator.v1.DeploymentStatus\x12\x0c\n\x04tags\x18\x08 \x03(\t\"s\n\nModelRoute\x12\r\n\x05\x61lias\x18\x01 \x01(\t\x12\x30\n\x0b\x64\x65ployments\x18\x02 \x03(\x0b\x32\x1b.orchestrator.v1.Deployment\x12\x12\n\nis_default\x18\x03 \x01(\x08\x12\x10\n\x08strategy\x18\x04 \x01(\t\":\n\x11ListModelsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"Z\n\x12ListModelsResponse\x12+\n\x06routes\x18\x01 \x03(\x0b\x32\x1b.orchestrator.v1.ModelRoute\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*|\n\x0c\x42reakerState\x12\x1d\n\x19\x42REAKER_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42REAKER_STATE_CLOSED\x10\x01\x12\x16\n\x12\x42REAKER_STATE_OPEN\x10\x02\x12\x1b\n\x17\x42REAKER_STATE_HALF_OPEN\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orchestrator.v1.models_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BREAKERSTATE']._serialized_start=1016
-  _globals['_BREAKERSTATE']._serialized_end=1140
+  _globals['_BREAKERSTATE']._serialized_start=1130
+  _globals['_BREAKERSTATE']._serialized_end=1254
   _globals['_DEPLOYMENTSTATUS']._serialized_start=115
   _globals['_DEPLOYMENTSTATUS']._serialized_end=406
-  _globals['_CAPABILITIES']._serialized_start=408
-  _globals['_CAPABILITIES']._serialized_end=505
-  _globals['_PRICE']._serialized_start=507
-  _globals['_PRICE']._serialized_end=569
-  _globals['_DEPLOYMENT']._serialized_start=572
-  _globals['_DEPLOYMENT']._serialized_end=809
-  _globals['_MODELROUTE']._serialized_start=811
-  _globals['_MODELROUTE']._serialized_end=926
-  _globals['_LISTMODELSREQUEST']._serialized_start=928
-  _globals['_LISTMODELSREQUEST']._serialized_end=947
-  _globals['_LISTMODELSRESPONSE']._serialized_start=949
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1014
+  _globals['_CAPABILITIES']._serialized_start=409
+  _globals['_CAPABILITIES']._serialized_end=541
+  _globals['_PRICE']._serialized_start=543
+  _globals['_PRICE']._serialized_end=619
+  _globals['_DEPLOYMENT']._serialized_start=622
+  _globals['_DEPLOYMENT']._serialized_end=859
+  _globals['_MODELROUTE']._serialized_start=861
+  _globals['_MODELROUTE']._serialized_end=976
+  _globals['_LISTMODELSREQUEST']._serialized_start=978
+  _globals['_LISTMODELSREQUEST']._serialized_end=1036
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1038
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1128
 # @@protoc_insertion_point(module_scope)

@@ -41,24 +41,28 @@ class DeploymentStatus(_message.Message):
     def __init__(self, healthy: _Optional[bool] = ..., breaker_state: _Optional[_Union[BreakerState, str]] = ..., last_error: _Optional[str] = ..., last_error_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ewma_time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., ewma_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., in_flight: _Optional[int] = ...) -> None: ...
 
 class Capabilities(_message.Message):
-    __slots__ = ("streaming", "tools", "json_schema", "max_context_tokens")
+    __slots__ = ("streaming", "tools", "json_schema", "max_context_tokens", "images", "reasoning")
     STREAMING_FIELD_NUMBER: _ClassVar[int]
     TOOLS_FIELD_NUMBER: _ClassVar[int]
     JSON_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     MAX_CONTEXT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    REASONING_FIELD_NUMBER: _ClassVar[int]
     streaming: bool
     tools: bool
     json_schema: bool
     max_context_tokens: int
-    def __init__(self, streaming: _Optional[bool] = ..., tools: _Optional[bool] = ..., json_schema: _Optional[bool] = ..., max_context_tokens: _Optional[int] = ...) -> None: ...
+    images: bool
+    reasoning: bool
+    def __init__(self, streaming: _Optional[bool] = ..., tools: _Optional[bool] = ..., json_schema: _Optional[bool] = ..., max_context_tokens: _Optional[int] = ..., images: _Optional[bool] = ..., reasoning: _Optional[bool] = ...) -> None: ...
 
 class Price(_message.Message):
-    __slots__ = ("input_per_million", "output_per_million")
-    INPUT_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
-    OUTPUT_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
-    input_per_million: float
-    output_per_million: float
-    def __init__(self, input_per_million: _Optional[float] = ..., output_per_million: _Optional[float] = ...) -> None: ...
+    __slots__ = ("input_micros_per_million", "output_micros_per_million")
+    INPUT_MICROS_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_MICROS_PER_MILLION_FIELD_NUMBER: _ClassVar[int]
+    input_micros_per_million: int
+    output_micros_per_million: int
+    def __init__(self, input_micros_per_million: _Optional[int] = ..., output_micros_per_million: _Optional[int] = ...) -> None: ...
 
 class Deployment(_message.Message):
     __slots__ = ("name", "provider", "model", "capabilities", "price", "description", "status", "tags")
@@ -93,11 +97,17 @@ class ModelRoute(_message.Message):
     def __init__(self, alias: _Optional[str] = ..., deployments: _Optional[_Iterable[_Union[Deployment, _Mapping]]] = ..., is_default: _Optional[bool] = ..., strategy: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("page_size", "page_token")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
-    __slots__ = ("routes",)
+    __slots__ = ("routes", "next_page_token")
     ROUTES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     routes: _containers.RepeatedCompositeFieldContainer[ModelRoute]
-    def __init__(self, routes: _Optional[_Iterable[_Union[ModelRoute, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, routes: _Optional[_Iterable[_Union[ModelRoute, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

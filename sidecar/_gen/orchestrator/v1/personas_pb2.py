@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eorchestrator/v1/personas.proto\x12\x0forchestrator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x01\n\x07Persona\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0f\n\x07\x61liases\x18\x03 \x03(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\r\n\x05tiers\x18\x05 \x03(\t\x12\x15\n\rdefault_route\x18\x06 \x01(\t\x12\x15\n\rprompt_tokens\x18\x07 \x01(\x05\"5\n\x13ListPersonasRequest\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\t\"^\n\x14ListPersonasResponse\x12*\n\x08personas\x18\x01 \x03(\x0b\x32\x18.orchestrator.v1.Persona\x12\x1a\n\x12\x64\x65\x66\x61ult_persona_id\x18\x02 \x01(\t\"\xf0\x01\n\rSwitchRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\x14\n\npersona_id\x18\x04 \x01(\tH\x00\x12\x11\n\x07\x63ommand\x18\x05 \x01(\tH\x00\x12>\n\x08metadata\x18\x06 \x03(\x0b\x32,.orchestrator.v1.SwitchRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06target\"i\n\x0eSwitchResponse\x12)\n\x07persona\x18\x01 \x01(\x0b\x32\x18.orchestrator.v1.Persona\x12\x1b\n\x13previous_persona_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\"\xca\x01\n\x0cSwitchRecord\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x17\n\x0f\x66rom_persona_id\x18\x02 \x01(\t\x12\x15\n\rto_persona_id\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x01(\t\x12\x0f\n\x07success\x18\x05 \x01(\x08\x12\x14\n\x0c\x65rror_reason\x18\x06 \x01(\t\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x08 \x01(\x03\"f\n\x18ListSwitchHistoryRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"L\n\x19ListSwitchHistoryResponse\x12/\n\x08switches\x18\x01 \x03(\x0b\x32\x1d.orchestrator.v1.SwitchRecord\"W\n\x18\x43learConversationRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\",\n\x19\x43learConversationResponse\x12\x0f\n\x07\x63leared\x18\x01 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eorchestrator/v1/personas.proto\x12\x0forchestrator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x01\n\x07Persona\x12\n\n\x02id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0f\n\x07\x61liases\x18\x03 \x03(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\r\n\x05tiers\x18\x05 \x03(\t\x12\x15\n\rdefault_route\x18\x06 \x01(\t\x12\x15\n\rprompt_tokens\x18\x07 \x01(\x05\"\\\n\x13ListPersonasRequest\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"w\n\x14ListPersonasResponse\x12*\n\x08personas\x18\x01 \x03(\x0b\x32\x18.orchestrator.v1.Persona\x12\x1a\n\x12\x64\x65\x66\x61ult_persona_id\x18\x02 \x01(\t\x12\x17\n\x0fnext_page_token\x18\x03 \x01(\t\"\xf0\x01\n\rSwitchRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\x14\n\npersona_id\x18\x04 \x01(\tH\x00\x12\x11\n\x07\x63ommand\x18\x05 \x01(\tH\x00\x12>\n\x08metadata\x18\x06 \x03(\x0b\x32,.orchestrator.v1.SwitchRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x08\n\x06target\"i\n\x0eSwitchResponse\x12)\n\x07persona\x18\x01 \x01(\x0b\x32\x18.orchestrator.v1.Persona\x12\x1b\n\x13previous_persona_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\"\xca\x01\n\x0cSwitchRecord\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x17\n\x0f\x66rom_persona_id\x18\x02 \x01(\t\x12\x15\n\rto_persona_id\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x01(\t\x12\x0f\n\x07success\x18\x05 \x01(\x08\x12\x14\n\x0c\x65rror_reason\x18\x06 \x01(\t\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x08 \x01(\x03\"~\n\x18ListSwitchHistoryRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"e\n\x19ListSwitchHistoryResponse\x12/\n\x08switches\x18\x01 \x03(\x0b\x32\x1d.orchestrator.v1.SwitchRecord\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"W\n\x18\x43learConversationRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\",\n\x19\x43learConversationResponse\x12\x0f\n\x07\x63leared\x18\x01 \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,23 +37,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PERSONA']._serialized_start=85
   _globals['_PERSONA']._serialized_end=224
   _globals['_LISTPERSONASREQUEST']._serialized_start=226
-  _globals['_LISTPERSONASREQUEST']._serialized_end=279
-  _globals['_LISTPERSONASRESPONSE']._serialized_start=281
-  _globals['_LISTPERSONASRESPONSE']._serialized_end=375
-  _globals['_SWITCHREQUEST']._serialized_start=378
-  _globals['_SWITCHREQUEST']._serialized_end=618
-  _globals['_SWITCHREQUEST_METADATAENTRY']._serialized_start=561
-  _globals['_SWITCHREQUEST_METADATAENTRY']._serialized_end=608
-  _globals['_SWITCHRESPONSE']._serialized_start=620
-  _globals['_SWITCHRESPONSE']._serialized_end=725
-  _globals['_SWITCHRECORD']._serialized_start=728
-  _globals['_SWITCHRECORD']._serialized_end=930
-  _globals['_LISTSWITCHHISTORYREQUEST']._serialized_start=932
-  _globals['_LISTSWITCHHISTORYREQUEST']._serialized_end=1034
-  _globals['_LISTSWITCHHISTORYRESPONSE']._serialized_start=1036
-  _globals['_LISTSWITCHHISTORYRESPONSE']._serialized_end=1112
-  _globals['_CLEARCONVERSATIONREQUEST']._serialized_start=1114
-  _globals['_CLEARCONVERSATIONREQUEST']._serialized_end=1201
-  _globals['_CLEARCONVERSATIONRESPONSE']._serialized_start=1203
-  _globals['_CLEARCONVERSATIONRESPONSE']._serialized_end=1247
+  _globals['_LISTPERSONASREQUEST']._serialized_end=318
+  _globals['_LISTPERSONASRESPONSE']._serialized_start=320
+  _globals['_LISTPERSONASRESPONSE']._serialized_end=439
+  _globals['_SWITCHREQUEST']._serialized_start=442
+  _globals['_SWITCHREQUEST']._serialized_end=682
+  _globals['_SWITCHREQUEST_METADATAENTRY']._serialized_start=625
+  _globals['_SWITCHREQUEST_METADATAENTRY']._serialized_end=672
+  _globals['_SWITCHRESPONSE']._serialized_start=684
+  _globals['_SWITCHRESPONSE']._serialized_end=789
+  _globals['_SWITCHRECORD']._serialized_start=792
+  _globals['_SWITCHRECORD']._serialized_end=994
+  _globals['_LISTSWITCHHISTORYREQUEST']._serialized_start=996
+  _globals['_LISTSWITCHHISTORYREQUEST']._serialized_end=1122
+  _globals['_LISTSWITCHHISTORYRESPONSE']._serialized_start=1124
+  _globals['_LISTSWITCHHISTORYRESPONSE']._serialized_end=1225
+  _globals['_CLEARCONVERSATIONREQUEST']._serialized_start=1227
+  _globals['_CLEARCONVERSATIONREQUEST']._serialized_end=1314
+  _globals['_CLEARCONVERSATIONRESPONSE']._serialized_start=1316
+  _globals['_CLEARCONVERSATIONRESPONSE']._serialized_end=1360
 # @@protoc_insertion_point(module_scope)

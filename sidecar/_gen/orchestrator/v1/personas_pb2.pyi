@@ -28,20 +28,26 @@ class Persona(_message.Message):
     def __init__(self, id: _Optional[str] = ..., display_name: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., category: _Optional[str] = ..., tiers: _Optional[_Iterable[str]] = ..., default_route: _Optional[str] = ..., prompt_tokens: _Optional[int] = ...) -> None: ...
 
 class ListPersonasRequest(_message.Message):
-    __slots__ = ("category", "tier")
+    __slots__ = ("category", "tier", "page_size", "page_token")
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     category: str
     tier: str
-    def __init__(self, category: _Optional[str] = ..., tier: _Optional[str] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, category: _Optional[str] = ..., tier: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListPersonasResponse(_message.Message):
-    __slots__ = ("personas", "default_persona_id")
+    __slots__ = ("personas", "default_persona_id", "next_page_token")
     PERSONAS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_PERSONA_ID_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     personas: _containers.RepeatedCompositeFieldContainer[Persona]
     default_persona_id: str
-    def __init__(self, personas: _Optional[_Iterable[_Union[Persona, _Mapping]]] = ..., default_persona_id: _Optional[str] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, personas: _Optional[_Iterable[_Union[Persona, _Mapping]]] = ..., default_persona_id: _Optional[str] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SwitchRequest(_message.Message):
     __slots__ = ("tenant_id", "user_id", "conversation_id", "persona_id", "command", "metadata")
@@ -97,22 +103,26 @@ class SwitchRecord(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ..., from_persona_id: _Optional[str] = ..., to_persona_id: _Optional[str] = ..., command: _Optional[str] = ..., success: _Optional[bool] = ..., error_reason: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class ListSwitchHistoryRequest(_message.Message):
-    __slots__ = ("tenant_id", "user_id", "conversation_id", "limit")
+    __slots__ = ("tenant_id", "user_id", "conversation_id", "page_size", "page_token")
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
-    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     tenant_id: str
     user_id: str
     conversation_id: str
-    limit: int
-    def __init__(self, tenant_id: _Optional[str] = ..., user_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    page_size: int
+    page_token: str
+    def __init__(self, tenant_id: _Optional[str] = ..., user_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class ListSwitchHistoryResponse(_message.Message):
-    __slots__ = ("switches",)
+    __slots__ = ("switches", "next_page_token")
     SWITCHES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     switches: _containers.RepeatedCompositeFieldContainer[SwitchRecord]
-    def __init__(self, switches: _Optional[_Iterable[_Union[SwitchRecord, _Mapping]]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, switches: _Optional[_Iterable[_Union[SwitchRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class ClearConversationRequest(_message.Message):
     __slots__ = ("tenant_id", "user_id", "conversation_id")

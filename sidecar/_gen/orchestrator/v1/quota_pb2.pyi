@@ -78,13 +78,13 @@ class QuotaLimit(_message.Message):
     metric: QuotaMetric
     scope: QuotaScope
     window: QuotaWindow
-    limit: float
-    used: float
-    reserved: float
-    remaining: float
+    limit: int
+    used: int
+    reserved: int
+    remaining: int
     reset_time: _timestamp_pb2.Timestamp
     shadow: bool
-    def __init__(self, name: _Optional[str] = ..., metric: _Optional[_Union[QuotaMetric, str]] = ..., scope: _Optional[_Union[QuotaScope, str]] = ..., window: _Optional[_Union[QuotaWindow, str]] = ..., limit: _Optional[float] = ..., used: _Optional[float] = ..., reserved: _Optional[float] = ..., remaining: _Optional[float] = ..., reset_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., shadow: _Optional[bool] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., metric: _Optional[_Union[QuotaMetric, str]] = ..., scope: _Optional[_Union[QuotaScope, str]] = ..., window: _Optional[_Union[QuotaWindow, str]] = ..., limit: _Optional[int] = ..., used: _Optional[int] = ..., reserved: _Optional[int] = ..., remaining: _Optional[int] = ..., reset_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., shadow: _Optional[bool] = ...) -> None: ...
 
 class GetQuotaResponse(_message.Message):
     __slots__ = ("tier", "limits")

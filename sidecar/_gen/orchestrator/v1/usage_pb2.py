@@ -26,19 +26,19 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1borchestrator/v1/usage.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x01\n\x0fGetUsageRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x08group_by\x18\x05 \x01(\x0e\x32\x1d.orchestrator.v1.UsageGroupBy\"\xa6\x02\n\nUsageGroup\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x10\n\x08\x63ost_usd\x18\x02 \x01(\x01\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x04 \x01(\x03\x12\x15\n\rcached_tokens\x18\x05 \x01(\x03\x12\x10\n\x08requests\x18\x06 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x07 \x01(\x03\x12.\n\x0blatency_p50\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0blatency_p95\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0blatency_p99\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\"?\n\x10GetUsageResponse\x12+\n\x06groups\x18\x01 \x03(\x0b\x32\x1b.orchestrator.v1.UsageGroup*\x93\x01\n\x0cUsageGroupBy\x12\x1e\n\x1aUSAGE_GROUP_BY_UNSPECIFIED\x10\x00\x12\x17\n\x13USAGE_GROUP_BY_USER\x10\x01\x12\x18\n\x14USAGE_GROUP_BY_MODEL\x10\x02\x12\x18\n\x14USAGE_GROUP_BY_ROUTE\x10\x03\x12\x16\n\x12USAGE_GROUP_BY_DAY\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1borchestrator/v1/usage.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xeb\x01\n\x0fGetUsageRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x08group_by\x18\x05 \x01(\x0e\x32\x1d.orchestrator.v1.UsageGroupBy\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"\xa9\x02\n\nUsageGroup\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x13\n\x0b\x63ost_micros\x18\x02 \x01(\x03\x12\x15\n\rprompt_tokens\x18\x03 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x04 \x01(\x03\x12\x15\n\rcached_tokens\x18\x05 \x01(\x03\x12\x10\n\x08requests\x18\x06 \x01(\x03\x12\x0e\n\x06\x65rrors\x18\x07 \x01(\x03\x12.\n\x0blatency_p50\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0blatency_p95\x18\t \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0blatency_p99\x18\n \x01(\x0b\x32\x19.google.protobuf.Duration\"X\n\x10GetUsageResponse\x12+\n\x06groups\x18\x01 \x03(\x0b\x32\x1b.orchestrator.v1.UsageGroup\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x93\x01\n\x0cUsageGroupBy\x12\x1e\n\x1aUSAGE_GROUP_BY_UNSPECIFIED\x10\x00\x12\x17\n\x13USAGE_GROUP_BY_USER\x10\x01\x12\x18\n\x14USAGE_GROUP_BY_MODEL\x10\x02\x12\x18\n\x14USAGE_GROUP_BY_ROUTE\x10\x03\x12\x16\n\x12USAGE_GROUP_BY_DAY\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orchestrator.v1.usage_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_USAGEGROUPBY']._serialized_start=675
-  _globals['_USAGEGROUPBY']._serialized_end=822
+  _globals['_USAGEGROUPBY']._serialized_start=742
+  _globals['_USAGEGROUPBY']._serialized_end=889
   _globals['_GETUSAGEREQUEST']._serialized_start=114
-  _globals['_GETUSAGEREQUEST']._serialized_end=310
-  _globals['_USAGEGROUP']._serialized_start=313
-  _globals['_USAGEGROUP']._serialized_end=607
-  _globals['_GETUSAGERESPONSE']._serialized_start=609
-  _globals['_GETUSAGERESPONSE']._serialized_end=672
+  _globals['_GETUSAGEREQUEST']._serialized_end=349
+  _globals['_USAGEGROUP']._serialized_start=352
+  _globals['_USAGEGROUP']._serialized_end=649
+  _globals['_GETUSAGERESPONSE']._serialized_start=651
+  _globals['_GETUSAGERESPONSE']._serialized_end=739
 # @@protoc_insertion_point(module_scope)

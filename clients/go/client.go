@@ -1,0 +1,176 @@
+// Package orchestrator is the Go client of the Orchestrator sidecar: a thin wrapper over the
+// generated stubs (package orchestratorv1 under gen/) with connection defaults, typed errors and an
+// opt-in retry helper.
+//
+//	client, err := orchestrator.New()                      // 127.0.0.1:50051 or $ORCHESTRATOR_SIDECAR_ADDRESS
+//	resp, err := client.Generate(ctx, orchestrator.Prompt("hello", orchestrator.Tenant("acme", "u1")))
+package orchestrator
+
+import (
+	"context"
+	"os"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	v1 "github.com/orchestrator-sidecar/orchestrator/clients/go/gen/orchestrator/v1"
+)
+
+const (
+	// DefaultAddress is where a sidecar listens unless configured otherwise.
+	DefaultAddress = "127.0.0.1:50051"
+	// AddressEnv names the environment variable with the sidecar's address (host:port or unix:///path).
+	AddressEnv = "ORCHESTRATOR_SIDECAR_ADDRESS"
+	// TokenEnv names the environment variable with the shared token sent on every call.
+	TokenEnv = "ORCHESTRATOR_SIDECAR_TOKEN"
+)
+
+// Client is a connection to the sidecar. Its stubs (Generation, Conversations, Quota, Keys) carry
+// the token too, for the RPCs the wrapper has no method for.
+type Client struct {
+	conn          *grpc.ClientConn
+	retry         *RetryPolicy
+	Generation    v1.GenerationServiceClient
+	Conversations v1.ConversationServiceClient
+	Quota         v1.QuotaServiceClient
+	Keys          v1.KeyServiceClient
+}
+
+type settings struct {
+	address  string
+	token    *string
+	retry    *RetryPolicy
+	dialOpts []grpc.DialOption
+}
+
+// Option configures New.
+type Option func(*settings)
+
+// WithAddress sets the sidecar's address: host:port, unix:///path or a bare absolute socket path.
+func WithAddress(address string) Option { return func(s *settings) { s.address = address } }
+
+// WithToken sets the shared token; WithToken("") sends none even when ORCHESTRATOR_SIDECAR_TOKEN is set.
+func WithToken(token string) Option { return func(s *settings) { s.token = &token } }
+
+// WithRetry makes Generate, Switch and GetQuota retry UNAVAILABLE and RESOURCE_EXHAUSTED per policy.
+func WithRetry(policy RetryPolicy) Option { return func(s *settings) { s.retry = &policy } }
+
+// WithDialOptions adds gRPC dial options (interceptors, tracing) after the client's own.
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(s *settings) { s.dialOpts = append(s.dialOpts, opts...) }
+}
+
+// New connects lazily (the first call dials): explicit options win, then the environment, then
+// the defaults.
+func New(opts ...Option) (*Client, error) {
+	s := settings{}
+	for _, opt := range opts {
+		opt(&s)
+	}
+	address := firstNonEmpty(s.address, os.Getenv(AddressEnv), DefaultAddress)
+	token := os.Getenv(TokenEnv)
+	if s.token != nil {
+		token = *s.token
+	}
+	dial := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// A localhost peer: ping a silent connection no more often than servers allow by default
+		// (5 min), and reconnect quickly after the sidecar restarts.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Minute, Timeout: 10 * time.Second}),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		}),
+	}
+	if token != "" {
+		dial = append(dial, grpc.WithPerRPCCredentials(bearer(token)))
+	}
+	conn, err := grpc.NewClient(target(address), append(dial, s.dialOpts...)...)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{
+		conn:          conn,
+		retry:         s.retry,
+		Generation:    v1.NewGenerationServiceClient(conn),
+		Conversations: v1.NewConversationServiceClient(conn),
+		Quota:         v1.NewQuotaServiceClient(conn),
+		Keys:          v1.NewKeyServiceClient(conn),
+	}, nil
+}
+
+// Close releases the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Generate returns one whole answer. With WithRetry, a request without a request_id gets one, so
+// the sidecar charges a retried request once.
+func (c *Client) Generate(ctx context.Context, req *v1.GenerateRequest) (*v1.GenerateResponse, error) {
+	if c.retry != nil && req.GetInput() != nil && req.GetInput().GetRequestId() == "" {
+		req = withRequestID(req)
+	}
+	return unary(ctx, c.retry, func(ctx context.Context) (*v1.GenerateResponse, error) {
+		return c.Generation.Generate(ctx, req)
+	})
+}
+
+// Switch changes a conversation's persona.
+func (c *Client) Switch(ctx context.Context, req *v1.SwitchRequest) (*v1.SwitchResponse, error) {
+	return unary(ctx, c.retry, func(ctx context.Context) (*v1.SwitchResponse, error) {
+		return c.Conversations.Switch(ctx, req)
+	})
+}
+
+// GetQuota returns the tier and every limit that applies to a tenant's user, with usage.
+func (c *Client) GetQuota(ctx context.Context, tenantID, userID string) (*v1.GetQuotaResponse, error) {
+	req := &v1.GetQuotaRequest{TenantId: tenantID, UserId: userID}
+	return unary(ctx, c.retry, func(ctx context.Context) (*v1.GetQuotaResponse, error) {
+		return c.Quota.GetQuota(ctx, req)
+	})
+}
+
+// ListModels returns one page of routes with their deployments.
+func (c *Client) ListModels(ctx context.Context, req *v1.ListModelsRequest) (*v1.ListModelsResponse, error) {
+	resp, err := c.Generation.ListModels(ctx, req)
+	return resp, FromError(err, 0)
+}
+
+func unary[T any](ctx context.Context, policy *RetryPolicy, call func(context.Context) (T, error)) (T, error) {
+	once := func(ctx context.Context) (T, error) {
+		resp, err := call(ctx)
+		return resp, FromError(err, 0)
+	}
+	if policy == nil {
+		return once(ctx)
+	}
+	return Retry(ctx, *policy, once)
+}
+
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+// RequireTransportSecurity is false: the sidecar is a localhost (or Unix socket) peer.
+func (bearer) RequireTransportSecurity() bool { return false }
+
+func target(address string) string {
+	address = strings.TrimSpace(address)
+	if strings.HasPrefix(address, "/") {
+		return "unix://" + address
+	}
+	return address
+}
+
+func firstNonEmpty(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,97 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	v1 "github.com/orchestrator-sidecar/orchestrator/clients/go/gen/orchestrator/v1"
+)
+
+// Stream is one StreamGenerate call: Recv until io.EOF (or range over Events). After a successful
+// end, Result is the final GenerateResponse and Text the joined deltas. Errors are typed; one that
+// follows a delta is a *StreamInterruptedError with PartialUsage.
+type Stream struct {
+	call      v1.GenerationService_StreamGenerateClient
+	cancel    context.CancelFunc
+	cancelled bool
+	deltas    int
+	text      strings.Builder
+	result    *v1.GenerateResponse
+}
+
+// Stream starts generating; ctx's deadline and cancellation apply to the whole stream.
+func (c *Client) Stream(ctx context.Context, req *v1.StreamGenerateRequest) (*Stream, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	call, err := c.Generation.StreamGenerate(ctx, req)
+	if err != nil {
+		cancel()
+		return nil, FromError(err, 0)
+	}
+	return &Stream{call: call, cancel: cancel}, nil
+}
+
+// Recv returns the next event, io.EOF after the result, or a typed error.
+func (s *Stream) Recv() (*v1.StreamGenerateResponse, error) {
+	event, err := s.call.Recv()
+	if errors.Is(err, io.EOF) {
+		s.cancel()
+		if s.result == nil {
+			return nil, classify(decode(status.New(codes.Unavailable, "the stream ended without a result"), s.deltas))
+		}
+		return nil, io.EOF
+	}
+	if err != nil {
+		s.cancel()
+		if s.cancelled {
+			return nil, &CancelledError{decode(status.New(codes.Canceled, "cancelled by the client"), s.deltas)}
+		}
+		return nil, FromError(err, s.deltas)
+	}
+	switch e := event.GetEvent().(type) {
+	case *v1.StreamGenerateResponse_Delta:
+		s.deltas++
+		s.text.WriteString(e.Delta.GetText())
+	case *v1.StreamGenerateResponse_Result:
+		s.result = e.Result
+	}
+	return event, nil
+}
+
+// Events ranges over the stream; a failure is the last pair's error (io.EOF is not reported).
+func (s *Stream) Events() iter.Seq2[*v1.StreamGenerateResponse, error] {
+	return func(yield func(*v1.StreamGenerateResponse, error) bool) {
+		for {
+			event, err := s.Recv()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if !yield(event, err) || err != nil {
+				if err == nil {
+					s.Cancel()
+				}
+				return
+			}
+		}
+	}
+}
+
+// Cancel stops the call; the next Recv returns a *CancelledError.
+func (s *Stream) Cancel() {
+	s.cancelled = true
+	s.cancel()
+}
+
+// Result is the final response, nil until the stream has ended successfully.
+func (s *Stream) Result() *v1.GenerateResponse { return s.result }
+
+// Text is the deltas received so far, joined.
+func (s *Stream) Text() string { return s.text.String() }
+
+// Deltas is how many deltas were received.
+func (s *Stream) Deltas() int { return s.deltas }

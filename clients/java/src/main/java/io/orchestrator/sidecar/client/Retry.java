@@ -1,0 +1,192 @@
+package io.orchestrator.sidecar.client;
+
+import io.grpc.Deadline;
+import io.grpc.Status;
+import java.time.Duration;
+import java.util.Iterator;
+import java.util.NoSuchElementException;
+import java.util.Objects;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.function.DoubleSupplier;
+import java.util.function.Function;
+
+/**
+ * Opt-in retries. A unary call is retried on UNAVAILABLE and RESOURCE_EXHAUSTED, after the server's
+ * RetryInfo delay when it sent one (else capped exponential backoff with jitter), never past the
+ * overall deadline; each attempt gets the deadline. A stream is retried only while it has yielded nothing.
+ */
+public final class Retry {
+  /** Waits between attempts (injected so tests never sleep). */
+  public interface Sleeper {
+    void sleep(Duration delay) throws InterruptedException;
+  }
+
+  private final int maxAttempts;
+  private final Duration timeout;
+  private final Duration baseDelay;
+  private final Duration maxDelay;
+  private final Deadline.Ticker ticker;
+  private final Sleeper sleeper;
+  private final DoubleSupplier random;
+
+  private Retry(Builder b) {
+    this.maxAttempts = b.maxAttempts;
+    this.timeout = b.timeout;
+    this.baseDelay = b.baseDelay;
+    this.maxDelay = b.maxDelay;
+    this.ticker = b.ticker;
+    this.sleeper = b.sleeper;
+    this.random = b.random;
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** True for failures a retry may fix: UNAVAILABLE (but not a broken stream) and RESOURCE_EXHAUSTED. */
+  public static boolean isRetryable(SidecarException e) {
+    if (e instanceof StreamInterruptedException) {
+      return false;
+    }
+    return e.code() == Status.Code.UNAVAILABLE || e.code() == Status.Code.RESOURCE_EXHAUSTED;
+  }
+
+  /** Runs {@code call} with the overall deadline (null when none) until it succeeds or must not be retried. */
+  public <T> T call(Function<Deadline, T> call) {
+    Deadline deadline = overallDeadline();
+    for (int attempt = 1; ; attempt++) {
+      try {
+        return call.apply(deadline);
+      } catch (RuntimeException thrown) {
+        waitBeforeRetry(SidecarException.from(thrown), attempt, deadline);
+      }
+    }
+  }
+
+  /**
+   * An iterator over the stream {@code open} returns; a failure before its first element reopens it
+   * (like a unary retry), a failure after it is thrown as is.
+   */
+  public <T> Iterator<T> stream(Function<Deadline, Iterator<T>> open) {
+    Deadline deadline = overallDeadline();
+    return new Iterator<>() {
+      private Iterator<T> current;
+      private boolean yielded;
+      private int attempt;
+
+      @Override
+      public boolean hasNext() {
+        for (;;) {
+          try {
+            if (current == null) {
+              attempt++;
+              current = open.apply(deadline);
+            }
+            return current.hasNext();
+          } catch (RuntimeException thrown) {
+            SidecarException e = SidecarException.from(thrown);
+            if (yielded) {
+              throw e;
+            }
+            current = null;
+            waitBeforeRetry(e, attempt, deadline);
+          }
+        }
+      }
+
+      @Override
+      public T next() {
+        if (!hasNext()) {
+          throw new NoSuchElementException();
+        }
+        yielded = true;
+        return current.next();
+      }
+    };
+  }
+
+  private Deadline overallDeadline() {
+    return timeout == null ? null : Deadline.after(timeout.toNanos(), TimeUnit.NANOSECONDS, ticker);
+  }
+
+  private void waitBeforeRetry(SidecarException e, int attempt, Deadline deadline) {
+    if (!isRetryable(e) || attempt >= maxAttempts) {
+      throw e;
+    }
+    Duration delay = e.retryDelay().orElseGet(() -> backoff(attempt));
+    if (deadline != null && deadline.timeRemaining(TimeUnit.NANOSECONDS) <= delay.toNanos()) {
+      throw e; // the next attempt could not start before the deadline
+    }
+    try {
+      sleeper.sleep(delay);
+    } catch (InterruptedException interrupted) {
+      Thread.currentThread().interrupt();
+      throw e;
+    }
+  }
+
+  private Duration backoff(int attempt) {
+    long ceiling = Math.min(maxDelay.toNanos(), baseDelay.toNanos() << Math.min(attempt - 1, 30));
+    return Duration.ofNanos(Math.round(ceiling * (0.5 + 0.5 * random.getAsDouble())));
+  }
+
+  public static final class Builder {
+    private int maxAttempts = 4;
+    private Duration timeout;
+    private Duration baseDelay = Duration.ofMillis(100);
+    private Duration maxDelay = Duration.ofSeconds(5);
+    private Deadline.Ticker ticker = Deadline.getSystemTicker();
+    private Sleeper sleeper = d -> TimeUnit.NANOSECONDS.sleep(d.toNanos());
+    private DoubleSupplier random = () -> ThreadLocalRandom.current().nextDouble();
+
+    private Builder() {}
+
+    /** Attempts in all, the first included (default 4). */
+    public Builder maxAttempts(int n) {
+      if (n < 1) {
+        throw new IllegalArgumentException("maxAttempts must be at least 1");
+      }
+      this.maxAttempts = n;
+      return this;
+    }
+
+    /** The overall deadline of every attempt and wait together. */
+    public Builder timeout(Duration timeout) {
+      this.timeout = Objects.requireNonNull(timeout);
+      return this;
+    }
+
+    /** First backoff when the server gave no RetryInfo (default 100 ms, doubling up to maxDelay). */
+    public Builder baseDelay(Duration d) {
+      this.baseDelay = Objects.requireNonNull(d);
+      return this;
+    }
+
+    /** Cap of the backoff (default 5 s). */
+    public Builder maxDelay(Duration d) {
+      this.maxDelay = Objects.requireNonNull(d);
+      return this;
+    }
+
+    public Builder ticker(Deadline.Ticker ticker) {
+      this.ticker = Objects.requireNonNull(ticker);
+      return this;
+    }
+
+    public Builder sleeper(Sleeper sleeper) {
+      this.sleeper = Objects.requireNonNull(sleeper);
+      return this;
+    }
+
+    /** A number in [0, 1) for the jitter. */
+    public Builder random(DoubleSupplier random) {
+      this.random = Objects.requireNonNull(random);
+      return this;
+    }
+
+    public Retry build() {
+      return new Retry(this);
+    }
+  }
+}

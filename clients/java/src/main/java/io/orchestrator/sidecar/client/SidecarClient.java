@@ -1,0 +1,326 @@
+package io.orchestrator.sidecar.client;
+
+import io.grpc.CallOptions;
+import io.grpc.Channel;
+import io.grpc.ClientCall;
+import io.grpc.ClientInterceptor;
+import io.grpc.Deadline;
+import io.grpc.ForwardingClientCall;
+import io.grpc.Grpc;
+import io.grpc.InsecureChannelCredentials;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.Metadata;
+import io.grpc.MethodDescriptor;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
+import io.grpc.stub.StreamObserver;
+import io.orchestrator.sidecar.v1.AdminServiceGrpc;
+import io.orchestrator.sidecar.v1.ConversationServiceGrpc;
+import io.orchestrator.sidecar.v1.GenerateRequest;
+import io.orchestrator.sidecar.v1.GenerateResponse;
+import io.orchestrator.sidecar.v1.GenerationInput;
+import io.orchestrator.sidecar.v1.GenerationServiceGrpc;
+import io.orchestrator.sidecar.v1.GetQuotaRequest;
+import io.orchestrator.sidecar.v1.GetQuotaResponse;
+import io.orchestrator.sidecar.v1.KeyServiceGrpc;
+import io.orchestrator.sidecar.v1.ListModelsRequest;
+import io.orchestrator.sidecar.v1.ListModelsResponse;
+import io.orchestrator.sidecar.v1.QuotaServiceGrpc;
+import io.orchestrator.sidecar.v1.StreamGenerateRequest;
+import io.orchestrator.sidecar.v1.StreamGenerateResponse;
+import io.orchestrator.sidecar.v1.SwitchRequest;
+import io.orchestrator.sidecar.v1.SwitchResponse;
+import java.time.Duration;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+
+/**
+ * One HTTP/2 connection to the sidecar (TCP or Unix socket) with the bearer token on every call:
+ * {@code generate}, {@code stream} (a blocking iterator, or an observer), {@code switchPersona} and
+ * {@code getQuota} throwing typed {@link SidecarException}s, and the generated stubs for the other RPCs.
+ */
+public final class SidecarClient implements AutoCloseable {
+  public static final String DEFAULT_ADDRESS = "127.0.0.1:50051";
+  public static final String ADDRESS_ENV = "ORCHESTRATOR_SIDECAR_ADDRESS";
+  public static final String TOKEN_ENV = "ORCHESTRATOR_SIDECAR_TOKEN";
+  /**
+   * HTTP/2 PING every 5 minutes while calls are open, none on an idle connection: a localhost peer
+   * needs no liveness probing, and grpc servers refuse pings more frequent than 5 minutes by default.
+   */
+  public static final Duration DEFAULT_KEEPALIVE = Duration.ofMinutes(5);
+
+  private final ManagedChannel channel;
+  private final Duration defaultTimeout;
+
+  private SidecarClient(ManagedChannel channel, Duration defaultTimeout) {
+    this.channel = channel;
+    this.defaultTimeout = defaultTimeout;
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** A client with every default: $ORCHESTRATOR_SIDECAR_ADDRESS (else 127.0.0.1:50051), $ORCHESTRATOR_SIDECAR_TOKEN. */
+  public static SidecarClient create() {
+    return builder().build();
+  }
+
+  /** Unary Generate within the client's default deadline (if any). */
+  public GenerateResponse generate(GenerationInput input) {
+    return generate(input, null);
+  }
+
+  /** Unary Generate; {@code deadline} null uses the client's default. */
+  public GenerateResponse generate(GenerationInput input, Deadline deadline) {
+    GenerateRequest request = GenerateRequest.newBuilder().setInput(input).build();
+    return call(() -> generationStub(deadline).generate(request));
+  }
+
+  /**
+   * StreamGenerate as a blocking iterator: content deltas, then one {@code result} (the same
+   * GenerateResponse Generate returns). Close it (try-with-resources) to cancel the call early.
+   */
+  public GenerationStream stream(GenerationInput input, Deadline deadline) {
+    StreamGenerateRequest request = StreamGenerateRequest.newBuilder().setInput(input).build();
+    return GenerationStream.open(() -> generationStub(deadline).streamGenerate(request));
+  }
+
+  public GenerationStream stream(GenerationInput input) {
+    return stream(input, null);
+  }
+
+  /** A handle to cancel an asynchronous stream. */
+  public interface Cancellable {
+    void cancel();
+  }
+
+  /**
+   * StreamGenerate delivered to {@code observer} on gRPC's threads; {@code onError} receives a
+   * {@link SidecarException}.
+   */
+  public Cancellable streamAsync(GenerationInput input, Deadline deadline, StreamObserver<StreamGenerateResponse> observer) {
+    StreamGenerateRequest request = StreamGenerateRequest.newBuilder().setInput(input).build();
+    TypedObserver typed = new TypedObserver(observer);
+    GenerationServiceGrpc.newStub(channel).withDeadline(effective(deadline)).streamGenerate(request, typed);
+    return typed::cancel;
+  }
+
+  /** Switch the conversation's persona with a natural-language command. */
+  public SwitchResponse switchPersona(SwitchRequest request, Deadline deadline) {
+    return call(() -> ConversationServiceGrpc.newBlockingStub(channel).withDeadline(effective(deadline)).switch_(request));
+  }
+
+  public SwitchResponse switchPersona(SwitchRequest request) {
+    return switchPersona(request, null);
+  }
+
+  /** The caller's limits and what is left of them. */
+  public GetQuotaResponse getQuota(GetQuotaRequest request, Deadline deadline) {
+    return call(() -> QuotaServiceGrpc.newBlockingStub(channel).withDeadline(effective(deadline)).getQuota(request));
+  }
+
+  public GetQuotaResponse getQuota(GetQuotaRequest request) {
+    return getQuota(request, null);
+  }
+
+  /** The routes this sidecar serves. */
+  public ListModelsResponse listModels(ListModelsRequest request, Deadline deadline) {
+    return call(() -> generationStub(deadline).listModels(request));
+  }
+
+  /** The channel, for the generated stubs of every other RPC (errors: {@link SidecarException#from}). */
+  public Channel channel() {
+    return channel;
+  }
+
+  public GenerationServiceGrpc.GenerationServiceBlockingStub generationStub(Deadline deadline) {
+    return GenerationServiceGrpc.newBlockingStub(channel).withDeadline(effective(deadline));
+  }
+
+  public ConversationServiceGrpc.ConversationServiceBlockingStub conversationStub() {
+    return ConversationServiceGrpc.newBlockingStub(channel);
+  }
+
+  public QuotaServiceGrpc.QuotaServiceBlockingStub quotaStub() {
+    return QuotaServiceGrpc.newBlockingStub(channel);
+  }
+
+  public KeyServiceGrpc.KeyServiceBlockingStub keyStub() {
+    return KeyServiceGrpc.newBlockingStub(channel);
+  }
+
+  public AdminServiceGrpc.AdminServiceBlockingStub adminStub() {
+    return AdminServiceGrpc.newBlockingStub(channel);
+  }
+
+  /** Closes the connection, waiting up to 5 seconds for open calls. */
+  @Override
+  public void close() {
+    channel.shutdown();
+    try {
+      if (!channel.awaitTermination(5, TimeUnit.SECONDS)) {
+        channel.shutdownNow();
+      }
+    } catch (InterruptedException e) {
+      channel.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private Deadline effective(Deadline deadline) {
+    if (deadline != null) {
+      return deadline;
+    }
+    return defaultTimeout == null ? null : Deadline.after(defaultTimeout.toNanos(), TimeUnit.NANOSECONDS);
+  }
+
+  private static <T> T call(Supplier<T> rpc) {
+    try {
+      return rpc.get();
+    } catch (RuntimeException e) {
+      throw SidecarException.from(e);
+    }
+  }
+
+  /** Forwards to the caller's observer with errors as SidecarException; keeps the call to cancel it. */
+  private static final class TypedObserver implements ClientResponseObserver<StreamGenerateRequest, StreamGenerateResponse> {
+    private final StreamObserver<StreamGenerateResponse> delegate;
+    private volatile ClientCallStreamObserver<StreamGenerateRequest> call;
+
+    TypedObserver(StreamObserver<StreamGenerateResponse> delegate) {
+      this.delegate = delegate;
+    }
+
+    @Override
+    public void beforeStart(ClientCallStreamObserver<StreamGenerateRequest> requestStream) {
+      this.call = requestStream;
+    }
+
+    @Override
+    public void onNext(StreamGenerateResponse value) {
+      delegate.onNext(value);
+    }
+
+    @Override
+    public void onError(Throwable t) {
+      delegate.onError(SidecarException.from(t));
+    }
+
+    @Override
+    public void onCompleted() {
+      delegate.onCompleted();
+    }
+
+    void cancel() {
+      ClientCallStreamObserver<StreamGenerateRequest> c = call;
+      if (c != null) {
+        c.cancel("cancelled by the caller", null);
+      }
+    }
+  }
+
+  /** Adds {@code authorization: Bearer <token>} to every call. */
+  private static final class BearerToken implements ClientInterceptor {
+    private static final Metadata.Key<String> AUTHORIZATION = Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
+    private final String value;
+
+    BearerToken(String token) {
+      this.value = "Bearer " + token;
+    }
+
+    @Override
+    public <Q, R> ClientCall<Q, R> interceptCall(MethodDescriptor<Q, R> method, CallOptions options, Channel next) {
+      return new ForwardingClientCall.SimpleForwardingClientCall<>(next.newCall(method, options)) {
+        @Override
+        public void start(Listener<R> listener, Metadata headers) {
+          headers.put(AUTHORIZATION, value);
+          super.start(listener, headers);
+        }
+      };
+    }
+  }
+
+  /** Connection settings; unset ones come from the environment, then the defaults. */
+  public static final class Builder {
+    private String address;
+    private String token;
+    private boolean noToken;
+    private Duration keepAlive = DEFAULT_KEEPALIVE;
+    private Duration defaultTimeout;
+    private Map<String, String> env = System.getenv();
+
+    private Builder() {}
+
+    /** {@code host:port} or {@code unix:///absolute/path}. */
+    public Builder address(String address) {
+      this.address = Objects.requireNonNull(address);
+      return this;
+    }
+
+    /** The bearer token sent on every call. */
+    public Builder token(String token) {
+      this.token = Objects.requireNonNull(token);
+      this.noToken = false;
+      return this;
+    }
+
+    /** Send no token, whatever $ORCHESTRATOR_SIDECAR_TOKEN says. */
+    public Builder withoutToken() {
+      this.token = null;
+      this.noToken = true;
+      return this;
+    }
+
+    /** HTTP/2 keep-alive ping interval while calls are open (default 5 minutes). */
+    public Builder keepAlive(Duration interval) {
+      this.keepAlive = Objects.requireNonNull(interval);
+      return this;
+    }
+
+    /** Deadline of every call made without one. */
+    public Builder defaultTimeout(Duration timeout) {
+      this.defaultTimeout = Objects.requireNonNull(timeout);
+      return this;
+    }
+
+    /** The environment the defaults are read from (default System.getenv()). */
+    public Builder environment(Map<String, String> env) {
+      this.env = Map.copyOf(env);
+      return this;
+    }
+
+    /** The gRPC target this builder connects to ({@code unix:///path} or {@code host:port}). */
+    public String target() {
+      String chosen = address != null ? address : nonEmpty(env.get(ADDRESS_ENV), DEFAULT_ADDRESS);
+      return SidecarAddress.target(chosen);
+    }
+
+    /** The token this builder sends, or null. */
+    public String resolvedToken() {
+      if (noToken) {
+        return null;
+      }
+      return token != null ? token : nonEmpty(env.get(TOKEN_ENV), null);
+    }
+
+    public SidecarClient build() {
+      ManagedChannelBuilder<?> channel = Grpc.newChannelBuilder(target(), InsecureChannelCredentials.create())
+          .keepAliveTime(keepAlive.toNanos(), TimeUnit.NANOSECONDS)
+          .keepAliveTimeout(20, TimeUnit.SECONDS)
+          .keepAliveWithoutCalls(false);
+      String resolved = resolvedToken();
+      if (resolved != null) {
+        channel.intercept(new BearerToken(resolved));
+      }
+      return new SidecarClient(channel.build(), defaultTimeout);
+    }
+
+    private static String nonEmpty(String value, String fallback) {
+      return value == null || value.isEmpty() ? fallback : value;
+    }
+  }
+}

@@ -1,0 +1,77 @@
+"""Python client for the Orchestrator sidecar (asyncio: `AsyncClient`; blocking: `Client`)."""
+
+from ._connection import ADDRESS_ENV, DEFAULT_ADDRESS, TOKEN_ENV
+from ._gen.orchestrator.v1 import (
+    conversation_service_pb2_grpc,
+    generate_pb2,
+    generation_service_pb2_grpc,
+    key_service_pb2_grpc,
+    keys_pb2,
+    models_pb2,
+    personas_pb2,
+    quota_pb2,
+    quota_service_pb2_grpc,
+    usage_pb2,
+)
+from .aio import AsyncClient, AsyncStream
+from .errors import (
+    AuthenticationError,
+    CancelledError,
+    DeadlineExceededError,
+    FailedPreconditionError,
+    FieldViolation,
+    InternalError,
+    InvalidRequestError,
+    NotFoundError,
+    PartialUsage,
+    PermissionDeniedError,
+    QuotaExceededError,
+    QuotaViolation,
+    SidecarError,
+    StreamInterruptedError,
+    UnavailableError,
+)
+from .messages import assistant, generation_input, system, text_of, user
+from .retry import RetryPolicy
+from .sync import Client, Stream
+
+__all__ = [
+    "ADDRESS_ENV",
+    "DEFAULT_ADDRESS",
+    "TOKEN_ENV",
+    "AsyncClient",
+    "AsyncStream",
+    "AuthenticationError",
+    "CancelledError",
+    "Client",
+    "DeadlineExceededError",
+    "FailedPreconditionError",
+    "FieldViolation",
+    "InternalError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PartialUsage",
+    "PermissionDeniedError",
+    "QuotaExceededError",
+    "QuotaViolation",
+    "RetryPolicy",
+    "SidecarError",
+    "Stream",
+    "StreamInterruptedError",
+    "UnavailableError",
+    "assistant",
+    "conversation_service_pb2_grpc",
+    "generate_pb2",
+    "generation_input",
+    "generation_service_pb2_grpc",
+    "key_service_pb2_grpc",
+    "keys_pb2",
+    "models_pb2",
+    "personas_pb2",
+    "quota_pb2",
+    "quota_service_pb2_grpc",
+    "system",
+    "text_of",
+    "usage_pb2",
+    "user",
+]  # fmt: skip

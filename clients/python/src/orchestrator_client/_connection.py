@@ -1,0 +1,56 @@
+"""Where the sidecar is, which token to send, and the channel options for a localhost peer."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+ADDRESS_ENV = "ORCHESTRATOR_SIDECAR_ADDRESS"
+TOKEN_ENV = "ORCHESTRATOR_SIDECAR_TOKEN"
+
+# The sidecar runs next to the application (same pod or host): reconnect quickly after it restarts,
+# and ping a silent connection no more often than a gRPC server allows by default (5 minutes), so a
+# half-open connection is noticed without the server ever answering with GOAWAY "too_many_pings".
+CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.keepalive_time_ms", 300_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 0),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2_000),
+    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """A resolved gRPC target (host:port or unix:///path) and the bearer token, if any."""
+
+    target: str
+    token: str | None
+
+
+def resolve(
+    address: str | None = None, token: str | None = None, environ: Mapping[str, str] | None = None
+) -> Connection:
+    """Explicit arguments win, then ORCHESTRATOR_SIDECAR_ADDRESS / _TOKEN, then 127.0.0.1:50051.
+
+    `token=""` sends no token even when the environment has one.
+    """
+    env = os.environ if environ is None else environ
+    chosen = address or env.get(ADDRESS_ENV) or DEFAULT_ADDRESS
+    secret = env.get(TOKEN_ENV) if token is None else token
+    return Connection(target=target(chosen), token=secret or None)
+
+
+def target(address: str) -> str:
+    """A gRPC target for an address: `unix:///run/s.sock` and `unix:/run/s.sock` stay as they are,
+    `host:port` too; a bare absolute path is taken as a Unix socket."""
+    address = address.strip()
+    if not address:
+        raise ValueError("empty sidecar address")
+    if address.startswith("/"):
+        return f"unix://{address}"
+    return address

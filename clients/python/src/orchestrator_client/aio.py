@@ -1,0 +1,187 @@
+"""The asyncio client: `AsyncClient(...).generate(...)`, `.stream(...)`, `.switch(...)`, `.get_quota(...)`;
+every other RPC through the generated stubs it exposes (`.generation`, `.conversations`, `.quota`,
+`.keys`), which carry the token too."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from . import messages, retry
+from ._auth import async_interceptors
+from ._connection import CHANNEL_OPTIONS, resolve
+from ._gen.orchestrator.v1 import (
+    conversation_service_pb2_grpc,
+    generate_pb2,
+    generation_service_pb2_grpc,
+    key_service_pb2_grpc,
+    models_pb2,
+    personas_pb2,
+    quota_pb2,
+    quota_service_pb2_grpc,
+)
+from .errors import CancelledError, SidecarError, UnavailableError, from_rpc_error
+
+GenerateInput = generate_pb2.GenerateRequest | generate_pb2.GenerationInput | str
+StreamInput = generate_pb2.StreamGenerateRequest | generate_pb2.GenerationInput | str
+
+
+class AsyncClient:
+    """A connection to the sidecar. Use `async with AsyncClient() as client:` or call `close()`."""
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        token: str | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        conn = resolve(address, token)
+        self.channel = grpc.aio.insecure_channel(
+            conn.target, options=[*CHANNEL_OPTIONS, *options], interceptors=async_interceptors(conn.token)
+        )
+        self.generation = generation_service_pb2_grpc.GenerationServiceStub(self.channel)
+        self.conversations = conversation_service_pb2_grpc.ConversationServiceStub(self.channel)
+        self.quota = quota_service_pb2_grpc.QuotaServiceStub(self.channel)
+        self.keys = key_service_pb2_grpc.KeyServiceStub(self.channel)
+
+    async def generate(
+        self,
+        request: GenerateInput,
+        *,
+        timeout: float | None = None,
+        retry_policy: retry.RetryPolicy | None = None,
+    ) -> generate_pb2.GenerateResponse:
+        """One whole answer. With `retry_policy`, UNAVAILABLE / RESOURCE_EXHAUSTED are retried within
+        `timeout` under one request_id, so the sidecar charges a repeated request once."""
+        req = messages.generate_request(request)
+        if retry_policy is None:
+            return await self._generate(req, timeout)
+        if not req.input.request_id:
+            req = generate_pb2.GenerateRequest()
+            req.CopyFrom(messages.generate_request(request))
+            req.input.request_id = uuid.uuid4().hex
+        return await retry.call_async(lambda left: self._generate(req, left), retry_policy, timeout)
+
+    async def _generate(
+        self, req: generate_pb2.GenerateRequest, timeout: float | None
+    ) -> generate_pb2.GenerateResponse:
+        try:
+            response: generate_pb2.GenerateResponse = await self.generation.Generate(req, timeout=timeout)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+        return response
+
+    def stream(self, request: StreamInput, *, timeout: float | None = None) -> AsyncStream:
+        """The answer as it is generated: `async for event in client.stream(...)`; `.cancel()` stops it."""
+        call = self.generation.StreamGenerate(messages.stream_request(request), timeout=timeout)
+        return AsyncStream(call)
+
+    async def switch(
+        self, request: personas_pb2.SwitchRequest, *, timeout: float | None = None
+    ) -> personas_pb2.SwitchResponse:
+        """Change a conversation's persona (by id, or a command such as `/persona critic`)."""
+        return await self._unary(self.conversations.Switch, request, timeout)  # type: ignore[no-any-return]
+
+    async def get_quota(
+        self, tenant_id: str, user_id: str = "", *, timeout: float | None = None
+    ) -> quota_pb2.GetQuotaResponse:
+        """The caller's tier and every limit that applies, with what is used and left."""
+        request = quota_pb2.GetQuotaRequest(tenant_id=tenant_id, user_id=user_id)
+        return await self._unary(self.quota.GetQuota, request, timeout)  # type: ignore[no-any-return]
+
+    async def list_models(
+        self, request: models_pb2.ListModelsRequest | None = None, *, timeout: float | None = None
+    ) -> models_pb2.ListModelsResponse:
+        request = request or models_pb2.ListModelsRequest()
+        return await self._unary(self.generation.ListModels, request, timeout)  # type: ignore[no-any-return]
+
+    async def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
+        try:
+            return await method(request, timeout=timeout)
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err) from None
+
+    async def close(self) -> None:
+        await self.channel.close(None)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+class AsyncStream:
+    """One StreamGenerate call: iterate for the events (deltas, then one `result`).
+
+    After iteration, `result` is the final GenerateResponse and `text` the joined deltas. A failure
+    raises a typed SidecarError (STREAM_INTERRUPTED after a delta: `StreamInterruptedError`, with
+    `partial_usage`); `cancel()` ends the call and a following read raises `CancelledError`.
+    """
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._cancelled = False
+        self._pieces: list[str] = []
+        self.deltas = 0
+        self.result: generate_pb2.GenerateResponse | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self._pieces)
+
+    def __aiter__(self) -> AsyncIterator[generate_pb2.StreamGenerateResponse]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[generate_pb2.StreamGenerateResponse]:
+        try:
+            async for event in self._call:
+                self._record(event)
+                yield event
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err, deltas_received=self.deltas) from None
+        except asyncio.CancelledError:
+            if not self._cancelled:
+                raise
+        if self._cancelled:
+            raise self._cancelled_error()
+        if self.result is None:
+            raise UnavailableError(grpc.StatusCode.UNAVAILABLE, "the stream ended without a result",
+                                   deltas_received=self.deltas)  # fmt: skip
+
+    def _record(self, event: generate_pb2.StreamGenerateResponse) -> None:
+        kind = event.WhichOneof("event")
+        if kind == "delta":
+            self.deltas += 1
+            if event.delta.WhichOneof("kind") == "text":
+                self._pieces.append(event.delta.text)
+        elif kind == "result":
+            self.result = event.result
+
+    def _cancelled_error(self) -> SidecarError:
+        return CancelledError(
+            grpc.StatusCode.CANCELLED, "cancelled by the client", deltas_received=self.deltas
+        )
+
+    def cancel(self) -> None:
+        """Stop the call: the sidecar stops generating and charges what was produced."""
+        self._cancelled = True
+        self._call.cancel()
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.result is None and not self._cancelled:
+            self.cancel()

@@ -1,0 +1,83 @@
+"""Helpers to build requests and read answers without spelling out every nested message."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from ._gen.orchestrator.v1 import generate_pb2
+
+Message = generate_pb2.Message
+
+
+def user(text: str) -> generate_pb2.Message:
+    return _message(generate_pb2.ROLE_USER, text)
+
+
+def system(text: str) -> generate_pb2.Message:
+    return _message(generate_pb2.ROLE_SYSTEM, text)
+
+
+def assistant(text: str) -> generate_pb2.Message:
+    return _message(generate_pb2.ROLE_ASSISTANT, text)
+
+
+def _message(role: int, text: str) -> generate_pb2.Message:
+    return generate_pb2.Message(role=role, content=[generate_pb2.ContentPart(text=text)])  # type: ignore[arg-type]
+
+
+def generation_input(
+    prompt: str | Sequence[generate_pb2.Message],
+    *,
+    model: str = "",
+    tenant_id: str = "",
+    user_id: str = "",
+    conversation_id: str = "",
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    persona_id: str = "",
+    request_id: str = "",
+    metadata: Mapping[str, str] | None = None,
+) -> generate_pb2.GenerationInput:
+    """A GenerationInput from a prompt (one user message) or a list of messages."""
+    messages = [user(prompt)] if isinstance(prompt, str) else list(prompt)
+    config = generate_pb2.GenerationConfig()
+    if max_tokens is not None:
+        config.max_tokens = max_tokens
+    if temperature is not None:
+        config.temperature = temperature
+    return generate_pb2.GenerationInput(
+        model=model,
+        messages=messages,
+        config=config,
+        tenant_id=tenant_id,
+        user_id=user_id,
+        conversation_id=conversation_id,
+        persona_id=persona_id,
+        request_id=request_id,
+        metadata=dict(metadata or {}),
+    )
+
+
+def generate_request(
+    request: generate_pb2.GenerateRequest | generate_pb2.GenerationInput | str,
+) -> generate_pb2.GenerateRequest:
+    if isinstance(request, generate_pb2.GenerateRequest):
+        return request
+    if isinstance(request, str):
+        request = generation_input(request)
+    return generate_pb2.GenerateRequest(input=request)
+
+
+def stream_request(
+    request: generate_pb2.StreamGenerateRequest | generate_pb2.GenerationInput | str,
+) -> generate_pb2.StreamGenerateRequest:
+    if isinstance(request, generate_pb2.StreamGenerateRequest):
+        return request
+    if isinstance(request, str):
+        request = generation_input(request)
+    return generate_pb2.StreamGenerateRequest(input=request)
+
+
+def text_of(response: generate_pb2.GenerateResponse) -> str:
+    """The answer's text: its text parts, in order."""
+    return "".join(part.text for part in response.message.content if part.WhichOneof("kind") == "text")

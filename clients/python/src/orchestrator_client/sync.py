@@ -1,0 +1,159 @@
+"""The blocking client: the same calls as `AsyncClient`, for code without an event loop."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+
+from . import messages, retry
+from ._auth import sync_channel
+from ._connection import CHANNEL_OPTIONS, resolve
+from ._gen.orchestrator.v1 import (
+    conversation_service_pb2_grpc,
+    generate_pb2,
+    generation_service_pb2_grpc,
+    key_service_pb2_grpc,
+    models_pb2,
+    personas_pb2,
+    quota_pb2,
+    quota_service_pb2_grpc,
+)
+from .aio import GenerateInput, StreamInput
+from .errors import CancelledError, UnavailableError, from_rpc_error
+
+
+class Client:
+    """A connection to the sidecar. Use `with Client() as client:` or call `close()`."""
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        token: str | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        conn = resolve(address, token)
+        self._raw = grpc.insecure_channel(conn.target, options=[*CHANNEL_OPTIONS, *options])
+        self.channel = sync_channel(self._raw, conn.token)
+        self.generation = generation_service_pb2_grpc.GenerationServiceStub(self.channel)
+        self.conversations = conversation_service_pb2_grpc.ConversationServiceStub(self.channel)
+        self.quota = quota_service_pb2_grpc.QuotaServiceStub(self.channel)
+        self.keys = key_service_pb2_grpc.KeyServiceStub(self.channel)
+
+    def generate(
+        self,
+        request: GenerateInput,
+        *,
+        timeout: float | None = None,
+        retry_policy: retry.RetryPolicy | None = None,
+    ) -> generate_pb2.GenerateResponse:
+        """One whole answer; `retry_policy` as in `AsyncClient.generate`."""
+        req = messages.generate_request(request)
+        if retry_policy is None:
+            return self._unary(self.generation.Generate, req, timeout)  # type: ignore[no-any-return]
+        if not req.input.request_id:
+            req = generate_pb2.GenerateRequest()
+            req.CopyFrom(messages.generate_request(request))
+            req.input.request_id = uuid.uuid4().hex
+        response: generate_pb2.GenerateResponse = retry.call_sync(
+            lambda left: self._unary(self.generation.Generate, req, left), retry_policy, timeout
+        )
+        return response
+
+    def stream(self, request: StreamInput, *, timeout: float | None = None) -> Stream:
+        call = self.generation.StreamGenerate(messages.stream_request(request), timeout=timeout)
+        return Stream(call)
+
+    def switch(
+        self, request: personas_pb2.SwitchRequest, *, timeout: float | None = None
+    ) -> personas_pb2.SwitchResponse:
+        return self._unary(self.conversations.Switch, request, timeout)  # type: ignore[no-any-return]
+
+    def get_quota(
+        self, tenant_id: str, user_id: str = "", *, timeout: float | None = None
+    ) -> quota_pb2.GetQuotaResponse:
+        request = quota_pb2.GetQuotaRequest(tenant_id=tenant_id, user_id=user_id)
+        return self._unary(self.quota.GetQuota, request, timeout)  # type: ignore[no-any-return]
+
+    def list_models(
+        self, request: models_pb2.ListModelsRequest | None = None, *, timeout: float | None = None
+    ) -> models_pb2.ListModelsResponse:
+        return self._unary(self.generation.ListModels, request or models_pb2.ListModelsRequest(), timeout)  # type: ignore[no-any-return]
+
+    def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
+        try:
+            return method(request, timeout=timeout)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err) from None
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Stream:
+    """One StreamGenerate call, iterated with `for`; see `AsyncStream`."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._cancelled = False
+        self._pieces: list[str] = []
+        self.deltas = 0
+        self.result: generate_pb2.GenerateResponse | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(self._pieces)
+
+    def __iter__(self) -> Iterator[generate_pb2.StreamGenerateResponse]:
+        try:
+            for event in self._call:
+                self._record(event)
+                yield event
+        except grpc.RpcError as err:
+            if self._cancelled:
+                raise CancelledError(
+                    grpc.StatusCode.CANCELLED, "cancelled by the client", deltas_received=self.deltas
+                ) from None
+            raise from_rpc_error(err, deltas_received=self.deltas) from None
+        if self._cancelled:
+            raise CancelledError(
+                grpc.StatusCode.CANCELLED, "cancelled by the client", deltas_received=self.deltas
+            )
+        if self.result is None:
+            raise UnavailableError(
+                grpc.StatusCode.UNAVAILABLE, "the stream ended without a result", deltas_received=self.deltas
+            )
+
+    def _record(self, event: generate_pb2.StreamGenerateResponse) -> None:
+        kind = event.WhichOneof("event")
+        if kind == "delta":
+            self.deltas += 1
+            if event.delta.WhichOneof("kind") == "text":
+                self._pieces.append(event.delta.text)
+        elif kind == "result":
+            self.result = event.result
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._call.cancel()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.result is None and not self._cancelled:
+            self.cancel()

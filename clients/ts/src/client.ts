@@ -1,0 +1,184 @@
+/**
+ * SidecarClient: one HTTP/2 connection to the sidecar (TCP or Unix socket), the token on every call,
+ * `generate` / `stream` / `switch` / `getQuota` with typed errors, and the generated clients of every
+ * service for the other RPCs.
+ */
+import * as net from "node:net";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { createClient, type CallOptions, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { parseAddress, resolveAddress, resolveToken, type Endpoint } from "./config.js";
+import { toSidecarError } from "./errors.js";
+import { AdminService } from "./gen/orchestrator/v1/admin_service_pb.js";
+import { ConversationService } from "./gen/orchestrator/v1/conversation_service_pb.js";
+import {
+  GenerationInputSchema,
+  Role,
+  type GenerateResponse,
+  type Message,
+  type MessageSchema,
+  type StreamGenerateResponse,
+  type ToolCall,
+} from "./gen/orchestrator/v1/generate_pb.js";
+import { GenerationService } from "./gen/orchestrator/v1/generation_service_pb.js";
+import { KeyService } from "./gen/orchestrator/v1/key_service_pb.js";
+import type { ListModelsRequestSchema, ListModelsResponse } from "./gen/orchestrator/v1/models_pb.js";
+import type { SwitchRequestSchema, SwitchResponse } from "./gen/orchestrator/v1/personas_pb.js";
+import type { GetQuotaRequestSchema, GetQuotaResponse } from "./gen/orchestrator/v1/quota_pb.js";
+import { QuotaService } from "./gen/orchestrator/v1/quota_service_pb.js";
+
+/**
+ * HTTP/2 PING every 5 minutes while a call is open, none on an idle connection: a localhost peer
+ * needs no liveness probing, and grpc servers refuse pings more frequent than 5 minutes by default
+ * (GOAWAY too_many_pings).
+ */
+export const DEFAULT_KEEPALIVE_MS = 300_000;
+
+export interface SidecarClientOptions {
+  /** `host:port` or `unix:///path`; default $ORCHESTRATOR_SIDECAR_ADDRESS, else 127.0.0.1:50051. */
+  readonly address?: string;
+  /** Bearer token for every call; default $ORCHESTRATOR_SIDECAR_TOKEN; `null` sends none. */
+  readonly token?: string | null;
+  /** Deadline of every call that sets none itself, in milliseconds. */
+  readonly timeoutMs?: number;
+  /** HTTP/2 PING interval while calls are open (default 5 minutes). */
+  readonly keepAliveMs?: number;
+  /** Extra interceptors, run after the one adding the token. */
+  readonly interceptors?: readonly Interceptor[];
+  /** The environment to read the defaults from (default process.env). */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Per-call options: a deadline, an AbortSignal, extra headers. */
+export type SidecarCallOptions = Pick<CallOptions, "timeoutMs" | "signal" | "headers">;
+
+export type GenerationInputInit = MessageInitShape<typeof GenerationInputSchema>;
+
+export class SidecarClient {
+  readonly endpoint: Endpoint;
+  /** The generated clients: every RPC of every service, errors as connect's ConnectError. */
+  readonly generation: Client<typeof GenerationService>;
+  readonly conversation: Client<typeof ConversationService>;
+  readonly quota: Client<typeof QuotaService>;
+  readonly keys: Client<typeof KeyService>;
+  readonly admin: Client<typeof AdminService>;
+  private readonly sessions: Http2SessionManager;
+  private readonly timeoutMs: number | undefined;
+
+  constructor(options: SidecarClientOptions = {}) {
+    const env = options.env ?? process.env;
+    this.endpoint = parseAddress(resolveAddress(options.address, env));
+    this.timeoutMs = options.timeoutMs;
+    const baseUrl = this.endpoint.kind === "tcp" ? `http://${hostPort(this.endpoint)}` : "http://localhost";
+    const unixPath = this.endpoint.kind === "unix" ? this.endpoint.path : undefined;
+    this.sessions = new Http2SessionManager(
+      baseUrl,
+      { pingIntervalMs: options.keepAliveMs ?? DEFAULT_KEEPALIVE_MS, pingIdleConnection: false },
+      unixPath === undefined ? {} : { createConnection: () => net.connect(unixPath) },
+    );
+    const token = resolveToken(options.token, env);
+    const transport: Transport = createGrpcTransport({
+      baseUrl,
+      sessionManager: this.sessions,
+      interceptors: [...(token === undefined ? [] : [bearer(token)]), ...(options.interceptors ?? [])],
+    });
+    this.generation = createClient(GenerationService, transport);
+    this.conversation = createClient(ConversationService, transport);
+    this.quota = createClient(QuotaService, transport);
+    this.keys = createClient(KeyService, transport);
+    this.admin = createClient(AdminService, transport);
+  }
+
+  /** Unary Generate: the whole answer, or a typed SidecarError. */
+  async generate(input: GenerationInputInit, options?: SidecarCallOptions): Promise<GenerateResponse> {
+    try {
+      return await this.generation.generate({ input }, this.callOptions(options));
+    } catch (thrown) {
+      throw toSidecarError(thrown);
+    }
+  }
+
+  /**
+   * StreamGenerate as an async iterable: content deltas, then one `result` (the same GenerateResponse
+   * Generate returns). Breaking out of the loop or aborting the signal cancels the call.
+   */
+  async *stream(input: GenerationInputInit, options?: SidecarCallOptions): AsyncGenerator<StreamGenerateResponse, void, undefined> {
+    try {
+      yield* this.generation.streamGenerate({ input }, this.callOptions(options));
+    } catch (thrown) {
+      throw toSidecarError(thrown);
+    }
+  }
+
+  /** Switch the conversation's persona with a natural-language command. */
+  async switch(request: MessageInitShape<typeof SwitchRequestSchema>, options?: SidecarCallOptions): Promise<SwitchResponse> {
+    try {
+      return await this.conversation.switch(request, this.callOptions(options));
+    } catch (thrown) {
+      throw toSidecarError(thrown);
+    }
+  }
+
+  /** The caller's limits and what is left of them. */
+  async getQuota(request: MessageInitShape<typeof GetQuotaRequestSchema>, options?: SidecarCallOptions): Promise<GetQuotaResponse> {
+    try {
+      return await this.quota.getQuota(request, this.callOptions(options));
+    } catch (thrown) {
+      throw toSidecarError(thrown);
+    }
+  }
+
+  /** The routes this sidecar serves. */
+  async listModels(request: MessageInitShape<typeof ListModelsRequestSchema> = {}, options?: SidecarCallOptions): Promise<ListModelsResponse> {
+    try {
+      return await this.generation.listModels(request, this.callOptions(options));
+    } catch (thrown) {
+      throw toSidecarError(thrown);
+    }
+  }
+
+  /** Closes the connection; calls still open fail. */
+  close(): void {
+    this.sessions.abort();
+  }
+
+  private callOptions(options: SidecarCallOptions | undefined): CallOptions {
+    return { timeoutMs: this.timeoutMs, ...options };
+  }
+}
+
+/** A message with one text part. */
+export function textMessage(role: Role, text: string): MessageInitShape<typeof MessageSchema> {
+  return { role, content: [{ kind: { case: "text", value: text } }] };
+}
+
+/** A user message with one text part. */
+export function userMessage(text: string): MessageInitShape<typeof MessageSchema> {
+  return textMessage(Role.USER, text);
+}
+
+/** The text parts of a message (e.g. `GenerateResponse.message`), joined. */
+export function messageText(message: Message | undefined): string {
+  return (message?.content ?? []).map((part) => (part.kind.case === "text" ? part.kind.value : "")).join("");
+}
+
+/** The tool calls the model asked for in a message (e.g. `GenerateResponse.message`), in order. */
+export function messageToolCalls(message: Message | undefined): ToolCall[] {
+  return (message?.content ?? []).flatMap((part) => (part.kind.case === "toolCall" ? [part.kind.value] : []));
+}
+
+/** Builds a GenerationInput message (for the generated clients). */
+export function generationInput(init: GenerationInputInit) {
+  return create(GenerationInputSchema, init);
+}
+
+function bearer(token: string): Interceptor {
+  return (next) => (req) => {
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+}
+
+function hostPort(endpoint: { host: string; port: number }): string {
+  return endpoint.host.includes(":") ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+}

@@ -1,0 +1,136 @@
+/**
+ * Opt-in retries. A unary call is retried on UNAVAILABLE and RESOURCE_EXHAUSTED, after the server's
+ * RetryInfo delay when it sent one (else capped exponential backoff with jitter), never past the
+ * caller's overall deadline. A stream is retried only while nothing has been yielded to the caller.
+ */
+import { Code } from "@connectrpc/connect";
+import { StreamInterruptedError, toSidecarError, type SidecarError } from "./errors.js";
+
+/** The time source and sleep of the retry loop (injected so tests never sleep). */
+export interface RetryClock {
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export interface RetryOptions {
+  /** Attempts in all, the first included (default 4). */
+  readonly maxAttempts?: number;
+  /** Overall deadline of every attempt and wait together, in milliseconds from now. */
+  readonly timeoutMs?: number;
+  /** Aborts the current attempt and any wait. */
+  readonly signal?: AbortSignal;
+  /** First backoff when the server gave no RetryInfo (default 100 ms, doubling). */
+  readonly baseDelayMs?: number;
+  /** Cap of the backoff when the server gave no RetryInfo (default 5 s). */
+  readonly maxDelayMs?: number;
+  readonly clock?: RetryClock;
+  /** A number in [0, 1) for the jitter (default Math.random). */
+  readonly random?: () => number;
+}
+
+/** What each attempt gets: the time left of the overall deadline and the caller's signal. */
+export interface AttemptOptions {
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+export const systemClock: RetryClock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) =>
+    new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const timer = setTimeout(() => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      }, ms);
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+    }),
+};
+
+/** True for the failures a retry may fix: UNAVAILABLE (but not a broken stream) and RESOURCE_EXHAUSTED. */
+export function isRetryable(err: SidecarError): boolean {
+  if (err instanceof StreamInterruptedError) {
+    return false;
+  }
+  return err.code === Code.Unavailable || err.code === Code.ResourceExhausted;
+}
+
+/** Runs `call` until it succeeds, fails for good, runs out of attempts, or the next wait would pass the deadline. */
+export async function withRetry<T>(call: (attempt: AttemptOptions) => Promise<T>, options: RetryOptions = {}): Promise<T> {
+  const plan = new RetryPlan(options);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call(plan.attemptOptions());
+    } catch (thrown) {
+      const err = toSidecarError(thrown);
+      await plan.waitBeforeRetry(err, attempt);
+    }
+  }
+}
+
+/**
+ * Opens a stream through `open` and yields its messages; a failure before the first message is
+ * retried like a unary call, a failure after it is thrown as is (the caller has seen part of the answer).
+ */
+export async function* withStreamRetry<T>(
+  open: (attempt: AttemptOptions) => AsyncIterable<T>,
+  options: RetryOptions = {},
+): AsyncGenerator<T, void, undefined> {
+  const plan = new RetryPlan(options);
+  for (let attempt = 1; ; attempt++) {
+    let yielded = false;
+    try {
+      for await (const message of open(plan.attemptOptions())) {
+        yielded = true;
+        yield message;
+      }
+      return;
+    } catch (thrown) {
+      const err = toSidecarError(thrown);
+      if (yielded) {
+        throw err;
+      }
+      await plan.waitBeforeRetry(err, attempt);
+    }
+  }
+}
+
+class RetryPlan {
+  private readonly clock: RetryClock;
+  private readonly deadline: number | undefined;
+
+  constructor(private readonly options: RetryOptions) {
+    this.clock = options.clock ?? systemClock;
+    this.deadline = options.timeoutMs === undefined ? undefined : this.clock.now() + options.timeoutMs;
+  }
+
+  attemptOptions(): AttemptOptions {
+    const remaining = this.deadline === undefined ? undefined : Math.max(1, this.deadline - this.clock.now());
+    return { timeoutMs: remaining, signal: this.options.signal };
+  }
+
+  /** Waits the delay before the next attempt, or throws `err` when there must be none. */
+  async waitBeforeRetry(err: SidecarError, attempt: number): Promise<void> {
+    if (!isRetryable(err) || attempt >= (this.options.maxAttempts ?? 4) || this.options.signal?.aborted) {
+      throw err;
+    }
+    const delay = err.retryDelayMs ?? this.backoff(attempt);
+    if (this.deadline !== undefined && this.clock.now() + delay >= this.deadline) {
+      throw err; // the next attempt could not start before the deadline
+    }
+    await this.clock.sleep(delay, this.options.signal);
+  }
+
+  private backoff(attempt: number): number {
+    const cap = this.options.maxDelayMs ?? 5000;
+    const ceiling = Math.min(cap, (this.options.baseDelayMs ?? 100) * 2 ** (attempt - 1));
+    return Math.round(ceiling * (0.5 + 0.5 * (this.options.random ?? Math.random)()));
+  }
+}

@@ -1,0 +1,26 @@
+/** Address and token defaults. */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { parseAddress } from "../src/index.js";
+import { resolveAddress, resolveToken } from "../src/config.js";
+
+test("addresses: host:port, [v6]:port, unix:///path, unix:/path", () => {
+  assert.deepEqual(parseAddress("127.0.0.1:50051"), { kind: "tcp", host: "127.0.0.1", port: 50051 });
+  assert.deepEqual(parseAddress("[::1]:7"), { kind: "tcp", host: "::1", port: 7 });
+  assert.deepEqual(parseAddress("unix:///run/s.sock"), { kind: "unix", path: "/run/s.sock" });
+  assert.deepEqual(parseAddress("unix:/run/s.sock"), { kind: "unix", path: "/run/s.sock" });
+  for (const bad of ["localhost", "host:0", "host:99999", "unix://relative", ""]) {
+    assert.throws(() => parseAddress(bad), TypeError, bad);
+  }
+});
+
+test("defaults: explicit, else the environment, else 127.0.0.1:50051 and no token", () => {
+  const env = { ORCHESTRATOR_SIDECAR_ADDRESS: "unix:///s", ORCHESTRATOR_SIDECAR_TOKEN: "t" };
+  assert.equal(resolveAddress(undefined, {}), "127.0.0.1:50051");
+  assert.equal(resolveAddress(undefined, env), "unix:///s");
+  assert.equal(resolveAddress("h:1", env), "h:1");
+  assert.equal(resolveToken(undefined, env), "t");
+  assert.equal(resolveToken(null, env), undefined);
+  assert.equal(resolveToken("x", env), "x");
+  assert.equal(resolveToken(undefined, {}), undefined);
+});

@@ -1,0 +1,153 @@
+/** The retry helper on a fake clock: RetryInfo honoured, the deadline bounds it, streams after a delta are not retried. */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { ErrorInfoSchema, RetryInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
+import {
+  InvalidRequestError,
+  QuotaExceededError,
+  StreamInterruptedError,
+  UnavailableError,
+  withRetry,
+  withStreamRetry,
+  type AttemptOptions,
+  type RetryClock,
+} from "../src/index.js";
+
+class FakeClock implements RetryClock {
+  t = 1_000_000;
+  readonly sleeps: number[] = [];
+  now(): number {
+    return this.t;
+  }
+  async sleep(ms: number): Promise<void> {
+    this.sleeps.push(ms);
+    this.t += ms;
+  }
+}
+
+function failure(code: Code, reason: string, retryMs?: number): ConnectError {
+  const err = new ConnectError("no", code);
+  err.details = [{ type: "google.rpc.ErrorInfo", value: toBinary(ErrorInfoSchema, create(ErrorInfoSchema, { reason })) }];
+  if (retryMs !== undefined) {
+    const delay = { seconds: BigInt(Math.floor(retryMs / 1000)), nanos: (retryMs % 1000) * 1e6 };
+    err.details.push({ type: "google.rpc.RetryInfo", value: toBinary(RetryInfoSchema, create(RetryInfoSchema, { retryDelay: delay })) });
+  }
+  return err;
+}
+
+describe("withRetry", () => {
+  test("waits RetryInfo's delay on RESOURCE_EXHAUSTED, then succeeds", async () => {
+    const clock = new FakeClock();
+    let calls = 0;
+    const result = await withRetry(async () => {
+      if (calls++ === 0) throw failure(Code.ResourceExhausted, "RATE_LIMITED", 1500);
+      return "ok";
+    }, { clock, timeoutMs: 10_000 });
+    assert.equal(result, "ok");
+    assert.deepEqual(clock.sleeps, [1500]);
+  });
+
+  test("gives up when the RetryInfo delay would pass the deadline", async () => {
+    const clock = new FakeClock();
+    let calls = 0;
+    await assert.rejects(
+      withRetry(async () => {
+        calls++;
+        throw failure(Code.ResourceExhausted, "RATE_LIMITED", 3000);
+      }, { clock, timeoutMs: 2000 }),
+      QuotaExceededError,
+    );
+    assert.equal(calls, 1);
+    assert.deepEqual(clock.sleeps, []);
+  });
+
+  test("each attempt gets the time left of the deadline", async () => {
+    const clock = new FakeClock();
+    const seen: (number | undefined)[] = [];
+    await assert.rejects(
+      withRetry(async (attempt: AttemptOptions) => {
+        seen.push(attempt.timeoutMs);
+        clock.t += 100; // the attempt itself takes 100 ms
+        throw failure(Code.Unavailable, "PROVIDERS_UNAVAILABLE", 200);
+      }, { clock, timeoutMs: 1000, maxAttempts: 10 }),
+      UnavailableError,
+    );
+    assert.deepEqual(seen, [1000, 700, 400, 100]);
+  });
+
+  test("never retries a non-retryable error", async () => {
+    const clock = new FakeClock();
+    let calls = 0;
+    await assert.rejects(
+      withRetry(async () => {
+        calls++;
+        throw failure(Code.InvalidArgument, "INVALID_REQUEST");
+      }, { clock }),
+      InvalidRequestError,
+    );
+    assert.equal(calls, 1);
+  });
+
+  test("bounded by maxAttempts, with capped backoff when there is no RetryInfo", async () => {
+    const clock = new FakeClock();
+    let calls = 0;
+    await assert.rejects(
+      withRetry(async () => {
+        calls++;
+        throw failure(Code.Unavailable, "PROVIDERS_UNAVAILABLE");
+      }, { clock, maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 300, random: () => 0.999999 }),
+      UnavailableError,
+    );
+    assert.equal(calls, 5);
+    assert.deepEqual(clock.sleeps, [100, 200, 300, 300]);
+  });
+});
+
+describe("withStreamRetry", () => {
+  test("retries a stream that failed before its first message", async () => {
+    const clock = new FakeClock();
+    let opens = 0;
+    const got: string[] = [];
+    for await (const m of withStreamRetry(async function* () {
+      if (opens++ === 0) throw failure(Code.Unavailable, "PROVIDERS_UNAVAILABLE", 10);
+      yield "a";
+      yield "b";
+    }, { clock })) {
+      got.push(m);
+    }
+    assert.deepEqual(got, ["a", "b"]);
+    assert.equal(opens, 2);
+  });
+
+  test("never retries after the first delta", async () => {
+    const clock = new FakeClock();
+    let opens = 0;
+    const got: string[] = [];
+    await assert.rejects(async () => {
+      for await (const m of withStreamRetry(async function* () {
+        opens++;
+        yield "a";
+        throw failure(Code.Unavailable, "PROVIDERS_UNAVAILABLE", 10);
+      }, { clock })) {
+        got.push(m);
+      }
+    }, UnavailableError);
+    assert.equal(opens, 1);
+    assert.deepEqual(got, ["a"]);
+  });
+
+  test("STREAM_INTERRUPTED is never retried", async () => {
+    let opens = 0;
+    await assert.rejects(async () => {
+      for await (const _ of withStreamRetry(async function* (): AsyncGenerator<string> {
+        opens++;
+        throw failure(Code.Unavailable, "STREAM_INTERRUPTED");
+      }, { clock: new FakeClock() })) {
+        // nothing arrives
+      }
+    }, StreamInterruptedError);
+    assert.equal(opens, 1);
+  });
+});

@@ -1,0 +1,73 @@
+"""The answer at the edge: chunks -> stream deltas, and the assembled assistant message.
+
+Tool calls arrive as pieces by index (id and name first, argument text after); pieces of one call
+that arrive together go out as one delta. The assembled message has the text as one part, then
+the tool calls in index order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar.core.types import Chunk, ToolCallDelta
+
+
+@dataclass
+class _Call:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class Answer:
+    """Collects one call's answer; `feed` returns the deltas a stream sends for a chunk."""
+
+    def __init__(self, *, thinking: bool = False) -> None:
+        self._thinking = thinking  # the caller asked for thinking deltas
+        self._text: list[str] = []
+        self._calls: dict[int, _Call] = {}
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    def feed(self, chunk: Chunk) -> list[gen.StreamGenerateResponse]:
+        out: list[gen.StreamGenerateResponse] = []
+        if chunk.thinking and self._thinking:
+            out.append(gen.StreamGenerateResponse(delta=gen.ContentDelta(thinking=chunk.thinking)))
+        if chunk.text:
+            self._text.append(chunk.text)
+            out.append(gen.StreamGenerateResponse(delta=gen.ContentDelta(text=chunk.text)))
+        for delta in _merged(chunk.tool_calls):
+            call = self._calls.setdefault(delta.index, _Call())
+            call.id = call.id or delta.id
+            call.name = call.name or delta.name
+            call.arguments.append(delta.arguments)
+            wire = gen.ToolCallDelta(
+                index=delta.index, id=delta.id, name=delta.name, arguments=delta.arguments
+            )
+            out.append(gen.StreamGenerateResponse(delta=gen.ContentDelta(tool_call=wire)))
+        return out
+
+    def message(self) -> gen.Message:
+        parts = [gen.ContentPart(text=self.text)] if self._text else []
+        for index in sorted(self._calls):
+            c = self._calls[index]
+            call = gen.ToolCall(id=c.id, name=c.name, arguments="".join(c.arguments))
+            parts.append(gen.ContentPart(tool_call=call))
+        return gen.Message(role=gen.ROLE_ASSISTANT, content=parts)
+
+
+def _merged(deltas: tuple[ToolCallDelta, ...]) -> list[ToolCallDelta]:
+    """Consecutive pieces of one call joined: one delta per call per chunk."""
+    out: list[ToolCallDelta] = []
+    for d in deltas:
+        if out and out[-1].index == d.index:
+            last = out[-1]
+            out[-1] = ToolCallDelta(
+                d.index, last.id or d.id, last.name or d.name, last.arguments + d.arguments
+            )
+        else:
+            out.append(d)
+    return out

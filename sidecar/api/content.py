@@ -1,0 +1,146 @@
+"""Messages at the edge: text, tool-call and image parts, tool results tied to their calls."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar.api.tools import TOOL_NAME
+from sidecar.config.schema import RequestLimits
+from sidecar.core.types import Image, Message, Role, ToolCall
+
+MAX_CONTENT_PARTS = 64
+MAX_IMAGES = 20  # per request
+MAX_IMAGE_BYTES = 5 * 1024 * 1024  # per inline image (Anthropic's own limit)
+MAX_URL_CHARS = 8192
+MAX_CALL_ID = 128
+MAX_ARGUMENTS_CHARS = 256 * 1024
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+_NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+_ROLES = {
+    gen.ROLE_SYSTEM: Role.SYSTEM,
+    gen.ROLE_USER: Role.USER,
+    gen.ROLE_ASSISTANT: Role.ASSISTANT,
+    gen.ROLE_TOOL: Role.TOOL,
+}
+
+
+class _Bad(Protocol):
+    """What the Violations collector offers (sidecar.api.convert.Violations)."""
+
+    def add(self, field: str, description: str) -> None: ...
+
+
+def messages(wire: Sequence[gen.Message], limits: RequestLimits, bad: _Bad) -> tuple[Message, ...]:
+    if not wire:
+        bad.add("messages", "at least one message is required")
+    elif len(wire) > limits.max_messages:
+        bad.add("messages", f"at most {limits.max_messages} messages")
+        return ()
+    out: list[Message] = []
+    total = images = 0
+    calls: set[str] = set()
+    for i, m in enumerate(wire):
+        message = _message(m, f"messages[{i}]", limits, calls, bad)
+        if message is None:
+            continue
+        total += len(message.text)
+        images += len(message.images)
+        calls.update(c.id for c in message.tool_calls)
+        out.append(message)
+    if total > limits.max_total_chars:
+        bad.add("messages", f"together longer than {limits.max_total_chars} characters")
+    if images > MAX_IMAGES:
+        bad.add("messages", f"at most {MAX_IMAGES} images in a request")
+    if wire and all(m.role == gen.ROLE_SYSTEM for m in wire):
+        bad.add("messages", "at least one message must be from the user or the assistant")
+    return tuple(out)
+
+
+def _message(m: gen.Message, where: str, limits: RequestLimits, calls: set[str], bad: _Bad) -> Message | None:
+    role = _ROLES.get(m.role)
+    if role is None:
+        bad.add(f"{where}.role", "must be ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL")
+    if m.name and not _NAME.fullmatch(m.name):
+        bad.add(f"{where}.name", "at most 64 of letters, digits, _ and -")
+    if role is Role.TOOL:
+        if not m.tool_call_id:
+            bad.add(f"{where}.tool_call_id", "a tool result needs the id of the call it answers")
+        elif m.tool_call_id not in calls:
+            bad.add(f"{where}.tool_call_id", "answers no tool call of an earlier assistant message")
+    elif m.tool_call_id:
+        bad.add(f"{where}.tool_call_id", "only ROLE_TOOL messages answer a tool call")
+    text, tool_calls, images = _parts(m.content, where, role, bad)
+    if len(text) > limits.max_message_chars:
+        bad.add(f"{where}.content", f"longer than {limits.max_message_chars} characters")
+    if role is None:
+        return None
+    return Message(role, text, m.name, tool_calls, m.tool_call_id, images)
+
+
+def _parts(
+    parts: Sequence[gen.ContentPart], where: str, role: Role | None, bad: _Bad
+) -> tuple[str, tuple[ToolCall, ...], tuple[Image, ...]]:
+    if not parts:
+        bad.add(f"{where}.content", "at least one content part is required")
+    if len(parts) > MAX_CONTENT_PARTS:
+        bad.add(f"{where}.content", f"at most {MAX_CONTENT_PARTS} content parts")
+        return "", (), ()
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    images: list[Image] = []
+    for j, part in enumerate(parts):
+        at = f"{where}.content[{j}]"
+        kind = part.WhichOneof("kind")
+        if kind == "text":
+            if not part.text:
+                bad.add(f"{at}.text", "must not be empty")
+            texts.append(part.text)
+        elif kind == "tool_call":
+            if role is not Role.ASSISTANT:
+                bad.add(f"{at}.tool_call", "tool calls belong in assistant messages")
+            calls.append(_tool_call(part.tool_call, f"{at}.tool_call", bad))
+        elif kind == "image":
+            if role is not Role.USER:
+                bad.add(f"{at}.image", "images belong in user messages")
+            images.append(_image(part.image, f"{at}.image", bad))
+        else:
+            bad.add(at, "a content part must set text, tool_call or image")
+    return "".join(texts), tuple(calls), tuple(images)
+
+
+def _tool_call(call: gen.ToolCall, at: str, bad: _Bad) -> ToolCall:
+    if not 1 <= len(call.id) <= MAX_CALL_ID:
+        bad.add(f"{at}.id", f"1 to {MAX_CALL_ID} characters")
+    if not TOOL_NAME.fullmatch(call.name):
+        bad.add(f"{at}.name", "1 to 64 of letters, digits, _ and - (^[a-zA-Z0-9_-]{1,64}$)")
+    arguments = call.arguments or "{}"
+    try:
+        ok = len(arguments) <= MAX_ARGUMENTS_CHARS and isinstance(json.loads(arguments), dict)
+    except ValueError:
+        ok = False
+    if not ok:
+        bad.add(f"{at}.arguments", "a JSON object as text")
+    return ToolCall(call.id, call.name, arguments)
+
+
+def _image(image: gen.Image, at: str, bad: _Bad) -> Image:
+    kind = image.WhichOneof("source")
+    if image.width < 0 or image.height < 0 or image.width > 100_000 or image.height > 100_000:
+        bad.add(f"{at}.width", "width and height between 0 (unknown) and 100000 pixels")
+    if kind == "url":
+        url = image.url
+        if len(url) > MAX_URL_CHARS or not (url.startswith("https://") or url.startswith("data:image/")):
+            bad.add(f"{at}.url", f"an https:// or data:image/ URL of at most {MAX_URL_CHARS} characters")
+        return Image(url=url, width=image.width, height=image.height)
+    if kind == "data":
+        if not 0 < len(image.data) <= MAX_IMAGE_BYTES:
+            bad.add(f"{at}.data", f"1 to {MAX_IMAGE_BYTES} bytes")
+        if image.mime_type not in IMAGE_TYPES:
+            bad.add(f"{at}.mime_type", f"one of {', '.join(IMAGE_TYPES)}")
+        return Image(data=image.data, mime_type=image.mime_type, width=image.width, height=image.height)
+    bad.add(at, "set url or data")
+    return Image()

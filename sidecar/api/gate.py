@@ -1,0 +1,49 @@
+"""The door of every RPC: authenticate the caller, authorize the method (and tenant), and turn an
+RPC's failure into its status. Nothing runs for a caller the gate refuses."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, NoReturn
+
+import grpc
+
+from sidecar.api.convert import credentials_from
+from sidecar.api.errors import abort, internal
+from sidecar.authz.catalog import method_path
+from sidecar.authz.policy import Authorizer, Principal
+from sidecar.core.errors import SidecarError
+
+_log = logging.getLogger("sidecar.api")
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class Gate:
+    """Authentication and authorization for one service's methods."""
+
+    def __init__(self, authorizer: Authorizer, service: str) -> None:
+        self._authorizer = authorizer
+        self._service = service
+
+    async def admit(self, context: Context, method: str, tenant: str | None) -> Principal:
+        """The caller, or the call aborted with UNAUTHENTICATED / PERMISSION_DENIED."""
+        try:
+            principal = self._authorizer.authenticate(credentials_from(context.invocation_metadata()))
+            self._authorizer.authorize(principal, method_path(self._service, method), tenant)
+        except SidecarError as err:
+            _log.info("call refused", extra={"reason": err.reason, "rpc": method})
+            await abort(context, err)
+        return principal
+
+
+async def rpc_failure(context: Context, exc: BaseException, rpc: str) -> NoReturn:
+    """The failure of an RPC other than a generation: classified errors go out as they are;
+    anything else (a store I/O error, a bug) is INTERNAL, logged with the RPC's name."""
+    if isinstance(exc, grpc.aio.AbortError):
+        raise exc
+    if isinstance(exc, SidecarError):
+        await abort(context, exc)
+    request_id = os.urandom(16).hex()
+    _log.error("%s crashed", rpc, exc_info=exc, extra={"request_id": request_id})
+    await abort(context, internal(request_id))

@@ -1,0 +1,60 @@
+"""The API's servicers, and which server serves which of them (each with tolerant decoding)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+
+from sidecar._gen.orchestrator.v1 import (
+    admin_service_pb2,
+    conversation_service_pb2,
+    generation_service_pb2,
+    key_service_pb2,
+    quota_service_pb2,
+)
+from sidecar.api.admin_servicer import AdminServicer
+from sidecar.api.conversation_servicer import ConversationServicer
+from sidecar.api.decode import add_service
+from sidecar.api.key_servicer import KeyServicer
+from sidecar.api.quota_servicer import QuotaServicer
+from sidecar.api.servicer import GenerationServicer
+from sidecar.core.clock import Clock
+
+GENERATION = generation_service_pb2.DESCRIPTOR.services_by_name["GenerationService"]
+CONVERSATION = conversation_service_pb2.DESCRIPTOR.services_by_name["ConversationService"]
+QUOTA = quota_service_pb2.DESCRIPTOR.services_by_name["QuotaService"]
+KEYS = key_service_pb2.DESCRIPTOR.services_by_name["KeyService"]
+ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
+DATA_PLANE_NAMES = tuple(s.full_name for s in (GENERATION, CONVERSATION, QUOTA, KEYS))
+ADMIN_NAME = ADMIN.full_name
+
+
+@dataclass(frozen=True)
+class Servicers:
+    """One servicer per service of orchestrator.v1."""
+
+    generation: GenerationServicer
+    conversation: ConversationServicer
+    quota: QuotaServicer
+    keys: KeyServicer
+    admin: AdminServicer
+
+
+def add_data_plane(
+    server: grpc.aio.Server, s: Servicers, *, clock: Clock, on_request: Callable[[int], None] | None = None
+) -> None:
+    pairs: tuple[tuple[object, ServiceDescriptor], ...] = (
+        (s.generation, GENERATION),
+        (s.conversation, CONVERSATION),
+        (s.quota, QUOTA),
+        (s.keys, KEYS),
+    )
+    for servicer, descriptor in pairs:
+        add_service(server, servicer, descriptor, clock=clock, on_request=on_request)
+
+
+def add_admin(server: grpc.aio.Server, s: Servicers, *, clock: Clock) -> None:
+    add_service(server, s.admin, ADMIN, clock=clock)

@@ -1,0 +1,1 @@
+"""Who may call which service and method, for which tenants."""

@@ -1,0 +1,65 @@
+"""The edge's use of the store: run a unary Generate once per (tenant, request_id, window).
+
+`answer(...)` returns the first call's answer to every repeat of it (waiting for it while it runs),
+runs the call when it is the first, and refuses a different request under the same id. Only calls
+that set request_id take part; a generated id is new by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from sidecar.idempotency.store import (
+    IdempotencyKeyReusedError,
+    IdempotencyStore,
+    IdempotencyStoreUnavailableError,
+)
+
+_log = logging.getLogger("sidecar.idempotency")
+
+
+class Replays:
+    """Runs `produce` at most once per key and fingerprint; serializes answers as bytes."""
+
+    def __init__(self, store: IdempotencyStore, *, max_answer_bytes: int, field: str) -> None:
+        self._store, self._max, self._field = store, max_answer_bytes, field
+
+    async def answer(
+        self, tenant: str, request_id: str, request: bytes, produce: Callable[[], Awaitable[bytes]]
+    ) -> tuple[bytes, bool]:
+        """(answer, replayed): the stored answer of an earlier identical call, or a fresh one."""
+        key = f"{len(tenant)}:{tenant}:{request_id}"
+        fingerprint = hashlib.sha256(request).digest()
+        while True:
+            held = await self._store.claim(key, fingerprint)
+            if held is None:
+                return await self._first(key, fingerprint, produce), False
+            if held.fingerprint != fingerprint:
+                raise IdempotencyKeyReusedError(self._field)
+            if held.answer is not None:
+                return held.answer, True
+            done = await self._store.wait(key)
+            if done is not None and done.answer is not None:
+                if done.fingerprint != fingerprint:
+                    raise IdempotencyKeyReusedError(self._field)
+                return done.answer, True
+            # the first call failed (or was evicted): this one claims the key and runs itself
+
+    async def _first(self, key: str, fingerprint: bytes, produce: Callable[[], Awaitable[bytes]]) -> bytes:
+        try:
+            answer = await produce()
+        except BaseException:
+            await self._store.release(key)
+            raise
+        try:
+            if len(answer) > self._max:
+                _log.info("answer too large to keep for retries", extra={"bytes": len(answer)})
+                await self._store.release(key)
+            else:
+                await self._store.finish(key, fingerprint, answer)
+        except IdempotencyStoreUnavailableError:
+            # the answer exists and was charged: deliver it; a retry may run again
+            _log.warning("could not keep an answer for retries", extra={"reason": "store unavailable"})
+        return answer

@@ -1,0 +1,1 @@
+"""JSON Schema: checking schemas callers send, and answers against them."""

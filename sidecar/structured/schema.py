@@ -1,0 +1,76 @@
+"""JSON Schema checks with the `jsonschema` library (draft 2020-12).
+
+`schema_problem` says why a document is not a usable schema (for a request's tool parameters and
+response_format); `answer_problem` says why an answer's text does not validate against one.
+Schemas are bounded in size and depth before the library sees them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+
+MAX_SCHEMA_BYTES = 64 * 1024
+MAX_DEPTH = 32
+
+
+def canonical(value: Any) -> str:
+    """Canonical JSON text: sorted keys, no spaces (cache keys and fingerprints stay stable)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def integral(value: Any) -> Any:
+    """protobuf Struct numbers are doubles: 3.0 back to 3, so `"maxItems": 3` stays an integer."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, Mapping):
+        return {k: integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [integral(v) for v in value]
+    return value
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, Mapping):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level
+
+
+def schema_problem(schema: Any, *, object_root: bool = False) -> str | None:
+    """None when `schema` is a valid JSON Schema within bounds, else what is wrong with it."""
+    if not isinstance(schema, Mapping):
+        return "a JSON Schema object"
+    if len(canonical(schema)) > MAX_SCHEMA_BYTES:
+        return f"a JSON Schema of at most {MAX_SCHEMA_BYTES} bytes"
+    if _depth(schema) > MAX_DEPTH:
+        return f"a JSON Schema nested at most {MAX_DEPTH} deep"
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return f"not a valid JSON Schema: {exc.message[:200]}"
+    if object_root and schema.get("type", "object") != "object":
+        return 'a JSON Schema with "type": "object"'
+    return None
+
+
+def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
+    """None when `text` is JSON (an object when there is no schema) valid against `schema`."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return "the answer is not JSON"
+    if schema is None:
+        return None if isinstance(value, dict) else "the answer is not a JSON object"
+    error = next(iter(Draft202012Validator(schema).iter_errors(value)), None)
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    return f"at {where}: {error.message[:200]}"

@@ -1,0 +1,46 @@
+"""Test-side helpers for the orchestrator.v1 services: one object with every service's stub, and
+request builders for the shared GenerationInput."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from sidecar._gen.orchestrator.v1 import admin_service_pb2_grpc as admin_svc
+from sidecar._gen.orchestrator.v1 import conversation_service_pb2_grpc as conversation_svc
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar._gen.orchestrator.v1 import generation_service_pb2_grpc as generation_svc
+from sidecar._gen.orchestrator.v1 import key_service_pb2_grpc as key_svc
+from sidecar._gen.orchestrator.v1 import quota_service_pb2_grpc as quota_svc
+
+
+class Stubs:
+    """Every service's stub; `stubs.Generate` is the GenerationService's method. The AdminService
+    goes to `admin` (its own socket) when given, else to the same channel."""
+
+    def __init__(self, channel: grpc.aio.Channel, admin: grpc.aio.Channel | None = None) -> None:
+        self.generation = generation_svc.GenerationServiceStub(channel)
+        self.conversation = conversation_svc.ConversationServiceStub(channel)
+        self.quota = quota_svc.QuotaServiceStub(channel)
+        self.keys = key_svc.KeyServiceStub(channel)
+        self.admin = admin_svc.AdminServiceStub(admin or channel)
+
+    def __getattr__(self, name: str) -> Any:
+        for stub in (self.generation, self.conversation, self.quota, self.keys, self.admin):
+            if hasattr(stub, name):
+                return getattr(stub, name)
+        raise AttributeError(name)
+
+
+def generate_request(**fields: Any) -> gen.GenerateRequest:
+    return gen.GenerateRequest(input=gen.GenerationInput(**fields))
+
+
+def stream_request(**fields: Any) -> gen.StreamGenerateRequest:
+    return gen.StreamGenerateRequest(input=gen.GenerationInput(**fields))
+
+
+def text_of(reply: gen.GenerateResponse) -> str:
+    """The answer's text: every text part of the assistant message, joined."""
+    return "".join(part.text for part in reply.message.content if part.WhichOneof("kind") == "text")

@@ -1,0 +1,73 @@
+"""The rotation job: rewraps every record, paced on the injected clock, one run at a time, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sidecar.keys.backend import KeyContext
+from sidecar.keys.envelope import Envelope, seal, unseal
+from sidecar.keys.local import LocalKekBackend
+from sidecar.keys.rotation import Rotation, RotationInProgressError, SqliteRotationLock
+from sidecar.keys.store import KeyRecord, SqliteKeyStore
+from tests.conftest import FakeClock
+
+KEK1, KEK2 = bytes(range(32)), bytes(range(32, 64))
+
+
+async def stored(tmp_path: Path, clock: FakeClock, n: int) -> SqliteKeyStore:
+    store = SqliteKeyStore(tmp_path / "keys.db", clock)
+    v1 = LocalKekBackend({1: KEK1}, 1)
+    for i in range(n):
+        ctx = KeyContext("acme", f"u{i}", "openai", "default")
+        env = (await seal(v1, ctx, f"sk-{i}".encode())).encode()
+        await store.put(KeyRecord(f"key_{i:08d}", "acme", f"u{i}", "openai", "default", env, "…", 1.0, 1.0))
+    return store
+
+
+def job(store: SqliteKeyStore, tmp_path: Path, clock: FakeClock, per_second: float = 2.0) -> Rotation:
+    v2 = LocalKekBackend({1: KEK1, 2: KEK2}, 2)
+    lock = SqliteRotationLock(tmp_path / "keys.db", clock)
+    return Rotation(store, v2, lock, clock=clock, per_second=per_second)
+
+
+async def test_every_record_is_rewrapped_at_the_configured_pace(tmp_path: Path, clock: FakeClock) -> None:
+    clock.auto_advance = True  # the pacing sleeps pass in virtual time
+    store = await stored(tmp_path, clock, 5)
+    report = await job(store, tmp_path, clock).run("job-a")
+    assert (report.rotated, report.failed, report.resumed_after) == (5, 0, None)
+    assert sum(clock.sleeps) == pytest.approx(2.0)  # 5 calls at 2 a second: 4 gaps of 0.5 s
+    record = await store.get("key_00000003")
+    assert record is not None
+    v2 = LocalKekBackend({2: KEK2}, 2)
+    ctx = KeyContext("acme", "u3", "openai", "default")
+    assert await unseal(v2, Envelope.decode(record.envelope), ctx) == b"sk-3"  # the new KEK alone opens it
+    await store.aclose()
+
+
+async def test_a_second_run_while_one_holds_the_lock_is_refused(tmp_path: Path, clock: FakeClock) -> None:
+    clock.auto_advance = True
+    store = await stored(tmp_path, clock, 1)
+    lock = SqliteRotationLock(tmp_path / "keys.db", clock)
+    assert await lock.acquire("other-pod", 60)
+    with pytest.raises(RotationInProgressError):
+        await job(store, tmp_path, clock).run("job-a")
+    clock.advance(61)  # the holder died: its lock expires
+    assert (await job(store, tmp_path, clock).run("job-a")).rotated == 1
+    await store.aclose()
+
+
+async def test_a_run_that_died_is_resumed_after_its_cursor(tmp_path: Path, clock: FakeClock) -> None:
+    clock.auto_advance = True
+    store = await stored(tmp_path, clock, 4)
+    lock = SqliteRotationLock(tmp_path / "keys.db", clock)
+    assert await lock.acquire("died", 60)
+    await lock.save_cursor("died", "key_00000001")  # it had done the first two, then crashed
+    clock.advance(61)
+    report = await job(store, tmp_path, clock).run("job-b")
+    assert (report.rotated, report.resumed_after) == (2, "key_00000001")
+    assert await lock.cursor() is None  # finished: the next run starts afresh
+    assert (await job(store, tmp_path, clock).run("job-c")).rotated == 4
+    assert await lock.acquire("anyone", 60)  # released
+    await store.aclose()
