@@ -27,7 +27,7 @@ from aiohttp import web
 from upstream import FIXTURES, load_canned, make_handler
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import orchestrator_service_pb2_grpc as svc
+from sidecar._gen.orchestrator.v1 import generation_service_pb2_grpc as svc
 from sidecar.app import build_server
 from sidecar.config.load import load_config
 
@@ -53,12 +53,14 @@ policy:
 """
 
 
-async def one(stub: svc.OrchestratorServiceStub, priority: str, out: list[tuple[str, float, str]]) -> None:
+async def one(stub: svc.GenerationServiceStub, priority: str, out: list[tuple[str, float, str]]) -> None:
     request = gen.GenerateRequest(
-        messages=[gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart(text="hello")])],
-        tenant_id="bench",
-        user_id="u",
-        metadata={"priority": priority},
+        input=gen.GenerationInput(
+            messages=[gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart(text="hello")])],
+            tenant_id="bench",
+            user_id="u",
+            metadata={"priority": priority},
+        )
     )
     started = time.perf_counter()
     try:
@@ -85,7 +87,7 @@ async def run(args: argparse.Namespace) -> bool:
         sidecar = build_server(load_config(path, {}))
         await sidecar.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.port}")
-        stub = svc.OrchestratorServiceStub(channel)
+        stub = svc.GenerationServiceStub(channel)
         try:
             return await measure(stub, args)
         finally:
@@ -94,7 +96,7 @@ async def run(args: argparse.Namespace) -> bool:
             await runner.cleanup()
 
 
-async def measure(stub: svc.OrchestratorServiceStub, args: argparse.Namespace) -> bool:
+async def measure(stub: svc.GenerationServiceStub, args: argparse.Namespace) -> bool:
     unloaded: list[tuple[str, float, str]] = []
     for _ in range(args.unloaded_calls):
         await one(stub, "CRITICAL", unloaded)

@@ -13,6 +13,7 @@ import pytest
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import echo_policy, user
 from tests.integration.helpers import rich
+from tests.support.api import generate_request, text_of
 
 pytestmark = pytest.mark.integration
 Serve = Callable[..., Any]
@@ -33,7 +34,7 @@ def config(**policy: Any) -> dict[str, Any]:
 
 def request(priority: str | None = None, **kw: Any) -> gen.GenerateRequest:
     metadata = {"priority": priority} if priority is not None else {}
-    return gen.GenerateRequest(
+    return generate_request(
         messages=[user("hello there")], tenant_id="acme", user_id="bob", metadata=metadata, **kw
     )
 
@@ -59,7 +60,7 @@ async def test_a_critical_call_displaces_a_queued_low_one_and_never_a_running_on
     err = await rich(shed.value)
     assert err.code is grpc.StatusCode.UNAVAILABLE and err.reason == "OVERLOADED"
     assert err.retry is not None and err.retry.retry_delay.seconds == 3
-    assert (await first).text and (await critical).text  # the running call finished untouched
+    assert text_of(await first) and text_of(await critical)  # the running call finished untouched
     metrics = running.sidecar.deps.telemetry.metrics.registry
     assert metrics.get_sample_value("sidecar_admission_shed_total", {"priority": "low"}) == 1
     assert metrics.get_sample_value("sidecar_admission_wait_seconds_count", {"priority": "critical"}) == 1
@@ -98,7 +99,7 @@ async def test_bad_priority_is_invalid_argument(serve: Serve) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as bad:
         await running.stub.Generate(request("highest"), timeout=10)
     err = await rich(bad.value)
-    assert err.code is grpc.StatusCode.INVALID_ARGUMENT and err.fields == ["metadata[priority]"]
+    assert err.code is grpc.StatusCode.INVALID_ARGUMENT and err.fields == ["input.metadata[priority]"]
 
 
 async def test_the_tier_caps_the_priority(serve: Serve) -> None:

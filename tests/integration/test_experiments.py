@@ -23,6 +23,7 @@ from sidecar.ledger.record import UsageRecord
 from sidecar.ledger.sqlite import SqliteLedger
 from tests.conftest import make_config, user
 from tests.integration.test_ledger import fresh_database
+from tests.support.api import generate_request, text_of
 
 pytestmark = pytest.mark.integration
 Serve = Callable[..., Any]
@@ -53,7 +54,7 @@ def config(**exp: Any) -> dict[str, Any]:
 
 
 def request(user_id: str, rid: str, **metadata: str) -> gen.GenerateRequest:
-    return gen.GenerateRequest(
+    return generate_request(
         messages=[user("hi")], tenant_id="acme", user_id=user_id, request_id=rid, metadata=metadata
     )
 
@@ -68,9 +69,9 @@ async def test_variants_are_sticky_served_and_recorded(serve: Serve, tmp_path: P
     running = await serve(config())
     for i in range(12):
         for again in range(2):
-            assert (await running.stub.Generate(request(f"u{i}", f"r{i}-{again}"), timeout=10)).text
+            assert text_of(await running.stub.Generate(request(f"u{i}", f"r{i}-{again}"), timeout=10))
     forced = await running.stub.Generate(request("u0", "forced", experiment_variant="b"), timeout=10)
-    assert forced.text
+    assert text_of(forced)
     with pytest.raises(grpc.aio.AioRpcError) as bad:
         await running.stub.Generate(request("u0", "bad", experiment_variant="c"), timeout=10)
     assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
@@ -111,7 +112,7 @@ async def test_feedback_report_and_reload_audit(serve: Serve, tmp_path: Path) ->
     )
     await running.sidecar.reload(reloaded, source="test")
     reply = await running.stub.Generate(request("u0", "after"), timeout=10)
-    assert reply.text
+    assert text_of(reply)
     await ledger.flush()
     assert ledger_rows(tmp_path / "usage.db")["after"][1] == "b"
     with sqlite3.connect(tmp_path / "usage.db") as conn:
@@ -178,6 +179,6 @@ async def test_a_reload_naming_what_the_running_policy_lacks_is_refused(serve: S
         "experiments.tone.variants.b.deployments: 'three' is not a deployment of route 'chat'"
     ]
     reply = await running.stub.Generate(request("u0", "still", experiment_variant="b"), timeout=10)
-    assert reply.text
+    assert text_of(reply)
     await running.sidecar.deps.telemetry.ledger.flush()
     assert ledger_rows(tmp_path / "usage.db")["still"][1:] == ("b", "echo-two")
