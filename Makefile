@@ -225,6 +225,8 @@ bench: $(STAMP)
 	taskset -c 1 $(BIN)/python bench/quota.py
 	taskset -c 1 $(BIN)/python bench/observe.py
 	taskset -c 1 $(BIN)/python bench/semantic_cache.py --redis
+	$(BIN)/python bench/admission.py
+	$(BIN)/python bench/experiments.py
 	$(BIN)/python bench/conversations.py
 	$(BIN)/python bench/soak.py --duration $(SOAK_SECONDS)
 

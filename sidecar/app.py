@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from sidecar.admission.queue import AdmissionObserver, AdmissionQueue
 from sidecar.api.admin_servicer import AdminServicer
 from sidecar.api.conversation_servicer import ConversationServicer
 from sidecar.api.convert import Tiers
@@ -32,9 +33,12 @@ from sidecar.context.tokenizer import Tokenizers
 from sidecar.core.clock import Clock, SystemClock
 from sidecar.core.drain import Drain
 from sidecar.core.layer import Handler, Layer, compose
+from sidecar.core.priority import Priority
 from sidecar.core.tokens import count_tokens
 from sidecar.embeddings.routing import EmbeddingDeployments, EmbeddingRouter
 from sidecar.embeddings.service import EmbeddingService
+from sidecar.experiments.book import ExperimentBook
+from sidecar.experiments.control import ExperimentControl
 from sidecar.idempotency.replay import Replays
 from sidecar.idempotency.store import IdempotencyStore, MemoryIdempotencyStore
 from sidecar.keys.backend import KeyBackend
@@ -45,9 +49,11 @@ from sidecar.keys.service import KeyService
 from sidecar.keys.store import KeyStore, SqliteKeyStore
 from sidecar.personas.registry import PersonaRegistry, TokenCounter
 from sidecar.personas.service import PersonaService
+from sidecar.pipeline.admission import AdmissionLayer
 from sidecar.pipeline.authn import AuthnLayer
 from sidecar.pipeline.cache import CacheLayer, CacheObserver
 from sidecar.pipeline.context import ContextLayer
+from sidecar.pipeline.experiment import ExperimentLayer
 from sidecar.pipeline.keys import KeyLayer
 from sidecar.pipeline.observe import ObserveLayer
 from sidecar.pipeline.persona import PersonaLayer
@@ -74,7 +80,7 @@ from sidecar.sessions.store import ConversationStore, MemoryConversationStore, S
 from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps, connect
 from sidecar.telemetry.health import DrainingHealth
 from sidecar.telemetry.memory import AllocatorTrimmer
-from sidecar.telemetry.metrics import DeploymentView, SidecarCollector
+from sidecar.telemetry.metrics import DeploymentView, Metrics, SidecarCollector
 from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import TraceContextInterceptor, Tracing
 
@@ -102,6 +108,8 @@ class Deps:
     telemetry: Telemetry
     embeddings: EmbeddingService
     quota: QuotaService | None = None
+    admission: AdmissionQueue | None = None
+    experiments: ExperimentControl | None = None
     idempotency: IdempotencyStore | None = None
     semantic: SemanticStore | None = None  # the semantic cache's store, when a route enables it
 
@@ -134,12 +142,53 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
         cache=build_cache(cfg, clock),
         quota=quota,
         telemetry=telemetry,
+        admission=build_admission(cfg, clock, telemetry.metrics),
+        experiments=ExperimentControl(
+            ExperimentBook(cfg.policy.experiments, persona_prompts(cfg)),
+            cfg.policy.experiments,
+            clock=clock,
+            ledger=telemetry.ledger.store if telemetry.ledger is not None else None,
+        ),
         idempotency=build_idempotency(cfg, clock),
         embeddings=build_embeddings(cfg, http, routing, clock, quota, telemetry),
         semantic=build_semantic_store(cfg, clock),
     )
     telemetry.metrics.registry.register(build_collector(cfg, deps))
     return deps
+
+
+def build_admission(cfg: Config, clock: Clock, metrics: Metrics) -> AdmissionQueue | None:
+    """The sidecar's capacity and priority queue, when the policy has an admission section."""
+    a = cfg.policy.admission
+    if a is None:
+        return None
+    observer = AdmissionObserver(
+        on_depth=lambda p, depth: metrics.admission_queue_depth(p.label, depth),
+        on_waited=lambda p, seconds: metrics.admission_waited(p.label, seconds),
+        on_shed=lambda p: metrics.admission_shed_call(p.label),
+        on_in_flight=metrics.admission_running_calls,
+    )
+    return AdmissionQueue(
+        capacity=a.capacity,
+        queue_size=a.queue_size,
+        retry_after=a.retry_after_seconds,
+        max_wait=a.max_wait_seconds,
+        clock=clock,
+        observer=observer,
+    )
+
+
+def persona_prompts(cfg: Config) -> dict[str, str]:
+    """Persona id -> system prompt, for experiment variants that name a persona."""
+    return {p.id: p.system_prompt for p in cfg.policy.personas.all()}
+
+
+def priority_caps(cfg: Config) -> dict[str, Priority | None]:
+    """Each tier's highest request priority (tiers.<name>.max_priority)."""
+    return {
+        name: Priority[tier.max_priority] if tier.max_priority is not None else None
+        for name, tier in cfg.policy.tiers.items()
+    }
 
 
 def build_authorizer(cfg: Config) -> Authorizer:
@@ -472,6 +521,9 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 keys=d.keys,
                 modes=user_key_modes(cfg),
             ),
+            # a slot of the sidecar's capacity, in priority order, before any context or quota work
+            partial(AdmissionLayer, queue=d.admission, caps=priority_caps(cfg)),
+            partial(ExperimentLayer, book=experiment_book(cfg, d)),  # the variant serving the call
             partial(PersonaLayer, personas=d.personas),  # conversation memory, after success
             partial(
                 ContextLayer,
@@ -512,6 +564,12 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
             *routed_layers(cfg, d),
         ],
     )
+
+
+def experiment_book(cfg: Config, d: Deps) -> ExperimentBook:
+    if d.experiments is not None:
+        return d.experiments.book
+    return ExperimentBook(cfg.policy.experiments, persona_prompts(cfg))
 
 
 def routed_layers(cfg: Config, d: Deps) -> list[Layer]:
@@ -590,6 +648,21 @@ class Sidecar:
                 "metrics_port": self.metrics_port,
             },
         )
+
+    async def reload(self, cfg: Config, *, source: str) -> list[str]:
+        """A policy reloaded without a restart: for now its experiments (promote, stop, weights).
+        Routes, deployments and personas are not reloaded: experiments that name ones the running
+        policy lacks are refused whole, and the problems returned (and logged)."""
+        running = self.cfg.policy
+        routes = {alias: route.deployments for alias, route in running.routes.items()}
+        personas = {p.id for p in running.personas.all()}
+        new = cfg.policy.experiments
+        problems = [p for name, exp in new.items() for p in exp.problems(name, routes, personas)]
+        if problems:
+            _log.error("experiments not reloaded", extra={"problems": "; ".join(problems), "source": source})
+        elif self.deps.experiments is not None:
+            await self.deps.experiments.apply(new, persona_prompts(cfg), source=source)
+        return problems
 
     @property
     def metrics_port(self) -> int | None:

@@ -23,12 +23,14 @@ from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import generation_service_pb2_grpc
 from sidecar.config.load import ConfigError, load_config, process_environ
 from sidecar.config.schema import Config
+from sidecar.experiments import cli as experiments_cli
 from sidecar.injector.cli import register as register_injector
 from sidecar.personas.registry import PersonaLoadError
 from sidecar.telemetry.logging import setup_logging
 from sidecar.telemetry.memory import limit_arenas
 
 if TYPE_CHECKING:
+    from sidecar.app import Sidecar
     from sidecar.keys.backend import KeyContext
 
 
@@ -80,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     new_kek = actions.add_parser("new-kek", help="write a new local key-encryption key (development only)")
     new_kek.add_argument("file", type=Path, help="where to write it (mode 0600; never overwritten)")
     new_kek.set_defaults(handler=_keys_new_kek)
+    experiments_cli.register(sub)
     register_injector(sub)  # `inject` and `injector serve` (sidecar/injector/cli.py)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)
@@ -117,7 +120,7 @@ def _serve(args: argparse.Namespace) -> int:
     setup_logging(cfg.settings.log_level, capture_content=cfg.settings.telemetry.capture_content.logs)
     limit_arenas(cfg.settings.memory.malloc_arena_max)  # before gRPC's threads allocate
     try:
-        uvloop.run(_run_until_signalled(cfg))
+        uvloop.run(_run_until_signalled(cfg, args.config))
     except RuntimeError as exc:  # grpc reports a listener it cannot bind this way
         sys.stderr.write(f"sidecar: cannot serve on {cfg.settings.listen.address}: {exc}\n")
         return 1
@@ -127,17 +130,33 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_until_signalled(cfg: Config) -> None:
+async def _run_until_signalled(cfg: Config, path: Path | None) -> None:
     from sidecar.app import build_server  # the server stack loads only for `serve`
 
     sidecar = build_server(cfg)
-    await sidecar.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    reloads: set[asyncio.Task[None]] = set()
+    if path is not None:  # SIGHUP: reload the policy's experiments from the same file (no restart)
+        # installed before "serving" is logged: a SIGHUP right after it must never kill the process
+        loop.add_signal_handler(signal.SIGHUP, lambda: _start_reload(sidecar, path, reloads))
+    await sidecar.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await sidecar.stop()
+
+
+def _start_reload(sidecar: Sidecar, path: Path, running: set[asyncio.Task[None]]) -> None:
+    task = asyncio.get_running_loop().create_task(_reload(sidecar, path))
+    running.add(task)
+    task.add_done_callback(running.discard)
+
+
+async def _reload(sidecar: Sidecar, path: Path) -> None:
+    cfg = _load(path)  # a file that no longer passes the check keeps the policy in force
+    if cfg is not None:
+        await sidecar.reload(cfg, source=f"SIGHUP {path}")
 
 
 _FLAGS = {"tenant_id": "--tenant", "user_id": "--user", "key_name": "--key-name", "api_key": "the key"}

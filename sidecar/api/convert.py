@@ -18,6 +18,7 @@ from sidecar.config.tiers import TierAssignment, UnknownTier, resolve_tier
 from sidecar.core.clock import Deadline
 from sidecar.core.errors import FieldViolation, InvalidRequestError
 from sidecar.core.outcome import Outcome
+from sidecar.core.priority import priority_from_metadata
 from sidecar.core.types import (
     Call,
     Credentials,
@@ -118,6 +119,7 @@ def to_call(
     check_metadata(req.metadata, limits, bad)
     key_source = _key_source(req, bad) if req.HasField("provider_key") else None
     tier = caller_tier(tiers, req.tenant_id, req.user_id, req.metadata, bad)
+    priority = priority_from_metadata(req.metadata, bad.add)
     cache_bypass = context_cache.cache_bypass(req.cache_mode, bad.add)
     if bad.items:
         raise InvalidRequestError(bad.items)
@@ -137,6 +139,7 @@ def to_call(
         key_source=key_source,
         tier=tier,
         cache_bypass=cache_bypass,
+        priority=priority,
     )
 
 

@@ -77,6 +77,9 @@ class TierConfig(_Model):
     )
     limits: list[LimitConfig] = Field(default_factory=list)
     allowed_routes: list[str] | None = Field(default=None, description="None: every route")
+    max_priority: Literal["LOW", "NORMAL", "HIGH", "URGENT", "CRITICAL"] | None = Field(
+        default=None, description="the highest request priority its callers get; None: any"
+    )
 
     @field_validator("limits")
     @classmethod

@@ -8,10 +8,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from sidecar.config.admission import AdmissionPolicy
 from sidecar.config.api import AdminSettings, AuthSettings, IdempotencySettings
 from sidecar.config.cache import CacheSettings
 from sidecar.config.context import ChatTemplateConfig, ContextPolicy, TokenizerName
 from sidecar.config.embeddings import EmbeddingsPolicy
+from sidecar.config.experiments import NAME as EXPERIMENT_NAME
+from sidecar.config.experiments import ExperimentConfig
 from sidecar.config.keys import KeysSettings
 from sidecar.config.personas import PersonasConfig
 from sidecar.config.providers import AzureOptions, BedrockOptions, GeminiOptions
@@ -211,6 +214,10 @@ class Policy(_Model):
     personas: PersonasConfig = PersonasConfig()
     context: ContextPolicy = ContextPolicy()
     embeddings: EmbeddingsPolicy = EmbeddingsPolicy()
+    admission: AdmissionPolicy | None = Field(default=None, description="no section: no admission control")
+    experiments: dict[str, ExperimentConfig] = Field(
+        default_factory=dict, description="at most one per route"
+    )
 
     @model_validator(mode="after")
     def _semantic_routes(self) -> Policy:
@@ -263,9 +270,25 @@ class Policy(_Model):
         ]
         problems += self.personas.problems(self.routes, self.tiers)
         problems += self._quota_references()
+        problems += self._experiment_references()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _experiment_references(self) -> list[str]:
+        routes = {alias: route.deployments for alias, route in self.routes.items()}
+        personas = {p.id for p in self.personas.all()}
+        problems = [
+            f"experiments.{name}: a name is lowercase letters, digits, _ and -"
+            for name in self.experiments
+            if not re.fullmatch(EXPERIMENT_NAME, name)
+        ]
+        seen: dict[str, str] = {}
+        for name, exp in self.experiments.items():
+            problems += exp.problems(name, routes, personas)
+            if (other := seen.setdefault(exp.route, name)) != name:
+                problems.append(f"experiments.{name}.route: route {exp.route!r} already holds {other!r}")
+        return problems
 
     def _quota_references(self) -> list[str]:
         problems = [

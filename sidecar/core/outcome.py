@@ -23,6 +23,7 @@ class Outcome:
         "_attempts",
         "_cache_hit",
         "_context",
+        "_experiment",
         "_finish_reason",
         "_first_token_at",
         "_history_messages",
@@ -54,6 +55,7 @@ class Outcome:
         self._cache_hit = False
         self._semantic: tuple[float, float] | None = None
         self._context = (0, 0, False)
+        self._experiment = ("", "")
         self._sealed = False
 
     # -- reports, one per fact, from the layer that knows it ------------------------------------
@@ -117,6 +119,11 @@ class Outcome:
     def context_fitted(self, tokens_removed: int, messages_removed: int, summarized: bool) -> None:
         if not self._sealed:
             self._context = (tokens_removed, messages_removed, summarized)
+
+    def experiment_assigned(self, experiment: str, variant: str) -> None:
+        """The experiment variant serving the call (the experiment layer)."""
+        if not self._sealed:
+            self._experiment = (experiment, variant)
 
     def first_token(self, at: float) -> None:
         """The first text the caller received (the observe layer sees every chunk)."""
@@ -193,6 +200,14 @@ class Outcome:
     @property
     def context_summarized(self) -> bool:
         return self._context[2]
+
+    @property
+    def experiment(self) -> str:
+        return self._experiment[0]
+
+    @property
+    def variant(self) -> str:
+        return self._experiment[1]
 
     @property
     def cost_usd(self) -> float:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from sidecar.core.clock import Deadline
+from sidecar.core.priority import Priority
 
 if TYPE_CHECKING:
     from sidecar.core.outcome import Outcome
@@ -262,3 +263,4 @@ class Call:
     cache_bypass: bool = False  # the caller asked the response cache to stay out of this call
     budget_deployment: str = ""  # set by the quota layer: only this (cheaper) deployment fits the budget
     plan: CallPlan | None = None  # set once by the resolve step (sidecar/pipeline/resolve.py)
+    priority: Priority = Priority.NORMAL  # the caller's (metadata["priority"]), capped by its tier

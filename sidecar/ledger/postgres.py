@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sidecar.ledger import sql
-from sidecar.ledger.record import UsageGroup, UsageQuery, UsageRecord
+from sidecar.ledger import experiment_sql, sql
+from sidecar.ledger.record import AuditEntry, ExperimentRow, UsageGroup, UsageQuery, UsageRecord
 
 _DAY = "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
@@ -30,6 +30,10 @@ class PostgresLedger:
             for statement in sql.create_table("DOUBLE PRECISION", "BIGINT"):
                 await conn.execute(statement)
             await conn.execute(f"ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS {sql.METADATA_COLUMN}")
+            for _, definition in experiment_sql.added_columns("DOUBLE PRECISION"):
+                await conn.execute(f"ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS {definition}")
+            for statement in experiment_sql.create_extras("DOUBLE PRECISION"):
+                await conn.execute(statement)
 
     async def write(self, records: Sequence[UsageRecord]) -> None:
         async with self._pool.acquire() as conn:
@@ -45,6 +49,24 @@ class PostgresLedger:
         async with self._pool.acquire() as conn:
             status = await conn.execute("DELETE FROM usage_records WHERE ts < $1", cutoff)
         return int(str(status).rsplit(" ", 1)[-1])
+
+    async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> bool:
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(
+                experiment_sql.feedback(_placeholder), score, label, tenant, request_id
+            )
+        return int(str(status).rsplit(" ", 1)[-1]) > 0
+
+    async def experiment_rows(self, experiment: str, start: float, end: float) -> list[ExperimentRow]:
+        async with self._pool.acquire() as conn:
+            found = await conn.fetch(experiment_sql.rows(_placeholder), experiment, start, end)
+        return experiment_sql.experiment_rows([tuple(r) for r in found])
+
+    async def audit(self, entries: Sequence[AuditEntry]) -> None:
+        async with self._pool.acquire() as conn:
+            await conn.executemany(
+                experiment_sql.insert_audit(_placeholder), [experiment_sql.audit_row(e) for e in entries]
+            )
 
     async def aclose(self) -> None:
         if self._pool is not None:

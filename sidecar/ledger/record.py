@@ -33,6 +33,30 @@ class UsageRecord:
     stream: bool = False
     cache_hit: bool = False
     metadata: Mapping[str, str] = field(default_factory=dict)  # the request's labels (bounded at the edge)
+    experiment: str = ""  # the experiment and variant that served the call ("" = none)
+    variant: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentRow:
+    """One call of an experiment, as its report reads it."""
+
+    variant: str
+    ok: bool
+    latency_seconds: float
+    tokens: int
+    cost_usd: float
+    feedback: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """A change of an experiment (promoted, stopped, resumed), when and by what."""
+
+    time: float
+    experiment: str
+    change: str
+    source: str
 
 
 class GroupBy(enum.Enum):
@@ -79,6 +103,13 @@ class LedgerStore(Protocol):
     async def usage(self, query: UsageQuery) -> list[UsageGroup]: ...
 
     async def delete_before(self, cutoff: float) -> int: ...
+
+    async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> bool:
+        """Store feedback on the tenant's call; False when it has no such finished call."""
+
+    async def experiment_rows(self, experiment: str, start: float, end: float) -> list[ExperimentRow]: ...
+
+    async def audit(self, entries: Sequence[AuditEntry]) -> None: ...
 
     async def aclose(self) -> None: ...
 

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from sidecar.ledger import sql
-from sidecar.ledger.record import UsageGroup, UsageQuery, UsageRecord
+from sidecar.ledger import experiment_sql, sql
+from sidecar.ledger.record import AuditEntry, ExperimentRow, UsageGroup, UsageQuery, UsageRecord
 
 T = TypeVar("T")
 _DAY = "strftime('%Y-%m-%d', ts, 'unixepoch')"
@@ -38,6 +38,21 @@ class SqliteLedger:
     async def delete_before(self, cutoff: float) -> int:
         return await self._run(lambda conn: _delete_before(conn, cutoff))
 
+    async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> bool:
+        text = experiment_sql.feedback(lambda i: "?")
+        args = (score, label, tenant, request_id)
+        return await self._run(lambda conn: _changed(conn, text, args)) > 0
+
+    async def experiment_rows(self, experiment: str, start: float, end: float) -> list[ExperimentRow]:
+        text = experiment_sql.rows(lambda i: "?")
+        found = await self._run(lambda conn: conn.execute(text, (experiment, start, end)).fetchall())
+        return experiment_sql.experiment_rows(found)
+
+    async def audit(self, entries: Sequence[AuditEntry]) -> None:
+        rows = [experiment_sql.audit_row(e) for e in entries]
+        text = experiment_sql.insert_audit(lambda i: "?")
+        await self._run(lambda conn: conn.executemany(text, rows))
+
     async def aclose(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=True)
@@ -60,6 +75,11 @@ class SqliteLedger:
             columns = {r[1] for r in self._conn.execute("PRAGMA table_info(usage_records)")}
             if "metadata" not in columns:  # a ledger file from before the metadata column
                 self._conn.execute(f"ALTER TABLE usage_records ADD COLUMN {sql.METADATA_COLUMN}")
+            for name, definition in experiment_sql.added_columns("REAL"):
+                if name not in columns:  # a ledger file from before experiments
+                    self._conn.execute(f"ALTER TABLE usage_records ADD COLUMN {definition}")
+            for statement in experiment_sql.create_extras("REAL"):
+                self._conn.execute(statement)
         return work(self._conn)
 
 
@@ -67,6 +87,11 @@ def _write(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
     with conn:
         conn.execute("BEGIN")
         conn.executemany(sql.insert(lambda i: "?"), rows)
+
+
+def _changed(conn: sqlite3.Connection, text: str, args: tuple[object, ...]) -> int:
+    with conn:
+        return conn.execute(text, args).rowcount
 
 
 def _delete_before(conn: sqlite3.Connection, cutoff: float) -> int:

@@ -94,6 +94,11 @@ class LedgerWriter:
         await self.flush()
         return await self._store.usage(query)
 
+    @property
+    def store(self) -> LedgerStore:
+        """The store itself, for what is not a usage record (feedback, experiment rows, the audit)."""
+        return self._store
+
     async def purge(self) -> int:
         """Delete records past retention now."""
         self._last_purge = self._clock.monotonic()

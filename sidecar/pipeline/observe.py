@@ -116,6 +116,8 @@ class ObserveLayer:
                     stream=call.stream,
                     cache_hit=outcome.cache_hit,
                     metadata=call.metadata if trusted else {},
+                    experiment=record.experiment,
+                    variant=record.variant,
                 )
             )
         if span is not None:

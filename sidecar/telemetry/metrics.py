@@ -235,6 +235,21 @@ class Metrics:
             "sidecar_attributed_cost_usd", "Cost of allow-listed tenants and users (opt-in).",
             ("tenant", "user"), registry=r,
         )  # fmt: skip
+        self.admission_depth = Gauge(
+            "sidecar_admission_queue_depth", "Calls waiting for an admission slot, by priority.",
+            ("priority",), registry=r,
+        )  # fmt: skip
+        self.admission_wait = Histogram(
+            "sidecar_admission_wait_seconds", "Time queued calls waited for admission, by priority.",
+            ("priority",), buckets=DURATION_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.admission_shed = Counter(
+            "sidecar_admission_shed", "Calls shed (UNAVAILABLE/OVERLOADED) by admission, by priority.",
+            ("priority",), registry=r,
+        )  # fmt: skip
+        self.admission_running = Gauge(
+            "sidecar_admission_running_calls", "Calls holding an admission slot.", registry=r
+        )
         build = Gauge("sidecar_build_info", "Build information; always 1.", ("version", "python"), registry=r)
         build.labels(_version(), platform.python_version()).set(1)
         self._series: dict[tuple[str, str, str, bool, str], _Series] = {}
@@ -347,6 +362,20 @@ class Metrics:
 
     def ledger_wrote(self, records: int) -> None:
         self.ledger_writes.inc(records)
+
+    # Admission control (sidecar/admission/queue.py): priorities are the five level names
+
+    def admission_queue_depth(self, priority: str, depth: int) -> None:
+        self.admission_depth.labels(_bounded(priority)).set(depth)
+
+    def admission_waited(self, priority: str, seconds: float) -> None:
+        self.admission_wait.labels(_bounded(priority)).observe(seconds)
+
+    def admission_shed_call(self, priority: str) -> None:
+        self.admission_shed.labels(_bounded(priority)).inc()
+
+    def admission_running_calls(self, n: int) -> None:
+        self.admission_running.set(n)
 
 
 def _bounded(value: str) -> str:

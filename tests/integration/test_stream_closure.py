@@ -171,6 +171,8 @@ EVERY_LAYER = {
     "StructuredOutputLayer",
     "SemanticCacheLayer",
     "ResolveLayer",
+    "AdmissionLayer",
+    "ExperimentLayer",
     "RouteLayer",
     "KeyLayer",
     "upstream",

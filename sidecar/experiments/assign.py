@@ -1,0 +1,68 @@
+"""Which variant of an experiment serves a call: sticky per (tenant, user) by a stable hash, or the
+variant trusted metadata names (`experiment_variant`, for testing). A promoted variant takes every
+call; a stopped experiment sends every call to its control."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sidecar.config.experiments import ExperimentConfig, VariantConfig
+from sidecar.core.errors import FieldViolation, InvalidRequestError
+
+VARIANT_METADATA_KEY = "experiment_variant"
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    experiment: str
+    variant: str
+    config: VariantConfig
+
+
+def bucket(experiment: str, tenant: str, user: str) -> float:
+    """A stable point in [0, 1) for this caller in this experiment (SHA-256; not Python's hash())."""
+    digest = hashlib.sha256(f"{experiment}\x00{tenant}\x00{user}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def assign(
+    name: str, exp: ExperimentConfig, *, tenant: str, user: str, metadata: Mapping[str, str]
+) -> Assignment:
+    """The caller's variant; an override naming no variant of the experiment is INVALID_ARGUMENT."""
+    chosen = _override(exp, metadata)
+    if chosen is None:
+        chosen = _fixed(exp) or _weighted(exp, bucket(name, tenant, user))
+    return Assignment(name, chosen, exp.variants[chosen])
+
+
+def _override(exp: ExperimentConfig, metadata: Mapping[str, str]) -> str | None:
+    named = metadata.get(VARIANT_METADATA_KEY)
+    if named is None:
+        return None
+    if named not in exp.variants:
+        field = f"metadata[{VARIANT_METADATA_KEY}]"
+        raise InvalidRequestError([FieldViolation(field, f"one of {', '.join(exp.variants)}")])
+    return named
+
+
+def _fixed(exp: ExperimentConfig) -> str | None:
+    if exp.promoted is not None:
+        return exp.promoted
+    return exp.control if exp.status == "stopped" else None
+
+
+def _weighted(exp: ExperimentConfig, point: float) -> str:
+    total = sum(v.weight for v in exp.variants.values())
+    edge = 0.0
+    last = exp.control
+    for name in sorted(exp.variants):  # a fixed order: the split does not depend on the file's order
+        weight = exp.variants[name].weight
+        if weight <= 0:
+            continue
+        edge += weight / total
+        last = name
+        if point < edge:
+            return name
+    return last  # rounding at the top edge

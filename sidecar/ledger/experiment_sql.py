@@ -1,0 +1,71 @@
+"""The ledger's experiment columns and tables, shared by the SQLite and PostgreSQL stores.
+
+Each usage record carries the experiment and variant that served it, and the feedback its caller
+gave later (score, label); `experiment_audit` records every promotion and stop. Ledgers from before
+these columns get them on open (old rows: no experiment, no feedback)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sidecar.ledger.record import AuditEntry, ExperimentRow
+
+
+def added_columns(real: str) -> tuple[tuple[str, str], ...]:
+    """(name, definition) of the columns added after the first schema."""
+    return (
+        ("experiment", "experiment TEXT NOT NULL DEFAULT ''"),
+        ("variant", "variant TEXT NOT NULL DEFAULT ''"),
+        ("feedback_score", f"feedback_score {real}"),
+        ("feedback_label", "feedback_label TEXT"),
+    )
+
+
+def create_extras(real: str) -> tuple[str, ...]:
+    return (
+        "CREATE INDEX IF NOT EXISTS usage_records_experiment_ts ON usage_records (experiment, ts)",
+        "CREATE INDEX IF NOT EXISTS usage_records_request ON usage_records (tenant, request_id)",
+        f"""CREATE TABLE IF NOT EXISTS experiment_audit (
+            ts {real} NOT NULL, experiment TEXT NOT NULL, change TEXT NOT NULL, source TEXT NOT NULL)""",
+    )
+
+
+def feedback(placeholder: Callable[[int], str]) -> str:
+    """Set the feedback of a tenant's finished call; the row count says whether it exists."""
+    p = placeholder
+    return (
+        f"UPDATE usage_records SET feedback_score = {p(1)}, feedback_label = {p(2)} "
+        f"WHERE tenant = {p(3)} AND request_id = {p(4)}"
+    )
+
+
+def rows(placeholder: Callable[[int], str]) -> str:
+    p = placeholder
+    return (
+        "SELECT variant, outcome, latency_seconds, tokens_in + tokens_out, cost_usd, feedback_score "
+        f"FROM usage_records WHERE experiment = {p(1)} AND ts >= {p(2)} AND ts < {p(3)}"
+    )
+
+
+def insert_audit(placeholder: Callable[[int], str]) -> str:
+    values = ", ".join(placeholder(i) for i in range(1, 5))
+    return f"INSERT INTO experiment_audit (ts, experiment, change, source) VALUES ({values})"
+
+
+def audit_row(e: AuditEntry) -> tuple[Any, ...]:
+    return (e.time, e.experiment, e.change, e.source)
+
+
+def experiment_rows(found: Sequence[Sequence[Any]]) -> list[ExperimentRow]:
+    return [
+        ExperimentRow(
+            variant=str(r[0]),
+            ok=str(r[1]) == "OK",
+            latency_seconds=float(r[2]),
+            tokens=int(r[3]),
+            cost_usd=float(r[4]),
+            feedback=float(r[5]) if r[5] is not None else None,
+        )
+        for r in found
+    ]

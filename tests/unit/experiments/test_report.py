@@ -1,0 +1,71 @@
+"""The report: per-variant figures, no verdict before the minimum sample, gates, the verdicts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sidecar.config.experiments import ExperimentConfig
+from sidecar.experiments.control import changes
+from sidecar.experiments.report import Verdict, build_report, render
+from sidecar.ledger.record import ExperimentRow
+
+
+def exp(**kw: Any) -> ExperimentConfig:
+    return ExperimentConfig.model_validate(
+        {"route": "chat", "control": "a", "variants": {"a": {}, "b": {}}, "min_samples": 5} | kw
+    )
+
+
+def rows(variant: str, scores: list[float], *, cost: float = 0.01, errors: int = 0) -> list[ExperimentRow]:
+    out = [ExperimentRow(variant, True, 0.1 * (i + 1), 10, cost, s) for i, s in enumerate(scores)]
+    return out + [ExperimentRow(variant, False, 0.05, 0, 0.0, None) for _ in range(errors)]
+
+
+def test_figures_per_variant() -> None:
+    report = build_report("tone", exp(), rows("a", [0.5, 0.6, 0.7, 0.8]) + rows("b", [0.9] * 2, errors=2))
+    a, b = report.variants
+    assert (a.calls, a.error_rate, a.feedback.n, a.feedback.mean) == (4, 0.0, 4, pytest.approx(0.65))
+    assert (a.latency_p50, a.latency_p99) == (pytest.approx(0.2), pytest.approx(0.4))
+    assert (b.calls, b.error_rate, b.cost_per_call) == (4, 0.5, pytest.approx(0.005))
+    assert report.verdicts[0].verdict is Verdict.INSUFFICIENT_DATA  # fewer than 5 scores each
+
+
+def test_a_clearly_better_variant_is_promoted_and_a_worse_one_rejected() -> None:
+    a = [0.50, 0.52, 0.48, 0.51, 0.49, 0.50]
+    better = [0.90, 0.92, 0.88, 0.91, 0.89, 0.90]
+    up = build_report("tone", exp(), rows("a", a) + rows("b", better))
+    assert up.verdicts[0].verdict is Verdict.PROMOTE
+    down = build_report("tone", exp(), rows("a", better) + rows("b", a))
+    assert down.verdicts[0].verdict is Verdict.REJECT
+    same = build_report("tone", exp(), rows("a", a) + rows("b", list(reversed(a))))
+    assert same.verdicts[0].verdict is Verdict.NO_DIFFERENCE
+    assert "Welch" in render(up) and "PROMOTE" in render(up)
+
+
+def test_gates_reject_a_better_but_costlier_or_less_accurate_variant() -> None:
+    a = [0.50, 0.52, 0.48, 0.51, 0.49, 0.50]
+    better = [0.80, 0.82, 0.78, 0.81, 0.79, 0.80]
+    costly = build_report("tone", exp(), rows("a", a) + rows("b", better, cost=0.013))
+    assert costly.verdicts[0].verdict is Verdict.REJECT
+    assert "cost per call +30%" in costly.verdicts[0].reasons[0]
+    accurate = build_report("tone", exp(gates={"min_feedback_mean": 0.85}), rows("a", a) + rows("b", better))
+    assert accurate.verdicts[0].verdict is Verdict.REJECT
+
+
+def test_latency_metric_compares_successful_calls() -> None:
+    fast = [ExperimentRow("b", True, 0.1 + i / 1000, 10, 0.01, None) for i in range(6)]
+    slow = [ExperimentRow("a", True, 0.5 + i / 1000, 10, 0.01, None) for i in range(6)]
+    report = build_report("tone", exp(gates={"metric": "latency"}), slow + fast)
+    assert report.verdicts[0].verdict is Verdict.PROMOTE
+
+
+def test_changes_for_the_audit_trail() -> None:
+    before = {"tone": exp()}
+    after = {"tone": exp(promoted="b", status="stopped"), "new": exp()}
+    assert changes(before, after) == [
+        ("new", "added"),
+        ("tone", "status running -> stopped"),
+        ("tone", "promoted - -> b"),
+    ]
