@@ -235,6 +235,7 @@ def build_servicers(cfg: Config, d: Deps, drain: Drain) -> Servicers:
             pages=pages,
             metrics=metrics,
             drain=drain,
+            embeddings=d.embeddings,
             replays=None
             if d.idempotency is None
             else Replays(

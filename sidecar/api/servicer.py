@@ -9,9 +9,10 @@ from typing import NoReturn, Protocol
 
 import grpc
 
+from sidecar._gen.orchestrator.v1 import embed_pb2, models_pb2
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import models_pb2
 from sidecar.api import convert
+from sidecar.api import embed as api_embed
 from sidecar.api import personas as api_personas
 from sidecar.api.answer import Answer
 from sidecar.api.errors import abort, internal
@@ -25,6 +26,7 @@ from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.outcome import Outcome
 from sidecar.core.tokens import count_prompt_tokens, count_tokens
 from sidecar.core.types import Call, Usage
+from sidecar.embeddings.service import EmbeddingService
 from sidecar.idempotency.replay import Replays
 from sidecar.providers.base import Provider
 from sidecar.routing.plan import Routing
@@ -54,7 +56,9 @@ class GenerationServicer:
         metrics: EdgeMetrics | None = None,
         replays: Replays | None = None,
         drain: Drain | None = None,
+        embeddings: EmbeddingService | None = None,
     ) -> None:
+        self._embeddings = embeddings
         self._gate = gate
         self._replays = replays
         self._pipeline = pipeline
@@ -137,6 +141,22 @@ class GenerationServicer:
         routes = convert.to_routes(self._routing, self._policy.deployments, self._providers)
         page, token = self._pages.page(routes, at)
         return models_pb2.ListModelsResponse(routes=page, next_page_token=token)
+
+    async def Embed(self, request: embed_pb2.EmbedRequest, context: Context) -> embed_pb2.EmbedResponse:
+        await self._gate.admit(context, "Embed", request.tenant_id)
+        try:
+            if self._embeddings is None:
+                raise RuntimeError("GenerationServicer built without an embedding service")
+            req = api_embed.to_request(
+                request,
+                tiers=self._tiers,
+                limits=self._policy.limits,
+                deadline=Deadline.after(context.time_remaining(), self._clock),
+            )
+            result = await self._embeddings.embed(req)
+        except Exception as exc:
+            await rpc_failure(context, exc, "Embed")
+        return api_embed.to_response(result, req.request_id)
 
     async def _call(self, request: gen.GenerationInput, context: Context, *, stream: bool) -> Call:
         record = Outcome(started_at=self._clock.monotonic())

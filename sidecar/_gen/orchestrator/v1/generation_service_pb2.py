@@ -22,17 +22,18 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from . import embed_pb2 as orchestrator_dot_v1_dot_embed__pb2
 from . import generate_pb2 as orchestrator_dot_v1_dot_generate__pb2
 from . import models_pb2 as orchestrator_dot_v1_dot_models__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(orchestrator/v1/generation_service.proto\x12\x0forchestrator.v1\x1a\x1eorchestrator/v1/generate.proto\x1a\x1corchestrator/v1/models.proto2\xa0\x02\n\x11GenerationService\x12O\n\x08Generate\x12 .orchestrator.v1.GenerateRequest\x1a!.orchestrator.v1.GenerateResponse\x12\x63\n\x0eStreamGenerate\x12&.orchestrator.v1.StreamGenerateRequest\x1a\'.orchestrator.v1.StreamGenerateResponse0\x01\x12U\n\nListModels\x12\".orchestrator.v1.ListModelsRequest\x1a#.orchestrator.v1.ListModelsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(orchestrator/v1/generation_service.proto\x12\x0forchestrator.v1\x1a\x1borchestrator/v1/embed.proto\x1a\x1eorchestrator/v1/generate.proto\x1a\x1corchestrator/v1/models.proto2\xe8\x02\n\x11GenerationService\x12O\n\x08Generate\x12 .orchestrator.v1.GenerateRequest\x1a!.orchestrator.v1.GenerateResponse\x12\x63\n\x0eStreamGenerate\x12&.orchestrator.v1.StreamGenerateRequest\x1a\'.orchestrator.v1.StreamGenerateResponse0\x01\x12U\n\nListModels\x12\".orchestrator.v1.ListModelsRequest\x1a#.orchestrator.v1.ListModelsResponse\x12\x46\n\x05\x45mbed\x12\x1d.orchestrator.v1.EmbedRequest\x1a\x1e.orchestrator.v1.EmbedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orchestrator.v1.generation_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GENERATIONSERVICE']._serialized_start=124
-  _globals['_GENERATIONSERVICE']._serialized_end=412
+  _globals['_GENERATIONSERVICE']._serialized_start=153
+  _globals['_GENERATIONSERVICE']._serialized_end=513
 # @@protoc_insertion_point(module_scope)

@@ -24,31 +24,36 @@ var File_orchestrator_v1_generation_service_proto protoreflect.FileDescriptor
 
 const file_orchestrator_v1_generation_service_proto_rawDesc = "" +
 	"\n" +
-	"(orchestrator/v1/generation_service.proto\x12\x0forchestrator.v1\x1a\x1eorchestrator/v1/generate.proto\x1a\x1corchestrator/v1/models.proto2\xa0\x02\n" +
+	"(orchestrator/v1/generation_service.proto\x12\x0forchestrator.v1\x1a\x1borchestrator/v1/embed.proto\x1a\x1eorchestrator/v1/generate.proto\x1a\x1corchestrator/v1/models.proto2\xe8\x02\n" +
 	"\x11GenerationService\x12O\n" +
 	"\bGenerate\x12 .orchestrator.v1.GenerateRequest\x1a!.orchestrator.v1.GenerateResponse\x12c\n" +
 	"\x0eStreamGenerate\x12&.orchestrator.v1.StreamGenerateRequest\x1a'.orchestrator.v1.StreamGenerateResponse0\x01\x12U\n" +
 	"\n" +
-	"ListModels\x12\".orchestrator.v1.ListModelsRequest\x1a#.orchestrator.v1.ListModelsResponseB\xed\x01\n" +
+	"ListModels\x12\".orchestrator.v1.ListModelsRequest\x1a#.orchestrator.v1.ListModelsResponse\x12F\n" +
+	"\x05Embed\x12\x1d.orchestrator.v1.EmbedRequest\x1a\x1e.orchestrator.v1.EmbedResponseB\xed\x01\n" +
 	"\x1aio.orchestrator.sidecar.v1B\x16GenerationServiceProtoP\x01ZZgithub.com/orchestrator-sidecar/orchestrator/clients/go/gen/orchestrator/v1;orchestratorv1\xa2\x02\x03OXX\xaa\x02\x0fOrchestrator.V1\xca\x02\x0fOrchestrator\\V1\xe2\x02\x1bOrchestrator\\V1\\GPBMetadata\xea\x02\x10Orchestrator::V1b\x06proto3"
 
 var file_orchestrator_v1_generation_service_proto_goTypes = []any{
 	(*GenerateRequest)(nil),        // 0: orchestrator.v1.GenerateRequest
 	(*StreamGenerateRequest)(nil),  // 1: orchestrator.v1.StreamGenerateRequest
 	(*ListModelsRequest)(nil),      // 2: orchestrator.v1.ListModelsRequest
-	(*GenerateResponse)(nil),       // 3: orchestrator.v1.GenerateResponse
-	(*StreamGenerateResponse)(nil), // 4: orchestrator.v1.StreamGenerateResponse
-	(*ListModelsResponse)(nil),     // 5: orchestrator.v1.ListModelsResponse
+	(*EmbedRequest)(nil),           // 3: orchestrator.v1.EmbedRequest
+	(*GenerateResponse)(nil),       // 4: orchestrator.v1.GenerateResponse
+	(*StreamGenerateResponse)(nil), // 5: orchestrator.v1.StreamGenerateResponse
+	(*ListModelsResponse)(nil),     // 6: orchestrator.v1.ListModelsResponse
+	(*EmbedResponse)(nil),          // 7: orchestrator.v1.EmbedResponse
 }
 var file_orchestrator_v1_generation_service_proto_depIdxs = []int32{
 	0, // 0: orchestrator.v1.GenerationService.Generate:input_type -> orchestrator.v1.GenerateRequest
 	1, // 1: orchestrator.v1.GenerationService.StreamGenerate:input_type -> orchestrator.v1.StreamGenerateRequest
 	2, // 2: orchestrator.v1.GenerationService.ListModels:input_type -> orchestrator.v1.ListModelsRequest
-	3, // 3: orchestrator.v1.GenerationService.Generate:output_type -> orchestrator.v1.GenerateResponse
-	4, // 4: orchestrator.v1.GenerationService.StreamGenerate:output_type -> orchestrator.v1.StreamGenerateResponse
-	5, // 5: orchestrator.v1.GenerationService.ListModels:output_type -> orchestrator.v1.ListModelsResponse
-	3, // [3:6] is the sub-list for method output_type
-	0, // [0:3] is the sub-list for method input_type
+	3, // 3: orchestrator.v1.GenerationService.Embed:input_type -> orchestrator.v1.EmbedRequest
+	4, // 4: orchestrator.v1.GenerationService.Generate:output_type -> orchestrator.v1.GenerateResponse
+	5, // 5: orchestrator.v1.GenerationService.StreamGenerate:output_type -> orchestrator.v1.StreamGenerateResponse
+	6, // 6: orchestrator.v1.GenerationService.ListModels:output_type -> orchestrator.v1.ListModelsResponse
+	7, // 7: orchestrator.v1.GenerationService.Embed:output_type -> orchestrator.v1.EmbedResponse
+	4, // [4:8] is the sub-list for method output_type
+	0, // [0:4] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -59,6 +64,7 @@ func file_orchestrator_v1_generation_service_proto_init() {
 	if File_orchestrator_v1_generation_service_proto != nil {
 		return
 	}
+	file_orchestrator_v1_embed_proto_init()
 	file_orchestrator_v1_generate_proto_init()
 	file_orchestrator_v1_models_proto_init()
 	type x struct{}

@@ -22,6 +22,7 @@ const (
 	GenerationService_Generate_FullMethodName       = "/orchestrator.v1.GenerationService/Generate"
 	GenerationService_StreamGenerate_FullMethodName = "/orchestrator.v1.GenerationService/StreamGenerate"
 	GenerationService_ListModels_FullMethodName     = "/orchestrator.v1.GenerationService/ListModels"
+	GenerationService_Embed_FullMethodName          = "/orchestrator.v1.GenerationService/Embed"
 )
 
 // GenerationServiceClient is the client API for GenerationService service.
@@ -64,6 +65,17 @@ type GenerationServiceClient interface {
 	//
 	// Reasons: INVALID_REQUEST (page_size, page_token).
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
+	// Embeds a batch of texts: one vector per text, through the embedding routes (the local model by
+	// default), each text first looked up in the exact embedding cache. Charged to the caller's
+	// quota like Generate (one request, the texts' tokens, the cost).
+	//
+	// Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
+	// `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+	// (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
+	// INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
+	// COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
+	// (UNAVAILABLE).
+	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
 }
 
 type generationServiceClient struct {
@@ -113,6 +125,16 @@ func (c *generationServiceClient) ListModels(ctx context.Context, in *ListModels
 	return out, nil
 }
 
+func (c *generationServiceClient) Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EmbedResponse)
+	err := c.cc.Invoke(ctx, GenerationService_Embed_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // GenerationServiceServer is the server API for GenerationService service.
 // All implementations must embed UnimplementedGenerationServiceServer
 // for forward compatibility.
@@ -153,6 +175,17 @@ type GenerationServiceServer interface {
 	//
 	// Reasons: INVALID_REQUEST (page_size, page_token).
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
+	// Embeds a batch of texts: one vector per text, through the embedding routes (the local model by
+	// default), each text first looked up in the exact embedding cache. Charged to the caller's
+	// quota like Generate (one request, the texts' tokens, the cost).
+	//
+	// Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
+	// `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+	// (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
+	// INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
+	// COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
+	// (UNAVAILABLE).
+	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)
 	mustEmbedUnimplementedGenerationServiceServer()
 }
 
@@ -171,6 +204,9 @@ func (UnimplementedGenerationServiceServer) StreamGenerate(*StreamGenerateReques
 }
 func (UnimplementedGenerationServiceServer) ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListModels not implemented")
+}
+func (UnimplementedGenerationServiceServer) Embed(context.Context, *EmbedRequest) (*EmbedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Embed not implemented")
 }
 func (UnimplementedGenerationServiceServer) mustEmbedUnimplementedGenerationServiceServer() {}
 func (UnimplementedGenerationServiceServer) testEmbeddedByValue()                           {}
@@ -240,6 +276,24 @@ func _GenerationService_ListModels_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _GenerationService_Embed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EmbedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GenerationServiceServer).Embed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: GenerationService_Embed_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GenerationServiceServer).Embed(ctx, req.(*EmbedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // GenerationService_ServiceDesc is the grpc.ServiceDesc for GenerationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -254,6 +308,10 @@ var GenerationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListModels",
 			Handler:    _GenerationService_ListModels_Handler,
+		},
+		{
+			MethodName: "Embed",
+			Handler:    _GenerationService_Embed_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

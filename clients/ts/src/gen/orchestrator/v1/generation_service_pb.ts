@@ -4,6 +4,8 @@
 
 import type { GenFile, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { EmbedRequestSchema, EmbedResponseSchema } from "./embed_pb.js";
+import { file_orchestrator_v1_embed } from "./embed_pb.js";
 import type { GenerateRequestSchema, GenerateResponseSchema, StreamGenerateRequestSchema, StreamGenerateResponseSchema } from "./generate_pb.js";
 import { file_orchestrator_v1_generate } from "./generate_pb.js";
 import type { ListModelsRequestSchema, ListModelsResponseSchema } from "./models_pb.js";
@@ -13,7 +15,7 @@ import { file_orchestrator_v1_models } from "./models_pb.js";
  * Describes the file orchestrator/v1/generation_service.proto.
  */
 export const file_orchestrator_v1_generation_service: GenFile = /*@__PURE__*/
-  fileDesc("CihvcmNoZXN0cmF0b3IvdjEvZ2VuZXJhdGlvbl9zZXJ2aWNlLnByb3RvEg9vcmNoZXN0cmF0b3IudjEyoAIKEUdlbmVyYXRpb25TZXJ2aWNlEk8KCEdlbmVyYXRlEiAub3JjaGVzdHJhdG9yLnYxLkdlbmVyYXRlUmVxdWVzdBohLm9yY2hlc3RyYXRvci52MS5HZW5lcmF0ZVJlc3BvbnNlEmMKDlN0cmVhbUdlbmVyYXRlEiYub3JjaGVzdHJhdG9yLnYxLlN0cmVhbUdlbmVyYXRlUmVxdWVzdBonLm9yY2hlc3RyYXRvci52MS5TdHJlYW1HZW5lcmF0ZVJlc3BvbnNlMAESVQoKTGlzdE1vZGVscxIiLm9yY2hlc3RyYXRvci52MS5MaXN0TW9kZWxzUmVxdWVzdBojLm9yY2hlc3RyYXRvci52MS5MaXN0TW9kZWxzUmVzcG9uc2VC7QEKGmlvLm9yY2hlc3RyYXRvci5zaWRlY2FyLnYxQhZHZW5lcmF0aW9uU2VydmljZVByb3RvUAFaWmdpdGh1Yi5jb20vb3JjaGVzdHJhdG9yLXNpZGVjYXIvb3JjaGVzdHJhdG9yL2NsaWVudHMvZ28vZ2VuL29yY2hlc3RyYXRvci92MTtvcmNoZXN0cmF0b3J2MaICA09YWKoCD09yY2hlc3RyYXRvci5WMcoCD09yY2hlc3RyYXRvclxWMeICG09yY2hlc3RyYXRvclxWMVxHUEJNZXRhZGF0YeoCEE9yY2hlc3RyYXRvcjo6VjFiBnByb3RvMw", [file_orchestrator_v1_generate, file_orchestrator_v1_models]);
+  fileDesc("CihvcmNoZXN0cmF0b3IvdjEvZ2VuZXJhdGlvbl9zZXJ2aWNlLnByb3RvEg9vcmNoZXN0cmF0b3IudjEy6AIKEUdlbmVyYXRpb25TZXJ2aWNlEk8KCEdlbmVyYXRlEiAub3JjaGVzdHJhdG9yLnYxLkdlbmVyYXRlUmVxdWVzdBohLm9yY2hlc3RyYXRvci52MS5HZW5lcmF0ZVJlc3BvbnNlEmMKDlN0cmVhbUdlbmVyYXRlEiYub3JjaGVzdHJhdG9yLnYxLlN0cmVhbUdlbmVyYXRlUmVxdWVzdBonLm9yY2hlc3RyYXRvci52MS5TdHJlYW1HZW5lcmF0ZVJlc3BvbnNlMAESVQoKTGlzdE1vZGVscxIiLm9yY2hlc3RyYXRvci52MS5MaXN0TW9kZWxzUmVxdWVzdBojLm9yY2hlc3RyYXRvci52MS5MaXN0TW9kZWxzUmVzcG9uc2USRgoFRW1iZWQSHS5vcmNoZXN0cmF0b3IudjEuRW1iZWRSZXF1ZXN0Gh4ub3JjaGVzdHJhdG9yLnYxLkVtYmVkUmVzcG9uc2VC7QEKGmlvLm9yY2hlc3RyYXRvci5zaWRlY2FyLnYxQhZHZW5lcmF0aW9uU2VydmljZVByb3RvUAFaWmdpdGh1Yi5jb20vb3JjaGVzdHJhdG9yLXNpZGVjYXIvb3JjaGVzdHJhdG9yL2NsaWVudHMvZ28vZ2VuL29yY2hlc3RyYXRvci92MTtvcmNoZXN0cmF0b3J2MaICA09YWKoCD09yY2hlc3RyYXRvci5WMcoCD09yY2hlc3RyYXRvclxWMeICG09yY2hlc3RyYXRvclxWMVxHUEJNZXRhZGF0YeoCEE9yY2hlc3RyYXRvcjo6VjFiBnByb3RvMw", [file_orchestrator_v1_embed, file_orchestrator_v1_generate, file_orchestrator_v1_models]);
 
 /**
  * Generation: the data plane. Applications send conversations and get answers.
@@ -78,6 +80,25 @@ export const GenerationService: GenService<{
     methodKind: "unary";
     input: typeof ListModelsRequestSchema;
     output: typeof ListModelsResponseSchema;
+  },
+  /**
+   * Embeds a batch of texts: one vector per text, through the embedding routes (the local model by
+   * default), each text first looked up in the exact embedding cache. Charged to the caller's
+   * quota like Generate (one request, the texts' tokens, the cost).
+   *
+   * Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
+   * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+   * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
+   * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
+   * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
+   * (UNAVAILABLE).
+   *
+   * @generated from rpc orchestrator.v1.GenerationService.Embed
+   */
+  embed: {
+    methodKind: "unary";
+    input: typeof EmbedRequestSchema;
+    output: typeof EmbedResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_orchestrator_v1_generation_service, 0);

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from . import embed_pb2 as orchestrator_dot_v1_dot_embed__pb2
 from . import generate_pb2 as orchestrator_dot_v1_dot_generate__pb2
 from . import models_pb2 as orchestrator_dot_v1_dot_models__pb2
 
@@ -56,6 +57,11 @@ class GenerationServiceStub:
                 '/orchestrator.v1.GenerationService/ListModels',
                 request_serializer=orchestrator_dot_v1_dot_models__pb2.ListModelsRequest.SerializeToString,
                 response_deserializer=orchestrator_dot_v1_dot_models__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/orchestrator.v1.GenerationService/Embed',
+                request_serializer=orchestrator_dot_v1_dot_embed__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_v1_dot_embed__pb2.EmbedResponse.FromString,
                 _registered_method=True)
 
 
@@ -112,6 +118,22 @@ class GenerationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Embeds a batch of texts: one vector per text, through the embedding routes (the local model by
+        default), each text first looked up in the exact embedding cache. Charged to the caller's
+        quota like Generate (one request, the texts' tokens, the cost).
+
+        Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
+        `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+        (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
+        INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
+        COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
+        (UNAVAILABLE).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +151,11 @@ def add_GenerationServiceServicer_to_server(servicer, server):
                     servicer.ListModels,
                     request_deserializer=orchestrator_dot_v1_dot_models__pb2.ListModelsRequest.FromString,
                     response_serializer=orchestrator_dot_v1_dot_models__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=orchestrator_dot_v1_dot_embed__pb2.EmbedRequest.FromString,
+                    response_serializer=orchestrator_dot_v1_dot_embed__pb2.EmbedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +246,33 @@ class GenerationService:
             '/orchestrator.v1.GenerationService/ListModels',
             orchestrator_dot_v1_dot_models__pb2.ListModelsRequest.SerializeToString,
             orchestrator_dot_v1_dot_models__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orchestrator.v1.GenerationService/Embed',
+            orchestrator_dot_v1_dot_embed__pb2.EmbedRequest.SerializeToString,
+            orchestrator_dot_v1_dot_embed__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,

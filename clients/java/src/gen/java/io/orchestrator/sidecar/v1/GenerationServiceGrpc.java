@@ -113,6 +113,37 @@ public final class GenerationServiceGrpc {
     return getListModelsMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<io.orchestrator.sidecar.v1.EmbedRequest,
+      io.orchestrator.sidecar.v1.EmbedResponse> getEmbedMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "Embed",
+      requestType = io.orchestrator.sidecar.v1.EmbedRequest.class,
+      responseType = io.orchestrator.sidecar.v1.EmbedResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<io.orchestrator.sidecar.v1.EmbedRequest,
+      io.orchestrator.sidecar.v1.EmbedResponse> getEmbedMethod() {
+    io.grpc.MethodDescriptor<io.orchestrator.sidecar.v1.EmbedRequest, io.orchestrator.sidecar.v1.EmbedResponse> getEmbedMethod;
+    if ((getEmbedMethod = GenerationServiceGrpc.getEmbedMethod) == null) {
+      synchronized (GenerationServiceGrpc.class) {
+        if ((getEmbedMethod = GenerationServiceGrpc.getEmbedMethod) == null) {
+          GenerationServiceGrpc.getEmbedMethod = getEmbedMethod =
+              io.grpc.MethodDescriptor.<io.orchestrator.sidecar.v1.EmbedRequest, io.orchestrator.sidecar.v1.EmbedResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "Embed"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.orchestrator.sidecar.v1.EmbedRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.orchestrator.sidecar.v1.EmbedResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new GenerationServiceMethodDescriptorSupplier("Embed"))
+              .build();
+        }
+      }
+    }
+    return getEmbedMethod;
+  }
+
   /**
    * Creates a new async stub that supports all call types for the service
    */
@@ -232,6 +263,24 @@ public final class GenerationServiceGrpc {
         io.grpc.stub.StreamObserver<io.orchestrator.sidecar.v1.ListModelsResponse> responseObserver) {
       io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getListModelsMethod(), responseObserver);
     }
+
+    /**
+     * <pre>
+     * Embeds a batch of texts: one vector per text, through the embedding routes (the local model by
+     * default), each text first looked up in the exact embedding cache. Charged to the caller's
+     * quota like Generate (one request, the texts' tokens, the cost).
+     * Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
+     * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+     * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
+     * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
+     * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
+     * (UNAVAILABLE).
+     * </pre>
+     */
+    default void embed(io.orchestrator.sidecar.v1.EmbedRequest request,
+        io.grpc.stub.StreamObserver<io.orchestrator.sidecar.v1.EmbedResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getEmbedMethod(), responseObserver);
+    }
   }
 
   /**
@@ -328,6 +377,25 @@ public final class GenerationServiceGrpc {
       io.grpc.stub.ClientCalls.asyncUnaryCall(
           getChannel().newCall(getListModelsMethod(), getCallOptions()), request, responseObserver);
     }
+
+    /**
+     * <pre>
+     * Embeds a batch of texts: one vector per text, through the embedding routes (the local model by
+     * default), each text first looked up in the exact embedding cache. Charged to the caller's
+     * quota like Generate (one request, the texts' tokens, the cost).
+     * Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
+     * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+     * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
+     * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
+     * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
+     * (UNAVAILABLE).
+     * </pre>
+     */
+    public void embed(io.orchestrator.sidecar.v1.EmbedRequest request,
+        io.grpc.stub.StreamObserver<io.orchestrator.sidecar.v1.EmbedResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getEmbedMethod(), getCallOptions()), request, responseObserver);
+    }
   }
 
   /**
@@ -404,6 +472,24 @@ public final class GenerationServiceGrpc {
       return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
           getChannel(), getListModelsMethod(), getCallOptions(), request);
     }
+
+    /**
+     * <pre>
+     * Embeds a batch of texts: one vector per text, through the embedding routes (the local model by
+     * default), each text first looked up in the exact embedding cache. Charged to the caller's
+     * quota like Generate (one request, the texts' tokens, the cost).
+     * Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
+     * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+     * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
+     * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
+     * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
+     * (UNAVAILABLE).
+     * </pre>
+     */
+    public io.orchestrator.sidecar.v1.EmbedResponse embed(io.orchestrator.sidecar.v1.EmbedRequest request) throws io.grpc.StatusException {
+      return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
+          getChannel(), getEmbedMethod(), getCallOptions(), request);
+    }
   }
 
   /**
@@ -479,6 +565,24 @@ public final class GenerationServiceGrpc {
       return io.grpc.stub.ClientCalls.blockingUnaryCall(
           getChannel(), getListModelsMethod(), getCallOptions(), request);
     }
+
+    /**
+     * <pre>
+     * Embeds a batch of texts: one vector per text, through the embedding routes (the local model by
+     * default), each text first looked up in the exact embedding cache. Charged to the caller's
+     * quota like Generate (one request, the texts' tokens, the cost).
+     * Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
+     * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+     * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
+     * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
+     * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
+     * (UNAVAILABLE).
+     * </pre>
+     */
+    public io.orchestrator.sidecar.v1.EmbedResponse embed(io.orchestrator.sidecar.v1.EmbedRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getEmbedMethod(), getCallOptions(), request);
+    }
   }
 
   /**
@@ -541,11 +645,31 @@ public final class GenerationServiceGrpc {
       return io.grpc.stub.ClientCalls.futureUnaryCall(
           getChannel().newCall(getListModelsMethod(), getCallOptions()), request);
     }
+
+    /**
+     * <pre>
+     * Embeds a batch of texts: one vector per text, through the embedding routes (the local model by
+     * default), each text first looked up in the exact embedding cache. Charged to the caller's
+     * quota like Generate (one request, the texts' tokens, the cost).
+     * Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
+     * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+     * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
+     * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
+     * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
+     * (UNAVAILABLE).
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<io.orchestrator.sidecar.v1.EmbedResponse> embed(
+        io.orchestrator.sidecar.v1.EmbedRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getEmbedMethod(), getCallOptions()), request);
+    }
   }
 
   private static final int METHODID_GENERATE = 0;
   private static final int METHODID_STREAM_GENERATE = 1;
   private static final int METHODID_LIST_MODELS = 2;
+  private static final int METHODID_EMBED = 3;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -575,6 +699,10 @@ public final class GenerationServiceGrpc {
         case METHODID_LIST_MODELS:
           serviceImpl.listModels((io.orchestrator.sidecar.v1.ListModelsRequest) request,
               (io.grpc.stub.StreamObserver<io.orchestrator.sidecar.v1.ListModelsResponse>) responseObserver);
+          break;
+        case METHODID_EMBED:
+          serviceImpl.embed((io.orchestrator.sidecar.v1.EmbedRequest) request,
+              (io.grpc.stub.StreamObserver<io.orchestrator.sidecar.v1.EmbedResponse>) responseObserver);
           break;
         default:
           throw new AssertionError();
@@ -615,6 +743,13 @@ public final class GenerationServiceGrpc {
               io.orchestrator.sidecar.v1.ListModelsRequest,
               io.orchestrator.sidecar.v1.ListModelsResponse>(
                 service, METHODID_LIST_MODELS)))
+        .addMethod(
+          getEmbedMethod(),
+          io.grpc.stub.ServerCalls.asyncUnaryCall(
+            new MethodHandlers<
+              io.orchestrator.sidecar.v1.EmbedRequest,
+              io.orchestrator.sidecar.v1.EmbedResponse>(
+                service, METHODID_EMBED)))
         .build();
   }
 
@@ -666,6 +801,7 @@ public final class GenerationServiceGrpc {
               .addMethod(getGenerateMethod())
               .addMethod(getStreamGenerateMethod())
               .addMethod(getListModelsMethod())
+              .addMethod(getEmbedMethod())
               .build();
         }
       }

@@ -36,30 +36,35 @@ public final class GenerationServiceProto extends com.google.protobuf.GeneratedF
   static {
     java.lang.String[] descriptorData = {
       "\n(orchestrator/v1/generation_service.pro" +
-      "to\022\017orchestrator.v1\032\036orchestrator/v1/gen" +
-      "erate.proto\032\034orchestrator/v1/models.prot" +
-      "o2\240\002\n\021GenerationService\022O\n\010Generate\022 .or" +
-      "chestrator.v1.GenerateRequest\032!.orchestr" +
-      "ator.v1.GenerateResponse\022c\n\016StreamGenera" +
-      "te\022&.orchestrator.v1.StreamGenerateReque" +
-      "st\032\'.orchestrator.v1.StreamGenerateRespo" +
-      "nse0\001\022U\n\nListModels\022\".orchestrator.v1.Li" +
-      "stModelsRequest\032#.orchestrator.v1.ListMo" +
-      "delsResponseB\355\001\n\032io.orchestrator.sidecar" +
-      ".v1B\026GenerationServiceProtoP\001ZZgithub.co" +
-      "m/orchestrator-sidecar/orchestrator/clie" +
-      "nts/go/gen/orchestrator/v1;orchestratorv" +
-      "1\242\002\003OXX\252\002\017Orchestrator.V1\312\002\017Orchestrator" +
-      "\\V1\342\002\033Orchestrator\\V1\\GPBMetadata\352\002\020Orch" +
-      "estrator::V1b\006proto3"
+      "to\022\017orchestrator.v1\032\033orchestrator/v1/emb" +
+      "ed.proto\032\036orchestrator/v1/generate.proto" +
+      "\032\034orchestrator/v1/models.proto2\350\002\n\021Gener" +
+      "ationService\022O\n\010Generate\022 .orchestrator." +
+      "v1.GenerateRequest\032!.orchestrator.v1.Gen" +
+      "erateResponse\022c\n\016StreamGenerate\022&.orches" +
+      "trator.v1.StreamGenerateRequest\032\'.orches" +
+      "trator.v1.StreamGenerateResponse0\001\022U\n\nLi" +
+      "stModels\022\".orchestrator.v1.ListModelsReq" +
+      "uest\032#.orchestrator.v1.ListModelsRespons" +
+      "e\022F\n\005Embed\022\035.orchestrator.v1.EmbedReques" +
+      "t\032\036.orchestrator.v1.EmbedResponseB\355\001\n\032io" +
+      ".orchestrator.sidecar.v1B\026GenerationServ" +
+      "iceProtoP\001ZZgithub.com/orchestrator-side" +
+      "car/orchestrator/clients/go/gen/orchestr" +
+      "ator/v1;orchestratorv1\242\002\003OXX\252\002\017Orchestra" +
+      "tor.V1\312\002\017Orchestrator\\V1\342\002\033Orchestrator\\" +
+      "V1\\GPBMetadata\352\002\020Orchestrator::V1b\006proto" +
+      "3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
         new com.google.protobuf.Descriptors.FileDescriptor[] {
+          io.orchestrator.sidecar.v1.EmbedProto.getDescriptor(),
           io.orchestrator.sidecar.v1.GenerateProto.getDescriptor(),
           io.orchestrator.sidecar.v1.ModelsProto.getDescriptor(),
         });
     descriptor.resolveAllFeaturesImmutable();
+    io.orchestrator.sidecar.v1.EmbedProto.getDescriptor();
     io.orchestrator.sidecar.v1.GenerateProto.getDescriptor();
     io.orchestrator.sidecar.v1.ModelsProto.getDescriptor();
   }

@@ -1,0 +1,93 @@
+"""GenerationService/Embed through the real server: the local default model, the exact cache, a bad
+text named by its field and charged nothing, and the per-method authorization gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import numpy as np
+import pytest
+
+from sidecar._gen.orchestrator.v1 import embed_pb2, quota_pb2
+from tests.conftest import echo_policy
+from tests.integration.helpers import rich
+
+pytestmark = pytest.mark.integration
+
+TOKENS = {"APP": "app-token", "QUOTA": "quota-token"}
+LIMITS = [{"name": "req", "metric": "requests", "window": "day", "limit": 100}]
+
+
+def bearer(name: str) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {TOKENS[name]}")]
+
+
+@pytest.fixture
+async def s(serve: Any) -> Any:
+    auth = {
+        "token": {"env": "APP"},
+        "credentials": [{"name": "quota", "token": {"env": "QUOTA"}, "allow": ["QuotaService"]}],
+    }
+    raw = {"policy": echo_policy(quota={"limits": LIMITS}), "settings": {"auth": auth}}
+    return await serve(raw, environ=TOKENS)
+
+
+def embed(*texts: str, **fields: Any) -> embed_pb2.EmbedRequest:
+    return embed_pb2.EmbedRequest(**{"tenant_id": "acme", "user_id": "ann", "texts": texts, **fields})
+
+
+async def requests_used(s: Any) -> int:
+    got = await s.stub.GetQuota(
+        quota_pb2.GetQuotaRequest(tenant_id="acme", user_id="ann"), metadata=bearer("APP")
+    )
+    return sum(limit.used for limit in got.limits if limit.name == "req")
+
+
+async def test_embed_returns_one_vector_per_text_and_caches(s: Any) -> None:
+    texts = ("The cat sits on the mat.", "A feline rests on a rug.", "Stock prices fell sharply.")
+    first = await s.stub.Embed(embed(*texts, request_id="e-1"), metadata=bearer("APP"))
+    v = np.array([list(e.values) for e in first.embeddings])
+    assert (first.dimensions, first.normalized, first.deployment, first.cost_micros) == (
+        384,
+        True,
+        "local",
+        0,
+    )
+    assert v.shape == (3, 384) and v[0] @ v[1] > v[0] @ v[2]
+    assert first.route and first.model and first.request_id == "e-1"
+    assert first.usage.prompt_tokens > 0 and first.usage.cached_tokens == 0 and first.cached_texts == 0
+    again = await s.stub.Embed(embed(*texts[:2]), metadata=bearer("APP"))
+    assert again.cached_texts == 2 and again.usage.cached_tokens == again.usage.prompt_tokens
+    assert np.allclose(np.array([list(e.values) for e in again.embeddings]), v[:2], atol=1e-6)
+    assert again.request_id  # generated when the caller gives none
+    assert await requests_used(s) == 2
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (embed("ok", "  "), "texts[1]"),
+        (embed(), "texts"),
+        (embed("ok", route="nope"), "route"),
+        (embed_pb2.EmbedRequest(texts=["ok"]), "tenant_id"),
+        (embed("ok", user_id="bad user"), "user_id"),
+    ],
+)
+async def test_bad_input_is_invalid_argument_naming_the_field_and_charges_nothing(
+    s: Any, request_: embed_pb2.EmbedRequest, field: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Embed(request_, metadata=bearer("APP"))
+    err = await rich(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST")
+    assert err.bad_request is not None and err.bad_request.field_violations[0].field == field
+    assert await requests_used(s) == 0
+
+
+async def test_a_credential_not_allowed_embed_is_denied_and_charges_nothing(s: Any) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Embed(embed("hello"), metadata=bearer("QUOTA"))
+    err = await rich(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.PERMISSION_DENIED, "METHOD_NOT_ALLOWED")
+    assert await requests_used(s) == 0
