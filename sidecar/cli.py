@@ -1,4 +1,5 @@
-"""Command line: serve, check-config, chat (a small client over the real gRPC API), keys, version."""
+"""Command line: serve, check-config, chat and embed (small clients over the real gRPC API), keys,
+version."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from sidecar import __version__
+from sidecar._gen.orchestrator.v1 import embed_pb2, generation_service_pb2_grpc
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import generation_service_pb2_grpc
 from sidecar.config.load import ConfigError, load_config, process_environ
 from sidecar.config.schema import Config
 from sidecar.experiments import cli as experiments_cli
@@ -59,6 +60,17 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds")
     chat.add_argument("--token-env", default="SIDECAR_TOKEN", help="env var holding the shared token, if any")
     chat.set_defaults(handler=_chat)
+    embed = sub.add_parser("embed", help="embed texts with a running sidecar (one JSON vector a line)")
+    embed.add_argument("texts", nargs="+", metavar="TEXT")
+    embed.add_argument("--tenant", required=True, help="tenant_id the call is charged to")
+    embed.add_argument("--user", default="", help="user_id")
+    embed.add_argument("--route", default="", help="embedding route alias (default: the default route)")
+    embed.add_argument("--target", default="127.0.0.1:50051", help="host:port or unix:PATH")
+    embed.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds")
+    embed.add_argument(
+        "--token-env", default="SIDECAR_TOKEN", help="env var holding the shared token, if any"
+    )
+    embed.set_defaults(handler=_embed)
     keys = sub.add_parser("keys", help="user-supplied provider keys")
     actions = keys.add_subparsers(required=True, metavar="ACTION")
     encrypt = actions.add_parser("encrypt", help="read a provider key on stdin and print its envelope blob")
@@ -328,6 +340,30 @@ def _chat(args: argparse.Namespace) -> int:
             sys.stderr.write(_describe_error(exc) + "\n")
             return 1
     sys.stderr.write(_describe_summary(summary) + "\n")
+    return 0
+
+
+def _embed(args: argparse.Namespace) -> int:
+    token = process_environ().get(args.token_env, "")
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    request = embed_pb2.EmbedRequest(
+        tenant_id=args.tenant, user_id=args.user, route=args.route, texts=args.texts
+    )
+    with grpc.insecure_channel(args.target) as channel:
+        stub = generation_service_pb2_grpc.GenerationServiceStub(channel)
+        try:
+            reply = stub.Embed(request, timeout=args.timeout, metadata=metadata)
+        except grpc.RpcError as exc:
+            sys.stderr.write(_describe_error(exc) + "\n")
+            return 1
+    for embedding in reply.embeddings:
+        _out(json.dumps(list(embedding.values)) + "\n")
+    sys.stderr.write(
+        f"[{reply.model} via {reply.route}:{reply.deployment}] dimensions={reply.dimensions} "
+        f"normalized={str(reply.normalized).lower()} tokens={reply.usage.prompt_tokens} "
+        f"cached_texts={reply.cached_texts} cost=${reply.cost_micros / 1e6:.6f} "
+        f"request_id={reply.request_id}\n"
+    )
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -69,6 +70,17 @@ def test_chat_reports_errors_by_reason(served: str) -> None:
     result = run("chat", "--target", served, "--model", "nope", "hi")
     assert result.returncode == 1
     assert "NOT_FOUND MODEL_NOT_FOUND" in result.stderr
+
+
+def test_embed_prints_one_vector_a_line_and_errors_by_field(served: str) -> None:
+    result = run("embed", "--target", served, "--tenant", "acme", "a cat", "a dog")
+    assert result.returncode == 0, result.stderr
+    vectors = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [len(v) for v in vectors] == [384, 384]
+    assert "dimensions=384" in result.stderr and "via local:local" in result.stderr
+    bad = run("embed", "--target", served, "--tenant", "acme", "ok", "  ")
+    assert bad.returncode == 1
+    assert "INVALID_ARGUMENT INVALID_REQUEST" in bad.stderr and "texts[1]" in bad.stderr
 
 
 def test_check_config() -> None:
