@@ -63,7 +63,7 @@ def config(redis_url: str, prefix: str) -> dict[str, Any]:
                 "store": "redis",
                 "redis_url": redis_url,
                 "key_prefix": prefix,
-                "store_timeout_seconds": 1.0,
+                "store_timeout_seconds": 5.0,  # a loaded machine must not turn into fail_open admissions
                 "timezone": noon_zone(),
                 "output_tokens_estimate": 4,
                 "extension_tokens": 4,
