@@ -31,8 +31,8 @@ from sidecar.telemetry.logging import setup_logging
 from sidecar.telemetry.memory import limit_arenas
 
 if TYPE_CHECKING:
-    from sidecar.app import Sidecar
     from sidecar.keys.backend import KeyContext
+    from sidecar.server import Sidecar
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -219,9 +219,9 @@ def _keys_encrypt(args: argparse.Namespace) -> int:
 
 async def _encrypt(cfg: Config, context: KeyContext, secret: bytes) -> str | None:
     """The envelope blob, or None after reporting why not. No message here can contain the key."""
-    from sidecar.app import build_keys
     from sidecar.core.clock import SystemClock
     from sidecar.core.errors import SidecarError
+    from sidecar.deps import build_keys
 
     try:
         service = build_keys(cfg, SystemClock())
@@ -260,9 +260,9 @@ def _keys_rotate(args: argparse.Namespace) -> int:
 
 
 async def _rotate(cfg: Config, owner: str) -> int:
-    from sidecar.app import build_keys
     from sidecar.core.clock import SystemClock
     from sidecar.core.errors import SidecarError
+    from sidecar.deps import build_keys
 
     try:
         service = build_keys(cfg, SystemClock())

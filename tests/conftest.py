@@ -12,10 +12,11 @@ import grpc
 import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar.app import Sidecar, build_server
+from sidecar.app import build_server
 from sidecar.config.load import load_config
 from sidecar.config.schema import Config
 from sidecar.core.clock import FakeClock
+from sidecar.server import Sidecar
 from tests.support.prometheus import quiet_telemetry
 from tests.support.upstream import Upstream
 

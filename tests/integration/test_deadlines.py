@@ -14,10 +14,11 @@ from typing import Any
 import grpc
 import pytest
 
-from sidecar.app import build_deps, build_pipeline
+from sidecar.app import build_pipeline
 from sidecar.core.clock import SystemClock
 from sidecar.core.errors import DeadlineExceededError
 from sidecar.core.layer import collect
+from sidecar.deps import build_deps
 from sidecar.routing.breaker import BreakerState
 from tests.conftest import make_config, user
 from tests.support.api import generate_request, stream_request, text_of

@@ -16,9 +16,9 @@ from sidecar._gen.orchestrator.v1 import generation_service_pb2_grpc, models_pb2
 from sidecar.api.gate import Gate
 from sidecar.api.paging import PageTokens
 from sidecar.api.servicer import GenerationServicer
-from sidecar.app import build_deps
 from sidecar.config.load import load_config
 from sidecar.core.types import Call, Chunk
+from sidecar.deps import build_deps
 from tests.conftest import echo_policy, user
 from tests.integration.helpers import rich
 from tests.support.api import Stubs, generate_request, stream_request, text_of

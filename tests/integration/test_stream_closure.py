@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 
 from sidecar import app
-from sidecar.app import build_deps, build_pipeline
+from sidecar.app import build_pipeline
 from sidecar.core.clock import Deadline, SystemClock
 from sidecar.core.layer import Handler, Layer
 from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, KeyRef, Message, Role, Usage
+from sidecar.deps import build_deps
 from sidecar.keys.backend import KeyContext
 from sidecar.providers.base import Capabilities, ProviderRequest
 from tests.conftest import make_config

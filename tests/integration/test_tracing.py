@@ -11,7 +11,9 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar.app import Sidecar, build_deps
+from sidecar.app import build_server
+from sidecar.deps import build_deps
+from sidecar.server import Sidecar
 from tests.conftest import make_config, user
 from tests.support.api import Stubs, generate_request, text_of
 from tests.support.prometheus import quiet_telemetry
@@ -61,7 +63,7 @@ async def traced(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         cfg = make_config(
             {"settings": settings, "policy": raw_policy}, {"K": "sk-canary-key-0123456789"}, tmp_path
         )
-        sidecar = Sidecar(cfg, build_deps(cfg, span_exporters=(exporter,)))
+        sidecar = build_server(cfg, deps=build_deps(cfg, span_exporters=(exporter,)))
         await sidecar.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.port}")
         started.append((sidecar, channel))

@@ -382,8 +382,8 @@ def test_redis_prefix_must_not_hold_hash_tags(clock: FakeClock) -> None:
 async def test_settings_choose_the_redis_store(tmp_path: Path, redis_url: str, clock: FakeClock) -> None:
     from pydantic import ValidationError
 
-    from sidecar.app import build_keys
     from sidecar.config.keys import KeysSettings
+    from sidecar.deps import build_keys
     from sidecar.keys.backend import KeyContext
     from sidecar.keys.local import LocalKekBackend
     from tests.conftest import echo_policy, make_config

@@ -1,0 +1,370 @@
+"""The collaborators the pipeline is built from: stores, services and clients, each built from the config
+(optional back-ends import their clients lazily). `sidecar/app.py` composes them into the pipeline."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING
+
+from sidecar.admission.queue import AdmissionObserver, AdmissionQueue
+from sidecar.authz.policy import Authorizer, credentials_from_settings
+from sidecar.cache.store import AiocacheStore, ByteStore, RedisByteStore
+from sidecar.config.schema import Config
+from sidecar.context.tokenizer import Tokenizers
+from sidecar.core.clock import Clock, SystemClock
+from sidecar.core.tokens import count_tokens
+from sidecar.embeddings.routing import EmbeddingDeployments, EmbeddingRouter
+from sidecar.embeddings.service import EmbeddingService
+from sidecar.experiments.book import ExperimentBook
+from sidecar.experiments.control import ExperimentControl
+from sidecar.idempotency.store import IdempotencyStore, MemoryIdempotencyStore
+from sidecar.keys.backend import KeyBackend
+from sidecar.keys.cache import KeyCache, KeyCachePolicy
+from sidecar.keys.local import LocalKekBackend
+from sidecar.keys.rotation import Rotation, RotationLock, SqliteRotationLock
+from sidecar.keys.service import KeyService
+from sidecar.keys.store import KeyStore, SqliteKeyStore
+from sidecar.personas.registry import PersonaRegistry, TokenCounter
+from sidecar.personas.service import PersonaService
+from sidecar.providers._http import HttpClient
+from sidecar.providers.base import Provider
+from sidecar.providers.registry import build_providers
+from sidecar.quota.service import QuotaService
+from sidecar.quota.signals import QuotaSignals
+from sidecar.quota.store import MemoryQuotaStore, QuotaStore
+from sidecar.routing.breaker import BreakerPolicy, Breakers
+from sidecar.routing.plan import AlwaysHealthy, HealthView, Routing
+from sidecar.routing.probe import HealthProber, ProbePolicy, provider_probes
+from sidecar.routing.retry import BudgetPolicy, RetryBudgets
+from sidecar.routing.stats import Stats
+from sidecar.routing.strategy import ComplexityPolicy
+from sidecar.routing.table import RouteTable
+from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
+from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps, connect
+from sidecar.telemetry.metrics import DeploymentView, Metrics, SidecarCollector
+from sidecar.telemetry.runtime import Telemetry, build_telemetry
+from sidecar.telemetry.tracing import Tracing
+
+if TYPE_CHECKING:
+    from sidecar.cache.semantic import SemanticStore
+
+
+@dataclass(frozen=True)
+class Deps:
+    """The collaborators the layers are built from."""
+
+    clock: Clock
+    http: HttpClient
+    providers: Mapping[str, Provider]
+    routing: Routing
+    prober: HealthProber | None
+    verifier: Authorizer  # authenticates every call; authorizes methods at the API edge
+    keys: KeyService | None
+    personas: PersonaService
+    tokenizers: Tokenizers
+    cache: ByteStore | None  # cached answers; None when the response cache is off
+    telemetry: Telemetry
+    embeddings: EmbeddingService
+    quota: QuotaService | None = None
+    admission: AdmissionQueue | None = None
+    experiments: ExperimentControl | None = None
+    idempotency: IdempotencyStore | None = None
+    semantic: SemanticStore | None = None  # the semantic cache's store, when a route enables it
+
+
+def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple[object, ...] = ()) -> Deps:
+    """`span_exporters`: extra OpenTelemetry span exporters (tests pass an in-memory one)."""
+    clock = clock or SystemClock()
+    http = HttpClient(cfg.settings.http, clock)
+    providers = build_providers(cfg, http)
+    prober = build_prober(cfg, providers, clock)
+    tokenizers = Tokenizers.build(cfg.policy.deployments, cfg.policy.context.encodings_dir)
+    telemetry = build_telemetry(cfg.settings.telemetry, clock, span_exporters=span_exporters)
+    routing = build_routing(cfg, clock, prober or AlwaysHealthy(), telemetry.tracing, tokenizers)
+    quota = build_quota(cfg, clock, quota_signals(telemetry))
+    deps = Deps(
+        clock=clock,
+        http=http,
+        providers=providers,
+        routing=routing,
+        prober=prober,
+        verifier=build_authorizer(cfg),
+        keys=build_keys(cfg, clock, telemetry),
+        personas=build_personas(
+            cfg,
+            clock,
+            count=tokenizers.count_text_max,
+            on_store_error=partial(telemetry.metrics.store_error, "sessions"),
+        ),
+        tokenizers=tokenizers,
+        cache=build_cache(cfg, clock),
+        quota=quota,
+        telemetry=telemetry,
+        admission=build_admission(cfg, clock, telemetry.metrics),
+        experiments=ExperimentControl(
+            ExperimentBook(cfg.policy.experiments, persona_prompts(cfg)),
+            cfg.policy.experiments,
+            clock=clock,
+            ledger=telemetry.ledger.store if telemetry.ledger is not None else None,
+        ),
+        idempotency=build_idempotency(cfg, clock),
+        embeddings=build_embeddings(cfg, http, routing, clock, quota, telemetry),
+        semantic=build_semantic_store(cfg, clock),
+    )
+    telemetry.metrics.registry.register(build_collector(cfg, deps))
+    return deps
+
+
+def build_admission(cfg: Config, clock: Clock, metrics: Metrics) -> AdmissionQueue | None:
+    """The sidecar's capacity and priority queue, when the policy has an admission section."""
+    a = cfg.policy.admission
+    if a is None:
+        return None
+    observer = AdmissionObserver(
+        on_depth=lambda p, depth: metrics.admission_queue_depth(p.label, depth),
+        on_waited=lambda p, seconds: metrics.admission_waited(p.label, seconds),
+        on_shed=lambda p: metrics.admission_shed_call(p.label),
+        on_in_flight=metrics.admission_running_calls,
+    )
+    return AdmissionQueue(
+        capacity=a.capacity,
+        queue_size=a.queue_size,
+        retry_after=a.retry_after_seconds,
+        max_wait=a.max_wait_seconds,
+        clock=clock,
+        observer=observer,
+    )
+
+
+def persona_prompts(cfg: Config) -> dict[str, str]:
+    """Persona id -> system prompt, for experiment variants that name a persona."""
+    return {p.id: p.system_prompt for p in cfg.policy.personas.all()}
+
+
+def build_authorizer(cfg: Config) -> Authorizer:
+    """The credentials of settings.auth; the admin service is open to anonymous callers only on its
+    own Unix socket (the config refuses it on the listener without credentials)."""
+    auth = cfg.settings.auth
+    configured = [(c.name, cfg.secrets[c.token.env], c.allow, c.tenants) for c in auth.credentials]
+    return Authorizer(
+        credentials_from_settings(cfg.secret(auth.token), configured),
+        admin_open=cfg.settings.admin.mode == "unix_socket",
+    )
+
+
+def build_idempotency(cfg: Config, clock: Clock) -> IdempotencyStore | None:
+    """Where first answers wait for their retries: this process, or Redis shared by sidecars."""
+    idem = cfg.settings.idempotency
+    if not idem.enabled:
+        return None
+    if idem.backend == "redis" and idem.redis_url is not None:
+        from sidecar.idempotency.redis_store import RedisIdempotencyStore
+
+        return RedisIdempotencyStore(
+            idem.redis_url, prefix=idem.key_prefix, window_seconds=idem.window_seconds, clock=clock
+        )
+    return MemoryIdempotencyStore(
+        clock=clock, window_seconds=idem.window_seconds, max_entries=idem.max_entries
+    )
+
+
+def build_cache(cfg: Config, clock: Clock | None = None) -> ByteStore | None:
+    """The store for cached answers (imported only when the response cache is on)."""
+    c = cfg.settings.cache
+    if not c.enabled:
+        return None
+    if c.backend == "redis" and c.redis_url is not None:
+        endpoint = RedisEndpoint.of(c.redis_url, c.redis, cfg.secret, default_timeout=c.timeout_seconds)
+        return RedisByteStore(RedisOps(endpoint, retries=1, clock=clock), c.namespace)
+    return AiocacheStore.memory(c.namespace, timeout=c.timeout_seconds, max_entries=c.max_entries)
+
+
+def build_embeddings(
+    cfg: Config,
+    http: HttpClient,
+    routing: Routing,
+    clock: Clock,
+    quota: QuotaService | None,
+    telemetry: Telemetry,
+) -> EmbeddingService:
+    """Embedding routes over embedding deployments (built at first use), sharing the route breakers."""
+    policy = cfg.policy.embeddings
+    deployments = EmbeddingDeployments(policy, http=http, secret=cfg.secret)
+    router = EmbeddingRouter(policy, deployments, routing.breakers)
+    return EmbeddingService(
+        policy, router, clock=clock, quota=quota, metrics=telemetry.metrics, ledger=telemetry.ledger
+    )
+
+
+def build_semantic_store(cfg: Config, clock: Clock | None = None) -> SemanticStore | None:
+    """The semantic cache's store when a route enables it (numpy, and redis when shared, lazily)."""
+    if not any(r.cache.semantic is not None and r.cache.semantic.enabled for r in cfg.policy.routes.values()):
+        return None
+    s = cfg.settings.cache.semantic
+    if s.backend == "redis" and s.redis_url is not None:
+        from sidecar.cache.semantic_redis import RedisSemanticStore
+
+        endpoint = RedisEndpoint.of(s.redis_url, s.redis, cfg.secret, default_timeout=s.timeout_seconds)
+        return RedisSemanticStore(
+            RedisOps(endpoint, retries=1, clock=clock), prefix=cfg.settings.cache.namespace
+        )
+    from sidecar.cache.semantic import MemorySemanticStore
+
+    return MemorySemanticStore(max_entries=s.max_entries)
+
+
+def quota_signals(telemetry: Telemetry) -> QuotaSignals:
+    """Near-limit events and quota-store failures, counted in the metrics (refusals are counted by
+    the observe layer from the error)."""
+    metrics = telemetry.metrics
+    signals = QuotaSignals()
+    signals.on_near_limit.append(lambda event: metrics.quota_near_limit(event.limit, event.level))
+    signals.on_store_error.append(partial(metrics.store_error, "quota"))
+    return signals
+
+
+def build_quota(cfg: Config, clock: Clock, signals: QuotaSignals | None = None) -> QuotaService | None:
+    """Quotas when the policy has a quota section; Redis and the webhook import their clients lazily."""
+    q = cfg.policy.quota
+    if q is None:
+        return None
+    store: QuotaStore = MemoryQuotaStore(clock)
+    if q.store == "redis" and q.redis_url is not None:
+        from sidecar.quota.redis_store import RedisQuotaStore
+
+        endpoint = RedisEndpoint.of(q.redis_url, q.redis, cfg.secret, default_timeout=q.store_timeout_seconds)
+        store = RedisQuotaStore(RedisOps(endpoint, clock=clock), clock, prefix=q.key_prefix)  # never retried
+    signals = signals or QuotaSignals()
+    if q.webhook is not None and signals.webhook is None:
+        from sidecar.quota.webhook import WebhookSender
+
+        signals.webhook = WebhookSender(q.webhook, clock=clock)
+    return QuotaService(q, cfg.policy.tiers, store, clock, signals)
+
+
+def build_collector(cfg: Config, d: Deps) -> SidecarCollector:
+    """Breakers, probe health, in-flight attempts, the key cache and the ledger queue, read at scrape time."""
+    names = tuple(cfg.policy.deployments)
+    routing, prober, keys, ledger = d.routing, d.prober, d.keys, d.telemetry.ledger
+
+    def deployments() -> dict[str, DeploymentView]:
+        return {
+            n: DeploymentView(
+                breaker_state=routing.breakers.get(n).state().value,
+                healthy=prober.healthy(n) if prober is not None else True,
+                in_flight=routing.stats.get(n).in_flight,
+            )
+            for n in names
+        }
+
+    def key_cache() -> tuple[int, int] | None:
+        if keys is None:
+            return None
+        stats = keys.cache.stats()
+        return stats.hits, stats.misses
+
+    return SidecarCollector(deployments, key_cache, lambda: ledger.depth() if ledger is not None else None)
+
+
+def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) -> KeyService | None:
+    """User keys, when a key-encryption backend is configured; backends import their clients lazily."""
+    k = cfg.settings.keys
+    backend: KeyBackend
+    if k.backend == "local" and k.local is not None:
+        backend = LocalKekBackend.from_file(k.local.kek_file)
+    elif k.backend == "aws-kms" and k.aws_kms is not None:
+        from sidecar.keys.aws_kms import AwsKmsBackend
+
+        backend = AwsKmsBackend(
+            k.aws_kms.key_id,
+            region=k.aws_kms.region,
+            endpoint_url=k.aws_kms.endpoint_url,
+            previous_key_ids=k.aws_kms.previous_key_ids,
+        )
+    elif k.backend == "vault" and k.vault is not None:
+        from sidecar.keys.vault_transit import VaultTransitBackend
+
+        v, token = k.vault, cfg.secret(k.vault.token)
+        backend = VaultTransitBackend(
+            v.key_name,
+            url=v.url,
+            token=token.get_secret_value() if token else None,
+            kubernetes_role=v.kubernetes_role,
+            namespace=v.namespace,
+            mount_point=v.mount_point,
+            previous_key_names=v.previous_key_names,
+        )
+    else:
+        return None
+    cache = KeyCache(KeyCachePolicy(**k.cache.model_dump()), clock)
+    store: KeyStore
+    lock: RotationLock
+    if k.store == "redis" and k.redis_url is not None:
+        from sidecar.keys.redis_store import DEFAULT_PREFIX, RedisKeyStore
+        from sidecar.keys.rotation import RedisRotationLock
+
+        endpoint = RedisEndpoint.of(k.redis_url, k.redis, cfg.secret, default_timeout=2.0)
+        store = RedisKeyStore(RedisOps(endpoint, decode_responses=True, retries=1, clock=clock), clock)
+        lock = RedisRotationLock(connect(endpoint, decode_responses=True), prefix=DEFAULT_PREFIX)
+    else:
+        store = SqliteKeyStore(k.store_path, clock)
+        lock = SqliteRotationLock(k.store_path, clock)
+    rotation = Rotation(store, backend, lock, clock=clock, per_second=k.rotation_per_second)
+    if telemetry is None:
+        return KeyService(backend, store, cache, clock, rotation=rotation)
+    return KeyService(
+        backend, store, cache, clock, observer=telemetry.metrics, tracing=telemetry.tracing, rotation=rotation
+    )
+
+
+def build_personas(
+    cfg: Config, clock: Clock, count: TokenCounter = count_tokens, on_store_error: ErrorObserver | None = None
+) -> PersonaService:
+    """The persona registry and the conversation store (memory, or Redis imported lazily)."""
+    p = cfg.policy.personas
+    registry = PersonaRegistry.from_config(p, tiers=cfg.policy.tiers, routes=cfg.policy.routes, count=count)
+    s = p.sessions
+    policy = StorePolicy(s.ttl_seconds, s.max_history_messages, s.max_switch_history, s.max_conversations)
+    store: ConversationStore
+    if s.store == "redis" and s.redis_url is not None:
+        from sidecar.sessions.redis import RedisConversationStore
+
+        endpoint = RedisEndpoint.of(s.redis_url, s.redis, cfg.secret, default_timeout=5.0)
+        ops = RedisOps(endpoint, retries=1, observer=on_store_error, clock=clock)
+        store = RedisConversationStore(ops, policy, prefix=s.key_prefix)
+    else:
+        store = MemoryConversationStore(policy, clock)
+    return PersonaService(registry, store, clock=clock, memory_default=s.memory)
+
+
+def build_prober(cfg: Config, providers: Mapping[str, Provider], clock: Clock) -> HealthProber | None:
+    """Zero-cost probes of every deployment, unless disabled."""
+    probes = cfg.policy.routing.probes
+    if not probes.enabled:
+        return None
+    policy = ProbePolicy(**probes.model_dump(exclude={"enabled"}))
+    checks = provider_probes(providers, policy=policy, clock=clock)
+    return HealthProber(checks, policy=policy, clock=clock, rng=random.Random())
+
+
+def build_routing(
+    cfg: Config,
+    clock: Clock,
+    health: HealthView,
+    tracing: Tracing | None = None,
+    tokens: Tokenizers | None = None,
+) -> Routing:
+    r = cfg.policy.routing
+    return Routing(
+        table=RouteTable.from_policy(cfg.policy),
+        breakers=Breakers(BreakerPolicy(**r.breaker.model_dump()), clock),
+        budgets=RetryBudgets(BudgetPolicy(**r.retry_budget.model_dump()), clock),
+        stats=Stats(),
+        health=health,
+        complexity=ComplexityPolicy(**r.complexity.model_dump()),
+        tracing=tracing or Tracing.disabled(),
+        tokens=tokens or Tokenizers({}),
+    )

@@ -1,0 +1,184 @@
+"""The built server and its lifecycle: the gRPC servers (data plane, optional admin socket), health,
+start, and stop with a drain."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from sidecar.api.services import ADMIN_NAME, DATA_PLANE_NAMES, Servicers, add_admin, add_data_plane
+from sidecar.config.schema import Config
+from sidecar.core.clock import Clock
+from sidecar.core.drain import Drain
+from sidecar.deps import Deps, persona_prompts
+from sidecar.telemetry.health import DrainingHealth
+from sidecar.telemetry.memory import AllocatorTrimmer
+from sidecar.telemetry.tracing import TraceContextInterceptor
+
+if TYPE_CHECKING:
+    pass
+
+
+_log = logging.getLogger("sidecar")
+CUT_WAIT_SECONDS = 1.0  # after the grace: how long cut calls and short RPCs get to send their status
+
+
+class Sidecar:
+    """A built server with its lifecycle: start, then stop with a grace period."""
+
+    def __init__(self, cfg: Config, deps: Deps, build_servicers: Callable[[Drain], Servicers]) -> None:
+        """`build_servicers`: makes every service's servicer around the drain (sidecar/app.py)."""
+        self.cfg, self.deps = cfg, deps
+        self.server = grpc.aio.server(
+            interceptors=[TraceContextInterceptor()] if deps.telemetry.tracing.enabled else None,
+            options=[
+                ("grpc.max_receive_message_length", cfg.settings.max_receive_message_bytes),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self.drain = Drain(deps.clock)
+        self._stopping = False
+        memory = cfg.settings.memory
+        self.trimmer = AllocatorTrimmer(
+            threshold_bytes=memory.trim_after_request_bytes,
+            delay_seconds=memory.trim_delay_seconds,
+            clock=deps.clock,
+        )
+        servicers = build_servicers(self.drain)
+        # undecodable requests: INVALID_ARGUMENT; large ones: heap given back after
+        add_data_plane(self.server, servicers, clock=deps.clock, on_request=self.trimmer.note)
+        admin = cfg.settings.admin
+        if admin.mode == "listener":
+            add_admin(self.server, servicers, clock=deps.clock)
+        self.health = DrainingHealth()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        served = (*DATA_PLANE_NAMES, *((ADMIN_NAME,) if admin.mode == "listener" else ()))
+        reflection.enable_server_reflection(
+            (*served, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        self.port = self.server.add_insecure_port(cfg.settings.listen.address)
+        if (path := cfg.settings.listen.unix_socket) is not None:
+            _clear_stale_socket(path)
+            self.server.add_insecure_port(f"unix:{path}")
+        self.admin_server = build_admin_server(cfg, servicers, deps.clock)
+
+    async def start(self) -> None:
+        await self.deps.telemetry.start()
+        try:
+            await self.server.start()
+            if self.admin_server is not None:
+                await self.admin_server.start()
+                socket = self.cfg.settings.admin.unix_socket
+                assert socket is not None
+                socket.chmod(self.cfg.settings.admin.socket_mode)
+        except BaseException:
+            await self.deps.telemetry.stop()
+            raise
+        if self.deps.prober is not None:
+            await self.deps.prober.start()
+        await self.deps.embeddings.start()
+        for name in ("", *DATA_PLANE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._set_ready(True)
+        _log.info(
+            "sidecar serving",
+            extra={
+                "address": self.cfg.settings.listen.address,
+                "port": self.port,
+                "metrics_port": self.metrics_port,
+            },
+        )
+
+    async def reload(self, cfg: Config, *, source: str) -> list[str]:
+        """A policy reloaded without a restart: for now its experiments (promote, stop, weights).
+        Routes, deployments and personas are not reloaded: experiments that name ones the running
+        policy lacks are refused whole, and the problems returned (and logged)."""
+        running = self.cfg.policy
+        routes = {alias: route.deployments for alias, route in running.routes.items()}
+        personas = {p.id for p in running.personas.all()}
+        new = cfg.policy.experiments
+        problems = [p for name, exp in new.items() for p in exp.problems(name, routes, personas)]
+        if problems:
+            _log.error("experiments not reloaded", extra={"problems": "; ".join(problems), "source": source})
+        elif self.deps.experiments is not None:
+            await self.deps.experiments.apply(new, persona_prompts(cfg), source=source)
+        return problems
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The bound /metrics port once started; None when metrics are off."""
+        server = self.deps.telemetry.server
+        return server.port if server is not None else None
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drain: health says NOT_SERVING (Check is still answered) and new generation calls are
+        refused; running ones get the grace to finish, then are cut with STREAM_INTERRUPTED and their
+        partial usage. Then Watch streams are closed and the server stops (short RPCs still in flight
+        get CUT_WAIT_SECONDS), and the dependencies are closed."""
+        if self._stopping:
+            return  # stopped already (or stopping): a second stop() has nothing left to do
+        self._stopping = True
+        grace = self.cfg.settings.shutdown_grace_seconds if grace is None else grace
+        self._set_ready(False)
+        try:
+            await self.health.enter_graceful_shutdown()
+            await self.drain.drain(grace, cut_wait=min(CUT_WAIT_SECONDS, max(grace, 0.1)))
+            self.health.close_watches()
+            if self.admin_server is not None:
+                await self.admin_server.stop(CUT_WAIT_SECONDS)
+            await self.server.stop(CUT_WAIT_SECONDS)
+        finally:
+            await self._close_dependencies()
+
+    def _set_ready(self, ready: bool) -> None:
+        """What the kubelet's readiness and startup probes see on the metrics port (`/readyz`)."""
+        if (server := self.deps.telemetry.server) is not None:
+            server.readiness.set(ready)
+
+    async def _close_dependencies(self) -> None:
+        """Close everything even if one close fails: probes, providers, the HTTP pool, the key service."""
+        closers = [*(p.aclose for p in self.deps.providers.values()), self.deps.http.aclose]
+        closers.append(self.deps.personas.aclose)
+        closers.append(self.trimmer.aclose)
+        if self.deps.prober is not None:
+            closers.insert(0, self.deps.prober.stop)
+        if self.deps.keys is not None:
+            closers.append(self.deps.keys.aclose)
+        if self.deps.cache is not None:
+            closers.append(self.deps.cache.aclose)
+        if self.deps.semantic is not None:
+            closers.append(self.deps.semantic.aclose)
+        closers.append(self.deps.embeddings.aclose)
+        if self.deps.quota is not None:
+            closers.append(self.deps.quota.aclose)
+        if self.deps.idempotency is not None:
+            closers.append(self.deps.idempotency.aclose)
+        closers.append(self.deps.telemetry.stop)  # last: flushes the ledger records of the calls above
+        for close in closers:
+            try:
+                await close()
+            except Exception:
+                _log.exception("shutdown step failed", extra={"step": getattr(close, "__qualname__", "?")})
+
+
+def _clear_stale_socket(path: Path) -> None:
+    if path.is_socket():
+        path.unlink()  # left behind by a previous run that was killed
+
+
+def build_admin_server(cfg: Config, servicers: Servicers, clock: Clock) -> grpc.aio.Server | None:
+    """The AdminService alone on its own Unix socket (settings.admin.mode unix_socket)."""
+    admin = cfg.settings.admin
+    if admin.mode != "unix_socket" or admin.unix_socket is None:
+        return None
+    server = grpc.aio.server()
+    add_admin(server, servicers, clock=clock)
+    _clear_stale_socket(admin.unix_socket)
+    server.add_insecure_port(f"unix:{admin.unix_socket}")
+    return server
