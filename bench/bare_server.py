@@ -1,7 +1,7 @@
 """The floor of any Python gRPC sidecar: a bare grpc.aio + uvloop GenerationService, no upstream call.
 
 Serves orchestrator.v1.GenerationService on 127.0.0.1 with nothing behind it. Generate sleeps the
-route's upstream delay (--route NAME=SECONDS; GenerateRequest.model names the route, as for the
+route's upstream delay (--route NAME=SECONDS; GenerationInput.model names the route, as for the
 sidecar), then returns a GenerateResponse built once at start-up: the text and usage of
 tests/fixtures/providers/openai/chat_completion.json. StreamGenerate sleeps the same delay, then
 yields one delta with the whole text and one summary: the two messages the sidecar sends for an
@@ -85,12 +85,12 @@ class BareServicer(generation_service_pb2_grpc.GenerationServiceServicer):
         return canned
 
     async def Generate(self, request: gen.GenerateRequest, context: Context) -> gen.GenerateResponse:
-        return (await self._canned(request.model, context)).unary
+        return (await self._canned(request.input.model, context)).unary
 
     async def StreamGenerate(
         self, request: gen.StreamGenerateRequest, context: Context
     ) -> AsyncGenerator[gen.StreamGenerateResponse, None]:
-        for message in (await self._canned(request.model, context)).stream:
+        for message in (await self._canned(request.input.model, context)).stream:
             yield message
 
 

@@ -39,7 +39,7 @@ from common import (
 )
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from tests.support.api import Stubs, generate_request, stream_request, text_of
+from sidecar._gen.orchestrator.v1 import generation_service_pb2_grpc as generation_svc
 
 PROMPT = "Say hello in one short sentence."
 UPSTREAM_MODEL = "bench-model"
@@ -153,13 +153,15 @@ async def direct_sender(opts: Options) -> AsyncIterator[Send]:
 # --- via the sidecar: grpc.aio ----------------------------------------------------------------
 
 
-def sidecar_messages() -> list[gen.Message]:
-    return [gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart(text=PROMPT)])]
+def sidecar_input(route: str) -> gen.GenerationInput:
+    return gen.GenerationInput(
+        model=route, messages=[gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart(text=PROMPT)])]
+    )
 
 
 async def sidecar_unary(stub: Any, request: gen.GenerateRequest, seconds: float) -> float | None:
     response: gen.GenerateResponse = await stub.Generate(request, timeout=seconds)
-    if not text_of(response):
+    if not any(part.text for part in response.message.content):
         raise RequestFailed("empty text")
     return None
 
@@ -171,7 +173,7 @@ async def sidecar_stream(stub: Any, request: gen.StreamGenerateRequest, seconds:
         kind = event.WhichOneof("event")
         if kind == "delta" and first is None:
             first = time.perf_counter()
-        elif kind == "summary":
+        elif kind == "result":  # the stream ends with the whole GenerateResponse
             summary = True
     if first is None or not summary:
         raise RequestFailed("stream without a delta or without a summary")
@@ -182,12 +184,12 @@ async def sidecar_stream(stub: Any, request: gen.StreamGenerateRequest, seconds:
 async def sidecar_sender(opts: Options) -> AsyncIterator[Send]:
     async with grpc.aio.insecure_channel(opts.target) as channel:
         await asyncio.wait_for(channel.channel_ready(), timeout=opts.timeout)
-        stub = Stubs(channel)  # type: ignore[no-untyped-call]
+        stub = generation_svc.GenerationServiceStub(channel)  # type: ignore[no-untyped-call]
         if opts.kind == STREAM:
-            streamed = stream_request(model=opts.route, messages=sidecar_messages())
+            streamed = gen.StreamGenerateRequest(input=sidecar_input(opts.route))
             yield partial(sidecar_stream, stub, streamed, opts.timeout)
         else:
-            request = generate_request(model=opts.route, messages=sidecar_messages())
+            request = gen.GenerateRequest(input=sidecar_input(opts.route))
             yield partial(sidecar_unary, stub, request, opts.timeout)
 
 
