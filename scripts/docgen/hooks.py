@@ -1,0 +1,24 @@
+"""MkDocs hooks (mkdocs.yml `hooks:`): the generated reference pages, built with the site.
+
+`reference/configuration.md` comes from the pydantic models, `reference/api.md` from the proto
+comments through a buf descriptor set; neither is ever written to docs/, so neither can drift.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import api_reference  # the hook's own folder is importable while mkdocs loads it
+import config_reference
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.structure.files import File, Files
+
+ROOT = Path(__file__).resolve().parents[2]
+BUF = ROOT / "tools" / "node_modules" / ".bin" / "buf"
+
+
+def on_files(files: Files, config: MkDocsConfig) -> Files:
+    descriptors = api_reference.build_descriptor_set(BUF, ROOT / "proto")
+    files.append(File.generated(config, "reference/api.md", content=api_reference.render(descriptors)))
+    files.append(File.generated(config, "reference/configuration.md", content=config_reference.render()))
+    return files
