@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 
 import pytest
 from pydantic import BaseModel
@@ -76,3 +77,54 @@ def test_the_api_reference_carries_the_proto_comments(api_page: str) -> None:
     assert "Generates a complete answer." in generation
     assert "Generates a complete answer." in api_page
     assert "Reasons: INVALID_REQUEST" in api_page
+
+
+def _field_model(annotation: object, segment: str) -> object:
+    """The type a path segment leads to: a model's field, or a map's value for `<placeholder>`."""
+    import types
+    import typing
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return next(r for a in args if (r := _field_model(a, segment)) is not None) if args else None
+    if segment.startswith("<"):
+        return args[1] if origin is dict else None
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field = annotation.model_fields.get(segment)
+        return field.annotation if field is not None else None
+    return None
+
+
+def _resolves(root: type[BaseModel], path: str) -> bool:
+    node: object = root
+    for segment in path.split("."):
+        node = _field_model(node, segment)
+        if node is None:
+            return False
+    return True
+
+
+def test_the_configuration_tables_name_only_real_keys() -> None:
+    """The hand-written summary tables of docs/configuration.md cannot drift from the models."""
+    from sidecar.config.schema import Policy, Settings
+
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    tables = {"`settings` (restart to change):": Settings, "`policy`:": Policy}
+    wrong: list[str] = []
+    checked = 0
+    for name, root in tables.items():
+        table = page.split(f"\n{name}\n", 1)[1].split("\n\n", 1)[0]
+        for row in table.splitlines()[1:]:
+            keys = re.findall(r"`([^`]+)`", row.split(" | ")[0])
+            if not keys or set(row) <= set("|-"):
+                continue
+            parent = keys[0].rsplit(".", 1)[0] if "." in keys[0] else ""
+            for key in keys:
+                absolute = key.split(".")[0] in root.model_fields or key.startswith("<")
+                path = key if absolute or not parent else f"{parent}.{key}"
+                checked += 1
+                if not _resolves(root, path):
+                    wrong.append(f"{root.__name__}: {path}")
+    assert checked > 40
+    assert not wrong, f"docs/configuration.md names keys the models do not have: {wrong}"
