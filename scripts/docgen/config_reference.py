@@ -8,6 +8,7 @@ places (the `redis:` block, secret references) is described once and linked from
 from __future__ import annotations
 
 import enum
+import json
 import re
 import types
 from dataclasses import dataclass, field
@@ -114,7 +115,8 @@ def default_text(info: FieldInfo) -> str:
 def _code(value: Any) -> str:
     if isinstance(value, dict) and value and all(isinstance(v, BaseModel) for v in value.values()):
         value = {k: v.model_dump(mode="json", exclude_defaults=True) for k, v in value.items()}
-    text = repr(value) if not isinstance(value, str) else value
+    # strings as they are; everything else as YAML writes it (true, false, [], {})
+    text = (value or '""') if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
     text = text.replace("|", "\\|")
     return f"`{text}`" if len(text) <= 60 else f"`{text[:57]}...`"
 
