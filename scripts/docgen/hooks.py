@@ -11,6 +11,7 @@ from pathlib import Path
 import api_reference  # the hook's own folder is importable while mkdocs loads it
 import config_reference
 from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,6 +19,8 @@ BUF = ROOT / "tools" / "node_modules" / ".bin" / "buf"
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
+    if not BUF.is_file():
+        raise PluginError(f"buf is not installed at {BUF}: run `make setup` (the API reference needs it)")
     descriptors = api_reference.build_descriptor_set(BUF, ROOT / "proto")
     files.append(File.generated(config, "reference/api.md", content=api_reference.render(descriptors)))
     files.append(File.generated(config, "reference/configuration.md", content=config_reference.render()))
