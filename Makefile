@@ -222,7 +222,7 @@ e2e-llm: $(STAMP)
 	python3 scripts/serve_small_model.py --setup-only
 	$(BIN)/pytest -q tests/e2e
 
-## Direct-vs-sidecar load benchmark; prints the table the README shows. Then the memory soak
+## Direct-vs-sidecar load benchmark; prints the table bench/results.md keeps. Then the memory soak
 ## (RSS over time, PASS/FAIL for flatness): SOAK_SECONDS=300 make bench for a shorter one.
 SOAK_SECONDS ?= 1800
 bench: $(STAMP)
