@@ -94,7 +94,7 @@ async def test_prometheus_scrapes_the_sidecar(serve: Any, tmp_path: Path) -> Non
         await until(base, "sidecar_in_flight_calls", 0)
         await until(base, 'sidecar_breaker_state{deployment="echo",state="closed"}', 1)
         await until(base, 'sidecar_deployment_healthy{deployment="echo"}', 1)
-        # the PromQL examples of docs/metrics.md evaluate to real numbers once the series have grown between scrapes
+        # docs/metrics.md's PromQL evaluates to real numbers once the series grew between scrapes
         await traffic(s)
         p99 = await until_result(
             base, "histogram_quantile(0.99, sum by (le, route) (rate(sidecar_overhead_seconds_bucket[5m])))"
