@@ -33,6 +33,38 @@ deployment name, a tenant id); `[]` for an item of a list.
 """
 
 
+# The page that explains a section (its subsections inherit it).
+PAGES = {
+    "settings.auth": ("api.md#who-may-call-what", "Who may call what"),
+    "settings.admin": ("api.md#who-may-call-what", "Who may call what"),
+    "settings.idempotency": ("api.md", "API overview"),
+    "settings.keys": ("keys.md", "User-supplied provider keys"),
+    "settings.cache": ("cache.md", "Caches"),
+    "settings.telemetry": ("observability.md", "Observability"),
+    "settings.memory": ("memory.md", "Memory"),
+    "policy.deployments.<name>": ("providers.md", "Providers"),
+    "policy.routes.<name>": ("routing.md", "Routing"),
+    "policy.routing": ("routing.md", "Routing"),
+    "policy.tiers.<name>": ("quotas.md", "Quotas and rate limits"),
+    "policy.tier_assignment": ("quotas.md", "Quotas and rate limits"),
+    "policy.quota": ("quotas.md", "Quotas and rate limits"),
+    "policy.personas": ("personas.md", "Personas and Switch"),
+    "policy.context": ("context.md", "Context and memory"),
+    "policy.embeddings": ("embeddings.md", "Embeddings"),
+    "policy.admission": ("admission.md", "Priority and admission"),
+    "policy.experiments.<name>": ("experiments.md", "Experiments"),
+}
+
+
+def explained_in(path: str) -> tuple[str, str] | None:
+    """The page for a section path: its own entry, else its nearest parent's."""
+    while path:
+        if path in PAGES:
+            return PAGES[path]
+        path = path.rsplit(".", 1)[0] if "." in path else ""
+    return None
+
+
 @dataclass
 class _Section:
     model: type[BaseModel]
@@ -151,6 +183,10 @@ def render_section(section: _Section) -> str:
     doc = (model.__doc__ or "").strip()
     if doc and not doc.startswith(("A base class", "Usage docs:")):
         lines += [_cell(doc.split("\n\n")[0]), ""]
+    page = explained_in(section.path)
+    if page is not None:
+        lines += [f"Explained in [{page[1]}](../{page[0]})."]
+        lines.append("")
     if section.other_paths:
         also = ", ".join(f"`{p}`" for p in section.other_paths)
         lines += [f"Model `{model.__name__}`, also at {also}.", ""]
