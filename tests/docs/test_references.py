@@ -128,3 +128,15 @@ def test_the_configuration_tables_name_only_real_keys() -> None:
                     wrong.append(f"{root.__name__}: {path}")
     assert checked > 40
     assert not wrong, f"docs/configuration.md names keys the models do not have: {wrong}"
+
+
+def test_the_cli_reference_has_every_command_and_option() -> None:
+    from scripts.docgen import cli_reference
+
+    page = cli_reference.render()
+    names = [name for name, _ in cli_reference.commands(cli_reference._parser(), "sidecar")]
+    assert {"sidecar serve", "sidecar check-config", "sidecar chat", "sidecar keys rotate"} <= set(names)
+    for name in names:
+        assert f"## `{name}`\n" in page
+    for option in ("--target", "--per-second", "--config", "--token-env"):
+        assert option in page
