@@ -84,13 +84,13 @@ async def test_stream_generate(serve: Any, small_model: tuple[str, str]) -> None
     assert len(deltas) >= 2 and all(e.HasField("delta") for e in deltas)
     assert "".join(e.delta.text for e in deltas).strip()
     assert summary.HasField("result")
-    usage = summary.summary.usage
+    usage = summary.result.summary.usage
     assert usage.prompt_tokens > 5 and 0 < usage.completion_tokens <= 24
-    assert summary.summary.finish_reason in FINISHED
+    assert summary.result.summary.finish_reason in FINISHED
     assert (
         0
-        < summary.summary.time_to_first_token.ToNanoseconds()
-        < summary.summary.upstream_latency.ToNanoseconds()
+        < summary.result.summary.time_to_first_token.ToNanoseconds()
+        < summary.result.summary.upstream_latency.ToNanoseconds()
     )
 
 

@@ -19,8 +19,8 @@ from tests.support.api import generate_request, stream_request, text_of
 from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
-VALID = '{"city":"Paris","temperature_c":21}'
-INVALID = '{"city":"Paris","temperature_c":"warm"}'
+VALID = '{\n    "city": "Paris",\n    "temperature_c": 25\n    }'  # in the recorded llama.cpp streams
+INVALID = '{\n    "city": "Paris",\n    "sky": "clear"\n}'
 
 
 def deployment(upstream: Upstream, price: float) -> dict[str, Any]:
@@ -53,20 +53,11 @@ def config(first: Upstream, second: Upstream, **retry: Any) -> dict[str, Any]:
     }
 
 
-def sse(text: str, pieces: int = 3) -> Reply:
-    """An OpenAI chat-completion stream of `text` in `pieces` deltas, with usage at the end."""
-    step = -(-len(text) // pieces)
-    events = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
-    events += [
-        {"choices": [{"index": 0, "delta": {"content": text[i : i + step]}}]}
-        for i in range(0, len(text), step)
-    ]
-    events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    events.append(
-        {"choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}}
-    )
-    chunks = [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
-    return Reply(chunks=chunks, headers={"Content-Type": "text/event-stream"})
+def llama(name: str) -> Reply:
+    """A stream SmolLM2 wrote under llama-server with a JSON Schema, recorded byte for byte:
+    json_schema_stream.sse is valid for SCHEMA (the weather); json_schema_other_stream.sse was
+    constrained to another schema ({"city": ..., "sky": ...}), so it fails this one."""
+    return Reply.sse(f"llamacpp/{name}.sse", headers={"Content-Type": "text/event-stream"})
 
 
 async def tokens_used(stub: Any) -> int:
@@ -146,8 +137,8 @@ async def test_the_retried_deployment_down_gives_the_validation_error(
 async def test_a_held_stream_is_retried_before_its_first_delta(
     serve: Any, upstream: Upstream, upstream2: Upstream
 ) -> None:
-    upstream.push(sse(INVALID))
-    upstream2.push(sse(VALID))
+    upstream.push(llama("json_schema_other_stream"))
+    upstream2.push(llama("json_schema_stream"))
     s = await serve(config(upstream, upstream2, hold_streams=True), KEYS)
     events = [e async for e in s.stub.StreamGenerate(stream_request(**ask()))]
     deltas = "".join(e.delta.text for e in events if e.HasField("delta"))
@@ -157,14 +148,14 @@ async def test_a_held_stream_is_retried_before_its_first_delta(
         ("first", "SCHEMA_VALIDATION_FAILED"),
         ("second", "OK"),
     ]
-    assert summary.usage.total_tokens == 104
-    assert await tokens_used(s.stub) == 104
+    assert summary.usage.total_tokens == 61 + 63  # as llama-server counted the two answers
+    assert await tokens_used(s.stub) == 61 + 63
 
 
 async def test_a_stream_without_hold_is_never_retried(
     serve: Any, upstream: Upstream, upstream2: Upstream
 ) -> None:
-    upstream.push(sse(INVALID))
+    upstream.push(llama("json_schema_other_stream"))
     s = await serve(config(upstream, upstream2), KEYS)
     seen: list[gen.StreamGenerateResponse] = []
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -178,7 +169,7 @@ async def test_a_stream_without_hold_is_never_retried(
 async def test_a_valid_first_answer_is_served_once(
     serve: Any, upstream: Upstream, upstream2: Upstream
 ) -> None:
-    upstream.push(sse(VALID))
+    upstream.push(llama("json_schema_stream"))
     s = await serve(config(upstream, upstream2, hold_streams=True), KEYS)
     events = [e async for e in s.stub.StreamGenerate(stream_request(**ask()))]
     assert "".join(e.delta.text for e in events if e.HasField("delta")) == VALID
