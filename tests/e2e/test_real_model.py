@@ -2,6 +2,11 @@
 
 Not part of `make test` (the first run builds llama-server, about 8 minutes). Asserts structure
 and token counts, never the exact text a model writes.
+
+No tool-calling case: SmolLM2-135M-Instruct's chat template has no tool section (llama-server's
+/props reports supports_tools: false), and this llama-server drops `tools` for it (the rendered
+prompt carries no tool and no grammar constrains the answer), so the model can only answer in text.
+Tool calls are covered by recorded OpenAI and Anthropic transcripts (tests/integration/test_tools.py).
 """
 
 from __future__ import annotations
