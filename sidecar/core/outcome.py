@@ -240,6 +240,11 @@ class Outcome:
         return self._experiment[1]
 
     @property
+    def answers_rejected(self) -> bool:
+        """An answer was rejected by the format check and another deployment asked (schema_retry)."""
+        return self._rejected[0] != Usage() or self._rejected[1] > 0
+
+    @property
     def cost_usd(self) -> float:
         if self._cache_hit:
             return 0.0

@@ -48,7 +48,12 @@ def config(first: Upstream, second: Upstream, **retry: Any) -> dict[str, Any]:
                 "probes": {"enabled": False},  # a breaker that trips on one failure in five
                 "breaker": {"min_requests": 1, "failure_ratio": 0.2, "cooldown_seconds": 600},
             },
-            "quota": {"limits": [{"name": "tokens", "metric": "tokens", "window": "day", "limit": 100000}]},
+            "quota": {
+                "limits": [
+                    {"name": "tokens", "metric": "tokens", "window": "day", "limit": 100000},
+                    {"name": "usd", "metric": "usd", "window": "day", "limit": 10.0},
+                ]
+            },
         }
     }
 
@@ -60,9 +65,9 @@ def llama(name: str) -> Reply:
     return Reply.sse(f"llamacpp/{name}.sse", headers={"Content-Type": "text/event-stream"})
 
 
-async def tokens_used(stub: Any) -> int:
+async def tokens_used(stub: Any, limit_name: str = "tokens") -> int:
     got = await stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id="acme", user_id="bob"))
-    return next(limit.used for limit in got.limits if limit.name == "tokens")
+    return next(limit.used for limit in got.limits if limit.name == limit_name)
 
 
 def ask(**kw: Any) -> dict[str, Any]:
@@ -93,6 +98,7 @@ async def test_an_invalid_unary_answer_is_retried_on_the_other_deployment(
     assert summary.usage.total_tokens == 214
     assert summary.cost_micros == 107 * 1 + 107 * 2  # 107 tokens at $1/M, then 107 at $2/M
     assert await tokens_used(s.stub) == 214
+    assert await tokens_used(s.stub, "usd") == 107 * 1 + 107 * 2  # micro-dollars
     assert len(upstream.seen) == len(upstream2.seen) == 1
 
 
@@ -132,6 +138,7 @@ async def test_the_retried_deployment_down_gives_the_validation_error(
         await s.stub.Generate(generate_request(**ask()))
     assert (await rich(info.value)).reason == "SCHEMA_VALIDATION_FAILED"
     assert await tokens_used(s.stub) == 107  # the first answer was produced, and is charged
+    assert await tokens_used(s.stub, "usd") == 107  # at its own deployment's price ($1/M), no more
 
 
 async def test_a_held_stream_is_retried_before_its_first_delta(
