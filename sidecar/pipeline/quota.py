@@ -229,6 +229,9 @@ def _actual(call: Call, meter: _Meter) -> Amounts:
     if meter.final and record.finish_reason is not None:
         usage = record.usage
         usd = math.ceil(record.cost_usd * MICROS - 1e-6)
+    elif record.target is None and meter.received == 0 and record.answers_rejected:  # schema_retry's
+        usage = record.usage
+        usd = math.ceil(record.cost_usd * MICROS - 1e-6)  # each at its own deployment's price
     else:  # cut short: what the sidecar counted, at least what the provider reported
         usage = record.usage.merge(Usage(meter.prompt, meter.output))
         price = record.target.price if record.target else meter.price
