@@ -37,18 +37,18 @@ DEFAULT_SUMMARY_PROMPT = (
 
 class SummaryConfig(_Model):
     """A rolling summary per conversation, written through a (cheap) route: the prompt keeps the
-    pinned system messages, the summary and the newest `keep_recent_messages`; the summary is
-    refreshed (previous summary + the messages dropped since) once `refresh_tokens` have been
-    dropped. See README, "When summaries pay off"."""
+    pinned system messages, the summary and every message it does not cover yet; the summary is
+    refreshed (previous summary + the uncovered messages older than the newest
+    `keep_recent_messages`) once those reach `refresh_tokens`. See docs/context.md."""
 
     route: str = Field(min_length=1, description="the route alias that writes summaries")
     max_tokens: int = Field(default=128, ge=1, le=8192, description="the longest summary")
     prompt: str = Field(default=DEFAULT_SUMMARY_PROMPT, min_length=1, max_length=4000)
     keep_recent_messages: int = Field(
-        default=2, ge=1, le=10_000, description="messages kept verbatim after the summary"
+        default=1, ge=1, le=10_000, description="the newest messages a refresh never folds in"
     )
     refresh_tokens: int = Field(
-        default=1024, ge=1, description="refresh once this many tokens were dropped since the last summary"
+        default=192, ge=1, description="refresh once the foldable uncovered messages reach this many tokens"
     )
     max_input_chars: int = Field(
         default=32_000, ge=100, description="the dropped messages sent to summarize, newest kept"
