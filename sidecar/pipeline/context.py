@@ -119,15 +119,13 @@ class ContextLayer:
 
     def _budgets(self, call: Call) -> list[Budget]:
         route = plan_of(call, self._table).route
-        return [
-            Budget(
-                target.deployment,
-                self._tokenizers.for_deployment(target.deployment),
-                d.context_window,
-                call.params.max_tokens or d.default_max_tokens,
-            )
-            for target, d in zip(route.targets, route.deployments, strict=True)
-        ]
+        budgets = []
+        for target, d in zip(route.targets, route.deployments, strict=True):
+            counter = self._tokenizers.for_deployment(target.deployment)
+            max_tokens = call.params.max_tokens or d.default_max_tokens
+            fixed = counter.count_params(call.params)
+            budgets.append(Budget(target.deployment, counter, d.context_window, max_tokens, fixed))
+        return budgets
 
     @staticmethod
     def _report(call: Call, messages: Sequence[Message], result: Fit, *, summarized: bool) -> Call:

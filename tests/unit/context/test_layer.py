@@ -17,7 +17,7 @@ from sidecar.core.clock import Deadline
 from sidecar.core.errors import ContextTooLongError, ProvidersUnavailableError
 from sidecar.core.layer import collect
 from sidecar.core.outcome import Outcome
-from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, Message, Role, Usage
+from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, Message, Role, ToolSpec, Usage
 from sidecar.pipeline.context import ContextLayer
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationKey, ConversationStore, MemoryConversationStore, StorePolicy
@@ -346,3 +346,13 @@ async def test_a_summary_takes_at_most_half_of_the_callers_remaining_time() -> N
     await collect(layer(inner, summarizer(route, sessions, clock, timeout_seconds=5)), call)
     assert len(route.calls) == 1 and clock.monotonic() - started == pytest.approx(0.5)
     assert call.deadline.remaining() == pytest.approx(0.5)
+
+
+async def test_tool_definitions_leave_less_room_for_messages(clock: FakeClock) -> None:
+    inner = Inner()
+    plain = conversation(clock, 30, words=2)
+    await collect(layer(inner, max_recent_messages=1000), plain)
+    tool = ToolSpec("lookup", "Looks a word up. " * 10, '{"type": "object", "properties": {}}')
+    tooled = dataclasses.replace(plain, params=GenerationParams(tools=(tool,)), record=Outcome(0.0))
+    await collect(layer(inner, max_recent_messages=1000), tooled)
+    assert len(inner.calls[1].messages) < len(inner.calls[0].messages)
