@@ -142,3 +142,14 @@ def fit(messages: Sequence[Message], budgets: Sequence[Budget], max_recent: int,
         tally.totals = totals
         start -= len(unit)
     return Fit(pinned, rest[:start], rest[start:], tuple(usable))
+
+
+def unanswered(messages: Sequence[Message]) -> list[int]:
+    """Positions of tool results that answer no tool call of an earlier assistant message."""
+    calls: set[str] = set()
+    out: list[int] = []
+    for i, m in enumerate(messages):
+        calls.update(c.id for c in m.tool_calls)
+        if m.role is Role.TOOL and m.tool_call_id not in calls:
+            out.append(i)
+    return out
