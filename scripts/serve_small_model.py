@@ -148,7 +148,10 @@ def die_with_parent():
 
 def serve(paths, host, port, ready_timeout):
     opts = f"--alias {MODEL_ALIAS} --host {host} --port {port} --ctx-size {CTX_SIZE}"
-    opts += f" --threads {THREADS} --threads-batch {THREADS} --no-webui"
+    # --no-repack: the -march=native build on an AMX CPU (Sapphire Rapids) repacks the weights for
+    # AMX tiles, and the AMX kernels crash (SIGSEGV in ggml_backend_amx_mul_mat) where the kernel or
+    # sandbox does not grant AMX state; the plain AVX-512 path is fast enough for a 135M model.
+    opts += f" --threads {THREADS} --threads-batch {THREADS} --no-webui --no-repack"
     cmd = [paths[SERVER_PKG[0]], "--model", paths[MODEL_PKG[0]], *opts.split()]
     stop = []  # monotonic times of the stop signals we received
     procs = []  # the server, once started

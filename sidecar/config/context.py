@@ -17,15 +17,19 @@ class _Model(BaseModel):
 class ChatTemplateConfig(_Model):
     """How a served model's chat template frames a prompt, in that model's tokens: for a local
     model (llama.cpp, vLLM, Ollama) whose server applies a template the OpenAI framing does not
-    describe. Measure once against the server (README, "Context management"): ChatML templates
-    (SmolLM2, Qwen) add `<|im_start|>role\\n` and `<|im_end|>\\n` around each message (5 tokens with
-    the role) and `<|im_start|>assistant\\n` to prime the reply (3); some add a default system
-    message when the prompt has none."""
+    describe. Measure once against the server (scripts/record_template_usage.py, docs/context.md):
+    ChatML templates add `<|im_start|>role\\n` and `<|im_end|>\\n` around each message (5 tokens when
+    the role is one token), `role_tokens` more for a role its tokenizer splits (SmolLM2: "assistant"
+    is 2 tokens, so `{assistant: 1}`), and `<|im_start|>assistant\\n` to prime the reply (SmolLM2: 4);
+    some add a default system message, framing included, when the prompt has none (SmolLM2: 21)."""
 
     per_message: int = Field(default=5, ge=0, le=1000, description="framing tokens a message, role included")
     priming: int = Field(default=3, ge=0, le=1000, description="tokens that open the reply")
     default_system_tokens: int = Field(
         default=0, ge=0, le=100_000, description="the system message the template adds when there is none"
+    )
+    role_tokens: dict[Literal["system", "user", "assistant", "tool"], int] = Field(
+        default_factory=dict, description="framing tokens a message of this role takes beyond per_message"
     )
 
 

@@ -78,10 +78,12 @@ class TokenCounter:
     default_system: int = 0  # a chat template's own system message, added when a prompt has none
     count_image: Callable[[Image], int] = lambda i: max(openai_tokens(i), anthropic_tokens(i))
     tools_prompt: int = TOOLS_FRAME  # what the provider adds to a prompt that has tool definitions
+    per_role: tuple[tuple[Role, int], ...] = ()  # a chat template's extra framing for some roles
 
     def count_message(self, message: Message) -> int:
         """A message's tokens: text, role, name, the tool calls it makes or answers, its images."""
         n = self.count_text(message.text) + self.per_message
+        n += sum(extra for role, extra in self.per_role if role is message.role)
         if self.count_role:
             n += self.count_text(message.role.value)
         if message.name:
@@ -189,7 +191,8 @@ def tiktoken_counter(encoding: tiktoken.Encoding) -> TokenCounter:
 
 def templated(counter: TokenCounter, t: ChatTemplateConfig) -> TokenCounter:
     """The counter of a server-side chat template: its text counting, the template's framing."""
-    name = f"{counter.name}+template({t.per_message},{t.priming},{t.default_system_tokens})"
+    roles = "".join(f",{role}+{extra}" for role, extra in sorted(t.role_tokens.items()))
+    name = f"{counter.name}+template({t.per_message},{t.priming},{t.default_system_tokens}{roles})"
     return replace(
         counter,
         name=name,
@@ -197,6 +200,7 @@ def templated(counter: TokenCounter, t: ChatTemplateConfig) -> TokenCounter:
         priming=t.priming,
         count_role=False,
         default_system=t.default_system_tokens,
+        per_role=tuple((Role(role), extra) for role, extra in sorted(t.role_tokens.items())),
     )
 
 

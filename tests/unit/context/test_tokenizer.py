@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -230,3 +231,25 @@ def test_the_anthropic_bound_is_above_every_bpe_count_available(text: str, encod
     whose vocabularies are as large as or larger than Claude's is reported to be."""
     bound = anthropic_bound(text)
     assert all(bound >= len(e.encode(text)) for e in encodings.values()), (bound, text)
+
+
+SMOLLM2_TEMPLATE = {
+    "per_message": 5,
+    "priming": 4,
+    "default_system_tokens": 21,
+    "role_tokens": {"assistant": 1},
+}
+
+
+def test_the_smollm2_template_framing_equals_the_real_servers_count() -> None:
+    """tests/fixtures/tokens/smollm2_llama_server.json: usage.prompt_tokens llama-server reported for
+    each prompt, and each message's own tokens by the model's tokenizer (/tokenize). With the text
+    counted as the model counts it, the template's framing makes the sidecar's count equal."""
+    recorded = json.loads((FIXTURES / "smollm2_llama_server.json").read_text())
+    config = deployment("openai", "smollm2-135m-instruct", chat_template=SMOLLM2_TEMPLATE)
+    framing = Tokenizers.build({"local": config}, None).for_deployment("local")
+    for case in recorded["cases"]:
+        own = dict(zip((m["content"] for m in case["messages"]), case["content_tokens"], strict=True))
+        counter = dataclasses.replace(framing, count_text=own.__getitem__)
+        messages = [Message(Role(m["role"]), m["content"]) for m in case["messages"]]
+        assert counter.count_prompt(messages) == case["prompt_tokens"], case["messages"]
