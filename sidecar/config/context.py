@@ -31,6 +31,11 @@ class ChatTemplateConfig(_Model):
     role_tokens: dict[Literal["system", "user", "assistant", "tool"], int] = Field(
         default_factory=dict, description="framing tokens a message of this role takes beyond per_message"
     )
+    tokenizer_gguf: Path | None = Field(
+        default=None,
+        description="the served model's GGUF file: count text with the model's own tokenizer "
+        "(byte-level BPE, sidecar/context/gguf.py); unset: the deployment's `tokenizer`",
+    )
 
 
 DEFAULT_SUMMARY_PROMPT = (

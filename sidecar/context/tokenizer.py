@@ -282,5 +282,20 @@ class Tokenizers:
         counters = {d: loaded.get(e, ESTIMATE_COUNTER) for d, e in wanted.items()}
         for name, d in deployments.items():
             if d.chat_template is not None:
-                counters[name] = templated(counters[name], d.chat_template)
+                counters[name] = templated(_own(counters[name], d.chat_template, name), d.chat_template)
         return cls(counters)
+
+
+def _own(counter: TokenCounter, template: ChatTemplateConfig, deployment: str) -> TokenCounter:
+    """The counter of the model's own tokenizer when its GGUF file is given and readable."""
+    if template.tokenizer_gguf is None:
+        return counter
+    from sidecar.context.gguf import gguf_encoding
+
+    try:
+        return replace(
+            tiktoken_counter(gguf_encoding(template.tokenizer_gguf)), count_image=counter.count_image
+        )
+    except EncodingFileError as exc:
+        _log.warning("token counts fall back to %s: %s", counter.name, exc, extra={"deployments": deployment})
+        return counter
