@@ -17,9 +17,11 @@ observed and metered part of the pipeline (sidecar/app.py `build_summarizer`), o
 provider keys (a key the caller brought is for the caller's own route): it is refused by the
 caller's tier and quota like any call, appears in the metrics under the summary route, in the usage
 ledger (request id `<id>.summary`) and in GetUsage, and is priced on the summarizer's deployment.
-Because it runs only after the caller's own call succeeded, a caller that tier or quota refused
-never causes one. It runs before the caller's call returns, so it gets at most half of the time the
-caller's deadline has left (the answer is never lost to the summary's time). A summary that fails,
+It normally runs only after the caller's own call succeeded, so a caller that tier or quota refused
+causes none; a refresh the window forces runs before the call, through the same tier check and
+quota (which meters or refuses it like any call). It runs before the caller's call returns, so it
+gets at most half of the time the caller's deadline has left (the answer is never lost to the
+summary's time). A summary that fails,
 is refused, comes back longer than `max_tokens` or takes longer than `timeout_seconds` (or that
 half) is skipped: the conversation keeps its previous summary (its messages stay uncovered, so in
 the prompt) and the next call tries again; only a refresh that had to run before the call because

@@ -129,7 +129,7 @@ def fit(messages: Sequence[Message], budgets: Sequence[Budget], max_recent: int,
     usable = [b for b in budgets if _Tally([b], pinned, reserve).fits_with(newest) is not None]
     if not usable:
         largest = max(budgets, key=lambda b: b.limit)
-        prompt = largest.counter.count_prompt(messages)
+        prompt = largest.counter.count_prompt(messages) + largest.fixed
         raise ContextTooLongError(prompt, largest.window)
     tally = _Tally(usable, pinned, reserve)
     start = len(rest)  # rest[start:] is kept
