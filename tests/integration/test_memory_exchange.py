@@ -4,13 +4,18 @@ in-memory store and a real Redis, unary and streamed."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import grpc
 import pytest
+import redis.asyncio
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar.core.types import Message, Role, ToolCall
+from sidecar.sessions.redis import RedisConversationStore
+from sidecar.sessions.store import ConversationKey, StorePolicy
 from tests.conftest import user
 from tests.integration.helpers import rich
 from tests.support.api import generate_request, stream_request
@@ -128,3 +133,27 @@ async def test_a_tool_result_that_answers_no_stored_call_is_invalid(
         assert err.code is grpc.StatusCode.INVALID_ARGUMENT
         assert err.fields == ["input.messages[0].tool_call_id"]
     assert upstream.seen == []
+
+
+async def test_history_written_in_version_1_still_loads_next_to_version_2(redis_url: str) -> None:
+    """A sidecar upgraded in place reads the records its predecessor wrote ({"r", "t", "n"})."""
+    policy = StorePolicy(ttl_seconds=60, max_history_messages=10, max_switch_history=5)
+    prefix = f"v{uuid.uuid4().hex[:10]}"
+    store = RedisConversationStore.from_url(redis_url, policy, prefix=prefix)
+    key = ConversationKey("t1", "u1", "c1")
+    client = redis.asyncio.from_url(redis_url)
+    try:
+        await client.rpush(
+            f"{prefix}:{{t1|u1}}:h:c1", json.dumps({"r": "user", "t": "old question", "n": "ann"})
+        )
+        asked = Message(Role.ASSISTANT, "", tool_calls=(ToolCall("c9", "lookup", "{}"),))
+        await store.append(key, (asked, Message(Role.TOOL, "found", tool_call_id="c9")))
+        history = (await store.snapshot(key, history=True)).history
+        assert history == (
+            Message(Role.USER, "old question", "ann"),
+            asked,
+            Message(Role.TOOL, "found", tool_call_id="c9"),
+        )
+    finally:
+        await client.aclose()
+        await store.aclose()

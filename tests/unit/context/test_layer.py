@@ -356,3 +356,51 @@ async def test_tool_definitions_leave_less_room_for_messages(clock: FakeClock) -
     tooled = dataclasses.replace(plain, params=GenerationParams(tools=(tool,)), record=Outcome(0.0))
     await collect(layer(inner, max_recent_messages=1000), tooled)
     assert len(inner.calls[1].messages) < len(inner.calls[0].messages)
+
+
+class Ordered(Inner):
+    """Records the order of the caller's call and the summary calls in one list."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+        self.log.append("call")
+        async for chunk in super().__call__(call):
+            yield chunk
+
+
+async def test_a_window_too_small_for_the_uncovered_messages_refreshes_before_the_call(
+    clock: FakeClock,
+) -> None:
+    log: list[str] = []
+
+    class Logged(Route):
+        async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+            log.append("summary")
+            async for chunk in super().__call__(call):
+                yield chunk
+
+    route, inner, sessions = Logged(), Ordered(log), store(clock)
+    ctx = layer(inner, summarizer(route, sessions, clock, keep_recent_messages=2, refresh_tokens=100_000))
+    call = in_conversation(conversation(clock, 40, words=3))  # the small deployment's 250 cannot hold it
+    await collect(ctx, call)
+    assert log == ["summary", "call"]
+    sent = inner.calls[0].messages
+    assert sent[1].text.startswith("Summary of ") and call.record.context_summarized
+    covered = int(sent[1].text.split()[2])
+    assert [m.text for m in sent[2:]] == [m.text for m in call.messages[1 + covered :]]  # nothing lost
+
+
+async def test_a_failed_refresh_before_the_call_is_the_only_loss_and_is_logged(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    inner, sessions = Inner(), store(clock)
+    route = Route(error=ProvidersUnavailableError("down"))
+    ctx = layer(inner, summarizer(route, sessions, clock, keep_recent_messages=2, refresh_tokens=100_000))
+    call = in_conversation(conversation(clock, 40, words=3))
+    with caplog.at_level("WARNING", logger="sidecar.context"):
+        await collect(ctx, call)
+    assert "context dropped unsummarized" in caplog.text
+    assert len(inner.calls[0].messages) < len(call.messages) and not call.record.context_summarized
