@@ -79,18 +79,7 @@ class ContextLayer:
         result = self._fit_uncovered(pinned, rest[start:], budgets, reserved=reserved, config=config)
         if result.dropped:  # what the summary does not cover overflows the window: fold it in first
             result = self._fit_uncovered(pinned, rest[start:], budgets, reserved=True, config=config)
-            stop = max(start + len(result.dropped), foldable(rest, start, config.keep_recent_messages).stop)
-            fresh = await summarizer.refresh(
-                call, previous, rest, range(start, stop), count=result.budget.counter.count_text
-            )
-            if fresh is None:  # the dropped messages are lost to this call; reported, and retried next call
-                _log.warning(
-                    "context dropped unsummarized",
-                    extra={"request_id": call.request_id, "messages": len(result.dropped)},
-                )
-            else:
-                result = Fit(result.pinned, rest[start:stop], rest[stop:], result.budgets)
-                previous, start = fresh, stop
+            result, previous, start = await _fold_first(call, summarizer, result, previous, rest, start)
         messages = _with_summary(result, previous)
         summarized = previous is not None and _fits(messages, result.budgets)
         if previous is not None and not summarized:  # a summary stored before its length was checked
@@ -138,6 +127,31 @@ class ContextLayer:
             removed, len(call.messages) - len(result.pinned) - len(result.kept), summarized
         )
         return dataclasses.replace(call, messages=tuple(messages))
+
+
+async def _fold_first(
+    call: Call,
+    summarizer: Summarizer,
+    result: Fit,
+    previous: ConversationSummary | None,
+    rest: Sequence[Message],
+    start: int,
+) -> tuple[Fit, ConversationSummary | None, int]:
+    """Before the call, fold what does not fit (and whatever else a refresh may fold) into the
+    summary; the fit, the summary and where the uncovered messages start, after it."""
+    stop = max(
+        start + len(result.dropped), foldable(rest, start, summarizer.config.keep_recent_messages).stop
+    )
+    fresh = await summarizer.refresh(
+        call, previous, rest, range(start, stop), count=result.budget.counter.count_text
+    )
+    if fresh is None:  # the dropped messages are lost to this call; logged, and retried next call
+        _log.warning(
+            "context dropped unsummarized",
+            extra={"request_id": call.request_id, "messages": len(result.dropped)},
+        )
+        return result, previous, start
+    return Fit(result.pinned, tuple(rest[start:stop]), tuple(rest[stop:]), result.budgets), fresh, stop
 
 
 def _with_summary(result: Fit, summary: ConversationSummary | None) -> tuple[Message, ...]:
