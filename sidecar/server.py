@@ -16,6 +16,7 @@ from sidecar.api.services import ADMIN_NAME, DATA_PLANE_NAMES, Servicers, add_ad
 from sidecar.config.schema import Config
 from sidecar.core.clock import Clock
 from sidecar.core.drain import Drain
+from sidecar.core.errors import SidecarError
 from sidecar.deps import Deps, persona_prompts
 from sidecar.telemetry.health import DrainingHealth
 from sidecar.telemetry.memory import AllocatorTrimmer
@@ -83,6 +84,8 @@ class Sidecar:
         if self.deps.prober is not None:
             await self.deps.prober.start()
         await self.deps.embeddings.start()
+        if self.deps.answers is not None:
+            await self._seed_answers()
         for name in ("", *DATA_PLANE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._set_ready(True)
@@ -141,6 +144,17 @@ class Sidecar:
         if (server := self.deps.telemetry.server) is not None:
             server.readiness.set(ready)
 
+    async def _seed_answers(self) -> None:
+        """The configured canonical answers, before the sidecar reports ready; a failing embedding
+        route leaves them out (logged), the next start tries again."""
+        assert self.deps.answers is not None
+        try:
+            n = await self.deps.answers.seed()
+        except (SidecarError, OSError, TimeoutError) as exc:
+            _log.error("canonical answers not seeded: %r", exc)
+            return
+        _log.info("canonical answers seeded", extra={"answers": n})
+
     async def _close_dependencies(self) -> None:
         """Close everything even if one close fails: probes, providers, the HTTP pool, the key service."""
         closers = [*(p.aclose for p in self.deps.providers.values()), self.deps.http.aclose]
@@ -159,6 +173,8 @@ class Sidecar:
             closers.append(self.deps.quota.aclose)
         if self.deps.idempotency is not None:
             closers.append(self.deps.idempotency.aclose)
+        if self.deps.answers is not None:
+            closers.append(self.deps.answers.store.aclose)
         closers.append(self.deps.telemetry.stop)  # last: flushes the ledger records of the calls above
         for close in closers:
             try:

@@ -13,13 +13,19 @@ upstream: two hedged attempts waiting together count once, so the overhead stays
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sidecar.core.types import Attempt, FinishReason, Target, Usage
+
+if TYPE_CHECKING:
+    from sidecar.answers.model import Decision
 
 
 class Outcome:
     """One call's facts. Report methods are the only writers; properties are read-only."""
 
     __slots__ = (
+        "_answer",
         "_attempts",
         "_cache_hit",
         "_context",
@@ -56,6 +62,7 @@ class Outcome:
         self._semantic: tuple[float, float] | None = None
         self._context = (0, 0, False)
         self._experiment = ("", "")
+        self._answer: Decision | None = None
         self._sealed = False
 
     # -- reports, one per fact, from the layer that knows it ------------------------------------
@@ -124,6 +131,11 @@ class Outcome:
         """The experiment variant serving the call (the experiment layer)."""
         if not self._sealed:
             self._experiment = (experiment, variant)
+
+    def answer_decided(self, decision: Decision) -> None:
+        """The answer policy's decision for the call (sidecar/pipeline/answers.py)."""
+        if not self._sealed:
+            self._answer = decision
 
     def first_token(self, at: float) -> None:
         """The first text the caller received (the observe layer sees every chunk)."""
@@ -208,6 +220,10 @@ class Outcome:
     @property
     def variant(self) -> str:
         return self._experiment[1]
+
+    @property
+    def answer(self) -> Decision | None:
+        return self._answer
 
     @property
     def cost_usd(self) -> float:

@@ -537,6 +537,47 @@ private static final long serialVersionUID = 0L;
     return replayed_;
   }
 
+  public static final int ANSWER_DECISION_FIELD_NUMBER = 23;
+  private io.orchestrator.sidecar.v1.AnswerDecision answerDecision_;
+  /**
+   * <pre>
+   * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+   * signals, and the offer to accept (path OFFER_ESCALATION).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+   * @return Whether the answerDecision field is set.
+   */
+  @java.lang.Override
+  public boolean hasAnswerDecision() {
+    return ((bitField0_ & 0x00000020) != 0);
+  }
+  /**
+   * <pre>
+   * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+   * signals, and the offer to accept (path OFFER_ESCALATION).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+   * @return The answerDecision.
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.AnswerDecision getAnswerDecision() {
+    return answerDecision_ == null ? io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance() : answerDecision_;
+  }
+  /**
+   * <pre>
+   * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+   * signals, and the offer to accept (path OFFER_ESCALATION).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder getAnswerDecisionOrBuilder() {
+    return answerDecision_ == null ? io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance() : answerDecision_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -598,6 +639,9 @@ private static final long serialVersionUID = 0L;
     }
     if (replayed_ != false) {
       output.writeBool(16, replayed_);
+    }
+    if (((bitField0_ & 0x00000020) != 0)) {
+      output.writeMessage(23, getAnswerDecision());
     }
     getUnknownFields().writeTo(output);
   }
@@ -670,6 +714,10 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeBoolSize(16, replayed_);
     }
+    if (((bitField0_ & 0x00000020) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(23, getAnswerDecision());
+    }
     return size;
   }
   @java.lang.Override
@@ -740,6 +788,11 @@ private static final long serialVersionUID = 0L;
         != other.getContextSummarized()) return false;
     if (getReplayed()
         != other.getReplayed()) return false;
+    if (hasAnswerDecision() != other.hasAnswerDecision()) return false;
+    if (hasAnswerDecision()) {
+      if (!getAnswerDecision()
+          .equals(other.getAnswerDecision())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -800,6 +853,10 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + REPLAYED_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
         getReplayed());
+    if (hasAnswerDecision()) {
+      hash = (37 * hash) + ANSWER_DECISION_FIELD_NUMBER;
+      hash = (53 * hash) + getAnswerDecision().hashCode();
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -940,6 +997,7 @@ private static final long serialVersionUID = 0L;
         internalGetUpstreamLatencyFieldBuilder();
         internalGetOverheadFieldBuilder();
         internalGetTimeToFirstTokenFieldBuilder();
+        internalGetAnswerDecisionFieldBuilder();
       }
     }
     @java.lang.Override
@@ -988,6 +1046,11 @@ private static final long serialVersionUID = 0L;
       contextMessagesRemoved_ = 0;
       contextSummarized_ = false;
       replayed_ = false;
+      answerDecision_ = null;
+      if (answerDecisionBuilder_ != null) {
+        answerDecisionBuilder_.dispose();
+        answerDecisionBuilder_ = null;
+      }
       return this;
     }
 
@@ -1095,6 +1158,12 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00008000) != 0)) {
         result.replayed_ = replayed_;
       }
+      if (((from_bitField0_ & 0x00010000) != 0)) {
+        result.answerDecision_ = answerDecisionBuilder_ == null
+            ? answerDecision_
+            : answerDecisionBuilder_.build();
+        to_bitField0_ |= 0x00000020;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -1184,6 +1253,9 @@ private static final long serialVersionUID = 0L;
       }
       if (other.getReplayed() != false) {
         setReplayed(other.getReplayed());
+      }
+      if (other.hasAnswerDecision()) {
+        mergeAnswerDecision(other.getAnswerDecision());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -1307,6 +1379,13 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00008000;
               break;
             } // case 128
+            case 186: {
+              input.readMessage(
+                  internalGetAnswerDecisionFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00010000;
+              break;
+            } // case 186
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2979,6 +3058,170 @@ private static final long serialVersionUID = 0L;
       replayed_ = false;
       onChanged();
       return this;
+    }
+
+    private io.orchestrator.sidecar.v1.AnswerDecision answerDecision_;
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.AnswerDecision, io.orchestrator.sidecar.v1.AnswerDecision.Builder, io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder> answerDecisionBuilder_;
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     * @return Whether the answerDecision field is set.
+     */
+    public boolean hasAnswerDecision() {
+      return ((bitField0_ & 0x00010000) != 0);
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     * @return The answerDecision.
+     */
+    public io.orchestrator.sidecar.v1.AnswerDecision getAnswerDecision() {
+      if (answerDecisionBuilder_ == null) {
+        return answerDecision_ == null ? io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance() : answerDecision_;
+      } else {
+        return answerDecisionBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public Builder setAnswerDecision(io.orchestrator.sidecar.v1.AnswerDecision value) {
+      if (answerDecisionBuilder_ == null) {
+        java.util.Objects.requireNonNull(value);
+        answerDecision_ = value;
+      } else {
+        answerDecisionBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00010000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public Builder setAnswerDecision(
+        io.orchestrator.sidecar.v1.AnswerDecision.Builder builderForValue) {
+      if (answerDecisionBuilder_ == null) {
+        answerDecision_ = builderForValue.build();
+      } else {
+        answerDecisionBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00010000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public Builder mergeAnswerDecision(io.orchestrator.sidecar.v1.AnswerDecision value) {
+      if (answerDecisionBuilder_ == null) {
+        if (((bitField0_ & 0x00010000) != 0) &&
+          answerDecision_ != null &&
+          answerDecision_ != io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance()) {
+          getAnswerDecisionBuilder().mergeFrom(value);
+        } else {
+          answerDecision_ = value;
+        }
+      } else {
+        answerDecisionBuilder_.mergeFrom(value);
+      }
+      if (answerDecision_ != null) {
+        bitField0_ |= 0x00010000;
+        onChanged();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public Builder clearAnswerDecision() {
+      bitField0_ = (bitField0_ & ~0x00010000);
+      answerDecision_ = null;
+      if (answerDecisionBuilder_ != null) {
+        answerDecisionBuilder_.dispose();
+        answerDecisionBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public io.orchestrator.sidecar.v1.AnswerDecision.Builder getAnswerDecisionBuilder() {
+      bitField0_ |= 0x00010000;
+      onChanged();
+      return internalGetAnswerDecisionFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder getAnswerDecisionOrBuilder() {
+      if (answerDecisionBuilder_ != null) {
+        return answerDecisionBuilder_.getMessageOrBuilder();
+      } else {
+        return answerDecision_ == null ?
+            io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance() : answerDecision_;
+      }
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.AnswerDecision, io.orchestrator.sidecar.v1.AnswerDecision.Builder, io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder> 
+        internalGetAnswerDecisionFieldBuilder() {
+      if (answerDecisionBuilder_ == null) {
+        answerDecisionBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            io.orchestrator.sidecar.v1.AnswerDecision, io.orchestrator.sidecar.v1.AnswerDecision.Builder, io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder>(
+                getAnswerDecision(),
+                getParentForChildren(),
+                isClean());
+        answerDecision_ = null;
+      }
+      return answerDecisionBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:orchestrator.v1.GenerationSummary)
