@@ -152,7 +152,7 @@ class SqliteAnswerStore:
 
     async def escalations(self, tenant: str, agent: str) -> list[Escalation]:
         def select(conn: sqlite3.Connection) -> list[Escalation]:
-            sql = "SELECT doc FROM escalations WHERE tenant = ? AND agent = ? ORDER BY created_at, rowid"
+            sql = "SELECT doc FROM escalations WHERE tenant = ? AND agent = ? ORDER BY created_at, id"
             return [Escalation.decode(r[0]) for r in conn.execute(sql, (tenant, agent))]
 
         return await self._run(select)

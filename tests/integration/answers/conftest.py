@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -64,6 +65,15 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Any) -> dict[str, Any]:
+    """The answer store of the served sidecar: the embedded SQLite file, or a real Redis."""
+    if request.param == "sqlite":
+        return {"store": "sqlite", "sqlite_path": str(tmp_path / "answers.db")}
+    url = request.getfixturevalue("redis_url")
+    return {"store": "redis", "redis_url": url, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
+
+
 @pytest.fixture
-async def s(serve: Any, clock: FakeClock) -> Any:
-    return await serve(answers_config(), environ=TOKENS, clock=clock)
+async def s(serve: Any, clock: FakeClock, store: dict[str, Any]) -> Any:
+    return await serve(answers_config(store), environ=TOKENS, clock=clock)

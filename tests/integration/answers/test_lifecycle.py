@@ -209,3 +209,53 @@ async def test_the_report(s: Any) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await s.stub.GetAnswerReport(req, metadata=bearer("LEO"))
     assert (await rich(err.value)).reason == "CREATOR_NOT_ALLOWED"
+
+
+async def test_the_decision_in_the_usage_record_and_the_metrics(s: Any, tmp_path: Any) -> None:
+    import json
+    import sqlite3
+
+    await ask(s, "Which flour do you use when you bake sourdough?", request_id="r-canonical")
+    await ask(s, "help?", request_id="r-vague")
+    await ask(s, "What do you think about politics?", request_id="r-blocked", metadata={"answer": "spoof"})
+    ledger = s.sidecar.deps.telemetry.ledger
+    await ledger.flush()
+    with sqlite3.connect(tmp_path / "usage.db") as conn:
+        rows = dict(conn.execute("SELECT request_id, metadata FROM usage_records").fetchall())
+    labels = {rid: json.loads(meta) for rid, meta in rows.items()}
+    assert labels["r-canonical"] == {"answer:path": "C", "answer:reason": "canonical_match"}
+    assert labels["r-vague"]["answer:path"] == "B"
+    assert labels["r-blocked"] == {"answer": "spoof", "answer:path": "F", "answer:reason": "blocked_topic"}
+    registry = s.sidecar.deps.telemetry.metrics.registry
+    for path, reason in (("C", "canonical_match"), ("B", "vague"), ("F", "blocked_topic")):
+        labels_ = {"agent": "maya", "path": path, "reason": reason}
+        assert registry.get_sample_value("sidecar_answer_paths_total", labels_) == 1.0
+    escalation_id = await offered(s)
+    await accept(s, escalation_id)
+    await answer(s, escalation_id, "Done.")
+    for state in ("offered", "queued", "answered"):
+        got = registry.get_sample_value("sidecar_answer_escalations_total", {"agent": "maya", "state": state})
+        assert got == 1.0
+    assert registry.get_sample_value("sidecar_answer_time_to_answer_seconds_count", {"agent": "maya"}) == 1.0
+
+
+async def test_list_pages_and_filters(s: Any, clock: FakeClock) -> None:
+    ids = []
+    for who in ("ann", "bob", "cat"):
+        ids.append(await offered(s, who=who))
+        clock.advance(1)
+    for i, who in zip(ids, ("ann", "bob", "cat"), strict=True):
+        await accept(s, i, who=who)
+    req = esc.ListEscalationsRequest(tenant_id="acme", agent_id="maya", page_size=2)
+    first = await s.stub.ListEscalations(req, metadata=bearer("MAYA"))
+    assert [e.id for e in first.escalations] == ids[:2] and first.next_page_token
+    req.page_token = first.next_page_token
+    second = await s.stub.ListEscalations(req, metadata=bearer("MAYA"))
+    assert [e.id for e in second.escalations] == ids[2:] and not second.next_page_token
+    assert [e.id for e in await pending(s, user_id="bob")] == [ids[1]]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await pending(s, page_token="forged")
+    assert (await rich(err.value)).fields == ["page_token"]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await pending(s, agent="nobody")
+    assert (await rich(err.value)).reason == "AGENT_NOT_FOUND"
