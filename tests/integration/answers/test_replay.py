@@ -4,7 +4,7 @@ expected one. The figures printed here are the ones in docs/answer-policy.md#pat
 
 from __future__ import annotations
 
-import logging
+import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +27,6 @@ LETTER = {getattr(ans, f"ANSWER_PATH_{n}"): c for n, c in (
     ("QUEUED", "E"), ("REFUSE", "F"),
 )}  # fmt: skip
 RULES = ("vague", "blocked", "wrong_tier", "over_limit")  # paths decided by rules, not by similarity
-_log = logging.getLogger(__name__)
 
 
 def example_config(tmp_path: Path) -> dict[str, Any]:
@@ -84,13 +83,12 @@ async def test_path_accuracy_on_the_replayed_set(
         if m.get("accept") and got == "D":
             accepted += await accept(s, who, d.escalation_id)
     overall = sum(right.values()) / sum(total.values())
+    lines = [f"path accuracy on {sum(total.values())} messages: {overall:.1%}"]
+    lines += [f"  {kind:<11} {right[kind]}/{total[kind]}" for kind in total]
+    lines.append(f"  paraphrases with similarity >= 0.80: {similar_at_080}/{total['paraphrase']}")
+    lines += [f"  miss: {miss}" for miss in misses]
     with capsys.disabled():
-        print(f"\npath accuracy on {sum(total.values())} messages: {overall:.1%}")
-        for kind in total:
-            print(f"  {kind:<11} {right[kind]}/{total[kind]}")
-        print(f"  paraphrases with similarity >= 0.80: {similar_at_080}/{total['paraphrase']}")
-        for miss in misses:
-            print(f"  miss: {miss}")
+        sys.stdout.write("\n" + "\n".join(lines) + "\n")
     assert accepted == 5  # the day limit: the over_limit messages came after it was reached
     for kind in RULES:
         assert right[kind] == total[kind], misses
