@@ -15,7 +15,7 @@ from sidecar.core.clock import FakeClock
 from tests.conftest import user
 from tests.integration.answers.conftest import bearer
 from tests.integration.helpers import rich
-from tests.support.api import generate_request, text_of
+from tests.support.api import generate_request, stream_request, text_of
 
 pytestmark = pytest.mark.integration
 NOVEL = "How do I make a Georgian khachapuri with an Imeretian cheese blend?"
@@ -259,3 +259,22 @@ async def test_list_pages_and_filters(s: Any, clock: FakeClock) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await pending(s, agent="nobody")
     assert (await rich(err.value)).reason == "AGENT_NOT_FOUND"
+
+
+async def test_paths_b_c_d_f_never_reach_a_provider_and_stream_too(s: Any) -> None:
+    """Served without any attempt, cost 0; StreamGenerate carries the decision in its result."""
+    for text in ("help?", "Can I freeze fresh basil?", NOVEL, "politics again?"):
+        reply = await ask(s, text)
+        assert not reply.summary.attempts and reply.summary.cost_micros == 0, text
+        assert reply.summary.answer_decision.path != ans.ANSWER_PATH_AUTO_ANSWER
+    req = stream_request(
+        tenant_id="acme", user_id="ann", conversation_id="s1", persona_id="maya",
+        messages=[user("Can fresh basil be frozen?")],
+    )  # fmt: skip
+    events = [e async for e in s.stub.StreamGenerate(req, metadata=bearer("APP"))]
+    assert (
+        "".join(e.delta.text for e in events if e.HasField("delta"))
+        == "Blend it with oil and freeze it in cubes."
+    )
+    result = events[-1].result
+    assert result.summary.answer_decision.path == ans.ANSWER_PATH_CANONICAL and not result.summary.attempts
