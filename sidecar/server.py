@@ -16,7 +16,6 @@ from sidecar.api.services import ADMIN_NAME, DATA_PLANE_NAMES, Servicers, add_ad
 from sidecar.config.schema import Config
 from sidecar.core.clock import Clock
 from sidecar.core.drain import Drain
-from sidecar.core.errors import SidecarError
 from sidecar.deps import Deps, persona_prompts
 from sidecar.telemetry.health import DrainingHealth
 from sidecar.telemetry.memory import AllocatorTrimmer
@@ -148,9 +147,11 @@ class Sidecar:
         """The configured canonical answers, before the sidecar reports ready; a failing embedding
         route leaves them out (logged), the next start tries again."""
         assert self.deps.answers is not None
+        from sidecar.answers.errors import RECOVERABLE
+
         try:
             n = await self.deps.answers.seed()
-        except (SidecarError, OSError, TimeoutError) as exc:
+        except RECOVERABLE as exc:
             _log.error("canonical answers not seeded: %r", exc)
             return
         _log.info("canonical answers seeded", extra={"answers": n})

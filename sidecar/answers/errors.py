@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from sidecar.core.errors import Code, FieldViolation, SidecarError
+from sidecar.stores.errors import StoreError
 
 
 class _FieldError(SidecarError):
@@ -43,3 +46,22 @@ class EscalationLimitError(_FieldError):
 
     code = Code.RESOURCE_EXHAUSTED
     reason = "ESCALATION_LIMIT_REACHED"
+
+
+class AnswerStoreUnavailableError(SidecarError):
+    """The answer store (SQLite or Redis) failed or timed out: nothing was changed by this call."""
+
+    code = Code.UNAVAILABLE
+    reason = "ANSWER_STORE_UNAVAILABLE"
+    retryable = True
+
+
+STORE_FAILURES: tuple[type[Exception], ...] = (StoreError, sqlite3.Error, OSError, TimeoutError)
+RECOVERABLE: tuple[type[Exception], ...] = (SidecarError, *STORE_FAILURES)  # an embedding or store failure
+
+
+def classified(exc: BaseException) -> BaseException:
+    """A store failure as ANSWER_STORE_UNAVAILABLE (retryable); anything else as it is."""
+    if isinstance(exc, STORE_FAILURES) and not isinstance(exc, SidecarError):
+        return AnswerStoreUnavailableError(f"the answer store failed: {type(exc).__name__}")
+    return exc

@@ -11,12 +11,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sidecar.answers.decide import Escalate, classify, escalation, gate, measure, offer_text
+from sidecar.answers.errors import RECOVERABLE
 from sidecar.answers.model import CanonicalAnswer, Decision, Escalation, Path, State, new_id
 from sidecar.answers.store import AnswerStore, Limits
 from sidecar.answers.windows import buckets, next_window
 from sidecar.config.answers import LAYERS, AgentPolicy, AnswersPolicy
 from sidecar.core.clock import Clock, Deadline
-from sidecar.core.errors import SidecarError
 
 _log = logging.getLogger("sidecar.answers")
 
@@ -93,14 +93,14 @@ class AnswerService:
         if decision is None:
             try:
                 decision = await self._measured(m, policy)
-            except (SidecarError, OSError, TimeoutError) as exc:
+            except RECOVERABLE as exc:
                 _log.warning("answer policy: signals unavailable: %r", exc)
                 self.observer.on_error("signals")
                 decision = Decision(Path.AUTO_ANSWER, "signals_unavailable")
         self.observer.on_decision(m.agent, decision)
         try:
             await self.store.count_path(m.tenant, m.agent, decision.path.value, m.user)
-        except (SidecarError, OSError, TimeoutError) as exc:
+        except RECOVERABLE as exc:
             _log.warning("answer policy: path not counted: %r", exc)
             self.observer.on_error("store")
         return decision

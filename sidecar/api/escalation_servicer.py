@@ -9,7 +9,7 @@ import re
 
 from sidecar._gen.orchestrator.v1 import answers_pb2 as ans
 from sidecar._gen.orchestrator.v1 import escalation_pb2 as esc
-from sidecar.answers.errors import CreatorNotAllowedError
+from sidecar.answers.errors import CreatorNotAllowedError, classified
 from sidecar.answers.model import State
 from sidecar.answers.queue import EscalationQueue
 from sidecar.answers.report import build_report
@@ -49,7 +49,7 @@ class EscalationServicer:
             bad.raise_if_any()
             queued = await self._enabled().accept(request.tenant_id, request.user_id, request.escalation_id)
         except Exception as exc:
-            await rpc_failure(context, exc, "AcceptEscalation")
+            await rpc_failure(context, classified(exc), "AcceptEscalation")
         return esc.AcceptEscalationResponse(escalation=to_escalation(queued), path=ans.ANSWER_PATH_QUEUED)
 
     async def ListEscalations(
@@ -74,7 +74,7 @@ class EscalationServicer:
             )
             page, token = self._pages.page(found, at)
         except Exception as exc:
-            await rpc_failure(context, exc, "ListEscalations")
+            await rpc_failure(context, classified(exc), "ListEscalations")
         return esc.ListEscalationsResponse(
             escalations=[to_escalation(e) for e in page], next_page_token=token
         )
@@ -97,7 +97,7 @@ class EscalationServicer:
                 Deadline.after(30.0, self._clock),
             )  # fmt: skip
         except Exception as exc:
-            await rpc_failure(context, exc, "AnswerEscalation")
+            await rpc_failure(context, classified(exc), "AnswerEscalation")
         return esc.AnswerEscalationResponse(escalation=to_escalation(done), canonical_answer_id=canonical.id)
 
     async def DeclineEscalation(
@@ -115,7 +115,7 @@ class EscalationServicer:
                 request.tenant_id, request.agent_id, request.escalation_id, request.reason
             )
         except Exception as exc:
-            await rpc_failure(context, exc, "DeclineEscalation")
+            await rpc_failure(context, classified(exc), "DeclineEscalation")
         return esc.DeclineEscalationResponse(escalation=to_escalation(done))
 
     async def GetAnswerReport(
@@ -127,7 +127,7 @@ class EscalationServicer:
             queue = self._creator(principal, request.agent_id)
             r = await build_report(queue.store, queue, request.tenant_id, request.agent_id)
         except Exception as exc:
-            await rpc_failure(context, exc, "GetAnswerReport")
+            await rpc_failure(context, classified(exc), "GetAnswerReport")
         return esc.GetAnswerReportResponse(
             messages=r.messages, paths=r.paths, users=r.users, auto_answer_rate=r.auto_answer_rate,
             escalations_per_100_users=r.escalations_per_100_users, reuse_rate=r.reuse_rate,
