@@ -58,6 +58,9 @@ class SqliteAnswerStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-answer-store")
         self._conn: sqlite3.Connection | None = None  # used only on the executor's thread
         self._vectors: dict[tuple[str, str], _Vectors] = {}
+        self._adds: dict[
+            tuple[str, str], int
+        ] = {}  # answers added per agent: a load that raced one is not kept
         self._closed = False
 
     async def add_canonical(self, answer: CanonicalAnswer, vector: Vector) -> None:
@@ -68,9 +71,11 @@ class SqliteAnswerStore:
             sql = f"INSERT OR IGNORE INTO canonical ({_CANONICAL}, vector) VALUES (?,?,?,?,?,?,?,?,?,?)"
             return conn.execute(sql, row).rowcount == 1
 
+        key = (answer.tenant, answer.agent)
         added = await self._run(add)  # an id stored before (a seed at a restart) is kept as it is
-        held = self._vectors.get((answer.tenant, answer.agent))
-        if added and held is not None:
+        self._adds[key] = self._adds.get(key, 0) + 1
+        held = self._vectors.get(key)
+        if added and held is not None and answer.id not in held.ids:  # a load may have read it already
             held.ids.append(answer.id)
             held.layers.append(answer.layer)
             held.rows.append(v)
@@ -189,9 +194,11 @@ class SqliteAnswerStore:
         self._executor.shutdown(wait=False)
 
     async def _load(self, tenant: str, agent: str) -> _Vectors:
-        held = self._vectors.get((tenant, agent))
+        key = (tenant, agent)
+        held = self._vectors.get(key)
         if held is not None:
             return held
+        adds = self._adds.get(key, 0)
 
         def select(conn: sqlite3.Connection) -> _Vectors:
             sql = f"SELECT id, layer, vector FROM canonical WHERE tenant = ? AND agent = ? {_ORDER}"
@@ -203,7 +210,9 @@ class SqliteAnswerStore:
             return loaded
 
         loaded = await self._run(select)
-        return self._vectors.setdefault((tenant, agent), loaded)  # an add during the load came first
+        if self._adds.get(key, 0) != adds:
+            return loaded  # an answer was added meanwhile: this load may lack it, so it is not kept
+        return self._vectors.setdefault(key, loaded)
 
     async def _write(self, sql: str, args: tuple[object, ...]) -> None:
         def write(conn: sqlite3.Connection) -> None:

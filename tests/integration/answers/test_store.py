@@ -172,3 +172,16 @@ async def test_path_counts_and_users(make: Callable[[], AnswerStore]) -> None:
     counts = await store.path_counts("acme", "maya")
     assert counts.paths == {"A": 2, "C": 1, "F": 1} and counts.users == 2
     assert (await store.path_counts("globex", "maya")).paths == {}
+
+
+async def test_an_answer_added_while_the_agent_loads_is_found(make: Callable[[], AnswerStore]) -> None:
+    store = make()
+    await store.add_canonical(canonical("c-old"), vec(1, 0, 0))
+    await asyncio.gather(
+        store.nearest("acme", "maya", ("public",), vec(1, 0, 0)),
+        store.add_canonical(canonical("c-new"), vec(0, 1, 0)),
+        store.nearest("acme", "maya", ("public",), vec(1, 0, 0)),
+    )
+    found = await store.nearest("acme", "maya", ("public",), vec(0, 1, 0))
+    assert found is not None and found[0].id == "c-new" and found[1] == pytest.approx(1.0, abs=1e-5)
+    assert [c.id for c in await store.canonical("acme", "maya")] == ["c-old", "c-new"]
