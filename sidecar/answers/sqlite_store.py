@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS path_counts (
 CREATE TABLE IF NOT EXISTS path_users (
   tenant TEXT NOT NULL, agent TEXT NOT NULL, user TEXT NOT NULL, PRIMARY KEY (tenant, agent, user));
 """
-_ORDER = "ORDER BY created_at, rowid"
+_ORDER = "ORDER BY created_at, id"
 _CANONICAL = "id, tenant, agent, layer, question, answer, created_at, source, reuse_count"
 
 
