@@ -21,7 +21,7 @@ class AnswerMetrics:
             ("agent",), buckets=(0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0), registry=r,
         )  # fmt: skip
         self.escalations = Counter(
-            "sidecar_answer_escalations", "Escalations entering a state (offered, queued, ...).",
+            "sidecar_answer_escalations", "Escalations entering a state (offered, queued, answered, ...).",
             ("agent", "state"), registry=r,
         )  # fmt: skip
         self.time_to_answer = Histogram(
@@ -41,7 +41,10 @@ class AnswerMetrics:
             self.similarity.labels(agent).observe(d.signals.similarity)
 
     def moved(self, agent: str, e: Escalation) -> None:
-        self.escalations.labels(agent, e.state.value).inc()
+        state = e.state.value
+        if e.state is State.EXPIRED:  # backlog = queued - answered - declined - expired_queued
+            state = "expired_queued" if e.queued_at else "expired_offer"
+        self.escalations.labels(agent, state).inc()
         if e.state is State.ANSWERED and e.queued_at:
             self.time_to_answer.labels(agent).observe(max(0.0, e.closed_at - e.queued_at))
 

@@ -190,6 +190,10 @@ async def test_offers_and_queued_escalations_expire_on_the_clock(s: Any, clock: 
     assert await pending(s) == []
     gone = await pending(s, states=[esc.ESCALATION_STATE_EXPIRED])
     assert sorted(e.id for e in gone) == sorted([lapsed, waiting])
+    registry = s.sidecar.deps.telemetry.metrics.registry
+    for state in ("expired_offer", "expired_queued"):
+        labels = {"agent": "maya", "state": state}
+        assert registry.get_sample_value("sidecar_answer_escalations_total", labels) == 1.0
 
 
 async def test_the_report(s: Any) -> None:
