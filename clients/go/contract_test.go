@@ -106,6 +106,9 @@ func replay(t *testing.T, client *orchestrator.Client, sc map[string]any) outcom
 		req := parse(t, sc, &v1.GetAnswerReportRequest{})
 		resp, err := client.GetAnswerReport(ctx, req.GetTenantId(), req.GetAgentId())
 		out.err, out.response = err, toMap(t, resp)
+	case "Embed":
+		resp, err := client.Embed(ctx, parse(t, sc, &v1.EmbedRequest{}))
+		out.err, out.response = err, toMap(t, resp)
 	default:
 		t.Fatalf("unknown rpc %v", rpc)
 	}

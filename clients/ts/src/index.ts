@@ -42,6 +42,7 @@ export * from "./gen/orchestrator/v1/quota_pb.js";
 export * from "./gen/orchestrator/v1/keys_pb.js";
 export * from "./gen/orchestrator/v1/usage_pb.js";
 export * from "./gen/orchestrator/v1/cache_pb.js";
+export * from "./gen/orchestrator/v1/embed_pb.js";
 export * from "./gen/orchestrator/v1/answers_pb.js";
 export * from "./gen/orchestrator/v1/escalation_pb.js";
 export { GenerationService } from "./gen/orchestrator/v1/generation_service_pb.js";

@@ -4,6 +4,7 @@ from ._connection import ADDRESS_ENV, DEFAULT_ADDRESS, TOKEN_ENV
 from ._gen.orchestrator.v1 import (
     answers_pb2,
     conversation_service_pb2_grpc,
+    embed_pb2,
     escalation_pb2,
     escalation_service_pb2_grpc,
     generate_pb2,
@@ -34,7 +35,7 @@ from .errors import (
     StreamInterruptedError,
     UnavailableError,
 )
-from .messages import assistant, generation_input, system, text_of, user
+from .messages import assistant, embed_request, generation_input, system, text_of, user
 from .retry import RetryPolicy
 from .sync import Client, Stream
 
@@ -65,6 +66,8 @@ __all__ = [
     "answers_pb2",
     "assistant",
     "conversation_service_pb2_grpc",
+    "embed_pb2",
+    "embed_request",
     "escalation_pb2",
     "escalation_service_pb2_grpc",
     "generate_pb2",

@@ -238,7 +238,7 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
       "empt\022\036\n\ndeployment\030\001 \001(\tR\ndeployment\022\032\n\010" +
       "provider\030\002 \001(\tR\010provider\022\030\n\007outcome\030\003 \001(" +
       "\tR\007outcome\0225\n\010duration\030\004 \001(\0132\031.google.pr" +
-      "otobuf.DurationR\010duration\"\346\006\n\021Generation" +
+      "otobuf.DurationR\010duration\"\231\010\n\021Generation" +
       "Summary\022B\n\rfinish_reason\030\001 \001(\0162\035.orchest" +
       "rator.v1.FinishReasonR\014finishReason\022,\n\005u" +
       "sage\030\002 \001(\0132\026.orchestrator.v1.UsageR\005usag" +
@@ -258,42 +258,46 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
       "kensRemoved\0228\n\030context_messages_removed\030" +
       "\016 \001(\005R\026contextMessagesRemoved\022-\n\022context" +
       "_summarized\030\017 \001(\010R\021contextSummarized\022\032\n\010" +
-      "replayed\030\020 \001(\010R\010replayed\022H\n\017answer_decis" +
-      "ion\030\027 \001(\0132\037.orchestrator.v1.AnswerDecisi" +
-      "onR\016answerDecision\"\204\001\n\020GenerateResponse\022" +
-      "2\n\007message\030\001 \001(\0132\030.orchestrator.v1.Messa" +
-      "geR\007message\022<\n\007summary\030\002 \001(\0132\".orchestra" +
-      "tor.v1.GenerationSummaryR\007summary\"g\n\rToo" +
-      "lCallDelta\022\024\n\005index\030\001 \001(\005R\005index\022\016\n\002id\030\002" +
-      " \001(\tR\002id\022\022\n\004name\030\003 \001(\tR\004name\022\034\n\targument" +
-      "s\030\004 \001(\tR\targuments\"\211\001\n\014ContentDelta\022\024\n\004t" +
-      "ext\030\001 \001(\tH\000R\004text\022=\n\ttool_call\030\002 \001(\0132\036.o" +
-      "rchestrator.v1.ToolCallDeltaH\000R\010toolCall" +
-      "\022\034\n\010thinking\030\003 \001(\tH\000R\010thinkingB\006\n\004kind\"\225" +
-      "\001\n\026StreamGenerateResponse\0225\n\005delta\030\001 \001(\013" +
-      "2\035.orchestrator.v1.ContentDeltaH\000R\005delta" +
-      "\022;\n\006result\030\002 \001(\0132!.orchestrator.v1.Gener" +
-      "ateResponseH\000R\006resultB\007\n\005event*_\n\004Role\022\024" +
-      "\n\020ROLE_UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n" +
-      "\tROLE_USER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROLE" +
-      "_TOOL\020\004*\237\001\n\014FinishReason\022\035\n\031FINISH_REASO" +
-      "N_UNSPECIFIED\020\000\022\026\n\022FINISH_REASON_STOP\020\001\022" +
-      "\030\n\024FINISH_REASON_LENGTH\020\002\022 \n\034FINISH_REAS" +
-      "ON_CONTENT_FILTER\020\003\022\034\n\030FINISH_REASON_TOO" +
-      "L_CALLS\020\004*\207\001\n\016ToolChoiceMode\022 \n\034TOOL_CHO" +
-      "ICE_MODE_UNSPECIFIED\020\000\022\031\n\025TOOL_CHOICE_MO" +
-      "DE_AUTO\020\001\022\031\n\025TOOL_CHOICE_MODE_NONE\020\002\022\035\n\031" +
-      "TOOL_CHOICE_MODE_REQUIRED\020\003*\205\001\n\017Reasonin" +
-      "gEffort\022 \n\034REASONING_EFFORT_UNSPECIFIED\020" +
-      "\000\022\030\n\024REASONING_EFFORT_LOW\020\001\022\033\n\027REASONING" +
-      "_EFFORT_MEDIUM\020\002\022\031\n\025REASONING_EFFORT_HIG" +
-      "H\020\003B\344\001\n\032io.orchestrator.sidecar.v1B\rGene" +
-      "rateProtoP\001ZZgithub.com/orchestrator-sid" +
-      "ecar/orchestrator/clients/go/gen/orchest" +
-      "rator/v1;orchestratorv1\242\002\003OXX\252\002\017Orchestr" +
-      "ator.V1\312\002\017Orchestrator\\V1\342\002\033Orchestrator" +
-      "\\V1\\GPBMetadata\352\002\020Orchestrator::V1b\006prot" +
-      "o3"
+      "replayed\030\020 \001(\010R\010replayed\022C\n\016cache_hit_ki" +
+      "nd\030\021 \001(\0162\035.orchestrator.v1.CacheHitKindR" +
+      "\014cacheHitKind\022)\n\020cache_similarity\030\022 \001(\001R" +
+      "\017cacheSimilarity\022A\n\017cache_entry_age\030\023 \001(" +
+      "\0132\031.google.protobuf.DurationR\rcacheEntry" +
+      "Age\022H\n\017answer_decision\030\027 \001(\0132\037.orchestra" +
+      "tor.v1.AnswerDecisionR\016answerDecision\"\204\001" +
+      "\n\020GenerateResponse\0222\n\007message\030\001 \001(\0132\030.or" +
+      "chestrator.v1.MessageR\007message\022<\n\007summar" +
+      "y\030\002 \001(\0132\".orchestrator.v1.GenerationSumm" +
+      "aryR\007summary\"g\n\rToolCallDelta\022\024\n\005index\030\001" +
+      " \001(\005R\005index\022\016\n\002id\030\002 \001(\tR\002id\022\022\n\004name\030\003 \001(" +
+      "\tR\004name\022\034\n\targuments\030\004 \001(\tR\targuments\"\211\001" +
+      "\n\014ContentDelta\022\024\n\004text\030\001 \001(\tH\000R\004text\022=\n\t" +
+      "tool_call\030\002 \001(\0132\036.orchestrator.v1.ToolCa" +
+      "llDeltaH\000R\010toolCall\022\034\n\010thinking\030\003 \001(\tH\000R" +
+      "\010thinkingB\006\n\004kind\"\225\001\n\026StreamGenerateResp" +
+      "onse\0225\n\005delta\030\001 \001(\0132\035.orchestrator.v1.Co" +
+      "ntentDeltaH\000R\005delta\022;\n\006result\030\002 \001(\0132!.or" +
+      "chestrator.v1.GenerateResponseH\000R\006result" +
+      "B\007\n\005event*_\n\004Role\022\024\n\020ROLE_UNSPECIFIED\020\000\022" +
+      "\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROLE_USER\020\002\022\022\n\016ROLE_" +
+      "ASSISTANT\020\003\022\r\n\tROLE_TOOL\020\004*\237\001\n\014FinishRea" +
+      "son\022\035\n\031FINISH_REASON_UNSPECIFIED\020\000\022\026\n\022FI" +
+      "NISH_REASON_STOP\020\001\022\030\n\024FINISH_REASON_LENG" +
+      "TH\020\002\022 \n\034FINISH_REASON_CONTENT_FILTER\020\003\022\034" +
+      "\n\030FINISH_REASON_TOOL_CALLS\020\004*\207\001\n\016ToolCho" +
+      "iceMode\022 \n\034TOOL_CHOICE_MODE_UNSPECIFIED\020" +
+      "\000\022\031\n\025TOOL_CHOICE_MODE_AUTO\020\001\022\031\n\025TOOL_CHO" +
+      "ICE_MODE_NONE\020\002\022\035\n\031TOOL_CHOICE_MODE_REQU" +
+      "IRED\020\003*\205\001\n\017ReasoningEffort\022 \n\034REASONING_" +
+      "EFFORT_UNSPECIFIED\020\000\022\030\n\024REASONING_EFFORT" +
+      "_LOW\020\001\022\033\n\027REASONING_EFFORT_MEDIUM\020\002\022\031\n\025R" +
+      "EASONING_EFFORT_HIGH\020\003B\344\001\n\032io.orchestrat" +
+      "or.sidecar.v1B\rGenerateProtoP\001ZZgithub.c" +
+      "om/orchestrator-sidecar/orchestrator/cli" +
+      "ents/go/gen/orchestrator/v1;orchestrator" +
+      "v1\242\002\003OXX\252\002\017Orchestrator.V1\312\002\017Orchestrato" +
+      "r\\V1\342\002\033Orchestrator\\V1\\GPBMetadata\352\002\020Orc" +
+      "hestrator::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -423,7 +427,7 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
     internal_static_orchestrator_v1_GenerationSummary_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_GenerationSummary_descriptor,
-        new java.lang.String[] { "FinishReason", "Usage", "CostMicros", "ServedBy", "Attempts", "UpstreamLatency", "Overhead", "TimeToFirstToken", "RequestId", "PersonaId", "HistoryMessages", "CacheHit", "ContextTokensRemoved", "ContextMessagesRemoved", "ContextSummarized", "Replayed", "AnswerDecision", });
+        new java.lang.String[] { "FinishReason", "Usage", "CostMicros", "ServedBy", "Attempts", "UpstreamLatency", "Overhead", "TimeToFirstToken", "RequestId", "PersonaId", "HistoryMessages", "CacheHit", "ContextTokensRemoved", "ContextMessagesRemoved", "ContextSummarized", "Replayed", "CacheHitKind", "CacheSimilarity", "CacheEntryAge", "AnswerDecision", });
     internal_static_orchestrator_v1_GenerateResponse_descriptor =
       getDescriptor().getMessageType(19);
     internal_static_orchestrator_v1_GenerateResponse_fieldAccessorTable = new

@@ -8,6 +8,7 @@ import io.grpc.Deadline;
 import io.orchestrator.sidecar.v1.AcceptEscalationRequest;
 import io.orchestrator.sidecar.v1.AnswerEscalationRequest;
 import io.orchestrator.sidecar.v1.DeclineEscalationRequest;
+import io.orchestrator.sidecar.v1.EmbedRequest;
 import io.orchestrator.sidecar.v1.GenerateRequest;
 import io.orchestrator.sidecar.v1.GenerateResponse;
 import io.orchestrator.sidecar.v1.GetAnswerReportRequest;
@@ -87,6 +88,16 @@ class ContractSuiteTest {
       assertEquals(ids.size(), new HashSet<>(ids).size(), "scenario ids are unique");
       assertEquals(List.of(), ids.stream().filter(i -> !ran.contains(i)).toList());
     }));
+    tests.add(DynamicTest.dynamicTest("embed through Retry, and a bad batch as a typed error", () -> {
+      Retry retry = Retry.builder().timeout(java.time.Duration.ofSeconds(10)).build();
+      var reply = retry.call(d -> authed.embed(Messages.texts("java", "u", "a cat", "a dog"), d));
+      assertEquals(2, reply.getEmbeddingsCount());
+      assertTrue(reply.getNormalized());
+      reply.getEmbeddingsList().forEach(e -> assertEquals(reply.getDimensions(), e.getValuesCount()));
+      var bad = org.junit.jupiter.api.Assertions.assertThrows(InvalidRequestException.class,
+          () -> authed.embed(Messages.texts("java", "u"), Deadline.after(10, TimeUnit.SECONDS)));
+      assertEquals(List.of("texts"), bad.fieldViolations().stream().map(SidecarException.FieldViolation::field).toList());
+    }));
     tests.add(DynamicTest.dynamicTest("the same calls work over the Unix socket", () -> {
       try (SidecarClient client = SidecarClient.builder().address(sidecar.unixAddress).token(String.valueOf(file.get("token"))).build()) {
         assertFalse(client.listModels(ListModelsRequest.getDefaultInstance(), null).getRoutesList().isEmpty());
@@ -165,6 +176,7 @@ class ContractSuiteTest {
           GetAnswerReportRequest r = Json.parse(request, GetAnswerReportRequest.newBuilder()).build();
           yield ok(Json.print(client.getAnswerReport(r.getTenantId(), r.getAgentId(), deadline)));
         }
+        case "Embed" -> ok(Json.print(client.embed(Json.parse(request, EmbedRequest.newBuilder()).build(), deadline)));
         default -> throw new AssertionError("scenario " + scenario.get("id") + ": unknown rpc " + rpc);
       };
     } catch (SidecarException e) {
