@@ -49,7 +49,17 @@ from common import (
     cpu_ticks,
     process_memory,
 )
-from report import FOREIGN, Report, Row, Scenario, render
+from report import (
+    BAR_SATURATION,
+    FOREIGN,
+    TOKENS_LONG,
+    TOKENS_SHORT,
+    Lifecycle,
+    Report,
+    Row,
+    Scenario,
+    render,
+)
 
 CLIENT_CPU, SIDECAR_CPU = 0, 1  # upstreams + load generator (+ this script) | the sidecar (+ bare server)
 READY_SECONDS = 30.0  # bound on a service's start-up
@@ -57,6 +67,7 @@ STOP_SECONDS = 5.0  # bound on a process's exit after SIGTERM, before SIGKILL
 NOISE_PAUSE_SECONDS = 5.0  # before re-running a scenario that other processes disturbed
 LOADGEN_SLACK_SECONDS = 30.0  # start-up and drain allowance on top of warm-up + duration + timeout
 PR_SET_PDEATHSIG = 1
+IDLE_SETTLE_SECONDS = 2.0
 
 
 class BenchError(Exception):
@@ -74,6 +85,8 @@ class Plan:
     noise_retries: int
     output: Path | None
     bare: bool  # also run every scenario through bench/bare_server.py
+    bar: bool  # also the issue-18 bar's own measurements: token streams, idle CPU, time to ready
+    idle_seconds: float
 
     def scenarios(self) -> list[Scenario]:
         return [
@@ -82,6 +95,21 @@ class Plan:
             for delay in self.delays_ms
             for concurrency in self.concurrencies
         ]
+
+    def bar_scenarios(self) -> list[Scenario]:
+        """Streams of one-token events from an instant upstream: CPU per relayed event at saturation
+        (20 and 100 events), and the reported overhead against the client's at one in flight."""
+        if not self.bar:
+            return []
+        return [Scenario(STREAM, 1, 0, TOKENS_LONG)] + [
+            Scenario(STREAM, BAR_SATURATION, 0, tokens) for tokens in (TOKENS_SHORT, TOKENS_LONG)
+        ]
+
+    def upstreams(self) -> list[tuple[int, int]]:
+        """(delay ms, tokens) of every upstream the scenarios need."""
+        wanted = {(delay, 0) for delay in self.delays_ms}
+        wanted |= {(s.delay_ms, s.tokens) for s in self.bar_scenarios()}
+        return sorted(wanted)
 
 
 @dataclass(frozen=True)
@@ -98,7 +126,7 @@ class Service:
 
 @dataclass(frozen=True)
 class Services:
-    upstreams: dict[int, Service]  # by delay in ms
+    upstreams: dict[tuple[int, int], Service]  # by (delay in ms, tokens per stream; 0: stream.sse)
     sidecar: Service
     bare: Service | None  # None with --no-bare
 
@@ -181,19 +209,20 @@ def start_logged(procs: Processes, cpu: int, argv: Sequence[str], log: Path) -> 
         return procs.start(cpu, argv, out)
 
 
-def start_upstream(procs: Processes, workdir: Path, delay_ms: int) -> Service:
-    name, log = f"upstream ({delay_ms} ms)", workdir / f"upstream-{delay_ms}ms.log"
+def start_upstream(procs: Processes, workdir: Path, delay_ms: int, tokens: int) -> Service:
+    name, log = f"upstream ({delay_ms} ms, {tokens} tokens)", workdir / f"upstream-{delay_ms}ms-{tokens}.log"
     argv = [sys.executable, str(BENCH / "upstream.py"), "--delay", str(delay_ms / 1000)]
+    argv += ["--tokens", str(tokens)]
     proc = start_logged(procs, CLIENT_CPU, argv, log)
     ready = json.loads(wait_for_line(name, proc, log, '"listening"'))
     return Service(name, proc, int(ready["port"]), log)
 
 
-def route_name(delay_ms: int) -> str:
-    return f"bench-{delay_ms}ms"
+def route_name(delay_ms: int, tokens: int = 0) -> str:
+    return f"bench-{delay_ms}ms" + (f"-{tokens}tok" if tokens else "")
 
 
-def sidecar_config(upstreams: dict[int, Service]) -> dict[str, Any]:
+def sidecar_config(upstreams: dict[tuple[int, int], Service]) -> dict[str, Any]:
     return {
         "settings": {
             "listen": {"address": "127.0.0.1:0"},  # the bound port is read from the "sidecar serving" line
@@ -201,21 +230,21 @@ def sidecar_config(upstreams: dict[int, Service]) -> dict[str, Any]:
             "shutdown_grace_seconds": 1,
         },
         "policy": {
-            "default_route": route_name(min(upstreams)),
+            "default_route": route_name(*min(upstreams)),
             "deployments": {
-                f"up-{delay}ms": {
+                f"up-{route_name(*key)}": {
                     "provider": "openai",
                     "model": "bench-model",
                     "base_url": f"http://127.0.0.1:{service.port}/v1",
                 }
-                for delay, service in upstreams.items()
+                for key, service in upstreams.items()
             },
-            "routes": {route_name(delay): {"deployments": [f"up-{delay}ms"]} for delay in upstreams},
+            "routes": {route_name(*key): {"deployments": [f"up-{route_name(*key)}"]} for key in upstreams},
         },
     }
 
 
-def start_sidecar(procs: Processes, workdir: Path, upstreams: dict[int, Service]) -> Service:
+def start_sidecar(procs: Processes, workdir: Path, upstreams: dict[tuple[int, int], Service]) -> Service:
     config, log = workdir / "sidecar.yaml", workdir / "sidecar.log"
     raw = sidecar_config(upstreams)
     # the full telemetry is on, as in production: /metrics (on a free port) and the usage ledger
@@ -242,14 +271,14 @@ def start_bare(procs: Processes, workdir: Path, delays_ms: Sequence[int]) -> Ser
 
 
 def start_services(procs: Processes, workdir: Path, plan: Plan) -> Services:
-    upstreams = {delay: start_upstream(procs, workdir, delay) for delay in plan.delays_ms}
+    upstreams = {key: start_upstream(procs, workdir, *key) for key in plan.upstreams()}
     sidecar = start_sidecar(procs, workdir, upstreams)
     bare = start_bare(procs, workdir, plan.delays_ms) if plan.bare else None
     return Services(upstreams, sidecar, bare)
 
 
 def loadgen_argv(plan: Plan, services: Services, scenario: Scenario, via: str) -> list[str]:
-    upstream = services.upstreams[scenario.delay_ms]
+    upstream = services.upstreams[(scenario.delay_ms, scenario.tokens)]
     if via == DIRECT:
         target = f"http://127.0.0.1:{upstream.port}/v1/chat/completions"
     else:
@@ -263,7 +292,7 @@ def loadgen_argv(plan: Plan, services: Services, scenario: Scenario, via: str) -
     return [
         sys.executable, str(BENCH / "loadgen.py"),
         "--via", via, "--kind", scenario.kind, "--target", target,
-        "--route", route_name(scenario.delay_ms),
+        "--route", route_name(scenario.delay_ms, scenario.tokens),
         "--concurrency", str(scenario.concurrency),
         "--warmup", str(plan.warmup), "--duration", str(plan.duration), "--timeout", str(plan.timeout),
         "--stagger", str(scenario.delay_ms / 1000),
@@ -286,8 +315,9 @@ def run_load(procs: Processes, plan: Plan, services: Services, scenario: Scenari
 
 
 def progress(label: str, scenario: Scenario, result: RunResult) -> None:
+    tokens = f" {scenario.tokens} tok" if scenario.tokens else ""
     sys.stderr.write(
-        f"{label} {scenario.kind:6} conc {scenario.concurrency:3} delay {scenario.delay_ms:2} ms "
+        f"{label} {scenario.kind:6} conc {scenario.concurrency:3} delay {scenario.delay_ms:2} ms{tokens} "
         f"{result.via:7}: {result.rps:7.0f} req/s  p50 {result.p50_ms or 0:7.2f} ms  "
         f"p99 {result.p99_ms or 0:7.2f} ms  errors {result.errors}\n"
     )
@@ -302,7 +332,7 @@ def run_scenario(procs: Processes, plan: Plan, services: Services, scenario: Sce
         progress(label, scenario, results[via])
     rss = process_memory(services.sidecar.pid).rss_mb
     bare = None
-    if services.bare is not None:
+    if services.bare is not None and scenario.tokens == 0:
         bare = run_load(procs, plan, services, scenario, BARE)
         progress(label, scenario, bare)
     return Row(scenario, results[DIRECT], results[SIDECAR], rss, bare)
@@ -324,8 +354,9 @@ def run_quietly(procs: Processes, plan: Plan, services: Services, scenario: Scen
     return best
 
 
-def run_scenarios(procs: Processes, plan: Plan, services: Services) -> tuple[Row, ...]:
-    scenarios = plan.scenarios()
+def run_scenarios(
+    procs: Processes, plan: Plan, services: Services, scenarios: list[Scenario]
+) -> tuple[Row, ...]:
     return tuple(
         run_quietly(procs, plan, services, scenario, f"[{index}/{len(scenarios)}]")
         for index, scenario in enumerate(scenarios, start=1)
@@ -358,6 +389,35 @@ def describe_machine() -> str:
         f"{datetime.now().astimezone().isoformat(timespec='seconds')} · nproc {len(os.sched_getaffinity(0))}"
         f" · {model} · Python {platform.python_version()} · grpcio {version('grpcio')}"
         f" · aiohttp {version('aiohttp')} · uvloop {version('uvloop')}"
+    )
+
+
+PIPELINE = (
+    "observe, authn, resolve, admission, experiment, persona, context, quota, cache, semantic cache, "
+    "structured output, route, key, upstream"
+)
+
+
+def describe_features(config: Path) -> str:
+    """Which parts of the default pipeline do work in this run (all of them are in the chain)."""
+    from sidecar.config.load import load_config  # the sidecar's own reading of the benchmark's config
+
+    cfg = load_config(config, {})
+    telemetry, cache = cfg.settings.telemetry, cfg.settings.cache
+    on = {
+        "Prometheus metrics (/metrics served)": telemetry.metrics.enabled,
+        f"usage ledger ({telemetry.ledger.backend})": telemetry.ledger.backend != "none",
+        "upstream health probes": cfg.policy.routing.probes.enabled,
+        "circuit breakers, retry budget, routing stats": True,
+        "caller authentication": cfg.settings.auth.configured,
+        "response cache": cache.enabled,
+        "OpenTelemetry tracing": telemetry.tracing.enabled,
+    }
+    return (
+        f"Pipeline: every layer of sidecar/app.py build_pipeline is in the chain ({PIPELINE}), as "
+        "`sidecar serve` builds it from the benchmark's config (the defaults plus metrics and ledger). "
+        "On: " + ", ".join(name for name, enabled in on.items() if enabled) + ". "
+        "Off (the defaults): " + ", ".join(name for name, enabled in on.items() if not enabled) + "."
     )
 
 
@@ -408,6 +468,10 @@ def parse_plan(argv: Sequence[str] | None) -> Plan:
     parser.add_argument(
         "--no-bare", action="store_true", help="skip the runs through the bare gRPC server (bare_server.py)"
     )
+    parser.add_argument(
+        "--no-bar", action="store_true", help="skip the token streams, idle CPU and time-to-ready runs"
+    )
+    parser.add_argument("--idle-seconds", type=float, help="idle CPU window (default 20; quick 5)")
     args = parser.parse_args(argv)
     kinds = tuple(kind for kind in args.kinds.split(",") if kind)
     if not set(kinds) <= {UNARY, STREAM}:
@@ -423,6 +487,8 @@ def parse_plan(argv: Sequence[str] | None) -> Plan:
         noise_retries=args.noise_retries,
         output=args.output or (None if quick else BENCH / "results.md"),
         bare=not args.no_bare,
+        bar=not args.no_bar,
+        idle_seconds=args.idle_seconds or (5.0 if quick else 20.0),
     )
 
 
@@ -443,6 +509,40 @@ def machine_load(seconds: float = 1.0) -> dict[str, float]:
     return busy_fractions(before, cpu_ticks())
 
 
+def run_lifecycle(procs: Processes, argv: Sequence[str], bound: float) -> dict[str, Any]:
+    """bench/lifecycle.py on the client's CPU; its JSON result."""
+    proc = procs.start(CLIENT_CPU, [sys.executable, str(BENCH / "lifecycle.py"), *argv], subprocess.PIPE)
+    try:
+        out, _ = proc.communicate(timeout=bound)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"lifecycle.py {argv[0]} ran past {bound:g} s") from exc
+    if proc.returncode != 0:
+        raise BenchError(f"lifecycle.py {argv[0]} failed ({proc.returncode})")
+    result: dict[str, Any] = json.loads(out.decode())
+    return result
+
+
+def measure_lifecycle(procs: Processes, plan: Plan, services: Services, workdir: Path) -> Lifecycle:
+    """Idle CPU of the running sidecar with a health probe a second, then time to ready of fresh ones."""
+    time.sleep(IDLE_SETTLE_SECONDS)  # the start-up's own work (first upstream probes) is over
+    idle = run_lifecycle(
+        procs,
+        ["idle", "--target", f"127.0.0.1:{services.sidecar.port}", "--pid", str(services.sidecar.pid),
+         "--seconds", str(plan.idle_seconds)],
+        plan.idle_seconds + LOADGEN_SLACK_SECONDS,
+    )  # fmt: skip
+    sys.stderr.write(f"idle: {idle['cpu_fraction']:.2%} of a core over {idle['seconds']:.0f} s\n")
+    ready = run_lifecycle(
+        procs,
+        ["ready", "--config", str(workdir / "sidecar.yaml"), "--cpu", str(SIDECAR_CPU)],
+        3 * READY_SECONDS,
+    )
+    sys.stderr.write(f"ready: {ready['median']:.2f} s median of {len(ready['runs'])} starts\n")
+    return Lifecycle(
+        idle_cpu_fraction=idle["cpu_fraction"], idle_checks=int(idle["checks"]), ready_seconds=ready["runs"]
+    )
+
+
 def benchmark(plan: Plan) -> Report:
     started = time.monotonic()
     machine = describe_machine()
@@ -451,9 +551,14 @@ def benchmark(plan: Plan) -> Report:
     with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp, Processes() as procs:
         services = start_services(procs, Path(tmp), plan)
         idle = process_memory(services.sidecar.pid)
-        rows = run_scenarios(procs, plan, services)
+        lifecycle = measure_lifecycle(procs, plan, services, Path(tmp)) if plan.bar else None
+        rows = run_scenarios(procs, plan, services, plan.scenarios())
+        bar_rows = run_scenarios(procs, plan, services, plan.bar_scenarios())
         services.check_alive()
         return Report(
+            bar_rows=bar_rows,
+            lifecycle=lifecycle,
+            features=describe_features(Path(tmp) / "sidecar.yaml"),
             machine=machine,
             load_before=load_before,
             method=describe_method(plan),
