@@ -35,6 +35,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any
 
+import cpu_profile
 import yaml
 from common import (
     BARE,
@@ -55,6 +56,7 @@ from report import (
     TOKENS_LONG,
     TOKENS_SHORT,
     Lifecycle,
+    Profile,
     Report,
     Row,
     Scenario,
@@ -68,6 +70,7 @@ NOISE_PAUSE_SECONDS = 5.0  # before re-running a scenario that other processes d
 LOADGEN_SLACK_SECONDS = 30.0  # start-up and drain allowance on top of warm-up + duration + timeout
 PR_SET_PDEATHSIG = 1
 IDLE_SETTLE_SECONDS = 2.0
+PROFILE_LAG_SECONDS = 0.5  # after the warm-up, before sampling starts
 
 
 class BenchError(Exception):
@@ -543,6 +546,26 @@ def measure_lifecycle(procs: Processes, plan: Plan, services: Services, workdir:
     )
 
 
+def run_profile(procs: Processes, plan: Plan, services: Services, workdir: Path) -> Profile | None:
+    """One more saturated unary run through the sidecar, sampled with py-spy: the per-module table."""
+    if not plan.bar or cpu_profile.py_spy() is None:
+        return None
+    scenario = Scenario(UNARY, BAR_SATURATION, 0)
+    services.check_alive()
+    load = procs.start(CLIENT_CPU, loadgen_argv(plan, services, scenario, SIDECAR), subprocess.PIPE)
+    time.sleep(plan.warmup + PROFILE_LAG_SECONDS)
+    raw = workdir / "profile.txt"
+    spy = procs.start(CLIENT_CPU, cpu_profile.record_argv(services.sidecar.pid, plan.duration - 1, raw), None)
+    out, _ = load.communicate(timeout=plan.warmup + plan.duration + plan.timeout + LOADGEN_SLACK_SECONDS)
+    spy.wait(timeout=READY_SECONDS)
+    if load.returncode != 0 or not raw.exists():
+        raise BenchError("the profiled run failed")
+    result = RunResult.from_json(out.decode())
+    cpu = result.cpu_ms_per_request("sidecar") or 0.0
+    sys.stderr.write(f"profile: {result.rps:.0f} req/s, {cpu:.2f} ms CPU per call, sampled\n")
+    return Profile(rps=result.rps, cpu_ms=cpu, table=tuple(cpu_profile.cost_table(raw, cpu)))
+
+
 def benchmark(plan: Plan) -> Report:
     started = time.monotonic()
     machine = describe_machine()
@@ -554,8 +577,10 @@ def benchmark(plan: Plan) -> Report:
         lifecycle = measure_lifecycle(procs, plan, services, Path(tmp)) if plan.bar else None
         rows = run_scenarios(procs, plan, services, plan.scenarios())
         bar_rows = run_scenarios(procs, plan, services, plan.bar_scenarios())
+        sampled = run_profile(procs, plan, services, Path(tmp))
         services.check_alive()
         return Report(
+            profile=sampled,
             bar_rows=bar_rows,
             lifecycle=lifecycle,
             features=describe_features(Path(tmp) / "sidecar.yaml"),

@@ -38,6 +38,13 @@ class Scenario:
 
 
 @dataclass(frozen=True)
+class Profile:
+    rps: float
+    cpu_ms: float  # sidecar CPU per call in the sampled window
+    table: tuple[str, ...]  # Markdown rows from bench/cpu_profile.py
+
+
+@dataclass(frozen=True)
 class Lifecycle:
     idle_cpu_fraction: float  # of a core, over the idle window, health Check once a second
     idle_checks: int
@@ -99,6 +106,7 @@ class Report:
     bar_rows: tuple[Row, ...] = ()  # the token-stream runs
     lifecycle: Lifecycle | None = None
     features: str = ""
+    profile: Profile | None = None
 
     @property
     def errors(self) -> int:
@@ -430,6 +438,16 @@ def render(report: Report) -> str:
     if report.features:
         lines += [report.features, ""]
     lines += list(bar_lines(report))
+    if report.profile is not None:
+        lines += [
+            "",
+            f"Where a unary call's CPU goes at saturation (conc {BAR_SATURATION}, instant upstream, "
+            f"{report.profile.rps:.0f} req/s, {report.profile.cpu_ms:.2f} ms per call; py-spy samples of "
+            "every thread, each charged to its innermost frame in the sidecar's own code; see "
+            "[analysis.md](analysis.md) for the reading of it):",
+            "",
+            *report.profile.table,
+        ]
     lines += list(_problems(report))
     lines += ["", f"Wall time: {report.wall_seconds:.0f} s."]
     return "\n".join(lines) + "\n"
