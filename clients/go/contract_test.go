@@ -89,6 +89,9 @@ func replay(t *testing.T, client *orchestrator.Client, sc map[string]any) outcom
 	case "ListModels":
 		resp, err := client.ListModels(ctx, parse(t, sc, &v1.ListModelsRequest{}))
 		out.err, out.response = err, toMap(t, resp)
+	case "Embed":
+		resp, err := client.Embed(ctx, parse(t, sc, &v1.EmbedRequest{}))
+		out.err, out.response = err, toMap(t, resp)
 	default:
 		t.Fatalf("unknown rpc %v", rpc)
 	}

@@ -7,11 +7,18 @@ tried. A 429 opens the breaker for its Retry-After, so the route moves on at onc
 a first attempt slower than its deployment's p95 to first token races the next deployment; the
 first to produce a chunk wins and the other is cancelled. After the first chunk the call is
 committed: a failure ends it with STREAM_INTERRUPTED and the partial usage.
+
+With the route's `schema_retry` on, a call whose response_format asks for JSON has its first served
+answer held until complete (unary calls always; streams only with `hold_streams`): an answer that
+finished normally but fails the check is recorded as a SCHEMA_VALIDATION_FAILED attempt (its usage
+and cost stay the call's) and the next deployment is tried, once. The retried answer passes
+through; the structured-output layer outside checks it like any other (docs/structured-output.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -30,11 +37,13 @@ from sidecar.core.errors import (
 from sidecar.core.layer import Handler
 from sidecar.core.plan import plan_of
 from sidecar.core.types import Call, Chunk, Target
-from sidecar.routing.attempt import UpstreamAttempt
+from sidecar.routing.attempt import OK, UpstreamAttempt
 from sidecar.routing.breaker import CircuitBreaker
 from sidecar.routing.plan import Routing, plan
 from sidecar.routing.table import Route
+from sidecar.structured.check import SCHEMA_VALIDATION_FAILED, AnswerCheck, SchemaValidationError
 
+_log = logging.getLogger("sidecar.routing")
 HEDGE_LOST = "HEDGE_LOST"
 Failure = tuple[str, ProviderError]  # the deployment, and how an attempt on it failed
 
@@ -56,6 +65,7 @@ class RouteLayer:
         route = plan_of(call, self._routing.table).route
         targets = plan(self._routing, route, call)
         failures: list[Failure] = []
+        check, rejected = _retry_check(route.config, call), None
         i = 0
         while i < len(targets):
             backup = targets[i + 1] if route.config.hedging.enabled and i + 1 < len(targets) else None
@@ -64,11 +74,19 @@ class RouteLayer:
             if opened.attempt is None or opened.first is None:
                 continue
             call.record.served_by(opened.attempt.target)
+            if check is not None and i < len(targets):  # another deployment is left to retry on
+                held, rejected = await _held(call, opened.attempt, opened.first, check)
+                check = None  # once
+                if held is None:
+                    continue
+                for chunk in held:
+                    yield chunk
+                return
             async with aclosing(opened.attempt.stream_from(opened.first)) as chunks:
                 async for chunk in chunks:
                     yield chunk
             return
-        raise _exhausted(route.alias, failures)
+        raise rejected or _exhausted(route.alias, failures)
 
     async def _open(
         self,
@@ -157,6 +175,32 @@ class RouteLayer:
             return False  # this deployment will not do better soon: fall back instead
         remaining = call.deadline.remaining()  # no retry budget spent on an attempt with no time left
         return remaining is None or remaining > delay + DEADLINE_MARGIN
+
+
+def _retry_check(config: RouteConfig, call: Call) -> AnswerCheck | None:
+    """The answer check to retry on, when the route's schema_retry applies to this call."""
+    policy = config.schema_retry
+    if not policy.enabled or (call.stream and not policy.hold_streams):
+        return None
+    return AnswerCheck.of(call.params.response_format)
+
+
+async def _held(
+    call: Call, attempt: UpstreamAttempt, first: Chunk, check: AnswerCheck
+) -> tuple[list[Chunk] | None, SchemaValidationError | None]:
+    """The attempt's whole answer when it may go on; (None, its error) when it failed the check."""
+    chunks = await attempt.held(first)
+    problem = check.retry_problem(chunks)
+    if problem is None:
+        await attempt.settle(OK)
+        return chunks, None
+    await attempt.settle(SCHEMA_VALIDATION_FAILED)
+    _log.info(  # the problem quotes the model's answer: it goes to the caller, not to the log
+        "answer failed its format check; retrying on another deployment",
+        extra={"request_id": call.request_id, "deployment": attempt.target.deployment},
+    )
+    call.record.answer_rejected(attempt.target, chunks[-1].usage or attempt.counted_usage())
+    return None, check.error(problem)
 
 
 def _circuit_open(target: Target, breaker: CircuitBreaker) -> CircuitOpenError:

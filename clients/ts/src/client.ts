@@ -1,6 +1,6 @@
 /**
  * SidecarClient: one HTTP/2 connection to the sidecar (TCP or Unix socket), the token on every call,
- * `generate` / `stream` / `switch` / `getQuota` with typed errors, and the generated clients of every
+ * `generate` / `stream` / `embed` / `switch` / `getQuota` with typed errors, and the generated clients of every
  * service for the other RPCs.
  */
 import * as net from "node:net";
@@ -11,6 +11,7 @@ import { parseAddress, resolveAddress, resolveToken, type Endpoint } from "./con
 import { toSidecarError } from "./errors.js";
 import { AdminService } from "./gen/orchestrator/v1/admin_service_pb.js";
 import { ConversationService } from "./gen/orchestrator/v1/conversation_service_pb.js";
+import type { EmbedRequestSchema, EmbedResponse } from "./gen/orchestrator/v1/embed_pb.js";
 import {
   GenerationInputSchema,
   Role,
@@ -105,6 +106,19 @@ export class SidecarClient {
   async *stream(input: GenerationInputInit, options?: SidecarCallOptions): AsyncGenerator<StreamGenerateResponse, void, undefined> {
     try {
       yield* this.generation.streamGenerate({ input }, this.callOptions(options));
+    } catch (thrown) {
+      throw toSidecarError(thrown);
+    }
+  }
+
+  /**
+   * Embed: one vector per text, in order (`response.embeddings[i].values`), or a typed SidecarError.
+   * Retry it like generate, with `withRetry((attempt) => client.embed(request, attempt))`: Embed has
+   * no idempotency window, but texts the sidecar embedded already come from its vector cache.
+   */
+  async embed(request: MessageInitShape<typeof EmbedRequestSchema>, options?: SidecarCallOptions): Promise<EmbedResponse> {
+    try {
+      return await this.generation.embed(request, this.callOptions(options));
     } catch (thrown) {
       throw toSidecarError(thrown);
     }

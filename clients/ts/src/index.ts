@@ -42,6 +42,7 @@ export * from "./gen/orchestrator/v1/quota_pb.js";
 export * from "./gen/orchestrator/v1/keys_pb.js";
 export * from "./gen/orchestrator/v1/usage_pb.js";
 export * from "./gen/orchestrator/v1/cache_pb.js";
+export * from "./gen/orchestrator/v1/embed_pb.js";
 export { GenerationService } from "./gen/orchestrator/v1/generation_service_pb.js";
 export { ConversationService } from "./gen/orchestrator/v1/conversation_service_pb.js";
 export { QuotaService } from "./gen/orchestrator/v1/quota_service_pb.js";

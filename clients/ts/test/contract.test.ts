@@ -9,6 +9,8 @@ import { after, before, describe, test } from "node:test";
 import { fromJson, toJson, type DescMessage, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import { parse } from "yaml";
 import {
+  EmbedRequestSchema,
+  EmbedResponseSchema,
   GenerateResponseSchema,
   GenerateRequestSchema,
   GetQuotaRequestSchema,
@@ -51,6 +53,8 @@ async function unary(client: SidecarClient, scenario: Scenario): Promise<Outcome
       return { response: json(GetQuotaResponseSchema, await client.getQuota(request(GetQuotaRequestSchema, scenario), options)), deltas: 0, cancelledByClient: false };
     case "ListModels":
       return { response: json(ListModelsResponseSchema, await client.listModels(request(ListModelsRequestSchema, scenario), options)), deltas: 0, cancelledByClient: false };
+    case "Embed":
+      return { response: json(EmbedResponseSchema, await client.embed(request(EmbedRequestSchema, scenario), options)), deltas: 0, cancelledByClient: false };
     default:
       throw new Error(`scenario ${scenario.id}: unknown rpc ${JSON.stringify(scenario.rpc)}`);
   }

@@ -236,7 +236,7 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
       "el\"\226\001\n\007Attempt\022\036\n\ndeployment\030\001 \001(\tR\ndepl" +
       "oyment\022\032\n\010provider\030\002 \001(\tR\010provider\022\030\n\007ou" +
       "tcome\030\003 \001(\tR\007outcome\0225\n\010duration\030\004 \001(\0132\031" +
-      ".google.protobuf.DurationR\010duration\"\234\006\n\021" +
+      ".google.protobuf.DurationR\010duration\"\317\007\n\021" +
       "GenerationSummary\022B\n\rfinish_reason\030\001 \001(\016" +
       "2\035.orchestrator.v1.FinishReasonR\014finishR" +
       "eason\022,\n\005usage\030\002 \001(\0132\026.orchestrator.v1.U" +
@@ -256,40 +256,44 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
       "\024contextTokensRemoved\0228\n\030context_message" +
       "s_removed\030\016 \001(\005R\026contextMessagesRemoved\022" +
       "-\n\022context_summarized\030\017 \001(\010R\021contextSumm" +
-      "arized\022\032\n\010replayed\030\020 \001(\010R\010replayed\"\204\001\n\020G" +
-      "enerateResponse\0222\n\007message\030\001 \001(\0132\030.orche" +
-      "strator.v1.MessageR\007message\022<\n\007summary\030\002" +
-      " \001(\0132\".orchestrator.v1.GenerationSummary" +
-      "R\007summary\"g\n\rToolCallDelta\022\024\n\005index\030\001 \001(" +
-      "\005R\005index\022\016\n\002id\030\002 \001(\tR\002id\022\022\n\004name\030\003 \001(\tR\004" +
-      "name\022\034\n\targuments\030\004 \001(\tR\targuments\"\211\001\n\014C" +
-      "ontentDelta\022\024\n\004text\030\001 \001(\tH\000R\004text\022=\n\ttoo" +
-      "l_call\030\002 \001(\0132\036.orchestrator.v1.ToolCallD" +
-      "eltaH\000R\010toolCall\022\034\n\010thinking\030\003 \001(\tH\000R\010th" +
-      "inkingB\006\n\004kind\"\225\001\n\026StreamGenerateRespons" +
-      "e\0225\n\005delta\030\001 \001(\0132\035.orchestrator.v1.Conte" +
-      "ntDeltaH\000R\005delta\022;\n\006result\030\002 \001(\0132!.orche" +
-      "strator.v1.GenerateResponseH\000R\006resultB\007\n" +
-      "\005event*_\n\004Role\022\024\n\020ROLE_UNSPECIFIED\020\000\022\017\n\013" +
-      "ROLE_SYSTEM\020\001\022\r\n\tROLE_USER\020\002\022\022\n\016ROLE_ASS" +
-      "ISTANT\020\003\022\r\n\tROLE_TOOL\020\004*\237\001\n\014FinishReason" +
-      "\022\035\n\031FINISH_REASON_UNSPECIFIED\020\000\022\026\n\022FINIS" +
-      "H_REASON_STOP\020\001\022\030\n\024FINISH_REASON_LENGTH\020" +
-      "\002\022 \n\034FINISH_REASON_CONTENT_FILTER\020\003\022\034\n\030F" +
-      "INISH_REASON_TOOL_CALLS\020\004*\207\001\n\016ToolChoice" +
-      "Mode\022 \n\034TOOL_CHOICE_MODE_UNSPECIFIED\020\000\022\031" +
-      "\n\025TOOL_CHOICE_MODE_AUTO\020\001\022\031\n\025TOOL_CHOICE" +
-      "_MODE_NONE\020\002\022\035\n\031TOOL_CHOICE_MODE_REQUIRE" +
-      "D\020\003*\205\001\n\017ReasoningEffort\022 \n\034REASONING_EFF" +
-      "ORT_UNSPECIFIED\020\000\022\030\n\024REASONING_EFFORT_LO" +
-      "W\020\001\022\033\n\027REASONING_EFFORT_MEDIUM\020\002\022\031\n\025REAS" +
-      "ONING_EFFORT_HIGH\020\003B\344\001\n\032io.orchestrator." +
-      "sidecar.v1B\rGenerateProtoP\001ZZgithub.com/" +
-      "orchestrator-sidecar/orchestrator/client" +
-      "s/go/gen/orchestrator/v1;orchestratorv1\242" +
-      "\002\003OXX\252\002\017Orchestrator.V1\312\002\017Orchestrator\\V" +
-      "1\342\002\033Orchestrator\\V1\\GPBMetadata\352\002\020Orches" +
-      "trator::V1b\006proto3"
+      "arized\022\032\n\010replayed\030\020 \001(\010R\010replayed\022C\n\016ca" +
+      "che_hit_kind\030\021 \001(\0162\035.orchestrator.v1.Cac" +
+      "heHitKindR\014cacheHitKind\022)\n\020cache_similar" +
+      "ity\030\022 \001(\001R\017cacheSimilarity\022A\n\017cache_entr" +
+      "y_age\030\023 \001(\0132\031.google.protobuf.DurationR\r" +
+      "cacheEntryAge\"\204\001\n\020GenerateResponse\0222\n\007me" +
+      "ssage\030\001 \001(\0132\030.orchestrator.v1.MessageR\007m" +
+      "essage\022<\n\007summary\030\002 \001(\0132\".orchestrator.v" +
+      "1.GenerationSummaryR\007summary\"g\n\rToolCall" +
+      "Delta\022\024\n\005index\030\001 \001(\005R\005index\022\016\n\002id\030\002 \001(\tR" +
+      "\002id\022\022\n\004name\030\003 \001(\tR\004name\022\034\n\targuments\030\004 \001" +
+      "(\tR\targuments\"\211\001\n\014ContentDelta\022\024\n\004text\030\001" +
+      " \001(\tH\000R\004text\022=\n\ttool_call\030\002 \001(\0132\036.orches" +
+      "trator.v1.ToolCallDeltaH\000R\010toolCall\022\034\n\010t" +
+      "hinking\030\003 \001(\tH\000R\010thinkingB\006\n\004kind\"\225\001\n\026St" +
+      "reamGenerateResponse\0225\n\005delta\030\001 \001(\0132\035.or" +
+      "chestrator.v1.ContentDeltaH\000R\005delta\022;\n\006r" +
+      "esult\030\002 \001(\0132!.orchestrator.v1.GenerateRe" +
+      "sponseH\000R\006resultB\007\n\005event*_\n\004Role\022\024\n\020ROL" +
+      "E_UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROLE" +
+      "_USER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROLE_TOOL" +
+      "\020\004*\237\001\n\014FinishReason\022\035\n\031FINISH_REASON_UNS" +
+      "PECIFIED\020\000\022\026\n\022FINISH_REASON_STOP\020\001\022\030\n\024FI" +
+      "NISH_REASON_LENGTH\020\002\022 \n\034FINISH_REASON_CO" +
+      "NTENT_FILTER\020\003\022\034\n\030FINISH_REASON_TOOL_CAL" +
+      "LS\020\004*\207\001\n\016ToolChoiceMode\022 \n\034TOOL_CHOICE_M" +
+      "ODE_UNSPECIFIED\020\000\022\031\n\025TOOL_CHOICE_MODE_AU" +
+      "TO\020\001\022\031\n\025TOOL_CHOICE_MODE_NONE\020\002\022\035\n\031TOOL_" +
+      "CHOICE_MODE_REQUIRED\020\003*\205\001\n\017ReasoningEffo" +
+      "rt\022 \n\034REASONING_EFFORT_UNSPECIFIED\020\000\022\030\n\024" +
+      "REASONING_EFFORT_LOW\020\001\022\033\n\027REASONING_EFFO" +
+      "RT_MEDIUM\020\002\022\031\n\025REASONING_EFFORT_HIGH\020\003B\344" +
+      "\001\n\032io.orchestrator.sidecar.v1B\rGenerateP" +
+      "rotoP\001ZZgithub.com/orchestrator-sidecar/" +
+      "orchestrator/clients/go/gen/orchestrator" +
+      "/v1;orchestratorv1\242\002\003OXX\252\002\017Orchestrator." +
+      "V1\312\002\017Orchestrator\\V1\342\002\033Orchestrator\\V1\\G" +
+      "PBMetadata\352\002\020Orchestrator::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -418,7 +422,7 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
     internal_static_orchestrator_v1_GenerationSummary_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_GenerationSummary_descriptor,
-        new java.lang.String[] { "FinishReason", "Usage", "CostMicros", "ServedBy", "Attempts", "UpstreamLatency", "Overhead", "TimeToFirstToken", "RequestId", "PersonaId", "HistoryMessages", "CacheHit", "ContextTokensRemoved", "ContextMessagesRemoved", "ContextSummarized", "Replayed", });
+        new java.lang.String[] { "FinishReason", "Usage", "CostMicros", "ServedBy", "Attempts", "UpstreamLatency", "Overhead", "TimeToFirstToken", "RequestId", "PersonaId", "HistoryMessages", "CacheHit", "ContextTokensRemoved", "ContextMessagesRemoved", "ContextSummarized", "Replayed", "CacheHitKind", "CacheSimilarity", "CacheEntryAge", });
     internal_static_orchestrator_v1_GenerateResponse_descriptor =
       getDescriptor().getMessageType(19);
     internal_static_orchestrator_v1_GenerateResponse_fieldAccessorTable = new

@@ -17,6 +17,8 @@ import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
 import io.orchestrator.sidecar.v1.AdminServiceGrpc;
 import io.orchestrator.sidecar.v1.ConversationServiceGrpc;
+import io.orchestrator.sidecar.v1.EmbedRequest;
+import io.orchestrator.sidecar.v1.EmbedResponse;
 import io.orchestrator.sidecar.v1.GenerateRequest;
 import io.orchestrator.sidecar.v1.GenerateResponse;
 import io.orchestrator.sidecar.v1.GenerationInput;
@@ -39,8 +41,8 @@ import java.util.function.Supplier;
 
 /**
  * One HTTP/2 connection to the sidecar (TCP or Unix socket) with the bearer token on every call:
- * {@code generate}, {@code stream} (a blocking iterator, or an observer), {@code switchPersona} and
- * {@code getQuota} throwing typed {@link SidecarException}s, and the generated stubs for the other RPCs.
+ * {@code generate}, {@code stream} (a blocking iterator, or an observer), {@code embed},
+ * {@code switchPersona} and {@code getQuota} throwing typed {@link SidecarException}s, and the generated stubs for the other RPCs.
  */
 public final class SidecarClient implements AutoCloseable {
   public static final String DEFAULT_ADDRESS = "127.0.0.1:50051";
@@ -107,6 +109,20 @@ public final class SidecarClient implements AutoCloseable {
     TypedObserver typed = new TypedObserver(observer);
     GenerationServiceGrpc.newStub(channel).withDeadline(effective(deadline)).streamGenerate(request, typed);
     return typed::cancel;
+  }
+
+  /**
+   * Embed: one vector per text of the request, in order ({@code getEmbeddings(i).getValuesList()});
+   * {@code deadline} null uses the client's default. Retry it like generate, with
+   * {@code retry.call(d -> client.embed(request, d))}: Embed has no idempotency window, but texts the
+   * sidecar embedded already come from its vector cache.
+   */
+  public EmbedResponse embed(EmbedRequest request, Deadline deadline) {
+    return call(() -> generationStub(deadline).embed(request));
+  }
+
+  public EmbedResponse embed(EmbedRequest request) {
+    return embed(request, null);
   }
 
   /** Switch the conversation's persona with a natural-language command. */
