@@ -222,7 +222,7 @@ def start_logged(procs: Processes, cpu: int, argv: Sequence[str], log: Path) -> 
         return procs.start(cpu, argv, out)
 
 
-def start_upstream(procs: Processes, workdir: Path, delay_ms: int, tokens: int) -> Service:
+def start_upstream(procs: Processes, workdir: Path, delay_ms: int, tokens: int = 0) -> Service:
     name, log = f"upstream ({delay_ms} ms, {tokens} tokens)", workdir / f"upstream-{delay_ms}ms-{tokens}.log"
     argv = [sys.executable, str(BENCH / "upstream.py"), "--delay", str(delay_ms / 1000)]
     argv += ["--tokens", str(tokens)]
