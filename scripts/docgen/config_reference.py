@@ -53,6 +53,7 @@ PAGES = {
     "policy.embeddings": ("embeddings.md", "Embeddings"),
     "policy.admission": ("admission.md", "Priority and admission"),
     "policy.experiments.<name>": ("experiments.md", "Experiments"),
+    "policy.answers": ("answer-policy.md", "Answer policy for creator agents"),
 }
 
 
