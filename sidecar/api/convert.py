@@ -104,14 +104,7 @@ def to_call(
     bad = Violations(INPUT)
     messages = content.messages(req.messages, limits, bad, remembered=bool(req.conversation_id))
     params = _params(req.config, limits, bad) if req.HasField("config") else GenerationParams()
-    specs = tools.tools(req, bad.add)
-    params = dataclasses.replace(
-        params,
-        tools=specs,
-        tool_choice=tools.tool_choice(req, specs, bad.add),
-        parallel_tool_calls=req.parallel_tool_calls if req.HasField("parallel_tool_calls") else None,
-        response_format=tools.response_format(req, bad.add),
-    )
+    params = _with_tools(req, params, bad)
     for field in ("tenant_id", "user_id", "conversation_id", "request_id"):
         bad.check_id(field, getattr(req, field))
     if req.model and not _ROUTE.fullmatch(req.model):
@@ -140,6 +133,20 @@ def to_call(
         tier=tier,
         cache_bypass=cache_bypass,
         priority=priority,
+    )
+
+
+def _with_tools(req: gen.GenerationInput, params: GenerationParams, bad: Violations) -> GenerationParams:
+    """The tool and answer-format fields; a call without any keeps `params` as it is (no copy:
+    the common case, bench/analysis.md)."""
+    specs = tools.tools(req, bad.add)
+    choice = tools.tool_choice(req, specs, bad.add)
+    parallel = req.parallel_tool_calls if req.HasField("parallel_tool_calls") else None
+    response_format = tools.response_format(req, bad.add)
+    if not specs and choice is None and parallel is None and response_format is None:
+        return params
+    return dataclasses.replace(
+        params, tools=specs, tool_choice=choice, parallel_tool_calls=parallel, response_format=response_format
     )
 
 
