@@ -257,15 +257,16 @@ def _set_duration(field: duration_pb2.Duration, seconds: float) -> None:
     field.seconds, field.nanos = divmod(max(0, int(seconds * 1e9)), 1_000_000_000)
 
 
-def to_summary(record: Outcome, *, request_id: str, finished_at: float) -> gen.GenerationSummary:
-    """Built in place: sub-messages passed to a constructor would be copied (bench/analysis.md)."""
+def to_summary(
+    record: Outcome, *, request_id: str, finished_at: float, into: gen.GenerationSummary | None = None
+) -> gen.GenerationSummary:
+    """Written into `into` (a reply's own field) or a new summary, in place: sub-messages passed to
+    a constructor would be copied (bench/analysis.md)."""
     total = finished_at - record.started_at
     usage, target = record.usage, record.target
-    summary = gen.GenerationSummary(
-        finish_reason=_FINISH[record.finish_reason],
-        cost_micros=micros(record.cost_usd),
-        request_id=request_id,
-    )
+    summary = gen.GenerationSummary() if into is None else into
+    summary.finish_reason = _FINISH[record.finish_reason]
+    summary.cost_micros, summary.request_id = micros(record.cost_usd), request_id
     out = summary.usage
     out.SetInParent()
     out.prompt_tokens, out.completion_tokens = usage.prompt_tokens, usage.completion_tokens
