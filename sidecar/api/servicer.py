@@ -174,7 +174,7 @@ class GenerationServicer:
         except SidecarError as err:
             _log.info("rejected request", extra={"reason": err.reason, "detail": err.message})
             if self._metrics is not None:
-                self._metrics.call_rejected(stream, err.code.value)
+                self._metrics.call_rejected(stream, err.code.value, err.reason)
             await abort(context, err)
 
     async def _cut(self, context: Context, call: Call, delivered: Sequence[str]) -> NoReturn:
