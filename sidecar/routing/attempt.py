@@ -208,7 +208,7 @@ class UpstreamAttempt:
 
     def _partial_usage(self) -> Usage:
         return Usage(
-            prompt_tokens=self._tokens.prompt(self.target.deployment, self._call.messages),
+            prompt_tokens=self._tokens.prompt(self.target.deployment, self._call.messages, self._call.params),
             completion_tokens=sum(self._tokens.text(self.target.deployment, t) for t in self._delivered),
         )
 
