@@ -127,6 +127,17 @@ async def test_llamacpp_recorded_tool_call(serve: Any, upstream: Upstream) -> No
     assert text_of(reply) == ""
     assert reply.summary.finish_reason == gen.FINISH_REASON_TOOL_CALLS
     assert reply.summary.usage.prompt_tokens == 114
+    # the second turn: the call and its result go up as OpenAI messages; the answer is text
+    upstream.push(Reply.json("llamacpp/tool_result_answer.json"))
+    history = [user("What is the weather in Paris?"), reply.message, *run_tools(reply.message)]
+    answer = await s.stub.Generate(generate_request(messages=history, tenant_id="acme", user_id="u"))
+    assert text_of(answer).startswith("The weather in Paris is quite pleasant") and not tool_calls(
+        answer.message
+    )
+    assert answer.summary.finish_reason == gen.FINISH_REASON_LENGTH
+    sent = upstream.seen[1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
+    assert sent[1]["tool_calls"][0]["id"] == sent[2]["tool_call_id"] == call.id
 
 
 async def test_llamacpp_recorded_tool_call_stream(serve: Any, upstream: Upstream) -> None:
