@@ -37,7 +37,7 @@ _log = logging.getLogger("sidecar.api")
 class EdgeMetrics(Protocol):
     """What the servicer itself reports (the pipeline's calls are measured by the observe layer)."""
 
-    def call_rejected(self, stream: bool, code: str) -> None: ...
+    def call_rejected(self, stream: bool, code: str, reason: str) -> None: ...
 
 
 class GenerationServicer:
