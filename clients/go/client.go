@@ -29,7 +29,7 @@ const (
 	TokenEnv = "ORCHESTRATOR_SIDECAR_TOKEN"
 )
 
-// Client is a connection to the sidecar. Its stubs (Generation, Conversations, Quota, Keys) carry
+// Client is a connection to the sidecar. Its stubs (Generation, Conversations, Quota, Keys, Escalations) carry
 // the token too, for the RPCs the wrapper has no method for.
 type Client struct {
 	conn          *grpc.ClientConn
@@ -38,6 +38,7 @@ type Client struct {
 	Conversations v1.ConversationServiceClient
 	Quota         v1.QuotaServiceClient
 	Keys          v1.KeyServiceClient
+	Escalations   v1.EscalationServiceClient
 }
 
 type settings struct {
@@ -100,6 +101,7 @@ func New(opts ...Option) (*Client, error) {
 		Conversations: v1.NewConversationServiceClient(conn),
 		Quota:         v1.NewQuotaServiceClient(conn),
 		Keys:          v1.NewKeyServiceClient(conn),
+		Escalations:   v1.NewEscalationServiceClient(conn),
 	}, nil
 }
 

@@ -12,7 +12,7 @@ from google.protobuf import duration_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import models_pb2
-from sidecar.api import content, context_cache, tools
+from sidecar.api import answers, content, context_cache, tools
 from sidecar.config.schema import DeploymentConfig, RequestLimits
 from sidecar.config.tiers import TierAssignment, UnknownTier, resolve_tier
 from sidecar.core.clock import Deadline
@@ -121,6 +121,7 @@ def to_call(
     tier = caller_tier(tiers, req.tenant_id, req.user_id, req.metadata, bad)
     priority = priority_from_metadata(req.metadata, bad.add)
     cache_bypass = context_cache.cache_bypass(req.cache_mode, bad.add)
+    layer = answers.audience_layer(req.audience_layer, bad.add)
     if bad.items:
         raise InvalidRequestError(bad.items)
     return Call(
@@ -140,6 +141,7 @@ def to_call(
         tier=tier,
         cache_bypass=cache_bypass,
         priority=priority,
+        audience_layer=layer,
     )
 
 
@@ -279,6 +281,7 @@ def to_summary(record: Outcome, *, request_id: str, finished_at: float) -> gen.G
     if record.first_token_at is not None:
         summary.time_to_first_token.CopyFrom(duration(record.first_token_at - record.started_at))
     context_cache.add_summary_fields(summary, record)
+    answers.add_summary_fields(summary, record)
     return summary
 
 

@@ -11,6 +11,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from sidecar._gen.orchestrator.v1 import (
     admin_service_pb2,
     conversation_service_pb2,
+    escalation_service_pb2,
     generation_service_pb2,
     key_service_pb2,
     quota_service_pb2,
@@ -18,6 +19,7 @@ from sidecar._gen.orchestrator.v1 import (
 from sidecar.api.admin_servicer import AdminServicer
 from sidecar.api.conversation_servicer import ConversationServicer
 from sidecar.api.decode import add_service
+from sidecar.api.escalation_servicer import EscalationServicer
 from sidecar.api.key_servicer import KeyServicer
 from sidecar.api.quota_servicer import QuotaServicer
 from sidecar.api.servicer import GenerationServicer
@@ -27,8 +29,9 @@ GENERATION = generation_service_pb2.DESCRIPTOR.services_by_name["GenerationServi
 CONVERSATION = conversation_service_pb2.DESCRIPTOR.services_by_name["ConversationService"]
 QUOTA = quota_service_pb2.DESCRIPTOR.services_by_name["QuotaService"]
 KEYS = key_service_pb2.DESCRIPTOR.services_by_name["KeyService"]
+ESCALATION = escalation_service_pb2.DESCRIPTOR.services_by_name["EscalationService"]
 ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
-DATA_PLANE_NAMES = tuple(s.full_name for s in (GENERATION, CONVERSATION, QUOTA, KEYS))
+DATA_PLANE_NAMES = tuple(s.full_name for s in (GENERATION, CONVERSATION, QUOTA, KEYS, ESCALATION))
 ADMIN_NAME = ADMIN.full_name
 
 
@@ -40,6 +43,7 @@ class Servicers:
     conversation: ConversationServicer
     quota: QuotaServicer
     keys: KeyServicer
+    escalation: EscalationServicer
     admin: AdminServicer
 
 
@@ -51,6 +55,7 @@ def add_data_plane(
         (s.conversation, CONVERSATION),
         (s.quota, QUOTA),
         (s.keys, KEYS),
+        (s.escalation, ESCALATION),
     )
     for servicer, descriptor in pairs:
         add_service(server, servicer, descriptor, clock=clock, on_request=on_request)

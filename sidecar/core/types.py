@@ -264,3 +264,4 @@ class Call:
     budget_deployment: str = ""  # set by the quota layer: only this (cheaper) deployment fits the budget
     plan: CallPlan | None = None  # set once by the resolve step (sidecar/pipeline/resolve.py)
     priority: Priority = Priority.NORMAL  # the caller's (metadata["priority"]), capped by its tier
+    audience_layer: str = "public"  # the caller's layer with an agent: public, friends or intimate

@@ -11,6 +11,16 @@ import { parse } from "yaml";
 import {
   EmbedRequestSchema,
   EmbedResponseSchema,
+  AcceptEscalationRequestSchema,
+  AcceptEscalationResponseSchema,
+  AnswerEscalationRequestSchema,
+  AnswerEscalationResponseSchema,
+  DeclineEscalationRequestSchema,
+  DeclineEscalationResponseSchema,
+  GetAnswerReportRequestSchema,
+  GetAnswerReportResponseSchema,
+  ListEscalationsRequestSchema,
+  ListEscalationsResponseSchema,
   GenerateResponseSchema,
   GenerateRequestSchema,
   GetQuotaRequestSchema,
@@ -55,6 +65,30 @@ async function unary(client: SidecarClient, scenario: Scenario): Promise<Outcome
       return { response: json(ListModelsResponseSchema, await client.listModels(request(ListModelsRequestSchema, scenario), options)), deltas: 0, cancelledByClient: false };
     case "Embed":
       return { response: json(EmbedResponseSchema, await client.embed(request(EmbedRequestSchema, scenario), options)), deltas: 0, cancelledByClient: false };
+    default:
+      return escalation(client, scenario);
+  }
+}
+
+/** The EscalationService scenarios, through the client's escalation methods. */
+async function escalation(client: SidecarClient, scenario: Scenario): Promise<Outcome> {
+  const options = { timeoutMs: scenario.deadline_ms };
+  const ok = (response: unknown): Outcome => ({ response, deltas: 0, cancelledByClient: false });
+  switch (scenario.rpc) {
+    case "AcceptEscalation": {
+      const r = request(AcceptEscalationRequestSchema, scenario);
+      return ok(json(AcceptEscalationResponseSchema, await client.acceptEscalation(r.tenantId, r.userId, r.escalationId, options)));
+    }
+    case "ListEscalations":
+      return ok(json(ListEscalationsResponseSchema, await client.listEscalations(request(ListEscalationsRequestSchema, scenario), options)));
+    case "AnswerEscalation":
+      return ok(json(AnswerEscalationResponseSchema, await client.answerEscalation(request(AnswerEscalationRequestSchema, scenario), options)));
+    case "DeclineEscalation":
+      return ok(json(DeclineEscalationResponseSchema, await client.declineEscalation(request(DeclineEscalationRequestSchema, scenario), options)));
+    case "GetAnswerReport": {
+      const r = request(GetAnswerReportRequestSchema, scenario);
+      return ok(json(GetAnswerReportResponseSchema, await client.getAnswerReport(r.tenantId, r.agentId, options)));
+    }
     default:
       throw new Error(`scenario ${scenario.id}: unknown rpc ${JSON.stringify(scenario.rpc)}`);
   }

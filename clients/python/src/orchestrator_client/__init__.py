@@ -2,8 +2,11 @@
 
 from ._connection import ADDRESS_ENV, DEFAULT_ADDRESS, TOKEN_ENV
 from ._gen.orchestrator.v1 import (
+    answers_pb2,
     conversation_service_pb2_grpc,
     embed_pb2,
+    escalation_pb2,
+    escalation_service_pb2_grpc,
     generate_pb2,
     generation_service_pb2_grpc,
     key_service_pb2_grpc,
@@ -60,10 +63,13 @@ __all__ = [
     "Stream",
     "StreamInterruptedError",
     "UnavailableError",
+    "answers_pb2",
     "assistant",
     "conversation_service_pb2_grpc",
     "embed_pb2",
     "embed_request",
+    "escalation_pb2",
+    "escalation_service_pb2_grpc",
     "generate_pb2",
     "generation_input",
     "generation_service_pb2_grpc",

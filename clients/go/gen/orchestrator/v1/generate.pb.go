@@ -1236,8 +1236,12 @@ type GenerationInput struct {
 	ParallelToolCalls *bool `protobuf:"varint,15,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3,oneof" json:"parallel_tool_calls,omitempty"`
 	// The form of the answer; unset is text.
 	ResponseFormat *ResponseFormat `protobuf:"bytes,16,opt,name=response_format,json=responseFormat,proto3" json:"response_format,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+	// "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+	// Reasons: INVALID_REQUEST naming `input.audience_layer`.
+	AudienceLayer string `protobuf:"bytes,20,opt,name=audience_layer,json=audienceLayer,proto3" json:"audience_layer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerationInput) Reset() {
@@ -1380,6 +1384,13 @@ func (x *GenerationInput) GetResponseFormat() *ResponseFormat {
 		return x.ResponseFormat
 	}
 	return nil
+}
+
+func (x *GenerationInput) GetAudienceLayer() string {
+	if x != nil {
+		return x.AudienceLayer
+	}
+	return ""
 }
 
 // Request of Generate.
@@ -1759,8 +1770,11 @@ type GenerationSummary struct {
 	// of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
 	// an older sidecar that did not record when.
 	CacheEntryAge *durationpb.Duration `protobuf:"bytes,19,opt,name=cache_entry_age,json=cacheEntryAge,proto3" json:"cache_entry_age,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+	// signals, and the offer to accept (path OFFER_ESCALATION).
+	AnswerDecision *AnswerDecision `protobuf:"bytes,23,opt,name=answer_decision,json=answerDecision,proto3" json:"answer_decision,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GenerationSummary) Reset() {
@@ -1922,6 +1936,13 @@ func (x *GenerationSummary) GetCacheSimilarity() float64 {
 func (x *GenerationSummary) GetCacheEntryAge() *durationpb.Duration {
 	if x != nil {
 		return x.CacheEntryAge
+	}
+	return nil
+}
+
+func (x *GenerationSummary) GetAnswerDecision() *AnswerDecision {
+	if x != nil {
+		return x.AnswerDecision
 	}
 	return nil
 }
@@ -2251,7 +2272,7 @@ var File_orchestrator_v1_generate_proto protoreflect.FileDescriptor
 
 const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\n" +
-	"\x1eorchestrator/v1/generate.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1borchestrator/v1/cache.proto\x1a\x1aorchestrator/v1/keys.proto\"L\n" +
+	"\x1eorchestrator/v1/generate.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dorchestrator/v1/answers.proto\x1a\x1borchestrator/v1/cache.proto\x1a\x1aorchestrator/v1/keys.proto\"L\n" +
 	"\bToolCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
@@ -2314,7 +2335,7 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\v_max_tokensB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\a\n" +
-	"\x05_seed\"\xe4\x06\n" +
+	"\x05_seed\"\x8b\a\n" +
 	"\x0fGenerationInput\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x124\n" +
 	"\bmessages\x18\x02 \x03(\v2\x18.orchestrator.v1.MessageR\bmessages\x129\n" +
@@ -2336,7 +2357,8 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\vtool_choice\x18\x0e \x01(\v2\x1b.orchestrator.v1.ToolChoiceR\n" +
 	"toolChoice\x123\n" +
 	"\x13parallel_tool_calls\x18\x0f \x01(\bH\x01R\x11parallelToolCalls\x88\x01\x01\x12H\n" +
-	"\x0fresponse_format\x18\x10 \x01(\v2\x1f.orchestrator.v1.ResponseFormatR\x0eresponseFormat\x1a;\n" +
+	"\x0fresponse_format\x18\x10 \x01(\v2\x1f.orchestrator.v1.ResponseFormatR\x0eresponseFormat\x12%\n" +
+	"\x0eaudience_layer\x18\x14 \x01(\tR\raudienceLayer\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
@@ -2366,7 +2388,7 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"deployment\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x18\n" +
 	"\aoutcome\x18\x03 \x01(\tR\aoutcome\x125\n" +
-	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xcf\a\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\x99\b\n" +
 	"\x11GenerationSummary\x12B\n" +
 	"\rfinish_reason\x18\x01 \x01(\x0e2\x1d.orchestrator.v1.FinishReasonR\ffinishReason\x12,\n" +
 	"\x05usage\x18\x02 \x01(\v2\x16.orchestrator.v1.UsageR\x05usage\x12\x1f\n" +
@@ -2390,7 +2412,8 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\breplayed\x18\x10 \x01(\bR\breplayed\x12C\n" +
 	"\x0ecache_hit_kind\x18\x11 \x01(\x0e2\x1d.orchestrator.v1.CacheHitKindR\fcacheHitKind\x12)\n" +
 	"\x10cache_similarity\x18\x12 \x01(\x01R\x0fcacheSimilarity\x12A\n" +
-	"\x0fcache_entry_age\x18\x13 \x01(\v2\x19.google.protobuf.DurationR\rcacheEntryAge\"\x84\x01\n" +
+	"\x0fcache_entry_age\x18\x13 \x01(\v2\x19.google.protobuf.DurationR\rcacheEntryAge\x12H\n" +
+	"\x0fanswer_decision\x18\x17 \x01(\v2\x1f.orchestrator.v1.AnswerDecisionR\x0eanswerDecision\"\x84\x01\n" +
 	"\x10GenerateResponse\x122\n" +
 	"\amessage\x18\x01 \x01(\v2\x18.orchestrator.v1.MessageR\amessage\x12<\n" +
 	"\asummary\x18\x02 \x01(\v2\".orchestrator.v1.GenerationSummaryR\asummary\"g\n" +
@@ -2480,6 +2503,7 @@ var file_orchestrator_v1_generate_proto_goTypes = []any{
 	(CacheMode)(0),                 // 30: orchestrator.v1.CacheMode
 	(*durationpb.Duration)(nil),    // 31: google.protobuf.Duration
 	(CacheHitKind)(0),              // 32: orchestrator.v1.CacheHitKind
+	(*AnswerDecision)(nil),         // 33: orchestrator.v1.AnswerDecision
 }
 var file_orchestrator_v1_generate_proto_depIdxs = []int32{
 	4,  // 0: orchestrator.v1.ContentPart.tool_call:type_name -> orchestrator.v1.ToolCall
@@ -2514,16 +2538,17 @@ var file_orchestrator_v1_generate_proto_depIdxs = []int32{
 	31, // 29: orchestrator.v1.GenerationSummary.time_to_first_token:type_name -> google.protobuf.Duration
 	32, // 30: orchestrator.v1.GenerationSummary.cache_hit_kind:type_name -> orchestrator.v1.CacheHitKind
 	31, // 31: orchestrator.v1.GenerationSummary.cache_entry_age:type_name -> google.protobuf.Duration
-	7,  // 32: orchestrator.v1.GenerateResponse.message:type_name -> orchestrator.v1.Message
-	22, // 33: orchestrator.v1.GenerateResponse.summary:type_name -> orchestrator.v1.GenerationSummary
-	24, // 34: orchestrator.v1.ContentDelta.tool_call:type_name -> orchestrator.v1.ToolCallDelta
-	25, // 35: orchestrator.v1.StreamGenerateResponse.delta:type_name -> orchestrator.v1.ContentDelta
-	23, // 36: orchestrator.v1.StreamGenerateResponse.result:type_name -> orchestrator.v1.GenerateResponse
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	33, // 32: orchestrator.v1.GenerationSummary.answer_decision:type_name -> orchestrator.v1.AnswerDecision
+	7,  // 33: orchestrator.v1.GenerateResponse.message:type_name -> orchestrator.v1.Message
+	22, // 34: orchestrator.v1.GenerateResponse.summary:type_name -> orchestrator.v1.GenerationSummary
+	24, // 35: orchestrator.v1.ContentDelta.tool_call:type_name -> orchestrator.v1.ToolCallDelta
+	25, // 36: orchestrator.v1.StreamGenerateResponse.delta:type_name -> orchestrator.v1.ContentDelta
+	23, // 37: orchestrator.v1.StreamGenerateResponse.result:type_name -> orchestrator.v1.GenerateResponse
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_orchestrator_v1_generate_proto_init() }
@@ -2531,6 +2556,7 @@ func file_orchestrator_v1_generate_proto_init() {
 	if File_orchestrator_v1_generate_proto != nil {
 		return
 	}
+	file_orchestrator_v1_answers_proto_init()
 	file_orchestrator_v1_cache_proto_init()
 	file_orchestrator_v1_keys_proto_init()
 	file_orchestrator_v1_generate_proto_msgTypes[1].OneofWrappers = []any{

@@ -41,6 +41,7 @@ private static final long serialVersionUID = 0L;
     personaId_ = "";
     cacheMode_ = 0;
     tools_ = java.util.Collections.emptyList();
+    audienceLayer_ = "";
   }
 
   public static final com.google.protobuf.Descriptors.Descriptor
@@ -855,6 +856,57 @@ java.lang.String defaultValue) {
     return responseFormat_ == null ? io.orchestrator.sidecar.v1.ResponseFormat.getDefaultInstance() : responseFormat_;
   }
 
+  public static final int AUDIENCE_LAYER_FIELD_NUMBER = 20;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object audienceLayer_ = "";
+  /**
+   * <pre>
+   * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+   * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+   * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+   * </pre>
+   *
+   * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+   * @return The audienceLayer.
+   */
+  @java.lang.Override
+  public java.lang.String getAudienceLayer() {
+    java.lang.Object ref = audienceLayer_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      audienceLayer_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+   * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+   * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+   * </pre>
+   *
+   * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+   * @return The bytes for audienceLayer.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getAudienceLayerBytes() {
+    java.lang.Object ref = audienceLayer_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      audienceLayer_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -919,6 +971,9 @@ java.lang.String defaultValue) {
     }
     if (((bitField0_ & 0x00000020) != 0)) {
       output.writeMessage(16, getResponseFormat());
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(audienceLayer_)) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 20, audienceLayer_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -998,6 +1053,9 @@ java.lang.String defaultValue) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(16, getResponseFormat());
     }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(audienceLayer_)) {
+      size += com.google.protobuf.GeneratedMessage.computeStringSize(20, audienceLayer_);
+    }
     return size;
   }
   @java.lang.Override
@@ -1071,6 +1129,8 @@ java.lang.String defaultValue) {
       if (!getResponseFormat()
           .equals(other.getResponseFormat())) return false;
     }
+    if (!getAudienceLayer()
+        .equals(other.getAudienceLayer())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -1134,6 +1194,8 @@ java.lang.String defaultValue) {
       hash = (37 * hash) + RESPONSE_FORMAT_FIELD_NUMBER;
       hash = (53 * hash) + getResponseFormat().hashCode();
     }
+    hash = (37 * hash) + AUDIENCE_LAYER_FIELD_NUMBER;
+    hash = (53 * hash) + getAudienceLayer().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -1346,6 +1408,7 @@ java.lang.String defaultValue) {
         responseFormatBuilder_.dispose();
         responseFormatBuilder_ = null;
       }
+      audienceLayer_ = "";
       return this;
     }
 
@@ -1458,6 +1521,9 @@ java.lang.String defaultValue) {
             ? responseFormat_
             : responseFormatBuilder_.build();
         to_bitField0_ |= 0x00000020;
+      }
+      if (((from_bitField0_ & 0x00010000) != 0)) {
+        result.audienceLayer_ = audienceLayer_;
       }
       result.bitField0_ |= to_bitField0_;
     }
@@ -1579,6 +1645,11 @@ java.lang.String defaultValue) {
       }
       if (other.hasResponseFormat()) {
         mergeResponseFormat(other.getResponseFormat());
+      }
+      if (!other.getAudienceLayer().isEmpty()) {
+        audienceLayer_ = other.audienceLayer_;
+        bitField0_ |= 0x00010000;
+        onChanged();
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -1712,6 +1783,11 @@ java.lang.String defaultValue) {
               bitField0_ |= 0x00008000;
               break;
             } // case 130
+            case 162: {
+              audienceLayer_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00010000;
+              break;
+            } // case 162
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -3992,6 +4068,108 @@ java.lang.String defaultValue) {
         responseFormat_ = null;
       }
       return responseFormatBuilder_;
+    }
+
+    private java.lang.Object audienceLayer_ = "";
+    /**
+     * <pre>
+     * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+     * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+     * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+     * </pre>
+     *
+     * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+     * @return The audienceLayer.
+     */
+    public java.lang.String getAudienceLayer() {
+      java.lang.Object ref = audienceLayer_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        audienceLayer_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+     * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+     * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+     * </pre>
+     *
+     * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+     * @return The bytes for audienceLayer.
+     */
+    public com.google.protobuf.ByteString
+        getAudienceLayerBytes() {
+      java.lang.Object ref = audienceLayer_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        audienceLayer_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+     * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+     * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+     * </pre>
+     *
+     * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+     * @param value The audienceLayer to set.
+     * @return This builder for chaining.
+     */
+    public Builder setAudienceLayer(
+        java.lang.String value) {
+      java.util.Objects.requireNonNull(value);
+      audienceLayer_ = value;
+      bitField0_ |= 0x00010000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+     * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+     * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+     * </pre>
+     *
+     * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearAudienceLayer() {
+      audienceLayer_ = getDefaultInstance().getAudienceLayer();
+      bitField0_ = (bitField0_ & ~0x00010000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+     * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+     * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+     * </pre>
+     *
+     * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+     * @param value The bytes for audienceLayer to set.
+     * @return This builder for chaining.
+     */
+    public Builder setAudienceLayerBytes(
+        com.google.protobuf.ByteString value) {
+      java.util.Objects.requireNonNull(value);
+      checkByteStringIsUtf8(value);
+      audienceLayer_ = value;
+      bitField0_ |= 0x00010000;
+      onChanged();
+      return this;
     }
 
     // @@protoc_insertion_point(builder_scope:orchestrator.v1.GenerationInput)

@@ -624,6 +624,47 @@ private static final long serialVersionUID = 0L;
     return cacheEntryAge_ == null ? com.google.protobuf.Duration.getDefaultInstance() : cacheEntryAge_;
   }
 
+  public static final int ANSWER_DECISION_FIELD_NUMBER = 23;
+  private io.orchestrator.sidecar.v1.AnswerDecision answerDecision_;
+  /**
+   * <pre>
+   * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+   * signals, and the offer to accept (path OFFER_ESCALATION).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+   * @return Whether the answerDecision field is set.
+   */
+  @java.lang.Override
+  public boolean hasAnswerDecision() {
+    return ((bitField0_ & 0x00000040) != 0);
+  }
+  /**
+   * <pre>
+   * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+   * signals, and the offer to accept (path OFFER_ESCALATION).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+   * @return The answerDecision.
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.AnswerDecision getAnswerDecision() {
+    return answerDecision_ == null ? io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance() : answerDecision_;
+  }
+  /**
+   * <pre>
+   * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+   * signals, and the offer to accept (path OFFER_ESCALATION).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder getAnswerDecisionOrBuilder() {
+    return answerDecision_ == null ? io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance() : answerDecision_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -694,6 +735,9 @@ private static final long serialVersionUID = 0L;
     }
     if (((bitField0_ & 0x00000020) != 0)) {
       output.writeMessage(19, getCacheEntryAge());
+    }
+    if (((bitField0_ & 0x00000040) != 0)) {
+      output.writeMessage(23, getAnswerDecision());
     }
     getUnknownFields().writeTo(output);
   }
@@ -778,6 +822,10 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(19, getCacheEntryAge());
     }
+    if (((bitField0_ & 0x00000040) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(23, getAnswerDecision());
+    }
     return size;
   }
   @java.lang.Override
@@ -857,6 +905,11 @@ private static final long serialVersionUID = 0L;
       if (!getCacheEntryAge()
           .equals(other.getCacheEntryAge())) return false;
     }
+    if (hasAnswerDecision() != other.hasAnswerDecision()) return false;
+    if (hasAnswerDecision()) {
+      if (!getAnswerDecision()
+          .equals(other.getAnswerDecision())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -925,6 +978,10 @@ private static final long serialVersionUID = 0L;
     if (hasCacheEntryAge()) {
       hash = (37 * hash) + CACHE_ENTRY_AGE_FIELD_NUMBER;
       hash = (53 * hash) + getCacheEntryAge().hashCode();
+    }
+    if (hasAnswerDecision()) {
+      hash = (37 * hash) + ANSWER_DECISION_FIELD_NUMBER;
+      hash = (53 * hash) + getAnswerDecision().hashCode();
     }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
@@ -1067,6 +1124,7 @@ private static final long serialVersionUID = 0L;
         internalGetOverheadFieldBuilder();
         internalGetTimeToFirstTokenFieldBuilder();
         internalGetCacheEntryAgeFieldBuilder();
+        internalGetAnswerDecisionFieldBuilder();
       }
     }
     @java.lang.Override
@@ -1121,6 +1179,11 @@ private static final long serialVersionUID = 0L;
       if (cacheEntryAgeBuilder_ != null) {
         cacheEntryAgeBuilder_.dispose();
         cacheEntryAgeBuilder_ = null;
+      }
+      answerDecision_ = null;
+      if (answerDecisionBuilder_ != null) {
+        answerDecisionBuilder_.dispose();
+        answerDecisionBuilder_ = null;
       }
       return this;
     }
@@ -1241,6 +1304,12 @@ private static final long serialVersionUID = 0L;
             : cacheEntryAgeBuilder_.build();
         to_bitField0_ |= 0x00000020;
       }
+      if (((from_bitField0_ & 0x00080000) != 0)) {
+        result.answerDecision_ = answerDecisionBuilder_ == null
+            ? answerDecision_
+            : answerDecisionBuilder_.build();
+        to_bitField0_ |= 0x00000040;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -1339,6 +1408,9 @@ private static final long serialVersionUID = 0L;
       }
       if (other.hasCacheEntryAge()) {
         mergeCacheEntryAge(other.getCacheEntryAge());
+      }
+      if (other.hasAnswerDecision()) {
+        mergeAnswerDecision(other.getAnswerDecision());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -1479,6 +1551,13 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00040000;
               break;
             } // case 154
+            case 186: {
+              input.readMessage(
+                  internalGetAnswerDecisionFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00080000;
+              break;
+            } // case 186
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -3443,6 +3522,170 @@ private static final long serialVersionUID = 0L;
         cacheEntryAge_ = null;
       }
       return cacheEntryAgeBuilder_;
+    }
+
+    private io.orchestrator.sidecar.v1.AnswerDecision answerDecision_;
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.AnswerDecision, io.orchestrator.sidecar.v1.AnswerDecision.Builder, io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder> answerDecisionBuilder_;
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     * @return Whether the answerDecision field is set.
+     */
+    public boolean hasAnswerDecision() {
+      return ((bitField0_ & 0x00080000) != 0);
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     * @return The answerDecision.
+     */
+    public io.orchestrator.sidecar.v1.AnswerDecision getAnswerDecision() {
+      if (answerDecisionBuilder_ == null) {
+        return answerDecision_ == null ? io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance() : answerDecision_;
+      } else {
+        return answerDecisionBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public Builder setAnswerDecision(io.orchestrator.sidecar.v1.AnswerDecision value) {
+      if (answerDecisionBuilder_ == null) {
+        java.util.Objects.requireNonNull(value);
+        answerDecision_ = value;
+      } else {
+        answerDecisionBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00080000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public Builder setAnswerDecision(
+        io.orchestrator.sidecar.v1.AnswerDecision.Builder builderForValue) {
+      if (answerDecisionBuilder_ == null) {
+        answerDecision_ = builderForValue.build();
+      } else {
+        answerDecisionBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00080000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public Builder mergeAnswerDecision(io.orchestrator.sidecar.v1.AnswerDecision value) {
+      if (answerDecisionBuilder_ == null) {
+        if (((bitField0_ & 0x00080000) != 0) &&
+          answerDecision_ != null &&
+          answerDecision_ != io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance()) {
+          getAnswerDecisionBuilder().mergeFrom(value);
+        } else {
+          answerDecision_ = value;
+        }
+      } else {
+        answerDecisionBuilder_.mergeFrom(value);
+      }
+      if (answerDecision_ != null) {
+        bitField0_ |= 0x00080000;
+        onChanged();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public Builder clearAnswerDecision() {
+      bitField0_ = (bitField0_ & ~0x00080000);
+      answerDecision_ = null;
+      if (answerDecisionBuilder_ != null) {
+        answerDecisionBuilder_.dispose();
+        answerDecisionBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public io.orchestrator.sidecar.v1.AnswerDecision.Builder getAnswerDecisionBuilder() {
+      bitField0_ |= 0x00080000;
+      onChanged();
+      return internalGetAnswerDecisionFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder getAnswerDecisionOrBuilder() {
+      if (answerDecisionBuilder_ != null) {
+        return answerDecisionBuilder_.getMessageOrBuilder();
+      } else {
+        return answerDecision_ == null ?
+            io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance() : answerDecision_;
+      }
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.AnswerDecision, io.orchestrator.sidecar.v1.AnswerDecision.Builder, io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder> 
+        internalGetAnswerDecisionFieldBuilder() {
+      if (answerDecisionBuilder_ == null) {
+        answerDecisionBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            io.orchestrator.sidecar.v1.AnswerDecision, io.orchestrator.sidecar.v1.AnswerDecision.Builder, io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder>(
+                getAnswerDecision(),
+                getParentForChildren(),
+                isClean());
+        answerDecision_ = null;
+      }
+      return answerDecisionBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:orchestrator.v1.GenerationSummary)

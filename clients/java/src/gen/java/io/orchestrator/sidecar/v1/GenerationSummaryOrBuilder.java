@@ -384,4 +384,34 @@ public interface GenerationSummaryOrBuilder extends
    * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
    */
   com.google.protobuf.DurationOrBuilder getCacheEntryAgeOrBuilder();
+
+  /**
+   * <pre>
+   * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+   * signals, and the offer to accept (path OFFER_ESCALATION).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+   * @return Whether the answerDecision field is set.
+   */
+  boolean hasAnswerDecision();
+  /**
+   * <pre>
+   * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+   * signals, and the offer to accept (path OFFER_ESCALATION).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+   * @return The answerDecision.
+   */
+  io.orchestrator.sidecar.v1.AnswerDecision getAnswerDecision();
+  /**
+   * <pre>
+   * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+   * signals, and the offer to accept (path OFFER_ESCALATION).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+   */
+  io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder getAnswerDecisionOrBuilder();
 }
