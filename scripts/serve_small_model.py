@@ -13,7 +13,12 @@ so the cached wheel is only meant for the machine that built it.
 
 Usage (stdlib only; any python3 >= 3.8 with venv, Debian: apt-get python3-venv):
   python3 scripts/serve_small_model.py --setup-only     # install, exit 0
-  python3 scripts/serve_small_model.py [--port 18080] [--host 127.0.0.1]
+  python3 scripts/serve_small_model.py [--port 18080] [--host 127.0.0.1] [--tools]
+--tools serves the model with scripts/smollm2_tools.jinja instead of its own chat template (which
+has no tool section, so llama-server drops `tools`): a ChatML template whose assistant turns are
+`>>>NAME` + JSON arguments (a tool call) or `>>>all` + text, a shape llama-server's template
+analysis recognises, so it constrains a call with `tool_choice` required/named by a grammar built
+from the tool's JSON Schema and parses the answer into `tool_calls`.
 On success prints exactly one stdout line
   READY http://HOST:PORT/v1 model=<id reported by GET /v1/models>
 then runs until SIGTERM/SIGINT, which is forwarded to llama-server.
@@ -146,7 +151,10 @@ def die_with_parent():
     LIBC.prctl(1, int(signal.SIGTERM))  # 1 == PR_SET_PDEATHSIG
 
 
-def serve(paths, host, port, ready_timeout):
+TOOLS_TEMPLATE = REPO / "scripts" / "smollm2_tools.jinja"
+
+
+def serve(paths, host, port, ready_timeout, tools=False):
     opts = f"--alias {MODEL_ALIAS} --host {host} --port {port} --ctx-size {CTX_SIZE}"
     opts += f" --threads {THREADS} --threads-batch {THREADS} --no-webui"
     # No weight repacking: on a CPU with AMX tiles (this machine's) the repacked Q4_1 weights go to
@@ -154,6 +162,8 @@ def serve(paths, host, port, ready_timeout):
     # grant the tile state; the plain CPU kernels serve a 135M model fast enough.
     opts += " --no-repack"
     cmd = [paths[SERVER_PKG[0]], "--model", paths[MODEL_PKG[0]], *opts.split()]
+    if tools:
+        cmd += ["--chat-template-file", str(TOOLS_TEMPLATE)]
     stop = []  # monotonic times of the stop signals we received
     procs = []  # the server, once started
 
@@ -210,13 +220,14 @@ def main():
     ap.add_argument("--port", type=int, default=18080)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--setup-only", action="store_true", help="only install, then exit 0")
+    ap.add_argument("--tools", action="store_true", help="serve with the tool-calling chat template")
     ap.add_argument("--ready-timeout", type=float, default=120.0, help="seconds (default 120)")
     args = ap.parse_args()
     paths = setup()
     log(f"server: {paths[SERVER_PKG[0]]}\n  model: {paths[MODEL_PKG[0]]}")
     if args.setup_only:
         return 0
-    return serve(paths, args.host, args.port, args.ready_timeout)
+    return serve(paths, args.host, args.port, args.ready_timeout, tools=args.tools)
 
 
 if __name__ == "__main__":

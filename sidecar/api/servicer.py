@@ -37,7 +37,7 @@ _log = logging.getLogger("sidecar.api")
 class EdgeMetrics(Protocol):
     """What the servicer itself reports (the pipeline's calls are measured by the observe layer)."""
 
-    def call_rejected(self, stream: bool, code: str) -> None: ...
+    def call_rejected(self, stream: bool, code: str, reason: str) -> None: ...
 
 
 class GenerationServicer:
@@ -175,7 +175,7 @@ class GenerationServicer:
         except SidecarError as err:
             _log.info("rejected request", extra={"reason": err.reason, "detail": err.message})
             if self._metrics is not None:
-                self._metrics.call_rejected(stream, err.code.value)
+                self._metrics.call_rejected(stream, err.code.value, err.reason)
             await abort(context, err)
 
     async def _cut(self, context: Context, call: Call, delivered: Sequence[str]) -> NoReturn:

@@ -91,7 +91,7 @@ class ObserveLayer:
         """Seal the call's outcome; the metrics, the usage record and the span are all read from it."""
         record = call.record
         record.seal()  # the summary the servicer sends reads these same facts
-        outcome = self._call_outcome(call, code, first_at)
+        outcome = self._call_outcome(call, code, reason, first_at)
         # An unauthenticated caller's claims (tenant, user, labels) are not trusted: none are kept.
         trusted = code != Code.UNAUTHENTICATED.value
         tenant, user = (call.tenant_id, call.user_id) if trusted else ("", "")
@@ -124,7 +124,7 @@ class ObserveLayer:
         if span is not None:
             _end_span(span, outcome, reason, call, texts)
 
-    def _call_outcome(self, call: Call, code: str, first_at: float | None) -> CallOutcome:
+    def _call_outcome(self, call: Call, code: str, reason: str, first_at: float | None) -> CallOutcome:
         """The metrics' view of the sealed outcome (low-cardinality labels only)."""
         record, target = call.record, call.record.target
         seconds = self._clock.monotonic() - record.started_at
@@ -147,6 +147,7 @@ class ObserveLayer:
             fallbacks=fallbacks,
             hedges=hedges,
             cache_hit=record.cache_hit,
+            reason=reason,
         )
 
     def _route(self, alias: str) -> str:

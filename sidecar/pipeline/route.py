@@ -11,8 +11,11 @@ committed: a failure ends it with STREAM_INTERRUPTED and the partial usage.
 With the route's `schema_retry` on, a call whose response_format asks for JSON has its first served
 answer held until complete (unary calls always; streams only with `hold_streams`): an answer that
 finished normally but fails the check is recorded as a SCHEMA_VALIDATION_FAILED attempt (its usage
-and cost stay the call's) and the next deployment is tried, once. The retried answer passes
-through; the structured-output layer outside checks it like any other (docs/structured-output.md).
+and cost stay the call's) and the next deployment is tried, once. A held answer whose deployment
+breaks mid-answer reached nobody: the route moves on as after a failure before the first chunk (the
+breaker is fed the failure, what was produced is charged, the one retry is not used up). The
+retried answer passes through; the structured-output layer outside checks it like any other
+(docs/structured-output.md).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sidecar.core.errors import (
     ProviderRateLimitedError,
     ProvidersUnavailableError,
     SidecarError,
+    StreamInterruptedError,
 )
 from sidecar.core.layer import Handler
 from sidecar.core.plan import plan_of
@@ -75,9 +79,10 @@ class RouteLayer:
                 continue
             call.record.served_by(opened.attempt.target)
             if check is not None and i < len(targets):  # another deployment is left to retry on
-                held, rejected = await _held(call, opened.attempt, opened.first, check)
-                check = None  # once
+                held, rejection = await _held(call, opened.attempt, opened.first, check, failures)
                 if held is None:
+                    if rejection is not None:  # a broken answer does not use the one retry up
+                        check, rejected = None, rejection
                     continue
                 for chunk in held:
                     yield chunk
@@ -186,10 +191,24 @@ def _retry_check(config: RouteConfig, call: Call) -> AnswerCheck | None:
 
 
 async def _held(
-    call: Call, attempt: UpstreamAttempt, first: Chunk, check: AnswerCheck
+    call: Call, attempt: UpstreamAttempt, first: Chunk, check: AnswerCheck, failures: list[Failure]
 ) -> tuple[list[Chunk] | None, SchemaValidationError | None]:
-    """The attempt's whole answer when it may go on; (None, its error) when it failed the check."""
-    chunks = await attempt.held(first)
+    """The attempt's whole answer when it may go on; (None, its error) when it failed the check;
+    (None, None) when the deployment broke mid-answer: nothing of it reached the caller, so the route
+    moves on as after a failure before the first chunk (the attempt already fed its breaker)."""
+    try:
+        chunks = await attempt.held(first)
+    except StreamInterruptedError as err:
+        cause = err.__cause__
+        if not isinstance(cause, ProviderError):
+            raise
+        failures.append((attempt.target.deployment, cause))
+        _log.info(
+            "held answer broke before reaching the caller; trying the next deployment",
+            extra={"request_id": call.request_id, "deployment": attempt.target.deployment},
+        )
+        call.record.answer_rejected(attempt.target, attempt.counted_usage())  # produced: charged
+        return None, None
     problem = check.retry_problem(chunks)
     if problem is None:
         await attempt.settle(OK)

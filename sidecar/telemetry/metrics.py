@@ -34,6 +34,30 @@ OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.002, 0.003, 0.005
 DECRYPT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SIMILARITY_BUCKETS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99, 1.0)
 
+# The `reason` label of sidecar_errors_total: the ErrorInfo reasons the sidecar emits (each a
+# SidecarError class's `reason`, the quota reasons, and the observe layer's CANCELLED and
+# DEADLINE_EXCEEDED). A fixed set: anything else is `other`. tests/unit/telemetry/test_metrics.py checks that
+# every SidecarError subclass's reason is listed here.
+ERROR_REASONS = frozenset(
+    (
+        "AGENT_NOT_FOUND", "AMBIGUOUS_PERSONA", "ANSWERS_DISABLED", "ANSWER_STORE_UNAVAILABLE",
+        "CALL_NOT_FOUND", "CANCELLED", "CIRCUIT_OPEN", "CONCURRENCY_LIMITED", "CONTEXT_TOO_LONG",
+        "COST_QUOTA_EXCEEDED", "CREATOR_NOT_ALLOWED", "DEADLINE_EXCEEDED", "ESCALATION_LIMIT_REACHED",
+        "ESCALATION_NOT_FOUND", "ESCALATION_WRONG_STATE", "IDEMPOTENCY_KEY_REUSED",
+        "IDEMPOTENCY_STORE_UNAVAILABLE", "INTERNAL", "INVALID_CREDENTIALS", "INVALID_KEY_ENVELOPE",
+        "INVALID_REQUEST", "KEYS_DISABLED", "KEY_BACKEND_UNAVAILABLE", "KEY_CONTEXT_MISMATCH",
+        "KEY_RECORD_CORRUPT", "KEY_UNAVAILABLE", "LEDGER_DISABLED", "LEDGER_UNAVAILABLE",
+        "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "MISSING_CREDENTIALS", "MODEL_NOT_ALLOWED",
+        "MODEL_NOT_FOUND", "NO_CAPABLE_DEPLOYMENT", "OVERLOADED", "PERSONA_NOT_ALLOWED",
+        "PERSONA_NOT_FOUND", "PROVIDERS_UNAVAILABLE", "PROVIDER_AUTH_FAILED", "PROVIDER_BAD_RESPONSE",
+        "PROVIDER_RATE_LIMITED", "PROVIDER_REJECTED", "PROVIDER_TIMEOUT", "PROVIDER_UNAVAILABLE",
+        "QUOTA_UNAVAILABLE", "RATE_LIMITED", "REQUEST_QUOTA_EXCEEDED", "ROTATION_IN_PROGRESS",
+        "SCHEMA_VALIDATION_FAILED", "SESSION_STORE_UNAVAILABLE", "SIDECAR_DRAINING", "STREAM_INTERRUPTED",
+        "SWITCH_SUPERSEDED", "TENANT_NOT_ALLOWED", "TOKEN_QUOTA_EXCEEDED", "USER_KEY_RATE_LIMITED",
+        "USER_KEY_REJECTED", "USER_KEY_REQUIRED",
+    )
+)  # fmt: skip
+
 _GENAI = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "route")
 
 
@@ -57,6 +81,7 @@ class CallOutcome:
     fallbacks: int
     hedges: int
     cache_hit: bool
+    reason: str = "OK"  # the ErrorInfo reason of a failed call (its `code` is not OK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +161,10 @@ class Metrics:
         self.requests = Counter(
             "sidecar_requests", "Calls finished, by route, provider, model, stream and gRPC code.",
             ("route", "provider", "model", "stream", "code"), registry=r,
+        )  # fmt: skip
+        self.errors = Counter(
+            "sidecar_errors", "Calls that ended in an error, by route, gRPC code and ErrorInfo reason.",
+            ("route", "code", "reason"), registry=r,
         )  # fmt: skip
         self.duration = Histogram(
             "gen_ai_client_operation_duration_seconds", "Whole-call duration as the caller saw it.",
@@ -292,12 +321,15 @@ class Metrics:
             s.hedges.inc(o.hedges)
         if o.cache_hit:
             s.from_cache.inc()
+        if o.code != "OK":
+            self.errors.labels(o.route, o.code, error_reason(o.reason)).inc()
         if self._tenants or self._users:
             self._attribute(tenant, user, o.cost_usd)
 
-    def call_rejected(self, stream: bool, code: str) -> None:
+    def call_rejected(self, stream: bool, code: str, reason: str) -> None:
         """A request refused at the edge (invalid, unknown tier): counted with empty route labels."""
         self.requests.labels("", "", "", str(stream).lower(), code).inc()
+        self.errors.labels("", code, error_reason(reason)).inc()
 
     def persona_switched(self, outcome: str) -> None:
         """A Switch ended: OK, or its error reason (PERSONA_NOT_FOUND, SWITCH_SUPERSEDED, CANCELLED, ...)."""
@@ -376,6 +408,11 @@ class Metrics:
 
     def admission_running_calls(self, n: int) -> None:
         self.admission_running.set(n)
+
+
+def error_reason(reason: str) -> str:
+    """The `reason` label: one of ERROR_REASONS, else `other` (never free text)."""
+    return reason if reason in ERROR_REASONS else OTHER
 
 
 def _bounded(value: str) -> str:

@@ -3,10 +3,12 @@
 Not part of `make test` (the first run builds llama-server, about 8 minutes). Asserts structure
 and token counts, never the exact text a model writes.
 
-No tool-calling case: SmolLM2-135M-Instruct's chat template has no tool section (llama-server's
-/props reports supports_tools: false), and this llama-server drops `tools` for it (the rendered
-prompt carries no tool and no grammar constrains the answer), so the model can only answer in text.
-Tool calls are covered by recorded OpenAI and Anthropic transcripts (tests/integration/test_tools.py).
+Tool calls: SmolLM2-135M-Instruct's own chat template has no tool section (llama-server's /props
+reports supports_tools: false) and llama-server (whose --jinja is on by default) drops `tools` for
+it. A second server (`small_tool_model`) runs with scripts/smollm2_tools.jinja, a template llama-server
+recognises as a tool-calling format: with `tool_choice` required or named it constrains the answer
+by a grammar made from the tool's schema and returns `tool_calls`. The bytes it sent are recorded in
+tests/fixtures/providers/llamacpp/tool_call*.{json,sse} and replayed by tests/integration/test_tools.py.
 """
 
 from __future__ import annotations
@@ -18,21 +20,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from google.protobuf import struct_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import free_port, system, user
 from tests.support.api import generate_request, stream_request, text_of
+from tests.support.tools import assemble, run_tools, tool_calls
 
 SERVE = Path(__file__).resolve().parents[2] / "scripts" / "serve_small_model.py"
 
 
-@pytest.fixture(scope="module")
-def small_model() -> Iterator[tuple[str, str]]:
-    """(base URL, model id) of llama-server serving SmolLM2 on loopback."""
+def _serving(*flags: str) -> Iterator[tuple[str, str]]:
     proc = subprocess.Popen(
-        [sys.executable, str(SERVE), "--port", str(free_port())], stdout=subprocess.PIPE, text=True
+        [sys.executable, str(SERVE), "--port", str(free_port()), *flags], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     try:
@@ -43,6 +45,18 @@ def small_model() -> Iterator[tuple[str, str]]:
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def small_model() -> Iterator[tuple[str, str]]:
+    """(base URL, model id) of llama-server serving SmolLM2 on loopback."""
+    yield from _serving()
+
+
+@pytest.fixture(scope="module")
+def small_tool_model() -> Iterator[tuple[str, str]]:
+    """The same model under llama-server with the tool-calling chat template (--tools)."""
+    yield from _serving("--tools")
 
 
 def policy(url: str, model: str) -> dict[str, Any]:
@@ -144,3 +158,58 @@ async def test_json_schema_answer_validates(serve: Any, small_model: tuple[str, 
     answer = json.loads(text_of(result))
     assert set(answer) == {"city", "temperature_c"} and isinstance(answer["temperature_c"], int)
     assert result.summary.finish_reason == gen.FINISH_REASON_STOP
+
+
+TOOL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}},
+    "required": ["city"],
+    "additionalProperties": False,
+}
+
+
+def city_tool() -> gen.Tool:
+    schema = struct_pb2.Struct()
+    schema.update(TOOL_SCHEMA)
+    return gen.Tool(name="get_weather", description="Get the current weather for a city", parameters=schema)
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_tool_call_then_answer(serve: Any, small_tool_model: tuple[str, str], stream: bool) -> None:
+    """The model must call the tool: its arguments are JSON valid for the tool's schema (unary, or
+    assembled from streamed tool-call deltas); the tool's result then gets a text answer."""
+    s = await serve({"policy": policy(*small_tool_model)})
+    question = user("What is the weather in Paris?")
+    fields = dict(
+        messages=[question],
+        tools=[city_tool()],
+        tool_choice=gen.ToolChoice(mode=gen.TOOL_CHOICE_MODE_REQUIRED),
+        parallel_tool_calls=False,
+        config=gen.GenerationConfig(max_tokens=30, temperature=0, seed=1),
+    )
+    if stream:
+        events = [e async for e in s.stub.StreamGenerate(stream_request(**fields), timeout=300)]
+        _, calls = assemble(events)
+        summary = events[-1].result.summary
+        call = gen.ToolCall(**calls[0])
+        assert list(calls) == [0]
+    else:
+        reply = await s.stub.Generate(generate_request(**fields), timeout=300)
+        (call,) = tool_calls(reply.message)
+        summary = reply.summary
+    assert summary.finish_reason == gen.FINISH_REASON_TOOL_CALLS
+    assert call.name == "get_weather" and call.id
+    jsonschema.validate(json.loads(call.arguments), TOOL_SCHEMA)
+    asked = gen.Message(role=gen.ROLE_ASSISTANT, content=[gen.ContentPart(tool_call=call)])
+    second = await s.stub.Generate(
+        generate_request(
+            # without tools: with them this template asks for `>>>all` or a call, and SmolLM2
+            # writes neither, which llama-server answers with a 500 (unparsable output)
+            messages=[question, asked, *run_tools(asked)],
+            config=gen.GenerationConfig(max_tokens=20, temperature=0, seed=1),
+        ),
+        timeout=300,
+    )
+    assert text_of(second).strip() and not tool_calls(second.message)
+    assert second.summary.finish_reason in FINISHED

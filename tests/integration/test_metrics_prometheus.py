@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import echo_policy, user
 from tests.support.api import generate_request, stream_request, text_of
 from tests.support.prometheus import promtool_check, query, start_prometheus
+from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
 
@@ -110,3 +111,41 @@ async def test_metrics_are_off_when_disabled(serve: Any) -> None:
     s = await serve({"policy": POLICY, "settings": {"telemetry": {"metrics": {"enabled": False}}}})
     assert s.sidecar.metrics_port is None
     assert text_of(await s.stub.Generate(generate_request(messages=[user("hi")]))) == "hi"
+
+
+async def test_errors_are_split_by_reason_in_prometheus(
+    serve: Any, upstream: Upstream, tmp_path: Path
+) -> None:
+    """A provider refusing the shared key (401) and a call to an unknown route reach Prometheus as
+    sidecar_errors_total series an alert can tell apart by `reason`."""
+    for _ in range(2):
+        upstream.push(Reply.json("openai/error_401.json", 401))
+    policy = {
+        "default_route": "keyed",
+        "deployments": {
+            "openai": {
+                "provider": "openai", "model": "m", "base_url": f"{upstream.url}/v1",
+                "api_key": {"env": "KEY"},
+            }
+        },
+        "routes": {"keyed": {"deployments": ["openai"], "retry": {"max_attempts": 1}}},
+    }  # fmt: skip
+    s = await serve({"policy": policy}, {"KEY": "sk-canary-0123456789"})
+    port = s.sidecar.metrics_port
+    with start_prometheus(tmp_path, f"127.0.0.1:{port}") as base:
+        await until(base, "sidecar_build_info", 1)
+        for _ in range(2):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await s.stub.Generate(generate_request(messages=[user("x")]))
+            assert info.value.code() is grpc.StatusCode.INTERNAL
+        with pytest.raises(grpc.aio.AioRpcError):
+            await s.stub.Generate(generate_request(messages=[user("x")], model="no-such-route"))
+        await until(
+            base, 'sidecar_errors_total{route="keyed",code="INTERNAL",reason="PROVIDER_AUTH_FAILED"}', 2
+        )
+        await until(
+            base, 'sidecar_errors_total{route="unknown",code="NOT_FOUND",reason="MODEL_NOT_FOUND"}', 1
+        )
+        await until(base, 'sum(sidecar_errors_total{reason=~"KEY_.*"}) or vector(0)', 0)
+        reasons = await asyncio.to_thread(query, base, "sum by (reason) (sidecar_errors_total)")
+        assert {r["metric"]["reason"] for r in reasons} == {"PROVIDER_AUTH_FAILED", "MODEL_NOT_FOUND"}

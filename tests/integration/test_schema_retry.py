@@ -5,6 +5,7 @@ breakers see what really happened."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -182,3 +183,81 @@ async def test_a_valid_first_answer_is_served_once(
     assert "".join(e.delta.text for e in events if e.HasField("delta")) == VALID
     assert [a.outcome for a in events[-1].result.summary.attempts] == ["OK"]
     assert upstream2.seen == []
+
+
+async def test_a_held_stream_broken_mid_answer_moves_on_to_the_next_deployment(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """Nothing of the first answer reached the caller when its deployment broke: the caller gets the
+    second deployment's answer, not STREAM_INTERRUPTED; the break feeds the first one's breaker, and
+    what it produced before breaking is charged."""
+    upstream.push(replace(llama("json_schema_other_stream"), drop_after=6))  # 5 deltas, then a cut
+    upstream2.push(llama("json_schema_stream"))
+    s = await serve(config(upstream, upstream2, hold_streams=True), KEYS)
+    events = [e async for e in s.stub.StreamGenerate(stream_request(**ask()))]
+    assert "".join(e.delta.text for e in events if e.HasField("delta")) == VALID
+    summary = events[-1].result.summary
+    assert [(a.deployment, a.outcome) for a in summary.attempts] == [
+        ("first", "PROVIDER_UNAVAILABLE"),
+        ("second", "OK"),
+    ]
+    assert summary.served_by.deployment == "second"
+    partial = summary.usage.total_tokens - 63  # the second answer, as llama-server counted it
+    assert partial > 0  # the first deployment's prompt and the text it sent before breaking
+    assert await tokens_used(s.stub) == summary.usage.total_tokens
+    # the break counted against the first deployment: its breaker (one failure in five) is open
+    upstream2.push(llama("json_schema_stream"))
+    events = [e async for e in s.stub.StreamGenerate(stream_request(**ask()))]
+    assert [a.deployment for a in events[-1].result.summary.attempts] == ["second"]
+    assert len(upstream.seen) == 1
+
+
+HEDGE = {"enabled": True, "min_delay_seconds": 0.01, "default_delay_seconds": 0.1}
+
+
+async def test_schema_retry_with_hedging_retries_the_race_winner_on_the_next_deployment(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """They compose: the first deployment is slow, so the second is raced (hedging); the second wins
+    with an invalid answer, which is held and retried on the third (schema_retry). The loser is
+    cancelled and charged nothing; the two answers produced are."""
+    third = await Upstream().start()
+    try:
+        upstream.push(Reply.json("openai/json_schema.json", delay=3.0))
+        upstream2.push(Reply.json("openai/json_schema_invalid.json"))
+        third.push(Reply.json("openai/json_schema.json"))
+        raw = config(upstream, upstream2)
+        policy = raw["policy"]
+        policy["deployments"]["third"] = deployment(third, 1.0)
+        policy["routes"]["r"] |= {"deployments": ["first", "second", "third"], "hedging": HEDGE}
+        s = await serve(raw, KEYS)
+        reply = await s.stub.Generate(generate_request(**ask()))
+        assert json.loads(text_of(reply)) == {"city": "Paris", "temperature_c": 21}
+        summary = reply.summary
+        assert sorted((a.deployment, a.outcome) for a in summary.attempts) == [
+            ("first", "HEDGE_LOST"),
+            ("second", "SCHEMA_VALIDATION_FAILED"),
+            ("third", "OK"),
+        ]
+        assert summary.served_by.deployment == "third"
+        assert summary.usage.total_tokens == 214  # the rejected answer and the served one, not the loser
+        assert summary.cost_micros == 107 * 2 + 107 * 1
+        assert await tokens_used(s.stub) == 214
+    finally:
+        await third.close()
+
+
+async def test_schema_retry_with_hedging_and_no_deployment_left_passes_the_winner_through(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """Two deployments, both used by the hedged race: none is left to retry on, so the winner's
+    answer is not held and the structured-output check refuses it as without schema_retry."""
+    upstream.push(Reply.json("openai/json_schema.json", delay=3.0))
+    upstream2.push(Reply.json("openai/json_schema_invalid.json"))
+    raw = config(upstream, upstream2)
+    raw["policy"]["routes"]["r"]["hedging"] = HEDGE
+    s = await serve(raw, KEYS)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(**ask()))
+    assert (await rich(info.value)).reason == "SCHEMA_VALIDATION_FAILED"
+    assert len(upstream2.seen) == 1

@@ -109,6 +109,57 @@ async def test_openai_streamed_tool_call_deltas_assemble(serve: Any, upstream: U
     assert result.summary.usage.completion_tokens == 46
 
 
+# --- llama.cpp (SmolLM2 under llama-server, recorded by `make e2e-llm`'s tool template) ---------
+
+
+LLAMA_CALL = ("get_weather", {"city": "Paris"})
+
+
+async def test_llamacpp_recorded_tool_call(serve: Any, upstream: Upstream) -> None:
+    """llama-server's own bytes for a call forced by tool_choice required: one call, its id and
+    arguments as the grammar-constrained model wrote them, finish reason tool_calls."""
+    upstream.push(Reply.json("llamacpp/tool_call.json"))
+    s = await serve({"policy": policy(upstream, "openai")}, KEYS)
+    required = gen.ToolChoice(mode=gen.TOOL_CHOICE_MODE_REQUIRED)
+    reply = await s.stub.Generate(generate_request(**ask(tool_choice=required, parallel_tool_calls=False)))
+    [call] = tool_calls(reply.message)
+    assert (call.name, json.loads(call.arguments)) == LLAMA_CALL and call.id
+    assert text_of(reply) == ""
+    assert reply.summary.finish_reason == gen.FINISH_REASON_TOOL_CALLS
+    assert reply.summary.usage.prompt_tokens == 114
+    # the second turn: the call and its result go up as OpenAI messages; the answer is text
+    upstream.push(Reply.json("llamacpp/tool_result_answer.json"))
+    history = [user("What is the weather in Paris?"), reply.message, *run_tools(reply.message)]
+    answer = await s.stub.Generate(generate_request(messages=history, tenant_id="acme", user_id="u"))
+    assert text_of(answer).startswith("The weather in Paris is quite pleasant") and not tool_calls(
+        answer.message
+    )
+    assert answer.summary.finish_reason == gen.FINISH_REASON_LENGTH
+    sent = upstream.seen[1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "tool"]
+    assert sent[1]["tool_calls"][0]["id"] == sent[2]["tool_call_id"] == call.id
+
+
+async def test_llamacpp_recorded_tool_call_stream(serve: Any, upstream: Upstream) -> None:
+    """llama-server streams a call as deltas: the id and name first with `{`, then argument pieces;
+    the client assembles them into the same call the summary reports."""
+    upstream.push(Reply.sse("llamacpp/tool_call_stream.sse", chunk_delay=0.01))
+    s = await serve({"policy": policy(upstream, "openai")}, KEYS)
+    required = gen.ToolChoice(mode=gen.TOOL_CHOICE_MODE_REQUIRED)
+    events = [e async for e in s.stub.StreamGenerate(stream_request(**ask(tool_choice=required)))]
+    text, calls = assemble(events)
+    arguments = '{\n  "city": "Paris"\n}'
+    assert text == "" and calls == {
+        0: {"id": "POQEmskdGYDUhdRIhfKTpcFxedmSY9Wo", "name": "get_weather", "arguments": arguments}
+    }
+    assert sum(1 for e in events if e.HasField("delta")) == 8  # the pieces as llama-server sent them
+    result = events[-1].result
+    assert [(c.name, json.loads(c.arguments)) for c in tool_calls(result.message)] == [LLAMA_CALL]
+    assert result.summary.finish_reason == gen.FINISH_REASON_TOOL_CALLS
+    usage = result.summary.usage
+    assert (usage.prompt_tokens, usage.completion_tokens) == (114, 20)
+
+
 # --- Anthropic ----------------------------------------------------------------------------------
 
 

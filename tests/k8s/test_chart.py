@@ -232,11 +232,87 @@ def test_the_alert_rules_pass_promtool(tmp_path: Path) -> None:
     alerts = {r["alert"] for r in rule["spec"]["groups"][0]["rules"]}
     assert {
         "OrchestratorSidecarBreakerOpen",
-        "OrchestratorSidecarProviderAuthOrKeyFailure",
+        "OrchestratorSidecarProviderAuthFailed",
+        "OrchestratorSidecarKeyBackendFailure",
+        "OrchestratorSidecarUserKeysRejected",
+        "OrchestratorSidecarInternalErrors",
         "OrchestratorSidecarQuotaStoreDown",
         "OrchestratorSidecarLedgerDrops",
         "OrchestratorSidecarInjectionFailedOpen",
     } <= alerts
+
+
+def _errors(reason: str, code: str, per_minute: int) -> dict[str, str]:
+    labels = f'namespace="ns",pod="p",route="chat",code="{code}",reason="{reason}"'
+    return {"series": f"sidecar_errors_total{{{labels}}}", "values": f"0+{per_minute}x30"}
+
+
+def _fires(alert: str, *labels: dict[str, str]) -> dict[str, Any]:
+    return {"eval_time": "20m", "alertname": alert, "exp_alerts": [{"exp_labels": x} for x in labels]}
+
+
+def test_the_error_alerts_tell_provider_auth_key_backend_and_user_keys_apart(tmp_path: Path) -> None:
+    """`promtool test rules` on the rendered rules: each error reason fires its own alert only."""
+    spec = find(template(*VALUE_SETS["monitoring"]), "PrometheusRule")["spec"]
+    for rule in spec["groups"][0]["rules"]:
+        rule.pop("annotations", None)  # the expectations below are about which alert fires, by label
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(spec))
+    where = {"namespace": "ns", "pod": "p"}
+    series = [
+        _errors("PROVIDER_AUTH_FAILED", "INTERNAL", 3),
+        _errors("KEY_BACKEND_UNAVAILABLE", "UNAVAILABLE", 2),
+        _errors("USER_KEY_REJECTED", "PERMISSION_DENIED", 1),
+        {"series": 'sidecar_requests_total{namespace="ns",pod="p",route="chat"}', "values": "0+10x30"},
+    ]
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    _fires(
+                        "OrchestratorSidecarProviderAuthFailed",
+                        {**where, "route": "chat", "severity": "critical"},
+                    ),
+                    _fires(
+                        "OrchestratorSidecarKeyBackendFailure",
+                        {**where, "reason": "KEY_BACKEND_UNAVAILABLE", "severity": "critical"},
+                    ),
+                    _fires("OrchestratorSidecarUserKeysRejected"),  # 1 of 10 calls per minute: below half
+                    _fires("OrchestratorSidecarInternalErrors"),  # INTERNAL only for the provider key
+                ],
+            },
+            {
+                "interval": "1m",
+                "input_series": [
+                    _errors("USER_KEY_REJECTED", "PERMISSION_DENIED", 9),
+                    _errors("INTERNAL", "INTERNAL", 1),
+                    {
+                        "series": 'sidecar_requests_total{namespace="ns",pod="p",route="chat"}',
+                        "values": "0+10x30",
+                    },
+                ],
+                "alert_rule_test": [
+                    _fires(
+                        "OrchestratorSidecarUserKeysRejected", {**where, "route": "chat", "severity": "info"}
+                    ),
+                    _fires(
+                        "OrchestratorSidecarInternalErrors",
+                        {**where, "route": "chat", "reason": "INTERNAL", "severity": "warning"},
+                    ),
+                    _fires("OrchestratorSidecarProviderAuthFailed"),
+                    _fires("OrchestratorSidecarKeyBackendFailure"),
+                ],
+            },
+        ],
+    }
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests))
+    result = subprocess.run(
+        [binary("promtool"), "test", "rules", "tests.yaml"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_dashboard_is_shipped_as_a_configmap() -> None:

@@ -136,3 +136,42 @@ def test_collector_reads_breakers_health_key_cache_and_ledger_at_scrape_time() -
 def test_build_info() -> None:
     [sample] = [s for f in Metrics().registry.collect() for s in f.samples if s.name == "sidecar_build_info"]
     assert sample.value == 1 and sample.labels["version"]
+
+
+def test_errors_are_counted_by_reason_from_a_fixed_set() -> None:
+    m = Metrics()
+    for reason in ("PROVIDER_AUTH_FAILED", "PROVIDER_AUTH_FAILED", "KEY_BACKEND_UNAVAILABLE"):
+        code = "INTERNAL" if reason == "PROVIDER_AUTH_FAILED" else "UNAVAILABLE"
+        m.call_started()
+        m.call_finished(outcome(code=code, reason=reason))
+    m.call_started()
+    m.call_finished(outcome(code="INTERNAL", reason="free text from somewhere: sk-live-1"))
+    m.call_started()
+    m.call_finished(outcome())  # OK: no error series
+    m.call_rejected(False, "INVALID_ARGUMENT", "INVALID_REQUEST")
+
+    def errors(route: str, code: str, reason: str) -> float | None:
+        return m.registry.get_sample_value(
+            "sidecar_errors_total", {"route": route, "code": code, "reason": reason}
+        )
+
+    assert errors("chat", "INTERNAL", "PROVIDER_AUTH_FAILED") == 2
+    assert errors("chat", "UNAVAILABLE", "KEY_BACKEND_UNAVAILABLE") == 1
+    assert errors("chat", "INTERNAL", "other") == 1
+    assert errors("", "INVALID_ARGUMENT", "INVALID_REQUEST") == 1
+    samples = [s for f in m.registry.collect() if f.name == "sidecar_errors" for s in f.samples]
+    assert sum(s.value for s in samples if s.name == "sidecar_errors_total") == 5
+
+
+def test_every_reason_the_sidecar_raises_is_a_known_label_value() -> None:
+    import sidecar.app  # noqa: F401  (imports every module that defines an error class)
+    from sidecar.core.errors import QUOTA_REASONS, SidecarError
+    from sidecar.pipeline.observe import CANCELLED, DEADLINE_EXCEEDED
+    from sidecar.telemetry.metrics import ERROR_REASONS
+
+    def subclasses(cls: type[SidecarError]) -> set[type[SidecarError]]:
+        direct = set(cls.__subclasses__())
+        return direct.union(*(subclasses(c) for c in direct))
+
+    raised = {c.reason for c in subclasses(SidecarError)} | {SidecarError.reason}
+    assert raised | set(QUOTA_REASONS) | {CANCELLED, DEADLINE_EXCEEDED} <= ERROR_REASONS
