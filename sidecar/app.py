@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sidecar.api.admin_servicer import AdminServicer
 from sidecar.api.conversation_servicer import ConversationServicer
 from sidecar.api.convert import Tiers
+from sidecar.api.experiment_servicer import ExperimentServicer
 from sidecar.api.gate import Gate
 from sidecar.api.key_servicer import KeyServicer
 from sidecar.api.paging import PageTokens
@@ -90,6 +91,11 @@ def build_servicers(cfg: Config, d: Deps, drain: Drain) -> Servicers:
         keys=KeyServicer(gate=Gate(d.verifier, "KeyService"), keys=d.keys, pages=pages),
         admin=AdminServicer(
             gate=Gate(d.verifier, "AdminService"), keys=d.keys, ledger=d.telemetry.ledger, pages=pages
+        ),
+        experiments=ExperimentServicer(
+            gate=Gate(d.verifier, "ExperimentService"),
+            ledger=d.telemetry.ledger,
+            book=experiment_book(cfg, d),
         ),
     )
 

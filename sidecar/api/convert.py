@@ -13,12 +13,12 @@ from google.protobuf import duration_pb2
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import models_pb2
 from sidecar.api import content, context_cache, tools
+from sidecar.api.priority import request_priority, requested_variant
 from sidecar.config.schema import DeploymentConfig, RequestLimits
 from sidecar.config.tiers import TierAssignment, UnknownTier, resolve_tier
 from sidecar.core.clock import Deadline
 from sidecar.core.errors import FieldViolation, InvalidRequestError
 from sidecar.core.outcome import Outcome
-from sidecar.core.priority import priority_from_metadata
 from sidecar.core.types import (
     Call,
     Credentials,
@@ -119,7 +119,8 @@ def to_call(
     check_metadata(req.metadata, limits, bad)
     key_source = _key_source(req, bad) if req.HasField("provider_key") else None
     tier = caller_tier(tiers, req.tenant_id, req.user_id, req.metadata, bad)
-    priority = priority_from_metadata(req.metadata, bad.add)
+    priority = request_priority(req, bad.add)
+    variant = requested_variant(req, bad.add)
     cache_bypass = context_cache.cache_bypass(req.cache_mode, bad.add)
     if bad.items:
         raise InvalidRequestError(bad.items)
@@ -140,6 +141,7 @@ def to_call(
         tier=tier,
         cache_bypass=cache_bypass,
         priority=priority,
+        experiment_variant=variant,
     )
 
 
@@ -279,6 +281,8 @@ def to_summary(record: Outcome, *, request_id: str, finished_at: float) -> gen.G
     if record.first_token_at is not None:
         summary.time_to_first_token.CopyFrom(duration(record.first_token_at - record.started_at))
     context_cache.add_summary_fields(summary, record)
+    summary.experiment, summary.experiment_variant = record.experiment, record.variant
+    summary.experiment_variant_overridden = record.variant_overridden
     return summary
 
 

@@ -11,6 +11,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from sidecar._gen.orchestrator.v1 import (
     admin_service_pb2,
     conversation_service_pb2,
+    experiment_service_pb2,
     generation_service_pb2,
     key_service_pb2,
     quota_service_pb2,
@@ -18,6 +19,7 @@ from sidecar._gen.orchestrator.v1 import (
 from sidecar.api.admin_servicer import AdminServicer
 from sidecar.api.conversation_servicer import ConversationServicer
 from sidecar.api.decode import add_service
+from sidecar.api.experiment_servicer import ExperimentServicer
 from sidecar.api.key_servicer import KeyServicer
 from sidecar.api.quota_servicer import QuotaServicer
 from sidecar.api.servicer import GenerationServicer
@@ -28,7 +30,8 @@ CONVERSATION = conversation_service_pb2.DESCRIPTOR.services_by_name["Conversatio
 QUOTA = quota_service_pb2.DESCRIPTOR.services_by_name["QuotaService"]
 KEYS = key_service_pb2.DESCRIPTOR.services_by_name["KeyService"]
 ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
-DATA_PLANE_NAMES = tuple(s.full_name for s in (GENERATION, CONVERSATION, QUOTA, KEYS))
+EXPERIMENTS = experiment_service_pb2.DESCRIPTOR.services_by_name["ExperimentService"]
+DATA_PLANE_NAMES = tuple(s.full_name for s in (GENERATION, CONVERSATION, QUOTA, KEYS, EXPERIMENTS))
 ADMIN_NAME = ADMIN.full_name
 
 
@@ -41,6 +44,7 @@ class Servicers:
     quota: QuotaServicer
     keys: KeyServicer
     admin: AdminServicer
+    experiments: ExperimentServicer
 
 
 def add_data_plane(
@@ -51,6 +55,7 @@ def add_data_plane(
         (s.conversation, CONVERSATION),
         (s.quota, QUOTA),
         (s.keys, KEYS),
+        (s.experiments, EXPERIMENTS),
     )
     for servicer, descriptor in pairs:
         add_service(server, servicer, descriptor, clock=clock, on_request=on_request)

@@ -7,18 +7,26 @@ from functools import cache
 from sidecar._gen.orchestrator.v1 import (
     admin_service_pb2,
     conversation_service_pb2,
+    experiment_service_pb2,
     generation_service_pb2,
     key_service_pb2,
     quota_service_pb2,
 )
 
 PACKAGE = "orchestrator.v1"
-DATA_PLANE_SERVICES = ("GenerationService", "ConversationService", "QuotaService", "KeyService")
+DATA_PLANE_SERVICES = (
+    "GenerationService",
+    "ConversationService",
+    "QuotaService",
+    "KeyService",
+    "ExperimentService",
+)
 _FILES = (
     generation_service_pb2,
     conversation_service_pb2,
     quota_service_pb2,
     key_service_pb2,
+    experiment_service_pb2,
     admin_service_pb2,
 )
 

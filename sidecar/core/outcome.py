@@ -55,7 +55,7 @@ class Outcome:
         self._cache_hit = False
         self._semantic: tuple[float, float] | None = None
         self._context = (0, 0, False)
-        self._experiment = ("", "")
+        self._experiment = ("", "", False)
         self._sealed = False
 
     # -- reports, one per fact, from the layer that knows it ------------------------------------
@@ -120,10 +120,11 @@ class Outcome:
         if not self._sealed:
             self._context = (tokens_removed, messages_removed, summarized)
 
-    def experiment_assigned(self, experiment: str, variant: str) -> None:
-        """The experiment variant serving the call (the experiment layer)."""
+    def experiment_assigned(self, experiment: str, variant: str, *, overridden: bool = False) -> None:
+        """The experiment variant serving the call (the experiment layer); `overridden`: the request
+        chose it, not the sticky assignment."""
         if not self._sealed:
-            self._experiment = (experiment, variant)
+            self._experiment = (experiment, variant, overridden)
 
     def first_token(self, at: float) -> None:
         """The first text the caller received (the observe layer sees every chunk)."""
@@ -208,6 +209,10 @@ class Outcome:
     @property
     def variant(self) -> str:
         return self._experiment[1]
+
+    @property
+    def variant_overridden(self) -> bool:
+        return self._experiment[2]
 
     @property
     def cost_usd(self) -> float:

@@ -118,6 +118,7 @@ class ObserveLayer:
                     metadata=call.metadata if trusted else {},
                     experiment=record.experiment,
                     variant=record.variant,
+                    variant_overridden=record.variant_overridden,
                 )
             )
         if span is not None:

@@ -1236,8 +1236,20 @@ type GenerationInput struct {
 	ParallelToolCalls *bool `protobuf:"varint,15,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3,oneof" json:"parallel_tool_calls,omitempty"`
 	// The form of the answer; unset is text.
 	ResponseFormat *ResponseFormat `protobuf:"bytes,16,opt,name=response_format,json=responseFormat,proto3" json:"response_format,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// How urgently to serve the call when the sidecar or a deployment is at capacity; capped by the
+	// caller's tier. UNSPECIFIED takes the `priority` metadata label if any (kept for older
+	// callers), else NORMAL. Setting both to different levels is INVALID_REQUEST naming
+	// `input.priority`; an unknown value is INVALID_REQUEST naming `input.priority`.
+	Priority Priority `protobuf:"varint,17,opt,name=priority,proto3,enum=orchestrator.v1.Priority" json:"priority,omitempty"`
+	// For testing: the experiment variant to serve this call, instead of the caller's sticky one
+	// (the route must hold an experiment with that variant). Empty takes the
+	// `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
+	// usage record show the assignment as overridden.
+	// Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
+	// different variant in the metadata label).
+	ExperimentVariant string `protobuf:"bytes,18,opt,name=experiment_variant,json=experimentVariant,proto3" json:"experiment_variant,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *GenerationInput) Reset() {
@@ -1380,6 +1392,20 @@ func (x *GenerationInput) GetResponseFormat() *ResponseFormat {
 		return x.ResponseFormat
 	}
 	return nil
+}
+
+func (x *GenerationInput) GetPriority() Priority {
+	if x != nil {
+		return x.Priority
+	}
+	return Priority_PRIORITY_UNSPECIFIED
+}
+
+func (x *GenerationInput) GetExperimentVariant() string {
+	if x != nil {
+		return x.ExperimentVariant
+	}
+	return ""
 }
 
 // Request of Generate.
@@ -1749,9 +1775,16 @@ type GenerationSummary struct {
 	ContextSummarized bool `protobuf:"varint,15,opt,name=context_summarized,json=contextSummarized,proto3" json:"context_summarized,omitempty"`
 	// This answer is the stored answer of an earlier Generate of the same tenant_id and request_id
 	// (an idempotent retry): nothing ran and nothing was charged for this call.
-	Replayed      bool `protobuf:"varint,16,opt,name=replayed,proto3" json:"replayed,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Replayed bool `protobuf:"varint,16,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// The experiment whose variant served the call; empty when the route holds none.
+	Experiment string `protobuf:"bytes,20,opt,name=experiment,proto3" json:"experiment,omitempty"`
+	// The variant that served the call.
+	ExperimentVariant string `protobuf:"bytes,21,opt,name=experiment_variant,json=experimentVariant,proto3" json:"experiment_variant,omitempty"`
+	// The variant was chosen by the request (GenerationInput.experiment_variant or the metadata
+	// label), not by the sticky assignment.
+	ExperimentVariantOverridden bool `protobuf:"varint,22,opt,name=experiment_variant_overridden,json=experimentVariantOverridden,proto3" json:"experiment_variant_overridden,omitempty"`
+	unknownFields               protoimpl.UnknownFields
+	sizeCache                   protoimpl.SizeCache
 }
 
 func (x *GenerationSummary) Reset() {
@@ -1892,6 +1925,27 @@ func (x *GenerationSummary) GetContextSummarized() bool {
 func (x *GenerationSummary) GetReplayed() bool {
 	if x != nil {
 		return x.Replayed
+	}
+	return false
+}
+
+func (x *GenerationSummary) GetExperiment() string {
+	if x != nil {
+		return x.Experiment
+	}
+	return ""
+}
+
+func (x *GenerationSummary) GetExperimentVariant() string {
+	if x != nil {
+		return x.ExperimentVariant
+	}
+	return ""
+}
+
+func (x *GenerationSummary) GetExperimentVariantOverridden() bool {
+	if x != nil {
+		return x.ExperimentVariantOverridden
 	}
 	return false
 }
@@ -2221,7 +2275,7 @@ var File_orchestrator_v1_generate_proto protoreflect.FileDescriptor
 
 const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\n" +
-	"\x1eorchestrator/v1/generate.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1borchestrator/v1/cache.proto\x1a\x1aorchestrator/v1/keys.proto\"L\n" +
+	"\x1eorchestrator/v1/generate.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1borchestrator/v1/cache.proto\x1a\x1aorchestrator/v1/keys.proto\x1a\x1eorchestrator/v1/priority.proto\"L\n" +
 	"\bToolCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
@@ -2284,7 +2338,7 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\v_max_tokensB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\a\n" +
-	"\x05_seed\"\xe4\x06\n" +
+	"\x05_seed\"\xca\a\n" +
 	"\x0fGenerationInput\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x124\n" +
 	"\bmessages\x18\x02 \x03(\v2\x18.orchestrator.v1.MessageR\bmessages\x129\n" +
@@ -2306,7 +2360,9 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\vtool_choice\x18\x0e \x01(\v2\x1b.orchestrator.v1.ToolChoiceR\n" +
 	"toolChoice\x123\n" +
 	"\x13parallel_tool_calls\x18\x0f \x01(\bH\x01R\x11parallelToolCalls\x88\x01\x01\x12H\n" +
-	"\x0fresponse_format\x18\x10 \x01(\v2\x1f.orchestrator.v1.ResponseFormatR\x0eresponseFormat\x1a;\n" +
+	"\x0fresponse_format\x18\x10 \x01(\v2\x1f.orchestrator.v1.ResponseFormatR\x0eresponseFormat\x125\n" +
+	"\bpriority\x18\x11 \x01(\x0e2\x19.orchestrator.v1.PriorityR\bpriority\x12-\n" +
+	"\x12experiment_variant\x18\x12 \x01(\tR\x11experimentVariant\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
@@ -2336,7 +2392,7 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"deployment\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x18\n" +
 	"\aoutcome\x18\x03 \x01(\tR\aoutcome\x125\n" +
-	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\x9c\x06\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xaf\a\n" +
 	"\x11GenerationSummary\x12B\n" +
 	"\rfinish_reason\x18\x01 \x01(\x0e2\x1d.orchestrator.v1.FinishReasonR\ffinishReason\x12,\n" +
 	"\x05usage\x18\x02 \x01(\v2\x16.orchestrator.v1.UsageR\x05usage\x12\x1f\n" +
@@ -2357,7 +2413,12 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\x16context_tokens_removed\x18\r \x01(\x03R\x14contextTokensRemoved\x128\n" +
 	"\x18context_messages_removed\x18\x0e \x01(\x05R\x16contextMessagesRemoved\x12-\n" +
 	"\x12context_summarized\x18\x0f \x01(\bR\x11contextSummarized\x12\x1a\n" +
-	"\breplayed\x18\x10 \x01(\bR\breplayed\"\x84\x01\n" +
+	"\breplayed\x18\x10 \x01(\bR\breplayed\x12\x1e\n" +
+	"\n" +
+	"experiment\x18\x14 \x01(\tR\n" +
+	"experiment\x12-\n" +
+	"\x12experiment_variant\x18\x15 \x01(\tR\x11experimentVariant\x12B\n" +
+	"\x1dexperiment_variant_overridden\x18\x16 \x01(\bR\x1bexperimentVariantOverridden\"\x84\x01\n" +
 	"\x10GenerateResponse\x122\n" +
 	"\amessage\x18\x01 \x01(\v2\x18.orchestrator.v1.MessageR\amessage\x12<\n" +
 	"\asummary\x18\x02 \x01(\v2\".orchestrator.v1.GenerationSummaryR\asummary\"g\n" +
@@ -2445,7 +2506,8 @@ var file_orchestrator_v1_generate_proto_goTypes = []any{
 	(*structpb.Struct)(nil),        // 28: google.protobuf.Struct
 	(*ProviderKey)(nil),            // 29: orchestrator.v1.ProviderKey
 	(CacheMode)(0),                 // 30: orchestrator.v1.CacheMode
-	(*durationpb.Duration)(nil),    // 31: google.protobuf.Duration
+	(Priority)(0),                  // 31: orchestrator.v1.Priority
+	(*durationpb.Duration)(nil),    // 32: google.protobuf.Duration
 }
 var file_orchestrator_v1_generate_proto_depIdxs = []int32{
 	4,  // 0: orchestrator.v1.ContentPart.tool_call:type_name -> orchestrator.v1.ToolCall
@@ -2468,26 +2530,27 @@ var file_orchestrator_v1_generate_proto_depIdxs = []int32{
 	8,  // 17: orchestrator.v1.GenerationInput.tools:type_name -> orchestrator.v1.Tool
 	9,  // 18: orchestrator.v1.GenerationInput.tool_choice:type_name -> orchestrator.v1.ToolChoice
 	10, // 19: orchestrator.v1.GenerationInput.response_format:type_name -> orchestrator.v1.ResponseFormat
-	16, // 20: orchestrator.v1.GenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
-	16, // 21: orchestrator.v1.StreamGenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
-	31, // 22: orchestrator.v1.Attempt.duration:type_name -> google.protobuf.Duration
-	1,  // 23: orchestrator.v1.GenerationSummary.finish_reason:type_name -> orchestrator.v1.FinishReason
-	19, // 24: orchestrator.v1.GenerationSummary.usage:type_name -> orchestrator.v1.Usage
-	20, // 25: orchestrator.v1.GenerationSummary.served_by:type_name -> orchestrator.v1.ServedBy
-	21, // 26: orchestrator.v1.GenerationSummary.attempts:type_name -> orchestrator.v1.Attempt
-	31, // 27: orchestrator.v1.GenerationSummary.upstream_latency:type_name -> google.protobuf.Duration
-	31, // 28: orchestrator.v1.GenerationSummary.overhead:type_name -> google.protobuf.Duration
-	31, // 29: orchestrator.v1.GenerationSummary.time_to_first_token:type_name -> google.protobuf.Duration
-	7,  // 30: orchestrator.v1.GenerateResponse.message:type_name -> orchestrator.v1.Message
-	22, // 31: orchestrator.v1.GenerateResponse.summary:type_name -> orchestrator.v1.GenerationSummary
-	24, // 32: orchestrator.v1.ContentDelta.tool_call:type_name -> orchestrator.v1.ToolCallDelta
-	25, // 33: orchestrator.v1.StreamGenerateResponse.delta:type_name -> orchestrator.v1.ContentDelta
-	23, // 34: orchestrator.v1.StreamGenerateResponse.result:type_name -> orchestrator.v1.GenerateResponse
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	31, // 20: orchestrator.v1.GenerationInput.priority:type_name -> orchestrator.v1.Priority
+	16, // 21: orchestrator.v1.GenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
+	16, // 22: orchestrator.v1.StreamGenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
+	32, // 23: orchestrator.v1.Attempt.duration:type_name -> google.protobuf.Duration
+	1,  // 24: orchestrator.v1.GenerationSummary.finish_reason:type_name -> orchestrator.v1.FinishReason
+	19, // 25: orchestrator.v1.GenerationSummary.usage:type_name -> orchestrator.v1.Usage
+	20, // 26: orchestrator.v1.GenerationSummary.served_by:type_name -> orchestrator.v1.ServedBy
+	21, // 27: orchestrator.v1.GenerationSummary.attempts:type_name -> orchestrator.v1.Attempt
+	32, // 28: orchestrator.v1.GenerationSummary.upstream_latency:type_name -> google.protobuf.Duration
+	32, // 29: orchestrator.v1.GenerationSummary.overhead:type_name -> google.protobuf.Duration
+	32, // 30: orchestrator.v1.GenerationSummary.time_to_first_token:type_name -> google.protobuf.Duration
+	7,  // 31: orchestrator.v1.GenerateResponse.message:type_name -> orchestrator.v1.Message
+	22, // 32: orchestrator.v1.GenerateResponse.summary:type_name -> orchestrator.v1.GenerationSummary
+	24, // 33: orchestrator.v1.ContentDelta.tool_call:type_name -> orchestrator.v1.ToolCallDelta
+	25, // 34: orchestrator.v1.StreamGenerateResponse.delta:type_name -> orchestrator.v1.ContentDelta
+	23, // 35: orchestrator.v1.StreamGenerateResponse.result:type_name -> orchestrator.v1.GenerateResponse
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_orchestrator_v1_generate_proto_init() }
@@ -2497,6 +2560,7 @@ func file_orchestrator_v1_generate_proto_init() {
 	}
 	file_orchestrator_v1_cache_proto_init()
 	file_orchestrator_v1_keys_proto_init()
+	file_orchestrator_v1_priority_proto_init()
 	file_orchestrator_v1_generate_proto_msgTypes[1].OneofWrappers = []any{
 		(*Image_Url)(nil),
 		(*Image_Data)(nil),

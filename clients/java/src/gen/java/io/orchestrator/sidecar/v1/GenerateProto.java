@@ -159,137 +159,144 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
       "trator.v1\032\036google/protobuf/duration.prot" +
       "o\032\034google/protobuf/struct.proto\032\033orchest" +
       "rator/v1/cache.proto\032\032orchestrator/v1/ke" +
-      "ys.proto\"L\n\010ToolCall\022\016\n\002id\030\001 \001(\tR\002id\022\022\n\004" +
-      "name\030\002 \001(\tR\004name\022\034\n\targuments\030\003 \001(\tR\targ" +
-      "uments\"\206\001\n\005Image\022\022\n\003url\030\001 \001(\tH\000R\003url\022\024\n\004" +
-      "data\030\002 \001(\014H\000R\004data\022\033\n\tmime_type\030\003 \001(\tR\010m" +
-      "imeType\022\024\n\005width\030\004 \001(\005R\005width\022\026\n\006height\030" +
-      "\005 \001(\005R\006heightB\010\n\006source\"\225\001\n\013ContentPart\022" +
-      "\024\n\004text\030\001 \001(\tH\000R\004text\0228\n\ttool_call\030\002 \001(\013" +
-      "2\031.orchestrator.v1.ToolCallH\000R\010toolCall\022" +
-      ".\n\005image\030\003 \001(\0132\026.orchestrator.v1.ImageH\000" +
-      "R\005imageB\006\n\004kind\"\242\001\n\007Message\022)\n\004role\030\001 \001(" +
-      "\0162\025.orchestrator.v1.RoleR\004role\0226\n\007conten" +
-      "t\030\002 \003(\0132\034.orchestrator.v1.ContentPartR\007c" +
-      "ontent\022\022\n\004name\030\003 \001(\tR\004name\022 \n\014tool_call_" +
-      "id\030\004 \001(\tR\ntoolCallId\"u\n\004Tool\022\022\n\004name\030\001 \001" +
-      "(\tR\004name\022 \n\013description\030\002 \001(\tR\013descripti" +
-      "on\0227\n\nparameters\030\003 \001(\0132\027.google.protobuf" +
-      ".StructR\nparameters\"c\n\nToolChoice\0225\n\004mod" +
-      "e\030\001 \001(\0162\037.orchestrator.v1.ToolChoiceMode" +
-      "H\000R\004mode\022\024\n\004name\030\002 \001(\tH\000R\004nameB\010\n\006choice" +
-      "\"\331\001\n\016ResponseFormat\0221\n\004text\030\001 \001(\0132\033.orch" +
-      "estrator.v1.TextFormatH\000R\004text\022D\n\013json_o" +
-      "bject\030\002 \001(\0132!.orchestrator.v1.JsonObject" +
-      "FormatH\000R\njsonObject\022D\n\013json_schema\030\003 \001(" +
-      "\0132!.orchestrator.v1.JsonSchemaFormatH\000R\n" +
-      "jsonSchemaB\010\n\006format\"\014\n\nTextFormat\"\022\n\020Js" +
-      "onObjectFormat\"o\n\020JsonSchemaFormat\022\022\n\004na" +
-      "me\030\001 \001(\tR\004name\022/\n\006schema\030\002 \001(\0132\027.google." +
-      "protobuf.StructR\006schema\022\026\n\006strict\030\003 \001(\010R" +
-      "\006strict\"\233\001\n\017ReasoningConfig\0228\n\006effort\030\001 " +
-      "\001(\0162 .orchestrator.v1.ReasoningEffortR\006e" +
-      "ffort\022#\n\rbudget_tokens\030\002 \001(\005R\014budgetToke" +
-      "ns\022)\n\020include_thinking\030\003 \001(\010R\017includeThi" +
-      "nking\"\226\002\n\020GenerationConfig\022\"\n\nmax_tokens" +
-      "\030\001 \001(\005H\000R\tmaxTokens\210\001\001\022%\n\013temperature\030\002 " +
-      "\001(\001H\001R\013temperature\210\001\001\022\030\n\005top_p\030\003 \001(\001H\002R\004" +
-      "topP\210\001\001\022\022\n\004stop\030\004 \003(\tR\004stop\022\027\n\004seed\030\005 \001(" +
-      "\003H\003R\004seed\210\001\001\022>\n\treasoning\030\006 \001(\0132 .orches" +
-      "trator.v1.ReasoningConfigR\treasoningB\r\n\013" +
-      "_max_tokensB\016\n\014_temperatureB\010\n\006_top_pB\007\n" +
-      "\005_seed\"\344\006\n\017GenerationInput\022\024\n\005model\030\001 \001(" +
-      "\tR\005model\0224\n\010messages\030\002 \003(\0132\030.orchestrato" +
-      "r.v1.MessageR\010messages\0229\n\006config\030\003 \001(\0132!" +
-      ".orchestrator.v1.GenerationConfigR\006confi" +
-      "g\022\033\n\ttenant_id\030\004 \001(\tR\010tenantId\022\027\n\007user_i" +
-      "d\030\005 \001(\tR\006userId\022\'\n\017conversation_id\030\006 \001(\t" +
-      "R\016conversationId\022J\n\010metadata\030\007 \003(\0132..orc" +
-      "hestrator.v1.GenerationInput.MetadataEnt" +
-      "ryR\010metadata\022\035\n\nrequest_id\030\010 \001(\tR\treques" +
-      "tId\022?\n\014provider_key\030\t \001(\0132\034.orchestrator" +
-      ".v1.ProviderKeyR\013providerKey\022\035\n\npersona_" +
-      "id\030\n \001(\tR\tpersonaId\022\033\n\006memory\030\013 \001(\010H\000R\006m" +
-      "emory\210\001\001\0229\n\ncache_mode\030\014 \001(\0162\032.orchestra" +
-      "tor.v1.CacheModeR\tcacheMode\022+\n\005tools\030\r \003" +
-      "(\0132\025.orchestrator.v1.ToolR\005tools\022<\n\013tool" +
-      "_choice\030\016 \001(\0132\033.orchestrator.v1.ToolChoi" +
-      "ceR\ntoolChoice\0223\n\023parallel_tool_calls\030\017 " +
-      "\001(\010H\001R\021parallelToolCalls\210\001\001\022H\n\017response_" +
-      "format\030\020 \001(\0132\037.orchestrator.v1.ResponseF" +
-      "ormatR\016responseFormat\032;\n\rMetadataEntry\022\020" +
-      "\n\003key\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001(\tR\005value:\002" +
-      "8\001B\t\n\007_memoryB\026\n\024_parallel_tool_calls\"I\n" +
-      "\017GenerateRequest\0226\n\005input\030\001 \001(\0132 .orches" +
-      "trator.v1.GenerationInputR\005input\"O\n\025Stre" +
-      "amGenerateRequest\0226\n\005input\030\001 \001(\0132 .orche" +
-      "strator.v1.GenerationInputR\005input\"\372\001\n\005Us" +
-      "age\022#\n\rprompt_tokens\030\001 \001(\003R\014promptTokens" +
-      "\022+\n\021completion_tokens\030\002 \001(\003R\020completionT" +
-      "okens\022!\n\014total_tokens\030\003 \001(\003R\013totalTokens" +
-      "\022#\n\rcached_tokens\030\004 \001(\003R\014cachedTokens\022)\n" +
-      "\020reasoning_tokens\030\005 \001(\003R\017reasoningTokens" +
-      "\022,\n\022cache_write_tokens\030\006 \001(\003R\020cacheWrite" +
-      "Tokens\"r\n\010ServedBy\022\024\n\005route\030\001 \001(\tR\005route" +
-      "\022\036\n\ndeployment\030\002 \001(\tR\ndeployment\022\032\n\010prov" +
-      "ider\030\003 \001(\tR\010provider\022\024\n\005model\030\004 \001(\tR\005mod" +
-      "el\"\226\001\n\007Attempt\022\036\n\ndeployment\030\001 \001(\tR\ndepl" +
-      "oyment\022\032\n\010provider\030\002 \001(\tR\010provider\022\030\n\007ou" +
-      "tcome\030\003 \001(\tR\007outcome\0225\n\010duration\030\004 \001(\0132\031" +
-      ".google.protobuf.DurationR\010duration\"\234\006\n\021" +
-      "GenerationSummary\022B\n\rfinish_reason\030\001 \001(\016" +
-      "2\035.orchestrator.v1.FinishReasonR\014finishR" +
-      "eason\022,\n\005usage\030\002 \001(\0132\026.orchestrator.v1.U" +
-      "sageR\005usage\022\037\n\013cost_micros\030\003 \001(\003R\ncostMi" +
-      "cros\0226\n\tserved_by\030\004 \001(\0132\031.orchestrator.v" +
-      "1.ServedByR\010servedBy\0224\n\010attempts\030\005 \003(\0132\030" +
-      ".orchestrator.v1.AttemptR\010attempts\022D\n\020up" +
-      "stream_latency\030\006 \001(\0132\031.google.protobuf.D" +
-      "urationR\017upstreamLatency\0225\n\010overhead\030\007 \001" +
-      "(\0132\031.google.protobuf.DurationR\010overhead\022" +
-      "H\n\023time_to_first_token\030\010 \001(\0132\031.google.pr" +
-      "otobuf.DurationR\020timeToFirstToken\022\035\n\nreq" +
-      "uest_id\030\t \001(\tR\trequestId\022\035\n\npersona_id\030\n" +
-      " \001(\tR\tpersonaId\022)\n\020history_messages\030\013 \001(" +
-      "\005R\017historyMessages\022\033\n\tcache_hit\030\014 \001(\010R\010c" +
-      "acheHit\0224\n\026context_tokens_removed\030\r \001(\003R" +
-      "\024contextTokensRemoved\0228\n\030context_message" +
-      "s_removed\030\016 \001(\005R\026contextMessagesRemoved\022" +
-      "-\n\022context_summarized\030\017 \001(\010R\021contextSumm" +
-      "arized\022\032\n\010replayed\030\020 \001(\010R\010replayed\"\204\001\n\020G" +
-      "enerateResponse\0222\n\007message\030\001 \001(\0132\030.orche" +
-      "strator.v1.MessageR\007message\022<\n\007summary\030\002" +
-      " \001(\0132\".orchestrator.v1.GenerationSummary" +
-      "R\007summary\"g\n\rToolCallDelta\022\024\n\005index\030\001 \001(" +
-      "\005R\005index\022\016\n\002id\030\002 \001(\tR\002id\022\022\n\004name\030\003 \001(\tR\004" +
-      "name\022\034\n\targuments\030\004 \001(\tR\targuments\"\211\001\n\014C" +
-      "ontentDelta\022\024\n\004text\030\001 \001(\tH\000R\004text\022=\n\ttoo" +
-      "l_call\030\002 \001(\0132\036.orchestrator.v1.ToolCallD" +
-      "eltaH\000R\010toolCall\022\034\n\010thinking\030\003 \001(\tH\000R\010th" +
-      "inkingB\006\n\004kind\"\225\001\n\026StreamGenerateRespons" +
-      "e\0225\n\005delta\030\001 \001(\0132\035.orchestrator.v1.Conte" +
-      "ntDeltaH\000R\005delta\022;\n\006result\030\002 \001(\0132!.orche" +
-      "strator.v1.GenerateResponseH\000R\006resultB\007\n" +
-      "\005event*_\n\004Role\022\024\n\020ROLE_UNSPECIFIED\020\000\022\017\n\013" +
-      "ROLE_SYSTEM\020\001\022\r\n\tROLE_USER\020\002\022\022\n\016ROLE_ASS" +
-      "ISTANT\020\003\022\r\n\tROLE_TOOL\020\004*\237\001\n\014FinishReason" +
-      "\022\035\n\031FINISH_REASON_UNSPECIFIED\020\000\022\026\n\022FINIS" +
-      "H_REASON_STOP\020\001\022\030\n\024FINISH_REASON_LENGTH\020" +
-      "\002\022 \n\034FINISH_REASON_CONTENT_FILTER\020\003\022\034\n\030F" +
-      "INISH_REASON_TOOL_CALLS\020\004*\207\001\n\016ToolChoice" +
-      "Mode\022 \n\034TOOL_CHOICE_MODE_UNSPECIFIED\020\000\022\031" +
-      "\n\025TOOL_CHOICE_MODE_AUTO\020\001\022\031\n\025TOOL_CHOICE" +
-      "_MODE_NONE\020\002\022\035\n\031TOOL_CHOICE_MODE_REQUIRE" +
-      "D\020\003*\205\001\n\017ReasoningEffort\022 \n\034REASONING_EFF" +
-      "ORT_UNSPECIFIED\020\000\022\030\n\024REASONING_EFFORT_LO" +
-      "W\020\001\022\033\n\027REASONING_EFFORT_MEDIUM\020\002\022\031\n\025REAS" +
-      "ONING_EFFORT_HIGH\020\003B\344\001\n\032io.orchestrator." +
-      "sidecar.v1B\rGenerateProtoP\001ZZgithub.com/" +
-      "orchestrator-sidecar/orchestrator/client" +
-      "s/go/gen/orchestrator/v1;orchestratorv1\242" +
-      "\002\003OXX\252\002\017Orchestrator.V1\312\002\017Orchestrator\\V" +
-      "1\342\002\033Orchestrator\\V1\\GPBMetadata\352\002\020Orches" +
-      "trator::V1b\006proto3"
+      "ys.proto\032\036orchestrator/v1/priority.proto" +
+      "\"L\n\010ToolCall\022\016\n\002id\030\001 \001(\tR\002id\022\022\n\004name\030\002 \001" +
+      "(\tR\004name\022\034\n\targuments\030\003 \001(\tR\targuments\"\206" +
+      "\001\n\005Image\022\022\n\003url\030\001 \001(\tH\000R\003url\022\024\n\004data\030\002 \001" +
+      "(\014H\000R\004data\022\033\n\tmime_type\030\003 \001(\tR\010mimeType\022" +
+      "\024\n\005width\030\004 \001(\005R\005width\022\026\n\006height\030\005 \001(\005R\006h" +
+      "eightB\010\n\006source\"\225\001\n\013ContentPart\022\024\n\004text\030" +
+      "\001 \001(\tH\000R\004text\0228\n\ttool_call\030\002 \001(\0132\031.orche" +
+      "strator.v1.ToolCallH\000R\010toolCall\022.\n\005image" +
+      "\030\003 \001(\0132\026.orchestrator.v1.ImageH\000R\005imageB" +
+      "\006\n\004kind\"\242\001\n\007Message\022)\n\004role\030\001 \001(\0162\025.orch" +
+      "estrator.v1.RoleR\004role\0226\n\007content\030\002 \003(\0132" +
+      "\034.orchestrator.v1.ContentPartR\007content\022\022" +
+      "\n\004name\030\003 \001(\tR\004name\022 \n\014tool_call_id\030\004 \001(\t" +
+      "R\ntoolCallId\"u\n\004Tool\022\022\n\004name\030\001 \001(\tR\004name" +
+      "\022 \n\013description\030\002 \001(\tR\013description\0227\n\npa" +
+      "rameters\030\003 \001(\0132\027.google.protobuf.StructR" +
+      "\nparameters\"c\n\nToolChoice\0225\n\004mode\030\001 \001(\0162" +
+      "\037.orchestrator.v1.ToolChoiceModeH\000R\004mode" +
+      "\022\024\n\004name\030\002 \001(\tH\000R\004nameB\010\n\006choice\"\331\001\n\016Res" +
+      "ponseFormat\0221\n\004text\030\001 \001(\0132\033.orchestrator" +
+      ".v1.TextFormatH\000R\004text\022D\n\013json_object\030\002 " +
+      "\001(\0132!.orchestrator.v1.JsonObjectFormatH\000" +
+      "R\njsonObject\022D\n\013json_schema\030\003 \001(\0132!.orch" +
+      "estrator.v1.JsonSchemaFormatH\000R\njsonSche" +
+      "maB\010\n\006format\"\014\n\nTextFormat\"\022\n\020JsonObject" +
+      "Format\"o\n\020JsonSchemaFormat\022\022\n\004name\030\001 \001(\t" +
+      "R\004name\022/\n\006schema\030\002 \001(\0132\027.google.protobuf" +
+      ".StructR\006schema\022\026\n\006strict\030\003 \001(\010R\006strict\"" +
+      "\233\001\n\017ReasoningConfig\0228\n\006effort\030\001 \001(\0162 .or" +
+      "chestrator.v1.ReasoningEffortR\006effort\022#\n" +
+      "\rbudget_tokens\030\002 \001(\005R\014budgetTokens\022)\n\020in" +
+      "clude_thinking\030\003 \001(\010R\017includeThinking\"\226\002" +
+      "\n\020GenerationConfig\022\"\n\nmax_tokens\030\001 \001(\005H\000" +
+      "R\tmaxTokens\210\001\001\022%\n\013temperature\030\002 \001(\001H\001R\013t" +
+      "emperature\210\001\001\022\030\n\005top_p\030\003 \001(\001H\002R\004topP\210\001\001\022" +
+      "\022\n\004stop\030\004 \003(\tR\004stop\022\027\n\004seed\030\005 \001(\003H\003R\004see" +
+      "d\210\001\001\022>\n\treasoning\030\006 \001(\0132 .orchestrator.v" +
+      "1.ReasoningConfigR\treasoningB\r\n\013_max_tok" +
+      "ensB\016\n\014_temperatureB\010\n\006_top_pB\007\n\005_seed\"\312" +
+      "\007\n\017GenerationInput\022\024\n\005model\030\001 \001(\tR\005model" +
+      "\0224\n\010messages\030\002 \003(\0132\030.orchestrator.v1.Mes" +
+      "sageR\010messages\0229\n\006config\030\003 \001(\0132!.orchest" +
+      "rator.v1.GenerationConfigR\006config\022\033\n\tten" +
+      "ant_id\030\004 \001(\tR\010tenantId\022\027\n\007user_id\030\005 \001(\tR" +
+      "\006userId\022\'\n\017conversation_id\030\006 \001(\tR\016conver" +
+      "sationId\022J\n\010metadata\030\007 \003(\0132..orchestrato" +
+      "r.v1.GenerationInput.MetadataEntryR\010meta" +
+      "data\022\035\n\nrequest_id\030\010 \001(\tR\trequestId\022?\n\014p" +
+      "rovider_key\030\t \001(\0132\034.orchestrator.v1.Prov" +
+      "iderKeyR\013providerKey\022\035\n\npersona_id\030\n \001(\t" +
+      "R\tpersonaId\022\033\n\006memory\030\013 \001(\010H\000R\006memory\210\001\001" +
+      "\0229\n\ncache_mode\030\014 \001(\0162\032.orchestrator.v1.C" +
+      "acheModeR\tcacheMode\022+\n\005tools\030\r \003(\0132\025.orc" +
+      "hestrator.v1.ToolR\005tools\022<\n\013tool_choice\030" +
+      "\016 \001(\0132\033.orchestrator.v1.ToolChoiceR\ntool" +
+      "Choice\0223\n\023parallel_tool_calls\030\017 \001(\010H\001R\021p" +
+      "arallelToolCalls\210\001\001\022H\n\017response_format\030\020" +
+      " \001(\0132\037.orchestrator.v1.ResponseFormatR\016r" +
+      "esponseFormat\0225\n\010priority\030\021 \001(\0162\031.orches" +
+      "trator.v1.PriorityR\010priority\022-\n\022experime" +
+      "nt_variant\030\022 \001(\tR\021experimentVariant\032;\n\rM" +
+      "etadataEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005value\030" +
+      "\002 \001(\tR\005value:\0028\001B\t\n\007_memoryB\026\n\024_parallel" +
+      "_tool_calls\"I\n\017GenerateRequest\0226\n\005input\030" +
+      "\001 \001(\0132 .orchestrator.v1.GenerationInputR" +
+      "\005input\"O\n\025StreamGenerateRequest\0226\n\005input" +
+      "\030\001 \001(\0132 .orchestrator.v1.GenerationInput" +
+      "R\005input\"\372\001\n\005Usage\022#\n\rprompt_tokens\030\001 \001(\003" +
+      "R\014promptTokens\022+\n\021completion_tokens\030\002 \001(" +
+      "\003R\020completionTokens\022!\n\014total_tokens\030\003 \001(" +
+      "\003R\013totalTokens\022#\n\rcached_tokens\030\004 \001(\003R\014c" +
+      "achedTokens\022)\n\020reasoning_tokens\030\005 \001(\003R\017r" +
+      "easoningTokens\022,\n\022cache_write_tokens\030\006 \001" +
+      "(\003R\020cacheWriteTokens\"r\n\010ServedBy\022\024\n\005rout" +
+      "e\030\001 \001(\tR\005route\022\036\n\ndeployment\030\002 \001(\tR\ndepl" +
+      "oyment\022\032\n\010provider\030\003 \001(\tR\010provider\022\024\n\005mo" +
+      "del\030\004 \001(\tR\005model\"\226\001\n\007Attempt\022\036\n\ndeployme" +
+      "nt\030\001 \001(\tR\ndeployment\022\032\n\010provider\030\002 \001(\tR\010" +
+      "provider\022\030\n\007outcome\030\003 \001(\tR\007outcome\0225\n\010du" +
+      "ration\030\004 \001(\0132\031.google.protobuf.DurationR" +
+      "\010duration\"\257\007\n\021GenerationSummary\022B\n\rfinis" +
+      "h_reason\030\001 \001(\0162\035.orchestrator.v1.FinishR" +
+      "easonR\014finishReason\022,\n\005usage\030\002 \001(\0132\026.orc" +
+      "hestrator.v1.UsageR\005usage\022\037\n\013cost_micros" +
+      "\030\003 \001(\003R\ncostMicros\0226\n\tserved_by\030\004 \001(\0132\031." +
+      "orchestrator.v1.ServedByR\010servedBy\0224\n\010at" +
+      "tempts\030\005 \003(\0132\030.orchestrator.v1.AttemptR\010" +
+      "attempts\022D\n\020upstream_latency\030\006 \001(\0132\031.goo" +
+      "gle.protobuf.DurationR\017upstreamLatency\0225" +
+      "\n\010overhead\030\007 \001(\0132\031.google.protobuf.Durat" +
+      "ionR\010overhead\022H\n\023time_to_first_token\030\010 \001" +
+      "(\0132\031.google.protobuf.DurationR\020timeToFir" +
+      "stToken\022\035\n\nrequest_id\030\t \001(\tR\trequestId\022\035" +
+      "\n\npersona_id\030\n \001(\tR\tpersonaId\022)\n\020history" +
+      "_messages\030\013 \001(\005R\017historyMessages\022\033\n\tcach" +
+      "e_hit\030\014 \001(\010R\010cacheHit\0224\n\026context_tokens_" +
+      "removed\030\r \001(\003R\024contextTokensRemoved\0228\n\030c" +
+      "ontext_messages_removed\030\016 \001(\005R\026contextMe" +
+      "ssagesRemoved\022-\n\022context_summarized\030\017 \001(" +
+      "\010R\021contextSummarized\022\032\n\010replayed\030\020 \001(\010R\010" +
+      "replayed\022\036\n\nexperiment\030\024 \001(\tR\nexperiment" +
+      "\022-\n\022experiment_variant\030\025 \001(\tR\021experiment" +
+      "Variant\022B\n\035experiment_variant_overridden" +
+      "\030\026 \001(\010R\033experimentVariantOverridden\"\204\001\n\020" +
+      "GenerateResponse\0222\n\007message\030\001 \001(\0132\030.orch" +
+      "estrator.v1.MessageR\007message\022<\n\007summary\030" +
+      "\002 \001(\0132\".orchestrator.v1.GenerationSummar" +
+      "yR\007summary\"g\n\rToolCallDelta\022\024\n\005index\030\001 \001" +
+      "(\005R\005index\022\016\n\002id\030\002 \001(\tR\002id\022\022\n\004name\030\003 \001(\tR" +
+      "\004name\022\034\n\targuments\030\004 \001(\tR\targuments\"\211\001\n\014" +
+      "ContentDelta\022\024\n\004text\030\001 \001(\tH\000R\004text\022=\n\tto" +
+      "ol_call\030\002 \001(\0132\036.orchestrator.v1.ToolCall" +
+      "DeltaH\000R\010toolCall\022\034\n\010thinking\030\003 \001(\tH\000R\010t" +
+      "hinkingB\006\n\004kind\"\225\001\n\026StreamGenerateRespon" +
+      "se\0225\n\005delta\030\001 \001(\0132\035.orchestrator.v1.Cont" +
+      "entDeltaH\000R\005delta\022;\n\006result\030\002 \001(\0132!.orch" +
+      "estrator.v1.GenerateResponseH\000R\006resultB\007" +
+      "\n\005event*_\n\004Role\022\024\n\020ROLE_UNSPECIFIED\020\000\022\017\n" +
+      "\013ROLE_SYSTEM\020\001\022\r\n\tROLE_USER\020\002\022\022\n\016ROLE_AS" +
+      "SISTANT\020\003\022\r\n\tROLE_TOOL\020\004*\237\001\n\014FinishReaso" +
+      "n\022\035\n\031FINISH_REASON_UNSPECIFIED\020\000\022\026\n\022FINI" +
+      "SH_REASON_STOP\020\001\022\030\n\024FINISH_REASON_LENGTH" +
+      "\020\002\022 \n\034FINISH_REASON_CONTENT_FILTER\020\003\022\034\n\030" +
+      "FINISH_REASON_TOOL_CALLS\020\004*\207\001\n\016ToolChoic" +
+      "eMode\022 \n\034TOOL_CHOICE_MODE_UNSPECIFIED\020\000\022" +
+      "\031\n\025TOOL_CHOICE_MODE_AUTO\020\001\022\031\n\025TOOL_CHOIC" +
+      "E_MODE_NONE\020\002\022\035\n\031TOOL_CHOICE_MODE_REQUIR" +
+      "ED\020\003*\205\001\n\017ReasoningEffort\022 \n\034REASONING_EF" +
+      "FORT_UNSPECIFIED\020\000\022\030\n\024REASONING_EFFORT_L" +
+      "OW\020\001\022\033\n\027REASONING_EFFORT_MEDIUM\020\002\022\031\n\025REA" +
+      "SONING_EFFORT_HIGH\020\003B\344\001\n\032io.orchestrator" +
+      ".sidecar.v1B\rGenerateProtoP\001ZZgithub.com" +
+      "/orchestrator-sidecar/orchestrator/clien" +
+      "ts/go/gen/orchestrator/v1;orchestratorv1" +
+      "\242\002\003OXX\252\002\017Orchestrator.V1\312\002\017Orchestrator\\" +
+      "V1\342\002\033Orchestrator\\V1\\GPBMetadata\352\002\020Orche" +
+      "strator::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -298,6 +305,7 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
           com.google.protobuf.StructProto.getDescriptor(),
           io.orchestrator.sidecar.v1.CacheProto.getDescriptor(),
           io.orchestrator.sidecar.v1.KeysProto.getDescriptor(),
+          io.orchestrator.sidecar.v1.PriorityProto.getDescriptor(),
         });
     internal_static_orchestrator_v1_ToolCall_descriptor =
       getDescriptor().getMessageType(0);
@@ -376,7 +384,7 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
     internal_static_orchestrator_v1_GenerationInput_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_GenerationInput_descriptor,
-        new java.lang.String[] { "Model", "Messages", "Config", "TenantId", "UserId", "ConversationId", "Metadata", "RequestId", "ProviderKey", "PersonaId", "Memory", "CacheMode", "Tools", "ToolChoice", "ParallelToolCalls", "ResponseFormat", });
+        new java.lang.String[] { "Model", "Messages", "Config", "TenantId", "UserId", "ConversationId", "Metadata", "RequestId", "ProviderKey", "PersonaId", "Memory", "CacheMode", "Tools", "ToolChoice", "ParallelToolCalls", "ResponseFormat", "Priority", "ExperimentVariant", });
     internal_static_orchestrator_v1_GenerationInput_MetadataEntry_descriptor =
       internal_static_orchestrator_v1_GenerationInput_descriptor.getNestedType(0);
     internal_static_orchestrator_v1_GenerationInput_MetadataEntry_fieldAccessorTable = new
@@ -418,7 +426,7 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
     internal_static_orchestrator_v1_GenerationSummary_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_GenerationSummary_descriptor,
-        new java.lang.String[] { "FinishReason", "Usage", "CostMicros", "ServedBy", "Attempts", "UpstreamLatency", "Overhead", "TimeToFirstToken", "RequestId", "PersonaId", "HistoryMessages", "CacheHit", "ContextTokensRemoved", "ContextMessagesRemoved", "ContextSummarized", "Replayed", });
+        new java.lang.String[] { "FinishReason", "Usage", "CostMicros", "ServedBy", "Attempts", "UpstreamLatency", "Overhead", "TimeToFirstToken", "RequestId", "PersonaId", "HistoryMessages", "CacheHit", "ContextTokensRemoved", "ContextMessagesRemoved", "ContextSummarized", "Replayed", "Experiment", "ExperimentVariant", "ExperimentVariantOverridden", });
     internal_static_orchestrator_v1_GenerateResponse_descriptor =
       getDescriptor().getMessageType(19);
     internal_static_orchestrator_v1_GenerateResponse_fieldAccessorTable = new
@@ -448,6 +456,7 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
     com.google.protobuf.StructProto.getDescriptor();
     io.orchestrator.sidecar.v1.CacheProto.getDescriptor();
     io.orchestrator.sidecar.v1.KeysProto.getDescriptor();
+    io.orchestrator.sidecar.v1.PriorityProto.getDescriptor();
   }
 
   // @@protoc_insertion_point(outer_class_scope)

@@ -36,6 +36,8 @@ private static final long serialVersionUID = 0L;
     attempts_ = java.util.Collections.emptyList();
     requestId_ = "";
     personaId_ = "";
+    experiment_ = "";
+    experimentVariant_ = "";
   }
 
   public static final com.google.protobuf.Descriptors.Descriptor
@@ -537,6 +539,116 @@ private static final long serialVersionUID = 0L;
     return replayed_;
   }
 
+  public static final int EXPERIMENT_FIELD_NUMBER = 20;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object experiment_ = "";
+  /**
+   * <pre>
+   * The experiment whose variant served the call; empty when the route holds none.
+   * </pre>
+   *
+   * <code>string experiment = 20 [json_name = "experiment"];</code>
+   * @return The experiment.
+   */
+  @java.lang.Override
+  public java.lang.String getExperiment() {
+    java.lang.Object ref = experiment_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      experiment_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The experiment whose variant served the call; empty when the route holds none.
+   * </pre>
+   *
+   * <code>string experiment = 20 [json_name = "experiment"];</code>
+   * @return The bytes for experiment.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getExperimentBytes() {
+    java.lang.Object ref = experiment_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      experiment_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
+  public static final int EXPERIMENT_VARIANT_FIELD_NUMBER = 21;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object experimentVariant_ = "";
+  /**
+   * <pre>
+   * The variant that served the call.
+   * </pre>
+   *
+   * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+   * @return The experimentVariant.
+   */
+  @java.lang.Override
+  public java.lang.String getExperimentVariant() {
+    java.lang.Object ref = experimentVariant_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      experimentVariant_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The variant that served the call.
+   * </pre>
+   *
+   * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+   * @return The bytes for experimentVariant.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getExperimentVariantBytes() {
+    java.lang.Object ref = experimentVariant_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      experimentVariant_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
+  public static final int EXPERIMENT_VARIANT_OVERRIDDEN_FIELD_NUMBER = 22;
+  private boolean experimentVariantOverridden_ = false;
+  /**
+   * <pre>
+   * The variant was chosen by the request (GenerationInput.experiment_variant or the metadata
+   * label), not by the sticky assignment.
+   * </pre>
+   *
+   * <code>bool experiment_variant_overridden = 22 [json_name = "experimentVariantOverridden"];</code>
+   * @return The experimentVariantOverridden.
+   */
+  @java.lang.Override
+  public boolean getExperimentVariantOverridden() {
+    return experimentVariantOverridden_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -598,6 +710,15 @@ private static final long serialVersionUID = 0L;
     }
     if (replayed_ != false) {
       output.writeBool(16, replayed_);
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(experiment_)) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 20, experiment_);
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(experimentVariant_)) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 21, experimentVariant_);
+    }
+    if (experimentVariantOverridden_ != false) {
+      output.writeBool(22, experimentVariantOverridden_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -670,6 +791,16 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeBoolSize(16, replayed_);
     }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(experiment_)) {
+      size += com.google.protobuf.GeneratedMessage.computeStringSize(20, experiment_);
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(experimentVariant_)) {
+      size += com.google.protobuf.GeneratedMessage.computeStringSize(21, experimentVariant_);
+    }
+    if (experimentVariantOverridden_ != false) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBoolSize(22, experimentVariantOverridden_);
+    }
     return size;
   }
   @java.lang.Override
@@ -740,6 +871,12 @@ private static final long serialVersionUID = 0L;
         != other.getContextSummarized()) return false;
     if (getReplayed()
         != other.getReplayed()) return false;
+    if (!getExperiment()
+        .equals(other.getExperiment())) return false;
+    if (!getExperimentVariant()
+        .equals(other.getExperimentVariant())) return false;
+    if (getExperimentVariantOverridden()
+        != other.getExperimentVariantOverridden()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -800,6 +937,13 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + REPLAYED_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
         getReplayed());
+    hash = (37 * hash) + EXPERIMENT_FIELD_NUMBER;
+    hash = (53 * hash) + getExperiment().hashCode();
+    hash = (37 * hash) + EXPERIMENT_VARIANT_FIELD_NUMBER;
+    hash = (53 * hash) + getExperimentVariant().hashCode();
+    hash = (37 * hash) + EXPERIMENT_VARIANT_OVERRIDDEN_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
+        getExperimentVariantOverridden());
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -988,6 +1132,9 @@ private static final long serialVersionUID = 0L;
       contextMessagesRemoved_ = 0;
       contextSummarized_ = false;
       replayed_ = false;
+      experiment_ = "";
+      experimentVariant_ = "";
+      experimentVariantOverridden_ = false;
       return this;
     }
 
@@ -1095,6 +1242,15 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00008000) != 0)) {
         result.replayed_ = replayed_;
       }
+      if (((from_bitField0_ & 0x00010000) != 0)) {
+        result.experiment_ = experiment_;
+      }
+      if (((from_bitField0_ & 0x00020000) != 0)) {
+        result.experimentVariant_ = experimentVariant_;
+      }
+      if (((from_bitField0_ & 0x00040000) != 0)) {
+        result.experimentVariantOverridden_ = experimentVariantOverridden_;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -1184,6 +1340,19 @@ private static final long serialVersionUID = 0L;
       }
       if (other.getReplayed() != false) {
         setReplayed(other.getReplayed());
+      }
+      if (!other.getExperiment().isEmpty()) {
+        experiment_ = other.experiment_;
+        bitField0_ |= 0x00010000;
+        onChanged();
+      }
+      if (!other.getExperimentVariant().isEmpty()) {
+        experimentVariant_ = other.experimentVariant_;
+        bitField0_ |= 0x00020000;
+        onChanged();
+      }
+      if (other.getExperimentVariantOverridden() != false) {
+        setExperimentVariantOverridden(other.getExperimentVariantOverridden());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -1307,6 +1476,21 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00008000;
               break;
             } // case 128
+            case 162: {
+              experiment_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00010000;
+              break;
+            } // case 162
+            case 170: {
+              experimentVariant_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00020000;
+              break;
+            } // case 170
+            case 176: {
+              experimentVariantOverridden_ = input.readBool();
+              bitField0_ |= 0x00040000;
+              break;
+            } // case 176
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -2977,6 +3161,237 @@ private static final long serialVersionUID = 0L;
     public Builder clearReplayed() {
       bitField0_ = (bitField0_ & ~0x00008000);
       replayed_ = false;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object experiment_ = "";
+    /**
+     * <pre>
+     * The experiment whose variant served the call; empty when the route holds none.
+     * </pre>
+     *
+     * <code>string experiment = 20 [json_name = "experiment"];</code>
+     * @return The experiment.
+     */
+    public java.lang.String getExperiment() {
+      java.lang.Object ref = experiment_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        experiment_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The experiment whose variant served the call; empty when the route holds none.
+     * </pre>
+     *
+     * <code>string experiment = 20 [json_name = "experiment"];</code>
+     * @return The bytes for experiment.
+     */
+    public com.google.protobuf.ByteString
+        getExperimentBytes() {
+      java.lang.Object ref = experiment_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        experiment_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The experiment whose variant served the call; empty when the route holds none.
+     * </pre>
+     *
+     * <code>string experiment = 20 [json_name = "experiment"];</code>
+     * @param value The experiment to set.
+     * @return This builder for chaining.
+     */
+    public Builder setExperiment(
+        java.lang.String value) {
+      java.util.Objects.requireNonNull(value);
+      experiment_ = value;
+      bitField0_ |= 0x00010000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The experiment whose variant served the call; empty when the route holds none.
+     * </pre>
+     *
+     * <code>string experiment = 20 [json_name = "experiment"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearExperiment() {
+      experiment_ = getDefaultInstance().getExperiment();
+      bitField0_ = (bitField0_ & ~0x00010000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The experiment whose variant served the call; empty when the route holds none.
+     * </pre>
+     *
+     * <code>string experiment = 20 [json_name = "experiment"];</code>
+     * @param value The bytes for experiment to set.
+     * @return This builder for chaining.
+     */
+    public Builder setExperimentBytes(
+        com.google.protobuf.ByteString value) {
+      java.util.Objects.requireNonNull(value);
+      checkByteStringIsUtf8(value);
+      experiment_ = value;
+      bitField0_ |= 0x00010000;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object experimentVariant_ = "";
+    /**
+     * <pre>
+     * The variant that served the call.
+     * </pre>
+     *
+     * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+     * @return The experimentVariant.
+     */
+    public java.lang.String getExperimentVariant() {
+      java.lang.Object ref = experimentVariant_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        experimentVariant_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The variant that served the call.
+     * </pre>
+     *
+     * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+     * @return The bytes for experimentVariant.
+     */
+    public com.google.protobuf.ByteString
+        getExperimentVariantBytes() {
+      java.lang.Object ref = experimentVariant_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        experimentVariant_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The variant that served the call.
+     * </pre>
+     *
+     * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+     * @param value The experimentVariant to set.
+     * @return This builder for chaining.
+     */
+    public Builder setExperimentVariant(
+        java.lang.String value) {
+      java.util.Objects.requireNonNull(value);
+      experimentVariant_ = value;
+      bitField0_ |= 0x00020000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The variant that served the call.
+     * </pre>
+     *
+     * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearExperimentVariant() {
+      experimentVariant_ = getDefaultInstance().getExperimentVariant();
+      bitField0_ = (bitField0_ & ~0x00020000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The variant that served the call.
+     * </pre>
+     *
+     * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+     * @param value The bytes for experimentVariant to set.
+     * @return This builder for chaining.
+     */
+    public Builder setExperimentVariantBytes(
+        com.google.protobuf.ByteString value) {
+      java.util.Objects.requireNonNull(value);
+      checkByteStringIsUtf8(value);
+      experimentVariant_ = value;
+      bitField0_ |= 0x00020000;
+      onChanged();
+      return this;
+    }
+
+    private boolean experimentVariantOverridden_ ;
+    /**
+     * <pre>
+     * The variant was chosen by the request (GenerationInput.experiment_variant or the metadata
+     * label), not by the sticky assignment.
+     * </pre>
+     *
+     * <code>bool experiment_variant_overridden = 22 [json_name = "experimentVariantOverridden"];</code>
+     * @return The experimentVariantOverridden.
+     */
+    @java.lang.Override
+    public boolean getExperimentVariantOverridden() {
+      return experimentVariantOverridden_;
+    }
+    /**
+     * <pre>
+     * The variant was chosen by the request (GenerationInput.experiment_variant or the metadata
+     * label), not by the sticky assignment.
+     * </pre>
+     *
+     * <code>bool experiment_variant_overridden = 22 [json_name = "experimentVariantOverridden"];</code>
+     * @param value The experimentVariantOverridden to set.
+     * @return This builder for chaining.
+     */
+    public Builder setExperimentVariantOverridden(boolean value) {
+
+      experimentVariantOverridden_ = value;
+      bitField0_ |= 0x00040000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The variant was chosen by the request (GenerationInput.experiment_variant or the metadata
+     * label), not by the sticky assignment.
+     * </pre>
+     *
+     * <code>bool experiment_variant_overridden = 22 [json_name = "experimentVariantOverridden"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearExperimentVariantOverridden() {
+      bitField0_ = (bitField0_ & ~0x00040000);
+      experimentVariantOverridden_ = false;
       onChanged();
       return this;
     }
