@@ -7,6 +7,11 @@ tried. A 429 opens the breaker for its Retry-After, so the route moves on at onc
 a first attempt slower than its deployment's p95 to first token races the next deployment; the
 first to produce a chunk wins and the other is cancelled. After the first chunk the call is
 committed: a failure ends it with STREAM_INTERRUPTED and the partial usage.
+
+A deployment with a capacity (policy.admission.deployments) is tried only with a slot of it: a full
+one is skipped for the next deployment, and when no deployment served and some were full the call
+waits by priority for the first full one (sidecar/admission/deployments.py). The serving
+deployment's slot is held until the stream ends.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 
+from sidecar.admission.deployments import DeploymentSlots, HeldSlots
 from sidecar.config.routing import RouteConfig
 from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import (
@@ -48,26 +54,60 @@ class _Opened:
     used_backup: bool = False
 
 
+@dataclass(frozen=True)
+class _Served:
+    attempt: UpstreamAttempt
+    first: Chunk
+
+
+def _served(opened: _Opened, held: HeldSlots) -> _Served | None:
+    """The attempt that produced a first chunk, keeping only its deployment's slot; or None."""
+    if opened.attempt is None or opened.first is None:
+        held.release_all()
+        return None
+    held.release_except(opened.attempt.target.deployment)
+    return _Served(opened.attempt, opened.first)
+
+
 class RouteLayer:
-    def __init__(self, inner: Handler, *, routing: Routing, clock: Clock) -> None:
-        self._inner, self._routing, self._clock = inner, routing, clock
+    def __init__(
+        self, inner: Handler, *, routing: Routing, clock: Clock, slots: DeploymentSlots | None = None
+    ) -> None:
+        self._inner, self._routing, self._clock, self._slots = inner, routing, clock, slots
 
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         route = plan_of(call, self._routing.table).route
-        targets = plan(self._routing, route, call)
-        failures: list[Failure] = []
-        i = 0
-        while i < len(targets):
-            backup = targets[i + 1] if route.config.hedging.enabled and i + 1 < len(targets) else None
-            opened = await self._open(call, route, targets[i], backup, failures)
-            i += 2 if opened.used_backup else 1
-            if opened.attempt is None or opened.first is None:
-                continue
+        held = HeldSlots(self._slots)
+        try:
+            opened = await self._first_chunk(call, route, plan(self._routing, route, call), held)
             call.record.served_by(opened.attempt.target)
             async with aclosing(opened.attempt.stream_from(opened.first)) as chunks:
                 async for chunk in chunks:
                     yield chunk
-            return
+        finally:
+            held.release_all()
+
+    async def _first_chunk(self, call: Call, route: Route, targets: list[Target], held: HeldSlots) -> _Served:
+        """The deployments in order until one yields a first chunk; full ones skipped, then waited for."""
+        failures: list[Failure] = []
+        full: list[Target] = []
+        i = 0
+        while i < len(targets):
+            if not held.take(targets[i].deployment):
+                full.append(targets[i])
+                i += 1
+                continue
+            backup = targets[i + 1] if route.config.hedging.enabled and i + 1 < len(targets) else None
+            opened = await self._open(call, route, targets[i], backup, failures, held)
+            i += 2 if opened.used_backup else 1
+            if (served := _served(opened, held)) is not None:
+                return served
+        if full:  # every deployment tried failed or was full: wait by priority for the first full one
+            await held.wait(full[0].deployment, call.priority, call.deadline)
+            if (
+                served := _served(await self._open(call, route, full[0], None, failures, held), held)
+            ) is not None:
+                return served
         raise _exhausted(route.alias, failures)
 
     async def _open(
@@ -77,6 +117,7 @@ class RouteLayer:
         target: Target,
         backup: Target | None,
         failures: list[Failure],
+        held: HeldSlots,
     ) -> _Opened:
         """Attempts on one deployment until one yields a first chunk: retries, and a hedge on the first."""
         breaker = self._routing.breakers.get(target.deployment)
@@ -97,7 +138,7 @@ class RouteLayer:
             attempt = self._attempt(call, target)
             try:
                 if n == 1 and backup is not None:
-                    return await self._hedged(call, config, attempt, backup, failures)
+                    return await self._hedged(call, config, attempt, backup, failures, held)
                 return _Opened(attempt, await attempt.first(config.first_token_timeout_seconds))
             except ProviderError as err:
                 failures.append((target.deployment, err))
@@ -112,14 +153,20 @@ class RouteLayer:
         primary: UpstreamAttempt,
         backup: Target,
         failures: list[Failure],
+        held: HeldSlots,
     ) -> _Opened:
-        """Race the backup deployment if the primary has no first chunk within its p95 to first token."""
+        """Race the backup deployment if the primary has no first chunk within its p95 to first token
+        (and the backup has a free slot: a full backup is not raced, it is tried in turn)."""
         limit = config.first_token_timeout_seconds
         racing: dict[asyncio.Task[Chunk], UpstreamAttempt] = {}
         racing[asyncio.ensure_future(primary.first(limit))] = primary
         try:
             done, _ = await self._clock.wait(racing, within=self._hedge_delay(config, primary.target))
-            if done or not self._routing.breakers.get(backup.deployment).allow():
+            if (
+                done
+                or not held.take(backup.deployment)
+                or not self._routing.breakers.get(backup.deployment).allow()
+            ):
                 first = await next(iter(racing))
                 racing.clear()  # the primary won alone: nothing to cancel
                 return _Opened(primary, first)
