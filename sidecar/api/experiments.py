@@ -24,7 +24,6 @@ from sidecar.ledger.writer import LedgerWriter
 _log = logging.getLogger("sidecar.api")
 T = TypeVar("T")
 _NAME = re.compile(NAME)
-MAX_RANGE_SECONDS = 366 * 86_400
 CONFIDENCE = 0.95
 _VERDICTS = {
     Verdict.INSUFFICIENT_DATA: pb.EXPERIMENT_VERDICT_INSUFFICIENT_DATA,
@@ -97,8 +96,6 @@ def _validated(req: pb.GetExperimentReportRequest) -> tuple[float, float]:
     if req.HasField("start_time") and req.HasField("end_time"):
         if end <= start:
             bad.add("end_time", "must be after start_time")
-        elif end - start > MAX_RANGE_SECONDS:
-            bad.add("end_time", "at most 366 days after start_time")
     bad.raise_if_any()
     return start, end
 

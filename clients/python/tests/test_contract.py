@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +13,12 @@ import yaml
 from google.protobuf import json_format
 
 import orchestrator_client as oc
-from orchestrator_client import generate_pb2, models_pb2, personas_pb2, quota_pb2
+from orchestrator_client import experiments_pb2, generate_pb2, models_pb2, personas_pb2, quota_pb2
 
 SCENARIOS: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).resolve().parents[3] / "tests" / "contract" / "scenarios.yaml").read_text()
 )["scenarios"]
-RPCS = {"Generate", "StreamGenerate", "Switch", "GetQuota", "ListModels"}
+RPCS = {"Generate", "StreamGenerate", "Switch", "GetQuota", "ListModels", "Feedback", "GetExperimentReport"}
 
 
 @dataclass
@@ -53,6 +54,15 @@ async def _stream(client: oc.AsyncClient, sc: dict[str, Any], timeout: float | N
     out.response = _dict(stream.result) if stream.result is not None else None
 
 
+async def _experiments(client: oc.AsyncClient, rpc: str, request: dict[str, Any], timeout: float) -> Any:
+    if rpc == "Feedback":
+        f = _parse(experiments_pb2.FeedbackRequest(), request)
+        return await client.feedback(f.tenant_id, f.request_id, f.score, f.label, timeout=timeout)
+    r = _parse(experiments_pb2.GetExperimentReportRequest(), request)
+    start, end = r.start_time.ToDatetime(timezone.utc), r.end_time.ToDatetime(timezone.utc)
+    return await client.get_experiment_report(r.tenant_id, r.experiment, start, end, timeout=timeout)
+
+
 async def replay(client: oc.AsyncClient, sc: dict[str, Any]) -> Outcome:
     """Run one scenario through the client wrapper; a typed error is part of the outcome."""
     out = Outcome()
@@ -75,6 +85,8 @@ async def replay(client: oc.AsyncClient, sc: dict[str, Any]) -> Outcome:
             out.response = _dict(
                 await client.list_models(_parse(models_pb2.ListModelsRequest(), request), timeout=timeout)
             )
+        elif rpc in ("Feedback", "GetExperimentReport"):
+            out.response = _dict(await _experiments(client, rpc, request, timeout))
         else:
             pytest.fail(f"{sc['id']}: unknown rpc {rpc!r} (one of {sorted(RPCS)})")
     except oc.SidecarError as err:

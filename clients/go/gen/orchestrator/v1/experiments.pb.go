@@ -292,7 +292,8 @@ type GetExperimentReportRequest struct {
 	Experiment string `protobuf:"bytes,2,opt,name=experiment,proto3" json:"experiment,omitempty"`
 	// Start of the time range, inclusive. Required.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
-	// End of the time range, exclusive; after start_time, at most 366 days later. Required.
+	// End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+	// settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
 	EndTime       *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -128,7 +128,8 @@ export type GetExperimentReportRequest = Message<"orchestrator.v1.GetExperimentR
   startTime?: Timestamp | undefined;
 
   /**
-   * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+   * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+   * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
    *
    * @generated from field: google.protobuf.Timestamp end_time = 4;
    */

@@ -197,7 +197,8 @@ private static final long serialVersionUID = 0L;
   private com.google.protobuf.Timestamp endTime_;
   /**
    * <pre>
-   * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+   * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+   * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
    * </pre>
    *
    * <code>.google.protobuf.Timestamp end_time = 4 [json_name = "endTime"];</code>
@@ -209,7 +210,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+   * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+   * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
    * </pre>
    *
    * <code>.google.protobuf.Timestamp end_time = 4 [json_name = "endTime"];</code>
@@ -221,7 +223,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+   * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+   * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
    * </pre>
    *
    * <code>.google.protobuf.Timestamp end_time = 4 [json_name = "endTime"];</code>
@@ -997,7 +1000,8 @@ private static final long serialVersionUID = 0L;
         com.google.protobuf.Timestamp, com.google.protobuf.Timestamp.Builder, com.google.protobuf.TimestampOrBuilder> endTimeBuilder_;
     /**
      * <pre>
-     * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+     * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+     * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
      * </pre>
      *
      * <code>.google.protobuf.Timestamp end_time = 4 [json_name = "endTime"];</code>
@@ -1008,7 +1012,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+     * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+     * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
      * </pre>
      *
      * <code>.google.protobuf.Timestamp end_time = 4 [json_name = "endTime"];</code>
@@ -1023,7 +1028,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+     * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+     * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
      * </pre>
      *
      * <code>.google.protobuf.Timestamp end_time = 4 [json_name = "endTime"];</code>
@@ -1041,7 +1047,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+     * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+     * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
      * </pre>
      *
      * <code>.google.protobuf.Timestamp end_time = 4 [json_name = "endTime"];</code>
@@ -1059,7 +1066,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+     * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+     * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
      * </pre>
      *
      * <code>.google.protobuf.Timestamp end_time = 4 [json_name = "endTime"];</code>
@@ -1084,7 +1092,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+     * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+     * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
      * </pre>
      *
      * <code>.google.protobuf.Timestamp end_time = 4 [json_name = "endTime"];</code>
@@ -1101,7 +1110,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+     * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+     * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
      * </pre>
      *
      * <code>.google.protobuf.Timestamp end_time = 4 [json_name = "endTime"];</code>
@@ -1113,7 +1123,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+     * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+     * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
      * </pre>
      *
      * <code>.google.protobuf.Timestamp end_time = 4 [json_name = "endTime"];</code>
@@ -1128,7 +1139,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+     * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+     * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
      * </pre>
      *
      * <code>.google.protobuf.Timestamp end_time = 4 [json_name = "endTime"];</code>

@@ -85,7 +85,8 @@ public interface GetExperimentReportRequestOrBuilder extends
 
   /**
    * <pre>
-   * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+   * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+   * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
    * </pre>
    *
    * <code>.google.protobuf.Timestamp end_time = 4 [json_name = "endTime"];</code>
@@ -94,7 +95,8 @@ public interface GetExperimentReportRequestOrBuilder extends
   boolean hasEndTime();
   /**
    * <pre>
-   * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+   * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+   * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
    * </pre>
    *
    * <code>.google.protobuf.Timestamp end_time = 4 [json_name = "endTime"];</code>
@@ -103,7 +105,8 @@ public interface GetExperimentReportRequestOrBuilder extends
   com.google.protobuf.Timestamp getEndTime();
   /**
    * <pre>
-   * End of the time range, exclusive; after start_time, at most 366 days later. Required.
+   * End of the time range, exclusive; after start_time. Required. (The ledger keeps records for
+   * settings.telemetry.ledger.retention_days: a longer range reports what is kept.)
    * </pre>
    *
    * <code>.google.protobuf.Timestamp end_time = 4 [json_name = "endTime"];</code>
