@@ -93,9 +93,8 @@ def _validated(req: pb.GetExperimentReportRequest) -> tuple[float, float]:
             bad.add(field, "required")
     start = req.start_time.ToNanoseconds() / 1e9
     end = req.end_time.ToNanoseconds() / 1e9
-    if req.HasField("start_time") and req.HasField("end_time"):
-        if end <= start:
-            bad.add("end_time", "must be after start_time")
+    if req.HasField("start_time") and req.HasField("end_time") and end <= start:
+        bad.add("end_time", "must be after start_time")
     bad.raise_if_any()
     return start, end
 
