@@ -7,9 +7,14 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fromJson, toJson, type DescMessage, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { parse } from "yaml";
 import {
+  FeedbackRequestSchema,
+  FeedbackResponseSchema,
   GenerateResponseSchema,
+  GetExperimentReportRequestSchema,
+  GetExperimentReportResponseSchema,
   GenerateRequestSchema,
   GetQuotaRequestSchema,
   GetQuotaResponseSchema,
@@ -51,6 +56,13 @@ async function unary(client: SidecarClient, scenario: Scenario): Promise<Outcome
       return { response: json(GetQuotaResponseSchema, await client.getQuota(request(GetQuotaRequestSchema, scenario), options)), deltas: 0, cancelledByClient: false };
     case "ListModels":
       return { response: json(ListModelsResponseSchema, await client.listModels(request(ListModelsRequestSchema, scenario), options)), deltas: 0, cancelledByClient: false };
+    case "Feedback":
+      return { response: json(FeedbackResponseSchema, await client.feedback(request(FeedbackRequestSchema, scenario), options)), deltas: 0, cancelledByClient: false };
+    case "GetExperimentReport": {
+      const r = request(GetExperimentReportRequestSchema, scenario);
+      const query = { tenantId: r.tenantId, experiment: r.experiment, start: timestampDate(r.startTime!), end: timestampDate(r.endTime!) };
+      return { response: json(GetExperimentReportResponseSchema, await client.getExperimentReport(query, options)), deltas: 0, cancelledByClient: false };
+    }
     default:
       throw new Error(`scenario ${scenario.id}: unknown rpc ${JSON.stringify(scenario.rpc)}`);
   }
