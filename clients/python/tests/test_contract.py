@@ -70,7 +70,10 @@ async def replay(client: oc.AsyncClient, sc: dict[str, Any]) -> Outcome:
     rpc, request = sc["rpc"], sc.get("request", {})
     try:
         if rpc == "Generate":
-            response = await client.generate(_parse(generate_pb2.GenerateRequest(), request), timeout=timeout)
+            req = _parse(generate_pb2.GenerateRequest(), request)
+            level = req.input.priority or None  # through the wrapper's option, not the message
+            req.input.ClearField("priority")
+            response = await client.generate(req, timeout=timeout, priority=level)
             out.text, out.response = oc.text_of(response), _dict(response)
         elif rpc == "StreamGenerate":
             await _stream(client, sc, timeout, out)
