@@ -90,7 +90,11 @@ def build_servicers(cfg: Config, d: Deps, drain: Drain) -> Servicers:
         quota=QuotaServicer(gate=Gate(d.verifier, "QuotaService"), quota=d.quota, tiers=tiers, limits=limits),
         keys=KeyServicer(gate=Gate(d.verifier, "KeyService"), keys=d.keys, pages=pages),
         admin=AdminServicer(
-            gate=Gate(d.verifier, "AdminService"), keys=d.keys, ledger=d.telemetry.ledger, pages=pages
+            gate=Gate(d.verifier, "AdminService"),
+            keys=d.keys,
+            ledger=d.telemetry.ledger,
+            pages=pages,
+            experiments=experiment_book(cfg, d),
         ),
         experiments=ExperimentServicer(
             gate=Gate(d.verifier, "ExperimentService"),

@@ -61,19 +61,21 @@ async def feedback(ledger: LedgerWriter | None, req: pb.FeedbackRequest) -> pb.F
 
 
 async def report(
-    ledger: LedgerWriter | None, book: ExperimentBook, req: pb.GetExperimentReportRequest
+    ledger: LedgerWriter | None,
+    book: ExperimentBook,
+    req: pb.GetExperimentReportRequest | pb.GetExperimentReportAcrossTenantsRequest,
 ) -> pb.GetExperimentReportResponse:
-    """The tenant's calls of the experiment in [start_time, end_time), compared."""
-    start, end = _validated(req)
+    """The tenant's calls of the experiment in [start_time, end_time), compared; every tenant's for
+    the AdminService's request, which names none."""
+    tenant = req.tenant_id if isinstance(req, pb.GetExperimentReportRequest) else None
+    start, end = _validated(req, tenant)
     exp = book.named(req.experiment)
     if exp is None:
         raise ExperimentNotFoundError(
             f"no experiment {req.experiment!r} is configured", metadata={"experiment": req.experiment}
         )
     store = _enabled(ledger)
-    rows = await _read(
-        _flushed_then(store, store.store.experiment_rows(req.experiment, start, end, req.tenant_id))
-    )
+    rows = await _read(_flushed_then(store, store.store.experiment_rows(req.experiment, start, end, tenant)))
     try:
         built = build_report(req.experiment, exp, rows)
     except StatsUnavailableError as exc:
@@ -81,9 +83,12 @@ async def report(
     return to_response(built, exp)
 
 
-def _validated(req: pb.GetExperimentReportRequest) -> tuple[float, float]:
+def _validated(
+    req: pb.GetExperimentReportRequest | pb.GetExperimentReportAcrossTenantsRequest, tenant: str | None
+) -> tuple[float, float]:
     bad = Violations()
-    bad.check_id("tenant_id", req.tenant_id, required=True)
+    if tenant is not None:
+        bad.check_id("tenant_id", tenant, required=True)
     if not req.experiment:
         bad.add("experiment", "required")
     elif not _NAME.fullmatch(req.experiment):

@@ -222,3 +222,32 @@ async def test_the_variant_override_field(serve: Serve) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.Generate(elsewhere, timeout=10)
     assert (await rich(refused.value)).fields == ["input.experiment_variant"]
+
+
+async def test_the_cross_tenant_report_is_admin_only(serve: Serve) -> None:
+    raw = with_auth(config())
+    creds = raw["settings"]["auth"]["credentials"]
+    creds.append({"name": "ops", "token": {"env": "OPS"}, "allow": ["AdminService"]})
+    raw["settings"]["admin"] = {"mode": "listener"}
+    running = await serve(raw, environ={**TOKENS, "OPS": "ops-token"})
+    stub = running.stub
+    await stub.Generate(request("u1", "a-call", experiment_variant="a"), timeout=10, metadata=bearer("ACME"))
+    other = request("u1", "g-call", experiment_variant="b")
+    other.input.tenant_id = "globex"
+    await stub.Generate(other, timeout=10, metadata=bearer("GLOBEX"))
+    now = time.time()
+    across = pb.GetExperimentReportAcrossTenantsRequest(
+        experiment="tone", start_time=stamp(now - 600), end_time=stamp(now + 600)
+    )
+    got = await stub.GetExperimentReportAcrossTenants(
+        across, metadata=[("authorization", "Bearer ops-token")]
+    )
+    assert [(v.variant, v.calls) for v in got.report.variants] == [("a", 1), ("b", 1)]
+    for who, reason in (("ACME", "TENANT_NOT_ALLOWED"), ("GEN", "METHOD_NOT_ALLOWED")):
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await stub.GetExperimentReportAcrossTenants(across, metadata=bearer(who))
+        assert (await rich(denied.value)).reason == reason
+    across.ClearField("end_time")
+    with pytest.raises(grpc.aio.AioRpcError) as bad:
+        await stub.GetExperimentReportAcrossTenants(across, metadata=[("authorization", "Bearer ops-token")])
+    assert (await rich(bad.value)).fields == ["end_time"]

@@ -156,3 +156,19 @@ class GetExperimentReportResponse(_message.Message):
     status: str
     promoted: str
     def __init__(self, experiment: _Optional[str] = ..., control: _Optional[str] = ..., metric: _Optional[_Union[ExperimentMetric, str]] = ..., alpha: _Optional[float] = ..., min_samples: _Optional[int] = ..., variants: _Optional[_Iterable[_Union[VariantReport, _Mapping]]] = ..., comparisons: _Optional[_Iterable[_Union[VariantComparison, _Mapping]]] = ..., status: _Optional[str] = ..., promoted: _Optional[str] = ...) -> None: ...
+
+class GetExperimentReportAcrossTenantsRequest(_message.Message):
+    __slots__ = ("experiment", "start_time", "end_time")
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    experiment: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    def __init__(self, experiment: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetExperimentReportAcrossTenantsResponse(_message.Message):
+    __slots__ = ("report",)
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    report: GetExperimentReportResponse
+    def __init__(self, report: _Optional[_Union[GetExperimentReportResponse, _Mapping]] = ...) -> None: ...

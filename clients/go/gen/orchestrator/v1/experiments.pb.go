@@ -840,6 +840,117 @@ func (x *GetExperimentReportResponse) GetPromoted() string {
 	return ""
 }
 
+// Request of AdminService.GetExperimentReportAcrossTenants: GetExperimentReportRequest without a
+// tenant.
+type GetExperimentReportAcrossTenantsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A configured experiment's name.
+	Experiment string `protobuf:"bytes,1,opt,name=experiment,proto3" json:"experiment,omitempty"`
+	// Start of the time range, inclusive. Required.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// End of the time range, exclusive; after start_time. Required.
+	EndTime       *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetExperimentReportAcrossTenantsRequest) Reset() {
+	*x = GetExperimentReportAcrossTenantsRequest{}
+	mi := &file_orchestrator_v1_experiments_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetExperimentReportAcrossTenantsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetExperimentReportAcrossTenantsRequest) ProtoMessage() {}
+
+func (x *GetExperimentReportAcrossTenantsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_orchestrator_v1_experiments_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetExperimentReportAcrossTenantsRequest.ProtoReflect.Descriptor instead.
+func (*GetExperimentReportAcrossTenantsRequest) Descriptor() ([]byte, []int) {
+	return file_orchestrator_v1_experiments_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetExperimentReportAcrossTenantsRequest) GetExperiment() string {
+	if x != nil {
+		return x.Experiment
+	}
+	return ""
+}
+
+func (x *GetExperimentReportAcrossTenantsRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *GetExperimentReportAcrossTenantsRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+// Response of AdminService.GetExperimentReportAcrossTenants.
+type GetExperimentReportAcrossTenantsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The report over every tenant's calls, in the form GetExperimentReport answers.
+	Report        *GetExperimentReportResponse `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetExperimentReportAcrossTenantsResponse) Reset() {
+	*x = GetExperimentReportAcrossTenantsResponse{}
+	mi := &file_orchestrator_v1_experiments_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetExperimentReportAcrossTenantsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetExperimentReportAcrossTenantsResponse) ProtoMessage() {}
+
+func (x *GetExperimentReportAcrossTenantsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_orchestrator_v1_experiments_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetExperimentReportAcrossTenantsResponse.ProtoReflect.Descriptor instead.
+func (*GetExperimentReportAcrossTenantsResponse) Descriptor() ([]byte, []int) {
+	return file_orchestrator_v1_experiments_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetExperimentReportAcrossTenantsResponse) GetReport() *GetExperimentReportResponse {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
 var File_orchestrator_v1_experiments_proto protoreflect.FileDescriptor
 
 const file_orchestrator_v1_experiments_proto_rawDesc = "" +
@@ -934,7 +1045,16 @@ const file_orchestrator_v1_experiments_proto_rawDesc = "" +
 	"\bvariants\x18\x06 \x03(\v2\x1e.orchestrator.v1.VariantReportR\bvariants\x12D\n" +
 	"\vcomparisons\x18\a \x03(\v2\".orchestrator.v1.VariantComparisonR\vcomparisons\x12\x16\n" +
 	"\x06status\x18\b \x01(\tR\x06status\x12\x1a\n" +
-	"\bpromoted\x18\t \x01(\tR\bpromoted*t\n" +
+	"\bpromoted\x18\t \x01(\tR\bpromoted\"\xbb\x01\n" +
+	"'GetExperimentReportAcrossTenantsRequest\x12\x1e\n" +
+	"\n" +
+	"experiment\x18\x01 \x01(\tR\n" +
+	"experiment\x129\n" +
+	"\n" +
+	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\"p\n" +
+	"(GetExperimentReportAcrossTenantsResponse\x12D\n" +
+	"\x06report\x18\x01 \x01(\v2,.orchestrator.v1.GetExperimentReportResponseR\x06report*t\n" +
 	"\x10ExperimentMetric\x12!\n" +
 	"\x1dEXPERIMENT_METRIC_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aEXPERIMENT_METRIC_FEEDBACK\x10\x01\x12\x1d\n" +
@@ -960,36 +1080,41 @@ func file_orchestrator_v1_experiments_proto_rawDescGZIP() []byte {
 }
 
 var file_orchestrator_v1_experiments_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_orchestrator_v1_experiments_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_orchestrator_v1_experiments_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_orchestrator_v1_experiments_proto_goTypes = []any{
-	(ExperimentMetric)(0),               // 0: orchestrator.v1.ExperimentMetric
-	(ExperimentVerdict)(0),              // 1: orchestrator.v1.ExperimentVerdict
-	(*FeedbackRequest)(nil),             // 2: orchestrator.v1.FeedbackRequest
-	(*FeedbackResponse)(nil),            // 3: orchestrator.v1.FeedbackResponse
-	(*GetExperimentReportRequest)(nil),  // 4: orchestrator.v1.GetExperimentReportRequest
-	(*FeedbackSummary)(nil),             // 5: orchestrator.v1.FeedbackSummary
-	(*VariantReport)(nil),               // 6: orchestrator.v1.VariantReport
-	(*VariantComparison)(nil),           // 7: orchestrator.v1.VariantComparison
-	(*GetExperimentReportResponse)(nil), // 8: orchestrator.v1.GetExperimentReportResponse
-	(*timestamppb.Timestamp)(nil),       // 9: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 10: google.protobuf.Duration
+	(ExperimentMetric)(0),                            // 0: orchestrator.v1.ExperimentMetric
+	(ExperimentVerdict)(0),                           // 1: orchestrator.v1.ExperimentVerdict
+	(*FeedbackRequest)(nil),                          // 2: orchestrator.v1.FeedbackRequest
+	(*FeedbackResponse)(nil),                         // 3: orchestrator.v1.FeedbackResponse
+	(*GetExperimentReportRequest)(nil),               // 4: orchestrator.v1.GetExperimentReportRequest
+	(*FeedbackSummary)(nil),                          // 5: orchestrator.v1.FeedbackSummary
+	(*VariantReport)(nil),                            // 6: orchestrator.v1.VariantReport
+	(*VariantComparison)(nil),                        // 7: orchestrator.v1.VariantComparison
+	(*GetExperimentReportResponse)(nil),              // 8: orchestrator.v1.GetExperimentReportResponse
+	(*GetExperimentReportAcrossTenantsRequest)(nil),  // 9: orchestrator.v1.GetExperimentReportAcrossTenantsRequest
+	(*GetExperimentReportAcrossTenantsResponse)(nil), // 10: orchestrator.v1.GetExperimentReportAcrossTenantsResponse
+	(*timestamppb.Timestamp)(nil),                    // 11: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),                      // 12: google.protobuf.Duration
 }
 var file_orchestrator_v1_experiments_proto_depIdxs = []int32{
-	9,  // 0: orchestrator.v1.GetExperimentReportRequest.start_time:type_name -> google.protobuf.Timestamp
-	9,  // 1: orchestrator.v1.GetExperimentReportRequest.end_time:type_name -> google.protobuf.Timestamp
-	10, // 2: orchestrator.v1.VariantReport.latency_p50:type_name -> google.protobuf.Duration
-	10, // 3: orchestrator.v1.VariantReport.latency_p95:type_name -> google.protobuf.Duration
-	10, // 4: orchestrator.v1.VariantReport.latency_p99:type_name -> google.protobuf.Duration
+	11, // 0: orchestrator.v1.GetExperimentReportRequest.start_time:type_name -> google.protobuf.Timestamp
+	11, // 1: orchestrator.v1.GetExperimentReportRequest.end_time:type_name -> google.protobuf.Timestamp
+	12, // 2: orchestrator.v1.VariantReport.latency_p50:type_name -> google.protobuf.Duration
+	12, // 3: orchestrator.v1.VariantReport.latency_p95:type_name -> google.protobuf.Duration
+	12, // 4: orchestrator.v1.VariantReport.latency_p99:type_name -> google.protobuf.Duration
 	5,  // 5: orchestrator.v1.VariantReport.feedback:type_name -> orchestrator.v1.FeedbackSummary
 	1,  // 6: orchestrator.v1.VariantComparison.verdict:type_name -> orchestrator.v1.ExperimentVerdict
 	0,  // 7: orchestrator.v1.GetExperimentReportResponse.metric:type_name -> orchestrator.v1.ExperimentMetric
 	6,  // 8: orchestrator.v1.GetExperimentReportResponse.variants:type_name -> orchestrator.v1.VariantReport
 	7,  // 9: orchestrator.v1.GetExperimentReportResponse.comparisons:type_name -> orchestrator.v1.VariantComparison
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	11, // 10: orchestrator.v1.GetExperimentReportAcrossTenantsRequest.start_time:type_name -> google.protobuf.Timestamp
+	11, // 11: orchestrator.v1.GetExperimentReportAcrossTenantsRequest.end_time:type_name -> google.protobuf.Timestamp
+	8,  // 12: orchestrator.v1.GetExperimentReportAcrossTenantsResponse.report:type_name -> orchestrator.v1.GetExperimentReportResponse
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_orchestrator_v1_experiments_proto_init() }
@@ -1006,7 +1131,7 @@ func file_orchestrator_v1_experiments_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_orchestrator_v1_experiments_proto_rawDesc), len(file_orchestrator_v1_experiments_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

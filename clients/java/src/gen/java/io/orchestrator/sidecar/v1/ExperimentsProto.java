@@ -61,6 +61,16 @@ public final class ExperimentsProto extends com.google.protobuf.GeneratedFile {
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internal_static_orchestrator_v1_GetExperimentReportResponse_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_orchestrator_v1_GetExperimentReportAcrossTenantsRequest_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_orchestrator_v1_GetExperimentReportAcrossTenantsRequest_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_orchestrator_v1_GetExperimentReportAcrossTenantsResponse_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_orchestrator_v1_GetExperimentReportAcrossTenantsResponse_fieldAccessorTable;
 
   public static com.google.protobuf.Descriptors.FileDescriptor
       getDescriptor() {
@@ -126,21 +136,29 @@ public final class ExperimentsProto extends com.google.protobuf.GeneratedFile {
       "ntReportR\010variants\022D\n\013comparisons\030\007 \003(\0132" +
       "\".orchestrator.v1.VariantComparisonR\013com" +
       "parisons\022\026\n\006status\030\010 \001(\tR\006status\022\032\n\010prom" +
-      "oted\030\t \001(\tR\010promoted*t\n\020ExperimentMetric" +
-      "\022!\n\035EXPERIMENT_METRIC_UNSPECIFIED\020\000\022\036\n\032E" +
-      "XPERIMENT_METRIC_FEEDBACK\020\001\022\035\n\031EXPERIMEN" +
-      "T_METRIC_LATENCY\020\002*\306\001\n\021ExperimentVerdict" +
-      "\022\"\n\036EXPERIMENT_VERDICT_UNSPECIFIED\020\000\022(\n$" +
-      "EXPERIMENT_VERDICT_INSUFFICIENT_DATA\020\001\022\036" +
-      "\n\032EXPERIMENT_VERDICT_PROMOTE\020\002\022\035\n\031EXPERI" +
-      "MENT_VERDICT_REJECT\020\003\022$\n EXPERIMENT_VERD" +
-      "ICT_NO_DIFFERENCE\020\004B\347\001\n\032io.orchestrator." +
-      "sidecar.v1B\020ExperimentsProtoP\001ZZgithub.c" +
-      "om/orchestrator-sidecar/orchestrator/cli" +
-      "ents/go/gen/orchestrator/v1;orchestrator" +
-      "v1\242\002\003OXX\252\002\017Orchestrator.V1\312\002\017Orchestrato" +
-      "r\\V1\342\002\033Orchestrator\\V1\\GPBMetadata\352\002\020Orc" +
-      "hestrator::V1b\006proto3"
+      "oted\030\t \001(\tR\010promoted\"\273\001\n\'GetExperimentRe" +
+      "portAcrossTenantsRequest\022\036\n\nexperiment\030\001" +
+      " \001(\tR\nexperiment\0229\n\nstart_time\030\002 \001(\0132\032.g" +
+      "oogle.protobuf.TimestampR\tstartTime\0225\n\010e" +
+      "nd_time\030\003 \001(\0132\032.google.protobuf.Timestam" +
+      "pR\007endTime\"p\n(GetExperimentReportAcrossT" +
+      "enantsResponse\022D\n\006report\030\001 \001(\0132,.orchest" +
+      "rator.v1.GetExperimentReportResponseR\006re" +
+      "port*t\n\020ExperimentMetric\022!\n\035EXPERIMENT_M" +
+      "ETRIC_UNSPECIFIED\020\000\022\036\n\032EXPERIMENT_METRIC" +
+      "_FEEDBACK\020\001\022\035\n\031EXPERIMENT_METRIC_LATENCY" +
+      "\020\002*\306\001\n\021ExperimentVerdict\022\"\n\036EXPERIMENT_V" +
+      "ERDICT_UNSPECIFIED\020\000\022(\n$EXPERIMENT_VERDI" +
+      "CT_INSUFFICIENT_DATA\020\001\022\036\n\032EXPERIMENT_VER" +
+      "DICT_PROMOTE\020\002\022\035\n\031EXPERIMENT_VERDICT_REJ" +
+      "ECT\020\003\022$\n EXPERIMENT_VERDICT_NO_DIFFERENC" +
+      "E\020\004B\347\001\n\032io.orchestrator.sidecar.v1B\020Expe" +
+      "rimentsProtoP\001ZZgithub.com/orchestrator-" +
+      "sidecar/orchestrator/clients/go/gen/orch" +
+      "estrator/v1;orchestratorv1\242\002\003OXX\252\002\017Orche" +
+      "strator.V1\312\002\017Orchestrator\\V1\342\002\033Orchestra" +
+      "tor\\V1\\GPBMetadata\352\002\020Orchestrator::V1b\006p" +
+      "roto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -190,6 +208,18 @@ public final class ExperimentsProto extends com.google.protobuf.GeneratedFile {
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_GetExperimentReportResponse_descriptor,
         new java.lang.String[] { "Experiment", "Control", "Metric", "Alpha", "MinSamples", "Variants", "Comparisons", "Status", "Promoted", });
+    internal_static_orchestrator_v1_GetExperimentReportAcrossTenantsRequest_descriptor =
+      getDescriptor().getMessageType(7);
+    internal_static_orchestrator_v1_GetExperimentReportAcrossTenantsRequest_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_orchestrator_v1_GetExperimentReportAcrossTenantsRequest_descriptor,
+        new java.lang.String[] { "Experiment", "StartTime", "EndTime", });
+    internal_static_orchestrator_v1_GetExperimentReportAcrossTenantsResponse_descriptor =
+      getDescriptor().getMessageType(8);
+    internal_static_orchestrator_v1_GetExperimentReportAcrossTenantsResponse_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_orchestrator_v1_GetExperimentReportAcrossTenantsResponse_descriptor,
+        new java.lang.String[] { "Report", });
     descriptor.resolveAllFeaturesImmutable();
     com.google.protobuf.DurationProto.getDescriptor();
     com.google.protobuf.TimestampProto.getDescriptor();
