@@ -18,7 +18,7 @@ from sidecar.config.load import ConfigError
 from sidecar.core.priority import Priority
 from tests.conftest import echo_policy, make_config, user
 from tests.integration.helpers import rich
-from tests.support.api import generate_request, text_of
+from tests.support.api import generate_request, stream_request, text_of
 
 pytestmark = pytest.mark.integration
 Serve = Callable[..., Any]
@@ -204,3 +204,25 @@ async def test_admission_names_only_known_deployments() -> None:
     raw["policy"]["admission"]["deployments"] = {"three": 1}
     with pytest.raises(ConfigError, match=r"admission\.deployments: unknown deployment 'three'"):
         make_config(raw, None, Path(tempfile.mkdtemp()))
+
+
+async def test_a_stream_takes_its_priority_from_the_field_too(serve: Serve) -> None:
+    running = await serve(config())
+    bad = stream_request(messages=[user("hi")], tenant_id="acme", priority=priority_pb2.PRIORITY_HIGH,
+                         metadata={"priority": "low"})  # fmt: skip
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        async for _ in running.stub.StreamGenerate(bad, timeout=10):
+            pass
+    assert (await rich(refused.value)).fields == ["input.priority"]
+    queue = running.sidecar.deps.admission
+    first = asyncio.ensure_future(running.stub.Generate(request(), timeout=10))
+    await until(lambda: queue.running == 1)
+    ok = stream_request(messages=[user("hi")], tenant_id="acme", priority=priority_pb2.PRIORITY_URGENT)
+    streamed = asyncio.ensure_future(_drain(running.stub.StreamGenerate(ok, timeout=10)))
+    await until(lambda: queue.depth(Priority.URGENT) == 1)
+    await first
+    assert await streamed > 0
+
+
+async def _drain(call: Any) -> int:
+    return len([event async for event in call])
