@@ -4,6 +4,7 @@ number goes on the wire: such fields stay unset."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -13,7 +14,7 @@ from typing import TypeVar
 from sidecar._gen.orchestrator.v1 import experiments_pb2 as pb
 from sidecar.api.convert import Violations, duration, micros
 from sidecar.config.experiments import NAME, ExperimentConfig
-from sidecar.core.errors import Code, SidecarError
+from sidecar.core.errors import Code, FieldViolation, InvalidRequestError, SidecarError
 from sidecar.experiments.book import ExperimentBook
 from sidecar.experiments.feedback import Feedback, record_feedback, validated
 from sidecar.experiments.report import Report, VariantStats, VariantVerdict, Verdict, build_report
@@ -25,6 +26,7 @@ _log = logging.getLogger("sidecar.api")
 T = TypeVar("T")
 _NAME = re.compile(NAME)
 CONFIDENCE = 0.95
+MAX_ROWS = 250_000  # calls one report reads into memory
 _VERDICTS = {
     Verdict.INSUFFICIENT_DATA: pb.EXPERIMENT_VERDICT_INSUFFICIENT_DATA,
     Verdict.PROMOTE: pb.EXPERIMENT_VERDICT_PROMOTE,
@@ -75,9 +77,15 @@ async def report(
             f"no experiment {req.experiment!r} is configured", metadata={"experiment": req.experiment}
         )
     store = _enabled(ledger)
-    rows = await _read(_flushed_then(store, store.store.experiment_rows(req.experiment, start, end, tenant)))
-    try:
-        built = build_report(req.experiment, exp, rows)
+    rows = await _read(
+        _flushed_then(store, store.store.experiment_rows(req.experiment, start, end, tenant, MAX_ROWS + 1))
+    )
+    if len(rows) > MAX_ROWS:
+        raise InvalidRequestError(
+            [FieldViolation("start_time", f"the range holds more than {MAX_ROWS} calls: narrow it")]
+        )
+    try:  # the tests and percentiles are CPU work: off the event loop
+        built = await asyncio.to_thread(build_report, req.experiment, exp, rows)
     except StatsUnavailableError as exc:
         raise StatsMissingError(str(exc)) from exc
     return to_response(built, exp)

@@ -63,18 +63,24 @@ def feedback_result(stored: bool, found: Sequence[Any] | None, score: float, lab
     return FeedbackResult(status, experiment, variant)
 
 
-def rows(placeholder: Callable[[int], str], *, tenant: bool) -> str:
-    """An experiment's calls in a time range; `tenant`: of one tenant only (a fourth argument)."""
+def rows(
+    placeholder: Callable[[int], str], tenant: str | None, limit: int | None
+) -> tuple[str, tuple[Any, ...]]:
+    """An experiment's calls in a time range: the query and the arguments after (experiment,
+    start, end); `tenant`: of one tenant only; `limit`: at most that many rows."""
     p = placeholder
-    scoped = f" AND tenant = {p(4)}" if tenant else ""
-    return (
+    extra: tuple[Any, ...] = ()
+    text = (
         "SELECT variant, outcome, latency_seconds, tokens_in + tokens_out, cost_usd, feedback_score "
-        f"FROM usage_records WHERE experiment = {p(1)} AND ts >= {p(2)} AND ts < {p(3)}{scoped}"
+        f"FROM usage_records WHERE experiment = {p(1)} AND ts >= {p(2)} AND ts < {p(3)}"
     )
-
-
-def rows_args(experiment: str, start: float, end: float, tenant: str | None) -> tuple[Any, ...]:
-    return (experiment, start, end) if tenant is None else (experiment, start, end, tenant)
+    if tenant is not None:
+        extra += (tenant,)
+        text += f" AND tenant = {p(3 + len(extra))}"
+    if limit is not None:
+        extra += (limit,)
+        text += f" LIMIT {p(3 + len(extra))}"
+    return text, extra
 
 
 def insert_audit(placeholder: Callable[[int], str]) -> str:

@@ -67,12 +67,11 @@ class PostgresLedger:
         return experiment_sql.feedback_result(stored, None if found is None else tuple(found), score, label)
 
     async def experiment_rows(
-        self, experiment: str, start: float, end: float, tenant: str | None = None
+        self, experiment: str, start: float, end: float, tenant: str | None = None, limit: int | None = None
     ) -> list[ExperimentRow]:
-        text = experiment_sql.rows(_placeholder, tenant=tenant is not None)
-        args = experiment_sql.rows_args(experiment, start, end, tenant)
+        text, extra = experiment_sql.rows(_placeholder, tenant, limit)
         async with self._pool.acquire() as conn:
-            found = await conn.fetch(text, *args)
+            found = await conn.fetch(text, experiment, start, end, *extra)
         return experiment_sql.experiment_rows([tuple(r) for r in found])
 
     async def audit(self, entries: Sequence[AuditEntry]) -> None:

@@ -123,9 +123,10 @@ class LedgerStore(Protocol):
         """Score the tenant's call once (a call with a score keeps it)."""
 
     async def experiment_rows(
-        self, experiment: str, start: float, end: float, tenant: str | None = None
+        self, experiment: str, start: float, end: float, tenant: str | None = None, limit: int | None = None
     ) -> list[ExperimentRow]:
-        """The experiment's calls in [start, end): of one tenant, or every tenant's (None)."""
+        """The experiment's calls in [start, end): of one tenant, or every tenant's (None); at most
+        `limit` of them (None: all)."""
 
     async def audit(self, entries: Sequence[AuditEntry]) -> None: ...
 

@@ -55,11 +55,10 @@ class SqliteLedger:
         return await self._run(work)
 
     async def experiment_rows(
-        self, experiment: str, start: float, end: float, tenant: str | None = None
+        self, experiment: str, start: float, end: float, tenant: str | None = None, limit: int | None = None
     ) -> list[ExperimentRow]:
-        text = experiment_sql.rows(lambda i: "?", tenant=tenant is not None)
-        args = experiment_sql.rows_args(experiment, start, end, tenant)
-        found = await self._run(lambda conn: conn.execute(text, args).fetchall())
+        text, extra = experiment_sql.rows(lambda i: "?", tenant, limit)
+        found = await self._run(lambda conn: conn.execute(text, (experiment, start, end, *extra)).fetchall())
         return experiment_sql.experiment_rows(found)
 
     async def audit(self, entries: Sequence[AuditEntry]) -> None:

@@ -251,3 +251,20 @@ async def test_the_cross_tenant_report_is_admin_only(serve: Serve) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as bad:
         await stub.GetExperimentReportAcrossTenants(across, metadata=[("authorization", "Bearer ops-token")])
     assert (await rich(bad.value)).fields == ["end_time"]
+
+
+async def test_a_range_holding_too_many_calls_is_refused(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sidecar.api import experiments as api_experiments
+
+    monkeypatch.setattr(api_experiments, "MAX_ROWS", 2)
+    running = await serve(config())
+    for i in range(2):
+        await running.stub.Generate(request(f"u{i}", f"c{i}"), timeout=10)
+    assert sum(v.calls for v in (await running.stub.GetExperimentReport(report_request())).variants) == 2
+    await running.stub.Generate(request("u9", "c9"), timeout=10)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await running.stub.GetExperimentReport(report_request())
+    err = await rich(refused.value)
+    assert (err.code, err.fields) == (grpc.StatusCode.INVALID_ARGUMENT, ["start_time"])

@@ -141,6 +141,8 @@ async def test_experiment_columns_on_postgres(postgres_url: str) -> None:
         rows = sorted(await store.experiment_rows("tone", 0, 2000, "acme"), key=lambda r: r.variant)
         assert [(r.variant, r.feedback, r.tokens) for r in rows] == [("a", None, 3), ("b", 0.75, 3)]
         assert len(await store.experiment_rows("tone", 0, 2000)) == 3  # every tenant's (the CLI)
+        assert len(await store.experiment_rows("tone", 0, 2000, limit=2)) == 2
+        assert len(await store.experiment_rows("tone", 0, 2000, "acme", limit=1)) == 1
     finally:
         await store.aclose()
 
@@ -166,6 +168,7 @@ async def test_an_old_sqlite_ledger_gets_the_experiment_columns(tmp_path: Path) 
         await store.write([_record("new", "b")])
         rows = await store.experiment_rows("tone", 0, 2000)
         assert [r.variant for r in rows] == ["b"]
+        assert len(await store.experiment_rows("tone", 0, 2000, "acme", limit=5)) == 1
         assert (await store.feedback("acme", "old", 1.0, "")).status is FeedbackStatus.STORED
     finally:
         await store.aclose()

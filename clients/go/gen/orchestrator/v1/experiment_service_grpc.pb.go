@@ -47,7 +47,8 @@ type ExperimentServiceClient interface {
 	// the configured gates, none before min_samples values on each side. Includes this sidecar's
 	// records not yet written.
 	//
-	// Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`),
+	// Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`; naming
+	// `start_time` also when the range holds more than 250,000 calls),
 	// EXPERIMENT_NOT_FOUND (NOT_FOUND, metadata `experiment`), STATS_UNAVAILABLE
 	// (FAILED_PRECONDITION: the sidecar was installed without the `stats` extra).
 	GetExperimentReport(ctx context.Context, in *GetExperimentReportRequest, opts ...grpc.CallOption) (*GetExperimentReportResponse, error)
@@ -105,7 +106,8 @@ type ExperimentServiceServer interface {
 	// the configured gates, none before min_samples values on each side. Includes this sidecar's
 	// records not yet written.
 	//
-	// Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`),
+	// Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`; naming
+	// `start_time` also when the range holds more than 250,000 calls),
 	// EXPERIMENT_NOT_FOUND (NOT_FOUND, metadata `experiment`), STATS_UNAVAILABLE
 	// (FAILED_PRECONDITION: the sidecar was installed without the `stats` extra).
 	GetExperimentReport(context.Context, *GetExperimentReportRequest) (*GetExperimentReportResponse, error)

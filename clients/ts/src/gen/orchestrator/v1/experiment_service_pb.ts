@@ -46,7 +46,8 @@ export const ExperimentService: GenService<{
    * the configured gates, none before min_samples values on each side. Includes this sidecar's
    * records not yet written.
    *
-   * Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`),
+   * Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`; naming
+   * `start_time` also when the range holds more than 250,000 calls),
    * EXPERIMENT_NOT_FOUND (NOT_FOUND, metadata `experiment`), STATS_UNAVAILABLE
    * (FAILED_PRECONDITION: the sidecar was installed without the `stats` extra).
    *

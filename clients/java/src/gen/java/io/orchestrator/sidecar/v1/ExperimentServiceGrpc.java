@@ -173,7 +173,8 @@ public final class ExperimentServiceGrpc {
      * per variant against the control Welch's t-test, Mann-Whitney U, Cohen's d and a verdict under
      * the configured gates, none before min_samples values on each side. Includes this sidecar's
      * records not yet written.
-     * Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`),
+     * Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`; naming
+     * `start_time` also when the range holds more than 250,000 calls),
      * EXPERIMENT_NOT_FOUND (NOT_FOUND, metadata `experiment`), STATS_UNAVAILABLE
      * (FAILED_PRECONDITION: the sidecar was installed without the `stats` extra).
      * </pre>
@@ -248,7 +249,8 @@ public final class ExperimentServiceGrpc {
      * per variant against the control Welch's t-test, Mann-Whitney U, Cohen's d and a verdict under
      * the configured gates, none before min_samples values on each side. Includes this sidecar's
      * records not yet written.
-     * Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`),
+     * Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`; naming
+     * `start_time` also when the range holds more than 250,000 calls),
      * EXPERIMENT_NOT_FOUND (NOT_FOUND, metadata `experiment`), STATS_UNAVAILABLE
      * (FAILED_PRECONDITION: the sidecar was installed without the `stats` extra).
      * </pre>
@@ -305,7 +307,8 @@ public final class ExperimentServiceGrpc {
      * per variant against the control Welch's t-test, Mann-Whitney U, Cohen's d and a verdict under
      * the configured gates, none before min_samples values on each side. Includes this sidecar's
      * records not yet written.
-     * Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`),
+     * Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`; naming
+     * `start_time` also when the range holds more than 250,000 calls),
      * EXPERIMENT_NOT_FOUND (NOT_FOUND, metadata `experiment`), STATS_UNAVAILABLE
      * (FAILED_PRECONDITION: the sidecar was installed without the `stats` extra).
      * </pre>
@@ -361,7 +364,8 @@ public final class ExperimentServiceGrpc {
      * per variant against the control Welch's t-test, Mann-Whitney U, Cohen's d and a verdict under
      * the configured gates, none before min_samples values on each side. Includes this sidecar's
      * records not yet written.
-     * Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`),
+     * Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`; naming
+     * `start_time` also when the range holds more than 250,000 calls),
      * EXPERIMENT_NOT_FOUND (NOT_FOUND, metadata `experiment`), STATS_UNAVAILABLE
      * (FAILED_PRECONDITION: the sidecar was installed without the `stats` extra).
      * </pre>
@@ -418,7 +422,8 @@ public final class ExperimentServiceGrpc {
      * per variant against the control Welch's t-test, Mann-Whitney U, Cohen's d and a verdict under
      * the configured gates, none before min_samples values on each side. Includes this sidecar's
      * records not yet written.
-     * Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`),
+     * Reasons: INVALID_REQUEST (naming `tenant_id`, `experiment`, `start_time`, `end_time`; naming
+     * `start_time` also when the range holds more than 250,000 calls),
      * EXPERIMENT_NOT_FOUND (NOT_FOUND, metadata `experiment`), STATS_UNAVAILABLE
      * (FAILED_PRECONDITION: the sidecar was installed without the `stats` extra).
      * </pre>
