@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
-from sidecar.admission.deployments import DeploymentSlots
+from sidecar.admission.deployments import DeploymentSlots, SlotsObserver
 from sidecar.admission.queue import AdmissionObserver, AdmissionQueue
 from sidecar.authz.policy import Authorizer, credentials_from_settings
 from sidecar.cache.store import AiocacheStore, ByteStore, RedisByteStore
@@ -127,7 +127,7 @@ def build_deployment_slots(cfg: Config, clock: Clock, metrics: Metrics) -> Deplo
     a = cfg.policy.admission
     if a is None or not a.deployments:
         return None
-    observer = AdmissionObserver(
+    observer = SlotsObserver(  # once per call: a call may wait in several deployments' queues
         on_waited=lambda p, seconds: metrics.admission_waited(p.label, seconds),
         on_shed=lambda p: metrics.admission_shed_call(p.label),
     )
@@ -138,12 +138,11 @@ def build_deployment_slots(cfg: Config, clock: Clock, metrics: Metrics) -> Deplo
             retry_after=a.retry_after_seconds,
             max_wait=a.max_wait_seconds,
             clock=clock,
-            observer=observer,
             deployment=name,
         )
         for name, capacity in a.deployments.items()
     }
-    return DeploymentSlots(queues)
+    return DeploymentSlots(queues, clock=clock, observer=observer)
 
 
 def build_admission(cfg: Config, clock: Clock, metrics: Metrics) -> AdmissionQueue | None:

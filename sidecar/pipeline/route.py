@@ -10,7 +10,7 @@ committed: a failure ends it with STREAM_INTERRUPTED and the partial usage.
 
 A deployment with a capacity (policy.admission.deployments) is tried only with a slot of it: a full
 one is skipped for the next deployment, and when no deployment served and some were full the call
-waits by priority for the first full one (sidecar/admission/deployments.py). The serving
+waits by priority for the first of them to free up (sidecar/admission/deployments.py). The serving
 deployment's slot is held until the stream ends.
 """
 
@@ -102,10 +102,11 @@ class RouteLayer:
             i += 2 if opened.used_backup else 1
             if (served := _served(opened, held)) is not None:
                 return served
-        if full:  # every deployment tried failed or was full: wait by priority for the first full one
-            await held.wait(full[0].deployment, call.priority, call.deadline)
+        if full:  # every deployment tried failed or was full: wait by priority for the first to free up
+            freed = await held.wait([t.deployment for t in full], call.priority, call.deadline)
+            target = next(t for t in full if t.deployment == freed)
             if (
-                served := _served(await self._open(call, route, full[0], None, failures, held), held)
+                served := _served(await self._open(call, route, target, None, failures, held), held)
             ) is not None:
                 return served
         raise _exhausted(route.alias, failures)

@@ -34,7 +34,8 @@ def slots(clock: FakeClock, queue_size: int = 1, **capacity: int) -> DeploymentS
                 capacity=n, queue_size=queue_size, retry_after=2.0, clock=clock, deployment=name
             )
             for name, n in capacity.items()
-        }
+        },
+        clock=clock,
     )
 
 
@@ -88,7 +89,8 @@ async def test_when_all_are_full_the_call_waits_for_the_first_by_priority(clock:
     streams = [await opened(handler, call(clock)) for _ in range(3)]
     assert running(s) == {"a": 1, "b": 1, "c": 1}
     low = asyncio.ensure_future(anext(handler(call(clock, Priority.LOW))))
-    await asyncio.sleep(0)
+    for _ in range(10):
+        await asyncio.sleep(0)
     assert s.queue("a").depth() == 1  # type: ignore[union-attr]
     critical = asyncio.ensure_future(anext(handler(call(clock, Priority.CRITICAL))))
     with pytest.raises(OverloadedError) as shed:  # displaced from a's queue by the critical call
@@ -123,3 +125,21 @@ async def test_a_deployment_without_a_capacity_is_unlimited(clock: FakeClock) ->
     assert script.called == ["a", "a", "a", "a"] and running(s) == {"b": 0}
     for stream in streams:
         await stream.aclose()
+
+
+async def test_a_waiting_call_takes_the_first_deployment_to_free_up(clock: FakeClock) -> None:
+    s = slots(clock, queue_size=1, a=1, b=1, c=1)
+    script = Script({}, clock)
+    handler = layer(script, clock, s)
+    streams = [await opened(handler, call(clock)) for _ in range(3)]
+    waiting = call(clock)
+    served = asyncio.ensure_future(anext(handler(waiting)))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    await streams[2].aclose()  # c frees first
+    assert await served == FINAL
+    assert waiting.record.target is not None and waiting.record.target.deployment == "c"
+    assert [s.queue(n).depth() for n in "abc"] == [0, 0, 0]  # type: ignore[union-attr]
+    for stream in streams[:2]:
+        await stream.aclose()
+    assert running(s) == {"a": 0, "b": 0, "c": 1}  # the waiting call's stream still holds c
