@@ -74,7 +74,11 @@ async def report(
     exp = book.named(req.experiment)
     if exp is None:
         raise ExperimentNotFoundError(
-            f"no experiment {req.experiment!r} is configured", metadata={"experiment": req.experiment}
+            f"no experiment {req.experiment!r} is configured",
+            metadata={"experiment": req.experiment},
+            violations=[
+                FieldViolation("experiment", f"one of: {', '.join(book.names()) or 'none configured'}")
+            ],
         )
     store = _enabled(ledger)
     rows = await _read(

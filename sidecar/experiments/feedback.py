@@ -69,10 +69,12 @@ async def record_feedback(store: LedgerStore, f: Feedback) -> FeedbackResult:
         raise FeedbackTargetNotFoundError(
             f"tenant {f.tenant!r} has no finished call {f.request_id!r}",
             metadata={"requestId": f.request_id},
+            violations=[FieldViolation("request_id", "no finished call of this tenant has this id")],
         )
     if result.status is FeedbackStatus.CONFLICT:
         raise FeedbackExistsError(
             f"call {f.request_id!r} already has another score; the first score stands",
             metadata={"requestId": f.request_id},
+            violations=[FieldViolation("score", "the call has another score already; it is scored once")],
         )
     return result

@@ -75,9 +75,9 @@ async def test_feedback_is_tenant_scoped_validated_and_given_once(serve: Serve, 
     assert again.already_recorded
     fb = pb.FeedbackRequest
     cases = [
-        (fb(tenant_id="acme", request_id="call-1", score=0.1), "ALREADY_EXISTS", "FEEDBACK_EXISTS", []),
-        (fb(tenant_id="globex", request_id="call-1", score=0.1), "NOT_FOUND", "CALL_NOT_FOUND", []),
-        (fb(tenant_id="acme", request_id="nope", score=0.1), "NOT_FOUND", "CALL_NOT_FOUND", []),
+        (fb(tenant_id="acme", request_id="call-1", score=0), "ALREADY_EXISTS", "FEEDBACK_EXISTS", ["score"]),
+        (fb(tenant_id="globex", request_id="call-1", score=0), "NOT_FOUND", "CALL_NOT_FOUND", ["request_id"]),
+        (fb(tenant_id="acme", request_id="nope", score=0), "NOT_FOUND", "CALL_NOT_FOUND", ["request_id"]),
         (
             pb.FeedbackRequest(tenant_id="acme", request_id="call-1", score=float("inf"), label="no spaces"),
             "INVALID_ARGUMENT",
@@ -164,7 +164,7 @@ async def test_bad_report_requests_name_the_field(serve: Serve) -> None:
     running = await serve(config())
     now = time.time()
     cases = [
-        (report_request(experiment="nope"), "NOT_FOUND", "EXPERIMENT_NOT_FOUND", []),
+        (report_request(experiment="nope"), "NOT_FOUND", "EXPERIMENT_NOT_FOUND", ["experiment"]),
         (report_request(experiment="Bad Name"), "INVALID_ARGUMENT", "INVALID_REQUEST", ["experiment"]),
         (
             report_request(tenant="", start_time=stamp(now), end_time=stamp(now - 1)),
