@@ -76,9 +76,7 @@ async def report(
         raise ExperimentNotFoundError(
             f"no experiment {req.experiment!r} is configured",
             metadata={"experiment": req.experiment},
-            violations=[
-                FieldViolation("experiment", f"one of: {', '.join(book.names()) or 'none configured'}")
-            ],
+            violations=[FieldViolation("experiment", "the name of an experiment this sidecar runs")],
         )
     store = _enabled(ledger)
     rows = await _read(

@@ -26,9 +26,6 @@ class ExperimentBook:
     def for_route(self, alias: str) -> tuple[str, ExperimentConfig] | None:
         return self._by_route.get(alias)
 
-    def names(self) -> list[str]:
-        return sorted(self._by_name)
-
     def named(self, name: str) -> ExperimentConfig | None:
         """The experiment in force under this name (the report reads its variants and gates)."""
         return self._by_name.get(name)
