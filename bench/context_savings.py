@@ -4,7 +4,7 @@ A deterministic conversation (an application system prompt, a persona prompt, th
 a user question and a long assistant answer, written from the docstrings of the Python standard
 library so the text is real English prose) is counted before and after the sidecar's trimming,
 for three kinds of deployment: an OpenAI o200k_base model (gpt-4o, 128K window), a cl100k_base
-one (gpt-4, 8K window) and an estimate-counted one (Anthropic, 200K window), each with
+one (gpt-4, 8K window) and an Anthropic one (its documented upper bound, 200K window), each with
 max_tokens 1024 and the default policy (keep at most 10 recent messages). "with summary" adds a
 summary of the dropped messages at its full 256-token allowance (an upper bound: a real summary
 is what the cheap route writes). The CPU time is the context layer's work for one call on this
@@ -51,7 +51,7 @@ MODULES = [
 DEPLOYMENTS = {
     "gpt-4o (o200k_base)": {"provider": "openai", "model": "gpt-4o", "context_window": 128_000},
     "gpt-4 (cl100k_base)": {"provider": "openai", "model": "gpt-4", "context_window": 8_192},
-    "claude (estimate)": {"provider": "anthropic", "model": "claude-sonnet-4-5", "context_window": 200_000},
+    "claude (bound)": {"provider": "anthropic", "model": "claude-sonnet-4-5", "context_window": 200_000},
 }
 MAX_TOKENS, SUMMARY_TOKENS, RECENT = 1024, 256, 10
 

@@ -13,8 +13,10 @@ The upstream answers deterministically from the question (40 to 160 tokens), and
 of 100 tokens ("a few sentences", as the default summary prompt asks) or max_tokens if less. The
 main model is priced like gpt-4-turbo ($10 / $30 per million), the summarizer like gpt-3.5-turbo
 ($0.50 / $1.50); both count with cl100k_base. Summaries run with the default policy (128 tokens at
-most, 2 recent messages kept, refreshed per 1,024 dropped tokens). Users run one after the other,
-so the upstream calls of each turn (the answer and any summary) are known exactly.
+most; no message leaves the prompt before the summary covers it; the uncovered messages but the
+newest are folded in once they reach 192 tokens). Users run one after the other, so the upstream
+calls of each turn (the answer and any summary) are known exactly. `--summary '{"refresh_tokens":
+128}'` overrides the summary policy, `--max-recent N` the trimming window of both runs.
 
 Usage: .venv/bin/python bench/conversations.py [--users 20] [--turns 60] [--markdown]
 Prints the table and one PASS/FAIL line per bar; exits 1 if any bar fails.
@@ -212,7 +214,7 @@ def personas(sentences: list[str], enc: Any) -> list[dict[str, Any]]:
 
 
 def config(
-    port: int, catalogue: list[dict[str, Any]], summary: dict[str, Any] | None, tmp: Path
+    port: int, catalogue: list[dict[str, Any]], summary: dict[str, Any] | None, tmp: Path, recent: int
 ) -> dict[str, Any]:
     def deployment(model: str) -> dict[str, Any]:
         price = {"input_per_million": PRICES[model][0], "output_per_million": PRICES[model][1]}
@@ -220,7 +222,7 @@ def config(
                 "api_key": {"env": "BENCH_KEY"}, "context_window": WINDOWS[model],
                 "default_max_tokens": MAX_TOKENS, "price": price}  # fmt: skip
 
-    context: dict[str, Any] = {"encodings_dir": str(ENCODINGS)}
+    context: dict[str, Any] = {"encodings_dir": str(ENCODINGS), "max_recent_messages": recent}
     if summary is not None:
         context["summary"] = {"route": "summarize", **summary}
     return {
@@ -244,11 +246,12 @@ async def through_sidecar(
     plans: list[list[Turn]],
     catalogue: list[dict[str, Any]],
     summary: dict[str, Any] | None,
+    recent: int,
 ) -> Run:
     run = Run()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "sidecar.yaml"
-        path.write_text(yaml.safe_dump(config(upstream.port, catalogue, summary, Path(tmp))))
+        path.write_text(yaml.safe_dump(config(upstream.port, catalogue, summary, Path(tmp), recent)))
         sidecar = build_server(load_config(path, {"BENCH_KEY": "sk-bench"}))
         await sidecar.start()
         try:
@@ -304,7 +307,7 @@ async def naive(upstream: CountingUpstream, plans: list[list[Turn]], catalogue: 
     return run
 
 
-def report(base: Run, off: Run, on: Run, users: int, turns: int) -> bool:
+def report(base: Run, off: Run, on: Run, users: int, turns: int, recent: int) -> bool:
     w = sys.stdout.write
 
     def at(run: Run, t: int) -> float:
@@ -331,7 +334,7 @@ def report(base: Run, off: Run, on: Run, users: int, turns: int) -> bool:
     w(f"| upstream calls (of them summaries) | {base.calls:,} | {off.calls:,} | | "
       f"{on.calls:,} ({on.summaries}, {on.summary_tokens:,} tokens) | |\n")  # fmt: skip
     w(f"| calls over the window | {base.over_window} | {off.over_window} | | {on.over_window} | |\n\n")
-    w(f"INFO  memory + trimming alone (max_recent_messages 10) cut {cut(totals[1], totals[0])}\n")
+    w(f"INFO  memory + trimming alone (max_recent_messages {recent}) cut {cut(totals[1], totals[0])}\n")
     bars = [
         (f"memory + trimming + summaries cut >= 90 % of upstream prompt tokens over whole conversations "
          f"({cut(totals[2], totals[0])})", totals[2] <= 0.1 * totals[0]),
@@ -352,6 +355,7 @@ async def main() -> int:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--turns", type=int, default=60)
     parser.add_argument("--summary", type=json.loads, default={}, help="policy.context.summary overrides")
+    parser.add_argument("--max-recent", type=int, default=10, help="policy.context.max_recent_messages")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     enc = load_encoding(ENCODINGS, "cl100k_base")
@@ -361,12 +365,12 @@ async def main() -> int:
     await upstream.start()
     try:
         plans = workload(args.users, args.turns, sentences)
-        off = await through_sidecar(upstream, plans, catalogue, None)
-        on = await through_sidecar(upstream, plans, catalogue, args.summary)
+        off = await through_sidecar(upstream, plans, catalogue, None, args.max_recent)
+        on = await through_sidecar(upstream, plans, catalogue, args.summary, args.max_recent)
         base = await naive(upstream, plans, catalogue)
     finally:
         await upstream.close()
-    return 0 if report(base, off, on, args.users, args.turns) else 1
+    return 0 if report(base, off, on, args.users, args.turns, args.max_recent) else 1
 
 
 if __name__ == "__main__":

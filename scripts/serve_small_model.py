@@ -149,6 +149,10 @@ def die_with_parent():
 def serve(paths, host, port, ready_timeout):
     opts = f"--alias {MODEL_ALIAS} --host {host} --port {port} --ctx-size {CTX_SIZE}"
     opts += f" --threads {THREADS} --threads-batch {THREADS} --no-webui"
+    # No weight repacking: on a CPU with AMX tiles (this machine's) the repacked Q4_1 weights go to
+    # ggml's AMX matmul, which dies with SIGSEGV on the first computation where the kernel does not
+    # grant the tile state; the plain CPU kernels serve a 135M model fast enough.
+    opts += " --no-repack"
     cmd = [paths[SERVER_PKG[0]], "--model", paths[MODEL_PKG[0]], *opts.split()]
     stop = []  # monotonic times of the stop signals we received
     procs = []  # the server, once started

@@ -141,7 +141,7 @@ def quota_layer(cfg: Config, d: Deps) -> Layer:
         QuotaLayer,
         quota=d.quota,
         table=d.routing.table,
-        estimator=TokenEstimator(prompt=d.tokenizers.count_prompt_max, text=d.tokenizers.count_text_max),
+        estimator=TokenEstimator(prompt=d.tokenizers.prompt_max, text=d.tokenizers.count_text_max),
         tracing=d.telemetry.tracing,
     )
 

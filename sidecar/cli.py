@@ -26,6 +26,7 @@ from sidecar.config.load import ConfigError, load_config, process_environ
 from sidecar.config.schema import Config
 from sidecar.experiments import cli as experiments_cli
 from sidecar.injector.cli import register as register_injector
+from sidecar.keys.backend import USER_KEY_PROVIDERS
 from sidecar.personas.registry import PersonaLoadError
 from sidecar.telemetry.logging import setup_logging
 from sidecar.telemetry.memory import limit_arenas
@@ -77,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     encrypt.add_argument("--config", type=Path, required=True, help="YAML file with settings.keys")
     encrypt.add_argument("--tenant", required=True, help="the owner's tenant id (bound into the envelope)")
     encrypt.add_argument("--user", required=True, help="the owner's user id (bound into the envelope)")
-    encrypt.add_argument("--provider", required=True, choices=("openai", "anthropic"))
+    encrypt.add_argument("--provider", required=True, choices=USER_KEY_PROVIDERS)
     encrypt.add_argument("--key-name", default="default", help="(default: default)")
     encrypt.set_defaults(handler=_keys_encrypt)
     rotate = actions.add_parser(

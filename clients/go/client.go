@@ -57,7 +57,7 @@ func WithAddress(address string) Option { return func(s *settings) { s.address =
 // WithToken sets the shared token; WithToken("") sends none even when ORCHESTRATOR_SIDECAR_TOKEN is set.
 func WithToken(token string) Option { return func(s *settings) { s.token = &token } }
 
-// WithRetry makes Generate, Switch and GetQuota retry UNAVAILABLE and RESOURCE_EXHAUSTED per policy.
+// WithRetry makes Generate, Embed, Switch and GetQuota retry UNAVAILABLE and RESOURCE_EXHAUSTED per policy.
 func WithRetry(policy RetryPolicy) Option { return func(s *settings) { s.retry = &policy } }
 
 // WithDialOptions adds gRPC dial options (interceptors, tracing) after the client's own.
@@ -117,6 +117,20 @@ func (c *Client) Generate(ctx context.Context, req *v1.GenerateRequest) (*v1.Gen
 	return unary(ctx, c.retry, func(ctx context.Context) (*v1.GenerateResponse, error) {
 		return c.Generation.Generate(ctx, req)
 	})
+}
+
+// Embed returns one vector per text of the request, in order (resp.Embeddings[i].Values). With
+// WithRetry, UNAVAILABLE and RESOURCE_EXHAUSTED are retried like Generate; Embed has no idempotency
+// window, but texts the sidecar embedded already come from its vector cache.
+func (c *Client) Embed(ctx context.Context, req *v1.EmbedRequest) (*v1.EmbedResponse, error) {
+	return unary(ctx, c.retry, func(ctx context.Context) (*v1.EmbedResponse, error) {
+		return c.Generation.Embed(ctx, req)
+	})
+}
+
+// Texts is an EmbedRequest for texts, charged to a tenant's user, on the default embedding route.
+func Texts(tenantID, userID string, texts ...string) *v1.EmbedRequest {
+	return &v1.EmbedRequest{TenantId: tenantID, UserId: userID, Texts: texts}
 }
 
 // Switch changes a conversation's persona.

@@ -98,6 +98,9 @@ func replay(t *testing.T, client *orchestrator.Client, sc map[string]any) outcom
 		start, end := req.GetStartTime().AsTime(), req.GetEndTime().AsTime()
 		resp, err := client.GetExperimentReport(ctx, req.GetTenantId(), req.GetExperiment(), start, end)
 		out.err, out.response = err, toMap(t, resp)
+	case "Embed":
+		resp, err := client.Embed(ctx, parse(t, sc, &v1.EmbedRequest{}))
+		out.err, out.response = err, toMap(t, resp)
 	default:
 		t.Fatalf("unknown rpc %v", rpc)
 	}

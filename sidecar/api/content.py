@@ -34,7 +34,12 @@ class _Bad(Protocol):
     def add(self, field: str, description: str) -> None: ...
 
 
-def messages(wire: Sequence[gen.Message], limits: RequestLimits, bad: _Bad) -> tuple[Message, ...]:
+def messages(
+    wire: Sequence[gen.Message], limits: RequestLimits, bad: _Bad, *, remembered: bool = False
+) -> tuple[Message, ...]:
+    """The request's messages. With `remembered` (a conversation id: memory may hold the calls),
+    tool results before the request's first user or assistant message may answer a call of the
+    stored history; the resolve step checks them once the history is known."""
     if not wire:
         bad.add("messages", "at least one message is required")
     elif len(wire) > limits.max_messages:
@@ -44,7 +49,8 @@ def messages(wire: Sequence[gen.Message], limits: RequestLimits, bad: _Bad) -> t
     total = images = 0
     calls: set[str] = set()
     for i, m in enumerate(wire):
-        message = _message(m, f"messages[{i}]", limits, calls, bad)
+        leading = remembered and all(w.role in (gen.ROLE_SYSTEM, gen.ROLE_TOOL) for w in wire[:i])
+        message = _message(m, f"messages[{i}]", limits, calls, bad, leading=leading)
         if message is None:
             continue
         total += len(message.text)
@@ -60,7 +66,9 @@ def messages(wire: Sequence[gen.Message], limits: RequestLimits, bad: _Bad) -> t
     return tuple(out)
 
 
-def _message(m: gen.Message, where: str, limits: RequestLimits, calls: set[str], bad: _Bad) -> Message | None:
+def _message(
+    m: gen.Message, where: str, limits: RequestLimits, calls: set[str], bad: _Bad, *, leading: bool
+) -> Message | None:
     role = _ROLES.get(m.role)
     if role is None:
         bad.add(f"{where}.role", "must be ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT or ROLE_TOOL")
@@ -69,7 +77,7 @@ def _message(m: gen.Message, where: str, limits: RequestLimits, calls: set[str],
     if role is Role.TOOL:
         if not m.tool_call_id:
             bad.add(f"{where}.tool_call_id", "a tool result needs the id of the call it answers")
-        elif m.tool_call_id not in calls:
+        elif m.tool_call_id not in calls and not leading:
             bad.add(f"{where}.tool_call_id", "answers no tool call of an earlier assistant message")
     elif m.tool_call_id:
         bad.add(f"{where}.tool_call_id", "only ROLE_TOOL messages answer a tool call")

@@ -21,6 +21,16 @@ def cache_bypass(mode: int, bad: Callable[[str, str], None]) -> bool:
 
 def add_summary_fields(summary: gen.GenerationSummary, record: Outcome) -> None:
     summary.cache_hit = record.cache_hit
+    if record.cache_hit:
+        similarity = record.semantic_similarity
+        semantic = similarity is not None
+        summary.cache_hit_kind = (
+            cache_pb2.CACHE_HIT_KIND_SEMANTIC if semantic else cache_pb2.CACHE_HIT_KIND_EXACT
+        )
+        summary.cache_similarity = similarity or 0.0
+        age = record.cache_age_seconds
+        if age is not None:
+            summary.cache_entry_age.FromNanoseconds(round(age * 1e9))
     summary.context_tokens_removed = record.context_tokens_removed
     summary.context_messages_removed = record.context_messages_removed
     summary.context_summarized = record.context_summarized

@@ -102,7 +102,7 @@ def to_call(
 ) -> Call:
     """Validate a request and turn it into a Call, or raise InvalidRequestError naming every field."""
     bad = Violations(INPUT)
-    messages = content.messages(req.messages, limits, bad)
+    messages = content.messages(req.messages, limits, bad, remembered=bool(req.conversation_id))
     params = _params(req.config, limits, bad) if req.HasField("config") else GenerationParams()
     specs = tools.tools(req, bad.add)
     params = dataclasses.replace(

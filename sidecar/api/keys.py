@@ -8,11 +8,11 @@ from google.protobuf import timestamp_pb2
 
 from sidecar._gen.orchestrator.v1 import keys_pb2
 from sidecar.api.convert import KEY_REF, Violations
-from sidecar.keys.backend import KeyContext
+from sidecar.keys.backend import USER_KEY_PROVIDERS, KeyContext
 from sidecar.keys.store import KeyRecord
 
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
-PROVIDERS = ("openai", "anthropic")
+PROVIDERS = USER_KEY_PROVIDERS
 MAX_API_KEY_CHARS = 4096
 
 

@@ -19,6 +19,7 @@ class CachedAnswer:
     usage: Usage
     target: Target | None
     expires_at: float  # wall clock; checked on read as well as by the backend's own TTL
+    created_at: float | None = None  # wall clock; None in entries written before it was kept
 
     def encode(self) -> bytes:
         t = self.target
@@ -32,6 +33,7 @@ class CachedAnswer:
                 "usage": [self.usage.prompt_tokens, self.usage.completion_tokens],
                 "target": None if t is None else [t.route, t.deployment, t.provider, t.model],
                 "expires_at": self.expires_at,
+                "created_at": self.created_at,
             },
             ensure_ascii=False,
             separators=(",", ":"),
@@ -54,6 +56,7 @@ class CachedAnswer:
             usage=Usage(prompt_tokens=int(d["usage"][0]), completion_tokens=int(d["usage"][1])),
             target=None if target is None else _target(target),
             expires_at=float(d["expires_at"]),
+            created_at=None if d.get("created_at") is None else float(d["created_at"]),
         )
 
 

@@ -17,15 +17,24 @@ class _Model(BaseModel):
 class ChatTemplateConfig(_Model):
     """How a served model's chat template frames a prompt, in that model's tokens: for a local
     model (llama.cpp, vLLM, Ollama) whose server applies a template the OpenAI framing does not
-    describe. Measure once against the server (README, "Context management"): ChatML templates
-    (SmolLM2, Qwen) add `<|im_start|>role\\n` and `<|im_end|>\\n` around each message (5 tokens with
-    the role) and `<|im_start|>assistant\\n` to prime the reply (3); some add a default system
-    message when the prompt has none."""
+    describe. Measure once against the server (scripts/record_template_usage.py, docs/context.md):
+    ChatML templates add `<|im_start|>role\\n` and `<|im_end|>\\n` around each message (5 tokens when
+    the role is one token), `role_tokens` more for a role its tokenizer splits (SmolLM2: "assistant"
+    is 2 tokens, so `{assistant: 1}`), and `<|im_start|>assistant\\n` to prime the reply (SmolLM2: 4);
+    some add a default system message, framing included, when the prompt has none (SmolLM2: 21)."""
 
     per_message: int = Field(default=5, ge=0, le=1000, description="framing tokens a message, role included")
     priming: int = Field(default=3, ge=0, le=1000, description="tokens that open the reply")
     default_system_tokens: int = Field(
         default=0, ge=0, le=100_000, description="the system message the template adds when there is none"
+    )
+    role_tokens: dict[Literal["system", "user", "assistant", "tool"], int] = Field(
+        default_factory=dict, description="framing tokens a message of this role takes beyond per_message"
+    )
+    tokenizer_gguf: Path | None = Field(
+        default=None,
+        description="the served model's GGUF file: count text with the model's own tokenizer "
+        "(byte-level BPE, sidecar/context/gguf.py); unset: the deployment's `tokenizer`",
     )
 
 
@@ -37,18 +46,18 @@ DEFAULT_SUMMARY_PROMPT = (
 
 class SummaryConfig(_Model):
     """A rolling summary per conversation, written through a (cheap) route: the prompt keeps the
-    pinned system messages, the summary and the newest `keep_recent_messages`; the summary is
-    refreshed (previous summary + the messages dropped since) once `refresh_tokens` have been
-    dropped. See README, "When summaries pay off"."""
+    pinned system messages, the summary and every message it does not cover yet; the summary is
+    refreshed (previous summary + the uncovered messages older than the newest
+    `keep_recent_messages`) once those reach `refresh_tokens`. See docs/context.md."""
 
     route: str = Field(min_length=1, description="the route alias that writes summaries")
     max_tokens: int = Field(default=128, ge=1, le=8192, description="the longest summary")
     prompt: str = Field(default=DEFAULT_SUMMARY_PROMPT, min_length=1, max_length=4000)
     keep_recent_messages: int = Field(
-        default=2, ge=1, le=10_000, description="messages kept verbatim after the summary"
+        default=1, ge=1, le=10_000, description="the newest messages a refresh never folds in"
     )
     refresh_tokens: int = Field(
-        default=1024, ge=1, description="refresh once this many tokens were dropped since the last summary"
+        default=192, ge=1, description="refresh once the foldable uncovered messages reach this many tokens"
     )
     max_input_chars: int = Field(
         default=32_000, ge=100, description="the dropped messages sent to summarize, newest kept"

@@ -37,6 +37,19 @@ class HedgingConfig(_Model):
     default_delay_seconds: float = Field(default=2.0, gt=0, le=600, description="until a p95 is known")
 
 
+class SchemaRetryConfig(_Model):
+    """An answer that fails its JSON Schema (or JSON object) check is retried once on another
+    deployment of the route, before anything reached the caller (docs/structured-output.md)."""
+
+    enabled: bool = False
+    hold_streams: bool = Field(
+        default=False,
+        description="streams: hold a schema-checked stream's deltas until its answer validated, so it "
+        "can be retried too (the first delta then arrives with the whole answer); off: streams pass "
+        "deltas through and are never retried",
+    )
+
+
 class RouteConfig(_Model):
     deployments: list[str] = Field(min_length=1, description="candidates, in configured order")
     strategy: StrategyName = "priority"
@@ -49,6 +62,7 @@ class RouteConfig(_Model):
         default="never", description="use the caller's own provider key: never, if there is one, or always"
     )
     cache: RouteCacheOptions = RouteCacheOptions()
+    schema_retry: SchemaRetryConfig = SchemaRetryConfig()
     budget_fallback: str | None = Field(
         default=None, description="a cheaper deployment for callers whose USD budget can't cover the route"
     )

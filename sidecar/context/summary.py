@@ -5,22 +5,28 @@ One summary per conversation (tenant, user, conversation id) lives in the conver
 and a digest of the newest of them together with the two before (a repeated question or "ok" is
 not mistaken for the covered one), so the next call knows which of its messages the summary
 already covers; the newest message of a call is never taken as covered. The context layer sends
-the pinned system messages, the summary and the newest messages; what lies between (dropped since
-the last refresh) is summarized once its tokens reach `refresh_tokens`, after the call's answer
-was delivered, into a new summary: each message is sent to the summarizer once, never again on
-every turn. Until then those messages are in neither the prompt nor the summary (README, "When
-summaries pay off").
+the pinned system messages, the summary and every message it does not cover: a message leaves the
+prompt only once the summary covers it. The uncovered messages older than the newest
+`keep_recent_messages` are folded into a new summary (the previous one plus them) once their
+tokens reach `refresh_tokens`, after the call's answer was delivered, or before the call when they
+would not fit the window: each message is sent to the summarizer once, never again on every turn
+(docs/context.md, "When summaries pay off").
 
 The summary call is an ordinary call of the caller's (tenant, user, tier, credentials) through the
 observed and metered part of the pipeline (sidecar/app.py `build_summarizer`), on the platform's
 provider keys (a key the caller brought is for the caller's own route): it is refused by the
 caller's tier and quota like any call, appears in the metrics under the summary route, in the usage
 ledger (request id `<id>.summary`) and in GetUsage, and is priced on the summarizer's deployment.
-Because it runs only after the caller's own call succeeded, a caller that tier or quota refused
-never causes one. It runs before the caller's call returns, so it gets at most half of the time the
-caller's deadline has left (the answer is never lost to the summary's time). A summary that fails,
-is refused or takes longer than `timeout_seconds` (or that half) is skipped: the conversation keeps
-its previous summary and the next call tries again.
+It normally runs only after the caller's own call succeeded, so a caller that tier or quota refused
+causes none; a refresh the window forces runs before the call, through the same tier check and
+quota (which meters or refuses it like any call). It runs before the caller's call returns, so it
+gets at most half of the time the caller's deadline has left (the answer is never lost to the
+summary's time). A summary that fails,
+is refused, comes back longer than `max_tokens` or takes longer than `timeout_seconds` (or that
+half) is skipped: the conversation keeps its previous summary (its messages stay uncovered, so in
+the prompt) and the next call tries again; only a refresh that had to run before the call because
+the window is full, and failed, leaves messages out of that call (logged, "context dropped
+unsummarized").
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from sidecar.config.context import SummaryConfig
+from sidecar.context.trim import units
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import SidecarError
 from sidecar.core.layer import Handler, collect
@@ -59,6 +66,18 @@ def anchor(messages: Sequence[Message], end: int) -> str:
     for m in messages[max(0, end - ANCHOR) : end]:
         h.update("\x00".join((m.role.value, m.name, m.text)).encode() + b"\x01")
     return h.hexdigest()
+
+
+def foldable(rest: Sequence[Message], start: int, keep: int) -> range:
+    """The messages a refresh may fold into the summary: from `start` (the first one not covered)
+    up to the newest `keep`, which stay verbatim, ending on a unit boundary (sidecar/context/
+    trim.py `units`) so a tool call is never folded without its results or the other way round."""
+    end, limit = start, len(rest) - max(1, keep)
+    for unit in units(rest[start:]):
+        if end + len(unit) > limit:
+            break
+        end += len(unit)
+    return range(start, end)
 
 
 def covered_until(summary: ConversationSummary | None, rest: Sequence[Message]) -> int:
@@ -103,10 +122,18 @@ class Summarizer:
             return None
 
     async def refresh(
-        self, call: Call, previous: ConversationSummary | None, rest: Sequence[Message], span: range
+        self,
+        call: Call,
+        previous: ConversationSummary | None,
+        rest: Sequence[Message],
+        span: range,
+        *,
+        count: Callable[[str], int] | None = None,
     ) -> ConversationSummary | None:
-        """Summarize the previous summary and the messages dropped since (`rest[span]`, `rest` being
-        the call's messages after the pinned ones); store and return the new summary."""
+        """Summarize the previous summary and the messages not covered yet (`rest[span]`, `rest` being
+        the call's messages after the pinned ones); store and return the new summary. A summary
+        longer than `max_tokens` by `count` (the provider did not keep to it) is not kept: those
+        messages stay uncovered, so they stay in the prompt."""
         dropped = rest[span.start : span.stop]
         if not call.conversation_id or not dropped:
             return None
@@ -125,6 +152,10 @@ class Summarizer:
             return None
         text = text.strip()
         if not text:
+            return None
+        if count is not None and count(text) > self._config.max_tokens:
+            reason = "SUMMARY_TOO_LONG"
+            _log.warning("summary skipped", extra={"request_id": call.request_id, "reason": reason})
             return None
         covered = (previous.messages if previous is not None else 0) + len(dropped)
         summary = ConversationSummary(text=text, messages=covered, covered=anchor(rest, span.stop))

@@ -9,10 +9,11 @@ The rules, in order:
 3. The newest unit is always kept. Older units are kept, newest first, while the kept messages
    number at most `max_recent` and the prompt fits every budget; the first unit that does not
    ends the walk, so what is kept is always a contiguous, most recent tail.
-4. A budget is one deployment's context window minus the max_tokens it will be asked for, counted
-   with that deployment's tokenizer. If the pinned messages and the newest unit fit no budget, the
-   prompt is CONTEXT_TOO_LONG; budgets they do not fit are left out (the route will not choose
-   those deployments either).
+4. A budget is one deployment's context window minus the max_tokens it will be asked for and the
+   call's tool definitions and response schema (`fixed`), counted with that deployment's
+   tokenizer; a message counts its text, role, name, tool calls, tool-result id and images. If
+   the pinned messages and the newest unit fit no budget, the prompt is CONTEXT_TOO_LONG; budgets
+   they do not fit are left out (the route will not choose those deployments either).
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ class Budget:
     counter: TokenCounter
     window: int
     max_tokens: int
+    fixed: int = 0  # the call's tool definitions and response schema, by this counter
 
     @property
     def limit(self) -> int:
-        return self.window - self.max_tokens
+        return self.window - self.max_tokens - self.fixed
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +106,16 @@ class _Tally:
 
 def _upper_bound(messages: Sequence[Message], budgets: Sequence[Budget]) -> int:
     """More tokens than any tokenizer here can count: every token is at least one UTF-8 byte."""
-    per_message = max(b.counter.per_message + b.counter.per_name for b in budgets)
+    per_message = max(b.counter.per_message + b.counter.per_name + 1 for b in budgets)
     frame = max(b.counter.frame(messages) for b in budgets)
-    return frame + sum(_bytes(m) + per_message for m in messages)
+    images = sum(max(b.counter.count_image(i) for b in budgets) for m in messages for i in m.images)
+    return frame + images + sum(_bytes(m) + per_message for m in messages)
 
 
 def _bytes(m: Message) -> int:
-    return len(m.text.encode()) + len(m.role.value) + len(m.name.encode())
+    """The UTF-8 bytes of every text a message carries, plus each tool call's framing."""
+    calls = sum(len(f"{c.id}{c.name}{c.arguments}".encode()) + 3 for c in m.tool_calls)
+    return len(m.text.encode()) + len(m.role.value) + len(m.name.encode()) + calls + len(m.tool_call_id)
 
 
 def fit(messages: Sequence[Message], budgets: Sequence[Budget], max_recent: int, reserve: int = 0) -> Fit:
@@ -124,7 +129,7 @@ def fit(messages: Sequence[Message], budgets: Sequence[Budget], max_recent: int,
     usable = [b for b in budgets if _Tally([b], pinned, reserve).fits_with(newest) is not None]
     if not usable:
         largest = max(budgets, key=lambda b: b.limit)
-        prompt = largest.counter.count_prompt(messages)
+        prompt = largest.counter.count_prompt(messages) + largest.fixed
         raise ContextTooLongError(prompt, largest.window)
     tally = _Tally(usable, pinned, reserve)
     start = len(rest)  # rest[start:] is kept
@@ -137,3 +142,14 @@ def fit(messages: Sequence[Message], budgets: Sequence[Budget], max_recent: int,
         tally.totals = totals
         start -= len(unit)
     return Fit(pinned, rest[:start], rest[start:], tuple(usable))
+
+
+def unanswered(messages: Sequence[Message]) -> list[int]:
+    """Positions of tool results that answer no tool call of an earlier assistant message."""
+    calls: set[str] = set()
+    out: list[int] = []
+    for i, m in enumerate(messages):
+        calls.update(c.id for c in m.tool_calls)
+        if m.role is Role.TOOL and m.tool_call_id not in calls:
+            out.append(i)
+    return out

@@ -21,6 +21,7 @@ class Outcome:
 
     __slots__ = (
         "_attempts",
+        "_cache_age",
         "_cache_hit",
         "_context",
         "_experiment",
@@ -28,6 +29,7 @@ class Outcome:
         "_first_token_at",
         "_history_messages",
         "_persona",
+        "_rejected",
         "_route",
         "_sealed",
         "_semantic",
@@ -54,6 +56,8 @@ class Outcome:
         self._history_messages = 0
         self._cache_hit = False
         self._semantic: tuple[float, float] | None = None
+        self._cache_age: float | None = None
+        self._rejected = (Usage(), 0.0)  # answers rejected by the format check: their usage and cost
         self._context = (0, 0, False)
         self._experiment = ("", "", False)
         self._sealed = False
@@ -94,11 +98,30 @@ class Outcome:
         if not self._sealed:
             self._usage = usage
 
-    def answered_from_cache(self, target: Target | None, finish_reason: FinishReason, usage: Usage) -> None:
-        """A response-cache hit: no provider was called; every prompt token counts as cached."""
+    def answer_rejected(self, target: Target, usage: Usage) -> None:
+        """An attempt's complete answer failed the request's format check and the route tries another
+        deployment (schema_retry): what it used stays the call's, in usage and cost; the next
+        attempt reports its own target, finish reason and usage."""
+        if self._sealed:
+            return
+        spent, usd = self._rejected
+        self._rejected = (_add(spent, usage), usd + target.price.cost(usage))
+        self._target, self._finish_reason, self._usage = None, None, Usage()
+
+    def answered_from_cache(
+        self,
+        target: Target | None,
+        finish_reason: FinishReason,
+        usage: Usage,
+        *,
+        age_seconds: float | None = None,
+    ) -> None:
+        """A response-cache hit: no provider was called; every prompt token counts as cached. The
+        age of the stored answer when known (entries stored before ages were kept have none)."""
         if self._sealed:
             return
         self._cache_hit, self._target, self._finish_reason = True, target, finish_reason
+        self._cache_age = None if age_seconds is None else max(0.0, age_seconds)
         self._usage = Usage(usage.prompt_tokens, usage.completion_tokens, cached_tokens=usage.prompt_tokens)
 
     def semantic_match(self, similarity: float, age_seconds: float) -> None:
@@ -106,6 +129,7 @@ class Outcome:
         question was and how old its answer."""
         if not self._sealed:
             self._semantic = (similarity, age_seconds)
+            self._cache_age = max(0.0, age_seconds)
 
     def route_chosen(self, alias: str) -> None:
         """The route the resolve step chose (a configured alias): the call's label before any target."""
@@ -151,7 +175,8 @@ class Outcome:
 
     @property
     def usage(self) -> Usage:
-        return self._usage
+        """The answer's usage, plus that of answers rejected by the format check (schema_retry)."""
+        return _add(self._usage, self._rejected[0])
 
     @property
     def finish_reason(self) -> FinishReason | None:
@@ -191,6 +216,11 @@ class Outcome:
         return None if self._semantic is None else self._semantic[1]
 
     @property
+    def cache_age_seconds(self) -> float | None:
+        """A cache hit's stored answer: seconds since it was stored (exact or semantic), when known."""
+        return self._cache_age if self._cache_hit else None
+
+    @property
     def context_tokens_removed(self) -> int:
         return self._context[0]
 
@@ -215,7 +245,23 @@ class Outcome:
         return self._experiment[2]
 
     @property
+    def answers_rejected(self) -> bool:
+        """An answer was rejected by the format check and another deployment asked (schema_retry)."""
+        return self._rejected[0] != Usage() or self._rejected[1] > 0
+
+    @property
     def cost_usd(self) -> float:
-        if self._cache_hit or self._target is None:
+        if self._cache_hit:
             return 0.0
-        return self._target.price.cost(self._usage)
+        answer = 0.0 if self._target is None else self._target.price.cost(self._usage)
+        return answer + self._rejected[1]
+
+
+def _add(a: Usage, b: Usage) -> Usage:
+    return Usage(
+        a.prompt_tokens + b.prompt_tokens,
+        a.completion_tokens + b.completion_tokens,
+        a.cached_tokens + b.cached_tokens,
+        a.reasoning_tokens + b.reasoning_tokens,
+        a.cache_write_tokens + b.cache_write_tokens,
+    )

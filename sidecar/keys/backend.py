@@ -13,6 +13,11 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 DATA_KEY_BYTES = 32
+# The providers a user key may be for, and what it is for each (docs/keys.md): an OpenAI or Anthropic
+# API key; a Gemini API key (sent as x-goog-api-key); an Azure OpenAI resource key (api-key); an
+# Amazon Bedrock API key (a bearer token, in place of SigV4 signing). Each adapter sends it in its
+# provider's own header (sidecar/providers/).
+USER_KEY_PROVIDERS = ("openai", "anthropic", "gemini", "azure", "bedrock")
 
 
 @dataclass(frozen=True, slots=True)

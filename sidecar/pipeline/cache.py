@@ -82,7 +82,7 @@ class CacheLayer:
                 span.set_attribute("sidecar.cache.hit", cached is not None)
         self._observer.on_lookup(cached is not None)
         if cached is not None:
-            for chunk in _replay(cached, call):
+            for chunk in _replay(cached, call, self._clock.wall()):
                 yield chunk
             return
         async with aclosing(self._run_and_store(call, plan)) as chunks:
@@ -156,6 +156,7 @@ class CacheLayer:
             usage=final.usage or call.record.usage,
             target=call.record.target,
             expires_at=self._clock.wall() + plan.ttl,
+            created_at=self._clock.wall(),
         )
         data = answer.encode()
         if len(data) > self._settings.max_entry_bytes:
@@ -167,8 +168,9 @@ class CacheLayer:
             self._observer.on_store_error("set")
 
 
-def _replay(answer: CachedAnswer, call: Call) -> list[Chunk]:
+def _replay(answer: CachedAnswer, call: Call, now: float) -> list[Chunk]:
     record = call.record
-    record.answered_from_cache(answer.target, answer.finish_reason, answer.usage)
+    age = None if answer.created_at is None else now - answer.created_at
+    record.answered_from_cache(answer.target, answer.finish_reason, answer.usage, age_seconds=age)
     chunks = [Chunk(text=t) for t in answer.texts]
     return [*chunks, Chunk(finish_reason=answer.finish_reason, usage=record.usage)]

@@ -7,18 +7,21 @@ smallest window. The rules (sidecar/context/trim.py): the leading system message
 call stays with its results, at most `max_recent_messages` of the rest are kept, newest first.
 
 With summaries configured, a call of a conversation (it has a conversation id) keeps instead the
-pinned messages, the conversation's rolling summary and the newest `keep_recent_messages` that
-fit; once the messages dropped since the summary reach `refresh_tokens`, the summary is refreshed
-after the answer was delivered (sidecar/context/summary.py). The record reports what was removed.
+pinned messages, the conversation's rolling summary and every message the summary does not cover
+(no message leaves the prompt before the summary covers it); once those older than the newest
+`keep_recent_messages` reach `refresh_tokens`, the summary is refreshed after the answer was
+delivered, or before the call when they would not fit the window (sidecar/context/summary.py).
+The record reports what was removed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import AsyncGenerator, Sequence
 
-from sidecar.config.context import ContextPolicy
-from sidecar.context.summary import Summarizer, covered_until, summary_message
+from sidecar.config.context import ContextPolicy, SummaryConfig
+from sidecar.context.summary import Summarizer, covered_until, foldable, summary_message
 from sidecar.context.tokenizer import Tokenizers
 from sidecar.context.trim import Budget, Fit, fit, split_pinned
 from sidecar.core.layer import Handler, inner_stream
@@ -27,6 +30,7 @@ from sidecar.core.types import Call, Chunk, Message
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationSummary
 
+_log = logging.getLogger("sidecar.context")
 SUMMARY_OVERHEAD = 32  # the summary's framing sentence, in tokens, on top of its max_tokens
 
 
@@ -64,37 +68,53 @@ class ContextLayer:
     async def _summarized(
         self, call: Call, budgets: list[Budget], summarizer: Summarizer
     ) -> AsyncGenerator[Chunk, None]:
-        """Pinned + summary + the newest messages; then, if enough was dropped, a new summary."""
+        """Pinned + summary + every message the summary does not cover; then, once the messages
+        older than the newest `keep_recent_messages` reach `refresh_tokens`, a new summary."""
         config = summarizer.config
         loaded = await summarizer.load(call)
         pinned, rest = split_pinned(call.messages)
         start = covered_until(loaded, rest)
         previous = loaded if start else None
-        reserve = config.max_tokens + SUMMARY_OVERHEAD if previous is not None else 0
-        result = fit((*pinned, *rest[start:]), budgets, config.keep_recent_messages, reserve=reserve)
+        reserved = previous is not None
+        result = self._fit_uncovered(pinned, rest[start:], budgets, reserved=reserved, config=config)
+        if result.dropped:  # what the summary does not cover overflows the window: fold it in first
+            result = self._fit_uncovered(pinned, rest[start:], budgets, reserved=True, config=config)
+            result, previous, start = await _fold_first(call, summarizer, result, previous, rest, start)
         messages = _with_summary(result, previous)
         summarized = previous is not None and _fits(messages, result.budgets)
-        if previous is not None and not summarized:  # it came out longer than it was asked to be
+        if previous is not None and not summarized:  # a summary stored before its length was checked
             messages = (*result.pinned, *result.kept)
         sent = self._report(call, messages, result, summarized=summarized)
         async with inner_stream(self._inner, sent) as stream:
             async for chunk in stream:
                 yield chunk
-        dropped = result.dropped
-        if dropped and result.budget.counter.count_prompt(dropped) >= config.refresh_tokens:
-            await summarizer.refresh(call, previous, rest, range(start, start + len(dropped)))
+        span = foldable(rest, start, config.keep_recent_messages)
+        counter = result.budget.counter
+        if span and counter.count_prompt(rest[span.start : span.stop]) >= config.refresh_tokens:
+            await summarizer.refresh(call, previous, rest, span, count=counter.count_text)
+
+    @staticmethod
+    def _fit_uncovered(
+        pinned: Sequence[Message],
+        uncovered: Sequence[Message],
+        budgets: list[Budget],
+        *,
+        reserved: bool,
+        config: SummaryConfig,
+    ) -> Fit:
+        """Every uncovered message that fits, with room for the summary when there is or will be one."""
+        reserve = config.max_tokens + SUMMARY_OVERHEAD if reserved else 0
+        return fit((*pinned, *uncovered), budgets, max(1, len(uncovered)), reserve=reserve)
 
     def _budgets(self, call: Call) -> list[Budget]:
         route = plan_of(call, self._table).route
-        return [
-            Budget(
-                target.deployment,
-                self._tokenizers.for_deployment(target.deployment),
-                d.context_window,
-                call.params.max_tokens or d.default_max_tokens,
-            )
-            for target, d in zip(route.targets, route.deployments, strict=True)
-        ]
+        budgets = []
+        for target, d in zip(route.targets, route.deployments, strict=True):
+            counter = self._tokenizers.for_deployment(target.deployment)
+            max_tokens = call.params.max_tokens or d.default_max_tokens
+            fixed = counter.count_params(call.params)
+            budgets.append(Budget(target.deployment, counter, d.context_window, max_tokens, fixed))
+        return budgets
 
     @staticmethod
     def _report(call: Call, messages: Sequence[Message], result: Fit, *, summarized: bool) -> Call:
@@ -107,6 +127,31 @@ class ContextLayer:
             removed, len(call.messages) - len(result.pinned) - len(result.kept), summarized
         )
         return dataclasses.replace(call, messages=tuple(messages))
+
+
+async def _fold_first(
+    call: Call,
+    summarizer: Summarizer,
+    result: Fit,
+    previous: ConversationSummary | None,
+    rest: Sequence[Message],
+    start: int,
+) -> tuple[Fit, ConversationSummary | None, int]:
+    """Before the call, fold what does not fit (and whatever else a refresh may fold) into the
+    summary; the fit, the summary and where the uncovered messages start, after it."""
+    stop = max(
+        start + len(result.dropped), foldable(rest, start, summarizer.config.keep_recent_messages).stop
+    )
+    fresh = await summarizer.refresh(
+        call, previous, rest, range(start, stop), count=result.budget.counter.count_text
+    )
+    if fresh is None:  # the dropped messages are lost to this call; logged, and retried next call
+        _log.warning(
+            "context dropped unsummarized",
+            extra={"request_id": call.request_id, "messages": len(result.dropped)},
+        )
+        return result, previous, start
+    return Fit(result.pinned, tuple(rest[start:stop]), tuple(rest[stop:]), result.budgets), fresh, stop
 
 
 def _with_summary(result: Fit, summary: ConversationSummary | None) -> tuple[Message, ...]:

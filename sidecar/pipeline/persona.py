@@ -1,8 +1,10 @@
-"""Conversation memory: after a stream has ended with its final chunk, the caller's new user/assistant
-messages and the answer are appended to the conversation's history. A failed, interrupted or
-cancelled call stores nothing. The persona, the history put before the new messages and the
-effective request are decided by the resolve step (sidecar/pipeline/resolve.py); this layer reads
-the plan's `remember` and `exchange`.
+"""Conversation memory: after a stream has ended with its final chunk, the caller's new user, assistant
+and tool messages and the answer (its text and the tool calls it asked for, assembled from the
+streamed deltas) are appended to the conversation's history, so an agent loop's tool calls and
+results are replayed on the next turn (what is kept of images: sidecar/sessions/records.py). A
+failed, interrupted or cancelled call stores nothing. The persona, the history put before the new
+messages and the effective request are decided by the resolve step (sidecar/pipeline/resolve.py);
+this layer reads the plan's `remember` and `exchange`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import AsyncGenerator
 
 from sidecar.core.errors import SidecarError
 from sidecar.core.layer import Handler, inner_stream
-from sidecar.core.types import Call, Chunk, Message, Role
+from sidecar.core.types import Call, Chunk, Message, Role, ToolCall
 from sidecar.personas.service import PersonaService
 from sidecar.sessions.store import ConversationKey
 
@@ -31,16 +33,36 @@ class PersonaLayer:
     async def _remembering(
         self, call: Call, key: ConversationKey, exchange: tuple[Message, ...]
     ) -> AsyncGenerator[Chunk, None]:
-        answer: list[str] = []
+        answer = _Answer()
         finished = False
         async with inner_stream(self._inner, call) as chunks:
             async for chunk in chunks:
-                answer.append(chunk.text)
+                answer.add(chunk)
                 finished = finished or chunk.is_final
                 yield chunk
         if not finished:
             return
         try:
-            await self._personas.remember(key, (*exchange, Message(Role.ASSISTANT, "".join(answer))))
+            await self._personas.remember(key, (*exchange, answer.message()))
         except SidecarError as err:  # the answer was delivered; only the memory is lost
             _log.warning("history not stored", extra={"request_id": call.request_id, "reason": err.reason})
+
+
+class _Answer:
+    """The answer as a message: its text, and its tool calls assembled from the deltas by index
+    (id and name from the first delta of a call, argument text appended)."""
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._calls: dict[int, list[str]] = {}
+
+    def add(self, chunk: Chunk) -> None:
+        self._text.append(chunk.text)
+        for d in chunk.tool_calls:
+            call = self._calls.setdefault(d.index, ["", "", ""])
+            call[0], call[1] = call[0] or d.id, call[1] or d.name
+            call[2] += d.arguments
+
+    def message(self) -> Message:
+        calls = tuple(ToolCall(*self._calls[i]) for i in sorted(self._calls))
+        return Message(Role.ASSISTANT, "".join(self._text), tool_calls=calls)

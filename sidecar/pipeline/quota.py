@@ -19,15 +19,15 @@ else; a call that produced nothing (failed before any provider output) is refund
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
 
+from sidecar.context.tokenizer import ESTIMATE_COUNTER
 from sidecar.core.errors import QuotaExceededError
 from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.plan import plan_of
-from sidecar.core.tokens import count_prompt_tokens, count_tokens
-from sidecar.core.types import Call, Chunk, Price, Target, Usage
-from sidecar.providers.images import extra_prompt_texts, most_image_tokens
+from sidecar.core.tokens import count_tokens
+from sidecar.core.types import Call, Chunk, GenerationParams, Message, Price, Target, Usage
 from sidecar.quota.limits import MICROS
 from sidecar.quota.service import Amounts, Grant, QuotaService
 from sidecar.routing.table import Route, RouteTable
@@ -38,7 +38,7 @@ from sidecar.telemetry.tracing import Tracing
 class TokenEstimator:
     """Token counts before a provider reports them: a prompt's, and a piece of output text's."""
 
-    prompt: Callable[[Iterable[str]], int] = count_prompt_tokens
+    prompt: Callable[[Sequence[Message], GenerationParams], int] = ESTIMATE_COUNTER.count_prompt
     text: Callable[[str], int] = count_tokens
 
 
@@ -62,9 +62,9 @@ class _Meter:
 
 
 def _prompt_estimate(estimator: TokenEstimator, call: Call) -> int:
-    """The prompt's tokens before the provider counts them: messages, tools and schema, images."""
-    texts = [m.text for m in call.messages] + extra_prompt_texts(call.messages, call.params)
-    return estimator.prompt(texts) + most_image_tokens(call.messages)
+    """The prompt's tokens before the provider counts them, counted like trimming counts them:
+    messages (names, tool calls and results, images), tool definitions and the response schema."""
+    return estimator.prompt(call.messages, call.params)
 
 
 class QuotaLayer:
@@ -229,6 +229,9 @@ def _actual(call: Call, meter: _Meter) -> Amounts:
     if meter.final and record.finish_reason is not None:
         usage = record.usage
         usd = math.ceil(record.cost_usd * MICROS - 1e-6)
+    elif record.target is None and meter.received == 0 and record.answers_rejected:  # schema_retry's
+        usage = record.usage
+        usd = math.ceil(record.cost_usd * MICROS - 1e-6)  # each at its own deployment's price
     else:  # cut short: what the sidecar counted, at least what the provider reported
         usage = record.usage.merge(Usage(meter.prompt, meter.output))
         price = record.target.price if record.target else meter.price

@@ -17,7 +17,14 @@ import dataclasses
 from collections.abc import AsyncGenerator, Mapping
 
 from sidecar.config.quota import TierConfig
-from sidecar.core.errors import KeyContextMismatchError, ModelNotAllowedError, ResourceRef
+from sidecar.context.trim import unanswered
+from sidecar.core.errors import (
+    FieldViolation,
+    InvalidRequestError,
+    KeyContextMismatchError,
+    ModelNotAllowedError,
+    ResourceRef,
+)
 from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.plan import CallPlan
 from sidecar.core.types import Call, Chunk, GenerationParams, Message, Role
@@ -46,13 +53,16 @@ class ResolveLayer:
 
     def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         if not self._personas.involved(call) and not self._pins(call):
+            _check_answered(call.messages, 0)
             return self._inner(self._planned(call, NO_PERSONA, ""))
         return self._resolved(call)
 
     async def _resolved(self, call: Call) -> AsyncGenerator[Chunk, None]:
         persona = await self._personas.plan(call) if self._personas.involved(call) else NO_PERSONA
         exchange = tuple(m for m in split_leading_system(call.messages)[1] if m.role is not Role.SYSTEM)
+        before = len(call.messages)
         call = _with_persona(call, persona)
+        _check_answered(call.messages, len(call.messages) - before)
         provider = await self._pinned_provider(call, self._table.resolve(call.model))
         planned = self._planned(call, persona, provider, exchange)
         async with inner_stream(self._inner, planned) as chunks:
@@ -103,6 +113,21 @@ class ResolveLayer:
                 metadata={"fields": "provider"},
             )
         return provider
+
+
+def _check_answered(messages: tuple[Message, ...], added: int) -> None:
+    """A tool result must answer a call of an earlier assistant message, in the request or in the
+    stored history (the edge let results at the start of a conversation's request through);
+    `added` is how many messages the persona and history put before the request's own."""
+    found = unanswered(messages)
+    if found:
+        where = [f"input.messages[{i - added}].tool_call_id" for i in found]
+        raise InvalidRequestError(
+            [
+                FieldViolation(w, "answers no tool call of an earlier assistant message or of the history")
+                for w in where
+            ]
+        )
 
 
 def _with_persona(call: Call, plan: Plan) -> Call:

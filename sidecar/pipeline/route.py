@@ -8,6 +8,12 @@ a first attempt slower than its deployment's p95 to first token races the next d
 first to produce a chunk wins and the other is cancelled. After the first chunk the call is
 committed: a failure ends it with STREAM_INTERRUPTED and the partial usage.
 
+With the route's `schema_retry` on, a call whose response_format asks for JSON has its first served
+answer held until complete (unary calls always; streams only with `hold_streams`): an answer that
+finished normally but fails the check is recorded as a SCHEMA_VALIDATION_FAILED attempt (its usage
+and cost stay the call's) and the next deployment is tried, once. The retried answer passes
+through; the structured-output layer outside checks it like any other (docs/structured-output.md).
+
 A deployment with a capacity (policy.admission.deployments) is tried only with a slot of it: a full
 one is skipped for the next deployment, and when no deployment served and some were full the call
 waits by priority for the first of them to free up (sidecar/admission/deployments.py). The serving
@@ -17,6 +23,7 @@ deployment's slot is held until the stream ends.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -36,11 +43,13 @@ from sidecar.core.errors import (
 from sidecar.core.layer import Handler
 from sidecar.core.plan import plan_of
 from sidecar.core.types import Call, Chunk, Target
-from sidecar.routing.attempt import UpstreamAttempt
+from sidecar.routing.attempt import OK, UpstreamAttempt
 from sidecar.routing.breaker import CircuitBreaker
 from sidecar.routing.plan import Routing, plan
 from sidecar.routing.table import Route
+from sidecar.structured.check import SCHEMA_VALIDATION_FAILED, AnswerCheck, SchemaValidationError
 
+_log = logging.getLogger("sidecar.routing")
 HEDGE_LOST = "HEDGE_LOST"
 Failure = tuple[str, ProviderError]  # the deployment, and how an attempt on it failed
 
@@ -56,17 +65,20 @@ class _Opened:
 
 @dataclass(frozen=True)
 class _Served:
+    """The attempt that produced a first chunk, and the index of the next deployment to try."""
+
     attempt: UpstreamAttempt
     first: Chunk
+    next: int
 
 
-def _served(opened: _Opened, held: HeldSlots) -> _Served | None:
+def _served(opened: _Opened, held: HeldSlots, next_index: int) -> _Served | None:
     """The attempt that produced a first chunk, keeping only its deployment's slot; or None."""
     if opened.attempt is None or opened.first is None:
         held.release_all()
         return None
     held.release_except(opened.attempt.target.deployment)
-    return _Served(opened.attempt, opened.first)
+    return _Served(opened.attempt, opened.first, next_index)
 
 
 class RouteLayer:
@@ -77,21 +89,45 @@ class RouteLayer:
 
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         route = plan_of(call, self._routing.table).route
+        targets = plan(self._routing, route, call)
+        failures: list[Failure] = []
+        check, rejected = _retry_check(route.config, call), None
         held = HeldSlots(self._slots)
         try:
-            opened = await self._first_chunk(call, route, plan(self._routing, route, call), held)
-            call.record.served_by(opened.attempt.target)
-            async with aclosing(opened.attempt.stream_from(opened.first)) as chunks:
-                async for chunk in chunks:
-                    yield chunk
+            i = 0
+            while (served := await self._first_chunk(call, route, targets, i, failures, held)) is not None:
+                i = served.next
+                call.record.served_by(served.attempt.target)
+                if check is not None and i < len(targets):  # another deployment is left to retry on
+                    answer, rejected = await _held(call, served.attempt, served.first, check)
+                    check = None  # once
+                    if answer is None:
+                        held.release_all()
+                        continue
+                    for chunk in answer:
+                        yield chunk
+                    return
+                async with aclosing(served.attempt.stream_from(served.first)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
+                return
+            raise rejected or _exhausted(route.alias, failures)
         finally:
             held.release_all()
 
-    async def _first_chunk(self, call: Call, route: Route, targets: list[Target], held: HeldSlots) -> _Served:
-        """The deployments in order until one yields a first chunk; full ones skipped, then waited for."""
-        failures: list[Failure] = []
+    async def _first_chunk(
+        self,
+        call: Call,
+        route: Route,
+        targets: list[Target],
+        start: int,
+        failures: list[Failure],
+        held: HeldSlots,
+    ) -> _Served | None:
+        """The deployments from `start` in order until one yields a first chunk; full ones skipped,
+        then waited for (the one waited for leaves no deployment to retry on)."""
         full: list[Target] = []
-        i = 0
+        i = start
         while i < len(targets):
             if not held.take(targets[i].deployment):
                 full.append(targets[i])
@@ -100,16 +136,13 @@ class RouteLayer:
             backup = targets[i + 1] if route.config.hedging.enabled and i + 1 < len(targets) else None
             opened = await self._open(call, route, targets[i], backup, failures, held)
             i += 2 if opened.used_backup else 1
-            if (served := _served(opened, held)) is not None:
+            if (served := _served(opened, held, i)) is not None:
                 return served
-        if full:  # every deployment tried failed or was full: wait by priority for the first to free up
-            freed = await held.wait([t.deployment for t in full], call.priority, call.deadline)
-            target = next(t for t in full if t.deployment == freed)
-            if (
-                served := _served(await self._open(call, route, target, None, failures, held), held)
-            ) is not None:
-                return served
-        raise _exhausted(route.alias, failures)
+        if not full:
+            return None
+        freed = await held.wait([t.deployment for t in full], call.priority, call.deadline)
+        target = next(t for t in full if t.deployment == freed)
+        return _served(await self._open(call, route, target, None, failures, held), held, len(targets))
 
     async def _open(
         self,
@@ -205,6 +238,32 @@ class RouteLayer:
             return False  # this deployment will not do better soon: fall back instead
         remaining = call.deadline.remaining()  # no retry budget spent on an attempt with no time left
         return remaining is None or remaining > delay + DEADLINE_MARGIN
+
+
+def _retry_check(config: RouteConfig, call: Call) -> AnswerCheck | None:
+    """The answer check to retry on, when the route's schema_retry applies to this call."""
+    policy = config.schema_retry
+    if not policy.enabled or (call.stream and not policy.hold_streams):
+        return None
+    return AnswerCheck.of(call.params.response_format)
+
+
+async def _held(
+    call: Call, attempt: UpstreamAttempt, first: Chunk, check: AnswerCheck
+) -> tuple[list[Chunk] | None, SchemaValidationError | None]:
+    """The attempt's whole answer when it may go on; (None, its error) when it failed the check."""
+    chunks = await attempt.held(first)
+    problem = check.retry_problem(chunks)
+    if problem is None:
+        await attempt.settle(OK)
+        return chunks, None
+    await attempt.settle(SCHEMA_VALIDATION_FAILED)
+    _log.info(  # the problem quotes the model's answer: it goes to the caller, not to the log
+        "answer failed its format check; retrying on another deployment",
+        extra={"request_id": call.request_id, "deployment": attempt.target.deployment},
+    )
+    call.record.answer_rejected(attempt.target, chunks[-1].usage or attempt.counted_usage())
+    return None, check.error(problem)
 
 
 def _circuit_open(target: Target, breaker: CircuitBreaker) -> CircuitOpenError:

@@ -204,6 +204,7 @@ class SemanticCacheLayer:
             usage=final.usage or call.record.usage,
             target=call.record.target,
             expires_at=now + plan.ttl,
+            created_at=now,
         )
         data = answer.encode()
         if len(data) > self._settings.max_entry_bytes:

@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncGenerator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 
 from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import (
@@ -83,8 +83,9 @@ class UpstreamAttempt:
         self._delivered.append(chunk.text)
         return chunk
 
-    async def stream_from(self, first: Chunk) -> AsyncGenerator[Chunk, None]:
-        """The committed attempt: its first chunk, then the rest; a failure now interrupts the stream."""
+    async def stream_from(self, first: Chunk, *, settle: bool = True) -> AsyncGenerator[Chunk, None]:
+        """The committed attempt: its first chunk, then the rest; a failure now interrupts the stream.
+        With settle=False a completed attempt stays open for held() and settle() to end."""
         completed = False
         try:
             yield first
@@ -101,9 +102,26 @@ class UpstreamAttempt:
             self._end(err.reason, error=err)
             raise
         finally:
-            if completed:
+            if completed and settle:
                 self._end(OK)
-            await self._close()
+            if settle or not completed:
+                await self._close()
+
+    async def held(self, first: Chunk) -> list[Chunk]:
+        """The committed attempt read to its end before any of it is passed on (its answer is to be
+        checked first); end it with settle(), as accepted (OK) or rejected (the check's reason)."""
+        async with aclosing(self.stream_from(first, settle=False)) as stream:
+            return [chunk async for chunk in stream]
+
+    async def settle(self, outcome: str) -> None:
+        """End a held attempt. A rejected answer came from a working deployment: its breaker is
+        neither fed a failure nor a success (a trial permit is given back), its stats count it not OK."""
+        self._end(outcome)
+        await self._scope.aclose()
+
+    def counted_usage(self) -> Usage:
+        """The attempt's usage as the sidecar counts it: the prompt and the text it produced."""
+        return self._partial_usage()
 
     def lost(self, outcome: str) -> None:
         """Name how this attempt ends if it is cancelled from now on (a hedge it lost)."""
@@ -190,7 +208,7 @@ class UpstreamAttempt:
 
     def _partial_usage(self) -> Usage:
         return Usage(
-            prompt_tokens=self._tokens.prompt(self.target.deployment, self._call.messages),
+            prompt_tokens=self._tokens.prompt(self.target.deployment, self._call.messages, self._call.params),
             completion_tokens=sum(self._tokens.text(self.target.deployment, t) for t in self._delivered),
         )
 

@@ -109,10 +109,12 @@ def _prompt_tokens(call: Call, smallest_window: int, tokens: Tokenizers) -> int:
     """Exact count only when it can matter: a token is at least one character, so a prompt with
     fewer characters than the smallest window fits everywhere, and ~4 characters a token is
     estimate enough for cost ordering. Counting a long prompt is the expensive part of planning."""
+    if any(m.images or m.tool_calls for m in call.messages) or call.params.tools:
+        return tokens.prompt_max(call.messages, call.params)  # counted like trimming counts them
     chars = sum(len(m.text) + (len(m.name) + 1 if m.name else 0) for m in call.messages)
     if chars + REPLY_PRIMING + MESSAGE_OVERHEAD * len(call.messages) < smallest_window:
         return chars // 4 + REPLY_PRIMING + MESSAGE_OVERHEAD * len(call.messages)
-    return tokens.prompt_max(call.messages)
+    return tokens.prompt_max(call.messages, call.params)
 
 
 def _candidate(routing: Routing, route: Route, i: int) -> Candidate:

@@ -5,7 +5,8 @@ conversation, each percent-encoded so ":" and braces in ids cannot merge two own
 
     P:{T|U}:c:C    hash: persona, version (the applied Switch ticket), ticket (last one handed out),
                    summary (the rolling summary, JSON: text, messages covered, digest of the last)
-    P:{T|U}:h:C    list: the history, oldest first, JSON {"r": role, "t": text, "n": name}
+    P:{T|U}:h:C    list: the history, oldest first, one versioned JSON record a message
+                   (sidecar/sessions/records.py: text, name, tool calls, tool-result id, images)
     P:{T|U}:sw     list: the user's switch records, newest first, JSON
 
 `{T|U}` is a Redis Cluster hash tag: one user's keys share a slot, so each change is one atomic
@@ -19,11 +20,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 from urllib.parse import quote
 
 from sidecar.core.errors import SessionStoreUnavailableError
-from sidecar.core.types import Message, Role
+from sidecar.core.types import Message
+from sidecar.sessions import records
 from sidecar.sessions.store import (
     ConversationKey,
     ConversationSummary,
@@ -97,7 +99,7 @@ class RedisConversationStore:
                 persona, version = await self._redis.hmget(state, ["persona", "version"])  # type: ignore[misc]
                 return Snapshot(_str(persona), int(version or 0))
             (persona, version), raw = await self._read(keys=[state, hist])
-        return Snapshot(_str(persona), int(version or 0), tuple(_message(m) for m in raw))
+        return Snapshot(_str(persona), int(version or 0), tuple(records.decode(m) for m in raw))
 
     async def next_version(self, key: ConversationKey) -> int:
         async with _classified("next_version", self._ops):
@@ -115,7 +117,7 @@ class RedisConversationStore:
             return
         state, hist = self._keys(key)
         async with _classified("append", self._ops), self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(hist, *(json.dumps({"r": m.role.value, "t": m.text, "n": m.name}) for m in messages))
+            pipe.rpush(hist, *(records.encode(records.storable(m)) for m in messages))
             pipe.ltrim(hist, -self._policy.max_history_messages, -1)
             pipe.pexpire(hist, self._ttl_ms)
             pipe.pexpire(state, self._ttl_ms)
@@ -194,11 +196,6 @@ def _str(value: Any) -> str:
     if value is None:
         return ""
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _message(raw: bytes | str) -> Message:
-    data = cast(dict[str, str], json.loads(raw))
-    return Message(Role(data["r"]), data["t"], data.get("n", ""))
 
 
 def _record(raw: bytes | str) -> SwitchRecord:

@@ -1,9 +1,10 @@
 """The conversation store: one typed interface, an in-memory implementation (the embedded default).
 
 State per conversation (tenant, user, conversation id): the active persona, the version of the
-Switch that set it, a ticket counter for Switches, the history (user and assistant messages,
-oldest first, capped) and the rolling summary of what context trimming dropped (sidecar/context/
-summary.py). Per user (tenant, user): the switch history, newest first, capped.
+Switch that set it, a ticket counter for Switches, the history (user, assistant and tool messages
+with their tool calls and image references, oldest first, capped; sidecar/sessions/records.py) and
+the rolling summary of the older messages (sidecar/context/summary.py). Per user (tenant, user):
+the switch history, newest first, capped.
 Every write refreshes the entry's TTL; an entry not written for `ttl_seconds` is gone.
 
 Last Switch wins, also across sidecars sharing a store: a Switch takes a ticket (`next_version`,
@@ -19,6 +20,7 @@ from typing import Protocol
 
 from sidecar.core.clock import Clock
 from sidecar.core.types import Message
+from sidecar.sessions.records import storable
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,8 @@ class ConversationStore(Protocol):
         ...
 
     async def append(self, key: ConversationKey, messages: tuple[Message, ...]) -> None:
-        """Add to the history, dropping the oldest beyond the cap."""
+        """Add to the history (as sidecar/sessions/records.py `storable` keeps them: tool calls,
+        tool results and image references, no inline image bytes), dropping the oldest beyond the cap."""
         ...
 
     async def clear(self, key: ConversationKey) -> bool:
@@ -171,7 +174,7 @@ class MemoryConversationStore:
 
     async def append(self, key: ConversationKey, messages: tuple[Message, ...]) -> None:
         conv = self._write(key)
-        conv.history.extend(messages)
+        conv.history.extend(storable(m) for m in messages)
         while len(conv.history) > self._policy.max_history_messages:
             conv.history.popleft()
 

@@ -42,7 +42,10 @@ def namespace() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
-def request(text: str = "Cache me, please: the same question twice.", **fields: Any) -> gen.GenerateRequest:
+REQUEST = "Cache me, please: the same question twice."
+
+
+def request(text: str = REQUEST, **fields: Any) -> gen.GenerateRequest:
     fields.setdefault("tenant_id", "acme")
     fields.setdefault("user_id", "ann")
     return generate_request(messages=[user(text)], config=ZERO, **fields)
@@ -134,3 +137,48 @@ async def test_the_memory_backend(serve: Any, namespace: str) -> None:
     s = await serve(config(None, namespace))
     await s.stub.Generate(request())
     assert (await s.stub.Generate(request())).summary.cache_hit
+
+
+async def test_a_hit_reports_its_kind_and_the_age_of_its_answer(serve: Any, namespace: str) -> None:
+    from sidecar.core.clock import FakeClock
+
+    clock = FakeClock()
+    s = await serve(config(None, namespace), clock=clock)
+    first = await s.stub.Generate(request())
+    assert first.summary.cache_hit_kind == cache_pb2.CACHE_HIT_KIND_UNSPECIFIED
+    assert not first.summary.HasField("cache_entry_age")
+    clock.advance(42.5)
+    unary = (await s.stub.Generate(request())).summary
+    assert unary.cache_hit_kind == cache_pb2.CACHE_HIT_KIND_EXACT and unary.cache_similarity == 0
+    assert unary.cache_entry_age.ToMilliseconds() == 42_500
+    clock.advance(10)
+    events = [
+        e
+        async for e in s.stub.StreamGenerate(
+            stream_request(messages=[user(REQUEST)], config=ZERO, tenant_id="acme", user_id="ann")
+        )
+    ]
+    streamed = events[-1].result.summary
+    assert streamed.cache_hit_kind == cache_pb2.CACHE_HIT_KIND_EXACT
+    assert streamed.cache_entry_age.ToMilliseconds() == 52_500
+
+
+async def test_an_entry_without_a_stored_time_has_no_age(serve: Any, redis_url: str, namespace: str) -> None:
+    """Entries written before ages were kept (no created_at) are still served, without an age."""
+    import json
+
+    import redis.asyncio as aioredis
+
+    s = await serve(config(redis_url, namespace))
+    await s.stub.Generate(request())
+    client = aioredis.from_url(redis_url)
+    try:
+        (key,) = [k async for k in client.scan_iter(f"*{namespace}*")]
+        entry = json.loads(await client.get(key))
+        del entry["created_at"]
+        await client.set(key, json.dumps(entry), keepttl=True)
+    finally:
+        await client.aclose()
+    summary = (await s.stub.Generate(request())).summary
+    assert summary.cache_hit and summary.cache_hit_kind == cache_pb2.CACHE_HIT_KIND_EXACT
+    assert not summary.HasField("cache_entry_age")

@@ -67,9 +67,13 @@ def test_new_kek_writes_a_0600_file_and_refuses_to_overwrite(tmp_path: Path) -> 
     assert path.read_bytes() == content
 
 
-async def test_encrypt_prints_one_blob_that_opens_with_the_same_kek(kek: Path, local_config: Path) -> None:
+@pytest.mark.parametrize("provider", ["openai", "anthropic", "gemini", "azure", "bedrock"])
+async def test_encrypt_prints_one_blob_that_opens_with_the_same_kek(
+    kek: Path, local_config: Path, provider: str
+) -> None:
     canary = "sk-canary-" + secrets.token_hex(16)
-    result = run("keys", "encrypt", "--config", str(local_config), *OWNER, "--key-name", "work",
+    owner = ["--tenant", "acme", "--user", "alice", "--provider", provider]
+    result = run("keys", "encrypt", "--config", str(local_config), *owner, "--key-name", "work",
                  data=canary + "\n")  # fmt: skip
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -80,7 +84,7 @@ async def test_encrypt_prints_one_blob_that_opens_with_the_same_kek(kek: Path, l
 
     backend = LocalKekBackend.from_file(kek)
     try:
-        context = KeyContext("acme", "alice", "openai", "work")
+        context = KeyContext("acme", "alice", provider, "work")
         plaintext = await unseal(backend, Envelope.decode(lines[0]), context)
     finally:
         await backend.aclose()

@@ -65,3 +65,26 @@ async def test_sidecars_on_one_redis_share_answers_but_not_tenants(serve: Any, r
     hit = await b.stub.Generate(ask(PARAPHRASE))
     assert hit.summary.cache_hit and text_of(hit) == text_of(first)
     assert not (await b.stub.Generate(ask(QUESTION, tenant="globex"))).summary.cache_hit
+
+
+async def test_a_hit_reports_the_similarity_and_the_age_of_its_answer(serve: Any) -> None:
+    from sidecar._gen.orchestrator.v1 import cache_pb2
+    from sidecar.core.clock import FakeClock
+    from tests.support.api import stream_request
+
+    clock = FakeClock()
+    s = await serve(config(f"t{uuid.uuid4().hex[:10]}", None), clock=clock)
+    first = (await s.stub.Generate(ask(QUESTION))).summary
+    assert first.cache_similarity == 0 and not first.HasField("cache_entry_age")
+    clock.advance(30)
+    hit = (await s.stub.Generate(ask(PARAPHRASE))).summary
+    assert hit.cache_hit_kind == cache_pb2.CACHE_HIT_KIND_SEMANTIC
+    threshold = s.sidecar.cfg.policy.routes["echo"].cache.semantic.threshold
+    assert threshold <= hit.cache_similarity < 1
+    assert hit.cache_entry_age.ToMilliseconds() == 30_000
+    clock.advance(5)
+    request = stream_request(messages=[user(PARAPHRASE)], config=ZERO, tenant_id="acme", user_id="ann")
+    streamed = [e async for e in s.stub.StreamGenerate(request)][-1].result.summary
+    assert streamed.cache_hit_kind == cache_pb2.CACHE_HIT_KIND_SEMANTIC
+    assert streamed.cache_similarity == pytest.approx(hit.cache_similarity)
+    assert streamed.cache_entry_age.ToMilliseconds() == 35_000

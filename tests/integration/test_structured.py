@@ -113,3 +113,44 @@ async def test_a_schema_that_is_not_a_schema_is_invalid_naming_the_field(
         ["input.response_format.json_schema.schema"],
     )
     assert upstream.seen == []
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_llama_cpp_recorded_answers_validate(serve: Any, upstream: Upstream, stream: bool) -> None:
+    """The bytes llama-server sent for SmolLM2 with this schema (tests/fixtures/providers/llamacpp),
+    replayed: its JSON (newlines, indentation and all) validates, and its counts come through."""
+    if stream:
+        upstream.push(Reply.sse("llamacpp/json_schema_stream.sse"))
+    else:
+        upstream.push(Reply.json("llamacpp/json_schema.json"))
+    s = await serve({"policy": policy(upstream)}, KEYS)
+    fields: dict[str, Any] = {
+        "messages": [user("Give the weather in Paris as JSON.")],
+        "response_format": schema_format(),
+    }
+    if stream:
+        events = [e async for e in s.stub.StreamGenerate(stream_request(**fields))]
+        assert any(e.HasField("delta") for e in events)
+        result = events[-1].result
+    else:
+        result = await s.stub.Generate(generate_request(**fields))
+    assert json.loads(text_of(result)) == {"city": "Paris", "temperature_c": 25}
+    usage = result.summary.usage
+    assert (usage.prompt_tokens, usage.completion_tokens) == (38, 25)
+    assert result.summary.finish_reason == gen.FINISH_REASON_STOP
+    assert upstream.seen[0].body["response_format"]["json_schema"]["schema"] == SCHEMA
+
+
+async def test_llama_cpp_recorded_plain_answers(serve: Any, upstream: Upstream) -> None:
+    """llama-server's own unary and SSE bytes for a plain question, through the OpenAI adapter."""
+    upstream.push(Reply.json("llamacpp/chat_completion.json"), Reply.sse("llamacpp/stream.sse"))
+    s = await serve({"policy": policy(upstream)}, KEYS)
+    question = [user("Name three colours.")]
+    unary = await s.stub.Generate(generate_request(messages=question))
+    events = [e async for e in s.stub.StreamGenerate(stream_request(messages=question))]
+    streamed = "".join(e.delta.text for e in events if e.HasField("delta"))
+    assert text_of(unary) == streamed == "There are no three colours in the world."
+    for summary in (unary.summary, events[-1].result.summary):
+        assert summary.finish_reason == gen.FINISH_REASON_STOP
+        assert (summary.usage.prompt_tokens, summary.usage.completion_tokens) == (24, 10)
+    assert events[-1].result.summary.usage.cached_tokens == 23

@@ -701,7 +701,7 @@ async def test_the_canary_key_appears_nowhere_but_at_the_upstream(
             (CODE.FAILED_PRECONDITION, "USER_KEY_REQUIRED"),
         ),
         ("stream, never + envelope", lambda: drain(s.stub.StreamGenerate(never)), invalid),
-        ("register, bad provider", register_bad("azure", CANARY), invalid),
+        ("register, bad provider", register_bad("echo", CANARY), invalid),
         ("register, bad key", register_bad("openai", CANARY + " x"), invalid),
     ]
     for where, call, expected in paths:

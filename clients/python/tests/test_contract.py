@@ -13,12 +13,12 @@ import yaml
 from google.protobuf import json_format
 
 import orchestrator_client as oc
-from orchestrator_client import experiments_pb2, generate_pb2, models_pb2, personas_pb2, quota_pb2
+from orchestrator_client import embed_pb2, experiments_pb2, generate_pb2, models_pb2, personas_pb2, quota_pb2
 
 SCENARIOS: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).resolve().parents[3] / "tests" / "contract" / "scenarios.yaml").read_text()
 )["scenarios"]
-RPCS = {"Generate", "StreamGenerate", "Switch", "GetQuota", "ListModels", "Feedback", "GetExperimentReport"}
+RPCS = {"Generate", "StreamGenerate", "Switch", "GetQuota", "ListModels", "Embed", "Feedback", "GetExperimentReport"}
 
 
 @dataclass
@@ -87,6 +87,10 @@ async def replay(client: oc.AsyncClient, sc: dict[str, Any]) -> Outcome:
         elif rpc == "ListModels":
             out.response = _dict(
                 await client.list_models(_parse(models_pb2.ListModelsRequest(), request), timeout=timeout)
+            )
+        elif rpc == "Embed":
+            out.response = _dict(
+                await client.embed(_parse(embed_pb2.EmbedRequest(), request), timeout=timeout)
             )
         elif rpc in ("Feedback", "GetExperimentReport"):
             out.response = _dict(await _experiments(client, rpc, request, timeout))

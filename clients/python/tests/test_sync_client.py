@@ -45,3 +45,18 @@ def test_unix_socket_addresses(sidecar_socket: Path, contract: dict[str, Any]) -
     for address in (f"unix://{sidecar_socket}", str(sidecar_socket)):
         with oc.Client(address, token=contract["token"]) as client:
             assert oc.text_of(client.generate(_input("over a socket"), timeout=5)) == "over a socket"
+
+
+def test_sync_embed_texts_and_typed_errors(sidecar: str, contract: dict[str, Any]) -> None:
+    with oc.Client(sidecar, token=contract["token"]) as client:
+        reply = client.embed(["a cat", "a dog"], tenant_id="sync", user_id="u", timeout=5,
+                             retry_policy=oc.RetryPolicy())  # fmt: skip
+        assert [len(e.values) for e in reply.embeddings] == [reply.dimensions] * 2 and reply.normalized
+        one = client.embed("a cat", tenant_id="sync", user_id="u", timeout=5)  # a str is one text
+        assert len(one.embeddings) == 1 and one.cached_texts == 1
+        with pytest.raises(oc.InvalidRequestError) as bad:
+            client.embed([], tenant_id="sync", user_id="u", timeout=5)
+        assert [v.field for v in bad.value.field_violations] == ["texts"]
+        with pytest.raises(oc.InvalidRequestError) as unknown:
+            client.embed(["x"], tenant_id="sync", user_id="u", route="nope", timeout=5)
+        assert [v.field for v in unknown.value.field_violations] == ["route"]

@@ -1,8 +1,8 @@
 /**
  * SidecarClient: one HTTP/2 connection to the sidecar (TCP or Unix socket), the token on every call,
- * `generate` / `stream` / `switch` / `getQuota` / `feedback` / `getExperimentReport` with typed
- * errors, and the generated clients of every service for the other RPCs. A call's priority is the
- * input's `priority` field (`Priority.HIGH`, ...).
+ * `generate` / `stream` / `embed` / `switch` / `getQuota` / `feedback` / `getExperimentReport` with
+ * typed errors, and the generated clients of every service for the other RPCs. A call's priority is
+ * the input's `priority` field (`Priority.HIGH`, ...).
  */
 import * as net from "node:net";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
@@ -13,6 +13,7 @@ import { toSidecarError } from "./errors.js";
 import { AdminService } from "./gen/orchestrator/v1/admin_service_pb.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ConversationService } from "./gen/orchestrator/v1/conversation_service_pb.js";
+import type { EmbedRequestSchema, EmbedResponse } from "./gen/orchestrator/v1/embed_pb.js";
 import { ExperimentService } from "./gen/orchestrator/v1/experiment_service_pb.js";
 import type { FeedbackRequestSchema, FeedbackResponse, GetExperimentReportResponse } from "./gen/orchestrator/v1/experiments_pb.js";
 import {
@@ -119,6 +120,19 @@ export class SidecarClient {
   async *stream(input: GenerationInputInit, options?: SidecarCallOptions): AsyncGenerator<StreamGenerateResponse, void, undefined> {
     try {
       yield* this.generation.streamGenerate({ input }, this.callOptions(options));
+    } catch (thrown) {
+      throw toSidecarError(thrown);
+    }
+  }
+
+  /**
+   * Embed: one vector per text, in order (`response.embeddings[i].values`), or a typed SidecarError.
+   * Retry it like generate, with `withRetry((attempt) => client.embed(request, attempt))`: Embed has
+   * no idempotency window, but texts the sidecar embedded already come from its vector cache.
+   */
+  async embed(request: MessageInitShape<typeof EmbedRequestSchema>, options?: SidecarCallOptions): Promise<EmbedResponse> {
+    try {
+      return await this.generation.embed(request, this.callOptions(options));
     } catch (thrown) {
       throw toSidecarError(thrown);
     }

@@ -43,6 +43,7 @@ export * from "./gen/orchestrator/v1/quota_pb.js";
 export * from "./gen/orchestrator/v1/keys_pb.js";
 export * from "./gen/orchestrator/v1/usage_pb.js";
 export * from "./gen/orchestrator/v1/cache_pb.js";
+export * from "./gen/orchestrator/v1/embed_pb.js";
 export * from "./gen/orchestrator/v1/priority_pb.js";
 export * from "./gen/orchestrator/v1/experiments_pb.js";
 export { ExperimentService } from "./gen/orchestrator/v1/experiment_service_pb.js";

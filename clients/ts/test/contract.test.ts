@@ -10,6 +10,8 @@ import { fromJson, toJson, type DescMessage, type JsonValue, type MessageShape }
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { parse } from "yaml";
 import {
+  EmbedRequestSchema,
+  EmbedResponseSchema,
   FeedbackRequestSchema,
   FeedbackResponseSchema,
   GenerateResponseSchema,
@@ -56,6 +58,8 @@ async function unary(client: SidecarClient, scenario: Scenario): Promise<Outcome
       return { response: json(GetQuotaResponseSchema, await client.getQuota(request(GetQuotaRequestSchema, scenario), options)), deltas: 0, cancelledByClient: false };
     case "ListModels":
       return { response: json(ListModelsResponseSchema, await client.listModels(request(ListModelsRequestSchema, scenario), options)), deltas: 0, cancelledByClient: false };
+    case "Embed":
+      return { response: json(EmbedResponseSchema, await client.embed(request(EmbedRequestSchema, scenario), options)), deltas: 0, cancelledByClient: false };
     case "Feedback":
       return { response: json(FeedbackResponseSchema, await client.feedback(request(FeedbackRequestSchema, scenario), options)), deltas: 0, cancelledByClient: false };
     case "GetExperimentReport": {

@@ -17,7 +17,7 @@ from sidecar.core.clock import Deadline
 from sidecar.core.errors import ContextTooLongError, ProvidersUnavailableError
 from sidecar.core.layer import collect
 from sidecar.core.outcome import Outcome
-from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, Message, Role, Usage
+from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, Message, Role, ToolSpec, Usage
 from sidecar.pipeline.context import ContextLayer
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationKey, ConversationStore, MemoryConversationStore, StorePolicy
@@ -144,17 +144,19 @@ def grown(call: Call, *texts: str) -> Call:
     return dataclasses.replace(call, messages=(*call.messages, *more), record=Outcome(0.0))
 
 
-async def test_a_rolling_summary_sends_each_dropped_message_once(clock: FakeClock) -> None:
+async def test_a_rolling_summary_sends_each_message_to_the_summarizer_once(clock: FakeClock) -> None:
     route, inner, sessions = Route(), Inner(), store(clock)
     ctx = layer(inner, summarizer(route, sessions, clock))
     first = in_conversation(conversation(clock, 12, words=1))
     await collect(ctx, first)
-    assert [m.text for m in inner.calls[0].messages[1:]] == [f"turn {i} word " for i in range(8, 12)]
+    # no summary covers anything yet, and everything fits: nothing leaves the prompt
+    assert [m.text for m in inner.calls[0].messages[1:]] == [f"turn {i} word " for i in range(12)]
     assert not first.record.context_summarized  # no summary yet: it is written after the answer
     [call] = route.calls
     assert call.model == "cheap" and call.params.temperature == 0.0 and call.request_id == "req-1.summary"
     assert call.tenant_id == "t" and call.user_id == "u" and call.conversation_id == "c1"
     assert "user: turn 0 word" in call.messages[1].text and "turn 7 word" in call.messages[1].text
+    assert "turn 8 word" not in call.messages[1].text  # the newest 4 stay verbatim
     saved = await sessions.summary(ConversationKey("t", "u", "c1"))
     assert saved is not None and saved.text == "they talked" and saved.messages == 8
 
@@ -165,12 +167,12 @@ async def test_a_rolling_summary_sends_each_dropped_message_once(clock: FakeCloc
     assert sent[0].text == "You are Mr Blue."
     assert sent[1].role is Role.SYSTEM and sent[1].text.endswith("messages: they talked")
     assert "8 earlier messages" in sent[1].text
-    assert [m.text for m in sent[2:]] == [f"turn {i} word " for i in range(10, 14)]
-    assert second.record.context_summarized and second.record.context_messages_removed == 10
+    assert [m.text for m in sent[2:]] == [f"turn {i} word " for i in range(8, 14)]  # all not covered
+    assert second.record.context_summarized and second.record.context_messages_removed == 8
     refresh = route.calls[1].messages[1].text
     assert refresh.startswith("Summary so far: they talked\n")
     assert "turn 8 word" in refresh and "turn 9 word" in refresh
-    assert "turn 7 word" not in refresh and "turn 10 word" not in refresh  # only the newly dropped
+    assert "turn 7 word" not in refresh and "turn 10 word" not in refresh  # only the newly folded
     saved = await sessions.summary(ConversationKey("t", "u", "c1"))
     assert saved is not None and saved.text == "they talked more" and saved.messages == 10
 
@@ -178,7 +180,7 @@ async def test_a_rolling_summary_sends_each_dropped_message_once(clock: FakeCloc
 async def test_the_summary_is_refreshed_only_when_enough_was_dropped(clock: FakeClock) -> None:
     route, inner, sessions = Route(), Inner(), store(clock)
     ctx = layer(inner, summarizer(route, sessions, clock, refresh_tokens=40))
-    call = in_conversation(conversation(clock, 12, words=1))
+    call = in_conversation(dataclasses.replace(conversation(clock, 12, words=1), model="cheap"))  # 5,000
     await collect(ctx, call)
     assert len(route.calls) == 1  # 8 dropped messages: enough
     for turn in range(12, 18, 2):
@@ -224,25 +226,29 @@ async def test_a_failed_call_makes_no_summary(clock: FakeClock) -> None:
     assert not route.calls
 
 
-async def test_a_failed_summary_still_trims(clock: FakeClock) -> None:
+async def test_a_failed_summary_leaves_the_messages_in_the_prompt(clock: FakeClock) -> None:
     inner, sessions = Inner(), store(clock)
     route = Route(error=ProvidersUnavailableError("down"))
     call = in_conversation(conversation(clock, 12, words=1))
-    await collect(layer(inner, summarizer(route, sessions, clock)), call)
-    assert len(inner.calls[0].messages) == 5 and not call.record.context_summarized
+    ctx = layer(inner, summarizer(route, sessions, clock))
+    await collect(ctx, call)
     assert len(route.calls) == 1 and await sessions.summary(ConversationKey("t", "u", "c1")) is None
+    await collect(ctx, grown(call, "more", "answers"))
+    assert len(inner.calls[1].messages) == 15 and len(route.calls) == 2  # all of them, and it tries again
 
 
-async def test_a_summary_that_does_not_fit_is_left_out(clock: FakeClock) -> None:
+async def test_a_summary_longer_than_max_tokens_is_not_kept(clock: FakeClock) -> None:
     inner, sessions = Inner(), store(clock)
-    route = Route(reply="blah " * 400)  # far longer than the max_tokens it was asked for
+    route = Route(reply="blah " * 21)  # longer than the max_tokens it was asked for
     ctx = layer(inner, summarizer(route, sessions, clock, max_tokens=20))
     call = in_conversation(conversation(clock, 12, words=1))
     await collect(ctx, call)
+    assert await sessions.summary(ConversationKey("t", "u", "c1")) is None
     call = grown(call, "more", "answers")
     await collect(ctx, call)
     assert not call.record.context_summarized
     assert all("blah" not in m.text for m in inner.calls[1].messages)
+    assert len(inner.calls[1].messages) == 15  # not covered, so still sent
 
 
 class Hanging(Route):
@@ -259,7 +265,7 @@ async def test_a_slow_summary_is_given_up() -> None:
     call = in_conversation(conversation(clock, 12, words=1))
     await collect(layer(inner, summarizer(route, sessions, clock, timeout_seconds=0.01)), call)
     assert len(route.calls) == 1 and await sessions.summary(ConversationKey("t", "u", "c1")) is None
-    assert len(inner.calls[0].messages) == 5
+    assert len(inner.calls[0].messages) == 13
 
 
 async def test_a_repeated_message_is_not_taken_for_the_one_the_summary_covers(clock: FakeClock) -> None:
@@ -340,3 +346,61 @@ async def test_a_summary_takes_at_most_half_of_the_callers_remaining_time() -> N
     await collect(layer(inner, summarizer(route, sessions, clock, timeout_seconds=5)), call)
     assert len(route.calls) == 1 and clock.monotonic() - started == pytest.approx(0.5)
     assert call.deadline.remaining() == pytest.approx(0.5)
+
+
+async def test_tool_definitions_leave_less_room_for_messages(clock: FakeClock) -> None:
+    inner = Inner()
+    plain = conversation(clock, 30, words=2)
+    await collect(layer(inner, max_recent_messages=1000), plain)
+    tool = ToolSpec("lookup", "Looks a word up. " * 10, '{"type": "object", "properties": {}}')
+    tooled = dataclasses.replace(plain, params=GenerationParams(tools=(tool,)), record=Outcome(0.0))
+    await collect(layer(inner, max_recent_messages=1000), tooled)
+    assert len(inner.calls[1].messages) < len(inner.calls[0].messages)
+
+
+class Ordered(Inner):
+    """Records the order of the caller's call and the summary calls in one list."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+        self.log.append("call")
+        async for chunk in super().__call__(call):
+            yield chunk
+
+
+async def test_a_window_too_small_for_the_uncovered_messages_refreshes_before_the_call(
+    clock: FakeClock,
+) -> None:
+    log: list[str] = []
+
+    class Logged(Route):
+        async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+            log.append("summary")
+            async for chunk in super().__call__(call):
+                yield chunk
+
+    route, inner, sessions = Logged(), Ordered(log), store(clock)
+    ctx = layer(inner, summarizer(route, sessions, clock, keep_recent_messages=2, refresh_tokens=100_000))
+    call = in_conversation(conversation(clock, 40, words=3))  # the small deployment's 250 cannot hold it
+    await collect(ctx, call)
+    assert log == ["summary", "call"]
+    sent = inner.calls[0].messages
+    assert sent[1].text.startswith("Summary of ") and call.record.context_summarized
+    covered = int(sent[1].text.split()[2])
+    assert [m.text for m in sent[2:]] == [m.text for m in call.messages[1 + covered :]]  # nothing lost
+
+
+async def test_a_failed_refresh_before_the_call_is_the_only_loss_and_is_logged(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    inner, sessions = Inner(), store(clock)
+    route = Route(error=ProvidersUnavailableError("down"))
+    ctx = layer(inner, summarizer(route, sessions, clock, keep_recent_messages=2, refresh_tokens=100_000))
+    call = in_conversation(conversation(clock, 40, words=3))
+    with caplog.at_level("WARNING", logger="sidecar.context"):
+        await collect(ctx, call)
+    assert "context dropped unsummarized" in caplog.text
+    assert len(inner.calls[0].messages) < len(call.messages) and not call.record.context_summarized

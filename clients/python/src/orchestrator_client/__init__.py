@@ -3,6 +3,7 @@
 from ._connection import ADDRESS_ENV, DEFAULT_ADDRESS, TOKEN_ENV
 from ._gen.orchestrator.v1 import (
     conversation_service_pb2_grpc,
+    embed_pb2,
     experiment_service_pb2_grpc,
     experiments_pb2,
     generate_pb2,
@@ -34,7 +35,7 @@ from .errors import (
     StreamInterruptedError,
     UnavailableError,
 )
-from .messages import assistant, generation_input, system, text_of, user
+from .messages import assistant, embed_request, generation_input, system, text_of, user
 from .retry import RetryPolicy
 from .sync import Client, Stream
 
@@ -64,6 +65,8 @@ __all__ = [
     "UnavailableError",
     "assistant",
     "conversation_service_pb2_grpc",
+    "embed_pb2",
+    "embed_request",
     "experiment_service_pb2_grpc",
     "experiments_pb2",
     "generate_pb2",

@@ -19,6 +19,7 @@ from ._auth import async_interceptors
 from ._connection import CHANNEL_OPTIONS, resolve
 from ._gen.orchestrator.v1 import (
     conversation_service_pb2_grpc,
+    embed_pb2,
     experiment_service_pb2_grpc,
     experiments_pb2,
     generate_pb2,
@@ -33,6 +34,7 @@ from .errors import CancelledError, SidecarError, UnavailableError, from_rpc_err
 
 GenerateInput = generate_pb2.GenerateRequest | generate_pb2.GenerationInput | str
 StreamInput = generate_pb2.StreamGenerateRequest | generate_pb2.GenerationInput | str
+EmbedInput = embed_pb2.EmbedRequest | Sequence[str]
 
 
 class AsyncClient:
@@ -81,6 +83,28 @@ class AsyncClient:
             response: generate_pb2.GenerateResponse = await self.generation.Generate(req, timeout=timeout)
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
+        return response
+
+    async def embed(
+        self,
+        request: EmbedInput,
+        *,
+        tenant_id: str = "",
+        user_id: str = "",
+        route: str = "",
+        timeout: float | None = None,
+        retry_policy: retry.RetryPolicy | None = None,
+    ) -> embed_pb2.EmbedResponse:
+        """One vector per text (`response.embeddings[i].values`), in order; `request` is an
+        EmbedRequest or the texts (then `tenant_id`, `user_id`, `route` fill the request). With
+        `retry_policy`, UNAVAILABLE / RESOURCE_EXHAUSTED are retried within `timeout`; Embed has no
+        idempotency window, but texts the sidecar embedded already come from its vector cache."""
+        req = messages.embed_request(request, tenant_id=tenant_id, user_id=user_id, route=route)
+        if retry_policy is None:
+            return await self._unary(self.generation.Embed, req, timeout)  # type: ignore[no-any-return]
+        response: embed_pb2.EmbedResponse = await retry.call_async(
+            lambda left: self._unary(self.generation.Embed, req, left), retry_policy, timeout
+        )
         return response
 
     def stream(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ._gen.orchestrator.v1 import generate_pb2
+from ._gen.orchestrator.v1 import embed_pb2, generate_pb2
 from .experiments import Priority, priority_value
 
 Message = generate_pb2.Message
@@ -104,3 +104,17 @@ def stream_request(
 def text_of(response: generate_pb2.GenerateResponse) -> str:
     """The answer's text: its text parts, in order."""
     return "".join(part.text for part in response.message.content if part.WhichOneof("kind") == "text")
+
+
+def embed_request(
+    request: embed_pb2.EmbedRequest | Sequence[str],
+    *,
+    tenant_id: str = "",
+    user_id: str = "",
+    route: str = "",
+) -> embed_pb2.EmbedRequest:
+    """An EmbedRequest as given, or one for a list of texts (a single str is one text, not letters)."""
+    if isinstance(request, embed_pb2.EmbedRequest):
+        return request
+    texts = [request] if isinstance(request, str) else list(request)
+    return embed_pb2.EmbedRequest(texts=texts, tenant_id=tenant_id, user_id=user_id, route=route)

@@ -15,6 +15,7 @@ from ._auth import sync_channel
 from ._connection import CHANNEL_OPTIONS, resolve
 from ._gen.orchestrator.v1 import (
     conversation_service_pb2_grpc,
+    embed_pb2,
     experiment_service_pb2_grpc,
     experiments_pb2,
     generate_pb2,
@@ -25,7 +26,7 @@ from ._gen.orchestrator.v1 import (
     quota_pb2,
     quota_service_pb2_grpc,
 )
-from .aio import GenerateInput, StreamInput
+from .aio import EmbedInput, GenerateInput, StreamInput
 from .errors import CancelledError, UnavailableError, from_rpc_error
 
 
@@ -66,6 +67,25 @@ class Client:
             req.input.request_id = uuid.uuid4().hex
         response: generate_pb2.GenerateResponse = retry.call_sync(
             lambda left: self._unary(self.generation.Generate, req, left), retry_policy, timeout
+        )
+        return response
+
+    def embed(
+        self,
+        request: EmbedInput,
+        *,
+        tenant_id: str = "",
+        user_id: str = "",
+        route: str = "",
+        timeout: float | None = None,
+        retry_policy: retry.RetryPolicy | None = None,
+    ) -> embed_pb2.EmbedResponse:
+        """One vector per text, in order; the arguments as in `AsyncClient.embed`."""
+        req = messages.embed_request(request, tenant_id=tenant_id, user_id=user_id, route=route)
+        if retry_policy is None:
+            return self._unary(self.generation.Embed, req, timeout)  # type: ignore[no-any-return]
+        response: embed_pb2.EmbedResponse = retry.call_sync(
+            lambda left: self._unary(self.generation.Embed, req, left), retry_policy, timeout
         )
         return response
 

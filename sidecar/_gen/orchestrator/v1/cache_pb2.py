@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1borchestrator/v1/cache.proto\x12\x0forchestrator.v1*>\n\tCacheMode\x12\x1a\n\x16\x43\x41\x43HE_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43\x41\x43HE_MODE_BYPASS\x10\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1borchestrator/v1/cache.proto\x12\x0forchestrator.v1*>\n\tCacheMode\x12\x1a\n\x16\x43\x41\x43HE_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x43\x41\x43HE_MODE_BYPASS\x10\x01*e\n\x0c\x43\x61\x63heHitKind\x12\x1e\n\x1a\x43\x41\x43HE_HIT_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43\x41\x43HE_HIT_KIND_EXACT\x10\x01\x12\x1b\n\x17\x43\x41\x43HE_HIT_KIND_SEMANTIC\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,4 +33,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CACHEMODE']._serialized_start=48
   _globals['_CACHEMODE']._serialized_end=110
+  _globals['_CACHEHITKIND']._serialized_start=112
+  _globals['_CACHEHITKIND']._serialized_end=213
 # @@protoc_insertion_point(module_scope)

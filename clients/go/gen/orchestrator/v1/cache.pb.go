@@ -71,6 +71,60 @@ func (CacheMode) EnumDescriptor() ([]byte, []int) {
 	return file_orchestrator_v1_cache_proto_rawDescGZIP(), []int{0}
 }
 
+// Which cache answered a call (GenerationSummary.cache_hit_kind).
+type CacheHitKind int32
+
+const (
+	// The call was not answered from a cache (cache_hit is false).
+	CacheHitKind_CACHE_HIT_KIND_UNSPECIFIED CacheHitKind = 0
+	// The exact response cache: the same tenant, persona, route, parameters and messages.
+	CacheHitKind_CACHE_HIT_KIND_EXACT CacheHitKind = 1
+	// The semantic cache: a stored question of the same partition whose embedding's cosine similarity
+	// to this call's last user message reached the route's threshold (policy.routes.*.cache.semantic).
+	CacheHitKind_CACHE_HIT_KIND_SEMANTIC CacheHitKind = 2
+)
+
+// Enum value maps for CacheHitKind.
+var (
+	CacheHitKind_name = map[int32]string{
+		0: "CACHE_HIT_KIND_UNSPECIFIED",
+		1: "CACHE_HIT_KIND_EXACT",
+		2: "CACHE_HIT_KIND_SEMANTIC",
+	}
+	CacheHitKind_value = map[string]int32{
+		"CACHE_HIT_KIND_UNSPECIFIED": 0,
+		"CACHE_HIT_KIND_EXACT":       1,
+		"CACHE_HIT_KIND_SEMANTIC":    2,
+	}
+)
+
+func (x CacheHitKind) Enum() *CacheHitKind {
+	p := new(CacheHitKind)
+	*p = x
+	return p
+}
+
+func (x CacheHitKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CacheHitKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_orchestrator_v1_cache_proto_enumTypes[1].Descriptor()
+}
+
+func (CacheHitKind) Type() protoreflect.EnumType {
+	return &file_orchestrator_v1_cache_proto_enumTypes[1]
+}
+
+func (x CacheHitKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CacheHitKind.Descriptor instead.
+func (CacheHitKind) EnumDescriptor() ([]byte, []int) {
+	return file_orchestrator_v1_cache_proto_rawDescGZIP(), []int{1}
+}
+
 var File_orchestrator_v1_cache_proto protoreflect.FileDescriptor
 
 const file_orchestrator_v1_cache_proto_rawDesc = "" +
@@ -78,7 +132,11 @@ const file_orchestrator_v1_cache_proto_rawDesc = "" +
 	"\x1borchestrator/v1/cache.proto\x12\x0forchestrator.v1*>\n" +
 	"\tCacheMode\x12\x1a\n" +
 	"\x16CACHE_MODE_UNSPECIFIED\x10\x00\x12\x15\n" +
-	"\x11CACHE_MODE_BYPASS\x10\x01B\xe1\x01\n" +
+	"\x11CACHE_MODE_BYPASS\x10\x01*e\n" +
+	"\fCacheHitKind\x12\x1e\n" +
+	"\x1aCACHE_HIT_KIND_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14CACHE_HIT_KIND_EXACT\x10\x01\x12\x1b\n" +
+	"\x17CACHE_HIT_KIND_SEMANTIC\x10\x02B\xe1\x01\n" +
 	"\x1aio.orchestrator.sidecar.v1B\n" +
 	"CacheProtoP\x01ZZgithub.com/orchestrator-sidecar/orchestrator/clients/go/gen/orchestrator/v1;orchestratorv1\xa2\x02\x03OXX\xaa\x02\x0fOrchestrator.V1\xca\x02\x0fOrchestrator\\V1\xe2\x02\x1bOrchestrator\\V1\\GPBMetadata\xea\x02\x10Orchestrator::V1b\x06proto3"
 
@@ -94,9 +152,10 @@ func file_orchestrator_v1_cache_proto_rawDescGZIP() []byte {
 	return file_orchestrator_v1_cache_proto_rawDescData
 }
 
-var file_orchestrator_v1_cache_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_orchestrator_v1_cache_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_orchestrator_v1_cache_proto_goTypes = []any{
-	(CacheMode)(0), // 0: orchestrator.v1.CacheMode
+	(CacheMode)(0),    // 0: orchestrator.v1.CacheMode
+	(CacheHitKind)(0), // 1: orchestrator.v1.CacheHitKind
 }
 var file_orchestrator_v1_cache_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -116,7 +175,7 @@ func file_orchestrator_v1_cache_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_orchestrator_v1_cache_proto_rawDesc), len(file_orchestrator_v1_cache_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   0,
 			NumExtensions: 0,
 			NumServices:   0,

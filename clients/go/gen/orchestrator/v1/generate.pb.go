@@ -1776,6 +1776,15 @@ type GenerationSummary struct {
 	// This answer is the stored answer of an earlier Generate of the same tenant_id and request_id
 	// (an idempotent retry): nothing ran and nothing was charged for this call.
 	Replayed bool `protobuf:"varint,16,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	// With cache_hit: which cache answered (exact or semantic); CACHE_HIT_KIND_UNSPECIFIED otherwise.
+	CacheHitKind CacheHitKind `protobuf:"varint,17,opt,name=cache_hit_kind,json=cacheHitKind,proto3,enum=orchestrator.v1.CacheHitKind" json:"cache_hit_kind,omitempty"`
+	// A semantic-cache hit: the cosine similarity (at most 1) between the embeddings of this call's
+	// last user message and of the stored question whose answer was replayed. 0 for every other call.
+	CacheSimilarity float64 `protobuf:"fixed64,18,opt,name=cache_similarity,json=cacheSimilarity,proto3" json:"cache_similarity,omitempty"`
+	// A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+	// of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+	// an older sidecar that did not record when.
+	CacheEntryAge *durationpb.Duration `protobuf:"bytes,19,opt,name=cache_entry_age,json=cacheEntryAge,proto3" json:"cache_entry_age,omitempty"`
 	// The experiment whose variant served the call; empty when the route holds none.
 	Experiment string `protobuf:"bytes,20,opt,name=experiment,proto3" json:"experiment,omitempty"`
 	// The variant that served the call.
@@ -1927,6 +1936,27 @@ func (x *GenerationSummary) GetReplayed() bool {
 		return x.Replayed
 	}
 	return false
+}
+
+func (x *GenerationSummary) GetCacheHitKind() CacheHitKind {
+	if x != nil {
+		return x.CacheHitKind
+	}
+	return CacheHitKind_CACHE_HIT_KIND_UNSPECIFIED
+}
+
+func (x *GenerationSummary) GetCacheSimilarity() float64 {
+	if x != nil {
+		return x.CacheSimilarity
+	}
+	return 0
+}
+
+func (x *GenerationSummary) GetCacheEntryAge() *durationpb.Duration {
+	if x != nil {
+		return x.CacheEntryAge
+	}
+	return nil
 }
 
 func (x *GenerationSummary) GetExperiment() string {
@@ -2392,7 +2422,7 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"deployment\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x18\n" +
 	"\aoutcome\x18\x03 \x01(\tR\aoutcome\x125\n" +
-	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xaf\a\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xe2\b\n" +
 	"\x11GenerationSummary\x12B\n" +
 	"\rfinish_reason\x18\x01 \x01(\x0e2\x1d.orchestrator.v1.FinishReasonR\ffinishReason\x12,\n" +
 	"\x05usage\x18\x02 \x01(\v2\x16.orchestrator.v1.UsageR\x05usage\x12\x1f\n" +
@@ -2413,7 +2443,10 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\x16context_tokens_removed\x18\r \x01(\x03R\x14contextTokensRemoved\x128\n" +
 	"\x18context_messages_removed\x18\x0e \x01(\x05R\x16contextMessagesRemoved\x12-\n" +
 	"\x12context_summarized\x18\x0f \x01(\bR\x11contextSummarized\x12\x1a\n" +
-	"\breplayed\x18\x10 \x01(\bR\breplayed\x12\x1e\n" +
+	"\breplayed\x18\x10 \x01(\bR\breplayed\x12C\n" +
+	"\x0ecache_hit_kind\x18\x11 \x01(\x0e2\x1d.orchestrator.v1.CacheHitKindR\fcacheHitKind\x12)\n" +
+	"\x10cache_similarity\x18\x12 \x01(\x01R\x0fcacheSimilarity\x12A\n" +
+	"\x0fcache_entry_age\x18\x13 \x01(\v2\x19.google.protobuf.DurationR\rcacheEntryAge\x12\x1e\n" +
 	"\n" +
 	"experiment\x18\x14 \x01(\tR\n" +
 	"experiment\x12-\n" +
@@ -2508,6 +2541,7 @@ var file_orchestrator_v1_generate_proto_goTypes = []any{
 	(CacheMode)(0),                 // 30: orchestrator.v1.CacheMode
 	(Priority)(0),                  // 31: orchestrator.v1.Priority
 	(*durationpb.Duration)(nil),    // 32: google.protobuf.Duration
+	(CacheHitKind)(0),              // 33: orchestrator.v1.CacheHitKind
 }
 var file_orchestrator_v1_generate_proto_depIdxs = []int32{
 	4,  // 0: orchestrator.v1.ContentPart.tool_call:type_name -> orchestrator.v1.ToolCall
@@ -2541,16 +2575,18 @@ var file_orchestrator_v1_generate_proto_depIdxs = []int32{
 	32, // 28: orchestrator.v1.GenerationSummary.upstream_latency:type_name -> google.protobuf.Duration
 	32, // 29: orchestrator.v1.GenerationSummary.overhead:type_name -> google.protobuf.Duration
 	32, // 30: orchestrator.v1.GenerationSummary.time_to_first_token:type_name -> google.protobuf.Duration
-	7,  // 31: orchestrator.v1.GenerateResponse.message:type_name -> orchestrator.v1.Message
-	22, // 32: orchestrator.v1.GenerateResponse.summary:type_name -> orchestrator.v1.GenerationSummary
-	24, // 33: orchestrator.v1.ContentDelta.tool_call:type_name -> orchestrator.v1.ToolCallDelta
-	25, // 34: orchestrator.v1.StreamGenerateResponse.delta:type_name -> orchestrator.v1.ContentDelta
-	23, // 35: orchestrator.v1.StreamGenerateResponse.result:type_name -> orchestrator.v1.GenerateResponse
-	36, // [36:36] is the sub-list for method output_type
-	36, // [36:36] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	33, // 31: orchestrator.v1.GenerationSummary.cache_hit_kind:type_name -> orchestrator.v1.CacheHitKind
+	32, // 32: orchestrator.v1.GenerationSummary.cache_entry_age:type_name -> google.protobuf.Duration
+	7,  // 33: orchestrator.v1.GenerateResponse.message:type_name -> orchestrator.v1.Message
+	22, // 34: orchestrator.v1.GenerateResponse.summary:type_name -> orchestrator.v1.GenerationSummary
+	24, // 35: orchestrator.v1.ContentDelta.tool_call:type_name -> orchestrator.v1.ToolCallDelta
+	25, // 36: orchestrator.v1.StreamGenerateResponse.delta:type_name -> orchestrator.v1.ContentDelta
+	23, // 37: orchestrator.v1.StreamGenerateResponse.result:type_name -> orchestrator.v1.GenerateResponse
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_orchestrator_v1_generate_proto_init() }

@@ -117,7 +117,10 @@ type RegisterKeyRequest struct {
 	TenantId string `protobuf:"bytes,1,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// User that owns the key.
 	UserId string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// Provider kind the key is for: "openai" or "anthropic".
+	// Provider kind the key is for, and what the key is: "openai" (an OpenAI API key, sent as
+	// Authorization: Bearer), "anthropic" (x-api-key), "gemini" (a Gemini API key, x-goog-api-key),
+	// "azure" (an Azure OpenAI resource key, api-key) or "bedrock" (an Amazon Bedrock API key, sent as
+	// Authorization: Bearer in place of SigV4 signing).
 	Provider string `protobuf:"bytes,3,opt,name=provider,proto3" json:"provider,omitempty"`
 	// A name to tell several keys of one provider apart; "default" when empty.
 	KeyName string `protobuf:"bytes,4,opt,name=key_name,json=keyName,proto3" json:"key_name,omitempty"`

@@ -9,7 +9,7 @@ import { enumDesc, fileDesc } from "@bufbuild/protobuf/codegenv2";
  * Describes the file orchestrator/v1/cache.proto.
  */
 export const file_orchestrator_v1_cache: GenFile = /*@__PURE__*/
-  fileDesc("ChtvcmNoZXN0cmF0b3IvdjEvY2FjaGUucHJvdG8SD29yY2hlc3RyYXRvci52MSo+CglDYWNoZU1vZGUSGgoWQ0FDSEVfTU9ERV9VTlNQRUNJRklFRBAAEhUKEUNBQ0hFX01PREVfQllQQVNTEAFC4QEKGmlvLm9yY2hlc3RyYXRvci5zaWRlY2FyLnYxQgpDYWNoZVByb3RvUAFaWmdpdGh1Yi5jb20vb3JjaGVzdHJhdG9yLXNpZGVjYXIvb3JjaGVzdHJhdG9yL2NsaWVudHMvZ28vZ2VuL29yY2hlc3RyYXRvci92MTtvcmNoZXN0cmF0b3J2MaICA09YWKoCD09yY2hlc3RyYXRvci5WMcoCD09yY2hlc3RyYXRvclxWMeICG09yY2hlc3RyYXRvclxWMVxHUEJNZXRhZGF0YeoCEE9yY2hlc3RyYXRvcjo6VjFiBnByb3RvMw");
+  fileDesc("ChtvcmNoZXN0cmF0b3IvdjEvY2FjaGUucHJvdG8SD29yY2hlc3RyYXRvci52MSo+CglDYWNoZU1vZGUSGgoWQ0FDSEVfTU9ERV9VTlNQRUNJRklFRBAAEhUKEUNBQ0hFX01PREVfQllQQVNTEAEqZQoMQ2FjaGVIaXRLaW5kEh4KGkNBQ0hFX0hJVF9LSU5EX1VOU1BFQ0lGSUVEEAASGAoUQ0FDSEVfSElUX0tJTkRfRVhBQ1QQARIbChdDQUNIRV9ISVRfS0lORF9TRU1BTlRJQxACQuEBChppby5vcmNoZXN0cmF0b3Iuc2lkZWNhci52MUIKQ2FjaGVQcm90b1ABWlpnaXRodWIuY29tL29yY2hlc3RyYXRvci1zaWRlY2FyL29yY2hlc3RyYXRvci9jbGllbnRzL2dvL2dlbi9vcmNoZXN0cmF0b3IvdjE7b3JjaGVzdHJhdG9ydjGiAgNPWFiqAg9PcmNoZXN0cmF0b3IuVjHKAg9PcmNoZXN0cmF0b3JcVjHiAhtPcmNoZXN0cmF0b3JcVjFcR1BCTWV0YWRhdGHqAhBPcmNoZXN0cmF0b3I6OlYxYgZwcm90bzM");
 
 /**
  * How one generation uses the sidecar's response cache.
@@ -38,4 +38,39 @@ export enum CacheMode {
  */
 export const CacheModeSchema: GenEnum<CacheMode> = /*@__PURE__*/
   enumDesc(file_orchestrator_v1_cache, 0);
+
+/**
+ * Which cache answered a call (GenerationSummary.cache_hit_kind).
+ *
+ * @generated from enum orchestrator.v1.CacheHitKind
+ */
+export enum CacheHitKind {
+  /**
+   * The call was not answered from a cache (cache_hit is false).
+   *
+   * @generated from enum value: CACHE_HIT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * The exact response cache: the same tenant, persona, route, parameters and messages.
+   *
+   * @generated from enum value: CACHE_HIT_KIND_EXACT = 1;
+   */
+  EXACT = 1,
+
+  /**
+   * The semantic cache: a stored question of the same partition whose embedding's cosine similarity
+   * to this call's last user message reached the route's threshold (policy.routes.*.cache.semantic).
+   *
+   * @generated from enum value: CACHE_HIT_KIND_SEMANTIC = 2;
+   */
+  SEMANTIC = 2,
+}
+
+/**
+ * Describes the enum orchestrator.v1.CacheHitKind.
+ */
+export const CacheHitKindSchema: GenEnum<CacheHitKind> = /*@__PURE__*/
+  enumDesc(file_orchestrator_v1_cache, 1);
 

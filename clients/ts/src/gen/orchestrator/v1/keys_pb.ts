@@ -73,7 +73,10 @@ export type RegisterKeyRequest = Message<"orchestrator.v1.RegisterKeyRequest"> &
   userId: string;
 
   /**
-   * Provider kind the key is for: "openai" or "anthropic".
+   * Provider kind the key is for, and what the key is: "openai" (an OpenAI API key, sent as
+   * Authorization: Bearer), "anthropic" (x-api-key), "gemini" (a Gemini API key, x-goog-api-key),
+   * "azure" (an Azure OpenAI resource key, api-key) or "bedrock" (an Amazon Bedrock API key, sent as
+   * Authorization: Bearer in place of SigV4 signing).
    *
    * @generated from field: string provider = 3;
    */

@@ -280,7 +280,7 @@ class Attempt(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., provider: _Optional[str] = ..., outcome: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class GenerationSummary(_message.Message):
-    __slots__ = ("finish_reason", "usage", "cost_micros", "served_by", "attempts", "upstream_latency", "overhead", "time_to_first_token", "request_id", "persona_id", "history_messages", "cache_hit", "context_tokens_removed", "context_messages_removed", "context_summarized", "replayed", "experiment", "experiment_variant", "experiment_variant_overridden")
+    __slots__ = ("finish_reason", "usage", "cost_micros", "served_by", "attempts", "upstream_latency", "overhead", "time_to_first_token", "request_id", "persona_id", "history_messages", "cache_hit", "context_tokens_removed", "context_messages_removed", "context_summarized", "replayed", "cache_hit_kind", "cache_similarity", "cache_entry_age", "experiment", "experiment_variant", "experiment_variant_overridden")
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     COST_MICROS_FIELD_NUMBER: _ClassVar[int]
@@ -297,6 +297,9 @@ class GenerationSummary(_message.Message):
     CONTEXT_MESSAGES_REMOVED_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_SUMMARIZED_FIELD_NUMBER: _ClassVar[int]
     REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    CACHE_HIT_KIND_FIELD_NUMBER: _ClassVar[int]
+    CACHE_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    CACHE_ENTRY_AGE_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_VARIANT_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENT_VARIANT_OVERRIDDEN_FIELD_NUMBER: _ClassVar[int]
@@ -316,10 +319,13 @@ class GenerationSummary(_message.Message):
     context_messages_removed: int
     context_summarized: bool
     replayed: bool
+    cache_hit_kind: _cache_pb2.CacheHitKind
+    cache_similarity: float
+    cache_entry_age: _duration_pb2.Duration
     experiment: str
     experiment_variant: str
     experiment_variant_overridden: bool
-    def __init__(self, finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost_micros: _Optional[int] = ..., served_by: _Optional[_Union[ServedBy, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., upstream_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overhead: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., persona_id: _Optional[str] = ..., history_messages: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., context_tokens_removed: _Optional[int] = ..., context_messages_removed: _Optional[int] = ..., context_summarized: _Optional[bool] = ..., replayed: _Optional[bool] = ..., experiment: _Optional[str] = ..., experiment_variant: _Optional[str] = ..., experiment_variant_overridden: _Optional[bool] = ...) -> None: ...
+    def __init__(self, finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost_micros: _Optional[int] = ..., served_by: _Optional[_Union[ServedBy, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., upstream_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overhead: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., persona_id: _Optional[str] = ..., history_messages: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., context_tokens_removed: _Optional[int] = ..., context_messages_removed: _Optional[int] = ..., context_summarized: _Optional[bool] = ..., replayed: _Optional[bool] = ..., cache_hit_kind: _Optional[_Union[_cache_pb2.CacheHitKind, str]] = ..., cache_similarity: _Optional[float] = ..., cache_entry_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., experiment: _Optional[str] = ..., experiment_variant: _Optional[str] = ..., experiment_variant_overridden: _Optional[bool] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("message", "summary")

@@ -37,13 +37,16 @@ public final class CacheProto extends com.google.protobuf.GeneratedFile {
     java.lang.String[] descriptorData = {
       "\n\033orchestrator/v1/cache.proto\022\017orchestra" +
       "tor.v1*>\n\tCacheMode\022\032\n\026CACHE_MODE_UNSPEC" +
-      "IFIED\020\000\022\025\n\021CACHE_MODE_BYPASS\020\001B\341\001\n\032io.or" +
-      "chestrator.sidecar.v1B\nCacheProtoP\001ZZgit" +
-      "hub.com/orchestrator-sidecar/orchestrato" +
-      "r/clients/go/gen/orchestrator/v1;orchest" +
-      "ratorv1\242\002\003OXX\252\002\017Orchestrator.V1\312\002\017Orches" +
-      "trator\\V1\342\002\033Orchestrator\\V1\\GPBMetadata\352" +
-      "\002\020Orchestrator::V1b\006proto3"
+      "IFIED\020\000\022\025\n\021CACHE_MODE_BYPASS\020\001*e\n\014CacheH" +
+      "itKind\022\036\n\032CACHE_HIT_KIND_UNSPECIFIED\020\000\022\030" +
+      "\n\024CACHE_HIT_KIND_EXACT\020\001\022\033\n\027CACHE_HIT_KI" +
+      "ND_SEMANTIC\020\002B\341\001\n\032io.orchestrator.sideca" +
+      "r.v1B\nCacheProtoP\001ZZgithub.com/orchestra" +
+      "tor-sidecar/orchestrator/clients/go/gen/" +
+      "orchestrator/v1;orchestratorv1\242\002\003OXX\252\002\017O" +
+      "rchestrator.V1\312\002\017Orchestrator\\V1\342\002\033Orche" +
+      "strator\\V1\\GPBMetadata\352\002\020Orchestrator::V" +
+      "1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,

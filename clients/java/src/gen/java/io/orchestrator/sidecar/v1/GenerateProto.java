@@ -240,7 +240,7 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
       "nt\030\001 \001(\tR\ndeployment\022\032\n\010provider\030\002 \001(\tR\010" +
       "provider\022\030\n\007outcome\030\003 \001(\tR\007outcome\0225\n\010du" +
       "ration\030\004 \001(\0132\031.google.protobuf.DurationR" +
-      "\010duration\"\257\007\n\021GenerationSummary\022B\n\rfinis" +
+      "\010duration\"\342\010\n\021GenerationSummary\022B\n\rfinis" +
       "h_reason\030\001 \001(\0162\035.orchestrator.v1.FinishR" +
       "easonR\014finishReason\022,\n\005usage\030\002 \001(\0132\026.orc" +
       "hestrator.v1.UsageR\005usage\022\037\n\013cost_micros" +
@@ -260,43 +260,47 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
       "ontext_messages_removed\030\016 \001(\005R\026contextMe" +
       "ssagesRemoved\022-\n\022context_summarized\030\017 \001(" +
       "\010R\021contextSummarized\022\032\n\010replayed\030\020 \001(\010R\010" +
-      "replayed\022\036\n\nexperiment\030\024 \001(\tR\nexperiment" +
-      "\022-\n\022experiment_variant\030\025 \001(\tR\021experiment" +
-      "Variant\022B\n\035experiment_variant_overridden" +
-      "\030\026 \001(\010R\033experimentVariantOverridden\"\204\001\n\020" +
-      "GenerateResponse\0222\n\007message\030\001 \001(\0132\030.orch" +
-      "estrator.v1.MessageR\007message\022<\n\007summary\030" +
-      "\002 \001(\0132\".orchestrator.v1.GenerationSummar" +
-      "yR\007summary\"g\n\rToolCallDelta\022\024\n\005index\030\001 \001" +
-      "(\005R\005index\022\016\n\002id\030\002 \001(\tR\002id\022\022\n\004name\030\003 \001(\tR" +
-      "\004name\022\034\n\targuments\030\004 \001(\tR\targuments\"\211\001\n\014" +
-      "ContentDelta\022\024\n\004text\030\001 \001(\tH\000R\004text\022=\n\tto" +
-      "ol_call\030\002 \001(\0132\036.orchestrator.v1.ToolCall" +
-      "DeltaH\000R\010toolCall\022\034\n\010thinking\030\003 \001(\tH\000R\010t" +
-      "hinkingB\006\n\004kind\"\225\001\n\026StreamGenerateRespon" +
-      "se\0225\n\005delta\030\001 \001(\0132\035.orchestrator.v1.Cont" +
-      "entDeltaH\000R\005delta\022;\n\006result\030\002 \001(\0132!.orch" +
-      "estrator.v1.GenerateResponseH\000R\006resultB\007" +
-      "\n\005event*_\n\004Role\022\024\n\020ROLE_UNSPECIFIED\020\000\022\017\n" +
-      "\013ROLE_SYSTEM\020\001\022\r\n\tROLE_USER\020\002\022\022\n\016ROLE_AS" +
-      "SISTANT\020\003\022\r\n\tROLE_TOOL\020\004*\237\001\n\014FinishReaso" +
-      "n\022\035\n\031FINISH_REASON_UNSPECIFIED\020\000\022\026\n\022FINI" +
-      "SH_REASON_STOP\020\001\022\030\n\024FINISH_REASON_LENGTH" +
-      "\020\002\022 \n\034FINISH_REASON_CONTENT_FILTER\020\003\022\034\n\030" +
-      "FINISH_REASON_TOOL_CALLS\020\004*\207\001\n\016ToolChoic" +
-      "eMode\022 \n\034TOOL_CHOICE_MODE_UNSPECIFIED\020\000\022" +
-      "\031\n\025TOOL_CHOICE_MODE_AUTO\020\001\022\031\n\025TOOL_CHOIC" +
-      "E_MODE_NONE\020\002\022\035\n\031TOOL_CHOICE_MODE_REQUIR" +
-      "ED\020\003*\205\001\n\017ReasoningEffort\022 \n\034REASONING_EF" +
-      "FORT_UNSPECIFIED\020\000\022\030\n\024REASONING_EFFORT_L" +
-      "OW\020\001\022\033\n\027REASONING_EFFORT_MEDIUM\020\002\022\031\n\025REA" +
-      "SONING_EFFORT_HIGH\020\003B\344\001\n\032io.orchestrator" +
-      ".sidecar.v1B\rGenerateProtoP\001ZZgithub.com" +
-      "/orchestrator-sidecar/orchestrator/clien" +
-      "ts/go/gen/orchestrator/v1;orchestratorv1" +
-      "\242\002\003OXX\252\002\017Orchestrator.V1\312\002\017Orchestrator\\" +
-      "V1\342\002\033Orchestrator\\V1\\GPBMetadata\352\002\020Orche" +
-      "strator::V1b\006proto3"
+      "replayed\022C\n\016cache_hit_kind\030\021 \001(\0162\035.orche" +
+      "strator.v1.CacheHitKindR\014cacheHitKind\022)\n" +
+      "\020cache_similarity\030\022 \001(\001R\017cacheSimilarity" +
+      "\022A\n\017cache_entry_age\030\023 \001(\0132\031.google.proto" +
+      "buf.DurationR\rcacheEntryAge\022\036\n\nexperimen" +
+      "t\030\024 \001(\tR\nexperiment\022-\n\022experiment_varian" +
+      "t\030\025 \001(\tR\021experimentVariant\022B\n\035experiment" +
+      "_variant_overridden\030\026 \001(\010R\033experimentVar" +
+      "iantOverridden\"\204\001\n\020GenerateResponse\0222\n\007m" +
+      "essage\030\001 \001(\0132\030.orchestrator.v1.MessageR\007" +
+      "message\022<\n\007summary\030\002 \001(\0132\".orchestrator." +
+      "v1.GenerationSummaryR\007summary\"g\n\rToolCal" +
+      "lDelta\022\024\n\005index\030\001 \001(\005R\005index\022\016\n\002id\030\002 \001(\t" +
+      "R\002id\022\022\n\004name\030\003 \001(\tR\004name\022\034\n\targuments\030\004 " +
+      "\001(\tR\targuments\"\211\001\n\014ContentDelta\022\024\n\004text\030" +
+      "\001 \001(\tH\000R\004text\022=\n\ttool_call\030\002 \001(\0132\036.orche" +
+      "strator.v1.ToolCallDeltaH\000R\010toolCall\022\034\n\010" +
+      "thinking\030\003 \001(\tH\000R\010thinkingB\006\n\004kind\"\225\001\n\026S" +
+      "treamGenerateResponse\0225\n\005delta\030\001 \001(\0132\035.o" +
+      "rchestrator.v1.ContentDeltaH\000R\005delta\022;\n\006" +
+      "result\030\002 \001(\0132!.orchestrator.v1.GenerateR" +
+      "esponseH\000R\006resultB\007\n\005event*_\n\004Role\022\024\n\020RO" +
+      "LE_UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROL" +
+      "E_USER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROLE_TOO" +
+      "L\020\004*\237\001\n\014FinishReason\022\035\n\031FINISH_REASON_UN" +
+      "SPECIFIED\020\000\022\026\n\022FINISH_REASON_STOP\020\001\022\030\n\024F" +
+      "INISH_REASON_LENGTH\020\002\022 \n\034FINISH_REASON_C" +
+      "ONTENT_FILTER\020\003\022\034\n\030FINISH_REASON_TOOL_CA" +
+      "LLS\020\004*\207\001\n\016ToolChoiceMode\022 \n\034TOOL_CHOICE_" +
+      "MODE_UNSPECIFIED\020\000\022\031\n\025TOOL_CHOICE_MODE_A" +
+      "UTO\020\001\022\031\n\025TOOL_CHOICE_MODE_NONE\020\002\022\035\n\031TOOL" +
+      "_CHOICE_MODE_REQUIRED\020\003*\205\001\n\017ReasoningEff" +
+      "ort\022 \n\034REASONING_EFFORT_UNSPECIFIED\020\000\022\030\n" +
+      "\024REASONING_EFFORT_LOW\020\001\022\033\n\027REASONING_EFF" +
+      "ORT_MEDIUM\020\002\022\031\n\025REASONING_EFFORT_HIGH\020\003B" +
+      "\344\001\n\032io.orchestrator.sidecar.v1B\rGenerate" +
+      "ProtoP\001ZZgithub.com/orchestrator-sidecar" +
+      "/orchestrator/clients/go/gen/orchestrato" +
+      "r/v1;orchestratorv1\242\002\003OXX\252\002\017Orchestrator" +
+      ".V1\312\002\017Orchestrator\\V1\342\002\033Orchestrator\\V1\\" +
+      "GPBMetadata\352\002\020Orchestrator::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -426,7 +430,7 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
     internal_static_orchestrator_v1_GenerationSummary_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_GenerationSummary_descriptor,
-        new java.lang.String[] { "FinishReason", "Usage", "CostMicros", "ServedBy", "Attempts", "UpstreamLatency", "Overhead", "TimeToFirstToken", "RequestId", "PersonaId", "HistoryMessages", "CacheHit", "ContextTokensRemoved", "ContextMessagesRemoved", "ContextSummarized", "Replayed", "Experiment", "ExperimentVariant", "ExperimentVariantOverridden", });
+        new java.lang.String[] { "FinishReason", "Usage", "CostMicros", "ServedBy", "Attempts", "UpstreamLatency", "Overhead", "TimeToFirstToken", "RequestId", "PersonaId", "HistoryMessages", "CacheHit", "ContextTokensRemoved", "ContextMessagesRemoved", "ContextSummarized", "Replayed", "CacheHitKind", "CacheSimilarity", "CacheEntryAge", "Experiment", "ExperimentVariant", "ExperimentVariantOverridden", });
     internal_static_orchestrator_v1_GenerateResponse_descriptor =
       getDescriptor().getMessageType(19);
     internal_static_orchestrator_v1_GenerateResponse_fieldAccessorTable = new

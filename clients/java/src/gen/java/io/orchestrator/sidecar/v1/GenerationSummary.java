@@ -36,6 +36,7 @@ private static final long serialVersionUID = 0L;
     attempts_ = java.util.Collections.emptyList();
     requestId_ = "";
     personaId_ = "";
+    cacheHitKind_ = 0;
     experiment_ = "";
     experimentVariant_ = "";
   }
@@ -539,6 +540,92 @@ private static final long serialVersionUID = 0L;
     return replayed_;
   }
 
+  public static final int CACHE_HIT_KIND_FIELD_NUMBER = 17;
+  private int cacheHitKind_ = 0;
+  /**
+   * <pre>
+   * With cache_hit: which cache answered (exact or semantic); CACHE_HIT_KIND_UNSPECIFIED otherwise.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.CacheHitKind cache_hit_kind = 17 [json_name = "cacheHitKind"];</code>
+   * @return The enum numeric value on the wire for cacheHitKind.
+   */
+  @java.lang.Override public int getCacheHitKindValue() {
+    return cacheHitKind_;
+  }
+  /**
+   * <pre>
+   * With cache_hit: which cache answered (exact or semantic); CACHE_HIT_KIND_UNSPECIFIED otherwise.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.CacheHitKind cache_hit_kind = 17 [json_name = "cacheHitKind"];</code>
+   * @return The cacheHitKind.
+   */
+  @java.lang.Override public io.orchestrator.sidecar.v1.CacheHitKind getCacheHitKind() {
+    io.orchestrator.sidecar.v1.CacheHitKind result = io.orchestrator.sidecar.v1.CacheHitKind.forNumber(cacheHitKind_);
+    return result == null ? io.orchestrator.sidecar.v1.CacheHitKind.UNRECOGNIZED : result;
+  }
+
+  public static final int CACHE_SIMILARITY_FIELD_NUMBER = 18;
+  private double cacheSimilarity_ = 0D;
+  /**
+   * <pre>
+   * A semantic-cache hit: the cosine similarity (at most 1) between the embeddings of this call's
+   * last user message and of the stored question whose answer was replayed. 0 for every other call.
+   * </pre>
+   *
+   * <code>double cache_similarity = 18 [json_name = "cacheSimilarity"];</code>
+   * @return The cacheSimilarity.
+   */
+  @java.lang.Override
+  public double getCacheSimilarity() {
+    return cacheSimilarity_;
+  }
+
+  public static final int CACHE_ENTRY_AGE_FIELD_NUMBER = 19;
+  private com.google.protobuf.Duration cacheEntryAge_;
+  /**
+   * <pre>
+   * A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+   * of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+   * an older sidecar that did not record when.
+   * </pre>
+   *
+   * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
+   * @return Whether the cacheEntryAge field is set.
+   */
+  @java.lang.Override
+  public boolean hasCacheEntryAge() {
+    return ((bitField0_ & 0x00000020) != 0);
+  }
+  /**
+   * <pre>
+   * A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+   * of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+   * an older sidecar that did not record when.
+   * </pre>
+   *
+   * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
+   * @return The cacheEntryAge.
+   */
+  @java.lang.Override
+  public com.google.protobuf.Duration getCacheEntryAge() {
+    return cacheEntryAge_ == null ? com.google.protobuf.Duration.getDefaultInstance() : cacheEntryAge_;
+  }
+  /**
+   * <pre>
+   * A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+   * of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+   * an older sidecar that did not record when.
+   * </pre>
+   *
+   * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
+   */
+  @java.lang.Override
+  public com.google.protobuf.DurationOrBuilder getCacheEntryAgeOrBuilder() {
+    return cacheEntryAge_ == null ? com.google.protobuf.Duration.getDefaultInstance() : cacheEntryAge_;
+  }
+
   public static final int EXPERIMENT_FIELD_NUMBER = 20;
   @SuppressWarnings("serial")
   private volatile java.lang.Object experiment_ = "";
@@ -711,6 +798,15 @@ private static final long serialVersionUID = 0L;
     if (replayed_ != false) {
       output.writeBool(16, replayed_);
     }
+    if (cacheHitKind_ != io.orchestrator.sidecar.v1.CacheHitKind.CACHE_HIT_KIND_UNSPECIFIED.getNumber()) {
+      output.writeEnum(17, cacheHitKind_);
+    }
+    if (java.lang.Double.doubleToRawLongBits(cacheSimilarity_) != 0) {
+      output.writeDouble(18, cacheSimilarity_);
+    }
+    if (((bitField0_ & 0x00000020) != 0)) {
+      output.writeMessage(19, getCacheEntryAge());
+    }
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(experiment_)) {
       com.google.protobuf.GeneratedMessage.writeString(output, 20, experiment_);
     }
@@ -790,6 +886,18 @@ private static final long serialVersionUID = 0L;
     if (replayed_ != false) {
       size += com.google.protobuf.CodedOutputStream
         .computeBoolSize(16, replayed_);
+    }
+    if (cacheHitKind_ != io.orchestrator.sidecar.v1.CacheHitKind.CACHE_HIT_KIND_UNSPECIFIED.getNumber()) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeEnumSize(17, cacheHitKind_);
+    }
+    if (java.lang.Double.doubleToRawLongBits(cacheSimilarity_) != 0) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeDoubleSize(18, cacheSimilarity_);
+    }
+    if (((bitField0_ & 0x00000020) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(19, getCacheEntryAge());
     }
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(experiment_)) {
       size += com.google.protobuf.GeneratedMessage.computeStringSize(20, experiment_);
@@ -871,6 +979,15 @@ private static final long serialVersionUID = 0L;
         != other.getContextSummarized()) return false;
     if (getReplayed()
         != other.getReplayed()) return false;
+    if (cacheHitKind_ != other.cacheHitKind_) return false;
+    if (java.lang.Double.doubleToLongBits(getCacheSimilarity())
+        != java.lang.Double.doubleToLongBits(
+            other.getCacheSimilarity())) return false;
+    if (hasCacheEntryAge() != other.hasCacheEntryAge()) return false;
+    if (hasCacheEntryAge()) {
+      if (!getCacheEntryAge()
+          .equals(other.getCacheEntryAge())) return false;
+    }
     if (!getExperiment()
         .equals(other.getExperiment())) return false;
     if (!getExperimentVariant()
@@ -937,6 +1054,15 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + REPLAYED_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
         getReplayed());
+    hash = (37 * hash) + CACHE_HIT_KIND_FIELD_NUMBER;
+    hash = (53 * hash) + cacheHitKind_;
+    hash = (37 * hash) + CACHE_SIMILARITY_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashLong(
+        java.lang.Double.doubleToLongBits(getCacheSimilarity()));
+    if (hasCacheEntryAge()) {
+      hash = (37 * hash) + CACHE_ENTRY_AGE_FIELD_NUMBER;
+      hash = (53 * hash) + getCacheEntryAge().hashCode();
+    }
     hash = (37 * hash) + EXPERIMENT_FIELD_NUMBER;
     hash = (53 * hash) + getExperiment().hashCode();
     hash = (37 * hash) + EXPERIMENT_VARIANT_FIELD_NUMBER;
@@ -1084,6 +1210,7 @@ private static final long serialVersionUID = 0L;
         internalGetUpstreamLatencyFieldBuilder();
         internalGetOverheadFieldBuilder();
         internalGetTimeToFirstTokenFieldBuilder();
+        internalGetCacheEntryAgeFieldBuilder();
       }
     }
     @java.lang.Override
@@ -1132,6 +1259,13 @@ private static final long serialVersionUID = 0L;
       contextMessagesRemoved_ = 0;
       contextSummarized_ = false;
       replayed_ = false;
+      cacheHitKind_ = 0;
+      cacheSimilarity_ = 0D;
+      cacheEntryAge_ = null;
+      if (cacheEntryAgeBuilder_ != null) {
+        cacheEntryAgeBuilder_.dispose();
+        cacheEntryAgeBuilder_ = null;
+      }
       experiment_ = "";
       experimentVariant_ = "";
       experimentVariantOverridden_ = false;
@@ -1243,12 +1377,24 @@ private static final long serialVersionUID = 0L;
         result.replayed_ = replayed_;
       }
       if (((from_bitField0_ & 0x00010000) != 0)) {
-        result.experiment_ = experiment_;
+        result.cacheHitKind_ = cacheHitKind_;
       }
       if (((from_bitField0_ & 0x00020000) != 0)) {
-        result.experimentVariant_ = experimentVariant_;
+        result.cacheSimilarity_ = cacheSimilarity_;
       }
       if (((from_bitField0_ & 0x00040000) != 0)) {
+        result.cacheEntryAge_ = cacheEntryAgeBuilder_ == null
+            ? cacheEntryAge_
+            : cacheEntryAgeBuilder_.build();
+        to_bitField0_ |= 0x00000020;
+      }
+      if (((from_bitField0_ & 0x00080000) != 0)) {
+        result.experiment_ = experiment_;
+      }
+      if (((from_bitField0_ & 0x00100000) != 0)) {
+        result.experimentVariant_ = experimentVariant_;
+      }
+      if (((from_bitField0_ & 0x00200000) != 0)) {
         result.experimentVariantOverridden_ = experimentVariantOverridden_;
       }
       result.bitField0_ |= to_bitField0_;
@@ -1341,14 +1487,23 @@ private static final long serialVersionUID = 0L;
       if (other.getReplayed() != false) {
         setReplayed(other.getReplayed());
       }
+      if (other.cacheHitKind_ != 0) {
+        setCacheHitKindValue(other.getCacheHitKindValue());
+      }
+      if (java.lang.Double.doubleToRawLongBits(other.getCacheSimilarity()) != 0) {
+        setCacheSimilarity(other.getCacheSimilarity());
+      }
+      if (other.hasCacheEntryAge()) {
+        mergeCacheEntryAge(other.getCacheEntryAge());
+      }
       if (!other.getExperiment().isEmpty()) {
         experiment_ = other.experiment_;
-        bitField0_ |= 0x00010000;
+        bitField0_ |= 0x00080000;
         onChanged();
       }
       if (!other.getExperimentVariant().isEmpty()) {
         experimentVariant_ = other.experimentVariant_;
-        bitField0_ |= 0x00020000;
+        bitField0_ |= 0x00100000;
         onChanged();
       }
       if (other.getExperimentVariantOverridden() != false) {
@@ -1476,19 +1631,36 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00008000;
               break;
             } // case 128
+            case 136: {
+              cacheHitKind_ = input.readEnum();
+              bitField0_ |= 0x00010000;
+              break;
+            } // case 136
+            case 145: {
+              cacheSimilarity_ = input.readDouble();
+              bitField0_ |= 0x00020000;
+              break;
+            } // case 145
+            case 154: {
+              input.readMessage(
+                  internalGetCacheEntryAgeFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00040000;
+              break;
+            } // case 154
             case 162: {
               experiment_ = input.readStringRequireUtf8();
-              bitField0_ |= 0x00010000;
+              bitField0_ |= 0x00080000;
               break;
             } // case 162
             case 170: {
               experimentVariant_ = input.readStringRequireUtf8();
-              bitField0_ |= 0x00020000;
+              bitField0_ |= 0x00100000;
               break;
             } // case 170
             case 176: {
               experimentVariantOverridden_ = input.readBool();
-              bitField0_ |= 0x00040000;
+              bitField0_ |= 0x00200000;
               break;
             } // case 176
             default: {
@@ -3165,6 +3337,298 @@ private static final long serialVersionUID = 0L;
       return this;
     }
 
+    private int cacheHitKind_ = 0;
+    /**
+     * <pre>
+     * With cache_hit: which cache answered (exact or semantic); CACHE_HIT_KIND_UNSPECIFIED otherwise.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.CacheHitKind cache_hit_kind = 17 [json_name = "cacheHitKind"];</code>
+     * @return The enum numeric value on the wire for cacheHitKind.
+     */
+    @java.lang.Override public int getCacheHitKindValue() {
+      return cacheHitKind_;
+    }
+    /**
+     * <pre>
+     * With cache_hit: which cache answered (exact or semantic); CACHE_HIT_KIND_UNSPECIFIED otherwise.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.CacheHitKind cache_hit_kind = 17 [json_name = "cacheHitKind"];</code>
+     * @param value The enum numeric value on the wire for cacheHitKind to set.
+     * @return This builder for chaining.
+     */
+    public Builder setCacheHitKindValue(int value) {
+      cacheHitKind_ = value;
+      bitField0_ |= 0x00010000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * With cache_hit: which cache answered (exact or semantic); CACHE_HIT_KIND_UNSPECIFIED otherwise.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.CacheHitKind cache_hit_kind = 17 [json_name = "cacheHitKind"];</code>
+     * @return The cacheHitKind.
+     */
+    @java.lang.Override
+    public io.orchestrator.sidecar.v1.CacheHitKind getCacheHitKind() {
+      io.orchestrator.sidecar.v1.CacheHitKind result = io.orchestrator.sidecar.v1.CacheHitKind.forNumber(cacheHitKind_);
+      return result == null ? io.orchestrator.sidecar.v1.CacheHitKind.UNRECOGNIZED : result;
+    }
+    /**
+     * <pre>
+     * With cache_hit: which cache answered (exact or semantic); CACHE_HIT_KIND_UNSPECIFIED otherwise.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.CacheHitKind cache_hit_kind = 17 [json_name = "cacheHitKind"];</code>
+     * @param value The cacheHitKind to set.
+     * @throws IllegalArgumentException if UNRECOGNIZED is provided.
+     * @return This builder for chaining.
+     */
+    public Builder setCacheHitKind(io.orchestrator.sidecar.v1.CacheHitKind value) {
+      java.util.Objects.requireNonNull(value);
+      bitField0_ |= 0x00010000;
+      cacheHitKind_ = value.getNumber();
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * With cache_hit: which cache answered (exact or semantic); CACHE_HIT_KIND_UNSPECIFIED otherwise.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.CacheHitKind cache_hit_kind = 17 [json_name = "cacheHitKind"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearCacheHitKind() {
+      bitField0_ = (bitField0_ & ~0x00010000);
+      cacheHitKind_ = 0;
+      onChanged();
+      return this;
+    }
+
+    private double cacheSimilarity_ ;
+    /**
+     * <pre>
+     * A semantic-cache hit: the cosine similarity (at most 1) between the embeddings of this call's
+     * last user message and of the stored question whose answer was replayed. 0 for every other call.
+     * </pre>
+     *
+     * <code>double cache_similarity = 18 [json_name = "cacheSimilarity"];</code>
+     * @return The cacheSimilarity.
+     */
+    @java.lang.Override
+    public double getCacheSimilarity() {
+      return cacheSimilarity_;
+    }
+    /**
+     * <pre>
+     * A semantic-cache hit: the cosine similarity (at most 1) between the embeddings of this call's
+     * last user message and of the stored question whose answer was replayed. 0 for every other call.
+     * </pre>
+     *
+     * <code>double cache_similarity = 18 [json_name = "cacheSimilarity"];</code>
+     * @param value The cacheSimilarity to set.
+     * @return This builder for chaining.
+     */
+    public Builder setCacheSimilarity(double value) {
+
+      cacheSimilarity_ = value;
+      bitField0_ |= 0x00020000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * A semantic-cache hit: the cosine similarity (at most 1) between the embeddings of this call's
+     * last user message and of the stored question whose answer was replayed. 0 for every other call.
+     * </pre>
+     *
+     * <code>double cache_similarity = 18 [json_name = "cacheSimilarity"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearCacheSimilarity() {
+      bitField0_ = (bitField0_ & ~0x00020000);
+      cacheSimilarity_ = 0D;
+      onChanged();
+      return this;
+    }
+
+    private com.google.protobuf.Duration cacheEntryAge_;
+    private com.google.protobuf.SingleFieldBuilder<
+        com.google.protobuf.Duration, com.google.protobuf.Duration.Builder, com.google.protobuf.DurationOrBuilder> cacheEntryAgeBuilder_;
+    /**
+     * <pre>
+     * A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+     * of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+     * an older sidecar that did not record when.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
+     * @return Whether the cacheEntryAge field is set.
+     */
+    public boolean hasCacheEntryAge() {
+      return ((bitField0_ & 0x00040000) != 0);
+    }
+    /**
+     * <pre>
+     * A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+     * of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+     * an older sidecar that did not record when.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
+     * @return The cacheEntryAge.
+     */
+    public com.google.protobuf.Duration getCacheEntryAge() {
+      if (cacheEntryAgeBuilder_ == null) {
+        return cacheEntryAge_ == null ? com.google.protobuf.Duration.getDefaultInstance() : cacheEntryAge_;
+      } else {
+        return cacheEntryAgeBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+     * of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+     * an older sidecar that did not record when.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
+     */
+    public Builder setCacheEntryAge(com.google.protobuf.Duration value) {
+      if (cacheEntryAgeBuilder_ == null) {
+        java.util.Objects.requireNonNull(value);
+        cacheEntryAge_ = value;
+      } else {
+        cacheEntryAgeBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00040000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+     * of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+     * an older sidecar that did not record when.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
+     */
+    public Builder setCacheEntryAge(
+        com.google.protobuf.Duration.Builder builderForValue) {
+      if (cacheEntryAgeBuilder_ == null) {
+        cacheEntryAge_ = builderForValue.build();
+      } else {
+        cacheEntryAgeBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00040000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+     * of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+     * an older sidecar that did not record when.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
+     */
+    public Builder mergeCacheEntryAge(com.google.protobuf.Duration value) {
+      if (cacheEntryAgeBuilder_ == null) {
+        if (((bitField0_ & 0x00040000) != 0) &&
+          cacheEntryAge_ != null &&
+          cacheEntryAge_ != com.google.protobuf.Duration.getDefaultInstance()) {
+          getCacheEntryAgeBuilder().mergeFrom(value);
+        } else {
+          cacheEntryAge_ = value;
+        }
+      } else {
+        cacheEntryAgeBuilder_.mergeFrom(value);
+      }
+      if (cacheEntryAge_ != null) {
+        bitField0_ |= 0x00040000;
+        onChanged();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+     * of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+     * an older sidecar that did not record when.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
+     */
+    public Builder clearCacheEntryAge() {
+      bitField0_ = (bitField0_ & ~0x00040000);
+      cacheEntryAge_ = null;
+      if (cacheEntryAgeBuilder_ != null) {
+        cacheEntryAgeBuilder_.dispose();
+        cacheEntryAgeBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+     * of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+     * an older sidecar that did not record when.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
+     */
+    public com.google.protobuf.Duration.Builder getCacheEntryAgeBuilder() {
+      bitField0_ |= 0x00040000;
+      onChanged();
+      return internalGetCacheEntryAgeFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+     * of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+     * an older sidecar that did not record when.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
+     */
+    public com.google.protobuf.DurationOrBuilder getCacheEntryAgeOrBuilder() {
+      if (cacheEntryAgeBuilder_ != null) {
+        return cacheEntryAgeBuilder_.getMessageOrBuilder();
+      } else {
+        return cacheEntryAge_ == null ?
+            com.google.protobuf.Duration.getDefaultInstance() : cacheEntryAge_;
+      }
+    }
+    /**
+     * <pre>
+     * A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+     * of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+     * an older sidecar that did not record when.
+     * </pre>
+     *
+     * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        com.google.protobuf.Duration, com.google.protobuf.Duration.Builder, com.google.protobuf.DurationOrBuilder> 
+        internalGetCacheEntryAgeFieldBuilder() {
+      if (cacheEntryAgeBuilder_ == null) {
+        cacheEntryAgeBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            com.google.protobuf.Duration, com.google.protobuf.Duration.Builder, com.google.protobuf.DurationOrBuilder>(
+                getCacheEntryAge(),
+                getParentForChildren(),
+                isClean());
+        cacheEntryAge_ = null;
+      }
+      return cacheEntryAgeBuilder_;
+    }
+
     private java.lang.Object experiment_ = "";
     /**
      * <pre>
@@ -3220,7 +3684,7 @@ private static final long serialVersionUID = 0L;
         java.lang.String value) {
       java.util.Objects.requireNonNull(value);
       experiment_ = value;
-      bitField0_ |= 0x00010000;
+      bitField0_ |= 0x00080000;
       onChanged();
       return this;
     }
@@ -3234,7 +3698,7 @@ private static final long serialVersionUID = 0L;
      */
     public Builder clearExperiment() {
       experiment_ = getDefaultInstance().getExperiment();
-      bitField0_ = (bitField0_ & ~0x00010000);
+      bitField0_ = (bitField0_ & ~0x00080000);
       onChanged();
       return this;
     }
@@ -3252,7 +3716,7 @@ private static final long serialVersionUID = 0L;
       java.util.Objects.requireNonNull(value);
       checkByteStringIsUtf8(value);
       experiment_ = value;
-      bitField0_ |= 0x00010000;
+      bitField0_ |= 0x00080000;
       onChanged();
       return this;
     }
@@ -3312,7 +3776,7 @@ private static final long serialVersionUID = 0L;
         java.lang.String value) {
       java.util.Objects.requireNonNull(value);
       experimentVariant_ = value;
-      bitField0_ |= 0x00020000;
+      bitField0_ |= 0x00100000;
       onChanged();
       return this;
     }
@@ -3326,7 +3790,7 @@ private static final long serialVersionUID = 0L;
      */
     public Builder clearExperimentVariant() {
       experimentVariant_ = getDefaultInstance().getExperimentVariant();
-      bitField0_ = (bitField0_ & ~0x00020000);
+      bitField0_ = (bitField0_ & ~0x00100000);
       onChanged();
       return this;
     }
@@ -3344,7 +3808,7 @@ private static final long serialVersionUID = 0L;
       java.util.Objects.requireNonNull(value);
       checkByteStringIsUtf8(value);
       experimentVariant_ = value;
-      bitField0_ |= 0x00020000;
+      bitField0_ |= 0x00100000;
       onChanged();
       return this;
     }
@@ -3376,7 +3840,7 @@ private static final long serialVersionUID = 0L;
     public Builder setExperimentVariantOverridden(boolean value) {
 
       experimentVariantOverridden_ = value;
-      bitField0_ |= 0x00040000;
+      bitField0_ |= 0x00200000;
       onChanged();
       return this;
     }
@@ -3390,7 +3854,7 @@ private static final long serialVersionUID = 0L;
      * @return This builder for chaining.
      */
     public Builder clearExperimentVariantOverridden() {
-      bitField0_ = (bitField0_ & ~0x00040000);
+      bitField0_ = (bitField0_ & ~0x00200000);
       experimentVariantOverridden_ = false;
       onChanged();
       return this;

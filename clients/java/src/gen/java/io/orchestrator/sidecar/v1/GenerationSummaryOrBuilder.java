@@ -324,6 +324,69 @@ public interface GenerationSummaryOrBuilder extends
 
   /**
    * <pre>
+   * With cache_hit: which cache answered (exact or semantic); CACHE_HIT_KIND_UNSPECIFIED otherwise.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.CacheHitKind cache_hit_kind = 17 [json_name = "cacheHitKind"];</code>
+   * @return The enum numeric value on the wire for cacheHitKind.
+   */
+  int getCacheHitKindValue();
+  /**
+   * <pre>
+   * With cache_hit: which cache answered (exact or semantic); CACHE_HIT_KIND_UNSPECIFIED otherwise.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.CacheHitKind cache_hit_kind = 17 [json_name = "cacheHitKind"];</code>
+   * @return The cacheHitKind.
+   */
+  io.orchestrator.sidecar.v1.CacheHitKind getCacheHitKind();
+
+  /**
+   * <pre>
+   * A semantic-cache hit: the cosine similarity (at most 1) between the embeddings of this call's
+   * last user message and of the stored question whose answer was replayed. 0 for every other call.
+   * </pre>
+   *
+   * <code>double cache_similarity = 18 [json_name = "cacheSimilarity"];</code>
+   * @return The cacheSimilarity.
+   */
+  double getCacheSimilarity();
+
+  /**
+   * <pre>
+   * A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+   * of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+   * an older sidecar that did not record when.
+   * </pre>
+   *
+   * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
+   * @return Whether the cacheEntryAge field is set.
+   */
+  boolean hasCacheEntryAge();
+  /**
+   * <pre>
+   * A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+   * of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+   * an older sidecar that did not record when.
+   * </pre>
+   *
+   * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
+   * @return The cacheEntryAge.
+   */
+  com.google.protobuf.Duration getCacheEntryAge();
+  /**
+   * <pre>
+   * A cache hit (exact or semantic): how long ago the replayed answer was stored, by the wall clock
+   * of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
+   * an older sidecar that did not record when.
+   * </pre>
+   *
+   * <code>.google.protobuf.Duration cache_entry_age = 19 [json_name = "cacheEntryAge"];</code>
+   */
+  com.google.protobuf.DurationOrBuilder getCacheEntryAgeOrBuilder();
+
+  /**
+   * <pre>
    * The experiment whose variant served the call; empty when the route holds none.
    * </pre>
    *

@@ -156,7 +156,10 @@ private static final long serialVersionUID = 0L;
   private volatile java.lang.Object provider_ = "";
   /**
    * <pre>
-   * Provider kind the key is for: "openai" or "anthropic".
+   * Provider kind the key is for, and what the key is: "openai" (an OpenAI API key, sent as
+   * Authorization: Bearer), "anthropic" (x-api-key), "gemini" (a Gemini API key, x-goog-api-key),
+   * "azure" (an Azure OpenAI resource key, api-key) or "bedrock" (an Amazon Bedrock API key, sent as
+   * Authorization: Bearer in place of SigV4 signing).
    * </pre>
    *
    * <code>string provider = 3 [json_name = "provider"];</code>
@@ -177,7 +180,10 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * Provider kind the key is for: "openai" or "anthropic".
+   * Provider kind the key is for, and what the key is: "openai" (an OpenAI API key, sent as
+   * Authorization: Bearer), "anthropic" (x-api-key), "gemini" (a Gemini API key, x-goog-api-key),
+   * "azure" (an Azure OpenAI resource key, api-key) or "bedrock" (an Amazon Bedrock API key, sent as
+   * Authorization: Bearer in place of SigV4 signing).
    * </pre>
    *
    * <code>string provider = 3 [json_name = "provider"];</code>
@@ -875,7 +881,10 @@ private static final long serialVersionUID = 0L;
     private java.lang.Object provider_ = "";
     /**
      * <pre>
-     * Provider kind the key is for: "openai" or "anthropic".
+     * Provider kind the key is for, and what the key is: "openai" (an OpenAI API key, sent as
+     * Authorization: Bearer), "anthropic" (x-api-key), "gemini" (a Gemini API key, x-goog-api-key),
+     * "azure" (an Azure OpenAI resource key, api-key) or "bedrock" (an Amazon Bedrock API key, sent as
+     * Authorization: Bearer in place of SigV4 signing).
      * </pre>
      *
      * <code>string provider = 3 [json_name = "provider"];</code>
@@ -895,7 +904,10 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Provider kind the key is for: "openai" or "anthropic".
+     * Provider kind the key is for, and what the key is: "openai" (an OpenAI API key, sent as
+     * Authorization: Bearer), "anthropic" (x-api-key), "gemini" (a Gemini API key, x-goog-api-key),
+     * "azure" (an Azure OpenAI resource key, api-key) or "bedrock" (an Amazon Bedrock API key, sent as
+     * Authorization: Bearer in place of SigV4 signing).
      * </pre>
      *
      * <code>string provider = 3 [json_name = "provider"];</code>
@@ -916,7 +928,10 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Provider kind the key is for: "openai" or "anthropic".
+     * Provider kind the key is for, and what the key is: "openai" (an OpenAI API key, sent as
+     * Authorization: Bearer), "anthropic" (x-api-key), "gemini" (a Gemini API key, x-goog-api-key),
+     * "azure" (an Azure OpenAI resource key, api-key) or "bedrock" (an Amazon Bedrock API key, sent as
+     * Authorization: Bearer in place of SigV4 signing).
      * </pre>
      *
      * <code>string provider = 3 [json_name = "provider"];</code>
@@ -933,7 +948,10 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Provider kind the key is for: "openai" or "anthropic".
+     * Provider kind the key is for, and what the key is: "openai" (an OpenAI API key, sent as
+     * Authorization: Bearer), "anthropic" (x-api-key), "gemini" (a Gemini API key, x-goog-api-key),
+     * "azure" (an Azure OpenAI resource key, api-key) or "bedrock" (an Amazon Bedrock API key, sent as
+     * Authorization: Bearer in place of SigV4 signing).
      * </pre>
      *
      * <code>string provider = 3 [json_name = "provider"];</code>
@@ -947,7 +965,10 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * Provider kind the key is for: "openai" or "anthropic".
+     * Provider kind the key is for, and what the key is: "openai" (an OpenAI API key, sent as
+     * Authorization: Bearer), "anthropic" (x-api-key), "gemini" (a Gemini API key, x-goog-api-key),
+     * "azure" (an Azure OpenAI resource key, api-key) or "bedrock" (an Amazon Bedrock API key, sent as
+     * Authorization: Bearer in place of SigV4 signing).
      * </pre>
      *
      * <code>string provider = 3 [json_name = "provider"];</code>

@@ -52,7 +52,10 @@ public interface RegisterKeyRequestOrBuilder extends
 
   /**
    * <pre>
-   * Provider kind the key is for: "openai" or "anthropic".
+   * Provider kind the key is for, and what the key is: "openai" (an OpenAI API key, sent as
+   * Authorization: Bearer), "anthropic" (x-api-key), "gemini" (a Gemini API key, x-goog-api-key),
+   * "azure" (an Azure OpenAI resource key, api-key) or "bedrock" (an Amazon Bedrock API key, sent as
+   * Authorization: Bearer in place of SigV4 signing).
    * </pre>
    *
    * <code>string provider = 3 [json_name = "provider"];</code>
@@ -61,7 +64,10 @@ public interface RegisterKeyRequestOrBuilder extends
   java.lang.String getProvider();
   /**
    * <pre>
-   * Provider kind the key is for: "openai" or "anthropic".
+   * Provider kind the key is for, and what the key is: "openai" (an OpenAI API key, sent as
+   * Authorization: Bearer), "anthropic" (x-api-key), "gemini" (a Gemini API key, x-goog-api-key),
+   * "azure" (an Azure OpenAI resource key, api-key) or "bedrock" (an Amazon Bedrock API key, sent as
+   * Authorization: Bearer in place of SigV4 signing).
    * </pre>
    *
    * <code>string provider = 3 [json_name = "provider"];</code>

@@ -1,6 +1,7 @@
 package io.orchestrator.sidecar.client;
 
 import io.orchestrator.sidecar.v1.ContentPart;
+import io.orchestrator.sidecar.v1.EmbedRequest;
 import io.orchestrator.sidecar.v1.GenerationInput;
 import io.orchestrator.sidecar.v1.Message;
 import io.orchestrator.sidecar.v1.Role;
@@ -25,6 +26,11 @@ public final class Messages {
   /** A GenerationInput of one user message on the default route. */
   public static GenerationInput ask(String text) {
     return GenerationInput.newBuilder().addMessages(user(text)).build();
+  }
+
+  /** An EmbedRequest for texts, charged to a tenant's user, on the default embedding route. */
+  public static EmbedRequest texts(String tenantId, String userId, String... texts) {
+    return EmbedRequest.newBuilder().setTenantId(tenantId).setUserId(userId).addAllTexts(List.of(texts)).build();
   }
 
   /** The text parts of a message, joined. */

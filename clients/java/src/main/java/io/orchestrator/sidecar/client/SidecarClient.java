@@ -17,6 +17,8 @@ import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
 import io.orchestrator.sidecar.v1.AdminServiceGrpc;
 import io.orchestrator.sidecar.v1.ConversationServiceGrpc;
+import io.orchestrator.sidecar.v1.EmbedRequest;
+import io.orchestrator.sidecar.v1.EmbedResponse;
 import io.orchestrator.sidecar.v1.ExperimentServiceGrpc;
 import io.orchestrator.sidecar.v1.FeedbackRequest;
 import io.orchestrator.sidecar.v1.FeedbackResponse;
@@ -47,9 +49,9 @@ import java.util.function.Supplier;
 
 /**
  * One HTTP/2 connection to the sidecar (TCP or Unix socket) with the bearer token on every call:
- * {@code generate}, {@code stream} (a blocking iterator, or an observer), {@code switchPersona},
- * {@code getQuota}, {@code feedback} and {@code getExperimentReport} throwing typed
- * {@link SidecarException}s, and the generated stubs for the other RPCs.
+ * {@code generate}, {@code stream} (a blocking iterator, or an observer), {@code embed},
+ * {@code switchPersona}, {@code getQuota}, {@code feedback} and {@code getExperimentReport} throwing
+ * typed {@link SidecarException}s, and the generated stubs for the other RPCs.
  */
 public final class SidecarClient implements AutoCloseable {
   public static final String DEFAULT_ADDRESS = "127.0.0.1:50051";
@@ -129,6 +131,20 @@ public final class SidecarClient implements AutoCloseable {
     TypedObserver typed = new TypedObserver(observer);
     GenerationServiceGrpc.newStub(channel).withDeadline(effective(deadline)).streamGenerate(request, typed);
     return typed::cancel;
+  }
+
+  /**
+   * Embed: one vector per text of the request, in order ({@code getEmbeddings(i).getValuesList()});
+   * {@code deadline} null uses the client's default. Retry it like generate, with
+   * {@code retry.call(d -> client.embed(request, d))}: Embed has no idempotency window, but texts the
+   * sidecar embedded already come from its vector cache.
+   */
+  public EmbedResponse embed(EmbedRequest request, Deadline deadline) {
+    return call(() -> generationStub(deadline).embed(request));
+  }
+
+  public EmbedResponse embed(EmbedRequest request) {
+    return embed(request, null);
   }
 
   /** Switch the conversation's persona with a natural-language command. */

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.grpc.Deadline;
+import io.orchestrator.sidecar.v1.EmbedRequest;
 import io.orchestrator.sidecar.v1.FeedbackRequest;
 import io.orchestrator.sidecar.v1.GenerateRequest;
 import io.orchestrator.sidecar.v1.GenerateResponse;
@@ -87,6 +88,16 @@ class ContractSuiteTest {
       assertEquals(ids.size(), new HashSet<>(ids).size(), "scenario ids are unique");
       assertEquals(List.of(), ids.stream().filter(i -> !ran.contains(i)).toList());
     }));
+    tests.add(DynamicTest.dynamicTest("embed through Retry, and a bad batch as a typed error", () -> {
+      Retry retry = Retry.builder().timeout(java.time.Duration.ofSeconds(10)).build();
+      var reply = retry.call(d -> authed.embed(Messages.texts("java", "u", "a cat", "a dog"), d));
+      assertEquals(2, reply.getEmbeddingsCount());
+      assertTrue(reply.getNormalized());
+      reply.getEmbeddingsList().forEach(e -> assertEquals(reply.getDimensions(), e.getValuesCount()));
+      var bad = org.junit.jupiter.api.Assertions.assertThrows(InvalidRequestException.class,
+          () -> authed.embed(Messages.texts("java", "u"), Deadline.after(10, TimeUnit.SECONDS)));
+      assertEquals(List.of("texts"), bad.fieldViolations().stream().map(SidecarException.FieldViolation::field).toList());
+    }));
     tests.add(DynamicTest.dynamicTest("the same calls work over the Unix socket", () -> {
       try (SidecarClient client = SidecarClient.builder().address(sidecar.unixAddress).token(String.valueOf(file.get("token"))).build()) {
         assertFalse(client.listModels(ListModelsRequest.getDefaultInstance(), null).getRoutesList().isEmpty());
@@ -157,6 +168,7 @@ class ContractSuiteTest {
         case "Switch" -> ok(Json.print(client.switchPersona(Json.parse(request, SwitchRequest.newBuilder()).build(), deadline)));
         case "GetQuota" -> ok(Json.print(client.getQuota(Json.parse(request, GetQuotaRequest.newBuilder()).build(), deadline)));
         case "ListModels" -> ok(Json.print(client.listModels(Json.parse(request, ListModelsRequest.newBuilder()).build(), deadline)));
+        case "Embed" -> ok(Json.print(client.embed(Json.parse(request, EmbedRequest.newBuilder()).build(), deadline)));
         case "Feedback" -> {
           FeedbackRequest f = Json.parse(request, FeedbackRequest.newBuilder()).build();
           yield ok(Json.print(client.feedback(f.getTenantId(), f.getRequestId(), f.getScore(), f.getLabel(), deadline)));

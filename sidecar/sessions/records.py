@@ -1,0 +1,86 @@
+"""What conversation memory keeps of a message, and the versioned record a shared store writes.
+
+Memory keeps the whole exchange: text, name, an assistant message's tool calls (id, name,
+arguments), the id of the call a tool result answers, and images by reference (URL, MIME type,
+size). Inline image bytes are never stored: `storable` replaces each inline image with a line of
+text in its message, `[image/png image of 12,345 bytes, not kept in conversation memory]`, so a
+replayed history says an image was there without carrying (or re-billing) its bytes, and the
+history of a conversation stays small. Both stores (memory and Redis) are given what `storable`
+returns, so they replay the same messages.
+
+Record format (JSON, one per message; keys left out when empty):
+- version 1 (before tool calls were stored): `{"r": role, "t": text, "n": name}`;
+- version 2: `{"v": 2, "r", "t", "n", "tc": [{"i": id, "n": name, "a": arguments}], "ti": tool
+  call id, "im": [{"u": url, "m": mime type, "w": width, "h": height}]}`.
+A record without "v" is version 1. A record of a later version is read for the keys this version
+knows (a newer sidecar's record during a rolling upgrade is replayed as well as this one can).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from sidecar.core.types import Image, Message, Role, ToolCall
+
+VERSION = 2
+
+
+def storable(message: Message) -> Message:
+    """The message as memory keeps it: inline image bytes become a line of text."""
+    inline = [i for i in message.images if i.data]
+    if not inline:
+        return message
+    notes = [
+        f"[{i.mime_type or 'an'} image of {len(i.data):,} bytes, not kept in conversation memory]"
+        for i in inline
+    ]
+    text = "\n".join(filter(None, (message.text, *notes)))
+    return dataclasses.replace(message, text=text, images=tuple(i for i in message.images if not i.data))
+
+
+def encode(message: Message) -> str:
+    """The record of a `storable` message (its inline images are refused, not silently dropped)."""
+    if any(i.data for i in message.images):
+        raise ValueError("inline image bytes are not stored: pass the message through storable() first")
+    record: dict[str, Any] = {"v": VERSION, "r": message.role.value, "t": message.text}
+    if message.name:
+        record["n"] = message.name
+    if message.tool_calls:
+        record["tc"] = [{"i": c.id, "n": c.name, "a": c.arguments} for c in message.tool_calls]
+    if message.tool_call_id:
+        record["ti"] = message.tool_call_id
+    if message.images:
+        record["im"] = [_image(i) for i in message.images]
+    return json.dumps(record, ensure_ascii=False)
+
+
+def decode(raw: bytes | str) -> Message:
+    """A message from a record of any version."""
+    d = json.loads(raw)
+    return Message(
+        Role(d["r"]),
+        str(d.get("t", "")),
+        str(d.get("n", "")),
+        tool_calls=tuple(ToolCall(str(c["i"]), str(c["n"]), str(c["a"])) for c in d.get("tc", ())),
+        tool_call_id=str(d.get("ti", "")),
+        images=tuple(
+            Image(
+                url=str(i.get("u", "")),
+                mime_type=str(i.get("m", "")),
+                width=int(i.get("w", 0)),
+                height=int(i.get("h", 0)),
+            )
+            for i in d.get("im", ())
+        ),
+    )
+
+
+def _image(image: Image) -> dict[str, Any]:
+    out: dict[str, Any] = {"u": image.url}
+    if image.mime_type:
+        out["m"] = image.mime_type
+    if image.width and image.height:
+        out["w"], out["h"] = image.width, image.height
+    return out

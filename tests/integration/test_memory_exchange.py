@@ -1,0 +1,159 @@
+"""Conversation memory keeps the whole exchange: an agent loop's tool calls and tool results are
+replayed on later turns, and images by reference (inline bytes become a line of text). Over the
+in-memory store and a real Redis, unary and streamed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import grpc
+import pytest
+import redis.asyncio
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar.core.types import Message, Role, ToolCall
+from sidecar.sessions.redis import RedisConversationStore
+from sidecar.sessions.store import ConversationKey, StorePolicy
+from tests.conftest import user
+from tests.integration.helpers import rich
+from tests.support.api import generate_request, stream_request
+from tests.support.tools import run_tools, tool_calls, weather_tool
+from tests.support.upstream import Reply, Upstream
+
+pytestmark = pytest.mark.integration
+
+IDS = {"tenant_id": "t1", "user_id": "u1", "conversation_id": "c1"}
+KEYS = {"OAI_KEY": "sk-test-0123456789"}
+
+
+@pytest.fixture(params=["memory", "redis"])
+def sessions(request: pytest.FixtureRequest) -> dict[str, Any]:
+    if request.param == "memory":
+        return {}
+    url = request.getfixturevalue("redis_url")
+    return {"store": "redis", "redis_url": url, "key_prefix": f"x{uuid.uuid4().hex[:10]}"}
+
+
+def config(upstream: Upstream, sessions: dict[str, Any]) -> dict[str, Any]:
+    deployment = {
+        "provider": "openai",
+        "model": "m",
+        "base_url": f"{upstream.url}/v1",
+        "api_key": {"env": "OAI_KEY"},
+    }
+    return {
+        "policy": {
+            "default_route": "r",
+            "deployments": {"d": deployment},
+            "routes": {"r": {"deployments": ["d"], "retry": {"max_attempts": 1}}},
+            "routing": {"probes": {"enabled": False}},
+            "personas": {"sessions": {"memory": True, "max_history_messages": 50, **sessions}},
+        }
+    }
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_tool_calls_and_results_are_replayed_from_memory(
+    serve: Any, upstream: Upstream, sessions: dict[str, Any], stream: bool
+) -> None:
+    s = await serve(config(upstream, sessions), KEYS)
+    question = user("What is the weather in Paris?")
+    if stream:
+        upstream.push(Reply.sse("openai/tool_calls_stream.sse"))
+        events = [
+            e
+            async for e in s.stub.StreamGenerate(
+                stream_request(messages=[question], tools=[weather_tool()], **IDS)
+            )
+        ]
+        asked = events[-1].result.message
+    else:
+        upstream.push(Reply.json("openai/tool_calls.json"))
+        asked = (
+            await s.stub.Generate(generate_request(messages=[question], tools=[weather_tool()], **IDS))
+        ).message
+    calls = tool_calls(asked)
+    assert calls
+    # the client sends only the tool results: the call they answer comes from memory
+    upstream.push(Reply.json("openai/after_tool.json"))
+    await s.stub.Generate(generate_request(messages=run_tools(asked), tools=[weather_tool()], **IDS))
+    upstream.push(Reply.json("openai/chat_completion.json"))
+    await s.stub.Generate(generate_request(messages=[user("Thanks!")], **IDS))
+    sent = upstream.seen[-1].body["messages"]
+    ids = [c.id for c in calls]
+    assert [m["role"] for m in sent] == ["user", "assistant", *["tool"] * len(ids), "assistant", "user"]
+    assert [c["id"] for c in sent[1]["tool_calls"]] == ids
+    assert [(c["function"]["name"], c["function"]["arguments"]) for c in sent[1]["tool_calls"]] == [
+        (c.name, c.arguments) for c in calls
+    ]
+    assert [m["tool_call_id"] for m in sent[2 : 2 + len(ids)]] == ids
+    assert sent[-2]["content"] == "It is sunny in Paris, 21°C." and sent[-1]["content"] == "Thanks!"
+
+
+async def test_images_are_remembered_by_reference_and_inline_bytes_are_not_stored(
+    serve: Any, upstream: Upstream, sessions: dict[str, Any]
+) -> None:
+    s = await serve(config(upstream, sessions), KEYS)
+    inline = gen.Image(data=b"\x89PNG\r\n\x1a\n" + b"x" * 100, mime_type="image/png", width=20, height=20)
+    linked = gen.Image(url="https://example.com/chart.png", width=640, height=480)
+    message = gen.Message(
+        role=gen.ROLE_USER,
+        content=[
+            gen.ContentPart(text="Compare these."),
+            gen.ContentPart(image=inline),
+            gen.ContentPart(image=linked),
+        ],
+    )
+    upstream.default = Reply.json("openai/chat_completion.json")
+    await s.stub.Generate(generate_request(messages=[message], **IDS))
+    first = upstream.seen[0].body["messages"][0]["content"]
+    assert sum(part["type"] == "image_url" for part in first) == 2  # the call itself had both
+    await s.stub.Generate(generate_request(messages=[user("And now?")], **IDS))
+    replayed = upstream.seen[1].body["messages"][0]["content"]
+    texts = [p["text"] for p in replayed if p["type"] == "text"]
+    urls = [p["image_url"]["url"] for p in replayed if p["type"] == "image_url"]
+    assert urls == ["https://example.com/chart.png"]
+    assert "Compare these." in texts[0]
+    assert "[image/png image of 108 bytes, not kept in conversation memory]" in "\n".join(texts)
+
+
+async def test_a_tool_result_that_answers_no_stored_call_is_invalid(
+    serve: Any, upstream: Upstream, sessions: dict[str, Any]
+) -> None:
+    s = await serve(config(upstream, sessions), KEYS)
+    orphan = gen.Message(
+        role=gen.ROLE_TOOL, tool_call_id="call_nowhere", content=[gen.ContentPart(text="21 C")]
+    )
+    for ids in (IDS, {**IDS, "memory": False}):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await s.stub.Generate(generate_request(messages=[orphan], **ids))
+        err = await rich(info.value)
+        assert err.code is grpc.StatusCode.INVALID_ARGUMENT
+        assert err.fields == ["input.messages[0].tool_call_id"]
+    assert upstream.seen == []
+
+
+async def test_history_written_in_version_1_still_loads_next_to_version_2(redis_url: str) -> None:
+    """A sidecar upgraded in place reads the records its predecessor wrote ({"r", "t", "n"})."""
+    policy = StorePolicy(ttl_seconds=60, max_history_messages=10, max_switch_history=5)
+    prefix = f"v{uuid.uuid4().hex[:10]}"
+    store = RedisConversationStore.from_url(redis_url, policy, prefix=prefix)
+    key = ConversationKey("t1", "u1", "c1")
+    client = redis.asyncio.from_url(redis_url)
+    try:
+        await client.rpush(
+            f"{prefix}:{{t1|u1}}:h:c1", json.dumps({"r": "user", "t": "old question", "n": "ann"})
+        )
+        asked = Message(Role.ASSISTANT, "", tool_calls=(ToolCall("c9", "lookup", "{}"),))
+        await store.append(key, (asked, Message(Role.TOOL, "found", tool_call_id="c9")))
+        history = (await store.snapshot(key, history=True)).history
+        assert history == (
+            Message(Role.USER, "old question", "ann"),
+            asked,
+            Message(Role.TOOL, "found", tool_call_id="c9"),
+        )
+    finally:
+        await client.aclose()
+        await store.aclose()

@@ -1,0 +1,51 @@
+"""The versioned history record: version 1 records still load; tool calls, tool-result ids and
+image references round-trip; inline image bytes are never stored."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sidecar.core.types import Image, Message, Role, ToolCall
+from sidecar.sessions import records
+
+
+def test_a_version_1_record_still_loads() -> None:
+    assert records.decode('{"r": "user", "t": "hi", "n": "ann"}') == Message(Role.USER, "hi", "ann")
+    assert records.decode(b'{"r": "assistant", "t": "hello"}') == Message(Role.ASSISTANT, "hello")
+
+
+def test_the_whole_exchange_round_trips() -> None:
+    messages = [
+        Message(Role.ASSISTANT, "checking", tool_calls=(ToolCall("c1", "get_weather", '{"city": "Paris"}'),)),
+        Message(Role.TOOL, '{"sky": "sunny"}', tool_call_id="c1"),
+        Message(
+            Role.USER,
+            "and this?",
+            images=(Image(url="https://x/a.png", mime_type="image/png", width=3, height=4),),
+        ),
+        Message(Role.USER, "Grüße 🚢", name="ann"),
+    ]
+    for m in messages:
+        raw = records.encode(m)
+        assert json.loads(raw)["v"] == records.VERSION
+        assert records.decode(raw) == m
+
+
+def test_inline_image_bytes_become_a_line_of_text_and_are_refused_raw() -> None:
+    inline = Image(data=b"\x89PNG" + b"x" * 2000, mime_type="image/png")
+    linked = Image(url="https://x/b.png")
+    m = Message(Role.USER, "look", images=(inline, linked))
+    with pytest.raises(ValueError, match="inline image bytes"):
+        records.encode(m)
+    kept = records.storable(m)
+    assert kept.images == (linked,)
+    assert kept.text == "look\n[image/png image of 2,004 bytes, not kept in conversation memory]"
+    assert records.decode(records.encode(kept)) == kept
+    assert records.storable(Message(Role.USER, "plain")) == Message(Role.USER, "plain")
+
+
+def test_a_later_version_is_read_for_the_keys_this_one_knows() -> None:
+    raw = json.dumps({"v": 3, "r": "user", "t": "hi", "future": [1, 2]})
+    assert records.decode(raw) == Message(Role.USER, "hi")
