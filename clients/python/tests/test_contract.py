@@ -18,7 +18,16 @@ from orchestrator_client import embed_pb2, experiments_pb2, generate_pb2, models
 SCENARIOS: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).resolve().parents[3] / "tests" / "contract" / "scenarios.yaml").read_text()
 )["scenarios"]
-RPCS = {"Generate", "StreamGenerate", "Switch", "GetQuota", "ListModels", "Embed", "Feedback", "GetExperimentReport"}
+RPCS = {
+    "Generate",
+    "StreamGenerate",
+    "Switch",
+    "GetQuota",
+    "ListModels",
+    "Embed",
+    "Feedback",
+    "GetExperimentReport",
+}
 
 
 @dataclass
