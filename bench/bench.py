@@ -35,6 +35,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any
 
+import cpu_profile
 import yaml
 from common import (
     BARE,
@@ -49,7 +50,18 @@ from common import (
     cpu_ticks,
     process_memory,
 )
-from report import FOREIGN, Report, Row, Scenario, render
+from report import (
+    BAR_SATURATION,
+    FOREIGN,
+    TOKENS_LONG,
+    TOKENS_SHORT,
+    Lifecycle,
+    Profile,
+    Report,
+    Row,
+    Scenario,
+    render,
+)
 
 CLIENT_CPU, SIDECAR_CPU = 0, 1  # upstreams + load generator (+ this script) | the sidecar (+ bare server)
 READY_SECONDS = 30.0  # bound on a service's start-up
@@ -57,6 +69,8 @@ STOP_SECONDS = 5.0  # bound on a process's exit after SIGTERM, before SIGKILL
 NOISE_PAUSE_SECONDS = 5.0  # before re-running a scenario that other processes disturbed
 LOADGEN_SLACK_SECONDS = 30.0  # start-up and drain allowance on top of warm-up + duration + timeout
 PR_SET_PDEATHSIG = 1
+IDLE_SETTLE_SECONDS = 2.0
+PROFILE_LAG_SECONDS = 0.5  # after the warm-up, before sampling starts
 
 
 class BenchError(Exception):
@@ -74,6 +88,9 @@ class Plan:
     noise_retries: int
     output: Path | None
     bare: bool  # also run every scenario through bench/bare_server.py
+    bar: bool  # also the issue-18 bar's own measurements: token streams, idle CPU, time to ready
+    idle_seconds: float
+    autogroup_nice: int | None  # see Processes
 
     def scenarios(self) -> list[Scenario]:
         return [
@@ -82,6 +99,21 @@ class Plan:
             for delay in self.delays_ms
             for concurrency in self.concurrencies
         ]
+
+    def bar_scenarios(self) -> list[Scenario]:
+        """Streams of one-token events from an instant upstream: CPU per relayed event at saturation
+        (20 and 100 events), and the reported overhead against the client's at one in flight."""
+        if not self.bar:
+            return []
+        return [Scenario(STREAM, 1, 0, TOKENS_LONG)] + [
+            Scenario(STREAM, BAR_SATURATION, 0, tokens) for tokens in (TOKENS_SHORT, TOKENS_LONG)
+        ]
+
+    def upstreams(self) -> list[tuple[int, int]]:
+        """(delay ms, tokens) of every upstream the scenarios need."""
+        wanted = {(delay, 0) for delay in self.delays_ms}
+        wanted |= {(s.delay_ms, s.tokens) for s in self.bar_scenarios()}
+        return sorted(wanted)
 
 
 @dataclass(frozen=True)
@@ -98,7 +130,7 @@ class Service:
 
 @dataclass(frozen=True)
 class Services:
-    upstreams: dict[int, Service]  # by delay in ms
+    upstreams: dict[tuple[int, int], Service]  # by (delay in ms, tokens per stream; 0: stream.sse)
     sidecar: Service
     bare: Service | None  # None with --no-bare
 
@@ -119,10 +151,17 @@ def _die_with_parent() -> None:
 
 
 class Processes:
-    """Every process the benchmark starts. Leaving the block stops them all, however it is left."""
+    """Every process the benchmark starts. Leaving the block stops them all, however it is left.
 
-    def __init__(self) -> None:
+    Each starts a session of its own, and so, where the kernel groups sessions for the scheduler
+    (/proc/sys/kernel/sched_autogroup_enabled), an autogroup of its own: a process's nice value then
+    only ranks it inside its session, never against other sessions' work. `autogroup_nice` sets the
+    autogroup's own nice (/proc/PID/autogroup; below 0 needs root), the only priority that counts there.
+    """
+
+    def __init__(self, autogroup_nice: int | None = None) -> None:
         self._started: list[subprocess.Popen[bytes]] = []
+        self._autogroup_nice = autogroup_nice
 
     def __enter__(self) -> Processes:
         return self
@@ -143,6 +182,8 @@ class Processes:
             preexec_fn=_die_with_parent,
         )
         self._started.append(proc)
+        if self._autogroup_nice is not None:
+            Path(f"/proc/{proc.pid}/autogroup").write_text(str(self._autogroup_nice))
         return proc
 
     def stop_all(self) -> None:
@@ -181,19 +222,20 @@ def start_logged(procs: Processes, cpu: int, argv: Sequence[str], log: Path) -> 
         return procs.start(cpu, argv, out)
 
 
-def start_upstream(procs: Processes, workdir: Path, delay_ms: int) -> Service:
-    name, log = f"upstream ({delay_ms} ms)", workdir / f"upstream-{delay_ms}ms.log"
+def start_upstream(procs: Processes, workdir: Path, delay_ms: int, tokens: int = 0) -> Service:
+    name, log = f"upstream ({delay_ms} ms, {tokens} tokens)", workdir / f"upstream-{delay_ms}ms-{tokens}.log"
     argv = [sys.executable, str(BENCH / "upstream.py"), "--delay", str(delay_ms / 1000)]
+    argv += ["--tokens", str(tokens)]
     proc = start_logged(procs, CLIENT_CPU, argv, log)
     ready = json.loads(wait_for_line(name, proc, log, '"listening"'))
     return Service(name, proc, int(ready["port"]), log)
 
 
-def route_name(delay_ms: int) -> str:
-    return f"bench-{delay_ms}ms"
+def route_name(delay_ms: int, tokens: int = 0) -> str:
+    return f"bench-{delay_ms}ms" + (f"-{tokens}tok" if tokens else "")
 
 
-def sidecar_config(upstreams: dict[int, Service]) -> dict[str, Any]:
+def sidecar_config(upstreams: dict[tuple[int, int], Service]) -> dict[str, Any]:
     return {
         "settings": {
             "listen": {"address": "127.0.0.1:0"},  # the bound port is read from the "sidecar serving" line
@@ -201,21 +243,21 @@ def sidecar_config(upstreams: dict[int, Service]) -> dict[str, Any]:
             "shutdown_grace_seconds": 1,
         },
         "policy": {
-            "default_route": route_name(min(upstreams)),
+            "default_route": route_name(*min(upstreams)),
             "deployments": {
-                f"up-{delay}ms": {
+                f"up-{route_name(*key)}": {
                     "provider": "openai",
                     "model": "bench-model",
                     "base_url": f"http://127.0.0.1:{service.port}/v1",
                 }
-                for delay, service in upstreams.items()
+                for key, service in upstreams.items()
             },
-            "routes": {route_name(delay): {"deployments": [f"up-{delay}ms"]} for delay in upstreams},
+            "routes": {route_name(*key): {"deployments": [f"up-{route_name(*key)}"]} for key in upstreams},
         },
     }
 
 
-def start_sidecar(procs: Processes, workdir: Path, upstreams: dict[int, Service]) -> Service:
+def start_sidecar(procs: Processes, workdir: Path, upstreams: dict[tuple[int, int], Service]) -> Service:
     config, log = workdir / "sidecar.yaml", workdir / "sidecar.log"
     raw = sidecar_config(upstreams)
     # the full telemetry is on, as in production: /metrics (on a free port) and the usage ledger
@@ -242,14 +284,14 @@ def start_bare(procs: Processes, workdir: Path, delays_ms: Sequence[int]) -> Ser
 
 
 def start_services(procs: Processes, workdir: Path, plan: Plan) -> Services:
-    upstreams = {delay: start_upstream(procs, workdir, delay) for delay in plan.delays_ms}
+    upstreams = {key: start_upstream(procs, workdir, *key) for key in plan.upstreams()}
     sidecar = start_sidecar(procs, workdir, upstreams)
     bare = start_bare(procs, workdir, plan.delays_ms) if plan.bare else None
     return Services(upstreams, sidecar, bare)
 
 
 def loadgen_argv(plan: Plan, services: Services, scenario: Scenario, via: str) -> list[str]:
-    upstream = services.upstreams[scenario.delay_ms]
+    upstream = services.upstreams[(scenario.delay_ms, scenario.tokens)]
     if via == DIRECT:
         target = f"http://127.0.0.1:{upstream.port}/v1/chat/completions"
     else:
@@ -263,7 +305,7 @@ def loadgen_argv(plan: Plan, services: Services, scenario: Scenario, via: str) -
     return [
         sys.executable, str(BENCH / "loadgen.py"),
         "--via", via, "--kind", scenario.kind, "--target", target,
-        "--route", route_name(scenario.delay_ms),
+        "--route", route_name(scenario.delay_ms, scenario.tokens),
         "--concurrency", str(scenario.concurrency),
         "--warmup", str(plan.warmup), "--duration", str(plan.duration), "--timeout", str(plan.timeout),
         "--stagger", str(scenario.delay_ms / 1000),
@@ -286,8 +328,9 @@ def run_load(procs: Processes, plan: Plan, services: Services, scenario: Scenari
 
 
 def progress(label: str, scenario: Scenario, result: RunResult) -> None:
+    tokens = f" {scenario.tokens} tok" if scenario.tokens else ""
     sys.stderr.write(
-        f"{label} {scenario.kind:6} conc {scenario.concurrency:3} delay {scenario.delay_ms:2} ms "
+        f"{label} {scenario.kind:6} conc {scenario.concurrency:3} delay {scenario.delay_ms:2} ms{tokens} "
         f"{result.via:7}: {result.rps:7.0f} req/s  p50 {result.p50_ms or 0:7.2f} ms  "
         f"p99 {result.p99_ms or 0:7.2f} ms  errors {result.errors}\n"
     )
@@ -302,7 +345,7 @@ def run_scenario(procs: Processes, plan: Plan, services: Services, scenario: Sce
         progress(label, scenario, results[via])
     rss = process_memory(services.sidecar.pid).rss_mb
     bare = None
-    if services.bare is not None:
+    if services.bare is not None and scenario.tokens == 0:
         bare = run_load(procs, plan, services, scenario, BARE)
         progress(label, scenario, bare)
     return Row(scenario, results[DIRECT], results[SIDECAR], rss, bare)
@@ -324,8 +367,9 @@ def run_quietly(procs: Processes, plan: Plan, services: Services, scenario: Scen
     return best
 
 
-def run_scenarios(procs: Processes, plan: Plan, services: Services) -> tuple[Row, ...]:
-    scenarios = plan.scenarios()
+def run_scenarios(
+    procs: Processes, plan: Plan, services: Services, scenarios: list[Scenario]
+) -> tuple[Row, ...]:
     return tuple(
         run_quietly(procs, plan, services, scenario, f"[{index}/{len(scenarios)}]")
         for index, scenario in enumerate(scenarios, start=1)
@@ -358,6 +402,35 @@ def describe_machine() -> str:
         f"{datetime.now().astimezone().isoformat(timespec='seconds')} · nproc {len(os.sched_getaffinity(0))}"
         f" · {model} · Python {platform.python_version()} · grpcio {version('grpcio')}"
         f" · aiohttp {version('aiohttp')} · uvloop {version('uvloop')}"
+    )
+
+
+PIPELINE = (
+    "observe, authn, resolve, admission, experiment, persona, context, quota, cache, semantic cache, "
+    "structured output, route, key, upstream"
+)
+
+
+def describe_features(config: Path) -> str:
+    """Which parts of the default pipeline do work in this run (all of them are in the chain)."""
+    from sidecar.config.load import load_config  # the sidecar's own reading of the benchmark's config
+
+    cfg = load_config(config, {})
+    telemetry, cache = cfg.settings.telemetry, cfg.settings.cache
+    on = {
+        "Prometheus metrics (/metrics served)": telemetry.metrics.enabled,
+        f"usage ledger ({telemetry.ledger.backend})": telemetry.ledger.backend != "none",
+        "upstream health probes": cfg.policy.routing.probes.enabled,
+        "circuit breakers, retry budget, routing stats": True,
+        "caller authentication": cfg.settings.auth.configured,
+        "response cache": cache.enabled,
+        "OpenTelemetry tracing": telemetry.tracing.enabled,
+    }
+    return (
+        f"Pipeline: every layer of sidecar/app.py build_pipeline is in the chain ({PIPELINE}), as "
+        "`sidecar serve` builds it from the benchmark's config (the defaults plus metrics and ledger). "
+        "On: " + ", ".join(name for name, enabled in on.items() if enabled) + ". "
+        "Off (the defaults): " + ", ".join(name for name, enabled in on.items() if not enabled) + "."
     )
 
 
@@ -408,6 +481,15 @@ def parse_plan(argv: Sequence[str] | None) -> Plan:
     parser.add_argument(
         "--no-bare", action="store_true", help="skip the runs through the bare gRPC server (bare_server.py)"
     )
+    parser.add_argument(
+        "--no-bar", action="store_true", help="skip the token streams, idle CPU and time-to-ready runs"
+    )
+    parser.add_argument("--idle-seconds", type=float, help="idle CPU window (default 20; quick 5)")
+    parser.add_argument(
+        "--autogroup-nice",
+        type=int,
+        help="scheduler autogroup nice of every process started (e.g. -10 as root on a shared machine)",
+    )
     args = parser.parse_args(argv)
     kinds = tuple(kind for kind in args.kinds.split(",") if kind)
     if not set(kinds) <= {UNARY, STREAM}:
@@ -423,6 +505,9 @@ def parse_plan(argv: Sequence[str] | None) -> Plan:
         noise_retries=args.noise_retries,
         output=args.output or (None if quick else BENCH / "results.md"),
         bare=not args.no_bare,
+        bar=not args.no_bar,
+        idle_seconds=args.idle_seconds or (5.0 if quick else 20.0),
+        autogroup_nice=args.autogroup_nice,
     )
 
 
@@ -443,17 +528,78 @@ def machine_load(seconds: float = 1.0) -> dict[str, float]:
     return busy_fractions(before, cpu_ticks())
 
 
+def run_lifecycle(procs: Processes, argv: Sequence[str], bound: float) -> dict[str, Any]:
+    """bench/lifecycle.py on the client's CPU; its JSON result."""
+    proc = procs.start(CLIENT_CPU, [sys.executable, str(BENCH / "lifecycle.py"), *argv], subprocess.PIPE)
+    try:
+        out, _ = proc.communicate(timeout=bound)
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"lifecycle.py {argv[0]} ran past {bound:g} s") from exc
+    if proc.returncode != 0:
+        raise BenchError(f"lifecycle.py {argv[0]} failed ({proc.returncode})")
+    result: dict[str, Any] = json.loads(out.decode())
+    return result
+
+
+def measure_lifecycle(procs: Processes, plan: Plan, services: Services, workdir: Path) -> Lifecycle:
+    """Idle CPU of the running sidecar with a health probe a second, then time to ready of fresh ones."""
+    time.sleep(IDLE_SETTLE_SECONDS)  # the start-up's own work (first upstream probes) is over
+    idle = run_lifecycle(
+        procs,
+        ["idle", "--target", f"127.0.0.1:{services.sidecar.port}", "--pid", str(services.sidecar.pid),
+         "--seconds", str(plan.idle_seconds)],
+        plan.idle_seconds + LOADGEN_SLACK_SECONDS,
+    )  # fmt: skip
+    sys.stderr.write(f"idle: {idle['cpu_fraction']:.2%} of a core over {idle['seconds']:.0f} s\n")
+    ready = run_lifecycle(
+        procs,
+        ["ready", "--config", str(workdir / "sidecar.yaml"), "--cpu", str(SIDECAR_CPU)],
+        3 * READY_SECONDS,
+    )
+    sys.stderr.write(f"ready: {ready['median']:.2f} s median of {len(ready['runs'])} starts\n")
+    return Lifecycle(
+        idle_cpu_fraction=idle["cpu_fraction"], idle_checks=int(idle["checks"]), ready_seconds=ready["runs"]
+    )
+
+
+def run_profile(procs: Processes, plan: Plan, services: Services, workdir: Path) -> Profile | None:
+    """One more saturated unary run through the sidecar, sampled with py-spy: the per-module table."""
+    if not plan.bar or cpu_profile.py_spy() is None:
+        return None
+    scenario = Scenario(UNARY, BAR_SATURATION, 0)
+    services.check_alive()
+    load = procs.start(CLIENT_CPU, loadgen_argv(plan, services, scenario, SIDECAR), subprocess.PIPE)
+    time.sleep(plan.warmup + PROFILE_LAG_SECONDS)
+    raw = workdir / "profile.txt"
+    spy = procs.start(CLIENT_CPU, cpu_profile.record_argv(services.sidecar.pid, plan.duration - 1, raw), None)
+    out, _ = load.communicate(timeout=plan.warmup + plan.duration + plan.timeout + LOADGEN_SLACK_SECONDS)
+    spy.wait(timeout=READY_SECONDS)
+    if load.returncode != 0 or not raw.exists():
+        raise BenchError("the profiled run failed")
+    result = RunResult.from_json(out.decode())
+    cpu = result.cpu_ms_per_request("sidecar") or 0.0
+    sys.stderr.write(f"profile: {result.rps:.0f} req/s, {cpu:.2f} ms CPU per call, sampled\n")
+    return Profile(rps=result.rps, cpu_ms=cpu, table=tuple(cpu_profile.cost_table(raw, cpu)))
+
+
 def benchmark(plan: Plan) -> Report:
     started = time.monotonic()
     machine = describe_machine()
     pin_self()
     load_before = machine_load()
-    with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp, Processes() as procs:
+    with tempfile.TemporaryDirectory(prefix="sidecar-bench-") as tmp, Processes(plan.autogroup_nice) as procs:
         services = start_services(procs, Path(tmp), plan)
         idle = process_memory(services.sidecar.pid)
-        rows = run_scenarios(procs, plan, services)
+        lifecycle = measure_lifecycle(procs, plan, services, Path(tmp)) if plan.bar else None
+        rows = run_scenarios(procs, plan, services, plan.scenarios())
+        bar_rows = run_scenarios(procs, plan, services, plan.bar_scenarios())
+        sampled = run_profile(procs, plan, services, Path(tmp))
         services.check_alive()
         return Report(
+            profile=sampled,
+            bar_rows=bar_rows,
+            lifecycle=lifecycle,
+            features=describe_features(Path(tmp) / "sidecar.yaml"),
             machine=machine,
             load_before=load_before,
             method=describe_method(plan),

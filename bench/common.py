@@ -83,6 +83,7 @@ class RunResult:
     ttfc_p99_ms: float | None
     cpu_seconds: dict[str, float]  # per watched process, and "loadgen" itself, within the window
     cpu_busy: dict[str, float]  # per CPU, within the window
+    reported_overhead_p50_ms: float | None = None  # the sidecar's own GenerationSummary.overhead
 
     @property
     def rps(self) -> float:

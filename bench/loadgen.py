@@ -46,8 +46,10 @@ UPSTREAM_MODEL = "bench-model"
 ERROR_BACKOFF_SECONDS = 0.01
 DRAIN_SLACK_SECONDS = 5.0
 
-# Sends one request; returns the perf_counter() time of its first content chunk (streams) or None.
-Send = Callable[[], Awaitable[float | None]]
+# Sends one request; returns the perf_counter() time of its first content chunk (streams) or None, and
+# the overhead the sidecar's own summary reports in seconds (None when direct).
+Reply = tuple[float | None, float | None]
+Send = Callable[[], Awaitable[Reply]]
 
 
 class RequestFailed(Exception):
@@ -73,6 +75,7 @@ class Sample:
     end: float
     latency: float
     ttfc: float | None
+    reported_overhead: float | None  # GenerationSummary.overhead of the sidecar's answer
 
 
 @dataclass
@@ -98,12 +101,12 @@ def upstream_body(stream: bool) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-async def direct_unary(session: aiohttp.ClientSession, url: str, body: bytes) -> float | None:
+async def direct_unary(session: aiohttp.ClientSession, url: str, body: bytes) -> Reply:
     async with session.post(url, data=body, headers={"content-type": "application/json"}) as resp:
         data = await resp.read()
         if resp.status != 200 or b'"choices"' not in data:
             raise RequestFailed(f"HTTP {resp.status}")
-    return None
+    return None, None
 
 
 class SseScanner:
@@ -130,7 +133,7 @@ def _has_content(payload: bytes) -> bool:
     return any((choice.get("delta") or {}).get("content") for choice in choices)
 
 
-async def direct_stream(session: aiohttp.ClientSession, url: str, body: bytes) -> float | None:
+async def direct_stream(session: aiohttp.ClientSession, url: str, body: bytes) -> Reply:
     scanner = SseScanner()
     async with session.post(url, data=body, headers={"content-type": "application/json"}) as resp:
         if resp.status != 200:
@@ -139,7 +142,7 @@ async def direct_stream(session: aiohttp.ClientSession, url: str, body: bytes) -
             scanner.feed(data, time.perf_counter())
     if scanner.first_content_at is None or not scanner.done:
         raise RequestFailed("stream ended without content or without [DONE]")
-    return scanner.first_content_at
+    return scanner.first_content_at, None
 
 
 @asynccontextmanager
@@ -159,25 +162,32 @@ def sidecar_input(route: str) -> gen.GenerationInput:
     )
 
 
-async def sidecar_unary(stub: Any, request: gen.GenerateRequest, seconds: float) -> float | None:
+def reported_overhead(response: gen.GenerateResponse) -> float | None:
+    if not response.HasField("summary"):
+        return None
+    overhead = response.summary.overhead
+    return overhead.seconds + overhead.nanos / 1e9
+
+
+async def sidecar_unary(stub: Any, request: gen.GenerateRequest, seconds: float) -> Reply:
     response: gen.GenerateResponse = await stub.Generate(request, timeout=seconds)
     if not any(part.text for part in response.message.content):
         raise RequestFailed("empty text")
-    return None
+    return None, reported_overhead(response)
 
 
-async def sidecar_stream(stub: Any, request: gen.StreamGenerateRequest, seconds: float) -> float | None:
+async def sidecar_stream(stub: Any, request: gen.StreamGenerateRequest, seconds: float) -> Reply:
     first: float | None = None
-    summary = False
+    result: gen.GenerateResponse | None = None
     async for event in stub.StreamGenerate(request, timeout=seconds):
         kind = event.WhichOneof("event")
         if kind == "delta" and first is None:
             first = time.perf_counter()
         elif kind == "result":  # the stream ends with the whole GenerateResponse
-            summary = True
-    if first is None or not summary:
+            result = event.result
+    if first is None or result is None:
         raise RequestFailed("stream without a delta or without a summary")
-    return first
+    return first, reported_overhead(result)
 
 
 @asynccontextmanager
@@ -208,13 +218,14 @@ async def worker(send: Send, stop: asyncio.Event, tally: Tally, seconds: float, 
         started = time.perf_counter()
         try:
             async with asyncio.timeout(seconds):
-                first = await send()
+                first, overhead = await send()
         except Exception as exc:  # every failure is counted; none stops the run
             tally.errors[describe(exc)] += 1
             await asyncio.sleep(ERROR_BACKOFF_SECONDS)
             continue
         end = time.perf_counter()
-        tally.samples.append(Sample(end, end - started, None if first is None else first - started))
+        ttfc = None if first is None else first - started
+        tally.samples.append(Sample(end, end - started, ttfc, overhead))
 
 
 def snapshot(watch: dict[str, int]) -> Snapshot:
@@ -265,6 +276,7 @@ def summarize(opts: Options, tally: Tally, before: Snapshot, after: Snapshot) ->
     window = [s for s in tally.samples if before.at <= s.end <= after.at]
     latencies = sorted(s.latency for s in window)
     ttfcs = sorted(s.ttfc for s in window if s.ttfc is not None)
+    reported = sorted(s.reported_overhead for s in window if s.reported_overhead is not None)
     cpu = {name: after.processes[name] - before.processes[name] for name in after.processes}
     return RunResult(
         via=opts.via,
@@ -278,6 +290,7 @@ def summarize(opts: Options, tally: Tally, before: Snapshot, after: Snapshot) ->
         p99_ms=percentile_ms(latencies, 0.99),
         ttfc_p50_ms=percentile_ms(ttfcs, 0.50),
         ttfc_p99_ms=percentile_ms(ttfcs, 0.99),
+        reported_overhead_p50_ms=percentile_ms(reported, 0.50),
         cpu_seconds=cpu,
         cpu_busy=busy_fractions(before.cpus, after.cpus),
     )

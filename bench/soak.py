@@ -163,7 +163,7 @@ def verdict(args: argparse.Namespace, soak: Soak) -> bool:
 
 
 def start_sidecar(procs: Processes, workdir: Path, upstream: Service, args: argparse.Namespace) -> Service:
-    raw = sidecar_config({0: upstream})
+    raw = sidecar_config({(0, 0): upstream})
     raw["settings"]["telemetry"] = {
         "metrics": {"address": "127.0.0.1:0"},
         "ledger": {"sqlite_path": str(workdir / "usage.db")},

@@ -16,6 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from sidecar.config.schema import HttpSettings
@@ -288,15 +289,20 @@ def _json_headers(headers: Mapping[str, str], *, body: bool = True) -> dict[str,
 
 
 def _encode(body: object) -> bytes:
-    """JSON-encode a body; bytes are sent as they are (a signed request's body must not change)."""
+    """JSON-encode a body; bytes are sent as they are (a signed request's body must not change).
+
+    orjson: compact UTF-8 like json.dumps(separators=(",", ":"), ensure_ascii=False), in about 0.2 µs
+    against 6.5 µs for a one-message chat body (bench/analysis.md)."""
     if isinstance(body, bytes):
         return body
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return orjson.dumps(body)
 
 
 def _decode(raw: bytes) -> Any:
+    """orjson: 3 µs against 14 µs for a recorded chat completion; NaN, Infinity and integers beyond
+    64 bits are malformed answers here."""
     try:
-        return json.loads(raw)
+        return orjson.loads(raw)
     except ValueError as exc:
         raise ProviderMalformedError("upstream answered with invalid JSON") from exc
 
@@ -304,6 +310,6 @@ def _decode(raw: bytes) -> Any:
 def decode_json(text: str) -> Any:
     """Parse one JSON document of an upstream stream, classifying garbage once."""
     try:
-        return json.loads(text)
+        return orjson.loads(text)
     except ValueError as exc:
         raise ProviderMalformedError("upstream sent an event that is not JSON") from exc
