@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sidecar.api.admin_servicer import AdminServicer
 from sidecar.api.conversation_servicer import ConversationServicer
 from sidecar.api.convert import Tiers
+from sidecar.api.escalation_servicer import EscalationServicer
 from sidecar.api.experiment_servicer import ExperimentServicer
 from sidecar.api.gate import Gate
 from sidecar.api.key_servicer import KeyServicer
@@ -26,6 +27,7 @@ from sidecar.deps import Deps, build_deps, persona_prompts
 from sidecar.experiments.book import ExperimentBook
 from sidecar.idempotency.replay import Replays
 from sidecar.pipeline.admission import AdmissionLayer
+from sidecar.pipeline.answers import AnswerPolicyLayer
 from sidecar.pipeline.authn import AuthnLayer
 from sidecar.pipeline.cache import CacheLayer, CacheObserver
 from sidecar.pipeline.context import ContextLayer
@@ -89,6 +91,9 @@ def build_servicers(cfg: Config, d: Deps, drain: Drain) -> Servicers:
         ),
         quota=QuotaServicer(gate=Gate(d.verifier, "QuotaService"), quota=d.quota, tiers=tiers, limits=limits),
         keys=KeyServicer(gate=Gate(d.verifier, "KeyService"), keys=d.keys, pages=pages),
+        escalation=EscalationServicer(
+            gate=Gate(d.verifier, "EscalationService"), queue=d.escalations, pages=pages, clock=d.clock
+        ),
         admin=AdminServicer(
             gate=Gate(d.verifier, "AdminService"),
             keys=d.keys,
@@ -171,6 +176,8 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
             partial(AdmissionLayer, queue=d.admission, caps=priority_caps(cfg)),
             partial(ExperimentLayer, book=experiment_book(cfg, d)),  # the variant serving the call
             partial(PersonaLayer, personas=d.personas),  # conversation memory, after success
+            # the agent's answer policy: decided before any model; B, C, D and F are answered here
+            partial(AnswerPolicyLayer, answers=d.answers),
             partial(
                 ContextLayer,
                 table=d.routing.table,

@@ -23,6 +23,7 @@ from grpc_status import rpc_status
 from sidecar import __version__
 from sidecar._gen.orchestrator.v1 import embed_pb2, generation_service_pb2_grpc
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar.answers import cli as answers_cli
 from sidecar.config.load import ConfigError, load_config, process_environ
 from sidecar.config.schema import Config
 from sidecar.experiments import cli as experiments_cli
@@ -61,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--max-tokens", type=int, default=None)
     chat.add_argument("--timeout", type=float, default=60.0, help="deadline in seconds")
     chat.add_argument("--token-env", default="SIDECAR_TOKEN", help="env var holding the shared token, if any")
+    chat.add_argument("--persona", default="", help="persona (agent) id for this call")
+    chat.add_argument("--tenant", default="", help="tenant_id")
+    chat.add_argument("--user", default="", help="user_id")
+    chat.add_argument("--conversation", default="", help="conversation_id")
+    chat.add_argument("--layer", default="", help="audience layer with the agent: public, friends, intimate")
+    chat.add_argument("--accept", action="store_true", help="accept an escalation offer without asking")
     chat.set_defaults(handler=_chat)
     embed = sub.add_parser("embed", help="embed texts with a running sidecar (one JSON vector a line)")
     embed.add_argument("texts", nargs="+", metavar="TEXT")
@@ -97,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     new_kek.add_argument("file", type=Path, help="where to write it (mode 0600; never overwritten)")
     new_kek.set_defaults(handler=_keys_new_kek)
     experiments_cli.register(sub)
+    answers_cli.register(sub)  # `answers report|list|accept|answer|decline` (sidecar/answers/cli.py)
     register_injector(sub)  # `inject` and `injector serve` (sidecar/injector/cli.py)
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)
@@ -323,7 +331,10 @@ def _chat(args: argparse.Namespace) -> int:
     config = gen.GenerationConfig()
     if args.max_tokens is not None:
         config.max_tokens = args.max_tokens
-    what = gen.GenerationInput(model=args.model, messages=messages, config=config)
+    what = gen.GenerationInput(
+        model=args.model, messages=messages, config=config, persona_id=args.persona, tenant_id=args.tenant,
+        user_id=args.user, conversation_id=args.conversation, audience_layer=args.layer,
+    )  # fmt: skip
     with grpc.insecure_channel(args.target) as channel:
         stub = generation_service_pb2_grpc.GenerationServiceStub(channel)
         try:
@@ -345,7 +356,9 @@ def _chat(args: argparse.Namespace) -> int:
         except grpc.RpcError as exc:
             sys.stderr.write(_describe_error(exc) + "\n")
             return 1
-    sys.stderr.write(_describe_summary(summary) + "\n")
+        sys.stderr.write(_describe_summary(summary) + "\n")
+        if summary.HasField("answer_decision"):
+            answers_cli.show_decision(args, channel, summary.answer_decision, metadata)
     return 0
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -50,6 +50,10 @@ from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import Tracing
 
 if TYPE_CHECKING:
+    from sidecar.answers.model import Escalation
+    from sidecar.answers.queue import EscalationQueue
+    from sidecar.answers.service import AnswerService
+    from sidecar.answers.store import AnswerStore
     from sidecar.cache.semantic import SemanticStore
 
 
@@ -75,6 +79,8 @@ class Deps:
     experiments: ExperimentControl | None = None
     idempotency: IdempotencyStore | None = None
     semantic: SemanticStore | None = None  # the semantic cache's store, when a route enables it
+    answers: AnswerService | None = None  # the answer policy of creator agents (policy.answers)
+    escalations: EscalationQueue | None = None
 
 
 def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple[object, ...] = ()) -> Deps:
@@ -117,6 +123,7 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
         embeddings=build_embeddings(cfg, http, routing, clock, quota, telemetry),
         semantic=build_semantic_store(cfg, clock),
     )
+    deps = with_answers(cfg, deps)
     telemetry.metrics.registry.register(build_collector(cfg, deps))
     return deps
 
@@ -143,6 +150,57 @@ def build_deployment_slots(cfg: Config, clock: Clock, metrics: Metrics) -> Deplo
         for name, capacity in a.deployments.items()
     }
     return DeploymentSlots(queues, clock=clock, observer=observer)
+
+
+def with_answers(cfg: Config, d: Deps) -> Deps:
+    """The answer policy and its escalation queue, when the policy has an answers section (numpy,
+    and redis when shared, imported lazily)."""
+    a = cfg.policy.answers
+    if a is None:
+        return d
+    from dataclasses import replace
+
+    from sidecar.answers.metrics import AnswerMetrics
+    from sidecar.answers.queue import EscalationQueue
+    from sidecar.answers.service import AnswerService
+
+    answers = AnswerService(
+        a,
+        build_answer_store(cfg, d.clock),
+        embed=d.embeddings.prompt_vector,
+        embedding_route=a.embedding_route or cfg.policy.embeddings.default_route,
+        clock=d.clock,
+        names={p.id: p.name for p in cfg.policy.personas.all()},
+        observer=AnswerMetrics(d.telemetry.metrics.registry).observer(),
+    )
+    return replace(d, answers=answers, escalations=EscalationQueue(answers, remember=_remember(d.personas)))
+
+
+def build_answer_store(cfg: Config, clock: Clock) -> AnswerStore:
+    a = cfg.policy.answers
+    assert a is not None
+    if a.store == "redis" and a.redis_url is not None:
+        from sidecar.answers.redis_store import RedisAnswerStore
+
+        endpoint = RedisEndpoint.of(a.redis_url, a.redis, cfg.secret, default_timeout=a.timeout_seconds)
+        return RedisAnswerStore(RedisOps(endpoint, retries=1, clock=clock), prefix=a.key_prefix)
+    from sidecar.answers.sqlite_store import SqliteAnswerStore
+
+    return SqliteAnswerStore(a.sqlite_path)
+
+
+def _remember(personas: PersonaService) -> Callable[[Escalation], Awaitable[None]]:
+    """A creator's answer, appended to the conversation the question came from."""
+    from sidecar.core.types import Message, Role
+    from sidecar.sessions.store import ConversationKey
+
+    async def remember(e: Escalation) -> None:
+        note = f"(answered personally by the creator) {e.answer}"
+        await personas.remember(
+            ConversationKey(e.tenant, e.user, e.conversation), (Message(Role.ASSISTANT, note),)
+        )
+
+    return remember
 
 
 def build_admission(cfg: Config, clock: Clock, metrics: Metrics) -> AdmissionQueue | None:

@@ -83,6 +83,8 @@ class Sidecar:
         if self.deps.prober is not None:
             await self.deps.prober.start()
         await self.deps.embeddings.start()
+        if self.deps.answers is not None:
+            await self._seed_answers()
         for name in ("", *DATA_PLANE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._set_ready(True)
@@ -141,6 +143,19 @@ class Sidecar:
         if (server := self.deps.telemetry.server) is not None:
             server.readiness.set(ready)
 
+    async def _seed_answers(self) -> None:
+        """The configured canonical answers, before the sidecar reports ready; a failing embedding
+        route leaves them out (logged), the next start tries again."""
+        assert self.deps.answers is not None
+        from sidecar.answers.errors import RECOVERABLE
+
+        try:
+            n = await self.deps.answers.seed()
+        except RECOVERABLE as exc:
+            _log.error("canonical answers not seeded: %r", exc)
+            return
+        _log.info("canonical answers seeded", extra={"answers": n})
+
     async def _close_dependencies(self) -> None:
         """Close everything even if one close fails: probes, providers, the HTTP pool, the key service."""
         closers = [*(p.aclose for p in self.deps.providers.values()), self.deps.http.aclose]
@@ -159,6 +174,8 @@ class Sidecar:
             closers.append(self.deps.quota.aclose)
         if self.deps.idempotency is not None:
             closers.append(self.deps.idempotency.aclose)
+        if self.deps.answers is not None:
+            closers.append(self.deps.answers.store.aclose)
         closers.append(self.deps.telemetry.stop)  # last: flushes the ledger records of the calls above
         for close in closers:
             try:

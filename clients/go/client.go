@@ -30,7 +30,7 @@ const (
 )
 
 // Client is a connection to the sidecar. Its stubs (Generation, Conversations, Quota, Keys,
-// Experiments) carry the token too, for the RPCs the wrapper has no method for.
+// Escalations, Experiments) carry the token too, for the RPCs the wrapper has no method for.
 type Client struct {
 	conn          *grpc.ClientConn
 	retry         *RetryPolicy
@@ -39,6 +39,7 @@ type Client struct {
 	Quota         v1.QuotaServiceClient
 	Keys          v1.KeyServiceClient
 	Experiments   v1.ExperimentServiceClient
+	Escalations   v1.EscalationServiceClient
 }
 
 type settings struct {
@@ -102,6 +103,7 @@ func New(opts ...Option) (*Client, error) {
 		Quota:         v1.NewQuotaServiceClient(conn),
 		Keys:          v1.NewKeyServiceClient(conn),
 		Experiments:   v1.NewExperimentServiceClient(conn),
+		Escalations:   v1.NewEscalationServiceClient(conn),
 	}, nil
 }
 

@@ -98,6 +98,23 @@ func replay(t *testing.T, client *orchestrator.Client, sc map[string]any) outcom
 		start, end := req.GetStartTime().AsTime(), req.GetEndTime().AsTime()
 		resp, err := client.GetExperimentReport(ctx, req.GetTenantId(), req.GetExperiment(), start, end)
 		out.err, out.response = err, toMap(t, resp)
+	case "AcceptEscalation":
+		req := parse(t, sc, &v1.AcceptEscalationRequest{})
+		resp, err := client.AcceptEscalation(ctx, req.GetTenantId(), req.GetUserId(), req.GetEscalationId())
+		out.err, out.response = err, toMap(t, resp)
+	case "ListEscalations":
+		resp, err := client.ListEscalations(ctx, parse(t, sc, &v1.ListEscalationsRequest{}))
+		out.err, out.response = err, toMap(t, resp)
+	case "AnswerEscalation":
+		resp, err := client.AnswerEscalation(ctx, parse(t, sc, &v1.AnswerEscalationRequest{}))
+		out.err, out.response = err, toMap(t, resp)
+	case "DeclineEscalation":
+		resp, err := client.DeclineEscalation(ctx, parse(t, sc, &v1.DeclineEscalationRequest{}))
+		out.err, out.response = err, toMap(t, resp)
+	case "GetAnswerReport":
+		req := parse(t, sc, &v1.GetAnswerReportRequest{})
+		resp, err := client.GetAnswerReport(ctx, req.GetTenantId(), req.GetAgentId())
+		out.err, out.response = err, toMap(t, resp)
 	case "Embed":
 		resp, err := client.Embed(ctx, parse(t, sc, &v1.EmbedRequest{}))
 		out.err, out.response = err, toMap(t, resp)

@@ -12,7 +12,7 @@ from google.protobuf import duration_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import models_pb2
-from sidecar.api import content, context_cache, tools
+from sidecar.api import answers, content, context_cache, tools
 from sidecar.api.priority import request_priority, requested_variant
 from sidecar.config.schema import DeploymentConfig, RequestLimits
 from sidecar.config.tiers import TierAssignment, UnknownTier, resolve_tier
@@ -122,6 +122,7 @@ def to_call(
     priority = request_priority(req, bad.add)
     variant = requested_variant(req, bad.add)
     cache_bypass = context_cache.cache_bypass(req.cache_mode, bad.add)
+    layer = answers.audience_layer(req.audience_layer, bad.add)
     if bad.items:
         raise InvalidRequestError(bad.items)
     return Call(
@@ -142,6 +143,7 @@ def to_call(
         cache_bypass=cache_bypass,
         priority=priority,
         experiment_variant=variant,
+        audience_layer=layer,
     )
 
 
@@ -283,6 +285,7 @@ def to_summary(record: Outcome, *, request_id: str, finished_at: float) -> gen.G
     context_cache.add_summary_fields(summary, record)
     summary.experiment, summary.experiment_variant = record.experiment, record.variant
     summary.experiment_variant_overridden = record.variant_overridden
+    answers.add_summary_fields(summary, record)
     return summary
 
 

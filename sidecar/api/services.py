@@ -11,6 +11,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from sidecar._gen.orchestrator.v1 import (
     admin_service_pb2,
     conversation_service_pb2,
+    escalation_service_pb2,
     experiment_service_pb2,
     generation_service_pb2,
     key_service_pb2,
@@ -19,6 +20,7 @@ from sidecar._gen.orchestrator.v1 import (
 from sidecar.api.admin_servicer import AdminServicer
 from sidecar.api.conversation_servicer import ConversationServicer
 from sidecar.api.decode import add_service
+from sidecar.api.escalation_servicer import EscalationServicer
 from sidecar.api.experiment_servicer import ExperimentServicer
 from sidecar.api.key_servicer import KeyServicer
 from sidecar.api.quota_servicer import QuotaServicer
@@ -29,9 +31,12 @@ GENERATION = generation_service_pb2.DESCRIPTOR.services_by_name["GenerationServi
 CONVERSATION = conversation_service_pb2.DESCRIPTOR.services_by_name["ConversationService"]
 QUOTA = quota_service_pb2.DESCRIPTOR.services_by_name["QuotaService"]
 KEYS = key_service_pb2.DESCRIPTOR.services_by_name["KeyService"]
+ESCALATION = escalation_service_pb2.DESCRIPTOR.services_by_name["EscalationService"]
 ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
 EXPERIMENTS = experiment_service_pb2.DESCRIPTOR.services_by_name["ExperimentService"]
-DATA_PLANE_NAMES = tuple(s.full_name for s in (GENERATION, CONVERSATION, QUOTA, KEYS, EXPERIMENTS))
+DATA_PLANE_NAMES = tuple(
+    s.full_name for s in (GENERATION, CONVERSATION, QUOTA, KEYS, ESCALATION, EXPERIMENTS)
+)
 ADMIN_NAME = ADMIN.full_name
 
 
@@ -43,6 +48,7 @@ class Servicers:
     conversation: ConversationServicer
     quota: QuotaServicer
     keys: KeyServicer
+    escalation: EscalationServicer
     admin: AdminServicer
     experiments: ExperimentServicer
 
@@ -55,6 +61,7 @@ def add_data_plane(
         (s.conversation, CONVERSATION),
         (s.quota, QUOTA),
         (s.keys, KEYS),
+        (s.escalation, ESCALATION),
         (s.experiments, EXPERIMENTS),
     )
     for servicer, descriptor in pairs:

@@ -7,6 +7,7 @@ from functools import cache
 from sidecar._gen.orchestrator.v1 import (
     admin_service_pb2,
     conversation_service_pb2,
+    escalation_service_pb2,
     experiment_service_pb2,
     generation_service_pb2,
     key_service_pb2,
@@ -19,6 +20,7 @@ DATA_PLANE_SERVICES = (
     "ConversationService",
     "QuotaService",
     "KeyService",
+    "EscalationService",
     "ExperimentService",
 )
 _FILES = (
@@ -26,6 +28,7 @@ _FILES = (
     conversation_service_pb2,
     quota_service_pb2,
     key_service_pb2,
+    escalation_service_pb2,
     experiment_service_pb2,
     admin_service_pb2,
 )

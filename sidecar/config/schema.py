@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from sidecar.config.admission import AdmissionPolicy
+from sidecar.config.answers import AnswersPolicy
 from sidecar.config.api import AdminSettings, AuthSettings, IdempotencySettings
 from sidecar.config.cache import CacheSettings
 from sidecar.config.context import ChatTemplateConfig, ContextPolicy, TokenizerName
@@ -239,6 +240,7 @@ class Policy(_Model):
         return self
 
     quota: QuotaPolicy | None = Field(default=None, description="no section: no quotas are enforced")
+    answers: AnswersPolicy | None = Field(default=None, description="no section: no answer policy")
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
@@ -315,3 +317,20 @@ class Config(_Model):
 
     def secret(self, ref: SecretRef | None) -> SecretStr | None:
         return None if ref is None else self.secrets.get(ref.env)
+
+    @model_validator(mode="after")
+    def _answer_references(self) -> Config:
+        answers = self.policy.answers
+        if answers is None:
+            return self
+        auth = self.settings.auth
+        credentials = {c.name for c in auth.credentials} | {"token", "anonymous"}
+        problems = answers.problems(
+            {p.id for p in self.policy.personas.all()},
+            self.policy.tiers,
+            credentials,
+            self.policy.embeddings.routes,
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self

@@ -13,13 +13,19 @@ upstream: two hedged attempts waiting together count once, so the overhead stays
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sidecar.core.types import Attempt, FinishReason, Target, Usage
+
+if TYPE_CHECKING:
+    from sidecar.answers.model import Decision
 
 
 class Outcome:
     """One call's facts. Report methods are the only writers; properties are read-only."""
 
     __slots__ = (
+        "_answer",
         "_attempts",
         "_cache_age",
         "_cache_hit",
@@ -60,6 +66,7 @@ class Outcome:
         self._rejected = (Usage(), 0.0)  # answers rejected by the format check: their usage and cost
         self._context = (0, 0, False)
         self._experiment = ("", "", False)
+        self._answer: Decision | None = None
         self._sealed = False
 
     # -- reports, one per fact, from the layer that knows it ------------------------------------
@@ -149,6 +156,11 @@ class Outcome:
         chose it, not the sticky assignment."""
         if not self._sealed:
             self._experiment = (experiment, variant, overridden)
+
+    def answer_decided(self, decision: Decision) -> None:
+        """The answer policy's decision for the call (sidecar/pipeline/answers.py)."""
+        if not self._sealed:
+            self._answer = decision
 
     def first_token(self, at: float) -> None:
         """The first text the caller received (the observe layer sees every chunk)."""
@@ -243,6 +255,10 @@ class Outcome:
     @property
     def variant_overridden(self) -> bool:
         return self._experiment[2]
+
+    @property
+    def answer(self) -> Decision | None:
+        return self._answer
 
     @property
     def answers_rejected(self) -> bool:

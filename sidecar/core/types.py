@@ -265,3 +265,4 @@ class Call:
     plan: CallPlan | None = None  # set once by the resolve step (sidecar/pipeline/resolve.py)
     priority: Priority = Priority.NORMAL  # the caller's (input.priority or metadata), capped by its tier
     experiment_variant: str = ""  # the variant the request asks for (testing); "" = the sticky one
+    audience_layer: str = "public"  # the caller's layer with an agent: public, friends or intimate

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, Collection, Sequence
+from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 
 from opentelemetry.trace import Span, Status, StatusCode
 
 from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import Code, SessionStoreUnavailableError, SidecarError
 from sidecar.core.layer import Handler, inner_stream
+from sidecar.core.outcome import Outcome
 from sidecar.core.types import Attempt, Call, Chunk
 from sidecar.ledger.record import UsageRecord
 from sidecar.ledger.writer import LedgerWriter
@@ -115,7 +116,7 @@ class ObserveLayer:
                     time=self._clock.wall(),
                     stream=call.stream,
                     cache_hit=outcome.cache_hit,
-                    metadata=call.metadata if trusted else {},
+                    metadata=_labels(call, record) if trusted else {},
                     experiment=record.experiment,
                     variant=record.variant,
                     variant_overridden=record.variant_overridden,
@@ -231,3 +232,12 @@ def _end_span(span: Span, o: CallOutcome, reason: str, call: Call, texts: list[s
 
 def _messages_json(call: Call) -> str:
     return json.dumps([{"role": m.role.value, "content": m.text} for m in call.messages])
+
+
+def _labels(call: Call, record: Outcome) -> Mapping[str, str]:
+    """The request's labels, and the answer policy's decision under keys a caller cannot send (a
+    caller's keys have no colon): `answer:path` (A..F) and `answer:reason`."""
+    decision = record.answer
+    if decision is None:
+        return call.metadata
+    return {**call.metadata, "answer:path": decision.path.value, "answer:reason": decision.reason}

@@ -166,6 +166,7 @@ EVERY_LAYER = {
     "ObserveLayer",
     "AuthnLayer",
     "PersonaLayer",
+    "AnswerPolicyLayer",
     "ContextLayer",
     "QuotaLayer",
     "CacheLayer",

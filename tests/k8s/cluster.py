@@ -144,7 +144,18 @@ def start_cluster(directory: Path) -> Iterator[Cluster]:
         endpoint = f"sqlite://{directory}/state.db?_journal=WAL&cache=shared"
         processes.append(
             _start(
-                [str(kine), "--listen-address", f"127.0.0.1:{kine_port}", "--endpoint", endpoint], kine_log
+                [
+                    str(kine),
+                    "--listen-address",
+                    f"127.0.0.1:{kine_port}",
+                    "--endpoint",
+                    endpoint,
+                    # kine serves metrics on :8080 unless told otherwise; 0 turns them off, so a
+                    # busy 8080 on the machine cannot stop the test cluster
+                    "--metrics-bind-address",
+                    "0",
+                ],
+                kine_log,
             )
         )
         _wait(lambda: _port_open(kine_port), processes[-1], kine_log, "kine")

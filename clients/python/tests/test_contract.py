@@ -13,8 +13,19 @@ import yaml
 from google.protobuf import json_format
 
 import orchestrator_client as oc
-from orchestrator_client import embed_pb2, experiments_pb2, generate_pb2, models_pb2, personas_pb2, quota_pb2
+from orchestrator_client import (
+    embed_pb2,
+    escalation_pb2,
+    experiments_pb2,
+    generate_pb2,
+    models_pb2,
+    personas_pb2,
+    quota_pb2,
+)
 
+ESCALATION_RPCS = {
+    "AcceptEscalation", "ListEscalations", "AnswerEscalation", "DeclineEscalation", "GetAnswerReport",
+}  # fmt: skip
 SCENARIOS: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).resolve().parents[3] / "tests" / "contract" / "scenarios.yaml").read_text()
 )["scenarios"]
@@ -27,6 +38,7 @@ RPCS = {
     "Embed",
     "Feedback",
     "GetExperimentReport",
+    *ESCALATION_RPCS,
 }
 
 
@@ -101,6 +113,8 @@ async def replay(client: oc.AsyncClient, sc: dict[str, Any]) -> Outcome:
             out.response = _dict(
                 await client.embed(_parse(embed_pb2.EmbedRequest(), request), timeout=timeout)
             )
+        elif rpc in ESCALATION_RPCS:
+            out.response = _dict(await _escalation(client, rpc, request, timeout))
         elif rpc in ("Feedback", "GetExperimentReport"):
             out.response = _dict(await _experiments(client, rpc, request, timeout))
         else:
@@ -108,6 +122,24 @@ async def replay(client: oc.AsyncClient, sc: dict[str, Any]) -> Outcome:
     except oc.SidecarError as err:
         out.error = err
     return out
+
+
+async def _escalation(client: oc.AsyncClient, rpc: str, request: dict[str, Any], timeout: float) -> Any:
+    """The EscalationService scenarios, through the client's escalation methods."""
+    if rpc == "AcceptEscalation":
+        a = _parse(escalation_pb2.AcceptEscalationRequest(), request)
+        return await client.accept_escalation(a.tenant_id, a.user_id, a.escalation_id, timeout=timeout)
+    if rpc == "GetAnswerReport":
+        r = _parse(escalation_pb2.GetAnswerReportRequest(), request)
+        return await client.get_answer_report(r.tenant_id, r.agent_id, timeout=timeout)
+    if rpc == "ListEscalations":
+        listing = _parse(escalation_pb2.ListEscalationsRequest(), request)
+        return await client.list_escalations(listing, timeout=timeout)
+    if rpc == "AnswerEscalation":
+        answer = _parse(escalation_pb2.AnswerEscalationRequest(), request)
+        return await client.answer_escalation(answer, timeout=timeout)
+    decline = _parse(escalation_pb2.DeclineEscalationRequest(), request)
+    return await client.decline_escalation(decline, timeout=timeout)
 
 
 def subset(expected: Any, actual: Any, path: str = "") -> list[str]:

@@ -25,6 +25,17 @@ import {
   type StreamGenerateResponse,
   type ToolCall,
 } from "./gen/orchestrator/v1/generate_pb.js";
+import type {
+  AcceptEscalationResponse,
+  AnswerEscalationRequestSchema,
+  AnswerEscalationResponse,
+  DeclineEscalationRequestSchema,
+  DeclineEscalationResponse,
+  GetAnswerReportResponse,
+  ListEscalationsRequestSchema,
+  ListEscalationsResponse,
+} from "./gen/orchestrator/v1/escalation_pb.js";
+import { EscalationService } from "./gen/orchestrator/v1/escalation_service_pb.js";
 import { GenerationService } from "./gen/orchestrator/v1/generation_service_pb.js";
 import { KeyService } from "./gen/orchestrator/v1/key_service_pb.js";
 import type { ListModelsRequestSchema, ListModelsResponse } from "./gen/orchestrator/v1/models_pb.js";
@@ -76,6 +87,7 @@ export class SidecarClient {
   readonly keys: Client<typeof KeyService>;
   readonly admin: Client<typeof AdminService>;
   readonly experiments: Client<typeof ExperimentService>;
+  readonly escalations: Client<typeof EscalationService>;
   private readonly sessions: Http2SessionManager;
   private readonly timeoutMs: number | undefined;
 
@@ -102,6 +114,7 @@ export class SidecarClient {
     this.keys = createClient(KeyService, transport);
     this.admin = createClient(AdminService, transport);
     this.experiments = createClient(ExperimentService, transport);
+    this.escalations = createClient(EscalationService, transport);
   }
 
   /** Unary Generate: the whole answer, or a typed SidecarError. */
@@ -190,6 +203,34 @@ export class SidecarClient {
     };
     try {
       return await this.experiments.getExperimentReport(request, this.callOptions(options));
+  /** Accepts an escalation offer made to the user (`summary.answerDecision.escalationId`): queued. */
+  async acceptEscalation(tenantId: string, userId: string, escalationId: string, options?: SidecarCallOptions): Promise<AcceptEscalationResponse> {
+    return this.typed(() => this.escalations.acceptEscalation({ tenantId, userId, escalationId }, this.callOptions(options)));
+  }
+
+  /** One page of an agent's escalations (the creator's queue: QUEUED unless `states` says). */
+  async listEscalations(request: MessageInitShape<typeof ListEscalationsRequestSchema>, options?: SidecarCallOptions): Promise<ListEscalationsResponse> {
+    return this.typed(() => this.escalations.listEscalations(request, this.callOptions(options)));
+  }
+
+  /** The creator answers: the answer becomes a canonical answer and joins the conversation. */
+  async answerEscalation(request: MessageInitShape<typeof AnswerEscalationRequestSchema>, options?: SidecarCallOptions): Promise<AnswerEscalationResponse> {
+    return this.typed(() => this.escalations.answerEscalation(request, this.callOptions(options)));
+  }
+
+  /** The creator declines a queued escalation. */
+  async declineEscalation(request: MessageInitShape<typeof DeclineEscalationRequestSchema>, options?: SidecarCallOptions): Promise<DeclineEscalationResponse> {
+    return this.typed(() => this.escalations.declineEscalation(request, this.callOptions(options)));
+  }
+
+  /** An agent's answer-policy figures: auto-answer and reuse rates, backlog, declines, time to answer. */
+  async getAnswerReport(tenantId: string, agentId: string, options?: SidecarCallOptions): Promise<GetAnswerReportResponse> {
+    return this.typed(() => this.escalations.getAnswerReport({ tenantId, agentId }, this.callOptions(options)));
+  }
+
+  private async typed<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      return await call();
     } catch (thrown) {
       throw toSidecarError(thrown);
     }

@@ -12,6 +12,16 @@ import { parse } from "yaml";
 import {
   EmbedRequestSchema,
   EmbedResponseSchema,
+  AcceptEscalationRequestSchema,
+  AcceptEscalationResponseSchema,
+  AnswerEscalationRequestSchema,
+  AnswerEscalationResponseSchema,
+  DeclineEscalationRequestSchema,
+  DeclineEscalationResponseSchema,
+  GetAnswerReportRequestSchema,
+  GetAnswerReportResponseSchema,
+  ListEscalationsRequestSchema,
+  ListEscalationsResponseSchema,
   FeedbackRequestSchema,
   FeedbackResponseSchema,
   GenerateResponseSchema,
@@ -66,6 +76,30 @@ async function unary(client: SidecarClient, scenario: Scenario): Promise<Outcome
       const r = request(GetExperimentReportRequestSchema, scenario);
       const query = { tenantId: r.tenantId, experiment: r.experiment, start: timestampDate(r.startTime!), end: timestampDate(r.endTime!) };
       return { response: json(GetExperimentReportResponseSchema, await client.getExperimentReport(query, options)), deltas: 0, cancelledByClient: false };
+    }
+    default:
+      return escalation(client, scenario);
+  }
+}
+
+/** The EscalationService scenarios, through the client's escalation methods. */
+async function escalation(client: SidecarClient, scenario: Scenario): Promise<Outcome> {
+  const options = { timeoutMs: scenario.deadline_ms };
+  const ok = (response: unknown): Outcome => ({ response, deltas: 0, cancelledByClient: false });
+  switch (scenario.rpc) {
+    case "AcceptEscalation": {
+      const r = request(AcceptEscalationRequestSchema, scenario);
+      return ok(json(AcceptEscalationResponseSchema, await client.acceptEscalation(r.tenantId, r.userId, r.escalationId, options)));
+    }
+    case "ListEscalations":
+      return ok(json(ListEscalationsResponseSchema, await client.listEscalations(request(ListEscalationsRequestSchema, scenario), options)));
+    case "AnswerEscalation":
+      return ok(json(AnswerEscalationResponseSchema, await client.answerEscalation(request(AnswerEscalationRequestSchema, scenario), options)));
+    case "DeclineEscalation":
+      return ok(json(DeclineEscalationResponseSchema, await client.declineEscalation(request(DeclineEscalationRequestSchema, scenario), options)));
+    case "GetAnswerReport": {
+      const r = request(GetAnswerReportRequestSchema, scenario);
+      return ok(json(GetAnswerReportResponseSchema, await client.getAnswerReport(r.tenantId, r.agentId, options)));
     }
     default:
       throw new Error(`scenario ${scenario.id}: unknown rpc ${JSON.stringify(scenario.rpc)}`);

@@ -2,8 +2,11 @@
 
 from ._connection import ADDRESS_ENV, DEFAULT_ADDRESS, TOKEN_ENV
 from ._gen.orchestrator.v1 import (
+    answers_pb2,
     conversation_service_pb2_grpc,
     embed_pb2,
+    escalation_pb2,
+    escalation_service_pb2_grpc,
     experiment_service_pb2_grpc,
     experiments_pb2,
     generate_pb2,
@@ -63,10 +66,13 @@ __all__ = [
     "Stream",
     "StreamInterruptedError",
     "UnavailableError",
+    "answers_pb2",
     "assistant",
     "conversation_service_pb2_grpc",
     "embed_pb2",
     "embed_request",
+    "escalation_pb2",
+    "escalation_service_pb2_grpc",
     "experiment_service_pb2_grpc",
     "experiments_pb2",
     "generate_pb2",

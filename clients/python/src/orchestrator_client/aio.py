@@ -1,4 +1,5 @@
-"""The asyncio client: `AsyncClient(...).generate(...)`, `.stream(...)`, `.switch(...)`, `.get_quota(...)`;
+"""The asyncio client: `AsyncClient(...).generate(...)`, `.stream(...)`, `.switch(...)`, `.get_quota(...)`,
+the escalation queue (`.accept_escalation(...)`, `.list_escalations(...)`, ...);
 every other RPC through the generated stubs it exposes (`.generation`, `.conversations`, `.quota`,
 `.keys`), which carry the token too."""
 
@@ -20,6 +21,8 @@ from ._connection import CHANNEL_OPTIONS, resolve
 from ._gen.orchestrator.v1 import (
     conversation_service_pb2_grpc,
     embed_pb2,
+    escalation_pb2,
+    escalation_service_pb2_grpc,
     experiment_service_pb2_grpc,
     experiments_pb2,
     generate_pb2,
@@ -55,6 +58,7 @@ class AsyncClient:
         self.conversations = conversation_service_pb2_grpc.ConversationServiceStub(self.channel)
         self.quota = quota_service_pb2_grpc.QuotaServiceStub(self.channel)
         self.keys = key_service_pb2_grpc.KeyServiceStub(self.channel)
+        self.escalations = escalation_service_pb2_grpc.EscalationServiceStub(self.channel)
         self.experiments = experiment_service_pb2_grpc.ExperimentServiceStub(self.channel)
 
     async def generate(
@@ -152,6 +156,39 @@ class AsyncClient:
     ) -> models_pb2.ListModelsResponse:
         request = request or models_pb2.ListModelsRequest()
         return await self._unary(self.generation.ListModels, request, timeout)  # type: ignore[no-any-return]
+
+    async def accept_escalation(
+        self, tenant_id: str, user_id: str, escalation_id: str, *, timeout: float | None = None
+    ) -> escalation_pb2.AcceptEscalationResponse:
+        """The user accepts an escalation offer (`summary.answer_decision.escalation_id`): queued."""
+        request = escalation_pb2.AcceptEscalationRequest(
+            tenant_id=tenant_id, user_id=user_id, escalation_id=escalation_id
+        )
+        return await self._unary(self.escalations.AcceptEscalation, request, timeout)  # type: ignore[no-any-return]
+
+    async def list_escalations(
+        self, request: escalation_pb2.ListEscalationsRequest, *, timeout: float | None = None
+    ) -> escalation_pb2.ListEscalationsResponse:
+        """One page of an agent's escalations (the creator's queue: QUEUED unless `states` says)."""
+        return await self._unary(self.escalations.ListEscalations, request, timeout)  # type: ignore[no-any-return]
+
+    async def answer_escalation(
+        self, request: escalation_pb2.AnswerEscalationRequest, *, timeout: float | None = None
+    ) -> escalation_pb2.AnswerEscalationResponse:
+        """The creator answers: the answer becomes a canonical answer and joins the conversation."""
+        return await self._unary(self.escalations.AnswerEscalation, request, timeout)  # type: ignore[no-any-return]
+
+    async def decline_escalation(
+        self, request: escalation_pb2.DeclineEscalationRequest, *, timeout: float | None = None
+    ) -> escalation_pb2.DeclineEscalationResponse:
+        return await self._unary(self.escalations.DeclineEscalation, request, timeout)  # type: ignore[no-any-return]
+
+    async def get_answer_report(
+        self, tenant_id: str, agent_id: str, *, timeout: float | None = None
+    ) -> escalation_pb2.GetAnswerReportResponse:
+        """An agent's figures: auto-answer and reuse rates, backlog, declines, time to answer."""
+        request = escalation_pb2.GetAnswerReportRequest(tenant_id=tenant_id, agent_id=agent_id)
+        return await self._unary(self.escalations.GetAnswerReport, request, timeout)  # type: ignore[no-any-return]
 
     async def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:

@@ -16,6 +16,8 @@ from ._connection import CHANNEL_OPTIONS, resolve
 from ._gen.orchestrator.v1 import (
     conversation_service_pb2_grpc,
     embed_pb2,
+    escalation_pb2,
+    escalation_service_pb2_grpc,
     experiment_service_pb2_grpc,
     experiments_pb2,
     generate_pb2,
@@ -47,6 +49,7 @@ class Client:
         self.conversations = conversation_service_pb2_grpc.ConversationServiceStub(self.channel)
         self.quota = quota_service_pb2_grpc.QuotaServiceStub(self.channel)
         self.keys = key_service_pb2_grpc.KeyServiceStub(self.channel)
+        self.escalations = escalation_service_pb2_grpc.EscalationServiceStub(self.channel)
         self.experiments = experiment_service_pb2_grpc.ExperimentServiceStub(self.channel)
 
     def generate(
@@ -130,6 +133,35 @@ class Client:
         self, request: models_pb2.ListModelsRequest | None = None, *, timeout: float | None = None
     ) -> models_pb2.ListModelsResponse:
         return self._unary(self.generation.ListModels, request or models_pb2.ListModelsRequest(), timeout)  # type: ignore[no-any-return]
+
+    def accept_escalation(
+        self, tenant_id: str, user_id: str, escalation_id: str, *, timeout: float | None = None
+    ) -> escalation_pb2.AcceptEscalationResponse:
+        request = escalation_pb2.AcceptEscalationRequest(
+            tenant_id=tenant_id, user_id=user_id, escalation_id=escalation_id
+        )
+        return self._unary(self.escalations.AcceptEscalation, request, timeout)  # type: ignore[no-any-return]
+
+    def list_escalations(
+        self, request: escalation_pb2.ListEscalationsRequest, *, timeout: float | None = None
+    ) -> escalation_pb2.ListEscalationsResponse:
+        return self._unary(self.escalations.ListEscalations, request, timeout)  # type: ignore[no-any-return]
+
+    def answer_escalation(
+        self, request: escalation_pb2.AnswerEscalationRequest, *, timeout: float | None = None
+    ) -> escalation_pb2.AnswerEscalationResponse:
+        return self._unary(self.escalations.AnswerEscalation, request, timeout)  # type: ignore[no-any-return]
+
+    def decline_escalation(
+        self, request: escalation_pb2.DeclineEscalationRequest, *, timeout: float | None = None
+    ) -> escalation_pb2.DeclineEscalationResponse:
+        return self._unary(self.escalations.DeclineEscalation, request, timeout)  # type: ignore[no-any-return]
+
+    def get_answer_report(
+        self, tenant_id: str, agent_id: str, *, timeout: float | None = None
+    ) -> escalation_pb2.GetAnswerReportResponse:
+        request = escalation_pb2.GetAnswerReportRequest(tenant_id=tenant_id, agent_id=agent_id)
+        return self._unary(self.escalations.GetAnswerReport, request, timeout)  # type: ignore[no-any-return]
 
     def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:

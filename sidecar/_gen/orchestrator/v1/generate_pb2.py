@@ -24,12 +24,13 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from . import answers_pb2 as orchestrator_dot_v1_dot_answers__pb2
 from . import cache_pb2 as orchestrator_dot_v1_dot_cache__pb2
 from . import keys_pb2 as orchestrator_dot_v1_dot_keys__pb2
 from . import priority_pb2 as orchestrator_dot_v1_dot_priority__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eorchestrator/v1/generate.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1borchestrator/v1/cache.proto\x1a\x1aorchestrator/v1/keys.proto\x1a\x1eorchestrator/v1/priority.proto\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"b\n\x05Image\x12\r\n\x03url\x18\x01 \x01(\tH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x42\x08\n\x06source\"~\n\x0b\x43ontentPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12.\n\ttool_call\x18\x02 \x01(\x0b\x32\x19.orchestrator.v1.ToolCallH\x00\x12\'\n\x05image\x18\x03 \x01(\x0b\x32\x16.orchestrator.v1.ImageH\x00\x42\x06\n\x04kind\"\x81\x01\n\x07Message\x12#\n\x04role\x18\x01 \x01(\x0e\x32\x15.orchestrator.v1.Role\x12-\n\x07\x63ontent\x18\x02 \x03(\x0b\x32\x1c.orchestrator.v1.ContentPart\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\"V\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"W\n\nToolChoice\x12/\n\x04mode\x18\x01 \x01(\x0e\x32\x1f.orchestrator.v1.ToolChoiceModeH\x00\x12\x0e\n\x04name\x18\x02 \x01(\tH\x00\x42\x08\n\x06\x63hoice\"\xbb\x01\n\x0eResponseFormat\x12+\n\x04text\x18\x01 \x01(\x0b\x32\x1b.orchestrator.v1.TextFormatH\x00\x12\x38\n\x0bjson_object\x18\x02 \x01(\x0b\x32!.orchestrator.v1.JsonObjectFormatH\x00\x12\x38\n\x0bjson_schema\x18\x03 \x01(\x0b\x32!.orchestrator.v1.JsonSchemaFormatH\x00\x42\x08\n\x06\x66ormat\"\x0c\n\nTextFormat\"\x12\n\x10JsonObjectFormat\"Y\n\x10JsonSchemaFormat\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x06schema\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06strict\x18\x03 \x01(\x08\"t\n\x0fReasoningConfig\x12\x30\n\x06\x65\x66\x66ort\x18\x01 \x01(\x0e\x32 .orchestrator.v1.ReasoningEffort\x12\x15\n\rbudget_tokens\x18\x02 \x01(\x05\x12\x18\n\x10include_thinking\x18\x03 \x01(\x08\"\xe1\x01\n\x10GenerationConfig\x12\x17\n\nmax_tokens\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x04 \x03(\t\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x03\x88\x01\x01\x12\x33\n\treasoning\x18\x06 \x01(\x0b\x32 .orchestrator.v1.ReasoningConfigB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seed\"\xf0\x05\n\x0fGenerationInput\x12\r\n\x05model\x18\x01 \x01(\t\x12*\n\x08messages\x18\x02 \x03(\x0b\x32\x18.orchestrator.v1.Message\x12\x31\n\x06\x63onfig\x18\x03 \x01(\x0b\x32!.orchestrator.v1.GenerationConfig\x12\x11\n\ttenant_id\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x06 \x01(\t\x12@\n\x08metadata\x18\x07 \x03(\x0b\x32..orchestrator.v1.GenerationInput.MetadataEntry\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x32\n\x0cprovider_key\x18\t \x01(\x0b\x32\x1c.orchestrator.v1.ProviderKey\x12\x12\n\npersona_id\x18\n \x01(\t\x12\x13\n\x06memory\x18\x0b \x01(\x08H\x00\x88\x01\x01\x12.\n\ncache_mode\x18\x0c \x01(\x0e\x32\x1a.orchestrator.v1.CacheMode\x12$\n\x05tools\x18\r \x03(\x0b\x32\x15.orchestrator.v1.Tool\x12\x30\n\x0btool_choice\x18\x0e \x01(\x0b\x32\x1b.orchestrator.v1.ToolChoice\x12 \n\x13parallel_tool_calls\x18\x0f \x01(\x08H\x01\x88\x01\x01\x12\x38\n\x0fresponse_format\x18\x10 \x01(\x0b\x32\x1f.orchestrator.v1.ResponseFormat\x12+\n\x08priority\x18\x11 \x01(\x0e\x32\x19.orchestrator.v1.Priority\x12\x1a\n\x12\x65xperiment_variant\x18\x12 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07_memoryB\x16\n\x14_parallel_tool_calls\"B\n\x0fGenerateRequest\x12/\n\x05input\x18\x01 \x01(\x0b\x32 .orchestrator.v1.GenerationInput\"H\n\x15StreamGenerateRequest\x12/\n\x05input\x18\x01 \x01(\x0b\x32 .orchestrator.v1.GenerationInput\"\x9c\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03\x12\x15\n\rcached_tokens\x18\x04 \x01(\x03\x12\x18\n\x10reasoning_tokens\x18\x05 \x01(\x03\x12\x1a\n\x12\x63\x61\x63he_write_tokens\x18\x06 \x01(\x03\"N\n\x08ServedBy\x12\r\n\x05route\x18\x01 \x01(\t\x12\x12\n\ndeployment\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\"m\n\x07\x41ttempt\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12+\n\x08\x64uration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x9a\x06\n\x11GenerationSummary\x12\x34\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x1d.orchestrator.v1.FinishReason\x12%\n\x05usage\x18\x02 \x01(\x0b\x32\x16.orchestrator.v1.Usage\x12\x13\n\x0b\x63ost_micros\x18\x03 \x01(\x03\x12,\n\tserved_by\x18\x04 \x01(\x0b\x32\x19.orchestrator.v1.ServedBy\x12*\n\x08\x61ttempts\x18\x05 \x03(\x0b\x32\x18.orchestrator.v1.Attempt\x12\x33\n\x10upstream_latency\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x08overhead\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x36\n\x13time_to_first_token\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x12\n\npersona_id\x18\n \x01(\t\x12\x18\n\x10history_messages\x18\x0b \x01(\x05\x12\x11\n\tcache_hit\x18\x0c \x01(\x08\x12\x1e\n\x16\x63ontext_tokens_removed\x18\r \x01(\x03\x12 \n\x18\x63ontext_messages_removed\x18\x0e \x01(\x05\x12\x1a\n\x12\x63ontext_summarized\x18\x0f \x01(\x08\x12\x10\n\x08replayed\x18\x10 \x01(\x08\x12\x35\n\x0e\x63\x61\x63he_hit_kind\x18\x11 \x01(\x0e\x32\x1d.orchestrator.v1.CacheHitKind\x12\x18\n\x10\x63\x61\x63he_similarity\x18\x12 \x01(\x01\x12\x32\n\x0f\x63\x61\x63he_entry_age\x18\x13 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nexperiment\x18\x14 \x01(\t\x12\x1a\n\x12\x65xperiment_variant\x18\x15 \x01(\t\x12%\n\x1d\x65xperiment_variant_overridden\x18\x16 \x01(\x08\"r\n\x10GenerateResponse\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.orchestrator.v1.Message\x12\x33\n\x07summary\x18\x02 \x01(\x0b\x32\".orchestrator.v1.GenerationSummary\"K\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x04 \x01(\t\"o\n\x0c\x43ontentDelta\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x33\n\ttool_call\x18\x02 \x01(\x0b\x32\x1e.orchestrator.v1.ToolCallDeltaH\x00\x12\x12\n\x08thinking\x18\x03 \x01(\tH\x00\x42\x06\n\x04kind\"\x86\x01\n\x16StreamGenerateResponse\x12.\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1d.orchestrator.v1.ContentDeltaH\x00\x12\x33\n\x06result\x18\x02 \x01(\x0b\x32!.orchestrator.v1.GenerateResponseH\x00\x42\x07\n\x05\x65vent*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04*\x9f\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12 \n\x1c\x46INISH_REASON_CONTENT_FILTER\x10\x03\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x04*\x87\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03*\x85\x01\n\x0fReasoningEffort\x12 \n\x1cREASONING_EFFORT_UNSPECIFIED\x10\x00\x12\x18\n\x14REASONING_EFFORT_LOW\x10\x01\x12\x1b\n\x17REASONING_EFFORT_MEDIUM\x10\x02\x12\x19\n\x15REASONING_EFFORT_HIGH\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eorchestrator/v1/generate.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dorchestrator/v1/answers.proto\x1a\x1borchestrator/v1/cache.proto\x1a\x1aorchestrator/v1/keys.proto\x1a\x1eorchestrator/v1/priority.proto\"7\n\x08ToolCall\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\targuments\x18\x03 \x01(\t\"b\n\x05Image\x12\r\n\x03url\x18\x01 \x01(\tH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x12\x11\n\tmime_type\x18\x03 \x01(\t\x12\r\n\x05width\x18\x04 \x01(\x05\x12\x0e\n\x06height\x18\x05 \x01(\x05\x42\x08\n\x06source\"~\n\x0b\x43ontentPart\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12.\n\ttool_call\x18\x02 \x01(\x0b\x32\x19.orchestrator.v1.ToolCallH\x00\x12\'\n\x05image\x18\x03 \x01(\x0b\x32\x16.orchestrator.v1.ImageH\x00\x42\x06\n\x04kind\"\x81\x01\n\x07Message\x12#\n\x04role\x18\x01 \x01(\x0e\x32\x15.orchestrator.v1.Role\x12-\n\x07\x63ontent\x18\x02 \x03(\x0b\x32\x1c.orchestrator.v1.ContentPart\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x14\n\x0ctool_call_id\x18\x04 \x01(\t\"V\n\x04Tool\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12+\n\nparameters\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"W\n\nToolChoice\x12/\n\x04mode\x18\x01 \x01(\x0e\x32\x1f.orchestrator.v1.ToolChoiceModeH\x00\x12\x0e\n\x04name\x18\x02 \x01(\tH\x00\x42\x08\n\x06\x63hoice\"\xbb\x01\n\x0eResponseFormat\x12+\n\x04text\x18\x01 \x01(\x0b\x32\x1b.orchestrator.v1.TextFormatH\x00\x12\x38\n\x0bjson_object\x18\x02 \x01(\x0b\x32!.orchestrator.v1.JsonObjectFormatH\x00\x12\x38\n\x0bjson_schema\x18\x03 \x01(\x0b\x32!.orchestrator.v1.JsonSchemaFormatH\x00\x42\x08\n\x06\x66ormat\"\x0c\n\nTextFormat\"\x12\n\x10JsonObjectFormat\"Y\n\x10JsonSchemaFormat\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\'\n\x06schema\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06strict\x18\x03 \x01(\x08\"t\n\x0fReasoningConfig\x12\x30\n\x06\x65\x66\x66ort\x18\x01 \x01(\x0e\x32 .orchestrator.v1.ReasoningEffort\x12\x15\n\rbudget_tokens\x18\x02 \x01(\x05\x12\x18\n\x10include_thinking\x18\x03 \x01(\x08\"\xe1\x01\n\x10GenerationConfig\x12\x17\n\nmax_tokens\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x0btemperature\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05top_p\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x0c\n\x04stop\x18\x04 \x03(\t\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x03\x88\x01\x01\x12\x33\n\treasoning\x18\x06 \x01(\x0b\x32 .orchestrator.v1.ReasoningConfigB\r\n\x0b_max_tokensB\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seed\"\x88\x06\n\x0fGenerationInput\x12\r\n\x05model\x18\x01 \x01(\t\x12*\n\x08messages\x18\x02 \x03(\x0b\x32\x18.orchestrator.v1.Message\x12\x31\n\x06\x63onfig\x18\x03 \x01(\x0b\x32!.orchestrator.v1.GenerationConfig\x12\x11\n\ttenant_id\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x06 \x01(\t\x12@\n\x08metadata\x18\x07 \x03(\x0b\x32..orchestrator.v1.GenerationInput.MetadataEntry\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x32\n\x0cprovider_key\x18\t \x01(\x0b\x32\x1c.orchestrator.v1.ProviderKey\x12\x12\n\npersona_id\x18\n \x01(\t\x12\x13\n\x06memory\x18\x0b \x01(\x08H\x00\x88\x01\x01\x12.\n\ncache_mode\x18\x0c \x01(\x0e\x32\x1a.orchestrator.v1.CacheMode\x12$\n\x05tools\x18\r \x03(\x0b\x32\x15.orchestrator.v1.Tool\x12\x30\n\x0btool_choice\x18\x0e \x01(\x0b\x32\x1b.orchestrator.v1.ToolChoice\x12 \n\x13parallel_tool_calls\x18\x0f \x01(\x08H\x01\x88\x01\x01\x12\x38\n\x0fresponse_format\x18\x10 \x01(\x0b\x32\x1f.orchestrator.v1.ResponseFormat\x12+\n\x08priority\x18\x11 \x01(\x0e\x32\x19.orchestrator.v1.Priority\x12\x1a\n\x12\x65xperiment_variant\x18\x12 \x01(\t\x12\x16\n\x0e\x61udience_layer\x18\x14 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\t\n\x07_memoryB\x16\n\x14_parallel_tool_calls\"B\n\x0fGenerateRequest\x12/\n\x05input\x18\x01 \x01(\x0b\x32 .orchestrator.v1.GenerationInput\"H\n\x15StreamGenerateRequest\x12/\n\x05input\x18\x01 \x01(\x0b\x32 .orchestrator.v1.GenerationInput\"\x9c\x01\n\x05Usage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x03\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x03\x12\x14\n\x0ctotal_tokens\x18\x03 \x01(\x03\x12\x15\n\rcached_tokens\x18\x04 \x01(\x03\x12\x18\n\x10reasoning_tokens\x18\x05 \x01(\x03\x12\x1a\n\x12\x63\x61\x63he_write_tokens\x18\x06 \x01(\x03\"N\n\x08ServedBy\x12\r\n\x05route\x18\x01 \x01(\t\x12\x12\n\ndeployment\x18\x02 \x01(\t\x12\x10\n\x08provider\x18\x03 \x01(\t\x12\r\n\x05model\x18\x04 \x01(\t\"m\n\x07\x41ttempt\x12\x12\n\ndeployment\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x0f\n\x07outcome\x18\x03 \x01(\t\x12+\n\x08\x64uration\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\xd4\x06\n\x11GenerationSummary\x12\x34\n\rfinish_reason\x18\x01 \x01(\x0e\x32\x1d.orchestrator.v1.FinishReason\x12%\n\x05usage\x18\x02 \x01(\x0b\x32\x16.orchestrator.v1.Usage\x12\x13\n\x0b\x63ost_micros\x18\x03 \x01(\x03\x12,\n\tserved_by\x18\x04 \x01(\x0b\x32\x19.orchestrator.v1.ServedBy\x12*\n\x08\x61ttempts\x18\x05 \x03(\x0b\x32\x18.orchestrator.v1.Attempt\x12\x33\n\x10upstream_latency\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x08overhead\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x36\n\x13time_to_first_token\x18\x08 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nrequest_id\x18\t \x01(\t\x12\x12\n\npersona_id\x18\n \x01(\t\x12\x18\n\x10history_messages\x18\x0b \x01(\x05\x12\x11\n\tcache_hit\x18\x0c \x01(\x08\x12\x1e\n\x16\x63ontext_tokens_removed\x18\r \x01(\x03\x12 \n\x18\x63ontext_messages_removed\x18\x0e \x01(\x05\x12\x1a\n\x12\x63ontext_summarized\x18\x0f \x01(\x08\x12\x10\n\x08replayed\x18\x10 \x01(\x08\x12\x35\n\x0e\x63\x61\x63he_hit_kind\x18\x11 \x01(\x0e\x32\x1d.orchestrator.v1.CacheHitKind\x12\x18\n\x10\x63\x61\x63he_similarity\x18\x12 \x01(\x01\x12\x32\n\x0f\x63\x61\x63he_entry_age\x18\x13 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x12\n\nexperiment\x18\x14 \x01(\t\x12\x1a\n\x12\x65xperiment_variant\x18\x15 \x01(\t\x12%\n\x1d\x65xperiment_variant_overridden\x18\x16 \x01(\x08\x12\x38\n\x0f\x61nswer_decision\x18\x17 \x01(\x0b\x32\x1f.orchestrator.v1.AnswerDecision\"r\n\x10GenerateResponse\x12)\n\x07message\x18\x01 \x01(\x0b\x32\x18.orchestrator.v1.Message\x12\x33\n\x07summary\x18\x02 \x01(\x0b\x32\".orchestrator.v1.GenerationSummary\"K\n\rToolCallDelta\x12\r\n\x05index\x18\x01 \x01(\x05\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x11\n\targuments\x18\x04 \x01(\t\"o\n\x0c\x43ontentDelta\x12\x0e\n\x04text\x18\x01 \x01(\tH\x00\x12\x33\n\ttool_call\x18\x02 \x01(\x0b\x32\x1e.orchestrator.v1.ToolCallDeltaH\x00\x12\x12\n\x08thinking\x18\x03 \x01(\tH\x00\x42\x06\n\x04kind\"\x86\x01\n\x16StreamGenerateResponse\x12.\n\x05\x64\x65lta\x18\x01 \x01(\x0b\x32\x1d.orchestrator.v1.ContentDeltaH\x00\x12\x33\n\x06result\x18\x02 \x01(\x0b\x32!.orchestrator.v1.GenerateResponseH\x00\x42\x07\n\x05\x65vent*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04*\x9f\x01\n\x0c\x46inishReason\x12\x1d\n\x19\x46INISH_REASON_UNSPECIFIED\x10\x00\x12\x16\n\x12\x46INISH_REASON_STOP\x10\x01\x12\x18\n\x14\x46INISH_REASON_LENGTH\x10\x02\x12 \n\x1c\x46INISH_REASON_CONTENT_FILTER\x10\x03\x12\x1c\n\x18\x46INISH_REASON_TOOL_CALLS\x10\x04*\x87\x01\n\x0eToolChoiceMode\x12 \n\x1cTOOL_CHOICE_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15TOOL_CHOICE_MODE_AUTO\x10\x01\x12\x19\n\x15TOOL_CHOICE_MODE_NONE\x10\x02\x12\x1d\n\x19TOOL_CHOICE_MODE_REQUIRED\x10\x03*\x85\x01\n\x0fReasoningEffort\x12 \n\x1cREASONING_EFFORT_UNSPECIFIED\x10\x00\x12\x18\n\x14REASONING_EFFORT_LOW\x10\x01\x12\x1b\n\x17REASONING_EFFORT_MEDIUM\x10\x02\x12\x19\n\x15REASONING_EFFORT_HIGH\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,60 +39,60 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GENERATIONINPUT_METADATAENTRY']._loaded_options = None
   _globals['_GENERATIONINPUT_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_ROLE']._serialized_start=3944
-  _globals['_ROLE']._serialized_end=4039
-  _globals['_FINISHREASON']._serialized_start=4042
-  _globals['_FINISHREASON']._serialized_end=4201
-  _globals['_TOOLCHOICEMODE']._serialized_start=4204
-  _globals['_TOOLCHOICEMODE']._serialized_end=4339
-  _globals['_REASONINGEFFORT']._serialized_start=4342
-  _globals['_REASONINGEFFORT']._serialized_end=4475
-  _globals['_TOOLCALL']._serialized_start=202
-  _globals['_TOOLCALL']._serialized_end=257
-  _globals['_IMAGE']._serialized_start=259
-  _globals['_IMAGE']._serialized_end=357
-  _globals['_CONTENTPART']._serialized_start=359
-  _globals['_CONTENTPART']._serialized_end=485
-  _globals['_MESSAGE']._serialized_start=488
-  _globals['_MESSAGE']._serialized_end=617
-  _globals['_TOOL']._serialized_start=619
-  _globals['_TOOL']._serialized_end=705
-  _globals['_TOOLCHOICE']._serialized_start=707
-  _globals['_TOOLCHOICE']._serialized_end=794
-  _globals['_RESPONSEFORMAT']._serialized_start=797
-  _globals['_RESPONSEFORMAT']._serialized_end=984
-  _globals['_TEXTFORMAT']._serialized_start=986
-  _globals['_TEXTFORMAT']._serialized_end=998
-  _globals['_JSONOBJECTFORMAT']._serialized_start=1000
-  _globals['_JSONOBJECTFORMAT']._serialized_end=1018
-  _globals['_JSONSCHEMAFORMAT']._serialized_start=1020
-  _globals['_JSONSCHEMAFORMAT']._serialized_end=1109
-  _globals['_REASONINGCONFIG']._serialized_start=1111
-  _globals['_REASONINGCONFIG']._serialized_end=1227
-  _globals['_GENERATIONCONFIG']._serialized_start=1230
-  _globals['_GENERATIONCONFIG']._serialized_end=1455
-  _globals['_GENERATIONINPUT']._serialized_start=1458
-  _globals['_GENERATIONINPUT']._serialized_end=2210
-  _globals['_GENERATIONINPUT_METADATAENTRY']._serialized_start=2128
-  _globals['_GENERATIONINPUT_METADATAENTRY']._serialized_end=2175
-  _globals['_GENERATEREQUEST']._serialized_start=2212
-  _globals['_GENERATEREQUEST']._serialized_end=2278
-  _globals['_STREAMGENERATEREQUEST']._serialized_start=2280
-  _globals['_STREAMGENERATEREQUEST']._serialized_end=2352
-  _globals['_USAGE']._serialized_start=2355
-  _globals['_USAGE']._serialized_end=2511
-  _globals['_SERVEDBY']._serialized_start=2513
-  _globals['_SERVEDBY']._serialized_end=2591
-  _globals['_ATTEMPT']._serialized_start=2593
-  _globals['_ATTEMPT']._serialized_end=2702
-  _globals['_GENERATIONSUMMARY']._serialized_start=2705
-  _globals['_GENERATIONSUMMARY']._serialized_end=3499
-  _globals['_GENERATERESPONSE']._serialized_start=3501
-  _globals['_GENERATERESPONSE']._serialized_end=3615
-  _globals['_TOOLCALLDELTA']._serialized_start=3617
-  _globals['_TOOLCALLDELTA']._serialized_end=3692
-  _globals['_CONTENTDELTA']._serialized_start=3694
-  _globals['_CONTENTDELTA']._serialized_end=3805
-  _globals['_STREAMGENERATERESPONSE']._serialized_start=3808
-  _globals['_STREAMGENERATERESPONSE']._serialized_end=3942
+  _globals['_ROLE']._serialized_start=4057
+  _globals['_ROLE']._serialized_end=4152
+  _globals['_FINISHREASON']._serialized_start=4155
+  _globals['_FINISHREASON']._serialized_end=4314
+  _globals['_TOOLCHOICEMODE']._serialized_start=4317
+  _globals['_TOOLCHOICEMODE']._serialized_end=4452
+  _globals['_REASONINGEFFORT']._serialized_start=4455
+  _globals['_REASONINGEFFORT']._serialized_end=4588
+  _globals['_TOOLCALL']._serialized_start=233
+  _globals['_TOOLCALL']._serialized_end=288
+  _globals['_IMAGE']._serialized_start=290
+  _globals['_IMAGE']._serialized_end=388
+  _globals['_CONTENTPART']._serialized_start=390
+  _globals['_CONTENTPART']._serialized_end=516
+  _globals['_MESSAGE']._serialized_start=519
+  _globals['_MESSAGE']._serialized_end=648
+  _globals['_TOOL']._serialized_start=650
+  _globals['_TOOL']._serialized_end=736
+  _globals['_TOOLCHOICE']._serialized_start=738
+  _globals['_TOOLCHOICE']._serialized_end=825
+  _globals['_RESPONSEFORMAT']._serialized_start=828
+  _globals['_RESPONSEFORMAT']._serialized_end=1015
+  _globals['_TEXTFORMAT']._serialized_start=1017
+  _globals['_TEXTFORMAT']._serialized_end=1029
+  _globals['_JSONOBJECTFORMAT']._serialized_start=1031
+  _globals['_JSONOBJECTFORMAT']._serialized_end=1049
+  _globals['_JSONSCHEMAFORMAT']._serialized_start=1051
+  _globals['_JSONSCHEMAFORMAT']._serialized_end=1140
+  _globals['_REASONINGCONFIG']._serialized_start=1142
+  _globals['_REASONINGCONFIG']._serialized_end=1258
+  _globals['_GENERATIONCONFIG']._serialized_start=1261
+  _globals['_GENERATIONCONFIG']._serialized_end=1486
+  _globals['_GENERATIONINPUT']._serialized_start=1489
+  _globals['_GENERATIONINPUT']._serialized_end=2265
+  _globals['_GENERATIONINPUT_METADATAENTRY']._serialized_start=2183
+  _globals['_GENERATIONINPUT_METADATAENTRY']._serialized_end=2230
+  _globals['_GENERATEREQUEST']._serialized_start=2267
+  _globals['_GENERATEREQUEST']._serialized_end=2333
+  _globals['_STREAMGENERATEREQUEST']._serialized_start=2335
+  _globals['_STREAMGENERATEREQUEST']._serialized_end=2407
+  _globals['_USAGE']._serialized_start=2410
+  _globals['_USAGE']._serialized_end=2566
+  _globals['_SERVEDBY']._serialized_start=2568
+  _globals['_SERVEDBY']._serialized_end=2646
+  _globals['_ATTEMPT']._serialized_start=2648
+  _globals['_ATTEMPT']._serialized_end=2757
+  _globals['_GENERATIONSUMMARY']._serialized_start=2760
+  _globals['_GENERATIONSUMMARY']._serialized_end=3612
+  _globals['_GENERATERESPONSE']._serialized_start=3614
+  _globals['_GENERATERESPONSE']._serialized_end=3728
+  _globals['_TOOLCALLDELTA']._serialized_start=3730
+  _globals['_TOOLCALLDELTA']._serialized_end=3805
+  _globals['_CONTENTDELTA']._serialized_start=3807
+  _globals['_CONTENTDELTA']._serialized_end=3918
+  _globals['_STREAMGENERATERESPONSE']._serialized_start=3921
+  _globals['_STREAMGENERATERESPONSE']._serialized_end=4055
 # @@protoc_insertion_point(module_scope)

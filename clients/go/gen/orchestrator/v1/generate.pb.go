@@ -1248,8 +1248,12 @@ type GenerationInput struct {
 	// Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
 	// different variant in the metadata label).
 	ExperimentVariant string `protobuf:"bytes,18,opt,name=experiment_variant,json=experimentVariant,proto3" json:"experiment_variant,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+	// "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+	// Reasons: INVALID_REQUEST naming `input.audience_layer`.
+	AudienceLayer string `protobuf:"bytes,20,opt,name=audience_layer,json=audienceLayer,proto3" json:"audience_layer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GenerationInput) Reset() {
@@ -1404,6 +1408,13 @@ func (x *GenerationInput) GetPriority() Priority {
 func (x *GenerationInput) GetExperimentVariant() string {
 	if x != nil {
 		return x.ExperimentVariant
+	}
+	return ""
+}
+
+func (x *GenerationInput) GetAudienceLayer() string {
+	if x != nil {
+		return x.AudienceLayer
 	}
 	return ""
 }
@@ -1792,8 +1803,11 @@ type GenerationSummary struct {
 	// The variant was chosen by the request (GenerationInput.experiment_variant or the metadata
 	// label), not by the sticky assignment.
 	ExperimentVariantOverridden bool `protobuf:"varint,22,opt,name=experiment_variant_overridden,json=experimentVariantOverridden,proto3" json:"experiment_variant_overridden,omitempty"`
-	unknownFields               protoimpl.UnknownFields
-	sizeCache                   protoimpl.SizeCache
+	// The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+	// signals, and the offer to accept (path OFFER_ESCALATION).
+	AnswerDecision *AnswerDecision `protobuf:"bytes,23,opt,name=answer_decision,json=answerDecision,proto3" json:"answer_decision,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GenerationSummary) Reset() {
@@ -1978,6 +1992,13 @@ func (x *GenerationSummary) GetExperimentVariantOverridden() bool {
 		return x.ExperimentVariantOverridden
 	}
 	return false
+}
+
+func (x *GenerationSummary) GetAnswerDecision() *AnswerDecision {
+	if x != nil {
+		return x.AnswerDecision
+	}
+	return nil
 }
 
 // Response of Generate.
@@ -2305,7 +2326,7 @@ var File_orchestrator_v1_generate_proto protoreflect.FileDescriptor
 
 const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\n" +
-	"\x1eorchestrator/v1/generate.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1borchestrator/v1/cache.proto\x1a\x1aorchestrator/v1/keys.proto\x1a\x1eorchestrator/v1/priority.proto\"L\n" +
+	"\x1eorchestrator/v1/generate.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dorchestrator/v1/answers.proto\x1a\x1borchestrator/v1/cache.proto\x1a\x1aorchestrator/v1/keys.proto\x1a\x1eorchestrator/v1/priority.proto\"L\n" +
 	"\bToolCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
@@ -2368,7 +2389,7 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\v_max_tokensB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\a\n" +
-	"\x05_seed\"\xca\a\n" +
+	"\x05_seed\"\xf1\a\n" +
 	"\x0fGenerationInput\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x124\n" +
 	"\bmessages\x18\x02 \x03(\v2\x18.orchestrator.v1.MessageR\bmessages\x129\n" +
@@ -2392,7 +2413,8 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\x13parallel_tool_calls\x18\x0f \x01(\bH\x01R\x11parallelToolCalls\x88\x01\x01\x12H\n" +
 	"\x0fresponse_format\x18\x10 \x01(\v2\x1f.orchestrator.v1.ResponseFormatR\x0eresponseFormat\x125\n" +
 	"\bpriority\x18\x11 \x01(\x0e2\x19.orchestrator.v1.PriorityR\bpriority\x12-\n" +
-	"\x12experiment_variant\x18\x12 \x01(\tR\x11experimentVariant\x1a;\n" +
+	"\x12experiment_variant\x18\x12 \x01(\tR\x11experimentVariant\x12%\n" +
+	"\x0eaudience_layer\x18\x14 \x01(\tR\raudienceLayer\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
@@ -2422,7 +2444,7 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"deployment\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x18\n" +
 	"\aoutcome\x18\x03 \x01(\tR\aoutcome\x125\n" +
-	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xe2\b\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xac\t\n" +
 	"\x11GenerationSummary\x12B\n" +
 	"\rfinish_reason\x18\x01 \x01(\x0e2\x1d.orchestrator.v1.FinishReasonR\ffinishReason\x12,\n" +
 	"\x05usage\x18\x02 \x01(\v2\x16.orchestrator.v1.UsageR\x05usage\x12\x1f\n" +
@@ -2451,7 +2473,8 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"experiment\x18\x14 \x01(\tR\n" +
 	"experiment\x12-\n" +
 	"\x12experiment_variant\x18\x15 \x01(\tR\x11experimentVariant\x12B\n" +
-	"\x1dexperiment_variant_overridden\x18\x16 \x01(\bR\x1bexperimentVariantOverridden\"\x84\x01\n" +
+	"\x1dexperiment_variant_overridden\x18\x16 \x01(\bR\x1bexperimentVariantOverridden\x12H\n" +
+	"\x0fanswer_decision\x18\x17 \x01(\v2\x1f.orchestrator.v1.AnswerDecisionR\x0eanswerDecision\"\x84\x01\n" +
 	"\x10GenerateResponse\x122\n" +
 	"\amessage\x18\x01 \x01(\v2\x18.orchestrator.v1.MessageR\amessage\x12<\n" +
 	"\asummary\x18\x02 \x01(\v2\".orchestrator.v1.GenerationSummaryR\asummary\"g\n" +
@@ -2542,6 +2565,7 @@ var file_orchestrator_v1_generate_proto_goTypes = []any{
 	(Priority)(0),                  // 31: orchestrator.v1.Priority
 	(*durationpb.Duration)(nil),    // 32: google.protobuf.Duration
 	(CacheHitKind)(0),              // 33: orchestrator.v1.CacheHitKind
+	(*AnswerDecision)(nil),         // 34: orchestrator.v1.AnswerDecision
 }
 var file_orchestrator_v1_generate_proto_depIdxs = []int32{
 	4,  // 0: orchestrator.v1.ContentPart.tool_call:type_name -> orchestrator.v1.ToolCall
@@ -2577,16 +2601,17 @@ var file_orchestrator_v1_generate_proto_depIdxs = []int32{
 	32, // 30: orchestrator.v1.GenerationSummary.time_to_first_token:type_name -> google.protobuf.Duration
 	33, // 31: orchestrator.v1.GenerationSummary.cache_hit_kind:type_name -> orchestrator.v1.CacheHitKind
 	32, // 32: orchestrator.v1.GenerationSummary.cache_entry_age:type_name -> google.protobuf.Duration
-	7,  // 33: orchestrator.v1.GenerateResponse.message:type_name -> orchestrator.v1.Message
-	22, // 34: orchestrator.v1.GenerateResponse.summary:type_name -> orchestrator.v1.GenerationSummary
-	24, // 35: orchestrator.v1.ContentDelta.tool_call:type_name -> orchestrator.v1.ToolCallDelta
-	25, // 36: orchestrator.v1.StreamGenerateResponse.delta:type_name -> orchestrator.v1.ContentDelta
-	23, // 37: orchestrator.v1.StreamGenerateResponse.result:type_name -> orchestrator.v1.GenerateResponse
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	34, // 33: orchestrator.v1.GenerationSummary.answer_decision:type_name -> orchestrator.v1.AnswerDecision
+	7,  // 34: orchestrator.v1.GenerateResponse.message:type_name -> orchestrator.v1.Message
+	22, // 35: orchestrator.v1.GenerateResponse.summary:type_name -> orchestrator.v1.GenerationSummary
+	24, // 36: orchestrator.v1.ContentDelta.tool_call:type_name -> orchestrator.v1.ToolCallDelta
+	25, // 37: orchestrator.v1.StreamGenerateResponse.delta:type_name -> orchestrator.v1.ContentDelta
+	23, // 38: orchestrator.v1.StreamGenerateResponse.result:type_name -> orchestrator.v1.GenerateResponse
+	39, // [39:39] is the sub-list for method output_type
+	39, // [39:39] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_orchestrator_v1_generate_proto_init() }
@@ -2594,6 +2619,7 @@ func file_orchestrator_v1_generate_proto_init() {
 	if File_orchestrator_v1_generate_proto != nil {
 		return
 	}
+	file_orchestrator_v1_answers_proto_init()
 	file_orchestrator_v1_cache_proto_init()
 	file_orchestrator_v1_keys_proto_init()
 	file_orchestrator_v1_priority_proto_init()

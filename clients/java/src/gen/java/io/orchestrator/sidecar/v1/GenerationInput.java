@@ -43,6 +43,7 @@ private static final long serialVersionUID = 0L;
     tools_ = java.util.Collections.emptyList();
     priority_ = 0;
     experimentVariant_ = "";
+    audienceLayer_ = "";
   }
 
   public static final com.google.protobuf.Descriptors.Descriptor
@@ -946,6 +947,57 @@ java.lang.String defaultValue) {
     }
   }
 
+  public static final int AUDIENCE_LAYER_FIELD_NUMBER = 20;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object audienceLayer_ = "";
+  /**
+   * <pre>
+   * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+   * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+   * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+   * </pre>
+   *
+   * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+   * @return The audienceLayer.
+   */
+  @java.lang.Override
+  public java.lang.String getAudienceLayer() {
+    java.lang.Object ref = audienceLayer_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      audienceLayer_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+   * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+   * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+   * </pre>
+   *
+   * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+   * @return The bytes for audienceLayer.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getAudienceLayerBytes() {
+    java.lang.Object ref = audienceLayer_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      audienceLayer_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -1016,6 +1068,9 @@ java.lang.String defaultValue) {
     }
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(experimentVariant_)) {
       com.google.protobuf.GeneratedMessage.writeString(output, 18, experimentVariant_);
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(audienceLayer_)) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 20, audienceLayer_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -1102,6 +1157,9 @@ java.lang.String defaultValue) {
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(experimentVariant_)) {
       size += com.google.protobuf.GeneratedMessage.computeStringSize(18, experimentVariant_);
     }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(audienceLayer_)) {
+      size += com.google.protobuf.GeneratedMessage.computeStringSize(20, audienceLayer_);
+    }
     return size;
   }
   @java.lang.Override
@@ -1178,6 +1236,8 @@ java.lang.String defaultValue) {
     if (priority_ != other.priority_) return false;
     if (!getExperimentVariant()
         .equals(other.getExperimentVariant())) return false;
+    if (!getAudienceLayer()
+        .equals(other.getAudienceLayer())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -1245,6 +1305,8 @@ java.lang.String defaultValue) {
     hash = (53 * hash) + priority_;
     hash = (37 * hash) + EXPERIMENT_VARIANT_FIELD_NUMBER;
     hash = (53 * hash) + getExperimentVariant().hashCode();
+    hash = (37 * hash) + AUDIENCE_LAYER_FIELD_NUMBER;
+    hash = (53 * hash) + getAudienceLayer().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -1459,6 +1521,7 @@ java.lang.String defaultValue) {
       }
       priority_ = 0;
       experimentVariant_ = "";
+      audienceLayer_ = "";
       return this;
     }
 
@@ -1577,6 +1640,9 @@ java.lang.String defaultValue) {
       }
       if (((from_bitField0_ & 0x00020000) != 0)) {
         result.experimentVariant_ = experimentVariant_;
+      }
+      if (((from_bitField0_ & 0x00040000) != 0)) {
+        result.audienceLayer_ = audienceLayer_;
       }
       result.bitField0_ |= to_bitField0_;
     }
@@ -1705,6 +1771,11 @@ java.lang.String defaultValue) {
       if (!other.getExperimentVariant().isEmpty()) {
         experimentVariant_ = other.experimentVariant_;
         bitField0_ |= 0x00020000;
+        onChanged();
+      }
+      if (!other.getAudienceLayer().isEmpty()) {
+        audienceLayer_ = other.audienceLayer_;
+        bitField0_ |= 0x00040000;
         onChanged();
       }
       this.mergeUnknownFields(other.getUnknownFields());
@@ -1849,6 +1920,11 @@ java.lang.String defaultValue) {
               bitField0_ |= 0x00020000;
               break;
             } // case 146
+            case 162: {
+              audienceLayer_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00040000;
+              break;
+            } // case 162
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -4331,6 +4407,108 @@ java.lang.String defaultValue) {
       checkByteStringIsUtf8(value);
       experimentVariant_ = value;
       bitField0_ |= 0x00020000;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object audienceLayer_ = "";
+    /**
+     * <pre>
+     * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+     * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+     * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+     * </pre>
+     *
+     * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+     * @return The audienceLayer.
+     */
+    public java.lang.String getAudienceLayer() {
+      java.lang.Object ref = audienceLayer_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        audienceLayer_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+     * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+     * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+     * </pre>
+     *
+     * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+     * @return The bytes for audienceLayer.
+     */
+    public com.google.protobuf.ByteString
+        getAudienceLayerBytes() {
+      java.lang.Object ref = audienceLayer_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        audienceLayer_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+     * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+     * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+     * </pre>
+     *
+     * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+     * @param value The audienceLayer to set.
+     * @return This builder for chaining.
+     */
+    public Builder setAudienceLayer(
+        java.lang.String value) {
+      java.util.Objects.requireNonNull(value);
+      audienceLayer_ = value;
+      bitField0_ |= 0x00040000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+     * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+     * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+     * </pre>
+     *
+     * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearAudienceLayer() {
+      audienceLayer_ = getDefaultInstance().getAudienceLayer();
+      bitField0_ = (bitField0_ & ~0x00040000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+     * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+     * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+     * </pre>
+     *
+     * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+     * @param value The bytes for audienceLayer to set.
+     * @return This builder for chaining.
+     */
+    public Builder setAudienceLayerBytes(
+        com.google.protobuf.ByteString value) {
+      java.util.Objects.requireNonNull(value);
+      checkByteStringIsUtf8(value);
+      audienceLayer_ = value;
+      bitField0_ |= 0x00040000;
       onChanged();
       return this;
     }

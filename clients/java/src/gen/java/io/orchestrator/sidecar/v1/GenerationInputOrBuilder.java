@@ -541,4 +541,28 @@ java.lang.String defaultValue);
    */
   com.google.protobuf.ByteString
       getExperimentVariantBytes();
+
+  /**
+   * <pre>
+   * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+   * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+   * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+   * </pre>
+   *
+   * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+   * @return The audienceLayer.
+   */
+  java.lang.String getAudienceLayer();
+  /**
+   * <pre>
+   * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
+   * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
+   * Reasons: INVALID_REQUEST naming `input.audience_layer`.
+   * </pre>
+   *
+   * <code>string audience_layer = 20 [json_name = "audienceLayer"];</code>
+   * @return The bytes for audienceLayer.
+   */
+  com.google.protobuf.ByteString
+      getAudienceLayerBytes();
 }

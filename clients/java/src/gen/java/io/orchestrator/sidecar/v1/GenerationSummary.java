@@ -736,6 +736,47 @@ private static final long serialVersionUID = 0L;
     return experimentVariantOverridden_;
   }
 
+  public static final int ANSWER_DECISION_FIELD_NUMBER = 23;
+  private io.orchestrator.sidecar.v1.AnswerDecision answerDecision_;
+  /**
+   * <pre>
+   * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+   * signals, and the offer to accept (path OFFER_ESCALATION).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+   * @return Whether the answerDecision field is set.
+   */
+  @java.lang.Override
+  public boolean hasAnswerDecision() {
+    return ((bitField0_ & 0x00000040) != 0);
+  }
+  /**
+   * <pre>
+   * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+   * signals, and the offer to accept (path OFFER_ESCALATION).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+   * @return The answerDecision.
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.AnswerDecision getAnswerDecision() {
+    return answerDecision_ == null ? io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance() : answerDecision_;
+  }
+  /**
+   * <pre>
+   * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+   * signals, and the offer to accept (path OFFER_ESCALATION).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder getAnswerDecisionOrBuilder() {
+    return answerDecision_ == null ? io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance() : answerDecision_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -815,6 +856,9 @@ private static final long serialVersionUID = 0L;
     }
     if (experimentVariantOverridden_ != false) {
       output.writeBool(22, experimentVariantOverridden_);
+    }
+    if (((bitField0_ & 0x00000040) != 0)) {
+      output.writeMessage(23, getAnswerDecision());
     }
     getUnknownFields().writeTo(output);
   }
@@ -909,6 +953,10 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeBoolSize(22, experimentVariantOverridden_);
     }
+    if (((bitField0_ & 0x00000040) != 0)) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(23, getAnswerDecision());
+    }
     return size;
   }
   @java.lang.Override
@@ -994,6 +1042,11 @@ private static final long serialVersionUID = 0L;
         .equals(other.getExperimentVariant())) return false;
     if (getExperimentVariantOverridden()
         != other.getExperimentVariantOverridden()) return false;
+    if (hasAnswerDecision() != other.hasAnswerDecision()) return false;
+    if (hasAnswerDecision()) {
+      if (!getAnswerDecision()
+          .equals(other.getAnswerDecision())) return false;
+    }
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -1070,6 +1123,10 @@ private static final long serialVersionUID = 0L;
     hash = (37 * hash) + EXPERIMENT_VARIANT_OVERRIDDEN_FIELD_NUMBER;
     hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
         getExperimentVariantOverridden());
+    if (hasAnswerDecision()) {
+      hash = (37 * hash) + ANSWER_DECISION_FIELD_NUMBER;
+      hash = (53 * hash) + getAnswerDecision().hashCode();
+    }
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -1211,6 +1268,7 @@ private static final long serialVersionUID = 0L;
         internalGetOverheadFieldBuilder();
         internalGetTimeToFirstTokenFieldBuilder();
         internalGetCacheEntryAgeFieldBuilder();
+        internalGetAnswerDecisionFieldBuilder();
       }
     }
     @java.lang.Override
@@ -1269,6 +1327,11 @@ private static final long serialVersionUID = 0L;
       experiment_ = "";
       experimentVariant_ = "";
       experimentVariantOverridden_ = false;
+      answerDecision_ = null;
+      if (answerDecisionBuilder_ != null) {
+        answerDecisionBuilder_.dispose();
+        answerDecisionBuilder_ = null;
+      }
       return this;
     }
 
@@ -1397,6 +1460,12 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00200000) != 0)) {
         result.experimentVariantOverridden_ = experimentVariantOverridden_;
       }
+      if (((from_bitField0_ & 0x00400000) != 0)) {
+        result.answerDecision_ = answerDecisionBuilder_ == null
+            ? answerDecision_
+            : answerDecisionBuilder_.build();
+        to_bitField0_ |= 0x00000040;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -1508,6 +1577,9 @@ private static final long serialVersionUID = 0L;
       }
       if (other.getExperimentVariantOverridden() != false) {
         setExperimentVariantOverridden(other.getExperimentVariantOverridden());
+      }
+      if (other.hasAnswerDecision()) {
+        mergeAnswerDecision(other.getAnswerDecision());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -1663,6 +1735,13 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00200000;
               break;
             } // case 176
+            case 186: {
+              input.readMessage(
+                  internalGetAnswerDecisionFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              bitField0_ |= 0x00400000;
+              break;
+            } // case 186
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -3858,6 +3937,170 @@ private static final long serialVersionUID = 0L;
       experimentVariantOverridden_ = false;
       onChanged();
       return this;
+    }
+
+    private io.orchestrator.sidecar.v1.AnswerDecision answerDecision_;
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.AnswerDecision, io.orchestrator.sidecar.v1.AnswerDecision.Builder, io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder> answerDecisionBuilder_;
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     * @return Whether the answerDecision field is set.
+     */
+    public boolean hasAnswerDecision() {
+      return ((bitField0_ & 0x00400000) != 0);
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     * @return The answerDecision.
+     */
+    public io.orchestrator.sidecar.v1.AnswerDecision getAnswerDecision() {
+      if (answerDecisionBuilder_ == null) {
+        return answerDecision_ == null ? io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance() : answerDecision_;
+      } else {
+        return answerDecisionBuilder_.getMessage();
+      }
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public Builder setAnswerDecision(io.orchestrator.sidecar.v1.AnswerDecision value) {
+      if (answerDecisionBuilder_ == null) {
+        java.util.Objects.requireNonNull(value);
+        answerDecision_ = value;
+      } else {
+        answerDecisionBuilder_.setMessage(value);
+      }
+      bitField0_ |= 0x00400000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public Builder setAnswerDecision(
+        io.orchestrator.sidecar.v1.AnswerDecision.Builder builderForValue) {
+      if (answerDecisionBuilder_ == null) {
+        answerDecision_ = builderForValue.build();
+      } else {
+        answerDecisionBuilder_.setMessage(builderForValue.build());
+      }
+      bitField0_ |= 0x00400000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public Builder mergeAnswerDecision(io.orchestrator.sidecar.v1.AnswerDecision value) {
+      if (answerDecisionBuilder_ == null) {
+        if (((bitField0_ & 0x00400000) != 0) &&
+          answerDecision_ != null &&
+          answerDecision_ != io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance()) {
+          getAnswerDecisionBuilder().mergeFrom(value);
+        } else {
+          answerDecision_ = value;
+        }
+      } else {
+        answerDecisionBuilder_.mergeFrom(value);
+      }
+      if (answerDecision_ != null) {
+        bitField0_ |= 0x00400000;
+        onChanged();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public Builder clearAnswerDecision() {
+      bitField0_ = (bitField0_ & ~0x00400000);
+      answerDecision_ = null;
+      if (answerDecisionBuilder_ != null) {
+        answerDecisionBuilder_.dispose();
+        answerDecisionBuilder_ = null;
+      }
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public io.orchestrator.sidecar.v1.AnswerDecision.Builder getAnswerDecisionBuilder() {
+      bitField0_ |= 0x00400000;
+      onChanged();
+      return internalGetAnswerDecisionFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    public io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder getAnswerDecisionOrBuilder() {
+      if (answerDecisionBuilder_ != null) {
+        return answerDecisionBuilder_.getMessageOrBuilder();
+      } else {
+        return answerDecision_ == null ?
+            io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance() : answerDecision_;
+      }
+    }
+    /**
+     * <pre>
+     * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+     * signals, and the offer to accept (path OFFER_ESCALATION).
+     * </pre>
+     *
+     * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.AnswerDecision, io.orchestrator.sidecar.v1.AnswerDecision.Builder, io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder> 
+        internalGetAnswerDecisionFieldBuilder() {
+      if (answerDecisionBuilder_ == null) {
+        answerDecisionBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            io.orchestrator.sidecar.v1.AnswerDecision, io.orchestrator.sidecar.v1.AnswerDecision.Builder, io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder>(
+                getAnswerDecision(),
+                getParentForChildren(),
+                isClean());
+        answerDecision_ = null;
+      }
+      return answerDecisionBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:orchestrator.v1.GenerationSummary)

@@ -435,4 +435,34 @@ public interface GenerationSummaryOrBuilder extends
    * @return The experimentVariantOverridden.
    */
   boolean getExperimentVariantOverridden();
+
+  /**
+   * <pre>
+   * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+   * signals, and the offer to accept (path OFFER_ESCALATION).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+   * @return Whether the answerDecision field is set.
+   */
+  boolean hasAnswerDecision();
+  /**
+   * <pre>
+   * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+   * signals, and the offer to accept (path OFFER_ESCALATION).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+   * @return The answerDecision.
+   */
+  io.orchestrator.sidecar.v1.AnswerDecision getAnswerDecision();
+  /**
+   * <pre>
+   * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
+   * signals, and the offer to accept (path OFFER_ESCALATION).
+   * </pre>
+   *
+   * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
+   */
+  io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder getAnswerDecisionOrBuilder();
 }

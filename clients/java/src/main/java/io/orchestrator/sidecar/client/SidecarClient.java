@@ -15,8 +15,15 @@ import io.grpc.MethodDescriptor;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
+import io.orchestrator.sidecar.v1.AcceptEscalationRequest;
+import io.orchestrator.sidecar.v1.AcceptEscalationResponse;
 import io.orchestrator.sidecar.v1.AdminServiceGrpc;
+import io.orchestrator.sidecar.v1.AnswerEscalationRequest;
+import io.orchestrator.sidecar.v1.AnswerEscalationResponse;
 import io.orchestrator.sidecar.v1.ConversationServiceGrpc;
+import io.orchestrator.sidecar.v1.DeclineEscalationRequest;
+import io.orchestrator.sidecar.v1.DeclineEscalationResponse;
+import io.orchestrator.sidecar.v1.EscalationServiceGrpc;
 import io.orchestrator.sidecar.v1.EmbedRequest;
 import io.orchestrator.sidecar.v1.EmbedResponse;
 import io.orchestrator.sidecar.v1.ExperimentServiceGrpc;
@@ -26,11 +33,15 @@ import io.orchestrator.sidecar.v1.GenerateRequest;
 import io.orchestrator.sidecar.v1.GenerateResponse;
 import io.orchestrator.sidecar.v1.GenerationInput;
 import io.orchestrator.sidecar.v1.GenerationServiceGrpc;
+import io.orchestrator.sidecar.v1.GetAnswerReportRequest;
+import io.orchestrator.sidecar.v1.GetAnswerReportResponse;
 import io.orchestrator.sidecar.v1.GetExperimentReportRequest;
 import io.orchestrator.sidecar.v1.GetExperimentReportResponse;
 import io.orchestrator.sidecar.v1.GetQuotaRequest;
 import io.orchestrator.sidecar.v1.GetQuotaResponse;
 import io.orchestrator.sidecar.v1.KeyServiceGrpc;
+import io.orchestrator.sidecar.v1.ListEscalationsRequest;
+import io.orchestrator.sidecar.v1.ListEscalationsResponse;
 import io.orchestrator.sidecar.v1.ListModelsRequest;
 import io.orchestrator.sidecar.v1.ListModelsResponse;
 import io.orchestrator.sidecar.v1.Priority;
@@ -208,6 +219,36 @@ public final class SidecarClient implements AutoCloseable {
 
   private static Timestamp timestamp(Instant at) {
     return Timestamp.newBuilder().setSeconds(at.getEpochSecond()).setNanos(at.getNano()).build();
+  /** Accepts an escalation offer made to the user ({@code summary.answer_decision.escalation_id}): queued. */
+  public AcceptEscalationResponse acceptEscalation(String tenantId, String userId, String escalationId, Deadline deadline) {
+    AcceptEscalationRequest request =
+        AcceptEscalationRequest.newBuilder().setTenantId(tenantId).setUserId(userId).setEscalationId(escalationId).build();
+    return call(() -> escalationStub(deadline).acceptEscalation(request));
+  }
+
+  /** One page of an agent's escalations (the creator's queue: QUEUED unless {@code states} says). */
+  public ListEscalationsResponse listEscalations(ListEscalationsRequest request, Deadline deadline) {
+    return call(() -> escalationStub(deadline).listEscalations(request));
+  }
+
+  /** The creator answers: the answer becomes a canonical answer and joins the conversation. */
+  public AnswerEscalationResponse answerEscalation(AnswerEscalationRequest request, Deadline deadline) {
+    return call(() -> escalationStub(deadline).answerEscalation(request));
+  }
+
+  /** The creator declines a queued escalation. */
+  public DeclineEscalationResponse declineEscalation(DeclineEscalationRequest request, Deadline deadline) {
+    return call(() -> escalationStub(deadline).declineEscalation(request));
+  }
+
+  /** An agent's answer-policy figures: auto-answer and reuse rates, backlog, declines, time to answer. */
+  public GetAnswerReportResponse getAnswerReport(String tenantId, String agentId, Deadline deadline) {
+    GetAnswerReportRequest request = GetAnswerReportRequest.newBuilder().setTenantId(tenantId).setAgentId(agentId).build();
+    return call(() -> escalationStub(deadline).getAnswerReport(request));
+  }
+
+  public EscalationServiceGrpc.EscalationServiceBlockingStub escalationStub(Deadline deadline) {
+    return EscalationServiceGrpc.newBlockingStub(channel).withDeadline(effective(deadline));
   }
 
   /** The channel, for the generated stubs of every other RPC (errors: {@link SidecarException#from}). */

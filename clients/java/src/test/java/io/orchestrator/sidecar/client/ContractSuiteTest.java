@@ -5,13 +5,18 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.grpc.Deadline;
+import io.orchestrator.sidecar.v1.AcceptEscalationRequest;
+import io.orchestrator.sidecar.v1.AnswerEscalationRequest;
+import io.orchestrator.sidecar.v1.DeclineEscalationRequest;
 import io.orchestrator.sidecar.v1.EmbedRequest;
 import io.orchestrator.sidecar.v1.FeedbackRequest;
 import io.orchestrator.sidecar.v1.GenerateRequest;
 import io.orchestrator.sidecar.v1.GenerateResponse;
+import io.orchestrator.sidecar.v1.GetAnswerReportRequest;
 import io.orchestrator.sidecar.v1.GenerationInput;
 import io.orchestrator.sidecar.v1.GetExperimentReportRequest;
 import io.orchestrator.sidecar.v1.GetQuotaRequest;
+import io.orchestrator.sidecar.v1.ListEscalationsRequest;
 import io.orchestrator.sidecar.v1.ListModelsRequest;
 import io.orchestrator.sidecar.v1.Priority;
 import io.orchestrator.sidecar.v1.StreamGenerateRequest;
@@ -168,6 +173,17 @@ class ContractSuiteTest {
         case "Switch" -> ok(Json.print(client.switchPersona(Json.parse(request, SwitchRequest.newBuilder()).build(), deadline)));
         case "GetQuota" -> ok(Json.print(client.getQuota(Json.parse(request, GetQuotaRequest.newBuilder()).build(), deadline)));
         case "ListModels" -> ok(Json.print(client.listModels(Json.parse(request, ListModelsRequest.newBuilder()).build(), deadline)));
+        case "AcceptEscalation" -> {
+          AcceptEscalationRequest r = Json.parse(request, AcceptEscalationRequest.newBuilder()).build();
+          yield ok(Json.print(client.acceptEscalation(r.getTenantId(), r.getUserId(), r.getEscalationId(), deadline)));
+        }
+        case "ListEscalations" -> ok(Json.print(client.listEscalations(Json.parse(request, ListEscalationsRequest.newBuilder()).build(), deadline)));
+        case "AnswerEscalation" -> ok(Json.print(client.answerEscalation(Json.parse(request, AnswerEscalationRequest.newBuilder()).build(), deadline)));
+        case "DeclineEscalation" -> ok(Json.print(client.declineEscalation(Json.parse(request, DeclineEscalationRequest.newBuilder()).build(), deadline)));
+        case "GetAnswerReport" -> {
+          GetAnswerReportRequest r = Json.parse(request, GetAnswerReportRequest.newBuilder()).build();
+          yield ok(Json.print(client.getAnswerReport(r.getTenantId(), r.getAgentId(), deadline)));
+        }
         case "Embed" -> ok(Json.print(client.embed(Json.parse(request, EmbedRequest.newBuilder()).build(), deadline)));
         case "Feedback" -> {
           FeedbackRequest f = Json.parse(request, FeedbackRequest.newBuilder()).build();

@@ -1,0 +1,121 @@
+"""The answer policy's values: the paths, a decision with its signals, canonical answers, escalations."""
+
+from __future__ import annotations
+
+import enum
+import json
+import secrets
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+
+class Path(enum.Enum):
+    """The six ways a message to an agent is answered (docs/answer-policy.md)."""
+
+    AUTO_ANSWER = "A"  # the model answers
+    CLARIFY = "B"  # one or two clarifying questions, from the agent's templates
+    CANONICAL = "C"  # the creator's own stored answer
+    OFFER_ESCALATION = "D"  # the user is offered to send the message to the creator
+    QUEUED = "E"  # the user accepted: the message waits in the creator's queue
+    REFUSE = "F"  # refused politely, with the reason and alternatives
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class State(enum.Enum):
+    """An escalation's lifecycle: OFFERED -> QUEUED -> ANSWERED | DECLINED; OFFERED or QUEUED ->
+    EXPIRED when its time runs out."""
+
+    OFFERED = "offered"
+    QUEUED = "queued"
+    ANSWERED = "answered"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    similarity: float = 0.0  # best cosine similarity to the agent's canonical answers (0 when none)
+    novelty: float = 1.0  # 1 - similarity
+    complexity: float = 0.0
+    vagueness: float = 0.0
+    confidence: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the policy chose for one message, before any model was called."""
+
+    path: Path
+    reason: str  # a short machine label: high_confidence, vague, canonical_match, novel, complex, ...
+    signals: Signals = Signals()
+    text: str = ""  # the answer for B, C, D and F ("" for A: the model answers)
+    canonical_id: str = ""
+    escalation_id: str = ""
+    offer_expires_at: float = 0.0
+    alternatives: tuple[str, ...] = ()
+    available_from: float = 0.0  # the next availability window, when the creator is away now
+
+
+@dataclass(frozen=True, slots=True)
+class CanonicalAnswer:
+    id: str
+    tenant: str
+    agent: str
+    layer: str
+    question: str
+    answer: str
+    created_at: float
+    source: str = "config"  # config, escalation or api
+    reuse_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    id: str
+    tenant: str
+    agent: str
+    user: str
+    conversation: str
+    question: str
+    layer: str
+    state: State
+    created_at: float
+    offer_expires_at: float
+    context: tuple[tuple[str, str], ...] = ()  # (role, text) of the last messages before the question
+    reason: str = ""  # novel or complex
+    queued_at: float = 0.0
+    expires_at: float = 0.0  # a queued escalation's expiry
+    closed_at: float = 0.0  # answered, declined or expired
+    answer: str = ""
+    canonical_id: str = ""
+    decline_reason: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        doc: dict[str, Any] = asdict(self)
+        doc["state"] = self.state.value
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, data: bytes | str) -> Escalation:
+        doc = json.loads(data)
+        doc["state"] = State(doc["state"])
+        doc["context"] = tuple((str(r), str(t)) for r, t in doc["context"])
+        return cls(**doc)
+
+    def due(self, now: float) -> bool:
+        """Its time ran out: an offer not accepted in time, or a queued message not answered."""
+        if self.state is State.OFFERED:
+            return now >= self.offer_expires_at
+        return self.state is State.QUEUED and now >= self.expires_at
+
+    def expired(self, now: float) -> Escalation:
+        return replace(self, state=State.EXPIRED, closed_at=now)
+
+
+def new_id(prefix: str) -> str:
+    """An opaque id: the prefix and 22 url-safe random characters (128 bits)."""
+    return prefix + secrets.token_urlsafe(16)

@@ -1,0 +1,193 @@
+"""The shared answer store: many sidecars on one Redis (redis-py asyncio through `RedisOps`).
+
+Every key of a tenant carries the tenant's hash as its hash tag (one cluster slot per tenant), so the
+acceptance script (state check, both limit buckets, the new state) runs atomically on one node.
+Canonical vectors are one hash per agent (the layer's index byte, then float32); a search reads the
+agent's hash and scores it with numpy, like the semantic cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from sidecar.answers.model import CanonicalAnswer, Escalation, State
+from sidecar.answers.store import Accepted, Limits, PathCounts, Vector, best, unit
+from sidecar.config.answers import LAYERS
+from sidecar.stores.redis import RedisOps
+
+_ACCEPT = """
+local s = redis.call('HGET', KEYS[1], 'state')
+if not s then return 'not_found' end
+if s ~= ARGV[1] then return 'wrong_state' end
+local d = tonumber(redis.call('GET', KEYS[2]) or '0')
+local w = tonumber(redis.call('GET', KEYS[3]) or '0')
+if tonumber(ARGV[4]) >= 0 and d >= tonumber(ARGV[4]) then return 'day_limit' end
+if tonumber(ARGV[5]) >= 0 and w >= tonumber(ARGV[5]) then return 'week_limit' end
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], 3 * 86400)
+redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], 15 * 86400)
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'doc', ARGV[3])
+return 'ok'
+"""
+_REPLACE = """
+if redis.call('HGET', KEYS[1], 'state') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'doc', ARGV[3])
+return 1
+"""
+
+
+class RedisAnswerStore:
+    def __init__(self, ops: RedisOps, *, prefix: str) -> None:
+        self._ops, self._prefix = ops, prefix
+        self._redis: Any = ops.client  # redis-py's command types do not follow decode_responses
+        self._accept = self._redis.register_script(_ACCEPT)
+        self._replace = self._redis.register_script(_REPLACE)
+
+    def _key(self, tenant: str, *parts: str) -> str:
+        tag = hashlib.blake2b(tenant.encode(), digest_size=10).hexdigest()
+        return ":".join((self._prefix, "ans", "{" + tag + "}", *parts))
+
+    async def add_canonical(self, answer: CanonicalAnswer, vector: Vector) -> None:
+        t, a = answer.tenant, answer.agent
+        packed = bytes([LAYERS.index(answer.layer)]) + unit(vector).tobytes()
+        doc = json.dumps(asdict(answer), separators=(",", ":"))
+
+        async def add() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._key(t, "c", a), answer.id, doc)
+                pipe.hset(self._key(t, "cv", a), answer.id, packed)
+                await pipe.execute()
+
+        await self._ops.run("set", add)
+
+    async def nearest(
+        self, tenant: str, agent: str, layers: Sequence[str], vector: Vector
+    ) -> tuple[CanonicalAnswer, float] | None:
+        raw: dict[bytes, bytes] = await self._do(
+            "get", lambda: self._redis.hgetall(self._key(tenant, "cv", agent))
+        )
+        wanted = {LAYERS.index(layer) for layer in layers}
+        ids = [k for k, v in raw.items() if v[0] in wanted]
+        if not ids:
+            return None
+        matrix = np.stack([np.frombuffer(raw[k][1:], dtype=np.float32) for k in ids])
+        i, similarity = best(matrix, vector)
+        found = await self._canonical_of(tenant, agent, ids[i])
+        return None if found is None else (found, similarity)
+
+    async def reused(self, tenant: str, agent: str, answer_id: str) -> None:
+        await self._do("set", lambda: self._redis.hincrby(self._key(tenant, "cr", agent), answer_id, 1))
+
+    async def canonical(self, tenant: str, agent: str) -> list[CanonicalAnswer]:
+        docs: dict[bytes, bytes] = await self._do(
+            "get", lambda: self._redis.hgetall(self._key(tenant, "c", agent))
+        )
+        reuse: dict[bytes, bytes] = await self._do(
+            "get", lambda: self._redis.hgetall(self._key(tenant, "cr", agent))
+        )
+        found = [_canonical(doc, reuse.get(i)) for i, doc in docs.items()]
+        return sorted(found, key=lambda c: (c.created_at, c.id))
+
+    async def put(self, escalation: Escalation) -> None:
+        e = escalation
+
+        async def put() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._key(e.tenant, "e", e.id), mapping={"state": e.state.value, "doc": e.encode()})
+                pipe.zadd(self._key(e.tenant, "ea", e.agent), {e.id: e.created_at})
+                await pipe.execute()
+
+        await self._ops.run("set", put)
+
+    async def get(self, tenant: str, escalation_id: str) -> Escalation | None:
+        doc = await self._do("get", lambda: self._redis.hget(self._key(tenant, "e", escalation_id), "doc"))
+        return None if doc is None else Escalation.decode(doc)
+
+    async def replace(self, expect: State, new: Escalation) -> bool:
+        keys = [self._key(new.tenant, "e", new.id)]
+        args = [expect.value, new.state.value, new.encode()]
+        done = await self._do("set", lambda: self._replace(keys=keys, args=args))
+        return bool(int(done))
+
+    async def accept(self, expect: State, new: Escalation, limits: Limits) -> Accepted:
+        t, a = new.tenant, new.agent
+        keys = [
+            self._key(t, "e", new.id),
+            self._key(t, "n", a, limits.day),
+            self._key(t, "n", a, limits.week),
+        ]
+        args: list[Any] = [
+            expect.value,
+            new.state.value,
+            new.encode(),
+            -1 if limits.per_day is None else limits.per_day,
+            -1 if limits.per_week is None else limits.per_week,
+        ]
+        result = await self._do("set", lambda: self._accept(keys=keys, args=args))
+        return Accepted(result.decode() if isinstance(result, bytes) else str(result))
+
+    async def used(self, tenant: str, agent: str, limits: Limits) -> tuple[int, int]:
+        keys = [self._key(tenant, "n", agent, limits.day), self._key(tenant, "n", agent, limits.week)]
+        day, week = await self._do("get", lambda: self._redis.mget(keys))
+        return int(day or 0), int(week or 0)
+
+    async def escalations(self, tenant: str, agent: str) -> list[Escalation]:
+        ids: list[bytes] = await self._do(
+            "get", lambda: self._redis.zrange(self._key(tenant, "ea", agent), 0, -1)
+        )
+        if not ids:
+            return []
+
+        async def docs() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for i in ids:
+                    pipe.hget(self._key(tenant, "e", i.decode()), "doc")
+                return await pipe.execute()  # type: ignore[no-any-return]
+
+        return [Escalation.decode(d) for d in await self._ops.run("get", docs) if d is not None]
+
+    async def count_path(self, tenant: str, agent: str, path: str, user: str) -> None:
+        async def count() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hincrby(self._key(tenant, "p", agent), path, 1)
+                if user:
+                    pipe.sadd(self._key(tenant, "u", agent), user)
+                await pipe.execute()
+
+        await self._ops.run("set", count)
+
+    async def path_counts(self, tenant: str, agent: str) -> PathCounts:
+        paths: dict[bytes, bytes] = await self._do(
+            "get", lambda: self._redis.hgetall(self._key(tenant, "p", agent))
+        )
+        users = await self._do("get", lambda: self._redis.scard(self._key(tenant, "u", agent)))
+        return PathCounts({k.decode(): int(v) for k, v in paths.items()}, int(users))
+
+    async def aclose(self) -> None:
+        await self._ops.aclose()
+
+    async def _do(self, op: str, work: Callable[[], Any]) -> Any:
+        async def run() -> Any:
+            return await work()
+
+        return await self._ops.run(op, run)
+
+    async def _canonical_of(self, tenant: str, agent: str, answer_id: bytes) -> CanonicalAnswer | None:
+        doc = await self._do("get", lambda: self._redis.hget(self._key(tenant, "c", agent), answer_id))
+        if doc is None:
+            return None
+        reuse = await self._do("get", lambda: self._redis.hget(self._key(tenant, "cr", agent), answer_id))
+        return _canonical(doc, reuse)
+
+
+def _canonical(doc: bytes, reuse: bytes | None) -> CanonicalAnswer:
+    fields = json.loads(doc)
+    fields["reuse_count"] = int(reuse or 0)
+    return CanonicalAnswer(**fields)

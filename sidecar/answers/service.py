@@ -1,0 +1,167 @@
+"""The answer policy at work: one message's decision (signals from the local embedding of the message
+against the agent's canonical answers), canonical answers written in advance (seeds), and the offer an
+escalation starts as. The escalation lifecycle after the offer is in sidecar/answers/queue.py."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sidecar.answers.decide import Escalate, classify, escalation, gate, measure, offer_text
+from sidecar.answers.errors import RECOVERABLE
+from sidecar.answers.model import CanonicalAnswer, Decision, Escalation, Path, State, new_id
+from sidecar.answers.store import AnswerStore, Limits
+from sidecar.answers.windows import buckets, next_window
+from sidecar.config.answers import LAYERS, AgentPolicy, AnswersPolicy
+from sidecar.core.clock import Clock, Deadline
+
+_log = logging.getLogger("sidecar.answers")
+
+EmbedText = Callable[[str, str, str, Deadline], Awaitable[Any]]
+"""(tenant, embedding route, text, deadline) -> the text's unit vector (float32 numpy array)."""
+
+
+def _ignore(*_: object) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerObserver:
+    on_decision: Callable[[str, Decision], None] = _ignore  # (agent, decision)
+    on_transition: Callable[[str, Escalation], None] = _ignore  # (agent, escalation in its new state)
+    on_error: Callable[[str], None] = _ignore  # the operation that failed: embed or store
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message to an agent, with what the decision needs to know about its caller."""
+
+    tenant: str
+    user: str
+    conversation: str
+    agent: str
+    tier: str
+    layer: str  # the caller's relationship layer: public, friends or intimate
+    text: str
+    context: tuple[tuple[str, str], ...]  # (role, text) of the messages before it
+    deadline: Deadline
+
+
+def visible(layer: str) -> tuple[str, ...]:
+    """The layers a caller of `layer` may be served from: its own and those before it."""
+    return LAYERS[: LAYERS.index(layer) + 1]
+
+
+def limits_at(policy: AgentPolicy, wall: float) -> Limits:
+    day, week = buckets(policy, wall)
+    return Limits(day, week, policy.escalations_per_day, policy.escalations_per_week)
+
+
+class AnswerService:
+    def __init__(
+        self,
+        policy: AnswersPolicy,
+        store: AnswerStore,
+        *,
+        embed: EmbedText,
+        embedding_route: str,
+        clock: Clock,
+        names: Mapping[str, str],
+        observer: AnswerObserver | None = None,
+    ) -> None:
+        self.policy, self.store, self._embed, self._route = policy, store, embed, embedding_route
+        self.clock, self._names = clock, names
+        self.observer = observer or AnswerObserver()
+
+    def agent(self, agent: str) -> AgentPolicy | None:
+        return self.policy.agents.get(agent)
+
+    def name(self, agent: str) -> str:
+        return self._names.get(agent, agent)
+
+    async def vector(self, tenant: str, text: str, deadline: Deadline) -> Any:
+        return await self._embed(tenant, self._route, text, deadline)
+
+    async def decide(self, m: Message) -> Decision:
+        """The path of one message; never calls a model. A failing embedding or store degrades to
+        the model's answer (A, reason signals_unavailable), after the tier and topic checks."""
+        policy = self.policy.agents[m.agent]
+        decision = gate(policy, m.text, m.tier)
+        if decision is None:
+            try:
+                decision = await self._measured(m, policy)
+            except RECOVERABLE as exc:
+                _log.warning("answer policy: signals unavailable: %r", exc)
+                self.observer.on_error("signals")
+                decision = Decision(Path.AUTO_ANSWER, "signals_unavailable")
+        self.observer.on_decision(m.agent, decision)
+        try:
+            await self.store.count_path(m.tenant, m.agent, decision.path.value, m.user)
+        except RECOVERABLE as exc:
+            _log.warning("answer policy: path not counted: %r", exc)
+            self.observer.on_error("store")
+        return decision
+
+    async def _measured(self, m: Message, policy: AgentPolicy) -> Decision:
+        vector = await self.vector(m.tenant, m.text, m.deadline)
+        found = await self.store.nearest(m.tenant, m.agent, visible(m.layer), vector)
+        signals = measure(m.text, found[1] if found is not None else 0.0)
+        choice = classify(policy, signals, found[0] if found is not None else None)
+        if isinstance(choice, Escalate):
+            return await self._escalate(m, policy, choice)
+        if choice.path is Path.CANONICAL:
+            await self.store.reused(m.tenant, m.agent, choice.canonical_id)
+        return choice
+
+    async def _escalate(self, m: Message, policy: AgentPolicy, want: Escalate) -> Decision:
+        now = self.clock.wall()
+        day, week = await self.store.used(m.tenant, m.agent, limits_at(policy, now))
+        over = (policy.escalations_per_day is not None and day >= policy.escalations_per_day) or (
+            policy.escalations_per_week is not None and week >= policy.escalations_per_week
+        )
+        decision = escalation(policy, want, over_limit=over, available_from=next_window(policy, now), now=now)
+        if decision.path is not Path.OFFER_ESCALATION:
+            return decision
+        offer = Escalation(
+            id=new_id("esc_"),
+            tenant=m.tenant,
+            agent=m.agent,
+            user=m.user,
+            conversation=m.conversation,
+            question=m.text,
+            layer=m.layer,
+            state=State.OFFERED,
+            created_at=now,
+            offer_expires_at=now + policy.offer_expiry_seconds,
+            context=m.context[-policy.context_messages :] if policy.context_messages else (),
+            reason=want.reason,
+        )
+        await self.store.put(offer)
+        self.observer.on_transition(m.agent, offer)
+        return replace(
+            decision,
+            text=offer_text(self.name(m.agent), want.reason),
+            escalation_id=offer.id,
+            offer_expires_at=offer.offer_expires_at,
+        )
+
+    async def seed(self) -> int:
+        """Store every configured canonical answer for every seed tenant (ids derived from the content,
+        so a restart adds nothing twice); the count stored."""
+        n = 0
+        deadline = Deadline.after(300.0, self.clock)
+        for agent, policy in self.policy.agents.items():
+            for tenant in self.policy.seed_tenants:
+                for s in policy.seeds():
+                    digest = hashlib.blake2b(
+                        "\x00".join((tenant, agent, s.layer, s.question, s.answer)).encode(), digest_size=12
+                    ).hexdigest()
+                    answer = CanonicalAnswer(
+                        "can_" + digest, tenant, agent, s.layer, s.question, s.answer, self.clock.wall()
+                    )
+                    await self.store.add_canonical(answer, await self.vector(tenant, s.question, deadline))
+                    n += 1
+        return n

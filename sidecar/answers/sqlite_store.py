@@ -1,0 +1,273 @@
+"""The embedded answer store: SQLite (stdlib, on one dedicated thread) holds everything; each agent's
+canonical vectors are also kept in memory, loaded at the agent's first search, so a search is one
+matrix-vector product. One sidecar per file: use the Redis store to share between sidecars."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+
+from sidecar.answers.model import CanonicalAnswer, Escalation, State
+from sidecar.answers.store import Accepted, Limits, PathCounts, Vector, best, unit
+
+T = TypeVar("T")
+MEMORY = ":memory:"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS canonical (
+  id TEXT PRIMARY KEY, tenant TEXT NOT NULL, agent TEXT NOT NULL, layer TEXT NOT NULL,
+  question TEXT NOT NULL, answer TEXT NOT NULL, created_at REAL NOT NULL, source TEXT NOT NULL,
+  reuse_count INTEGER NOT NULL DEFAULT 0, vector BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS canonical_agent ON canonical (tenant, agent);
+CREATE TABLE IF NOT EXISTS escalations (
+  id TEXT PRIMARY KEY, tenant TEXT NOT NULL, agent TEXT NOT NULL, state TEXT NOT NULL,
+  created_at REAL NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS escalations_agent ON escalations (tenant, agent, created_at);
+CREATE TABLE IF NOT EXISTS escalation_counts (
+  tenant TEXT NOT NULL, agent TEXT NOT NULL, bucket TEXT NOT NULL, n INTEGER NOT NULL,
+  PRIMARY KEY (tenant, agent, bucket));
+CREATE TABLE IF NOT EXISTS path_counts (
+  tenant TEXT NOT NULL, agent TEXT NOT NULL, path TEXT NOT NULL, n INTEGER NOT NULL,
+  PRIMARY KEY (tenant, agent, path));
+CREATE TABLE IF NOT EXISTS path_users (
+  tenant TEXT NOT NULL, agent TEXT NOT NULL, user TEXT NOT NULL, PRIMARY KEY (tenant, agent, user));
+"""
+_ORDER = "ORDER BY created_at, id"
+_CANONICAL = "id, tenant, agent, layer, question, answer, created_at, source, reuse_count"
+
+
+@dataclass(slots=True)
+class _Vectors:
+    """One agent's canonical vectors, in memory."""
+
+    ids: list[str] = field(default_factory=list)
+    layers: list[str] = field(default_factory=list)
+    rows: list[Vector] = field(default_factory=list)
+    matrix: Vector | None = None
+
+
+class SqliteAnswerStore:
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-answer-store")
+        self._conn: sqlite3.Connection | None = None  # used only on the executor's thread
+        self._vectors: dict[tuple[str, str], _Vectors] = {}
+        self._adds: dict[
+            tuple[str, str], int
+        ] = {}  # answers added per agent: a load that raced one is not kept
+        self._closed = False
+
+    async def add_canonical(self, answer: CanonicalAnswer, vector: Vector) -> None:
+        v = unit(vector)
+        row = (*_canonical_row(answer), v.tobytes())
+
+        def add(conn: sqlite3.Connection) -> bool:
+            sql = f"INSERT OR IGNORE INTO canonical ({_CANONICAL}, vector) VALUES (?,?,?,?,?,?,?,?,?,?)"
+            return conn.execute(sql, row).rowcount == 1
+
+        key = (answer.tenant, answer.agent)
+        added = await self._run(add)  # an id stored before (a seed at a restart) is kept as it is
+        self._adds[key] = self._adds.get(key, 0) + 1
+        held = self._vectors.get(key)
+        if added and held is not None and answer.id not in held.ids:  # a load may have read it already
+            held.ids.append(answer.id)
+            held.layers.append(answer.layer)
+            held.rows.append(v)
+            held.matrix = None
+
+    async def nearest(
+        self, tenant: str, agent: str, layers: Sequence[str], vector: Vector
+    ) -> tuple[CanonicalAnswer, float] | None:
+        held = await self._load(tenant, agent)
+        keep = [i for i, layer in enumerate(held.layers) if layer in layers]
+        if not keep:
+            return None
+        if held.matrix is None:
+            held.matrix = np.stack(held.rows)
+        i, similarity = best(held.matrix[keep], vector)
+        answer_id = held.ids[keep[i]]
+        found = await self._run(lambda c: _canonical_one(c, tenant, agent, answer_id))
+        return None if found is None else (found, similarity)
+
+    async def reused(self, tenant: str, agent: str, answer_id: str) -> None:
+        sql = "UPDATE canonical SET reuse_count = reuse_count + 1 WHERE id = ? AND tenant = ? AND agent = ?"
+        await self._write(sql, (answer_id, tenant, agent))
+
+    async def canonical(self, tenant: str, agent: str) -> list[CanonicalAnswer]:
+        def select(conn: sqlite3.Connection) -> list[CanonicalAnswer]:
+            sql = f"SELECT {_CANONICAL} FROM canonical WHERE tenant = ? AND agent = ? {_ORDER}"
+            return [_canonical(r) for r in conn.execute(sql, (tenant, agent))]
+
+        return await self._run(select)
+
+    async def put(self, escalation: Escalation) -> None:
+        e = escalation
+        sql = "INSERT INTO escalations (id, tenant, agent, state, created_at, doc) VALUES (?,?,?,?,?,?)"
+        await self._write(sql, (e.id, e.tenant, e.agent, e.state.value, e.created_at, e.encode().decode()))
+
+    async def get(self, tenant: str, escalation_id: str) -> Escalation | None:
+        def select(conn: sqlite3.Connection) -> Escalation | None:
+            sql = "SELECT doc FROM escalations WHERE id = ? AND tenant = ?"
+            row = conn.execute(sql, (escalation_id, tenant)).fetchone()
+            return None if row is None else Escalation.decode(row[0])
+
+        return await self._run(select)
+
+    async def replace(self, expect: State, new: Escalation) -> bool:
+        def swap(conn: sqlite3.Connection) -> bool:
+            with conn:
+                return _swap(conn, expect, new)
+
+        return await self._run(swap)
+
+    async def accept(self, expect: State, new: Escalation, limits: Limits) -> Accepted:
+        def accept(conn: sqlite3.Connection) -> Accepted:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                sql = "SELECT state FROM escalations WHERE id = ? AND tenant = ?"
+                row = conn.execute(sql, (new.id, new.tenant)).fetchone()
+                if row is None:
+                    return Accepted.NOT_FOUND
+                if row[0] != expect.value:
+                    return Accepted.WRONG_STATE
+                day, week = _used(conn, new.tenant, new.agent, limits)
+                if limits.per_day is not None and day >= limits.per_day:
+                    return Accepted.DAY_LIMIT
+                if limits.per_week is not None and week >= limits.per_week:
+                    return Accepted.WEEK_LIMIT
+                for bucket in (limits.day, limits.week):
+                    conn.execute(
+                        "INSERT INTO escalation_counts (tenant, agent, bucket, n) VALUES (?,?,?,1) "
+                        "ON CONFLICT (tenant, agent, bucket) DO UPDATE SET n = n + 1",
+                        (new.tenant, new.agent, bucket),
+                    )
+                _swap(conn, expect, new)
+                return Accepted.OK
+
+        return await self._run(accept)
+
+    async def used(self, tenant: str, agent: str, limits: Limits) -> tuple[int, int]:
+        return await self._run(lambda conn: _used(conn, tenant, agent, limits))
+
+    async def escalations(self, tenant: str, agent: str) -> list[Escalation]:
+        def select(conn: sqlite3.Connection) -> list[Escalation]:
+            sql = "SELECT doc FROM escalations WHERE tenant = ? AND agent = ? ORDER BY created_at, id"
+            return [Escalation.decode(r[0]) for r in conn.execute(sql, (tenant, agent))]
+
+        return await self._run(select)
+
+    async def count_path(self, tenant: str, agent: str, path: str, user: str) -> None:
+        def count(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute(
+                    "INSERT INTO path_counts (tenant, agent, path, n) VALUES (?,?,?,1) "
+                    "ON CONFLICT (tenant, agent, path) DO UPDATE SET n = n + 1",
+                    (tenant, agent, path),
+                )
+                if user:
+                    sql = "INSERT OR IGNORE INTO path_users (tenant, agent, user) VALUES (?,?,?)"
+                    conn.execute(sql, (tenant, agent, user))
+
+        await self._run(count)
+
+    async def path_counts(self, tenant: str, agent: str) -> PathCounts:
+        def select(conn: sqlite3.Connection) -> PathCounts:
+            key = (tenant, agent)
+            rows = conn.execute("SELECT path, n FROM path_counts WHERE tenant = ? AND agent = ?", key)
+            paths = {str(p): int(n) for p, n in rows}
+            users = conn.execute("SELECT COUNT(*) FROM path_users WHERE tenant = ? AND agent = ?", key)
+            return PathCounts(paths, int(users.fetchone()[0]))
+
+        return await self._run(select)
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
+        self._executor.shutdown(wait=False)
+
+    async def _load(self, tenant: str, agent: str) -> _Vectors:
+        key = (tenant, agent)
+        held = self._vectors.get(key)
+        if held is not None:
+            return held
+        adds = self._adds.get(key, 0)
+
+        def select(conn: sqlite3.Connection) -> _Vectors:
+            sql = f"SELECT id, layer, vector FROM canonical WHERE tenant = ? AND agent = ? {_ORDER}"
+            loaded = _Vectors()
+            for answer_id, layer, blob in conn.execute(sql, (tenant, agent)):
+                loaded.ids.append(str(answer_id))
+                loaded.layers.append(str(layer))
+                loaded.rows.append(np.frombuffer(blob, dtype=np.float32))
+            return loaded
+
+        loaded = await self._run(select)
+        if self._adds.get(key, 0) != adds:
+            return loaded  # an answer was added meanwhile: this load may lack it, so it is not kept
+        return self._vectors.setdefault(key, loaded)
+
+    async def _write(self, sql: str, args: tuple[object, ...]) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute(sql, args)
+
+        await self._run(write)
+
+    async def _run(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise RuntimeError("SqliteAnswerStore is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: op(self._connect()))
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            if self._path != MEMORY and not os.path.exists(self._path):
+                os.close(os.open(self._path, os.O_CREAT | os.O_WRONLY, 0o600))
+            conn = sqlite3.connect(self._path, timeout=5.0, isolation_level=None)
+            conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _swap(conn: sqlite3.Connection, expect: State, new: Escalation) -> bool:
+    sql = "UPDATE escalations SET state = ?, doc = ? WHERE id = ? AND tenant = ? AND state = ?"
+    args = (new.state.value, new.encode().decode(), new.id, new.tenant, expect.value)
+    return conn.execute(sql, args).rowcount == 1
+
+
+def _used(conn: sqlite3.Connection, tenant: str, agent: str, limits: Limits) -> tuple[int, int]:
+    sql = "SELECT n FROM escalation_counts WHERE tenant = ? AND agent = ? AND bucket = ?"
+    counts = [conn.execute(sql, (tenant, agent, b)).fetchone() for b in (limits.day, limits.week)]
+    return tuple(0 if r is None else int(r[0]) for r in counts)  # type: ignore[return-value]
+
+
+def _canonical_row(a: CanonicalAnswer) -> tuple[object, ...]:
+    return (a.id, a.tenant, a.agent, a.layer, a.question, a.answer, a.created_at, a.source, a.reuse_count)
+
+
+def _canonical(row: Sequence[object]) -> CanonicalAnswer:
+    i, tenant, agent, layer, question, answer, created, source, reuse = row
+    return CanonicalAnswer(
+        str(i), str(tenant), str(agent), str(layer), str(question), str(answer), float(created),  # type: ignore[arg-type]
+        str(source), int(reuse),  # type: ignore[call-overload]
+    )  # fmt: skip
+
+
+def _canonical_one(
+    conn: sqlite3.Connection, tenant: str, agent: str, answer_id: str
+) -> CanonicalAnswer | None:
+    sql = f"SELECT {_CANONICAL} FROM canonical WHERE id = ? AND tenant = ? AND agent = ?"
+    row = conn.execute(sql, (answer_id, tenant, agent)).fetchone()
+    return None if row is None else _canonical(row)

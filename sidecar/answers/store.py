@@ -1,0 +1,107 @@
+"""Where canonical answers, escalations, the escalation limits and the path counts live.
+
+Two stores pass one conformance suite (tests/integration/answers/test_store.py): `SqliteAnswerStore`
+(the embedded default: SQLite, with each agent's vectors kept in memory) and `RedisAnswerStore` (many
+sidecars sharing one Redis). Every read and write names the tenant and the agent: an answer is never
+found across agents or tenants. `accept` is one atomic step (state check, both limits, the new
+state), so the limits are exact under concurrency and across sidecars.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from sidecar.answers.model import CanonicalAnswer, Escalation, State
+
+Vector = npt.NDArray[np.float32]
+
+
+class Accepted(enum.Enum):
+    OK = "ok"
+    NOT_FOUND = "not_found"
+    WRONG_STATE = "wrong_state"
+    DAY_LIMIT = "day_limit"
+    WEEK_LIMIT = "week_limit"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The buckets the acceptance falls in and their limits (None = no limit)."""
+
+    day: str
+    week: str
+    per_day: int | None
+    per_week: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PathCounts:
+    """Messages per path (A..F) and distinct users, for the report."""
+
+    paths: dict[str, int] = field(default_factory=dict)
+    users: int = 0
+
+
+class AnswerStore(Protocol):
+    async def add_canonical(self, answer: CanonicalAnswer, vector: Vector) -> None: ...
+
+    async def nearest(
+        self, tenant: str, agent: str, layers: Sequence[str], vector: Vector
+    ) -> tuple[CanonicalAnswer, float] | None:
+        """The most similar canonical answer of the agent in one of `layers`; None when there is none."""
+        ...
+
+    async def reused(self, tenant: str, agent: str, answer_id: str) -> None:
+        """Count one more serving of a canonical answer."""
+        ...
+
+    async def canonical(self, tenant: str, agent: str) -> list[CanonicalAnswer]:
+        """The agent's canonical answers, oldest first."""
+        ...
+
+    async def put(self, escalation: Escalation) -> None:
+        """Store a new escalation (an offer)."""
+        ...
+
+    async def get(self, tenant: str, escalation_id: str) -> Escalation | None: ...
+
+    async def replace(self, expect: State, new: Escalation) -> bool:
+        """Store `new` only if the stored escalation is still in state `expect` (compare and set)."""
+        ...
+
+    async def accept(self, expect: State, new: Escalation, limits: Limits) -> Accepted:
+        """OFFERED -> QUEUED and one escalation counted in both buckets, atomically, or why not."""
+        ...
+
+    async def used(self, tenant: str, agent: str, limits: Limits) -> tuple[int, int]:
+        """Escalations counted in the day and week buckets."""
+        ...
+
+    async def escalations(self, tenant: str, agent: str) -> list[Escalation]:
+        """The agent's escalations, oldest first (ties by id)."""
+        ...
+
+    async def count_path(self, tenant: str, agent: str, path: str, user: str) -> None: ...
+
+    async def path_counts(self, tenant: str, agent: str) -> PathCounts: ...
+
+    async def aclose(self) -> None: ...
+
+
+def unit(vector: Vector) -> Vector:
+    v = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
+
+
+def best(vectors: Vector, query: Vector) -> tuple[int, float]:
+    """The row of `vectors` most similar to `query` (both unit length) and its cosine similarity."""
+    scores = vectors @ unit(query)
+    i = int(np.argmax(scores))
+    return i, float(scores[i])

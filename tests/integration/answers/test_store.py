@@ -1,0 +1,187 @@
+"""The answer stores, one suite on the embedded store (SQLite file + in-memory vectors) and on a real
+Redis: isolation of canonical answers, atomic acceptance with exact limits under concurrency (and, on
+Redis, across two stores standing for two sidecars), compare-and-set transitions, path counts."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sidecar.answers.model import CanonicalAnswer, Escalation, State
+from sidecar.answers.redis_store import RedisAnswerStore
+from sidecar.answers.sqlite_store import SqliteAnswerStore
+from sidecar.answers.store import Accepted, AnswerStore, Limits
+from sidecar.stores.redis import RedisEndpoint, RedisOps
+
+pytestmark = pytest.mark.integration
+NOW = 1_763_700_000.0
+LIMITS = Limits("2026-12-02", "2026-W49", per_day=7, per_week=10)
+
+
+def vec(*values: float) -> np.ndarray[Any, Any]:
+    v = np.array(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def canonical(
+    answer_id: str, tenant: str = "acme", agent: str = "maya", layer: str = "public"
+) -> CanonicalAnswer:
+    return CanonicalAnswer(answer_id, tenant, agent, layer, f"q {answer_id}", f"a {answer_id}", NOW)
+
+
+def offer(escalation_id: str, tenant: str = "acme", agent: str = "maya", at: float = NOW) -> Escalation:
+    return Escalation(
+        escalation_id, tenant, agent, "ann", "c1", "why?", "public", State.OFFERED, at, at + 3600,
+        context=(("user", "hi"), ("assistant", "hello")),
+    )  # fmt: skip
+
+
+def queued(e: Escalation) -> Escalation:
+    return replace(e, state=State.QUEUED, queued_at=NOW, expires_at=NOW + 86_400)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Callable[[], AnswerStore]]:
+    """make() -> a store; on Redis every store made shares one prefix (sidecars sharing a Redis), on
+    SQLite one store is made (one sidecar per file)."""
+    made: list[AnswerStore] = []
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+
+    def build() -> AnswerStore:
+        s: AnswerStore
+        if request.param == "sqlite":
+            if made:
+                return made[0]
+            s = SqliteAnswerStore(str(tmp_path / "answers.db"))
+        else:
+            url = request.getfixturevalue("redis_url")
+            s = RedisAnswerStore(RedisOps(RedisEndpoint(url, timeout=5.0)), prefix=prefix)
+        made.append(s)
+        return s
+
+    yield build
+    for s in made:
+        await s.aclose()
+
+
+async def test_the_nearest_canonical_answer_of_the_agent_and_its_layers(
+    make: Callable[[], AnswerStore],
+) -> None:
+    store = make()
+    await store.add_canonical(canonical("c-x"), vec(1, 0, 0))
+    await store.add_canonical(canonical("c-y", layer="friends"), vec(0, 1, 0))
+    found = await store.nearest("acme", "maya", ("public",), vec(0.1, 1, 0))
+    assert found is not None and found[0].id == "c-x"  # the friends answer is not visible to the public
+    found = await store.nearest("acme", "maya", ("public", "friends"), vec(0.1, 1, 0))
+    assert found is not None and found[0].id == "c-y"
+    assert found[1] == pytest.approx(float(vec(0.1, 1, 0) @ vec(0, 1, 0)), abs=1e-5)
+
+
+async def test_never_across_agents_or_tenants(make: Callable[[], AnswerStore]) -> None:
+    store = make()
+    await store.add_canonical(canonical("c-acme"), vec(1, 0))
+    assert await store.nearest("globex", "maya", ("public",), vec(1, 0)) is None
+    assert await store.nearest("acme", "other", ("public",), vec(1, 0)) is None
+    await store.reused("globex", "maya", "c-acme")  # another tenant's id: counts nothing
+    await store.reused("acme", "maya", "c-acme")
+    [only] = await store.canonical("acme", "maya")
+    assert only.reuse_count == 1 and await store.canonical("globex", "maya") == []
+
+
+async def test_adding_the_same_id_twice_keeps_one(make: Callable[[], AnswerStore]) -> None:
+    store = make()
+    await store.add_canonical(canonical("c-1"), vec(1, 0))
+    await store.nearest("acme", "maya", ("public",), vec(1, 0))  # vectors loaded in memory
+    await store.add_canonical(canonical("c-1"), vec(1, 0))
+    assert [c.id for c in await store.canonical("acme", "maya")] == ["c-1"]
+
+
+async def test_escalations_round_trip_and_are_tenant_scoped(make: Callable[[], AnswerStore]) -> None:
+    store = make()
+    e = offer("esc_aaaaaaaaaa")
+    await store.put(e)
+    assert await store.get("acme", e.id) == e
+    assert await store.get("globex", e.id) is None
+    assert await store.escalations("acme", "maya") == [e]
+    assert await store.escalations("acme", "other") == []
+
+
+async def test_replace_is_compare_and_set(make: Callable[[], AnswerStore]) -> None:
+    store = make()
+    e = offer("esc_bbbbbbbbbb")
+    await store.put(e)
+    declined = replace(e, state=State.DECLINED)
+    assert not await store.replace(State.QUEUED, declined)  # it is OFFERED
+    assert await store.get("acme", e.id) == e
+    expired = e.expired(NOW + 4000)
+    assert await store.replace(State.OFFERED, expired)
+    assert not await store.replace(State.OFFERED, expired)
+    assert (await store.get("acme", e.id)) == expired
+
+
+async def test_accept_checks_the_state_and_counts_once(make: Callable[[], AnswerStore]) -> None:
+    store = make()
+    e = offer("esc_cccccccccc")
+    await store.put(e)
+    assert await store.accept(State.OFFERED, queued(e), LIMITS) is Accepted.OK
+    assert await store.accept(State.OFFERED, queued(e), LIMITS) is Accepted.WRONG_STATE
+    assert await store.accept(State.OFFERED, queued(offer("esc_nothere00")), LIMITS) is Accepted.NOT_FOUND
+    assert await store.used("acme", "maya", LIMITS) == (1, 1)
+    assert (await store.get("acme", e.id)) == queued(e)
+
+
+async def test_limits_are_exact_under_concurrency(make: Callable[[], AnswerStore]) -> None:
+    """40 offers accepted at once through two stores (two sidecars on Redis): exactly the day's 7."""
+    stores = [make(), make()]
+    offers = [offer(f"esc_{i:010d}") for i in range(40)]
+    for e in offers:
+        await stores[0].put(e)
+    results = await asyncio.gather(
+        *(stores[i % 2].accept(State.OFFERED, queued(e), LIMITS) for i, e in enumerate(offers))
+    )
+    assert results.count(Accepted.OK) == 7
+    assert results.count(Accepted.DAY_LIMIT) == 33
+    assert await stores[1].used("acme", "maya", LIMITS) == (7, 7)
+    states = [e.state for e in await stores[0].escalations("acme", "maya")]
+    assert states.count(State.QUEUED) == 7 and states.count(State.OFFERED) == 33
+
+
+async def test_the_week_limit_spans_days(make: Callable[[], AnswerStore]) -> None:
+    store = make()
+    for i, day in enumerate(("2026-11-30", "2026-12-01")):
+        limits = replace(LIMITS, day=day)
+        for j in range(7):
+            e = offer(f"esc_d{i}{j:08d}")
+            await store.put(e)
+            expect = Accepted.OK if i * 7 + j < 10 else Accepted.WEEK_LIMIT
+            assert await store.accept(State.OFFERED, queued(e), limits) is expect
+    assert await store.used("acme", "maya", replace(LIMITS, day="2026-12-01")) == (3, 10)
+
+
+async def test_path_counts_and_users(make: Callable[[], AnswerStore]) -> None:
+    store = make()
+    for path, user in (("A", "ann"), ("A", "bob"), ("C", "ann"), ("F", "")):
+        await store.count_path("acme", "maya", path, user)
+    counts = await store.path_counts("acme", "maya")
+    assert counts.paths == {"A": 2, "C": 1, "F": 1} and counts.users == 2
+    assert (await store.path_counts("globex", "maya")).paths == {}
+
+
+async def test_an_answer_added_while_the_agent_loads_is_found(make: Callable[[], AnswerStore]) -> None:
+    store = make()
+    await store.add_canonical(canonical("c-old"), vec(1, 0, 0))
+    await asyncio.gather(
+        store.nearest("acme", "maya", ("public",), vec(1, 0, 0)),
+        store.add_canonical(canonical("c-new"), vec(0, 1, 0)),
+        store.nearest("acme", "maya", ("public",), vec(1, 0, 0)),
+    )
+    found = await store.nearest("acme", "maya", ("public",), vec(0, 1, 0))
+    assert found is not None and found[0].id == "c-new" and found[1] == pytest.approx(1.0, abs=1e-5)
+    assert sorted(c.id for c in await store.canonical("acme", "maya")) == ["c-new", "c-old"]

@@ -1,0 +1,49 @@
+"""Two sidecars on one Redis: an offer made by one is accepted through the other, and the agent's
+day limit holds exactly when many acceptances race through both."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import grpc
+import pytest
+
+from sidecar._gen.orchestrator.v1 import answers_pb2 as ans
+from sidecar._gen.orchestrator.v1 import escalation_pb2 as esc
+from tests.conftest import user
+from tests.integration.answers.conftest import TOKENS, answers_config, bearer
+from tests.support.api import generate_request
+
+pytestmark = pytest.mark.integration
+NOVEL = "How do I make a Georgian khachapuri with an Imeretian cheese blend?"
+
+
+async def test_limits_hold_across_sidecars(serve: Any, redis_url: str) -> None:
+    store = {"store": "redis", "redis_url": redis_url, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
+    cfg = answers_config(store, escalations_per_day=4, escalations_per_week=10)
+    one, two = await serve(cfg, environ=TOKENS), await serve(cfg, environ=TOKENS)
+    ids: list[tuple[str, str]] = []
+    for i in range(12):
+        req = generate_request(
+            tenant_id="acme", user_id=f"u{i}", conversation_id="c", persona_id="maya", messages=[user(NOVEL)]
+        )
+        reply = await (one if i % 2 else two).stub.Generate(req, metadata=bearer("APP"))
+        assert reply.summary.answer_decision.path == ans.ANSWER_PATH_OFFER_ESCALATION
+        ids.append((f"u{i}", reply.summary.answer_decision.escalation_id))
+
+    async def accept(i: int, who: str, escalation_id: str) -> str:
+        req = esc.AcceptEscalationRequest(tenant_id="acme", user_id=who, escalation_id=escalation_id)
+        try:
+            await (one if i % 2 == 0 else two).stub.AcceptEscalation(req, metadata=bearer("APP"))
+        except grpc.aio.AioRpcError as err:
+            return str(err.code().name)
+        return "OK"
+
+    results = await asyncio.gather(*(accept(i, who, eid) for i, (who, eid) in enumerate(ids)))
+    assert results.count("OK") == 4 and results.count("RESOURCE_EXHAUSTED") == 8
+    listed = await two.stub.ListEscalations(
+        esc.ListEscalationsRequest(tenant_id="acme", agent_id="maya"), metadata=bearer("MAYA")
+    )
+    assert len(listed.escalations) == 4

@@ -1,0 +1,116 @@
+"""The signals and the decision among the six paths: deterministic, in the documented order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from sidecar.answers import signals
+from sidecar.answers.decide import Escalate, classify, escalation, gate, measure
+from sidecar.answers.model import CanonicalAnswer, Path
+from sidecar.answers.windows import available, buckets, next_window
+from sidecar.config.answers import AgentPolicy
+
+CANON = CanonicalAnswer("can_1", "acme", "maya", "public", "What flour?", "Bread flour.", 0.0)
+
+
+def at(iso: str) -> float:
+    return datetime.fromisoformat(iso).replace(tzinfo=UTC).timestamp()
+
+
+def test_vagueness_complexity_and_confidence_are_deterministic() -> None:
+    assert signals.vagueness("help") == 1.0
+    assert signals.vagueness("something?") == 1.0
+    assert signals.vagueness("How do I keep my sourdough starter alive?") == 0.0
+    long = "Why does my bread collapse, and should I compare a cold proof versus a warm one step by step?"
+    assert signals.complexity(long) > signals.complexity("Can I freeze basil?")
+    assert signals.complexity(long) == signals.complexity(long)
+    assert signals.confidence(0.0, 0.0) == 0.5 and signals.confidence(0.0, 1.0) == 1.0
+    assert signals.confidence(1.0, 1.0) == 0.0
+
+
+def test_blocked_topics_match_whole_words_and_phrases() -> None:
+    topics = ["politics", "home address"]
+    assert signals.blocked_topic("What about POLITICS today?", topics) == "politics"
+    assert signals.blocked_topic("what is your home  address", topics) == "home address"
+    assert signals.blocked_topic("geopolitics of bread", topics) is None
+    assert signals.blocked_topic("my address book", topics) is None
+
+
+def test_tier_and_topic_refuse_before_anything_is_measured() -> None:
+    p = AgentPolicy(allowed_tiers=["pro"], blocked_topics=["politics"])
+    tier = gate(p, "Can I freeze basil?", "free")
+    assert tier is not None and (tier.path, tier.reason) == (Path.REFUSE, "tier_not_allowed")
+    assert tier.alternatives and "plan" in tier.text
+    topic = gate(p, "politics?", "pro")
+    assert topic is not None and (topic.path, topic.reason) == (Path.REFUSE, "blocked_topic")
+    assert gate(p, "Can I freeze basil?", "pro") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "similarity", "path", "reason"),
+    [
+        ("Which flour do you use for sourdough?", 0.9, Path.CANONICAL, "canonical_match"),
+        ("Which flour do you use for sourdough?", 0.85, Path.CANONICAL, "canonical_match"),
+        ("help", 0.2, Path.CLARIFY, "vague"),
+        ("How much salt goes in pasta water?", 0.5, Path.AUTO_ANSWER, "high_confidence"),
+        ("How do I make khachapuri with Imeretian cheese?", 0.25, None, "novel"),
+    ],
+)
+def test_the_path_of_a_message(text: str, similarity: float, path: Path | None, reason: str) -> None:
+    choice = classify(AgentPolicy(), measure(text, similarity), CANON)
+    if path is None:
+        assert isinstance(choice, Escalate) and choice.reason == reason
+    else:
+        assert not isinstance(choice, Escalate) and (choice.path, choice.reason) == (path, reason)
+        if path is Path.CANONICAL:
+            assert choice.text == "Bread flour." and choice.canonical_id == "can_1"
+
+
+def test_a_complex_message_is_escalated_even_when_known() -> None:
+    text = (
+        "Should I open a bakery? What if I fail, and how would I plan the finances and the trade-off "
+        "between a shop and a market stall, step by step, with pros and cons?"
+    )
+    sig = measure(text, 0.5)
+    assert sig.complexity >= 0.6
+    choice = classify(AgentPolicy(), sig, CANON)
+    assert isinstance(choice, Escalate) and choice.reason == "complex"
+
+
+def test_clarification_off_lets_a_vague_message_through() -> None:
+    choice = classify(AgentPolicy(clarification=False), measure("help", 0.2), CANON)
+    assert isinstance(choice, Escalate)
+
+
+def test_the_escalation_step() -> None:
+    want = Escalate("novel", measure("khachapuri?", 0.1))
+    now = at("2026-12-02T10:00:00")  # a Wednesday
+    offer = escalation(AgentPolicy(), want, over_limit=False, available_from=now, now=now)
+    assert offer.path is Path.OFFER_ESCALATION
+    off = escalation(AgentPolicy(escalations=False), want, over_limit=False, available_from=now, now=now)
+    assert (off.path, off.reason) == (Path.REFUSE, "escalations_disabled")
+    full = escalation(AgentPolicy(), want, over_limit=True, available_from=now, now=now)
+    assert (full.path, full.reason) == (Path.REFUSE, "escalation_limit")
+    later = now + 3600
+    away = escalation(AgentPolicy(), want, over_limit=False, available_from=later, now=now)
+    assert (away.path, away.reason, away.available_from) == (Path.AUTO_ANSWER, "creator_unavailable", later)
+    strict = AgentPolicy(outside_availability="refuse")
+    refused = escalation(strict, want, over_limit=False, available_from=later, now=now)
+    assert (refused.path, refused.reason) == (Path.REFUSE, "creator_unavailable")
+
+
+def test_availability_windows_in_the_agent_s_time_zone() -> None:
+    p = AgentPolicy.model_validate(
+        {
+            "timezone": "Europe/Paris",
+            "availability": [{"days": ["mon", "wed"], "start": "09:00", "end": "12:00"}],
+        }
+    )
+    assert available(p, at("2026-12-02T08:30:00"))  # Wednesday 09:30 in Paris (UTC+1)
+    assert not available(p, at("2026-12-02T11:00:00"))  # 12:00 in Paris: the window is over
+    assert next_window(p, at("2026-12-02T11:00:00")) == at("2026-12-07T08:00:00")  # Monday 09:00 Paris
+    assert next_window(p, at("2026-12-02T08:30:00")) == at("2026-12-02T08:30:00")
+    assert available(AgentPolicy(), at("2026-12-06T03:00:00"))  # no windows: always
+    assert buckets(p, at("2026-12-02T23:30:00")) == ("2026-12-03", "2026-W49")  # already Thursday in Paris
