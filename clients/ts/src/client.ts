@@ -203,6 +203,11 @@ export class SidecarClient {
     };
     try {
       return await this.experiments.getExperimentReport(request, this.callOptions(options));
+    } catch (thrown) {
+      throw toSidecarError(thrown);
+    }
+  }
+
   /** Accepts an escalation offer made to the user (`summary.answerDecision.escalationId`): queued. */
   async acceptEscalation(tenantId: string, userId: string, escalationId: string, options?: SidecarCallOptions): Promise<AcceptEscalationResponse> {
     return this.typed(() => this.escalations.acceptEscalation({ tenantId, userId, escalationId }, this.callOptions(options)));
