@@ -219,6 +219,8 @@ public final class SidecarClient implements AutoCloseable {
 
   private static Timestamp timestamp(Instant at) {
     return Timestamp.newBuilder().setSeconds(at.getEpochSecond()).setNanos(at.getNano()).build();
+  }
+
   /** Accepts an escalation offer made to the user ({@code summary.answer_decision.escalation_id}): queued. */
   public AcceptEscalationResponse acceptEscalation(String tenantId, String userId, String escalationId, Deadline deadline) {
     AcceptEscalationRequest request =
