@@ -35,10 +35,12 @@ class Answer:
     def feed(self, chunk: Chunk) -> list[gen.StreamGenerateResponse]:
         out: list[gen.StreamGenerateResponse] = []
         if chunk.thinking and self._thinking:
-            out.append(gen.StreamGenerateResponse(delta=gen.ContentDelta(thinking=chunk.thinking)))
+            out.append(message := gen.StreamGenerateResponse())
+            message.delta.thinking = chunk.thinking  # in place: a ContentDelta argument is copied
         if chunk.text:
             self._text.append(chunk.text)
-            out.append(gen.StreamGenerateResponse(delta=gen.ContentDelta(text=chunk.text)))
+            out.append(message := gen.StreamGenerateResponse())
+            message.delta.text = chunk.text
         for delta in _merged(chunk.tool_calls):
             call = self._calls.setdefault(delta.index, _Call())
             call.id = call.id or delta.id
@@ -50,13 +52,17 @@ class Answer:
             out.append(gen.StreamGenerateResponse(delta=gen.ContentDelta(tool_call=wire)))
         return out
 
-    def message(self) -> gen.Message:
-        parts = [gen.ContentPart(text=self.text)] if self._text else []
+    def message(self, into: gen.Message | None = None) -> gen.Message:
+        """The assistant message, written into `into` (a reply's own field: no copy) or a new one."""
+        out = gen.Message() if into is None else into
+        out.role = gen.ROLE_ASSISTANT
+        if self._text:
+            out.content.add(text=self.text)
         for index in sorted(self._calls):
             c = self._calls[index]
-            call = gen.ToolCall(id=c.id, name=c.name, arguments="".join(c.arguments))
-            parts.append(gen.ContentPart(tool_call=call))
-        return gen.Message(role=gen.ROLE_ASSISTANT, content=parts)
+            call = out.content.add().tool_call
+            call.id, call.name, call.arguments = c.id, c.name, "".join(c.arguments)
+        return out
 
 
 def _merged(deltas: tuple[ToolCallDelta, ...]) -> list[ToolCallDelta]:

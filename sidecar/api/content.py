@@ -20,6 +20,7 @@ MAX_CALL_ID = 128
 MAX_ARGUMENTS_CHARS = 256 * 1024
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+_LEADING_ROLES = (gen.ROLE_SYSTEM, gen.ROLE_TOOL)
 _ROLES = {
     gen.ROLE_SYSTEM: Role.SYSTEM,
     gen.ROLE_USER: Role.USER,
@@ -48,9 +49,10 @@ def messages(
     out: list[Message] = []
     total = images = 0
     calls: set[str] = set()
+    leading = remembered  # every message so far is a system message or a tool result
     for i, m in enumerate(wire):
-        leading = remembered and all(w.role in (gen.ROLE_SYSTEM, gen.ROLE_TOOL) for w in wire[:i])
         message = _message(m, f"messages[{i}]", limits, calls, bad, leading=leading)
+        leading = leading and m.role in _LEADING_ROLES
         if message is None:
             continue
         total += len(message.text)

@@ -104,14 +104,7 @@ def to_call(
     bad = Violations(INPUT)
     messages = content.messages(req.messages, limits, bad, remembered=bool(req.conversation_id))
     params = _params(req.config, limits, bad) if req.HasField("config") else GenerationParams()
-    specs = tools.tools(req, bad.add)
-    params = dataclasses.replace(
-        params,
-        tools=specs,
-        tool_choice=tools.tool_choice(req, specs, bad.add),
-        parallel_tool_calls=req.parallel_tool_calls if req.HasField("parallel_tool_calls") else None,
-        response_format=tools.response_format(req, bad.add),
-    )
+    params = _with_tools(req, params, bad)
     for field in ("tenant_id", "user_id", "conversation_id", "request_id"):
         bad.check_id(field, getattr(req, field))
     if req.model and not _ROUTE.fullmatch(req.model):
@@ -144,6 +137,20 @@ def to_call(
         priority=priority,
         experiment_variant=variant,
         audience_layer=layer,
+    )
+
+
+def _with_tools(req: gen.GenerationInput, params: GenerationParams, bad: Violations) -> GenerationParams:
+    """The tool and answer-format fields; a call without any keeps `params` as it is (no copy:
+    the common case, bench/analysis.md)."""
+    specs = tools.tools(req, bad.add)
+    choice = tools.tool_choice(req, specs, bad.add)
+    parallel = req.parallel_tool_calls if req.HasField("parallel_tool_calls") else None
+    response_format = tools.response_format(req, bad.add)
+    if not specs and choice is None and parallel is None and response_format is None:
+        return params
+    return dataclasses.replace(
+        params, tools=specs, tool_choice=choice, parallel_tool_calls=parallel, response_format=response_format
     )
 
 
@@ -248,40 +255,38 @@ def duration(seconds: float) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=whole, nanos=nanos)
 
 
-def to_summary(record: Outcome, *, request_id: str, finished_at: float) -> gen.GenerationSummary:
+def _set_duration(field: duration_pb2.Duration, seconds: float) -> None:
+    """`duration(seconds)` written into a message's own field (present, even when zero)."""
+    field.SetInParent()
+    field.seconds, field.nanos = divmod(max(0, int(seconds * 1e9)), 1_000_000_000)
+
+
+def to_summary(
+    record: Outcome, *, request_id: str, finished_at: float, into: gen.GenerationSummary | None = None
+) -> gen.GenerationSummary:
+    """Written into `into` (a reply's own field) or a new summary, in place: sub-messages passed to
+    a constructor would be copied (bench/analysis.md)."""
     total = finished_at - record.started_at
-    usage = record.usage
-    target = record.target
-    summary = gen.GenerationSummary(
-        finish_reason=_FINISH[record.finish_reason],
-        usage=gen.Usage(
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            total_tokens=usage.total_tokens,
-            cached_tokens=usage.cached_tokens,
-            reasoning_tokens=usage.reasoning_tokens,
-            cache_write_tokens=usage.cache_write_tokens,
-        ),
-        cost_micros=micros(record.cost_usd),
-        attempts=[
-            gen.Attempt(
-                deployment=a.deployment,
-                provider=a.provider,
-                outcome=a.outcome,
-                duration=duration(a.seconds),
-            )
-            for a in record.attempts
-        ],
-        upstream_latency=duration(record.upstream_seconds),
-        overhead=duration(total - record.upstream_seconds),
-        request_id=request_id,
-    )
+    usage, target = record.usage, record.target
+    summary = gen.GenerationSummary() if into is None else into
+    summary.finish_reason = _FINISH[record.finish_reason]
+    summary.cost_micros, summary.request_id = micros(record.cost_usd), request_id
+    out = summary.usage
+    out.SetInParent()
+    out.prompt_tokens, out.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+    out.total_tokens, out.cached_tokens = usage.total_tokens, usage.cached_tokens
+    out.reasoning_tokens, out.cache_write_tokens = usage.reasoning_tokens, usage.cache_write_tokens
+    for a in record.attempts:
+        attempt = summary.attempts.add(deployment=a.deployment, provider=a.provider, outcome=a.outcome)
+        _set_duration(attempt.duration, a.seconds)
+    _set_duration(summary.upstream_latency, record.upstream_seconds)
+    _set_duration(summary.overhead, total - record.upstream_seconds)
     if target is not None:
         served = summary.served_by
         served.route, served.deployment = target.route, target.deployment
         served.provider, served.model = target.provider, target.model
     if record.first_token_at is not None:
-        summary.time_to_first_token.CopyFrom(duration(record.first_token_at - record.started_at))
+        _set_duration(summary.time_to_first_token, record.first_token_at - record.started_at)
     context_cache.add_summary_fields(summary, record)
     summary.experiment, summary.experiment_variant = record.experiment, record.variant
     summary.experiment_variant_overridden = record.variant_overridden

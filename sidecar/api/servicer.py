@@ -103,7 +103,7 @@ class GenerationServicer:
             await self._cut(context, call, ())
         except Exception as exc:
             await self._fail(context, call, exc)
-        return gen.GenerateResponse(message=answer.message(), summary=self._summary(call))
+        return self._response(call, answer)
 
     async def _generate_bytes(self, call: Call, context: Context) -> bytes:
         return (await self._generate(call, context)).SerializeToString()
@@ -127,8 +127,9 @@ class GenerationServicer:
             await self._cut(context, call, (answer.text,))
         except Exception as exc:
             await self._fail(context, call, exc)
-        result = gen.GenerateResponse(message=answer.message(), summary=self._summary(call))
-        yield gen.StreamGenerateResponse(result=result)
+        final = gen.StreamGenerateResponse()
+        self._response(call, answer, final.result)
+        yield final
 
     async def ListModels(
         self, request: models_pb2.ListModelsRequest, context: Context
@@ -198,11 +199,20 @@ class GenerationServicer:
             _log.error("call crashed", exc_info=exc, extra=fields)
         await abort(context, err)
 
-    def _summary(self, call: Call) -> gen.GenerationSummary:
+    def _response(
+        self, call: Call, answer: Answer, into: gen.GenerateResponse | None = None
+    ) -> gen.GenerateResponse:
+        """The reply, built in its own fields (a sub-message given to a constructor is copied)."""
+        response = gen.GenerateResponse() if into is None else into
+        answer.message(response.message)
         summary = convert.to_summary(
-            call.record, request_id=call.request_id, finished_at=self._clock.monotonic()
+            call.record,
+            request_id=call.request_id,
+            finished_at=self._clock.monotonic(),
+            into=response.summary,
         )
-        return api_personas.annotate_summary(summary, call.record)
+        api_personas.annotate_summary(summary, call.record)
+        return response
 
 
 def shutdown_cut(call: Call, delivered: Sequence[str]) -> StreamInterruptedError:

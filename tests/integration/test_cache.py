@@ -20,6 +20,8 @@ ZERO = gen.GenerationConfig(temperature=0.0)
 
 def config(redis_url: str | None, namespace: str, **cache: Any) -> dict[str, Any]:
     backend = {"backend": "redis", "redis_url": redis_url} if redis_url else {}
+    # a generous store timeout: these tests need each store to land, also on a loaded machine
+    cache = {"timeout_seconds": 5.0, **cache}
     return {
         "settings": {"cache": {"enabled": True, "namespace": namespace, **backend, **cache}},
         "policy": {

@@ -367,3 +367,22 @@ def test_a_tool_loop_converts_to_domain_messages() -> None:
     assert spec.name == "weather" and '"maximum":7' in spec.parameters_json  # an int, not 7.0
     assert call.params.tool_choice is not None and call.params.tool_choice.mode == "required"
     assert call.params.parallel_tool_calls is False
+
+
+def test_with_a_conversation_only_leading_tool_results_may_answer_stored_calls() -> None:
+    """Results before the first user or assistant message may answer calls memory holds; a result
+    after one must answer a call of this request (content.messages tracks the leading run)."""
+
+    def result(call_id: str) -> gen.Message:
+        return gen.Message(role=gen.ROLE_TOOL, tool_call_id=call_id, content=[part()])
+
+    leading = [msg(role=gen.ROLE_SYSTEM), result("stored_1"), msg()]
+    call = convert(gen.GenerationInput(messages=leading, conversation_id="c:1"))
+    assert [m.tool_call_id for m in call.messages] == ["", "stored_1", ""]
+    for messages, where in (
+        ([msg(), result("stored_1")], "messages[1].tool_call_id"),
+        ([result("stored_1"), msg(), result("stored_2")], "messages[2].tool_call_id"),
+    ):
+        with pytest.raises(InvalidRequestError) as info:
+            convert(gen.GenerationInput(messages=messages, conversation_id="c:1"))
+        assert [v.field for v in info.value.violations] == [f"input.{where}"]
