@@ -28,6 +28,7 @@ from upstream import FIXTURES, load_canned, make_handler
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import generation_service_pb2_grpc as svc
+from sidecar._gen.orchestrator.v1 import priority_pb2
 from sidecar.app import build_server
 from sidecar.config.load import load_config
 
@@ -59,7 +60,7 @@ async def one(stub: svc.GenerationServiceStub, priority: str, out: list[tuple[st
             messages=[gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart(text="hello")])],
             tenant_id="bench",
             user_id="u",
-            metadata={"priority": priority},
+            priority=priority_pb2.Priority.Value(f"PRIORITY_{priority}"),
         )
     )
     started = time.perf_counter()

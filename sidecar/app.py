@@ -10,6 +10,7 @@ from sidecar.api.admin_servicer import AdminServicer
 from sidecar.api.conversation_servicer import ConversationServicer
 from sidecar.api.convert import Tiers
 from sidecar.api.escalation_servicer import EscalationServicer
+from sidecar.api.experiment_servicer import ExperimentServicer
 from sidecar.api.gate import Gate
 from sidecar.api.key_servicer import KeyServicer
 from sidecar.api.paging import PageTokens
@@ -94,7 +95,16 @@ def build_servicers(cfg: Config, d: Deps, drain: Drain) -> Servicers:
             gate=Gate(d.verifier, "EscalationService"), queue=d.escalations, pages=pages, clock=d.clock
         ),
         admin=AdminServicer(
-            gate=Gate(d.verifier, "AdminService"), keys=d.keys, ledger=d.telemetry.ledger, pages=pages
+            gate=Gate(d.verifier, "AdminService"),
+            keys=d.keys,
+            ledger=d.telemetry.ledger,
+            pages=pages,
+            experiments=experiment_book(cfg, d),
+        ),
+        experiments=ExperimentServicer(
+            gate=Gate(d.verifier, "ExperimentService"),
+            ledger=d.telemetry.ledger,
+            book=experiment_book(cfg, d),
         ),
     )
 
@@ -218,7 +228,7 @@ def experiment_book(cfg: Config, d: Deps) -> ExperimentBook:
 def routed_layers(cfg: Config, d: Deps) -> list[Layer]:
     """Route, then the key per attempt: the part of the pipeline that reaches a provider."""
     return [
-        partial(RouteLayer, routing=d.routing, clock=d.clock),
+        partial(RouteLayer, routing=d.routing, clock=d.clock, slots=d.deployment_slots),
         partial(KeyLayer, keys=d.keys, modes=user_key_modes(cfg)),
     ]
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
 
+from sidecar.admission.deployments import DeploymentSlots, SlotsObserver
 from sidecar.admission.queue import AdmissionObserver, AdmissionQueue
 from sidecar.authz.policy import Authorizer, credentials_from_settings
 from sidecar.cache.store import AiocacheStore, ByteStore, RedisByteStore
@@ -74,6 +75,7 @@ class Deps:
     embeddings: EmbeddingService
     quota: QuotaService | None = None
     admission: AdmissionQueue | None = None
+    deployment_slots: DeploymentSlots | None = None  # per-deployment capacities, checked by the route
     experiments: ExperimentControl | None = None
     idempotency: IdempotencyStore | None = None
     semantic: SemanticStore | None = None  # the semantic cache's store, when a route enables it
@@ -110,6 +112,7 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
         quota=quota,
         telemetry=telemetry,
         admission=build_admission(cfg, clock, telemetry.metrics),
+        deployment_slots=build_deployment_slots(cfg, clock, telemetry.metrics),
         experiments=ExperimentControl(
             ExperimentBook(cfg.policy.experiments, persona_prompts(cfg)),
             cfg.policy.experiments,
@@ -123,6 +126,30 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
     deps = with_answers(cfg, deps)
     telemetry.metrics.registry.register(build_collector(cfg, deps))
     return deps
+
+
+def build_deployment_slots(cfg: Config, clock: Clock, metrics: Metrics) -> DeploymentSlots | None:
+    """Per-deployment capacities (policy.admission.deployments): shed calls and waits are counted
+    with the sidecar-wide admission metrics (by priority); queue depths are not."""
+    a = cfg.policy.admission
+    if a is None or not a.deployments:
+        return None
+    observer = SlotsObserver(  # once per call: a call may wait in several deployments' queues
+        on_waited=lambda p, seconds: metrics.admission_waited(p.label, seconds),
+        on_shed=lambda p: metrics.admission_shed_call(p.label),
+    )
+    queues = {
+        name: AdmissionQueue(
+            capacity=capacity,
+            queue_size=a.queue_size,
+            retry_after=a.retry_after_seconds,
+            max_wait=a.max_wait_seconds,
+            clock=clock,
+            deployment=name,
+        )
+        for name, capacity in a.deployments.items()
+    }
+    return DeploymentSlots(queues, clock=clock, observer=observer)
 
 
 def with_answers(cfg: Config, d: Deps) -> Deps:
@@ -179,7 +206,7 @@ def _remember(personas: PersonaService) -> Callable[[Escalation], Awaitable[None
 def build_admission(cfg: Config, clock: Clock, metrics: Metrics) -> AdmissionQueue | None:
     """The sidecar's capacity and priority queue, when the policy has an admission section."""
     a = cfg.policy.admission
-    if a is None:
+    if a is None or a.capacity is None:
         return None
     observer = AdmissionObserver(
         on_depth=lambda p, depth: metrics.admission_queue_depth(p.label, depth),

@@ -29,8 +29,8 @@ const (
 	TokenEnv = "ORCHESTRATOR_SIDECAR_TOKEN"
 )
 
-// Client is a connection to the sidecar. Its stubs (Generation, Conversations, Quota, Keys, Escalations) carry
-// the token too, for the RPCs the wrapper has no method for.
+// Client is a connection to the sidecar. Its stubs (Generation, Conversations, Quota, Keys,
+// Escalations, Experiments) carry the token too, for the RPCs the wrapper has no method for.
 type Client struct {
 	conn          *grpc.ClientConn
 	retry         *RetryPolicy
@@ -38,6 +38,7 @@ type Client struct {
 	Conversations v1.ConversationServiceClient
 	Quota         v1.QuotaServiceClient
 	Keys          v1.KeyServiceClient
+	Experiments   v1.ExperimentServiceClient
 	Escalations   v1.EscalationServiceClient
 }
 
@@ -101,6 +102,7 @@ func New(opts ...Option) (*Client, error) {
 		Conversations: v1.NewConversationServiceClient(conn),
 		Quota:         v1.NewQuotaServiceClient(conn),
 		Keys:          v1.NewKeyServiceClient(conn),
+		Experiments:   v1.NewExperimentServiceClient(conn),
 		Escalations:   v1.NewEscalationServiceClient(conn),
 	}, nil
 }

@@ -89,6 +89,15 @@ func replay(t *testing.T, client *orchestrator.Client, sc map[string]any) outcom
 	case "ListModels":
 		resp, err := client.ListModels(ctx, parse(t, sc, &v1.ListModelsRequest{}))
 		out.err, out.response = err, toMap(t, resp)
+	case "Feedback":
+		req := parse(t, sc, &v1.FeedbackRequest{})
+		resp, err := client.Feedback(ctx, req.GetTenantId(), req.GetRequestId(), req.GetScore(), req.GetLabel())
+		out.err, out.response = err, toMap(t, resp)
+	case "GetExperimentReport":
+		req := parse(t, sc, &v1.GetExperimentReportRequest{})
+		start, end := req.GetStartTime().AsTime(), req.GetEndTime().AsTime()
+		resp, err := client.GetExperimentReport(ctx, req.GetTenantId(), req.GetExperiment(), start, end)
+		out.err, out.response = err, toMap(t, resp)
 	case "AcceptEscalation":
 		req := parse(t, sc, &v1.AcceptEscalationRequest{})
 		resp, err := client.AcceptEscalation(ctx, req.GetTenantId(), req.GetUserId(), req.GetEscalationId())

@@ -57,8 +57,11 @@ class AdmissionQueue:
         clock: Clock,
         max_wait: float | None = None,
         observer: AdmissionObserver | None = None,
+        deployment: str = "",
     ) -> None:
+        """`deployment`: the deployment whose capacity this is ("" = the sidecar's)."""
         self._capacity, self._queue_size, self._retry_after = capacity, queue_size, retry_after
+        self._deployment = deployment
         self._clock, self._max_wait = clock, max_wait
         self._observer = observer or AdmissionObserver()
         self._running = 0
@@ -74,8 +77,7 @@ class AdmissionQueue:
 
     async def acquire(self, priority: Priority, deadline: Deadline) -> None:
         """Return once the call holds a slot (then `release()` it exactly once), or raise."""
-        if self._running < self._capacity and not self._waiting:
-            self._set_running(self._running + 1)
+        if self.try_acquire():
             return
         waiter = self._enqueue(priority)
         started = self._clock.monotonic()
@@ -83,6 +85,13 @@ class AdmissionQueue:
             await self._wait(waiter, deadline)
         finally:
             self._observer.on_waited(priority, self._clock.monotonic() - started)
+
+    def try_acquire(self) -> bool:
+        """Take a free slot now if there is one and nobody waits for it (then `release()` it)."""
+        if self._running < self._capacity and not self._waiting:
+            self._set_running(self._running + 1)
+            return True
+        return False
 
     def release(self) -> None:
         """A running call ended: its slot goes to the first waiter, or is freed."""
@@ -147,10 +156,12 @@ class AdmissionQueue:
             if waited
             else "at capacity and the admission queue is full"
         )
+        what = f"deployment {self._deployment!r}" if self._deployment else "the sidecar"
+        metadata = {"priority": priority.name}
+        if self._deployment:
+            metadata["deployment"] = self._deployment
         return OverloadedError(
-            f"the sidecar is overloaded: {why}",
-            metadata={"priority": priority.name},
-            retry_after=self._retry_after,
+            f"{what} is overloaded: {why}", metadata=metadata, retry_after=self._retry_after
         )
 
     def _set_running(self, n: int) -> None:

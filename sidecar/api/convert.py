@@ -13,12 +13,12 @@ from google.protobuf import duration_pb2
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import models_pb2
 from sidecar.api import answers, content, context_cache, tools
+from sidecar.api.priority import request_priority, requested_variant
 from sidecar.config.schema import DeploymentConfig, RequestLimits
 from sidecar.config.tiers import TierAssignment, UnknownTier, resolve_tier
 from sidecar.core.clock import Deadline
 from sidecar.core.errors import FieldViolation, InvalidRequestError
 from sidecar.core.outcome import Outcome
-from sidecar.core.priority import priority_from_metadata
 from sidecar.core.types import (
     Call,
     Credentials,
@@ -112,7 +112,8 @@ def to_call(
     check_metadata(req.metadata, limits, bad)
     key_source = _key_source(req, bad) if req.HasField("provider_key") else None
     tier = caller_tier(tiers, req.tenant_id, req.user_id, req.metadata, bad)
-    priority = priority_from_metadata(req.metadata, bad.add)
+    priority = request_priority(req, bad.add)
+    variant = requested_variant(req, bad.add)
     cache_bypass = context_cache.cache_bypass(req.cache_mode, bad.add)
     layer = answers.audience_layer(req.audience_layer, bad.add)
     if bad.items:
@@ -134,6 +135,7 @@ def to_call(
         tier=tier,
         cache_bypass=cache_bypass,
         priority=priority,
+        experiment_variant=variant,
         audience_layer=layer,
     )
 
@@ -286,6 +288,8 @@ def to_summary(
     if record.first_token_at is not None:
         _set_duration(summary.time_to_first_token, record.first_token_at - record.started_at)
     context_cache.add_summary_fields(summary, record)
+    summary.experiment, summary.experiment_variant = record.experiment, record.variant
+    summary.experiment_variant_overridden = record.variant_overridden
     answers.add_summary_fields(summary, record)
     return summary
 

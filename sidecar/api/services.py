@@ -12,6 +12,7 @@ from sidecar._gen.orchestrator.v1 import (
     admin_service_pb2,
     conversation_service_pb2,
     escalation_service_pb2,
+    experiment_service_pb2,
     generation_service_pb2,
     key_service_pb2,
     quota_service_pb2,
@@ -20,6 +21,7 @@ from sidecar.api.admin_servicer import AdminServicer
 from sidecar.api.conversation_servicer import ConversationServicer
 from sidecar.api.decode import add_service
 from sidecar.api.escalation_servicer import EscalationServicer
+from sidecar.api.experiment_servicer import ExperimentServicer
 from sidecar.api.key_servicer import KeyServicer
 from sidecar.api.quota_servicer import QuotaServicer
 from sidecar.api.servicer import GenerationServicer
@@ -31,7 +33,10 @@ QUOTA = quota_service_pb2.DESCRIPTOR.services_by_name["QuotaService"]
 KEYS = key_service_pb2.DESCRIPTOR.services_by_name["KeyService"]
 ESCALATION = escalation_service_pb2.DESCRIPTOR.services_by_name["EscalationService"]
 ADMIN = admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"]
-DATA_PLANE_NAMES = tuple(s.full_name for s in (GENERATION, CONVERSATION, QUOTA, KEYS, ESCALATION))
+EXPERIMENTS = experiment_service_pb2.DESCRIPTOR.services_by_name["ExperimentService"]
+DATA_PLANE_NAMES = tuple(
+    s.full_name for s in (GENERATION, CONVERSATION, QUOTA, KEYS, ESCALATION, EXPERIMENTS)
+)
 ADMIN_NAME = ADMIN.full_name
 
 
@@ -45,6 +50,7 @@ class Servicers:
     keys: KeyServicer
     escalation: EscalationServicer
     admin: AdminServicer
+    experiments: ExperimentServicer
 
 
 def add_data_plane(
@@ -56,6 +62,7 @@ def add_data_plane(
         (s.quota, QUOTA),
         (s.keys, KEYS),
         (s.escalation, ESCALATION),
+        (s.experiments, EXPERIMENTS),
     )
     for servicer, descriptor in pairs:
         add_service(server, servicer, descriptor, clock=clock, on_request=on_request)

@@ -8,6 +8,7 @@ from sidecar._gen.orchestrator.v1 import (
     admin_service_pb2,
     conversation_service_pb2,
     escalation_service_pb2,
+    experiment_service_pb2,
     generation_service_pb2,
     key_service_pb2,
     quota_service_pb2,
@@ -20,6 +21,7 @@ DATA_PLANE_SERVICES = (
     "QuotaService",
     "KeyService",
     "EscalationService",
+    "ExperimentService",
 )
 _FILES = (
     generation_service_pb2,
@@ -27,6 +29,7 @@ _FILES = (
     quota_service_pb2,
     key_service_pb2,
     escalation_service_pb2,
+    experiment_service_pb2,
     admin_service_pb2,
 )
 

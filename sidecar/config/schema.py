@@ -273,6 +273,8 @@ class Policy(_Model):
         problems += self.personas.problems(self.routes, self.tiers)
         problems += self._quota_references()
         problems += self._experiment_references()
+        if self.admission is not None:
+            problems += self.admission.problems(set(self.deployments))
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -25,6 +25,7 @@ class Code(enum.Enum):
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     INTERNAL = "INTERNAL"
     ABORTED = "ABORTED"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
 
 
 @dataclass(frozen=True, slots=True)

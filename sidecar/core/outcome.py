@@ -65,7 +65,7 @@ class Outcome:
         self._cache_age: float | None = None
         self._rejected = (Usage(), 0.0)  # answers rejected by the format check: their usage and cost
         self._context = (0, 0, False)
-        self._experiment = ("", "")
+        self._experiment = ("", "", False)
         self._answer: Decision | None = None
         self._sealed = False
 
@@ -151,10 +151,11 @@ class Outcome:
         if not self._sealed:
             self._context = (tokens_removed, messages_removed, summarized)
 
-    def experiment_assigned(self, experiment: str, variant: str) -> None:
-        """The experiment variant serving the call (the experiment layer)."""
+    def experiment_assigned(self, experiment: str, variant: str, *, overridden: bool = False) -> None:
+        """The experiment variant serving the call (the experiment layer); `overridden`: the request
+        chose it, not the sticky assignment."""
         if not self._sealed:
-            self._experiment = (experiment, variant)
+            self._experiment = (experiment, variant, overridden)
 
     def answer_decided(self, decision: Decision) -> None:
         """The answer policy's decision for the call (sidecar/pipeline/answers.py)."""
@@ -250,6 +251,10 @@ class Outcome:
     @property
     def variant(self) -> str:
         return self._experiment[1]
+
+    @property
+    def variant_overridden(self) -> bool:
+        return self._experiment[2]
 
     @property
     def answer(self) -> Decision | None:

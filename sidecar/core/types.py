@@ -263,5 +263,6 @@ class Call:
     cache_bypass: bool = False  # the caller asked the response cache to stay out of this call
     budget_deployment: str = ""  # set by the quota layer: only this (cheaper) deployment fits the budget
     plan: CallPlan | None = None  # set once by the resolve step (sidecar/pipeline/resolve.py)
-    priority: Priority = Priority.NORMAL  # the caller's (metadata["priority"]), capped by its tier
+    priority: Priority = Priority.NORMAL  # the caller's (input.priority or metadata), capped by its tier
+    experiment_variant: str = ""  # the variant the request asks for (testing); "" = the sticky one
     audience_layer: str = "public"  # the caller's layer with an agent: public, friends or intimate

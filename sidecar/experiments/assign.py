@@ -1,5 +1,6 @@
 """Which variant of an experiment serves a call: sticky per (tenant, user) by a stable hash, or the
-variant trusted metadata names (`experiment_variant`, for testing). A promoted variant takes every
+variant the request names (GenerationInput.experiment_variant, or the `experiment_variant`
+metadata label of older callers; for testing). A promoted variant takes every
 call; a stopped experiment sends every call to its control."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from sidecar.config.experiments import ExperimentConfig, VariantConfig
 from sidecar.core.errors import FieldViolation, InvalidRequestError
 
 VARIANT_METADATA_KEY = "experiment_variant"
+REQUESTED_FIELD = "input.experiment_variant"
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +21,7 @@ class Assignment:
     experiment: str
     variant: str
     config: VariantConfig
+    overridden: bool = False  # the request named the variant
 
 
 def bucket(experiment: str, tenant: str, user: str) -> float:
@@ -28,21 +31,30 @@ def bucket(experiment: str, tenant: str, user: str) -> float:
 
 
 def assign(
-    name: str, exp: ExperimentConfig, *, tenant: str, user: str, metadata: Mapping[str, str]
+    name: str,
+    exp: ExperimentConfig,
+    *,
+    tenant: str,
+    user: str,
+    metadata: Mapping[str, str],
+    requested: str = "",
 ) -> Assignment:
-    """The caller's variant; an override naming no variant of the experiment is INVALID_ARGUMENT."""
-    chosen = _override(exp, metadata)
-    if chosen is None:
-        chosen = _fixed(exp) or _weighted(exp, bucket(name, tenant, user))
+    """The caller's variant; an override naming no variant of the experiment is INVALID_ARGUMENT.
+    `requested`: the request's experiment_variant ("" = none)."""
+    chosen = _override(exp, requested, metadata)
+    if chosen is not None:
+        return Assignment(name, chosen, exp.variants[chosen], overridden=True)
+    chosen = _fixed(exp) or _weighted(exp, bucket(name, tenant, user))
     return Assignment(name, chosen, exp.variants[chosen])
 
 
-def _override(exp: ExperimentConfig, metadata: Mapping[str, str]) -> str | None:
-    named = metadata.get(VARIANT_METADATA_KEY)
-    if named is None:
-        return None
+def _override(exp: ExperimentConfig, requested: str, metadata: Mapping[str, str]) -> str | None:
+    field, named = REQUESTED_FIELD, requested
+    if not named:
+        field, named = f"metadata[{VARIANT_METADATA_KEY}]", metadata.get(VARIANT_METADATA_KEY, "")
+        if VARIANT_METADATA_KEY not in metadata:
+            return None
     if named not in exp.variants:
-        field = f"metadata[{VARIANT_METADATA_KEY}]"
         raise InvalidRequestError([FieldViolation(field, f"one of {', '.join(exp.variants)}")])
     return named
 

@@ -12,7 +12,7 @@ from typing import Any
 from sidecar.config.load import ConfigError, load_config, process_environ
 from sidecar.config.telemetry import LedgerConfig
 from sidecar.core.errors import SidecarError
-from sidecar.ledger.record import LedgerStore
+from sidecar.ledger.record import FeedbackStatus, LedgerStore
 
 DAY = 86_400.0
 
@@ -75,11 +75,11 @@ def _feedback(args: argparse.Namespace) -> int:
         return 1
     feedback = Feedback(args.tenant, args.request_id, args.score, args.label)
     try:
-        asyncio.run(_with_store(store, record_feedback(store, feedback)))
+        result = asyncio.run(_with_store(store, record_feedback(store, feedback)))
     except SidecarError as err:
         sys.stderr.write(f"{err.code.value} {err.reason}: {err.message}\n")
         return 2
-    sys.stdout.write("stored\n")
+    sys.stdout.write("already stored\n" if result.status is FeedbackStatus.REPEATED else "stored\n")
     return 0
 
 
@@ -91,10 +91,10 @@ async def _rows(store: LedgerStore, experiment: str, start: float, end: float) -
         await store.aclose()
 
 
-async def _with_store(store: LedgerStore, work: Any) -> None:
+async def _with_store(store: LedgerStore, work: Any) -> Any:
     await store.open()
     try:
-        await work
+        return await work
     finally:
         await store.aclose()
 

@@ -1,5 +1,8 @@
 """Feedback: a score (and an optional label) for a tenant's finished call, by request id, stored on
-the call's usage record in the ledger, where experiment reports read it."""
+the call's usage record in the ledger, where experiment reports read it.
+
+A call is scored once. The same score and label again change nothing and succeed (a retried
+Feedback is harmless); a different score for a scored call is ALREADY_EXISTS / FEEDBACK_EXISTS."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from sidecar.core.errors import Code, FieldViolation, InvalidRequestError, SidecarError
-from sidecar.ledger.record import LedgerStore
+from sidecar.ledger.record import FeedbackResult, FeedbackStatus, LedgerStore
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}")  # the edge's rule (api/convert.py)
 LABEL = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
@@ -20,6 +23,13 @@ class FeedbackTargetNotFoundError(SidecarError):
 
     code = Code.NOT_FOUND
     reason = "CALL_NOT_FOUND"
+
+
+class FeedbackExistsError(SidecarError):
+    """The call has another score already: the first score stands."""
+
+    code = Code.ALREADY_EXISTS
+    reason = "FEEDBACK_EXISTS"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +60,21 @@ def validated(f: Feedback) -> Feedback:
     return f
 
 
-async def record_feedback(store: LedgerStore, f: Feedback) -> None:
-    """Validate and store; NOT_FOUND when the tenant has no such finished call."""
+async def record_feedback(store: LedgerStore, f: Feedback) -> FeedbackResult:
+    """Validate and store: STORED or REPEATED; NOT_FOUND when the tenant has no such finished call,
+    FEEDBACK_EXISTS when it has another score."""
     f = validated(f)
-    if not await store.feedback(f.tenant, f.request_id, f.score, f.label):
+    result = await store.feedback(f.tenant, f.request_id, f.score, f.label)
+    if result.status is FeedbackStatus.NOT_FOUND:
         raise FeedbackTargetNotFoundError(
             f"tenant {f.tenant!r} has no finished call {f.request_id!r}",
             metadata={"requestId": f.request_id},
+            violations=[FieldViolation("request_id", "no finished call of this tenant has this id")],
         )
+    if result.status is FeedbackStatus.CONFLICT:
+        raise FeedbackExistsError(
+            f"call {f.request_id!r} already has another score; the first score stands",
+            metadata={"requestId": f.request_id},
+            violations=[FieldViolation("score", "the call has another score already; it is scored once")],
+        )
+    return result

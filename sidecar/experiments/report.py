@@ -5,6 +5,7 @@ before every compared variant has `min_samples` values of the metric."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import statistics
@@ -27,6 +28,9 @@ class Verdict(enum.Enum):
 class VariantStats:
     variant: str
     calls: int
+    errors: int
+    tokens: int
+    cost_usd: float
     error_rate: float
     latency_p50: float
     latency_p95: float
@@ -42,6 +46,7 @@ class VariantVerdict:
     comparison: Comparison | None
     verdict: Verdict
     reasons: tuple[str, ...]
+    samples: tuple[int, int] = (0, 0)  # values of the metric: the control's, the variant's
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,9 @@ def _variant_stats(variant: str, rows: Sequence[ExperimentRow]) -> VariantStats:
     return VariantStats(
         variant=variant,
         calls=n,
+        errors=sum(not r.ok for r in rows),
+        tokens=sum(r.tokens for r in rows),
+        cost_usd=sum(r.cost_usd for r in rows),
         error_rate=sum(not r.ok for r in rows) / n if n else math.nan,
         latency_p50=percentile(latencies, 0.50),
         latency_p95=percentile(latencies, 0.95),
@@ -91,6 +99,12 @@ def _variant_stats(variant: str, rows: Sequence[ExperimentRow]) -> VariantStats:
 
 
 def _verdict(
+    exp: ExperimentConfig, control: VariantStats, s: VariantStats, a: list[float], b: list[float]
+) -> VariantVerdict:
+    return dataclasses.replace(_judged(exp, control, s, a, b), samples=(len(a), len(b)))
+
+
+def _judged(
     exp: ExperimentConfig, control: VariantStats, s: VariantStats, a: list[float], b: list[float]
 ) -> VariantVerdict:
     if min(len(a), len(b)) < exp.min_samples:

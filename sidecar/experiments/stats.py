@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,8 +63,10 @@ def compare(a: Sequence[float], b: Sequence[float]) -> Comparison:
     if len(a) < 2 or len(b) < 2:
         raise ValueError("each variant needs at least two values to compare")
     st = _scipy_stats()
-    welch = st.ttest_ind(b, a, equal_var=False)
-    mwu = st.mannwhitneyu(b, a, alternative="two-sided")
+    with warnings.catch_warnings():  # constant samples: scipy warns and answers nan, which we report as unset
+        warnings.simplefilter("ignore", RuntimeWarning)
+        welch = st.ttest_ind(b, a, equal_var=False)
+        mwu = st.mannwhitneyu(b, a, alternative="two-sided")
     return Comparison(
         difference=statistics.fmean(b) - statistics.fmean(a),
         welch_t=float(welch.statistic),

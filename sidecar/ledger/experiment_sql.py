@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sidecar.ledger.record import AuditEntry, ExperimentRow
+from sidecar.ledger.record import AuditEntry, ExperimentRow, FeedbackResult, FeedbackStatus
 
 
 def added_columns(real: str) -> tuple[tuple[str, str], ...]:
@@ -19,6 +19,7 @@ def added_columns(real: str) -> tuple[tuple[str, str], ...]:
         ("variant", "variant TEXT NOT NULL DEFAULT ''"),
         ("feedback_score", f"feedback_score {real}"),
         ("feedback_label", "feedback_label TEXT"),
+        ("variant_overridden", "variant_overridden BOOLEAN NOT NULL DEFAULT FALSE"),
     )
 
 
@@ -32,20 +33,54 @@ def create_extras(real: str) -> tuple[str, ...]:
 
 
 def feedback(placeholder: Callable[[int], str]) -> str:
-    """Set the feedback of a tenant's finished call; the row count says whether it exists."""
+    """Score a tenant's finished call unless it has a score already: the row count says whether
+    this statement stored it (a call scored once; `feedback_of` tells a repeat from a conflict)."""
     p = placeholder
     return (
         f"UPDATE usage_records SET feedback_score = {p(1)}, feedback_label = {p(2)} "
-        f"WHERE tenant = {p(3)} AND request_id = {p(4)}"
+        f"WHERE tenant = {p(3)} AND request_id = {p(4)} AND feedback_score IS NULL"
     )
 
 
-def rows(placeholder: Callable[[int], str]) -> str:
+def feedback_of(placeholder: Callable[[int], str]) -> str:
+    """The stored feedback and the variant of a tenant's call (no row: no such finished call)."""
     p = placeholder
     return (
+        "SELECT feedback_score, feedback_label, experiment, variant FROM usage_records "
+        f"WHERE tenant = {p(1)} AND request_id = {p(2)} ORDER BY feedback_score IS NULL LIMIT 1"
+    )
+
+
+def feedback_result(stored: bool, found: Sequence[Any] | None, score: float, label: str) -> FeedbackResult:
+    """What a Feedback did, from the UPDATE's outcome and the call's row read after it."""
+    if found is None:
+        return FeedbackResult(FeedbackStatus.NOT_FOUND)
+    experiment, variant = str(found[2]), str(found[3])
+    if stored:
+        return FeedbackResult(FeedbackStatus.STORED, experiment, variant)
+    same = found[0] is not None and float(found[0]) == score and (found[1] or "") == label
+    status = FeedbackStatus.REPEATED if same else FeedbackStatus.CONFLICT
+    return FeedbackResult(status, experiment, variant)
+
+
+def rows(
+    placeholder: Callable[[int], str], tenant: str | None, limit: int | None
+) -> tuple[str, tuple[Any, ...]]:
+    """An experiment's calls in a time range: the query and the arguments after (experiment,
+    start, end); `tenant`: of one tenant only; `limit`: at most that many rows."""
+    p = placeholder
+    extra: tuple[Any, ...] = ()
+    text = (
         "SELECT variant, outcome, latency_seconds, tokens_in + tokens_out, cost_usd, feedback_score "
         f"FROM usage_records WHERE experiment = {p(1)} AND ts >= {p(2)} AND ts < {p(3)}"
     )
+    if tenant is not None:
+        extra += (tenant,)
+        text += f" AND tenant = {p(3 + len(extra))}"
+    if limit is not None:
+        extra += (limit,)
+        text += f" LIMIT {p(3 + len(extra))}"
+    return text, extra
 
 
 def insert_audit(placeholder: Callable[[int], str]) -> str:

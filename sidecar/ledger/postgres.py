@@ -6,7 +6,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from sidecar.ledger import experiment_sql, sql
-from sidecar.ledger.record import AuditEntry, ExperimentRow, UsageGroup, UsageQuery, UsageRecord
+from sidecar.ledger.record import (
+    AuditEntry,
+    ExperimentRow,
+    FeedbackResult,
+    UsageGroup,
+    UsageQuery,
+    UsageRecord,
+)
 
 _DAY = "to_char(to_timestamp(ts) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
@@ -50,16 +57,21 @@ class PostgresLedger:
             status = await conn.execute("DELETE FROM usage_records WHERE ts < $1", cutoff)
         return int(str(status).rsplit(" ", 1)[-1])
 
-    async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> bool:
+    async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> FeedbackResult:
         async with self._pool.acquire() as conn:
             status = await conn.execute(
                 experiment_sql.feedback(_placeholder), score, label, tenant, request_id
             )
-        return int(str(status).rsplit(" ", 1)[-1]) > 0
+            found = await conn.fetchrow(experiment_sql.feedback_of(_placeholder), tenant, request_id)
+        stored = int(str(status).rsplit(" ", 1)[-1]) > 0
+        return experiment_sql.feedback_result(stored, None if found is None else tuple(found), score, label)
 
-    async def experiment_rows(self, experiment: str, start: float, end: float) -> list[ExperimentRow]:
+    async def experiment_rows(
+        self, experiment: str, start: float, end: float, tenant: str | None = None, limit: int | None = None
+    ) -> list[ExperimentRow]:
+        text, extra = experiment_sql.rows(_placeholder, tenant, limit)
         async with self._pool.acquire() as conn:
-            found = await conn.fetch(experiment_sql.rows(_placeholder), experiment, start, end)
+            found = await conn.fetch(text, experiment, start, end, *extra)
         return experiment_sql.experiment_rows([tuple(r) for r in found])
 
     async def audit(self, entries: Sequence[AuditEntry]) -> None:

@@ -35,6 +35,7 @@ class UsageRecord:
     metadata: Mapping[str, str] = field(default_factory=dict)  # the request's labels (bounded at the edge)
     experiment: str = ""  # the experiment and variant that served the call ("" = none)
     variant: str = ""
+    variant_overridden: bool = False  # the request chose the variant (testing), not the assignment
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,20 @@ class ExperimentRow:
     tokens: int
     cost_usd: float
     feedback: float | None
+
+
+class FeedbackStatus(enum.Enum):
+    STORED = "stored"
+    REPEATED = "repeated"  # the same score and label were stored before: nothing changed
+    CONFLICT = "conflict"  # the call has another score: nothing changed
+    NOT_FOUND = "not_found"  # the tenant has no finished call with that id
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackResult:
+    status: FeedbackStatus
+    experiment: str = ""  # the experiment and variant that served the scored call
+    variant: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +119,14 @@ class LedgerStore(Protocol):
 
     async def delete_before(self, cutoff: float) -> int: ...
 
-    async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> bool:
-        """Store feedback on the tenant's call; False when it has no such finished call."""
+    async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> FeedbackResult:
+        """Score the tenant's call once (a call with a score keeps it)."""
 
-    async def experiment_rows(self, experiment: str, start: float, end: float) -> list[ExperimentRow]: ...
+    async def experiment_rows(
+        self, experiment: str, start: float, end: float, tenant: str | None = None, limit: int | None = None
+    ) -> list[ExperimentRow]:
+        """The experiment's calls in [start, end): of one tenant, or every tenant's (None); at most
+        `limit` of them (None: all)."""
 
     async def audit(self, entries: Sequence[AuditEntry]) -> None: ...
 

@@ -12,6 +12,7 @@ COLUMNS = (
     "request_id", "tenant", "user_id", "persona", "route", "provider", "model",
     "tokens_in", "tokens_out", "tokens_cached", "cost_usd", "latency_seconds", "overhead_seconds",
     "outcome", "ts", "stream", "cache_hit", "metadata", "experiment", "variant",
+    "variant_overridden",
 )  # fmt: skip
 # Added after the first schema: existing tables get it (NOT NULL, '{}' for the old rows).
 METADATA_COLUMN = "metadata TEXT NOT NULL DEFAULT '{}'"
@@ -41,7 +42,7 @@ def row(r: UsageRecord) -> tuple[Any, ...]:
         r.request_id, r.tenant, r.user, r.persona, r.route, r.provider, r.model, r.tokens_in, r.tokens_out,
         r.tokens_cached, r.cost_usd, r.latency_seconds, r.overhead_seconds, r.outcome, r.time, r.stream,
         r.cache_hit, json.dumps(dict(r.metadata), sort_keys=True, separators=(",", ":")),
-        r.experiment, r.variant,
+        r.experiment, r.variant, r.variant_overridden,
     )  # fmt: skip
 
 

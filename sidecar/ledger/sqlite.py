@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from sidecar.ledger import experiment_sql, sql
-from sidecar.ledger.record import AuditEntry, ExperimentRow, UsageGroup, UsageQuery, UsageRecord
+from sidecar.ledger.record import (
+    AuditEntry,
+    ExperimentRow,
+    FeedbackResult,
+    UsageGroup,
+    UsageQuery,
+    UsageRecord,
+)
 
 T = TypeVar("T")
 _DAY = "strftime('%Y-%m-%d', ts, 'unixepoch')"
@@ -38,14 +45,20 @@ class SqliteLedger:
     async def delete_before(self, cutoff: float) -> int:
         return await self._run(lambda conn: _delete_before(conn, cutoff))
 
-    async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> bool:
-        text = experiment_sql.feedback(lambda i: "?")
-        args = (score, label, tenant, request_id)
-        return await self._run(lambda conn: _changed(conn, text, args)) > 0
+    async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> FeedbackResult:
+        def work(conn: sqlite3.Connection) -> FeedbackResult:
+            args = (score, label, tenant, request_id)
+            stored = _changed(conn, experiment_sql.feedback(lambda i: "?"), args) > 0
+            found = conn.execute(experiment_sql.feedback_of(lambda i: "?"), (tenant, request_id)).fetchone()
+            return experiment_sql.feedback_result(stored, found, score, label)
 
-    async def experiment_rows(self, experiment: str, start: float, end: float) -> list[ExperimentRow]:
-        text = experiment_sql.rows(lambda i: "?")
-        found = await self._run(lambda conn: conn.execute(text, (experiment, start, end)).fetchall())
+        return await self._run(work)
+
+    async def experiment_rows(
+        self, experiment: str, start: float, end: float, tenant: str | None = None, limit: int | None = None
+    ) -> list[ExperimentRow]:
+        text, extra = experiment_sql.rows(lambda i: "?", tenant, limit)
+        found = await self._run(lambda conn: conn.execute(text, (experiment, start, end, *extra)).fetchall())
         return experiment_sql.experiment_rows(found)
 
     async def audit(self, entries: Sequence[AuditEntry]) -> None:

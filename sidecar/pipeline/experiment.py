@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncGenerator
 
+from sidecar.core.errors import FieldViolation, InvalidRequestError
 from sidecar.core.layer import Handler
 from sidecar.core.types import Call, Chunk, GenerationParams, Message, Role
-from sidecar.experiments.assign import Assignment, assign
+from sidecar.experiments.assign import REQUESTED_FIELD, Assignment, assign
 from sidecar.experiments.book import ExperimentBook
 
 
@@ -25,10 +26,19 @@ class ExperimentLayer:
     def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         found = self._book.for_route(call.plan.route.alias) if call.plan is not None else None
         if found is None:
+            if call.experiment_variant:  # the metadata label alone is ignored, as it always was
+                raise InvalidRequestError([FieldViolation(REQUESTED_FIELD, "the route holds no experiment")])
             return self._inner(call)  # no hop of its own
         name, exp = found
-        chosen = assign(name, exp, tenant=call.tenant_id, user=call.user_id, metadata=call.metadata)
-        call.record.experiment_assigned(chosen.experiment, chosen.variant)
+        chosen = assign(
+            name,
+            exp,
+            tenant=call.tenant_id,
+            user=call.user_id,
+            metadata=call.metadata,
+            requested=call.experiment_variant,
+        )
+        call.record.experiment_assigned(chosen.experiment, chosen.variant, overridden=chosen.overridden)
         return self._inner(self._applied(call, chosen))
 
     def _applied(self, call: Call, chosen: Assignment) -> Call:

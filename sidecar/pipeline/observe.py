@@ -119,6 +119,7 @@ class ObserveLayer:
                     metadata=_labels(call, record) if trusted else {},
                     experiment=record.experiment,
                     variant=record.variant,
+                    variant_overridden=record.variant_overridden,
                 )
             )
         if span is not None:

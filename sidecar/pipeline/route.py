@@ -16,6 +16,11 @@ breaks mid-answer reached nobody: the route moves on as after a failure before t
 breaker is fed the failure, what was produced is charged, the one retry is not used up). The
 retried answer passes through; the structured-output layer outside checks it like any other
 (docs/structured-output.md).
+
+A deployment with a capacity (policy.admission.deployments) is tried only with a slot of it: a full
+one is skipped for the next deployment, and when no deployment served and some were full the call
+waits by priority for the first of them to free up (sidecar/admission/deployments.py). The serving
+deployment's slot is held until the stream ends.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 
+from sidecar.admission.deployments import DeploymentSlots, HeldSlots
 from sidecar.config.routing import RouteConfig
 from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import (
@@ -61,37 +67,87 @@ class _Opened:
     used_backup: bool = False
 
 
+@dataclass(frozen=True)
+class _Served:
+    """The attempt that produced a first chunk, and the index of the next deployment to try."""
+
+    attempt: UpstreamAttempt
+    first: Chunk
+    next: int
+
+
+def _served(opened: _Opened, held: HeldSlots, next_index: int) -> _Served | None:
+    """The attempt that produced a first chunk, keeping only its deployment's slot; or None."""
+    if opened.attempt is None or opened.first is None:
+        held.release_all()
+        return None
+    held.release_except(opened.attempt.target.deployment)
+    return _Served(opened.attempt, opened.first, next_index)
+
+
 class RouteLayer:
-    def __init__(self, inner: Handler, *, routing: Routing, clock: Clock) -> None:
-        self._inner, self._routing, self._clock = inner, routing, clock
+    def __init__(
+        self, inner: Handler, *, routing: Routing, clock: Clock, slots: DeploymentSlots | None = None
+    ) -> None:
+        self._inner, self._routing, self._clock, self._slots = inner, routing, clock, slots
 
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         route = plan_of(call, self._routing.table).route
         targets = plan(self._routing, route, call)
         failures: list[Failure] = []
         check, rejected = _retry_check(route.config, call), None
-        i = 0
-        while i < len(targets):
-            backup = targets[i + 1] if route.config.hedging.enabled and i + 1 < len(targets) else None
-            opened = await self._open(call, route, targets[i], backup, failures)
-            i += 2 if opened.used_backup else 1
-            if opened.attempt is None or opened.first is None:
-                continue
-            call.record.served_by(opened.attempt.target)
-            if check is not None and i < len(targets):  # another deployment is left to retry on
-                held, rejection = await _held(call, opened.attempt, opened.first, check, failures)
-                if held is None:
-                    if rejection is not None:  # a broken answer does not use the one retry up
-                        check, rejected = None, rejection
-                    continue
-                for chunk in held:
-                    yield chunk
+        held = HeldSlots(self._slots)
+        try:
+            i = 0
+            while (served := await self._first_chunk(call, route, targets, i, failures, held)) is not None:
+                i = served.next
+                call.record.served_by(served.attempt.target)
+                if check is not None and i < len(targets):  # another deployment is left to retry on
+                    answer, rejection = await _held(call, served.attempt, served.first, check, failures)
+                    if answer is None:
+                        if rejection is not None:  # a broken answer does not use the one retry up
+                            check, rejected = None, rejection
+                        held.release_all()
+                        continue
+                    for chunk in answer:
+                        yield chunk
+                    return
+                async with aclosing(served.attempt.stream_from(served.first)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
                 return
-            async with aclosing(opened.attempt.stream_from(opened.first)) as chunks:
-                async for chunk in chunks:
-                    yield chunk
-            return
-        raise rejected or _exhausted(route.alias, failures)
+            raise rejected or _exhausted(route.alias, failures)
+        finally:
+            held.release_all()
+
+    async def _first_chunk(
+        self,
+        call: Call,
+        route: Route,
+        targets: list[Target],
+        start: int,
+        failures: list[Failure],
+        held: HeldSlots,
+    ) -> _Served | None:
+        """The deployments from `start` in order until one yields a first chunk; full ones skipped,
+        then waited for (the one waited for leaves no deployment to retry on)."""
+        full: list[Target] = []
+        i = start
+        while i < len(targets):
+            if not held.take(targets[i].deployment):
+                full.append(targets[i])
+                i += 1
+                continue
+            backup = targets[i + 1] if route.config.hedging.enabled and i + 1 < len(targets) else None
+            opened = await self._open(call, route, targets[i], backup, failures, held)
+            i += 2 if opened.used_backup else 1
+            if (served := _served(opened, held, i)) is not None:
+                return served
+        if not full:
+            return None
+        freed = await held.wait([t.deployment for t in full], call.priority, call.deadline)
+        target = next(t for t in full if t.deployment == freed)
+        return _served(await self._open(call, route, target, None, failures, held), held, len(targets))
 
     async def _open(
         self,
@@ -100,6 +156,7 @@ class RouteLayer:
         target: Target,
         backup: Target | None,
         failures: list[Failure],
+        held: HeldSlots,
     ) -> _Opened:
         """Attempts on one deployment until one yields a first chunk: retries, and a hedge on the first."""
         breaker = self._routing.breakers.get(target.deployment)
@@ -120,7 +177,7 @@ class RouteLayer:
             attempt = self._attempt(call, target)
             try:
                 if n == 1 and backup is not None:
-                    return await self._hedged(call, config, attempt, backup, failures)
+                    return await self._hedged(call, config, attempt, backup, failures, held)
                 return _Opened(attempt, await attempt.first(config.first_token_timeout_seconds))
             except ProviderError as err:
                 failures.append((target.deployment, err))
@@ -135,14 +192,20 @@ class RouteLayer:
         primary: UpstreamAttempt,
         backup: Target,
         failures: list[Failure],
+        held: HeldSlots,
     ) -> _Opened:
-        """Race the backup deployment if the primary has no first chunk within its p95 to first token."""
+        """Race the backup deployment if the primary has no first chunk within its p95 to first token
+        (and the backup has a free slot: a full backup is not raced, it is tried in turn)."""
         limit = config.first_token_timeout_seconds
         racing: dict[asyncio.Task[Chunk], UpstreamAttempt] = {}
         racing[asyncio.ensure_future(primary.first(limit))] = primary
         try:
             done, _ = await self._clock.wait(racing, within=self._hedge_delay(config, primary.target))
-            if done or not self._routing.breakers.get(backup.deployment).allow():
+            if (
+                done
+                or not held.take(backup.deployment)
+                or not self._routing.breakers.get(backup.deployment).allow()
+            ):
                 first = await next(iter(racing))
                 racing.clear()  # the primary won alone: nothing to cancel
                 return _Opened(primary, first)

@@ -4,16 +4,21 @@ the caller's priority from metadata, the tier's cap, and the metrics."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from tests.conftest import echo_policy, user
+from sidecar._gen.orchestrator.v1 import priority_pb2
+from sidecar.config.load import ConfigError
+from sidecar.core.priority import Priority
+from tests.conftest import echo_policy, make_config, user
 from tests.integration.helpers import rich
-from tests.support.api import generate_request, text_of
+from tests.support.api import generate_request, stream_request, text_of
 
 pytestmark = pytest.mark.integration
 Serve = Callable[..., Any]
@@ -115,3 +120,109 @@ async def test_the_tier_caps_the_priority(serve: Serve) -> None:
     assert shed.value.code() is grpc.StatusCode.UNAVAILABLE
     await first
     await queued
+
+
+def field_request(level: int, **metadata: str) -> gen.GenerateRequest:
+    req = request(**({"priority": metadata["priority"]} if "priority" in metadata else {}))
+    req.input.priority = level
+    return req
+
+
+async def test_the_priority_field_orders_the_queue_and_the_tier_caps_it(serve: Serve) -> None:
+    tiers = {"free": {"max_priority": "HIGH"}}
+    running = await serve(config(tiers=tiers, tier_assignment={"default": "free"}))
+    queue = running.sidecar.deps.admission
+    first = asyncio.ensure_future(running.stub.Generate(field_request(priority_pb2.PRIORITY_LOW), timeout=10))
+    await until(lambda: queue.running == 1)
+    low = asyncio.ensure_future(running.stub.Generate(field_request(priority_pb2.PRIORITY_LOW), timeout=10))
+    await until(lambda: queue.depth() == 1)
+    # CRITICAL asked, HIGH given (the cap): still above the queued LOW call, which is displaced
+    high = asyncio.ensure_future(
+        running.stub.Generate(field_request(priority_pb2.PRIORITY_CRITICAL), timeout=10)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as shed:
+        await low
+    assert (await rich(shed.value)).reason == "OVERLOADED"
+    await until(lambda: queue.depth() == 1)
+    assert queue.depth(Priority.HIGH) == 1 and queue.depth(Priority.CRITICAL) == 0
+    assert text_of(await first) and text_of(await high)
+
+
+async def test_a_bad_or_contradicted_priority_field_is_invalid_argument(serve: Serve) -> None:
+    running = await serve(config())
+    for req in (
+        field_request(priority_pb2.PRIORITY_HIGH, priority="low"),
+        field_request(99),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as bad:
+            await running.stub.Generate(req, timeout=10)
+        err = await rich(bad.value)
+        assert err.code is grpc.StatusCode.INVALID_ARGUMENT and err.fields == ["input.priority"]
+    agreeing = field_request(priority_pb2.PRIORITY_HIGH, priority="high")
+    assert text_of(await running.stub.Generate(agreeing, timeout=10))
+
+
+def per_deployment() -> dict[str, Any]:
+    slow = {"provider": "echo", "echo": {"first_token_delay_seconds": 1.0}}
+    return {
+        "policy": {
+            **echo_policy(),
+            "deployments": {"one": {**slow, "model": "echo-1"}, "two": {**slow, "model": "echo-2"}},
+            "routes": {"echo": {"deployments": ["one", "two"]}},
+            "admission": {"deployments": {"one": 1, "two": 1}, "queue_size": 1, "retry_after_seconds": 3},
+        }
+    }
+
+
+async def test_a_full_deployment_is_skipped_then_calls_queue_by_priority(serve: Serve) -> None:
+    running = await serve(per_deployment())
+    slots = running.sidecar.deps.deployment_slots
+    assert running.sidecar.deps.admission is None  # no sidecar-wide capacity configured
+    one, two = slots.queue("one"), slots.queue("two")
+    first = asyncio.ensure_future(running.stub.Generate(request(), timeout=10))
+    await until(lambda: one.running == 1)
+    second = asyncio.ensure_future(running.stub.Generate(request(), timeout=10))
+    await until(lambda: two.running == 1)  # one is full: the route took two
+    normal = asyncio.ensure_future(running.stub.Generate(request("NORMAL"), timeout=10))
+    await until(lambda: one.depth() == 1)
+    high = asyncio.ensure_future(running.stub.Generate(field_request(priority_pb2.PRIORITY_HIGH), timeout=10))
+    with pytest.raises(grpc.aio.AioRpcError) as shed:
+        await normal
+    err = await rich(shed.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "OVERLOADED")
+    assert err.info.metadata["deployment"] == "one"
+    assert err.retry is not None and err.retry.retry_delay.seconds == 3
+    models = [(await c).summary.served_by.deployment for c in (first, second, high)]
+    assert models == ["one", "two", "one"]
+    await until(lambda: one.running == 0 and two.running == 0)
+    metrics = running.sidecar.deps.telemetry.metrics.registry
+    assert metrics.get_sample_value("sidecar_admission_shed_total", {"priority": "normal"}) == 1
+
+
+async def test_admission_names_only_known_deployments() -> None:
+    raw = per_deployment()
+    raw["policy"]["admission"]["deployments"] = {"three": 1}
+    with pytest.raises(ConfigError, match=r"admission\.deployments: unknown deployment 'three'"):
+        make_config(raw, None, Path(tempfile.mkdtemp()))
+
+
+async def test_a_stream_takes_its_priority_from_the_field_too(serve: Serve) -> None:
+    running = await serve(config())
+    bad = stream_request(messages=[user("hi")], tenant_id="acme", priority=priority_pb2.PRIORITY_HIGH,
+                         metadata={"priority": "low"})  # fmt: skip
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        async for _ in running.stub.StreamGenerate(bad, timeout=10):
+            pass
+    assert (await rich(refused.value)).fields == ["input.priority"]
+    queue = running.sidecar.deps.admission
+    first = asyncio.ensure_future(running.stub.Generate(request(), timeout=10))
+    await until(lambda: queue.running == 1)
+    ok = stream_request(messages=[user("hi")], tenant_id="acme", priority=priority_pb2.PRIORITY_URGENT)
+    streamed = asyncio.ensure_future(_drain(running.stub.StreamGenerate(ok, timeout=10)))
+    await until(lambda: queue.depth(Priority.URGENT) == 1)
+    await first
+    assert await streamed > 0
+
+
+async def _drain(call: Any) -> int:
+    return len([event async for event in call])

@@ -19,7 +19,7 @@ from sidecar.core.errors import InvalidRequestError
 from sidecar.experiments.feedback import Feedback, FeedbackTargetNotFoundError, record_feedback
 from sidecar.experiments.report import Verdict, build_report
 from sidecar.ledger.postgres import PostgresLedger
-from sidecar.ledger.record import UsageRecord
+from sidecar.ledger.record import FeedbackStatus, UsageRecord
 from sidecar.ledger.sqlite import SqliteLedger
 from tests.conftest import make_config, user
 from tests.integration.test_ledger import fresh_database
@@ -120,9 +120,9 @@ async def test_feedback_report_and_reload_audit(serve: Serve, tmp_path: Path) ->
     assert audit == [("tone", "promoted - -> b", "test")]
 
 
-def _record(rid: str, variant: str) -> UsageRecord:
+def _record(rid: str, variant: str, tenant: str = "acme") -> UsageRecord:
     return UsageRecord(
-        rid, "acme", "u", "", "chat", "echo", "m", 1, 2, 0, 0.5, 0.1, 0.0, "OK", 1000.0,
+        rid, tenant, "u", "", "chat", "echo", "m", 1, 2, 0, 0.5, 0.1, 0.0, "OK", 1000.0,
         experiment="tone", variant=variant,
     )  # fmt: skip
 
@@ -131,11 +131,18 @@ async def test_experiment_columns_on_postgres(postgres_url: str) -> None:
     store = PostgresLedger(await fresh_database(postgres_url))
     await store.open()
     try:
-        await store.write([_record("p1", "a"), _record("p2", "b")])
-        assert await store.feedback("acme", "p2", 0.75, "")
-        assert not await store.feedback("acme", "nope", 0.75, "")
-        rows = sorted(await store.experiment_rows("tone", 0, 2000), key=lambda r: r.variant)
+        await store.write([_record("p1", "a"), _record("p2", "b"), _record("p3", "a", tenant="other")])
+        stored = await store.feedback("acme", "p2", 0.75, "")
+        assert (stored.status, stored.experiment, stored.variant) == (FeedbackStatus.STORED, "tone", "b")
+        assert (await store.feedback("acme", "p2", 0.75, "")).status is FeedbackStatus.REPEATED
+        assert (await store.feedback("acme", "p2", 0.5, "")).status is FeedbackStatus.CONFLICT
+        assert (await store.feedback("acme", "nope", 0.75, "")).status is FeedbackStatus.NOT_FOUND
+        assert (await store.feedback("acme", "p3", 0.75, "")).status is FeedbackStatus.NOT_FOUND
+        rows = sorted(await store.experiment_rows("tone", 0, 2000, "acme"), key=lambda r: r.variant)
         assert [(r.variant, r.feedback, r.tokens) for r in rows] == [("a", None, 3), ("b", 0.75, 3)]
+        assert len(await store.experiment_rows("tone", 0, 2000)) == 3  # every tenant's (the CLI)
+        assert len(await store.experiment_rows("tone", 0, 2000, limit=2)) == 2
+        assert len(await store.experiment_rows("tone", 0, 2000, "acme", limit=1)) == 1
     finally:
         await store.aclose()
 
@@ -161,7 +168,8 @@ async def test_an_old_sqlite_ledger_gets_the_experiment_columns(tmp_path: Path) 
         await store.write([_record("new", "b")])
         rows = await store.experiment_rows("tone", 0, 2000)
         assert [r.variant for r in rows] == ["b"]
-        assert await store.feedback("acme", "old", 1.0, "")
+        assert len(await store.experiment_rows("tone", 0, 2000, "acme", limit=5)) == 1
+        assert (await store.feedback("acme", "old", 1.0, "")).status is FeedbackStatus.STORED
     finally:
         await store.aclose()
 

@@ -10,6 +10,7 @@ import grpc
 from sidecar._gen.orchestrator.v1 import admin_service_pb2_grpc as admin_svc
 from sidecar._gen.orchestrator.v1 import conversation_service_pb2_grpc as conversation_svc
 from sidecar._gen.orchestrator.v1 import escalation_service_pb2_grpc as escalation_svc
+from sidecar._gen.orchestrator.v1 import experiment_service_pb2_grpc as experiment_svc
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import generation_service_pb2_grpc as generation_svc
 from sidecar._gen.orchestrator.v1 import key_service_pb2_grpc as key_svc
@@ -27,9 +28,18 @@ class Stubs:
         self.keys = key_svc.KeyServiceStub(channel)
         self.escalation = escalation_svc.EscalationServiceStub(channel)
         self.admin = admin_svc.AdminServiceStub(admin or channel)
+        self.experiments = experiment_svc.ExperimentServiceStub(channel)
 
     def __getattr__(self, name: str) -> Any:
-        for stub in (self.generation, self.conversation, self.quota, self.keys, self.escalation, self.admin):
+        for stub in (
+            self.generation,
+            self.conversation,
+            self.quota,
+            self.keys,
+            self.escalation,
+            self.admin,
+            self.experiments,
+        ):
             if hasattr(stub, name):
                 return getattr(stub, name)
         raise AttributeError(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import timezone
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,15 @@ import yaml
 from google.protobuf import json_format
 
 import orchestrator_client as oc
-from orchestrator_client import embed_pb2, escalation_pb2, generate_pb2, models_pb2, personas_pb2, quota_pb2
+from orchestrator_client import (
+    embed_pb2,
+    escalation_pb2,
+    experiments_pb2,
+    generate_pb2,
+    models_pb2,
+    personas_pb2,
+    quota_pb2,
+)
 
 ESCALATION_RPCS = {
     "AcceptEscalation", "ListEscalations", "AnswerEscalation", "DeclineEscalation", "GetAnswerReport",
@@ -20,7 +29,17 @@ ESCALATION_RPCS = {
 SCENARIOS: list[dict[str, Any]] = yaml.safe_load(
     (Path(__file__).resolve().parents[3] / "tests" / "contract" / "scenarios.yaml").read_text()
 )["scenarios"]
-RPCS = {"Generate", "StreamGenerate", "Switch", "GetQuota", "ListModels", "Embed", *ESCALATION_RPCS}
+RPCS = {
+    "Generate",
+    "StreamGenerate",
+    "Switch",
+    "GetQuota",
+    "ListModels",
+    "Embed",
+    "Feedback",
+    "GetExperimentReport",
+    *ESCALATION_RPCS,
+}
 
 
 @dataclass
@@ -56,6 +75,15 @@ async def _stream(client: oc.AsyncClient, sc: dict[str, Any], timeout: float | N
     out.response = _dict(stream.result) if stream.result is not None else None
 
 
+async def _experiments(client: oc.AsyncClient, rpc: str, request: dict[str, Any], timeout: float) -> Any:
+    if rpc == "Feedback":
+        f = _parse(experiments_pb2.FeedbackRequest(), request)
+        return await client.feedback(f.tenant_id, f.request_id, f.score, f.label, timeout=timeout)
+    r = _parse(experiments_pb2.GetExperimentReportRequest(), request)
+    start, end = r.start_time.ToDatetime(timezone.utc), r.end_time.ToDatetime(timezone.utc)
+    return await client.get_experiment_report(r.tenant_id, r.experiment, start, end, timeout=timeout)
+
+
 async def replay(client: oc.AsyncClient, sc: dict[str, Any]) -> Outcome:
     """Run one scenario through the client wrapper; a typed error is part of the outcome."""
     out = Outcome()
@@ -63,7 +91,10 @@ async def replay(client: oc.AsyncClient, sc: dict[str, Any]) -> Outcome:
     rpc, request = sc["rpc"], sc.get("request", {})
     try:
         if rpc == "Generate":
-            response = await client.generate(_parse(generate_pb2.GenerateRequest(), request), timeout=timeout)
+            req = _parse(generate_pb2.GenerateRequest(), request)
+            level = req.input.priority or None  # through the wrapper's option, not the message
+            req.input.ClearField("priority")
+            response = await client.generate(req, timeout=timeout, priority=level)
             out.text, out.response = oc.text_of(response), _dict(response)
         elif rpc == "StreamGenerate":
             await _stream(client, sc, timeout, out)
@@ -84,6 +115,8 @@ async def replay(client: oc.AsyncClient, sc: dict[str, Any]) -> Outcome:
             )
         elif rpc in ESCALATION_RPCS:
             out.response = _dict(await _escalation(client, rpc, request, timeout))
+        elif rpc in ("Feedback", "GetExperimentReport"):
+            out.response = _dict(await _experiments(client, rpc, request, timeout))
         else:
             pytest.fail(f"{sc['id']}: unknown rpc {rpc!r} (one of {sorted(RPCS)})")
     except oc.SidecarError as err:

@@ -1,7 +1,8 @@
 /**
  * SidecarClient: one HTTP/2 connection to the sidecar (TCP or Unix socket), the token on every call,
- * `generate` / `stream` / `embed` / `switch` / `getQuota` with typed errors, and the generated clients of every
- * service for the other RPCs.
+ * `generate` / `stream` / `embed` / `switch` / `getQuota` / `feedback` / `getExperimentReport` with
+ * typed errors, and the generated clients of every service for the other RPCs. A call's priority is
+ * the input's `priority` field (`Priority.HIGH`, ...).
  */
 import * as net from "node:net";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
@@ -10,8 +11,11 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { parseAddress, resolveAddress, resolveToken, type Endpoint } from "./config.js";
 import { toSidecarError } from "./errors.js";
 import { AdminService } from "./gen/orchestrator/v1/admin_service_pb.js";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ConversationService } from "./gen/orchestrator/v1/conversation_service_pb.js";
 import type { EmbedRequestSchema, EmbedResponse } from "./gen/orchestrator/v1/embed_pb.js";
+import { ExperimentService } from "./gen/orchestrator/v1/experiment_service_pb.js";
+import type { FeedbackRequestSchema, FeedbackResponse, GetExperimentReportResponse } from "./gen/orchestrator/v1/experiments_pb.js";
 import {
   GenerationInputSchema,
   Role,
@@ -66,6 +70,14 @@ export type SidecarCallOptions = Pick<CallOptions, "timeoutMs" | "signal" | "hea
 
 export type GenerationInputInit = MessageInitShape<typeof GenerationInputSchema>;
 
+/** What GetExperimentReport reports: one tenant's calls of an experiment in [start, end). */
+export interface ExperimentReportQuery {
+  readonly tenantId: string;
+  readonly experiment: string;
+  readonly start: Date;
+  readonly end: Date;
+}
+
 export class SidecarClient {
   readonly endpoint: Endpoint;
   /** The generated clients: every RPC of every service, errors as connect's ConnectError. */
@@ -74,6 +86,7 @@ export class SidecarClient {
   readonly quota: Client<typeof QuotaService>;
   readonly keys: Client<typeof KeyService>;
   readonly admin: Client<typeof AdminService>;
+  readonly experiments: Client<typeof ExperimentService>;
   readonly escalations: Client<typeof EscalationService>;
   private readonly sessions: Http2SessionManager;
   private readonly timeoutMs: number | undefined;
@@ -100,6 +113,7 @@ export class SidecarClient {
     this.quota = createClient(QuotaService, transport);
     this.keys = createClient(KeyService, transport);
     this.admin = createClient(AdminService, transport);
+    this.experiments = createClient(ExperimentService, transport);
     this.escalations = createClient(EscalationService, transport);
   }
 
@@ -159,6 +173,36 @@ export class SidecarClient {
   async listModels(request: MessageInitShape<typeof ListModelsRequestSchema> = {}, options?: SidecarCallOptions): Promise<ListModelsResponse> {
     try {
       return await this.generation.listModels(request, this.callOptions(options));
+    } catch (thrown) {
+      throw toSidecarError(thrown);
+    }
+  }
+
+  /**
+   * Scores a finished call of the tenant (by request id) once: the same score and label again
+   * resolve with `alreadyRecorded`; a different score rejects with a ConflictError (FEEDBACK_EXISTS).
+   */
+  async feedback(request: MessageInitShape<typeof FeedbackRequestSchema>, options?: SidecarCallOptions): Promise<FeedbackResponse> {
+    try {
+      return await this.experiments.feedback(request, this.callOptions(options));
+    } catch (thrown) {
+      throw toSidecarError(thrown);
+    }
+  }
+
+  /**
+   * An experiment's report over the tenant's calls: per variant statistics, the tests against the
+   * control and a verdict. A statistic with no finite value is left unset (`undefined`).
+   */
+  async getExperimentReport(query: ExperimentReportQuery, options?: SidecarCallOptions): Promise<GetExperimentReportResponse> {
+    const request = {
+      tenantId: query.tenantId,
+      experiment: query.experiment,
+      startTime: timestampFromDate(query.start),
+      endTime: timestampFromDate(query.end),
+    };
+    try {
+      return await this.experiments.getExperimentReport(request, this.callOptions(options));
     } catch (thrown) {
       throw toSidecarError(thrown);
     }

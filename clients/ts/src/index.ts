@@ -6,6 +6,7 @@ export {
   messageToolCalls,
   textMessage,
   userMessage,
+  type ExperimentReportQuery,
   type GenerationInputInit,
   type SidecarCallOptions,
   type SidecarClientOptions,
@@ -43,6 +44,9 @@ export * from "./gen/orchestrator/v1/keys_pb.js";
 export * from "./gen/orchestrator/v1/usage_pb.js";
 export * from "./gen/orchestrator/v1/cache_pb.js";
 export * from "./gen/orchestrator/v1/embed_pb.js";
+export * from "./gen/orchestrator/v1/priority_pb.js";
+export * from "./gen/orchestrator/v1/experiments_pb.js";
+export { ExperimentService } from "./gen/orchestrator/v1/experiment_service_pb.js";
 export * from "./gen/orchestrator/v1/answers_pb.js";
 export * from "./gen/orchestrator/v1/escalation_pb.js";
 export { GenerationService } from "./gen/orchestrator/v1/generation_service_pb.js";

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fromJson, toJson, type DescMessage, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { parse } from "yaml";
 import {
   EmbedRequestSchema,
@@ -21,7 +22,11 @@ import {
   GetAnswerReportResponseSchema,
   ListEscalationsRequestSchema,
   ListEscalationsResponseSchema,
+  FeedbackRequestSchema,
+  FeedbackResponseSchema,
   GenerateResponseSchema,
+  GetExperimentReportRequestSchema,
+  GetExperimentReportResponseSchema,
   GenerateRequestSchema,
   GetQuotaRequestSchema,
   GetQuotaResponseSchema,
@@ -65,6 +70,13 @@ async function unary(client: SidecarClient, scenario: Scenario): Promise<Outcome
       return { response: json(ListModelsResponseSchema, await client.listModels(request(ListModelsRequestSchema, scenario), options)), deltas: 0, cancelledByClient: false };
     case "Embed":
       return { response: json(EmbedResponseSchema, await client.embed(request(EmbedRequestSchema, scenario), options)), deltas: 0, cancelledByClient: false };
+    case "Feedback":
+      return { response: json(FeedbackResponseSchema, await client.feedback(request(FeedbackRequestSchema, scenario), options)), deltas: 0, cancelledByClient: false };
+    case "GetExperimentReport": {
+      const r = request(GetExperimentReportRequestSchema, scenario);
+      const query = { tenantId: r.tenantId, experiment: r.experiment, start: timestampDate(r.startTime!), end: timestampDate(r.endTime!) };
+      return { response: json(GetExperimentReportResponseSchema, await client.getExperimentReport(query, options)), deltas: 0, cancelledByClient: false };
+    }
     default:
       return escalation(client, scenario);
   }

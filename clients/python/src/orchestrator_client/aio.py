@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import grpc
 import grpc.aio
 
-from . import messages, retry
+from . import experiments, messages, retry
 from ._auth import async_interceptors
 from ._connection import CHANNEL_OPTIONS, resolve
 from ._gen.orchestrator.v1 import (
@@ -22,6 +23,8 @@ from ._gen.orchestrator.v1 import (
     embed_pb2,
     escalation_pb2,
     escalation_service_pb2_grpc,
+    experiment_service_pb2_grpc,
+    experiments_pb2,
     generate_pb2,
     generation_service_pb2_grpc,
     key_service_pb2_grpc,
@@ -56,6 +59,7 @@ class AsyncClient:
         self.quota = quota_service_pb2_grpc.QuotaServiceStub(self.channel)
         self.keys = key_service_pb2_grpc.KeyServiceStub(self.channel)
         self.escalations = escalation_service_pb2_grpc.EscalationServiceStub(self.channel)
+        self.experiments = experiment_service_pb2_grpc.ExperimentServiceStub(self.channel)
 
     async def generate(
         self,
@@ -63,15 +67,16 @@ class AsyncClient:
         *,
         timeout: float | None = None,
         retry_policy: retry.RetryPolicy | None = None,
+        priority: experiments.Priority | None = None,
     ) -> generate_pb2.GenerateResponse:
         """One whole answer. With `retry_policy`, UNAVAILABLE / RESOURCE_EXHAUSTED are retried within
         `timeout` under one request_id, so the sidecar charges a repeated request once."""
-        req = messages.generate_request(request)
+        req = messages.generate_request(request, priority)
         if retry_policy is None:
             return await self._generate(req, timeout)
         if not req.input.request_id:
             req = generate_pb2.GenerateRequest()
-            req.CopyFrom(messages.generate_request(request))
+            req.CopyFrom(messages.generate_request(request, priority))
             req.input.request_id = uuid.uuid4().hex
         return await retry.call_async(lambda left: self._generate(req, left), retry_policy, timeout)
 
@@ -106,9 +111,15 @@ class AsyncClient:
         )
         return response
 
-    def stream(self, request: StreamInput, *, timeout: float | None = None) -> AsyncStream:
+    def stream(
+        self,
+        request: StreamInput,
+        *,
+        timeout: float | None = None,
+        priority: experiments.Priority | None = None,
+    ) -> AsyncStream:
         """The answer as it is generated: `async for event in client.stream(...)`; `.cancel()` stops it."""
-        call = self.generation.StreamGenerate(messages.stream_request(request), timeout=timeout)
+        call = self.generation.StreamGenerate(messages.stream_request(request, priority), timeout=timeout)
         return AsyncStream(call)
 
     async def switch(
@@ -123,6 +134,22 @@ class AsyncClient:
         """The caller's tier and every limit that applies, with what is used and left."""
         request = quota_pb2.GetQuotaRequest(tenant_id=tenant_id, user_id=user_id)
         return await self._unary(self.quota.GetQuota, request, timeout)  # type: ignore[no-any-return]
+
+    async def feedback(
+        self, tenant_id: str, request_id: str, score: float, label: str = "", *, timeout: float | None = None
+    ) -> experiments_pb2.FeedbackResponse:
+        """Score a finished call of the tenant (by its request id) once; the same score again is
+        harmless (`already_recorded`), another one raises (FEEDBACK_EXISTS)."""
+        request = experiments.feedback_request(tenant_id, request_id, score, label)
+        return await self._unary(self.experiments.Feedback, request, timeout)  # type: ignore[no-any-return]
+
+    async def get_experiment_report(
+        self, tenant_id: str, experiment: str, start: datetime, end: datetime, *, timeout: float | None = None
+    ) -> experiments_pb2.GetExperimentReportResponse:
+        """The tenant's calls of an experiment in [start, end): per variant statistics, the tests
+        against the control and a verdict (statistics without a finite value are unset)."""
+        request = experiments.report_request(tenant_id, experiment, start, end)
+        return await self._unary(self.experiments.GetExperimentReport, request, timeout)  # type: ignore[no-any-return]
 
     async def list_models(
         self, request: models_pb2.ListModelsRequest | None = None, *, timeout: float | None = None

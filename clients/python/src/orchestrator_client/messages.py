@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ._gen.orchestrator.v1 import embed_pb2, generate_pb2
+from .experiments import Priority, priority_value
 
 Message = generate_pb2.Message
 
@@ -37,8 +38,11 @@ def generation_input(
     persona_id: str = "",
     request_id: str = "",
     metadata: Mapping[str, str] | None = None,
+    priority: Priority | None = None,
+    experiment_variant: str = "",
 ) -> generate_pb2.GenerationInput:
-    """A GenerationInput from a prompt (one user message) or a list of messages."""
+    """A GenerationInput from a prompt (one user message) or a list of messages. `priority`: an
+    orchestrator.v1.Priority value or a level's name ("LOW" to "CRITICAL"); the tier may cap it."""
     messages = [user(prompt)] if isinstance(prompt, str) else list(prompt)
     config = generate_pb2.GenerationConfig()
     if max_tokens is not None:
@@ -55,27 +59,46 @@ def generation_input(
         persona_id=persona_id,
         request_id=request_id,
         metadata=dict(metadata or {}),
+        priority=priority_value(priority) if priority is not None else 0,  # type: ignore[arg-type]
+        experiment_variant=experiment_variant,
     )
 
 
 def generate_request(
     request: generate_pb2.GenerateRequest | generate_pb2.GenerationInput | str,
+    priority: Priority | None = None,
 ) -> generate_pb2.GenerateRequest:
-    if isinstance(request, generate_pb2.GenerateRequest):
-        return request
+    """The request; `priority`, when given, set on a copy (the caller's message is not changed)."""
     if isinstance(request, str):
         request = generation_input(request)
-    return generate_pb2.GenerateRequest(input=request)
+    out = generate_pb2.GenerateRequest()
+    if isinstance(request, generate_pb2.GenerateRequest):
+        if priority is None:
+            return request
+        out.CopyFrom(request)
+    else:
+        out.input.CopyFrom(request)
+    if priority is not None:
+        out.input.priority = priority_value(priority)  # type: ignore[assignment]
+    return out
 
 
 def stream_request(
     request: generate_pb2.StreamGenerateRequest | generate_pb2.GenerationInput | str,
+    priority: Priority | None = None,
 ) -> generate_pb2.StreamGenerateRequest:
-    if isinstance(request, generate_pb2.StreamGenerateRequest):
-        return request
     if isinstance(request, str):
         request = generation_input(request)
-    return generate_pb2.StreamGenerateRequest(input=request)
+    out = generate_pb2.StreamGenerateRequest()
+    if isinstance(request, generate_pb2.StreamGenerateRequest):
+        if priority is None:
+            return request
+        out.CopyFrom(request)
+    else:
+        out.input.CopyFrom(request)
+    if priority is not None:
+        out.input.priority = priority_value(priority)  # type: ignore[assignment]
+    return out
 
 
 def text_of(response: generate_pb2.GenerateResponse) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import grpc
 
-from . import messages, retry
+from . import experiments, messages, retry
 from ._auth import sync_channel
 from ._connection import CHANNEL_OPTIONS, resolve
 from ._gen.orchestrator.v1 import (
@@ -17,6 +18,8 @@ from ._gen.orchestrator.v1 import (
     embed_pb2,
     escalation_pb2,
     escalation_service_pb2_grpc,
+    experiment_service_pb2_grpc,
+    experiments_pb2,
     generate_pb2,
     generation_service_pb2_grpc,
     key_service_pb2_grpc,
@@ -47,6 +50,7 @@ class Client:
         self.quota = quota_service_pb2_grpc.QuotaServiceStub(self.channel)
         self.keys = key_service_pb2_grpc.KeyServiceStub(self.channel)
         self.escalations = escalation_service_pb2_grpc.EscalationServiceStub(self.channel)
+        self.experiments = experiment_service_pb2_grpc.ExperimentServiceStub(self.channel)
 
     def generate(
         self,
@@ -54,14 +58,15 @@ class Client:
         *,
         timeout: float | None = None,
         retry_policy: retry.RetryPolicy | None = None,
+        priority: experiments.Priority | None = None,
     ) -> generate_pb2.GenerateResponse:
         """One whole answer; `retry_policy` as in `AsyncClient.generate`."""
-        req = messages.generate_request(request)
+        req = messages.generate_request(request, priority)
         if retry_policy is None:
             return self._unary(self.generation.Generate, req, timeout)  # type: ignore[no-any-return]
         if not req.input.request_id:
             req = generate_pb2.GenerateRequest()
-            req.CopyFrom(messages.generate_request(request))
+            req.CopyFrom(messages.generate_request(request, priority))
             req.input.request_id = uuid.uuid4().hex
         response: generate_pb2.GenerateResponse = retry.call_sync(
             lambda left: self._unary(self.generation.Generate, req, left), retry_policy, timeout
@@ -87,8 +92,14 @@ class Client:
         )
         return response
 
-    def stream(self, request: StreamInput, *, timeout: float | None = None) -> Stream:
-        call = self.generation.StreamGenerate(messages.stream_request(request), timeout=timeout)
+    def stream(
+        self,
+        request: StreamInput,
+        *,
+        timeout: float | None = None,
+        priority: experiments.Priority | None = None,
+    ) -> Stream:
+        call = self.generation.StreamGenerate(messages.stream_request(request, priority), timeout=timeout)
         return Stream(call)
 
     def switch(
@@ -101,6 +112,22 @@ class Client:
     ) -> quota_pb2.GetQuotaResponse:
         request = quota_pb2.GetQuotaRequest(tenant_id=tenant_id, user_id=user_id)
         return self._unary(self.quota.GetQuota, request, timeout)  # type: ignore[no-any-return]
+
+    def feedback(
+        self, tenant_id: str, request_id: str, score: float, label: str = "", *, timeout: float | None = None
+    ) -> experiments_pb2.FeedbackResponse:
+        """Score a finished call of the tenant (by its request id) once; the same score again is
+        harmless (`already_recorded`), another one raises (FEEDBACK_EXISTS)."""
+        request = experiments.feedback_request(tenant_id, request_id, score, label)
+        return self._unary(self.experiments.Feedback, request, timeout)  # type: ignore[no-any-return]
+
+    def get_experiment_report(
+        self, tenant_id: str, experiment: str, start: datetime, end: datetime, *, timeout: float | None = None
+    ) -> experiments_pb2.GetExperimentReportResponse:
+        """The tenant's calls of an experiment in [start, end): per variant statistics, the tests
+        against the control and a verdict (statistics without a finite value are unset)."""
+        request = experiments.report_request(tenant_id, experiment, start, end)
+        return self._unary(self.experiments.GetExperimentReport, request, timeout)  # type: ignore[no-any-return]
 
     def list_models(
         self, request: models_pb2.ListModelsRequest | None = None, *, timeout: float | None = None

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from . import experiments_pb2 as orchestrator_dot_v1_dot_experiments__pb2
 from . import keys_pb2 as orchestrator_dot_v1_dot_keys__pb2
 from . import usage_pb2 as orchestrator_dot_v1_dot_usage__pb2
 
@@ -53,6 +54,11 @@ class AdminServiceStub:
                 request_serializer=orchestrator_dot_v1_dot_usage__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=orchestrator_dot_v1_dot_usage__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.GetExperimentReportAcrossTenants = channel.unary_unary(
+                '/orchestrator.v1.AdminService/GetExperimentReportAcrossTenants',
+                request_serializer=orchestrator_dot_v1_dot_experiments__pb2.GetExperimentReportAcrossTenantsRequest.SerializeToString,
+                response_deserializer=orchestrator_dot_v1_dot_experiments__pb2.GetExperimentReportAcrossTenantsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -95,6 +101,17 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetExperimentReportAcrossTenants(self, request, context):
+        """Reports an experiment as ExperimentService.GetExperimentReport does, over every tenant's calls.
+        Only a credential allowed every tenant may call it (TENANT_NOT_ALLOWED otherwise).
+
+        Reasons: those of ExperimentService.GetExperimentReport (naming `experiment`, `start_time`,
+        `end_time`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +129,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=orchestrator_dot_v1_dot_usage__pb2.GetUsageRequest.FromString,
                     response_serializer=orchestrator_dot_v1_dot_usage__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'GetExperimentReportAcrossTenants': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetExperimentReportAcrossTenants,
+                    request_deserializer=orchestrator_dot_v1_dot_experiments__pb2.GetExperimentReportAcrossTenantsRequest.FromString,
+                    response_serializer=orchestrator_dot_v1_dot_experiments__pb2.GetExperimentReportAcrossTenantsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -198,6 +220,33 @@ class AdminService:
             '/orchestrator.v1.AdminService/GetUsage',
             orchestrator_dot_v1_dot_usage__pb2.GetUsageRequest.SerializeToString,
             orchestrator_dot_v1_dot_usage__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetExperimentReportAcrossTenants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/orchestrator.v1.AdminService/GetExperimentReportAcrossTenants',
+            orchestrator_dot_v1_dot_experiments__pb2.GetExperimentReportAcrossTenantsRequest.SerializeToString,
+            orchestrator_dot_v1_dot_experiments__pb2.GetExperimentReportAcrossTenantsResponse.FromString,
             options,
             channel_credentials,
             insecure,

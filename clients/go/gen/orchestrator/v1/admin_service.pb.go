@@ -24,31 +24,36 @@ var File_orchestrator_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_orchestrator_v1_admin_service_proto_rawDesc = "" +
 	"\n" +
-	"#orchestrator/v1/admin_service.proto\x12\x0forchestrator.v1\x1a\x1aorchestrator/v1/keys.proto\x1a\x1borchestrator/v1/usage.proto2\x99\x02\n" +
+	"#orchestrator/v1/admin_service.proto\x12\x0forchestrator.v1\x1a!orchestrator/v1/experiments.proto\x1a\x1aorchestrator/v1/keys.proto\x1a\x1borchestrator/v1/usage.proto2\xb3\x03\n" +
 	"\fAdminService\x12U\n" +
 	"\n" +
 	"RotateKeys\x12\".orchestrator.v1.RotateKeysRequest\x1a#.orchestrator.v1.RotateKeysResponse\x12a\n" +
 	"\x0eListTenantKeys\x12&.orchestrator.v1.ListTenantKeysRequest\x1a'.orchestrator.v1.ListTenantKeysResponse\x12O\n" +
-	"\bGetUsage\x12 .orchestrator.v1.GetUsageRequest\x1a!.orchestrator.v1.GetUsageResponseB\xe8\x01\n" +
+	"\bGetUsage\x12 .orchestrator.v1.GetUsageRequest\x1a!.orchestrator.v1.GetUsageResponse\x12\x97\x01\n" +
+	" GetExperimentReportAcrossTenants\x128.orchestrator.v1.GetExperimentReportAcrossTenantsRequest\x1a9.orchestrator.v1.GetExperimentReportAcrossTenantsResponseB\xe8\x01\n" +
 	"\x1aio.orchestrator.sidecar.v1B\x11AdminServiceProtoP\x01ZZgithub.com/orchestrator-sidecar/orchestrator/clients/go/gen/orchestrator/v1;orchestratorv1\xa2\x02\x03OXX\xaa\x02\x0fOrchestrator.V1\xca\x02\x0fOrchestrator\\V1\xe2\x02\x1bOrchestrator\\V1\\GPBMetadata\xea\x02\x10Orchestrator::V1b\x06proto3"
 
 var file_orchestrator_v1_admin_service_proto_goTypes = []any{
-	(*RotateKeysRequest)(nil),      // 0: orchestrator.v1.RotateKeysRequest
-	(*ListTenantKeysRequest)(nil),  // 1: orchestrator.v1.ListTenantKeysRequest
-	(*GetUsageRequest)(nil),        // 2: orchestrator.v1.GetUsageRequest
-	(*RotateKeysResponse)(nil),     // 3: orchestrator.v1.RotateKeysResponse
-	(*ListTenantKeysResponse)(nil), // 4: orchestrator.v1.ListTenantKeysResponse
-	(*GetUsageResponse)(nil),       // 5: orchestrator.v1.GetUsageResponse
+	(*RotateKeysRequest)(nil),                        // 0: orchestrator.v1.RotateKeysRequest
+	(*ListTenantKeysRequest)(nil),                    // 1: orchestrator.v1.ListTenantKeysRequest
+	(*GetUsageRequest)(nil),                          // 2: orchestrator.v1.GetUsageRequest
+	(*GetExperimentReportAcrossTenantsRequest)(nil),  // 3: orchestrator.v1.GetExperimentReportAcrossTenantsRequest
+	(*RotateKeysResponse)(nil),                       // 4: orchestrator.v1.RotateKeysResponse
+	(*ListTenantKeysResponse)(nil),                   // 5: orchestrator.v1.ListTenantKeysResponse
+	(*GetUsageResponse)(nil),                         // 6: orchestrator.v1.GetUsageResponse
+	(*GetExperimentReportAcrossTenantsResponse)(nil), // 7: orchestrator.v1.GetExperimentReportAcrossTenantsResponse
 }
 var file_orchestrator_v1_admin_service_proto_depIdxs = []int32{
 	0, // 0: orchestrator.v1.AdminService.RotateKeys:input_type -> orchestrator.v1.RotateKeysRequest
 	1, // 1: orchestrator.v1.AdminService.ListTenantKeys:input_type -> orchestrator.v1.ListTenantKeysRequest
 	2, // 2: orchestrator.v1.AdminService.GetUsage:input_type -> orchestrator.v1.GetUsageRequest
-	3, // 3: orchestrator.v1.AdminService.RotateKeys:output_type -> orchestrator.v1.RotateKeysResponse
-	4, // 4: orchestrator.v1.AdminService.ListTenantKeys:output_type -> orchestrator.v1.ListTenantKeysResponse
-	5, // 5: orchestrator.v1.AdminService.GetUsage:output_type -> orchestrator.v1.GetUsageResponse
-	3, // [3:6] is the sub-list for method output_type
-	0, // [0:3] is the sub-list for method input_type
+	3, // 3: orchestrator.v1.AdminService.GetExperimentReportAcrossTenants:input_type -> orchestrator.v1.GetExperimentReportAcrossTenantsRequest
+	4, // 4: orchestrator.v1.AdminService.RotateKeys:output_type -> orchestrator.v1.RotateKeysResponse
+	5, // 5: orchestrator.v1.AdminService.ListTenantKeys:output_type -> orchestrator.v1.ListTenantKeysResponse
+	6, // 6: orchestrator.v1.AdminService.GetUsage:output_type -> orchestrator.v1.GetUsageResponse
+	7, // 7: orchestrator.v1.AdminService.GetExperimentReportAcrossTenants:output_type -> orchestrator.v1.GetExperimentReportAcrossTenantsResponse
+	4, // [4:8] is the sub-list for method output_type
+	0, // [0:4] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -59,6 +64,7 @@ func file_orchestrator_v1_admin_service_proto_init() {
 	if File_orchestrator_v1_admin_service_proto != nil {
 		return
 	}
+	file_orchestrator_v1_experiments_proto_init()
 	file_orchestrator_v1_keys_proto_init()
 	file_orchestrator_v1_usage_proto_init()
 	type x struct{}

@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_RotateKeys_FullMethodName     = "/orchestrator.v1.AdminService/RotateKeys"
-	AdminService_ListTenantKeys_FullMethodName = "/orchestrator.v1.AdminService/ListTenantKeys"
-	AdminService_GetUsage_FullMethodName       = "/orchestrator.v1.AdminService/GetUsage"
+	AdminService_RotateKeys_FullMethodName                       = "/orchestrator.v1.AdminService/RotateKeys"
+	AdminService_ListTenantKeys_FullMethodName                   = "/orchestrator.v1.AdminService/ListTenantKeys"
+	AdminService_GetUsage_FullMethodName                         = "/orchestrator.v1.AdminService/GetUsage"
+	AdminService_GetExperimentReportAcrossTenants_FullMethodName = "/orchestrator.v1.AdminService/GetExperimentReportAcrossTenants"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -51,6 +52,12 @@ type AdminServiceClient interface {
 	// LEDGER_DISABLED (FAILED_PRECONDITION: settings.telemetry.ledger.backend is none),
 	// LEDGER_UNAVAILABLE (UNAVAILABLE: the ledger database cannot be read; retry).
 	GetUsage(ctx context.Context, in *GetUsageRequest, opts ...grpc.CallOption) (*GetUsageResponse, error)
+	// Reports an experiment as ExperimentService.GetExperimentReport does, over every tenant's calls.
+	// Only a credential allowed every tenant may call it (TENANT_NOT_ALLOWED otherwise).
+	//
+	// Reasons: those of ExperimentService.GetExperimentReport (naming `experiment`, `start_time`,
+	// `end_time`).
+	GetExperimentReportAcrossTenants(ctx context.Context, in *GetExperimentReportAcrossTenantsRequest, opts ...grpc.CallOption) (*GetExperimentReportAcrossTenantsResponse, error)
 }
 
 type adminServiceClient struct {
@@ -91,6 +98,16 @@ func (c *adminServiceClient) GetUsage(ctx context.Context, in *GetUsageRequest, 
 	return out, nil
 }
 
+func (c *adminServiceClient) GetExperimentReportAcrossTenants(ctx context.Context, in *GetExperimentReportAcrossTenantsRequest, opts ...grpc.CallOption) (*GetExperimentReportAcrossTenantsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetExperimentReportAcrossTenantsResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetExperimentReportAcrossTenants_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -118,6 +135,12 @@ type AdminServiceServer interface {
 	// LEDGER_DISABLED (FAILED_PRECONDITION: settings.telemetry.ledger.backend is none),
 	// LEDGER_UNAVAILABLE (UNAVAILABLE: the ledger database cannot be read; retry).
 	GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error)
+	// Reports an experiment as ExperimentService.GetExperimentReport does, over every tenant's calls.
+	// Only a credential allowed every tenant may call it (TENANT_NOT_ALLOWED otherwise).
+	//
+	// Reasons: those of ExperimentService.GetExperimentReport (naming `experiment`, `start_time`,
+	// `end_time`).
+	GetExperimentReportAcrossTenants(context.Context, *GetExperimentReportAcrossTenantsRequest) (*GetExperimentReportAcrossTenantsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -136,6 +159,9 @@ func (UnimplementedAdminServiceServer) ListTenantKeys(context.Context, *ListTena
 }
 func (UnimplementedAdminServiceServer) GetUsage(context.Context, *GetUsageRequest) (*GetUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetUsage not implemented")
+}
+func (UnimplementedAdminServiceServer) GetExperimentReportAcrossTenants(context.Context, *GetExperimentReportAcrossTenantsRequest) (*GetExperimentReportAcrossTenantsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetExperimentReportAcrossTenants not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -212,6 +238,24 @@ func _AdminService_GetUsage_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_GetExperimentReportAcrossTenants_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetExperimentReportAcrossTenantsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetExperimentReportAcrossTenants(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetExperimentReportAcrossTenants_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetExperimentReportAcrossTenants(ctx, req.(*GetExperimentReportAcrossTenantsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -230,6 +274,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetUsage",
 			Handler:    _AdminService_GetUsage_Handler,
+		},
+		{
+			MethodName: "GetExperimentReportAcrossTenants",
+			Handler:    _AdminService_GetExperimentReportAcrossTenants_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1236,6 +1236,18 @@ type GenerationInput struct {
 	ParallelToolCalls *bool `protobuf:"varint,15,opt,name=parallel_tool_calls,json=parallelToolCalls,proto3,oneof" json:"parallel_tool_calls,omitempty"`
 	// The form of the answer; unset is text.
 	ResponseFormat *ResponseFormat `protobuf:"bytes,16,opt,name=response_format,json=responseFormat,proto3" json:"response_format,omitempty"`
+	// How urgently to serve the call when the sidecar or a deployment is at capacity; capped by the
+	// caller's tier. UNSPECIFIED takes the `priority` metadata label if any (kept for older
+	// callers), else NORMAL. Setting both to different levels is INVALID_REQUEST naming
+	// `input.priority`; an unknown value is INVALID_REQUEST naming `input.priority`.
+	Priority Priority `protobuf:"varint,17,opt,name=priority,proto3,enum=orchestrator.v1.Priority" json:"priority,omitempty"`
+	// For testing: the experiment variant to serve this call, instead of the caller's sticky one
+	// (the route must hold an experiment with that variant). Empty takes the
+	// `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
+	// usage record show the assignment as overridden.
+	// Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
+	// different variant in the metadata label).
+	ExperimentVariant string `protobuf:"bytes,18,opt,name=experiment_variant,json=experimentVariant,proto3" json:"experiment_variant,omitempty"`
 	// The caller's relationship layer with the agent, for its answer policy: "public" (empty),
 	// "friends" or "intimate". Canonical answers of this layer and those before it may be served.
 	// Reasons: INVALID_REQUEST naming `input.audience_layer`.
@@ -1384,6 +1396,20 @@ func (x *GenerationInput) GetResponseFormat() *ResponseFormat {
 		return x.ResponseFormat
 	}
 	return nil
+}
+
+func (x *GenerationInput) GetPriority() Priority {
+	if x != nil {
+		return x.Priority
+	}
+	return Priority_PRIORITY_UNSPECIFIED
+}
+
+func (x *GenerationInput) GetExperimentVariant() string {
+	if x != nil {
+		return x.ExperimentVariant
+	}
+	return ""
 }
 
 func (x *GenerationInput) GetAudienceLayer() string {
@@ -1770,6 +1796,13 @@ type GenerationSummary struct {
 	// of the sidecar that answers. Unset when the call was not a cache hit, or the entry was stored by
 	// an older sidecar that did not record when.
 	CacheEntryAge *durationpb.Duration `protobuf:"bytes,19,opt,name=cache_entry_age,json=cacheEntryAge,proto3" json:"cache_entry_age,omitempty"`
+	// The experiment whose variant served the call; empty when the route holds none.
+	Experiment string `protobuf:"bytes,20,opt,name=experiment,proto3" json:"experiment,omitempty"`
+	// The variant that served the call.
+	ExperimentVariant string `protobuf:"bytes,21,opt,name=experiment_variant,json=experimentVariant,proto3" json:"experiment_variant,omitempty"`
+	// The variant was chosen by the request (GenerationInput.experiment_variant or the metadata
+	// label), not by the sticky assignment.
+	ExperimentVariantOverridden bool `protobuf:"varint,22,opt,name=experiment_variant_overridden,json=experimentVariantOverridden,proto3" json:"experiment_variant_overridden,omitempty"`
 	// The answer policy's decision, when the persona has one (policy.answers): the path, why, the
 	// signals, and the offer to accept (path OFFER_ESCALATION).
 	AnswerDecision *AnswerDecision `protobuf:"bytes,23,opt,name=answer_decision,json=answerDecision,proto3" json:"answer_decision,omitempty"`
@@ -1938,6 +1971,27 @@ func (x *GenerationSummary) GetCacheEntryAge() *durationpb.Duration {
 		return x.CacheEntryAge
 	}
 	return nil
+}
+
+func (x *GenerationSummary) GetExperiment() string {
+	if x != nil {
+		return x.Experiment
+	}
+	return ""
+}
+
+func (x *GenerationSummary) GetExperimentVariant() string {
+	if x != nil {
+		return x.ExperimentVariant
+	}
+	return ""
+}
+
+func (x *GenerationSummary) GetExperimentVariantOverridden() bool {
+	if x != nil {
+		return x.ExperimentVariantOverridden
+	}
+	return false
 }
 
 func (x *GenerationSummary) GetAnswerDecision() *AnswerDecision {
@@ -2272,7 +2326,7 @@ var File_orchestrator_v1_generate_proto protoreflect.FileDescriptor
 
 const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\n" +
-	"\x1eorchestrator/v1/generate.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dorchestrator/v1/answers.proto\x1a\x1borchestrator/v1/cache.proto\x1a\x1aorchestrator/v1/keys.proto\"L\n" +
+	"\x1eorchestrator/v1/generate.proto\x12\x0forchestrator.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1dorchestrator/v1/answers.proto\x1a\x1borchestrator/v1/cache.proto\x1a\x1aorchestrator/v1/keys.proto\x1a\x1eorchestrator/v1/priority.proto\"L\n" +
 	"\bToolCall\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
@@ -2335,7 +2389,7 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\v_max_tokensB\x0e\n" +
 	"\f_temperatureB\b\n" +
 	"\x06_top_pB\a\n" +
-	"\x05_seed\"\x8b\a\n" +
+	"\x05_seed\"\xf1\a\n" +
 	"\x0fGenerationInput\x12\x14\n" +
 	"\x05model\x18\x01 \x01(\tR\x05model\x124\n" +
 	"\bmessages\x18\x02 \x03(\v2\x18.orchestrator.v1.MessageR\bmessages\x129\n" +
@@ -2357,7 +2411,9 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\vtool_choice\x18\x0e \x01(\v2\x1b.orchestrator.v1.ToolChoiceR\n" +
 	"toolChoice\x123\n" +
 	"\x13parallel_tool_calls\x18\x0f \x01(\bH\x01R\x11parallelToolCalls\x88\x01\x01\x12H\n" +
-	"\x0fresponse_format\x18\x10 \x01(\v2\x1f.orchestrator.v1.ResponseFormatR\x0eresponseFormat\x12%\n" +
+	"\x0fresponse_format\x18\x10 \x01(\v2\x1f.orchestrator.v1.ResponseFormatR\x0eresponseFormat\x125\n" +
+	"\bpriority\x18\x11 \x01(\x0e2\x19.orchestrator.v1.PriorityR\bpriority\x12-\n" +
+	"\x12experiment_variant\x18\x12 \x01(\tR\x11experimentVariant\x12%\n" +
 	"\x0eaudience_layer\x18\x14 \x01(\tR\raudienceLayer\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
@@ -2388,7 +2444,7 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"deployment\x12\x1a\n" +
 	"\bprovider\x18\x02 \x01(\tR\bprovider\x12\x18\n" +
 	"\aoutcome\x18\x03 \x01(\tR\aoutcome\x125\n" +
-	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\x99\b\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xac\t\n" +
 	"\x11GenerationSummary\x12B\n" +
 	"\rfinish_reason\x18\x01 \x01(\x0e2\x1d.orchestrator.v1.FinishReasonR\ffinishReason\x12,\n" +
 	"\x05usage\x18\x02 \x01(\v2\x16.orchestrator.v1.UsageR\x05usage\x12\x1f\n" +
@@ -2412,7 +2468,12 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\breplayed\x18\x10 \x01(\bR\breplayed\x12C\n" +
 	"\x0ecache_hit_kind\x18\x11 \x01(\x0e2\x1d.orchestrator.v1.CacheHitKindR\fcacheHitKind\x12)\n" +
 	"\x10cache_similarity\x18\x12 \x01(\x01R\x0fcacheSimilarity\x12A\n" +
-	"\x0fcache_entry_age\x18\x13 \x01(\v2\x19.google.protobuf.DurationR\rcacheEntryAge\x12H\n" +
+	"\x0fcache_entry_age\x18\x13 \x01(\v2\x19.google.protobuf.DurationR\rcacheEntryAge\x12\x1e\n" +
+	"\n" +
+	"experiment\x18\x14 \x01(\tR\n" +
+	"experiment\x12-\n" +
+	"\x12experiment_variant\x18\x15 \x01(\tR\x11experimentVariant\x12B\n" +
+	"\x1dexperiment_variant_overridden\x18\x16 \x01(\bR\x1bexperimentVariantOverridden\x12H\n" +
 	"\x0fanswer_decision\x18\x17 \x01(\v2\x1f.orchestrator.v1.AnswerDecisionR\x0eanswerDecision\"\x84\x01\n" +
 	"\x10GenerateResponse\x122\n" +
 	"\amessage\x18\x01 \x01(\v2\x18.orchestrator.v1.MessageR\amessage\x12<\n" +
@@ -2501,9 +2562,10 @@ var file_orchestrator_v1_generate_proto_goTypes = []any{
 	(*structpb.Struct)(nil),        // 28: google.protobuf.Struct
 	(*ProviderKey)(nil),            // 29: orchestrator.v1.ProviderKey
 	(CacheMode)(0),                 // 30: orchestrator.v1.CacheMode
-	(*durationpb.Duration)(nil),    // 31: google.protobuf.Duration
-	(CacheHitKind)(0),              // 32: orchestrator.v1.CacheHitKind
-	(*AnswerDecision)(nil),         // 33: orchestrator.v1.AnswerDecision
+	(Priority)(0),                  // 31: orchestrator.v1.Priority
+	(*durationpb.Duration)(nil),    // 32: google.protobuf.Duration
+	(CacheHitKind)(0),              // 33: orchestrator.v1.CacheHitKind
+	(*AnswerDecision)(nil),         // 34: orchestrator.v1.AnswerDecision
 }
 var file_orchestrator_v1_generate_proto_depIdxs = []int32{
 	4,  // 0: orchestrator.v1.ContentPart.tool_call:type_name -> orchestrator.v1.ToolCall
@@ -2526,29 +2588,30 @@ var file_orchestrator_v1_generate_proto_depIdxs = []int32{
 	8,  // 17: orchestrator.v1.GenerationInput.tools:type_name -> orchestrator.v1.Tool
 	9,  // 18: orchestrator.v1.GenerationInput.tool_choice:type_name -> orchestrator.v1.ToolChoice
 	10, // 19: orchestrator.v1.GenerationInput.response_format:type_name -> orchestrator.v1.ResponseFormat
-	16, // 20: orchestrator.v1.GenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
-	16, // 21: orchestrator.v1.StreamGenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
-	31, // 22: orchestrator.v1.Attempt.duration:type_name -> google.protobuf.Duration
-	1,  // 23: orchestrator.v1.GenerationSummary.finish_reason:type_name -> orchestrator.v1.FinishReason
-	19, // 24: orchestrator.v1.GenerationSummary.usage:type_name -> orchestrator.v1.Usage
-	20, // 25: orchestrator.v1.GenerationSummary.served_by:type_name -> orchestrator.v1.ServedBy
-	21, // 26: orchestrator.v1.GenerationSummary.attempts:type_name -> orchestrator.v1.Attempt
-	31, // 27: orchestrator.v1.GenerationSummary.upstream_latency:type_name -> google.protobuf.Duration
-	31, // 28: orchestrator.v1.GenerationSummary.overhead:type_name -> google.protobuf.Duration
-	31, // 29: orchestrator.v1.GenerationSummary.time_to_first_token:type_name -> google.protobuf.Duration
-	32, // 30: orchestrator.v1.GenerationSummary.cache_hit_kind:type_name -> orchestrator.v1.CacheHitKind
-	31, // 31: orchestrator.v1.GenerationSummary.cache_entry_age:type_name -> google.protobuf.Duration
-	33, // 32: orchestrator.v1.GenerationSummary.answer_decision:type_name -> orchestrator.v1.AnswerDecision
-	7,  // 33: orchestrator.v1.GenerateResponse.message:type_name -> orchestrator.v1.Message
-	22, // 34: orchestrator.v1.GenerateResponse.summary:type_name -> orchestrator.v1.GenerationSummary
-	24, // 35: orchestrator.v1.ContentDelta.tool_call:type_name -> orchestrator.v1.ToolCallDelta
-	25, // 36: orchestrator.v1.StreamGenerateResponse.delta:type_name -> orchestrator.v1.ContentDelta
-	23, // 37: orchestrator.v1.StreamGenerateResponse.result:type_name -> orchestrator.v1.GenerateResponse
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	31, // 20: orchestrator.v1.GenerationInput.priority:type_name -> orchestrator.v1.Priority
+	16, // 21: orchestrator.v1.GenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
+	16, // 22: orchestrator.v1.StreamGenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
+	32, // 23: orchestrator.v1.Attempt.duration:type_name -> google.protobuf.Duration
+	1,  // 24: orchestrator.v1.GenerationSummary.finish_reason:type_name -> orchestrator.v1.FinishReason
+	19, // 25: orchestrator.v1.GenerationSummary.usage:type_name -> orchestrator.v1.Usage
+	20, // 26: orchestrator.v1.GenerationSummary.served_by:type_name -> orchestrator.v1.ServedBy
+	21, // 27: orchestrator.v1.GenerationSummary.attempts:type_name -> orchestrator.v1.Attempt
+	32, // 28: orchestrator.v1.GenerationSummary.upstream_latency:type_name -> google.protobuf.Duration
+	32, // 29: orchestrator.v1.GenerationSummary.overhead:type_name -> google.protobuf.Duration
+	32, // 30: orchestrator.v1.GenerationSummary.time_to_first_token:type_name -> google.protobuf.Duration
+	33, // 31: orchestrator.v1.GenerationSummary.cache_hit_kind:type_name -> orchestrator.v1.CacheHitKind
+	32, // 32: orchestrator.v1.GenerationSummary.cache_entry_age:type_name -> google.protobuf.Duration
+	34, // 33: orchestrator.v1.GenerationSummary.answer_decision:type_name -> orchestrator.v1.AnswerDecision
+	7,  // 34: orchestrator.v1.GenerateResponse.message:type_name -> orchestrator.v1.Message
+	22, // 35: orchestrator.v1.GenerateResponse.summary:type_name -> orchestrator.v1.GenerationSummary
+	24, // 36: orchestrator.v1.ContentDelta.tool_call:type_name -> orchestrator.v1.ToolCallDelta
+	25, // 37: orchestrator.v1.StreamGenerateResponse.delta:type_name -> orchestrator.v1.ContentDelta
+	23, // 38: orchestrator.v1.StreamGenerateResponse.result:type_name -> orchestrator.v1.GenerateResponse
+	39, // [39:39] is the sub-list for method output_type
+	39, // [39:39] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_orchestrator_v1_generate_proto_init() }
@@ -2559,6 +2622,7 @@ func file_orchestrator_v1_generate_proto_init() {
 	file_orchestrator_v1_answers_proto_init()
 	file_orchestrator_v1_cache_proto_init()
 	file_orchestrator_v1_keys_proto_init()
+	file_orchestrator_v1_priority_proto_init()
 	file_orchestrator_v1_generate_proto_msgTypes[1].OneofWrappers = []any{
 		(*Image_Url)(nil),
 		(*Image_Data)(nil),

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GetExperimentReportAcrossTenantsRequestSchema, GetExperimentReportAcrossTenantsResponseSchema } from "./experiments_pb.js";
+import { file_orchestrator_v1_experiments } from "./experiments_pb.js";
 import type { ListTenantKeysRequestSchema, ListTenantKeysResponseSchema, RotateKeysRequestSchema, RotateKeysResponseSchema } from "./keys_pb.js";
 import { file_orchestrator_v1_keys } from "./keys_pb.js";
 import type { GetUsageRequestSchema, GetUsageResponseSchema } from "./usage_pb.js";
@@ -13,7 +15,7 @@ import { file_orchestrator_v1_usage } from "./usage_pb.js";
  * Describes the file orchestrator/v1/admin_service.proto.
  */
 export const file_orchestrator_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNvcmNoZXN0cmF0b3IvdjEvYWRtaW5fc2VydmljZS5wcm90bxIPb3JjaGVzdHJhdG9yLnYxMpkCCgxBZG1pblNlcnZpY2USVQoKUm90YXRlS2V5cxIiLm9yY2hlc3RyYXRvci52MS5Sb3RhdGVLZXlzUmVxdWVzdBojLm9yY2hlc3RyYXRvci52MS5Sb3RhdGVLZXlzUmVzcG9uc2USYQoOTGlzdFRlbmFudEtleXMSJi5vcmNoZXN0cmF0b3IudjEuTGlzdFRlbmFudEtleXNSZXF1ZXN0Gicub3JjaGVzdHJhdG9yLnYxLkxpc3RUZW5hbnRLZXlzUmVzcG9uc2USTwoIR2V0VXNhZ2USIC5vcmNoZXN0cmF0b3IudjEuR2V0VXNhZ2VSZXF1ZXN0GiEub3JjaGVzdHJhdG9yLnYxLkdldFVzYWdlUmVzcG9uc2VC6AEKGmlvLm9yY2hlc3RyYXRvci5zaWRlY2FyLnYxQhFBZG1pblNlcnZpY2VQcm90b1ABWlpnaXRodWIuY29tL29yY2hlc3RyYXRvci1zaWRlY2FyL29yY2hlc3RyYXRvci9jbGllbnRzL2dvL2dlbi9vcmNoZXN0cmF0b3IvdjE7b3JjaGVzdHJhdG9ydjGiAgNPWFiqAg9PcmNoZXN0cmF0b3IuVjHKAg9PcmNoZXN0cmF0b3JcVjHiAhtPcmNoZXN0cmF0b3JcVjFcR1BCTWV0YWRhdGHqAhBPcmNoZXN0cmF0b3I6OlYxYgZwcm90bzM", [file_orchestrator_v1_keys, file_orchestrator_v1_usage]);
+  fileDesc("CiNvcmNoZXN0cmF0b3IvdjEvYWRtaW5fc2VydmljZS5wcm90bxIPb3JjaGVzdHJhdG9yLnYxMrMDCgxBZG1pblNlcnZpY2USVQoKUm90YXRlS2V5cxIiLm9yY2hlc3RyYXRvci52MS5Sb3RhdGVLZXlzUmVxdWVzdBojLm9yY2hlc3RyYXRvci52MS5Sb3RhdGVLZXlzUmVzcG9uc2USYQoOTGlzdFRlbmFudEtleXMSJi5vcmNoZXN0cmF0b3IudjEuTGlzdFRlbmFudEtleXNSZXF1ZXN0Gicub3JjaGVzdHJhdG9yLnYxLkxpc3RUZW5hbnRLZXlzUmVzcG9uc2USTwoIR2V0VXNhZ2USIC5vcmNoZXN0cmF0b3IudjEuR2V0VXNhZ2VSZXF1ZXN0GiEub3JjaGVzdHJhdG9yLnYxLkdldFVzYWdlUmVzcG9uc2USlwEKIEdldEV4cGVyaW1lbnRSZXBvcnRBY3Jvc3NUZW5hbnRzEjgub3JjaGVzdHJhdG9yLnYxLkdldEV4cGVyaW1lbnRSZXBvcnRBY3Jvc3NUZW5hbnRzUmVxdWVzdBo5Lm9yY2hlc3RyYXRvci52MS5HZXRFeHBlcmltZW50UmVwb3J0QWNyb3NzVGVuYW50c1Jlc3BvbnNlQugBChppby5vcmNoZXN0cmF0b3Iuc2lkZWNhci52MUIRQWRtaW5TZXJ2aWNlUHJvdG9QAVpaZ2l0aHViLmNvbS9vcmNoZXN0cmF0b3Itc2lkZWNhci9vcmNoZXN0cmF0b3IvY2xpZW50cy9nby9nZW4vb3JjaGVzdHJhdG9yL3YxO29yY2hlc3RyYXRvcnYxogIDT1hYqgIPT3JjaGVzdHJhdG9yLlYxygIPT3JjaGVzdHJhdG9yXFYx4gIbT3JjaGVzdHJhdG9yXFYxXEdQQk1ldGFkYXRh6gIQT3JjaGVzdHJhdG9yOjpWMWIGcHJvdG8z", [file_orchestrator_v1_experiments, file_orchestrator_v1_keys, file_orchestrator_v1_usage]);
 
 /**
  * Tenant-wide operations for operators. Off unless settings.admin enables it, on the main listener
@@ -65,6 +67,20 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof GetUsageRequestSchema;
     output: typeof GetUsageResponseSchema;
+  },
+  /**
+   * Reports an experiment as ExperimentService.GetExperimentReport does, over every tenant's calls.
+   * Only a credential allowed every tenant may call it (TENANT_NOT_ALLOWED otherwise).
+   *
+   * Reasons: those of ExperimentService.GetExperimentReport (naming `experiment`, `start_time`,
+   * `end_time`).
+   *
+   * @generated from rpc orchestrator.v1.AdminService.GetExperimentReportAcrossTenants
+   */
+  getExperimentReportAcrossTenants: {
+    methodKind: "unary";
+    input: typeof GetExperimentReportAcrossTenantsRequestSchema;
+    output: typeof GetExperimentReportAcrossTenantsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_orchestrator_v1_admin_service, 0);

@@ -22,17 +22,18 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from . import experiments_pb2 as orchestrator_dot_v1_dot_experiments__pb2
 from . import keys_pb2 as orchestrator_dot_v1_dot_keys__pb2
 from . import usage_pb2 as orchestrator_dot_v1_dot_usage__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#orchestrator/v1/admin_service.proto\x12\x0forchestrator.v1\x1a\x1aorchestrator/v1/keys.proto\x1a\x1borchestrator/v1/usage.proto2\x99\x02\n\x0c\x41\x64minService\x12U\n\nRotateKeys\x12\".orchestrator.v1.RotateKeysRequest\x1a#.orchestrator.v1.RotateKeysResponse\x12\x61\n\x0eListTenantKeys\x12&.orchestrator.v1.ListTenantKeysRequest\x1a\'.orchestrator.v1.ListTenantKeysResponse\x12O\n\x08GetUsage\x12 .orchestrator.v1.GetUsageRequest\x1a!.orchestrator.v1.GetUsageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#orchestrator/v1/admin_service.proto\x12\x0forchestrator.v1\x1a!orchestrator/v1/experiments.proto\x1a\x1aorchestrator/v1/keys.proto\x1a\x1borchestrator/v1/usage.proto2\xb3\x03\n\x0c\x41\x64minService\x12U\n\nRotateKeys\x12\".orchestrator.v1.RotateKeysRequest\x1a#.orchestrator.v1.RotateKeysResponse\x12\x61\n\x0eListTenantKeys\x12&.orchestrator.v1.ListTenantKeysRequest\x1a\'.orchestrator.v1.ListTenantKeysResponse\x12O\n\x08GetUsage\x12 .orchestrator.v1.GetUsageRequest\x1a!.orchestrator.v1.GetUsageResponse\x12\x97\x01\n GetExperimentReportAcrossTenants\x12\x38.orchestrator.v1.GetExperimentReportAcrossTenantsRequest\x1a\x39.orchestrator.v1.GetExperimentReportAcrossTenantsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orchestrator.v1.admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ADMINSERVICE']._serialized_start=114
-  _globals['_ADMINSERVICE']._serialized_end=395
+  _globals['_ADMINSERVICE']._serialized_start=149
+  _globals['_ADMINSERVICE']._serialized_end=584
 # @@protoc_insertion_point(module_scope)

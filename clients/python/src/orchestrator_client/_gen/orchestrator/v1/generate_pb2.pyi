@@ -5,6 +5,7 @@ from google.protobuf import struct_pb2 as _struct_pb2
 from . import answers_pb2 as _answers_pb2
 from . import cache_pb2 as _cache_pb2
 from . import keys_pb2 as _keys_pb2
+from . import priority_pb2 as _priority_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -181,7 +182,7 @@ class GenerationConfig(_message.Message):
     def __init__(self, max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., stop: _Optional[_Iterable[str]] = ..., seed: _Optional[int] = ..., reasoning: _Optional[_Union[ReasoningConfig, _Mapping]] = ...) -> None: ...
 
 class GenerationInput(_message.Message):
-    __slots__ = ("model", "messages", "config", "tenant_id", "user_id", "conversation_id", "metadata", "request_id", "provider_key", "persona_id", "memory", "cache_mode", "tools", "tool_choice", "parallel_tool_calls", "response_format", "audience_layer")
+    __slots__ = ("model", "messages", "config", "tenant_id", "user_id", "conversation_id", "metadata", "request_id", "provider_key", "persona_id", "memory", "cache_mode", "tools", "tool_choice", "parallel_tool_calls", "response_format", "priority", "experiment_variant", "audience_layer")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +206,8 @@ class GenerationInput(_message.Message):
     TOOL_CHOICE_FIELD_NUMBER: _ClassVar[int]
     PARALLEL_TOOL_CALLS_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_VARIANT_FIELD_NUMBER: _ClassVar[int]
     AUDIENCE_LAYER_FIELD_NUMBER: _ClassVar[int]
     model: str
     messages: _containers.RepeatedCompositeFieldContainer[Message]
@@ -222,8 +225,10 @@ class GenerationInput(_message.Message):
     tool_choice: ToolChoice
     parallel_tool_calls: bool
     response_format: ResponseFormat
+    priority: _priority_pb2.Priority
+    experiment_variant: str
     audience_layer: str
-    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., config: _Optional[_Union[GenerationConfig, _Mapping]] = ..., tenant_id: _Optional[str] = ..., user_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ..., provider_key: _Optional[_Union[_keys_pb2.ProviderKey, _Mapping]] = ..., persona_id: _Optional[str] = ..., memory: _Optional[bool] = ..., cache_mode: _Optional[_Union[_cache_pb2.CacheMode, str]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., tool_choice: _Optional[_Union[ToolChoice, _Mapping]] = ..., parallel_tool_calls: _Optional[bool] = ..., response_format: _Optional[_Union[ResponseFormat, _Mapping]] = ..., audience_layer: _Optional[str] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[Message, _Mapping]]] = ..., config: _Optional[_Union[GenerationConfig, _Mapping]] = ..., tenant_id: _Optional[str] = ..., user_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ..., provider_key: _Optional[_Union[_keys_pb2.ProviderKey, _Mapping]] = ..., persona_id: _Optional[str] = ..., memory: _Optional[bool] = ..., cache_mode: _Optional[_Union[_cache_pb2.CacheMode, str]] = ..., tools: _Optional[_Iterable[_Union[Tool, _Mapping]]] = ..., tool_choice: _Optional[_Union[ToolChoice, _Mapping]] = ..., parallel_tool_calls: _Optional[bool] = ..., response_format: _Optional[_Union[ResponseFormat, _Mapping]] = ..., priority: _Optional[_Union[_priority_pb2.Priority, str]] = ..., experiment_variant: _Optional[str] = ..., audience_layer: _Optional[str] = ...) -> None: ...
 
 class GenerateRequest(_message.Message):
     __slots__ = ("input",)
@@ -278,7 +283,7 @@ class Attempt(_message.Message):
     def __init__(self, deployment: _Optional[str] = ..., provider: _Optional[str] = ..., outcome: _Optional[str] = ..., duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class GenerationSummary(_message.Message):
-    __slots__ = ("finish_reason", "usage", "cost_micros", "served_by", "attempts", "upstream_latency", "overhead", "time_to_first_token", "request_id", "persona_id", "history_messages", "cache_hit", "context_tokens_removed", "context_messages_removed", "context_summarized", "replayed", "cache_hit_kind", "cache_similarity", "cache_entry_age", "answer_decision")
+    __slots__ = ("finish_reason", "usage", "cost_micros", "served_by", "attempts", "upstream_latency", "overhead", "time_to_first_token", "request_id", "persona_id", "history_messages", "cache_hit", "context_tokens_removed", "context_messages_removed", "context_summarized", "replayed", "cache_hit_kind", "cache_similarity", "cache_entry_age", "experiment", "experiment_variant", "experiment_variant_overridden", "answer_decision")
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     COST_MICROS_FIELD_NUMBER: _ClassVar[int]
@@ -298,6 +303,9 @@ class GenerationSummary(_message.Message):
     CACHE_HIT_KIND_FIELD_NUMBER: _ClassVar[int]
     CACHE_SIMILARITY_FIELD_NUMBER: _ClassVar[int]
     CACHE_ENTRY_AGE_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_VARIANT_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENT_VARIANT_OVERRIDDEN_FIELD_NUMBER: _ClassVar[int]
     ANSWER_DECISION_FIELD_NUMBER: _ClassVar[int]
     finish_reason: FinishReason
     usage: Usage
@@ -318,8 +326,11 @@ class GenerationSummary(_message.Message):
     cache_hit_kind: _cache_pb2.CacheHitKind
     cache_similarity: float
     cache_entry_age: _duration_pb2.Duration
+    experiment: str
+    experiment_variant: str
+    experiment_variant_overridden: bool
     answer_decision: _answers_pb2.AnswerDecision
-    def __init__(self, finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost_micros: _Optional[int] = ..., served_by: _Optional[_Union[ServedBy, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., upstream_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overhead: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., persona_id: _Optional[str] = ..., history_messages: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., context_tokens_removed: _Optional[int] = ..., context_messages_removed: _Optional[int] = ..., context_summarized: _Optional[bool] = ..., replayed: _Optional[bool] = ..., cache_hit_kind: _Optional[_Union[_cache_pb2.CacheHitKind, str]] = ..., cache_similarity: _Optional[float] = ..., cache_entry_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., answer_decision: _Optional[_Union[_answers_pb2.AnswerDecision, _Mapping]] = ...) -> None: ...
+    def __init__(self, finish_reason: _Optional[_Union[FinishReason, str]] = ..., usage: _Optional[_Union[Usage, _Mapping]] = ..., cost_micros: _Optional[int] = ..., served_by: _Optional[_Union[ServedBy, _Mapping]] = ..., attempts: _Optional[_Iterable[_Union[Attempt, _Mapping]]] = ..., upstream_latency: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overhead: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., time_to_first_token: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., request_id: _Optional[str] = ..., persona_id: _Optional[str] = ..., history_messages: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., context_tokens_removed: _Optional[int] = ..., context_messages_removed: _Optional[int] = ..., context_summarized: _Optional[bool] = ..., replayed: _Optional[bool] = ..., cache_hit_kind: _Optional[_Union[_cache_pb2.CacheHitKind, str]] = ..., cache_similarity: _Optional[float] = ..., cache_entry_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., experiment: _Optional[str] = ..., experiment_variant: _Optional[str] = ..., experiment_variant_overridden: _Optional[bool] = ..., answer_decision: _Optional[_Union[_answers_pb2.AnswerDecision, _Mapping]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("message", "summary")

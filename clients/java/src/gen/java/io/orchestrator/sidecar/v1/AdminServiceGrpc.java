@@ -110,6 +110,37 @@ public final class AdminServiceGrpc {
     return getGetUsageMethod;
   }
 
+  private static volatile io.grpc.MethodDescriptor<io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsRequest,
+      io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsResponse> getGetExperimentReportAcrossTenantsMethod;
+
+  @io.grpc.stub.annotations.RpcMethod(
+      fullMethodName = SERVICE_NAME + '/' + "GetExperimentReportAcrossTenants",
+      requestType = io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsRequest.class,
+      responseType = io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsResponse.class,
+      methodType = io.grpc.MethodDescriptor.MethodType.UNARY)
+  public static io.grpc.MethodDescriptor<io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsRequest,
+      io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsResponse> getGetExperimentReportAcrossTenantsMethod() {
+    io.grpc.MethodDescriptor<io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsRequest, io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsResponse> getGetExperimentReportAcrossTenantsMethod;
+    if ((getGetExperimentReportAcrossTenantsMethod = AdminServiceGrpc.getGetExperimentReportAcrossTenantsMethod) == null) {
+      synchronized (AdminServiceGrpc.class) {
+        if ((getGetExperimentReportAcrossTenantsMethod = AdminServiceGrpc.getGetExperimentReportAcrossTenantsMethod) == null) {
+          AdminServiceGrpc.getGetExperimentReportAcrossTenantsMethod = getGetExperimentReportAcrossTenantsMethod =
+              io.grpc.MethodDescriptor.<io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsRequest, io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsResponse>newBuilder()
+              .setType(io.grpc.MethodDescriptor.MethodType.UNARY)
+              .setFullMethodName(generateFullMethodName(SERVICE_NAME, "GetExperimentReportAcrossTenants"))
+              .setSampledToLocalTracing(true)
+              .setRequestMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsRequest.getDefaultInstance()))
+              .setResponseMarshaller(io.grpc.protobuf.ProtoUtils.marshaller(
+                  io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsResponse.getDefaultInstance()))
+              .setSchemaDescriptor(new AdminServiceMethodDescriptorSupplier("GetExperimentReportAcrossTenants"))
+              .build();
+        }
+      }
+    }
+    return getGetExperimentReportAcrossTenantsMethod;
+  }
+
   /**
    * Creates a new async stub that supports all call types for the service
    */
@@ -217,6 +248,19 @@ public final class AdminServiceGrpc {
         io.grpc.stub.StreamObserver<io.orchestrator.sidecar.v1.GetUsageResponse> responseObserver) {
       io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getGetUsageMethod(), responseObserver);
     }
+
+    /**
+     * <pre>
+     * Reports an experiment as ExperimentService.GetExperimentReport does, over every tenant's calls.
+     * Only a credential allowed every tenant may call it (TENANT_NOT_ALLOWED otherwise).
+     * Reasons: those of ExperimentService.GetExperimentReport (naming `experiment`, `start_time`,
+     * `end_time`).
+     * </pre>
+     */
+    default void getExperimentReportAcrossTenants(io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsRequest request,
+        io.grpc.stub.StreamObserver<io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsResponse> responseObserver) {
+      io.grpc.stub.ServerCalls.asyncUnimplementedUnaryCall(getGetExperimentReportAcrossTenantsMethod(), responseObserver);
+    }
   }
 
   /**
@@ -298,6 +342,20 @@ public final class AdminServiceGrpc {
       io.grpc.stub.ClientCalls.asyncUnaryCall(
           getChannel().newCall(getGetUsageMethod(), getCallOptions()), request, responseObserver);
     }
+
+    /**
+     * <pre>
+     * Reports an experiment as ExperimentService.GetExperimentReport does, over every tenant's calls.
+     * Only a credential allowed every tenant may call it (TENANT_NOT_ALLOWED otherwise).
+     * Reasons: those of ExperimentService.GetExperimentReport (naming `experiment`, `start_time`,
+     * `end_time`).
+     * </pre>
+     */
+    public void getExperimentReportAcrossTenants(io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsRequest request,
+        io.grpc.stub.StreamObserver<io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsResponse> responseObserver) {
+      io.grpc.stub.ClientCalls.asyncUnaryCall(
+          getChannel().newCall(getGetExperimentReportAcrossTenantsMethod(), getCallOptions()), request, responseObserver);
+    }
   }
 
   /**
@@ -360,6 +418,19 @@ public final class AdminServiceGrpc {
       return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
           getChannel(), getGetUsageMethod(), getCallOptions(), request);
     }
+
+    /**
+     * <pre>
+     * Reports an experiment as ExperimentService.GetExperimentReport does, over every tenant's calls.
+     * Only a credential allowed every tenant may call it (TENANT_NOT_ALLOWED otherwise).
+     * Reasons: those of ExperimentService.GetExperimentReport (naming `experiment`, `start_time`,
+     * `end_time`).
+     * </pre>
+     */
+    public io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsResponse getExperimentReportAcrossTenants(io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsRequest request) throws io.grpc.StatusException {
+      return io.grpc.stub.ClientCalls.blockingV2UnaryCall(
+          getChannel(), getGetExperimentReportAcrossTenantsMethod(), getCallOptions(), request);
+    }
   }
 
   /**
@@ -421,6 +492,19 @@ public final class AdminServiceGrpc {
     public io.orchestrator.sidecar.v1.GetUsageResponse getUsage(io.orchestrator.sidecar.v1.GetUsageRequest request) {
       return io.grpc.stub.ClientCalls.blockingUnaryCall(
           getChannel(), getGetUsageMethod(), getCallOptions(), request);
+    }
+
+    /**
+     * <pre>
+     * Reports an experiment as ExperimentService.GetExperimentReport does, over every tenant's calls.
+     * Only a credential allowed every tenant may call it (TENANT_NOT_ALLOWED otherwise).
+     * Reasons: those of ExperimentService.GetExperimentReport (naming `experiment`, `start_time`,
+     * `end_time`).
+     * </pre>
+     */
+    public io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsResponse getExperimentReportAcrossTenants(io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsRequest request) {
+      return io.grpc.stub.ClientCalls.blockingUnaryCall(
+          getChannel(), getGetExperimentReportAcrossTenantsMethod(), getCallOptions(), request);
     }
   }
 
@@ -487,11 +571,26 @@ public final class AdminServiceGrpc {
       return io.grpc.stub.ClientCalls.futureUnaryCall(
           getChannel().newCall(getGetUsageMethod(), getCallOptions()), request);
     }
+
+    /**
+     * <pre>
+     * Reports an experiment as ExperimentService.GetExperimentReport does, over every tenant's calls.
+     * Only a credential allowed every tenant may call it (TENANT_NOT_ALLOWED otherwise).
+     * Reasons: those of ExperimentService.GetExperimentReport (naming `experiment`, `start_time`,
+     * `end_time`).
+     * </pre>
+     */
+    public com.google.common.util.concurrent.ListenableFuture<io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsResponse> getExperimentReportAcrossTenants(
+        io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsRequest request) {
+      return io.grpc.stub.ClientCalls.futureUnaryCall(
+          getChannel().newCall(getGetExperimentReportAcrossTenantsMethod(), getCallOptions()), request);
+    }
   }
 
   private static final int METHODID_ROTATE_KEYS = 0;
   private static final int METHODID_LIST_TENANT_KEYS = 1;
   private static final int METHODID_GET_USAGE = 2;
+  private static final int METHODID_GET_EXPERIMENT_REPORT_ACROSS_TENANTS = 3;
 
   private static final class MethodHandlers<Req, Resp> implements
       io.grpc.stub.ServerCalls.UnaryMethod<Req, Resp>,
@@ -521,6 +620,10 @@ public final class AdminServiceGrpc {
         case METHODID_GET_USAGE:
           serviceImpl.getUsage((io.orchestrator.sidecar.v1.GetUsageRequest) request,
               (io.grpc.stub.StreamObserver<io.orchestrator.sidecar.v1.GetUsageResponse>) responseObserver);
+          break;
+        case METHODID_GET_EXPERIMENT_REPORT_ACROSS_TENANTS:
+          serviceImpl.getExperimentReportAcrossTenants((io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsRequest) request,
+              (io.grpc.stub.StreamObserver<io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsResponse>) responseObserver);
           break;
         default:
           throw new AssertionError();
@@ -561,6 +664,13 @@ public final class AdminServiceGrpc {
               io.orchestrator.sidecar.v1.GetUsageRequest,
               io.orchestrator.sidecar.v1.GetUsageResponse>(
                 service, METHODID_GET_USAGE)))
+        .addMethod(
+          getGetExperimentReportAcrossTenantsMethod(),
+          io.grpc.stub.ServerCalls.asyncUnaryCall(
+            new MethodHandlers<
+              io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsRequest,
+              io.orchestrator.sidecar.v1.GetExperimentReportAcrossTenantsResponse>(
+                service, METHODID_GET_EXPERIMENT_REPORT_ACROSS_TENANTS)))
         .build();
   }
 
@@ -612,6 +722,7 @@ public final class AdminServiceGrpc {
               .addMethod(getRotateKeysMethod())
               .addMethod(getListTenantKeysMethod())
               .addMethod(getGetUsageMethod())
+              .addMethod(getGetExperimentReportAcrossTenantsMethod())
               .build();
         }
       }

@@ -36,29 +36,36 @@ public final class AdminServiceProto extends com.google.protobuf.GeneratedFile {
   static {
     java.lang.String[] descriptorData = {
       "\n#orchestrator/v1/admin_service.proto\022\017o" +
-      "rchestrator.v1\032\032orchestrator/v1/keys.pro" +
-      "to\032\033orchestrator/v1/usage.proto2\231\002\n\014Admi" +
-      "nService\022U\n\nRotateKeys\022\".orchestrator.v1" +
-      ".RotateKeysRequest\032#.orchestrator.v1.Rot" +
-      "ateKeysResponse\022a\n\016ListTenantKeys\022&.orch" +
-      "estrator.v1.ListTenantKeysRequest\032\'.orch" +
-      "estrator.v1.ListTenantKeysResponse\022O\n\010Ge" +
-      "tUsage\022 .orchestrator.v1.GetUsageRequest" +
-      "\032!.orchestrator.v1.GetUsageResponseB\350\001\n\032" +
-      "io.orchestrator.sidecar.v1B\021AdminService" +
-      "ProtoP\001ZZgithub.com/orchestrator-sidecar" +
-      "/orchestrator/clients/go/gen/orchestrato" +
-      "r/v1;orchestratorv1\242\002\003OXX\252\002\017Orchestrator" +
-      ".V1\312\002\017Orchestrator\\V1\342\002\033Orchestrator\\V1\\" +
-      "GPBMetadata\352\002\020Orchestrator::V1b\006proto3"
+      "rchestrator.v1\032!orchestrator/v1/experime" +
+      "nts.proto\032\032orchestrator/v1/keys.proto\032\033o" +
+      "rchestrator/v1/usage.proto2\263\003\n\014AdminServ" +
+      "ice\022U\n\nRotateKeys\022\".orchestrator.v1.Rota" +
+      "teKeysRequest\032#.orchestrator.v1.RotateKe" +
+      "ysResponse\022a\n\016ListTenantKeys\022&.orchestra" +
+      "tor.v1.ListTenantKeysRequest\032\'.orchestra" +
+      "tor.v1.ListTenantKeysResponse\022O\n\010GetUsag" +
+      "e\022 .orchestrator.v1.GetUsageRequest\032!.or" +
+      "chestrator.v1.GetUsageResponse\022\227\001\n GetEx" +
+      "perimentReportAcrossTenants\0228.orchestrat" +
+      "or.v1.GetExperimentReportAcrossTenantsRe" +
+      "quest\0329.orchestrator.v1.GetExperimentRep" +
+      "ortAcrossTenantsResponseB\350\001\n\032io.orchestr" +
+      "ator.sidecar.v1B\021AdminServiceProtoP\001ZZgi" +
+      "thub.com/orchestrator-sidecar/orchestrat" +
+      "or/clients/go/gen/orchestrator/v1;orches" +
+      "tratorv1\242\002\003OXX\252\002\017Orchestrator.V1\312\002\017Orche" +
+      "strator\\V1\342\002\033Orchestrator\\V1\\GPBMetadata" +
+      "\352\002\020Orchestrator::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
         new com.google.protobuf.Descriptors.FileDescriptor[] {
+          io.orchestrator.sidecar.v1.ExperimentsProto.getDescriptor(),
           io.orchestrator.sidecar.v1.KeysProto.getDescriptor(),
           io.orchestrator.sidecar.v1.UsageProto.getDescriptor(),
         });
     descriptor.resolveAllFeaturesImmutable();
+    io.orchestrator.sidecar.v1.ExperimentsProto.getDescriptor();
     io.orchestrator.sidecar.v1.KeysProto.getDescriptor();
     io.orchestrator.sidecar.v1.UsageProto.getDescriptor();
   }

@@ -159,145 +159,152 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
       "trator.v1\032\036google/protobuf/duration.prot" +
       "o\032\034google/protobuf/struct.proto\032\035orchest" +
       "rator/v1/answers.proto\032\033orchestrator/v1/" +
-      "cache.proto\032\032orchestrator/v1/keys.proto\"" +
-      "L\n\010ToolCall\022\016\n\002id\030\001 \001(\tR\002id\022\022\n\004name\030\002 \001(" +
-      "\tR\004name\022\034\n\targuments\030\003 \001(\tR\targuments\"\206\001" +
-      "\n\005Image\022\022\n\003url\030\001 \001(\tH\000R\003url\022\024\n\004data\030\002 \001(" +
-      "\014H\000R\004data\022\033\n\tmime_type\030\003 \001(\tR\010mimeType\022\024" +
-      "\n\005width\030\004 \001(\005R\005width\022\026\n\006height\030\005 \001(\005R\006he" +
-      "ightB\010\n\006source\"\225\001\n\013ContentPart\022\024\n\004text\030\001" +
-      " \001(\tH\000R\004text\0228\n\ttool_call\030\002 \001(\0132\031.orches" +
-      "trator.v1.ToolCallH\000R\010toolCall\022.\n\005image\030" +
-      "\003 \001(\0132\026.orchestrator.v1.ImageH\000R\005imageB\006" +
-      "\n\004kind\"\242\001\n\007Message\022)\n\004role\030\001 \001(\0162\025.orche" +
-      "strator.v1.RoleR\004role\0226\n\007content\030\002 \003(\0132\034" +
-      ".orchestrator.v1.ContentPartR\007content\022\022\n" +
-      "\004name\030\003 \001(\tR\004name\022 \n\014tool_call_id\030\004 \001(\tR" +
-      "\ntoolCallId\"u\n\004Tool\022\022\n\004name\030\001 \001(\tR\004name\022" +
-      " \n\013description\030\002 \001(\tR\013description\0227\n\npar" +
-      "ameters\030\003 \001(\0132\027.google.protobuf.StructR\n" +
-      "parameters\"c\n\nToolChoice\0225\n\004mode\030\001 \001(\0162\037" +
-      ".orchestrator.v1.ToolChoiceModeH\000R\004mode\022" +
-      "\024\n\004name\030\002 \001(\tH\000R\004nameB\010\n\006choice\"\331\001\n\016Resp" +
-      "onseFormat\0221\n\004text\030\001 \001(\0132\033.orchestrator." +
-      "v1.TextFormatH\000R\004text\022D\n\013json_object\030\002 \001" +
-      "(\0132!.orchestrator.v1.JsonObjectFormatH\000R" +
-      "\njsonObject\022D\n\013json_schema\030\003 \001(\0132!.orche" +
-      "strator.v1.JsonSchemaFormatH\000R\njsonSchem" +
-      "aB\010\n\006format\"\014\n\nTextFormat\"\022\n\020JsonObjectF" +
-      "ormat\"o\n\020JsonSchemaFormat\022\022\n\004name\030\001 \001(\tR" +
-      "\004name\022/\n\006schema\030\002 \001(\0132\027.google.protobuf." +
-      "StructR\006schema\022\026\n\006strict\030\003 \001(\010R\006strict\"\233" +
-      "\001\n\017ReasoningConfig\0228\n\006effort\030\001 \001(\0162 .orc" +
-      "hestrator.v1.ReasoningEffortR\006effort\022#\n\r" +
-      "budget_tokens\030\002 \001(\005R\014budgetTokens\022)\n\020inc" +
-      "lude_thinking\030\003 \001(\010R\017includeThinking\"\226\002\n" +
-      "\020GenerationConfig\022\"\n\nmax_tokens\030\001 \001(\005H\000R" +
-      "\tmaxTokens\210\001\001\022%\n\013temperature\030\002 \001(\001H\001R\013te" +
-      "mperature\210\001\001\022\030\n\005top_p\030\003 \001(\001H\002R\004topP\210\001\001\022\022" +
-      "\n\004stop\030\004 \003(\tR\004stop\022\027\n\004seed\030\005 \001(\003H\003R\004seed" +
-      "\210\001\001\022>\n\treasoning\030\006 \001(\0132 .orchestrator.v1" +
-      ".ReasoningConfigR\treasoningB\r\n\013_max_toke" +
-      "nsB\016\n\014_temperatureB\010\n\006_top_pB\007\n\005_seed\"\213\007" +
-      "\n\017GenerationInput\022\024\n\005model\030\001 \001(\tR\005model\022" +
-      "4\n\010messages\030\002 \003(\0132\030.orchestrator.v1.Mess" +
-      "ageR\010messages\0229\n\006config\030\003 \001(\0132!.orchestr" +
-      "ator.v1.GenerationConfigR\006config\022\033\n\ttena" +
-      "nt_id\030\004 \001(\tR\010tenantId\022\027\n\007user_id\030\005 \001(\tR\006" +
-      "userId\022\'\n\017conversation_id\030\006 \001(\tR\016convers" +
-      "ationId\022J\n\010metadata\030\007 \003(\0132..orchestrator" +
-      ".v1.GenerationInput.MetadataEntryR\010metad" +
-      "ata\022\035\n\nrequest_id\030\010 \001(\tR\trequestId\022?\n\014pr" +
-      "ovider_key\030\t \001(\0132\034.orchestrator.v1.Provi" +
-      "derKeyR\013providerKey\022\035\n\npersona_id\030\n \001(\tR" +
-      "\tpersonaId\022\033\n\006memory\030\013 \001(\010H\000R\006memory\210\001\001\022" +
-      "9\n\ncache_mode\030\014 \001(\0162\032.orchestrator.v1.Ca" +
-      "cheModeR\tcacheMode\022+\n\005tools\030\r \003(\0132\025.orch" +
-      "estrator.v1.ToolR\005tools\022<\n\013tool_choice\030\016" +
-      " \001(\0132\033.orchestrator.v1.ToolChoiceR\ntoolC" +
-      "hoice\0223\n\023parallel_tool_calls\030\017 \001(\010H\001R\021pa" +
-      "rallelToolCalls\210\001\001\022H\n\017response_format\030\020 " +
-      "\001(\0132\037.orchestrator.v1.ResponseFormatR\016re" +
-      "sponseFormat\022%\n\016audience_layer\030\024 \001(\tR\rau" +
-      "dienceLayer\032;\n\rMetadataEntry\022\020\n\003key\030\001 \001(" +
-      "\tR\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001B\t\n\007_mem" +
-      "oryB\026\n\024_parallel_tool_calls\"I\n\017GenerateR" +
-      "equest\0226\n\005input\030\001 \001(\0132 .orchestrator.v1." +
-      "GenerationInputR\005input\"O\n\025StreamGenerate" +
-      "Request\0226\n\005input\030\001 \001(\0132 .orchestrator.v1" +
-      ".GenerationInputR\005input\"\372\001\n\005Usage\022#\n\rpro" +
-      "mpt_tokens\030\001 \001(\003R\014promptTokens\022+\n\021comple" +
-      "tion_tokens\030\002 \001(\003R\020completionTokens\022!\n\014t" +
-      "otal_tokens\030\003 \001(\003R\013totalTokens\022#\n\rcached" +
-      "_tokens\030\004 \001(\003R\014cachedTokens\022)\n\020reasoning" +
-      "_tokens\030\005 \001(\003R\017reasoningTokens\022,\n\022cache_" +
-      "write_tokens\030\006 \001(\003R\020cacheWriteTokens\"r\n\010" +
-      "ServedBy\022\024\n\005route\030\001 \001(\tR\005route\022\036\n\ndeploy" +
-      "ment\030\002 \001(\tR\ndeployment\022\032\n\010provider\030\003 \001(\t" +
-      "R\010provider\022\024\n\005model\030\004 \001(\tR\005model\"\226\001\n\007Att" +
-      "empt\022\036\n\ndeployment\030\001 \001(\tR\ndeployment\022\032\n\010" +
-      "provider\030\002 \001(\tR\010provider\022\030\n\007outcome\030\003 \001(" +
-      "\tR\007outcome\0225\n\010duration\030\004 \001(\0132\031.google.pr" +
-      "otobuf.DurationR\010duration\"\231\010\n\021Generation" +
-      "Summary\022B\n\rfinish_reason\030\001 \001(\0162\035.orchest" +
-      "rator.v1.FinishReasonR\014finishReason\022,\n\005u" +
-      "sage\030\002 \001(\0132\026.orchestrator.v1.UsageR\005usag" +
-      "e\022\037\n\013cost_micros\030\003 \001(\003R\ncostMicros\0226\n\tse" +
-      "rved_by\030\004 \001(\0132\031.orchestrator.v1.ServedBy" +
-      "R\010servedBy\0224\n\010attempts\030\005 \003(\0132\030.orchestra" +
-      "tor.v1.AttemptR\010attempts\022D\n\020upstream_lat" +
-      "ency\030\006 \001(\0132\031.google.protobuf.DurationR\017u" +
-      "pstreamLatency\0225\n\010overhead\030\007 \001(\0132\031.googl" +
-      "e.protobuf.DurationR\010overhead\022H\n\023time_to" +
-      "_first_token\030\010 \001(\0132\031.google.protobuf.Dur" +
-      "ationR\020timeToFirstToken\022\035\n\nrequest_id\030\t " +
-      "\001(\tR\trequestId\022\035\n\npersona_id\030\n \001(\tR\tpers" +
-      "onaId\022)\n\020history_messages\030\013 \001(\005R\017history" +
-      "Messages\022\033\n\tcache_hit\030\014 \001(\010R\010cacheHit\0224\n" +
-      "\026context_tokens_removed\030\r \001(\003R\024contextTo" +
-      "kensRemoved\0228\n\030context_messages_removed\030" +
-      "\016 \001(\005R\026contextMessagesRemoved\022-\n\022context" +
-      "_summarized\030\017 \001(\010R\021contextSummarized\022\032\n\010" +
-      "replayed\030\020 \001(\010R\010replayed\022C\n\016cache_hit_ki" +
-      "nd\030\021 \001(\0162\035.orchestrator.v1.CacheHitKindR" +
-      "\014cacheHitKind\022)\n\020cache_similarity\030\022 \001(\001R" +
-      "\017cacheSimilarity\022A\n\017cache_entry_age\030\023 \001(" +
-      "\0132\031.google.protobuf.DurationR\rcacheEntry" +
-      "Age\022H\n\017answer_decision\030\027 \001(\0132\037.orchestra" +
-      "tor.v1.AnswerDecisionR\016answerDecision\"\204\001" +
-      "\n\020GenerateResponse\0222\n\007message\030\001 \001(\0132\030.or" +
-      "chestrator.v1.MessageR\007message\022<\n\007summar" +
-      "y\030\002 \001(\0132\".orchestrator.v1.GenerationSumm" +
-      "aryR\007summary\"g\n\rToolCallDelta\022\024\n\005index\030\001" +
-      " \001(\005R\005index\022\016\n\002id\030\002 \001(\tR\002id\022\022\n\004name\030\003 \001(" +
-      "\tR\004name\022\034\n\targuments\030\004 \001(\tR\targuments\"\211\001" +
-      "\n\014ContentDelta\022\024\n\004text\030\001 \001(\tH\000R\004text\022=\n\t" +
-      "tool_call\030\002 \001(\0132\036.orchestrator.v1.ToolCa" +
-      "llDeltaH\000R\010toolCall\022\034\n\010thinking\030\003 \001(\tH\000R" +
-      "\010thinkingB\006\n\004kind\"\225\001\n\026StreamGenerateResp" +
-      "onse\0225\n\005delta\030\001 \001(\0132\035.orchestrator.v1.Co" +
-      "ntentDeltaH\000R\005delta\022;\n\006result\030\002 \001(\0132!.or" +
-      "chestrator.v1.GenerateResponseH\000R\006result" +
-      "B\007\n\005event*_\n\004Role\022\024\n\020ROLE_UNSPECIFIED\020\000\022" +
-      "\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROLE_USER\020\002\022\022\n\016ROLE_" +
-      "ASSISTANT\020\003\022\r\n\tROLE_TOOL\020\004*\237\001\n\014FinishRea" +
-      "son\022\035\n\031FINISH_REASON_UNSPECIFIED\020\000\022\026\n\022FI" +
-      "NISH_REASON_STOP\020\001\022\030\n\024FINISH_REASON_LENG" +
-      "TH\020\002\022 \n\034FINISH_REASON_CONTENT_FILTER\020\003\022\034" +
-      "\n\030FINISH_REASON_TOOL_CALLS\020\004*\207\001\n\016ToolCho" +
-      "iceMode\022 \n\034TOOL_CHOICE_MODE_UNSPECIFIED\020" +
-      "\000\022\031\n\025TOOL_CHOICE_MODE_AUTO\020\001\022\031\n\025TOOL_CHO" +
-      "ICE_MODE_NONE\020\002\022\035\n\031TOOL_CHOICE_MODE_REQU" +
-      "IRED\020\003*\205\001\n\017ReasoningEffort\022 \n\034REASONING_" +
-      "EFFORT_UNSPECIFIED\020\000\022\030\n\024REASONING_EFFORT" +
-      "_LOW\020\001\022\033\n\027REASONING_EFFORT_MEDIUM\020\002\022\031\n\025R" +
-      "EASONING_EFFORT_HIGH\020\003B\344\001\n\032io.orchestrat" +
-      "or.sidecar.v1B\rGenerateProtoP\001ZZgithub.c" +
-      "om/orchestrator-sidecar/orchestrator/cli" +
-      "ents/go/gen/orchestrator/v1;orchestrator" +
-      "v1\242\002\003OXX\252\002\017Orchestrator.V1\312\002\017Orchestrato" +
-      "r\\V1\342\002\033Orchestrator\\V1\\GPBMetadata\352\002\020Orc" +
-      "hestrator::V1b\006proto3"
+      "cache.proto\032\032orchestrator/v1/keys.proto\032" +
+      "\036orchestrator/v1/priority.proto\"L\n\010ToolC" +
+      "all\022\016\n\002id\030\001 \001(\tR\002id\022\022\n\004name\030\002 \001(\tR\004name\022" +
+      "\034\n\targuments\030\003 \001(\tR\targuments\"\206\001\n\005Image\022" +
+      "\022\n\003url\030\001 \001(\tH\000R\003url\022\024\n\004data\030\002 \001(\014H\000R\004dat" +
+      "a\022\033\n\tmime_type\030\003 \001(\tR\010mimeType\022\024\n\005width\030" +
+      "\004 \001(\005R\005width\022\026\n\006height\030\005 \001(\005R\006heightB\010\n\006" +
+      "source\"\225\001\n\013ContentPart\022\024\n\004text\030\001 \001(\tH\000R\004" +
+      "text\0228\n\ttool_call\030\002 \001(\0132\031.orchestrator.v" +
+      "1.ToolCallH\000R\010toolCall\022.\n\005image\030\003 \001(\0132\026." +
+      "orchestrator.v1.ImageH\000R\005imageB\006\n\004kind\"\242" +
+      "\001\n\007Message\022)\n\004role\030\001 \001(\0162\025.orchestrator." +
+      "v1.RoleR\004role\0226\n\007content\030\002 \003(\0132\034.orchest" +
+      "rator.v1.ContentPartR\007content\022\022\n\004name\030\003 " +
+      "\001(\tR\004name\022 \n\014tool_call_id\030\004 \001(\tR\ntoolCal" +
+      "lId\"u\n\004Tool\022\022\n\004name\030\001 \001(\tR\004name\022 \n\013descr" +
+      "iption\030\002 \001(\tR\013description\0227\n\nparameters\030" +
+      "\003 \001(\0132\027.google.protobuf.StructR\nparamete" +
+      "rs\"c\n\nToolChoice\0225\n\004mode\030\001 \001(\0162\037.orchest" +
+      "rator.v1.ToolChoiceModeH\000R\004mode\022\024\n\004name\030" +
+      "\002 \001(\tH\000R\004nameB\010\n\006choice\"\331\001\n\016ResponseForm" +
+      "at\0221\n\004text\030\001 \001(\0132\033.orchestrator.v1.TextF" +
+      "ormatH\000R\004text\022D\n\013json_object\030\002 \001(\0132!.orc" +
+      "hestrator.v1.JsonObjectFormatH\000R\njsonObj" +
+      "ect\022D\n\013json_schema\030\003 \001(\0132!.orchestrator." +
+      "v1.JsonSchemaFormatH\000R\njsonSchemaB\010\n\006for" +
+      "mat\"\014\n\nTextFormat\"\022\n\020JsonObjectFormat\"o\n" +
+      "\020JsonSchemaFormat\022\022\n\004name\030\001 \001(\tR\004name\022/\n" +
+      "\006schema\030\002 \001(\0132\027.google.protobuf.StructR\006" +
+      "schema\022\026\n\006strict\030\003 \001(\010R\006strict\"\233\001\n\017Reaso" +
+      "ningConfig\0228\n\006effort\030\001 \001(\0162 .orchestrato" +
+      "r.v1.ReasoningEffortR\006effort\022#\n\rbudget_t" +
+      "okens\030\002 \001(\005R\014budgetTokens\022)\n\020include_thi" +
+      "nking\030\003 \001(\010R\017includeThinking\"\226\002\n\020Generat" +
+      "ionConfig\022\"\n\nmax_tokens\030\001 \001(\005H\000R\tmaxToke" +
+      "ns\210\001\001\022%\n\013temperature\030\002 \001(\001H\001R\013temperatur" +
+      "e\210\001\001\022\030\n\005top_p\030\003 \001(\001H\002R\004topP\210\001\001\022\022\n\004stop\030\004" +
+      " \003(\tR\004stop\022\027\n\004seed\030\005 \001(\003H\003R\004seed\210\001\001\022>\n\tr" +
+      "easoning\030\006 \001(\0132 .orchestrator.v1.Reasoni" +
+      "ngConfigR\treasoningB\r\n\013_max_tokensB\016\n\014_t" +
+      "emperatureB\010\n\006_top_pB\007\n\005_seed\"\361\007\n\017Genera" +
+      "tionInput\022\024\n\005model\030\001 \001(\tR\005model\0224\n\010messa" +
+      "ges\030\002 \003(\0132\030.orchestrator.v1.MessageR\010mes" +
+      "sages\0229\n\006config\030\003 \001(\0132!.orchestrator.v1." +
+      "GenerationConfigR\006config\022\033\n\ttenant_id\030\004 " +
+      "\001(\tR\010tenantId\022\027\n\007user_id\030\005 \001(\tR\006userId\022\'" +
+      "\n\017conversation_id\030\006 \001(\tR\016conversationId\022" +
+      "J\n\010metadata\030\007 \003(\0132..orchestrator.v1.Gene" +
+      "rationInput.MetadataEntryR\010metadata\022\035\n\nr" +
+      "equest_id\030\010 \001(\tR\trequestId\022?\n\014provider_k" +
+      "ey\030\t \001(\0132\034.orchestrator.v1.ProviderKeyR\013" +
+      "providerKey\022\035\n\npersona_id\030\n \001(\tR\tpersona" +
+      "Id\022\033\n\006memory\030\013 \001(\010H\000R\006memory\210\001\001\0229\n\ncache" +
+      "_mode\030\014 \001(\0162\032.orchestrator.v1.CacheModeR" +
+      "\tcacheMode\022+\n\005tools\030\r \003(\0132\025.orchestrator" +
+      ".v1.ToolR\005tools\022<\n\013tool_choice\030\016 \001(\0132\033.o" +
+      "rchestrator.v1.ToolChoiceR\ntoolChoice\0223\n" +
+      "\023parallel_tool_calls\030\017 \001(\010H\001R\021parallelTo" +
+      "olCalls\210\001\001\022H\n\017response_format\030\020 \001(\0132\037.or" +
+      "chestrator.v1.ResponseFormatR\016responseFo" +
+      "rmat\0225\n\010priority\030\021 \001(\0162\031.orchestrator.v1" +
+      ".PriorityR\010priority\022-\n\022experiment_varian" +
+      "t\030\022 \001(\tR\021experimentVariant\022%\n\016audience_l" +
+      "ayer\030\024 \001(\tR\raudienceLayer\032;\n\rMetadataEnt" +
+      "ry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001(\tR\005val" +
+      "ue:\0028\001B\t\n\007_memoryB\026\n\024_parallel_tool_call" +
+      "s\"I\n\017GenerateRequest\0226\n\005input\030\001 \001(\0132 .or" +
+      "chestrator.v1.GenerationInputR\005input\"O\n\025" +
+      "StreamGenerateRequest\0226\n\005input\030\001 \001(\0132 .o" +
+      "rchestrator.v1.GenerationInputR\005input\"\372\001" +
+      "\n\005Usage\022#\n\rprompt_tokens\030\001 \001(\003R\014promptTo" +
+      "kens\022+\n\021completion_tokens\030\002 \001(\003R\020complet" +
+      "ionTokens\022!\n\014total_tokens\030\003 \001(\003R\013totalTo" +
+      "kens\022#\n\rcached_tokens\030\004 \001(\003R\014cachedToken" +
+      "s\022)\n\020reasoning_tokens\030\005 \001(\003R\017reasoningTo" +
+      "kens\022,\n\022cache_write_tokens\030\006 \001(\003R\020cacheW" +
+      "riteTokens\"r\n\010ServedBy\022\024\n\005route\030\001 \001(\tR\005r" +
+      "oute\022\036\n\ndeployment\030\002 \001(\tR\ndeployment\022\032\n\010" +
+      "provider\030\003 \001(\tR\010provider\022\024\n\005model\030\004 \001(\tR" +
+      "\005model\"\226\001\n\007Attempt\022\036\n\ndeployment\030\001 \001(\tR\n" +
+      "deployment\022\032\n\010provider\030\002 \001(\tR\010provider\022\030" +
+      "\n\007outcome\030\003 \001(\tR\007outcome\0225\n\010duration\030\004 \001" +
+      "(\0132\031.google.protobuf.DurationR\010duration\"" +
+      "\254\t\n\021GenerationSummary\022B\n\rfinish_reason\030\001" +
+      " \001(\0162\035.orchestrator.v1.FinishReasonR\014fin" +
+      "ishReason\022,\n\005usage\030\002 \001(\0132\026.orchestrator." +
+      "v1.UsageR\005usage\022\037\n\013cost_micros\030\003 \001(\003R\nco" +
+      "stMicros\0226\n\tserved_by\030\004 \001(\0132\031.orchestrat" +
+      "or.v1.ServedByR\010servedBy\0224\n\010attempts\030\005 \003" +
+      "(\0132\030.orchestrator.v1.AttemptR\010attempts\022D" +
+      "\n\020upstream_latency\030\006 \001(\0132\031.google.protob" +
+      "uf.DurationR\017upstreamLatency\0225\n\010overhead" +
+      "\030\007 \001(\0132\031.google.protobuf.DurationR\010overh" +
+      "ead\022H\n\023time_to_first_token\030\010 \001(\0132\031.googl" +
+      "e.protobuf.DurationR\020timeToFirstToken\022\035\n" +
+      "\nrequest_id\030\t \001(\tR\trequestId\022\035\n\npersona_" +
+      "id\030\n \001(\tR\tpersonaId\022)\n\020history_messages\030" +
+      "\013 \001(\005R\017historyMessages\022\033\n\tcache_hit\030\014 \001(" +
+      "\010R\010cacheHit\0224\n\026context_tokens_removed\030\r " +
+      "\001(\003R\024contextTokensRemoved\0228\n\030context_mes" +
+      "sages_removed\030\016 \001(\005R\026contextMessagesRemo" +
+      "ved\022-\n\022context_summarized\030\017 \001(\010R\021context" +
+      "Summarized\022\032\n\010replayed\030\020 \001(\010R\010replayed\022C" +
+      "\n\016cache_hit_kind\030\021 \001(\0162\035.orchestrator.v1" +
+      ".CacheHitKindR\014cacheHitKind\022)\n\020cache_sim" +
+      "ilarity\030\022 \001(\001R\017cacheSimilarity\022A\n\017cache_" +
+      "entry_age\030\023 \001(\0132\031.google.protobuf.Durati" +
+      "onR\rcacheEntryAge\022\036\n\nexperiment\030\024 \001(\tR\ne" +
+      "xperiment\022-\n\022experiment_variant\030\025 \001(\tR\021e" +
+      "xperimentVariant\022B\n\035experiment_variant_o" +
+      "verridden\030\026 \001(\010R\033experimentVariantOverri" +
+      "dden\022H\n\017answer_decision\030\027 \001(\0132\037.orchestr" +
+      "ator.v1.AnswerDecisionR\016answerDecision\"\204" +
+      "\001\n\020GenerateResponse\0222\n\007message\030\001 \001(\0132\030.o" +
+      "rchestrator.v1.MessageR\007message\022<\n\007summa" +
+      "ry\030\002 \001(\0132\".orchestrator.v1.GenerationSum" +
+      "maryR\007summary\"g\n\rToolCallDelta\022\024\n\005index\030" +
+      "\001 \001(\005R\005index\022\016\n\002id\030\002 \001(\tR\002id\022\022\n\004name\030\003 \001" +
+      "(\tR\004name\022\034\n\targuments\030\004 \001(\tR\targuments\"\211" +
+      "\001\n\014ContentDelta\022\024\n\004text\030\001 \001(\tH\000R\004text\022=\n" +
+      "\ttool_call\030\002 \001(\0132\036.orchestrator.v1.ToolC" +
+      "allDeltaH\000R\010toolCall\022\034\n\010thinking\030\003 \001(\tH\000" +
+      "R\010thinkingB\006\n\004kind\"\225\001\n\026StreamGenerateRes" +
+      "ponse\0225\n\005delta\030\001 \001(\0132\035.orchestrator.v1.C" +
+      "ontentDeltaH\000R\005delta\022;\n\006result\030\002 \001(\0132!.o" +
+      "rchestrator.v1.GenerateResponseH\000R\006resul" +
+      "tB\007\n\005event*_\n\004Role\022\024\n\020ROLE_UNSPECIFIED\020\000" +
+      "\022\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROLE_USER\020\002\022\022\n\016ROLE" +
+      "_ASSISTANT\020\003\022\r\n\tROLE_TOOL\020\004*\237\001\n\014FinishRe" +
+      "ason\022\035\n\031FINISH_REASON_UNSPECIFIED\020\000\022\026\n\022F" +
+      "INISH_REASON_STOP\020\001\022\030\n\024FINISH_REASON_LEN" +
+      "GTH\020\002\022 \n\034FINISH_REASON_CONTENT_FILTER\020\003\022" +
+      "\034\n\030FINISH_REASON_TOOL_CALLS\020\004*\207\001\n\016ToolCh" +
+      "oiceMode\022 \n\034TOOL_CHOICE_MODE_UNSPECIFIED" +
+      "\020\000\022\031\n\025TOOL_CHOICE_MODE_AUTO\020\001\022\031\n\025TOOL_CH" +
+      "OICE_MODE_NONE\020\002\022\035\n\031TOOL_CHOICE_MODE_REQ" +
+      "UIRED\020\003*\205\001\n\017ReasoningEffort\022 \n\034REASONING" +
+      "_EFFORT_UNSPECIFIED\020\000\022\030\n\024REASONING_EFFOR" +
+      "T_LOW\020\001\022\033\n\027REASONING_EFFORT_MEDIUM\020\002\022\031\n\025" +
+      "REASONING_EFFORT_HIGH\020\003B\344\001\n\032io.orchestra" +
+      "tor.sidecar.v1B\rGenerateProtoP\001ZZgithub." +
+      "com/orchestrator-sidecar/orchestrator/cl" +
+      "ients/go/gen/orchestrator/v1;orchestrato" +
+      "rv1\242\002\003OXX\252\002\017Orchestrator.V1\312\002\017Orchestrat" +
+      "or\\V1\342\002\033Orchestrator\\V1\\GPBMetadata\352\002\020Or" +
+      "chestrator::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -307,6 +314,7 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
           io.orchestrator.sidecar.v1.AnswersProto.getDescriptor(),
           io.orchestrator.sidecar.v1.CacheProto.getDescriptor(),
           io.orchestrator.sidecar.v1.KeysProto.getDescriptor(),
+          io.orchestrator.sidecar.v1.PriorityProto.getDescriptor(),
         });
     internal_static_orchestrator_v1_ToolCall_descriptor =
       getDescriptor().getMessageType(0);
@@ -385,7 +393,7 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
     internal_static_orchestrator_v1_GenerationInput_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_GenerationInput_descriptor,
-        new java.lang.String[] { "Model", "Messages", "Config", "TenantId", "UserId", "ConversationId", "Metadata", "RequestId", "ProviderKey", "PersonaId", "Memory", "CacheMode", "Tools", "ToolChoice", "ParallelToolCalls", "ResponseFormat", "AudienceLayer", });
+        new java.lang.String[] { "Model", "Messages", "Config", "TenantId", "UserId", "ConversationId", "Metadata", "RequestId", "ProviderKey", "PersonaId", "Memory", "CacheMode", "Tools", "ToolChoice", "ParallelToolCalls", "ResponseFormat", "Priority", "ExperimentVariant", "AudienceLayer", });
     internal_static_orchestrator_v1_GenerationInput_MetadataEntry_descriptor =
       internal_static_orchestrator_v1_GenerationInput_descriptor.getNestedType(0);
     internal_static_orchestrator_v1_GenerationInput_MetadataEntry_fieldAccessorTable = new
@@ -427,7 +435,7 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
     internal_static_orchestrator_v1_GenerationSummary_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_GenerationSummary_descriptor,
-        new java.lang.String[] { "FinishReason", "Usage", "CostMicros", "ServedBy", "Attempts", "UpstreamLatency", "Overhead", "TimeToFirstToken", "RequestId", "PersonaId", "HistoryMessages", "CacheHit", "ContextTokensRemoved", "ContextMessagesRemoved", "ContextSummarized", "Replayed", "CacheHitKind", "CacheSimilarity", "CacheEntryAge", "AnswerDecision", });
+        new java.lang.String[] { "FinishReason", "Usage", "CostMicros", "ServedBy", "Attempts", "UpstreamLatency", "Overhead", "TimeToFirstToken", "RequestId", "PersonaId", "HistoryMessages", "CacheHit", "ContextTokensRemoved", "ContextMessagesRemoved", "ContextSummarized", "Replayed", "CacheHitKind", "CacheSimilarity", "CacheEntryAge", "Experiment", "ExperimentVariant", "ExperimentVariantOverridden", "AnswerDecision", });
     internal_static_orchestrator_v1_GenerateResponse_descriptor =
       getDescriptor().getMessageType(19);
     internal_static_orchestrator_v1_GenerateResponse_fieldAccessorTable = new
@@ -458,6 +466,7 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
     io.orchestrator.sidecar.v1.AnswersProto.getDescriptor();
     io.orchestrator.sidecar.v1.CacheProto.getDescriptor();
     io.orchestrator.sidecar.v1.KeysProto.getDescriptor();
+    io.orchestrator.sidecar.v1.PriorityProto.getDescriptor();
   }
 
   // @@protoc_insertion_point(outer_class_scope)

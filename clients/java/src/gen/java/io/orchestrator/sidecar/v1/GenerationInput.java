@@ -41,6 +41,8 @@ private static final long serialVersionUID = 0L;
     personaId_ = "";
     cacheMode_ = 0;
     tools_ = java.util.Collections.emptyList();
+    priority_ = 0;
+    experimentVariant_ = "";
     audienceLayer_ = "";
   }
 
@@ -856,6 +858,95 @@ java.lang.String defaultValue) {
     return responseFormat_ == null ? io.orchestrator.sidecar.v1.ResponseFormat.getDefaultInstance() : responseFormat_;
   }
 
+  public static final int PRIORITY_FIELD_NUMBER = 17;
+  private int priority_ = 0;
+  /**
+   * <pre>
+   * How urgently to serve the call when the sidecar or a deployment is at capacity; capped by the
+   * caller's tier. UNSPECIFIED takes the `priority` metadata label if any (kept for older
+   * callers), else NORMAL. Setting both to different levels is INVALID_REQUEST naming
+   * `input.priority`; an unknown value is INVALID_REQUEST naming `input.priority`.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.Priority priority = 17 [json_name = "priority"];</code>
+   * @return The enum numeric value on the wire for priority.
+   */
+  @java.lang.Override public int getPriorityValue() {
+    return priority_;
+  }
+  /**
+   * <pre>
+   * How urgently to serve the call when the sidecar or a deployment is at capacity; capped by the
+   * caller's tier. UNSPECIFIED takes the `priority` metadata label if any (kept for older
+   * callers), else NORMAL. Setting both to different levels is INVALID_REQUEST naming
+   * `input.priority`; an unknown value is INVALID_REQUEST naming `input.priority`.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.Priority priority = 17 [json_name = "priority"];</code>
+   * @return The priority.
+   */
+  @java.lang.Override public io.orchestrator.sidecar.v1.Priority getPriority() {
+    io.orchestrator.sidecar.v1.Priority result = io.orchestrator.sidecar.v1.Priority.forNumber(priority_);
+    return result == null ? io.orchestrator.sidecar.v1.Priority.UNRECOGNIZED : result;
+  }
+
+  public static final int EXPERIMENT_VARIANT_FIELD_NUMBER = 18;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object experimentVariant_ = "";
+  /**
+   * <pre>
+   * For testing: the experiment variant to serve this call, instead of the caller's sticky one
+   * (the route must hold an experiment with that variant). Empty takes the
+   * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
+   * usage record show the assignment as overridden.
+   * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
+   * different variant in the metadata label).
+   * </pre>
+   *
+   * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
+   * @return The experimentVariant.
+   */
+  @java.lang.Override
+  public java.lang.String getExperimentVariant() {
+    java.lang.Object ref = experimentVariant_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      experimentVariant_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * For testing: the experiment variant to serve this call, instead of the caller's sticky one
+   * (the route must hold an experiment with that variant). Empty takes the
+   * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
+   * usage record show the assignment as overridden.
+   * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
+   * different variant in the metadata label).
+   * </pre>
+   *
+   * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
+   * @return The bytes for experimentVariant.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getExperimentVariantBytes() {
+    java.lang.Object ref = experimentVariant_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      experimentVariant_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   public static final int AUDIENCE_LAYER_FIELD_NUMBER = 20;
   @SuppressWarnings("serial")
   private volatile java.lang.Object audienceLayer_ = "";
@@ -972,6 +1063,12 @@ java.lang.String defaultValue) {
     if (((bitField0_ & 0x00000020) != 0)) {
       output.writeMessage(16, getResponseFormat());
     }
+    if (priority_ != io.orchestrator.sidecar.v1.Priority.PRIORITY_UNSPECIFIED.getNumber()) {
+      output.writeEnum(17, priority_);
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(experimentVariant_)) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 18, experimentVariant_);
+    }
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(audienceLayer_)) {
       com.google.protobuf.GeneratedMessage.writeString(output, 20, audienceLayer_);
     }
@@ -1053,6 +1150,13 @@ java.lang.String defaultValue) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(16, getResponseFormat());
     }
+    if (priority_ != io.orchestrator.sidecar.v1.Priority.PRIORITY_UNSPECIFIED.getNumber()) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeEnumSize(17, priority_);
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(experimentVariant_)) {
+      size += com.google.protobuf.GeneratedMessage.computeStringSize(18, experimentVariant_);
+    }
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(audienceLayer_)) {
       size += com.google.protobuf.GeneratedMessage.computeStringSize(20, audienceLayer_);
     }
@@ -1129,6 +1233,9 @@ java.lang.String defaultValue) {
       if (!getResponseFormat()
           .equals(other.getResponseFormat())) return false;
     }
+    if (priority_ != other.priority_) return false;
+    if (!getExperimentVariant()
+        .equals(other.getExperimentVariant())) return false;
     if (!getAudienceLayer()
         .equals(other.getAudienceLayer())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
@@ -1194,6 +1301,10 @@ java.lang.String defaultValue) {
       hash = (37 * hash) + RESPONSE_FORMAT_FIELD_NUMBER;
       hash = (53 * hash) + getResponseFormat().hashCode();
     }
+    hash = (37 * hash) + PRIORITY_FIELD_NUMBER;
+    hash = (53 * hash) + priority_;
+    hash = (37 * hash) + EXPERIMENT_VARIANT_FIELD_NUMBER;
+    hash = (53 * hash) + getExperimentVariant().hashCode();
     hash = (37 * hash) + AUDIENCE_LAYER_FIELD_NUMBER;
     hash = (53 * hash) + getAudienceLayer().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
@@ -1408,6 +1519,8 @@ java.lang.String defaultValue) {
         responseFormatBuilder_.dispose();
         responseFormatBuilder_ = null;
       }
+      priority_ = 0;
+      experimentVariant_ = "";
       audienceLayer_ = "";
       return this;
     }
@@ -1523,6 +1636,12 @@ java.lang.String defaultValue) {
         to_bitField0_ |= 0x00000020;
       }
       if (((from_bitField0_ & 0x00010000) != 0)) {
+        result.priority_ = priority_;
+      }
+      if (((from_bitField0_ & 0x00020000) != 0)) {
+        result.experimentVariant_ = experimentVariant_;
+      }
+      if (((from_bitField0_ & 0x00040000) != 0)) {
         result.audienceLayer_ = audienceLayer_;
       }
       result.bitField0_ |= to_bitField0_;
@@ -1646,9 +1765,17 @@ java.lang.String defaultValue) {
       if (other.hasResponseFormat()) {
         mergeResponseFormat(other.getResponseFormat());
       }
+      if (other.priority_ != 0) {
+        setPriorityValue(other.getPriorityValue());
+      }
+      if (!other.getExperimentVariant().isEmpty()) {
+        experimentVariant_ = other.experimentVariant_;
+        bitField0_ |= 0x00020000;
+        onChanged();
+      }
       if (!other.getAudienceLayer().isEmpty()) {
         audienceLayer_ = other.audienceLayer_;
-        bitField0_ |= 0x00010000;
+        bitField0_ |= 0x00040000;
         onChanged();
       }
       this.mergeUnknownFields(other.getUnknownFields());
@@ -1783,9 +1910,19 @@ java.lang.String defaultValue) {
               bitField0_ |= 0x00008000;
               break;
             } // case 130
+            case 136: {
+              priority_ = input.readEnum();
+              bitField0_ |= 0x00010000;
+              break;
+            } // case 136
+            case 146: {
+              experimentVariant_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00020000;
+              break;
+            } // case 146
             case 162: {
               audienceLayer_ = input.readStringRequireUtf8();
-              bitField0_ |= 0x00010000;
+              bitField0_ |= 0x00040000;
               break;
             } // case 162
             default: {
@@ -4070,6 +4207,210 @@ java.lang.String defaultValue) {
       return responseFormatBuilder_;
     }
 
+    private int priority_ = 0;
+    /**
+     * <pre>
+     * How urgently to serve the call when the sidecar or a deployment is at capacity; capped by the
+     * caller's tier. UNSPECIFIED takes the `priority` metadata label if any (kept for older
+     * callers), else NORMAL. Setting both to different levels is INVALID_REQUEST naming
+     * `input.priority`; an unknown value is INVALID_REQUEST naming `input.priority`.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.Priority priority = 17 [json_name = "priority"];</code>
+     * @return The enum numeric value on the wire for priority.
+     */
+    @java.lang.Override public int getPriorityValue() {
+      return priority_;
+    }
+    /**
+     * <pre>
+     * How urgently to serve the call when the sidecar or a deployment is at capacity; capped by the
+     * caller's tier. UNSPECIFIED takes the `priority` metadata label if any (kept for older
+     * callers), else NORMAL. Setting both to different levels is INVALID_REQUEST naming
+     * `input.priority`; an unknown value is INVALID_REQUEST naming `input.priority`.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.Priority priority = 17 [json_name = "priority"];</code>
+     * @param value The enum numeric value on the wire for priority to set.
+     * @return This builder for chaining.
+     */
+    public Builder setPriorityValue(int value) {
+      priority_ = value;
+      bitField0_ |= 0x00010000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * How urgently to serve the call when the sidecar or a deployment is at capacity; capped by the
+     * caller's tier. UNSPECIFIED takes the `priority` metadata label if any (kept for older
+     * callers), else NORMAL. Setting both to different levels is INVALID_REQUEST naming
+     * `input.priority`; an unknown value is INVALID_REQUEST naming `input.priority`.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.Priority priority = 17 [json_name = "priority"];</code>
+     * @return The priority.
+     */
+    @java.lang.Override
+    public io.orchestrator.sidecar.v1.Priority getPriority() {
+      io.orchestrator.sidecar.v1.Priority result = io.orchestrator.sidecar.v1.Priority.forNumber(priority_);
+      return result == null ? io.orchestrator.sidecar.v1.Priority.UNRECOGNIZED : result;
+    }
+    /**
+     * <pre>
+     * How urgently to serve the call when the sidecar or a deployment is at capacity; capped by the
+     * caller's tier. UNSPECIFIED takes the `priority` metadata label if any (kept for older
+     * callers), else NORMAL. Setting both to different levels is INVALID_REQUEST naming
+     * `input.priority`; an unknown value is INVALID_REQUEST naming `input.priority`.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.Priority priority = 17 [json_name = "priority"];</code>
+     * @param value The priority to set.
+     * @throws IllegalArgumentException if UNRECOGNIZED is provided.
+     * @return This builder for chaining.
+     */
+    public Builder setPriority(io.orchestrator.sidecar.v1.Priority value) {
+      java.util.Objects.requireNonNull(value);
+      bitField0_ |= 0x00010000;
+      priority_ = value.getNumber();
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * How urgently to serve the call when the sidecar or a deployment is at capacity; capped by the
+     * caller's tier. UNSPECIFIED takes the `priority` metadata label if any (kept for older
+     * callers), else NORMAL. Setting both to different levels is INVALID_REQUEST naming
+     * `input.priority`; an unknown value is INVALID_REQUEST naming `input.priority`.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.Priority priority = 17 [json_name = "priority"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearPriority() {
+      bitField0_ = (bitField0_ & ~0x00010000);
+      priority_ = 0;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object experimentVariant_ = "";
+    /**
+     * <pre>
+     * For testing: the experiment variant to serve this call, instead of the caller's sticky one
+     * (the route must hold an experiment with that variant). Empty takes the
+     * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
+     * usage record show the assignment as overridden.
+     * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
+     * different variant in the metadata label).
+     * </pre>
+     *
+     * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
+     * @return The experimentVariant.
+     */
+    public java.lang.String getExperimentVariant() {
+      java.lang.Object ref = experimentVariant_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        experimentVariant_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * For testing: the experiment variant to serve this call, instead of the caller's sticky one
+     * (the route must hold an experiment with that variant). Empty takes the
+     * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
+     * usage record show the assignment as overridden.
+     * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
+     * different variant in the metadata label).
+     * </pre>
+     *
+     * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
+     * @return The bytes for experimentVariant.
+     */
+    public com.google.protobuf.ByteString
+        getExperimentVariantBytes() {
+      java.lang.Object ref = experimentVariant_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        experimentVariant_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * For testing: the experiment variant to serve this call, instead of the caller's sticky one
+     * (the route must hold an experiment with that variant). Empty takes the
+     * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
+     * usage record show the assignment as overridden.
+     * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
+     * different variant in the metadata label).
+     * </pre>
+     *
+     * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
+     * @param value The experimentVariant to set.
+     * @return This builder for chaining.
+     */
+    public Builder setExperimentVariant(
+        java.lang.String value) {
+      java.util.Objects.requireNonNull(value);
+      experimentVariant_ = value;
+      bitField0_ |= 0x00020000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * For testing: the experiment variant to serve this call, instead of the caller's sticky one
+     * (the route must hold an experiment with that variant). Empty takes the
+     * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
+     * usage record show the assignment as overridden.
+     * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
+     * different variant in the metadata label).
+     * </pre>
+     *
+     * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearExperimentVariant() {
+      experimentVariant_ = getDefaultInstance().getExperimentVariant();
+      bitField0_ = (bitField0_ & ~0x00020000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * For testing: the experiment variant to serve this call, instead of the caller's sticky one
+     * (the route must hold an experiment with that variant). Empty takes the
+     * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
+     * usage record show the assignment as overridden.
+     * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
+     * different variant in the metadata label).
+     * </pre>
+     *
+     * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
+     * @param value The bytes for experimentVariant to set.
+     * @return This builder for chaining.
+     */
+    public Builder setExperimentVariantBytes(
+        com.google.protobuf.ByteString value) {
+      java.util.Objects.requireNonNull(value);
+      checkByteStringIsUtf8(value);
+      experimentVariant_ = value;
+      bitField0_ |= 0x00020000;
+      onChanged();
+      return this;
+    }
+
     private java.lang.Object audienceLayer_ = "";
     /**
      * <pre>
@@ -4131,7 +4472,7 @@ java.lang.String defaultValue) {
         java.lang.String value) {
       java.util.Objects.requireNonNull(value);
       audienceLayer_ = value;
-      bitField0_ |= 0x00010000;
+      bitField0_ |= 0x00040000;
       onChanged();
       return this;
     }
@@ -4147,7 +4488,7 @@ java.lang.String defaultValue) {
      */
     public Builder clearAudienceLayer() {
       audienceLayer_ = getDefaultInstance().getAudienceLayer();
-      bitField0_ = (bitField0_ & ~0x00010000);
+      bitField0_ = (bitField0_ & ~0x00040000);
       onChanged();
       return this;
     }
@@ -4167,7 +4508,7 @@ java.lang.String defaultValue) {
       java.util.Objects.requireNonNull(value);
       checkByteStringIsUtf8(value);
       audienceLayer_ = value;
-      bitField0_ |= 0x00010000;
+      bitField0_ |= 0x00040000;
       onChanged();
       return this;
     }

@@ -489,6 +489,61 @@ java.lang.String defaultValue);
 
   /**
    * <pre>
+   * How urgently to serve the call when the sidecar or a deployment is at capacity; capped by the
+   * caller's tier. UNSPECIFIED takes the `priority` metadata label if any (kept for older
+   * callers), else NORMAL. Setting both to different levels is INVALID_REQUEST naming
+   * `input.priority`; an unknown value is INVALID_REQUEST naming `input.priority`.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.Priority priority = 17 [json_name = "priority"];</code>
+   * @return The enum numeric value on the wire for priority.
+   */
+  int getPriorityValue();
+  /**
+   * <pre>
+   * How urgently to serve the call when the sidecar or a deployment is at capacity; capped by the
+   * caller's tier. UNSPECIFIED takes the `priority` metadata label if any (kept for older
+   * callers), else NORMAL. Setting both to different levels is INVALID_REQUEST naming
+   * `input.priority`; an unknown value is INVALID_REQUEST naming `input.priority`.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.Priority priority = 17 [json_name = "priority"];</code>
+   * @return The priority.
+   */
+  io.orchestrator.sidecar.v1.Priority getPriority();
+
+  /**
+   * <pre>
+   * For testing: the experiment variant to serve this call, instead of the caller's sticky one
+   * (the route must hold an experiment with that variant). Empty takes the
+   * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
+   * usage record show the assignment as overridden.
+   * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
+   * different variant in the metadata label).
+   * </pre>
+   *
+   * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
+   * @return The experimentVariant.
+   */
+  java.lang.String getExperimentVariant();
+  /**
+   * <pre>
+   * For testing: the experiment variant to serve this call, instead of the caller's sticky one
+   * (the route must hold an experiment with that variant). Empty takes the
+   * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
+   * usage record show the assignment as overridden.
+   * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
+   * different variant in the metadata label).
+   * </pre>
+   *
+   * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
+   * @return The bytes for experimentVariant.
+   */
+  com.google.protobuf.ByteString
+      getExperimentVariantBytes();
+
+  /**
+   * <pre>
    * The caller's relationship layer with the agent, for its answer policy: "public" (empty),
    * "friends" or "intimate". Canonical answers of this layer and those before it may be served.
    * Reasons: INVALID_REQUEST naming `input.audience_layer`.

@@ -37,6 +37,8 @@ private static final long serialVersionUID = 0L;
     requestId_ = "";
     personaId_ = "";
     cacheHitKind_ = 0;
+    experiment_ = "";
+    experimentVariant_ = "";
   }
 
   public static final com.google.protobuf.Descriptors.Descriptor
@@ -624,6 +626,116 @@ private static final long serialVersionUID = 0L;
     return cacheEntryAge_ == null ? com.google.protobuf.Duration.getDefaultInstance() : cacheEntryAge_;
   }
 
+  public static final int EXPERIMENT_FIELD_NUMBER = 20;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object experiment_ = "";
+  /**
+   * <pre>
+   * The experiment whose variant served the call; empty when the route holds none.
+   * </pre>
+   *
+   * <code>string experiment = 20 [json_name = "experiment"];</code>
+   * @return The experiment.
+   */
+  @java.lang.Override
+  public java.lang.String getExperiment() {
+    java.lang.Object ref = experiment_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      experiment_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The experiment whose variant served the call; empty when the route holds none.
+   * </pre>
+   *
+   * <code>string experiment = 20 [json_name = "experiment"];</code>
+   * @return The bytes for experiment.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getExperimentBytes() {
+    java.lang.Object ref = experiment_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      experiment_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
+  public static final int EXPERIMENT_VARIANT_FIELD_NUMBER = 21;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object experimentVariant_ = "";
+  /**
+   * <pre>
+   * The variant that served the call.
+   * </pre>
+   *
+   * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+   * @return The experimentVariant.
+   */
+  @java.lang.Override
+  public java.lang.String getExperimentVariant() {
+    java.lang.Object ref = experimentVariant_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      experimentVariant_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The variant that served the call.
+   * </pre>
+   *
+   * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+   * @return The bytes for experimentVariant.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getExperimentVariantBytes() {
+    java.lang.Object ref = experimentVariant_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      experimentVariant_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
+  public static final int EXPERIMENT_VARIANT_OVERRIDDEN_FIELD_NUMBER = 22;
+  private boolean experimentVariantOverridden_ = false;
+  /**
+   * <pre>
+   * The variant was chosen by the request (GenerationInput.experiment_variant or the metadata
+   * label), not by the sticky assignment.
+   * </pre>
+   *
+   * <code>bool experiment_variant_overridden = 22 [json_name = "experimentVariantOverridden"];</code>
+   * @return The experimentVariantOverridden.
+   */
+  @java.lang.Override
+  public boolean getExperimentVariantOverridden() {
+    return experimentVariantOverridden_;
+  }
+
   public static final int ANSWER_DECISION_FIELD_NUMBER = 23;
   private io.orchestrator.sidecar.v1.AnswerDecision answerDecision_;
   /**
@@ -736,6 +848,15 @@ private static final long serialVersionUID = 0L;
     if (((bitField0_ & 0x00000020) != 0)) {
       output.writeMessage(19, getCacheEntryAge());
     }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(experiment_)) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 20, experiment_);
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(experimentVariant_)) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 21, experimentVariant_);
+    }
+    if (experimentVariantOverridden_ != false) {
+      output.writeBool(22, experimentVariantOverridden_);
+    }
     if (((bitField0_ & 0x00000040) != 0)) {
       output.writeMessage(23, getAnswerDecision());
     }
@@ -822,6 +943,16 @@ private static final long serialVersionUID = 0L;
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(19, getCacheEntryAge());
     }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(experiment_)) {
+      size += com.google.protobuf.GeneratedMessage.computeStringSize(20, experiment_);
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(experimentVariant_)) {
+      size += com.google.protobuf.GeneratedMessage.computeStringSize(21, experimentVariant_);
+    }
+    if (experimentVariantOverridden_ != false) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBoolSize(22, experimentVariantOverridden_);
+    }
     if (((bitField0_ & 0x00000040) != 0)) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(23, getAnswerDecision());
@@ -905,6 +1036,12 @@ private static final long serialVersionUID = 0L;
       if (!getCacheEntryAge()
           .equals(other.getCacheEntryAge())) return false;
     }
+    if (!getExperiment()
+        .equals(other.getExperiment())) return false;
+    if (!getExperimentVariant()
+        .equals(other.getExperimentVariant())) return false;
+    if (getExperimentVariantOverridden()
+        != other.getExperimentVariantOverridden()) return false;
     if (hasAnswerDecision() != other.hasAnswerDecision()) return false;
     if (hasAnswerDecision()) {
       if (!getAnswerDecision()
@@ -979,6 +1116,13 @@ private static final long serialVersionUID = 0L;
       hash = (37 * hash) + CACHE_ENTRY_AGE_FIELD_NUMBER;
       hash = (53 * hash) + getCacheEntryAge().hashCode();
     }
+    hash = (37 * hash) + EXPERIMENT_FIELD_NUMBER;
+    hash = (53 * hash) + getExperiment().hashCode();
+    hash = (37 * hash) + EXPERIMENT_VARIANT_FIELD_NUMBER;
+    hash = (53 * hash) + getExperimentVariant().hashCode();
+    hash = (37 * hash) + EXPERIMENT_VARIANT_OVERRIDDEN_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
+        getExperimentVariantOverridden());
     if (hasAnswerDecision()) {
       hash = (37 * hash) + ANSWER_DECISION_FIELD_NUMBER;
       hash = (53 * hash) + getAnswerDecision().hashCode();
@@ -1180,6 +1324,9 @@ private static final long serialVersionUID = 0L;
         cacheEntryAgeBuilder_.dispose();
         cacheEntryAgeBuilder_ = null;
       }
+      experiment_ = "";
+      experimentVariant_ = "";
+      experimentVariantOverridden_ = false;
       answerDecision_ = null;
       if (answerDecisionBuilder_ != null) {
         answerDecisionBuilder_.dispose();
@@ -1305,6 +1452,15 @@ private static final long serialVersionUID = 0L;
         to_bitField0_ |= 0x00000020;
       }
       if (((from_bitField0_ & 0x00080000) != 0)) {
+        result.experiment_ = experiment_;
+      }
+      if (((from_bitField0_ & 0x00100000) != 0)) {
+        result.experimentVariant_ = experimentVariant_;
+      }
+      if (((from_bitField0_ & 0x00200000) != 0)) {
+        result.experimentVariantOverridden_ = experimentVariantOverridden_;
+      }
+      if (((from_bitField0_ & 0x00400000) != 0)) {
         result.answerDecision_ = answerDecisionBuilder_ == null
             ? answerDecision_
             : answerDecisionBuilder_.build();
@@ -1408,6 +1564,19 @@ private static final long serialVersionUID = 0L;
       }
       if (other.hasCacheEntryAge()) {
         mergeCacheEntryAge(other.getCacheEntryAge());
+      }
+      if (!other.getExperiment().isEmpty()) {
+        experiment_ = other.experiment_;
+        bitField0_ |= 0x00080000;
+        onChanged();
+      }
+      if (!other.getExperimentVariant().isEmpty()) {
+        experimentVariant_ = other.experimentVariant_;
+        bitField0_ |= 0x00100000;
+        onChanged();
+      }
+      if (other.getExperimentVariantOverridden() != false) {
+        setExperimentVariantOverridden(other.getExperimentVariantOverridden());
       }
       if (other.hasAnswerDecision()) {
         mergeAnswerDecision(other.getAnswerDecision());
@@ -1551,11 +1720,26 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00040000;
               break;
             } // case 154
+            case 162: {
+              experiment_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00080000;
+              break;
+            } // case 162
+            case 170: {
+              experimentVariant_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00100000;
+              break;
+            } // case 170
+            case 176: {
+              experimentVariantOverridden_ = input.readBool();
+              bitField0_ |= 0x00200000;
+              break;
+            } // case 176
             case 186: {
               input.readMessage(
                   internalGetAnswerDecisionFieldBuilder().getBuilder(),
                   extensionRegistry);
-              bitField0_ |= 0x00080000;
+              bitField0_ |= 0x00400000;
               break;
             } // case 186
             default: {
@@ -3524,6 +3708,237 @@ private static final long serialVersionUID = 0L;
       return cacheEntryAgeBuilder_;
     }
 
+    private java.lang.Object experiment_ = "";
+    /**
+     * <pre>
+     * The experiment whose variant served the call; empty when the route holds none.
+     * </pre>
+     *
+     * <code>string experiment = 20 [json_name = "experiment"];</code>
+     * @return The experiment.
+     */
+    public java.lang.String getExperiment() {
+      java.lang.Object ref = experiment_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        experiment_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The experiment whose variant served the call; empty when the route holds none.
+     * </pre>
+     *
+     * <code>string experiment = 20 [json_name = "experiment"];</code>
+     * @return The bytes for experiment.
+     */
+    public com.google.protobuf.ByteString
+        getExperimentBytes() {
+      java.lang.Object ref = experiment_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        experiment_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The experiment whose variant served the call; empty when the route holds none.
+     * </pre>
+     *
+     * <code>string experiment = 20 [json_name = "experiment"];</code>
+     * @param value The experiment to set.
+     * @return This builder for chaining.
+     */
+    public Builder setExperiment(
+        java.lang.String value) {
+      java.util.Objects.requireNonNull(value);
+      experiment_ = value;
+      bitField0_ |= 0x00080000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The experiment whose variant served the call; empty when the route holds none.
+     * </pre>
+     *
+     * <code>string experiment = 20 [json_name = "experiment"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearExperiment() {
+      experiment_ = getDefaultInstance().getExperiment();
+      bitField0_ = (bitField0_ & ~0x00080000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The experiment whose variant served the call; empty when the route holds none.
+     * </pre>
+     *
+     * <code>string experiment = 20 [json_name = "experiment"];</code>
+     * @param value The bytes for experiment to set.
+     * @return This builder for chaining.
+     */
+    public Builder setExperimentBytes(
+        com.google.protobuf.ByteString value) {
+      java.util.Objects.requireNonNull(value);
+      checkByteStringIsUtf8(value);
+      experiment_ = value;
+      bitField0_ |= 0x00080000;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object experimentVariant_ = "";
+    /**
+     * <pre>
+     * The variant that served the call.
+     * </pre>
+     *
+     * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+     * @return The experimentVariant.
+     */
+    public java.lang.String getExperimentVariant() {
+      java.lang.Object ref = experimentVariant_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        experimentVariant_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The variant that served the call.
+     * </pre>
+     *
+     * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+     * @return The bytes for experimentVariant.
+     */
+    public com.google.protobuf.ByteString
+        getExperimentVariantBytes() {
+      java.lang.Object ref = experimentVariant_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        experimentVariant_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The variant that served the call.
+     * </pre>
+     *
+     * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+     * @param value The experimentVariant to set.
+     * @return This builder for chaining.
+     */
+    public Builder setExperimentVariant(
+        java.lang.String value) {
+      java.util.Objects.requireNonNull(value);
+      experimentVariant_ = value;
+      bitField0_ |= 0x00100000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The variant that served the call.
+     * </pre>
+     *
+     * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearExperimentVariant() {
+      experimentVariant_ = getDefaultInstance().getExperimentVariant();
+      bitField0_ = (bitField0_ & ~0x00100000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The variant that served the call.
+     * </pre>
+     *
+     * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+     * @param value The bytes for experimentVariant to set.
+     * @return This builder for chaining.
+     */
+    public Builder setExperimentVariantBytes(
+        com.google.protobuf.ByteString value) {
+      java.util.Objects.requireNonNull(value);
+      checkByteStringIsUtf8(value);
+      experimentVariant_ = value;
+      bitField0_ |= 0x00100000;
+      onChanged();
+      return this;
+    }
+
+    private boolean experimentVariantOverridden_ ;
+    /**
+     * <pre>
+     * The variant was chosen by the request (GenerationInput.experiment_variant or the metadata
+     * label), not by the sticky assignment.
+     * </pre>
+     *
+     * <code>bool experiment_variant_overridden = 22 [json_name = "experimentVariantOverridden"];</code>
+     * @return The experimentVariantOverridden.
+     */
+    @java.lang.Override
+    public boolean getExperimentVariantOverridden() {
+      return experimentVariantOverridden_;
+    }
+    /**
+     * <pre>
+     * The variant was chosen by the request (GenerationInput.experiment_variant or the metadata
+     * label), not by the sticky assignment.
+     * </pre>
+     *
+     * <code>bool experiment_variant_overridden = 22 [json_name = "experimentVariantOverridden"];</code>
+     * @param value The experimentVariantOverridden to set.
+     * @return This builder for chaining.
+     */
+    public Builder setExperimentVariantOverridden(boolean value) {
+
+      experimentVariantOverridden_ = value;
+      bitField0_ |= 0x00200000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The variant was chosen by the request (GenerationInput.experiment_variant or the metadata
+     * label), not by the sticky assignment.
+     * </pre>
+     *
+     * <code>bool experiment_variant_overridden = 22 [json_name = "experimentVariantOverridden"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearExperimentVariantOverridden() {
+      bitField0_ = (bitField0_ & ~0x00200000);
+      experimentVariantOverridden_ = false;
+      onChanged();
+      return this;
+    }
+
     private io.orchestrator.sidecar.v1.AnswerDecision answerDecision_;
     private com.google.protobuf.SingleFieldBuilder<
         io.orchestrator.sidecar.v1.AnswerDecision, io.orchestrator.sidecar.v1.AnswerDecision.Builder, io.orchestrator.sidecar.v1.AnswerDecisionOrBuilder> answerDecisionBuilder_;
@@ -3537,7 +3952,7 @@ private static final long serialVersionUID = 0L;
      * @return Whether the answerDecision field is set.
      */
     public boolean hasAnswerDecision() {
-      return ((bitField0_ & 0x00080000) != 0);
+      return ((bitField0_ & 0x00400000) != 0);
     }
     /**
      * <pre>
@@ -3570,7 +3985,7 @@ private static final long serialVersionUID = 0L;
       } else {
         answerDecisionBuilder_.setMessage(value);
       }
-      bitField0_ |= 0x00080000;
+      bitField0_ |= 0x00400000;
       onChanged();
       return this;
     }
@@ -3589,7 +4004,7 @@ private static final long serialVersionUID = 0L;
       } else {
         answerDecisionBuilder_.setMessage(builderForValue.build());
       }
-      bitField0_ |= 0x00080000;
+      bitField0_ |= 0x00400000;
       onChanged();
       return this;
     }
@@ -3603,7 +4018,7 @@ private static final long serialVersionUID = 0L;
      */
     public Builder mergeAnswerDecision(io.orchestrator.sidecar.v1.AnswerDecision value) {
       if (answerDecisionBuilder_ == null) {
-        if (((bitField0_ & 0x00080000) != 0) &&
+        if (((bitField0_ & 0x00400000) != 0) &&
           answerDecision_ != null &&
           answerDecision_ != io.orchestrator.sidecar.v1.AnswerDecision.getDefaultInstance()) {
           getAnswerDecisionBuilder().mergeFrom(value);
@@ -3614,7 +4029,7 @@ private static final long serialVersionUID = 0L;
         answerDecisionBuilder_.mergeFrom(value);
       }
       if (answerDecision_ != null) {
-        bitField0_ |= 0x00080000;
+        bitField0_ |= 0x00400000;
         onChanged();
       }
       return this;
@@ -3628,7 +4043,7 @@ private static final long serialVersionUID = 0L;
      * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
      */
     public Builder clearAnswerDecision() {
-      bitField0_ = (bitField0_ & ~0x00080000);
+      bitField0_ = (bitField0_ & ~0x00400000);
       answerDecision_ = null;
       if (answerDecisionBuilder_ != null) {
         answerDecisionBuilder_.dispose();
@@ -3646,7 +4061,7 @@ private static final long serialVersionUID = 0L;
      * <code>.orchestrator.v1.AnswerDecision answer_decision = 23 [json_name = "answerDecision"];</code>
      */
     public io.orchestrator.sidecar.v1.AnswerDecision.Builder getAnswerDecisionBuilder() {
-      bitField0_ |= 0x00080000;
+      bitField0_ |= 0x00400000;
       onChanged();
       return internalGetAnswerDecisionFieldBuilder().getBuilder();
     }

@@ -387,6 +387,57 @@ public interface GenerationSummaryOrBuilder extends
 
   /**
    * <pre>
+   * The experiment whose variant served the call; empty when the route holds none.
+   * </pre>
+   *
+   * <code>string experiment = 20 [json_name = "experiment"];</code>
+   * @return The experiment.
+   */
+  java.lang.String getExperiment();
+  /**
+   * <pre>
+   * The experiment whose variant served the call; empty when the route holds none.
+   * </pre>
+   *
+   * <code>string experiment = 20 [json_name = "experiment"];</code>
+   * @return The bytes for experiment.
+   */
+  com.google.protobuf.ByteString
+      getExperimentBytes();
+
+  /**
+   * <pre>
+   * The variant that served the call.
+   * </pre>
+   *
+   * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+   * @return The experimentVariant.
+   */
+  java.lang.String getExperimentVariant();
+  /**
+   * <pre>
+   * The variant that served the call.
+   * </pre>
+   *
+   * <code>string experiment_variant = 21 [json_name = "experimentVariant"];</code>
+   * @return The bytes for experimentVariant.
+   */
+  com.google.protobuf.ByteString
+      getExperimentVariantBytes();
+
+  /**
+   * <pre>
+   * The variant was chosen by the request (GenerationInput.experiment_variant or the metadata
+   * label), not by the sticky assignment.
+   * </pre>
+   *
+   * <code>bool experiment_variant_overridden = 22 [json_name = "experimentVariantOverridden"];</code>
+   * @return The experimentVariantOverridden.
+   */
+  boolean getExperimentVariantOverridden();
+
+  /**
+   * <pre>
    * The answer policy's decision, when the persona has one (policy.answers): the path, why, the
    * signals, and the offer to accept (path OFFER_ESCALATION).
    * </pre>

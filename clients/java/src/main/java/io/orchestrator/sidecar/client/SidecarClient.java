@@ -26,12 +26,17 @@ import io.orchestrator.sidecar.v1.DeclineEscalationResponse;
 import io.orchestrator.sidecar.v1.EscalationServiceGrpc;
 import io.orchestrator.sidecar.v1.EmbedRequest;
 import io.orchestrator.sidecar.v1.EmbedResponse;
+import io.orchestrator.sidecar.v1.ExperimentServiceGrpc;
+import io.orchestrator.sidecar.v1.FeedbackRequest;
+import io.orchestrator.sidecar.v1.FeedbackResponse;
 import io.orchestrator.sidecar.v1.GenerateRequest;
 import io.orchestrator.sidecar.v1.GenerateResponse;
 import io.orchestrator.sidecar.v1.GenerationInput;
 import io.orchestrator.sidecar.v1.GenerationServiceGrpc;
 import io.orchestrator.sidecar.v1.GetAnswerReportRequest;
 import io.orchestrator.sidecar.v1.GetAnswerReportResponse;
+import io.orchestrator.sidecar.v1.GetExperimentReportRequest;
+import io.orchestrator.sidecar.v1.GetExperimentReportResponse;
 import io.orchestrator.sidecar.v1.GetQuotaRequest;
 import io.orchestrator.sidecar.v1.GetQuotaResponse;
 import io.orchestrator.sidecar.v1.KeyServiceGrpc;
@@ -39,12 +44,15 @@ import io.orchestrator.sidecar.v1.ListEscalationsRequest;
 import io.orchestrator.sidecar.v1.ListEscalationsResponse;
 import io.orchestrator.sidecar.v1.ListModelsRequest;
 import io.orchestrator.sidecar.v1.ListModelsResponse;
+import io.orchestrator.sidecar.v1.Priority;
 import io.orchestrator.sidecar.v1.QuotaServiceGrpc;
 import io.orchestrator.sidecar.v1.StreamGenerateRequest;
 import io.orchestrator.sidecar.v1.StreamGenerateResponse;
 import io.orchestrator.sidecar.v1.SwitchRequest;
 import io.orchestrator.sidecar.v1.SwitchResponse;
+import com.google.protobuf.Timestamp;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.TimeUnit;
@@ -53,7 +61,8 @@ import java.util.function.Supplier;
 /**
  * One HTTP/2 connection to the sidecar (TCP or Unix socket) with the bearer token on every call:
  * {@code generate}, {@code stream} (a blocking iterator, or an observer), {@code embed},
- * {@code switchPersona} and {@code getQuota} throwing typed {@link SidecarException}s, and the generated stubs for the other RPCs.
+ * {@code switchPersona}, {@code getQuota}, {@code feedback} and {@code getExperimentReport} throwing
+ * typed {@link SidecarException}s, and the generated stubs for the other RPCs.
  */
 public final class SidecarClient implements AutoCloseable {
   public static final String DEFAULT_ADDRESS = "127.0.0.1:50051";
@@ -91,6 +100,19 @@ public final class SidecarClient implements AutoCloseable {
   public GenerateResponse generate(GenerationInput input, Deadline deadline) {
     GenerateRequest request = GenerateRequest.newBuilder().setInput(input).build();
     return call(() -> generationStub(deadline).generate(request));
+  }
+
+  /**
+   * Unary Generate at a priority (LOW to CRITICAL; the caller's tier may cap it): how urgently the
+   * call is served when the sidecar or a deployment is at capacity.
+   */
+  public GenerateResponse generate(GenerationInput input, Priority priority, Deadline deadline) {
+    return generate(input.toBuilder().setPriority(priority).build(), deadline);
+  }
+
+  /** StreamGenerate at a priority; see {@link #generate(GenerationInput, Priority, Deadline)}. */
+  public GenerationStream stream(GenerationInput input, Priority priority, Deadline deadline) {
+    return stream(input.toBuilder().setPriority(priority).build(), deadline);
   }
 
   /**
@@ -157,6 +179,46 @@ public final class SidecarClient implements AutoCloseable {
   /** The routes this sidecar serves. */
   public ListModelsResponse listModels(ListModelsRequest request, Deadline deadline) {
     return call(() -> generationStub(deadline).listModels(request));
+  }
+
+  /**
+   * Scores a finished call of the tenant (by request id) once: the same score and label again
+   * return {@code alreadyRecorded}; a different score throws a {@link ConflictException}
+   * (FEEDBACK_EXISTS). {@code label} may be empty.
+   */
+  public FeedbackResponse feedback(String tenantId, String requestId, double score, String label, Deadline deadline) {
+    FeedbackRequest request = FeedbackRequest.newBuilder()
+        .setTenantId(tenantId).setRequestId(requestId).setScore(score).setLabel(label).build();
+    return call(() -> ExperimentServiceGrpc.newBlockingStub(channel).withDeadline(effective(deadline)).feedback(request));
+  }
+
+  public FeedbackResponse feedback(String tenantId, String requestId, double score, String label) {
+    return feedback(tenantId, requestId, score, label, null);
+  }
+
+  /**
+   * An experiment's report over the tenant's calls in [start, end): per variant statistics, the
+   * tests against the control and a verdict. A statistic with no finite value is unset ({@code has...}).
+   */
+  public GetExperimentReportResponse getExperimentReport(
+      String tenantId, String experiment, Instant start, Instant end, Deadline deadline) {
+    GetExperimentReportRequest request = GetExperimentReportRequest.newBuilder()
+        .setTenantId(tenantId).setExperiment(experiment)
+        .setStartTime(timestamp(start)).setEndTime(timestamp(end)).build();
+    return call(() -> ExperimentServiceGrpc.newBlockingStub(channel).withDeadline(effective(deadline))
+        .getExperimentReport(request));
+  }
+
+  public GetExperimentReportResponse getExperimentReport(String tenantId, String experiment, Instant start, Instant end) {
+    return getExperimentReport(tenantId, experiment, start, end, null);
+  }
+
+  public ExperimentServiceGrpc.ExperimentServiceBlockingStub experimentStub() {
+    return ExperimentServiceGrpc.newBlockingStub(channel);
+  }
+
+  private static Timestamp timestamp(Instant at) {
+    return Timestamp.newBuilder().setSeconds(at.getEpochSecond()).setNanos(at.getNano()).build();
   }
 
   /** Accepts an escalation offer made to the user ({@code summary.answer_decision.escalation_id}): queued. */

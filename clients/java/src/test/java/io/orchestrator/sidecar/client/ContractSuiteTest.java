@@ -9,18 +9,23 @@ import io.orchestrator.sidecar.v1.AcceptEscalationRequest;
 import io.orchestrator.sidecar.v1.AnswerEscalationRequest;
 import io.orchestrator.sidecar.v1.DeclineEscalationRequest;
 import io.orchestrator.sidecar.v1.EmbedRequest;
+import io.orchestrator.sidecar.v1.FeedbackRequest;
 import io.orchestrator.sidecar.v1.GenerateRequest;
 import io.orchestrator.sidecar.v1.GenerateResponse;
 import io.orchestrator.sidecar.v1.GetAnswerReportRequest;
+import io.orchestrator.sidecar.v1.GenerationInput;
+import io.orchestrator.sidecar.v1.GetExperimentReportRequest;
 import io.orchestrator.sidecar.v1.GetQuotaRequest;
 import io.orchestrator.sidecar.v1.ListEscalationsRequest;
 import io.orchestrator.sidecar.v1.ListModelsRequest;
+import io.orchestrator.sidecar.v1.Priority;
 import io.orchestrator.sidecar.v1.StreamGenerateRequest;
 import io.orchestrator.sidecar.v1.StreamGenerateResponse;
 import io.orchestrator.sidecar.v1.SwitchRequest;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -159,7 +164,10 @@ class ContractSuiteTest {
     try {
       return switch (rpc) {
         case "Generate" -> {
-          GenerateResponse r = client.generate(Json.parse(request, GenerateRequest.newBuilder()).getInput(), deadline);
+          GenerationInput input = Json.parse(request, GenerateRequest.newBuilder()).getInput();
+          GenerateResponse r = input.getPriority() == Priority.PRIORITY_UNSPECIFIED
+              ? client.generate(input, deadline)
+              : client.generate(input.toBuilder().clearPriority().build(), input.getPriority(), deadline);
           yield new Scenarios.Outcome(null, Json.print(r), Messages.textOf(r.getMessage()), List.of(), 0, false);
         }
         case "Switch" -> ok(Json.print(client.switchPersona(Json.parse(request, SwitchRequest.newBuilder()).build(), deadline)));
@@ -177,6 +185,16 @@ class ContractSuiteTest {
           yield ok(Json.print(client.getAnswerReport(r.getTenantId(), r.getAgentId(), deadline)));
         }
         case "Embed" -> ok(Json.print(client.embed(Json.parse(request, EmbedRequest.newBuilder()).build(), deadline)));
+        case "Feedback" -> {
+          FeedbackRequest f = Json.parse(request, FeedbackRequest.newBuilder()).build();
+          yield ok(Json.print(client.feedback(f.getTenantId(), f.getRequestId(), f.getScore(), f.getLabel(), deadline)));
+        }
+        case "GetExperimentReport" -> {
+          GetExperimentReportRequest r = Json.parse(request, GetExperimentReportRequest.newBuilder()).build();
+          Instant start = Instant.ofEpochSecond(r.getStartTime().getSeconds(), r.getStartTime().getNanos());
+          Instant end = Instant.ofEpochSecond(r.getEndTime().getSeconds(), r.getEndTime().getNanos());
+          yield ok(Json.print(client.getExperimentReport(r.getTenantId(), r.getExperiment(), start, end, deadline)));
+        }
         default -> throw new AssertionError("scenario " + scenario.get("id") + ": unknown rpc " + rpc);
       };
     } catch (SidecarException e) {
