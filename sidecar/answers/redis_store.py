@@ -12,14 +12,17 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
-from sidecar.answers.store import Accepted, Limits, PathCounts, Vector, best, unit
+from sidecar.answers.store import Accepted, Limits, PathCounts, best, unit
 from sidecar.config.answers import LAYERS
 from sidecar.stores.redis import RedisOps
+
+if TYPE_CHECKING:
+    from sidecar.answers.store import Vector
 
 _ACCEPT = """
 local s = redis.call('HGET', KEYS[1], 'state')

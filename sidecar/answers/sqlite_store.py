@@ -10,12 +10,15 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
-from sidecar.answers.store import Accepted, Limits, PathCounts, Vector, best, unit
+from sidecar.answers.store import Accepted, Limits, PathCounts, best, unit
+
+if TYPE_CHECKING:
+    from sidecar.answers.store import Vector
 
 T = TypeVar("T")
 MEMORY = ":memory:"

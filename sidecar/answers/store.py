@@ -12,14 +12,15 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Protocol
 
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
 
-Vector = npt.NDArray[np.float32]
+if TYPE_CHECKING:  # numpy (~15 MB, ~0.1 s) is imported by the stores that hold vectors, not at start
+    import numpy as np
+    import numpy.typing as npt
+
+    Vector = npt.NDArray[np.float32]
 
 
 class Accepted(enum.Enum):
@@ -95,6 +96,8 @@ class AnswerStore(Protocol):
 
 
 def unit(vector: Vector) -> Vector:
+    import numpy as np
+
     v = np.asarray(vector, dtype=np.float32)
     norm = float(np.linalg.norm(v))
     return v / norm if norm > 0 else v
@@ -102,6 +105,8 @@ def unit(vector: Vector) -> Vector:
 
 def best(vectors: Vector, query: Vector) -> tuple[int, float]:
     """The row of `vectors` most similar to `query` (both unit length) and its cosine similarity."""
+    import numpy as np
+
     scores = vectors @ unit(query)
     i = int(np.argmax(scores))
     return i, float(scores[i])
