@@ -334,6 +334,11 @@ def build_collector(cfg: Config, d: Deps) -> SidecarCollector:
     """Breakers, probe health, in-flight attempts, the key cache and the ledger queue, read at scrape time."""
     names = tuple(cfg.policy.deployments)
     routing, prober, keys, ledger = d.routing, d.prober, d.keys, d.telemetry.ledger
+    slots = d.deployment_slots
+
+    def capacity(n: str) -> tuple[int, int] | None:
+        queue = slots.queue(n) if slots is not None else None
+        return (queue.running, queue.depth()) if queue is not None else None
 
     def deployments() -> dict[str, DeploymentView]:
         return {
@@ -341,6 +346,7 @@ def build_collector(cfg: Config, d: Deps) -> SidecarCollector:
                 breaker_state=routing.breakers.get(n).state().value,
                 healthy=prober.healthy(n) if prober is not None else True,
                 in_flight=routing.stats.get(n).in_flight,
+                capacity=capacity(n),
             )
             for n in names
         }

@@ -438,6 +438,7 @@ class DeploymentView:
     breaker_state: str  # closed | open | half_open
     healthy: bool
     in_flight: int
+    capacity: tuple[int, int] | None = None  # (holding a slot, waiting) when it has a capacity
 
 
 BREAKER_STATES = ("closed", "open", "half_open")
@@ -467,12 +468,25 @@ class SidecarCollector(Collector):
             "sidecar_deployment_in_flight", "Upstream attempts in flight, per deployment.",
             labels=("deployment",),
         )  # fmt: skip
+        running = GaugeMetricFamily(
+            "sidecar_deployment_admission_running_calls",
+            "Calls holding a slot of a deployment with a capacity (policy.admission.deployments).",
+            labels=("deployment",),
+        )
+        waiting = GaugeMetricFamily(
+            "sidecar_deployment_admission_queue_depth",
+            "Calls waiting for a slot of a deployment with a capacity, all priorities.",
+            labels=("deployment",),
+        )
         for name, view in sorted(self._deployments().items()):
             for s in BREAKER_STATES:
                 state.add_metric((name, s), 1.0 if view.breaker_state == s else 0.0)
             healthy.add_metric((name,), 1.0 if view.healthy else 0.0)
             in_flight.add_metric((name,), float(view.in_flight))
-        yield from (state, healthy, in_flight)
+            if view.capacity is not None:
+                running.add_metric((name,), float(view.capacity[0]))
+                waiting.add_metric((name,), float(view.capacity[1]))
+        yield from (state, healthy, in_flight, running, waiting)
         if (cache := self._key_cache()) is not None:
             lookups = CounterMetricFamily(
                 "sidecar_key_cache_lookups", "Decrypted-key cache lookups, hit or miss.", labels=("result",)

@@ -184,7 +184,12 @@ async def test_a_full_deployment_is_skipped_then_calls_queue_by_priority(serve: 
     second = asyncio.ensure_future(running.stub.Generate(request(), timeout=10))
     await until(lambda: two.running == 1)  # one is full: the route took two
     normal = asyncio.ensure_future(running.stub.Generate(request("NORMAL"), timeout=10))
-    await until(lambda: one.depth() == 1)
+    await until(lambda: one.depth() == 1 and two.depth() == 1)  # it waits for whichever frees first
+    scraped = running.sidecar.deps.telemetry.metrics.registry
+    for name in ("one", "two"):  # read at scrape time from the deployments' queues
+        labels = {"deployment": name}
+        assert scraped.get_sample_value("sidecar_deployment_admission_running_calls", labels) == 1
+        assert scraped.get_sample_value("sidecar_deployment_admission_queue_depth", labels) == 1
     high = asyncio.ensure_future(running.stub.Generate(field_request(priority_pb2.PRIORITY_HIGH), timeout=10))
     with pytest.raises(grpc.aio.AioRpcError) as shed:
         await normal
@@ -197,6 +202,9 @@ async def test_a_full_deployment_is_skipped_then_calls_queue_by_priority(serve: 
     await until(lambda: one.running == 0 and two.running == 0)
     metrics = running.sidecar.deps.telemetry.metrics.registry
     assert metrics.get_sample_value("sidecar_admission_shed_total", {"priority": "normal"}) == 1
+    idle = {"deployment": "one"}
+    assert metrics.get_sample_value("sidecar_deployment_admission_running_calls", idle) == 0
+    assert metrics.get_sample_value("sidecar_deployment_admission_queue_depth", idle) == 0
 
 
 async def test_admission_names_only_known_deployments() -> None:
