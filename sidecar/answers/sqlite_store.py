@@ -4,11 +4,8 @@ matrix-vector product. One sidecar per file: use the Redis store to share betwee
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sqlite3
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -16,12 +13,12 @@ import numpy as np
 
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
 from sidecar.answers.store import Accepted, Limits, PathCounts, best, unit
+from sidecar.stores.sqlite import SqliteThread, create_owner_only
 
 if TYPE_CHECKING:
     from sidecar.answers.store import Vector
 
 T = TypeVar("T")
-MEMORY = ":memory:"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS canonical (
   id TEXT PRIMARY KEY, tenant TEXT NOT NULL, agent TEXT NOT NULL, layer TEXT NOT NULL,
@@ -58,13 +55,12 @@ class _Vectors:
 class SqliteAnswerStore:
     def __init__(self, path: str) -> None:
         self._path = path
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-answer-store")
-        self._conn: sqlite3.Connection | None = None  # used only on the executor's thread
+        self._db = SqliteThread("sqlite-answer-store", lambda: _open(path))
+        self._run = self._db.run
         self._vectors: dict[tuple[str, str], _Vectors] = {}
         self._adds: dict[
             tuple[str, str], int
         ] = {}  # answers added per agent: a load that raced one is not kept
-        self._closed = False
 
     async def add_canonical(self, answer: CanonicalAnswer, vector: Vector) -> None:
         v = unit(vector)
@@ -190,11 +186,7 @@ class SqliteAnswerStore:
         return await self._run(select)
 
     async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
-        self._executor.shutdown(wait=False)
+        await self._db.aclose()
 
     async def _load(self, tenant: str, agent: str) -> _Vectors:
         key = (tenant, agent)
@@ -224,24 +216,12 @@ class SqliteAnswerStore:
 
         await self._run(write)
 
-    async def _run(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise RuntimeError("SqliteAnswerStore is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: op(self._connect()))
 
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            if self._path != MEMORY and not os.path.exists(self._path):
-                os.close(os.open(self._path, os.O_CREAT | os.O_WRONLY, 0o600))
-            conn = sqlite3.connect(self._path, timeout=5.0, isolation_level=None)
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+def _open(path: str) -> sqlite3.Connection:
+    create_owner_only(path)
+    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+    conn.executescript(_SCHEMA)
+    return conn
 
 
 def _swap(conn: sqlite3.Connection, expect: State, new: Escalation) -> bool:

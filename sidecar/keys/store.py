@@ -10,13 +10,9 @@ opened it. The database runs in WAL mode; `":memory:"` gives a private, throwawa
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import os
 import secrets
 import sqlite3
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -24,11 +20,12 @@ from typing import Protocol, TypeVar
 from sidecar.core.clock import Clock
 from sidecar.core.errors import InvalidEnvelopeError
 from sidecar.keys.envelope import Envelope, KeyRecordCorruptError
+from sidecar.stores.sqlite import MEMORY as MEMORY  # re-exported: ":memory:" for callers
+from sidecar.stores.sqlite import SqliteThread, create_owner_only
 
 T = TypeVar("T")
 
 SCHEMA_VERSION = 1
-MEMORY = ":memory:"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY);
@@ -114,9 +111,8 @@ class SqliteKeyStore:
     def __init__(self, path: str | Path, clock: Clock) -> None:
         self._path = str(path)
         self._clock = clock
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-key-store")
-        self._conn: sqlite3.Connection | None = None  # opened and used only on the executor's thread
-        self._closed = False
+        self._db = SqliteThread("sqlite-key-store", lambda: _open(self._path))
+        self._run = self._db.run
 
     async def put(self, record: KeyRecord) -> None:
         await self._run(lambda conn: _put(conn, record))
@@ -168,31 +164,11 @@ class SqliteKeyStore:
 
     async def aclose(self) -> None:
         """Close the connection and stop the thread. Idempotent; the store cannot be used afterwards."""
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
-        self._executor.shutdown(wait=False)
-
-    async def _run(self, op: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise RuntimeError("SqliteKeyStore is closed")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: op(self._connect()))
-
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = _open(self._path)
-        return self._conn
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        await self._db.aclose()
 
 
 def _open(path: str) -> sqlite3.Connection:
-    if path != MEMORY and not os.path.exists(path):
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # owner-only; -wal and -shm inherit it
+    create_owner_only(path)
     conn = sqlite3.connect(path, timeout=5.0)
     try:
         conn.execute("PRAGMA journal_mode = WAL")
