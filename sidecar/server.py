@@ -22,7 +22,8 @@ from sidecar.telemetry.memory import AllocatorTrimmer
 from sidecar.telemetry.tracing import TraceContextInterceptor
 
 if TYPE_CHECKING:
-    pass
+    from sidecar.answers.service import AnswerService
+    from sidecar.answers.sweeper import ExpirySweeper
 
 
 _log = logging.getLogger("sidecar")
@@ -44,6 +45,7 @@ class Sidecar:
         )
         self.drain = Drain(deps.clock)
         self._stopping = False
+        self.sweeper: ExpirySweeper | None = None  # the escalation expiry sweep, once started
         memory = cfg.settings.memory
         self.trimmer = AllocatorTrimmer(
             threshold_bytes=memory.trim_after_request_bytes,
@@ -85,6 +87,8 @@ class Sidecar:
         await self.deps.embeddings.start()
         if self.deps.answers is not None:
             await self._seed_answers()
+            self.sweeper = self._answer_sweeper(self.deps.answers)
+            self.sweeper.start()
         for name in ("", *DATA_PLANE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._set_ready(True)
@@ -156,6 +160,12 @@ class Sidecar:
             return
         _log.info("canonical answers seeded", extra={"answers": n})
 
+    def _answer_sweeper(self, answers: AnswerService) -> ExpirySweeper:
+        from sidecar.answers.sweeper import ExpirySweeper
+
+        a = answers.policy
+        return ExpirySweeper(answers, interval=a.sweep_interval_seconds, batch=a.sweep_batch)
+
     async def _close_dependencies(self) -> None:
         """Close everything even if one close fails: probes, providers, the HTTP pool, the key service."""
         closers = [*(p.aclose for p in self.deps.providers.values()), self.deps.http.aclose]
@@ -174,6 +184,8 @@ class Sidecar:
             closers.append(self.deps.quota.aclose)
         if self.deps.idempotency is not None:
             closers.append(self.deps.idempotency.aclose)
+        if self.sweeper is not None:
+            closers.insert(0, self.sweeper.stop)  # before the store it sweeps is closed
         if self.deps.answers is not None:
             closers.append(self.deps.answers.store.aclose)
         closers.append(self.deps.telemetry.stop)  # last: flushes the ledger records of the calls above

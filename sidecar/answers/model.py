@@ -112,6 +112,13 @@ class Escalation:
             return now >= self.offer_expires_at
         return self.state is State.QUEUED and now >= self.expires_at
 
+    @property
+    def deadline(self) -> float | None:
+        """When it falls due (the offer's or the queued message's expiry); None once closed."""
+        if self.state is State.OFFERED:
+            return self.offer_expires_at
+        return self.expires_at if self.state is State.QUEUED else None
+
     def expired(self, now: float) -> Escalation:
         return replace(self, state=State.EXPIRED, closed_at=now)
 

@@ -2,7 +2,8 @@
 agent's day and week limits in one atomic store step), the creator lists, answers (-> ANSWERED: the
 answer becomes a canonical answer and is appended to the user's conversation) or declines
 (-> DECLINED). An offer or a queued escalation whose time ran out (the injected clock's wall time) is
-EXPIRED when it is next read. Every refused action changes nothing."""
+EXPIRED by the background sweep (sidecar/answers/sweeper.py) or, if read before it, when it is read.
+Every refused action changes nothing."""
 
 from __future__ import annotations
 

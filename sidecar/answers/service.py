@@ -32,7 +32,8 @@ def _ignore(*_: object) -> None:
 class AnswerObserver:
     on_decision: Callable[[str, Decision], None] = _ignore  # (agent, decision)
     on_transition: Callable[[str, Escalation], None] = _ignore  # (agent, escalation in its new state)
-    on_error: Callable[[str], None] = _ignore  # the operation that failed: embed or store
+    on_error: Callable[[str], None] = _ignore  # the operation that failed: signals, store or sweep
+    on_backlog: Callable[[str, int], None] = _ignore  # (agent, escalations in QUEUED): at each sweep
 
 
 @dataclass(frozen=True, slots=True)

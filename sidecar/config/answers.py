@@ -153,6 +153,10 @@ class AnswersPolicy(_Model):
     embedding_route: str | None = Field(default=None, description="default: embeddings.default_route")
     seed_tenants: list[str] = Field(default_factory=list, description="tenants the canonical seeds go to")
     timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    sweep_interval_seconds: float = Field(
+        default=30.0, ge=1, le=3600, description="how often due escalations are expired in the background"
+    )
+    sweep_batch: int = Field(default=500, ge=1, le=10_000, description="expired per sweep, at most")
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> AnswersPolicy:
