@@ -33,6 +33,11 @@ class AnswerMetrics:
             "Escalations waiting for the creator (QUEUED, every tenant), read from the store at each sweep.",
             ("agent",), registry=r,
         )  # fmt: skip
+        self.contexts = Counter(
+            "sidecar_answer_context_summaries",
+            "Escalation context summaries by outcome (summarized, or why the verbatim messages were kept).",
+            ("agent", "outcome"), registry=r,
+        )  # fmt: skip
         self.errors = Counter(
             "sidecar_answer_errors",
             "Answer policy operations that failed (signals, store, sweep).",
@@ -59,10 +64,14 @@ class AnswerMetrics:
     def waiting(self, agent: str, queued: int) -> None:
         self.backlog.labels(agent).set(queued)
 
+    def summarized(self, agent: str, outcome: str) -> None:
+        self.contexts.labels(agent, outcome).inc()
+
     def observer(self) -> AnswerObserver:
         return AnswerObserver(
             on_decision=self.decided,
             on_transition=self.moved,
             on_error=self.failed,
             on_backlog=self.waiting,
+            on_context=self.summarized,
         )

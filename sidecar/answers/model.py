@@ -6,7 +6,9 @@ import enum
 import json
 import secrets
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
+
+ContextKind = Literal["verbatim", "summary"]
 
 
 class Path(enum.Enum):
@@ -85,6 +87,9 @@ class Escalation:
     created_at: float
     offer_expires_at: float
     context: tuple[tuple[str, str], ...] = ()  # (role, text) of the last messages before the question
+    context_kind: ContextKind = "verbatim"  # summary: a model's `context_summary` replaces `context`
+    context_summary: str = ""
+    tier: str = ""  # the user's tier when the offer was made (a context summary is the user's call)
     reason: str = ""  # novel or complex
     queued_at: float = 0.0
     expires_at: float = 0.0  # a queued escalation's expiry

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
 
+from sidecar.answers.context import EscalationContextWriter
 from sidecar.answers.errors import (
     AgentNotFoundError,
     EscalationLimitError,
@@ -33,8 +34,18 @@ FIELD = "escalation_id"
 
 
 class EscalationQueue:
-    def __init__(self, answers: AnswerService, remember: Remember | None = None) -> None:
-        self._a, self._remember = answers, remember
+    def __init__(
+        self,
+        answers: AnswerService,
+        remember: Remember | None = None,
+        context: EscalationContextWriter | None = None,
+    ) -> None:
+        """`context`: writes a model's summary of an accepted escalation's last messages, for the
+        agents whose policy asks for one (sidecar/answers/context.py)."""
+        self._a, self._remember, self._context = answers, remember, context
+
+    def with_context(self, context: EscalationContextWriter) -> EscalationQueue:
+        return EscalationQueue(self._a, self._remember, context)
 
     @property
     def store(self) -> AnswerStore:
@@ -64,7 +75,17 @@ class EscalationQueue:
         if result is not Accepted.OK:
             raise EscalationStateError(FIELD, "the offer was accepted or closed meanwhile")
         self._a.observer.on_transition(e.agent, queued)
-        return queued
+        return await self._summarized(queued, policy)
+
+    async def _summarized(self, queued: Escalation, policy: AgentPolicy) -> Escalation:
+        """The queued escalation with a model's summary as its context, when the agent asks for one
+        and it could be made; else as it was queued (the verbatim messages)."""
+        if policy.context_summary is None or self._context is None:
+            return queued
+        written = await self._context.write(queued, policy.context_summary)
+        if written is queued or not await self._a.store.replace(State.QUEUED, written):
+            return queued  # kept verbatim, or answered or expired meanwhile
+        return written
 
     async def list(
         self, tenant: str, agent: str, states: Collection[State], user: str = ""

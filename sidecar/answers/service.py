@@ -34,6 +34,7 @@ class AnswerObserver:
     on_transition: Callable[[str, Escalation], None] = _ignore  # (agent, escalation in its new state)
     on_error: Callable[[str], None] = _ignore  # the operation that failed: signals, store or sweep
     on_backlog: Callable[[str, int], None] = _ignore  # (agent, escalations in QUEUED): at each sweep
+    on_context: Callable[[str, str], None] = _ignore  # (agent, how its context summary went)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,7 @@ class AnswerService:
             offer_expires_at=now + policy.offer_expiry_seconds,
             context=m.context[-policy.context_messages :] if policy.context_messages else (),
             reason=want.reason,
+            tier=m.tier,
         )
         await self.store.put(offer)
         self.observer.on_transition(m.agent, offer)
