@@ -102,9 +102,14 @@ class Sidecar:
         )
 
     async def reload(self, cfg: Config, *, source: str) -> list[str]:
-        """A policy reloaded without a restart: for now its experiments (promote, stop, weights).
-        Routes, deployments and personas are not reloaded: experiments that name ones the running
-        policy lacks are refused whole, and the problems returned (and logged)."""
+        """A policy reloaded without a restart: its experiments (promote, stop, weights) and its
+        per-agent answer policies (sidecar/answers/reload.py). Routes, deployments, personas, tiers
+        and credentials are not reloaded: experiments, or an answers section, naming ones the running
+        sidecar lacks are refused whole (each on its own), and the problems returned (and logged)."""
+        problems = await self._reload_experiments(cfg, source)
+        return problems + await self._reload_answers(cfg, source)
+
+    async def _reload_experiments(self, cfg: Config, source: str) -> list[str]:
         running = self.cfg.policy
         routes = {alias: route.deployments for alias, route in running.routes.items()}
         personas = {p.id for p in running.personas.all()}
@@ -115,6 +120,21 @@ class Sidecar:
         elif self.deps.experiments is not None:
             await self.deps.experiments.apply(new, persona_prompts(cfg), source=source)
         return problems
+
+    async def _reload_answers(self, cfg: Config, source: str) -> list[str]:
+        from sidecar.answers import reload
+
+        problems = reload.problems(self.cfg, cfg, self.deps.answers)
+        if problems:
+            why = {"problems": "; ".join(problems), "source": source}
+            _log.error("answer policy not reloaded", extra=why)
+            if self.deps.answers is not None:
+                self.deps.answers.observer.on_reload("refused")
+            return problems
+        if self.deps.answers is not None and cfg.policy.answers is not None:
+            await reload.apply(self.deps.answers, cfg.policy.answers, source=source)
+            self.deps.answers.observer.on_reload("applied")
+        return []
 
     @property
     def metrics_port(self) -> int | None:

@@ -38,6 +38,10 @@ class AnswerMetrics:
             "Escalation context summaries by outcome (summarized, or why the verbatim messages were kept).",
             ("agent", "outcome"), registry=r,
         )  # fmt: skip
+        self.reloads = Counter(
+            "sidecar_answer_policy_reloads", "Reloads of the answer policy (SIGHUP): applied or refused.",
+            ("result",), registry=r,
+        )  # fmt: skip
         self.errors = Counter(
             "sidecar_answer_errors",
             "Answer policy operations that failed (signals, store, sweep).",
@@ -67,6 +71,9 @@ class AnswerMetrics:
     def summarized(self, agent: str, outcome: str) -> None:
         self.contexts.labels(agent, outcome).inc()
 
+    def reloaded(self, result: str) -> None:
+        self.reloads.labels(result).inc()
+
     def observer(self) -> AnswerObserver:
         return AnswerObserver(
             on_decision=self.decided,
@@ -74,4 +81,5 @@ class AnswerMetrics:
             on_error=self.failed,
             on_backlog=self.waiting,
             on_context=self.summarized,
+            on_reload=self.reloaded,
         )
