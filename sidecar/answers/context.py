@@ -6,7 +6,8 @@ The summary is an ordinary call of the user's (tenant, user, the tier the offer 
 through the observed and metered part of the pipeline (sidecar/app.py `build_context_writer`): the
 user's tier must allow the route, the user's quota meters or refuses it, and it appears in the
 metrics under the summary route and in the usage ledger (request id `<escalation id>.context`). It
-is bounded in time (`timeout_seconds`, on the injected clock) and in size (`max_tokens` asked,
+is bounded in time (`timeout_seconds` and at most half of what the accepting caller's deadline has
+left, on the injected clock) and in size (`max_tokens` asked,
 `max_input_chars` sent, `max_chars` kept). Whatever goes wrong (refused, failed, timed out, empty,
 too long), the escalation keeps its verbatim messages; the outcome is counted per agent
 (`sidecar_answer_context_summaries_total`).
@@ -50,15 +51,23 @@ class EscalationContextWriter:
         self._handler, self._clock, self._allowed = handler, clock, allowed
         self._on_outcome = on_outcome
 
-    async def write(self, e: Escalation, config: ContextSummary) -> Escalation:
-        """`e` with a model's summary as its context, or `e` as it is (verbatim) when that fails."""
+    async def write(
+        self, e: Escalation, config: ContextSummary, deadline: Deadline | None = None
+    ) -> Escalation:
+        """`e` with a model's summary as its context, or `e` as it is (verbatim) when that fails.
+        `deadline`: the accepting caller's; the summary gets at most half of what it has left, so
+        the acceptance itself is answered in time."""
         if not e.context:
             return e  # nothing before the question: nothing to summarize, nothing spent
         if not self._allowed(e.tier, config.route):
             return self._kept(e, "refused", "MODEL_NOT_ALLOWED")
+        remaining = None if deadline is None else deadline.remaining()
+        seconds = config.timeout_seconds if remaining is None else min(config.timeout_seconds, remaining / 2)
+        if seconds <= 0:
+            return self._kept(e, "timeout", "DEADLINE_EXCEEDED")
         try:
-            async with self._clock.timeout(config.timeout_seconds):
-                text, _ = await collect(self._handler, self._call(e, config))
+            async with self._clock.timeout(seconds):
+                text, _ = await collect(self._handler, self._call(e, config, seconds))
         except TimeoutError:
             return self._kept(e, "timeout", "TIMEOUT")
         except SidecarError as exc:
@@ -84,7 +93,7 @@ class EscalationContextWriter:
         if self._on_outcome is not None:
             self._on_outcome(e.agent, outcome)
 
-    def _call(self, e: Escalation, config: ContextSummary) -> Call:
+    def _call(self, e: Escalation, config: ContextSummary, seconds: float) -> Call:
         lines = [f"{role}: {text}" for role, text in e.context]
         transcript = "\n".join(lines)[-config.max_input_chars :]
         question = e.question[: config.max_input_chars]
@@ -101,7 +110,7 @@ class EscalationContextWriter:
             conversation_id=e.conversation,
             metadata={},
             stream=False,
-            deadline=Deadline.after(config.timeout_seconds, self._clock),
+            deadline=Deadline.after(seconds, self._clock),
             credentials=Credentials(),
             record=Outcome(started_at=self._clock.monotonic()),
             tier=e.tier,

@@ -107,6 +107,7 @@ class Escalation:
     @classmethod
     def decode(cls, data: bytes | str) -> Escalation:
         doc = json.loads(data)
+        doc = {k: v for k, v in doc.items() if k in _FIELDS}  # a newer sidecar's fields (shared Redis)
         doc["state"] = State(doc["state"])
         doc["context"] = tuple((str(r), str(t)) for r, t in doc["context"])
         return cls(**doc)
@@ -126,6 +127,9 @@ class Escalation:
 
     def expired(self, now: float) -> Escalation:
         return replace(self, state=State.EXPIRED, closed_at=now)
+
+
+_FIELDS = frozenset(Escalation.__dataclass_fields__)
 
 
 def new_id(prefix: str) -> str:

@@ -57,8 +57,11 @@ class EscalationQueue:
             raise AgentNotFoundError(field, f"agent {agent!r} has no answer policy")
         return policy
 
-    async def accept(self, tenant: str, user: str, escalation_id: str) -> Escalation:
-        """The user's acceptance of an offer made to them."""
+    async def accept(
+        self, tenant: str, user: str, escalation_id: str, deadline: Deadline | None = None
+    ) -> Escalation:
+        """The user's acceptance of an offer made to them (`deadline`: the caller's, which bounds a
+        context summary too)."""
         e = await self._current(tenant, escalation_id)
         if e.user != user:
             raise EscalationNotFoundError(FIELD, f"no escalation {escalation_id!r} was offered to this user")
@@ -75,14 +78,16 @@ class EscalationQueue:
         if result is not Accepted.OK:
             raise EscalationStateError(FIELD, "the offer was accepted or closed meanwhile")
         self._a.observer.on_transition(e.agent, queued)
-        return await self._summarized(queued, policy)
+        return await self._summarized(queued, policy, deadline)
 
-    async def _summarized(self, queued: Escalation, policy: AgentPolicy) -> Escalation:
+    async def _summarized(
+        self, queued: Escalation, policy: AgentPolicy, deadline: Deadline | None
+    ) -> Escalation:
         """The queued escalation with a model's summary as its context, when the agent asks for one
         and it could be made; else as it was queued (the verbatim messages)."""
         if policy.context_summary is None or self._context is None:
             return queued
-        written = await self._context.write(queued, policy.context_summary)
+        written = await self._context.write(queued, policy.context_summary, deadline)
         if written is queued or not await self._a.store.replace(State.QUEUED, written):
             return queued  # kept verbatim, or answered or expired meanwhile
         return written

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from sidecar.answers.model import Escalation, State
@@ -23,6 +24,7 @@ from sidecar.answers.sweeper import ExpirySweeper
 from sidecar.config.answers import AgentPolicy, AnswersPolicy
 from sidecar.core.clock import FakeClock
 from tests.integration.answers.test_store import LIMITS, NOW, make, offer, queued  # noqa: F401
+from tests.integration.helpers import rich
 
 pytestmark = pytest.mark.integration
 INTERVAL = 30.0
@@ -199,7 +201,7 @@ async def until(check: Callable[[], bool]) -> None:
 async def test_the_served_sidecar_sweeps_and_the_metrics_move_without_a_read(
     s: Any, clock: FakeClock
 ) -> None:
-    from tests.integration.answers.test_lifecycle import accept, offered
+    from tests.integration.answers.test_lifecycle import accept, answer, offered
 
     registry = s.sidecar.deps.telemetry.metrics.registry
 
@@ -221,3 +223,9 @@ async def test_the_served_sidecar_sweeps_and_the_metrics_move_without_a_read(
     store = s.sidecar.deps.answers.store
     for escalation_id in (waiting, lapsing):
         assert (await store.get("acme", escalation_id)).state is State.EXPIRED
+    canonical = len(await store.canonical("acme", "maya"))
+    with pytest.raises(grpc.aio.AioRpcError) as err:  # the creator answers after the sweep: refused
+        await answer(s, waiting, "Too late?")
+    failure = await rich(err.value)
+    assert (failure.code, failure.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "ESCALATION_WRONG_STATE")
+    assert len(await store.canonical("acme", "maya")) == canonical  # and nothing changed
