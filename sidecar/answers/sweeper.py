@@ -25,6 +25,7 @@ class ExpirySweeper:
     def __init__(self, answers: AnswerService, *, interval: float, batch: int) -> None:
         self._a, self._interval, self._batch = answers, interval, batch
         self._task: asyncio.Task[None] | None = None
+        self.rounds = 0  # sweeps finished by the task, failed ones included
 
     async def sweep(self) -> int:
         """One sweep: the escalations expired by this sidecar (others may have moved some first)."""
@@ -61,6 +62,7 @@ class ExpirySweeper:
             except RECOVERABLE as exc:
                 _log.warning("escalation sweep failed: %r", exc)
                 self._a.observer.on_error("sweep")
-                continue
+                n = 0
+            self.rounds += 1
             if n:
                 _log.info("escalations expired", extra={"escalations": n})

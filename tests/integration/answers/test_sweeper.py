@@ -198,6 +198,15 @@ async def until(check: Callable[[], bool]) -> None:
     raise AssertionError("the served sidecar's sweep did not happen")
 
 
+async def swept(s: Any, clock: FakeClock, seconds: float) -> None:
+    """Advance the clock (the sweeper's timer fires once) and wait until that sweep has finished
+    (so no later advance fires the store's timeouts under a sweep in flight)."""
+    sweeper = s.sidecar.sweeper
+    done = sweeper.rounds
+    clock.advance(seconds)
+    await until(lambda: sweeper.rounds > done)
+
+
 async def test_the_served_sidecar_sweeps_and_the_metrics_move_without_a_read(
     s: Any, clock: FakeClock
 ) -> None:
@@ -212,13 +221,14 @@ async def test_the_served_sidecar_sweeps_and_the_metrics_move_without_a_read(
     waiting = await offered(s, who="bob")
     await accept(s, waiting, who="bob")
     lapsing = await offered(s, who="ann")
-    clock.advance(INTERVAL)  # the first sweep (default interval 30 s): nothing due, one queued
-    await until(lambda: sample("sidecar_answer_queue_backlog") == 1.0)
-    clock.advance(600)  # the offer expiry is 600 s: only the sweep sees it, nobody reads
-    await until(lambda: sample("sidecar_answer_escalations_total", state="expired_offer") == 1.0)
+    await swept(s, clock, INTERVAL)  # the first sweep (default interval 30 s): nothing due, one queued
     assert sample("sidecar_answer_queue_backlog") == 1.0
-    clock.advance(3600)  # the queued expiry is 3600 s
-    await until(lambda: sample("sidecar_answer_queue_backlog") == 0.0)
+    assert sample("sidecar_answer_escalations_total", state="expired_offer") is None
+    await swept(s, clock, 600)  # the offer expiry is 600 s: only the sweep sees it, nobody reads
+    assert sample("sidecar_answer_escalations_total", state="expired_offer") == 1.0
+    assert sample("sidecar_answer_queue_backlog") == 1.0
+    await swept(s, clock, 3600)  # the queued expiry is 3600 s
+    assert sample("sidecar_answer_queue_backlog") == 0.0
     assert sample("sidecar_answer_escalations_total", state="expired_queued") == 1.0
     store = s.sidecar.deps.answers.store
     for escalation_id in (waiting, lapsing):
