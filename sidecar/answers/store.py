@@ -4,7 +4,10 @@ Two stores pass one conformance suite (tests/integration/answers/test_store.py):
 (the embedded default: SQLite, with each agent's vectors kept in memory) and `RedisAnswerStore` (many
 sidecars sharing one Redis). Every read and write names the tenant and the agent: an answer is never
 found across agents or tenants. `accept` is one atomic step (state check, both limits, the new
-state), so the limits are exact under concurrency and across sidecars.
+state), so the limits are exact under concurrency and across sidecars. `due` finds the escalations
+whose time ran out over every tenant (the expiry sweep, sidecar/answers/sweeper.py) and `backlog`
+counts the queued ones per agent; every transition, an expiry included, is `replace`'s
+compare-and-set.
 """
 
 from __future__ import annotations

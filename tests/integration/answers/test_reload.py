@@ -61,7 +61,9 @@ async def test_a_reload_puts_the_changed_agent_policies_in_force(serve: Any, tmp
         canonical=[*answers_config()["policy"]["answers"]["agents"]["maya"]["canonical"], added],
     )
     del changed["policy"]["answers"]["agents"]["leo"]
+    changed["policy"]["answers"]["sweep_batch"] = 7  # read at start: logged, not applied
     assert await reload(s, tmp_path, changed) == []
+    assert s.sidecar.deps.answers.policy.sweep_batch == 500
     blocked = (await ask(s, tattoos)).summary.answer_decision
     assert (blocked.path, blocked.reason) == (ans.ANSWER_PATH_REFUSE, "blocked_topic")
     eve = (await ask(s, "Can I freeze fresh basil?", who="eve")).summary.answer_decision
