@@ -12,7 +12,6 @@ the next sweep tries again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sidecar.answers.errors import RECOVERABLE
@@ -49,10 +48,15 @@ class ExpirySweeper:
     async def stop(self) -> None:
         """Cancel the task and wait for it (a sweep in progress is abandoned between two moves)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is None:
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # stop() itself was cancelled, not only the task it stopped
 
     async def _run(self) -> None:
         while True:

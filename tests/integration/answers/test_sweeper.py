@@ -23,6 +23,7 @@ from sidecar.answers.store import Accepted, AnswerStore, Limits
 from sidecar.answers.sweeper import ExpirySweeper
 from sidecar.config.answers import AgentPolicy, AnswersPolicy
 from sidecar.core.clock import FakeClock
+from sidecar.stores.errors import StoreUnavailableError
 from tests.integration.answers.test_store import LIMITS, NOW, make, offer, queued  # noqa: F401
 from tests.integration.helpers import rich
 
@@ -37,6 +38,7 @@ class Seen:
 
     moved: list[Escalation] = field(default_factory=list)
     backlog: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
     swept: asyncio.Event = field(default_factory=asyncio.Event)
 
     def observer(self) -> AnswerObserver:
@@ -44,7 +46,13 @@ class Seen:
             self.backlog[agent] = n
             self.swept.set()
 
-        return AnswerObserver(on_transition=lambda _agent, e: self.moved.append(e), on_backlog=on_backlog)
+        def on_error(op: str) -> None:
+            self.errors.append(op)
+            self.swept.set()
+
+        return AnswerObserver(
+            on_transition=lambda _agent, e: self.moved.append(e), on_backlog=on_backlog, on_error=on_error
+        )
 
     def expired(self) -> list[str]:
         return sorted(e.id for e in self.moved if e.state is State.EXPIRED)
@@ -108,6 +116,38 @@ async def test_the_sweep_expires_what_is_due_across_tenants_without_a_read(
         assert seen.expired() == ["esc_due_acme_1", "esc_due_globex", "esc_later_acme", "esc_queued_acme"]
         assert seen.backlog == {"leo": 0, "maya": 0}
         assert (await store.get("acme", "esc_queued_acme")).state is State.EXPIRED  # type: ignore[union-attr]
+    finally:
+        await s.stop()
+
+
+class FailingOnce:
+    """The store, except that its first `due` fails as a store that is down does."""
+
+    def __init__(self, store: AnswerStore) -> None:
+        self.store, self.failed = store, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def due(self, now: float, limit: int) -> list[Escalation]:
+        if not self.failed:
+            self.failed = True
+            raise StoreUnavailableError("Redis: connection refused")
+        return await self.store.due(now, limit)
+
+
+async def test_a_failing_sweep_is_counted_and_the_next_one_expires(
+    make: Callable[[], AnswerStore],  # noqa: F811
+) -> None:
+    store, clock, seen = make(), FakeClock(), Seen()
+    await store.put(offer("esc_failing_01"))
+    s = sweeper(FailingOnce(store), clock, seen)  # type: ignore[arg-type]
+    s.start()
+    try:
+        await sweep_at(clock, seen, NOW + 3600)
+        assert seen.errors == ["sweep"] and seen.moved == []
+        await sweep_at(clock, seen, NOW + 3600 + INTERVAL)
+        assert seen.expired() == ["esc_failing_01"] and s.rounds == 2
     finally:
         await s.stop()
 
