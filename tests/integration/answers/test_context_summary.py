@@ -165,3 +165,20 @@ async def test_a_summary_the_users_quota_refuses_keeps_the_verbatim_messages(
     queued = (await s.stub.AcceptEscalation(accept_request(escalation_id), metadata=bearer("APP"))).escalation
     assert queued.context_kind == esc.ESCALATION_CONTEXT_KIND_VERBATIM and len(queued.context) == 4
     assert upstream.seen == [] and outcomes(s, "refused") == 1.0
+
+
+async def test_a_summary_route_the_users_tier_may_not_use_keeps_the_verbatim_messages(
+    serve: Any, upstream: Upstream, tmp_path: Any
+) -> None:
+    raw = config(upstream, tmp_path)
+    raw["policy"]["tiers"] = {
+        "free": {"allowed_routes": ["echo"]},
+        "basic": {},
+        "enterprise": {},
+    }  # ann: free
+    s = await serve(raw, environ=TOKENS, clock=FakeClock())
+    escalation_id = await offer_after_a_chat(s)
+    upstream.push(completion(SUMMARY))
+    queued = (await s.stub.AcceptEscalation(accept_request(escalation_id), metadata=bearer("APP"))).escalation
+    assert queued.context_kind == esc.ESCALATION_CONTEXT_KIND_VERBATIM and len(queued.context) == 4
+    assert upstream.seen == [] and outcomes(s, "refused") == 1.0
