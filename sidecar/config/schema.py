@@ -330,6 +330,7 @@ class Config(_Model):
             self.policy.tiers,
             credentials,
             self.policy.embeddings.routes,
+            self.policy.routes,
         )
         if problems:
             raise ValueError("; ".join(problems))
