@@ -119,7 +119,7 @@ def build_summarizer(cfg: Config, d: Deps) -> Summarizer | None:
     if summary is None:
         return None
     handler = compose(
-        UpstreamCall(d.providers, clock=d.clock),
+        UpstreamCall(d.providers),
         [observe_layer(cfg, d), quota_layer(cfg, d), *routed_layers(cfg, d)],
     )
     tiers = cfg.policy.tiers
@@ -139,7 +139,7 @@ def escalation_queue(cfg: Config, d: Deps) -> EscalationQueue | None:
     from sidecar.answers.context import EscalationContextWriter
 
     handler = compose(
-        UpstreamCall(d.providers, clock=d.clock),
+        UpstreamCall(d.providers),
         [observe_layer(cfg, d), quota_layer(cfg, d), *routed_layers(cfg, d)],
     )
     tiers = cfg.policy.tiers
@@ -186,7 +186,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
     persona prompt and stored history), so it comes before them (DESIGN.md lists them the other way).
     """
     return compose(
-        UpstreamCall(d.providers, clock=d.clock),
+        UpstreamCall(d.providers),
         [
             observe_layer(cfg, d),  # outermost: metrics, the usage ledger and the call span see every outcome
             partial(AuthnLayer, verifier=d.verifier),

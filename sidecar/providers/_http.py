@@ -30,6 +30,7 @@ from sidecar.core.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
+from sidecar.core.outcome import UpstreamWaits
 from sidecar.providers import http1
 from sidecar.providers.sse import SseDecoder, SseEvent
 from sidecar.telemetry.tracing import inject_trace_context
@@ -45,10 +46,11 @@ Tolerated = Callable[[int, Mapping[str, str]], bool]
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Bounds for one upstream attempt."""
+    """Bounds for one upstream attempt, and where its waits on the upstream are reported."""
 
     read_seconds: float
     deadline: Deadline
+    waits: UpstreamWaits | None = None  # the call's outcome (None for probes)
 
     def next_wait(self) -> float:
         remaining = self.deadline.remaining()
@@ -109,16 +111,34 @@ class HttpClient:
     ) -> Any:  # fmt: skip
         with map_http_errors(timeouts.deadline):
             async with self._clock.timeout(timeouts.next_wait()):
-                resp = await self._client().request(method, _url(url), headers, data)
+                with self._waiting(timeouts):
+                    resp = await self._client().request(method, _url(url), headers, data)
                 try:
                     if resp.status >= 300 and tolerate is not None and tolerate(resp.status, resp.headers):
                         return None
-                    if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
-                        raise await _status_error(resp, self._retry_after)
-                    raw = await _read_bounded(resp, _MAX_JSON_BODY)
+                    with self._waiting(timeouts):
+                        if (
+                            resp.status >= 300
+                        ):  # redirects are not followed: they would carry the key elsewhere
+                            raise await _status_error(resp, self._retry_after)
+                        raw = await _read_bounded(resp, _MAX_JSON_BODY)
                 finally:
                     resp.release()  # fully read: back to the pool; else closed
         return _decode(raw)
+
+    @contextmanager
+    def _waiting(self, timeouts: Timeouts) -> Iterator[None]:
+        """Report the time inside as waiting on the upstream: connecting, sending, the answer's head
+        and body arriving. Encoding the request and parsing the answer are the sidecar's own time."""
+        waits = timeouts.waits
+        if waits is None:
+            yield
+            return
+        waits.upstream_wait_started(self._clock.monotonic())
+        try:
+            yield
+        finally:
+            waits.upstream_wait_ended(self._clock.monotonic())
 
     async def post_sse(
         self, url: Url, *, headers: Mapping[str, str], body: object, timeouts: Timeouts
@@ -142,20 +162,25 @@ class HttpClient:
     ) -> AsyncGenerator[bytes, None]:
         """POST a JSON body; yield the bytes of a streamed answer of content type `kind` as they arrive."""
         with map_http_errors(timeouts.deadline):
+            body_bytes, sent_headers = _encode(body), _json_headers(headers)
             async with self._clock.timeout(timeouts.next_wait()):
-                resp = await self._client().request("POST", _url(url), _json_headers(headers), _encode(body))
+                with self._waiting(timeouts):
+                    resp = await self._client().request("POST", _url(url), sent_headers, body_bytes)
         try:
             if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
                 with map_http_errors(timeouts.deadline):
                     async with self._clock.timeout(timeouts.next_wait()):
-                        raise await _status_error(resp, self._retry_after)
+                        with self._waiting(timeouts):
+                            error = await _status_error(resp, self._retry_after)
+                        raise error
             if kind not in resp.headers.get("content-type", ""):
                 sent = resp.headers.get("content-type") or "no content type"
                 raise ProviderMalformedError(f"expected {kind}, the upstream sent {sent[:80]}")
             while True:
                 with map_http_errors(timeouts.deadline):
                     async with self._clock.timeout(timeouts.next_wait()):
-                        data = await resp.read_chunk()
+                        with self._waiting(timeouts):
+                            data = await resp.read_chunk()
                 if not data:
                     return
                 yield data

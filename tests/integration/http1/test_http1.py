@@ -421,3 +421,68 @@ async def test_idle_connections_are_closed_when_their_keep_alive_ends() -> None:
             await asyncio.sleep(0.01)
         assert up.open_now == 0
         await http.aclose()
+
+
+class Waits:
+    """Records the upstream waits the client reports (the call's outcome in the sidecar)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, float]] = []
+
+    def upstream_wait_started(self, now: float) -> None:
+        self.events.append(("start", now))
+
+    def upstream_wait_ended(self, now: float) -> None:
+        self.events.append(("end", now))
+
+    def intervals(self) -> list[float]:
+        assert [kind for kind, _ in self.events] == ["start", "end"] * (len(self.events) // 2)
+        return [self.events[i + 1][1] - self.events[i][1] for i in range(0, len(self.events), 2)]
+
+
+async def test_the_waits_on_the_upstream_are_reported_and_nothing_else() -> None:
+    async def slow(state: Upstream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state.requests.append(await read_request(reader))
+        await asyncio.sleep(0.05)
+        writer.write(answer())
+        await writer.drain()
+
+    waits = Waits()
+    async with upstream(slow) as up:
+        http = client()
+        result = await http.post_json(
+            up.url,
+            headers={},
+            body={"q": 1},
+            timeouts=Timeouts(5.0, Deadline.after(None, SystemClock()), waits),
+        )
+        await http.aclose()
+    assert result == {"ok": True}
+    head, body = waits.intervals()  # the request and the answer's head; then the body
+    assert head >= 0.05 and body < 0.05
+
+
+async def test_each_read_of_a_stream_is_a_reported_wait() -> None:
+    async def events(state: Upstream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(SSE + b"transfer-encoding: chunked\r\n\r\n")
+        for i in range(3):
+            await asyncio.sleep(0.02)
+            piece = b"data: %d\n\n" % i
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    waits = Waits()
+    async with upstream(events) as up:
+        http = client()
+        timed = Timeouts(5.0, Deadline.after(None, SystemClock()), waits)
+        reads = http.post_stream(up.url, headers={}, body={}, timeouts=timed, kind="text/event-stream")
+        async with aclosing(reads):
+            got = [data async for data in reads]
+        await http.aclose()
+    assert b"".join(got) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
+    spans = waits.intervals()
+    assert len(spans) == len(got) + 2  # the head, each read, the end of the body
+    assert sum(spans) >= 0.06
