@@ -103,14 +103,12 @@ def _validated(
         bad.add("experiment", "required")
     elif not _NAME.fullmatch(req.experiment):
         bad.add("experiment", "an experiment name: lowercase letters, digits, _ and -, at most 32")
-    for field in ("start_time", "end_time"):
-        if not req.HasField(field):
-            bad.add(field, "required")
-    start = req.start_time.ToNanoseconds() / 1e9
-    end = req.end_time.ToNanoseconds() / 1e9
-    if req.HasField("start_time") and req.HasField("end_time") and end <= start:
+    start = bad.time("start_time", req.start_time, present=req.HasField("start_time"))
+    end = bad.time("end_time", req.end_time, present=req.HasField("end_time"))
+    if start is not None and end is not None and end <= start:
         bad.add("end_time", "must be after start_time")
     bad.raise_if_any()
+    assert start is not None and end is not None
     return start, end
 
 

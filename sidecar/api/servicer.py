@@ -177,6 +177,8 @@ class GenerationServicer:
             if self._metrics is not None:
                 self._metrics.call_rejected(stream, err.code.value, err.reason)
             await abort(context, err)
+        except Exception as exc:  # a bug in validation: INTERNAL with a request id, never grpc's UNKNOWN
+            await rpc_failure(context, exc, "StreamGenerate" if stream else "Generate")
 
     async def _cut(self, context: Context, call: Call, delivered: Sequence[str]) -> NoReturn:
         """The shutdown cut the call (its grace ran out): end it with an explicit status and the
