@@ -12,6 +12,7 @@ ERROR or above, no traceback and no canary (tokens, the API key, prompt text) in
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -157,7 +158,7 @@ def config(tmp: Path) -> Any:
         "default_route": "chat",
         "deployments": deployments,
         "routes": {"chat": {"deployments": ["one", "two"]}},
-        "experiments": {"tone": EXPERIMENT},
+        "experiments": {"tone": copy.deepcopy(EXPERIMENT)},
         "personas": {
             "personas": [{"id": "maya", "name": "Maya", "system_prompt": "You are Maya's assistant."}]
         },
