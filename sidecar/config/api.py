@@ -89,7 +89,7 @@ class AdminSettings(_Model):
 
 
 class IdempotencySettings(_Model):
-    """Unary Generate repeated with one tenant and request_id returns the first answer."""
+    """Unary Generate (and Embed) repeated with one tenant and request_id returns the first answer."""
 
     enabled: bool = True
     window_seconds: float = Field(default=600.0, gt=0, le=7 * 86_400)
