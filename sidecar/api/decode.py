@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import message_factory
@@ -117,7 +117,7 @@ def _unary_request(
         try:
             return await behavior(request, context)
         except Exception as exc:  # what a servicer left unclassified: INTERNAL here, not grpc's UNKNOWN
-            await rpc_failure(context, exc, rpc)
+            await _unclassified(context, exc, rpc)
         finally:
             decode.seen(raw)
 
@@ -137,7 +137,7 @@ def _unary_request_stream(
             async for response in stream:
                 yield response
         except Exception as exc:
-            await rpc_failure(context, exc, rpc)
+            await _unclassified(context, exc, rpc)
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
@@ -145,6 +145,15 @@ def _unary_request_stream(
             decode.seen(raw)
 
     return handle
+
+
+async def _unclassified(context: Context, exc: Exception, rpc: str) -> NoReturn:
+    """INTERNAL for an exception the servicer did not classify, unless the RPC is over already: a
+    caller that went away (its deadline, its cancel) makes the servicer's own abort fail, and that
+    is neither a crash nor anything to answer."""
+    if context.cancelled() or context.done():
+        raise exc
+    await rpc_failure(context, exc, rpc)
 
 
 def _streaming_request(behavior: Callable[..., Any], decode: RequestDecoder) -> Callable[..., Any]:

@@ -289,3 +289,26 @@ def test_the_log_tap_hears_the_sidecar(fuzzed: Fuzzed) -> None:
     """The log assertions above are live: the sidecar's own records reach the tap."""
     expect(fuzzed, "Generate", b"\xff\xff", reason="MALFORMED_REQUEST", field="")
     assert any(r.name.startswith("sidecar") for r in fuzzed.logs.records)
+
+
+def test_deadlines_that_end_at_once_leave_no_trace(fuzzed: Fuzzed) -> None:
+    """Every method called with deadlines that run out before, during and after the work: whatever
+    the client sees, the server logs no error for the caller's own deadline and keeps serving."""
+    mark = fuzzed.logs.mark()
+    for name in ALL:
+        for timeout in (0.0001, 0.002, 0.02):
+            err = fuzzed.raw(name, BASELINES[name].SerializeToString(), timeout=timeout)
+            assert err is None or err.code() not in NEVER, (name, timeout, err)  # type: ignore[attr-defined]
+    for name in ALL:  # the server finished what the callers gave up on
+        err = fuzzed.raw(name, BASELINES[name].SerializeToString())
+        assert err is None or err.code() not in NEVER, (name, err)  # type: ignore[attr-defined]
+    still_serving(fuzzed, "short deadlines")
+    assert_quiet(fuzzed, mark, "short deadlines")
+
+
+def test_a_request_past_the_size_limit_is_refused_by_the_transport(fuzzed: Fuzzed) -> None:
+    mark = fuzzed.logs.mark()
+    err = fuzzed.raw("Generate", b"\x0a" + varint(9 * 1024 * 1024) + b"x" * (9 * 1024 * 1024))
+    assert err is not None and err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+    still_serving(fuzzed, "9 MiB")
+    assert_quiet(fuzzed, mark, "9 MiB")

@@ -185,7 +185,11 @@ class Fuzzed:
     logs: LogTap
 
     def raw(
-        self, name: str, data: bytes, metadata: Sequence[tuple[str, str | bytes]] | None = None
+        self,
+        name: str,
+        data: bytes,
+        metadata: Sequence[tuple[str, str | bytes]] | None = None,
+        timeout: float = 30,
     ) -> grpc.RpcError | None:
         """Call `name` with these request bytes; the error, or None when it answered."""
         meta = OPS if metadata is None else metadata
@@ -194,13 +198,13 @@ class Fuzzed:
                 call = self.channel.unary_stream(
                     path_of(name), request_serializer=None, response_deserializer=None
                 )
-                for _ in call(data, metadata=meta, timeout=30):
+                for _ in call(data, metadata=meta, timeout=timeout):
                     pass
             else:
                 call = self.channel.unary_unary(
                     path_of(name), request_serializer=None, response_deserializer=None
                 )
-                call(data, metadata=meta, timeout=30)
+                call(data, metadata=meta, timeout=timeout)
         except grpc.RpcError as err:
             return err
         return None
