@@ -17,6 +17,7 @@ from sidecar.core.clock import Clock
 from sidecar.core.drain import Drain
 from sidecar.deps import Deps, persona_prompts
 from sidecar.telemetry.health import DrainingHealth
+from sidecar.telemetry.logging import quiet_undelivered_answers
 from sidecar.telemetry.memory import AllocatorTrimmer
 from sidecar.telemetry.tracing import TraceContextInterceptor
 from sidecar.unix_socket import bind_unix_socket
@@ -68,6 +69,7 @@ class Sidecar:
         self.admin_server = build_admin_server(cfg, servicers, deps.clock)
 
     async def start(self) -> None:
+        quiet_undelivered_answers()  # a caller gone before its answer is no server error
         await self.deps.telemetry.start()
         try:
             await self.server.start()
