@@ -334,6 +334,12 @@ def test_hostile_values_of_the_other_methods_are_named(fuzzed: Fuzzed) -> None:
         expect(fuzzed, name, data, field=field, what=field)
 
 
+REFUSED_BEFORE_A_PROVIDER = (
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.FAILED_PRECONDITION,
+)
 HYPOTHESIS = settings(
     max_examples=40,
     deadline=None,
@@ -350,13 +356,17 @@ HYPOTHESIS = settings(
 @pytest.mark.parametrize("name", ["Generate", "StreamGenerate"])
 def test_nearly_valid_generation_requests_get_a_classified_answer(fuzzed: Fuzzed, name: str) -> None:
     """Requests that reach the pipeline (persona, memory, tools, schemas, variants, quota, cache)
-    with a hostile value or two: an answer or a classified refusal, never a crash."""
+    with a hostile value or two: an answer or a classified refusal, never a crash; a refusal
+    charges the caller nothing."""
     kind = gen.GenerateRequest if name == "Generate" else gen.StreamGenerateRequest
 
     @HYPOTHESIS
     @given(generation_inputs())
     def check(what: gen.GenerationInput) -> None:
-        expect(fuzzed, name, kind(input=what).SerializeToString(), codes=ANSWERS, what="nearly valid")
+        before = fuzzed.used(what.user_id) if what.user_id else None
+        got = expect(fuzzed, name, kind(input=what).SerializeToString(), codes=ANSWERS, what="nearly valid")
+        if got is not None and before is not None and got.code in REFUSED_BEFORE_A_PROVIDER:
+            assert fuzzed.used(what.user_id) == before, got
 
     check()
 

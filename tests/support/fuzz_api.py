@@ -209,12 +209,11 @@ class Fuzzed:
             return err
         return None
 
-    def used(self) -> list[tuple[str, int, int]]:
-        """What the fuzz user has used and holds reserved of every limit."""
+    def used(self, user: str = USER) -> list[tuple[str, int, int]]:
+        """What a user of the fuzz tenant has used and holds reserved of every limit."""
+        ask = quota_pb2.GetQuotaRequest(tenant_id=TENANT, user_id=user)
         reply = quota_pb2.GetQuotaResponse.FromString(
-            self.channel.unary_unary(path_of("GetQuota"))(
-                BASELINES["GetQuota"].SerializeToString(), metadata=OPS, timeout=30
-            )
+            self.channel.unary_unary(path_of("GetQuota"))(ask.SerializeToString(), metadata=OPS, timeout=30)
         )
         return [(limit.name, limit.used, limit.reserved) for limit in reply.limits]
 
