@@ -44,9 +44,11 @@ from tests.support.fuzz_strategies import generation_inputs
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
-    with fuzzed_sidecar(tmp_path_factory.mktemp("fuzz")) as served:
+@pytest.fixture(scope="module", params=["embedded", "redis"])
+def fuzzed(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Fuzzed]:
+    """The embedded stores, then every shared state in one real Redis (as sidecars sharing it)."""
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    with fuzzed_sidecar(tmp_path_factory.mktemp("fuzz"), url) as served:
         yield served
 
 

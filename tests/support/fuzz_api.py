@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,7 +146,9 @@ def path_of(name: str) -> str:
     return f"/{method.containing_service.full_name}/{name}"
 
 
-def config(tmp: Path) -> Any:
+def config(tmp: Path, redis_url: str | None = None) -> Any:
+    """Every service on, echo deployments, an experiment, a persona with an answer policy; with
+    `redis_url`, every state that can be shared lives in that Redis (under fresh prefixes)."""
     creds = [{"name": "ops", "token": {"env": "OPS"}, "allow": ["*"]}]
     deployments = {
         "one": {"provider": "echo", "model": "echo-one"},
@@ -174,7 +177,20 @@ def config(tmp: Path) -> Any:
         "keys": local_keys(tmp),
         "telemetry": quiet_telemetry(tmp),
     }
+    if redis_url is not None:
+        shared(policy, settings, redis_url)
     return make_config({"settings": settings, "policy": policy}, {"APP": APP_TOKEN, "OPS": OPS_TOKEN}, tmp)
+
+
+def shared(policy: dict[str, Any], settings: dict[str, Any], url: str) -> None:
+    """Quotas, conversations, answers, idempotent answers, keys and the response cache in Redis."""
+    run = uuid.uuid4().hex[:10]
+    policy["quota"] = {"store": "redis", "redis_url": url, "key_prefix": f"fz{run}:q"}
+    policy["personas"]["sessions"] = {"store": "redis", "redis_url": url, "key_prefix": f"fz{run}:c"}
+    policy["answers"].update(store="redis", redis_url=url, key_prefix=f"fz{run}:a")
+    settings["idempotency"] = {"backend": "redis", "redis_url": url, "key_prefix": f"fz{run}:i:"}
+    settings["keys"] = {**settings["keys"], "store": "redis", "redis_url": url}
+    settings["cache"] = {"enabled": True, "backend": "redis", "redis_url": url, "namespace": f"fz{run}"}
 
 
 @dataclass
@@ -306,11 +322,11 @@ def with_fields(name: str, **fields: Any) -> bytes:
 
 
 @contextlib.contextmanager
-def fuzzed_sidecar(tmp: Path) -> Iterator[Fuzzed]:
+def fuzzed_sidecar(tmp: Path, redis_url: str | None = None) -> Iterator[Fuzzed]:
     """A sidecar on its own thread, a channel to it and the log tap, for one test module."""
     with (
         LogTap() as logs,
-        ThreadedSidecar(config(tmp)) as served,
+        ThreadedSidecar(config(tmp, redis_url)) as served,
         grpc.insecure_channel(served.target) as channel,
     ):
         yield Fuzzed(channel, logs)
