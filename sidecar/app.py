@@ -44,7 +44,7 @@ from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.server import Sidecar
 
 if TYPE_CHECKING:
-    pass
+    from sidecar.answers.queue import EscalationQueue
 
 
 def priority_caps(cfg: Config) -> dict[str, Priority | None]:
@@ -92,7 +92,10 @@ def build_servicers(cfg: Config, d: Deps, drain: Drain) -> Servicers:
         quota=QuotaServicer(gate=Gate(d.verifier, "QuotaService"), quota=d.quota, tiers=tiers, limits=limits),
         keys=KeyServicer(gate=Gate(d.verifier, "KeyService"), keys=d.keys, pages=pages),
         escalation=EscalationServicer(
-            gate=Gate(d.verifier, "EscalationService"), queue=d.escalations, pages=pages, clock=d.clock
+            gate=Gate(d.verifier, "EscalationService"),
+            queue=escalation_queue(cfg, d),
+            pages=pages,
+            clock=d.clock,
         ),
         admin=AdminServicer(
             gate=Gate(d.verifier, "AdminService"),
@@ -116,7 +119,7 @@ def build_summarizer(cfg: Config, d: Deps) -> Summarizer | None:
     if summary is None:
         return None
     handler = compose(
-        UpstreamCall(d.providers, clock=d.clock),
+        UpstreamCall(d.providers),
         [observe_layer(cfg, d), quota_layer(cfg, d), *routed_layers(cfg, d)],
     )
     tiers = cfg.policy.tiers
@@ -126,6 +129,29 @@ def build_summarizer(cfg: Config, d: Deps) -> Summarizer | None:
         return config is None or config.allowed_routes is None or summary.route in config.allowed_routes
 
     return Summarizer(handler, config=summary, store=d.personas.store, clock=d.clock, allowed=allowed)
+
+
+def escalation_queue(cfg: Config, d: Deps) -> EscalationQueue | None:
+    """The escalation queue, with the writer of model-written escalation context: the user's own
+    calls through the observed and metered part of the pipeline (metrics, ledger, tier, quota)."""
+    if d.escalations is None or d.answers is None:
+        return None
+    from sidecar.answers.context import EscalationContextWriter
+
+    handler = compose(
+        UpstreamCall(d.providers),
+        [observe_layer(cfg, d), quota_layer(cfg, d), *routed_layers(cfg, d)],
+    )
+    tiers = cfg.policy.tiers
+
+    def allowed(tier: str, route: str) -> bool:
+        config = tiers.get(tier)
+        return config is None or config.allowed_routes is None or route in config.allowed_routes
+
+    writer = EscalationContextWriter(
+        handler, clock=d.clock, allowed=allowed, on_outcome=d.answers.observer.on_context
+    )
+    return d.escalations.with_context(writer)
 
 
 def observe_layer(cfg: Config, d: Deps) -> Layer:
@@ -160,7 +186,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
     persona prompt and stored history), so it comes before them (DESIGN.md lists them the other way).
     """
     return compose(
-        UpstreamCall(d.providers, clock=d.clock),
+        UpstreamCall(d.providers),
         [
             observe_layer(cfg, d),  # outermost: metrics, the usage ledger and the call span see every outcome
             partial(AuthnLayer, verifier=d.verifier),

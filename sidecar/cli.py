@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import os
 import signal
 import socket
@@ -185,8 +186,13 @@ def _start_reload(sidecar: Sidecar, path: Path, running: set[asyncio.Task[None]]
 
 async def _reload(sidecar: Sidecar, path: Path) -> None:
     cfg = _load(path)  # a file that no longer passes the check keeps the policy in force
-    if cfg is not None:
-        await sidecar.reload(cfg, source=f"SIGHUP {path}")
+    if cfg is None:
+        logging.getLogger("sidecar").error(
+            "policy not reloaded: the file does not pass the check (errors above)",
+            extra={"source": f"SIGHUP {path}"},
+        )
+        return
+    await sidecar.reload(cfg, source=f"SIGHUP {path}")
 
 
 _FLAGS = {"tenant_id": "--tenant", "user_id": "--user", "key_name": "--key-name", "api_key": "the key"}

@@ -23,7 +23,8 @@ from sidecar.telemetry.tracing import TraceContextInterceptor
 from sidecar.unix_socket import bind_unix_socket
 
 if TYPE_CHECKING:
-    pass
+    from sidecar.answers.service import AnswerService
+    from sidecar.answers.sweeper import ExpirySweeper
 
 
 _log = logging.getLogger("sidecar")
@@ -45,6 +46,7 @@ class Sidecar:
         )
         self.drain = Drain(deps.clock)
         self._stopping = False
+        self.sweeper: ExpirySweeper | None = None  # the escalation expiry sweep, once started
         memory = cfg.settings.memory
         self.trimmer = AllocatorTrimmer(
             threshold_bytes=memory.trim_after_request_bytes,
@@ -83,6 +85,8 @@ class Sidecar:
         await self.deps.embeddings.start()
         if self.deps.answers is not None:
             await self._seed_answers()
+            self.sweeper = self._answer_sweeper(self.deps.answers)
+            self.sweeper.start()
         for name in ("", *DATA_PLANE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._set_ready(True)
@@ -96,9 +100,14 @@ class Sidecar:
         )
 
     async def reload(self, cfg: Config, *, source: str) -> list[str]:
-        """A policy reloaded without a restart: for now its experiments (promote, stop, weights).
-        Routes, deployments and personas are not reloaded: experiments that name ones the running
-        policy lacks are refused whole, and the problems returned (and logged)."""
+        """A policy reloaded without a restart: its experiments (promote, stop, weights) and its
+        per-agent answer policies (sidecar/answers/reload.py). Routes, deployments, personas, tiers
+        and credentials are not reloaded: experiments, or an answers section, naming ones the running
+        sidecar lacks are refused whole (each on its own), and the problems returned (and logged)."""
+        problems = await self._reload_experiments(cfg, source)
+        return problems + await self._reload_answers(cfg, source)
+
+    async def _reload_experiments(self, cfg: Config, source: str) -> list[str]:
         running = self.cfg.policy
         routes = {alias: route.deployments for alias, route in running.routes.items()}
         personas = {p.id for p in running.personas.all()}
@@ -109,6 +118,21 @@ class Sidecar:
         elif self.deps.experiments is not None:
             await self.deps.experiments.apply(new, persona_prompts(cfg), source=source)
         return problems
+
+    async def _reload_answers(self, cfg: Config, source: str) -> list[str]:
+        from sidecar.answers import reload
+
+        problems = reload.problems(self.cfg, cfg, self.deps.answers)
+        if problems:
+            why = {"problems": "; ".join(problems), "source": source}
+            _log.error("answer policy not reloaded", extra=why)
+            if self.deps.answers is not None:
+                self.deps.answers.observer.on_reload("refused")
+            return problems
+        if self.deps.answers is not None and cfg.policy.answers is not None:
+            await reload.apply(self.deps.answers, cfg.policy.answers, source=source)
+            self.deps.answers.observer.on_reload("applied")
+        return []
 
     @property
     def metrics_port(self) -> int | None:
@@ -154,6 +178,12 @@ class Sidecar:
             return
         _log.info("canonical answers seeded", extra={"answers": n})
 
+    def _answer_sweeper(self, answers: AnswerService) -> ExpirySweeper:
+        from sidecar.answers.sweeper import ExpirySweeper
+
+        a = answers.policy
+        return ExpirySweeper(answers, interval=a.sweep_interval_seconds, batch=a.sweep_batch)
+
     async def _close_dependencies(self) -> None:
         """Close everything even if one close fails: probes, providers, the HTTP pool, the key service."""
         closers = [*(p.aclose for p in self.deps.providers.values()), self.deps.http.aclose]
@@ -172,6 +202,8 @@ class Sidecar:
             closers.append(self.deps.quota.aclose)
         if self.deps.idempotency is not None:
             closers.append(self.deps.idempotency.aclose)
+        if self.sweeper is not None:
+            closers.insert(0, self.sweeper.stop)  # before the store it sweeps is closed
         if self.deps.answers is not None:
             closers.append(self.deps.answers.store.aclose)
         closers.append(self.deps.telemetry.stop)  # last: flushes the ledger records of the calls above

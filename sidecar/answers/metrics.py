@@ -3,7 +3,7 @@ agents (bounded by the config); paths and states are fixed sets."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sidecar.answers.model import Decision, Escalation, State
 from sidecar.answers.service import AnswerObserver
@@ -28,9 +28,23 @@ class AnswerMetrics:
             "sidecar_answer_time_to_answer_seconds", "From acceptance to the creator's answer.",
             ("agent",), buckets=(60, 300, 900, 3600, 4 * 3600, 86_400, 3 * 86_400, 7 * 86_400), registry=r,
         )  # fmt: skip
+        self.backlog = Gauge(
+            "sidecar_answer_queue_backlog",
+            "Escalations waiting for the creator (QUEUED, every tenant), read from the store at each sweep.",
+            ("agent",), registry=r,
+        )  # fmt: skip
+        self.contexts = Counter(
+            "sidecar_answer_context_summaries",
+            "Escalation context summaries by outcome (summarized, or why the verbatim messages were kept).",
+            ("agent", "outcome"), registry=r,
+        )  # fmt: skip
+        self.reloads = Counter(
+            "sidecar_answer_policy_reloads", "Reloads of the answer policy (SIGHUP): applied or refused.",
+            ("result",), registry=r,
+        )  # fmt: skip
         self.errors = Counter(
             "sidecar_answer_errors",
-            "Answer policy operations that failed (signals, store).",
+            "Answer policy operations that failed (signals, store, sweep).",
             ("op",),
             registry=r,
         )
@@ -51,5 +65,21 @@ class AnswerMetrics:
     def failed(self, op: str) -> None:
         self.errors.labels(op).inc()
 
+    def waiting(self, agent: str, queued: int) -> None:
+        self.backlog.labels(agent).set(queued)
+
+    def summarized(self, agent: str, outcome: str) -> None:
+        self.contexts.labels(agent, outcome).inc()
+
+    def reloaded(self, result: str) -> None:
+        self.reloads.labels(result).inc()
+
     def observer(self) -> AnswerObserver:
-        return AnswerObserver(on_decision=self.decided, on_transition=self.moved, on_error=self.failed)
+        return AnswerObserver(
+            on_decision=self.decided,
+            on_transition=self.moved,
+            on_error=self.failed,
+            on_backlog=self.waiting,
+            on_context=self.summarized,
+            on_reload=self.reloaded,
+        )

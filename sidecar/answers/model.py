@@ -6,7 +6,9 @@ import enum
 import json
 import secrets
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
+
+ContextKind = Literal["verbatim", "summary"]
 
 
 class Path(enum.Enum):
@@ -85,6 +87,9 @@ class Escalation:
     created_at: float
     offer_expires_at: float
     context: tuple[tuple[str, str], ...] = ()  # (role, text) of the last messages before the question
+    context_kind: ContextKind = "verbatim"  # summary: a model's `context_summary` replaces `context`
+    context_summary: str = ""
+    tier: str = ""  # the user's tier when the offer was made (a context summary is the user's call)
     reason: str = ""  # novel or complex
     queued_at: float = 0.0
     expires_at: float = 0.0  # a queued escalation's expiry
@@ -102,6 +107,7 @@ class Escalation:
     @classmethod
     def decode(cls, data: bytes | str) -> Escalation:
         doc = json.loads(data)
+        doc = {k: v for k, v in doc.items() if k in _FIELDS}  # a newer sidecar's fields (shared Redis)
         doc["state"] = State(doc["state"])
         doc["context"] = tuple((str(r), str(t)) for r, t in doc["context"])
         return cls(**doc)
@@ -112,8 +118,18 @@ class Escalation:
             return now >= self.offer_expires_at
         return self.state is State.QUEUED and now >= self.expires_at
 
+    @property
+    def deadline(self) -> float | None:
+        """When it falls due (the offer's or the queued message's expiry); None once closed."""
+        if self.state is State.OFFERED:
+            return self.offer_expires_at
+        return self.expires_at if self.state is State.QUEUED else None
+
     def expired(self, now: float) -> Escalation:
         return replace(self, state=State.EXPIRED, closed_at=now)
+
+
+_FIELDS = frozenset(Escalation.__dataclass_fields__)
 
 
 def new_id(prefix: str) -> str:

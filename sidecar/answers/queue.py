@@ -2,7 +2,8 @@
 agent's day and week limits in one atomic store step), the creator lists, answers (-> ANSWERED: the
 answer becomes a canonical answer and is appended to the user's conversation) or declines
 (-> DECLINED). An offer or a queued escalation whose time ran out (the injected clock's wall time) is
-EXPIRED when it is next read. Every refused action changes nothing."""
+EXPIRED by the background sweep (sidecar/answers/sweeper.py) or, if read before it, when it is read.
+Every refused action changes nothing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
 
+from sidecar.answers.context import EscalationContextWriter
 from sidecar.answers.errors import (
     AgentNotFoundError,
     EscalationLimitError,
@@ -32,8 +34,18 @@ FIELD = "escalation_id"
 
 
 class EscalationQueue:
-    def __init__(self, answers: AnswerService, remember: Remember | None = None) -> None:
-        self._a, self._remember = answers, remember
+    def __init__(
+        self,
+        answers: AnswerService,
+        remember: Remember | None = None,
+        context: EscalationContextWriter | None = None,
+    ) -> None:
+        """`context`: writes a model's summary of an accepted escalation's last messages, for the
+        agents whose policy asks for one (sidecar/answers/context.py)."""
+        self._a, self._remember, self._context = answers, remember, context
+
+    def with_context(self, context: EscalationContextWriter) -> EscalationQueue:
+        return EscalationQueue(self._a, self._remember, context)
 
     @property
     def store(self) -> AnswerStore:
@@ -45,8 +57,11 @@ class EscalationQueue:
             raise AgentNotFoundError(field, f"agent {agent!r} has no answer policy")
         return policy
 
-    async def accept(self, tenant: str, user: str, escalation_id: str) -> Escalation:
-        """The user's acceptance of an offer made to them."""
+    async def accept(
+        self, tenant: str, user: str, escalation_id: str, deadline: Deadline | None = None
+    ) -> Escalation:
+        """The user's acceptance of an offer made to them (`deadline`: the caller's, which bounds a
+        context summary too)."""
         e = await self._current(tenant, escalation_id)
         if e.user != user:
             raise EscalationNotFoundError(FIELD, f"no escalation {escalation_id!r} was offered to this user")
@@ -63,7 +78,19 @@ class EscalationQueue:
         if result is not Accepted.OK:
             raise EscalationStateError(FIELD, "the offer was accepted or closed meanwhile")
         self._a.observer.on_transition(e.agent, queued)
-        return queued
+        return await self._summarized(queued, policy, deadline)
+
+    async def _summarized(
+        self, queued: Escalation, policy: AgentPolicy, deadline: Deadline | None
+    ) -> Escalation:
+        """The queued escalation with a model's summary as its context, when the agent asks for one
+        and it could be made; else as it was queued (the verbatim messages)."""
+        if policy.context_summary is None or self._context is None:
+            return queued
+        written = await self._context.write(queued, policy.context_summary, deadline)
+        if written is queued or not await self._a.store.replace(State.QUEUED, written):
+            return queued  # kept verbatim, or answered or expired meanwhile
+        return written
 
     async def list(
         self, tenant: str, agent: str, states: Collection[State], user: str = ""

@@ -2,6 +2,14 @@
 
 Every key of a tenant carries the tenant's hash as its hash tag (one cluster slot per tenant), so the
 acceptance script (state check, both limit buckets, the new state) runs atomically on one node.
+Expiry is found through two keys shared by every tenant (so outside the tenants' slots, and never in a
+script with them): `due`, a sorted set of `tenant NUL id` scored by a time no later than the
+escalation's deadline, and `queued:<agent>`, the agent's escalations in QUEUED (the backlog). They
+are written after the escalation's own atomic step (`due` before, at an offer) and are hints: the
+sweep reads the escalation itself, expires it through the same compare-and-set script as any other
+transition, and repairs what a crashed sidecar left stale (a closed escalation still listed, an
+accepted one missing from `queued:<agent>`).
+
 Canonical vectors are one hash per agent (the layer's index byte, then float32); a search reads the
 agent's hash and scores it with numpy, like the semantic cache.
 """
@@ -10,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -19,11 +28,14 @@ import numpy as np
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
 from sidecar.answers.store import Accepted, Limits, PathCounts, best, unit
 from sidecar.config.answers import LAYERS
+from sidecar.stores.errors import StoreError
 from sidecar.stores.redis import RedisOps
 
 if TYPE_CHECKING:
     from sidecar.answers.store import Vector
 
+_log = logging.getLogger("sidecar.answers")
+_SEP = "\x00"
 _ACCEPT = """
 local s = redis.call('HGET', KEYS[1], 'state')
 if not s then return 'not_found' end
@@ -101,6 +113,9 @@ class RedisAnswerStore:
     async def put(self, escalation: Escalation) -> None:
         e = escalation
 
+        due = self._shared("due")
+        await self._do("set", lambda: self._redis.zadd(due, {_member(e): e.offer_expires_at}))
+
         async def put() -> None:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(self._key(e.tenant, "e", e.id), mapping={"state": e.state.value, "doc": e.encode()})
@@ -116,8 +131,10 @@ class RedisAnswerStore:
     async def replace(self, expect: State, new: Escalation) -> bool:
         keys = [self._key(new.tenant, "e", new.id)]
         args = [expect.value, new.state.value, new.encode()]
-        done = await self._do("set", lambda: self._replace(keys=keys, args=args))
-        return bool(int(done))
+        done = bool(int(await self._do("set", lambda: self._replace(keys=keys, args=args))))
+        if done:
+            await self._index(new)
+        return done
 
     async def accept(self, expect: State, new: Escalation, limits: Limits) -> Accepted:
         t, a = new.tenant, new.agent
@@ -134,7 +151,10 @@ class RedisAnswerStore:
             -1 if limits.per_week is None else limits.per_week,
         ]
         result = await self._do("set", lambda: self._accept(keys=keys, args=args))
-        return Accepted(result.decode() if isinstance(result, bytes) else str(result))
+        accepted = Accepted(result.decode() if isinstance(result, bytes) else str(result))
+        if accepted is Accepted.OK:
+            await self._index(new)
+        return accepted
 
     async def used(self, tenant: str, agent: str, limits: Limits) -> tuple[int, int]:
         keys = [self._key(tenant, "n", agent, limits.day), self._key(tenant, "n", agent, limits.week)]
@@ -155,6 +175,47 @@ class RedisAnswerStore:
                 return await pipe.execute()  # type: ignore[no-any-return]
 
         return [Escalation.decode(d) for d in await self._ops.run("get", docs) if d is not None]
+
+    async def due(self, now: float, limit: int) -> list[Escalation]:
+        members: list[bytes] = await self._do(
+            "get", lambda: self._redis.zrangebyscore(self._shared("due"), "-inf", now, start=0, num=limit)
+        )
+        if not members:
+            return []
+        found = [_parse(m) for m in members]
+
+        async def docs() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for tenant, escalation_id in found:
+                    pipe.hget(self._key(tenant, "e", escalation_id), "doc")
+                return await pipe.execute()  # type: ignore[no-any-return]
+
+        out: list[Escalation] = []
+        lost: list[bytes] = []  # index entries written before a put that never happened
+        for member, doc in zip(members, await self._ops.run("get", docs), strict=True):
+            if doc is None:
+                lost.append(member)
+                continue
+            e = Escalation.decode(doc)
+            if e.due(now):
+                out.append(e)
+            else:  # accepted since (a later deadline) or closed: the index is put right
+                await self._index(e)
+        if lost:
+            await self._do("set", lambda: self._redis.zrem(self._shared("due"), *lost))
+        return out
+
+    async def backlog(self, agents: Collection[str]) -> dict[str, int]:
+        names = list(agents)
+
+        async def count() -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for agent in names:
+                    pipe.zcard(self._shared("queued", agent))
+                return await pipe.execute()  # type: ignore[no-any-return]
+
+        counts = await self._ops.run("get", count) if names else []
+        return {agent: int(n) for agent, n in zip(names, counts, strict=True)}
 
     async def count_path(self, tenant: str, agent: str, path: str, user: str) -> None:
         async def count() -> None:
@@ -182,12 +243,47 @@ class RedisAnswerStore:
 
         return await self._ops.run(op, run)
 
+    def _shared(self, *parts: str) -> str:
+        """A key over every tenant (the expiry index and the backlog)."""
+        return ":".join((self._prefix, "ans", *parts))
+
+    async def _index(self, e: Escalation) -> None:
+        """The expiry index and the backlog after `e`'s atomic step. A failure here is logged, not
+        raised: the step is done, and the next sweep repairs the index."""
+        member, deadline = _member(e), e.deadline
+
+        async def write() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                if e.state is State.QUEUED:
+                    pipe.zadd(self._shared("queued", e.agent), {member: e.queued_at})
+                else:
+                    pipe.zrem(self._shared("queued", e.agent), member)
+                if deadline is None:
+                    pipe.zrem(self._shared("due"), member)
+                else:
+                    pipe.zadd(self._shared("due"), {member: deadline})
+                await pipe.execute()
+
+        try:
+            await self._ops.run("set", write)
+        except StoreError as exc:
+            _log.warning("escalation expiry index not updated: %r", exc)
+
     async def _canonical_of(self, tenant: str, agent: str, answer_id: bytes) -> CanonicalAnswer | None:
         doc = await self._do("get", lambda: self._redis.hget(self._key(tenant, "c", agent), answer_id))
         if doc is None:
             return None
         reuse = await self._do("get", lambda: self._redis.hget(self._key(tenant, "cr", agent), answer_id))
         return _canonical(doc, reuse)
+
+
+def _member(e: Escalation) -> str:
+    return e.tenant + _SEP + e.id
+
+
+def _parse(member: bytes) -> tuple[str, str]:
+    tenant, _, escalation_id = member.decode().partition(_SEP)
+    return tenant, escalation_id
 
 
 def _canonical(doc: bytes, reuse: bytes | None) -> CanonicalAnswer:

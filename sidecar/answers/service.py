@@ -32,7 +32,10 @@ def _ignore(*_: object) -> None:
 class AnswerObserver:
     on_decision: Callable[[str, Decision], None] = _ignore  # (agent, decision)
     on_transition: Callable[[str, Escalation], None] = _ignore  # (agent, escalation in its new state)
-    on_error: Callable[[str], None] = _ignore  # the operation that failed: embed or store
+    on_error: Callable[[str], None] = _ignore  # the operation that failed: signals, store or sweep
+    on_backlog: Callable[[str, int], None] = _ignore  # (agent, escalations in QUEUED): at each sweep
+    on_context: Callable[[str, str], None] = _ignore  # (agent, how its context summary went)
+    on_reload: Callable[[str], None] = _ignore  # a reload of the policy: applied or refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,7 @@ class Message:
     text: str
     context: tuple[tuple[str, str], ...]  # (role, text) of the messages before it
     deadline: Deadline
+    policy: AgentPolicy  # the agent's policy, taken once for the call (a reload swaps it, never mutates)
 
 
 def visible(layer: str) -> tuple[str, ...]:
@@ -79,6 +83,11 @@ class AnswerService:
     def agent(self, agent: str) -> AgentPolicy | None:
         return self.policy.agents.get(agent)
 
+    def replace_agents(self, agents: Mapping[str, AgentPolicy]) -> None:
+        """Put these per-agent policies in force (a reload, checked before: sidecar/answers/reload.py).
+        One swap of the immutable policy: a call or a sweep in progress keeps the one it read."""
+        self.policy = self.policy.model_copy(update={"agents": dict(agents)})
+
     def name(self, agent: str) -> str:
         return self._names.get(agent, agent)
 
@@ -88,7 +97,7 @@ class AnswerService:
     async def decide(self, m: Message) -> Decision:
         """The path of one message; never calls a model. A failing embedding or store degrades to
         the model's answer (A, reason signals_unavailable), after the tier and topic checks."""
-        policy = self.policy.agents[m.agent]
+        policy = m.policy
         decision = gate(policy, m.text, m.tier)
         if decision is None:
             try:
@@ -138,6 +147,7 @@ class AnswerService:
             offer_expires_at=now + policy.offer_expiry_seconds,
             context=m.context[-policy.context_messages :] if policy.context_messages else (),
             reason=want.reason,
+            tier=m.tier,
         )
         await self.store.put(offer)
         self.observer.on_transition(m.agent, offer)
@@ -148,14 +158,16 @@ class AnswerService:
             offer_expires_at=offer.offer_expires_at,
         )
 
-    async def seed(self) -> int:
+    async def seed(self, before: Mapping[str, AgentPolicy] | None = None) -> int:
         """Store every configured canonical answer for every seed tenant (ids derived from the content,
-        so a restart adds nothing twice); the count stored."""
+        so a restart adds nothing twice); after a reload only those `before` did not have. The
+        count stored."""
         n = 0
         deadline = Deadline.after(300.0, self.clock)
         for agent, policy in self.policy.agents.items():
+            known = set(before[agent].seeds()) if before is not None and agent in before else set()
             for tenant in self.policy.seed_tenants:
-                for s in policy.seeds():
+                for s in (s for s in policy.seeds() if s not in known):
                     digest = hashlib.blake2b(
                         "\x00".join((tenant, agent, s.layer, s.question, s.answer)).encode(), digest_size=12
                     ).hexdigest()

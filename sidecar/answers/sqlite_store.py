@@ -5,7 +5,7 @@ matrix-vector product. One sidecar per file: use the Redis store to share betwee
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS canonical (
 CREATE INDEX IF NOT EXISTS canonical_agent ON canonical (tenant, agent);
 CREATE TABLE IF NOT EXISTS escalations (
   id TEXT PRIMARY KEY, tenant TEXT NOT NULL, agent TEXT NOT NULL, state TEXT NOT NULL,
-  created_at REAL NOT NULL, doc TEXT NOT NULL);
+  created_at REAL NOT NULL, doc TEXT NOT NULL, due_at REAL);
 CREATE INDEX IF NOT EXISTS escalations_agent ON escalations (tenant, agent, created_at);
 CREATE TABLE IF NOT EXISTS escalation_counts (
   tenant TEXT NOT NULL, agent TEXT NOT NULL, bucket TEXT NOT NULL, n INTEGER NOT NULL,
@@ -38,6 +38,15 @@ CREATE TABLE IF NOT EXISTS path_counts (
 CREATE TABLE IF NOT EXISTS path_users (
   tenant TEXT NOT NULL, agent TEXT NOT NULL, user TEXT NOT NULL, PRIMARY KEY (tenant, agent, user));
 """
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS escalations_due ON escalations (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS escalations_state ON escalations (state, agent);
+"""
+_BACKFILL_DUE = (  # a file written before due_at existed: the deadline of each open escalation
+    "UPDATE escalations SET due_at = CASE state"
+    " WHEN 'offered' THEN json_extract(doc, '$.offer_expires_at')"
+    " WHEN 'queued' THEN json_extract(doc, '$.expires_at') END"
+)
 _ORDER = "ORDER BY created_at, id"
 _CANONICAL = "id, tenant, agent, layer, question, answer, created_at, source, reuse_count"
 
@@ -107,8 +116,12 @@ class SqliteAnswerStore:
 
     async def put(self, escalation: Escalation) -> None:
         e = escalation
-        sql = "INSERT INTO escalations (id, tenant, agent, state, created_at, doc) VALUES (?,?,?,?,?,?)"
-        await self._write(sql, (e.id, e.tenant, e.agent, e.state.value, e.created_at, e.encode().decode()))
+        sql = (
+            "INSERT INTO escalations (id, tenant, agent, state, created_at, doc, due_at)"
+            " VALUES (?,?,?,?,?,?,?)"
+        )
+        row = (e.id, e.tenant, e.agent, e.state.value, e.created_at, e.encode().decode(), e.deadline)
+        await self._write(sql, row)
 
     async def get(self, tenant: str, escalation_id: str) -> Escalation | None:
         def select(conn: sqlite3.Connection) -> Escalation | None:
@@ -124,6 +137,21 @@ class SqliteAnswerStore:
                 return _swap(conn, expect, new)
 
         return await self._run(swap)
+
+    async def due(self, now: float, limit: int) -> list[Escalation]:
+        def select(conn: sqlite3.Connection) -> list[Escalation]:
+            sql = "SELECT doc FROM escalations WHERE due_at <= ? ORDER BY due_at, id LIMIT ?"
+            return [Escalation.decode(r[0]) for r in conn.execute(sql, (now, limit))]
+
+        return [e for e in await self._run(select) if e.due(now)]
+
+    async def backlog(self, agents: Collection[str]) -> dict[str, int]:
+        def count(conn: sqlite3.Connection) -> dict[str, int]:
+            sql = "SELECT agent, COUNT(*) FROM escalations WHERE state = ? GROUP BY agent"
+            return {str(a): int(n) for a, n in conn.execute(sql, (State.QUEUED.value,))}
+
+        found = await self._run(count)
+        return {agent: found.get(agent, 0) for agent in agents}
 
     async def accept(self, expect: State, new: Escalation, limits: Limits) -> Accepted:
         def accept(conn: sqlite3.Connection) -> Accepted:
@@ -221,12 +249,19 @@ def _open(path: str) -> sqlite3.Connection:
     create_owner_only(path)
     conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
     conn.executescript(_SCHEMA)
+    columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(escalations)")}
+    if "due_at" not in columns:
+        with conn:
+            conn.execute("ALTER TABLE escalations ADD COLUMN due_at REAL")
+            conn.execute(_BACKFILL_DUE)
+    conn.executescript(_INDEXES)
     return conn
 
 
 def _swap(conn: sqlite3.Connection, expect: State, new: Escalation) -> bool:
-    sql = "UPDATE escalations SET state = ?, doc = ? WHERE id = ? AND tenant = ? AND state = ?"
-    args = (new.state.value, new.encode().decode(), new.id, new.tenant, expect.value)
+    """One statement: the state check and the new state, document and deadline."""
+    sql = "UPDATE escalations SET state = ?, doc = ?, due_at = ? WHERE id = ? AND tenant = ? AND state = ?"
+    args = (new.state.value, new.encode().decode(), new.deadline, new.id, new.tenant, expect.value)
     return conn.execute(sql, args).rowcount == 1
 
 

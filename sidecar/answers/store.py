@@ -4,13 +4,16 @@ Two stores pass one conformance suite (tests/integration/answers/test_store.py):
 (the embedded default: SQLite, with each agent's vectors kept in memory) and `RedisAnswerStore` (many
 sidecars sharing one Redis). Every read and write names the tenant and the agent: an answer is never
 found across agents or tenants. `accept` is one atomic step (state check, both limits, the new
-state), so the limits are exact under concurrency and across sidecars.
+state), so the limits are exact under concurrency and across sidecars. `due` finds the escalations
+whose time ran out over every tenant (the expiry sweep, sidecar/answers/sweeper.py) and `backlog`
+counts the queued ones per agent; every transition, an expiry included, is `replace`'s
+compare-and-set.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -73,7 +76,18 @@ class AnswerStore(Protocol):
     async def get(self, tenant: str, escalation_id: str) -> Escalation | None: ...
 
     async def replace(self, expect: State, new: Escalation) -> bool:
-        """Store `new` only if the stored escalation is still in state `expect` (compare and set)."""
+        """Store `new` only if the stored escalation is still in state `expect` (compare and set, one
+        atomic step): of two racing moves from one state (a sweep and an answer, two sweepers) exactly
+        one succeeds."""
+        ...
+
+    async def due(self, now: float, limit: int) -> list[Escalation]:
+        """At most `limit` escalations of any tenant and agent whose time ran out at `now` (OFFERED or
+        QUEUED past their deadline), the longest overdue first. Moving them is `replace`'s job."""
+        ...
+
+    async def backlog(self, agents: Collection[str]) -> dict[str, int]:
+        """Escalations in QUEUED per agent of `agents`, over every tenant."""
         ...
 
     async def accept(self, expect: State, new: Escalation, limits: Limits) -> Accepted:

@@ -77,6 +77,12 @@ def add_summary_fields(summary: gen.GenerationSummary, record: Outcome) -> None:
         summary.answer_decision.CopyFrom(to_decision(record.answer))
 
 
+CONTEXT_KINDS = {
+    "verbatim": esc.ESCALATION_CONTEXT_KIND_VERBATIM,
+    "summary": esc.ESCALATION_CONTEXT_KIND_SUMMARY,
+}
+
+
 def to_escalation(e: Escalation) -> esc.Escalation:
     out = esc.Escalation(
         id=e.id,
@@ -92,6 +98,8 @@ def to_escalation(e: Escalation) -> esc.Escalation:
         answer=e.answer,
         canonical_answer_id=e.canonical_id,
         decline_reason=e.decline_reason,
+        context_kind=CONTEXT_KINDS[e.context_kind],
+        context_summary=e.context_summary,
     )
     for field, wall in (
         ("create_time", e.created_at),

@@ -47,7 +47,10 @@ class EscalationServicer:
             bad = _ids(request.tenant_id, request.user_id, "user_id")
             _escalation_id(request.escalation_id, bad)
             bad.raise_if_any()
-            queued = await self._enabled().accept(request.tenant_id, request.user_id, request.escalation_id)
+            queued = await self._enabled().accept(
+                request.tenant_id, request.user_id, request.escalation_id,
+                Deadline.after(context.time_remaining(), self._clock),
+            )  # fmt: skip
         except Exception as exc:
             await rpc_failure(context, classified(exc), "AcceptEscalation")
         return esc.AcceptEscalationResponse(escalation=to_escalation(queued), path=ans.ANSWER_PATH_QUEUED)

@@ -66,6 +66,26 @@ class CanonicalSeed(_Model):
     layer: Layer = "public"
 
 
+DEFAULT_CONTEXT_PROMPT = (
+    "These are the last messages of a conversation, then the question a user sent to the creator. "
+    "In two or three sentences, tell the creator what the user wants and what was already said. "
+    "Leave out pleasantries."
+)
+
+
+class ContextSummary(_Model):
+    """Opt-in: when an escalation is queued, a model route writes a short summary of its last
+    messages for the creator; a failure, a timeout or a summary over `max_chars` keeps the verbatim
+    messages instead. The call is the user's (tier, quota, metrics, usage ledger)."""
+
+    route: str = Field(min_length=1, description="the route alias that writes the summary")
+    max_tokens: int = Field(default=160, ge=16, le=2048, description="asked of the model")
+    max_chars: int = Field(default=2000, ge=100, le=20_000, description="a longer summary is not kept")
+    max_input_chars: int = Field(default=8000, ge=100, le=200_000, description="transcript sent, newest kept")
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="then the verbatim messages")
+    prompt: str = Field(default=DEFAULT_CONTEXT_PROMPT, min_length=1, max_length=4000)
+
+
 class AgentPolicy(_Model):
     """How messages to one agent (a persona) are answered. Thresholds are in [0, 1]."""
 
@@ -88,6 +108,9 @@ class AgentPolicy(_Model):
     escalation_expiry_seconds: float = Field(default=7 * 86_400.0, gt=0, le=365 * 86_400)
     context_messages: int = Field(
         default=6, ge=0, le=50, description="last messages attached to an escalation"
+    )
+    context_summary: ContextSummary | None = Field(
+        default=None, description="a model's summary instead of the verbatim messages (opt-in)"
     )
     creators: list[str] = Field(default_factory=list, description="credential names that act for the creator")
     clarifying_questions: list[str] = Field(
@@ -153,6 +176,10 @@ class AnswersPolicy(_Model):
     embedding_route: str | None = Field(default=None, description="default: embeddings.default_route")
     seed_tenants: list[str] = Field(default_factory=list, description="tenants the canonical seeds go to")
     timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    sweep_interval_seconds: float = Field(
+        default=30.0, ge=1, le=3600, description="how often due escalations are expired in the background"
+    )
+    sweep_batch: int = Field(default=500, ge=1, le=10_000, description="expired per sweep, at most")
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> AnswersPolicy:
@@ -170,8 +197,9 @@ class AnswersPolicy(_Model):
         tiers: Collection[str],
         credentials: Collection[str],
         embedding_routes: Collection[str],
+        routes: Collection[str],
     ) -> list[str]:
-        """References to personas, tiers, credentials and embedding routes that do not exist."""
+        """References to personas, tiers, credentials, embedding routes and routes that do not exist."""
         found: list[str] = []
         for agent, policy in self.agents.items():
             where = f"answers.agents.{agent}"
@@ -183,6 +211,9 @@ class AnswersPolicy(_Model):
             found += [
                 f"{where}.creators: unknown credential {c!r}" for c in policy.creators if c not in credentials
             ]
+            summary = policy.context_summary
+            if summary is not None and summary.route not in routes:
+                found.append(f"{where}.context_summary.route: unknown route {summary.route!r}")
         if self.embedding_route is not None and self.embedding_route not in embedding_routes:
             found.append(f"answers.embedding_route: unknown embedding route {self.embedding_route!r}")
         return found

@@ -52,7 +52,16 @@ class HttpSettings(_Model):
     max_connections: int = Field(default=512, ge=1, le=100_000)
     max_connections_per_host: int = Field(default=256, ge=0, le=100_000)
     connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
-    keepalive_seconds: float = Field(default=30.0, gt=0, le=3600)
+    keepalive_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="an idle upstream connection older than this is closed, not reused",
+    )
+    ca_file: Path | None = Field(
+        default=None,
+        description="PEM file of the CAs upstream TLS certificates are checked against (default: system)",
+    )
     max_retry_after_seconds: float = Field(
         default=300.0,
         gt=0,
@@ -335,6 +344,7 @@ class Config(_Model):
             self.policy.tiers,
             credentials,
             self.policy.embeddings.routes,
+            self.policy.routes,
         )
         if problems:
             raise ValueError("; ".join(problems))

@@ -8,17 +8,28 @@ GenerationSummary are all read from that one sealed outcome; a report that arriv
 is dropped, so the three always agree.
 
 Upstream time is the union of the intervals during which at least one attempt was waiting on an
-upstream: two hedged attempts waiting together count once, so the overhead stays honest.
+upstream: two hedged attempts waiting together count once, so the overhead stays honest. The waits
+are reported where they happen, by the HTTP client around each network wait (connecting, the
+request going out, the answer's head, each read of its body) and by the echo provider around its
+delays: building the upstream request and parsing its answer are the sidecar's own time.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sidecar.core.types import Attempt, FinishReason, Target, Usage
 
 if TYPE_CHECKING:
     from sidecar.answers.model import Decision
+
+
+class UpstreamWaits(Protocol):
+    """Where a provider reports the time it spends waiting on its upstream (an Outcome)."""
+
+    def upstream_wait_started(self, now: float) -> None: ...
+
+    def upstream_wait_ended(self, now: float) -> None: ...
 
 
 class Outcome:
@@ -82,7 +93,7 @@ class Outcome:
             self._target = target
 
     def upstream_wait_started(self, now: float) -> None:
-        """An attempt started waiting on its upstream (the terminal handler, around each read)."""
+        """An attempt started waiting on its upstream (the HTTP client, around each network wait)."""
         if self._waiting == 0:
             self._wait_from = now
         self._waiting += 1

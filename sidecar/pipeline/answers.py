@@ -30,7 +30,8 @@ class AnswerPolicyLayer:
     def _message(self, call: Call) -> Message | None:
         if self._answers is None or call.plan is None or not call.plan.persona:
             return None
-        if self._answers.agent(call.plan.persona) is None:
+        policy = self._answers.agent(call.plan.persona)  # the snapshot this call is decided by
+        if policy is None:
             return None
         if not call.messages or call.messages[-1].role is not Role.USER or not call.messages[-1].text.strip():
             return None  # a tool result or an empty turn: nothing for the policy to judge
@@ -47,6 +48,7 @@ class AnswerPolicyLayer:
             text=call.messages[-1].text,
             context=before,
             deadline=call.deadline,
+            policy=policy,
         )
 
     async def _decided(self, call: Call, message: Message) -> AsyncGenerator[Chunk, None]:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import aiohttp
 import orjson
 from yarl import URL
 
@@ -31,6 +30,8 @@ from sidecar.core.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
+from sidecar.core.outcome import UpstreamWaits
+from sidecar.providers import http1
 from sidecar.providers.sse import SseDecoder, SseEvent
 from sidecar.telemetry.tracing import inject_trace_context
 
@@ -45,10 +46,11 @@ Tolerated = Callable[[int, Mapping[str, str]], bool]
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Bounds for one upstream attempt."""
+    """Bounds for one upstream attempt, and where its waits on the upstream are reported."""
 
     read_seconds: float
     deadline: Deadline
+    waits: UpstreamWaits | None = None  # the call's outcome (None for probes)
 
     def next_wait(self) -> float:
         remaining = self.deadline.remaining()
@@ -56,24 +58,24 @@ class Timeouts:
 
 
 class HttpClient:
-    """One aiohttp session (connection pool) shared by every provider adapter."""
+    """One connection pool (sidecar/providers/http1.py) shared by every provider adapter."""
 
     def __init__(self, settings: HttpSettings, clock: Clock) -> None:
         self._settings = settings
         self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: http1.Http1Client | None = None
         self._retry_after = RetryAfterPolicy(settings.max_retry_after_seconds, clock)
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(
-                limit=self._settings.max_connections,
-                limit_per_host=self._settings.max_connections_per_host,
-                keepalive_timeout=self._settings.keepalive_seconds,
+    def _client(self) -> http1.Http1Client:
+        if self._pool is None:  # made on first use: it needs the running loop
+            limits = http1.PoolLimits(
+                max_connections=self._settings.max_connections,
+                max_per_host=self._settings.max_connections_per_host,
+                keepalive_seconds=self._settings.keepalive_seconds,
+                connect_seconds=self._settings.connect_timeout_seconds,
             )
-            timeout = aiohttp.ClientTimeout(sock_connect=self._settings.connect_timeout_seconds)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
-        return self._session
+            self._pool = http1.Http1Client(limits, self._clock, ca_file=self._settings.ca_file)
+        return self._pool
 
     @property
     def clock(self) -> Clock:
@@ -81,9 +83,9 @@ class HttpClient:
         return self._clock
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
 
     async def post_json(
         self, url: Url, *, headers: Mapping[str, str], body: object, timeouts: Timeouts
@@ -108,18 +110,35 @@ class HttpClient:
         tolerate: Tolerated | None = None,
     ) -> Any:  # fmt: skip
         with map_http_errors(timeouts.deadline):
-            async with (
-                self._clock.timeout(timeouts.next_wait()),
-                self._client().request(
-                    method, url, data=data, headers=headers, allow_redirects=False
-                ) as resp,
-            ):
-                if resp.status >= 300 and tolerate is not None and tolerate(resp.status, resp.headers):
-                    return None
-                if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
-                    raise await _status_error(resp, self._retry_after)
-                raw = await _read_bounded(resp, _MAX_JSON_BODY)
+            async with self._clock.timeout(timeouts.next_wait()):
+                with self._waiting(timeouts):
+                    resp = await self._client().request(method, _url(url), headers, data)
+                try:
+                    if resp.status >= 300 and tolerate is not None and tolerate(resp.status, resp.headers):
+                        return None
+                    with self._waiting(timeouts):
+                        if (
+                            resp.status >= 300
+                        ):  # redirects are not followed: they would carry the key elsewhere
+                            raise await _status_error(resp, self._retry_after)
+                        raw = await _read_bounded(resp, _MAX_JSON_BODY)
+                finally:
+                    resp.release()  # fully read: back to the pool; else closed
         return _decode(raw)
+
+    @contextmanager
+    def _waiting(self, timeouts: Timeouts) -> Iterator[None]:
+        """Report the time inside as waiting on the upstream: connecting, sending, the answer's head
+        and body arriving. Encoding the request and parsing the answer are the sidecar's own time."""
+        waits = timeouts.waits
+        if waits is None:
+            yield
+            return
+        waits.upstream_wait_started(self._clock.monotonic())
+        try:
+            yield
+        finally:
+            waits.upstream_wait_ended(self._clock.monotonic())
 
     async def post_sse(
         self, url: Url, *, headers: Mapping[str, str], body: object, timeouts: Timeouts
@@ -143,35 +162,35 @@ class HttpClient:
     ) -> AsyncGenerator[bytes, None]:
         """POST a JSON body; yield the bytes of a streamed answer of content type `kind` as they arrive."""
         with map_http_errors(timeouts.deadline):
+            body_bytes, sent_headers = _encode(body), _json_headers(headers)
             async with self._clock.timeout(timeouts.next_wait()):
-                resp = await self._client().post(
-                    url, data=_encode(body), headers=_json_headers(headers), allow_redirects=False
-                )
+                with self._waiting(timeouts):
+                    resp = await self._client().request("POST", _url(url), sent_headers, body_bytes)
         try:
             if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
                 with map_http_errors(timeouts.deadline):
                     async with self._clock.timeout(timeouts.next_wait()):
-                        raise await _status_error(resp, self._retry_after)
+                        with self._waiting(timeouts):
+                            error = await _status_error(resp, self._retry_after)
+                        raise error
             if kind not in resp.headers.get("content-type", ""):
                 sent = resp.headers.get("content-type") or "no content type"
                 raise ProviderMalformedError(f"expected {kind}, the upstream sent {sent[:80]}")
             while True:
                 with map_http_errors(timeouts.deadline):
                     async with self._clock.timeout(timeouts.next_wait()):
-                        data = await resp.content.readany()
+                        with self._waiting(timeouts):
+                            data = await resp.read_chunk()
                 if not data:
                     return
                 yield data
         finally:
-            if resp.content.is_eof():
-                resp.release()  # fully read: the connection goes back to the pool
-            else:
-                resp.close()  # abandoned mid-way: drop the connection, the upstream stops
+            resp.release()  # fully read: back to the pool; abandoned mid-way: closed, the upstream stops
 
 
 @contextmanager
 def map_http_errors(deadline: Deadline) -> Iterator[None]:
-    """Turn aiohttp and timeout exceptions into ProviderErrors (or the caller's deadline)."""
+    """Turn the HTTP client's and timeout exceptions into ProviderErrors (or the caller's deadline)."""
     try:
         yield
     except ProviderError:
@@ -180,18 +199,24 @@ def map_http_errors(deadline: Deadline) -> Iterator[None]:
         if deadline.expired(DEADLINE_MARGIN):
             raise DeadlineExceededError("the call's deadline passed while waiting upstream") from exc
         raise ProviderTimeoutError("upstream did not answer within the read timeout") from exc
-    except aiohttp.ClientPayloadError as exc:
-        raise ProviderUnavailableError("upstream connection broke mid-body") from exc
-    except aiohttp.ClientError as exc:
-        raise ProviderUnavailableError(f"upstream connection failed ({type(exc).__name__})") from exc
+    except http1.ConnectionBroke as exc:
+        if exc.answered:
+            raise ProviderUnavailableError("upstream connection broke mid-answer") from exc
+        raise ProviderUnavailableError("upstream connection failed (closed before answering)") from exc
+    except http1.ConnectError as exc:
+        raise ProviderUnavailableError(str(exc)) from exc
+    except http1.ProtocolError as exc:
+        raise ProviderMalformedError(str(exc)) from exc
+    except http1.BadRequestHeader as exc:  # nothing was sent
+        raise ProviderRejectedError(f"{exc}; nothing was sent") from exc
     except OSError as exc:
         raise ProviderUnavailableError(f"upstream connection failed ({exc.strerror})") from exc
 
 
-async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+async def _read_bounded(resp: http1.Response, limit: int) -> bytes:
     parts: list[bytes] = []
     size = 0
-    while data := await resp.content.readany():
+    while data := await resp.read_chunk():
         parts.append(data)
         size += len(data)
         if size > limit:
@@ -199,7 +224,7 @@ async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     return b"".join(parts)
 
 
-async def _status_error(resp: aiohttp.ClientResponse, retry_after: RetryAfterPolicy) -> ProviderError:
+async def _status_error(resp: http1.Response, retry_after: RetryAfterPolicy) -> ProviderError:
     try:
         body = await _read_bounded(resp, _MAX_ERROR_BODY)
     except ProviderMalformedError:
@@ -283,9 +308,14 @@ def _error_message(body: bytes) -> str:
 def _json_headers(headers: Mapping[str, str], *, body: bool = True) -> dict[str, str]:
     """A JSON request's headers: what the body is, or (without one) what the answer should be."""
     kind = {"content-type": "application/json"} if body else {"accept": "application/json"}
-    merged = {**kind, "accept-encoding": "gzip, deflate", **headers}
+    merged = {**kind, "accept-encoding": "identity", **headers}  # see http1.py: no compression
     inject_trace_context(merged)  # W3C traceparent of the current attempt span, when tracing
     return merged
+
+
+def _url(url: Url) -> URL:
+    """A URL object as given (a signed request's path goes out exactly as encoded), else parsed."""
+    return url if isinstance(url, URL) else URL(url)
 
 
 def _encode(body: object) -> bytes:

@@ -19,6 +19,7 @@ from sidecar.core.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
+from sidecar.core.outcome import UpstreamWaits
 from sidecar.core.types import Chunk, FinishReason, GenerationParams, Message, Secret, ToolCallDelta, Usage
 from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.sse import SseEvent
@@ -63,6 +64,7 @@ class ProviderRequest:
     params: GenerationParams
     stream: bool
     api_key: Secret | None = None  # the caller's own key; None uses the deployment's platform key
+    waits: UpstreamWaits | None = None  # told of every wait on the upstream (the call's outcome)
 
 
 def needs(params: GenerationParams, messages: tuple[Message, ...]) -> frozenset[str]:
@@ -254,7 +256,7 @@ class HttpProvider:
 
     async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         body = self._wire.to_wire(req, self._deployment)
-        timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
+        timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline, req.waits)
         headers = await self._request_headers(req, timeouts)
         url = self._endpoint(req.stream)
         if not req.stream:

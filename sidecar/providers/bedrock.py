@@ -220,7 +220,7 @@ class BedrockProvider:
 
     async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         body = json.dumps(to_wire(req, self._deployment), separators=(",", ":"), ensure_ascii=False).encode()
-        timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
+        timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline, req.waits)
         url = self._converse_stream if req.stream else self._converse
         accept = EVENT_STREAM if req.stream else "application/json"
         headers = await self._headers("POST", url, body, {"accept": accept}, req.api_key, deadline)

@@ -22,6 +22,7 @@ from typing import ClassVar
 from sidecar.config.schema import DeploymentConfig, EchoOptions
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import DeadlineExceededError
+from sidecar.core.outcome import UpstreamWaits
 from sidecar.core.tokens import count_prompt_tokens, split_tokens
 from sidecar.core.types import Chunk, FinishReason, Role, ToolCall, ToolCallDelta, ToolChoice, Usage
 from sidecar.providers import faults
@@ -113,7 +114,9 @@ class EchoProvider:
         if not self._options.faults:
             return self._answer(req, deadline)
         req, plan = faults.extract(req)
-        return faults.inject(plan, self._answer(req, deadline), wait=lambda s: self._wait(s, deadline))
+        return faults.inject(
+            plan, self._answer(req, deadline), wait=lambda s: self._wait(s, deadline, req.waits)
+        )
 
     def _answer(self, req: ProviderRequest, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         calls = tool_calls(req)
@@ -122,14 +125,14 @@ class EchoProvider:
     async def _text(self, req: ProviderRequest, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         tokens, finish = answer(req)
         usage = Usage(prompt_tokens=_prompt_tokens(req), completion_tokens=len(tokens))
-        await self._wait(self._options.first_token_delay_seconds, deadline)
+        await self._wait(self._options.first_token_delay_seconds, deadline, req.waits)
         if not req.stream:
             yield Chunk(text="".join(tokens), finish_reason=finish, usage=usage)
             return
         step = self._options.tokens_per_chunk
         for start in range(0, len(tokens), step):
             if start:
-                await self._wait(self._options.chunk_delay_seconds, deadline)
+                await self._wait(self._options.chunk_delay_seconds, deadline, req.waits)
             yield Chunk(text="".join(tokens[start : start + step]))
         yield Chunk(finish_reason=finish, usage=usage)
 
@@ -140,7 +143,7 @@ class EchoProvider:
             prompt_tokens=_prompt_tokens(req),
             completion_tokens=sum(len(split_tokens(c.arguments)) + 1 for c in calls),
         )
-        await self._wait(self._options.first_token_delay_seconds, deadline)
+        await self._wait(self._options.first_token_delay_seconds, deadline, req.waits)
         whole = tuple(ToolCallDelta(i, c.id, c.name, c.arguments) for i, c in enumerate(calls))
         if not req.stream:
             yield Chunk(tool_calls=whole, finish_reason=FinishReason.TOOL_CALLS, usage=usage)
@@ -152,14 +155,21 @@ class EchoProvider:
                 yield Chunk(tool_calls=(ToolCallDelta(i, arguments=piece),))
         yield Chunk(finish_reason=FinishReason.TOOL_CALLS, usage=usage)
 
-    async def _wait(self, seconds: float, deadline: Deadline) -> None:
+    async def _wait(self, seconds: float, deadline: Deadline, waits: UpstreamWaits | None) -> None:
+        """The configured delay: the echo's stand-in for waiting on an upstream, reported as such."""
         if seconds <= 0:
             return
         remaining = deadline.remaining()
-        if remaining is not None and remaining < seconds:
-            await self._clock.sleep(remaining)
-            raise DeadlineExceededError("the call's deadline passed while the echo was waiting")
-        await self._clock.sleep(seconds)
+        if waits is not None:
+            waits.upstream_wait_started(self._clock.monotonic())
+        try:
+            if remaining is not None and remaining < seconds:
+                await self._clock.sleep(remaining)
+                raise DeadlineExceededError("the call's deadline passed while the echo was waiting")
+            await self._clock.sleep(seconds)
+        finally:
+            if waits is not None:
+                waits.upstream_wait_ended(self._clock.monotonic())
 
     async def probe(self, *, deadline: Deadline) -> None:
         """In-process: always up."""

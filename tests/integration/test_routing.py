@@ -450,7 +450,7 @@ async def test_failing_and_falling_back_leaks_no_tasks_or_connections(
     config = {
         "settings": {"http": {"keepalive_seconds": 0.05}},  # idle pooled connections close soon
         "policy": pair(
-            upstream, upstream2, routing={"breaker": NEVER_TRIPS}, first_token_timeout_seconds=0.2
+            upstream, upstream2, routing={"breaker": NEVER_TRIPS}, first_token_timeout_seconds=1.0
         ),
     }
     s = await serve(config, ENV)

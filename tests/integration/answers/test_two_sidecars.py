@@ -47,3 +47,53 @@ async def test_limits_hold_across_sidecars(serve: Any, redis_url: str) -> None:
         esc.ListEscalationsRequest(tenant_id="acme", agent_id="maya"), metadata=bearer("MAYA")
     )
     assert len(listed.escalations) == 4
+
+
+async def test_two_sidecars_sweeping_one_redis_count_each_expiry_once(serve: Any, redis_url: str) -> None:
+    from sidecar.core.clock import FakeClock
+
+    clock = FakeClock()  # both sidecars' sweepers wake at the same advance: their sweeps race
+    store = {"store": "redis", "redis_url": redis_url, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
+    cfg = answers_config(store, escalations_per_day=20, escalations_per_week=20, offer_expiry_seconds=600)
+    one, two = await serve(cfg, environ=TOKENS, clock=clock), await serve(cfg, environ=TOKENS, clock=clock)
+    for i in range(16):
+        req = generate_request(
+            tenant_id="acme", user_id=f"u{i}", conversation_id="c", persona_id="maya", messages=[user(NOVEL)]
+        )
+        reply = await (one if i % 2 else two).stub.Generate(req, metadata=bearer("APP"))
+        if i < 4:  # four accepted: they wait in the queue, the other twelve offers lapse
+            accept = esc.AcceptEscalationRequest(
+                tenant_id="acme", user_id=f"u{i}", escalation_id=reply.summary.answer_decision.escalation_id
+            )
+            await one.stub.AcceptEscalation(accept, metadata=bearer("APP"))
+    sidecars = (one, two)
+
+    def total(name: str, **labels: str) -> float:
+        values = [
+            s.sidecar.deps.telemetry.metrics.registry.get_sample_value(name, {"agent": "maya", **labels})
+            for s in sidecars
+        ]
+        return sum(v or 0.0 for v in values)
+
+    async def sweep(seconds: float) -> None:
+        """Advance the clock (both sweepers wake) and wait until both sweeps have finished."""
+        done = [s.sidecar.sweeper.rounds for s in sidecars]
+        clock.advance(seconds)
+        for _ in range(2000):
+            if all(s.sidecar.sweeper.rounds > d for s, d in zip(sidecars, done, strict=True)):
+                return
+            await asyncio.sleep(0.005)
+        raise AssertionError("the sweeps did not happen")
+
+    await sweep(601)  # both sweepers wake together; the twelve offers are due
+    for _ in range(3):  # more sweeps by both: nothing is expired, or counted, twice
+        await sweep(30)
+    assert total("sidecar_answer_escalations_total", state="expired_offer") == 12
+    assert total("sidecar_answer_escalations_total", state="expired_queued") == 0
+    backlog = [
+        s.sidecar.deps.telemetry.metrics.registry.get_sample_value(
+            "sidecar_answer_queue_backlog", {"agent": "maya"}
+        )
+        for s in sidecars
+    ]
+    assert backlog == [4.0, 4.0]  # each reports the store's figure

@@ -63,7 +63,12 @@ class Sleepy:
         )
 
     async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
-        await self.clock.sleep(self.seconds)
+        assert req.waits is not None  # the call's outcome: providers report their waits to it
+        req.waits.upstream_wait_started(self.clock.monotonic())
+        try:
+            await self.clock.sleep(self.seconds)
+        finally:
+            req.waits.upstream_wait_ended(self.clock.monotonic())
         yield Chunk(text="hi")
         yield Chunk(finish_reason=FinishReason.STOP, usage=Usage(2, 1))
 
@@ -97,7 +102,7 @@ async def test_a_hedged_call_counts_its_upstream_time_once() -> None:
         stats=Stats(),
         rng=random.Random(1),
     )
-    upstream = UpstreamCall({"a": Sleepy(clock, 100.0), "b": Sleepy(clock, 1.0)}, clock=clock)
+    upstream = UpstreamCall({"a": Sleepy(clock, 100.0), "b": Sleepy(clock, 1.0)})
     call = make_call(clock)
     chunks = [c async for c in RouteLayer(upstream, routing=routing, clock=clock)(call)]
     assert "".join(c.text for c in chunks) == "hi"

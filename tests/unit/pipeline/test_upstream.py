@@ -22,18 +22,23 @@ class SlowProvider:
 
     async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         self.requests.append(req)
-        self.clock.advance(0.2)
-        yield Chunk(text="a")
-        self.clock.advance(0.3)
+        assert req.waits is not None
+        for text, seconds in (("a", 0.2), ("", 0.3)):
+            req.waits.upstream_wait_started(self.clock.monotonic())
+            self.clock.advance(seconds)  # waiting on the upstream
+            req.waits.upstream_wait_ended(self.clock.monotonic())
+            self.clock.advance(0.01)  # parsing what came: the sidecar's own time
+            if text:
+                yield Chunk(text=text)
         yield Chunk(finish_reason=FinishReason.LENGTH, usage=Usage(7, 1))
 
     async def aclose(self) -> None:
         pass
 
 
-async def test_records_upstream_time_usage_and_cost(clock: FakeClock) -> None:
+async def test_hands_the_outcome_to_the_provider_and_records_usage_and_cost(clock: FakeClock) -> None:
     provider = SlowProvider(clock)
-    handler = UpstreamCall({"d": provider}, clock=clock)
+    handler = UpstreamCall({"d": provider})
     target = Target("r", "d", "fake", "m", Price(input_per_million=1_000_000, output_per_million=2_000_000))
     call = make_call(clock)
     call = dataclasses.replace(call, target=target)

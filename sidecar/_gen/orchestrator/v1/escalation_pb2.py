@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from . import answers_pb2 as orchestrator_dot_v1_dot_answers__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n orchestrator/v1/escalation.proto\x12\x0forchestrator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dorchestrator/v1/answers.proto\",\n\x0e\x43ontextMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\xb9\x04\n\nEscalation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x05 \x01(\t\x12\x10\n\x08question\x18\x06 \x01(\t\x12\r\n\x05layer\x18\x07 \x01(\t\x12/\n\x05state\x18\x08 \x01(\x0e\x32 .orchestrator.v1.EscalationState\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x30\n\x07\x63ontext\x18\n \x03(\x0b\x32\x1f.orchestrator.v1.ContextMessage\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11offer_expire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nqueue_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nclose_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61nswer\x18\x10 \x01(\t\x12\x1b\n\x13\x63\x61nonical_answer_id\x18\x11 \x01(\t\x12\x16\n\x0e\x64\x65\x63line_reason\x18\x12 \x01(\t\"T\n\x17\x41\x63\x63\x65ptEscalationRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x15\n\rescalation_id\x18\x03 \x01(\t\"v\n\x18\x41\x63\x63\x65ptEscalationResponse\x12/\n\nescalation\x18\x01 \x01(\x0b\x32\x1b.orchestrator.v1.Escalation\x12)\n\x04path\x18\x02 \x01(\x0e\x32\x1b.orchestrator.v1.AnswerPath\"\xa7\x01\n\x16ListEscalationsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x30\n\x06states\x18\x03 \x03(\x0e\x32 .orchestrator.v1.EscalationState\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"d\n\x17ListEscalationsResponse\x12\x30\n\x0b\x65scalations\x18\x01 \x03(\x0b\x32\x1b.orchestrator.v1.Escalation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"t\n\x17\x41nswerEscalationRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x15\n\rescalation_id\x18\x03 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x04 \x01(\t\x12\r\n\x05layer\x18\x05 \x01(\t\"h\n\x18\x41nswerEscalationResponse\x12/\n\nescalation\x18\x01 \x01(\x0b\x32\x1b.orchestrator.v1.Escalation\x12\x1b\n\x13\x63\x61nonical_answer_id\x18\x02 \x01(\t\"f\n\x18\x44\x65\x63lineEscalationRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x15\n\rescalation_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"L\n\x19\x44\x65\x63lineEscalationResponse\x12/\n\nescalation\x18\x01 \x01(\x0b\x32\x1b.orchestrator.v1.Escalation\"=\n\x16GetAnswerReportRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\"\x81\x03\n\x17GetAnswerReportResponse\x12\x10\n\x08messages\x18\x01 \x01(\x03\x12\x42\n\x05paths\x18\x02 \x03(\x0b\x32\x33.orchestrator.v1.GetAnswerReportResponse.PathsEntry\x12\r\n\x05users\x18\x03 \x01(\x03\x12\x18\n\x10\x61uto_answer_rate\x18\x04 \x01(\x01\x12!\n\x19\x65scalations_per_100_users\x18\x05 \x01(\x01\x12\x12\n\nreuse_rate\x18\x06 \x01(\x01\x12\x15\n\rqueue_backlog\x18\x07 \x01(\x03\x12\x14\n\x0c\x64\x65\x63line_rate\x18\x08 \x01(\x01\x12 \n\x18median_seconds_to_answer\x18\t \x01(\x01\x12\x19\n\x11\x63\x61nonical_answers\x18\n \x01(\x03\x12\x18\n\x10\x63\x61nonical_reuses\x18\x0b \x01(\x03\x1a,\n\nPathsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*\xca\x01\n\x0f\x45scalationState\x12 \n\x1c\x45SCALATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x45SCALATION_STATE_OFFERED\x10\x01\x12\x1b\n\x17\x45SCALATION_STATE_QUEUED\x10\x02\x12\x1d\n\x19\x45SCALATION_STATE_ANSWERED\x10\x03\x12\x1d\n\x19\x45SCALATION_STATE_DECLINED\x10\x04\x12\x1c\n\x18\x45SCALATION_STATE_EXPIRED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n orchestrator/v1/escalation.proto\x12\x0forchestrator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dorchestrator/v1/answers.proto\",\n\x0e\x43ontextMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x90\x05\n\nEscalation\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x05 \x01(\t\x12\x10\n\x08question\x18\x06 \x01(\t\x12\r\n\x05layer\x18\x07 \x01(\t\x12/\n\x05state\x18\x08 \x01(\x0e\x32 .orchestrator.v1.EscalationState\x12\x0e\n\x06reason\x18\t \x01(\t\x12\x30\n\x07\x63ontext\x18\n \x03(\x0b\x32\x1f.orchestrator.v1.ContextMessage\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11offer_expire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nqueue_time\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nclose_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x61nswer\x18\x10 \x01(\t\x12\x1b\n\x13\x63\x61nonical_answer_id\x18\x11 \x01(\t\x12\x16\n\x0e\x64\x65\x63line_reason\x18\x12 \x01(\t\x12<\n\x0c\x63ontext_kind\x18\x13 \x01(\x0e\x32&.orchestrator.v1.EscalationContextKind\x12\x17\n\x0f\x63ontext_summary\x18\x14 \x01(\t\"T\n\x17\x41\x63\x63\x65ptEscalationRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x15\n\rescalation_id\x18\x03 \x01(\t\"v\n\x18\x41\x63\x63\x65ptEscalationResponse\x12/\n\nescalation\x18\x01 \x01(\x0b\x32\x1b.orchestrator.v1.Escalation\x12)\n\x04path\x18\x02 \x01(\x0e\x32\x1b.orchestrator.v1.AnswerPath\"\xa7\x01\n\x16ListEscalationsRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x30\n\x06states\x18\x03 \x03(\x0e\x32 .orchestrator.v1.EscalationState\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"d\n\x17ListEscalationsResponse\x12\x30\n\x0b\x65scalations\x18\x01 \x03(\x0b\x32\x1b.orchestrator.v1.Escalation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"t\n\x17\x41nswerEscalationRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x15\n\rescalation_id\x18\x03 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x04 \x01(\t\x12\r\n\x05layer\x18\x05 \x01(\t\"h\n\x18\x41nswerEscalationResponse\x12/\n\nescalation\x18\x01 \x01(\x0b\x32\x1b.orchestrator.v1.Escalation\x12\x1b\n\x13\x63\x61nonical_answer_id\x18\x02 \x01(\t\"f\n\x18\x44\x65\x63lineEscalationRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\x12\x15\n\rescalation_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"L\n\x19\x44\x65\x63lineEscalationResponse\x12/\n\nescalation\x18\x01 \x01(\x0b\x32\x1b.orchestrator.v1.Escalation\"=\n\x16GetAnswerReportRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x02 \x01(\t\"\x81\x03\n\x17GetAnswerReportResponse\x12\x10\n\x08messages\x18\x01 \x01(\x03\x12\x42\n\x05paths\x18\x02 \x03(\x0b\x32\x33.orchestrator.v1.GetAnswerReportResponse.PathsEntry\x12\r\n\x05users\x18\x03 \x01(\x03\x12\x18\n\x10\x61uto_answer_rate\x18\x04 \x01(\x01\x12!\n\x19\x65scalations_per_100_users\x18\x05 \x01(\x01\x12\x12\n\nreuse_rate\x18\x06 \x01(\x01\x12\x15\n\rqueue_backlog\x18\x07 \x01(\x03\x12\x14\n\x0c\x64\x65\x63line_rate\x18\x08 \x01(\x01\x12 \n\x18median_seconds_to_answer\x18\t \x01(\x01\x12\x19\n\x11\x63\x61nonical_answers\x18\n \x01(\x03\x12\x18\n\x10\x63\x61nonical_reuses\x18\x0b \x01(\x03\x1a,\n\nPathsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01*\xca\x01\n\x0f\x45scalationState\x12 \n\x1c\x45SCALATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x45SCALATION_STATE_OFFERED\x10\x01\x12\x1b\n\x17\x45SCALATION_STATE_QUEUED\x10\x02\x12\x1d\n\x19\x45SCALATION_STATE_ANSWERED\x10\x03\x12\x1d\n\x19\x45SCALATION_STATE_DECLINED\x10\x04\x12\x1c\n\x18\x45SCALATION_STATE_EXPIRED\x10\x05*\x8b\x01\n\x15\x45scalationContextKind\x12\'\n#ESCALATION_CONTEXT_KIND_UNSPECIFIED\x10\x00\x12$\n ESCALATION_CONTEXT_KIND_VERBATIM\x10\x01\x12#\n\x1f\x45SCALATION_CONTEXT_KIND_SUMMARY\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,32 +35,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETANSWERREPORTRESPONSE_PATHSENTRY']._loaded_options = None
   _globals['_GETANSWERREPORTRESPONSE_PATHSENTRY']._serialized_options = b'8\001'
-  _globals['_ESCALATIONSTATE']._serialized_start=2071
-  _globals['_ESCALATIONSTATE']._serialized_end=2273
+  _globals['_ESCALATIONSTATE']._serialized_start=2158
+  _globals['_ESCALATIONSTATE']._serialized_end=2360
+  _globals['_ESCALATIONCONTEXTKIND']._serialized_start=2363
+  _globals['_ESCALATIONCONTEXTKIND']._serialized_end=2502
   _globals['_CONTEXTMESSAGE']._serialized_start=117
   _globals['_CONTEXTMESSAGE']._serialized_end=161
   _globals['_ESCALATION']._serialized_start=164
-  _globals['_ESCALATION']._serialized_end=733
-  _globals['_ACCEPTESCALATIONREQUEST']._serialized_start=735
-  _globals['_ACCEPTESCALATIONREQUEST']._serialized_end=819
-  _globals['_ACCEPTESCALATIONRESPONSE']._serialized_start=821
-  _globals['_ACCEPTESCALATIONRESPONSE']._serialized_end=939
-  _globals['_LISTESCALATIONSREQUEST']._serialized_start=942
-  _globals['_LISTESCALATIONSREQUEST']._serialized_end=1109
-  _globals['_LISTESCALATIONSRESPONSE']._serialized_start=1111
-  _globals['_LISTESCALATIONSRESPONSE']._serialized_end=1211
-  _globals['_ANSWERESCALATIONREQUEST']._serialized_start=1213
-  _globals['_ANSWERESCALATIONREQUEST']._serialized_end=1329
-  _globals['_ANSWERESCALATIONRESPONSE']._serialized_start=1331
-  _globals['_ANSWERESCALATIONRESPONSE']._serialized_end=1435
-  _globals['_DECLINEESCALATIONREQUEST']._serialized_start=1437
-  _globals['_DECLINEESCALATIONREQUEST']._serialized_end=1539
-  _globals['_DECLINEESCALATIONRESPONSE']._serialized_start=1541
-  _globals['_DECLINEESCALATIONRESPONSE']._serialized_end=1617
-  _globals['_GETANSWERREPORTREQUEST']._serialized_start=1619
-  _globals['_GETANSWERREPORTREQUEST']._serialized_end=1680
-  _globals['_GETANSWERREPORTRESPONSE']._serialized_start=1683
-  _globals['_GETANSWERREPORTRESPONSE']._serialized_end=2068
-  _globals['_GETANSWERREPORTRESPONSE_PATHSENTRY']._serialized_start=2024
-  _globals['_GETANSWERREPORTRESPONSE_PATHSENTRY']._serialized_end=2068
+  _globals['_ESCALATION']._serialized_end=820
+  _globals['_ACCEPTESCALATIONREQUEST']._serialized_start=822
+  _globals['_ACCEPTESCALATIONREQUEST']._serialized_end=906
+  _globals['_ACCEPTESCALATIONRESPONSE']._serialized_start=908
+  _globals['_ACCEPTESCALATIONRESPONSE']._serialized_end=1026
+  _globals['_LISTESCALATIONSREQUEST']._serialized_start=1029
+  _globals['_LISTESCALATIONSREQUEST']._serialized_end=1196
+  _globals['_LISTESCALATIONSRESPONSE']._serialized_start=1198
+  _globals['_LISTESCALATIONSRESPONSE']._serialized_end=1298
+  _globals['_ANSWERESCALATIONREQUEST']._serialized_start=1300
+  _globals['_ANSWERESCALATIONREQUEST']._serialized_end=1416
+  _globals['_ANSWERESCALATIONRESPONSE']._serialized_start=1418
+  _globals['_ANSWERESCALATIONRESPONSE']._serialized_end=1522
+  _globals['_DECLINEESCALATIONREQUEST']._serialized_start=1524
+  _globals['_DECLINEESCALATIONREQUEST']._serialized_end=1626
+  _globals['_DECLINEESCALATIONRESPONSE']._serialized_start=1628
+  _globals['_DECLINEESCALATIONRESPONSE']._serialized_end=1704
+  _globals['_GETANSWERREPORTREQUEST']._serialized_start=1706
+  _globals['_GETANSWERREPORTREQUEST']._serialized_end=1767
+  _globals['_GETANSWERREPORTRESPONSE']._serialized_start=1770
+  _globals['_GETANSWERREPORTRESPONSE']._serialized_end=2155
+  _globals['_GETANSWERREPORTRESPONSE_PATHSENTRY']._serialized_start=2111
+  _globals['_GETANSWERREPORTRESPONSE_PATHSENTRY']._serialized_end=2155
 # @@protoc_insertion_point(module_scope)

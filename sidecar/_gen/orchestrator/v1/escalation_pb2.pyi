@@ -19,12 +19,21 @@ class EscalationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ESCALATION_STATE_ANSWERED: _ClassVar[EscalationState]
     ESCALATION_STATE_DECLINED: _ClassVar[EscalationState]
     ESCALATION_STATE_EXPIRED: _ClassVar[EscalationState]
+
+class EscalationContextKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ESCALATION_CONTEXT_KIND_UNSPECIFIED: _ClassVar[EscalationContextKind]
+    ESCALATION_CONTEXT_KIND_VERBATIM: _ClassVar[EscalationContextKind]
+    ESCALATION_CONTEXT_KIND_SUMMARY: _ClassVar[EscalationContextKind]
 ESCALATION_STATE_UNSPECIFIED: EscalationState
 ESCALATION_STATE_OFFERED: EscalationState
 ESCALATION_STATE_QUEUED: EscalationState
 ESCALATION_STATE_ANSWERED: EscalationState
 ESCALATION_STATE_DECLINED: EscalationState
 ESCALATION_STATE_EXPIRED: EscalationState
+ESCALATION_CONTEXT_KIND_UNSPECIFIED: EscalationContextKind
+ESCALATION_CONTEXT_KIND_VERBATIM: EscalationContextKind
+ESCALATION_CONTEXT_KIND_SUMMARY: EscalationContextKind
 
 class ContextMessage(_message.Message):
     __slots__ = ("role", "text")
@@ -35,7 +44,7 @@ class ContextMessage(_message.Message):
     def __init__(self, role: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
 
 class Escalation(_message.Message):
-    __slots__ = ("id", "tenant_id", "agent_id", "user_id", "conversation_id", "question", "layer", "state", "reason", "context", "create_time", "offer_expire_time", "queue_time", "expire_time", "close_time", "answer", "canonical_answer_id", "decline_reason")
+    __slots__ = ("id", "tenant_id", "agent_id", "user_id", "conversation_id", "question", "layer", "state", "reason", "context", "create_time", "offer_expire_time", "queue_time", "expire_time", "close_time", "answer", "canonical_answer_id", "decline_reason", "context_kind", "context_summary")
     ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +63,8 @@ class Escalation(_message.Message):
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     CANONICAL_ANSWER_ID_FIELD_NUMBER: _ClassVar[int]
     DECLINE_REASON_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_KIND_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_SUMMARY_FIELD_NUMBER: _ClassVar[int]
     id: str
     tenant_id: str
     agent_id: str
@@ -72,7 +83,9 @@ class Escalation(_message.Message):
     answer: str
     canonical_answer_id: str
     decline_reason: str
-    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., user_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., question: _Optional[str] = ..., layer: _Optional[str] = ..., state: _Optional[_Union[EscalationState, str]] = ..., reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[ContextMessage, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., offer_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answer: _Optional[str] = ..., canonical_answer_id: _Optional[str] = ..., decline_reason: _Optional[str] = ...) -> None: ...
+    context_kind: EscalationContextKind
+    context_summary: str
+    def __init__(self, id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., user_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., question: _Optional[str] = ..., layer: _Optional[str] = ..., state: _Optional[_Union[EscalationState, str]] = ..., reason: _Optional[str] = ..., context: _Optional[_Iterable[_Union[ContextMessage, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., offer_expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., queue_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., close_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., answer: _Optional[str] = ..., canonical_answer_id: _Optional[str] = ..., decline_reason: _Optional[str] = ..., context_kind: _Optional[_Union[EscalationContextKind, str]] = ..., context_summary: _Optional[str] = ...) -> None: ...
 
 class AcceptEscalationRequest(_message.Message):
     __slots__ = ("tenant_id", "user_id", "escalation_id")

@@ -88,6 +88,60 @@ func (EscalationState) EnumDescriptor() ([]byte, []int) {
 	return file_orchestrator_v1_escalation_proto_rawDescGZIP(), []int{0}
 }
 
+// What an escalation's context is: the last messages as they were, or a model's summary of them
+// (AgentPolicy.context_summary; the verbatim messages are kept when the summary fails).
+type EscalationContextKind int32
+
+const (
+	// Not set (an escalation stored before the kind was recorded carries verbatim messages).
+	EscalationContextKind_ESCALATION_CONTEXT_KIND_UNSPECIFIED EscalationContextKind = 0
+	// `context` holds the last messages before the question, verbatim.
+	EscalationContextKind_ESCALATION_CONTEXT_KIND_VERBATIM EscalationContextKind = 1
+	// `context_summary` holds a model's summary of them; `context` is empty.
+	EscalationContextKind_ESCALATION_CONTEXT_KIND_SUMMARY EscalationContextKind = 2
+)
+
+// Enum value maps for EscalationContextKind.
+var (
+	EscalationContextKind_name = map[int32]string{
+		0: "ESCALATION_CONTEXT_KIND_UNSPECIFIED",
+		1: "ESCALATION_CONTEXT_KIND_VERBATIM",
+		2: "ESCALATION_CONTEXT_KIND_SUMMARY",
+	}
+	EscalationContextKind_value = map[string]int32{
+		"ESCALATION_CONTEXT_KIND_UNSPECIFIED": 0,
+		"ESCALATION_CONTEXT_KIND_VERBATIM":    1,
+		"ESCALATION_CONTEXT_KIND_SUMMARY":     2,
+	}
+)
+
+func (x EscalationContextKind) Enum() *EscalationContextKind {
+	p := new(EscalationContextKind)
+	*p = x
+	return p
+}
+
+func (x EscalationContextKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EscalationContextKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_orchestrator_v1_escalation_proto_enumTypes[1].Descriptor()
+}
+
+func (EscalationContextKind) Type() protoreflect.EnumType {
+	return &file_orchestrator_v1_escalation_proto_enumTypes[1]
+}
+
+func (x EscalationContextKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EscalationContextKind.Descriptor instead.
+func (EscalationContextKind) EnumDescriptor() ([]byte, []int) {
+	return file_orchestrator_v1_escalation_proto_rawDescGZIP(), []int{1}
+}
+
 // One message of the conversation before the escalated one.
 type ContextMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -182,8 +236,12 @@ type Escalation struct {
 	CanonicalAnswerId string `protobuf:"bytes,17,opt,name=canonical_answer_id,json=canonicalAnswerId,proto3" json:"canonical_answer_id,omitempty"`
 	// Why the creator declined.
 	DeclineReason string `protobuf:"bytes,18,opt,name=decline_reason,json=declineReason,proto3" json:"decline_reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Which kind of context the escalation carries.
+	ContextKind EscalationContextKind `protobuf:"varint,19,opt,name=context_kind,json=contextKind,proto3,enum=orchestrator.v1.EscalationContextKind" json:"context_kind,omitempty"`
+	// The model's summary of the last messages (context_kind SUMMARY), for the creator.
+	ContextSummary string `protobuf:"bytes,20,opt,name=context_summary,json=contextSummary,proto3" json:"context_summary,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Escalation) Reset() {
@@ -338,6 +396,20 @@ func (x *Escalation) GetCanonicalAnswerId() string {
 func (x *Escalation) GetDeclineReason() string {
 	if x != nil {
 		return x.DeclineReason
+	}
+	return ""
+}
+
+func (x *Escalation) GetContextKind() EscalationContextKind {
+	if x != nil {
+		return x.ContextKind
+	}
+	return EscalationContextKind_ESCALATION_CONTEXT_KIND_UNSPECIFIED
+}
+
+func (x *Escalation) GetContextSummary() string {
+	if x != nil {
+		return x.ContextSummary
 	}
 	return ""
 }
@@ -1061,7 +1133,7 @@ const file_orchestrator_v1_escalation_proto_rawDesc = "" +
 	" orchestrator/v1/escalation.proto\x12\x0forchestrator.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dorchestrator/v1/answers.proto\"8\n" +
 	"\x0eContextMessage\x12\x12\n" +
 	"\x04role\x18\x01 \x01(\tR\x04role\x12\x12\n" +
-	"\x04text\x18\x02 \x01(\tR\x04text\"\xfa\x05\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\"\xee\x06\n" +
 	"\n" +
 	"Escalation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
@@ -1086,7 +1158,9 @@ const file_orchestrator_v1_escalation_proto_rawDesc = "" +
 	"close_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tcloseTime\x12\x16\n" +
 	"\x06answer\x18\x10 \x01(\tR\x06answer\x12.\n" +
 	"\x13canonical_answer_id\x18\x11 \x01(\tR\x11canonicalAnswerId\x12%\n" +
-	"\x0edecline_reason\x18\x12 \x01(\tR\rdeclineReason\"t\n" +
+	"\x0edecline_reason\x18\x12 \x01(\tR\rdeclineReason\x12I\n" +
+	"\fcontext_kind\x18\x13 \x01(\x0e2&.orchestrator.v1.EscalationContextKindR\vcontextKind\x12'\n" +
+	"\x0fcontext_summary\x18\x14 \x01(\tR\x0econtextSummary\"t\n" +
 	"\x17AcceptEscalationRequest\x12\x1b\n" +
 	"\ttenant_id\x18\x01 \x01(\tR\btenantId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12#\n" +
@@ -1154,7 +1228,11 @@ const file_orchestrator_v1_escalation_proto_rawDesc = "" +
 	"\x17ESCALATION_STATE_QUEUED\x10\x02\x12\x1d\n" +
 	"\x19ESCALATION_STATE_ANSWERED\x10\x03\x12\x1d\n" +
 	"\x19ESCALATION_STATE_DECLINED\x10\x04\x12\x1c\n" +
-	"\x18ESCALATION_STATE_EXPIRED\x10\x05B\xe6\x01\n" +
+	"\x18ESCALATION_STATE_EXPIRED\x10\x05*\x8b\x01\n" +
+	"\x15EscalationContextKind\x12'\n" +
+	"#ESCALATION_CONTEXT_KIND_UNSPECIFIED\x10\x00\x12$\n" +
+	" ESCALATION_CONTEXT_KIND_VERBATIM\x10\x01\x12#\n" +
+	"\x1fESCALATION_CONTEXT_KIND_SUMMARY\x10\x02B\xe6\x01\n" +
 	"\x1aio.orchestrator.sidecar.v1B\x0fEscalationProtoP\x01ZZgithub.com/orchestrator-sidecar/orchestrator/clients/go/gen/orchestrator/v1;orchestratorv1\xa2\x02\x03OXX\xaa\x02\x0fOrchestrator.V1\xca\x02\x0fOrchestrator\\V1\xe2\x02\x1bOrchestrator\\V1\\GPBMetadata\xea\x02\x10Orchestrator::V1b\x06proto3"
 
 var (
@@ -1169,46 +1247,48 @@ func file_orchestrator_v1_escalation_proto_rawDescGZIP() []byte {
 	return file_orchestrator_v1_escalation_proto_rawDescData
 }
 
-var file_orchestrator_v1_escalation_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_orchestrator_v1_escalation_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_orchestrator_v1_escalation_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_orchestrator_v1_escalation_proto_goTypes = []any{
 	(EscalationState)(0),              // 0: orchestrator.v1.EscalationState
-	(*ContextMessage)(nil),            // 1: orchestrator.v1.ContextMessage
-	(*Escalation)(nil),                // 2: orchestrator.v1.Escalation
-	(*AcceptEscalationRequest)(nil),   // 3: orchestrator.v1.AcceptEscalationRequest
-	(*AcceptEscalationResponse)(nil),  // 4: orchestrator.v1.AcceptEscalationResponse
-	(*ListEscalationsRequest)(nil),    // 5: orchestrator.v1.ListEscalationsRequest
-	(*ListEscalationsResponse)(nil),   // 6: orchestrator.v1.ListEscalationsResponse
-	(*AnswerEscalationRequest)(nil),   // 7: orchestrator.v1.AnswerEscalationRequest
-	(*AnswerEscalationResponse)(nil),  // 8: orchestrator.v1.AnswerEscalationResponse
-	(*DeclineEscalationRequest)(nil),  // 9: orchestrator.v1.DeclineEscalationRequest
-	(*DeclineEscalationResponse)(nil), // 10: orchestrator.v1.DeclineEscalationResponse
-	(*GetAnswerReportRequest)(nil),    // 11: orchestrator.v1.GetAnswerReportRequest
-	(*GetAnswerReportResponse)(nil),   // 12: orchestrator.v1.GetAnswerReportResponse
-	nil,                               // 13: orchestrator.v1.GetAnswerReportResponse.PathsEntry
-	(*timestamppb.Timestamp)(nil),     // 14: google.protobuf.Timestamp
-	(AnswerPath)(0),                   // 15: orchestrator.v1.AnswerPath
+	(EscalationContextKind)(0),        // 1: orchestrator.v1.EscalationContextKind
+	(*ContextMessage)(nil),            // 2: orchestrator.v1.ContextMessage
+	(*Escalation)(nil),                // 3: orchestrator.v1.Escalation
+	(*AcceptEscalationRequest)(nil),   // 4: orchestrator.v1.AcceptEscalationRequest
+	(*AcceptEscalationResponse)(nil),  // 5: orchestrator.v1.AcceptEscalationResponse
+	(*ListEscalationsRequest)(nil),    // 6: orchestrator.v1.ListEscalationsRequest
+	(*ListEscalationsResponse)(nil),   // 7: orchestrator.v1.ListEscalationsResponse
+	(*AnswerEscalationRequest)(nil),   // 8: orchestrator.v1.AnswerEscalationRequest
+	(*AnswerEscalationResponse)(nil),  // 9: orchestrator.v1.AnswerEscalationResponse
+	(*DeclineEscalationRequest)(nil),  // 10: orchestrator.v1.DeclineEscalationRequest
+	(*DeclineEscalationResponse)(nil), // 11: orchestrator.v1.DeclineEscalationResponse
+	(*GetAnswerReportRequest)(nil),    // 12: orchestrator.v1.GetAnswerReportRequest
+	(*GetAnswerReportResponse)(nil),   // 13: orchestrator.v1.GetAnswerReportResponse
+	nil,                               // 14: orchestrator.v1.GetAnswerReportResponse.PathsEntry
+	(*timestamppb.Timestamp)(nil),     // 15: google.protobuf.Timestamp
+	(AnswerPath)(0),                   // 16: orchestrator.v1.AnswerPath
 }
 var file_orchestrator_v1_escalation_proto_depIdxs = []int32{
 	0,  // 0: orchestrator.v1.Escalation.state:type_name -> orchestrator.v1.EscalationState
-	1,  // 1: orchestrator.v1.Escalation.context:type_name -> orchestrator.v1.ContextMessage
-	14, // 2: orchestrator.v1.Escalation.create_time:type_name -> google.protobuf.Timestamp
-	14, // 3: orchestrator.v1.Escalation.offer_expire_time:type_name -> google.protobuf.Timestamp
-	14, // 4: orchestrator.v1.Escalation.queue_time:type_name -> google.protobuf.Timestamp
-	14, // 5: orchestrator.v1.Escalation.expire_time:type_name -> google.protobuf.Timestamp
-	14, // 6: orchestrator.v1.Escalation.close_time:type_name -> google.protobuf.Timestamp
-	2,  // 7: orchestrator.v1.AcceptEscalationResponse.escalation:type_name -> orchestrator.v1.Escalation
-	15, // 8: orchestrator.v1.AcceptEscalationResponse.path:type_name -> orchestrator.v1.AnswerPath
-	0,  // 9: orchestrator.v1.ListEscalationsRequest.states:type_name -> orchestrator.v1.EscalationState
-	2,  // 10: orchestrator.v1.ListEscalationsResponse.escalations:type_name -> orchestrator.v1.Escalation
-	2,  // 11: orchestrator.v1.AnswerEscalationResponse.escalation:type_name -> orchestrator.v1.Escalation
-	2,  // 12: orchestrator.v1.DeclineEscalationResponse.escalation:type_name -> orchestrator.v1.Escalation
-	13, // 13: orchestrator.v1.GetAnswerReportResponse.paths:type_name -> orchestrator.v1.GetAnswerReportResponse.PathsEntry
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	2,  // 1: orchestrator.v1.Escalation.context:type_name -> orchestrator.v1.ContextMessage
+	15, // 2: orchestrator.v1.Escalation.create_time:type_name -> google.protobuf.Timestamp
+	15, // 3: orchestrator.v1.Escalation.offer_expire_time:type_name -> google.protobuf.Timestamp
+	15, // 4: orchestrator.v1.Escalation.queue_time:type_name -> google.protobuf.Timestamp
+	15, // 5: orchestrator.v1.Escalation.expire_time:type_name -> google.protobuf.Timestamp
+	15, // 6: orchestrator.v1.Escalation.close_time:type_name -> google.protobuf.Timestamp
+	1,  // 7: orchestrator.v1.Escalation.context_kind:type_name -> orchestrator.v1.EscalationContextKind
+	3,  // 8: orchestrator.v1.AcceptEscalationResponse.escalation:type_name -> orchestrator.v1.Escalation
+	16, // 9: orchestrator.v1.AcceptEscalationResponse.path:type_name -> orchestrator.v1.AnswerPath
+	0,  // 10: orchestrator.v1.ListEscalationsRequest.states:type_name -> orchestrator.v1.EscalationState
+	3,  // 11: orchestrator.v1.ListEscalationsResponse.escalations:type_name -> orchestrator.v1.Escalation
+	3,  // 12: orchestrator.v1.AnswerEscalationResponse.escalation:type_name -> orchestrator.v1.Escalation
+	3,  // 13: orchestrator.v1.DeclineEscalationResponse.escalation:type_name -> orchestrator.v1.Escalation
+	14, // 14: orchestrator.v1.GetAnswerReportResponse.paths:type_name -> orchestrator.v1.GetAnswerReportResponse.PathsEntry
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_orchestrator_v1_escalation_proto_init() }
@@ -1222,7 +1302,7 @@ func file_orchestrator_v1_escalation_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_orchestrator_v1_escalation_proto_rawDesc), len(file_orchestrator_v1_escalation_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -45,6 +45,8 @@ private static final long serialVersionUID = 0L;
     answer_ = "";
     canonicalAnswerId_ = "";
     declineReason_ = "";
+    contextKind_ = 0;
+    contextSummary_ = "";
   }
 
   public static final com.google.protobuf.Descriptors.Descriptor
@@ -860,6 +862,79 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int CONTEXT_KIND_FIELD_NUMBER = 19;
+  private int contextKind_ = 0;
+  /**
+   * <pre>
+   * Which kind of context the escalation carries.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.EscalationContextKind context_kind = 19 [json_name = "contextKind"];</code>
+   * @return The enum numeric value on the wire for contextKind.
+   */
+  @java.lang.Override public int getContextKindValue() {
+    return contextKind_;
+  }
+  /**
+   * <pre>
+   * Which kind of context the escalation carries.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.EscalationContextKind context_kind = 19 [json_name = "contextKind"];</code>
+   * @return The contextKind.
+   */
+  @java.lang.Override public io.orchestrator.sidecar.v1.EscalationContextKind getContextKind() {
+    io.orchestrator.sidecar.v1.EscalationContextKind result = io.orchestrator.sidecar.v1.EscalationContextKind.forNumber(contextKind_);
+    return result == null ? io.orchestrator.sidecar.v1.EscalationContextKind.UNRECOGNIZED : result;
+  }
+
+  public static final int CONTEXT_SUMMARY_FIELD_NUMBER = 20;
+  @SuppressWarnings("serial")
+  private volatile java.lang.Object contextSummary_ = "";
+  /**
+   * <pre>
+   * The model's summary of the last messages (context_kind SUMMARY), for the creator.
+   * </pre>
+   *
+   * <code>string context_summary = 20 [json_name = "contextSummary"];</code>
+   * @return The contextSummary.
+   */
+  @java.lang.Override
+  public java.lang.String getContextSummary() {
+    java.lang.Object ref = contextSummary_;
+    if (ref instanceof java.lang.String) {
+      return (java.lang.String) ref;
+    } else {
+      com.google.protobuf.ByteString bs = 
+          (com.google.protobuf.ByteString) ref;
+      java.lang.String s = bs.toStringUtf8();
+      contextSummary_ = s;
+      return s;
+    }
+  }
+  /**
+   * <pre>
+   * The model's summary of the last messages (context_kind SUMMARY), for the creator.
+   * </pre>
+   *
+   * <code>string context_summary = 20 [json_name = "contextSummary"];</code>
+   * @return The bytes for contextSummary.
+   */
+  @java.lang.Override
+  public com.google.protobuf.ByteString
+      getContextSummaryBytes() {
+    java.lang.Object ref = contextSummary_;
+    if (ref instanceof java.lang.String) {
+      com.google.protobuf.ByteString b = 
+          com.google.protobuf.ByteString.copyFromUtf8(
+              (java.lang.String) ref);
+      contextSummary_ = b;
+      return b;
+    } else {
+      return (com.google.protobuf.ByteString) ref;
+    }
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -927,6 +1002,12 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(declineReason_)) {
       com.google.protobuf.GeneratedMessage.writeString(output, 18, declineReason_);
+    }
+    if (contextKind_ != io.orchestrator.sidecar.v1.EscalationContextKind.ESCALATION_CONTEXT_KIND_UNSPECIFIED.getNumber()) {
+      output.writeEnum(19, contextKind_);
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(contextSummary_)) {
+      com.google.protobuf.GeneratedMessage.writeString(output, 20, contextSummary_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -997,6 +1078,13 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(declineReason_)) {
       size += com.google.protobuf.GeneratedMessage.computeStringSize(18, declineReason_);
+    }
+    if (contextKind_ != io.orchestrator.sidecar.v1.EscalationContextKind.ESCALATION_CONTEXT_KIND_UNSPECIFIED.getNumber()) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeEnumSize(19, contextKind_);
+    }
+    if (!com.google.protobuf.GeneratedMessage.isStringEmpty(contextSummary_)) {
+      size += com.google.protobuf.GeneratedMessage.computeStringSize(20, contextSummary_);
     }
     return size;
   }
@@ -1072,6 +1160,9 @@ private static final long serialVersionUID = 0L;
         .equals(other.getCanonicalAnswerId())) return false;
     if (!getDeclineReason()
         .equals(other.getDeclineReason())) return false;
+    if (contextKind_ != other.contextKind_) return false;
+    if (!getContextSummary()
+        .equals(other.getContextSummary())) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -1131,6 +1222,10 @@ private static final long serialVersionUID = 0L;
     hash = (53 * hash) + getCanonicalAnswerId().hashCode();
     hash = (37 * hash) + DECLINE_REASON_FIELD_NUMBER;
     hash = (53 * hash) + getDeclineReason().hashCode();
+    hash = (37 * hash) + CONTEXT_KIND_FIELD_NUMBER;
+    hash = (53 * hash) + contextKind_;
+    hash = (37 * hash) + CONTEXT_SUMMARY_FIELD_NUMBER;
+    hash = (53 * hash) + getContextSummary().hashCode();
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -1321,6 +1416,8 @@ private static final long serialVersionUID = 0L;
       answer_ = "";
       canonicalAnswerId_ = "";
       declineReason_ = "";
+      contextKind_ = 0;
+      contextSummary_ = "";
       return this;
     }
 
@@ -1434,6 +1531,12 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00020000) != 0)) {
         result.declineReason_ = declineReason_;
       }
+      if (((from_bitField0_ & 0x00040000) != 0)) {
+        result.contextKind_ = contextKind_;
+      }
+      if (((from_bitField0_ & 0x00080000) != 0)) {
+        result.contextSummary_ = contextSummary_;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -1546,6 +1649,14 @@ private static final long serialVersionUID = 0L;
       if (!other.getDeclineReason().isEmpty()) {
         declineReason_ = other.declineReason_;
         bitField0_ |= 0x00020000;
+        onChanged();
+      }
+      if (other.contextKind_ != 0) {
+        setContextKindValue(other.getContextKindValue());
+      }
+      if (!other.getContextSummary().isEmpty()) {
+        contextSummary_ = other.contextSummary_;
+        bitField0_ |= 0x00080000;
         onChanged();
       }
       this.mergeUnknownFields(other.getUnknownFields());
@@ -1680,6 +1791,16 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00020000;
               break;
             } // case 146
+            case 152: {
+              contextKind_ = input.readEnum();
+              bitField0_ |= 0x00040000;
+              break;
+            } // case 152
+            case 162: {
+              contextSummary_ = input.readStringRequireUtf8();
+              bitField0_ |= 0x00080000;
+              break;
+            } // case 162
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -3858,6 +3979,170 @@ private static final long serialVersionUID = 0L;
       checkByteStringIsUtf8(value);
       declineReason_ = value;
       bitField0_ |= 0x00020000;
+      onChanged();
+      return this;
+    }
+
+    private int contextKind_ = 0;
+    /**
+     * <pre>
+     * Which kind of context the escalation carries.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.EscalationContextKind context_kind = 19 [json_name = "contextKind"];</code>
+     * @return The enum numeric value on the wire for contextKind.
+     */
+    @java.lang.Override public int getContextKindValue() {
+      return contextKind_;
+    }
+    /**
+     * <pre>
+     * Which kind of context the escalation carries.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.EscalationContextKind context_kind = 19 [json_name = "contextKind"];</code>
+     * @param value The enum numeric value on the wire for contextKind to set.
+     * @return This builder for chaining.
+     */
+    public Builder setContextKindValue(int value) {
+      contextKind_ = value;
+      bitField0_ |= 0x00040000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Which kind of context the escalation carries.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.EscalationContextKind context_kind = 19 [json_name = "contextKind"];</code>
+     * @return The contextKind.
+     */
+    @java.lang.Override
+    public io.orchestrator.sidecar.v1.EscalationContextKind getContextKind() {
+      io.orchestrator.sidecar.v1.EscalationContextKind result = io.orchestrator.sidecar.v1.EscalationContextKind.forNumber(contextKind_);
+      return result == null ? io.orchestrator.sidecar.v1.EscalationContextKind.UNRECOGNIZED : result;
+    }
+    /**
+     * <pre>
+     * Which kind of context the escalation carries.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.EscalationContextKind context_kind = 19 [json_name = "contextKind"];</code>
+     * @param value The contextKind to set.
+     * @throws IllegalArgumentException if UNRECOGNIZED is provided.
+     * @return This builder for chaining.
+     */
+    public Builder setContextKind(io.orchestrator.sidecar.v1.EscalationContextKind value) {
+      java.util.Objects.requireNonNull(value);
+      bitField0_ |= 0x00040000;
+      contextKind_ = value.getNumber();
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * Which kind of context the escalation carries.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.EscalationContextKind context_kind = 19 [json_name = "contextKind"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearContextKind() {
+      bitField0_ = (bitField0_ & ~0x00040000);
+      contextKind_ = 0;
+      onChanged();
+      return this;
+    }
+
+    private java.lang.Object contextSummary_ = "";
+    /**
+     * <pre>
+     * The model's summary of the last messages (context_kind SUMMARY), for the creator.
+     * </pre>
+     *
+     * <code>string context_summary = 20 [json_name = "contextSummary"];</code>
+     * @return The contextSummary.
+     */
+    public java.lang.String getContextSummary() {
+      java.lang.Object ref = contextSummary_;
+      if (!(ref instanceof java.lang.String)) {
+        com.google.protobuf.ByteString bs =
+            (com.google.protobuf.ByteString) ref;
+        java.lang.String s = bs.toStringUtf8();
+        contextSummary_ = s;
+        return s;
+      } else {
+        return (java.lang.String) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The model's summary of the last messages (context_kind SUMMARY), for the creator.
+     * </pre>
+     *
+     * <code>string context_summary = 20 [json_name = "contextSummary"];</code>
+     * @return The bytes for contextSummary.
+     */
+    public com.google.protobuf.ByteString
+        getContextSummaryBytes() {
+      java.lang.Object ref = contextSummary_;
+      if (ref instanceof String) {
+        com.google.protobuf.ByteString b = 
+            com.google.protobuf.ByteString.copyFromUtf8(
+                (java.lang.String) ref);
+        contextSummary_ = b;
+        return b;
+      } else {
+        return (com.google.protobuf.ByteString) ref;
+      }
+    }
+    /**
+     * <pre>
+     * The model's summary of the last messages (context_kind SUMMARY), for the creator.
+     * </pre>
+     *
+     * <code>string context_summary = 20 [json_name = "contextSummary"];</code>
+     * @param value The contextSummary to set.
+     * @return This builder for chaining.
+     */
+    public Builder setContextSummary(
+        java.lang.String value) {
+      java.util.Objects.requireNonNull(value);
+      contextSummary_ = value;
+      bitField0_ |= 0x00080000;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The model's summary of the last messages (context_kind SUMMARY), for the creator.
+     * </pre>
+     *
+     * <code>string context_summary = 20 [json_name = "contextSummary"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearContextSummary() {
+      contextSummary_ = getDefaultInstance().getContextSummary();
+      bitField0_ = (bitField0_ & ~0x00080000);
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * The model's summary of the last messages (context_kind SUMMARY), for the creator.
+     * </pre>
+     *
+     * <code>string context_summary = 20 [json_name = "contextSummary"];</code>
+     * @param value The bytes for contextSummary to set.
+     * @return This builder for chaining.
+     */
+    public Builder setContextSummaryBytes(
+        com.google.protobuf.ByteString value) {
+      java.util.Objects.requireNonNull(value);
+      checkByteStringIsUtf8(value);
+      contextSummary_ = value;
+      bitField0_ |= 0x00080000;
       onChanged();
       return this;
     }

@@ -427,4 +427,43 @@ public interface EscalationOrBuilder extends
    */
   com.google.protobuf.ByteString
       getDeclineReasonBytes();
+
+  /**
+   * <pre>
+   * Which kind of context the escalation carries.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.EscalationContextKind context_kind = 19 [json_name = "contextKind"];</code>
+   * @return The enum numeric value on the wire for contextKind.
+   */
+  int getContextKindValue();
+  /**
+   * <pre>
+   * Which kind of context the escalation carries.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.EscalationContextKind context_kind = 19 [json_name = "contextKind"];</code>
+   * @return The contextKind.
+   */
+  io.orchestrator.sidecar.v1.EscalationContextKind getContextKind();
+
+  /**
+   * <pre>
+   * The model's summary of the last messages (context_kind SUMMARY), for the creator.
+   * </pre>
+   *
+   * <code>string context_summary = 20 [json_name = "contextSummary"];</code>
+   * @return The contextSummary.
+   */
+  java.lang.String getContextSummary();
+  /**
+   * <pre>
+   * The model's summary of the last messages (context_kind SUMMARY), for the creator.
+   * </pre>
+   *
+   * <code>string context_summary = 20 [json_name = "contextSummary"];</code>
+   * @return The bytes for contextSummary.
+   */
+  com.google.protobuf.ByteString
+      getContextSummaryBytes();
 }

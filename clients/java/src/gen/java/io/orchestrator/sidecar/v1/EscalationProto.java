@@ -104,7 +104,7 @@ public final class EscalationProto extends com.google.protobuf.GeneratedFile {
       "estrator.v1\032\037google/protobuf/timestamp.p" +
       "roto\032\035orchestrator/v1/answers.proto\"8\n\016C" +
       "ontextMessage\022\022\n\004role\030\001 \001(\tR\004role\022\022\n\004tex" +
-      "t\030\002 \001(\tR\004text\"\372\005\n\nEscalation\022\016\n\002id\030\001 \001(\t" +
+      "t\030\002 \001(\tR\004text\"\356\006\n\nEscalation\022\016\n\002id\030\001 \001(\t" +
       "R\002id\022\033\n\ttenant_id\030\002 \001(\tR\010tenantId\022\031\n\010age" +
       "nt_id\030\003 \001(\tR\007agentId\022\027\n\007user_id\030\004 \001(\tR\006u" +
       "serId\022\'\n\017conversation_id\030\005 \001(\tR\016conversa" +
@@ -123,63 +123,69 @@ public final class EscalationProto extends com.google.protobuf.GeneratedFile {
       "otobuf.TimestampR\tcloseTime\022\026\n\006answer\030\020 " +
       "\001(\tR\006answer\022.\n\023canonical_answer_id\030\021 \001(\t" +
       "R\021canonicalAnswerId\022%\n\016decline_reason\030\022 " +
-      "\001(\tR\rdeclineReason\"t\n\027AcceptEscalationRe" +
-      "quest\022\033\n\ttenant_id\030\001 \001(\tR\010tenantId\022\027\n\007us" +
-      "er_id\030\002 \001(\tR\006userId\022#\n\rescalation_id\030\003 \001" +
-      "(\tR\014escalationId\"\210\001\n\030AcceptEscalationRes" +
-      "ponse\022;\n\nescalation\030\001 \001(\0132\033.orchestrator" +
-      ".v1.EscalationR\nescalation\022/\n\004path\030\002 \001(\016" +
-      "2\033.orchestrator.v1.AnswerPathR\004path\"\337\001\n\026" +
-      "ListEscalationsRequest\022\033\n\ttenant_id\030\001 \001(" +
-      "\tR\010tenantId\022\031\n\010agent_id\030\002 \001(\tR\007agentId\0228" +
-      "\n\006states\030\003 \003(\0162 .orchestrator.v1.Escalat" +
-      "ionStateR\006states\022\027\n\007user_id\030\004 \001(\tR\006userI" +
-      "d\022\033\n\tpage_size\030\005 \001(\005R\010pageSize\022\035\n\npage_t" +
-      "oken\030\006 \001(\tR\tpageToken\"\200\001\n\027ListEscalation" +
-      "sResponse\022=\n\013escalations\030\001 \003(\0132\033.orchest" +
-      "rator.v1.EscalationR\013escalations\022&\n\017next" +
-      "_page_token\030\002 \001(\tR\rnextPageToken\"\244\001\n\027Ans" +
-      "werEscalationRequest\022\033\n\ttenant_id\030\001 \001(\tR" +
-      "\010tenantId\022\031\n\010agent_id\030\002 \001(\tR\007agentId\022#\n\r" +
-      "escalation_id\030\003 \001(\tR\014escalationId\022\026\n\006ans" +
-      "wer\030\004 \001(\tR\006answer\022\024\n\005layer\030\005 \001(\tR\005layer\"" +
-      "\207\001\n\030AnswerEscalationResponse\022;\n\nescalati" +
+      "\001(\tR\rdeclineReason\022I\n\014context_kind\030\023 \001(\016" +
+      "2&.orchestrator.v1.EscalationContextKind" +
+      "R\013contextKind\022\'\n\017context_summary\030\024 \001(\tR\016" +
+      "contextSummary\"t\n\027AcceptEscalationReques" +
+      "t\022\033\n\ttenant_id\030\001 \001(\tR\010tenantId\022\027\n\007user_i" +
+      "d\030\002 \001(\tR\006userId\022#\n\rescalation_id\030\003 \001(\tR\014" +
+      "escalationId\"\210\001\n\030AcceptEscalationRespons" +
+      "e\022;\n\nescalation\030\001 \001(\0132\033.orchestrator.v1." +
+      "EscalationR\nescalation\022/\n\004path\030\002 \001(\0162\033.o" +
+      "rchestrator.v1.AnswerPathR\004path\"\337\001\n\026List" +
+      "EscalationsRequest\022\033\n\ttenant_id\030\001 \001(\tR\010t" +
+      "enantId\022\031\n\010agent_id\030\002 \001(\tR\007agentId\0228\n\006st" +
+      "ates\030\003 \003(\0162 .orchestrator.v1.EscalationS" +
+      "tateR\006states\022\027\n\007user_id\030\004 \001(\tR\006userId\022\033\n" +
+      "\tpage_size\030\005 \001(\005R\010pageSize\022\035\n\npage_token" +
+      "\030\006 \001(\tR\tpageToken\"\200\001\n\027ListEscalationsRes" +
+      "ponse\022=\n\013escalations\030\001 \003(\0132\033.orchestrato" +
+      "r.v1.EscalationR\013escalations\022&\n\017next_pag" +
+      "e_token\030\002 \001(\tR\rnextPageToken\"\244\001\n\027AnswerE" +
+      "scalationRequest\022\033\n\ttenant_id\030\001 \001(\tR\010ten" +
+      "antId\022\031\n\010agent_id\030\002 \001(\tR\007agentId\022#\n\resca" +
+      "lation_id\030\003 \001(\tR\014escalationId\022\026\n\006answer\030" +
+      "\004 \001(\tR\006answer\022\024\n\005layer\030\005 \001(\tR\005layer\"\207\001\n\030" +
+      "AnswerEscalationResponse\022;\n\nescalation\030\001" +
+      " \001(\0132\033.orchestrator.v1.EscalationR\nescal" +
+      "ation\022.\n\023canonical_answer_id\030\002 \001(\tR\021cano" +
+      "nicalAnswerId\"\217\001\n\030DeclineEscalationReque" +
+      "st\022\033\n\ttenant_id\030\001 \001(\tR\010tenantId\022\031\n\010agent" +
+      "_id\030\002 \001(\tR\007agentId\022#\n\rescalation_id\030\003 \001(" +
+      "\tR\014escalationId\022\026\n\006reason\030\004 \001(\tR\006reason\"" +
+      "X\n\031DeclineEscalationResponse\022;\n\nescalati" +
       "on\030\001 \001(\0132\033.orchestrator.v1.EscalationR\ne" +
-      "scalation\022.\n\023canonical_answer_id\030\002 \001(\tR\021" +
-      "canonicalAnswerId\"\217\001\n\030DeclineEscalationR" +
-      "equest\022\033\n\ttenant_id\030\001 \001(\tR\010tenantId\022\031\n\010a" +
-      "gent_id\030\002 \001(\tR\007agentId\022#\n\rescalation_id\030" +
-      "\003 \001(\tR\014escalationId\022\026\n\006reason\030\004 \001(\tR\006rea" +
-      "son\"X\n\031DeclineEscalationResponse\022;\n\nesca" +
-      "lation\030\001 \001(\0132\033.orchestrator.v1.Escalatio" +
-      "nR\nescalation\"P\n\026GetAnswerReportRequest\022" +
-      "\033\n\ttenant_id\030\001 \001(\tR\010tenantId\022\031\n\010agent_id" +
-      "\030\002 \001(\tR\007agentId\"\255\004\n\027GetAnswerReportRespo" +
-      "nse\022\032\n\010messages\030\001 \001(\003R\010messages\022I\n\005paths" +
-      "\030\002 \003(\01323.orchestrator.v1.GetAnswerReport" +
-      "Response.PathsEntryR\005paths\022\024\n\005users\030\003 \001(" +
-      "\003R\005users\022(\n\020auto_answer_rate\030\004 \001(\001R\016auto" +
-      "AnswerRate\0229\n\031escalations_per_100_users\030" +
-      "\005 \001(\001R\026escalationsPer100Users\022\035\n\nreuse_r" +
-      "ate\030\006 \001(\001R\treuseRate\022#\n\rqueue_backlog\030\007 " +
-      "\001(\003R\014queueBacklog\022!\n\014decline_rate\030\010 \001(\001R" +
-      "\013declineRate\0227\n\030median_seconds_to_answer" +
-      "\030\t \001(\001R\025medianSecondsToAnswer\022+\n\021canonic" +
-      "al_answers\030\n \001(\003R\020canonicalAnswers\022)\n\020ca" +
-      "nonical_reuses\030\013 \001(\003R\017canonicalReuses\0328\n" +
-      "\nPathsEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005value\030\002" +
-      " \001(\003R\005value:\0028\001*\312\001\n\017EscalationState\022 \n\034E" +
-      "SCALATION_STATE_UNSPECIFIED\020\000\022\034\n\030ESCALAT" +
-      "ION_STATE_OFFERED\020\001\022\033\n\027ESCALATION_STATE_" +
-      "QUEUED\020\002\022\035\n\031ESCALATION_STATE_ANSWERED\020\003\022" +
-      "\035\n\031ESCALATION_STATE_DECLINED\020\004\022\034\n\030ESCALA" +
-      "TION_STATE_EXPIRED\020\005B\346\001\n\032io.orchestrator" +
-      ".sidecar.v1B\017EscalationProtoP\001ZZgithub.c" +
-      "om/orchestrator-sidecar/orchestrator/cli" +
-      "ents/go/gen/orchestrator/v1;orchestrator" +
-      "v1\242\002\003OXX\252\002\017Orchestrator.V1\312\002\017Orchestrato" +
-      "r\\V1\342\002\033Orchestrator\\V1\\GPBMetadata\352\002\020Orc" +
-      "hestrator::V1b\006proto3"
+      "scalation\"P\n\026GetAnswerReportRequest\022\033\n\tt" +
+      "enant_id\030\001 \001(\tR\010tenantId\022\031\n\010agent_id\030\002 \001" +
+      "(\tR\007agentId\"\255\004\n\027GetAnswerReportResponse\022" +
+      "\032\n\010messages\030\001 \001(\003R\010messages\022I\n\005paths\030\002 \003" +
+      "(\01323.orchestrator.v1.GetAnswerReportResp" +
+      "onse.PathsEntryR\005paths\022\024\n\005users\030\003 \001(\003R\005u" +
+      "sers\022(\n\020auto_answer_rate\030\004 \001(\001R\016autoAnsw" +
+      "erRate\0229\n\031escalations_per_100_users\030\005 \001(" +
+      "\001R\026escalationsPer100Users\022\035\n\nreuse_rate\030" +
+      "\006 \001(\001R\treuseRate\022#\n\rqueue_backlog\030\007 \001(\003R" +
+      "\014queueBacklog\022!\n\014decline_rate\030\010 \001(\001R\013dec" +
+      "lineRate\0227\n\030median_seconds_to_answer\030\t \001" +
+      "(\001R\025medianSecondsToAnswer\022+\n\021canonical_a" +
+      "nswers\030\n \001(\003R\020canonicalAnswers\022)\n\020canoni" +
+      "cal_reuses\030\013 \001(\003R\017canonicalReuses\0328\n\nPat" +
+      "hsEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001(\003" +
+      "R\005value:\0028\001*\312\001\n\017EscalationState\022 \n\034ESCAL" +
+      "ATION_STATE_UNSPECIFIED\020\000\022\034\n\030ESCALATION_" +
+      "STATE_OFFERED\020\001\022\033\n\027ESCALATION_STATE_QUEU" +
+      "ED\020\002\022\035\n\031ESCALATION_STATE_ANSWERED\020\003\022\035\n\031E" +
+      "SCALATION_STATE_DECLINED\020\004\022\034\n\030ESCALATION" +
+      "_STATE_EXPIRED\020\005*\213\001\n\025EscalationContextKi" +
+      "nd\022\'\n#ESCALATION_CONTEXT_KIND_UNSPECIFIE" +
+      "D\020\000\022$\n ESCALATION_CONTEXT_KIND_VERBATIM\020" +
+      "\001\022#\n\037ESCALATION_CONTEXT_KIND_SUMMARY\020\002B\346" +
+      "\001\n\032io.orchestrator.sidecar.v1B\017Escalatio" +
+      "nProtoP\001ZZgithub.com/orchestrator-sideca" +
+      "r/orchestrator/clients/go/gen/orchestrat" +
+      "or/v1;orchestratorv1\242\002\003OXX\252\002\017Orchestrato" +
+      "r.V1\312\002\017Orchestrator\\V1\342\002\033Orchestrator\\V1" +
+      "\\GPBMetadata\352\002\020Orchestrator::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -198,7 +204,7 @@ public final class EscalationProto extends com.google.protobuf.GeneratedFile {
     internal_static_orchestrator_v1_Escalation_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_Escalation_descriptor,
-        new java.lang.String[] { "Id", "TenantId", "AgentId", "UserId", "ConversationId", "Question", "Layer", "State", "Reason", "Context", "CreateTime", "OfferExpireTime", "QueueTime", "ExpireTime", "CloseTime", "Answer", "CanonicalAnswerId", "DeclineReason", });
+        new java.lang.String[] { "Id", "TenantId", "AgentId", "UserId", "ConversationId", "Question", "Layer", "State", "Reason", "Context", "CreateTime", "OfferExpireTime", "QueueTime", "ExpireTime", "CloseTime", "Answer", "CanonicalAnswerId", "DeclineReason", "ContextKind", "ContextSummary", });
     internal_static_orchestrator_v1_AcceptEscalationRequest_descriptor =
       getDescriptor().getMessageType(2);
     internal_static_orchestrator_v1_AcceptEscalationRequest_fieldAccessorTable = new

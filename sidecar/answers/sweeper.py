@@ -1,0 +1,72 @@
+"""The expiry sweeper: a task started and stopped with the server that, every `sweep_interval_seconds`
+of the injected clock, expires the escalations whose time ran out (of every tenant and agent, at most
+`sweep_batch` a sweep) and refreshes the backlog gauge, so the expiry counter and the backlog move
+without anyone reading the escalations.
+
+Each expiry is the store's compare-and-set (`AnswerStore.replace`): of two sidecars sweeping one
+Redis, or a sweep racing a creator's answer, exactly one move succeeds; only the sidecar whose move
+succeeded counts it. A failing store is logged and counted (`sidecar_answer_errors_total{op="sweep"}`);
+the next sweep tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sidecar.answers.errors import RECOVERABLE
+from sidecar.answers.service import AnswerService
+
+_log = logging.getLogger("sidecar.answers")
+
+
+class ExpirySweeper:
+    def __init__(self, answers: AnswerService, *, interval: float, batch: int) -> None:
+        self._a, self._interval, self._batch = answers, interval, batch
+        self._task: asyncio.Task[None] | None = None
+        self.rounds = 0  # sweeps finished by the task, failed ones included
+
+    async def sweep(self) -> int:
+        """One sweep: the escalations expired by this sidecar (others may have moved some first)."""
+        store, observer = self._a.store, self._a.observer
+        now = self._a.clock.wall()
+        expired = 0
+        for e in await store.due(now, self._batch):
+            gone = e.expired(now)
+            if await store.replace(e.state, gone):
+                observer.on_transition(e.agent, gone)
+                expired += 1
+        agents = sorted(self._a.policy.agents)  # the policy now in force (a reload may change it)
+        for agent, queued in (await store.backlog(agents)).items():
+            observer.on_backlog(agent, queued)
+        return expired
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="escalation-sweeper")
+
+    async def stop(self) -> None:
+        """Cancel the task and wait for it (a sweep in progress is abandoned between two moves)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # stop() itself was cancelled, not only the task it stopped
+
+    async def _run(self) -> None:
+        while True:
+            await self._a.clock.sleep(self._interval)
+            try:
+                n = await self.sweep()
+            except RECOVERABLE as exc:
+                _log.warning("escalation sweep failed: %r", exc)
+                self._a.observer.on_error("sweep")
+                n = 0
+            self.rounds += 1
+            if n:
+                _log.info("escalations expired", extra={"escalations": n})
