@@ -33,6 +33,7 @@ from sidecar.keys.backend import USER_KEY_PROVIDERS
 from sidecar.personas.registry import PersonaLoadError
 from sidecar.telemetry.logging import setup_logging
 from sidecar.telemetry.memory import limit_arenas
+from sidecar.unix_socket import SocketPathError
 
 if TYPE_CHECKING:
     from sidecar.keys.backend import KeyContext
@@ -144,6 +145,9 @@ def _serve(args: argparse.Namespace) -> int:
     limit_arenas(cfg.settings.memory.malloc_arena_max)  # before gRPC's threads allocate
     try:
         uvloop.run(_run_until_signalled(cfg, args.config))
+    except SocketPathError as exc:  # the Unix socket's path is another process's, or not a socket
+        sys.stderr.write(f"sidecar: cannot serve: {exc}\n")
+        return 1
     except RuntimeError as exc:  # grpc reports a listener it cannot bind this way
         sys.stderr.write(f"sidecar: cannot serve on {cfg.settings.listen.address}: {exc}\n")
         return 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
@@ -18,8 +17,10 @@ from sidecar.core.clock import Clock
 from sidecar.core.drain import Drain
 from sidecar.deps import Deps, persona_prompts
 from sidecar.telemetry.health import DrainingHealth
+from sidecar.telemetry.logging import quiet_undelivered_answers
 from sidecar.telemetry.memory import AllocatorTrimmer
 from sidecar.telemetry.tracing import TraceContextInterceptor
+from sidecar.unix_socket import bind_unix_socket
 
 if TYPE_CHECKING:
     from sidecar.answers.service import AnswerService
@@ -66,19 +67,16 @@ class Sidecar:
         )
         self.port = self.server.add_insecure_port(cfg.settings.listen.address)
         if (path := cfg.settings.listen.unix_socket) is not None:
-            _clear_stale_socket(path)
-            self.server.add_insecure_port(f"unix:{path}")
+            bind_unix_socket(self.server, path, mode=cfg.settings.listen.unix_socket_mode)
         self.admin_server = build_admin_server(cfg, servicers, deps.clock)
 
     async def start(self) -> None:
+        quiet_undelivered_answers()  # a caller gone before its answer is no server error
         await self.deps.telemetry.start()
         try:
             await self.server.start()
             if self.admin_server is not None:
                 await self.admin_server.start()
-                socket = self.cfg.settings.admin.unix_socket
-                assert socket is not None
-                socket.chmod(self.cfg.settings.admin.socket_mode)
         except BaseException:
             await self.deps.telemetry.stop()
             raise
@@ -216,11 +214,6 @@ class Sidecar:
                 _log.exception("shutdown step failed", extra={"step": getattr(close, "__qualname__", "?")})
 
 
-def _clear_stale_socket(path: Path) -> None:
-    if path.is_socket():
-        path.unlink()  # left behind by a previous run that was killed
-
-
 def build_admin_server(cfg: Config, servicers: Servicers, clock: Clock) -> grpc.aio.Server | None:
     """The AdminService alone on its own Unix socket (settings.admin.mode unix_socket)."""
     admin = cfg.settings.admin
@@ -228,6 +221,5 @@ def build_admin_server(cfg: Config, servicers: Servicers, clock: Clock) -> grpc.
         return None
     server = grpc.aio.server()
     add_admin(server, servicers, clock=clock)
-    _clear_stale_socket(admin.unix_socket)
-    server.add_insecure_port(f"unix:{admin.unix_socket}")
+    bind_unix_socket(server, admin.unix_socket, mode=admin.socket_mode)
     return server

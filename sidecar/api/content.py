@@ -129,12 +129,19 @@ def _tool_call(call: gen.ToolCall, at: str, bad: _Bad) -> ToolCall:
         bad.add(f"{at}.name", "1 to 64 of letters, digits, _ and - (^[a-zA-Z0-9_-]{1,64}$)")
     arguments = call.arguments or "{}"
     try:
-        ok = len(arguments) <= MAX_ARGUMENTS_CHARS and isinstance(json.loads(arguments), dict)
-    except ValueError:
+        ok = len(arguments) <= MAX_ARGUMENTS_CHARS and isinstance(
+            json.loads(arguments, parse_constant=_not_json), dict
+        )
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
         ok = False
     if not ok:
         bad.add(f"{at}.arguments", "a JSON object as text")
     return ToolCall(call.id, call.name, arguments)
+
+
+def _not_json(constant: str) -> object:
+    """NaN and Infinity: Python's json reads them, JSON (and the providers) does not."""
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _image(image: gen.Image, at: str, bad: _Bad) -> Image:

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import models_pb2
@@ -49,6 +49,7 @@ _FINISH = {
 
 
 MAX_VIOLATIONS = 20  # a hostile request must not make the error itself expensive
+_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799  # google.protobuf.Timestamp's range
 
 
 ID_RULE = "at most 128 of letters, digits and ._:@- starting with a letter or digit"
@@ -72,6 +73,17 @@ class Violations:
                 self.add(field, "required")
         elif not ID.fullmatch(value):
             self.add(field, ID_RULE)
+
+    def time(self, field: str, stamp: timestamp_pb2.Timestamp, *, present: bool) -> float | None:
+        """A required Timestamp in seconds, or None (and a violation) when it is missing, outside
+        0001-01-01..9999-12-31 or has nanos outside 0..999,999,999 (protobuf refuses to convert it)."""
+        if not present:
+            self.add(field, "required")
+            return None
+        if not (_MIN_SECONDS <= stamp.seconds <= _MAX_SECONDS and 0 <= stamp.nanos < 1_000_000_000):
+            self.add(field, "a timestamp between 0001-01-01 and 9999-12-31, nanos 0 to 999999999")
+            return None
+        return stamp.seconds + stamp.nanos / 1e9
 
     def raise_if_any(self) -> None:
         if self.items:

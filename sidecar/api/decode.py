@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import message_factory
@@ -22,6 +22,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescr
 from google.protobuf.message import DecodeError, Message
 
 from sidecar.api.errors import abort
+from sidecar.api.gate import rpc_failure
 from sidecar.core.clock import Clock, SystemClock
 from sidecar.core.errors import FieldViolation, InvalidRequestError
 from sidecar.telemetry.logging import RateLimitedLog
@@ -99,14 +100,14 @@ def _handler(
         return grpc.stream_unary_rpc_method_handler(wrapped_stream, response_serializer=serialize)
     if method.server_streaming:
         return grpc.unary_stream_rpc_method_handler(
-            _unary_request_stream(behavior, decode), response_serializer=serialize
+            _unary_request_stream(behavior, decode, method.name), response_serializer=serialize
         )
-    handle = _unary_request(behavior, decode)
+    handle = _unary_request(behavior, decode, method.name)
     return grpc.unary_unary_rpc_method_handler(handle, response_serializer=serialize)
 
 
 def _unary_request(
-    behavior: Callable[[Message, Context], Awaitable[Message]], decode: RequestDecoder
+    behavior: Callable[[Message, Context], Awaitable[Message]], decode: RequestDecoder, rpc: str
 ) -> Callable[[bytes, Context], Awaitable[Message]]:
     async def handle(raw: bytes, context: Context) -> Message:
         try:
@@ -115,6 +116,8 @@ def _unary_request(
             await abort(context, err)
         try:
             return await behavior(request, context)
+        except Exception as exc:  # what a servicer left unclassified: INTERNAL here, not grpc's UNKNOWN
+            await _unclassified(context, exc, rpc)
         finally:
             decode.seen(raw)
 
@@ -122,7 +125,7 @@ def _unary_request(
 
 
 def _unary_request_stream(
-    behavior: Callable[[Message, Context], AsyncIterator[Message]], decode: RequestDecoder
+    behavior: Callable[[Message, Context], AsyncIterator[Message]], decode: RequestDecoder, rpc: str
 ) -> Callable[[bytes, Context], AsyncIterator[Message]]:
     async def handle(raw: bytes, context: Context) -> AsyncIterator[Message]:
         try:
@@ -133,6 +136,8 @@ def _unary_request_stream(
         try:
             async for response in stream:
                 yield response
+        except Exception as exc:
+            await _unclassified(context, exc, rpc)
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
@@ -140,6 +145,15 @@ def _unary_request_stream(
             decode.seen(raw)
 
     return handle
+
+
+async def _unclassified(context: Context, exc: Exception, rpc: str) -> NoReturn:
+    """INTERNAL for an exception the servicer did not classify, unless the RPC is over already: a
+    caller that went away (its deadline, its cancel) makes the servicer's own abort fail, and that
+    is neither a crash nor anything to answer."""
+    if context.cancelled() or context.done():
+        raise exc
+    await rpc_failure(context, exc, rpc)
 
 
 def _streaming_request(behavior: Callable[..., Any], decode: RequestDecoder) -> Callable[..., Any]:
@@ -162,15 +176,19 @@ def bad_utf8_field(descriptor: Descriptor, raw: bytes) -> str | None:
     """The path of the first string field of `raw` that is not UTF-8 (`input.messages[2].name`), or None
     when there is none or the wire format is broken before one is found."""
     try:
-        return _walk(descriptor, memoryview(raw), "", 0)
+        return _walk(descriptor, memoryview(raw), "", 0, {})
     except (IndexError, ValueError):
         return None
 
 
-def _walk(descriptor: Descriptor, data: memoryview, prefix: str, depth: int) -> str | None:
+Counts = dict[tuple[str, int], int]  # elements seen per (path prefix, field number), across the walk
+
+
+def _walk(descriptor: Descriptor, data: memoryview, prefix: str, depth: int, counts: Counts) -> str | None:
+    """`counts` is shared by the whole walk: a singular message sent twice on the wire is one message
+    (protobuf merges them), so its repeated fields go on counting (`input.messages[2]`)."""
     if depth > _MAX_DEPTH:
         return None
-    counts: dict[int, int] = {}
     pos = 0
     while pos < len(data):
         tag, pos = _varint(data, pos)
@@ -185,15 +203,17 @@ def _walk(descriptor: Descriptor, data: memoryview, prefix: str, depth: int) -> 
         field = descriptor.fields_by_number.get(number)
         if field is None:
             continue
-        index = counts.get(number, 0)
-        counts[number] = index + 1
-        found = _check_field(field, body, prefix, index, depth)
+        index = counts.get((prefix, number), 0)
+        counts[prefix, number] = index + 1
+        found = _check_field(field, body, prefix, index, depth, counts)
         if found is not None:
             return found
     return None
 
 
-def _check_field(field: FieldDescriptor, body: memoryview, prefix: str, index: int, depth: int) -> str | None:
+def _check_field(
+    field: FieldDescriptor, body: memoryview, prefix: str, index: int, depth: int, counts: Counts
+) -> str | None:
     path = f"{prefix}{field.name}"
     is_map = field.message_type is not None and field.message_type.GetOptions().map_entry
     if field.is_repeated and not is_map:
@@ -206,8 +226,8 @@ def _check_field(field: FieldDescriptor, body: memoryview, prefix: str, index: i
         return None
     if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type is not None:
         if is_map:
-            return path if _walk(field.message_type, body, "", depth + 1) is not None else None
-        return _walk(field.message_type, body, path + ".", depth + 1)
+            return path if _walk(field.message_type, body, "", depth + 1, {}) is not None else None
+        return _walk(field.message_type, body, path + ".", depth + 1, counts)
     return None
 
 

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import math
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from sidecar._gen.orchestrator.v1 import experiments_pb2 as pb
@@ -54,7 +54,7 @@ async def feedback(ledger: LedgerWriter | None, req: pb.FeedbackRequest) -> pb.F
     """Validate, then score the call (this sidecar's unwritten records are written first)."""
     f = validated(Feedback(req.tenant_id, req.request_id, req.score, req.label))
     store = _enabled(ledger)
-    result = await _read(_flushed_then(store, record_feedback(store.store, f)))
+    result = await _read(_flushed_then(store, lambda: record_feedback(store.store, f)))
     return pb.FeedbackResponse(
         already_recorded=result.status is FeedbackStatus.REPEATED,
         experiment=result.experiment,
@@ -80,7 +80,9 @@ async def report(
         )
     store = _enabled(ledger)
     rows = await _read(
-        _flushed_then(store, store.store.experiment_rows(req.experiment, start, end, tenant, MAX_ROWS + 1))
+        _flushed_then(
+            store, lambda: store.store.experiment_rows(req.experiment, start, end, tenant, MAX_ROWS + 1)
+        )
     )
     if len(rows) > MAX_ROWS:
         raise InvalidRequestError(
@@ -103,14 +105,12 @@ def _validated(
         bad.add("experiment", "required")
     elif not _NAME.fullmatch(req.experiment):
         bad.add("experiment", "an experiment name: lowercase letters, digits, _ and -, at most 32")
-    for field in ("start_time", "end_time"):
-        if not req.HasField(field):
-            bad.add(field, "required")
-    start = req.start_time.ToNanoseconds() / 1e9
-    end = req.end_time.ToNanoseconds() / 1e9
-    if req.HasField("start_time") and req.HasField("end_time") and end <= start:
+    start = bad.time("start_time", req.start_time, present=req.HasField("start_time"))
+    end = bad.time("end_time", req.end_time, present=req.HasField("end_time"))
+    if start is not None and end is not None and end <= start:
         bad.add("end_time", "must be after start_time")
     bad.raise_if_any()
+    assert start is not None and end is not None
     return start, end
 
 
@@ -120,9 +120,11 @@ def _enabled(ledger: LedgerWriter | None) -> LedgerWriter:
     return ledger
 
 
-async def _flushed_then(ledger: LedgerWriter, work: Awaitable[T]) -> T:
+async def _flushed_then(ledger: LedgerWriter, work: Callable[[], Awaitable[T]]) -> T:
+    """This sidecar's queued records written, then `work` made and awaited: made only then, so a
+    call cancelled during the flush leaves no coroutine that was never awaited."""
     await ledger.flush()
-    return await work
+    return await work()
 
 
 async def _read(work: Awaitable[T]) -> T:

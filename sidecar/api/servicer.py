@@ -26,7 +26,7 @@ from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.outcome import Outcome
 from sidecar.core.tokens import count_prompt_tokens, count_tokens
 from sidecar.core.types import Call, Usage
-from sidecar.embeddings.service import EmbeddingService
+from sidecar.embeddings.service import EmbeddingService, EmbedRequest
 from sidecar.idempotency.replay import Replays
 from sidecar.providers.base import Provider
 from sidecar.routing.plan import Routing
@@ -61,6 +61,7 @@ class GenerationServicer:
         self._embeddings = embeddings
         self._gate = gate
         self._replays = replays
+        self._embed_replays = None if replays is None else replays.scoped("embed", field="request_id")
         self._pipeline = pipeline
         self._drain = drain or Drain(clock)
         self._policy = policy
@@ -144,20 +145,35 @@ class GenerationServicer:
         return models_pb2.ListModelsResponse(routes=page, next_page_token=token)
 
     async def Embed(self, request: embed_pb2.EmbedRequest, context: Context) -> embed_pb2.EmbedResponse:
+        """Validated before anything else (a refused request claims no idempotency key); a repeat of
+        a request_id within the idempotency window gets the first call's answer, charged once."""
         await self._gate.admit(context, "Embed", request.tenant_id)
         try:
-            if self._embeddings is None:
-                raise RuntimeError("GenerationServicer built without an embedding service")
             req = api_embed.to_request(
                 request,
                 tiers=self._tiers,
                 limits=self._policy.limits,
                 deadline=Deadline.after(context.time_remaining(), self._clock),
             )
-            result = await self._embeddings.embed(req)
+            if self._embed_replays is None or not request.request_id:
+                return await self._embed(req)
+            raw, _ = await self._embed_replays.answer(
+                request.tenant_id,
+                request.request_id,
+                request.SerializeToString(deterministic=True),
+                lambda: self._embed_bytes(req),
+            )
         except Exception as exc:
             await rpc_failure(context, exc, "Embed")
-        return api_embed.to_response(result, req.request_id)
+        return embed_pb2.EmbedResponse.FromString(raw)
+
+    async def _embed(self, req: EmbedRequest) -> embed_pb2.EmbedResponse:
+        if self._embeddings is None:
+            raise RuntimeError("GenerationServicer built without an embedding service")
+        return api_embed.to_response(await self._embeddings.embed(req), req.request_id)
+
+    async def _embed_bytes(self, req: EmbedRequest) -> bytes:
+        return (await self._embed(req)).SerializeToString()
 
     async def _call(self, request: gen.GenerationInput, context: Context, *, stream: bool) -> Call:
         record = Outcome(started_at=self._clock.monotonic())
@@ -177,6 +193,8 @@ class GenerationServicer:
             if self._metrics is not None:
                 self._metrics.call_rejected(stream, err.code.value, err.reason)
             await abort(context, err)
+        except Exception as exc:  # a bug in validation: INTERNAL with a request id, never grpc's UNKNOWN
+            await rpc_failure(context, exc, "StreamGenerate" if stream else "Generate")
 
     async def _cut(self, context: Context, call: Call, delivered: Sequence[str]) -> NoReturn:
         """The shutdown cut the call (its grace ran out): end it with an explicit status and the

@@ -23,9 +23,16 @@ _MODES = {
 Bad = Callable[[str, str], None]
 
 
-def struct_value(value: struct_pb2.Struct) -> dict[str, object]:
-    """A Struct as plain JSON values, integral numbers as ints."""
-    out: dict[str, object] = integral(json_format.MessageToDict(value))
+NOT_JSON = "JSON values only: no NaN or Infinity"
+
+
+def struct_value(value: struct_pb2.Struct) -> dict[str, object] | None:
+    """A Struct as plain JSON values, integral numbers as ints; None when it holds a number JSON
+    cannot write (NaN, Infinity)."""
+    try:
+        out: dict[str, object] = integral(json_format.MessageToDict(value))
+    except ValueError:
+        return None
     return out
 
 
@@ -47,10 +54,10 @@ def tools(req: gen.GenerationInput, bad: Bad) -> tuple[ToolSpec, ...]:
         parameters = ""
         if tool.HasField("parameters"):
             schema = struct_value(tool.parameters)
-            problem = schema_problem(schema, object_root=True)
+            problem = NOT_JSON if schema is None else schema_problem(schema, object_root=True)
             if problem is not None:
                 bad(f"{where}.parameters", problem)
-            parameters = canonical(schema)
+            parameters = canonical(schema or {})
         specs.append(ToolSpec(tool.name, tool.description, parameters))
     return tuple(specs)
 
@@ -89,9 +96,9 @@ def response_format(req: gen.GenerationInput, bad: Bad) -> ResponseFormat | None
         bad(f"{where}.schema", "required")
         return None
     schema = struct_value(spec.schema)
-    problem = schema_problem(schema)
+    problem = NOT_JSON if schema is None else schema_problem(schema)
     if problem is not None:
         bad(f"{where}.schema", problem)
     return ResponseFormat(
-        kind="json_schema", name=spec.name, schema_json=canonical(schema), strict=spec.strict
+        kind="json_schema", name=spec.name, schema_json=canonical(schema or {}), strict=spec.strict
     )

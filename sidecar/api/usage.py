@@ -26,12 +26,9 @@ def to_query(req: usage_pb2.GetUsageRequest) -> UsageQuery:
     bad = Violations()
     bad.check_id("tenant_id", req.tenant_id, required=True)
     bad.check_id("user_id", req.user_id)
-    for field in ("start_time", "end_time"):
-        if not req.HasField(field):
-            bad.add(field, "required")
-    start = req.start_time.ToNanoseconds() / 1e9
-    end = req.end_time.ToNanoseconds() / 1e9
-    if req.HasField("start_time") and req.HasField("end_time"):
+    start = bad.time("start_time", req.start_time, present=req.HasField("start_time"))
+    end = bad.time("end_time", req.end_time, present=req.HasField("end_time"))
+    if start is not None and end is not None:
         if end <= start:
             bad.add("end_time", "must be after start_time")
         elif end - start > MAX_RANGE_SECONDS:
@@ -40,7 +37,7 @@ def to_query(req: usage_pb2.GetUsageRequest) -> UsageQuery:
     if group_by is None:
         bad.add("group_by", "one of USER, MODEL, ROUTE, DAY")
     bad.raise_if_any()
-    assert group_by is not None
+    assert group_by is not None and start is not None and end is not None
     return UsageQuery(tenant=req.tenant_id, start=start, end=end, group_by=group_by, user=req.user_id or None)
 
 

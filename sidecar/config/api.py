@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from sidecar.config.secrets import SecretRef
 
@@ -17,6 +17,21 @@ _TENANT = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+def _octal(value: object) -> object:
+    """A file mode written as text is octal, whatever its prefix: "0660", "0o660" and "660" are all
+    0o660 (YAML reads an unquoted 0660 as octal already; 660 unquoted is a decimal number)."""
+    if isinstance(value, str):
+        text = value.strip().lower().removeprefix("0o")
+        try:
+            return int(text, 8)
+        except ValueError:
+            return value  # refused by the int check, with the key named
+    return value
+
+
+FileMode = Annotated[int, BeforeValidator(_octal), Field(ge=0, le=0o777)]
 
 
 class CredentialConfig(_Model):
@@ -64,7 +79,7 @@ class AdminSettings(_Model):
 
     mode: Literal["off", "listener", "unix_socket"] = "off"
     unix_socket: Path | None = None
-    socket_mode: int = Field(default=0o600, ge=0, le=0o777, description="file mode of the socket")
+    socket_mode: FileMode = Field(default=0o600, description="file mode of the socket (octal: 0600)")
 
     @model_validator(mode="after")
     def _socket(self) -> AdminSettings:
@@ -74,7 +89,7 @@ class AdminSettings(_Model):
 
 
 class IdempotencySettings(_Model):
-    """Unary Generate repeated with one tenant and request_id returns the first answer."""
+    """Unary Generate (and Embed) repeated with one tenant and request_id returns the first answer."""
 
     enabled: bool = True
     window_seconds: float = Field(default=600.0, gt=0, le=7 * 86_400)

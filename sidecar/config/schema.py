@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from sidecar.config.admission import AdmissionPolicy
 from sidecar.config.answers import AnswersPolicy
-from sidecar.config.api import AdminSettings, AuthSettings, IdempotencySettings
+from sidecar.config.api import AdminSettings, AuthSettings, FileMode, IdempotencySettings
 from sidecar.config.cache import CacheSettings
 from sidecar.config.context import ChatTemplateConfig, ContextPolicy, TokenizerName
 from sidecar.config.embeddings import EmbeddingsPolicy
@@ -41,6 +41,11 @@ class _Model(BaseModel):
 class ListenSettings(_Model):
     address: str = Field(default="127.0.0.1:50051", pattern=r"^\S+:\d{1,5}$")
     unix_socket: Path | None = None
+    unix_socket_mode: FileMode = Field(
+        default=0o660,
+        description="file mode of unix_socket (octal: 0660, owner and group may connect); set when it is "
+        "created, never wider meanwhile",
+    )
 
 
 class HttpSettings(_Model):

@@ -75,10 +75,10 @@ class LocalEmbedder:
             async with deadline.clock.timeout(remaining):
                 vectors, tokens = await asyncio.shield(work)
         except TimeoutError as exc:
-            stop.set()
+            _abandon(work, stop)
             raise DeadlineExceededError("the call's deadline passed while embedding") from exc
         except asyncio.CancelledError:
-            stop.set()
+            _abandon(work, stop)
             raise
         rows = tuple(tuple(float(x) for x in row) for row in vectors.tolist())
         return Embeddings(rows, self.dimensions, True, Usage(prompt_tokens=tokens))
@@ -102,6 +102,18 @@ class LocalEmbedder:
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _abandon(work: asyncio.Future[Any], stop: threading.Event) -> None:
+    """The caller gave up: the worker stops before its next batch, and how it ends (vectors nobody
+    wants, or _Stopped) is collected here instead of logged by asyncio as never retrieved."""
+    stop.set()
+    work.add_done_callback(_collect)
+
+
+def _collect(work: asyncio.Future[Any]) -> None:
+    if not work.cancelled():
+        work.exception()
 
 
 def _one_blas_thread() -> None:

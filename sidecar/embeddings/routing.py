@@ -56,6 +56,7 @@ class EmbeddingDeployments:
         building = self._building.get(name)
         if building is None or (building.done() and building.exception() is not None):
             building = asyncio.ensure_future(self._build(self._policy.deployments[name]))
+            building.add_done_callback(_observed)  # a failure all callers gave up on is not "never retrieved"
             self._building[name] = building
         return await asyncio.shield(building)
 
@@ -150,3 +151,8 @@ class EmbeddingRouter:
 def all_failed(alias: str, errors: Sequence[ProviderError]) -> ProvidersUnavailableError:
     detail = "; ".join(str(e) for e in errors) or "no deployment"
     return ProvidersUnavailableError(f"embedding route {alias}: every deployment failed: {detail}")
+
+
+def _observed(building: asyncio.Future[Embedder]) -> None:
+    if not building.cancelled():
+        building.exception()

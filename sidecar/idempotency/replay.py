@@ -1,8 +1,10 @@
-"""The edge's use of the store: run a unary Generate once per (tenant, request_id, window).
+"""The edge's use of the store: run a unary Generate (or an Embed) once per (tenant, request_id,
+window).
 
 `answer(...)` returns the first call's answer to every repeat of it (waiting for it while it runs),
 runs the call when it is the first, and refuses a different request under the same id. Only calls
-that set request_id take part; a generated id is new by construction.
+that set request_id take part; a generated id is new by construction. Each method keeps its own
+keys (`scoped`): an Embed and a Generate may carry the same request_id.
 """
 
 from __future__ import annotations
@@ -23,14 +25,23 @@ _log = logging.getLogger("sidecar.idempotency")
 class Replays:
     """Runs `produce` at most once per key and fingerprint; serializes answers as bytes."""
 
-    def __init__(self, store: IdempotencyStore, *, max_answer_bytes: int, field: str) -> None:
+    def __init__(
+        self, store: IdempotencyStore, *, max_answer_bytes: int, field: str, scope: str = ""
+    ) -> None:
+        """`field`: the request_id's path, named when a key is reused; `scope`: the method's part of
+        the key ("" is Generate's, as before scopes existed)."""
         self._store, self._max, self._field = store, max_answer_bytes, field
+        self._scope = f"{scope}:" if scope else ""
+
+    def scoped(self, scope: str, *, field: str) -> Replays:
+        """The same store and bounds for another method's keys."""
+        return Replays(self._store, max_answer_bytes=self._max, field=field, scope=scope)
 
     async def answer(
         self, tenant: str, request_id: str, request: bytes, produce: Callable[[], Awaitable[bytes]]
     ) -> tuple[bytes, bool]:
         """(answer, replayed): the stored answer of an earlier identical call, or a fresh one."""
-        key = f"{len(tenant)}:{tenant}:{request_id}"
+        key = f"{self._scope}{len(tenant)}:{tenant}:{request_id}"
         fingerprint = hashlib.sha256(request).digest()
         while True:
             held = await self._store.claim(key, fingerprint)

@@ -1,11 +1,10 @@
-"""The embedded ledger: an SQLite file in WAL mode, used from one dedicated thread."""
+"""The embedded ledger: an SQLite file in WAL mode, on the shared one-thread connection
+(sidecar/stores/sqlite.py); the schema is created, and older files migrated, when it opens."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -18,18 +17,18 @@ from sidecar.ledger.record import (
     UsageQuery,
     UsageRecord,
 )
+from sidecar.stores.sqlite import SqliteThread, create_owner_only
 
 T = TypeVar("T")
 _DAY = "strftime('%Y-%m-%d', ts, 'unixepoch')"
 
 
 class SqliteLedger:
-    """LedgerStore on an SQLite file; the schema is created on open."""
+    """LedgerStore on an SQLite file (created owner-only); the schema is created on open."""
 
     def __init__(self, path: str | Path) -> None:
         self._path = str(path)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-ledger")
-        self._conn: sqlite3.Connection | None = None  # opened and used only on the executor's thread
+        self._thread = SqliteThread("sqlite-ledger", self._connect)
 
     async def open(self) -> None:
         await self._run(lambda conn: None)
@@ -67,33 +66,29 @@ class SqliteLedger:
         await self._run(lambda conn: conn.executemany(text, rows))
 
     async def aclose(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._close)
-        self._executor.shutdown(wait=True)
+        """Close after every operation already handed over (the thread runs them in order)."""
+        await self._thread.aclose()
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._on_thread, work)
+        return await self._thread.run(work)
 
-    def _close(self) -> None:
-        if self._conn is not None:  # never opened: nothing to create just to close it
-            self._conn.close()
-            self._conn = None
-
-    def _on_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        if self._conn is None:
-            self._conn = sqlite3.connect(self._path, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            for statement in sql.create_table("REAL", "INTEGER"):
-                self._conn.execute(statement)
-            columns = {r[1] for r in self._conn.execute("PRAGMA table_info(usage_records)")}
-            if "metadata" not in columns:  # a ledger file from before the metadata column
-                self._conn.execute(f"ALTER TABLE usage_records ADD COLUMN {sql.METADATA_COLUMN}")
-            for name, definition in experiment_sql.added_columns("REAL"):
-                if name not in columns:  # a ledger file from before experiments
-                    self._conn.execute(f"ALTER TABLE usage_records ADD COLUMN {definition}")
-            for statement in experiment_sql.create_extras("REAL"):
-                self._conn.execute(statement)
-        return work(self._conn)
+    def _connect(self) -> sqlite3.Connection:
+        """On the thread, at the first operation: the connection, with the schema and migrations."""
+        create_owner_only(self._path)
+        conn = sqlite3.connect(self._path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        for statement in sql.create_table("REAL", "INTEGER"):
+            conn.execute(statement)
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(usage_records)")}
+        if "metadata" not in columns:  # a ledger file from before the metadata column
+            conn.execute(f"ALTER TABLE usage_records ADD COLUMN {sql.METADATA_COLUMN}")
+        for name, definition in experiment_sql.added_columns("REAL"):
+            if name not in columns:  # a ledger file from before experiments
+                conn.execute(f"ALTER TABLE usage_records ADD COLUMN {definition}")
+        for statement in experiment_sql.create_extras("REAL"):
+            conn.execute(statement)
+        return conn
 
 
 def _write(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:

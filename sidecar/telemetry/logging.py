@@ -108,6 +108,30 @@ class QuietLibraries(logging.Filter):
         return top not in QUIET_LOGGERS
 
 
+GRPC_CORE_LOGGER = "grpc._cython.cygrpc"
+
+
+class UndeliveredAnswers(logging.Filter):
+    """grpc logs an ERROR with a traceback when a servicer's answer cannot be sent because the caller
+    has gone (its deadline passed or it cancelled): `ExecuteBatchError raised in core`. That is the
+    caller's doing, and any caller could flood the log with it: it becomes one DEBUG line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if type(exc).__name__ == "ExecuteBatchError":
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.msg, record.args = "answer not delivered: the caller had gone", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_undelivered_answers() -> None:
+    """Install `UndeliveredAnswers` on grpc's core logger (once)."""
+    core = logging.getLogger(GRPC_CORE_LOGGER)
+    if not any(isinstance(f, UndeliveredAnswers) for f in core.filters):
+        core.addFilter(UndeliveredAnswers())
+
+
 class RateLimitedLog:
     """Logs one line per `interval` seconds at most, for events a caller can trigger at will (bad
     requests); the next line that gets through says how many were suppressed in between."""
@@ -177,6 +201,7 @@ def setup_logging(level: str, stream: TextIO | None = None, *, capture_content: 
     root.handlers[:] = [handler]
     root.setLevel(level)
     quiet_libraries()
+    quiet_undelivered_answers()
 
 
 def quiet_libraries() -> None:

@@ -155,3 +155,48 @@ async def test_fuzz_every_answer_is_invalid_argument_or_normal(
     assert codes.get("MALFORMED_REQUEST", 0) > 20, codes
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "Traceback" not in caplog.text
+
+
+class Crashing:
+    """A servicer with a bug: each method raises an exception nobody classified."""
+
+    async def ListModels(self, request: object, context: object) -> object:
+        raise RuntimeError("a bug")
+
+    Generate = Embed = ListModels
+
+    async def StreamGenerate(self, request: object, context: object) -> Any:
+        yield gen.StreamGenerateResponse()
+        raise KeyError("a bug mid-stream")
+
+
+async def test_an_unclassified_exception_is_internal_with_a_request_id_never_unknown(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from sidecar._gen.orchestrator.v1 import generation_service_pb2
+    from sidecar.api.decode import add_service
+
+    server = grpc.aio.server()
+    service = generation_service_pb2.DESCRIPTOR.services_by_name["GenerationService"]
+    add_service(server, Crashing(), service)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with caplog.at_level(logging.DEBUG):
+                for path, stream in (
+                    ("/orchestrator.v1.GenerationService/ListModels", False),
+                    (STREAM, True),
+                ):
+                    raw = b"" if not stream else generate_request(messages=[user("x")]).SerializeToString()
+                    err = await call_raw(channel, path, raw, stream)
+                    assert err is not None and err.code() == grpc.StatusCode.INTERNAL, err
+                    detail = await rich(err)
+                    assert detail.reason == "INTERNAL" and "request id" in detail.message
+    finally:
+        await server.stop(0)
+    assert not [r for r in caplog.records if "Unexpected" in r.getMessage()], "grpc's own error log"
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [
+        "ListModels crashed",
+        "StreamGenerate crashed",
+    ]

@@ -4,6 +4,7 @@ experiment columns on a real PostgreSQL (migrated on open)."""
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 import time
 from collections.abc import Callable
@@ -48,7 +49,7 @@ def config(**exp: Any) -> dict[str, Any]:
                 "two": {"provider": "echo", "model": "echo-two"},
             },
             "routes": {"chat": {"deployments": ["one", "two"]}},
-            "experiments": {"tone": {**EXPERIMENT, **exp}},
+            "experiments": {"tone": copy.deepcopy({**EXPERIMENT, **exp})},  # callers change their copy
         }
     }
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import stat
 import uuid
 from pathlib import Path
 from typing import Any
@@ -189,3 +192,22 @@ async def test_get_usage_needs_an_admin_credential(serve: Any) -> None:
     assert (await rich(caught.value)).reason == "METHOD_NOT_ALLOWED"
     ok = await s.stub.GetUsage(query, metadata=[("authorization", "Bearer ops-sekrit")])
     assert list(ok.groups) == []
+
+
+async def test_the_last_calls_before_shutdown_are_on_disk(serve: Any, tmp_path: Path) -> None:
+    """A long flush interval keeps the records queued; stopping the sidecar writes every one of them
+    before the ledger's SQLite thread closes, and the file is its owner's alone."""
+    path = tmp_path / "ledger.db"
+    ledger = {"sqlite_path": str(path), "flush_interval_seconds": 60, "batch_size": 7}
+    s = await serve(
+        {"policy": PRICED, "settings": {"telemetry": {"metrics": {"enabled": False}, "ledger": ledger}}}
+    )
+    for i in range(30):
+        await s.stub.Generate(
+            generate_request(messages=[user("hi")], tenant_id="acme", request_id=f"last-{i}")
+        )
+    await s.sidecar.stop(0)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        found = {r[0] for r in conn.execute("SELECT request_id FROM usage_records")}
+    assert found == {f"last-{i}" for i in range(30)}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

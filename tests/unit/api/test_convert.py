@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -26,6 +27,22 @@ def msg(text: str = "hi", role: int = gen.ROLE_USER, **kw: Any) -> gen.Message:
 
 
 TIERS = Tiers(TierAssignment(), DEFAULT_TIERS)
+
+
+def object_schema(fields: dict[str, Any]) -> struct_pb2.Struct:
+    out = struct_pb2.Struct()
+    out.update({"type": "object", **fields})
+    return out
+
+
+def nan_tool() -> gen.Tool:
+    return gen.Tool(name="t", parameters=object_schema({"maxProperties": math.nan}))
+
+
+def with_tool_call(arguments: str) -> gen.GenerationInput:
+    call = gen.ToolCall(id="call_1", name="lookup", arguments=arguments)
+    answer = gen.Message(role=gen.ROLE_ASSISTANT, content=[gen.ContentPart(tool_call=call)])
+    return gen.GenerationInput(messages=[msg(), answer])
 
 
 def convert(req: gen.GenerationInput, clock: FakeClock | None = None, tiers: Tiers = TIERS) -> Any:
@@ -252,6 +269,30 @@ BAD: list[tuple[str, gen.GenerationInput, str]] = [
         "metadata['k']",
     ),
     ("metadata bad key", gen.GenerationInput(messages=[msg()], metadata={"a key": "v"}), "metadata['a key']"),
+    # deeper than the JSON parser's stack: RecursionError, which escaped as grpc's UNKNOWN
+    (
+        "tool arguments nested deep",
+        with_tool_call("[" * 100_000),
+        "messages[1].content[0].tool_call.arguments",
+    ),
+    ("tool arguments NaN", with_tool_call('{"a": NaN}'), "messages[1].content[0].tool_call.arguments"),
+    (
+        "tool arguments Infinity",
+        with_tool_call('{"a": -Infinity}'),
+        "messages[1].content[0].tool_call.arguments",
+    ),
+    # a Struct number JSON cannot write: json_format raised ValueError, answered INTERNAL
+    ("tool parameters NaN", gen.GenerationInput(messages=[msg()], tools=[nan_tool()]), "tools[0].parameters"),
+    (
+        "response schema Infinity",
+        gen.GenerationInput(
+            messages=[msg()],
+            response_format=gen.ResponseFormat(
+                json_schema=gen.JsonSchemaFormat(name="s", schema=object_schema({"maxItems": math.inf}))
+            ),
+        ),
+        "response_format.json_schema.schema",
+    ),
 ]
 
 

@@ -56,6 +56,12 @@ def test_the_bad_string_is_named_by_its_path() -> None:
     assert bad_utf8_field(DESCRIPTOR, b"\x0a\x7f") is None  # truncated before any string
 
 
+def test_a_message_sent_twice_is_merged_and_its_lists_go_on_counting() -> None:
+    """protobuf merges a singular message that occurs twice: the bad text is the third message."""
+    again = generate_request(messages=[user("wXrld")]).SerializeToString().replace(b"wXrld", b"w\xffrld")
+    assert bad_utf8_field(DESCRIPTOR, VALID + again) == "input.messages[2].content[0].text"
+
+
 def test_the_log_line_is_rate_limited() -> None:
     clock = FakeClock()
     log = RateLimitedLog(logging.getLogger("test.limited"), clock, interval=60)

@@ -3,7 +3,9 @@ optional fields stay unset), and the request priority and variant override field
 
 from __future__ import annotations
 
+import asyncio
 import math
+from typing import Any
 
 import pytest
 
@@ -127,3 +129,32 @@ def test_the_requested_variant(
     req = gen.GenerationInput(experiment_variant=named, metadata=metadata)
     assert requested_variant(req, bad) == expected  # type: ignore[arg-type]
     assert [f for f, _ in seen] == fields
+
+
+async def test_feedback_cancelled_while_the_ledger_flushes_leaves_no_coroutine_unawaited(clock: Any) -> None:
+    """The ledger's operation was made before the flush it waits for: a caller whose deadline ended
+    during the flush left a coroutine that was never awaited (a RuntimeWarning per call)."""
+    import gc
+    import warnings
+
+    from sidecar.api.experiments import feedback
+    from sidecar.ledger.writer import LedgerPolicy, LedgerWriter
+    from sidecar.telemetry.metrics import Metrics
+    from tests.unit.ledger.test_writer import BlockedStore, record
+
+    store = BlockedStore()
+    writer = LedgerWriter(store, LedgerPolicy(), clock=clock, signals=Metrics())  # type: ignore[arg-type]
+    writer.submit(record(1))  # the flush waits for this write, which waits for release
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        task = asyncio.create_task(
+            feedback(writer, pb.FeedbackRequest(tenant_id="t", request_id="r1", score=1))
+        )
+        for _ in range(5):
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        del task
+        gc.collect()
+    assert not [w for w in seen if "never awaited" in str(w.message)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -69,3 +70,21 @@ async def test_empty_batch(embedder: LocalEmbedder) -> None:
 async def test_a_passed_deadline_stops_the_call(embedder: LocalEmbedder, clock: FakeClock) -> None:
     with pytest.raises(DeadlineExceededError):
         await embedder.embed(["late"] * 64, deadline=Deadline(clock.monotonic(), clock))
+
+
+async def test_a_caller_that_gave_up_leaves_no_unretrieved_exception(
+    embedder: LocalEmbedder, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker stops with _Stopped once its caller has gone: that ending is collected, not left
+    for asyncio to log as 'Future exception was never retrieved' (one ERROR per abandoned call)."""
+    import gc
+
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        for _ in range(3):
+            with pytest.raises(DeadlineExceededError):
+                await embedder.embed(["late"] * 64, deadline=Deadline(clock.monotonic(), clock))
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(embedder._executor, lambda: None)  # the abandoned work is done
+        await asyncio.sleep(0)  # its done callbacks ran
+        gc.collect()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()], caplog.text

@@ -100,3 +100,14 @@ async def test_an_answer_too_large_is_not_kept(clock: FakeClock) -> None:
     r, produce = replays(clock, max_bytes=3), Producer()
     await r.answer("acme", "r1", b"req", produce)
     assert await r.answer("acme", "r1", b"req", produce) == (b"answer-2", False)
+
+
+async def test_each_scope_keeps_its_own_keys_in_the_same_store(clock: FakeClock) -> None:
+    generate, produce = replays(clock), Producer()
+    embed = generate.scoped("embed", field="request_id")
+    assert await generate.answer("acme", "r1", b"generate", produce) == (b"answer-1", False)
+    assert await embed.answer("acme", "r1", b"embed", produce) == (b"answer-2", False)  # not reused
+    assert await embed.answer("acme", "r1", b"embed", produce) == (b"answer-2", True)
+    with pytest.raises(IdempotencyKeyReusedError) as err:
+        await embed.answer("acme", "r1", b"changed", produce)
+    assert [v.field for v in err.value.violations] == ["request_id"] and produce.calls == 2

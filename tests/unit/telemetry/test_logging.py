@@ -107,3 +107,28 @@ def test_libraries_that_see_secrets_never_log_below_warning() -> None:
     text = out.getvalue()
     assert CANARY_KEY not in text and "Plaintext" not in text
     assert "ours at debug" in text and "a library warning" in text
+
+
+def test_an_answer_the_caller_left_before_is_one_debug_line_not_an_error_with_a_traceback() -> None:
+    """grpc's ERROR for an answer it could not send (the caller's deadline passed): a caller could
+    flood the log with these tracebacks. Other records of grpc's logger are left as they are."""
+    from grpc._cython.cygrpc import ExecuteBatchError
+
+    from sidecar.telemetry.logging import GRPC_CORE_LOGGER, quiet_undelivered_answers
+
+    core, seen = logging.getLogger(GRPC_CORE_LOGGER), io.StringIO()
+    handler = logging.StreamHandler(seen)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    core.addHandler(handler)
+    try:
+        quiet_undelivered_answers()
+        quiet_undelivered_answers()  # once only
+        try:
+            raise ExecuteBatchError("Failed execute_batch")
+        except ExecuteBatchError:
+            core.exception("ExecuteBatchError raised in core by servicer method [/x/Y]")
+        core.error("something else")
+    finally:
+        core.removeHandler(handler)
+    assert seen.getvalue() == "DEBUG answer not delivered: the caller had gone\nERROR something else\n"
+    assert len(core.filters) == 1

@@ -128,7 +128,8 @@ class GenerationServiceServicer:
         (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
         INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
         COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
-        (UNAVAILABLE).
+        (UNAVAILABLE). Idempotent retries as in Generate: IDEMPOTENCY_KEY_REUSED (INVALID_ARGUMENT naming
+        `request_id`), IDEMPOTENCY_STORE_UNAVAILABLE (UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -30,7 +30,9 @@ type EmbedRequest struct {
 	// End user the call is made for (same alphabet as tenant_id; INVALID_REQUEST naming `user_id`).
 	UserId string `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Caller-chosen request id (same alphabet as tenant_id; INVALID_REQUEST naming `request_id`);
-	// generated when empty. Recorded with the usage record.
+	// generated when empty. Recorded with the usage record. The idempotency key: a repeat with the same
+	// tenant_id and request_id within the idempotency window gets the first answer, charged once; a
+	// different request under it is IDEMPOTENCY_KEY_REUSED.
 	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// Embedding route alias from `embeddings.routes`; empty = `embeddings.default_route`
 	// (INVALID_REQUEST naming `route` when unknown).

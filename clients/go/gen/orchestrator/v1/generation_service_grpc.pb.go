@@ -74,7 +74,8 @@ type GenerationServiceClient interface {
 	// (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
 	// INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
 	// COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
-	// (UNAVAILABLE).
+	// (UNAVAILABLE). Idempotent retries as in Generate: IDEMPOTENCY_KEY_REUSED (INVALID_ARGUMENT naming
+	// `request_id`), IDEMPOTENCY_STORE_UNAVAILABLE (UNAVAILABLE).
 	Embed(ctx context.Context, in *EmbedRequest, opts ...grpc.CallOption) (*EmbedResponse, error)
 }
 
@@ -184,7 +185,8 @@ type GenerationServiceServer interface {
 	// (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
 	// INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
 	// COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
-	// (UNAVAILABLE).
+	// (UNAVAILABLE). Idempotent retries as in Generate: IDEMPOTENCY_KEY_REUSED (INVALID_ARGUMENT naming
+	// `request_id`), IDEMPOTENCY_STORE_UNAVAILABLE (UNAVAILABLE).
 	Embed(context.Context, *EmbedRequest) (*EmbedResponse, error)
 	mustEmbedUnimplementedGenerationServiceServer()
 }

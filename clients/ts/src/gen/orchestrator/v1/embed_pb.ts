@@ -37,7 +37,9 @@ export type EmbedRequest = Message<"orchestrator.v1.EmbedRequest"> & {
 
   /**
    * Caller-chosen request id (same alphabet as tenant_id; INVALID_REQUEST naming `request_id`);
-   * generated when empty. Recorded with the usage record.
+   * generated when empty. Recorded with the usage record. The idempotency key: a repeat with the same
+   * tenant_id and request_id within the idempotency window gets the first answer, charged once; a
+   * different request under it is IDEMPOTENCY_KEY_REUSED.
    *
    * @generated from field: string request_id = 3;
    */

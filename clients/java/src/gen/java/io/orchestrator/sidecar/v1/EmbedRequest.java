@@ -172,7 +172,9 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * Caller-chosen request id (same alphabet as tenant_id; INVALID_REQUEST naming `request_id`);
-   * generated when empty. Recorded with the usage record.
+   * generated when empty. Recorded with the usage record. The idempotency key: a repeat with the same
+   * tenant_id and request_id within the idempotency window gets the first answer, charged once; a
+   * different request under it is IDEMPOTENCY_KEY_REUSED.
    * </pre>
    *
    * <code>string request_id = 3 [json_name = "requestId"];</code>
@@ -194,7 +196,9 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * Caller-chosen request id (same alphabet as tenant_id; INVALID_REQUEST naming `request_id`);
-   * generated when empty. Recorded with the usage record.
+   * generated when empty. Recorded with the usage record. The idempotency key: a repeat with the same
+   * tenant_id and request_id within the idempotency window gets the first answer, charged once; a
+   * different request under it is IDEMPOTENCY_KEY_REUSED.
    * </pre>
    *
    * <code>string request_id = 3 [json_name = "requestId"];</code>
@@ -1088,7 +1092,9 @@ java.lang.String defaultValue) {
     /**
      * <pre>
      * Caller-chosen request id (same alphabet as tenant_id; INVALID_REQUEST naming `request_id`);
-     * generated when empty. Recorded with the usage record.
+     * generated when empty. Recorded with the usage record. The idempotency key: a repeat with the same
+     * tenant_id and request_id within the idempotency window gets the first answer, charged once; a
+     * different request under it is IDEMPOTENCY_KEY_REUSED.
      * </pre>
      *
      * <code>string request_id = 3 [json_name = "requestId"];</code>
@@ -1109,7 +1115,9 @@ java.lang.String defaultValue) {
     /**
      * <pre>
      * Caller-chosen request id (same alphabet as tenant_id; INVALID_REQUEST naming `request_id`);
-     * generated when empty. Recorded with the usage record.
+     * generated when empty. Recorded with the usage record. The idempotency key: a repeat with the same
+     * tenant_id and request_id within the idempotency window gets the first answer, charged once; a
+     * different request under it is IDEMPOTENCY_KEY_REUSED.
      * </pre>
      *
      * <code>string request_id = 3 [json_name = "requestId"];</code>
@@ -1131,7 +1139,9 @@ java.lang.String defaultValue) {
     /**
      * <pre>
      * Caller-chosen request id (same alphabet as tenant_id; INVALID_REQUEST naming `request_id`);
-     * generated when empty. Recorded with the usage record.
+     * generated when empty. Recorded with the usage record. The idempotency key: a repeat with the same
+     * tenant_id and request_id within the idempotency window gets the first answer, charged once; a
+     * different request under it is IDEMPOTENCY_KEY_REUSED.
      * </pre>
      *
      * <code>string request_id = 3 [json_name = "requestId"];</code>
@@ -1149,7 +1159,9 @@ java.lang.String defaultValue) {
     /**
      * <pre>
      * Caller-chosen request id (same alphabet as tenant_id; INVALID_REQUEST naming `request_id`);
-     * generated when empty. Recorded with the usage record.
+     * generated when empty. Recorded with the usage record. The idempotency key: a repeat with the same
+     * tenant_id and request_id within the idempotency window gets the first answer, charged once; a
+     * different request under it is IDEMPOTENCY_KEY_REUSED.
      * </pre>
      *
      * <code>string request_id = 3 [json_name = "requestId"];</code>
@@ -1164,7 +1176,9 @@ java.lang.String defaultValue) {
     /**
      * <pre>
      * Caller-chosen request id (same alphabet as tenant_id; INVALID_REQUEST naming `request_id`);
-     * generated when empty. Recorded with the usage record.
+     * generated when empty. Recorded with the usage record. The idempotency key: a repeat with the same
+     * tenant_id and request_id within the idempotency window gets the first answer, charged once; a
+     * different request under it is IDEMPOTENCY_KEY_REUSED.
      * </pre>
      *
      * <code>string request_id = 3 [json_name = "requestId"];</code>

@@ -274,7 +274,8 @@ public final class GenerationServiceGrpc {
      * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
      * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
      * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
-     * (UNAVAILABLE).
+     * (UNAVAILABLE). Idempotent retries as in Generate: IDEMPOTENCY_KEY_REUSED (INVALID_ARGUMENT naming
+     * `request_id`), IDEMPOTENCY_STORE_UNAVAILABLE (UNAVAILABLE).
      * </pre>
      */
     default void embed(io.orchestrator.sidecar.v1.EmbedRequest request,
@@ -388,7 +389,8 @@ public final class GenerationServiceGrpc {
      * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
      * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
      * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
-     * (UNAVAILABLE).
+     * (UNAVAILABLE). Idempotent retries as in Generate: IDEMPOTENCY_KEY_REUSED (INVALID_ARGUMENT naming
+     * `request_id`), IDEMPOTENCY_STORE_UNAVAILABLE (UNAVAILABLE).
      * </pre>
      */
     public void embed(io.orchestrator.sidecar.v1.EmbedRequest request,
@@ -483,7 +485,8 @@ public final class GenerationServiceGrpc {
      * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
      * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
      * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
-     * (UNAVAILABLE).
+     * (UNAVAILABLE). Idempotent retries as in Generate: IDEMPOTENCY_KEY_REUSED (INVALID_ARGUMENT naming
+     * `request_id`), IDEMPOTENCY_STORE_UNAVAILABLE (UNAVAILABLE).
      * </pre>
      */
     public io.orchestrator.sidecar.v1.EmbedResponse embed(io.orchestrator.sidecar.v1.EmbedRequest request) throws io.grpc.StatusException {
@@ -576,7 +579,8 @@ public final class GenerationServiceGrpc {
      * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
      * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
      * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
-     * (UNAVAILABLE).
+     * (UNAVAILABLE). Idempotent retries as in Generate: IDEMPOTENCY_KEY_REUSED (INVALID_ARGUMENT naming
+     * `request_id`), IDEMPOTENCY_STORE_UNAVAILABLE (UNAVAILABLE).
      * </pre>
      */
     public io.orchestrator.sidecar.v1.EmbedResponse embed(io.orchestrator.sidecar.v1.EmbedRequest request) {
@@ -656,7 +660,8 @@ public final class GenerationServiceGrpc {
      * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
      * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
      * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
-     * (UNAVAILABLE).
+     * (UNAVAILABLE). Idempotent retries as in Generate: IDEMPOTENCY_KEY_REUSED (INVALID_ARGUMENT naming
+     * `request_id`), IDEMPOTENCY_STORE_UNAVAILABLE (UNAVAILABLE).
      * </pre>
      */
     public com.google.common.util.concurrent.ListenableFuture<io.orchestrator.sidecar.v1.EmbedResponse> embed(

@@ -1,0 +1,75 @@
+"""A gRPC server's Unix socket, bound safely: an explicit file mode with no moment where the socket is
+more permissive than it, and a path that is never followed, never a file we delete by mistake.
+
+    bind_unix_socket(server, Path("/run/sidecar/sidecar.sock"), mode=0o660)
+
+Before binding, the path must be free: nothing there; or a socket that nobody listens on (left by a
+sidecar that was killed), which is removed. A socket that answers belongs to a running process and
+a regular file, a directory or a symbolic link is someone else's: the server refuses to start
+(`SocketPathError`) and leaves the path as it found it. gRPC itself would remove any socket there, a
+live one too, and follows a symbolic link to find out: the checks here run first.
+
+The socket is created under a umask that leaves at most the owner's read and write bits of `mode`
+(the process's other threads create nothing more permissive meanwhile), then set to `mode` exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+
+_OWNER_RW = 0o600
+
+
+class SocketPathError(RuntimeError):
+    """The Unix socket path cannot be used: another process's socket, or not a socket at all."""
+
+
+def bind_unix_socket(server: grpc.aio.Server, path: Path, *, mode: int) -> None:
+    """Add `unix:<path>` to `server` with file mode `mode` (before the server starts)."""
+    free_socket_path(path)
+    with _umask(0o777 & ~(mode & _OWNER_RW)):
+        server.add_insecure_port(f"unix:{path}")
+    if not stat.S_ISSOCK(os.lstat(path).st_mode):  # replaced between bind and here: not ours to touch
+        raise SocketPathError(f"{path} is no longer the socket just bound")
+    os.chmod(path, mode)
+
+
+def free_socket_path(path: Path) -> None:
+    """Nothing at `path` afterwards, or SocketPathError (and `path` untouched)."""
+    try:
+        found = os.lstat(path)  # the link itself, never its target
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(found.st_mode):
+        raise SocketPathError(f"{path} is a symbolic link: refusing to follow or remove it")
+    if not stat.S_ISSOCK(found.st_mode):
+        raise SocketPathError(f"{path} exists and is not a socket: refusing to remove it")
+    if listening(path):
+        raise SocketPathError(f"{path}: another process is listening on this socket")
+    path.unlink(missing_ok=True)  # a stale socket: its server is gone
+
+
+def listening(path: Path) -> bool:
+    """Whether the socket at `path` may have a listener: only a refused connection (or a socket gone
+    meanwhile) says it has none; success, a full backlog or no permission to try all count as one."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.setblocking(False)
+        code = probe.connect_ex(str(path))
+    return code not in (errno.ECONNREFUSED, errno.ENOENT)
+
+
+@contextlib.contextmanager
+def _umask(mask: int) -> Iterator[None]:
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
