@@ -348,7 +348,7 @@ class Http1Client:
         head = _request_head(method, url, origin, headers, body)
         held: list[asyncio.Semaphore] = []
         try:
-            for gate in (self._total, self._host_gate(origin)):
+            for gate in (self._host_gate(origin), self._total):  # waiting for a busy host holds nothing
                 await gate.acquire()
                 held.append(gate)
             response, connection = await self._send(origin, head, body)

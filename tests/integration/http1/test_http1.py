@@ -486,3 +486,22 @@ async def test_each_read_of_a_stream_is_a_reported_wait() -> None:
     spans = waits.intervals()
     assert len(spans) == len(got) + 2  # the head, each read, the end of the body
     assert sum(spans) >= 0.06
+
+
+async def test_requests_queued_for_a_busy_host_do_not_hold_back_another_host() -> None:
+    release = asyncio.Event()
+
+    async def stuck(state: Upstream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state.requests.append(await read_request(reader))
+        await release.wait()
+        writer.write(answer())
+        await writer.drain()
+
+    async with upstream(stuck) as busy, upstream(keep_alive) as other:
+        http = client(max_connections=2, max_connections_per_host=1)
+        queued = [asyncio.ensure_future(post(http, busy.url)) for _ in range(3)]  # 1 sent, 2 waiting
+        await asyncio.sleep(0.05)
+        assert await asyncio.wait_for(post(http, other.url), 2) == {"ok": True}
+        release.set()
+        assert await asyncio.gather(*queued) == [{"ok": True}] * 3
+        await http.aclose()
