@@ -24,7 +24,6 @@ from sidecar.experiments.control import ExperimentControl
 from sidecar.idempotency.store import IdempotencyStore, MemoryIdempotencyStore
 from sidecar.keys.backend import KeyBackend
 from sidecar.keys.cache import KeyCache, KeyCachePolicy
-from sidecar.keys.local import LocalKekBackend
 from sidecar.keys.rotation import Rotation, RotationLock, SqliteRotationLock
 from sidecar.keys.service import KeyService
 from sidecar.keys.store import KeyStore, SqliteKeyStore
@@ -365,6 +364,8 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
     k = cfg.settings.keys
     backend: KeyBackend
     if k.backend == "local" and k.local is not None:
+        from sidecar.keys.local import LocalKekBackend
+
         backend = LocalKekBackend.from_file(k.local.kek_file)
     elif k.backend == "aws-kms" and k.aws_kms is not None:
         from sidecar.keys.aws_kms import AwsKmsBackend

@@ -54,12 +54,10 @@ import json
 import os
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from sidecar.core.errors import (
     Code,
@@ -194,7 +192,7 @@ async def seal(backend: KeyBackend, context: KeyContext, secret: bytes | bytearr
         enc_key, commit_key = _subkeys(data_key)
         aad = _aad(context)
         nonce = os.urandom(NONCE_BYTES)
-        ciphertext = AESGCM(enc_key).encrypt(nonce, secret, aad)
+        ciphertext = _aead(enc_key).encrypt(nonce, secret, aad)
         commitment = _commitment(commit_key, nonce, aad)
     finally:
         _wipe(data_key)
@@ -219,8 +217,10 @@ async def unseal(backend: KeyBackend, envelope: Envelope, context: KeyContext) -
         expected = _commitment(commit_key, envelope.nonce, aad)
         if not hmac.compare_digest(expected, envelope.commitment):
             raise KeyRecordCorruptError("the commitment does not match its data key")
+        from cryptography.exceptions import InvalidTag
+
         try:
-            plaintext = AESGCM(enc_key).decrypt(envelope.nonce, envelope.ciphertext, aad)
+            plaintext = _aead(enc_key).decrypt(envelope.nonce, envelope.ciphertext, aad)
         except InvalidTag as exc:
             raise KeyRecordCorruptError("the ciphertext failed authentication") from exc
     finally:
@@ -245,7 +245,18 @@ def _check_context(recorded: KeyContext, expected: KeyContext) -> None:
         )
 
 
+def _aead(key: bytes) -> AESGCM:
+    """AES-256-GCM under `key`. cryptography is imported on first use, so a sidecar without a key
+    backend never loads it (about 7 MB of RSS; bench/analysis.md)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key)
+
+
 def _subkeys(data_key: bytearray) -> tuple[bytes, bytes]:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     if len(data_key) != DATA_KEY_BYTES:
         raise KeyDecryptError(f"key backend returned a data key that is not {DATA_KEY_BYTES} bytes")
     enc = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_ENC_INFO).derive(data_key)

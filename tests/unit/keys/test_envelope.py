@@ -306,7 +306,7 @@ def aes_decrypts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             calls.append(1)
             return self._inner.decrypt(nonce, data, aad)
 
-    monkeypatch.setattr(envelope_module, "AESGCM", SpyAESGCM)
+    monkeypatch.setattr(envelope_module, "_aead", SpyAESGCM)  # where the envelope makes its cipher
     return calls
 
 
@@ -466,3 +466,16 @@ def test_last_four_shows_at_most_four_characters() -> None:
     assert last_four(bytearray(CANARY)) == "…cdef"
     assert last_four(b"sk-short") == "…"
     assert last_four(b"") == "…"
+
+
+def test_a_sidecar_without_a_key_backend_does_not_load_cryptography() -> None:
+    """About 7 MB of RSS (bench/analysis.md): the envelope and the local backend import it on use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sidecar.app, sidecar.cli, sidecar.deps, sidecar.server;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'cryptography'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
