@@ -16,6 +16,7 @@ import logging
 
 from sidecar.answers.errors import RECOVERABLE
 from sidecar.answers.service import AnswerService
+from sidecar.core.tasks import cancel_and_wait
 
 _log = logging.getLogger("sidecar.answers")
 
@@ -48,15 +49,7 @@ class ExpirySweeper:
     async def stop(self) -> None:
         """Cancel the task and wait for it (a sweep in progress is abandoned between two moves)."""
         task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # stop() itself was cancelled, not only the task it stopped
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

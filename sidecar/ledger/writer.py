@@ -12,12 +12,12 @@ deletes records older than `retention_seconds` at most once per `purge_interval_
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Protocol
 
 from sidecar.core.clock import Clock
+from sidecar.core.tasks import cancel_and_wait
 from sidecar.ledger.record import LedgerStore, UsageGroup, UsageQuery, UsageRecord
 
 _log = logging.getLogger("sidecar.ledger")
@@ -75,11 +75,8 @@ class LedgerWriter:
 
     async def stop(self) -> None:
         """Write what is queued, then stop the task and close the store."""
-        if self._task is not None:  # a write in progress finishes: flush() waits for its lock
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None  # a write in progress finishes: flush() waits for its lock
+        await cancel_and_wait(task)
         try:
             await self.flush()
         finally:

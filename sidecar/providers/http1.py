@@ -30,7 +30,6 @@ No timer lives here: every wait is bounded by the caller's `clock.timeout`, and 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import socket
 import ssl
@@ -45,6 +44,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from sidecar.core.clock import Clock
+from sidecar.core.tasks import cancel_and_wait
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 200
@@ -470,10 +470,8 @@ class Http1Client:
 
     async def aclose(self) -> None:
         self._closed = True
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+        reaper, self._reaper = self._reaper, None
+        await cancel_and_wait(reaper)
         for connection in list(self._open):
             connection.close()
         self._idle.clear()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import ProviderAuthError, SidecarError
+from sidecar.core.tasks import cancel_and_wait
 from sidecar.providers.base import Provider
 
 _log = logging.getLogger("sidecar.routing")
@@ -110,15 +111,7 @@ class HealthProber:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise  # stop() itself was cancelled: pass that on
+        await cancel_and_wait(task)
 
     async def _loop(self, deployment: str) -> None:
         while True:

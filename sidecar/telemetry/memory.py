@@ -18,13 +18,13 @@ Both do nothing where the C library is not glibc.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import ctypes.util
 import logging
 from typing import Any
 
 from sidecar.core.clock import Clock, SystemClock
+from sidecar.core.tasks import cancel_and_wait
 
 _log = logging.getLogger("sidecar.memory")
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
@@ -94,6 +94,4 @@ class AllocatorTrimmer:
 
     async def aclose(self) -> None:
         if self._pending is not None and not self._pending.done():
-            self._pending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pending
+            await cancel_and_wait(self._pending)

@@ -1,0 +1,22 @@
+"""Stopping a background task: the one way every loop the sidecar starts (probes, the ledger writer,
+the escalation sweeper, the allocator trimmer, the HTTP pool's idle reaper) is stopped."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel `task` and wait until it has ended. Its own cancellation is swallowed; a cancellation of
+    the caller while it waits is passed on (a bare `suppress(CancelledError)` would eat that too);
+    an exception the task ended with is raised."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # the caller itself was cancelled, not only the task it stopped
