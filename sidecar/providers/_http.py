@@ -32,6 +32,7 @@ from sidecar.core.errors import (
 )
 from sidecar.core.outcome import UpstreamWaits
 from sidecar.providers import http1
+from sidecar.providers.http_pool import Http1Client, PoolLimits
 from sidecar.providers.sse import SseDecoder, SseEvent
 from sidecar.telemetry.tracing import inject_trace_context
 
@@ -58,23 +59,23 @@ class Timeouts:
 
 
 class HttpClient:
-    """One connection pool (sidecar/providers/http1.py) shared by every provider adapter."""
+    """One connection pool (sidecar/providers/http_pool.py) shared by every provider adapter."""
 
     def __init__(self, settings: HttpSettings, clock: Clock) -> None:
         self._settings = settings
         self._clock = clock
-        self._pool: http1.Http1Client | None = None
+        self._pool: Http1Client | None = None
         self._retry_after = RetryAfterPolicy(settings.max_retry_after_seconds, clock)
 
-    def _client(self) -> http1.Http1Client:
+    def _client(self) -> Http1Client:
         if self._pool is None:  # made on first use: it needs the running loop
-            limits = http1.PoolLimits(
+            limits = PoolLimits(
                 max_connections=self._settings.max_connections,
                 max_per_host=self._settings.max_connections_per_host,
                 keepalive_seconds=self._settings.keepalive_seconds,
                 connect_seconds=self._settings.connect_timeout_seconds,
             )
-            self._pool = http1.Http1Client(limits, self._clock, ca_file=self._settings.ca_file)
+            self._pool = Http1Client(limits, self._clock, ca_file=self._settings.ca_file)
         return self._pool
 
     @property

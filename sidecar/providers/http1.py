@@ -1,30 +1,20 @@
-"""The upstream HTTP/1.1 client: pooled keep-alive connections on asyncio protocols, responses
-parsed by httptools (llhttp, the parser uvicorn uses).
+"""The upstream HTTP/1.1 wire: one connection as an asyncio protocol, its answer parsed by
+httptools (llhttp, the parser uvicorn uses), the request head, and the errors. The pool that owns
+the connections is sidecar/providers/http_pool.py.
 
-Why not aiohttp's client here: one upstream request through it cost the sidecar about 0.25 ms of CPU
-at saturation and 0.5 to 0.8 ms of latency at low load, a quarter of the sidecar's whole cost per
-call; this client does the same exchange for a tenth of that (bench/analysis.md). It does only what
-an upstream call needs:
+Why not aiohttp's client: one upstream request through it cost the sidecar about 0.25 ms of CPU at
+saturation and 0.5 to 0.8 ms of latency at low load, a quarter of the sidecar's whole cost per call;
+this client does the same exchange for a tenth of that (bench/analysis.md). What one connection does:
 
-- one request per connection at a time, connections kept alive per origin (scheme, host, port) and
-  reused newest first; an idle one is closed `keepalive_seconds` after its last answer (a reaper
-  task sleeps on the injected clock until the next such moment, and ends when nothing is idle);
-- at most `max_connections` in use, and `max_connections_per_host` per origin (0: no own limit);
-  a request over the limit waits for a free connection (bounded by the caller's timeout);
-- TLS with the system's trust store (or `ca_file`), checked against the host name;
-- bounded answers: at most 64 KiB of status line and headers, at most 200 headers; the body is read
-  in pieces whose total the caller bounds; reading pauses while 256 KiB are buffered unread;
-- the keep-alive race (the server closes an idle connection as a request goes out on it): a GET on
-  a reused connection closed before any byte of an answer is sent once more on a new connection; a
-  POST never is (the upstream may have started generating, and billing, it), the caller's retry
-  policy decides; a server's `Keep-Alive: timeout=N` shortens how long its connections are reused;
+- one exchange at a time; bounded answers: at most 64 KiB of status line and headers, at most 200
+  headers; the body is read in pieces whose total the caller bounds; reading pauses while 256 KiB
+  are buffered unread; interim (1xx) answers are skipped; bytes after the answer mark the
+  connection unusable; a server's `Keep-Alive: timeout=N` is kept for the pool;
 - never: redirects (a 3xx is an answer; following it would carry the key elsewhere), proxies,
-  HTTP/2, compression (it asks for `identity`; an encoded answer is refused), request bodies that are
-  not bytes. A header name or value that is not valid HTTP (CR, LF, NUL) is refused before anything
-  is sent.
+  HTTP/2, compression (it asks for `identity`; an encoded answer is refused). A header name or value
+  that is not valid HTTP (CR, LF, NUL) is refused before anything is sent.
 
-No timer lives here: every wait is bounded by the caller's `clock.timeout`, and connecting by
-`connect_seconds` on the same clock.
+No timer lives here: every wait is bounded by the caller's `clock.timeout`.
 """
 
 from __future__ import annotations
@@ -32,26 +22,21 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-import ssl
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
-
-from sidecar.core.clock import Clock
-from sidecar.core.tasks import cancel_and_wait
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 200
 _PAUSE_AT = 256 * 1024  # unread body bytes buffered before reading from the socket pauses
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class HttpError(Exception):
@@ -86,15 +71,15 @@ class Origin:
 
     @classmethod
     def of(cls, url: URL) -> Origin:
-        if url.scheme not in _DEFAULT_PORTS or not url.host:
+        if url.scheme not in DEFAULT_PORTS or not url.host:
             raise ConnectError(f"unsupported upstream URL scheme {url.scheme!r}")
-        return cls(url.scheme, url.host, url.port or _DEFAULT_PORTS[url.scheme])
+        return cls(url.scheme, url.host, url.port or DEFAULT_PORTS[url.scheme])
 
 
 class Response:
     """One answer: status and headers at once, the body read piece by piece."""
 
-    def __init__(self, connection: _Connection, status: int, headers: CIMultiDictProxy[str]) -> None:
+    def __init__(self, connection: Connection, status: int, headers: CIMultiDictProxy[str]) -> None:
         self._connection = connection
         self.status = status
         self.headers = headers
@@ -114,10 +99,18 @@ class Response:
     close = release
 
 
-class _Connection(asyncio.Protocol):
+class Pool(Protocol):
+    """What a connection tells its pool (http_pool.Http1Client)."""
+
+    def give_back(self, connection: Connection) -> None: ...
+
+    def forget(self, connection: Connection) -> None: ...
+
+
+class Connection(asyncio.Protocol):
     """One HTTP/1.1 connection: one exchange at a time, its answer parsed as it arrives."""
 
-    def __init__(self, pool: Http1Client, origin: Origin) -> None:
+    def __init__(self, pool: Pool, origin: Origin) -> None:
         self._pool = pool
         self.origin = origin
         self.idle_since = 0.0
@@ -230,7 +223,7 @@ class _Connection(asyncio.Protocol):
                 ProtocolError(f"upstream sent a {encoding[:20]!r}-encoded body (identity was asked for)")
             )
             return
-        if (announced := _keepalive_timeout(headers.get("keep-alive", ""))) is not None:
+        if (announced := keepalive_timeout(headers.get("keep-alive", ""))) is not None:
             self.keepalive_limit = announced
         if self._head is not None and not self._head.done():
             self._head.set_result((status, headers))
@@ -316,168 +309,7 @@ class _Connection(asyncio.Protocol):
             self._reader.set_result(None)
 
 
-@dataclass(frozen=True, slots=True)
-class PoolLimits:
-    max_connections: int
-    max_per_host: int  # 0: only the total limit
-    keepalive_seconds: float
-    connect_seconds: float
-
-
-class Http1Client:
-    """The pool: idle connections per origin, in-use limits, connecting on demand."""
-
-    def __init__(self, limits: PoolLimits, clock: Clock, *, ca_file: Path | None = None) -> None:
-        self._limits = limits
-        self._clock = clock
-        self._ca_file = ca_file
-        self._tls: ssl.SSLContext | None = None
-        self._idle: dict[Origin, list[_Connection]] = {}
-        self._open: set[_Connection] = set()
-        self._total = asyncio.Semaphore(limits.max_connections)
-        self._per_host: dict[Origin, asyncio.Semaphore] = {}
-        self._closed = False
-        self._reaper: asyncio.Task[None] | None = None
-
-    async def request(
-        self, method: str, url: URL, headers: Mapping[str, str], body: bytes | None
-    ) -> Response:
-        """Send one request; return once the answer's status and headers are in. The caller reads
-        the body and then calls `release()` (or `close()`) exactly once."""
-        origin = Origin.of(url)
-        head = _request_head(method, url, origin, headers, body)
-        held: list[asyncio.Semaphore] = []
-        try:
-            for gate in (self._host_gate(origin), self._total):  # waiting for a busy host holds nothing
-                await gate.acquire()
-                held.append(gate)
-            response, connection = await self._send(origin, head, body)
-        except BaseException:
-            for gate in held:
-                gate.release()
-            raise
-        connection.gates = tuple(held)  # freed when the answer is released or the connection closes
-        return response
-
-    async def _send(self, origin: Origin, head: bytes, body: bytes | None) -> tuple[Response, _Connection]:
-        connection = self._take_idle(origin)
-        if connection is not None:
-            try:
-                return await connection.exchange(head, body), connection
-            except ConnectionBroke as exc:
-                connection.close()
-                if exc.answered or head.startswith(b"POST"):
-                    raise
-                # the server had closed it while it was idle: once more, on a new connection
-            except BaseException:
-                connection.close()
-                raise
-        connection = await self._connect(origin)
-        try:
-            return await connection.exchange(head, body), connection
-        except BaseException:
-            connection.close()
-            raise
-
-    def _expiry(self, connection: _Connection) -> float:
-        """When an idle connection stops being reused: our keep-alive, or a second short of the
-        server's own (to stay clear of its closing)."""
-        limit = self._limits.keepalive_seconds
-        if connection.keepalive_limit is not None:
-            limit = min(limit, connection.keepalive_limit - 1)
-        return connection.idle_since + limit
-
-    async def _reap(self) -> None:
-        """Close idle connections as they expire; end when none is idle."""
-        while due := [self._expiry(c) for idle in self._idle.values() for c in idle]:
-            await self._clock.sleep(max(0.0, min(due) - self._clock.monotonic()))
-            now = self._clock.monotonic()
-            for idle in self._idle.values():
-                for connection in [c for c in idle if now >= self._expiry(c)]:
-                    idle.remove(connection)
-                    connection.close()
-
-    def _host_gate(self, origin: Origin) -> asyncio.Semaphore:
-        gate = self._per_host.get(origin)
-        if gate is None:
-            per_host = self._limits.max_per_host or self._limits.max_connections
-            gate = self._per_host[origin] = asyncio.Semaphore(per_host)
-        return gate
-
-    def _take_idle(self, origin: Origin) -> _Connection | None:
-        idle = self._idle.get(origin)
-        now = self._clock.monotonic()
-        while idle:
-            connection = idle.pop()
-            if connection.alive() and now < self._expiry(connection):
-                connection.reused = True
-                return connection
-            connection.close()
-        return None
-
-    async def _connect(self, origin: Origin) -> _Connection:
-        if self._closed:
-            raise ConnectError("the HTTP client is closed")
-        loop = asyncio.get_running_loop()
-        tls = self._tls_context() if origin.scheme == "https" else None
-        try:
-            async with self._clock.timeout(self._limits.connect_seconds):
-                _, connection = await loop.create_connection(
-                    lambda: _Connection(self, origin),
-                    origin.host,
-                    origin.port,
-                    ssl=tls,
-                    server_hostname=origin.host if tls is not None else None,
-                )
-        except TimeoutError as exc:
-            raise ConnectError("upstream connect timed out") from exc
-        except ssl.SSLError as exc:
-            raise ConnectError(f"upstream TLS failed ({exc.reason or type(exc).__name__})") from exc
-        except OSError as exc:
-            raise ConnectError(f"upstream connection failed ({exc.strerror or type(exc).__name__})") from exc
-        self._open.add(connection)
-        return connection
-
-    def _tls_context(self) -> ssl.SSLContext:
-        if self._tls is None:
-            self._tls = ssl.create_default_context(cafile=str(self._ca_file) if self._ca_file else None)
-        return self._tls
-
-    def give_back(self, connection: _Connection) -> None:
-        self._release_gates(connection)
-        if self._closed:
-            connection.close()
-            return
-        connection.idle_since = self._clock.monotonic()
-        self._idle.setdefault(connection.origin, []).append(connection)
-        if self._reaper is None or self._reaper.done():
-            self._reaper = asyncio.get_running_loop().create_task(self._reap())
-
-    def forget(self, connection: _Connection) -> None:
-        """A connection closed (by either side): out of the pool, its slot free."""
-        self._release_gates(connection)
-        self._open.discard(connection)
-        idle = self._idle.get(connection.origin)
-        if idle and connection in idle:
-            idle.remove(connection)
-
-    @staticmethod
-    def _release_gates(connection: _Connection) -> None:
-        gates = connection.gates
-        connection.gates = ()
-        for gate in gates:
-            gate.release()
-
-    async def aclose(self) -> None:
-        self._closed = True
-        reaper, self._reaper = self._reaper, None
-        await cancel_and_wait(reaper)
-        for connection in list(self._open):
-            connection.close()
-        self._idle.clear()
-
-
-def _keepalive_timeout(header: str) -> float | None:
+def keepalive_timeout(header: str) -> float | None:
     """`timeout=N` of a Keep-Alive header, seconds; None when absent or not a number."""
     for part in header.split(","):
         name, _, value = part.partition("=")
@@ -486,11 +318,11 @@ def _keepalive_timeout(header: str) -> float | None:
     return None
 
 
-def _request_head(
+def request_head(
     method: str, url: URL, origin: Origin, headers: Mapping[str, str], body: bytes | None
 ) -> bytes:
     host = origin.host if ":" not in origin.host else f"[{origin.host}]"
-    if origin.port != _DEFAULT_PORTS[origin.scheme]:
+    if origin.port != DEFAULT_PORTS[origin.scheme]:
         host = f"{host}:{origin.port}"
     lines = [f"{method} {url.raw_path_qs or '/'} HTTP/1.1", f"host: {host}"]
     for name, value in headers.items():
