@@ -21,11 +21,11 @@ from dataclasses import replace
 
 from sidecar.answers.model import Escalation
 from sidecar.config.answers import ContextSummary
+from sidecar.context.summary import Owner, model_call
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import Code, SidecarError
 from sidecar.core.layer import Handler, collect
-from sidecar.core.outcome import Outcome
-from sidecar.core.types import Call, Credentials, GenerationParams, Message, Role
+from sidecar.core.types import Call, Credentials
 
 _log = logging.getLogger("sidecar.answers")
 SUFFIX = ".context"  # the request id of a context summary: the escalation's id, plus this
@@ -97,21 +97,13 @@ class EscalationContextWriter:
         lines = [f"{role}: {text}" for role, text in e.context]
         transcript = "\n".join(lines)[-config.max_input_chars :]
         question = e.question[: config.max_input_chars]
-        return Call(
-            request_id=e.id + SUFFIX,
-            model=config.route,
-            messages=(
-                Message(Role.SYSTEM, config.prompt),
-                Message(Role.USER, f"{transcript}\n\nQuestion to the creator: {question}"),
-            ),
-            params=GenerationParams(max_tokens=config.max_tokens, temperature=0.0),
-            tenant_id=e.tenant,
-            user_id=e.user,
-            conversation_id=e.conversation,
-            metadata={},
-            stream=False,
+        return model_call(
+            e.id + SUFFIX,
+            route=config.route,
+            prompt=config.prompt,
+            text=f"{transcript}\n\nQuestion to the creator: {question}",
+            max_tokens=config.max_tokens,
+            owner=Owner(e.tenant, e.user, e.conversation, e.tier, Credentials()),
             deadline=Deadline.after(seconds, self._clock),
-            credentials=Credentials(),
-            record=Outcome(started_at=self._clock.monotonic()),
-            tier=e.tier,
+            started_at=self._clock.monotonic(),
         )

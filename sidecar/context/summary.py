@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from sidecar.config.context import SummaryConfig
 from sidecar.context.trim import units
@@ -41,7 +42,7 @@ from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import SidecarError
 from sidecar.core.layer import Handler, collect
 from sidecar.core.outcome import Outcome
-from sidecar.core.types import Call, GenerationParams, Message, Role
+from sidecar.core.types import Call, Credentials, GenerationParams, Message, Role
 from sidecar.sessions.store import ConversationKey, ConversationStore, ConversationSummary
 
 _log = logging.getLogger("sidecar.context")
@@ -176,24 +177,58 @@ class Summarizer:
     ) -> Call:
         c = self._config
         earlier = f"Summary so far: {previous.text}\n\nSince then:\n" if previous is not None else ""
-        return Call(
-            request_id=call.request_id + SUFFIX,
-            model=c.route,
-            messages=(
-                Message(Role.SYSTEM, c.prompt),
-                Message(Role.USER, earlier + transcript(dropped, c.max_input_chars)),
-            ),
-            params=GenerationParams(max_tokens=c.max_tokens, temperature=0.0),
-            tenant_id=call.tenant_id,
-            user_id=call.user_id,
-            conversation_id=call.conversation_id,
-            metadata={},
-            stream=False,
+        return model_call(
+            call.request_id + SUFFIX,
+            route=c.route,
+            prompt=c.prompt,
+            text=earlier + transcript(dropped, c.max_input_chars),
+            max_tokens=c.max_tokens,
+            owner=Owner(call.tenant_id, call.user_id, call.conversation_id, call.tier, call.credentials),
             deadline=Deadline.after(seconds, self._clock),
-            credentials=call.credentials,
-            record=Outcome(started_at=self._clock.monotonic()),
-            tier=call.tier,
+            started_at=self._clock.monotonic(),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Whose call a sidecar-made call is: what it is charged to and checked against."""
+
+    tenant: str
+    user: str
+    conversation: str
+    tier: str
+    credentials: Credentials
+
+
+def model_call(
+    request_id: str,
+    *,
+    route: str,
+    prompt: str,
+    text: str,
+    max_tokens: int,
+    owner: Owner,
+    deadline: Deadline,
+    started_at: float,
+) -> Call:
+    """A call the sidecar makes itself on a user's behalf (a conversation's summary, an escalation's
+    context): a system prompt and one user message to `route`, deterministic, unary, charged to
+    `owner`."""
+    return Call(
+        request_id=request_id,
+        model=route,
+        messages=(Message(Role.SYSTEM, prompt), Message(Role.USER, text)),
+        params=GenerationParams(max_tokens=max_tokens, temperature=0.0),
+        tenant_id=owner.tenant,
+        user_id=owner.user,
+        conversation_id=owner.conversation,
+        metadata={},
+        stream=False,
+        deadline=deadline,
+        credentials=owner.credentials,
+        record=Outcome(started_at=started_at),
+        tier=owner.tier,
+    )
 
 
 def _key(call: Call) -> ConversationKey:
