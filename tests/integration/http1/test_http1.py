@@ -1,5 +1,5 @@
-"""The upstream HTTP/1.1 client (sidecar/providers/http1.py and http_pool.py) against raw loopback servers that
-misbehave the ways real upstreams and proxies do: every answer is bytes written by hand."""
+"""The upstream HTTP/1.1 client (sidecar/providers/http1.py and http_pool.py) against raw loopback
+servers that misbehave the ways real upstreams and proxies do: every answer is bytes written by hand."""
 
 from __future__ import annotations
 
