@@ -1,12 +1,39 @@
-"""`/metrics` on its own HTTP port (aiohttp, on the server's event loop): the registry in text format,
-and the kubelet's probes, which cannot reach the loopback gRPC port: `/livez` (the event loop
-answers), `/readyz` and `/healthz` (200 only while the sidecar serves: not before it started, not
-while it drains)."""
+"""`/metrics` on its own HTTP port, and the kubelet's probes, which cannot reach the loopback gRPC port:
+`/livez` (200 while the event loop answers), `/readyz` and `/healthz` (200 only while the sidecar
+serves: not before it started, not while it drains).
+
+prometheus_client's own WSGI exposition (`make_wsgi_app`: text or OpenMetrics as the scraper asks,
+gzip, `name[]` filters) on its thread-per-connection stdlib server, run from one thread of its own.
+The collection itself runs on the event loop, which owns the state the collectors read (breakers,
+queues); a loop that does not answer within `loop_wait_seconds` fails the scrape and `/livez`. No
+asyncio HTTP framework is loaded for this (aiohttp cost about 11 MB of the sidecar's RSS), and the
+idle server makes no wake-ups: its thread blocks until a connection or `stop`.
+
+Bounds against a careless or hostile client on the pod network: `max_connections` at once (more are
+closed on accept), `read_timeout_seconds` per connection, the stdlib's limits on the request line
+and headers, GET only.
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+import asyncio
+import concurrent.futures
+import logging
+import selectors
+import socket
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+_log = logging.getLogger("sidecar.telemetry")
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class Readiness:
@@ -22,50 +49,178 @@ class Readiness:
         return self._ready
 
 
+class _OnLoop(Collector):
+    """A registry collected on the event loop (from the server's threads), within a bound."""
+
+    def __init__(self, registry: CollectorRegistry, loop: asyncio.AbstractEventLoop, wait: float) -> None:
+        self._registry, self._loop, self._wait = registry, loop, wait
+
+    def collect(self) -> Iterator[Metric]:
+        done: concurrent.futures.Future[list[Metric]] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(list(self._registry.collect()))
+            except BaseException as exc:  # handed to the scrape, which answers 500
+                done.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(run)
+        return iter(done.result(self._wait))
+
+    def restricted_registry(self, names: Iterable[str]) -> _OnLoop:
+        restricted = self._registry.restricted_registry(names)
+        return _OnLoop(restricted, self._loop, self._wait)  # type: ignore[arg-type]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr; a client that stalls is dropped after the server's read timeout."""
+
+    def setup(self) -> None:
+        self.request.settimeout(getattr(self.server, "read_timeout", None))
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _BoundedServer(ThreadingWSGIServer):
+    """At most `slots` connections served at once; more are closed as they are accepted."""
+
+    allow_reuse_address = True
+    timeout = 0.0  # handle_request() is called only when a connection waits: never block in it
+
+    def __init__(self, address: tuple[str, int], family: int, slots: int, read_timeout: float) -> None:
+        self.address_family = family
+        self.read_timeout = read_timeout
+        self._slots = threading.BoundedSemaphore(slots)
+        super().__init__(address, _QuietHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that stalled or went away: not worth a traceback on stderr."""
+        _log.debug("metrics connection ended with an error", exc_info=True)
+
+
 class MetricsServer:
     """Serves GET /metrics for one registry and the probes; `port` is the bound port once started
     (0 = any free)."""
 
-    def __init__(self, registry: CollectorRegistry, address: str) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        address: str,
+        *,
+        loop_wait_seconds: float = 1.0,
+        read_timeout_seconds: float = 10.0,
+        max_connections: int = 16,
+    ) -> None:
         self._registry = registry
         self.readiness = Readiness()
         host, _, port = address.rpartition(":")
         self._host, self._port = host.strip("[]"), int(port)
-        self._runner: web.AppRunner | None = None
+        self._wait, self._read_timeout, self._slots = loop_wait_seconds, read_timeout_seconds, max_connections
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: _BoundedServer | None = None
+        self._thread: threading.Thread | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None
         self.port = 0
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/livez", self._live)
-        app.router.add_get("/readyz", self._ready)
-        app.router.add_get("/healthz", self._ready)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        self._loop = asyncio.get_running_loop()
         try:
-            await site.start()
+            infos = socket.getaddrinfo(
+                self._host, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
+            family, *_, sockaddr = infos[0]
+            bind = (str(sockaddr[0]), self._port)
+            self._server = _BoundedServer(bind, family, self._slots, self._read_timeout)
         except OSError as exc:
-            await self._runner.cleanup()
-            self._runner = None
             raise RuntimeError(f"cannot serve /metrics on {self._host}:{self._port}: {exc}") from exc
-        server = site._server
-        sockets = getattr(server, "sockets", None) or ()
-        self.port = int(sockets[0].getsockname()[1]) if sockets else self._port
+        self._server.set_app(self._app(make_wsgi_app(_OnLoop(self._registry, self._loop, self._wait))))
+        self.port = int(self._server.server_address[1])
+        self._wake = socket.socketpair()
+        self._thread = threading.Thread(target=self._serve, name="metrics-http", daemon=True)
+        self._thread.start()
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._thread is not None and self._wake is not None:
+            self._wake[1].send(b"x")
+            self._thread.join()  # the serving loop ends at once: it only accepts
+        if self._server is not None:
+            self._server.server_close()
+        if self._wake is not None:
+            for end in self._wake:
+                end.close()
+        self._server, self._thread, self._wake = None, None, None
 
-    async def _metrics(self, request: web.Request) -> web.Response:
-        body = generate_latest(self._registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    def _serve(self) -> None:
+        server, wake = self._server, self._wake
+        assert server is not None and wake is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(server.socket, selectors.EVENT_READ)
+            selector.register(wake[0], selectors.EVENT_READ)
+            while True:
+                ready = {key.fileobj for key, _ in selector.select()}
+                if wake[0] in ready:
+                    return
+                server.handle_request()  # accept one connection; its thread serves it
 
-    async def _live(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
+    def _loop_answers(self) -> bool:
+        loop, answered = self._loop, threading.Event()
+        try:
+            assert loop is not None
+            loop.call_soon_threadsafe(answered.set)
+        except RuntimeError:  # the loop is closed
+            return False
+        return answered.wait(self._wait)
 
-    async def _ready(self, request: web.Request) -> web.Response:
-        if self.readiness:
-            return web.Response(text="ok\n")
-        return web.Response(status=503, text="not serving\n")
+    def _app(self, metrics: WSGIApp) -> WSGIApp:
+        def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+            path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+            if method != "GET":
+                return _plain(start_response, "405 Method Not Allowed", "use GET\n", [("Allow", "GET")])
+            if path == "/metrics":
+                try:
+                    return metrics(environ, start_response)
+                except Exception as exc:  # the loop did not answer in time, or a collector failed
+                    _log.warning("metrics scrape failed", extra={"error": type(exc).__name__})
+                    return _plain(start_response, "500 Internal Server Error", "scrape failed\n")
+            if path == "/livez":
+                if self._loop_answers():
+                    return _plain(start_response, "200 OK", "ok\n")
+                return _plain(start_response, "503 Service Unavailable", "event loop not answering\n")
+            if path in ("/readyz", "/healthz"):
+                if self.readiness:
+                    return _plain(start_response, "200 OK", "ok\n")
+                return _plain(start_response, "503 Service Unavailable", "not serving\n")
+            return _plain(start_response, "404 Not Found", "not found\n")
+
+        return app
+
+
+def _plain(
+    start_response: StartResponse, status: str, text: str, extra: list[tuple[str, str]] | None = None
+) -> list[bytes]:
+    body = text.encode()
+    headers = [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        *(extra or []),
+    ]
+    start_response(status, headers)
+    return [body]

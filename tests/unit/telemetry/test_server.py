@@ -1,33 +1,160 @@
-"""/metrics on its own port: the text format of the server's own registry; a busy port fails clearly."""
+"""/metrics and the probes on their own port: the exposition formats prometheus_client negotiates, the
+collection on the event loop (a loop that does not answer fails the scrape and /livez, within the
+bound), and the bounds a hostile client meets (connections, stalls, methods); a busy port fails clearly."""
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import socket
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
-import aiohttp
 import pytest
 
 from sidecar.telemetry.metrics import Metrics
 from sidecar.telemetry.server import MetricsServer
 
 
+def fetch(port: int, path: str, method: str = "GET", **headers: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+async def get(port: int, path: str, method: str = "GET", **headers: str) -> tuple[int, dict[str, str], bytes]:
+    """From a thread: the server collects on this test's event loop, which must stay free."""
+    return await asyncio.to_thread(fetch, port, path, method, **headers)
+
+
+@asynccontextmanager
+async def serving(m: Metrics | None = None, **options: float) -> AsyncIterator[MetricsServer]:
+    server = MetricsServer((m or Metrics()).registry, "127.0.0.1:0", **options)  # type: ignore[arg-type]
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
 async def test_serves_its_registry_on_a_free_port() -> None:
     m = Metrics()
     m.cache_lookup(hit=True)
-    server = MetricsServer(m.registry, "127.0.0.1:0")
-    await server.start()
-    try:
+    async with serving(m) as server:
         assert server.port > 0
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"http://127.0.0.1:{server.port}/metrics") as r,
-        ):
-            assert r.status == 200 and r.headers["content-type"].startswith("text/plain")
-            assert 'sidecar_cache_lookups_total{result="hit"} 1.0' in await r.text()
-            async with session.get(f"http://127.0.0.1:{server.port}/other") as missing:
-                assert missing.status == 404
+        status, headers, body = await get(server.port, "/metrics")
+        assert status == 200 and headers["content-type"].startswith("text/plain")
+        assert 'sidecar_cache_lookups_total{result="hit"} 1.0' in body.decode()
+        assert (await get(server.port, "/other"))[0] == 404
+
+
+async def test_openmetrics_gzip_and_name_filters_as_the_scraper_asks() -> None:
+    m = Metrics()
+    m.cache_lookup(hit=True)
+    async with serving(m) as server:
+        status, headers, body = await get(server.port, "/metrics", Accept="application/openmetrics-text")
+        assert status == 200 and headers["content-type"].startswith("application/openmetrics-text")
+        assert body.endswith(b"# EOF\n")
+        status, headers, body = await get(server.port, "/metrics", **{"Accept-Encoding": "gzip"})
+        assert headers["content-encoding"] == "gzip"
+        assert b"sidecar_cache_lookups_total" in gzip.decompress(body)
+        _, _, body = await get(server.port, "/metrics?name[]=sidecar_cache_lookups_total")
+        names = {line.split("{")[0].split(" ")[0] for line in body.decode().splitlines() if line[:1] != "#"}
+        assert names == {"sidecar_cache_lookups_total"}
+
+
+async def test_only_get_is_served() -> None:
+    async with serving() as server:
+        for path in ("/metrics", "/livez", "/readyz"):
+            status, headers, _ = await get(server.port, path, method="POST")
+            assert (status, headers["allow"]) == (405, "GET")
+
+
+async def test_readiness_follows_the_flag_and_liveness_the_loop() -> None:
+    async with serving() as server:
+        assert (await get(server.port, "/livez"))[0] == 200
+        assert (await get(server.port, "/readyz"))[0] == 503
+        server.readiness.set(True)
+        assert (await get(server.port, "/readyz"))[0] == 200
+        assert (await get(server.port, "/healthz"))[0] == 200
+
+
+@contextmanager
+def loop_in_thread() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield loop
     finally:
-        await server.stop()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
+def test_a_loop_that_does_not_answer_fails_the_scrape_and_livez_within_the_bound() -> None:
+    with loop_in_thread() as loop:
+        server = MetricsServer(Metrics().registry, "127.0.0.1:0", loop_wait_seconds=0.05)
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result()
+        try:
+            assert fetch(server.port, "/livez")[0] == 200
+            assert fetch(server.port, "/metrics")[0] == 200
+            release = threading.Event()
+            loop.call_soon_threadsafe(release.wait)  # the loop is stuck in a callback
+            try:
+                status, _, body = fetch(server.port, "/livez")
+                assert (status, body) == (503, b"event loop not answering\n")
+                status, _, body = fetch(server.port, "/metrics")
+                assert (status, body) == (500, b"scrape failed\n")
+                assert fetch(server.port, "/readyz")[0] == 503  # the flag needs no loop
+            finally:
+                release.set()
+            assert fetch(server.port, "/livez")[0] == 200  # answers again
+        finally:
+            asyncio.run_coroutine_threadsafe(server.stop(), loop).result()
+
+
+async def test_connections_beyond_the_cap_are_closed_and_the_slot_comes_back() -> None:
+    async with serving(max_connections=1) as server:
+        holder = socket.create_connection(("127.0.0.1", server.port))  # says nothing: holds the slot
+        try:
+            with socket.create_connection(("127.0.0.1", server.port)) as extra:
+                extra.settimeout(5)
+                extra.sendall(b"GET /livez HTTP/1.0\r\n\r\n")
+                assert await asyncio.to_thread(extra.recv, 100) == b""  # closed unanswered
+        finally:
+            holder.close()
+        for _ in range(100):  # the holder's thread sees the close and frees the slot
+            if (await get(server.port, "/livez"))[0] == 200:
+                break
+        assert (await get(server.port, "/livez"))[0] == 200
+
+
+async def test_a_stalled_client_is_dropped_after_the_read_timeout_quietly(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    async with serving(read_timeout_seconds=0.05) as server:
+        with socket.create_connection(("127.0.0.1", server.port)) as stalled:
+            stalled.settimeout(5)
+            stalled.sendall(b"GET /metr")  # and nothing more
+            assert await asyncio.to_thread(stalled.recv, 100) == b""
+        assert (await get(server.port, "/livez"))[0] == 200
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err
+
+
+async def test_stop_is_prompt_and_frees_the_port() -> None:
+    async with serving() as server:
+        port = server.port
+    with socket.socket() as again:
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", port))
 
 
 async def test_a_busy_port_is_a_clear_error() -> None:
