@@ -92,6 +92,28 @@ def test_check_config() -> None:
     assert "4 configuration error(s)" in bad.stderr
 
 
+def test_a_served_sidecar_loads_no_library_its_configuration_does_not_use(tmp_path: Path) -> None:
+    """The served process's mapped extension modules, after a call: no aiohttp (the injector's and the
+    quota webhook's), no cryptography (keys), no rpds (jsonschema's, loaded by the first call with a
+    schema). Each is megabytes of RSS in every pod (bench/analysis.md)."""
+    port = free_port()
+    config = tmp_path / "sidecar.yaml"
+    settings = {"listen": {"address": f"127.0.0.1:{port}"}, "telemetry": quiet_telemetry(tmp_path)}
+    config.write_text(yaml.safe_dump({"settings": settings, "policy": echo_policy()}))
+    proc = subprocess.Popen([*SIDECAR, "serve", "--config", str(config)], stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        assert "sidecar serving" in proc.stderr.readline()
+        assert run("chat", "--target", f"127.0.0.1:{port}", "hello").returncode == 0
+        mapped = Path(f"/proc/{proc.pid}/maps").read_text()
+        assert "site-packages/grpc/" in mapped  # the check sees the process's libraries
+        for library in ("aiohttp", "cryptography", "rpds"):
+            assert f"site-packages/{library}/" not in mapped, library
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=15)
+
+
 def test_version() -> None:
     assert run("version").stdout.startswith("sidecar ")
 
