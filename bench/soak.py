@@ -2,9 +2,11 @@
 
 A loopback OpenAI-compatible upstream (bench/upstream.py) and the sidecar run as processes; this
 script drives them with a gRPC client: `--concurrency` callers loop on small unary and stream calls,
-and every `--large-every` seconds a burst of `--large-burst` large requests arrives (alternately one
-of about 1.9 MB that is served, `max_total_chars` allows 2 M characters, and one of about 7.9 MB, near
-the 8 MiB receive limit, that is refused INVALID_ARGUMENT). RSS is read from /proc every
+a scraper GETs /metrics, /readyz and /livez every `--scrape` seconds as Prometheus and the kubelet
+would (each a connection of its own), and every `--large-every` seconds a burst of `--large-burst`
+large requests arrives (alternately one of about 1.9 MB that is served, `max_total_chars` allows
+2 M characters, and one of about 7.9 MB, near the 8 MiB receive limit, that is refused
+INVALID_ARGUMENT). RSS is read from /proc every
 `--sample` seconds and printed. The verdict uses the samples taken just before each burst (the
 settled memory, after the previous burst was served and trimmed): after `--warmup`, their
 least-squares slope must stay under `--max-slope` MB/min and the median of their last third may
@@ -23,6 +25,7 @@ import json
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +56,7 @@ class Soak:
     samples: list[tuple[float, float, int]] = field(default_factory=list)  # (seconds, RSS MB, calls)
     settled: list[tuple[float, float]] = field(default_factory=list)  # just before each burst
     calls: int = 0
+    scrapes: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
 
@@ -109,6 +113,26 @@ async def bursts(stub: svc.GenerationServiceStub, args: argparse.Namespace, soak
                     soak.errors[err.code().name] = soak.errors.get(err.code().name, 0) + 1
 
 
+def http_status(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        resp.read()
+        return int(resp.status)
+
+
+async def scraper(args: argparse.Namespace, soak: Soak, metrics_port: int, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        for path in ("/metrics", "/readyz", "/livez"):
+            try:
+                status = await asyncio.to_thread(http_status, f"http://127.0.0.1:{metrics_port}{path}")
+            except OSError as exc:
+                status, soak.errors[path] = 0, soak.errors.get(path, 0) + 1
+                out(f"{path}: {exc}")
+            if status != 200:
+                soak.errors[path] = soak.errors.get(path, 0) + 1
+        soak.scrapes += 1
+        await asyncio.sleep(args.scrape)
+
+
 async def sampler(args: argparse.Namespace, soak: Soak, pid: int, stop: asyncio.Event) -> None:
     started = time.monotonic()
     while not stop.is_set():
@@ -119,13 +143,14 @@ async def sampler(args: argparse.Namespace, soak: Soak, pid: int, stop: asyncio.
         await asyncio.sleep(args.sample)
 
 
-async def drive(args: argparse.Namespace, sidecar: Service) -> Soak:
+async def drive(args: argparse.Namespace, sidecar: Service, metrics_port: int) -> Soak:
     soak, stop = Soak(), asyncio.Event()
     pid = sidecar.proc.pid
     async with grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.port}", options=CHANNEL_OPTIONS) as channel:
         stub = svc.GenerationServiceStub(channel)
         background = [asyncio.create_task(caller(stub, soak, stop, n)) for n in range(args.concurrency)]
         background.append(asyncio.create_task(sampler(args, soak, pid, stop)))
+        background.append(asyncio.create_task(scraper(args, soak, metrics_port, stop)))
         try:
             await bursts(stub, args, soak, pid)
         finally:
@@ -155,14 +180,18 @@ def verdict(args: argparse.Namespace, soak: Soak) -> bool:
     out(
         f"settled RSS after warm-up: median of the first third {first:.1f} MB, of the last {last:.1f} MB, "
         f"growth {growth:+.1f} MB, slope {slope:+.3f} MB/min over {len(judged)} samples; peak {peak:.1f} MB; "
-        f"{soak.calls} calls, errors {soak.errors or 'none'}"
+        f"{soak.calls} calls, {soak.scrapes} rounds of /metrics + /readyz + /livez, "
+        f"errors {soak.errors or 'none'}"
     )
     ok = slope <= args.max_slope and growth <= args.max_growth and not soak.errors
     out(f"{'PASS' if ok else 'FAIL'}: slope <= {args.max_slope} MB/min and growth <= {args.max_growth} MB")
     return ok
 
 
-def start_sidecar(procs: Processes, workdir: Path, upstream: Service, args: argparse.Namespace) -> Service:
+def start_sidecar(
+    procs: Processes, workdir: Path, upstream: Service, args: argparse.Namespace
+) -> tuple[Service, int]:
+    """The sidecar, and its metrics port."""
     raw = sidecar_config({(0, 0): upstream})
     raw["settings"]["telemetry"] = {
         "metrics": {"address": "127.0.0.1:0"},
@@ -177,7 +206,7 @@ def start_sidecar(procs: Processes, workdir: Path, upstream: Service, args: argp
     argv = [sys.executable, "-m", "sidecar", "serve", "--config", str(config)]
     proc = start_logged(procs, SIDECAR_CPU, argv, log)
     ready = json.loads(wait_for_line("sidecar", proc, log, "sidecar serving"))
-    return Service("sidecar", proc, int(ready["port"]), log)
+    return Service("sidecar", proc, int(ready["port"]), log), int(ready["metrics_port"])
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -190,6 +219,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, help="seconds not judged (default: a fifth of --duration)")
     parser.add_argument("--max-slope", type=float, default=0.25, help="MB/min allowed in settled RSS")
     parser.add_argument("--max-growth", type=float, default=10.0, help="MB allowed, last third over first")
+    parser.add_argument("--scrape", type=float, default=2.0, help="seconds between /metrics+probe rounds")
     parser.add_argument("--arena-max", type=int, default=2, help="settings.memory.malloc_arena_max")
     parser.add_argument("--no-trim", action="store_true", help="settings.memory.trim_after_request_bytes: 0")
     args = parser.parse_args(argv)
@@ -203,11 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp, Processes() as procs:
         workdir = Path(tmp)
         upstream = start_upstream(procs, workdir, 0)
-        sidecar = start_sidecar(procs, workdir, upstream, args)
+        sidecar, metrics_port = start_sidecar(procs, workdir, upstream, args)
         trim = "off" if args.no_trim else "on"
         out(f"sidecar pid {sidecar.proc.pid}; arena max {args.arena_max}; trim {trim}")
         try:
-            soak = asyncio.run(drive(args, sidecar))
+            soak = asyncio.run(drive(args, sidecar, metrics_port))
         except BenchError as exc:
             out(f"FAIL: {exc}")
             return 1

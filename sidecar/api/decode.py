@@ -46,6 +46,8 @@ class RequestDecoder:
     ) -> None:
         self._descriptor, self._log, self._on_request = descriptor, log, on_request
         self._cls: type[Message] = message_factory.GetMessageClass(descriptor)
+        # upb parses a message type without fields leniently: a field numbered 0 (never valid) passes
+        self._walk_tags = not descriptor.fields
 
     def seen(self, raw: bytes) -> None:
         """Tell the size observer about a request (when it arrives, and again when it is done)."""
@@ -55,8 +57,10 @@ class RequestDecoder:
     def __call__(self, raw: bytes) -> Message:
         self.seen(raw)
         try:
+            if self._walk_tags and raw:
+                _field_numbers_valid(memoryview(raw))
             return self._cls.FromString(raw)
-        except (DecodeError, RecursionError, ValueError) as exc:
+        except (DecodeError, RecursionError, ValueError, IndexError) as exc:
             where = bad_utf8_field(self._descriptor, raw)
             self._log.warning(
                 "undecodable request", extra={"type": self._descriptor.full_name, "field": where or ""}
@@ -229,6 +233,22 @@ def _check_field(
             return path if _walk(field.message_type, body, "", depth + 1, {}) is not None else None
         return _walk(field.message_type, body, path + ".", depth + 1, counts)
     return None
+
+
+def _field_numbers_valid(data: memoryview) -> None:
+    """Every top-level field of `data` numbered 1 or more and whole, else ValueError or IndexError."""
+    pos = 0
+    while pos < len(data):
+        tag, pos = _varint(data, pos)
+        if tag >> 3 == 0:
+            raise ValueError("field number 0")
+        if tag & 7 == _WIRE_LEN:
+            size, pos = _varint(data, pos)
+            pos += size
+        else:
+            pos = _skip(data, pos, tag & 7)
+        if pos > len(data):
+            raise ValueError("truncated")
 
 
 def _varint(data: memoryview, pos: int) -> tuple[int, int]:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+from google.protobuf.descriptor import Descriptor
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar._gen.orchestrator.v1 import keys_pb2
 from sidecar.api.decode import MalformedRequestError, RequestDecoder, bad_utf8_field
 from sidecar.telemetry.logging import RateLimitedLog
 from tests.conftest import FakeClock, user
@@ -19,10 +22,25 @@ VALID = generate_request(
 ).SerializeToString()
 
 
-def decoder(clock: FakeClock | None = None) -> RequestDecoder:
+def decoder(clock: FakeClock | None = None, descriptor: Descriptor = DESCRIPTOR) -> RequestDecoder:
     return RequestDecoder(
-        DESCRIPTOR, RateLimitedLog(logging.getLogger("test.decode"), clock or FakeClock(), interval=60)
+        descriptor, RateLimitedLog(logging.getLogger("test.decode"), clock or FakeClock(), interval=60)
     )
+
+
+@pytest.mark.parametrize(
+    "raw", [b"\x00\x01", b"\x02\x00", b"\x08\x01\x00\x00", b"\x0a\x05ab", b"\x08", b"\x0b"]
+)
+def test_a_request_type_without_fields_still_refuses_what_is_not_protobuf(raw: bytes) -> None:
+    """upb alone accepts a field numbered 0 for a message type without fields (RotateKeysRequest):
+    an admin action must not run on such bytes."""
+    with pytest.raises(MalformedRequestError):
+        decoder(descriptor=keys_pb2.RotateKeysRequest.DESCRIPTOR)(raw)
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x08\x01", b"\x12\x02hi", b"\x1d\x00\x00\x00\x00"])
+def test_a_request_type_without_fields_keeps_unknown_fields_of_newer_clients(raw: bytes) -> None:
+    assert decoder(descriptor=keys_pb2.RotateKeysRequest.DESCRIPTOR)(raw).ByteSize() == len(raw)
 
 
 @settings(max_examples=400, deadline=None)
