@@ -10,18 +10,20 @@ asyncio HTTP framework is loaded for this (aiohttp cost about 11 MB of the sidec
 idle server makes no wake-ups: its thread blocks until a connection or `stop`.
 
 Bounds against a careless or hostile client on the pod network: `max_connections` at once (more are
-closed on accept), `read_timeout_seconds` per connection, the stdlib's limits on the request line
-and headers, GET only.
+closed on accept), `connection_timeout_seconds` for each connection in all (a request trickled a
+byte at a time is cut off too), the stdlib's limits on the request line and headers, GET only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import selectors
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler
@@ -73,10 +75,10 @@ class _OnLoop(Collector):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """No access log on stderr; a client that stalls is dropped after the server's read timeout."""
+    """No access log on stderr; a read that waits longer than the connection's whole allowance fails."""
 
     def setup(self) -> None:
-        self.request.settimeout(getattr(self.server, "read_timeout", None))
+        self.request.settimeout(getattr(self.server, "connection_timeout", None))
         super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -84,32 +86,56 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class _BoundedServer(ThreadingWSGIServer):
-    """At most `slots` connections served at once; more are closed as they are accepted."""
+    """At most `slots` connections served at once, more are closed as they are accepted; each
+    connection gets `connection_timeout` seconds in all (a client that trickles its request a byte
+    at a time is cut off then: `reap`, called by the serving thread)."""
 
     allow_reuse_address = True
     timeout = 0.0  # handle_request() is called only when a connection waits: never block in it
 
-    def __init__(self, address: tuple[str, int], family: int, slots: int, read_timeout: float) -> None:
+    def __init__(self, address: tuple[str, int], family: int, slots: int, connection_timeout: float) -> None:
         self.address_family = family
-        self.read_timeout = read_timeout
+        self.connection_timeout = connection_timeout
         self._slots = threading.BoundedSemaphore(slots)
+        self._lock = threading.Lock()
+        self._deadlines: dict[socket.socket, float] = {}
         super().__init__(address, _QuietHandler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
             self.shutdown_request(request)
             return
+        with self._lock:
+            self._deadlines[request] = time.monotonic() + self.connection_timeout
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self._done(request)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._done(request)
+
+    def _done(self, request: socket.socket) -> None:
+        with self._lock:
+            self._deadlines.pop(request, None)
+        self._slots.release()
+
+    def reap(self, now: float) -> float | None:
+        """Cut the connections past their deadline (their threads' reads and writes then end); the
+        seconds until the next deadline, or None when no connection is open."""
+        with self._lock:
+            overdue = [c for c, deadline in self._deadlines.items() if deadline <= now]
+            for connection in overdue:
+                del self._deadlines[connection]
+            upcoming = min(self._deadlines.values(), default=None)
+        for connection in overdue:
+            with contextlib.suppress(OSError):  # its thread closed it meanwhile
+                connection.shutdown(socket.SHUT_RDWR)
+        return None if upcoming is None else max(0.0, upcoming - now)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that stalled or went away: not worth a traceback on stderr."""
@@ -126,14 +152,15 @@ class MetricsServer:
         address: str,
         *,
         loop_wait_seconds: float = 1.0,
-        read_timeout_seconds: float = 10.0,
+        connection_timeout_seconds: float = 10.0,
         max_connections: int = 16,
     ) -> None:
         self._registry = registry
         self.readiness = Readiness()
         host, _, port = address.rpartition(":")
         self._host, self._port = host.strip("[]"), int(port)
-        self._wait, self._read_timeout, self._slots = loop_wait_seconds, read_timeout_seconds, max_connections
+        self._wait, self._slots = loop_wait_seconds, max_connections
+        self._connection_timeout = connection_timeout_seconds
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: _BoundedServer | None = None
         self._thread: threading.Thread | None = None
@@ -148,7 +175,7 @@ class MetricsServer:
             )
             family, *_, sockaddr = infos[0]
             bind = (str(sockaddr[0]), self._port)
-            self._server = _BoundedServer(bind, family, self._slots, self._read_timeout)
+            self._server = _BoundedServer(bind, family, self._slots, self._connection_timeout)
         except OSError as exc:
             raise RuntimeError(f"cannot serve /metrics on {self._host}:{self._port}: {exc}") from exc
         self._server.set_app(self._app(make_wsgi_app(_OnLoop(self._registry, self._loop, self._wait))))
@@ -175,10 +202,11 @@ class MetricsServer:
             selector.register(server.socket, selectors.EVENT_READ)
             selector.register(wake[0], selectors.EVENT_READ)
             while True:
-                ready = {key.fileobj for key, _ in selector.select()}
+                ready = {key.fileobj for key, _ in selector.select(server.reap(time.monotonic()))}
                 if wake[0] in ready:
                     return
-                server.handle_request()  # accept one connection; its thread serves it
+                if server.socket in ready:
+                    server.handle_request()  # accept one connection; its thread serves it
 
     def _loop_answers(self) -> bool:
         loop, answered = self._loop, threading.Event()

@@ -8,6 +8,7 @@ import asyncio
 import gzip
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -16,7 +17,7 @@ from contextlib import asynccontextmanager, contextmanager
 import pytest
 
 from sidecar.telemetry.metrics import Metrics
-from sidecar.telemetry.server import MetricsServer
+from sidecar.telemetry.server import MetricsServer, _BoundedServer
 
 
 def fetch(port: int, path: str, method: str = "GET", **headers: str) -> tuple[int, dict[str, str], bytes]:
@@ -139,10 +140,10 @@ async def test_connections_beyond_the_cap_are_closed_and_the_slot_comes_back() -
         assert (await get(server.port, "/livez"))[0] == 200
 
 
-async def test_a_stalled_client_is_dropped_after_the_read_timeout_quietly(
+async def test_a_stalled_client_is_dropped_after_the_connection_timeout_quietly(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    async with serving(read_timeout_seconds=0.05) as server:
+    async with serving(connection_timeout_seconds=0.2) as server:
         with socket.create_connection(("127.0.0.1", server.port)) as stalled:
             stalled.settimeout(5)
             stalled.sendall(b"GET /metr")  # and nothing more
@@ -150,6 +151,59 @@ async def test_a_stalled_client_is_dropped_after_the_read_timeout_quietly(
         assert (await get(server.port, "/livez"))[0] == 200
     out, err = capfd.readouterr()
     assert "Traceback" not in out + err
+
+
+TRICKLED = b"GET /metrics HTTP/1.1\r\nX-Slow: " + b"a" * 200
+
+
+def trickle_until_closed(connection: socket.socket) -> int:
+    """A slowloris client: a byte every 50 ms until the server closes; how many bytes it sent."""
+    sent = 0
+    for byte in TRICKLED:
+        try:
+            if connection.recv(1, socket.MSG_DONTWAIT) == b"":
+                return sent
+        except BlockingIOError:  # open, nothing to read
+            pass
+        try:
+            connection.send(bytes([byte]))
+        except OSError:
+            return sent
+        sent += 1
+        time.sleep(0.05)  # the client's pace (the server's deadline is the OS's clock, see below)
+    return sent
+
+
+async def test_a_request_trickled_a_byte_at_a_time_is_cut_off_at_the_connection_timeout() -> None:
+    """Each read is quick, so only the deadline for the whole connection ends it."""
+    async with serving(connection_timeout_seconds=0.3, max_connections=1) as server:
+        with socket.create_connection(("127.0.0.1", server.port)) as connection:
+            sent = await asyncio.to_thread(trickle_until_closed, connection)
+        assert 1 <= sent < len(TRICKLED) // 2  # cut at about 0.3 s: 6 bytes, not 233 over 12 s
+        assert (await get(server.port, "/livez"))[0] == 200  # the slot is free again
+
+
+def test_reap_cuts_only_the_connections_past_their_deadline() -> None:
+    server = _BoundedServer(("127.0.0.1", 0), socket.AF_INET, 4, 10.0)
+    try:
+        assert server.reap(1000.0) is None  # nothing open
+        early, late = socket.socketpair(), socket.socketpair()
+        with server._lock:  # two connections, accepted at t=100 and t=105
+            server._deadlines[early[0]] = 110.0
+            server._deadlines[late[0]] = 115.0
+        assert server.reap(109.0) == pytest.approx(1.0)
+        assert server.reap(111.0) == pytest.approx(4.0)  # `early` cut, `late` has 4 s left
+        assert early[1].recv(10) == b""  # its peer sees the close
+        late[1].setblocking(False)
+        with pytest.raises(BlockingIOError):
+            late[1].recv(10)  # still open
+        assert server.reap(120.0) is None
+        assert late[1].recv(10) == b""
+        for pair in (early, late):
+            for end in pair:
+                end.close()
+    finally:
+        server.server_close()
 
 
 async def test_stop_is_prompt_and_frees_the_port() -> None:
