@@ -157,7 +157,7 @@ class GenerationServicer:
             )
             if self._embed_replays is None or not request.request_id:
                 return await self._embed(req)
-            raw, _ = await self._embed_replays.answer(
+            raw, replayed = await self._embed_replays.answer(
                 request.tenant_id,
                 request.request_id,
                 request.SerializeToString(deterministic=True),
@@ -165,7 +165,9 @@ class GenerationServicer:
             )
         except Exception as exc:
             await rpc_failure(context, exc, "Embed")
-        return embed_pb2.EmbedResponse.FromString(raw)
+        response = embed_pb2.EmbedResponse.FromString(raw)
+        response.replayed = replayed
+        return response
 
     async def _embed(self, req: EmbedRequest) -> embed_pb2.EmbedResponse:
         if self._embeddings is None:

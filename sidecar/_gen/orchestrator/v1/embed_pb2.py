@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import generate_pb2 as orchestrator_dot_v1_dot_generate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1borchestrator/v1/embed.proto\x12\x0forchestrator.v1\x1a\x1eorchestrator/v1/generate.proto\"\xd4\x01\n\x0c\x45mbedRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\r\n\x05route\x18\x04 \x01(\t\x12\r\n\x05texts\x18\x05 \x03(\t\x12=\n\x08metadata\x18\x06 \x03(\x0b\x32+.orchestrator.v1.EmbedRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\xff\x01\n\rEmbedResponse\x12.\n\nembeddings\x18\x01 \x03(\x0b\x32\x1a.orchestrator.v1.Embedding\x12\x12\n\ndimensions\x18\x02 \x01(\x05\x12\x12\n\nnormalized\x18\x03 \x01(\x08\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.orchestrator.v1.Usage\x12\x13\n\x0b\x63ost_micros\x18\x05 \x01(\x03\x12\r\n\x05route\x18\x06 \x01(\t\x12\x12\n\ndeployment\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x14\n\x0c\x63\x61\x63hed_texts\x18\t \x01(\x05\x12\x12\n\nrequest_id\x18\n \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1borchestrator/v1/embed.proto\x12\x0forchestrator.v1\x1a\x1eorchestrator/v1/generate.proto\"\xd4\x01\n\x0c\x45mbedRequest\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\r\n\x05route\x18\x04 \x01(\t\x12\r\n\x05texts\x18\x05 \x03(\t\x12=\n\x08metadata\x18\x06 \x03(\x0b\x32+.orchestrator.v1.EmbedRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1b\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\"\x91\x02\n\rEmbedResponse\x12.\n\nembeddings\x18\x01 \x03(\x0b\x32\x1a.orchestrator.v1.Embedding\x12\x12\n\ndimensions\x18\x02 \x01(\x05\x12\x12\n\nnormalized\x18\x03 \x01(\x08\x12%\n\x05usage\x18\x04 \x01(\x0b\x32\x16.orchestrator.v1.Usage\x12\x13\n\x0b\x63ost_micros\x18\x05 \x01(\x03\x12\r\n\x05route\x18\x06 \x01(\t\x12\x12\n\ndeployment\x18\x07 \x01(\t\x12\r\n\x05model\x18\x08 \x01(\t\x12\x14\n\x0c\x63\x61\x63hed_texts\x18\t \x01(\x05\x12\x12\n\nrequest_id\x18\n \x01(\t\x12\x10\n\x08replayed\x18\x0b \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,5 +41,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMBEDDING']._serialized_start=295
   _globals['_EMBEDDING']._serialized_end=322
   _globals['_EMBEDRESPONSE']._serialized_start=325
-  _globals['_EMBEDRESPONSE']._serialized_end=580
+  _globals['_EMBEDRESPONSE']._serialized_end=598
 # @@protoc_insertion_point(module_scope)

@@ -37,7 +37,7 @@ class Embedding(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
-    __slots__ = ("embeddings", "dimensions", "normalized", "usage", "cost_micros", "route", "deployment", "model", "cached_texts", "request_id")
+    __slots__ = ("embeddings", "dimensions", "normalized", "usage", "cost_micros", "route", "deployment", "model", "cached_texts", "request_id", "replayed")
     EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     DIMENSIONS_FIELD_NUMBER: _ClassVar[int]
     NORMALIZED_FIELD_NUMBER: _ClassVar[int]
@@ -48,6 +48,7 @@ class EmbedResponse(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CACHED_TEXTS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
     embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
     dimensions: int
     normalized: bool
@@ -58,4 +59,5 @@ class EmbedResponse(_message.Message):
     model: str
     cached_texts: int
     request_id: str
-    def __init__(self, embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., dimensions: _Optional[int] = ..., normalized: _Optional[bool] = ..., usage: _Optional[_Union[_generate_pb2.Usage, _Mapping]] = ..., cost_micros: _Optional[int] = ..., route: _Optional[str] = ..., deployment: _Optional[str] = ..., model: _Optional[str] = ..., cached_texts: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    replayed: bool
+    def __init__(self, embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., dimensions: _Optional[int] = ..., normalized: _Optional[bool] = ..., usage: _Optional[_Union[_generate_pb2.Usage, _Mapping]] = ..., cost_micros: _Optional[int] = ..., route: _Optional[str] = ..., deployment: _Optional[str] = ..., model: _Optional[str] = ..., cached_texts: _Optional[int] = ..., request_id: _Optional[str] = ..., replayed: _Optional[bool] = ...) -> None: ...

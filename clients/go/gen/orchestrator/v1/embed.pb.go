@@ -188,7 +188,10 @@ type EmbedResponse struct {
 	// Texts answered from the sidecar's embedding cache.
 	CachedTexts int32 `protobuf:"varint,9,opt,name=cached_texts,json=cachedTexts,proto3" json:"cached_texts,omitempty"`
 	// The request id (the caller's, or the generated one).
-	RequestId     string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,10,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// This answer is the stored answer of an earlier Embed of the same tenant_id and request_id (an
+	// idempotent retry): nothing ran and nothing was charged for this call.
+	Replayed      bool `protobuf:"varint,11,opt,name=replayed,proto3" json:"replayed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -293,6 +296,13 @@ func (x *EmbedResponse) GetRequestId() string {
 	return ""
 }
 
+func (x *EmbedResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
 var File_orchestrator_v1_embed_proto protoreflect.FileDescriptor
 
 const file_orchestrator_v1_embed_proto_rawDesc = "" +
@@ -310,7 +320,7 @@ const file_orchestrator_v1_embed_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"#\n" +
 	"\tEmbedding\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\x02R\x06values\"\xe8\x02\n" +
+	"\x06values\x18\x01 \x03(\x02R\x06values\"\x84\x03\n" +
 	"\rEmbedResponse\x12:\n" +
 	"\n" +
 	"embeddings\x18\x01 \x03(\v2\x1a.orchestrator.v1.EmbeddingR\n" +
@@ -332,7 +342,8 @@ const file_orchestrator_v1_embed_proto_rawDesc = "" +
 	"\fcached_texts\x18\t \x01(\x05R\vcachedTexts\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\n" +
-	" \x01(\tR\trequestIdB\xe1\x01\n" +
+	" \x01(\tR\trequestId\x12\x1a\n" +
+	"\breplayed\x18\v \x01(\bR\breplayedB\xe1\x01\n" +
 	"\x1aio.orchestrator.sidecar.v1B\n" +
 	"EmbedProtoP\x01ZZgithub.com/orchestrator-sidecar/orchestrator/clients/go/gen/orchestrator/v1;orchestratorv1\xa2\x02\x03OXX\xaa\x02\x0fOrchestrator.V1\xca\x02\x0fOrchestrator\\V1\xe2\x02\x1bOrchestrator\\V1\\GPBMetadata\xea\x02\x10Orchestrator::V1b\x06proto3"
 

@@ -64,7 +64,7 @@ public final class EmbedProto extends com.google.protobuf.GeneratedFile {
       "(\0132+.orchestrator.v1.EmbedRequest.Metada" +
       "taEntryR\010metadata\032;\n\rMetadataEntry\022\020\n\003ke" +
       "y\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001(\tR\005value:\0028\001\"#" +
-      "\n\tEmbedding\022\026\n\006values\030\001 \003(\002R\006values\"\350\002\n\r" +
+      "\n\tEmbedding\022\026\n\006values\030\001 \003(\002R\006values\"\204\003\n\r" +
       "EmbedResponse\022:\n\nembeddings\030\001 \003(\0132\032.orch" +
       "estrator.v1.EmbeddingR\nembeddings\022\036\n\ndim" +
       "ensions\030\002 \001(\005R\ndimensions\022\036\n\nnormalized\030" +
@@ -73,13 +73,14 @@ public final class EmbedProto extends com.google.protobuf.GeneratedFile {
       " \001(\003R\ncostMicros\022\024\n\005route\030\006 \001(\tR\005route\022\036" +
       "\n\ndeployment\030\007 \001(\tR\ndeployment\022\024\n\005model\030" +
       "\010 \001(\tR\005model\022!\n\014cached_texts\030\t \001(\005R\013cach" +
-      "edTexts\022\035\n\nrequest_id\030\n \001(\tR\trequestIdB\341" +
-      "\001\n\032io.orchestrator.sidecar.v1B\nEmbedProt" +
-      "oP\001ZZgithub.com/orchestrator-sidecar/orc" +
-      "hestrator/clients/go/gen/orchestrator/v1" +
-      ";orchestratorv1\242\002\003OXX\252\002\017Orchestrator.V1\312" +
-      "\002\017Orchestrator\\V1\342\002\033Orchestrator\\V1\\GPBM" +
-      "etadata\352\002\020Orchestrator::V1b\006proto3"
+      "edTexts\022\035\n\nrequest_id\030\n \001(\tR\trequestId\022\032" +
+      "\n\010replayed\030\013 \001(\010R\010replayedB\341\001\n\032io.orches" +
+      "trator.sidecar.v1B\nEmbedProtoP\001ZZgithub." +
+      "com/orchestrator-sidecar/orchestrator/cl" +
+      "ients/go/gen/orchestrator/v1;orchestrato" +
+      "rv1\242\002\003OXX\252\002\017Orchestrator.V1\312\002\017Orchestrat" +
+      "or\\V1\342\002\033Orchestrator\\V1\\GPBMetadata\352\002\020Or" +
+      "chestrator::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -109,7 +110,7 @@ public final class EmbedProto extends com.google.protobuf.GeneratedFile {
     internal_static_orchestrator_v1_EmbedResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_EmbedResponse_descriptor,
-        new java.lang.String[] { "Embeddings", "Dimensions", "Normalized", "Usage", "CostMicros", "Route", "Deployment", "Model", "CachedTexts", "RequestId", });
+        new java.lang.String[] { "Embeddings", "Dimensions", "Normalized", "Usage", "CostMicros", "Route", "Deployment", "Model", "CachedTexts", "RequestId", "Replayed", });
     descriptor.resolveAllFeaturesImmutable();
     io.orchestrator.sidecar.v1.GenerateProto.getDescriptor();
   }

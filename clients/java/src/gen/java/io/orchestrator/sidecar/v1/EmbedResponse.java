@@ -405,6 +405,22 @@ private static final long serialVersionUID = 0L;
     }
   }
 
+  public static final int REPLAYED_FIELD_NUMBER = 11;
+  private boolean replayed_ = false;
+  /**
+   * <pre>
+   * This answer is the stored answer of an earlier Embed of the same tenant_id and request_id (an
+   * idempotent retry): nothing ran and nothing was charged for this call.
+   * </pre>
+   *
+   * <code>bool replayed = 11 [json_name = "replayed"];</code>
+   * @return The replayed.
+   */
+  @java.lang.Override
+  public boolean getReplayed() {
+    return replayed_;
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -448,6 +464,9 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(requestId_)) {
       com.google.protobuf.GeneratedMessage.writeString(output, 10, requestId_);
+    }
+    if (replayed_ != false) {
+      output.writeBool(11, replayed_);
     }
     getUnknownFields().writeTo(output);
   }
@@ -493,6 +512,10 @@ private static final long serialVersionUID = 0L;
     }
     if (!com.google.protobuf.GeneratedMessage.isStringEmpty(requestId_)) {
       size += com.google.protobuf.GeneratedMessage.computeStringSize(10, requestId_);
+    }
+    if (replayed_ != false) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeBoolSize(11, replayed_);
     }
     return size;
   }
@@ -541,6 +564,8 @@ private static final long serialVersionUID = 0L;
         != other.getCachedTexts()) return false;
     if (!getRequestId()
         .equals(other.getRequestId())) return false;
+    if (getReplayed()
+        != other.getReplayed()) return false;
     if (!getUnknownFields().equals(other.getUnknownFields())) return false;
     return true;
   }
@@ -578,6 +603,9 @@ private static final long serialVersionUID = 0L;
     hash = (53 * hash) + getCachedTexts();
     hash = (37 * hash) + REQUEST_ID_FIELD_NUMBER;
     hash = (53 * hash) + getRequestId().hashCode();
+    hash = (37 * hash) + REPLAYED_FIELD_NUMBER;
+    hash = (53 * hash) + com.google.protobuf.Internal.hashBoolean(
+        getReplayed());
     hash = (29 * hash) + getUnknownFields().hashCode();
     memoizedHashCode = hash;
     return hash;
@@ -740,6 +768,7 @@ private static final long serialVersionUID = 0L;
       model_ = "";
       cachedTexts_ = 0;
       requestId_ = "";
+      replayed_ = false;
       return this;
     }
 
@@ -817,6 +846,9 @@ private static final long serialVersionUID = 0L;
       if (((from_bitField0_ & 0x00000200) != 0)) {
         result.requestId_ = requestId_;
       }
+      if (((from_bitField0_ & 0x00000400) != 0)) {
+        result.replayed_ = replayed_;
+      }
       result.bitField0_ |= to_bitField0_;
     }
 
@@ -892,6 +924,9 @@ private static final long serialVersionUID = 0L;
         requestId_ = other.requestId_;
         bitField0_ |= 0x00000200;
         onChanged();
+      }
+      if (other.getReplayed() != false) {
+        setReplayed(other.getReplayed());
       }
       this.mergeUnknownFields(other.getUnknownFields());
       onChanged();
@@ -977,6 +1012,11 @@ private static final long serialVersionUID = 0L;
               bitField0_ |= 0x00000200;
               break;
             } // case 82
+            case 88: {
+              replayed_ = input.readBool();
+              bitField0_ |= 0x00000400;
+              break;
+            } // case 88
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1995,6 +2035,53 @@ private static final long serialVersionUID = 0L;
       checkByteStringIsUtf8(value);
       requestId_ = value;
       bitField0_ |= 0x00000200;
+      onChanged();
+      return this;
+    }
+
+    private boolean replayed_ ;
+    /**
+     * <pre>
+     * This answer is the stored answer of an earlier Embed of the same tenant_id and request_id (an
+     * idempotent retry): nothing ran and nothing was charged for this call.
+     * </pre>
+     *
+     * <code>bool replayed = 11 [json_name = "replayed"];</code>
+     * @return The replayed.
+     */
+    @java.lang.Override
+    public boolean getReplayed() {
+      return replayed_;
+    }
+    /**
+     * <pre>
+     * This answer is the stored answer of an earlier Embed of the same tenant_id and request_id (an
+     * idempotent retry): nothing ran and nothing was charged for this call.
+     * </pre>
+     *
+     * <code>bool replayed = 11 [json_name = "replayed"];</code>
+     * @param value The replayed to set.
+     * @return This builder for chaining.
+     */
+    public Builder setReplayed(boolean value) {
+
+      replayed_ = value;
+      bitField0_ |= 0x00000400;
+      onChanged();
+      return this;
+    }
+    /**
+     * <pre>
+     * This answer is the stored answer of an earlier Embed of the same tenant_id and request_id (an
+     * idempotent retry): nothing ran and nothing was charged for this call.
+     * </pre>
+     *
+     * <code>bool replayed = 11 [json_name = "replayed"];</code>
+     * @return This builder for chaining.
+     */
+    public Builder clearReplayed() {
+      bitField0_ = (bitField0_ & ~0x00000400);
+      replayed_ = false;
       onChanged();
       return this;
     }

@@ -200,4 +200,15 @@ public interface EmbedResponseOrBuilder extends
    */
   com.google.protobuf.ByteString
       getRequestIdBytes();
+
+  /**
+   * <pre>
+   * This answer is the stored answer of an earlier Embed of the same tenant_id and request_id (an
+   * idempotent retry): nothing ran and nothing was charged for this call.
+   * </pre>
+   *
+   * <code>bool replayed = 11 [json_name = "replayed"];</code>
+   * @return The replayed.
+   */
+  boolean getReplayed();
 }
