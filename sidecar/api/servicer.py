@@ -211,7 +211,7 @@ class GenerationServicer:
     async def _fail(self, context: Context, call: Call, exc: Exception) -> NoReturn:
         if isinstance(exc, grpc.aio.AbortError):
             raise exc
-        err = exc if isinstance(exc, SidecarError) else internal(call.request_id)
+        err = exc.nested_in(convert.INPUT) if isinstance(exc, SidecarError) else internal(call.request_id)
         fields = {"request_id": call.request_id, "route": call.model, "reason": err.reason}
         if isinstance(exc, SidecarError):
             _log.warning("call failed: %s", err.message, extra=fields)

@@ -77,6 +77,18 @@ class SidecarError(Exception):
         if retry_after is not None:
             self.metadata.setdefault("retryAfterSeconds", f"{retry_after:g}")
 
+    def nested_in(self, prefix: str) -> SidecarError:
+        """The error with its field paths from the RPC's request root: an inner layer names the
+        fields of the call (`persona_id`), a Generate request holds them under `input.`. Idempotent."""
+
+        def full(field: str) -> str:
+            return field if not field or field.startswith(prefix) else prefix + field
+
+        self.violations = tuple(FieldViolation(full(v.field), v.description) for v in self.violations)
+        if "field" in self.metadata:
+            self.metadata["field"] = full(self.metadata["field"])
+        return self
+
 
 class InvalidRequestError(SidecarError):
     code = Code.INVALID_ARGUMENT

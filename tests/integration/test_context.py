@@ -106,7 +106,7 @@ async def test_a_prompt_that_cannot_fit_is_context_too_long(serve: Any) -> None:
         await s.stub.Generate(generate_request(messages=[system("rules"), user("word " * 30_000)]))
     err = await rich(info.value)
     assert err.code is grpc.StatusCode.INVALID_ARGUMENT
-    assert err.reason == "CONTEXT_TOO_LONG" and err.fields == ["messages"]
+    assert err.reason == "CONTEXT_TOO_LONG" and err.fields == ["input.messages"]
     assert err.info.metadata["maxContextTokens"] == "20000"
 
 

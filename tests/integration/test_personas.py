@@ -307,7 +307,7 @@ async def test_persona_id_unknown_on_generate(serve: Any) -> None:
     assert (err.code, err.reason, err.fields) == (
         grpc.StatusCode.INVALID_ARGUMENT,
         "PERSONA_NOT_FOUND",
-        ["persona_id"],
+        ["input.persona_id"],  # Switch names `persona_id`: each from its own request's root
     )
 
 

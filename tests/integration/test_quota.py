@@ -150,7 +150,7 @@ async def test_tier_route_restriction_and_missing_user(serve: Serve) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await running.stub.Generate(request(user_id=""))
     err = await rich(info.value)
-    assert (err.code, err.fields) == (grpc.StatusCode.INVALID_ARGUMENT, ["user_id"])
+    assert (err.code, err.fields) == (grpc.StatusCode.INVALID_ARGUMENT, ["input.user_id"])
     got = await running.stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id="acme", user_id="bob"))
     assert got.limits[0].used == 0  # refused calls charged nothing
 

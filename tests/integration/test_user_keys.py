@@ -338,7 +338,7 @@ async def test_required_without_a_key_fails_before_the_upstream(s: Running, upst
     assert (err.code, err.reason) == (CODE.FAILED_PRECONDITION, "USER_KEY_REQUIRED")
     assert err.info.metadata["provider"] == "openai"
     err = await fails(s.stub.Generate(req("required", user_id="")))  # no user: no key to look up
-    assert (err.code, err.reason, err.fields) == (CODE.INVALID_ARGUMENT, "INVALID_REQUEST", ["user_id"])
+    assert (err.code, err.reason, err.fields) == (CODE.INVALID_ARGUMENT, "INVALID_REQUEST", ["input.user_id"])
     assert upstream.seen == []
 
 
@@ -388,7 +388,7 @@ async def test_never_route_refuses_a_provider_key(s: Running, upstream: Upstream
     ref = await register(s, ALICE_OPENAI)
     err = await fails(s.stub.Generate(req("never", ref=ref)))
     assert (err.code, err.reason) == (CODE.INVALID_ARGUMENT, "INVALID_REQUEST")
-    assert err.fields == ["provider_key"] and err.info.metadata["field"] == "provider_key"
+    assert err.fields == ["input.provider_key"] and err.info.metadata["field"] == "input.provider_key"
     assert upstream.seen == []
 
 

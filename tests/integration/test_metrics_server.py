@@ -19,6 +19,8 @@ import pytest
 from sidecar.telemetry.metrics import Metrics
 from sidecar.telemetry.server import MetricsServer, _BoundedServer
 
+pytestmark = pytest.mark.integration  # real sockets, threads and the OS's clock for the deadlines
+
 
 def fetch(port: int, path: str, method: str = "GET", **headers: str) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, headers=headers)
