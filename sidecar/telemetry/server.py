@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 from wsgiref.simple_server import WSGIRequestHandler
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -34,6 +34,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 _log = logging.getLogger("sidecar.telemetry")
+T = TypeVar("T")
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
@@ -51,6 +52,27 @@ class Readiness:
         return self._ready
 
 
+def _on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[], T], wait: float) -> T:
+    """`fn()` run on the event loop from another thread, its result or its exception; TimeoutError
+    when the loop does not run it within `wait` (a late run then does nothing), RuntimeError when the
+    loop is closed."""
+    done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        if not done.set_running_or_notify_cancel():
+            return  # the caller gave up waiting
+        try:
+            done.set_result(fn())
+        except BaseException as exc:  # handed to the waiting thread
+            done.set_exception(exc)
+
+    loop.call_soon_threadsafe(run)
+    try:
+        return done.result(wait)
+    finally:
+        done.cancel()
+
+
 class _OnLoop(Collector):
     """A registry collected on the event loop (from the server's threads), within a bound."""
 
@@ -58,16 +80,7 @@ class _OnLoop(Collector):
         self._registry, self._loop, self._wait = registry, loop, wait
 
     def collect(self) -> Iterator[Metric]:
-        done: concurrent.futures.Future[list[Metric]] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                done.set_result(list(self._registry.collect()))
-            except BaseException as exc:  # handed to the scrape, which answers 500
-                done.set_exception(exc)
-
-        self._loop.call_soon_threadsafe(run)
-        return iter(done.result(self._wait))
+        return iter(_on_loop(self._loop, lambda: list(self._registry.collect()), self._wait))
 
     def restricted_registry(self, names: Iterable[str]) -> _OnLoop:
         restricted = self._registry.restricted_registry(names)
@@ -75,11 +88,7 @@ class _OnLoop(Collector):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    """No access log on stderr; a read that waits longer than the connection's whole allowance fails."""
-
-    def setup(self) -> None:
-        self.request.settimeout(getattr(self.server, "connection_timeout", None))
-        super().setup()
+    """No access log on stderr (a stalled connection is cut by the server's `reap`)."""
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -209,13 +218,11 @@ class MetricsServer:
                     server.handle_request()  # accept one connection; its thread serves it
 
     def _loop_answers(self) -> bool:
-        loop, answered = self._loop, threading.Event()
+        assert self._loop is not None
         try:
-            assert loop is not None
-            loop.call_soon_threadsafe(answered.set)
-        except RuntimeError:  # the loop is closed
+            return _on_loop(self._loop, lambda: True, self._wait)
+        except (TimeoutError, RuntimeError):  # busy past the bound, or closed
             return False
-        return answered.wait(self._wait)
 
     def _app(self, metrics: WSGIApp) -> WSGIApp:
         def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
