@@ -13,7 +13,7 @@ and, when the wire format can be walked to it, a `BadRequest` naming the field p
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, NoReturn
 
 import grpc
@@ -58,7 +58,8 @@ class RequestDecoder:
         self.seen(raw)
         try:
             if self._walk_tags and raw:
-                _field_numbers_valid(memoryview(raw))
+                for _ in _fields(memoryview(raw)):  # whole fields, none numbered 0
+                    pass
             return self._cls.FromString(raw)
         except (DecodeError, RecursionError, ValueError, IndexError) as exc:
             where = bad_utf8_field(self._descriptor, raw)
@@ -193,19 +194,9 @@ def _walk(descriptor: Descriptor, data: memoryview, prefix: str, depth: int, cou
     (protobuf merges them), so its repeated fields go on counting (`input.messages[2]`)."""
     if depth > _MAX_DEPTH:
         return None
-    pos = 0
-    while pos < len(data):
-        tag, pos = _varint(data, pos)
-        number, wire = tag >> 3, tag & 7
-        if wire != _WIRE_LEN:
-            pos = _skip(data, pos, wire)
-            continue
-        size, pos = _varint(data, pos)
-        if pos + size > len(data):
-            raise ValueError("truncated")
-        body, pos = data[pos : pos + size], pos + size
+    for number, body in _fields(data):
         field = descriptor.fields_by_number.get(number)
-        if field is None:
+        if body is None or field is None:
             continue
         index = counts.get((prefix, number), 0)
         counts[prefix, number] = index + 1
@@ -235,20 +226,23 @@ def _check_field(
     return None
 
 
-def _field_numbers_valid(data: memoryview) -> None:
-    """Every top-level field of `data` numbered 1 or more and whole, else ValueError or IndexError."""
+def _fields(data: memoryview) -> Iterator[tuple[int, memoryview | None]]:
+    """Each top-level field of `data`: its number and, when length-delimited, its body. ValueError or
+    IndexError when the bytes are not whole fields, or a field is numbered 0 (never valid)."""
     pos = 0
     while pos < len(data):
         tag, pos = _varint(data, pos)
-        if tag >> 3 == 0:
+        number, wire, body = tag >> 3, tag & 7, None
+        if number == 0:
             raise ValueError("field number 0")
-        if tag & 7 == _WIRE_LEN:
+        if wire == _WIRE_LEN:
             size, pos = _varint(data, pos)
-            pos += size
+            body, pos = data[pos : pos + size], pos + size
         else:
-            pos = _skip(data, pos, tag & 7)
+            pos = _skip(data, pos, wire)
         if pos > len(data):
             raise ValueError("truncated")
+        yield number, body
 
 
 def _varint(data: memoryview, pos: int) -> tuple[int, int]:
