@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import grpc
@@ -26,13 +27,22 @@ class Gate:
         self._authorizer = authorizer
         self._service = service
 
-    async def admit(self, context: Context, method: str, tenant: str | None) -> Principal:
-        """The caller, or the call aborted with UNAUTHENTICATED / PERMISSION_DENIED."""
+    async def admit(
+        self,
+        context: Context,
+        method: str,
+        tenant: str | None,
+        on_refused: Callable[[SidecarError], None] | None = None,
+    ) -> Principal:
+        """The caller, or the call aborted with UNAUTHENTICATED / PERMISSION_DENIED (told to
+        `on_refused` first: the generation servicer counts it in the metrics)."""
         try:
             principal = self._authorizer.authenticate(credentials_from(context.invocation_metadata()))
             self._authorizer.authorize(principal, method_path(self._service, method), tenant)
         except SidecarError as err:
             _log.info("call refused", extra={"reason": err.reason, "rpc": method})
+            if on_refused is not None:
+                on_refused(err)
             await abort(context, err)
         return principal
 

@@ -74,7 +74,7 @@ class GenerationServicer:
 
     async def Generate(self, request: gen.GenerateRequest, context: Context) -> gen.GenerateResponse:
         what = request.input
-        await self._gate.admit(context, "Generate", what.tenant_id)
+        await self._gate.admit(context, "Generate", what.tenant_id, self._refused_unary)
         call = await self._call(what, context, stream=False)
         if self._replays is None or not what.request_id:
             return await self._generate(call, context)
@@ -112,7 +112,7 @@ class GenerationServicer:
     async def StreamGenerate(
         self, request: gen.StreamGenerateRequest, context: Context
     ) -> AsyncGenerator[gen.StreamGenerateResponse, None]:
-        await self._gate.admit(context, "StreamGenerate", request.input.tenant_id)
+        await self._gate.admit(context, "StreamGenerate", request.input.tenant_id, self._refused_stream)
         call = await self._call(request.input, context, stream=True)
         reasoning = call.params.reasoning
         answer = Answer(thinking=reasoning is not None and reasoning.include_thinking)
@@ -192,11 +192,21 @@ class GenerationServicer:
             return api_personas.with_persona_fields(call, request)
         except SidecarError as err:
             _log.info("rejected request", extra={"reason": err.reason, "detail": err.message})
-            if self._metrics is not None:
-                self._metrics.call_rejected(stream, err.code.value, err.reason)
+            self._rejected(stream, err)
             await abort(context, err)
         except Exception as exc:  # a bug in validation: INTERNAL with a request id, never grpc's UNKNOWN
             await rpc_failure(context, exc, "StreamGenerate" if stream else "Generate")
+
+    def _refused_unary(self, err: SidecarError) -> None:
+        self._rejected(False, err)
+
+    def _refused_stream(self, err: SidecarError) -> None:
+        self._rejected(True, err)
+
+    def _rejected(self, stream: bool, err: SidecarError) -> None:
+        """A generation call refused at the edge (the gate, a field): counted with empty route labels."""
+        if self._metrics is not None:
+            self._metrics.call_rejected(stream, err.code.value, err.reason)
 
     async def _cut(self, context: Context, call: Call, delivered: Sequence[str]) -> NoReturn:
         """The shutdown cut the call (its grace ran out): end it with an explicit status and the

@@ -1,0 +1,103 @@
+"""Generation calls the edge refuses are in the metrics: a refusal by the gate (no token, a wrong
+token, a credential that may not call the method or act for the tenant) counts in
+`sidecar_requests_total` and `sidecar_errors_total` with empty route labels, like a refused field,
+so an operator sees a broken token roll-out instead of no traffic at all."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from typing import Any
+
+import grpc
+import pytest
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from tests.conftest import echo_policy, user
+from tests.support.api import generate_request
+
+pytestmark = pytest.mark.integration
+
+TOKENS = {"APP": "app-token-0123", "QUOTA": "quota-token-4567", "ACME": "acme-token-89ab"}
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        return str(resp.read().decode())
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of the series of `name` with exactly these labels (0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        series, value = line.rsplit(" ", 1)
+        got = ",".join(sorted(series[len(name) + 1 : -1].split(",")))
+        if got == want:
+            return float(value)
+    return 0.0
+
+
+def bearer(name: str | None, token: str | None = None) -> list[tuple[str, str]]:
+    if name is None and token is None:
+        return []
+    return [("authorization", f"Bearer {token if token is not None else TOKENS[name or '']}")]
+
+
+@pytest.fixture
+async def s(serve: Any) -> Any:
+    auth = {
+        "token": {"env": "APP"},
+        "credentials": [
+            {"name": "quota", "token": {"env": "QUOTA"}, "allow": ["QuotaService"]},
+            {"name": "acme", "token": {"env": "ACME"}, "allow": ["*"], "tenants": ["acme"]},
+        ],
+    }
+    return await serve({"policy": echo_policy(), "settings": {"auth": auth}}, TOKENS)
+
+
+async def refused(call: Any) -> grpc.StatusCode:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        result = call()
+        if isinstance(result, grpc.aio.UnaryStreamCall):
+            async for _ in result:
+                pass
+        else:
+            await result
+    code: grpc.StatusCode = caught.value.code()
+    return code
+
+
+async def test_gate_refusals_of_generation_calls_are_counted(s: Any) -> None:
+    request = generate_request(messages=[user("hi")], tenant_id="globex", user_id="u")
+    stream_request = gen.StreamGenerateRequest(input=request.input)
+    cases = [
+        (lambda: s.stub.Generate(request), grpc.StatusCode.UNAUTHENTICATED),
+        (lambda: s.stub.Generate(request, metadata=bearer(None, "wrong")), grpc.StatusCode.UNAUTHENTICATED),
+        (lambda: s.stub.StreamGenerate(stream_request), grpc.StatusCode.UNAUTHENTICATED),
+        (lambda: s.stub.Generate(request, metadata=bearer("QUOTA")), grpc.StatusCode.PERMISSION_DENIED),
+        (
+            lambda: s.stub.StreamGenerate(stream_request, metadata=bearer("ACME")),
+            grpc.StatusCode.PERMISSION_DENIED,
+        ),
+    ]
+    for call, code in cases:
+        assert await refused(call) == code
+    ok = generate_request(messages=[user("hi")], tenant_id="acme", user_id="u")
+    await s.stub.Generate(ok, metadata=bearer("APP"))
+
+    text = await asyncio.to_thread(scrape, s.sidecar.metrics_port)
+    edge = {"route": "", "provider": "", "model": ""}
+    total = "sidecar_requests_total"
+    assert sample(text, total, **edge, stream="false", code="UNAUTHENTICATED") == 2
+    assert sample(text, total, **edge, stream="true", code="UNAUTHENTICATED") == 1
+    assert sample(text, total, **edge, stream="false", code="PERMISSION_DENIED") == 1
+    assert sample(text, total, **edge, stream="true", code="PERMISSION_DENIED") == 1
+    errors = "sidecar_errors_total"
+    assert sample(text, errors, route="", code="UNAUTHENTICATED", reason="MISSING_CREDENTIALS") == 2
+    assert sample(text, errors, route="", code="UNAUTHENTICATED", reason="INVALID_CREDENTIALS") == 1
+    assert sample(text, errors, route="", code="PERMISSION_DENIED", reason="METHOD_NOT_ALLOWED") == 1
+    assert sample(text, errors, route="", code="PERMISSION_DENIED", reason="TENANT_NOT_ALLOWED") == 1
+    assert sample(text, total, route="echo", provider="echo", model="echo-1", stream="false", code="OK") == 1
+    assert "globex" not in text and TOKENS["QUOTA"] not in text
