@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from functools import partial
 from typing import Any, NoReturn
 
 import grpc
@@ -42,9 +43,14 @@ class RequestDecoder:
     """Parses one request type; failures become `MalformedRequestError`, logged at most once a minute."""
 
     def __init__(
-        self, descriptor: Descriptor, log: RateLimitedLog, on_request: Callable[[int], None] | None = None
+        self,
+        descriptor: Descriptor,
+        log: RateLimitedLog,
+        on_request: Callable[[int], None] | None = None,
+        on_malformed: Callable[[MalformedRequestError], None] | None = None,
     ) -> None:
         self._descriptor, self._log, self._on_request = descriptor, log, on_request
+        self._on_malformed = on_malformed
         self._cls: type[Message] = message_factory.GetMessageClass(descriptor)
         # upb parses a message type without fields leniently: a field numbered 0 (never valid) passes
         self._walk_tags = not descriptor.fields
@@ -66,7 +72,10 @@ class RequestDecoder:
             self._log.warning(
                 "undecodable request", extra={"type": self._descriptor.full_name, "field": where or ""}
             )
-            raise _malformed(self._descriptor, where) from exc
+            err = _malformed(self._descriptor, where)
+            if self._on_malformed is not None:
+                self._on_malformed(err)
+            raise err from exc
 
 
 def _malformed(descriptor: Descriptor, where: str | None) -> MalformedRequestError:
@@ -83,20 +92,25 @@ def add_service(
     clock: Clock | None = None,
     log: logging.Logger | None = None,
     on_request: Callable[[int], None] | None = None,
+    on_malformed: Callable[[str, MalformedRequestError], None] | None = None,
 ) -> None:
     """Register every method of `service` on `server`, implemented by `servicer`'s method of the same
     name, with tolerant request decoding (responses are serialized as usual). `on_request` is told
-    each request's size in bytes (the allocator trimmer)."""
+    each request's size in bytes (the allocator trimmer); `on_malformed` each refused request, with
+    its method's name (the generation metrics count them)."""
     limited = RateLimitedLog(log or logging.getLogger("sidecar.api"), clock or SystemClock(), interval=60.0)
-    handlers = {m.name: _handler(m, getattr(servicer, m.name), limited, on_request) for m in service.methods}
+    handlers = {}
+    for m in service.methods:
+        told = None if on_malformed is None else partial(on_malformed, m.name)
+        decode = RequestDecoder(m.input_type, limited, on_request, told)
+        handlers[m.name] = _handler(m, getattr(servicer, m.name), decode)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
     server.add_registered_method_handlers(service.full_name, handlers)  # type: ignore[attr-defined]
 
 
 def _handler(
-    method: Any, behavior: Callable[..., Any], log: RateLimitedLog, on_request: Callable[[int], None] | None
+    method: Any, behavior: Callable[..., Any], decode: RequestDecoder
 ) -> grpc.RpcMethodHandler[Any, Any]:
-    decode = RequestDecoder(method.input_type, log, on_request)
     serialize = message_factory.GetMessageClass(method.output_type).SerializeToString
     if method.client_streaming:
         wrapped_stream = _streaming_request(behavior, decode)

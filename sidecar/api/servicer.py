@@ -197,6 +197,11 @@ class GenerationServicer:
         except Exception as exc:  # a bug in validation: INTERNAL with a request id, never grpc's UNKNOWN
             await rpc_failure(context, exc, "StreamGenerate" if stream else "Generate")
 
+    def malformed(self, method: str, err: SidecarError) -> None:
+        """A request of `method` whose bytes did not decode (api/decode.py): a refused generation call."""
+        if method in ("Generate", "StreamGenerate"):
+            self._rejected(method == "StreamGenerate", err)
+
     def _refused_unary(self, err: SidecarError) -> None:
         self._rejected(False, err)
 

@@ -65,7 +65,8 @@ def add_data_plane(
         (s.experiments, EXPERIMENTS),
     )
     for servicer, descriptor in pairs:
-        add_service(server, servicer, descriptor, clock=clock, on_request=on_request)
+        malformed = s.generation.malformed if descriptor is GENERATION else None
+        add_service(server, servicer, descriptor, clock=clock, on_request=on_request, on_malformed=malformed)
 
 
 def add_admin(server: grpc.aio.Server, s: Servicers, *, clock: Clock) -> None:

@@ -101,3 +101,35 @@ async def test_gate_refusals_of_generation_calls_are_counted(s: Any) -> None:
     assert sample(text, errors, route="", code="PERMISSION_DENIED", reason="TENANT_NOT_ALLOWED") == 1
     assert sample(text, total, route="echo", provider="echo", model="echo-1", stream="false", code="OK") == 1
     assert "globex" not in text and TOKENS["QUOTA"] not in text
+
+
+async def test_undecodable_generation_requests_are_counted(s: Any) -> None:
+    """Bytes that are not the request (MALFORMED_REQUEST) are a refused field too; other methods'
+    are not generation calls and stay out of the generation metrics."""
+    auth = bearer("APP")
+    garbage = b"\xff\xff\xff\xff"
+    not_utf8 = b"\x0a\x03\x22\x01\xff"  # input.model = b"\xff"
+    for method, codes in (("Generate", (garbage, not_utf8)), ("StreamGenerate", (garbage,))):
+        path = f"/orchestrator.v1.GenerationService/{method}"
+        for data in codes:
+            if method == "Generate":
+                call = s.channel.unary_unary(path)
+                assert (
+                    await refused(lambda c=call, d=data: c(d, metadata=auth))
+                    == grpc.StatusCode.INVALID_ARGUMENT
+                )
+            else:
+                call = s.channel.unary_stream(path)
+                assert (
+                    await refused(lambda c=call, d=data: c(d, metadata=auth))
+                    == grpc.StatusCode.INVALID_ARGUMENT
+                )
+    quota = s.channel.unary_unary("/orchestrator.v1.QuotaService/GetQuota")
+    assert await refused(lambda: quota(garbage, metadata=auth)) == grpc.StatusCode.INVALID_ARGUMENT
+
+    text = await asyncio.to_thread(scrape, s.sidecar.metrics_port)
+    edge = {"route": "", "provider": "", "model": ""}
+    assert sample(text, "sidecar_requests_total", **edge, stream="false", code="INVALID_ARGUMENT") == 2
+    assert sample(text, "sidecar_requests_total", **edge, stream="true", code="INVALID_ARGUMENT") == 1
+    reason = {"route": "", "code": "INVALID_ARGUMENT", "reason": "MALFORMED_REQUEST"}
+    assert sample(text, "sidecar_errors_total", **reason) == 3
