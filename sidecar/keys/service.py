@@ -14,7 +14,7 @@ import os
 from typing import Protocol
 
 from sidecar.core.clock import Clock
-from sidecar.core.errors import KeyContextMismatchError, SidecarError
+from sidecar.core.errors import FieldViolation, InvalidEnvelopeError, KeyContextMismatchError, SidecarError
 from sidecar.core.types import InlineEnvelope, KeyRef, KeySource
 from sidecar.keys.backend import KeyBackend, KeyContext
 from sidecar.keys.cache import KeyCache, SecretKey, cache_key_for
@@ -106,7 +106,7 @@ class KeyService:
         text = await self._envelope_text(tenant, user, provider, source)
         if text is None:
             return None
-        envelope = Envelope.decode(text)
+        envelope = _decode(text, inline=isinstance(source, InlineEnvelope))
         context = KeyContext(tenant, user, provider, envelope.context.key_name)
         wrapped = envelope.wrapped
         # Keyed by the whole envelope too: a tampered copy of a cached envelope is a miss, and fails.
@@ -158,3 +158,17 @@ class KeyService:
         self._cache.close()
         await self._store.aclose()
         await self._backend.aclose()
+
+
+INLINE_FIELD = "provider_key.envelope"  # the request field an inline envelope comes in (api/convert.py)
+
+
+def _decode(text: str, *, inline: bool) -> Envelope:
+    """The envelope; one the caller sent inline that does not parse names its request field."""
+    try:
+        return Envelope.decode(text)
+    except InvalidEnvelopeError as err:
+        if inline:
+            err.violations = (FieldViolation(INLINE_FIELD, err.message),)
+            err.metadata.setdefault("field", INLINE_FIELD)
+        raise

@@ -424,6 +424,11 @@ async def test_tampered_envelopes_are_refused(s: Running, upstream: Upstream, se
     # length the flip lands on the context's member names, so the envelope no longer parses.
     err = await fails(s.stub.Generate(req("required", envelope=flip_middle(envelope))))
     assert (err.code, err.reason) == (CODE.INVALID_ARGUMENT, "INVALID_KEY_ENVELOPE")
+    # bad input names its field, like every other INVALID_ARGUMENT (BadRequest and metadata.field)
+    assert err.fields == ["input.provider_key.envelope"]
+    assert err.info.metadata["field"] == "input.provider_key.envelope"
+    err = await fails(s.stub.Generate(req("required", envelope="oenv1.not-an-envelope")))
+    assert (err.reason, err.fields) == ("INVALID_KEY_ENVELOPE", ["input.provider_key.envelope"])
     # A well-formed envelope with a changed ciphertext fails AES-GCM authentication: a damaged record.
     err = await fails(s.stub.Generate(req("required", envelope=flip_ciphertext(envelope))))
     assert (err.code, err.reason) == (CODE.FAILED_PRECONDITION, "KEY_RECORD_CORRUPT")
