@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -21,7 +21,7 @@ from sidecar.core.errors import (
 )
 from sidecar.core.outcome import UpstreamWaits
 from sidecar.core.types import Chunk, FinishReason, GenerationParams, Message, Secret, ToolCallDelta, Usage
-from sidecar.providers._http import HttpClient, Timeouts
+from sidecar.providers._http import HttpClient, Timeouts, redact
 from sidecar.providers.sse import SseEvent
 
 E = TypeVar("E")  # one event of an upstream stream, as its transport decodes it
@@ -259,14 +259,18 @@ class HttpProvider:
         timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline, req.waits)
         headers = await self._request_headers(req, timeouts)
         url = self._endpoint(req.stream)
-        if not req.stream:
-            data = await self._http.post_json(url, headers=headers, body=body, timeouts=timeouts)
-            yield self._wire.parse_response(data)
-            return
-        events = self._http.post_sse(url, headers=headers, body=body, timeouts=timeouts)
-        async with aclosing(stream_chunks(events, self._wire.parse_event, self._http.clock)) as chunks:
-            async for chunk in chunks:
-                yield chunk
+        try:
+            if not req.stream:
+                data = await self._http.post_json(url, headers=headers, body=body, timeouts=timeouts)
+                yield self._wire.parse_response(data)
+                return
+            events = self._http.post_sse(url, headers=headers, body=body, timeouts=timeouts)
+            async with aclosing(stream_chunks(events, self._wire.parse_event, self._http.clock)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except ProviderError as err:  # its text may quote the request back: never the credential
+            scrub_credentials(err, credentials_in(headers, self._base_headers))
+            raise
 
     def _endpoint(self, stream: bool) -> str:
         """The generation URL; providers with a separate streaming endpoint override it."""
@@ -298,3 +302,43 @@ class HttpProvider:
 
     async def aclose(self) -> None:
         """The shared HTTP client is closed by its owner."""
+
+
+MIN_SCRUBBED_CHARS = 6  # shorter header values are not secrets worth masking (and would mask words)
+REDACTED = "[redacted]"
+
+
+def credentials_in(headers: Mapping[str, str], public: Mapping[str, str]) -> list[str]:
+    """The secret values of a request's headers: those `public` (the provider's fixed headers) does
+    not hold, i.e. the auth header of the platform key, the caller's key, a minted token or a
+    signature and session token, and the token after a `Bearer`/`Basic` scheme."""
+    out = []
+    for name, value in headers.items():
+        if public.get(name) == value:
+            continue
+        out.append(value)
+        scheme, _, token = value.partition(" ")
+        if token and scheme.lower() in ("bearer", "basic"):
+            out.append(token.strip())
+    return out
+
+
+def scrub_credentials(err: ProviderError, secrets: Sequence[str]) -> None:
+    """Remove the credentials a request carried from the text of its error, beyond what pattern
+    redaction catches (a base64 key with `+/=`, a short key without a known prefix). The text was
+    pattern-redacted when the error was made, which may have masked only the start of a key
+    (`[redacted]+rest/of/key`): each secret's pattern-redacted form is removed too."""
+    forms = {form for secret in secrets for form in (secret, redact(secret)) if form != REDACTED}
+    message = err.message
+    for form in sorted(forms, key=len, reverse=True):  # a whole header value before its token
+        if len(form) >= MIN_SCRUBBED_CHARS and form in message:
+            message = message.replace(form, REDACTED)
+    for form in forms:  # the upstream text is cut to a length: it may end inside a secret
+        cut = next(
+            (n for n in range(len(form) - 1, MIN_SCRUBBED_CHARS - 1, -1) if message.endswith(form[:n])), 0
+        )
+        if cut:
+            message = message[:-cut] + REDACTED
+    if message != err.message:
+        err.message = message
+        err.args = (message,)

@@ -34,7 +34,15 @@ from sidecar.core.errors import (
 from sidecar.core.types import Chunk, FinishReason, Role, Secret, Usage
 from sidecar.providers._http import HttpClient, Timeouts, decode_json, redact
 from sidecar.providers.aws_auth import AwsSigner
-from sidecar.providers.base import Capabilities, ProviderRequest, StreamEvent, stream_chunks, token_count
+from sidecar.providers.base import (
+    Capabilities,
+    ProviderRequest,
+    StreamEvent,
+    credentials_in,
+    scrub_credentials,
+    stream_chunks,
+    token_count,
+)
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 STOP_REASONS = {
@@ -225,16 +233,24 @@ class BedrockProvider:
         accept = EVENT_STREAM if req.stream else "application/json"
         headers = await self._headers("POST", url, body, {"accept": accept}, req.api_key, deadline)
         target = URL(url, encoded=True)  # sent exactly as signed (a model id's ':' stays %3A)
-        if not req.stream:
-            data = await self._http.post_json(target, headers=headers, body=body, timeouts=timeouts)
-            yield parse_response(data)
-            return
-        reads = self._http.post_stream(
-            target, headers=headers, body=body, timeouts=timeouts, kind=EVENT_STREAM
-        )
-        async with aclosing(stream_chunks(event_messages(reads), parse_message, self._http.clock)) as chunks:
-            async for chunk in chunks:
-                yield chunk
+        try:
+            if not req.stream:
+                data = await self._http.post_json(target, headers=headers, body=body, timeouts=timeouts)
+                yield parse_response(data)
+                return
+            reads = self._http.post_stream(
+                target, headers=headers, body=body, timeouts=timeouts, kind=EVENT_STREAM
+            )
+            async with aclosing(
+                stream_chunks(event_messages(reads), parse_message, self._http.clock)
+            ) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except ProviderError as err:  # its text may quote the request back: never the credential
+            scrub_credentials(
+                err, credentials_in(headers, {"accept": accept, "content-type": "application/json"})
+            )
+            raise
 
     async def _headers(
         self,
