@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -38,6 +38,10 @@ from sidecar.telemetry.tracing import inject_trace_context
 
 _SECRETISH = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\.]{4,}|[A-Za-z0-9_\-]{32,}")
 _MAX_ERROR_BODY = 64 * 1024
+_MIN_SECRET_CHARS = 6  # shorter values are not credentials worth masking (they would mask words)
+_CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "x-amz-security-token"}
+)
 _DECIMAL = re.compile(r"\d+\.\d+")
 _MAX_JSON_BODY = 32 * 1024 * 1024
 
@@ -121,7 +125,7 @@ class HttpClient:
                         if (
                             resp.status >= 300
                         ):  # redirects are not followed: they would carry the key elsewhere
-                            raise await _status_error(resp, self._retry_after)
+                            raise await _status_error(resp, self._retry_after, credentials_of(headers))
                         raw = await _read_bounded(resp, _MAX_JSON_BODY)
                 finally:
                     resp.release()  # fully read: back to the pool; else closed
@@ -172,7 +176,7 @@ class HttpClient:
                 with map_http_errors(timeouts.deadline):
                     async with self._clock.timeout(timeouts.next_wait()):
                         with self._waiting(timeouts):
-                            error = await _status_error(resp, self._retry_after)
+                            error = await _status_error(resp, self._retry_after, credentials_of(sent_headers))
                         raise error
             if kind not in resp.headers.get("content-type", ""):
                 sent = resp.headers.get("content-type") or "no content type"
@@ -225,12 +229,16 @@ async def _read_bounded(resp: http1.Response, limit: int) -> bytes:
     return b"".join(parts)
 
 
-async def _status_error(resp: http1.Response, retry_after: RetryAfterPolicy) -> ProviderError:
+async def _status_error(
+    resp: http1.Response, retry_after: RetryAfterPolicy, secrets: Sequence[str]
+) -> ProviderError:
+    """The error of a failure status; its text (the upstream's own message, which may quote the
+    request back) without the request's credentials, whatever their shape."""
     try:
         body = await _read_bounded(resp, _MAX_ERROR_BODY)
     except ProviderMalformedError:
         body = b""
-    detail = redact(_error_message(body))
+    detail = redact(_error_message(body), secrets)
     status = resp.status
     text = f"upstream HTTP {status}: {detail}" if detail else f"upstream HTTP {status}"
     if status in (401, 403):
@@ -288,9 +296,25 @@ def _finite(text: str) -> float | None:
     return value if math.isfinite(value) and value >= 0 else None
 
 
-def redact(text: str) -> str:
-    """Strip anything that looks like a credential from upstream text before it goes anywhere."""
+def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    """Strip anything that looks like a credential from upstream text before it goes anywhere: the
+    given `secrets` exactly (before the text is cut), then whatever has a key's shape."""
+    for secret in sorted(secrets, key=len, reverse=True):  # a whole header value before its token
+        if len(secret) >= _MIN_SECRET_CHARS:
+            text = text.replace(secret, "[redacted]")
     return _SECRETISH.sub("[redacted]", text)[:300]
+
+
+def credentials_of(headers: Mapping[str, str]) -> list[str]:
+    """The credentials in a request's headers (by name), and the token after a `Bearer` scheme."""
+    out = []
+    for name, value in headers.items():
+        if name.lower() in _CREDENTIAL_HEADERS:
+            out.append(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.lower() in ("bearer", "basic"):
+                out.append(token.strip())
+    return out
 
 
 def _error_message(body: bytes) -> str:

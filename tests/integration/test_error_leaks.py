@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 
+from sidecar._gen.orchestrator.v1 import embed_pb2
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import user
 from tests.support.api import generate_request
@@ -96,6 +97,18 @@ async def s(serve: Any, upstream: Upstream) -> Any:
             "br": {"deployments": ["br"], "retry": {"max_attempts": 1}},
         },
         "routing": {"probes": {"enabled": False}},
+        "embeddings": {
+            "default_route": "e",
+            "deployments": {
+                "oe": {
+                    "kind": "openai",
+                    "model": "text-embedding-3-small",
+                    "base_url": f"{upstream.url}/v1",
+                    "api_key": {"env": "OPENAI_KEY"},
+                }
+            },
+            "routes": {"e": {"deployments": ["oe"]}},
+        },
     }
     return await serve({"policy": policy}, KEYS)
 
@@ -138,3 +151,16 @@ async def test_an_upstream_quoting_the_platform_key_does_not_pass_it_on(
         assert "[redacted]" in seen, seen
         assert not [f for f in fragments(key) if f in seen], (model, seen)
     assert len(upstream.seen) == len(cases)
+
+
+async def test_an_embedding_upstream_quoting_the_platform_key_does_not_pass_it_on(
+    s: Any, upstream: Upstream
+) -> None:
+    for reply in (echo(400, "Authorization", f"Bearer {BASE64_KEY}"), cut_inside(BASE64_KEY)):
+        upstream.push(reply)
+        request = embed_pb2.EmbedRequest(tenant_id="acme", user_id="u", texts=["hello there"])
+        err = await refusal(lambda r=request: s.stub.Embed(r))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
+        seen = (err.details() or "") + repr(err.trailing_metadata())
+        assert "[redacted]" in seen, seen
+        assert not [f for f in fragments(BASE64_KEY) if f in seen], seen
