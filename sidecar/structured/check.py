@@ -57,7 +57,9 @@ class AnswerCheck:
         return self.problem("".join(c.text for c in held), finish)
 
     def error(self, problem: str) -> SchemaValidationError:
+        """The problem quotes the model's answer: it goes to the caller in `metadata.violation`,
+        not in the message, which the edge logs with the failed call."""
         return SchemaValidationError(
-            f"the model's answer does not match the requested format: {problem}",
+            "the model's answer does not match the requested format (see metadata.violation)",
             metadata={"violation": problem[:200]},
         )

@@ -1,0 +1,117 @@
+"""The model's answer never reaches the logs (unless capture_content.logs is on): an answer that
+fails its requested format is quoted to the caller (`metadata.violation`), never in the log line of
+the failed call, at any level."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar.telemetry.logging import JsonFormatter
+from tests.conftest import user
+from tests.integration.helpers import rich
+from tests.support.api import generate_request
+from tests.support.tools import struct
+from tests.support.upstream import Reply, Upstream
+
+pytestmark = pytest.mark.integration
+
+ANSWER_CANARY = "ANSWER-CANARY-the-secret-plan-4c1d"
+SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.StringIO]:
+    """Every log record of the test, at DEBUG, through the production formatter."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield out
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def completion(content: str) -> Reply:
+    body = {
+        "id": "c1",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+    }
+    return Reply(status=200, body=json.dumps(body).encode())
+
+
+def stream(content: str) -> Reply:
+    first = {"id": "c", "choices": [{"index": 0, "delta": {"role": "assistant", "content": content}}]}
+    last = {
+        "id": "c",
+        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+    }
+    chunks = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in (first, last)] + [b"data: [DONE]\n\n"]
+    return Reply(chunks=chunks, headers={"content-type": "text/event-stream"})
+
+
+@pytest.mark.parametrize("schema_retry", [False, True])
+async def test_an_answer_failing_its_format_is_not_logged(
+    serve: Any, upstream: Upstream, json_logs: io.StringIO, schema_retry: bool
+) -> None:
+    deployment = {
+        "provider": "openai",
+        "model": "m",
+        "base_url": f"{upstream.url}/v1",
+        "api_key": {"env": "K"},
+    }
+    route: dict[str, Any] = {"deployments": ["d"], "retry": {"max_attempts": 1}}
+    if schema_retry:
+        route = {
+            "deployments": ["d", "e"],
+            "retry": {"max_attempts": 1},
+            "schema_retry": {"enabled": True, "hold_streams": True},
+        }
+    policy = {
+        "default_route": "r",
+        "deployments": {"d": deployment, "e": deployment},
+        "routes": {"r": route},
+        "routing": {"probes": {"enabled": False}},
+    }
+    s = await serve({"policy": policy}, {"K": "sk-test-0123456789abcdef"})
+    answer = json.dumps({"a": ANSWER_CANARY})
+    fmt = gen.ResponseFormat(json_schema=gen.JsonSchemaFormat(name="s", schema=struct(SCHEMA)))
+    request = generate_request(messages=[user("give me json")], response_format=fmt)
+    attempts = 2 if schema_retry else 1
+    upstream.push(*[completion(answer)] * attempts, *[stream(answer)] * attempts)
+    for call in (
+        lambda: s.stub.Generate(request),
+        lambda: s.stub.StreamGenerate(gen.StreamGenerateRequest(input=request.input)),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            result = call()
+            if isinstance(result, grpc.aio.UnaryStreamCall):
+                async for _ in result:
+                    pass
+            else:
+                await result
+        err = await rich(info.value)
+        assert err.reason == "SCHEMA_VALIDATION_FAILED"
+        assert ANSWER_CANARY in err.info.metadata["violation"]  # the caller is told what is wrong
+    logs = json_logs.getvalue()
+    assert "SCHEMA_VALIDATION_FAILED" in logs  # the failures were logged
+    assert ANSWER_CANARY not in logs
+    assert "secret-plan" not in logs
