@@ -32,6 +32,7 @@ from sidecar.keys.service import KeyService
 from sidecar.personas.registry import Persona
 from sidecar.personas.service import PersonaService, Plan
 from sidecar.routing.table import Route, RouteTable
+from sidecar.telemetry import logging as logs
 
 UserKeyMode = str  # "never" | "preferred" | "required" (config/routing.py)
 NO_PERSONA = Plan(None)
@@ -62,6 +63,7 @@ class ResolveLayer:
         exchange = tuple(m for m in split_leading_system(call.messages)[1] if m.role is not Role.SYSTEM)
         before = len(call.messages)
         call = _with_persona(call, persona)
+        logs.mask_texts(m.text for m in persona.history)  # prompt text too: never in a log line
         _check_answered(call.messages, len(call.messages) - before)
         provider = await self._pinned_provider(call, self._table.resolve(call.model))
         planned = self._planned(call, persona, provider, exchange)

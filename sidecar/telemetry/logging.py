@@ -83,6 +83,14 @@ def bind_call(request_id: str, texts: Iterable[str], metadata: Mapping[str, str]
     CALL_METADATA.set(MappingProxyType(dict(metadata or {})))
 
 
+def mask_texts(texts: Iterable[str]) -> None:
+    """Mask these texts too on every line logged from here on in this call: prompt text the sidecar
+    adds to the call's own messages (the conversation's stored history)."""
+    added = tuple(t for t in texts if len(t) >= MIN_MASKED_CHARS)
+    if added:
+        CALL_TEXTS.set(CALL_TEXTS.get() + added)
+
+
 def scrub(text: str, prompts: tuple[str, ...] = ()) -> str:
     """Mask what looks like a key or a bearer token inside free text, and the given prompt texts."""
     for prompt in prompts:

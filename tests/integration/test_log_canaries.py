@@ -115,3 +115,38 @@ async def test_an_answer_failing_its_format_is_not_logged(
     assert "SCHEMA_VALIDATION_FAILED" in logs  # the failures were logged
     assert ANSWER_CANARY not in logs
     assert "secret-plan" not in logs
+
+
+async def test_conversation_history_quoted_by_an_upstream_is_masked(
+    serve: Any, upstream: Upstream, json_logs: io.StringIO
+) -> None:
+    """The history the sidecar puts before a call's messages is the call's prompt text too: an
+    upstream error that quotes it back (at INFO and WARNING) has it masked like the new messages."""
+    earlier, answered = "HISTORY-CANARY earlier question 7a1f", "HISTORY-CANARY-ANSWER a reply 93be"
+    deployment = {
+        "provider": "openai",
+        "model": "m",
+        "base_url": f"{upstream.url}/v1",
+        "api_key": {"env": "K"},
+    }
+    policy = {
+        "default_route": "r",
+        "deployments": {"d": deployment},
+        "routes": {"r": {"deployments": ["d"], "retry": {"max_attempts": 1}}},
+        "routing": {"probes": {"enabled": False}},
+        "personas": {"personas": [{"id": "maya", "name": "Maya", "system_prompt": "You are Maya."}]},
+    }
+    s = await serve({"policy": policy}, {"K": "sk-test-0123456789abcdef"})
+    echoed = {
+        "error": {"message": f"you sent: {earlier} / {answered} / now", "type": "invalid_request_error"}
+    }
+    upstream.push(completion(answered), Reply(status=400, body=json.dumps(echoed).encode()))
+    ids = {"tenant_id": "acme", "user_id": "alice", "conversation_id": "c1", "memory": True}
+    await s.stub.Generate(generate_request(messages=[user(earlier)], **ids))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(messages=[user("and now?")], **ids))
+    assert (await rich(info.value)).reason == "PROVIDER_REJECTED"
+    assert "HISTORY-CANARY" in json.dumps(upstream.seen[1].body)  # the history was sent upstream
+    logs = json_logs.getvalue()
+    assert "PROVIDER_REJECTED" in logs
+    assert "HISTORY-CANARY" not in logs
