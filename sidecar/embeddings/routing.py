@@ -148,9 +148,16 @@ class EmbeddingRouter:
         return result
 
 
-def all_failed(alias: str, errors: Sequence[ProviderError]) -> ProvidersUnavailableError:
-    detail = "; ".join(str(e) for e in errors) or "no deployment"
-    return ProvidersUnavailableError(f"embedding route {alias}: every deployment failed: {detail}")
+def all_failed(alias: str, failures: Sequence[tuple[str, ProviderError]]) -> ProvidersUnavailableError:
+    """Each deployment and its reason only, as for generation: the upstreams' own text (which may
+    quote the request back or name internal hosts) is not passed on."""
+    summary = ", ".join(f"{name}: {err.reason}" for name, err in failures) or "no deployment"
+    waits = [err.retry_after for _, err in failures if err.retry_after is not None]
+    return ProvidersUnavailableError(
+        f"every deployment of embedding route {alias!r} failed ({summary})",
+        metadata={"model": alias, "attempts": str(len(failures))},
+        retry_after=min(waits) if waits else None,
+    )
 
 
 def _observed(building: asyncio.Future[Embedder]) -> None:

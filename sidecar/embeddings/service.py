@@ -167,15 +167,15 @@ class EmbeddingService:
         await asyncio.shield(self._quota.settle_shielded(grant, amounts))
 
     async def _routed(self, req: EmbedRequest, alias: str) -> EmbedResult:
-        errors: list[ProviderError] = []
+        failures: list[tuple[str, ProviderError]] = []
         for name, deployment in self._router.candidates(alias):
             try:
                 return await self._on(name, deployment, req, alias)
             except ProviderError as exc:
                 if not exc.retryable:
                     raise
-                errors.append(exc)
-        raise all_failed(alias, errors)
+                failures.append((name, exc))
+        raise all_failed(alias, failures)
 
     async def _on(self, name: str, d: EmbeddingDeployment, req: EmbedRequest, alias: str) -> EmbedResult:
         """The batch on one deployment: cached texts from the cache, the others embedded here."""

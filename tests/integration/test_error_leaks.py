@@ -15,6 +15,7 @@ import pytest
 from sidecar._gen.orchestrator.v1 import embed_pb2
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import user
+from tests.integration.helpers import rich
 from tests.support.api import generate_request
 from tests.support.upstream import Reply, Upstream
 
@@ -164,3 +165,21 @@ async def test_an_embedding_upstream_quoting_the_platform_key_does_not_pass_it_o
         seen = (err.details() or "") + repr(err.trailing_metadata())
         assert "[redacted]" in seen, seen
         assert not [f for f in fragments(BASE64_KEY) if f in seen], seen
+
+
+async def test_an_embedding_route_that_fails_names_deployments_not_upstream_text(
+    s: Any, upstream: Upstream
+) -> None:
+    """PROVIDERS_UNAVAILABLE names each deployment and its reason only (docs/errors.md); the
+    upstream's own text (here quoting the request) is never passed on."""
+    body = {"error": {"message": "internal: you sent UPSTREAM-TEXT-CANARY from 10.0.0.7"}}
+    upstream.push(Reply(status=503, body=json.dumps(body).encode(), headers={"retry-after": "7"}))
+    request = embed_pb2.EmbedRequest(tenant_id="acme", user_id="u", texts=["hello there"])
+    err = await refusal(lambda: s.stub.Embed(request))
+    assert err.code() == grpc.StatusCode.UNAVAILABLE
+    rich_err = await rich(err)
+    assert rich_err.reason == "PROVIDERS_UNAVAILABLE"
+    assert "UPSTREAM-TEXT-CANARY" not in (err.details() or "") + repr(err.trailing_metadata())
+    assert "oe: PROVIDER_UNAVAILABLE" in (err.details() or "")
+    assert rich_err.info.metadata["model"] == "e" and rich_err.info.metadata["attempts"] == "1"
+    assert rich_err.retry is not None and rich_err.retry.retry_delay.seconds == 7
