@@ -13,6 +13,7 @@ and, when the wire format can be walked to it, a `BadRequest` naming the field p
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
 from typing import Any, NoReturn
@@ -55,13 +56,13 @@ class RequestDecoder:
         # upb parses a message type without fields leniently: a field numbered 0 (never valid) passes
         self._walk_tags = not descriptor.fields
 
-    def seen(self, raw: bytes) -> None:
+    def seen(self, size: int) -> None:
         """Tell the size observer about a request (when it arrives, and again when it is done)."""
         if self._on_request is not None:
-            self._on_request(len(raw))
+            self._on_request(size)
 
     def __call__(self, raw: bytes) -> Message:
-        self.seen(raw)
+        self.seen(len(raw))
         try:
             if self._walk_tags and raw:
                 for _ in _fields(memoryview(raw)):  # whole fields, none numbered 0
@@ -129,16 +130,22 @@ def _unary_request(
     behavior: Callable[[Message, Context], Awaitable[Message]], decode: RequestDecoder, rpc: str
 ) -> Callable[[bytes, Context], Awaitable[Message]]:
     async def handle(raw: bytes, context: Context) -> Message:
+        size, request = len(raw), None
         try:
-            request = decode(raw)
-        except MalformedRequestError as err:
-            await abort(context, err)
-        try:
-            return await behavior(request, context)
-        except Exception as exc:  # what a servicer left unclassified: INTERNAL here, not grpc's UNKNOWN
-            await _unclassified(context, exc, rpc)
+            try:
+                request = decode(raw)
+            except MalformedRequestError as err:
+                await abort(context, err)
+            try:
+                return await behavior(request, context)
+            except Exception as exc:  # what a servicer left unclassified: INTERNAL here, not grpc's UNKNOWN
+                await _unclassified(context, exc, rpc)
+        except BaseException as ended:  # an abort, the caller gone: the RPC is over
+            forget_frames(ended)
+            raw, request = b"", None  # this frame outlives the RPC (see forget_frames)
+            raise
         finally:
-            decode.seen(raw)
+            decode.seen(size)
 
     return handle
 
@@ -147,23 +154,51 @@ def _unary_request_stream(
     behavior: Callable[[Message, Context], AsyncIterator[Message]], decode: RequestDecoder, rpc: str
 ) -> Callable[[bytes, Context], AsyncIterator[Message]]:
     async def handle(raw: bytes, context: Context) -> AsyncIterator[Message]:
+        size, request, stream = len(raw), None, None
         try:
-            request = decode(raw)
-        except MalformedRequestError as err:
-            await abort(context, err)
-        stream = behavior(request, context)
-        try:
-            async for response in stream:
-                yield response
-        except Exception as exc:
-            await _unclassified(context, exc, rpc)
+            try:
+                request = decode(raw)
+            except MalformedRequestError as err:
+                await abort(context, err)
+            stream = behavior(request, context)
+            try:
+                async for response in stream:
+                    yield response
+            except Exception as exc:
+                await _unclassified(context, exc, rpc)
+        except BaseException as ended:  # an abort, the caller gone: the RPC is over
+            forget_frames(ended)
+            raw, request = b"", None  # this frame outlives the RPC (see forget_frames)
+            raise
         finally:
             aclose = getattr(stream, "aclose", None)
+            stream = None
             if aclose is not None:
                 await aclose()
-            decode.seen(raw)
+            decode.seen(size)
 
     return handle
+
+
+def forget_frames(exc: BaseException) -> None:
+    """Clear the local variables of the finished frames an ending RPC's exception (and the ones it
+    chains) passed through. Those frames hold the request, and an exception kept by a frame it
+    passed through (a helper re-raising its argument, a list of attempts' errors) is a reference
+    cycle that only a full garbage collection frees; the collector runs by counts of Python
+    objects, while a decoded request is mostly protobuf arena (8 MiB of tiny repeated messages is
+    about 300 MB), so such requests alone grew the process without bound. The frame still running
+    (the handler's own) cannot be cleared: grpc keeps an abort's exception in the RPC's state, which
+    the handler's `context` holds, and the exception's traceback holds the handler's frame, so the
+    handler drops its own request before the exception leaves it."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback.clear_frames(current.__traceback__)
+        pending += (current.__cause__, current.__context__)
 
 
 async def _unclassified(context: Context, exc: Exception, rpc: str) -> NoReturn:
