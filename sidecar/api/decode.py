@@ -13,7 +13,6 @@ and, when the wire format can be walked to it, a `BadRequest` naming the field p
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from functools import partial
 from typing import Any, NoReturn
@@ -181,15 +180,15 @@ def _unary_request_stream(
 
 
 def forget_frames(exc: BaseException) -> None:
-    """Clear the local variables of the finished frames an ending RPC's exception (and the ones it
-    chains) passed through. Those frames hold the request, and an exception kept by a frame it
-    passed through (a helper re-raising its argument, a list of attempts' errors) is a reference
-    cycle that only a full garbage collection frees; the collector runs by counts of Python
-    objects, while a decoded request is mostly protobuf arena (8 MiB of tiny repeated messages is
-    about 300 MB), so such requests alone grew the process without bound. The frame still running
-    (the handler's own) cannot be cleared: grpc keeps an abort's exception in the RPC's state, which
-    the handler's `context` holds, and the exception's traceback holds the handler's frame, so the
-    handler drops its own request before the exception leaves it."""
+    """Drop the tracebacks of an ending RPC's exception and of the ones it chains: they hold the
+    frames it passed through, which hold the request. grpc keeps an abort's exception in the RPC's
+    state, which the handler's `context` holds, so exception, traceback and frames are a reference
+    cycle (as is any exception kept by a frame it passed through: a helper re-raising its argument,
+    a list of attempts' errors) that only a full garbage collection frees; the collector runs by
+    counts of Python objects, while a decoded request is mostly protobuf arena (8 MiB of tiny
+    repeated messages is about 300 MB), so such requests alone grew the process without bound.
+    Frames are not cleared (in Python 3.11 that would close a coroutine still suspended); the
+    handler's own frame stays in the re-raised exception's traceback, so it drops its request."""
     seen: set[int] = set()
     pending: list[BaseException | None] = [exc]
     while pending:
@@ -197,7 +196,7 @@ def forget_frames(exc: BaseException) -> None:
         if current is None or id(current) in seen:
             continue
         seen.add(id(current))
-        traceback.clear_frames(current.__traceback__)
+        current.__traceback__ = None
         pending += (current.__cause__, current.__context__)
 
 
