@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from sidecar.config.model import ConfigModel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class MetricsConfig(_Model):
+class MetricsConfig(ConfigModel):
     """Prometheus `/metrics` on its own HTTP port. No tenant or user label unless allow-listed."""
 
     enabled: bool = True
@@ -31,7 +29,7 @@ class MetricsConfig(_Model):
     )
 
 
-class LedgerConfig(_Model):
+class LedgerConfig(ConfigModel):
     """The usage ledger: one record per finished call, written off the request path in batches."""
 
     backend: Literal["none", "sqlite", "postgres"] = "sqlite"
@@ -53,7 +51,7 @@ class LedgerConfig(_Model):
         return self
 
 
-class TracingConfig(_Model):
+class TracingConfig(ConfigModel):
     """OpenTelemetry spans per call; exported over OTLP/HTTP when an endpoint is set."""
 
     enabled: bool = False
@@ -64,14 +62,14 @@ class TracingConfig(_Model):
     sample_ratio: float = Field(default=1.0, ge=0, le=1)
 
 
-class ContentCapture(_Model):
+class ContentCapture(ConfigModel):
     """Prompt and completion text is never recorded unless turned on here (debugging only)."""
 
     spans: bool = False
     logs: bool = False
 
 
-class TelemetrySettings(_Model):
+class TelemetrySettings(ConfigModel):
     metrics: MetricsConfig = MetricsConfig()
     ledger: LedgerConfig = LedgerConfig()
     tracing: TracingConfig = TracingConfig()
