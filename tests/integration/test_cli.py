@@ -95,19 +95,23 @@ def test_check_config() -> None:
 def test_a_served_sidecar_loads_no_library_its_configuration_does_not_use(tmp_path: Path) -> None:
     """The served process's mapped extension modules, after a call: no aiohttp (the injector's and the
     quota webhook's), no cryptography (keys), no rpds (jsonschema's, loaded by the first call with a
-    schema). Each is megabytes of RSS in every pod (bench/analysis.md)."""
+    schema), no tiktoken (an OpenAI deployment with no encodings_dir counts with the estimate). Each
+    is megabytes of RSS in every pod (bench/analysis.md)."""
     port = free_port()
     config = tmp_path / "sidecar.yaml"
     settings = {"listen": {"address": f"127.0.0.1:{port}"}, "telemetry": quiet_telemetry(tmp_path)}
-    config.write_text(yaml.safe_dump({"settings": settings, "policy": echo_policy()}))
+    gpt = {"provider": "openai", "model": "gpt-4o", "base_url": f"http://127.0.0.1:{free_port()}/v1"}
+    policy = echo_policy(deployments={"echo": {"provider": "echo", "model": "echo-1"}, "gpt": gpt})
+    config.write_text(yaml.safe_dump({"settings": settings, "policy": policy}))
     proc = subprocess.Popen([*SIDECAR, "serve", "--config", str(config)], stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
-        assert "sidecar serving" in proc.stderr.readline()
+        while "sidecar serving" not in (line := proc.stderr.readline()):  # after the encoding warning
+            assert line, "the sidecar exited before serving"
         assert run("chat", "--target", f"127.0.0.1:{port}", "hello").returncode == 0
         mapped = Path(f"/proc/{proc.pid}/maps").read_text()
         assert "site-packages/grpc/" in mapped  # the check sees the process's libraries
-        for library in ("aiohttp", "cryptography", "rpds"):
+        for library in ("aiohttp", "cryptography", "rpds", "tiktoken"):
             assert f"site-packages/{library}/" not in mapped, library
     finally:
         proc.send_signal(signal.SIGTERM)
