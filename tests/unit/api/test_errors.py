@@ -82,3 +82,25 @@ def test_stream_interrupted_is_unavailable() -> None:
     info = unpack(list(status.details))["ErrorInfo"]
     assert isinstance(info, error_details_pb2.ErrorInfo)
     assert info.reason == "STREAM_INTERRUPTED" and info.metadata["completionTokens"] == "3"
+
+
+def test_a_status_fits_the_trailer_limit_of_default_clients() -> None:
+    """gRPC clients refuse trailers past 8 KiB (soft limit, probabilistically) and 16 KiB (hard) by
+    default: a refused request with thousands of bad fields, or long texts in an error, must still
+    reach the caller as itself. The first violations and the message's count of the rest stay."""
+    from sidecar.api.errors import MAX_STATUS_BYTES, wire_size
+
+    many = [FieldViolation(f"texts[{i}]", "empty text") for i in range(10_000)]
+    long = [FieldViolation("x" * 5000, "y" * 5000)] * 3
+    for err in (InvalidRequestError(many), InvalidRequestError(long)):
+        status = to_rpc_status(err)
+        size = wire_size(status)  # details + grpc-message
+        assert size <= MAX_STATUS_BYTES
+        bad = unpack(list(status.details))["BadRequest"]
+        assert isinstance(bad, error_details_pb2.BadRequest)
+        assert bad.field_violations[0].field[:6] == err.violations[0].field[:6]
+    status = to_rpc_status(InvalidRequestError(many))
+    assert "(and 9999 more)" in status.message
+    huge = ProvidersUnavailableError("m" * 20_000, metadata={"candidates": "p," * 10_000})
+    status = to_rpc_status(huge)
+    assert wire_size(status) <= MAX_STATUS_BYTES
