@@ -92,13 +92,25 @@ def mask_texts(texts: Iterable[str]) -> None:
 
 
 def scrub(text: str, prompts: tuple[str, ...] = ()) -> str:
-    """Mask what looks like a key or a bearer token inside free text, and the given prompt texts."""
+    """Mask what looks like a key or a bearer token inside free text, and the given prompt texts,
+    as they are and as JSON quotes them (an upstream error quoting the request back)."""
     for prompt in prompts:
-        if prompt in text:
-            text = text.replace(prompt, REDACTED)
+        for form in _quoted_forms(prompt):
+            if form in text:
+                text = text.replace(form, REDACTED)
     text = _OPAQUE_RUN.sub(_mask_run, text)  # first: a key shape inside a run must not split it
     text = _SECRET_VALUE.sub(REDACTED, text)
     return _SECRET_NAMED.sub(lambda m: f"{m['key']}{m['sep']}{REDACTED}", text)
+
+
+def _quoted_forms(prompt: str) -> tuple[str, ...]:
+    """The prompt, and its JSON string escapes (ASCII-only and not) when they differ from it."""
+    if prompt.isascii() and prompt.isprintable() and '"' not in prompt and "\\" not in prompt:
+        return (prompt,)
+    forms = dict.fromkeys(
+        (prompt, json.dumps(prompt, ensure_ascii=False)[1:-1], json.dumps(prompt)[1:-1])
+    )  # ordered, without repeats
+    return tuple(forms)
 
 
 def _mask_run(match: re.Match[str]) -> str:

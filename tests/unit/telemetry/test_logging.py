@@ -132,3 +132,17 @@ def test_an_answer_the_caller_left_before_is_one_debug_line_not_an_error_with_a_
         core.removeHandler(handler)
     assert seen.getvalue() == "DEBUG answer not delivered: the caller had gone\nERROR something else\n"
     assert len(core.filters) == 1
+
+
+def test_prompt_text_quoted_as_json_is_masked_too() -> None:
+    """An upstream that quotes the request back in its error quotes it as JSON: a prompt with a
+    newline, a quote, a backslash or non-ASCII text appears escaped, and is masked in that form."""
+    prompts = [
+        'first line\nsecond "quoted" line',
+        "a path C:\\temp\\canary and a tab\there",
+        "café crème, purple elephants",
+    ]
+    for prompt in prompts:
+        for quoted in {json.dumps(prompt)[1:-1], json.dumps(prompt, ensure_ascii=False)[1:-1]}:
+            echoed = f'upstream HTTP 400: you sent {{"content":"{quoted}"}}'
+            assert scrub(echoed, (prompt,)) == f'upstream HTTP 400: you sent {{"content":"{REDACTED}"}}', quoted
