@@ -63,6 +63,7 @@ QUIET_LOGGERS = (
 _SAFE_FIELDS = frozenset({"request_id", "trace_id", "span_id"})
 
 MIN_MASKED_CHARS = 8  # shorter prompt fragments are not masked (they would mask ordinary words)
+MIN_QUOTED_CHARS = 16  # a prompt's start this long is masked even when the rest of it was cut off
 
 # The call being served, set by the outermost layer (pipeline/observe.py) in the RPC's own task
 # context, which ends with the RPC: so lines logged after the pipeline (the servicer's failure
@@ -96,11 +97,26 @@ def scrub(text: str, prompts: tuple[str, ...] = ()) -> str:
     as they are and as JSON quotes them (an upstream error quoting the request back)."""
     for prompt in prompts:
         for form in _quoted_forms(prompt):
-            if form in text:
-                text = text.replace(form, REDACTED)
+            text = _mask_quoted(text, form)
     text = _OPAQUE_RUN.sub(_mask_run, text)  # first: a key shape inside a run must not split it
     text = _SECRET_VALUE.sub(REDACTED, text)
     return _SECRET_NAMED.sub(lambda m: f"{m['key']}{m['sep']}{REDACTED}", text)
+
+
+def _mask_quoted(text: str, form: str) -> str:
+    """`form` masked wherever it is in `text`, and so is any part of it from its start that is at
+    least MIN_QUOTED_CHARS long (a quote cut short: upstream text is cut, upstreams cut quotes)."""
+    if len(form) < MIN_QUOTED_CHARS:
+        return text.replace(form, REDACTED) if form in text else text
+    head = form[:MIN_QUOTED_CHARS]
+    start = text.find(head)
+    while start != -1:
+        end, n = start + len(head), len(head)
+        while n < len(form) and end < len(text) and text[end] == form[n]:
+            end, n = end + 1, n + 1
+        text = text[:start] + REDACTED + text[end:]
+        start = text.find(head, start + len(REDACTED))
+    return text
 
 
 def _quoted_forms(prompt: str) -> tuple[str, ...]:

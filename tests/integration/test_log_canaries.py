@@ -179,3 +179,31 @@ async def test_a_multi_line_prompt_quoted_back_as_json_is_masked(
     logs = json_logs.getvalue()
     assert "PROVIDER_REJECTED" in logs
     assert "MULTILINE-CANARY" not in logs
+
+
+async def test_a_long_prompt_quoted_back_and_cut_is_masked(
+    serve: Any, upstream: Upstream, json_logs: io.StringIO
+) -> None:
+    """The upstream's text is cut to 300 characters: what is left of a long prompt is masked."""
+    prompt = "LONGPROMPT-CANARY " + "and so on " * 100
+    deployment = {
+        "provider": "openai",
+        "model": "m",
+        "base_url": f"{upstream.url}/v1",
+        "api_key": {"env": "K"},
+    }
+    policy = {
+        "default_route": "r",
+        "deployments": {"d": deployment},
+        "routes": {"r": {"deployments": ["d"], "retry": {"max_attempts": 1}}},
+        "routing": {"probes": {"enabled": False}},
+    }
+    s = await serve({"policy": policy}, {"K": "sk-test-0123456789abcdef"})
+    echoed = {"error": {"message": f"you sent: {prompt}", "type": "invalid_request_error"}}
+    upstream.push(Reply(status=400, body=json.dumps(echoed).encode()))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(messages=[user(prompt)]))
+    assert (await rich(info.value)).reason == "PROVIDER_REJECTED"
+    logs = json_logs.getvalue()
+    assert "PROVIDER_REJECTED" in logs
+    assert "LONGPROMPT-CANARY" not in logs

@@ -146,3 +146,14 @@ def test_prompt_text_quoted_as_json_is_masked_too() -> None:
         for quoted in {json.dumps(prompt)[1:-1], json.dumps(prompt, ensure_ascii=False)[1:-1]}:
             echoed = f'upstream HTTP 400: you sent {{"content":"{quoted}"}}'
             assert scrub(echoed, (prompt,)) == f'upstream HTTP 400: you sent {{"content":"{REDACTED}"}}', quoted
+
+
+def test_a_long_prompt_cut_short_in_an_upstream_quote_is_masked() -> None:
+    """Upstream text is cut (300 characters) and upstreams cut their own quotes: what is left of a
+    long prompt, from its start, is masked too (at least its first 16 characters must be there)."""
+    prompt = "LONGPROMPT-CANARY " + "blah " * 300
+    cut = f"upstream HTTP 400: you sent: {prompt[:250]}"
+    assert scrub(cut, (prompt,)) == f"upstream HTTP 400: you sent: {REDACTED}"
+    twice = f"a {prompt[:40]}... b {prompt} c"
+    assert scrub(twice, (prompt,)) == f"a {REDACTED}... b {REDACTED} c"
+    assert scrub("LONGPROMPT-CAN only", (prompt,)) == "LONGPROMPT-CAN only"  # under 16 characters
