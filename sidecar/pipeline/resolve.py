@@ -63,7 +63,7 @@ class ResolveLayer:
         exchange = tuple(m for m in split_leading_system(call.messages)[1] if m.role is not Role.SYSTEM)
         before = len(call.messages)
         call = _with_persona(call, persona)
-        logs.mask_texts(m.text for m in persona.history)  # prompt text too: never in a log line
+        logs.mask_texts(logs.message_texts(persona.history))  # prompt text too: never in a log line
         _check_answered(call.messages, len(call.messages) - before)
         provider = await self._pinned_provider(call, self._table.resolve(call.model))
         planned = self._planned(call, persona, provider, exchange)

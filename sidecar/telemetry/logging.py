@@ -23,11 +23,12 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, TextIO
 
 from sidecar.core.clock import Clock
+from sidecar.core.types import Message
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is a field.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
@@ -82,6 +83,14 @@ def bind_call(request_id: str, texts: Iterable[str], metadata: Mapping[str, str]
     REQUEST_ID.set(request_id)
     CALL_TEXTS.set(tuple(t for t in texts if len(t) >= MIN_MASKED_CHARS))
     CALL_METADATA.set(MappingProxyType(dict(metadata or {})))
+
+
+def message_texts(messages: Iterable[Message]) -> Iterator[str]:
+    """The content of messages to mask: their text and the arguments of their tool calls."""
+    for message in messages:
+        yield message.text
+        for call in message.tool_calls:
+            yield call.arguments
 
 
 def mask_texts(texts: Iterable[str]) -> None:

@@ -207,3 +207,42 @@ async def test_a_long_prompt_quoted_back_and_cut_is_masked(
     logs = json_logs.getvalue()
     assert "PROVIDER_REJECTED" in logs
     assert "LONGPROMPT-CANARY" not in logs
+
+
+async def test_tool_call_arguments_quoted_back_are_masked(
+    serve: Any, upstream: Upstream, json_logs: io.StringIO
+) -> None:
+    """A tool call's arguments in the conversation are the call's content like its text (the
+    model's earlier output, sent back by the caller): masked when an upstream quotes them."""
+    arguments = '{"q": "ARGS-CANARY the secret query"}'
+    deployment = {
+        "provider": "openai",
+        "model": "m",
+        "base_url": f"{upstream.url}/v1",
+        "api_key": {"env": "K"},
+        "capabilities": {"tools": True},
+    }
+    policy = {
+        "default_route": "r",
+        "deployments": {"d": deployment},
+        "routes": {"r": {"deployments": ["d"], "retry": {"max_attempts": 1}}},
+        "routing": {"probes": {"enabled": False}},
+    }
+    s = await serve({"policy": policy}, {"K": "sk-test-0123456789abcdef"})
+    call = gen.ToolCall(id="c1", name="lookup", arguments=arguments)
+    messages = [
+        user("look it up"),
+        gen.Message(role=gen.ROLE_ASSISTANT, content=[gen.ContentPart(tool_call=call)]),
+        gen.Message(role=gen.ROLE_TOOL, tool_call_id="c1", content=[gen.ContentPart(text="a result")]),
+        user("go on"),
+    ]
+    sent = json.dumps({"messages": [{"tool_calls": [{"function": {"arguments": arguments}}]}]})
+    echoed = {"error": {"message": f"you sent: {sent}", "type": "invalid_request_error"}}
+    upstream.push(Reply(status=400, body=json.dumps(echoed).encode()))
+    request = generate_request(messages=messages, tools=[gen.Tool(name="lookup")])
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(request)
+    assert (await rich(info.value)).reason == "PROVIDER_REJECTED"
+    logs = json_logs.getvalue()
+    assert "PROVIDER_REJECTED" in logs
+    assert "ARGS-CANARY" not in logs
