@@ -54,7 +54,7 @@ class ObserveLayer:
         self._metrics.call_started()
         span = self._start_span(call) if self._tracing.enabled else None
         token = tracing.attach(span)
-        logs.bind_call(call.request_id, logs.message_texts(call.messages), call.metadata)
+        unbind = logs.bind_call(call.request_id, logs.message_texts(call.messages), call.metadata)
         code, reason, first_at = OK, OK, None
         texts: list[str] | None = [] if self._tracing.capture_content else None
         try:
@@ -80,6 +80,7 @@ class ObserveLayer:
         finally:
             self._finish(call, code, reason, first_at, span, texts)
             tracing.detach(token)
+            unbind()
 
     def _finish(
         self,

@@ -23,7 +23,8 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from types import MappingProxyType
 from typing import Any, TextIO
 
@@ -77,12 +78,41 @@ CALL_METADATA: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVa
 )
 
 
-def bind_call(request_id: str, texts: Iterable[str], metadata: Mapping[str, str] | None = None) -> None:
+def bind_call(
+    request_id: str, texts: Iterable[str], metadata: Mapping[str, str] | None = None
+) -> Callable[[], None]:
     """Name the call (its prompt text to mask, its metadata labels) for every line logged from here
-    on in this task."""
-    REQUEST_ID.set(request_id)
-    CALL_TEXTS.set(tuple(t for t in texts if len(t) >= MIN_MASKED_CHARS))
-    CALL_METADATA.set(MappingProxyType(dict(metadata or {})))
+    on in this task; returns what ends a nested binding. The outermost call of a task stays bound
+    after it ends (the servicer's failure line); a call made inside it (a rolling summary, before or
+    after the answer) also masks the outer call's texts, and gives the outer call its id, texts and
+    labels back when it ends."""
+    mine = tuple(t for t in texts if len(t) >= MIN_MASKED_CHARS)
+    outer = REQUEST_ID.get() is not None
+    tokens = (
+        REQUEST_ID.set(request_id),
+        CALL_TEXTS.set(CALL_TEXTS.get() + mine if outer else mine),
+        CALL_METADATA.set(MappingProxyType(dict(metadata or {}))),
+    )
+    return partial(_unbind, tokens) if outer else _stay_bound
+
+
+def _unbind(
+    tokens: tuple[
+        contextvars.Token[str | None],
+        contextvars.Token[tuple[str, ...]],
+        contextvars.Token[Mapping[str, str]],
+    ],
+) -> None:
+    try:
+        REQUEST_ID.reset(tokens[0])
+        CALL_TEXTS.reset(tokens[1])
+        CALL_METADATA.reset(tokens[2])
+    except ValueError:  # ended in another context (a generator finalized elsewhere): nothing to undo
+        return
+
+
+def _stay_bound() -> None:
+    """The outermost call's binding outlives it, until the task (the RPC) ends."""
 
 
 def message_texts(messages: Iterable[Message]) -> Iterator[str]:

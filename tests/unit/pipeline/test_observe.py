@@ -384,3 +384,36 @@ async def test_a_cancellation_at_the_callers_deadline_is_recorded_as_deadline_ex
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert ledger.records[0].outcome == expected
+
+
+async def test_a_nested_call_does_not_take_over_the_log_context_of_its_call(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A call made inside a call's task (a rolling summary written before or after the answer)
+    passes the observe layer too: the outer call's lines after it keep the outer request id and
+    still mask the outer call's prompt (which the nested call's messages do not contain)."""
+    import json
+    import logging
+
+    from sidecar.telemetry.logging import REDACTED, JsonFormatter
+
+    m, ledger = Metrics(), Ledger()
+    prompt = "OUTER-CANARY the caller's own question"
+    outer = dataclasses.replace(make_call(clock, model="chat", text=prompt), request_id="req-outer")
+    nested = dataclasses.replace(make_call(clock, model="chat", text="summarize this"), request_id="req-nested")
+    lines: list[str] = []
+
+    async def summary(c: Call) -> AsyncGenerator[Chunk, None]:
+        yield Chunk(text="a summary", finish_reason=FinishReason.STOP)
+
+    async def inner(c: Call) -> AsyncGenerator[Chunk, None]:
+        await drain(layer(summary, m, ledger, clock), nested)  # the nested call, in this task
+        logging.getLogger("sidecar.test").warning("upstream said: %s", prompt)
+        lines.append(JsonFormatter().format(caplog.records[-1]))
+        yield Chunk(text="x", finish_reason=FinishReason.STOP)
+
+    with caplog.at_level(logging.WARNING):
+        await asyncio.create_task(drain(layer(inner, m, ledger, clock), outer))  # a task: its own context
+    entry = json.loads(lines[0])
+    assert entry["request_id"] == "req-outer"
+    assert entry["message"] == f"upstream said: {REDACTED}"
