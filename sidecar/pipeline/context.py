@@ -29,6 +29,7 @@ from sidecar.core.plan import plan_of
 from sidecar.core.types import Call, Chunk, Message
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationSummary
+from sidecar.telemetry import logging as logs
 
 _log = logging.getLogger("sidecar.context")
 SUMMARY_OVERHEAD = 32  # the summary's framing sentence, in tokens, on top of its max_tokens
@@ -81,6 +82,8 @@ class ContextLayer:
             result = self._fit_uncovered(pinned, rest[start:], budgets, reserved=True, config=config)
             result, previous, start = await _fold_first(call, summarizer, result, previous, rest, start)
         messages = _with_summary(result, previous)
+        if previous is not None:  # the caller's conversation in other words: never in a log line
+            logs.mask_texts((previous.text,))
         summarized = previous is not None and _fits(messages, result.budgets)
         if previous is not None and not summarized:  # a summary stored before its length was checked
             messages = (*result.pinned, *result.kept)

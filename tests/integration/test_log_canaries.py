@@ -15,7 +15,7 @@ import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar.telemetry.logging import JsonFormatter
-from tests.conftest import user
+from tests.conftest import system, user
 from tests.integration.helpers import rich
 from tests.support.api import generate_request
 from tests.support.tools import struct
@@ -42,6 +42,10 @@ def json_logs() -> Iterator[io.StringIO]:
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
+
+
+def assistant(text: str) -> gen.Message:
+    return gen.Message(role=gen.ROLE_ASSISTANT, content=[gen.ContentPart(text=text)])
 
 
 def completion(content: str) -> Reply:
@@ -246,3 +250,43 @@ async def test_tool_call_arguments_quoted_back_are_masked(
     logs = json_logs.getvalue()
     assert "PROVIDER_REJECTED" in logs
     assert "ARGS-CANARY" not in logs
+
+
+async def test_a_rolling_summary_quoted_back_is_masked(
+    serve: Any, upstream: Upstream, json_logs: io.StringIO
+) -> None:
+    """The conversation's rolling summary (model-written, of the caller's earlier messages) goes
+    into the prompt like the history it replaces: masked when an upstream quotes it back."""
+    summary = "SUMMARY-CANARY the user asked about the dashboard twice"
+    oai = {"provider": "openai", "model": "m", "base_url": f"{upstream.url}/v1", "api_key": {"env": "K"}}
+    policy = {
+        "default_route": "chat",
+        "deployments": {"main": oai, "summarizer": oai},
+        "routes": {
+            "chat": {"deployments": ["main"], "retry": {"max_attempts": 1}},
+            "summarize": {"deployments": ["summarizer"], "retry": {"max_attempts": 1}},
+        },
+        "routing": {"probes": {"enabled": False}},
+        "context": {
+            "max_recent_messages": 4,
+            "summary": {"route": "summarize", "keep_recent_messages": 2, "refresh_tokens": 1},
+        },
+    }
+    s = await serve({"policy": policy}, {"K": "sk-test-0123456789abcdef"})
+    conversation = [system("You are Mr Blue.")]
+    for i in range(6):
+        conversation += [user(f"question {i}: what is on the dashboard today?"), assistant(f"answer {i}")]
+    ids = {"tenant_id": "acme", "user_id": "ann", "conversation_id": "c1"}
+    upstream.push(completion("an answer"), completion(summary))  # the answer, then the summary
+    await s.stub.Generate(generate_request(messages=[*conversation, user("and now?")], **ids))
+    assert len(upstream.seen) == 2  # the summary was written
+    echoed = {"error": {"message": f"you sent: {summary} / and then?", "type": "invalid_request_error"}}
+    upstream.push(Reply(status=400, body=json.dumps(echoed).encode()))
+    later = [*conversation, user("and now?"), assistant("an answer"), user("and then?")]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(messages=later, **ids))
+    assert (await rich(info.value)).reason == "PROVIDER_REJECTED"
+    assert summary in json.dumps(upstream.seen[2].body)  # the summary was in the prompt
+    logs = json_logs.getvalue()
+    assert "PROVIDER_REJECTED" in logs
+    assert "SUMMARY-CANARY" not in logs
