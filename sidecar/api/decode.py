@@ -151,8 +151,14 @@ def _unary_request(
 
 def _unary_request_stream(
     behavior: Callable[[Message, Context], AsyncIterator[Message]], decode: RequestDecoder, rpc: str
-) -> Callable[[bytes, Context], AsyncIterator[Message]]:
-    async def handle(raw: bytes, context: Context) -> AsyncIterator[Message]:
+) -> Callable[[bytes, Context], Awaitable[None]]:
+    """A coroutine that writes each response (not an async generator gRPC iterates): when the caller
+    goes while a response waits to be sent, gRPC cancels this task, so the stream is closed here,
+    in the call's own task and context. An async generator it would drop unclosed, for Python's
+    finalizer to close later in another task, where the pipeline's `finally` blocks could not
+    restore what they set in the call's context (with tracing on, an ERROR line each time)."""
+
+    async def handle(raw: bytes, context: Context) -> None:
         size, request, stream = len(raw), None, None
         try:
             try:
@@ -162,7 +168,7 @@ def _unary_request_stream(
             stream = behavior(request, context)
             try:
                 async for response in stream:
-                    yield response
+                    await context.write(response)
             except Exception as exc:
                 await _unclassified(context, exc, rpc)
         except BaseException as ended:  # an abort, the caller gone: the RPC is over

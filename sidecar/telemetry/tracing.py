@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, MutableMapping
 from contextlib import aclosing
@@ -187,6 +188,9 @@ def _unary(behavior: Any, parent: otel_context.Context) -> Any:
 
 def _streaming(behavior: Any, parent: otel_context.Context) -> Any:
     from opentelemetry import context as otel_context
+
+    if inspect.iscoroutinefunction(behavior):  # it writes its responses itself (context.write)
+        return _unary(behavior, parent)
 
     async def run(request: Any, context: Any) -> AsyncIterator[Any]:
         token = otel_context.attach(parent)
