@@ -400,7 +400,8 @@ async def test_a_nested_call_does_not_take_over_the_log_context_of_its_call(
     m, ledger = Metrics(), Ledger()
     prompt = "OUTER-CANARY the caller's own question"
     outer = dataclasses.replace(make_call(clock, model="chat", text=prompt), request_id="req-outer")
-    nested = dataclasses.replace(make_call(clock, model="chat", text="summarize this"), request_id="req-nested")
+    summarize = make_call(clock, model="chat", text="summarize this")
+    nested = dataclasses.replace(summarize, request_id="req-nested")
     lines: list[str] = []
 
     async def summary(c: Call) -> AsyncGenerator[Chunk, None]:

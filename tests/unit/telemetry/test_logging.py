@@ -145,7 +145,8 @@ def test_prompt_text_quoted_as_json_is_masked_too() -> None:
     for prompt in prompts:
         for quoted in {json.dumps(prompt)[1:-1], json.dumps(prompt, ensure_ascii=False)[1:-1]}:
             echoed = f'upstream HTTP 400: you sent {{"content":"{quoted}"}}'
-            assert scrub(echoed, (prompt,)) == f'upstream HTTP 400: you sent {{"content":"{REDACTED}"}}', quoted
+            masked = f'upstream HTTP 400: you sent {{"content":"{REDACTED}"}}'
+            assert scrub(echoed, (prompt,)) == masked, quoted
 
 
 def test_a_long_prompt_cut_short_in_an_upstream_quote_is_masked() -> None:
