@@ -170,7 +170,7 @@ def parse_response(data: Any) -> Chunk:
         b["thinking"] for b in blocks if b.get("type") == "thinking" and isinstance(b.get("thinking"), str)
     )
     calls = tuple(_tool_use(i, b) for i, b in enumerate(b for b in blocks if b.get("type") == "tool_use"))
-    finish = STOP_REASONS.get(data.get("stop_reason") or "end_turn", FinishReason.STOP)
+    finish = _stop_reason(data.get("stop_reason") or "end_turn")
     usage = parse_usage(data.get("usage") or {})
     return Chunk(text=text, finish_reason=finish, usage=usage, tool_calls=calls, thinking=thinking)
 
@@ -194,7 +194,7 @@ def parse_event(event: str, data: str) -> StreamEvent:
     if kind == "error":
         _raise_error(payload)
     if kind == "message_start":
-        message = payload.get("message") or {}
+        message = _object(payload.get("message"), "message_start.message")
         return StreamEvent(usage=parse_usage(message.get("usage") or {}))
     if kind == "content_block_start":
         block = payload.get("content_block") or {}
@@ -204,13 +204,28 @@ def parse_event(event: str, data: str) -> StreamEvent:
     if kind == "content_block_delta":
         return _delta(payload)
     if kind == "message_delta":
-        reason = (payload.get("delta") or {}).get("stop_reason")
-        finish = STOP_REASONS.get(reason, FinishReason.STOP) if reason else None
+        reason = _object(payload.get("delta"), "message_delta.delta").get("stop_reason")
+        finish = _stop_reason(reason) if reason else None
         usage = parse_usage(payload["usage"]) if payload.get("usage") else None
         return StreamEvent(finish_reason=finish, usage=usage)
     if kind == "message_stop":
         return StreamEvent(done=True)
     return StreamEvent()  # unknown event types are skipped, as Anthropic's versioning asks
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    """A JSON object the event must carry (absent is empty); anything else is a malformed event."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ProviderMalformedError(f"{where} is not an object")
+    return value
+
+
+def _stop_reason(reason: Any) -> FinishReason:
+    if not isinstance(reason, str):
+        raise ProviderMalformedError("stop_reason is not a string")
+    return STOP_REASONS.get(reason, FinishReason.STOP)
 
 
 def _index(payload: dict[str, Any]) -> int:

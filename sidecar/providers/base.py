@@ -25,6 +25,20 @@ from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.sse import SseEvent
 
 E = TypeVar("E")  # one event of an upstream stream, as its transport decodes it
+R = TypeVar("R")
+_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError)
+
+
+def parse_answer(parse: Callable[[E], R], data: E) -> R:
+    """Run a pure parse function on upstream data. The parsers raise ProviderMalformedError for the
+    shapes they know to be wrong; any other shape they trip over is a bad answer too (never INTERNAL):
+    the route falls back, the breaker counts it, a started stream ends STREAM_INTERRUPTED."""
+    try:
+        return parse(data)
+    except _SHAPE_ERRORS as exc:
+        raise ProviderMalformedError(
+            f"upstream answer has an unexpected shape ({type(exc).__name__})"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +179,7 @@ async def stream_chunks(
             failure: ProviderError | None = None
             for event in batch:
                 try:
-                    chunk = assembler.feed(parse(event))
+                    chunk = assembler.feed(parse_answer(parse, event))
                 except ProviderError as exc:
                     failure = exc
                     break
@@ -261,7 +275,7 @@ class HttpProvider:
         url = self._endpoint(req.stream)
         if not req.stream:
             data = await self._http.post_json(url, headers=headers, body=body, timeouts=timeouts)
-            yield self._wire.parse_response(data)
+            yield parse_answer(self._wire.parse_response, data)
             return
         events = self._http.post_sse(url, headers=headers, body=body, timeouts=timeouts)
         async with aclosing(stream_chunks(events, self._wire.parse_event, self._http.clock)) as chunks:

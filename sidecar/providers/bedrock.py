@@ -34,7 +34,14 @@ from sidecar.core.errors import (
 from sidecar.core.types import Chunk, FinishReason, Role, Secret, Usage
 from sidecar.providers._http import HttpClient, Timeouts, decode_json, redact
 from sidecar.providers.aws_auth import AwsSigner
-from sidecar.providers.base import Capabilities, ProviderRequest, StreamEvent, stream_chunks, token_count
+from sidecar.providers.base import (
+    Capabilities,
+    ProviderRequest,
+    StreamEvent,
+    parse_answer,
+    stream_chunks,
+    token_count,
+)
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 STOP_REASONS = {
@@ -227,7 +234,7 @@ class BedrockProvider:
         target = URL(url, encoded=True)  # sent exactly as signed (a model id's ':' stays %3A)
         if not req.stream:
             data = await self._http.post_json(target, headers=headers, body=body, timeouts=timeouts)
-            yield parse_response(data)
+            yield parse_answer(parse_response, data)
             return
         reads = self._http.post_stream(
             target, headers=headers, body=body, timeouts=timeouts, kind=EVENT_STREAM
