@@ -171,7 +171,7 @@ def parse_response(data: Any) -> Chunk:
     )
     calls = tuple(_tool_use(i, b) for i, b in enumerate(b for b in blocks if b.get("type") == "tool_use"))
     finish = _stop_reason(data.get("stop_reason") or "end_turn")
-    usage = parse_usage(data.get("usage") or {})
+    usage = parse_usage(data["usage"]) if data.get("usage") else None
     return Chunk(text=text, finish_reason=finish, usage=usage, tool_calls=calls, thinking=thinking)
 
 

@@ -126,12 +126,13 @@ class StreamAssembler:
     """Turns parsed stream events into Chunks: text at once, one final chunk at the end.
 
     Providers report finish reason and usage in separate events (OpenAI sends usage after the
-    finish reason; Anthropic splits input and output counts), so both are held until the end.
+    finish reason; Anthropic splits input and output counts), so both are held until the end. A
+    stream that reported no usage at all ends with usage None (not zero): the sidecar counts it.
     """
 
     def __init__(self) -> None:
         self._finish: FinishReason | None = None
-        self._usage = Usage()
+        self._usage: Usage | None = None
         self._done = False
         self._calls: dict[int, int] = {}  # provider index -> the call's ordinal (0, 1, ...)
 
@@ -143,7 +144,7 @@ class StreamAssembler:
         if event.finish_reason is not None:
             self._finish = event.finish_reason
         if event.usage is not None:
-            self._usage = self._usage.merge(event.usage)
+            self._usage = event.usage if self._usage is None else self._usage.merge(event.usage)
         if event.done:
             self._done = True
         if not (event.text or event.tool_calls or event.thinking):

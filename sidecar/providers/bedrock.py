@@ -126,7 +126,7 @@ def parse_response(data: Any) -> Chunk:
     if not isinstance(blocks, list):
         raise ProviderMalformedError("output.message.content is not a list")
     text = "".join(b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str))
-    usage = parse_usage(data["usage"]) if data.get("usage") else Usage()
+    usage = parse_usage(data["usage"]) if data.get("usage") else None
     return Chunk(text=text, finish_reason=_finish(data.get("stopReason")), usage=usage)
 
 

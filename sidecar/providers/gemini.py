@@ -112,7 +112,7 @@ def parse_response(data: Any) -> Chunk:
     text, finish = _candidate(data)
     if finish is None and not text:
         raise ProviderMalformedError("response has neither candidates nor a block reason")
-    usage = parse_usage(data["usageMetadata"]) if data.get("usageMetadata") else Usage()
+    usage = parse_usage(data["usageMetadata"]) if data.get("usageMetadata") else None
     return Chunk(text=text, finish_reason=finish or FinishReason.STOP, usage=usage)
 
 

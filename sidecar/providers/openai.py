@@ -161,7 +161,7 @@ def parse_response(data: Any) -> Chunk:
         raise ProviderMalformedError("chat completion without choices[0].message") from exc
     if not isinstance(text, str):
         raise ProviderMalformedError("choices[0].message.content is not a string")
-    usage = parse_usage(data["usage"]) if data.get("usage") else Usage()
+    usage = parse_usage(data["usage"]) if data.get("usage") else None
     return Chunk(text=text, finish_reason=finish, usage=usage, tool_calls=calls)
 
 

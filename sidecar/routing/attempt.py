@@ -88,11 +88,11 @@ class UpstreamAttempt:
         With settle=False a completed attempt stays open for held() and settle() to end."""
         completed = False
         try:
-            yield first
+            yield self._counted(first)
             assert self._stream is not None, "stream_from() follows a first() that returned"
             async for chunk in self._stream:
                 self._delivered.append(chunk.text)
-                yield chunk
+                yield self._counted(chunk)
             completed = True
         except ProviderError as err:
             await self._not_the_callers(err)
@@ -205,6 +205,16 @@ class UpstreamAttempt:
                 "usageEstimated": "true",
             },
         )
+
+    def _counted(self, chunk: Chunk) -> Chunk:
+        """The committed attempt's chunk; a final one whose upstream reported no usage at all
+        carries the sidecar's own count instead (the prompt and the text delivered), so the call is
+        charged and recorded what it used, never zero."""
+        if not chunk.is_final or chunk.usage is not None:
+            return chunk
+        usage = self._partial_usage()
+        self._call.record.usage_estimated(usage)
+        return dataclasses.replace(chunk, usage=usage)
 
     def _partial_usage(self) -> Usage:
         return Usage(

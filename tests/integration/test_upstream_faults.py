@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import grpc
 import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar._gen.orchestrator.v1 import quota_pb2
 from tests.conftest import user
 from tests.integration.helpers import rich
 from tests.integration.test_failures import ENV, two_deployments
-from tests.support.api import stream_request
+from tests.support.api import generate_request, stream_request
 from tests.support.upstream import Reply, Upstream, fixture, sse_events
 
 pytestmark = pytest.mark.integration
@@ -59,3 +61,38 @@ async def test_an_event_of_the_wrong_shape_after_the_first_chunk_interrupts_the_
     assert info.info.metadata["cause"] == "PROVIDER_BAD_RESPONSE"
     assert int(info.info.metadata["completionTokens"]) > 0
     assert upstream2.seen == []
+
+
+def with_token_quota(policy: dict[str, Any]) -> dict[str, Any]:
+    limit = {"name": "tenant-tokens", "metric": "tokens", "scope": "tenant", "window": "day", "limit": 10**6}
+    return {**policy, "quota": {"limits": [limit]}}
+
+
+async def tokens_used(s: Any) -> int:
+    got = await s.stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id="acme", user_id="bob"))
+    return next(limit.used for limit in got.limits if limit.name == "tenant-tokens")
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "unary"])
+async def test_an_answer_without_usage_is_charged_what_the_sidecar_counted(
+    serve: Any, upstream: Upstream, upstream2: Upstream, stream: bool
+) -> None:
+    """An OpenAI-compatible server that ignores stream_options.include_usage (or a unary answer
+    without `usage`): the call is charged and reported the sidecar's count, never zero tokens."""
+    if stream:
+        events = [e for e in sse_events(fixture("openai/stream.sse")) if b'"usage":{' not in e]
+        upstream.push(Reply(chunks=events))
+    else:
+        answer = json.loads(fixture("openai/chat_completion.json"))
+        del answer["usage"]
+        upstream.push(Reply(body=json.dumps(answer).encode()))
+    policy = with_token_quota(two_deployments(upstream.url, upstream2.url))
+    s = await serve({"policy": policy}, ENV)
+    ask = {"messages": [user("Hi")], "tenant_id": "acme", "user_id": "bob"}
+    if stream:
+        events_out = [e async for e in s.stub.StreamGenerate(stream_request(**ask))]
+        summary = events_out[-1].result.summary
+    else:
+        summary = (await s.stub.Generate(generate_request(**ask))).summary
+    assert summary.usage.prompt_tokens > 0 and summary.usage.completion_tokens > 0
+    assert await tokens_used(s) == summary.usage.total_tokens

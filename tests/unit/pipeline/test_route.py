@@ -428,3 +428,27 @@ async def test_providers_unavailable_names_deployments_and_reasons_never_upstrea
         await run(layer(script, clock), make_call(clock))
     assert "canary" not in info.value.message and "db-7" not in info.value.message
     assert "a: PROVIDER_UNAVAILABLE, b: PROVIDER_TIMEOUT, c: PROVIDER_UNAVAILABLE" in info.value.message
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "unary"])
+async def test_an_answer_without_usage_is_charged_the_sidecars_count(clock: FakeClock, stream: bool) -> None:
+    """An upstream that reports no usage (an OpenAI-compatible server ignoring include_usage) is
+    counted by the sidecar, as a stream cut short is: never a free answer."""
+    unreported = Chunk(finish_reason=FinishReason.STOP)
+    chunks = [Chunk(text="Hello there, "), Chunk(text="friend"), unreported]
+    if not stream:
+        chunks = [Chunk(text="Hello there, friend", finish_reason=FinishReason.STOP)]
+    script = Script({"a": (chunks, None)}, clock)
+    call = make_call(clock, text="one two three")
+    out = await run(layer(script, clock), call)
+    counted = Usage(10, 5 if stream else 4)  # the estimate counts each delivered piece
+    assert out[-1].usage == counted
+    assert call.record.usage == counted
+    assert [a.outcome for a in call.record.attempts] == ["OK"]
+
+
+async def test_reported_usage_is_passed_on_as_reported(clock: FakeClock) -> None:
+    script = Script({"a": ([Chunk(text="Hello there, friend"), FINAL], None)}, clock)
+    call = make_call(clock, text="one two three")
+    out = await run(layer(script, clock), call)
+    assert out[-1] is FINAL
