@@ -148,15 +148,29 @@ class HttpClient:
 
         Events that arrived together stay together, so a layer above can send them on as one
         message: a bursty upstream then costs one downstream write per burst, not per token.
+        The read timeout bounds the time from the request to the first event and between events,
+        not only each read: an upstream trickling bytes that never complete an event is as silent
+        as one that sends nothing.
         """
         decoder = SseDecoder()
         reads = self.post_stream(url, headers=headers, body=body, timeouts=timeouts, kind="text/event-stream")
+        last_event = self._clock.monotonic()
         async with aclosing(reads):
-            async for data in reads:
+            while (data := await self._next_read(reads, timeouts, last_event)) is not None:
                 if events := decoder.feed(data):
+                    last_event = self._clock.monotonic()
                     yield events
         if events := decoder.close():
             yield events
+
+    async def _next_read(
+        self, reads: AsyncGenerator[bytes, None], timeouts: Timeouts, last_event: float
+    ) -> bytes | None:
+        """The stream's next read (None at its end), within the read timeout of the last event."""
+        quiet = self._clock.monotonic() - last_event
+        with map_http_errors(timeouts.deadline):
+            async with self._clock.timeout(max(0.0, timeouts.read_seconds - quiet)):
+                return await anext(reads, None)
 
     async def post_stream(
         self, url: Url, *, headers: Mapping[str, str], body: object, timeouts: Timeouts, kind: str

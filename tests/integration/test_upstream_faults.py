@@ -96,3 +96,22 @@ async def test_an_answer_without_usage_is_charged_what_the_sidecar_counted(
         summary = (await s.stub.Generate(generate_request(**ask))).summary
     assert summary.usage.prompt_tokens > 0 and summary.usage.completion_tokens > 0
     assert await tokens_used(s) == summary.usage.total_tokens
+
+
+async def test_a_stream_trickling_bytes_without_completing_an_event_times_out_and_falls_over(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """Each read arrives well within the read timeout (a byte every 20 ms), but no event completes
+    within it: the attempt is a PROVIDER_TIMEOUT and the next deployment answers, long before the
+    caller's deadline."""
+    upstream.push(Reply.sse("openai/stream.sse", byte_delay=0.02))
+    upstream2.push(Reply.sse("openai/stream.sse"))
+    policy = two_deployments(upstream.url, upstream2.url, read_timeout_seconds=0.5)
+    s = await serve({"policy": policy}, ENV)
+    call = s.stub.StreamGenerate(stream_request(messages=[user("Hi")]), timeout=10)
+    events = [e async for e in call]
+    summary = events[-1].result.summary
+    assert [(a.deployment, a.outcome) for a in summary.attempts] == [
+        ("first", "PROVIDER_TIMEOUT"),
+        ("second", "OK"),
+    ]
