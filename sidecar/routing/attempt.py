@@ -46,6 +46,7 @@ class UpstreamAttempt:
         self._delivered: list[str] = []
         self._cancel_outcome = CANCELLED
         self._ended = False
+        self._finished = False  # a final chunk (finish reason and usage) was passed on
         self._stats.started()
         self._span = routing.tracing.start(f"attempt {target.deployment}", _span_attributes(target))
         self._inner = inner
@@ -98,8 +99,12 @@ class UpstreamAttempt:
             await self._not_the_callers(err)
             self._end(err.reason, error=err)
             raise self._interrupted(err) from err
-        except SidecarError as err:
+        except SidecarError as err:  # the caller's deadline, cutting a wait on the upstream
             self._end(err.reason, error=err)
+            self._cut_short()
+            raise
+        except asyncio.CancelledError:
+            self._cut_short()
             raise
         finally:
             if completed and settle:
@@ -147,12 +152,12 @@ class UpstreamAttempt:
         failure is the deployment's."""
         task = asyncio.current_task()
         if task is not None and task.cancelling():
+            self._cut_short()
             await self._close()  # ends CANCELLED: nothing counts against the deployment
             raise asyncio.CancelledError from err
         if isinstance(err, _CUT_OFF) and self._call.deadline.expired(DEADLINE_MARGIN):
             deadline = DeadlineExceededError("the call's deadline passed while waiting upstream")
-            if self._stream is not None and self._delivered:
-                self._call.record.usage_estimated(self._partial_usage())
+            self._cut_short()
             raise self._failed(deadline) from err
 
     def _failed(self, err: SidecarError) -> SidecarError:
@@ -206,10 +211,17 @@ class UpstreamAttempt:
             },
         )
 
+    def _cut_short(self) -> None:
+        """The caller's cancellation or deadline ended an answer that had started: what it received
+        is the call's usage (as quota charges it), not nothing."""
+        if self._stream is not None and self._delivered and not self._finished:
+            self._call.record.usage_estimated(self._partial_usage())
+
     def _counted(self, chunk: Chunk) -> Chunk:
         """The committed attempt's chunk; a final one whose upstream reported no usage at all
         carries the sidecar's own count instead (the prompt and the text delivered), so the call is
         charged and recorded what it used, never zero."""
+        self._finished = self._finished or chunk.is_final
         if not chunk.is_final or chunk.usage is not None:
             return chunk
         usage = self._partial_usage()

@@ -63,7 +63,7 @@ FINAL = Chunk(finish_reason=FinishReason.STOP, usage=Usage(3, 2))
 class Script:
     """What each deployment does: chunks to yield, then an optional error; and who was called."""
 
-    plans: dict[str, tuple[list[Chunk], ProviderError | None]]
+    plans: dict[str, tuple[list[Chunk], Exception | None]]
     clock: FakeClock
     called: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
@@ -452,3 +452,44 @@ async def test_reported_usage_is_passed_on_as_reported(clock: FakeClock) -> None
     call = make_call(clock, text="one two three")
     out = await run(layer(script, clock), call)
     assert out[-1] is FINAL
+
+
+async def test_a_deadline_cutting_a_started_stream_records_what_was_delivered(clock: FakeClock) -> None:
+    """The ledger and metrics read the call's usage: a stream the caller's deadline cut after text
+    went out used its prompt and that text (as the quota layer charges it), not nothing."""
+    cut = DeadlineExceededError("the call's deadline passed while waiting upstream")
+    script = Script({"a": ([Chunk(text="Hello there, "), Chunk(text="friend")], cut)}, clock)
+    call = make_call(clock, text="one two three")
+    with pytest.raises(DeadlineExceededError):
+        await run(layer(script, clock), call)
+    assert call.record.usage == Usage(10, 5)
+    assert [a.outcome for a in call.record.attempts] == ["DEADLINE_EXCEEDED"]
+
+
+async def test_a_cancelled_started_stream_records_what_was_delivered(clock: FakeClock) -> None:
+    waiting = asyncio.Event()
+
+    async def inner(call: Call) -> AsyncGenerator[Chunk, None]:
+        yield Chunk(text="Hello there, ")
+        waiting.set()
+        await asyncio.Event().wait()  # the upstream says nothing more; the caller cancels
+        yield FINAL
+
+    call = make_call(clock, text="one two three")
+    consumer = asyncio.ensure_future(run(RouteLayer(inner, routing=routing(clock), clock=clock), call))
+    await waiting.wait()
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    assert call.record.usage == Usage(10, 4)  # 'Hello there, ' in the test tokenizer
+    assert [a.outcome for a in call.record.attempts] == ["CANCELLED"]
+
+
+async def test_closing_after_the_final_chunk_keeps_the_reported_usage(clock: FakeClock) -> None:
+    script = Script({"a": ([Chunk(text="x"), FINAL, Chunk(text="after the end")], None)}, clock)
+    call = make_call(clock)
+    stream = layer(script, clock)(call)
+    assert [(await anext(stream)).text, (await anext(stream)).finish_reason] == ["x", FinishReason.STOP]
+    call.record.upstream_finished(FinishReason.STOP, FINAL.usage)  # as the terminal handler reports it
+    await stream.aclose()
+    assert call.record.usage == FINAL.usage
