@@ -172,14 +172,55 @@ def _raise_exception(kind: str, payload: bytes) -> None:
     )
 
 
+_PRELUDE = 12  # total length, headers length, prelude CRC
+_MIN_MESSAGE = _PRELUDE + 4
+_MAX_MESSAGE = _MIN_MESSAGE + 128 * 1024 + 24 * 1024 * 1024  # botocore's header and payload bounds
+
+
+class _Framer:
+    """Cuts the bytes of each read into whole event-stream messages by their length prefix, joining
+    each message's bytes once. botocore's buffer re-joins everything it holds on every add, which is
+    quadratic in a message split over many small reads; here it is given whole messages only, and
+    still checks both CRCs and parses the headers."""
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+        self._size = 0
+        self._need = 0  # the length of the first pending message, once its prefix is in
+        self.broken: ProviderMalformedError | None = None  # a length no message can have
+
+    def feed(self, data: bytes) -> bytes:
+        """The whole messages the bytes so far complete (b"" for none); the rest is kept. After a
+        length out of bounds, `broken` is set: the messages before it still count."""
+        self._pieces.append(data)
+        self._size += len(data)
+        if self._size < max(self._need, 4) or self.broken is not None:
+            return b""
+        buffer = b"".join(self._pieces)
+        end = 0
+        while len(buffer) - end >= 4:
+            need = int.from_bytes(buffer[end : end + 4], "big")
+            if not _MIN_MESSAGE <= need <= _MAX_MESSAGE:
+                self.broken = ProviderMalformedError(f"event-stream message length {need} out of bounds")
+                break
+            self._need = need
+            if len(buffer) - end < need:
+                break
+            end, self._need = end + need, 0
+        rest = buffer[end:]
+        self._pieces, self._size = ([rest] if rest else []), len(rest)
+        return buffer[:end]
+
+
 async def event_messages(reads: AsyncGenerator[bytes, None]) -> AsyncGenerator[list[EventMessage], None]:
     """Bytes as they arrive -> the complete event-stream messages of each read (botocore's parser)."""
     from botocore.eventstream import EventStreamBuffer, ParserError
 
-    buffer = EventStreamBuffer()
+    framer, buffer = _Framer(), EventStreamBuffer()
     async with aclosing(reads):
         async for data in reads:
-            buffer.add_data(data)
+            if whole := framer.feed(data):
+                buffer.add_data(whole)
             messages: list[EventMessage] = []
             try:
                 messages.extend(EventMessage(m.headers, m.payload) for m in buffer)
@@ -189,6 +230,8 @@ async def event_messages(reads: AsyncGenerator[bytes, None]) -> AsyncGenerator[l
                 raise ProviderMalformedError(f"broken event-stream message ({type(exc).__name__})") from exc
             if messages:
                 yield messages
+            if framer.broken is not None:
+                raise framer.broken
 
 
 def _denied(status: int, headers: Mapping[str, str]) -> bool:
