@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from yarl import URL
@@ -41,6 +41,7 @@ _MAX_ERROR_BODY = 64 * 1024
 _DECIMAL = re.compile(r"\d+\.\d+")
 _MAX_JSON_BODY = 32 * 1024 * 1024
 
+T = TypeVar("T")
 Url = str | URL  # a URL object when the path must go out exactly as encoded (signed requests)
 Tolerated = Callable[[int, Mapping[str, str]], bool]
 
@@ -163,10 +164,22 @@ class HttpClient:
         if events := decoder.close():
             yield events
 
+    async def paced(
+        self, batches: AsyncGenerator[list[T], None], timeouts: Timeouts
+    ) -> AsyncGenerator[list[T], None]:
+        """A stream's event batches, decoded from post_stream by the caller (AWS event-stream
+        messages), with post_sse's bound: the read timeout runs from the request to the first
+        batch and between batches."""
+        last_event = self._clock.monotonic()
+        async with aclosing(batches):
+            while (batch := await self._next_read(batches, timeouts, last_event)) is not None:
+                last_event = self._clock.monotonic()
+                yield batch
+
     async def _next_read(
-        self, reads: AsyncGenerator[bytes, None], timeouts: Timeouts, last_event: float
-    ) -> bytes | None:
-        """The stream's next read (None at its end), within the read timeout of the last event."""
+        self, reads: AsyncGenerator[T, None], timeouts: Timeouts, last_event: float
+    ) -> T | None:
+        """The stream's next item (None at its end), within the read timeout of the last event."""
         quiet = self._clock.monotonic() - last_event
         with map_http_errors(timeouts.deadline):
             async with self._clock.timeout(max(0.0, timeouts.read_seconds - quiet)):

@@ -282,7 +282,8 @@ class BedrockProvider:
         reads = self._http.post_stream(
             target, headers=headers, body=body, timeouts=timeouts, kind=EVENT_STREAM
         )
-        async with aclosing(stream_chunks(event_messages(reads), parse_message, self._http.clock)) as chunks:
+        batches = self._http.paced(event_messages(reads), timeouts)
+        async with aclosing(stream_chunks(batches, parse_message, self._http.clock)) as chunks:
             async for chunk in chunks:
                 yield chunk
 
