@@ -40,6 +40,7 @@ _SECRETISH = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\.]{4,}|[A-Za-z0-9_\-
 _MAX_ERROR_BODY = 64 * 1024
 _DECIMAL = re.compile(r"\d+\.\d+")
 _MAX_JSON_BODY = 32 * 1024 * 1024
+_MAX_STREAM_BODY = 64 * 1024 * 1024  # far above any answer within limits.max_tokens_cap, on any wire
 
 T = TypeVar("T")
 Url = str | URL  # a URL object when the path must go out exactly as encoded (signed requests)
@@ -188,7 +189,8 @@ class HttpClient:
     async def post_stream(
         self, url: Url, *, headers: Mapping[str, str], body: object, timeouts: Timeouts, kind: str
     ) -> AsyncGenerator[bytes, None]:
-        """POST a JSON body; yield the bytes of a streamed answer of content type `kind` as they arrive."""
+        """POST a JSON body; yield the bytes of a streamed answer of content type `kind` as they arrive
+        (at most 64 MiB of them: an upstream that never ends is a bad answer, not an endless relay)."""
         with map_http_errors(timeouts.deadline):
             body_bytes, sent_headers = _encode(body), _json_headers(headers)
             async with self._clock.timeout(timeouts.next_wait()):
@@ -204,6 +206,7 @@ class HttpClient:
             if kind not in resp.headers.get("content-type", ""):
                 sent = resp.headers.get("content-type") or "no content type"
                 raise ProviderMalformedError(f"expected {kind}, the upstream sent {sent[:80]}")
+            received = 0
             while True:
                 with map_http_errors(timeouts.deadline):
                     async with self._clock.timeout(timeouts.next_wait()):
@@ -211,6 +214,9 @@ class HttpClient:
                             data = await resp.read_chunk()
                 if not data:
                     return
+                received += len(data)
+                if received > _MAX_STREAM_BODY:  # an upstream that never ends is not relayed forever
+                    raise ProviderMalformedError(f"upstream stream larger than {_MAX_STREAM_BODY} bytes")
                 yield data
         finally:
             resp.release()  # fully read: back to the pool; abandoned mid-way: closed, the upstream stops
