@@ -180,7 +180,11 @@ def _tool_use(index: int, block: dict[str, Any], *, arguments: bool = True) -> T
     call_id, name, args = block.get("id"), block.get("name"), block.get("input", {})
     if not isinstance(call_id, str) or not isinstance(name, str) or not isinstance(args, dict):
         raise ProviderMalformedError("a tool_use block without its id, name or input object")
-    return ToolCallDelta(index, call_id, name, json.dumps(args, ensure_ascii=False) if arguments else "")
+    try:
+        text = json.dumps(args, ensure_ascii=False) if arguments else ""
+    except RecursionError as exc:  # parsed within the JSON parser's depth, too deep to write back
+        raise ProviderMalformedError("a tool_use input nested too deeply") from exc
+    return ToolCallDelta(index, call_id, name, text)
 
 
 def parse_event(event: str, data: str) -> StreamEvent:

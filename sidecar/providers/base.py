@@ -26,7 +26,7 @@ from sidecar.providers.sse import SseEvent
 
 E = TypeVar("E")  # one event of an upstream stream, as its transport decodes it
 R = TypeVar("R")
-_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError)
+_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, RecursionError)
 
 
 def parse_answer(parse: Callable[[E], R], data: E) -> R:

@@ -115,3 +115,22 @@ async def test_a_stream_trickling_bytes_without_completing_an_event_times_out_an
         ("first", "PROVIDER_TIMEOUT"),
         ("second", "OK"),
     ]
+
+
+async def test_a_tool_input_nested_too_deep_falls_over(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    nested = b'{"a":' * 1000 + b"{}" + b"}" * 1000
+    upstream.push(
+        Reply(
+            body=b'{"type":"message","stop_reason":"tool_use","content":'
+            b'[{"type":"tool_use","id":"t1","name":"f","input":' + nested + b"}]}"
+        )
+    )
+    upstream2.push(Reply.json("anthropic/message.json"))
+    s = await serve({"policy": two_deployments(upstream.url, upstream2.url, provider="anthropic")}, ENV)
+    reply = await s.stub.Generate(generate_request(messages=[user("Hi")]))
+    assert [(a.deployment, a.outcome) for a in reply.summary.attempts] == [
+        ("first", "PROVIDER_BAD_RESPONSE"),
+        ("second", "OK"),
+    ]

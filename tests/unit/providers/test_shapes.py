@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 import pytest
 
 from sidecar.core.errors import ProviderError, ProviderMalformedError
@@ -85,7 +86,8 @@ def test_every_wrong_shape_is_a_provider_error_or_accepted() -> None:
 
 
 @pytest.mark.parametrize(
-    "error", [TypeError("unhashable"), AttributeError("get"), KeyError("x"), IndexError(0)]
+    "error",
+    [TypeError("unhashable"), AttributeError("get"), KeyError("x"), IndexError(0), RecursionError()],
 )
 def test_a_shape_the_parser_did_not_expect_is_a_malformed_answer(error: Exception) -> None:
     def parse(_: object) -> object:
@@ -94,3 +96,15 @@ def test_a_shape_the_parser_did_not_expect_is_a_malformed_answer(error: Exceptio
     with pytest.raises(ProviderMalformedError, match="unexpected shape") as info:
         parse_answer(parse, {})
     assert info.value.__cause__ is error
+
+
+def test_a_tool_input_nested_deeper_than_can_be_written_back_is_a_malformed_answer() -> None:
+    """orjson parses up to 1,024 levels; writing the tool input back as arguments text (json.dumps)
+    stops at Python's recursion limit: a RecursionError there was a crash (INTERNAL)."""
+    nested = b'{"a":' * 1000 + b"{}" + b"}" * 1000
+    raw = (
+        b'{"type":"message","stop_reason":"tool_use","content":'
+        b'[{"type":"tool_use","id":"t1","name":"f","input":' + nested + b"}]}"
+    )
+    with pytest.raises(ProviderMalformedError, match="nested too deeply"):
+        anthropic.parse_response(orjson.loads(raw))
