@@ -177,17 +177,18 @@ class UpstreamAttempt:
         else:
             self._breaker.release()  # cancelled, deadline, or the request itself was rejected
         seconds = self._clock.monotonic() - self._started
-        fault = outcome if isinstance(error, ProviderError) else None
-        if fault is not None and error is not None:  # the upstream's (redacted) words stay in the log
+        if isinstance(error, ProviderError):  # the upstream's (redacted) words stay in the log
             _log.info(
                 "upstream attempt failed: %s",
                 error.message,
                 extra={
                     "request_id": self._call.request_id,
                     "deployment": self.target.deployment,
-                    "reason": fault,
+                    "reason": outcome,
                 },
             )
+        # the deployment's last error is its own failure: not a request it rightly refused (400)
+        fault = outcome if isinstance(error, ProviderError) and error.retryable else None
         self._stats.finished(seconds, ok=outcome == OK, error=fault, at=self._clock.wall())
         self._call.record.attempt_ended(
             Attempt(self.target.deployment, self.target.provider, outcome, seconds)

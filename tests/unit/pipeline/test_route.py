@@ -308,6 +308,16 @@ async def test_prompt_too_long_for_every_window(clock: FakeClock) -> None:
     assert info.value.violations[0].field == "messages"
 
 
+async def test_a_request_the_upstream_refused_is_not_the_deployments_last_error(clock: FakeClock) -> None:
+    """ListModels shows a deployment's last error; a caller's request the upstream rightly refused
+    (HTTP 400, e.g. a prompt too long for it) says nothing about the deployment's health."""
+    script = Script({"a": ([], ProviderRejectedError("400: context too long"))}, clock)
+    r = routing(clock)
+    with pytest.raises(ProviderRejectedError):
+        await run(layer(script, clock, r), make_call(clock))
+    assert r.stats.get("a").snapshot().last_error is None
+
+
 async def test_deployment_stats_follow_attempts(clock: FakeClock) -> None:
     script = Script({"a": ([], ProviderTimeoutError("slow"))}, clock)
     r = routing(clock)
