@@ -503,3 +503,27 @@ async def test_closing_after_the_final_chunk_keeps_the_reported_usage(clock: Fak
     call.record.upstream_finished(FinishReason.STOP, FINAL.usage)  # as the terminal handler reports it
     await stream.aclose()
     assert call.record.usage == FINAL.usage
+
+
+@pytest.mark.parametrize("raced", [False, True], ids=["before-the-hedge", "mid-race"])
+async def test_a_caller_cancelling_a_hedged_call_is_not_a_hedge_lost(raced: bool) -> None:
+    """HEDGE_LOST (and sidecar_hedges_total) means another attempt won the race; a caller that
+    went away ended its attempts as CANCELLED, whether the backup had started or not."""
+    clock = FakeClock()  # moved by hand: the cancel lands while the attempts wait
+    script = Delayed({}, clock, delays={"a": 5.0, "b": 5.0})
+    call = make_call(clock)
+    r = routing(clock, hedged(default_delay_seconds=0.02, min_delay_seconds=0.02))
+    consumer = asyncio.ensure_future(run(layer(script, clock, r), call))
+    expected = ["a", "b"] if raced else ["a"]
+    if raced:
+        while not script.started:  # noqa: ASYNC110 - the attempts start in tasks the layer owns
+            await asyncio.sleep(0)
+        clock.advance(0.02)
+    while script.started != expected:  # noqa: ASYNC110 - as above
+        await asyncio.sleep(0)
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    assert sorted((a.deployment, a.outcome) for a in call.record.attempts) == [
+        (name, "CANCELLED") for name in expected
+    ]
