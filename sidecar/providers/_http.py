@@ -358,7 +358,12 @@ def _encode(body: object) -> bytes:
     against 6.5 µs for a one-message chat body (bench/analysis.md)."""
     if isinstance(body, bytes):
         return body
-    return orjson.dumps(body)
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:  # the caller's own JSON (tool arguments) past 255 levels
+        raise ProviderRejectedError(
+            "the request is nested too deeply to encode as JSON; nothing was sent"
+        ) from exc
 
 
 def _decode(raw: bytes) -> Any:

@@ -16,6 +16,7 @@ from sidecar.core.errors import (
     DeadlineExceededError,
     ProviderError,
     ProviderMalformedError,
+    ProviderRejectedError,
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
@@ -243,6 +244,19 @@ class WireFormat:
     auth_headers: Callable[[str], dict[str, str]]  # the provider's own auth header for a key
 
 
+def wire_body(
+    to_wire: Callable[[ProviderRequest, DeploymentConfig], dict[str, Any]],
+    req: ProviderRequest,
+    deployment: DeploymentConfig,
+) -> dict[str, Any]:
+    """The request body; the caller's JSON (tool arguments) nested too deeply to read back within
+    Python's recursion limit is the caller's request refused, never a crash: nothing was sent."""
+    try:
+        return to_wire(req, deployment)
+    except RecursionError as exc:
+        raise ProviderRejectedError("the request is nested too deeply to send; nothing was sent") from exc
+
+
 class HttpProvider:
     """A provider reached over HTTP: one endpoint, its probe endpoint, its auth headers, its wire format."""
 
@@ -270,7 +284,7 @@ class HttpProvider:
         return f"{type(self).__name__}(url={self._url!r}, model={self._deployment.model!r})"
 
     async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
-        body = self._wire.to_wire(req, self._deployment)
+        body = wire_body(self._wire.to_wire, req, self._deployment)
         timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline, req.waits)
         headers = await self._request_headers(req, timeouts)
         url = self._endpoint(req.stream)

@@ -134,3 +134,30 @@ async def test_a_tool_input_nested_too_deep_falls_over(
         ("first", "PROVIDER_BAD_RESPONSE"),
         ("second", "OK"),
     ]
+
+
+def with_tool_call(arguments: str) -> list[gen.Message]:
+    return [
+        user("call f"),
+        gen.Message(
+            role=gen.ROLE_ASSISTANT,
+            content=[gen.ContentPart(tool_call=gen.ToolCall(id="c1", name="f", arguments=arguments))],
+        ),
+        gen.Message(role=gen.ROLE_TOOL, tool_call_id="c1", content=[gen.ContentPart(text="done")]),
+        user("thanks"),
+    ]
+
+
+async def test_tool_arguments_nested_too_deep_to_encode_are_rejected_not_a_crash(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """Arguments the edge accepts (a JSON object within its length bound) that the Anthropic body
+    cannot carry (orjson encodes at most 255 levels): the caller's request refused, nothing sent,
+    no failover; never INTERNAL."""
+    arguments = '{"a":' * 300 + "{}" + "}" * 300
+    s = await serve({"policy": two_deployments(upstream.url, upstream2.url, provider="anthropic")}, ENV)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(messages=with_tool_call(arguments)))
+    err = await rich(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "PROVIDER_REJECTED")
+    assert upstream.seen == [] and upstream2.seen == []

@@ -108,3 +108,24 @@ def test_a_tool_input_nested_deeper_than_can_be_written_back_is_a_malformed_answ
     )
     with pytest.raises(ProviderMalformedError, match="nested too deeply"):
         anthropic.parse_response(orjson.loads(raw))
+
+
+def test_tool_arguments_too_deep_to_read_back_are_the_callers_request_refused() -> None:
+    """Anthropic's body carries a tool call's arguments as an object, read back with json.loads,
+    which stops near Python's recursion limit (the pipeline's frames count too): a RecursionError
+    there was INTERNAL; it is the request refused, nothing sent."""
+    from sidecar.config.schema import DeploymentConfig
+    from sidecar.core.errors import ProviderRejectedError
+    from sidecar.core.types import GenerationParams, Message, Role, ToolCall
+    from sidecar.providers.base import ProviderRequest, wire_body
+
+    arguments = '{"a":' * 990 + "{}" + "}" * 990
+    messages = (
+        Message(Role.USER, "call f"),
+        Message(Role.ASSISTANT, "", tool_calls=(ToolCall("c1", "f", arguments),)),
+        Message(Role.TOOL, "done", tool_call_id="c1"),
+    )
+    req = ProviderRequest(messages, GenerationParams(), stream=False)
+    deployment = DeploymentConfig(provider="anthropic", model="m")
+    with pytest.raises(ProviderRejectedError, match="nothing was sent"):
+        wire_body(anthropic.to_wire, req, deployment)
