@@ -149,17 +149,18 @@ class HttpClient:
 
         Events that arrived together stay together, so a layer above can send them on as one
         message: a bursty upstream then costs one downstream write per burst, not per token.
-        The read timeout bounds the time from the request to the first event and between events,
-        not only each read: an upstream trickling bytes that never complete an event is as silent
-        as one that sends nothing.
+        The read timeout bounds the time from the request to the first complete line and between
+        complete lines (an event's, or a keep-alive comment), not only each read: an upstream
+        trickling bytes that never end a line is as silent as one that sends nothing.
         """
         decoder = SseDecoder()
         reads = self.post_stream(url, headers=headers, body=body, timeouts=timeouts, kind="text/event-stream")
-        last_event = self._clock.monotonic()
+        last_line = self._clock.monotonic()
         async with aclosing(reads):
-            while (data := await self._next_read(reads, timeouts, last_event)) is not None:
+            while (data := await self._next_read(reads, timeouts, last_line)) is not None:
+                if b"\n" in data or b"\r" in data:
+                    last_line = self._clock.monotonic()
                 if events := decoder.feed(data):
-                    last_event = self._clock.monotonic()
                     yield events
         if events := decoder.close():
             yield events

@@ -161,3 +161,16 @@ async def test_tool_arguments_nested_too_deep_to_encode_are_rejected_not_a_crash
     err = await rich(info.value)
     assert (err.code, err.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "PROVIDER_REJECTED")
     assert upstream.seen == [] and upstream2.seen == []
+
+
+async def test_keep_alive_comments_keep_a_waiting_stream_alive(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """A proxy that sends `: keep-alive` comments while its model thinks (longer than the read
+    timeout in all) is waiting, not trickling: each complete line restarts the read timeout."""
+    keep_alive = [b": keep-alive\n\n"] * 5
+    upstream.push(Reply(chunks=[*keep_alive, *sse_events(fixture("openai/stream.sse"))], chunk_delay=0.2))
+    s = await serve({"policy": two_deployments(upstream.url, upstream2.url, read_timeout_seconds=0.5)}, ENV)
+    received, err = await stream(s)
+    assert err is None
+    assert [(a.deployment, a.outcome) for a in received[-1].result.summary.attempts] == [("first", "OK")]
