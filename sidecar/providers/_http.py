@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from yarl import URL
@@ -41,7 +41,6 @@ _DECIMAL = re.compile(r"\d+\.\d+")
 _MAX_JSON_BODY = 32 * 1024 * 1024
 _MAX_STREAM_BODY = 64 * 1024 * 1024  # far above any answer within limits.max_tokens_cap, on any wire
 
-T = TypeVar("T")
 Url = str | URL  # a URL object when the path must go out exactly as encoded (signed requests)
 Tolerated = Callable[[int, Mapping[str, str]], bool]
 
@@ -57,6 +56,25 @@ class Timeouts:
     def next_wait(self) -> float:
         remaining = self.deadline.remaining()
         return self.read_seconds if remaining is None else min(self.read_seconds, remaining)
+
+
+class Progress:
+    """When a stream last made progress as its consumer counts it (a complete SSE line, a whole
+    event-stream message): the read timeout bounds the wait from then, not only each read, so an
+    upstream trickling bytes that never complete anything is as silent as one sending none."""
+
+    __slots__ = ("_clock", "at")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock, self.at = clock, clock.monotonic()
+
+    def mark(self) -> None:
+        self.at = self._clock.monotonic()
+
+    def wait(self, timeouts: Timeouts) -> float:
+        """The next read's bound: the read timeout left since the last progress, within the deadline."""
+        left = timeouts.read_seconds - (self._clock.monotonic() - self.at)
+        return max(0.0, min(timeouts.next_wait(), left))
 
 
 class HttpClient:
@@ -153,44 +171,33 @@ class HttpClient:
         complete lines (an event's, or a keep-alive comment), not only each read: an upstream
         trickling bytes that never end a line is as silent as one that sends nothing.
         """
-        decoder = SseDecoder()
-        reads = self.post_stream(url, headers=headers, body=body, timeouts=timeouts, kind="text/event-stream")
-        last_line = self._clock.monotonic()
+        decoder, progress = SseDecoder(), Progress(self._clock)
+        reads = self.post_stream(
+            url, headers=headers, body=body, timeouts=timeouts, kind="text/event-stream", progress=progress
+        )
         async with aclosing(reads):
-            while (data := await self._next_read(reads, timeouts, last_line)) is not None:
+            async for data in reads:
                 if b"\n" in data or b"\r" in data:
-                    last_line = self._clock.monotonic()
+                    progress.mark()
                 if events := decoder.feed(data):
                     yield events
         if events := decoder.close():
             yield events
 
-    async def paced(
-        self, batches: AsyncGenerator[list[T], None], timeouts: Timeouts
-    ) -> AsyncGenerator[list[T], None]:
-        """A stream's event batches, decoded from post_stream by the caller (AWS event-stream
-        messages), with post_sse's bound: the read timeout runs from the request to the first
-        batch and between batches."""
-        last_event = self._clock.monotonic()
-        async with aclosing(batches):
-            while (batch := await self._next_read(batches, timeouts, last_event)) is not None:
-                last_event = self._clock.monotonic()
-                yield batch
-
-    async def _next_read(
-        self, reads: AsyncGenerator[T, None], timeouts: Timeouts, last_event: float
-    ) -> T | None:
-        """The stream's next item (None at its end), within the read timeout of the last event."""
-        quiet = self._clock.monotonic() - last_event
-        with map_http_errors(timeouts.deadline):
-            async with self._clock.timeout(max(0.0, timeouts.read_seconds - quiet)):
-                return await anext(reads, None)
-
     async def post_stream(
-        self, url: Url, *, headers: Mapping[str, str], body: object, timeouts: Timeouts, kind: str
+        self,
+        url: Url,
+        *,
+        headers: Mapping[str, str],
+        body: object,
+        timeouts: Timeouts,
+        kind: str,
+        progress: Progress | None = None,
     ) -> AsyncGenerator[bytes, None]:
         """POST a JSON body; yield the bytes of a streamed answer of content type `kind` as they arrive
-        (at most 64 MiB of them: an upstream that never ends is a bad answer, not an endless relay)."""
+        (at most 64 MiB of them: an upstream that never ends is a bad answer, not an endless relay).
+        Each read waits at most the read timeout, or with `progress` what is left of it since the
+        consumer last marked progress."""
         with map_http_errors(timeouts.deadline):
             body_bytes, sent_headers = _encode(body), _json_headers(headers)
             async with self._clock.timeout(timeouts.next_wait()):
@@ -208,8 +215,9 @@ class HttpClient:
                 raise ProviderMalformedError(f"expected {kind}, the upstream sent {sent[:80]}")
             received = 0
             while True:
+                wait = timeouts.next_wait() if progress is None else progress.wait(timeouts)
                 with map_http_errors(timeouts.deadline):
-                    async with self._clock.timeout(timeouts.next_wait()):
+                    async with self._clock.timeout(wait):
                         with self._waiting(timeouts):
                             data = await resp.read_chunk()
                 if not data:

@@ -33,7 +33,7 @@ from sidecar.core.errors import (
     ProviderUnavailableError,
 )
 from sidecar.core.types import Chunk, FinishReason, Role, Secret, Usage
-from sidecar.providers._http import HttpClient, Timeouts, decode_json, redact
+from sidecar.providers._http import HttpClient, Progress, Timeouts, decode_json, redact
 from sidecar.providers.aws_auth import AwsSigner
 from sidecar.providers.base import (
     Capabilities,
@@ -213,8 +213,11 @@ class _Framer:
         return buffer[:end]
 
 
-async def event_messages(reads: AsyncGenerator[bytes, None]) -> AsyncGenerator[list[EventMessage], None]:
-    """Bytes as they arrive -> the complete event-stream messages of each read (botocore's parser)."""
+async def event_messages(
+    reads: AsyncGenerator[bytes, None], progress: Progress | None = None
+) -> AsyncGenerator[list[EventMessage], None]:
+    """Bytes as they arrive -> the complete event-stream messages of each read (botocore's parser);
+    each read that completes a message is marked as the stream's progress (the read timeout)."""
     from botocore.eventstream import EventStreamBuffer, ParserError
 
     framer, buffer = _Framer(), EventStreamBuffer()
@@ -230,6 +233,8 @@ async def event_messages(reads: AsyncGenerator[bytes, None]) -> AsyncGenerator[l
                     yield messages
                 raise ProviderMalformedError(f"broken event-stream message ({type(exc).__name__})") from exc
             if messages:
+                if progress is not None:
+                    progress.mark()
                 yield messages
             if framer.broken is not None:
                 raise framer.broken
@@ -280,10 +285,11 @@ class BedrockProvider:
             data = await self._http.post_json(target, headers=headers, body=body, timeouts=timeouts)
             yield parse_answer(parse_response, data)
             return
+        progress = Progress(self._http.clock)
         reads = self._http.post_stream(
-            target, headers=headers, body=body, timeouts=timeouts, kind=EVENT_STREAM
+            target, headers=headers, body=body, timeouts=timeouts, kind=EVENT_STREAM, progress=progress
         )
-        batches = self._http.paced(event_messages(reads), timeouts)
+        batches = event_messages(reads, progress)
         async with aclosing(stream_chunks(batches, parse_message, self._http.clock)) as chunks:
             async for chunk in chunks:
                 yield chunk
