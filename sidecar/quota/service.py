@@ -27,12 +27,12 @@ from sidecar.core.errors import (
     QuotaViolation,
 )
 from sidecar.quota.limits import Limit, LimitBook
+from sidecar.quota.releases import PendingReleases
 from sidecar.quota.signals import NearLimitEvent, QuotaSignals
 from sidecar.quota.store import BucketState, Charge, QuotaStore, QuotaStoreError
 from sidecar.quota.windows import window_edges
 
 STORE_RETRY_SECONDS = 1.0
-RELEASE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,7 @@ class QuotaService:
         self._ttl_ms = int(policy.reservation_ttl_seconds * 1000)
         self._edge_cache: dict[Window, tuple[int, ...]] = {}
         self._settling: set[asyncio.Future[None]] = set()
+        self.releases = PendingReleases(store, clock, ttl_ms=self._ttl_ms, on_error=signals.store_error)
 
     def limits(self, tenant: str, user: str, tier: str) -> tuple[Limit, ...]:
         """The caller's limits; a limit scoped to a tenant or user needs that id (INVALID_ARGUMENT)."""
@@ -107,7 +108,8 @@ class QuotaService:
     ) -> Grant:
         """Reserve `amounts` on every limit of the caller. A reserve that does not return normally
         (the store failed or timed out after the script may have run, or the caller was cancelled)
-        releases the reservation id in the background, so nothing stays held until the TTL."""
+        releases the reservation id in the background, retried until the store answers
+        (`sidecar.quota.releases`), so nothing stays held until the TTL."""
         limits = self.limits(tenant, user, tier)
         rid = uuid.uuid4().hex
         charges = [self._charge(lim, tenant, user, amounts.of(lim.metric), None) for lim in limits]
@@ -116,33 +118,17 @@ class QuotaService:
                 tenant, rid, charges, ttl_ms=self._ttl_ms, levels=self._levels, deadline=deadline
             )
         except QuotaStoreError as exc:
-            self._release_later(tenant, rid, charges)
+            self.releases.add(tenant, rid, charges)
             if deadline is not None and deadline.expired():
                 raise DeadlineExceededError("the call's deadline passed while reserving quota") from exc
             return self._store_down("reserve", exc, Grant(rid, tenant, user, limits, (), degraded=True))
         except BaseException:  # cancelled mid-reserve: the script may have run
-            self._release_later(tenant, rid, charges)
+            self.releases.add(tenant, rid, charges)
             raise
         self._report(limits, verdict.buckets, tenant, user)
         if not verdict.admitted:
             raise self._refusal(limits[verdict.refused], verdict.buckets[verdict.refused], tenant, user)
         return Grant(rid, tenant, user, limits, tuple((b.start, b.end) for b in verdict.buckets))
-
-    def _release_later(self, tenant: str, rid: str, charges: Sequence[Charge]) -> None:
-        """Drop whatever `rid` may hold, in a task of its own (a cancelled caller cannot stop it);
-        aclose() waits for it. Settling with nothing charged is idempotent."""
-        task = asyncio.ensure_future(self._release(tenant, rid, charges))
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
-
-    async def _release(self, tenant: str, rid: str, charges: Sequence[Charge]) -> None:
-        for attempt in range(RELEASE_ATTEMPTS):  # each attempt is bounded by the store's timeout
-            try:
-                await self.store.release(tenant, rid, charges, ttl_ms=self._ttl_ms)
-                return
-            except QuotaStoreError as exc:
-                if attempt == RELEASE_ATTEMPTS - 1:
-                    self.signals.store_error("release", exc)
 
     async def extend(self, grant: Grant, amounts: Amounts, *, deadline: Deadline | None = None) -> None:
         """Add tokens and dollars to a reservation; raises QuotaExceededError when a limit refuses.
@@ -203,9 +189,11 @@ class QuotaService:
         ]
 
     async def aclose(self) -> None:
-        """Finish the settles in flight, then close the store and stop the webhook sender."""
+        """Finish the settles in flight and, while the store answers, the pending releases; then
+        close the store and stop the webhook sender."""
         try:
             await asyncio.gather(*self._settling, return_exceptions=True)
+            await self.releases.aclose()
             await self.store.aclose()
         finally:
             if self.signals.webhook is not None:

@@ -62,6 +62,16 @@ async def warm(quota: QuotaService) -> None:
     await quota.settle(await quota.reserve("acme", "ann", "free", CALL), Amounts())
 
 
+async def drained(quota: QuotaService, clock: FakeClock) -> None:
+    """Until every pending release is done; their backoff runs on the injected clock, moved here."""
+    for _ in range(500):
+        if not len(quota.releases):
+            return
+        clock.advance(1.0)
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{len(quota.releases)} releases still pending")
+
+
 async def held(quota: QuotaService) -> dict[str, float]:
     return {
         s.limit.name: s.reserved for s in await quota.snapshot("acme", "ann", "free") if s.limit.name in NAMES
@@ -69,14 +79,15 @@ async def held(quota: QuotaService) -> dict[str, float]:
 
 
 async def test_a_reserve_that_timed_out_after_its_script_ran_is_released(slow_redis: str) -> None:
-    quota = service(slow_redis, FakeClock(), timeout=0.2)
+    clock = FakeClock()
+    quota = service(slow_redis, clock, timeout=0.2)
     try:
         await warm(quota)
         sleeper = await stall(slow_redis, 0.6)
         grant = await quota.reserve("acme", "ann", "free", CALL)  # times out: fail_open admits, degraded
         assert grant.degraded
         await sleeper  # Redis wakes up and runs the queued reserve script, then the release
-        await asyncio.gather(*quota._settling)
+        await drained(quota, clock)
         assert await held(quota) == {"one-at-a-time": 0, "tokens": 0, "dollars": 0}
         again = await quota.reserve("acme", "ann", "free", CALL)  # the slot is free at once
         assert not again.degraded
@@ -86,7 +97,8 @@ async def test_a_reserve_that_timed_out_after_its_script_ran_is_released(slow_re
 
 
 async def test_a_caller_cancelled_mid_reserve_leaves_nothing_held(slow_redis: str) -> None:
-    quota = service(slow_redis, FakeClock(), timeout=5.0)
+    clock = FakeClock()
+    quota = service(slow_redis, clock, timeout=5.0)
     try:
         await warm(quota)
         sleeper = await stall(slow_redis, 0.4)
@@ -96,7 +108,7 @@ async def test_a_caller_cancelled_mid_reserve_leaves_nothing_held(slow_redis: st
         with pytest.raises(asyncio.CancelledError):
             await caller
         await sleeper
-        await asyncio.gather(*quota._settling)
+        await drained(quota, clock)
         assert await held(quota) == {"one-at-a-time": 0, "tokens": 0, "dollars": 0}
         again = await quota.reserve("acme", "ann", "free", CALL)
         assert not again.degraded
@@ -119,5 +131,31 @@ async def test_a_release_that_overtakes_its_reserve_still_wins(slow_redis: str) 
         with pytest.raises(Exception, match="released"):
             await store.reserve("acme", "late", charges, ttl_ms=60_000, levels=())
         assert await held(quota) == {"one-at-a-time": 0, "tokens": 0, "dollars": 0}
+    finally:
+        await quota.aclose()
+
+
+async def test_a_stall_longer_than_every_release_attempt_still_frees_the_slot(slow_redis: str) -> None:
+    """Redis answers nothing for longer than the store timeout times the release attempts: the
+    queued reserve runs when it wakes up, and a release must still follow it (the slot would
+    otherwise stay taken for the reservation TTL, 15 minutes by default)."""
+    clock = FakeClock()
+    quota = service(slow_redis, clock, timeout=0.2)
+    try:
+        await warm(quota)
+        sleeper = await stall(slow_redis, 1.5)
+        grant = await quota.reserve("acme", "ann", "free", CALL)
+        assert grant.degraded
+        await sleeper
+        free = {"one-at-a-time": 0, "tokens": 0, "dollars": 0}
+        for _ in range(100):  # the releases back off on the injected clock, moved here
+            if await held(quota) == free:
+                break
+            clock.advance(1.0)
+            await asyncio.sleep(0.02)
+        assert await held(quota) == free
+        again = await quota.reserve("acme", "ann", "free", CALL)
+        assert not again.degraded
+        await quota.settle(again, Amounts())
     finally:
         await quota.aclose()
