@@ -1,15 +1,17 @@
 """Idempotency keys in Redis, shared by every sidecar on it.
 
-One string per key: `P` + fingerprint + claim token while the first call runs (expiring after the
-in-flight bound, so a crashed sidecar does not hold it for good), `D` + fingerprint + answer once
-finished (expiring after the window). A waiting call polls at a fixed interval on the injected clock.
+One string per key: `P` + fingerprint + claim token while the first call runs, `D` + fingerprint +
+answer once finished (expiring after the window). A waiting call polls at a fixed interval on the
+injected clock. A claim is a lease: it expires `lease_seconds` after it was last renewed, and the
+sidecar renews its claims every third of that while their calls run, so a call may run as long as
+its deadline allows while a crashed sidecar's claim frees the key within one lease.
 
 A claim that does not return normally (it timed out, the connection broke, or its caller was
 cancelled) may still run on the server later: a stalled Redis keeps the command queued. Its caller
 has been told nothing ran, so the claim is given up in the background, retried until Redis answers:
 the key is deleted if it still holds this claim, or, if the claim has not run yet, a tombstone
 `X` + token is left that the claim refuses when it runs (other claims treat the tombstone as
-absent). Without that a retry would wait for the in-flight bound for an answer that never comes.
+absent). Without that a retry would wait for the claim to expire for an answer that never comes.
 """
 
 from __future__ import annotations
@@ -32,9 +34,10 @@ _TOKEN = 16  # bytes of a claim's token
 FIRST_BACKOFF_SECONDS = 0.05
 MAX_BACKOFF_SECONDS = 5.0
 MAX_PENDING = 10_000
-TOMBSTONE_MS = 60_000  # a claim queued at a stalled Redis runs as soon as it wakes up, well before this
+LEASE_SECONDS = 15.0
+GIVE_UP_SECONDS = 300.0  # how long an abandoned claim is given up for while Redis does not answer
 
-# KEYS[1]; ARGV: the claim (P..fingerprint..token), in-flight ms, this claim's tombstone (X..token).
+# KEYS[1]; ARGV: the claim (P..fingerprint..token), lease ms, this claim's tombstone (X..token).
 # Returns "" when claimed (or given up already), else the value holding the key.
 _CLAIM = """
 local v = redis.call("GET", KEYS[1])
@@ -60,6 +63,12 @@ if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) 
 return 0
 """
 
+# KEYS[1]; ARGV: the claim, lease ms. The call still runs: its claim lives one more lease.
+_RENEW = """
+if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end
+return 0
+"""
+
 
 class RedisIdempotencyStore:
     def __init__(
@@ -68,7 +77,7 @@ class RedisIdempotencyStore:
         *,
         prefix: str,
         window_seconds: float,
-        in_flight_seconds: float = 300.0,
+        lease_seconds: float = LEASE_SECONDS,
         clock: Clock,
         poll_seconds: float = 0.05,
         timeout_seconds: float = 5.0,
@@ -80,15 +89,15 @@ class RedisIdempotencyStore:
         )
         self._prefix = prefix
         self._window_ms = int(window_seconds * 1000)
-        self._in_flight_ms = int(min(in_flight_seconds, window_seconds) * 1000)
-        self._tombstone_ms = min(self._in_flight_ms, TOMBSTONE_MS)
+        self._lease_ms = max(1, int(min(lease_seconds, window_seconds) * 1000))
         self._poll, self._clock = poll_seconds, clock
-        self._claim, self._give_up, self._release = (
-            self._redis.register_script(s) for s in (_CLAIM, _GIVE_UP, _RELEASE)
+        self._claim, self._give_up, self._release, self._renew = (
+            self._redis.register_script(s) for s in (_CLAIM, _GIVE_UP, _RELEASE, _RENEW)
         )
-        self._held: dict[str, bytes] = {}  # key name -> this process's claim on it
+        self._held: dict[str, bytes] = {}  # key name -> this process's claim on it, renewed
         self._abandoned: dict[str, tuple[bytes, float]] = {}  # claims to give up, until (monotonic)
         self._worker: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
 
     def _key(self, key: str) -> str:
         # hashed: tenant and request ids never appear in Redis key names
@@ -106,14 +115,14 @@ class RedisIdempotencyStore:
         name = self._key(key)
         mine = b"P" + fingerprint + os.urandom(_TOKEN)
         try:
-            held = await self._run(
-                self._claim(keys=[name], args=[mine, self._in_flight_ms, _tombstone(mine)])
-            )
+            held = await self._run(self._claim(keys=[name], args=[mine, self._lease_ms, _tombstone(mine)]))
         except BaseException:  # timed out, broke or cancelled: the claim may still run on the server
             self._abandon(name, mine)
             raise
         if not held:
             self._held[name] = mine
+            if self._renewer is None or self._renewer.done():
+                self._renewer = asyncio.ensure_future(self._renew_held())
             return None
         return _decode(held) or Held(fingerprint, None)
 
@@ -138,13 +147,24 @@ class RedisIdempotencyStore:
 
     async def aclose(self) -> None:
         await cancel_and_wait(self._worker)
+        await cancel_and_wait(self._renewer)
         await self._redis.aclose()
+
+    async def _renew_held(self) -> None:
+        """Every third of a lease, renew the claims of the calls still running here."""
+        while self._held:
+            await self._clock.sleep(self._lease_ms / 3000)
+            held = list(self._held.items())
+            await asyncio.gather(
+                *(self._renew(keys=[name], args=[mine, self._lease_ms]) for name, mine in held),
+                return_exceptions=True,  # unreachable now: the next round tries again
+            )
 
     def _abandon(self, name: str, mine: bytes) -> None:
         """Give the claim up in the background until Redis answers (or the claim has expired)."""
         if len(self._abandoned) >= MAX_PENDING:
-            return  # the claim expires by the in-flight bound
-        self._abandoned[name] = (mine, self._clock.monotonic() + self._in_flight_ms / 1000)
+            return  # the claim, if it runs, expires after a lease
+        self._abandoned[name] = (mine, self._clock.monotonic() + GIVE_UP_SECONDS)
         if self._worker is None or self._worker.done():
             self._worker = asyncio.ensure_future(self._give_up_abandoned())
 
@@ -157,7 +177,7 @@ class RedisIdempotencyStore:
                     del self._abandoned[name]
                     continue
                 try:
-                    await self._give_up(keys=[name], args=[mine, _tombstone(mine), self._tombstone_ms])
+                    await self._give_up(keys=[name], args=[mine, _tombstone(mine), self._lease_ms])
                 except Exception:
                     break  # still unreachable: back off
                 if self._abandoned.get(name, (b"", 0.0))[0] == mine:

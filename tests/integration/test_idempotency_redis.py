@@ -5,6 +5,9 @@ claim behind that makes every retry of the request wait for an answer that never
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -18,6 +21,23 @@ from tests.support.redis import start_redis
 
 pytestmark = pytest.mark.integration
 STORE_TIMEOUT = 5.0  # the store's per-command socket timeout
+CLAIM_AND_HANG = """
+import asyncio, sys
+from sidecar.core.clock import SystemClock
+from sidecar.idempotency.redis_store import RedisIdempotencyStore
+from sidecar.idempotency.replay import Replays
+
+async def main():
+    store = RedisIdempotencyStore(sys.argv[1], prefix="idem:", window_seconds=600, clock=SystemClock())
+    replays = Replays(store, max_answer_bytes=1000, field="input.request_id")
+    async def hang():
+        print("claimed", flush=True)
+        await asyncio.sleep(3600)
+        return b""
+    await replays.answer("acme", "order-9", b"req", hang)
+
+asyncio.run(main())
+"""
 
 
 class Producer:
@@ -102,3 +122,57 @@ async def test_a_give_up_that_overtakes_its_claim_still_wins(slow_redis: str) ->
         assert await store._redis.get(name) == theirs
     finally:
         await store.aclose()
+
+
+def claim_then_crash(url: str) -> None:
+    """Another process claims order-9, then is killed (SIGKILL) while its call runs."""
+    with subprocess.Popen(
+        [sys.executable, "-c", CLAIM_AND_HANG, url], stdout=subprocess.PIPE, text=True
+    ) as p:
+        try:
+            assert p.stdout is not None and p.stdout.readline().strip() == "claimed"
+        finally:
+            p.kill()
+
+
+async def test_a_crashed_sidecars_claim_frees_the_key_within_a_lease(slow_redis: str) -> None:
+    """A sidecar killed while its first call runs leaves its claim; a retry elsewhere waits at most
+    one lease (15 s), not the old fixed in-flight bound of 300 s, and then runs the call itself."""
+    await asyncio.to_thread(claim_then_crash, slow_redis)
+    store, r = replays(slow_redis)
+    produce = Producer()
+    try:
+        started = time.monotonic()
+        answer, replayed = await asyncio.wait_for(r.answer("acme", "order-9", b"req", produce), 20)
+        assert (answer, replayed) == (b"answer-1", False) and time.monotonic() - started < 16
+    finally:
+        await store.aclose()
+
+
+async def test_a_call_longer_than_its_lease_keeps_the_key(slow_redis: str) -> None:
+    """The claim is renewed while the call runs: a repeat on another sidecar waits for the answer
+    instead of running the call a second time when the first lease would have lapsed."""
+    first = RedisIdempotencyStore(
+        slow_redis, prefix="idem:", window_seconds=60, lease_seconds=0.3, clock=SystemClock()
+    )
+    second = RedisIdempotencyStore(
+        slow_redis, prefix="idem:", window_seconds=60, lease_seconds=0.3, clock=SystemClock()
+    )
+    calls = 0
+
+    async def slow() -> bytes:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(1.2)  # four leases
+        return b"slow answer"
+
+    try:
+        a = Replays(first, max_answer_bytes=1000, field="input.request_id")
+        b = Replays(second, max_answer_bytes=1000, field="input.request_id")
+        running = asyncio.create_task(a.answer("acme", "order-10", b"req", slow))
+        await asyncio.sleep(0.1)
+        assert await b.answer("acme", "order-10", b"req", slow) == (b"slow answer", True)
+        assert await running == (b"slow answer", False) and calls == 1
+    finally:
+        await first.aclose()
+        await second.aclose()
