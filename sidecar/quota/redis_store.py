@@ -135,12 +135,15 @@ end
 return {refused, out}
 """
 
+# A bucket whose reservation id was finished by a release (a tombstone) is left as it is: a settle
+# that reaches Redis after its own retry (see _RELEASE) charges nothing a second time.
 _SETTLE = """
 local out = {}
 for _, c in ipairs(charges) do
   load(c, true)
   local level = 0
-  if redis.call("HDEL", c.key, rid) == 1 then
+  if c.released then c.amount = 0
+  elseif redis.call("HDEL", c.key, rid) == 1 then
     c.reserved = c.reserved - c.held
     redis.call("HSET", c.key, "R", int(c.reserved))
   end
@@ -152,19 +155,25 @@ end
 return {-1, out}
 """
 
-# A release leaves a tombstone "0:<expiry>:x" under the reservation id (amount 0, swept like any
-# reservation), so a reserve of that id still queued at the server is refused when it runs (-2).
+# A release finishes a reservation id for good: where the id still holds a reservation, it is
+# dropped and the charge's amount charged (0 after a failed reserve; the real usage when a settle is
+# retried). It leaves a tombstone "0:<expiry>:x" under the id (amount 0, swept like any reservation),
+# so a reserve of that id still queued at the server is refused when it runs (-2), and a settle or
+# release of it that runs later does nothing: idempotent, never charged twice.
 _RELEASE = """
 for _, c in ipairs(charges) do
   load(c, true)
-  if redis.call("HDEL", c.key, rid) == 1 then
-    c.reserved = c.reserved - c.held
-    redis.call("HSET", c.key, "R", int(c.reserved))
+  if not c.released then
+    if redis.call("HDEL", c.key, rid) == 1 then
+      c.reserved = c.reserved - c.held
+      redis.call("HSET", c.key, "R", int(c.reserved))
+      if c.amount ~= 0 then redis.call("HINCRBY", c.key, "u", int(c.amount)) end
+    end
+    local x = tonumber(redis.call("HGET", c.key, "x"))
+    if not x or x > now + ttl then x = now + ttl end
+    redis.call("HSET", c.key, rid, "0:" .. int(now + ttl) .. ":x", "x", int(x))
+    if c.finish > 0 then keep(c) else redis.call("PEXPIRE", c.key, ttl) end
   end
-  local x = tonumber(redis.call("HGET", c.key, "x"))
-  if not x or x > now + ttl then x = now + ttl end
-  redis.call("HSET", c.key, rid, "0:" .. int(now + ttl) .. ":x", "x", int(x))
-  if c.finish > 0 then keep(c) else redis.call("PEXPIRE", c.key, ttl) end
 end
 return {-1, {}}
 """

@@ -1,13 +1,14 @@
-"""Releases of reservations whose reserve did not return normally, retried until the store answers.
+"""Releases of reservation ids whose reserve or settle failed, retried until the store answers.
 
 A reserve that timed out (or whose caller was cancelled) may still run on the store later: Redis
 that stalls (a fork, a slow script, SIGSTOP) keeps the script queued and runs it when it wakes up.
 Its reservation id must then be released (a tombstone refuses the reserve if it runs later), or the
-reservation holds its amounts, a concurrency slot among them, until the reservation TTL. A fixed
-number of attempts each bounded by the store timeout gives up while the store is still stalled, so
-each release is retried with a capped exponential backoff on the injected clock until it succeeds
-or the reservation would have expired anyway. One task works through every pending release; the
-pending set is bounded (the oldest is dropped first, and reported as a store error).
+reservation holds its amounts, a concurrency slot among them, until the reservation TTL. A settle
+that failed is released the same way with the call's usage as the amounts (charged only where the
+reservation is still held, so never twice). Each is retried with a capped exponential backoff on
+the injected clock until it succeeds or the reservation would have expired anyway. One task works
+through every pending release; the pending set is bounded (the oldest is dropped first, and
+reported as a store error).
 """
 
 from __future__ import annotations

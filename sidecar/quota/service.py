@@ -14,7 +14,7 @@ import asyncio
 import uuid
 import zoneinfo
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sidecar.config.quota import QuotaPolicy, TierConfig, Window
 from sidecar.core.clock import Clock, Deadline
@@ -118,12 +118,12 @@ class QuotaService:
                 tenant, rid, charges, ttl_ms=self._ttl_ms, levels=self._levels, deadline=deadline
             )
         except QuotaStoreError as exc:
-            self.releases.add(tenant, rid, charges)
+            self.releases.add(tenant, rid, _nothing(charges))
             if deadline is not None and deadline.expired():
                 raise DeadlineExceededError("the call's deadline passed while reserving quota") from exc
             return self._store_down("reserve", exc, Grant(rid, tenant, user, limits, (), degraded=True))
         except BaseException:  # cancelled mid-reserve: the script may have run
-            self.releases.add(tenant, rid, charges)
+            self.releases.add(tenant, rid, _nothing(charges))
             raise
         self._report(limits, verdict.buckets, tenant, user)
         if not verdict.admitted:
@@ -154,7 +154,10 @@ class QuotaService:
             raise self._refusal(limits[i], verdict.buckets[i], grant.tenant, grant.user)
 
     async def settle(self, grant: Grant, amounts: Amounts) -> None:
-        """Charge the real amounts and release the reservation; never raises for the store."""
+        """Charge the real amounts and release the reservation; never raises for the store. A settle
+        that fails is retried in the background as a release carrying the amounts: it charges only
+        where the reservation is still held, so a settle that did run (its answer was lost) or that
+        runs late is not charged twice."""
         if grant.degraded:
             return
         charges = [self._fixed(grant, i, amounts.of(lim.metric)) for i, lim in enumerate(grant.limits)]
@@ -162,6 +165,7 @@ class QuotaService:
             states = await self.store.settle(grant.tenant, grant.rid, charges, levels=self._levels)
         except QuotaStoreError as exc:
             self.signals.store_error("settle", exc)
+            self.releases.add(grant.tenant, grant.rid, charges)
             return
         self._report(grant.limits, states, grant.tenant, grant.user)
 
@@ -269,3 +273,8 @@ class QuotaService:
             ),
             retry_after=round(retry, 3),
         )
+
+
+def _nothing(charges: Sequence[Charge]) -> list[Charge]:
+    """The charges of a reserve that failed, to release: whatever it may hold is dropped, no usage."""
+    return [replace(c, amount=0) for c in charges]

@@ -83,8 +83,10 @@ class QuotaStore(Protocol):
     ) -> tuple[BucketState, ...]: ...
 
     async def release(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
-        """Drop whatever `rid` holds and refuse a reserve of `rid` that arrives later (a reserve that
-        timed out may still be queued at the store): idempotent, charges nothing."""
+        """Finish `rid` for good: on each bucket where it still holds a reservation, drop it and
+        charge the charge's amount (0 after a failed reserve; the real usage for a settle retried
+        after a failure). A reserve, settle or release of `rid` that reaches the store later (one
+        that timed out may still be queued there) changes nothing: idempotent, never charged twice."""
         ...
 
     async def read(self, tag: str, charges: Sequence[Charge]) -> tuple[BucketState, ...]: ...
@@ -184,10 +186,14 @@ class MemoryQuotaStore:
         return Verdict(True, tuple(out))
 
     async def release(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
-        """In one process a reserve cannot still be running when its release comes: settle nothing."""
-        await self.settle(
-            tag, rid, [Charge(c.key, c.edges, c.limit, 0, c.enforce) for c in charges], levels=()
-        )
+        """In one process nothing of `rid` can still be on its way: charge where it is held."""
+        now = self._now_ms()
+        for c in charges:
+            b = self._bucket(tag, c, now)[0]
+            b.reserved(now)
+            if rid in b.reservations:
+                b.release(rid)
+                b.used += c.amount
 
     async def settle(
         self, tag: str, rid: str, charges: Sequence[Charge], *, levels: Sequence[int]

@@ -5,7 +5,9 @@ The concurrency slot and the tokens/USD are free right after, not after the rese
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from sidecar.quota.redis_store import RedisQuotaStore
 from sidecar.quota.service import Amounts, QuotaService
 from sidecar.quota.signals import QuotaSignals
 from tests.conftest import FakeClock
+from tests.support.quota_cluster import OwnRedis
 from tests.support.redis import start_redis
 
 pytestmark = pytest.mark.integration
@@ -159,3 +162,30 @@ async def test_a_stall_longer_than_every_release_attempt_still_frees_the_slot(sl
         await quota.settle(again, Amounts())
     finally:
         await quota.aclose()
+
+
+async def test_a_settle_that_failed_is_retried_and_charged_once(tmp_path: Path) -> None:
+    """Redis (with persistence) restarts while a call runs: the call's settle finds it down. The
+    reservation must not hold the slot for the TTL, and the call's usage is charged once Redis is
+    back (not lost, not twice)."""
+    redis = OwnRedis(tmp_path)
+    redis.start()
+    clock = FakeClock(start=time.time() - FakeClock().wall() + FakeClock().now)  # wall time is Redis's
+    quota = service(redis.url, clock, timeout=0.5, store_timeout_seconds=0.5)
+    try:
+        grant = await quota.reserve("acme", "ann", "free", CALL)
+        redis.stop()
+        await quota.settle(grant, Amounts(requests=1, tokens=300, usd=1_000))  # refused: Redis is down
+        redis.start()
+        free = {"one-at-a-time": 0, "tokens": 0, "dollars": 0}
+        for _ in range(100):  # the retries back off on the injected clock, moved here
+            if await held(quota) == free:
+                break
+            clock.advance(1.0)
+            await asyncio.sleep(0.02)
+        assert await held(quota) == free
+        used = {s.limit.name: s.used for s in await quota.snapshot("acme", "ann", "free")}
+        assert (used["tokens"], used["dollars"]) == (300, 0.001)
+    finally:
+        await quota.aclose()
+        redis.stop()
