@@ -54,6 +54,7 @@ class PendingReleases:
         self._worker: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._answered = asyncio.Event()  # the store answered someone else: stop backing off
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -67,6 +68,12 @@ class PendingReleases:
         self._idle.clear()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.ensure_future(self._work())
+
+    def store_answered(self) -> None:
+        """The store answered another operation: a release backing off tries again at once (after a
+        restart, reservations the failed settles left would hold their slots until the next try)."""
+        if self._pending:
+            self._answered.set()
 
     async def idle(self) -> None:
         """Until nothing is pending (tests, and a drain before closing)."""
@@ -90,11 +97,20 @@ class PendingReleases:
                 if await self._round():
                     backoff = FIRST_BACKOFF_SECONDS
                     continue
-                await self._clock.sleep(backoff)
+                await self._back_off(backoff)
                 backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
         finally:
             if not self._pending:
                 self._idle.set()
+
+    async def _back_off(self, seconds: float) -> None:
+        """Sleep `seconds` on the clock, or until the store answers another operation."""
+        self._answered.clear()
+        answered = asyncio.ensure_future(self._answered.wait())
+        try:
+            await self._clock.wait([answered], within=seconds)
+        finally:
+            await cancel_and_wait(answered)
 
     async def _round(self) -> bool:
         """Try a batch of the oldest pending releases; False when the store failed them all."""

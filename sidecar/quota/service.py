@@ -125,6 +125,7 @@ class QuotaService:
         except BaseException:  # cancelled mid-reserve: the script may have run
             self.releases.add(tenant, rid, _nothing(charges))
             raise
+        self.releases.store_answered()
         self._report(limits, verdict.buckets, tenant, user)
         if not verdict.admitted:
             raise self._refusal(limits[verdict.refused], verdict.buckets[verdict.refused], tenant, user)

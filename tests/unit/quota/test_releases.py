@@ -6,6 +6,8 @@ import asyncio
 import itertools
 from collections.abc import Sequence
 
+import pytest
+
 from sidecar.quota.releases import BATCH, FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, PendingReleases
 from sidecar.quota.store import BucketState, Charge, QuotaStoreError, Verdict
 from tests.conftest import FakeClock
@@ -52,17 +54,35 @@ async def test_a_release_is_retried_with_backoff_until_the_store_answers(clock: 
     store, errors = FlakyStore(failures=10), []
     releases = pending(store, clock, errors)
     releases.add("t", "r1", CHARGES)
+    backoffs = []
     while len(releases):
         await settle_loop()
-        step = clock.next_timer()
-        if step is not None:
-            clock.advance(step - clock.now)
+        due = clock.next_timer()
+        if due is not None:
+            backoffs.append(due - clock.now)
+            clock.advance(due - clock.now)
     await releases.idle()
     assert store.released == ["r1"] and store.attempts == 11
     assert errors == ["release"]  # reported once, not once per attempt
-    backoffs = clock.sleeps
-    assert backoffs[0] == FIRST_BACKOFF_SECONDS and max(backoffs) == MAX_BACKOFF_SECONDS
-    assert all(b <= a * 2 for a, b in itertools.pairwise(backoffs))
+    assert backoffs[0] == pytest.approx(FIRST_BACKOFF_SECONDS)
+    assert max(backoffs) == pytest.approx(MAX_BACKOFF_SECONDS)
+    assert all(b <= a * 2 + 1e-9 for a, b in itertools.pairwise(backoffs))
+
+
+async def test_the_store_answering_another_operation_ends_the_backoff(clock: FakeClock) -> None:
+    store, errors = FlakyStore(failures=6), []
+    releases = pending(store, clock, errors)
+    releases.add("t", "r1", CHARGES)
+    await settle_loop()
+    while store.attempts < 6:  # backing off further each time
+        due = clock.next_timer()
+        if due is not None:
+            clock.advance(due - clock.now)
+        await settle_loop()
+    assert len(releases) == 1 and clock.next_timer() is not None
+    releases.store_answered()  # a reserve just succeeded: the release goes now, not after its backoff
+    await settle_loop()
+    assert store.released == ["r1"] and not len(releases)
 
 
 async def test_a_release_whose_reservation_expired_is_dropped(clock: FakeClock) -> None:
