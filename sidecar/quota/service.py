@@ -90,6 +90,7 @@ class QuotaService:
         self._edge_cache: dict[Window, tuple[int, ...]] = {}
         self._settling: set[asyncio.Future[None]] = set()
         self.releases = PendingReleases(store, clock, ttl_ms=self._ttl_ms, on_error=signals.store_error)
+        self._unsure: set[str] = set()  # grants whose extension failed: it may reach the store late
 
     def limits(self, tenant: str, user: str, tier: str) -> tuple[Limit, ...]:
         """The caller's limits; a limit scoped to a tenant or user needs that id (INVALID_ARGUMENT)."""
@@ -133,8 +134,8 @@ class QuotaService:
 
     async def extend(self, grant: Grant, amounts: Amounts, *, deadline: Deadline | None = None) -> None:
         """Add tokens and dollars to a reservation; raises QuotaExceededError when a limit refuses.
-        A failed extend needs no release: whatever it may have added is held under the grant's id,
-        which the call's settle drops."""
+        A failed extend may still run on the store, even after the call's settle: that settle is
+        then made as a release (see `settle`), which a late extension cannot outlive."""
         if grant.degraded:
             return
         picked = [i for i, lim in enumerate(grant.limits) if amounts.of(lim.metric) > 0]
@@ -147,6 +148,7 @@ class QuotaService:
                 grant.tenant, grant.rid, charges, ttl_ms=self._ttl_ms, levels=self._levels, deadline=deadline
             )
         except QuotaStoreError as exc:
+            self._unsure.add(grant.rid)
             self._store_down("extend", exc, grant, limits)
             return
         self._report(limits, verdict.buckets, grant.tenant, grant.user)
@@ -162,6 +164,14 @@ class QuotaService:
         if grant.degraded:
             return
         charges = [self._fixed(grant, i, amounts.of(lim.metric)) for i, lim in enumerate(grant.limits)]
+        if grant.rid in self._unsure:  # an extension may still arrive: finish the id for good
+            self._unsure.discard(grant.rid)
+            try:
+                await self.store.release(grant.tenant, grant.rid, charges, ttl_ms=self._ttl_ms)
+            except QuotaStoreError as exc:
+                self.signals.store_error("settle", exc)
+                self.releases.add(grant.tenant, grant.rid, charges)
+            return
         try:
             states = await self.store.settle(grant.tenant, grant.rid, charges, levels=self._levels)
         except QuotaStoreError as exc:

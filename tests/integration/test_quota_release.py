@@ -5,6 +5,7 @@ The concurrency slot and the tokens/USD are free right after, not after the rese
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from sidecar.config.quota import QuotaPolicy, TierConfig
 from sidecar.quota.redis_store import RedisQuotaStore
 from sidecar.quota.service import Amounts, QuotaService
 from sidecar.quota.signals import QuotaSignals
+from sidecar.quota.store import QuotaStoreError
 from tests.conftest import FakeClock
 from tests.support.quota_cluster import OwnRedis
 from tests.support.redis import start_redis
@@ -189,3 +191,45 @@ async def test_a_settle_that_failed_is_retried_and_charged_once(tmp_path: Path) 
     finally:
         await quota.aclose()
         redis.stop()
+
+
+class LateExtensions(RedisQuotaStore):
+    """A stalled Redis, scripted: an extension times out at the caller and reaches Redis only after
+    whatever the caller sends next on another connection (here: the call's settle)."""
+
+    hold_back = False
+    late: list[tuple[Any, ...]]
+
+    async def reserve(self, tag: str, rid: str, charges: Any, **kw: Any) -> Any:
+        if self.hold_back:
+            self.late.append((tag, rid, charges, kw))
+            raise QuotaStoreError("quota store Redis: timeout", kind="timeout")
+        return await super().reserve(tag, rid, charges, **kw)
+
+    async def arrive(self) -> None:
+        for tag, rid, charges, kw in self.late:
+            with contextlib.suppress(QuotaStoreError):  # refused: the reservation was finished
+                await super().reserve(tag, rid, charges, **kw)
+
+
+async def test_an_extension_that_reaches_redis_after_the_settle_holds_nothing(redis_url: str) -> None:
+    clock = FakeClock(start=time.time() - FakeClock().wall() + FakeClock().now)  # wall time is Redis's
+    store = LateExtensions.from_url(redis_url, clock, prefix=f"late:{time.time_ns()}", timeout=2.0)
+    store.late = []
+    tiers = {"free": TierConfig(requests_per_minute=1000)}
+    quota = QuotaService(
+        QuotaPolicy(store="redis", redis_url=redis_url, limits=LIMITS), tiers, store, clock, QuotaSignals()
+    )
+    try:
+        grant = await quota.reserve("acme", "ann", "free", CALL)
+        store.hold_back = True
+        await quota.extend(grant, Amounts(tokens=200, usd=500))  # fail_open: the stream goes on
+        store.hold_back = False
+        await quota.settle(grant, Amounts(requests=1, tokens=600, usd=2_400))
+        await store.arrive()  # the extension runs now, after the settle
+        await quota.releases.idle()
+        assert await held(quota) == {"one-at-a-time": 0, "tokens": 0, "dollars": 0}
+        used = {s.limit.name: s.used for s in await quota.snapshot("acme", "ann", "free")}
+        assert (used["tokens"], used["dollars"]) == (600, 0.0024)
+    finally:
+        await quota.aclose()
