@@ -132,7 +132,7 @@ for _, c in ipairs(charges) do
   end
   out[#out + 1] = {c.start, c.finish, c.used, c.reserved, level, c.over and 1 or 0}
 end
-return {refused, out}
+return {refused, out, now}
 """
 
 # A bucket whose reservation id was finished by a release (a tombstone) is left as it is: a settle
@@ -223,12 +223,12 @@ class RedisQuotaStore:
         levels: Sequence[int],
         deadline: Deadline | None = None,
     ) -> Verdict:
-        refused, states = await self._run(
+        refused, states, at = await self._run(
             "reserve", self._reserve, tag, rid, charges, ttl_ms, levels, deadline
         )
         if refused == _RELEASED:
             raise QuotaStoreError("quota store: the reservation was released meanwhile", kind="released")
-        return Verdict(refused < 0, states, refused)
+        return Verdict(refused < 0, states, refused, at)
 
     async def settle(
         self, tag: str, rid: str, charges: Sequence[Charge], *, levels: Sequence[int]
@@ -251,7 +251,8 @@ class RedisQuotaStore:
         ttl_ms: int,
         levels: Sequence[int],
         deadline: Deadline | None,
-    ) -> tuple[int, tuple[BucketState, ...]]:
+    ) -> tuple[int, tuple[BucketState, ...], int]:
+        """(refused index, the buckets' states, the script's time in epoch ms: 0 where not returned)."""
         now = "" if self._server_time else str(int(self._clock.wall() * 1000))
         args: list[str | int] = [now, ttl_ms, WINDOW_GRACE_MS, rid, len(levels), *levels]
         keys: list[str] = []
@@ -261,13 +262,14 @@ class RedisQuotaStore:
             starts = c.edges[:-1] or (0,)
             keys += [base + bucket_key(c.key, start) for start in starts]
         try:
-            refused, rows = await self._ops.run(op, lambda: script(keys=keys, args=args), deadline=deadline)
+            reply = await self._ops.run(op, lambda: script(keys=keys, args=args), deadline=deadline)
         except StoreError as exc:
             raise QuotaStoreError(f"quota store {exc}", kind=exc.kind) from exc
         states = tuple(
-            BucketState(int(s), int(e), int(u), int(r), int(lv), bool(over)) for s, e, u, r, lv, over in rows
+            BucketState(int(s), int(e), int(u), int(r), int(lv), bool(over))
+            for s, e, u, r, lv, over in reply[1]
         )
-        return int(refused), states
+        return int(reply[0]), states, int(reply[2]) if len(reply) > 2 else 0
 
     async def aclose(self) -> None:
         await self._ops.aclose()

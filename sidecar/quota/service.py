@@ -29,7 +29,7 @@ from sidecar.core.errors import (
 from sidecar.quota.limits import Limit, LimitBook
 from sidecar.quota.releases import PendingReleases
 from sidecar.quota.signals import NearLimitEvent, QuotaSignals
-from sidecar.quota.store import BucketState, Charge, QuotaStore, QuotaStoreError
+from sidecar.quota.store import BucketState, Charge, QuotaStore, QuotaStoreError, Verdict
 from sidecar.quota.windows import window_edges
 
 STORE_RETRY_SECONDS = 1.0
@@ -129,7 +129,7 @@ class QuotaService:
         self.releases.store_answered()
         self._report(limits, verdict.buckets, tenant, user)
         if not verdict.admitted:
-            raise self._refusal(limits[verdict.refused], verdict.buckets[verdict.refused], tenant, user)
+            raise self._refusal(limits[verdict.refused], verdict, tenant, user)
         return Grant(rid, tenant, user, limits, tuple((b.start, b.end) for b in verdict.buckets))
 
     async def extend(self, grant: Grant, amounts: Amounts, *, deadline: Deadline | None = None) -> None:
@@ -153,8 +153,7 @@ class QuotaService:
             return
         self._report(limits, verdict.buckets, grant.tenant, grant.user)
         if not verdict.admitted:
-            i = verdict.refused
-            raise self._refusal(limits[i], verdict.buckets[i], grant.tenant, grant.user)
+            raise self._refusal(limits[verdict.refused], verdict, grant.tenant, grant.user)
 
     async def settle(self, grant: Grant, amounts: Amounts) -> None:
         """Charge the real amounts and release the reservation; never raises for the store. A settle
@@ -269,9 +268,12 @@ class QuotaService:
             shadow=lim.shadow,
         )
 
-    def _refusal(self, lim: Limit, s: BucketState, tenant: str, user: str) -> QuotaExceededError:
+    def _refusal(self, lim: Limit, verdict: Verdict, tenant: str, user: str) -> QuotaExceededError:
+        """The refusal by `lim`; RetryInfo counts to its window's end by the store's clock (Redis
+        time), which the sidecar's may be seconds away from."""
         self.signals.refused(lim.name, lim.reason, shadow=False)
-        now_ms = self._clock.wall() * 1000
+        s = verdict.buckets[verdict.refused]
+        now_ms = verdict.at or self._clock.wall() * 1000
         retry = max(0.001, (s.end - now_ms) / 1000) if s.end else STORE_RETRY_SECONDS
         window = lim.window or "concurrent"
         value = f"{lim.native(lim.limit):g}"

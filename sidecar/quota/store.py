@@ -55,6 +55,7 @@ class Verdict:
     admitted: bool
     buckets: tuple[BucketState, ...]
     refused: int = -1
+    at: int = 0  # the store's time of the decision, epoch ms (Redis TIME): window ends count from it
 
 
 class QuotaStoreError(Exception):
@@ -175,7 +176,7 @@ class MemoryQuotaStore:
                 refused = i
             states.append(BucketState(start, end, b.used, reserved, over=over))
         if refused >= 0:
-            return Verdict(False, tuple(states), refused)
+            return Verdict(False, tuple(states), refused, now)
         out = []
         for c, (b, start, end), s in zip(charges, found, states, strict=True):
             b.hold(rid, c.amount, now + ttl_ms)
@@ -183,7 +184,7 @@ class MemoryQuotaStore:
             level = crossed(b.used, s.reserved + c.amount, c.limit, b.noted, levels)
             b.noted = max(b.noted, level)
             out.append(BucketState(start, end, b.used, s.reserved + c.amount, level, s.over))
-        return Verdict(True, tuple(out))
+        return Verdict(True, tuple(out), at=now)
 
     async def release(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
         """In one process nothing of `rid` can still be on its way: charge where it is held."""
