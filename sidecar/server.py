@@ -20,7 +20,7 @@ from sidecar.telemetry.health import DrainingHealth
 from sidecar.telemetry.logging import quiet_undelivered_answers
 from sidecar.telemetry.memory import AllocatorTrimmer
 from sidecar.telemetry.tracing import TraceContextInterceptor
-from sidecar.unix_socket import bind_unix_socket
+from sidecar.unix_socket import SocketClaim, bind_unix_socket
 
 if TYPE_CHECKING:
     from sidecar.answers.service import AnswerService
@@ -66,9 +66,13 @@ class Sidecar:
             (*served, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
         self.port = self.server.add_insecure_port(cfg.settings.listen.address)
+        self.claims: list[SocketClaim] = []  # the Unix socket paths held, released once stopped
         if (path := cfg.settings.listen.unix_socket) is not None:
-            bind_unix_socket(self.server, path, mode=cfg.settings.listen.unix_socket_mode)
-        self.admin_server = build_admin_server(cfg, servicers, deps.clock)
+            self.claims.append(bind_unix_socket(self.server, path, mode=cfg.settings.listen.unix_socket_mode))
+        self.admin_server: grpc.aio.Server | None = None
+        if (admin_socket := build_admin_server(cfg, servicers, deps.clock)) is not None:
+            self.admin_server, claim = admin_socket
+            self.claims.append(claim)
 
     async def start(self) -> None:
         quiet_undelivered_answers()  # a caller gone before its answer is no server error
@@ -157,6 +161,8 @@ class Sidecar:
             if self.admin_server is not None:
                 await self.admin_server.stop(CUT_WAIT_SECONDS)
             await self.server.stop(CUT_WAIT_SECONDS)
+            for claim in self.claims:
+                claim.release()
         finally:
             await self._close_dependencies()
 
@@ -214,12 +220,13 @@ class Sidecar:
                 _log.exception("shutdown step failed", extra={"step": getattr(close, "__qualname__", "?")})
 
 
-def build_admin_server(cfg: Config, servicers: Servicers, clock: Clock) -> grpc.aio.Server | None:
-    """The AdminService alone on its own Unix socket (settings.admin.mode unix_socket)."""
+def build_admin_server(
+    cfg: Config, servicers: Servicers, clock: Clock
+) -> tuple[grpc.aio.Server, SocketClaim] | None:
+    """The AdminService alone on its own Unix socket (settings.admin.mode unix_socket), and its claim."""
     admin = cfg.settings.admin
     if admin.mode != "unix_socket" or admin.unix_socket is None:
         return None
     server = grpc.aio.server()
     add_admin(server, servicers, clock=clock)
-    bind_unix_socket(server, admin.unix_socket, mode=admin.socket_mode)
-    return server
+    return server, bind_unix_socket(server, admin.unix_socket, mode=admin.socket_mode)

@@ -1,9 +1,14 @@
 """A gRPC server's Unix socket, bound safely: an explicit file mode with no moment where the socket is
 more permissive than it, and a path that is never followed, never a file we delete by mistake.
 
-    bind_unix_socket(server, Path("/run/sidecar/sidecar.sock"), mode=0o660)
+    claim = bind_unix_socket(server, Path("/run/sidecar/sidecar.sock"), mode=0o660)
+    ...  # serve; after the server has stopped:
+    claim.release()
 
-Before binding, the path must be free: nothing there; or a socket that nobody listens on (left by a
+First the sidecar takes an exclusive lock on `<path>.lock` beside the socket and holds it until
+`release()` (or its exit: the kernel drops the lock of a process that dies), so two sidecars started
+at once on one path cannot both pass the checks below and the second replace the first one's socket.
+Then the path must be free: nothing there; or a socket that nobody listens on (left by a
 sidecar that was killed), which is removed. A socket that answers belongs to a running process and
 a regular file, a directory or a symbolic link is someone else's: the server refuses to start
 (`SocketPathError`) and leaves the path as it found it. gRPC itself would remove any socket there, a
@@ -17,6 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
+import io
 import os
 import socket
 import stat
@@ -32,14 +39,49 @@ class SocketPathError(RuntimeError):
     """The Unix socket path cannot be used: another process's socket, or not a socket at all."""
 
 
-def bind_unix_socket(server: grpc.aio.Server, path: Path, *, mode: int) -> None:
-    """Add `unix:<path>` to `server` with file mode `mode` (before the server starts)."""
-    free_socket_path(path)
-    with _umask(0o777 & ~(mode & _OWNER_RW)):
-        server.add_insecure_port(f"unix:{path}")
-    if not stat.S_ISSOCK(os.lstat(path).st_mode):  # replaced between bind and here: not ours to touch
-        raise SocketPathError(f"{path} is no longer the socket just bound")
-    os.chmod(path, mode)
+class SocketClaim:
+    """The lock on a socket path, held while a server may use it: `release()` after the server stopped.
+    Dropped unreleased (a server that failed to build), its file closes and the lock goes with it."""
+
+    def __init__(self, lock: io.FileIO) -> None:
+        self._lock = lock
+
+    def release(self) -> None:
+        self._lock.close()
+
+
+def claim_socket_path(path: Path) -> SocketClaim:
+    """The exclusive lock on `<path>.lock` (created owner-only, never through a symbolic link), or
+    SocketPathError when another sidecar holds it or it cannot be a lock file."""
+    lock = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, _OWNER_RW)
+    except OSError as err:
+        raise SocketPathError(f"{lock}: cannot be used as the socket's lock file ({err.strerror})") from None
+    handle = io.FileIO(fd, "r+")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SocketPathError(f"{path}: another sidecar holds its lock file {lock}") from None
+    return SocketClaim(handle)
+
+
+def bind_unix_socket(server: grpc.aio.Server, path: Path, *, mode: int) -> SocketClaim:
+    """Add `unix:<path>` to `server` with file mode `mode` (before the server starts); the claim on the
+    path is the caller's to release once the server has stopped."""
+    claim = claim_socket_path(path)
+    try:
+        free_socket_path(path)
+        with _umask(0o777 & ~(mode & _OWNER_RW)):
+            server.add_insecure_port(f"unix:{path}")
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):  # replaced between bind and here: not ours to touch
+            raise SocketPathError(f"{path} is no longer the socket just bound")
+        os.chmod(path, mode)
+    except BaseException:
+        claim.release()
+        raise
+    return claim
 
 
 def free_socket_path(path: Path) -> None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from sidecar.config.model import ConfigModel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class AdmissionPolicy(_Model):
+class AdmissionPolicy(ConfigModel):
     """`capacity` calls run at once; up to `queue_size` more wait in priority order (then arrival),
     each at most until its deadline (and `max_wait_seconds`, when set). A full queue sheds the lowest
     priority with UNAVAILABLE/OVERLOADED and a RetryInfo of `retry_after_seconds`.

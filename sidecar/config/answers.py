@@ -15,8 +15,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -24,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from sidecar.config.model import ConfigModel
 from sidecar.config.redis import REDIS_URL, RedisConnectionConfig, check_redis
 
 LAYERS = ("public", "friends", "intimate")  # each layer sees its own answers and those before it
@@ -34,11 +33,7 @@ _ALL_DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class Window(_Model):
+class Window(ConfigModel):
     """When the creator takes escalations: these days, from `start` to `end` (local time of the
     agent's timezone; end after start, 24:00 is the end of the day)."""
 
@@ -58,7 +53,7 @@ def minutes(hhmm: str) -> int:
     return int(hours) * 60 + int(mins)
 
 
-class CanonicalSeed(_Model):
+class CanonicalSeed(ConfigModel):
     """A canonical answer the creator wrote in advance (loaded into every configured tenant)."""
 
     question: str = Field(min_length=1, max_length=4000)
@@ -73,7 +68,7 @@ DEFAULT_CONTEXT_PROMPT = (
 )
 
 
-class ContextSummary(_Model):
+class ContextSummary(ConfigModel):
     """Opt-in: when an escalation is queued, a model route writes a short summary of its last
     messages for the creator; a failure, a timeout or a summary over `max_chars` keeps the verbatim
     messages instead. The call is the user's (tier, quota, metrics, usage ledger)."""
@@ -86,7 +81,7 @@ class ContextSummary(_Model):
     prompt: str = Field(default=DEFAULT_CONTEXT_PROMPT, min_length=1, max_length=4000)
 
 
-class AgentPolicy(_Model):
+class AgentPolicy(ConfigModel):
     """How messages to one agent (a persona) are answered. Thresholds are in [0, 1]."""
 
     confidence_threshold: float = Field(default=0.35, ge=0, le=1, description="below: clarify (B)")
@@ -164,7 +159,7 @@ class AgentPolicy(_Model):
         return self
 
 
-class AnswersPolicy(_Model):
+class AnswersPolicy(ConfigModel):
     """Agents with an answer policy, and the store of canonical answers and escalations."""
 
     agents: dict[str, AgentPolicy] = Field(default_factory=dict, description="persona id -> policy")

@@ -6,17 +6,14 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
+from sidecar.config.model import ConfigModel
 from sidecar.config.secrets import SecretRef
 
 # "GenerationService", "orchestrator.v1.GenerationService", "GenerationService/Generate" or "*".
 GRANT = r"^(\*|(orchestrator\.v1\.)?[A-Z][A-Za-z]*Service(/[A-Z][A-Za-z]*)?)$"
 _TENANT = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}$"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 def _octal(value: object) -> object:
@@ -34,7 +31,7 @@ def _octal(value: object) -> object:
 FileMode = Annotated[int, BeforeValidator(_octal), Field(ge=0, le=0o777)]
 
 
-class CredentialConfig(_Model):
+class CredentialConfig(ConfigModel):
     """One credential: a bearer token (by reference) and what it may call."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$", description="for logs, never the token")
@@ -56,7 +53,7 @@ class CredentialConfig(_Model):
         return self
 
 
-class AuthSettings(_Model):
+class AuthSettings(ConfigModel):
     token: SecretRef | None = Field(
         default=None, description="a shared token with data-plane access (every service but admin)"
     )
@@ -74,7 +71,7 @@ class AuthSettings(_Model):
         return self.token is not None or bool(self.credentials)
 
 
-class AdminSettings(_Model):
+class AdminSettings(ConfigModel):
     """The AdminService: off by default; on the main listener or on its own Unix socket."""
 
     mode: Literal["off", "listener", "unix_socket"] = "off"
@@ -88,7 +85,7 @@ class AdminSettings(_Model):
         return self
 
 
-class IdempotencySettings(_Model):
+class IdempotencySettings(ConfigModel):
     """Unary Generate (and Embed) repeated with one tenant and request_id returns the first answer."""
 
     enabled: bool = True

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from sidecar.config.model import ConfigModel
 from sidecar.config.redis import REDIS_URL, RedisConnectionConfig, check_redis
 
 CacheScope = Literal["user", "tenant"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class CacheSettings(_Model):
+class CacheSettings(ConfigModel):
     """Where cached answers live, and the response cache's defaults.
 
     The response cache is off unless `enabled` (conversation summaries live with the conversation,
@@ -44,7 +41,7 @@ class CacheSettings(_Model):
         return self
 
 
-class SemanticStoreSettings(_Model):
+class SemanticStoreSettings(ConfigModel):
     """Where the semantic cache keeps its vectors: in this process, or Redis shared by sidecars.
 
     Redis keeps each partition (tenant, scope, persona, route, parameters, earlier messages) under a
@@ -69,7 +66,7 @@ class SemanticStoreSettings(_Model):
         return self
 
 
-class SemanticCacheOptions(_Model):
+class SemanticCacheOptions(ConfigModel):
     """A route's semantic cache: answer a paraphrase of a question answered before.
 
     Opt-in. The last user message is embedded; the earlier messages must match exactly (a digest of
@@ -84,7 +81,7 @@ class SemanticCacheOptions(_Model):
     )
 
 
-class RouteCacheOptions(_Model):
+class RouteCacheOptions(ConfigModel):
     """A route's cache options; unset ones take settings.cache's."""
 
     enabled: bool = True

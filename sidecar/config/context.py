@@ -5,16 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from sidecar.config.model import ConfigModel
 
 TokenizerName = Literal["auto", "cl100k_base", "o200k_base", "estimate"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class ChatTemplateConfig(_Model):
+class ChatTemplateConfig(ConfigModel):
     """How a served model's chat template frames a prompt, in that model's tokens: for a local
     model (llama.cpp, vLLM, Ollama) whose server applies a template the OpenAI framing does not
     describe. Measure once against the server (scripts/record_template_usage.py, docs/context.md):
@@ -44,7 +42,7 @@ DEFAULT_SUMMARY_PROMPT = (
 )
 
 
-class SummaryConfig(_Model):
+class SummaryConfig(ConfigModel):
     """A rolling summary per conversation, written through a (cheap) route: the prompt keeps the
     pinned system messages, the summary and every message it does not cover yet; the summary is
     refreshed (previous summary + the uncovered messages older than the newest
@@ -65,7 +63,7 @@ class SummaryConfig(_Model):
     timeout_seconds: float = Field(default=10.0, gt=0, le=600, description="then go on without one")
 
 
-class ContextPolicy(_Model):
+class ContextPolicy(ConfigModel):
     """Fit each call into the smallest context window of its route's deployments, minus max_tokens."""
 
     enabled: bool = True

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from sidecar.config.model import ConfigModel
 from sidecar.config.providers import BedrockOptions, GeminiOptions
 from sidecar.config.secrets import SecretRef
 
@@ -17,11 +18,7 @@ EmbeddingKind = Literal["local", "openai", "bedrock", "gemini"]
 LOCAL_MODEL = "all-MiniLM-L6-v2"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class EmbeddingDeployment(_Model):
+class EmbeddingDeployment(ConfigModel):
     """One embedding model at one place: this machine (local) or a provider's endpoint."""
 
     kind: EmbeddingKind = "local"
@@ -44,11 +41,11 @@ class EmbeddingDeployment(_Model):
         return self
 
 
-class EmbeddingRoute(_Model):
+class EmbeddingRoute(ConfigModel):
     deployments: list[str] = Field(min_length=1, description="tried in order; the next on a failure")
 
 
-class EmbeddingsPolicy(_Model):
+class EmbeddingsPolicy(ConfigModel):
     """Embedding deployments and routes; bounds on one Embed call's input."""
 
     deployments: dict[str, EmbeddingDeployment] = Field(

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from sidecar.config.model import ConfigModel
 
 NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class VariantParams(_Model):
+class VariantParams(ConfigModel):
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
 
 
-class VariantConfig(_Model):
+class VariantConfig(ConfigModel):
     weight: float = Field(default=1.0, ge=0, le=1_000_000)
     deployments: list[str] = Field(default_factory=list, description="empty: every deployment of the route")
     persona: str | None = Field(default=None, description="a persona id whose system prompt leads")
@@ -32,7 +30,7 @@ class VariantConfig(_Model):
     params: VariantParams = VariantParams()
 
 
-class Gates(_Model):
+class Gates(ConfigModel):
     """What a variant must show to be recommended over the control."""
 
     min_feedback_mean: float | None = Field(default=None, description="e.g. accuracy > 0.85")
@@ -41,7 +39,7 @@ class Gates(_Model):
     metric: Literal["feedback", "latency"] = Field(default="feedback", description="what the tests compare")
 
 
-class ExperimentConfig(_Model):
+class ExperimentConfig(ConfigModel):
     route: str
     control: str
     variants: dict[str, VariantConfig] = Field(min_length=2)

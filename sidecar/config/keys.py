@@ -5,23 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from sidecar.config.model import ConfigModel
 from sidecar.config.redis import REDIS_URL, RedisConnectionConfig, check_redis
 from sidecar.config.secrets import SecretRef
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class LocalKekConfig(_Model):
+class LocalKekConfig(ConfigModel):
     kek_file: Path = Field(
         description="32 random bytes, raw or base64; `sidecar keys new-kek FILE` writes one"
     )
 
 
-class AwsKmsConfig(_Model):
+class AwsKmsConfig(ConfigModel):
     key_id: str = Field(min_length=1, description="key ARN or alias/NAME")
     region: str = Field(default="us-east-1", min_length=1)
     endpoint_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
@@ -30,7 +27,7 @@ class AwsKmsConfig(_Model):
     )
 
 
-class VaultConfig(_Model):
+class VaultConfig(ConfigModel):
     url: str = Field(pattern=r"^https?://\S+$")
     key_name: str = Field(min_length=1, description="a transit key created with derived=true")
     token: SecretRef | None = None
@@ -48,13 +45,13 @@ class VaultConfig(_Model):
         return self
 
 
-class KeyCacheConfig(_Model):
+class KeyCacheConfig(ConfigModel):
     max_age_seconds: float = Field(default=300.0, gt=0, le=86_400)
     max_uses: int = Field(default=1000, ge=1)
     max_entries: int = Field(default=10_000, ge=1)
 
 
-class KeysSettings(_Model):
+class KeysSettings(ConfigModel):
     """`backend: none` (the default) turns user keys off: routes then use platform keys only."""
 
     backend: Literal["none", "local", "aws-kms", "vault"] = "none"

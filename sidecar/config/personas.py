@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
+from sidecar.config.model import ConfigModel
 from sidecar.config.redis import REDIS_URL, RedisConnectionConfig, check_redis
 from sidecar.core.tokens import count_tokens
 
@@ -23,11 +24,7 @@ MAX_PROMPT_TOKENS = 600
 MAX_PERSONA_FILES = 10_000
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class PersonaParams(_Model):
+class PersonaParams(ConfigModel):
     """Generation parameters a persona uses when the request sets none (each field on its own)."""
 
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
@@ -37,7 +34,7 @@ class PersonaParams(_Model):
     seed: int | None = None
 
 
-class PersonaConfig(_Model):
+class PersonaConfig(ConfigModel):
     id: str = Field(pattern=PERSONA_ID, description="stable id: lowercase letters, digits, ._-")
     name: str = Field(min_length=1, max_length=128, description="display name, matched by Switch commands")
     aliases: list[str] = Field(default_factory=list, max_length=32)
@@ -57,7 +54,7 @@ class PersonaConfig(_Model):
         return self
 
 
-class SessionsConfig(_Model):
+class SessionsConfig(ConfigModel):
     """Where conversation state lives and for how long (the store itself needs a restart to change)."""
 
     store: Literal["memory", "redis"] = "memory"
@@ -78,7 +75,7 @@ class SessionsConfig(_Model):
         return self
 
 
-class PersonasConfig(_Model):
+class PersonasConfig(ConfigModel):
     personas: list[PersonaConfig] = Field(default_factory=list)
     directory: Path | None = Field(default=None, description="every *.yaml / *.yml file is one persona")
     default: str | None = Field(default=None, description="persona of conversations that chose none")

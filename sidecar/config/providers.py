@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from sidecar.config.model import ConfigModel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class BedrockOptions(_Model):
+class BedrockOptions(ConfigModel):
     """AWS Bedrock Converse: the region, and where credentials come from.
 
     Without `api_key` on the deployment, requests are SigV4-signed with the AWS credential chain
@@ -27,7 +25,7 @@ class BedrockOptions(_Model):
         return f"https://bedrock-runtime.{self.region}.amazonaws.com"
 
 
-class GeminiOptions(_Model):
+class GeminiOptions(ConfigModel):
     """Google Gemini: an API key (the deployment's `api_key`) or a service account."""
 
     service_account_file: Path | None = Field(
@@ -38,7 +36,7 @@ class GeminiOptions(_Model):
     )
 
 
-class AzureOptions(_Model):
+class AzureOptions(ConfigModel):
     """Azure OpenAI: the deployment name in the URL, the API version, and the credential kind."""
 
     deployment: str | None = Field(

@@ -12,8 +12,9 @@ from __future__ import annotations
 import zoneinfo
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from sidecar.config.model import ConfigModel
 from sidecar.config.redis import REDIS_URL, RedisConnectionConfig, check_redis
 
 LIMIT_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
@@ -28,11 +29,7 @@ Scope = Literal["tenant", "user"]
 StoreFailure = Literal["fail_open", "fail_closed"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class LimitConfig(_Model):
+class LimitConfig(ConfigModel):
     """One limit. `concurrency` limits have no window (they count calls in flight)."""
 
     name: str = Field(pattern=LIMIT_NAME)
@@ -65,7 +62,7 @@ def _unique(limits: list[LimitConfig], where: str) -> list[LimitConfig]:
     return limits
 
 
-class TierConfig(_Model):
+class TierConfig(ConfigModel):
     """A service level: its requests per minute per user, further limits, and the routes it may use."""
 
     description: str = ""
@@ -87,7 +84,7 @@ class TierConfig(_Model):
         return _unique(limits, "limits")
 
 
-class TenantQuota(_Model):
+class TenantQuota(ConfigModel):
     """Per-tenant overrides: limits replacing (same name) or adding to the inherited ones."""
 
     limits: list[LimitConfig] = Field(default_factory=list)
@@ -98,7 +95,7 @@ class TenantQuota(_Model):
         return _unique(limits, "limits")
 
 
-class WebhookConfig(_Model):
+class WebhookConfig(ConfigModel):
     """Near-limit events are POSTed here as JSON, off the request path, retried with backoff."""
 
     url: str = Field(pattern=r"^https?://\S+$")
@@ -109,7 +106,7 @@ class WebhookConfig(_Model):
     queue_size: int = Field(default=1000, ge=1, le=1_000_000)
 
 
-class QuotaPolicy(_Model):
+class QuotaPolicy(ConfigModel):
     enabled: bool = True
     store: Literal["memory", "redis"] = "memory"
     redis_url: str | None = Field(default=None, pattern=REDIS_URL)

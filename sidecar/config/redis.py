@@ -10,18 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from sidecar.config.model import ConfigModel
 from sidecar.config.secrets import SecretRef
 
 REDIS_URL = r"^(redis|rediss|unix)://\S+$"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class RedisTlsConfig(_Model):
+class RedisTlsConfig(ConfigModel):
     """TLS for a `rediss://` URL: the CA that signed the server's certificate, and a client
     certificate when the server asks for one (`tls-auth-clients yes`)."""
 
@@ -37,7 +34,7 @@ class RedisTlsConfig(_Model):
         return self
 
 
-class RedisConnectionConfig(_Model):
+class RedisConnectionConfig(ConfigModel):
     username: str | None = Field(default=None, min_length=1, description="ACL user (or in the URL)")
     password: SecretRef | None = Field(default=None, description="ACL password (or in the URL)")
     tls: RedisTlsConfig | None = Field(default=None, description="needs a rediss:// URL")

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from sidecar.config.cache import RouteCacheOptions
+from sidecar.config.model import ConfigModel
 
 StrategyName = Literal["priority", "weighted", "latency", "cost", "least_busy", "complexity"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class RetryConfig(_Model):
+class RetryConfig(ConfigModel):
     """Attempts per deployment before the route falls back to the next one."""
 
     max_attempts: int = Field(default=2, ge=1, le=10)
@@ -29,7 +26,7 @@ class RetryConfig(_Model):
         return self
 
 
-class HedgingConfig(_Model):
+class HedgingConfig(ConfigModel):
     """Start the next deployment too when the first is slower than its observed p95 to first token."""
 
     enabled: bool = False
@@ -37,7 +34,7 @@ class HedgingConfig(_Model):
     default_delay_seconds: float = Field(default=2.0, gt=0, le=600, description="until a p95 is known")
 
 
-class SchemaRetryConfig(_Model):
+class SchemaRetryConfig(ConfigModel):
     """An answer that fails its JSON Schema (or JSON object) check is retried once on another
     deployment of the route, before anything reached the caller (docs/structured-output.md)."""
 
@@ -50,7 +47,7 @@ class SchemaRetryConfig(_Model):
     )
 
 
-class RouteConfig(_Model):
+class RouteConfig(ConfigModel):
     deployments: list[str] = Field(min_length=1, description="candidates, in configured order")
     strategy: StrategyName = "priority"
     retry: RetryConfig = RetryConfig()
@@ -68,7 +65,7 @@ class RouteConfig(_Model):
     )
 
 
-class BreakerConfig(_Model):
+class BreakerConfig(ConfigModel):
     window_seconds: float = Field(default=30.0, gt=0, le=3600)
     min_requests: int = Field(default=10, ge=1)
     failure_ratio: float = Field(default=0.5, gt=0, le=1)
@@ -76,7 +73,7 @@ class BreakerConfig(_Model):
     half_open_trials: int = Field(default=3, ge=1, le=100)
 
 
-class ProbeConfig(_Model):
+class ProbeConfig(ConfigModel):
     enabled: bool = True
     interval_seconds: float = Field(default=15.0, gt=0, le=3600)
     jitter_ratio: float = Field(default=0.2, ge=0, lt=1)
@@ -85,13 +82,13 @@ class ProbeConfig(_Model):
     healthy_after: int = Field(default=3, ge=1, le=100)
 
 
-class RetryBudgetConfig(_Model):
+class RetryBudgetConfig(ConfigModel):
     ratio: float = Field(default=0.2, ge=0, le=10)
     min_retries_per_second: float = Field(default=1.0, ge=0)
     window_seconds: float = Field(default=10.0, gt=0, le=3600)
 
 
-class ComplexityConfig(_Model):
+class ComplexityConfig(ConfigModel):
     simple_below: float = Field(default=0.35, ge=0, le=1)
     complex_above: float = Field(default=0.7, ge=0, le=1)
     cheap_tag: str = Field(default="cheap", min_length=1)
@@ -103,7 +100,7 @@ class ComplexityConfig(_Model):
         return self
 
 
-class RoutingPolicy(_Model):
+class RoutingPolicy(ConfigModel):
     breaker: BreakerConfig = BreakerConfig()
     probes: ProbeConfig = ProbeConfig()
     retry_budget: RetryBudgetConfig = RetryBudgetConfig()

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from sidecar.config.admission import AdmissionPolicy
 from sidecar.config.answers import AnswersPolicy
@@ -17,6 +17,7 @@ from sidecar.config.embeddings import EmbeddingsPolicy
 from sidecar.config.experiments import NAME as EXPERIMENT_NAME
 from sidecar.config.experiments import ExperimentConfig
 from sidecar.config.keys import KeysSettings
+from sidecar.config.model import ConfigModel
 from sidecar.config.personas import PersonasConfig
 from sidecar.config.providers import AzureOptions, BedrockOptions, GeminiOptions
 from sidecar.config.quota import QuotaPolicy, TierConfig
@@ -34,11 +35,7 @@ DEFAULT_BASE_URLS: dict[str, str] = {
 }
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class ListenSettings(_Model):
+class ListenSettings(ConfigModel):
     address: str = Field(default="127.0.0.1:50051", pattern=r"^\S+:\d{1,5}$")
     unix_socket: Path | None = None
     unix_socket_mode: FileMode = Field(
@@ -48,7 +45,7 @@ class ListenSettings(_Model):
     )
 
 
-class HttpSettings(_Model):
+class HttpSettings(ConfigModel):
     max_connections: int = Field(default=512, ge=1, le=100_000)
     max_connections_per_host: int = Field(default=256, ge=0, le=100_000)
     connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
@@ -70,7 +67,7 @@ class HttpSettings(_Model):
     )
 
 
-class MemorySettings(_Model):
+class MemorySettings(ConfigModel):
     """Allocator settings (glibc only; see sidecar/telemetry/memory.py and docs/memory.md)."""
 
     malloc_arena_max: int = Field(default=2, ge=0, le=64, description="0: glibc's default (8 per core)")
@@ -85,7 +82,7 @@ def _loopback(address: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-class Settings(_Model):
+class Settings(ConfigModel):
     listen: ListenSettings = ListenSettings()
     auth: AuthSettings = AuthSettings()
     admin: AdminSettings = AdminSettings()
@@ -114,7 +111,7 @@ class Settings(_Model):
         return self
 
 
-class PriceConfig(_Model):
+class PriceConfig(ConfigModel):
     input_per_million: float = Field(default=0.0, ge=0)
     output_per_million: float = Field(default=0.0, ge=0)
     cache_write_per_million: float | None = Field(
@@ -122,7 +119,7 @@ class PriceConfig(_Model):
     )
 
 
-class EchoOptions(_Model):
+class EchoOptions(ConfigModel):
     """The echo provider's knobs: latency and chunking, for demos, tests and benchmarks."""
 
     first_token_delay_seconds: float = Field(default=0.0, ge=0, le=60)
@@ -131,7 +128,7 @@ class EchoOptions(_Model):
     faults: bool = Field(default=False, description="obey [[fault:...]] directives (providers/faults.py)")
 
 
-class CapabilityOverrides(_Model):
+class CapabilityOverrides(ConfigModel):
     """What a deployment can do, where it differs from its provider's defaults (unset: the default)."""
 
     tools: bool | None = None
@@ -140,7 +137,7 @@ class CapabilityOverrides(_Model):
     reasoning: bool | None = None
 
 
-class DeploymentConfig(_Model):
+class DeploymentConfig(ConfigModel):
     provider: ProviderKind
     model: str = Field(min_length=1, max_length=256)
     base_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
@@ -202,7 +199,7 @@ class DeploymentConfig(_Model):
         return self.provider == "echo" or official or self.allow_user_keys
 
 
-class RequestLimits(_Model):
+class RequestLimits(ConfigModel):
     """Bounds on what a caller may send; checked before anything is routed or charged."""
 
     max_messages: int = Field(default=512, ge=1)
@@ -216,7 +213,7 @@ class RequestLimits(_Model):
     max_metadata_value_chars: int = Field(default=512, ge=0)
 
 
-class Policy(_Model):
+class Policy(ConfigModel):
     default_route: str
     deployments: dict[str, DeploymentConfig] = Field(min_length=1)
     routes: dict[str, RouteConfig] = Field(min_length=1)
@@ -322,7 +319,7 @@ class Policy(_Model):
         ]
 
 
-class Config(_Model):
+class Config(ConfigModel):
     settings: Settings = Settings()
     policy: Policy
     secrets: dict[str, SecretStr] = Field(

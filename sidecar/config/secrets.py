@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from sidecar.config.model import ConfigModel
 
 
-class SecretRef(BaseModel):
+class SecretRef(ConfigModel):
     """A reference to a secret; the value never appears in configuration."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="environment variable")

@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from sidecar.config.model import ConfigModel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class MetricsConfig(_Model):
+class MetricsConfig(ConfigModel):
     """Prometheus `/metrics` on its own HTTP port. No tenant or user label unless allow-listed."""
 
     enabled: bool = True
@@ -31,7 +29,7 @@ class MetricsConfig(_Model):
     )
 
 
-class LedgerConfig(_Model):
+class LedgerConfig(ConfigModel):
     """The usage ledger: one record per finished call, written off the request path in batches."""
 
     backend: Literal["none", "sqlite", "postgres"] = "sqlite"
@@ -45,6 +43,13 @@ class LedgerConfig(_Model):
     flush_interval_seconds: float = Field(
         default=0.5, gt=0, le=60, description="records gather this long before a write (one commit)"
     )
+    timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="PostgreSQL: bound on each operation (connecting, a write, a query); past it the "
+        "operation fails (a write drops its batch, GetUsage answers LEDGER_UNAVAILABLE)",
+    )
 
     @model_validator(mode="after")
     def _postgres_needs_url(self) -> LedgerConfig:
@@ -53,7 +58,7 @@ class LedgerConfig(_Model):
         return self
 
 
-class TracingConfig(_Model):
+class TracingConfig(ConfigModel):
     """OpenTelemetry spans per call; exported over OTLP/HTTP when an endpoint is set."""
 
     enabled: bool = False
@@ -64,14 +69,14 @@ class TracingConfig(_Model):
     sample_ratio: float = Field(default=1.0, ge=0, le=1)
 
 
-class ContentCapture(_Model):
+class ContentCapture(ConfigModel):
     """Prompt and completion text is never recorded unless turned on here (debugging only)."""
 
     spans: bool = False
     logs: bool = False
 
 
-class TelemetrySettings(_Model):
+class TelemetrySettings(ConfigModel):
     metrics: MetricsConfig = MetricsConfig()
     ledger: LedgerConfig = LedgerConfig()
     tracing: TracingConfig = TracingConfig()

@@ -12,17 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from sidecar.config.model import ConfigModel
 
 DEFAULT_TIERS = ("free", "basic", "professional", "enterprise")
 TIER_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class TierAssignment(_Model):
+class TierAssignment(ConfigModel):
     source: Literal["config", "metadata"] = "config"
     metadata_key: str = Field(default="tier", min_length=1, max_length=64)
     default: str = Field(default="free", pattern=TIER_NAME)

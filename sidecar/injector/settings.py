@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
+
+from sidecar.config.model import ConfigModel
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 Mode = Literal["native", "classic"]
@@ -18,28 +20,24 @@ DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SecretKey(_Model):
+class SecretKey(ConfigModel):
     """One key of an existing Secret: the injector never sees its value."""
 
     name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253)
     key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)
 
 
-class Quantities(_Model):
+class Quantities(ConfigModel):
     cpu: str | None = Field(default=None, pattern=QUANTITY)
     memory: str | None = Field(default=None, pattern=QUANTITY)
 
 
-class Resources(_Model):
+class Resources(ConfigModel):
     requests: Quantities = Quantities(cpu="50m", memory="96Mi")
     limits: Quantities = Quantities(memory="256Mi")
 
 
-class InjectorSettings(_Model):
+class InjectorSettings(ConfigModel):
     """The sidecar container every injected pod gets, and how the application finds it."""
 
     image: str = Field(min_length=1, max_length=512)

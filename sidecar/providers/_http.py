@@ -6,7 +6,6 @@ await spans a `yield`, so a timeout can never fire inside the caller's code.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
@@ -295,7 +294,7 @@ def redact(text: str) -> str:
 
 def _error_message(body: bytes) -> str:
     try:
-        data = json.loads(body)
+        data = orjson.loads(body)  # unlike json.loads, nesting past its depth limit is a ValueError too
     except ValueError:
         return ""
     error = data.get("error") if isinstance(data, dict) else None

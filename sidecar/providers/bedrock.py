@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+import orjson
 from pydantic import SecretStr
 from yarl import URL
 
@@ -154,7 +155,7 @@ def parse_message(message: EventMessage) -> StreamEvent:
 
 def _raise_exception(kind: str, payload: bytes) -> None:
     try:
-        message = redact(str(json.loads(payload).get("message", "")))
+        message = redact(str(orjson.loads(payload).get("message", "")))  # too deep: a ValueError too
     except (ValueError, AttributeError):
         message = ""
     error = _EXCEPTIONS.get(kind, ProviderUnavailableError)

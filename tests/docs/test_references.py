@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 import sidecar.config
 from scripts.docgen import api_reference, config_reference
+from sidecar.config.model import ConfigModel
 from tests.docs.blocks import ROOT
 from tests.support.kms import component_missing
 
@@ -24,6 +25,8 @@ def config_models() -> list[type[BaseModel]]:
     for info in pkgutil.iter_modules(sidecar.config.__path__, "sidecar.config."):
         module = importlib.import_module(info.name)
         for name, obj in inspect.getmembers(module, inspect.isclass):
+            if obj is ConfigModel:  # the base of every model: no keys of its own
+                continue
             if issubclass(obj, BaseModel) and obj.__module__ == info.name and not name.startswith("_"):
                 found[f"{info.name}.{name}"] = obj
     return list(found.values())

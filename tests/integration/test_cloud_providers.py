@@ -16,7 +16,7 @@ from tests.conftest import free_port, system, user
 from tests.integration.helpers import rich
 from tests.integration.test_lifecycle import eventually
 from tests.support.api import generate_request, stream_request, text_of
-from tests.support.eventstream import converse_stream, exception, split_frames
+from tests.support.eventstream import converse_stream, exception, exception_frame, split_frames
 from tests.support.upstream import Reply, Seen, Upstream, fixture
 
 pytestmark = pytest.mark.integration
@@ -291,8 +291,12 @@ def bedrock_then(frame: bytes) -> Callable[[], Reply]:
         ("bedrock", bedrock_then(exception("throttlingException", "slow down"))),
         ("bedrock", bedrock_then(b"\x00\x00\x00\x20garbage-that-is-no-frame!!!!!!!!")),  # prelude CRC wrong
         ("gemini", lambda: Reply(chunks=[fixture("gemini/stream_truncated.sse")])),
+        (
+            "bedrock",
+            bedrock_then(exception_frame("throttlingException", b"[" * 5_000)),
+        ),  # past a parser's stack
     ],
-    ids=["bedrock-exception", "bedrock-bad-crc", "gemini-truncated"],
+    ids=["bedrock-exception", "bedrock-bad-crc", "gemini-truncated", "bedrock-nested-exception"],
 )
 async def test_failure_after_first_chunk_interrupts_the_stream(
     serve: Any, upstream: Upstream, kind: str, reply: Callable[[], Reply]

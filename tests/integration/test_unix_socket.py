@@ -17,7 +17,7 @@ import pytest
 
 from sidecar._gen.orchestrator.v1 import models_pb2
 from sidecar.app import build_server
-from sidecar.unix_socket import SocketPathError, bind_unix_socket
+from sidecar.unix_socket import SocketPathError, bind_unix_socket, claim_socket_path
 from tests.conftest import admin_socket, echo_policy, make_config
 from tests.support.api import Stubs
 from tests.support.prometheus import quiet_telemetry
@@ -104,7 +104,7 @@ async def test_the_socket_is_never_wider_than_its_mode_not_even_while_it_is_boun
     old = os.umask(0)  # the widest umask a process could have: the socket would be 0777
     try:
         recording = Recording(path)
-        bind_unix_socket(recording, path, mode=mode)  # type: ignore[arg-type]
+        claim = bind_unix_socket(recording, path, mode=mode)  # type: ignore[arg-type]
     finally:
         os.umask(old)
     assert recording.seen is not None and recording.seen & ~mode == 0, oct(recording.seen)
@@ -112,6 +112,7 @@ async def test_the_socket_is_never_wider_than_its_mode_not_even_while_it_is_boun
     assert mode_of(path) == mode
     assert os.umask(old) == old  # the process's umask is back as it was
     await recording.server.stop(0)
+    claim.release()
 
 
 def refused(path: Path, tmp_path: Path) -> str:
@@ -181,5 +182,38 @@ async def test_a_second_sidecar_on_the_same_socket_is_refused_and_the_first_keep
 ) -> None:
     path = sock_dir / "sidecar.sock"
     await serve(unix(path))
-    assert "another process is listening" in refused(path, tmp_path)
+    assert "another sidecar holds its lock file" in refused(path, tmp_path)
     await list_models(path)
+
+
+async def test_two_sidecars_starting_at_once_cannot_both_take_the_path(
+    sock_dir: Path, tmp_path: Path
+) -> None:
+    """The first holds the path's lock before it has bound anything: the second is refused even though
+    nothing is at the path yet (without the lock it would pass the checks and replace the first's
+    socket), and it creates nothing there."""
+    path = sock_dir / "sidecar.sock"
+    first = claim_socket_path(path)
+    try:
+        assert "another sidecar holds its lock file" in refused(path, tmp_path)
+        assert not path.exists()
+    finally:
+        first.release()
+    claim_socket_path(path).release()  # released: the path can be taken again
+
+
+async def test_a_stopped_sidecar_gives_the_path_to_the_next_one(serve: Serve, sock_dir: Path) -> None:
+    path = sock_dir / "sidecar.sock"
+    first = await serve(unix(path))
+    await first.sidecar.stop(0)
+    await serve(unix(path))
+    await list_models(path)
+
+
+async def test_a_lock_file_that_is_a_symlink_is_refused_and_not_followed(
+    sock_dir: Path, tmp_path: Path
+) -> None:
+    path, target = sock_dir / "sidecar.sock", tmp_path / "elsewhere"
+    (sock_dir / "sidecar.sock.lock").symlink_to(target)
+    assert "cannot be used as the socket's lock file" in refused(path, tmp_path)
+    assert not target.exists() and not path.exists()
