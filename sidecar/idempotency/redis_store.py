@@ -132,10 +132,17 @@ class RedisIdempotencyStore:
         await self._run(self._redis.set(name, b"D" + fingerprint + answer, px=self._window_ms))
 
     async def release(self, key: str) -> None:
+        """Drop this process's claim on `key`; if Redis does not answer, the failure is raised and the
+        claim given up in the background, retried until Redis answers."""
         name = self._key(key)
         mine = self._held.pop(name, None)
-        if mine is not None:
+        if mine is None:
+            return
+        try:
             await self._run(self._release(keys=[name], args=[mine]))
+        except BaseException:
+            self._abandon(name, mine)
+            raise
 
     async def wait(self, key: str) -> Held | None:
         name = self._key(key)
