@@ -153,17 +153,17 @@ async def test_a_call_longer_than_its_lease_keeps_the_key(slow_redis: str) -> No
     """The claim is renewed while the call runs: a repeat on another sidecar waits for the answer
     instead of running the call a second time when the first lease would have lapsed."""
     first = RedisIdempotencyStore(
-        slow_redis, prefix="idem:", window_seconds=60, lease_seconds=0.3, clock=SystemClock()
+        slow_redis, prefix="idem:", window_seconds=60, lease_seconds=1.0, clock=SystemClock()
     )
     second = RedisIdempotencyStore(
-        slow_redis, prefix="idem:", window_seconds=60, lease_seconds=0.3, clock=SystemClock()
+        slow_redis, prefix="idem:", window_seconds=60, lease_seconds=1.0, clock=SystemClock()
     )
     calls = 0
 
     async def slow() -> bytes:
         nonlocal calls
         calls += 1
-        await asyncio.sleep(1.2)  # four leases
+        await asyncio.sleep(3.0)  # three leases (renewed every third of one)
         return b"slow answer"
 
     try:
