@@ -109,6 +109,8 @@ class UpstreamAttempt:
         finally:
             if completed and settle:
                 self._end(OK)
+            elif not completed and self._call.record.usage.total_tokens == 0:
+                self._call.record.usage_estimated(self._partial_usage())  # the caller left mid-stream
             if settle or not completed:
                 await self._close()
 
