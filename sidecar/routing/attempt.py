@@ -101,16 +101,12 @@ class UpstreamAttempt:
             raise self._interrupted(err) from err
         except SidecarError as err:  # the caller's deadline, cutting a wait on the upstream
             self._end(err.reason, error=err)
-            self._cut_short()
-            raise
-        except asyncio.CancelledError:
-            self._cut_short()
             raise
         finally:
             if completed and settle:
                 self._end(OK)
-            elif not completed and self._call.record.usage.total_tokens == 0:
-                self._call.record.usage_estimated(self._partial_usage())  # the caller left mid-stream
+            elif not completed:  # cancelled, the deadline, or the stream closed by a layer above
+                self._cut_short()
             if settle or not completed:
                 await self._close()
 
@@ -217,7 +213,8 @@ class UpstreamAttempt:
     def _cut_short(self) -> None:
         """The caller's cancellation or deadline ended an answer that had started: what it received
         is the call's usage (as quota charges it), not nothing."""
-        if self._stream is not None and self._delivered and not self._finished:
+        recorded = self._call.record.usage.total_tokens > 0  # an interrupted stream's, say
+        if self._stream is not None and self._delivered and not self._finished and not recorded:
             self._call.record.usage_estimated(self._partial_usage())
 
     def _counted(self, chunk: Chunk) -> Chunk:
