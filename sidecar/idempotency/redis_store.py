@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sidecar.core.clock import Clock
 from sidecar.core.tasks import cancel_and_wait
 from sidecar.idempotency.store import Held, IdempotencyStoreUnavailableError
+from sidecar.stores.redis import RedisEndpoint, connect
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -35,6 +36,7 @@ FIRST_BACKOFF_SECONDS = 0.05
 MAX_BACKOFF_SECONDS = 5.0
 MAX_PENDING = 10_000
 LEASE_SECONDS = 15.0
+DEFAULT_TIMEOUT_SECONDS = 5.0  # per operation, when the configuration gives none
 GIVE_UP_SECONDS = 300.0  # how long an abandoned claim is given up for while Redis does not answer
 
 # KEYS[1]; ARGV: the claim (P..fingerprint..token), lease ms, this claim's tombstone (X..token).
@@ -73,20 +75,19 @@ return 0
 class RedisIdempotencyStore:
     def __init__(
         self,
-        url: str,
+        endpoint: RedisEndpoint | str,
         *,
         prefix: str,
         window_seconds: float,
         lease_seconds: float = LEASE_SECONDS,
         clock: Clock,
         poll_seconds: float = 0.05,
-        timeout_seconds: float = 5.0,
     ) -> None:
-        from redis.asyncio import Redis  # lazily: costs nothing unless configured
-
-        self._redis: Redis = Redis.from_url(
-            url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
-        )
+        """`endpoint`: the connection settings (TLS, ACL user and password, timeouts), or a bare URL
+        with the defaults (DEFAULT_TIMEOUT_SECONDS per operation)."""
+        if isinstance(endpoint, str):
+            endpoint = RedisEndpoint(endpoint, timeout=DEFAULT_TIMEOUT_SECONDS)
+        self._redis: Redis = connect(endpoint)
         self._prefix = prefix
         self._window_ms = int(window_seconds * 1000)
         self._lease_ms = max(1, int(min(lease_seconds, window_seconds) * 1000))
@@ -145,10 +146,16 @@ class RedisIdempotencyStore:
             raise
 
     async def wait(self, key: str) -> Held | None:
+        """The answer once the key holds one, or None once it is free (absent or a tombstone, which a
+        claim takes). Anything else (a call still running, or a value this sidecar cannot read) is
+        waited on at the poll interval: re-claiming at once would spin on Redis."""
         name = self._key(key)
         while True:
-            held = _decode(await self._run(self._redis.get(name)))
-            if held is None or held.answer is not None:
+            raw = await self._run(self._redis.get(name))
+            if raw is None or raw[:1] == b"X":
+                return None
+            held = _decode(raw)
+            if held is not None and held.answer is not None:
                 return held
             await self._clock.sleep(self._poll)
 

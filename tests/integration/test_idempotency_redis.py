@@ -176,3 +176,28 @@ async def test_a_call_longer_than_its_lease_keeps_the_key(slow_redis: str) -> No
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_a_key_holding_a_value_it_cannot_read_is_waited_on_not_spun_on(slow_redis: str) -> None:
+    """A foreign or corrupt value under the key: the call waits at the poll interval (bounded by its
+    deadline) instead of claiming and reading it again in a tight loop against Redis."""
+    from tests.conftest import FakeClock
+
+    clock = FakeClock()
+    store = RedisIdempotencyStore(slow_redis, prefix="idem:", window_seconds=600, clock=clock)
+    replays = Replays(store, max_answer_bytes=1000, field="input.request_id")
+    other = Redis.from_url(slow_redis)
+    name = store._key("4:acme:order-1")
+    await other.set(name, b"garbage that is no claim")
+    produce = Producer()
+    task = asyncio.create_task(replays.answer("acme", "order-1", b"req", produce))
+    try:
+        await asyncio.sleep(0.3)  # real time: a spinning loop would not wait on the clock at all
+        assert not task.done() and clock.sleeps == [0.05]
+        await other.delete(name)
+        clock.advance(0.05)
+        assert await asyncio.wait_for(task, 5) == (b"answer-1", False)
+    finally:
+        task.cancel()
+        await other.aclose()
+        await store.aclose()
