@@ -365,3 +365,19 @@ async def test_stream_fails_over_before_its_first_chunk_only(
         ("gemini", "OK"),
     ]
     assert upstream3.seen == []
+
+
+@ALL
+async def test_a_stream_trickling_bytes_that_complete_no_event_times_out(
+    serve: Any, upstream: Upstream, kind: Kind
+) -> None:
+    """Every read comes well within the read timeout (a byte every 20 ms) but no event or message
+    completes within it: a PROVIDER_TIMEOUT at the read timeout, not a wait until the deadline."""
+    upstream.push(kind.stream(byte_delay=0.02))
+    s = await serve({"policy": single(kind, upstream.url, read_timeout_seconds=0.5)}, ENV)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for _ in s.stub.StreamGenerate(stream_request(**REQUEST), timeout=10):
+            pass
+    err = await rich(info.value)
+    assert err.reason == "PROVIDERS_UNAVAILABLE"
+    assert "PROVIDER_TIMEOUT" in err.message
