@@ -240,6 +240,11 @@ class AsyncStream:
         except asyncio.CancelledError:
             if not self._cancelled:
                 raise
+        finally:
+            # a loop left early (break, an exception in its body, aclose) ends the call on the
+            # wire: otherwise the sidecar keeps generating, and charging, for a reader that is gone
+            if not self._call.done():
+                self.cancel()
         if self._cancelled:
             raise self._cancelled_error()
         if self.result is None:

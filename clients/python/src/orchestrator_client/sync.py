@@ -206,6 +206,9 @@ class Stream:
                     grpc.StatusCode.CANCELLED, "cancelled by the client", deltas_received=self.deltas
                 ) from None
             raise from_rpc_error(err, deltas_received=self.deltas) from None
+        finally:
+            if not self._call.done():  # a loop left early ends the call on the wire (see AsyncStream)
+                self.cancel()
         if self._cancelled:
             raise CancelledError(
                 grpc.StatusCode.CANCELLED, "cancelled by the client", deltas_received=self.deltas
