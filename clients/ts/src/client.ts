@@ -131,10 +131,23 @@ export class SidecarClient {
    * Generate returns). Breaking out of the loop or aborting the signal cancels the call.
    */
   async *stream(input: GenerationInputInit, options?: SidecarCallOptions): AsyncGenerator<StreamGenerateResponse, void, undefined> {
+    // connect ends a server stream on the wire only through its signal: returning from its
+    // iterator (a `break` in the caller's loop) leaves the call generating on the sidecar
+    const call = new AbortController();
+    const outer = options?.signal;
+    const forward = (): void => call.abort(outer?.reason);
+    if (outer?.aborted) forward();
+    outer?.addEventListener("abort", forward, { once: true });
+    let ended = false;
     try {
-      yield* this.generation.streamGenerate({ input }, this.callOptions(options));
+      yield* this.generation.streamGenerate({ input }, { ...this.callOptions(options), signal: call.signal });
+      ended = true;
     } catch (thrown) {
+      ended = true;
       throw toSidecarError(thrown);
+    } finally {
+      outer?.removeEventListener("abort", forward);
+      if (!ended) call.abort(); // the loop was left early
     }
   }
 
