@@ -101,13 +101,14 @@ class AsyncClient:
     ) -> embed_pb2.EmbedResponse:
         """One vector per text (`response.embeddings[i].values`), in order; `request` is an
         EmbedRequest or the texts (then `tenant_id`, `user_id`, `route` fill the request). With
-        `retry_policy`, UNAVAILABLE / RESOURCE_EXHAUSTED are retried within `timeout`; Embed has no
-        idempotency window, but texts the sidecar embedded already come from its vector cache."""
+        `retry_policy`, UNAVAILABLE / RESOURCE_EXHAUSTED are retried within `timeout` under one
+        request_id (made when the request has none), so the sidecar charges a repeated request once."""
         req = messages.embed_request(request, tenant_id=tenant_id, user_id=user_id, route=route)
         if retry_policy is None:
             return await self._unary(self.generation.Embed, req, timeout)  # type: ignore[no-any-return]
+        keyed = messages.with_request_id(req)
         response: embed_pb2.EmbedResponse = await retry.call_async(
-            lambda left: self._unary(self.generation.Embed, req, left), retry_policy, timeout
+            lambda left: self._unary(self.generation.Embed, keyed, left), retry_policy, timeout
         )
         return response
 

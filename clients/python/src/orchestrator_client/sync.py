@@ -87,8 +87,9 @@ class Client:
         req = messages.embed_request(request, tenant_id=tenant_id, user_id=user_id, route=route)
         if retry_policy is None:
             return self._unary(self.generation.Embed, req, timeout)  # type: ignore[no-any-return]
+        keyed = messages.with_request_id(req)
         response: embed_pb2.EmbedResponse = retry.call_sync(
-            lambda left: self._unary(self.generation.Embed, req, left), retry_policy, timeout
+            lambda left: self._unary(self.generation.Embed, keyed, left), retry_policy, timeout
         )
         return response
 
