@@ -260,8 +260,13 @@ export class SidecarClient {
   }
 
   private callOptions(options: SidecarCallOptions | undefined): CallOptions {
-    return { timeoutMs: this.timeoutMs, ...options };
+    // an option given as `undefined` (withRetry's attempt without an overall deadline) is not set
+    return { timeoutMs: this.timeoutMs, signal: options?.signal, headers: options?.headers, ...definedTimeout(options) };
   }
+}
+
+function definedTimeout(options: SidecarCallOptions | undefined): Pick<CallOptions, "timeoutMs"> {
+  return options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
 }
 
 /** A message with one text part. */
