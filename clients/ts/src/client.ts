@@ -65,8 +65,11 @@ export interface SidecarClientOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-/** Per-call options: a deadline, an AbortSignal, extra headers. */
-export type SidecarCallOptions = Pick<CallOptions, "timeoutMs" | "signal" | "headers">;
+/**
+ * Per-call options: a deadline, an AbortSignal, extra headers, and for `generate` and `embed` the
+ * request id to send when the request has none (`withRetry` gives every attempt the same one).
+ */
+export type SidecarCallOptions = Pick<CallOptions, "timeoutMs" | "signal" | "headers"> & { readonly requestId?: string };
 
 export type GenerationInputInit = MessageInitShape<typeof GenerationInputSchema>;
 
@@ -120,7 +123,7 @@ export class SidecarClient {
   /** Unary Generate: the whole answer, or a typed SidecarError. */
   async generate(input: GenerationInputInit, options?: SidecarCallOptions): Promise<GenerateResponse> {
     try {
-      return await this.generation.generate({ input }, this.callOptions(options));
+      return await this.generation.generate({ input: keyed(input, options) }, this.callOptions(options));
     } catch (thrown) {
       throw toSidecarError(thrown);
     }
@@ -153,12 +156,12 @@ export class SidecarClient {
 
   /**
    * Embed: one vector per text, in order (`response.embeddings[i].values`), or a typed SidecarError.
-   * Retry it like generate, with `withRetry((attempt) => client.embed(request, attempt))`: Embed has
-   * no idempotency window, but texts the sidecar embedded already come from its vector cache.
+   * Retry it like generate, with `withRetry((attempt) => client.embed(request, attempt))`: every
+   * attempt carries the same request id, so the sidecar charges a retried request once.
    */
   async embed(request: MessageInitShape<typeof EmbedRequestSchema>, options?: SidecarCallOptions): Promise<EmbedResponse> {
     try {
-      return await this.generation.embed(request, this.callOptions(options));
+      return await this.generation.embed(keyed(request, options), this.callOptions(options));
     } catch (thrown) {
       throw toSidecarError(thrown);
     }
@@ -267,6 +270,11 @@ export class SidecarClient {
 
 function definedTimeout(options: SidecarCallOptions | undefined): Pick<CallOptions, "timeoutMs"> {
   return options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
+}
+
+/** The request with `options.requestId` as its idempotency key when it has none of its own. */
+function keyed<T extends { readonly requestId?: string }>(request: T, options: SidecarCallOptions | undefined): T {
+  return request.requestId || !options?.requestId ? request : { ...request, requestId: options.requestId };
 }
 
 /** A message with one text part. */

@@ -3,6 +3,7 @@
  * RetryInfo delay when it sent one (else capped exponential backoff with jitter), never past the
  * caller's overall deadline. A stream is retried only while nothing has been yielded to the caller.
  */
+import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { StreamInterruptedError, toSidecarError, type SidecarError } from "./errors.js";
 
@@ -28,10 +29,15 @@ export interface RetryOptions {
   readonly random?: () => number;
 }
 
-/** What each attempt gets: the time left of the overall deadline and the caller's signal. */
+/**
+ * What each attempt gets: the time left of the overall deadline, the caller's signal, and one
+ * request id for every attempt (SidecarClient's `generate` and `embed` send it as the request's
+ * `requestId` when it has none, so a retried call is replayed by the sidecar, not charged twice).
+ */
 export interface AttemptOptions {
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
+  readonly requestId: string;
 }
 
 export const systemClock: RetryClock = {
@@ -105,6 +111,7 @@ export async function* withStreamRetry<T>(
 class RetryPlan {
   private readonly clock: RetryClock;
   private readonly deadline: number | undefined;
+  private readonly requestId = randomUUID().replaceAll("-", "");
 
   constructor(private readonly options: RetryOptions) {
     this.clock = options.clock ?? systemClock;
@@ -113,7 +120,7 @@ class RetryPlan {
 
   attemptOptions(): AttemptOptions {
     const remaining = this.deadline === undefined ? undefined : Math.max(1, this.deadline - this.clock.now());
-    return { timeoutMs: remaining, signal: this.options.signal };
+    return { timeoutMs: remaining, signal: this.options.signal, requestId: this.requestId };
   }
 
   /** Waits the delay before the next attempt, or throws `err` when there must be none. */

@@ -44,4 +44,45 @@ describe("withRetry around the client", () => {
       client.close();
     }
   });
+
+  test("a retried generate keeps one request id and is replayed, not charged again", async () => {
+    const seen: string[] = [];
+    const client = new SidecarClient({ address: sidecar.address, token: TOKEN, interceptors: [loseFirstReply("Generate", seen)] });
+    try {
+      const input = { tenantId: "ts-retry", userId: "u", messages: [userMessage("a lost reply")] };
+      const answer = await withRetry((attempt) => client.generate(input, attempt), { timeoutMs: 10_000, baseDelayMs: 1 });
+      assert.equal(seen.length, 2);
+      assert.ok(seen[0] !== "" && seen[0] === seen[1], `request ids ${JSON.stringify(seen)}`);
+      assert.equal(answer.summary?.replayed, true);
+      assert.equal(answer.summary?.requestId, seen[0]);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a retried embed keeps one request id and is replayed, not charged again", async () => {
+    const seen: string[] = [];
+    const client = new SidecarClient({ address: sidecar.address, token: TOKEN, interceptors: [loseFirstReply("Embed", seen)] });
+    try {
+      const request = { tenantId: "ts-retry", userId: "u", texts: ["a lost reply"] };
+      const reply = await withRetry((attempt) => client.embed(request, attempt), { timeoutMs: 10_000, baseDelayMs: 1 });
+      assert.ok(seen[0] !== "" && seen[0] === seen[1], `request ids ${JSON.stringify(seen)}`);
+      assert.equal(reply.replayed, true);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a request id of the caller's own is kept", async () => {
+    const seen: string[] = [];
+    const client = new SidecarClient({ address: sidecar.address, token: TOKEN, interceptors: [loseFirstReply("Generate", seen)] });
+    try {
+      const input = { tenantId: "ts-retry", userId: "u", requestId: "mine-1", messages: [userMessage("my own id")] };
+      const answer = await withRetry((attempt) => client.generate(input, attempt), { timeoutMs: 10_000, baseDelayMs: 1 });
+      assert.deepEqual(seen, ["mine-1", "mine-1"]);
+      assert.equal(answer.summary?.replayed, true);
+    } finally {
+      client.close();
+    }
+  });
 });
