@@ -1,11 +1,15 @@
 package io.orchestrator.sidecar.client;
 
+import io.grpc.Context;
 import io.grpc.Deadline;
 import io.grpc.Status;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Iterator;
+import java.util.List;
 import java.util.NoSuchElementException;
 import java.util.Objects;
+import java.util.UUID;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.DoubleSupplier;
@@ -17,6 +21,37 @@ import java.util.function.Function;
  * overall deadline; each attempt gets the deadline. A stream is retried only while it has yielded nothing.
  */
 public final class Retry {
+  /**
+   * The request ids of one {@link #call}, in the gRPC {@link Context} its attempts run in:
+   * {@link SidecarClient#generate} and {@link SidecarClient#embed} send the next one when the request
+   * has none, so every attempt sends the same ids in the same order and the sidecar replays a
+   * retried call instead of charging it again.
+   */
+  static final Context.Key<RequestIds> REQUEST_IDS = Context.key("orchestrator.retry.request_ids");
+
+  /** One id per call an attempt makes, in order; every attempt starts again from the first. */
+  static final class RequestIds {
+    private final List<String> ids = new ArrayList<>();
+    private int next;
+
+    synchronized void restart() {
+      next = 0;
+    }
+
+    synchronized String next() {
+      if (next == ids.size()) {
+        ids.add(UUID.randomUUID().toString().replace("-", ""));
+      }
+      return ids.get(next++);
+    }
+
+    /** The next id of the retry the current thread runs an attempt of, or null outside one. */
+    static String current() {
+      RequestIds ids = REQUEST_IDS.get();
+      return ids == null ? null : ids.next();
+    }
+  }
+
   /** Waits between attempts (injected so tests never sleep). */
   public interface Sleeper {
     void sleep(Duration delay) throws InterruptedException;
@@ -55,11 +90,17 @@ public final class Retry {
   /** Runs {@code call} with the overall deadline (null when none) until it succeeds or must not be retried. */
   public <T> T call(Function<Deadline, T> call) {
     Deadline deadline = overallDeadline();
+    RequestIds ids = new RequestIds();
+    Context keyed = Context.current().withValue(REQUEST_IDS, ids);
     for (int attempt = 1; ; attempt++) {
+      ids.restart();
+      Context previous = keyed.attach();
       try {
         return call.apply(deadline);
       } catch (RuntimeException thrown) {
         waitBeforeRetry(SidecarException.from(thrown), attempt, deadline);
+      } finally {
+        keyed.detach(previous);
       }
     }
   }
