@@ -176,7 +176,7 @@ export function decodeDetails(err: ConnectError): ErrorDetails {
     reason: info?.reason ?? "",
     domain: info?.domain ?? "",
     metadata: { ...(info?.metadata ?? {}) },
-    retryDelayMs: delay ? Number(delay.seconds) * 1000 + Math.round(delay.nanos / 1e6) : undefined,
+    retryDelayMs: delay && delay.seconds >= 0n && delay.nanos >= 0 ? Number(delay.seconds) * 1000 + Math.round(delay.nanos / 1e6) : undefined,
     fieldViolations: safeFind(err, BadRequestSchema).flatMap((b) =>
       b.fieldViolations.map((v) => ({ field: v.field, description: v.description })),
     ),

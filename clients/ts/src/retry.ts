@@ -24,6 +24,8 @@ export interface RetryOptions {
   readonly baseDelayMs?: number;
   /** Cap of the backoff when the server gave no RetryInfo (default 5 s). */
   readonly maxDelayMs?: number;
+  /** A longer RetryInfo delay is not waited for: the error is thrown (default 30 s). */
+  readonly maxRetryInfoDelayMs?: number;
   readonly clock?: RetryClock;
   /** A number in [0, 1) for the jitter (default Math.random). */
   readonly random?: () => number;
@@ -129,6 +131,9 @@ class RetryPlan {
       throw err;
     }
     const delay = err.retryDelayMs ?? this.backoff(attempt);
+    if (delay > (err.retryDelayMs === undefined ? Infinity : (this.options.maxRetryInfoDelayMs ?? 30_000))) {
+      throw err; // e.g. a daily quota: waiting hours inside one call helps no caller
+    }
     if (this.deadline !== undefined && this.clock.now() + delay >= this.deadline) {
       throw err; // the next attempt could not start before the deadline
     }
