@@ -1,7 +1,7 @@
 /**
  * Opt-in retries. A unary call is retried on UNAVAILABLE and RESOURCE_EXHAUSTED, after the server's
- * RetryInfo delay when it sent one (else capped exponential backoff with jitter), never past the
- * caller's overall deadline. A stream is retried only while nothing has been yielded to the caller.
+ * RetryInfo delay when it sent one (else, on UNAVAILABLE only, capped exponential backoff with
+ * jitter), never past the caller's overall deadline. A stream is retried only while nothing has been yielded to the caller.
  */
 import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
@@ -62,12 +62,16 @@ export const systemClock: RetryClock = {
     }),
 };
 
-/** True for the failures a retry may fix: UNAVAILABLE (but not a broken stream) and RESOURCE_EXHAUSTED. */
+/**
+ * True for the failures a retry may fix: UNAVAILABLE (but not a broken stream), and
+ * RESOURCE_EXHAUSTED with a RetryInfo (the sidecar sends one when waiting helps; gRPC's own
+ * RESOURCE_EXHAUSTED, a message over the size limit, has none and fails the same way again).
+ */
 export function isRetryable(err: SidecarError): boolean {
   if (err instanceof StreamInterruptedError) {
     return false;
   }
-  return err.code === Code.Unavailable || err.code === Code.ResourceExhausted;
+  return err.code === Code.Unavailable || (err.code === Code.ResourceExhausted && err.retryDelayMs !== undefined);
 }
 
 /** Runs `call` until it succeeds, fails for good, runs out of attempts, or the next wait would pass the deadline. */

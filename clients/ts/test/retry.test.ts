@@ -114,6 +114,20 @@ describe("withRetry", () => {
     assert.deepEqual(clock.sleeps, [100]);
   });
 
+  test("RESOURCE_EXHAUSTED without RetryInfo is not retried (a quota with no known reset, an oversized message)", async () => {
+    const clock = new FakeClock();
+    let calls = 0;
+    await assert.rejects(
+      withRetry(async () => {
+        calls++;
+        throw new ConnectError("grpc: received message larger than max", Code.ResourceExhausted);
+      }, { clock }),
+      QuotaExceededError,
+    );
+    assert.equal(calls, 1);
+    assert.deepEqual(clock.sleeps, []);
+  });
+
   test("never retries a non-retryable error", async () => {
     const clock = new FakeClock();
     let calls = 0;
