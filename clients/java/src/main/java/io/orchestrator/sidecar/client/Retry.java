@@ -61,6 +61,7 @@ public final class Retry {
   private final Duration timeout;
   private final Duration baseDelay;
   private final Duration maxDelay;
+  private final Duration maxRetryInfoDelay;
   private final Deadline.Ticker ticker;
   private final Sleeper sleeper;
   private final DoubleSupplier random;
@@ -70,6 +71,7 @@ public final class Retry {
     this.timeout = b.timeout;
     this.baseDelay = b.baseDelay;
     this.maxDelay = b.maxDelay;
+    this.maxRetryInfoDelay = b.maxRetryInfoDelay;
     this.ticker = b.ticker;
     this.sleeper = b.sleeper;
     this.random = b.random;
@@ -156,6 +158,9 @@ public final class Retry {
       throw e;
     }
     Duration delay = e.retryDelay().orElseGet(() -> backoff(attempt));
+    if (e.retryDelay().isPresent() && delay.compareTo(maxRetryInfoDelay) > 0) {
+      throw e; // e.g. a daily quota: waiting hours inside one call helps no caller
+    }
     if (deadline != null && deadline.timeRemaining(TimeUnit.NANOSECONDS) <= delay.toNanos()) {
       throw e; // the next attempt could not start before the deadline
     }
@@ -177,6 +182,7 @@ public final class Retry {
     private Duration timeout;
     private Duration baseDelay = Duration.ofMillis(100);
     private Duration maxDelay = Duration.ofSeconds(5);
+    private Duration maxRetryInfoDelay = Duration.ofSeconds(30);
     private Deadline.Ticker ticker = Deadline.getSystemTicker();
     private Sleeper sleeper = d -> TimeUnit.NANOSECONDS.sleep(d.toNanos());
     private DoubleSupplier random = () -> ThreadLocalRandom.current().nextDouble();
@@ -207,6 +213,12 @@ public final class Retry {
     /** Cap of the backoff (default 5 s). */
     public Builder maxDelay(Duration d) {
       this.maxDelay = Objects.requireNonNull(d);
+      return this;
+    }
+
+    /** A longer RetryInfo delay is not waited for: the exception is thrown (default 30 s). */
+    public Builder maxRetryInfoDelay(Duration d) {
+      this.maxRetryInfoDelay = Objects.requireNonNull(d);
       return this;
     }
 

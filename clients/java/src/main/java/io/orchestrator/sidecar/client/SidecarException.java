@@ -145,6 +145,7 @@ public class SidecarException extends RuntimeException {
         info.map(ErrorInfo::getDomain).orElse(""),
         Map.copyOf(info.map(ErrorInfo::getMetadataMap).orElse(Map.of())),
         first(anys, RetryInfo.class).filter(RetryInfo::hasRetryDelay)
+            .filter(r -> r.getRetryDelay().getSeconds() >= 0 && r.getRetryDelay().getNanos() >= 0)
             .map(r -> Duration.ofSeconds(r.getRetryDelay().getSeconds(), r.getRetryDelay().getNanos())),
         List.copyOf(fields),
         List.copyOf(quotas),
