@@ -17,8 +17,8 @@ import java.util.function.Function;
 
 /**
  * Opt-in retries. A unary call is retried on UNAVAILABLE and RESOURCE_EXHAUSTED, after the server's
- * RetryInfo delay when it sent one (else capped exponential backoff with jitter), never past the
- * overall deadline; each attempt gets the deadline. A stream is retried only while it has yielded nothing.
+ * RetryInfo delay when it sent one (else, on UNAVAILABLE only, capped exponential backoff with
+ * jitter), never past the overall deadline; each attempt gets the deadline. A stream is retried only while it has yielded nothing.
  */
 public final class Retry {
   /**
@@ -81,12 +81,17 @@ public final class Retry {
     return new Builder();
   }
 
-  /** True for failures a retry may fix: UNAVAILABLE (but not a broken stream) and RESOURCE_EXHAUSTED. */
+  /**
+   * True for failures a retry may fix: UNAVAILABLE (but not a broken stream), and RESOURCE_EXHAUSTED
+   * with a RetryInfo (the sidecar sends one when waiting helps; gRPC's own RESOURCE_EXHAUSTED, a
+   * message over the size limit, has none and fails the same way again).
+   */
   public static boolean isRetryable(SidecarException e) {
     if (e instanceof StreamInterruptedException) {
       return false;
     }
-    return e.code() == Status.Code.UNAVAILABLE || e.code() == Status.Code.RESOURCE_EXHAUSTED;
+    return e.code() == Status.Code.UNAVAILABLE
+        || e.code() == Status.Code.RESOURCE_EXHAUSTED && e.retryDelay().isPresent();
   }
 
   /** Runs {@code call} with the overall deadline (null when none) until it succeeds or must not be retried. */

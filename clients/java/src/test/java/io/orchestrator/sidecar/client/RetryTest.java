@@ -121,6 +121,18 @@ class RetryTest {
   }
 
   @Test
+  void resourceExhaustedWithoutRetryInfoIsNotRetried() {
+    FakeClock clock = new FakeClock();
+    AtomicInteger calls = new AtomicInteger();
+    assertThrows(QuotaExceededException.class, () -> clock.retry().build().call(deadline -> {
+      calls.incrementAndGet(); // gRPC's own refusal of an oversized message: no details at all
+      throw io.grpc.Status.RESOURCE_EXHAUSTED.withDescription("message larger than max").asRuntimeException();
+    }));
+    assertEquals(1, calls.get());
+    assertEquals(List.of(), clock.sleeps);
+  }
+
+  @Test
   void neverRetriesANonRetryableError() {
     FakeClock clock = new FakeClock();
     AtomicInteger calls = new AtomicInteger();
