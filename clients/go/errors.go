@@ -59,6 +59,7 @@ type (
 	NotFoundError           struct{ *StatusError } // NOT_FOUND: MODEL_NOT_FOUND, ...
 	FailedPreconditionError struct{ *StatusError } // FAILED_PRECONDITION: USER_KEY_REQUIRED, ...
 	QuotaExceededError      struct{ *StatusError } // RESOURCE_EXHAUSTED: RATE_LIMITED, *_QUOTA_EXCEEDED, ...
+	ConflictError           struct{ *StatusError } // ABORTED, ALREADY_EXISTS: SWITCH_SUPERSEDED, FEEDBACK_EXISTS, ...
 	UnavailableError        struct{ *StatusError } // UNAVAILABLE: PROVIDERS_UNAVAILABLE, stores down, sidecar unreachable
 	StreamInterruptedError  struct{ *StatusError } // UNAVAILABLE STREAM_INTERRUPTED after a delta; also an *UnavailableError
 	DeadlineExceededError   struct{ *StatusError } // DEADLINE_EXCEEDED
@@ -72,6 +73,7 @@ func (e *PermissionDeniedError) Unwrap() error   { return e.StatusError }
 func (e *NotFoundError) Unwrap() error           { return e.StatusError }
 func (e *FailedPreconditionError) Unwrap() error { return e.StatusError }
 func (e *QuotaExceededError) Unwrap() error      { return e.StatusError }
+func (e *ConflictError) Unwrap() error           { return e.StatusError }
 func (e *UnavailableError) Unwrap() error        { return e.StatusError }
 func (e *DeadlineExceededError) Unwrap() error   { return e.StatusError }
 func (e *CancelledError) Unwrap() error          { return e.StatusError }
@@ -140,7 +142,7 @@ func classify(e *StatusError) error {
 		return &StreamInterruptedError{e}
 	}
 	switch e.Code {
-	case codes.InvalidArgument:
+	case codes.InvalidArgument, codes.OutOfRange:
 		return &InvalidRequestError{e}
 	case codes.Unauthenticated:
 		return &AuthenticationError{e}
@@ -152,6 +154,8 @@ func classify(e *StatusError) error {
 		return &FailedPreconditionError{e}
 	case codes.ResourceExhausted:
 		return &QuotaExceededError{e}
+	case codes.Aborted, codes.AlreadyExists:
+		return &ConflictError{e}
 	case codes.Unavailable:
 		return &UnavailableError{e}
 	case codes.DeadlineExceeded:
