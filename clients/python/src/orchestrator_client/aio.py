@@ -140,7 +140,7 @@ class AsyncClient:
         self, tenant_id: str, request_id: str, score: float, label: str = "", *, timeout: float | None = None
     ) -> experiments_pb2.FeedbackResponse:
         """Score a finished call of the tenant (by its request id) once; the same score again is
-        harmless (`already_recorded`), another one raises (FEEDBACK_EXISTS)."""
+        harmless (`already_recorded`), another one raises ConflictError (FEEDBACK_EXISTS)."""
         request = experiments.feedback_request(tenant_id, request_id, score, label)
         return await self._unary(self.experiments.Feedback, request, timeout)  # type: ignore[no-any-return]
 

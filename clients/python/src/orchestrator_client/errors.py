@@ -94,6 +94,11 @@ class QuotaExceededError(SidecarError):
     """RESOURCE_EXHAUSTED: a quota or rate limit; `retry_delay` says when to try again."""
 
 
+class ConflictError(SidecarError):
+    """ABORTED / ALREADY_EXISTS: SWITCH_SUPERSEDED, FEEDBACK_EXISTS, ROTATION_IN_PROGRESS: a
+    conflicting change came first; read the current state before trying again."""
+
+
 class UnavailableError(SidecarError):
     """UNAVAILABLE: no deployment could answer (PROVIDERS_UNAVAILABLE), a store is down, or the
     sidecar itself is unreachable (no reason)."""
@@ -125,11 +130,14 @@ class InternalError(SidecarError):
 
 _BY_CODE: Mapping[grpc.StatusCode, type[SidecarError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequestError,
+    grpc.StatusCode.OUT_OF_RANGE: InvalidRequestError,
     grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: QuotaExceededError,
+    grpc.StatusCode.ABORTED: ConflictError,
+    grpc.StatusCode.ALREADY_EXISTS: ConflictError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
     grpc.StatusCode.CANCELLED: CancelledError,
