@@ -61,7 +61,7 @@ type (
 	QuotaExceededError      struct{ *StatusError } // RESOURCE_EXHAUSTED: RATE_LIMITED, *_QUOTA_EXCEEDED, ...
 	ConflictError           struct{ *StatusError } // ABORTED, ALREADY_EXISTS: SWITCH_SUPERSEDED, FEEDBACK_EXISTS, ...
 	UnavailableError        struct{ *StatusError } // UNAVAILABLE: PROVIDERS_UNAVAILABLE, stores down, sidecar unreachable
-	StreamInterruptedError  struct{ *StatusError } // UNAVAILABLE STREAM_INTERRUPTED after a delta; also an *UnavailableError
+	StreamInterruptedError  struct{ *StatusError } // UNAVAILABLE after a delta (STREAM_INTERRUPTED, or a broken connection); also an *UnavailableError
 	DeadlineExceededError   struct{ *StatusError } // DEADLINE_EXCEEDED
 	CancelledError          struct{ *StatusError } // CANCELLED: the caller (or Stream.Cancel) cancelled
 	InternalError           struct{ *StatusError } // INTERNAL and anything else
@@ -138,7 +138,9 @@ func decode(st *status.Status, deltas int) *StatusError {
 }
 
 func classify(e *StatusError) error {
-	if e.Reason == "STREAM_INTERRUPTED" {
+	// a stream that broke after a delta without the sidecar saying why (the connection reset, the
+	// sidecar killed) is as interrupted as one it reports: the caller has seen part of the answer
+	if e.Reason == "STREAM_INTERRUPTED" || e.Code == codes.Unavailable && e.Reason == "" && e.DeltasReceived > 0 {
 		return &StreamInterruptedError{e}
 	}
 	switch e.Code {

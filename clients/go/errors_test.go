@@ -134,3 +134,24 @@ func TestFamiliesByCode(t *testing.T) {
 		}
 	}
 }
+
+// TestAStreamBrokenAfterADeltaIsInterrupted: a stream whose connection broke after a delta (the
+// sidecar killed: UNAVAILABLE with no details) is a *StreamInterruptedError, as the Stream docs say
+// of every error after a delta, not a plain *UnavailableError a caller would retry.
+func TestAStreamBrokenAfterADeltaIsInterrupted(t *testing.T) {
+	broken := status.Error(codes.Unavailable, "error reading from server: EOF")
+	var interrupted *orchestrator.StreamInterruptedError
+	if err := orchestrator.FromError(broken, 2); !errors.As(err, &interrupted) {
+		t.Fatalf("after 2 deltas: %T", err)
+	}
+	if _, ok := interrupted.PartialUsage(); ok || interrupted.DeltasReceived != 2 {
+		t.Fatalf("no usage was sent: %+v", interrupted.StatusError)
+	}
+	if err := orchestrator.FromError(broken, 0); errors.As(err, &interrupted) {
+		t.Fatal("before any delta a broken connection is a plain UnavailableError (retryable)")
+	}
+	other := statusErr(codes.Unavailable, packed(t, &errdetails.ErrorInfo{Reason: "SCHEMA_VALIDATION_FAILED"}))
+	if err := orchestrator.FromError(other, 2); errors.As(err, &interrupted) {
+		t.Fatal("a reason the sidecar gave keeps its own family")
+	}
+}
