@@ -114,3 +114,19 @@ def test_families_by_code_agree_with_the_other_clients(
     in TypeScript and Java), not an InternalError to report as a bug."""
     err = errors.build(code, "m", _status(error_details_pb2.ErrorInfo(reason=reason)))
     assert type(err).__name__ == family and err.reason == reason
+
+
+def test_a_stream_broken_after_a_delta_is_interrupted() -> None:
+    """The connection broken after a delta (the sidecar killed: UNAVAILABLE with no details) is a
+    StreamInterruptedError, not a plain UnavailableError a caller would retry; before any delta it
+    is retryable, and a reason the sidecar gave keeps its own family."""
+    broken = errors.build(grpc.StatusCode.UNAVAILABLE, "Socket closed", None, deltas_received=2)
+    assert isinstance(broken, errors.StreamInterruptedError) and broken.partial_usage is None
+    assert broken.deltas_received == 2
+    before = errors.build(grpc.StatusCode.UNAVAILABLE, "Socket closed", None)
+    assert type(before) is errors.UnavailableError
+    schema = _status(error_details_pb2.ErrorInfo(reason="SCHEMA_VALIDATION_FAILED"))
+    assert (
+        type(errors.build(grpc.StatusCode.UNAVAILABLE, "m", schema, deltas_received=2))
+        is errors.UnavailableError
+    )

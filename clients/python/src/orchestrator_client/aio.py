@@ -33,7 +33,7 @@ from ._gen.orchestrator.v1 import (
     quota_pb2,
     quota_service_pb2_grpc,
 )
-from .errors import CancelledError, SidecarError, UnavailableError, from_rpc_error
+from .errors import CancelledError, SidecarError, build, from_rpc_error
 
 GenerateInput = generate_pb2.GenerateRequest | generate_pb2.GenerationInput | str
 StreamInput = generate_pb2.StreamGenerateRequest | generate_pb2.GenerationInput | str
@@ -249,8 +249,8 @@ class AsyncStream:
         if self._cancelled:
             raise self._cancelled_error()
         if self.result is None:
-            raise UnavailableError(grpc.StatusCode.UNAVAILABLE, "the stream ended without a result",
-                                   deltas_received=self.deltas)  # fmt: skip
+            raise build(grpc.StatusCode.UNAVAILABLE, "the stream ended without a result", None,
+                        deltas_received=self.deltas)  # fmt: skip
 
     def _record(self, event: generate_pb2.StreamGenerateResponse) -> None:
         kind = event.WhichOneof("event")

@@ -105,7 +105,8 @@ class UnavailableError(SidecarError):
 
 
 class StreamInterruptedError(UnavailableError):
-    """STREAM_INTERRUPTED: the stream broke after its first delta; never retried."""
+    """STREAM_INTERRUPTED, or the connection broken after a delta: the stream broke after its first
+    delta; never retried (`partial_usage` is None when the sidecar could not send it)."""
 
     @property
     def partial_usage(self) -> PartialUsage | None:
@@ -162,6 +163,10 @@ def build(
     info = next((d for d in decoded if isinstance(d, error_details_pb2.ErrorInfo)), None)
     reason = info.reason if info is not None else ""
     cls = _BY_REASON.get(reason) or _BY_CODE.get(code, InternalError)
+    if cls is UnavailableError and not reason and deltas_received:
+        # the stream broke after a delta without the sidecar saying why (the connection reset, the
+        # sidecar killed): as interrupted as one it reports, the caller has seen part of the answer
+        cls = StreamInterruptedError
     retry = next((d for d in decoded if isinstance(d, error_details_pb2.RetryInfo)), None)
     return cls(
         code,

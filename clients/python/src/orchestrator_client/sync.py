@@ -29,7 +29,7 @@ from ._gen.orchestrator.v1 import (
     quota_service_pb2_grpc,
 )
 from .aio import EmbedInput, GenerateInput, StreamInput
-from .errors import CancelledError, UnavailableError, from_rpc_error
+from .errors import CancelledError, build, from_rpc_error
 
 
 class Client:
@@ -215,8 +215,11 @@ class Stream:
                 grpc.StatusCode.CANCELLED, "cancelled by the client", deltas_received=self.deltas
             )
         if self.result is None:
-            raise UnavailableError(
-                grpc.StatusCode.UNAVAILABLE, "the stream ended without a result", deltas_received=self.deltas
+            raise build(
+                grpc.StatusCode.UNAVAILABLE,
+                "the stream ended without a result",
+                None,
+                deltas_received=self.deltas,
             )
 
     def _record(self, event: generate_pb2.StreamGenerateResponse) -> None:
