@@ -142,12 +142,16 @@ export class SidecarClient {
     if (outer?.aborted) forward();
     outer?.addEventListener("abort", forward, { once: true });
     let ended = false;
+    let deltas = 0;
     try {
-      yield* this.generation.streamGenerate({ input }, { ...this.callOptions(options), signal: call.signal });
+      for await (const message of this.generation.streamGenerate({ input }, { ...this.callOptions(options), signal: call.signal })) {
+        deltas += message.event.case === "delta" ? 1 : 0;
+        yield message;
+      }
       ended = true;
     } catch (thrown) {
       ended = true;
-      throw toSidecarError(thrown);
+      throw toSidecarError(thrown, deltas);
     } finally {
       outer?.removeEventListener("abort", forward);
       if (!ended) call.abort(); // the loop was left early
