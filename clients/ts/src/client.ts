@@ -6,10 +6,10 @@
  */
 import * as net from "node:net";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { createClient, type CallOptions, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type CallOptions, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { parseAddress, resolveAddress, resolveToken, type Endpoint } from "./config.js";
-import { toSidecarError } from "./errors.js";
+import { SidecarError, toSidecarError } from "./errors.js";
 import { AdminService } from "./gen/orchestrator/v1/admin_service_pb.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ConversationService } from "./gen/orchestrator/v1/conversation_service_pb.js";
@@ -93,6 +93,7 @@ export class SidecarClient {
   readonly escalations: Client<typeof EscalationService>;
   private readonly sessions: Http2SessionManager;
   private readonly timeoutMs: number | undefined;
+  private closed = false;
 
   constructor(options: SidecarClientOptions = {}) {
     const env = options.env ?? process.env;
@@ -125,7 +126,7 @@ export class SidecarClient {
     try {
       return await this.generation.generate({ input: keyed(input, options) }, this.callOptions(options));
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
@@ -151,7 +152,7 @@ export class SidecarClient {
       ended = true;
     } catch (thrown) {
       ended = true;
-      throw toSidecarError(thrown, deltas);
+      throw this.failure(thrown, call.signal, deltas);
     } finally {
       outer?.removeEventListener("abort", forward);
       if (!ended) call.abort(); // the loop was left early
@@ -167,7 +168,7 @@ export class SidecarClient {
     try {
       return await this.generation.embed(keyed(request, options), this.callOptions(options));
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
@@ -176,7 +177,7 @@ export class SidecarClient {
     try {
       return await this.conversation.switch(request, this.callOptions(options));
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
@@ -185,7 +186,7 @@ export class SidecarClient {
     try {
       return await this.quota.getQuota(request, this.callOptions(options));
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
@@ -194,7 +195,7 @@ export class SidecarClient {
     try {
       return await this.generation.listModels(request, this.callOptions(options));
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
@@ -206,7 +207,7 @@ export class SidecarClient {
     try {
       return await this.experiments.feedback(request, this.callOptions(options));
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
@@ -224,45 +225,60 @@ export class SidecarClient {
     try {
       return await this.experiments.getExperimentReport(request, this.callOptions(options));
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
   /** Accepts an escalation offer made to the user (`summary.answerDecision.escalationId`): queued. */
   async acceptEscalation(tenantId: string, userId: string, escalationId: string, options?: SidecarCallOptions): Promise<AcceptEscalationResponse> {
-    return this.typed(() => this.escalations.acceptEscalation({ tenantId, userId, escalationId }, this.callOptions(options)));
+    return this.typed(() => this.escalations.acceptEscalation({ tenantId, userId, escalationId }, this.callOptions(options)), options);
   }
 
   /** One page of an agent's escalations (the creator's queue: QUEUED unless `states` says). */
   async listEscalations(request: MessageInitShape<typeof ListEscalationsRequestSchema>, options?: SidecarCallOptions): Promise<ListEscalationsResponse> {
-    return this.typed(() => this.escalations.listEscalations(request, this.callOptions(options)));
+    return this.typed(() => this.escalations.listEscalations(request, this.callOptions(options)), options);
   }
 
   /** The creator answers: the answer becomes a canonical answer and joins the conversation. */
   async answerEscalation(request: MessageInitShape<typeof AnswerEscalationRequestSchema>, options?: SidecarCallOptions): Promise<AnswerEscalationResponse> {
-    return this.typed(() => this.escalations.answerEscalation(request, this.callOptions(options)));
+    return this.typed(() => this.escalations.answerEscalation(request, this.callOptions(options)), options);
   }
 
   /** The creator declines a queued escalation. */
   async declineEscalation(request: MessageInitShape<typeof DeclineEscalationRequestSchema>, options?: SidecarCallOptions): Promise<DeclineEscalationResponse> {
-    return this.typed(() => this.escalations.declineEscalation(request, this.callOptions(options)));
+    return this.typed(() => this.escalations.declineEscalation(request, this.callOptions(options)), options);
   }
 
   /** An agent's answer-policy figures: auto-answer and reuse rates, backlog, declines, time to answer. */
   async getAnswerReport(tenantId: string, agentId: string, options?: SidecarCallOptions): Promise<GetAnswerReportResponse> {
-    return this.typed(() => this.escalations.getAnswerReport({ tenantId, agentId }, this.callOptions(options)));
+    return this.typed(() => this.escalations.getAnswerReport({ tenantId, agentId }, this.callOptions(options)), options);
   }
 
-  private async typed<T>(call: () => Promise<T>): Promise<T> {
+  private async typed<T>(call: () => Promise<T>, options: SidecarCallOptions | undefined): Promise<T> {
     try {
       return await call();
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
-  /** Closes the connection; calls still open fail. */
+  /**
+   * The typed error of a failed call. connect reports a call whose HTTP/2 connection went away (the
+   * sidecar killed or restarted under it) as CANCELLED, the code of the caller's own cancellation:
+   * when neither the caller's signal nor close() ended the call, it is UNAVAILABLE.
+   */
+  private failure(thrown: unknown, signal: AbortSignal | undefined, deltas = 0): SidecarError {
+    const err = toSidecarError(thrown, deltas);
+    if (err.code !== Code.Canceled || signal?.aborted || this.closed || thrown instanceof SidecarError) {
+      return err;
+    }
+    const lost = new ConnectError(`the connection to the sidecar was lost (${err.message})`, Code.Unavailable, undefined, undefined, thrown);
+    return toSidecarError(lost, deltas);
+  }
+
+  /** Closes the connection; calls still open fail (CANCELLED). */
   close(): void {
+    this.closed = true;
     this.sessions.abort();
   }
 
