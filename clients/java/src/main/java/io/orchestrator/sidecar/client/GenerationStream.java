@@ -42,7 +42,7 @@ public final class GenerationStream implements Iterator<StreamGenerateResponse>,
       return responses.hasNext();
     } catch (RuntimeException e) {
       context.cancel(null);
-      throw SidecarException.from(e);
+      throw SidecarException.from(e, deltas);
     }
   }
 

@@ -318,6 +318,7 @@ public final class SidecarClient implements AutoCloseable {
   private static final class TypedObserver implements ClientResponseObserver<StreamGenerateRequest, StreamGenerateResponse> {
     private final StreamObserver<StreamGenerateResponse> delegate;
     private volatile ClientCallStreamObserver<StreamGenerateRequest> call;
+    private int deltas; // gRPC calls an observer's methods one at a time
 
     TypedObserver(StreamObserver<StreamGenerateResponse> delegate) {
       this.delegate = delegate;
@@ -330,12 +331,13 @@ public final class SidecarClient implements AutoCloseable {
 
     @Override
     public void onNext(StreamGenerateResponse value) {
+      deltas += value.hasDelta() ? 1 : 0;
       delegate.onNext(value);
     }
 
     @Override
     public void onError(Throwable t) {
-      delegate.onError(SidecarException.from(t));
+      delegate.onError(SidecarException.from(t, deltas));
     }
 
     @Override
