@@ -141,7 +141,11 @@ class RetryPlan {
     if (this.deadline !== undefined && this.clock.now() + delay >= this.deadline) {
       throw err; // the next attempt could not start before the deadline
     }
-    await this.clock.sleep(delay, this.options.signal);
+    try {
+      await this.clock.sleep(delay, this.options.signal);
+    } catch (aborted) {
+      throw toSidecarError(aborted); // the caller's signal, during the wait: a CancelledError
+    }
   }
 
   private backoff(attempt: number): number {

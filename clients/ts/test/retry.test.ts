@@ -5,6 +5,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema, RetryInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
 import {
+  CancelledError,
   InvalidRequestError,
   QuotaExceededError,
   StreamInterruptedError,
@@ -126,6 +127,20 @@ describe("withRetry", () => {
     );
     assert.equal(calls, 1);
     assert.deepEqual(clock.sleeps, []);
+  });
+
+  test("the caller's signal aborting the wait ends it with a CancelledError", async () => {
+    const controller = new AbortController();
+    let calls = 0;
+    await assert.rejects(
+      withRetry(async () => {
+        calls++;
+        setTimeout(() => controller.abort(), 5);
+        throw failure(Code.Unavailable, "PROVIDERS_UNAVAILABLE", 10_000);
+      }, { signal: controller.signal }),
+      CancelledError,
+    );
+    assert.equal(calls, 1);
   });
 
   test("never retries a non-retryable error", async () => {
