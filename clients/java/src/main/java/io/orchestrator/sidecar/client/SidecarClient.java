@@ -319,6 +319,7 @@ public final class SidecarClient implements AutoCloseable {
     private final StreamObserver<StreamGenerateResponse> delegate;
     private volatile ClientCallStreamObserver<StreamGenerateRequest> call;
     private int deltas; // gRPC calls an observer's methods one at a time
+    private boolean result;
 
     TypedObserver(StreamObserver<StreamGenerateResponse> delegate) {
       this.delegate = delegate;
@@ -332,6 +333,7 @@ public final class SidecarClient implements AutoCloseable {
     @Override
     public void onNext(StreamGenerateResponse value) {
       deltas += value.hasDelta() ? 1 : 0;
+      result |= value.hasResult();
       delegate.onNext(value);
     }
 
@@ -342,7 +344,11 @@ public final class SidecarClient implements AutoCloseable {
 
     @Override
     public void onCompleted() {
-      delegate.onCompleted();
+      if (result) {
+        delegate.onCompleted();
+      } else {
+        delegate.onError(GenerationStream.endedWithoutResult(deltas));
+      }
     }
 
     void cancel() {

@@ -52,4 +52,21 @@ class GenerationStreamTest {
     assertFalse(e instanceof StreamInterruptedException);
     assertTrue(Retry.isRetryable(e));
   }
+
+  @Test
+  void aStreamEndingWithoutItsResultIsAFailure() {
+    java.util.List<StreamGenerateResponse> deltaOnly = java.util.List.of(
+        StreamGenerateResponse.newBuilder().setDelta(ContentDelta.newBuilder().setText("w")).build());
+    GenerationStream stream = GenerationStream.open(deltaOnly::iterator);
+    stream.next();
+    assertThrows(StreamInterruptedException.class, stream::hasNext);
+    GenerationStream empty = GenerationStream.open(() -> java.util.Collections.emptyIterator());
+    UnavailableException e = assertThrows(UnavailableException.class, empty::hasNext);
+    assertFalse(e instanceof StreamInterruptedException);
+    StreamGenerateResponse result = StreamGenerateResponse.newBuilder()
+        .setResult(io.orchestrator.sidecar.v1.GenerateResponse.getDefaultInstance()).build();
+    GenerationStream whole = GenerationStream.open(() -> java.util.List.of(result).iterator());
+    whole.next();
+    assertFalse(whole.hasNext());
+  }
 }
