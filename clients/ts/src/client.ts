@@ -264,12 +264,15 @@ export class SidecarClient {
 
   /**
    * The typed error of a failed call. connect reports a call whose HTTP/2 connection went away (the
-   * sidecar killed or restarted under it) as CANCELLED, the code of the caller's own cancellation:
-   * when neither the caller's signal nor close() ended the call, it is UNAVAILABLE.
+   * sidecar killed or restarted under it) as CANCELLED (the stream reset) or ABORTED (ECONNRESET),
+   * the codes of a caller's own cancellation and of a conflict; without an ErrorInfo (the sidecar
+   * sends one with every status of its own), and when neither the caller's signal nor close() ended
+   * the call, it is UNAVAILABLE.
    */
   private failure(thrown: unknown, signal: AbortSignal | undefined, deltas = 0): SidecarError {
     const err = toSidecarError(thrown, deltas);
-    if (err.code !== Code.Canceled || signal?.aborted || this.closed || thrown instanceof SidecarError) {
+    const transport = (err.code === Code.Canceled || err.code === Code.Aborted) && err.reason === "";
+    if (!transport || signal?.aborted || this.closed || thrown instanceof SidecarError) {
       return err;
     }
     const lost = new ConnectError(`the connection to the sidecar was lost (${err.message})`, Code.Unavailable, undefined, undefined, thrown);

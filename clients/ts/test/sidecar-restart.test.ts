@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import { after, test } from "node:test";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import {
   CancelledError,
   SidecarClient,
@@ -64,4 +65,25 @@ test("close() while a call is open still ends it as CANCELLED", async () => {
   await new Promise((resolve) => setTimeout(resolve, 200));
   client.close();
   assert.ok((await outcome) instanceof CancelledError);
+});
+
+test("a transport failure connect codes CANCELLED or ABORTED, without an ErrorInfo, is UNAVAILABLE", async () => {
+  const sidecar = await startSidecar(CONFIG, TOKEN);
+  running.push(sidecar);
+  for (const [code, message] of [
+    [Code.Aborted, "read ECONNRESET"],
+    [Code.Canceled, "http/2 stream closed with error code CANCEL (0x8)"],
+  ] as const) {
+    const reset: Interceptor = () => async () => {
+      throw new ConnectError(message, code); // what connect-node raises when the socket dies under a call
+    };
+    const client = new SidecarClient({ address: sidecar.address, token: TOKEN, interceptors: [reset] });
+    try {
+      const err = await client.generate({ tenantId: "restart", userId: "u", messages: [userMessage("x")] }).catch((e: unknown) => e);
+      assert.ok(err instanceof UnavailableError, `${message}: ${String(err)}`);
+      assert.equal(isRetryable(err), true);
+    } finally {
+      client.close();
+    }
+  }
 });
