@@ -145,11 +145,17 @@ export class SidecarClient {
     let ended = false;
     let deltas = 0;
     try {
+      let result = false;
       for await (const message of this.generation.streamGenerate({ input }, { ...this.callOptions(options), signal: call.signal })) {
         deltas += message.event.case === "delta" ? 1 : 0;
+        result ||= message.event.case === "result";
         yield message;
       }
       ended = true;
+      if (!result) {
+        // a stream always ends with its result: a clean end without one is a failure, never a silent end
+        throw toSidecarError(new ConnectError("the stream ended without a result", Code.Unavailable), deltas);
+      }
     } catch (thrown) {
       ended = true;
       throw this.failure(thrown, call.signal, deltas);

@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import type { Interceptor } from "@connectrpc/connect";
-import { SidecarClient, userMessage, withStreamRetry } from "../src/index.js";
+import { SidecarClient, StreamInterruptedError, userMessage, withStreamRetry } from "../src/index.js";
 import { REPO_ROOT, startSidecar, type RunningSidecar } from "./sidecar-process.js";
 
 const CONFIG = path.join(REPO_ROOT, "tests/contract/sidecar.yaml");
@@ -72,5 +72,26 @@ describe("a stream left early", () => {
       }
     }, { name: "CancelledError" });
     assert.deepEqual(kinds, ["delta"]);
+  });
+
+  test("a stream that ends cleanly without its result is a failure, not a silent end", async () => {
+    const dropResult: Interceptor = (next) => async (req) => {
+      const res = await next(req);
+      if (!res.stream) return res;
+      async function* withoutResult(messages: AsyncIterable<unknown>) {
+        for await (const m of messages) if ((m as { event: { case: string } }).event.case !== "result") yield m;
+      }
+      return { ...res, message: withoutResult(res.message) } as typeof res;
+    };
+    const lossy = new SidecarClient({ address: sidecar.address, token: TOKEN, interceptors: [dropResult] });
+    try {
+      const kinds: string[] = [];
+      await assert.rejects(async () => {
+        for await (const event of lossy.stream({ ...input, messages: [userMessage("a b c d")] })) kinds.push(event.event.case ?? "");
+      }, StreamInterruptedError);
+      assert.ok(kinds.length > 0 && kinds.every((k) => k === "delta"));
+    } finally {
+      lossy.close();
+    }
   });
 });
