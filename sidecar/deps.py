@@ -247,8 +247,9 @@ def build_idempotency(cfg: Config, clock: Clock) -> IdempotencyStore | None:
     if idem.backend == "redis" and idem.redis_url is not None:
         from sidecar.idempotency.redis_store import RedisIdempotencyStore
 
+        endpoint = RedisEndpoint.of(idem.redis_url, idem.redis, cfg.secret, default_timeout=5.0)
         return RedisIdempotencyStore(
-            idem.redis_url, prefix=idem.key_prefix, window_seconds=idem.window_seconds, clock=clock
+            endpoint, prefix=idem.key_prefix, window_seconds=idem.window_seconds, clock=clock
         )
     return MemoryIdempotencyStore(
         clock=clock, window_seconds=idem.window_seconds, max_entries=idem.max_entries

@@ -123,7 +123,7 @@ def _enabled(ledger: LedgerWriter | None) -> LedgerWriter:
 async def _flushed_then(ledger: LedgerWriter, work: Callable[[], Awaitable[T]]) -> T:
     """This sidecar's queued records written, then `work` made and awaited: made only then, so a
     call cancelled during the flush leaves no coroutine that was never awaited."""
-    await ledger.flush()
+    await ledger.caught_up()
     return await work()
 
 

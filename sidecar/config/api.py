@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from sidecar.config.model import ConfigModel
+from sidecar.config.redis import REDIS_URL, RedisConnectionConfig, check_redis
 from sidecar.config.secrets import SecretRef
 
 # "GenerationService", "orchestrator.v1.GenerationService", "GenerationService/Generate" or "*".
@@ -95,11 +96,13 @@ class IdempotencySettings(ConfigModel):
     max_response_bytes: int = Field(
         default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="larger answers are not kept"
     )
-    redis_url: str | None = Field(default=None, pattern=r"^rediss?://\S+$")
+    redis_url: str | None = Field(default=None, pattern=REDIS_URL)
+    redis: RedisConnectionConfig = RedisConnectionConfig()
     key_prefix: str = Field(default="sidecar:idem:", max_length=64)
 
     @model_validator(mode="after")
     def _redis(self) -> IdempotencySettings:
         if self.backend == "redis" and self.redis_url is None:
             raise ValueError("idempotency.backend redis needs idempotency.redis_url")
+        check_redis(self.redis_url, self.redis)
         return self

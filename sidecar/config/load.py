@@ -6,12 +6,12 @@ The only module that looks at environment variables, and it gets them injected.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from sidecar.config.schema import Config
 from sidecar.config.secrets import SecretRef
@@ -135,15 +135,36 @@ def _resolve_secrets(config: Config, environ: Mapping[str, str]) -> tuple[dict[s
     if config.settings.keys.backend == "vault" and vault is not None and vault.token is not None:
         refs.append(("settings.keys.vault.token", vault.token))
     refs += _redis_password_refs(config)
-    secrets: dict[str, SecretStr] = {}
-    missing: list[str] = []
-    for where, ref in refs:
-        value = environ.get(ref.env, "")
-        if value:
-            secrets[ref.env] = SecretStr(value)
-        else:
-            missing.append(f"{where}: environment variable {ref.env} is not set or empty")
+    missing = [
+        f"{where}: environment variable {ref.env} is not set or empty"
+        for where, ref in refs
+        if not environ.get(ref.env, "")
+    ]
+    # Resolved: every reference anywhere in the configuration whose variable is set, not only the
+    # ones listed above as required, so that a section added later is never left without its secret.
+    secrets = {
+        ref.env: SecretStr(environ[ref.env]) for ref in _every_secret_ref(config) if environ.get(ref.env)
+    }
     return secrets, missing
+
+
+def _every_secret_ref(model: BaseModel) -> Iterator[SecretRef]:
+    """Each SecretRef in `model`, its nested models and their mappings and sequences."""
+    for _, value in model:
+        yield from _refs_in(value)
+
+
+def _refs_in(value: object) -> Iterator[SecretRef]:
+    if isinstance(value, SecretRef):
+        yield value
+    elif isinstance(value, BaseModel):
+        yield from _every_secret_ref(value)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _refs_in(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _refs_in(item)
 
 
 def _redis_password_refs(config: Config) -> list[tuple[str, SecretRef]]:
@@ -153,10 +174,13 @@ def _redis_password_refs(config: Config) -> list[tuple[str, SecretRef]]:
         ("settings.cache.redis", s.cache.redis, s.cache.backend == "redis"),
         ("settings.cache.semantic.redis", s.cache.semantic.redis, s.cache.semantic.backend == "redis"),
         ("settings.keys.redis", s.keys.redis, s.keys.store == "redis"),
+        ("settings.idempotency.redis", s.idempotency.redis, s.idempotency.backend == "redis"),
         ("policy.personas.sessions.redis", p.personas.sessions.redis, p.personas.sessions.store == "redis"),
     ]
     if p.quota is not None:
         stores.append(("policy.quota.redis", p.quota.redis, p.quota.store == "redis"))
+    if p.answers is not None:
+        stores.append(("policy.answers.redis", p.answers.redis, p.answers.store == "redis"))
     return [
         (f"{where}.password", options.password)
         for where, options, used in stores

@@ -1,8 +1,9 @@
 """How a store reaches Redis: TLS, the ACL user and password, timeouts (one model for every store).
 
-Each Redis-backed section (quota, sessions, keys, cache) keeps its `redis_url` and has a `redis:`
-block of these options. The URL may carry the ACL user and password (`rediss://user:pass@host:6380/0`);
-a password is better given as a secret reference (`password: {env: REDIS_PASSWORD}`).
+Each Redis-backed section (quota, sessions, answers, keys, cache, idempotency) keeps its `redis_url`
+and has a `redis:` block of these options. The URL may carry the ACL user and password
+(`rediss://user:pass@host:6380/0`); a password is better given as a secret reference
+(`password: {env: REDIS_PASSWORD}`).
 """
 
 from __future__ import annotations

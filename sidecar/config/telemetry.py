@@ -43,6 +43,13 @@ class LedgerConfig(ConfigModel):
     flush_interval_seconds: float = Field(
         default=0.5, gt=0, le=60, description="records gather this long before a write (one commit)"
     )
+    timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="PostgreSQL: bound on each operation (connecting, a write, a query); past it the "
+        "operation fails (a write drops its batch, GetUsage answers LEDGER_UNAVAILABLE)",
+    )
 
     @model_validator(mode="after")
     def _postgres_needs_url(self) -> LedgerConfig:

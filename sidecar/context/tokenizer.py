@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 _log = logging.getLogger("sidecar.context")
 ESTIMATE = "estimate"
 ANTHROPIC = "anthropic-bound"
+BY_MODEL = "the OpenAI model's encoding"  # not looked up: with no encodings_dir none could be loaded
 TOOL_CALL_FRAME = 3  # a tool call's own framing (its type and separators), on top of id, name, arguments
 TOOL_FRAME = 8  # a tool definition's framing in the prompt the provider builds from it
 TOOLS_FRAME = 12  # the block that introduces the tool definitions
@@ -204,8 +205,10 @@ def templated(counter: TokenCounter, t: ChatTemplateConfig) -> TokenCounter:
     )
 
 
-def wanted_encoding(deployment: DeploymentConfig) -> str:
-    """The encoding a deployment counts with: its `tokenizer`, or by model family when auto."""
+def wanted_encoding(deployment: DeploymentConfig, *, look_up: bool = True) -> str:
+    """The encoding a deployment counts with: its `tokenizer`, or by model family when auto. Without
+    `look_up` an OpenAI model's is BY_MODEL: finding it loads tiktoken's native core (1.25 MB of
+    RSS), which a sidecar with no encoding files to load it from does not need."""
     if deployment.tokenizer != "auto":
         return deployment.tokenizer
     if deployment.provider == "anthropic" or (
@@ -214,6 +217,8 @@ def wanted_encoding(deployment: DeploymentConfig) -> str:
         return ANTHROPIC
     if deployment.provider not in ("openai", "azure"):  # Azure OpenAI serves OpenAI's models
         return ESTIMATE
+    if not look_up:
+        return BY_MODEL
     from tiktoken.model import encoding_name_for_model
 
     try:
@@ -265,7 +270,7 @@ class Tokenizers:
     def build(cls, deployments: Mapping[str, DeploymentConfig], directory: Path | None) -> Tokenizers:
         """Load each wanted encoding once; a deployment whose encoding is unavailable gets the
         estimate, and a log line at startup says which and why."""
-        wanted = {name: wanted_encoding(d) for name, d in deployments.items()}
+        wanted = {name: wanted_encoding(d, look_up=directory is not None) for name, d in deployments.items()}
         loaded: dict[str, TokenCounter] = {ANTHROPIC: ANTHROPIC_COUNTER}
         for encoding in sorted(set(wanted.values()) - {ESTIMATE, ANTHROPIC}):
             try:

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from sidecar.config.load import ConfigError, load_config, process_environ
-from sidecar.config.telemetry import LedgerConfig
+from sidecar.core.clock import SystemClock
 from sidecar.core.errors import SidecarError
 from sidecar.ledger.record import FeedbackStatus, LedgerStore
+from sidecar.ledger.stores import build_store
 
 DAY = 86_400.0
 
@@ -52,7 +53,7 @@ def _report(args: argparse.Namespace) -> int:
         return 2
     end = args.end if args.end is not None else time.time()
     start = args.start if args.start is not None else end - args.days * DAY
-    store = _store(cfg.settings.telemetry.ledger)
+    store = build_store(cfg.settings.telemetry.ledger, SystemClock())
     if store is None:
         sys.stderr.write("the ledger is off (settings.telemetry.ledger.backend: none)\n")
         return 1
@@ -69,7 +70,7 @@ def _feedback(args: argparse.Namespace) -> int:
     from sidecar.experiments.feedback import Feedback, record_feedback
 
     cfg = _config(args.config)
-    store = _store(cfg.settings.telemetry.ledger) if cfg is not None else None
+    store = build_store(cfg.settings.telemetry.ledger, SystemClock()) if cfg is not None else None
     if store is None:
         sys.stderr.write("no ledger to store feedback in\n")
         return 1
@@ -105,15 +106,3 @@ def _config(path: Path) -> Any:
     except ConfigError as exc:
         sys.stderr.write(f"{exc}\n")
         return None
-
-
-def _store(c: LedgerConfig) -> LedgerStore | None:
-    if c.backend == "sqlite":
-        from sidecar.ledger.sqlite import SqliteLedger
-
-        return SqliteLedger(c.sqlite_path)
-    if c.backend == "postgres" and c.postgres_url is not None:
-        from sidecar.ledger.postgres import PostgresLedger
-
-        return PostgresLedger(c.postgres_url)
-    return None

@@ -1,43 +1,104 @@
 """Idempotency keys in Redis, shared by every sidecar on it.
 
-One string per key: `P` + fingerprint while the first call runs (expiring after the in-flight
-bound, so a crashed sidecar does not hold it for good), `D` + fingerprint + answer once finished
-(expiring after the window). A waiting call polls at a fixed interval on the injected clock.
+One string per key: `P` + fingerprint + claim token while the first call runs, `D` + fingerprint +
+answer once finished (expiring after the window). A waiting call polls at a fixed interval on the
+injected clock. A claim is a lease: it expires `lease_seconds` after it was last renewed, and the
+sidecar renews its claims every third of that while their calls run, so a call may run as long as
+its deadline allows while a crashed sidecar's claim frees the key within one lease.
+
+A claim that does not return normally (it timed out, the connection broke, or its caller was
+cancelled) may still run on the server later: a stalled Redis keeps the command queued. Its caller
+has been told nothing ran, so the claim is given up in the background, retried until Redis answers:
+the key is deleted if it still holds this claim, or, if the claim has not run yet, a tombstone
+`X` + token is left that the claim refuses when it runs (other claims treat the tombstone as
+absent). Without that a retry would wait for the claim to expire for an answer that never comes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from sidecar.core.clock import Clock
+from sidecar.core.tasks import cancel_and_wait
 from sidecar.idempotency.store import Held, IdempotencyStoreUnavailableError
+from sidecar.stores.redis import RedisEndpoint, connect
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 _FP = 32  # sha256
+_TOKEN = 16  # bytes of a claim's token
+FIRST_BACKOFF_SECONDS = 0.05
+MAX_BACKOFF_SECONDS = 5.0
+MAX_PENDING = 10_000
+LEASE_SECONDS = 15.0
+DEFAULT_TIMEOUT_SECONDS = 5.0  # per operation, when the configuration gives none
+GIVE_UP_SECONDS = 300.0  # how long an abandoned claim is given up for while Redis does not answer
+
+# KEYS[1]; ARGV: the claim (P..fingerprint..token), lease ms, this claim's tombstone (X..token).
+# Returns "" when claimed (or given up already), else the value holding the key.
+_CLAIM = """
+local v = redis.call("GET", KEYS[1])
+if v == ARGV[3] then return "" end
+if not v or string.sub(v, 1, 1) == "X" then
+  redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+  return ""
+end
+return v
+"""
+
+# KEYS[1]; ARGV: the claim, its tombstone, ms. Deletes the claim, or (not run yet) leaves the tombstone.
+_GIVE_UP = """
+local v = redis.call("GET", KEYS[1])
+if v == ARGV[1] then redis.call("DEL", KEYS[1]) return 1 end
+if not v or string.sub(v, 1, 1) == "X" then redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[3]) end
+return 0
+"""
+
+# KEYS[1]; ARGV: the claim. The first call failed: drop its claim (not another's that came after it).
+_RELEASE = """
+if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end
+return 0
+"""
+
+# KEYS[1]; ARGV: the claim, lease ms. The call still runs: its claim lives one more lease.
+_RENEW = """
+if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end
+return 0
+"""
 
 
 class RedisIdempotencyStore:
     def __init__(
         self,
-        url: str,
+        endpoint: RedisEndpoint | str,
         *,
         prefix: str,
         window_seconds: float,
-        in_flight_seconds: float = 300.0,
+        lease_seconds: float = LEASE_SECONDS,
         clock: Clock,
         poll_seconds: float = 0.05,
     ) -> None:
-        from redis.asyncio import Redis  # lazily: costs nothing unless configured
-
-        self._redis: Redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        """`endpoint`: the connection settings (TLS, ACL user and password, timeouts), or a bare URL
+        with the defaults (DEFAULT_TIMEOUT_SECONDS per operation)."""
+        if isinstance(endpoint, str):
+            endpoint = RedisEndpoint(endpoint, timeout=DEFAULT_TIMEOUT_SECONDS)
+        self._redis: Redis = connect(endpoint)
         self._prefix = prefix
         self._window_ms = int(window_seconds * 1000)
-        self._in_flight_ms = int(min(in_flight_seconds, window_seconds) * 1000)
+        self._lease_ms = max(1, int(min(lease_seconds, window_seconds) * 1000))
         self._poll, self._clock = poll_seconds, clock
+        self._claim, self._give_up, self._release, self._renew = (
+            self._redis.register_script(s) for s in (_CLAIM, _GIVE_UP, _RELEASE, _RENEW)
+        )
+        self._held: dict[str, bytes] = {}  # key name -> this process's claim on it, renewed
+        self._abandoned: dict[str, tuple[bytes, float]] = {}  # claims to give up, until (monotonic)
+        self._worker: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
 
     def _key(self, key: str) -> str:
         # hashed: tenant and request ids never appear in Redis key names
@@ -53,33 +114,97 @@ class RedisIdempotencyStore:
 
     async def claim(self, key: str, fingerprint: bytes) -> Held | None:
         name = self._key(key)
-        claimed = await self._run(self._redis.set(name, b"P" + fingerprint, nx=True, px=self._in_flight_ms))
-        if claimed:
+        mine = b"P" + fingerprint + os.urandom(_TOKEN)
+        try:
+            held = await self._run(self._claim(keys=[name], args=[mine, self._lease_ms, _tombstone(mine)]))
+        except BaseException:  # timed out, broke or cancelled: the claim may still run on the server
+            self._abandon(name, mine)
+            raise
+        if not held:
+            self._held[name] = mine
+            if self._renewer is None or self._renewer.done():
+                self._renewer = asyncio.ensure_future(self._renew_held())
             return None
-        held = _decode(await self._run(self._redis.get(name)))
-        if held is None:  # released or expired between the two commands: try once more
-            claimed = await self._run(
-                self._redis.set(name, b"P" + fingerprint, nx=True, px=self._in_flight_ms)
-            )
-            return None if claimed else Held(fingerprint, None)
-        return held
+        return _decode(held) or Held(fingerprint, None)
 
     async def finish(self, key: str, fingerprint: bytes, answer: bytes) -> None:
-        await self._run(self._redis.set(self._key(key), b"D" + fingerprint + answer, px=self._window_ms))
+        name = self._key(key)
+        self._held.pop(name, None)
+        await self._run(self._redis.set(name, b"D" + fingerprint + answer, px=self._window_ms))
 
     async def release(self, key: str) -> None:
-        await self._run(self._redis.delete(self._key(key)))
+        """Drop this process's claim on `key`; if Redis does not answer, the failure is raised and the
+        claim given up in the background, retried until Redis answers."""
+        name = self._key(key)
+        mine = self._held.pop(name, None)
+        if mine is None:
+            return
+        try:
+            await self._run(self._release(keys=[name], args=[mine]))
+        except BaseException:
+            self._abandon(name, mine)
+            raise
 
     async def wait(self, key: str) -> Held | None:
+        """The answer once the key holds one, or None once it is free (absent or a tombstone, which a
+        claim takes). Anything else (a call still running, or a value this sidecar cannot read) is
+        waited on at the poll interval: re-claiming at once would spin on Redis."""
         name = self._key(key)
         while True:
-            held = _decode(await self._run(self._redis.get(name)))
-            if held is None or held.answer is not None:
+            raw = await self._run(self._redis.get(name))
+            if raw is None or raw[:1] == b"X":
+                return None
+            held = _decode(raw)
+            if held is not None and held.answer is not None:
                 return held
             await self._clock.sleep(self._poll)
 
     async def aclose(self) -> None:
+        await cancel_and_wait(self._worker)
+        await cancel_and_wait(self._renewer)
         await self._redis.aclose()
+
+    async def _renew_held(self) -> None:
+        """Every third of a lease, renew the claims of the calls still running here."""
+        while self._held:
+            await self._clock.sleep(self._lease_ms / 3000)
+            held = list(self._held.items())
+            await asyncio.gather(
+                *(self._renew(keys=[name], args=[mine, self._lease_ms]) for name, mine in held),
+                return_exceptions=True,  # unreachable now: the next round tries again
+            )
+
+    def _abandon(self, name: str, mine: bytes) -> None:
+        """Give the claim up in the background until Redis answers (or the claim has expired)."""
+        if len(self._abandoned) >= MAX_PENDING:
+            return  # the claim, if it runs, expires after a lease
+        self._abandoned[name] = (mine, self._clock.monotonic() + GIVE_UP_SECONDS)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.ensure_future(self._give_up_abandoned())
+
+    async def _give_up_abandoned(self) -> None:
+        backoff = FIRST_BACKOFF_SECONDS
+        while self._abandoned:
+            now = self._clock.monotonic()
+            for name, (mine, until) in list(self._abandoned.items()):
+                if until <= now:
+                    del self._abandoned[name]
+                    continue
+                try:
+                    await self._give_up(keys=[name], args=[mine, _tombstone(mine), self._lease_ms])
+                except Exception:
+                    break  # still unreachable: back off
+                if self._abandoned.get(name, (b"", 0.0))[0] == mine:
+                    del self._abandoned[name]
+            else:
+                backoff = FIRST_BACKOFF_SECONDS
+                continue
+            await self._clock.sleep(backoff)
+            backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
+
+
+def _tombstone(claim: bytes) -> bytes:
+    return b"X" + claim[-_TOKEN:]
 
 
 def _decode(raw: bytes | None) -> Held | None:

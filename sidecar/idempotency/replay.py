@@ -62,7 +62,7 @@ class Replays:
         try:
             answer = await produce()
         except BaseException:
-            await self._store.release(key)
+            await self._forget(key)
             raise
         try:
             if len(answer) > self._max:
@@ -74,3 +74,11 @@ class Replays:
             # the answer exists and was charged: deliver it; a retry may run again
             _log.warning("could not keep an answer for retries", extra={"reason": "store unavailable"})
         return answer
+
+    async def _forget(self, key: str) -> None:
+        """Release the key of a first call that failed. A store failure now must not replace the
+        call's own error (or its cancellation): the key is then freed when its claim expires."""
+        try:
+            await self._store.release(key)
+        except IdempotencyStoreUnavailableError:
+            _log.warning("could not release a failed call's key", extra={"reason": "store unavailable"})

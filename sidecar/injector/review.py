@@ -38,6 +38,8 @@ def parse_review(body: bytes) -> ReviewRequest:
         review = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ReviewError(f"body is not JSON: {exc}") from exc
+    except RecursionError:  # nested deeper than the parser's stack: no Pod the API server sends is
+        raise ReviewError("body is not JSON this webhook reads: nested too deeply") from None
     if not isinstance(review, dict):
         raise ReviewError("body is not a JSON object")
     if review.get("apiVersion") != API_VERSION or review.get("kind") != "AdmissionReview":

@@ -1,10 +1,18 @@
-"""The shared ledger: PostgreSQL through asyncpg (imported only when this backend is configured)."""
+"""The shared ledger: PostgreSQL through asyncpg (imported only when this backend is configured).
+
+Every operation (opening the pool, taking a connection, the statement itself) is bounded by
+`timeout` on the injected clock: a database that stops answering (a partition drops packets and
+leaves connections open) fails the operation with TimeoutError instead of holding GetUsage, the
+writer and the sidecar's shutdown until TCP gives up, hours later.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from sidecar.core.clock import Clock
 from sidecar.ledger import experiment_sql, sql
 from sidecar.ledger.record import (
     AuditEntry,
@@ -22,43 +30,62 @@ def _placeholder(i: int) -> str:
     return f"${i}"
 
 
+async def _create_schema(conn: Any) -> None:
+    """The tables, and the columns a ledger made by an older sidecar lacks."""
+    for statement in sql.create_table("DOUBLE PRECISION", "BIGINT"):
+        await conn.execute(statement)
+    await conn.execute(f"ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS {sql.METADATA_COLUMN}")
+    for _, definition in experiment_sql.added_columns("DOUBLE PRECISION"):
+        await conn.execute(f"ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS {definition}")
+    for statement in experiment_sql.create_extras("DOUBLE PRECISION"):
+        await conn.execute(statement)
+
+
 class PostgresLedger:
     """LedgerStore on PostgreSQL; several sidecars may write to one database."""
 
-    def __init__(self, url: str, *, pool_size: int = 4) -> None:
-        self._url, self._pool_size = url, pool_size
+    def __init__(self, url: str, *, clock: Clock, timeout: float, pool_size: int = 4) -> None:
+        self._url, self._clock, self._timeout, self._pool_size = url, clock, timeout, pool_size
         self._pool: Any = None
 
     async def open(self) -> None:
         import asyncpg
 
-        self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size)
-        async with self._pool.acquire() as conn:
-            for statement in sql.create_table("DOUBLE PRECISION", "BIGINT"):
-                await conn.execute(statement)
-            await conn.execute(f"ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS {sql.METADATA_COLUMN}")
-            for _, definition in experiment_sql.added_columns("DOUBLE PRECISION"):
-                await conn.execute(f"ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS {definition}")
-            for statement in experiment_sql.create_extras("DOUBLE PRECISION"):
-                await conn.execute(statement)
+        async with self._clock.timeout(self._timeout):
+            self._pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self._pool_size)
+        try:
+            async with self._session() as conn:
+                for statement in sql.create_table("DOUBLE PRECISION", "BIGINT"):
+                    await conn.execute(statement)
+                await conn.execute(
+                    f"ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS {sql.METADATA_COLUMN}"
+                )
+                for _, definition in experiment_sql.added_columns("DOUBLE PRECISION"):
+                    await conn.execute(f"ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS {definition}")
+                for statement in experiment_sql.create_extras("DOUBLE PRECISION"):
+                    await conn.execute(statement)
+        except BaseException:  # not open: a later open() starts over with a fresh pool
+            pool, self._pool = self._pool, None
+            pool.terminate()
+            raise
 
     async def write(self, records: Sequence[UsageRecord]) -> None:
-        async with self._pool.acquire() as conn:
+        async with self._session() as conn:
             await conn.executemany(sql.insert(_placeholder), [sql.row(r) for r in records])
 
     async def usage(self, query: UsageQuery) -> list[UsageGroup]:
         text, args = sql.usage(query, _placeholder, _DAY)
-        async with self._pool.acquire() as conn:
+        async with self._session() as conn:
             rows = await conn.fetch(text, *args)
         return sql.groups([tuple(r) for r in rows])
 
     async def delete_before(self, cutoff: float) -> int:
-        async with self._pool.acquire() as conn:
+        async with self._session() as conn:
             status = await conn.execute("DELETE FROM usage_records WHERE ts < $1", cutoff)
         return int(str(status).rsplit(" ", 1)[-1])
 
     async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> FeedbackResult:
-        async with self._pool.acquire() as conn:
+        async with self._session() as conn:
             status = await conn.execute(
                 experiment_sql.feedback(_placeholder), score, label, tenant, request_id
             )
@@ -70,17 +97,40 @@ class PostgresLedger:
         self, experiment: str, start: float, end: float, tenant: str | None = None, limit: int | None = None
     ) -> list[ExperimentRow]:
         text, extra = experiment_sql.rows(_placeholder, tenant, limit)
-        async with self._pool.acquire() as conn:
+        async with self._session() as conn:
             found = await conn.fetch(text, experiment, start, end, *extra)
         return experiment_sql.experiment_rows([tuple(r) for r in found])
 
     async def audit(self, entries: Sequence[AuditEntry]) -> None:
-        async with self._pool.acquire() as conn:
+        async with self._session() as conn:
             await conn.executemany(
                 experiment_sql.insert_audit(_placeholder), [experiment_sql.audit_row(e) for e in entries]
             )
 
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[Any]:
+        """A pooled connection for one operation, the wait for it and the operation bounded together.
+        A connection whose operation failed is terminated (no network wait), never reset and reused:
+        asyncpg's graceful release talks to the server, which may be the one not answering."""
+        if self._pool is None:
+            raise ConnectionError("the PostgreSQL ledger is not open")
+        async with self._clock.timeout(self._timeout):
+            conn = await self._pool.acquire()
+            try:
+                yield conn
+            except BaseException:
+                conn.terminate()
+                raise
+            finally:
+                await self._pool.release(conn, timeout=self._timeout)
+
     async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        """Close the pool gracefully, or, when the database does not answer in time, drop it."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            async with self._clock.timeout(self._timeout):
+                await pool.close()
+        except TimeoutError:
+            pool.terminate()

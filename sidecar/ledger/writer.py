@@ -18,9 +18,10 @@ from typing import Protocol
 
 from sidecar.core.clock import Clock
 from sidecar.core.tasks import cancel_and_wait
-from sidecar.ledger.record import LedgerStore, UsageGroup, UsageQuery, UsageRecord
+from sidecar.ledger.record import LedgerStore, LedgerUnavailableError, UsageGroup, UsageQuery, UsageRecord
 
 _log = logging.getLogger("sidecar.ledger")
+OPEN_RETRY_FIRST_SECONDS, OPEN_RETRY_MAX_SECONDS = 1.0, 30.0
 
 
 class LedgerSignals(Protocol):
@@ -57,38 +58,71 @@ class LedgerWriter:
         self._write_lock = asyncio.Lock()
         self._last_purge: float | None = None
         self._held: list[UsageRecord] = []
+        self._opened = False
         self.dropped = 0
 
     def submit(self, record: UsageRecord) -> None:
         try:
             self._queue.put_nowait(record)
         except asyncio.QueueFull:
-            self.dropped += 1
-            self._signals.ledger_dropped("queue_full")
+            self._dropped("queue_full", 1)
 
     def depth(self) -> int:
         return self._queue.qsize() + len(self._held)
 
     async def start(self) -> None:
-        await self._store.open()
+        """Open the store and start writing. A store that cannot be opened (the database is down)
+        does not stop the sidecar: records queue (bounded, as always) while the writer retries the
+        open with a backoff, and GetUsage answers LEDGER_UNAVAILABLE until it succeeds."""
+        await self._open()
         self._task = asyncio.create_task(self._run(), name="ledger-writer")
 
+    async def _open(self) -> bool:
+        try:
+            await self._store.open()
+        except Exception as exc:
+            self._signals.store_error("ledger", "open")
+            _log.error("ledger store cannot be opened; retrying", extra={"error": _describe(exc)})
+            return False
+        self._opened = True
+        return True
+
+    async def _open_eventually(self) -> None:
+        delay = OPEN_RETRY_FIRST_SECONDS
+        while not self._opened:
+            await self._clock.sleep(delay)
+            if await self._open():
+                _log.info("ledger store opened")
+            delay = min(delay * 2, OPEN_RETRY_MAX_SECONDS)
+
     async def stop(self) -> None:
-        """Write what is queued, then stop the task and close the store."""
+        """Write what is queued, then stop the task and close the store. When a write fails (the
+        store is down: its operations are bounded, postgres.py), what is still queued is dropped and
+        counted rather than tried batch by batch: shutdown does not wait on a store that is gone."""
         task, self._task = self._task, None  # a write in progress finishes: flush() waits for its lock
         await cancel_and_wait(task)
         try:
-            await self.flush()
+            if not self._opened or not await self.flush():
+                self._drop_queued("write_failed")
         finally:
             await self._store.aclose()
 
-    async def flush(self) -> None:
-        """Write everything queued now (GetUsage calls this, so a sidecar reads its own records)."""
+    async def flush(self) -> bool:
+        """Write everything queued now (GetUsage calls this, so a sidecar reads its own records);
+        False when a write failed (its batch dropped, the rest left queued)."""
         while self._held or not self._queue.empty():
-            await self._write(self._take())
+            if not await self._write(self._take()):
+                return False
+        return True
+
+    async def caught_up(self) -> None:
+        """Everything this sidecar queued is written (reads then see its own records), or
+        LedgerUnavailableError: the store is not open or failing, and a read would miss them."""
+        if not self._opened or not await self.flush():
+            raise LedgerUnavailableError("the usage ledger cannot be written now; retry later")
 
     async def usage(self, query: UsageQuery) -> list[UsageGroup]:
-        await self.flush()
+        await self.caught_up()
         return await self._store.usage(query)
 
     @property
@@ -105,6 +139,7 @@ class LedgerWriter:
         return removed
 
     async def _run(self) -> None:
+        await self._open_eventually()
         while True:
             self._held.append(await self._queue.get())  # held, not lost, if stop() cancels the wait below
             if self._queue.qsize() < self._policy.batch_size - 1:
@@ -125,16 +160,32 @@ class LedgerWriter:
             batch.append(self._queue.get_nowait())
         return batch
 
-    async def _write(self, batch: list[UsageRecord]) -> None:
+    def _drop_queued(self, cause: str) -> None:
+        batch = self._take()
+        while batch:
+            self._dropped(cause, len(batch))
+            batch = self._take()
+
+    def _dropped(self, cause: str, records: int) -> None:
+        self.dropped += records
+        self._signals.ledger_dropped(cause, records)
+
+    async def _write(self, batch: list[UsageRecord]) -> bool:
+        """Write one batch; False (the batch dropped, counted and logged) when the store fails."""
         if not batch:
-            return
+            return True
         async with self._write_lock:
             try:
                 await self._store.write(batch)
-            except Exception:
-                self.dropped += len(batch)
+            except Exception as exc:
                 self._signals.store_error("ledger", "write")
-                self._signals.ledger_dropped("write_failed", len(batch))
-                _log.exception("ledger write failed", extra={"records": len(batch)})
-                return
+                self._dropped("write_failed", len(batch))
+                _log.error("ledger write failed", extra={"records": len(batch), "error": _describe(exc)})
+                return False
         self._signals.ledger_wrote(len(batch))
+        return True
+
+
+def _describe(exc: BaseException) -> str:
+    """The failure's class, and its message unless that is empty (a timeout's is)."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

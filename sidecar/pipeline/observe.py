@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
-
-from opentelemetry.trace import Span, Status, StatusCode
+from typing import TYPE_CHECKING
 
 from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import Code, SessionStoreUnavailableError, SidecarError
@@ -25,6 +24,9 @@ from sidecar.ledger.writer import LedgerWriter
 from sidecar.telemetry import logging as logs
 from sidecar.telemetry import tracing
 from sidecar.telemetry.metrics import UNKNOWN, CallOutcome, Metrics
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 OK = "OK"
 CANCELLED = "CANCELLED"
@@ -226,6 +228,8 @@ def _end_span(span: Span, o: CallOutcome, reason: str, call: Call, texts: list[s
     if texts is not None:
         span.set_attribute("gen_ai.output.messages", "".join(texts))
     if o.code != OK:
+        from opentelemetry.trace import Status, StatusCode  # loaded already: a span exists
+
         span.set_attribute("error.type", reason)
         span.set_status(Status(StatusCode.ERROR, reason))
     span.end()

@@ -199,6 +199,7 @@ class RouteLayer:
         limit = config.first_token_timeout_seconds
         racing: dict[asyncio.Task[Chunk], UpstreamAttempt] = {}
         racing[asyncio.ensure_future(primary.first(limit))] = primary
+        won = False  # another attempt won: those still racing lost (else the caller went away)
         try:
             done, _ = await self._clock.wait(racing, within=self._hedge_delay(config, primary.target))
             if (
@@ -218,6 +219,7 @@ class RouteLayer:
                     attempt = racing.pop(task)
                     error = task.exception()
                     if error is None:
+                        won = True
                         return _Opened(attempt, task.result(), used_backup=True)
                     if not isinstance(error, ProviderError):
                         raise error
@@ -225,7 +227,8 @@ class RouteLayer:
             return _Opened(used_backup=True)
         finally:
             for task, loser in racing.items():
-                loser.lost(HEDGE_LOST)
+                if won:
+                    loser.lost(HEDGE_LOST)
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
                 await loser.abandon()

@@ -6,7 +6,6 @@ await spans a `yield`, so a timeout can never fire inside the caller's code.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping
@@ -40,6 +39,7 @@ _SECRETISH = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\.]{4,}|[A-Za-z0-9_\-
 _MAX_ERROR_BODY = 64 * 1024
 _DECIMAL = re.compile(r"\d+\.\d+")
 _MAX_JSON_BODY = 32 * 1024 * 1024
+_MAX_STREAM_BODY = 64 * 1024 * 1024  # far above any answer within limits.max_tokens_cap, on any wire
 
 Url = str | URL  # a URL object when the path must go out exactly as encoded (signed requests)
 Tolerated = Callable[[int, Mapping[str, str]], bool]
@@ -56,6 +56,25 @@ class Timeouts:
     def next_wait(self) -> float:
         remaining = self.deadline.remaining()
         return self.read_seconds if remaining is None else min(self.read_seconds, remaining)
+
+
+class Progress:
+    """When a stream last made progress as its consumer counts it (a complete SSE line, a whole
+    event-stream message): the read timeout bounds the wait from then, not only each read, so an
+    upstream trickling bytes that never complete anything is as silent as one sending none."""
+
+    __slots__ = ("_clock", "at")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock, self.at = clock, clock.monotonic()
+
+    def mark(self) -> None:
+        self.at = self._clock.monotonic()
+
+    def wait(self, timeouts: Timeouts) -> float:
+        """The next read's bound: the read timeout left since the last progress, within the deadline."""
+        left = timeouts.read_seconds - (self._clock.monotonic() - self.at)
+        return max(0.0, min(timeouts.next_wait(), left))
 
 
 class HttpClient:
@@ -148,20 +167,37 @@ class HttpClient:
 
         Events that arrived together stay together, so a layer above can send them on as one
         message: a bursty upstream then costs one downstream write per burst, not per token.
+        The read timeout bounds the time from the request to the first complete line and between
+        complete lines (an event's, or a keep-alive comment), not only each read: an upstream
+        trickling bytes that never end a line is as silent as one that sends nothing.
         """
-        decoder = SseDecoder()
-        reads = self.post_stream(url, headers=headers, body=body, timeouts=timeouts, kind="text/event-stream")
+        decoder, progress = SseDecoder(), Progress(self._clock)
+        reads = self.post_stream(
+            url, headers=headers, body=body, timeouts=timeouts, kind="text/event-stream", progress=progress
+        )
         async with aclosing(reads):
             async for data in reads:
+                if b"\n" in data or b"\r" in data:
+                    progress.mark()
                 if events := decoder.feed(data):
                     yield events
         if events := decoder.close():
             yield events
 
     async def post_stream(
-        self, url: Url, *, headers: Mapping[str, str], body: object, timeouts: Timeouts, kind: str
+        self,
+        url: Url,
+        *,
+        headers: Mapping[str, str],
+        body: object,
+        timeouts: Timeouts,
+        kind: str,
+        progress: Progress | None = None,
     ) -> AsyncGenerator[bytes, None]:
-        """POST a JSON body; yield the bytes of a streamed answer of content type `kind` as they arrive."""
+        """POST a JSON body; yield the bytes of a streamed answer of content type `kind` as they arrive
+        (at most 64 MiB of them: an upstream that never ends is a bad answer, not an endless relay).
+        Each read waits at most the read timeout, or with `progress` what is left of it since the
+        consumer last marked progress."""
         with map_http_errors(timeouts.deadline):
             body_bytes, sent_headers = _encode(body), _json_headers(headers)
             async with self._clock.timeout(timeouts.next_wait()):
@@ -177,13 +213,18 @@ class HttpClient:
             if kind not in resp.headers.get("content-type", ""):
                 sent = resp.headers.get("content-type") or "no content type"
                 raise ProviderMalformedError(f"expected {kind}, the upstream sent {sent[:80]}")
+            received = 0
             while True:
+                wait = timeouts.next_wait() if progress is None else progress.wait(timeouts)
                 with map_http_errors(timeouts.deadline):
-                    async with self._clock.timeout(timeouts.next_wait()):
+                    async with self._clock.timeout(wait):
                         with self._waiting(timeouts):
                             data = await resp.read_chunk()
                 if not data:
                     return
+                received += len(data)
+                if received > _MAX_STREAM_BODY:  # an upstream that never ends is not relayed forever
+                    raise ProviderMalformedError(f"upstream stream larger than {_MAX_STREAM_BODY} bytes")
                 yield data
         finally:
             resp.release()  # fully read: back to the pool; abandoned mid-way: closed, the upstream stops
@@ -295,7 +336,7 @@ def redact(text: str) -> str:
 
 def _error_message(body: bytes) -> str:
     try:
-        data = json.loads(body)
+        data = orjson.loads(body)  # unlike json.loads, nesting past its depth limit is a ValueError too
     except ValueError:
         return ""
     error = data.get("error") if isinstance(data, dict) else None
@@ -326,7 +367,12 @@ def _encode(body: object) -> bytes:
     against 6.5 µs for a one-message chat body (bench/analysis.md)."""
     if isinstance(body, bytes):
         return body
-    return orjson.dumps(body)
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:  # the caller's own JSON (tool arguments) past 255 levels
+        raise ProviderRejectedError(
+            "the request is nested too deeply to encode as JSON; nothing was sent"
+        ) from exc
 
 
 def _decode(raw: bytes) -> Any:

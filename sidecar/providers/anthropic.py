@@ -170,8 +170,8 @@ def parse_response(data: Any) -> Chunk:
         b["thinking"] for b in blocks if b.get("type") == "thinking" and isinstance(b.get("thinking"), str)
     )
     calls = tuple(_tool_use(i, b) for i, b in enumerate(b for b in blocks if b.get("type") == "tool_use"))
-    finish = STOP_REASONS.get(data.get("stop_reason") or "end_turn", FinishReason.STOP)
-    usage = parse_usage(data.get("usage") or {})
+    finish = _stop_reason(data.get("stop_reason") or "end_turn")
+    usage = parse_usage(data["usage"]) if data.get("usage") else None
     return Chunk(text=text, finish_reason=finish, usage=usage, tool_calls=calls, thinking=thinking)
 
 
@@ -180,7 +180,11 @@ def _tool_use(index: int, block: dict[str, Any], *, arguments: bool = True) -> T
     call_id, name, args = block.get("id"), block.get("name"), block.get("input", {})
     if not isinstance(call_id, str) or not isinstance(name, str) or not isinstance(args, dict):
         raise ProviderMalformedError("a tool_use block without its id, name or input object")
-    return ToolCallDelta(index, call_id, name, json.dumps(args, ensure_ascii=False) if arguments else "")
+    try:
+        text = json.dumps(args, ensure_ascii=False) if arguments else ""
+    except RecursionError as exc:  # parsed within the JSON parser's depth, too deep to write back
+        raise ProviderMalformedError("a tool_use input nested too deeply") from exc
+    return ToolCallDelta(index, call_id, name, text)
 
 
 def parse_event(event: str, data: str) -> StreamEvent:
@@ -194,7 +198,7 @@ def parse_event(event: str, data: str) -> StreamEvent:
     if kind == "error":
         _raise_error(payload)
     if kind == "message_start":
-        message = payload.get("message") or {}
+        message = _object(payload.get("message"), "message_start.message")
         return StreamEvent(usage=parse_usage(message.get("usage") or {}))
     if kind == "content_block_start":
         block = payload.get("content_block") or {}
@@ -204,13 +208,28 @@ def parse_event(event: str, data: str) -> StreamEvent:
     if kind == "content_block_delta":
         return _delta(payload)
     if kind == "message_delta":
-        reason = (payload.get("delta") or {}).get("stop_reason")
-        finish = STOP_REASONS.get(reason, FinishReason.STOP) if reason else None
+        reason = _object(payload.get("delta"), "message_delta.delta").get("stop_reason")
+        finish = _stop_reason(reason) if reason else None
         usage = parse_usage(payload["usage"]) if payload.get("usage") else None
         return StreamEvent(finish_reason=finish, usage=usage)
     if kind == "message_stop":
         return StreamEvent(done=True)
     return StreamEvent()  # unknown event types are skipped, as Anthropic's versioning asks
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    """A JSON object the event must carry (absent is empty); anything else is a malformed event."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ProviderMalformedError(f"{where} is not an object")
+    return value
+
+
+def _stop_reason(reason: Any) -> FinishReason:
+    if not isinstance(reason, str):
+        raise ProviderMalformedError("stop_reason is not a string")
+    return STOP_REASONS.get(reason, FinishReason.STOP)
 
 
 def _index(payload: dict[str, Any]) -> int:

@@ -16,6 +16,7 @@ from sidecar.core.errors import (
     DeadlineExceededError,
     ProviderError,
     ProviderMalformedError,
+    ProviderRejectedError,
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
@@ -25,6 +26,20 @@ from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.sse import SseEvent
 
 E = TypeVar("E")  # one event of an upstream stream, as its transport decodes it
+R = TypeVar("R")
+_SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, RecursionError)
+
+
+def parse_answer(parse: Callable[[E], R], data: E) -> R:
+    """Run a pure parse function on upstream data. The parsers raise ProviderMalformedError for the
+    shapes they know to be wrong; any other shape they trip over is a bad answer too (never INTERNAL):
+    the route falls back, the breaker counts it, a started stream ends STREAM_INTERRUPTED."""
+    try:
+        return parse(data)
+    except _SHAPE_ERRORS as exc:
+        raise ProviderMalformedError(
+            f"upstream answer has an unexpected shape ({type(exc).__name__})"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +127,13 @@ class StreamAssembler:
     """Turns parsed stream events into Chunks: text at once, one final chunk at the end.
 
     Providers report finish reason and usage in separate events (OpenAI sends usage after the
-    finish reason; Anthropic splits input and output counts), so both are held until the end.
+    finish reason; Anthropic splits input and output counts), so both are held until the end. A
+    stream that reported no usage at all ends with usage None (not zero): the sidecar counts it.
     """
 
     def __init__(self) -> None:
         self._finish: FinishReason | None = None
-        self._usage = Usage()
+        self._usage: Usage | None = None
         self._done = False
         self._calls: dict[int, int] = {}  # provider index -> the call's ordinal (0, 1, ...)
 
@@ -129,7 +145,7 @@ class StreamAssembler:
         if event.finish_reason is not None:
             self._finish = event.finish_reason
         if event.usage is not None:
-            self._usage = self._usage.merge(event.usage)
+            self._usage = event.usage if self._usage is None else self._usage.merge(event.usage)
         if event.done:
             self._done = True
         if not (event.text or event.tool_calls or event.thinking):
@@ -165,7 +181,7 @@ async def stream_chunks(
             failure: ProviderError | None = None
             for event in batch:
                 try:
-                    chunk = assembler.feed(parse(event))
+                    chunk = assembler.feed(parse_answer(parse, event))
                 except ProviderError as exc:
                     failure = exc
                     break
@@ -228,6 +244,19 @@ class WireFormat:
     auth_headers: Callable[[str], dict[str, str]]  # the provider's own auth header for a key
 
 
+def wire_body(
+    to_wire: Callable[[ProviderRequest, DeploymentConfig], dict[str, Any]],
+    req: ProviderRequest,
+    deployment: DeploymentConfig,
+) -> dict[str, Any]:
+    """The request body; the caller's JSON (tool arguments) nested too deeply to read back within
+    Python's recursion limit is the caller's request refused, never a crash: nothing was sent."""
+    try:
+        return to_wire(req, deployment)
+    except RecursionError as exc:
+        raise ProviderRejectedError("the request is nested too deeply to send; nothing was sent") from exc
+
+
 class HttpProvider:
     """A provider reached over HTTP: one endpoint, its probe endpoint, its auth headers, its wire format."""
 
@@ -255,13 +284,13 @@ class HttpProvider:
         return f"{type(self).__name__}(url={self._url!r}, model={self._deployment.model!r})"
 
     async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
-        body = self._wire.to_wire(req, self._deployment)
+        body = wire_body(self._wire.to_wire, req, self._deployment)
         timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline, req.waits)
         headers = await self._request_headers(req, timeouts)
         url = self._endpoint(req.stream)
         if not req.stream:
             data = await self._http.post_json(url, headers=headers, body=body, timeouts=timeouts)
-            yield self._wire.parse_response(data)
+            yield parse_answer(self._wire.parse_response, data)
             return
         events = self._http.post_sse(url, headers=headers, body=body, timeouts=timeouts)
         async with aclosing(stream_chunks(events, self._wire.parse_event, self._http.clock)) as chunks:

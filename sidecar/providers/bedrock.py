@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+import orjson
 from pydantic import SecretStr
 from yarl import URL
 
@@ -32,9 +33,16 @@ from sidecar.core.errors import (
     ProviderUnavailableError,
 )
 from sidecar.core.types import Chunk, FinishReason, Role, Secret, Usage
-from sidecar.providers._http import HttpClient, Timeouts, decode_json, redact
+from sidecar.providers._http import HttpClient, Progress, Timeouts, decode_json, redact
 from sidecar.providers.aws_auth import AwsSigner
-from sidecar.providers.base import Capabilities, ProviderRequest, StreamEvent, stream_chunks, token_count
+from sidecar.providers.base import (
+    Capabilities,
+    ProviderRequest,
+    StreamEvent,
+    parse_answer,
+    stream_chunks,
+    token_count,
+)
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 STOP_REASONS = {
@@ -119,7 +127,7 @@ def parse_response(data: Any) -> Chunk:
     if not isinstance(blocks, list):
         raise ProviderMalformedError("output.message.content is not a list")
     text = "".join(b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str))
-    usage = parse_usage(data["usage"]) if data.get("usage") else Usage()
+    usage = parse_usage(data["usage"]) if data.get("usage") else None
     return Chunk(text=text, finish_reason=_finish(data.get("stopReason")), usage=usage)
 
 
@@ -154,7 +162,7 @@ def parse_message(message: EventMessage) -> StreamEvent:
 
 def _raise_exception(kind: str, payload: bytes) -> None:
     try:
-        message = redact(str(json.loads(payload).get("message", "")))
+        message = redact(str(orjson.loads(payload).get("message", "")))  # too deep: a ValueError too
     except (ValueError, AttributeError):
         message = ""
     error = _EXCEPTIONS.get(kind, ProviderUnavailableError)
@@ -165,14 +173,58 @@ def _raise_exception(kind: str, payload: bytes) -> None:
     )
 
 
-async def event_messages(reads: AsyncGenerator[bytes, None]) -> AsyncGenerator[list[EventMessage], None]:
-    """Bytes as they arrive -> the complete event-stream messages of each read (botocore's parser)."""
+_PRELUDE = 12  # total length, headers length, prelude CRC
+_MIN_MESSAGE = _PRELUDE + 4
+_MAX_MESSAGE = _MIN_MESSAGE + 128 * 1024 + 24 * 1024 * 1024  # botocore's header and payload bounds
+
+
+class _Framer:
+    """Cuts the bytes of each read into whole event-stream messages by their length prefix, joining
+    each message's bytes once. botocore's buffer re-joins everything it holds on every add, which is
+    quadratic in a message split over many small reads; here it is given whole messages only, and
+    still checks both CRCs and parses the headers."""
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+        self._size = 0
+        self._need = 0  # the length of the first pending message, once its prefix is in
+        self.broken: ProviderMalformedError | None = None  # a length no message can have
+
+    def feed(self, data: bytes) -> bytes:
+        """The whole messages the bytes so far complete (b"" for none); the rest is kept. After a
+        length out of bounds, `broken` is set: the messages before it still count."""
+        self._pieces.append(data)
+        self._size += len(data)
+        if self._size < max(self._need, 4) or self.broken is not None:
+            return b""
+        buffer = b"".join(self._pieces)
+        end = 0
+        while len(buffer) - end >= 4:
+            need = int.from_bytes(buffer[end : end + 4], "big")
+            if not _MIN_MESSAGE <= need <= _MAX_MESSAGE:
+                self.broken = ProviderMalformedError(f"event-stream message length {need} out of bounds")
+                break
+            self._need = need
+            if len(buffer) - end < need:
+                break
+            end, self._need = end + need, 0
+        rest = buffer[end:]
+        self._pieces, self._size = ([rest] if rest else []), len(rest)
+        return buffer[:end]
+
+
+async def event_messages(
+    reads: AsyncGenerator[bytes, None], progress: Progress | None = None
+) -> AsyncGenerator[list[EventMessage], None]:
+    """Bytes as they arrive -> the complete event-stream messages of each read (botocore's parser);
+    each read that completes a message is marked as the stream's progress (the read timeout)."""
     from botocore.eventstream import EventStreamBuffer, ParserError
 
-    buffer = EventStreamBuffer()
+    framer, buffer = _Framer(), EventStreamBuffer()
     async with aclosing(reads):
         async for data in reads:
-            buffer.add_data(data)
+            if whole := framer.feed(data):
+                buffer.add_data(whole)
             messages: list[EventMessage] = []
             try:
                 messages.extend(EventMessage(m.headers, m.payload) for m in buffer)
@@ -181,7 +233,11 @@ async def event_messages(reads: AsyncGenerator[bytes, None]) -> AsyncGenerator[l
                     yield messages
                 raise ProviderMalformedError(f"broken event-stream message ({type(exc).__name__})") from exc
             if messages:
+                if progress is not None:
+                    progress.mark()
                 yield messages
+            if framer.broken is not None:
+                raise framer.broken
 
 
 def _denied(status: int, headers: Mapping[str, str]) -> bool:
@@ -227,12 +283,14 @@ class BedrockProvider:
         target = URL(url, encoded=True)  # sent exactly as signed (a model id's ':' stays %3A)
         if not req.stream:
             data = await self._http.post_json(target, headers=headers, body=body, timeouts=timeouts)
-            yield parse_response(data)
+            yield parse_answer(parse_response, data)
             return
+        progress = Progress(self._http.clock)
         reads = self._http.post_stream(
-            target, headers=headers, body=body, timeouts=timeouts, kind=EVENT_STREAM
+            target, headers=headers, body=body, timeouts=timeouts, kind=EVENT_STREAM, progress=progress
         )
-        async with aclosing(stream_chunks(event_messages(reads), parse_message, self._http.clock)) as chunks:
+        batches = event_messages(reads, progress)
+        async with aclosing(stream_chunks(batches, parse_message, self._http.clock)) as chunks:
             async for chunk in chunks:
                 yield chunk
 

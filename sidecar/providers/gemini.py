@@ -91,7 +91,10 @@ def _candidate(data: Any) -> tuple[str, FinishReason | None]:
     if not isinstance(candidates, list) or not isinstance(candidates[0], dict):
         raise ProviderMalformedError("candidates is not a list of objects")
     first = candidates[0]
-    parts = (first.get("content") or {}).get("parts") or []
+    content = first.get("content") or {}
+    if not isinstance(content, dict):
+        raise ProviderMalformedError("candidates[0].content is not an object")
+    parts = content.get("parts") or []
     if not isinstance(parts, list):
         raise ProviderMalformedError("candidates[0].content.parts is not a list")
     text = "".join(
@@ -109,7 +112,7 @@ def parse_response(data: Any) -> Chunk:
     text, finish = _candidate(data)
     if finish is None and not text:
         raise ProviderMalformedError("response has neither candidates nor a block reason")
-    usage = parse_usage(data["usageMetadata"]) if data.get("usageMetadata") else Usage()
+    usage = parse_usage(data["usageMetadata"]) if data.get("usageMetadata") else None
     return Chunk(text=text, finish_reason=finish or FinishReason.STOP, usage=usage)
 
 

@@ -156,12 +156,12 @@ def parse_response(data: Any) -> Chunk:
         choice = data["choices"][0]
         text = choice["message"].get("content") or ""
         calls = _calls(choice["message"].get("tool_calls"), streamed=False)
-        finish = FINISH_REASONS.get(choice.get("finish_reason") or "stop", FinishReason.STOP)
+        finish = _finish(choice.get("finish_reason") or "stop")
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise ProviderMalformedError("chat completion without choices[0].message") from exc
     if not isinstance(text, str):
         raise ProviderMalformedError("choices[0].message.content is not a string")
-    usage = parse_usage(data["usage"]) if data.get("usage") else Usage()
+    usage = parse_usage(data["usage"]) if data.get("usage") else None
     return Chunk(text=text, finish_reason=finish, usage=usage, tool_calls=calls)
 
 
@@ -186,8 +186,15 @@ def parse_event(data: str) -> StreamEvent:
         if isinstance(delta, dict):
             calls = _calls(delta.get("tool_calls"), streamed=True)
         if reason := choice.get("finish_reason"):
-            finish = FINISH_REASONS.get(reason, FinishReason.STOP)
+            finish = _finish(reason)
     return StreamEvent(text=text, finish_reason=finish, usage=usage, tool_calls=calls)
+
+
+def _finish(reason: Any) -> FinishReason:
+    """A finish_reason string; one the sidecar does not know is a plain stop."""
+    if not isinstance(reason, str):
+        raise ProviderMalformedError("finish_reason is not a string")
+    return FINISH_REASONS.get(reason, FinishReason.STOP)
 
 
 def _raise_embedded_error(data: Any) -> None:

@@ -17,32 +17,50 @@ class SseDecoder:
     """Feed it bytes as they arrive; it returns the events completed so far."""
 
     def __init__(self, max_event_bytes: int = 1 << 20) -> None:
-        self._buffer = b""
+        self._pending: list[bytes] = []  # the incomplete last line, in the pieces it arrived in
+        self._pending_size = 0
         self._event = ""
         self._data: list[str] = []
         self._size = 0
         self._max = max_event_bytes
 
     def feed(self, data: bytes) -> list[SseEvent]:
-        buffer = self._buffer + data
+        """Linear in the bytes fed, however they are split: a piece without a line end is only kept
+        (joining the line on every read would make a long line split in small reads quadratic)."""
+        if b"\n" not in data and b"\r" not in data:
+            self._keep(data)
+            self._check()
+            return []
+        buffer = b"".join((*self._pending, data)) if self._pending else data
         if b"\r" in buffer:
             buffer = _normalize_line_ends(buffer)
         lines = buffer.split(b"\n")
-        self._buffer = lines.pop()  # the incomplete last line (empty after a line end)
+        self._pending, self._pending_size = [], 0
+        self._keep(lines.pop())  # the incomplete last line (empty after a line end)
         events: list[SseEvent] = []
         for raw in lines:
             event = self._line(raw.decode("utf-8", errors="replace"))
             if event is not None:
                 events.append(event)
-        if len(self._buffer) + self._size > self._max:
-            raise ProviderMalformedError(f"server-sent event larger than {self._max} bytes")
+        self._check()
         return events
 
     def close(self) -> list[SseEvent]:
         """End of stream: a final event without its blank line is still dispatched."""
-        if self._buffer.endswith(b"\r"):
-            self._buffer = self._buffer[:-1] + b"\n"
-        return self.feed(b"\n\n") if self._buffer or self._data else []
+        rest = b"".join(self._pending)
+        if rest.endswith(b"\r"):
+            rest = rest[:-1] + b"\n"
+        self._pending, self._pending_size = [], 0
+        return self.feed(rest + b"\n\n") if rest or self._data else []
+
+    def _keep(self, piece: bytes) -> None:
+        if piece:
+            self._pending.append(piece)
+            self._pending_size += len(piece)
+
+    def _check(self) -> None:
+        if self._pending_size + self._size > self._max:
+            raise ProviderMalformedError(f"server-sent event larger than {self._max} bytes")
 
     def _line(self, line: str) -> SseEvent | None:
         if not line:

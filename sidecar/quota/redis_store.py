@@ -132,15 +132,18 @@ for _, c in ipairs(charges) do
   end
   out[#out + 1] = {c.start, c.finish, c.used, c.reserved, level, c.over and 1 or 0}
 end
-return {refused, out}
+return {refused, out, now}
 """
 
+# A bucket whose reservation id was finished by a release (a tombstone) is left as it is: a settle
+# that reaches Redis after its own retry (see _RELEASE) charges nothing a second time.
 _SETTLE = """
 local out = {}
 for _, c in ipairs(charges) do
   load(c, true)
   local level = 0
-  if redis.call("HDEL", c.key, rid) == 1 then
+  if c.released then c.amount = 0
+  elseif redis.call("HDEL", c.key, rid) == 1 then
     c.reserved = c.reserved - c.held
     redis.call("HSET", c.key, "R", int(c.reserved))
   end
@@ -152,19 +155,25 @@ end
 return {-1, out}
 """
 
-# A release leaves a tombstone "0:<expiry>:x" under the reservation id (amount 0, swept like any
-# reservation), so a reserve of that id still queued at the server is refused when it runs (-2).
+# A release finishes a reservation id for good: where the id still holds a reservation, it is
+# dropped and the charge's amount charged (0 after a failed reserve; the real usage when a settle is
+# retried). It leaves a tombstone "0:<expiry>:x" under the id (amount 0, swept like any reservation),
+# so a reserve of that id still queued at the server is refused when it runs (-2), and a settle or
+# release of it that runs later does nothing: idempotent, never charged twice.
 _RELEASE = """
 for _, c in ipairs(charges) do
   load(c, true)
-  if redis.call("HDEL", c.key, rid) == 1 then
-    c.reserved = c.reserved - c.held
-    redis.call("HSET", c.key, "R", int(c.reserved))
+  if not c.released then
+    if redis.call("HDEL", c.key, rid) == 1 then
+      c.reserved = c.reserved - c.held
+      redis.call("HSET", c.key, "R", int(c.reserved))
+      if c.amount ~= 0 then redis.call("HINCRBY", c.key, "u", int(c.amount)) end
+    end
+    local x = tonumber(redis.call("HGET", c.key, "x"))
+    if not x or x > now + ttl then x = now + ttl end
+    redis.call("HSET", c.key, rid, "0:" .. int(now + ttl) .. ":x", "x", int(x))
+    if c.finish > 0 then keep(c) else redis.call("PEXPIRE", c.key, ttl) end
   end
-  local x = tonumber(redis.call("HGET", c.key, "x"))
-  if not x or x > now + ttl then x = now + ttl end
-  redis.call("HSET", c.key, rid, "0:" .. int(now + ttl) .. ":x", "x", int(x))
-  if c.finish > 0 then keep(c) else redis.call("PEXPIRE", c.key, ttl) end
 end
 return {-1, {}}
 """
@@ -214,12 +223,12 @@ class RedisQuotaStore:
         levels: Sequence[int],
         deadline: Deadline | None = None,
     ) -> Verdict:
-        refused, states = await self._run(
+        refused, states, at = await self._run(
             "reserve", self._reserve, tag, rid, charges, ttl_ms, levels, deadline
         )
         if refused == _RELEASED:
             raise QuotaStoreError("quota store: the reservation was released meanwhile", kind="released")
-        return Verdict(refused < 0, states, refused)
+        return Verdict(refused < 0, states, refused, at)
 
     async def settle(
         self, tag: str, rid: str, charges: Sequence[Charge], *, levels: Sequence[int]
@@ -242,7 +251,8 @@ class RedisQuotaStore:
         ttl_ms: int,
         levels: Sequence[int],
         deadline: Deadline | None,
-    ) -> tuple[int, tuple[BucketState, ...]]:
+    ) -> tuple[int, tuple[BucketState, ...], int]:
+        """(refused index, the buckets' states, the script's time in epoch ms: 0 where not returned)."""
         now = "" if self._server_time else str(int(self._clock.wall() * 1000))
         args: list[str | int] = [now, ttl_ms, WINDOW_GRACE_MS, rid, len(levels), *levels]
         keys: list[str] = []
@@ -252,13 +262,14 @@ class RedisQuotaStore:
             starts = c.edges[:-1] or (0,)
             keys += [base + bucket_key(c.key, start) for start in starts]
         try:
-            refused, rows = await self._ops.run(op, lambda: script(keys=keys, args=args), deadline=deadline)
+            reply = await self._ops.run(op, lambda: script(keys=keys, args=args), deadline=deadline)
         except StoreError as exc:
             raise QuotaStoreError(f"quota store {exc}", kind=exc.kind) from exc
         states = tuple(
-            BucketState(int(s), int(e), int(u), int(r), int(lv), bool(over)) for s, e, u, r, lv, over in rows
+            BucketState(int(s), int(e), int(u), int(r), int(lv), bool(over))
+            for s, e, u, r, lv, over in reply[1]
         )
-        return int(refused), states
+        return int(reply[0]), states, int(reply[2]) if len(reply) > 2 else 0
 
     async def aclose(self) -> None:
         await self._ops.aclose()

@@ -14,7 +14,7 @@ import asyncio
 import uuid
 import zoneinfo
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sidecar.config.quota import QuotaPolicy, TierConfig, Window
 from sidecar.core.clock import Clock, Deadline
@@ -27,12 +27,12 @@ from sidecar.core.errors import (
     QuotaViolation,
 )
 from sidecar.quota.limits import Limit, LimitBook
+from sidecar.quota.releases import PendingReleases
 from sidecar.quota.signals import NearLimitEvent, QuotaSignals
-from sidecar.quota.store import BucketState, Charge, QuotaStore, QuotaStoreError
+from sidecar.quota.store import BucketState, Charge, QuotaStore, QuotaStoreError, Verdict
 from sidecar.quota.windows import window_edges
 
 STORE_RETRY_SECONDS = 1.0
-RELEASE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +89,8 @@ class QuotaService:
         self._ttl_ms = int(policy.reservation_ttl_seconds * 1000)
         self._edge_cache: dict[Window, tuple[int, ...]] = {}
         self._settling: set[asyncio.Future[None]] = set()
+        self.releases = PendingReleases(store, clock, ttl_ms=self._ttl_ms, on_error=signals.store_error)
+        self._unsure: set[str] = set()  # grants whose extension failed: it may reach the store late
 
     def limits(self, tenant: str, user: str, tier: str) -> tuple[Limit, ...]:
         """The caller's limits; a limit scoped to a tenant or user needs that id (INVALID_ARGUMENT)."""
@@ -107,7 +109,8 @@ class QuotaService:
     ) -> Grant:
         """Reserve `amounts` on every limit of the caller. A reserve that does not return normally
         (the store failed or timed out after the script may have run, or the caller was cancelled)
-        releases the reservation id in the background, so nothing stays held until the TTL."""
+        releases the reservation id in the background, retried until the store answers
+        (`sidecar.quota.releases`), so nothing stays held until the TTL."""
         limits = self.limits(tenant, user, tier)
         rid = uuid.uuid4().hex
         charges = [self._charge(lim, tenant, user, amounts.of(lim.metric), None) for lim in limits]
@@ -116,38 +119,23 @@ class QuotaService:
                 tenant, rid, charges, ttl_ms=self._ttl_ms, levels=self._levels, deadline=deadline
             )
         except QuotaStoreError as exc:
-            self._release_later(tenant, rid, charges)
+            self.releases.add(tenant, rid, _nothing(charges))
             if deadline is not None and deadline.expired():
                 raise DeadlineExceededError("the call's deadline passed while reserving quota") from exc
             return self._store_down("reserve", exc, Grant(rid, tenant, user, limits, (), degraded=True))
         except BaseException:  # cancelled mid-reserve: the script may have run
-            self._release_later(tenant, rid, charges)
+            self.releases.add(tenant, rid, _nothing(charges))
             raise
+        self.releases.store_answered()
         self._report(limits, verdict.buckets, tenant, user)
         if not verdict.admitted:
-            raise self._refusal(limits[verdict.refused], verdict.buckets[verdict.refused], tenant, user)
+            raise self._refusal(limits[verdict.refused], verdict, tenant, user)
         return Grant(rid, tenant, user, limits, tuple((b.start, b.end) for b in verdict.buckets))
-
-    def _release_later(self, tenant: str, rid: str, charges: Sequence[Charge]) -> None:
-        """Drop whatever `rid` may hold, in a task of its own (a cancelled caller cannot stop it);
-        aclose() waits for it. Settling with nothing charged is idempotent."""
-        task = asyncio.ensure_future(self._release(tenant, rid, charges))
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
-
-    async def _release(self, tenant: str, rid: str, charges: Sequence[Charge]) -> None:
-        for attempt in range(RELEASE_ATTEMPTS):  # each attempt is bounded by the store's timeout
-            try:
-                await self.store.release(tenant, rid, charges, ttl_ms=self._ttl_ms)
-                return
-            except QuotaStoreError as exc:
-                if attempt == RELEASE_ATTEMPTS - 1:
-                    self.signals.store_error("release", exc)
 
     async def extend(self, grant: Grant, amounts: Amounts, *, deadline: Deadline | None = None) -> None:
         """Add tokens and dollars to a reservation; raises QuotaExceededError when a limit refuses.
-        A failed extend needs no release: whatever it may have added is held under the grant's id,
-        which the call's settle drops."""
+        A failed extend may still run on the store, even after the call's settle: that settle is
+        then made as a release (see `settle`), which a late extension cannot outlive."""
         if grant.degraded:
             return
         picked = [i for i, lim in enumerate(grant.limits) if amounts.of(lim.metric) > 0]
@@ -160,22 +148,34 @@ class QuotaService:
                 grant.tenant, grant.rid, charges, ttl_ms=self._ttl_ms, levels=self._levels, deadline=deadline
             )
         except QuotaStoreError as exc:
+            self._unsure.add(grant.rid)
             self._store_down("extend", exc, grant, limits)
             return
         self._report(limits, verdict.buckets, grant.tenant, grant.user)
         if not verdict.admitted:
-            i = verdict.refused
-            raise self._refusal(limits[i], verdict.buckets[i], grant.tenant, grant.user)
+            raise self._refusal(limits[verdict.refused], verdict, grant.tenant, grant.user)
 
     async def settle(self, grant: Grant, amounts: Amounts) -> None:
-        """Charge the real amounts and release the reservation; never raises for the store."""
+        """Charge the real amounts and release the reservation; never raises for the store. A settle
+        that fails is retried in the background as a release carrying the amounts: it charges only
+        where the reservation is still held, so a settle that did run (its answer was lost) or that
+        runs late is not charged twice."""
         if grant.degraded:
             return
         charges = [self._fixed(grant, i, amounts.of(lim.metric)) for i, lim in enumerate(grant.limits)]
+        if grant.rid in self._unsure:  # an extension may still arrive: finish the id for good
+            self._unsure.discard(grant.rid)
+            try:
+                await self.store.release(grant.tenant, grant.rid, charges, ttl_ms=self._ttl_ms)
+            except QuotaStoreError as exc:
+                self.signals.store_error("settle", exc)
+                self.releases.add(grant.tenant, grant.rid, charges)
+            return
         try:
             states = await self.store.settle(grant.tenant, grant.rid, charges, levels=self._levels)
         except QuotaStoreError as exc:
             self.signals.store_error("settle", exc)
+            self.releases.add(grant.tenant, grant.rid, charges)
             return
         self._report(grant.limits, states, grant.tenant, grant.user)
 
@@ -203,9 +203,11 @@ class QuotaService:
         ]
 
     async def aclose(self) -> None:
-        """Finish the settles in flight, then close the store and stop the webhook sender."""
+        """Finish the settles in flight and, while the store answers, the pending releases; then
+        close the store and stop the webhook sender."""
         try:
             await asyncio.gather(*self._settling, return_exceptions=True)
+            await self.releases.aclose()
             await self.store.aclose()
         finally:
             if self.signals.webhook is not None:
@@ -266,9 +268,12 @@ class QuotaService:
             shadow=lim.shadow,
         )
 
-    def _refusal(self, lim: Limit, s: BucketState, tenant: str, user: str) -> QuotaExceededError:
+    def _refusal(self, lim: Limit, verdict: Verdict, tenant: str, user: str) -> QuotaExceededError:
+        """The refusal by `lim`; RetryInfo counts to its window's end by the store's clock (Redis
+        time), which the sidecar's may be seconds away from."""
         self.signals.refused(lim.name, lim.reason, shadow=False)
-        now_ms = self._clock.wall() * 1000
+        s = verdict.buckets[verdict.refused]
+        now_ms = verdict.at or self._clock.wall() * 1000
         retry = max(0.001, (s.end - now_ms) / 1000) if s.end else STORE_RETRY_SECONDS
         window = lim.window or "concurrent"
         value = f"{lim.native(lim.limit):g}"
@@ -281,3 +286,8 @@ class QuotaService:
             ),
             retry_after=round(retry, 3),
         )
+
+
+def _nothing(charges: Sequence[Charge]) -> list[Charge]:
+    """The charges of a reserve that failed, to release: whatever it may hold is dropped, no usage."""
+    return [replace(c, amount=0) for c in charges]

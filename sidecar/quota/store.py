@@ -55,6 +55,7 @@ class Verdict:
     admitted: bool
     buckets: tuple[BucketState, ...]
     refused: int = -1
+    at: int = 0  # the store's time of the decision, epoch ms (Redis TIME): window ends count from it
 
 
 class QuotaStoreError(Exception):
@@ -83,8 +84,10 @@ class QuotaStore(Protocol):
     ) -> tuple[BucketState, ...]: ...
 
     async def release(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
-        """Drop whatever `rid` holds and refuse a reserve of `rid` that arrives later (a reserve that
-        timed out may still be queued at the store): idempotent, charges nothing."""
+        """Finish `rid` for good: on each bucket where it still holds a reservation, drop it and
+        charge the charge's amount (0 after a failed reserve; the real usage for a settle retried
+        after a failure). A reserve, settle or release of `rid` that reaches the store later (one
+        that timed out may still be queued there) changes nothing: idempotent, never charged twice."""
         ...
 
     async def read(self, tag: str, charges: Sequence[Charge]) -> tuple[BucketState, ...]: ...
@@ -173,7 +176,7 @@ class MemoryQuotaStore:
                 refused = i
             states.append(BucketState(start, end, b.used, reserved, over=over))
         if refused >= 0:
-            return Verdict(False, tuple(states), refused)
+            return Verdict(False, tuple(states), refused, now)
         out = []
         for c, (b, start, end), s in zip(charges, found, states, strict=True):
             b.hold(rid, c.amount, now + ttl_ms)
@@ -181,13 +184,17 @@ class MemoryQuotaStore:
             level = crossed(b.used, s.reserved + c.amount, c.limit, b.noted, levels)
             b.noted = max(b.noted, level)
             out.append(BucketState(start, end, b.used, s.reserved + c.amount, level, s.over))
-        return Verdict(True, tuple(out))
+        return Verdict(True, tuple(out), at=now)
 
     async def release(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
-        """In one process a reserve cannot still be running when its release comes: settle nothing."""
-        await self.settle(
-            tag, rid, [Charge(c.key, c.edges, c.limit, 0, c.enforce) for c in charges], levels=()
-        )
+        """In one process nothing of `rid` can still be on its way: charge where it is held."""
+        now = self._now_ms()
+        for c in charges:
+            b = self._bucket(tag, c, now)[0]
+            b.reserved(now)
+            if rid in b.reservations:
+                b.release(rid)
+                b.used += c.amount
 
     async def settle(
         self, tag: str, rid: str, charges: Sequence[Charge], *, levels: Sequence[int]

@@ -46,6 +46,7 @@ class UpstreamAttempt:
         self._delivered: list[str] = []
         self._cancel_outcome = CANCELLED
         self._ended = False
+        self._finished = False  # a final chunk (finish reason and usage) was passed on
         self._stats.started()
         self._span = routing.tracing.start(f"attempt {target.deployment}", _span_attributes(target))
         self._inner = inner
@@ -88,22 +89,24 @@ class UpstreamAttempt:
         With settle=False a completed attempt stays open for held() and settle() to end."""
         completed = False
         try:
-            yield first
+            yield self._counted(first)
             assert self._stream is not None, "stream_from() follows a first() that returned"
             async for chunk in self._stream:
                 self._delivered.append(chunk.text)
-                yield chunk
+                yield self._counted(chunk)
             completed = True
         except ProviderError as err:
             await self._not_the_callers(err)
             self._end(err.reason, error=err)
             raise self._interrupted(err) from err
-        except SidecarError as err:
+        except SidecarError as err:  # the caller's deadline, cutting a wait on the upstream
             self._end(err.reason, error=err)
             raise
         finally:
             if completed and settle:
                 self._end(OK)
+            elif not completed:  # cancelled, the deadline, or the stream closed by a layer above
+                self._cut_short()
             if settle or not completed:
                 await self._close()
 
@@ -147,12 +150,12 @@ class UpstreamAttempt:
         failure is the deployment's."""
         task = asyncio.current_task()
         if task is not None and task.cancelling():
+            self._cut_short()
             await self._close()  # ends CANCELLED: nothing counts against the deployment
             raise asyncio.CancelledError from err
         if isinstance(err, _CUT_OFF) and self._call.deadline.expired(DEADLINE_MARGIN):
             deadline = DeadlineExceededError("the call's deadline passed while waiting upstream")
-            if self._stream is not None and self._delivered:
-                self._call.record.usage_estimated(self._partial_usage())
+            self._cut_short()
             raise self._failed(deadline) from err
 
     def _failed(self, err: SidecarError) -> SidecarError:
@@ -172,17 +175,18 @@ class UpstreamAttempt:
         else:
             self._breaker.release()  # cancelled, deadline, or the request itself was rejected
         seconds = self._clock.monotonic() - self._started
-        fault = outcome if isinstance(error, ProviderError) else None
-        if fault is not None and error is not None:  # the upstream's (redacted) words stay in the log
+        if isinstance(error, ProviderError):  # the upstream's (redacted) words stay in the log
             _log.info(
                 "upstream attempt failed: %s",
                 error.message,
                 extra={
                     "request_id": self._call.request_id,
                     "deployment": self.target.deployment,
-                    "reason": fault,
+                    "reason": outcome,
                 },
             )
+        # the deployment's last error is its own failure: not a request it rightly refused (400)
+        fault = outcome if isinstance(error, ProviderError) and error.retryable else None
         self._stats.finished(seconds, ok=outcome == OK, error=fault, at=self._clock.wall())
         self._call.record.attempt_ended(
             Attempt(self.target.deployment, self.target.provider, outcome, seconds)
@@ -205,6 +209,24 @@ class UpstreamAttempt:
                 "usageEstimated": "true",
             },
         )
+
+    def _cut_short(self) -> None:
+        """The caller's cancellation or deadline ended an answer that had started: what it received
+        is the call's usage (as quota charges it), not nothing."""
+        recorded = self._call.record.usage.total_tokens > 0  # an interrupted stream's, say
+        if self._stream is not None and self._delivered and not self._finished and not recorded:
+            self._call.record.usage_estimated(self._partial_usage())
+
+    def _counted(self, chunk: Chunk) -> Chunk:
+        """The committed attempt's chunk; a final one whose upstream reported no usage at all
+        carries the sidecar's own count instead (the prompt and the text delivered), so the call is
+        charged and recorded what it used, never zero."""
+        self._finished = self._finished or chunk.is_final
+        if not chunk.is_final or chunk.usage is not None:
+            return chunk
+        usage = self._partial_usage()
+        self._call.record.usage_estimated(usage)
+        return dataclasses.replace(chunk, usage=usage)
 
     def _partial_usage(self) -> Usage:
         return Usage(

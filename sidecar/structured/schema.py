@@ -79,6 +79,8 @@ def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
         value = json.loads(text)
     except ValueError:
         return "the answer is not JSON"
+    except RecursionError:  # the model's (or a hostile upstream's) text, nested past the parser's stack
+        return "the answer is JSON nested too deeply to check"
     if schema is None:
         return None if isinstance(value, dict) else "the answer is not a JSON object"
     error = next(iter(_validator()(schema).iter_errors(value)), None)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sidecar.config.telemetry import TelemetrySettings
 from sidecar.core.clock import Clock
-from sidecar.ledger.record import LedgerStore
+from sidecar.ledger.stores import build_store
 from sidecar.ledger.writer import LedgerPolicy, LedgerWriter
 from sidecar.telemetry.metrics import Metrics
 from sidecar.telemetry.server import MetricsServer
@@ -68,16 +68,8 @@ def build_telemetry(
 
 def build_ledger(settings: TelemetrySettings, clock: Clock, metrics: Metrics) -> LedgerWriter | None:
     c = settings.ledger
-    store: LedgerStore
-    if c.backend == "sqlite":
-        from sidecar.ledger.sqlite import SqliteLedger
-
-        store = SqliteLedger(c.sqlite_path)
-    elif c.backend == "postgres" and c.postgres_url is not None:
-        from sidecar.ledger.postgres import PostgresLedger
-
-        store = PostgresLedger(c.postgres_url)
-    else:
+    store = build_store(c, clock)
+    if store is None:
         return None
     policy = LedgerPolicy(
         queue_size=c.queue_size,

@@ -1,9 +1,12 @@
 """OpenTelemetry traces: a span per call with GenAI attributes, child spans, W3C trace context in and out.
 
 Disabled (the default), `Tracing` hands out no spans at all and the server gets no interceptor, so a
-call pays nothing. Enabled, it owns its own SDK TracerProvider (never the process-global one, so
-several servers in one process keep their spans apart), exports over OTLP/HTTP when an endpoint is
-configured (the exporter package is imported only then), and a gRPC interceptor makes the caller's
+call pays nothing, and OpenTelemetry is not even imported (half a megabyte of RSS): every use of it
+below is reached only through a span, a tracer or the interceptor, which exist only when enabled.
+
+Enabled, it owns its own SDK TracerProvider (never the process-global one, so several servers in
+one process keep their spans apart), exports over OTLP/HTTP when an endpoint is configured (the
+exporter package is imported only then), and a gRPC interceptor makes the caller's
 `traceparent`/`tracestate` metadata the parent of the call span. The upstream HTTP request carries
 the current span as `traceparent` (providers/_http.py calls `inject_trace_context`).
 """
@@ -11,18 +14,21 @@ the current span as `traceparent` (providers/_http.py calls `inject_trace_contex
 from __future__ import annotations
 
 import contextlib
+import functools
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, MutableMapping
 from contextlib import aclosing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from sidecar.config.telemetry import TracingConfig
 
-_W3C = TraceContextTextMapPropagator()
+if TYPE_CHECKING:
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
 _HEADERS = ("traceparent", "tracestate")
 Attributes = Mapping[str, str | int | float | bool]
 
@@ -46,7 +52,9 @@ class Tracing:
         """A span, child of the current one; None when tracing is off. The caller ends it."""
         if self.tracer is None:
             return None
-        return self.tracer.start_span(name, attributes=attributes, kind=trace.SpanKind.INTERNAL)
+        from opentelemetry.trace import SpanKind
+
+        return self.tracer.start_span(name, attributes=attributes, kind=SpanKind.INTERNAL)
 
     @contextlib.contextmanager
     def span(self, name: str, attributes: Attributes | None = None) -> Iterator[trace.Span | None]:
@@ -66,23 +74,41 @@ def current(span: trace.Span | None) -> contextlib.AbstractContextManager[object
     """Make `span` the current span for a block (no-op for None)."""
     if span is None:
         return contextlib.nullcontext()
-    return trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
+    from opentelemetry.trace import use_span
+
+    return use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False)
 
 
 def attach(span: trace.Span | None) -> object | None:
     """Make `span` current until `detach(token)`; for code that cannot use a with-block across yields."""
-    return None if span is None else otel_context.attach(trace.set_span_in_context(span))
+    if span is None:
+        return None
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace import set_span_in_context
+
+    return otel_context.attach(set_span_in_context(span))
 
 
 def detach(token: object | None) -> None:
     if token is not None:
+        from opentelemetry import context as otel_context
+
         otel_context.detach(token)  # type: ignore[arg-type]
 
 
 def inject_trace_context(headers: MutableMapping[str, str]) -> None:
-    """Add `traceparent` (and `tracestate`) of the current span, if there is a valid one."""
-    if trace.get_current_span().get_span_context().is_valid:
-        _W3C.inject(headers)
+    """Add `traceparent` (and `tracestate`) of the current span, if there is a valid one. With
+    OpenTelemetry never imported (tracing off) no span can be current: nothing to look up."""
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is not None and trace.get_current_span().get_span_context().is_valid:
+        _w3c().inject(headers)
+
+
+@functools.cache
+def _w3c() -> TraceContextTextMapPropagator:
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    return TraceContextTextMapPropagator()
 
 
 def build_tracing(
@@ -130,7 +156,7 @@ class TraceContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
         }
         if handler is None or not carrier:
             return handler
-        parent = _W3C.extract(carrier)
+        parent = _w3c().extract(carrier)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 _unary(handler.unary_unary, parent),
@@ -147,6 +173,8 @@ class TraceContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
 
 
 def _unary(behavior: Any, parent: otel_context.Context) -> Any:
+    from opentelemetry import context as otel_context
+
     async def run(request: Any, context: Any) -> Any:
         token = otel_context.attach(parent)
         try:
@@ -158,6 +186,8 @@ def _unary(behavior: Any, parent: otel_context.Context) -> Any:
 
 
 def _streaming(behavior: Any, parent: otel_context.Context) -> Any:
+    from opentelemetry import context as otel_context
+
     async def run(request: Any, context: Any) -> AsyncIterator[Any]:
         token = otel_context.attach(parent)
         try:

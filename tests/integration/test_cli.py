@@ -95,23 +95,71 @@ def test_check_config() -> None:
 def test_a_served_sidecar_loads_no_library_its_configuration_does_not_use(tmp_path: Path) -> None:
     """The served process's mapped extension modules, after a call: no aiohttp (the injector's and the
     quota webhook's), no cryptography (keys), no rpds (jsonschema's, loaded by the first call with a
-    schema). Each is megabytes of RSS in every pod (bench/analysis.md)."""
+    schema), no tiktoken (an OpenAI deployment with no encodings_dir counts with the estimate). Each
+    is megabytes of RSS in every pod (bench/analysis.md)."""
     port = free_port()
     config = tmp_path / "sidecar.yaml"
     settings = {"listen": {"address": f"127.0.0.1:{port}"}, "telemetry": quiet_telemetry(tmp_path)}
-    config.write_text(yaml.safe_dump({"settings": settings, "policy": echo_policy()}))
+    gpt = {"provider": "openai", "model": "gpt-4o", "base_url": f"http://127.0.0.1:{free_port()}/v1"}
+    policy = echo_policy(deployments={"echo": {"provider": "echo", "model": "echo-1"}, "gpt": gpt})
+    config.write_text(yaml.safe_dump({"settings": settings, "policy": policy}))
     proc = subprocess.Popen([*SIDECAR, "serve", "--config", str(config)], stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
-        assert "sidecar serving" in proc.stderr.readline()
+        while "sidecar serving" not in (line := proc.stderr.readline()):  # after the encoding warning
+            assert line, "the sidecar exited before serving"
         assert run("chat", "--target", f"127.0.0.1:{port}", "hello").returncode == 0
         mapped = Path(f"/proc/{proc.pid}/maps").read_text()
         assert "site-packages/grpc/" in mapped  # the check sees the process's libraries
-        for library in ("aiohttp", "cryptography", "rpds"):
+        for library in ("aiohttp", "cryptography", "rpds", "tiktoken"):
             assert f"site-packages/{library}/" not in mapped, library
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=15)
+
+
+SERVE_ONE_CALL = """
+import asyncio, sys
+from pathlib import Path
+import grpc, yaml
+from sidecar.app import build_server
+from sidecar.config.load import load_config
+from tests.conftest import user
+from tests.support.api import Stubs, generate_request
+from tests.support.upstream import Reply, Upstream
+
+async def main():
+    upstream = await Upstream().start()
+    upstream.push(Reply.json("openai/chat_completion.json"))
+    raw = yaml.safe_load(Path(sys.argv[1]).read_text())
+    gpt = {"provider": "openai", "model": "m", "base_url": f"{upstream.url}/v1"}
+    routes = {"r": {"deployments": ["gpt"]}}
+    raw["policy"] = {"default_route": "r", "deployments": {"gpt": gpt}, "routes": routes}
+    Path(sys.argv[1]).write_text(yaml.safe_dump(raw))
+    sidecar = build_server(load_config(Path(sys.argv[1]), {}))
+    await sidecar.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{sidecar.port}") as channel:
+        await Stubs(channel).Generate(generate_request(messages=[user("hi")]), timeout=10)
+    await sidecar.stop(0)
+    await upstream.close()
+    print(sorted({m.split(".")[0] for m in sys.modules}))
+
+asyncio.run(main())
+"""
+
+
+def test_a_sidecar_without_tracing_never_imports_opentelemetry(tmp_path: Path) -> None:
+    """Tracing off (the default) costs no OpenTelemetry import (half a megabyte of RSS): built, served
+    one call with an upstream HTTP request (which asks for the current trace context), stopped."""
+    config = tmp_path / "sidecar.yaml"
+    settings = {"listen": {"address": "127.0.0.1:0"}, "telemetry": quiet_telemetry(tmp_path)}
+    config.write_text(yaml.safe_dump({"settings": settings, "policy": echo_policy()}))
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_ONE_CALL, str(config)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    loaded = json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
+    assert "grpc" in loaded and "opentelemetry" not in loaded
 
 
 def test_version() -> None:

@@ -16,7 +16,7 @@ from tests.conftest import free_port, system, user
 from tests.integration.helpers import rich
 from tests.integration.test_lifecycle import eventually
 from tests.support.api import generate_request, stream_request, text_of
-from tests.support.eventstream import converse_stream, exception, split_frames
+from tests.support.eventstream import converse_stream, exception, exception_frame, split_frames
 from tests.support.upstream import Reply, Seen, Upstream, fixture
 
 pytestmark = pytest.mark.integration
@@ -291,8 +291,12 @@ def bedrock_then(frame: bytes) -> Callable[[], Reply]:
         ("bedrock", bedrock_then(exception("throttlingException", "slow down"))),
         ("bedrock", bedrock_then(b"\x00\x00\x00\x20garbage-that-is-no-frame!!!!!!!!")),  # prelude CRC wrong
         ("gemini", lambda: Reply(chunks=[fixture("gemini/stream_truncated.sse")])),
+        (
+            "bedrock",
+            bedrock_then(exception_frame("throttlingException", b"[" * 5_000)),
+        ),  # past a parser's stack
     ],
-    ids=["bedrock-exception", "bedrock-bad-crc", "gemini-truncated"],
+    ids=["bedrock-exception", "bedrock-bad-crc", "gemini-truncated", "bedrock-nested-exception"],
 )
 async def test_failure_after_first_chunk_interrupts_the_stream(
     serve: Any, upstream: Upstream, kind: str, reply: Callable[[], Reply]
@@ -361,3 +365,19 @@ async def test_stream_fails_over_before_its_first_chunk_only(
         ("gemini", "OK"),
     ]
     assert upstream3.seen == []
+
+
+@ALL
+async def test_a_stream_trickling_bytes_that_complete_no_event_times_out(
+    serve: Any, upstream: Upstream, kind: Kind
+) -> None:
+    """Every read comes well within the read timeout (a byte every 20 ms) but no event or message
+    completes within it: a PROVIDER_TIMEOUT at the read timeout, not a wait until the deadline."""
+    upstream.push(kind.stream(byte_delay=0.02))
+    s = await serve({"policy": single(kind, upstream.url, read_timeout_seconds=0.5)}, ENV)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for _ in s.stub.StreamGenerate(stream_request(**REQUEST), timeout=10):
+            pass
+    err = await rich(info.value)
+    assert err.reason == "PROVIDERS_UNAVAILABLE"
+    assert "PROVIDER_TIMEOUT" in err.message

@@ -16,6 +16,7 @@ import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar.config.experiments import ExperimentConfig
+from sidecar.core.clock import SystemClock
 from sidecar.core.errors import InvalidRequestError
 from sidecar.experiments.feedback import Feedback, FeedbackTargetNotFoundError, record_feedback
 from sidecar.experiments.report import Verdict, build_report
@@ -129,7 +130,7 @@ def _record(rid: str, variant: str, tenant: str = "acme") -> UsageRecord:
 
 
 async def test_experiment_columns_on_postgres(postgres_url: str) -> None:
-    store = PostgresLedger(await fresh_database(postgres_url))
+    store = PostgresLedger(await fresh_database(postgres_url), clock=SystemClock(), timeout=10)
     await store.open()
     try:
         await store.write([_record("p1", "a"), _record("p2", "b"), _record("p3", "a", tenant="other")])

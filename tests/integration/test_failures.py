@@ -46,8 +46,10 @@ async def generate(s: Any) -> gen.GenerateResponse:
         (Reply(reset=True), "PROVIDER_UNAVAILABLE"),
         (Reply(body=b"this is not json"), "PROVIDER_BAD_RESPONSE"),
         (Reply.json("openai/error_401.json", 401), "PROVIDER_AUTH_FAILED"),
+        (Reply(status=500, body=b"[" * 5_000), "PROVIDER_UNAVAILABLE"),  # deeper than a parser's stack
+        (Reply(body=b"[" * 100_000), "PROVIDER_BAD_RESPONSE"),
     ],
-    ids=["429", "500", "503-html", "reset", "malformed", "401"],
+    ids=["429", "500", "503-html", "reset", "malformed", "401", "500-nested-error", "nested-answer"],
 )
 async def test_failure_before_first_chunk_fails_over(
     serve: Any, upstream: Upstream, upstream2: Upstream, failure: Reply, outcome: str

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import stat
+import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +17,13 @@ import pytest
 from google.protobuf import timestamp_pb2
 
 from sidecar._gen.orchestrator.v1 import usage_pb2
+from sidecar.core.clock import SystemClock
 from sidecar.ledger.postgres import PostgresLedger
 from tests.conftest import admin_socket, echo_policy, user
 from tests.integration.helpers import rich
 from tests.support.api import generate_request, stream_request
 from tests.support.ledger import check_aggregates
+from tests.support.relay import Relay
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +42,7 @@ async def fresh_database(url: str) -> str:
 
 
 async def test_postgres_aggregates(postgres_url: str) -> None:
-    store = PostgresLedger(await fresh_database(postgres_url))
+    store = PostgresLedger(await fresh_database(postgres_url), clock=SystemClock(), timeout=10)
     await store.open()
     try:
         await check_aggregates(store)
@@ -211,3 +216,81 @@ async def test_the_last_calls_before_shutdown_are_on_disk(serve: Any, tmp_path: 
         found = {r[0] for r in conn.execute("SELECT request_id FROM usage_records")}
     assert found == {f"last-{i}" for i in range(30)}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@contextlib.asynccontextmanager
+async def relayed_ledger(
+    serve: Any, postgres_url: str, *, frozen: bool = False
+) -> AsyncIterator[tuple[Any, Relay]]:
+    """A sidecar whose PostgreSQL ledger (a fresh database, 1 s timeouts) is reached through a relay
+    that the test can freeze: a network partition."""
+    url = await fresh_database(postgres_url)
+    host_port = url.rsplit("@", 1)[1].split("/", 1)[0]
+    relay = await Relay(int(host_port.rsplit(":", 1)[1])).start()
+    if frozen:
+        relay.freeze()
+    try:
+        through = url.replace(host_port, f"127.0.0.1:{relay.port}")
+        ledger = {"backend": "postgres", "postgres_url": through, "timeout_seconds": 1}
+        settings = {"telemetry": {"ledger": ledger}, "admin": admin_socket()}
+        yield await serve({"policy": PRICED, "settings": settings}), relay
+    finally:
+        await relay.close()
+
+
+async def test_a_partitioned_postgres_bounds_get_usage_and_shutdown(serve: Any, postgres_url: str) -> None:
+    """PostgreSQL stops answering (packets dropped, connections left open): calls are still served,
+    GetUsage answers LEDGER_UNAVAILABLE within the ledger's timeout instead of hanging, the ledger
+    recovers when the network does, and shutdown ends, dropping (and counting) the records it could
+    not write, instead of waiting forever."""
+    async with relayed_ledger(serve, postgres_url) as (s, relay):
+        await s.stub.Generate(generate_request(messages=[user("before")], tenant_id="acme"))
+        before = await s.stub.GetUsage(usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER))
+        assert sum(g.requests for g in before.groups) == 1
+
+        relay.freeze()
+        await s.stub.Generate(generate_request(messages=[user("during")], tenant_id="acme"))
+        started = time.monotonic()
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await s.stub.GetUsage(usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER), timeout=30)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert (await rich(info.value)).reason == "LEDGER_UNAVAILABLE"
+        assert time.monotonic() - started < 10
+
+        relay.thaw()  # healed: the pool reconnects, records are written and read again
+        await s.stub.Generate(generate_request(messages=[user("after")], tenant_id="acme"))
+        after = await s.stub.GetUsage(usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER), timeout=30)
+        # "during" timed out, so its batch counts as dropped; its bytes were still in flight, though,
+        # and may land once the network heals (a timeout does not say the server did not commit)
+        assert sum(g.requests for g in after.groups) in (2, 3)
+
+        relay.freeze()
+        await s.stub.Generate(generate_request(messages=[user("queued")], tenant_id="acme"))
+        started = time.monotonic()
+        await asyncio.wait_for(s.sidecar.stop(0), 30)
+        assert time.monotonic() - started < 10
+        ledger_writer = s.sidecar.deps.telemetry.ledger
+        assert ledger_writer is not None and ledger_writer.dropped == 2  # "during" and "queued"
+
+
+async def test_a_sidecar_starts_and_serves_while_its_postgres_is_unreachable(
+    serve: Any, postgres_url: str
+) -> None:
+    """The ledger's database is down when the sidecar starts: it serves calls anyway (GetUsage says
+    LEDGER_UNAVAILABLE), keeps their records queued, and writes them once the database answers."""
+    async with relayed_ledger(serve, postgres_url, frozen=True) as (s, relay):
+        await s.stub.Generate(generate_request(messages=[user("while down")], tenant_id="acme"))
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await s.stub.GetUsage(usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER), timeout=30)
+        assert (await rich(info.value)).reason == "LEDGER_UNAVAILABLE"
+
+        relay.thaw()
+        deadline = time.monotonic() + 30
+        while True:  # the writer retries the open with a backoff (1 s, then 2 s, ...)
+            try:
+                found = await s.stub.GetUsage(usage_request("acme", usage_pb2.USAGE_GROUP_BY_USER))
+                break
+            except grpc.aio.AioRpcError:
+                assert time.monotonic() < deadline, "the ledger never opened"
+                await asyncio.sleep(0.2)
+        assert sum(g.requests for g in found.groups) == 1  # the record queued while it was down

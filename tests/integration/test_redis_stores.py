@@ -179,3 +179,27 @@ async def test_the_response_cache_over_tls_with_an_acl_user(
         first = await s.stub.Generate(request)
         second = await s.stub.Generate(request)
         assert not first.summary.cache_hit and second.summary.cache_hit and text_of(second) == text_of(first)
+
+
+async def test_idempotency_over_tls_with_an_acl_user(serve: Callable[..., Any], tmp_path: Path) -> None:
+    """The idempotency store takes the same `redis:` block as every other store: it had only a
+    URL, so a Redis that wants a client certificate, or a password kept out of the configuration,
+    could not hold idempotency keys."""
+    pki = make_pki(tmp_path)
+    with start_redis(*tls_args(pki), *ACL_USER, tls=True) as port:
+        redis = {
+            "username": "alice",
+            "password": {"env": "REDIS_PASSWORD"},
+            "tls": {
+                "ca_file": str(pki.ca),
+                "cert_file": str(pki.client_cert),
+                "key_file": str(pki.client_key),
+            },
+        }
+        idempotency = {"backend": "redis", "redis_url": f"rediss://localhost:{port}/0", "redis": redis}
+        settings = {"idempotency": idempotency}
+        s = await serve({"settings": settings, "policy": echo_policy()}, {"REDIS_PASSWORD": PASSWORD})
+        request = generate_request(messages=[user("once")], tenant_id="acme", request_id="order-1")
+        first = await s.stub.Generate(request)
+        again = await s.stub.Generate(request)
+        assert not first.summary.replayed and again.summary.replayed and text_of(again) == text_of(first)

@@ -138,6 +138,7 @@ async def test_bad_annotations_and_conflicts_are_refused_with_a_message(webhook:
     [
         (b"{not json", "not JSON"),
         (b"[]", "not a JSON object"),
+        (b'{"request": ' + b"[" * 100_000, "nested too deeply"),
         (
             json.dumps({"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}).encode(),
             "apiVersion",

@@ -38,8 +38,13 @@ def event(kind: str, body: dict[str, Any]) -> bytes:
 
 
 def exception(kind: str, message: str) -> bytes:
+    return exception_frame(kind, json.dumps({"message": message}).encode())
+
+
+def exception_frame(kind: str, payload: bytes) -> bytes:
+    """An exception frame with any payload, JSON or not."""
     headers = {":exception-type": kind, ":content-type": "application/json", ":message-type": "exception"}
-    return frame(headers, json.dumps({"message": message}).encode())
+    return frame(headers, payload)
 
 
 def converse_stream(

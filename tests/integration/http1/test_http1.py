@@ -4,6 +4,7 @@ servers that misbehave the ways real upstreams and proxies do: every answer is b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
@@ -15,6 +16,7 @@ import pytest
 from sidecar.config.schema import HttpSettings
 from sidecar.core.clock import Deadline, FakeClock, SystemClock
 from sidecar.core.errors import ProviderMalformedError, ProviderRejectedError, ProviderUnavailableError
+from sidecar.providers import _http
 from sidecar.providers._http import HttpClient, Timeouts
 from tests.support.tls import make_pki
 
@@ -505,3 +507,34 @@ async def test_requests_queued_for_a_busy_host_do_not_hold_back_another_host() -
         release.set()
         assert await asyncio.gather(*queued) == [{"ok": True}] * 3
         await http.aclose()
+
+
+async def test_a_stream_that_never_ends_is_cut_at_the_stream_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Valid events at full speed and no end (an upstream ignoring max_tokens, or looping): the
+    stream is a bad answer once it passes the bound (64 MiB; 1 MiB here), not relayed for ever."""
+    monkeypatch.setattr(_http, "_MAX_STREAM_BODY", 1 << 20, raising=False)
+    piece = b"data: " + b"z" * 4000 + b"\n\n"
+
+    async def handler(state: Upstream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        with contextlib.suppress(ConnectionError):
+            for _ in range(1000):  # 4 MB, then a clean end
+                writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+        await reader.read()
+
+    async with upstream(handler) as up:
+        http = client()
+        got = 0
+        reads = http.post_stream(up.url, headers={}, body={}, timeouts=timeouts(), kind="text/event-stream")
+        with pytest.raises(ProviderMalformedError, match="stream larger than"):
+            async with aclosing(reads):
+                async for data in reads:
+                    got += len(data)
+        await http.aclose()
+    assert got <= 1 << 20

@@ -144,6 +144,7 @@ async def test_feedback_cancelled_while_the_ledger_flushes_leaves_no_coroutine_u
 
     store = BlockedStore()
     writer = LedgerWriter(store, LedgerPolicy(), clock=clock, signals=Metrics())  # type: ignore[arg-type]
+    await writer.start()
     writer.submit(record(1))  # the flush waits for this write, which waits for release
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
@@ -158,3 +159,5 @@ async def test_feedback_cancelled_while_the_ledger_flushes_leaves_no_coroutine_u
         del task
         gc.collect()
     assert not [w for w in seen if "never awaited" in str(w.message)]
+    store.release.set()
+    await writer.stop()

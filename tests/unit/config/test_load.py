@@ -66,3 +66,44 @@ def test_missing_file() -> None:
 def test_shipped_example_is_valid() -> None:
     cfg = load_config(EXAMPLE, {"OPENAI_API_KEY": "x", "ANTHROPIC_API_KEY": "y", "SIDECAR_TOKEN": "z"})
     assert cfg.policy.routes
+
+
+def test_every_redis_store_gets_its_password_from_its_reference(tmp_path: Path) -> None:
+    """Each store's `redis.password` reference resolves (the answers and idempotency stores' were
+    never read: their clients connected without the password the configuration named)."""
+    import yaml
+
+    def store(env: str) -> dict[str, object]:
+        return {"redis_url": "redis://redis.internal:6379/0", "redis": {"password": {"env": env}}}
+
+    raw = {
+        "settings": {
+            "idempotency": {"backend": "redis", **store("PW_IDEM")},
+            "cache": {"enabled": True, "backend": "redis", **store("PW_CACHE")},
+            "keys": {"store": "redis", **store("PW_KEYS")},
+        },
+        "policy": {
+            "default_route": "r",
+            "deployments": {"e": {"provider": "echo", "model": "echo-1"}},
+            "routes": {"r": {"deployments": ["e"]}},
+            "quota": {"store": "redis", **store("PW_QUOTA")},
+            "answers": {"store": "redis", **store("PW_ANSWERS")},
+            "personas": {"sessions": {"store": "redis", **store("PW_SESSIONS")}},
+        },
+    }
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    names = ("PW_IDEM", "PW_CACHE", "PW_KEYS", "PW_QUOTA", "PW_ANSWERS", "PW_SESSIONS")
+    cfg = load_config(path, {name: f"secret-{name}" for name in names})
+    s, p = cfg.settings, cfg.policy
+    assert p.quota is not None and p.answers is not None
+    options = (
+        s.idempotency.redis,
+        s.cache.redis,
+        s.keys.redis,
+        p.quota.redis,
+        p.answers.redis,
+        p.personas.sessions.redis,
+    )
+    resolved = [cfg.secret(o.password) for o in options]
+    assert [r.get_secret_value() if r else None for r in resolved] == [f"secret-{n}" for n in names]

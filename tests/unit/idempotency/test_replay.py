@@ -6,8 +6,13 @@ import asyncio
 
 import pytest
 
+from sidecar.core.errors import QuotaExceededError, QuotaViolation
 from sidecar.idempotency.replay import Replays
-from sidecar.idempotency.store import IdempotencyKeyReusedError, MemoryIdempotencyStore
+from sidecar.idempotency.store import (
+    IdempotencyKeyReusedError,
+    IdempotencyStoreUnavailableError,
+    MemoryIdempotencyStore,
+)
 from tests.conftest import FakeClock
 
 
@@ -111,3 +116,40 @@ async def test_each_scope_keeps_its_own_keys_in_the_same_store(clock: FakeClock)
     with pytest.raises(IdempotencyKeyReusedError) as err:
         await embed.answer("acme", "r1", b"changed", produce)
     assert [v.field for v in err.value.violations] == ["request_id"] and produce.calls == 2
+
+
+class ReleaseFails(MemoryIdempotencyStore):
+    """The store cannot be reached when the first call's failure releases its key."""
+
+    async def release(self, key: str) -> None:
+        raise IdempotencyStoreUnavailableError("the idempotency store is unreachable; retry")
+
+
+REFUSED = QuotaExceededError(
+    "over",
+    reason="TOKEN_QUOTA_EXCEEDED",
+    metadata={},
+    violation=QuotaViolation("tenant:acme", "x"),
+    retry_after=1,
+)
+
+
+@pytest.mark.parametrize("failure", [REFUSED, None])
+async def test_the_first_calls_own_failure_is_what_the_caller_gets(
+    clock: FakeClock, failure: Exception | None
+) -> None:
+    """A store that fails the release must not replace the call's own error (a quota refusal stays
+    RESOURCE_EXHAUSTED) nor turn the caller's cancellation into an error of its own."""
+    store = ReleaseFails(clock=clock, window_seconds=60, max_entries=10)
+    r, produce = Replays(store, max_answer_bytes=100, field="input.request_id"), Producer()
+    if failure is not None:
+        produce.fail = failure
+        with pytest.raises(QuotaExceededError):
+            await r.answer("acme", "r1", b"req", produce)
+        return
+    produce.gate = asyncio.Event()
+    caller = asyncio.create_task(r.answer("acme", "r1", b"req", produce))
+    await asyncio.sleep(0)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller

@@ -6,7 +6,9 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from sidecar.ledger.record import GroupBy, UsageGroup, UsageQuery, UsageRecord
+import pytest
+
+from sidecar.ledger.record import GroupBy, LedgerUnavailableError, UsageGroup, UsageQuery, UsageRecord
 from sidecar.ledger.sqlite import SqliteLedger
 from sidecar.ledger.writer import LedgerPolicy, LedgerWriter
 from sidecar.telemetry.metrics import Metrics
@@ -25,16 +27,22 @@ def record(i: int = 0, *, time: float = 1_763_701_000.0, **kw: object) -> UsageR
 
 
 class BlockedStore:
-    """A store whose writes wait until released; counts what it got."""
+    """A store whose writes wait until released; counts what it got; `down_opens` opens fail first."""
 
-    def __init__(self) -> None:
+    def __init__(self, down_opens: int = 0) -> None:
         self.release = asyncio.Event()
         self.batches: list[int] = []
         self.fail = False
+        self.down_opens = down_opens
+        self.writes = 0
 
-    async def open(self) -> None: ...
+    async def open(self) -> None:
+        if self.down_opens:
+            self.down_opens -= 1
+            raise ConnectionRefusedError("database down")
 
     async def write(self, records: Sequence[UsageRecord]) -> None:
+        self.writes += 1
         await self.release.wait()
         if self.fail:
             raise OSError("disk full")
@@ -127,7 +135,7 @@ async def test_stop_writes_what_is_queued(clock: FakeClock, tmp_path: Path) -> N
 async def test_retention_deletes_old_records(clock: FakeClock, tmp_path: Path) -> None:
     store = SqliteLedger(tmp_path / "u.db")
     writer = LedgerWriter(store, LedgerPolicy(retention_seconds=86_400), clock=clock, signals=Metrics())
-    await store.open()
+    await writer.start()
     now = clock.wall()
     writer.submit(record(1, time=now - 2 * 86_400))
     writer.submit(record(2, time=now - 100))
@@ -135,4 +143,47 @@ async def test_retention_deletes_old_records(clock: FakeClock, tmp_path: Path) -
     assert await writer.purge() == 1
     [group] = await writer.usage(UsageQuery("t", 0, now + 1, GroupBy.USER))
     assert group.requests == 1
-    await store.aclose()
+    await writer.stop()
+
+
+async def test_a_store_down_at_start_does_not_stop_the_sidecar_and_is_opened_later(clock: FakeClock) -> None:
+    m, store = Metrics(), BlockedStore(down_opens=2)
+    store.release.set()
+    writer = LedgerWriter(store, LedgerPolicy(flush_interval_seconds=0.5), clock=clock, signals=m)
+    await writer.start()  # the first open failed: logged and counted, not raised
+    opens = {"store": "ledger", "op": "open"}
+    assert m.registry.get_sample_value("sidecar_store_errors_total", opens) == 1
+    writer.submit(record(1))
+    with pytest.raises(LedgerUnavailableError):
+        await writer.usage(UsageQuery("t", 0, 1, GroupBy.USER))
+    assert writer.depth() == 1  # queued, not lost
+    for seconds in (1.0, 2.0):  # retried with a backoff on the clock: fails once more, then opens
+        await settle()
+        clock.advance(seconds)
+    await settle()
+    assert m.registry.get_sample_value("sidecar_store_errors_total", opens) == 2
+    clock.advance(0.5)  # the gathering wait of the queued record
+    await settle()
+    assert store.batches == [1]
+    assert await writer.usage(UsageQuery("t", 0, 1, GroupBy.USER)) == []
+    await writer.stop()
+
+
+async def test_stop_on_a_failing_store_drops_the_queue_after_one_failed_write(
+    clock: FakeClock,
+) -> None:
+    m, store = Metrics(), BlockedStore()
+    store.fail = True
+    store.release.set()
+    writer = LedgerWriter(store, LedgerPolicy(batch_size=2), clock=clock, signals=m)  # time never moves
+    await writer.start()
+    for i in range(7):
+        writer.submit(record(i))
+    await writer.stop()
+    assert store.writes == 1  # not one bounded wait per batch: the store is gone
+    assert writer.dropped == 7 and dropped(m, "write_failed") == 7
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)

@@ -32,6 +32,7 @@ def test_only_a_complete_invalid_answer_is_retried() -> None:
     assert c.retry_problem(answer('{"n": ', "1}")) is None
     assert c.retry_problem(answer('{"n": "one"}')) == "at n: 'one' is not of type 'integer'"
     assert c.retry_problem(answer("not json")) == "the answer is not JSON"
+    assert c.retry_problem(answer("[" * 100_000)) == "the answer is JSON nested too deeply to check"
     # cut at max_tokens, filtered, or a tool call: another deployment would not do better
     for finish in (FinishReason.LENGTH, FinishReason.CONTENT_FILTER, FinishReason.TOOL_CALLS):
         assert c.retry_problem(answer('{"n": ', finish=finish)) is None

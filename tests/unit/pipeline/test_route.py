@@ -63,7 +63,7 @@ FINAL = Chunk(finish_reason=FinishReason.STOP, usage=Usage(3, 2))
 class Script:
     """What each deployment does: chunks to yield, then an optional error; and who was called."""
 
-    plans: dict[str, tuple[list[Chunk], ProviderError | None]]
+    plans: dict[str, tuple[list[Chunk], Exception | None]]
     clock: FakeClock
     called: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
@@ -308,6 +308,16 @@ async def test_prompt_too_long_for_every_window(clock: FakeClock) -> None:
     assert info.value.violations[0].field == "messages"
 
 
+async def test_a_request_the_upstream_refused_is_not_the_deployments_last_error(clock: FakeClock) -> None:
+    """ListModels shows a deployment's last error; a caller's request the upstream rightly refused
+    (HTTP 400, e.g. a prompt too long for it) says nothing about the deployment's health."""
+    script = Script({"a": ([], ProviderRejectedError("400: context too long"))}, clock)
+    r = routing(clock)
+    with pytest.raises(ProviderRejectedError):
+        await run(layer(script, clock, r), make_call(clock))
+    assert r.stats.get("a").snapshot().last_error is None
+
+
 async def test_deployment_stats_follow_attempts(clock: FakeClock) -> None:
     script = Script({"a": ([], ProviderTimeoutError("slow"))}, clock)
     r = routing(clock)
@@ -428,3 +438,92 @@ async def test_providers_unavailable_names_deployments_and_reasons_never_upstrea
         await run(layer(script, clock), make_call(clock))
     assert "canary" not in info.value.message and "db-7" not in info.value.message
     assert "a: PROVIDER_UNAVAILABLE, b: PROVIDER_TIMEOUT, c: PROVIDER_UNAVAILABLE" in info.value.message
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "unary"])
+async def test_an_answer_without_usage_is_charged_the_sidecars_count(clock: FakeClock, stream: bool) -> None:
+    """An upstream that reports no usage (an OpenAI-compatible server ignoring include_usage) is
+    counted by the sidecar, as a stream cut short is: never a free answer."""
+    unreported = Chunk(finish_reason=FinishReason.STOP)
+    chunks = [Chunk(text="Hello there, "), Chunk(text="friend"), unreported]
+    if not stream:
+        chunks = [Chunk(text="Hello there, friend", finish_reason=FinishReason.STOP)]
+    script = Script({"a": (chunks, None)}, clock)
+    call = make_call(clock, text="one two three")
+    out = await run(layer(script, clock), call)
+    counted = Usage(10, 5 if stream else 4)  # the estimate counts each delivered piece
+    assert out[-1].usage == counted
+    assert call.record.usage == counted
+    assert [a.outcome for a in call.record.attempts] == ["OK"]
+
+
+async def test_reported_usage_is_passed_on_as_reported(clock: FakeClock) -> None:
+    script = Script({"a": ([Chunk(text="Hello there, friend"), FINAL], None)}, clock)
+    call = make_call(clock, text="one two three")
+    out = await run(layer(script, clock), call)
+    assert out[-1] is FINAL
+
+
+async def test_a_deadline_cutting_a_started_stream_records_what_was_delivered(clock: FakeClock) -> None:
+    """The ledger and metrics read the call's usage: a stream the caller's deadline cut after text
+    went out used its prompt and that text (as the quota layer charges it), not nothing."""
+    cut = DeadlineExceededError("the call's deadline passed while waiting upstream")
+    script = Script({"a": ([Chunk(text="Hello there, "), Chunk(text="friend")], cut)}, clock)
+    call = make_call(clock, text="one two three")
+    with pytest.raises(DeadlineExceededError):
+        await run(layer(script, clock), call)
+    assert call.record.usage == Usage(10, 5)
+    assert [a.outcome for a in call.record.attempts] == ["DEADLINE_EXCEEDED"]
+
+
+async def test_a_cancelled_started_stream_records_what_was_delivered(clock: FakeClock) -> None:
+    waiting = asyncio.Event()
+
+    async def inner(call: Call) -> AsyncGenerator[Chunk, None]:
+        yield Chunk(text="Hello there, ")
+        waiting.set()
+        await asyncio.Event().wait()  # the upstream says nothing more; the caller cancels
+        yield FINAL
+
+    call = make_call(clock, text="one two three")
+    consumer = asyncio.ensure_future(run(RouteLayer(inner, routing=routing(clock), clock=clock), call))
+    await waiting.wait()
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    assert call.record.usage == Usage(10, 4)  # 'Hello there, ' in the test tokenizer
+    assert [a.outcome for a in call.record.attempts] == ["CANCELLED"]
+
+
+async def test_closing_after_the_final_chunk_keeps_the_reported_usage(clock: FakeClock) -> None:
+    script = Script({"a": ([Chunk(text="x"), FINAL, Chunk(text="after the end")], None)}, clock)
+    call = make_call(clock)
+    stream = layer(script, clock)(call)
+    assert [(await anext(stream)).text, (await anext(stream)).finish_reason] == ["x", FinishReason.STOP]
+    call.record.upstream_finished(FinishReason.STOP, FINAL.usage)  # as the terminal handler reports it
+    await stream.aclose()
+    assert call.record.usage == FINAL.usage
+
+
+@pytest.mark.parametrize("raced", [False, True], ids=["before-the-hedge", "mid-race"])
+async def test_a_caller_cancelling_a_hedged_call_is_not_a_hedge_lost(raced: bool) -> None:
+    """HEDGE_LOST (and sidecar_hedges_total) means another attempt won the race; a caller that
+    went away ended its attempts as CANCELLED, whether the backup had started or not."""
+    clock = FakeClock()  # moved by hand: the cancel lands while the attempts wait
+    script = Delayed({}, clock, delays={"a": 5.0, "b": 5.0})
+    call = make_call(clock)
+    r = routing(clock, hedged(default_delay_seconds=0.02, min_delay_seconds=0.02))
+    consumer = asyncio.ensure_future(run(layer(script, clock, r), call))
+    expected = ["a", "b"] if raced else ["a"]
+    if raced:
+        while not script.started:  # noqa: ASYNC110 - the attempts start in tasks the layer owns
+            await asyncio.sleep(0)
+        clock.advance(0.02)
+    while script.started != expected:  # noqa: ASYNC110 - as above
+        await asyncio.sleep(0)
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    assert sorted((a.deployment, a.outcome) for a in call.record.attempts) == [
+        (name, "CANCELLED") for name in expected
+    ]

@@ -47,3 +47,19 @@ async def test_error_event_follows_the_text_read_with_it() -> None:
 async def test_stops_reading_at_done() -> None:
     out = await run(fixture("openai/stream.sse") + b'data: {"not": "read"}\n\n')
     assert [c.text for c in out] == ["Hello! How can I help you today?", ""]
+
+
+async def test_a_stream_that_reports_no_usage_ends_with_none_not_zero() -> None:
+    """Zero would be charged as the answer's usage; None leaves the count to the sidecar."""
+    events = [e for e in sse_events(fixture("openai/stream.sse")) if b'"usage":{' not in e]
+    out = await run(b"".join(events))
+    assert out[-1].finish_reason is FinishReason.STOP
+    assert out[-1].usage is None
+
+
+def test_a_completion_without_usage_has_none_not_zero() -> None:
+    import json
+
+    data = json.loads(fixture("openai/chat_completion.json"))
+    del data["usage"]
+    assert openai.parse_response(data).usage is None

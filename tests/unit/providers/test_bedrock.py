@@ -174,3 +174,28 @@ async def test_a_corrupt_frame_is_malformed() -> None:
 
     with pytest.raises(ProviderMalformedError, match="ChecksumMismatch"):
         _ = [batch async for batch in bedrock.event_messages(reads())]
+
+
+@pytest.mark.timeout(10)
+async def test_a_long_message_split_in_small_reads_is_framed_in_linear_time() -> None:
+    """An 8 MiB message arriving 64 bytes at a time: its bytes are joined once, when the message is
+    whole. Adding each read to botocore's buffer re-joined everything held (~550 GB copied here,
+    minutes with the event loop and every other call blocked)."""
+    big = event("contentBlockDelta", {"delta": {"text": "x" * (8 << 20)}, "contentBlockIndex": 0})
+    raw = big + event("messageStop", {"stopReason": "end_turn"})
+
+    async def reads() -> AsyncGenerator[bytes, None]:
+        for i in range(0, len(raw), 64):
+            yield raw[i : i + 64]
+
+    kinds = [m.headers[":event-type"] async for batch in bedrock.event_messages(reads()) for m in batch]
+    assert kinds == ["contentBlockDelta", "messageStop"]
+
+
+@pytest.mark.parametrize("length", [0, 15, 2**31])
+async def test_a_message_length_out_of_bounds_is_malformed(length: int) -> None:
+    async def reads() -> AsyncGenerator[bytes, None]:
+        yield length.to_bytes(4, "big") + bytes(12)
+
+    with pytest.raises(ProviderMalformedError):  # botocore says so too; the framer must not wait
+        _ = [batch async for batch in bedrock.event_messages(reads())]

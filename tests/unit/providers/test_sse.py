@@ -58,3 +58,15 @@ def test_an_event_of_many_data_lines_is_bounded() -> None:
     d = SseDecoder(max_event_bytes=100)
     with pytest.raises(ProviderMalformedError):
         d.feed(b"data: 0123456789\n" * 20)
+
+
+@pytest.mark.timeout(10)
+def test_a_long_line_split_in_small_reads_is_decoded_in_linear_time() -> None:
+    """A 4 MiB event arriving 64 bytes at a time: each read is only kept until its line ends.
+    Re-joining the line on every read copied ~137 GB here (minutes of CPU with the event loop, and
+    so every other call, blocked); kept in pieces it is about 65,000 cheap appends."""
+    size, piece = 4 << 20, 64
+    raw = b"data: " + b"x" * size + b"\n\n"
+    d = SseDecoder(max_event_bytes=size + 1)
+    events = [e for i in range(0, len(raw), piece) for e in d.feed(raw[i : i + piece])]
+    assert [len(e.data) for e in events] == [size]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import zoneinfo
 
+from sidecar.quota.redis_store import RedisQuotaStore
 from sidecar.quota.store import Charge, QuotaStore
 from sidecar.quota.windows import window_edges
 from tests.conftest import FakeClock
@@ -162,3 +163,18 @@ async def test_every_redis_key_has_a_ttl_and_a_tenant_hash_tag(redis_url: str, c
         await client.delete(*[k async for k in client.scan_iter(match=f"{prefix}:*")])
         await client.aclose()
         await store.aclose()
+
+
+async def test_a_release_charges_what_is_still_held_once(quota_store: QuotaStore, clock: FakeClock) -> None:
+    """A settle retried as a release: it charges where the reservation is still held, once; a late
+    copy of it, or (Redis) the original settle reaching the store after it, charges nothing."""
+    edges = minute(clock)
+    reserved, used = Charge("tok|user|u", edges, 100, 40), Charge("tok|user|u", edges, 100, 25)
+    await quota_store.reserve("t", "r1", [reserved], ttl_ms=TTL, levels=LEVELS)
+    await quota_store.release("t", "r1", [used], ttl_ms=TTL)
+    await quota_store.release("t", "r1", [used], ttl_ms=TTL)
+    if isinstance(quota_store, RedisQuotaStore):  # in one process nothing arrives late
+        await quota_store.settle("t", "r1", [used], levels=LEVELS)
+    assert [(b.used, b.reserved) for b in await quota_store.read("t", [reserved])] == [(25, 0)]
+    await quota_store.release("t", "gone", [used], ttl_ms=TTL)  # nothing held: nothing charged
+    assert [(b.used, b.reserved) for b in await quota_store.read("t", [reserved])] == [(25, 0)]

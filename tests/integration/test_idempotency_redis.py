@@ -1,0 +1,203 @@
+"""The Redis idempotency store against a real redis-server that stalls (DEBUG SLEEP, as a fork, a
+slow script or SIGSTOP would): a claim that timed out, or whose caller gave up, must not leave a
+claim behind that makes every retry of the request wait for an answer that never comes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from sidecar.core.clock import SystemClock
+from sidecar.idempotency.redis_store import RedisIdempotencyStore
+from sidecar.idempotency.replay import Replays
+from sidecar.idempotency.store import IdempotencyStoreUnavailableError
+from tests.support.redis import start_redis
+
+pytestmark = pytest.mark.integration
+STORE_TIMEOUT = 5.0  # the store's per-command socket timeout
+CLAIM_AND_HANG = """
+import asyncio, sys
+from sidecar.core.clock import SystemClock
+from sidecar.idempotency.redis_store import RedisIdempotencyStore
+from sidecar.idempotency.replay import Replays
+
+async def main():
+    store = RedisIdempotencyStore(sys.argv[1], prefix="idem:", window_seconds=600, clock=SystemClock())
+    replays = Replays(store, max_answer_bytes=1000, field="input.request_id")
+    async def hang():
+        print("claimed", flush=True)
+        await asyncio.sleep(3600)
+        return b""
+    await replays.answer("acme", "order-9", b"req", hang)
+
+asyncio.run(main())
+"""
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self) -> bytes:
+        self.calls += 1
+        return f"answer-{self.calls}".encode()
+
+
+@pytest.fixture
+async def slow_redis() -> AsyncIterator[str]:
+    with start_redis("--enable-debug-command", "yes") as port:
+        yield f"redis://127.0.0.1:{port}/0"
+
+
+async def stall(url: str, seconds: float) -> asyncio.Task[None]:
+    """DEBUG SLEEP from another connection: Redis answers nothing for `seconds`."""
+    other = Redis.from_url(url)
+
+    async def sleep() -> None:
+        try:
+            await other.execute_command("DEBUG", "SLEEP", str(seconds))
+        finally:
+            await other.aclose()
+
+    task = asyncio.create_task(sleep())
+    await asyncio.sleep(0.05)
+    return task
+
+
+def replays(url: str) -> tuple[RedisIdempotencyStore, Replays]:
+    store = RedisIdempotencyStore(url, prefix="idem:", window_seconds=60, clock=SystemClock())
+    return store, Replays(store, max_answer_bytes=1000, field="input.request_id")
+
+
+async def test_a_claim_that_timed_out_does_not_hold_the_key(slow_redis: str) -> None:
+    store, r = replays(slow_redis)
+    produce = Producer()
+    try:
+        await r.answer("acme", "warm", b"w", produce)  # a pooled connection: the claim is sent at once
+        sleeper = await stall(slow_redis, STORE_TIMEOUT + 0.7)
+        with pytest.raises(IdempotencyStoreUnavailableError):
+            await r.answer("acme", "order-1", b"req", produce)  # times out; its SET runs on wake-up
+        await sleeper
+        answer, replayed = await asyncio.wait_for(r.answer("acme", "order-1", b"req", produce), 4)
+        assert (answer, replayed) == (b"answer-2", False) and produce.calls == 2  # the retry ran
+    finally:
+        await store.aclose()
+
+
+async def test_a_claim_whose_caller_gave_up_does_not_hold_the_key(slow_redis: str) -> None:
+    store, r = replays(slow_redis)
+    produce = Producer()
+    try:
+        await r.answer("acme", "warm", b"w", produce)
+        sleeper = await stall(slow_redis, 0.6)
+        caller = asyncio.create_task(r.answer("acme", "order-2", b"req", produce))
+        await asyncio.sleep(0.1)  # the claim is queued behind the sleep
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        await sleeper
+        answer, replayed = await asyncio.wait_for(r.answer("acme", "order-2", b"req", produce), 4)
+        assert (answer, replayed) == (b"answer-2", False)
+    finally:
+        await store.aclose()
+
+
+async def test_a_give_up_that_overtakes_its_claim_still_wins(slow_redis: str) -> None:
+    """The give-up may reach Redis before the claim it gives up (another connection): the claim,
+    when it runs, takes nothing; a different claim treats the tombstone as a free key."""
+    store, _ = replays(slow_redis)
+    name, fingerprint = store._key("4:acme:order-3"), b"f" * 32
+    mine, theirs = b"P" + fingerprint + b"m" * 16, b"P" + fingerprint + b"t" * 16
+    try:
+        await store._give_up(keys=[name], args=[mine, b"X" + b"m" * 16, 60_000])
+        assert await store._claim(keys=[name], args=[mine, 60_000, b"X" + b"m" * 16]) == b""
+        assert await store._redis.get(name) == b"X" + b"m" * 16  # not claimed by the late claim
+        assert await store._claim(keys=[name], args=[theirs, 60_000, b"X" + b"t" * 16]) == b""
+        assert await store._redis.get(name) == theirs
+    finally:
+        await store.aclose()
+
+
+def claim_then_crash(url: str) -> None:
+    """Another process claims order-9, then is killed (SIGKILL) while its call runs."""
+    with subprocess.Popen(
+        [sys.executable, "-c", CLAIM_AND_HANG, url], stdout=subprocess.PIPE, text=True
+    ) as p:
+        try:
+            assert p.stdout is not None and p.stdout.readline().strip() == "claimed"
+        finally:
+            p.kill()
+
+
+async def test_a_crashed_sidecars_claim_frees_the_key_within_a_lease(slow_redis: str) -> None:
+    """A sidecar killed while its first call runs leaves its claim; a retry elsewhere waits at most
+    one lease (15 s), not the old fixed in-flight bound of 300 s, and then runs the call itself."""
+    await asyncio.to_thread(claim_then_crash, slow_redis)
+    store, r = replays(slow_redis)
+    produce = Producer()
+    try:
+        started = time.monotonic()
+        answer, replayed = await asyncio.wait_for(r.answer("acme", "order-9", b"req", produce), 20)
+        assert (answer, replayed) == (b"answer-1", False) and time.monotonic() - started < 16
+    finally:
+        await store.aclose()
+
+
+async def test_a_call_longer_than_its_lease_keeps_the_key(slow_redis: str) -> None:
+    """The claim is renewed while the call runs: a repeat on another sidecar waits for the answer
+    instead of running the call a second time when the first lease would have lapsed."""
+    first = RedisIdempotencyStore(
+        slow_redis, prefix="idem:", window_seconds=60, lease_seconds=1.0, clock=SystemClock()
+    )
+    second = RedisIdempotencyStore(
+        slow_redis, prefix="idem:", window_seconds=60, lease_seconds=1.0, clock=SystemClock()
+    )
+    calls = 0
+
+    async def slow() -> bytes:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(3.0)  # three leases (renewed every third of one)
+        return b"slow answer"
+
+    try:
+        a = Replays(first, max_answer_bytes=1000, field="input.request_id")
+        b = Replays(second, max_answer_bytes=1000, field="input.request_id")
+        running = asyncio.create_task(a.answer("acme", "order-10", b"req", slow))
+        await asyncio.sleep(0.1)
+        assert await b.answer("acme", "order-10", b"req", slow) == (b"slow answer", True)
+        assert await running == (b"slow answer", False) and calls == 1
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_a_key_holding_a_value_it_cannot_read_is_waited_on_not_spun_on(slow_redis: str) -> None:
+    """A foreign or corrupt value under the key: the call waits at the poll interval (bounded by its
+    deadline) instead of claiming and reading it again in a tight loop against Redis."""
+    from tests.conftest import FakeClock
+
+    clock = FakeClock()
+    store = RedisIdempotencyStore(slow_redis, prefix="idem:", window_seconds=600, clock=clock)
+    replays = Replays(store, max_answer_bytes=1000, field="input.request_id")
+    other = Redis.from_url(slow_redis)
+    name = store._key("4:acme:order-1")
+    await other.set(name, b"garbage that is no claim")
+    produce = Producer()
+    task = asyncio.create_task(replays.answer("acme", "order-1", b"req", produce))
+    try:
+        await asyncio.sleep(0.3)  # real time: a spinning loop would not wait on the clock at all
+        assert not task.done() and clock.sleeps == [0.05]
+        await other.delete(name)
+        clock.advance(0.05)
+        assert await asyncio.wait_for(task, 5) == (b"answer-1", False)
+    finally:
+        task.cancel()
+        await other.aclose()
+        await store.aclose()
