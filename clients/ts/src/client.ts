@@ -277,6 +277,9 @@ export class SidecarClient {
    */
   private failure(thrown: unknown, signal: AbortSignal | undefined, deltas = 0): SidecarError {
     const err = toSidecarError(thrown, deltas);
+    if (notConnected(thrown) && !(thrown instanceof SidecarError)) {
+      return toSidecarError(new ConnectError(`the sidecar is not reachable (${err.message})`, Code.Unavailable, undefined, undefined, thrown));
+    }
     const transport = (err.code === Code.Canceled || err.code === Code.Aborted) && err.reason === "";
     if (!transport || signal?.aborted || this.closed || thrown instanceof SidecarError) {
       return err;
@@ -299,6 +302,18 @@ export class SidecarClient {
 
 function definedTimeout(options: SidecarCallOptions | undefined): Pick<CallOptions, "timeoutMs"> {
   return options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
+}
+
+/**
+ * True when the connection to the sidecar could not be made (a failed `connect`: no socket file yet,
+ * as when the application starts before its sidecar, or nothing listening). connect reports ENOENT
+ * as INTERNAL; like ECONNREFUSED, it is UNAVAILABLE: the sidecar is not up yet, a retry can help.
+ */
+function notConnected(thrown: unknown): boolean {
+  for (let e = thrown, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if ((e as { syscall?: unknown }).syscall === "connect") return true;
+  }
+  return false;
 }
 
 /** The request with `options.requestId` as its idempotency key when it has none of its own. */

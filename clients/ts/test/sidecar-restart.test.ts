@@ -4,6 +4,8 @@
  * CANCELLED of a caller's own cancellation, and the same client reaches the new process.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, test } from "node:test";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
@@ -85,5 +87,18 @@ test("a transport failure connect codes CANCELLED or ABORTED, without an ErrorIn
     } finally {
       client.close();
     }
+  }
+});
+
+test("a Unix socket that does not exist yet (the sidecar not up) is UNAVAILABLE, and retried", async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "sidecar-ts-nosock-"));
+  const client = new SidecarClient({ address: `unix://${path.join(dir, "sidecar.sock")}`, token: TOKEN });
+  try {
+    const err = await client.generate({ tenantId: "restart", userId: "u", messages: [userMessage("x")] }).catch((e: unknown) => e);
+    assert.ok(err instanceof UnavailableError, String(err));
+    assert.equal(isRetryable(err), true);
+  } finally {
+    client.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
