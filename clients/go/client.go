@@ -122,9 +122,12 @@ func (c *Client) Generate(ctx context.Context, req *v1.GenerateRequest) (*v1.Gen
 }
 
 // Embed returns one vector per text of the request, in order (resp.Embeddings[i].Values). With
-// WithRetry, UNAVAILABLE and RESOURCE_EXHAUSTED are retried like Generate; Embed has no idempotency
-// window, but texts the sidecar embedded already come from its vector cache.
+// WithRetry, UNAVAILABLE and RESOURCE_EXHAUSTED are retried like Generate, under one request_id
+// (one is made when the request has none), so the sidecar charges a retried request once.
 func (c *Client) Embed(ctx context.Context, req *v1.EmbedRequest) (*v1.EmbedResponse, error) {
+	if c.retry != nil && req.GetRequestId() == "" {
+		req = embedWithRequestID(req)
+	}
 	return unary(ctx, c.retry, func(ctx context.Context) (*v1.EmbedResponse, error) {
 		return c.Generation.Embed(ctx, req)
 	})

@@ -59,8 +59,9 @@ type (
 	NotFoundError           struct{ *StatusError } // NOT_FOUND: MODEL_NOT_FOUND, ...
 	FailedPreconditionError struct{ *StatusError } // FAILED_PRECONDITION: USER_KEY_REQUIRED, ...
 	QuotaExceededError      struct{ *StatusError } // RESOURCE_EXHAUSTED: RATE_LIMITED, *_QUOTA_EXCEEDED, ...
+	ConflictError           struct{ *StatusError } // ABORTED, ALREADY_EXISTS: SWITCH_SUPERSEDED, FEEDBACK_EXISTS, ...
 	UnavailableError        struct{ *StatusError } // UNAVAILABLE: PROVIDERS_UNAVAILABLE, stores down, sidecar unreachable
-	StreamInterruptedError  struct{ *StatusError } // UNAVAILABLE STREAM_INTERRUPTED after a delta; also an *UnavailableError
+	StreamInterruptedError  struct{ *StatusError } // UNAVAILABLE after a delta (STREAM_INTERRUPTED, or a broken connection); also an *UnavailableError
 	DeadlineExceededError   struct{ *StatusError } // DEADLINE_EXCEEDED
 	CancelledError          struct{ *StatusError } // CANCELLED: the caller (or Stream.Cancel) cancelled
 	InternalError           struct{ *StatusError } // INTERNAL and anything else
@@ -72,6 +73,7 @@ func (e *PermissionDeniedError) Unwrap() error   { return e.StatusError }
 func (e *NotFoundError) Unwrap() error           { return e.StatusError }
 func (e *FailedPreconditionError) Unwrap() error { return e.StatusError }
 func (e *QuotaExceededError) Unwrap() error      { return e.StatusError }
+func (e *ConflictError) Unwrap() error           { return e.StatusError }
 func (e *UnavailableError) Unwrap() error        { return e.StatusError }
 func (e *DeadlineExceededError) Unwrap() error   { return e.StatusError }
 func (e *CancelledError) Unwrap() error          { return e.StatusError }
@@ -136,11 +138,13 @@ func decode(st *status.Status, deltas int) *StatusError {
 }
 
 func classify(e *StatusError) error {
-	if e.Reason == "STREAM_INTERRUPTED" {
+	// a stream that broke after a delta without the sidecar saying why (the connection reset, the
+	// sidecar killed) is as interrupted as one it reports: the caller has seen part of the answer
+	if e.Reason == "STREAM_INTERRUPTED" || e.Code == codes.Unavailable && e.Reason == "" && e.DeltasReceived > 0 {
 		return &StreamInterruptedError{e}
 	}
 	switch e.Code {
-	case codes.InvalidArgument:
+	case codes.InvalidArgument, codes.OutOfRange:
 		return &InvalidRequestError{e}
 	case codes.Unauthenticated:
 		return &AuthenticationError{e}
@@ -152,6 +156,8 @@ func classify(e *StatusError) error {
 		return &FailedPreconditionError{e}
 	case codes.ResourceExhausted:
 		return &QuotaExceededError{e}
+	case codes.Aborted, codes.AlreadyExists:
+		return &ConflictError{e}
 	case codes.Unavailable:
 		return &UnavailableError{e}
 	case codes.DeadlineExceeded:

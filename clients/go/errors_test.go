@@ -110,3 +110,48 @@ func TestFromErrorKeepsNilAndForeignErrors(t *testing.T) {
 		t.Fatal("an unmapped code is an InternalError")
 	}
 }
+
+// TestFamiliesByCode: every gRPC code the sidecar sends maps to the family the TypeScript and Java
+// clients give it too (a conflicting Feedback score, FEEDBACK_EXISTS, and a superseded Switch are
+// conflicts to handle, not internal errors to report).
+func TestFamiliesByCode(t *testing.T) {
+	cases := []struct {
+		code   codes.Code
+		reason string
+		match  func(error) bool
+	}{
+		{codes.AlreadyExists, "FEEDBACK_EXISTS", func(err error) bool { var e *orchestrator.ConflictError; return errors.As(err, &e) }},
+		{codes.Aborted, "SWITCH_SUPERSEDED", func(err error) bool { var e *orchestrator.ConflictError; return errors.As(err, &e) }},
+		{codes.Aborted, "ROTATION_IN_PROGRESS", func(err error) bool { var e *orchestrator.ConflictError; return errors.As(err, &e) }},
+		{codes.OutOfRange, "", func(err error) bool { var e *orchestrator.InvalidRequestError; return errors.As(err, &e) }},
+		{codes.Unimplemented, "", func(err error) bool { var e *orchestrator.InternalError; return errors.As(err, &e) }},
+		{codes.Unavailable, "SOME_FUTURE_REASON", func(err error) bool { var e *orchestrator.UnavailableError; return errors.As(err, &e) }},
+	}
+	for _, c := range cases {
+		err := orchestrator.FromError(statusErr(c.code, packed(t, &errdetails.ErrorInfo{Reason: c.reason})), 0)
+		if !c.match(err) {
+			t.Errorf("%s %s decoded as %T", c.code, c.reason, err)
+		}
+	}
+}
+
+// TestAStreamBrokenAfterADeltaIsInterrupted: a stream whose connection broke after a delta (the
+// sidecar killed: UNAVAILABLE with no details) is a *StreamInterruptedError, as the Stream docs say
+// of every error after a delta, not a plain *UnavailableError a caller would retry.
+func TestAStreamBrokenAfterADeltaIsInterrupted(t *testing.T) {
+	broken := status.Error(codes.Unavailable, "error reading from server: EOF")
+	var interrupted *orchestrator.StreamInterruptedError
+	if err := orchestrator.FromError(broken, 2); !errors.As(err, &interrupted) {
+		t.Fatalf("after 2 deltas: %T", err)
+	}
+	if _, ok := interrupted.PartialUsage(); ok || interrupted.DeltasReceived != 2 {
+		t.Fatalf("no usage was sent: %+v", interrupted.StatusError)
+	}
+	if err := orchestrator.FromError(broken, 0); errors.As(err, &interrupted) {
+		t.Fatal("before any delta a broken connection is a plain UnavailableError (retryable)")
+	}
+	other := statusErr(codes.Unavailable, packed(t, &errdetails.ErrorInfo{Reason: "SCHEMA_VALIDATION_FAILED"}))
+	if err := orchestrator.FromError(other, 2); errors.As(err, &interrupted) {
+		t.Fatal("a reason the sidecar gave keeps its own family")
+	}
+}

@@ -21,7 +21,7 @@ func Variant(name string) InputOption {
 }
 
 // Feedback scores a finished call of the tenant, by its request id, once. The same score and label
-// again succeed with AlreadyRecorded set; a different score is an error with reason FEEDBACK_EXISTS.
+// again succeed with AlreadyRecorded set; a different score is a *ConflictError with reason FEEDBACK_EXISTS.
 func (c *Client) Feedback(ctx context.Context, tenantID, requestID string, score float64, label string) (*v1.FeedbackResponse, error) {
 	req := &v1.FeedbackRequest{TenantId: tenantID, RequestId: requestID, Score: score, Label: label}
 	return unary(ctx, c.retry, func(ctx context.Context) (*v1.FeedbackResponse, error) {

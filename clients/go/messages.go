@@ -70,8 +70,18 @@ func Text(resp *v1.GenerateResponse) string {
 
 func withRequestID(req *v1.GenerateRequest) *v1.GenerateRequest {
 	clone := proto.Clone(req).(*v1.GenerateRequest)
+	clone.Input.RequestId = newRequestID()
+	return clone
+}
+
+func embedWithRequestID(req *v1.EmbedRequest) *v1.EmbedRequest {
+	clone := proto.Clone(req).(*v1.EmbedRequest)
+	clone.RequestId = newRequestID()
+	return clone
+}
+
+func newRequestID() string {
 	id := make([]byte, 16)
 	_, _ = rand.Read(id) // crypto/rand.Read never fails (Go 1.24+ panics instead)
-	clone.Input.RequestId = hex.EncodeToString(id)
-	return clone
+	return hex.EncodeToString(id)
 }

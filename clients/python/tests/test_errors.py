@@ -94,3 +94,39 @@ class _BrokenCall(grpc.RpcError):
 def test_from_rpc_error_survives_a_broken_call_object() -> None:
     err = errors.from_rpc_error(_BrokenCall())
     assert isinstance(err, errors.UnavailableError) and err.message == ""
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "family"),
+    [
+        (grpc.StatusCode.ALREADY_EXISTS, "FEEDBACK_EXISTS", "ConflictError"),
+        (grpc.StatusCode.ABORTED, "SWITCH_SUPERSEDED", "ConflictError"),
+        (grpc.StatusCode.ABORTED, "ROTATION_IN_PROGRESS", "ConflictError"),
+        (grpc.StatusCode.OUT_OF_RANGE, "", "InvalidRequestError"),
+        (grpc.StatusCode.UNIMPLEMENTED, "", "InternalError"),
+        (grpc.StatusCode.UNAVAILABLE, "SOME_FUTURE_REASON", "UnavailableError"),
+    ],
+)
+def test_families_by_code_agree_with_the_other_clients(
+    code: grpc.StatusCode, reason: str, family: str
+) -> None:
+    """A conflicting Feedback score or a superseded Switch is a conflict to handle (ConflictError, as
+    in TypeScript and Java), not an InternalError to report as a bug."""
+    err = errors.build(code, "m", _status(error_details_pb2.ErrorInfo(reason=reason)))
+    assert type(err).__name__ == family and err.reason == reason
+
+
+def test_a_stream_broken_after_a_delta_is_interrupted() -> None:
+    """The connection broken after a delta (the sidecar killed: UNAVAILABLE with no details) is a
+    StreamInterruptedError, not a plain UnavailableError a caller would retry; before any delta it
+    is retryable, and a reason the sidecar gave keeps its own family."""
+    broken = errors.build(grpc.StatusCode.UNAVAILABLE, "Socket closed", None, deltas_received=2)
+    assert isinstance(broken, errors.StreamInterruptedError) and broken.partial_usage is None
+    assert broken.deltas_received == 2
+    before = errors.build(grpc.StatusCode.UNAVAILABLE, "Socket closed", None)
+    assert type(before) is errors.UnavailableError
+    schema = _status(error_details_pb2.ErrorInfo(reason="SCHEMA_VALIDATION_FAILED"))
+    assert (
+        type(errors.build(grpc.StatusCode.UNAVAILABLE, "m", schema, deltas_received=2))
+        is errors.UnavailableError
+    )

@@ -6,10 +6,10 @@
  */
 import * as net from "node:net";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import { createClient, type CallOptions, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type CallOptions, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { parseAddress, resolveAddress, resolveToken, type Endpoint } from "./config.js";
-import { toSidecarError } from "./errors.js";
+import { SidecarError, toSidecarError } from "./errors.js";
 import { AdminService } from "./gen/orchestrator/v1/admin_service_pb.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ConversationService } from "./gen/orchestrator/v1/conversation_service_pb.js";
@@ -65,8 +65,11 @@ export interface SidecarClientOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-/** Per-call options: a deadline, an AbortSignal, extra headers. */
-export type SidecarCallOptions = Pick<CallOptions, "timeoutMs" | "signal" | "headers">;
+/**
+ * Per-call options: a deadline, an AbortSignal, extra headers, and for `generate` and `embed` the
+ * request id to send when the request has none (`withRetry` gives every attempt the same one).
+ */
+export type SidecarCallOptions = Pick<CallOptions, "timeoutMs" | "signal" | "headers"> & { readonly requestId?: string };
 
 export type GenerationInputInit = MessageInitShape<typeof GenerationInputSchema>;
 
@@ -90,6 +93,7 @@ export class SidecarClient {
   readonly escalations: Client<typeof EscalationService>;
   private readonly sessions: Http2SessionManager;
   private readonly timeoutMs: number | undefined;
+  private closed = false;
 
   constructor(options: SidecarClientOptions = {}) {
     const env = options.env ?? process.env;
@@ -120,9 +124,9 @@ export class SidecarClient {
   /** Unary Generate: the whole answer, or a typed SidecarError. */
   async generate(input: GenerationInputInit, options?: SidecarCallOptions): Promise<GenerateResponse> {
     try {
-      return await this.generation.generate({ input }, this.callOptions(options));
+      return await this.generation.generate({ input: keyed(input, options) }, this.callOptions(options));
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
@@ -131,23 +135,46 @@ export class SidecarClient {
    * Generate returns). Breaking out of the loop or aborting the signal cancels the call.
    */
   async *stream(input: GenerationInputInit, options?: SidecarCallOptions): AsyncGenerator<StreamGenerateResponse, void, undefined> {
+    // connect ends a server stream on the wire only through its signal: returning from its
+    // iterator (a `break` in the caller's loop) leaves the call generating on the sidecar
+    const call = new AbortController();
+    const outer = options?.signal;
+    const forward = (): void => call.abort(outer?.reason);
+    if (outer?.aborted) forward();
+    outer?.addEventListener("abort", forward, { once: true });
+    let ended = false;
+    let deltas = 0;
     try {
-      yield* this.generation.streamGenerate({ input }, this.callOptions(options));
+      let result = false;
+      for await (const message of this.generation.streamGenerate({ input }, { ...this.callOptions(options), signal: call.signal })) {
+        deltas += message.event.case === "delta" ? 1 : 0;
+        result ||= message.event.case === "result";
+        yield message;
+      }
+      ended = true;
+      if (!result) {
+        // a stream always ends with its result: a clean end without one is a failure, never a silent end
+        throw toSidecarError(new ConnectError("the stream ended without a result", Code.Unavailable), deltas);
+      }
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      ended = true;
+      throw this.failure(thrown, call.signal, deltas);
+    } finally {
+      outer?.removeEventListener("abort", forward);
+      if (!ended) call.abort(); // the loop was left early
     }
   }
 
   /**
    * Embed: one vector per text, in order (`response.embeddings[i].values`), or a typed SidecarError.
-   * Retry it like generate, with `withRetry((attempt) => client.embed(request, attempt))`: Embed has
-   * no idempotency window, but texts the sidecar embedded already come from its vector cache.
+   * Retry it like generate, with `withRetry((attempt) => client.embed(request, attempt))`: every
+   * attempt carries the same request id, so the sidecar charges a retried request once.
    */
   async embed(request: MessageInitShape<typeof EmbedRequestSchema>, options?: SidecarCallOptions): Promise<EmbedResponse> {
     try {
-      return await this.generation.embed(request, this.callOptions(options));
+      return await this.generation.embed(keyed(request, options), this.callOptions(options));
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
@@ -156,7 +183,7 @@ export class SidecarClient {
     try {
       return await this.conversation.switch(request, this.callOptions(options));
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
@@ -165,7 +192,7 @@ export class SidecarClient {
     try {
       return await this.quota.getQuota(request, this.callOptions(options));
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
@@ -174,7 +201,7 @@ export class SidecarClient {
     try {
       return await this.generation.listModels(request, this.callOptions(options));
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
@@ -186,7 +213,7 @@ export class SidecarClient {
     try {
       return await this.experiments.feedback(request, this.callOptions(options));
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
@@ -204,51 +231,94 @@ export class SidecarClient {
     try {
       return await this.experiments.getExperimentReport(request, this.callOptions(options));
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
   /** Accepts an escalation offer made to the user (`summary.answerDecision.escalationId`): queued. */
   async acceptEscalation(tenantId: string, userId: string, escalationId: string, options?: SidecarCallOptions): Promise<AcceptEscalationResponse> {
-    return this.typed(() => this.escalations.acceptEscalation({ tenantId, userId, escalationId }, this.callOptions(options)));
+    return this.typed(() => this.escalations.acceptEscalation({ tenantId, userId, escalationId }, this.callOptions(options)), options);
   }
 
   /** One page of an agent's escalations (the creator's queue: QUEUED unless `states` says). */
   async listEscalations(request: MessageInitShape<typeof ListEscalationsRequestSchema>, options?: SidecarCallOptions): Promise<ListEscalationsResponse> {
-    return this.typed(() => this.escalations.listEscalations(request, this.callOptions(options)));
+    return this.typed(() => this.escalations.listEscalations(request, this.callOptions(options)), options);
   }
 
   /** The creator answers: the answer becomes a canonical answer and joins the conversation. */
   async answerEscalation(request: MessageInitShape<typeof AnswerEscalationRequestSchema>, options?: SidecarCallOptions): Promise<AnswerEscalationResponse> {
-    return this.typed(() => this.escalations.answerEscalation(request, this.callOptions(options)));
+    return this.typed(() => this.escalations.answerEscalation(request, this.callOptions(options)), options);
   }
 
   /** The creator declines a queued escalation. */
   async declineEscalation(request: MessageInitShape<typeof DeclineEscalationRequestSchema>, options?: SidecarCallOptions): Promise<DeclineEscalationResponse> {
-    return this.typed(() => this.escalations.declineEscalation(request, this.callOptions(options)));
+    return this.typed(() => this.escalations.declineEscalation(request, this.callOptions(options)), options);
   }
 
   /** An agent's answer-policy figures: auto-answer and reuse rates, backlog, declines, time to answer. */
   async getAnswerReport(tenantId: string, agentId: string, options?: SidecarCallOptions): Promise<GetAnswerReportResponse> {
-    return this.typed(() => this.escalations.getAnswerReport({ tenantId, agentId }, this.callOptions(options)));
+    return this.typed(() => this.escalations.getAnswerReport({ tenantId, agentId }, this.callOptions(options)), options);
   }
 
-  private async typed<T>(call: () => Promise<T>): Promise<T> {
+  private async typed<T>(call: () => Promise<T>, options: SidecarCallOptions | undefined): Promise<T> {
     try {
       return await call();
     } catch (thrown) {
-      throw toSidecarError(thrown);
+      throw this.failure(thrown, options?.signal);
     }
   }
 
-  /** Closes the connection; calls still open fail. */
+  /**
+   * The typed error of a failed call. connect reports a call whose HTTP/2 connection went away (the
+   * sidecar killed or restarted under it) as CANCELLED (the stream reset) or ABORTED (ECONNRESET),
+   * the codes of a caller's own cancellation and of a conflict; without an ErrorInfo (the sidecar
+   * sends one with every status of its own), and when neither the caller's signal nor close() ended
+   * the call, it is UNAVAILABLE.
+   */
+  private failure(thrown: unknown, signal: AbortSignal | undefined, deltas = 0): SidecarError {
+    const err = toSidecarError(thrown, deltas);
+    if (notConnected(thrown) && !(thrown instanceof SidecarError)) {
+      return toSidecarError(new ConnectError(`the sidecar is not reachable (${err.message})`, Code.Unavailable, undefined, undefined, thrown));
+    }
+    const transport = (err.code === Code.Canceled || err.code === Code.Aborted) && err.reason === "";
+    if (!transport || signal?.aborted || this.closed || thrown instanceof SidecarError) {
+      return err;
+    }
+    const lost = new ConnectError(`the connection to the sidecar was lost (${err.message})`, Code.Unavailable, undefined, undefined, thrown);
+    return toSidecarError(lost, deltas);
+  }
+
+  /** Closes the connection; calls still open fail (CANCELLED). */
   close(): void {
+    this.closed = true;
     this.sessions.abort();
   }
 
   private callOptions(options: SidecarCallOptions | undefined): CallOptions {
-    return { timeoutMs: this.timeoutMs, ...options };
+    // an option given as `undefined` (withRetry's attempt without an overall deadline) is not set
+    return { timeoutMs: this.timeoutMs, signal: options?.signal, headers: options?.headers, ...definedTimeout(options) };
   }
+}
+
+function definedTimeout(options: SidecarCallOptions | undefined): Pick<CallOptions, "timeoutMs"> {
+  return options?.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
+}
+
+/**
+ * True when the connection to the sidecar could not be made (a failed `connect`: no socket file yet,
+ * as when the application starts before its sidecar, or nothing listening). connect reports ENOENT
+ * as INTERNAL; like ECONNREFUSED, it is UNAVAILABLE: the sidecar is not up yet, a retry can help.
+ */
+function notConnected(thrown: unknown): boolean {
+  for (let e = thrown, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if ((e as { syscall?: unknown }).syscall === "connect") return true;
+  }
+  return false;
+}
+
+/** The request with `options.requestId` as its idempotency key when it has none of its own. */
+function keyed<T extends { readonly requestId?: string }>(request: T, options: SidecarCallOptions | undefined): T {
+  return request.requestId || !options?.requestId ? request : { ...request, requestId: options.requestId };
 }
 
 /** A message with one text part. */

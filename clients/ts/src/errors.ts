@@ -103,7 +103,10 @@ export class PreconditionError extends SidecarError {}
 export class ConflictError extends SidecarError {}
 /** UNAVAILABLE: PROVIDERS_UNAVAILABLE and unreachable stores; retryable, often with RetryInfo. */
 export class UnavailableError extends SidecarError {}
-/** UNAVAILABLE / STREAM_INTERRUPTED: a stream failed after its first delta; carries the partial usage. */
+/**
+ * UNAVAILABLE / STREAM_INTERRUPTED, or the connection broken after a delta: a stream failed after its
+ * first delta; carries the partial usage (undefined when the sidecar could not send it).
+ */
 export class StreamInterruptedError extends UnavailableError {
   readonly partialUsage: PartialUsage | undefined;
 
@@ -152,15 +155,18 @@ export function codeName(code: Code): string {
 
 /**
  * Turns anything a call threw into a SidecarError (the same object when it already is one).
- * Decodes the details once; never throws.
+ * Decodes the details once; never throws. `deltasBefore` is how many deltas a stream had yielded:
+ * an UNAVAILABLE after one, without a reason (the connection broken, the sidecar killed), is a
+ * StreamInterruptedError like the one the sidecar reports, since the caller has seen part of the answer.
  */
-export function toSidecarError(thrown: unknown): SidecarError {
+export function toSidecarError(thrown: unknown, deltasBefore = 0): SidecarError {
   if (thrown instanceof SidecarError) {
     return thrown;
   }
   const err = ConnectError.from(thrown);
   const details = decodeDetails(err);
-  const cls = BY_REASON[details.reason] ?? BY_CODE.get(details.code) ?? InternalError;
+  const broken = deltasBefore > 0 && details.code === Code.Unavailable && details.reason === "";
+  const cls = broken ? StreamInterruptedError : (BY_REASON[details.reason] ?? BY_CODE.get(details.code) ?? InternalError);
   return new cls(details, { cause: thrown });
 }
 
@@ -176,7 +182,7 @@ export function decodeDetails(err: ConnectError): ErrorDetails {
     reason: info?.reason ?? "",
     domain: info?.domain ?? "",
     metadata: { ...(info?.metadata ?? {}) },
-    retryDelayMs: delay ? Number(delay.seconds) * 1000 + Math.round(delay.nanos / 1e6) : undefined,
+    retryDelayMs: delay && delay.seconds >= 0n && delay.nanos >= 0 ? Number(delay.seconds) * 1000 + Math.round(delay.nanos / 1e6) : undefined,
     fieldViolations: safeFind(err, BadRequestSchema).flatMap((b) =>
       b.fieldViolations.map((v) => ({ field: v.field, description: v.description })),
     ),

@@ -1,8 +1,9 @@
 /**
  * Opt-in retries. A unary call is retried on UNAVAILABLE and RESOURCE_EXHAUSTED, after the server's
- * RetryInfo delay when it sent one (else capped exponential backoff with jitter), never past the
- * caller's overall deadline. A stream is retried only while nothing has been yielded to the caller.
+ * RetryInfo delay when it sent one (else, on UNAVAILABLE only, capped exponential backoff with
+ * jitter), never past the caller's overall deadline. A stream is retried only while nothing has been yielded to the caller.
  */
+import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import { StreamInterruptedError, toSidecarError, type SidecarError } from "./errors.js";
 
@@ -23,15 +24,22 @@ export interface RetryOptions {
   readonly baseDelayMs?: number;
   /** Cap of the backoff when the server gave no RetryInfo (default 5 s). */
   readonly maxDelayMs?: number;
+  /** A longer RetryInfo delay is not waited for: the error is thrown (default 30 s). */
+  readonly maxRetryInfoDelayMs?: number;
   readonly clock?: RetryClock;
   /** A number in [0, 1) for the jitter (default Math.random). */
   readonly random?: () => number;
 }
 
-/** What each attempt gets: the time left of the overall deadline and the caller's signal. */
+/**
+ * What each attempt gets: the time left of the overall deadline, the caller's signal, and one
+ * request id for every attempt (SidecarClient's `generate` and `embed` send it as the request's
+ * `requestId` when it has none, so a retried call is replayed by the sidecar, not charged twice).
+ */
 export interface AttemptOptions {
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
+  readonly requestId: string;
 }
 
 export const systemClock: RetryClock = {
@@ -54,12 +62,16 @@ export const systemClock: RetryClock = {
     }),
 };
 
-/** True for the failures a retry may fix: UNAVAILABLE (but not a broken stream) and RESOURCE_EXHAUSTED. */
+/**
+ * True for the failures a retry may fix: UNAVAILABLE (but not a broken stream), and
+ * RESOURCE_EXHAUSTED with a RetryInfo (the sidecar sends one when waiting helps; gRPC's own
+ * RESOURCE_EXHAUSTED, a message over the size limit, has none and fails the same way again).
+ */
 export function isRetryable(err: SidecarError): boolean {
   if (err instanceof StreamInterruptedError) {
     return false;
   }
-  return err.code === Code.Unavailable || err.code === Code.ResourceExhausted;
+  return err.code === Code.Unavailable || (err.code === Code.ResourceExhausted && err.retryDelayMs !== undefined);
 }
 
 /** Runs `call` until it succeeds, fails for good, runs out of attempts, or the next wait would pass the deadline. */
@@ -105,6 +117,7 @@ export async function* withStreamRetry<T>(
 class RetryPlan {
   private readonly clock: RetryClock;
   private readonly deadline: number | undefined;
+  private readonly requestId = randomUUID().replaceAll("-", "");
 
   constructor(private readonly options: RetryOptions) {
     this.clock = options.clock ?? systemClock;
@@ -113,7 +126,7 @@ class RetryPlan {
 
   attemptOptions(): AttemptOptions {
     const remaining = this.deadline === undefined ? undefined : Math.max(1, this.deadline - this.clock.now());
-    return { timeoutMs: remaining, signal: this.options.signal };
+    return { timeoutMs: remaining, signal: this.options.signal, requestId: this.requestId };
   }
 
   /** Waits the delay before the next attempt, or throws `err` when there must be none. */
@@ -122,10 +135,17 @@ class RetryPlan {
       throw err;
     }
     const delay = err.retryDelayMs ?? this.backoff(attempt);
+    if (delay > (err.retryDelayMs === undefined ? Infinity : (this.options.maxRetryInfoDelayMs ?? 30_000))) {
+      throw err; // e.g. a daily quota: waiting hours inside one call helps no caller
+    }
     if (this.deadline !== undefined && this.clock.now() + delay >= this.deadline) {
       throw err; // the next attempt could not start before the deadline
     }
-    await this.clock.sleep(delay, this.options.signal);
+    try {
+      await this.clock.sleep(delay, this.options.signal);
+    } catch (aborted) {
+      throw toSidecarError(aborted); // the caller's signal, during the wait: a CancelledError
+    }
   }
 
   private backoff(attempt: number): number {

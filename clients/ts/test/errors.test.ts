@@ -19,6 +19,7 @@ import {
   SidecarClient,
   SidecarError,
   StreamInterruptedError,
+  isRetryable,
   UnavailableError,
   toSidecarError,
   userMessage,
@@ -104,6 +105,17 @@ describe("toSidecarError", () => {
     );
     assert.ok(err instanceof StreamInterruptedError);
     assert.equal(err.partialUsage, undefined);
+  });
+
+  test("a stream broken after a delta without a reason is interrupted, not retryable", () => {
+    const broken = new ConnectError("the connection was reset", Code.Unavailable);
+    const after = toSidecarError(broken, 2);
+    assert.ok(after instanceof StreamInterruptedError && after instanceof UnavailableError);
+    assert.equal(after.partialUsage, undefined);
+    assert.equal(isRetryable(after), false);
+    const before = toSidecarError(broken, 0);
+    assert.ok(!(before instanceof StreamInterruptedError) && before instanceof UnavailableError);
+    assert.equal(isRetryable(before), true);
   });
 
   test("anything thrown becomes a SidecarError; an abort is a CancelledError", () => {

@@ -5,6 +5,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema, RetryInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
 import {
+  CancelledError,
   InvalidRequestError,
   QuotaExceededError,
   StreamInterruptedError,
@@ -75,6 +76,71 @@ describe("withRetry", () => {
       UnavailableError,
     );
     assert.deepEqual(seen, [1000, 700, 400, 100]);
+  });
+
+  test("a RetryInfo delay longer than maxRetryInfoDelayMs is not waited for", async () => {
+    for (const [retryMs, options, sleeps] of [
+      [20 * 3600_000, {}, []], // a daily quota's reset, hours away
+      [31 * 86_400_000, {}, []], // a monthly one: more than setTimeout can wait (it would fire at once)
+      [30_000, {}, [30_000]],
+      [5_000, { maxRetryInfoDelayMs: 1_000 }, []],
+    ] as const) {
+      const clock = new FakeClock();
+      let calls = 0;
+      await assert.rejects(
+        withRetry(async () => {
+          calls++;
+          throw failure(Code.ResourceExhausted, "TOKEN_QUOTA_EXCEEDED", retryMs);
+        }, { clock, maxAttempts: 2, ...options }),
+        QuotaExceededError,
+      );
+      assert.deepEqual(clock.sleeps, sleeps, `RetryInfo ${retryMs} ms`);
+      assert.equal(calls, sleeps.length + 1);
+    }
+  });
+
+  test("a negative RetryInfo delay is no delay at all: the backoff applies", async () => {
+    const clock = new FakeClock();
+    const err = failure(Code.Unavailable, "PROVIDERS_UNAVAILABLE");
+    const negative = { seconds: -5n, nanos: 0 };
+    err.details.push({ type: "google.rpc.RetryInfo", value: toBinary(RetryInfoSchema, create(RetryInfoSchema, { retryDelay: negative })) });
+    let calls = 0;
+    await assert.rejects(
+      withRetry(async () => {
+        calls++;
+        throw err;
+      }, { clock, maxAttempts: 2, baseDelayMs: 100, random: () => 0.999999 }),
+      UnavailableError,
+    );
+    assert.deepEqual(clock.sleeps, [100]);
+  });
+
+  test("RESOURCE_EXHAUSTED without RetryInfo is not retried (a quota with no known reset, an oversized message)", async () => {
+    const clock = new FakeClock();
+    let calls = 0;
+    await assert.rejects(
+      withRetry(async () => {
+        calls++;
+        throw new ConnectError("grpc: received message larger than max", Code.ResourceExhausted);
+      }, { clock }),
+      QuotaExceededError,
+    );
+    assert.equal(calls, 1);
+    assert.deepEqual(clock.sleeps, []);
+  });
+
+  test("the caller's signal aborting the wait ends it with a CancelledError", async () => {
+    const controller = new AbortController();
+    let calls = 0;
+    await assert.rejects(
+      withRetry(async () => {
+        calls++;
+        setTimeout(() => controller.abort(), 5);
+        throw failure(Code.Unavailable, "PROVIDERS_UNAVAILABLE", 10_000);
+      }, { signal: controller.signal }),
+      CancelledError,
+    );
+    assert.equal(calls, 1);
   });
 
   test("never retries a non-retryable error", async () => {

@@ -15,6 +15,8 @@ export interface RunningSidecar {
   readonly address: string;
   readonly unixAddress: string;
   stop(): Promise<void>;
+  /** SIGKILL: the sidecar dies under its open calls, as in a crash or an OOM kill. */
+  kill(): Promise<void>;
   output(): string;
 }
 
@@ -39,8 +41,8 @@ function tokenEnv(configPath: string, token: string): Record<string, string> {
   return name ? { [name]: token } : {};
 }
 
-export async function startSidecar(configPath: string, token: string): Promise<RunningSidecar> {
-  const port = await freePort();
+export async function startSidecar(configPath: string, token: string, port?: number): Promise<RunningSidecar> {
+  port ??= await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), "sidecar-ts-"));
   const socket = path.join(dir, "sidecar.sock");
   let log = "";
@@ -64,6 +66,13 @@ export async function startSidecar(configPath: string, token: string): Promise<R
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM");
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGKILL");
         await exited;
       }
       rmSync(dir, { recursive: true, force: true });

@@ -24,6 +24,7 @@ from .aio import AsyncClient, AsyncStream
 from .errors import (
     AuthenticationError,
     CancelledError,
+    ConflictError,
     DeadlineExceededError,
     FailedPreconditionError,
     FieldViolation,
@@ -51,6 +52,7 @@ __all__ = [
     "AuthenticationError",
     "CancelledError",
     "Client",
+    "ConflictError",
     "DeadlineExceededError",
     "FailedPreconditionError",
     "FieldViolation",

@@ -33,7 +33,7 @@ from ._gen.orchestrator.v1 import (
     quota_pb2,
     quota_service_pb2_grpc,
 )
-from .errors import CancelledError, SidecarError, UnavailableError, from_rpc_error
+from .errors import CancelledError, SidecarError, build, from_rpc_error
 
 GenerateInput = generate_pb2.GenerateRequest | generate_pb2.GenerationInput | str
 StreamInput = generate_pb2.StreamGenerateRequest | generate_pb2.GenerationInput | str
@@ -101,13 +101,14 @@ class AsyncClient:
     ) -> embed_pb2.EmbedResponse:
         """One vector per text (`response.embeddings[i].values`), in order; `request` is an
         EmbedRequest or the texts (then `tenant_id`, `user_id`, `route` fill the request). With
-        `retry_policy`, UNAVAILABLE / RESOURCE_EXHAUSTED are retried within `timeout`; Embed has no
-        idempotency window, but texts the sidecar embedded already come from its vector cache."""
+        `retry_policy`, UNAVAILABLE / RESOURCE_EXHAUSTED are retried within `timeout` under one
+        request_id (made when the request has none), so the sidecar charges a repeated request once."""
         req = messages.embed_request(request, tenant_id=tenant_id, user_id=user_id, route=route)
         if retry_policy is None:
             return await self._unary(self.generation.Embed, req, timeout)  # type: ignore[no-any-return]
+        keyed = messages.with_request_id(req)
         response: embed_pb2.EmbedResponse = await retry.call_async(
-            lambda left: self._unary(self.generation.Embed, req, left), retry_policy, timeout
+            lambda left: self._unary(self.generation.Embed, keyed, left), retry_policy, timeout
         )
         return response
 
@@ -139,7 +140,7 @@ class AsyncClient:
         self, tenant_id: str, request_id: str, score: float, label: str = "", *, timeout: float | None = None
     ) -> experiments_pb2.FeedbackResponse:
         """Score a finished call of the tenant (by its request id) once; the same score again is
-        harmless (`already_recorded`), another one raises (FEEDBACK_EXISTS)."""
+        harmless (`already_recorded`), another one raises ConflictError (FEEDBACK_EXISTS)."""
         request = experiments.feedback_request(tenant_id, request_id, score, label)
         return await self._unary(self.experiments.Feedback, request, timeout)  # type: ignore[no-any-return]
 
@@ -240,11 +241,16 @@ class AsyncStream:
         except asyncio.CancelledError:
             if not self._cancelled:
                 raise
+        finally:
+            # a loop left early (break, an exception in its body, aclose) ends the call on the
+            # wire: otherwise the sidecar keeps generating, and charging, for a reader that is gone
+            if not self._call.done():
+                self.cancel()
         if self._cancelled:
             raise self._cancelled_error()
         if self.result is None:
-            raise UnavailableError(grpc.StatusCode.UNAVAILABLE, "the stream ended without a result",
-                                   deltas_received=self.deltas)  # fmt: skip
+            raise build(grpc.StatusCode.UNAVAILABLE, "the stream ended without a result", None,
+                        deltas_received=self.deltas)  # fmt: skip
 
     def _record(self, event: generate_pb2.StreamGenerateResponse) -> None:
         kind = event.WhichOneof("event")

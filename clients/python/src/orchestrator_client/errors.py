@@ -94,13 +94,19 @@ class QuotaExceededError(SidecarError):
     """RESOURCE_EXHAUSTED: a quota or rate limit; `retry_delay` says when to try again."""
 
 
+class ConflictError(SidecarError):
+    """ABORTED / ALREADY_EXISTS: SWITCH_SUPERSEDED, FEEDBACK_EXISTS, ROTATION_IN_PROGRESS: a
+    conflicting change came first; read the current state before trying again."""
+
+
 class UnavailableError(SidecarError):
     """UNAVAILABLE: no deployment could answer (PROVIDERS_UNAVAILABLE), a store is down, or the
     sidecar itself is unreachable (no reason)."""
 
 
 class StreamInterruptedError(UnavailableError):
-    """STREAM_INTERRUPTED: the stream broke after its first delta; never retried."""
+    """STREAM_INTERRUPTED, or the connection broken after a delta: the stream broke after its first
+    delta; never retried (`partial_usage` is None when the sidecar could not send it)."""
 
     @property
     def partial_usage(self) -> PartialUsage | None:
@@ -125,11 +131,14 @@ class InternalError(SidecarError):
 
 _BY_CODE: Mapping[grpc.StatusCode, type[SidecarError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequestError,
+    grpc.StatusCode.OUT_OF_RANGE: InvalidRequestError,
     grpc.StatusCode.UNAUTHENTICATED: AuthenticationError,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: QuotaExceededError,
+    grpc.StatusCode.ABORTED: ConflictError,
+    grpc.StatusCode.ALREADY_EXISTS: ConflictError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
     grpc.StatusCode.CANCELLED: CancelledError,
@@ -154,6 +163,10 @@ def build(
     info = next((d for d in decoded if isinstance(d, error_details_pb2.ErrorInfo)), None)
     reason = info.reason if info is not None else ""
     cls = _BY_REASON.get(reason) or _BY_CODE.get(code, InternalError)
+    if cls is UnavailableError and not reason and deltas_received:
+        # the stream broke after a delta without the sidecar saying why (the connection reset, the
+        # sidecar killed): as interrupted as one it reports, the caller has seen part of the answer
+        cls = StreamInterruptedError
     retry = next((d for d in decoded if isinstance(d, error_details_pb2.RetryInfo)), None)
     return cls(
         code,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 
 from ._gen.orchestrator.v1 import embed_pb2, generate_pb2
@@ -118,3 +119,14 @@ def embed_request(
         return request
     texts = [request] if isinstance(request, str) else list(request)
     return embed_pb2.EmbedRequest(texts=texts, tenant_id=tenant_id, user_id=user_id, route=route)
+
+
+def with_request_id(request: embed_pb2.EmbedRequest) -> embed_pb2.EmbedRequest:
+    """The request with a request_id of its own (a copy) when it has none: the idempotency key a
+    retried Embed must keep, so the sidecar charges it once."""
+    if request.request_id:
+        return request
+    keyed = embed_pb2.EmbedRequest()
+    keyed.CopyFrom(request)
+    keyed.request_id = uuid.uuid4().hex
+    return keyed

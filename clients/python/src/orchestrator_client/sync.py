@@ -29,7 +29,7 @@ from ._gen.orchestrator.v1 import (
     quota_service_pb2_grpc,
 )
 from .aio import EmbedInput, GenerateInput, StreamInput
-from .errors import CancelledError, UnavailableError, from_rpc_error
+from .errors import CancelledError, build, from_rpc_error
 
 
 class Client:
@@ -87,8 +87,9 @@ class Client:
         req = messages.embed_request(request, tenant_id=tenant_id, user_id=user_id, route=route)
         if retry_policy is None:
             return self._unary(self.generation.Embed, req, timeout)  # type: ignore[no-any-return]
+        keyed = messages.with_request_id(req)
         response: embed_pb2.EmbedResponse = retry.call_sync(
-            lambda left: self._unary(self.generation.Embed, req, left), retry_policy, timeout
+            lambda left: self._unary(self.generation.Embed, keyed, left), retry_policy, timeout
         )
         return response
 
@@ -117,7 +118,7 @@ class Client:
         self, tenant_id: str, request_id: str, score: float, label: str = "", *, timeout: float | None = None
     ) -> experiments_pb2.FeedbackResponse:
         """Score a finished call of the tenant (by its request id) once; the same score again is
-        harmless (`already_recorded`), another one raises (FEEDBACK_EXISTS)."""
+        harmless (`already_recorded`), another one raises ConflictError (FEEDBACK_EXISTS)."""
         request = experiments.feedback_request(tenant_id, request_id, score, label)
         return self._unary(self.experiments.Feedback, request, timeout)  # type: ignore[no-any-return]
 
@@ -206,13 +207,19 @@ class Stream:
                     grpc.StatusCode.CANCELLED, "cancelled by the client", deltas_received=self.deltas
                 ) from None
             raise from_rpc_error(err, deltas_received=self.deltas) from None
+        finally:
+            if not self._call.done():  # a loop left early ends the call on the wire (see AsyncStream)
+                self.cancel()
         if self._cancelled:
             raise CancelledError(
                 grpc.StatusCode.CANCELLED, "cancelled by the client", deltas_received=self.deltas
             )
         if self.result is None:
-            raise UnavailableError(
-                grpc.StatusCode.UNAVAILABLE, "the stream ended without a result", deltas_received=self.deltas
+            raise build(
+                grpc.StatusCode.UNAVAILABLE,
+                "the stream ended without a result",
+                None,
+                deltas_received=self.deltas,
             )
 
     def _record(self, event: generate_pb2.StreamGenerateResponse) -> None:

@@ -1,6 +1,7 @@
 package io.orchestrator.sidecar.client;
 
 import io.grpc.Context;
+import io.grpc.Status;
 import io.orchestrator.sidecar.v1.GenerateResponse;
 import io.orchestrator.sidecar.v1.StreamGenerateResponse;
 import java.util.Iterator;
@@ -9,7 +10,8 @@ import java.util.function.Supplier;
 
 /**
  * A StreamGenerate call as a blocking iterator. {@link #hasNext()} and {@link #next()} throw
- * {@link SidecarException}; {@link #close()} cancels the call if it is still open.
+ * {@link SidecarException} (also when the stream ends without its result); {@link #close()} cancels
+ * the call if it is still open.
  */
 public final class GenerationStream implements Iterator<StreamGenerateResponse>, AutoCloseable {
   private final Context.CancellableContext context;
@@ -38,12 +40,22 @@ public final class GenerationStream implements Iterator<StreamGenerateResponse>,
 
   @Override
   public boolean hasNext() {
+    boolean more;
     try {
-      return responses.hasNext();
+      more = responses.hasNext();
     } catch (RuntimeException e) {
       context.cancel(null);
-      throw SidecarException.from(e);
+      throw SidecarException.from(e, deltas);
     }
+    if (!more && result == null) { // a stream always ends with its result: anything else is a failure
+      throw endedWithoutResult(deltas);
+    }
+    return more;
+  }
+
+  /** A stream that ended cleanly without its result: UNAVAILABLE, interrupted if it had yielded a delta. */
+  static SidecarException endedWithoutResult(int deltas) {
+    return SidecarException.from(Status.UNAVAILABLE.withDescription("the stream ended without a result").asRuntimeException(), deltas);
   }
 
   @Override

@@ -1,11 +1,15 @@
 package io.orchestrator.sidecar.client;
 
+import io.grpc.Context;
 import io.grpc.Deadline;
 import io.grpc.Status;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Iterator;
+import java.util.List;
 import java.util.NoSuchElementException;
 import java.util.Objects;
+import java.util.UUID;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.DoubleSupplier;
@@ -13,10 +17,41 @@ import java.util.function.Function;
 
 /**
  * Opt-in retries. A unary call is retried on UNAVAILABLE and RESOURCE_EXHAUSTED, after the server's
- * RetryInfo delay when it sent one (else capped exponential backoff with jitter), never past the
- * overall deadline; each attempt gets the deadline. A stream is retried only while it has yielded nothing.
+ * RetryInfo delay when it sent one (else, on UNAVAILABLE only, capped exponential backoff with
+ * jitter), never past the overall deadline; each attempt gets the deadline. A stream is retried only while it has yielded nothing.
  */
 public final class Retry {
+  /**
+   * The request ids of one {@link #call}, in the gRPC {@link Context} its attempts run in:
+   * {@link SidecarClient#generate} and {@link SidecarClient#embed} send the next one when the request
+   * has none, so every attempt sends the same ids in the same order and the sidecar replays a
+   * retried call instead of charging it again.
+   */
+  static final Context.Key<RequestIds> REQUEST_IDS = Context.key("orchestrator.retry.request_ids");
+
+  /** One id per call an attempt makes, in order; every attempt starts again from the first. */
+  static final class RequestIds {
+    private final List<String> ids = new ArrayList<>();
+    private int next;
+
+    synchronized void restart() {
+      next = 0;
+    }
+
+    synchronized String next() {
+      if (next == ids.size()) {
+        ids.add(UUID.randomUUID().toString().replace("-", ""));
+      }
+      return ids.get(next++);
+    }
+
+    /** The next id of the retry the current thread runs an attempt of, or null outside one. */
+    static String current() {
+      RequestIds ids = REQUEST_IDS.get();
+      return ids == null ? null : ids.next();
+    }
+  }
+
   /** Waits between attempts (injected so tests never sleep). */
   public interface Sleeper {
     void sleep(Duration delay) throws InterruptedException;
@@ -26,6 +61,7 @@ public final class Retry {
   private final Duration timeout;
   private final Duration baseDelay;
   private final Duration maxDelay;
+  private final Duration maxRetryInfoDelay;
   private final Deadline.Ticker ticker;
   private final Sleeper sleeper;
   private final DoubleSupplier random;
@@ -35,6 +71,7 @@ public final class Retry {
     this.timeout = b.timeout;
     this.baseDelay = b.baseDelay;
     this.maxDelay = b.maxDelay;
+    this.maxRetryInfoDelay = b.maxRetryInfoDelay;
     this.ticker = b.ticker;
     this.sleeper = b.sleeper;
     this.random = b.random;
@@ -44,22 +81,33 @@ public final class Retry {
     return new Builder();
   }
 
-  /** True for failures a retry may fix: UNAVAILABLE (but not a broken stream) and RESOURCE_EXHAUSTED. */
+  /**
+   * True for failures a retry may fix: UNAVAILABLE (but not a broken stream), and RESOURCE_EXHAUSTED
+   * with a RetryInfo (the sidecar sends one when waiting helps; gRPC's own RESOURCE_EXHAUSTED, a
+   * message over the size limit, has none and fails the same way again).
+   */
   public static boolean isRetryable(SidecarException e) {
     if (e instanceof StreamInterruptedException) {
       return false;
     }
-    return e.code() == Status.Code.UNAVAILABLE || e.code() == Status.Code.RESOURCE_EXHAUSTED;
+    return e.code() == Status.Code.UNAVAILABLE
+        || e.code() == Status.Code.RESOURCE_EXHAUSTED && e.retryDelay().isPresent();
   }
 
   /** Runs {@code call} with the overall deadline (null when none) until it succeeds or must not be retried. */
   public <T> T call(Function<Deadline, T> call) {
     Deadline deadline = overallDeadline();
+    RequestIds ids = new RequestIds();
+    Context keyed = Context.current().withValue(REQUEST_IDS, ids);
     for (int attempt = 1; ; attempt++) {
+      ids.restart();
+      Context previous = keyed.attach();
       try {
         return call.apply(deadline);
       } catch (RuntimeException thrown) {
         waitBeforeRetry(SidecarException.from(thrown), attempt, deadline);
+      } finally {
+        keyed.detach(previous);
       }
     }
   }
@@ -115,6 +163,9 @@ public final class Retry {
       throw e;
     }
     Duration delay = e.retryDelay().orElseGet(() -> backoff(attempt));
+    if (e.retryDelay().isPresent() && delay.compareTo(maxRetryInfoDelay) > 0) {
+      throw e; // e.g. a daily quota: waiting hours inside one call helps no caller
+    }
     if (deadline != null && deadline.timeRemaining(TimeUnit.NANOSECONDS) <= delay.toNanos()) {
       throw e; // the next attempt could not start before the deadline
     }
@@ -136,6 +187,7 @@ public final class Retry {
     private Duration timeout;
     private Duration baseDelay = Duration.ofMillis(100);
     private Duration maxDelay = Duration.ofSeconds(5);
+    private Duration maxRetryInfoDelay = Duration.ofSeconds(30);
     private Deadline.Ticker ticker = Deadline.getSystemTicker();
     private Sleeper sleeper = d -> TimeUnit.NANOSECONDS.sleep(d.toNanos());
     private DoubleSupplier random = () -> ThreadLocalRandom.current().nextDouble();
@@ -166,6 +218,12 @@ public final class Retry {
     /** Cap of the backoff (default 5 s). */
     public Builder maxDelay(Duration d) {
       this.maxDelay = Objects.requireNonNull(d);
+      return this;
+    }
+
+    /** A longer RetryInfo delay is not waited for: the exception is thrown (default 30 s). */
+    public Builder maxRetryInfoDelay(Duration d) {
+      this.maxRetryInfoDelay = Objects.requireNonNull(d);
       return this;
     }
 

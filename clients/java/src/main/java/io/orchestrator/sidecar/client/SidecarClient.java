@@ -96,9 +96,14 @@ public final class SidecarClient implements AutoCloseable {
     return generate(input, null);
   }
 
-  /** Unary Generate; {@code deadline} null uses the client's default. */
+  /**
+   * Unary Generate; {@code deadline} null uses the client's default. Inside {@link Retry#call}, an
+   * input without a request id gets one of the retry's, the same in every attempt.
+   */
   public GenerateResponse generate(GenerationInput input, Deadline deadline) {
-    GenerateRequest request = GenerateRequest.newBuilder().setInput(input).build();
+    String retried = input.getRequestId().isEmpty() ? Retry.RequestIds.current() : null;
+    GenerationInput keyed = retried == null ? input : input.toBuilder().setRequestId(retried).build();
+    GenerateRequest request = GenerateRequest.newBuilder().setInput(keyed).build();
     return call(() -> generationStub(deadline).generate(request));
   }
 
@@ -147,11 +152,13 @@ public final class SidecarClient implements AutoCloseable {
   /**
    * Embed: one vector per text of the request, in order ({@code getEmbeddings(i).getValuesList()});
    * {@code deadline} null uses the client's default. Retry it like generate, with
-   * {@code retry.call(d -> client.embed(request, d))}: Embed has no idempotency window, but texts the
-   * sidecar embedded already come from its vector cache.
+   * {@code retry.call(d -> client.embed(request, d))}: every attempt carries the same request id (when
+   * the request has none of its own), so the sidecar charges a retried request once.
    */
   public EmbedResponse embed(EmbedRequest request, Deadline deadline) {
-    return call(() -> generationStub(deadline).embed(request));
+    String retried = request.getRequestId().isEmpty() ? Retry.RequestIds.current() : null;
+    EmbedRequest keyed = retried == null ? request : request.toBuilder().setRequestId(retried).build();
+    return call(() -> generationStub(deadline).embed(keyed));
   }
 
   public EmbedResponse embed(EmbedRequest request) {
@@ -311,6 +318,8 @@ public final class SidecarClient implements AutoCloseable {
   private static final class TypedObserver implements ClientResponseObserver<StreamGenerateRequest, StreamGenerateResponse> {
     private final StreamObserver<StreamGenerateResponse> delegate;
     private volatile ClientCallStreamObserver<StreamGenerateRequest> call;
+    private int deltas; // gRPC calls an observer's methods one at a time
+    private boolean result;
 
     TypedObserver(StreamObserver<StreamGenerateResponse> delegate) {
       this.delegate = delegate;
@@ -323,17 +332,23 @@ public final class SidecarClient implements AutoCloseable {
 
     @Override
     public void onNext(StreamGenerateResponse value) {
+      deltas += value.hasDelta() ? 1 : 0;
+      result |= value.hasResult();
       delegate.onNext(value);
     }
 
     @Override
     public void onError(Throwable t) {
-      delegate.onError(SidecarException.from(t));
+      delegate.onError(SidecarException.from(t, deltas));
     }
 
     @Override
     public void onCompleted() {
-      delegate.onCompleted();
+      if (result) {
+        delegate.onCompleted();
+      } else {
+        delegate.onError(GenerationStream.endedWithoutResult(deltas));
+      }
     }
 
     void cancel() {

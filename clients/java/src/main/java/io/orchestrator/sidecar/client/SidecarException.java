@@ -101,10 +101,23 @@ public class SidecarException extends RuntimeException {
 
   /** Turns anything a call threw into a SidecarException (the same object when it already is one); never throws. */
   public static SidecarException from(Throwable thrown) {
+    return from(thrown, 0);
+  }
+
+  /**
+   * As {@link #from(Throwable)}, for a stream that had yielded {@code deltasBefore} deltas: an
+   * UNAVAILABLE after one, without a reason (the connection broken, the sidecar killed), is a
+   * {@link StreamInterruptedException} like the one the sidecar reports, since the caller has seen
+   * part of the answer.
+   */
+  static SidecarException from(Throwable thrown, int deltasBefore) {
     if (thrown instanceof SidecarException known) {
       return known;
     }
     Details details = decode(thrown);
+    if (deltasBefore > 0 && details.code() == Status.Code.UNAVAILABLE && details.reason().isEmpty()) {
+      return new StreamInterruptedException(details, thrown);
+    }
     return switch (details.reason()) {
       case "STREAM_INTERRUPTED" -> new StreamInterruptedException(details, thrown);
       default -> byCode(details, thrown);
@@ -145,6 +158,7 @@ public class SidecarException extends RuntimeException {
         info.map(ErrorInfo::getDomain).orElse(""),
         Map.copyOf(info.map(ErrorInfo::getMetadataMap).orElse(Map.of())),
         first(anys, RetryInfo.class).filter(RetryInfo::hasRetryDelay)
+            .filter(r -> r.getRetryDelay().getSeconds() >= 0 && r.getRetryDelay().getNanos() >= 0)
             .map(r -> Duration.ofSeconds(r.getRetryDelay().getSeconds(), r.getRetryDelay().getNanos())),
         List.copyOf(fields),
         List.copyOf(quotas),

@@ -2,7 +2,10 @@ package io.orchestrator.sidecar.client;
 
 import java.util.Optional;
 
-/** UNAVAILABLE / STREAM_INTERRUPTED: a stream failed after its first delta; carries the partial usage. */
+/**
+ * UNAVAILABLE / STREAM_INTERRUPTED, or the connection broken after a delta: a stream failed after its
+ * first delta; carries the partial usage (empty when the sidecar could not send it).
+ */
 public class StreamInterruptedException extends UnavailableException {
   private static final long serialVersionUID = 1L;
 

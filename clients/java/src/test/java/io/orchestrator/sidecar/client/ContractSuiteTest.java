@@ -103,6 +103,27 @@ class ContractSuiteTest {
           () -> authed.embed(Messages.texts("java", "u"), Deadline.after(10, TimeUnit.SECONDS)));
       assertEquals(List.of("texts"), bad.fieldViolations().stream().map(SidecarException.FieldViolation::field).toList());
     }));
+    tests.add(DynamicTest.dynamicTest("a retried generate and embed keep their request ids: replayed, not charged again", () -> {
+      Retry retry = Retry.builder().timeout(java.time.Duration.ofSeconds(10)).baseDelay(java.time.Duration.ofMillis(1)).build();
+      GenerationInput input = Messages.ask("a lost reply").toBuilder().setTenantId("java-retry").setUserId("u").build();
+      List<String> ids = new ArrayList<>();
+      // each attempt runs on the sidecar; the first one's replies are lost on the way (UNAVAILABLE)
+      List<Object> replies = retry.call(d -> {
+        GenerateResponse answer = authed.generate(input, d);
+        var vectors = authed.embed(Messages.texts("java-retry", "u", "a lost reply"), d);
+        ids.add(answer.getSummary().getRequestId() + "/" + vectors.getRequestId());
+        if (ids.size() == 1) {
+          throw new io.grpc.StatusRuntimeException(io.grpc.Status.UNAVAILABLE.withDescription("the reply was lost"));
+        }
+        return List.of(answer, vectors);
+      });
+      assertEquals(2, ids.size());
+      assertEquals(ids.get(0), ids.get(1), "both attempts sent the same request ids");
+      assertTrue(((GenerateResponse) replies.get(0)).getSummary().getReplayed(), "generate replayed");
+      assertTrue(((io.orchestrator.sidecar.v1.EmbedResponse) replies.get(1)).getReplayed(), "embed replayed");
+      // outside a retry nothing is added: two calls are two requests
+      assertFalse(authed.generate(input, Deadline.after(10, TimeUnit.SECONDS)).getSummary().getReplayed());
+    }));
     tests.add(DynamicTest.dynamicTest("the same calls work over the Unix socket", () -> {
       try (SidecarClient client = SidecarClient.builder().address(sidecar.unixAddress).token(String.valueOf(file.get("token"))).build()) {
         assertFalse(client.listModels(ListModelsRequest.getDefaultInstance(), null).getRoutesList().isEmpty());

@@ -93,6 +93,46 @@ class RetryTest {
   }
 
   @Test
+  void aRetryInfoDelayOverMaxRetryInfoDelayIsNotWaitedFor() {
+    for (Duration retryInfo : List.of(Duration.ofHours(20), Duration.ofDays(31), Duration.ofSeconds(31))) {
+      FakeClock clock = new FakeClock();
+      AtomicInteger calls = new AtomicInteger();
+      assertThrows(QuotaExceededException.class, () -> clock.retry().build().call(deadline -> {
+        calls.incrementAndGet();
+        throw failure(Code.RESOURCE_EXHAUSTED, "TOKEN_QUOTA_EXCEEDED", retryInfo);
+      }));
+      assertEquals(1, calls.get(), "RetryInfo " + retryInfo);
+      assertEquals(List.of(), clock.sleeps);
+    }
+    FakeClock clock = new FakeClock();
+    assertThrows(QuotaExceededException.class, () -> clock.retry().maxAttempts(2).build().call(deadline -> {
+      throw failure(Code.RESOURCE_EXHAUSTED, "RATE_LIMITED", Duration.ofSeconds(30));
+    }));
+    assertEquals(List.of(Duration.ofSeconds(30)), clock.sleeps);
+  }
+
+  @Test
+  void aNegativeRetryInfoDelayIsNoDelay() {
+    var status = com.google.rpc.Status.newBuilder().setCode(Code.UNAVAILABLE.getNumber())
+        .addDetails(Any.pack(RetryInfo.newBuilder().setRetryDelay(com.google.protobuf.Duration.newBuilder().setSeconds(-5)).build()))
+        .build();
+    SidecarException e = SidecarException.from(StatusProto.toStatusRuntimeException(status));
+    assertEquals(java.util.Optional.empty(), e.retryDelay());
+  }
+
+  @Test
+  void resourceExhaustedWithoutRetryInfoIsNotRetried() {
+    FakeClock clock = new FakeClock();
+    AtomicInteger calls = new AtomicInteger();
+    assertThrows(QuotaExceededException.class, () -> clock.retry().build().call(deadline -> {
+      calls.incrementAndGet(); // gRPC's own refusal of an oversized message: no details at all
+      throw io.grpc.Status.RESOURCE_EXHAUSTED.withDescription("message larger than max").asRuntimeException();
+    }));
+    assertEquals(1, calls.get());
+    assertEquals(List.of(), clock.sleeps);
+  }
+
+  @Test
   void neverRetriesANonRetryableError() {
     FakeClock clock = new FakeClock();
     AtomicInteger calls = new AtomicInteger();

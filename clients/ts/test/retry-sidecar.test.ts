@@ -1,0 +1,88 @@
+/**
+ * The retry helper around the client's calls, against a real sidecar: every attempt keeps the
+ * client's default deadline, and a retried generate or embed keeps one request id, so a reply lost
+ * after the sidecar charged the call is replayed (summary.replayed), not generated and charged again.
+ */
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { DeadlineExceededError, SidecarClient, userMessage, withRetry } from "../src/index.js";
+import { REPO_ROOT, startSidecar, type RunningSidecar } from "./sidecar-process.js";
+
+const TOKEN = "contract-token";
+
+/** Lets the first call of `method` run on the sidecar, then loses its reply (UNAVAILABLE). */
+function loseFirstReply(method: string, seen: string[]): Interceptor {
+  return (next) => async (req) => {
+    const res = await next(req);
+    if (req.method.name !== method) return res;
+    const message = req.message as { input?: { requestId: string }; requestId?: string };
+    seen.push(message.input?.requestId ?? message.requestId ?? "");
+    if (seen.length === 1) throw new ConnectError("the reply was lost on the way", Code.Unavailable);
+    return res;
+  };
+}
+
+describe("withRetry around the client", () => {
+  let sidecar: RunningSidecar;
+  before(async () => {
+    sidecar = await startSidecar(path.join(REPO_ROOT, "tests/contract/sidecar.yaml"), TOKEN);
+  });
+  after(async () => {
+    await sidecar?.stop();
+  });
+
+  test("an attempt without a deadline of its own gets the client's default", async () => {
+    const client = new SidecarClient({ address: sidecar.address, token: TOKEN, timeoutMs: 300 });
+    try {
+      const input = { tenantId: "ts-retry", userId: "u", messages: [userMessage("[[fault:delay_ms=3000]] slow")] };
+      const started = Date.now();
+      await assert.rejects(withRetry((attempt) => client.generate(input, attempt)), DeadlineExceededError);
+      assert.ok(Date.now() - started < 2500, "the 300 ms default deadline applied to the attempt");
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a retried generate keeps one request id and is replayed, not charged again", async () => {
+    const seen: string[] = [];
+    const client = new SidecarClient({ address: sidecar.address, token: TOKEN, interceptors: [loseFirstReply("Generate", seen)] });
+    try {
+      const input = { tenantId: "ts-retry", userId: "u", messages: [userMessage("a lost reply")] };
+      const answer = await withRetry((attempt) => client.generate(input, attempt), { timeoutMs: 10_000, baseDelayMs: 1 });
+      assert.equal(seen.length, 2);
+      assert.ok(seen[0] !== "" && seen[0] === seen[1], `request ids ${JSON.stringify(seen)}`);
+      assert.equal(answer.summary?.replayed, true);
+      assert.equal(answer.summary?.requestId, seen[0]);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a retried embed keeps one request id and is replayed, not charged again", async () => {
+    const seen: string[] = [];
+    const client = new SidecarClient({ address: sidecar.address, token: TOKEN, interceptors: [loseFirstReply("Embed", seen)] });
+    try {
+      const request = { tenantId: "ts-retry", userId: "u", texts: ["a lost reply"] };
+      const reply = await withRetry((attempt) => client.embed(request, attempt), { timeoutMs: 10_000, baseDelayMs: 1 });
+      assert.ok(seen[0] !== "" && seen[0] === seen[1], `request ids ${JSON.stringify(seen)}`);
+      assert.equal(reply.replayed, true);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a request id of the caller's own is kept", async () => {
+    const seen: string[] = [];
+    const client = new SidecarClient({ address: sidecar.address, token: TOKEN, interceptors: [loseFirstReply("Generate", seen)] });
+    try {
+      const input = { tenantId: "ts-retry", userId: "u", requestId: "mine-1", messages: [userMessage("my own id")] };
+      const answer = await withRetry((attempt) => client.generate(input, attempt), { timeoutMs: 10_000, baseDelayMs: 1 });
+      assert.deepEqual(seen, ["mine-1", "mine-1"]);
+      assert.equal(answer.summary?.replayed, true);
+    } finally {
+      client.close();
+    }
+  });
+});
