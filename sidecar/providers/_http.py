@@ -307,8 +307,10 @@ class RetryAfterPolicy:
 
 def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
     """Retry-After (delay-seconds or HTTP-date) or retry-after-ms, as seconds; None for garbage,
-    negative or non-finite values. An HTTP-date is measured from the upstream's own Date header
-    when it sent one (its clock, not ours), else from `now` (Unix seconds)."""
+    negative or non-finite values, except an integer too long for a float: infinity (capped by the
+    policy, as a very long wait should be, not ignored). An HTTP-date is measured from the
+    upstream's own Date header when it sent one (its clock, not ours), else from `now` (Unix
+    seconds)."""
     if ms := headers.get("retry-after-ms"):
         wait = _finite(ms)
         if wait is not None:
@@ -316,7 +318,9 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None)
     value = (headers.get("retry-after") or "").strip()
     if not value:
         return None
-    if value.isdigit() or _DECIMAL.fullmatch(value):
+    if value.isdigit():  # delay-seconds: too many digits for a float is infinity, which the policy caps
+        return float(value)
+    if _DECIMAL.fullmatch(value):
         return _finite(value)
     try:
         when = parsedate_to_datetime(value)

@@ -48,6 +48,7 @@ def test_the_policy_caps_the_wait() -> None:
 
     policy = RetryAfterPolicy(300.0, FakeClock())
     assert policy.seconds({"retry-after": "86400"}) == 300.0
+    assert policy.seconds({"retry-after": "9" * 400}) == 300.0  # past a float's range: capped, not ignored
     assert policy.seconds({"retry-after": "12"}) == 12.0
     assert policy.seconds({"retry-after": "garbage"}) is None
 
