@@ -151,6 +151,16 @@ class ProvidersUnavailableError(SidecarError):
     reason = "PROVIDERS_UNAVAILABLE"
 
 
+class UpstreamBusyError(SidecarError):
+    """Every connection this sidecar may open to an upstream (settings.http.max_connections and
+    max_connections_per_host) is in use and none came free in time: the sidecar is overloaded.
+    Not a ProviderError: the provider did nothing wrong, and its breaker and health are untouched."""
+
+    code = Code.UNAVAILABLE
+    reason = "OVERLOADED"
+    retryable = True
+
+
 class SidecarDrainingError(SidecarError):
     """The sidecar is shutting down: it takes no new generation call (another replica can)."""
 

@@ -28,10 +28,11 @@ from sidecar.core.errors import (
     ProviderRejectedError,
     ProviderTimeoutError,
     ProviderUnavailableError,
+    UpstreamBusyError,
 )
 from sidecar.core.outcome import UpstreamWaits
 from sidecar.providers import http1
-from sidecar.providers.http_pool import Http1Client, PoolLimits
+from sidecar.providers.http_pool import Http1Client, PoolBusy, PoolLimits
 from sidecar.providers.sse import SseDecoder, SseEvent
 from sidecar.telemetry.tracing import inject_trace_context
 
@@ -134,20 +135,20 @@ class HttpClient:
         tolerate: Tolerated | None = None,
     ) -> Any:  # fmt: skip
         with map_http_errors(timeouts.deadline):
-            async with self._clock.timeout(timeouts.next_wait()):
-                with self._waiting(timeouts):
-                    resp = await self._client().request(method, _url(url), headers, data)
-                try:
-                    if resp.status >= 300 and tolerate is not None and tolerate(resp.status, resp.headers):
-                        return None
+            with self._waiting(timeouts):
+                resp = await self._client().request(method, _url(url), headers, data, wait=timeouts.next_wait)
+            try:
+                if resp.status >= 300 and tolerate is not None and tolerate(resp.status, resp.headers):
+                    return None
+                async with self._clock.timeout(timeouts.next_wait()):
                     with self._waiting(timeouts):
                         if (
                             resp.status >= 300
                         ):  # redirects are not followed: they would carry the key elsewhere
                             raise await _status_error(resp, self._retry_after, credentials_of(headers))
                         raw = await _read_bounded(resp, _MAX_JSON_BODY)
-                finally:
-                    resp.release()  # fully read: back to the pool; else closed
+            finally:
+                resp.release()  # fully read: back to the pool; else closed
         return _decode(raw)
 
     @contextmanager
@@ -204,9 +205,10 @@ class HttpClient:
         consumer last marked progress."""
         with map_http_errors(timeouts.deadline):
             body_bytes, sent_headers = _encode(body), _json_headers(headers)
-            async with self._clock.timeout(timeouts.next_wait()):
-                with self._waiting(timeouts):
-                    resp = await self._client().request("POST", _url(url), sent_headers, body_bytes)
+            with self._waiting(timeouts):
+                resp = await self._client().request(
+                    "POST", _url(url), sent_headers, body_bytes, wait=timeouts.next_wait
+                )
         try:
             if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
                 with map_http_errors(timeouts.deadline):
@@ -245,6 +247,14 @@ def map_http_errors(deadline: Deadline) -> Iterator[None]:
         if deadline.expired(DEADLINE_MARGIN):
             raise DeadlineExceededError("the call's deadline passed while waiting upstream") from exc
         raise ProviderTimeoutError("upstream did not answer within the read timeout") from exc
+    except PoolBusy as exc:  # the sidecar's own connection limit: never the upstream's failure
+        if deadline.expired(DEADLINE_MARGIN):
+            raise DeadlineExceededError(
+                "the call's deadline passed waiting for an upstream connection"
+            ) from exc
+        raise UpstreamBusyError(
+            "every connection this sidecar may open to the upstream is in use; retry", retry_after=1.0
+        ) from exc
     except http1.ConnectionBroke as exc:
         if exc.answered:
             raise ProviderUnavailableError("upstream connection broke mid-answer") from exc

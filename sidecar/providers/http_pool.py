@@ -5,8 +5,9 @@ origin (scheme, host, port), shared by every provider adapter.
   answer, or a second before the server's own `Keep-Alive: timeout` (a reaper task sleeps on the
   injected clock until the next such moment, and ends when nothing is idle);
 - at most `max_connections` in use, and `max_connections_per_host` per origin (0: no own limit); a
-  request over a limit waits (bounded by the caller's timeout), for its host's slot first, so that
-  requests queued for a saturated upstream hold nothing that another upstream needs;
+  request over a limit waits for its host's slot first, so that requests queued for a saturated
+  upstream hold nothing that another upstream needs. The wait is bounded apart from the request
+  itself: running out of it is `PoolBusy` (the sidecar's own limit), never the upstream's timeout;
 - TLS with the system's trust store (or `ca_file`), checked against the host name; connecting is
   bounded by `connect_seconds` on the injected clock;
 - the keep-alive race (the server closes an idle connection as a request goes out on it): a GET on
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,11 @@ from sidecar.core.tasks import cancel_and_wait
 from sidecar.providers.http1 import ConnectError, Connection, ConnectionBroke, Origin, Response, request_head
 
 _REPLAYABLE = frozenset({"GET", "HEAD", "OPTIONS"})  # sent again after the keep-alive race
+
+
+class PoolBusy(Exception):
+    """No connection slot came free within the wait: the sidecar's own limit was reached, which
+    says nothing about the upstream."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,24 +62,47 @@ class Http1Client:
         self._reaper: asyncio.Task[None] | None = None
 
     async def request(
-        self, method: str, url: URL, headers: Mapping[str, str], body: bytes | None
+        self,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        *,
+        wait: Callable[[], float],
     ) -> Response:
-        """Send one request; return once the answer's status and headers are in. The caller reads
-        the body and then calls `release()` (or `close()`) exactly once."""
+        """Send one request; return once the answer's status and headers are in. `wait()` bounds
+        the wait for a connection slot (PoolBusy past it), then, asked again, the request until its
+        answer's head is in (TimeoutError). The caller reads the body and then calls `release()` (or
+        `close()`) exactly once."""
         origin = Origin.of(url)
         head = request_head(method, url, origin, headers, body)
         held: list[asyncio.Semaphore] = []
         try:
-            for gate in (self._host_gate(origin), self._total):  # waiting for a busy host holds nothing
-                await gate.acquire()
-                held.append(gate)
-            response, connection = await self._send(origin, head, body, replayable=method in _REPLAYABLE)
+            await self._slots(origin, held, wait)
+            async with self._clock.timeout(wait()):
+                response, connection = await self._send(origin, head, body, replayable=method in _REPLAYABLE)
         except BaseException:
             for gate in held:
                 gate.release()
             raise
         connection.gates = tuple(held)  # freed when the answer is released or the connection closes
         return response
+
+    async def _slots(self, origin: Origin, held: list[asyncio.Semaphore], wait: Callable[[], float]) -> None:
+        """The origin's slot, then the pool's (waiting for a busy host holds nothing), into `held`."""
+        gates = (self._host_gate(origin), self._total)
+        if not any(gate.locked() for gate in gates):  # the common case: no wait, no timer
+            for gate in gates:
+                await gate.acquire()  # free: returns without suspending
+                held.append(gate)
+            return
+        try:
+            async with self._clock.timeout(wait()):
+                for gate in gates:
+                    await gate.acquire()
+                    held.append(gate)
+        except TimeoutError:
+            raise PoolBusy(f"every connection this sidecar may open to {origin.host} is in use") from None
 
     async def _send(
         self, origin: Origin, head: bytes, body: bytes | None, *, replayable: bool

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from sidecar.core.clock import Clock, Deadline
-from sidecar.core.errors import ProviderAuthError, SidecarError
+from sidecar.core.errors import ProviderAuthError, SidecarError, UpstreamBusyError
 from sidecar.core.tasks import cancel_and_wait
 from sidecar.providers.base import Provider
 
@@ -90,6 +90,8 @@ class HealthProber:
         except ProviderAuthError:
             pass  # it answered: reachable. Credentials are a configuration matter (and user-key-only
             # deployments have no platform key to probe with), not the health of the endpoint
+        except UpstreamBusyError:  # the sidecar's own connections are all in use: no verdict on it
+            return
         except SidecarError as exc:  # classified, and its message already redacted
             error = f"{exc.reason}: {exc.message}"
         except Exception as exc:  # a failure is state; only the type is kept, never foreign text

@@ -15,7 +15,12 @@ import pytest
 
 from sidecar.config.schema import HttpSettings
 from sidecar.core.clock import Deadline, FakeClock, SystemClock
-from sidecar.core.errors import ProviderMalformedError, ProviderRejectedError, ProviderUnavailableError
+from sidecar.core.errors import (
+    ProviderMalformedError,
+    ProviderRejectedError,
+    ProviderUnavailableError,
+    UpstreamBusyError,
+)
 from sidecar.providers import _http
 from sidecar.providers._http import HttpClient, Timeouts
 from tests.support.tls import make_pki
@@ -538,3 +543,31 @@ async def test_a_stream_that_never_ends_is_cut_at_the_stream_bound(monkeypatch: 
                     got += len(data)
         await http.aclose()
     assert got <= 1 << 20
+
+
+async def test_no_free_connection_slot_is_the_sidecars_overload_not_the_upstreams_timeout() -> None:
+    """Every slot to the upstream held past the wait: UpstreamBusyError (UNAVAILABLE / OVERLOADED,
+    which leaves the deployment's breaker alone), not ProviderTimeoutError (which counts against it);
+    the request that held the slot is still answered, and so is the next once the slot is free."""
+    release = asyncio.Event()
+
+    async def stuck(state: Upstream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            state.requests.append(await read_request(reader))
+            await release.wait()
+            writer.write(answer())
+            await writer.drain()
+
+    async with upstream(stuck) as up:
+        http = client(max_connections=1)
+        holder = asyncio.ensure_future(post(http, up.url))
+        await asyncio.sleep(0.05)
+        short = Timeouts(0.2, Deadline.after(None, SystemClock()))
+        with pytest.raises(UpstreamBusyError) as info:
+            await http.post_json(up.url, headers={}, body={"q": 2}, timeouts=short)
+        assert info.value.reason == "OVERLOADED" and info.value.retry_after == 1.0
+        assert len(up.requests) == 1  # the refused request was never sent
+        release.set()
+        assert await holder == {"ok": True}
+        assert await post(http, up.url) == {"ok": True}
+        await http.aclose()

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.core.errors import ProviderAuthError, ProviderUnavailableError
+from sidecar.core.errors import ProviderAuthError, ProviderUnavailableError, UpstreamBusyError
 from sidecar.routing.probe import HealthProber, Probe, ProbePolicy, ProbeStatus
 from tests.conftest import FakeClock
 from tests.support.clock import StepClock
@@ -265,3 +265,18 @@ async def test_stop_passes_on_its_own_cancellation(clock: FakeClock) -> None:
 def test_policy_rejects_nonsense(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         ProbePolicy(**bad)
+
+
+async def test_a_probe_that_found_every_connection_busy_is_no_verdict(clock: FakeClock) -> None:
+    """The sidecar's own connection limit says nothing about the deployment: such a probe changes
+    neither its streaks nor its health (it counted as a failure, so local overload took healthy
+    deployments out)."""
+    busy = UpstreamBusyError("every connection this sidecar may open to the upstream is in use; retry")
+    p = prober({"a": scripted([DOWN, busy, busy, busy, DOWN])}, clock, unhealthy_after=2)
+    await p.probe_once("a")
+    for _ in range(3):
+        await p.probe_once("a")
+    s = p.status("a")
+    assert (s.healthy, s.consecutive_failures, s.probes) == (True, 1, 1)
+    await p.probe_once("a")
+    assert not p.healthy("a")
