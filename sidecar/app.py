@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import partial
 from typing import TYPE_CHECKING
@@ -42,6 +43,7 @@ from sidecar.pipeline.semantic import SemanticCacheLayer, SemanticObserver
 from sidecar.pipeline.structured import StructuredOutputLayer
 from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.server import Sidecar
+from sidecar.telemetry.logging import RateLimitedLog
 
 if TYPE_CHECKING:
     from sidecar.answers.queue import EscalationQueue
@@ -58,12 +60,15 @@ def priority_caps(cfg: Config) -> dict[str, Priority | None]:
 def build_servicers(cfg: Config, d: Deps, drain: Drain) -> Servicers:
     """One servicer per service, each behind a gate on the same authorizer."""
     pages = PageTokens(os.urandom(32))
+    # one limiter for every refused or rejected call's log line: a caller must not fill the log
+    refusals = RateLimitedLog(logging.getLogger("sidecar.api"), d.clock, interval=60.0)
+    gate = partial(Gate, d.verifier, refusals=refusals)
     tiers = Tiers(cfg.policy.tier_assignment, tuple(cfg.policy.tiers))
     limits = cfg.policy.limits
     metrics = d.telemetry.metrics
     return Servicers(
         generation=GenerationServicer(
-            gate=Gate(d.verifier, "GenerationService"),
+            gate=gate("GenerationService"),
             pipeline=build_pipeline(cfg, d),
             policy=cfg.policy,
             routing=d.routing,
@@ -82,30 +87,30 @@ def build_servicers(cfg: Config, d: Deps, drain: Drain) -> Servicers:
             ),
         ),
         conversation=ConversationServicer(
-            gate=Gate(d.verifier, "ConversationService"),
+            gate=gate("ConversationService"),
             personas=d.personas,
             tiers=tiers,
             limits=limits,
             pages=pages,
             metrics=metrics,
         ),
-        quota=QuotaServicer(gate=Gate(d.verifier, "QuotaService"), quota=d.quota, tiers=tiers, limits=limits),
-        keys=KeyServicer(gate=Gate(d.verifier, "KeyService"), keys=d.keys, pages=pages),
+        quota=QuotaServicer(gate=gate("QuotaService"), quota=d.quota, tiers=tiers, limits=limits),
+        keys=KeyServicer(gate=gate("KeyService"), keys=d.keys, pages=pages),
         escalation=EscalationServicer(
-            gate=Gate(d.verifier, "EscalationService"),
+            gate=gate("EscalationService"),
             queue=escalation_queue(cfg, d),
             pages=pages,
             clock=d.clock,
         ),
         admin=AdminServicer(
-            gate=Gate(d.verifier, "AdminService"),
+            gate=gate("AdminService"),
             keys=d.keys,
             ledger=d.telemetry.ledger,
             pages=pages,
             experiments=experiment_book(cfg, d),
         ),
         experiments=ExperimentServicer(
-            gate=Gate(d.verifier, "ExperimentService"),
+            gate=gate("ExperimentService"),
             ledger=d.telemetry.ledger,
             book=experiment_book(cfg, d),
         ),

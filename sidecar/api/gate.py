@@ -15,6 +15,7 @@ from sidecar.api.errors import abort, internal
 from sidecar.authz.catalog import method_path
 from sidecar.authz.policy import Authorizer, Principal
 from sidecar.core.errors import SidecarError
+from sidecar.telemetry.logging import RateLimitedLog
 
 _log = logging.getLogger("sidecar.api")
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -23,9 +24,21 @@ Context = grpc.aio.ServicerContext[Any, Any]
 class Gate:
     """Authentication and authorization for one service's methods."""
 
-    def __init__(self, authorizer: Authorizer, service: str) -> None:
+    def __init__(
+        self, authorizer: Authorizer, service: str, *, refusals: RateLimitedLog | None = None
+    ) -> None:
+        """`refusals`: where refused and rejected calls are logged, at most a line a minute (a
+        caller can send them at will; the metrics count every one); each one is logged without it."""
         self._authorizer = authorizer
         self._service = service
+        self._refusals = refusals
+
+    def refusal(self, message: str, **fields: object) -> None:
+        """Log a call refused here or rejected by its servicer (a field, an undecodable request)."""
+        if self._refusals is None:
+            _log.info(message, extra=fields)
+        else:
+            self._refusals.info(message, extra=fields)
 
     async def admit(
         self,
@@ -40,7 +53,7 @@ class Gate:
             principal = self._authorizer.authenticate(credentials_from(context.invocation_metadata()))
             self._authorizer.authorize(principal, method_path(self._service, method), tenant)
         except SidecarError as err:
-            _log.info("call refused", extra={"reason": err.reason, "rpc": method})
+            self.refusal("call refused", reason=err.reason, rpc=method)
             if on_refused is not None:
                 on_refused(err)
             await abort(context, err)

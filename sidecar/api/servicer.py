@@ -191,7 +191,7 @@ class GenerationServicer:
             )
             return api_personas.with_persona_fields(call, request)
         except SidecarError as err:
-            _log.info("rejected request", extra={"reason": err.reason, "detail": err.message})
+            self._gate.refusal("rejected request", reason=err.reason, detail=err.message)
             self._rejected(stream, err)
             await abort(context, err)
         except Exception as exc:  # a bug in validation: INTERNAL with a request id, never grpc's UNKNOWN

@@ -218,6 +218,12 @@ class RateLimitedLog:
 
     def warning(self, message: str, *, extra: dict[str, object] | None = None) -> bool:
         """Log `message` unless a line was logged less than `interval` ago; True if it was logged."""
+        return self.log(logging.WARNING, message, extra=extra)
+
+    def info(self, message: str, *, extra: dict[str, object] | None = None) -> bool:
+        return self.log(logging.INFO, message, extra=extra)
+
+    def log(self, level: int, message: str, *, extra: dict[str, object] | None = None) -> bool:
         now = self._clock.monotonic()
         if self._next_at is not None and now < self._next_at:
             self._suppressed += 1
@@ -225,7 +231,7 @@ class RateLimitedLog:
         self._next_at = now + self._interval
         fields = {**(extra or {}), "suppressed": self._suppressed}
         self._suppressed = 0
-        self._log.warning(message, extra=fields)
+        self._log.log(level, message, extra=fields)
         return True
 
 

@@ -133,3 +133,31 @@ async def test_undecodable_generation_requests_are_counted(s: Any) -> None:
     assert sample(text, "sidecar_requests_total", **edge, stream="true", code="INVALID_ARGUMENT") == 1
     reason = {"route": "", "code": "INVALID_ARGUMENT", "reason": "MALFORMED_REQUEST"}
     assert sample(text, "sidecar_errors_total", **reason) == 3
+
+
+async def test_refused_and_rejected_calls_log_at_most_a_line_a_minute(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A caller can send refused or invalid calls at will: one line a minute says so (with how many
+    were left out), while the metrics above count every one."""
+    from tests.conftest import FakeClock
+
+    clock = FakeClock()
+    auth = {"token": {"env": "APP"}}
+    s = await serve({"policy": echo_policy(), "settings": {"auth": auth}}, TOKENS, clock)
+    request = generate_request(messages=[user("hi")])
+    invalid = generate_request(messages=[user("hi")], tenant_id="bad id")
+
+    def lines() -> list[Any]:
+        return [r for r in caplog.records if r.getMessage() in ("call refused", "rejected request")]
+
+    with caplog.at_level("INFO", logger="sidecar.api"):
+        for _ in range(10):
+            await refused(lambda: s.stub.Generate(request))
+            await refused(lambda: s.stub.Generate(invalid, metadata=bearer("APP")))
+        assert len(lines()) == 1
+        clock.advance(61)
+        await refused(lambda: s.stub.Generate(invalid, metadata=bearer("APP")))
+    first, second = lines()
+    assert first.getMessage() == "call refused" and first.__dict__["suppressed"] == 0
+    assert second.getMessage() == "rejected request" and second.__dict__["suppressed"] == 19
