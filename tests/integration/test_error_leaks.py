@@ -16,7 +16,7 @@ from sidecar._gen.orchestrator.v1 import embed_pb2
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import user
 from tests.integration.helpers import rich
-from tests.support.api import generate_request
+from tests.support.api import generate_request, rpc_error
 from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
@@ -115,14 +115,7 @@ async def s(serve: Any, upstream: Upstream) -> Any:
 
 
 async def refusal(call: Any) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        result = call()
-        if isinstance(result, grpc.aio.UnaryStreamCall):
-            async for _ in result:
-                pass
-        else:
-            await result
-    return caught.value
+    return await rpc_error(call)
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -17,7 +17,7 @@ from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar.telemetry.logging import JsonFormatter
 from tests.conftest import system, user
 from tests.integration.helpers import rich
-from tests.support.api import generate_request
+from tests.support.api import generate_request, rpc_error
 from tests.support.tools import struct
 from tests.support.upstream import Reply, Upstream
 
@@ -105,14 +105,7 @@ async def test_an_answer_failing_its_format_is_not_logged(
         lambda: s.stub.Generate(request),
         lambda: s.stub.StreamGenerate(gen.StreamGenerateRequest(input=request.input)),
     ):
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            result = call()
-            if isinstance(result, grpc.aio.UnaryStreamCall):
-                async for _ in result:
-                    pass
-            else:
-                await result
-        err = await rich(info.value)
+        err = await rich(await rpc_error(call))
         assert err.reason == "SCHEMA_VALIDATION_FAILED"
         assert ANSWER_CANARY in err.info.metadata["violation"]  # the caller is told what is wrong
     logs = json_logs.getvalue()

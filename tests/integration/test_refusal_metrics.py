@@ -14,7 +14,7 @@ import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import echo_policy, user
-from tests.support.api import generate_request
+from tests.support.api import generate_request, rpc_error
 
 pytestmark = pytest.mark.integration
 
@@ -58,14 +58,7 @@ async def s(serve: Any) -> Any:
 
 
 async def refused(call: Any) -> grpc.StatusCode:
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        result = call()
-        if isinstance(result, grpc.aio.UnaryStreamCall):
-            async for _ in result:
-                pass
-        else:
-            await result
-    code: grpc.StatusCode = caught.value.code()
+    code: grpc.StatusCode = (await rpc_error(call)).code()
     return code
 
 

@@ -3,6 +3,7 @@ request builders for the shared GenerationInput."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -56,3 +57,17 @@ def stream_request(**fields: Any) -> gen.StreamGenerateRequest:
 def text_of(reply: gen.GenerateResponse) -> str:
     """The answer's text: every text part of the assistant message, joined."""
     return "".join(part.text for part in reply.message.content if part.WhichOneof("kind") == "text")
+
+
+async def rpc_error(call: Callable[[], Any]) -> grpc.aio.AioRpcError:
+    """The error a unary or server-streaming call ends with; a call that succeeds fails the test."""
+    try:
+        result = call()
+        if isinstance(result, grpc.aio.UnaryStreamCall):
+            async for _ in result:
+                pass
+        else:
+            await result
+    except grpc.aio.AioRpcError as err:
+        return err
+    raise AssertionError("the call succeeded")
