@@ -38,7 +38,8 @@ from sidecar.telemetry.tracing import inject_trace_context
 
 _SECRETISH = re.compile(r"(sk-|key-|Bearer\s+)[A-Za-z0-9_\-\.]{4,}|[A-Za-z0-9_\-]{32,}")
 _MAX_ERROR_BODY = 64 * 1024
-_MIN_SECRET_CHARS = 6  # shorter values are not credentials worth masking (they would mask words)
+MIN_SECRET_CHARS = 6  # shorter values are not credentials worth masking (they would mask words)
+REDACTED = "[redacted]"
 _CREDENTIAL_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "x-amz-security-token"}
 )
@@ -355,21 +356,25 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
     """Strip anything that looks like a credential from upstream text before it goes anywhere: the
     given `secrets` exactly (before the text is cut), then whatever has a key's shape."""
     for secret in sorted(secrets, key=len, reverse=True):  # a whole header value before its token
-        if len(secret) >= _MIN_SECRET_CHARS:
-            text = text.replace(secret, "[redacted]")
-    return _SECRETISH.sub("[redacted]", text)[:300]
+        if len(secret) >= MIN_SECRET_CHARS:
+            text = text.replace(secret, REDACTED)
+    return _SECRETISH.sub(REDACTED, text)[:300]
+
+
+def secret_forms(value: str) -> list[str]:
+    """A credential header's value and, after a `Bearer` or `Basic` scheme, its token alone."""
+    scheme, _, token = value.partition(" ")
+    return [value, token.strip()] if token and scheme.lower() in ("bearer", "basic") else [value]
 
 
 def credentials_of(headers: Mapping[str, str]) -> list[str]:
-    """The credentials in a request's headers (by name), and the token after a `Bearer` scheme."""
-    out = []
-    for name, value in headers.items():
-        if name.lower() in _CREDENTIAL_HEADERS:
-            out.append(value)
-            scheme, _, token = value.partition(" ")
-            if token and scheme.lower() in ("bearer", "basic"):
-                out.append(token.strip())
-    return out
+    """The credentials in a request's headers, by the names credentials go under."""
+    return [
+        f
+        for name, value in headers.items()
+        if name.lower() in _CREDENTIAL_HEADERS
+        for f in secret_forms(value)
+    ]
 
 
 def _error_message(body: bytes) -> str:

@@ -22,7 +22,7 @@ from sidecar.core.errors import (
 )
 from sidecar.core.outcome import UpstreamWaits
 from sidecar.core.types import Chunk, FinishReason, GenerationParams, Message, Secret, ToolCallDelta, Usage
-from sidecar.providers._http import HttpClient, Timeouts, redact
+from sidecar.providers._http import MIN_SECRET_CHARS, REDACTED, HttpClient, Timeouts, redact, secret_forms
 from sidecar.providers.sse import SseEvent
 
 E = TypeVar("E")  # one event of an upstream stream, as its transport decodes it
@@ -333,23 +333,11 @@ class HttpProvider:
         """The shared HTTP client is closed by its owner."""
 
 
-MIN_SCRUBBED_CHARS = 6  # shorter header values are not secrets worth masking (and would mask words)
-REDACTED = "[redacted]"
-
-
 def credentials_in(headers: Mapping[str, str], public: Mapping[str, str]) -> list[str]:
     """The secret values of a request's headers: those `public` (the provider's fixed headers) does
     not hold, i.e. the auth header of the platform key, the caller's key, a minted token or a
-    signature and session token, and the token after a `Bearer`/`Basic` scheme."""
-    out = []
-    for name, value in headers.items():
-        if public.get(name) == value:
-            continue
-        out.append(value)
-        scheme, _, token = value.partition(" ")
-        if token and scheme.lower() in ("bearer", "basic"):
-            out.append(token.strip())
-    return out
+    signature and session token (each with its token alone after a `Bearer`/`Basic` scheme)."""
+    return [f for name, value in headers.items() if public.get(name) != value for f in secret_forms(value)]
 
 
 def scrub_credentials(err: ProviderError, secrets: Sequence[str]) -> None:
@@ -360,11 +348,11 @@ def scrub_credentials(err: ProviderError, secrets: Sequence[str]) -> None:
     forms = {form for secret in secrets for form in (secret, redact(secret)) if form != REDACTED}
     message = err.message
     for form in sorted(forms, key=len, reverse=True):  # a whole header value before its token
-        if len(form) >= MIN_SCRUBBED_CHARS and form in message:
+        if len(form) >= MIN_SECRET_CHARS and form in message:
             message = message.replace(form, REDACTED)
     for form in forms:  # the upstream text is cut to a length: it may end inside a secret
         cut = next(
-            (n for n in range(len(form) - 1, MIN_SCRUBBED_CHARS - 1, -1) if message.endswith(form[:n])), 0
+            (n for n in range(len(form) - 1, MIN_SECRET_CHARS - 1, -1) if message.endswith(form[:n])), 0
         )
         if cut:
             message = message[:-cut] + REDACTED
