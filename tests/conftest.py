@@ -134,6 +134,7 @@ def system(text: str) -> gen.Message:
 from tests.support.api import Stubs  # noqa: E402
 from tests.support.context import encodings, encodings_dir, memory_store  # noqa: E402, F401
 from tests.support.kms import kms_endpoint  # noqa: E402, F401
+from tests.support.logs import json_logs  # noqa: E402, F401
 from tests.support.openbao import openbao  # noqa: E402, F401
 from tests.support.personas import conversation_store  # noqa: E402, F401
 from tests.support.postgres import postgres_url  # noqa: E402, F401

@@ -17,7 +17,7 @@ from sidecar.core.clock import SystemClock
 from sidecar.idempotency.redis_store import RedisIdempotencyStore
 from sidecar.idempotency.replay import Replays
 from sidecar.idempotency.store import IdempotencyStoreUnavailableError
-from tests.support.redis import start_redis
+from tests.support.redis import stall, start_redis
 
 pytestmark = pytest.mark.integration
 STORE_TIMEOUT = 5.0  # the store's per-command socket timeout
@@ -53,21 +53,6 @@ class Producer:
 async def slow_redis() -> AsyncIterator[str]:
     with start_redis("--enable-debug-command", "yes") as port:
         yield f"redis://127.0.0.1:{port}/0"
-
-
-async def stall(url: str, seconds: float) -> asyncio.Task[None]:
-    """DEBUG SLEEP from another connection: Redis answers nothing for `seconds`."""
-    other = Redis.from_url(url)
-
-    async def sleep() -> None:
-        try:
-            await other.execute_command("DEBUG", "SLEEP", str(seconds))
-        finally:
-            await other.aclose()
-
-    task = asyncio.create_task(sleep())
-    await asyncio.sleep(0.05)
-    return task
 
 
 def replays(url: str) -> tuple[RedisIdempotencyStore, Replays]:

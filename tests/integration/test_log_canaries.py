@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar.telemetry.logging import JsonFormatter
 from tests.conftest import system, user
 from tests.integration.helpers import rich
 from tests.support.api import generate_request, rpc_error
@@ -25,23 +22,6 @@ pytestmark = pytest.mark.integration
 
 ANSWER_CANARY = "ANSWER-CANARY-the-secret-plan-4c1d"
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
-
-
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    """Every log record of the test, at DEBUG, through the production formatter."""
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield out
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 def assistant(text: str) -> gen.Message:

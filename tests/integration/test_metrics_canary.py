@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
 
-from sidecar.telemetry.logging import JsonFormatter
 from tests.conftest import echo_policy, user
 from tests.support.api import generate_request, text_of
 from tests.support.upstream import Reply, Upstream
@@ -27,23 +24,6 @@ PROMPT = "canary prompt: seventeen violet giraffes"
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         return str(resp.read().decode())
-
-
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    """Every log record of the test, at DEBUG, through the production formatter."""
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield out
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 async def test_secret_and_prompt_never_reach_logs_or_metrics(

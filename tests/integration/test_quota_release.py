@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis.asyncio import Redis
 
 from sidecar.config.quota import QuotaPolicy, TierConfig
 from sidecar.quota.redis_store import RedisQuotaStore
@@ -21,7 +20,7 @@ from sidecar.quota.signals import QuotaSignals
 from sidecar.quota.store import QuotaStoreError
 from tests.conftest import FakeClock
 from tests.support.quota_cluster import OwnRedis
-from tests.support.redis import start_redis
+from tests.support.redis import stall, start_redis
 
 pytestmark = pytest.mark.integration
 LIMITS = [
@@ -44,21 +43,6 @@ def service(url: str, clock: FakeClock, timeout: float, **policy: Any) -> QuotaS
     tiers = {"free": TierConfig(requests_per_minute=1000)}
     quota = QuotaPolicy(store="redis", redis_url=url, limits=LIMITS, **policy)
     return QuotaService(quota, tiers, store, clock, QuotaSignals())
-
-
-async def stall(url: str, seconds: float) -> asyncio.Task[Any]:
-    """DEBUG SLEEP from another connection: Redis answers nothing for `seconds`."""
-    other = Redis.from_url(url)
-
-    async def sleep() -> None:
-        try:
-            await other.execute_command("DEBUG", "SLEEP", str(seconds))
-        finally:
-            await other.aclose()
-
-    task = asyncio.create_task(sleep())
-    await asyncio.sleep(0.05)  # the server is asleep now
-    return task
 
 
 async def warm(quota: QuotaService) -> None:

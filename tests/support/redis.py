@@ -8,6 +8,7 @@ unique key prefix). In CI a missing `redis-server` fails the test; on a develope
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import socket
@@ -114,3 +115,21 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> No
             time.sleep(0.02)
     stop(process)
     pytest.fail(f"redis-server did not listen within {START_TIMEOUT_SECONDS:g}s:\n{log.read_text()[-2000:]}")
+
+
+async def stall(url: str, seconds: float) -> asyncio.Task[None]:
+    """DEBUG SLEEP from another connection (the server must run with `--enable-debug-command yes`):
+    Redis answers nothing for `seconds`, as a fork, a slow script or SIGSTOP would make it."""
+    from redis.asyncio import Redis
+
+    other = Redis.from_url(url)
+
+    async def sleep() -> None:
+        try:
+            await other.execute_command("DEBUG", "SLEEP", str(seconds))
+        finally:
+            await other.aclose()
+
+    task = asyncio.create_task(sleep())
+    await asyncio.sleep(0.05)  # the server is asleep now
+    return task
