@@ -27,6 +27,7 @@ from sidecar.injector.settings import InjectorSettings
 Json = dict[str, Any]
 Kind = Literal["injected", "skipped", "rejected", "error"]  # error: only the server's own failures
 PROMETHEUS = "prometheus.io/"
+WINDOWS_SELECTOR = "kubernetes.io/os"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,13 @@ def decide(pod: object, settings: InjectorSettings) -> Decision:
     if not options.inject:
         reason = "disabled" if INJECT in annotations else "not_requested"
         return Decision("skipped", reason, f"{INJECT} is not true")
+    if windows := _windows(pod):
+        # The sidecar image is Linux only, and a Windows pod may not carry its Linux securityContext
+        # (the API server refuses the whole pod): asked for by name, the pod is refused with the
+        # reason; injected by default, it is left without the sidecar.
+        message = f"{windows} is windows: the sidecar runs on Linux nodes only"
+        kind: Kind = "rejected" if INJECT in annotations else "skipped"
+        return Decision(kind, "windows_pod", message)
     if conflict := _conflict(pod, settings):
         return Decision("rejected", "name_conflict", conflict)
     return Decision("injected", "injected", "sidecar added", inject(pod, settings, options))
@@ -117,6 +125,18 @@ def _conflict(pod: Json, settings: InjectorSettings) -> str:
     for volume in volumes or []:
         if isinstance(volume, Mapping) and volume.get("name") in c.VOLUMES:
             return f"spec.volumes already has a volume named {volume.get('name')!r}"
+    return ""
+
+
+def _windows(pod: Json) -> str:
+    """The field that puts the pod on Windows nodes (spec.os.name, or the nodeSelector), or ""."""
+    spec = pod["spec"]
+    os_field = spec.get("os")
+    if isinstance(os_field, Mapping) and os_field.get("name") == "windows":
+        return "spec.os.name"
+    selector = spec.get("nodeSelector")
+    if isinstance(selector, Mapping) and selector.get(WINDOWS_SELECTOR) == "windows":
+        return f"spec.nodeSelector[{WINDOWS_SELECTOR}]"
     return ""
 
 

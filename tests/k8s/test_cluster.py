@@ -222,6 +222,19 @@ def test_a_container_with_the_sidecars_name_is_refused(cluster: Cluster, install
     assert status == 400 and "already has a container named 'orchestrator-sidecar'" in answer["message"]
 
 
+def test_a_windows_pod_asking_for_the_sidecar_is_refused_with_the_reason(
+    cluster: Cluster, installed: Injector
+) -> None:
+    """Injected, the API server refused it for the sidecar's Linux securityContext (runAsUser,
+    capabilities, seccomp...), a message about fields the application never set."""
+    status, answer = cluster.request(
+        "POST", f"/api/v1/namespaces/{APPS}/pods", pod("windows", ASKED, os={"name": "windows"})
+    )
+    assert status == 400, answer
+    assert "spec.os.name is windows: the sidecar runs on Linux nodes only" in answer["message"]
+    assert installed.decisions("rejected", "windows_pod") >= 1
+
+
 def test_a_pod_labelled_false_never_reaches_the_webhook(cluster: Cluster, installed: Injector) -> None:
     before = sum(
         installed.decisions(d, r) for d, r in (("skipped", "disabled"), ("skipped", "not_requested"))

@@ -224,3 +224,22 @@ def test_malformed_pods_are_rejected_naming_the_field(bad: object, field: str) -
     decision = decide(bad, SETTINGS)
     assert (decision.kind, decision.pod) == ("rejected", None)
     assert field in decision.message
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"os": {"name": "windows"}}, "spec.os.name is windows"),
+        ({"nodeSelector": {"kubernetes.io/os": "windows"}}, "spec.nodeSelector[kubernetes.io/os] is windows"),
+    ],
+)
+def test_a_windows_pod_is_refused_when_asked_and_skipped_by_default(spec: dict[str, Any], field: str) -> None:
+    """The sidecar's Linux securityContext makes the API server refuse a Windows pod whole, and its
+    image does not run there: a pod asking for it is told why, one injected by default is left alone."""
+    asked = decide(pod(ASKED, **spec), SETTINGS)
+    assert (asked.kind, asked.reason, asked.pod) == ("rejected", "windows_pod", None)
+    assert field in asked.message
+    by_default = decide(pod(**spec), SETTINGS.model_copy(update={"inject_by_default": True}))
+    assert (by_default.kind, by_default.reason, by_default.pod) == ("skipped", "windows_pod", None)
+    linux = pod(ASKED, os={"name": "linux"}, nodeSelector={"kubernetes.io/os": "linux"})
+    assert decide(linux, SETTINGS).kind == "injected"
