@@ -85,6 +85,8 @@ def test_the_injector_runs_locked_down_with_probes_and_a_disruption_budget() -> 
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["args"][:2] == ["injector", "serve"]
+    # after SIGTERM it keeps answering reviews while the Service's endpoints drop the pod
+    assert "--shutdown-delay=5" in container["args"] and pod["terminationGracePeriodSeconds"] == 35
     sc = container["securityContext"]
     assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
