@@ -171,6 +171,8 @@ def test_monitoring_objects_and_workload_identity() -> None:
         (["--set", "unknownValue=1"], "unknownValue"),
         (["--set", "webhook.url=http://plain"], "/webhook/url"),
         (["--set", "sidecar.providerSecrets={Not_A_Name}"], "/sidecar/providerSecrets/0"),
+        (["--set", "fullnameOverride=Orchestrator"], "/fullnameOverride"),  # no object may be named so
+        (["--set", "nameOverride=LLM"], "/nameOverride"),
     ],
 )
 def test_the_schema_refuses_bad_values(args: list[str], message: str) -> None:

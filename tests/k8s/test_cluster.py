@@ -365,6 +365,25 @@ def test_the_generated_certificate_survives_an_upgrade(cluster: Cluster, install
     helm("uninstall", "certs", *kube)
 
 
+@pytest.mark.parametrize("release", ["v1.2", "9lives"])
+def test_release_names_helm_accepts_install_an_injector_service(
+    cluster: Cluster, installed: Injector, release: str
+) -> None:
+    """A release name with a dot or a leading digit made a Service name the API server refuses
+    (a DNS-1035 label), and `helm install` failed halfway."""
+    namespace = "names-" + release.replace(".", "-")
+    kube = ("--kubeconfig", str(cluster.kubeconfig), "--namespace", namespace)
+    cluster.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
+    never = "webhook.namespaceSelector.matchLabels.never=match"
+    helm("install", release, str(CHART), *kube, "--set", never)
+    path = (
+        f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{release}-orchestrator-sidecar"
+    )
+    service = cluster.get(path)["webhooks"][0]["clientConfig"]["service"]["name"]
+    assert cluster.get(f"/api/v1/namespaces/{namespace}/services/{service}")["metadata"]["name"] == service
+    helm("uninstall", release, *kube)
+
+
 def test_helm_3_installs_and_uninstalls_the_chart(cluster: Cluster, installed: Injector) -> None:
     kube = ("--kubeconfig", str(cluster.kubeconfig), "--namespace", "helm3")
     cluster.create("/api/v1/namespaces", {"metadata": {"name": "helm3"}})
