@@ -66,7 +66,7 @@ def decide(pod: object, settings: InjectorSettings) -> Decision:
         message = f"{windows} is windows: the sidecar runs on Linux nodes only"
         kind: Kind = "rejected" if INJECT in annotations else "skipped"
         return Decision(kind, "windows_pod", message)
-    if conflict := _conflict(pod, settings):
+    if conflict := _conflict(pod, settings) or _socket_dir_taken(pod, settings, options):
         return Decision("rejected", "name_conflict", conflict)
     return Decision("injected", "injected", "sidecar added", inject(pod, settings, options))
 
@@ -125,6 +125,23 @@ def _conflict(pod: Json, settings: InjectorSettings) -> str:
     for volume in volumes or []:
         if isinstance(volume, Mapping) and volume.get("name") in c.VOLUMES:
             return f"spec.volumes already has a volume named {volume.get('name')!r}"
+    return ""
+
+
+def _socket_dir_taken(pod: Json, settings: InjectorSettings, options: PodOptions) -> str:
+    """An application container that mounts another volume where the socket must appear would be
+    given the address of a socket it can never see: refused, naming the mount."""
+    if options.transport != "unix":
+        return ""
+    wanted = settings.socket_dir.rstrip("/")
+    for i, container in enumerate(pod["spec"]["containers"]):
+        for mount in container.get("volumeMounts") or []:
+            path = mount.get("mountPath")
+            if isinstance(path, str) and path.rstrip("/") == wanted and mount.get("name") != c.SOCKET_VOLUME:
+                return (
+                    f"spec.containers[{i}].volumeMounts mounts {mount.get('name')!r} at {path}, "
+                    "where the sidecar's socket directory goes (or use transport tcp)"
+                )
     return ""
 
 

@@ -243,3 +243,27 @@ def test_a_windows_pod_is_refused_when_asked_and_skipped_by_default(spec: dict[s
     assert (by_default.kind, by_default.reason, by_default.pod) == ("skipped", "windows_pod", None)
     linux = pod(ASKED, os={"name": "linux"}, nodeSelector={"kubernetes.io/os": "linux"})
     assert decide(linux, SETTINGS).kind == "injected"
+
+
+def test_an_application_mount_where_the_socket_goes_is_a_conflict() -> None:
+    """Kept as it was, the application would be told `unix:///var/run/orchestrator-sidecar/...` and
+    see its own volume there, never the sidecar's socket."""
+    taken = [
+        {
+            "name": "app",
+            "image": "app:1",
+            "volumeMounts": [{"name": "run", "mountPath": "/var/run/orchestrator-sidecar/"}],
+        }
+    ]
+    p = pod(ASKED, containers=taken, volumes=[{"name": "run", "emptyDir": {}}])
+    decision = decide(p, SETTINGS)
+    assert (decision.kind, decision.reason, decision.pod) == ("rejected", "name_conflict", None)
+    assert (
+        "spec.containers[0].volumeMounts mounts 'run' at /var/run/orchestrator-sidecar/" in decision.message
+    )
+    over_tcp = copy.deepcopy(p)
+    over_tcp["metadata"]["annotations"]["orchestrator.sidecar/transport"] = "tcp"
+    assert decide(over_tcp, SETTINGS).kind == "injected"
+    beside = copy.deepcopy(p)
+    beside["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] = "/var/run"  # a parent: nested is fine
+    assert decide(beside, SETTINGS).kind == "injected"
