@@ -59,13 +59,11 @@ def decide(pod: object, settings: InjectorSettings) -> Decision:
     if not options.inject:
         reason = "disabled" if INJECT in annotations else "not_requested"
         return Decision("skipped", reason, f"{INJECT} is not true")
-    if windows := _windows(pod):
-        # The sidecar image is Linux only, and a Windows pod may not carry its Linux securityContext
-        # (the API server refuses the whole pod): asked for by name, the pod is refused with the
-        # reason; injected by default, it is left without the sidecar.
-        message = f"{windows} is windows: the sidecar runs on Linux nodes only"
+    if unfit := _unfit(pod, options):
+        # a pod the sidecar cannot serve: asked for by name, it is refused with the reason;
+        # injected by default, it is left without the sidecar
         kind: Kind = "rejected" if INJECT in annotations else "skipped"
-        return Decision(kind, "windows_pod", message)
+        return Decision(kind, *unfit)
     if conflict := _conflict(pod, settings) or _socket_dir_taken(pod, settings, options):
         return Decision("rejected", "name_conflict", conflict)
     return Decision("injected", "injected", "sidecar added", inject(pod, settings, options))
@@ -143,6 +141,22 @@ def _socket_dir_taken(pod: Json, settings: InjectorSettings, options: PodOptions
                     "where the sidecar's socket directory goes (or use transport tcp)"
                 )
     return ""
+
+
+def _unfit(pod: Json, options: PodOptions) -> tuple[str, str] | None:
+    """(reason, message) when the sidecar cannot go into this pod."""
+    if windows := _windows(pod):
+        # the image is Linux only, and a Windows pod may not carry its Linux securityContext
+        # (the API server refuses the whole pod)
+        return "windows_pod", f"{windows} is windows: the sidecar runs on Linux nodes only"
+    restart = pod["spec"].get("restartPolicy")
+    if options.mode == "classic" and restart in ("Never", "OnFailure"):
+        # a classic sidecar never exits, so the pod (a Job's) would never complete
+        return "runs_to_completion", (
+            f"spec.restartPolicy is {restart}: a classic-mode sidecar would keep the pod running "
+            "forever; use mode native (Kubernetes 1.29+)"
+        )
+    return None
 
 
 def _windows(pod: Json) -> str:

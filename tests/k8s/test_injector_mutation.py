@@ -267,3 +267,18 @@ def test_an_application_mount_where_the_socket_goes_is_a_conflict() -> None:
     beside = copy.deepcopy(p)
     beside["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] = "/var/run"  # a parent: nested is fine
     assert decide(beside, SETTINGS).kind == "injected"
+
+
+@pytest.mark.parametrize("restart", ["Never", "OnFailure"])
+def test_a_pod_that_runs_to_completion_gets_no_classic_sidecar(restart: str) -> None:
+    """A classic sidecar is a regular container that never exits: a Job's pod would run forever."""
+    classic = {**ASKED, "orchestrator.sidecar/mode": "classic"}
+    asked = decide(pod(classic, restartPolicy=restart), SETTINGS)
+    assert (asked.kind, asked.reason, asked.pod) == ("rejected", "runs_to_completion", None)
+    assert f"spec.restartPolicy is {restart}" in asked.message
+    by_default = SETTINGS.model_copy(update={"inject_by_default": True, "mode": "classic"})
+    skipped = decide(pod(restartPolicy=restart), by_default)
+    assert (skipped.kind, skipped.reason) == ("skipped", "runs_to_completion")
+    native = injected(pod(ASKED, restartPolicy=restart))  # native sidecars stop with the pod
+    assert native["spec"]["initContainers"][0]["restartPolicy"] == "Always"
+    assert decide(pod(classic, restartPolicy="Always"), SETTINGS).kind == "injected"
