@@ -1,9 +1,11 @@
-"""A call the shutdown cuts is recorded as the sidecar's own interruption: its ledger row and its
-metrics say UNAVAILABLE / STREAM_INTERRUPTED, as the caller was told, never CANCELLED, which is a
-caller that hung up (an operator sizing drainSeconds counts these)."""
+"""Calls in flight at shutdown. A generation the shutdown cuts is recorded as the sidecar's own
+interruption: its ledger row and its metrics say UNAVAILABLE / STREAM_INTERRUPTED, as the caller
+was told, never CANCELLED, which is a caller that hung up (an operator sizing drainSeconds counts
+these). An Embed call, a provider call too, gets the grace and is refused while draining."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -12,9 +14,11 @@ import grpc
 import pytest
 from prometheus_client import generate_latest
 
+from sidecar._gen.orchestrator.v1 import embed_pb2
 from tests.conftest import echo_policy, user
 from tests.integration.helpers import rich
 from tests.support.api import generate_request, stream_request
+from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +85,58 @@ async def test_a_unary_call_cut_by_the_shutdown_is_recorded_as_interrupted(
     rows = db.execute("SELECT outcome FROM usage_records WHERE request_id = 'cut-unary'").fetchall()
     assert rows == [("STREAM_INTERRUPTED",)]
     assert series(generate_latest(registry).decode(), "sidecar_requests_total", "code") == {"UNAVAILABLE"}
+
+
+def remote_embeddings(upstream: Upstream) -> dict[str, Any]:
+    deployment = {
+        "kind": "openai",
+        "model": "text-embedding-3-small",
+        "base_url": f"{upstream.url}/v1",
+        "api_key": {"env": "EMBED_KEY"},
+        "dimensions": 4,  # the fixture's
+    }
+    return {"default_route": "e", "deployments": {"oe": deployment}, "routes": {"e": {"deployments": ["oe"]}}}
+
+
+async def test_an_embed_call_in_flight_gets_the_grace_and_new_ones_are_refused(
+    serve: Any, upstream: Upstream
+) -> None:
+    """Embed is a provider call like Generate: the drain waited only for generation calls, so with
+    none running the server stopped at once and an Embed still waiting for its upstream was cut
+    after a second (gRPC's bare 'Cancelling all calls'), whatever the grace."""
+    s = await serve({"policy": echo_policy(embeddings=remote_embeddings(upstream))}, {"EMBED_KEY": "sk-e"})
+    upstream.push(Reply.json("openai/embeddings.json", delay=2.0))
+    running = asyncio.ensure_future(
+        s.stub.Embed(embed_pb2.EmbedRequest(tenant_id="t", texts=["hi", "there"]), timeout=20)
+    )
+    async with asyncio.timeout(5):
+        while not upstream.seen:  # noqa: ASYNC110 - the request reaches the upstream's own task
+            await asyncio.sleep(0.01)
+    stopping = asyncio.ensure_future(s.sidecar.stop(10.0))
+    async with asyncio.timeout(5):
+        while not s.sidecar.drain.draining:  # noqa: ASYNC110 - stop() runs in its own task
+            await asyncio.sleep(0.01)
+    with pytest.raises(grpc.aio.AioRpcError) as late:
+        await s.stub.Embed(embed_pb2.EmbedRequest(tenant_id="t", texts=["late"]), timeout=5)
+    assert late.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert (await rich(late.value)).reason == "SIDECAR_DRAINING"
+    answer = await running
+    assert len(answer.embeddings) == 2
+    await stopping
+
+
+async def test_an_embed_call_cut_by_the_grace_is_told_to_retry(serve: Any, upstream: Upstream) -> None:
+    s = await serve({"policy": echo_policy(embeddings=remote_embeddings(upstream))}, {"EMBED_KEY": "sk-e"})
+    upstream.push(Reply.json("openai/embeddings.json", delay=5.0))
+    running = asyncio.ensure_future(
+        s.stub.Embed(embed_pb2.EmbedRequest(tenant_id="t", texts=["hi", "there"]), timeout=20)
+    )
+    async with asyncio.timeout(5):
+        while not upstream.seen:  # noqa: ASYNC110 - the request reaches the upstream's own task
+            await asyncio.sleep(0.01)
+    await s.sidecar.stop(0.2)
+    with pytest.raises(grpc.aio.AioRpcError) as cut:
+        await running
+    assert cut.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert (await rich(cut.value)).reason == "SIDECAR_DRAINING"
+    assert "shutdown grace ran out" in (cut.value.details() or "")
