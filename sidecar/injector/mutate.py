@@ -149,6 +149,13 @@ def _unfit(pod: Json, options: PodOptions) -> tuple[str, str] | None:
         # the image is Linux only, and a Windows pod may not carry its Linux securityContext
         # (the API server refuses the whole pod)
         return "windows_pod", f"{windows} is windows: the sidecar runs on Linux nodes only"
+    if pod["spec"].get("hostNetwork") is True:
+        # loopback is the node's then: its gRPC port would take calls from every process on the
+        # node, and its health port (a hostPort) allows one such pod per node
+        return "host_network", (
+            "spec.hostNetwork is true: the sidecar's loopback gRPC port and its health port would be "
+            "the node's, open to every process on it"
+        )
     restart = pod["spec"].get("restartPolicy")
     if options.mode == "classic" and restart in ("Never", "OnFailure"):
         # a classic sidecar never exits, so the pod (a Job's) would never complete

@@ -282,3 +282,14 @@ def test_a_pod_that_runs_to_completion_gets_no_classic_sidecar(restart: str) -> 
     native = injected(pod(ASKED, restartPolicy=restart))  # native sidecars stop with the pod
     assert native["spec"]["initContainers"][0]["restartPolicy"] == "Always"
     assert decide(pod(classic, restartPolicy="Always"), SETTINGS).kind == "injected"
+
+
+def test_a_host_network_pod_gets_no_sidecar() -> None:
+    """On the node's network the sidecar's 127.0.0.1 gRPC port is the node's loopback: every process
+    and hostNetwork pod on the node could call it with this pod's provider credentials."""
+    asked = decide(pod(ASKED, hostNetwork=True), SETTINGS)
+    assert (asked.kind, asked.reason, asked.pod) == ("rejected", "host_network", None)
+    assert "spec.hostNetwork is true" in asked.message
+    by_default = decide(pod(hostNetwork=True), SETTINGS.model_copy(update={"inject_by_default": True}))
+    assert (by_default.kind, by_default.reason) == ("skipped", "host_network")
+    assert decide(pod(ASKED, hostNetwork=False), SETTINGS).kind == "injected"
