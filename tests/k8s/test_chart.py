@@ -341,3 +341,23 @@ def test_helm_3_lints_and_renders_the_same_objects(name: str) -> None:
         return sorted((o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objects)
 
     assert rendered("helm3") == rendered("helm")
+
+
+@pytest.mark.parametrize(
+    ("args", "fails"),
+    [
+        (["--set", "injector.replicas=1"], True),  # minAvailable 1 of 1
+        (["--set", "injector.podDisruptionBudget.minAvailable=100%"], True),
+        (["--set", "injector.replicas=3", "--set", "injector.podDisruptionBudget.minAvailable=67%"], True),
+        (["--set", "injector.replicas=3", "--set", "injector.podDisruptionBudget.minAvailable=66%"], False),
+        (["--set", "injector.replicas=3", "--set", "injector.podDisruptionBudget.minAvailable=2"], False),
+        (["--set", "injector.replicas=1", "--set", "injector.podDisruptionBudget.enabled=false"], False),
+    ],
+)
+def test_a_disruption_budget_that_no_eviction_satisfies_is_refused(args: list[str], fails: bool) -> None:
+    """Rendered, it hung every `kubectl drain` (and the autoscaler's scale-down) of a node running an
+    injector pod."""
+    result = helm("template", "demo", str(CHART), *args, check=False)
+    assert (result.returncode != 0) == fails, result.stderr
+    if fails:
+        assert "lets no injector pod be evicted" in result.stderr
