@@ -116,6 +116,16 @@ def test_the_webhook_configuration() -> None:
     assert webhook["clientConfig"]["service"]["path"] == "/inject"
 
 
+def test_with_sidecar_namespaces_the_webhook_selects_those_namespaces_only() -> None:
+    objects = template("--set", "sidecarNamespaces={shop,web,apps}")  # apps: the release's own
+    selector = find(objects, "MutatingWebhookConfiguration")["webhooks"][0]["namespaceSelector"]
+    assert selector == {
+        "matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["shop", "web"]}
+        ]
+    }
+
+
 def test_cert_manager_replaces_the_generated_certificate() -> None:
     objects = template(*VALUE_SETS["cert-manager"])
     assert not [o for o in objects if o["kind"] == "Secret"]

@@ -235,6 +235,19 @@ def test_a_windows_pod_asking_for_the_sidecar_is_refused_with_the_reason(
     assert installed.decisions("rejected", "windows_pod") >= 1
 
 
+def test_a_pod_outside_the_sidecar_namespaces_is_left_alone(cluster: Cluster, installed: Injector) -> None:
+    """The sidecar's ConfigMap (and the token Secret) exist in the sidecarNamespaces only: injected
+    in another namespace, a pod would wait forever for a volume that is not there."""
+    cluster.create("/api/v1/namespaces", {"metadata": {"name": "elsewhere"}})
+    cluster.create("/api/v1/namespaces/elsewhere/pods", pod("asks-elsewhere", ASKED))
+    spec = cluster.get("/api/v1/namespaces/elsewhere/pods/asks-elsewhere")["spec"]
+    assert names(spec["containers"]) == ["app"] and not spec.get("initContainers")
+    status, _ = cluster.request(
+        "GET", f"/api/v1/namespaces/elsewhere/configmaps/{RELEASE}-orchestrator-sidecar-config"
+    )
+    assert status == 404  # what the injected pod would have mounted
+
+
 def test_a_pod_labelled_false_never_reaches_the_webhook(cluster: Cluster, installed: Injector) -> None:
     before = sum(
         installed.decisions(d, r) for d, r in (("skipped", "disabled"), ("skipped", "not_requested"))
