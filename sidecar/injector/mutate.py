@@ -64,7 +64,9 @@ def decide(pod: object, settings: InjectorSettings) -> Decision:
         # injected by default, it is left without the sidecar
         kind: Kind = "rejected" if INJECT in annotations else "skipped"
         return Decision(kind, *unfit)
-    if conflict := _conflict(pod, settings) or _socket_dir_taken(pod, settings, options):
+    if conflict := (
+        _conflict(pod, settings) or _socket_dir_taken(pod, settings, options) or _port_taken(pod, settings)
+    ):
         return Decision("rejected", "name_conflict", conflict)
     return Decision("injected", "injected", "sidecar added", inject(pod, settings, options))
 
@@ -123,6 +125,24 @@ def _conflict(pod: Json, settings: InjectorSettings) -> str:
     for volume in volumes or []:
         if isinstance(volume, Mapping) and volume.get("name") in c.VOLUMES:
             return f"spec.volumes already has a volume named {volume.get('name')!r}"
+    return ""
+
+
+def _port_taken(pod: Json, settings: InjectorSettings) -> str:
+    """A container declaring a port the sidecar listens on (9464 is also OpenTelemetry's Prometheus
+    exporter default): the sidecar, which starts first, would hold it and the application could not
+    bind its own."""
+    ours = {
+        settings.health_port: "health port (chart: sidecar.healthPort)",
+        settings.grpc_port: "gRPC port (chart: sidecar.grpcPort)",
+    }
+    for field in ("containers", "initContainers"):
+        for i, container in enumerate(pod["spec"].get(field) or []):
+            ports = container.get("ports")
+            for port in ports if isinstance(ports, list) else []:
+                number = port.get("containerPort") if isinstance(port, Mapping) else None
+                if isinstance(number, int) and number in ours:
+                    return f"spec.{field}[{i}] declares containerPort {number}, the sidecar's {ours[number]}"
     return ""
 
 

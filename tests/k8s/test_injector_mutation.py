@@ -293,3 +293,15 @@ def test_a_host_network_pod_gets_no_sidecar() -> None:
     by_default = decide(pod(hostNetwork=True), SETTINGS.model_copy(update={"inject_by_default": True}))
     assert (by_default.kind, by_default.reason) == ("skipped", "host_network")
     assert decide(pod(ASKED, hostNetwork=False), SETTINGS).kind == "injected"
+
+
+@pytest.mark.parametrize(("port", "named"), [(9464, "health port"), (50051, "gRPC port")])
+def test_a_container_declaring_a_port_of_the_sidecar_is_a_conflict(port: int, named: str) -> None:
+    """The native sidecar starts first and holds the port: the application could not bind its own
+    (9464 is OpenTelemetry's Prometheus exporter default)."""
+    app = {"name": "app", "image": "app:1", "ports": [{"name": "metrics", "containerPort": port}]}
+    decision = decide(pod(ASKED, containers=[app]), SETTINGS)
+    assert (decision.kind, decision.reason, decision.pod) == ("rejected", "name_conflict", None)
+    assert f"spec.containers[0] declares containerPort {port}, the sidecar's {named}" in decision.message
+    moved = SETTINGS.model_copy(update={"health_port": 9465, "grpc_port": 50052})
+    assert decide(pod(ASKED, containers=[app]), moved).kind == "injected"
