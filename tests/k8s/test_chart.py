@@ -371,3 +371,21 @@ def test_a_disruption_budget_that_no_eviction_satisfies_is_refused(args: list[st
     assert (result.returncode != 0) == fails, result.stderr
     if fails:
         assert "lets no injector pod be evicted" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fails"),
+    [
+        (["--kube-version", "v1.28.9"], True),
+        (["--kube-version", "v1.28.9", "--set", "sidecar.mode=classic"], False),
+        (["--kube-version", "v1.29.0"], False),
+    ],
+)
+def test_native_mode_on_a_cluster_older_than_1_29_is_refused(args: list[str], fails: bool) -> None:
+    """The chart allows Kubernetes 1.25+, but before 1.29 an init container's restartPolicy is
+    dropped: the native sidecar would be a plain init container that never exits, every injected
+    pod stuck initializing."""
+    result = helm("template", "demo", str(CHART), *args, check=False)
+    assert (result.returncode != 0) == fails, result.stderr
+    if fails:
+        assert "needs Kubernetes 1.29 or later" in result.stderr and "sidecar.mode=classic" in result.stderr
