@@ -181,6 +181,7 @@ def test_monitoring_objects_and_workload_identity() -> None:
         (["--set", "unknownValue=1"], "unknownValue"),
         (["--set", "webhook.url=http://plain"], "/webhook/url"),
         (["--set", "sidecar.providerSecrets={Not_A_Name}"], "/sidecar/providerSecrets/0"),
+        (["--set", "sidecar.socketDir=/" + "d" * 94], "/sidecar/socketDir"),  # + /sidecar.sock > 107 bytes
         (["--set", "fullnameOverride=Orchestrator"], "/fullnameOverride"),  # no object may be named so
         (["--set", "nameOverride=LLM"], "/nameOverride"),
     ],

@@ -305,3 +305,11 @@ def test_a_container_declaring_a_port_of_the_sidecar_is_a_conflict(port: int, na
     assert f"spec.containers[0] declares containerPort {port}, the sidecar's {named}" in decision.message
     moved = SETTINGS.model_copy(update={"health_port": 9465, "grpc_port": 50052})
     assert decide(pod(ASKED, containers=[app]), moved).kind == "injected"
+
+
+def test_a_socket_dir_too_long_for_a_unix_socket_path_is_refused() -> None:
+    from pydantic import ValidationError
+
+    InjectorSettings(image="i", config_map="c", socket_dir="/" + "d" * 93)  # 107 bytes with /sidecar.sock
+    with pytest.raises(ValidationError, match="socket_dir"):
+        InjectorSettings(image="i", config_map="c", socket_dir="/" + "d" * 94)
