@@ -44,6 +44,7 @@ class Injector:
             sys.executable, "-m", "sidecar", "injector", "serve", "--settings", str(self.settings),
             "--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key),
             "--address", f"127.0.0.1:{self.port}",
+            "--shutdown-delay", "0",  # no Service endpoints to wait for: the tests stop it at once
         ]  # fmt: skip
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
