@@ -338,6 +338,33 @@ def test_offline_injected_workloads_pass_the_api_servers_validation(
         assert stored["spec"]["initContainers"][0]["restartPolicy"] == "Always"
 
 
+def test_offline_injected_yaml_keeps_values_a_yaml_1_1_reader_would_retype(
+    cluster: Cluster, installed: Injector, tmp_path: Path
+) -> None:
+    """The output is posted as YAML, which the API server reads like kubectl (sigs.k8s.io/yaml, YAML
+    1.1): written bare, "y" was a boolean and the pod was refused (an env value must be a string)."""
+    values = {"FLAG": "y", "SCALE": "1e3", "RATE": "1.5e3", "MODE": "off"}
+    manifest = pod("yaml-values", ASKED)
+    manifest["spec"]["containers"][0]["env"] = [{"name": k, "value": v} for k, v in values.items()]
+    path = tmp_path / "pod.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    command = [
+        sys.executable,
+        "-m",
+        "sidecar",
+        "inject",
+        "-f",
+        str(path),
+        "--settings",
+        str(installed.settings),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
+    status, answer = cluster.request("POST", f"/api/v1/namespaces/{APPS}/pods?dryRun=All", yaml_text=out)
+    assert status == 201, answer
+    stored = env(answer["spec"]["containers"][0])
+    assert {k: stored[k] for k in values} == values
+
+
 def test_with_the_webhook_down_failure_policy_ignore_admits_the_pod_uninjected(
     cluster: Cluster, installed: Injector
 ) -> None:
