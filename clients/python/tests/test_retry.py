@@ -39,9 +39,7 @@ def _typed(case: dict[str, Any]) -> errors.SidecarError:
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_decision_table(case: dict[str, Any]) -> None:
     """The shared decision table (tests/contract/retry.yaml), through RetryPolicy.delay."""
-    policy = RetryPolicy(
-        max_attempts=case.get("max_attempts", 4), random=lambda: float(case["random"])
-    )
+    policy = RetryPolicy(max_attempts=case.get("max_attempts", 4), random=lambda: float(case["random"]))
     left = case.get("deadline_left_ms")
     wait = policy.delay(_typed(case), case["attempt"], None if left is None else left / 1000)
     expected = case["wait_ms"]
