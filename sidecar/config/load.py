@@ -82,14 +82,27 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read file: {exc.strerror}"]) from None
+        data = yaml.safe_load(_read_text(path))
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
     if not isinstance(data, dict):
         raise ConfigError(str(path), ["the top level must be a mapping"])
     return data
+
+
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text. A byte that is not UTF-8 is named by its place: the exception's own
+    text (and repr) would hold the file's bytes, passwords in its URLs included."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read file: {exc.strerror}"]) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line, column = before.count(b"\n") + 1, exc.start - (before.rfind(b"\n") + 1) + 1
+        raise ConfigError(str(path), [f"not UTF-8 text: line {line}, column {column}"]) from None
 
 
 def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> list[str]:

@@ -107,3 +107,22 @@ def test_every_redis_store_gets_its_password_from_its_reference(tmp_path: Path) 
     )
     resolved = [cfg.secret(o.password) for o in options]
     assert [r.get_secret_value() if r else None for r in resolved] == [f"secret-{n}" for n in names]
+
+
+POSTGRES_PASSWORD = "pw-CANARY-7d1e0c"  # a password-bearing URL in the file: no error may quote it
+
+
+def test_a_file_that_is_not_utf8_is_a_configuration_error_that_quotes_nothing(tmp_path: Path) -> None:
+    """A file with a byte that is not UTF-8 raised UnicodeDecodeError: a traceback from
+    check-config and serve, and on SIGHUP an asyncio 'Task exception' line whose repr held the
+    whole file's bytes (its passwords included)."""
+    path = tmp_path / "sidecar.yaml"
+    path.write_bytes(
+        b"settings:\n  telemetry:\n    ledger: {backend: postgres, postgres_url: 'postgresql://u:"
+        + POSTGRES_PASSWORD.encode()
+        + b"@db/usage'}\n  log_level: \xff\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert info.value.problems == ["not UTF-8 text: line 4, column 14"]
+    assert POSTGRES_PASSWORD not in str(info.value)
