@@ -84,7 +84,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(_read_text(path))
     except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
+        raise ConfigError(str(path), [f"not valid YAML: {_yaml_problem(exc)}"]) from None
     if not isinstance(data, dict):
         raise ConfigError(str(path), ["the top level must be a mapping"])
     return data
@@ -103,6 +103,17 @@ def _read_text(path: Path) -> str:
         before = raw[: exc.start]
         line, column = before.count(b"\n") + 1, exc.start - (before.rfind(b"\n") + 1) + 1
         raise ConfigError(str(path), [f"not UTF-8 text: line {line}, column {column}"]) from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what, never the text there: PyYAML's own message quotes the offending line, and a
+    URL on it may carry a password."""
+    parts = []
+    for name in ("context", "problem"):
+        text, place = getattr(exc, name, None), getattr(exc, f"{name}_mark", None)
+        if text:
+            parts.append(f"{text} (line {place.line + 1}, column {place.column + 1})" if place else text)
+    return ": ".join(parts) or "syntax error"
 
 
 def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> list[str]:

@@ -126,3 +126,30 @@ def test_a_file_that_is_not_utf8_is_a_configuration_error_that_quotes_nothing(tm
         load_config(path, {})
     assert info.value.problems == ["not UTF-8 text: line 4, column 14"]
     assert POSTGRES_PASSWORD not in str(info.value)
+
+
+def test_a_yaml_syntax_error_names_its_place_without_quoting_the_line(tmp_path: Path) -> None:
+    """PyYAML's message quotes the offending line; a password in a URL on it reached stderr."""
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(
+        "settings:\n  telemetry:\n    ledger: {backend: postgres, postgres_url: "
+        f'"postgresql://u:{POSTGRES_PASSWORD}@db/usage}}\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    (problem,) = info.value.problems
+    assert problem == (
+        "not valid YAML: while scanning a quoted scalar (line 3, column 47): "
+        "found unexpected end of stream (line 4, column 1)"
+    )
+    assert POSTGRES_PASSWORD not in str(info.value)
+
+
+def test_an_env_override_with_a_yaml_syntax_error_quotes_nothing() -> None:
+    url = f'"postgresql://u:{POSTGRES_PASSWORD}@db/usage'
+    with pytest.raises(ConfigError) as info:
+        load_config(None, {"SIDECAR__SETTINGS__TELEMETRY__LEDGER__POSTGRES_URL": url})
+    assert info.value.problems[0].startswith(
+        "SIDECAR__SETTINGS__TELEMETRY__LEDGER__POSTGRES_URL: value is not valid YAML"
+    )
+    assert POSTGRES_PASSWORD not in str(info.value)
