@@ -18,6 +18,7 @@ from sidecar.config.secrets import SecretRef
 
 ENV_PREFIX = "SIDECAR__"
 OLLAMA_URL = "http://127.0.0.1:11434/v1"
+NESTED_TOO_DEEPLY = "nested too deeply"
 
 
 class ConfigError(Exception):
@@ -85,6 +86,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(_read_text(path))
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), [f"not valid YAML: {_yaml_problem(exc)}"]) from None
+    except RecursionError:  # PyYAML parses nested collections recursively
+        raise ConfigError(str(path), [f"not valid YAML: {NESTED_TOO_DEEPLY}"]) from None
     if not isinstance(data, dict):
         raise ConfigError(str(path), ["the top level must be a mapping"])
     return data
@@ -138,6 +141,8 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> lis
                 node[path[-1]] = yaml.safe_load(environ[name])
             except yaml.YAMLError:
                 problems.append(f"{name}: value is not valid YAML")
+            except RecursionError:
+                problems.append(f"{name}: value is not valid YAML ({NESTED_TOO_DEEPLY})")
     return problems
 
 

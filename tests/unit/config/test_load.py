@@ -153,3 +153,18 @@ def test_an_env_override_with_a_yaml_syntax_error_quotes_nothing() -> None:
         "SIDECAR__SETTINGS__TELEMETRY__LEDGER__POSTGRES_URL: value is not valid YAML"
     )
     assert POSTGRES_PASSWORD not in str(info.value)
+
+
+@pytest.mark.parametrize("depth", [5_000])
+def test_yaml_nested_too_deeply_is_a_configuration_error(tmp_path: Path, depth: int) -> None:
+    """PyYAML parses flow collections recursively: deep nesting raised RecursionError (a traceback)."""
+    path = tmp_path / "sidecar.yaml"
+    path.write_text("policy: {default_route: " + "[" * depth + "]" * depth + "}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert info.value.problems == ["not valid YAML: nested too deeply"]
+    with pytest.raises(ConfigError) as info:
+        load_config(None, {"SIDECAR__POLICY__DEFAULT_ROUTE": "[" * depth + "]" * depth})
+    assert info.value.problems == [
+        "SIDECAR__POLICY__DEFAULT_ROUTE: value is not valid YAML (nested too deeply)"
+    ]
