@@ -185,11 +185,12 @@ def _start_reload(sidecar: Sidecar, path: Path, running: set[asyncio.Task[None]]
 
 
 async def _reload(sidecar: Sidecar, path: Path) -> None:
-    cfg = _load(path)  # a file that no longer passes the check keeps the policy in force
-    if cfg is None:
-        logging.getLogger("sidecar").error(
-            "policy not reloaded: the file does not pass the check (errors above)",
-            extra={"source": f"SIGHUP {path}"},
+    try:
+        cfg = load_config(path, process_environ())
+    except ConfigError as exc:  # a file that no longer passes the check keeps the policy in force
+        logging.getLogger("sidecar").error(  # a log line, as all of serve's stderr is: one JSON object
+            "policy not reloaded: the file does not pass the check",
+            extra={"source": f"SIGHUP {path}", "problems": "; ".join(exc.problems)},
         )
         return
     await sidecar.reload(cfg, source=f"SIGHUP {path}")
