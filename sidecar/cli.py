@@ -29,7 +29,7 @@ from sidecar.config.load import ConfigError, load_config, process_environ
 from sidecar.config.schema import Config
 from sidecar.experiments import cli as experiments_cli
 from sidecar.injector.cli import register as register_injector
-from sidecar.keys.backend import USER_KEY_PROVIDERS
+from sidecar.keys.backend import USER_KEY_PROVIDERS, KeyBackendSetupError
 from sidecar.personas.registry import PersonaLoadError
 from sidecar.telemetry.logging import setup_logging
 from sidecar.telemetry.memory import limit_arenas
@@ -154,6 +154,9 @@ def _serve(args: argparse.Namespace) -> int:
     except PersonaLoadError as exc:  # the exact tokenizer found a prompt the config check's estimate let by
         sys.stderr.write(f"sidecar: personas: {exc}\n")
         return 1
+    except KeyBackendSetupError as exc:  # a KEK file it cannot read, a client library not installed
+        sys.stderr.write(f"sidecar: cannot serve: {exc}\n")
+        return 1
     return 0
 
 
@@ -250,7 +253,7 @@ async def _encrypt(cfg: Config, context: KeyContext, secret: bytes) -> str | Non
 
     try:
         service = build_keys(cfg, SystemClock())
-    except (OSError, ValueError, ImportError) as exc:  # a KEK file or client library problem
+    except KeyBackendSetupError as exc:  # a KEK file or client library problem
         _err("KEY_BACKEND_UNAVAILABLE", f"cannot set up the {cfg.settings.keys.backend} key backend: {exc}")
         return None
     if service is None:
@@ -291,7 +294,7 @@ async def _rotate(cfg: Config, owner: str) -> int:
 
     try:
         service = build_keys(cfg, SystemClock())
-    except (OSError, ValueError, ImportError) as exc:
+    except KeyBackendSetupError as exc:
         _err("KEY_BACKEND_UNAVAILABLE", f"cannot set up the {cfg.settings.keys.backend} key backend: {exc}")
         return 1
     if service is None:

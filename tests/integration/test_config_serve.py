@@ -1,6 +1,7 @@
-"""A served sidecar's configuration as an operator handles it: a SIGHUP with a file that no longer
-passes the check keeps the policy in force and says why on stderr, which is JSON logs, one object a
-line."""
+"""A served sidecar's configuration as an operator handles it: what `sidecar serve` cannot build
+from a file that passes the check fails at start with one line naming the setting (never a
+traceback); a SIGHUP with a file that no longer passes the check keeps the policy in force and says
+why on stderr, which is JSON logs, one object a line."""
 
 from __future__ import annotations
 
@@ -53,3 +54,23 @@ def test_sighup_with_a_bad_file_keeps_serving_and_logs_why_as_json(tmp_path: Pat
     for line in rest.splitlines():  # every line of stderr is one JSON object
         json.loads(line)
     assert PASSWORD not in rest
+
+
+@pytest.mark.parametrize("kek", ["absent", "not-a-kek"])
+def test_serve_with_a_kek_file_it_cannot_use_fails_at_start_naming_the_setting(
+    tmp_path: Path, kek: str
+) -> None:
+    """check-config passes (the file is read when the backend is built); serve died with a
+    FileNotFoundError or ValueError traceback."""
+    path = tmp_path / kek
+    if kek == "not-a-kek":
+        path.write_text("not base64 of 32 bytes\n")
+    keys = {"backend": "local", "local": {"kek_file": str(path)}, "store_path": str(tmp_path / "keys.db")}
+    settings = {"listen": {"address": "127.0.0.1:0"}, "telemetry": quiet_telemetry(tmp_path), "keys": keys}
+    config = tmp_path / "sidecar.yaml"
+    config.write_text(yaml.safe_dump({"settings": settings, "policy": echo_policy()}))
+    assert run("check-config", str(config)).returncode == 0
+    result = run("serve", "--config", str(config))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    assert f"sidecar: cannot serve: settings.keys.local.kek_file: {path}: " in result.stderr, result.stderr
