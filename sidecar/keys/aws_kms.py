@@ -89,10 +89,11 @@ class AwsKmsBackend:
             KeySpec="AES_256",
             EncryptionContext=context.as_map(),
         )
-        plaintext = bytearray(reply["Plaintext"])
+        key_id, blob = _member(reply, "KeyId", str), _member(reply, "CiphertextBlob", bytes)
+        plaintext = bytearray(_member(reply, "Plaintext", bytes))
         if len(plaintext) != DATA_KEY_BYTES:
             raise KeyDecryptError(f"AWS KMS returned a {len(plaintext)}-byte data key")
-        return plaintext, WrappedKey(self.name, str(reply["KeyId"]), bytes(reply["CiphertextBlob"]))
+        return plaintext, WrappedKey(self.name, key_id, blob)
 
     async def decrypt_data_key(self, wrapped: WrappedKey, context: KeyContext) -> bytearray:
         await self._check_usable(wrapped)
@@ -102,7 +103,7 @@ class AwsKmsBackend:
             EncryptionContext=context.as_map(),
             KeyId=wrapped.key_id,
         )
-        return bytearray(reply["Plaintext"])
+        return bytearray(_member(reply, "Plaintext", bytes))
 
     async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
         await self._check_usable(wrapped)
@@ -114,7 +115,7 @@ class AwsKmsBackend:
             DestinationKeyId=self._key_id,
             DestinationEncryptionContext=context.as_map(),
         )
-        return WrappedKey(self.name, str(reply["KeyId"]), bytes(reply["CiphertextBlob"]))
+        return WrappedKey(self.name, _member(reply, "KeyId", str), _member(reply, "CiphertextBlob", bytes))
 
     async def aclose(self) -> None:
         """Wait for calls in flight, then release the threads (and the client, if this backend built it)."""
@@ -134,7 +135,7 @@ class AwsKmsBackend:
             arns = []
             for key in self._usable:
                 reply = await self._call(self._client.describe_key, KeyId=key)
-                arns.append(str(reply["KeyMetadata"]["Arn"]))
+                arns.append(_member(_member(reply, "KeyMetadata", dict), "Arn", str))
             self._usable_arns = frozenset(arns)
         if wrapped.key_id not in self._usable_arns:
             raise KeyDecryptError(
@@ -172,6 +173,19 @@ def classify_client_error(response: Any) -> SidecarError:
     return KeyDecryptError(
         f"AWS KMS refused the data key ({code or status})", metadata={"backendError": code}
     )
+
+
+def _member(reply: Any, name: str, kind: type[T]) -> T:
+    """A member of a KMS answer, of the type the API gives it. botocore hands on what it could parse:
+    an answer cut short, or a proxy's page under a 200, lacks members (the value is never named)."""
+    value = reply.get(name) if isinstance(reply, dict) else None
+    if not isinstance(value, kind):
+        raise KeyBackendUnavailableError(
+            f"AWS KMS sent a malformed answer (no {name})",
+            metadata={"backendError": "MalformedAnswer"},
+            retry_after=RETRY_AFTER_SECONDS,
+        )
+    return value
 
 
 def _kms_client(region: str, endpoint_url: str | None, max_workers: int) -> Any:
