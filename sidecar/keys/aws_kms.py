@@ -74,6 +74,7 @@ class AwsKmsBackend:
         self._key_id = key_id
         self._usable = (key_id, *previous_key_ids)
         self._usable_arns: frozenset[str] | None = None
+        self._resolving = asyncio.Lock()
         self._errors = botocore.exceptions
         self._owns_client = client is None
         self._client = client if client is not None else _kms_client(region, endpoint_url, max_workers)
@@ -131,17 +132,25 @@ class AwsKmsBackend:
                 f"the data key was wrapped by the {wrapped.backend!r} backend, not {self.name!r}",
                 metadata={"backend": wrapped.backend},
             )
-        if self._usable_arns is None:
-            arns = []
-            for key in self._usable:
-                reply = await self._call(self._client.describe_key, KeyId=key)
-                arns.append(_member(_member(reply, "KeyMetadata", dict), "Arn", str))
-            self._usable_arns = frozenset(arns)
-        if wrapped.key_id not in self._usable_arns:
+        if wrapped.key_id not in await self._allowed_arns():
             raise KeyDecryptError(
                 "the data key is wrapped under a KMS key this sidecar is not configured to use "
                 "(settings.keys.aws_kms.key_id or previous_key_ids)"
             )
+
+    async def _allowed_arns(self) -> frozenset[str]:
+        """`key_id` and `previous_key_ids` as key ARNs, resolved with DescribeKey once: concurrent
+        first decrypts wait for one resolution instead of each making their own calls."""
+        if self._usable_arns is not None:
+            return self._usable_arns
+        async with self._resolving:
+            if self._usable_arns is None:
+                arns = []
+                for key in self._usable:
+                    reply = await self._call(self._client.describe_key, KeyId=key)
+                    arns.append(_member(_member(reply, "KeyMetadata", dict), "Arn", str))
+                self._usable_arns = frozenset(arns)
+            return self._usable_arns
 
     async def _call(self, method: Callable[..., T], **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()

@@ -1,14 +1,17 @@
-"""Malformed answers from the key backends: the real moto KMS and OpenBao dev server behind a loopback
-HTTP proxy that mangles their real answers (cut short, a proxy's HTML page under a 200, a member
-missing, a data key that is not base64), as a broken egress proxy or load balancer would.
+"""The key backends' traffic seen from between them and their server: the real moto KMS and OpenBao
+dev server behind a loopback HTTP proxy that counts the calls and can mangle the real answers.
 
-Each is KEY_BACKEND_UNAVAILABLE with RetryInfo naming no value; they were KeyError/TypeError
-crashes (INTERNAL, an ERROR traceback per call).
+Malformed answers (cut short, a proxy's HTML page under a 200, a member missing, a data key that is
+not base64), as a broken egress proxy or load balancer would send them, are each
+KEY_BACKEND_UNAVAILABLE with RetryInfo naming no value; they were KeyError/TypeError crashes
+(INTERNAL, an ERROR traceback per call).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -35,6 +38,7 @@ class MangleProxy:
         self.mangle: Mangle | None = None
         self.only = ""
         self.url = ""
+        self.calls: Counter[str] = Counter()  # by KMS operation (X-Amz-Target) or Vault path
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> MangleProxy:
@@ -52,6 +56,7 @@ class MangleProxy:
             await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.Response:
+        self.calls[request.headers.get("X-Amz-Target", "").rpartition(".")[2] or request.path] += 1
         body = await request.read()
         skip = ("host", "content-length", "transfer-encoding")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
@@ -166,3 +171,26 @@ async def test_a_malformed_vault_answer_is_backend_unavailable(
     with pytest.raises(KeyBackendUnavailableError) as caught:
         await backend.decrypt_data_key(wrapped, ALICE)
     assert_malformed(caught, "Vault")
+
+
+async def test_cold_decrypts_at_once_resolve_the_allowed_kms_keys_once(
+    proxied_kms: tuple[MangleProxy, KeyBackend], kms_endpoint: MotoKms
+) -> None:
+    """The allow-list (key_id and previous_key_ids, as ARNs) was resolved by every decrypt that found
+    it unresolved: 20 cold decrypts at once on a fresh sidecar made 40 DescribeKey calls, queued on
+    the same 4 threads as the decrypts, instead of 2."""
+    proxy, maker = proxied_kms
+    owners = [KeyContext("acme", f"user-{i}", "openai", "default") for i in range(20)]
+    wrapped = [(await maker.generate_data_key(owner))[1] for owner in owners]
+    fresh = AwsKmsBackend(
+        kms_endpoint.key_arn,
+        region=kms_endpoint.region,
+        endpoint_url=proxy.url,
+        previous_key_ids=[kms_endpoint.create_key()],
+    )
+    try:
+        proxy.calls.clear()
+        await asyncio.gather(*(fresh.decrypt_data_key(w, o) for w, o in zip(wrapped, owners, strict=True)))
+    finally:
+        await fresh.aclose()
+    assert proxy.calls == {"Decrypt": 20, "DescribeKey": 2}
