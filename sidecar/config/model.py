@@ -8,3 +8,8 @@ from pydantic import BaseModel, ConfigDict
 
 class ConfigModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+# US dollars per million tokens: $1 a token is beyond any model's price, and keeps a call's cost in
+# micro-dollars far inside int64 (an unbounded price overflowed it: every call an INTERNAL error).
+MAX_PRICE_PER_MILLION = 1_000_000.0

@@ -17,7 +17,7 @@ from sidecar.config.embeddings import EmbeddingsPolicy
 from sidecar.config.experiments import NAME as EXPERIMENT_NAME
 from sidecar.config.experiments import ExperimentConfig
 from sidecar.config.keys import KeysSettings
-from sidecar.config.model import ConfigModel
+from sidecar.config.model import MAX_PRICE_PER_MILLION, ConfigModel
 from sidecar.config.personas import PersonasConfig
 from sidecar.config.providers import AzureOptions, BedrockOptions, GeminiOptions
 from sidecar.config.quota import QuotaPolicy, TierConfig
@@ -112,10 +112,13 @@ class Settings(ConfigModel):
 
 
 class PriceConfig(ConfigModel):
-    input_per_million: float = Field(default=0.0, ge=0)
-    output_per_million: float = Field(default=0.0, ge=0)
+    input_per_million: float = Field(default=0.0, ge=0, le=MAX_PRICE_PER_MILLION)
+    output_per_million: float = Field(default=0.0, ge=0, le=MAX_PRICE_PER_MILLION)
     cache_write_per_million: float | None = Field(
-        default=None, ge=0, description="prompt tokens written to the provider's cache; unset: input price"
+        default=None,
+        ge=0,
+        le=MAX_PRICE_PER_MILLION,
+        description="prompt tokens written to the provider's cache; unset: input price",
     )
 
 
