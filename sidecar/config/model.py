@@ -13,3 +13,7 @@ class ConfigModel(BaseModel):
 # US dollars per million tokens: $1 a token is beyond any model's price, and keeps a call's cost in
 # micro-dollars far inside int64 (an unbounded price overflowed it: every call an INTERNAL error).
 MAX_PRICE_PER_MILLION = 1_000_000.0
+# Token counts the sidecar puts on a wire: ListModels' int32 context window, the max_tokens and seed
+# of an upstream request's JSON (past 64 bits it cannot be encoded: every call failed).
+MAX_CONTEXT_TOKENS = 100_000_000
+MAX_OUTPUT_TOKENS = 1_000_000

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
-from sidecar.config.model import ConfigModel
+from sidecar.config.model import MAX_OUTPUT_TOKENS, ConfigModel
 from sidecar.config.redis import REDIS_URL, RedisConnectionConfig, check_redis
 from sidecar.core.tokens import count_tokens
 
@@ -27,11 +27,11 @@ MAX_PERSONA_FILES = 10_000
 class PersonaParams(ConfigModel):
     """Generation parameters a persona uses when the request sets none (each field on its own)."""
 
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     stop: list[str] = Field(default_factory=list, max_length=4)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1, description="as the API's int64 seed")
 
 
 class PersonaConfig(ConfigModel):

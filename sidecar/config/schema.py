@@ -17,7 +17,7 @@ from sidecar.config.embeddings import EmbeddingsPolicy
 from sidecar.config.experiments import NAME as EXPERIMENT_NAME
 from sidecar.config.experiments import ExperimentConfig
 from sidecar.config.keys import KeysSettings
-from sidecar.config.model import MAX_PRICE_PER_MILLION, ConfigModel
+from sidecar.config.model import MAX_CONTEXT_TOKENS, MAX_OUTPUT_TOKENS, MAX_PRICE_PER_MILLION, ConfigModel
 from sidecar.config.personas import PersonasConfig
 from sidecar.config.providers import AzureOptions, BedrockOptions, GeminiOptions
 from sidecar.config.quota import QuotaPolicy, TierConfig
@@ -146,8 +146,10 @@ class DeploymentConfig(ConfigModel):
     base_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     api_key: SecretRef | None = None
     price: PriceConfig = PriceConfig()
-    context_window: int = Field(default=128_000, ge=1)
-    default_max_tokens: int = Field(default=1024, ge=1, description="sent when a call sets none")
+    context_window: int = Field(default=128_000, ge=1, le=MAX_CONTEXT_TOKENS)
+    default_max_tokens: int = Field(
+        default=1024, ge=1, le=MAX_OUTPUT_TOKENS, description="sent when a call sets none"
+    )
     read_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     anthropic_version: str = "2023-06-01"
