@@ -43,7 +43,7 @@ from sidecar.routing.stats import Stats
 from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
-from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps, connect
+from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps
 from sidecar.telemetry.metrics import DeploymentView, Metrics, SidecarCollector
 from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import Tracing
@@ -385,7 +385,8 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
 
         endpoint = RedisEndpoint.of(k.redis_url, k.redis, cfg.secret, default_timeout=2.0)
         store = RedisKeyStore(RedisOps(endpoint, decode_responses=True, retries=1, clock=clock), clock)
-        lock = RedisRotationLock(connect(endpoint, decode_responses=True), prefix=DEFAULT_PREFIX)
+        lock_ops = RedisOps(endpoint, decode_responses=True, clock=clock)
+        lock = RedisRotationLock(lock_ops, prefix=DEFAULT_PREFIX)
     else:
         store = SqliteKeyStore(k.store_path, clock)
         lock = SqliteRotationLock(k.store_path, clock)

@@ -20,10 +20,11 @@ from sidecar.core.clock import Clock
 from sidecar.core.errors import Code, SidecarError
 from sidecar.keys.backend import KeyBackend
 from sidecar.keys.envelope import Envelope
+from sidecar.keys.redis_store import classified
 from sidecar.keys.store import KeyStore
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from sidecar.stores.redis import RedisOps
 
 _log = logging.getLogger("sidecar.keys")
 
@@ -186,30 +187,36 @@ return 1
 
 
 class RedisRotationLock:
-    """The lock and cursor in the Redis of the key store; one hash slot ({rotation})."""
+    """The lock and cursor in the Redis of the key store; one hash slot ({rotation}). Failures are
+    classified as the key store's are (KEY_BACKEND_UNAVAILABLE while Redis is unreachable)."""
 
-    def __init__(self, client: Redis, *, prefix: str) -> None:
-        """`client`: from sidecar.stores.redis.connect (the key store's endpoint), decode_responses on."""
-        self._redis = client
+    def __init__(self, ops: RedisOps, *, prefix: str) -> None:
+        """`ops`: on the key store's endpoint, decode_responses on."""
+        self._ops, self._redis = ops, ops.client
         self._lock, self._cursor = f"{prefix}:{{rotation}}:lock", f"{prefix}:{{rotation}}:cursor"
         script = self._redis.register_script
         self._renew, self._release, self._save = script(_RENEW), script(_RELEASE), script(_CURSOR)
 
     async def acquire(self, owner: str, ttl: float) -> bool:
-        return bool(await self._redis.set(self._lock, owner, nx=True, px=int(ttl * 1000)))
+        async with classified("rotation", self._ops):
+            return bool(await self._redis.set(self._lock, owner, nx=True, px=int(ttl * 1000)))
 
     async def renew(self, owner: str, ttl: float) -> bool:
-        return bool(await self._renew(keys=[self._lock], args=[owner, int(ttl * 1000)]))
+        async with classified("rotation", self._ops):
+            return bool(await self._renew(keys=[self._lock], args=[owner, int(ttl * 1000)]))
 
     async def release(self, owner: str) -> None:
-        await self._release(keys=[self._lock], args=[owner])
+        async with classified("rotation", self._ops):
+            await self._release(keys=[self._lock], args=[owner])
 
     async def cursor(self) -> str | None:
-        found = await self._redis.get(self._cursor)
+        async with classified("rotation", self._ops):
+            found = await self._redis.get(self._cursor)
         return str(found) if found else None
 
     async def save_cursor(self, owner: str, ref: str | None) -> None:
-        await self._save(keys=[self._lock, self._cursor], args=[owner, ref or ""])
+        async with classified("rotation", self._ops):
+            await self._save(keys=[self._lock, self._cursor], args=[owner, ref or ""])
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await self._ops.aclose()
