@@ -21,7 +21,7 @@ from sidecar.core.errors import Code, SidecarError
 from sidecar.keys.backend import KeyBackend
 from sidecar.keys.envelope import Envelope
 from sidecar.keys.redis_store import classified
-from sidecar.keys.store import KeyStore
+from sidecar.keys.store import KeyStore, sqlite_failure
 
 if TYPE_CHECKING:
     from sidecar.stores.redis import RedisOps
@@ -121,6 +121,13 @@ class SqliteRotationLock:
     def __init__(self, path: Path, clock: Clock) -> None:
         self._path, self._clock = str(path), clock
 
+    async def _in_tx(self, op: Callable[[sqlite3.Connection], object]) -> object:
+        """`op` in one immediate transaction, off the loop; the file's failures classified."""
+        try:
+            return await asyncio.to_thread(self._tx, op)
+        except (sqlite3.Error, OSError) as exc:
+            raise sqlite_failure(exc) from exc
+
     def _tx(self, op: Callable[[sqlite3.Connection], object]) -> object:
         conn = sqlite3.connect(self._path, timeout=5.0, isolation_level=None)
         try:
@@ -143,30 +150,30 @@ class SqliteRotationLock:
             )
             return conn.execute(sql, (owner, now + ttl, owner, now)).rowcount == 1
 
-        return bool(await asyncio.to_thread(self._tx, take))
+        return bool(await self._in_tx(take))
 
     async def renew(self, owner: str, ttl: float) -> bool:
         def extend(conn: sqlite3.Connection) -> bool:
             sql = "UPDATE key_rotation SET expires_at = ? WHERE id = 1 AND owner = ?"
             return conn.execute(sql, (self._clock.wall() + ttl, owner)).rowcount == 1
 
-        return bool(await asyncio.to_thread(self._tx, extend))
+        return bool(await self._in_tx(extend))
 
     async def release(self, owner: str) -> None:
         sql = "UPDATE key_rotation SET owner = NULL, expires_at = 0 WHERE id = 1 AND owner = ?"
-        await asyncio.to_thread(self._tx, lambda conn: conn.execute(sql, (owner,)))
+        await self._in_tx(lambda conn: conn.execute(sql, (owner,)))
 
     async def cursor(self) -> str | None:
         def read(conn: sqlite3.Connection) -> str | None:
             row = conn.execute("SELECT cursor FROM key_rotation WHERE id = 1").fetchone()
             return None if row is None or row[0] is None else str(row[0])
 
-        found = await asyncio.to_thread(self._tx, read)
+        found = await self._in_tx(read)
         return found if isinstance(found, str) else None
 
     async def save_cursor(self, owner: str, ref: str | None) -> None:
         sql = "UPDATE key_rotation SET cursor = ? WHERE id = 1 AND owner = ?"
-        await asyncio.to_thread(self._tx, lambda conn: conn.execute(sql, (ref, owner)))
+        await self._in_tx(lambda conn: conn.execute(sql, (ref, owner)))
 
     async def aclose(self) -> None:
         return None
