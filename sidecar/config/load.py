@@ -10,15 +10,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from sidecar.config.schema import Config
 from sidecar.config.secrets import SecretRef
+from sidecar.config.yaml_text import YamlProblem, parse_yaml
 
 ENV_PREFIX = "SIDECAR__"
 OLLAMA_URL = "http://127.0.0.1:11434/v1"
-NESTED_TOO_DEEPLY = "nested too deeply"
 
 
 class ConfigError(Exception):
@@ -83,11 +82,9 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(_read_text(path))
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [f"not valid YAML: {_yaml_problem(exc)}"]) from None
-    except RecursionError:  # PyYAML parses nested collections recursively
-        raise ConfigError(str(path), [f"not valid YAML: {NESTED_TOO_DEEPLY}"]) from None
+        data = parse_yaml(_read_text(path))
+    except YamlProblem as exc:
+        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
     if not isinstance(data, dict):
         raise ConfigError(str(path), ["the top level must be a mapping"])
     return data
@@ -106,17 +103,6 @@ def _read_text(path: Path) -> str:
         before = raw[: exc.start]
         line, column = before.count(b"\n") + 1, exc.start - (before.rfind(b"\n") + 1) + 1
         raise ConfigError(str(path), [f"not UTF-8 text: line {line}, column {column}"]) from None
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """Where and what, never the text there: PyYAML's own message quotes the offending line, and a
-    URL on it may carry a password."""
-    parts = []
-    for name in ("context", "problem"):
-        text, place = getattr(exc, name, None), getattr(exc, f"{name}_mark", None)
-        if text:
-            parts.append(f"{text} (line {place.line + 1}, column {place.column + 1})" if place else text)
-    return ": ".join(parts) or "syntax error"
 
 
 def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
@@ -138,11 +124,9 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> lis
             node = child
         else:
             try:
-                node[path[-1]] = yaml.safe_load(environ[name])
-            except yaml.YAMLError:
-                problems.append(f"{name}: value is not valid YAML")
-            except RecursionError:
-                problems.append(f"{name}: value is not valid YAML ({NESTED_TOO_DEEPLY})")
+                node[path[-1]] = parse_yaml(environ[name])
+            except YamlProblem as exc:
+                problems.append(f"{name}: value is not valid YAML: {exc}")
     return problems
 
 

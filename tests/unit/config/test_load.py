@@ -166,5 +166,55 @@ def test_yaml_nested_too_deeply_is_a_configuration_error(tmp_path: Path, depth: 
     with pytest.raises(ConfigError) as info:
         load_config(None, {"SIDECAR__POLICY__DEFAULT_ROUTE": "[" * depth + "]" * depth})
     assert info.value.problems == [
-        "SIDECAR__POLICY__DEFAULT_ROUTE: value is not valid YAML (nested too deeply)"
+        "SIDECAR__POLICY__DEFAULT_ROUTE: value is not valid YAML: nested too deeply"
+    ]
+
+
+def test_a_key_given_twice_is_a_configuration_error_naming_it(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys silently: a second `settings:` block dropped the
+    first one's auth token, a second deployment of one name replaced the first, and check-config
+    said OK."""
+    policy = "policy:\n  default_route: e\n  routes: {e: {deployments: [e]}}\n  deployments:\n"
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(
+        policy + "    e: {provider: echo, model: echo-1}\n    e: {provider: echo, model: echo-2}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert info.value.problems == ["not valid YAML: duplicate key 'e' (line 6, column 5)"]
+    path.write_text(
+        "settings:\n  auth: {token: {env: SIDECAR_TOKEN}}\n"
+        + policy
+        + "    e: {provider: echo, model: echo-1}\nsettings:\n  log_level: DEBUG\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {"SIDECAR_TOKEN": "t"})
+    assert info.value.problems == ["not valid YAML: duplicate key 'settings' (line 8, column 1)"]
+
+
+def test_keys_a_merge_brings_in_may_still_be_overridden(tmp_path: Path) -> None:
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(
+        "x-echo: &echo {provider: echo, model: echo-1, context_window: 1000}\n"
+        "policy:\n  default_route: e\n"
+        "  deployments:\n    e: {<<: *echo, context_window: 2000}\n"
+        "  routes: {e: {deployments: [e]}}\n"
+    )
+    with pytest.raises(ConfigError) as info:  # only the anchor's holder is refused, as unknown
+        load_config(path, {})
+    assert info.value.problems == ["x-echo: Extra inputs are not permitted"]
+    path.write_text(
+        "policy:\n  default_route: e\n"
+        "  deployments:\n    base: &echo {provider: echo, model: echo-1, context_window: 1000}\n"
+        "    e: {<<: *echo, context_window: 2000}\n"
+        "  routes: {e: {deployments: [e]}}\n"
+    )
+    assert load_config(path, {}).policy.deployments["e"].context_window == 2000
+
+
+def test_an_env_override_value_with_a_key_given_twice_is_listed() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, {"SIDECAR__SETTINGS__AUTH": "{token: {env: A}, token: {env: B}}"})
+    assert info.value.problems == [
+        "SIDECAR__SETTINGS__AUTH: value is not valid YAML: duplicate key 'token' (line 1, column 19)"
     ]
