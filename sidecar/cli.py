@@ -167,9 +167,9 @@ async def _run_until_signalled(cfg: Config, path: Path | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     reloads: set[asyncio.Task[None]] = set()
-    if path is not None:  # SIGHUP: reload the policy's experiments from the same file (no restart)
-        # installed before "serving" is logged: a SIGHUP right after it must never kill the process
-        loop.add_signal_handler(signal.SIGHUP, lambda: _start_reload(sidecar, path, reloads))
+    # SIGHUP: reload the policy's experiments from the same file (no restart); installed before
+    # "serving" is logged, and without a file too: a SIGHUP must never kill the process
+    loop.add_signal_handler(signal.SIGHUP, lambda: _start_reload(sidecar, path, reloads))
     await sidecar.start()
     # What start-up built lives as long as the process: the collector stops walking it. Without this a
     # full collection under load walked every module, config and stub object (one measured 159 ms
@@ -181,7 +181,12 @@ async def _run_until_signalled(cfg: Config, path: Path | None) -> None:
     await sidecar.stop()
 
 
-def _start_reload(sidecar: Sidecar, path: Path, running: set[asyncio.Task[None]]) -> None:
+def _start_reload(sidecar: Sidecar, path: Path | None, running: set[asyncio.Task[None]]) -> None:
+    if path is None:
+        logging.getLogger("sidecar").warning(
+            "SIGHUP: nothing to reload, the sidecar serves the embedded default"
+        )
+        return
     task = asyncio.get_running_loop().create_task(_reload(sidecar, path))
     running.add(task)
     task.add_done_callback(running.discard)

@@ -6,6 +6,7 @@ why on stderr, which is JSON logs, one object a line."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -74,3 +75,29 @@ def test_serve_with_a_kek_file_it_cannot_use_fails_at_start_naming_the_setting(
     assert result.returncode == 1
     assert "Traceback" not in result.stderr, result.stderr
     assert f"sidecar: cannot serve: settings.keys.local.kek_file: {path}: " in result.stderr, result.stderr
+
+
+def test_sighup_without_a_file_is_logged_and_never_kills_the_sidecar(tmp_path: Path) -> None:
+    """Serving the embedded default (no --config) no SIGHUP handler was installed, so SIGHUP's
+    default action killed the process: no log line, no drain of the calls in flight."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SIDECAR__SETTINGS__LISTEN__ADDRESS": f"127.0.0.1:{port}",
+        "SIDECAR__SETTINGS__TELEMETRY__METRICS__ENABLED": "false",
+        "SIDECAR__SETTINGS__TELEMETRY__LEDGER__BACKEND": "none",
+    }
+    server = subprocess.Popen([*SIDECAR, "serve"], stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    assert server.stderr is not None
+    try:
+        while "sidecar serving" not in (line := server.stderr.readline()):
+            assert line, "the sidecar exited before serving"
+        server.send_signal(signal.SIGHUP)
+        ignored = json.loads(server.stderr.readline())
+        chat = run("chat", "hello", "--target", f"127.0.0.1:{port}", "--model", "echo")
+        assert chat.returncode == 0, chat.stderr
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, rest = server.communicate(timeout=15)
+    assert server.returncode == 0, rest
+    assert ignored["message"] == "SIGHUP: nothing to reload, the sidecar serves the embedded default"
