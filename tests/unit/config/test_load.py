@@ -218,3 +218,24 @@ def test_an_env_override_value_with_a_key_given_twice_is_listed() -> None:
     assert info.value.problems == [
         "SIDECAR__SETTINGS__AUTH: value is not valid YAML: duplicate key 'token' (line 1, column 19)"
     ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://:{POSTGRES_PASSWORD}/x@redis.internal:6379/0",  # a '/' in the password, not encoded
+        f"rediss://user:{POSTGRES_PASSWORD}@redis.internal:63x79/0",
+    ],
+)
+def test_a_redis_url_whose_port_does_not_parse_is_named_without_quoting_it(url: str) -> None:
+    """The error quoted the URL's netloc after the last '@': with a '/' in the password (not
+    percent-encoded) that was the password itself."""
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            None, {"SIDECAR__SETTINGS__KEYS__STORE": "redis", "SIDECAR__SETTINGS__KEYS__REDIS_URL": url}
+        )
+    assert info.value.problems == [
+        "settings.keys: Value error, redis_url: the port is not a number "
+        "(a password with '/', '?', '#' or '@' must be percent-encoded)"
+    ]
+    assert POSTGRES_PASSWORD not in str(info.value)
