@@ -17,7 +17,13 @@ from sidecar.config.embeddings import EmbeddingsPolicy
 from sidecar.config.experiments import NAME as EXPERIMENT_NAME
 from sidecar.config.experiments import ExperimentConfig
 from sidecar.config.keys import KeysSettings
-from sidecar.config.model import MAX_CONTEXT_TOKENS, MAX_OUTPUT_TOKENS, MAX_PRICE_PER_MILLION, ConfigModel
+from sidecar.config.model import (
+    MAX_CONTEXT_TOKENS,
+    MAX_OUTPUT_TOKENS,
+    MAX_PRICE_PER_MILLION,
+    ConfigModel,
+    HostPort,
+)
 from sidecar.config.personas import PersonasConfig
 from sidecar.config.providers import AzureOptions, BedrockOptions, GeminiOptions
 from sidecar.config.quota import QuotaPolicy, TierConfig
@@ -36,7 +42,7 @@ DEFAULT_BASE_URLS: dict[str, str] = {
 
 
 class ListenSettings(ConfigModel):
-    address: str = Field(default="127.0.0.1:50051", pattern=r"^\S+:\d{1,5}$")
+    address: HostPort = "127.0.0.1:50051"
     unix_socket: Path | None = None
     unix_socket_mode: FileMode = Field(
         default=0o660,
