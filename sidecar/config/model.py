@@ -12,9 +12,10 @@ class ConfigModel(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
-# US dollars per million tokens: $1 a token is beyond any model's price, and keeps a call's cost in
-# micro-dollars far inside int64 (an unbounded price overflowed it: every call an INTERNAL error).
-MAX_PRICE_PER_MILLION = 1_000_000.0
+# US dollars per million tokens: $1,000 a token is beyond any model's price, and keeps a call's cost
+# in micro-dollars inside int64 for any token count a context window allows (MAX_CONTEXT_TOKENS): an
+# unbounded price overflowed it, every call an INTERNAL error.
+MAX_PRICE_PER_MILLION = 1_000_000_000.0
 # Token counts the sidecar puts on a wire: ListModels' int32 context window, the max_tokens and seed
 # of an upstream request's JSON (past 64 bits it cannot be encoded: every call failed).
 MAX_CONTEXT_TOKENS = 100_000_000
