@@ -74,7 +74,7 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
         problems += [_describe(err) for err in exc.errors()]
         raise ConfigError(source, problems) from None
     secrets, missing = _resolve_secrets(config, environ)
-    problems += missing
+    problems += missing + _shared_tokens(config, secrets)
     if problems:
         raise ConfigError(source, problems)
     return config.model_copy(update={"secrets": secrets})
@@ -159,6 +159,25 @@ def _resolve_secrets(config: Config, environ: Mapping[str, str]) -> tuple[dict[s
         ref.env: SecretStr(environ[ref.env]) for ref in _every_secret_ref(config) if environ.get(ref.env)
     }
     return secrets, missing
+
+
+def _shared_tokens(config: Config, secrets: Mapping[str, SecretStr]) -> list[str]:
+    """Each credential needs its own token: the first credential a token matches is the caller's, so
+    a second one with the same token would be unreachable, and which grants and tenants a caller
+    gets would hang on their order. Names the credentials, never the token."""
+    auth = config.settings.auth
+    named = [("settings.auth.token", auth.token)] if auth.token is not None else []
+    named += [(f"settings.auth.credentials.{c.name}.token", c.token) for c in auth.credentials]
+    first: dict[str, str] = {}
+    problems = []
+    for where, ref in named:
+        value = secrets.get(ref.env) if ref is not None else None
+        if value is None:
+            continue  # unset: reported as missing
+        holder = first.setdefault(value.get_secret_value(), where)
+        if holder != where:
+            problems.append(f"{where}: the same token as {holder} (each credential needs its own)")
+    return problems
 
 
 def _every_secret_ref(model: BaseModel) -> Iterator[SecretRef]:

@@ -239,3 +239,41 @@ def test_a_redis_url_whose_port_does_not_parse_is_named_without_quoting_it(url: 
         "(a password with '/', '?', '#' or '@' must be percent-encoded)"
     ]
     assert POSTGRES_PASSWORD not in str(info.value)
+
+
+def test_two_credentials_with_one_token_are_a_configuration_error(tmp_path: Path) -> None:
+    """The first credential whose token matches wins: a second credential with the same token (the
+    same variable, or two variables holding one value) was unreachable, silently, and which grants
+    and tenants a caller got depended on the order: a tenant-bound credential listed after a
+    wider one sharing its token acted for every tenant."""
+    import yaml
+
+    auth = {
+        "token": {"env": "SHARED"},
+        "credentials": [
+            {"name": "ops", "token": {"env": "OPS"}, "allow": ["*"]},
+            {"name": "acme-app", "token": {"env": "ACME"}, "allow": ["*"], "tenants": ["acme"]},
+            {"name": "beta-app", "token": {"env": "OPS"}, "allow": ["*"], "tenants": ["beta"]},
+        ],
+    }
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(yaml.safe_dump({"settings": {"auth": auth}, "policy": {
+        "default_route": "e", "deployments": {"e": {"provider": "echo", "model": "echo-1"}},
+        "routes": {"e": {"deployments": ["e"]}}}}))  # fmt: skip
+    env = {"SHARED": "tok-shared-0001", "OPS": "tok-ops-0002", "ACME": "tok-ops-0002"}
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env)
+    assert info.value.problems == [
+        "settings.auth.credentials.acme-app.token: the same token as settings.auth.credentials.ops.token "
+        "(each credential needs its own)",
+        "settings.auth.credentials.beta-app.token: the same token as settings.auth.credentials.ops.token "
+        "(each credential needs its own)",
+    ]
+    assert "tok-ops-0002" not in str(info.value)
+    env["ACME"], env["OPS"] = "tok-acme-0003", "tok-shared-0001"
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env)
+    assert info.value.problems[0] == (
+        "settings.auth.credentials.ops.token: the same token as settings.auth.token "
+        "(each credential needs its own)"
+    )

@@ -434,4 +434,3 @@ async def test_a_store_file_that_cannot_be_opened_is_a_classified_key_error(
     assert caught.value.reason == "KEY_UNAVAILABLE"
     assert caught.value.message == "the key store (SQLite) failed: No such file or directory"
     assert caught.value.metadata == {"storeError": "FileNotFoundError"}
-
