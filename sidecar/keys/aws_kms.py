@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
@@ -27,6 +28,7 @@ from sidecar.core.errors import (
 from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, WrappedKey
 
 T = TypeVar("T")
+_log = logging.getLogger("sidecar.keys")
 
 RETRY_AFTER_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 3.0
@@ -145,12 +147,25 @@ class AwsKmsBackend:
             return self._usable_arns
         async with self._resolving:
             if self._usable_arns is None:
-                arns = []
-                for key in self._usable:
-                    reply = await self._call(self._client.describe_key, KeyId=key)
-                    arns.append(_member(_member(reply, "KeyMetadata", dict), "Arn", str))
+                arns = [await self._arn(self._key_id)]  # the current key must resolve
+                for key in self._usable[1:]:
+                    try:
+                        arns.append(await self._arn(key))
+                    except KeyDecryptError as exc:
+                        if exc.metadata.get("backendError") != "NotFoundException":
+                            raise
+                        # a stale entry (a deleted alias or key) must not stop the current key
+                        _log.warning(
+                            "a previous KMS key is left out of the keys this sidecar unwraps under: "
+                            "AWS KMS does not know it",
+                            extra={"previous_key_id": key},
+                        )
                 self._usable_arns = frozenset(arns)
             return self._usable_arns
+
+    async def _arn(self, key: str) -> str:
+        reply = await self._call(self._client.describe_key, KeyId=key)
+        return _member(_member(reply, "KeyMetadata", dict), "Arn", str)
 
     async def _call(self, method: Callable[..., T], **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
