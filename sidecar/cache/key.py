@@ -45,7 +45,8 @@ def normalized_params(params: GenerationParams) -> list[object]:
     ]
 
 
-def _message(m: Message) -> list[object]:
+def message_material(m: Message) -> list[object]:
+    """Everything of a message that the answer depends on (the semantic cache's partition uses it too)."""
     material: list[object] = [m.role.value, m.name, m.text]
     if m.tool_calls or m.tool_call_id or m.images:
         material += [
@@ -66,7 +67,7 @@ def answer_key(
         persona,
         route,
         normalized_params(params),
-        [_message(m) for m in messages],
+        [message_material(m) for m in messages],
     ]
     encoded = json.dumps(material, ensure_ascii=False, separators=(",", ":")).encode()
     return "answer:" + hashlib.blake2b(encoded, digest_size=20).hexdigest()

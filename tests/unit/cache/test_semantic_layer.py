@@ -19,7 +19,7 @@ from sidecar.config.cache import CacheSettings
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Deadline
 from sidecar.core.layer import collect
-from sidecar.core.types import Call, GenerationParams, Message, Role
+from sidecar.core.types import Call, GenerationParams, Image, Message, Role, ToolCall
 from sidecar.pipeline.semantic import SemanticCacheLayer, SemanticObserver
 from sidecar.routing.table import RouteTable
 from sidecar.stores.errors import StoreUnavailableError
@@ -157,6 +157,50 @@ async def test_a_different_system_prompt_is_another_partition(
     system = Message(Role.SYSTEM, "answer in French")
     other = call(clock, "what is the capital of france")
     other = dataclasses.replace(other, messages=(system, *other.messages))
+    await collect(sem, other)
+    assert inner.calls == 2 and not other.record.cache_hit
+
+
+async def test_a_different_image_in_the_question_is_another_partition(
+    clock: FakeClock, store: MemorySemanticStore
+) -> None:
+    """The same words about another picture are another question: only the text is embedded, so the
+    images must part the partitions, or one user's picture is described to another."""
+    inner, seen = Inner(), Seen()
+    sem = layer(inner, clock, store, Embed(), seen)
+
+    def about(picture: bytes) -> Call:
+        base = call(clock, "what is the capital of france")
+        question = Message(
+            Role.USER, base.messages[-1].text, images=(Image(data=picture, mime_type="image/png"),)
+        )
+        return dataclasses.replace(base, messages=(question,))
+
+    await collect(sem, about(b"first picture"))
+    other = about(b"second picture")
+    await collect(sem, other)
+    assert inner.calls == 2 and not other.record.cache_hit
+    same = about(b"first picture")
+    await collect(sem, same)
+    assert same.record.cache_hit and inner.calls == 2
+
+
+async def test_earlier_tool_calls_and_their_results_part_the_partitions(
+    clock: FakeClock, store: MemorySemanticStore
+) -> None:
+    """History is compared exactly, tool calls included: the same question after a tool call with
+    other arguments is asked about something else."""
+    inner, seen = Inner(), Seen()
+    sem = layer(inner, clock, store, Embed(), seen)
+
+    def after(city: str) -> Call:
+        base = call(clock, "what is the capital of france")
+        asked = Message(Role.ASSISTANT, "", tool_calls=(ToolCall("c1", "lookup", f'{{"city":"{city}"}}'),))
+        result = Message(Role.TOOL, "found", tool_call_id="c1")
+        return dataclasses.replace(base, messages=(asked, result, *base.messages))
+
+    await collect(sem, after("Paris"))
+    other = after("Lyon")
     await collect(sem, other)
     assert inner.calls == 2 and not other.record.cache_hit
 
