@@ -2,7 +2,9 @@
 
 blake2b (20 bytes, hex) over a canonical JSON list of: a format version, the tenant, the scope
 (the user id when answers are per user, empty when the tenant shares them), the persona, the
-resolved route alias, the normalized parameters (with tools, tool choice, response format and
+resolved route alias, the deployments the call is narrowed to (an experiment variant's, a brought
+key's provider's, the budget fallback; empty when any of the route's may answer), the normalized
+parameters (with tools, tool choice, response format and
 reasoning) and every message (role, name, text, tool calls, the call a result answers, a digest of
 each image). The tenant
 and scope are also stored in the entry and compared on read, so even a hash collision cannot
@@ -16,9 +18,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sidecar.core.plan import CallPlan
 from sidecar.core.types import GenerationParams, Message
 
-KEY_VERSION = 2
+KEY_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +60,24 @@ def message_material(m: Message) -> list[object]:
     return material
 
 
+def narrowed_deployments(plan: CallPlan, budget_deployment: str = "") -> tuple[str, ...]:
+    """The deployments that may serve the call when they are fewer than the route's (an experiment
+    variant's, a brought key's provider's, the budget fallback), else (): another model's answer is
+    another answer."""
+    names = tuple(
+        t.deployment for t in plan.candidates if not budget_deployment or t.deployment == budget_deployment
+    )
+    return () if names == tuple(t.deployment for t in plan.route.targets) else names
+
+
 def answer_key(
-    scope: CacheScope, *, persona: str, route: str, params: GenerationParams, messages: Sequence[Message]
+    scope: CacheScope,
+    *,
+    persona: str,
+    route: str,
+    params: GenerationParams,
+    messages: Sequence[Message],
+    deployments: Sequence[str] = (),
 ) -> str:
     material = [
         KEY_VERSION,
@@ -66,6 +85,7 @@ def answer_key(
         scope.user,
         persona,
         route,
+        list(deployments),
         normalized_params(params),
         [message_material(m) for m in messages],
     ]

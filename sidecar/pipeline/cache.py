@@ -17,7 +17,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from sidecar.cache.answer import CachedAnswer
-from sidecar.cache.key import CacheScope, answer_key
+from sidecar.cache.key import CacheScope, answer_key, narrowed_deployments
 from sidecar.cache.store import ByteStore
 from sidecar.config.cache import CacheSettings
 from sidecar.core.clock import Clock
@@ -95,9 +95,10 @@ class CacheLayer:
         if not s.enabled or self._store is None or call.cache_bypass:
             return None
         try:
-            route = plan_of(call, self._table).route
+            resolved = plan_of(call, self._table)
         except RouteNotFoundError:
             return None  # the route layer reports it
+        route = resolved.route
         options = route.config.cache
         if not options.enabled:
             return None
@@ -106,7 +107,12 @@ class CacheLayer:
         per_user = (options.scope or s.scope) == "user"
         scope = CacheScope(call.tenant_id, call.user_id if per_user else "")
         key = answer_key(
-            scope, persona=call.record.persona, route=route.alias, params=call.params, messages=call.messages
+            scope,
+            persona=call.record.persona,
+            route=route.alias,
+            params=call.params,
+            messages=call.messages,
+            deployments=narrowed_deployments(resolved, call.budget_deployment),
         )
         return _Plan(key, scope, options.ttl_seconds or s.ttl_seconds)
 

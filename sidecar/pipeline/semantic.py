@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sidecar.cache.answer import CachedAnswer
-from sidecar.cache.key import CacheScope
+from sidecar.cache.key import CacheScope, narrowed_deployments
 from sidecar.cache.semantic_key import Partition, split_prompt
 from sidecar.config.cache import CacheSettings, SemanticCacheOptions
 from sidecar.core.clock import Clock, Deadline
@@ -91,9 +91,10 @@ class SemanticCacheLayer:
         if self._store is None or call.cache_bypass:
             return None
         try:
-            route = plan_of(call, self._table).route
+            resolved = plan_of(call, self._table)
         except RouteNotFoundError:
             return None
+        route = resolved.route
         options = route.config.cache
         sem = options.semantic
         if sem is None or not sem.enabled:
@@ -103,7 +104,12 @@ class SemanticCacheLayer:
         per_user = (options.scope or self._settings.scope) == "user"
         scope = CacheScope(call.tenant_id, call.user_id if per_user else "")
         split = split_prompt(
-            scope, persona=call.record.persona, route=route.alias, params=call.params, messages=call.messages
+            scope,
+            persona=call.record.persona,
+            route=route.alias,
+            params=call.params,
+            messages=call.messages,
+            deployments=narrowed_deployments(resolved, call.budget_deployment),
         )
         if split is None:
             return None

@@ -310,3 +310,18 @@ async def test_the_lookup_span_carries_hit_and_similarity(
     spans = [s for s in exporter.get_finished_spans() if s.name == "sidecar.cache.semantic.lookup"]
     assert [s.attributes.get("sidecar.cache.hit") for s in spans] == [False, True]  # type: ignore[union-attr]
     assert spans[1].attributes["sidecar.cache.similarity"] == pytest.approx(0.95, abs=1e-4)  # type: ignore[index]
+
+
+def test_a_call_narrowed_to_some_deployments_is_another_partition() -> None:
+    from sidecar.cache.key import CacheScope
+    from sidecar.cache.semantic_key import split_prompt
+
+    def partition(deployments: tuple[str, ...]) -> object:
+        split = split_prompt(
+            CacheScope("t", ""), persona="", route="main", params=GenerationParams(temperature=0.0),
+            messages=(Message(Role.USER, "hi"),), deployments=deployments,
+        )  # fmt: skip
+        assert split is not None
+        return split[1]
+
+    assert partition(()) != partition(("small",)) != partition(("big",))
