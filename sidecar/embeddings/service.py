@@ -109,9 +109,9 @@ class EmbeddingService:
             self._meter(EmbedOutcome(route, "", exc.code.name, self._clock.monotonic() - started))
             raise
         self._meter(self._served(result, 1, started))
-        v = np.asarray(result.vectors[0], dtype=np.float32)
+        v = np.asarray(result.vectors[0], dtype=np.float64)  # a float32 norm of large values overflows
         norm = float(np.linalg.norm(v))
-        return v / norm if norm > 0 else v
+        return (v / norm if norm > 0 else v).astype(np.float32)
 
     def _served(self, r: EmbedResult, texts: int, started: float) -> EmbedOutcome:
         return EmbedOutcome(

@@ -175,7 +175,7 @@ class SemanticCacheLayer:
             return None
         self._observer.on_similarity(found.similarity)
         threshold = plan.options.threshold
-        if found.similarity < threshold:
+        if not found.similarity >= threshold:  # a NaN similarity is below every threshold
             near = found.similarity >= threshold - self._settings.semantic.near_miss_margin
             self._observer.on_lookup("near_miss" if near else "miss")
             return None

@@ -325,3 +325,20 @@ def test_a_call_narrowed_to_some_deployments_is_another_partition() -> None:
         return split[1]
 
     assert partition(()) != partition(("small",)) != partition(("big",))
+
+
+async def test_a_vector_that_is_not_finite_is_never_a_hit(
+    clock: FakeClock, store: MemorySemanticStore
+) -> None:
+    """A similarity that is not a number (an embedding upstream's overflowing vector) is below any
+    threshold: it must not pass as a hit serving whatever answer the partition holds."""
+    inner, seen = Inner(), Seen()
+    sem = layer(inner, clock, store, Embed(), seen)
+    await collect(sem, call(clock, "what is the capital of france"))
+    VECTORS["poisoned"] = np.array([np.nan, 0.0, 0.0], dtype=np.float32)
+    try:
+        other = call(clock, "poisoned")
+        await collect(sem, other)
+    finally:
+        del VECTORS["poisoned"]
+    assert inner.calls == 2 and not other.record.cache_hit
