@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from sidecar.cache.answer import CachedAnswer
+from sidecar.cache.answer import CachedAnswer, replayable
 from sidecar.cache.key import CacheScope, answer_key, narrowed_deployments
 from sidecar.cache.store import ByteStore
 from sidecar.config.cache import CacheSettings
@@ -139,17 +139,19 @@ class CacheLayer:
         """Pass the chunks on as they come; hold back only the final one until the answer is stored."""
         texts: list[str] = []
         final: Chunk | None = None
+        whole = True  # every chunk is one a stored answer can give back
         async with inner_stream(self._inner, call) as stream:
             async for chunk in stream:
                 if chunk.text:
                     texts.append(chunk.text)
+                whole = whole and replayable(chunk)
                 if chunk.is_final:
                     final = chunk
                     continue
                 yield chunk
         if final is None:
             return
-        if final.finish_reason in _STORABLE:
+        if whole and final.finish_reason in _STORABLE:
             await self._save(call, plan, texts, final)
         yield final  # held back until the answer was stored, so a stored answer is a complete one
 

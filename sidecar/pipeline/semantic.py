@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sidecar.cache.answer import CachedAnswer
+from sidecar.cache.answer import CachedAnswer, replayable
 from sidecar.cache.key import CacheScope, narrowed_deployments
 from sidecar.cache.semantic_key import Partition, split_prompt
 from sidecar.config.cache import CacheSettings, SemanticCacheOptions
@@ -131,16 +131,18 @@ class SemanticCacheLayer:
         async with inner_stream(self._inner, call) as stream:
             texts: list[str] = []
             final: Chunk | None = None
+            whole = True  # every chunk is one a stored answer can give back
             async for chunk in stream:
                 if chunk.text:
                     texts.append(chunk.text)
+                whole = whole and replayable(chunk)
                 if chunk.is_final:
                     final = chunk
                     continue
                 yield chunk
         if final is None:
             return
-        if vector is not None and final.finish_reason in _STORABLE:
+        if vector is not None and whole and final.finish_reason in _STORABLE:
             await self._save(call, plan, vector, texts, final)
         yield final  # after the answer is stored, like the exact cache
 

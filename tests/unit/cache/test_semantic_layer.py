@@ -342,3 +342,29 @@ async def test_a_vector_that_is_not_finite_is_never_a_hit(
     finally:
         del VECTORS["poisoned"]
     assert inner.calls == 2 and not other.record.cache_hit
+
+
+async def test_an_answer_with_tool_calls_or_thinking_is_not_stored(
+    clock: FakeClock, store: MemorySemanticStore
+) -> None:
+    """A stored answer keeps text only: one that called a tool (OpenAI's finish reason is "stop" for
+    a call forced by tool_choice) or streamed thinking would be replayed without them."""
+    from sidecar.core.types import Chunk, FinishReason, ToolCallDelta, Usage
+
+    class Calls:
+        calls = 0
+
+        async def __call__(self, c: Call) -> Any:
+            self.calls += 1
+            yield (
+                Chunk(thinking="hmm")
+                if self.calls == 2
+                else Chunk(tool_calls=(ToolCallDelta(0, "c1", "f", "{}"),))
+            )
+            yield Chunk(finish_reason=FinishReason.STOP, usage=Usage(3, 2))
+
+    inner, seen = Calls(), Seen()
+    sem = layer(inner, clock, store, Embed(), seen)  # type: ignore[arg-type]
+    for _ in range(3):
+        await collect(sem, call(clock, "what is the capital of france"))
+    assert inner.calls == 3 and len(store) == 0
