@@ -232,7 +232,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
             partial(  # after an exact miss: a paraphrase answered before, in the same partition
                 SemanticCacheLayer,
                 store=d.semantic,
-                embed=d.embeddings.prompt_vector,
+                embed=d.embeddings.prompt_embedding,
                 settings=cfg.settings.cache,
                 default_embedding_route=cfg.policy.embeddings.default_route,
                 table=d.routing.table,

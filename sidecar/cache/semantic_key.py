@@ -29,6 +29,12 @@ class Partition:
     tenant: str
     key: str  # hex digest of the tenant, scope, persona, route, parameters and earlier messages
 
+    def of_model(self, model: str) -> Partition:
+        """This partition's entries embedded by one model: another model's vectors are not
+        comparable (an embedding route may fall back to another model)."""
+        digest = hashlib.blake2b(f"{self.key}\x00{model}".encode(), digest_size=20).hexdigest()
+        return Partition(self.tenant, digest)
+
 
 def split_prompt(
     scope: CacheScope,

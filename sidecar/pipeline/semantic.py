@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sidecar.cache.answer import CachedAnswer, replayable
@@ -38,7 +38,8 @@ _log = logging.getLogger("sidecar.cache.semantic")
 _STORABLE = (FinishReason.STOP, FinishReason.LENGTH)
 
 EmbedText = Callable[[str, str, str, Deadline], Awaitable[Any]]
-"""(tenant, embedding route, text, deadline) -> the text's vector: a unit-length float32 numpy array."""
+"""(tenant, embedding route, text, deadline) -> the text's embedding: `.vector` (a unit-length float32
+numpy array) and `.model` (the identity of the model that made it; embeddings.service.PromptVector)."""
 
 
 def _ignore(*_: object) -> None:
@@ -118,7 +119,8 @@ class SemanticCacheLayer:
 
     async def _cached(self, call: Call, plan: _Plan) -> AsyncGenerator[Chunk, None]:
         with self._tracing.span("sidecar.cache.semantic.lookup") as span:
-            vector = await self._vector(call, plan)
+            found = await self._vector(call, plan)
+            vector, plan = (None, plan) if found is None else found
             match = None if vector is None else await self._search(call, plan, vector)
             if span is not None:
                 span.set_attribute("sidecar.cache.hit", match is not None)
@@ -146,13 +148,14 @@ class SemanticCacheLayer:
             await self._save(call, plan, vector, texts, final)
         yield final  # after the answer is stored, like the exact cache
 
-    async def _vector(self, call: Call, plan: _Plan) -> Vector | None:
+    async def _vector(self, call: Call, plan: _Plan) -> tuple[Vector, _Plan] | None:
+        """The prompt's vector and the plan narrowed to the partition of the model that made it (an
+        embedding route may fall back to another model, whose vectors are not comparable)."""
         try:
             async with self._clock.timeout(self._settings.semantic.embed_timeout_seconds):
-                vector: Vector = await self._embed(
-                    call.tenant_id, plan.embedding_route, plan.text, call.deadline
-                )
-            return vector
+                embedded = await self._embed(call.tenant_id, plan.embedding_route, plan.text, call.deadline)
+            vector: Vector = embedded.vector
+            return vector, replace(plan, partition=plan.partition.of_model(embedded.model))
         except Exception as exc:  # the embedding route is down or slow (TimeoutError): the call goes on
             _log.warning("semantic cache: embedding failed: %r", exc, extra={"request_id": call.request_id})
             self._observer.on_lookup("error")

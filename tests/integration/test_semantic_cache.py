@@ -123,3 +123,39 @@ async def test_an_embedding_upstream_overflowing_float32_poisons_nothing(serve: 
     lookups = s.sidecar.deps.telemetry.metrics.registry.get_sample_value
     assert lookups("sidecar_semantic_cache_lookups_total", {"result": "error"}) == 1
     assert lookups("sidecar_semantic_cache_lookups_total", {"result": "hit"}) is None
+
+
+async def test_a_fallback_embedding_model_does_not_mix_vector_spaces(serve: Any, upstream: Any) -> None:
+    """The embedding route falls back from a remote model to the local one while the remote fails:
+    vectors of two models are not comparable (here not even of one size), so each model's entries
+    are a partition of their own. Mixed in one, every later lookup failed (the memory store could
+    not stack them) until the fallback's entries expired."""
+    import json
+
+    from tests.support.upstream import Reply
+
+    def vector(values: list[float]) -> Reply:
+        return Reply(body=json.dumps({"data": [{"index": 0, "embedding": values}]}).encode())
+
+    raw = config(f"t{uuid.uuid4().hex[:10]}", None)
+    raw["policy"]["embeddings"] = {
+        "default_route": "remote",
+        "load": "start",
+        "deployments": {
+            "oai": {"kind": "openai", "model": "e", "base_url": f"{upstream.url}/v1"},
+            "local": {"kind": "local"},
+        },
+        "routes": {"remote": {"deployments": ["oai", "local"]}},
+    }
+    s = await serve(raw)
+    upstream.push(
+        vector([1.0, 0.0, 0.0]),  # the question, by the remote model
+        Reply(status=503, body=b'{"error":{"message":"down"}}'),  # another question: the local model
+        vector([1.0, 0.0, 0.0]),  # the question again, by the remote model
+    )
+    first = await s.stub.Generate(ask(QUESTION))
+    await s.stub.Generate(ask(DIFFERENT))
+    again = await s.stub.Generate(ask(PARAPHRASE))
+    assert again.summary.cache_hit and text_of(again) == text_of(first)
+    lookups = s.sidecar.deps.telemetry.metrics.registry.get_sample_value
+    assert lookups("sidecar_semantic_cache_lookups_total", {"result": "error"}) is None

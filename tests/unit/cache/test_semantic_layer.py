@@ -20,6 +20,7 @@ from sidecar.config.schema import Policy
 from sidecar.core.clock import Deadline
 from sidecar.core.layer import collect
 from sidecar.core.types import Call, GenerationParams, Image, Message, Role, ToolCall
+from sidecar.embeddings.service import PromptVector
 from sidecar.pipeline.semantic import SemanticCacheLayer, SemanticObserver
 from sidecar.routing.table import RouteTable
 from sidecar.stores.errors import StoreUnavailableError
@@ -47,12 +48,13 @@ VECTORS = {
 class Embed:
     def __init__(self, error: Exception | None = None) -> None:
         self.error, self.calls = error, 0
+        self.model = "local"  # the model that embeds: another one's vectors are another partition
 
-    async def __call__(self, tenant: str, route: str, text: str, deadline: Deadline) -> Any:
+    async def __call__(self, tenant: str, route: str, text: str, deadline: Deadline) -> PromptVector:
         self.calls += 1
         if self.error is not None:
             raise self.error
-        return VECTORS[text]
+        return PromptVector(VECTORS[text], self.model)
 
 
 class Seen:
@@ -368,3 +370,23 @@ async def test_an_answer_with_tool_calls_or_thinking_is_not_stored(
     for _ in range(3):
         await collect(sem, call(clock, "what is the capital of france"))
     assert inner.calls == 3 and len(store) == 0
+
+
+async def test_vectors_of_another_model_are_another_partition(
+    clock: FakeClock, store: MemorySemanticStore
+) -> None:
+    """An embedding route that falls back to another model: its vectors (here of another size) are
+    not compared with the first model's, and neither model's entries stop the other's lookups."""
+    inner, seen, embed = Inner(), Seen(), Embed()
+    sem = layer(inner, clock, store, embed, seen)
+    await collect(sem, call(clock, "what is the capital of france"))
+    embed.model = "fallback"
+    VECTORS["bigger"] = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
+    try:
+        await collect(sem, call(clock, "bigger"))
+    finally:
+        del VECTORS["bigger"]
+    embed.model = "local"
+    again = call(clock, "which city is france's capital")
+    await collect(sem, again)
+    assert again.record.cache_hit and "error" not in seen.lookups
