@@ -101,6 +101,11 @@ class EmbeddingService:
         self._observe(req, self._served(result, len(req.texts), started), "OK", result)
         return result
 
+    def primary_model(self, route: str) -> str:
+        """The identity of the model of a route's first deployment."""
+        first = self._policy.routes[route].deployments[0]
+        return model_identity(self._policy.deployments[first])
+
     async def prompt_vector(self, tenant: str, route: str, text: str, deadline: Deadline) -> Any:
         """One text's unit vector as a float32 numpy array (the answer policy's lookups)."""
         return (await self.prompt_embedding(tenant, route, text, deadline)).vector
