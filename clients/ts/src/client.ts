@@ -53,7 +53,7 @@ export const DEFAULT_KEEPALIVE_MS = 300_000;
 export interface SidecarClientOptions {
   /** `host:port` or `unix:///path`; default $ORCHESTRATOR_SIDECAR_ADDRESS, else 127.0.0.1:50051. */
   readonly address?: string;
-  /** Bearer token for every call; default $ORCHESTRATOR_SIDECAR_TOKEN; `null` sends none. */
+  /** Bearer token for every call; default $ORCHESTRATOR_SIDECAR_TOKEN; `null` or `""` sends none. */
   readonly token?: string | null;
   /** Deadline of every call that sets none itself, in milliseconds. */
   readonly timeoutMs?: number;

@@ -397,10 +397,10 @@ public final class SidecarClient implements AutoCloseable {
       return this;
     }
 
-    /** The bearer token sent on every call. */
+    /** The bearer token sent on every call; an empty one sends none, as {@link #withoutToken()}. */
     public Builder token(String token) {
-      this.token = Objects.requireNonNull(token);
-      this.noToken = false;
+      this.token = Objects.requireNonNull(token).isEmpty() ? null : token;
+      this.noToken = this.token == null;
       return this;
     }
 
