@@ -4,11 +4,10 @@ blake2b (20 bytes, hex) over a canonical JSON list of: a format version, the ten
 (the user id when answers are per user, empty when the tenant shares them), the persona, the
 resolved route alias, the deployments the call is narrowed to (an experiment variant's, a brought
 key's provider's, the budget fallback; empty when any of the route's may answer), the normalized
-parameters (with tools, tool choice, response format and
-reasoning) and every message (role, name, text, tool calls, the call a result answers, a digest of
-each image). The tenant
-and scope are also stored in the entry and compared on read, so even a hash collision cannot
-serve one tenant's answer to another.
+parameters (with tools, tool choice, response format and reasoning) and every message (role, name,
+text, tool calls, the call a result answers, a digest of each image). The tenant and scope are also
+stored in the entry and compared on read, so even a hash collision cannot serve one tenant's answer
+to another.
 """
 
 from __future__ import annotations
