@@ -66,7 +66,7 @@ class EscalationQueue:
         if e.user != user:
             raise EscalationNotFoundError(FIELD, f"no escalation {escalation_id!r} was offered to this user")
         self._expect(e, State.OFFERED, "accepted")
-        policy = self.policy(e.agent)
+        policy = self.policy(e.agent, FIELD)  # a reload may have removed it; the request names no agent
         now = self._a.clock.wall()
         queued = replace(
             e, state=State.QUEUED, queued_at=now, expires_at=now + policy.escalation_expiry_seconds
