@@ -163,11 +163,13 @@ def with_answers(cfg: Config, d: Deps) -> Deps:
     from sidecar.answers.queue import EscalationQueue
     from sidecar.answers.service import AnswerService
 
+    route = a.embedding_route or cfg.policy.embeddings.default_route
     answers = AnswerService(
         a,
         build_answer_store(cfg, d.clock),
-        embed=d.embeddings.prompt_vector,
-        embedding_route=a.embedding_route or cfg.policy.embeddings.default_route,
+        embed=d.embeddings.prompt_embedding,
+        embedding_route=route,
+        model=d.embeddings.primary_model(route),
         clock=d.clock,
         names={p.id: p.name for p in cfg.policy.personas.all()},
         observer=AnswerMetrics(d.telemetry.metrics.registry).observer(),
