@@ -211,7 +211,7 @@ class RouteLayer:
                 racing.clear()  # the primary won alone: nothing to cancel
                 return _Opened(primary, first)
             self._routing.budgets.get(backup.deployment).record_request()
-            second = self._attempt(call, backup)
+            second = self._attempt(call, backup, hedge=True)
             racing[asyncio.ensure_future(second.first(limit))] = second
             while racing:
                 done, _ = await self._clock.wait(racing)
@@ -238,8 +238,10 @@ class RouteLayer:
         hedging = config.hedging
         return max(hedging.min_delay_seconds, p95 if p95 is not None else hedging.default_delay_seconds)
 
-    def _attempt(self, call: Call, target: Target) -> UpstreamAttempt:
-        return UpstreamAttempt(self._inner, call, target, routing=self._routing, clock=self._clock)
+    def _attempt(self, call: Call, target: Target, *, hedge: bool = False) -> UpstreamAttempt:
+        return UpstreamAttempt(
+            self._inner, call, target, routing=self._routing, clock=self._clock, hedge=hedge
+        )
 
     def _may_retry(self, err: ProviderError, call: Call, delay: float) -> bool:
         if isinstance(err, ProviderRateLimitedError | ProviderAuthError | CircuitOpenError):

@@ -36,8 +36,18 @@ _CUT_OFF = (ProviderTimeoutError, ProviderUnavailableError)  # what a deadline c
 
 
 class UpstreamAttempt:
-    def __init__(self, inner: Handler, call: Call, target: Target, *, routing: Routing, clock: Clock) -> None:
+    def __init__(
+        self,
+        inner: Handler,
+        call: Call,
+        target: Target,
+        *,
+        routing: Routing,
+        clock: Clock,
+        hedge: bool = False,
+    ) -> None:
         self.target = target
+        self._hedge = hedge  # started as a hedge racing another attempt
         self._call, self._clock = call, clock
         self._breaker = routing.breakers.get(target.deployment)
         self._stats = routing.stats.get(target.deployment)
@@ -189,7 +199,7 @@ class UpstreamAttempt:
         fault = outcome if isinstance(error, ProviderError) and error.retryable else None
         self._stats.finished(seconds, ok=outcome == OK, error=fault, at=self._clock.wall())
         self._call.record.attempt_ended(
-            Attempt(self.target.deployment, self.target.provider, outcome, seconds)
+            Attempt(self.target.deployment, self.target.provider, outcome, seconds, hedge=self._hedge)
         )
         if self._span is not None:
             self._span.set_attribute("sidecar.attempt.outcome", outcome)
