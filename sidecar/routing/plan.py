@@ -130,4 +130,5 @@ def _candidate(routing: Routing, route: Route, i: int) -> Candidate:
         in_flight=stats.in_flight,
         ewma_ttft=stats.ewma_ttft,
         ewma_total=stats.ewma_total,
+        default_max_tokens=deployment.default_max_tokens,
     )
