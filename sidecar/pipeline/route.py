@@ -180,9 +180,9 @@ class RouteLayer:
                     return await self._hedged(call, config, attempt, backup, failures, held)
                 return _Opened(attempt, await attempt.first(config.first_token_timeout_seconds))
             except ProviderError as err:
-                failures.append((target.deployment, err))
                 if not err.retryable:
                     raise
+                failures.append((target.deployment, err))
         return _Opened()
 
     async def _hedged(
@@ -221,8 +221,8 @@ class RouteLayer:
                     if error is None:
                         won = True
                         return _Opened(attempt, task.result(), used_backup=True)
-                    if not isinstance(error, ProviderError):
-                        raise error
+                    if not isinstance(error, ProviderError) or not error.retryable:
+                        raise error  # a rejected request is not tried further, raced or not
                     failures.append((attempt.target.deployment, error))
             return _Opened(used_backup=True)
         finally:

@@ -387,6 +387,28 @@ async def test_both_hedged_deployments_failing_moves_to_the_third(clock: FakeClo
     assert call.record.target is not None and call.record.target.deployment == "c"
 
 
+@pytest.mark.parametrize("rejects", ["a", "b"])
+async def test_a_request_rejected_during_a_hedge_race_is_not_tried_further(
+    clock: FakeClock, rejects: str
+) -> None:
+    """A 400 from either racer ends the call as it does unhedged: the other racer is cancelled and
+    no further deployment gets the request (which went on to c, or became PROVIDERS_UNAVAILABLE)."""
+    other = "b" if rejects == "a" else "a"
+    script = Delayed(
+        {rejects: ([], ProviderRejectedError("400")), other: ([], ProviderUnavailableError("503"))},
+        clock,
+        delays={rejects: 0.05, other: 0.1},
+    )
+    call = make_call(clock)
+    with pytest.raises(ProviderRejectedError):
+        await run(layer(script, clock, routing(clock, hedged())), call)
+    assert sorted(script.started) == ["a", "b"] and "c" not in script.called
+    assert script.cancelled == [other]
+    assert sorted((a.deployment, a.outcome) for a in call.record.attempts) == sorted(
+        [(rejects, "PROVIDER_REJECTED"), (other, "CANCELLED")]
+    )
+
+
 async def test_the_hedge_waits_for_the_observed_p95(clock: FakeClock) -> None:
     r = routing(clock, hedged(default_delay_seconds=0.01))
     for _ in range(20):
