@@ -223,7 +223,9 @@ class UpstreamAttempt:
     def _cut_short(self) -> None:
         """The caller's cancellation or deadline ended an answer that had started: what it received
         is the call's usage (as quota charges it), not nothing."""
-        recorded = self._call.record.usage.total_tokens > 0  # an interrupted stream's, say
+        # already recorded for this answer (an interrupted stream's, the quota's cut), not counting
+        # answers schema_retry rejected before this one: those are the call's too, on top of it
+        recorded = self._call.record.answer_usage.total_tokens > 0
         if self._stream is not None and self._delivered and not self._finished and not recorded:
             self._call.record.usage_estimated(self._partial_usage())
 
