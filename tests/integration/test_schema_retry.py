@@ -241,6 +241,7 @@ async def test_a_caller_cancelling_the_retried_stream_is_recorded_with_both_answ
     assert recorded > 61  # more than the rejected answer
     assert recorded == await tokens_used(s.stub)
     assert round(group.cost_usd * 1e6) == 61 * 1 + (recorded - 61) * 2  # each at its own price
+    assert await tokens_used(s.stub, "usd") == round(group.cost_usd * 1e6)  # so the quota charged
 
 
 HEDGE = {"enabled": True, "min_delay_seconds": 0.01, "default_delay_seconds": 0.1}
