@@ -69,7 +69,7 @@ def build_servicers(cfg: Config, d: Deps, drain: Drain) -> Servicers:
     return Servicers(
         generation=GenerationServicer(
             gate=gate("GenerationService"),
-            pipeline=build_pipeline(cfg, d),
+            pipeline=build_pipeline(cfg, d, drain),
             policy=cfg.policy,
             routing=d.routing,
             providers=d.providers,
@@ -98,7 +98,7 @@ def build_servicers(cfg: Config, d: Deps, drain: Drain) -> Servicers:
         keys=KeyServicer(gate=gate("KeyService"), keys=d.keys, pages=pages),
         escalation=EscalationServicer(
             gate=gate("EscalationService"),
-            queue=escalation_queue(cfg, d),
+            queue=escalation_queue(cfg, d, drain),
             pages=pages,
             clock=d.clock,
         ),
@@ -117,7 +117,7 @@ def build_servicers(cfg: Config, d: Deps, drain: Drain) -> Servicers:
     )
 
 
-def build_summarizer(cfg: Config, d: Deps) -> Summarizer | None:
+def build_summarizer(cfg: Config, d: Deps, drain: Drain | None = None) -> Summarizer | None:
     """Rolling conversation summaries, written as the caller's own calls through the observed and
     metered part of the pipeline: metrics, ledger and GetUsage see them; tier and quota apply."""
     summary = cfg.policy.context.summary
@@ -125,7 +125,7 @@ def build_summarizer(cfg: Config, d: Deps) -> Summarizer | None:
         return None
     handler = compose(
         UpstreamCall(d.providers),
-        [observe_layer(cfg, d), quota_layer(cfg, d), *routed_layers(cfg, d)],
+        [observe_layer(cfg, d, drain), quota_layer(cfg, d), *routed_layers(cfg, d)],
     )
     tiers = cfg.policy.tiers
 
@@ -136,7 +136,7 @@ def build_summarizer(cfg: Config, d: Deps) -> Summarizer | None:
     return Summarizer(handler, config=summary, store=d.personas.store, clock=d.clock, allowed=allowed)
 
 
-def escalation_queue(cfg: Config, d: Deps) -> EscalationQueue | None:
+def escalation_queue(cfg: Config, d: Deps, drain: Drain | None = None) -> EscalationQueue | None:
     """The escalation queue, with the writer of model-written escalation context: the user's own
     calls through the observed and metered part of the pipeline (metrics, ledger, tier, quota)."""
     if d.escalations is None or d.answers is None:
@@ -145,7 +145,7 @@ def escalation_queue(cfg: Config, d: Deps) -> EscalationQueue | None:
 
     handler = compose(
         UpstreamCall(d.providers),
-        [observe_layer(cfg, d), quota_layer(cfg, d), *routed_layers(cfg, d)],
+        [observe_layer(cfg, d, drain), quota_layer(cfg, d), *routed_layers(cfg, d)],
     )
     tiers = cfg.policy.tiers
 
@@ -159,8 +159,9 @@ def escalation_queue(cfg: Config, d: Deps) -> EscalationQueue | None:
     return d.escalations.with_context(writer)
 
 
-def observe_layer(cfg: Config, d: Deps) -> Layer:
-    """Metrics, the usage ledger and the call span: sees every outcome of the calls it wraps."""
+def observe_layer(cfg: Config, d: Deps, drain: Drain | None = None) -> Layer:
+    """Metrics, the usage ledger and the call span: sees every outcome of the calls it wraps (a call
+    the drain cut at shutdown as the STREAM_INTERRUPTED its caller is told)."""
     return partial(
         ObserveLayer,
         metrics=d.telemetry.metrics,
@@ -168,7 +169,12 @@ def observe_layer(cfg: Config, d: Deps) -> Layer:
         tracing=d.telemetry.tracing,
         routes=(cfg.policy.default_route, *cfg.policy.routes),
         clock=d.clock,
+        shutdown_cut=drain.cut_now if drain is not None else _never,
     )
+
+
+def _never() -> bool:
+    return False
 
 
 def quota_layer(cfg: Config, d: Deps) -> Layer:
@@ -182,7 +188,7 @@ def quota_layer(cfg: Config, d: Deps) -> Layer:
     )
 
 
-def build_pipeline(cfg: Config, d: Deps) -> Handler:
+def build_pipeline(cfg: Config, d: Deps, drain: Drain | None = None) -> Handler:
     """The request path, outermost first.
 
     The resolve step comes right after authentication: every later layer (context, quota, cache,
@@ -193,7 +199,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
     return compose(
         UpstreamCall(d.providers),
         [
-            observe_layer(cfg, d),  # outermost: metrics, the usage ledger and the call span see every outcome
+            observe_layer(cfg, d, drain),  # outermost: metrics, usage ledger and span see every outcome
             partial(AuthnLayer, verifier=d.verifier),
             partial(  # one step decides persona, request, route, tier access, key pin, candidates
                 ResolveLayer,
@@ -214,7 +220,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 table=d.routing.table,
                 tokenizers=d.tokenizers,
                 policy=cfg.policy.context,
-                summarizer=build_summarizer(cfg, d),
+                summarizer=build_summarizer(cfg, d, drain),
             ),
             quota_layer(cfg, d),
             partial(

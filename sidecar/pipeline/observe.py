@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from sidecar.core.clock import DEADLINE_MARGIN, Clock
-from sidecar.core.errors import Code, SessionStoreUnavailableError, SidecarError
+from sidecar.core.errors import Code, SessionStoreUnavailableError, SidecarError, StreamInterruptedError
 from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.outcome import Outcome
 from sidecar.core.types import Attempt, Call, Chunk
@@ -44,10 +44,13 @@ class ObserveLayer:
         tracing: tracing.Tracing,
         routes: Collection[str],
         clock: Clock,
+        shutdown_cut: Callable[[], bool] = lambda: False,
     ) -> None:
-        """`routes`: the configured aliases, the default route first (what an empty `model` means)."""
+        """`routes`: the configured aliases, the default route first (what an empty `model` means).
+        `shutdown_cut`: whether the running call was cut by the sidecar's shutdown (core/drain.py),
+        which the caller is told as STREAM_INTERRUPTED, not as its own cancellation."""
         self._inner, self._metrics, self._ledger, self._tracing = inner, metrics, ledger, tracing
-        self._routes, self._clock = frozenset(routes), clock
+        self._routes, self._clock, self._shutdown_cut = frozenset(routes), clock, shutdown_cut
         self._default = next(iter(routes), UNKNOWN)
 
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
@@ -75,7 +78,7 @@ class ObserveLayer:
                 self._metrics.store_error("sessions", "call")
             raise
         except BaseException as exc:  # cancelled, the caller closed the stream, or a crash
-            code = reason = _ended_by(exc, call)
+            code, reason = self._ended_by(exc, call)
             raise
         finally:
             self._finish(call, code, reason, first_at, span, texts)
@@ -154,6 +157,18 @@ class ObserveLayer:
             reason=reason,
         )
 
+    def _ended_by(self, exc: BaseException, call: Call) -> tuple[str, str]:
+        """How a call that raised no SidecarError ended (code, reason): gRPC cancels the handler when
+        the caller's deadline passes, which is the caller's DEADLINE_EXCEEDED, not a plain
+        cancellation; the sidecar's shutdown cutting it is what the caller is told (STREAM_INTERRUPTED)."""
+        if not isinstance(exc, GeneratorExit | asyncio.CancelledError):
+            return "INTERNAL", "INTERNAL"
+        if self._shutdown_cut():
+            return StreamInterruptedError.code.value, StreamInterruptedError.reason
+        if call.deadline.expired(DEADLINE_MARGIN):
+            return DEADLINE_EXCEEDED, DEADLINE_EXCEEDED
+        return CANCELLED, CANCELLED
+
     def _route(self, alias: str) -> str:
         """The route label of a call that never reached routing: only configured names, never input."""
         if not alias:
@@ -180,14 +195,6 @@ class ObserveLayer:
         if self._tracing.capture_content:
             attributes["gen_ai.input.messages"] = _messages_json(call)
         return self._tracing.start(f"chat {attributes['sidecar.route']}", attributes)
-
-
-def _ended_by(exc: BaseException, call: Call) -> str:
-    """How a call that raised no SidecarError ended: gRPC cancels the handler when the caller's
-    deadline passes, which is the caller's DEADLINE_EXCEEDED, not a plain cancellation."""
-    if not isinstance(exc, GeneratorExit | asyncio.CancelledError):
-        return "INTERNAL"
-    return DEADLINE_EXCEEDED if call.deadline.expired(DEADLINE_MARGIN) else CANCELLED
 
 
 def _routing_counts(attempts: Sequence[Attempt]) -> tuple[int, int, int]:
