@@ -234,7 +234,13 @@ class UpstreamAttempt:
         carries the sidecar's own count instead (the prompt and the text delivered), so the call is
         charged and recorded what it used, never zero."""
         self._finished = self._finished or chunk.is_final
-        if not chunk.is_final or chunk.usage is not None:
+        if not chunk.is_final:
+            return chunk
+        # the committed attempt's finish is the call's: a hedge racer that answered in the same
+        # moment and lost had reported its own final chunk to the outcome too (the terminal reports
+        # every one it sees)
+        self._call.record.upstream_finished(chunk.finish_reason, chunk.usage)
+        if chunk.usage is not None:
             return chunk
         usage = self._partial_usage()
         self._call.record.usage_estimated(usage)

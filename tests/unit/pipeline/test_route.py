@@ -27,6 +27,7 @@ from sidecar.core.errors import (
 )
 from sidecar.core.types import Call, Chunk, FinishReason, Usage
 from sidecar.pipeline.route import RouteLayer
+from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.routing.breaker import BreakerPolicy, Breakers
 from sidecar.routing.plan import Routing
 from sidecar.routing.retry import BudgetPolicy, RetryBudgets
@@ -407,6 +408,37 @@ async def test_a_request_rejected_during_a_hedge_race_is_not_tried_further(
     assert sorted((a.deployment, a.outcome) for a in call.record.attempts) == sorted(
         [(rejects, "PROVIDER_REJECTED"), (other, "CANCELLED")]
     )
+
+
+@dataclass
+class Answering:
+    """A provider answering a unary call whole after `delay` (virtual time): one final chunk."""
+
+    clock: FakeClock
+    delay: float
+    usage: Usage
+
+    async def generate(self, req: object, *, deadline: object) -> AsyncGenerator[Chunk, None]:
+        await self.clock.sleep(self.delay)
+        yield Chunk(text=f"{self.usage.prompt_tokens}", finish_reason=FinishReason.STOP, usage=self.usage)
+
+
+async def test_a_hedge_race_both_answer_at_once_reports_the_winners_usage(clock: FakeClock) -> None:
+    """Both racers' unary answers (one final chunk each) arrive together: the call's usage, finish
+    reason and cost are the served attempt's, never the loser's (which finished too, unseen)."""
+    providers = {
+        "a": Answering(clock, 0.05, Usage(3, 2)),  # the hedge starts at 0.02 s; b answers at 0.05 s too
+        "b": Answering(clock, 0.03, Usage(300, 200)),
+    }
+    for _ in range(6):
+        call = make_call(clock, stream=False)
+        route = RouteLayer(UpstreamCall(providers), routing=routing(clock, hedged()), clock=clock)  # type: ignore[arg-type]
+        [chunk] = await run(route, call)
+        assert call.record.target is not None
+        winner = providers[call.record.target.deployment].usage
+        assert chunk.usage == winner
+        assert call.record.usage == winner
+        assert sorted(a.outcome for a in call.record.attempts) == ["HEDGE_LOST", "OK"]
 
 
 async def test_the_hedge_waits_for_the_observed_p95(clock: FakeClock) -> None:
