@@ -50,6 +50,7 @@ class UpstreamAttempt:
         self._hedge = hedge  # started as a hedge racing another attempt
         self._call, self._clock = call, clock
         self._breaker = routing.breakers.get(target.deployment)
+        self._admitted = self._breaker.epoch  # created right after the breaker admitted it
         self._stats = routing.stats.get(target.deployment)
         self._tokens = routing.tokens
         self._started = clock.monotonic()
@@ -177,13 +178,14 @@ class UpstreamAttempt:
         if self._ended:
             return
         self._ended = True
+        admitted = self._admitted
         if outcome == OK:
-            self._breaker.record_success()
+            self._breaker.record_success(admitted=admitted)
         elif isinstance(error, ProviderError) and error.retryable:
             retry_after = error.retry_after if isinstance(error, ProviderRateLimitedError) else None
-            self._breaker.record_failure(retry_after=retry_after)
-        else:
-            self._breaker.release()  # cancelled, deadline, or the request itself was rejected
+            self._breaker.record_failure(retry_after=retry_after, admitted=admitted)
+        else:  # cancelled, deadline, or the request itself was rejected
+            self._breaker.release(admitted=admitted)
         seconds = self._clock.monotonic() - self._started
         if isinstance(error, ProviderError):  # the upstream's (redacted) words stay in the log
             _log.info(

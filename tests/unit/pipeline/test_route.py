@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 from collections.abc import AsyncGenerator
@@ -28,7 +29,7 @@ from sidecar.core.errors import (
 from sidecar.core.types import Call, Chunk, FinishReason, Usage
 from sidecar.pipeline.route import RouteLayer
 from sidecar.pipeline.upstream import UpstreamCall
-from sidecar.routing.breaker import BreakerPolicy, Breakers
+from sidecar.routing.breaker import BreakerPolicy, Breakers, BreakerState
 from sidecar.routing.plan import Routing
 from sidecar.routing.retry import BudgetPolicy, RetryBudgets
 from sidecar.routing.stats import Stats
@@ -243,6 +244,32 @@ async def test_retries_stop_when_the_budget_is_spent(clock: FakeClock) -> None:
     assert all(count <= 10 + 5 for count in per_deployment.values()), (
         per_deployment
     )  # 10 requests, 50% retries
+
+
+@pytest.mark.parametrize("ends", ["ok", "broken"])
+async def test_a_call_admitted_before_the_trip_does_not_decide_the_half_open_breaker(
+    clock: FakeClock, ends: str
+) -> None:
+    """A long stream started while the breaker was closed; other calls' failures trip it; it turns
+    half-open; then the long stream ends. Its outcome is not a trial's: the breaker stays half-open
+    for its trial calls (a success closed it with no trial, a failure reopened it)."""
+    chunks = [Chunk(text="one "), Chunk(text="two"), FINAL]
+    error = ProviderUnavailableError("reset") if ends == "broken" else None
+    script = Script({"a": (chunks, error)}, clock)
+    policy = BreakerPolicy(min_requests=2, failure_ratio=0.5, cooldown_seconds=30, half_open_trials=1)
+    r = routing(clock, breaker=policy)
+    stream = layer(script, clock, r)(make_call(clock))
+    assert (await anext(stream)).text == "one "
+    breaker = r.breakers.get("a")
+    breaker.record_failure()  # two other calls fail: it trips
+    breaker.record_failure()
+    clock.advance(31)
+    assert breaker.state() is BreakerState.HALF_OPEN
+    with contextlib.suppress(StreamInterruptedError):
+        async for _ in stream:
+            pass
+    assert breaker.state() is BreakerState.HALF_OPEN
+    assert breaker.allow()  # its one trial permit is still there
 
 
 async def test_open_breaker_is_skipped_and_reported_with_its_cooldown(clock: FakeClock) -> None:
