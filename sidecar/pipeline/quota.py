@@ -25,7 +25,6 @@ from dataclasses import dataclass, replace
 from sidecar.context.tokenizer import ESTIMATE_COUNTER
 from sidecar.core.errors import QuotaExceededError
 from sidecar.core.layer import Handler, inner_stream
-from sidecar.core.outcome import Outcome
 from sidecar.core.plan import plan_of
 from sidecar.core.tokens import count_tokens
 from sidecar.core.types import Call, Chunk, GenerationParams, Message, Price, Target, Usage
@@ -233,22 +232,18 @@ def _actual(call: Call, meter: _Meter) -> Amounts:
     elif record.target is None and meter.received == 0 and record.answers_rejected:  # schema_retry's
         usage = record.usage
         usd = math.ceil(record.cost_usd * MICROS - 1e-6)  # each at its own deployment's price
-    else:
-        return _cut_short(record, meter)
+    elif record.usage.total_tokens:  # cut short: the usage the ledger and metrics record (the
+        # provider's, or the sidecar's count by the tokenizer of the deployment that answered), each
+        # answer at its own deployment's price (one schema_retry rejected before it too)
+        usage = record.usage
+        cost = record.cost_usd if record.target else meter.price.cost(usage)
+        usd = math.ceil(cost * MICROS - 1e-6)
+    else:  # cut short with nothing recorded: the meter's count, recorded as the call's usage too
+        usage = Usage(meter.prompt, meter.output)
+        call.record.usage_estimated(usage)
+        price = record.target.price if record.target else meter.price
+        usd = math.ceil(price.cost(usage) * MICROS - 1e-6)
     return Amounts(requests=1, tokens=usage.total_tokens, usd=usd)
-
-
-def _cut_short(record: Outcome, meter: _Meter) -> Amounts:
-    """A call cut short: its answer as the sidecar counted it (at least what the provider reported)
-    at the answer's price, and the answers schema_retry rejected before it at their own prices."""
-    price = record.target.price if record.target else meter.price
-    answer = record.answer_usage.merge(Usage(meter.prompt, meter.output))
-    rejected_tokens = record.usage.total_tokens - record.answer_usage.total_tokens
-    answer_cost = record.target.price.cost(record.answer_usage) if record.target else 0.0
-    usd = price.cost(answer) + record.cost_usd - answer_cost
-    return Amounts(
-        requests=1, tokens=answer.total_tokens + rejected_tokens, usd=math.ceil(usd * MICROS - 1e-6)
-    )
 
 
 def _prefix(text: str, tokens: int, count: Callable[[str], int]) -> str:

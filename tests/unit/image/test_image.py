@@ -1,0 +1,23 @@
+"""The container image (what the Helm chart runs) installs every runtime extra a configuration can
+turn on. CI runs no container engine, so the Containerfile is checked against pyproject.toml here:
+an extra added for a new backend and forgotten in the image would fail only in a cluster."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+NOT_RUNTIME = {
+    "dev": "the test and build tools",
+    "docs": "the documentation site",
+    "embeddings": "the local embedding model: its model package is installed apart (docs/embeddings.md)",
+}
+
+
+def test_the_image_installs_every_runtime_extra() -> None:
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    installs = re.findall(r"pip install '\.\[([a-z,]+)\]'", (ROOT / "Containerfile").read_text())
+    assert len(installs) == 1, installs
+    assert set(installs[0].split(",")) == extras - set(NOT_RUNTIME)
