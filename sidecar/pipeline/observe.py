@@ -197,12 +197,14 @@ def _ended_by(exc: BaseException, call: Call) -> tuple[str, str]:
 
 
 def _routing_counts(attempts: Sequence[Attempt]) -> tuple[int, int, int]:
-    """Retries (again on the same deployment), fallbacks (on to another) and hedges (races run)."""
+    """Retries (again on the same deployment), fallbacks (on to another) and hedges (races run).
+    A hedge is the attempt started to race another, however the race ended (either won, either
+    failed); neither attempt of a race is a retry or a fallback of the other."""
     retries = fallbacks = hedges = 0
     previous: str | None = None
     for a in attempts:
-        if a.outcome == HEDGE_LOST:
-            hedges += 1
+        hedges += a.hedge
+        if a.hedge or a.outcome == HEDGE_LOST:
             continue
         if previous is not None:
             if a.deployment == previous:

@@ -310,11 +310,12 @@ class Metrics:
         if o.provider:
             s.tok_in_h.observe(o.tokens_in)
             s.tok_out_h.observe(o.tokens_out)
-        if o.tokens_in:
+        if o.tokens_in:  # each direction on its own: an upstream may report output and no input
             s.tok_in.inc(o.tokens_in)
+        if o.tokens_out:
             s.tok_out.inc(o.tokens_out)
-            if o.tokens_cached:
-                s.tok_cached.inc(o.tokens_cached)
+        if o.tokens_cached:
+            s.tok_cached.inc(o.tokens_cached)
         if o.cost_usd:
             s.cost.inc(o.cost_usd)
         if o.retries:
