@@ -148,8 +148,8 @@ def _serve(args: argparse.Namespace) -> int:
     except SocketPathError as exc:  # the Unix socket's path is another process's, or not a socket
         sys.stderr.write(f"sidecar: cannot serve: {exc}\n")
         return 1
-    except RuntimeError as exc:  # grpc reports a listener it cannot bind this way
-        sys.stderr.write(f"sidecar: cannot serve on {cfg.settings.listen.address}: {exc}\n")
+    except RuntimeError as exc:  # a listener it cannot bind (the message names which), a missing extra
+        sys.stderr.write(f"sidecar: cannot serve: {exc}\n")
         return 1
     except PersonaLoadError as exc:  # the exact tokenizer found a prompt the config check's estimate let by
         sys.stderr.write(f"sidecar: personas: {exc}\n")
