@@ -32,6 +32,7 @@ from sidecar.sessions.store import (
     Snapshot,
     StorePolicy,
     SwitchRecord,
+    starts_orphaned,
 )
 from sidecar.stores.errors import StoreError
 from sidecar.stores.redis import RedisEndpoint, RedisOps
@@ -60,6 +61,26 @@ return t
 """
 
 
+# KEYS[1] the history, KEYS[2] the conversation hash. ARGV: cap, ttl ms, then the records. Appends,
+# keeps the newest `cap`, then drops any tool result left at the front without its call (the cap
+# drops whole units: sidecar/sessions/store.py starts_orphaned).
+_APPEND = """
+for i = 3, #ARGV do
+  redis.call("RPUSH", KEYS[1], ARGV[i])
+end
+redis.call("LTRIM", KEYS[1], -tonumber(ARGV[1]), -1)
+while true do
+  local first = redis.call("LINDEX", KEYS[1], 0)
+  if not first then break end
+  local ok, record = pcall(cjson.decode, first)
+  if not ok or type(record) ~= "table" or record["r"] ~= "tool" then break end
+  redis.call("LPOP", KEYS[1])
+end
+redis.call("PEXPIRE", KEYS[1], ARGV[2])
+redis.call("PEXPIRE", KEYS[2], ARGV[2])
+return 1
+"""
+
 # KEYS[1] the conversation hash, KEYS[2] its history. One atomic read that, unlike MULTI, Redis
 # still runs when it is out of memory or a replica (a script that writes nothing).
 _READ = """
@@ -79,6 +100,7 @@ class RedisConversationStore:
         self._activate = self._redis.register_script(_ACTIVATE)
         self._ticket = self._redis.register_script(_TICKET)
         self._read = self._redis.register_script(_READ)
+        self._append = self._redis.register_script(_APPEND)
 
     @classmethod
     def from_url(cls, url: str, policy: StorePolicy, *, prefix: str = "orch:conv") -> RedisConversationStore:
@@ -99,7 +121,10 @@ class RedisConversationStore:
                 persona, version = await self._redis.hmget(state, ["persona", "version"])  # type: ignore[misc]
                 return Snapshot(_str(persona), int(version or 0))
             (persona, version), raw = await self._read(keys=[state, hist])
-        return Snapshot(_str(persona), int(version or 0), tuple(records.decode(m) for m in raw))
+        stored = [records.decode(m) for m in raw]
+        while starts_orphaned(stored):  # written by a sidecar that capped without regard to units
+            stored.pop(0)
+        return Snapshot(_str(persona), int(version or 0), tuple(stored))
 
     async def next_version(self, key: ConversationKey) -> int:
         async with _classified("next_version", self._ops):
@@ -116,12 +141,11 @@ class RedisConversationStore:
         if not messages:
             return
         state, hist = self._keys(key)
-        async with _classified("append", self._ops), self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(hist, *(records.encode(records.storable(m)) for m in messages))
-            pipe.ltrim(hist, -self._policy.max_history_messages, -1)
-            pipe.pexpire(hist, self._ttl_ms)
-            pipe.pexpire(state, self._ttl_ms)
-            await pipe.execute()
+        encoded = [records.encode(records.storable(m)) for m in messages]
+        async with _classified("append", self._ops):
+            await self._append(
+                keys=[hist, state], args=[self._policy.max_history_messages, self._ttl_ms, *encoded]
+            )
 
     async def clear(self, key: ConversationKey) -> bool:
         state, hist = self._keys(key)

@@ -15,11 +15,12 @@ with a higher ticket has been applied already.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidecar.core.clock import Clock
-from sidecar.core.types import Message
+from sidecar.core.types import Message, Role
 from sidecar.sessions.records import storable
 
 
@@ -86,7 +87,8 @@ class ConversationStore(Protocol):
 
     async def append(self, key: ConversationKey, messages: tuple[Message, ...]) -> None:
         """Add to the history (as sidecar/sessions/records.py `storable` keeps them: tool calls,
-        tool results and image references, no inline image bytes), dropping the oldest beyond the cap."""
+        tool results and image references, no inline image bytes), dropping the oldest beyond the cap,
+        and then any tool result left at the front without its call (`starts_orphaned`)."""
         ...
 
     async def clear(self, key: ConversationKey) -> bool:
@@ -108,6 +110,13 @@ class ConversationStore(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def starts_orphaned(history: Sequence[Message]) -> bool:
+    """Whether the history starts with a tool result, whose call the cap dropped: the cap drops the
+    oldest messages a whole unit at a time (an assistant message and the results after it), since a
+    replayed orphan result is refused by the resolve step and by the providers, on every turn."""
+    return bool(history) and history[0].role is Role.TOOL
 
 
 @dataclass(slots=True)
@@ -175,7 +184,7 @@ class MemoryConversationStore:
     async def append(self, key: ConversationKey, messages: tuple[Message, ...]) -> None:
         conv = self._write(key)
         conv.history.extend(storable(m) for m in messages)
-        while len(conv.history) > self._policy.max_history_messages:
+        while len(conv.history) > self._policy.max_history_messages or starts_orphaned(conv.history):
             conv.history.popleft()
 
     async def clear(self, key: ConversationKey) -> bool:

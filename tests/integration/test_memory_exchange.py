@@ -157,3 +157,25 @@ async def test_history_written_in_version_1_still_loads_next_to_version_2(redis_
     finally:
         await client.aclose()
         await store.aclose()
+
+
+async def test_a_history_capped_between_a_call_and_its_results_replays_without_the_orphans(
+    redis_url: str,
+) -> None:
+    """A list an older sidecar capped mid-unit (its LTRIM cut a tool call from its results) is
+    replayed from the first message that is not an orphan result, so the conversation goes on."""
+    policy = StorePolicy(ttl_seconds=60, max_history_messages=10, max_switch_history=5)
+    prefix = f"o{uuid.uuid4().hex[:10]}"
+    store = RedisConversationStore.from_url(redis_url, policy, prefix=prefix)
+    client = redis.asyncio.from_url(redis_url)
+    try:
+        await client.rpush(
+            f"{prefix}:{{t1|u1}}:h:c1",
+            json.dumps({"v": 2, "r": "tool", "t": "21 C", "ti": "c9"}),
+            json.dumps({"v": 2, "r": "assistant", "t": "It is 21 C."}),
+        )
+        history = (await store.snapshot(ConversationKey("t1", "u1", "c1"), history=True)).history
+        assert history == (Message(Role.ASSISTANT, "It is 21 C."),)
+    finally:
+        await client.aclose()
+        await store.aclose()

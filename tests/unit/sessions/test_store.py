@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from sidecar.core.types import Message, Role
+from sidecar.context.trim import unanswered
+from sidecar.core.types import Message, Role, ToolCall
 from sidecar.sessions.store import (
     ConversationKey,
     ConversationStore,
@@ -200,3 +201,20 @@ async def test_the_rolling_summary_is_kept_per_conversation_and_cleared_with_it(
     assert await s.summary(K) == second
     assert await s.clear(K) is True  # a summary alone is something to clear
     assert await s.summary(K) is None
+
+
+async def test_the_cap_never_leaves_a_tool_result_without_its_call(
+    conversation_store: ConversationStore,
+) -> None:
+    """The cap drops the oldest messages a unit at a time: cutting between an assistant's tool call
+    and its results left an orphan result at the front, which the resolve step refuses
+    (INVALID_ARGUMENT), so the conversation failed on every turn until it expired."""
+    s = conversation_store
+    asked = Message(Role.ASSISTANT, "", tool_calls=(ToolCall("c1", "f", "{}"), ToolCall("c2", "f", "{}")))
+    results = (Message(Role.TOOL, "r1", tool_call_id="c1"), Message(Role.TOOL, "r2", tool_call_id="c2"))
+    await s.append(K, (Message(Role.USER, "q1"), asked))
+    await s.append(K, (*results, Message(Role.ASSISTANT, "a1")))
+    await s.append(K, msgs("q2", "a2", "q3", "a3"))  # 9 messages, cap 6: the cap falls after r1
+    history = (await s.snapshot(K, history=True)).history
+    assert [m.text for m in history] == ["a1", "q2", "a2", "q3", "a3"]
+    assert unanswered(history) == []
