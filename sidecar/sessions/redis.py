@@ -37,11 +37,13 @@ from sidecar.sessions.store import (
 from sidecar.stores.errors import StoreError
 from sidecar.stores.redis import RedisEndpoint, RedisOps
 
-# KEYS[1] the conversation hash. ARGV: persona, version, ttl ms. Returns {applied, persona before}.
+# KEYS[1] the conversation hash, KEYS[2] its history (its TTL renewed too: one conversation).
+# ARGV: persona, version, ttl ms. Returns {applied, persona before}.
 _ACTIVATE = """
 local cur = tonumber(redis.call("HGET", KEYS[1], "version") or "0")
 local before = redis.call("HGET", KEYS[1], "persona") or ""
 local v = tonumber(ARGV[2])
+redis.call("PEXPIRE", KEYS[2], ARGV[3])
 if v <= cur then
   redis.call("PEXPIRE", KEYS[1], ARGV[3])
   return {0, before}
@@ -51,12 +53,14 @@ redis.call("PEXPIRE", KEYS[1], ARGV[3])
 return {1, before}
 """
 
-# KEYS[1] the conversation hash. ARGV: ttl ms. A ticket above both the last ticket and the version.
+# KEYS[1] the conversation hash, KEYS[2] its history. ARGV: ttl ms. A ticket above both the last
+# ticket and the version.
 _TICKET = """
 local f = redis.call("HMGET", KEYS[1], "ticket", "version")
 local t = math.max(tonumber(f[1] or "0"), tonumber(f[2] or "0")) + 1
 redis.call("HSET", KEYS[1], "ticket", t)
 redis.call("PEXPIRE", KEYS[1], ARGV[1])
+redis.call("PEXPIRE", KEYS[2], ARGV[1])
 return t
 """
 
@@ -128,12 +132,12 @@ class RedisConversationStore:
 
     async def next_version(self, key: ConversationKey) -> int:
         async with _classified("next_version", self._ops):
-            return int(await self._ticket(keys=[self._keys(key)[0]], args=[self._ttl_ms]))
+            return int(await self._ticket(keys=list(self._keys(key)), args=[self._ttl_ms]))
 
     async def activate(self, key: ConversationKey, persona_id: str, version: int) -> tuple[bool, str]:
         async with _classified("activate", self._ops):
             applied, before = await self._activate(
-                keys=[self._keys(key)[0]], args=[persona_id, version, self._ttl_ms]
+                keys=list(self._keys(key)), args=[persona_id, version, self._ttl_ms]
             )
         return bool(int(applied)), _str(before)
 
@@ -164,11 +168,12 @@ class RedisConversationStore:
         return ConversationSummary(text=d["t"], messages=int(d["m"]), covered=d["c"])
 
     async def save_summary(self, key: ConversationKey, summary: ConversationSummary) -> None:
-        state = self._keys(key)[0]
+        state, hist = self._keys(key)
         value = json.dumps({"t": summary.text, "m": summary.messages, "c": summary.covered})
         async with _classified("save_summary", self._ops), self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(state, "summary", value)
             pipe.pexpire(state, self._ttl_ms)
+            pipe.pexpire(hist, self._ttl_ms)
             await pipe.execute()
 
     async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None:

@@ -15,7 +15,7 @@ import redis.asyncio
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar.core.types import Message, Role, ToolCall
 from sidecar.sessions.redis import RedisConversationStore
-from sidecar.sessions.store import ConversationKey, StorePolicy
+from sidecar.sessions.store import ConversationKey, ConversationSummary, StorePolicy
 from tests.conftest import user
 from tests.integration.helpers import rich
 from tests.support.api import generate_request, stream_request
@@ -176,6 +176,28 @@ async def test_a_history_capped_between_a_call_and_its_results_replays_without_t
         )
         history = (await store.snapshot(ConversationKey("t1", "u1", "c1"), history=True)).history
         assert history == (Message(Role.ASSISTANT, "It is 21 C."),)
+    finally:
+        await client.aclose()
+        await store.aclose()
+
+
+async def test_a_switch_keeps_the_whole_conversation_alive_in_redis(redis_url: str) -> None:
+    """Every write renews the conversation's TTL, its history included (as in the memory store): a
+    Switch renewed only the hash, so the history of a conversation that went on switching
+    personas expired under its active persona and summary."""
+    policy = StorePolicy(ttl_seconds=600, max_history_messages=10, max_switch_history=5)
+    prefix = f"e{uuid.uuid4().hex[:10]}"
+    store = RedisConversationStore.from_url(redis_url, policy, prefix=prefix)
+    client = redis.asyncio.from_url(redis_url)
+    key, history = ConversationKey("t1", "u1", "c1"), f"{prefix}:{{t1|u1}}:h:c1"
+    try:
+        await store.append(key, (Message(Role.USER, "q"), Message(Role.ASSISTANT, "a")))
+        await client.pexpire(history, 5_000)  # as if it had been written 595 s ago
+        await store.activate(key, "mr-blue", await store.next_version(key))
+        assert await client.pttl(history) > 590_000
+        await client.pexpire(history, 5_000)
+        await store.save_summary(key, ConversationSummary("s", 2, "digest"))
+        assert await client.pttl(history) > 590_000
     finally:
         await client.aclose()
         await store.aclose()
