@@ -18,6 +18,7 @@ so the Switch that arrived last wins on every sidecar.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -65,11 +66,16 @@ return t
 """
 
 
-# KEYS[1] the history, KEYS[2] the conversation hash. ARGV: cap, ttl ms, then the records. Appends,
-# keeps the newest `cap`, then drops any tool result left at the front without its call (the cap
-# drops whole units: sidecar/sessions/store.py starts_orphaned).
+# KEYS[1] the history, KEYS[2] the conversation hash. ARGV: cap, ttl ms, the append's token, then
+# the records. Appends once per token (the client retries a command whose connection dropped, and
+# one whose reply was lost had run), keeps the newest `cap`, then drops any tool result left at the
+# front without its call (the cap drops whole units: sidecar/sessions/store.py starts_orphaned).
 _APPEND = """
-for i = 3, #ARGV do
+if redis.call("HGET", KEYS[2], "appended") == ARGV[3] then
+  return 0
+end
+redis.call("HSET", KEYS[2], "appended", ARGV[3])
+for i = 4, #ARGV do
   redis.call("RPUSH", KEYS[1], ARGV[i])
 end
 redis.call("LTRIM", KEYS[1], -tonumber(ARGV[1]), -1)
@@ -146,9 +152,10 @@ class RedisConversationStore:
             return
         state, hist = self._keys(key)
         encoded = [records.encode(records.storable(m)) for m in messages]
+        token = os.urandom(12).hex()  # the same in a retry of this append: it is stored once
         async with _classified("append", self._ops):
             await self._append(
-                keys=[hist, state], args=[self._policy.max_history_messages, self._ttl_ms, *encoded]
+                keys=[hist, state], args=[self._policy.max_history_messages, self._ttl_ms, token, *encoded]
             )
 
     async def clear(self, key: ConversationKey) -> bool:

@@ -4,6 +4,8 @@ in-memory store and a real Redis, unary and streamed."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import uuid
 from typing import Any
@@ -201,3 +203,68 @@ async def test_a_switch_keeps_the_whole_conversation_alive_in_redis(redis_url: s
     finally:
         await client.aclose()
         await store.aclose()
+
+
+class ReplyDropper:
+    """A TCP relay to Redis that, when told, cuts the connection instead of passing on the next
+    reply: the command ran, the client saw a dropped connection (and redis-py retried it)."""
+
+    def __init__(self, target: int) -> None:
+        self.target, self.drop, self.port = target, False, 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> ReplyDropper:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        await self._server.wait_closed()
+
+    async def _accept(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
+        server_in, server_out = await asyncio.open_connection("127.0.0.1", self.target)
+        self._writers += [client_out, server_out]
+        for pump in (self._pump(client_in, server_out, up=True), self._pump(server_in, client_out, up=False)):
+            task = asyncio.ensure_future(pump)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, up: bool) -> None:
+        while data := await source.read(65536):
+            if not up and self.drop:
+                self.drop = False
+                sink.transport.abort()
+                return
+            sink.write(data)
+            await sink.drain()
+        sink.close()
+
+
+async def test_a_reply_lost_after_the_append_ran_does_not_store_the_turn_twice(redis_url: str) -> None:
+    """redis-py retries a command whose connection dropped (retries=1 for this store), and an
+    append whose reply was lost had run: the exchange was stored twice."""
+    dropper = await ReplyDropper(int(redis_url.rsplit(":", 1)[1].split("/")[0])).start()
+    policy = StorePolicy(ttl_seconds=60, max_history_messages=10, max_switch_history=5)
+    store = RedisConversationStore.from_url(
+        f"redis://127.0.0.1:{dropper.port}/0", policy, prefix=f"d{uuid.uuid4().hex[:10]}"
+    )
+    key = ConversationKey("t1", "u1", "c1")
+    try:
+        await store.append(key, (Message(Role.USER, "q1"), Message(Role.ASSISTANT, "a1")))
+        dropper.drop = True
+        await store.append(key, (Message(Role.USER, "q2"), Message(Role.ASSISTANT, "a2")))
+        assert not dropper.drop  # the reply was dropped
+        history = (await store.snapshot(key, history=True)).history
+        assert [m.text for m in history] == ["q1", "a1", "q2", "a2"]
+    finally:
+        await store.aclose()
+        await dropper.close()
