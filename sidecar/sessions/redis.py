@@ -91,6 +91,17 @@ redis.call("PEXPIRE", KEYS[2], ARGV[2])
 return 1
 """
 
+# KEYS[1] the user's switch records. ARGV: the record, cap, ttl ms. Recorded once: a retry of this
+# command (its reply lost) finds its record already first (records carry their time).
+_RECORD = """
+if redis.call("LINDEX", KEYS[1], 0) ~= ARGV[1] then
+  redis.call("LPUSH", KEYS[1], ARGV[1])
+  redis.call("LTRIM", KEYS[1], 0, tonumber(ARGV[2]) - 1)
+end
+redis.call("PEXPIRE", KEYS[1], ARGV[3])
+return 1
+"""
+
 # KEYS[1] the conversation hash, KEYS[2] its history. One atomic read that, unlike MULTI, Redis
 # still runs when it is out of memory or a replica (a script that writes nothing).
 _READ = """
@@ -111,6 +122,7 @@ class RedisConversationStore:
         self._ticket = self._redis.register_script(_TICKET)
         self._read = self._redis.register_script(_READ)
         self._append = self._redis.register_script(_APPEND)
+        self._record = self._redis.register_script(_RECORD)
 
     @classmethod
     def from_url(cls, url: str, policy: StorePolicy, *, prefix: str = "orch:conv") -> RedisConversationStore:
@@ -195,11 +207,10 @@ class RedisConversationStore:
             "at": record.at,
             "v": record.version,
         }
-        async with _classified("record_switch", self._ops), self._redis.pipeline(transaction=True) as pipe:
-            pipe.lpush(key, json.dumps(data))
-            pipe.ltrim(key, 0, self._policy.max_switch_history - 1)
-            pipe.pexpire(key, self._ttl_ms)
-            await pipe.execute()
+        async with _classified("record_switch", self._ops):
+            await self._record(
+                keys=[key], args=[json.dumps(data), self._policy.max_switch_history, self._ttl_ms]
+            )
 
     async def switches(self, tenant: str, user: str, conversation: str, limit: int) -> list[SwitchRecord]:
         key = self._base(tenant, user) + "sw"

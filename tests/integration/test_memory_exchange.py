@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import uuid
 from typing import Any
@@ -17,7 +18,7 @@ import redis.asyncio
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar.core.types import Message, Role, ToolCall
 from sidecar.sessions.redis import RedisConversationStore
-from sidecar.sessions.store import ConversationKey, ConversationSummary, StorePolicy
+from sidecar.sessions.store import ConversationKey, ConversationSummary, StorePolicy, SwitchRecord
 from tests.conftest import user
 from tests.integration.helpers import rich
 from tests.support.api import generate_request, stream_request
@@ -265,6 +266,24 @@ async def test_a_reply_lost_after_the_append_ran_does_not_store_the_turn_twice(r
         assert not dropper.drop  # the reply was dropped
         history = (await store.snapshot(key, history=True)).history
         assert [m.text for m in history] == ["q1", "a1", "q2", "a2"]
+    finally:
+        await store.aclose()
+        await dropper.close()
+
+
+async def test_a_reply_lost_after_a_switch_record_ran_does_not_record_it_twice(redis_url: str) -> None:
+    dropper = await ReplyDropper(int(redis_url.rsplit(":", 1)[1].split("/")[0])).start()
+    policy = StorePolicy(ttl_seconds=60, max_history_messages=10, max_switch_history=5)
+    store = RedisConversationStore.from_url(
+        f"redis://127.0.0.1:{dropper.port}/0", policy, prefix=f"d{uuid.uuid4().hex[:10]}"
+    )
+    record = SwitchRecord("c1", "", "mr-blue", "use mr blue", True, "", 1_800_000_000.25, 1)
+    try:
+        await store.record_switch("t1", "u1", dataclasses.replace(record, to_persona="agent-79"))
+        dropper.drop = True
+        await store.record_switch("t1", "u1", record)
+        assert not dropper.drop  # the reply was dropped
+        assert [r.to_persona for r in await store.switches("t1", "u1", "", 10)] == ["mr-blue", "agent-79"]
     finally:
         await store.aclose()
         await dropper.close()
