@@ -3,7 +3,8 @@
 Key layout (P is the prefix, "orch:conv" by default; T and U the tenant and user, C the
 conversation, each percent-encoded so ":" and braces in ids cannot merge two owners):
 
-    P:{T|U}:c:C    hash: persona, version (the applied Switch ticket), ticket (last one handed out),
+    P:{T|U}:c:C    hash: persona, version (the applied Switch ticket), before (the persona it
+                   replaced), ticket (last one handed out), appended (the last append's token),
                    summary (the rolling summary, JSON: text, messages covered, digest of the last)
     P:{T|U}:h:C    list: the history, oldest first, one versioned JSON record a message
                    (sidecar/sessions/records.py: text, name, tool calls, tool-result id, images)
@@ -39,19 +40,23 @@ from sidecar.stores.errors import StoreError
 from sidecar.stores.redis import RedisEndpoint, RedisOps
 
 # KEYS[1] the conversation hash, KEYS[2] its history (its TTL renewed too: one conversation).
-# ARGV: persona, version, ttl ms. Returns {applied, persona before}.
+# ARGV: persona, version, ttl ms. Returns {applied, persona before}. A version is one Switch's
+# ticket: finding it applied with this persona is this activation run before (its reply lost and
+# the command retried), so it answers as it did then, with the persona it replaced.
 _ACTIVATE = """
-local cur = tonumber(redis.call("HGET", KEYS[1], "version") or "0")
-local before = redis.call("HGET", KEYS[1], "persona") or ""
+local f = redis.call("HMGET", KEYS[1], "version", "persona", "before")
+local cur, current = tonumber(f[1] or "0"), f[2] or ""
 local v = tonumber(ARGV[2])
-redis.call("PEXPIRE", KEYS[2], ARGV[3])
-if v <= cur then
-  redis.call("PEXPIRE", KEYS[1], ARGV[3])
-  return {0, before}
-end
-redis.call("HSET", KEYS[1], "persona", ARGV[1], "version", ARGV[2])
 redis.call("PEXPIRE", KEYS[1], ARGV[3])
-return {1, before}
+redis.call("PEXPIRE", KEYS[2], ARGV[3])
+if v == cur and current == ARGV[1] then
+  return {1, f[3] or ""}
+end
+if v <= cur then
+  return {0, current}
+end
+redis.call("HSET", KEYS[1], "persona", ARGV[1], "version", ARGV[2], "before", current)
+return {1, current}
 """
 
 # KEYS[1] the conversation hash, KEYS[2] its history. ARGV: ttl ms. A ticket above both the last

@@ -287,3 +287,24 @@ async def test_a_reply_lost_after_a_switch_record_ran_does_not_record_it_twice(r
     finally:
         await store.aclose()
         await dropper.close()
+
+
+async def test_a_reply_lost_after_a_switch_was_applied_still_reports_it_applied(redis_url: str) -> None:
+    """The retry of an applied activation found its own version applied and answered "not applied":
+    the Switch failed with SWITCH_SUPERSEDED while its persona was the active one."""
+    dropper = await ReplyDropper(int(redis_url.rsplit(":", 1)[1].split("/")[0])).start()
+    policy = StorePolicy(ttl_seconds=60, max_history_messages=10, max_switch_history=5)
+    store = RedisConversationStore.from_url(
+        f"redis://127.0.0.1:{dropper.port}/0", policy, prefix=f"d{uuid.uuid4().hex[:10]}"
+    )
+    key = ConversationKey("t1", "u1", "c1")
+    try:
+        assert await store.activate(key, "agent-79", await store.next_version(key)) == (True, "")
+        version = await store.next_version(key)
+        dropper.drop = True
+        assert await store.activate(key, "mr-blue", version) == (True, "agent-79")
+        assert not dropper.drop  # the reply was dropped
+        assert await store.activate(key, "agent-80", version) == (False, "mr-blue")  # another, same version
+    finally:
+        await store.aclose()
+        await dropper.close()
