@@ -23,7 +23,7 @@ from tests.conftest import user
 from tests.integration.helpers import rich
 from tests.support.api import generate_request, stream_request
 from tests.support.tools import run_tools, tool_calls, weather_tool
-from tests.support.upstream import Reply, Upstream
+from tests.support.upstream import Reply, Upstream, fixture
 
 pytestmark = pytest.mark.integration
 
@@ -308,3 +308,29 @@ async def test_a_reply_lost_after_a_switch_was_applied_still_reports_it_applied(
     finally:
         await store.aclose()
         await dropper.close()
+
+
+async def test_an_empty_answer_is_not_replayed_as_an_empty_message(
+    serve: Any, upstream: Upstream, sessions: dict[str, Any]
+) -> None:
+    """An answer with no text and no tool call (a content filter, a refusal cut to nothing) left an
+    empty assistant message in the history, replayed on every later turn; the edge refuses such a
+    message from a caller, and Anthropic refuses it ("all messages must have non-empty content
+    except for the optional final assistant message"), so the conversation failed from then on."""
+    raw = config(upstream, sessions)
+    raw["policy"]["deployments"]["d"] = {
+        "provider": "anthropic",
+        "model": "claude",
+        "base_url": upstream.url,
+        "api_key": {"env": "ANTHROPIC_KEY"},
+    }
+    s = await serve(raw, {"ANTHROPIC_KEY": "ak-0123456789"})
+    empty = json.loads(fixture("anthropic/message.json"))
+    empty["content"], empty["stop_reason"] = [], "refusal"
+    upstream.push(Reply(body=json.dumps(empty).encode()), Reply.json("anthropic/message.json"))
+    first = await s.stub.Generate(generate_request(messages=[user("Tell me something.")], **IDS))
+    assert not first.message.content or not first.message.content[0].text
+    await s.stub.Generate(generate_request(messages=[user("Hello?")], **IDS))
+    sent = upstream.seen[-1].body["messages"]
+    assert all(m["content"] for m in sent), sent
+    assert [m["content"] for m in sent] == ["Tell me something.", "Hello?"]
