@@ -334,3 +334,28 @@ async def test_an_empty_answer_is_not_replayed_as_an_empty_message(
     sent = upstream.seen[-1].body["messages"]
     assert all(m["content"] for m in sent), sent
     assert [m["content"] for m in sent] == ["Tell me something.", "Hello?"]
+
+
+async def test_a_tool_call_cut_at_max_tokens_is_not_replayed(serve: Any, upstream: Upstream) -> None:
+    """An answer that stopped at max_tokens in the middle of a tool call's arguments stored the cut
+    call ('{"city":"Par'): every later turn replayed it, and a route to Anthropic (which takes the
+    arguments as a JSON object) failed with INTERNAL from then on."""
+    raw = config(upstream, {})
+    raw["policy"]["deployments"]["e"] = {
+        "provider": "anthropic",
+        "model": "claude",
+        "base_url": upstream.url,
+        "api_key": {"env": "ANTHROPIC_KEY"},
+    }
+    raw["policy"]["routes"]["a"] = {"deployments": ["e"], "retry": {"max_attempts": 1}}
+    s = await serve(raw, {**KEYS, "ANTHROPIC_KEY": "ak-0123456789"})
+    cut = json.loads(fixture("openai/tool_calls.json"))
+    choice = cut["choices"][0]
+    choice["finish_reason"] = "length"
+    choice["message"]["tool_calls"][0]["function"]["arguments"] = '{"city":"Par'
+    upstream.push(Reply(body=json.dumps(cut).encode()), Reply.json("anthropic/message.json"))
+    weather = [user("What is the weather in Paris?")]
+    await s.stub.Generate(generate_request(messages=weather, tools=[weather_tool()], **IDS))
+    await s.stub.Generate(generate_request(messages=[user("Never mind.")], model="a", **IDS))
+    sent = upstream.seen[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "user"]  # the cut call is not kept
