@@ -29,7 +29,7 @@ from sidecar.config.load import ConfigError, load_config, process_environ
 from sidecar.config.schema import Config
 from sidecar.experiments import cli as experiments_cli
 from sidecar.injector.cli import register as register_injector
-from sidecar.keys.backend import USER_KEY_PROVIDERS
+from sidecar.keys.backend import USER_KEY_PROVIDERS, KeyBackendSetupError
 from sidecar.personas.registry import PersonaLoadError
 from sidecar.telemetry.logging import setup_logging
 from sidecar.telemetry.memory import limit_arenas
@@ -148,11 +148,14 @@ def _serve(args: argparse.Namespace) -> int:
     except SocketPathError as exc:  # the Unix socket's path is another process's, or not a socket
         sys.stderr.write(f"sidecar: cannot serve: {exc}\n")
         return 1
-    except RuntimeError as exc:  # grpc reports a listener it cannot bind this way
-        sys.stderr.write(f"sidecar: cannot serve on {cfg.settings.listen.address}: {exc}\n")
+    except RuntimeError as exc:  # a listener it cannot bind (the message names which), a missing extra
+        sys.stderr.write(f"sidecar: cannot serve: {exc}\n")
         return 1
     except PersonaLoadError as exc:  # the exact tokenizer found a prompt the config check's estimate let by
         sys.stderr.write(f"sidecar: personas: {exc}\n")
+        return 1
+    except KeyBackendSetupError as exc:  # a KEK file it cannot read, a client library not installed
+        sys.stderr.write(f"sidecar: cannot serve: {exc}\n")
         return 1
     return 0
 
@@ -160,36 +163,46 @@ def _serve(args: argparse.Namespace) -> int:
 async def _run_until_signalled(cfg: Config, path: Path | None) -> None:
     from sidecar.app import build_server  # the server stack loads only for `serve`
 
-    sidecar = build_server(cfg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # First thing: a SIGTERM during start-up (a pod deleted while it starts) is kept for when the
+    # server has started. Without a handler the default action kills the process uncleanly (its
+    # socket left behind), and as a container's PID 1 the kernel drops the signal altogether: the
+    # sidecar then served on until the kubelet's SIGKILL at the end of the grace period.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    sidecar = build_server(cfg)
     reloads: set[asyncio.Task[None]] = set()
-    if path is not None:  # SIGHUP: reload the policy's experiments from the same file (no restart)
-        # installed before "serving" is logged: a SIGHUP right after it must never kill the process
-        loop.add_signal_handler(signal.SIGHUP, lambda: _start_reload(sidecar, path, reloads))
+    # SIGHUP: reload the policy's experiments from the same file (no restart); installed before
+    # "serving" is logged, and without a file too: a SIGHUP must never kill the process
+    loop.add_signal_handler(signal.SIGHUP, lambda: _start_reload(sidecar, path, reloads))
     await sidecar.start()
     # What start-up built lives as long as the process: the collector stops walking it. Without this a
     # full collection under load walked every module, config and stub object (one measured 159 ms
     # pause in a 10 s saturation run; none with it, bench/analysis.md).
     gc.freeze()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await sidecar.stop()
 
 
-def _start_reload(sidecar: Sidecar, path: Path, running: set[asyncio.Task[None]]) -> None:
+def _start_reload(sidecar: Sidecar, path: Path | None, running: set[asyncio.Task[None]]) -> None:
+    if path is None:
+        logging.getLogger("sidecar").warning(
+            "SIGHUP: nothing to reload, the sidecar serves the embedded default"
+        )
+        return
     task = asyncio.get_running_loop().create_task(_reload(sidecar, path))
     running.add(task)
     task.add_done_callback(running.discard)
 
 
 async def _reload(sidecar: Sidecar, path: Path) -> None:
-    cfg = _load(path)  # a file that no longer passes the check keeps the policy in force
-    if cfg is None:
-        logging.getLogger("sidecar").error(
-            "policy not reloaded: the file does not pass the check (errors above)",
-            extra={"source": f"SIGHUP {path}"},
+    try:
+        cfg = load_config(path, process_environ())
+    except ConfigError as exc:  # a file that no longer passes the check keeps the policy in force
+        logging.getLogger("sidecar").error(  # a log line, as all of serve's stderr is: one JSON object
+            "policy not reloaded: the file does not pass the check",
+            extra={"source": f"SIGHUP {path}", "problems": "; ".join(exc.problems)},
         )
         return
     await sidecar.reload(cfg, source=f"SIGHUP {path}")
@@ -249,7 +262,7 @@ async def _encrypt(cfg: Config, context: KeyContext, secret: bytes) -> str | Non
 
     try:
         service = build_keys(cfg, SystemClock())
-    except (OSError, ValueError, ImportError) as exc:  # a KEK file or client library problem
+    except KeyBackendSetupError as exc:  # a KEK file or client library problem
         _err("KEY_BACKEND_UNAVAILABLE", f"cannot set up the {cfg.settings.keys.backend} key backend: {exc}")
         return None
     if service is None:
@@ -290,7 +303,7 @@ async def _rotate(cfg: Config, owner: str) -> int:
 
     try:
         service = build_keys(cfg, SystemClock())
-    except (OSError, ValueError, ImportError) as exc:
+    except KeyBackendSetupError as exc:
         _err("KEY_BACKEND_UNAVAILABLE", f"cannot set up the {cfg.settings.keys.backend} key backend: {exc}")
         return 1
     if service is None:

@@ -22,7 +22,7 @@ from sidecar.embeddings.service import EmbeddingService
 from sidecar.experiments.book import ExperimentBook
 from sidecar.experiments.control import ExperimentControl
 from sidecar.idempotency.store import IdempotencyStore, MemoryIdempotencyStore
-from sidecar.keys.backend import KeyBackend
+from sidecar.keys.backend import KeyBackend, KeyBackendSetupError
 from sidecar.keys.cache import KeyCache, KeyCachePolicy
 from sidecar.keys.rotation import Rotation, RotationLock, SqliteRotationLock
 from sidecar.keys.service import KeyService
@@ -43,7 +43,7 @@ from sidecar.routing.stats import Stats
 from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
-from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps, connect
+from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps
 from sidecar.telemetry.metrics import DeploymentView, Metrics, SidecarCollector
 from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import Tracing
@@ -163,11 +163,13 @@ def with_answers(cfg: Config, d: Deps) -> Deps:
     from sidecar.answers.queue import EscalationQueue
     from sidecar.answers.service import AnswerService
 
+    route = a.embedding_route or cfg.policy.embeddings.default_route
     answers = AnswerService(
         a,
         build_answer_store(cfg, d.clock),
-        embed=d.embeddings.prompt_vector,
-        embedding_route=a.embedding_route or cfg.policy.embeddings.default_route,
+        embed=d.embeddings.prompt_embedding,
+        embedding_route=route,
+        model=d.embeddings.primary_model(route),
         clock=d.clock,
         names={p.id: p.name for p in cfg.policy.personas.all()},
         observer=AnswerMetrics(d.telemetry.metrics.registry).observer(),
@@ -367,36 +369,20 @@ def build_collector(cfg: Config, d: Deps) -> SidecarCollector:
 
 
 def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) -> KeyService | None:
-    """User keys, when a key-encryption backend is configured; backends import their clients lazily."""
+    """User keys, when a key-encryption backend is configured; backends import their clients lazily.
+    KeyBackendSetupError, naming the setting, when the backend cannot be built."""
     k = cfg.settings.keys
-    backend: KeyBackend
-    if k.backend == "local" and k.local is not None:
-        from sidecar.keys.local import LocalKekBackend
-
-        backend = LocalKekBackend.from_file(k.local.kek_file)
-    elif k.backend == "aws-kms" and k.aws_kms is not None:
-        from sidecar.keys.aws_kms import AwsKmsBackend
-
-        backend = AwsKmsBackend(
-            k.aws_kms.key_id,
-            region=k.aws_kms.region,
-            endpoint_url=k.aws_kms.endpoint_url,
-            previous_key_ids=k.aws_kms.previous_key_ids,
-        )
-    elif k.backend == "vault" and k.vault is not None:
-        from sidecar.keys.vault_transit import VaultTransitBackend
-
-        v, token = k.vault, cfg.secret(k.vault.token)
-        backend = VaultTransitBackend(
-            v.key_name,
-            url=v.url,
-            token=token.get_secret_value() if token else None,
-            kubernetes_role=v.kubernetes_role,
-            namespace=v.namespace,
-            mount_point=v.mount_point,
-            previous_key_names=v.previous_key_names,
-        )
-    else:
+    try:
+        backend = _key_backend(cfg)
+    except ImportError as exc:
+        raise KeyBackendSetupError(
+            f"settings.keys.backend: {k.backend} needs the {exc.name or 'client'} package, not installed"
+        ) from None
+    except (OSError, ValueError) as exc:  # the KEK file; a region or client option boto3 or hvac refuses
+        where = "local.kek_file" if k.backend == "local" else k.backend.replace("-", "_")
+        why = f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise KeyBackendSetupError(f"settings.keys.{where}: {why}") from None
+    if backend is None:
         return None
     cache = KeyCache(KeyCachePolicy(**k.cache.model_dump()), clock)
     store: KeyStore
@@ -407,7 +393,8 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
 
         endpoint = RedisEndpoint.of(k.redis_url, k.redis, cfg.secret, default_timeout=2.0)
         store = RedisKeyStore(RedisOps(endpoint, decode_responses=True, retries=1, clock=clock), clock)
-        lock = RedisRotationLock(connect(endpoint, decode_responses=True), prefix=DEFAULT_PREFIX)
+        lock_ops = RedisOps(endpoint, decode_responses=True, clock=clock)
+        lock = RedisRotationLock(lock_ops, prefix=DEFAULT_PREFIX)
     else:
         store = SqliteKeyStore(k.store_path, clock)
         lock = SqliteRotationLock(k.store_path, clock)
@@ -417,6 +404,37 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
     return KeyService(
         backend, store, cache, clock, observer=telemetry.metrics, tracing=telemetry.tracing, rotation=rotation
     )
+
+
+def _key_backend(cfg: Config) -> KeyBackend | None:
+    k = cfg.settings.keys
+    if k.backend == "local" and k.local is not None:
+        from sidecar.keys.local import LocalKekBackend
+
+        return LocalKekBackend.from_file(k.local.kek_file)
+    if k.backend == "aws-kms" and k.aws_kms is not None:
+        from sidecar.keys.aws_kms import AwsKmsBackend
+
+        return AwsKmsBackend(
+            k.aws_kms.key_id,
+            region=k.aws_kms.region,
+            endpoint_url=k.aws_kms.endpoint_url,
+            previous_key_ids=k.aws_kms.previous_key_ids,
+        )
+    if k.backend == "vault" and k.vault is not None:
+        from sidecar.keys.vault_transit import VaultTransitBackend
+
+        v, token = k.vault, cfg.secret(k.vault.token)
+        return VaultTransitBackend(
+            v.key_name,
+            url=v.url,
+            token=token.get_secret_value() if token else None,
+            kubernetes_role=v.kubernetes_role,
+            namespace=v.namespace,
+            mount_point=v.mount_point,
+            previous_key_names=v.previous_key_names,
+        )
+    return None
 
 
 def build_personas(

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     Field,
     PrivateAttr,
@@ -24,6 +23,7 @@ from pydantic import (
 
 from sidecar.config.model import ConfigModel
 from sidecar.config.redis import REDIS_URL, RedisConnectionConfig, check_redis
+from sidecar.config.yaml_text import YamlProblem, parse_yaml
 
 LAYERS = ("public", "friends", "intimate")  # each layer sees its own answers and those before it
 Layer = Literal["public", "friends", "intimate"]
@@ -217,8 +217,8 @@ class AnswersPolicy(ConfigModel):
 def load_canonical_file(path: Path) -> list[CanonicalSeed]:
     """A YAML list of {question, answer, layer}, or ValueError naming the file and each bad entry."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        data = parse_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, YamlProblem) as exc:
         raise ValueError(f"canonical_file {str(path)!r}: cannot read: {exc}") from None
     if not isinstance(data, list):
         raise ValueError(f"canonical_file {str(path)!r}: a YAML list of {{question, answer, layer}}")

@@ -32,6 +32,11 @@ def _octal(value: object) -> object:
 FileMode = Annotated[int, BeforeValidator(_octal), Field(ge=0, le=0o777)]
 
 
+def _off(value: object) -> object:
+    """YAML 1.1 reads an unquoted `off` as false: `mode: off` means "off"."""
+    return "off" if value is False else value
+
+
 class CredentialConfig(ConfigModel):
     """One credential: a bearer token (by reference) and what it may call."""
 
@@ -75,7 +80,7 @@ class AuthSettings(ConfigModel):
 class AdminSettings(ConfigModel):
     """The AdminService: off by default; on the main listener or on its own Unix socket."""
 
-    mode: Literal["off", "listener", "unix_socket"] = "off"
+    mode: Annotated[Literal["off", "listener", "unix_socket"], BeforeValidator(_off)] = "off"
     unix_socket: Path | None = None
     socket_mode: FileMode = Field(default=0o600, description="file mode of the socket (octal: 0600)")
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from sidecar.config.model import ConfigModel
+from sidecar.config.model import MAX_PRICE_PER_MILLION, ConfigModel
 from sidecar.config.providers import BedrockOptions, GeminiOptions
 from sidecar.config.secrets import SecretRef
 
@@ -26,7 +26,7 @@ class EmbeddingDeployment(ConfigModel):
     base_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     api_key: SecretRef | None = None
     dimensions: int | None = Field(default=None, ge=1, le=65_536, description="ask for this many")
-    price_per_million_tokens: float = Field(default=0.0, ge=0)
+    price_per_million_tokens: float = Field(default=0.0, ge=0, le=MAX_PRICE_PER_MILLION)
     read_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     bedrock: BedrockOptions | None = None
     gemini: GeminiOptions | None = None

@@ -11,13 +11,13 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from sidecar.config.model import ConfigModel
+from sidecar.config.model import MAX_OUTPUT_TOKENS, ConfigModel
 
 NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 
 
 class VariantParams(ConfigModel):
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
 

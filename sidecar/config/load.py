@@ -10,11 +10,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from sidecar.config.schema import Config
 from sidecar.config.secrets import SecretRef
+from sidecar.config.yaml_text import YamlProblem, parse_yaml
 
 ENV_PREFIX = "SIDECAR__"
 OLLAMA_URL = "http://127.0.0.1:11434/v1"
@@ -74,7 +74,7 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
         problems += [_describe(err) for err in exc.errors()]
         raise ConfigError(source, problems) from None
     secrets, missing = _resolve_secrets(config, environ)
-    problems += missing
+    problems += missing + _shared_tokens(config, secrets)
     if problems:
         raise ConfigError(source, problems)
     return config.model_copy(update={"secrets": secrets})
@@ -82,14 +82,27 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read file: {exc.strerror}"]) from None
-    except yaml.YAMLError as exc:
+        data = parse_yaml(_read_text(path))
+    except YamlProblem as exc:
         raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
     if not isinstance(data, dict):
         raise ConfigError(str(path), ["the top level must be a mapping"])
     return data
+
+
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text. A byte that is not UTF-8 is named by its place: the exception's own
+    text (and repr) would hold the file's bytes, passwords in its URLs included."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), [f"cannot read file: {exc.strerror}"]) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line, column = before.count(b"\n") + 1, exc.start - (before.rfind(b"\n") + 1) + 1
+        raise ConfigError(str(path), [f"not UTF-8 text: line {line}, column {column}"]) from None
 
 
 def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
@@ -111,9 +124,9 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> lis
             node = child
         else:
             try:
-                node[path[-1]] = yaml.safe_load(environ[name])
-            except yaml.YAMLError:
-                problems.append(f"{name}: value is not valid YAML")
+                node[path[-1]] = parse_yaml(environ[name])
+            except YamlProblem as exc:
+                problems.append(f"{name}: value is not valid YAML: {exc}")
     return problems
 
 
@@ -146,6 +159,25 @@ def _resolve_secrets(config: Config, environ: Mapping[str, str]) -> tuple[dict[s
         ref.env: SecretStr(environ[ref.env]) for ref in _every_secret_ref(config) if environ.get(ref.env)
     }
     return secrets, missing
+
+
+def _shared_tokens(config: Config, secrets: Mapping[str, SecretStr]) -> list[str]:
+    """Each credential needs its own token: the first credential a token matches is the caller's, so
+    a second one with the same token would be unreachable, and which grants and tenants a caller
+    gets would hang on their order. Names the credentials, never the token."""
+    auth = config.settings.auth
+    named = [("settings.auth.token", auth.token)] if auth.token is not None else []
+    named += [(f"settings.auth.credentials.{c.name}.token", c.token) for c in auth.credentials]
+    first: dict[str, str] = {}
+    problems = []
+    for where, ref in named:
+        value = secrets.get(ref.env) if ref is not None else None
+        if value is None:
+            continue  # unset: reported as missing
+        holder = first.setdefault(value.get_secret_value(), where)
+        if holder != where:
+            problems.append(f"{where}: the same token as {holder} (each credential needs its own)")
+    return problems
 
 
 def _every_secret_ref(model: BaseModel) -> Iterator[SecretRef]:

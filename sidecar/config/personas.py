@@ -11,11 +11,11 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
-from sidecar.config.model import ConfigModel
+from sidecar.config.model import MAX_OUTPUT_TOKENS, ConfigModel
 from sidecar.config.redis import REDIS_URL, RedisConnectionConfig, check_redis
+from sidecar.config.yaml_text import YamlProblem, parse_yaml
 from sidecar.core.tokens import count_tokens
 
 PERSONA_ID = r"^[a-z0-9][a-z0-9._-]{0,63}$"
@@ -27,11 +27,11 @@ MAX_PERSONA_FILES = 10_000
 class PersonaParams(ConfigModel):
     """Generation parameters a persona uses when the request sets none (each field on its own)."""
 
-    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     stop: list[str] = Field(default_factory=list, max_length=4)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-(2**63), le=2**63 - 1, description="as the API's int64 seed")
 
 
 class PersonaConfig(ConfigModel):
@@ -148,11 +148,11 @@ def load_persona_files(directory: Path) -> list[PersonaConfig]:
 
 def _read(path: Path) -> Any:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = parse_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read: {exc}") from None
-    except yaml.YAMLError:
-        raise ValueError("not valid YAML") from None
+    except YamlProblem as exc:
+        raise ValueError(f"not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError("a persona file is one mapping")
     return data

@@ -61,6 +61,10 @@ def check_redis(url: str | None, options: RedisConnectionConfig) -> None:
         try:
             parts.port  # noqa: B018  # raises ValueError for a port that is not a number
         except ValueError:
-            raise ValueError(f"redis_url: bad port in {parts.netloc.rpartition('@')[2]!r}") from None
+            # Never quoted: with a '/' in the password, what urlsplit takes for the port is the password.
+            raise ValueError(
+                "redis_url: the port is not a number "
+                "(a password with '/', '?', '#' or '@' must be percent-encoded)"
+            ) from None
         if not parts.hostname:
             raise ValueError("redis_url: no host")

@@ -17,7 +17,13 @@ from sidecar.config.embeddings import EmbeddingsPolicy
 from sidecar.config.experiments import NAME as EXPERIMENT_NAME
 from sidecar.config.experiments import ExperimentConfig
 from sidecar.config.keys import KeysSettings
-from sidecar.config.model import ConfigModel
+from sidecar.config.model import (
+    MAX_CONTEXT_TOKENS,
+    MAX_OUTPUT_TOKENS,
+    MAX_PRICE_PER_MILLION,
+    ConfigModel,
+    HostPort,
+)
 from sidecar.config.personas import PersonasConfig
 from sidecar.config.providers import AzureOptions, BedrockOptions, GeminiOptions
 from sidecar.config.quota import QuotaPolicy, TierConfig, limit_shape_problems
@@ -36,7 +42,7 @@ DEFAULT_BASE_URLS: dict[str, str] = {
 
 
 class ListenSettings(ConfigModel):
-    address: str = Field(default="127.0.0.1:50051", pattern=r"^\S+:\d{1,5}$")
+    address: HostPort = "127.0.0.1:50051"
     unix_socket: Path | None = None
     unix_socket_mode: FileMode = Field(
         default=0o660,
@@ -112,10 +118,13 @@ class Settings(ConfigModel):
 
 
 class PriceConfig(ConfigModel):
-    input_per_million: float = Field(default=0.0, ge=0)
-    output_per_million: float = Field(default=0.0, ge=0)
+    input_per_million: float = Field(default=0.0, ge=0, le=MAX_PRICE_PER_MILLION)
+    output_per_million: float = Field(default=0.0, ge=0, le=MAX_PRICE_PER_MILLION)
     cache_write_per_million: float | None = Field(
-        default=None, ge=0, description="prompt tokens written to the provider's cache; unset: input price"
+        default=None,
+        ge=0,
+        le=MAX_PRICE_PER_MILLION,
+        description="prompt tokens written to the provider's cache; unset: input price",
     )
 
 
@@ -143,8 +152,10 @@ class DeploymentConfig(ConfigModel):
     base_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     api_key: SecretRef | None = None
     price: PriceConfig = PriceConfig()
-    context_window: int = Field(default=128_000, ge=1)
-    default_max_tokens: int = Field(default=1024, ge=1, description="sent when a call sets none")
+    context_window: int = Field(default=128_000, ge=1, le=MAX_CONTEXT_TOKENS)
+    default_max_tokens: int = Field(
+        default=1024, ge=1, le=MAX_OUTPUT_TOKENS, description="sent when a call sets none"
+    )
     read_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     anthropic_version: str = "2023-06-01"

@@ -7,16 +7,14 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from sidecar.config.model import ConfigModel
+from sidecar.config.model import ConfigModel, HostPort
 
 
 class MetricsConfig(ConfigModel):
     """Prometheus `/metrics` on its own HTTP port. No tenant or user label unless allow-listed."""
 
     enabled: bool = True
-    address: str = Field(
-        default="127.0.0.1:9464", pattern=r"^\S+:\d{1,5}$", description="host:port of /metrics; port 0 = any"
-    )
+    address: HostPort = Field(default="127.0.0.1:9464", description="host:port of /metrics; port 0 = any")
     tenant_label_allow: list[str] = Field(
         default_factory=list,
         description="tenants that get their own series in sidecar_tenant_*; all others are `other`",

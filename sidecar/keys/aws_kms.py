@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
@@ -27,6 +28,7 @@ from sidecar.core.errors import (
 from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, WrappedKey
 
 T = TypeVar("T")
+_log = logging.getLogger("sidecar.keys")
 
 RETRY_AFTER_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 3.0
@@ -74,6 +76,7 @@ class AwsKmsBackend:
         self._key_id = key_id
         self._usable = (key_id, *previous_key_ids)
         self._usable_arns: frozenset[str] | None = None
+        self._resolving = asyncio.Lock()
         self._errors = botocore.exceptions
         self._owns_client = client is None
         self._client = client if client is not None else _kms_client(region, endpoint_url, max_workers)
@@ -89,10 +92,11 @@ class AwsKmsBackend:
             KeySpec="AES_256",
             EncryptionContext=context.as_map(),
         )
-        plaintext = bytearray(reply["Plaintext"])
+        key_id, blob = _member(reply, "KeyId", str), _member(reply, "CiphertextBlob", bytes)
+        plaintext = bytearray(_member(reply, "Plaintext", bytes))
         if len(plaintext) != DATA_KEY_BYTES:
             raise KeyDecryptError(f"AWS KMS returned a {len(plaintext)}-byte data key")
-        return plaintext, WrappedKey(self.name, str(reply["KeyId"]), bytes(reply["CiphertextBlob"]))
+        return plaintext, WrappedKey(self.name, key_id, blob)
 
     async def decrypt_data_key(self, wrapped: WrappedKey, context: KeyContext) -> bytearray:
         await self._check_usable(wrapped)
@@ -102,7 +106,7 @@ class AwsKmsBackend:
             EncryptionContext=context.as_map(),
             KeyId=wrapped.key_id,
         )
-        return bytearray(reply["Plaintext"])
+        return bytearray(_member(reply, "Plaintext", bytes))
 
     async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
         await self._check_usable(wrapped)
@@ -114,7 +118,7 @@ class AwsKmsBackend:
             DestinationKeyId=self._key_id,
             DestinationEncryptionContext=context.as_map(),
         )
-        return WrappedKey(self.name, str(reply["KeyId"]), bytes(reply["CiphertextBlob"]))
+        return WrappedKey(self.name, _member(reply, "KeyId", str), _member(reply, "CiphertextBlob", bytes))
 
     async def aclose(self) -> None:
         """Wait for calls in flight, then release the threads (and the client, if this backend built it)."""
@@ -130,17 +134,38 @@ class AwsKmsBackend:
                 f"the data key was wrapped by the {wrapped.backend!r} backend, not {self.name!r}",
                 metadata={"backend": wrapped.backend},
             )
-        if self._usable_arns is None:
-            arns = []
-            for key in self._usable:
-                reply = await self._call(self._client.describe_key, KeyId=key)
-                arns.append(str(reply["KeyMetadata"]["Arn"]))
-            self._usable_arns = frozenset(arns)
-        if wrapped.key_id not in self._usable_arns:
+        if wrapped.key_id not in await self._allowed_arns():
             raise KeyDecryptError(
                 "the data key is wrapped under a KMS key this sidecar is not configured to use "
                 "(settings.keys.aws_kms.key_id or previous_key_ids)"
             )
+
+    async def _allowed_arns(self) -> frozenset[str]:
+        """`key_id` and `previous_key_ids` as key ARNs, resolved with DescribeKey once: concurrent
+        first decrypts wait for one resolution instead of each making their own calls."""
+        if self._usable_arns is not None:
+            return self._usable_arns
+        async with self._resolving:
+            if self._usable_arns is None:
+                arns = [await self._arn(self._key_id)]  # the current key must resolve
+                for key in self._usable[1:]:
+                    try:
+                        arns.append(await self._arn(key))
+                    except KeyDecryptError as exc:
+                        if exc.metadata.get("backendError") != "NotFoundException":
+                            raise
+                        # a stale entry (a deleted alias or key) must not stop the current key
+                        _log.warning(
+                            "a previous KMS key is left out of the keys this sidecar unwraps under: "
+                            "AWS KMS does not know it",
+                            extra={"previous_key_id": key},
+                        )
+                self._usable_arns = frozenset(arns)
+            return self._usable_arns
+
+    async def _arn(self, key: str) -> str:
+        reply = await self._call(self._client.describe_key, KeyId=key)
+        return _member(_member(reply, "KeyMetadata", dict), "Arn", str)
 
     async def _call(self, method: Callable[..., T], **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -172,6 +197,19 @@ def classify_client_error(response: Any) -> SidecarError:
     return KeyDecryptError(
         f"AWS KMS refused the data key ({code or status})", metadata={"backendError": code}
     )
+
+
+def _member(reply: Any, name: str, kind: type[T]) -> T:
+    """A member of a KMS answer, of the type the API gives it. botocore hands on what it could parse:
+    an answer cut short, or a proxy's page under a 200, lacks members (the value is never named)."""
+    value = reply.get(name) if isinstance(reply, dict) else None
+    if not isinstance(value, kind):
+        raise KeyBackendUnavailableError(
+            f"AWS KMS sent a malformed answer (no {name})",
+            metadata={"backendError": "MalformedAnswer"},
+            retry_after=RETRY_AFTER_SECONDS,
+        )
+    return value
 
 
 def _kms_client(region: str, endpoint_url: str | None, max_workers: int) -> Any:

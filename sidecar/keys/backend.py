@@ -20,6 +20,11 @@ DATA_KEY_BYTES = 32
 USER_KEY_PROVIDERS = ("openai", "anthropic", "gemini", "azure", "bedrock")
 
 
+class KeyBackendSetupError(Exception):
+    """The configured key backend cannot be built (its KEK file cannot be read or is not one, its
+    client library is not installed): a start-up error, its message naming the setting."""
+
+
 @dataclass(frozen=True, slots=True)
 class KeyContext:
     """Who a key belongs to. Bound into every layer of the envelope."""

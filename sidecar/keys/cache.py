@@ -3,7 +3,9 @@
 Entries are keyed by the *wrapped* data key and its context (see `cache_key_for`), never by anything
 derived from the plaintext. An entry lives until it is `max_age_seconds` old or has been handed out
 `max_uses` times, whichever comes first; past `max_entries` the least recently used entry goes. A
-removed entry's buffer is overwritten with zeros.
+removed entry's buffer is overwritten with zeros. An entry is wiped when it reaches its age even if
+nothing asks for it again: one timer (on the injected clock) waits for the oldest entry's age while
+the cache holds any, so an idle key does not outlive `max_age_seconds` in memory.
 
 Failure semantics:
 - Only a miss calls `load()`. A fresh entry keeps serving while the backend is down; an expired one is
@@ -156,6 +158,7 @@ class KeyCache:
         self._hits = self._misses = self._evictions = self._backend_calls = self._backend_errors = 0
         self._decrypt_seconds = 0.0
         self._closed = False
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def get(self, cache_key: CacheKey, load: Loader) -> SecretKey:
         """The caller's own copy (lease) of the key for `cache_key`, from the cache or from `load()`
@@ -195,6 +198,8 @@ class KeyCache:
         self._closed = True
         for flight in self._flights.values():
             flight.task.cancel()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         self.clear()
 
     def clear(self) -> None:
@@ -205,8 +210,8 @@ class KeyCache:
         self._by_age.clear()
 
     def purge_expired(self) -> int:
-        """Wipe and drop every entry past its age; returns how many. Runs before each load; a periodic
-        task may call it too, so idle keys do not outlive their age in memory."""
+        """Wipe and drop every entry past its age; returns how many. Runs before each load, and from
+        the timer that waits for the oldest entry's age."""
         oldest_allowed = self._clock.monotonic() - self._policy.max_age_seconds
         expired: list[CacheKey] = []
         for key, entry in self._by_age.items():
@@ -261,6 +266,15 @@ class KeyCache:
         self._by_age[cache_key] = entry
         while len(self._lru) > self._policy.max_entries:
             self._drop(next(iter(self._lru)))
+        if not self._closed and (self._sweeper is None or self._sweeper.done()):
+            self._sweeper = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """While entries are held: wait until the oldest reaches its age, then wipe what has."""
+        while self._by_age:
+            oldest = next(iter(self._by_age.values()))
+            await self._clock.sleep(oldest.loaded_at + self._policy.max_age_seconds - self._clock.monotonic())
+            self.purge_expired()
 
     def _drop(self, cache_key: CacheKey) -> None:
         entry = self._lru.pop(cache_key)

@@ -211,12 +211,12 @@ class RedisKeyStore:
     async def all_refs(self) -> builtins.list[str]:
         """Refs in the global map that their tenant's index confirms (crash leftovers left out)."""
         self._check()
-        async with _classified("all_refs", self._ops):
+        async with classified("all_refs", self._ops):
             owners = await cast("Awaitable[dict[str, str]]", self._redis.hgetall(self._refs))
         tenants = sorted(set(owners.values()))
         if not tenants:
             return []
-        async with _classified("all_refs", self._ops), self._redis.pipeline(transaction=False) as pipe:
+        async with classified("all_refs", self._ops), self._redis.pipeline(transaction=False) as pipe:
             for tenant in tenants:
                 pipe.smembers(self._base(tenant) + "idx")
             members = await pipe.execute()
@@ -240,14 +240,14 @@ class RedisKeyStore:
 
     async def _tenant_of(self, ref: str) -> str | None:
         self._check()
-        async with _classified("get", self._ops):
+        async with classified("get", self._ops):
             return await cast("Awaitable[str | None]", self._redis.hget(self._refs, ref))
 
     async def _call(self, script: AsyncScript, key: str, *args: str) -> Any:
         from redis.exceptions import ResponseError
 
         self._check()
-        async with _classified("script", self._ops):
+        async with classified("script", self._ops):
             try:
                 return await script(keys=[key], args=args)
             except ResponseError as exc:
@@ -271,10 +271,10 @@ class _RefTakenError(Exception):
 
 
 @asynccontextmanager
-async def _classified(op: str, ops: RedisOps) -> AsyncIterator[None]:
-    """Redis failures, classified by the client factory: transient ones (unreachable, timeout,
-    READONLY, OOM) are KEY_BACKEND_UNAVAILABLE (retryable), the rest (a wrong ACL password, a
-    command error) KEY_UNAVAILABLE, our misconfiguration."""
+async def classified(op: str, ops: RedisOps) -> AsyncIterator[None]:
+    """Redis failures of the key store and its rotation lock, classified by the client factory:
+    transient ones (unreachable, timeout, READONLY, OOM) are KEY_BACKEND_UNAVAILABLE (retryable), the
+    rest (a wrong ACL password, a command error) KEY_UNAVAILABLE, our misconfiguration."""
     try:
         async with ops.bounded(op):
             yield

@@ -20,10 +20,11 @@ from sidecar.core.clock import Clock
 from sidecar.core.errors import Code, SidecarError
 from sidecar.keys.backend import KeyBackend
 from sidecar.keys.envelope import Envelope
-from sidecar.keys.store import KeyStore
+from sidecar.keys.redis_store import classified
+from sidecar.keys.store import KeyStore, sqlite_failure
 
 if TYPE_CHECKING:
-    from redis.asyncio import Redis
+    from sidecar.stores.redis import RedisOps
 
 _log = logging.getLogger("sidecar.keys")
 
@@ -120,6 +121,13 @@ class SqliteRotationLock:
     def __init__(self, path: Path, clock: Clock) -> None:
         self._path, self._clock = str(path), clock
 
+    async def _in_tx(self, op: Callable[[sqlite3.Connection], object]) -> object:
+        """`op` in one immediate transaction, off the loop; the file's failures classified."""
+        try:
+            return await asyncio.to_thread(self._tx, op)
+        except (sqlite3.Error, OSError) as exc:
+            raise sqlite_failure(exc) from exc
+
     def _tx(self, op: Callable[[sqlite3.Connection], object]) -> object:
         conn = sqlite3.connect(self._path, timeout=5.0, isolation_level=None)
         try:
@@ -142,30 +150,30 @@ class SqliteRotationLock:
             )
             return conn.execute(sql, (owner, now + ttl, owner, now)).rowcount == 1
 
-        return bool(await asyncio.to_thread(self._tx, take))
+        return bool(await self._in_tx(take))
 
     async def renew(self, owner: str, ttl: float) -> bool:
         def extend(conn: sqlite3.Connection) -> bool:
             sql = "UPDATE key_rotation SET expires_at = ? WHERE id = 1 AND owner = ?"
             return conn.execute(sql, (self._clock.wall() + ttl, owner)).rowcount == 1
 
-        return bool(await asyncio.to_thread(self._tx, extend))
+        return bool(await self._in_tx(extend))
 
     async def release(self, owner: str) -> None:
         sql = "UPDATE key_rotation SET owner = NULL, expires_at = 0 WHERE id = 1 AND owner = ?"
-        await asyncio.to_thread(self._tx, lambda conn: conn.execute(sql, (owner,)))
+        await self._in_tx(lambda conn: conn.execute(sql, (owner,)))
 
     async def cursor(self) -> str | None:
         def read(conn: sqlite3.Connection) -> str | None:
             row = conn.execute("SELECT cursor FROM key_rotation WHERE id = 1").fetchone()
             return None if row is None or row[0] is None else str(row[0])
 
-        found = await asyncio.to_thread(self._tx, read)
+        found = await self._in_tx(read)
         return found if isinstance(found, str) else None
 
     async def save_cursor(self, owner: str, ref: str | None) -> None:
         sql = "UPDATE key_rotation SET cursor = ? WHERE id = 1 AND owner = ?"
-        await asyncio.to_thread(self._tx, lambda conn: conn.execute(sql, (ref, owner)))
+        await self._in_tx(lambda conn: conn.execute(sql, (ref, owner)))
 
     async def aclose(self) -> None:
         return None
@@ -186,30 +194,36 @@ return 1
 
 
 class RedisRotationLock:
-    """The lock and cursor in the Redis of the key store; one hash slot ({rotation})."""
+    """The lock and cursor in the Redis of the key store; one hash slot ({rotation}). Failures are
+    classified as the key store's are (KEY_BACKEND_UNAVAILABLE while Redis is unreachable)."""
 
-    def __init__(self, client: Redis, *, prefix: str) -> None:
-        """`client`: from sidecar.stores.redis.connect (the key store's endpoint), decode_responses on."""
-        self._redis = client
+    def __init__(self, ops: RedisOps, *, prefix: str) -> None:
+        """`ops`: on the key store's endpoint, decode_responses on."""
+        self._ops, self._redis = ops, ops.client
         self._lock, self._cursor = f"{prefix}:{{rotation}}:lock", f"{prefix}:{{rotation}}:cursor"
         script = self._redis.register_script
         self._renew, self._release, self._save = script(_RENEW), script(_RELEASE), script(_CURSOR)
 
     async def acquire(self, owner: str, ttl: float) -> bool:
-        return bool(await self._redis.set(self._lock, owner, nx=True, px=int(ttl * 1000)))
+        async with classified("rotation", self._ops):
+            return bool(await self._redis.set(self._lock, owner, nx=True, px=int(ttl * 1000)))
 
     async def renew(self, owner: str, ttl: float) -> bool:
-        return bool(await self._renew(keys=[self._lock], args=[owner, int(ttl * 1000)]))
+        async with classified("rotation", self._ops):
+            return bool(await self._renew(keys=[self._lock], args=[owner, int(ttl * 1000)]))
 
     async def release(self, owner: str) -> None:
-        await self._release(keys=[self._lock], args=[owner])
+        async with classified("rotation", self._ops):
+            await self._release(keys=[self._lock], args=[owner])
 
     async def cursor(self) -> str | None:
-        found = await self._redis.get(self._cursor)
+        async with classified("rotation", self._ops):
+            found = await self._redis.get(self._cursor)
         return str(found) if found else None
 
     async def save_cursor(self, owner: str, ref: str | None) -> None:
-        await self._save(keys=[self._lock, self._cursor], args=[owner, ref or ""])
+        async with classified("rotation", self._ops):
+            await self._save(keys=[self._lock, self._cursor], args=[owner, ref or ""])
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await self._ops.aclose()

@@ -13,12 +13,18 @@ from __future__ import annotations
 import builtins
 import secrets
 import sqlite3
+from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
 from sidecar.core.clock import Clock
-from sidecar.core.errors import InvalidEnvelopeError
+from sidecar.core.errors import (
+    InvalidEnvelopeError,
+    KeyBackendUnavailableError,
+    KeyDecryptError,
+    SidecarError,
+)
 from sidecar.keys.envelope import Envelope, KeyRecordCorruptError
 from sidecar.stores.sqlite import MEMORY as MEMORY  # re-exported: ":memory:" for callers
 from sidecar.stores.sqlite import SqliteThread, create_owner_only
@@ -112,7 +118,6 @@ class SqliteKeyStore:
         self._path = str(path)
         self._clock = clock
         self._db = SqliteThread("sqlite-key-store", lambda: _open(self._path))
-        self._run = self._db.run
 
     async def put(self, record: KeyRecord) -> None:
         await self._run(lambda conn: _put(conn, record))
@@ -165,6 +170,28 @@ class SqliteKeyStore:
     async def aclose(self) -> None:
         """Close the connection and stop the thread. Idempotent; the store cannot be used afterwards."""
         await self._db.aclose()
+
+    async def _run(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return await self._db.run(op)
+        except (sqlite3.Error, OSError) as exc:
+            raise sqlite_failure(exc) from exc
+
+
+def sqlite_failure(exc: sqlite3.Error | OSError) -> SidecarError:
+    """A failure of the key store's file, classified (its message names no value): busy or locked
+    (another process holds the file past the 5 s wait) is retryable, KEY_BACKEND_UNAVAILABLE; anything
+    else (a path that cannot be opened, a full disk, a damaged file) is our misconfiguration."""
+    if isinstance(exc, OSError):
+        kind = type(exc).__name__
+        why = exc.strerror or kind
+    else:
+        kind, why = getattr(exc, "sqlite_errorname", type(exc).__name__), str(exc)
+    if kind in ("SQLITE_BUSY", "SQLITE_LOCKED"):
+        return KeyBackendUnavailableError(
+            f"the key store (SQLite) is busy: {why}", metadata={"storeError": kind}, retry_after=1.0
+        )
+    return KeyDecryptError(f"the key store (SQLite) failed: {why}", metadata={"storeError": kind})
 
 
 def _open(path: str) -> sqlite3.Connection:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import functools
 import threading
 from collections.abc import Callable, Sequence
@@ -97,10 +98,10 @@ class VaultTransitBackend:
                 self._key_name, key_type="plaintext", context=ctx, mount_point=self._mount
             )
         )
-        plaintext = bytearray(base64.b64decode(reply["data"]["plaintext"]))
+        ciphertext, plaintext = _data(reply, "ciphertext").encode(), _plaintext(reply)
         if len(plaintext) != DATA_KEY_BYTES:
             raise KeyDecryptError(f"Vault returned a {len(plaintext)}-byte data key")
-        return plaintext, WrappedKey(self.name, self._key_name, reply["data"]["ciphertext"].encode())
+        return plaintext, WrappedKey(self.name, self._key_name, ciphertext)
 
     async def decrypt_data_key(self, wrapped: WrappedKey, context: KeyContext) -> bytearray:
         ciphertext, ctx = self._ciphertext(wrapped), _derivation_context(context)
@@ -109,7 +110,7 @@ class VaultTransitBackend:
                 wrapped.key_id, ciphertext, context=ctx, mount_point=self._mount
             )
         )
-        return bytearray(base64.b64decode(reply["data"]["plaintext"]))
+        return _plaintext(reply)
 
     async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
         ciphertext, ctx = self._ciphertext(wrapped), _derivation_context(context)
@@ -118,7 +119,7 @@ class VaultTransitBackend:
                 wrapped.key_id, ciphertext, context=ctx, mount_point=self._mount
             )
         )
-        return WrappedKey(self.name, wrapped.key_id, reply["data"]["ciphertext"].encode())
+        return WrappedKey(self.name, wrapped.key_id, _data(reply, "ciphertext").encode())
 
     async def aclose(self) -> None:
         """Wait for calls in flight, then release the threads (and the client, if this backend built it)."""
@@ -204,6 +205,31 @@ class VaultTransitBackend:
             )
         # Forbidden, Unauthorized, InvalidPath, InvalidRequest (unknown key, too-old version, no ciphertext)
         return KeyDecryptError(f"Vault refused the data key ({kind})", metadata={"backendError": kind})
+
+
+def _data(reply: Any, name: str) -> str:
+    """A string member of a transit answer's `data`. hvac hands on a 200 that is not JSON (a proxy's
+    page) as the raw response, and JSON as it came: anything else is a malformed answer."""
+    data = reply.get("data") if isinstance(reply, dict) else None
+    value = data.get(name) if isinstance(data, dict) else None
+    if not isinstance(value, str):
+        raise _malformed(name)
+    return value
+
+
+def _plaintext(reply: Any) -> bytearray:
+    try:
+        return bytearray(base64.b64decode(_data(reply, "plaintext"), validate=True))
+    except binascii.Error:  # its message never holds the text
+        raise _malformed("plaintext") from None
+
+
+def _malformed(name: str) -> KeyBackendUnavailableError:
+    return KeyBackendUnavailableError(
+        f"Vault sent a malformed answer (no {name})",
+        metadata={"backendError": "MalformedAnswer"},
+        retry_after=RETRY_AFTER_SECONDS,
+    )
 
 
 def _derivation_context(context: KeyContext) -> str:

@@ -38,18 +38,20 @@ _SECRET_FIELD = re.compile(r"(api_?key|token|secret|password|passwd|authorizatio
 _CONTENT_FIELD = re.compile(r"^(prompt|prompts|messages?|completion|text|content|input|output)$", re.I)
 # Provider-key shapes, Vault tokens and bearer tokens.
 _SECRET_VALUE = re.compile(
-    r"(?:sk-|sk_|key-|pk-|AKIA|xox[abp]-)[A-Za-z0-9_\-]{8,}"
+    r"(?:sk-|sk_|pk-|AKIA|xox[abp]-)[A-Za-z0-9_\-]{8,}"
+    r"|\bkey-[a-z0-9]{32}\b"  # Mailgun's shape; not any hyphenated word (key-encryption, key-value)
     r"|\bhv[sbr]\.[A-Za-z0-9_\-]{8,}"
     r"|(?i:bearer)\s+[A-Za-z0-9_\-\.=+/]{4,}"
 )
 # The value after a secret-named key: JSON ("Plaintext": "..."), Python reprs ('X-Vault-Token': '...'),
-# headers (Authorization: ...) and forms (token=...). Numbers and booleans are left (token counts).
+# headers (Authorization: ...) and forms (token=...). Numbers and booleans are left (token counts), and
+# `await` (a traceback's source line: `secret = await unseal(...)`).
 _SECRET_NAMED = re.compile(
     r"""(?ix)
     (?P<key>["']?[\w\-]*(?:plaintext|ciphertext|api[_\-]?key|token|secret|passw(?:or)?d|authorization
         |credential|private[_\-]?key|data[_\-]?key)[\w\-]*["']?)
     (?P<sep>\s*[:=]\s*)
-    (?!(?:\d+(?:\.\d+)?|true|false|null|none)\b|\[REDACTED\])
+    (?!(?:\d+(?:\.\d+)?|true|false|null|none|await)\b|\[REDACTED\])
     (?P<value>b?"(?:[^"\\]|\\.)*"|b?'(?:[^'\\]|\\.)*'|[^\s,;&}\]\)]+)
     """
 )

@@ -31,7 +31,8 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 def check_config(path: Path, text: str) -> subprocess.CompletedProcess[str]:
     """The real CLI, from the repository root, with every secret reference the snippet makes set."""
-    environ = {"PATH": "/usr/bin:/bin", **{name: "doc-example-value" for name in _ENV_REF.findall(text)}}
+    # each its own value, as a real deployment's secrets are (two credentials may not share a token)
+    environ = {"PATH": "/usr/bin:/bin", **{name: f"doc-example-{name}" for name in _ENV_REF.findall(text)}}
     return subprocess.run(
         [sys.executable, "-m", "sidecar", "check-config", str(path)],
         cwd=ROOT,

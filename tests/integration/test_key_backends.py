@@ -181,6 +181,24 @@ async def test_a_data_key_under_a_key_not_configured_is_refused_before_the_backe
         await ours.rewrap(wrapped, ALICE)
 
 
+async def test_a_previous_kms_key_that_no_longer_exists_is_left_out_not_fatal(
+    backends: Backends, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The allow-list was resolved whole: one entry of previous_key_ids that DescribeKey no longer
+    finds (a deleted alias, a deleted key) made every decrypt fail with NotFoundException, the
+    current key's too. It is left out (a warning); the current key must still resolve."""
+    backend = backends.build("aws-kms", previous_key_ids=["alias/retired-llm-user-keys"])
+    data_key, wrapped = await backend.generate_data_key(ALICE)
+    with caplog.at_level("WARNING", logger="sidecar.keys"):
+        assert await backend.decrypt_data_key(wrapped, ALICE) == data_key
+    assert [r.getMessage() for r in caplog.records] == [
+        "a previous KMS key is left out of the keys this sidecar unwraps under: AWS KMS does not know it"
+    ]
+    assert caplog.records[0].previous_key_id == "alias/retired-llm-user-keys"  # type: ignore[attr-defined]
+    with pytest.raises(KeyDecryptError, match="NotFoundException"):  # the current key is not optional
+        await backends.build("aws-kms", key="alias/does-not-exist").decrypt_data_key(wrapped, ALICE)
+
+
 async def test_unknown_key_or_bad_credentials_are_decrypt_errors(backends: Backends) -> None:
     with pytest.raises(KeyDecryptError, match="NotFoundException"):
         await backends.build("aws-kms", key="alias/does-not-exist").generate_data_key(ALICE)

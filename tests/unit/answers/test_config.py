@@ -75,6 +75,10 @@ def test_canonical_file_is_read_and_checked(tmp_path: Path) -> None:
     with pytest.raises(ValidationError) as err:
         AgentPolicy(canonical_file=bad)
     assert "[0].layer" in str(err.value) and "[1].question" in str(err.value)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("- question: q?\n  answer: a.\n  answer: b.\n")
+    with pytest.raises(ValidationError, match=r"duplicate key 'answer' \(line 3, column 3\)"):
+        AgentPolicy(canonical_file=twice)
 
 
 def test_check_config_covers_the_answers_section(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

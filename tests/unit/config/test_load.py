@@ -107,3 +107,173 @@ def test_every_redis_store_gets_its_password_from_its_reference(tmp_path: Path) 
     )
     resolved = [cfg.secret(o.password) for o in options]
     assert [r.get_secret_value() if r else None for r in resolved] == [f"secret-{n}" for n in names]
+
+
+POSTGRES_PASSWORD = "pw-CANARY-7d1e0c"  # a password-bearing URL in the file: no error may quote it
+
+
+def test_a_file_that_is_not_utf8_is_a_configuration_error_that_quotes_nothing(tmp_path: Path) -> None:
+    """A file with a byte that is not UTF-8 raised UnicodeDecodeError: a traceback from
+    check-config and serve, and on SIGHUP an asyncio 'Task exception' line whose repr held the
+    whole file's bytes (its passwords included)."""
+    path = tmp_path / "sidecar.yaml"
+    path.write_bytes(
+        b"settings:\n  telemetry:\n    ledger: {backend: postgres, postgres_url: 'postgresql://u:"
+        + POSTGRES_PASSWORD.encode()
+        + b"@db/usage'}\n  log_level: \xff\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert info.value.problems == ["not UTF-8 text: line 4, column 14"]
+    assert POSTGRES_PASSWORD not in str(info.value)
+
+
+def test_a_yaml_syntax_error_names_its_place_without_quoting_the_line(tmp_path: Path) -> None:
+    """PyYAML's message quotes the offending line; a password in a URL on it reached stderr."""
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(
+        "settings:\n  telemetry:\n    ledger: {backend: postgres, postgres_url: "
+        f'"postgresql://u:{POSTGRES_PASSWORD}@db/usage}}\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    (problem,) = info.value.problems
+    assert problem == (
+        "not valid YAML: while scanning a quoted scalar (line 3, column 47): "
+        "found unexpected end of stream (line 4, column 1)"
+    )
+    assert POSTGRES_PASSWORD not in str(info.value)
+
+
+def test_an_env_override_with_a_yaml_syntax_error_quotes_nothing() -> None:
+    url = f'"postgresql://u:{POSTGRES_PASSWORD}@db/usage'
+    with pytest.raises(ConfigError) as info:
+        load_config(None, {"SIDECAR__SETTINGS__TELEMETRY__LEDGER__POSTGRES_URL": url})
+    assert info.value.problems[0].startswith(
+        "SIDECAR__SETTINGS__TELEMETRY__LEDGER__POSTGRES_URL: value is not valid YAML"
+    )
+    assert POSTGRES_PASSWORD not in str(info.value)
+
+
+@pytest.mark.parametrize("depth", [5_000])
+def test_yaml_nested_too_deeply_is_a_configuration_error(tmp_path: Path, depth: int) -> None:
+    """PyYAML parses flow collections recursively: deep nesting raised RecursionError (a traceback)."""
+    path = tmp_path / "sidecar.yaml"
+    path.write_text("policy: {default_route: " + "[" * depth + "]" * depth + "}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert info.value.problems == ["not valid YAML: nested too deeply"]
+    with pytest.raises(ConfigError) as info:
+        load_config(None, {"SIDECAR__POLICY__DEFAULT_ROUTE": "[" * depth + "]" * depth})
+    assert info.value.problems == [
+        "SIDECAR__POLICY__DEFAULT_ROUTE: value is not valid YAML: nested too deeply"
+    ]
+
+
+def test_a_key_given_twice_is_a_configuration_error_naming_it(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two equal keys silently: a second `settings:` block dropped the
+    first one's auth token, a second deployment of one name replaced the first, and check-config
+    said OK."""
+    policy = "policy:\n  default_route: e\n  routes: {e: {deployments: [e]}}\n  deployments:\n"
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(
+        policy + "    e: {provider: echo, model: echo-1}\n    e: {provider: echo, model: echo-2}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert info.value.problems == ["not valid YAML: duplicate key 'e' (line 6, column 5)"]
+    path.write_text(
+        "settings:\n  auth: {token: {env: SIDECAR_TOKEN}}\n"
+        + policy
+        + "    e: {provider: echo, model: echo-1}\nsettings:\n  log_level: DEBUG\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {"SIDECAR_TOKEN": "t"})
+    assert info.value.problems == ["not valid YAML: duplicate key 'settings' (line 8, column 1)"]
+
+
+def test_keys_a_merge_brings_in_may_still_be_overridden(tmp_path: Path) -> None:
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(
+        "x-echo: &echo {provider: echo, model: echo-1, context_window: 1000}\n"
+        "policy:\n  default_route: e\n"
+        "  deployments:\n    e: {<<: *echo, context_window: 2000}\n"
+        "  routes: {e: {deployments: [e]}}\n"
+    )
+    with pytest.raises(ConfigError) as info:  # only the anchor's holder is refused, as unknown
+        load_config(path, {})
+    assert info.value.problems == ["x-echo: Extra inputs are not permitted"]
+    path.write_text(
+        "policy:\n  default_route: e\n"
+        "  deployments:\n    base: &echo {provider: echo, model: echo-1, context_window: 1000}\n"
+        "    e: {<<: *echo, context_window: 2000}\n"
+        "  routes: {e: {deployments: [e]}}\n"
+    )
+    assert load_config(path, {}).policy.deployments["e"].context_window == 2000
+
+
+def test_an_env_override_value_with_a_key_given_twice_is_listed() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(None, {"SIDECAR__SETTINGS__AUTH": "{token: {env: A}, token: {env: B}}"})
+    assert info.value.problems == [
+        "SIDECAR__SETTINGS__AUTH: value is not valid YAML: duplicate key 'token' (line 1, column 19)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://:{POSTGRES_PASSWORD}/x@redis.internal:6379/0",  # a '/' in the password, not encoded
+        f"rediss://user:{POSTGRES_PASSWORD}@redis.internal:63x79/0",
+    ],
+)
+def test_a_redis_url_whose_port_does_not_parse_is_named_without_quoting_it(url: str) -> None:
+    """The error quoted the URL's netloc after the last '@': with a '/' in the password (not
+    percent-encoded) that was the password itself."""
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            None, {"SIDECAR__SETTINGS__KEYS__STORE": "redis", "SIDECAR__SETTINGS__KEYS__REDIS_URL": url}
+        )
+    assert info.value.problems == [
+        "settings.keys: Value error, redis_url: the port is not a number "
+        "(a password with '/', '?', '#' or '@' must be percent-encoded)"
+    ]
+    assert POSTGRES_PASSWORD not in str(info.value)
+
+
+def test_two_credentials_with_one_token_are_a_configuration_error(tmp_path: Path) -> None:
+    """The first credential whose token matches wins: a second credential with the same token (the
+    same variable, or two variables holding one value) was unreachable, silently, and which grants
+    and tenants a caller got depended on the order: a tenant-bound credential listed after a
+    wider one sharing its token acted for every tenant."""
+    import yaml
+
+    auth = {
+        "token": {"env": "SHARED"},
+        "credentials": [
+            {"name": "ops", "token": {"env": "OPS"}, "allow": ["*"]},
+            {"name": "acme-app", "token": {"env": "ACME"}, "allow": ["*"], "tenants": ["acme"]},
+            {"name": "beta-app", "token": {"env": "OPS"}, "allow": ["*"], "tenants": ["beta"]},
+        ],
+    }
+    path = tmp_path / "sidecar.yaml"
+    path.write_text(yaml.safe_dump({"settings": {"auth": auth}, "policy": {
+        "default_route": "e", "deployments": {"e": {"provider": "echo", "model": "echo-1"}},
+        "routes": {"e": {"deployments": ["e"]}}}}))  # fmt: skip
+    env = {"SHARED": "tok-shared-0001", "OPS": "tok-ops-0002", "ACME": "tok-ops-0002"}
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env)
+    assert info.value.problems == [
+        "settings.auth.credentials.acme-app.token: the same token as settings.auth.credentials.ops.token "
+        "(each credential needs its own)",
+        "settings.auth.credentials.beta-app.token: the same token as settings.auth.credentials.ops.token "
+        "(each credential needs its own)",
+    ]
+    assert "tok-ops-0002" not in str(info.value)
+    env["ACME"], env["OPS"] = "tok-acme-0003", "tok-shared-0001"
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env)
+    assert info.value.problems[0] == (
+        "settings.auth.credentials.ops.token: the same token as settings.auth.token "
+        "(each credential needs its own)"
+    )

@@ -308,3 +308,31 @@ async def test_close_cancels_loads_in_flight_and_refuses_new_ones() -> None:
     assert loaded == [] and cache.stats().entries == 0
     with pytest.raises(KeyBackendUnavailableError):
         await cache.get(("k",), slow)
+
+
+async def test_an_idle_key_is_wiped_when_it_reaches_its_age_without_another_call(clock: FakeClock) -> None:
+    """The age bounded serving only: an entry was wiped when a later get() found it expired or a later
+    miss purged, so a key used once and never again stayed in memory, in plaintext, for as long as no
+    other key was loaded (forever on a quiet sidecar)."""
+    c, load = cache(clock, max_age_seconds=300.0), Loader()
+    (await c.get(KEY_A, load)).wipe()  # the caller is done with its lease
+    clock.advance(299.0)
+    await asyncio.sleep(0)
+    assert not zeroed(load.buffers[0])
+    clock.advance(1.0)
+    await asyncio.sleep(0)
+    assert zeroed(load.buffers[0])
+    assert c.stats().entries == 0 and c.stats().evictions == 1
+    assert clock.pending() == 0  # nothing cached: no timer left behind
+    (await c.get(KEY_B, load)).wipe()
+    clock.advance(300.0)
+    await asyncio.sleep(0)
+    assert zeroed(load.buffers[1])
+
+
+async def test_close_stops_the_expiry_timer(clock: FakeClock) -> None:
+    c, load = cache(clock, max_age_seconds=300.0), Loader()
+    await c.get(KEY_A, load)
+    c.close()
+    await asyncio.sleep(0)
+    assert clock.pending() == 0 and zeroed(load.buffers[0])

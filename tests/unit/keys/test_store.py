@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sidecar.core.errors import KeyDecryptError
 from sidecar.keys.redis_store import RedisKeyStore
 from sidecar.keys.store import KeyRecord, KeyStore, SqliteKeyStore, new_ref
 from tests.conftest import FakeClock
@@ -416,3 +417,20 @@ async def test_settings_choose_the_redis_store(tmp_path: Path, redis_url: str, c
     finally:
         await reader.aclose()
         await service.aclose()
+
+
+async def test_a_store_file_that_cannot_be_opened_is_a_classified_key_error(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """sqlite3 and OS errors went out raw: with `store_path` in a directory that does not exist the
+    sidecar served, and every key call (RegisterKey, ListKeys, a Generate with a user key) was an
+    INTERNAL crash with an ERROR traceback."""
+    store = SqliteKeyStore(tmp_path / "absent" / "keys.db", clock)
+    try:
+        with pytest.raises(KeyDecryptError) as caught:
+            await store.list("acme", "alice")
+    finally:
+        await store.aclose()
+    assert caught.value.reason == "KEY_UNAVAILABLE"
+    assert caught.value.message == "the key store (SQLite) failed: No such file or directory"
+    assert caught.value.metadata == {"storeError": "FileNotFoundError"}

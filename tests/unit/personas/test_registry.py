@@ -82,6 +82,7 @@ def test_bad_persona_files_are_named(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("id: Bad Id\nname: x\nsystem_prompt: p\nextra: 1\n")
     (tmp_path / "list.yml").write_text("- 1\n")
     (tmp_path / "broken.yaml").write_text("id: [\n")
+    (tmp_path / "twice.yaml").write_text("id: twice\nname: Twice\nsystem_prompt: a\nsystem_prompt: b\n")
     with pytest.raises(ValidationError) as info:
         PersonasConfig.model_validate({"directory": str(tmp_path)})
     text = str(info.value)
@@ -89,6 +90,7 @@ def test_bad_persona_files_are_named(tmp_path: Path) -> None:
     assert "bad.yaml: extra: Extra inputs are not permitted" in text
     assert "list.yml: a persona file is one mapping" in text
     assert "broken.yaml: not valid YAML" in text
+    assert "twice.yaml: not valid YAML: duplicate key 'system_prompt' (line 4, column 1)" in text
 
 
 def test_missing_directory(tmp_path: Path) -> None:

@@ -158,3 +158,19 @@ def test_a_long_prompt_cut_short_in_an_upstream_quote_is_masked() -> None:
     twice = f"a {prompt[:40]}... b {prompt} c"
     assert scrub(twice, (prompt,)) == f"a {REDACTED}... b {REDACTED} c"
     assert scrub("LONGPROMPT-CAN only", (prompt,)) == "LONGPROMPT-CAN only"  # under 16 characters
+
+
+def test_ordinary_words_and_source_lines_are_not_masked() -> None:
+    """`key-` took any hyphenated word for a key (the local backend's start-up warning read "keeps
+    its [REDACTED] key on local disk"), and `secret = await ...` in a traceback lost its `await`."""
+    lines = [
+        "LocalKekBackend keeps its key-encryption key on local disk and in memory",
+        "a key-value store; the key-encryption-key file",
+        "    secret = await unseal(self._backend, envelope, context)",
+        "    token = await self._login(force=True)",
+    ]
+    for line in lines:
+        assert scrub(line) == line
+    mailgun = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"  # the one provider key shape that starts with key-
+    assert scrub(f"refused {mailgun}") == f"refused {REDACTED}"
+    assert scrub("secret = hunter2-hunter2") == f"secret = {REDACTED}"

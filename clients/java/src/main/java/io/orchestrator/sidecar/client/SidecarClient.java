@@ -165,9 +165,18 @@ public final class SidecarClient implements AutoCloseable {
     return embed(request, null);
   }
 
-  /** Switch the conversation's persona with a natural-language command. */
+  /**
+   * Switch the conversation's persona with a natural-language command. Never retried, even inside
+   * {@link Retry#call}: an UNAVAILABLE Switch may have been applied (the sidecar applies it, then
+   * records it), and a repeat would take a newer version and undo any Switch made in between. Read
+   * the switch history ({@code ListSwitchHistory}) before switching again.
+   */
   public SwitchResponse switchPersona(SwitchRequest request, Deadline deadline) {
-    return call(() -> ConversationServiceGrpc.newBlockingStub(channel).withDeadline(effective(deadline)).switch_(request));
+    try {
+      return call(() -> ConversationServiceGrpc.newBlockingStub(channel).withDeadline(effective(deadline)).switch_(request));
+    } catch (SidecarException e) {
+      throw e.neverRetried();
+    }
   }
 
   public SwitchResponse switchPersona(SwitchRequest request) {
