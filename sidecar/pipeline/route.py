@@ -38,6 +38,7 @@ from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import (
     CircuitOpenError,
     DeadlineExceededError,
+    FirstTokenTimeoutError,
     ProviderAuthError,
     ProviderError,
     ProviderRateLimitedError,
@@ -251,7 +252,9 @@ class RouteLayer:
         )
 
     def _may_retry(self, err: ProviderError | UpstreamBusyError, call: Call, delay: float) -> bool:
-        if isinstance(err, ProviderRateLimitedError | ProviderAuthError | CircuitOpenError):
+        if isinstance(
+            err, ProviderRateLimitedError | ProviderAuthError | CircuitOpenError | FirstTokenTimeoutError
+        ):
             return False  # this deployment will not do better soon: fall back instead
         remaining = call.deadline.remaining()  # no retry budget spent on an attempt with no time left
         return remaining is None or remaining > delay + DEADLINE_MARGIN
