@@ -256,6 +256,8 @@ class RouteLayer:
             err, ProviderRateLimitedError | ProviderAuthError | CircuitOpenError | FirstTokenTimeoutError
         ):
             return False  # this deployment will not do better soon: fall back instead
+        if err.retry_after is not None and err.retry_after > delay:
+            return False  # the upstream said when to come back (a 503's Retry-After): not before
         remaining = call.deadline.remaining()  # no retry budget spent on an attempt with no time left
         return remaining is None or remaining > delay + DEADLINE_MARGIN
 

@@ -19,7 +19,6 @@ from sidecar.core.errors import (
     DeadlineExceededError,
     FirstTokenTimeoutError,
     ProviderError,
-    ProviderRateLimitedError,
     ProviderTimeoutError,
     ProviderUnavailableError,
     SidecarError,
@@ -183,7 +182,7 @@ class UpstreamAttempt:
         if outcome == OK:
             self._breaker.record_success(admitted=admitted)
         elif isinstance(error, ProviderError) and error.retryable:
-            retry_after = error.retry_after if isinstance(error, ProviderRateLimitedError) else None
+            retry_after = error.retry_after  # a 429's or a 503's Retry-After: the upstream's own word
             self._breaker.record_failure(retry_after=retry_after, admitted=admitted)
         else:  # cancelled, deadline, or the request itself was rejected
             self._breaker.release(admitted=admitted)

@@ -71,3 +71,28 @@ async def test_the_cap_is_configurable(serve: Any, upstream: Upstream, upstream2
         await generate(s)
     err = await rich(info.value)
     assert err.retry is not None and err.retry.retry_delay.seconds == 7
+
+
+async def test_a_503_with_retry_after_is_not_retried_before_it_and_pauses_the_deployment(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """A 503 with `Retry-After: 30` was retried at once on the same deployment, and the next calls
+    went to it again, as if the upstream had said nothing: now the route falls back, and the
+    deployment is paused for that long like after a 429's."""
+    clock = FakeClock()
+    upstream.push(
+        Reply(status=503, body=b'{"error":{"message":"down for maintenance"}}', headers={"retry-after": "30"})
+    )
+    upstream2.default = Reply.json("openai/chat_completion.json")
+    policy = two_deployments(upstream.url, upstream2.url, attempts=3)
+    s = await serve({"policy": policy}, ENV, clock)
+    reply = await generate(s)
+    assert [(a.deployment, a.outcome) for a in reply.summary.attempts] == [
+        ("first", "PROVIDER_UNAVAILABLE"),
+        ("second", "OK"),
+    ]
+    assert text_of(await generate(s)) and (calls(upstream), calls(upstream2)) == (1, 2)
+    clock.advance(30)  # the wait is over: the deployment is back, closed
+    upstream.default = Reply.json("openai/chat_completion.json")
+    reply = await generate(s)
+    assert [a.deployment for a in reply.summary.attempts] == ["first"]
