@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
@@ -84,8 +85,15 @@ class MemorySettings(ConfigModel):
 
 
 def _loopback(address: str) -> bool:
+    """Is the listener's host a loopback address? An IP address is checked as one; of names, only
+    `localhost`: another name (127.example.internal) resolves to wherever DNS says."""
     host = address.rsplit(":", 1)[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(ConfigModel):
