@@ -108,7 +108,7 @@ async def replay(embeddings: EmbeddingService, threshold: float) -> dict[str, An
     )
     lookups: list[str] = []
     layer = SemanticCacheLayer(
-        Answers(), store=MemorySemanticStore(max_entries=10_000), embed=embeddings.prompt_vector,
+        Answers(), store=MemorySemanticStore(max_entries=10_000), embed=embeddings.prompt_embedding,
         settings=CacheSettings(), default_embedding_route="local", table=RouteTable.from_policy(policy),
         clock=CLOCK, observer=SemanticObserver(on_lookup=lookups.append),
     )  # fmt: skip

@@ -203,9 +203,11 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 keys=d.keys,
                 modes=user_key_modes(cfg),
             ),
+            # the variant serving the call: before admission, so a variant the experiment lacks is
+            # INVALID_ARGUMENT at once, never a wait in the queue or a retryable OVERLOADED
+            partial(ExperimentLayer, book=experiment_book(cfg, d)),
             # a slot of the sidecar's capacity, in priority order, before any context or quota work
             partial(AdmissionLayer, queue=d.admission, caps=priority_caps(cfg)),
-            partial(ExperimentLayer, book=experiment_book(cfg, d)),  # the variant serving the call
             partial(PersonaLayer, personas=d.personas),  # conversation memory, after success
             # the agent's answer policy: decided before any model; B, C, D and F are answered here
             partial(AnswerPolicyLayer, answers=d.answers),
@@ -232,7 +234,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
             partial(  # after an exact miss: a paraphrase answered before, in the same partition
                 SemanticCacheLayer,
                 store=d.semantic,
-                embed=d.embeddings.prompt_vector,
+                embed=d.embeddings.prompt_embedding,
                 settings=cfg.settings.cache,
                 default_embedding_route=cfg.policy.embeddings.default_route,
                 table=d.routing.table,

@@ -148,8 +148,8 @@ def _serve(args: argparse.Namespace) -> int:
     except SocketPathError as exc:  # the Unix socket's path is another process's, or not a socket
         sys.stderr.write(f"sidecar: cannot serve: {exc}\n")
         return 1
-    except RuntimeError as exc:  # grpc reports a listener it cannot bind this way
-        sys.stderr.write(f"sidecar: cannot serve on {cfg.settings.listen.address}: {exc}\n")
+    except RuntimeError as exc:  # a listener it cannot bind (the message names which), a missing extra
+        sys.stderr.write(f"sidecar: cannot serve: {exc}\n")
         return 1
     except PersonaLoadError as exc:  # the exact tokenizer found a prompt the config check's estimate let by
         sys.stderr.write(f"sidecar: personas: {exc}\n")
@@ -163,9 +163,15 @@ def _serve(args: argparse.Namespace) -> int:
 async def _run_until_signalled(cfg: Config, path: Path | None) -> None:
     from sidecar.app import build_server  # the server stack loads only for `serve`
 
-    sidecar = build_server(cfg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # First thing: a SIGTERM during start-up (a pod deleted while it starts) is kept for when the
+    # server has started. Without a handler the default action kills the process uncleanly (its
+    # socket left behind), and as a container's PID 1 the kernel drops the signal altogether: the
+    # sidecar then served on until the kubelet's SIGKILL at the end of the grace period.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    sidecar = build_server(cfg)
     reloads: set[asyncio.Task[None]] = set()
     # SIGHUP: reload the policy's experiments from the same file (no restart); installed before
     # "serving" is logged, and without a file too: a SIGHUP must never kill the process
@@ -175,8 +181,6 @@ async def _run_until_signalled(cfg: Config, path: Path | None) -> None:
     # full collection under load walked every module, config and stub object (one measured 159 ms
     # pause in a 10 s saturation run; none with it, bench/analysis.md).
     gc.freeze()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await sidecar.stop()
 

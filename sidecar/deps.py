@@ -118,7 +118,7 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
             clock=clock,
             ledger=telemetry.ledger.store if telemetry.ledger is not None else None,
         ),
-        idempotency=build_idempotency(cfg, clock),
+        idempotency=build_idempotency(cfg, clock, partial(telemetry.metrics.store_error, "idempotency")),
         embeddings=build_embeddings(cfg, http, routing, clock, quota, telemetry),
         semantic=build_semantic_store(cfg, clock),
     )
@@ -163,11 +163,13 @@ def with_answers(cfg: Config, d: Deps) -> Deps:
     from sidecar.answers.queue import EscalationQueue
     from sidecar.answers.service import AnswerService
 
+    route = a.embedding_route or cfg.policy.embeddings.default_route
     answers = AnswerService(
         a,
         build_answer_store(cfg, d.clock),
-        embed=d.embeddings.prompt_vector,
-        embedding_route=a.embedding_route or cfg.policy.embeddings.default_route,
+        embed=d.embeddings.prompt_embedding,
+        embedding_route=route,
+        model=d.embeddings.primary_model(route),
         clock=d.clock,
         names={p.id: p.name for p in cfg.policy.personas.all()},
         observer=AnswerMetrics(d.telemetry.metrics.registry).observer(),
@@ -239,7 +241,9 @@ def build_authorizer(cfg: Config) -> Authorizer:
     )
 
 
-def build_idempotency(cfg: Config, clock: Clock) -> IdempotencyStore | None:
+def build_idempotency(
+    cfg: Config, clock: Clock, on_store_error: Callable[[str], None] = lambda op: None
+) -> IdempotencyStore | None:
     """Where first answers wait for their retries: this process, or Redis shared by sidecars."""
     idem = cfg.settings.idempotency
     if not idem.enabled:
@@ -249,7 +253,11 @@ def build_idempotency(cfg: Config, clock: Clock) -> IdempotencyStore | None:
 
         endpoint = RedisEndpoint.of(idem.redis_url, idem.redis, cfg.secret, default_timeout=5.0)
         return RedisIdempotencyStore(
-            endpoint, prefix=idem.key_prefix, window_seconds=idem.window_seconds, clock=clock
+            endpoint,
+            prefix=idem.key_prefix,
+            window_seconds=idem.window_seconds,
+            clock=clock,
+            on_store_error=on_store_error,
         )
     return MemoryIdempotencyStore(
         clock=clock, window_seconds=idem.window_seconds, max_entries=idem.max_entries

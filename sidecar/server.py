@@ -65,7 +65,10 @@ class Sidecar:
         reflection.enable_server_reflection(
             (*served, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
         )
-        self.port = self.server.add_insecure_port(cfg.settings.listen.address)
+        try:
+            self.port = self.server.add_insecure_port(cfg.settings.listen.address)
+        except RuntimeError as exc:  # grpc's way of saying the address cannot be bound
+            raise RuntimeError(f"cannot listen on {cfg.settings.listen.address}: {exc}") from exc
         self.claims: list[SocketClaim] = []  # the Unix socket paths held, released once stopped
         if (path := cfg.settings.listen.unix_socket) is not None:
             self.claims.append(bind_unix_socket(self.server, path, mode=cfg.settings.listen.unix_socket_mode))

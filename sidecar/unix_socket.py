@@ -33,6 +33,7 @@ from pathlib import Path
 import grpc
 
 _OWNER_RW = 0o600
+MAX_PATH_BYTES = 107  # sun_path holds 108 bytes with the terminating NUL (Linux)
 
 
 class SocketPathError(RuntimeError):
@@ -70,6 +71,10 @@ def claim_socket_path(path: Path) -> SocketClaim:
 def bind_unix_socket(server: grpc.aio.Server, path: Path, *, mode: int) -> SocketClaim:
     """Add `unix:<path>` to `server` with file mode `mode` (before the server starts); the claim on the
     path is the caller's to release once the server has stopped."""
+    if (size := len(os.fsencode(path))) > MAX_PATH_BYTES:  # gRPC's own error named the TCP address
+        raise SocketPathError(
+            f"{path} is {size} bytes long; a Unix socket path holds at most {MAX_PATH_BYTES}"
+        )
     claim = claim_socket_path(path)
     try:
         free_socket_path(path)

@@ -8,6 +8,7 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"time"
@@ -58,7 +59,8 @@ func WithAddress(address string) Option { return func(s *settings) { s.address =
 // WithToken sets the shared token; WithToken("") sends none even when ORCHESTRATOR_SIDECAR_TOKEN is set.
 func WithToken(token string) Option { return func(s *settings) { s.token = &token } }
 
-// WithRetry makes Generate, Embed, Switch and GetQuota retry UNAVAILABLE and RESOURCE_EXHAUSTED per policy.
+// WithRetry makes Generate, Embed, GetQuota, Feedback and GetExperimentReport retry UNAVAILABLE and
+// RESOURCE_EXHAUSTED per policy. Switch is never retried (see Switch).
 func WithRetry(policy RetryPolicy) Option { return func(s *settings) { s.retry = &policy } }
 
 // WithDialOptions adds gRPC dial options (interceptors, tracing) after the client's own.
@@ -138,11 +140,18 @@ func Texts(tenantID, userID string, texts ...string) *v1.EmbedRequest {
 	return &v1.EmbedRequest{TenantId: tenantID, UserId: userID, Texts: texts}
 }
 
-// Switch changes a conversation's persona.
+// Switch changes a conversation's persona. It is never retried, neither with WithRetry nor inside
+// Retry: an UNAVAILABLE Switch may have been applied (the sidecar applies it, then records it), and
+// a repeat takes a new version that would undo any Switch of the conversation made in between.
+// Read ListSwitchHistory before switching again.
 func (c *Client) Switch(ctx context.Context, req *v1.SwitchRequest) (*v1.SwitchResponse, error) {
-	return unary(ctx, c.retry, func(ctx context.Context) (*v1.SwitchResponse, error) {
-		return c.Conversations.Switch(ctx, req)
-	})
+	resp, err := c.Conversations.Switch(ctx, req)
+	err = FromError(err, 0)
+	var se *StatusError
+	if errors.As(err, &se) {
+		se.noRetry = true
+	}
+	return resp, err
 }
 
 // GetQuota returns the tier and every limit that applies to a tenant's user, with usage.

@@ -27,6 +27,7 @@ type StatusError struct {
 	QuotaViolations []QuotaViolation
 	DeltasReceived  int // stream deltas received before the error
 	status          *status.Status
+	noRetry         bool // a call no retry may repeat (Switch): RetryPolicy.Delay gives up
 }
 
 // FieldViolation is one bad request field (BadRequest).

@@ -3,40 +3,75 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"math"
+	"math/rand/v2"
 	"time"
 
 	"google.golang.org/grpc/codes"
 )
 
-// RetryPolicy retries unary calls on UNAVAILABLE and RESOURCE_EXHAUSTED, waiting the RetryInfo
-// delay (or a doubling DefaultDelay when UNAVAILABLE carries none), never past the context's
-// deadline and never after a stream's first delta (streams are not retried at all).
+// RetryPolicy is the clients' one retry policy (clients/README.md, "Retries"; the same in Go,
+// TypeScript, Java and Python). A unary call is retried on UNAVAILABLE, after the RetryInfo delay
+// when the sidecar sent one (never jittered), else after a backoff of DefaultDelay doubling per
+// attempt, capped at MaxBackoff, and jittered to between half of it and all of it; on
+// RESOURCE_EXHAUSTED only with a RetryInfo. STREAM_INTERRUPTED and every other code are returned
+// at once, as is a RetryInfo delay over MaxDelay, and no wait ends at or past the context's deadline.
 type RetryPolicy struct {
-	MaxAttempts  int           // including the first; 0 means 3
-	DefaultDelay time.Duration // 0 means 200ms
+	MaxAttempts  int           // attempts in all, the first included; 0 means 4
+	DefaultDelay time.Duration // first backoff without RetryInfo, doubling per attempt; 0 means 100ms
+	MaxBackoff   time.Duration // cap of that backoff; 0 means 5s
 	MaxDelay     time.Duration // a longer RetryInfo delay is not waited for; 0 means 30s
+	// Random returns the jitter draw, a number in [0, 1) (clamped to [0, 1]); nil means
+	// math/rand/v2's Float64. Inject it to make the waits deterministic in tests.
+	Random func() float64
 }
 
-// Delay is how long to wait before attempt number attempt+1, or false when err must be returned.
+// Delay is how long to wait before attempt number attempt+1 after attempt failed with err, or false
+// when err must be returned. remaining is the time left before the deadline when hasDeadline.
 func (p RetryPolicy) Delay(err error, attempt int, remaining time.Duration, hasDeadline bool) (time.Duration, bool) {
 	var se *StatusError
-	if !errors.As(err, &se) || attempt >= orDefault(p.MaxAttempts, 3) {
+	if !errors.As(err, &se) || attempt >= orDefault(p.MaxAttempts, 4) || se.noRetry {
 		return 0, false
 	}
 	if se.Code != codes.Unavailable && se.Code != codes.ResourceExhausted || se.Reason == "STREAM_INTERRUPTED" {
 		return 0, false
 	}
 	delay := se.RetryDelay
-	if !se.HasRetryDelay {
+	if se.HasRetryDelay {
+		if delay > orDefault(p.MaxDelay, 30*time.Second) {
+			return 0, false // e.g. a daily quota: waiting hours inside one call helps no caller
+		}
+	} else {
 		if se.Code == codes.ResourceExhausted {
 			return 0, false // a quota without a known reset does not pass by waiting a little
 		}
-		delay = orDefault(p.DefaultDelay, 200*time.Millisecond) << (attempt - 1)
+		delay = p.backoff(attempt)
 	}
-	if delay > orDefault(p.MaxDelay, 30*time.Second) || hasDeadline && delay >= remaining {
-		return 0, false
+	if hasDeadline && delay >= remaining {
+		return 0, false // the next attempt could not start before the deadline
 	}
 	return delay, true
+}
+
+// backoff is floor(b * (0.5 + 0.5*r)) in whole microseconds, b = min(MaxBackoff, DefaultDelay *
+// 2^(attempt-1)): the same double-precision operations as the other clients, to the microsecond.
+func (p RetryPolicy) backoff(attempt int) time.Duration {
+	limit := orDefault(p.MaxBackoff, 5*time.Second).Microseconds()
+	ceiling := orDefault(p.DefaultDelay, 100*time.Millisecond).Microseconds()
+	for i := 1; i < attempt && ceiling < limit; i++ {
+		ceiling *= 2
+	}
+	ceiling = min(ceiling, limit)
+	random := rand.Float64
+	if p.Random != nil {
+		random = p.Random
+	}
+	r := random()
+	if !(r >= 0) { // NaN too
+		r = 0
+	}
+	r = min(r, 1)
+	return time.Duration(math.Floor(float64(ceiling)*(0.5+0.5*r))) * time.Microsecond
 }
 
 // Retry runs call until it succeeds or the policy gives up; ctx's deadline bounds the whole.

@@ -3,12 +3,16 @@ package orchestrator_test
 import (
 	"context"
 	"errors"
+	"math"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"gopkg.in/yaml.v3"
 
 	orchestrator "github.com/orchestrator-sidecar/orchestrator/clients/go"
 )
@@ -22,32 +26,88 @@ func typed(t *testing.T, code codes.Code, reason string, delay time.Duration) er
 	return orchestrator.FromError(statusErr(code, details), 0)
 }
 
+// retryCase is one row of tests/contract/retry.yaml, the decision table every client replays.
+type retryCase struct {
+	Name         string   `yaml:"name"`
+	Attempt      int      `yaml:"attempt"`
+	MaxAttempts  int      `yaml:"max_attempts"`
+	Code         string   `yaml:"code"`
+	Reason       string   `yaml:"reason"`
+	RetryInfoMs  *float64 `yaml:"retry_info_ms"`
+	DeadlineLeft *float64 `yaml:"deadline_left_ms"`
+	Random       float64  `yaml:"random"`
+	WaitMs       *float64 `yaml:"wait_ms"`
+}
+
+func milliseconds(ms float64) time.Duration {
+	return time.Duration(math.Round(ms*1000)) * time.Microsecond
+}
+
+// TestDelayDecisions replays the shared decision table through RetryPolicy.Delay with its defaults
+// and the case's random draw injected.
 func TestDelayDecisions(t *testing.T) {
-	p := orchestrator.RetryPolicy{}
-	cases := []struct {
-		name     string
-		err      error
-		attempt  int
-		left     time.Duration
-		deadline bool
-		want     time.Duration
-		again    bool
-	}{
-		{"retry info honoured", typed(t, codes.Unavailable, "PROVIDERS_UNAVAILABLE", time.Second), 1, 5 * time.Second, true, time.Second, true},
-		{"quota with retry info", typed(t, codes.ResourceExhausted, "RATE_LIMITED", 2*time.Second), 1, 0, false, 2 * time.Second, true},
-		{"quota without retry info", typed(t, codes.ResourceExhausted, "TOKEN_QUOTA_EXCEEDED", 0), 1, 0, false, 0, false},
-		{"backoff doubles", typed(t, codes.Unavailable, "", 0), 2, 0, false, 400 * time.Millisecond, true},
-		{"past the deadline", typed(t, codes.Unavailable, "", 3*time.Second), 1, 2 * time.Second, true, 0, false},
-		{"attempts exhausted", typed(t, codes.Unavailable, "", time.Millisecond), 3, 0, false, 0, false},
-		{"not retryable", typed(t, codes.InvalidArgument, "INVALID_REQUEST", time.Millisecond), 1, 0, false, 0, false},
-		{"stream interrupted", typed(t, codes.Unavailable, "STREAM_INTERRUPTED", time.Millisecond), 1, 0, false, 0, false},
-		{"too long a wait", typed(t, codes.Unavailable, "", time.Hour), 1, 0, false, 0, false},
-		{"foreign error", errors.New("x"), 1, 0, false, 0, false},
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "tests", "contract", "retry.yaml"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, c := range cases {
-		got, again := p.Delay(c.err, c.attempt, c.left, c.deadline)
-		if got != c.want || again != c.again {
-			t.Errorf("%s: got %v %v, want %v %v", c.name, got, again, c.want, c.again)
+	var table struct {
+		Cases []retryCase `yaml:"cases"`
+	}
+	if err := yaml.Unmarshal(raw, &table); err != nil {
+		t.Fatal(err)
+	}
+	if len(table.Cases) < 20 {
+		t.Fatalf("the decision table has %d cases", len(table.Cases))
+	}
+	for _, c := range table.Cases {
+		code, ok := codeByName[c.Code]
+		if !ok {
+			t.Fatalf("%s: unknown code %s", c.Name, c.Code)
+		}
+		details := packed(t, &errdetails.ErrorInfo{Reason: c.Reason})
+		if c.RetryInfoMs != nil {
+			details = append(details, packed(t, &errdetails.RetryInfo{RetryDelay: durationpb.New(milliseconds(*c.RetryInfoMs))})...)
+		}
+		err := orchestrator.FromError(statusErr(code, details), 0)
+		random := c.Random
+		p := orchestrator.RetryPolicy{MaxAttempts: c.MaxAttempts, Random: func() float64 { return random }}
+		var left time.Duration
+		if c.DeadlineLeft != nil {
+			left = milliseconds(*c.DeadlineLeft)
+		}
+		got, again := p.Delay(err, c.Attempt, left, c.DeadlineLeft != nil)
+		switch {
+		case c.WaitMs == nil && again:
+			t.Errorf("%s: waits %v, want to give up", c.Name, got)
+		case c.WaitMs != nil && (!again || got != milliseconds(*c.WaitMs)):
+			t.Errorf("%s: got %v (retry %v), want a wait of %v", c.Name, got, again, milliseconds(*c.WaitMs))
+		}
+	}
+}
+
+var codeByName = map[string]codes.Code{
+	"UNAVAILABLE": codes.Unavailable, "RESOURCE_EXHAUSTED": codes.ResourceExhausted,
+	"INVALID_ARGUMENT": codes.InvalidArgument, "DEADLINE_EXCEEDED": codes.DeadlineExceeded,
+	"INTERNAL": codes.Internal,
+}
+
+// TestForeignErrorsAreNotRetried: an error that is not a gRPC status (a dial option's own) is returned.
+func TestForeignErrorsAreNotRetried(t *testing.T) {
+	if _, again := (orchestrator.RetryPolicy{}).Delay(errors.New("x"), 1, 0, false); again {
+		t.Fatal("a foreign error was retried")
+	}
+}
+
+// TestDefaultRandomStaysInItsBounds: without an injected source the wait is within [b/2, b].
+func TestDefaultRandomStaysInItsBounds(t *testing.T) {
+	err := typed(t, codes.Unavailable, "", 0)
+	for attempt := 1; attempt <= 3; attempt++ {
+		ceiling := 100 * time.Millisecond << (attempt - 1)
+		for range 200 {
+			got, again := (orchestrator.RetryPolicy{}).Delay(err, attempt, 0, false)
+			if !again || got < ceiling/2 || got > ceiling {
+				t.Fatalf("attempt %d: %v (retry %v), want within [%v, %v]", attempt, got, again, ceiling/2, ceiling)
+			}
 		}
 	}
 }

@@ -56,6 +56,15 @@ class AnswerStoreUnavailableError(SidecarError):
     retryable = True
 
 
+class EmbeddingModelError(SidecarError):
+    """The embedding route answered with another model than the one the canonical answers were
+    embedded with (a fallback while the first fails): its vector cannot be compared with theirs."""
+
+    code = Code.UNAVAILABLE
+    reason = "EMBEDDING_MODEL_UNAVAILABLE"
+    retryable = True
+
+
 STORE_FAILURES: tuple[type[Exception], ...] = (StoreError, sqlite3.Error, OSError, TimeoutError)
 RECOVERABLE: tuple[type[Exception], ...] = (SidecarError, *STORE_FAILURES)  # an embedding or store failure
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from sidecar.answers.context import EscalationContextWriter
 from sidecar.answers.errors import (
+    RECOVERABLE,
     AgentNotFoundError,
     EscalationLimitError,
     EscalationNotFoundError,
@@ -66,7 +67,7 @@ class EscalationQueue:
         if e.user != user:
             raise EscalationNotFoundError(FIELD, f"no escalation {escalation_id!r} was offered to this user")
         self._expect(e, State.OFFERED, "accepted")
-        policy = self.policy(e.agent)
+        policy = self.policy(e.agent, FIELD)  # a reload may have removed it; the request names no agent
         now = self._a.clock.wall()
         queued = replace(
             e, state=State.QUEUED, queued_at=now, expires_at=now + policy.escalation_expiry_seconds
@@ -130,7 +131,11 @@ class EscalationQueue:
         done = replace(e, state=State.ANSWERED, closed_at=now, answer=text, canonical_id=canonical.id)
         if not await self._a.store.replace(State.QUEUED, done):
             raise EscalationStateError(FIELD, "the escalation was answered or closed meanwhile")
-        await self._a.store.add_canonical(canonical, vector)
+        try:
+            await self._a.store.add_canonical(canonical, vector)
+        except RECOVERABLE:  # the call fails, which promises nothing changed: the escalation waits again
+            await self._undo(done, e)
+            raise
         self._a.observer.on_transition(agent, done)
         if self._remember is not None and done.user and done.conversation:
             try:
@@ -138,6 +143,16 @@ class EscalationQueue:
             except SidecarError as err:  # the answer is stored and canonical; only the memory is lost
                 _log.warning("creator answer not added to the conversation", extra={"reason": err.reason})
         return done, canonical
+
+    async def _undo(self, done: Escalation, before: Escalation) -> None:
+        """Put `before` back in place of `done` (compare and set), when the step after it failed."""
+        try:
+            if await self._a.store.replace(done.state, before):
+                return
+        except RECOVERABLE as exc:
+            _log.error("escalation left %s after a failed step: %r", done.state.value, exc)
+            return
+        _log.error("escalation moved on before it could be put back", extra={"escalation": done.id})
 
     async def decline(self, tenant: str, agent: str, escalation_id: str, reason: str) -> Escalation:
         e = await self.get(tenant, agent, escalation_id)

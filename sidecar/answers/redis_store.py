@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
-from sidecar.answers.store import Accepted, Limits, PathCounts, best, unit
+from sidecar.answers.store import Accepted, Limits, PathCounts, best, comparable, unit
 from sidecar.config.answers import LAYERS
 from sidecar.stores.errors import StoreError
 from sidecar.stores.redis import RedisOps
@@ -90,11 +90,12 @@ class RedisAnswerStore:
         )
         wanted = {LAYERS.index(layer) for layer in layers}
         ids = [k for k, v in raw.items() if v[0] in wanted]
-        if not ids:
+        rows = [np.frombuffer(raw[k][1:], dtype=np.float32) for k in ids]
+        keep = comparable([r.shape[0] for r in rows], vector)  # another model's vectors are left out
+        if not keep:
             return None
-        matrix = np.stack([np.frombuffer(raw[k][1:], dtype=np.float32) for k in ids])
-        i, similarity = best(matrix, vector)
-        found = await self._canonical_of(tenant, agent, ids[i])
+        i, similarity = best(np.stack([rows[j] for j in keep]), vector)
+        found = await self._canonical_of(tenant, agent, ids[keep[i]])
         return None if found is None else (found, similarity)
 
     async def reused(self, tenant: str, agent: str, answer_id: str) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sidecar.answers.decide import Escalate, classify, escalation, gate, measure, offer_text
-from sidecar.answers.errors import RECOVERABLE
+from sidecar.answers.errors import RECOVERABLE, EmbeddingModelError
 from sidecar.answers.model import CanonicalAnswer, Decision, Escalation, Path, State, new_id
 from sidecar.answers.store import AnswerStore, Limits
 from sidecar.answers.windows import buckets, next_window
@@ -21,7 +21,8 @@ from sidecar.core.clock import Clock, Deadline
 _log = logging.getLogger("sidecar.answers")
 
 EmbedText = Callable[[str, str, str, Deadline], Awaitable[Any]]
-"""(tenant, embedding route, text, deadline) -> the text's unit vector (float32 numpy array)."""
+"""(tenant, embedding route, text, deadline) -> the text's embedding: `.vector` (a unit-length float32
+numpy array) and `.model` (the identity of the model that made it; embeddings.service.PromptVector)."""
 
 
 def _ignore(*_: object) -> None:
@@ -72,11 +73,15 @@ class AnswerService:
         *,
         embed: EmbedText,
         embedding_route: str,
+        model: str,
         clock: Clock,
         names: Mapping[str, str],
         observer: AnswerObserver | None = None,
     ) -> None:
+        """`model`: the identity of the embedding route's first model, the one every vector of the
+        canonical answers is made with."""
         self.policy, self.store, self._embed, self._route = policy, store, embed, embedding_route
+        self._model = model
         self.clock, self._names = clock, names
         self.observer = observer or AnswerObserver()
 
@@ -92,7 +97,15 @@ class AnswerService:
         return self._names.get(agent, agent)
 
     async def vector(self, tenant: str, text: str, deadline: Deadline) -> Any:
-        return await self._embed(tenant, self._route, text, deadline)
+        """The text's vector by the route's first model. Another model's (the route fell back while
+        the first fails) is EmbeddingModelError: compared with the stored vectors it would mean
+        nothing, and stored with them it would break every later search of the agent."""
+        embedded = await self._embed(tenant, self._route, text, deadline)
+        if embedded.model != self._model:
+            raise EmbeddingModelError(
+                f"embedding route {self._route!r} answered with {embedded.model!r}, not {self._model!r}"
+            )
+        return embedded.vector
 
     async def decide(self, m: Message) -> Decision:
         """The path of one message; never calls a model. A failing embedding or store degrades to

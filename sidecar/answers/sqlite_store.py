@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
-from sidecar.answers.store import Accepted, Limits, PathCounts, best, unit
+from sidecar.answers.store import Accepted, Limits, PathCounts, best, comparable, unit
 from sidecar.stores.sqlite import SqliteThread, create_owner_only
 
 if TYPE_CHECKING:
@@ -93,11 +93,12 @@ class SqliteAnswerStore:
         self, tenant: str, agent: str, layers: Sequence[str], vector: Vector
     ) -> tuple[CanonicalAnswer, float] | None:
         held = await self._load(tenant, agent)
-        keep = [i for i, layer in enumerate(held.layers) if layer in layers]
+        visible = [i for i, layer in enumerate(held.layers) if layer in layers]
+        keep = [visible[j] for j in comparable([held.rows[i].shape[0] for i in visible], vector)]
         if not keep:
             return None
-        if held.matrix is None:
-            held.matrix = np.stack(held.rows)
+        if held.matrix is None or held.matrix.shape[1] != vector.shape[0]:
+            held.matrix = _stacked(held.rows, vector.shape[0])
         i, similarity = best(held.matrix[keep], vector)
         answer_id = held.ids[keep[i]]
         found = await self._run(lambda c: _canonical_one(c, tenant, agent, answer_id))
@@ -243,6 +244,11 @@ class SqliteAnswerStore:
                 conn.execute(sql, args)
 
         await self._run(write)
+
+
+def _stacked(rows: list[Vector], size: int) -> Vector:
+    """The rows stacked, those of another size (another model's) as zeros: they are never kept."""
+    return np.stack([r if r.shape[0] == size else np.zeros(size, dtype=np.float32) for r in rows])
 
 
 def _open(path: str) -> sqlite3.Connection:

@@ -17,6 +17,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from sidecar.answers.errors import EmbeddingModelError
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
 
 if TYPE_CHECKING:  # numpy (~15 MB, ~0.1 s) is imported by the stores that hold vectors, not at start
@@ -124,3 +125,17 @@ def best(vectors: Vector, query: Vector) -> tuple[int, float]:
     scores = vectors @ unit(query)
     i = int(np.argmax(scores))
     return i, float(scores[i])
+
+
+def comparable(sizes: Sequence[int], query: Vector) -> list[int]:
+    """The indexes of the vectors of the query's size: the others were made by another embedding
+    model (the route's model changed, on a store that kept them). EmbeddingModelError when there are
+    vectors but none of that size: the search cannot say how near the question is."""
+    size = int(query.shape[0])
+    keep = [i for i, n in enumerate(sizes) if n == size]
+    if sizes and not keep:
+        raise EmbeddingModelError(
+            f"the canonical answers were embedded by another model ({sizes[0]} dimensions, "
+            f"the question {size}): embed them again with the route's model"
+        )
+    return keep

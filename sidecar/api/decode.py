@@ -13,30 +13,42 @@ and, when the wire format can be walked to it, a `BadRequest` naming the field p
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any, NoReturn
 
 import grpc
 from google.protobuf import message_factory
-from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
+from google.protobuf.descriptor import Descriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from sidecar.api.errors import abort
 from sidecar.api.gate import rpc_failure
+from sidecar.api.wire import bad_utf8_field, fields, too_many_elements
 from sidecar.core.clock import Clock, SystemClock
 from sidecar.core.errors import FieldViolation, InvalidRequestError
 from sidecar.telemetry.logging import RateLimitedLog
 
 Context = grpc.aio.ServicerContext[Any, Any]
-_WIRE_VARINT, _WIRE_I64, _WIRE_LEN, _WIRE_SGROUP, _WIRE_EGROUP, _WIRE_I32 = 0, 1, 2, 3, 4, 5
-_MAX_DEPTH = 100  # protobuf's own recursion limit
+
+
+MAX_ELEMENTS = 100_000  # messages and repeated values one request may parse into (about 7 MB)
 
 
 class MalformedRequestError(InvalidRequestError):
     """The request bytes are not a valid message of the method's request type."""
 
     reason = "MALFORMED_REQUEST"
+
+
+class RequestTooComplexError(MalformedRequestError):
+    """A valid message, but one whose parse would allocate more than MAX_ELEMENTS elements."""
+
+    reason = "REQUEST_TOO_COMPLEX"
+
+    def __init__(self, field: str) -> None:
+        what = f"more than {MAX_ELEMENTS:,} elements (messages and repeated values) in one request"
+        super().__init__([FieldViolation(field, what)])
 
 
 class RequestDecoder:
@@ -62,9 +74,14 @@ class RequestDecoder:
 
     def __call__(self, raw: bytes) -> Message:
         self.seen(len(raw))
+        if (crowded := too_many_elements(self._descriptor, raw, MAX_ELEMENTS)) is not None:
+            self._log.warning("request with too many elements", extra={"type": self._descriptor.full_name})
+            too_complex = RequestTooComplexError(crowded)
+            self._refused(too_complex)
+            raise too_complex
         try:
             if self._walk_tags and raw:
-                for _ in _fields(memoryview(raw)):  # whole fields, none numbered 0
+                for _ in fields(memoryview(raw)):  # whole fields, none numbered 0
                     pass
             return self._cls.FromString(raw)
         except (DecodeError, RecursionError, ValueError, IndexError) as exc:
@@ -73,9 +90,12 @@ class RequestDecoder:
                 "undecodable request", extra={"type": self._descriptor.full_name, "field": where or ""}
             )
             err = _malformed(self._descriptor, where)
-            if self._on_malformed is not None:
-                self._on_malformed(err)
+            self._refused(err)
             raise err from exc
+
+    def _refused(self, err: MalformedRequestError) -> None:
+        if self._on_malformed is not None:
+            self._on_malformed(err)
 
 
 def _malformed(descriptor: Descriptor, where: str | None) -> MalformedRequestError:
@@ -229,94 +249,3 @@ def _streaming_request(behavior: Callable[..., Any], decode: RequestDecoder) -> 
         return behavior(decoded(), context)
 
     return handle
-
-
-def bad_utf8_field(descriptor: Descriptor, raw: bytes) -> str | None:
-    """The path of the first string field of `raw` that is not UTF-8 (`input.messages[2].name`), or None
-    when there is none or the wire format is broken before one is found."""
-    try:
-        return _walk(descriptor, memoryview(raw), "", 0, {})
-    except (IndexError, ValueError):
-        return None
-
-
-Counts = dict[tuple[str, int], int]  # elements seen per (path prefix, field number), across the walk
-
-
-def _walk(descriptor: Descriptor, data: memoryview, prefix: str, depth: int, counts: Counts) -> str | None:
-    """`counts` is shared by the whole walk: a singular message sent twice on the wire is one message
-    (protobuf merges them), so its repeated fields go on counting (`input.messages[2]`)."""
-    if depth > _MAX_DEPTH:
-        return None
-    for number, body in _fields(data):
-        field = descriptor.fields_by_number.get(number)
-        if body is None or field is None:
-            continue
-        index = counts.get((prefix, number), 0)
-        counts[prefix, number] = index + 1
-        found = _check_field(field, body, prefix, index, depth, counts)
-        if found is not None:
-            return found
-    return None
-
-
-def _check_field(
-    field: FieldDescriptor, body: memoryview, prefix: str, index: int, depth: int, counts: Counts
-) -> str | None:
-    path = f"{prefix}{field.name}"
-    is_map = field.message_type is not None and field.message_type.GetOptions().map_entry
-    if field.is_repeated and not is_map:
-        path += f"[{index}]"
-    if field.type == FieldDescriptor.TYPE_STRING:
-        try:
-            bytes(body).decode("utf-8")
-        except UnicodeDecodeError:
-            return path
-        return None
-    if field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type is not None:
-        if is_map:
-            return path if _walk(field.message_type, body, "", depth + 1, {}) is not None else None
-        return _walk(field.message_type, body, path + ".", depth + 1, counts)
-    return None
-
-
-def _fields(data: memoryview) -> Iterator[tuple[int, memoryview | None]]:
-    """Each top-level field of `data`: its number and, when length-delimited, its body. ValueError or
-    IndexError when the bytes are not whole fields, or a field is numbered 0 (never valid)."""
-    pos = 0
-    while pos < len(data):
-        tag, pos = _varint(data, pos)
-        number, wire, body = tag >> 3, tag & 7, None
-        if number == 0:
-            raise ValueError("field number 0")
-        if wire == _WIRE_LEN:
-            size, pos = _varint(data, pos)
-            body, pos = data[pos : pos + size], pos + size
-        else:
-            pos = _skip(data, pos, wire)
-        if pos > len(data):
-            raise ValueError("truncated")
-        yield number, body
-
-
-def _varint(data: memoryview, pos: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
-def _skip(data: memoryview, pos: int, wire: int) -> int:
-    if wire == _WIRE_VARINT:
-        return _varint(data, pos)[1]
-    if wire == _WIRE_I64:
-        return pos + 8
-    if wire == _WIRE_I32:
-        return pos + 4
-    raise ValueError(f"wire type {wire} not walked")

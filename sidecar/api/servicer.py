@@ -21,7 +21,7 @@ from sidecar.api.paging import PageTokens
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.drain import Drain
-from sidecar.core.errors import SidecarError, StreamInterruptedError
+from sidecar.core.errors import SidecarDrainingError, SidecarError, StreamInterruptedError
 from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.outcome import Outcome
 from sidecar.core.tokens import count_prompt_tokens, count_tokens
@@ -32,6 +32,7 @@ from sidecar.providers.base import Provider
 from sidecar.routing.plan import Routing
 
 _log = logging.getLogger("sidecar.api")
+EMBED_CUT = "the sidecar shut down before the embedding call finished (its shutdown grace ran out); retry it"
 
 
 class EdgeMetrics(Protocol):
@@ -148,21 +149,26 @@ class GenerationServicer:
         """Validated before anything else (a refused request claims no idempotency key); a repeat of
         a request_id within the idempotency window gets the first call's answer, charged once."""
         await self._gate.admit(context, "Embed", request.tenant_id)
-        try:
-            req = api_embed.to_request(
-                request,
-                tiers=self._tiers,
-                limits=self._policy.limits,
-                deadline=Deadline.after(context.time_remaining(), self._clock),
-            )
-            if self._embed_replays is None or not request.request_id:
-                return await self._embed(req)
-            raw, replayed = await self._embed_replays.answer(
-                request.tenant_id,
-                request.request_id,
-                request.SerializeToString(deterministic=True),
-                lambda: self._embed_bytes(req),
-            )
+        try:  # a provider call like Generate: refused while draining, given the grace when running
+            with self._drain.call():
+                req = api_embed.to_request(
+                    request,
+                    tiers=self._tiers,
+                    limits=self._policy.limits,
+                    deadline=Deadline.after(context.time_remaining(), self._clock),
+                )
+                if self._embed_replays is None or not request.request_id:
+                    return await self._embed(req)
+                raw, replayed = await self._embed_replays.answer(
+                    request.tenant_id,
+                    request.request_id,
+                    request.SerializeToString(deterministic=True),
+                    lambda: self._embed_bytes(req),
+                )
+        except asyncio.CancelledError:
+            if not self._drain.cut_now():
+                raise  # the caller's own cancellation
+            await rpc_failure(context, SidecarDrainingError(EMBED_CUT), "Embed")  # nothing was delivered
         except Exception as exc:
             await rpc_failure(context, exc, "Embed")
         response = embed_pb2.EmbedResponse.FromString(raw)

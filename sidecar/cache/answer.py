@@ -6,9 +6,16 @@ import json
 from dataclasses import dataclass
 
 from sidecar.cache.key import CacheScope
-from sidecar.core.types import FinishReason, Price, Target, Usage
+from sidecar.core.types import Chunk, FinishReason, Price, Target, Usage
 
 ANSWER_VERSION = 1
+
+
+def replayable(chunk: Chunk) -> bool:
+    """Whether a stored answer can give this chunk back: it keeps text only, so an answer with tool
+    calls (whatever its finish reason: OpenAI says "stop" for a call forced by tool_choice) or
+    thinking is not stored."""
+    return not chunk.tool_calls and not chunk.thinking
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,12 @@
 
 blake2b (20 bytes, hex) over a canonical JSON list of: a format version, the tenant, the scope
 (the user id when answers are per user, empty when the tenant shares them), the persona, the
-resolved route alias, the normalized parameters (with tools, tool choice, response format and
-reasoning) and every message (role, name, text, tool calls, the call a result answers, a digest of
-each image). The tenant
-and scope are also stored in the entry and compared on read, so even a hash collision cannot
-serve one tenant's answer to another.
+resolved route alias, the deployments the call is narrowed to (an experiment variant's, a brought
+key's provider's, the budget fallback; empty when any of the route's may answer), the normalized
+parameters (with tools, tool choice, response format and reasoning) and every message (role, name,
+text, tool calls, the call a result answers, a digest of each image). The tenant and scope are also
+stored in the entry and compared on read, so even a hash collision cannot serve one tenant's answer
+to another.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sidecar.core.plan import CallPlan
 from sidecar.core.types import GenerationParams, Message
 
-KEY_VERSION = 2
+KEY_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,8 @@ def normalized_params(params: GenerationParams) -> list[object]:
     ]
 
 
-def _message(m: Message) -> list[object]:
+def message_material(m: Message) -> list[object]:
+    """Everything of a message that the answer depends on (the semantic cache's partition uses it too)."""
     material: list[object] = [m.role.value, m.name, m.text]
     if m.tool_calls or m.tool_call_id or m.images:
         material += [
@@ -56,8 +59,24 @@ def _message(m: Message) -> list[object]:
     return material
 
 
+def narrowed_deployments(plan: CallPlan, budget_deployment: str = "") -> tuple[str, ...]:
+    """The deployments that may serve the call when they are fewer than the route's (an experiment
+    variant's, a brought key's provider's, the budget fallback), else (): another model's answer is
+    another answer."""
+    names = tuple(
+        t.deployment for t in plan.candidates if not budget_deployment or t.deployment == budget_deployment
+    )
+    return () if names == tuple(t.deployment for t in plan.route.targets) else names
+
+
 def answer_key(
-    scope: CacheScope, *, persona: str, route: str, params: GenerationParams, messages: Sequence[Message]
+    scope: CacheScope,
+    *,
+    persona: str,
+    route: str,
+    params: GenerationParams,
+    messages: Sequence[Message],
+    deployments: Sequence[str] = (),
 ) -> str:
     material = [
         KEY_VERSION,
@@ -65,8 +84,9 @@ def answer_key(
         scope.user,
         persona,
         route,
+        list(deployments),
         normalized_params(params),
-        [_message(m) for m in messages],
+        [message_material(m) for m in messages],
     ]
     encoded = json.dumps(material, ensure_ascii=False, separators=(",", ":")).encode()
     return "answer:" + hashlib.blake2b(encoded, digest_size=20).hexdigest()

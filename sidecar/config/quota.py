@@ -10,6 +10,7 @@ overrides (a limit of the same name replaces the inherited one; `enabled: false`
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -156,6 +157,40 @@ class QuotaPolicy(ConfigModel):
             raise ValueError("store: redis needs redis_url")
         check_redis(self.redis_url, self.redis)
         return self
+
+
+def limit_shape_problems(quota: QuotaPolicy, tiers: Mapping[str, TierConfig]) -> list[str]:
+    """Limit names that count two different ways among the global limits and the tiers' limits.
+
+    A limit's counter is keyed by its name, scope and owner, so two limits of one name and scope that
+    differ in metric or window would add tokens to requests, or a minute's counts to a day's, whenever one
+    caller meets both (a tenant-scope limit of two tiers, a user whose tier comes from metadata). A
+    tenant override may reshape a limit: the tenant's every call then counts it the override's way.
+    """
+    shapes: dict[tuple[str, str], tuple[str, tuple[str, str | None, str]]] = {}
+    places = [("quota.limits", quota.limits)]
+    places += [(f"tiers.{name}.limits", tier.limits) for name, tier in tiers.items()]
+    implied = ("requests", "minute", "user")
+    if any(requests_per_minute(name, tier) is not None for name, tier in tiers.items()):
+        shapes[(TIER_RPM_LIMIT, "user")] = ("the tiers' requests_per_minute", implied)
+    problems = []
+    for where, limits in places:
+        for lim in limits:
+            if not lim.enabled:
+                continue
+            shape = (lim.metric, lim.window, lim.scope)
+            first, seen = shapes.setdefault((lim.name, lim.scope), (where, shape))
+            if seen != shape:
+                problems.append(
+                    f"{where}: limit {lim.name} counts {_shape(shape)} but {_shape(seen)} in {first}; "
+                    "one name is one counter, so give limits that count differently different names"
+                )
+    return problems
+
+
+def _shape(shape: tuple[str, str | None, str]) -> str:
+    metric, window, scope = shape
+    return f"{metric} in flight per {scope}" if window is None else f"{metric} per {window} per {scope}"
 
 
 def requests_per_minute(tier_name: str, tier: TierConfig) -> int | None:

@@ -27,7 +27,7 @@ from sidecar.config.model import (
 )
 from sidecar.config.personas import PersonasConfig
 from sidecar.config.providers import AzureOptions, BedrockOptions, GeminiOptions
-from sidecar.config.quota import QuotaPolicy, TierConfig
+from sidecar.config.quota import QuotaPolicy, TierConfig, limit_shape_problems
 from sidecar.config.routing import RouteConfig, RoutingPolicy
 from sidecar.config.secrets import SecretRef
 from sidecar.config.telemetry import TelemetrySettings
@@ -331,6 +331,8 @@ class Policy(ConfigModel):
             for alias in tier.allowed_routes or ()
             if alias not in self.routes
         ]
+        if self.quota is not None:
+            problems += limit_shape_problems(self.quota, self.tiers)
         return problems + [
             f"routes.{alias}.budget_fallback: {route.budget_fallback!r} is not one of the route's deployments"
             for alias, route in self.routes.items()

@@ -65,6 +65,9 @@ class TracingConfig(ConfigModel):
     )
     service_name: str = Field(default="orchestrator-sidecar", min_length=1, max_length=128)
     sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    export_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="one OTLP export with its retries; bounds the flush at shutdown"
+    )
 
 
 class ContentCapture(ConfigModel):

@@ -20,6 +20,12 @@ from sidecar.core.errors import SidecarDrainingError
 CUT = "sidecar shutdown: grace period over"
 
 
+def is_cut(exc: BaseException) -> bool:
+    """Whether `exc` is the cancellation the drain sent a call whose grace ran out (the message
+    travels with it through every layer), not a caller that went away."""
+    return isinstance(exc, asyncio.CancelledError) and exc.args[:1] == (CUT,)
+
+
 class Drain:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock

@@ -162,7 +162,7 @@ class UpstreamBusyError(SidecarError):
 
 
 class SidecarDrainingError(SidecarError):
-    """The sidecar is shutting down: it takes no new generation call (another replica can)."""
+    """The sidecar is shutting down: it takes no new generation or Embed call (another replica can)."""
 
     code = Code.UNAVAILABLE
     reason = "SIDECAR_DRAINING"

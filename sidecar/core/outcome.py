@@ -202,6 +202,11 @@ class Outcome:
         return _add(self._usage, self._rejected[0])
 
     @property
+    def answer_usage(self) -> Usage:
+        """The usage of the answer the caller gets, without answers rejected by the format check."""
+        return self._usage
+
+    @property
     def finish_reason(self) -> FinishReason | None:
         return self._finish_reason
 

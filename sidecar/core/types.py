@@ -200,6 +200,7 @@ class Attempt:
     provider: str
     outcome: str
     seconds: float
+    hedge: bool = False  # started as a hedge, racing the attempt before it (not a retry or fallback)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,14 +30,18 @@ class Embedder(Protocol):
     async def aclose(self) -> None: ...
 
 
+FLOAT32_MAX = 3.4028234663852886e38  # vectors travel as float32 (numpy, the proto's `float`)
+
+
 def checked_vectors(rows: Any, count: int, dimensions: int | None = None) -> tuple[tuple[float, ...], ...]:
-    """Vectors from an upstream answer: `count` lists of finite floats, all of one length."""
+    """Vectors from an upstream answer: `count` lists of floats finite in float32, all of one length
+    (a larger JSON number would become infinite, then a NaN similarity)."""
     if not isinstance(rows, list) or len(rows) != count:
         raise ProviderMalformedError(f"expected {count} embeddings, the upstream sent another number")
     vectors: list[tuple[float, ...]] = []
     for row in rows:
         if not isinstance(row, list) or not row or not all(_finite(v) for v in row):
-            raise ProviderMalformedError("an embedding is not a non-empty list of finite numbers")
+            raise ProviderMalformedError("an embedding is not a non-empty list of finite float32 numbers")
         vectors.append(tuple(float(v) for v in row))
     size = (dimensions or len(vectors[0])) if vectors else 0
     if any(len(v) != size for v in vectors):
@@ -50,4 +54,9 @@ def is_normalized(vectors: Sequence[Sequence[float]], tolerance: float = 1e-3) -
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and abs(value) <= FLOAT32_MAX
+    )

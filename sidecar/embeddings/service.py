@@ -46,6 +46,12 @@ class EmbedRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class PromptVector:
+    vector: Any  # a unit-length float32 numpy array
+    model: str  # the identity of the model that made it (routing.model_identity)
+
+
+@dataclass(frozen=True, slots=True)
 class EmbedResult:
     vectors: tuple[tuple[float, ...], ...]
     dimensions: int
@@ -95,9 +101,20 @@ class EmbeddingService:
         self._observe(req, self._served(result, len(req.texts), started), "OK", result)
         return result
 
+    def primary_model(self, route: str) -> str:
+        """The identity of the model of a route's first deployment."""
+        first = self._policy.routes[route].deployments[0]
+        return model_identity(self._policy.deployments[first])
+
     async def prompt_vector(self, tenant: str, route: str, text: str, deadline: Deadline) -> Any:
-        """One text's unit vector as a float32 numpy array (the semantic cache's lookups): routed and
-        cached like a call, metered, not charged to the caller's quota (the operator's cost)."""
+        """One text's unit vector as a float32 numpy array (the answer policy's lookups)."""
+        return (await self.prompt_embedding(tenant, route, text, deadline)).vector
+
+    async def prompt_embedding(self, tenant: str, route: str, text: str, deadline: Deadline) -> PromptVector:
+        """One text's unit vector as a float32 numpy array, and the model that made it (a route may
+        fall back to another model, whose vectors are not comparable): the semantic cache's lookups.
+        Routed and cached like a call, metered, not charged to the caller's quota (the operator's
+        cost)."""
         import numpy as np
 
         started = self._clock.monotonic()
@@ -109,9 +126,10 @@ class EmbeddingService:
             self._meter(EmbedOutcome(route, "", exc.code.name, self._clock.monotonic() - started))
             raise
         self._meter(self._served(result, 1, started))
-        v = np.asarray(result.vectors[0], dtype=np.float32)
+        v = np.asarray(result.vectors[0], dtype=np.float64)  # a float32 norm of large values overflows
         norm = float(np.linalg.norm(v))
-        return v / norm if norm > 0 else v
+        unit = (v / norm if norm > 0 else v).astype(np.float32)
+        return PromptVector(unit, model_identity(self._policy.deployments[result.deployment]))
 
     def _served(self, r: EmbedResult, texts: int, started: float) -> EmbedOutcome:
         return EmbedOutcome(

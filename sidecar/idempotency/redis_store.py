@@ -19,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from sidecar.core.clock import Clock
 from sidecar.core.tasks import cancel_and_wait
 from sidecar.idempotency.store import Held, IdempotencyStoreUnavailableError
+from sidecar.stores.pending import PendingWrites
 from sidecar.stores.redis import RedisEndpoint, connect
 
 if TYPE_CHECKING:
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
 
 _FP = 32  # sha256
 _TOKEN = 16  # bytes of a claim's token
-FIRST_BACKOFF_SECONDS = 0.05
-MAX_BACKOFF_SECONDS = 5.0
-MAX_PENDING = 10_000
 LEASE_SECONDS = 15.0
 DEFAULT_TIMEOUT_SECONDS = 5.0  # per operation, when the configuration gives none
 GIVE_UP_SECONDS = 300.0  # how long an abandoned claim is given up for while Redis does not answer
@@ -82,9 +80,11 @@ class RedisIdempotencyStore:
         lease_seconds: float = LEASE_SECONDS,
         clock: Clock,
         poll_seconds: float = 0.05,
+        on_store_error: Callable[[str], None] = lambda op: None,
     ) -> None:
         """`endpoint`: the connection settings (TLS, ACL user and password, timeouts), or a bare URL
-        with the defaults (DEFAULT_TIMEOUT_SECONDS per operation)."""
+        with the defaults (DEFAULT_TIMEOUT_SECONDS per operation). `on_store_error(op)` counts each
+        failed operation (claim, finish, release, wait; renew and give_up in the background)."""
         if isinstance(endpoint, str):
             endpoint = RedisEndpoint(endpoint, timeout=DEFAULT_TIMEOUT_SECONDS)
         self._redis: Redis = connect(endpoint)
@@ -95,19 +95,25 @@ class RedisIdempotencyStore:
         self._claim, self._give_up, self._release, self._renew = (
             self._redis.register_script(s) for s in (_CLAIM, _GIVE_UP, _RELEASE, _RENEW)
         )
+        self._on_error = on_store_error
         self._held: dict[str, bytes] = {}  # key name -> this process's claim on it, renewed
-        self._abandoned: dict[str, tuple[bytes, float]] = {}  # claims to give up, until (monotonic)
-        self._worker: asyncio.Task[None] | None = None
+        self._abandoned: PendingWrites[str, bytes] = PendingWrites(  # claims to give up
+            clock,
+            attempt=self._give_up_claim,
+            failures=(Exception,),  # whatever the client raised: Redis did not take it, try again
+            on_error=lambda exc: on_store_error("give_up"),
+        )
         self._renewer: asyncio.Task[None] | None = None
 
     def _key(self, key: str) -> str:
         # hashed: tenant and request ids never appear in Redis key names
         return self._prefix + hashlib.sha256(key.encode()).hexdigest()
 
-    async def _run(self, op: Awaitable[Any]) -> Any:
+    async def _run(self, name: str, op: Awaitable[Any]) -> Any:
         try:
             return await op
         except Exception as exc:
+            self._on_error(name)
             raise IdempotencyStoreUnavailableError(
                 "the idempotency store is unreachable; retry", retry_after=1.0
             ) from exc
@@ -116,7 +122,8 @@ class RedisIdempotencyStore:
         name = self._key(key)
         mine = b"P" + fingerprint + os.urandom(_TOKEN)
         try:
-            held = await self._run(self._claim(keys=[name], args=[mine, self._lease_ms, _tombstone(mine)]))
+            args: list[bytes | int] = [mine, self._lease_ms, _tombstone(mine)]
+            held = await self._run("claim", self._claim(keys=[name], args=args))
         except BaseException:  # timed out, broke or cancelled: the claim may still run on the server
             self._abandon(name, mine)
             raise
@@ -130,7 +137,7 @@ class RedisIdempotencyStore:
     async def finish(self, key: str, fingerprint: bytes, answer: bytes) -> None:
         name = self._key(key)
         self._held.pop(name, None)
-        await self._run(self._redis.set(name, b"D" + fingerprint + answer, px=self._window_ms))
+        await self._run("finish", self._redis.set(name, b"D" + fingerprint + answer, px=self._window_ms))
 
     async def release(self, key: str) -> None:
         """Drop this process's claim on `key`; if Redis does not answer, the failure is raised and the
@@ -140,7 +147,7 @@ class RedisIdempotencyStore:
         if mine is None:
             return
         try:
-            await self._run(self._release(keys=[name], args=[mine]))
+            await self._run("release", self._release(keys=[name], args=[mine]))
         except BaseException:
             self._abandon(name, mine)
             raise
@@ -151,7 +158,7 @@ class RedisIdempotencyStore:
         waited on at the poll interval: re-claiming at once would spin on Redis."""
         name = self._key(key)
         while True:
-            raw = await self._run(self._redis.get(name))
+            raw = await self._run("wait", self._redis.get(name))
             if raw is None or raw[:1] == b"X":
                 return None
             held = _decode(raw)
@@ -160,8 +167,8 @@ class RedisIdempotencyStore:
             await self._clock.sleep(self._poll)
 
     async def aclose(self) -> None:
-        await cancel_and_wait(self._worker)
         await cancel_and_wait(self._renewer)
+        await self._abandoned.aclose()  # while Redis answers: a retry need not wait out the lease
         await self._redis.aclose()
 
     async def _renew_held(self) -> None:
@@ -169,38 +176,19 @@ class RedisIdempotencyStore:
         while self._held:
             await self._clock.sleep(self._lease_ms / 3000)
             held = list(self._held.items())
-            await asyncio.gather(
+            results = await asyncio.gather(
                 *(self._renew(keys=[name], args=[mine, self._lease_ms]) for name, mine in held),
                 return_exceptions=True,  # unreachable now: the next round tries again
             )
+            if any(isinstance(r, Exception) for r in results):
+                self._on_error("renew")
 
     def _abandon(self, name: str, mine: bytes) -> None:
         """Give the claim up in the background until Redis answers (or the claim has expired)."""
-        if len(self._abandoned) >= MAX_PENDING:
-            return  # the claim, if it runs, expires after a lease
-        self._abandoned[name] = (mine, self._clock.monotonic() + GIVE_UP_SECONDS)
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.ensure_future(self._give_up_abandoned())
+        self._abandoned.add(name, mine, until=self._clock.monotonic() + GIVE_UP_SECONDS)
 
-    async def _give_up_abandoned(self) -> None:
-        backoff = FIRST_BACKOFF_SECONDS
-        while self._abandoned:
-            now = self._clock.monotonic()
-            for name, (mine, until) in list(self._abandoned.items()):
-                if until <= now:
-                    del self._abandoned[name]
-                    continue
-                try:
-                    await self._give_up(keys=[name], args=[mine, _tombstone(mine), self._lease_ms])
-                except Exception:
-                    break  # still unreachable: back off
-                if self._abandoned.get(name, (b"", 0.0))[0] == mine:
-                    del self._abandoned[name]
-            else:
-                backoff = FIRST_BACKOFF_SECONDS
-                continue
-            await self._clock.sleep(backoff)
-            backoff = min(MAX_BACKOFF_SECONDS, backoff * 2)
+    async def _give_up_claim(self, name: str, mine: bytes) -> None:
+        await self._give_up(keys=[name], args=[mine, _tombstone(mine), self._lease_ms])
 
 
 def _tombstone(claim: bytes) -> bytes:

@@ -38,7 +38,20 @@ def register(sub: Any) -> None:
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain (omit both for plain HTTP)")
     serve.add_argument("--tls-key", type=Path, help="PEM private key")
     serve.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    serve.add_argument(
+        "--shutdown-delay",
+        type=_seconds,
+        default=5.0,
+        help="after SIGTERM: seconds /readyz says 503 while reviews are still answered (default 5)",
+    )
     serve.set_defaults(handler=_serve)
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 300:
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 300 seconds")
+    return value
 
 
 def _settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,18 +126,19 @@ def _serve(args: argparse.Namespace) -> int:
     tls = TlsFiles(args.tls_cert, args.tls_key) if args.tls_cert is not None else None
     server = InjectorServer(settings, address=args.address, tls=tls, metrics=InjectorMetrics())
     try:
-        uvloop.run(_until_signalled(server))
+        uvloop.run(_until_signalled(server, args.shutdown_delay))
     except OSError as exc:
         sys.stderr.write(f"sidecar injector: cannot serve on {args.address}: {exc}\n")
         return 1
     return 0
 
 
-async def _until_signalled(server: Any) -> None:
+async def _until_signalled(server: Any, shutdown_delay: float) -> None:
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    await server.drain(shutdown_delay)  # the Service's endpoints drop this pod meanwhile
     await server.stop()

@@ -67,6 +67,9 @@ def sidecar_container(settings: InjectorSettings, options: PodOptions) -> Json:
 def _sidecar_env(settings: InjectorSettings, options: PodOptions) -> list[Json]:
     env: list[Json] = [
         {"name": "SIDECAR__SETTINGS__LISTEN__ADDRESS", "value": f"127.0.0.1:{settings.grpc_port}"},
+        # the probes' port: served even when the config turns metrics off (`enabled: false`), or
+        # the startup probe would never pass and the kubelet would restart the sidecar forever
+        {"name": "SIDECAR__SETTINGS__TELEMETRY__METRICS__ENABLED", "value": "true"},
         {
             "name": "SIDECAR__SETTINGS__TELEMETRY__METRICS__ADDRESS",
             "value": f"0.0.0.0:{settings.health_port}",

@@ -27,6 +27,7 @@ from sidecar.injector.settings import InjectorSettings
 Json = dict[str, Any]
 Kind = Literal["injected", "skipped", "rejected", "error"]  # error: only the server's own failures
 PROMETHEUS = "prometheus.io/"
+WINDOWS_SELECTOR = "kubernetes.io/os"
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,14 @@ def decide(pod: object, settings: InjectorSettings) -> Decision:
     if not options.inject:
         reason = "disabled" if INJECT in annotations else "not_requested"
         return Decision("skipped", reason, f"{INJECT} is not true")
-    if conflict := _conflict(pod, settings):
+    if unfit := _unfit(pod, options):
+        # a pod the sidecar cannot serve: asked for by name, it is refused with the reason;
+        # injected by default, it is left without the sidecar
+        kind: Kind = "rejected" if INJECT in annotations else "skipped"
+        return Decision(kind, *unfit)
+    if conflict := (
+        _conflict(pod, settings) or _socket_dir_taken(pod, settings, options) or _port_taken(pod, settings)
+    ):
         return Decision("rejected", "name_conflict", conflict)
     return Decision("injected", "injected", "sidecar added", inject(pod, settings, options))
 
@@ -117,6 +125,76 @@ def _conflict(pod: Json, settings: InjectorSettings) -> str:
     for volume in volumes or []:
         if isinstance(volume, Mapping) and volume.get("name") in c.VOLUMES:
             return f"spec.volumes already has a volume named {volume.get('name')!r}"
+    return ""
+
+
+def _port_taken(pod: Json, settings: InjectorSettings) -> str:
+    """A container declaring a port the sidecar listens on (9464 is also OpenTelemetry's Prometheus
+    exporter default): the sidecar, which starts first, would hold it and the application could not
+    bind its own."""
+    ours = {
+        settings.health_port: "health port (chart: sidecar.healthPort)",
+        settings.grpc_port: "gRPC port (chart: sidecar.grpcPort)",
+    }
+    for field in ("containers", "initContainers"):
+        for i, container in enumerate(pod["spec"].get(field) or []):
+            ports = container.get("ports")
+            for port in ports if isinstance(ports, list) else []:
+                number = port.get("containerPort") if isinstance(port, Mapping) else None
+                if isinstance(number, int) and number in ours:
+                    return f"spec.{field}[{i}] declares containerPort {number}, the sidecar's {ours[number]}"
+    return ""
+
+
+def _socket_dir_taken(pod: Json, settings: InjectorSettings, options: PodOptions) -> str:
+    """An application container that mounts another volume where the socket must appear would be
+    given the address of a socket it can never see: refused, naming the mount."""
+    if options.transport != "unix":
+        return ""
+    wanted = settings.socket_dir.rstrip("/")
+    for i, container in enumerate(pod["spec"]["containers"]):
+        for mount in container.get("volumeMounts") or []:
+            path = mount.get("mountPath")
+            if isinstance(path, str) and path.rstrip("/") == wanted and mount.get("name") != c.SOCKET_VOLUME:
+                return (
+                    f"spec.containers[{i}].volumeMounts mounts {mount.get('name')!r} at {path}, "
+                    "where the sidecar's socket directory goes (or use transport tcp)"
+                )
+    return ""
+
+
+def _unfit(pod: Json, options: PodOptions) -> tuple[str, str] | None:
+    """(reason, message) when the sidecar cannot go into this pod."""
+    if windows := _windows(pod):
+        # the image is Linux only, and a Windows pod may not carry its Linux securityContext
+        # (the API server refuses the whole pod)
+        return "windows_pod", f"{windows} is windows: the sidecar runs on Linux nodes only"
+    if pod["spec"].get("hostNetwork") is True:
+        # loopback is the node's then: its gRPC port would take calls from every process on the
+        # node, and its health port (a hostPort) allows one such pod per node
+        return "host_network", (
+            "spec.hostNetwork is true: the sidecar's loopback gRPC port and its health port would be "
+            "the node's, open to every process on it"
+        )
+    restart = pod["spec"].get("restartPolicy")
+    if options.mode == "classic" and restart in ("Never", "OnFailure"):
+        # a classic sidecar never exits, so the pod (a Job's) would never complete
+        return "runs_to_completion", (
+            f"spec.restartPolicy is {restart}: a classic-mode sidecar would keep the pod running "
+            "forever; use mode native (Kubernetes 1.29+)"
+        )
+    return None
+
+
+def _windows(pod: Json) -> str:
+    """The field that puts the pod on Windows nodes (spec.os.name, or the nodeSelector), or ""."""
+    spec = pod["spec"]
+    os_field = spec.get("os")
+    if isinstance(os_field, Mapping) and os_field.get("name") == "windows":
+        return "spec.os.name"
+    selector = spec.get("nodeSelector")
+    if isinstance(selector, Mapping) and selector.get(WINDOWS_SELECTOR) == "windows":
+        return f"spec.nodeSelector[{WINDOWS_SELECTOR}]"
     return ""
 
 

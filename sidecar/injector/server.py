@@ -5,6 +5,12 @@ message. A body that is not an AdmissionReview gets HTTP 400; an unexpected fail
 so the API server applies the webhook's failurePolicy. Each decision is counted
 (`sidecar_injector_decisions_total{decision,reason}`) and logged as one structured line.
 GET /metrics, /livez and /readyz serve Prometheus and the kubelet on the same port.
+
+On SIGTERM the injector first drains (`drain`): /readyz answers 503 while reviews are still answered
+for a few seconds, because the API server keeps sending them to a terminating pod until the
+Service's endpoints catch up; an injector that stopped at once made them fail, and with
+failurePolicy Ignore every pod created meanwhile (any rollout of the injector) was admitted
+without the sidecar.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from sidecar.core.clock import Clock, SystemClock
 from sidecar.injector.mutate import Decision, decide
 from sidecar.injector.patch import make_patch
 from sidecar.injector.review import MAX_BODY_BYTES, ReviewError, ReviewRequest, allow, deny, parse_review
@@ -70,9 +77,17 @@ class InjectorServer:
     """The webhook on `address` (host:port; port 0 = any free), over TLS unless `tls` is None."""
 
     def __init__(
-        self, settings: InjectorSettings, *, address: str, tls: TlsFiles | None, metrics: InjectorMetrics
+        self,
+        settings: InjectorSettings,
+        *,
+        address: str,
+        tls: TlsFiles | None,
+        metrics: InjectorMetrics,
+        clock: Clock | None = None,
     ) -> None:
         self._settings, self._metrics = settings, metrics
+        self._clock = clock or SystemClock()
+        self._ready = True
         host, _, port = address.rpartition(":")
         self._host, self._port = host.strip("[]") or "0.0.0.0", int(port)
         self._ssl = CertReloader(tls).context if tls is not None else None
@@ -84,7 +99,7 @@ class InjectorServer:
         app.router.add_post("/inject", self._inject)
         app.router.add_get("/metrics", self._metrics_page)
         app.router.add_get("/livez", self._ok)
-        app.router.add_get("/readyz", self._ok)
+        app.router.add_get("/readyz", self._readyz)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl)
@@ -92,6 +107,12 @@ class InjectorServer:
         sockets = getattr(site._server, "sockets", None) or ()
         self.port = int(sockets[0].getsockname()[1]) if sockets else self._port
         _log.info("injector serving", extra={"port": self.port, "tls": self._ssl is not None})
+
+    async def drain(self, seconds: float) -> None:
+        """Not ready (/readyz 503) but still answering reviews for `seconds`, before `stop()`."""
+        self._ready = False
+        _log.info("injector draining", extra={"seconds": seconds})
+        await self._clock.sleep(seconds)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -148,6 +169,11 @@ class InjectorServer:
 
     async def _ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok\n")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        if self._ready:
+            return web.Response(text="ok\n")
+        return web.Response(status=503, text="draining\n")
 
 
 def _answer(review: ReviewRequest, decision: Decision) -> Json:

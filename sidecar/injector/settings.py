@@ -52,7 +52,9 @@ class InjectorSettings(ConfigModel):
     provider_secrets: tuple[str, ...] = Field(default=(), description="Secrets exposed as env (envFrom)")
     grpc_port: int = Field(default=50051, ge=1, le=65535)
     health_port: int = Field(default=9464, ge=1, le=65535, description="/metrics, /livez, /readyz")
-    socket_dir: str = Field(default="/var/run/orchestrator-sidecar", pattern=r"^/[^:]*$")
+    socket_dir: str = Field(  # with "/sidecar.sock", at most the 107 bytes of a Unix socket path
+        default="/var/run/orchestrator-sidecar", pattern=r"^/[^:]*$", max_length=94
+    )
     drain_seconds: int = Field(default=10, ge=0, le=600, description="the sidecar's shutdown grace")
     pre_stop_seconds: int = Field(default=5, ge=0, le=600, description="classic mode: wait before SIGTERM")
     resources: Resources = Resources()

@@ -8,6 +8,7 @@ whole run and nothing is written, so the output is never half injected.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -56,7 +57,30 @@ def inject_manifests(text: str, settings: InjectorSettings) -> tuple[str, list[O
     rejected = [o for o in outcomes if o.decision.kind == "rejected"]
     if rejected:
         raise ManifestError("; ".join(f"{o.where}: {o.decision.message}" for o in rejected))
-    return yaml.safe_dump_all(out, sort_keys=False, default_flow_style=False), outcomes
+    return yaml.dump_all(out, Dumper=_Dumper, sort_keys=False, default_flow_style=False), outcomes
+
+
+# Strings that PyYAML writes bare but that a YAML 1.1 reader as kubectl's and the API server's
+# (sigs.k8s.io/yaml: y/n are booleans, 1e3 is a number) or a YAML 1.2 one (0o17) reads as another
+# type: quoted, so `kubectl apply` gets the manifest's own values back ("y" stayed "y", not true).
+_NOT_A_STRING = re.compile(
+    r"[yYnN~]|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|true|True|TRUE|false|False|FALSE|null|Null|NULL"
+    r"|[-+]?(\.[0-9_]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?"
+    r"|[-+]?0[xXoObB][0-9a-fA-F_]+|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
+    r"|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?"
+)
+
+
+class _Dumper(yaml.SafeDumper):
+    """safe_dump, quoting every string another YAML reader would not read back as that string."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "'" if _NOT_A_STRING.fullmatch(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
 
 
 def _inject_object(obj: object, settings: InjectorSettings, where: str, outcomes: list[Outcome]) -> object:

@@ -32,13 +32,20 @@ def create_extras(real: str) -> tuple[str, ...]:
     )
 
 
-def feedback(placeholder: Callable[[int], str]) -> str:
+def feedback(placeholder: Callable[[int], str], row: str) -> str:
     """Score a tenant's finished call unless it has a score already: the row count says whether
-    this statement stored it (a call scored once; `feedback_of` tells a repeat from a conflict)."""
+    this statement stored it (a call scored once; `feedback_of` tells a repeat from a conflict).
+
+    A request id may name several calls (a stream's repeat runs again, so does a failed call's
+    retry): the score goes on the latest of them only, and on none when one of them is scored, so
+    one Feedback is one score in the reports. `row`: the store's row identity (SQLite `rowid`,
+    PostgreSQL `ctid`); placeholders 3 and 4 are used twice."""
     p = placeholder
+    calls = f"FROM usage_records WHERE tenant = {p(3)} AND request_id = {p(4)}"
     return (
         f"UPDATE usage_records SET feedback_score = {p(1)}, feedback_label = {p(2)} "
-        f"WHERE tenant = {p(3)} AND request_id = {p(4)} AND feedback_score IS NULL"
+        f"WHERE {row} = (SELECT {row} {calls} ORDER BY ts DESC LIMIT 1) AND feedback_score IS NULL "
+        f"AND NOT EXISTS (SELECT 1 {calls} AND feedback_score IS NOT NULL)"
     )
 
 

@@ -87,7 +87,7 @@ class PostgresLedger:
     async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> FeedbackResult:
         async with self._session() as conn:
             status = await conn.execute(
-                experiment_sql.feedback(_placeholder), score, label, tenant, request_id
+                experiment_sql.feedback(_placeholder, "ctid"), score, label, tenant, request_id
             )
             found = await conn.fetchrow(experiment_sql.feedback_of(_placeholder), tenant, request_id)
         stored = int(str(status).rsplit(" ", 1)[-1]) > 0

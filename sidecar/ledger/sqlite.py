@@ -47,7 +47,7 @@ class SqliteLedger:
     async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> FeedbackResult:
         def work(conn: sqlite3.Connection) -> FeedbackResult:
             args = (score, label, tenant, request_id)
-            stored = _changed(conn, experiment_sql.feedback(lambda i: "?"), args) > 0
+            stored = _changed(conn, experiment_sql.feedback(lambda i: f"?{i}", "rowid"), args) > 0
             found = conn.execute(experiment_sql.feedback_of(lambda i: "?"), (tenant, request_id)).fetchone()
             return experiment_sql.feedback_result(stored, found, score, label)
 

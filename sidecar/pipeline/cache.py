@@ -16,8 +16,8 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from sidecar.cache.answer import CachedAnswer
-from sidecar.cache.key import CacheScope, answer_key
+from sidecar.cache.answer import CachedAnswer, replayable
+from sidecar.cache.key import CacheScope, answer_key, narrowed_deployments
 from sidecar.cache.store import ByteStore
 from sidecar.config.cache import CacheSettings
 from sidecar.core.clock import Clock
@@ -95,9 +95,10 @@ class CacheLayer:
         if not s.enabled or self._store is None or call.cache_bypass:
             return None
         try:
-            route = plan_of(call, self._table).route
+            resolved = plan_of(call, self._table)
         except RouteNotFoundError:
             return None  # the route layer reports it
+        route = resolved.route
         options = route.config.cache
         if not options.enabled:
             return None
@@ -106,7 +107,12 @@ class CacheLayer:
         per_user = (options.scope or s.scope) == "user"
         scope = CacheScope(call.tenant_id, call.user_id if per_user else "")
         key = answer_key(
-            scope, persona=call.record.persona, route=route.alias, params=call.params, messages=call.messages
+            scope,
+            persona=call.record.persona,
+            route=route.alias,
+            params=call.params,
+            messages=call.messages,
+            deployments=narrowed_deployments(resolved, call.budget_deployment),
         )
         return _Plan(key, scope, options.ttl_seconds or s.ttl_seconds)
 
@@ -133,17 +139,19 @@ class CacheLayer:
         """Pass the chunks on as they come; hold back only the final one until the answer is stored."""
         texts: list[str] = []
         final: Chunk | None = None
+        whole = True  # every chunk is one a stored answer can give back
         async with inner_stream(self._inner, call) as stream:
             async for chunk in stream:
                 if chunk.text:
                     texts.append(chunk.text)
+                whole = whole and replayable(chunk)
                 if chunk.is_final:
                     final = chunk
                     continue
                 yield chunk
         if final is None:
             return
-        if final.finish_reason in _STORABLE:
+        if whole and final.finish_reason in _STORABLE:
             await self._save(call, plan, texts, final)
         yield final  # held back until the answer was stored, so a stored answer is a complete one
 

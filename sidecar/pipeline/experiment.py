@@ -2,9 +2,10 @@
 user): the variant may narrow the candidates to its deployments, lead with its system prompt, and
 set parameters. The assignment is reported on the call's outcome (summary, usage record).
 
-It comes after the resolve step (it reads the route from the plan) and before context and quota
-work (a variant's prompt and max_tokens count). A variant's deployments that a brought key's pin
-leaves no room for give way to the pin: the call keeps the plan's candidates.
+It comes after the resolve step (it reads the route from the plan), before admission (a request
+naming a variant the experiment lacks is refused at once, not after a wait for a slot) and before
+context and quota work (a variant's prompt and max_tokens count). A variant's deployments that a
+brought key's pin leaves no room for give way to the pin: the call keeps the plan's candidates.
 """
 
 from __future__ import annotations

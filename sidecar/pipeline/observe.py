@@ -15,7 +15,8 @@ from collections.abc import AsyncGenerator, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from sidecar.core.clock import DEADLINE_MARGIN, Clock
-from sidecar.core.errors import Code, SessionStoreUnavailableError, SidecarError
+from sidecar.core.drain import is_cut
+from sidecar.core.errors import Code, SessionStoreUnavailableError, SidecarError, StreamInterruptedError
 from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.outcome import Outcome
 from sidecar.core.types import Attempt, Call, Chunk
@@ -75,7 +76,7 @@ class ObserveLayer:
                 self._metrics.store_error("sessions", "call")
             raise
         except BaseException as exc:  # cancelled, the caller closed the stream, or a crash
-            code = reason = _ended_by(exc, call)
+            code, reason = _ended_by(exc, call)
             raise
         finally:
             self._finish(call, code, reason, first_at, span, texts)
@@ -182,21 +183,28 @@ class ObserveLayer:
         return self._tracing.start(f"chat {attributes['sidecar.route']}", attributes)
 
 
-def _ended_by(exc: BaseException, call: Call) -> str:
-    """How a call that raised no SidecarError ended: gRPC cancels the handler when the caller's
-    deadline passes, which is the caller's DEADLINE_EXCEEDED, not a plain cancellation."""
+def _ended_by(exc: BaseException, call: Call) -> tuple[str, str]:
+    """How a call that raised no SidecarError ended (code, reason): gRPC cancels the handler when the
+    caller's deadline passes, which is the caller's DEADLINE_EXCEEDED, not a plain cancellation; the
+    shutdown's cut is the sidecar's own interruption, which the servicer reports as
+    UNAVAILABLE / STREAM_INTERRUPTED (api/servicer.py shutdown_cut)."""
+    if is_cut(exc):
+        return StreamInterruptedError.code.value, StreamInterruptedError.reason
     if not isinstance(exc, GeneratorExit | asyncio.CancelledError):
-        return "INTERNAL"
-    return DEADLINE_EXCEEDED if call.deadline.expired(DEADLINE_MARGIN) else CANCELLED
+        return "INTERNAL", "INTERNAL"
+    ended = DEADLINE_EXCEEDED if call.deadline.expired(DEADLINE_MARGIN) else CANCELLED
+    return ended, ended
 
 
 def _routing_counts(attempts: Sequence[Attempt]) -> tuple[int, int, int]:
-    """Retries (again on the same deployment), fallbacks (on to another) and hedges (races run)."""
+    """Retries (again on the same deployment), fallbacks (on to another) and hedges (races run).
+    A hedge is the attempt started to race another, however the race ended (either won, either
+    failed); neither attempt of a race is a retry or a fallback of the other."""
     retries = fallbacks = hedges = 0
     previous: str | None = None
     for a in attempts:
-        if a.outcome == HEDGE_LOST:
-            hedges += 1
+        hedges += a.hedge
+        if a.hedge or a.outcome == HEDGE_LOST:
             continue
         if previous is not None:
             if a.deployment == previous:

@@ -232,8 +232,15 @@ def _actual(call: Call, meter: _Meter) -> Amounts:
     elif record.target is None and meter.received == 0 and record.answers_rejected:  # schema_retry's
         usage = record.usage
         usd = math.ceil(record.cost_usd * MICROS - 1e-6)  # each at its own deployment's price
-    else:  # cut short: what the sidecar counted, at least what the provider reported
-        usage = record.usage.merge(Usage(meter.prompt, meter.output))
+    elif record.usage.total_tokens:  # cut short: the usage the ledger and metrics record (the
+        # provider's, or the sidecar's count by the tokenizer of the deployment that answered), each
+        # answer at its own deployment's price (one schema_retry rejected before it too)
+        usage = record.usage
+        cost = record.cost_usd if record.target else meter.price.cost(usage)
+        usd = math.ceil(cost * MICROS - 1e-6)
+    else:  # cut short with nothing recorded: the meter's count, recorded as the call's usage too
+        usage = Usage(meter.prompt, meter.output)
+        call.record.usage_estimated(usage)
         price = record.target.price if record.target else meter.price
         usd = math.ceil(price.cost(usage) * MICROS - 1e-6)
     return Amounts(requests=1, tokens=usage.total_tokens, usd=usd)

@@ -180,9 +180,9 @@ class RouteLayer:
                     return await self._hedged(call, config, attempt, backup, failures, held)
                 return _Opened(attempt, await attempt.first(config.first_token_timeout_seconds))
             except ProviderError as err:
-                failures.append((target.deployment, err))
                 if not err.retryable:
                     raise
+                failures.append((target.deployment, err))
         return _Opened()
 
     async def _hedged(
@@ -211,7 +211,7 @@ class RouteLayer:
                 racing.clear()  # the primary won alone: nothing to cancel
                 return _Opened(primary, first)
             self._routing.budgets.get(backup.deployment).record_request()
-            second = self._attempt(call, backup)
+            second = self._attempt(call, backup, hedge=True)
             racing[asyncio.ensure_future(second.first(limit))] = second
             while racing:
                 done, _ = await self._clock.wait(racing)
@@ -221,8 +221,8 @@ class RouteLayer:
                     if error is None:
                         won = True
                         return _Opened(attempt, task.result(), used_backup=True)
-                    if not isinstance(error, ProviderError):
-                        raise error
+                    if not isinstance(error, ProviderError) or not error.retryable:
+                        raise error  # a rejected request is not tried further, raced or not
                     failures.append((attempt.target.deployment, error))
             return _Opened(used_backup=True)
         finally:
@@ -238,8 +238,10 @@ class RouteLayer:
         hedging = config.hedging
         return max(hedging.min_delay_seconds, p95 if p95 is not None else hedging.default_delay_seconds)
 
-    def _attempt(self, call: Call, target: Target) -> UpstreamAttempt:
-        return UpstreamAttempt(self._inner, call, target, routing=self._routing, clock=self._clock)
+    def _attempt(self, call: Call, target: Target, *, hedge: bool = False) -> UpstreamAttempt:
+        return UpstreamAttempt(
+            self._inner, call, target, routing=self._routing, clock=self._clock, hedge=hedge
+        )
 
     def _may_retry(self, err: ProviderError, call: Call, delay: float) -> bool:
         if isinstance(err, ProviderRateLimitedError | ProviderAuthError | CircuitOpenError):

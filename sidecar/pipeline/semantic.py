@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from sidecar.cache.answer import CachedAnswer
-from sidecar.cache.key import CacheScope
+from sidecar.cache.answer import CachedAnswer, replayable
+from sidecar.cache.key import CacheScope, narrowed_deployments
 from sidecar.cache.semantic_key import Partition, split_prompt
 from sidecar.config.cache import CacheSettings, SemanticCacheOptions
 from sidecar.core.clock import Clock, Deadline
@@ -38,7 +38,8 @@ _log = logging.getLogger("sidecar.cache.semantic")
 _STORABLE = (FinishReason.STOP, FinishReason.LENGTH)
 
 EmbedText = Callable[[str, str, str, Deadline], Awaitable[Any]]
-"""(tenant, embedding route, text, deadline) -> the text's vector: a unit-length float32 numpy array."""
+"""(tenant, embedding route, text, deadline) -> the text's embedding: `.vector` (a unit-length float32
+numpy array) and `.model` (the identity of the model that made it; embeddings.service.PromptVector)."""
 
 
 def _ignore(*_: object) -> None:
@@ -91,9 +92,10 @@ class SemanticCacheLayer:
         if self._store is None or call.cache_bypass:
             return None
         try:
-            route = plan_of(call, self._table).route
+            resolved = plan_of(call, self._table)
         except RouteNotFoundError:
             return None
+        route = resolved.route
         options = route.config.cache
         sem = options.semantic
         if sem is None or not sem.enabled:
@@ -103,7 +105,12 @@ class SemanticCacheLayer:
         per_user = (options.scope or self._settings.scope) == "user"
         scope = CacheScope(call.tenant_id, call.user_id if per_user else "")
         split = split_prompt(
-            scope, persona=call.record.persona, route=route.alias, params=call.params, messages=call.messages
+            scope,
+            persona=call.record.persona,
+            route=route.alias,
+            params=call.params,
+            messages=call.messages,
+            deployments=narrowed_deployments(resolved, call.budget_deployment),
         )
         if split is None:
             return None
@@ -112,7 +119,8 @@ class SemanticCacheLayer:
 
     async def _cached(self, call: Call, plan: _Plan) -> AsyncGenerator[Chunk, None]:
         with self._tracing.span("sidecar.cache.semantic.lookup") as span:
-            vector = await self._vector(call, plan)
+            found = await self._vector(call, plan)
+            vector, plan = (None, plan) if found is None else found
             match = None if vector is None else await self._search(call, plan, vector)
             if span is not None:
                 span.set_attribute("sidecar.cache.hit", match is not None)
@@ -125,26 +133,29 @@ class SemanticCacheLayer:
         async with inner_stream(self._inner, call) as stream:
             texts: list[str] = []
             final: Chunk | None = None
+            whole = True  # every chunk is one a stored answer can give back
             async for chunk in stream:
                 if chunk.text:
                     texts.append(chunk.text)
+                whole = whole and replayable(chunk)
                 if chunk.is_final:
                     final = chunk
                     continue
                 yield chunk
         if final is None:
             return
-        if vector is not None and final.finish_reason in _STORABLE:
+        if vector is not None and whole and final.finish_reason in _STORABLE:
             await self._save(call, plan, vector, texts, final)
         yield final  # after the answer is stored, like the exact cache
 
-    async def _vector(self, call: Call, plan: _Plan) -> Vector | None:
+    async def _vector(self, call: Call, plan: _Plan) -> tuple[Vector, _Plan] | None:
+        """The prompt's vector and the plan narrowed to the partition of the model that made it (an
+        embedding route may fall back to another model, whose vectors are not comparable)."""
         try:
             async with self._clock.timeout(self._settings.semantic.embed_timeout_seconds):
-                vector: Vector = await self._embed(
-                    call.tenant_id, plan.embedding_route, plan.text, call.deadline
-                )
-            return vector
+                embedded = await self._embed(call.tenant_id, plan.embedding_route, plan.text, call.deadline)
+            vector: Vector = embedded.vector
+            return vector, replace(plan, partition=plan.partition.of_model(embedded.model))
         except Exception as exc:  # the embedding route is down or slow (TimeoutError): the call goes on
             _log.warning("semantic cache: embedding failed: %r", exc, extra={"request_id": call.request_id})
             self._observer.on_lookup("error")
@@ -169,7 +180,7 @@ class SemanticCacheLayer:
             return None
         self._observer.on_similarity(found.similarity)
         threshold = plan.options.threshold
-        if found.similarity < threshold:
+        if not found.similarity >= threshold:  # a NaN similarity is below every threshold
             near = found.similarity >= threshold - self._settings.semantic.near_miss_margin
             self._observer.on_lookup("near_miss" if near else "miss")
             return None

@@ -136,8 +136,10 @@ class HttpClient:
         tolerate: Tolerated | None = None,
     ) -> Any:  # fmt: skip
         with map_http_errors(timeouts.deadline):
-            with self._waiting(timeouts):
-                resp = await self._client().request(method, _url(url), headers, data, wait=timeouts.next_wait)
+            with self._waiting(timeouts, from_slot=True) as slotted:
+                resp = await self._client().request(
+                    method, _url(url), headers, data, wait=timeouts.next_wait, slotted=slotted
+                )
             try:
                 if resp.status >= 300 and tolerate is not None and tolerate(resp.status, resp.headers):
                     return None
@@ -153,18 +155,26 @@ class HttpClient:
         return _decode(raw)
 
     @contextmanager
-    def _waiting(self, timeouts: Timeouts) -> Iterator[None]:
+    def _waiting(self, timeouts: Timeouts, *, from_slot: bool = False) -> Iterator[Callable[[], None]]:
         """Report the time inside as waiting on the upstream: connecting, sending, the answer's head
-        and body arriving. Encoding the request and parsing the answer are the sidecar's own time."""
-        waits = timeouts.waits
-        if waits is None:
-            yield
-            return
-        waits.upstream_wait_started(self._clock.monotonic())
+        and body arriving. Encoding the request and parsing the answer are the sidecar's own time,
+        and so is waiting for one of its own connection slots: `from_slot` starts the wait only when
+        the function yielded is called (the pool calls it once it holds a slot)."""
+        waits, started = timeouts.waits, False
+
+        def start() -> None:
+            nonlocal started
+            if waits is not None and not started:
+                started = True
+                waits.upstream_wait_started(self._clock.monotonic())
+
+        if not from_slot:
+            start()
         try:
-            yield
+            yield start
         finally:
-            waits.upstream_wait_ended(self._clock.monotonic())
+            if started and waits is not None:
+                waits.upstream_wait_ended(self._clock.monotonic())
 
     async def post_sse(
         self, url: Url, *, headers: Mapping[str, str], body: object, timeouts: Timeouts
@@ -206,9 +216,9 @@ class HttpClient:
         consumer last marked progress."""
         with map_http_errors(timeouts.deadline):
             body_bytes, sent_headers = _encode(body), _json_headers(headers)
-            with self._waiting(timeouts):
+            with self._waiting(timeouts, from_slot=True) as slotted:
                 resp = await self._client().request(
-                    "POST", _url(url), sent_headers, body_bytes, wait=timeouts.next_wait
+                    "POST", _url(url), sent_headers, body_bytes, wait=timeouts.next_wait, slotted=slotted
                 )
         try:
             if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere

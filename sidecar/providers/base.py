@@ -225,12 +225,20 @@ async def _drain(batches: AsyncGenerator[list[E], None], clock: Clock) -> None:
         pass
 
 
+# No call uses more: the largest context windows hold a few million tokens. A count beyond it is the
+# upstream's garbage, and it would not fit the int64 the summary, the ledger and the quota store keep
+# (2**63 failed the caller with INTERNAL and dropped the ledger batch of every call written with it);
+# billions of calls' counts this size still sum within an int64.
+MAX_TOKEN_COUNT = 2**32
+
+
 def token_count(value: Any) -> int:
-    """A token count from upstream JSON: absent is 0, anything but a non-negative int is garbage."""
+    """A token count from upstream JSON: absent is 0, anything but an int in [0, MAX_TOKEN_COUNT] is
+    garbage."""
     if value is None:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ProviderMalformedError("token count is not a non-negative integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKEN_COUNT:
+        raise ProviderMalformedError("token count is not an integer in [0, 2**32]")
     return value
 
 

@@ -69,16 +69,19 @@ class Http1Client:
         body: bytes | None,
         *,
         wait: Callable[[], float],
+        slotted: Callable[[], object] = lambda: None,
     ) -> Response:
         """Send one request; return once the answer's status and headers are in. `wait()` bounds
         the wait for a connection slot (PoolBusy past it), then, asked again, the request until its
-        answer's head is in (TimeoutError). The caller reads the body and then calls `release()` (or
-        `close()`) exactly once."""
+        answer's head is in (TimeoutError); `slotted()` is called between the two (the time before
+        it is the sidecar's own queue, not the upstream's). The caller reads the body and then calls
+        `release()` (or `close()`) exactly once."""
         origin = Origin.of(url)
         head = request_head(method, url, origin, headers, body)
         held: list[asyncio.Semaphore] = []
         try:
             await self._slots(origin, held, wait)
+            slotted()
             async with self._clock.timeout(wait()):
                 response, connection = await self._send(origin, head, body, replayable=method in _REPLAYABLE)
         except BaseException:

@@ -36,10 +36,21 @@ _CUT_OFF = (ProviderTimeoutError, ProviderUnavailableError)  # what a deadline c
 
 
 class UpstreamAttempt:
-    def __init__(self, inner: Handler, call: Call, target: Target, *, routing: Routing, clock: Clock) -> None:
+    def __init__(
+        self,
+        inner: Handler,
+        call: Call,
+        target: Target,
+        *,
+        routing: Routing,
+        clock: Clock,
+        hedge: bool = False,
+    ) -> None:
         self.target = target
+        self._hedge = hedge  # started as a hedge racing another attempt
         self._call, self._clock = call, clock
         self._breaker = routing.breakers.get(target.deployment)
+        self._admitted = self._breaker.epoch  # created right after the breaker admitted it
         self._stats = routing.stats.get(target.deployment)
         self._tokens = routing.tokens
         self._started = clock.monotonic()
@@ -167,13 +178,14 @@ class UpstreamAttempt:
         if self._ended:
             return
         self._ended = True
+        admitted = self._admitted
         if outcome == OK:
-            self._breaker.record_success()
+            self._breaker.record_success(admitted=admitted)
         elif isinstance(error, ProviderError) and error.retryable:
             retry_after = error.retry_after if isinstance(error, ProviderRateLimitedError) else None
-            self._breaker.record_failure(retry_after=retry_after)
-        else:
-            self._breaker.release()  # cancelled, deadline, or the request itself was rejected
+            self._breaker.record_failure(retry_after=retry_after, admitted=admitted)
+        else:  # cancelled, deadline, or the request itself was rejected
+            self._breaker.release(admitted=admitted)
         seconds = self._clock.monotonic() - self._started
         if isinstance(error, ProviderError):  # the upstream's (redacted) words stay in the log
             _log.info(
@@ -189,7 +201,7 @@ class UpstreamAttempt:
         fault = outcome if isinstance(error, ProviderError) and error.retryable else None
         self._stats.finished(seconds, ok=outcome == OK, error=fault, at=self._clock.wall())
         self._call.record.attempt_ended(
-            Attempt(self.target.deployment, self.target.provider, outcome, seconds)
+            Attempt(self.target.deployment, self.target.provider, outcome, seconds, hedge=self._hedge)
         )
         if self._span is not None:
             self._span.set_attribute("sidecar.attempt.outcome", outcome)
@@ -213,7 +225,9 @@ class UpstreamAttempt:
     def _cut_short(self) -> None:
         """The caller's cancellation or deadline ended an answer that had started: what it received
         is the call's usage (as quota charges it), not nothing."""
-        recorded = self._call.record.usage.total_tokens > 0  # an interrupted stream's, say
+        # already recorded for this answer (an interrupted stream's, the quota's cut), not counting
+        # answers schema_retry rejected before this one: those are the call's too, on top of it
+        recorded = self._call.record.answer_usage.total_tokens > 0
         if self._stream is not None and self._delivered and not self._finished and not recorded:
             self._call.record.usage_estimated(self._partial_usage())
 
@@ -222,7 +236,13 @@ class UpstreamAttempt:
         carries the sidecar's own count instead (the prompt and the text delivered), so the call is
         charged and recorded what it used, never zero."""
         self._finished = self._finished or chunk.is_final
-        if not chunk.is_final or chunk.usage is not None:
+        if not chunk.is_final:
+            return chunk
+        # the committed attempt's finish is the call's: a hedge racer that answered in the same
+        # moment and lost had reported its own final chunk to the outcome too (the terminal reports
+        # every one it sees)
+        self._call.record.upstream_finished(chunk.finish_reason, chunk.usage)
+        if chunk.usage is not None:
             return chunk
         usage = self._partial_usage()
         self._call.record.usage_estimated(usage)

@@ -73,7 +73,9 @@ class CircuitBreaker:
     seconds whatever the ratio or state; while OPEN it only ever extends the period. OPEN rejects every
     call and ignores plain outcomes (late replies to calls admitted before the trip). HALF_OPEN admits
     at most half_open_trials calls at once: allow() takes a permit; record_success() or release()
-    gives it back.
+    gives it back. Only trial calls decide HALF_OPEN: an outcome reported with `admitted` (the
+    `epoch` read when its call was admitted) from before the last opening (a long stream started
+    while CLOSED) neither closes nor reopens it, nor gives back a permit it never took.
     """
 
     def __init__(self, policy: BreakerPolicy, clock: Clock) -> None:
@@ -106,8 +108,15 @@ class CircuitBreaker:
             return True
         return False
 
-    def record_success(self) -> None:
+    @property
+    def epoch(self) -> int:
+        """The openings so far: read when a call is admitted, passed back as its outcome's `admitted`."""
+        return self._trips
+
+    def record_success(self, *, admitted: int | None = None) -> None:
         state = self.state()
+        if state is BreakerState.HALF_OPEN and self._stale(admitted):
+            return  # not a trial: admitted before the breaker last opened
         if state is BreakerState.CLOSED:
             # A success never raises the failure ratio: the ratio is checked when a failure comes in.
             self._window.add(_Outcome.SUCCESS)
@@ -118,22 +127,23 @@ class CircuitBreaker:
             else:
                 self.release()
 
-    def record_failure(self, *, retry_after: float | None = None) -> None:
+    def record_failure(self, *, retry_after: float | None = None, admitted: int | None = None) -> None:
         """A failure that counts against the deployment (upstream 5xx, 429, unavailable, timeout)."""
         state = self.state()
         if state is BreakerState.CLOSED:
             self._window.add(_Outcome.FAILURE)
-        if retry_after is not None:
+        if retry_after is not None:  # the upstream's own word on when to come back, whoever heard it
             self._open(max(retry_after, 0.0))
-        elif state is BreakerState.HALF_OPEN:
+        elif state is BreakerState.HALF_OPEN and not self._stale(admitted):
             self._open(self._policy.cooldown_seconds)
         elif state is BreakerState.CLOSED:
             self._maybe_trip()
 
-    def release(self) -> None:
+    def release(self, *, admitted: int | None = None) -> None:
         """Give back a HALF_OPEN trial permit whose call ended without an outcome that counts
-        (cancelled, or rejected as invalid). Never more permits than half_open_trials; no-op otherwise."""
-        if self.state() is BreakerState.HALF_OPEN:
+        (cancelled, or rejected as invalid). Never more permits than half_open_trials; no-op otherwise
+        (a call admitted before the last opening took none)."""
+        if self.state() is BreakerState.HALF_OPEN and not self._stale(admitted):
             self._permits = min(self._permits + 1, self._policy.half_open_trials)
 
     def open_for(self) -> float | None:
@@ -148,6 +158,10 @@ class CircuitBreaker:
         totals = self._window.totals()
         failures, successes = totals[_Outcome.FAILURE], totals[_Outcome.SUCCESS]
         return BreakerSnapshot(state, failures, successes, self._opened_at, self._open_until, self._trips)
+
+    def _stale(self, admitted: int | None) -> bool:
+        """An outcome of a call admitted before the last opening (None: not known, counted)."""
+        return admitted is not None and admitted != self._trips
 
     def _maybe_trip(self) -> None:
         totals = self._window.totals()

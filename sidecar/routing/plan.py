@@ -68,19 +68,14 @@ def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
         complexity=complexity_score(call.messages) if route.config.strategy == "complexity" else 0.0,
         budget_usd=None,
     )
-    capable = _capable(route, needs(call.params, call.messages))
-    allowed = {t.deployment for t in call.plan.candidates} if call.plan is not None else None
-    candidates = [
-        _candidate(routing, route, i)
-        for i in capable
-        if not call.budget_deployment or route.targets[i].deployment == call.budget_deployment
-        if allowed is None or route.targets[i].deployment in allowed
-    ]
+    need = needs(call.params, call.messages)
+    usable = _usable(route, call, _capable(route, need), need)
+    candidates = [_candidate(routing, route, i) for i in usable]
     ordered = [
         c.target for c in order(route.config.strategy, candidates, shape, routing.rng, routing.complexity)
     ]
     if not ordered:
-        raise ContextTooLongError(prompt_tokens, max(d.context_window for d in route.deployments))
+        raise ContextTooLongError(prompt_tokens, max(c.context_window for c in candidates))
     healthy = [t for t in ordered if routing.health.healthy(t.deployment)]
     return healthy or ordered
 
@@ -103,6 +98,31 @@ def _capable(route: Route, need: frozenset[str]) -> list[int]:
             metadata={"model": route.alias, "needs": ",".join(sorted(need))},
         )
     return found
+
+
+def _usable(route: Route, call: Call, capable: list[int], need: frozenset[str]) -> list[int]:
+    """The capable deployments the call may use: the plan's candidates (a brought key's provider) and
+    the quota's budget deployment, when it names one; none is an error naming the call's needs."""
+    allowed = {t.deployment for t in call.plan.candidates} if call.plan is not None else None
+    budget = call.budget_deployment
+    usable = [
+        i
+        for i in capable
+        if (not budget or route.targets[i].deployment == budget)
+        and (allowed is None or route.targets[i].deployment in allowed)
+    ]
+    if not usable:
+        key = call.plan.key_provider if call.plan is not None else ""
+        narrowed = [f"the budget's deployment {budget!r}"] * bool(budget) + [f"{key} deployments"] * bool(key)
+        message = (
+            f"no deployment of route {route.alias!r} this call may use ({' and '.join(narrowed)}) "
+            f"supports {', '.join(sorted(need))}"
+            if need
+            else f"route {route.alias!r} has no deployment that is {' and one of its '.join(narrowed)}"
+        )
+        metadata = {"model": route.alias, "needs": ",".join(sorted(need))}
+        raise NoCapableDeploymentError(message, metadata=metadata)
+    return usable
 
 
 def _prompt_tokens(call: Call, smallest_window: int, tokens: Tokenizers) -> int:
@@ -130,4 +150,5 @@ def _candidate(routing: Routing, route: Route, i: int) -> Candidate:
         in_flight=stats.in_flight,
         ewma_ttft=stats.ewma_ttft,
         ewma_total=stats.ewma_total,
+        default_max_tokens=deployment.default_max_tokens,
     )

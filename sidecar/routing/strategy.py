@@ -33,6 +33,7 @@ class Candidate:
     in_flight: int  # calls running now
     ewma_ttft: float | None  # seconds, None = no data yet
     ewma_total: float | None  # seconds, None = no data yet
+    default_max_tokens: int = 0  # the answer's length when a call sets none (as context fitting counts it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ class CallShape:
     """What the strategy may know about the call."""
 
     prompt_tokens: int  # estimated with core.tokens.count_prompt_tokens
-    max_tokens: int  # requested, or the deployment default the caller will use
+    max_tokens: int  # requested; 0 = none (each candidate's default_max_tokens then)
     complexity: float  # 0..1 from complexity_score()
     budget_usd: float | None  # remaining USD the caller may spend, None = unlimited
 
@@ -128,8 +129,10 @@ def _questions(text: str) -> float:
 
 
 def estimate_cost(c: Candidate, shape: CallShape) -> float:
-    """USD if the call uses all of max_tokens: prompt at the input price, max_tokens at the output price."""
-    return c.target.price.cost(Usage(prompt_tokens=shape.prompt_tokens, completion_tokens=shape.max_tokens))
+    """USD if the call uses all of max_tokens (the deployment's default when the call sets none):
+    prompt at the input price, max_tokens at the output price."""
+    answer = shape.max_tokens or c.default_max_tokens
+    return c.target.price.cost(Usage(prompt_tokens=shape.prompt_tokens, completion_tokens=answer))
 
 
 def order(

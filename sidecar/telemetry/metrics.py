@@ -42,7 +42,8 @@ ERROR_REASONS = frozenset(
     (
         "AGENT_NOT_FOUND", "AMBIGUOUS_PERSONA", "ANSWERS_DISABLED", "ANSWER_STORE_UNAVAILABLE",
         "CALL_NOT_FOUND", "CANCELLED", "CIRCUIT_OPEN", "CONCURRENCY_LIMITED", "CONTEXT_TOO_LONG",
-        "COST_QUOTA_EXCEEDED", "CREATOR_NOT_ALLOWED", "DEADLINE_EXCEEDED", "ESCALATION_LIMIT_REACHED",
+        "COST_QUOTA_EXCEEDED", "CREATOR_NOT_ALLOWED", "DEADLINE_EXCEEDED", "EMBEDDING_MODEL_UNAVAILABLE",
+        "ESCALATION_LIMIT_REACHED",
         "ESCALATION_NOT_FOUND", "ESCALATION_WRONG_STATE", "EXPERIMENT_NOT_FOUND", "FEEDBACK_EXISTS",
         "IDEMPOTENCY_KEY_REUSED",
         "IDEMPOTENCY_STORE_UNAVAILABLE", "INTERNAL", "INVALID_CREDENTIALS", "INVALID_KEY_ENVELOPE",
@@ -52,7 +53,8 @@ ERROR_REASONS = frozenset(
         "MODEL_NOT_FOUND", "NO_CAPABLE_DEPLOYMENT", "OVERLOADED", "PERSONA_NOT_ALLOWED",
         "PERSONA_NOT_FOUND", "PROVIDERS_UNAVAILABLE", "PROVIDER_AUTH_FAILED", "PROVIDER_BAD_RESPONSE",
         "PROVIDER_RATE_LIMITED", "PROVIDER_REJECTED", "PROVIDER_TIMEOUT", "PROVIDER_UNAVAILABLE",
-        "QUOTA_UNAVAILABLE", "RATE_LIMITED", "REQUEST_QUOTA_EXCEEDED", "ROTATION_IN_PROGRESS",
+        "QUOTA_UNAVAILABLE", "RATE_LIMITED", "REQUEST_QUOTA_EXCEEDED", "REQUEST_TOO_COMPLEX",
+        "ROTATION_IN_PROGRESS",
         "SCHEMA_VALIDATION_FAILED", "SESSION_STORE_UNAVAILABLE", "SIDECAR_DRAINING", "STATS_UNAVAILABLE",
         "STREAM_INTERRUPTED",
         "SWITCH_SUPERSEDED", "TENANT_NOT_ALLOWED", "TOKEN_QUOTA_EXCEEDED", "USER_KEY_RATE_LIMITED",
@@ -308,11 +310,12 @@ class Metrics:
         if o.provider:
             s.tok_in_h.observe(o.tokens_in)
             s.tok_out_h.observe(o.tokens_out)
-        if o.tokens_in:
+        if o.tokens_in:  # each direction on its own: an upstream may report output and no input
             s.tok_in.inc(o.tokens_in)
+        if o.tokens_out:
             s.tok_out.inc(o.tokens_out)
-            if o.tokens_cached:
-                s.tok_cached.inc(o.tokens_cached)
+        if o.tokens_cached:
+            s.tok_cached.inc(o.tokens_cached)
         if o.cost_usd:
             s.cost.inc(o.cost_usd)
         if o.retries:

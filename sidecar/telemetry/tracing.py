@@ -13,6 +13,7 @@ the current span as `traceparent` (providers/_http.py calls `inject_trace_contex
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import inspect
@@ -67,8 +68,10 @@ class Tracing:
             yield span
 
     async def shutdown(self) -> None:
+        """Flush the spans still batched (one export, bounded by the exporter's timeout) on a worker
+        thread: a collector that does not answer must not stop the event loop meanwhile."""
         if self._provider is not None:
-            self._provider.shutdown()  # flushes the batch processor
+            await asyncio.to_thread(self._provider.shutdown)
 
 
 def current(span: trace.Span | None) -> contextlib.AbstractContextManager[object]:
@@ -134,7 +137,9 @@ def build_tracing(
             raise RuntimeError(
                 "tracing.otlp_endpoint needs the OTLP exporter: pip install 'orchestrator-sidecar[otlp]'"
             ) from exc
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=config.otlp_endpoint)))
+        timeout = config.export_timeout_seconds
+        exporter = OTLPSpanExporter(endpoint=config.otlp_endpoint, timeout=timeout)
+        provider.add_span_processor(BatchSpanProcessor(exporter, export_timeout_millis=timeout * 1000))
     for exporter in exporters:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("orchestrator-sidecar")

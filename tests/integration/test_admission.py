@@ -234,3 +234,24 @@ async def test_a_stream_takes_its_priority_from_the_field_too(serve: Serve) -> N
 
 async def _drain(call: Any) -> int:
     return len([event async for event in call])
+
+
+async def test_a_variant_no_experiment_has_is_invalid_argument_even_at_capacity(serve: Serve) -> None:
+    """A request naming a variant the route's experiment lacks can never succeed: it is
+    INVALID_ARGUMENT at once, also when the sidecar is full. Checked after admission, it waited in
+    the queue (or was shed with a retryable OVERLOADED) before being refused."""
+    variants = {"route": "echo", "control": "a", "variants": {"a": {}, "b": {}}}
+    running = await serve(config(experiments={"tone": variants}))
+    queue = running.sidecar.deps.admission
+    first = asyncio.ensure_future(running.stub.Generate(request(), timeout=10))
+    await until(lambda: queue.running == 1)
+    queued = asyncio.ensure_future(running.stub.Generate(request(), timeout=10))
+    await until(lambda: queue.depth() == 1)  # the queue (of one) is full
+    labelled = request()
+    labelled.input.metadata["experiment_variant"] = "c"
+    for bad in (request(experiment_variant="c"), labelled):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await running.stub.Generate(bad, timeout=10)
+        err = await rich(refused.value)
+        assert err.code is grpc.StatusCode.INVALID_ARGUMENT, (err.code, err.reason)
+    assert text_of(await first) and text_of(await queued)

@@ -184,3 +184,30 @@ async def test_an_entry_without_a_stored_time_has_no_age(serve: Any, redis_url: 
     summary = (await s.stub.Generate(request())).summary
     assert summary.cache_hit and summary.cache_hit_kind == cache_pb2.CACHE_HIT_KIND_EXACT
     assert not summary.HasField("cache_entry_age")
+
+
+async def test_a_tool_call_answer_is_never_replayed_without_its_calls(serve: Any, upstream: Any) -> None:
+    """OpenAI answers a call forced to one tool (tool_choice naming it) with finish_reason "stop",
+    and so do some OpenAI-compatible servers for any tool call: the answer is a tool call all the
+    same. The cache keeps text only, so it must not store it: a hit replayed an empty message."""
+    import json
+
+    from tests.support.tools import tool_calls, weather_tool
+    from tests.support.upstream import Reply, fixture
+
+    forced = json.loads(fixture("openai/tool_calls.json"))
+    forced["choices"][0]["finish_reason"] = "stop"
+    upstream.push(*(Reply(body=json.dumps(forced).encode()) for _ in range(2)))
+    raw = config(None, f"t{uuid.uuid4().hex[:12]}")
+    raw["policy"]["deployments"] = {
+        "d": {"provider": "openai", "model": "m", "base_url": f"{upstream.url}/v1", "api_key": {"env": "KEY"}}
+    }
+    raw["policy"]["routes"] = {"echo": {"deployments": ["d"]}}
+    raw["policy"]["routing"] = {"probes": {"enabled": False}}
+    s = await serve(raw, {"KEY": "sk-cache-test-0123456789"})
+    ask = request(tools=[weather_tool()], tool_choice=gen.ToolChoice(name="get_weather"))
+    for _ in range(2):
+        reply = await s.stub.Generate(ask)
+        assert [c.name for c in tool_calls(reply.message)] == ["get_weather"], reply
+        assert not reply.summary.cache_hit
+    assert len(upstream.seen) == 2

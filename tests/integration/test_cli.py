@@ -221,7 +221,7 @@ def test_serve_on_a_busy_port_fails_clearly(served: str, tmp_path: Path) -> None
     config.write_text(yaml.safe_dump({"settings": settings, "policy": echo_policy()}))
     result = run("serve", "--config", str(config))
     assert result.returncode == 1
-    assert f"cannot serve on {served}" in result.stderr
+    assert f"cannot serve: cannot listen on {served}" in result.stderr
 
 
 def test_serve_refuses_a_persona_prompt_the_exact_tokenizer_finds_too_long(
@@ -243,3 +243,22 @@ def test_serve_refuses_a_persona_prompt_the_exact_tokenizer_finds_too_long(
     result = run("serve", "--config", str(config))
     assert result.returncode == 1
     assert "sidecar: personas:" in result.stderr and "ship" in result.stderr and "600" in result.stderr
+
+
+def test_a_missing_extra_is_not_reported_as_a_busy_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tracing to OTLP without the exporter installed said `cannot serve on 127.0.0.1:50051`."""
+    from sidecar.cli import main
+
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+    tracing = {"enabled": True, "otlp_endpoint": "http://127.0.0.1:4318/v1/traces"}
+    settings = {
+        "listen": {"address": f"127.0.0.1:{free_port()}"},
+        "telemetry": {**quiet_telemetry(tmp_path), "tracing": tracing},
+    }
+    config = tmp_path / "otlp.yaml"
+    config.write_text(yaml.safe_dump({"settings": settings, "policy": echo_policy()}))
+    assert main(["serve", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "needs the OTLP exporter" in err and "listen" not in err and "cannot serve on" not in err

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
+from sidecar._gen.orchestrator.v1 import embed_pb2, personas_pb2
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar._gen.orchestrator.v1 import personas_pb2
 from tests.conftest import echo_policy, user
 from tests.integration.helpers import rich
 from tests.support.api import generate_request
@@ -200,3 +201,53 @@ async def test_an_unclassified_exception_is_internal_with_a_request_id_never_unk
         "ListModels crashed",
         "StreamGenerate crashed",
     ]
+
+
+def _field(number: int, body: bytes) -> bytes:
+    head, size = bytearray([number << 3 | 2]), len(body)
+    while size > 0x7F:
+        head.append(size & 0x7F | 0x80)
+        size >>= 7
+    head.append(size)
+    return bytes(head) + body
+
+
+def _reset_peak_mb() -> float:
+    """Start the process's peak RSS again from its current RSS (Linux: clear_refs 5)."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _peak_mb()
+
+
+def _peak_mb() -> float:
+    status = Path("/proc/self/status").read_text().splitlines()
+    return int(next(line for line in status if line.startswith("VmHWM")).split()[1]) / 1024
+
+
+EMBED = "/orchestrator.v1.GenerationService/Embed"
+MESSAGES = gen.GenerationInput.DESCRIPTOR.fields_by_name["messages"].number
+TEXTS = embed_pb2.EmbedRequest.DESCRIPTOR.fields_by_name["texts"].number
+
+
+@pytest.mark.parametrize(
+    "path,stream,raw,field",
+    [
+        (GENERATE, False, _field(1, bytes([MESSAGES << 3 | 2, 0]) * 3_500_000), "input.messages"),
+        (STREAM, True, _field(1, bytes([MESSAGES << 3 | 2, 0]) * 3_500_000), "input.messages"),
+        (EMBED, False, bytes([TEXTS << 3 | 2, 0]) * 3_500_000, "texts"),
+    ],
+    ids=["generate", "stream", "embed"],
+)
+async def test_a_request_of_millions_of_tiny_elements_is_refused_before_it_is_parsed(
+    serve: Callable[..., Any], path: str, stream: bool, raw: bytes, field: str
+) -> None:
+    """7 MB of empty messages (or strings) parse into about 250 MB of arena, enough for one request
+    to get a sidecar with the chart's 256 MiB limit killed: refused unparsed, naming the field."""
+    running = await serve({"policy": echo_policy()})
+    warm = generate_request(messages=[user("warm")]).SerializeToString()
+    await call_raw(running.channel, GENERATE, warm, False)
+    before = _reset_peak_mb()
+    err = await call_raw(running.channel, path, raw, stream)
+    assert _peak_mb() - before < 60  # the request's bytes (twice, in gRPC and here), never its parse
+    assert err is not None and err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    detail = await rich(err)
+    assert detail.reason == "REQUEST_TOO_COMPLEX" and detail.fields == [field]

@@ -268,3 +268,33 @@ async def test_a_range_holding_too_many_calls_is_refused(
         await running.stub.GetExperimentReport(report_request())
     err = await rich(refused.value)
     assert (err.code, err.fields) == (grpc.StatusCode.INVALID_ARGUMENT, ["start_time"])
+
+
+async def test_one_feedback_scores_one_call_when_a_request_id_was_used_again(
+    serve: Serve, tmp_path: Path
+) -> None:
+    """A request id can name several calls of a tenant (StreamGenerate never replays: a repeated id
+    starts a new generation; a failed call's retry runs again under its id). One Feedback is one
+    score: it goes on the latest of them only, and a repeat of it scores nothing more."""
+    running = await serve(config())
+    stub = running.stub
+    again = request("u1", "same-id", experiment_variant="a")
+    for _ in range(3):
+        [e async for e in stub.StreamGenerate(pb_stream(again))]
+    first = await stub.Feedback(pb.FeedbackRequest(tenant_id="acme", request_id="same-id", score=0.9))
+    assert not first.already_recorded and first.variant == "a"
+    repeat = await stub.Feedback(pb.FeedbackRequest(tenant_id="acme", request_id="same-id", score=0.9))
+    assert repeat.already_recorded
+    with sqlite3.connect(tmp_path / "usage.db") as conn:
+        scores = conn.execute(
+            "SELECT feedback_score FROM usage_records WHERE request_id = 'same-id' ORDER BY ts"
+        ).fetchall()
+    assert scores == [(None,), (None,), (0.9,)]
+    got = await stub.GetExperimentReport(report_request())
+    assert [(v.variant, v.calls, v.feedback.count) for v in got.variants] == [("a", 3, 1), ("b", 0, 0)]
+
+
+def pb_stream(req: Any) -> Any:
+    from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+
+    return gen.StreamGenerateRequest(input=req.input)

@@ -5,6 +5,7 @@ experiment columns on a real PostgreSQL (migrated on open)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sqlite3
 import time
 from collections.abc import Callable
@@ -145,6 +146,14 @@ async def test_experiment_columns_on_postgres(postgres_url: str) -> None:
         assert len(await store.experiment_rows("tone", 0, 2000)) == 3  # every tenant's (the CLI)
         assert len(await store.experiment_rows("tone", 0, 2000, limit=2)) == 2
         assert len(await store.experiment_rows("tone", 0, 2000, "acme", limit=1)) == 1
+        again = [dataclasses.replace(_record("p4", v), time=1000.0 + i) for i, v in enumerate("aba")]
+        await store.write(again)  # one request id, three calls: one Feedback scores the latest only
+        assert (await store.feedback("acme", "p4", 0.5, "")).variant == "a"
+        assert (await store.feedback("acme", "p4", 0.5, "")).status is FeedbackStatus.REPEATED
+        latest = sorted(
+            (r.feedback for r in await store.experiment_rows("tone", 1000.5, 2000, "acme")), key=str
+        )
+        assert latest == [0.5, None]
     finally:
         await store.aclose()
 

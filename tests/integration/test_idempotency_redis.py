@@ -55,13 +55,20 @@ async def slow_redis() -> AsyncIterator[str]:
         yield f"redis://127.0.0.1:{port}/0"
 
 
-def replays(url: str) -> tuple[RedisIdempotencyStore, Replays]:
-    store = RedisIdempotencyStore(url, prefix="idem:", window_seconds=60, clock=SystemClock())
+def replays(url: str, errors: list[str] | None = None) -> tuple[RedisIdempotencyStore, Replays]:
+    store = RedisIdempotencyStore(
+        url,
+        prefix="idem:",
+        window_seconds=60,
+        clock=SystemClock(),
+        on_store_error=(errors if errors is not None else []).append,
+    )
     return store, Replays(store, max_answer_bytes=1000, field="input.request_id")
 
 
 async def test_a_claim_that_timed_out_does_not_hold_the_key(slow_redis: str) -> None:
-    store, r = replays(slow_redis)
+    errors: list[str] = []
+    store, r = replays(slow_redis, errors)
     produce = Producer()
     try:
         await r.answer("acme", "warm", b"w", produce)  # a pooled connection: the claim is sent at once
@@ -71,8 +78,23 @@ async def test_a_claim_that_timed_out_does_not_hold_the_key(slow_redis: str) -> 
         await sleeper
         answer, replayed = await asyncio.wait_for(r.answer("acme", "order-1", b"req", produce), 4)
         assert (answer, replayed) == (b"answer-2", False) and produce.calls == 2  # the retry ran
+        assert errors == ["claim"]  # counted as the store's error (the give-up went through)
     finally:
         await store.aclose()
+
+
+async def test_a_redis_that_is_down_counts_each_failed_operation() -> None:
+    with start_redis() as port:
+        url = f"redis://127.0.0.1:{port}/0"
+    errors: list[str] = []
+    store, r = replays(url, errors)  # nothing listens there any more
+    try:
+        with pytest.raises(IdempotencyStoreUnavailableError):
+            await r.answer("acme", "order-1", b"req", Producer())
+        assert errors == ["claim"]
+    finally:
+        await store.aclose()  # tries the abandoned claim's give-up once more: it fails too
+    assert errors[-1] == "give_up" and errors.count("give_up") == 1
 
 
 async def test_a_claim_whose_caller_gave_up_does_not_hold_the_key(slow_redis: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sqlite3
 import stat
 import time
@@ -21,9 +22,11 @@ from sidecar.core.clock import SystemClock
 from sidecar.ledger.postgres import PostgresLedger
 from tests.conftest import admin_socket, echo_policy, user
 from tests.integration.helpers import rich
+from tests.integration.test_routing import ENV, deployment, policy, retry, tried
 from tests.support.api import generate_request, stream_request
 from tests.support.ledger import check_aggregates
 from tests.support.relay import Relay
+from tests.support.upstream import Reply, Upstream, fixture
 
 pytestmark = pytest.mark.integration
 
@@ -294,3 +297,29 @@ async def test_a_sidecar_starts_and_serves_while_its_postgres_is_unreachable(
                 assert time.monotonic() < deadline, "the ledger never opened"
                 await asyncio.sleep(0.2)
         assert sum(g.requests for g in found.groups) == 1  # the record queued while it was down
+
+
+async def test_an_impossible_token_count_is_a_bad_response_and_spoils_no_batch(
+    serve: Any, upstream: Upstream, upstream2: Upstream, tmp_path: Path
+) -> None:
+    """An upstream reporting 2**63 prompt tokens (beyond the int64 of the summary, the ledger and the
+    quota store) gave a bad response: the route moves on to the next deployment, the caller gets an
+    answer (not INTERNAL), and the usage records of the calls batched with it are all written (one
+    unwritable record dropped its whole batch)."""
+    body = json.loads(fixture("openai/chat_completion.json"))
+    body["usage"] = {"prompt_tokens": 2**63, "completion_tokens": 5, "total_tokens": 2**63 + 5}
+    upstream.push(Reply.json("openai/chat_completion.json"), Reply(body=json.dumps(body).encode()))
+    upstream2.default = Reply.json("openai/chat_completion.json")
+    config = policy({"first": deployment(upstream), "second": deployment(upstream2)}, retry=retry(1))
+    s = await serve({"policy": config}, ENV)
+    replies = await asyncio.gather(
+        *(s.stub.Generate(generate_request(messages=[user("Hi there")], tenant_id="acme")) for _ in range(2))
+    )
+    assert sorted(tried(r.summary) for r in replies) == [
+        [("first", "OK")],
+        [("first", "PROVIDER_BAD_RESPONSE"), ("second", "OK")],
+    ]
+    assert all(r.summary.usage.prompt_tokens == 19 for r in replies)  # as the fixture counts
+    await s.sidecar.deps.telemetry.ledger.flush()
+    with sqlite3.connect(tmp_path / "usage.db") as db:
+        assert db.execute("SELECT COUNT(*), SUM(tokens_in) FROM usage_records").fetchone() == (2, 38)

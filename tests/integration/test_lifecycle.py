@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -129,6 +131,26 @@ async def test_a_stream_cut_by_the_grace_ends_with_error_info_and_partial_usage(
     meta = err.info.metadata
     assert meta["cause"] == "SIDECAR_SHUTDOWN" and meta["usageEstimated"] == "true"
     assert int(meta["completionTokens"]) >= 1 and int(meta["promptTokens"]) >= 1
+
+
+async def test_a_stream_cut_by_the_grace_is_counted_as_the_caller_was_told(
+    serve: Any, tmp_path: Path
+) -> None:
+    """The metrics and the usage record say STREAM_INTERRUPTED (UNAVAILABLE), as the caller was told,
+    not CANCELLED: the docs read CANCELLED as the caller going away, which a rolling restart is not."""
+    s = await serve({"policy": slow_echo(10, 0.5)})
+    registry = s.sidecar.deps.telemetry.metrics.registry
+    call = s.stub.StreamGenerate(stream_request(messages=[user("a b c d e f g h i j")]))
+    await call.read()
+    await s.sidecar.stop(0.1)
+    with pytest.raises(grpc.aio.AioRpcError):
+        await read_rest(call)
+    errors = {"route": "echo", "code": "UNAVAILABLE", "reason": "STREAM_INTERRUPTED"}
+    assert registry.get_sample_value("sidecar_errors_total", errors) == 1
+    assert registry.get_sample_value("sidecar_errors_total", {**errors, "code": "CANCELLED"}) is None
+    with sqlite3.connect(tmp_path / "usage.db") as db:  # the ledger was flushed at stop
+        [(outcome, tokens_out)] = db.execute("SELECT outcome, tokens_out FROM usage_records").fetchall()
+    assert outcome == "STREAM_INTERRUPTED" and tokens_out >= 1
 
 
 async def test_during_the_drain_health_says_not_serving_and_new_calls_are_refused(serve: Any) -> None:

@@ -512,6 +512,28 @@ async def test_a_slow_deployment_is_hedged_and_only_the_winner_is_charged(
     assert upstream.completed == 0
 
 
+@pytest.mark.parametrize("backup", ["wins", "fails"])
+async def test_a_hedge_whose_primary_fails_during_the_race_is_counted_as_a_hedge(
+    serve: Serve, upstream: Upstream, upstream2: Upstream, backup: str
+) -> None:
+    """The backup started as a hedge (the primary had no first chunk in time); the primary then
+    failing while both raced does not make the hedge a fallback in the metrics."""
+    upstream.push(Reply(status=503, body=b"{}", delay=0.5))
+    second = ok() if backup == "wins" else unavailable(503)
+    upstream2.push(Reply(status=second.status, body=second.body, delay=1.0))
+    s = await serve({"policy": pair(upstream, upstream2, hedging=HEDGE)}, ENV)
+    if backup == "wins":
+        assert tried((await generate(s)).summary) == [("first", "PROVIDER_UNAVAILABLE"), ("second", "OK")]
+    else:
+        assert (await fails(generate(s))).reason == "PROVIDERS_UNAVAILABLE"
+    registry = s.sidecar.deps.telemetry.metrics.registry
+    counts = {
+        name: registry.get_sample_value(f"sidecar_{name}_total", {"route": "r"})
+        for name in ("hedges", "fallbacks", "retries")
+    }
+    assert counts == {"hedges": 1, "fallbacks": 0, "retries": 0}
+
+
 async def test_no_hedge_when_the_first_deployment_is_fast(
     serve: Serve, upstream: Upstream, upstream2: Upstream
 ) -> None:

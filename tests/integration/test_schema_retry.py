@@ -4,6 +4,7 @@ breakers see what really happened."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import quota_pb2
+from sidecar.ledger.record import GroupBy, UsageQuery
 from tests.conftest import user
 from tests.integration.helpers import rich
 from tests.integration.test_structured import KEYS, schema_format
@@ -210,6 +212,36 @@ async def test_a_held_stream_broken_mid_answer_moves_on_to_the_next_deployment(
     events = [e async for e in s.stub.StreamGenerate(stream_request(**ask()))]
     assert [a.deployment for a in events[-1].result.summary.attempts] == ["second"]
     assert len(upstream.seen) == 1
+
+
+async def test_a_caller_cancelling_the_retried_stream_is_recorded_with_both_answers(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """The first answer was rejected (61 tokens, charged); the caller then cancels the second one
+    after its first deltas: the usage record holds the rejected answer and the second answer's prompt
+    and delivered text, as the quota charged them (it held the rejected answer's alone)."""
+    upstream.push(llama("json_schema_other_stream"))
+    upstream2.push(replace(llama("json_schema_stream"), chunk_delay=0.2))
+    s = await serve(config(upstream, upstream2, hold_streams=True), KEYS)
+    call = s.stub.StreamGenerate(stream_request(**ask()))
+    deltas = 0
+    async for event in call:
+        deltas += event.HasField("delta")
+        if deltas == 2:
+            call.cancel()
+            break
+    ledger = s.sidecar.deps.telemetry.ledger
+    for _ in range(100):  # the server sees the cancellation a moment later
+        [group] = await ledger.usage(UsageQuery("acme", 0, 2e10, GroupBy.USER)) or [None]
+        if group is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert group is not None and group.requests == 1 and group.errors == 1
+    recorded = group.tokens_in + group.tokens_out
+    assert recorded > 61  # more than the rejected answer
+    assert recorded == await tokens_used(s.stub)
+    assert round(group.cost_usd * 1e6) == 61 * 1 + (recorded - 61) * 2  # each at its own price
+    assert await tokens_used(s.stub, "usd") == round(group.cost_usd * 1e6)  # so the quota charged
 
 
 HEDGE = {"enabled": True, "min_delay_seconds": 0.01, "default_delay_seconds": 0.1}

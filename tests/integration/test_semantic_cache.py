@@ -88,3 +88,74 @@ async def test_a_hit_reports_the_similarity_and_the_age_of_its_answer(serve: Any
     assert streamed.cache_hit_kind == cache_pb2.CACHE_HIT_KIND_SEMANTIC
     assert streamed.cache_similarity == pytest.approx(hit.cache_similarity)
     assert streamed.cache_entry_age.ToMilliseconds() == 35_000
+
+
+@pytest.mark.filterwarnings(
+    "ignore::RuntimeWarning"
+)  # as in production: numpy's overflow warning is no error
+async def test_an_embedding_upstream_overflowing_float32_poisons_nothing(serve: Any, upstream: Any) -> None:
+    """An OpenAI-compatible embedding upstream answering numbers beyond float32's range (finite in
+    JSON): the vector must be refused (the lookup an error, the call answered by the model), never
+    turned into a NaN similarity that passes as a hit serving another question's answer."""
+    import json
+
+    from tests.support.upstream import Reply
+
+    def vector(values: str) -> Reply:
+        return Reply(
+            body=json.dumps({"data": [{"index": 0, "embedding": json.loads(f"[{values}]")}]}).encode()
+        )
+
+    raw = config(f"t{uuid.uuid4().hex[:10]}", None)
+    raw["policy"]["embeddings"] = {
+        "default_route": "remote",
+        "deployments": {"oai": {"kind": "openai", "model": "e", "base_url": f"{upstream.url}/v1"}},
+        "routes": {"remote": {"deployments": ["oai"]}},
+    }
+    s = await serve(raw)
+    upstream.push(vector("1.0, 0.0, 0.0"), vector("1e39, 0.0, 0.0"), vector("0.0, 1.0, 0.0"))
+    first = await s.stub.Generate(ask(QUESTION))
+    poisoned = await s.stub.Generate(ask(DIFFERENT))
+    assert not poisoned.summary.cache_hit and text_of(poisoned) != text_of(first)
+    third = await s.stub.Generate(ask("How tall is the Eiffel tower?"))
+    assert not third.summary.cache_hit
+    assert json.loads(upstream.seen[1].raw_body)["input"] == [DIFFERENT]
+    lookups = s.sidecar.deps.telemetry.metrics.registry.get_sample_value
+    assert lookups("sidecar_semantic_cache_lookups_total", {"result": "error"}) == 1
+    assert lookups("sidecar_semantic_cache_lookups_total", {"result": "hit"}) is None
+
+
+async def test_a_fallback_embedding_model_does_not_mix_vector_spaces(serve: Any, upstream: Any) -> None:
+    """The embedding route falls back from a remote model to the local one while the remote fails:
+    vectors of two models are not comparable (here not even of one size), so each model's entries
+    are a partition of their own. Mixed in one, every later lookup failed (the memory store could
+    not stack them) until the fallback's entries expired."""
+    import json
+
+    from tests.support.upstream import Reply
+
+    def vector(values: list[float]) -> Reply:
+        return Reply(body=json.dumps({"data": [{"index": 0, "embedding": values}]}).encode())
+
+    raw = config(f"t{uuid.uuid4().hex[:10]}", None)
+    raw["policy"]["embeddings"] = {
+        "default_route": "remote",
+        "load": "start",
+        "deployments": {
+            "oai": {"kind": "openai", "model": "e", "base_url": f"{upstream.url}/v1"},
+            "local": {"kind": "local"},
+        },
+        "routes": {"remote": {"deployments": ["oai", "local"]}},
+    }
+    s = await serve(raw)
+    upstream.push(
+        vector([1.0, 0.0, 0.0]),  # the question, by the remote model
+        Reply(status=503, body=b'{"error":{"message":"down"}}'),  # another question: the local model
+        vector([1.0, 0.0, 0.0]),  # the question again, by the remote model
+    )
+    first = await s.stub.Generate(ask(QUESTION))
+    await s.stub.Generate(ask(DIFFERENT))
+    again = await s.stub.Generate(ask(PARAPHRASE))
+    assert again.summary.cache_hit and text_of(again) == text_of(first)
+    lookups = s.sidecar.deps.telemetry.metrics.registry.get_sample_value
+    assert lookups("sidecar_semantic_cache_lookups_total", {"result": "error"}) is None

@@ -124,6 +124,14 @@ def refused(path: Path, tmp_path: Path) -> str:
     return str(info.value)
 
 
+async def test_a_path_too_long_for_a_unix_socket_is_refused_naming_it(tmp_path: Path) -> None:
+    """gRPC's own failure was reported as `cannot serve on 127.0.0.1:...`, the TCP address."""
+    long_dir = tmp_path / ("d" * 100)
+    long_dir.mkdir()
+    assert "bytes long; a Unix socket path holds at most 107" in refused(long_dir / "sidecar.sock", tmp_path)
+    assert not list(long_dir.iterdir())  # nothing made there, not even the lock file
+
+
 async def test_a_regular_file_at_the_path_is_refused_and_left_alone(sock_dir: Path, tmp_path: Path) -> None:
     path = sock_dir / "sidecar.sock"
     path.write_text("precious")

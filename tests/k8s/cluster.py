@@ -37,12 +37,13 @@ class Cluster:
     kubeconfig: Path
     log: Path
 
-    def request(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
-        """One API call with the admin token; returns (status, decoded JSON or text)."""
-        data = json.dumps(body).encode() if body is not None else None
+    def request(self, method: str, path: str, body: object = None, *, yaml_text: str = "") -> tuple[int, Any]:
+        """One API call with the admin token; returns (status, decoded JSON or text). `yaml_text` is
+        sent as is (application/yaml), as kubectl would, instead of `body` as JSON."""
+        data = yaml_text.encode() if yaml_text else json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method)
         req.add_header("Authorization", f"Bearer {TOKEN}")
-        req.add_header("Content-Type", "application/json")
+        req.add_header("Content-Type", "application/yaml" if yaml_text else "application/json")
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # the server's own self-signed certificate

@@ -85,6 +85,8 @@ def test_the_injector_runs_locked_down_with_probes_and_a_disruption_budget() -> 
     pod = deployment["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert container["args"][:2] == ["injector", "serve"]
+    # after SIGTERM it keeps answering reviews while the Service's endpoints drop the pod
+    assert "--shutdown-delay=5" in container["args"] and pod["terminationGracePeriodSeconds"] == 35
     sc = container["securityContext"]
     assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and sc["allowPrivilegeEscalation"] is False
     assert sc["capabilities"] == {"drop": ["ALL"]}
@@ -112,6 +114,16 @@ def test_the_webhook_configuration() -> None:
     secret = find(objects, "Secret", "-injector-tls")
     assert webhook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
     assert webhook["clientConfig"]["service"]["path"] == "/inject"
+
+
+def test_with_sidecar_namespaces_the_webhook_selects_those_namespaces_only() -> None:
+    objects = template("--set", "sidecarNamespaces={shop,web,apps}")  # apps: the release's own
+    selector = find(objects, "MutatingWebhookConfiguration")["webhooks"][0]["namespaceSelector"]
+    assert selector == {
+        "matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["shop", "web"]}
+        ]
+    }
 
 
 def test_cert_manager_replaces_the_generated_certificate() -> None:
@@ -169,6 +181,9 @@ def test_monitoring_objects_and_workload_identity() -> None:
         (["--set", "unknownValue=1"], "unknownValue"),
         (["--set", "webhook.url=http://plain"], "/webhook/url"),
         (["--set", "sidecar.providerSecrets={Not_A_Name}"], "/sidecar/providerSecrets/0"),
+        (["--set", "sidecar.socketDir=/" + "d" * 94], "/sidecar/socketDir"),  # + /sidecar.sock > 107 bytes
+        (["--set", "fullnameOverride=Orchestrator"], "/fullnameOverride"),  # no object may be named so
+        (["--set", "nameOverride=LLM"], "/nameOverride"),
     ],
 )
 def test_the_schema_refuses_bad_values(args: list[str], message: str) -> None:
@@ -337,3 +352,41 @@ def test_helm_3_lints_and_renders_the_same_objects(name: str) -> None:
         return sorted((o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in objects)
 
     assert rendered("helm3") == rendered("helm")
+
+
+@pytest.mark.parametrize(
+    ("args", "fails"),
+    [
+        (["--set", "injector.replicas=1"], True),  # minAvailable 1 of 1
+        (["--set", "injector.podDisruptionBudget.minAvailable=100%"], True),
+        (["--set", "injector.replicas=3", "--set", "injector.podDisruptionBudget.minAvailable=67%"], True),
+        (["--set", "injector.replicas=3", "--set", "injector.podDisruptionBudget.minAvailable=66%"], False),
+        (["--set", "injector.replicas=3", "--set", "injector.podDisruptionBudget.minAvailable=2"], False),
+        (["--set", "injector.replicas=1", "--set", "injector.podDisruptionBudget.enabled=false"], False),
+    ],
+)
+def test_a_disruption_budget_that_no_eviction_satisfies_is_refused(args: list[str], fails: bool) -> None:
+    """Rendered, it hung every `kubectl drain` (and the autoscaler's scale-down) of a node running an
+    injector pod."""
+    result = helm("template", "demo", str(CHART), *args, check=False)
+    assert (result.returncode != 0) == fails, result.stderr
+    if fails:
+        assert "lets no injector pod be evicted" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fails"),
+    [
+        (["--kube-version", "v1.28.9"], True),
+        (["--kube-version", "v1.28.9", "--set", "sidecar.mode=classic"], False),
+        (["--kube-version", "v1.29.0"], False),
+    ],
+)
+def test_native_mode_on_a_cluster_older_than_1_29_is_refused(args: list[str], fails: bool) -> None:
+    """The chart allows Kubernetes 1.25+, but before 1.29 an init container's restartPolicy is
+    dropped: the native sidecar would be a plain init container that never exits, every injected
+    pod stuck initializing."""
+    result = helm("template", "demo", str(CHART), *args, check=False)
+    assert (result.returncode != 0) == fails, result.stderr
+    if fails:
+        assert "needs Kubernetes 1.29 or later" in result.stderr and "sidecar.mode=classic" in result.stderr

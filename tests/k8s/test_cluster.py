@@ -44,6 +44,7 @@ class Injector:
             sys.executable, "-m", "sidecar", "injector", "serve", "--settings", str(self.settings),
             "--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key),
             "--address", f"127.0.0.1:{self.port}",
+            "--shutdown-delay", "0",  # no Service endpoints to wait for: the tests stop it at once
         ]  # fmt: skip
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
@@ -222,6 +223,32 @@ def test_a_container_with_the_sidecars_name_is_refused(cluster: Cluster, install
     assert status == 400 and "already has a container named 'orchestrator-sidecar'" in answer["message"]
 
 
+def test_a_windows_pod_asking_for_the_sidecar_is_refused_with_the_reason(
+    cluster: Cluster, installed: Injector
+) -> None:
+    """Injected, the API server refused it for the sidecar's Linux securityContext (runAsUser,
+    capabilities, seccomp...), a message about fields the application never set."""
+    status, answer = cluster.request(
+        "POST", f"/api/v1/namespaces/{APPS}/pods", pod("windows", ASKED, os={"name": "windows"})
+    )
+    assert status == 400, answer
+    assert "spec.os.name is windows: the sidecar runs on Linux nodes only" in answer["message"]
+    assert installed.decisions("rejected", "windows_pod") >= 1
+
+
+def test_a_pod_outside_the_sidecar_namespaces_is_left_alone(cluster: Cluster, installed: Injector) -> None:
+    """The sidecar's ConfigMap (and the token Secret) exist in the sidecarNamespaces only: injected
+    in another namespace, a pod would wait forever for a volume that is not there."""
+    cluster.create("/api/v1/namespaces", {"metadata": {"name": "elsewhere"}})
+    cluster.create("/api/v1/namespaces/elsewhere/pods", pod("asks-elsewhere", ASKED))
+    spec = cluster.get("/api/v1/namespaces/elsewhere/pods/asks-elsewhere")["spec"]
+    assert names(spec["containers"]) == ["app"] and not spec.get("initContainers")
+    status, _ = cluster.request(
+        "GET", f"/api/v1/namespaces/elsewhere/configmaps/{RELEASE}-orchestrator-sidecar-config"
+    )
+    assert status == 404  # what the injected pod would have mounted
+
+
 def test_a_pod_labelled_false_never_reaches_the_webhook(cluster: Cluster, installed: Injector) -> None:
     before = sum(
         installed.decisions(d, r) for d, r in (("skipped", "disabled"), ("skipped", "not_requested"))
@@ -311,6 +338,33 @@ def test_offline_injected_workloads_pass_the_api_servers_validation(
         assert stored["spec"]["initContainers"][0]["restartPolicy"] == "Always"
 
 
+def test_offline_injected_yaml_keeps_values_a_yaml_1_1_reader_would_retype(
+    cluster: Cluster, installed: Injector, tmp_path: Path
+) -> None:
+    """The output is posted as YAML, which the API server reads like kubectl (sigs.k8s.io/yaml, YAML
+    1.1): written bare, "y" was a boolean and the pod was refused (an env value must be a string)."""
+    values = {"FLAG": "y", "SCALE": "1e3", "RATE": "1.5e3", "MODE": "off"}
+    manifest = pod("yaml-values", ASKED)
+    manifest["spec"]["containers"][0]["env"] = [{"name": k, "value": v} for k, v in values.items()]
+    path = tmp_path / "pod.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    command = [
+        sys.executable,
+        "-m",
+        "sidecar",
+        "inject",
+        "-f",
+        str(path),
+        "--settings",
+        str(installed.settings),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
+    status, answer = cluster.request("POST", f"/api/v1/namespaces/{APPS}/pods?dryRun=All", yaml_text=out)
+    assert status == 201, answer
+    stored = env(answer["spec"]["containers"][0])
+    assert {k: stored[k] for k in values} == values
+
+
 def test_with_the_webhook_down_failure_policy_ignore_admits_the_pod_uninjected(
     cluster: Cluster, installed: Injector
 ) -> None:
@@ -350,6 +404,25 @@ def test_the_generated_certificate_survives_an_upgrade(cluster: Cluster, install
     deployment = cluster.get("/apis/apps/v1/namespaces/certs/deployments/certs-orchestrator-sidecar-injector")
     assert deployment["spec"]["replicas"] == 3
     helm("uninstall", "certs", *kube)
+
+
+@pytest.mark.parametrize("release", ["v1.2", "9lives"])
+def test_release_names_helm_accepts_install_an_injector_service(
+    cluster: Cluster, installed: Injector, release: str
+) -> None:
+    """A release name with a dot or a leading digit made a Service name the API server refuses
+    (a DNS-1035 label), and `helm install` failed halfway."""
+    namespace = "names-" + release.replace(".", "-")
+    kube = ("--kubeconfig", str(cluster.kubeconfig), "--namespace", namespace)
+    cluster.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
+    never = "webhook.namespaceSelector.matchLabels.never=match"
+    helm("install", release, str(CHART), *kube, "--set", never)
+    path = (
+        f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{release}-orchestrator-sidecar"
+    )
+    service = cluster.get(path)["webhooks"][0]["clientConfig"]["service"]["name"]
+    assert cluster.get(f"/api/v1/namespaces/{namespace}/services/{service}")["metadata"]["name"] == service
+    helm("uninstall", release, *kube)
 
 
 def test_helm_3_installs_and_uninstalls_the_chart(cluster: Cluster, installed: Injector) -> None:

@@ -140,3 +140,41 @@ def test_a_bad_override_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[s
     path.write_text(yaml.safe_dump(WORKLOADS[0]))
     assert main(["inject", "-f", str(path), "--config-map", "Not_A_Name"]) == 2
     assert "config_map" in capsys.readouterr().err
+
+
+AMBIGUOUS = [
+    "y",
+    "n",
+    "on",
+    "off",
+    "yes",
+    "NO",
+    "1e3",
+    "1.5e3",
+    "-2E-5",
+    "0o17",
+    "0x1F",
+    "1_000",
+    "1:20",
+    ".inf",
+]
+
+
+def test_strings_another_yaml_reader_would_retype_are_quoted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PyYAML wrote y and 1e3 bare; kubectl and the API server (YAML 1.1) read them as a boolean and
+    a number, and refused the manifest (tests/k8s/test_cluster.py posts it)."""
+    env = [{"name": f"V{i}", "value": v} for i, v in enumerate(AMBIGUOUS)]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "app", "image": "app:1", "env": env}]}}  # fmt: skip
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"flag": "y"}}
+    path = tmp_path / "app.yaml"
+    path.write_text(yaml.safe_dump_all([pod, config]))
+    assert main(["inject", "-f", str(path)]) == 0
+    out = capsys.readouterr().out
+    for value in AMBIGUOUS:
+        assert f"value: '{value}'" in out
+    assert "flag: 'y'" in out  # documents passed through are written the same way
+    docs = list(yaml.safe_load_all(out))
+    assert docs[0]["spec"]["containers"][0]["env"][: len(env)] == env and docs[1] == config

@@ -30,8 +30,19 @@ def probe(port: int, path: str) -> int:
         return int(getattr(exc, "code", 0))
 
 
-def test_the_injected_sidecar_serves_the_application_over_the_socket(tmp_path: Path) -> None:
-    config = find(template(), "ConfigMap", "-config")["data"]["sidecar.yaml"]  # the chart's config
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],  # the chart's config
+        # metrics off (docs/benchmarks.md): the health port, which the probes need, is served anyway
+        ["--set", "config.settings.telemetry.metrics.enabled=false"],
+    ],
+    ids=["chart-config", "metrics-off"],
+)
+def test_the_injected_sidecar_serves_the_application_over_the_socket(
+    tmp_path: Path, values: list[str]
+) -> None:
+    config = find(template(*values), "ConfigMap", "-config")["data"]["sidecar.yaml"]
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "sidecar.yaml").write_text(config)
     (tmp_path / "state").mkdir()

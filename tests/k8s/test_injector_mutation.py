@@ -224,3 +224,92 @@ def test_malformed_pods_are_rejected_naming_the_field(bad: object, field: str) -
     decision = decide(bad, SETTINGS)
     assert (decision.kind, decision.pod) == ("rejected", None)
     assert field in decision.message
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"os": {"name": "windows"}}, "spec.os.name is windows"),
+        ({"nodeSelector": {"kubernetes.io/os": "windows"}}, "spec.nodeSelector[kubernetes.io/os] is windows"),
+    ],
+)
+def test_a_windows_pod_is_refused_when_asked_and_skipped_by_default(spec: dict[str, Any], field: str) -> None:
+    """The sidecar's Linux securityContext makes the API server refuse a Windows pod whole, and its
+    image does not run there: a pod asking for it is told why, one injected by default is left alone."""
+    asked = decide(pod(ASKED, **spec), SETTINGS)
+    assert (asked.kind, asked.reason, asked.pod) == ("rejected", "windows_pod", None)
+    assert field in asked.message
+    by_default = decide(pod(**spec), SETTINGS.model_copy(update={"inject_by_default": True}))
+    assert (by_default.kind, by_default.reason, by_default.pod) == ("skipped", "windows_pod", None)
+    linux = pod(ASKED, os={"name": "linux"}, nodeSelector={"kubernetes.io/os": "linux"})
+    assert decide(linux, SETTINGS).kind == "injected"
+
+
+def test_an_application_mount_where_the_socket_goes_is_a_conflict() -> None:
+    """Kept as it was, the application would be told `unix:///var/run/orchestrator-sidecar/...` and
+    see its own volume there, never the sidecar's socket."""
+    taken = [
+        {
+            "name": "app",
+            "image": "app:1",
+            "volumeMounts": [{"name": "run", "mountPath": "/var/run/orchestrator-sidecar/"}],
+        }
+    ]
+    p = pod(ASKED, containers=taken, volumes=[{"name": "run", "emptyDir": {}}])
+    decision = decide(p, SETTINGS)
+    assert (decision.kind, decision.reason, decision.pod) == ("rejected", "name_conflict", None)
+    assert (
+        "spec.containers[0].volumeMounts mounts 'run' at /var/run/orchestrator-sidecar/" in decision.message
+    )
+    over_tcp = copy.deepcopy(p)
+    over_tcp["metadata"]["annotations"]["orchestrator.sidecar/transport"] = "tcp"
+    assert decide(over_tcp, SETTINGS).kind == "injected"
+    beside = copy.deepcopy(p)
+    beside["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] = "/var/run"  # a parent: nested is fine
+    assert decide(beside, SETTINGS).kind == "injected"
+
+
+@pytest.mark.parametrize("restart", ["Never", "OnFailure"])
+def test_a_pod_that_runs_to_completion_gets_no_classic_sidecar(restart: str) -> None:
+    """A classic sidecar is a regular container that never exits: a Job's pod would run forever."""
+    classic = {**ASKED, "orchestrator.sidecar/mode": "classic"}
+    asked = decide(pod(classic, restartPolicy=restart), SETTINGS)
+    assert (asked.kind, asked.reason, asked.pod) == ("rejected", "runs_to_completion", None)
+    assert f"spec.restartPolicy is {restart}" in asked.message
+    by_default = SETTINGS.model_copy(update={"inject_by_default": True, "mode": "classic"})
+    skipped = decide(pod(restartPolicy=restart), by_default)
+    assert (skipped.kind, skipped.reason) == ("skipped", "runs_to_completion")
+    native = injected(pod(ASKED, restartPolicy=restart))  # native sidecars stop with the pod
+    assert native["spec"]["initContainers"][0]["restartPolicy"] == "Always"
+    assert decide(pod(classic, restartPolicy="Always"), SETTINGS).kind == "injected"
+
+
+def test_a_host_network_pod_gets_no_sidecar() -> None:
+    """On the node's network the sidecar's 127.0.0.1 gRPC port is the node's loopback: every process
+    and hostNetwork pod on the node could call it with this pod's provider credentials."""
+    asked = decide(pod(ASKED, hostNetwork=True), SETTINGS)
+    assert (asked.kind, asked.reason, asked.pod) == ("rejected", "host_network", None)
+    assert "spec.hostNetwork is true" in asked.message
+    by_default = decide(pod(hostNetwork=True), SETTINGS.model_copy(update={"inject_by_default": True}))
+    assert (by_default.kind, by_default.reason) == ("skipped", "host_network")
+    assert decide(pod(ASKED, hostNetwork=False), SETTINGS).kind == "injected"
+
+
+@pytest.mark.parametrize(("port", "named"), [(9464, "health port"), (50051, "gRPC port")])
+def test_a_container_declaring_a_port_of_the_sidecar_is_a_conflict(port: int, named: str) -> None:
+    """The native sidecar starts first and holds the port: the application could not bind its own
+    (9464 is OpenTelemetry's Prometheus exporter default)."""
+    app = {"name": "app", "image": "app:1", "ports": [{"name": "metrics", "containerPort": port}]}
+    decision = decide(pod(ASKED, containers=[app]), SETTINGS)
+    assert (decision.kind, decision.reason, decision.pod) == ("rejected", "name_conflict", None)
+    assert f"spec.containers[0] declares containerPort {port}, the sidecar's {named}" in decision.message
+    moved = SETTINGS.model_copy(update={"health_port": 9465, "grpc_port": 50052})
+    assert decide(pod(ASKED, containers=[app]), moved).kind == "injected"
+
+
+def test_a_socket_dir_too_long_for_a_unix_socket_path_is_refused() -> None:
+    from pydantic import ValidationError
+
+    InjectorSettings(image="i", config_map="c", socket_dir="/" + "d" * 93)  # 107 bytes with /sidecar.sock
+    with pytest.raises(ValidationError, match="socket_dir"):
+        InjectorSettings(image="i", config_map="c", socket_dir="/" + "d" * 94)

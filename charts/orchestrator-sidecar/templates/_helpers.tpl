@@ -52,8 +52,15 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- include "orchestrator-sidecar.component" (list . "config") -}}
 {{- end -}}
 
+{{/* The injector's name, also its Service's: a DNS-1035 label (no dots, a letter first), which a
+     release name such as `v1.2` or `9lives`, both valid for Helm, would not give as is. */}}
 {{- define "orchestrator-sidecar.injectorName" -}}
-{{- include "orchestrator-sidecar.component" (list . "injector") -}}
+{{- $name := include "orchestrator-sidecar.component" (list . "injector") | replace "." "-" -}}
+{{- if regexMatch "^[a-z]" $name -}}
+{{- $name -}}
+{{- else -}}
+{{- printf "i%s" $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "orchestrator-sidecar.tlsSecretName" -}}

@@ -9,7 +9,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type CallOptions, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { parseAddress, resolveAddress, resolveToken, type Endpoint } from "./config.js";
-import { SidecarError, toSidecarError } from "./errors.js";
+import { SidecarError, markNeverRetried, toSidecarError } from "./errors.js";
 import { AdminService } from "./gen/orchestrator/v1/admin_service_pb.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ConversationService } from "./gen/orchestrator/v1/conversation_service_pb.js";
@@ -53,7 +53,7 @@ export const DEFAULT_KEEPALIVE_MS = 300_000;
 export interface SidecarClientOptions {
   /** `host:port` or `unix:///path`; default $ORCHESTRATOR_SIDECAR_ADDRESS, else 127.0.0.1:50051. */
   readonly address?: string;
-  /** Bearer token for every call; default $ORCHESTRATOR_SIDECAR_TOKEN; `null` sends none. */
+  /** Bearer token for every call; default $ORCHESTRATOR_SIDECAR_TOKEN; `null` or `""` sends none. */
   readonly token?: string | null;
   /** Deadline of every call that sets none itself, in milliseconds. */
   readonly timeoutMs?: number;
@@ -178,12 +178,17 @@ export class SidecarClient {
     }
   }
 
-  /** Switch the conversation's persona with a natural-language command. */
+  /**
+   * Switch the conversation's persona with a natural-language command. Never retried, even inside
+   * `withRetry`: an UNAVAILABLE Switch may have been applied (the sidecar applies it, then records
+   * it), and a repeat would take a newer version and undo any Switch made in between. Read
+   * `client.conversation.listSwitchHistory` before switching again.
+   */
   async switch(request: MessageInitShape<typeof SwitchRequestSchema>, options?: SidecarCallOptions): Promise<SwitchResponse> {
     try {
       return await this.conversation.switch(request, this.callOptions(options));
     } catch (thrown) {
-      throw this.failure(thrown, options?.signal);
+      throw markNeverRetried(this.failure(thrown, options?.signal));
     }
   }
 

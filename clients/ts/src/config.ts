@@ -39,8 +39,8 @@ export function resolveAddress(explicit: string | undefined, env: NodeJS.Process
  * The token to send: the explicit one (`null` sends none), else $ORCHESTRATOR_SIDECAR_TOKEN, else none.
  */
 export function resolveToken(explicit: string | null | undefined, env: NodeJS.ProcessEnv): string | undefined {
-  if (explicit === null) {
-    return undefined;
+  if (explicit === null || explicit === "") {
+    return undefined; // "" sends none, as in the Go and Python clients, never "Bearer " alone
   }
   return explicit ?? (env[TOKEN_ENV] || undefined);
 }

@@ -87,6 +87,19 @@ export class SidecarError extends Error {
   }
 }
 
+/** Marks the failure of a call no retry may repeat (see `isRetryable`); not exported from the package. */
+const NEVER_RETRIED = Symbol("orchestrator.neverRetried");
+
+/** `err`, marked so that `isRetryable` is false for it (the client's `switch` marks its failures). */
+export function markNeverRetried(err: SidecarError): SidecarError {
+  Object.defineProperty(err, NEVER_RETRIED, { value: true });
+  return err;
+}
+
+export function isNeverRetried(err: SidecarError): boolean {
+  return (err as unknown as Record<symbol, unknown>)[NEVER_RETRIED] === true;
+}
+
 /** INVALID_ARGUMENT: the request itself is wrong (INVALID_REQUEST, CONTEXT_TOO_LONG, PERSONA_NOT_FOUND, ...). */
 export class InvalidRequestError extends SidecarError {}
 /** NOT_FOUND: MODEL_NOT_FOUND and other unknown resources. */

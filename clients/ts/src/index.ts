@@ -35,7 +35,7 @@ export {
   type QuotaViolation,
   type ResourceRef,
 } from "./errors.js";
-export { isRetryable, systemClock, withRetry, withStreamRetry, type AttemptOptions, type RetryClock, type RetryOptions } from "./retry.js";
+export { isRetryable, retryDelayMs, systemClock, withRetry, withStreamRetry, type AttemptOptions, type RetryClock, type RetryOptions } from "./retry.js";
 export * from "./gen/orchestrator/v1/generate_pb.js";
 export * from "./gen/orchestrator/v1/models_pb.js";
 export * from "./gen/orchestrator/v1/personas_pb.js";

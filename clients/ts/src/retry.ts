@@ -1,11 +1,13 @@
 /**
- * Opt-in retries. A unary call is retried on UNAVAILABLE and RESOURCE_EXHAUSTED, after the server's
- * RetryInfo delay when it sent one (else, on UNAVAILABLE only, capped exponential backoff with
- * jitter), never past the caller's overall deadline. A stream is retried only while nothing has been yielded to the caller.
+ * Opt-in retries, the clients' one policy (clients/README.md, "Retries"; the same in Go, Java and
+ * Python). A unary call is retried on UNAVAILABLE and RESOURCE_EXHAUSTED, after the server's
+ * RetryInfo delay when it sent one, never jittered (else, on UNAVAILABLE only, a backoff doubling
+ * from 100 ms, capped at 5 s, jittered to between half of it and all of it), never past the caller's
+ * overall deadline; a Switch never. A stream is retried only while nothing has been yielded to the caller.
  */
 import { randomUUID } from "node:crypto";
 import { Code } from "@connectrpc/connect";
-import { StreamInterruptedError, toSidecarError, type SidecarError } from "./errors.js";
+import { StreamInterruptedError, isNeverRetried, toSidecarError, type SidecarError } from "./errors.js";
 
 /** The time source and sleep of the retry loop (injected so tests never sleep). */
 export interface RetryClock {
@@ -27,7 +29,7 @@ export interface RetryOptions {
   /** A longer RetryInfo delay is not waited for: the error is thrown (default 30 s). */
   readonly maxRetryInfoDelayMs?: number;
   readonly clock?: RetryClock;
-  /** A number in [0, 1) for the jitter (default Math.random). */
+  /** A number in [0, 1) for the jitter (clamped to [0, 1]; default Math.random): inject it for deterministic tests. */
   readonly random?: () => number;
 }
 
@@ -65,13 +67,50 @@ export const systemClock: RetryClock = {
 /**
  * True for the failures a retry may fix: UNAVAILABLE (but not a broken stream), and
  * RESOURCE_EXHAUSTED with a RetryInfo (the sidecar sends one when waiting helps; gRPC's own
- * RESOURCE_EXHAUSTED, a message over the size limit, has none and fails the same way again).
+ * RESOURCE_EXHAUSTED, a message over the size limit, has none and fails the same way again). Never a
+ * Switch's failure: an UNAVAILABLE Switch may have been applied, and a repeat would take a newer
+ * version than, and so undo, any Switch of the conversation made in between.
  */
 export function isRetryable(err: SidecarError): boolean {
-  if (err instanceof StreamInterruptedError) {
+  if (err instanceof StreamInterruptedError || isNeverRetried(err)) {
     return false;
   }
   return err.code === Code.Unavailable || (err.code === Code.ResourceExhausted && err.retryDelayMs !== undefined);
+}
+
+/**
+ * The wait in milliseconds before the attempt after `attempt` (1 = the first) failed with `err`, or
+ * undefined to give up: not retryable, no attempt left, a RetryInfo delay over
+ * `maxRetryInfoDelayMs`, or a wait ending at or past the deadline (`remainingMs` left; undefined: none).
+ */
+export function retryDelayMs(err: SidecarError, attempt: number, remainingMs: number | undefined, options: RetryOptions = {}): number | undefined {
+  if (!isRetryable(err) || attempt >= (options.maxAttempts ?? 4)) {
+    return undefined;
+  }
+  if (err.retryDelayMs !== undefined && err.retryDelayMs > (options.maxRetryInfoDelayMs ?? 30_000)) {
+    return undefined; // e.g. a daily quota: waiting hours inside one call helps no caller
+  }
+  const delay = err.retryDelayMs ?? backoffMs(attempt, options);
+  if (remainingMs !== undefined && delay >= remainingMs) {
+    return undefined; // the next attempt could not start before the deadline
+  }
+  return delay;
+}
+
+/**
+ * floor(b * (0.5 + 0.5 r)) in whole microseconds, b = min(maxDelayMs, baseDelayMs * 2^(attempt-1)):
+ * the same double-precision operations as the other clients, equal to the microsecond.
+ */
+function backoffMs(attempt: number, options: RetryOptions): number {
+  const limit = Math.round((options.maxDelayMs ?? 5000) * 1000);
+  let ceiling = Math.round((options.baseDelayMs ?? 100) * 1000);
+  for (let i = 1; i < attempt && ceiling < limit; i++) {
+    ceiling *= 2;
+  }
+  ceiling = Math.min(ceiling, limit);
+  const drawn = (options.random ?? Math.random)();
+  const r = drawn >= 0 ? Math.min(drawn, 1) : 0; // NaN too
+  return Math.floor(ceiling * (0.5 + 0.5 * r)) / 1000;
 }
 
 /** Runs `call` until it succeeds, fails for good, runs out of attempts, or the next wait would pass the deadline. */
@@ -131,26 +170,18 @@ class RetryPlan {
 
   /** Waits the delay before the next attempt, or throws `err` when there must be none. */
   async waitBeforeRetry(err: SidecarError, attempt: number): Promise<void> {
-    if (!isRetryable(err) || attempt >= (this.options.maxAttempts ?? 4) || this.options.signal?.aborted) {
+    if (this.options.signal?.aborted) {
       throw err;
     }
-    const delay = err.retryDelayMs ?? this.backoff(attempt);
-    if (delay > (err.retryDelayMs === undefined ? Infinity : (this.options.maxRetryInfoDelayMs ?? 30_000))) {
-      throw err; // e.g. a daily quota: waiting hours inside one call helps no caller
-    }
-    if (this.deadline !== undefined && this.clock.now() + delay >= this.deadline) {
-      throw err; // the next attempt could not start before the deadline
+    const remaining = this.deadline === undefined ? undefined : this.deadline - this.clock.now();
+    const delay = retryDelayMs(err, attempt, remaining, this.options);
+    if (delay === undefined) {
+      throw err;
     }
     try {
       await this.clock.sleep(delay, this.options.signal);
     } catch (aborted) {
       throw toSidecarError(aborted); // the caller's signal, during the wait: a CancelledError
     }
-  }
-
-  private backoff(attempt: number): number {
-    const cap = this.options.maxDelayMs ?? 5000;
-    const ceiling = Math.min(cap, (this.options.baseDelayMs ?? 100) * 2 ** (attempt - 1));
-    return Math.round(ceiling * (0.5 + 0.5 * (this.options.random ?? Math.random)()));
   }
 }

@@ -22,5 +22,6 @@ test("defaults: explicit, else the environment, else 127.0.0.1:50051 and no toke
   assert.equal(resolveToken(undefined, env), "t");
   assert.equal(resolveToken(null, env), undefined);
   assert.equal(resolveToken("x", env), "x");
+  assert.equal(resolveToken("", env), undefined); // never an empty "Bearer "
   assert.equal(resolveToken(undefined, {}), undefined);
 });

@@ -1,13 +1,14 @@
 /**
  * The retry helper around the client's calls, against a real sidecar: every attempt keeps the
  * client's default deadline, and a retried generate or embed keeps one request id, so a reply lost
- * after the sidecar charged the call is replayed (summary.replayed), not generated and charged again.
+ * after the sidecar charged the call is replayed (summary.replayed), not generated and charged again;
+ * a switch is never retried.
  */
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { DeadlineExceededError, SidecarClient, userMessage, withRetry } from "../src/index.js";
+import { DeadlineExceededError, SidecarClient, UnavailableError, userMessage, withRetry } from "../src/index.js";
 import { REPO_ROOT, startSidecar, type RunningSidecar } from "./sidecar-process.js";
 
 const TOKEN = "contract-token";
@@ -83,6 +84,34 @@ describe("withRetry around the client", () => {
       assert.equal(answer.summary?.replayed, true);
     } finally {
       client.close();
+    }
+  });
+
+  test("a switch is never retried: a lost reply of an applied Switch, repeated, would undo the one made in between", async () => {
+    const plain = new SidecarClient({ address: sidecar.address, token: TOKEN });
+    let switches = 0;
+    /** The first Switch to helper runs, then another Switch (to critic) runs, then the reply of the first is lost. */
+    const interleave: Interceptor = (next) => async (req) => {
+      const res = await next(req);
+      const message = req.message as unknown as { target?: { value?: unknown }; conversationId: string };
+      if (req.method.name === "Switch" && message.target?.value === "helper") {
+        switches++;
+        await plain.switch({ tenantId: "acme", userId: "u1", conversationId: message.conversationId, target: { case: "personaId", value: "critic" } });
+        throw new ConnectError("the reply was lost on the way", Code.Unavailable);
+      }
+      return res;
+    };
+    const client = new SidecarClient({ address: sidecar.address, token: TOKEN, interceptors: [interleave] });
+    try {
+      const conversationId = "ts-switch-in-retry";
+      const request = { tenantId: "acme", userId: "u1", conversationId, target: { case: "personaId" as const, value: "helper" } };
+      await assert.rejects(withRetry((attempt) => client.switch(request, attempt), { timeoutMs: 10_000, baseDelayMs: 1 }), UnavailableError);
+      assert.equal(switches, 1);
+      const check = await plain.switch({ ...request, target: { case: "personaId", value: "critic" } });
+      assert.equal(check.previousPersonaId, "critic", "the Switch made in between was undone");
+    } finally {
+      client.close();
+      plain.close();
     }
   });
 });

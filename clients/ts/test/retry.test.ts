@@ -1,6 +1,9 @@
 /** The retry helper on a fake clock: RetryInfo honoured, the deadline bounds it, streams after a delta are not retried. */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
 import { describe, test } from "node:test";
+import { parse } from "yaml";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema, RetryInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
@@ -10,11 +13,14 @@ import {
   QuotaExceededError,
   StreamInterruptedError,
   UnavailableError,
+  retryDelayMs,
+  toSidecarError,
   withRetry,
   withStreamRetry,
   type AttemptOptions,
   type RetryClock,
 } from "../src/index.js";
+import { REPO_ROOT } from "./sidecar-process.js";
 
 class FakeClock implements RetryClock {
   t = 1_000_000;
@@ -109,10 +115,10 @@ describe("withRetry", () => {
       withRetry(async () => {
         calls++;
         throw err;
-      }, { clock, maxAttempts: 2, baseDelayMs: 100, random: () => 0.999999 }),
+      }, { clock, maxAttempts: 2, baseDelayMs: 100, random: () => 0 }),
       UnavailableError,
     );
-    assert.deepEqual(clock.sleeps, [100]);
+    assert.deepEqual(clock.sleeps, [50]);
   });
 
   test("RESOURCE_EXHAUSTED without RetryInfo is not retried (a quota with no known reset, an oversized message)", async () => {
@@ -163,12 +169,67 @@ describe("withRetry", () => {
       withRetry(async () => {
         calls++;
         throw failure(Code.Unavailable, "PROVIDERS_UNAVAILABLE");
-      }, { clock, maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 300, random: () => 0.999999 }),
+      }, { clock, maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 300, random: () => 0 }),
       UnavailableError,
     );
     assert.equal(calls, 5);
-    assert.deepEqual(clock.sleeps, [100, 200, 300, 300]);
+    assert.deepEqual(clock.sleeps, [50, 100, 150, 150]);
   });
+
+  test("the defaults: 4 attempts, backoff from 100 ms doubling, each wait within [b/2, b]", async () => {
+    for (let run = 0; run < 50; run++) {
+      const clock = new FakeClock();
+      let calls = 0;
+      await assert.rejects(
+        withRetry(async () => {
+          calls++;
+          throw failure(Code.Unavailable, "PROVIDERS_UNAVAILABLE");
+        }, { clock }),
+        UnavailableError,
+      );
+      assert.equal(calls, 4);
+      [100, 200, 400].forEach((ceiling, i) => assert.ok(clock.sleeps[i]! >= ceiling / 2 && clock.sleeps[i]! <= ceiling, `${clock.sleeps}`));
+    }
+  });
+});
+
+interface RetryCase {
+  readonly name: string;
+  readonly attempt: number;
+  readonly max_attempts?: number;
+  readonly code: string;
+  readonly reason?: string;
+  readonly retry_info_ms?: number;
+  readonly deadline_left_ms?: number;
+  readonly random: number;
+  readonly wait_ms: number | null;
+}
+
+const CODES: Record<string, Code> = {
+  UNAVAILABLE: Code.Unavailable,
+  RESOURCE_EXHAUSTED: Code.ResourceExhausted,
+  INVALID_ARGUMENT: Code.InvalidArgument,
+  DEADLINE_EXCEEDED: Code.DeadlineExceeded,
+  INTERNAL: Code.Internal,
+};
+
+describe("the shared decision table (tests/contract/retry.yaml)", () => {
+  const table = parse(readFileSync(path.join(REPO_ROOT, "tests/contract/retry.yaml"), "utf8")) as { cases: RetryCase[] };
+  test("has its cases", () => assert.ok(table.cases.length >= 20));
+  for (const c of table.cases) {
+    test(c.name, () => {
+      const code = CODES[c.code];
+      assert.ok(code !== undefined, c.code);
+      const err = toSidecarError(failure(code, c.reason ?? "", c.retry_info_ms));
+      const wait = retryDelayMs(err, c.attempt, c.deadline_left_ms, { maxAttempts: c.max_attempts, random: () => c.random });
+      if (c.wait_ms === null) {
+        assert.equal(wait, undefined);
+      } else {
+        assert.ok(wait !== undefined, "gave up");
+        assert.equal(Math.round(wait * 1000), Math.round(c.wait_ms * 1000));
+      }
+    });
+  }
 });
 
 describe("withStreamRetry", () => {

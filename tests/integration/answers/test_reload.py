@@ -83,6 +83,22 @@ async def test_a_reload_puts_the_changed_agent_policies_in_force(serve: Any, tmp
     assert reloads(s, "applied") == 1.0
 
 
+async def test_an_offer_of_an_agent_a_reload_removed_is_refused_naming_a_field_of_the_request(
+    serve: Any, tmp_path: Path
+) -> None:
+    """AcceptEscalation has tenant_id, user_id and escalation_id: the offer's agent lost its policy
+    is about the escalation, not about an `agent_id` the request does not have."""
+    s = await serve(answers_config(sqlite(tmp_path)), environ=TOKENS)
+    offer = await offered(s, who="bob")
+    without = answers_config(sqlite(tmp_path))
+    del without["policy"]["answers"]["agents"]["maya"]
+    assert await reload(s, tmp_path, without) == []
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await accept(s, offer, who="bob")
+    refused = await rich(err.value)
+    assert (refused.reason, refused.fields) == ("AGENT_NOT_FOUND", ["escalation_id"])
+
+
 async def test_a_policy_naming_what_the_sidecar_does_not_run_is_refused_whole(
     serve: Any, tmp_path: Path
 ) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from sidecar.answers.errors import EmbeddingModelError
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
 from sidecar.answers.redis_store import RedisAnswerStore
 from sidecar.answers.sqlite_store import SqliteAnswerStore
@@ -82,6 +83,26 @@ async def test_the_nearest_canonical_answer_of_the_agent_and_its_layers(
     found = await store.nearest("acme", "maya", ("public", "friends"), vec(0.1, 1, 0))
     assert found is not None and found[0].id == "c-y"
     assert found[1] == pytest.approx(float(vec(0.1, 1, 0) @ vec(0, 1, 0)), abs=1e-5)
+
+
+async def test_answers_embedded_by_a_model_of_another_size_are_left_out(
+    make: Callable[[], AnswerStore],
+) -> None:
+    """The embedding model changed (a restart with another embedding route on a kept store): the
+    seeds are embedded again, a creator's older answer keeps the old model's vector. A search
+    compares only vectors of the question's size, and when the agent has none of that size it says
+    so (EmbeddingModelError: the decision degrades to the model's answer). Mixed in one matrix, or
+    all of another size, they failed every search of the agent with a ValueError (INTERNAL)."""
+    store = make()
+    await store.add_canonical(canonical("c-old"), vec(1, 0, 0, 0))
+    await store.add_canonical(canonical("c-new"), vec(0, 1, 0))
+    found = await store.nearest("acme", "maya", ("public",), vec(0, 1, 0))
+    assert found is not None and found[0].id == "c-new"
+    found = await store.nearest("acme", "maya", ("public",), vec(1, 0, 0, 0))
+    assert found is not None and found[0].id == "c-old"
+    with pytest.raises(EmbeddingModelError):  # none to compare with: not "nothing like it" (novel)
+        await store.nearest("acme", "maya", ("public",), vec(1, 0))
+    assert await store.nearest("acme", "maya", ("friends",), vec(1, 0)) is None  # none at all
 
 
 async def test_never_across_agents_or_tenants(make: Callable[[], AnswerStore]) -> None:

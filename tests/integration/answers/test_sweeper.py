@@ -65,7 +65,7 @@ async def _no_embedding(*_: Any) -> Any:
 def sweeper(store: AnswerStore, clock: FakeClock, seen: Seen, batch: int = 100) -> ExpirySweeper:
     policy = AnswersPolicy(agents={"maya": AgentPolicy(), "leo": AgentPolicy()})
     service = AnswerService(
-        policy, store, embed=_no_embedding, embedding_route="local", clock=clock, names={},
+        policy, store, embed=_no_embedding, embedding_route="local", model="local", clock=clock, names={},
         observer=seen.observer(),
     )  # fmt: skip
     return ExpirySweeper(service, interval=INTERVAL, batch=batch)

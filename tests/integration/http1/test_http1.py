@@ -571,3 +571,48 @@ async def test_no_free_connection_slot_is_the_sidecars_overload_not_the_upstream
         assert await holder == {"ok": True}
         assert await post(http, up.url) == {"ok": True}
         await http.aclose()
+
+
+async def test_waiting_for_a_connection_slot_is_the_sidecars_time_not_the_upstreams() -> None:
+    """A request queued behind the pool's one slot for ~0.2 s reports only its own exchange with the
+    upstream as upstream wait: the queue is the sidecar's overhead in the call's summary."""
+    release = asyncio.Event()
+
+    async def gated(state: Upstream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            state.requests.append(await read_request(reader))
+            if len(state.requests) == 1:
+                await release.wait()
+            writer.write(answer())
+            await writer.drain()
+
+    async with upstream(gated) as up:
+        http = client(max_connections=1)
+        holder = asyncio.ensure_future(post(http, up.url))
+        await asyncio.sleep(0.05)
+        waits = Waits()
+        timed = Timeouts(5.0, Deadline.after(None, SystemClock()), waits)
+        queued = asyncio.ensure_future(http.post_json(up.url, headers={}, body={"q": 2}, timeouts=timed))
+        await asyncio.sleep(0.2)
+        assert waits.events == []  # still queued for the slot: nothing reported as the upstream's
+        release.set()
+        assert await holder == {"ok": True} and await queued == {"ok": True}
+        await http.aclose()
+    assert sum(waits.intervals()) < 0.1
+    failed = Waits()  # a slot never freed: PoolBusy, and no upstream wait at all
+    async with upstream(gated) as up:
+        release.clear()
+        http = client(max_connections=1)
+        holder = asyncio.ensure_future(post(http, up.url))
+        await asyncio.sleep(0.05)
+        with pytest.raises(UpstreamBusyError):
+            await http.post_json(
+                up.url,
+                headers={},
+                body={},
+                timeouts=Timeouts(0.1, Deadline.after(None, SystemClock()), failed),
+            )
+        release.set()
+        await holder
+        await http.aclose()
+    assert failed.events == []

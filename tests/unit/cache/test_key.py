@@ -30,6 +30,7 @@ def test_every_input_changes_the_key() -> None:
         key(CacheScope("acme", "")),
         key(persona=""),
         key(route="other"),
+        key(deployments=("small",)),  # an experiment variant's (or the budget's) deployment
         key(params=GenerationParams(max_tokens=51, temperature=0.0, stop=("x",))),
         key(params=GenerationParams(max_tokens=50, temperature=0.0, stop=("y",))),
         key(params=GenerationParams(max_tokens=50, temperature=0.0, stop=("x",), seed=1)),
@@ -39,7 +40,7 @@ def test_every_input_changes_the_key() -> None:
         key(messages=(Message(Role.SYSTEM, "be brief"), Message(Role.USER, "hi "))),
         key(messages=(Message(Role.SYSTEM, "be brief hi"),)),
     }
-    assert key() not in variants and len(variants) == 13
+    assert key() not in variants and len(variants) == 14
 
 
 def test_fields_cannot_bleed_into_each_other() -> None:

@@ -245,3 +245,53 @@ async def test_the_memory_store_keeps_at_most_max_entries() -> None:
         assert [await store.get(f"k{i}") for i in range(5)] == [None, None, b"v", b"v", b"v"]
     finally:
         await store.aclose()
+
+
+async def test_a_variant_narrowed_to_another_deployment_is_not_served_the_other_variants_answer(
+    clock: FakeClock, memory_store: AiocacheStore
+) -> None:
+    """An experiment comparing two models on one route: with answers shared in the tenant, the
+    variant served by the small model must not be answered from what the big one wrote (its report
+    would count the big model's answers as its own)."""
+    from sidecar.core.plan import plan_of
+    from sidecar.experiments.book import ExperimentBook
+    from sidecar.pipeline.experiment import ExperimentLayer
+
+    split = Policy.model_validate(
+        {
+            "default_route": "main",
+            "deployments": {
+                "big": {"provider": "echo", "model": "m1"},
+                "small": {"provider": "echo", "model": "m2"},
+            },
+            "routes": {"main": {"deployments": ["big", "small"]}},
+            "experiments": {
+                "model": {
+                    "route": "main",
+                    "control": "big",
+                    "variants": {"big": {"deployments": ["big"]}, "small": {"deployments": ["small"]}},
+                }
+            },
+        }
+    )
+    table, inner = RouteTable.from_policy(split), Inner()
+    cached = CacheLayer(
+        inner,
+        store=memory_store,
+        settings=CacheSettings.model_validate({"enabled": True, "scope": "tenant"}),
+        table=table,
+        clock=clock,
+    )
+    layer = ExperimentLayer(cached, book=ExperimentBook(split.experiments, {}))
+
+    def as_variant(user: str, variant: str) -> Call:
+        c = call(clock, user_id=user, experiment_variant=variant)
+        return dataclasses.replace(c, plan=plan_of(c, table))
+
+    await collect(layer, as_variant("ann", "big"))
+    other = as_variant("bob", "small")
+    await collect(layer, other)
+    assert inner.calls == 2 and not other.record.cache_hit
+    again = as_variant("cid", "big")
+    await collect(layer, again)
+    assert again.record.cache_hit and inner.calls == 2

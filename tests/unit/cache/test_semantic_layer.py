@@ -19,7 +19,8 @@ from sidecar.config.cache import CacheSettings
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Deadline
 from sidecar.core.layer import collect
-from sidecar.core.types import Call, GenerationParams, Message, Role
+from sidecar.core.types import Call, GenerationParams, Image, Message, Role, ToolCall
+from sidecar.embeddings.service import PromptVector
 from sidecar.pipeline.semantic import SemanticCacheLayer, SemanticObserver
 from sidecar.routing.table import RouteTable
 from sidecar.stores.errors import StoreUnavailableError
@@ -47,12 +48,13 @@ VECTORS = {
 class Embed:
     def __init__(self, error: Exception | None = None) -> None:
         self.error, self.calls = error, 0
+        self.model = "local"  # the model that embeds: another one's vectors are another partition
 
-    async def __call__(self, tenant: str, route: str, text: str, deadline: Deadline) -> Any:
+    async def __call__(self, tenant: str, route: str, text: str, deadline: Deadline) -> PromptVector:
         self.calls += 1
         if self.error is not None:
             raise self.error
-        return VECTORS[text]
+        return PromptVector(VECTORS[text], self.model)
 
 
 class Seen:
@@ -157,6 +159,50 @@ async def test_a_different_system_prompt_is_another_partition(
     system = Message(Role.SYSTEM, "answer in French")
     other = call(clock, "what is the capital of france")
     other = dataclasses.replace(other, messages=(system, *other.messages))
+    await collect(sem, other)
+    assert inner.calls == 2 and not other.record.cache_hit
+
+
+async def test_a_different_image_in_the_question_is_another_partition(
+    clock: FakeClock, store: MemorySemanticStore
+) -> None:
+    """The same words about another picture are another question: only the text is embedded, so the
+    images must part the partitions, or one user's picture is described to another."""
+    inner, seen = Inner(), Seen()
+    sem = layer(inner, clock, store, Embed(), seen)
+
+    def about(picture: bytes) -> Call:
+        base = call(clock, "what is the capital of france")
+        question = Message(
+            Role.USER, base.messages[-1].text, images=(Image(data=picture, mime_type="image/png"),)
+        )
+        return dataclasses.replace(base, messages=(question,))
+
+    await collect(sem, about(b"first picture"))
+    other = about(b"second picture")
+    await collect(sem, other)
+    assert inner.calls == 2 and not other.record.cache_hit
+    same = about(b"first picture")
+    await collect(sem, same)
+    assert same.record.cache_hit and inner.calls == 2
+
+
+async def test_earlier_tool_calls_and_their_results_part_the_partitions(
+    clock: FakeClock, store: MemorySemanticStore
+) -> None:
+    """History is compared exactly, tool calls included: the same question after a tool call with
+    other arguments is asked about something else."""
+    inner, seen = Inner(), Seen()
+    sem = layer(inner, clock, store, Embed(), seen)
+
+    def after(city: str) -> Call:
+        base = call(clock, "what is the capital of france")
+        asked = Message(Role.ASSISTANT, "", tool_calls=(ToolCall("c1", "lookup", f'{{"city":"{city}"}}'),))
+        result = Message(Role.TOOL, "found", tool_call_id="c1")
+        return dataclasses.replace(base, messages=(asked, result, *base.messages))
+
+    await collect(sem, after("Paris"))
+    other = after("Lyon")
     await collect(sem, other)
     assert inner.calls == 2 and not other.record.cache_hit
 
@@ -266,3 +312,81 @@ async def test_the_lookup_span_carries_hit_and_similarity(
     spans = [s for s in exporter.get_finished_spans() if s.name == "sidecar.cache.semantic.lookup"]
     assert [s.attributes.get("sidecar.cache.hit") for s in spans] == [False, True]  # type: ignore[union-attr]
     assert spans[1].attributes["sidecar.cache.similarity"] == pytest.approx(0.95, abs=1e-4)  # type: ignore[index]
+
+
+def test_a_call_narrowed_to_some_deployments_is_another_partition() -> None:
+    from sidecar.cache.key import CacheScope
+    from sidecar.cache.semantic_key import split_prompt
+
+    def partition(deployments: tuple[str, ...]) -> object:
+        split = split_prompt(
+            CacheScope("t", ""), persona="", route="main", params=GenerationParams(temperature=0.0),
+            messages=(Message(Role.USER, "hi"),), deployments=deployments,
+        )  # fmt: skip
+        assert split is not None
+        return split[1]
+
+    assert partition(()) != partition(("small",)) != partition(("big",))
+
+
+async def test_a_vector_that_is_not_finite_is_never_a_hit(
+    clock: FakeClock, store: MemorySemanticStore
+) -> None:
+    """A similarity that is not a number (an embedding upstream's overflowing vector) is below any
+    threshold: it must not pass as a hit serving whatever answer the partition holds."""
+    inner, seen = Inner(), Seen()
+    sem = layer(inner, clock, store, Embed(), seen)
+    await collect(sem, call(clock, "what is the capital of france"))
+    VECTORS["poisoned"] = np.array([np.nan, 0.0, 0.0], dtype=np.float32)
+    try:
+        other = call(clock, "poisoned")
+        await collect(sem, other)
+    finally:
+        del VECTORS["poisoned"]
+    assert inner.calls == 2 and not other.record.cache_hit
+
+
+async def test_an_answer_with_tool_calls_or_thinking_is_not_stored(
+    clock: FakeClock, store: MemorySemanticStore
+) -> None:
+    """A stored answer keeps text only: one that called a tool (OpenAI's finish reason is "stop" for
+    a call forced by tool_choice) or streamed thinking would be replayed without them."""
+    from sidecar.core.types import Chunk, FinishReason, ToolCallDelta, Usage
+
+    class Calls:
+        calls = 0
+
+        async def __call__(self, c: Call) -> Any:
+            self.calls += 1
+            yield (
+                Chunk(thinking="hmm")
+                if self.calls == 2
+                else Chunk(tool_calls=(ToolCallDelta(0, "c1", "f", "{}"),))
+            )
+            yield Chunk(finish_reason=FinishReason.STOP, usage=Usage(3, 2))
+
+    inner, seen = Calls(), Seen()
+    sem = layer(inner, clock, store, Embed(), seen)  # type: ignore[arg-type]
+    for _ in range(3):
+        await collect(sem, call(clock, "what is the capital of france"))
+    assert inner.calls == 3 and len(store) == 0
+
+
+async def test_vectors_of_another_model_are_another_partition(
+    clock: FakeClock, store: MemorySemanticStore
+) -> None:
+    """An embedding route that falls back to another model: its vectors (here of another size) are
+    not compared with the first model's, and neither model's entries stop the other's lookups."""
+    inner, seen, embed = Inner(), Seen(), Embed()
+    sem = layer(inner, clock, store, embed, seen)
+    await collect(sem, call(clock, "what is the capital of france"))
+    embed.model = "fallback"
+    VECTORS["bigger"] = np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32)
+    try:
+        await collect(sem, call(clock, "bigger"))
+    finally:
+        del VECTORS["bigger"]
+    embed.model = "local"
+    again = call(clock, "which city is france's capital")
+    await collect(sem, again)
+    assert again.record.cache_hit and "error" not in seen.lookups

@@ -234,7 +234,7 @@ async def test_retries_fallbacks_and_hedges_come_from_the_attempts(clock: FakeCl
         for attempt in [
             Attempt("d1", "openai", "PROVIDER_UNAVAILABLE", 0.1),
             Attempt("d1", "openai", "PROVIDER_UNAVAILABLE", 0.1),  # retry
-            Attempt("d2", "openai", "HEDGE_LOST", 0.1),  # a hedge raced and lost
+            Attempt("d2", "openai", "HEDGE_LOST", 0.1, hedge=True),  # a hedge raced and lost
             Attempt("d3", "openai", "OK", 0.1),  # fallback
         ]:
             call.record.attempt_ended(attempt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import random
 from collections.abc import AsyncGenerator
@@ -27,7 +28,8 @@ from sidecar.core.errors import (
 )
 from sidecar.core.types import Call, Chunk, FinishReason, Usage
 from sidecar.pipeline.route import RouteLayer
-from sidecar.routing.breaker import BreakerPolicy, Breakers
+from sidecar.pipeline.upstream import UpstreamCall
+from sidecar.routing.breaker import BreakerPolicy, Breakers, BreakerState
 from sidecar.routing.plan import Routing
 from sidecar.routing.retry import BudgetPolicy, RetryBudgets
 from sidecar.routing.stats import Stats
@@ -244,6 +246,32 @@ async def test_retries_stop_when_the_budget_is_spent(clock: FakeClock) -> None:
     )  # 10 requests, 50% retries
 
 
+@pytest.mark.parametrize("ends", ["ok", "broken"])
+async def test_a_call_admitted_before_the_trip_does_not_decide_the_half_open_breaker(
+    clock: FakeClock, ends: str
+) -> None:
+    """A long stream started while the breaker was closed; other calls' failures trip it; it turns
+    half-open; then the long stream ends. Its outcome is not a trial's: the breaker stays half-open
+    for its trial calls (a success closed it with no trial, a failure reopened it)."""
+    chunks = [Chunk(text="one "), Chunk(text="two"), FINAL]
+    error = ProviderUnavailableError("reset") if ends == "broken" else None
+    script = Script({"a": (chunks, error)}, clock)
+    policy = BreakerPolicy(min_requests=2, failure_ratio=0.5, cooldown_seconds=30, half_open_trials=1)
+    r = routing(clock, breaker=policy)
+    stream = layer(script, clock, r)(make_call(clock))
+    assert (await anext(stream)).text == "one "
+    breaker = r.breakers.get("a")
+    breaker.record_failure()  # two other calls fail: it trips
+    breaker.record_failure()
+    clock.advance(31)
+    assert breaker.state() is BreakerState.HALF_OPEN
+    with contextlib.suppress(StreamInterruptedError):
+        async for _ in stream:
+            pass
+    assert breaker.state() is BreakerState.HALF_OPEN
+    assert breaker.allow()  # its one trial permit is still there
+
+
 async def test_open_breaker_is_skipped_and_reported_with_its_cooldown(clock: FakeClock) -> None:
     r = routing(clock, breaker=BreakerPolicy(min_requests=1, failure_ratio=0.5, cooldown_seconds=30))
     for name in "abc":
@@ -385,6 +413,59 @@ async def test_both_hedged_deployments_failing_moves_to_the_third(clock: FakeClo
     assert await run(layer(script, clock, routing(clock, hedged())), call) == [FINAL]
     assert sorted(script.called) == ["a", "b", "c"]
     assert call.record.target is not None and call.record.target.deployment == "c"
+
+
+@pytest.mark.parametrize("rejects", ["a", "b"])
+async def test_a_request_rejected_during_a_hedge_race_is_not_tried_further(
+    clock: FakeClock, rejects: str
+) -> None:
+    """A 400 from either racer ends the call as it does unhedged: the other racer is cancelled and
+    no further deployment gets the request (which went on to c, or became PROVIDERS_UNAVAILABLE)."""
+    other = "b" if rejects == "a" else "a"
+    script = Delayed(
+        {rejects: ([], ProviderRejectedError("400")), other: ([], ProviderUnavailableError("503"))},
+        clock,
+        delays={rejects: 0.05, other: 0.1},
+    )
+    call = make_call(clock)
+    with pytest.raises(ProviderRejectedError):
+        await run(layer(script, clock, routing(clock, hedged())), call)
+    assert sorted(script.started) == ["a", "b"] and "c" not in script.called
+    assert script.cancelled == [other]
+    assert sorted((a.deployment, a.outcome) for a in call.record.attempts) == sorted(
+        [(rejects, "PROVIDER_REJECTED"), (other, "CANCELLED")]
+    )
+
+
+@dataclass
+class Answering:
+    """A provider answering a unary call whole after `delay` (virtual time): one final chunk."""
+
+    clock: FakeClock
+    delay: float
+    usage: Usage
+
+    async def generate(self, req: object, *, deadline: object) -> AsyncGenerator[Chunk, None]:
+        await self.clock.sleep(self.delay)
+        yield Chunk(text=f"{self.usage.prompt_tokens}", finish_reason=FinishReason.STOP, usage=self.usage)
+
+
+async def test_a_hedge_race_both_answer_at_once_reports_the_winners_usage(clock: FakeClock) -> None:
+    """Both racers' unary answers (one final chunk each) arrive together: the call's usage, finish
+    reason and cost are the served attempt's, never the loser's (which finished too, unseen)."""
+    providers = {
+        "a": Answering(clock, 0.05, Usage(3, 2)),  # the hedge starts at 0.02 s; b answers at 0.05 s too
+        "b": Answering(clock, 0.03, Usage(300, 200)),
+    }
+    for _ in range(6):
+        call = make_call(clock, stream=False)
+        route = RouteLayer(UpstreamCall(providers), routing=routing(clock, hedged()), clock=clock)  # type: ignore[arg-type]
+        [chunk] = await run(route, call)
+        assert call.record.target is not None
+        winner = providers[call.record.target.deployment].usage
+        assert chunk.usage == winner
+        assert call.record.usage == winner
+        assert sorted(a.outcome for a in call.record.attempts) == ["HEDGE_LOST", "OK"]
 
 
 async def test_the_hedge_waits_for_the_observed_p95(clock: FakeClock) -> None:

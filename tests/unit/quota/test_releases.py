@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from sidecar.quota.releases import BATCH, FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, PendingReleases
+from sidecar.quota.releases import PendingReleases
 from sidecar.quota.store import BucketState, Charge, QuotaStoreError, Verdict
+from sidecar.stores.pending import BATCH, FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS
 from tests.conftest import FakeClock
 
 CHARGES = (Charge("c|user|u", (), 1, 1),)

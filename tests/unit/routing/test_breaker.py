@@ -211,6 +211,28 @@ def test_late_outcomes_while_open_are_ignored(clock: FakeClock) -> None:
     assert b.snapshot().trips == 1
 
 
+def test_half_open_is_decided_by_trial_calls_only(clock: FakeClock) -> None:
+    """Outcomes of calls admitted before the last opening (their `admitted` epoch is older) neither
+    close nor reopen a half-open breaker, nor give back permits they never took."""
+    b = breaker(clock)
+    before = b.epoch  # a long call admitted while closed
+    record(b, failures=10)
+    clock.advance(POLICY.cooldown_seconds)
+    trial = b.epoch
+    assert b.allow() and trial != before
+    for _ in range(POLICY.half_open_trials):
+        b.record_success(admitted=before)
+    b.record_failure(admitted=before)
+    b.release(admitted=before)
+    assert b.state() is BreakerState.HALF_OPEN
+    assert [b.allow() for _ in range(POLICY.half_open_trials)] == [True, True, False]  # one was taken
+    for _ in range(POLICY.half_open_trials):
+        b.record_success(admitted=trial)
+    assert b.state() is BreakerState.CLOSED
+    b.record_failure(retry_after=5.0, admitted=before)  # the upstream's own Retry-After counts always
+    assert b.open_for() == 5.0
+
+
 def test_open_for(clock: FakeClock) -> None:
     b = breaker(clock)
     assert b.open_for() is None

@@ -133,6 +133,22 @@ def test_collector_reads_breakers_health_key_cache_and_ledger_at_scrape_time() -
     assert v("sidecar_ledger_queue_depth", {}) == 0
 
 
+def test_each_token_direction_is_counted_on_its_own() -> None:
+    """An upstream that reports no prompt tokens (0, or only output) still has its output tokens
+    counted, as the ledger and the caller's summary count them."""
+    m = Metrics()
+    m.call_started()
+    m.call_finished(outcome(tokens_in=0, tokens_out=7, cost_usd=14.0))
+    m.call_started()
+    m.call_finished(outcome(tokens_in=3, tokens_out=0, tokens_cached=2))
+
+    def tokens(direction: str) -> float | None:
+        labels = {"route": "chat", "provider": "openai", "model": "gpt-x", "direction": direction}
+        return m.registry.get_sample_value("sidecar_tokens_total", labels)
+
+    assert (tokens("input"), tokens("output"), tokens("cached")) == (3, 7, 2)
+
+
 def test_build_info() -> None:
     [sample] = [s for f in Metrics().registry.collect() for s in f.samples if s.name == "sidecar_build_info"]
     assert sample.value == 1 and sample.labels["version"]

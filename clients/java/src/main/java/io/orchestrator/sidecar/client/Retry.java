@@ -9,6 +9,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.NoSuchElementException;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.UUID;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
@@ -16,9 +17,11 @@ import java.util.function.DoubleSupplier;
 import java.util.function.Function;
 
 /**
- * Opt-in retries. A unary call is retried on UNAVAILABLE and RESOURCE_EXHAUSTED, after the server's
- * RetryInfo delay when it sent one (else, on UNAVAILABLE only, capped exponential backoff with
- * jitter), never past the overall deadline; each attempt gets the deadline. A stream is retried only while it has yielded nothing.
+ * Opt-in retries, the clients' one policy (clients/README.md, "Retries"; the same in Go, TypeScript
+ * and Python). A unary call is retried on UNAVAILABLE and RESOURCE_EXHAUSTED, after the server's
+ * RetryInfo delay when it sent one, never jittered (else, on UNAVAILABLE only, a backoff doubling
+ * from 100 ms, capped at 5 s, jittered to between half of it and all of it), never past the overall
+ * deadline; each attempt gets the deadline; a Switch never. A stream is retried only while it has yielded nothing.
  */
 public final class Retry {
   /**
@@ -84,10 +87,11 @@ public final class Retry {
   /**
    * True for failures a retry may fix: UNAVAILABLE (but not a broken stream), and RESOURCE_EXHAUSTED
    * with a RetryInfo (the sidecar sends one when waiting helps; gRPC's own RESOURCE_EXHAUSTED, a
-   * message over the size limit, has none and fails the same way again).
+   * message over the size limit, has none and fails the same way again). Never a Switch's failure:
+   * an UNAVAILABLE Switch may have been applied, and a repeat would undo a Switch made in between.
    */
   public static boolean isRetryable(SidecarException e) {
-    if (e instanceof StreamInterruptedException) {
+    if (e instanceof StreamInterruptedException || e.isNeverRetried()) {
       return false;
     }
     return e.code() == Status.Code.UNAVAILABLE
@@ -158,17 +162,29 @@ public final class Retry {
     return timeout == null ? null : Deadline.after(timeout.toNanos(), TimeUnit.NANOSECONDS, ticker);
   }
 
-  private void waitBeforeRetry(SidecarException e, int attempt, Deadline deadline) {
+  /**
+   * The wait before the attempt after {@code attempt} (1 = the first) failed with {@code e}, or empty
+   * to give up: not retryable, no attempt left, a RetryInfo delay over maxRetryInfoDelay, or a wait
+   * ending at or past the deadline ({@code remaining} left; null: no deadline).
+   */
+  public Optional<Duration> delay(SidecarException e, int attempt, Duration remaining) {
     if (!isRetryable(e) || attempt >= maxAttempts) {
-      throw e;
+      return Optional.empty();
     }
-    Duration delay = e.retryDelay().orElseGet(() -> backoff(attempt));
-    if (e.retryDelay().isPresent() && delay.compareTo(maxRetryInfoDelay) > 0) {
-      throw e; // e.g. a daily quota: waiting hours inside one call helps no caller
+    Optional<Duration> retryInfo = e.retryDelay();
+    if (retryInfo.isPresent() && retryInfo.get().compareTo(maxRetryInfoDelay) > 0) {
+      return Optional.empty(); // e.g. a daily quota: waiting hours inside one call helps no caller
     }
-    if (deadline != null && deadline.timeRemaining(TimeUnit.NANOSECONDS) <= delay.toNanos()) {
-      throw e; // the next attempt could not start before the deadline
+    Duration delay = retryInfo.orElseGet(() -> backoff(attempt));
+    if (remaining != null && delay.compareTo(remaining) >= 0) {
+      return Optional.empty(); // the next attempt could not start before the deadline
     }
+    return Optional.of(delay);
+  }
+
+  private void waitBeforeRetry(SidecarException e, int attempt, Deadline deadline) {
+    Duration remaining = deadline == null ? null : Duration.ofNanos(deadline.timeRemaining(TimeUnit.NANOSECONDS));
+    Duration delay = delay(e, attempt, remaining).orElseThrow(() -> e);
     try {
       sleeper.sleep(delay);
     } catch (InterruptedException interrupted) {
@@ -177,9 +193,20 @@ public final class Retry {
     }
   }
 
+  /**
+   * floor(b * (0.5 + 0.5 r)) in whole microseconds, b = min(maxDelay, baseDelay * 2^(attempt-1)):
+   * the same double-precision operations as the other clients, equal to the microsecond.
+   */
   private Duration backoff(int attempt) {
-    long ceiling = Math.min(maxDelay.toNanos(), baseDelay.toNanos() << Math.min(attempt - 1, 30));
-    return Duration.ofNanos(Math.round(ceiling * (0.5 + 0.5 * random.getAsDouble())));
+    long limit = maxDelay.toNanos() / 1000;
+    long ceiling = baseDelay.toNanos() / 1000;
+    for (int i = 1; i < attempt && ceiling < limit; i++) {
+      ceiling *= 2;
+    }
+    ceiling = Math.min(ceiling, limit);
+    double drawn = random.getAsDouble();
+    double r = drawn >= 0 ? Math.min(drawn, 1.0) : 0.0; // NaN too
+    return Duration.ofNanos((long) Math.floor(ceiling * (0.5 + 0.5 * r)) * 1000);
   }
 
   public static final class Builder {
@@ -237,7 +264,7 @@ public final class Retry {
       return this;
     }
 
-    /** A number in [0, 1) for the jitter. */
+    /** A number in [0, 1) for the jitter (clamped to [0, 1]; default ThreadLocalRandom): inject it for deterministic tests. */
     public Builder random(DoubleSupplier random) {
       this.random = Objects.requireNonNull(random);
       return this;

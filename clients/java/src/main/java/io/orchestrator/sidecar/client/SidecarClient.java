@@ -165,9 +165,18 @@ public final class SidecarClient implements AutoCloseable {
     return embed(request, null);
   }
 
-  /** Switch the conversation's persona with a natural-language command. */
+  /**
+   * Switch the conversation's persona with a natural-language command. Never retried, even inside
+   * {@link Retry#call}: an UNAVAILABLE Switch may have been applied (the sidecar applies it, then
+   * records it), and a repeat would take a newer version and undo any Switch made in between. Read
+   * the switch history ({@code ListSwitchHistory}) before switching again.
+   */
   public SwitchResponse switchPersona(SwitchRequest request, Deadline deadline) {
-    return call(() -> ConversationServiceGrpc.newBlockingStub(channel).withDeadline(effective(deadline)).switch_(request));
+    try {
+      return call(() -> ConversationServiceGrpc.newBlockingStub(channel).withDeadline(effective(deadline)).switch_(request));
+    } catch (SidecarException e) {
+      throw e.neverRetried();
+    }
   }
 
   public SwitchResponse switchPersona(SwitchRequest request) {
@@ -397,10 +406,10 @@ public final class SidecarClient implements AutoCloseable {
       return this;
     }
 
-    /** The bearer token sent on every call. */
+    /** The bearer token sent on every call; an empty one sends none, as {@link #withoutToken()}. */
     public Builder token(String token) {
-      this.token = Objects.requireNonNull(token);
-      this.noToken = false;
+      this.token = Objects.requireNonNull(token).isEmpty() ? null : token;
+      this.noToken = this.token == null;
       return this;
     }
 

@@ -48,10 +48,21 @@ public class SidecarException extends RuntimeException {
       Optional<String> requestId) {}
 
   private final transient Details details;
+  private transient volatile boolean neverRetried;
 
   public SidecarException(Details details, Throwable cause) {
     super(details.code() + (details.reason().isEmpty() ? "" : "/" + details.reason()) + ": " + details.message(), cause);
     this.details = details;
+  }
+
+  /** Marks the failure of a call no retry may repeat (a Switch): {@link Retry#isRetryable} is false for it. */
+  SidecarException neverRetried() {
+    this.neverRetried = true;
+    return this;
+  }
+
+  boolean isNeverRetried() {
+    return neverRetried;
   }
 
   /** The gRPC status code. */

@@ -2,6 +2,7 @@ package io.orchestrator.sidecar.client;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.Any;
 import com.google.rpc.Code;
@@ -16,7 +17,18 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import io.orchestrator.sidecar.v1.ListModelsRequest;
+import io.orchestrator.sidecar.v1.SwitchRequest;
+import java.io.InputStream;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.util.Map;
+import java.util.Optional;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.DynamicTest;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestFactory;
+import org.yaml.snakeyaml.Yaml;
 
 /** The retry helper on a fake clock: RetryInfo honoured, the deadline bounds it, no stream retry after a delta. */
 class RetryTest {
@@ -211,5 +223,80 @@ class RetryTest {
     });
     assertThrows(StreamInterruptedException.class, it::hasNext);
     assertEquals(1, opens.get());
+  }
+
+  private static Duration ms(Object value) {
+    return Duration.ofNanos(Math.round(((Number) value).doubleValue() * 1000) * 1000);
+  }
+
+  /** The shared decision table (tests/contract/retry.yaml), through {@link Retry#delay}. */
+  @SuppressWarnings("unchecked")
+  @TestFactory
+  Stream<DynamicTest> decisionTable() throws Exception {
+    Map<String, Object> table;
+    try (InputStream in = Files.newInputStream(SidecarProcess.REPO_ROOT.resolve("tests/contract/retry.yaml"))) {
+      table = new Yaml().load(in);
+    }
+    List<Map<String, Object>> cases = (List<Map<String, Object>>) table.get("cases");
+    assertTrue(cases.size() >= 20, "the table has its cases");
+    return cases.stream().map(c -> DynamicTest.dynamicTest(String.valueOf(c.get("name")), () -> {
+      Object retryInfo = c.get("retry_info_ms");
+      SidecarException e = SidecarException.from(failure(Code.valueOf(String.valueOf(c.get("code"))),
+          String.valueOf(c.getOrDefault("reason", "")), retryInfo == null ? null : ms(retryInfo)));
+      double random = ((Number) c.get("random")).doubleValue();
+      Retry retry = Retry.builder().maxAttempts(((Number) c.getOrDefault("max_attempts", 4)).intValue())
+          .random(() -> random).build();
+      Object left = c.get("deadline_left_ms");
+      Optional<Duration> wait = retry.delay(e, ((Number) c.get("attempt")).intValue(), left == null ? null : ms(left));
+      Object expected = c.get("wait_ms");
+      assertEquals(expected == null ? Optional.empty() : Optional.of(ms(expected)), wait);
+    }));
+  }
+
+  @Test
+  void theDefaultRandomKeepsEachWaitWithinHalfAndAllOfTheBackoff() {
+    for (int run = 0; run < 50; run++) {
+      FakeClock clock = new FakeClock();
+      assertThrows(UnavailableException.class, () -> clock.retry().build().call(deadline -> {
+        throw failure(Code.UNAVAILABLE, "PROVIDERS_UNAVAILABLE", null);
+      }));
+      assertEquals(3, clock.sleeps.size(), "4 attempts by default");
+      for (int i = 0; i < 3; i++) {
+        long ceiling = 100L << i;
+        long waited = clock.sleeps.get(i).toNanos();
+        assertTrue(waited >= ceiling * 500_000 && waited <= ceiling * 1_000_000, clock.sleeps.toString());
+      }
+    }
+  }
+
+  /**
+   * A Switch's failure is never retried, even inside {@link Retry#call}: an UNAVAILABLE Switch may
+   * have been applied, and a repeat would undo any Switch of the conversation made in between. A
+   * sidecar that is not listening makes every call UNAVAILABLE; ListModels is retried, Switch is not.
+   */
+  @Test
+  void aSwitchIsNeverRetried() throws Exception {
+    int port;
+    try (ServerSocket free = new ServerSocket(0)) {
+      port = free.getLocalPort();
+    }
+    SwitchRequest request = SwitchRequest.newBuilder().setTenantId("acme").setUserId("u1")
+        .setConversationId("java-switch").setPersonaId("critic").build();
+    try (SidecarClient client = SidecarClient.builder().address("127.0.0.1:" + port).withoutToken().build()) {
+      FakeClock clock = new FakeClock();
+      Retry retry = clock.retry().timeout(Duration.ofSeconds(10)).build();
+      AtomicInteger switches = new AtomicInteger();
+      assertThrows(UnavailableException.class, () -> retry.call(d -> {
+        switches.incrementAndGet();
+        return client.switchPersona(request, d);
+      }));
+      assertEquals(1, switches.get());
+      AtomicInteger lists = new AtomicInteger();
+      assertThrows(UnavailableException.class, () -> retry.call(d -> {
+        lists.incrementAndGet();
+        return client.listModels(ListModelsRequest.getDefaultInstance(), d);
+      }));
+      assertEquals(4, lists.get(), "the same failure of another call is retried");
+    }
   }
 }

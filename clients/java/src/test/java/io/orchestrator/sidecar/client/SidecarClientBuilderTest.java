@@ -30,6 +30,7 @@ class SidecarClientBuilderTest {
     assertEquals("t", SidecarClient.builder().environment(ENV).resolvedToken());
     assertNull(SidecarClient.builder().environment(ENV).withoutToken().resolvedToken());
     assertEquals("x", SidecarClient.builder().environment(ENV).token("x").resolvedToken());
+    assertNull(SidecarClient.builder().environment(ENV).token("").resolvedToken()); // never "Bearer "
     assertNull(SidecarClient.builder().environment(Map.of()).resolvedToken());
   }
 }

@@ -1,0 +1,65 @@
+"""A creator's answer is two store writes: the escalation's compare-and-set (QUEUED -> ANSWERED) and
+the canonical answer. When the second fails (the store blinks between them), the call says
+ANSWER_STORE_UNAVAILABLE, which promises that nothing was changed: the escalation must be QUEUED
+again, so the creator's retry succeeds (it got ESCALATION_WRONG_STATE, the answer was never made
+canonical and never reached the user's conversation)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from sidecar.answers.model import CanonicalAnswer, State
+from sidecar.answers.queue import EscalationQueue
+from sidecar.answers.service import AnswerService
+from sidecar.answers.sqlite_store import SqliteAnswerStore
+from sidecar.config.answers import AgentPolicy, AnswersPolicy
+from sidecar.core.clock import Deadline, FakeClock
+from sidecar.embeddings.service import PromptVector
+from sidecar.stores.errors import StoreUnavailableError
+from tests.integration.answers.test_store import NOW, offer
+
+pytestmark = pytest.mark.integration
+
+
+class Blinking(SqliteAnswerStore):
+    """Fails the next canonical write once."""
+
+    blink = False
+
+    async def add_canonical(self, answer: CanonicalAnswer, vector: Any) -> None:
+        if self.blink:
+            self.blink = False
+            raise StoreUnavailableError("the store blinked")
+        await super().add_canonical(answer, vector)
+
+
+async def embed(*_: Any) -> PromptVector:
+    return PromptVector(np.array([1.0, 0.0], dtype=np.float32), "m")
+
+
+async def test_a_failed_canonical_write_leaves_the_escalation_queued(tmp_path: Path) -> None:
+    clock = FakeClock(start=0.0)  # wall time NOW
+    store = Blinking(str(tmp_path / "answers.db"))
+    policy = AnswersPolicy(agents={"maya": AgentPolicy()})
+    service = AnswerService(
+        policy, store, embed=embed, embedding_route="local", model="m", clock=clock, names={}
+    )
+    queue = EscalationQueue(service)
+    e = offer("esc_partial")
+    await store.put(replace(e, state=State.QUEUED, queued_at=NOW, expires_at=NOW + 3600))
+    deadline = Deadline.after(10, clock)
+    store.blink = True
+    with pytest.raises(StoreUnavailableError):
+        await queue.answer("acme", "maya", "esc_partial", "Strong flour.", "", deadline)
+    assert (await store.get("acme", "esc_partial")).state is State.QUEUED  # type: ignore[union-attr]
+    assert await store.canonical("acme", "maya") == []
+    done, canonical = await queue.answer("acme", "maya", "esc_partial", "Strong flour.", "", deadline)
+    assert done.state is State.ANSWERED and [c.id for c in await store.canonical("acme", "maya")] == [
+        canonical.id
+    ]
+    await store.aclose()

@@ -1,0 +1,100 @@
+"""plan(): a route's deployments for one call, in the order its strategy gives."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from sidecar.config.schema import CapabilityOverrides, Policy
+from sidecar.core.errors import ContextTooLongError
+from sidecar.core.types import GenerationParams, ResponseFormat
+from sidecar.routing.breaker import BreakerPolicy, Breakers
+from sidecar.routing.plan import NoCapableDeploymentError, Routing, plan
+from sidecar.routing.retry import BudgetPolicy, RetryBudgets
+from sidecar.routing.stats import Stats
+from sidecar.routing.table import RouteTable
+from tests.conftest import FakeClock
+from tests.support.calls import make_call
+
+# "dear-out": cheaper prompt, far dearer answer; "even": a little dearer prompt, cheap answer
+PRICES = {"dear-out": (1.0, 100.0), "even": (2.0, 2.0)}
+
+
+def routing(clock: FakeClock, **deployment: object) -> tuple[Routing, RouteTable]:
+    policy = Policy.model_validate(
+        {
+            "default_route": "main",
+            "deployments": {
+                name: {
+                    "provider": "echo",
+                    "model": name,
+                    "price": {"input_per_million": i, "output_per_million": o},
+                    **deployment,
+                }
+                for name, (i, o) in PRICES.items()
+            },
+            "routes": {"main": {"deployments": list(PRICES), "strategy": "cost"}},
+        }
+    )
+    table = RouteTable.from_policy(policy)
+    return (
+        Routing(table, Breakers(BreakerPolicy(), clock), RetryBudgets(BudgetPolicy(), clock), Stats()),
+        table,
+    )
+
+
+def test_cost_without_max_tokens_prices_the_answer_at_the_deployments_default() -> None:
+    """A call that sets no max_tokens is answered with up to each deployment's default_max_tokens:
+    the cost order prices that answer, not a free one (which ranked by the prompt's price alone)."""
+    clock = FakeClock()
+    r, table = routing(clock, default_max_tokens=500)
+    call = make_call(clock, text="word " * 2000)  # about 2,500 prompt tokens
+    assert [t.deployment for t in plan(r, table.resolve(""), call)] == ["even", "dear-out"]
+
+    short = dataclasses.replace(call, params=GenerationParams(max_tokens=1))  # the prompt dominates
+    assert [t.deployment for t in plan(r, table.resolve(""), short)] == ["dear-out", "even"]
+
+
+def test_a_budget_deployment_lacking_what_the_call_needs_is_no_capable_deployment() -> None:
+    """The quota's budget deployment cannot do JSON Schema: the call is refused as needing what
+    no deployment it may use has, not as a prompt too long for a 128k window."""
+    clock = FakeClock()
+    r, table = routing(clock)
+    route = table.resolve("")
+    limited = dataclasses.replace(
+        route,
+        deployments=tuple(
+            d.model_copy(update={"capabilities": CapabilityOverrides(json_schema=name == "dear-out")})
+            for name, d in zip(PRICES, route.deployments, strict=True)
+        ),
+    )
+    schema = ResponseFormat(kind="json_schema", name="n", schema_json='{"type": "object"}')
+    call = dataclasses.replace(
+        make_call(clock), params=GenerationParams(response_format=schema), budget_deployment="even"
+    )
+    with pytest.raises(NoCapableDeploymentError) as info:
+        plan(r, limited, call)
+    assert info.value.metadata["needs"] == "json_schema"
+    assert [t.deployment for t in plan(r, limited, dataclasses.replace(call, budget_deployment=""))] == [
+        "dear-out"
+    ]
+
+
+def test_too_long_names_the_largest_window_the_call_may_use() -> None:
+    """The budget's deployment has a 1,000-token window and the prompt is longer: the error names that
+    window, not a larger one of a deployment the call may not use."""
+    clock = FakeClock()
+    r, table = routing(clock)
+    route = table.resolve("")
+    small = dataclasses.replace(
+        route,
+        deployments=tuple(
+            d.model_copy(update={"context_window": 1000 if name == "even" else 128_000})
+            for name, d in zip(PRICES, route.deployments, strict=True)
+        ),
+    )
+    call = dataclasses.replace(make_call(clock, text="word " * 2000), budget_deployment="even")
+    with pytest.raises(ContextTooLongError) as info:
+        plan(r, small, call)
+    assert info.value.metadata["maxContextTokens"] == "1000"
