@@ -34,7 +34,7 @@ def test_a_host_name_that_only_starts_like_loopback_needs_a_token(tmp_path: Path
         "policy:\n  default_route: e\n  deployments: {e: {provider: echo, model: echo-1}}\n"
         "  routes: {e: {deployments: [e]}}\n"
     )
-    with pytest.raises(ConfigError, match="is reachable beyond this host: set auth.token"):
+    with pytest.raises(ConfigError, match=r"is reachable beyond this host: set auth\.token"):
         load_config(path, {})
 
 
