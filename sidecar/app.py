@@ -19,7 +19,7 @@ from sidecar.api.quota_servicer import QuotaServicer
 from sidecar.api.servicer import GenerationServicer
 from sidecar.api.services import Servicers
 from sidecar.config.schema import Config
-from sidecar.context.summary import Summarizer
+from sidecar.context.summary import Summarizer, window_fit
 from sidecar.core.clock import Clock
 from sidecar.core.drain import Drain
 from sidecar.core.layer import Handler, Layer, compose
@@ -133,7 +133,10 @@ def build_summarizer(cfg: Config, d: Deps) -> Summarizer | None:
         config = tiers.get(tier)
         return config is None or config.allowed_routes is None or summary.route in config.allowed_routes
 
-    return Summarizer(handler, config=summary, store=d.personas.store, clock=d.clock, allowed=allowed)
+    fits = window_fit(d.routing.table.resolve(summary.route), summary.max_tokens, d.tokenizers.prompt_max)
+    return Summarizer(
+        handler, config=summary, store=d.personas.store, clock=d.clock, allowed=allowed, fits=fits
+    )
 
 
 def escalation_queue(cfg: Config, d: Deps) -> EscalationQueue | None:

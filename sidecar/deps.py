@@ -272,7 +272,9 @@ def build_cache(cfg: Config, clock: Clock | None = None) -> ByteStore | None:
     if c.backend == "redis" and c.redis_url is not None:
         endpoint = RedisEndpoint.of(c.redis_url, c.redis, cfg.secret, default_timeout=c.timeout_seconds)
         return RedisByteStore(RedisOps(endpoint, retries=1, clock=clock), c.namespace)
-    return AiocacheStore.memory(c.namespace, timeout=c.timeout_seconds, max_entries=c.max_entries)
+    return AiocacheStore.memory(
+        c.namespace, timeout=c.timeout_seconds, max_entries=c.max_entries, max_bytes=c.max_bytes
+    )
 
 
 def build_embeddings(
@@ -306,7 +308,7 @@ def build_semantic_store(cfg: Config, clock: Clock | None = None) -> SemanticSto
         )
     from sidecar.cache.semantic import MemorySemanticStore
 
-    return MemorySemanticStore(max_entries=s.max_entries)
+    return MemorySemanticStore(max_entries=s.max_entries, max_bytes=s.max_bytes)
 
 
 def quota_signals(telemetry: Telemetry) -> QuotaSignals:
@@ -444,7 +446,9 @@ def build_personas(
     p = cfg.policy.personas
     registry = PersonaRegistry.from_config(p, tiers=cfg.policy.tiers, routes=cfg.policy.routes, count=count)
     s = p.sessions
-    policy = StorePolicy(s.ttl_seconds, s.max_history_messages, s.max_switch_history, s.max_conversations)
+    policy = StorePolicy(
+        s.ttl_seconds, s.max_history_messages, s.max_switch_history, s.max_conversations, s.max_memory_bytes
+    )
     store: ConversationStore
     if s.store == "redis" and s.redis_url is not None:
         from sidecar.sessions.redis import RedisConversationStore

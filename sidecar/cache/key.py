@@ -31,6 +31,14 @@ class CacheScope:
     user: str
 
 
+def cache_scope(tenant: str, user: str, *, scope: str, user_key: str) -> CacheScope:
+    """Who may share a call's answer: the tenant's users when the scope is `tenant`, except on a
+    route that requires the user's own provider key (`user_key: required`): an answer made on one
+    user's key is that user's, never served to another (who may have no key at all)."""
+    per_user = scope == "user" or user_key == "required"
+    return CacheScope(tenant, user if per_user else "")
+
+
 def normalized_params(params: GenerationParams) -> list[object]:
     """Parameters as they affect the answer; equal requests normalize equal (0 == 0.0, stop order kept)."""
     return [

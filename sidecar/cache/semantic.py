@@ -70,11 +70,19 @@ class _Bucket:
 
 
 class MemorySemanticStore:
-    def __init__(self, *, max_entries: int) -> None:
-        self._max = max_entries
+    """Bounded by entries and by bytes: an entry costs its answer and its vector twice (the vector,
+    and its row in the partition's stacked matrix)."""
+
+    def __init__(self, *, max_entries: int, max_bytes: int | None = None) -> None:
+        self._max, self._max_bytes = max_entries, max_bytes
         self._buckets: dict[Partition, _Bucket] = {}
         self._order: OrderedDict[tuple[Partition, int], None] = OrderedDict()  # least recently used first
         self._next_id = 0
+        self._bytes = 0
+
+    @property
+    def bytes_held(self) -> int:
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._order)
@@ -101,21 +109,24 @@ class MemorySemanticStore:
     async def add(
         self, partition: Partition, vector: Vector, answer: bytes, *, now: float, ttl: float, max_entries: int
     ) -> None:
+        entry = _Entry(vector.astype(np.float32), answer, now, now + ttl)
+        if self._max_bytes is not None and _size(entry) > self._max_bytes:
+            return  # could never be held within the bound
         bucket = self._buckets.setdefault(partition, _Bucket())
         self._next_id += 1
-        bucket.entries[self._next_id] = _Entry(vector.astype(np.float32), answer, now, now + ttl)
+        bucket.entries[self._next_id] = entry
         bucket.matrix = None
+        self._bytes += _size(entry)
         self._order[(partition, self._next_id)] = None
         while len(bucket.entries) > max_entries:
             self._drop(partition, next(iter(bucket.entries)))
-        while len(self._order) > self._max:
-            (oldest, entry_id), _ = self._order.popitem(last=False)
-            self._order[(oldest, entry_id)] = None  # _drop removes it again
-            self._drop(oldest, entry_id)
+        while len(self._order) > self._max or (self._max_bytes is not None and self._bytes > self._max_bytes):
+            self._drop(*next(iter(self._order)))
 
     def _drop(self, partition: Partition, entry_id: int) -> None:
         bucket = self._buckets[partition]
-        bucket.entries.pop(entry_id, None)
+        if (entry := bucket.entries.pop(entry_id, None)) is not None:
+            self._bytes -= _size(entry)
         bucket.matrix = None
         self._order.pop((partition, entry_id), None)
         if not bucket.entries:
@@ -124,3 +135,8 @@ class MemorySemanticStore:
     async def aclose(self) -> None:
         self._buckets.clear()
         self._order.clear()
+        self._bytes = 0
+
+
+def _size(entry: _Entry) -> int:
+    return len(entry.answer) + 2 * entry.vector.nbytes

@@ -29,6 +29,9 @@ class CacheSettings(ConfigModel):
     ttl_seconds: float = Field(default=3600.0, gt=0, le=30 * 86_400)
     scope: CacheScope = Field(default="user", description="share answers between a tenant's users, or not")
     max_entries: int = Field(default=10_000, ge=1, description="memory backend: the oldest go first")
+    max_bytes: int = Field(
+        default=32 * 1024 * 1024, ge=1024, description="memory backend: the answers' bytes together"
+    )
     max_entry_bytes: int = Field(default=256 * 1024, ge=256, description="larger answers are not stored")
     timeout_seconds: float = Field(default=0.25, gt=0, le=60, description="a slower lookup is a miss")
     semantic: SemanticStoreSettings = Field(default_factory=lambda: SemanticStoreSettings())
@@ -52,6 +55,11 @@ class SemanticStoreSettings(ConfigModel):
     redis_url: str | None = Field(default=None, pattern=REDIS_URL)
     redis: RedisConnectionConfig = RedisConnectionConfig()
     max_entries: int = Field(default=50_000, ge=1, description="memory backend, all partitions together")
+    max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="memory backend, all partitions together: answers, and vectors counted twice",
+    )
     near_miss_margin: float = Field(default=0.05, ge=0, le=1, description="counted as near-miss below")
     timeout_seconds: float = Field(default=0.5, gt=0, le=60, description="a slower store is a miss")
     embed_timeout_seconds: float = Field(

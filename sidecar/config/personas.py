@@ -66,6 +66,12 @@ class SessionsConfig(ConfigModel):
     max_history_messages: int = Field(default=100, ge=2, le=10_000)
     max_switch_history: int = Field(default=100, ge=1, le=10_000)
     max_conversations: int = Field(default=100_000, ge=1, description="in-memory store bound (LRU)")
+    max_memory_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=64 * 1024**3,
+        description="in-memory store: bytes its histories may hold (least recently written go first)",
+    )
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> SessionsConfig:

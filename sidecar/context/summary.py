@@ -43,6 +43,7 @@ from sidecar.core.errors import SidecarError
 from sidecar.core.layer import Handler, collect
 from sidecar.core.outcome import Outcome
 from sidecar.core.types import Call, Credentials, GenerationParams, Message, Role
+from sidecar.routing.table import Route
 from sidecar.sessions.store import ConversationKey, ConversationStore, ConversationSummary
 
 _log = logging.getLogger("sidecar.context")
@@ -102,11 +103,13 @@ class Summarizer:
         store: ConversationStore,
         clock: Clock,
         allowed: Callable[[str], bool] = lambda tier: True,
+        fits: Fits | None = None,
     ):
         """`allowed(tier)`: whether a caller's tier may use the summary route (the summary call
-        does not pass the resolve step, which checks that for the caller's own route)."""
+        does not pass the resolve step, which checks that for the caller's own route); `fits`:
+        whether a summary prompt fits the summary route (`window_fit`; None: no bound)."""
         self._handler, self._config, self._store, self._clock = handler, config, store, clock
-        self._allowed = allowed
+        self._allowed, self._fits = allowed, fits
 
     @property
     def config(self) -> SummaryConfig:
@@ -181,12 +184,43 @@ class Summarizer:
             call.request_id + SUFFIX,
             route=c.route,
             prompt=c.prompt,
-            text=earlier + transcript(dropped, c.max_input_chars),
+            text=earlier + self._newest(earlier, transcript(dropped, c.max_input_chars)),
             max_tokens=c.max_tokens,
             owner=Owner(call.tenant_id, call.user_id, call.conversation_id, call.tier, call.credentials),
             deadline=Deadline.after(seconds, self._clock),
             started_at=self._clock.monotonic(),
         )
+
+    def _newest(self, earlier: str, text: str) -> str:
+        """The newest part of `text` whose summary prompt fits the summary route's window (a
+        binary search on the length kept: the count grows with it)."""
+        if self._fits is None:
+            return text
+
+        def fits(kept: int) -> bool:
+            assert self._fits is not None
+            newest = text[len(text) - kept :]
+            prompt = (Message(Role.SYSTEM, self._config.prompt), Message(Role.USER, earlier + newest))
+            return self._fits(prompt)
+
+        if fits(len(text)):
+            return text
+        low, high = 0, len(text)  # keeping `low` characters fits (or nothing does), `high` does not
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if fits(middle) else (low, middle)
+        return text[len(text) - low :]
+
+
+Fits = Callable[[Sequence[Message]], bool]
+
+
+def window_fit(route: Route, max_tokens: int, count: Callable[[Sequence[Message]], int]) -> Fits:
+    """Whether a summary prompt, by `count` (the largest count over the configured tokenizers, as
+    the route layer counts before it picks a deployment), leaves `max_tokens` in the smallest
+    window of the summary route."""
+    window = min(d.context_window for d in route.deployments)
+    return lambda messages: count(messages) + max_tokens <= window
 
 
 @dataclass(frozen=True, slots=True)

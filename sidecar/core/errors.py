@@ -257,6 +257,11 @@ class ProviderTimeoutError(ProviderError):
     reason = "PROVIDER_TIMEOUT"
 
 
+class FirstTokenTimeoutError(ProviderTimeoutError):
+    """No first chunk within the route's first_token_timeout_seconds: the route falls back to its
+    next deployment at once (retrying the slow one would spend the latency the timeout protects)."""
+
+
 class ProviderRateLimitedError(ProviderError):
     reason = "PROVIDER_RATE_LIMITED"
 

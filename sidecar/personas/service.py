@@ -93,7 +93,10 @@ class PersonaService:
         record = SwitchRecord(
             key.conversation, before, persona.id, cmd.command, True, "", self._clock.wall(), version
         )
-        await self.store.record_switch(key.tenant, key.user, record)
+        try:
+            await self.store.record_switch(key.tenant, key.user, record)
+        except SidecarError as err:  # applied: only its line in the switch history is lost
+            _log.warning("switch not recorded", extra={"reason": err.reason, "version": version})
         return SwitchResult(persona, before, version)
 
     def _wait_newest(self, key: ConversationKey, version: int) -> asyncio.Future[None]:

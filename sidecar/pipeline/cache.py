@@ -17,7 +17,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 
 from sidecar.cache.answer import CachedAnswer, replayable
-from sidecar.cache.key import CacheScope, answer_key, narrowed_deployments
+from sidecar.cache.key import CacheScope, answer_key, cache_scope, narrowed_deployments
 from sidecar.cache.store import ByteStore
 from sidecar.config.cache import CacheSettings
 from sidecar.core.clock import Clock
@@ -104,8 +104,9 @@ class CacheLayer:
             return None
         if call.params.temperature != 0.0 and not options.even_when_sampling:
             return None
-        per_user = (options.scope or s.scope) == "user"
-        scope = CacheScope(call.tenant_id, call.user_id if per_user else "")
+        scope = cache_scope(
+            call.tenant_id, call.user_id, scope=options.scope or s.scope, user_key=route.config.user_key
+        )
         key = answer_key(
             scope,
             persona=call.record.persona,

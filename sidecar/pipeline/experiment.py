@@ -15,7 +15,7 @@ from collections.abc import AsyncGenerator
 
 from sidecar.core.errors import FieldViolation, InvalidRequestError
 from sidecar.core.layer import Handler
-from sidecar.core.types import Call, Chunk, GenerationParams, Message, Role
+from sidecar.core.types import Call, Chunk, Message, Role
 from sidecar.experiments.assign import REQUESTED_FIELD, Assignment, assign
 from sidecar.experiments.book import ExperimentBook
 
@@ -50,12 +50,11 @@ class ExperimentLayer:
             plan = dataclasses.replace(plan, candidates=narrowed)
         prompts = [p for p in (self._book.persona_prompt(v.persona or ""), v.system_prompt or "") if p]
         messages = (*(Message(Role.SYSTEM, p) for p in prompts), *call.messages)
-        own = call.params
-        params = GenerationParams(
+        own = call.params  # the request's tools, tool choice, response format and reasoning stay
+        params = dataclasses.replace(
+            own,
             max_tokens=v.params.max_tokens if v.params.max_tokens is not None else own.max_tokens,
             temperature=v.params.temperature if v.params.temperature is not None else own.temperature,
             top_p=v.params.top_p if v.params.top_p is not None else own.top_p,
-            stop=own.stop,
-            seed=own.seed,
         )
         return dataclasses.replace(call, plan=plan, messages=messages, params=params)

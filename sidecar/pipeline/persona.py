@@ -2,13 +2,16 @@
 and tool messages and the answer (its text and the tool calls it asked for, assembled from the
 streamed deltas) are appended to the conversation's history, so an agent loop's tool calls and
 results are replayed on the next turn (what is kept of images: sidecar/sessions/records.py). A
-failed, interrupted or cancelled call stores nothing. The persona, the history put before the new
-messages and the effective request are decided by the resolve step (sidecar/pipeline/resolve.py);
-this layer reads the plan's `remember` and `exchange`.
+failed, interrupted or cancelled call stores nothing; an answer with no text and no tool call (a
+content filter, a refusal) is not stored, the caller's messages are, nor is a tool call cut at
+max_tokens (its arguments are not a JSON object). The persona, the history put
+before the new messages and the effective request are decided by the resolve step
+(sidecar/pipeline/resolve.py); this layer reads the plan's `remember` and `exchange`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncGenerator
 
@@ -42,8 +45,11 @@ class PersonaLayer:
                 yield chunk
         if not finished:
             return
+        said = answer.message()
+        # an empty answer is not kept: replayed, it is a message the edge and providers refuse
+        kept = (*exchange, said) if said.text or said.tool_calls else exchange
         try:
-            await self._personas.remember(key, (*exchange, answer.message()))
+            await self._personas.remember(key, kept)
         except SidecarError as err:  # the answer was delivered; only the memory is lost
             _log.warning("history not stored", extra={"request_id": call.request_id, "reason": err.reason})
 
@@ -64,5 +70,14 @@ class _Answer:
             call[2] += d.arguments
 
     def message(self) -> Message:
-        calls = tuple(ToolCall(*self._calls[i]) for i in sorted(self._calls))
-        return Message(Role.ASSISTANT, "".join(self._text), tool_calls=calls)
+        """The answer as memory keeps it: only whole tool calls (an id, a name and arguments that are
+        a JSON object, as the edge requires of a caller's); one cut by max_tokens is dropped."""
+        calls = (ToolCall(*self._calls[i]) for i in sorted(self._calls))
+        return Message(Role.ASSISTANT, "".join(self._text), tool_calls=tuple(filter(_whole, calls)))
+
+
+def _whole(call: ToolCall) -> bool:
+    try:
+        return bool(call.id and call.name) and isinstance(json.loads(call.arguments or "{}"), dict)
+    except (ValueError, RecursionError):
+        return False

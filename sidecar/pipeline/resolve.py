@@ -158,8 +158,12 @@ def split_leading_system(messages: tuple[Message, ...]) -> tuple[tuple[Message, 
 
 
 def _params(own: GenerationParams, persona: Persona) -> GenerationParams:
+    """The request's parameters, each of the persona's defaults filling one the request left unset;
+    everything a persona has no default for (tools, tool choice, response format, reasoning) is
+    the request's own."""
     d = persona.default_params
-    return GenerationParams(
+    return dataclasses.replace(
+        own,
         max_tokens=own.max_tokens if own.max_tokens is not None else d.max_tokens,
         temperature=own.temperature if own.temperature is not None else d.temperature,
         top_p=own.top_p if own.top_p is not None else d.top_p,

@@ -30,6 +30,7 @@ import logging
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from sidecar.admission.deployments import DeploymentSlots, HeldSlots
 from sidecar.config.routing import RouteConfig
@@ -37,12 +38,14 @@ from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import (
     CircuitOpenError,
     DeadlineExceededError,
+    FirstTokenTimeoutError,
     ProviderAuthError,
     ProviderError,
     ProviderRateLimitedError,
     ProvidersUnavailableError,
     SidecarError,
     StreamInterruptedError,
+    UpstreamBusyError,
 )
 from sidecar.core.layer import Handler
 from sidecar.core.plan import plan_of
@@ -55,7 +58,9 @@ from sidecar.structured.check import SCHEMA_VALIDATION_FAILED, AnswerCheck, Sche
 
 _log = logging.getLogger("sidecar.routing")
 HEDGE_LOST = "HEDGE_LOST"
-Failure = tuple[str, ProviderError]  # the deployment, and how an attempt on it failed
+# the deployment, and how an attempt on it failed: the provider's failure, or no free connection of
+# the sidecar's own to it (the next deployment, on another host, may have one)
+Failure = tuple[str, ProviderError | UpstreamBusyError]
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,9 @@ class RouteLayer:
                 if not err.retryable:
                     raise
                 failures.append((target.deployment, err))
+            except UpstreamBusyError as err:  # not retried here: its pool stays full a while
+                failures.append((target.deployment, err))
+                break
         return _Opened()
 
     async def _hedged(
@@ -221,7 +229,7 @@ class RouteLayer:
                     if error is None:
                         won = True
                         return _Opened(attempt, task.result(), used_backup=True)
-                    if not isinstance(error, ProviderError) or not error.retryable:
+                    if not _moves_on(error):
                         raise error  # a rejected request is not tried further, raced or not
                     failures.append((attempt.target.deployment, error))
             return _Opened(used_backup=True)
@@ -243,8 +251,10 @@ class RouteLayer:
             self._inner, call, target, routing=self._routing, clock=self._clock, hedge=hedge
         )
 
-    def _may_retry(self, err: ProviderError, call: Call, delay: float) -> bool:
-        if isinstance(err, ProviderRateLimitedError | ProviderAuthError | CircuitOpenError):
+    def _may_retry(self, err: ProviderError | UpstreamBusyError, call: Call, delay: float) -> bool:
+        if isinstance(
+            err, ProviderRateLimitedError | ProviderAuthError | CircuitOpenError | FirstTokenTimeoutError
+        ):
             return False  # this deployment will not do better soon: fall back instead
         remaining = call.deadline.remaining()  # no retry budget spent on an attempt with no time left
         return remaining is None or remaining > delay + DEADLINE_MARGIN
@@ -296,11 +306,19 @@ def _circuit_open(target: Target, breaker: CircuitBreaker) -> CircuitOpenError:
     )
 
 
+def _moves_on(error: BaseException | None) -> TypeGuard[ProviderError | UpstreamBusyError]:
+    """A failure after which the route tries its next deployment."""
+    return isinstance(error, UpstreamBusyError) or (isinstance(error, ProviderError) and error.retryable)
+
+
 def _exhausted(alias: str, failures: list[Failure]) -> SidecarError:
     """Every deployment failed: the deployments and reasons only. Upstream error text is never passed
     on to the caller (it can carry anything the upstream chose to echo); it is in the sidecar's logs."""
     errors = [f for _, f in failures]
-    if errors and all(isinstance(f, ProviderAuthError) for f in errors):
+    if errors and (
+        all(isinstance(f, ProviderAuthError) for f in errors)
+        or all(isinstance(f, UpstreamBusyError) for f in errors)  # OVERLOADED: the sidecar's own limit
+    ):
         return errors[-1]
     waits = [f.retry_after for f in errors if f.retry_after is not None]
     summary = ", ".join(f"{deployment}: {f.reason}" for deployment, f in failures)

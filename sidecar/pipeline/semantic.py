@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sidecar.cache.answer import CachedAnswer, replayable
-from sidecar.cache.key import CacheScope, narrowed_deployments
+from sidecar.cache.key import CacheScope, cache_scope, narrowed_deployments
 from sidecar.cache.semantic_key import Partition, split_prompt
 from sidecar.config.cache import CacheSettings, SemanticCacheOptions
 from sidecar.core.clock import Clock, Deadline
@@ -102,8 +102,12 @@ class SemanticCacheLayer:
             return None
         if call.params.temperature != 0.0 and not options.even_when_sampling:
             return None
-        per_user = (options.scope or self._settings.scope) == "user"
-        scope = CacheScope(call.tenant_id, call.user_id if per_user else "")
+        scope = cache_scope(
+            call.tenant_id,
+            call.user_id,
+            scope=options.scope or self._settings.scope,
+            user_key=route.config.user_key,
+        )
         split = split_prompt(
             scope,
             persona=call.record.persona,

@@ -17,6 +17,7 @@ from contextlib import AsyncExitStack, aclosing
 from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import (
     DeadlineExceededError,
+    FirstTokenTimeoutError,
     ProviderError,
     ProviderRateLimitedError,
     ProviderTimeoutError,
@@ -80,7 +81,7 @@ class UpstreamAttempt:
                 raise self._failed(
                     DeadlineExceededError("the deadline passed waiting for the first chunk")
                 ) from None
-            raise self._failed(ProviderTimeoutError(f"no first chunk within {limit:g} s")) from None
+            raise self._failed(FirstTokenTimeoutError(f"no first chunk within {limit:g} s")) from None
         except ProviderError as err:
             await self._not_the_callers(err)
             self._end(err.reason, error=err)

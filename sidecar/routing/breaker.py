@@ -64,13 +64,17 @@ class CircuitBreaker:
 
         CLOSED --(failure ratio trips | failure with retry_after)--> OPEN
         OPEN --(open period over, noticed lazily by the next method call)--> HALF_OPEN
+        OPEN, paused by a retry_after alone --(its period over)--> CLOSED
         HALF_OPEN --(half_open_trials successes in a row)--> CLOSED, window cleared
         HALF_OPEN --(any failure)--> OPEN for cooldown_seconds
 
     CLOSED admits every call and counts outcomes in the window; after each, it trips once the window
     holds >= min_requests outcomes with failures / outcomes >= failure_ratio (a success can be the one).
     A failure with ``retry_after`` (upstream 429 + Retry-After) opens it at once for max(retry_after, 0)
-    seconds whatever the ratio or state; while OPEN it only ever extends the period. OPEN rejects every
+    seconds whatever the ratio or state; while OPEN it only ever extends the period. Opened that way
+    from CLOSED without the ratio tripping, it is a pause, not a trip: the upstream said when to come
+    back, so the period over it is CLOSED again, every call admitted (half-open's few trial permits
+    turned most calls away with CIRCUIT_OPEN after a `Retry-After: 0`). OPEN rejects every
     call and ignores plain outcomes (late replies to calls admitted before the trip). HALF_OPEN admits
     at most half_open_trials calls at once: allow() takes a permit; record_success() or release()
     gives it back. Only trial calls decide HALF_OPEN: an outcome reported with `admitted` (the
@@ -87,14 +91,18 @@ class CircuitBreaker:
         self._permits = 0
         self._trial_successes = 0
         self._trips = 0
+        self._paused = False  # OPEN only because a retry_after said wait, with nothing failing
 
     def state(self) -> BreakerState:
         """The current state; an OPEN breaker whose open period is over turns HALF_OPEN here."""
         until = self._open_until
         if self._state is BreakerState.OPEN and until is not None and self._clock.monotonic() >= until:
-            self._state = BreakerState.HALF_OPEN
-            self._permits = self._policy.half_open_trials
-            self._trial_successes = 0
+            if self._paused:
+                self._close()
+            else:
+                self._state = BreakerState.HALF_OPEN
+                self._permits = self._policy.half_open_trials
+                self._trial_successes = 0
         return self._state
 
     def allow(self) -> bool:
@@ -133,7 +141,8 @@ class CircuitBreaker:
         if state is BreakerState.CLOSED:
             self._window.add(_Outcome.FAILURE)
         if retry_after is not None:  # the upstream's own word on when to come back, whoever heard it
-            self._open(max(retry_after, 0.0))
+            pause = state is BreakerState.CLOSED and not self._ratio_reached()
+            self._open(max(retry_after, 0.0), pause=pause)
         elif state is BreakerState.HALF_OPEN and not self._stale(admitted):
             self._open(self._policy.cooldown_seconds)
         elif state is BreakerState.CLOSED:
@@ -164,24 +173,28 @@ class CircuitBreaker:
         return admitted is not None and admitted != self._trips
 
     def _maybe_trip(self) -> None:
+        if self._ratio_reached():
+            self._open(self._policy.cooldown_seconds)
+
+    def _ratio_reached(self) -> bool:
         totals = self._window.totals()
         failures, outcomes = totals[_Outcome.FAILURE], sum(totals.values())
         # Compared as a quotient: correctly rounded, so 3/10 meets a ratio of 0.3 exactly.
-        if outcomes >= self._policy.min_requests and failures / outcomes >= self._policy.failure_ratio:
-            self._open(self._policy.cooldown_seconds)
+        return outcomes >= self._policy.min_requests and failures / outcomes >= self._policy.failure_ratio
 
-    def _open(self, seconds: float) -> None:
+    def _open(self, seconds: float, *, pause: bool = False) -> None:
         now = self._clock.monotonic()
         if self._state is BreakerState.OPEN and self._open_until is not None:
             self._open_until = max(self._open_until, now + seconds)
             return
+        self._paused = pause
         self._state = BreakerState.OPEN
         self._opened_at, self._open_until = now, now + seconds
         self._permits = self._trial_successes = 0
         self._trips += 1
 
     def _close(self) -> None:
-        self._state = BreakerState.CLOSED
+        self._state, self._paused = BreakerState.CLOSED, False
         self._opened_at = self._open_until = None
         self._permits = self._trial_successes = 0
         self._window.clear()

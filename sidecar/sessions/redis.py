@@ -3,7 +3,8 @@
 Key layout (P is the prefix, "orch:conv" by default; T and U the tenant and user, C the
 conversation, each percent-encoded so ":" and braces in ids cannot merge two owners):
 
-    P:{T|U}:c:C    hash: persona, version (the applied Switch ticket), ticket (last one handed out),
+    P:{T|U}:c:C    hash: persona, version (the applied Switch ticket), before (the persona it
+                   replaced), ticket (last one handed out), appended (the last append's token),
                    summary (the rolling summary, JSON: text, messages covered, digest of the last)
     P:{T|U}:h:C    list: the history, oldest first, one versioned JSON record a message
                    (sidecar/sessions/records.py: text, name, tool calls, tool-result id, images)
@@ -18,6 +19,7 @@ so the Switch that arrived last wins on every sidecar.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,33 +34,78 @@ from sidecar.sessions.store import (
     Snapshot,
     StorePolicy,
     SwitchRecord,
+    starts_orphaned,
 )
 from sidecar.stores.errors import StoreError
 from sidecar.stores.redis import RedisEndpoint, RedisOps
 
-# KEYS[1] the conversation hash. ARGV: persona, version, ttl ms. Returns {applied, persona before}.
+# KEYS[1] the conversation hash, KEYS[2] its history (its TTL renewed too: one conversation).
+# ARGV: persona, version, ttl ms. Returns {applied, persona before}. A version is one Switch's
+# ticket: finding it applied with this persona is this activation run before (its reply lost and
+# the command retried), so it answers as it did then, with the persona it replaced.
 _ACTIVATE = """
-local cur = tonumber(redis.call("HGET", KEYS[1], "version") or "0")
-local before = redis.call("HGET", KEYS[1], "persona") or ""
+local f = redis.call("HMGET", KEYS[1], "version", "persona", "before")
+local cur, current = tonumber(f[1] or "0"), f[2] or ""
 local v = tonumber(ARGV[2])
-if v <= cur then
-  redis.call("PEXPIRE", KEYS[1], ARGV[3])
-  return {0, before}
-end
-redis.call("HSET", KEYS[1], "persona", ARGV[1], "version", ARGV[2])
 redis.call("PEXPIRE", KEYS[1], ARGV[3])
-return {1, before}
+redis.call("PEXPIRE", KEYS[2], ARGV[3])
+if v == cur and current == ARGV[1] then
+  return {1, f[3] or ""}
+end
+if v <= cur then
+  return {0, current}
+end
+redis.call("HSET", KEYS[1], "persona", ARGV[1], "version", ARGV[2], "before", current)
+return {1, current}
 """
 
-# KEYS[1] the conversation hash. ARGV: ttl ms. A ticket above both the last ticket and the version.
+# KEYS[1] the conversation hash, KEYS[2] its history. ARGV: ttl ms. A ticket above both the last
+# ticket and the version.
 _TICKET = """
 local f = redis.call("HMGET", KEYS[1], "ticket", "version")
 local t = math.max(tonumber(f[1] or "0"), tonumber(f[2] or "0")) + 1
 redis.call("HSET", KEYS[1], "ticket", t)
 redis.call("PEXPIRE", KEYS[1], ARGV[1])
+redis.call("PEXPIRE", KEYS[2], ARGV[1])
 return t
 """
 
+
+# KEYS[1] the history, KEYS[2] the conversation hash. ARGV: cap, ttl ms, the append's token, then
+# the records. Appends once per token (the client retries a command whose connection dropped, and
+# one whose reply was lost had run), keeps the newest `cap`, then drops any tool result left at the
+# front without its call (the cap drops whole units: sidecar/sessions/store.py starts_orphaned).
+_APPEND = """
+if redis.call("HGET", KEYS[2], "appended") == ARGV[3] then
+  return 0
+end
+redis.call("HSET", KEYS[2], "appended", ARGV[3])
+for i = 4, #ARGV do
+  redis.call("RPUSH", KEYS[1], ARGV[i])
+end
+redis.call("LTRIM", KEYS[1], -tonumber(ARGV[1]), -1)
+while true do
+  local first = redis.call("LINDEX", KEYS[1], 0)
+  if not first then break end
+  local ok, record = pcall(cjson.decode, first)
+  if not ok or type(record) ~= "table" or record["r"] ~= "tool" then break end
+  redis.call("LPOP", KEYS[1])
+end
+redis.call("PEXPIRE", KEYS[1], ARGV[2])
+redis.call("PEXPIRE", KEYS[2], ARGV[2])
+return 1
+"""
+
+# KEYS[1] the user's switch records. ARGV: the record, cap, ttl ms. Recorded once: a retry of this
+# command (its reply lost) finds its record already first (records carry their time).
+_RECORD = """
+if redis.call("LINDEX", KEYS[1], 0) ~= ARGV[1] then
+  redis.call("LPUSH", KEYS[1], ARGV[1])
+  redis.call("LTRIM", KEYS[1], 0, tonumber(ARGV[2]) - 1)
+end
+redis.call("PEXPIRE", KEYS[1], ARGV[3])
+return 1
+"""
 
 # KEYS[1] the conversation hash, KEYS[2] its history. One atomic read that, unlike MULTI, Redis
 # still runs when it is out of memory or a replica (a script that writes nothing).
@@ -79,6 +126,8 @@ class RedisConversationStore:
         self._activate = self._redis.register_script(_ACTIVATE)
         self._ticket = self._redis.register_script(_TICKET)
         self._read = self._redis.register_script(_READ)
+        self._append = self._redis.register_script(_APPEND)
+        self._record = self._redis.register_script(_RECORD)
 
     @classmethod
     def from_url(cls, url: str, policy: StorePolicy, *, prefix: str = "orch:conv") -> RedisConversationStore:
@@ -99,16 +148,19 @@ class RedisConversationStore:
                 persona, version = await self._redis.hmget(state, ["persona", "version"])  # type: ignore[misc]
                 return Snapshot(_str(persona), int(version or 0))
             (persona, version), raw = await self._read(keys=[state, hist])
-        return Snapshot(_str(persona), int(version or 0), tuple(records.decode(m) for m in raw))
+        stored = [records.decode(m) for m in raw]
+        while starts_orphaned(stored):  # written by a sidecar that capped without regard to units
+            stored.pop(0)
+        return Snapshot(_str(persona), int(version or 0), tuple(stored))
 
     async def next_version(self, key: ConversationKey) -> int:
         async with _classified("next_version", self._ops):
-            return int(await self._ticket(keys=[self._keys(key)[0]], args=[self._ttl_ms]))
+            return int(await self._ticket(keys=list(self._keys(key)), args=[self._ttl_ms]))
 
     async def activate(self, key: ConversationKey, persona_id: str, version: int) -> tuple[bool, str]:
         async with _classified("activate", self._ops):
             applied, before = await self._activate(
-                keys=[self._keys(key)[0]], args=[persona_id, version, self._ttl_ms]
+                keys=list(self._keys(key)), args=[persona_id, version, self._ttl_ms]
             )
         return bool(int(applied)), _str(before)
 
@@ -116,12 +168,12 @@ class RedisConversationStore:
         if not messages:
             return
         state, hist = self._keys(key)
-        async with _classified("append", self._ops), self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(hist, *(records.encode(records.storable(m)) for m in messages))
-            pipe.ltrim(hist, -self._policy.max_history_messages, -1)
-            pipe.pexpire(hist, self._ttl_ms)
-            pipe.pexpire(state, self._ttl_ms)
-            await pipe.execute()
+        encoded = [records.encode(records.storable(m)) for m in messages]
+        token = os.urandom(12).hex()  # the same in a retry of this append: it is stored once
+        async with _classified("append", self._ops):
+            await self._append(
+                keys=[hist, state], args=[self._policy.max_history_messages, self._ttl_ms, token, *encoded]
+            )
 
     async def clear(self, key: ConversationKey) -> bool:
         state, hist = self._keys(key)
@@ -140,11 +192,12 @@ class RedisConversationStore:
         return ConversationSummary(text=d["t"], messages=int(d["m"]), covered=d["c"])
 
     async def save_summary(self, key: ConversationKey, summary: ConversationSummary) -> None:
-        state = self._keys(key)[0]
+        state, hist = self._keys(key)
         value = json.dumps({"t": summary.text, "m": summary.messages, "c": summary.covered})
         async with _classified("save_summary", self._ops), self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(state, "summary", value)
             pipe.pexpire(state, self._ttl_ms)
+            pipe.pexpire(hist, self._ttl_ms)
             await pipe.execute()
 
     async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None:
@@ -159,11 +212,10 @@ class RedisConversationStore:
             "at": record.at,
             "v": record.version,
         }
-        async with _classified("record_switch", self._ops), self._redis.pipeline(transaction=True) as pipe:
-            pipe.lpush(key, json.dumps(data))
-            pipe.ltrim(key, 0, self._policy.max_switch_history - 1)
-            pipe.pexpire(key, self._ttl_ms)
-            await pipe.execute()
+        async with _classified("record_switch", self._ops):
+            await self._record(
+                keys=[key], args=[json.dumps(data), self._policy.max_switch_history, self._ttl_ms]
+            )
 
     async def switches(self, tenant: str, user: str, conversation: str, limit: int) -> list[SwitchRecord]:
         key = self._base(tenant, user) + "sw"

@@ -14,12 +14,14 @@ with a higher ticket has been applied already.
 
 from __future__ import annotations
 
+import sys
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidecar.core.clock import Clock
-from sidecar.core.types import Message
+from sidecar.core.types import Message, Role
 from sidecar.sessions.records import storable
 
 
@@ -71,6 +73,7 @@ class StorePolicy:
     max_history_messages: int
     max_switch_history: int
     max_conversations: int = 100_000
+    max_bytes: int = 64 * 1024 * 1024  # in-memory store: what the histories may hold in bytes
 
 
 class ConversationStore(Protocol):
@@ -86,7 +89,8 @@ class ConversationStore(Protocol):
 
     async def append(self, key: ConversationKey, messages: tuple[Message, ...]) -> None:
         """Add to the history (as sidecar/sessions/records.py `storable` keeps them: tool calls,
-        tool results and image references, no inline image bytes), dropping the oldest beyond the cap."""
+        tool results and image references, no inline image bytes), dropping the oldest beyond the cap,
+        and then any tool result left at the front without its call (`starts_orphaned`)."""
         ...
 
     async def clear(self, key: ConversationKey) -> bool:
@@ -110,6 +114,29 @@ class ConversationStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+MESSAGE_OVERHEAD = 128  # bytes of a stored message besides its strings: the object, tuples, deque slot
+
+
+def footprint(message: Message) -> int:
+    """The bytes a stored message holds in this process: its strings as Python keeps them, plus the
+    objects around them (an approximation from above for the store's memory bound)."""
+    strings = (
+        message.text,
+        message.name,
+        message.tool_call_id,
+        *(s for c in message.tool_calls for s in (c.id, c.name, c.arguments)),
+        *(s for i in message.images for s in (i.url, i.mime_type)),
+    )
+    return MESSAGE_OVERHEAD + sum(sys.getsizeof(s) for s in strings)
+
+
+def starts_orphaned(history: Sequence[Message]) -> bool:
+    """Whether the history starts with a tool result, whose call the cap dropped: the cap drops the
+    oldest messages a whole unit at a time (an assistant message and the results after it), since a
+    replayed orphan result is refused by the resolve step and by the providers, on every turn."""
+    return bool(history) and history[0].role is Role.TOOL
+
+
 @dataclass(slots=True)
 class _Conversation:
     expires_at: float
@@ -118,6 +145,7 @@ class _Conversation:
     ticket: int = 0
     history: deque[Message] = field(default_factory=deque)
     summary: ConversationSummary | None = None
+    size: int = 0  # the history's footprint in bytes
 
 
 @dataclass(slots=True)
@@ -127,19 +155,35 @@ class _Switches:
 
 
 class MemoryConversationStore:
-    """One process's conversations, bounded by count (least recently written dropped first)."""
+    """One process's conversations, bounded by count and by the bytes their histories hold (least
+    recently written dropped first; a conversation larger than the whole bound alone keeps its
+    newest messages that fit)."""
 
     def __init__(self, policy: StorePolicy, clock: Clock) -> None:
         self._policy, self._clock = policy, clock
         self._convs: OrderedDict[ConversationKey, _Conversation] = OrderedDict()
         self._switches: OrderedDict[tuple[str, str], _Switches] = OrderedDict()
+        self._size = 0  # the footprint of every history held
+
+    @property
+    def size(self) -> int:
+        """Bytes the histories hold (sessions/store.py `footprint`), at most `max_bytes` after a write."""
+        return self._size
 
     def _live(self, key: ConversationKey) -> _Conversation | None:
         conv = self._convs.get(key)
         if conv is not None and conv.expires_at <= self._clock.monotonic():
-            del self._convs[key]
+            self._forget(key)
             return None
         return conv
+
+    def _forget(self, key: ConversationKey) -> None:
+        self._size -= self._convs.pop(key).size
+
+    def _drop_oldest(self, conv: _Conversation) -> None:
+        size = footprint(conv.history.popleft())
+        conv.size -= size
+        self._size -= size
 
     def _write(self, key: ConversationKey) -> _Conversation:
         """The conversation for writing: created if needed, TTL refreshed, most recent in LRU order."""
@@ -148,7 +192,7 @@ class MemoryConversationStore:
         if conv is None:
             conv = self._convs[key] = _Conversation(expires)
             while len(self._convs) > self._policy.max_conversations:
-                self._convs.popitem(last=False)
+                self._forget(next(iter(self._convs)))
         conv.expires_at = expires
         self._convs.move_to_end(key)
         return conv
@@ -174,16 +218,30 @@ class MemoryConversationStore:
 
     async def append(self, key: ConversationKey, messages: tuple[Message, ...]) -> None:
         conv = self._write(key)
-        conv.history.extend(storable(m) for m in messages)
-        while len(conv.history) > self._policy.max_history_messages:
-            conv.history.popleft()
+        for message in map(storable, messages):
+            conv.history.append(message)
+            size = footprint(message)
+            conv.size += size
+            self._size += size
+        while len(conv.history) > self._policy.max_history_messages or starts_orphaned(conv.history):
+            self._drop_oldest(conv)
+        self._bound(key, conv)
+
+    def _bound(self, key: ConversationKey, conv: _Conversation) -> None:
+        """Within `max_bytes`: the least recently written conversations go first, then this one's
+        oldest messages (whole units, as for the count cap)."""
+        while self._size > self._policy.max_bytes and (oldest := next(iter(self._convs))) != key:
+            self._forget(oldest)
+        while conv.history and (self._size > self._policy.max_bytes or starts_orphaned(conv.history)):
+            self._drop_oldest(conv)
 
     async def clear(self, key: ConversationKey) -> bool:
         conv = self._live(key)
         if conv is None or not (conv.history or conv.persona_id or conv.summary):
             return False
         conv.history.clear()
-        conv.persona_id, conv.summary = "", None
+        self._size -= conv.size
+        conv.size, conv.persona_id, conv.summary = 0, "", None
         return True
 
     async def summary(self, key: ConversationKey) -> ConversationSummary | None:
@@ -217,3 +275,4 @@ class MemoryConversationStore:
     async def aclose(self) -> None:
         self._convs.clear()
         self._switches.clear()
+        self._size = 0

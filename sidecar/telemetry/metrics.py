@@ -305,6 +305,26 @@ class Metrics:
         s.requests.inc()
         s.duration.observe(o.seconds)
         s.overhead.observe(o.overhead_seconds)
+        if o.cache_hit:  # answered by the response cache: the provider saw nothing, used no tokens
+            s.from_cache.inc()
+        else:
+            self._provider_work(s, o)
+        if o.cost_usd:
+            s.cost.inc(o.cost_usd)
+        if o.retries:
+            s.retries.inc(o.retries)
+        if o.fallbacks:
+            s.fallbacks.inc(o.fallbacks)
+        if o.hedges:
+            s.hedges.inc(o.hedges)
+        if o.code != "OK":
+            self.errors.labels(o.route, o.code, error_reason(o.reason)).inc()
+        if self._tenants or self._users:
+            self._attribute(tenant, user, o.cost_usd)
+
+    @staticmethod
+    def _provider_work(s: _Series, o: CallOutcome) -> None:
+        """The time to first token and the tokens of a call a provider answered."""
         if o.ttft_seconds is not None:
             s.ttft.observe(o.ttft_seconds)
         if o.provider:
@@ -316,20 +336,6 @@ class Metrics:
             s.tok_out.inc(o.tokens_out)
         if o.tokens_cached:
             s.tok_cached.inc(o.tokens_cached)
-        if o.cost_usd:
-            s.cost.inc(o.cost_usd)
-        if o.retries:
-            s.retries.inc(o.retries)
-        if o.fallbacks:
-            s.fallbacks.inc(o.fallbacks)
-        if o.hedges:
-            s.hedges.inc(o.hedges)
-        if o.cache_hit:
-            s.from_cache.inc()
-        if o.code != "OK":
-            self.errors.labels(o.route, o.code, error_reason(o.reason)).inc()
-        if self._tenants or self._users:
-            self._attribute(tenant, user, o.cost_usd)
 
     def call_rejected(self, stream: bool, code: str, reason: str) -> None:
         """A request refused at the edge (invalid, unknown tier): counted with empty route labels."""

@@ -4,6 +4,9 @@ in-memory store and a real Redis, unary and streamed."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import json
 import uuid
 from typing import Any
@@ -15,12 +18,12 @@ import redis.asyncio
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar.core.types import Message, Role, ToolCall
 from sidecar.sessions.redis import RedisConversationStore
-from sidecar.sessions.store import ConversationKey, StorePolicy
+from sidecar.sessions.store import ConversationKey, ConversationSummary, StorePolicy, SwitchRecord
 from tests.conftest import user
 from tests.integration.helpers import rich
 from tests.support.api import generate_request, stream_request
 from tests.support.tools import run_tools, tool_calls, weather_tool
-from tests.support.upstream import Reply, Upstream
+from tests.support.upstream import Reply, Upstream, fixture
 
 pytestmark = pytest.mark.integration
 
@@ -157,3 +160,202 @@ async def test_history_written_in_version_1_still_loads_next_to_version_2(redis_
     finally:
         await client.aclose()
         await store.aclose()
+
+
+async def test_a_history_capped_between_a_call_and_its_results_replays_without_the_orphans(
+    redis_url: str,
+) -> None:
+    """A list an older sidecar capped mid-unit (its LTRIM cut a tool call from its results) is
+    replayed from the first message that is not an orphan result, so the conversation goes on."""
+    policy = StorePolicy(ttl_seconds=60, max_history_messages=10, max_switch_history=5)
+    prefix = f"o{uuid.uuid4().hex[:10]}"
+    store = RedisConversationStore.from_url(redis_url, policy, prefix=prefix)
+    client = redis.asyncio.from_url(redis_url)
+    try:
+        await client.rpush(
+            f"{prefix}:{{t1|u1}}:h:c1",
+            json.dumps({"v": 2, "r": "tool", "t": "21 C", "ti": "c9"}),
+            json.dumps({"v": 2, "r": "assistant", "t": "It is 21 C."}),
+        )
+        history = (await store.snapshot(ConversationKey("t1", "u1", "c1"), history=True)).history
+        assert history == (Message(Role.ASSISTANT, "It is 21 C."),)
+    finally:
+        await client.aclose()
+        await store.aclose()
+
+
+async def test_a_switch_keeps_the_whole_conversation_alive_in_redis(redis_url: str) -> None:
+    """Every write renews the conversation's TTL, its history included (as in the memory store): a
+    Switch renewed only the hash, so the history of a conversation that went on switching
+    personas expired under its active persona and summary."""
+    policy = StorePolicy(ttl_seconds=600, max_history_messages=10, max_switch_history=5)
+    prefix = f"e{uuid.uuid4().hex[:10]}"
+    store = RedisConversationStore.from_url(redis_url, policy, prefix=prefix)
+    client = redis.asyncio.from_url(redis_url)
+    key, history = ConversationKey("t1", "u1", "c1"), f"{prefix}:{{t1|u1}}:h:c1"
+    try:
+        await store.append(key, (Message(Role.USER, "q"), Message(Role.ASSISTANT, "a")))
+        await client.pexpire(history, 5_000)  # as if it had been written 595 s ago
+        await store.activate(key, "mr-blue", await store.next_version(key))
+        assert await client.pttl(history) > 590_000
+        await client.pexpire(history, 5_000)
+        await store.save_summary(key, ConversationSummary("s", 2, "digest"))
+        assert await client.pttl(history) > 590_000
+    finally:
+        await client.aclose()
+        await store.aclose()
+
+
+class ReplyDropper:
+    """A TCP relay to Redis that, when told, cuts the connection instead of passing on the next
+    reply: the command ran, the client saw a dropped connection (and redis-py retried it)."""
+
+    def __init__(self, target: int) -> None:
+        self.target, self.drop, self.port = target, False, 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> ReplyDropper:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._writers:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        await self._server.wait_closed()
+
+    async def _accept(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
+        server_in, server_out = await asyncio.open_connection("127.0.0.1", self.target)
+        self._writers += [client_out, server_out]
+        for pump in (self._pump(client_in, server_out, up=True), self._pump(server_in, client_out, up=False)):
+            task = asyncio.ensure_future(pump)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, up: bool) -> None:
+        while data := await source.read(65536):
+            if not up and self.drop:
+                self.drop = False
+                sink.transport.abort()
+                return
+            sink.write(data)
+            await sink.drain()
+        sink.close()
+
+
+async def test_a_reply_lost_after_the_append_ran_does_not_store_the_turn_twice(redis_url: str) -> None:
+    """redis-py retries a command whose connection dropped (retries=1 for this store), and an
+    append whose reply was lost had run: the exchange was stored twice."""
+    dropper = await ReplyDropper(int(redis_url.rsplit(":", 1)[1].split("/")[0])).start()
+    policy = StorePolicy(ttl_seconds=60, max_history_messages=10, max_switch_history=5)
+    store = RedisConversationStore.from_url(
+        f"redis://127.0.0.1:{dropper.port}/0", policy, prefix=f"d{uuid.uuid4().hex[:10]}"
+    )
+    key = ConversationKey("t1", "u1", "c1")
+    try:
+        await store.append(key, (Message(Role.USER, "q1"), Message(Role.ASSISTANT, "a1")))
+        dropper.drop = True
+        await store.append(key, (Message(Role.USER, "q2"), Message(Role.ASSISTANT, "a2")))
+        assert not dropper.drop  # the reply was dropped
+        history = (await store.snapshot(key, history=True)).history
+        assert [m.text for m in history] == ["q1", "a1", "q2", "a2"]
+    finally:
+        await store.aclose()
+        await dropper.close()
+
+
+async def test_a_reply_lost_after_a_switch_record_ran_does_not_record_it_twice(redis_url: str) -> None:
+    dropper = await ReplyDropper(int(redis_url.rsplit(":", 1)[1].split("/")[0])).start()
+    policy = StorePolicy(ttl_seconds=60, max_history_messages=10, max_switch_history=5)
+    store = RedisConversationStore.from_url(
+        f"redis://127.0.0.1:{dropper.port}/0", policy, prefix=f"d{uuid.uuid4().hex[:10]}"
+    )
+    record = SwitchRecord("c1", "", "mr-blue", "use mr blue", True, "", 1_800_000_000.25, 1)
+    try:
+        await store.record_switch("t1", "u1", dataclasses.replace(record, to_persona="agent-79"))
+        dropper.drop = True
+        await store.record_switch("t1", "u1", record)
+        assert not dropper.drop  # the reply was dropped
+        assert [r.to_persona for r in await store.switches("t1", "u1", "", 10)] == ["mr-blue", "agent-79"]
+    finally:
+        await store.aclose()
+        await dropper.close()
+
+
+async def test_a_reply_lost_after_a_switch_was_applied_still_reports_it_applied(redis_url: str) -> None:
+    """The retry of an applied activation found its own version applied and answered "not applied":
+    the Switch failed with SWITCH_SUPERSEDED while its persona was the active one."""
+    dropper = await ReplyDropper(int(redis_url.rsplit(":", 1)[1].split("/")[0])).start()
+    policy = StorePolicy(ttl_seconds=60, max_history_messages=10, max_switch_history=5)
+    store = RedisConversationStore.from_url(
+        f"redis://127.0.0.1:{dropper.port}/0", policy, prefix=f"d{uuid.uuid4().hex[:10]}"
+    )
+    key = ConversationKey("t1", "u1", "c1")
+    try:
+        assert await store.activate(key, "agent-79", await store.next_version(key)) == (True, "")
+        version = await store.next_version(key)
+        dropper.drop = True
+        assert await store.activate(key, "mr-blue", version) == (True, "agent-79")
+        assert not dropper.drop  # the reply was dropped
+        assert await store.activate(key, "agent-80", version) == (False, "mr-blue")  # another, same version
+    finally:
+        await store.aclose()
+        await dropper.close()
+
+
+async def test_an_empty_answer_is_not_replayed_as_an_empty_message(
+    serve: Any, upstream: Upstream, sessions: dict[str, Any]
+) -> None:
+    """An answer with no text and no tool call (a content filter, a refusal cut to nothing) left an
+    empty assistant message in the history, replayed on every later turn; the edge refuses such a
+    message from a caller, and Anthropic refuses it ("all messages must have non-empty content
+    except for the optional final assistant message"), so the conversation failed from then on."""
+    raw = config(upstream, sessions)
+    raw["policy"]["deployments"]["d"] = {
+        "provider": "anthropic",
+        "model": "claude",
+        "base_url": upstream.url,
+        "api_key": {"env": "ANTHROPIC_KEY"},
+    }
+    s = await serve(raw, {"ANTHROPIC_KEY": "ak-0123456789"})
+    empty = json.loads(fixture("anthropic/message.json"))
+    empty["content"], empty["stop_reason"] = [], "refusal"
+    upstream.push(Reply(body=json.dumps(empty).encode()), Reply.json("anthropic/message.json"))
+    first = await s.stub.Generate(generate_request(messages=[user("Tell me something.")], **IDS))
+    assert not first.message.content or not first.message.content[0].text
+    await s.stub.Generate(generate_request(messages=[user("Hello?")], **IDS))
+    sent = upstream.seen[-1].body["messages"]
+    assert all(m["content"] for m in sent), sent
+    assert [m["content"] for m in sent] == ["Tell me something.", "Hello?"]
+
+
+async def test_a_tool_call_cut_at_max_tokens_is_not_replayed(serve: Any, upstream: Upstream) -> None:
+    """An answer that stopped at max_tokens in the middle of a tool call's arguments stored the cut
+    call ('{"city":"Par'): every later turn replayed it, and a route to Anthropic (which takes the
+    arguments as a JSON object) failed with INTERNAL from then on."""
+    raw = config(upstream, {})
+    raw["policy"]["deployments"]["e"] = {
+        "provider": "anthropic",
+        "model": "claude",
+        "base_url": upstream.url,
+        "api_key": {"env": "ANTHROPIC_KEY"},
+    }
+    raw["policy"]["routes"]["a"] = {"deployments": ["e"], "retry": {"max_attempts": 1}}
+    s = await serve(raw, {**KEYS, "ANTHROPIC_KEY": "ak-0123456789"})
+    cut = json.loads(fixture("openai/tool_calls.json"))
+    choice = cut["choices"][0]
+    choice["finish_reason"] = "length"
+    choice["message"]["tool_calls"][0]["function"]["arguments"] = '{"city":"Par'
+    upstream.push(Reply(body=json.dumps(cut).encode()), Reply.json("anthropic/message.json"))
+    weather = [user("What is the weather in Paris?")]
+    await s.stub.Generate(generate_request(messages=weather, tools=[weather_tool()], **IDS))
+    await s.stub.Generate(generate_request(messages=[user("Never mind.")], model="a", **IDS))
+    sent = upstream.seen[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["user", "user"]  # the cut call is not kept

@@ -544,3 +544,31 @@ async def test_no_hedge_when_the_first_deployment_is_fast(
     text, summary = streamed(await stream(s))
     assert text == HELLO and tried(summary) == [("first", "OK")]
     assert upstream2.seen == []
+
+
+async def test_a_deployment_whose_connections_are_all_in_use_falls_over_to_the_next(
+    serve: Serve, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """The sidecar's own connection limit to the first deployment's host is reached (one slot, held
+    by a call its upstream never answers): the next call goes on to the second deployment, on another
+    host, as after any failure that is not the request's; the first's breaker is left alone. With
+    every deployment's connections in use the call is OVERLOADED, the sidecar's own limit."""
+    first, second = (deployment(u, read_timeout_seconds=0.5) for u in (upstream, upstream2))
+    raw = policy({"first": first, "second": second}, retry=retry(2))
+    s = await serve({"policy": raw, "settings": {"http": {"max_connections_per_host": 1}}}, ENV)
+    slow = Reply.sse("openai/stream.sse", chunk_delay=0.2)  # never idle past the read timeout
+    upstream.push(slow)
+    holder = asyncio.ensure_future(stream(s, "hold"))
+    await eventually(lambda: len(upstream.seen) == 1)
+    upstream2.push(ok())
+    reply = await generate(s)
+    assert text_of(reply) == HELLO and [a.deployment for a in reply.summary.attempts] == ["first", "second"]
+    assert reply.summary.attempts[0].outcome == "OVERLOADED" and len(upstream.seen) == 1
+    assert (await statuses(s))["first"].breaker_state == CLOSED
+    upstream2.push(slow)
+    holder2 = asyncio.ensure_future(stream(s, "hold"))
+    await eventually(lambda: len(upstream2.seen) == 2)
+    err = await fails(generate(s))
+    assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "OVERLOADED")
+    for held in (holder, holder2):
+        assert streamed(await held)[0]  # the calls holding the connections were answered whole

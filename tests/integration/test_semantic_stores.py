@@ -85,6 +85,20 @@ async def test_a_lookup_below_the_touch_level_does_not_keep_an_entry(store: Sema
     assert (await store.search(p, vec(1, 0, 0), NOW + 4)).similarity < 0.5  # type: ignore[union-attr]
 
 
+async def test_the_memory_store_is_bounded_in_bytes() -> None:
+    """50,000 entries of 384-dimension vectors and answers up to 256 KiB: far past a 256 MiB sidecar.
+    An entry costs its answer and its vector twice (the vector, its row of the stacked matrix)."""
+    v = vec(*range(1, 385))  # 1,536 bytes as float32
+    store = MemorySemanticStore(max_entries=1000, max_bytes=4 * (1000 + 2 * 1536))
+    for i in range(6):
+        await store.add(Partition("acme", f"k{i}"), v, bytes(1000), now=NOW, ttl=60, max_entries=10)
+    assert len(store) == 4 and store.bytes_held == 4 * (1000 + 2 * 1536)
+    assert await store.search(Partition("acme", "k1"), v, NOW) is None
+    assert await store.search(Partition("acme", "k5"), v, NOW) is not None
+    await store.add(Partition("acme", "big"), v, bytes(20_000), now=NOW, ttl=60, max_entries=10)
+    assert await store.search(Partition("acme", "big"), v, NOW) is None and len(store) == 4
+
+
 async def test_the_memory_store_is_bounded_in_total() -> None:
     store = MemorySemanticStore(max_entries=3)
     for i in range(5):

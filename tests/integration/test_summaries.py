@@ -15,6 +15,8 @@ from google.protobuf import timestamp_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import usage_pb2
+from sidecar.context.tokenizer import Tokenizers
+from sidecar.core.types import Message, Role
 from tests.conftest import admin_socket, system, user
 from tests.integration.helpers import rich
 from tests.support.api import generate_request
@@ -160,3 +162,28 @@ async def test_a_caller_whose_tier_may_not_use_the_summary_route_gets_none(
     reply = await s.stub.Generate(request("mid", "ann"))  # basic: the chat route only
     assert reply.summary.context_messages_removed == 0 and reply.message.content[0].text
     assert upstream.seen == []
+
+
+async def test_the_summary_prompt_fits_the_summary_routes_window(serve: Any, upstream: Upstream) -> None:
+    """A cheap summarizer has a small window: what is folded is cut (newest kept) to fit it, as to
+    `max_input_chars`. A long message made every turn's summary call fail with CONTEXT_TOO_LONG, so
+    the conversation never got a summary and each turn logged and metered a failed call."""
+    upstream.default = Reply.json("openai/chat_completion.json")
+    raw = config(upstream)
+    raw["policy"]["deployments"]["summarizer"]["context_window"] = 2048
+    raw["policy"]["context"] = {"summary": {"route": "summarize"}}
+    raw["policy"].pop("quota")
+    s = await serve(raw, KEYS)
+    report = "The quarterly report says revenue grew in every region. " * 450  # about 4,500 words
+    ids = {"tenant_id": "acme", "user_id": "ann", "conversation_id": "long"}
+    messages = [user("Please read this: " + report)]
+    for i in range(3):
+        reply = await s.stub.Generate(generate_request(messages=messages, **ids))
+        messages += [reply.message, user(f"question {i} about the report?")]
+    assert upstream.seen, "no summary call reached the summarizer"
+    first = upstream.seen[0].body["messages"]
+    sent = Tokenizers({}).prompt_max(tuple(Message(Role(m["role"]), m["content"]) for m in first))
+    assert sent + 128 <= 2048  # the summary's max_tokens within the window, by the sidecar's count
+    assert first[1]["content"].endswith(messages[1].content[0].text[-200:])  # the newest part is kept
+    again = await s.stub.Generate(generate_request(messages=messages, **ids))
+    assert again.summary.context_summarized

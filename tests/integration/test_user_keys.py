@@ -797,3 +797,27 @@ async def test_an_upstream_echoing_a_short_unprefixed_key_is_scrubbed(s: Running
     err = await fails(s.stub.Generate(req("required", ref=ref)))
     assert (err.code, err.reason) == (CODE.INVALID_ARGUMENT, "PROVIDER_REJECTED")
     assert short not in err.message and "[redacted]" in err.message
+
+
+async def test_a_required_route_never_serves_another_users_cached_answer(
+    serve: Serve, upstream: Upstream, tmp_path: Path
+) -> None:
+    """Answers shared in the tenant (cache scope: tenant) on a route that requires the user's own
+    key: an answer the upstream gave on alice's key is alice's. Bob, who has no key, is refused
+    USER_KEY_REQUIRED; from the cache he got alice's answer, as if the route fell back to her key."""
+    raw = config(upstream, local_keys(tmp_path))
+    raw["settings"]["cache"] = {"enabled": True, "scope": "tenant"}
+    s = await serve(raw, ENV)
+    await register(s, ALICE_OPENAI)
+    upstream.push(ok(), ok())
+    zero = gen.GenerationConfig(temperature=0.0)
+    asked = req("required")
+    asked.input.config.CopyFrom(zero)
+    first = await s.stub.Generate(asked)
+    assert text_of(first) == HELLO and not first.summary.cache_hit
+    bobs = req("required", user_id="bob")
+    bobs.input.config.CopyFrom(zero)
+    err = await fails(s.stub.Generate(bobs))
+    assert (err.code, err.reason) == (CODE.FAILED_PRECONDITION, "USER_KEY_REQUIRED")
+    again = await s.stub.Generate(asked)  # alice's own answers are still hers to reuse
+    assert again.summary.cache_hit and len(upstream.seen) == 1

@@ -38,6 +38,6 @@ def encodings(encodings_dir: Path) -> dict[str, tiktoken.Encoding]:
 
 @pytest.fixture
 async def memory_store() -> AsyncIterator[AiocacheStore]:
-    store = AiocacheStore.memory("test", timeout=1.0, max_entries=100)
+    store = AiocacheStore.memory("test", timeout=1.0, max_entries=100, max_bytes=1 << 20)
     yield store
     await store.aclose()

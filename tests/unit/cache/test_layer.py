@@ -237,8 +237,25 @@ async def test_garbage_or_foreign_entries_are_ignored(clock: FakeClock, memory_s
     assert text == "Hello!" and inner.calls == 2
 
 
+async def test_the_memory_store_keeps_at_most_max_bytes_of_answers() -> None:
+    """A count alone let 10,000 answers of up to 256 KiB each (2.5 GB) into a sidecar whose container
+    may have 256 MiB: the answers' bytes are bounded too, the oldest going first."""
+    store = AiocacheStore.memory("bytes", timeout=1.0, max_entries=1000, max_bytes=10_000)
+    try:
+        for i in range(5):
+            await store.set(f"k{i}", bytes(4_000), 60)
+        assert [await store.get(f"k{i}") is not None for i in range(5)] == [False, False, False, True, True]
+        assert store.bytes_held == 8_000
+        await store.set("k3", b"small", 60)  # a rewrite counts its new size, not both
+        assert store.bytes_held == 4_005
+        await store.set("huge", bytes(10_001), 60)  # larger than the whole bound: not kept
+        assert await store.get("huge") is None and store.bytes_held == 4_005
+    finally:
+        await store.aclose()
+
+
 async def test_the_memory_store_keeps_at_most_max_entries() -> None:
-    store = AiocacheStore.memory("bounded", timeout=1.0, max_entries=3)
+    store = AiocacheStore.memory("bounded", timeout=1.0, max_entries=3, max_bytes=1 << 20)
     try:
         for i in range(5):
             await store.set(f"k{i}", b"v", 60)

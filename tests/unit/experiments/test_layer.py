@@ -104,3 +104,26 @@ async def test_a_reloaded_book_applies_to_the_next_call() -> None:
     call = planned("chat")
     await collect(lay, call)
     assert call.record.variant == "b"
+
+
+async def test_a_variant_keeps_the_requests_tools_format_and_reasoning() -> None:
+    """A variant sets its own max_tokens and temperature; everything it has no say in is the
+    request's. The variant dropped tools, tool choice, parallel tool calls, the response format and
+    reasoning, so an agent loop or a structured-output call in an experiment went out as plain text."""
+    from sidecar.core.types import Reasoning, ResponseFormat, ToolChoice, ToolSpec
+
+    seen = Seen()
+    call = planned("chat", experiment_variant="b")
+    own = dataclasses.replace(
+        call.params,
+        stop=("END",),
+        seed=7,
+        tools=(ToolSpec("weather", "the weather", '{"type":"object"}'),),
+        tool_choice=ToolChoice(name="weather"),
+        parallel_tool_calls=False,
+        response_format=ResponseFormat("json_schema", "w", '{"type":"object"}', strict=True),
+        reasoning=Reasoning(effort="low"),
+    )
+    await collect(layer(seen), dataclasses.replace(call, params=own))
+    served = seen.calls[0].params
+    assert served == dataclasses.replace(own, max_tokens=9, temperature=0.1)

@@ -11,11 +11,12 @@ from sidecar.core.errors import (
     InvalidRequestError,
     PersonaNotAllowedError,
     PersonaNotFoundError,
+    SessionStoreUnavailableError,
     SwitchSupersededError,
 )
 from sidecar.core.types import Call, Message, Role
 from sidecar.personas.service import PersonaService, SwitchCommand
-from sidecar.sessions.store import ConversationKey, ConversationStore, MemoryConversationStore
+from sidecar.sessions.store import ConversationKey, ConversationStore, MemoryConversationStore, SwitchRecord
 from tests.conftest import FakeClock
 from tests.support.calls import make_call
 from tests.support.personas import POLICY, registry, service
@@ -243,3 +244,23 @@ async def test_an_older_switch_whose_version_comes_back_late_gives_way(clock: Fa
     assert (await newer).persona.id == "agent-79"
     await first
     assert (await svc.plan(call_for(clock))).persona.id == "agent-79"  # type: ignore[union-attr]
+
+
+class NoRecordStore(MemoryConversationStore):
+    """A store that fails to write switch records (Redis went away after the activation)."""
+
+    async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None:
+        raise SessionStoreUnavailableError("the conversation store (Redis) failed (timeout); retry later")
+
+
+async def test_an_applied_switch_whose_record_fails_still_succeeds(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The persona was switched: the Switch says so (it answered UNAVAILABLE, so the application
+    showed the old persona while every later call used the new one); the lost record is logged."""
+    store = NoRecordStore(POLICY, clock)
+    svc = service(store, clock)
+    result = await svc.switch(cmd("mr-blue"))
+    assert (result.persona.id, result.previous) == ("mr-blue", "")
+    assert (await store.snapshot(K, history=False)).persona_id == "mr-blue"
+    assert any(r.message == "switch not recorded" for r in caplog.records)

@@ -12,8 +12,18 @@ from sidecar.config.quota import TierConfig
 from sidecar.config.schema import Policy
 from sidecar.core.errors import ModelNotAllowedError, RouteNotFoundError
 from sidecar.core.layer import collect
-from sidecar.core.types import Call, Chunk, FinishReason, Usage
-from sidecar.personas.registry import PersonaRegistry
+from sidecar.core.types import (
+    Call,
+    Chunk,
+    FinishReason,
+    GenerationParams,
+    Reasoning,
+    ResponseFormat,
+    ToolChoice,
+    ToolSpec,
+    Usage,
+)
+from sidecar.personas.registry import Persona, PersonaRegistry
 from sidecar.personas.service import PersonaService
 from sidecar.pipeline.resolve import ResolveLayer
 from sidecar.routing.table import RouteTable
@@ -77,3 +87,44 @@ async def test_a_tier_that_may_not_use_the_route_is_refused_before_any_stream(cl
 async def test_an_unknown_route_is_refused_here(clock: FakeClock) -> None:
     with pytest.raises(RouteNotFoundError):
         resolve(clock, Inner())(make_call(clock, model="nope"))
+
+
+async def test_a_persona_fills_unset_parameters_and_keeps_the_requests_tools_format_and_reasoning(
+    clock: FakeClock,
+) -> None:
+    """A persona's defaults fill only the parameters it has; the request's tools, tool choice,
+    parallel tool calls, response format and reasoning go upstream as they came (they were dropped
+    whenever a persona applied, so an agent or a structured call with a persona got plain text)."""
+    inner = Inner()
+    persona = Persona(
+        "p1",
+        "P One",
+        (),
+        "general",
+        frozenset(),
+        "You are p1.",
+        4,
+        None,
+        GenerationParams(max_tokens=300, temperature=0.2),
+    )
+    personas = PersonaService(
+        PersonaRegistry((persona,)),
+        MemoryConversationStore(STORE_POLICY, clock),
+        clock=clock,
+        memory_default=False,
+    )
+    layer = ResolveLayer(
+        inner, personas=personas, table=RouteTable.from_policy(POLICY), tiers=TIERS, keys=None, modes={}
+    )
+    params = GenerationParams(
+        temperature=0.9,
+        tools=(ToolSpec("get_weather", "the weather", '{"type":"object"}'),),
+        tool_choice=ToolChoice(name="get_weather"),
+        parallel_tool_calls=False,
+        response_format=ResponseFormat("json_object"),
+        reasoning=Reasoning(effort="low"),
+    )
+    call = dataclasses.replace(make_call(clock), tier="pro", persona_id="p1", params=params)
+    await collect(layer, call)
+    sent = inner.calls[0].params
+    assert sent == dataclasses.replace(params, max_tokens=300)

@@ -608,3 +608,26 @@ async def test_a_caller_cancelling_a_hedged_call_is_not_a_hedge_lost(raced: bool
     assert sorted((a.deployment, a.outcome) for a in call.record.attempts) == [
         (name, "CANCELLED") for name in expected
     ]
+
+
+async def test_a_first_token_timeout_falls_back_without_retrying_the_slow_one(clock: FakeClock) -> None:
+    """With retries allowed, the deployment that missed its first-token deadline was tried again
+    first (twice the timeout before the fallback the route's setting promises)."""
+
+    class Slow(Script):
+        async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+            assert call.target is not None
+            if call.target.deployment == "a":
+                await self.clock.sleep(10)
+            async for chunk in super().__call__(call):
+                yield chunk
+
+    script = Slow({}, clock)
+    call = make_call(clock)
+    route = policy(first_token_timeout_seconds=0.05, retry={"max_attempts": 3, "base_delay_seconds": 0.001})
+    out = await run(layer(script, clock, routing(clock, route)), call)
+    assert out == [FINAL]
+    assert [(a.deployment, a.outcome) for a in call.record.attempts] == [
+        ("a", "PROVIDER_TIMEOUT"),
+        ("b", "OK"),
+    ]

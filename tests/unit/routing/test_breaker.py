@@ -178,6 +178,23 @@ def test_retry_after_opens_at_once_for_that_long(clock: FakeClock) -> None:
     clock.advance(6.999)
     assert not b.allow()
     clock.advance(0.001)
+    assert b.state() is BreakerState.CLOSED  # a pause the upstream asked for, not a trip
+
+
+def test_a_pause_over_admits_every_call_not_a_few_trials(clock: FakeClock) -> None:
+    """A 429 with `Retry-After: 0` (or 10 ms) paused the deployment and then left it half-open: 7 of
+    10 concurrent calls were turned away with CIRCUIT_OPEN without reaching the upstream."""
+    b = breaker(clock)
+    b.record_failure(retry_after=0.01)
+    clock.advance(0.01)
+    assert [b.allow() for _ in range(10)] == [True] * 10
+
+
+def test_a_retry_after_that_comes_with_the_ratio_tripping_is_a_trip(clock: FakeClock) -> None:
+    b = breaker(clock)
+    record(b, failures=POLICY.min_requests - 1)
+    b.record_failure(retry_after=2.0)  # the ratio trips with it: failing, not only rate limited
+    clock.advance(2.0)
     assert b.state() is BreakerState.HALF_OPEN
 
 
@@ -185,7 +202,7 @@ def test_negative_retry_after_is_zero(clock: FakeClock) -> None:
     b = breaker(clock)
     b.record_failure(retry_after=-3.0)
     assert b.snapshot().trips == 1
-    assert b.state() is BreakerState.HALF_OPEN
+    assert b.state() is BreakerState.CLOSED
 
 
 def test_retry_after_in_half_open_wins_over_cooldown(clock: FakeClock) -> None:
@@ -193,6 +210,8 @@ def test_retry_after_in_half_open_wins_over_cooldown(clock: FakeClock) -> None:
     assert b.allow()
     b.record_failure(retry_after=2.0)
     assert b.open_for() == 2.0
+    clock.advance(2.0)
+    assert b.state() is BreakerState.HALF_OPEN  # a trial failed: trials again, not a pause
 
 
 def test_retry_after_while_open_only_extends(clock: FakeClock) -> None:

@@ -191,3 +191,26 @@ def test_every_reason_the_sidecar_raises_is_a_known_label_value() -> None:
 
     raised = {c.reason for c in subclasses(SidecarError)} | {SidecarError.reason}
     assert raised | set(QUOTA_REASONS) | {CANCELLED, DEADLINE_EXCEEDED} <= ERROR_REASONS
+
+
+def test_a_response_cache_hit_adds_no_provider_tokens_or_first_token_time() -> None:
+    """The provider saw nothing: its token counters (input, output, `cached` = its own prompt cache)
+    and its time to first token stay as they were; the hit is counted as served from the cache."""
+    m = Metrics()
+    m.call_started()
+    m.call_finished(outcome(stream=True, ttft_seconds=0.002, tokens_cached=10, cost_usd=0.0, cache_hit=True))
+    labels = {"route": "chat", "provider": "openai", "model": "gpt-x"}
+    for direction in ("input", "output", "cached"):
+        assert not m.registry.get_sample_value("sidecar_tokens_total", {**labels, "direction": direction})
+    ttft = m.registry.get_sample_value(
+        "gen_ai_server_time_to_first_token_seconds_count",
+        {
+            "gen_ai_operation_name": "chat",
+            "gen_ai_provider_name": "openai",
+            "gen_ai_request_model": "gpt-x",
+            "route": "chat",
+        },
+    )
+    assert not ttft
+    assert m.registry.get_sample_value("sidecar_cache_served_total", {"route": "chat"}) == 1
+    assert m.registry.get_sample_value("sidecar_requests_total", _req(stream="true")) == 1
