@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from sidecar.config.admission import AdmissionPolicy
 from sidecar.config.answers import AnswersPolicy
@@ -84,8 +85,15 @@ class MemorySettings(ConfigModel):
 
 
 def _loopback(address: str) -> bool:
+    """Is the listener's host a loopback address? An IP address is checked as one; of names, only
+    `localhost`: another name (127.example.internal) resolves to wherever DNS says."""
     host = address.rsplit(":", 1)[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(ConfigModel):
@@ -338,6 +346,12 @@ class Config(ConfigModel):
     secrets: dict[str, SecretStr] = Field(
         default_factory=dict, description="resolved SecretRef values, filled by load_config"
     )
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _not_input(cls, value: object) -> object:
+        """Filled by load_config from the references, never read from a file or an override."""
+        raise ValueError("not a configuration key; a secret is a reference ({env: VAR}) where it is used")
 
     def secret(self, ref: SecretRef | None) -> SecretStr | None:
         return None if ref is None else self.secrets.get(ref.env)

@@ -138,13 +138,21 @@ class _Entry:
 
 
 class _Flight:
-    """One load in progress and how many `get()`s are waiting for it."""
+    """One load in progress and how many `get()`s are waiting for it. The load hands its waiters a
+    copy of the key of their own (the handoff), wiped when the last of them has taken its lease."""
 
     __slots__ = ("task", "waiters")
 
     def __init__(self, task: asyncio.Task[SecretKey]) -> None:
         self.task = task
         self.waiters = 0
+
+    def leave(self) -> None:
+        """A waiter is done (its lease taken, or it was cancelled or the load failed)."""
+        self.waiters -= 1
+        task = self.task
+        if self.waiters == 0 and task.done() and not task.cancelled() and task.exception() is None:
+            task.result().wipe()
 
 
 class KeyCache:
@@ -165,22 +173,21 @@ class KeyCache:
         (which decrypts the envelope). The caller wipes it when done; the cache never does."""
         if self._closed:
             raise KeyBackendUnavailableError("the sidecar is shutting down", retry_after=1.0)
-        missed = False
-        while True:
-            entry = self._fresh(cache_key)
-            if entry is not None:
-                entry.uses += 1
-                self._lru.move_to_end(cache_key)
-                if not missed:
-                    self._hits += 1
-                return entry.secret.lease()
-            if not missed:
-                self._misses += 1
-                missed = True
-            secret = await asyncio.shield(self._join(cache_key, load))
-            if not secret.wiped:
-                return secret.lease()
-            # Evicted between the load finishing and this waiter resuming: look again.
+        entry = self._fresh(cache_key)
+        if entry is not None:
+            entry.uses += 1
+            self._lru.move_to_end(cache_key)
+            self._hits += 1
+            return entry.secret.lease()
+        self._misses += 1
+        flight = self._join(cache_key, load)
+        try:
+            # The load's own copy: the cached entry may be evicted (and wiped) before this waiter
+            # resumes, which must not send it back to load again (with max_uses 1 and a backend that
+            # answers at once, every waiter did, without bound).
+            return (await asyncio.shield(flight.task)).lease()
+        finally:
+            flight.leave()
 
     def stats(self) -> KeyCacheStats:
         return KeyCacheStats(
@@ -233,7 +240,7 @@ class KeyCache:
             return None
         return entry
 
-    def _join(self, cache_key: CacheKey, load: Loader) -> asyncio.Task[SecretKey]:
+    def _join(self, cache_key: CacheKey, load: Loader) -> _Flight:
         """The task loading `cache_key`, started by the first waiter; each caller counts as one use."""
         flight = self._flights.get(cache_key)
         if flight is None:
@@ -242,7 +249,7 @@ class KeyCache:
             flight.task.add_done_callback(_retrieve)
             self._flights[cache_key] = flight
         flight.waiters += 1
-        return flight.task
+        return flight
 
     async def _load(self, cache_key: CacheKey, load: Loader) -> SecretKey:
         started = self._clock.monotonic()
@@ -257,7 +264,10 @@ class KeyCache:
             flight = self._flights.pop(cache_key)
         secret = SecretKey(plaintext)
         self._insert(cache_key, _Entry(secret, self._clock.monotonic(), uses=flight.waiters))
-        return secret
+        handoff = secret.lease()
+        if flight.waiters == 0:  # every waiter left (cancelled): no one will take a lease
+            handoff.wipe()
+        return handoff
 
     def _insert(self, cache_key: CacheKey, entry: _Entry) -> None:
         if cache_key in self._lru:

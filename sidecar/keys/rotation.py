@@ -22,6 +22,7 @@ from sidecar.keys.backend import KeyBackend
 from sidecar.keys.envelope import Envelope
 from sidecar.keys.redis_store import classified
 from sidecar.keys.store import KeyStore, sqlite_failure
+from sidecar.stores.sqlite import create_owner_only
 
 if TYPE_CHECKING:
     from sidecar.stores.redis import RedisOps
@@ -129,6 +130,7 @@ class SqliteRotationLock:
             raise sqlite_failure(exc) from exc
 
     def _tx(self, op: Callable[[sqlite3.Connection], object]) -> object:
+        create_owner_only(self._path)  # the key store's file: never made with the umask's mode
         conn = sqlite3.connect(self._path, timeout=5.0, isolation_level=None)
         try:
             conn.execute(_SQL)

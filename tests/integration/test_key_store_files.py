@@ -33,7 +33,7 @@ def test_keys_rotate_with_a_store_path_it_cannot_open_exits_1_with_the_reason(tm
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr, result.stderr
-    assert "error: KEY_UNAVAILABLE: the key store (SQLite) failed: unable to open database file" in (
+    assert "error: KEY_UNAVAILABLE: the key store (SQLite) failed: No such file or directory" in (
         result.stderr
     )
 

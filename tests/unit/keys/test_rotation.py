@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,16 @@ async def test_a_run_that_died_is_resumed_after_its_cursor(tmp_path: Path, clock
     assert (await job(store, tmp_path, clock).run("job-c")).rotated == 4
     assert await lock.acquire("anyone", 60)  # released
     await store.aclose()
+
+
+async def test_the_lock_creates_a_fresh_store_file_owner_only(tmp_path: Path, clock: FakeClock) -> None:
+    """A rotation on a fresh store_path (`sidecar keys rotate` before any key was registered) let
+    sqlite3 create the key store's file with the umask's mode (0644): the records every later
+    registration wrote were readable by every local user. The store creates it 0600."""
+    path = tmp_path / "keys.db"
+    previous = os.umask(0o022)
+    try:
+        assert await SqliteRotationLock(path, clock).acquire("job-a", 60)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
