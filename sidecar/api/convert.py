@@ -38,7 +38,9 @@ from sidecar.routing.plan import Routing
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}")  # tenant, user, conversation, request ids
 _ROUTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/\-]{0,127}")
 _META_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/\-]*")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# not printable: C0 and C1 controls, DEL, and the bidirectional formatting characters that make a log
+# line or a command read other than it is (marks, embeddings, overrides, isolates)
+NOT_PRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _FINISH = {
     None: gen.FINISH_REASON_UNSPECIFIED,
     FinishReason.STOP: gen.FINISH_REASON_STOP,
@@ -249,7 +251,7 @@ def check_metadata(metadata: Mapping[str, str], limits: RequestLimits, bad: Viol
         if len(key) > limits.max_metadata_key_chars or not _META_KEY.fullmatch(key):
             shown = key[:32]
             bad.add(f"metadata[{shown!r}]", "keys are letters, digits and ._/-, up to the limit")
-        elif len(value) > limits.max_metadata_value_chars or _CONTROL.search(value):
+        elif len(value) > limits.max_metadata_value_chars or NOT_PRINTABLE.search(value):
             bad.add(f"metadata[{key!r}]", "values are printable and within the size limit")
 
 

@@ -10,7 +10,7 @@ from google.protobuf import timestamp_pb2
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import personas_pb2 as pb
-from sidecar.api.convert import Tiers, Violations, caller_tier, check_metadata
+from sidecar.api.convert import NOT_PRINTABLE, Tiers, Violations, caller_tier, check_metadata
 from sidecar.config.schema import RequestLimits
 from sidecar.core.errors import InvalidRequestError
 from sidecar.core.outcome import Outcome
@@ -21,7 +21,6 @@ from sidecar.sessions.store import ConversationKey, SwitchRecord
 
 PERSONA_ID = re.compile(r"[a-z0-9][a-z0-9._\-]{0,63}")
 _CATEGORY = PERSONA_ID
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_COMMAND_CHARS = 256
 
 
@@ -59,6 +58,10 @@ def list_filter(req: pb.ListPersonasRequest, tiers: Tiers) -> tuple[str, str]:
     return req.category, req.tier
 
 
+def _readable(command: str) -> bool:
+    return bool(command.strip()) and len(command) <= MAX_COMMAND_CHARS and not NOT_PRINTABLE.search(command)
+
+
 def switch_command(req: pb.SwitchRequest, tiers: Tiers, limits: RequestLimits) -> SwitchCommand:
     """Validated Switch request, with the caller's tier resolved like a generation's."""
     bad = Violations()
@@ -68,9 +71,7 @@ def switch_command(req: pb.SwitchRequest, tiers: Tiers, limits: RequestLimits) -
         bad.add("persona_id", "set persona_id or command")
     elif kind == "persona_id" and not PERSONA_ID.fullmatch(req.persona_id):
         bad.add("persona_id", "a persona id: at most 64 of lowercase letters, digits and ._-")
-    elif kind == "command" and not (
-        req.command.strip() and len(req.command) <= MAX_COMMAND_CHARS and not _CONTROL.search(req.command)
-    ):
+    elif kind == "command" and not _readable(req.command):
         bad.add("command", f"1 to {MAX_COMMAND_CHARS} printable characters, not only spaces")
     check_metadata(req.metadata, limits, bad)
     tier = caller_tier(tiers, req.tenant_id, req.user_id, req.metadata, bad)

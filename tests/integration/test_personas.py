@@ -187,6 +187,8 @@ BAD_SWITCHES: list[tuple[str, dict[str, Any], str]] = [
     ("blank command", {**IDS, "command": "   "}, "command"),
     ("long command", {**IDS, "command": "use " + "x" * 300}, "command"),
     ("control characters", {**IDS, "command": "use mr\x00blue"}, "command"),
+    ("C1 control", {**IDS, "command": "use mr\x85blue"}, "command"),
+    ("bidi override", {**IDS, "command": "use \u202eeulb rm"}, "command"),  # reads "use mr blue"
     ("bad metadata", {**IDS, "persona_id": "mr-blue", "metadata": {"bad key": "v"}}, "metadata['bad key']"),
 ]
 

@@ -268,6 +268,11 @@ BAD: list[tuple[str, gen.GenerationInput, str]] = [
         gen.GenerationInput(messages=[msg()], metadata={"k": "a\nb"}),
         "metadata['k']",
     ),
+    (  # a label value that reverses the rest of the log line it is written in
+        "metadata bidi override",
+        gen.GenerationInput(messages=[msg()], metadata={"k": "ok\u202edeliaf"}),
+        "metadata['k']",
+    ),
     ("metadata bad key", gen.GenerationInput(messages=[msg()], metadata={"a key": "v"}), "metadata['a key']"),
     # deeper than the JSON parser's stack: RecursionError, which escaped as grpc's UNKNOWN
     (
