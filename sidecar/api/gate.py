@@ -14,10 +14,12 @@ from sidecar.api.convert import credentials_from
 from sidecar.api.errors import abort, internal
 from sidecar.authz.catalog import method_path
 from sidecar.authz.policy import Authorizer, Principal
-from sidecar.core.errors import SidecarError
+from sidecar.core.errors import Code, SidecarError
 from sidecar.telemetry.logging import RateLimitedLog
 
 _log = logging.getLogger("sidecar.api")
+# failures of the sidecar or what it depends on (a store, a key backend), not of the caller's request
+_OURS = frozenset({Code.UNAVAILABLE, Code.INTERNAL, Code.DEADLINE_EXCEEDED})
 Context = grpc.aio.ServicerContext[Any, Any]
 
 
@@ -61,11 +63,14 @@ class Gate:
 
 
 async def rpc_failure(context: Context, exc: BaseException, rpc: str) -> NoReturn:
-    """The failure of an RPC other than a generation: classified errors go out as they are;
-    anything else (a store I/O error, a bug) is INTERNAL, logged with the RPC's name."""
+    """The failure of an RPC other than a generation: classified errors go out as they are (those of
+    the sidecar's side, a store or key backend unavailable, logged as a warning: otherwise only the
+    caller saw them); anything else (a store I/O error, a bug) is INTERNAL, logged with the RPC's name."""
     if isinstance(exc, grpc.aio.AbortError):
         raise exc
     if isinstance(exc, SidecarError):
+        if exc.code in _OURS:  # the operator's to see too, not only the caller's
+            _log.warning("%s failed: %s", rpc, exc.message, extra={"reason": exc.reason, "rpc": rpc})
         await abort(context, exc)
     request_id = os.urandom(16).hex()
     _log.error("%s crashed", rpc, exc_info=exc, extra={"request_id": request_id})

@@ -205,3 +205,26 @@ async def test_budget_fallback_routes_to_the_cheaper_deployment(serve: Serve) ->
     got = await running.stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id="acme", user_id="bob"))
     usd = next(limit for limit in got.limits if limit.name == "usd")
     assert usd.used == cheap.summary.cost_micros and usd.reserved == 0
+
+
+async def test_a_quota_store_that_is_down_is_in_the_log_not_only_the_callers_error(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """GetQuota (and every RPC but a generation) sent a classified server-side failure to its
+    caller and logged nothing: a key store or quota store down was visible only to applications.
+    A bad request is still the caller's alone."""
+    from tests.conftest import free_port
+
+    limits = [{"name": "daily", "metric": "requests", "scope": "tenant", "window": "day", "limit": 5}]
+    down = {"store": "redis", "redis_url": f"redis://127.0.0.1:{free_port()}/0", "limits": limits}
+    running = await serve(quota_config({**down, "store_timeout_seconds": 0.2}))
+    with caplog.at_level("WARNING", logger="sidecar.api"):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await running.stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id="acme"))
+        assert (await rich(info.value)).reason == "QUOTA_UNAVAILABLE"
+        with pytest.raises(grpc.aio.AioRpcError):
+            await running.stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id="bad tenant!"))
+    logged = [r for r in caplog.records if r.name == "sidecar.api" and r.levelname == "WARNING"]
+    assert [(r.getMessage().split(":")[0], getattr(r, "reason", "")) for r in logged] == [
+        ("GetQuota failed", "QUOTA_UNAVAILABLE")
+    ]
