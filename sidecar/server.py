@@ -111,6 +111,11 @@ class Sidecar:
         per-agent answer policies (sidecar/answers/reload.py). Routes, deployments, personas, tiers
         and credentials are not reloaded: experiments, or an answers section, naming ones the running
         sidecar lacks are refused whole (each on its own), and the problems returned (and logged)."""
+        if changed := restart_only_changes(self.cfg, cfg):  # said once, not silently dropped
+            _log.warning(
+                "configuration changed where a reload does not apply; restart to apply it",
+                extra={"sections": ", ".join(changed), "source": source},
+            )
         problems = await self._reload_experiments(cfg, source)
         return problems + await self._reload_answers(cfg, source)
 
@@ -233,3 +238,21 @@ def build_admin_server(
     server = grpc.aio.server()
     add_admin(server, servicers, clock=clock)
     return server, bind_unix_socket(server, admin.unix_socket, mode=admin.socket_mode)
+
+
+RELOADED = frozenset({"experiments", "answers"})  # the policy sections a reload applies
+
+
+def restart_only_changes(running: Config, new: Config) -> list[str]:
+    """The sections of `new` that differ from the running configuration but only a restart applies
+    (every setting, and the policy but its experiments and answer policies)."""
+    changed = [
+        f"settings.{name}"
+        for name in type(running.settings).model_fields
+        if getattr(running.settings, name) != getattr(new.settings, name)
+    ]
+    return changed + [
+        f"policy.{name}"
+        for name in type(running.policy).model_fields
+        if name not in RELOADED and getattr(running.policy, name) != getattr(new.policy, name)
+    ]

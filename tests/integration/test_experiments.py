@@ -201,3 +201,24 @@ async def test_a_reload_naming_what_the_running_policy_lacks_is_refused(serve: S
     assert text_of(reply)
     await running.sidecar.deps.telemetry.ledger.flush()
     assert ledger_rows(tmp_path / "usage.db")["still"][1:] == ("b", "echo-two")
+
+
+async def test_a_reload_says_which_changes_only_a_restart_applies(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGHUP applies experiments and answer policies; a changed route or setting was dropped
+    without a word, so an operator took the reload for applied."""
+    running = await serve(config())
+    cfg = running.sidecar.cfg
+    with caplog.at_level("WARNING", logger="sidecar"):
+        await running.sidecar.reload(cfg.model_copy(), source="test")
+        assert not [r for r in caplog.records if "restart to apply" in r.getMessage()]
+        changed = cfg.model_copy(
+            update={
+                "settings": cfg.settings.model_copy(update={"log_level": "DEBUG"}),
+                "policy": cfg.policy.model_copy(update={"default_route": "other"}),
+            }
+        )
+        await running.sidecar.reload(changed, source="test")
+    [said] = [r for r in caplog.records if "restart to apply" in r.getMessage()]
+    assert said.sections == "settings.log_level, policy.default_route"  # type: ignore[attr-defined]
