@@ -208,6 +208,7 @@ async def _reload(sidecar: Sidecar, path: Path) -> None:
     await sidecar.reload(cfg, source=f"SIGHUP {path}")
 
 
+_MAX_KEY_INPUT = 8192  # a provider key is at most 4096 characters (RegisterKey's bound), a line end
 _FLAGS = {"tenant_id": "--tenant", "user_id": "--user", "key_name": "--key-name", "api_key": "the key"}
 
 
@@ -225,7 +226,10 @@ def _keys_encrypt(args: argparse.Namespace) -> int:
             "pipe it in, e.g. `printenv OPENAI_API_KEY | sidecar keys encrypt ...`",
         )
         return 2
-    raw = stdin.buffer.read() if stdin is not None else b""
+    raw = stdin.buffer.read(_MAX_KEY_INPUT + 1) if stdin is not None else b""  # bounded: not /dev/zero
+    if len(raw) > _MAX_KEY_INPUT:
+        _err("INVALID_REQUEST", f"the key on standard input is longer than {_MAX_KEY_INPUT} bytes")
+        return 2
     raw = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
     if not raw:
         _err("INVALID_REQUEST", "no key on standard input (pipe the provider key in)")

@@ -148,8 +148,14 @@ class LocalKekBackend:
         return cipher
 
 
+_MAX_KEK_FILE = 4096  # a KEK is 32 bytes, or about 44 in base64: anything longer is not one
+
+
 def _read_kek(path: Path) -> bytes:
-    data = path.read_bytes()
+    with path.open("rb") as file:  # bounded: a path to /dev/zero or a huge file must not hang start-up
+        data = file.read(_MAX_KEK_FILE + 1)
+    if len(data) > _MAX_KEK_FILE:
+        raise ValueError(f"{path}: not a KEK file (32 raw bytes, or the base64 of 32 bytes)")
     if os.stat(path).st_mode & 0o077:
         _log.warning("local KEK file is readable by group or others; chmod 600 it", extra={"path": str(path)})
     if len(data) == KEK_BYTES:

@@ -130,6 +130,14 @@ def test_a_missing_kek_file_is_reported_without_the_key(tmp_path: Path) -> None:
     assert canary not in result.stderr
 
 
+def test_a_key_input_that_never_ends_is_refused_not_read_whole(local_config: Path) -> None:
+    """`sidecar keys encrypt < /dev/zero` read standard input to its end: it hung, filling memory."""
+    with open("/dev/zero", "rb") as zero:
+        result = run("keys", "encrypt", "--config", str(local_config), *OWNER, stdin=zero)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "longer than 8192 bytes" in result.stderr
+
+
 def test_bad_input_is_a_usage_error(local_config: Path) -> None:
     provider = run("keys", "encrypt", "--config", str(local_config), "--tenant", "acme", "--user", "alice",
                    "--provider", "echo", data="sk-x")  # fmt: skip

@@ -69,6 +69,12 @@ def test_a_bad_kek_file_is_refused_without_echoing_it(tmp_path: Path, content: b
         assert content.hex() not in str(info.value) and repr(content) not in str(info.value)
 
 
+def test_a_kek_path_that_never_ends_is_refused_not_read_whole(tmp_path: Path) -> None:
+    """`kek_file: /dev/zero` (or a huge file by mistake) was read whole: start-up hung."""
+    with pytest.raises(ValueError, match="not a KEK file"):
+        LocalKekBackend.from_file(Path("/dev/zero"))
+
+
 def test_a_group_readable_kek_file_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "kek"
     path.write_bytes(base64.b64encode(KEK1))
