@@ -22,11 +22,8 @@ from sidecar.embeddings.service import EmbeddingService
 from sidecar.experiments.book import ExperimentBook
 from sidecar.experiments.control import ExperimentControl
 from sidecar.idempotency.store import IdempotencyStore, MemoryIdempotencyStore
-from sidecar.keys.backend import KeyBackend, KeyBackendSetupError
-from sidecar.keys.cache import KeyCache, KeyCachePolicy
-from sidecar.keys.rotation import Rotation, RotationLock, SqliteRotationLock
+from sidecar.keys.build import build_keys
 from sidecar.keys.service import KeyService
-from sidecar.keys.store import KeyStore, SqliteKeyStore
 from sidecar.personas.registry import PersonaRegistry, TokenCounter
 from sidecar.personas.service import PersonaService
 from sidecar.providers._http import HttpClient
@@ -368,75 +365,6 @@ def build_collector(cfg: Config, d: Deps) -> SidecarCollector:
         return stats.hits, stats.misses
 
     return SidecarCollector(deployments, key_cache, lambda: ledger.depth() if ledger is not None else None)
-
-
-def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) -> KeyService | None:
-    """User keys, when a key-encryption backend is configured; backends import their clients lazily.
-    KeyBackendSetupError, naming the setting, when the backend cannot be built."""
-    k = cfg.settings.keys
-    try:
-        backend = _key_backend(cfg)
-    except ImportError as exc:
-        raise KeyBackendSetupError(
-            f"settings.keys.backend: {k.backend} needs the {exc.name or 'client'} package, not installed"
-        ) from None
-    except (OSError, ValueError) as exc:  # the KEK file; a region or client option boto3 or hvac refuses
-        where = "local.kek_file" if k.backend == "local" else k.backend.replace("-", "_")
-        why = f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise KeyBackendSetupError(f"settings.keys.{where}: {why}") from None
-    if backend is None:
-        return None
-    cache = KeyCache(KeyCachePolicy(**k.cache.model_dump()), clock)
-    store: KeyStore
-    lock: RotationLock
-    if k.store == "redis" and k.redis_url is not None:
-        from sidecar.keys.redis_store import DEFAULT_PREFIX, RedisKeyStore
-        from sidecar.keys.rotation import RedisRotationLock
-
-        endpoint = RedisEndpoint.of(k.redis_url, k.redis, cfg.secret, default_timeout=2.0)
-        store = RedisKeyStore(RedisOps(endpoint, decode_responses=True, retries=1, clock=clock), clock)
-        lock_ops = RedisOps(endpoint, decode_responses=True, clock=clock)
-        lock = RedisRotationLock(lock_ops, prefix=DEFAULT_PREFIX)
-    else:
-        store = SqliteKeyStore(k.store_path, clock)
-        lock = SqliteRotationLock(k.store_path, clock)
-    rotation = Rotation(store, backend, lock, clock=clock, per_second=k.rotation_per_second)
-    if telemetry is None:
-        return KeyService(backend, store, cache, clock, rotation=rotation)
-    return KeyService(
-        backend, store, cache, clock, observer=telemetry.metrics, tracing=telemetry.tracing, rotation=rotation
-    )
-
-
-def _key_backend(cfg: Config) -> KeyBackend | None:
-    k = cfg.settings.keys
-    if k.backend == "local" and k.local is not None:
-        from sidecar.keys.local import LocalKekBackend
-
-        return LocalKekBackend.from_file(k.local.kek_file)
-    if k.backend == "aws-kms" and k.aws_kms is not None:
-        from sidecar.keys.aws_kms import AwsKmsBackend
-
-        return AwsKmsBackend(
-            k.aws_kms.key_id,
-            region=k.aws_kms.region,
-            endpoint_url=k.aws_kms.endpoint_url,
-            previous_key_ids=k.aws_kms.previous_key_ids,
-        )
-    if k.backend == "vault" and k.vault is not None:
-        from sidecar.keys.vault_transit import VaultTransitBackend
-
-        v, token = k.vault, cfg.secret(k.vault.token)
-        return VaultTransitBackend(
-            v.key_name,
-            url=v.url,
-            token=token.get_secret_value() if token else None,
-            kubernetes_role=v.kubernetes_role,
-            namespace=v.namespace,
-            mount_point=v.mount_point,
-            previous_key_names=v.previous_key_names,
-        )
-    return None
 
 
 def build_personas(

@@ -103,7 +103,7 @@ async def _encrypt(cfg: Config, context: KeyContext, secret: bytes) -> str | Non
     """The envelope blob, or None after reporting why not. No message here can contain the key."""
     from sidecar.core.clock import SystemClock
     from sidecar.core.errors import SidecarError
-    from sidecar.deps import build_keys
+    from sidecar.keys.build import build_keys
 
     try:
         service = build_keys(cfg, SystemClock())
@@ -144,7 +144,7 @@ def _rotate_command(args: argparse.Namespace) -> int:
 async def _rotate(cfg: Config, owner: str) -> int:
     from sidecar.core.clock import SystemClock
     from sidecar.core.errors import SidecarError
-    from sidecar.deps import build_keys
+    from sidecar.keys.build import build_keys
 
     try:
         service = build_keys(cfg, SystemClock())

@@ -384,8 +384,8 @@ async def test_settings_choose_the_redis_store(tmp_path: Path, redis_url: str, c
     from pydantic import ValidationError
 
     from sidecar.config.keys import KeysSettings
-    from sidecar.deps import build_keys
     from sidecar.keys.backend import KeyContext
+    from sidecar.keys.build import build_keys
     from sidecar.keys.local import LocalKekBackend
     from tests.conftest import echo_policy, make_config
 
