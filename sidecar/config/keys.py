@@ -68,6 +68,9 @@ class KeysSettings(ConfigModel):
     rotation_per_second: float = Field(
         default=20.0, gt=0, le=10_000, description="backend calls a second while rotating (KMS/Vault quotas)"
     )
+    max_keys_per_user: int = Field(
+        default=50, ge=1, le=100_000, description="keys one user may keep (a new name past it is refused)"
+    )
 
     @model_validator(mode="after")
     def _backend_configured(self) -> KeysSettings:

@@ -213,6 +213,13 @@ class UserKeyRateLimitedError(SidecarError):
     reason = "USER_KEY_RATE_LIMITED"
 
 
+class KeyLimitReachedError(SidecarError):
+    """The user already keeps settings.keys.max_keys_per_user keys: delete one, or replace one by name."""
+
+    code = Code.RESOURCE_EXHAUSTED
+    reason = "KEY_LIMIT_REACHED"
+
+
 class InvalidEnvelopeError(SidecarError):
     """Not an envelope this sidecar can read (garbled, truncated, unknown version)."""
 

@@ -50,9 +50,18 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
         lock = SqliteRotationLock(k.store_path, clock)
     rotation = Rotation(store, backend, lock, clock=clock, per_second=k.rotation_per_second)
     if telemetry is None:
-        return KeyService(backend, store, cache, clock, rotation=rotation)
+        return KeyService(
+            backend, store, cache, clock, rotation=rotation, max_keys_per_user=k.max_keys_per_user
+        )
     return KeyService(
-        backend, store, cache, clock, observer=telemetry.metrics, tracing=telemetry.tracing, rotation=rotation
+        backend,
+        store,
+        cache,
+        clock,
+        observer=telemetry.metrics,
+        tracing=telemetry.tracing,
+        rotation=rotation,
+        max_keys_per_user=k.max_keys_per_user,
     )
 
 

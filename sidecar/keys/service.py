@@ -14,7 +14,13 @@ import os
 from typing import Protocol
 
 from sidecar.core.clock import Clock
-from sidecar.core.errors import FieldViolation, InvalidEnvelopeError, KeyContextMismatchError, SidecarError
+from sidecar.core.errors import (
+    FieldViolation,
+    InvalidEnvelopeError,
+    KeyContextMismatchError,
+    KeyLimitReachedError,
+    SidecarError,
+)
 from sidecar.core.types import InlineEnvelope, KeyRef, KeySource
 from sidecar.keys.backend import KeyBackend, KeyContext
 from sidecar.keys.cache import KeyCache, SecretKey, cache_key_for
@@ -43,17 +49,21 @@ class KeyService:
         observer: DecryptObserver | None = None,
         tracing: Tracing | None = None,
         rotation: Rotation | None = None,
+        max_keys_per_user: int = 50,
     ) -> None:
         self._backend, self._store, self._cache, self._clock = backend, store, cache, clock
         self._observer, self._tracing = observer, tracing or Tracing.disabled()
-        self._rotation = rotation
+        self._rotation, self._max_keys = rotation, max_keys_per_user
 
     @property
     def cache(self) -> KeyCache:
         return self._cache
 
     async def register(self, context: KeyContext, secret: bytes) -> KeyRecord:
-        """Envelope the key at once; only the record is stored. Replaces the owner's key of that name."""
+        """Envelope the key at once; only the record is stored. Replaces the owner's key of that name;
+        a new name past max_keys_per_user is refused before the backend is asked (each key costs a
+        KMS or Vault call and a record: a user registering names without end would pay for neither)."""
+        await self._room_for(context)
         envelope = await seal(self._backend, context, secret)
         now = self._clock.wall()
         record = KeyRecord(
@@ -69,6 +79,16 @@ class KeyService:
         )
         await self._store.put(record)
         return record
+
+    async def _room_for(self, context: KeyContext) -> None:
+        kept = await self._store.list(context.tenant, context.user)
+        same = any(r.provider == context.provider and r.key_name == context.key_name for r in kept)
+        if not same and len(kept) >= self._max_keys:
+            raise KeyLimitReachedError(
+                f"user keeps {len(kept)} keys, the most allowed (settings.keys.max_keys_per_user); "
+                "delete one, or register under a name already used to replace it",
+                metadata={"maxKeys": str(self._max_keys)},
+            )
 
     async def encrypt(self, context: KeyContext, secret: bytes) -> str:
         """An envelope blob for applications that keep their keys themselves."""
