@@ -16,6 +16,19 @@ from sidecar.config.experiments import ExperimentConfig
 from sidecar.experiments.stats import Comparison, Summary, compare, percentile, summarize
 from sidecar.ledger.record import ExperimentRow
 
+# Outcomes of the caller's own doing, or refused before any variant's model ran: not the variant's
+# errors. A client whose users leave mid-answer, or a tenant over its quota, failed every variant's
+# max_error_rate gate alike. (A deadline stays an error: a slower model makes more of them.)
+CALLERS_OWN = frozenset(
+    {
+        "CANCELLED", "INVALID_REQUEST", "MALFORMED_REQUEST", "REQUEST_TOO_COMPLEX", "IDEMPOTENCY_KEY_REUSED",
+        "MISSING_CREDENTIALS", "INVALID_CREDENTIALS", "TENANT_NOT_ALLOWED", "METHOD_NOT_ALLOWED",
+        "MODEL_NOT_ALLOWED", "PERSONA_NOT_ALLOWED", "RATE_LIMITED", "REQUEST_QUOTA_EXCEEDED",
+        "TOKEN_QUOTA_EXCEEDED", "COST_QUOTA_EXCEEDED", "CONCURRENCY_LIMITED", "USER_KEY_REQUIRED",
+        "USER_KEY_REJECTED", "USER_KEY_RATE_LIMITED", "SIDECAR_DRAINING",
+    }
+)  # fmt: skip
+
 
 class Verdict(enum.Enum):
     INSUFFICIENT_DATA = "insufficient data"
@@ -82,13 +95,15 @@ def _variant_stats(variant: str, rows: Sequence[ExperimentRow]) -> VariantStats:
     n = len(rows)
     latencies = [r.latency_seconds for r in rows]
     scores = [r.feedback for r in rows if r.feedback is not None]
+    judged = [r for r in rows if r.outcome not in CALLERS_OWN]  # the variant's own successes and errors
+    errors = sum(not r.ok for r in judged)
     return VariantStats(
         variant=variant,
         calls=n,
-        errors=sum(not r.ok for r in rows),
+        errors=errors,
         tokens=sum(r.tokens for r in rows),
         cost_usd=sum(r.cost_usd for r in rows),
-        error_rate=sum(not r.ok for r in rows) / n if n else math.nan,
+        error_rate=errors / len(judged) if judged else math.nan,
         latency_p50=percentile(latencies, 0.50),
         latency_p95=percentile(latencies, 0.95),
         latency_p99=percentile(latencies, 0.99),

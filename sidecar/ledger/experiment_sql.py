@@ -108,6 +108,7 @@ def experiment_rows(found: Sequence[Sequence[Any]]) -> list[ExperimentRow]:
             tokens=int(r[3]),
             cost_usd=float(r[4]),
             feedback=float(r[5]) if r[5] is not None else None,
+            outcome=str(r[1]),
         )
         for r in found
     ]

@@ -48,6 +48,7 @@ class ExperimentRow:
     tokens: int
     cost_usd: float
     feedback: float | None
+    outcome: str = ""  # the call's reason ("OK", "CANCELLED", "PROVIDERS_UNAVAILABLE", ...)
 
 
 class FeedbackStatus(enum.Enum):

@@ -32,6 +32,21 @@ def test_figures_per_variant() -> None:
     assert report.verdicts[0].verdict is Verdict.INSUFFICIENT_DATA  # fewer than 5 scores each
 
 
+def test_calls_the_caller_ended_or_was_refused_are_not_a_variants_errors() -> None:
+    """Users leaving mid-answer and a tenant over its quota failed every variant's max_error_rate gate
+    alike; they are calls, not the variant's errors. A deadline is still an error (a slower model
+    makes more of them), and so is a provider failing."""
+    caller = [ExperimentRow("b", False, 0.05, 0, 0.0, None, outcome=o) for o in ("CANCELLED", "RATE_LIMITED")]
+    own = [
+        ExperimentRow("b", False, 0.05, 0, 0.0, None, outcome=o)
+        for o in ("DEADLINE_EXCEEDED", "PROVIDERS_UNAVAILABLE")
+    ]
+    ok = [ExperimentRow("b", True, 0.1, 10, 0.01, 0.9, outcome="OK") for _ in range(6)]
+    report = build_report("tone", exp(), rows("a", [0.5] * 4) + ok + caller + own)
+    b = report.variants[1]
+    assert (b.calls, b.errors, b.error_rate) == (10, 2, pytest.approx(2 / 8))
+
+
 def test_a_clearly_better_variant_is_promoted_and_a_worse_one_rejected() -> None:
     a = [0.50, 0.52, 0.48, 0.51, 0.49, 0.50]
     better = [0.90, 0.92, 0.88, 0.91, 0.89, 0.90]
