@@ -130,33 +130,56 @@ class AsyncClient:
         return await self._unary(self.conversations.Switch, request, timeout)  # type: ignore[no-any-return]
 
     async def get_quota(
-        self, tenant_id: str, user_id: str = "", *, timeout: float | None = None
+        self,
+        tenant_id: str,
+        user_id: str = "",
+        *,
+        timeout: float | None = None,
+        retry_policy: retry.RetryPolicy | None = None,
     ) -> quota_pb2.GetQuotaResponse:
         """The caller's tier and every limit that applies, with what is used and left."""
         request = quota_pb2.GetQuotaRequest(tenant_id=tenant_id, user_id=user_id)
-        return await self._unary(self.quota.GetQuota, request, timeout)  # type: ignore[no-any-return]
+        return await self._retried(self.quota.GetQuota, request, timeout, retry_policy)  # type: ignore[no-any-return]
 
     async def feedback(
-        self, tenant_id: str, request_id: str, score: float, label: str = "", *, timeout: float | None = None
+        self,
+        tenant_id: str,
+        request_id: str,
+        score: float,
+        label: str = "",
+        *,
+        timeout: float | None = None,
+        retry_policy: retry.RetryPolicy | None = None,
     ) -> experiments_pb2.FeedbackResponse:
         """Score a finished call of the tenant (by its request id) once; the same score again is
         harmless (`already_recorded`), another one raises ConflictError (FEEDBACK_EXISTS)."""
         request = experiments.feedback_request(tenant_id, request_id, score, label)
-        return await self._unary(self.experiments.Feedback, request, timeout)  # type: ignore[no-any-return]
+        return await self._retried(self.experiments.Feedback, request, timeout, retry_policy)  # type: ignore[no-any-return]
 
     async def get_experiment_report(
-        self, tenant_id: str, experiment: str, start: datetime, end: datetime, *, timeout: float | None = None
+        self,
+        tenant_id: str,
+        experiment: str,
+        start: datetime,
+        end: datetime,
+        *,
+        timeout: float | None = None,
+        retry_policy: retry.RetryPolicy | None = None,
     ) -> experiments_pb2.GetExperimentReportResponse:
         """The tenant's calls of an experiment in [start, end): per variant statistics, the tests
         against the control and a verdict (statistics without a finite value are unset)."""
         request = experiments.report_request(tenant_id, experiment, start, end)
-        return await self._unary(self.experiments.GetExperimentReport, request, timeout)  # type: ignore[no-any-return]
+        return await self._retried(self.experiments.GetExperimentReport, request, timeout, retry_policy)  # type: ignore[no-any-return]
 
     async def list_models(
-        self, request: models_pb2.ListModelsRequest | None = None, *, timeout: float | None = None
+        self,
+        request: models_pb2.ListModelsRequest | None = None,
+        *,
+        timeout: float | None = None,
+        retry_policy: retry.RetryPolicy | None = None,
     ) -> models_pb2.ListModelsResponse:
         request = request or models_pb2.ListModelsRequest()
-        return await self._unary(self.generation.ListModels, request, timeout)  # type: ignore[no-any-return]
+        return await self._retried(self.generation.ListModels, request, timeout, retry_policy)  # type: ignore[no-any-return]
 
     async def accept_escalation(
         self, tenant_id: str, user_id: str, escalation_id: str, *, timeout: float | None = None
@@ -190,6 +213,15 @@ class AsyncClient:
         """An agent's figures: auto-answer and reuse rates, backlog, declines, time to answer."""
         request = escalation_pb2.GetAnswerReportRequest(tenant_id=tenant_id, agent_id=agent_id)
         return await self._unary(self.escalations.GetAnswerReport, request, timeout)  # type: ignore[no-any-return]
+
+    async def _retried(
+        self, method: Any, request: Any, timeout: float | None, policy: retry.RetryPolicy | None
+    ) -> Any:
+        """A call safe to repeat (a read, or a score whose repeat is `already_recorded`), retried
+        under `policy` within `timeout` when one is given (Switch never is: docs)."""
+        if policy is None:
+            return await self._unary(method, request, timeout)
+        return await retry.call_async(lambda left: self._unary(method, request, left), policy, timeout)
 
     async def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
         try:
