@@ -375,7 +375,12 @@ def build_personas(
     registry = PersonaRegistry.from_config(p, tiers=cfg.policy.tiers, routes=cfg.policy.routes, count=count)
     s = p.sessions
     policy = StorePolicy(
-        s.ttl_seconds, s.max_history_messages, s.max_switch_history, s.max_conversations, s.max_memory_bytes
+        s.ttl_seconds,
+        s.max_history_messages,
+        s.max_switch_history,
+        s.max_conversations,
+        s.max_memory_bytes,
+        s.max_history_bytes,
     )
     store: ConversationStore
     if s.store == "redis" and s.redis_url is not None:

@@ -64,6 +64,12 @@ class SessionsConfig(ConfigModel):
     memory: bool = Field(default=False, description="keep history when a request does not say")
     ttl_seconds: float = Field(default=86_400.0, gt=0, le=365 * 86_400)
     max_history_messages: int = Field(default=100, ge=2, le=10_000)
+    max_history_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=64 * 1024,
+        le=1024**3,
+        description="one conversation's history (oldest units go first; the newest message is kept)",
+    )
     max_switch_history: int = Field(default=100, ge=1, le=10_000)
     max_conversations: int = Field(default=100_000, ge=1, description="in-memory store bound (LRU)")
     max_memory_bytes: int = Field(

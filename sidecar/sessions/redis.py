@@ -71,19 +71,29 @@ return t
 """
 
 
-# KEYS[1] the history, KEYS[2] the conversation hash. ARGV: cap, ttl ms, the append's token, then
-# the records. Appends once per token (the client retries a command whose connection dropped, and
-# one whose reply was lost had run), keeps the newest `cap`, then drops any tool result left at the
-# front without its call (the cap drops whole units: sidecar/sessions/store.py starts_orphaned).
+# KEYS[1] the history, KEYS[2] the conversation hash. ARGV: cap, ttl ms, the append's token, byte
+# cap, then the records. Appends once per token (the client retries a command whose connection
+# dropped, and one whose reply was lost had run), keeps the newest `cap` records and at most `byte
+# cap` bytes of them (the newest always), then drops any tool result left at the front without its
+# call (the caps drop whole units: sidecar/sessions/store.py starts_orphaned).
 _APPEND = """
 if redis.call("HGET", KEYS[2], "appended") == ARGV[3] then
   return 0
 end
 redis.call("HSET", KEYS[2], "appended", ARGV[3])
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   redis.call("RPUSH", KEYS[1], ARGV[i])
 end
 redis.call("LTRIM", KEYS[1], -tonumber(ARGV[1]), -1)
+local kept = redis.call("LRANGE", KEYS[1], 0, -1)
+local total = 0
+for i = 1, #kept do total = total + #kept[i] end
+local first = 1
+while total > tonumber(ARGV[4]) and first < #kept do
+  total = total - #kept[first]
+  redis.call("LPOP", KEYS[1])
+  first = first + 1
+end
 while true do
   local first = redis.call("LINDEX", KEYS[1], 0)
   if not first then break end
@@ -171,9 +181,13 @@ class RedisConversationStore:
         encoded = [records.encode(records.storable(m)) for m in messages]
         token = os.urandom(12).hex()  # the same in a retry of this append: it is stored once
         async with _classified("append", self._ops):
-            await self._append(
-                keys=[hist, state], args=[self._policy.max_history_messages, self._ttl_ms, token, *encoded]
-            )
+            caps: list[int | str] = [
+                self._policy.max_history_messages,
+                self._ttl_ms,
+                token,
+                self._policy.max_history_bytes,
+            ]
+            await self._append(keys=[hist, state], args=[*caps, *encoded])
 
     async def clear(self, key: ConversationKey) -> bool:
         state, hist = self._keys(key)

@@ -74,6 +74,7 @@ class StorePolicy:
     max_switch_history: int
     max_conversations: int = 100_000
     max_bytes: int = 64 * 1024 * 1024  # in-memory store: what the histories may hold in bytes
+    max_history_bytes: int = 2 * 1024 * 1024  # one conversation's history (the newest message always)
 
 
 class ConversationStore(Protocol):
@@ -223,7 +224,11 @@ class MemoryConversationStore:
             size = footprint(message)
             conv.size += size
             self._size += size
-        while len(conv.history) > self._policy.max_history_messages or starts_orphaned(conv.history):
+        while (
+            len(conv.history) > self._policy.max_history_messages
+            or (conv.size > self._policy.max_history_bytes and len(conv.history) > 1)
+            or starts_orphaned(conv.history)
+        ):
             self._drop_oldest(conv)
         self._bound(key, conv)
 

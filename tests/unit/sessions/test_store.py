@@ -257,3 +257,33 @@ async def test_a_conversation_larger_than_the_bound_keeps_its_newest_whole_units
     assert [m.role for m in history] == [Role.USER, Role.ASSISTANT]  # the call went with its result
     await store.clear(K)
     assert store.size == 0
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_one_conversation_keeps_at_most_max_history_bytes(
+    kind: str, clock: FakeClock, request: pytest.FixtureRequest
+) -> None:
+    """100 messages of 199,000 characters were kept and read back on every call (about 50 ms of the
+    event loop each, and 20 MB of Redis per conversation): the oldest whole units go first past
+    max_history_bytes, and the newest message is kept whatever its size."""
+    import dataclasses
+    import uuid
+
+    policy = dataclasses.replace(POLICY, max_history_messages=100, max_history_bytes=10_000)
+    store: ConversationStore
+    if kind == "memory":
+        store = MemoryConversationStore(policy, clock)
+    else:
+        from sidecar.sessions.redis import RedisConversationStore
+
+        url = request.getfixturevalue("redis_url")
+        store = RedisConversationStore.from_url(url, policy, prefix=f"t{uuid.uuid4().hex[:12]}")
+    try:
+        for i in range(10):
+            await store.append(K, msgs(f"q{i} " + "x" * 1500, f"a{i} " + "y" * 1500))
+        history = (await store.snapshot(K, history=True)).history
+        assert 4 <= len(history) <= 6 and history[-1].text.startswith("a9")  # the newest kept
+        await store.append(K, msgs("q-huge " + "z" * 20_000))
+        assert [m.text[:6] for m in (await store.snapshot(K, history=True)).history] == ["q-huge"]
+    finally:
+        await store.aclose()
