@@ -400,7 +400,8 @@ def build_prober(cfg: Config, providers: Mapping[str, Provider], clock: Clock) -
     if not probes.enabled:
         return None
     policy = ProbePolicy(**probes.model_dump(exclude={"enabled"}))
-    checks = provider_probes(providers, policy=policy, clock=clock)
+    probed = {name: p for name, p in providers.items() if cfg.policy.deployments[name].probe}
+    checks = provider_probes(probed, policy=policy, clock=clock)
     return HealthProber(checks, policy=policy, clock=clock, rng=random.Random())
 
 

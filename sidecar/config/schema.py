@@ -165,6 +165,11 @@ class DeploymentConfig(ConfigModel):
         default=1024, ge=1, le=MAX_OUTPUT_TOKENS, description="sent when a call sets none"
     )
     read_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    probe: bool = Field(
+        default=True,
+        description="health-probe it (routing.probes); false for a server without the probe's "
+        "endpoint (a model list), which would be taken for unhealthy: its breaker still guards it",
+    )
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     anthropic_version: str = "2023-06-01"
     echo: EchoOptions | None = None

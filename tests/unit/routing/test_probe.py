@@ -280,3 +280,30 @@ async def test_a_probe_that_found_every_connection_busy_is_no_verdict(clock: Fak
     assert (s.healthy, s.consecutive_failures, s.probes) == (True, 1, 1)
     await p.probe_once("a")
     assert not p.healthy("a")
+
+
+async def test_a_deployment_with_probe_false_is_never_probed() -> None:
+    """A server without the model list (a 404 on the probe) was taken for unhealthy and left out of
+    every route while any other deployment was healthy; probes could only be turned off for all."""
+    from sidecar.config.schema import Config
+    from sidecar.deps import build_prober
+    from sidecar.providers.echo import EchoProvider
+
+    policy = {
+        "default_route": "r",
+        "deployments": {
+            "listed": {"provider": "echo", "model": "a"},
+            "unlisted": {"provider": "echo", "model": "b", "probe": False},
+        },
+        "routes": {"r": {"deployments": ["listed", "unlisted"]}},
+        "routing": {"probes": {"enabled": True}},
+    }
+    cfg = Config.model_validate({"policy": policy})
+    clock = FakeClock()
+    providers = {n: EchoProvider(d, clock=clock) for n, d in cfg.policy.deployments.items()}
+    prober = build_prober(cfg, providers, clock)
+    assert prober is not None
+    await prober.probe_once("listed")
+    with pytest.raises(KeyError):
+        await prober.probe_once("unlisted")
+    assert prober.healthy("unlisted")
