@@ -492,7 +492,7 @@ async def test_each_read_of_a_stream_is_a_reported_wait() -> None:
     assert b"".join(got) == b"data: 0\n\ndata: 1\n\ndata: 2\n\n"
     spans = waits.intervals()
     assert len(spans) == len(got) + 2  # the head, each read, the end of the body
-    assert sum(spans) >= 0.06
+    assert sum(spans) >= 0.05  # three 20 ms silences; each wait starts a little after the last read
 
 
 async def test_requests_queued_for_a_busy_host_do_not_hold_back_another_host() -> None:
