@@ -38,9 +38,10 @@ from sidecar.routing.plan import Routing
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]{0,127}")  # tenant, user, conversation, request ids
 _ROUTE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/\-]{0,127}")
 _META_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/\-]*")
-# not printable: C0 and C1 controls, DEL, and the bidirectional formatting characters that make a log
-# line or a command read other than it is (marks, embeddings, overrides, isolates)
-NOT_PRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# not printable: C0 and C1 controls, DEL, and the bidirectional embeddings, overrides and isolates that
+# make a log line or a command read other than it is. The left-to-right and right-to-left marks
+# (U+200E, U+200F) stay allowed: right-to-left keyboards put them in ordinary text.
+NOT_PRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _FINISH = {
     None: gen.FINISH_REASON_UNSPECIFIED,
     FinishReason.STOP: gen.FINISH_REASON_STOP,

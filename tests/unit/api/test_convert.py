@@ -309,6 +309,14 @@ def test_bad_input_names_its_field(case: str, req: gen.GenerationInput, field: s
     assert info.value.reason == "INVALID_REQUEST"
 
 
+def test_right_to_left_text_with_its_direction_marks_is_printable() -> None:
+    """A right-to-left keyboard puts U+200F (and U+200E) in ordinary text: a label is not refused
+    for them, only for the embeddings, overrides and isolates that make a line read reversed."""
+    label = "\u200f\u05e6\u05d5\u05d5\u05ea \u05d0\u200e"  # a Hebrew team name between marks
+    call = convert(gen.GenerationInput(messages=[msg()], metadata={"team": label}))
+    assert call.metadata["team"] == label
+
+
 def test_every_violation_is_reported_at_once() -> None:
     req = gen.GenerationInput(
         messages=[msg("")], config=gen.GenerationConfig(temperature=9, top_p=2), tenant_id="?"
