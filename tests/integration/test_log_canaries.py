@@ -52,16 +52,39 @@ def stream(content: str) -> Reply:
     return Reply(chunks=chunks, headers={"content-type": "text/event-stream"})
 
 
-@pytest.mark.parametrize("schema_retry", [False, True])
-async def test_an_answer_failing_its_format_is_not_logged(
-    serve: Any, upstream: Upstream, json_logs: io.StringIO, schema_retry: bool
-) -> None:
-    deployment = {
+def openai_at(upstream: Upstream, **extra: Any) -> dict[str, Any]:
+    """An OpenAI-wire deployment on the loopback upstream (key from $K)."""
+    return {
         "provider": "openai",
         "model": "m",
         "base_url": f"{upstream.url}/v1",
         "api_key": {"env": "K"},
+        **extra,
     }
+
+
+def one_route(deployment: dict[str, Any], **policy: Any) -> dict[str, Any]:
+    """Route "r" over deployment "d" alone, one attempt, probes off."""
+    return {
+        "default_route": "r",
+        "deployments": {"d": deployment},
+        "routes": {"r": {"deployments": ["d"], "retry": {"max_attempts": 1}}},
+        "routing": {"probes": {"enabled": False}},
+        **policy,
+    }
+
+
+def rejected_quoting(upstream: Upstream, quoted: str) -> None:
+    """The upstream's next answer: a 400 whose message quotes `quoted` back, as OpenAI's do."""
+    echoed = {"error": {"message": f"you sent: {quoted}", "type": "invalid_request_error"}}
+    upstream.push(Reply(status=400, body=json.dumps(echoed).encode()))
+
+
+@pytest.mark.parametrize("schema_retry", [False, True])
+async def test_an_answer_failing_its_format_is_not_logged(
+    serve: Any, upstream: Upstream, json_logs: io.StringIO, schema_retry: bool
+) -> None:
+    deployment = openai_at(upstream)
     route: dict[str, Any] = {"deployments": ["d"], "retry": {"max_attempts": 1}}
     if schema_retry:
         route = {
@@ -100,24 +123,11 @@ async def test_conversation_history_quoted_by_an_upstream_is_masked(
     """The history the sidecar puts before a call's messages is the call's prompt text too: an
     upstream error that quotes it back (at INFO and WARNING) has it masked like the new messages."""
     earlier, answered = "HISTORY-CANARY earlier question 7a1f", "HISTORY-CANARY-ANSWER a reply 93be"
-    deployment = {
-        "provider": "openai",
-        "model": "m",
-        "base_url": f"{upstream.url}/v1",
-        "api_key": {"env": "K"},
-    }
-    policy = {
-        "default_route": "r",
-        "deployments": {"d": deployment},
-        "routes": {"r": {"deployments": ["d"], "retry": {"max_attempts": 1}}},
-        "routing": {"probes": {"enabled": False}},
-        "personas": {"personas": [{"id": "maya", "name": "Maya", "system_prompt": "You are Maya."}]},
-    }
+    personas = {"personas": [{"id": "maya", "name": "Maya", "system_prompt": "You are Maya."}]}
+    policy = one_route(openai_at(upstream), personas=personas)
     s = await serve({"policy": policy}, {"K": "sk-test-0123456789abcdef"})
-    echoed = {
-        "error": {"message": f"you sent: {earlier} / {answered} / now", "type": "invalid_request_error"}
-    }
-    upstream.push(completion(answered), Reply(status=400, body=json.dumps(echoed).encode()))
+    upstream.push(completion(answered))
+    rejected_quoting(upstream, f"{earlier} / {answered} / now")
     ids = {"tenant_id": "acme", "user_id": "alice", "conversation_id": "c1", "memory": True}
     await s.stub.Generate(generate_request(messages=[user(earlier)], **ids))
     with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -134,22 +144,9 @@ async def test_a_multi_line_prompt_quoted_back_as_json_is_masked(
 ) -> None:
     """Upstreams quote the request as JSON: the prompt's newlines and quotes arrive escaped."""
     prompt = 'MULTILINE-CANARY first line\nsecond "quoted" line'
-    deployment = {
-        "provider": "openai",
-        "model": "m",
-        "base_url": f"{upstream.url}/v1",
-        "api_key": {"env": "K"},
-    }
-    policy = {
-        "default_route": "r",
-        "deployments": {"d": deployment},
-        "routes": {"r": {"deployments": ["d"], "retry": {"max_attempts": 1}}},
-        "routing": {"probes": {"enabled": False}},
-    }
-    s = await serve({"policy": policy}, {"K": "sk-test-0123456789abcdef"})
+    s = await serve({"policy": one_route(openai_at(upstream))}, {"K": "sk-test-0123456789abcdef"})
     sent = json.dumps({"messages": [{"role": "user", "content": prompt}]})
-    echoed = {"error": {"message": f"you sent: {sent}", "type": "invalid_request_error"}}
-    upstream.push(Reply(status=400, body=json.dumps(echoed).encode()))
+    rejected_quoting(upstream, sent)
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await s.stub.Generate(generate_request(messages=[user(prompt)]))
     assert (await rich(info.value)).reason == "PROVIDER_REJECTED"
@@ -163,21 +160,8 @@ async def test_a_long_prompt_quoted_back_and_cut_is_masked(
 ) -> None:
     """The upstream's text is cut to 300 characters: what is left of a long prompt is masked."""
     prompt = "LONGPROMPT-CANARY " + "and so on " * 100
-    deployment = {
-        "provider": "openai",
-        "model": "m",
-        "base_url": f"{upstream.url}/v1",
-        "api_key": {"env": "K"},
-    }
-    policy = {
-        "default_route": "r",
-        "deployments": {"d": deployment},
-        "routes": {"r": {"deployments": ["d"], "retry": {"max_attempts": 1}}},
-        "routing": {"probes": {"enabled": False}},
-    }
-    s = await serve({"policy": policy}, {"K": "sk-test-0123456789abcdef"})
-    echoed = {"error": {"message": f"you sent: {prompt}", "type": "invalid_request_error"}}
-    upstream.push(Reply(status=400, body=json.dumps(echoed).encode()))
+    s = await serve({"policy": one_route(openai_at(upstream))}, {"K": "sk-test-0123456789abcdef"})
+    rejected_quoting(upstream, prompt)
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await s.stub.Generate(generate_request(messages=[user(prompt)]))
     assert (await rich(info.value)).reason == "PROVIDER_REJECTED"
@@ -192,20 +176,8 @@ async def test_tool_call_arguments_quoted_back_are_masked(
     """A tool call's arguments in the conversation are the call's content like its text (the
     model's earlier output, sent back by the caller): masked when an upstream quotes them."""
     arguments = '{"q": "ARGS-CANARY the secret query"}'
-    deployment = {
-        "provider": "openai",
-        "model": "m",
-        "base_url": f"{upstream.url}/v1",
-        "api_key": {"env": "K"},
-        "capabilities": {"tools": True},
-    }
-    policy = {
-        "default_route": "r",
-        "deployments": {"d": deployment},
-        "routes": {"r": {"deployments": ["d"], "retry": {"max_attempts": 1}}},
-        "routing": {"probes": {"enabled": False}},
-    }
-    s = await serve({"policy": policy}, {"K": "sk-test-0123456789abcdef"})
+    deployment = openai_at(upstream, capabilities={"tools": True})
+    s = await serve({"policy": one_route(deployment)}, {"K": "sk-test-0123456789abcdef"})
     call = gen.ToolCall(id="c1", name="lookup", arguments=arguments)
     messages = [
         user("look it up"),
@@ -214,8 +186,7 @@ async def test_tool_call_arguments_quoted_back_are_masked(
         user("go on"),
     ]
     sent = json.dumps({"messages": [{"tool_calls": [{"function": {"arguments": arguments}}]}]})
-    echoed = {"error": {"message": f"you sent: {sent}", "type": "invalid_request_error"}}
-    upstream.push(Reply(status=400, body=json.dumps(echoed).encode()))
+    rejected_quoting(upstream, sent)
     request = generate_request(messages=messages, tools=[gen.Tool(name="lookup")])
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await s.stub.Generate(request)
@@ -231,7 +202,7 @@ async def test_a_rolling_summary_quoted_back_is_masked(
     """The conversation's rolling summary (model-written, of the caller's earlier messages) goes
     into the prompt like the history it replaces: masked when an upstream quotes it back."""
     summary = "SUMMARY-CANARY the user asked about the dashboard twice"
-    oai = {"provider": "openai", "model": "m", "base_url": f"{upstream.url}/v1", "api_key": {"env": "K"}}
+    oai = openai_at(upstream)
     policy = {
         "default_route": "chat",
         "deployments": {"main": oai, "summarizer": oai},
@@ -253,8 +224,7 @@ async def test_a_rolling_summary_quoted_back_is_masked(
     upstream.push(completion("an answer"), completion(summary))  # the answer, then the summary
     await s.stub.Generate(generate_request(messages=[*conversation, user("and now?")], **ids))
     assert len(upstream.seen) == 2  # the summary was written
-    echoed = {"error": {"message": f"you sent: {summary} / and then?", "type": "invalid_request_error"}}
-    upstream.push(Reply(status=400, body=json.dumps(echoed).encode()))
+    rejected_quoting(upstream, f"{summary} / and then?")
     later = [*conversation, user("and now?"), assistant("an answer"), user("and then?")]
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await s.stub.Generate(generate_request(messages=later, **ids))
