@@ -41,7 +41,8 @@ from sidecar.routing.strategy import ComplexityPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
 from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps
-from sidecar.telemetry.metrics import DeploymentView, Metrics, SidecarCollector
+from sidecar.telemetry.collector import DeploymentView, SidecarCollector
+from sidecar.telemetry.metrics import Metrics
 from sidecar.telemetry.runtime import Telemetry, build_telemetry
 from sidecar.telemetry.tracing import Tracing
 

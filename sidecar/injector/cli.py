@@ -109,10 +109,10 @@ def _inject(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvloop
 
+    from sidecar.injector.metrics import InjectorMetrics
     from sidecar.injector.server import InjectorServer, TlsFiles
     from sidecar.injector.settings import SettingsError, load_settings
     from sidecar.telemetry.logging import setup_logging
-    from sidecar.telemetry.metrics import InjectorMetrics
 
     if (args.tls_cert is None) != (args.tls_key is None):
         sys.stderr.write("sidecar injector: --tls-cert and --tls-key go together\n")

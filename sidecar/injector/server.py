@@ -25,11 +25,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sidecar.core.clock import Clock, SystemClock
+from sidecar.injector.metrics import InjectorMetrics
 from sidecar.injector.mutate import Decision, decide
 from sidecar.injector.patch import make_patch
 from sidecar.injector.review import MAX_BODY_BYTES, ReviewError, ReviewRequest, allow, deny, parse_review
 from sidecar.injector.settings import InjectorSettings
-from sidecar.telemetry.metrics import InjectorMetrics
 
 _log = logging.getLogger("sidecar.injector")
 Json = dict[str, object]

@@ -8,19 +8,18 @@ model) or from a fixed set (gRPC code, direction); a route the caller names that
 
 The hot path (`call_finished`) reads pre-resolved labelled children from a dict keyed by a tuple,
 so a call allocates no label dict. State that other objects already keep (breakers, probe health,
-the key cache, the ledger queue) is read at scrape time by `SidecarCollector`, not pushed per call.
+the key cache, the ledger queue) is read at scrape time by `SidecarCollector` (telemetry/collector.py),
+not pushed per call; the injector webhook's own metrics are in injector/metrics.py.
 """
 
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 OTHER = "other"
 UNKNOWN = "unknown"
@@ -345,7 +344,7 @@ class Metrics:
 
     def persona_switched(self, outcome: str) -> None:
         """A Switch ended: OK, or its error reason (PERSONA_NOT_FOUND, SWITCH_SUPERSEDED, CANCELLED, ...)."""
-        self.switches.labels(_bounded(outcome)).inc()
+        self.switches.labels(bounded_label(outcome)).inc()
 
     def _attribute(self, tenant: str, user: str, cost: float) -> None:
         labels = (self._tenants.value(tenant), self._users.value(user))
@@ -366,24 +365,24 @@ class Metrics:
     # Signals of other layers and stores (each a small typed method)
 
     def quota_refused(self, limit: str) -> None:
-        self.quota_refusals.labels(_bounded(limit)).inc()
+        self.quota_refusals.labels(bounded_label(limit)).inc()
 
     def quota_near_limit(self, limit: str, percent: int) -> None:
         """A call took `limit` past `percent` (one of the configured warning thresholds) of its budget."""
-        self.quota_near.labels(_bounded(limit), str(max(0, min(100, int(percent))))).inc()
+        self.quota_near.labels(bounded_label(limit), str(max(0, min(100, int(percent))))).inc()
 
     def cache_lookup(self, hit: bool) -> None:
         self.cache_lookups.labels("hit" if hit else "miss").inc()
 
     def semantic_lookup(self, result: str) -> None:
-        self.semantic_lookups.labels(_bounded(result)).inc()
+        self.semantic_lookups.labels(bounded_label(result)).inc()
 
     def semantic_similarity_seen(self, similarity: float) -> None:
         self.semantic_similarity.observe(similarity)
 
     def embedded(self, e: EmbedOutcome) -> None:
         """One Embed call ended (the embedding service): texts by source, tokens and cost upstream."""
-        route, deployment = (_bounded(v) if v else "none" for v in (e.route, e.deployment))
+        route, deployment = (bounded_label(v) if v else "none" for v in (e.route, e.deployment))
         self.embed_requests.labels(route, deployment, e.code).inc()
         self.embed_duration.labels(route).observe(e.seconds)
         if e.upstream_texts:
@@ -396,7 +395,7 @@ class Metrics:
             self.embed_cost.labels(route, deployment).inc(e.cost_usd)
 
     def store_error(self, store: str, op: str) -> None:
-        self.store_errors.labels(_bounded(store), _bounded(op)).inc()
+        self.store_errors.labels(bounded_label(store), bounded_label(op)).inc()
 
     def key_decrypted(self, seconds: float) -> None:
         self.decrypt.observe(seconds)
@@ -410,13 +409,13 @@ class Metrics:
     # Admission control (sidecar/admission/queue.py): priorities are the five level names
 
     def admission_queue_depth(self, priority: str, depth: int) -> None:
-        self.admission_depth.labels(_bounded(priority)).set(depth)
+        self.admission_depth.labels(bounded_label(priority)).set(depth)
 
     def admission_waited(self, priority: str, seconds: float) -> None:
-        self.admission_wait.labels(_bounded(priority)).observe(seconds)
+        self.admission_wait.labels(bounded_label(priority)).observe(seconds)
 
     def admission_shed_call(self, priority: str) -> None:
-        self.admission_shed.labels(_bounded(priority)).inc()
+        self.admission_shed.labels(bounded_label(priority)).inc()
 
     def admission_running_calls(self, n: int) -> None:
         self.admission_running.set(n)
@@ -427,7 +426,7 @@ def error_reason(reason: str) -> str:
     return reason if reason in ERROR_REASONS else OTHER
 
 
-def _bounded(value: str) -> str:
+def bounded_label(value: str) -> str:
     """Label values other modules pass are identifiers from code; anything else is `other`."""
     if 0 < len(value) <= 64 and value.replace("_", "").replace("-", "").replace(".", "").isalnum():
         return value
@@ -439,95 +438,3 @@ def _version() -> str:
         return metadata.version("orchestrator-sidecar")
     except metadata.PackageNotFoundError:
         return UNKNOWN
-
-
-@dataclass(frozen=True, slots=True)
-class DeploymentView:
-    """What the collector reads of one deployment at scrape time."""
-
-    breaker_state: str  # closed | open | half_open
-    healthy: bool
-    in_flight: int
-    capacity: tuple[int, int] | None = None  # (holding a slot, waiting) when it has a capacity
-
-
-BREAKER_STATES = ("closed", "open", "half_open")
-
-
-class SidecarCollector(Collector):
-    """Gauges read at scrape time from the objects that own the state: nothing on the hot path."""
-
-    def __init__(
-        self,
-        deployments: Callable[[], Mapping[str, DeploymentView]],
-        key_cache: Callable[[], tuple[int, int] | None],
-        ledger_depth: Callable[[], int | None],
-    ) -> None:
-        self._deployments, self._key_cache, self._ledger_depth = deployments, key_cache, ledger_depth
-
-    def collect(self) -> Iterable[Metric]:
-        state = GaugeMetricFamily(
-            "sidecar_breaker_state", "1 for the breaker's current state, per deployment.",
-            labels=("deployment", "state"),
-        )  # fmt: skip
-        healthy = GaugeMetricFamily(
-            "sidecar_deployment_healthy", "1 when the health probes call the deployment healthy.",
-            labels=("deployment",),
-        )  # fmt: skip
-        in_flight = GaugeMetricFamily(
-            "sidecar_deployment_in_flight", "Upstream attempts in flight, per deployment.",
-            labels=("deployment",),
-        )  # fmt: skip
-        running = GaugeMetricFamily(
-            "sidecar_deployment_admission_running_calls",
-            "Calls holding a slot of a deployment with a capacity (policy.admission.deployments).",
-            labels=("deployment",),
-        )
-        waiting = GaugeMetricFamily(
-            "sidecar_deployment_admission_queue_depth",
-            "Calls waiting for a slot of a deployment with a capacity, all priorities.",
-            labels=("deployment",),
-        )
-        for name, view in sorted(self._deployments().items()):
-            for s in BREAKER_STATES:
-                state.add_metric((name, s), 1.0 if view.breaker_state == s else 0.0)
-            healthy.add_metric((name,), 1.0 if view.healthy else 0.0)
-            in_flight.add_metric((name,), float(view.in_flight))
-            if view.capacity is not None:
-                running.add_metric((name,), float(view.capacity[0]))
-                waiting.add_metric((name,), float(view.capacity[1]))
-        yield from (state, healthy, in_flight, running, waiting)
-        if (cache := self._key_cache()) is not None:
-            lookups = CounterMetricFamily(
-                "sidecar_key_cache_lookups", "Decrypted-key cache lookups, hit or miss.", labels=("result",)
-            )
-            lookups.add_metric(("hit",), float(cache[0]))
-            lookups.add_metric(("miss",), float(cache[1]))
-            yield lookups
-        if (depth := self._ledger_depth()) is not None:
-            yield GaugeMetricFamily(
-                "sidecar_ledger_queue_depth", "Usage records waiting to be written.", value=float(depth)
-            )
-
-
-INJECTOR_DECISIONS = ("injected", "skipped", "rejected", "error")
-
-
-class InjectorMetrics:
-    """The injector webhook's metrics (`sidecar injector serve`), in a registry of its own."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.decisions = Counter(
-            "sidecar_injector_decisions", "Pods reviewed, by decision and reason.",
-            ("decision", "reason"), registry=self.registry,
-        )  # fmt: skip
-        self.review_seconds = Histogram(
-            "sidecar_injector_review_seconds", "Time to answer one AdmissionReview.",
-            buckets=OVERHEAD_BUCKETS, registry=self.registry,
-        )  # fmt: skip
-
-    def decided(self, decision: str, reason: str, seconds: float) -> None:
-        label = decision if decision in INJECTOR_DECISIONS else OTHER
-        self.decisions.labels(label, _bounded(reason)).inc()
-        self.review_seconds.observe(seconds)

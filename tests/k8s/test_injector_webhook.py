@@ -17,10 +17,10 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.injector import server as server_module
+from sidecar.injector.metrics import InjectorMetrics
 from sidecar.injector.patch import apply_patch
 from sidecar.injector.server import InjectorServer, TlsFiles
 from sidecar.injector.settings import InjectorSettings
-from sidecar.telemetry.metrics import InjectorMetrics
 from tests.k8s.tls import Tls, make_tls
 
 SETTINGS = InjectorSettings(image="registry.example/sidecar:1", config_map="orchestrator-sidecar")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from sidecar.telemetry.metrics import CallOutcome, DeploymentView, Metrics, SidecarCollector
+from sidecar.telemetry.collector import DeploymentView, SidecarCollector
+from sidecar.telemetry.metrics import CallOutcome, Metrics
 
 
 def outcome(**kw: object) -> CallOutcome:

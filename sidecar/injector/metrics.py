@@ -1,0 +1,29 @@
+"""The injector webhook's metrics (`sidecar injector serve`), in a registry of its own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from sidecar.telemetry.metrics import OTHER, OVERHEAD_BUCKETS, bounded_label
+
+INJECTOR_DECISIONS = ("injected", "skipped", "rejected", "error")
+
+
+class InjectorMetrics:
+    """The injector webhook's metrics (`sidecar injector serve`), in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.decisions = Counter(
+            "sidecar_injector_decisions", "Pods reviewed, by decision and reason.",
+            ("decision", "reason"), registry=self.registry,
+        )  # fmt: skip
+        self.review_seconds = Histogram(
+            "sidecar_injector_review_seconds", "Time to answer one AdmissionReview.",
+            buckets=OVERHEAD_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+
+    def decided(self, decision: str, reason: str, seconds: float) -> None:
+        label = decision if decision in INJECTOR_DECISIONS else OTHER
+        self.decisions.labels(label, bounded_label(reason)).inc()
+        self.review_seconds.observe(seconds)
