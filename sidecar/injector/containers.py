@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from sidecar.injector.annotations import PodOptions
+from sidecar.injector.settings import CONFIG_DIR as CONFIG_DIR  # where the sidecar's config and state
+from sidecar.injector.settings import STATE_DIR as STATE_DIR  # are mounted (re-exported)
 from sidecar.injector.settings import InjectorSettings
 
 Json = dict[str, Any]
@@ -18,8 +20,6 @@ SOCKET_VOLUME = "orchestrator-sidecar-socket"
 CONFIG_VOLUME = "orchestrator-sidecar-config"
 STATE_VOLUME = "orchestrator-sidecar-state"
 VOLUMES = (SOCKET_VOLUME, CONFIG_VOLUME, STATE_VOLUME)
-CONFIG_DIR = "/etc/orchestrator-sidecar"
-STATE_DIR = "/var/lib/orchestrator-sidecar"  # working directory: the ledger and key store files
 SOCKET_NAME = "sidecar.sock"
 HEALTH_PORT_NAME = "sidecar-health"
 STARTUP_SECONDS = 60  # how long the sidecar may take to become ready before the kubelet restarts it

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import posixpath
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from sidecar.config.model import ConfigModel
 
@@ -18,6 +19,9 @@ QUANTITY = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+# The sidecar container's own mounts: its config (a ConfigMap, read-only) and its working directory.
+CONFIG_DIR = "/etc/orchestrator-sidecar"
+STATE_DIR = "/var/lib/orchestrator-sidecar"  # the ledger and key store files
 
 
 class SecretKey(ConfigModel):
@@ -63,6 +67,19 @@ class InjectorSettings(ConfigModel):
     token_env: str = Field(default="ORCHESTRATOR_SIDECAR_TOKEN", pattern=ENV_NAME)
     prometheus_annotations: bool = True
     inject_by_default: bool = False
+
+    @field_validator("socket_dir")
+    @classmethod
+    def _apart_from_own_mounts(cls, value: str) -> str:
+        """The socket's emptyDir may not be one of the sidecar's other mounts (the API server refuses
+        a duplicate mountPath), inside one, or above one (it would hide the config, or the image's
+        /etc)."""
+        wanted = PurePosixPath(posixpath.normpath("/" + value.lstrip("/")))
+        for own in (CONFIG_DIR, STATE_DIR):
+            mount = PurePosixPath(own)
+            if wanted == mount or wanted in mount.parents or mount in wanted.parents:
+                raise ValueError(f"{value} overlaps the sidecar's own mount {own}: choose another directory")
+        return value
 
 
 class SettingsError(Exception):

@@ -390,3 +390,22 @@ def test_native_mode_on_a_cluster_older_than_1_29_is_refused(args: list[str], fa
     assert (result.returncode != 0) == fails, result.stderr
     if fails:
         assert "needs Kubernetes 1.29 or later" in result.stderr and "sidecar.mode=classic" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "socket_dir",
+    [
+        "/etc/orchestrator-sidecar",  # the sidecar's config mount: a duplicate mountPath
+        "/var/lib/orchestrator-sidecar/",  # its state mount (the working directory)
+        "/var/lib/orchestrator-sidecar/sock",  # inside it
+        "/etc",  # above the config mount: the emptyDir would hide the image's /etc
+        "/",
+        "/etc/x/..",  # /etc
+    ],
+)
+def test_a_socket_dir_over_the_sidecars_own_mounts_is_refused(socket_dir: str) -> None:
+    """Rendered, the API server refused every injected pod (`spec.initContainers[0].volumeMounts[1]
+    .mountPath: must be unique`), or the socket's emptyDir hid the sidecar's config or its /etc."""
+    result = helm("template", "demo", str(CHART), "--set", f"sidecar.socketDir={socket_dir}", check=False)
+    assert result.returncode != 0, f"{socket_dir} rendered"
+    assert "sidecar.socketDir" in result.stderr and "overlaps the sidecar's own" in result.stderr

@@ -365,6 +365,43 @@ def test_offline_injected_yaml_keeps_values_a_yaml_1_1_reader_would_retype(
     assert {k: stored[k] for k in values} == values
 
 
+def chart_settings(directory: Path, *values: str) -> Path | None:
+    """The injector settings the chart renders with these values (None: the chart refuses them)."""
+    rendered = helm("template", RELEASE, str(CHART), "--namespace", SYSTEM, *values, check=False)
+    if rendered.returncode != 0:
+        return None
+    for doc in yaml.safe_load_all(rendered.stdout):
+        if doc and doc["kind"] == "ConfigMap" and doc["metadata"]["name"].endswith("-injector"):
+            path = directory / "injector.yaml"
+            path.write_text(doc["data"]["injector.yaml"])
+            return path
+    raise AssertionError("no injector settings rendered")
+
+
+def inject_offline(manifest: dict[str, Any], settings: Path, directory: Path) -> str:
+    path = directory / "manifest.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    command = [sys.executable, "-m", "sidecar", "inject", "-f", str(path), "--settings", str(settings)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+@pytest.mark.parametrize(
+    "socket_dir",
+    ["/etc/orchestrator-sidecar", "/var/lib/orchestrator-sidecar/", "/run/orchestrator/", "/tmp/s"],
+)
+def test_every_socket_dir_the_chart_accepts_gives_pods_the_api_server_admits(
+    cluster: Cluster, installed: Injector, tmp_path: Path, socket_dir: str
+) -> None:
+    """A socketDir equal to the sidecar's config or state mount passed the chart, and the API server
+    refused every injected pod: `volumeMounts[1].mountPath: must be unique`."""
+    settings = chart_settings(tmp_path, "--set", f"sidecar.socketDir={socket_dir}")
+    if settings is None:
+        return  # refused at install, with the reason (test_chart)
+    out = inject_offline(pod("socket-dir", ASKED), settings, tmp_path)
+    status, answer = cluster.request("POST", f"/api/v1/namespaces/{APPS}/pods?dryRun=All", yaml_text=out)
+    assert status == 201, answer
+
+
 def test_with_the_webhook_down_failure_policy_ignore_admits_the_pod_uninjected(
     cluster: Cluster, installed: Injector
 ) -> None:

@@ -347,3 +347,21 @@ def test_a_socket_dir_too_long_for_a_unix_socket_path_is_refused() -> None:
     InjectorSettings(image="i", config_map="c", socket_dir="/" + "d" * 93)  # 107 bytes with /sidecar.sock
     with pytest.raises(ValidationError, match="socket_dir"):
         InjectorSettings(image="i", config_map="c", socket_dir="/" + "d" * 94)
+
+
+@pytest.mark.parametrize(
+    "socket_dir",
+    [
+        "/etc/orchestrator-sidecar",
+        "/var/lib/orchestrator-sidecar/",
+        "/etc/orchestrator-sidecar/s",
+        "/var",
+        "/",
+    ],
+)
+def test_a_socket_dir_over_the_sidecars_own_mounts_is_refused(socket_dir: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="overlaps the sidecar's own"):
+        InjectorSettings(image="i", config_map="c", socket_dir=socket_dir)
+    InjectorSettings(image="i", config_map="c", socket_dir="/var/run/orchestrator/")
