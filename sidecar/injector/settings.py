@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from sidecar.config.model import ConfigModel
 
@@ -80,6 +80,14 @@ class InjectorSettings(ConfigModel):
             if wanted == mount or wanted in mount.parents or mount in wanted.parents:
                 raise ValueError(f"{value} overlaps the sidecar's own mount {own}: choose another directory")
         return value
+
+    @model_validator(mode="after")
+    def _two_ports(self) -> InjectorSettings:
+        # the sidecar binds both (gRPC on loopback, health on every address): one port for both and
+        # every injected sidecar exits at start with "address already in use"
+        if self.grpc_port == self.health_port:
+            raise ValueError(f"grpc_port and health_port are both {self.grpc_port}: the sidecar binds both")
+        return self
 
 
 class SettingsError(Exception):

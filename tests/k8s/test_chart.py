@@ -409,3 +409,12 @@ def test_a_socket_dir_over_the_sidecars_own_mounts_is_refused(socket_dir: str) -
     result = helm("template", "demo", str(CHART), "--set", f"sidecar.socketDir={socket_dir}", check=False)
     assert result.returncode != 0, f"{socket_dir} rendered"
     assert "sidecar.socketDir" in result.stderr and "overlaps the sidecar's own" in result.stderr
+
+
+def test_the_same_port_for_grpc_and_health_is_refused() -> None:
+    """Rendered, every injected sidecar exited at start (`cannot serve /metrics on 0.0.0.0:9464:
+    Address already in use`, its gRPC listener holding the port), so no injected pod became ready."""
+    result = helm("template", "demo", str(CHART), "--set", "sidecar.grpcPort=9464", check=False)
+    assert result.returncode != 0
+    assert "sidecar.grpcPort and sidecar.healthPort are both 9464" in result.stderr
+    assert helm("template", "demo", str(CHART), "--set", "sidecar.grpcPort=9465", check=False).returncode == 0

@@ -365,3 +365,10 @@ def test_a_socket_dir_over_the_sidecars_own_mounts_is_refused(socket_dir: str) -
     with pytest.raises(ValidationError, match="overlaps the sidecar's own"):
         InjectorSettings(image="i", config_map="c", socket_dir=socket_dir)
     InjectorSettings(image="i", config_map="c", socket_dir="/var/run/orchestrator/")
+
+
+def test_the_same_port_for_grpc_and_health_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="grpc_port and health_port are both 9464"):
+        InjectorSettings(image="i", config_map="c", grpc_port=9464)
