@@ -418,3 +418,10 @@ def test_the_same_port_for_grpc_and_health_is_refused() -> None:
     assert result.returncode != 0
     assert "sidecar.grpcPort and sidecar.healthPort are both 9464" in result.stderr
     assert helm("template", "demo", str(CHART), "--set", "sidecar.grpcPort=9465", check=False).returncode == 0
+
+
+def test_a_system_namespace_in_sidecar_namespaces_is_refused() -> None:
+    result = helm(
+        "template", "demo", str(CHART), "--set", "sidecarNamespaces={shop,kube-system}", check=False
+    )
+    assert result.returncode != 0 and "sidecarNamespaces holds kube-system" in result.stderr

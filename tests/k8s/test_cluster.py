@@ -443,6 +443,36 @@ def test_the_generated_certificate_survives_an_upgrade(cluster: Cluster, install
     helm("uninstall", "certs", *kube)
 
 
+@pytest.mark.parametrize("namespace", ["kube-system", "guarded"])
+def test_a_custom_namespace_selector_still_keeps_the_webhook_out_of_the_system_and_its_own_namespace(
+    cluster: Cluster, installed: Injector, namespace: str
+) -> None:
+    """An opt-out selector (every namespace not labelled disabled) with failurePolicy Fail sent
+    kube-system's pods to the webhook too: with the injector down, CoreDNS, kube-proxy or a CNI
+    pod could not be created, nor the injector's own pods in its namespace under a custom
+    objectSelector, so the cluster could not bring the injector back."""
+    kube = ("--kubeconfig", str(cluster.kubeconfig), "--namespace", "guarded")
+    status, _ = cluster.request("POST", "/api/v1/namespaces", {"metadata": {"name": "guarded"}})
+    assert status in (201, 409)
+    helm(
+        "install", "guarded", str(CHART), *kube,
+        "--set", f"webhook.url=https://127.0.0.1:{free_port()}/inject",  # nothing listens: injector down
+        "--set", f"webhook.caBundle={base64.b64encode(installed.tls.ca_pem).decode()}",
+        "--set", "webhook.failurePolicy=Fail",
+        "--set", "webhook.namespaceSelector.matchExpressions[0].key=sidecar-injection",
+        "--set", "webhook.namespaceSelector.matchExpressions[0].operator=NotIn",
+        "--set", "webhook.namespaceSelector.matchExpressions[0].values={disabled}",
+        "--set", "webhook.objectSelector.matchLabels.tier=app",
+    )  # fmt: skip
+    try:
+        created = pod("system-pod", ASKED)
+        created["metadata"]["labels"] = {"tier": "app"}
+        status, answer = cluster.request("POST", f"/api/v1/namespaces/{namespace}/pods?dryRun=All", created)
+        assert status == 201, answer.get("message")
+    finally:
+        helm("uninstall", "guarded", *kube)
+
+
 @pytest.mark.parametrize("release", ["v1.2", "9lives"])
 def test_release_names_helm_accepts_install_an_injector_service(
     cluster: Cluster, installed: Injector, release: str
