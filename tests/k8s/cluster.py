@@ -37,13 +37,18 @@ class Cluster:
     kubeconfig: Path
     log: Path
 
-    def request(self, method: str, path: str, body: object = None, *, yaml_text: str = "") -> tuple[int, Any]:
+    def request(
+        self, method: str, path: str, body: object = None, *, yaml_text: str = "", content_type: str = ""
+    ) -> tuple[int, Any]:
         """One API call with the admin token; returns (status, decoded JSON or text). `yaml_text` is
-        sent as is (application/yaml), as kubectl would, instead of `body` as JSON."""
+        sent as is (application/yaml), as kubectl would, instead of `body` as JSON; `content_type`
+        names another type for the JSON body (a patch's)."""
         data = yaml_text.encode() if yaml_text else json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.url + path, data=data, method=method)
         req.add_header("Authorization", f"Bearer {TOKEN}")
-        req.add_header("Content-Type", "application/yaml" if yaml_text else "application/json")
+        req.add_header(
+            "Content-Type", content_type or ("application/yaml" if yaml_text else "application/json")
+        )
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # the server's own self-signed certificate
