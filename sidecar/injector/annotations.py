@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from sidecar.injector.settings import DNS_SUBDOMAIN, QUANTITY, InjectorSettings, LogLevel, Mode, Transport
+from sidecar.injector.settings import (
+    DNS_SUBDOMAIN,
+    QUANTITY,
+    InjectorSettings,
+    LogLevel,
+    Mode,
+    Transport,
+    over_limit,
+)
 
 PREFIX = "orchestrator.sidecar/"
 INJECT = PREFIX + "inject"
@@ -120,7 +128,20 @@ def _override(options: PodOptions, a: Mapping[str, str]) -> PodOptions:
             if not re.match(QUANTITY, v.strip()):
                 raise AnnotationError(name, f"{v!r} is not a Kubernetes quantity (e.g. 100m, 128Mi)")
             target[resource] = v.strip()
+    if resource := over_limit(requests, limits):
+        # the API server would refuse the pod for a field the application never wrote
+        raise _over_limit(resource, requests[resource], limits[resource], a)
     return replace(options, requests=_sorted(requests), limits=_sorted(limits))
+
+
+def _over_limit(resource: str, request: str, limit: str, a: Mapping[str, str]) -> AnnotationError:
+    asked, capped = PREFIX + f"{resource}-request", PREFIX + f"{resource}-limit"
+    named = asked if asked in a else capped
+    return AnnotationError(
+        named,
+        f"{a[named].strip()} puts the sidecar's {resource} request {request} above its limit {limit} "
+        f"(set {asked} and {capped} together, or change the chart's sidecar.resources)",
+    )
 
 
 def _choice(annotation: str, value: str, accepted: Mapping[str, _T]) -> _T:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import posixpath
+import re
+from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
@@ -31,14 +33,52 @@ class SecretKey(ConfigModel):
     key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)
 
 
+_FACTORS = {
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    **{s: Decimal(1000) ** (i + 1) for i, s in enumerate("kMGTPE")},
+    **{s + "i": Decimal(1024) ** (i + 1) for i, s in enumerate("KMGTPE")},
+}
+
+
+def quantity_value(text: str) -> Decimal:
+    """The amount a Kubernetes quantity (matching QUANTITY) stands for: `100m` 0.1, `1Ki` 1024."""
+    match = re.fullmatch(QUANTITY, text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity")
+    number, suffix = match.group(1), match.group(3) or ""
+    if suffix in _FACTORS:
+        return Decimal(number) * _FACTORS[suffix]
+    return Decimal(number) * Decimal(10) ** int(suffix[1:])  # e3, E-2
+
+
+def over_limit(requests: dict[str, str], limits: dict[str, str]) -> str:
+    """The first resource whose request is above its limit (the API server refuses such a pod), or ""."""
+    for resource in sorted(requests.keys() & limits.keys()):
+        if quantity_value(requests[resource]) > quantity_value(limits[resource]):
+            return resource
+    return ""
+
+
 class Quantities(ConfigModel):
     cpu: str | None = Field(default=None, pattern=QUANTITY)
     memory: str | None = Field(default=None, pattern=QUANTITY)
+
+    def given(self) -> dict[str, str]:
+        return {k: v for k, v in (("cpu", self.cpu), ("memory", self.memory)) if v is not None}
 
 
 class Resources(ConfigModel):
     requests: Quantities = Quantities(cpu="50m", memory="96Mi")
     limits: Quantities = Quantities(memory="256Mi")
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Resources:
+        if resource := over_limit(self.requests.given(), self.limits.given()):
+            raise ValueError(
+                f"the {resource} request is above its limit: every injected pod would be refused"
+            )
+        return self
 
 
 class InjectorSettings(ConfigModel):

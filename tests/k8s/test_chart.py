@@ -425,3 +425,29 @@ def test_a_system_namespace_in_sidecar_namespaces_is_refused() -> None:
         "template", "demo", str(CHART), "--set", "sidecarNamespaces={shop,kube-system}", check=False
     )
     assert result.returncode != 0 and "sidecarNamespaces holds kube-system" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fails"),
+    [
+        (["--set", "sidecar.resources.requests.memory=512Mi"], True),  # the default limit is 256Mi
+        (["--set", "sidecar.resources.limits.cpu=10m"], True),  # the default request is 50m
+        (["--set", "sidecar.resources.requests.memory=268435457"], True),  # 256Mi + 1 byte
+        (["--set", "sidecar.resources.requests.memory=0.25Gi"], False),
+        (
+            ["--set", "sidecar.resources.requests.cpu=300m", "--set", "sidecar.resources.limits.cpu=0.3"],
+            False,
+        ),
+        (
+            ["--set", "sidecar.resources.requests.cpu=1.1k", "--set", "sidecar.resources.limits.cpu=1100"],
+            False,
+        ),
+    ],
+)
+def test_a_sidecar_request_above_its_limit_is_refused(args: list[str], fails: bool) -> None:
+    """Rendered, the API server refused every injected pod (resources.requests: must be less than
+    or equal to memory limit)."""
+    result = helm("template", "demo", str(CHART), *args, check=False)
+    assert (result.returncode != 0) == fails, result.stderr
+    if fails:
+        assert "the API server would refuse every injected pod" in result.stderr

@@ -216,6 +216,45 @@ def test_a_bad_annotation_value_is_refused_by_the_api_server(cluster: Cluster, i
     assert cluster.request("GET", f"/api/v1/namespaces/{APPS}/pods/bad")[0] == 404
 
 
+@pytest.mark.parametrize(
+    ("annotations", "named"),
+    [
+        ({"orchestrator.sidecar/memory-request": "512Mi"}, "orchestrator.sidecar/memory-request: 512Mi"),
+        ({"orchestrator.sidecar/cpu-limit": "10m"}, "orchestrator.sidecar/cpu-limit: 10m"),
+        (
+            {"orchestrator.sidecar/cpu-request": "2", "orchestrator.sidecar/cpu-limit": "1500m"},
+            "orchestrator.sidecar/cpu-request: 2",
+        ),
+    ],
+)
+def test_a_resource_annotation_that_puts_a_request_above_its_limit_is_refused_by_name(
+    cluster: Cluster, installed: Injector, annotations: dict[str, str], named: str
+) -> None:
+    """Injected, the pod was refused by the API server's validation for a field the application
+    never wrote (spec.initContainers[0].resources.requests: must be less than or equal to memory
+    limit of 256Mi), and the injector counted it injected."""
+    status, answer = cluster.request(
+        "POST", f"/api/v1/namespaces/{APPS}/pods", pod("over-limit", {**ASKED, **annotations})
+    )
+    assert status == 400, answer
+    assert named in answer["message"] and "above" in answer["message"], answer["message"]
+    assert installed.decisions("rejected", "invalid_annotation") >= 1
+
+
+def test_a_resource_annotation_within_the_limits_is_admitted(cluster: Cluster, installed: Injector) -> None:
+    annotations = {
+        **ASKED,
+        "orchestrator.sidecar/memory-request": "0.25Gi",
+        "orchestrator.sidecar/cpu-limit": "1e3",
+    }
+    status, answer = cluster.request(
+        "POST", f"/api/v1/namespaces/{APPS}/pods?dryRun=All", pod("within", annotations)
+    )
+    assert status == 201, answer
+    resources = answer["spec"]["initContainers"][0]["resources"]
+    assert resources["requests"]["memory"] == resources["limits"]["memory"] == "256Mi"  # 0.25Gi, canonical
+
+
 def test_a_container_with_the_sidecars_name_is_refused(cluster: Cluster, installed: Injector) -> None:
     clash = pod("clash", ASKED)
     clash["spec"]["containers"].append({"name": "orchestrator-sidecar", "image": "other:1"})

@@ -372,3 +372,44 @@ def test_the_same_port_for_grpc_and_health_is_refused() -> None:
 
     with pytest.raises(ValidationError, match="grpc_port and health_port are both 9464"):
         InjectorSettings(image="i", config_map="c", grpc_port=9464)
+
+
+@pytest.mark.parametrize(
+    ("annotations", "named"),
+    [
+        ({"orchestrator.sidecar/memory-request": "257Mi"}, "orchestrator.sidecar/memory-request"),
+        ({"orchestrator.sidecar/memory-limit": "0.09Gi"}, "orchestrator.sidecar/memory-limit"),
+        ({"orchestrator.sidecar/cpu-request": "1", "orchestrator.sidecar/cpu-limit": "999m"}, "cpu-request"),
+    ],
+)
+def test_a_request_above_its_limit_is_refused_naming_the_annotation(
+    annotations: dict[str, str], named: str
+) -> None:
+    decision = decide(pod({**ASKED, **annotations}), SETTINGS)
+    assert (decision.kind, decision.reason) == ("rejected", "invalid_annotation")
+    assert named in decision.message and "above its limit" in decision.message
+
+
+@pytest.mark.parametrize(
+    "annotations",
+    [
+        {"orchestrator.sidecar/memory-request": "256Mi"},  # equal to the chart's limit
+        {"orchestrator.sidecar/memory-request": "0.25Gi"},
+        {"orchestrator.sidecar/cpu-request": "1.1k", "orchestrator.sidecar/cpu-limit": "1100"},
+        {"orchestrator.sidecar/cpu-request": "300m", "orchestrator.sidecar/cpu-limit": "0.3"},
+        {"orchestrator.sidecar/cpu-request": "1e-2", "orchestrator.sidecar/cpu-limit": "10m"},
+    ],
+)
+def test_requests_up_to_their_limits_are_injected(annotations: dict[str, str]) -> None:
+    assert decide(pod({**ASKED, **annotations}), SETTINGS).kind == "injected"
+
+
+def test_settings_with_a_request_above_its_limit_are_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="the memory request is above its limit"):
+        InjectorSettings(
+            image="i",
+            config_map="c",
+            resources={"requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}},
+        )

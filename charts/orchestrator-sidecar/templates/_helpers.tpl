@@ -84,3 +84,15 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* A Kubernetes quantity as a number (`100m` 0.1, `1Ki` 1024, `1e3` 1000), to compare two. */}}
+{{- define "orchestrator-sidecar.quantity" -}}
+{{- $text := toString . | trimPrefix "+" -}}
+{{- $factors := dict "m" 0.001 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 -}}
+{{- $suffix := regexFind "(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)$" $text -}}
+{{- if $suffix -}}
+{{- mulf (trimSuffix $suffix $text | float64) (index $factors $suffix) -}}
+{{- else -}}
+{{- float64 $text -}}
+{{- end -}}
+{{- end -}}
