@@ -74,7 +74,7 @@ def decide(pod: object, settings: InjectorSettings) -> Decision:
 def inject(pod: Json, settings: InjectorSettings, options: PodOptions) -> Json:
     """A copy of `pod` with the sidecar, its volumes, the application environment and the status."""
     out = copy.deepcopy(pod)
-    metadata = out.setdefault("metadata", {})
+    metadata = out["metadata"] = out.get("metadata") or {}  # absent, or `metadata:` with nothing under it
     annotations = metadata.get("annotations") or {}
     annotations[STATUS] = INJECTED
     if settings.prometheus_annotations and not any(k.startswith(PROMETHEUS) for k in annotations):

@@ -377,6 +377,47 @@ def test_offline_injected_workloads_pass_the_api_servers_validation(
         assert stored["spec"]["initContainers"][0]["restartPolicy"] == "Always"
 
 
+def test_an_offline_template_with_empty_metadata_is_injected_and_admitted(
+    cluster: Cluster, installed: Injector, tmp_path: Path
+) -> None:
+    """`metadata:` with nothing under it (null), which kubectl and the API server take for a Job's
+    template, crashed `sidecar inject` with a traceback (AttributeError) and wrote nothing."""
+    job = """apiVersion: batch/v1
+kind: Job
+metadata:
+  name: empty-metadata
+spec:
+  template:
+    metadata:
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: main
+          image: registry.example/job:1
+"""
+    path = tmp_path / "job.yaml"
+    path.write_text(job)
+    command = [
+        sys.executable,
+        "-m",
+        "sidecar",
+        "inject",
+        "-f",
+        str(path),
+        "--settings",
+        str(installed.settings),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    status, answer = cluster.request(
+        "POST", f"/apis/batch/v1/namespaces/{APPS}/jobs?dryRun=All", yaml_text=result.stdout
+    )
+    assert status == 201, answer
+    template = answer["spec"]["template"]
+    assert names(template["spec"]["initContainers"]) == ["orchestrator-sidecar"]
+    assert template["metadata"]["annotations"]["orchestrator.sidecar/status"] == "injected"
+
+
 def test_offline_injected_yaml_keeps_values_a_yaml_1_1_reader_would_retype(
     cluster: Cluster, installed: Injector, tmp_path: Path
 ) -> None:

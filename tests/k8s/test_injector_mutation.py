@@ -413,3 +413,11 @@ def test_settings_with_a_request_above_its_limit_are_refused() -> None:
             config_map="c",
             resources={"requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}},
         )
+
+
+def test_a_template_whose_metadata_is_null_is_injected() -> None:
+    template = {"metadata": None, "spec": {"containers": [{"name": "app", "image": "app:1"}]}}
+    settings = SETTINGS.model_copy(update={"inject_by_default": True})
+    out = injected(template, settings)
+    assert out["metadata"]["annotations"][STATUS] == "injected"
+    assert apply_patch(template, make_patch(template, out)) == out
