@@ -48,6 +48,9 @@ def decide(pod: object, settings: InjectorSettings) -> Decision:
         assert isinstance(pod, dict)  # _annotations checked it
         _containers(pod, "containers", required=True)
         _containers(pod, "initContainers", required=False)
+        grace = pod["spec"].get("terminationGracePeriodSeconds")
+        if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+            raise PodShapeError("spec.terminationGracePeriodSeconds is not an integer")
     except PodShapeError as exc:
         return Decision("rejected", "invalid_pod", str(exc))
     if already_injected(annotations):
@@ -245,12 +248,13 @@ def _containers(pod: Json, field: str, *, required: bool) -> None:
     for i, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise PodShapeError(f"spec.{field}[{i}] is not a container with a name")
-        for sub in ("env", "volumeMounts"):
+        for sub, key in (("env", "name"), ("volumeMounts", "mountPath")):
             value = item.get(sub)
-            if value is not None and not (
-                isinstance(value, list) and all(isinstance(v, dict) for v in value)
-            ):
+            if value is not None and not _objects(value):
                 raise PodShapeError(f"spec.{field}[{i}].{sub} is not a list of objects")
+            for j, entry in enumerate(value or []):
+                if not isinstance(entry.get(key), str | None):
+                    raise PodShapeError(f"spec.{field}[{i}].{sub}[{j}].{key} is not a string")
 
 
 def _objects(value: object) -> bool:

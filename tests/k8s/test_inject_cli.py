@@ -114,6 +114,20 @@ TURBO = {**TEMPLATE, "metadata": {"annotations": {"orchestrator.sidecar/mode": "
             "document 1 Deployment/d: annotation orchestrator.sidecar/mode: 'turbo' is not one of",
         ),
         (yaml.safe_dump({"kind": "Deployment", "metadata": {"name": "d"}, "spec": {}}), "no pod template at"),
+        (  # a quoted number: a traceback (TypeError) before
+            yaml.safe_dump(
+                {
+                    **WORKLOADS[1],
+                    "spec": {
+                        "template": {
+                            **TEMPLATE,
+                            "spec": {**TEMPLATE["spec"], "terminationGracePeriodSeconds": "30"},
+                        }
+                    },
+                }
+            ),
+            "document 1 Deployment/d: spec.terminationGracePeriodSeconds is not an integer",
+        ),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(

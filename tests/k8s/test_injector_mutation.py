@@ -252,6 +252,27 @@ def test_a_container_with_the_sidecars_name_is_a_conflict() -> None:
             {"metadata": {"annotations": ASKED}, "spec": {"containers": [{"name": "a"}], "volumes": 3}},
             "volumes",
         ),
+        (
+            {
+                "metadata": {"annotations": ASKED},
+                "spec": {"containers": [{"name": "a", "env": [{"name": []}]}]},
+            },
+            "spec.containers[0].env[0].name is not a string",
+        ),
+        (
+            {
+                "metadata": {"annotations": ASKED},
+                "spec": {"containers": [{"name": "a", "volumeMounts": [{"name": "v", "mountPath": {}}]}]},
+            },
+            "spec.containers[0].volumeMounts[0].mountPath is not a string",
+        ),
+        (
+            {
+                "metadata": {"annotations": ASKED},
+                "spec": {"containers": [{"name": "a"}], "terminationGracePeriodSeconds": "30"},
+            },
+            "spec.terminationGracePeriodSeconds is not an integer",
+        ),
     ],
 )
 def test_malformed_pods_are_rejected_naming_the_field(bad: object, field: str) -> None:
