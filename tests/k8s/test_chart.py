@@ -451,3 +451,30 @@ def test_a_sidecar_request_above_its_limit_is_refused(args: list[str], fails: bo
     assert (result.returncode != 0) == fails, result.stderr
     if fails:
         assert "the API server would refuse every injected pod" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--set", "commonLabels.app\\.kubernetes\\.io/component=platform"],
+            "commonLabels may not set app.kubernetes.io/component",
+        ),
+        (
+            ["--set", "commonLabels.app\\.kubernetes\\.io/name=llm"],
+            "commonLabels may not set app.kubernetes.io/name",
+        ),
+        (["--set", "commonLabels.team=platform team"], "/commonLabels/team"),  # not a label value
+        (["--set", "commonLabels.team=" + "x" * 64], "/commonLabels/team"),
+        (["--set", "commonLabels.Bad\\ Key=x"], "invalid propertyName 'Bad Key'"),
+    ],
+)
+def test_common_labels_that_would_break_the_objects_are_refused(args: list[str], message: str) -> None:
+    """Rendered, a commonLabel of the chart's own replaced its value in the injector's pod template
+    (the YAML's later key wins), and the API server refused the Deployment (`selector` does not
+    match template `labels`), the install failing halfway; a label value with a space or past 63
+    characters was refused by the API server the same way."""
+    result = helm("template", "demo", str(CHART), *args, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert helm("template", "demo", str(CHART), "--set", "commonLabels.team=platform").returncode == 0

@@ -31,6 +31,11 @@ helm.sh/chart: {{ printf "%s-%s" $root.Chart.Name $root.Chart.Version | replace 
 app.kubernetes.io/version: {{ $root.Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 {{- with $root.Values.commonLabels }}
+{{- range $key := list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" "app.kubernetes.io/managed-by" "app.kubernetes.io/version" "helm.sh/chart" "orchestrator.sidecar/inject" }}
+{{- if hasKey $root.Values.commonLabels $key }}
+{{- fail (printf "commonLabels may not set %s: the chart sets it (the injector's selectors match it, and a second value replaced the chart's, so the API server refused the Deployment)" $key) }}
+{{- end }}
+{{- end }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}
