@@ -572,6 +572,32 @@ def test_release_names_helm_accepts_install_an_injector_service(
     helm("uninstall", release, *kube)
 
 
+def test_names_that_yaml_reads_as_numbers_or_booleans_install(cluster: Cluster, installed: Injector) -> None:
+    """A release named 2024, a namespace named 1e3 or on, a PriorityClass named 1000: valid names
+    all, but written bare in the manifests YAML read them as a number or a boolean, and helm install
+    failed (cannot unmarshal number into Go struct field ObjectMeta.metadata.namespace of type
+    string)."""
+    for namespace in ("1e3", "on"):
+        cluster.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
+    kube = ("--kubeconfig", str(cluster.kubeconfig), "--namespace", "1e3")
+    helm(
+        "install", "2024", str(CHART), *kube,
+        "--set", "webhook.namespaceSelector.matchLabels.never=match",
+        "--set-string", "sidecarNamespaces[0]=on",
+        "--set-string", "injector.priorityClassName=1000",
+        "--set-string", "imagePullSecrets[0]=1e3",
+        "--set-string", "fullnameOverride=2024",
+    )  # fmt: skip
+    try:
+        config = cluster.get("/api/v1/namespaces/on/configmaps/2024-config")
+        assert config["metadata"]["labels"]["app.kubernetes.io/instance"] == "2024"
+        deployment = cluster.get("/apis/apps/v1/namespaces/1e3/deployments/i2024-injector")
+        spec = deployment["spec"]["template"]["spec"]
+        assert (spec["priorityClassName"], spec["imagePullSecrets"]) == ("1000", [{"name": "1e3"}])
+    finally:
+        helm("uninstall", "2024", *kube)
+
+
 def test_helm_3_installs_and_uninstalls_the_chart(cluster: Cluster, installed: Injector) -> None:
     kube = ("--kubeconfig", str(cluster.kubeconfig), "--namespace", "helm3")
     cluster.create("/api/v1/namespaces", {"metadata": {"name": "helm3"}})

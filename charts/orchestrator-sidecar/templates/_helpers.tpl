@@ -43,8 +43,8 @@ app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 {{/* The labels a selector matches. Call with (list $ "component"). */}}
 {{- define "orchestrator-sidecar.selectorLabels" -}}
 {{- $root := index . 0 -}}
-app.kubernetes.io/name: {{ include "orchestrator-sidecar.name" $root }}
-app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/name: {{ include "orchestrator-sidecar.name" $root | quote }}
+app.kubernetes.io/instance: {{ $root.Release.Name | quote }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
