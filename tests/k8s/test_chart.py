@@ -478,3 +478,24 @@ def test_common_labels_that_would_break_the_objects_are_refused(args: list[str],
     assert result.returncode != 0
     assert message in result.stderr
     assert helm("template", "demo", str(CHART), "--set", "commonLabels.team=platform").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("certManager.duration=90d", False),
+        ("certManager.renewBefore=2w", False),
+        ("certManager.duration=1y", False),
+    ]
+    + [("certManager.duration=2160h", True), ("certManager.renewBefore=360h30m", True)],
+)
+def test_cert_manager_durations_are_go_durations(value: str, ok: bool) -> None:
+    """cert-manager reads spec.duration and spec.renewBefore as a metav1.Duration (Go's
+    time.ParseDuration: `time: unknown unit "d" in duration "90d"`); the schema took Prometheus's
+    units (d, w, y) for them and rendered a Certificate cert-manager refuses."""
+    result = helm(
+        "template", "demo", str(CHART), "--set", "certManager.enabled=true", "--set", value, check=False
+    )
+    assert (result.returncode == 0) == ok, result.stderr
+    if not ok:
+        assert "/certManager/" + value.split(".")[1].split("=")[0] in result.stderr
