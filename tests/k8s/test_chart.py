@@ -486,8 +486,9 @@ def test_common_labels_that_would_break_the_objects_are_refused(args: list[str],
         ("certManager.duration=90d", False),
         ("certManager.renewBefore=2w", False),
         ("certManager.duration=1y", False),
-    ]
-    + [("certManager.duration=2160h", True), ("certManager.renewBefore=360h30m", True)],
+        ("certManager.duration=2160h", True),
+        ("certManager.renewBefore=360h30m", True),
+    ],
 )
 def test_cert_manager_durations_are_go_durations(value: str, ok: bool) -> None:
     """cert-manager reads spec.duration and spec.renewBefore as a metav1.Duration (Go's
