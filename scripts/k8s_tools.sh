@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes tools the chart tests run against, from the Go module proxy, once per version:
 #   helm (helm.sh/helm/v4, and v3 as helm3), kine (the etcd API over SQLite), kube-apiserver and kube-controller-manager
-#   (k8s.io/kubernetes). Binaries are cached as .cache/k8s/<tool>-<version> with a <tool> link to the
+#   (k8s.io/kubernetes), and cert-manager's CRDs (from its module zip). Binaries are cached as .cache/k8s/<tool>-<version> with a <tool> link to the
 #   pinned one; a second run only checks they are there. First build on 2 busy cores: each helm and
 #   kine ~4 min, kube-apiserver + kube-controller-manager ~13 min (measured times go to build-times.log).
 # k8s.io/kubernetes replaces its staging modules (k8s.io/api, k8s.io/apiserver, ...) with ./staging
@@ -14,6 +14,8 @@ KUBERNETES_VERSION=v1.34.0   # k8s.io/kubernetes; its staging modules are publis
 KINE_VERSION=v0.17.5         # github.com/k3s-io/kine
 HELM_VERSION=v4.3.2          # helm.sh/helm/v4
 HELM3_VERSION=v3.22.0        # helm.sh/helm/v3: the chart is linted and rendered with both majors
+CERT_MANAGER_VERSION=v1.16.2 # github.com/cert-manager/cert-manager: its CRDs (no controller), so the
+                             # API server validates the chart's Issuers and Certificates
 
 OUT=${K8S_TOOLS_DIR:-$PWD/.cache/k8s}
 mkdir -p "$OUT"
@@ -91,7 +93,20 @@ build_kubernetes() {  # both binaries from one writable copy of the module
   rm -rf "$tmp"
 }
 
+fetch_cert_manager_crds() {  # the CRD files of the module zip, as published (Helm comments included)
+  local src tmp
+  src=$(cd /tmp && go mod download -json "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" |
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  tmp=$(mktemp -d)
+  for kind in certificates issuers clusterissuers; do
+    cp "$src/deploy/crds/crd-$kind.yaml" "$tmp/"
+  done
+  chmod -R u+w "$tmp"
+  mv "$tmp" "$OUT/cert-manager-crds-$CERT_MANAGER_VERSION"
+}
+
 built helm "$HELM_VERSION" build_helm
+built cert-manager-crds "$CERT_MANAGER_VERSION" fetch_cert_manager_crds
 built helm3 "$HELM3_VERSION" build_helm3
 built kine "$KINE_VERSION" build_kine
 if [ ! -x "$OUT/kube-controller-manager-$KUBERNETES_VERSION" ]; then
@@ -99,4 +114,4 @@ if [ ! -x "$OUT/kube-controller-manager-$KUBERNETES_VERSION" ]; then
 fi
 built kube-apiserver "$KUBERNETES_VERSION" build_kubernetes
 ln -sfn "kube-controller-manager-$KUBERNETES_VERSION" "$OUT/kube-controller-manager"
-log "ready in $OUT: helm $HELM_VERSION and $HELM3_VERSION, kine $KINE_VERSION, kube-apiserver and kube-controller-manager $KUBERNETES_VERSION"
+log "ready in $OUT: helm $HELM_VERSION and $HELM3_VERSION, kine $KINE_VERSION, kube-apiserver and kube-controller-manager $KUBERNETES_VERSION, cert-manager CRDs $CERT_MANAGER_VERSION"

@@ -129,7 +129,7 @@ def test_with_sidecar_namespaces_the_webhook_selects_those_namespaces_only() -> 
 def test_cert_manager_replaces_the_generated_certificate() -> None:
     objects = template(*VALUE_SETS["cert-manager"])
     assert not [o for o in objects if o["kind"] == "Secret"]
-    certificate = find(objects, "Certificate")
+    certificate = find(objects, "Certificate", "-injector")  # the serving one (its CA: -injector-ca)
     assert certificate["spec"]["issuerRef"]["kind"] == "Issuer"
     assert "apps-injector" not in certificate["spec"]["secretName"]
     mwc = find(objects, "MutatingWebhookConfiguration")
