@@ -17,6 +17,11 @@ from sidecar.injector.patch import encode
 Json = dict[str, Any]
 API_VERSION = "admission.k8s.io/v1"
 MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own request limit is 3 MiB
+# Any pod can reach the injector's Service: the bodies being read at once are bounded in bytes (by
+# their declared length; a review is a few KiB), and each must arrive within the API server's own
+# longest webhook timeout, or unfinished uploads would hold memory until the injector is OOM-killed.
+BODY_BYTES_IN_FLIGHT = 16 * 1024 * 1024
+BODY_READ_SECONDS = 30.0
 
 
 class ReviewError(ValueError):

@@ -28,7 +28,16 @@ from sidecar.core.clock import Clock, SystemClock
 from sidecar.injector.metrics import InjectorMetrics
 from sidecar.injector.mutate import Decision, decide
 from sidecar.injector.patch import make_patch
-from sidecar.injector.review import MAX_BODY_BYTES, ReviewError, ReviewRequest, allow, deny, parse_review
+from sidecar.injector.review import (
+    BODY_BYTES_IN_FLIGHT,
+    BODY_READ_SECONDS,
+    MAX_BODY_BYTES,
+    ReviewError,
+    ReviewRequest,
+    allow,
+    deny,
+    parse_review,
+)
 from sidecar.injector.settings import InjectorSettings
 
 _log = logging.getLogger("sidecar.injector")
@@ -88,6 +97,7 @@ class InjectorServer:
         self._settings, self._metrics = settings, metrics
         self._clock = clock or SystemClock()
         self._ready = True
+        self._body_bytes = 0  # declared lengths of the review bodies being read now
         host, _, port = address.rpartition(":")
         self._host, self._port = host.strip("[]") or "0.0.0.0", int(port)
         self._ssl = CertReloader(tls).context if tls is not None else None
@@ -122,7 +132,10 @@ class InjectorServer:
     async def _inject(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         try:
-            review = parse_review(await request.read())
+            review = parse_review(await self._read_body(request))
+        except _Unread as exc:
+            self._record(exc.decision, None, started)
+            return web.json_response({"error": exc.decision.message}, status=exc.status)
         except ReviewError as exc:
             self._record(Decision("rejected", "malformed_review", str(exc)), None, started)
             return web.json_response({"error": f"not an AdmissionReview v1 request: {exc}"}, status=400)
@@ -138,6 +151,22 @@ class InjectorServer:
             return web.json_response({"error": "internal error; see the injector's log"}, status=500)
         self._record(decision, review, started)
         return web.json_response(answer)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The body, read within BODY_READ_SECONDS while BODY_BYTES_IN_FLIGHT bounds what all the
+        reads at once may hold; a body over MAX_BODY_BYTES is refused by aiohttp (413)."""
+        size = min(request.content_length or MAX_BODY_BYTES, MAX_BODY_BYTES)
+        if self._body_bytes + size > BODY_BYTES_IN_FLIGHT:
+            raise _Unread(503, Decision("rejected", "busy", "too many review bytes being read; retry"))
+        self._body_bytes += size
+        try:
+            async with self._clock.timeout(BODY_READ_SECONDS):
+                return await request.read()
+        except TimeoutError:
+            message = f"body not received within {BODY_READ_SECONDS:g}s"
+            raise _Unread(408, Decision("rejected", "slow_body", message)) from None
+        finally:
+            self._body_bytes -= size
 
     def _decide(self, review: ReviewRequest) -> Decision:
         if review.kind != "Pod":
@@ -174,6 +203,14 @@ class InjectorServer:
         if self._ready:
             return web.Response(text="ok\n")
         return web.Response(status=503, text="draining\n")
+
+
+class _Unread(Exception):
+    """A review body not read: refused (busy) or not received in time; answered with `status`."""
+
+    def __init__(self, status: int, decision: Decision) -> None:
+        super().__init__(decision.message)
+        self.status, self.decision = status, decision
 
 
 def _answer(review: ReviewRequest, decision: Decision) -> Json:

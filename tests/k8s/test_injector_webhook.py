@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -16,9 +17,11 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sidecar.core.clock import FakeClock
 from sidecar.injector import server as server_module
 from sidecar.injector.metrics import InjectorMetrics
 from sidecar.injector.patch import apply_patch
+from sidecar.injector.review import BODY_BYTES_IN_FLIGHT, BODY_READ_SECONDS, MAX_BODY_BYTES
 from sidecar.injector.server import InjectorServer, TlsFiles
 from sidecar.injector.settings import InjectorSettings
 from tests.k8s.tls import Tls, make_tls
@@ -204,3 +207,57 @@ async def test_a_renewed_certificate_is_served_on_the_next_connection(
         assert resp.status == 200
     with pytest.raises(aiohttp.ClientConnectorCertificateError):  # the old CA no longer verifies it
         await webhook.post(review(pod({})))
+
+
+async def _partial_body(
+    port: int, ssl_context: ssl.SSLContext, declared: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A review upload that declares `declared` bytes and stalls after sending most of them."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ssl_context)
+    head = (
+        "POST /inject HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {declared}\r\n\r\n"
+    )
+    writer.write(head.encode() + b'{"a":"' + b"x" * (declared - 1024))
+    await writer.drain()
+    return reader, writer
+
+
+async def _status(upload: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> int:
+    try:
+        return int((await upload[0].readline()).split()[1])
+    finally:
+        upload[1].close()
+
+
+@pytest.fixture
+async def clocked(tmp_path: Path) -> AsyncIterator[tuple[Webhook, FakeClock]]:
+    tls = make_tls(tmp_path / "tls")
+    metrics, clock = InjectorMetrics(), FakeClock()
+    server = InjectorServer(
+        SETTINGS, address="127.0.0.1:0", tls=TlsFiles(tls.cert, tls.key), metrics=metrics, clock=clock
+    )
+    await server.start()
+    yield Webhook(server, tls, metrics), clock
+    await server.stop()
+
+
+async def test_review_bodies_read_at_once_are_bounded_in_bytes(clocked: tuple[Webhook, FakeClock]) -> None:
+    """Any pod in the cluster can reach the injector's Service: 80 uploads of 3 MiB bodies left
+    unfinished held 514 MB in one injector (its limit is 192Mi), so a few dozen connections got
+    every injector pod OOM-killed, and the webhook failed open (or closed) for the whole cluster."""
+    webhook, clock = clocked
+    declared = MAX_BODY_BYTES - 10
+    stalled = [
+        await _partial_body(webhook.server.port, webhook.ssl, declared)
+        for _ in range(BODY_BYTES_IN_FLIGHT // declared)
+    ]
+    refused = await _partial_body(webhook.server.port, webhook.ssl, declared)
+    assert await asyncio.wait_for(_status(refused), 5) == 503  # at once, its body never read
+    assert webhook.count("rejected", "busy") == 1
+    status, body = await webhook.post(review(pod(ASKED)))  # a review of ordinary size still fits
+    assert status == 200 and body["response"]["patch"]
+    clock.advance(BODY_READ_SECONDS)  # the stalled uploads are cut, and their bytes given back
+    assert [await asyncio.wait_for(_status(r), 5) for r in stalled] == [408] * len(stalled)
+    assert webhook.count("rejected", "slow_body") == len(stalled)
+    assert (await webhook.post(review(pod(ASKED))))[0] == 200
