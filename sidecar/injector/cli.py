@@ -34,7 +34,11 @@ def register(sub: Any) -> None:
     actions = injector.add_subparsers(required=True, metavar="ACTION")
     serve = actions.add_parser("serve", help="serve AdmissionReview v1 on POST /inject over HTTPS")
     serve.add_argument("--settings", type=Path, required=True, help="the injector settings YAML")
-    serve.add_argument("--address", default="0.0.0.0:8443", help="host:port (port 0 = any free)")
+    serve.add_argument(
+        "--address",
+        default=":8443",
+        help="host:port; no host (or [::]): every IPv6 and IPv4 address; port 0: any free",
+    )
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate chain (omit both for plain HTTP)")
     serve.add_argument("--tls-key", type=Path, help="PEM private key")
     serve.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))

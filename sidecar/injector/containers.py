@@ -72,7 +72,9 @@ def _sidecar_env(settings: InjectorSettings, options: PodOptions) -> list[Json]:
         {"name": "SIDECAR__SETTINGS__TELEMETRY__METRICS__ENABLED", "value": "true"},
         {
             "name": "SIDECAR__SETTINGS__TELEMETRY__METRICS__ADDRESS",
-            "value": f"0.0.0.0:{settings.health_port}",
+            # every address, IPv6 and IPv4: on an IPv6 cluster the kubelet probes the pod's IPv6 one
+            # (quoted: the sidecar reads the value as YAML, where a bare [ opens a list)
+            "value": f"'[::]:{settings.health_port}'",
         },
         {"name": "SIDECAR__SETTINGS__LOG_LEVEL", "value": options.log_level},
         {"name": "SIDECAR__SETTINGS__SHUTDOWN_GRACE_SECONDS", "value": str(settings.drain_seconds)},

@@ -16,6 +16,7 @@ without the sidecar.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -99,7 +100,7 @@ class InjectorServer:
         self._ready = True
         self._body_bytes = 0  # declared lengths of the review bodies being read now
         host, _, port = address.rpartition(":")
-        self._host, self._port = host.strip("[]") or "0.0.0.0", int(port)
+        self._host, self._port = host.strip("[]"), int(port)  # "" or "::": every address
         self._ssl = CertReloader(tls).context if tls is not None else None
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -112,7 +113,11 @@ class InjectorServer:
         app.router.add_get("/readyz", self._readyz)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl)
+        site: web.BaseSite
+        if self._host in ("", "::"):
+            site = web.SockSite(self._runner, _every_address(self._port), ssl_context=self._ssl)
+        else:
+            site = web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or ()
         self.port = int(sockets[0].getsockname()[1]) if sockets else self._port
@@ -203,6 +208,28 @@ class InjectorServer:
         if self._ready:
             return web.Response(text="ok\n")
         return web.Response(status=503, text="draining\n")
+
+
+def _every_address(port: int) -> socket.socket:
+    """A listening socket on every address, IPv6 and IPv4 (one dual-stack socket, so one port):
+    on an IPv6 cluster the kubelet and the API server reach the pod's IPv6 address. IPv4 alone
+    where the kernel has no IPv6."""
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError:
+        sock, where = socket.socket(socket.AF_INET, socket.SOCK_STREAM), ("0.0.0.0", port)
+    else:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        where = ("::", port)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(where)
+        sock.listen(socket.SOMAXCONN)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class _Unread(Exception):

@@ -110,6 +110,11 @@ class _BoundedServer(ThreadingWSGIServer):
         self._deadlines: dict[socket.socket, float] = {}
         super().__init__(address, _QuietHandler)
 
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:  # "::" takes IPv4 too, whatever the host's default
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
             self.shutdown_request(request)
@@ -179,12 +184,10 @@ class MetricsServer:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         try:
-            infos = socket.getaddrinfo(
-                self._host, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )
-            family, *_, sockaddr = infos[0]
-            bind = (str(sockaddr[0]), self._port)
-            self._server = _BoundedServer(bind, family, self._slots, self._connection_timeout)
+            hosts = [self._host]
+            if self._host == "::":  # every address: IPv6 and IPv4 on one dual-stack socket, or
+                hosts.append("0.0.0.0")  # IPv4 alone where the kernel has no IPv6
+            self._server = self._bind(hosts)
         except OSError as exc:
             raise RuntimeError(f"cannot serve /metrics on {self._host}:{self._port}: {exc}") from exc
         self._server.set_app(self._app(make_wsgi_app(_OnLoop(self._registry, self._loop, self._wait))))
@@ -192,6 +195,19 @@ class MetricsServer:
         self._wake = socket.socketpair()
         self._thread = threading.Thread(target=self._serve, name="metrics-http", daemon=True)
         self._thread.start()
+
+    def _bind(self, hosts: list[str]) -> _BoundedServer:
+        for i, host in enumerate(hosts):
+            infos = socket.getaddrinfo(host, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            family, *_, sockaddr = infos[0]
+            try:
+                return _BoundedServer(
+                    (str(sockaddr[0]), self._port), family, self._slots, self._connection_timeout
+                )
+            except OSError:
+                if i == len(hosts) - 1:
+                    raise
+        raise OSError("no address to bind")
 
     async def stop(self) -> None:
         if self._thread is not None and self._wake is not None:

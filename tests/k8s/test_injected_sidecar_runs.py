@@ -22,9 +22,9 @@ from tests.support.kms import free_port, stop
 pytestmark = pytest.mark.integration
 
 
-def probe(port: int, path: str) -> int:
+def probe(port: int, path: str, host: str = "127.0.0.1") -> int:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as resp:
+        with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=1) as resp:
             return int(resp.status)
     except OSError as exc:
         return int(getattr(exc, "code", 0))
@@ -74,6 +74,8 @@ def test_the_injected_sidecar_serves_the_application_over_the_socket(
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
         assert probe(settings.health_port, sidecar["livenessProbe"]["httpGet"]["path"]) == 200
+        # on an IPv6 cluster the kubelet probes the pod's IPv6 address
+        assert probe(settings.health_port, startup, host="[::1]") == 200
         app_env = {e["name"]: e["value"] for e in decision.pod["spec"]["containers"][0]["env"]}
         address = app_env["ORCHESTRATOR_SIDECAR_ADDRESS"]
         assert address == f"unix://{tmp_path}/sock/sidecar.sock"

@@ -58,7 +58,7 @@ def test_native_sidecar_is_the_first_init_container_with_restart_policy_always()
     assert sidecar["ports"] == [{"name": "sidecar-health", "containerPort": 9464, "protocol": "TCP"}]
     assert sidecar["envFrom"] == [{"secretRef": {"name": "llm-keys"}}]
     e = env(sidecar)
-    assert e["SIDECAR__SETTINGS__TELEMETRY__METRICS__ADDRESS"] == "0.0.0.0:9464"
+    assert e["SIDECAR__SETTINGS__TELEMETRY__METRICS__ADDRESS"] == "'[::]:9464'"  # YAML-quoted
     assert e["SIDECAR__SETTINGS__LISTEN__ADDRESS"] == "127.0.0.1:50051"
     assert e["SIDECAR__SETTINGS__LISTEN__UNIX_SOCKET"] == "/var/run/orchestrator-sidecar/sidecar.sock"
     assert e["SIDECAR_TOKEN"] == {"secretKeyRef": {"name": "sidecar-token", "key": "token"}}

@@ -261,3 +261,25 @@ async def test_review_bodies_read_at_once_are_bounded_in_bytes(clocked: tuple[We
     assert [await asyncio.wait_for(_status(r), 5) for r in stalled] == [408] * len(stalled)
     assert webhook.count("rejected", "slow_body") == len(stalled)
     assert (await webhook.post(review(pod(ASKED))))[0] == 200
+
+
+@pytest.mark.parametrize("address", [":0", "[::]:0"])
+async def test_every_address_means_ipv6_and_ipv4(tmp_path: Path, address: str) -> None:
+    """The chart ran the injector on 0.0.0.0, IPv4 only: on an IPv6 (single-stack) cluster the
+    kubelet's probes and the API server's reviews reach the pod's IPv6 address, and found nothing."""
+    tls = make_tls(tmp_path / "tls")
+    server = InjectorServer(
+        SETTINGS, address=address, tls=TlsFiles(tls.cert, tls.key), metrics=InjectorMetrics()
+    )
+    await server.start()
+    try:
+        context = ssl.create_default_context(cadata=tls.ca_pem.decode())
+        context.check_hostname = False
+        for host in ("127.0.0.1", "[::1]"):
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"https://{host}:{server.port}/readyz", ssl=context) as resp,
+            ):
+                assert resp.status == 200, host
+    finally:
+        await server.stop()
