@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from sidecar.injector import containers as c
 from sidecar.injector.annotations import (
+    CONFIG,
     INJECT,
     INJECTED,
     STATUS,
@@ -42,7 +43,8 @@ class PodShapeError(ValueError):
     """The object is not a pod spec the injector can read; the message names the field."""
 
 
-def decide(pod: object, settings: InjectorSettings) -> Decision:
+def decide(pod: object, settings: InjectorSettings, namespace: str = "") -> Decision:
+    """`namespace`: the pod's (the review's), or "" when not known (offline manifests)."""
     try:
         annotations = _annotations(pod)
         assert isinstance(pod, dict)  # _annotations checked it
@@ -62,7 +64,7 @@ def decide(pod: object, settings: InjectorSettings) -> Decision:
     if not options.inject:
         reason = "disabled" if INJECT in annotations else "not_requested"
         return Decision("skipped", reason, f"{INJECT} is not true")
-    if unfit := _unfit(pod, options):
+    if unfit := _unfit(pod, options) or _no_config(namespace, settings, options):
         # a pod the sidecar cannot serve: asked for by name, it is refused with the reason;
         # injected by default, it is left without the sidecar
         kind: Kind = "rejected" if INJECT in annotations else "skipped"
@@ -206,6 +208,19 @@ def _unfit(pod: Json, options: PodOptions) -> tuple[str, str] | None:
             "forever; use mode native (Kubernetes 1.29+)"
         )
     return None
+
+
+def _no_config(namespace: str, settings: InjectorSettings, options: PodOptions) -> tuple[str, str] | None:
+    """The chart's config ConfigMap exists only in its namespaces: elsewhere (a namespace the webhook
+    selects by label) the pod would wait forever for the volume, unless it names one of its own."""
+    known = settings.config_namespaces
+    if known is None or not namespace or namespace in known or options.config_map != settings.config_map:
+        return None
+    return "no_config", (
+        f"namespace {namespace} has no {settings.config_map} ConfigMap (the chart creates it in "
+        f"sidecarNamespaces only): add the namespace there, or annotate {CONFIG} with a ConfigMap "
+        "of this namespace"
+    )
 
 
 def _windows(pod: Json) -> str:

@@ -178,7 +178,7 @@ class InjectorServer:
             return Decision("skipped", "not_a_pod", f"kind {review.kind!r} is not Pod")
         if review.operation != "CREATE":
             return Decision("skipped", "not_create", f"operation {review.operation!r} is not CREATE")
-        return decide(review.object, self._settings)
+        return decide(review.object, self._settings, review.namespace)
 
     def _record(self, decision: Decision, review: ReviewRequest | None, started: float) -> None:
         self._metrics.decided(decision.kind, decision.reason, time.perf_counter() - started)

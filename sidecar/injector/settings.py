@@ -6,7 +6,7 @@ import posixpath
 import re
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -92,6 +92,9 @@ class InjectorSettings(ConfigModel):
     log_level: LogLevel = "INFO"
     config_map: str = Field(pattern=DNS_SUBDOMAIN, max_length=253, description="holds the sidecar's YAML")
     config_key: str = Field(default="sidecar.yaml", pattern=r"^[-._a-zA-Z0-9]+$")
+    config_namespaces: tuple[Annotated[str, Field(pattern=DNS_LABEL, max_length=63)], ...] | None = Field(
+        default=None, description="the namespaces holding config_map (the chart's); None: not known"
+    )
     token_secret: SecretKey | None = None
     provider_secrets: tuple[str, ...] = Field(default=(), description="Secrets exposed as env (envFrom)")
     grpc_port: int = Field(default=50051, ge=1, le=65535)

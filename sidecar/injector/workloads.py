@@ -103,7 +103,7 @@ def _inject_object(obj: object, settings: InjectorSettings, where: str, outcomes
             Outcome(label, Decision("rejected", "invalid_pod", f"no pod template at {'.'.join(path)}"))
         )
         return obj
-    decision = decide(template, settings)
+    decision = decide(template, settings, _namespace(obj))
     outcomes.append(Outcome(label, decision))
     if decision.kind != "injected" or decision.pod is None:
         return obj
@@ -130,6 +130,12 @@ def _get(obj: Json, path: tuple[str, ...]) -> Json | None:
 def _name(obj: Json) -> str:
     metadata = obj.get("metadata")
     return str(metadata.get("name", "")) if isinstance(metadata, dict) else ""
+
+
+def _namespace(obj: Json) -> str:
+    """The namespace the manifest names, or "" (kubectl's own then, not known here)."""
+    metadata = obj.get("metadata")
+    return str(metadata.get("namespace") or "") if isinstance(metadata, dict) else ""
 
 
 def pod_templates(text: str) -> Iterator[tuple[str, Json]]:

@@ -288,6 +288,48 @@ def test_a_pod_outside_the_sidecar_namespaces_is_left_alone(cluster: Cluster, in
     assert status == 404  # what the injected pod would have mounted
 
 
+def test_a_namespace_selected_by_label_without_the_config_refuses_pods_by_name(
+    cluster: Cluster, installed: Injector, tmp_path: Path
+) -> None:
+    """Namespaces chosen by a label (webhook.namespaceSelector) rather than listed in
+    sidecarNamespaces have no copy of the sidecar's ConfigMap: an annotated pod there was injected
+    with a volume of a ConfigMap its namespace does not have, and stayed ContainerCreating forever
+    (a Deployment's pods all of them). It is refused, saying what to do; with a ConfigMap of its own
+    namespace named by the config annotation it is injected."""
+    kube = ("--kubeconfig", str(cluster.kubeconfig), "--namespace", "labelled-system")
+    for name, labels in (("labelled-system", {}), ("team-a", {"sidecar": "enabled"})):
+        cluster.create("/api/v1/namespaces", {"metadata": {"name": name, "labels": labels}})
+    port = free_port()
+    helm(
+        "install", "labelled", str(CHART), *kube,
+        "--set", f"webhook.url=https://127.0.0.1:{port}/inject",
+        "--set", f"webhook.caBundle={base64.b64encode(installed.tls.ca_pem).decode()}",
+        "--set", "webhook.namespaceSelector.matchLabels.sidecar=enabled",
+    )  # fmt: skip
+    settings = chart_settings(
+        tmp_path,
+        "--set",
+        "webhook.namespaceSelector.matchLabels.sidecar=enabled",
+        release="labelled",
+        namespace="labelled-system",
+    )
+    assert settings is not None
+    injector = Injector(tmp_path, settings, installed.tls, port)
+    injector.start()
+    try:
+        status, answer = cluster.request("POST", "/api/v1/namespaces/team-a/pods", pod("asks", ASKED))
+        assert status == 400, answer
+        assert "namespace team-a has no labelled-orchestrator-sidecar-config ConfigMap" in answer["message"]
+        assert injector.decisions("rejected", "no_config") == 1
+        cluster.create("/api/v1/namespaces/team-a/configmaps", {"metadata": {"name": "team-config"}})
+        own_config = pod("own-config", {**ASKED, "orchestrator.sidecar/config": "team-config"})
+        stored = cluster.create("/api/v1/namespaces/team-a/pods", own_config)
+        assert names(stored["spec"]["initContainers"]) == ["orchestrator-sidecar"]
+    finally:
+        injector.stop()
+        helm("uninstall", "labelled", *kube)
+
+
 def test_a_pod_labelled_false_never_reaches_the_webhook(cluster: Cluster, installed: Injector) -> None:
     before = sum(
         installed.decisions(d, r) for d, r in (("skipped", "disabled"), ("skipped", "not_requested"))
@@ -445,9 +487,11 @@ def test_offline_injected_yaml_keeps_values_a_yaml_1_1_reader_would_retype(
     assert {k: stored[k] for k in values} == values
 
 
-def chart_settings(directory: Path, *values: str) -> Path | None:
+def chart_settings(
+    directory: Path, *values: str, release: str = RELEASE, namespace: str = SYSTEM
+) -> Path | None:
     """The injector settings the chart renders with these values (None: the chart refuses them)."""
-    rendered = helm("template", RELEASE, str(CHART), "--namespace", SYSTEM, *values, check=False)
+    rendered = helm("template", release, str(CHART), "--namespace", namespace, *values, check=False)
     if rendered.returncode != 0:
         return None
     for doc in yaml.safe_load_all(rendered.stdout):

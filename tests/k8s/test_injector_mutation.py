@@ -442,3 +442,21 @@ def test_a_template_whose_metadata_is_null_is_injected() -> None:
     out = injected(template, settings)
     assert out["metadata"]["annotations"][STATUS] == "injected"
     assert apply_patch(template, make_patch(template, out)) == out
+
+
+def test_a_namespace_without_the_config_is_refused_or_skipped() -> None:
+    """The chart's ConfigMap is in its namespaces only; a pod elsewhere would wait for it forever."""
+    settings = SETTINGS.model_copy(update={"config_namespaces": ("orchestrator-system", "shop")})
+    refused = decide(pod(ASKED), settings, "team-a")
+    assert (refused.kind, refused.reason) == ("rejected", "no_config")
+    assert "namespace team-a has no orchestrator-sidecar ConfigMap" in refused.message
+    by_default = settings.model_copy(update={"inject_by_default": True})
+    assert (decide(pod(), by_default, "team-a").kind, decide(pod(), by_default, "team-a").reason) == (
+        "skipped",
+        "no_config",
+    )
+    assert decide(pod(ASKED), settings, "shop").kind == "injected"
+    assert decide(pod(ASKED), settings, "").kind == "injected"  # offline, the namespace not known
+    own = {**ASKED, "orchestrator.sidecar/config": "team-config"}
+    assert decide(pod(own), settings, "team-a").kind == "injected"
+    assert decide(pod(ASKED), SETTINGS, "team-a").kind == "injected"  # no list: every namespace

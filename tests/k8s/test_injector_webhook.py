@@ -178,7 +178,7 @@ async def test_a_malformed_pod_inside_a_review_is_refused(webhook: Webhook) -> N
 async def test_an_internal_failure_is_a_500_counted_as_error(
     webhook: Webhook, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(pod: object, settings: InjectorSettings) -> None:
+    def broken(pod: object, settings: InjectorSettings, namespace: str = "") -> None:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(server_module, "decide", broken)
