@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 from decimal import Decimal
@@ -9,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from sidecar.config.model import ConfigModel
 
@@ -60,9 +61,19 @@ def over_limit(requests: dict[str, str], limits: dict[str, str]) -> str:
     return ""
 
 
+def _number_as_text(value: object) -> object:
+    """A quantity written as a YAML number (`cpu: 1`, `memory: 536870912`), as Kubernetes takes it."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return str(value)
+    return value
+
+
+Quantity = Annotated[str, BeforeValidator(_number_as_text), Field(pattern=QUANTITY)]
+
+
 class Quantities(ConfigModel):
-    cpu: str | None = Field(default=None, pattern=QUANTITY)
-    memory: str | None = Field(default=None, pattern=QUANTITY)
+    cpu: Quantity | None = None
+    memory: Quantity | None = None
 
     def given(self) -> dict[str, str]:
         return {k: v for k, v in (("cpu", self.cpu), ("memory", self.memory)) if v is not None}

@@ -509,6 +509,27 @@ def inject_offline(manifest: dict[str, Any], settings: Path, directory: Path) ->
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
 
 
+def test_resources_written_as_numbers_reach_the_injected_sidecar(
+    cluster: Cluster, installed: Injector, tmp_path: Path
+) -> None:
+    """`cpu: 1` and `memory: 536870912` are quantities the schema (and Kubernetes) accept, but the
+    injector refused such settings ("Input should be a valid string") and exited at start: a
+    crash-looping injector, every pod admitted without the sidecar."""
+    settings = chart_settings(
+        tmp_path,
+        "--set",
+        "sidecar.resources.requests.cpu=1",
+        "--set",
+        "sidecar.resources.limits.memory=536870912",
+    )
+    assert settings is not None
+    out = inject_offline(pod("numbers", ASKED), settings, tmp_path)
+    status, answer = cluster.request("POST", f"/api/v1/namespaces/{APPS}/pods?dryRun=All", yaml_text=out)
+    assert status == 201, answer
+    resources = answer["spec"]["initContainers"][0]["resources"]
+    assert (resources["requests"]["cpu"], resources["limits"]["memory"]) == ("1", "536870912")
+
+
 @pytest.mark.parametrize(
     "socket_dir",
     ["/etc/orchestrator-sidecar", "/var/lib/orchestrator-sidecar/", "/run/orchestrator/", "/tmp/s"],

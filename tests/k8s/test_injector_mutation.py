@@ -460,3 +460,15 @@ def test_a_namespace_without_the_config_is_refused_or_skipped() -> None:
     own = {**ASKED, "orchestrator.sidecar/config": "team-config"}
     assert decide(pod(own), settings, "team-a").kind == "injected"
     assert decide(pod(ASKED), SETTINGS, "team-a").kind == "injected"  # no list: every namespace
+
+
+def test_quantities_written_as_numbers_are_taken() -> None:
+    from pydantic import ValidationError
+
+    settings = InjectorSettings(
+        image="i", config_map="c", resources={"requests": {"cpu": 0.5, "memory": 100_000_000}, "limits": {}}
+    )
+    assert settings.resources.requests.given() == {"cpu": "0.5", "memory": "100000000"}
+    for bad in (-1, True, float("inf")):
+        with pytest.raises(ValidationError, match="resources.requests.cpu"):
+            InjectorSettings(image="i", config_map="c", resources={"requests": {"cpu": bad}})
