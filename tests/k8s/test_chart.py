@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sidecar.injector.settings import InjectorSettings
+from sidecar.injector.settings import InjectorSettings, load_settings
 from tests.k8s.tools import CHART, find, helm, template
 from tests.support.prometheus import binary
 
@@ -500,3 +500,29 @@ def test_cert_manager_durations_are_go_durations(value: str, ok: bool) -> None:
     assert (result.returncode == 0) == ok, result.stderr
     if not ok:
         assert "/certManager/" + value.split(".")[1].split("=")[0] in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--set", "sidecar.injectByDefault=null"],  # Helm drops a key set to null: the schema saw nothing
+        ["--set", "sidecar.prometheusAnnotations=null"],
+        ["--set", "sidecar.providerSecrets=null"],
+        ["--set", "sidecar.resources.limits.memory=0"],  # 0 read as "no limit" by the render-time check
+        ["--set", "securityContext.runAsUser=2147483648"],  # the API server refuses the Deployment
+    ],
+)
+def test_values_that_rendered_an_injector_unable_to_start_are_refused(
+    args: list[str], tmp_path: Path
+) -> None:
+    """Rendered, the injector refused its own settings at start (inject_by_default: Input should be
+    a valid boolean; the memory request is above its limit), a crash loop in which every pod was
+    admitted without the sidecar; the last made a Deployment the API server cannot decode."""
+    result = helm("template", "demo", str(CHART), *args, check=False)
+    if result.returncode == 0:
+        settings = tmp_path / "injector.yaml"
+        settings.write_text(find(template(*args), "ConfigMap", "-injector")["data"]["injector.yaml"])
+        load_settings(settings)  # raises: the test fails naming what the injector refused
+        runs_as = find(template(*args), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        assert runs_as["securityContext"]["runAsUser"] <= 2147483647
+    assert result.returncode != 0

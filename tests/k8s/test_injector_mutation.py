@@ -470,5 +470,5 @@ def test_quantities_written_as_numbers_are_taken() -> None:
     )
     assert settings.resources.requests.given() == {"cpu": "0.5", "memory": "100000000"}
     for bad in (-1, True, float("inf")):
-        with pytest.raises(ValidationError, match="resources.requests.cpu"):
+        with pytest.raises(ValidationError, match=r"resources\.requests\.cpu"):
             InjectorSettings(image="i", config_map="c", resources={"requests": {"cpu": bad}})
