@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,7 @@ VALUE_SETS: dict[str, list[str]] = {
         "sidecar.mode=classic",
         "sidecar.transport=tcp",
         "sidecar.tokenSecret.name=sidecar-token",
+        "config.settings.auth.token.env=SIDECAR_TOKEN",
         "sidecar.providerSecrets={llm-keys}",
     ),
     "monitoring": sets(
@@ -220,6 +222,7 @@ def test_the_rendered_config_passes_check_config(tmp_path: Path) -> None:
             capture_output=True,
             text=True,
             timeout=60,
+            env={**os.environ, "SIDECAR_TOKEN": "from-the-token-secret"},  # as the injector sets it
         )
         assert result.returncode == 0, result.stderr
         assert "OK" in result.stdout
@@ -526,3 +529,29 @@ def test_values_that_rendered_an_injector_unable_to_start_are_refused(
         runs_as = find(template(*args), "Deployment")["spec"]["template"]["spec"]["containers"][0]
         assert runs_as["securityContext"]["runAsUser"] <= 2147483647
     assert result.returncode != 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (  # every injected sidecar exited at start: SIDECAR_TOKEN is not set or empty
+            ["--set", "config.settings.auth.token.env=SIDECAR_TOKEN"],
+            "config.settings.auth.token reads SIDECAR_TOKEN, which only sidecar.tokenSecret sets",
+        ),
+        (  # the applications were handed a token that the sidecar never checked
+            ["--set", "sidecar.tokenSecret.name=sidecar-token"],
+            "sidecar.tokenSecret is set but config.settings.auth.token is not",
+        ),
+    ],
+)
+def test_a_token_secret_and_the_configs_token_go_together(args: list[str], message: str) -> None:
+    result = helm("template", "demo", str(CHART), *args, check=False)
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+    both = [
+        *args,
+        "--set",
+        "sidecar.tokenSecret.name=sidecar-token",
+        "--set",
+        "config.settings.auth.token.env=SIDECAR_TOKEN",
+    ]
+    assert helm("template", "demo", str(CHART), *both, check=False).returncode == 0

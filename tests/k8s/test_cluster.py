@@ -106,6 +106,7 @@ def installed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "--set", "webhook.timeoutSeconds=5",
         "--set", f"sidecarNamespaces={{{APPS}}}",
         "--set", "sidecar.tokenSecret.name=sidecar-token",
+        "--set", "config.settings.auth.token.env=SIDECAR_TOKEN",
     )  # fmt: skip
     settings_map = cluster.get(
         f"/api/v1/namespaces/{SYSTEM}/configmaps/{RELEASE}-orchestrator-sidecar-injector"
