@@ -20,7 +20,7 @@ Transport = Literal["unix", "tcp"]
 # A Kubernetes resource quantity (`100m`, `128Mi`, `1.5`, `2e3`).
 QUANTITY = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"  # RFC 1123
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 # The sidecar container's own mounts: its config (a ConfigMap, read-only) and its working directory.
 CONFIG_DIR = "/etc/orchestrator-sidecar"

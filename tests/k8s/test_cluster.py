@@ -256,6 +256,22 @@ def test_a_resource_annotation_within_the_limits_is_admitted(cluster: Cluster, i
     assert resources["requests"]["memory"] == resources["limits"]["memory"] == "256Mi"  # 0.25Gi, canonical
 
 
+def test_a_config_annotation_no_configmap_can_be_named_is_refused(
+    cluster: Cluster, installed: Injector
+) -> None:
+    """The API server takes `team..config` in a pod's configMap volume, but no ConfigMap can be named
+    so: the pod was stored and waited for the volume forever."""
+    status, answer = cluster.request(
+        "POST",
+        f"/api/v1/namespaces/{APPS}/pods?dryRun=All",
+        pod("bad-config", {**ASKED, "orchestrator.sidecar/config": "team..config"}),
+    )
+    assert status == 400, answer
+    assert "'team..config' is not a ConfigMap name" in answer["message"]
+    config_map = {"metadata": {"name": "team..config"}}
+    assert cluster.request("POST", f"/api/v1/namespaces/{APPS}/configmaps?dryRun=All", config_map)[0] == 422
+
+
 def test_a_container_with_the_sidecars_name_is_refused(cluster: Cluster, installed: Injector) -> None:
     clash = pod("clash", ASKED)
     clash["spec"]["containers"].append({"name": "orchestrator-sidecar", "image": "other:1"})

@@ -211,6 +211,9 @@ def test_inject_by_default_injects_unannotated_pods() -> None:
             "'lots' is not a Kubernetes quantity",
         ),
         ({**ASKED, "orchestrator.sidecar/config": "Bad_Name"}, "is not a ConfigMap name"),
+        # no ConfigMap can have these names, but the API server takes them in a volume: stuck pods
+        ({**ASKED, "orchestrator.sidecar/config": "team..config"}, "is not a ConfigMap name"),
+        ({**ASKED, "orchestrator.sidecar/config": "team.-config"}, "is not a ConfigMap name"),
         (
             {**ASKED, "orchestrator.sidecar/trasport": "tcp"},
             "trasport: unknown annotation",
