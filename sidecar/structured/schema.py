@@ -2,7 +2,8 @@
 
 `schema_problem` says why a document is not a usable schema (for a request's tool parameters and
 response_format); `answer_problem` says why an answer's text does not validate against one.
-Schemas are bounded in size and depth before the library sees them.
+Schemas are bounded in size and depth before the library sees them, and their regular expressions
+are matched within a time budget (sidecar/structured/patterns.py).
 
 The library (with `referencing` and `rpds`, about 4 MB of RSS) is imported on the first call that
 carries a schema, not at start: a sidecar whose callers never send tools or a response format does
@@ -14,6 +15,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from sidecar.structured.patterns import (
+    MATCH_BUDGET_SECONDS,
+    PatternBudget,
+    PatternBudgetExceeded,
+    bounded_validator,
+    unbounded_combination,
+)
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -64,6 +73,8 @@ def schema_problem(schema: Any, *, object_root: bool = False) -> str | None:
         return f"a JSON Schema of at most {MAX_SCHEMA_BYTES} bytes"
     if _depth(schema) > MAX_DEPTH:
         return f"a JSON Schema nested at most {MAX_DEPTH} deep"
+    if unbounded_combination(schema):
+        return "a JSON Schema without unevaluatedProperties beside patternProperties"
     try:
         _validator().check_schema(schema)
     except SchemaError as exc:
@@ -83,7 +94,12 @@ def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
         return "the answer is JSON nested too deeply to check"
     if schema is None:
         return None if isinstance(value, dict) else "the answer is not a JSON object"
-    error = next(iter(_validator()(schema).iter_errors(value)), None)
+    budget = PatternBudget(MATCH_BUDGET_SECONDS)
+    try:
+        with budget.active():
+            error = next(iter(bounded_validator(_validator())(schema).iter_errors(value)), None)
+    except PatternBudgetExceeded:
+        return f"the answer took too long to check against the schema's patterns (over {budget.seconds} s)"
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"

@@ -1,0 +1,57 @@
+"""A response_format whose pattern backtracks exponentially on the answer, through the real server:
+the call fails SCHEMA_VALIDATION_FAILED within the match budget, and the sidecar keeps answering
+meanwhile. Before, `^(a|aa)+$` and an answer of 28 `a`s and a `!` held the event loop for 18 s
+(health checks included); this answer's 60 would have held it for days."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from tests.conftest import echo_policy, user
+from tests.integration.helpers import rich
+from tests.support.api import generate_request, rpc_error
+from tests.support.tools import struct
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_backtracking_pattern_neither_stalls_the_sidecar_nor_the_call(serve: Any) -> None:
+    s = await serve({"policy": echo_policy()})
+    schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": "^(a|aa)+$"}}}
+    fmt = gen.ResponseFormat(json_schema=gen.JsonSchemaFormat(name="p", schema=struct(schema)))
+    # the echo answers {"a": <the user's text>}: the caller chose the string the pattern runs on
+    request = generate_request(messages=[user("a" * 60 + "!")], response_format=fmt)
+    health = health_pb2_grpc.HealthStub(s.channel)
+    started = time.monotonic()
+    call = asyncio.ensure_future(rpc_error(lambda: s.stub.Generate(request, timeout=30)))
+    checked = await health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    err = await call
+    assert checked.status == health_pb2.HealthCheckResponse.SERVING
+    assert time.monotonic() - started < 10
+    assert err.code() == grpc.StatusCode.UNAVAILABLE
+    info = (await rich(err)).info
+    assert info.reason == "SCHEMA_VALIDATION_FAILED"
+    assert "took too long" in info.metadata["violation"]
+
+
+async def test_unevaluated_properties_beside_pattern_properties_are_invalid_naming_the_field(
+    serve: Any,
+) -> None:
+    s = await serve({"policy": echo_policy()})
+    schema = {"type": "object", "patternProperties": {"^x-": {}}, "unevaluatedProperties": False}
+    fmt = gen.ResponseFormat(json_schema=gen.JsonSchemaFormat(name="p", schema=struct(schema)))
+    err = await rpc_error(
+        lambda: s.stub.Generate(generate_request(messages=[user("hi")], response_format=fmt))
+    )
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    bad = (await rich(err)).bad_request
+    assert bad is not None
+    fields = [v.field for v in bad.field_violations]
+    assert any(f.startswith("input.response_format") for f in fields), fields
