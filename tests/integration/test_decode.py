@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 import pytest
 
-from sidecar._gen.orchestrator.v1 import embed_pb2, personas_pb2
+from sidecar._gen.orchestrator.v1 import embed_pb2, escalation_pb2, personas_pb2
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import echo_policy, user
 from tests.integration.helpers import rich
@@ -226,6 +226,8 @@ def _peak_mb() -> float:
 EMBED = "/orchestrator.v1.GenerationService/Embed"
 MESSAGES = gen.GenerationInput.DESCRIPTOR.fields_by_name["messages"].number
 TEXTS = embed_pb2.EmbedRequest.DESCRIPTOR.fields_by_name["texts"].number
+ESCALATIONS = "/orchestrator.v1.EscalationService/ListEscalations"
+STATES = escalation_pb2.ListEscalationsRequest.DESCRIPTOR.fields_by_name["states"].number
 
 
 @pytest.mark.parametrize(
@@ -234,8 +236,9 @@ TEXTS = embed_pb2.EmbedRequest.DESCRIPTOR.fields_by_name["texts"].number
         (GENERATE, False, _field(1, bytes([MESSAGES << 3 | 2, 0]) * 3_500_000), "input.messages"),
         (STREAM, True, _field(1, bytes([MESSAGES << 3 | 2, 0]) * 3_500_000), "input.messages"),
         (EMBED, False, bytes([TEXTS << 3 | 2, 0]) * 3_500_000, "texts"),
+        (ESCALATIONS, False, _field(STATES, bytes([1]) * 7_000_000), "states"),  # packed: a byte a value
     ],
-    ids=["generate", "stream", "embed"],
+    ids=["generate", "stream", "embed", "packed-enums"],
 )
 async def test_a_request_of_millions_of_tiny_elements_is_refused_before_it_is_parsed(
     serve: Callable[..., Any], path: str, stream: bool, raw: bytes, field: str
