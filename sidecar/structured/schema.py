@@ -79,6 +79,8 @@ def schema_problem(schema: Any, *, object_root: bool = False) -> str | None:
         _validator().check_schema(schema)
     except SchemaError as exc:
         return f"not a valid JSON Schema: {exc.message[:200]}"
+    except (RecursionError, OverflowError) as exc:  # `re` compiling a pattern raises these, not re.error
+        return f"not a valid JSON Schema: a pattern that cannot be compiled ({exc})"
     if object_root and schema.get("type", "object") != "object":
         return 'a JSON Schema with "type": "object"'
     return None

@@ -6,6 +6,7 @@ meanwhile. Before, `^(a|aa)+$` and an answer of 28 `a`s and a `!` held the event
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -55,3 +56,27 @@ async def test_unevaluated_properties_beside_pattern_properties_are_invalid_nami
     assert bad is not None
     fields = [v.field for v in bad.field_violations]
     assert any(f.startswith("input.response_format") for f in fields), fields
+
+
+@pytest.mark.parametrize("pattern", ["a{4294967295}", "(" * 3000 + ")" * 3000])
+async def test_a_pattern_that_cannot_be_compiled_is_invalid_naming_the_field_never_internal(
+    serve: Any, pattern: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = await serve({"policy": echo_policy()})
+    schema = struct({"type": "object", "properties": {"a": {"type": "string", "pattern": pattern}}})
+    fmt = gen.ResponseFormat(json_schema=gen.JsonSchemaFormat(name="p", schema=schema))
+    for request, field in [
+        (
+            generate_request(messages=[user("hi")], response_format=fmt),
+            "input.response_format.json_schema.schema",
+        ),
+        (
+            generate_request(messages=[user("hi")], tools=[gen.Tool(name="t", parameters=schema)]),
+            "input.tools[0].parameters",
+        ),
+    ]:
+        err = await rpc_error(lambda r=request: s.stub.Generate(r))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+        bad = (await rich(err)).bad_request
+        assert bad is not None and [v.field for v in bad.field_violations] == [field]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

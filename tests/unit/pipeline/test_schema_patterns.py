@@ -68,3 +68,18 @@ def test_unevaluated_properties_beside_pattern_properties_are_refused_at_the_edg
     assert schema_problem(nested) is not None
     assert schema_problem({"type": "object", "unevaluatedProperties": False}) is None
     assert schema_problem({"type": "object", "patternProperties": {"^x-": {}}}) is None
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["a{4294967295}", "(" * 3000 + ")" * 3000],
+    ids=["repeat count past the engine's", "groups nested past the parser's stack"],
+)
+def test_a_pattern_the_engine_cannot_compile_is_a_problem_of_the_schema(pattern: str) -> None:
+    # `re` raises OverflowError / RecursionError for these, not re.error: they escaped the check
+    # and the call ended INTERNAL, with an ERROR line and its traceback per request
+    schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": pattern}}}
+    problem = schema_problem(schema)
+    assert problem is not None and problem.startswith("not a valid JSON Schema")
+    keyed = {"type": "object", "patternProperties": {pattern: {}}}
+    assert schema_problem(keyed) is not None
