@@ -9,7 +9,8 @@ answer through its prompt; an upstream writes the answer. Here those keywords ma
 check: past it the check gives up (`PatternBudgetExceeded`) and the answer does not pass.
 
 `unevaluatedProperties` re-matches `patternProperties` with `re` inside jsonschema, out of reach
-here: `unbounded_combination` finds a schema combining the two, refused at the edge.
+here: `unbounded_combination` finds a schema combining the two, refused at the edge, as is a pattern
+`regex` cannot compile though `re` can (400 nested groups: its parser's stack), `uncompilable`.
 
     validator = bounded_validator(base)(schema)
     with PatternBudget(0.25).active():
@@ -28,7 +29,11 @@ from typing import Any
 MATCH_BUDGET_SECONDS = 0.25  # all the matching of one answer's check
 
 
-class PatternBudgetExceeded(Exception):
+class UncheckablePattern(Exception):
+    """A pattern of the schema could not be matched against the answer; str() says why."""
+
+
+class PatternBudgetExceeded(UncheckablePattern):
     """The answer's matches against the schema's patterns took longer than their budget."""
 
 
@@ -43,13 +48,19 @@ class PatternBudget:
     def search(self, pattern: str, text: str) -> bool:
         left = self._until - self._clock()
         if left <= 0:
-            raise PatternBudgetExceeded
+            raise PatternBudgetExceeded(
+                f"the answer took too long to check against the schema's patterns (over {self.seconds} s)"
+            )
         import regex  # type: ignore[import-untyped]  # on first use, as jsonschema (schema.py)
 
         try:
             return regex.search(pattern, text, timeout=left) is not None
         except TimeoutError:
-            raise PatternBudgetExceeded from None
+            raise PatternBudgetExceeded(
+                f"the answer took too long to check against the schema's patterns (over {self.seconds} s)"
+            ) from None
+        except (regex.error, RecursionError, OverflowError) as exc:  # refused at the edge already
+            raise UncheckablePattern(f"a pattern of the schema could not be run ({exc})") from None
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:
@@ -147,3 +158,26 @@ def unbounded_combination(schema: Any) -> bool:
         elif isinstance(node, list):
             pending.extend(node)
     return len(found) == 2
+
+
+def uncompilable(schema: Any) -> str | None:
+    """The first pattern of `schema` (a `pattern` value, a `patternProperties` key) the `regex`
+    module cannot compile, with why; None when it compiles them all."""
+    import regex
+
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Mapping):
+            patterns = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+            if isinstance(found := node.get("patternProperties"), Mapping):
+                patterns += [k for k in found if isinstance(k, str)]
+            for pattern in patterns:
+                try:
+                    regex.compile(pattern)
+                except (regex.error, RecursionError, OverflowError) as exc:
+                    return f"{pattern[:40]!r}: {type(exc).__name__}"
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return None

@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any
 from sidecar.structured.patterns import (
     MATCH_BUDGET_SECONDS,
     PatternBudget,
-    PatternBudgetExceeded,
+    UncheckablePattern,
     bounded_validator,
     unbounded_combination,
+    uncompilable,
 )
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ def schema_problem(schema: Any, *, object_root: bool = False) -> str | None:
         return f"not a valid JSON Schema: {exc.message[:200]}"
     except (RecursionError, OverflowError) as exc:  # `re` compiling a pattern raises these, not re.error
         return f"not a valid JSON Schema: a pattern that cannot be compiled ({exc})"
+    if (bad := uncompilable(schema)) is not None:
+        return f"a JSON Schema whose patterns the sidecar can run: {bad}"
     if object_root and schema.get("type", "object") != "object":
         return 'a JSON Schema with "type": "object"'
     return None
@@ -100,8 +103,8 @@ def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
     try:
         with budget.active():
             error = next(iter(bounded_validator(_validator())(schema).iter_errors(value)), None)
-    except PatternBudgetExceeded:
-        return f"the answer took too long to check against the schema's patterns (over {budget.seconds} s)"
+    except UncheckablePattern as exc:
+        return str(exc)
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"

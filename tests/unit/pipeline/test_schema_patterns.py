@@ -83,3 +83,17 @@ def test_a_pattern_the_engine_cannot_compile_is_a_problem_of_the_schema(pattern:
     assert problem is not None and problem.startswith("not a valid JSON Schema")
     keyed = {"type": "object", "patternProperties": {pattern: {}}}
     assert schema_problem(keyed) is not None
+
+
+def test_a_pattern_the_bounded_engine_cannot_compile_is_refused_at_the_edge() -> None:
+    # 400 nested groups: `re` compiles them, the `regex` module the answer is checked with does not
+    # (its parser's stack): at the answer, after the call was charged, that would be an INTERNAL
+    nested = "(" * 400 + ")" * 400
+    schema = {"type": "object", "properties": {"a": {"type": "string", "pattern": nested}}}
+    problem = schema_problem(schema)
+    assert problem is not None and "pattern" in problem
+    assert schema_problem({"type": "object", "patternProperties": {nested: {}}}) is not None
+    fine = "(" * 50 + "a" + ")" * 50
+    assert (
+        schema_problem({"type": "object", "properties": {"a": {"type": "string", "pattern": fine}}}) is None
+    )
