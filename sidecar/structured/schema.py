@@ -3,7 +3,8 @@
 `schema_problem` says why a document is not a usable schema (for a request's tool parameters and
 response_format); `answer_problem` says why an answer's text does not validate against one.
 Schemas are bounded in size and depth before the library sees them, and their regular expressions
-are matched within a time budget (sidecar/structured/patterns.py).
+are matched within a time budget (sidecar/structured/patterns.py); their `$ref`s must resolve
+within the schema (sidecar/structured/refs.py).
 
 The library (with `referencing` and `rpds`, about 4 MB of RSS) is imported on the first call that
 carries a schema, not at start: a sidecar whose callers never send tools or a response format does
@@ -24,6 +25,7 @@ from sidecar.structured.patterns import (
     unbounded_combination,
     uncompilable,
 )
+from sidecar.structured.refs import dangling_ref
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -82,6 +84,8 @@ def schema_problem(schema: Any, *, object_root: bool = False) -> str | None:
         return f"not a valid JSON Schema: {exc.message[:200]}"
     except (RecursionError, OverflowError) as exc:  # `re` compiling a pattern raises these, not re.error
         return f"not a valid JSON Schema: a pattern that cannot be compiled ({exc})"
+    if (ref := dangling_ref(schema)) is not None:
+        return f"a JSON Schema whose $refs point within it: {ref[:100]!r} points at nothing"
     if (bad := uncompilable(schema)) is not None:
         return f"a JSON Schema whose patterns the sidecar can run: {bad}"
     if object_root and schema.get("type", "object") != "object":
@@ -91,6 +95,8 @@ def schema_problem(schema: Any, *, object_root: bool = False) -> str | None:
 
 def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
     """None when `text` is JSON (an object when there is no schema) valid against `schema`."""
+    from referencing.exceptions import Unresolvable
+
     try:
         value = json.loads(text)
     except ValueError:
@@ -105,6 +111,8 @@ def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
             error = next(iter(bounded_validator(_validator())(schema).iter_errors(value)), None)
     except UncheckablePattern as exc:
         return str(exc)
+    except Unresolvable as exc:  # refused at the edge (refs.py): the answer fails, never the call
+        return f"the schema has a $ref that points at nothing ({type(exc).__name__})"
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"

@@ -17,7 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import echo_policy, user
 from tests.integration.helpers import rich
-from tests.support.api import generate_request, rpc_error
+from tests.support.api import generate_request, rpc_error, stream_request
 from tests.support.tools import struct
 
 pytestmark = pytest.mark.integration
@@ -79,4 +79,23 @@ async def test_a_pattern_that_cannot_be_compiled_is_invalid_naming_the_field_nev
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
         bad = (await rich(err)).bad_request
         assert bad is not None and [v.field for v in bad.field_violations] == [field]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_schema_reference_to_nothing_is_invalid_before_anything_runs(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = await serve({"policy": echo_policy()})
+    schema = {"type": "object", "properties": {"a": {"type": "string", "$ref": "#/$defs/missing"}}}
+    fmt = gen.ResponseFormat(json_schema=gen.JsonSchemaFormat(name="p", schema=struct(schema)))
+    streamed = stream_request(messages=[user("hi there")], response_format=fmt)
+    unary = generate_request(messages=[user("hi there")], response_format=fmt)
+    for err in [
+        await rpc_error(lambda: s.stub.Generate(unary)),
+        await rpc_error(lambda: s.stub.StreamGenerate(streamed)),
+    ]:
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+        bad = (await rich(err)).bad_request
+        assert bad is not None
+        assert [v.field for v in bad.field_violations] == ["input.response_format.json_schema.schema"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
