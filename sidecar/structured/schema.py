@@ -25,7 +25,7 @@ from sidecar.structured.patterns import (
     unbounded_combination,
     uncompilable,
 )
-from sidecar.structured.refs import dangling_ref
+from sidecar.structured.refs import dangling_ref, ref_cycle
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -86,6 +86,10 @@ def schema_problem(schema: Any, *, object_root: bool = False) -> str | None:
         return f"not a valid JSON Schema: a pattern that cannot be compiled ({exc})"
     if (ref := dangling_ref(schema)) is not None:
         return f"a JSON Schema whose $refs point within it: {ref[:100]!r} points at nothing"
+    if (ref := ref_cycle(schema)) is not None:
+        return (
+            f"a JSON Schema that never applies itself to the same value: {ref[:100]!r} leads back to itself"
+        )
     if (bad := uncompilable(schema)) is not None:
         return f"a JSON Schema whose patterns the sidecar can run: {bad}"
     if object_root and schema.get("type", "object") != "object":

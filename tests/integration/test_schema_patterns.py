@@ -99,3 +99,18 @@ async def test_a_schema_reference_to_nothing_is_invalid_before_anything_runs(
         assert bad is not None
         assert [v.field for v in bad.field_violations] == ["input.response_format.json_schema.schema"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_schema_that_applies_itself_to_the_same_value_is_invalid_at_the_edge(serve: Any) -> None:
+    s = await serve({"policy": echo_policy()})
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string", "allOf": [{"$ref": "#/properties/a"}]}},
+    }
+    fmt = gen.ResponseFormat(json_schema=gen.JsonSchemaFormat(name="p", schema=struct(schema)))
+    unary = generate_request(messages=[user("hi there")], response_format=fmt)
+    err = await rpc_error(lambda: s.stub.Generate(unary))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+    bad = (await rich(err)).bad_request
+    assert bad is not None
+    assert [v.field for v in bad.field_violations] == ["input.response_format.json_schema.schema"]

@@ -60,3 +60,32 @@ def test_the_answer_check_never_raises_on_a_reference() -> None:
     # the edge refuses such a schema; were one to reach the check, the answer fails, not the call
     problem = answer_problem(json.dumps({"a": "x"}), refers("#/$defs/missing"))
     assert problem is not None and "$ref" in problem
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": {"a": {"$id": "urn:a", "$ref": "#"}}},  # itself, by its own id
+        {"type": "object", "allOf": [{"$ref": "#"}]},  # the root, in place
+        {
+            "type": "object",
+            "properties": {"a": {"$ref": "#/$defs/x"}},
+            "$defs": {"x": {"anyOf": [{"$ref": "#/$defs/y"}]}, "y": {"not": {"$ref": "#/$defs/x"}}},
+        },
+    ],
+    ids=["own id", "allOf root", "through $defs"],
+)
+def test_a_reference_cycle_that_consumes_nothing_is_a_problem_of_the_schema(schema: dict[str, Any]) -> None:
+    # validation would follow it until Python's recursion limit: an INTERNAL after the call ran
+    problem = schema_problem(schema)
+    assert problem is not None and "itself" in problem
+
+
+def test_a_recursive_schema_that_descends_into_the_answer_is_fine() -> None:
+    tree = {
+        "type": "object",
+        "properties": {"children": {"type": "array", "items": {"$ref": "#"}}, "name": {"type": "string"}},
+    }
+    assert schema_problem(tree) is None
+    answer = {"name": "a", "children": [{"name": "b", "children": []}]}
+    assert answer_problem(json.dumps(answer), tree) is None
