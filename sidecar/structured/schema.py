@@ -117,6 +117,8 @@ def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
         return str(exc)
     except Unresolvable as exc:  # refused at the edge (refs.py): the answer fails, never the call
         return f"the schema has a $ref that points at nothing ({type(exc).__name__})"
+    except RecursionError:  # a recursive schema following an answer nested past the validator's stack
+        return "the answer is JSON nested too deeply to check"
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"

@@ -6,6 +6,7 @@ meanwhile. Before, `^(a|aa)+$` and an answer of 28 `a`s and a `!` held the event
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
@@ -19,6 +20,7 @@ from tests.conftest import echo_policy, user
 from tests.integration.helpers import rich
 from tests.support.api import generate_request, rpc_error, stream_request
 from tests.support.tools import struct
+from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
 
@@ -114,3 +116,48 @@ async def test_a_schema_that_applies_itself_to_the_same_value_is_invalid_at_the_
     bad = (await rich(err)).bad_request
     assert bad is not None
     assert [v.field for v in bad.field_violations] == ["input.response_format.json_schema.schema"]
+
+
+async def test_an_upstream_answer_nested_past_the_validators_stack_is_schema_validation_failed(
+    serve: Any, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    deep: dict[str, Any] = {}
+    for _ in range(400):
+        deep = {"c": deep}
+    body = {
+        "id": "c1",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": json.dumps(deep)},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
+    }
+    upstream.push(Reply(status=200, body=json.dumps(body).encode()))
+    deployment = {
+        "provider": "openai",
+        "model": "m",
+        "base_url": f"{upstream.url}/v1",
+        "api_key": {"env": "K"},
+    }
+    policy = {
+        "default_route": "r",
+        "deployments": {"d": deployment},
+        "routes": {"r": {"deployments": ["d"], "retry": {"max_attempts": 1}}},
+        "routing": {"probes": {"enabled": False}},
+    }
+    s = await serve({"policy": policy}, {"K": "sk-test-0123456789abcdef"})
+    tree = {"type": "object", "properties": {"c": {"$ref": "#"}}}
+    fmt = gen.ResponseFormat(json_schema=gen.JsonSchemaFormat(name="tree", schema=struct(tree)))
+    err = await rpc_error(
+        lambda: s.stub.Generate(generate_request(messages=[user("a tree")], response_format=fmt))
+    )
+    assert err.code() == grpc.StatusCode.UNAVAILABLE, err.details()
+    info = (await rich(err)).info
+    assert info.reason == "SCHEMA_VALIDATION_FAILED"
+    assert info.metadata["violation"] == "the answer is JSON nested too deeply to check"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

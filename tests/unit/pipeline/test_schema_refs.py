@@ -89,3 +89,13 @@ def test_a_recursive_schema_that_descends_into_the_answer_is_fine() -> None:
     assert schema_problem(tree) is None
     answer = {"name": "a", "children": [{"name": "b", "children": []}]}
     assert answer_problem(json.dumps(answer), tree) is None
+
+
+def test_an_answer_nested_past_the_validators_stack_fails_the_check_not_the_call() -> None:
+    # a recursive schema is fine, but the model's (or a hostile upstream's) answer nested 400 deep
+    # took jsonschema past Python's recursion limit: the call ended INTERNAL after it had run
+    tree = {"type": "object", "properties": {"c": {"$ref": "#"}}}
+    deep: dict[str, Any] = {}
+    for _ in range(400):
+        deep = {"c": deep}
+    assert answer_problem(json.dumps(deep), tree) == "the answer is JSON nested too deeply to check"
