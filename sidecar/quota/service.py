@@ -28,6 +28,7 @@ from sidecar.core.errors import (
 )
 from sidecar.quota.limits import Limit, LimitBook
 from sidecar.quota.releases import PendingReleases
+from sidecar.quota.renewals import LiveReservations
 from sidecar.quota.signals import NearLimitEvent, QuotaSignals
 from sidecar.quota.store import BucketState, Charge, QuotaStore, QuotaStoreError, Verdict
 from sidecar.quota.windows import window_edges
@@ -90,6 +91,7 @@ class QuotaService:
         self._edge_cache: dict[Window, tuple[int, ...]] = {}
         self._settling: set[asyncio.Future[None]] = set()
         self.releases = PendingReleases(store, clock, ttl_ms=self._ttl_ms, on_error=signals.store_error)
+        self.live = LiveReservations(store, clock, ttl_ms=self._ttl_ms, on_error=signals.store_error)
         self._unsure: set[str] = set()  # grants whose extension failed: it may reach the store late
 
     def limits(self, tenant: str, user: str, tier: str) -> tuple[Limit, ...]:
@@ -130,7 +132,9 @@ class QuotaService:
         self._report(limits, verdict.buckets, tenant, user)
         if not verdict.admitted:
             raise self._refusal(limits[verdict.refused], verdict, tenant, user)
-        return Grant(rid, tenant, user, limits, tuple((b.start, b.end) for b in verdict.buckets))
+        grant = Grant(rid, tenant, user, limits, tuple((b.start, b.end) for b in verdict.buckets))
+        self.live.add(tenant, rid, [self._fixed(grant, i, 0) for i in range(len(limits))])
+        return grant
 
     async def extend(self, grant: Grant, amounts: Amounts, *, deadline: Deadline | None = None) -> None:
         """Add tokens and dollars to a reservation; raises QuotaExceededError when a limit refuses.
@@ -162,6 +166,7 @@ class QuotaService:
         runs late is not charged twice."""
         if grant.degraded:
             return
+        self.live.discard(grant.rid)
         charges = [self._fixed(grant, i, amounts.of(lim.metric)) for i, lim in enumerate(grant.limits)]
         if grant.rid in self._unsure:  # an extension may still arrive: finish the id for good
             self._unsure.discard(grant.rid)
@@ -203,10 +208,11 @@ class QuotaService:
         ]
 
     async def aclose(self) -> None:
-        """Finish the settles in flight and, while the store answers, the pending releases; then
-        close the store and stop the webhook sender."""
+        """Finish the settles in flight, stop renewing, and, while the store answers, send the
+        pending releases; then close the store and stop the webhook sender."""
         try:
             await asyncio.gather(*self._settling, return_exceptions=True)
+            await self.live.aclose()
             await self.releases.aclose()
             await self.store.aclose()
         finally:
