@@ -138,8 +138,9 @@ class QuotaService:
 
     async def extend(self, grant: Grant, amounts: Amounts, *, deadline: Deadline | None = None) -> None:
         """Add tokens and dollars to a reservation; raises QuotaExceededError when a limit refuses.
-        A failed extend may still run on the store, even after the call's settle: that settle is
-        then made as a release (see `settle`), which a late extension cannot outlive."""
+        An extend that failed or whose caller was cancelled may still run on the store, even after
+        the call's settle: that settle is then made as a release (see `settle`), which a late
+        extension cannot outlive."""
         if grant.degraded:
             return
         picked = [i for i, lim in enumerate(grant.limits) if amounts.of(lim.metric) > 0]
@@ -155,6 +156,9 @@ class QuotaService:
             self._unsure.add(grant.rid)
             self._store_down("extend", exc, grant, limits)
             return
+        except BaseException:  # cancelled mid-extension: the script may still run, after the settle
+            self._unsure.add(grant.rid)
+            raise
         self._report(limits, verdict.buckets, grant.tenant, grant.user)
         if not verdict.admitted:
             raise self._refusal(limits[verdict.refused], verdict, grant.tenant, grant.user)
