@@ -17,7 +17,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 
 from sidecar.core.clock import Clock
-from sidecar.core.tasks import cancel_and_wait
+from sidecar.core.tasks import cancel_and_wait, detached
 from sidecar.quota.store import Charge, QuotaStore, QuotaStoreError
 
 BATCH = 32  # renewals sent at once: a pool of connections is not flooded by thousands of calls
@@ -45,7 +45,7 @@ class LiveReservations:
         """Renew `rid` on these buckets (the amounts are ignored) until it is discarded."""
         self._live[rid] = (tenant, tuple(charges))
         if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self._run())
+            self._task = detached(self._run())  # its rounds are no one call's: no request id
 
     def discard(self, rid: str) -> None:
         self._live.pop(rid, None)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -12,6 +14,7 @@ from aiohttp import web
 from sidecar.config.quota import WebhookConfig
 from sidecar.quota.signals import NearLimitEvent, QuotaSignals
 from sidecar.quota.webhook import WebhookSender
+from sidecar.telemetry.logging import REQUEST_ID
 from tests.support.clock import StepClock
 
 EVENT = NearLimitEvent(
@@ -82,3 +85,30 @@ async def test_unreachable_endpoint_is_retried_then_dropped() -> None:
     await sender.drain()
     await sender.aclose()
     assert sender.failed == 1
+
+
+async def test_a_give_up_is_logged_as_the_call_whose_event_it_was(receiver: Receiver) -> None:
+    """The sender's task is started by the first call that crosses a level; a later call's event that
+    is given up is logged with that later call's request id, not the first one's."""
+    receiver.statuses = [500] * 10
+    sender = WebhookSender(WebhookConfig(url=receiver.url, max_attempts=1), clock=StepClock())
+    logged: list[str | None] = []
+
+    class RequestIds(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            logged.append(REQUEST_ID.get())  # what the JSON formatter puts in the line
+
+    def send_as(request_id: str) -> None:
+        REQUEST_ID.set(request_id)
+        sender.send(EVENT)
+
+    handler = RequestIds()
+    logging.getLogger("sidecar.quota.webhook").addHandler(handler)
+    try:
+        contextvars.copy_context().run(send_as, "call-a")
+        contextvars.copy_context().run(send_as, "call-b")
+        await sender.drain()
+    finally:
+        logging.getLogger("sidecar.quota.webhook").removeHandler(handler)
+        await sender.aclose()
+    assert logged == ["call-a", "call-b"]
