@@ -14,36 +14,38 @@ operation "renew"; the next round tries again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 from sidecar.core.clock import Clock
 from sidecar.core.tasks import cancel_and_wait, detached
-from sidecar.quota.store import Charge, QuotaStore, QuotaStoreError
+from sidecar.quota.store import QuotaStoreError
 
 BATCH = 32  # renewals sent at once: a pool of connections is not flooded by thousands of calls
+G = TypeVar("G")
 
 
-class LiveReservations:
-    """Reservation ids of running calls (with their tenant and charges), renewed until discarded."""
+class LiveReservations(Generic[G]):
+    """The running calls' grants by reservation id, each passed to `renew` every `period` seconds
+    until it is discarded (the grant's charges are built then, not on every call's path)."""
 
     def __init__(
         self,
-        store: QuotaStore,
         clock: Clock,
         *,
-        ttl_ms: int,
+        period: float,
+        renew: Callable[[G], Awaitable[None]],
         on_error: Callable[[str, QuotaStoreError], None],
     ) -> None:
-        self._store, self._clock, self._ttl_ms, self._on_error = store, clock, ttl_ms, on_error
-        self._live: dict[str, tuple[str, tuple[Charge, ...]]] = {}
+        self._clock, self._period, self._renew, self._on_error = clock, period, renew, on_error
+        self._live: dict[str, G] = {}
         self._task: asyncio.Task[None] | None = None
 
     def __len__(self) -> int:
         return len(self._live)
 
-    def add(self, tenant: str, rid: str, charges: Sequence[Charge]) -> None:
-        """Renew `rid` on these buckets (the amounts are ignored) until it is discarded."""
-        self._live[rid] = (tenant, tuple(charges))
+    def add(self, rid: str, grant: G) -> None:
+        self._live[rid] = grant
         if self._task is None or self._task.done():
             self._task = detached(self._run())  # its rounds are no one call's: no request id
 
@@ -52,12 +54,11 @@ class LiveReservations:
 
     async def renew_all(self) -> None:
         """One round: renew every running call's reservation, a batch at a time."""
-        held = list(self._live.items())
+        held = list(self._live)
         failed: QuotaStoreError | None = None
         for i in range(0, len(held), BATCH):
             results = await asyncio.gather(
-                *(self._renew(rid, tenant, charges) for rid, (tenant, charges) in held[i : i + BATCH]),
-                return_exceptions=True,
+                *(self._one(rid) for rid in held[i : i + BATCH]), return_exceptions=True
             )
             for result in results:
                 if isinstance(result, QuotaStoreError):
@@ -71,11 +72,12 @@ class LiveReservations:
         await cancel_and_wait(self._task)
         self._task = None
 
-    async def _renew(self, rid: str, tenant: str, charges: tuple[Charge, ...]) -> None:
-        if rid in self._live:  # not settled while its batch waited
-            await self._store.renew(tenant, rid, charges, ttl_ms=self._ttl_ms)
+    async def _one(self, rid: str) -> None:
+        grant = self._live.get(rid)
+        if grant is not None:  # not settled while its batch waited
+            await self._renew(grant)
 
     async def _run(self) -> None:
         while self._live:
-            await self._clock.sleep(self._ttl_ms / 3000)
+            await self._clock.sleep(self._period)
             await self.renew_all()

@@ -91,7 +91,9 @@ class QuotaService:
         self._edge_cache: dict[Window, tuple[int, ...]] = {}
         self._settling: set[asyncio.Future[None]] = set()
         self.releases = PendingReleases(store, clock, ttl_ms=self._ttl_ms, on_error=signals.store_error)
-        self.live = LiveReservations(store, clock, ttl_ms=self._ttl_ms, on_error=signals.store_error)
+        self.live: LiveReservations[Grant] = LiveReservations(
+            clock, period=self._ttl_ms / 3000, renew=self._renew, on_error=signals.store_error
+        )
         self._unsure: set[str] = set()  # grants whose extension failed: it may reach the store late
 
     def limits(self, tenant: str, user: str, tier: str) -> tuple[Limit, ...]:
@@ -133,7 +135,7 @@ class QuotaService:
         if not verdict.admitted:
             raise self._refusal(limits[verdict.refused], verdict, tenant, user)
         grant = Grant(rid, tenant, user, limits, tuple((b.start, b.end) for b in verdict.buckets))
-        self.live.add(tenant, rid, [self._fixed(grant, i, 0) for i in range(len(limits))])
+        self.live.add(rid, grant)
         return grant
 
     async def extend(self, grant: Grant, amounts: Amounts, *, deadline: Deadline | None = None) -> None:
@@ -187,6 +189,11 @@ class QuotaService:
             self.releases.add(grant.tenant, grant.rid, charges)
             return
         self._report(grant.limits, states, grant.tenant, grant.user)
+
+    async def _renew(self, grant: Grant) -> None:
+        """Keep a running call's reservation alive (see `sidecar.quota.renewals`)."""
+        charges = [self._fixed(grant, i, 0) for i in range(len(grant.limits))]
+        await self.store.renew(grant.tenant, grant.rid, charges, ttl_ms=self._ttl_ms)
 
     async def settle_shielded(self, grant: Grant, amounts: Amounts) -> None:
         """settle(), finished even if the caller is cancelled meanwhile; aclose() waits for it."""
