@@ -1,9 +1,9 @@
 """Near-limit events to an HTTP endpoint: queued off the request path, POSTed as JSON, retried.
 
 `send` never blocks or raises: a full queue drops the event (and logs it). One background task
-POSTs each event, retrying failures (connection errors, non-2xx) with exponential backoff up to
-`max_attempts`; `aclose` stops it. An event that is given up is logged in the context of the call
-that sent it (that call's request id, not the one of the call that started the task).
+POSTs each event, retrying failures (connection errors, non-2xx; a redirect is not followed) with
+exponential backoff up to `max_attempts`; `aclose` stops it. An event that is given up is logged
+in the context of the call that sent it (its request id, not that of the call that started the task).
 """
 
 from __future__ import annotations
@@ -82,7 +82,10 @@ class WebhookSender:
             self._session = aiohttp.ClientSession(timeout=timeout)
         try:
             async with self._session.post(
-                self._config.url, data=body, headers={"content-type": "application/json"}
+                self._config.url,
+                data=body,
+                headers={"content-type": "application/json"},
+                allow_redirects=False,  # a 3xx is no delivery (a 302 followed is a GET without the event)
             ) as resp:  # the status is the answer: the body is never read (it may be endless or huge)
                 return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
         except (aiohttp.ClientError, TimeoutError) as exc:

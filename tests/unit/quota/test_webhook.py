@@ -112,3 +112,37 @@ async def test_a_give_up_is_logged_as_the_call_whose_event_it_was(receiver: Rece
         logging.getLogger("sidecar.quota.webhook").removeHandler(handler)
         await sender.aclose()
     assert logged == ["call-a", "call-b"]
+
+
+async def test_a_redirect_is_not_a_delivery() -> None:
+    """An endpoint that answers 302 (moved) is a failed delivery, given up with the status logged:
+    following it turned the POST into a GET of the new location, whose 200 counted the event
+    delivered though nobody received it."""
+    posted: list[bytes] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/elsewhere")
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        if request.method == "POST":
+            posted.append(await request.read())
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/hook", moved)
+    app.router.add_route("*", "/elsewhere", elsewhere)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    sender = WebhookSender(
+        WebhookConfig(url=f"http://127.0.0.1:{port}/hook", max_attempts=2), clock=StepClock()
+    )
+    try:
+        sender.send(EVENT)
+        await sender.drain()
+    finally:
+        await sender.aclose()
+        await runner.cleanup()
+    assert (sender.delivered, sender.failed, posted) == (0, 1, [])
