@@ -72,7 +72,7 @@ class PodOptions:
     transport: Transport
     log_level: LogLevel
     mode: Mode
-    requests: tuple[tuple[str, str], ...]  # (resource, quantity), cpu before memory
+    requests: tuple[tuple[str, str], ...]  # (resource, quantity), by resource name
     limits: tuple[tuple[str, str], ...]
 
 
@@ -100,8 +100,8 @@ def parse_options(annotations: Mapping[str, str], settings: InjectorSettings) ->
         transport=settings.transport,
         log_level=settings.log_level,
         mode=settings.mode,
-        requests=_quantities(r.cpu, r.memory),
-        limits=_quantities(limits.cpu, limits.memory),
+        requests=_sorted(r.given()),
+        limits=_sorted(limits.given()),
     )
     return _override(options, annotations)
 
@@ -152,10 +152,6 @@ def _choice(annotation: str, value: str, accepted: Mapping[str, _T]) -> _T:
 
 def _named(values: tuple[_S, ...]) -> dict[str, _S]:
     return {v: v for v in values}
-
-
-def _quantities(cpu: str | None, memory: str | None) -> tuple[tuple[str, str], ...]:
-    return _sorted({k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None})
 
 
 def _sorted(quantities: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

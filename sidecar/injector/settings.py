@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sidecar.config.model import ConfigModel
 
@@ -72,11 +72,17 @@ Quantity = Annotated[str, BeforeValidator(_number_as_text), Field(pattern=QUANTI
 
 
 class Quantities(ConfigModel):
+    model_config = ConfigDict(**ConfigModel.model_config, populate_by_name=True)  # ephemeral_storage too
+
     cpu: Quantity | None = None
     memory: Quantity | None = None
+    # the ledger's SQLite file and the key store files live in an emptyDir: node disk
+    ephemeral_storage: Quantity | None = Field(default=None, alias="ephemeral-storage")
 
     def given(self) -> dict[str, str]:
-        return {k: v for k, v in (("cpu", self.cpu), ("memory", self.memory)) if v is not None}
+        """The quantities set, by their Kubernetes resource names."""
+        named = (("cpu", self.cpu), ("memory", self.memory), ("ephemeral-storage", self.ephemeral_storage))
+        return {k: v for k, v in named if v is not None}
 
 
 class Resources(ConfigModel):

@@ -547,6 +547,27 @@ def test_resources_written_as_numbers_reach_the_injected_sidecar(
     assert (resources["requests"]["cpu"], resources["limits"]["memory"]) == ("1", "536870912")
 
 
+def test_an_ephemeral_storage_budget_reaches_the_injected_sidecar(
+    cluster: Cluster, installed: Injector, tmp_path: Path
+) -> None:
+    """The schema offers sidecar.resources ephemeral-storage (the ledger's SQLite file lives in an
+    emptyDir), but the injector refused such settings at start (Extra inputs are not permitted): a
+    crash-looping injector, every pod admitted without the sidecar."""
+    values = ("--set", "sidecar.resources.requests.ephemeral-storage=1Gi")
+    settings = chart_settings(tmp_path, *values, "--set", "sidecar.resources.limits.ephemeral-storage=2Gi")
+    assert settings is not None
+    out = inject_offline(pod("storage", ASKED), settings, tmp_path)
+    status, answer = cluster.request("POST", f"/api/v1/namespaces/{APPS}/pods?dryRun=All", yaml_text=out)
+    assert status == 201, answer
+    resources = answer["spec"]["initContainers"][0]["resources"]
+    assert (resources["requests"]["ephemeral-storage"], resources["limits"]["ephemeral-storage"]) == (
+        "1Gi",
+        "2Gi",
+    )
+    over = chart_settings(tmp_path, *values, "--set", "sidecar.resources.limits.ephemeral-storage=512Mi")
+    assert over is None  # a request above its limit is refused at render time, as cpu and memory are
+
+
 @pytest.mark.parametrize(
     "socket_dir",
     ["/etc/orchestrator-sidecar", "/var/lib/orchestrator-sidecar/", "/run/orchestrator/", "/tmp/s"],
