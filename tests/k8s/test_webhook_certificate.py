@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import datetime
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -166,6 +167,7 @@ def install_cert_manager_crds(cluster: Cluster) -> None:
     deadline = datetime.datetime.now() + datetime.timedelta(seconds=30)
     while cluster.request("GET", "/apis/cert-manager.io/v1/namespaces/certs/certificates")[0] != 200:
         assert datetime.datetime.now() < deadline, "the cert-manager CRDs were not served"
+        time.sleep(0.2)
 
 
 def test_cert_manager_issues_the_serving_certificate_from_a_ca_that_outlives_it(cluster: Cluster) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -55,3 +56,14 @@ def find(objects: list[dict[str, Any]], kind: str, name_suffix: str = "") -> dic
     matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"].endswith(name_suffix)]
     assert len(matches) == 1, f"{len(matches)} {kind} objects named *{name_suffix}"
     return matches[0]
+
+
+def ipv6_loopback() -> bool:
+    """Whether this machine has ::1 (a container may run without IPv6): the IPv6 half of the
+    every-address checks needs it; their IPv4 half runs everywhere."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
