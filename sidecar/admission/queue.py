@@ -128,6 +128,7 @@ class AdmissionQueue:
             self._abandon(waiter)
             if deadline.expired(DEADLINE_MARGIN):
                 raise DeadlineExceededError("the deadline passed while the call waited for admission")
+            self._observer.on_shed(waiter.priority)  # refused OVERLOADED: shed, as a displaced call is
             raise self._overloaded(waiter.priority, evicted=False, waited=True)
         waiter.granted.result()  # raises OverloadedError when it was evicted
 

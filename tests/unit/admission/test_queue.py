@@ -167,6 +167,38 @@ async def test_max_wait_sheds_with_overloaded_before_the_deadline() -> None:
         await task
 
 
+async def test_a_call_refused_after_max_wait_is_counted_as_shed() -> None:
+    # it is refused UNAVAILABLE / OVERLOADED like a call displaced from a full queue, and a
+    # deployment's queue counts it as shed (sidecar/admission/deployments.py): the sidecar-wide
+    # sidecar_admission_shed_total must say so too, or OVERLOADED answers have no shed behind them
+    clock, seen = FakeClock(), Seen()
+    q = AdmissionQueue(
+        capacity=1, queue_size=4, retry_after=1.0, clock=clock, max_wait=0.5, observer=seen.observer()
+    )
+    await q.acquire(P.NORMAL, Deadline.after(60, clock))
+    task = asyncio.get_running_loop().create_task(q.acquire(P.LOW, Deadline.after(30, clock)))
+    await settle()
+    clock.advance(0.5)
+    with pytest.raises(OverloadedError):
+        await task
+    assert seen.shed == [P.LOW]
+    assert q.depth() == 0 and q.running == 1
+
+
+async def test_a_call_past_its_deadline_in_the_queue_is_not_counted_as_shed() -> None:
+    clock, seen = FakeClock(), Seen()
+    q = AdmissionQueue(
+        capacity=1, queue_size=4, retry_after=1.0, clock=clock, max_wait=5.0, observer=seen.observer()
+    )
+    await q.acquire(P.NORMAL, Deadline.after(60, clock))
+    task = asyncio.get_running_loop().create_task(q.acquire(P.LOW, Deadline.after(1, clock)))
+    await settle()
+    clock.advance(1)
+    with pytest.raises(DeadlineExceededError):
+        await task
+    assert seen.shed == []
+
+
 async def test_a_cancelled_waiter_leaves_the_queue() -> None:
     clock, order = FakeClock(), []
     q = make(clock, capacity=1, queue_size=4)
