@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import re
 
-_WORD = re.compile(r"[a-z0-9']+")  # "trade-off" is two words: trade off
+# letters and digits of every alphabet, with inner apostrophes ("don't", "l'été"); "trade-off" is
+# two words: trade off. Scripts written without spaces (Chinese, Japanese, Thai) make one word of
+# each run between spaces or punctuation.
+_WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 _STOP = frozenset(
     [
         "the",
