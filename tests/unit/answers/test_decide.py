@@ -53,6 +53,21 @@ def test_words_of_every_alphabet_count() -> None:
     assert not isinstance(choice, Escalate) and choice.path is Path.AUTO_ANSWER
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Tell me about p\u200bolitics",  # a zero-width space inside the word
+        "POLI\u00adTICS now",  # a soft hyphen
+        "poli\u2060tics",  # a word joiner
+        "\uff50\uff4f\uff4c\uff49\uff54\uff49\uff43\uff53 please",  # fullwidth letters
+    ],
+)
+def test_a_blocked_topic_is_not_hidden_by_invisible_or_fullwidth_characters(text: str) -> None:
+    """The model reads these as the word itself (path A answers them); the topic check split the word
+    at the invisible character, or did not know the fullwidth letters, and let the message through."""
+    assert signals.blocked_topic(text, ["politics"]) == "politics"
+
+
 def test_tier_and_topic_refuse_before_anything_is_measured() -> None:
     p = AgentPolicy(allowed_tiers=["pro"], blocked_topics=["politics"])
     tier = gate(p, "Can I freeze basil?", "free")
