@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
+from typing import Any
 
 from sidecar.answers.context import EscalationContextWriter
 from sidecar.answers.errors import (
@@ -129,20 +130,27 @@ class EscalationQueue:
             new_id("can_"), tenant, agent, layer or e.layer, e.question, text, now, source="escalation"
         )
         done = replace(e, state=State.ANSWERED, closed_at=now, answer=text, canonical_id=canonical.id)
+        await self._a.finished(self._answered(done, e, canonical, vector))
+        return done, canonical
+
+    async def _answered(
+        self, done: Escalation, before: Escalation, canonical: CanonicalAnswer, vector: Any
+    ) -> None:
+        """QUEUED -> ANSWERED, then the canonical answer and the conversation: run to the end even
+        when the creator's call is cancelled between the writes (else ANSWERED, and nothing else)."""
         if not await self._a.store.replace(State.QUEUED, done):
             raise EscalationStateError(FIELD, "the escalation was answered or closed meanwhile")
         try:
             await self._a.store.add_canonical(canonical, vector)
         except RECOVERABLE:  # the call fails, which promises nothing changed: the escalation waits again
-            await self._undo(done, e)
+            await self._undo(done, before)
             raise
-        self._a.observer.on_transition(agent, done)
+        self._a.observer.on_transition(done.agent, done)
         if self._remember is not None and done.user and done.conversation:
             try:
                 await self._remember(done)
             except SidecarError as err:  # the answer is stored and canonical; only the memory is lost
                 _log.warning("creator answer not added to the conversation", extra={"reason": err.reason})
-        return done, canonical
 
     async def _undo(self, done: Escalation, before: Escalation) -> None:
         """Put `before` back in place of `done` (compare and set), when the step after it failed."""

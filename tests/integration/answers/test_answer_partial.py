@@ -6,6 +6,7 @@ canonical and never reached the user's conversation)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -62,4 +63,54 @@ async def test_a_failed_canonical_write_leaves_the_escalation_queued(tmp_path: P
     assert done.state is State.ANSWERED and [c.id for c in await store.canonical("acme", "maya")] == [
         canonical.id
     ]
+    await store.aclose()
+
+
+class Slow(SqliteAnswerStore):
+    """Holds the canonical write until released: the creator's call can be cancelled meanwhile."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.writing, self.go = asyncio.Event(), asyncio.Event()
+
+    async def add_canonical(self, answer: CanonicalAnswer, vector: Any) -> None:
+        self.writing.set()
+        await self.go.wait()
+        await super().add_canonical(answer, vector)
+
+
+async def test_a_creator_cancelled_between_the_two_writes_still_gets_the_answer_made_canonical(
+    tmp_path: Path,
+) -> None:
+    """The creator's deadline or a dropped connection cancels AnswerEscalation after the escalation
+    moved to ANSWERED and before its canonical answer was written: it stayed ANSWERED (a retry gets
+    ESCALATION_WRONG_STATE) with no canonical answer, and the user's conversation never got it."""
+    clock = FakeClock(start=0.0)
+    store = Slow(str(tmp_path / "answers.db"))
+    service = AnswerService(
+        AnswersPolicy(agents={"maya": AgentPolicy()}), store, embed=embed, embedding_route="local",
+        model="m", clock=clock, names={},
+    )  # fmt: skip
+    remembered: list[str] = []
+
+    async def remember(e: Any) -> None:
+        remembered.append(e.answer)
+
+    queue = EscalationQueue(service, remember=remember)
+    e = replace(offer("esc_cancelled"), conversation="c1")
+    await store.put(replace(e, state=State.QUEUED, queued_at=NOW, expires_at=NOW + 3600))
+    call = asyncio.ensure_future(
+        queue.answer("acme", "maya", "esc_cancelled", "Strong flour.", "", Deadline.after(10, clock))
+    )
+    await store.writing.wait()
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    store.go.set()
+    await service.drain()  # the answer's last steps, finished after the caller left
+    done = await store.get("acme", "esc_cancelled")
+    assert done is not None and done.state is State.ANSWERED
+    [canonical] = await store.canonical("acme", "maya")
+    assert canonical.id == done.canonical_id and canonical.answer == "Strong flour."
+    assert remembered == ["Strong flour."]
     await store.aclose()
