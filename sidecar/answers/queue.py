@@ -73,14 +73,19 @@ class EscalationQueue:
         queued = replace(
             e, state=State.QUEUED, queued_at=now, expires_at=now + policy.escalation_expiry_seconds
         )
+        await self._a.finished(self._accepted(queued, policy, now))
+        return await self._summarized(queued, policy, deadline)
+
+    async def _accepted(self, queued: Escalation, policy: AgentPolicy, now: float) -> None:
+        """The store's atomic acceptance, then its report: both even when the user's call is
+        cancelled between them (else a queued escalation the metrics never saw)."""
         result = await self._a.store.accept(State.OFFERED, queued, limits_at(policy, now))
         if result is Accepted.DAY_LIMIT or result is Accepted.WEEK_LIMIT:
             period = "today" if result is Accepted.DAY_LIMIT else "this week"
             raise EscalationLimitError(FIELD, f"the creator takes no more escalations {period}")
         if result is not Accepted.OK:
             raise EscalationStateError(FIELD, "the offer was accepted or closed meanwhile")
-        self._a.observer.on_transition(e.agent, queued)
-        return await self._summarized(queued, policy, deadline)
+        self._a.observer.on_transition(queued.agent, queued)
 
     async def _summarized(
         self, queued: Escalation, policy: AgentPolicy, deadline: Deadline | None
@@ -166,10 +171,14 @@ class EscalationQueue:
         e = await self.get(tenant, agent, escalation_id)
         self._expect(e, State.QUEUED, "declined")
         done = replace(e, state=State.DECLINED, closed_at=self._a.clock.wall(), decline_reason=reason)
+        await self._a.finished(self._declined(done))
+        return done
+
+    async def _declined(self, done: Escalation) -> None:
+        """QUEUED -> DECLINED and its report, even when the creator's call is cancelled between."""
         if not await self._a.store.replace(State.QUEUED, done):
             raise EscalationStateError(FIELD, "the escalation was answered or closed meanwhile")
-        self._a.observer.on_transition(agent, done)
-        return done
+        self._a.observer.on_transition(done.agent, done)
 
     async def _current(self, tenant: str, escalation_id: str) -> Escalation:
         """The stored escalation of this tenant, expired first when due."""
