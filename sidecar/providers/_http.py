@@ -43,7 +43,7 @@ REDACTED = "[redacted]"
 _CREDENTIAL_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "x-amz-security-token"}
 )
-_DECIMAL = re.compile(r"\d+\.\d+")
+_DECIMAL = re.compile(r"[0-9]+\.[0-9]+")
 _MAX_JSON_BODY = 32 * 1024 * 1024
 _MAX_STREAM_BODY = 64 * 1024 * 1024  # far above any answer within limits.max_tokens_cap, on any wire
 
@@ -339,8 +339,8 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None)
     value = (headers.get("retry-after") or "").strip()
     if not value:
         return None
-    if value.isdigit():  # delay-seconds: too many digits for a float is infinity, which the policy caps
-        return float(value)
+    if value.isascii() and value.isdigit():  # delay-seconds (isdigit alone takes Latin-1's ² and ³)
+        return float(value)  # too many digits for a float is infinity, which the policy caps
     if _DECIMAL.fullmatch(value):
         return _finite(value)
     try:

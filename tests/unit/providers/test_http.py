@@ -16,6 +16,8 @@ from sidecar.providers._http import redact, retry_after_seconds
         ({"retry-after": "-3"}, None),
         ({"retry-after": "1e400"}, None),
         ({"retry-after": "nan"}, None),
+        ({"retry-after": "\u00b2"}, None),  # byte 0xB2 as Latin-1: a digit to str.isdigit, not to float
+        ({"retry-after-ms": "\u00b9\u00b3", "retry-after": "\u00b3"}, None),
         ({"retry-after-ms": "-5", "retry-after": "2"}, 2.0),
         ({"retry-after": "Sat, 21 Nov 2026 04:59:00 GMT", "date": "Sat, 21 Nov 2026 05:00:00 GMT"}, 0.0),
         ({}, None),

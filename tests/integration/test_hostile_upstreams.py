@@ -1,0 +1,119 @@
+"""Hostile upstreams written byte for byte on a raw loopback socket (what aiohttp would refuse to
+send: header bytes outside ASCII, lying framing), seen through a real server and gRPC client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from tests.conftest import user
+from tests.integration.test_failures import ENV, two_deployments
+from tests.support.api import generate_request, text_of
+from tests.support.upstream import Reply, Upstream
+
+pytestmark = pytest.mark.integration
+
+Answer = Callable[[asyncio.StreamWriter], Awaitable[None]]
+
+
+class RawUpstream:
+    """Reads each request (head and content-length body), then writes what `answer` writes."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.requests = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> RawUpstream:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def close(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                     if line.lower().startswith(b"content-length:")),
+                    0,
+                )  # fmt: skip
+                await reader.readexactly(length)
+                self.requests += 1
+                await self.answer(writer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[Callable[[Answer], Awaitable[RawUpstream]]]:
+    started: list[RawUpstream] = []
+
+    async def start(answer: Answer) -> RawUpstream:
+        server = await RawUpstream(answer).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.close()
+
+
+def writes(data: bytes) -> Answer:
+    async def answer(writer: asyncio.StreamWriter) -> None:
+        writer.write(data)
+
+    return answer
+
+
+def json_answer(body: bytes, *, status: bytes = b"200 OK", headers: bytes = b"") -> bytes:
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n" + headers
+        + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )  # fmt: skip
+
+
+async def generate(s: Any) -> Any:
+    return await s.stub.Generate(generate_request(messages=[user("Hi")]), timeout=10)
+
+
+async def test_a_retry_after_of_superscript_digits_is_ignored_not_a_crash(
+    serve: Any, raw: Any, upstream2: Upstream
+) -> None:
+    """`Retry-After: ²` (byte 0xB2, a digit to str.isdigit but not to float): the 429 was INTERNAL
+    for the caller and no other deployment was tried. It is a 429 without a usable wait."""
+    limited = json_answer(
+        b'{"error":{"message":"slow down"}}',
+        status=b"429 Too Many Requests",
+        headers=b"retry-after: \xb2\xb3\r\n",
+    )
+    first = await raw(writes(limited))
+    upstream2.push(Reply.json("openai/chat_completion.json"))
+    s = await serve({"policy": two_deployments(first.url, upstream2.url)}, ENV)
+    reply = await generate(s)
+    assert text_of(reply)
+    assert [(a.deployment, a.outcome) for a in reply.summary.attempts] == [
+        ("first", "PROVIDER_RATE_LIMITED"),
+        ("second", "OK"),
+    ]
