@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import user
 from tests.integration.test_failures import ENV, two_deployments
 from tests.support.api import generate_request, text_of
-from tests.support.upstream import Reply, Upstream
+from tests.support.upstream import Reply, Upstream, fixture
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +117,17 @@ async def test_a_retry_after_of_superscript_digits_is_ignored_not_a_crash(
         ("first", "PROVIDER_RATE_LIMITED"),
         ("second", "OK"),
     ]
+
+
+async def test_a_keep_alive_timeout_of_superscript_digits_is_ignored_not_the_answer_refused(
+    serve: Any, raw: Any, upstream2: Upstream
+) -> None:
+    """`Keep-Alive: timeout=²` on a good answer: float() raised inside the parser's callback and the
+    answer was refused as not HTTP/1.1 (a bad response, the next deployment tried). The header is
+    advice about the connection; one that does not parse is no advice."""
+    answer = json_answer(fixture("openai/chat_completion.json"), headers=b"keep-alive: timeout=\xb2\r\n")
+    first = await raw(writes(answer))
+    s = await serve({"policy": two_deployments(first.url, upstream2.url)}, ENV)
+    reply = await generate(s)
+    assert text_of(reply)
+    assert [(a.deployment, a.outcome) for a in reply.summary.attempts] == [("first", "OK")]
