@@ -121,6 +121,7 @@ class StreamEvent:
     done: bool = False
     tool_calls: tuple[ToolCallDelta, ...] = ()  # indexes as the provider numbers them
     thinking: str = ""
+    refused: bool = False  # the text is the model's refusal (OpenAI's `refusal`): a filtered answer
 
 
 class StreamAssembler:
@@ -135,6 +136,7 @@ class StreamAssembler:
         self._finish: FinishReason | None = None
         self._usage: Usage | None = None
         self._done = False
+        self._refused = False
         self._calls: dict[int, int] = {}  # provider index -> the call's ordinal (0, 1, ...)
 
     @property
@@ -148,6 +150,7 @@ class StreamAssembler:
             self._usage = event.usage if self._usage is None else self._usage.merge(event.usage)
         if event.done:
             self._done = True
+        self._refused = self._refused or event.refused
         if not (event.text or event.tool_calls or event.thinking):
             return None
         calls = tuple(
@@ -160,7 +163,10 @@ class StreamAssembler:
         """The closing chunk; a stream that never said how it finished is broken, not complete."""
         if self._finish is None:
             raise ProviderUnavailableError("upstream stream ended before it finished")
-        return Chunk(finish_reason=self._finish, usage=self._usage)
+        finish = self._finish
+        if self._refused and finish is FinishReason.STOP:  # a refusal that ran to its end
+            finish = FinishReason.CONTENT_FILTER
+        return Chunk(finish_reason=finish, usage=self._usage)
 
 
 async def stream_chunks(

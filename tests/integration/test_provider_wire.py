@@ -1,0 +1,88 @@
+"""Provider wire formats as the providers document them, replayed by a loopback upstream and seen
+through a real server and gRPC client."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import grpc
+import pytest
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from tests.conftest import user
+from tests.integration.helpers import rich
+from tests.integration.test_schema_retry import ask, config
+from tests.integration.test_structured import KEYS
+from tests.support.api import generate_request, stream_request, text_of
+from tests.support.upstream import Reply, Upstream
+
+pytestmark = pytest.mark.integration
+
+REFUSAL = "I'm sorry, I cannot help with that."
+
+
+def refusal_answer() -> Reply:
+    """OpenAI's answer when a model declines a structured-output request: `refusal`, content null."""
+    message = {"role": "assistant", "content": None, "refusal": REFUSAL}
+    body = {
+        "id": "chatcmpl-r1",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 49},
+    }
+    return Reply(body=json.dumps(body).encode())
+
+
+def refusal_stream() -> Reply:
+    def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        data = {"id": "chatcmpl-r2", "object": "chat.completion.chunk", "choices": [choice], "usage": None}
+        return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+    usage = {"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 49}
+    last = {"id": "chatcmpl-r2", "object": "chat.completion.chunk", "choices": [], "usage": usage}
+    return Reply(
+        chunks=[
+            event({"role": "assistant", "content": None, "refusal": ""}),
+            event({"refusal": "I'm sorry, "}),
+            event({"refusal": "I cannot help with that."}),
+            event({}, "stop"),
+            b"data: " + json.dumps(last).encode() + b"\n\n",
+            b"data: [DONE]\n\n",
+        ]
+    )
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_an_openai_refusal_reaches_the_caller_as_text_finished_by_the_content_filter(
+    serve: Any, upstream: Upstream, upstream2: Upstream, stream: bool
+) -> None:
+    """The refusal was dropped: the caller got an empty answer finished STOP."""
+    upstream.push(refusal_stream() if stream else refusal_answer())
+    s = await serve(config(upstream, upstream2), KEYS)
+    fields = {"messages": [user("Paris?")], "tenant_id": "acme", "user_id": "bob"}
+    if stream:
+        events = [e async for e in s.stub.StreamGenerate(stream_request(**fields))]
+        assert "".join(e.delta.text for e in events if e.HasField("delta")) == REFUSAL
+        reply = events[-1].result
+    else:
+        reply = await s.stub.Generate(generate_request(**fields))
+    assert text_of(reply) == REFUSAL
+    assert reply.summary.finish_reason == gen.FINISH_REASON_CONTENT_FILTER
+
+
+async def test_a_refused_structured_answer_is_not_retried_on_another_deployment(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """schema_retry retries an answer that finished normally and failed the schema; a refusal looked
+    like one (empty, finished STOP), so a second provider was asked, and paid, for the same request.
+    A refused answer would be refused again: it is not retried (docs/generation-features.md)."""
+    upstream.push(refusal_answer())
+    upstream2.push(Reply.json("openai/json_schema.json"))
+    s = await serve(config(upstream, upstream2), KEYS)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(**ask()))
+    err = await rich(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "SCHEMA_VALIDATION_FAILED")
+    assert len(upstream.seen) == 1 and upstream2.seen == []
