@@ -31,21 +31,27 @@ class Embedder(Protocol):
 
 
 FLOAT32_MAX = 3.4028234663852886e38  # vectors travel as float32 (numpy, the proto's `float`)
+MAX_DIMENSIONS = 65_536  # the most a deployment may ask for (config/embeddings.py); no model makes more
 
 
 def checked_vectors(rows: Any, count: int, dimensions: int | None = None) -> tuple[tuple[float, ...], ...]:
     """Vectors from an upstream answer: `count` lists of floats finite in float32, all of one length
-    (a larger JSON number would become infinite, then a NaN similarity)."""
+    (a larger JSON number would become infinite, then a NaN similarity): `dimensions` when the
+    deployment asked for that many (a server that ignores the request answers another size), and
+    never more than MAX_DIMENSIONS."""
     if not isinstance(rows, list) or len(rows) != count:
         raise ProviderMalformedError(f"expected {count} embeddings, the upstream sent another number")
     vectors: list[tuple[float, ...]] = []
     for row in rows:
-        if not isinstance(row, list) or not row or not all(_finite(v) for v in row):
-            raise ProviderMalformedError("an embedding is not a non-empty list of finite float32 numbers")
+        if not isinstance(row, list) or not 0 < len(row) <= MAX_DIMENSIONS or not all(map(_finite, row)):
+            raise ProviderMalformedError(
+                f"an embedding is not a list of 1 to {MAX_DIMENSIONS} finite float32 numbers"
+            )
         vectors.append(tuple(float(v) for v in row))
     size = (dimensions or len(vectors[0])) if vectors else 0
     if any(len(v) != size for v in vectors):
-        raise ProviderMalformedError("embeddings of different lengths in one answer")
+        expected = f"{dimensions} (as asked)" if dimensions else "one length"
+        raise ProviderMalformedError(f"embeddings not all of {expected} in one answer")
     return tuple(vectors)
 
 

@@ -90,7 +90,7 @@ class BedrockEmbedder:
         async with asyncio.TaskGroup() as group:  # one failure cancels the others
             tasks = [group.create_task(one(t)) for t in texts]
         answers = [t.result() for t in tasks]
-        vectors = checked_vectors([a[0] for a in answers], len(texts))
+        vectors = checked_vectors([a[0] for a in answers], len(texts), self._dimensions)
         usage = Usage(prompt_tokens=sum(a[1] for a in answers))
         return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), usage)
 

@@ -31,14 +31,15 @@ def to_wire(texts: Sequence[str], model: str, dimensions: int | None) -> dict[st
     return {"requests": [_request(t, model, dimensions) for t in texts]}
 
 
-def parse_response(data: Any, texts: Sequence[str]) -> Embeddings:
-    """Gemini reports no token counts for embeddings: usage is the sidecar's estimate."""
+def parse_response(data: Any, texts: Sequence[str], dimensions: int | None = None) -> Embeddings:
+    """Gemini reports no token counts for embeddings: usage is the sidecar's estimate. Each vector
+    is `dimensions` long when asked for (outputDimensionality)."""
     if not isinstance(data, dict):
         raise ProviderMalformedError("embeddings answer is not an object")
     items = [data.get("embedding")] if len(texts) == 1 else data.get("embeddings")
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise ProviderMalformedError("embeddings answer without embedding values")
-    vectors = checked_vectors([i.get("values") for i in items], len(texts))
+    vectors = checked_vectors([i.get("values") for i in items], len(texts), dimensions)
     usage = Usage(prompt_tokens=sum(count_tokens(t) for t in texts))
     return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), usage)
 
@@ -65,7 +66,7 @@ class GeminiEmbedder:
         data = await self._http.post_json(
             f"{self._model}:{method}", headers=headers, body=body, timeouts=timeouts
         )
-        return parse_response(data, texts)
+        return parse_response(data, texts, self._dimensions)
 
     async def _headers(self, deadline: Deadline) -> dict[str, str]:
         if self._tokens is not None:

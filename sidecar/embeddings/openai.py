@@ -23,8 +23,9 @@ def to_wire(texts: Sequence[str], model: str, dimensions: int | None) -> dict[st
     return body
 
 
-def parse_response(data: Any, count: int) -> Embeddings:
-    """The embedding list (put back in input order by `index`) and the prompt token count."""
+def parse_response(data: Any, count: int, dimensions: int | None = None) -> Embeddings:
+    """The embedding list (put back in input order by `index`), each `dimensions` long when asked
+    for, and the prompt token count."""
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise ProviderMalformedError("embeddings answer without a data list")
     items = data["data"]
@@ -34,7 +35,7 @@ def parse_response(data: Any, count: int) -> Embeddings:
     if sorted(indexes) != list(range(len(items))):
         raise ProviderMalformedError("embedding indexes are not 0..n-1")
     ordered = [item.get("embedding") for _, item in sorted(zip(indexes, items, strict=True))]
-    vectors = checked_vectors(ordered, count)
+    vectors = checked_vectors(ordered, count, dimensions)
     usage = data.get("usage") or {}
     prompt = token_count(usage.get("prompt_tokens")) if isinstance(usage, dict) else 0
     return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), Usage(prompt_tokens=prompt))
@@ -58,7 +59,7 @@ class OpenAIEmbedder:
         body = to_wire(texts, self._deployment.model, self._dimensions)
         timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
         data = await self._http.post_json(self._url, headers=self._headers, body=body, timeouts=timeouts)
-        return parse_response(data, len(texts))
+        return parse_response(data, len(texts), self._dimensions)
 
     async def aclose(self) -> None:
         """The shared HTTP client is closed by its owner."""

@@ -86,3 +86,62 @@ async def test_a_refused_structured_answer_is_not_retried_on_another_deployment(
     err = await rich(info.value)
     assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "SCHEMA_VALIDATION_FAILED")
     assert len(upstream.seen) == 1 and upstream2.seen == []
+
+
+def embedding_policy(first: Upstream, second: Upstream, dimensions: int | None = 4) -> dict[str, Any]:
+    def deployment(upstream: Upstream) -> dict[str, Any]:
+        d = {"kind": "openai", "model": "e", "base_url": f"{upstream.url}/v1", "api_key": {"env": "OAI_KEY"}}
+        return {**d, "dimensions": dimensions} if dimensions else d
+
+    limit = {"name": "tokens", "metric": "tokens", "window": "day", "limit": 100000}
+    return {
+        "default_route": "echo",
+        "deployments": {"echo": {"provider": "echo", "model": "echo-1"}},
+        "routes": {"echo": {"deployments": ["echo"]}},
+        "quota": {"limits": [limit]},
+        "embeddings": {
+            "default_route": "r",
+            "deployments": {"first": deployment(first), "second": deployment(second)},
+            "routes": {"r": {"deployments": ["first", "second"]}},
+        },
+    }
+
+
+def embeddings_answer(*vectors: list[float], usage: bool = True) -> Reply:
+    data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+    body: dict[str, Any] = {"object": "list", "data": data, "model": "e"}
+    if usage:
+        body["usage"] = {"prompt_tokens": 9, "total_tokens": 9}
+    return Reply(body=json.dumps(body).encode())
+
+
+def embed_request(*texts: str) -> Any:
+    from sidecar._gen.orchestrator.v1 import embed_pb2
+
+    return embed_pb2.EmbedRequest(tenant_id="acme", user_id="bob", texts=texts)
+
+
+async def test_embeddings_of_another_size_than_the_deployment_asked_for_are_a_bad_answer(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """A deployment configured `dimensions: 4` on a server that ignores `dimensions` (llama.cpp,
+    Ollama) answered 6-float vectors, and the caller got them as that deployment's 4-dimension
+    model: a vector store sized for the route fails on them. They are the upstream's bad answer;
+    the next deployment answers."""
+    upstream.push(embeddings_answer([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]))
+    upstream2.push(embeddings_answer([0.5, 0.5, 0.5, 0.5]))
+    s = await serve({"policy": embedding_policy(upstream, upstream2)}, KEYS)
+    reply = await s.stub.Embed(embed_request("hello"))
+    assert (reply.deployment, reply.dimensions, len(reply.embeddings[0].values)) == ("second", 4, 4)
+
+
+async def test_embeddings_longer_than_any_model_makes_are_a_bad_answer(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """Without `dimensions`, a vector's length was whatever the upstream sent (up to the 32 MiB
+    body): longer than the 65536 a deployment may ask for, it is garbage."""
+    upstream.push(embeddings_answer([0.001] * 70_000))
+    upstream2.push(embeddings_answer([0.5, 0.5, 0.5, 0.5]))
+    s = await serve({"policy": embedding_policy(upstream, upstream2, dimensions=None)}, KEYS)
+    reply = await s.stub.Embed(embed_request("hello"))
+    assert (reply.deployment, reply.dimensions) == ("second", 4)
