@@ -81,18 +81,31 @@ class BedrockEmbedder:
             vectors = parse_cohere(await self._invoke(cohere_body(texts), deadline), len(texts))
             usage = Usage(prompt_tokens=sum(count_tokens(t) for t in texts))  # Cohere's body has no count
             return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), usage)
+        answers = await self._titan(texts, deadline)
+        vectors = checked_vectors([a[0] for a in answers], len(texts), self._dimensions)
+        usage = Usage(prompt_tokens=sum(a[1] for a in answers))
+        return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), usage)
+
+    async def _titan(self, texts: Sequence[str], deadline: Deadline) -> list[tuple[list[Any], int]]:
+        """One Titan request per text, TITAN_CONCURRENCY at a time. The first failure is raised as
+        it is (a TaskGroup would wrap it in an ExceptionGroup, which nothing classifies) once the
+        other requests are cancelled and ended."""
         gate = asyncio.Semaphore(TITAN_CONCURRENCY)
 
         async def one(text: str) -> tuple[list[Any], int]:
             async with gate:
                 return parse_titan(await self._invoke(titan_body(text, self._dimensions), deadline))
 
-        async with asyncio.TaskGroup() as group:  # one failure cancels the others
-            tasks = [group.create_task(one(t)) for t in texts]
-        answers = [t.result() for t in tasks]
-        vectors = checked_vectors([a[0] for a in answers], len(texts), self._dimensions)
-        usage = Usage(prompt_tokens=sum(a[1] for a in answers))
-        return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), usage)
+        tasks = [asyncio.ensure_future(one(t)) for t in texts]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)  # every request ended (its connection closed) before we go on
+            for task in tasks:  # the failures after the first are seen here, not logged as lost
+                if not task.cancelled():
+                    task.exception()
 
     async def _invoke(self, body: dict[str, Any], deadline: Deadline) -> Any:
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()

@@ -3,6 +3,7 @@ through a real server and gRPC client."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -145,3 +146,30 @@ async def test_embeddings_longer_than_any_model_makes_are_a_bad_answer(
     s = await serve({"policy": embedding_policy(upstream, upstream2, dimensions=None)}, KEYS)
     reply = await s.stub.Embed(embed_request("hello"))
     assert (reply.deployment, reply.dimensions) == ("second", 4)
+
+
+async def test_a_failed_titan_request_falls_over_to_the_next_deployment_not_internal(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """Titan embeds one text per request, run in an asyncio.TaskGroup: its 429 came out as an
+    ExceptionGroup, which nothing classifies, so the caller got INTERNAL, the next deployment was
+    never asked and the breaker was not told."""
+
+    def titan(upstream: Upstream) -> dict[str, Any]:
+        model = "amazon.titan-embed-text-v2:0"
+        return {"kind": "bedrock", "model": model, "base_url": upstream.url, "api_key": {"env": "OAI_KEY"}}
+
+    policy = embedding_policy(upstream, upstream2)
+    policy["embeddings"]["deployments"] = {"first": titan(upstream), "second": titan(upstream2)}
+    upstream.push(Reply.json("bedrock/error_throttling.json", 429))
+    upstream.default = Reply(hang=True)  # the other text's request: cancelled, not left running
+    upstream2.default = Reply.json("bedrock/titan_embedding.json")
+    s = await serve({"policy": policy}, KEYS)
+    reply = await s.stub.Embed(embed_request("hello", "world"), timeout=10)
+    assert (reply.deployment, reply.dimensions, len(reply.embeddings)) == ("second", 4, 2)
+    assert len(upstream.seen) == 2
+    for _ in range(100):  # the hanging request's connection is closed by the sidecar
+        if upstream.disconnects == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert upstream.disconnects == 1
