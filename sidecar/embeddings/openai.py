@@ -10,6 +10,7 @@ from pydantic import SecretStr
 from sidecar.config.schema import DeploymentConfig
 from sidecar.core.clock import Deadline
 from sidecar.core.errors import ProviderMalformedError
+from sidecar.core.tokens import count_tokens
 from sidecar.core.types import Usage
 from sidecar.embeddings.base import Embeddings, checked_vectors, is_normalized
 from sidecar.providers._http import HttpClient, Timeouts
@@ -23,9 +24,11 @@ def to_wire(texts: Sequence[str], model: str, dimensions: int | None) -> dict[st
     return body
 
 
-def parse_response(data: Any, count: int, dimensions: int | None = None) -> Embeddings:
+def parse_response(data: Any, texts: Sequence[str], dimensions: int | None = None) -> Embeddings:
     """The embedding list (put back in input order by `index`), each `dimensions` long when asked
-    for, and the prompt token count."""
+    for, and the prompt token count: the upstream's, or the sidecar's estimate when it reports none
+    (a server without `usage` is not free)."""
+    count = len(texts)
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise ProviderMalformedError("embeddings answer without a data list")
     items = data["data"]
@@ -37,7 +40,8 @@ def parse_response(data: Any, count: int, dimensions: int | None = None) -> Embe
     ordered = [item.get("embedding") for _, item in sorted(zip(indexes, items, strict=True))]
     vectors = checked_vectors(ordered, count, dimensions)
     usage = data.get("usage") or {}
-    prompt = token_count(usage.get("prompt_tokens")) if isinstance(usage, dict) else 0
+    reported = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    prompt = sum(count_tokens(t) for t in texts) if reported is None else token_count(reported)
     return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), Usage(prompt_tokens=prompt))
 
 
@@ -59,7 +63,7 @@ class OpenAIEmbedder:
         body = to_wire(texts, self._deployment.model, self._dimensions)
         timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
         data = await self._http.post_json(self._url, headers=self._headers, body=body, timeouts=timeouts)
-        return parse_response(data, len(texts), self._dimensions)
+        return parse_response(data, texts, self._dimensions)
 
     async def aclose(self) -> None:
         """The shared HTTP client is closed by its owner."""

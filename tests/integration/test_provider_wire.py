@@ -173,3 +173,18 @@ async def test_a_failed_titan_request_falls_over_to_the_next_deployment_not_inte
             break
         await asyncio.sleep(0.01)
     assert upstream.disconnects == 1
+
+
+async def test_embeddings_without_usage_are_charged_the_sidecars_count_not_nothing(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """An OpenAI-compatible embeddings server that reports no `usage` (as generation may not): the
+    call was charged and recorded 0 tokens. It is charged the sidecar's estimate, as for Gemini."""
+    from sidecar._gen.orchestrator.v1 import quota_pb2
+
+    upstream.push(embeddings_answer([0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5], usage=False))
+    s = await serve({"policy": embedding_policy(upstream, upstream2)}, KEYS)
+    reply = await s.stub.Embed(embed_request("some words to embed", "and more of them"))
+    assert reply.deployment == "first"
+    got = await s.stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id="acme", user_id="bob"))
+    assert next(limit.used for limit in got.limits if limit.name == "tokens") >= 8
