@@ -73,10 +73,15 @@ def schema_problem(schema: Any, *, object_root: bool = False) -> str | None:
     return None
 
 
+def _not_json(constant: str) -> Any:
+    """NaN, Infinity and -Infinity: Python's json module reads them, no caller's JSON parser does."""
+    raise ValueError(f"{constant} is not JSON")
+
+
 def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
     """None when `text` is JSON (an object when there is no schema) valid against `schema`."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json)
     except ValueError:
         return "the answer is not JSON"
     except RecursionError:  # the model's (or a hostile upstream's) text, nested past the parser's stack

@@ -188,3 +188,32 @@ async def test_embeddings_without_usage_are_charged_the_sidecars_count_not_nothi
     assert reply.deployment == "first"
     got = await s.stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id="acme", user_id="bob"))
     assert next(limit.used for limit in got.limits if limit.name == "tokens") >= 8
+
+
+def chat_answer(content: str) -> Reply:
+    message = {"role": "assistant", "content": content, "refusal": None}
+    body = {
+        "id": "chatcmpl-n1",
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52},
+    }
+    return Reply(body=json.dumps(body).encode())
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+async def test_a_structured_answer_with_a_non_json_number_fails_the_check(
+    serve: Any, upstream: Upstream, constant: str
+) -> None:
+    """`{"n": NaN}` passed the check (Python's json module reads NaN and Infinity) and reached the
+    caller as valid JSON; no JSON parser a caller uses (Go, JavaScript, Java) reads it."""
+    from tests.integration.test_structured import policy
+
+    upstream.push(chat_answer('{"n": ' + constant + "}"))
+    s = await serve({"policy": policy(upstream)}, KEYS)
+    fmt = gen.ResponseFormat(json_object=gen.JsonObjectFormat())
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(messages=[user("n?")], response_format=fmt))
+    err = await rich(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "SCHEMA_VALIDATION_FAILED")
+    assert err.info.metadata["violation"] == "the answer is not JSON"

@@ -45,3 +45,11 @@ def test_the_problem_of_a_cut_answer_says_so() -> None:
     assert check().problem("anything", FinishReason.TOOL_CALLS) is None
     err = check().error("at n: bad")
     assert (err.reason, err.metadata) == ("SCHEMA_VALIDATION_FAILED", {"violation": "at n: bad"})
+
+
+def test_nan_and_infinity_are_not_json() -> None:
+    """Python's json module reads them; no caller's JSON parser does."""
+    c = check()
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        assert c.problem('{"n": 1, "x": ' + constant + "}", FinishReason.STOP) == "the answer is not JSON"
+        assert AnswerCheck(None).problem("[" + constant + "]", FinishReason.STOP) == "the answer is not JSON"
