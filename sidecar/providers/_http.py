@@ -227,7 +227,7 @@ class HttpClient:
                         with self._waiting(timeouts):
                             error = await _status_error(resp, self._retry_after, credentials_of(sent_headers))
                         raise error
-            if kind not in resp.headers.get("content-type", ""):
+            if kind not in resp.headers.get("content-type", "").lower():  # media types ignore case
                 sent = resp.headers.get("content-type") or "no content type"
                 raise ProviderMalformedError(f"expected {kind}, the upstream sent {sent[:80]}")
             received = 0

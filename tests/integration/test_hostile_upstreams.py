@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import user
 from tests.integration.test_failures import ENV, two_deployments
-from tests.support.api import generate_request, text_of
+from tests.support.api import generate_request, stream_request, text_of
 from tests.support.upstream import Reply, Upstream, fixture
 
 pytestmark = pytest.mark.integration
@@ -131,3 +131,19 @@ async def test_a_keep_alive_timeout_of_superscript_digits_is_ignored_not_the_ans
     reply = await generate(s)
     assert text_of(reply)
     assert [(a.deployment, a.outcome) for a in reply.summary.attempts] == [("first", "OK")]
+
+
+async def test_a_stream_whose_media_type_is_in_capitals_is_read(
+    serve: Any, raw: Any, upstream2: Upstream
+) -> None:
+    """Media types are case-insensitive (RFC 9110 8.3.1): `Text/Event-Stream` was refused as a bad
+    response, and every stream of that upstream failed over."""
+    events = fixture("openai/stream.sse")
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: Text/Event-Stream; Charset=UTF-8\r\n"
+    answer = head + b"content-length: " + str(len(events)).encode() + b"\r\n\r\n" + events
+    first = await raw(writes(answer))
+    s = await serve({"policy": two_deployments(first.url, upstream2.url)}, ENV)
+    call = s.stub.StreamGenerate(stream_request(messages=[user("Hi")]), timeout=10)
+    received = [e async for e in call]
+    assert "".join(e.delta.text for e in received if e.HasField("delta"))
+    assert [(a.deployment, a.outcome) for a in received[-1].result.summary.attempts] == [("first", "OK")]
