@@ -217,3 +217,18 @@ async def test_a_structured_answer_with_a_non_json_number_fails_the_check(
     err = await rich(info.value)
     assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "SCHEMA_VALIDATION_FAILED")
     assert err.info.metadata["violation"] == "the answer is not JSON"
+
+
+async def test_a_stream_opening_with_a_byte_order_mark_keeps_its_first_event(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """A proxy that writes a UTF-8 byte order mark first (WHATWG: to be ignored): the first line's
+    field became `\ufeffdata`, and Gemini's first event, the answer's first words, was dropped."""
+    from tests.integration.test_failures import ENV, two_deployments
+    from tests.support.upstream import fixture, sse_events
+
+    upstream.push(Reply(chunks=[b"\xef\xbb\xbf", *sse_events(fixture("gemini/stream.sse"))]))
+    s = await serve({"policy": two_deployments(upstream.url, upstream2.url, provider="gemini")}, ENV)
+    events = [e async for e in s.stub.StreamGenerate(stream_request(messages=[user("Hi")]))]
+    assert "".join(e.delta.text for e in events if e.HasField("delta")) == "Hello! How can I help you today?"
+    assert text_of(events[-1].result) == "Hello! How can I help you today?"
