@@ -173,6 +173,7 @@ async def stream_chunks(
     batches: AsyncGenerator[list[E], None],
     parse: Callable[[E], StreamEvent],
     clock: Clock,
+    deadline: Deadline | None = None,
 ) -> AsyncGenerator[Chunk, None]:
     """Parse an upstream event stream (SSE, or AWS event-stream messages) into Chunks, one per
     network read, ending with the final chunk.
@@ -203,7 +204,7 @@ async def stream_chunks(
                 break
         yield assembler.final()
         if assembler.done:
-            await _drain(batches, clock)
+            await _drain(batches, clock, deadline)
 
 
 def _joined(parts: list[Chunk]) -> Chunk:
@@ -220,14 +221,17 @@ def _joined(parts: list[Chunk]) -> Chunk:
 DRAIN_SECONDS = 0.25
 
 
-async def _drain(batches: AsyncGenerator[list[E], None], clock: Clock) -> None:
+async def _drain(batches: AsyncGenerator[list[E], None], clock: Clock, deadline: Deadline | None) -> None:
     """Read past the end marker to the end of the HTTP response, so the connection goes back to the
-    pool; an upstream that keeps it open longer than a moment just loses it."""
+    pool; an upstream that keeps it open longer than a moment just loses it. The caller's result
+    waits for this: it takes at most half the call's time left, and the deadline is never its."""
+    remaining = None if deadline is None else deadline.remaining()
+    wait = DRAIN_SECONDS if remaining is None else min(DRAIN_SECONDS, remaining / 2)
     try:
-        async with clock.timeout(DRAIN_SECONDS), aclosing(batches) as rest:
+        async with clock.timeout(wait), aclosing(batches) as rest:
             async for _ in rest:
                 pass
-    except (TimeoutError, ProviderError):
+    except (TimeoutError, ProviderError, DeadlineExceededError):
         pass
 
 
@@ -308,7 +312,8 @@ class HttpProvider:
                 yield parse_answer(self._wire.parse_response, data)
                 return
             events = self._http.post_sse(url, headers=headers, body=body, timeouts=timeouts)
-            async with aclosing(stream_chunks(events, self._wire.parse_event, self._http.clock)) as chunks:
+            chunks_of = stream_chunks(events, self._wire.parse_event, self._http.clock, deadline)
+            async with aclosing(chunks_of) as chunks:
                 async for chunk in chunks:
                     yield chunk
         except ProviderError as err:  # its text may quote the request back: never the credential

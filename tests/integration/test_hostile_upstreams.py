@@ -147,3 +147,25 @@ async def test_a_stream_whose_media_type_is_in_capitals_is_read(
     received = [e async for e in call]
     assert "".join(e.delta.text for e in received if e.HasField("delta"))
     assert [(a.deployment, a.outcome) for a in received[-1].result.summary.attempts] == [("first", "OK")]
+
+
+async def test_an_answer_complete_before_the_deadline_is_not_lost_to_the_connection_drain(
+    serve: Any, raw: Any, upstream2: Upstream
+) -> None:
+    """After `[DONE]` the adapter reads on (up to 0.25 s) so the connection can go back to the pool,
+    and the caller's result waits for it. An upstream that holds the connection open after a whole
+    answer sent 0.3 s into a 0.5 s call made the caller's result come at 0.55 s: DEADLINE_EXCEEDED
+    for an answer that was complete. The drain takes at most half the time left."""
+
+    async def answer(writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.3)
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n"
+        writer.write(head + fixture("openai/stream.sse"))
+        await writer.drain()
+        await asyncio.sleep(5)  # the body's end is the close, which does not come
+
+    first = await raw(answer)
+    s = await serve({"policy": two_deployments(first.url, upstream2.url, read_timeout_seconds=5)}, ENV)
+    call = s.stub.StreamGenerate(stream_request(messages=[user("Hi")]), timeout=0.5)
+    received = [e async for e in call]
+    assert text_of(received[-1].result) == "Hello! How can I help you today?"
