@@ -68,8 +68,43 @@ def schema_problem(schema: Any, *, object_root: bool = False) -> str | None:
         _validator().check_schema(schema)
     except SchemaError as exc:
         return f"not a valid JSON Schema: {exc.message[:200]}"
+    if (ref := _unresolvable_ref(schema)) is not None:
+        return (
+            f"a JSON Schema whose every $ref resolves within it ({ref[:80]!r} does not; nothing is fetched)"
+        )
     if object_root and schema.get("type", "object") != "object":
         return 'a JSON Schema with "type": "object"'
+    return None
+
+
+_INSTANCE_KEYS = frozenset({"const", "enum", "default", "examples"})  # data, not subschemas
+
+
+def _unresolvable_ref(schema: Mapping[str, Any]) -> str | None:
+    """The first `$ref` that resolves nowhere within the schema (a pointer or anchor it lacks, or
+    another document: nothing is ever fetched), found as the validator would resolve it; checking an
+    answer against such a schema raises, after the provider was asked and paid."""
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
+    root = DRAFT202012.create_resource(schema)
+    pending: list[tuple[Any, Any]] = [(schema, Registry().resolver_with_root(root))]
+    while pending:
+        value, resolver = pending.pop()
+        if isinstance(value, list):
+            pending.extend((v, resolver) for v in value)
+            continue
+        if not isinstance(value, Mapping):
+            continue
+        if value is not schema and isinstance(value.get("$id"), str):  # a resource of its own: its base
+            resolver = resolver.in_subresource(DRAFT202012.create_resource(value))
+        if isinstance(ref := value.get("$ref"), str):
+            try:
+                resolver.lookup(ref)
+            except Unresolvable:
+                return ref
+        pending.extend((v, resolver) for k, v in value.items() if k not in _INSTANCE_KEYS)
     return None
 
 

@@ -232,3 +232,46 @@ async def test_a_stream_opening_with_a_byte_order_mark_keeps_its_first_event(
     events = [e async for e in s.stub.StreamGenerate(stream_request(messages=[user("Hi")]))]
     assert "".join(e.delta.text for e in events if e.HasField("delta")) == "Hello! How can I help you today?"
     assert text_of(events[-1].result) == "Hello! How can I help you today?"
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["#/$defs/missing", "https://schemas.example.com/city.json", "#nowhere"],
+    ids=["pointer", "remote", "anchor"],
+)
+async def test_a_response_schema_whose_ref_resolves_nowhere_is_refused_before_anything_is_sent(
+    serve: Any, upstream: Upstream, ref: str
+) -> None:
+    """The schema passed the edge's check (the library checks a schema's shape, not its references),
+    the provider was asked and paid, and checking its answer raised: INTERNAL for the caller."""
+    from tests.integration.test_structured import policy, schema_format
+
+    upstream.push(chat_answer('{"city": "Paris"}'))
+    schema = {"type": "object", "properties": {"city": {"$ref": ref}}, "$defs": {"name": {"type": "string"}}}
+    s = await serve({"policy": policy(upstream)}, KEYS)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        ask = generate_request(messages=[user("Paris?")], response_format=schema_format(schema))
+        await s.stub.Generate(ask)
+    err = await rich(info.value)
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.fields == ["input.response_format.json_schema.schema"]
+    assert upstream.seen == []
+
+
+async def test_a_response_schema_with_local_references_is_used(serve: Any, upstream: Upstream) -> None:
+    from tests.integration.test_structured import policy, schema_format
+
+    upstream.push(chat_answer('{"city": "Paris"}'))
+    schema = {
+        "$id": "https://schemas.example.com/weather.json",
+        "type": "object",
+        "properties": {
+            "city": {"$ref": "#/$defs/name"},
+            "again": {"$ref": "https://schemas.example.com/weather.json#/$defs/name"},
+            "anchored": {"$ref": "#label"},
+        },
+        "$defs": {"name": {"type": "string"}, "label": {"$anchor": "label", "type": "string"}},
+    }
+    s = await serve({"policy": policy(upstream)}, KEYS)
+    ask = generate_request(messages=[user("Paris?")], response_format=schema_format(schema))
+    assert json.loads(text_of(await s.stub.Generate(ask))) == {"city": "Paris"}
