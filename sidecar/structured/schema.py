@@ -11,8 +11,11 @@ not hold it. That first call pays the import once (about 70 ms on the benchmark 
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -20,6 +23,10 @@ if TYPE_CHECKING:
 
 MAX_SCHEMA_BYTES = 64 * 1024
 MAX_DEPTH = 32
+# What matching a schema's patterns against one answer may take (CPU on the event loop, not a wait):
+# a pattern that backtracks (`^(a|aa)+$`) on a long enough string takes longer than the universe has.
+PATTERN_SECONDS = 0.1
+_PATTERNS_END: contextvars.ContextVar[float] = contextvars.ContextVar("patterns_end", default=0.0)
 
 
 def canonical(value: Any) -> str:
@@ -113,6 +120,47 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")
 
 
+class _PatternsTooSlow(Exception):
+    """The answer's check ran out of PATTERN_SECONDS matching patterns."""
+
+
+def _search(pattern: str, text: str) -> bool:
+    """re.search by the `regex` library (the same syntax), stopped when the check's time is out."""
+    import regex
+
+    left = _PATTERNS_END.get() - time.perf_counter()
+    if left <= 0:
+        raise _PatternsTooSlow
+    try:
+        return regex.search(pattern, text, timeout=left) is not None
+    except TimeoutError:
+        raise _PatternsTooSlow from None
+
+
+@functools.cache
+def _answer_validator() -> type[Draft202012Validator]:
+    """Draft 2020-12 with `pattern` and `patternProperties` matched by `_search` (the library's own
+    use re, which cannot be stopped)."""
+    from jsonschema import ValidationError, validators
+
+    def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+        if validator.is_type(instance, "string") and not _search(patrn, instance):
+            yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    def pattern_properties(
+        validator: Any, patterns: Mapping[str, Any], instance: Any, schema: Any
+    ) -> Iterator[ValidationError]:
+        if not validator.is_type(instance, "object"):
+            return
+        for patrn, subschema in patterns.items():
+            for key, value in instance.items():
+                if _search(patrn, key):
+                    yield from validator.descend(value, subschema, path=key, schema_path=patrn)
+
+    keywords = {"pattern": pattern, "patternProperties": pattern_properties}
+    return validators.extend(_validator(), keywords)  # type: ignore[no-untyped-call, no-any-return]
+
+
 def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
     """None when `text` is JSON (an object when there is no schema) valid against `schema`."""
     try:
@@ -123,7 +171,13 @@ def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
         return "the answer is JSON nested too deeply to check"
     if schema is None:
         return None if isinstance(value, dict) else "the answer is not a JSON object"
-    error = next(iter(_validator()(schema).iter_errors(value)), None)
+    started = _PATTERNS_END.set(time.perf_counter() + PATTERN_SECONDS)
+    try:
+        error = next(iter(_answer_validator()(schema).iter_errors(value)), None)
+    except _PatternsTooSlow:
+        return f"the schema's patterns took longer than {PATTERN_SECONDS} s to match the answer"
+    finally:
+        _PATTERNS_END.reset(started)
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"

@@ -275,3 +275,39 @@ async def test_a_response_schema_with_local_references_is_used(serve: Any, upstr
     s = await serve({"policy": policy(upstream)}, KEYS)
     ask = generate_request(messages=[user("Paris?")], response_format=schema_format(schema))
     assert json.loads(text_of(await s.stub.Generate(ask))) == {"city": "Paris"}
+
+
+async def test_a_pattern_that_backtracks_without_end_does_not_stall_the_sidecar(
+    serve: Any, upstream: Upstream
+) -> None:
+    """A caller's schema with `"pattern": "^(a|aa)+$"` and an answer of 45 a's and a `!`: Python's
+    re backtracks through about 10^9 paths, on the event loop, and every call of every tenant on
+    the sidecar waited minutes. The patterns of one answer's check get a tenth of a second."""
+    from tests.integration.test_structured import policy, schema_format
+
+    upstream.push(chat_answer('{"code": "' + "a" * 45 + '!"}'))
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": "^(a|aa)+$"}}}
+    s = await serve({"policy": policy(upstream)}, KEYS)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        ask = generate_request(messages=[user("code?")], response_format=schema_format(schema))
+        await s.stub.Generate(ask, timeout=10)
+    err = await rich(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "SCHEMA_VALIDATION_FAILED")
+    assert "patterns took longer" in err.info.metadata["violation"]
+
+
+async def test_patterns_still_check_answers(serve: Any, upstream: Upstream) -> None:
+    from tests.integration.test_structured import policy, schema_format
+
+    schema = {
+        "type": "object",
+        "properties": {"code": {"type": "string", "pattern": "^[A-Z]{3}$"}},
+        "patternProperties": {"^x-": {"type": "integer"}},
+    }
+    upstream.push(chat_answer('{"code": "PAR", "x-n": 1}'), chat_answer('{"code": "PAR", "x-n": "one"}'))
+    s = await serve({"policy": policy(upstream)}, KEYS)
+    ask = generate_request(messages=[user("code?")], response_format=schema_format(schema))
+    assert json.loads(text_of(await s.stub.Generate(ask))) == {"code": "PAR", "x-n": 1}
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(ask)
+    assert (await rich(info.value)).info.metadata["violation"] == "at x-n: 'one' is not of type 'integer'"

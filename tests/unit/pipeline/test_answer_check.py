@@ -53,3 +53,11 @@ def test_nan_and_infinity_are_not_json() -> None:
     for constant in ("NaN", "Infinity", "-Infinity"):
         assert c.problem('{"n": 1, "x": ' + constant + "}", FinishReason.STOP) == "the answer is not JSON"
         assert AnswerCheck(None).problem("[" + constant + "]", FinishReason.STOP) == "the answer is not JSON"
+
+
+def test_a_backtracking_pattern_is_stopped_not_run_to_its_end() -> None:
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": "^(a|aa)+$"}}}
+    c = AnswerCheck(schema)
+    problem = c.problem('{"code": "' + "a" * 60 + '!"}', FinishReason.STOP)
+    assert problem is not None and "patterns took longer" in problem
+    assert c.problem('{"code": "aaaa"}', FinishReason.STOP) is None  # the same pattern still checks
