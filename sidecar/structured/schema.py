@@ -26,6 +26,7 @@ MAX_DEPTH = 32
 # What matching a schema's patterns against one answer may take (CPU on the event loop, not a wait):
 # a pattern that backtracks (`^(a|aa)+$`) on a long enough string takes longer than the universe has.
 PATTERN_SECONDS = 0.1
+DEEP = "the answer is JSON nested too deeply to check"
 _PATTERNS_END: contextvars.ContextVar[float] = contextvars.ContextVar("patterns_end", default=0.0)
 
 
@@ -168,7 +169,7 @@ def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
     except ValueError:
         return "the answer is not JSON"
     except RecursionError:  # the model's (or a hostile upstream's) text, nested past the parser's stack
-        return "the answer is JSON nested too deeply to check"
+        return DEEP
     if schema is None:
         return None if isinstance(value, dict) else "the answer is not a JSON object"
     started = _PATTERNS_END.set(time.perf_counter() + PATTERN_SECONDS)
@@ -176,6 +177,8 @@ def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
         error = next(iter(_answer_validator()(schema).iter_errors(value)), None)
     except _PatternsTooSlow:
         return f"the schema's patterns took longer than {PATTERN_SECONDS} s to match the answer"
+    except RecursionError:  # a recursive schema followed down an answer json.loads could still read
+        return DEEP
     finally:
         _PATTERNS_END.reset(started)
     if error is None:

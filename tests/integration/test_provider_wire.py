@@ -311,3 +311,25 @@ async def test_patterns_still_check_answers(serve: Any, upstream: Upstream) -> N
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await s.stub.Generate(ask)
     assert (await rich(info.value)).info.metadata["violation"] == "at x-n: 'one' is not of type 'integer'"
+
+
+async def test_an_answer_nested_deeper_than_its_check_can_follow_fails_the_check_not_internal(
+    serve: Any, upstream: Upstream
+) -> None:
+    """A recursive schema (a tree) and an answer 900 arrays deep: json.loads reads it, the validator
+    following it ran out of Python's stack, and the RecursionError was INTERNAL for the caller."""
+    from tests.integration.test_structured import policy, schema_format
+
+    upstream.push(chat_answer('{"tree": ' + "[" * 900 + "]" * 900 + "}"))
+    schema = {
+        "type": "object",
+        "properties": {"tree": {"$ref": "#/$defs/node"}},
+        "$defs": {"node": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+    }
+    s = await serve({"policy": policy(upstream)}, KEYS)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        ask = generate_request(messages=[user("tree?")], response_format=schema_format(schema))
+        await s.stub.Generate(ask)
+    err = await rich(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "SCHEMA_VALIDATION_FAILED")
+    assert err.info.metadata["violation"] == "the answer is JSON nested too deeply to check"
