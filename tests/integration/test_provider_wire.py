@@ -333,3 +333,23 @@ async def test_an_answer_nested_deeper_than_its_check_can_follow_fails_the_check
     err = await rich(info.value)
     assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "SCHEMA_VALIDATION_FAILED")
     assert err.info.metadata["violation"] == "the answer is JSON nested too deeply to check"
+
+
+async def test_unique_items_of_a_long_answer_are_checked_in_linear_time(
+    serve: Any, upstream: Upstream
+) -> None:
+    """`uniqueItems` over 6000 objects: jsonschema compares every pair of objects it cannot sort
+    (about 18 million comparisons, half a minute on the event loop, every other call waiting)."""
+    import time
+
+    from tests.integration.test_structured import policy, schema_format
+
+    items = [{"id": i} for i in range(6000)]
+    upstream.push(chat_answer(json.dumps({"items": items})))
+    schema = {"type": "object", "properties": {"items": {"type": "array", "uniqueItems": True}}}
+    s = await serve({"policy": policy(upstream)}, KEYS)
+    ask = generate_request(messages=[user("items?")], response_format=schema_format(schema))
+    started = time.monotonic()
+    reply = await s.stub.Generate(ask, timeout=20)
+    assert len(json.loads(text_of(reply))["items"]) == 6000
+    assert time.monotonic() - started < 5

@@ -61,3 +61,12 @@ def test_a_backtracking_pattern_is_stopped_not_run_to_its_end() -> None:
     problem = c.problem('{"code": "' + "a" * 60 + '!"}', FinishReason.STOP)
     assert problem is not None and "patterns took longer" in problem
     assert c.problem('{"code": "aaaa"}', FinishReason.STOP) is None  # the same pattern still checks
+
+
+def test_unique_items_compares_as_json_schema_does() -> None:
+    c = AnswerCheck({"type": "object", "properties": {"a": {"type": "array", "uniqueItems": True}}})
+    for same in ("[1, 1.0]", '[{"x": 1, "y": [2]}, {"y": [2.0], "x": 1}]', "[[1], [1.0]]", '["s", "s"]'):
+        problem = c.problem('{"a": ' + same + "}", FinishReason.STOP)
+        assert problem is not None and "non-unique" in problem, same
+    for distinct in ("[1, true]", "[0, false]", '[1, "1"]', "[[1], [1, 1]]", "[null, false]", "[{}, []]"):
+        assert c.problem('{"a": ' + distinct + "}", FinishReason.STOP) is None, distinct
