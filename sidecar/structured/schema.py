@@ -23,11 +23,12 @@ if TYPE_CHECKING:
 
 MAX_SCHEMA_BYTES = 64 * 1024
 MAX_DEPTH = 32
-# What matching a schema's patterns against one answer may take (CPU on the event loop, not a wait):
-# a pattern that backtracks (`^(a|aa)+$`) on a long enough string takes longer than the universe has.
-PATTERN_SECONDS = 0.1
+# What checking one answer against its schema may take (CPU on the event loop, not a wait): a small
+# answer can take longer than the universe has, by a pattern that backtracks (`^(a|aa)+$`) or by
+# `anyOf` branches tried at every level of a deep answer (2^depth).
+CHECK_SECONDS = 0.25
 DEEP = "the answer is JSON nested too deeply to check"
-_PATTERNS_END: contextvars.ContextVar[float] = contextvars.ContextVar("patterns_end", default=0.0)
+_CHECK_END: contextvars.ContextVar[float] = contextvars.ContextVar("check_end", default=0.0)
 
 
 def canonical(value: Any) -> str:
@@ -133,28 +134,43 @@ def _same_as_json(value: Any) -> Any:
     return value
 
 
-class _PatternsTooSlow(Exception):
-    """The answer's check ran out of PATTERN_SECONDS matching patterns."""
+class _CheckTooSlow(Exception):
+    """The answer's check ran out of CHECK_SECONDS."""
+
+
+def _time_left() -> float:
+    left = _CHECK_END.get() - time.perf_counter()
+    if left <= 0:
+        raise _CheckTooSlow
+    return left
 
 
 def _search(pattern: str, text: str) -> bool:
     """re.search by the `regex` library (the same syntax), stopped when the check's time is out."""
     import regex
 
-    left = _PATTERNS_END.get() - time.perf_counter()
-    if left <= 0:
-        raise _PatternsTooSlow
     try:
-        return regex.search(pattern, text, timeout=left) is not None
+        return regex.search(pattern, text, timeout=_time_left()) is not None
     except TimeoutError:
-        raise _PatternsTooSlow from None
+        raise _CheckTooSlow from None
+
+
+def _timed(keyword: Any) -> Any:
+    """A keyword's check that first makes sure the answer's check has time left."""
+
+    def check(validator: Any, value: Any, instance: Any, schema: Any) -> Iterator[Any]:
+        _time_left()
+        yield from keyword(validator, value, instance, schema) or ()
+
+    return check
 
 
 @functools.cache
 def _answer_validator() -> type[Draft202012Validator]:
-    """Draft 2020-12 with `pattern` and `patternProperties` matched by `_search` (the library's own
-    use re, which cannot be stopped), and `uniqueItems` in linear time (the library's compares every
-    pair of items it cannot sort: 18 million comparisons for 6000 objects, half a minute)."""
+    """Draft 2020-12 with every keyword timed (`_timed`), `pattern` and `patternProperties` matched
+    by `_search` (the library's own use re, which cannot be stopped), and `uniqueItems` in linear
+    time (the library's compares every pair of items it cannot sort: 18 million comparisons for 6000
+    objects, half a minute)."""
     from jsonschema import ValidationError, validators
 
     def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
@@ -177,8 +193,10 @@ def _answer_validator() -> type[Draft202012Validator]:
             if len(set(keys)) < len(keys):
                 yield ValidationError(f"{instance!r} has non-unique elements")
 
-    keywords = {"pattern": pattern, "patternProperties": pattern_properties, "uniqueItems": unique_items}
-    return validators.extend(_validator(), keywords)  # type: ignore[no-untyped-call, no-any-return]
+    own = {"pattern": pattern, "patternProperties": pattern_properties, "uniqueItems": unique_items}
+    base = _validator()
+    keywords = {name: _timed(own.get(name, check)) for name, check in base.VALIDATORS.items()}
+    return validators.extend(base, keywords)  # type: ignore[no-untyped-call, no-any-return]
 
 
 def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
@@ -191,15 +209,15 @@ def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
         return DEEP
     if schema is None:
         return None if isinstance(value, dict) else "the answer is not a JSON object"
-    started = _PATTERNS_END.set(time.perf_counter() + PATTERN_SECONDS)
+    started = _CHECK_END.set(time.perf_counter() + CHECK_SECONDS)
     try:
         error = next(iter(_answer_validator()(schema).iter_errors(value)), None)
-    except _PatternsTooSlow:
-        return f"the schema's patterns took longer than {PATTERN_SECONDS} s to match the answer"
+    except _CheckTooSlow:
+        return f"checking the answer against the schema took longer than {CHECK_SECONDS} s"
     except RecursionError:  # a recursive schema followed down an answer json.loads could still read
         return DEEP
     finally:
-        _PATTERNS_END.reset(started)
+        _CHECK_END.reset(started)
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
