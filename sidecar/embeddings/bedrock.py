@@ -6,7 +6,7 @@ up to 96 texts in one. The model id says which body applies (`amazon.titan-embed
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -21,12 +21,13 @@ from sidecar.core.clock import Deadline
 from sidecar.core.errors import ProviderMalformedError
 from sidecar.core.tokens import count_tokens
 from sidecar.core.types import Usage
-from sidecar.embeddings.base import Embeddings, checked_vectors, is_normalized
+from sidecar.embeddings.base import Embeddings, batches, checked_vectors, each, is_normalized
 from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.aws_auth import AwsSigner
 from sidecar.providers.base import token_count
 
-TITAN_CONCURRENCY = 4
+TITAN_CONCURRENCY = 4  # requests of one call at a time
+COHERE_BATCH = 96  # texts a Cohere Embed request takes at most
 
 
 def is_cohere(model: str) -> bool:
@@ -77,35 +78,25 @@ class BedrockEmbedder:
         return f"BedrockEmbedder(url={self._url!r})"
 
     async def embed(self, texts: Sequence[str], *, deadline: Deadline) -> Embeddings:
-        if is_cohere(self._deployment.model):
-            vectors = parse_cohere(await self._invoke(cohere_body(texts), deadline), len(texts))
+        if is_cohere(self._deployment.model):  # COHERE_BATCH texts a request, at most 96
+            calls = [
+                functools.partial(self._cohere, batch, deadline) for batch in batches(texts, COHERE_BATCH)
+            ]
+            rows = [row for part in await each(calls, TITAN_CONCURRENCY) for row in part]
+            vectors = checked_vectors(rows, len(texts))
             usage = Usage(prompt_tokens=sum(count_tokens(t) for t in texts))  # Cohere's body has no count
             return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), usage)
-        answers = await self._titan(texts, deadline)
+        titan = [functools.partial(self._titan, text, deadline) for text in texts]  # one text a request
+        answers = await each(titan, TITAN_CONCURRENCY)
         vectors = checked_vectors([a[0] for a in answers], len(texts), self._dimensions)
         usage = Usage(prompt_tokens=sum(a[1] for a in answers))
         return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), usage)
 
-    async def _titan(self, texts: Sequence[str], deadline: Deadline) -> list[tuple[list[Any], int]]:
-        """One Titan request per text, TITAN_CONCURRENCY at a time. The first failure is raised as
-        it is (a TaskGroup would wrap it in an ExceptionGroup, which nothing classifies) once the
-        other requests are cancelled and ended."""
-        gate = asyncio.Semaphore(TITAN_CONCURRENCY)
+    async def _cohere(self, texts: Sequence[str], deadline: Deadline) -> tuple[tuple[float, ...], ...]:
+        return parse_cohere(await self._invoke(cohere_body(texts), deadline), len(texts))
 
-        async def one(text: str) -> tuple[list[Any], int]:
-            async with gate:
-                return parse_titan(await self._invoke(titan_body(text, self._dimensions), deadline))
-
-        tasks = [asyncio.ensure_future(one(t)) for t in texts]
-        try:
-            return list(await asyncio.gather(*tasks))
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.wait(tasks)  # every request ended (its connection closed) before we go on
-            for task in tasks:  # the failures after the first are seen here, not logged as lost
-                if not task.cancelled():
-                    task.exception()
+    async def _titan(self, text: str, deadline: Deadline) -> tuple[list[Any], int]:
+        return parse_titan(await self._invoke(titan_body(text, self._dimensions), deadline))
 
     async def _invoke(self, body: dict[str, Any], deadline: Deadline) -> Any:
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()

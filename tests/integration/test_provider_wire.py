@@ -381,3 +381,83 @@ async def test_a_schema_whose_check_branches_without_end_does_not_stall_the_side
     assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "SCHEMA_VALIDATION_FAILED")
     assert "took longer than" in err.info.metadata["violation"]
     assert time.monotonic() - started < 5
+
+
+class BatchLimitedEmbedder:
+    """A loopback embeddings API that refuses batches over its limit as the real one does: Gemini's
+    batchEmbedContents (100 requests) or Cohere on Bedrock (96 texts); each vector says which text
+    it is for (its first value is the text's number)."""
+
+    def __init__(self, limit: int, refusal: bytes) -> None:
+        self.limit, self.refusal, self.batches = limit, refusal, []
+        self._runner: Any = None
+        self.url = ""
+
+    async def start(self) -> BatchLimitedEmbedder:
+        from aiohttp import web
+
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def close(self) -> None:
+        await self._runner.cleanup()
+
+    async def _handle(self, request: Any) -> Any:
+        from aiohttp import web
+
+        body = await request.json()
+        texts = (
+            [r["content"]["parts"][0]["text"] for r in body["requests"]] if "requests" in body
+            else [body["content"]["parts"][0]["text"]] if "content" in body
+            else body["texts"]
+        )  # fmt: skip
+        self.batches.append(len(texts))
+        if len(texts) > self.limit:
+            return web.Response(status=400, body=self.refusal, content_type="application/json")
+        vectors = [[float(t.split()[-1]), 1.0, 0.0, 0.0] for t in texts]
+        if "requests" in body:
+            answer: dict[str, Any] = {"embeddings": [{"values": v} for v in vectors]}
+        elif "content" in body:
+            answer = {"embedding": {"values": vectors[0]}}
+        else:
+            kind = "embeddings_by_type"
+            answer = {"id": "e", "embeddings": {"float": vectors}, "texts": texts, "response_type": kind}
+        return web.json_response(answer)
+
+
+@pytest.mark.parametrize("kind", ["gemini", "cohere"])
+async def test_a_batch_larger_than_the_providers_limit_is_sent_in_batches_it_takes(
+    serve: Any, kind: str
+) -> None:
+    """Embed takes up to 256 texts a call; Gemini's batchEmbedContents takes 100 (more is HTTP 400,
+    "at most 100 requests can be in one batch") and Cohere on Bedrock 96: a valid call of 150 texts
+    was INVALID_ARGUMENT / PROVIDER_REJECTED, the caller's fault as it told them."""
+    gemini_refusal = (
+        b'{"error":{"code":400,"message":"* BatchEmbedContentsRequest.requests: at most 100 requests'
+        b' can be in one batch\\n","status":"INVALID_ARGUMENT"}}'
+    )
+    cohere_refusal = b'{"message":"Malformed input request: #/texts: expected maxItems: 96, actual: 150"}'
+    fake = await BatchLimitedEmbedder(
+        100 if kind == "gemini" else 96, gemini_refusal if kind == "gemini" else cohere_refusal
+    ).start()
+    try:
+        if kind == "gemini":
+            d = {"kind": "gemini", "model": "gemini-embedding-001", "base_url": f"{fake.url}/v1beta"}
+        else:
+            d = {"kind": "bedrock", "model": "cohere.embed-english-v3", "base_url": fake.url}
+        policy = embedding_policy(Upstream(), Upstream())
+        policy["embeddings"]["deployments"] = {"first": {**d, "api_key": {"env": "OAI_KEY"}}}
+        policy["embeddings"]["routes"] = {"r": {"deployments": ["first"]}}
+        s = await serve({"policy": policy}, KEYS)
+        texts = [f"text number {i}" for i in range(150)]
+        reply = await s.stub.Embed(embed_request(*texts), timeout=20)
+        assert [e.values[0] for e in reply.embeddings] == list(range(150))  # in order
+        assert max(fake.batches) <= fake.limit and sum(fake.batches) == 150
+    finally:
+        await fake.close()
