@@ -28,6 +28,7 @@ from sidecar.providers.base import token_count
 
 TITAN_CONCURRENCY = 4  # requests of one call at a time
 COHERE_BATCH = 96  # texts a Cohere Embed request takes at most
+COHERE_CHARS = 2048  # characters of one text it takes at most ("expected maxLength: 2048")
 
 
 def is_cohere(model: str) -> bool:
@@ -42,7 +43,9 @@ def titan_body(text: str, dimensions: int | None) -> dict[str, Any]:
 
 
 def cohere_body(texts: Sequence[str], input_type: str = "search_document") -> dict[str, Any]:
-    return {"texts": list(texts), "input_type": input_type, "truncate": "END", "embedding_types": ["float"]}
+    """Texts cut to COHERE_CHARS, as `truncate: END` asks (Bedrock refuses a longer one whatever it says)."""
+    cut = [t[:COHERE_CHARS] for t in texts]
+    return {"texts": cut, "input_type": input_type, "truncate": "END", "embedding_types": ["float"]}
 
 
 def parse_titan(data: Any) -> tuple[list[Any], int]:
@@ -84,7 +87,8 @@ class BedrockEmbedder:
             ]
             rows = [row for part in await each(calls, TITAN_CONCURRENCY) for row in part]
             vectors = checked_vectors(rows, len(texts))
-            usage = Usage(prompt_tokens=sum(count_tokens(t) for t in texts))  # Cohere's body has no count
+            embedded = (t[:COHERE_CHARS] for t in texts)  # Cohere's body has no count: the sidecar's
+            usage = Usage(prompt_tokens=sum(count_tokens(t) for t in embedded))
             return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), usage)
         titan = [functools.partial(self._titan, text, deadline) for text in texts]  # one text a request
         answers = await each(titan, TITAN_CONCURRENCY)

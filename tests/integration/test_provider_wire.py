@@ -388,8 +388,9 @@ class BatchLimitedEmbedder:
     batchEmbedContents (100 requests) or Cohere on Bedrock (96 texts); each vector says which text
     it is for (its first value is the text's number)."""
 
-    def __init__(self, limit: int, refusal: bytes) -> None:
+    def __init__(self, limit: int, refusal: bytes, max_chars: int = 1 << 20) -> None:
         self.limit, self.refusal, self.batches = limit, refusal, []
+        self.max_chars, self.longest = max_chars, 0
         self._runner: Any = None
         self.url = ""
 
@@ -418,9 +419,11 @@ class BatchLimitedEmbedder:
             else body["texts"]
         )  # fmt: skip
         self.batches.append(len(texts))
-        if len(texts) > self.limit:
+        self.longest = max(self.longest, *(len(t) for t in texts))
+        if len(texts) > self.limit or self.longest > self.max_chars:
             return web.Response(status=400, body=self.refusal, content_type="application/json")
-        vectors = [[float(t.split()[-1]), 1.0, 0.0, 0.0] for t in texts]
+        numbers = [t.split()[-1] for t in texts]
+        vectors = [[float(n) if n.isdigit() else -1.0, 1.0, 0.0, 0.0] for n in numbers]
         if "requests" in body:
             answer: dict[str, Any] = {"embeddings": [{"values": v} for v in vectors]}
         elif "content" in body:
@@ -459,5 +462,25 @@ async def test_a_batch_larger_than_the_providers_limit_is_sent_in_batches_it_tak
         reply = await s.stub.Embed(embed_request(*texts), timeout=20)
         assert [e.values[0] for e in reply.embeddings] == list(range(150))  # in order
         assert max(fake.batches) <= fake.limit and sum(fake.batches) == 150
+    finally:
+        await fake.close()
+
+
+async def test_a_text_longer_than_cohere_takes_is_cut_as_truncate_end_asks_not_refused(serve: Any) -> None:
+    """Cohere on Bedrock refuses a text over 2048 characters ("expected maxLength: 2048") whatever
+    `truncate` says; a text the sidecar accepts (256 of its 512 tokens, 2295 characters) was
+    INVALID_ARGUMENT / PROVIDER_REJECTED. It is cut to 2048 characters, the end dropped, as the
+    request's `truncate: END` asks of Cohere."""
+    refusal = b'{"message":"Malformed input request: #/texts/0: expected maxLength: 2048, actual: 2295"}'
+    fake = await BatchLimitedEmbedder(96, refusal, max_chars=2048).start()
+    try:
+        d = {"kind": "bedrock", "model": "cohere.embed-english-v3", "base_url": fake.url}
+        policy = embedding_policy(Upstream(), Upstream())
+        policy["embeddings"]["deployments"] = {"first": {**d, "api_key": {"env": "OAI_KEY"}}}
+        policy["embeddings"]["routes"] = {"r": {"deployments": ["first"]}}
+        s = await serve({"policy": policy}, KEYS)
+        reply = await s.stub.Embed(embed_request("abcdefgh " * 255 + "7", "short 8"), timeout=20)
+        assert [e.values[1] for e in reply.embeddings] == [1.0, 1.0]
+        assert fake.longest == 2048
     finally:
         await fake.close()
