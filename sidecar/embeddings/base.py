@@ -97,7 +97,5 @@ async def each(calls: Sequence[Callable[[], Awaitable[T]]], concurrency: int) ->
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.wait(tasks)
-        for task in tasks:  # the failures after the first are seen here, not logged as lost
-            if not task.cancelled():
-                task.exception()
+        # every call ended; the failures after the first are taken here, not logged as lost
+        await asyncio.gather(*tasks, return_exceptions=True)
