@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -12,9 +13,12 @@ from sidecar.core.clock import Deadline
 from sidecar.core.errors import ProviderMalformedError
 from sidecar.core.tokens import count_tokens
 from sidecar.core.types import Usage
-from sidecar.embeddings.base import Embeddings, checked_vectors, is_normalized
+from sidecar.embeddings.base import Embeddings, batches, checked_vectors, each, is_normalized
 from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.base import token_count
+
+BATCH = 2048  # inputs an /embeddings request takes at most (OpenAI's limit)
+CONCURRENCY = 4  # requests of one call at a time
 
 
 def to_wire(texts: Sequence[str], model: str, dimensions: int | None) -> dict[str, Any]:
@@ -60,6 +64,14 @@ class OpenAIEmbedder:
         return f"OpenAIEmbedder(url={self._url!r})"
 
     async def embed(self, texts: Sequence[str], *, deadline: Deadline) -> Embeddings:
+        """BATCH texts a request at most (OpenAI's limit), CONCURRENCY requests at a time."""
+        calls = [functools.partial(self._batch, b, deadline) for b in batches(texts, BATCH)]
+        parts = await each(calls, CONCURRENCY)
+        vectors = checked_vectors([v for part in parts for v in part.vectors], len(texts), self._dimensions)
+        usage = Usage(prompt_tokens=sum(part.usage.prompt_tokens for part in parts))
+        return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), usage)
+
+    async def _batch(self, texts: Sequence[str], deadline: Deadline) -> Embeddings:
         body = to_wire(texts, self._deployment.model, self._dimensions)
         timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
         data = await self._http.post_json(self._url, headers=self._headers, body=body, timeouts=timeouts)

@@ -484,3 +484,40 @@ async def test_a_text_longer_than_cohere_takes_is_cut_as_truncate_end_asks_not_r
         assert fake.longest == 2048
     finally:
         await fake.close()
+
+
+async def test_a_batch_larger_than_openai_takes_is_sent_in_batches_it_takes(serve: Any) -> None:
+    """OpenAI's /embeddings takes at most 2048 inputs; `max_texts` may be set up to 10000, and a
+    valid call of 2100 texts was INVALID_ARGUMENT / PROVIDER_REJECTED."""
+    from aiohttp import web
+
+    sizes: list[int] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        texts = (await request.json())["input"]
+        sizes.append(len(texts))
+        if len(texts) > 2048:
+            error = {
+                "error": {"message": "'$.input' is invalid: too many inputs", "type": "invalid_request_error"}
+            }
+            return web.json_response(error, status=400)
+        data = [{"index": i, "embedding": [float(t.split()[-1]), 1.0]} for i, t in enumerate(texts)]
+        return web.json_response({"data": data, "usage": {"prompt_tokens": 3 * len(texts)}})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/embeddings", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+        policy = embedding_policy(Upstream(), Upstream(), dimensions=None)
+        policy["embeddings"]["deployments"]["first"]["base_url"] = url
+        policy["embeddings"]["routes"] = {"r": {"deployments": ["first"]}}
+        policy["embeddings"]["max_texts"] = 2100
+        s = await serve({"policy": policy}, KEYS)
+        reply = await s.stub.Embed(embed_request(*(f"text {i}" for i in range(2100))), timeout=30)
+        assert [e.values[0] for e in reply.embeddings] == list(range(2100))
+        assert max(sizes) <= 2048 and sum(sizes) == 2100
+    finally:
+        await runner.cleanup()
