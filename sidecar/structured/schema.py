@@ -89,16 +89,24 @@ def schema_problem(schema: Any, *, object_root: bool = False) -> str | None:
 _INSTANCE_KEYS = frozenset({"const", "enum", "default", "examples"})  # data, not subschemas
 
 
+def _registry() -> Any:
+    """What references may resolve to besides the schema itself: the JSON Schema metaschemas the
+    library bundles. Nothing is fetched (jsonschema's default fetches any URL it does not hold, with
+    urllib, no timeout, on the event loop)."""
+    from jsonschema_specifications import REGISTRY
+
+    return REGISTRY
+
+
 def _unresolvable_ref(schema: Mapping[str, Any]) -> str | None:
-    """The first `$ref` that resolves nowhere within the schema (a pointer or anchor it lacks, or
-    another document: nothing is ever fetched), found as the validator would resolve it; checking an
-    answer against such a schema raises, after the provider was asked and paid."""
-    from referencing import Registry
+    """The first `$ref` or `$dynamicRef` that resolves nowhere (a pointer or anchor the schema lacks,
+    another document), found as the validator would resolve it; checking an answer against such a
+    schema raises, after the provider was asked and paid."""
     from referencing.exceptions import Unresolvable
     from referencing.jsonschema import DRAFT202012
 
     root = DRAFT202012.create_resource(schema)
-    pending: list[tuple[Any, Any]] = [(schema, Registry().resolver_with_root(root))]
+    pending: list[tuple[Any, Any]] = [(schema, _registry().resolver_with_root(root))]
     while pending:
         value, resolver = pending.pop()
         if isinstance(value, list):
@@ -108,9 +116,10 @@ def _unresolvable_ref(schema: Mapping[str, Any]) -> str | None:
             continue
         if value is not schema and isinstance(value.get("$id"), str):  # a resource of its own: its base
             resolver = resolver.in_subresource(DRAFT202012.create_resource(value))
-        if isinstance(ref := value.get("$ref"), str):
+        for ref in (value.get("$ref"), value.get("$dynamicRef")):
             try:
-                resolver.lookup(ref)
+                if isinstance(ref, str):
+                    resolver.lookup(ref)
             except Unresolvable:
                 return ref
         pending.extend((v, resolver) for k, v in value.items() if k not in _INSTANCE_KEYS)
@@ -211,7 +220,7 @@ def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
         return None if isinstance(value, dict) else "the answer is not a JSON object"
     started = _CHECK_END.set(time.perf_counter() + CHECK_SECONDS)
     try:
-        error = next(iter(_answer_validator()(schema).iter_errors(value)), None)
+        error = next(iter(_answer_validator()(schema, registry=_registry()).iter_errors(value)), None)
     except _CheckTooSlow:
         return f"checking the answer against the schema took longer than {CHECK_SECONDS} s"
     except RecursionError:  # a recursive schema followed down an answer json.loads could still read

@@ -521,3 +521,37 @@ async def test_a_batch_larger_than_openai_takes_is_sent_in_batches_it_takes(serv
         assert max(sizes) <= 2048 and sum(sizes) == 2100
     finally:
         await runner.cleanup()
+
+
+async def test_a_dynamic_ref_to_another_document_is_refused_and_never_fetched(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """jsonschema fetches a reference it does not hold with urllib (deprecated, still on), with no
+    timeout, on the event loop: a caller's `$dynamicRef` to a URL made the sidecar GET it (any
+    address it can reach) while checking the answer. Refused at the edge; nothing is fetched."""
+    from tests.integration.test_structured import policy, schema_format
+
+    upstream.push(chat_answer('{"a": "x"}'))
+    upstream2.default = Reply(body=b'{"type": "string"}')  # what a fetch would get
+    schema = {"type": "object", "properties": {"a": {"$dynamicRef": f"{upstream2.url}/s.json"}}}
+    s = await serve({"policy": policy(upstream)}, KEYS)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        ask = generate_request(messages=[user("a?")], response_format=schema_format(schema))
+        await s.stub.Generate(ask)
+    err = await rich(info.value)
+    assert err.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.fields == ["input.response_format.json_schema.schema"]
+    assert upstream.seen == [] and upstream2.seen == []
+
+
+async def test_a_ref_to_a_json_schema_metaschema_is_used_as_the_validator_holds_it(
+    serve: Any, upstream: Upstream
+) -> None:
+    from tests.integration.test_structured import policy, schema_format
+
+    upstream.push(chat_answer('{"a": {"type": "string"}}'))
+    meta = "https://json-schema.org/draft/2020-12/schema"
+    schema = {"type": "object", "properties": {"a": {"$ref": meta}}}
+    s = await serve({"policy": policy(upstream)}, KEYS)
+    ask = generate_request(messages=[user("a?")], response_format=schema_format(schema))
+    assert json.loads(text_of(await s.stub.Generate(ask))) == {"a": {"type": "string"}}
