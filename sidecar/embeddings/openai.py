@@ -17,7 +17,10 @@ from sidecar.embeddings.base import Embeddings, batches, checked_vectors, each, 
 from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.base import token_count
 
-BATCH = 2048  # inputs an /embeddings request takes at most (OpenAI's limit)
+# texts per /embeddings request: OpenAI takes 2048, but 2048 vectors of 3072 floats (text-embedding-
+# 3-large), one a line as OpenAI writes them, are about 140 MB of JSON, past the 32 MiB an answer may
+# be (providers/_http.py); 256 of them are about 17 MB
+BATCH = 256
 CONCURRENCY = 4  # requests of one call at a time
 
 
@@ -64,7 +67,7 @@ class OpenAIEmbedder:
         return f"OpenAIEmbedder(url={self._url!r})"
 
     async def embed(self, texts: Sequence[str], *, deadline: Deadline) -> Embeddings:
-        """BATCH texts a request at most (OpenAI's limit), CONCURRENCY requests at a time."""
+        """BATCH texts a request at most, CONCURRENCY requests at a time."""
         calls = [functools.partial(self._batch, b, deadline) for b in batches(texts, BATCH)]
         parts = await each(calls, CONCURRENCY)
         vectors = checked_vectors([v for part in parts for v in part.vectors], len(texts), self._dimensions)

@@ -15,7 +15,7 @@ from tests.conftest import user
 from tests.integration.helpers import rich
 from tests.integration.test_schema_retry import ask, config
 from tests.integration.test_structured import KEYS
-from tests.support.api import generate_request, stream_request, text_of
+from tests.support.api import Stubs, generate_request, stream_request, text_of
 from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
@@ -488,7 +488,8 @@ async def test_a_text_longer_than_cohere_takes_is_cut_as_truncate_end_asks_not_r
 
 async def test_a_batch_larger_than_openai_takes_is_sent_in_batches_it_takes(serve: Any) -> None:
     """OpenAI's /embeddings takes at most 2048 inputs; `max_texts` may be set up to 10000, and a
-    valid call of 2100 texts was INVALID_ARGUMENT / PROVIDER_REJECTED."""
+    valid call of 2100 texts was INVALID_ARGUMENT / PROVIDER_REJECTED. (The sidecar sends 256 a
+    request, whose answer stays within the 32 MiB an answer may be.)"""
     from aiohttp import web
 
     sizes: list[int] = []
@@ -518,7 +519,7 @@ async def test_a_batch_larger_than_openai_takes_is_sent_in_batches_it_takes(serv
         s = await serve({"policy": policy}, KEYS)
         reply = await s.stub.Embed(embed_request(*(f"text {i}" for i in range(2100))), timeout=30)
         assert [e.values[0] for e in reply.embeddings] == list(range(2100))
-        assert max(sizes) <= 2048 and sum(sizes) == 2100
+        assert max(sizes) <= 256 and sum(sizes) == 2100
     finally:
         await runner.cleanup()
 
@@ -555,3 +556,44 @@ async def test_a_ref_to_a_json_schema_metaschema_is_used_as_the_validator_holds_
     s = await serve({"policy": policy(upstream)}, KEYS)
     ask = generate_request(messages=[user("a?")], response_format=schema_format(schema))
     assert json.loads(text_of(await s.stub.Generate(ask))) == {"a": {"type": "string"}}
+
+
+async def test_a_batch_of_large_vectors_is_asked_for_in_answers_that_fit_the_answer_bound(
+    serve: Any,
+) -> None:
+    """600 texts to a 3072-dimension model, one float a line as OpenAI writes them: one answer of
+    about 40 MB, past the 32 MiB an upstream answer may be, was a bad answer for a valid call."""
+    from aiohttp import web
+
+    sizes: list[int] = []
+    floats = ",\n".join(["        -0.0123456789"] * 3071)
+
+    async def handle(request: web.Request) -> web.Response:
+        texts = (await request.json())["input"]
+        sizes.append(len(texts))
+        rows = [
+            f'    {{"object": "embedding", "index": {i}, "embedding": [\n        {float(t.split()[-1])},\n'
+            f"{floats}\n      ]}}"
+            for i, t in enumerate(texts)
+        ]
+        body = '{"object": "list", "data": [\n' + ",\n".join(rows) + '\n], "usage": {"prompt_tokens": 9}}'
+        return web.Response(body=body.encode(), content_type="application/json")
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/embeddings", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+        policy = embedding_policy(Upstream(), Upstream(), dimensions=None)
+        policy["embeddings"]["deployments"]["first"]["base_url"] = url
+        policy["embeddings"]["routes"] = {"r": {"deployments": ["first"]}}
+        policy["embeddings"]["max_texts"] = 600
+        s = await serve({"policy": policy}, KEYS)
+        big = [("grpc.max_receive_message_length", 16 * 1024 * 1024)]  # the reply is 7.4 MB
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{s.sidecar.port}", options=big) as channel:
+            reply = await Stubs(channel).Embed(embed_request(*(f"text {i}" for i in range(600))), timeout=60)
+        assert reply.dimensions == 3072 and [e.values[0] for e in reply.embeddings] == list(range(600))
+    finally:
+        await runner.cleanup()
