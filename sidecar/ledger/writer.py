@@ -58,6 +58,7 @@ class LedgerWriter:
         self._write_lock = asyncio.Lock()
         self._last_purge: float | None = None
         self._held: list[UsageRecord] = []
+        self._writing: asyncio.Future[bool] | None = None  # the task's write, while in progress
         self._opened = False
         self.dropped = 0
 
@@ -99,10 +100,13 @@ class LedgerWriter:
         """Write what is queued, then stop the task and close the store. When a write fails (the
         store is down: its operations are bounded, postgres.py), what is still queued is dropped and
         counted rather than tried batch by batch: shutdown does not wait on a store that is gone."""
-        task, self._task = self._task, None  # a write in progress finishes: flush() waits for its lock
+        task, self._task = self._task, None
         await cancel_and_wait(task)
+        writing, self._writing = self._writing, None
         try:
-            if not self._opened or not await self.flush():
+            # the task's write in progress goes on (shielded); when it fails, that was the one try
+            wrote = await writing if writing is not None else True
+            if not self._opened or not wrote or not await self.flush():
                 self._drop_queued("write_failed")
         finally:
             await self._store.aclose()
@@ -144,8 +148,10 @@ class LedgerWriter:
             self._held.append(await self._queue.get())  # held, not lost, if stop() cancels the wait below
             if self._queue.qsize() < self._policy.batch_size - 1:
                 await self._clock.sleep(self._policy.flush_interval_seconds)  # let a batch gather
-            # shielded: a cancelled task (stop) lets the write finish; flush() then waits for its lock
-            await asyncio.shield(self._write(self._take()))
+            # shielded: a cancelled task (stop) lets the write finish, and stop() reads how it ended
+            self._writing = asyncio.ensure_future(self._write(self._take()))
+            await asyncio.shield(self._writing)
+            self._writing = None
             last = self._last_purge
             if last is None or self._clock.monotonic() - last >= self._policy.purge_interval_seconds:
                 try:

@@ -187,3 +187,24 @@ async def test_stop_on_a_failing_store_drops_the_queue_after_one_failed_write(
 async def settle() -> None:
     for _ in range(20):
         await asyncio.sleep(0)
+
+
+async def test_stop_during_a_write_that_fails_drops_the_queue_without_another_write(
+    clock: FakeClock,
+) -> None:
+    """The writer's own write is in progress (the database stopped answering) when the sidecar stops:
+    once it fails, what is still queued is dropped, not tried again (each try waits its whole timeout)."""
+    m, store = Metrics(), BlockedStore()
+    store.fail = True
+    writer = LedgerWriter(store, LedgerPolicy(batch_size=2), clock=clock, signals=m)  # time never moves
+    for i in range(5):
+        writer.submit(record(i))
+    await writer.start()
+    await settle()
+    assert store.writes == 1  # the writer's batch of two, waiting on the database
+    stopping = asyncio.create_task(writer.stop())
+    await settle()
+    store.release.set()  # the write fails now (as a timed-out one does)
+    await stopping
+    assert store.writes == 1
+    assert writer.dropped == 5 and dropped(m, "write_failed") == 5
