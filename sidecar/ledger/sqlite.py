@@ -1,5 +1,9 @@
 """The embedded ledger: an SQLite file in WAL mode, on the shared one-thread connection
-(sidecar/stores/sqlite.py); the schema is created, and older files migrated, when it opens."""
+(sidecar/stores/sqlite.py); the schema is created, and older files migrated, when it opens.
+
+The reports (GetUsage, experiment rows) read on a second connection and thread of their own: WAL
+lets readers and the one writer work at once, so a report over a large ledger (seconds) does not
+hold up the writing of usage records behind it (the writer's queue would fill and drop them)."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from sidecar.ledger.record import (
     UsageQuery,
     UsageRecord,
 )
-from sidecar.stores.sqlite import SqliteThread, create_owner_only
+from sidecar.stores.sqlite import MEMORY, SqliteThread, create_owner_only
 
 T = TypeVar("T")
 _DAY = "strftime('%Y-%m-%d', ts, 'unixepoch')"
@@ -29,6 +33,10 @@ class SqliteLedger:
     def __init__(self, path: str | Path) -> None:
         self._path = str(path)
         self._thread = SqliteThread("sqlite-ledger", self._connect)
+        # ":memory:" is a database per connection: its reads stay on the one connection
+        self._reader = (
+            self._thread if self._path == MEMORY else SqliteThread("sqlite-ledger-read", self._connect_reader)
+        )
 
     async def open(self) -> None:
         await self._run(lambda conn: None)
@@ -39,7 +47,7 @@ class SqliteLedger:
 
     async def usage(self, query: UsageQuery) -> list[UsageGroup]:
         text, args = sql.usage(query, lambda i: "?", _DAY)
-        return sql.groups(await self._run(lambda conn: conn.execute(text, args).fetchall()))
+        return sql.groups(await self._reader.run(lambda conn: conn.execute(text, args).fetchall()))
 
     async def delete_before(self, cutoff: float) -> int:
         return await self._run(lambda conn: _delete_before(conn, cutoff))
@@ -57,7 +65,9 @@ class SqliteLedger:
         self, experiment: str, start: float, end: float, tenant: str | None = None, limit: int | None = None
     ) -> list[ExperimentRow]:
         text, extra = experiment_sql.rows(lambda i: "?", tenant, limit)
-        found = await self._run(lambda conn: conn.execute(text, (experiment, start, end, *extra)).fetchall())
+        found = await self._reader.run(
+            lambda conn: conn.execute(text, (experiment, start, end, *extra)).fetchall()
+        )
         return experiment_sql.experiment_rows(found)
 
     async def audit(self, entries: Sequence[AuditEntry]) -> None:
@@ -66,7 +76,8 @@ class SqliteLedger:
         await self._run(lambda conn: conn.executemany(text, rows))
 
     async def aclose(self) -> None:
-        """Close after every operation already handed over (the thread runs them in order)."""
+        """Close after every operation already handed over (each thread runs them in order)."""
+        await self._reader.aclose()
         await self._thread.aclose()
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -88,6 +99,13 @@ class SqliteLedger:
                 conn.execute(f"ALTER TABLE usage_records ADD COLUMN {definition}")
         for statement in experiment_sql.create_extras("REAL"):
             conn.execute(statement)
+        return conn
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        """On the reader's thread, at the first report: a connection that only reads (the writer's
+        connection, opened first by `open`, made the schema)."""
+        conn = sqlite3.connect(self._path, isolation_level=None)
+        conn.execute("PRAGMA query_only=ON")
         return conn
 
 
