@@ -79,9 +79,15 @@ class PostgresLedger:
             rows = await conn.fetch(text, *args)
         return sql.groups([tuple(r) for r in rows])
 
-    async def delete_before(self, cutoff: float) -> int:
+    async def delete_before(self, cutoff: float, limit: int | None = None) -> int:
+        chosen = "SELECT ctid FROM usage_records WHERE ts < $1 LIMIT $2"
         async with self._session() as conn:
-            status = await conn.execute("DELETE FROM usage_records WHERE ts < $1", cutoff)
+            if limit is None:
+                status = await conn.execute("DELETE FROM usage_records WHERE ts < $1", cutoff)
+            else:
+                status = await conn.execute(
+                    f"DELETE FROM usage_records WHERE ctid = ANY(ARRAY({chosen}))", cutoff, limit
+                )
         return int(str(status).rsplit(" ", 1)[-1])
 
     async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> FeedbackResult:

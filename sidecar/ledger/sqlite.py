@@ -49,8 +49,8 @@ class SqliteLedger:
         text, args = sql.usage(query, lambda i: "?", _DAY)
         return sql.groups(await self._reader.run(lambda conn: conn.execute(text, args).fetchall()))
 
-    async def delete_before(self, cutoff: float) -> int:
-        return await self._run(lambda conn: _delete_before(conn, cutoff))
+    async def delete_before(self, cutoff: float, limit: int | None = None) -> int:
+        return await self._run(lambda conn: _delete_before(conn, cutoff, limit))
 
     async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> FeedbackResult:
         def work(conn: sqlite3.Connection) -> FeedbackResult:
@@ -120,6 +120,9 @@ def _changed(conn: sqlite3.Connection, text: str, args: tuple[object, ...]) -> i
         return conn.execute(text, args).rowcount
 
 
-def _delete_before(conn: sqlite3.Connection, cutoff: float) -> int:
+def _delete_before(conn: sqlite3.Connection, cutoff: float, limit: int | None) -> int:
     with conn:
-        return conn.execute("DELETE FROM usage_records WHERE ts < ?", (cutoff,)).rowcount
+        if limit is None:
+            return conn.execute("DELETE FROM usage_records WHERE ts < ?", (cutoff,)).rowcount
+        chosen = "SELECT rowid FROM usage_records WHERE ts < ? LIMIT ?"
+        return conn.execute(f"DELETE FROM usage_records WHERE rowid IN ({chosen})", (cutoff, limit)).rowcount
