@@ -125,6 +125,12 @@ class Escalation:
             return self.offer_expires_at
         return self.expires_at if self.state is State.QUEUED else None
 
+    @property
+    def closed(self) -> float | None:
+        """When it was closed (answered, declined or expired); None while it is open."""
+        open_ = self.state in (State.OFFERED, State.QUEUED)
+        return None if open_ else self.closed_at
+
     def expired(self, now: float) -> Escalation:
         return replace(self, state=State.EXPIRED, closed_at=now)
 

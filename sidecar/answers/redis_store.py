@@ -4,7 +4,8 @@ Every key of a tenant carries the tenant's hash as its hash tag (one cluster slo
 acceptance script (state check, both limit buckets, the new state) runs atomically on one node.
 Expiry is found through two keys shared by every tenant (so outside the tenants' slots, and never in a
 script with them): `due`, a sorted set of `tenant NUL id` scored by a time no later than the
-escalation's deadline, and `queued:<agent>`, the agent's escalations in QUEUED (the backlog). They
+escalation's deadline, `closed`, the same members scored by when each closed (the retention's
+deletion reads it), and `queued:<agent>`, the agent's escalations in QUEUED (the backlog). They
 are written after the escalation's own atomic step (`due` before, at an offer) and are hints: the
 sweep reads the escalation itself, expires it through the same compare-and-set script as any other
 transition, and repairs what a crashed sidecar left stale (a closed escalation still listed, an
@@ -206,6 +207,31 @@ class RedisAnswerStore:
             await self._do("set", lambda: self._redis.zrem(self._shared("due"), *lost))
         return out
 
+    async def forget(self, before: float, limit: int) -> int:
+        closed = self._shared("closed")
+        members: list[bytes] = await self._do(
+            "get", lambda: self._redis.zrangebyscore(closed, "-inf", f"({before}", start=0, num=limit)
+        )
+        deleted = 0
+        for member in members:
+            deleted += await self._forget_one(member)
+        return deleted
+
+    async def _forget_one(self, member: bytes) -> int:
+        """One closed escalation's record and its place in the agent's list, then its hint (last, so
+        a sidecar that stops half-way leaves the hint for the next sweep)."""
+        tenant, escalation_id = _parse(member)
+        found = await self.get(tenant, escalation_id)
+        gone = 0
+        if found is not None and found.closed is not None:
+            await self._do("set", lambda: self._redis.delete(self._key(tenant, "e", escalation_id)))
+            agents = self._key(tenant, "ea", found.agent)
+            await self._do("set", lambda: self._redis.zrem(agents, escalation_id))
+            gone = 1
+        # an open one (an answer undone) is hinted again when it closes
+        await self._do("set", lambda: self._redis.zrem(self._shared("closed"), member))
+        return gone
+
     async def backlog(self, agents: Collection[str]) -> dict[str, int]:
         names = list(agents)
 
@@ -251,7 +277,7 @@ class RedisAnswerStore:
     async def _index(self, e: Escalation) -> None:
         """The expiry index and the backlog after `e`'s atomic step. A failure here is logged, not
         raised: the step is done, and the next sweep repairs the index."""
-        member, deadline = _member(e), e.deadline
+        member, deadline, closed = _member(e), e.deadline, e.closed
 
         async def write() -> None:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -263,6 +289,10 @@ class RedisAnswerStore:
                     pipe.zrem(self._shared("due"), member)
                 else:
                     pipe.zadd(self._shared("due"), {member: deadline})
+                if closed is None:  # an answer undone while its canonical answer failed is open again
+                    pipe.zrem(self._shared("closed"), member)
+                else:
+                    pipe.zadd(self._shared("closed"), {member: closed})
                 await pipe.execute()
 
         try:

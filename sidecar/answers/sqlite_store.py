@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS canonical (
 CREATE INDEX IF NOT EXISTS canonical_agent ON canonical (tenant, agent);
 CREATE TABLE IF NOT EXISTS escalations (
   id TEXT PRIMARY KEY, tenant TEXT NOT NULL, agent TEXT NOT NULL, state TEXT NOT NULL,
-  created_at REAL NOT NULL, doc TEXT NOT NULL, due_at REAL);
+  created_at REAL NOT NULL, doc TEXT NOT NULL, due_at REAL, closed_at REAL);
 CREATE INDEX IF NOT EXISTS escalations_agent ON escalations (tenant, agent, created_at);
 CREATE TABLE IF NOT EXISTS escalation_counts (
   tenant TEXT NOT NULL, agent TEXT NOT NULL, bucket TEXT NOT NULL, n INTEGER NOT NULL,
@@ -41,11 +41,16 @@ CREATE TABLE IF NOT EXISTS path_users (
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS escalations_due ON escalations (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS escalations_state ON escalations (state, agent);
+CREATE INDEX IF NOT EXISTS escalations_closed ON escalations (closed_at) WHERE closed_at IS NOT NULL;
 """
 _BACKFILL_DUE = (  # a file written before due_at existed: the deadline of each open escalation
     "UPDATE escalations SET due_at = CASE state"
     " WHEN 'offered' THEN json_extract(doc, '$.offer_expires_at')"
     " WHEN 'queued' THEN json_extract(doc, '$.expires_at') END"
+)
+_BACKFILL_CLOSED = (  # a file written before closed_at existed: when each closed escalation closed
+    "UPDATE escalations SET closed_at = json_extract(doc, '$.closed_at')"
+    " WHERE state IN ('answered', 'declined', 'expired')"
 )
 _ORDER = "ORDER BY created_at, id"
 _CANONICAL = "id, tenant, agent, layer, question, answer, created_at, source, reuse_count"
@@ -118,10 +123,11 @@ class SqliteAnswerStore:
     async def put(self, escalation: Escalation) -> None:
         e = escalation
         sql = (
-            "INSERT INTO escalations (id, tenant, agent, state, created_at, doc, due_at)"
-            " VALUES (?,?,?,?,?,?,?)"
+            "INSERT INTO escalations (id, tenant, agent, state, created_at, doc, due_at, closed_at)"
+            " VALUES (?,?,?,?,?,?,?,?)"
         )
-        row = (e.id, e.tenant, e.agent, e.state.value, e.created_at, e.encode().decode(), e.deadline)
+        doc = e.encode().decode()
+        row = (e.id, e.tenant, e.agent, e.state.value, e.created_at, doc, e.deadline, e.closed)
         await self._write(sql, row)
 
     async def get(self, tenant: str, escalation_id: str) -> Escalation | None:
@@ -145,6 +151,17 @@ class SqliteAnswerStore:
             return [Escalation.decode(r[0]) for r in conn.execute(sql, (now, limit))]
 
         return [e for e in await self._run(select) if e.due(now)]
+
+    async def forget(self, before: float, limit: int) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            with conn:
+                sql = (
+                    "DELETE FROM escalations WHERE id IN (SELECT id FROM escalations"
+                    " WHERE closed_at < ? ORDER BY closed_at, id LIMIT ?)"
+                )
+                return conn.execute(sql, (before, limit)).rowcount
+
+        return await self._run(delete)
 
     async def backlog(self, agents: Collection[str]) -> dict[str, int]:
         def count(conn: sqlite3.Connection) -> dict[str, int]:
@@ -260,14 +277,22 @@ def _open(path: str) -> sqlite3.Connection:
         with conn:
             conn.execute("ALTER TABLE escalations ADD COLUMN due_at REAL")
             conn.execute(_BACKFILL_DUE)
+    if "closed_at" not in columns:
+        with conn:
+            conn.execute("ALTER TABLE escalations ADD COLUMN closed_at REAL")
+            conn.execute(_BACKFILL_CLOSED)
     conn.executescript(_INDEXES)
     return conn
 
 
 def _swap(conn: sqlite3.Connection, expect: State, new: Escalation) -> bool:
-    """One statement: the state check and the new state, document and deadline."""
-    sql = "UPDATE escalations SET state = ?, doc = ?, due_at = ? WHERE id = ? AND tenant = ? AND state = ?"
-    args = (new.state.value, new.encode().decode(), new.deadline, new.id, new.tenant, expect.value)
+    """One statement: the state check and the new state, document, deadline and closing time."""
+    sql = (
+        "UPDATE escalations SET state = ?, doc = ?, due_at = ?, closed_at = ?"
+        " WHERE id = ? AND tenant = ? AND state = ?"
+    )
+    doc = new.encode().decode()
+    args = (new.state.value, doc, new.deadline, new.closed, new.id, new.tenant, expect.value)
     return conn.execute(sql, args).rowcount == 1
 
 

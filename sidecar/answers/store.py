@@ -5,7 +5,8 @@ Two stores pass one conformance suite (tests/integration/answers/test_store.py):
 sidecars sharing one Redis). Every read and write names the tenant and the agent: an answer is never
 found across agents or tenants. `accept` is one atomic step (state check, both limits, the new
 state), so the limits are exact under concurrency and across sidecars. `due` finds the escalations
-whose time ran out over every tenant (the expiry sweep, sidecar/answers/sweeper.py) and `backlog`
+whose time ran out over every tenant (the expiry sweep, sidecar/answers/sweeper.py), `forget` deletes
+those closed longer than the retention (the same sweep) and `backlog`
 counts the queued ones per agent; every transition, an expiry included, is `replace`'s
 compare-and-set.
 """
@@ -85,6 +86,11 @@ class AnswerStore(Protocol):
     async def due(self, now: float, limit: int) -> list[Escalation]:
         """At most `limit` escalations of any tenant and agent whose time ran out at `now` (OFFERED or
         QUEUED past their deadline), the longest overdue first. Moving them is `replace`'s job."""
+        ...
+
+    async def forget(self, before: float, limit: int) -> int:
+        """Delete at most `limit` escalations of any tenant closed before `before` (the retention's
+        end), the longest closed first; how many were deleted. An open escalation is never deleted."""
         ...
 
     async def backlog(self, agents: Collection[str]) -> dict[str, int]:

@@ -1,6 +1,7 @@
 """The expiry sweeper: a task started and stopped with the server that, every `sweep_interval_seconds`
 of the injected clock, expires the escalations whose time ran out (of every tenant and agent, at most
-`sweep_batch` a sweep) and refreshes the backlog gauge, so the expiry counter and the backlog move
+`sweep_batch` a sweep), deletes those closed longer than `closed_retention_days` (at most
+`sweep_batch` too) and refreshes the backlog gauge, so the expiry counter and the backlog move
 without anyone reading the escalations.
 
 Each expiry is the store's compare-and-set (`AnswerStore.replace`): of two sidecars sweeping one
@@ -37,6 +38,10 @@ class ExpirySweeper:
             if await store.replace(e.state, gone):
                 observer.on_transition(e.agent, gone)
                 expired += 1
+        retention = self._a.policy.closed_retention_days * 86_400
+        forgotten = await store.forget(now - retention, self._batch)
+        if forgotten:
+            _log.info("closed escalations deleted after the retention", extra={"escalations": forgotten})
         agents = sorted(self._a.policy.agents)  # the policy now in force (a reload may change it)
         for agent, queued in (await store.backlog(agents)).items():
             observer.on_backlog(agent, queued)

@@ -175,6 +175,12 @@ class AnswersPolicy(ConfigModel):
         default=30.0, ge=1, le=3600, description="how often due escalations are expired in the background"
     )
     sweep_batch: int = Field(default=500, ge=1, le=10_000, description="expired per sweep, at most")
+    closed_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        le=3650,
+        description="answered, declined and expired escalations are deleted this long after they closed",
+    )
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> AnswersPolicy:

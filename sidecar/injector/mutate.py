@@ -88,7 +88,7 @@ def inject(pod: Json, settings: InjectorSettings, options: PodOptions) -> Json:
         spec["initContainers"] = [sidecar, *(spec.get("initContainers") or [])]
     else:
         spec["containers"] = [*spec["containers"], sidecar]
-    for container in spec["containers"]:
+    for container in _app_containers(spec, options):
         if container is not sidecar:
             _wire_app(container, settings, options)
     spec["volumes"] = [*(spec.get("volumes") or []), *c.volumes(options)]
@@ -96,6 +96,17 @@ def inject(pod: Json, settings: InjectorSettings, options: PodOptions) -> Json:
         settings, options, spec.get("terminationGracePeriodSeconds")
     )
     return out
+
+
+def _app_containers(spec: Json, options: PodOptions) -> list[Json]:
+    """The containers that can reach the sidecar: the application's, and in native mode the regular
+    init containers too (the kubelet starts them after the sidecar's startup probe passes: a
+    migration or a warm-up step may call a model). Another native sidecar is left as it is. A classic
+    sidecar starts after every init container, so none of them is given an address it cannot reach."""
+    found = list(spec["containers"])
+    if options.mode == "native":
+        found += [i for i in spec.get("initContainers") or [] if i.get("restartPolicy") != "Always"]
+    return found
 
 
 def _wire_app(container: Json, settings: InjectorSettings, options: PodOptions) -> None:
@@ -152,14 +163,22 @@ def _socket_dir_taken(pod: Json, settings: InjectorSettings, options: PodOptions
     if options.transport != "unix":
         return ""
     wanted = settings.socket_dir.rstrip("/")
-    for i, container in enumerate(pod["spec"]["containers"]):
-        for mount in container.get("volumeMounts") or []:
-            path = mount.get("mountPath")
-            if isinstance(path, str) and path.rstrip("/") == wanted and mount.get("name") != c.SOCKET_VOLUME:
-                return (
-                    f"spec.containers[{i}].volumeMounts mounts {mount.get('name')!r} at {path}, "
-                    "where the sidecar's socket directory goes (or use transport tcp)"
-                )
+    wired = {id(w) for w in _app_containers(pod["spec"], options)}
+    for field in ("containers", "initContainers"):
+        for i, container in enumerate(pod["spec"].get(field) or []):
+            if id(container) not in wired:
+                continue
+            for mount in container.get("volumeMounts") or []:
+                path = mount.get("mountPath")
+                if (
+                    isinstance(path, str)
+                    and path.rstrip("/") == wanted
+                    and mount.get("name") != c.SOCKET_VOLUME
+                ):
+                    return (
+                        f"spec.{field}[{i}].volumeMounts mounts {mount.get('name')!r} at {path}, "
+                        "where the sidecar's socket directory goes (or use transport tcp)"
+                    )
     return ""
 
 

@@ -3,12 +3,12 @@
 A command is compared case-, space- and punctuation-insensitively (casefold, keeping only letters
 and digits: "Agent #79", "agent 79" and "agent-79" are one key) with each persona's id, display
 name and aliases. The natural forms users type are peeled off, a word group at a time, into a
-list of probes, least stripped first: leading politeness and questions ("please", "can I",
-"I'd like to", "let me"), a verb ("use", "switch to", "change over to", "talk to", "speak with",
-"activate", "select", "pick"), an article ("the", "my"), the word "persona", and at the end
-"persona", "please", "now", "instead", "thanks" and punctuation: "please switch to SRE Coach
-persona", "can I talk to the SRE coach?", "SRE coach please" all probe "srecoach". The first rule
-that matches anything decides:
+list of probes, least stripped first: leading greetings, politeness and questions ("hey,",
+"please", "can I", "I'd like to", "let me"), a verb ("use", "switch me to", "change over to",
+"set persona to", "talk to", "speak with", "activate", "select", "pick"), an article ("the",
+"my"), the word "persona", and at the end "persona", "please", "now", "instead", "thanks" and
+punctuation: "please switch to SRE Coach persona", "can I talk to the SRE coach?", "SRE coach
+please" all probe "srecoach". The first rule that matches anything decides:
 
 1. a probe equals an id, name or alias (the least stripped probe first: "use the architect" finds
    a persona named "The Architect" before one aliased "architect");
@@ -29,14 +29,15 @@ from collections import defaultdict
 from sidecar.core.errors import AmbiguousPersonaError, FieldViolation, PersonaNotFoundError
 from sidecar.personas.registry import Persona, PersonaRegistry
 
-_LEADING = re.compile(
-    r"^(?:please|pls|kindly|hey|hi|ok|okay|now|so|and|then"
+_LEADING = re.compile(  # each group ends in spaces or an opener's punctuation ("hey, ...", "ok! ...")
+    r"^(?:please|pls|kindly|hey|hi|hello|hiya|yo|ok|okay|now|so|and|then"
     r"|(?:can|could|may|would|will|shall)\s+(?:i|we|you)"
     r"|i\s+(?:want|wanna|need|would\s+like|'?d\s+like)(?:\s+to)?|i'?d\s+like(?:\s+to)?|let\s+me|let'?s"
-    r"|(?:switch|change|swap|go|move)(?:\s+(?:over|back))?(?:\s+to)?"
+    r"|(?:switch|change|swap|go|move)(?:\s+(?:me|us))?(?:\s+(?:over|back))?(?:\s+to)?"
+    r"|set(?:\s+(?:the\s+)?persona)?(?:\s+to)?"
     r"|(?:talk|speak|chat)(?:\s+(?:to|with))?|use|activate|select|pick|choose|load|enable"
     r"|(?:give|get|put)\s+me(?:\s+through\s+to)?|bring\s+(?:in|up)"
-    r"|the|a|an|my|persona|to|with)\s+"
+    r"|the|a|an|my|persona|to|with)(?:\s*[,!.:;]\s*|\s+)"
 )
 _TRAILING = re.compile(r"(?:[\s.!?,;:)(]+|\s+(?:persona|please|pls|now|instead|thanks|thank\s+you|again))$")
 _NOT_WORD = re.compile(r"[\W_]+")

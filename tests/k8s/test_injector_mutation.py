@@ -84,6 +84,40 @@ def test_app_containers_get_the_address_token_and_socket_volume() -> None:
     assert volumes["orchestrator-sidecar-config"]["configMap"] == {"name": "orchestrator-sidecar"}
 
 
+def test_regular_init_containers_of_a_native_sidecar_get_the_address_and_socket_too() -> None:
+    """The kubelet starts the init containers after the native sidecar is ready, so one of them (a
+    warm-up, a migration that calls a model) can reach it; it was given neither the address nor the
+    socket. Another native sidecar is left alone, and a classic sidecar (started after every init
+    container) gives them nothing."""
+    inits = [
+        {"name": "warm-up", "image": "w:1", "env": [{"name": "ORCHESTRATOR_SIDECAR_ADDRESS", "value": "x"}]},
+        {"name": "mesh", "image": "p:1", "restartPolicy": "Always"},
+    ]
+    out = injected(pod(ASKED, initContainers=inits))
+    _, warm, mesh = out["spec"]["initContainers"]
+    assert env(warm) == {  # what it already set is kept
+        "ORCHESTRATOR_SIDECAR_ADDRESS": "x",
+        "ORCHESTRATOR_SIDECAR_TOKEN": {"secretKeyRef": {"name": "sidecar-token", "key": "token"}},
+    }
+    assert warm["volumeMounts"] == [
+        {"name": "orchestrator-sidecar-socket", "mountPath": "/var/run/orchestrator-sidecar"}
+    ]
+    assert "env" not in mesh and "volumeMounts" not in mesh
+    classic = injected(pod({**ASKED, "orchestrator.sidecar/mode": "classic"}, initContainers=inits))
+    assert classic["spec"]["initContainers"] == inits
+    taken = [
+        {
+            "name": "w",
+            "image": "w:1",
+            "volumeMounts": [{"name": "r", "mountPath": "/var/run/orchestrator-sidecar"}],
+        }
+    ]
+    decision = decide(pod(ASKED, initContainers=taken, volumes=[{"name": "r", "emptyDir": {}}]), SETTINGS)
+    assert (
+        decision.kind == "rejected" and "spec.initContainers[0].volumeMounts mounts 'r'" in decision.message
+    )
+
+
 def test_annotations_choose_tcp_classic_config_log_level_and_resources() -> None:
     out = injected(
         pod(

@@ -173,7 +173,7 @@ async def test_an_answer_racing_the_sweep_wins_or_loses_never_both(
     s = sweeper(store, clock, seen)
     at(clock, NOW + 86_400)
     answers = [
-        store.replace(State.QUEUED, replace(queued(offer(i)), state=State.ANSWERED, answer="yes"))
+        store.replace(State.QUEUED, replace(queued(offer(i)), state=State.ANSWERED, closed_at=NOW + 86_400))
         for i in ids
     ]
     results = await asyncio.gather(s.sweep(), *answers)
@@ -225,6 +225,70 @@ async def test_a_file_from_before_the_expiry_index_is_swept(tmp_path: Path) -> N
     try:
         assert await store.due(NOW + 3599, 10) == []
         assert await store.due(NOW + 3600, 10) == [e]
+    finally:
+        await store.aclose()
+
+
+DAY = 86_400.0
+
+
+async def test_closed_escalations_are_deleted_after_the_retention_and_open_ones_never(
+    make: Callable[[], AnswerStore],  # noqa: F811
+) -> None:
+    """Escalations were kept forever: every offer a user let expire stayed in the store, and each
+    listing of the agent read them all. Closed ones now go `closed_retention_days` (30) after they
+    closed, at the sweep, at most a batch at a time; open ones stay whatever their age."""
+    store, clock, seen = make(), FakeClock(), Seen()
+    at(clock, NOW)
+    for i in range(3):  # expire at NOW + 3600 (their offers' deadline)
+        await store.put(offer(f"esc_old_{i}"))
+    waiting = offer("esc_waiting")
+    await store.put(waiting)
+    long_wait = replace(queued(waiting), expires_at=NOW + 400 * DAY)  # open for 400 days
+    assert await store.accept(State.OFFERED, long_wait, NO_LIMITS) is Accepted.OK
+    answered = queued(offer("esc_answered", tenant="globex", agent="leo"))
+    await store.put(offer("esc_answered", tenant="globex", agent="leo"))
+    assert await store.accept(State.OFFERED, answered, NO_LIMITS) is Accepted.OK
+    done = replace(answered, state=State.ANSWERED, closed_at=NOW + 7200, answer="because")
+    assert await store.replace(State.QUEUED, done)
+    s = sweeper(store, clock, seen, batch=2)
+    at(clock, NOW + 3600)
+    assert [await s.sweep(), await s.sweep()] == [2, 1]  # the offers expire; nothing is old enough to go
+    assert len(await store.escalations("acme", "maya")) == 4
+    at(clock, NOW + 3600 + 30 * DAY - 1)
+    await s.sweep()
+    assert len(await store.escalations("acme", "maya")) == 4  # not before the retention's end
+    at(clock, NOW + 7200 + 30 * DAY + 1)
+    await s.sweep()  # the batch (2) bounds a sweep
+    await s.sweep()
+    assert [e.id for e in await store.escalations("acme", "maya")] == ["esc_waiting"]  # queued, kept
+    assert await store.get("acme", "esc_old_0") is None
+    assert await store.escalations("globex", "leo") == []  # answered 30 days ago, over every tenant
+    assert await store.get("acme", "esc_waiting") is not None
+    at(clock, NOW + 400 * DAY)  # the queued one expires at the sweep, and stays its 30 days
+    await s.sweep()
+    assert [e.state for e in await store.escalations("acme", "maya")] == [State.EXPIRED]
+    at(clock, NOW + 430 * DAY + 1)
+    await s.sweep()
+    assert await store.escalations("acme", "maya") == []
+
+
+async def test_a_file_from_before_the_closing_index_keeps_its_retention(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    e = replace(offer("esc_old_closed"), state=State.DECLINED, closed_at=NOW)
+    with sqlite3.connect(path) as conn:  # the schema as it was: due_at, no closed_at
+        conn.execute(
+            "CREATE TABLE escalations (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, agent TEXT NOT NULL,"
+            " state TEXT NOT NULL, created_at REAL NOT NULL, doc TEXT NOT NULL, due_at REAL)"
+        )
+        row = (e.id, e.tenant, e.agent, e.state.value, e.created_at, e.encode().decode(), None)
+        conn.execute("INSERT INTO escalations VALUES (?,?,?,?,?,?,?)", row)
+    conn.close()
+    store = SqliteAnswerStore(str(path))
+    try:
+        assert await store.forget(NOW, 10) == 0
+        assert await store.forget(NOW + 1, 10) == 1
+        assert await store.get("acme", e.id) is None
     finally:
         await store.aclose()
 

@@ -51,6 +51,15 @@ PHRASINGS = [
     ("pick dash", "dashboard-architect"),
     ("switch to SRE Coch persona", "sre-coach"),  # a typo whose only candidate is SRE Coach
     ("can I talk to Mr Bleu", "mr-blue"),  # likewise
+    ("hey, can I talk with the SRE coach please?", "sre-coach"),  # an opener and its comma
+    ("OK, switch to Mr Blue", "mr-blue"),
+    ("yo switch to mr blue", "mr-blue"),
+    ("hello! could you switch me to the SRE coach?", "sre-coach"),
+    ("switch me to SRE Coach", "sre-coach"),
+    ("switch the persona to Mr Blue", "mr-blue"),
+    ("set persona to SRE Coach", "sre-coach"),
+    ("persona: SRE Coach", "sre-coach"),
+    ("go back to Mr Blue", "mr-blue"),
 ]
 
 
