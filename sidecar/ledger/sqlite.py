@@ -84,21 +84,16 @@ class SqliteLedger:
         return await self._thread.run(work)
 
     def _connect(self) -> sqlite3.Connection:
-        """On the thread, at the first operation: the connection, with the schema and migrations."""
+        """On the thread, at the first operation: the connection, with the schema and migrations.
+        One that cannot be set up (a full disk, a file that is not a database) is closed: the
+        writer tries again every 30 s, and a connection left open by each try adds up."""
         create_owner_only(self._path)
         conn = sqlite3.connect(self._path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        for statement in sql.create_table("REAL", "INTEGER"):
-            conn.execute(statement)
-        columns = {r[1] for r in conn.execute("PRAGMA table_info(usage_records)")}
-        if "metadata" not in columns:  # a ledger file from before the metadata column
-            conn.execute(f"ALTER TABLE usage_records ADD COLUMN {sql.METADATA_COLUMN}")
-        for name, definition in experiment_sql.added_columns("REAL"):
-            if name not in columns:  # a ledger file from before experiments
-                conn.execute(f"ALTER TABLE usage_records ADD COLUMN {definition}")
-        for statement in experiment_sql.create_extras("REAL"):
-            conn.execute(statement)
+        try:
+            _set_up(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _connect_reader(self) -> sqlite3.Connection:
@@ -107,6 +102,22 @@ class SqliteLedger:
         conn = sqlite3.connect(self._path, isolation_level=None)
         conn.execute("PRAGMA query_only=ON")
         return conn
+
+
+def _set_up(conn: sqlite3.Connection) -> None:
+    """WAL, the schema, and the columns a ledger file made by an older sidecar lacks."""
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    for statement in sql.create_table("REAL", "INTEGER"):
+        conn.execute(statement)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(usage_records)")}
+    if "metadata" not in columns:  # a ledger file from before the metadata column
+        conn.execute(f"ALTER TABLE usage_records ADD COLUMN {sql.METADATA_COLUMN}")
+    for name, definition in experiment_sql.added_columns("REAL"):
+        if name not in columns:  # a ledger file from before experiments
+            conn.execute(f"ALTER TABLE usage_records ADD COLUMN {definition}")
+    for statement in experiment_sql.create_extras("REAL"):
+        conn.execute(statement)
 
 
 def _write(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
