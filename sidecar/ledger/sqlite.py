@@ -24,6 +24,7 @@ from sidecar.ledger.record import (
 from sidecar.stores.sqlite import MEMORY, SqliteThread, create_owner_only
 
 T = TypeVar("T")
+WAL_SIZE_LIMIT = 16 * 1024 * 1024  # bytes the -wal file is cut back to after a checkpoint
 _DAY = "strftime('%Y-%m-%d', ts, 'unixepoch')"
 
 
@@ -108,6 +109,10 @@ def _set_up(conn: sqlite3.Connection) -> None:
     """WAL, the schema, and the columns a ledger file made by an older sidecar lacks."""
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    # Reports read on their own connection, and while one runs a checkpoint cannot reset the WAL:
+    # reports back to back let it grow (measured: 117 MB in 80 s of two pollers at 400 calls/s).
+    # Once one completes, the file is cut back to this instead of keeping its high-water mark.
+    conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     for statement in sql.create_table("REAL", "INTEGER"):
         conn.execute(statement)
     columns = {r[1] for r in conn.execute("PRAGMA table_info(usage_records)")}
