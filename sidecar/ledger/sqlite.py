@@ -38,6 +38,7 @@ class SqliteLedger:
         self._reader = (
             self._thread if self._path == MEMORY else SqliteThread("sqlite-ledger-read", self._connect_reader)
         )
+        self._reading: sqlite3.Connection | None = None  # the reader's connection, once made
 
     async def open(self) -> None:
         await self._run(lambda conn: None)
@@ -77,7 +78,11 @@ class SqliteLedger:
         await self._run(lambda conn: conn.executemany(text, rows))
 
     async def aclose(self) -> None:
-        """Close after every operation already handed over (each thread runs them in order)."""
+        """Close after every operation already handed over (each thread runs them in order). A report
+        still reading is interrupted (its caller was cut by the drain already): the sidecar's stop
+        does not wait seconds for its query."""
+        if self._reading is not None:
+            self._reading.interrupt()  # made for another thread to call
         await self._reader.aclose()
         await self._thread.aclose()
 
@@ -102,6 +107,7 @@ class SqliteLedger:
         connection, opened first by `open`, made the schema)."""
         conn = sqlite3.connect(self._path, isolation_level=None)
         conn.execute("PRAGMA query_only=ON")
+        self._reading = conn
         return conn
 
 

@@ -50,3 +50,18 @@ async def test_a_long_usage_report_does_not_hold_up_writes(tmp_path: Path) -> No
         assert sum(d.requests for d in days) == ROWS
     finally:
         await store.aclose()
+
+
+async def test_closing_the_ledger_cuts_a_report_short(tmp_path: Path) -> None:
+    """A sidecar that stops while a long report reads (its caller already cut at the end of the
+    drain) does not wait for the query: closing interrupts it. It waited (12 s of a 15 s report)."""
+    path = tmp_path / "usage.db"
+    store = SqliteLedger(path)
+    await store.open()
+    await asyncio.to_thread(fill, path, ROWS)
+    now = time.time()
+    report = asyncio.create_task(store.usage(UsageQuery("acme", now - 366 * 86_400, now, GroupBy.DAY)))
+    await asyncio.sleep(0.05)  # the report's query has started on its thread
+    await store.aclose()
+    with pytest.raises(sqlite3.OperationalError, match="interrupted"):
+        await report
