@@ -4,7 +4,17 @@ the escalation sweeper, the allocator trimmer, the HTTP pool's idle reaper) is s
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import contextvars
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def detached(work: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """A background task that belongs to no call: it runs in an empty context, so its log lines do not
+    carry the request id of the call that happened to start it (a task inherits its starter's)."""
+    return asyncio.get_running_loop().create_task(work, context=contextvars.Context())
 
 
 async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.drain import is_cut
-from sidecar.core.errors import Code, SessionStoreUnavailableError, SidecarError, StreamInterruptedError
+from sidecar.core.errors import Code, SidecarError, StreamInterruptedError
 from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.outcome import Outcome
 from sidecar.core.types import Attempt, Call, Chunk
@@ -71,9 +71,7 @@ class ObserveLayer:
         except SidecarError as err:
             code, reason = err.code.value, err.reason
             if err.code is Code.RESOURCE_EXHAUSTED and (limit := err.metadata.get("limit")):
-                self._metrics.quota_refused(limit)
-            elif isinstance(err, SessionStoreUnavailableError):  # quota and cache report their own
-                self._metrics.store_error("sessions", "call")
+                self._metrics.quota_refused(limit)  # store errors: each store counts its own, by operation
             raise
         except BaseException as exc:  # cancelled, the caller closed the stream, or a crash
             code, reason = _ended_by(exc, call)

@@ -178,6 +178,23 @@ end
 return {-1, {}}
 """
 
+# A renewal moves a live reservation's expiry to now + ttl (and the bucket's TTL with it); a
+# reservation settled (absent), released (a tombstone) or expired is not brought back. "x" (none
+# expires before it) stays a lower bound: the expiry only moves later.
+_RENEW = """
+for _, c in ipairs(charges) do
+  local v = redis.call("HGET", c.key, rid)
+  if v and string.sub(v, -2) ~= ":x" then
+    local amt, exp = parse(v)
+    if exp > now then
+      redis.call("HSET", c.key, rid, int(amt) .. ":" .. int(now + ttl))
+      if c.finish > 0 then keep(c) else redis.call("PEXPIRE", c.key, ttl) end
+    end
+  end
+end
+return {-1, {}}
+"""
+
 _READ = """
 local out = {}
 for _, c in ipairs(charges) do
@@ -201,8 +218,8 @@ class RedisQuotaStore:
 
     def __init__(self, ops: RedisOps, clock: Clock, *, prefix: str, server_time: bool = True) -> None:
         self._ops, self._clock, self._prefix, self._server_time = ops, clock, prefix, server_time
-        self._reserve, self._settle, self._read, self._release = (
-            ops.client.register_script(_PARSE + body) for body in (_RESERVE, _SETTLE, _READ, _RELEASE)
+        self._reserve, self._settle, self._read, self._release, self._renew = (
+            ops.client.register_script(_PARSE + body) for body in (_RESERVE, _SETTLE, _READ, _RELEASE, _RENEW)
         )
 
     @classmethod
@@ -237,6 +254,9 @@ class RedisQuotaStore:
 
     async def release(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
         await self._run("release", self._release, tag, rid, charges, ttl_ms, (), None)
+
+    async def renew(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
+        await self._run("renew", self._renew, tag, rid, charges, ttl_ms, (), None)
 
     async def read(self, tag: str, charges: Sequence[Charge]) -> tuple[BucketState, ...]:
         return (await self._run("read", self._read, tag, "", charges, 0, (), None))[1]

@@ -28,6 +28,7 @@ from sidecar.core.errors import (
 )
 from sidecar.quota.limits import Limit, LimitBook
 from sidecar.quota.releases import PendingReleases
+from sidecar.quota.renewals import LiveReservations
 from sidecar.quota.signals import NearLimitEvent, QuotaSignals
 from sidecar.quota.store import BucketState, Charge, QuotaStore, QuotaStoreError, Verdict
 from sidecar.quota.windows import window_edges
@@ -90,6 +91,9 @@ class QuotaService:
         self._edge_cache: dict[Window, tuple[int, ...]] = {}
         self._settling: set[asyncio.Future[None]] = set()
         self.releases = PendingReleases(store, clock, ttl_ms=self._ttl_ms, on_error=signals.store_error)
+        self.live: LiveReservations[Grant] = LiveReservations(
+            clock, period=self._ttl_ms / 3000, renew=self._renew, on_error=signals.store_error
+        )
         self._unsure: set[str] = set()  # grants whose extension failed: it may reach the store late
 
     def limits(self, tenant: str, user: str, tier: str) -> tuple[Limit, ...]:
@@ -130,12 +134,15 @@ class QuotaService:
         self._report(limits, verdict.buckets, tenant, user)
         if not verdict.admitted:
             raise self._refusal(limits[verdict.refused], verdict, tenant, user)
-        return Grant(rid, tenant, user, limits, tuple((b.start, b.end) for b in verdict.buckets))
+        grant = Grant(rid, tenant, user, limits, tuple((b.start, b.end) for b in verdict.buckets))
+        self.live.add(rid, grant)
+        return grant
 
     async def extend(self, grant: Grant, amounts: Amounts, *, deadline: Deadline | None = None) -> None:
         """Add tokens and dollars to a reservation; raises QuotaExceededError when a limit refuses.
-        A failed extend may still run on the store, even after the call's settle: that settle is
-        then made as a release (see `settle`), which a late extension cannot outlive."""
+        An extend that failed or whose caller was cancelled may still run on the store, even after
+        the call's settle: that settle is then made as a release (see `settle`), which a late
+        extension cannot outlive."""
         if grant.degraded:
             return
         picked = [i for i, lim in enumerate(grant.limits) if amounts.of(lim.metric) > 0]
@@ -151,6 +158,9 @@ class QuotaService:
             self._unsure.add(grant.rid)
             self._store_down("extend", exc, grant, limits)
             return
+        except BaseException:  # cancelled mid-extension: the script may still run, after the settle
+            self._unsure.add(grant.rid)
+            raise
         self._report(limits, verdict.buckets, grant.tenant, grant.user)
         if not verdict.admitted:
             raise self._refusal(limits[verdict.refused], verdict, grant.tenant, grant.user)
@@ -162,6 +172,7 @@ class QuotaService:
         runs late is not charged twice."""
         if grant.degraded:
             return
+        self.live.discard(grant.rid)
         charges = [self._fixed(grant, i, amounts.of(lim.metric)) for i, lim in enumerate(grant.limits)]
         if grant.rid in self._unsure:  # an extension may still arrive: finish the id for good
             self._unsure.discard(grant.rid)
@@ -178,6 +189,11 @@ class QuotaService:
             self.releases.add(grant.tenant, grant.rid, charges)
             return
         self._report(grant.limits, states, grant.tenant, grant.user)
+
+    async def _renew(self, grant: Grant) -> None:
+        """Keep a running call's reservation alive (see `sidecar.quota.renewals`)."""
+        charges = [self._fixed(grant, i, 0) for i in range(len(grant.limits))]
+        await self.store.renew(grant.tenant, grant.rid, charges, ttl_ms=self._ttl_ms)
 
     async def settle_shielded(self, grant: Grant, amounts: Amounts) -> None:
         """settle(), finished even if the caller is cancelled meanwhile; aclose() waits for it."""
@@ -203,10 +219,11 @@ class QuotaService:
         ]
 
     async def aclose(self) -> None:
-        """Finish the settles in flight and, while the store answers, the pending releases; then
-        close the store and stop the webhook sender."""
+        """Finish the settles in flight, stop renewing, and, while the store answers, send the
+        pending releases; then close the store and stop the webhook sender."""
         try:
             await asyncio.gather(*self._settling, return_exceptions=True)
+            await self.live.aclose()
             await self.releases.aclose()
             await self.store.aclose()
         finally:

@@ -90,6 +90,12 @@ class QuotaStore(Protocol):
         that timed out may still be queued there) changes nothing: idempotent, never charged twice."""
         ...
 
+    async def renew(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
+        """The call holding `rid` still runs: on each bucket where `rid` holds a live reservation, it
+        now expires `ttl_ms` from now (amounts unchanged). A reservation settled, released or
+        expired is left as it is: a renewal never brings one back."""
+        ...
+
     async def read(self, tag: str, charges: Sequence[Charge]) -> tuple[BucketState, ...]: ...
 
     async def aclose(self) -> None: ...
@@ -195,6 +201,17 @@ class MemoryQuotaStore:
             if rid in b.reservations:
                 b.release(rid)
                 b.used += c.amount
+
+    async def renew(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
+        now = self._now_ms()
+        for c in charges:
+            start = pick(c.edges, now)[0] if c.edges else 0
+            b = self._buckets.get(f"{tag}:{bucket_key(c.key, start)}")
+            if b is None or b.expires_at <= now or b.reservations.get(rid, (0, 0))[1] <= now:
+                continue
+            b.reservations[rid] = (b.reservations[rid][0], now + ttl_ms)  # sweep_at stays a lower bound
+            if not c.edges:
+                b.expires_at = max(b.expires_at, now + ttl_ms)
 
     async def settle(
         self, tag: str, rid: str, charges: Sequence[Charge], *, levels: Sequence[int]

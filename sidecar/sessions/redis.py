@@ -42,21 +42,23 @@ from sidecar.stores.redis import RedisEndpoint, RedisOps
 # KEYS[1] the conversation hash, KEYS[2] its history (its TTL renewed too: one conversation).
 # ARGV: persona, version, ttl ms. Returns {applied, persona before}. A version is one Switch's
 # ticket: finding it applied with this persona is this activation run before (its reply lost and
-# the command retried), so it answers as it did then, with the persona it replaced.
+# the command retried), so it answers as it did then, with the persona it replaced. The TTLs are
+# set after the write: a hash gone since the ticket (expired, flushed) is written anew with one.
 _ACTIVATE = """
 local f = redis.call("HMGET", KEYS[1], "version", "persona", "before")
 local cur, current = tonumber(f[1] or "0"), f[2] or ""
 local v = tonumber(ARGV[2])
+local applied, before = 1, current
+if v == cur and current == ARGV[1] then
+  before = f[3] or ""
+elseif v <= cur then
+  applied = 0
+else
+  redis.call("HSET", KEYS[1], "persona", ARGV[1], "version", ARGV[2], "before", current)
+end
 redis.call("PEXPIRE", KEYS[1], ARGV[3])
 redis.call("PEXPIRE", KEYS[2], ARGV[3])
-if v == cur and current == ARGV[1] then
-  return {1, f[3] or ""}
-end
-if v <= cur then
-  return {0, current}
-end
-redis.call("HSET", KEYS[1], "persona", ARGV[1], "version", ARGV[2], "before", current)
-return {1, current}
+return {applied, before}
 """
 
 # KEYS[1] the conversation hash, KEYS[2] its history. ARGV: ttl ms. A ticket above both the last

@@ -7,19 +7,21 @@ write that itself may fail. `PendingWrites` keeps those writes by key and retrie
 exponential backoff on the injected clock until the store takes them or they no longer matter (the
 held thing has expired on the store by then). One task works through every pending write, a batch at
 a time; the set is bounded (the oldest is dropped first); each write's first failure, and each drop,
-is reported once through `on_error`.
+is reported once through `on_error`, in the context of the call that added the write (its log lines
+carry that call's request id, not the id of whichever call happened to start the worker).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from sidecar.core.clock import Clock
-from sidecar.core.tasks import cancel_and_wait
+from sidecar.core.tasks import cancel_and_wait, detached
 
 FIRST_BACKOFF_SECONDS = 0.05
 MAX_BACKOFF_SECONDS = 5.0
@@ -40,6 +42,7 @@ class TooManyPendingError(Exception):
 class _Entry(Generic[V]):
     value: V
     until: float  # monotonic: nothing is left to undo by then
+    context: contextvars.Context  # the adding call's: its failure is reported as that call's
     reported: bool = False
 
 
@@ -70,13 +73,14 @@ class PendingWrites(Generic[K, V]):
         """Send the write as soon as the store answers (the first attempt starts at once); `until` is
         the monotonic time after which it no longer matters. A key added again replaces its write."""
         self._pending.pop(key, None)
-        self._pending[key] = _Entry(value, until)
+        self._pending[key] = _Entry(value, until, contextvars.copy_context())
         while len(self._pending) > self._max:
-            self._pending.popitem(last=False)
-            self._on_error(TooManyPendingError(f"more than {self._max} pending writes; the oldest dropped"))
+            _, dropped = self._pending.popitem(last=False)
+            full = TooManyPendingError(f"more than {self._max} pending writes; the oldest dropped")
+            dropped.context.run(self._on_error, full)
         self._idle.clear()
         if self._worker is None or self._worker.done():
-            self._worker = asyncio.ensure_future(self._work())
+            self._worker = detached(self._work())
 
     def store_answered(self) -> None:
         """The store answered another operation: a write backing off is tried again at once (after a
@@ -138,7 +142,7 @@ class PendingWrites(Generic[K, V]):
         except self._failures as exc:
             if not entry.reported:
                 entry.reported = True
-                self._on_error(exc)
+                entry.context.run(self._on_error, exc)
             return False
         if self._pending.get(key) is entry:  # not replaced by a newer write meanwhile
             del self._pending[key]

@@ -100,8 +100,10 @@ class RedisEndpoint:
 
 
 def connect(endpoint: RedisEndpoint, *, decode_responses: bool = False, retries: int = 0) -> Redis:
-    """A pooled client for `endpoint` (connections are made on first use)."""
-    from redis.asyncio import Redis
+    """A pooled client for `endpoint` (connections are made on first use). With every connection
+    busy, an operation waits for one, at most the operation's timeout: more calls in flight than
+    `max_connections` while Redis is slow are a wait, not a store that is down."""
+    from redis.asyncio import BlockingConnectionPool, Redis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
@@ -112,6 +114,7 @@ def connect(endpoint: RedisEndpoint, *, decode_responses: bool = False, retries:
         "retry": Retry(NoBackoff(), retries),
         "decode_responses": decode_responses,
         "max_connections": endpoint.max_connections,
+        "timeout": endpoint.timeout,  # the wait for a free connection
     }
     if endpoint.username is not None:
         kwargs["username"] = endpoint.username
@@ -126,7 +129,8 @@ def connect(endpoint: RedisEndpoint, *, decode_responses: bool = False, retries:
         ):
             if path is not None:
                 kwargs[name] = str(path)
-    client: Redis = Redis.from_url(endpoint.url, **kwargs)
+    pool = BlockingConnectionPool.from_url(endpoint.url, **kwargs)
+    client: Redis = Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
     return client
 
 

@@ -217,3 +217,46 @@ async def test_an_extension_that_reaches_redis_after_the_settle_holds_nothing(re
         assert (used["tokens"], used["dollars"]) == (600, 0.0024)
     finally:
         await quota.aclose()
+
+
+class QueuedExtensions(LateExtensions):
+    """A stalled Redis, scripted: an extension is sent and hangs (its script queued at the server)
+    until the caller is cancelled; it reaches Redis only after the call's settle."""
+
+    sent: asyncio.Event
+
+    async def reserve(self, tag: str, rid: str, charges: Any, **kw: Any) -> Any:
+        if self.hold_back:
+            self.late.append((tag, rid, charges, kw))
+            self.sent.set()
+            await asyncio.Event().wait()
+        return await super().reserve(tag, rid, charges, **kw)
+
+
+async def test_an_extension_whose_caller_was_cancelled_holds_nothing_when_it_runs_late(
+    redis_url: str,
+) -> None:
+    clock = FakeClock(start=time.time() - FakeClock().wall() + FakeClock().now)  # wall time is Redis's
+    store = QueuedExtensions.from_url(redis_url, clock, prefix=f"queued:{time.time_ns()}", timeout=2.0)
+    store.late, store.sent = [], asyncio.Event()
+    tiers = {"free": TierConfig(requests_per_minute=1000)}
+    quota = QuotaService(
+        QuotaPolicy(store="redis", redis_url=redis_url, limits=LIMITS), tiers, store, clock, QuotaSignals()
+    )
+    try:
+        grant = await quota.reserve("acme", "ann", "free", CALL)
+        store.hold_back = True
+        extending = asyncio.ensure_future(quota.extend(grant, Amounts(tokens=200, usd=500)))
+        await store.sent.wait()
+        extending.cancel()  # the caller went away while its extension was on its way to Redis
+        with contextlib.suppress(asyncio.CancelledError):
+            await extending
+        store.hold_back = False
+        await quota.settle(grant, Amounts(requests=1, tokens=450, usd=1_800))
+        await store.arrive()  # the extension runs now, after the settle
+        await quota.releases.idle()
+        assert await held(quota) == {"one-at-a-time": 0, "tokens": 0, "dollars": 0}
+        used = {s.limit.name: s.used for s in await quota.snapshot("acme", "ann", "free")}
+        assert (used["tokens"], used["dollars"]) == (450, 0.0018)
+    finally:
+        await quota.aclose()

@@ -91,6 +91,23 @@ async def test_unreachable_and_timeouts_are_classified(closing: list[RedisOps]) 
         await sleeper
 
 
+async def test_more_operations_than_connections_wait_for_one_instead_of_failing(
+    closing: list[RedisOps],
+) -> None:
+    """A pool of 2 connections and 6 operations at once while Redis is slow for 0.3 s (within their
+    2 s timeout): the extra operations wait for a connection; none is an "unavailable" store (for a
+    quota that would be a fail-open admission, uncounted, or a fail-closed refusal)."""
+    with start_redis() as port:
+        observed: list[str] = []
+        url = f"redis://127.0.0.1:{port}/0"
+        pool, pauser = ops(url, timeout=2.0, max_connections=2, observed=observed), ops(url)
+        closing += [pool, pauser]
+        await pool.run("ping", pool.client.ping)
+        await pauser.run("pause", lambda: pauser.client.execute_command("CLIENT", "PAUSE", "300", "ALL"))
+        got = await asyncio.gather(*(pool.run("get", lambda: pool.client.get("k")) for _ in range(6)))
+        assert got == [None] * 6 and observed == []
+
+
 async def test_a_flushed_script_cache_is_recovered(closing: list[RedisOps]) -> None:
     with start_redis() as port:
         r = ops(f"redis://127.0.0.1:{port}/0")

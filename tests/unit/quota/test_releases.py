@@ -38,6 +38,9 @@ class FlakyStore:
     async def read(self, *a: object, **k: object) -> tuple[BucketState, ...]:
         raise AssertionError("not used")
 
+    async def renew(self, *a: object, **k: object) -> None:
+        raise AssertionError("not used")
+
     async def aclose(self) -> None:
         pass
 

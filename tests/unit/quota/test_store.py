@@ -178,3 +178,35 @@ async def test_a_release_charges_what_is_still_held_once(quota_store: QuotaStore
     assert [(b.used, b.reserved) for b in await quota_store.read("t", [reserved])] == [(25, 0)]
     await quota_store.release("t", "gone", [used], ttl_ms=TTL)  # nothing held: nothing charged
     assert [(b.used, b.reserved) for b in await quota_store.read("t", [reserved])] == [(25, 0)]
+
+
+async def test_a_renewed_reservation_outlives_its_first_ttl(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    """A call still running renews its reservation: it keeps counting past the TTL it was made with,
+    and stops counting a TTL after the last renewal (its sidecar died)."""
+    slot, day = Charge("c|user|u", (), 1, 1), Charge("tok|tenant|t", minute(clock), 100, 60)
+    window = (await quota_store.reserve("t", "r1", [slot, day], ttl_ms=5_000, levels=())).buckets[1]
+    held = [slot, Charge(day.key, (window.start, window.end), 100, 0)]
+    for _ in range(3):  # 12 s: more than two TTLs since the reserve
+        clock.advance(4)
+        await quota_store.renew("t", "r1", held, ttl_ms=5_000)
+    assert [b.reserved for b in await quota_store.read("t", held)] == [1, 60]
+    assert not (await quota_store.reserve("t", "r2", [slot], ttl_ms=5_000, levels=())).admitted
+    clock.advance(6)  # no renewal for more than a TTL
+    assert [b.reserved for b in await quota_store.read("t", held)] == [0, 0]
+
+
+async def test_a_renewal_never_brings_back_a_finished_reservation(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    slot = Charge("c|user|u", (), 1, 1)
+    await quota_store.reserve("t", "settled", [slot], ttl_ms=5_000, levels=())
+    await quota_store.settle("t", "settled", [Charge(slot.key, (), 1, 0)], levels=())
+    await quota_store.reserve("t", "released", [slot], ttl_ms=5_000, levels=())
+    await quota_store.release("t", "released", [Charge(slot.key, (), 1, 0)], ttl_ms=5_000)
+    await quota_store.reserve("t", "expired", [slot], ttl_ms=5_000, levels=())
+    clock.advance(6)
+    for rid in ("settled", "released", "expired", "never"):
+        await quota_store.renew("t", rid, [slot], ttl_ms=5_000)
+    assert (await quota_store.read("t", [slot]))[0].reserved == 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -12,6 +14,7 @@ from aiohttp import web
 from sidecar.config.quota import WebhookConfig
 from sidecar.quota.signals import NearLimitEvent, QuotaSignals
 from sidecar.quota.webhook import WebhookSender
+from sidecar.telemetry.logging import REQUEST_ID
 from tests.support.clock import StepClock
 
 EVENT = NearLimitEvent(
@@ -82,3 +85,64 @@ async def test_unreachable_endpoint_is_retried_then_dropped() -> None:
     await sender.drain()
     await sender.aclose()
     assert sender.failed == 1
+
+
+async def test_a_give_up_is_logged_as_the_call_whose_event_it_was(receiver: Receiver) -> None:
+    """The sender's task is started by the first call that crosses a level; a later call's event that
+    is given up is logged with that later call's request id, not the first one's."""
+    receiver.statuses = [500] * 10
+    sender = WebhookSender(WebhookConfig(url=receiver.url, max_attempts=1), clock=StepClock())
+    logged: list[str | None] = []
+
+    class RequestIds(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            logged.append(REQUEST_ID.get())  # what the JSON formatter puts in the line
+
+    def send_as(request_id: str) -> None:
+        REQUEST_ID.set(request_id)
+        sender.send(EVENT)
+
+    handler = RequestIds()
+    logging.getLogger("sidecar.quota.webhook").addHandler(handler)
+    try:
+        contextvars.copy_context().run(send_as, "call-a")
+        contextvars.copy_context().run(send_as, "call-b")
+        await sender.drain()
+    finally:
+        logging.getLogger("sidecar.quota.webhook").removeHandler(handler)
+        await sender.aclose()
+    assert logged == ["call-a", "call-b"]
+
+
+async def test_a_redirect_is_not_a_delivery() -> None:
+    """An endpoint that answers 302 (moved) is a failed delivery, given up with the status logged:
+    following it turned the POST into a GET of the new location, whose 200 counted the event
+    delivered though nobody received it."""
+    posted: list[bytes] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/elsewhere")
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        if request.method == "POST":
+            posted.append(await request.read())
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/hook", moved)
+    app.router.add_route("*", "/elsewhere", elsewhere)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    sender = WebhookSender(
+        WebhookConfig(url=f"http://127.0.0.1:{port}/hook", max_attempts=2), clock=StepClock()
+    )
+    try:
+        sender.send(EVENT)
+        await sender.drain()
+    finally:
+        await sender.aclose()
+        await runner.cleanup()
+    assert (sender.delivered, sender.failed, posted) == (0, 1, [])

@@ -175,6 +175,27 @@ async def test_redis_keys_carry_the_ttl(redis_url: str) -> None:
         await store.aclose()
 
 
+async def test_a_switch_applied_after_its_conversation_vanished_still_expires(redis_url: str) -> None:
+    """The ticket's hash expired (or Redis restarted without persistence, or was flushed) before the
+    Switch applied: the hash the activation writes anew carries the TTL too."""
+    from redis.asyncio import Redis
+
+    from sidecar.sessions.redis import RedisConversationStore
+
+    store = RedisConversationStore.from_url(redis_url, POLICY, prefix="ttlgone")
+    client = Redis.from_url(redis_url)
+    try:
+        version = await store.next_version(K)
+        await client.delete(*await client.keys("ttlgone:*"))
+        assert await store.activate(K, "p", version) == (True, "")
+        ttl_ms = await client.pttl("ttlgone:{t1|u1}:c:c1")
+        assert 0 < ttl_ms <= POLICY.ttl_seconds * 1000
+    finally:
+        await client.delete(*await client.keys("ttlgone:*"))
+        await client.aclose()
+        await store.aclose()
+
+
 async def test_redis_unreachable_is_session_store_unavailable() -> None:
     from sidecar.core.errors import SessionStoreUnavailableError
     from sidecar.sessions.redis import RedisConversationStore
