@@ -7,7 +7,9 @@ hold up the writing of usage records behind it (the writer's queue would fill an
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -39,6 +41,8 @@ class SqliteLedger:
             self._thread if self._path == MEMORY else SqliteThread("sqlite-ledger-read", self._connect_reader)
         )
         self._reading: sqlite3.Connection | None = None  # the reader's connection, once made
+        self._read_lock = threading.Lock()  # guards which report is running (an interrupt stops it)
+        self._running: object | None = None
 
     async def open(self) -> None:
         await self._run(lambda conn: None)
@@ -49,7 +53,7 @@ class SqliteLedger:
 
     async def usage(self, query: UsageQuery) -> list[UsageGroup]:
         text, args = sql.usage(query, lambda i: "?", _DAY)
-        return sql.groups(await self._reader.run(lambda conn: conn.execute(text, args).fetchall()))
+        return sql.groups(await self._read(lambda conn: conn.execute(text, args).fetchall()))
 
     async def delete_before(self, cutoff: float, limit: int | None = None) -> int:
         return await self._run(lambda conn: _delete_before(conn, cutoff, limit))
@@ -67,9 +71,7 @@ class SqliteLedger:
         self, experiment: str, start: float, end: float, tenant: str | None = None, limit: int | None = None
     ) -> list[ExperimentRow]:
         text, extra = experiment_sql.rows(lambda i: "?", tenant, limit)
-        found = await self._reader.run(
-            lambda conn: conn.execute(text, (experiment, start, end, *extra)).fetchall()
-        )
+        found = await self._read(lambda conn: conn.execute(text, (experiment, start, end, *extra)).fetchall())
         return experiment_sql.experiment_rows(found)
 
     async def audit(self, entries: Sequence[AuditEntry]) -> None:
@@ -88,6 +90,29 @@ class SqliteLedger:
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await self._thread.run(work)
+
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """A report on the reader's thread. One whose caller left (cancelled: its deadline passed)
+        is interrupted if its query runs, so the reports after it do not wait behind it; one not
+        started yet is never run."""
+        me = object()
+
+        def report(conn: sqlite3.Connection) -> T:
+            with self._read_lock:
+                self._running = me
+            try:
+                return work(conn)
+            finally:
+                with self._read_lock:
+                    self._running = None
+
+        try:
+            return await self._reader.run(report)
+        except asyncio.CancelledError:
+            with self._read_lock:
+                if self._running is me and self._reading is not None:
+                    self._reading.interrupt()
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         """On the thread, at the first operation: the connection, with the schema and migrations.

@@ -65,3 +65,26 @@ async def test_closing_the_ledger_cuts_a_report_short(tmp_path: Path) -> None:
     await store.aclose()
     with pytest.raises(sqlite3.OperationalError, match="interrupted"):
         await report
+
+
+async def test_a_report_whose_caller_left_stops_reading(tmp_path: Path) -> None:
+    """A GetUsage whose caller's deadline passed (a client retrying a report too large for its
+    deadline) stops its query: the reports after it do not queue behind queries nobody waits for."""
+    path = tmp_path / "usage.db"
+    store = SqliteLedger(path)
+    await store.open()
+    try:
+        await asyncio.to_thread(fill, path, ROWS)
+        now = time.time()
+        year = UsageQuery("acme", now - 366 * 86_400, now, GroupBy.DAY)
+        started = time.monotonic()
+        await store.usage(year)
+        whole = time.monotonic() - started  # the report's own time on this machine now
+        abandoned = asyncio.create_task(store.usage(year))
+        await asyncio.sleep(0.05)  # its query has started
+        abandoned.cancel()
+        started = time.monotonic()
+        assert await store.usage(UsageQuery("nobody", 0, now, GroupBy.DAY)) == []
+        assert time.monotonic() - started < whole / 2
+    finally:
+        await store.aclose()
