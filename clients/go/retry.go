@@ -27,10 +27,11 @@ type RetryPolicy struct {
 }
 
 // Delay is how long to wait before attempt number attempt+1 after attempt failed with err, or false
-// when err must be returned. remaining is the time left before the deadline when hasDeadline.
+// when err must be returned. remaining is the time left before the deadline when hasDeadline. err
+// may be typed or a plain gRPC status (an exposed stub's own error): it is decoded the same way.
 func (p RetryPolicy) Delay(err error, attempt int, remaining time.Duration, hasDeadline bool) (time.Duration, bool) {
 	var se *StatusError
-	if !errors.As(err, &se) || attempt >= orDefault(p.MaxAttempts, 4) || se.noRetry {
+	if !errors.As(FromError(err, 0), &se) || attempt >= orDefault(p.MaxAttempts, 4) || se.noRetry {
 		return 0, false
 	}
 	if se.Code != codes.Unavailable && se.Code != codes.ResourceExhausted || se.Reason == "STREAM_INTERRUPTED" {
@@ -74,7 +75,8 @@ func (p RetryPolicy) backoff(attempt int) time.Duration {
 	return time.Duration(math.Floor(float64(ceiling)*(0.5+0.5*r))) * time.Microsecond
 }
 
-// Retry runs call until it succeeds or the policy gives up; ctx's deadline bounds the whole.
+// Retry runs call until it succeeds or the policy gives up; ctx's deadline bounds the whole. call
+// may return typed errors or an exposed stub's plain gRPC statuses; the last error is returned as is.
 func Retry[T any](ctx context.Context, policy RetryPolicy, call func(context.Context) (T, error)) (T, error) {
 	for attempt := 1; ; attempt++ {
 		resp, err := call(ctx)

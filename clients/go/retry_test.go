@@ -125,3 +125,25 @@ func TestRetryStopsAtTheDeadline(t *testing.T) {
 		t.Fatalf("calls=%d err=%v: one retry fits in 200 ms, a second would not", calls, err)
 	}
 }
+
+// TestRetryTakesTheStubsOwnErrors: Retry wraps any unary call, the exposed stubs' too, whose
+// errors are plain gRPC statuses (not yet passed through FromError): they are retried all the same.
+func TestRetryTakesTheStubsOwnErrors(t *testing.T) {
+	calls := 0
+	policy := orchestrator.RetryPolicy{DefaultDelay: time.Microsecond, Random: func() float64 { return 0 }}
+	got, err := orchestrator.Retry(context.Background(), policy, func(context.Context) (int, error) {
+		calls++
+		if calls < 3 {
+			return 0, statusErr(codes.Unavailable, nil)
+		}
+		return 7, nil
+	})
+	if err != nil || got != 7 || calls != 3 {
+		t.Fatalf("calls=%d got=%d err=%v: two UNAVAILABLE statuses of a stub, then its answer", calls, got, err)
+	}
+	delay, again := policy.Delay(statusErr(codes.ResourceExhausted, packed(t,
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(20 * time.Millisecond)})), 1, 0, false)
+	if !again || delay != 20*time.Millisecond {
+		t.Fatalf("a stub's RESOURCE_EXHAUSTED with RetryInfo: %v (retry %v), want 20ms", delay, again)
+	}
+}

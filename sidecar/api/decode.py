@@ -12,6 +12,7 @@ and, when the wire format can be walked to it, a `BadRequest` naming the field p
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
@@ -133,7 +134,7 @@ def _handler(
 ) -> grpc.RpcMethodHandler[Any, Any]:
     serialize = message_factory.GetMessageClass(method.output_type).SerializeToString
     if method.client_streaming:
-        wrapped_stream = _streaming_request(behavior, decode)
+        wrapped_stream = _streaming_request(behavior, decode, method.server_streaming)
         if method.server_streaming:
             return grpc.stream_stream_rpc_method_handler(wrapped_stream, response_serializer=serialize)
         return grpc.stream_unary_rpc_method_handler(wrapped_stream, response_serializer=serialize)
@@ -187,8 +188,11 @@ def _unary_request_stream(
                 await abort(context, err)
             stream = behavior(request, context)
             try:
-                async for response in stream:
-                    await context.write(response)
+                if inspect.isawaitable(stream):  # a servicer writing its own responses (Health.Watch)
+                    await stream
+                else:
+                    async for response in stream:
+                        await context.write(response)
             except Exception as exc:
                 await _unclassified(context, exc, rpc)
         except BaseException as ended:  # an abort, the caller gone: the RPC is over
@@ -235,17 +239,32 @@ async def _unclassified(context: Context, exc: Exception, rpc: str) -> NoReturn:
     await rpc_failure(context, exc, rpc)
 
 
-def _streaming_request(behavior: Callable[..., Any], decode: RequestDecoder) -> Callable[..., Any]:
-    """Client-streaming methods: each request is decoded as the servicer reads it; a bad one aborts."""
+def _streaming_request(
+    behavior: Callable[..., Any], decode: RequestDecoder, server_streaming: bool
+) -> Callable[..., Any]:
+    """Client-streaming methods (reflection's): each request is decoded as the servicer reads it; a
+    bad one aborts. A coroutine either way: grpc iterates only a handler that is an async generator
+    function itself, so a stream of responses is written here, as `_unary_request_stream` does."""
 
-    def handle(requests: AsyncIterator[bytes], context: Context) -> Any:
-        async def decoded() -> AsyncIterator[Message]:
+    def decoded(requests: AsyncIterator[bytes], context: Context) -> AsyncIterator[Message]:
+        async def each() -> AsyncIterator[Message]:
             async for raw in requests:
                 try:
                     yield decode(raw)
                 except MalformedRequestError as err:
                     await abort(context, err)
 
-        return behavior(decoded(), context)
+        return each()
 
-    return handle
+    async def unary(requests: AsyncIterator[bytes], context: Context) -> Any:
+        return await behavior(decoded(requests, context), context)
+
+    async def stream(requests: AsyncIterator[bytes], context: Context) -> None:
+        responses = behavior(decoded(requests, context), context)
+        try:
+            async for response in responses:
+                await context.write(response)
+        finally:
+            await responses.aclose()
+
+    return stream if server_streaming else unary

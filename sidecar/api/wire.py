@@ -4,7 +4,9 @@ Used before (and after a failed) parse: the path of a string field that is not U
 says the bytes are bad), whole fields none numbered 0, and how many elements a parse would allocate.
 8 MiB of tiny repeated messages (two bytes each on the wire) parse into about 4 million arena
 messages, some 280 MB, in a sidecar whose container may have 256 MiB: `too_many_elements` finds
-such a request first, stopping as soon as the budget is spent.
+such a request first, stopping as soon as the budget is spent. A packed repeated field (numbers or
+enums in one length-delimited field, one byte a value at least) counts each of its values: 8 MiB of
+them are 8 million values for the servicer to read one by one.
 """
 
 from __future__ import annotations
@@ -15,7 +17,16 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 _WIRE_VARINT, _WIRE_I64, _WIRE_LEN, _WIRE_SGROUP, _WIRE_EGROUP, _WIRE_I32 = 0, 1, 2, 3, 4, 5
 _MAX_DEPTH = 100  # protobuf's own recursion limit
-MIN_ELEMENT_BYTES = 2  # a field's tag and length: the least an element of a repeated field takes
+MIN_ELEMENT_BYTES = 1  # a value of a packed repeated field: the least an element takes on the wire
+_FIXED_BYTES = {
+    FieldDescriptor.TYPE_FIXED32: 4,
+    FieldDescriptor.TYPE_SFIXED32: 4,
+    FieldDescriptor.TYPE_FLOAT: 4,
+    FieldDescriptor.TYPE_FIXED64: 8,
+    FieldDescriptor.TYPE_SFIXED64: 8,
+    FieldDescriptor.TYPE_DOUBLE: 8,
+}
+_VARINT_LAST_BYTES = bytes(range(0x80))  # a varint's last byte has no continuation bit
 
 
 def bad_utf8_field(descriptor: Descriptor, raw: bytes) -> str | None:
@@ -131,7 +142,7 @@ def _spend(descriptor: Descriptor, data: memoryview, prefix: str, depth: int, le
         message = field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type is not None
         if not (message or field.is_repeated):
             continue
-        left[0] -= 1
+        left[0] -= _values(field, body) if field.is_repeated and not message else 1
         path = f"{prefix}{field.name}"
         if left[0] < 0:
             return path
@@ -141,3 +152,13 @@ def _spend(descriptor: Descriptor, data: memoryview, prefix: str, depth: int, le
             if found is not None:
                 return found
     return None
+
+
+def _values(field: FieldDescriptor, body: memoryview | None) -> int:
+    """How many values one occurrence of a repeated field holds: one, or each value of a packed one."""
+    if body is None or field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES):
+        return 1
+    if (width := _FIXED_BYTES.get(field.type)) is not None:
+        return len(body) // width
+    raw = bytes(body)
+    return len(raw) - len(raw.translate(None, _VARINT_LAST_BYTES))

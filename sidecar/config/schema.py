@@ -104,6 +104,12 @@ class Settings(ConfigModel):
     http: HttpSettings = HttpSettings()
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
     max_receive_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    max_concurrent_rpcs: int = Field(
+        default=2048,
+        ge=1,
+        le=100_000,
+        description="RPCs served at once over every listener; more are RESOURCE_EXHAUSTED at once",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     keys: KeysSettings = KeysSettings()
     cache: CacheSettings = CacheSettings()

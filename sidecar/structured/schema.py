@@ -2,7 +2,9 @@
 
 `schema_problem` says why a document is not a usable schema (for a request's tool parameters and
 response_format); `answer_problem` says why an answer's text does not validate against one.
-Schemas are bounded in size and depth before the library sees them.
+Schemas are bounded in size and depth before the library sees them, and their regular expressions
+are matched within a time budget (sidecar/structured/patterns.py); their `$ref`s must resolve
+within the schema (sidecar/structured/refs.py).
 
 The library (with `referencing` and `rpds`, about 4 MB of RSS) is imported on the first call that
 carries a schema, not at start: a sidecar whose callers never send tools or a response format does
@@ -14,6 +16,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from sidecar.structured.patterns import (
+    MATCH_BUDGET_SECONDS,
+    PatternBudget,
+    UncheckablePattern,
+    bounded_validator,
+    unbounded_combination,
+    uncompilable,
+)
+from sidecar.structured.refs import dangling_ref, ref_cycle
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -64,10 +76,22 @@ def schema_problem(schema: Any, *, object_root: bool = False) -> str | None:
         return f"a JSON Schema of at most {MAX_SCHEMA_BYTES} bytes"
     if _depth(schema) > MAX_DEPTH:
         return f"a JSON Schema nested at most {MAX_DEPTH} deep"
+    if unbounded_combination(schema):
+        return "a JSON Schema without unevaluatedProperties beside patternProperties"
     try:
         _validator().check_schema(schema)
     except SchemaError as exc:
         return f"not a valid JSON Schema: {exc.message[:200]}"
+    except (RecursionError, OverflowError) as exc:  # `re` compiling a pattern raises these, not re.error
+        return f"not a valid JSON Schema: a pattern that cannot be compiled ({exc})"
+    if (ref := dangling_ref(schema)) is not None:
+        return f"a JSON Schema whose $refs point within it: {ref[:100]!r} points at nothing"
+    if (ref := ref_cycle(schema)) is not None:
+        return (
+            f"a JSON Schema that never applies itself to the same value: {ref[:100]!r} leads back to itself"
+        )
+    if (bad := uncompilable(schema)) is not None:
+        return f"a JSON Schema whose patterns the sidecar can run: {bad}"
     if object_root and schema.get("type", "object") != "object":
         return 'a JSON Schema with "type": "object"'
     return None
@@ -75,6 +99,8 @@ def schema_problem(schema: Any, *, object_root: bool = False) -> str | None:
 
 def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
     """None when `text` is JSON (an object when there is no schema) valid against `schema`."""
+    from referencing.exceptions import Unresolvable
+
     try:
         value = json.loads(text)
     except ValueError:
@@ -83,7 +109,16 @@ def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
         return "the answer is JSON nested too deeply to check"
     if schema is None:
         return None if isinstance(value, dict) else "the answer is not a JSON object"
-    error = next(iter(_validator()(schema).iter_errors(value)), None)
+    budget = PatternBudget(MATCH_BUDGET_SECONDS)
+    try:
+        with budget.active():
+            error = next(iter(bounded_validator(_validator())(schema).iter_errors(value)), None)
+    except UncheckablePattern as exc:
+        return str(exc)
+    except Unresolvable as exc:  # refused at the edge (refs.py): the answer fails, never the call
+        return f"the schema has a $ref that points at nothing ({type(exc).__name__})"
+    except RecursionError:  # a recursive schema following an answer nested past the validator's stack
+        return "the answer is JSON nested too deeply to check"
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"

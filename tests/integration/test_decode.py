@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 import pytest
 
-from sidecar._gen.orchestrator.v1 import embed_pb2, personas_pb2
+from sidecar._gen.orchestrator.v1 import embed_pb2, escalation_pb2, personas_pb2
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import echo_policy, user
 from tests.integration.helpers import rich
@@ -226,6 +226,8 @@ def _peak_mb() -> float:
 EMBED = "/orchestrator.v1.GenerationService/Embed"
 MESSAGES = gen.GenerationInput.DESCRIPTOR.fields_by_name["messages"].number
 TEXTS = embed_pb2.EmbedRequest.DESCRIPTOR.fields_by_name["texts"].number
+ESCALATIONS = "/orchestrator.v1.EscalationService/ListEscalations"
+STATES = escalation_pb2.ListEscalationsRequest.DESCRIPTOR.fields_by_name["states"].number
 
 
 @pytest.mark.parametrize(
@@ -234,8 +236,9 @@ TEXTS = embed_pb2.EmbedRequest.DESCRIPTOR.fields_by_name["texts"].number
         (GENERATE, False, _field(1, bytes([MESSAGES << 3 | 2, 0]) * 3_500_000), "input.messages"),
         (STREAM, True, _field(1, bytes([MESSAGES << 3 | 2, 0]) * 3_500_000), "input.messages"),
         (EMBED, False, bytes([TEXTS << 3 | 2, 0]) * 3_500_000, "texts"),
+        (ESCALATIONS, False, _field(STATES, bytes([1]) * 7_000_000), "states"),  # packed: a byte a value
     ],
-    ids=["generate", "stream", "embed"],
+    ids=["generate", "stream", "embed", "packed-enums"],
 )
 async def test_a_request_of_millions_of_tiny_elements_is_refused_before_it_is_parsed(
     serve: Callable[..., Any], path: str, stream: bool, raw: bytes, field: str
@@ -251,3 +254,66 @@ async def test_a_request_of_millions_of_tiny_elements_is_refused_before_it_is_pa
     assert err is not None and err.code() == grpc.StatusCode.INVALID_ARGUMENT
     detail = await rich(err)
     assert detail.reason == "REQUEST_TOO_COMPLEX" and detail.fields == [field]
+
+
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
+REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+
+
+async def test_health_and_reflection_refuse_undecodable_requests_like_every_other_service(
+    serve: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """They need no token, so anyone reaching the port could send garbage: grpc's own decoding
+    answered UNKNOWN and logged an ERROR with its traceback for each one."""
+    from grpc_health.v1 import health_pb2
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    running = await serve({"policy": echo_policy()})
+    channel = running.channel
+    garbage = b"\x0a\x03\xff\xfe\xfd"  # a string field that is not UTF-8
+    with caplog.at_level(logging.DEBUG):
+        errors = [
+            await call_raw(channel, HEALTH_CHECK, garbage, False),
+            await call_raw(channel, HEALTH_WATCH, garbage, True),
+        ]
+        bidi = channel.stream_stream(REFLECTION, request_serializer=None, response_deserializer=None)(
+            timeout=5
+        )
+        await bidi.write(garbage)
+        await bidi.done_writing()
+        try:
+            async for _ in bidi:
+                pass
+        except grpc.aio.AioRpcError as err:
+            errors.append(err)
+    assert len(errors) == 3
+    for err in errors:
+        assert err is not None and err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
+        assert (await rich(err)).reason == "MALFORMED_REQUEST"
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # and they still serve what they serve
+    check = channel.unary_unary(
+        HEALTH_CHECK,
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )
+    assert (await check(health_pb2.HealthCheckRequest())).status == health_pb2.HealthCheckResponse.SERVING
+    watch = channel.unary_stream(
+        HEALTH_WATCH,
+        request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+        response_deserializer=health_pb2.HealthCheckResponse.FromString,
+    )(health_pb2.HealthCheckRequest(), timeout=5)
+    first = await watch.read()
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
+    watch.cancel()
+    reflect = channel.stream_stream(
+        REFLECTION,
+        request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+    )(timeout=5)
+    await reflect.write(reflection_pb2.ServerReflectionRequest(list_services=""))
+    await reflect.done_writing()
+    names = [s.name for r in [m async for m in reflect] for s in r.list_services_response.service]
+    assert "orchestrator.v1.GenerationService" in names and "grpc.health.v1.Health" in names

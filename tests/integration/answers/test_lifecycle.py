@@ -282,3 +282,26 @@ async def test_paths_b_c_d_f_never_reach_a_provider_and_stream_too(s: Any) -> No
     )
     result = events[-1].result
     assert result.summary.answer_decision.path == ans.ANSWER_PATH_CANONICAL and not result.summary.attempts
+
+
+async def test_working_through_the_queue_page_by_page_skips_nothing(s: Any, clock: FakeClock) -> None:
+    # a creator lists the pending escalations, answers that page, then asks for the next one: the
+    # answered ones have left the pending list meanwhile, and the next page must still start at
+    # the first escalation not yet shown (an offset into the shorter list skipped the rest)
+    ids = []
+    for who in ("ann", "bob", "cat"):  # the day's limit
+        ids.append(await offered(s, who=who))
+        clock.advance(1)
+        await accept(s, ids[-1], who=who)
+    req = esc.ListEscalationsRequest(tenant_id="acme", agent_id="maya", page_size=2)
+    seen = []
+    while True:
+        page = await s.stub.ListEscalations(req, metadata=bearer("MAYA"))
+        for e in page.escalations:
+            seen.append(e.id)
+            await answer(s, e.id, f"Answer to {e.user_id}.")
+        if not page.next_page_token:
+            break
+        req.page_token = page.next_page_token
+    assert seen == ids
+    assert await pending(s) == []

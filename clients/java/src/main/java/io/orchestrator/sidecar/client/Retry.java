@@ -117,19 +117,33 @@ public final class Retry {
   }
 
   /**
-   * An iterator over the stream {@code open} returns; a failure before its first element reopens it
-   * (like a unary retry), a failure after it is thrown as is.
+   * A retried stream: an iterator to read, and to close when the caller stops early ({@code close()}
+   * closes the stream open now, so a {@link GenerationStream}'s call is cancelled and the sidecar
+   * stops generating); use it in try-with-resources. Closed, it has no next element.
    */
-  public <T> Iterator<T> stream(Function<Deadline, Iterator<T>> open) {
+  public interface StreamIterator<T> extends Iterator<T>, AutoCloseable {
+    @Override
+    void close();
+  }
+
+  /**
+   * An iterator over the stream {@code open} returns; a failure before its first element reopens it
+   * (like a unary retry, the failed one closed first), a failure after it is thrown as is.
+   */
+  public <T> StreamIterator<T> stream(Function<Deadline, Iterator<T>> open) {
     Deadline deadline = overallDeadline();
-    return new Iterator<>() {
+    return new StreamIterator<>() {
       private Iterator<T> current;
       private boolean yielded;
+      private boolean closed;
       private int attempt;
 
       @Override
       public boolean hasNext() {
         for (;;) {
+          if (closed) {
+            return false;
+          }
           try {
             if (current == null) {
               attempt++;
@@ -141,7 +155,7 @@ public final class Retry {
             if (yielded) {
               throw e;
             }
-            current = null;
+            closeCurrent();
             waitBeforeRetry(e, attempt, deadline);
           }
         }
@@ -154,6 +168,26 @@ public final class Retry {
         }
         yielded = true;
         return current.next();
+      }
+
+      @Override
+      public void close() {
+        closed = true;
+        closeCurrent();
+      }
+
+      private void closeCurrent() {
+        Iterator<T> was = current;
+        current = null;
+        if (was instanceof AutoCloseable closeable) {
+          try {
+            closeable.close(); // a GenerationStream's cancels its call
+          } catch (RuntimeException e) {
+            throw e;
+          } catch (Exception e) {
+            throw new IllegalStateException("closing the stream failed", e);
+          }
+        }
       }
     };
   }

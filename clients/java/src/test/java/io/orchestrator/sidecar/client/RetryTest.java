@@ -214,6 +214,65 @@ class RetryTest {
     assertEquals(1, opens.get());
   }
 
+  /** A stream the test can see closed, as a GenerationStream's close() cancels its call. */
+  static final class ClosableStream implements Iterator<String>, AutoCloseable {
+    final Iterator<String> items;
+    boolean closed;
+
+    ClosableStream(String... items) {
+      this.items = List.of(items).iterator();
+    }
+
+    @Override
+    public boolean hasNext() {
+      return !closed && items.hasNext();
+    }
+
+    @Override
+    public String next() {
+      return items.next();
+    }
+
+    @Override
+    public void close() {
+      closed = true;
+    }
+  }
+
+  @Test
+  void aRetriedStreamLeftEarlyClosesTheStreamItOpened() {
+    // a caller that stops reading must be able to end the call: otherwise the sidecar goes on
+    // generating (and charging) for nobody until the deadline
+    List<ClosableStream> opened = new ArrayList<>();
+    FakeClock clock = new FakeClock();
+    try (Retry.StreamIterator<String> it = clock.retry().build().stream(deadline -> {
+      if (opened.isEmpty()) {
+        opened.add(new ClosableStream());
+        throw failure(Code.UNAVAILABLE, "PROVIDERS_UNAVAILABLE", Duration.ofMillis(10));
+      }
+      ClosableStream stream = new ClosableStream("a", "b", "c");
+      opened.add(stream);
+      return stream;
+    })) {
+      assertEquals("a", it.next());
+    }
+    assertEquals(2, opened.size());
+    assertTrue(opened.get(1).closed, "the stream being read is closed with the retry's iterator");
+  }
+
+  @Test
+  void aClosedRetriedStreamIsOverAndNeverReopened() {
+    AtomicInteger opens = new AtomicInteger();
+    Retry.StreamIterator<String> it = new FakeClock().retry().build().stream(deadline -> {
+      opens.incrementAndGet();
+      return new ClosableStream("a", "b");
+    });
+    assertEquals("a", it.next());
+    it.close();
+    assertEquals(false, it.hasNext());
+    assertEquals(1, opens.get());
+  }
+
   @Test
   void streamInterruptedIsNeverRetried() {
     AtomicInteger opens = new AtomicInteger();
