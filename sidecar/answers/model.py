@@ -126,6 +126,12 @@ class Escalation:
         return self.expires_at if self.state is State.QUEUED else None
 
     @property
+    def sent(self) -> bool:
+        """The user accepted the offer: the message went to the creator. An offer never accepted
+        (OFFERED, or EXPIRED before it was) holds words the user did not send."""
+        return self.queued_at > 0 or self.state not in (State.OFFERED, State.EXPIRED)
+
+    @property
     def closed(self) -> float | None:
         """When it was closed (answered, declined or expired); None while it is open."""
         open_ = self.state in (State.OFFERED, State.QUEUED)

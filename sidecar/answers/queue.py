@@ -110,7 +110,8 @@ class EscalationQueue:
         for e in await self._a.store.escalations(tenant, agent):
             if e.due(now):
                 e = await self._expire(e, now)
-            if (not states or e.state in states) and (not user or e.user == user):
+            # an offer never accepted is not the user's message to the creator: not found by user
+            if (not states or e.state in states) and (not user or (e.user == user and e.sent)):
                 out.append(e)
         return out
 

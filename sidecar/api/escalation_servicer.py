@@ -14,7 +14,7 @@ from sidecar.answers.errors import CreatorNotAllowedError, classified
 from sidecar.answers.model import Escalation, State
 from sidecar.answers.queue import EscalationQueue
 from sidecar.answers.report import build_report
-from sidecar.api.answers import STATE_OF, to_escalation
+from sidecar.api.answers import STATE_OF, to_creator, to_escalation
 from sidecar.api.convert import Violations
 from sidecar.api.gate import Context, Gate, rpc_failure
 from sidecar.api.paging import PageTokens
@@ -79,9 +79,7 @@ class EscalationServicer:
             page, token = self._pages.page_after(found, at, _position)
         except Exception as exc:
             await rpc_failure(context, classified(exc), "ListEscalations")
-        return esc.ListEscalationsResponse(
-            escalations=[to_escalation(e) for e in page], next_page_token=token
-        )
+        return esc.ListEscalationsResponse(escalations=[to_creator(e) for e in page], next_page_token=token)
 
     async def AnswerEscalation(
         self, request: esc.AnswerEscalationRequest, context: Context

@@ -265,6 +265,30 @@ async def test_list_pages_and_filters(s: Any, clock: FakeClock) -> None:
     assert (await rich(err.value)).reason == "AGENT_NOT_FOUND"
 
 
+async def test_the_creator_never_reads_an_offer_the_user_did_not_accept(s: Any, clock: FakeClock) -> None:
+    """An offer asks the user whether to send the message to the creator. Listed OFFERED (or EXPIRED
+    before it was accepted), it handed the creator the question, the conversation's last messages and
+    who asked; now only its state and times. Once accepted it is the user's message, listed whole."""
+    for who, conversation in (("ann", "c1"), ("bob", "c2"), ("cat", "c3")):  # something before it
+        await ask(s, "How much salt do you put in pasta water?", who=who, conversation=conversation)
+    kept = await offered(s, who="ann")
+    lapsed = await offered(s, who="bob", conversation="c2")
+    sent = await offered(s, who="cat", conversation="c3")
+    await accept(s, sent, who="cat")
+    states = [esc.ESCALATION_STATE_OFFERED, esc.ESCALATION_STATE_QUEUED]
+    listed = {e.id: e for e in await pending(s, states=states)}
+    assert set(listed) == {kept, lapsed, sent}
+    for unsent in (listed[kept], listed[lapsed]):
+        assert unsent.state == esc.ESCALATION_STATE_OFFERED and unsent.HasField("offer_expire_time")
+        withheld = (unsent.question, unsent.user_id, unsent.conversation_id, list(unsent.context))
+        assert withheld == ("", "", "", [])
+    assert listed[sent].question == NOVEL and listed[sent].user_id == "cat" and listed[sent].context
+    assert await pending(s, states=states, user_id="ann") == []  # nor found by who asked
+    clock.advance(900)  # the offers lapse (600 s here); the queued one stays queued (3600 s)
+    expired = await pending(s, states=[esc.ESCALATION_STATE_EXPIRED])
+    assert {e.id for e in expired} == {kept, lapsed} and all(not e.question for e in expired)
+
+
 async def test_paths_b_c_d_f_never_reach_a_provider_and_stream_too(s: Any) -> None:
     """Served without any attempt, cost 0; StreamGenerate carries the decision in its result."""
     for text in ("help?", "Can I freeze fresh basil?", NOVEL, "politics again?"):
