@@ -142,6 +142,31 @@ class Escalation:
 
 
 _FIELDS = frozenset(Escalation.__dataclass_fields__)
+MAX_QUESTION_CHARS = 20_000  # as much as a creator's answer may hold
+MAX_CONTEXT_MESSAGE_CHARS = 4_000
+MAX_CONTEXT_CHARS = 24_000
+
+
+def clipped(text: str, limit: int) -> str:
+    """`text` cut to its first `limit` characters, saying how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} [... {len(text) - limit} more characters not kept]"
+
+
+def kept_context(messages: tuple[tuple[str, str], ...], count: int) -> tuple[tuple[str, str], ...]:
+    """The last `count` messages an escalation keeps for its creator, each cut to
+    MAX_CONTEXT_MESSAGE_CHARS, newest first until MAX_CONTEXT_CHARS: offers cost the user nothing,
+    and 50 messages of 200,000 characters were stored whole with each one."""
+    kept: list[tuple[str, str]] = []
+    room = MAX_CONTEXT_CHARS
+    for role, text in reversed(messages[-count:] if count else ()):
+        text = clipped(text, min(MAX_CONTEXT_MESSAGE_CHARS, room))
+        room -= len(text)
+        kept.append((role, text))
+        if room <= 0:
+            break
+    return tuple(reversed(kept))
 
 
 def new_id(prefix: str) -> str:

@@ -13,7 +13,17 @@ from typing import Any, TypeVar
 
 from sidecar.answers.decide import Escalate, classify, escalation, gate, measure, offer_text
 from sidecar.answers.errors import RECOVERABLE, EmbeddingModelError
-from sidecar.answers.model import CanonicalAnswer, Decision, Escalation, Path, State, new_id
+from sidecar.answers.model import (
+    MAX_QUESTION_CHARS,
+    CanonicalAnswer,
+    Decision,
+    Escalation,
+    Path,
+    State,
+    clipped,
+    kept_context,
+    new_id,
+)
 from sidecar.answers.store import AnswerStore, Limits
 from sidecar.answers.windows import buckets, next_window
 from sidecar.config.answers import LAYERS, AgentPolicy, AnswersPolicy
@@ -179,12 +189,12 @@ class AnswerService:
             agent=m.agent,
             user=m.user,
             conversation=m.conversation,
-            question=m.text,
+            question=clipped(m.text, MAX_QUESTION_CHARS),
             layer=m.layer,
             state=State.OFFERED,
             created_at=now,
             offer_expires_at=now + policy.offer_expiry_seconds,
-            context=m.context[-policy.context_messages :] if policy.context_messages else (),
+            context=kept_context(m.context, policy.context_messages),
             reason=want.reason,
             tier=m.tier,
         )

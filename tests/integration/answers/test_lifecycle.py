@@ -289,6 +289,23 @@ async def test_the_creator_never_reads_an_offer_the_user_did_not_accept(s: Any, 
     assert {e.id for e in expired} == {kept, lapsed} and all(not e.question for e in expired)
 
 
+async def test_an_offer_keeps_a_bounded_question_and_context(s: Any) -> None:
+    """Offers cost the user nothing, and each stored the question and the last messages whole: an
+    offer made after a 150,000-character message kept all of it (and so did every other offer)."""
+    from sidecar.answers.model import MAX_CONTEXT_MESSAGE_CHARS, MAX_QUESTION_CHARS
+
+    await ask(s, "How much salt do you put in pasta water? " + "Really, " * 20_000, conversation="big")
+    long_novel = NOVEL + " " + "Tell me everything about the cheese. " * 1_000
+    reply = await ask(s, long_novel, conversation="big")
+    d = reply.summary.answer_decision
+    assert d.path == ans.ANSWER_PATH_OFFER_ESCALATION, d
+    await accept(s, d.escalation_id)
+    (e,) = await pending(s)
+    assert e.question.startswith(NOVEL) and len(e.question) < MAX_QUESTION_CHARS + 60 < len(long_novel)
+    assert e.context and all(len(m.text) < MAX_CONTEXT_MESSAGE_CHARS + 60 for m in e.context)
+    assert any("more characters not kept" in m.text for m in e.context)
+
+
 async def test_paths_b_c_d_f_never_reach_a_provider_and_stream_too(s: Any) -> None:
     """Served without any attempt, cost 0; StreamGenerate carries the decision in its result."""
     for text in ("help?", "Can I freeze fresh basil?", NOVEL, "politics again?"):
