@@ -114,13 +114,18 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # A SIGHUP from here on never kills the process (its default action): one that comes before the
+    # event loop's handler is kept, and the file reread once the sidecar exists (it may have changed
+    # after it was read below). Before this line only the interpreter's start and imports remain.
+    hangups: list[int] = []
+    signal.signal(signal.SIGHUP, lambda signum, _frame: hangups.append(signum))
     cfg = _load(args.config)
     if cfg is None:
         return 1
     setup_logging(cfg.settings.log_level, capture_content=cfg.settings.telemetry.capture_content.logs)
     limit_arenas(cfg.settings.memory.malloc_arena_max)  # before gRPC's threads allocate
     try:
-        uvloop.run(_run_until_signalled(cfg, args.config))
+        uvloop.run(_run_until_signalled(cfg, args.config, hangups))
     except SocketPathError as exc:  # the Unix socket's path is another process's, or not a socket
         sys.stderr.write(f"sidecar: cannot serve: {exc}\n")
         return 1
@@ -136,7 +141,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run_until_signalled(cfg: Config, path: Path | None) -> None:
+async def _run_until_signalled(cfg: Config, path: Path | None, hangups: list[int]) -> None:
     from sidecar.app import build_server  # the server stack loads only for `serve`
 
     stop = asyncio.Event()
@@ -147,11 +152,15 @@ async def _run_until_signalled(cfg: Config, path: Path | None) -> None:
     # sidecar then served on until the kubelet's SIGKILL at the end of the grace period.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    sidecar = build_server(cfg)
     reloads: set[asyncio.Task[None]] = set()
-    # SIGHUP: reload the policy's experiments from the same file (no restart); installed before
-    # "serving" is logged, and without a file too: a SIGHUP must never kill the process
-    loop.add_signal_handler(signal.SIGHUP, lambda: _start_reload(sidecar, path, reloads))
+    built: list[Sidecar] = []
+    # SIGHUP: reload the policy's experiments from the same file (no restart); installed before the
+    # server is built, and without a file too: a SIGHUP must never kill the process
+    loop.add_signal_handler(signal.SIGHUP, lambda: _hangup(built, hangups, path, reloads))
+    sidecar = build_server(cfg)
+    built.append(sidecar)
+    if hangups:  # signalled while it started: the file may have changed since it was read
+        _start_reload(sidecar, path, reloads)
     await sidecar.start()
     # What start-up built lives as long as the process: the collector stops walking it. Without this a
     # full collection under load walked every module, config and stub object (one measured 159 ms
@@ -159,6 +168,16 @@ async def _run_until_signalled(cfg: Config, path: Path | None) -> None:
     gc.freeze()
     await stop.wait()
     await sidecar.stop()
+
+
+def _hangup(
+    built: list[Sidecar], hangups: list[int], path: Path | None, running: set[asyncio.Task[None]]
+) -> None:
+    """A SIGHUP: reload the sidecar, or, while it is being built, keep the signal for when it is."""
+    if built:
+        _start_reload(built[0], path, running)
+    else:
+        hangups.append(signal.SIGHUP)
 
 
 def _start_reload(sidecar: Sidecar, path: Path | None, running: set[asyncio.Task[None]]) -> None:

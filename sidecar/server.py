@@ -222,7 +222,7 @@ class Sidecar:
         if self.sweeper is not None:
             closers.insert(0, self.sweeper.stop)  # before the store it sweeps is closed
         if self.deps.answers is not None:
-            closers.append(self.deps.answers.store.aclose)
+            closers.append(self.deps.answers.aclose)  # after finishing answers whose caller left
         closers.append(self.deps.telemetry.stop)  # last: flushes the ledger records of the calls above
         for close in closers:
             try:

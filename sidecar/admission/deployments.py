@@ -123,16 +123,31 @@ async def _first_granted(
                     granted = True
                 else:
                     errors.append(error)
-    except BaseException:  # the caller went away: give back whatever was granted meanwhile
-        for i in await _withdraw(waits):
-            queues[i][1].release()
+        holding = await _withdraw(waits)
+    except BaseException:  # the caller went away, the withdrawal included: no await may follow
+        for task, i in waits.items():
+            _give_back(task, queues[i][1])
         raise
-    holding = await _withdraw(waits)
     for i in holding[1:]:
         queues[i][1].release()
     if holding:
         return queues[holding[0]]
     raise next((e for e in errors if isinstance(e, DeadlineExceededError)), errors[0])
+
+
+def _give_back(task: asyncio.Task[None], queue: AdmissionQueue) -> None:
+    """The wait withdrawn without awaiting it (its caller is being cancelled): a slot it holds, now
+    or when it ends (granted at the instant it was cancelled), goes back to the queue."""
+
+    def ended(t: asyncio.Task[None]) -> None:
+        if not t.cancelled() and t.exception() is None:
+            queue.release()
+
+    if task.done():
+        ended(task)
+    else:
+        task.cancel()
+        task.add_done_callback(ended)
 
 
 async def _withdraw(waits: dict[asyncio.Task[None], int]) -> list[int]:

@@ -12,10 +12,9 @@ queue is full, displace queued lower ones; a running call is never interrupted.
 from __future__ import annotations
 
 import asyncio
-import bisect
-import itertools
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sidecar.core.clock import DEADLINE_MARGIN, Clock, Deadline
 from sidecar.core.errors import Code, DeadlineExceededError, SidecarError
@@ -40,11 +39,62 @@ class AdmissionObserver:
     on_in_flight: Callable[[int], None] = lambda n: None
 
 
-@dataclass(order=True)
+@dataclass(eq=False)
 class _Waiter:
-    rank: tuple[int, int]  # (-priority, arrival): the heap's smallest is served first
-    priority: Priority = field(compare=False)
-    granted: asyncio.Future[None] = field(compare=False)
+    priority: Priority
+    granted: asyncio.Future[None]
+    queued: bool = True  # False once it left the queue (served, displaced, gone)
+
+
+class _Waiting:
+    """The queued calls: one FIFO per priority, so arriving, being served and being displaced cost
+    O(1) whatever the length (queue_size may be 1,000,000). A call that leaves from the middle is
+    only marked, and dropped when met at either end; a FIFO mostly made of such is compacted."""
+
+    def __init__(self) -> None:
+        self._fifos: dict[Priority, deque[_Waiter]] = {p: deque() for p in Priority}
+        self._depth: dict[Priority, int] = dict.fromkeys(Priority, 0)
+        self.size = 0
+
+    def depth(self, priority: Priority | None = None) -> int:
+        return self.size if priority is None else self._depth[priority]
+
+    def add(self, waiter: _Waiter) -> None:
+        self._fifos[waiter.priority].append(waiter)
+        self._depth[waiter.priority] += 1
+        self.size += 1
+
+    def first(self) -> _Waiter | None:
+        """The call served next (highest priority, then arrival), taken out of the queue."""
+        for priority in sorted(Priority, reverse=True):
+            fifo = self._fifos[priority]
+            while fifo:
+                waiter = fifo.popleft()
+                if waiter.queued:
+                    self.leave(waiter)
+                    return waiter
+        return None
+
+    def last(self) -> _Waiter | None:
+        """The call displaced first (lowest priority, latest arrival), left in the queue."""
+        for priority in sorted(Priority):
+            fifo = self._fifos[priority]
+            while fifo and not fifo[-1].queued:
+                fifo.pop()
+            if fifo:
+                return fifo[-1]
+        return None
+
+    def leave(self, waiter: _Waiter) -> None:
+        """The call is no longer queued (its entry is dropped when met, or at a compaction)."""
+        if not waiter.queued:
+            return
+        waiter.queued = False
+        self._depth[waiter.priority] -= 1
+        self.size -= 1
+        fifo = self._fifos[waiter.priority]
+        if len(fifo) > 2 * self._depth[waiter.priority] + 64:  # amortized: entries of the gone
+            self._fifos[waiter.priority] = deque(w for w in fifo if w.queued)
 
 
 class AdmissionQueue:
@@ -65,15 +115,14 @@ class AdmissionQueue:
         self._clock, self._max_wait = clock, max_wait
         self._observer = observer or AdmissionObserver()
         self._running = 0
-        self._waiting: list[_Waiter] = []  # kept sorted by rank: [0] is served next, [-1] shed first
-        self._arrivals = itertools.count()
+        self._waiting = _Waiting()
 
     @property
     def running(self) -> int:
         return self._running
 
     def depth(self, priority: Priority | None = None) -> int:
-        return sum(1 for w in self._waiting if priority is None or w.priority is priority)
+        return self._waiting.depth(priority)
 
     async def acquire(self, priority: Priority, deadline: Deadline) -> None:
         """Return once the call holds a slot (then `release()` it exactly once), or raise."""
@@ -88,15 +137,14 @@ class AdmissionQueue:
 
     def try_acquire(self) -> bool:
         """Take a free slot now if there is one and nobody waits for it (then `release()` it)."""
-        if self._running < self._capacity and not self._waiting:
+        if self._running < self._capacity and not self._waiting.size:
             self._set_running(self._running + 1)
             return True
         return False
 
     def release(self) -> None:
         """A running call ended: its slot goes to the first waiter, or is freed."""
-        while self._waiting:
-            waiter = self._waiting.pop(0)
+        while (waiter := self._waiting.first()) is not None:
             self._observer.on_depth(waiter.priority, self.depth(waiter.priority))
             if not waiter.granted.done():
                 waiter.granted.set_result(None)  # the slot passes on: running stays the same
@@ -104,16 +152,16 @@ class AdmissionQueue:
         self._set_running(self._running - 1)
 
     def _enqueue(self, priority: Priority) -> _Waiter:
-        if len(self._waiting) >= self._queue_size:
-            lowest = self._waiting[-1] if self._waiting else None
+        if self._waiting.size >= self._queue_size:
+            lowest = self._waiting.last()
             if lowest is None or lowest.priority >= priority:
                 self._shed(priority)
             assert lowest is not None
             self._remove(lowest)
             self._observer.on_shed(lowest.priority)
             lowest.granted.set_exception(self._overloaded(lowest.priority, evicted=True))
-        waiter = _Waiter((-priority, next(self._arrivals)), priority, self._future())
-        bisect.insort(self._waiting, waiter)
+        waiter = _Waiter(priority, self._future())
+        self._waiting.add(waiter)
         self._observer.on_depth(priority, self.depth(priority))
         return waiter
 
@@ -128,6 +176,7 @@ class AdmissionQueue:
             self._abandon(waiter)
             if deadline.expired(DEADLINE_MARGIN):
                 raise DeadlineExceededError("the deadline passed while the call waited for admission")
+            self._observer.on_shed(waiter.priority)  # refused OVERLOADED: shed, as a displaced call is
             raise self._overloaded(waiter.priority, evicted=False, waited=True)
         waiter.granted.result()  # raises OverloadedError when it was evicted
 
@@ -135,13 +184,13 @@ class AdmissionQueue:
         if waiter.granted.done() and not waiter.granted.cancelled() and waiter.granted.exception() is None:
             self.release()  # the slot was handed over just as the wait ended
             return
-        if waiter in self._waiting:
+        if waiter.queued:
             self._remove(waiter)
         if not waiter.granted.done():
             waiter.granted.cancel()
 
     def _remove(self, waiter: _Waiter) -> None:
-        self._waiting.remove(waiter)
+        self._waiting.leave(waiter)
         self._observer.on_depth(waiter.priority, self.depth(waiter.priority))
 
     def _shed(self, priority: Priority) -> None:

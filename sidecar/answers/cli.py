@@ -4,9 +4,10 @@ report of a running sidecar (EscalationService), and what `sidecar chat` shows o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -48,6 +49,9 @@ def register(sub: Any) -> None:
     listing = _action(actions, "list", "an agent's escalations (queued unless --state says)", _list)
     listing.add_argument("--agent", required=True)
     listing.add_argument("--state", action="append", default=[], choices=[s.lower() for s in _STATES])
+    listing.add_argument(
+        "--page-size", type=int, default=100, help="escalations asked for per call (1 to 1000)"
+    )
     accept = _action(actions, "accept", "accept an escalation offer made to a user", _accept)
     accept.add_argument("escalation_id")
     accept.add_argument("--user", required=True)
@@ -76,17 +80,38 @@ def _action(actions: Any, name: str, help_: str, handler: Callable[[argparse.Nam
 
 
 def _call(args: argparse.Namespace, method: str, request: Any) -> int:
+    with _channel(args) as (stub, call):
+        reply = _reply(getattr(stub, method), request, call)
+    return 1 if reply is None else _print(reply)
+
+
+@contextlib.contextmanager
+def _channel(args: argparse.Namespace) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The service's stub on the target, and the timeout and token every call of the command takes."""
     token = process_environ().get(args.token_env, "")
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
     with grpc.insecure_channel(args.target) as channel:
-        stub = escalation_service_pb2_grpc.EscalationServiceStub(channel)
-        try:
-            reply = getattr(stub, method)(request, timeout=args.timeout, metadata=metadata)
-        except grpc.RpcError as exc:
-            from sidecar.cli import _describe_error
+        yield (
+            escalation_service_pb2_grpc.EscalationServiceStub(channel),
+            {
+                "timeout": args.timeout,
+                "metadata": metadata,
+            },
+        )
 
-            sys.stderr.write(_describe_error(exc) + "\n")
-            return 1
+
+def _reply(method: Any, request: Any, call: dict[str, Any]) -> Any:
+    """The method's reply, or None when it failed (the error written to stderr)."""
+    try:
+        return method(request, **call)
+    except grpc.RpcError as exc:
+        from sidecar.cli import _describe_error
+
+        sys.stderr.write(_describe_error(exc) + "\n")
+        return None
+
+
+def _print(reply: Any) -> int:
     doc = MessageToDict(reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
     sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return 0
@@ -99,11 +124,22 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    """Every page, printed as one list: the pages are asked for one after another."""
     states = [f"ESCALATION_STATE_{s.upper()}" for s in args.state]
     req = esc.ListEscalationsRequest(
-        tenant_id=args.tenant, agent_id=args.agent, states=states, page_size=1000
+        tenant_id=args.tenant, agent_id=args.agent, states=states, page_size=args.page_size
     )
-    return _call(args, "ListEscalations", req)
+    listed = esc.ListEscalationsResponse()
+    with _channel(args) as (stub, call):
+        while True:
+            reply = _reply(stub.ListEscalations, req, call)
+            if reply is None:
+                return 1
+            listed.escalations.extend(reply.escalations)
+            if not reply.next_page_token:
+                break
+            req.page_token = reply.next_page_token
+    return _print(listed)
 
 
 def _accept(args: argparse.Namespace) -> int:

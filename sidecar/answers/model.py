@@ -126,6 +126,12 @@ class Escalation:
         return self.expires_at if self.state is State.QUEUED else None
 
     @property
+    def sent(self) -> bool:
+        """The user accepted the offer: the message went to the creator. An offer never accepted
+        (OFFERED, or EXPIRED before it was) holds words the user did not send."""
+        return self.queued_at > 0 or self.state not in (State.OFFERED, State.EXPIRED)
+
+    @property
     def closed(self) -> float | None:
         """When it was closed (answered, declined or expired); None while it is open."""
         open_ = self.state in (State.OFFERED, State.QUEUED)
@@ -136,6 +142,31 @@ class Escalation:
 
 
 _FIELDS = frozenset(Escalation.__dataclass_fields__)
+MAX_QUESTION_CHARS = 20_000  # as much as a creator's answer may hold
+MAX_CONTEXT_MESSAGE_CHARS = 4_000
+MAX_CONTEXT_CHARS = 24_000
+
+
+def clipped(text: str, limit: int) -> str:
+    """`text` cut to its first `limit` characters, saying how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} [... {len(text) - limit} more characters not kept]"
+
+
+def kept_context(messages: tuple[tuple[str, str], ...], count: int) -> tuple[tuple[str, str], ...]:
+    """The last `count` messages an escalation keeps for its creator, each cut to
+    MAX_CONTEXT_MESSAGE_CHARS, newest first until MAX_CONTEXT_CHARS: offers cost the user nothing,
+    and 50 messages of 200,000 characters were stored whole with each one."""
+    kept: list[tuple[str, str]] = []
+    room = MAX_CONTEXT_CHARS
+    for role, text in reversed(messages[-count:] if count else ()):
+        text = clipped(text, min(MAX_CONTEXT_MESSAGE_CHARS, room))
+        room -= len(text)
+        kept.append((role, text))
+        if room <= 0:
+            break
+    return tuple(reversed(kept))
 
 
 def new_id(prefix: str) -> str:

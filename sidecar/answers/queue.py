@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
+from typing import Any
 
 from sidecar.answers.context import EscalationContextWriter
 from sidecar.answers.errors import (
@@ -72,14 +73,19 @@ class EscalationQueue:
         queued = replace(
             e, state=State.QUEUED, queued_at=now, expires_at=now + policy.escalation_expiry_seconds
         )
+        await self._a.finished(self._accepted(queued, policy, now))
+        return await self._summarized(queued, policy, deadline)
+
+    async def _accepted(self, queued: Escalation, policy: AgentPolicy, now: float) -> None:
+        """The store's atomic acceptance, then its report: both even when the user's call is
+        cancelled between them (else a queued escalation the metrics never saw)."""
         result = await self._a.store.accept(State.OFFERED, queued, limits_at(policy, now))
         if result is Accepted.DAY_LIMIT or result is Accepted.WEEK_LIMIT:
             period = "today" if result is Accepted.DAY_LIMIT else "this week"
             raise EscalationLimitError(FIELD, f"the creator takes no more escalations {period}")
         if result is not Accepted.OK:
             raise EscalationStateError(FIELD, "the offer was accepted or closed meanwhile")
-        self._a.observer.on_transition(e.agent, queued)
-        return await self._summarized(queued, policy, deadline)
+        self._a.observer.on_transition(queued.agent, queued)
 
     async def _summarized(
         self, queued: Escalation, policy: AgentPolicy, deadline: Deadline | None
@@ -104,7 +110,8 @@ class EscalationQueue:
         for e in await self._a.store.escalations(tenant, agent):
             if e.due(now):
                 e = await self._expire(e, now)
-            if (not states or e.state in states) and (not user or e.user == user):
+            # an offer never accepted is not the user's message to the creator: not found by user
+            if (not states or e.state in states) and (not user or (e.user == user and e.sent)):
                 out.append(e)
         return out
 
@@ -129,20 +136,27 @@ class EscalationQueue:
             new_id("can_"), tenant, agent, layer or e.layer, e.question, text, now, source="escalation"
         )
         done = replace(e, state=State.ANSWERED, closed_at=now, answer=text, canonical_id=canonical.id)
+        await self._a.finished(self._answered(done, e, canonical, vector))
+        return done, canonical
+
+    async def _answered(
+        self, done: Escalation, before: Escalation, canonical: CanonicalAnswer, vector: Any
+    ) -> None:
+        """QUEUED -> ANSWERED, then the canonical answer and the conversation: run to the end even
+        when the creator's call is cancelled between the writes (else ANSWERED, and nothing else)."""
         if not await self._a.store.replace(State.QUEUED, done):
             raise EscalationStateError(FIELD, "the escalation was answered or closed meanwhile")
         try:
             await self._a.store.add_canonical(canonical, vector)
         except RECOVERABLE:  # the call fails, which promises nothing changed: the escalation waits again
-            await self._undo(done, e)
+            await self._undo(done, before)
             raise
-        self._a.observer.on_transition(agent, done)
+        self._a.observer.on_transition(done.agent, done)
         if self._remember is not None and done.user and done.conversation:
             try:
                 await self._remember(done)
             except SidecarError as err:  # the answer is stored and canonical; only the memory is lost
                 _log.warning("creator answer not added to the conversation", extra={"reason": err.reason})
-        return done, canonical
 
     async def _undo(self, done: Escalation, before: Escalation) -> None:
         """Put `before` back in place of `done` (compare and set), when the step after it failed."""
@@ -158,10 +172,14 @@ class EscalationQueue:
         e = await self.get(tenant, agent, escalation_id)
         self._expect(e, State.QUEUED, "declined")
         done = replace(e, state=State.DECLINED, closed_at=self._a.clock.wall(), decline_reason=reason)
+        await self._a.finished(self._declined(done))
+        return done
+
+    async def _declined(self, done: Escalation) -> None:
+        """QUEUED -> DECLINED and its report, even when the creator's call is cancelled between."""
         if not await self._a.store.replace(State.QUEUED, done):
             raise EscalationStateError(FIELD, "the escalation was answered or closed meanwhile")
-        self._a.observer.on_transition(agent, done)
-        return done
+        self._a.observer.on_transition(done.agent, done)
 
     async def _current(self, tenant: str, escalation_id: str) -> Escalation:
         """The stored escalation of this tenant, expired first when due."""

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
-from sidecar.answers.store import Accepted, Limits, PathCounts, best, comparable, unit
+from sidecar.answers.store import Accepted, Limits, PathCounts, best, comparable, readable, unit
 from sidecar.config.answers import LAYERS
 from sidecar.stores.errors import StoreError
 from sidecar.stores.redis import RedisOps
@@ -176,7 +176,8 @@ class RedisAnswerStore:
                     pipe.hget(self._key(tenant, "e", i.decode()), "doc")
                 return await pipe.execute()  # type: ignore[no-any-return]
 
-        return [Escalation.decode(d) for d in await self._ops.run("get", docs) if d is not None]
+        found = [readable(d) for d in await self._ops.run("get", docs) if d is not None]
+        return [e for e in found if e is not None]
 
     async def due(self, now: float, limit: int) -> list[Escalation]:
         members: list[bytes] = await self._do(
@@ -198,7 +199,9 @@ class RedisAnswerStore:
             if doc is None:
                 lost.append(member)
                 continue
-            e = Escalation.decode(doc)
+            e = readable(doc)
+            if e is None:
+                continue  # another sidecar's (newer) record: its hint stays for that sidecar
             if e.due(now):
                 out.append(e)
             else:  # accepted since (a later deadline) or closed: the index is put right
@@ -221,7 +224,10 @@ class RedisAnswerStore:
         """One closed escalation's record and its place in the agent's list, then its hint (last, so
         a sidecar that stops half-way leaves the hint for the next sweep)."""
         tenant, escalation_id = _parse(member)
-        found = await self.get(tenant, escalation_id)
+        doc = await self._do("get", lambda: self._redis.hget(self._key(tenant, "e", escalation_id), "doc"))
+        found = None if doc is None else readable(doc)
+        if doc is not None and found is None:
+            return 0  # another sidecar's (newer) record: left to it, with its hint
         gone = 0
         if found is not None and found.closed is not None:
             await self._do("set", lambda: self._redis.delete(self._key(tenant, "e", escalation_id)))

@@ -4,21 +4,33 @@ escalation starts as. The escalation lifecycle after the offer is in sidecar/ans
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from sidecar.answers.decide import Escalate, classify, escalation, gate, measure, offer_text
 from sidecar.answers.errors import RECOVERABLE, EmbeddingModelError
-from sidecar.answers.model import CanonicalAnswer, Decision, Escalation, Path, State, new_id
+from sidecar.answers.model import (
+    MAX_QUESTION_CHARS,
+    CanonicalAnswer,
+    Decision,
+    Escalation,
+    Path,
+    State,
+    clipped,
+    kept_context,
+    new_id,
+)
 from sidecar.answers.store import AnswerStore, Limits
 from sidecar.answers.windows import buckets, next_window
 from sidecar.config.answers import LAYERS, AgentPolicy, AnswersPolicy
 from sidecar.core.clock import Clock, Deadline
 
 _log = logging.getLogger("sidecar.answers")
+T = TypeVar("T")
 
 EmbedText = Callable[[str, str, str, Deadline], Awaitable[Any]]
 """(tenant, embedding route, text, deadline) -> the text's embedding: `.vector` (a unit-length float32
@@ -84,6 +96,30 @@ class AnswerService:
         self._model = model
         self.clock, self._names = clock, names
         self.observer = observer or AnswerObserver()
+        self._finishing: set[asyncio.Task[Any]] = set()  # changes that outlive a cancelled caller
+
+    async def finished(self, work: Coroutine[Any, Any, T]) -> T:
+        """`work` run to its end even when its caller is cancelled meanwhile: a change begun in the
+        store (several writes) is completed or undone, never left half made. `drain` waits for it."""
+        task = asyncio.ensure_future(work)
+        self._finishing.add(task)
+        task.add_done_callback(self._finished)
+        return await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._finishing.discard(task)
+        if not task.cancelled():
+            task.exception()  # taken here too: the caller that would have seen it may have left
+
+    async def drain(self) -> None:
+        """Wait for the changes still being finished for callers that left."""
+        while self._finishing:
+            await asyncio.gather(*self._finishing, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Finish what callers left half done, then close the store."""
+        await self.drain()
+        await self.store.aclose()
 
     def agent(self, agent: str) -> AgentPolicy | None:
         return self.policy.agents.get(agent)
@@ -153,12 +189,12 @@ class AnswerService:
             agent=m.agent,
             user=m.user,
             conversation=m.conversation,
-            question=m.text,
+            question=clipped(m.text, MAX_QUESTION_CHARS),
             layer=m.layer,
             state=State.OFFERED,
             created_at=now,
             offer_expires_at=now + policy.offer_expiry_seconds,
-            context=m.context[-policy.context_messages :] if policy.context_messages else (),
+            context=kept_context(m.context, policy.context_messages),
             reason=want.reason,
             tier=m.tier,
         )

@@ -18,8 +18,12 @@ rises with how close it is to what the creator already answered.
 from __future__ import annotations
 
 import re
+import unicodedata
 
-_WORD = re.compile(r"[a-z0-9']+")  # "trade-off" is two words: trade off
+# letters and digits of every alphabet, with inner apostrophes ("don't", "l'été"); "trade-off" is
+# two words: trade off. Scripts written without spaces (Chinese, Japanese, Thai) make one word of
+# each run between spaces or punctuation.
+_WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 _STOP = frozenset(
     [
         "the",
@@ -167,6 +171,13 @@ _REASONING = (
 
 
 def words(text: str) -> list[str]:
+    """The words of a text, lowercased, as a reader sees them: compatibility forms folded (fullwidth
+    letters, ligatures) and invisible format characters (zero-width spaces, soft hyphens, joiners)
+    dropped, so none of them splits or hides a word."""
+    if not text.isascii():  # ASCII has neither
+        text = unicodedata.normalize("NFKC", text)
+        hidden = {ord(c): None for c in set(text) if unicodedata.category(c) == "Cf"}
+        text = text.translate(hidden) if hidden else text
     return _WORD.findall(text.lower())
 
 

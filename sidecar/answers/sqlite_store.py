@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
-from sidecar.answers.store import Accepted, Limits, PathCounts, best, comparable, unit
+from sidecar.answers.store import Accepted, Limits, PathCounts, best, comparable, readable, unit
 from sidecar.stores.sqlite import SqliteThread, create_owner_only
 
 if TYPE_CHECKING:
@@ -148,7 +148,7 @@ class SqliteAnswerStore:
     async def due(self, now: float, limit: int) -> list[Escalation]:
         def select(conn: sqlite3.Connection) -> list[Escalation]:
             sql = "SELECT doc FROM escalations WHERE due_at <= ? ORDER BY due_at, id LIMIT ?"
-            return [Escalation.decode(r[0]) for r in conn.execute(sql, (now, limit))]
+            return [e for r in conn.execute(sql, (now, limit)) if (e := readable(r[0])) is not None]
 
         return [e for e in await self._run(select) if e.due(now)]
 
@@ -203,7 +203,7 @@ class SqliteAnswerStore:
     async def escalations(self, tenant: str, agent: str) -> list[Escalation]:
         def select(conn: sqlite3.Connection) -> list[Escalation]:
             sql = "SELECT doc FROM escalations WHERE tenant = ? AND agent = ? ORDER BY created_at, id"
-            return [Escalation.decode(r[0]) for r in conn.execute(sql, (tenant, agent))]
+            return [e for r in conn.execute(sql, (tenant, agent)) if (e := readable(r[0])) is not None]
 
         return await self._run(select)
 

@@ -14,12 +14,15 @@ compare-and-set.
 from __future__ import annotations
 
 import enum
+import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from sidecar.answers.errors import EmbeddingModelError
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
+
+_log = logging.getLogger("sidecar.answers")
 
 if TYPE_CHECKING:  # numpy (~15 MB, ~0.1 s) is imported by the stores that hold vectors, not at start
     import numpy as np
@@ -114,6 +117,17 @@ class AnswerStore(Protocol):
     async def path_counts(self, tenant: str, agent: str) -> PathCounts: ...
 
     async def aclose(self) -> None: ...
+
+
+def readable(doc: bytes | str) -> Escalation | None:
+    """The stored escalation, or None (logged) when this sidecar cannot read it: a newer sidecar's
+    state on a shared store, a record edited by hand. Left out of a sweep or a list, it stops
+    neither for the others."""
+    try:
+        return Escalation.decode(doc)
+    except (ValueError, KeyError, TypeError) as exc:
+        _log.warning("an escalation record cannot be read; left out", extra={"error": type(exc).__name__})
+        return None
 
 
 def unit(vector: Vector) -> Vector:

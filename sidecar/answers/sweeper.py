@@ -65,6 +65,10 @@ class ExpirySweeper:
                 _log.warning("escalation sweep failed: %r", exc)
                 self._a.observer.on_error("sweep")
                 n = 0
+            except Exception:  # unforeseen (a bug): logged whole and counted; the task must go on,
+                _log.exception("escalation sweep failed")  # or nothing expires again until a restart
+                self._a.observer.on_error("sweep")
+                n = 0
             self.rounds += 1
             if n:
                 _log.info("escalations expired", extra={"escalations": n})

@@ -4,6 +4,7 @@ field 23), and the escalation messages of EscalationService."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from google.protobuf import timestamp_pb2
 
@@ -81,6 +82,16 @@ CONTEXT_KINDS = {
     "verbatim": esc.ESCALATION_CONTEXT_KIND_VERBATIM,
     "summary": esc.ESCALATION_CONTEXT_KIND_SUMMARY,
 }
+
+
+def to_creator(e: Escalation) -> esc.Escalation:
+    """An escalation as its agent's creator may see it: an offer the user never accepted (still
+    OFFERED, or EXPIRED before it was) was never sent, so the user's words, their conversation and
+    who they are stay out; its state and times remain."""
+    if e.sent:
+        return to_escalation(e)
+    unsent = replace(e, user="", conversation="", question="", context=(), context_summary="")
+    return to_escalation(unsent)
 
 
 def to_escalation(e: Escalation) -> esc.Escalation:

@@ -6,14 +6,15 @@ to, when the agent names none)."""
 from __future__ import annotations
 
 import re
+import struct
 
 from sidecar._gen.orchestrator.v1 import answers_pb2 as ans
 from sidecar._gen.orchestrator.v1 import escalation_pb2 as esc
 from sidecar.answers.errors import CreatorNotAllowedError, classified
-from sidecar.answers.model import State
+from sidecar.answers.model import Escalation, State
 from sidecar.answers.queue import EscalationQueue
 from sidecar.answers.report import build_report
-from sidecar.api.answers import STATE_OF, to_escalation
+from sidecar.api.answers import STATE_OF, to_creator, to_escalation
 from sidecar.api.convert import Violations
 from sidecar.api.gate import Context, Gate, rpc_failure
 from sidecar.api.paging import PageTokens
@@ -69,18 +70,16 @@ class EscalationServicer:
                     bad.add(f"states[{i}]", "an EscalationState other than UNSPECIFIED")
                 else:
                     states.add(STATE_OF[s])
-            at = self._pages.request(request)
+            at = self._pages.request(request, keyed=True)
             bad.raise_if_any()
             queue = self._creator(principal, request.agent_id)
             found = await queue.list(
                 request.tenant_id, request.agent_id, states or {State.QUEUED}, request.user_id
             )
-            page, token = self._pages.page(found, at)
+            page, token = self._pages.page_after(found, at, _position)
         except Exception as exc:
             await rpc_failure(context, classified(exc), "ListEscalations")
-        return esc.ListEscalationsResponse(
-            escalations=[to_escalation(e) for e in page], next_page_token=token
-        )
+        return esc.ListEscalationsResponse(escalations=[to_creator(e) for e in page], next_page_token=token)
 
     async def AnswerEscalation(
         self, request: esc.AnswerEscalationRequest, context: Context
@@ -153,6 +152,15 @@ class EscalationServicer:
                 "agent_id", f"credential {principal.name!r} does not act for agent {agent!r}"
             )
         return queue
+
+
+def _position(e: Escalation) -> bytes:
+    """An escalation's place in its agent's list, oldest first then by id, as bytes that sort the
+    same way: the next page starts after the last one given, however many have been answered (and
+    left the pending list) since."""
+    (bits,) = struct.unpack(">Q", struct.pack(">d", e.created_at))
+    bits = bits ^ 0xFFFF_FFFF_FFFF_FFFF if bits >> 63 else bits | 1 << 63  # IEEE order as unsigned
+    return struct.pack(">Q", bits) + e.id.encode()
 
 
 def _ids(tenant: str, other: str, field: str) -> Violations:

@@ -6,7 +6,7 @@ up to 96 texts in one. The model id says which body applies (`amazon.titan-embed
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -21,12 +21,14 @@ from sidecar.core.clock import Deadline
 from sidecar.core.errors import ProviderMalformedError
 from sidecar.core.tokens import count_tokens
 from sidecar.core.types import Usage
-from sidecar.embeddings.base import Embeddings, checked_vectors, is_normalized
+from sidecar.embeddings.base import Embeddings, batches, checked_vectors, each, is_normalized
 from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.aws_auth import AwsSigner
 from sidecar.providers.base import token_count
 
-TITAN_CONCURRENCY = 4
+TITAN_CONCURRENCY = 4  # requests of one call at a time
+COHERE_BATCH = 96  # texts a Cohere Embed request takes at most
+COHERE_CHARS = 2048  # characters of one text it takes at most ("expected maxLength: 2048")
 
 
 def is_cohere(model: str) -> bool:
@@ -41,7 +43,9 @@ def titan_body(text: str, dimensions: int | None) -> dict[str, Any]:
 
 
 def cohere_body(texts: Sequence[str], input_type: str = "search_document") -> dict[str, Any]:
-    return {"texts": list(texts), "input_type": input_type, "truncate": "END", "embedding_types": ["float"]}
+    """Texts cut to COHERE_CHARS, as `truncate: END` asks (Bedrock refuses a longer one whatever it says)."""
+    cut = [t[:COHERE_CHARS] for t in texts]
+    return {"texts": cut, "input_type": input_type, "truncate": "END", "embedding_types": ["float"]}
 
 
 def parse_titan(data: Any) -> tuple[list[Any], int]:
@@ -77,22 +81,26 @@ class BedrockEmbedder:
         return f"BedrockEmbedder(url={self._url!r})"
 
     async def embed(self, texts: Sequence[str], *, deadline: Deadline) -> Embeddings:
-        if is_cohere(self._deployment.model):
-            vectors = parse_cohere(await self._invoke(cohere_body(texts), deadline), len(texts))
-            usage = Usage(prompt_tokens=sum(count_tokens(t) for t in texts))  # Cohere's body has no count
+        if is_cohere(self._deployment.model):  # COHERE_BATCH texts a request, at most 96
+            calls = [
+                functools.partial(self._cohere, batch, deadline) for batch in batches(texts, COHERE_BATCH)
+            ]
+            rows = [row for part in await each(calls, TITAN_CONCURRENCY) for row in part]
+            vectors = checked_vectors(rows, len(texts))
+            embedded = (t[:COHERE_CHARS] for t in texts)  # Cohere's body has no count: the sidecar's
+            usage = Usage(prompt_tokens=sum(count_tokens(t) for t in embedded))
             return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), usage)
-        gate = asyncio.Semaphore(TITAN_CONCURRENCY)
-
-        async def one(text: str) -> tuple[list[Any], int]:
-            async with gate:
-                return parse_titan(await self._invoke(titan_body(text, self._dimensions), deadline))
-
-        async with asyncio.TaskGroup() as group:  # one failure cancels the others
-            tasks = [group.create_task(one(t)) for t in texts]
-        answers = [t.result() for t in tasks]
-        vectors = checked_vectors([a[0] for a in answers], len(texts))
+        titan = [functools.partial(self._titan, text, deadline) for text in texts]  # one text a request
+        answers = await each(titan, TITAN_CONCURRENCY)
+        vectors = checked_vectors([a[0] for a in answers], len(texts), self._dimensions)
         usage = Usage(prompt_tokens=sum(a[1] for a in answers))
         return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), usage)
+
+    async def _cohere(self, texts: Sequence[str], deadline: Deadline) -> tuple[tuple[float, ...], ...]:
+        return parse_cohere(await self._invoke(cohere_body(texts), deadline), len(texts))
+
+    async def _titan(self, text: str, deadline: Deadline) -> tuple[list[Any], int]:
+        return parse_titan(await self._invoke(titan_body(text, self._dimensions), deadline))
 
     async def _invoke(self, body: dict[str, Any], deadline: Deadline) -> Any:
         raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()

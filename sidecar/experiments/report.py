@@ -17,7 +17,8 @@ from sidecar.experiments.stats import Comparison, Summary, compare, percentile, 
 from sidecar.ledger.record import ExperimentRow
 
 # Outcomes of the caller's own doing, or refused before any variant's model ran: not the variant's
-# errors. A client whose users leave mid-answer, or a tenant over its quota, failed every variant's
+# errors. A client whose users leave mid-answer, a tenant over its quota, or a burst the sidecar shed
+# at capacity (OVERLOADED: admission comes after the assignment) failed every variant's
 # max_error_rate gate alike. (A deadline stays an error: a slower model makes more of them.)
 CALLERS_OWN = frozenset(
     {
@@ -25,7 +26,7 @@ CALLERS_OWN = frozenset(
         "MISSING_CREDENTIALS", "INVALID_CREDENTIALS", "TENANT_NOT_ALLOWED", "METHOD_NOT_ALLOWED",
         "MODEL_NOT_ALLOWED", "PERSONA_NOT_ALLOWED", "RATE_LIMITED", "REQUEST_QUOTA_EXCEEDED",
         "TOKEN_QUOTA_EXCEEDED", "COST_QUOTA_EXCEEDED", "CONCURRENCY_LIMITED", "USER_KEY_REQUIRED",
-        "USER_KEY_REJECTED", "USER_KEY_RATE_LIMITED", "SIDECAR_DRAINING",
+        "USER_KEY_REJECTED", "USER_KEY_RATE_LIMITED", "SIDECAR_DRAINING", "OVERLOADED",
     }
 )  # fmt: skip
 

@@ -3,7 +3,9 @@
 Every operation (opening the pool, taking a connection, the statement itself) is bounded by
 `timeout` on the injected clock: a database that stops answering (a partition drops packets and
 leaves connections open) fails the operation with TimeoutError instead of holding GetUsage, the
-writer and the sidecar's shutdown until TCP gives up, hours later.
+writer and the sidecar's shutdown until TCP gives up, hours later. The server bounds each statement
+by the same `statement_timeout`: a statement the sidecar gave up on (one waiting for a lock on the
+table, a report still running) does not go on in a server process of its own, one more per timeout.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class PostgresLedger:
 
     def __init__(self, url: str, *, clock: Clock, timeout: float, pool_size: int = 4) -> None:
         self._url, self._clock, self._timeout, self._pool_size = url, clock, timeout, pool_size
+        self._statement_timeout = f"SET statement_timeout = {max(1, round(timeout * 1000))}"
         self._pool: Any = None
 
     async def open(self) -> None:
@@ -79,9 +82,15 @@ class PostgresLedger:
             rows = await conn.fetch(text, *args)
         return sql.groups([tuple(r) for r in rows])
 
-    async def delete_before(self, cutoff: float) -> int:
+    async def delete_before(self, cutoff: float, limit: int | None = None) -> int:
+        chosen = "SELECT ctid FROM usage_records WHERE ts < $1 LIMIT $2"
         async with self._session() as conn:
-            status = await conn.execute("DELETE FROM usage_records WHERE ts < $1", cutoff)
+            if limit is None:
+                status = await conn.execute("DELETE FROM usage_records WHERE ts < $1", cutoff)
+            else:
+                status = await conn.execute(
+                    f"DELETE FROM usage_records WHERE ctid = ANY(ARRAY({chosen}))", cutoff, limit
+                )
         return int(str(status).rsplit(" ", 1)[-1])
 
     async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> FeedbackResult:
@@ -111,12 +120,16 @@ class PostgresLedger:
     async def _session(self) -> AsyncIterator[Any]:
         """A pooled connection for one operation, the wait for it and the operation bounded together.
         A connection whose operation failed is terminated (no network wait), never reset and reused:
-        asyncpg's graceful release talks to the server, which may be the one not answering."""
+        asyncpg's graceful release talks to the server, which may be the one not answering.
+        The server bounds the operation's statements by the same timeout, set each time (the pool's
+        release runs RESET ALL; a SET, not a startup parameter, which poolers such as PgBouncer
+        refuse): one round trip more per write or report."""
         if self._pool is None:
             raise ConnectionError("the PostgreSQL ledger is not open")
         async with self._clock.timeout(self._timeout):
             conn = await self._pool.acquire()
             try:
+                await conn.execute(self._statement_timeout)
                 yield conn
             except BaseException:
                 conn.terminate()

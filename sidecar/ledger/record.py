@@ -118,7 +118,9 @@ class LedgerStore(Protocol):
 
     async def usage(self, query: UsageQuery) -> list[UsageGroup]: ...
 
-    async def delete_before(self, cutoff: float) -> int: ...
+    async def delete_before(self, cutoff: float, limit: int | None = None) -> int:
+        """Delete records older than `cutoff`, at most `limit` of them (None: all), in one
+        transaction; how many were deleted."""
 
     async def feedback(self, tenant: str, request_id: str, score: float, label: str) -> FeedbackResult:
         """Score the tenant's call once (a call with a score keeps it)."""

@@ -43,7 +43,7 @@ REDACTED = "[redacted]"
 _CREDENTIAL_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "x-amz-security-token"}
 )
-_DECIMAL = re.compile(r"\d+\.\d+")
+_DECIMAL = re.compile(r"[0-9]+\.[0-9]+")
 _MAX_JSON_BODY = 32 * 1024 * 1024
 _MAX_STREAM_BODY = 64 * 1024 * 1024  # far above any answer within limits.max_tokens_cap, on any wire
 
@@ -227,7 +227,7 @@ class HttpClient:
                         with self._waiting(timeouts):
                             error = await _status_error(resp, self._retry_after, credentials_of(sent_headers))
                         raise error
-            if kind not in resp.headers.get("content-type", ""):
+            if kind not in resp.headers.get("content-type", "").lower():  # media types ignore case
                 sent = resp.headers.get("content-type") or "no content type"
                 raise ProviderMalformedError(f"expected {kind}, the upstream sent {sent[:80]}")
             received = 0
@@ -339,8 +339,8 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None)
     value = (headers.get("retry-after") or "").strip()
     if not value:
         return None
-    if value.isdigit():  # delay-seconds: too many digits for a float is infinity, which the policy caps
-        return float(value)
+    if value.isascii() and value.isdigit():  # delay-seconds (isdigit alone takes Latin-1's ² and ³)
+        return float(value)  # too many digits for a float is infinity, which the policy caps
     if _DECIMAL.fullmatch(value):
         return _finite(value)
     try:

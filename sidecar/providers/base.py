@@ -121,6 +121,7 @@ class StreamEvent:
     done: bool = False
     tool_calls: tuple[ToolCallDelta, ...] = ()  # indexes as the provider numbers them
     thinking: str = ""
+    refused: bool = False  # the text is the model's refusal (OpenAI's `refusal`): a filtered answer
 
 
 class StreamAssembler:
@@ -135,6 +136,7 @@ class StreamAssembler:
         self._finish: FinishReason | None = None
         self._usage: Usage | None = None
         self._done = False
+        self._refused = False
         self._calls: dict[int, int] = {}  # provider index -> the call's ordinal (0, 1, ...)
 
     @property
@@ -148,6 +150,7 @@ class StreamAssembler:
             self._usage = event.usage if self._usage is None else self._usage.merge(event.usage)
         if event.done:
             self._done = True
+        self._refused = self._refused or event.refused
         if not (event.text or event.tool_calls or event.thinking):
             return None
         calls = tuple(
@@ -160,13 +163,17 @@ class StreamAssembler:
         """The closing chunk; a stream that never said how it finished is broken, not complete."""
         if self._finish is None:
             raise ProviderUnavailableError("upstream stream ended before it finished")
-        return Chunk(finish_reason=self._finish, usage=self._usage)
+        finish = self._finish
+        if self._refused and finish is FinishReason.STOP:  # a refusal that ran to its end
+            finish = FinishReason.CONTENT_FILTER
+        return Chunk(finish_reason=finish, usage=self._usage)
 
 
 async def stream_chunks(
     batches: AsyncGenerator[list[E], None],
     parse: Callable[[E], StreamEvent],
     clock: Clock,
+    deadline: Deadline | None = None,
 ) -> AsyncGenerator[Chunk, None]:
     """Parse an upstream event stream (SSE, or AWS event-stream messages) into Chunks, one per
     network read, ending with the final chunk.
@@ -197,7 +204,7 @@ async def stream_chunks(
                 break
         yield assembler.final()
         if assembler.done:
-            await _drain(batches, clock)
+            await _drain(batches, clock, deadline)
 
 
 def _joined(parts: list[Chunk]) -> Chunk:
@@ -214,14 +221,17 @@ def _joined(parts: list[Chunk]) -> Chunk:
 DRAIN_SECONDS = 0.25
 
 
-async def _drain(batches: AsyncGenerator[list[E], None], clock: Clock) -> None:
+async def _drain(batches: AsyncGenerator[list[E], None], clock: Clock, deadline: Deadline | None) -> None:
     """Read past the end marker to the end of the HTTP response, so the connection goes back to the
-    pool; an upstream that keeps it open longer than a moment just loses it."""
+    pool; an upstream that keeps it open longer than a moment just loses it. The caller's result
+    waits for this: it takes at most half the call's time left, and the deadline is never its."""
+    remaining = None if deadline is None else deadline.remaining()
+    wait = DRAIN_SECONDS if remaining is None else min(DRAIN_SECONDS, remaining / 2)
     try:
-        async with clock.timeout(DRAIN_SECONDS), aclosing(batches) as rest:
+        async with clock.timeout(wait), aclosing(batches) as rest:
             async for _ in rest:
                 pass
-    except (TimeoutError, ProviderError):
+    except (TimeoutError, ProviderError, DeadlineExceededError):
         pass
 
 
@@ -302,7 +312,8 @@ class HttpProvider:
                 yield parse_answer(self._wire.parse_response, data)
                 return
             events = self._http.post_sse(url, headers=headers, body=body, timeouts=timeouts)
-            async with aclosing(stream_chunks(events, self._wire.parse_event, self._http.clock)) as chunks:
+            chunks_of = stream_chunks(events, self._wire.parse_event, self._http.clock, deadline)
+            async with aclosing(chunks_of) as chunks:
                 async for chunk in chunks:
                     yield chunk
         except ProviderError as err:  # its text may quote the request back: never the credential

@@ -293,7 +293,8 @@ class BedrockProvider:
                 target, headers=headers, body=body, timeouts=timeouts, kind=EVENT_STREAM, progress=progress
             )
             batches = event_messages(reads, progress)
-            async with aclosing(stream_chunks(batches, parse_message, self._http.clock)) as chunks:
+            chunks_of = stream_chunks(batches, parse_message, self._http.clock, deadline)
+            async with aclosing(chunks_of) as chunks:
                 async for chunk in chunks:
                     yield chunk
         except ProviderError as err:  # its text may quote the request back: never the credential

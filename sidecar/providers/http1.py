@@ -313,8 +313,9 @@ def keepalive_timeout(header: str) -> float | None:
     """`timeout=N` of a Keep-Alive header, seconds; None when absent or not a number."""
     for part in header.split(","):
         name, _, value = part.partition("=")
-        if name.strip().lower() == "timeout" and value.strip().isdigit():
-            return float(value.strip())
+        value = value.strip()
+        if name.strip().lower() == "timeout" and value.isascii() and value.isdigit():  # not Latin-1's ²
+            return float(value)
     return None
 
 

@@ -155,12 +155,15 @@ def parse_response(data: Any) -> Chunk:
     try:
         choice = data["choices"][0]
         text = choice["message"].get("content") or ""
+        refusal = choice["message"].get("refusal") or ""
         calls = _calls(choice["message"].get("tool_calls"), streamed=False)
         finish = _finish(choice.get("finish_reason") or "stop")
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise ProviderMalformedError("chat completion without choices[0].message") from exc
-    if not isinstance(text, str):
-        raise ProviderMalformedError("choices[0].message.content is not a string")
+    if not isinstance(text, str) or not isinstance(refusal, str):
+        raise ProviderMalformedError("choices[0].message.content or .refusal is not a string")
+    if refusal:  # the model declined (structured outputs): its words are the answer, filtered
+        text, finish = text + refusal, _refused(finish)
     usage = parse_usage(data["usage"]) if data.get("usage") else None
     return Chunk(text=text, finish_reason=finish, usage=usage, tool_calls=calls)
 
@@ -174,20 +177,23 @@ def parse_event(data: str) -> StreamEvent:
     if not isinstance(payload, dict) or not isinstance(payload.get("choices", []), list):
         raise ProviderMalformedError("stream chunk is not a chat.completion.chunk")
     usage = parse_usage(payload["usage"]) if payload.get("usage") else None
-    text, finish = "", None
+    text, finish, refused = "", None, False
     calls: tuple[ToolCallDelta, ...] = ()
     for choice in payload.get("choices") or []:
         if not isinstance(choice, dict) or choice.get("index", 0) != 0:
             continue
         delta = choice.get("delta") or {}
         content = delta.get("content") if isinstance(delta, dict) else None
+        refusal = delta.get("refusal") if isinstance(delta, dict) else None
         if isinstance(content, str):
             text = content
+        if isinstance(refusal, str) and refusal:  # a piece of the model's refusal
+            text, refused = text + refusal, True
         if isinstance(delta, dict):
             calls = _calls(delta.get("tool_calls"), streamed=True)
         if reason := choice.get("finish_reason"):
             finish = _finish(reason)
-    return StreamEvent(text=text, finish_reason=finish, usage=usage, tool_calls=calls)
+    return StreamEvent(text=text, finish_reason=finish, usage=usage, tool_calls=calls, refused=refused)
 
 
 def _finish(reason: Any) -> FinishReason:
@@ -195,6 +201,11 @@ def _finish(reason: Any) -> FinishReason:
     if not isinstance(reason, str):
         raise ProviderMalformedError("finish_reason is not a string")
     return FINISH_REASONS.get(reason, FinishReason.STOP)
+
+
+def _refused(finish: FinishReason) -> FinishReason:
+    """A refusal ends the answer as the content filter would, unless it was cut at max_tokens."""
+    return FinishReason.CONTENT_FILTER if finish is FinishReason.STOP else finish
 
 
 def _raise_embedded_error(data: Any) -> None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from sidecar.core.errors import ProviderMalformedError
 
+_BOM = b"\xef\xbb\xbf"
+
 
 @dataclass(frozen=True, slots=True)
 class SseEvent:
@@ -23,6 +25,7 @@ class SseDecoder:
         self._data: list[str] = []
         self._size = 0
         self._max = max_event_bytes
+        self._first_line = True  # a byte order mark before it is ignored (WHATWG)
 
     def feed(self, data: bytes) -> list[SseEvent]:
         """Linear in the bytes fed, however they are split: a piece without a line end is only kept
@@ -37,6 +40,9 @@ class SseDecoder:
         lines = buffer.split(b"\n")
         self._pending, self._pending_size = [], 0
         self._keep(lines.pop())  # the incomplete last line (empty after a line end)
+        if self._first_line and lines:  # a complete first line: only now may a BOM be whole
+            self._first_line = False
+            lines[0] = lines[0].removeprefix(_BOM)
         events: list[SseEvent] = []
         for raw in lines:
             event = self._line(raw.decode("utf-8", errors="replace"))

@@ -1,4 +1,5 @@
-"""A schema's `$ref`s resolved within the schema itself, at the edge (nothing is ever fetched).
+"""A schema's `$ref`s resolved within the schema itself (or the JSON Schema metaschemas the check
+knows too), at the edge (nothing is ever fetched).
 
 `check_schema` only says a `$ref` is a string; jsonschema resolves it when an answer reaches it, and
 one that points at nothing (`#/$defs/missing`, another document's URL) raised there, after the call
@@ -27,15 +28,16 @@ _IN_PLACE_MANY = ("allOf", "anyOf", "oneOf")
 
 
 def dangling_ref(schema: Mapping[str, Any]) -> str | None:
-    """The first `$ref` of `schema` that resolves to nothing within it (or an `$id` that is no URI,
-    `http://[`), or None."""
+    """The first `$ref` or `$dynamicRef` of `schema` that resolves to nothing within it or the JSON
+    Schema metaschemas (or an `$id` that is no URI, `http://[`), or None."""
     try:
         nodes = _scoped_nodes(schema)
     except ValueError:  # urllib's word for a URI it cannot join: an $id
         return "an $id that is no URI"
     for node, scope in nodes.values():
-        if isinstance(ref := node.get("$ref"), str) and not _resolves(scope, ref):
-            return ref
+        for ref in (node.get("$ref"), node.get("$dynamicRef")):
+            if isinstance(ref, str) and not _resolves(scope, ref):
+                return ref
     return None
 
 
@@ -90,13 +92,15 @@ def _in_place(node: Mapping[str, Any], scope: Any) -> list[tuple[str | None, Any
 
 def _scoped_nodes(schema: Mapping[str, Any]) -> dict[int, tuple[Mapping[str, Any], Any]]:
     """Every mapping of `schema` (by id) with the resolver of its base URI."""
-    from referencing import Registry
     from referencing.jsonschema import DRAFT202012
+
+    from sidecar.structured.bounds import no_fetch_registry
 
     root = DRAFT202012.create_resource(schema)
     base = root.id() or ROOT_URI
     found: dict[int, tuple[Mapping[str, Any], Any]] = {}
-    pending: list[tuple[Any, Any]] = [(schema, Registry().with_resource(base, root).crawl().resolver(base))]
+    registry = no_fetch_registry().with_resource(base, root).crawl()  # the metaschemas, as the check
+    pending: list[tuple[Any, Any]] = [(schema, registry.resolver(base))]
     while pending:
         node, scope = pending.pop()
         if isinstance(node, list):

@@ -4,7 +4,8 @@
 response_format); `answer_problem` says why an answer's text does not validate against one.
 Schemas are bounded in size and depth before the library sees them, and their regular expressions
 are matched within a time budget (sidecar/structured/patterns.py); their `$ref`s must resolve
-within the schema (sidecar/structured/refs.py).
+within the schema (sidecar/structured/refs.py). An answer's whole check is bounded in CPU time and
+never fetches anything (sidecar/structured/bounds.py).
 
 The library (with `referencing` and `rpds`, about 4 MB of RSS) is imported on the first call that
 carries a schema, not at start: a sidecar whose callers never send tools or a response format does
@@ -17,6 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sidecar.structured.bounds import CheckBudget, CheckTooSlow, no_fetch_registry, timed_validator
 from sidecar.structured.patterns import (
     MATCH_BUDGET_SECONDS,
     PatternBudget,
@@ -97,23 +99,29 @@ def schema_problem(schema: Any, *, object_root: bool = False) -> str | None:
     return None
 
 
+def _not_json(constant: str) -> Any:
+    """NaN, Infinity and -Infinity: Python's json module reads them, no caller's JSON parser does."""
+    raise ValueError(f"{constant} is not JSON")
+
+
 def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
     """None when `text` is JSON (an object when there is no schema) valid against `schema`."""
     from referencing.exceptions import Unresolvable
 
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_json)
     except ValueError:
         return "the answer is not JSON"
     except RecursionError:  # the model's (or a hostile upstream's) text, nested past the parser's stack
         return "the answer is JSON nested too deeply to check"
     if schema is None:
         return None if isinstance(value, dict) else "the answer is not a JSON object"
-    budget = PatternBudget(MATCH_BUDGET_SECONDS)
+    bounded: Any = bounded_validator(_validator())
+    validator = timed_validator(bounded)(schema, registry=no_fetch_registry())
     try:
-        with budget.active():
-            error = next(iter(bounded_validator(_validator())(schema).iter_errors(value)), None)
-    except UncheckablePattern as exc:
+        with PatternBudget(MATCH_BUDGET_SECONDS).active(), CheckBudget().active():
+            error = next(iter(validator.iter_errors(value)), None)
+    except (UncheckablePattern, CheckTooSlow) as exc:
         return str(exc)
     except Unresolvable as exc:  # refused at the edge (refs.py): the answer fails, never the call
         return f"the schema has a $ref that points at nothing ({type(exc).__name__})"

@@ -23,6 +23,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 OTHER = "other"
 UNKNOWN = "unknown"
+# The causes a usage record is dropped for (ledger/writer.py): their series exist from the start at 0.
+# A series made by its first increment reaches Prometheus at that value, and increase() over it is 0
+# until it grows again: the chart's OrchestratorSidecarLedgerDrops missed every first burst.
+LEDGER_DROP_CAUSES = ("queue_full", "write_failed")
 
 # Bucket boundaries advised by the GenAI semantic conventions.
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
@@ -259,6 +263,8 @@ class Metrics:
             "sidecar_ledger_dropped_records", "Usage records dropped: queue full or write failed.",
             ("cause",), registry=r,
         )  # fmt: skip
+        for cause in LEDGER_DROP_CAUSES:
+            self.ledger_drops.labels(cause)
         self.ledger_writes = Counter("sidecar_ledger_written_records", "Usage records stored.", registry=r)
         self.attributed_requests = Counter(
             "sidecar_attributed_requests", "Calls of allow-listed tenants and users (opt-in).",

@@ -10,8 +10,11 @@ asyncio HTTP framework is loaded for this (aiohttp cost about 11 MB of the sidec
 idle server makes no wake-ups: its thread blocks until a connection or `stop`.
 
 Bounds against a careless or hostile client on the pod network: `max_connections` at once (more are
-closed on accept), `connection_timeout_seconds` for each connection in all (a request trickled a
-byte at a time is cut off too), the stdlib's limits on the request line and headers, GET only.
+closed on accept), of which one client address holds at most `max_connections_per_client` (so one
+that opens connections and says nothing cannot take the kubelet's probes' slots: /livez would fail
+and the sidecar be restarted), `connection_timeout_seconds` for each connection in all (a request
+trickled a byte at a time is cut off too), the stdlib's limits on the request line and headers, GET
+only.
 """
 
 from __future__ import annotations
@@ -95,19 +98,29 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class _BoundedServer(ThreadingWSGIServer):
-    """At most `slots` connections served at once, more are closed as they are accepted; each
-    connection gets `connection_timeout` seconds in all (a client that trickles its request a byte
-    at a time is cut off then: `reap`, called by the serving thread)."""
+    """At most `slots` connections served at once, at most `per_client` of them from one client
+    address, more are closed as they are accepted; each connection gets `connection_timeout` seconds
+    in all (a client that trickles its request a byte at a time is cut off then: `reap`, called by
+    the serving thread)."""
 
     allow_reuse_address = True
     timeout = 0.0  # handle_request() is called only when a connection waits: never block in it
 
-    def __init__(self, address: tuple[str, int], family: int, slots: int, connection_timeout: float) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        family: int,
+        slots: int,
+        connection_timeout: float,
+        per_client: int = 4,
+    ) -> None:
         self.address_family = family
         self.connection_timeout = connection_timeout
         self._slots = threading.BoundedSemaphore(slots)
+        self._per_client = per_client
         self._lock = threading.Lock()
         self._deadlines: dict[socket.socket, float] = {}
+        self._clients: dict[socket.socket, str] = {}  # each open connection's client address
         super().__init__(address, _QuietHandler)
 
     def server_bind(self) -> None:
@@ -116,11 +129,9 @@ class _BoundedServer(ThreadingWSGIServer):
         super().server_bind()
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
+        if not self._admit(request, str(client_address[0])):
             self.shutdown_request(request)
             return
-        with self._lock:
-            self._deadlines[request] = time.monotonic() + self.connection_timeout
         try:
             super().process_request(request, client_address)
         except BaseException:
@@ -133,9 +144,21 @@ class _BoundedServer(ThreadingWSGIServer):
         finally:
             self._done(request)
 
+    def _admit(self, request: socket.socket, client: str) -> bool:
+        """Take a slot for the connection unless every slot, or its client's share, is taken."""
+        with self._lock:
+            if sum(1 for c in self._clients.values() if c == client) >= self._per_client:
+                return False
+            if not self._slots.acquire(blocking=False):
+                return False
+            self._clients[request] = client
+            self._deadlines[request] = time.monotonic() + self.connection_timeout
+        return True
+
     def _done(self, request: socket.socket) -> None:
         with self._lock:
             self._deadlines.pop(request, None)
+            self._clients.pop(request, None)
         self._slots.release()
 
     def reap(self, now: float) -> float | None:
@@ -168,12 +191,17 @@ class MetricsServer:
         loop_wait_seconds: float = 1.0,
         connection_timeout_seconds: float = 10.0,
         max_connections: int = 16,
+        max_connections_per_client: int = 4,
     ) -> None:
         self._registry = registry
         self.readiness = Readiness()
         host, _, port = address.rpartition(":")
         self._host, self._port = host.strip("[]"), int(port)
-        self._wait, self._slots = loop_wait_seconds, max_connections
+        self._wait, self._slots, self._per_client = (
+            loop_wait_seconds,
+            max_connections,
+            max_connections_per_client,
+        )
         self._connection_timeout = connection_timeout_seconds
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: _BoundedServer | None = None
@@ -202,7 +230,11 @@ class MetricsServer:
             family, *_, sockaddr = infos[0]
             try:
                 return _BoundedServer(
-                    (str(sockaddr[0]), self._port), family, self._slots, self._connection_timeout
+                    (str(sockaddr[0]), self._port),
+                    family,
+                    self._slots,
+                    self._connection_timeout,
+                    self._per_client,
                 )
             except OSError:
                 if i == len(hosts) - 1:

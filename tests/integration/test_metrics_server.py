@@ -148,6 +148,25 @@ async def test_connections_beyond_the_cap_are_closed_and_the_slot_comes_back() -
         assert await status_once_free(server.port, "/livez") == 200
 
 
+async def test_one_client_holding_every_connection_it_may_does_not_starve_the_probes() -> None:
+    """A client on the pod network that opens connections and says nothing (each held until the
+    connection timeout, then opened again) got every slot: the kubelet's /livez was closed unanswered
+    and, three probes later, the sidecar restarted. One client gets a few slots, not all of them."""
+    async with serving() as server:  # the defaults: 16 connections
+        held: list[socket.socket] = []
+        try:
+            for _ in range(16):
+                attacker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                attacker.bind(("127.0.0.2", 0))  # another address than the prober's
+                attacker.connect(("127.0.0.1", server.port))
+                held.append(attacker)
+            assert await status_once_free(server.port, "/livez") == 200
+            assert (await get(server.port, "/readyz"))[0] == 503
+        finally:
+            for attacker in held:
+                attacker.close()
+
+
 async def test_a_stalled_client_is_dropped_after_the_connection_timeout_quietly(
     capfd: pytest.CaptureFixture[str],
 ) -> None:

@@ -24,15 +24,19 @@ def ask(text: str) -> gen.GenerateRequest:
 async def test_rpcs_past_the_cap_are_refused_at_once_and_the_cap_frees(serve: Any) -> None:
     s = await serve({"policy": echo_policy(), "settings": {"max_concurrent_rpcs": 3}})
     silent = s.channel.stream_stream(GENERATE)  # headers sent, the request message never written
-    held = [silent() for _ in range(3)]
+    held: list[Any] = []
     try:
-        for _ in range(200):  # the three have reached the server once one more is refused
+        for _ in range(200):
+            # a silent RPC that reached the server after a Generate took its place was refused itself
+            held = [call for call in held if not call.done()]
+            held += [silent() for _ in range(3 - len(held))]
+            await asyncio.sleep(0.01)  # their headers reach the server before the next call's
             try:
                 await s.stub.generation.Generate(ask("one more"), timeout=5)
             except grpc.aio.AioRpcError as refused:
                 assert refused.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert "Concurrent RPC limit" in (refused.details() or "")
                 break
-            await asyncio.sleep(0.01)
         else:
             raise AssertionError("three silent RPCs did not hold the cap of 3")
     finally:

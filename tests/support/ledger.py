@@ -60,5 +60,7 @@ async def check_aggregates(store: LedgerStore) -> None:
     assert [(g.key, g.requests) for g in first_day] == [("alice", 100)]
     assert await store.usage(UsageQuery("nobody", DAY1, DAY2, GroupBy.USER)) == []
 
-    assert await store.delete_before(DAY2) == 101  # alice's 100 and the other tenant's one
+    assert await store.delete_before(DAY2, 60) == 60  # retention deletes a batch at a time
+    assert await store.delete_before(DAY2, 60) == 41  # the rest of alice's 100 and the other tenant's one
+    assert await store.delete_before(DAY2, 60) == 0
     assert [g.key for g in await store.usage(UsageQuery("acme", 0, DAY2 * 2, GroupBy.USER))] == ["bob"]

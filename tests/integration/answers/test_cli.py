@@ -81,3 +81,23 @@ def test_chat_shows_the_path_and_accepts_an_offer(served: str) -> None:
     figures = json.loads(report.stdout)
     assert figures["messages"] == "3" and figures["paths"] == {"C": "2", "D": "1"}
     assert figures["reuse_rate"] == pytest.approx(2 / 3, abs=1e-3) and figures["queue_backlog"] == "0"
+
+
+def test_answers_list_prints_every_page(served: str) -> None:
+    """`answers list` asked for one page of 1000 and printed it with its next_page_token, which the
+    command has no way to pass back: past 1000 escalations in a state (answered ones over the
+    30 days of retention) the rest could not be listed, and a page of long escalations could pass
+    the 4 MB a gRPC client takes. It follows the pages and prints them all."""
+    for who in ("ann", "bob", "cat"):  # offers (not accepted: stdin is not a terminal)
+        offer = run(
+            "chat", "--target", served, "--persona", "chef-maya", "--tenant", "demo", "--user", who, NOVEL
+        )
+        assert "[path D escalation offered: novel]" in offer.stderr, offer.stderr
+    where = ("--target", served, "--tenant", "demo", "--agent", "chef-maya", "--state", "offered")
+    listed = run("answers", "list", *where, "--page-size", "2")
+    assert listed.returncode == 0, listed.stderr
+    doc = json.loads(listed.stdout)
+    # three offers, in order; none accepted, so who made them is not shown to the creator
+    assert len({e["id"] for e in doc["escalations"]}) == 3
+    assert [e.get("user_id", "") for e in doc["escalations"]] == ["", "", ""]
+    assert not doc.get("next_page_token")

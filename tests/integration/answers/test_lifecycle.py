@@ -265,6 +265,47 @@ async def test_list_pages_and_filters(s: Any, clock: FakeClock) -> None:
     assert (await rich(err.value)).reason == "AGENT_NOT_FOUND"
 
 
+async def test_the_creator_never_reads_an_offer_the_user_did_not_accept(s: Any, clock: FakeClock) -> None:
+    """An offer asks the user whether to send the message to the creator. Listed OFFERED (or EXPIRED
+    before it was accepted), it handed the creator the question, the conversation's last messages and
+    who asked; now only its state and times. Once accepted it is the user's message, listed whole."""
+    for who, conversation in (("ann", "c1"), ("bob", "c2"), ("cat", "c3")):  # something before it
+        await ask(s, "How much salt do you put in pasta water?", who=who, conversation=conversation)
+    kept = await offered(s, who="ann")
+    lapsed = await offered(s, who="bob", conversation="c2")
+    sent = await offered(s, who="cat", conversation="c3")
+    await accept(s, sent, who="cat")
+    states = [esc.ESCALATION_STATE_OFFERED, esc.ESCALATION_STATE_QUEUED]
+    listed = {e.id: e for e in await pending(s, states=states)}
+    assert set(listed) == {kept, lapsed, sent}
+    for unsent in (listed[kept], listed[lapsed]):
+        assert unsent.state == esc.ESCALATION_STATE_OFFERED and unsent.HasField("offer_expire_time")
+        withheld = (unsent.question, unsent.user_id, unsent.conversation_id, list(unsent.context))
+        assert withheld == ("", "", "", [])
+    assert listed[sent].question == NOVEL and listed[sent].user_id == "cat" and listed[sent].context
+    assert await pending(s, states=states, user_id="ann") == []  # nor found by who asked
+    clock.advance(900)  # the offers lapse (600 s here); the queued one stays queued (3600 s)
+    expired = await pending(s, states=[esc.ESCALATION_STATE_EXPIRED])
+    assert {e.id for e in expired} == {kept, lapsed} and all(not e.question for e in expired)
+
+
+async def test_an_offer_keeps_a_bounded_question_and_context(s: Any) -> None:
+    """Offers cost the user nothing, and each stored the question and the last messages whole: an
+    offer made after a 150,000-character message kept all of it (and so did every other offer)."""
+    from sidecar.answers.model import MAX_CONTEXT_MESSAGE_CHARS, MAX_QUESTION_CHARS
+
+    await ask(s, "How much salt do you put in pasta water? " + "Really, " * 20_000, conversation="big")
+    long_novel = NOVEL + " " + "Tell me everything about the cheese. " * 1_000
+    reply = await ask(s, long_novel, conversation="big")
+    d = reply.summary.answer_decision
+    assert d.path == ans.ANSWER_PATH_OFFER_ESCALATION, d
+    await accept(s, d.escalation_id)
+    (e,) = await pending(s)
+    assert e.question.startswith(NOVEL) and len(e.question) < MAX_QUESTION_CHARS + 60 < len(long_novel)
+    assert e.context and all(len(m.text) < MAX_CONTEXT_MESSAGE_CHARS + 60 for m in e.context)
+    assert any("more characters not kept" in m.text for m in e.context)
+
+
 async def test_paths_b_c_d_f_never_reach_a_provider_and_stream_too(s: Any) -> None:
     """Served without any attempt, cost 0; StreamGenerate carries the decision in its result."""
     for text in ("help?", "Can I freeze fresh basil?", NOVEL, "politics again?"):
@@ -282,3 +323,26 @@ async def test_paths_b_c_d_f_never_reach_a_provider_and_stream_too(s: Any) -> No
     )
     result = events[-1].result
     assert result.summary.answer_decision.path == ans.ANSWER_PATH_CANONICAL and not result.summary.attempts
+
+
+async def test_working_through_the_queue_page_by_page_skips_nothing(s: Any, clock: FakeClock) -> None:
+    # a creator lists the pending escalations, answers that page, then asks for the next one: the
+    # answered ones have left the pending list meanwhile, and the next page must still start at
+    # the first escalation not yet shown (an offset into the shorter list skipped the rest)
+    ids = []
+    for who in ("ann", "bob", "cat"):  # the day's limit
+        ids.append(await offered(s, who=who))
+        clock.advance(1)
+        await accept(s, ids[-1], who=who)
+    req = esc.ListEscalationsRequest(tenant_id="acme", agent_id="maya", page_size=2)
+    seen = []
+    while True:
+        page = await s.stub.ListEscalations(req, metadata=bearer("MAYA"))
+        for e in page.escalations:
+            seen.append(e.id)
+            await answer(s, e.id, f"Answer to {e.user_id}.")
+        if not page.next_page_token:
+            break
+        req.page_token = page.next_page_token
+    assert seen == ids
+    assert await pending(s) == []

@@ -343,3 +343,61 @@ async def test_the_served_sidecar_sweeps_and_the_metrics_move_without_a_read(
     failure = await rich(err.value)
     assert (failure.code, failure.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "ESCALATION_WRONG_STATE")
     assert len(await store.canonical("acme", "maya")) == canonical  # and nothing changed
+
+
+async def _from_a_newer_sidecar(store: AnswerStore, e: Escalation) -> None:
+    """Rewrite a stored escalation as a newer sidecar sharing the store might: a state this one
+    does not know."""
+    doc = e.encode().decode().replace('"state":"offered"', '"state":"snoozed"')
+    if isinstance(store, SqliteAnswerStore):
+        with sqlite3.connect(store._path) as conn:
+            conn.execute("UPDATE escalations SET doc = ?, state = 'snoozed' WHERE id = ?", (doc, e.id))
+        return
+    shared: Any = store
+    key = shared._key(e.tenant, "e", e.id)
+    await shared._redis.hset(key, mapping={"state": "snoozed", "doc": doc})
+
+
+async def test_a_record_this_sidecar_cannot_read_does_not_stop_expiry(
+    make: Callable[[], AnswerStore],  # noqa: F811
+) -> None:
+    """One escalation this sidecar cannot read (a newer sidecar's state on a shared Redis, a record
+    edited by hand) raised out of every sweep: the sweeper's task ended without a word, and no
+    escalation of any tenant expired again until a restart. The creator's list failed the same way."""
+    store, clock, seen = make(), FakeClock(), Seen()
+    odd, due = offer("esc_unreadable1", at=NOW - 10), offer("esc_readable01")
+    await store.put(odd)
+    await store.put(due)
+    await _from_a_newer_sidecar(store, odd)
+    s = sweeper(store, clock, seen)
+    s.start()
+    try:
+        await sweep_at(clock, seen, NOW + 3600)
+        assert seen.expired() == ["esc_readable01"]
+        assert [e.id for e in await store.escalations("acme", "maya")] == ["esc_readable01"]
+    finally:
+        await s.stop()
+
+
+class RaisingOnce(FailingOnce):
+    async def due(self, now: float, limit: int) -> list[Escalation]:
+        if not self.failed:
+            self.failed = True
+            raise KeyError("state")  # not a store failure: a bug, a record of another shape
+        return await self.store.due(now, limit)
+
+
+async def test_a_sweep_failing_in_an_unforeseen_way_is_counted_and_the_next_one_runs(
+    make: Callable[[], AnswerStore],  # noqa: F811
+) -> None:
+    store, clock, seen = make(), FakeClock(), Seen()
+    await store.put(offer("esc_raising_01"))
+    s = sweeper(RaisingOnce(store), clock, seen)  # type: ignore[arg-type]
+    s.start()
+    try:
+        await sweep_at(clock, seen, NOW + 3600)
+        assert seen.errors == ["sweep"] and seen.moved == []
+        await sweep_at(clock, seen, NOW + 3600 + INTERVAL)
+        assert seen.expired() == ["esc_raising_01"]
+    finally:
+        await s.stop()

@@ -118,3 +118,33 @@ async def test_a_cancelled_wait_gives_back_a_slot_granted_meanwhile() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert (running(s, "a"), s.queue("b").depth()) == (0, 0)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("turns", range(8))
+@pytest.mark.parametrize("names", [("a",), ("a", "b")])
+async def test_a_call_cancelled_just_as_its_slot_came_gives_the_slot_back(
+    turns: int, names: tuple[str, ...]
+) -> None:
+    # the caller goes away (its deadline, a client cancel) at every loop turn after the slot was
+    # handed to it, however many queues it waited in: the slot is given back, never kept by nobody
+    clock = FakeClock()
+    s = slots(clock, queue_size=4, **{n: 1 for n in names})
+    first = s.holder()
+    assert all(first.take(n) for n in names)
+    waiting = s.holder()
+    task = asyncio.get_running_loop().create_task(
+        waiting.wait(list(names), Priority.NORMAL, Deadline.after(60, clock))
+    )
+    await settle()
+    first.release_all()
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    task.cancel()
+    try:
+        got = await task
+    except asyncio.CancelledError:
+        got = None
+    if got is not None:  # it was served before the cancel reached it: it holds one slot
+        waiting.release_all()
+    await settle()
+    assert [running(s, n) for n in names] == [0] * len(names)

@@ -38,6 +38,36 @@ def test_blocked_topics_match_whole_words_and_phrases() -> None:
     assert signals.blocked_topic("my address book", topics) is None
 
 
+def test_words_of_every_alphabet_count() -> None:
+    """Words were [a-z0-9']: a clear question in Cyrillic or Greek had no word at all, so it scored
+    vagueness 1 and confidence 0, and every such user got the clarifying questions (path B) in
+    place of an answer; a blocked topic written in those alphabets never matched."""
+    russian = "Сколько соли нужно класть в воду для пасты?"
+    greek = "Πόσο αλάτι βάζω στο νερό για τα ζυμαρικά;"  # noqa: RUF001
+    assert signals.vagueness(russian) == 0.0 and signals.vagueness(greek) == 0.0
+    assert signals.complexity(russian) == signals.complexity("How much salt goes in the pasta water?")
+    assert signals.blocked_topic("Что вы думаете про ПОЛИТИКУ?", ["политику"]) == "политику"
+    assert signals.blocked_topic("геополитику хлеба", ["политику"]) is None
+    assert signals.words("Don\u2019t stop, l'été") == ["don\u2019t", "stop", "l'été"]
+    choice = classify(AgentPolicy(), measure(russian, 0.5), CANON)
+    assert not isinstance(choice, Escalate) and choice.path is Path.AUTO_ANSWER
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Tell me about p\u200bolitics",  # a zero-width space inside the word
+        "POLI\u00adTICS now",  # a soft hyphen
+        "poli\u2060tics",  # a word joiner
+        "\uff50\uff4f\uff4c\uff49\uff54\uff49\uff43\uff53 please",  # fullwidth letters
+    ],
+)
+def test_a_blocked_topic_is_not_hidden_by_invisible_or_fullwidth_characters(text: str) -> None:
+    """The model reads these as the word itself (path A answers them); the topic check split the word
+    at the invisible character, or did not know the fullwidth letters, and let the message through."""
+    assert signals.blocked_topic(text, ["politics"]) == "politics"
+
+
 def test_tier_and_topic_refuse_before_anything_is_measured() -> None:
     p = AgentPolicy(allowed_tiers=["pro"], blocked_topics=["politics"])
     tier = gate(p, "Can I freeze basil?", "free")

@@ -59,3 +59,32 @@ def test_a_page_size_out_of_range_names_page_size(size: int) -> None:
     with pytest.raises(InvalidRequestError) as err:
         PageTokens(b"s").request(models_pb2.ListModelsRequest(page_size=size))
     assert field_of(err) == ["page_size"]
+
+
+def test_a_keyed_list_resumes_after_the_last_key_given_when_items_left_it() -> None:
+    pages = PageTokens(b"secret")
+    items = [bytes([i]) for i in range(6)]
+    req = keys_pb2.ListTenantKeysRequest(tenant_id="acme", page_size=2)
+    first, token = pages.page_after(items, pages.request(req, keyed=True), lambda b: b)
+    assert first == items[:2] and token
+    req.page_token = token
+    left = items[2:]  # the first page was worked off: those items are no longer listed
+    second, token = pages.page_after(left, pages.request(req, keyed=True), lambda b: b)
+    assert second == items[2:4]
+    req.page_token = token
+    assert pages.page_after(left, pages.request(req, keyed=True), lambda b: b) == (items[4:], "")
+
+
+def test_a_keyed_token_altered_or_of_another_query_is_invalid_naming_page_token() -> None:
+    pages = PageTokens(b"secret")
+    req = keys_pb2.ListTenantKeysRequest(tenant_id="acme", page_size=1)
+    _, token = pages.page_after([b"a", b"b"], pages.request(req, keyed=True), lambda b: b)
+    for bad in (
+        keys_pb2.ListTenantKeysRequest(tenant_id="globex", page_token=token),
+        keys_pb2.ListTenantKeysRequest(tenant_id="acme", page_token=token[:-2] + "AA"),
+        keys_pb2.ListTenantKeysRequest(tenant_id="acme", page_token="A" * 300),
+        keys_pb2.ListTenantKeysRequest(tenant_id="acme", page_token="AAAA"),
+    ):
+        with pytest.raises(InvalidRequestError) as err:
+            PageTokens(b"secret").request(bad, keyed=True)
+        assert field_of(err) == ["page_token"]

@@ -47,6 +47,20 @@ def test_calls_the_caller_ended_or_was_refused_are_not_a_variants_errors() -> No
     assert (b.calls, b.errors, b.error_rate) == (10, 2, pytest.approx(2 / 8))
 
 
+def test_calls_shed_at_capacity_are_not_a_variants_errors() -> None:
+    """The experiment layer assigns a variant before admission: a burst the sidecar sheds with
+    OVERLOADED was refused before any model ran, and it sheds every variant's calls alike. Counted
+    as errors, 137 sheds of 213 calls put the variant at an error rate of 0.83 and its verdict at
+    REJECT (max_error_rate) whatever its model did."""
+    shed = [ExperimentRow("b", False, 0.0, 0, 0.0, None, outcome="OVERLOADED") for _ in range(14)]
+    ok = [ExperimentRow("b", True, 0.1, 10, 0.01, 0.9, outcome="OK") for _ in range(5)]
+    control = [ExperimentRow("a", True, 0.1, 10, 0.01, 0.5, outcome="OK") for _ in range(5)]
+    report = build_report("tone", exp(), control + ok + shed)
+    b = report.variants[1]
+    assert (b.calls, b.errors, b.error_rate) == (19, 0, 0.0)
+    assert report.verdicts[0].verdict is not Verdict.REJECT
+
+
 def test_a_clearly_better_variant_is_promoted_and_a_worse_one_rejected() -> None:
     a = [0.50, 0.52, 0.48, 0.51, 0.49, 0.50]
     better = [0.90, 0.92, 0.88, 0.91, 0.89, 0.90]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from sidecar.ledger.sqlite import SqliteLedger
 from tests.support.ledger import check_aggregates
@@ -74,3 +77,52 @@ async def test_metadata_is_stored_and_an_older_table_gains_the_column(tmp_path: 
         rows = dict(conn.execute("SELECT request_id, metadata FROM usage_records").fetchall())
     assert json.loads(rows["old"]) == {}
     assert json.loads(rows["new"]) == {"env": "dev", "team": "blue"}
+
+
+async def test_an_open_that_fails_leaves_no_file_open(tmp_path: Path) -> None:
+    """A ledger whose file cannot be set up (here not a database; a full disk fails the same step)
+    is opened again by the writer every 30 s: each failed try left its file open (one more file
+    descriptor per try, measured on a full tmpfs: 26 to 30 after four tries), for as long as it lasts."""
+    import os
+
+    import pytest
+
+    path = tmp_path / "usage.db"
+    path.write_bytes(b"not a database " * 1000)
+    store = SqliteLedger(path)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with pytest.raises(sqlite3.DatabaseError):
+            await store.open()
+    assert len(os.listdir("/proc/self/fd")) == before
+    await store.aclose()
+
+
+async def test_the_wal_is_cut_back_once_a_long_report_let_it_grow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reports read on their own connection; while one runs, checkpoints cannot reset the WAL and it
+    grows with every write (two pollers back to back: 117 MB in 80 s). Once the reports stop and a
+    checkpoint resets it, the -wal file is cut back instead of keeping its high-water mark."""
+    from sidecar.ledger import sqlite as ledger_sqlite
+    from tests.unit.ledger.test_writer import record
+
+    monkeypatch.setattr(ledger_sqlite, "WAL_SIZE_LIMIT", 1_000_000, raising=False)
+    path = tmp_path / "usage.db"
+    wal = tmp_path / "usage.db-wal"
+    store = SqliteLedger(path)
+    await store.open()
+    report = sqlite3.connect(path)  # a report's read transaction, open while the writes go on
+    report.execute("BEGIN")
+    report.execute("SELECT count(*) FROM usage_records").fetchall()
+    for b in range(30):
+        await store.write([record(b * 500 + i) for i in range(500)])
+    grown = wal.stat().st_size
+    report.execute("COMMIT")
+    report.close()
+    for b in range(30, 40):  # past the checkpoint threshold again: it completes, the WAL restarts
+        await store.write([record(b * 500 + i) for i in range(500)])
+    after = wal.stat().st_size
+    await store.aclose()
+    assert grown > 4_000_000
+    assert after < grown / 2  # cut to 1 MB at the reset, then the writes after it (kept: 4.6 MB)

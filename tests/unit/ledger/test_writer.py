@@ -51,7 +51,7 @@ class BlockedStore:
     async def usage(self, query: UsageQuery) -> list[UsageGroup]:
         return []
 
-    async def delete_before(self, cutoff: float) -> int:
+    async def delete_before(self, cutoff: float, limit: int | None = None) -> int:
         return 0
 
     async def aclose(self) -> None: ...
@@ -187,3 +187,61 @@ async def test_stop_on_a_failing_store_drops_the_queue_after_one_failed_write(
 async def settle() -> None:
     for _ in range(20):
         await asyncio.sleep(0)
+
+
+async def test_stop_during_a_write_that_fails_drops_the_queue_without_another_write(
+    clock: FakeClock,
+) -> None:
+    """The writer's own write is in progress (the database stopped answering) when the sidecar stops:
+    once it fails, what is still queued is dropped, not tried again (each try waits its whole timeout)."""
+    m, store = Metrics(), BlockedStore()
+    store.fail = True
+    writer = LedgerWriter(store, LedgerPolicy(batch_size=2), clock=clock, signals=m)  # time never moves
+    for i in range(5):
+        writer.submit(record(i))
+    await writer.start()
+    await settle()
+    assert store.writes == 1  # the writer's batch of two, waiting on the database
+    stopping = asyncio.create_task(writer.stop())
+    await settle()
+    store.release.set()  # the write fails now (as a timed-out one does)
+    await stopping
+    assert store.writes == 1
+    assert writer.dropped == 5 and dropped(m, "write_failed") == 5
+
+
+class BacklogStore(BlockedStore):
+    """A store holding `old` records past retention; writes and deletes are logged in order."""
+
+    def __init__(self, old: int) -> None:
+        super().__init__()
+        self.release.set()
+        self.old = old
+        self.ops: list[tuple[str, int]] = []
+
+    async def write(self, records: Sequence[UsageRecord]) -> None:
+        await super().write(records)
+        self.ops.append(("write", len(records)))
+
+    async def delete_before(self, cutoff: float, limit: int | None = None) -> int:
+        removed = self.old if limit is None else min(limit, self.old)
+        self.old -= removed
+        self.ops.append(("delete", removed))
+        return removed
+
+
+async def test_a_retention_backlog_is_deleted_a_batch_at_a_time_between_writes() -> None:
+    """Twelve records past retention, five per delete: the writer writes what came in between the
+    deletes. One DELETE of a large backlog (750,000 records after lowering retention_days: 36 s on
+    SQLite) held every write behind it and dropped the calls' records."""
+    store, steps = BacklogStore(old=12), StepClock()
+    policy = LedgerPolicy(batch_size=1, purge_batch=5)
+    writer = LedgerWriter(store, policy, clock=steps, signals=Metrics())
+    await writer.start()
+    for i in range(4):
+        writer.submit(record(i))
+        await settle()
+    await writer.stop()
+    assert store.ops == [
+        ("write", 1), ("delete", 5), ("write", 1), ("delete", 5), ("write", 1), ("delete", 2), ("write", 1),
+    ]  # fmt: skip

@@ -45,3 +45,28 @@ def test_the_problem_of_a_cut_answer_says_so() -> None:
     assert check().problem("anything", FinishReason.TOOL_CALLS) is None
     err = check().error("at n: bad")
     assert (err.reason, err.metadata) == ("SCHEMA_VALIDATION_FAILED", {"violation": "at n: bad"})
+
+
+def test_nan_and_infinity_are_not_json() -> None:
+    """Python's json module reads them; no caller's JSON parser does."""
+    c = check()
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        assert c.problem('{"n": 1, "x": ' + constant + "}", FinishReason.STOP) == "the answer is not JSON"
+        assert AnswerCheck(None).problem("[" + constant + "]", FinishReason.STOP) == "the answer is not JSON"
+
+
+def test_a_backtracking_pattern_is_stopped_not_run_to_its_end() -> None:
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": "^(a|aa)+$"}}}
+    c = AnswerCheck(schema)
+    problem = c.problem('{"code": "' + "a" * 60 + '!"}', FinishReason.STOP)
+    assert problem is not None and "took too long to check" in problem
+    assert c.problem('{"code": "aaaa"}', FinishReason.STOP) is None  # the same pattern still checks
+
+
+def test_unique_items_compares_as_json_schema_does() -> None:
+    c = AnswerCheck({"type": "object", "properties": {"a": {"type": "array", "uniqueItems": True}}})
+    for same in ("[1, 1.0]", '[{"x": 1, "y": [2]}, {"y": [2.0], "x": 1}]', "[[1], [1.0]]", '["s", "s"]'):
+        problem = c.problem('{"a": ' + same + "}", FinishReason.STOP)
+        assert problem is not None and "non-unique" in problem, same
+    for distinct in ("[1, true]", "[0, false]", '[1, "1"]', "[[1], [1, 1]]", "[null, false]", "[{}, []]"):
+        assert c.problem('{"a": ' + distinct + "}", FinishReason.STOP) is None, distinct

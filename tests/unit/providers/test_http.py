@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from sidecar.providers._http import redact, retry_after_seconds
+from sidecar.providers.http1 import keepalive_timeout
 
 
 @pytest.mark.parametrize(
@@ -16,6 +17,8 @@ from sidecar.providers._http import redact, retry_after_seconds
         ({"retry-after": "-3"}, None),
         ({"retry-after": "1e400"}, None),
         ({"retry-after": "nan"}, None),
+        ({"retry-after": "\u00b2"}, None),  # byte 0xB2 as Latin-1: a digit to str.isdigit, not to float
+        ({"retry-after-ms": "\u00b9\u00b3", "retry-after": "\u00b3"}, None),
         ({"retry-after-ms": "-5", "retry-after": "2"}, 2.0),
         ({"retry-after": "Sat, 21 Nov 2026 04:59:00 GMT", "date": "Sat, 21 Nov 2026 05:00:00 GMT"}, 0.0),
         ({}, None),
@@ -66,3 +69,11 @@ def test_a_read_timeout_at_the_deadline_is_the_callers(left: float, caller: bool
     clock.advance(0.3 - left)
     with pytest.raises(DeadlineExceededError if caller else ProviderTimeoutError), map_http_errors(deadline):
         raise TimeoutError
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [("timeout=5, max=100", 5.0), ("max=100", None), ("timeout=soon", None), ("timeout=\u00b2", None)],
+)
+def test_keep_alive_timeout(header: str, expected: float | None) -> None:
+    assert keepalive_timeout(header) == expected

@@ -128,3 +128,48 @@ def test_malformed_completions(body: dict[str, object]) -> None:
 def test_null_content_is_empty_text() -> None:
     chunk = openai.parse_response({"choices": [{"message": {"content": None}, "finish_reason": "length"}]})
     assert chunk.text == "" and chunk.finish_reason is FinishReason.LENGTH
+
+
+REFUSAL = "I'm sorry, I cannot help with that."
+
+
+def test_a_refusal_is_its_text_finished_by_the_content_filter() -> None:
+    """Structured outputs: a model that declines answers `message.refusal` with `content` null and
+    finish_reason "stop". It was an empty answer finished STOP (the refusal lost, the structured
+    check and schema_retry taking it for a bad answer worth another deployment)."""
+    body = {
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "refusal": REFUSAL},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 9},
+    }
+    chunk = openai.parse_response(body)
+    assert (chunk.text, chunk.finish_reason) == (REFUSAL, FinishReason.CONTENT_FILTER)
+
+
+def test_a_streamed_refusal_is_its_text_finished_by_the_content_filter() -> None:
+    def data(delta: dict[str, object], finish: str | None = None) -> str:
+        return json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+    events = [
+        data({"role": "assistant", "content": None, "refusal": ""}),
+        data({"refusal": "I'm sorry, "}),
+        data({"refusal": "I cannot help with that."}),
+        data({}, "stop"),
+        json.dumps({"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 9}}),
+        "[DONE]",
+    ]
+    assembler = StreamAssembler()
+    chunks = [c for e in events if (c := assembler.feed(openai.parse_event(e))) is not None]
+    assert "".join(c.text for c in chunks) == REFUSAL
+    assert assembler.final().finish_reason is FinishReason.CONTENT_FILTER
+
+
+def test_a_null_refusal_beside_text_is_an_ordinary_answer() -> None:
+    body = {"choices": [{"message": {"content": "Hi", "refusal": None}, "finish_reason": "stop"}]}
+    chunk = openai.parse_response(body)
+    assert (chunk.text, chunk.finish_reason) == ("Hi", FinishReason.STOP)

@@ -70,3 +70,18 @@ def test_a_long_line_split_in_small_reads_is_decoded_in_linear_time() -> None:
     d = SseDecoder(max_event_bytes=size + 1)
     events = [e for i in range(0, len(raw), piece) for e in d.feed(raw[i : i + piece])]
     assert [len(e.data) for e in events] == [size]
+
+
+def test_a_leading_byte_order_mark_is_ignored_however_the_bytes_are_split() -> None:
+    """WHATWG: one leading U+FEFF is ignored. It made the first line's field `\\ufeffevent`, and
+    Anthropic's message_start (the prompt's token counts) was dropped."""
+    raw = b"\xef\xbb\xbf" + TRANSCRIPT
+    for cut in range(6):
+        d = SseDecoder()
+        assert d.feed(raw[:cut]) + d.feed(raw[cut:]) + d.close() == EXPECTED
+    d = SseDecoder()
+    assert [e for i in range(len(raw)) for e in d.feed(raw[i : i + 1])] + d.close() == EXPECTED
+
+
+def test_a_byte_order_mark_after_the_start_is_text() -> None:
+    assert SseDecoder().feed(b"data: one\n\n\xef\xbb\xbfdata: two\n\n") == [SseEvent("message", "one")]
