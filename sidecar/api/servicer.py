@@ -233,7 +233,9 @@ class GenerationServicer:
         if isinstance(exc, grpc.aio.AbortError):
             raise exc
         err = exc.nested_in(convert.INPUT) if isinstance(exc, SidecarError) else internal(call.request_id)
-        fields = {"request_id": call.request_id, "route": call.model, "reason": err.reason}
+        # the route the call was resolved to (the default one named or not), else what it asked for
+        route = call.record.route or call.model
+        fields = {"request_id": call.request_id, "route": route, "reason": err.reason}
         if isinstance(exc, SidecarError):
             _log.warning("call failed: %s", err.message, extra=fields)
         else:

@@ -3,10 +3,10 @@
 Validated first (nothing is charged for a rejected batch: empty, too many texts, a text empty or
 too long by bytes or by tokens, an unknown route; each named by its field, e.g. `texts[3]`), then
 quota-charged like Generate (one request, the estimated tokens and dollars reserved, the real ones
-settled), then routed: each deployment of the route in order, its texts first looked up in the
-exact cache (tenant + model + text), only the missing ones embedded, the next deployment on a
-retryable failure. Cached texts cost nothing; their tokens are reported as cached. Every call ends
-in the metrics and, when a ledger is on, in a usage record.
+settled; a failed one refunded in full), then routed: each deployment of the route in order, its
+texts first looked up in the exact cache (tenant + model + text), only the missing ones embedded,
+the next deployment on a retryable failure. Cached texts cost nothing; their tokens are reported as
+cached. Every call ends in the metrics and, when a ledger is on, in a usage record.
 """
 
 from __future__ import annotations
@@ -173,8 +173,8 @@ class EmbeddingService:
         )
         try:
             result = await self._routed(req, alias)
-        except BaseException:
-            await self._settle(grant, Amounts(requests=1))
+        except BaseException:  # nothing embedded: refunded in full, the request too, as a Generate is
+            await self._settle(grant, Amounts())
             raise
         used = result.usage.prompt_tokens - result.usage.cached_tokens
         await self._settle(grant, Amounts(requests=1, tokens=used, usd=_micros(result.cost_usd)))

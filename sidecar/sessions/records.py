@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sidecar.core.types import Image, Message, Role, ToolCall
@@ -75,6 +76,21 @@ def decode(raw: bytes | str) -> Message:
             for i in d.get("im", ())
         ),
     )
+
+
+def decode_history(raw: Sequence[bytes | str]) -> tuple[list[Message], int]:
+    """The messages of a stored history, oldest first, and how many records were left out. A record
+    this version cannot read (a role a newer sidecar wrote, a damaged one) is not replayed, nor is
+    anything before it: the history then starts after it, so no tool result is kept whose call was
+    in the record left out."""
+    messages: list[Message] = []
+    skipped = 0
+    for i, record in enumerate(raw):
+        try:
+            messages.append(decode(record))
+        except (ValueError, KeyError, TypeError, AttributeError):  # JSON, a role, a field's shape
+            skipped, messages = i + 1, []
+    return messages, skipped
 
 
 def _image(image: Image) -> dict[str, Any]:

@@ -19,6 +19,7 @@ so the Switch that arrived last wins on every sidecar.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,6 +39,8 @@ from sidecar.sessions.store import (
 )
 from sidecar.stores.errors import StoreError
 from sidecar.stores.redis import RedisEndpoint, RedisOps
+
+_log = logging.getLogger("sidecar.sessions")
 
 # KEYS[1] the conversation hash, KEYS[2] its history (its TTL renewed too: one conversation).
 # ARGV: persona, version, ttl ms. Returns {applied, persona before}. A version is one Switch's
@@ -160,7 +163,12 @@ class RedisConversationStore:
                 persona, version = await self._redis.hmget(state, ["persona", "version"])  # type: ignore[misc]
                 return Snapshot(_str(persona), int(version or 0))
             (persona, version), raw = await self._read(keys=[state, hist])
-        stored = [records.decode(m) for m in raw]
+        stored, unreadable = records.decode_history(raw)
+        if unreadable:  # never fail every call of the conversation over records it cannot read
+            _log.warning(
+                "conversation history: records this version cannot read were left out",
+                extra={"records": unreadable},
+            )
         while starts_orphaned(stored):  # written by a sidecar that capped without regard to units
             stored.pop(0)
         return Snapshot(_str(persona), int(version or 0), tuple(stored))

@@ -39,8 +39,10 @@ class AnswerCheck:
         return cls(json.loads(fmt.schema_json) if fmt.schema_json else None)
 
     def problem(self, text: str, finish: FinishReason | None) -> str | None:
-        """Why the complete answer does not pass, or None. A tool call is not an answer to check."""
-        if finish is FinishReason.TOOL_CALLS:
+        """Why the complete answer does not pass, or None. A tool call is not an answer to check, and
+        neither is a refusal or a filtered answer (CONTENT_FILTER): it reaches the caller as what it
+        is, as OpenAI's structured outputs deliver a refusal, instead of failing as "not JSON"."""
+        if finish in (FinishReason.TOOL_CALLS, FinishReason.CONTENT_FILTER):
             return None
         problem = answer_problem(text, self.schema)
         if problem is not None and finish is FinishReason.LENGTH:

@@ -93,6 +93,19 @@ async def test_every_deployment_rate_limited(serve: Any, upstream: Upstream, ups
     assert err.info.metadata["model"] == "r"
 
 
+async def test_the_call_failed_line_names_the_route_the_call_went_to(
+    serve: Any, upstream: Upstream, upstream2: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It logged the model the request named as the route: empty for every call on the default route."""
+    upstream.push(Reply.json("openai/error_500.json", 500))
+    upstream2.push(Reply.json("openai/error_500.json", 500))
+    s = await serve({"policy": two_deployments(upstream.url, upstream2.url)}, ENV)
+    with caplog.at_level("WARNING", logger="sidecar"), pytest.raises(grpc.aio.AioRpcError):
+        await generate(s)  # names no model: the default route r
+    (line,) = [r for r in caplog.records if r.getMessage().startswith("call failed")]
+    assert (line.route, line.reason) == ("r", "PROVIDERS_UNAVAILABLE")  # type: ignore[attr-defined]
+
+
 async def test_rejected_request_is_not_retried(serve: Any, upstream: Upstream, upstream2: Upstream) -> None:
     upstream.push(Reply.json("openai/error_400.json", 400))
     s = await serve({"policy": two_deployments(upstream.url, upstream2.url)}, ENV)

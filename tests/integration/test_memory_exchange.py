@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -179,6 +180,36 @@ async def test_a_history_capped_between_a_call_and_its_results_replays_without_t
         )
         history = (await store.snapshot(ConversationKey("t1", "u1", "c1"), history=True)).history
         assert history == (Message(Role.ASSISTANT, "It is 21 C."),)
+    finally:
+        await client.aclose()
+        await store.aclose()
+
+
+async def test_a_record_this_version_cannot_read_is_left_out_with_what_came_before(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A record of a role a newer sidecar wrote (or a damaged one) failed every call of the
+    conversation with INTERNAL. It is left out, with the messages before it (so no tool result
+    outlives its call), and logged without its content."""
+    policy = StorePolicy(ttl_seconds=60, max_history_messages=10, max_switch_history=5)
+    prefix = f"n{uuid.uuid4().hex[:10]}"
+    store = RedisConversationStore.from_url(redis_url, policy, prefix=prefix)
+    client = redis.asyncio.from_url(redis_url)
+    try:
+        await client.rpush(
+            f"{prefix}:{{t1|u1}}:h:c1",
+            json.dumps({"v": 2, "r": "assistant", "t": "", "tc": [{"i": "c9", "n": "lookup", "a": "{}"}]}),
+            json.dumps({"v": 3, "r": "developer", "t": "secret-canary from the future"}),
+            json.dumps({"v": 2, "r": "tool", "t": "21 C", "ti": "c9"}),
+            "{not json",
+            json.dumps({"v": 2, "r": "user", "t": "and tomorrow?"}),
+            json.dumps({"v": 2, "r": "assistant", "t": "Rain."}),
+        )
+        with caplog.at_level(logging.WARNING, logger="sidecar.sessions"):
+            history = (await store.snapshot(ConversationKey("t1", "u1", "c1"), history=True)).history
+        assert history == (Message(Role.USER, "and tomorrow?"), Message(Role.ASSISTANT, "Rain."))
+        (line,) = [r for r in caplog.records if r.name == "sidecar.sessions"]
+        assert line.records == 4 and "canary" not in line.getMessage()  # type: ignore[attr-defined]
     finally:
         await client.aclose()
         await store.aclose()

@@ -43,6 +43,7 @@ def test_the_problem_of_a_cut_answer_says_so() -> None:
     problem = check().problem('{"n": ', FinishReason.LENGTH)
     assert problem is not None and problem.startswith("the answer stopped at max_tokens")
     assert check().problem("anything", FinishReason.TOOL_CALLS) is None
+    assert check().problem("I can't help with that.", FinishReason.CONTENT_FILTER) is None  # a refusal
     err = check().error("at n: bad")
     assert (err.reason, err.metadata) == ("SCHEMA_VALIDATION_FAILED", {"violation": "at n: bad"})
 
