@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -119,7 +120,20 @@ async def serve(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
         await running.channel.close()
         if running.admin_channel is not None:
             await running.admin_channel.close()
-        await running.sidecar.stop(0)
+        await _stopped(running.sidecar)
+
+
+async def _stopped(sidecar: Sidecar) -> None:
+    """stop(0), bounded in real time: a stop that waits on something that never comes (a timer of a
+    FakeClock no one advances) fails here naming what it waits on, instead of holding the test until
+    pytest-timeout kills it and leaks its sockets into the next test's warnings."""
+    stopping = asyncio.ensure_future(sidecar.stop(0))
+    done, _ = await asyncio.wait({stopping}, timeout=30)
+    if not done:
+        waiting = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+        stacks = "\n".join(f"{t.get_name()}: {t.get_stack(limit=3)}" for t in waiting)
+        raise AssertionError(f"the sidecar did not stop within 30 s; tasks still waiting:\n{stacks}")
+    stopping.result()
 
 
 def user(text: str) -> gen.Message:

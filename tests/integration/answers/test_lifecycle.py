@@ -284,7 +284,9 @@ async def test_the_creator_never_reads_an_offer_the_user_did_not_accept(s: Any, 
         assert withheld == ("", "", "", [])
     assert listed[sent].question == NOVEL and listed[sent].user_id == "cat" and listed[sent].context
     assert await pending(s, states=states, user_id="ann") == []  # nor found by who asked
-    clock.advance(900)  # the offers lapse (600 s here); the queued one stays queued (3600 s)
+    from tests.integration.answers.test_sweeper import swept
+
+    await swept(s, clock, 900)  # the offers lapse (600 s here); the queued one stays queued (3600 s)
     expired = await pending(s, states=[esc.ESCALATION_STATE_EXPIRED])
     assert {e.id for e in expired} == {kept, lapsed} and all(not e.question for e in expired)
 
