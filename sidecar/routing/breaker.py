@@ -64,7 +64,7 @@ class CircuitBreaker:
 
         CLOSED --(failure ratio trips | failure with retry_after)--> OPEN
         OPEN --(open period over, noticed lazily by the next method call)--> HALF_OPEN
-        OPEN, paused by a retry_after alone --(its period over)--> CLOSED
+        OPEN, paused by a retry_after alone --(its period over)--> CLOSED, window kept
         HALF_OPEN --(half_open_trials successes in a row)--> CLOSED, window cleared
         HALF_OPEN --(any failure)--> OPEN for cooldown_seconds
 
@@ -74,7 +74,9 @@ class CircuitBreaker:
     seconds whatever the ratio or state; while OPEN it only ever extends the period. Opened that way
     from CLOSED without the ratio tripping, it is a pause, not a trip: the upstream said when to come
     back, so the period over it is CLOSED again, every call admitted (half-open's few trial permits
-    turned most calls away with CIRCUIT_OPEN after a `Retry-After: 0`). OPEN rejects every
+    turned most calls away with CIRCUIT_OPEN after a `Retry-After: 0`), with the failures before the
+    pause still in the window (forgetting them, a deployment failing every call with a short
+    Retry-After never reached min_requests and never tripped). OPEN rejects every
     call and ignores plain outcomes (late replies to calls admitted before the trip). HALF_OPEN admits
     at most half_open_trials calls at once: allow() takes a permit; record_success() or release()
     gives it back. Only trial calls decide HALF_OPEN: an outcome reported with `admitted` (the
@@ -98,7 +100,7 @@ class CircuitBreaker:
         until = self._open_until
         if self._state is BreakerState.OPEN and until is not None and self._clock.monotonic() >= until:
             if self._paused:
-                self._close()
+                self._close(forget=False)  # a pause is no recovery: the failures before it count on
             else:
                 self._state = BreakerState.HALF_OPEN
                 self._permits = self._policy.half_open_trials
@@ -193,11 +195,12 @@ class CircuitBreaker:
         self._permits = self._trial_successes = 0
         self._trips += 1
 
-    def _close(self) -> None:
+    def _close(self, *, forget: bool = True) -> None:
         self._state, self._paused = BreakerState.CLOSED, False
         self._opened_at = self._open_until = None
         self._permits = self._trial_successes = 0
-        self._window.clear()
+        if forget:
+            self._window.clear()
 
 
 class Breakers:

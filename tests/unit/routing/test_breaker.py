@@ -301,3 +301,27 @@ def test_registry_one_breaker_per_deployment(clock: FakeClock) -> None:
 def test_policy_rejects_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         BreakerPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_pause_keeps_the_failures_before_it(clock: FakeClock) -> None:
+    """A Retry-After pause is not a recovery: the failures in the window before it still count once it
+    is over. Clearing them let a deployment that failed every call, now and then with a 429 or a 503
+    carrying a short Retry-After, never reach min_requests, and its breaker never trip."""
+    b = breaker(clock)
+    record(b, failures=5)
+    b.record_failure(retry_after=1.0)  # 6 outcomes: below min_requests, a pause
+    clock.advance(1.0)
+    assert b.state() is BreakerState.CLOSED
+    record(b, failures=4)  # 10 failures within the window
+    assert b.state() is BreakerState.OPEN
+    assert b.snapshot().trips == 2
+
+
+def test_short_retry_afters_on_every_failure_still_trip_the_ratio(clock: FakeClock) -> None:
+    b = breaker(clock)
+    for _ in range(POLICY.min_requests - 1):
+        b.record_failure(retry_after=0.0)  # `Retry-After: 0` on every 503
+        assert b.allow()
+    b.record_failure(retry_after=0.0)
+    assert b.snapshot().failures == POLICY.min_requests
+    assert b.state() is BreakerState.HALF_OPEN  # tripped: trial calls only, not every call
