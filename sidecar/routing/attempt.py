@@ -92,7 +92,7 @@ class UpstreamAttempt:
             await self._close()
             raise
         self._stats.first_token(self._clock.monotonic() - self._started)
-        self._delivered.append(chunk.text)
+        self._delivered.append(_output(chunk))
         return chunk
 
     async def stream_from(self, first: Chunk, *, settle: bool = True) -> AsyncGenerator[Chunk, None]:
@@ -103,7 +103,7 @@ class UpstreamAttempt:
             yield self._counted(first)
             assert self._stream is not None, "stream_from() follows a first() that returned"
             async for chunk in self._stream:
-                self._delivered.append(chunk.text)
+                self._delivered.append(_output(chunk))
                 yield self._counted(chunk)
             completed = True
         except ProviderError as err:
@@ -134,7 +134,7 @@ class UpstreamAttempt:
         await self._scope.aclose()
 
     def counted_usage(self) -> Usage:
-        """The attempt's usage as the sidecar counts it: the prompt and the text it produced."""
+        """The attempt's usage as the sidecar counts it: the prompt and the output it produced."""
         return self._partial_usage()
 
     def lost(self, outcome: str) -> None:
@@ -208,7 +208,7 @@ class UpstreamAttempt:
             self._span.end()
 
     def _interrupted(self, err: ProviderError) -> StreamInterruptedError:
-        """The partial usage of a broken stream: prompt and delivered text, counted by the sidecar."""
+        """The partial usage of a broken stream: prompt and delivered output, counted by the sidecar."""
         usage = self._partial_usage()
         self._call.record.usage_estimated(usage)
         return StreamInterruptedError(
@@ -249,10 +249,21 @@ class UpstreamAttempt:
         return dataclasses.replace(chunk, usage=usage)
 
     def _partial_usage(self) -> Usage:
+        """The prompt, and the output delivered: text, thinking and tool calls, each counted."""
         return Usage(
             prompt_tokens=self._tokens.prompt(self.target.deployment, self._call.messages, self._call.params),
             completion_tokens=sum(self._tokens.text(self.target.deployment, t) for t in self._delivered),
         )
+
+
+def _output(chunk: Chunk) -> str:
+    """What a chunk holds that the model generated and the upstream bills as output: its thinking,
+    its text and its tool calls' names and arguments (a tool call streamed and cut short, or an
+    answer of tool calls without usage, was counted 0 completion tokens)."""
+    if not chunk.thinking and not chunk.tool_calls:
+        return chunk.text
+    calls = "".join(d.name + d.arguments for d in chunk.tool_calls)
+    return chunk.thinking + chunk.text + calls
 
 
 def _span_attributes(target: Target) -> dict[str, str]:

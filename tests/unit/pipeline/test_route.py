@@ -26,7 +26,7 @@ from sidecar.core.errors import (
     RouteNotFoundError,
     StreamInterruptedError,
 )
-from sidecar.core.types import Call, Chunk, FinishReason, Usage
+from sidecar.core.types import Call, Chunk, FinishReason, ToolCallDelta, Usage
 from sidecar.pipeline.route import RouteLayer
 from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.routing.breaker import BreakerPolicy, Breakers, BreakerState
@@ -631,3 +631,32 @@ async def test_a_first_token_timeout_falls_back_without_retrying_the_slow_one(cl
         ("a", "PROVIDER_TIMEOUT"),
         ("b", "OK"),
     ]
+
+
+# a tool call streamed in pieces, and the model's thinking: output the upstream bills like text
+CALL_PIECES = [
+    Chunk(thinking="Let me think about the weather."),
+    Chunk(tool_calls=(ToolCallDelta(0, id="call_1", name="get_weather"),)),
+    Chunk(tool_calls=(ToolCallDelta(0, arguments='{"city": "Paris"}'),)),
+]
+CALL_TOKENS = 7 + 2 + 9  # thinking, the name, the arguments (the test tokenizer)
+
+
+async def test_an_interrupted_tool_call_counts_its_arguments_and_thinking(clock: FakeClock) -> None:
+    """A stream that broke after the model had thought and written a tool call's arguments used
+    those tokens: the partial usage counted only text, so the caller was charged 0 completion
+    tokens for them (and for hundreds of argument tokens cut short just the same)."""
+    script = Script({"a": (CALL_PIECES, ProviderUnavailableError("reset"))}, clock)
+    call = make_call(clock, text="one two three")
+    with pytest.raises(StreamInterruptedError) as info:
+        await run(layer(script, clock), call)
+    assert info.value.metadata["completionTokens"] == str(CALL_TOKENS)
+    assert call.record.usage == Usage(10, CALL_TOKENS)
+
+
+async def test_a_tool_call_answer_without_usage_is_charged_its_arguments(clock: FakeClock) -> None:
+    unreported = Chunk(finish_reason=FinishReason.TOOL_CALLS)
+    script = Script({"a": ([*CALL_PIECES, unreported], None)}, clock)
+    call = make_call(clock, text="one two three")
+    out = await run(layer(script, clock), call)
+    assert out[-1].usage == call.record.usage == Usage(10, CALL_TOKENS)
