@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -290,6 +291,12 @@ class Policy(ConfigModel):
             for alias, route in self.routes.items()
             for name in route.deployments
             if name not in self.deployments
+        ]
+        problems += [  # each listing is tried as another deployment: retries past max_attempts, unbudgeted
+            f"routes.{alias}.deployments: deployment {name!r} is listed {n} times"
+            for alias, route in self.routes.items()
+            for name, n in Counter(route.deployments).items()
+            if n > 1
         ]
         problems += [
             f"routes.{alias}.user_key: deployment {name!r} is not the provider's official endpoint; "
