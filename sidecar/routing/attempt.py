@@ -55,6 +55,7 @@ class UpstreamAttempt:
         self._tokens = routing.tokens
         self._started = clock.monotonic()
         self._delivered: list[str] = []
+        self._kept_back: list[Chunk] = []  # chunks before the first the caller sees (hidden thinking)
         self._cancel_outcome = CANCELLED
         self._ended = False
         self._finished = False  # a final chunk (finish reason and usage) was passed on
@@ -65,13 +66,15 @@ class UpstreamAttempt:
         self._stream: AsyncGenerator[Chunk, None] | None = None
 
     async def first(self, limit: float | None) -> Chunk:
-        """Wait for the first chunk, at most `limit` seconds; a failure ends the attempt."""
+        """Wait for the first chunk the caller sees; the first chunk of any kind within `limit`
+        seconds. Thinking the caller did not ask for reaches nobody: it is kept back for
+        stream_from() and does not commit the call (a failure in it still falls back, its output
+        charged). A failure ends the attempt."""
         try:
             with tracing.current(self._span):  # the upstream request is made in here: it carries the span
-                stream = await self._open()
-                async with self._clock.timeout(self._call.deadline.bound(limit)):
-                    chunk = await anext(stream)
+                chunk = await self._first_shown(await self._open(), limit)
         except StopAsyncIteration:
+            self._charge_kept_back()
             raise self._failed(
                 ProviderUnavailableError("the upstream stream ended without a chunk")
             ) from None
@@ -83,23 +86,51 @@ class UpstreamAttempt:
             raise self._failed(FirstTokenTimeoutError(f"no first chunk within {limit:g} s")) from None
         except ProviderError as err:
             await self._not_the_callers(err)
+            self._charge_kept_back()
             self._end(err.reason, error=err)
             raise
-        except SidecarError as err:
+        except SidecarError as err:  # the caller's deadline
+            self._cut_short()
             self._end(err.reason, error=err)
             raise
         except BaseException:
+            self._cut_short()
             await self._close()
             raise
         self._stats.first_token(self._clock.monotonic() - self._started)
         self._delivered.append(_output(chunk))
         return chunk
 
+    async def _first_shown(self, stream: AsyncGenerator[Chunk, None], limit: float | None) -> Chunk:
+        async with self._clock.timeout(self._call.deadline.bound(limit)):
+            chunk = await anext(stream)
+        while not self._shown(chunk):  # bounded by the upstream's read timeout and the deadline
+            self._kept_back.append(chunk)
+            self._delivered.append(_output(chunk))
+            chunk = await anext(stream)
+        return chunk
+
+    def _shown(self, chunk: Chunk) -> bool:
+        """Does the caller get anything of this chunk? Thinking only in a stream that asked for it."""
+        if chunk.text or chunk.tool_calls or chunk.is_final:
+            return True
+        reasoning = self._call.params.reasoning
+        asked = self._call.stream and reasoning is not None and reasoning.include_thinking
+        return asked and bool(chunk.thinking)
+
+    def _charge_kept_back(self) -> None:
+        """The route moves on from an attempt whose output reached nobody: what it produced stays
+        the call's (usage and cost), as a held answer that broke (route.py)."""
+        if self._kept_back and self._cancel_outcome == CANCELLED:
+            self._call.record.answer_rejected(self.target, self._partial_usage())
+
     async def stream_from(self, first: Chunk, *, settle: bool = True) -> AsyncGenerator[Chunk, None]:
         """The committed attempt: its first chunk, then the rest; a failure now interrupts the stream.
         With settle=False a completed attempt stays open for held() and settle() to end."""
         completed = False
         try:
+            for kept in self._kept_back:  # thinking the caller does not see, in its place
+                yield self._counted(kept)
             yield self._counted(first)
             assert self._stream is not None, "stream_from() follows a first() that returned"
             async for chunk in self._stream:
@@ -228,6 +259,8 @@ class UpstreamAttempt:
         # already recorded for this answer (an interrupted stream's, the quota's cut), not counting
         # answers schema_retry rejected before this one: those are the call's too, on top of it
         recorded = self._call.record.answer_usage.total_tokens > 0
+        if self._cancel_outcome != CANCELLED:  # a lost hedge: only the winner's usage is the call's
+            return
         if self._stream is not None and self._delivered and not self._finished and not recorded:
             self._call.record.usage_estimated(self._partial_usage())
 

@@ -432,6 +432,42 @@ async def test_stream_cut_after_the_first_delta_is_interrupted(
     assert upstream2.seen == []  # committed: no fallback after the first chunk
 
 
+@pytest.mark.parametrize("include_thinking", [False, True], ids=["thinking-hidden", "thinking-shown"])
+async def test_a_stream_broken_in_thinking_falls_back_only_when_the_caller_saw_none_of_it(
+    serve: Serve, upstream: Upstream, upstream2: Upstream, include_thinking: bool
+) -> None:
+    """Anthropic extended thinking cut off mid-thought: a caller that did not ask for thinking has
+    received nothing, so the route falls back (it got STREAM_INTERRUPTED, the second deployment never
+    asked); a caller that was shown the thinking is committed to the first deployment."""
+
+    def thinking(u: Upstream) -> dict[str, Any]:
+        return {**deployment(u, provider="anthropic", base_url=u.url), "capabilities": {"reasoning": True}}
+
+    events = sse_events(fixture("anthropic/thinking_stream.sse"))
+    upstream.push(Reply(chunks=events, drop_after=4, chunk_delay=0.01))  # after the first thought
+    upstream2.push(Reply(chunks=events))
+    both = {"first": thinking(upstream), "second": thinking(upstream2)}
+    s = await serve({"policy": policy(both, retry=retry(1))}, ENV)
+    reasoning = gen.ReasoningConfig(budget_tokens=2048, include_thinking=include_thinking)
+    config = gen.GenerationConfig(max_tokens=4096, reasoning=reasoning)
+    call = s.stub.StreamGenerate(stream_request(messages=[user("27 * 453?")], config=config))
+    if include_thinking:
+        err = await fails(_drained(call))
+        assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "STREAM_INTERRUPTED")
+        assert upstream2.seen == []
+        return
+    events_out = [e async for e in call]
+    text, summary = streamed(events_out)
+    assert text == "12,231" and not any(e.delta.thinking for e in events_out)
+    assert tried(summary) == [("first", "PROVIDER_UNAVAILABLE"), ("second", "OK")]
+    assert summary.usage.completion_tokens > 40  # the second's 40, and the first's thought
+
+
+async def _drained(call: Any) -> None:
+    async for _ in call:
+        pass
+
+
 # --- 8. no leaks -----------------------------------------------------------------------------------
 
 

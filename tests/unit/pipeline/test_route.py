@@ -26,7 +26,7 @@ from sidecar.core.errors import (
     RouteNotFoundError,
     StreamInterruptedError,
 )
-from sidecar.core.types import Call, Chunk, FinishReason, ToolCallDelta, Usage
+from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, Reasoning, ToolCallDelta, Usage
 from sidecar.pipeline.route import RouteLayer
 from sidecar.pipeline.upstream import UpstreamCall
 from sidecar.routing.breaker import BreakerPolicy, Breakers, BreakerState
@@ -660,3 +660,61 @@ async def test_a_tool_call_answer_without_usage_is_charged_its_arguments(clock: 
     call = make_call(clock, text="one two three")
     out = await run(layer(script, clock), call)
     assert out[-1].usage == call.record.usage == Usage(10, CALL_TOKENS)
+
+
+def reasoning_call(clock: FakeClock, *, include_thinking: bool) -> Call:
+    thinking = Reasoning(budget_tokens=1024, include_thinking=include_thinking)
+    call = make_call(clock, text="one two three")
+    return dataclasses.replace(call, params=GenerationParams(reasoning=thinking))
+
+
+THOUGHT = Chunk(thinking="Let me think about the weather.")  # 7 tokens in the test tokenizer
+
+
+async def test_a_stream_broken_in_thinking_the_caller_does_not_see_falls_back(clock: FakeClock) -> None:
+    """Nothing reached the caller (it did not ask for thinking): the route may still fall back. The
+    first thinking chunk committed the call to its deployment, and the caller, who had received
+    nothing, got STREAM_INTERRUPTED while the next deployment was never asked. The thought the
+    broken attempt produced stays charged, as a held answer that broke does."""
+    broken = ([THOUGHT, THOUGHT], ProviderUnavailableError("reset"))
+    script = Script({"a": broken, "b": ([Chunk(text="hi"), FINAL], None)}, clock)
+    call = reasoning_call(clock, include_thinking=False)
+    out = await run(layer(script, clock), call)
+    assert script.called == ["a", "b"]
+    assert [c.text for c in out] == ["hi", ""]
+    assert [a.outcome for a in call.record.attempts] == ["PROVIDER_UNAVAILABLE", "OK"]
+    assert call.record.usage == Usage(10 + FINAL.usage.prompt_tokens, 14 + FINAL.usage.completion_tokens)
+
+
+async def test_hidden_thinking_goes_on_with_the_answer_it_preceded(clock: FakeClock) -> None:
+    script = Script({"a": ([THOUGHT, Chunk(text="hi"), FINAL], None)}, clock)
+    call = reasoning_call(clock, include_thinking=False)
+    assert await run(layer(script, clock), call) == [THOUGHT, Chunk(text="hi"), FINAL]
+
+
+async def test_thinking_the_caller_sees_commits_the_stream(clock: FakeClock) -> None:
+    script = Script({"a": ([THOUGHT], ProviderUnavailableError("reset"))}, clock)
+    call = reasoning_call(clock, include_thinking=True)
+    with pytest.raises(StreamInterruptedError) as info:
+        await run(layer(script, clock), call)
+    assert script.called == ["a"]
+    assert info.value.metadata["completionTokens"] == "7"
+
+
+async def test_a_caller_leaving_during_hidden_thinking_is_charged_the_thought(clock: FakeClock) -> None:
+    waiting = asyncio.Event()
+
+    async def inner(call: Call) -> AsyncGenerator[Chunk, None]:
+        yield THOUGHT
+        waiting.set()
+        await asyncio.Event().wait()  # the model thinks on; the caller cancels
+        yield FINAL
+
+    call = reasoning_call(clock, include_thinking=False)
+    consumer = asyncio.ensure_future(run(RouteLayer(inner, routing=routing(clock), clock=clock), call))
+    await waiting.wait()
+    consumer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await consumer
+    assert call.record.usage == Usage(10, 7)
+    assert [a.outcome for a in call.record.attempts] == ["CANCELLED"]
