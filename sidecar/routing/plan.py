@@ -61,7 +61,9 @@ def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
     the probes call unhealthy are left out unless every one is (then the probes are not trusted over
     real traffic, and all are tried).
     """
-    prompt_tokens = _prompt_tokens(call, min(d.context_window for d in route.deployments), routing.tokens)
+    answers = [call.params.max_tokens or d.default_max_tokens for d in route.deployments]
+    room = min(d.context_window - answer for d, answer in zip(route.deployments, answers, strict=True))
+    prompt_tokens = _prompt_tokens(call, room, routing.tokens)
     shape = CallShape(
         prompt_tokens=prompt_tokens,
         max_tokens=call.params.max_tokens or 0,
@@ -125,14 +127,16 @@ def _usable(route: Route, call: Call, capable: list[int], need: frozenset[str]) 
     return usable
 
 
-def _prompt_tokens(call: Call, smallest_window: int, tokens: Tokenizers) -> int:
+def _prompt_tokens(call: Call, room: int, tokens: Tokenizers) -> int:
     """Exact count only when it can matter: a token is at least one character, so a prompt with
-    fewer characters than the smallest window fits everywhere, and ~4 characters a token is
-    estimate enough for cost ordering. Counting a long prompt is the expensive part of planning."""
+    fewer characters than the smallest room (a window less the answer it is sent for) fits
+    everywhere with its answer, and ~4 characters a token is estimate enough for cost ordering.
+    Counting a long prompt is the expensive part of planning. (Compared with the window alone, a
+    dense prompt, a token a character, went to a window it and its max_tokens overflow.)"""
     if any(m.images or m.tool_calls for m in call.messages) or call.params.tools:
         return tokens.prompt_max(call.messages, call.params)  # counted like trimming counts them
     chars = sum(len(m.text) + (len(m.name) + 1 if m.name else 0) for m in call.messages)
-    if chars + REPLY_PRIMING + MESSAGE_OVERHEAD * len(call.messages) < smallest_window:
+    if chars + REPLY_PRIMING + MESSAGE_OVERHEAD * len(call.messages) < room:
         return chars // 4 + REPLY_PRIMING + MESSAGE_OVERHEAD * len(call.messages)
     return tokens.prompt_max(call.messages, call.params)
 

@@ -164,9 +164,13 @@ def order(
 
 
 def _fitting(candidates: Sequence[Candidate], shape: CallShape) -> list[Candidate]:
-    """Those that hold prompt + max_tokens; if none do, those that hold the prompt (the provider decides)."""
-    need = shape.prompt_tokens + shape.max_tokens
-    fit = [c for c in candidates if c.context_window >= need]
+    """Those that hold prompt + max_tokens (each one's default_max_tokens when the call sets none, as
+    context fitting counts it); if none do, those that hold the prompt (the provider decides)."""
+    fit = [
+        c
+        for c in candidates
+        if c.context_window >= shape.prompt_tokens + (shape.max_tokens or c.default_max_tokens)
+    ]
     return fit or [c for c in candidates if c.context_window >= shape.prompt_tokens]
 
 

@@ -336,7 +336,8 @@ async def test_prompt_goes_to_the_deployment_whose_window_fits(
     serve: Serve, upstream: Upstream, upstream2: Upstream
 ) -> None:
     upstream.default = upstream2.default = ok()
-    small, large = deployment(upstream, context_window=50), deployment(upstream2, context_window=100_000)
+    small = deployment(upstream, context_window=50, default_max_tokens=10)  # room for the answer too
+    large = deployment(upstream2, context_window=100_000)
     s = await serve({"policy": policy({"small": small, "large": large})}, ENV)
     reply = await generate(s, LONG_PROMPT)
     assert tried(reply.summary) == [("large", "OK")]

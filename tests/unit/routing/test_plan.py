@@ -98,3 +98,43 @@ def test_too_long_names_the_largest_window_the_call_may_use() -> None:
     with pytest.raises(ContextTooLongError) as info:
         plan(r, small, call)
     assert info.value.metadata["maxContextTokens"] == "1000"
+
+
+def windows(clock: FakeClock, **small: object) -> tuple[Routing, RouteTable]:
+    """Deployments "small" (8,000 tokens, tried first) and "large" (32,000)."""
+    policy = Policy.model_validate(
+        {
+            "default_route": "main",
+            "deployments": {
+                "small": {"provider": "echo", "model": "s", "context_window": 8_000, **small},
+                "large": {"provider": "echo", "model": "l", "context_window": 32_000},
+            },
+            "routes": {"main": {"deployments": ["small", "large"]}},
+        }
+    )
+    table = RouteTable.from_policy(policy)
+    breakers, budgets = Breakers(BreakerPolicy(), clock), RetryBudgets(BudgetPolicy(), clock)
+    return Routing(table, breakers, budgets, Stats()), table
+
+
+DENSE = "{}" * 3_000  # 6,000 characters, about a token each (JSON, code, base64 count like this)
+
+
+def test_a_short_but_dense_prompt_and_its_answer_go_where_they_fit() -> None:
+    """Fewer characters than the smallest window, yet with its max_tokens more tokens than it holds:
+    it went to the 8,000-token deployment (counted by characters / 4), whose upstream refuses it
+    (context length exceeded: INVALID_ARGUMENT), while the 32,000-token one could answer it."""
+    clock = FakeClock()
+    r, table = windows(clock)
+    call = dataclasses.replace(make_call(clock, text=DENSE), params=GenerationParams(max_tokens=4_000))
+    assert r.tokens.prompt_max(call.messages) + 4_000 > 8_000
+    assert [t.deployment for t in plan(r, table.resolve(""), call)] == ["large"]
+
+
+def test_a_call_without_max_tokens_fits_with_each_deployments_default_answer() -> None:
+    """The context layer leaves room for each deployment's default_max_tokens (sent to Anthropic and
+    Bedrock as the answer's limit): routing counts the same answer."""
+    clock = FakeClock()
+    r, table = windows(clock, default_max_tokens=4_000)
+    call = make_call(clock, text=DENSE)
+    assert [t.deployment for t in plan(r, table.resolve(""), call)] == ["large"]
