@@ -77,7 +77,7 @@ class SseDecoder:
         value = value.removeprefix(" ")
         if name == "data":
             self._data.append(value)
-            self._size += len(value)
+            self._size += len(value) + 1  # and the line break joining it: empty lines count too
         elif name == "event":
             self._event = value
         return None  # id and retry are not used by LLM providers

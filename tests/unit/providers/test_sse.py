@@ -85,3 +85,12 @@ def test_a_leading_byte_order_mark_is_ignored_however_the_bytes_are_split() -> N
 
 def test_a_byte_order_mark_after_the_start_is_text() -> None:
     assert SseDecoder().feed(b"data: one\n\n\xef\xbb\xbfdata: two\n\n") == [SseEvent("message", "one")]
+
+
+def test_an_event_of_empty_data_lines_is_bounded_too() -> None:
+    """Each data line adds a line break to the event's data: `data:` lines with nothing after them
+    counted 0, so an upstream sending them without a blank line grew one event without limit (4
+    million of them, 24 MB on the wire, held 35 MB and dispatched a 4 MB event past a 1 MiB bound)."""
+    d = SseDecoder(max_event_bytes=100)
+    with pytest.raises(ProviderMalformedError):
+        d.feed(b"data:\n" * 200)
