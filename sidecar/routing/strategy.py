@@ -67,14 +67,17 @@ CONVERSATION_SATURATION = 8000  # tokens in the whole conversation that score 1.
 QUESTION_SATURATION = 3  # questions that score 1.0
 S_CODE, S_LIST, S_TABLE, S_JSON = 0.5, 0.3, 0.2, 0.2
 
-_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+\S", re.MULTILINE)
-_TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$", re.MULTILINE)
+# The caller's text: no pattern may be tried from every position of a long run (the score is
+# computed on the event loop). `[^\S\n]` is whitespace within a line: `^\s*` ran across blank lines
+# from each of them, so 20,000 newlines took 60 s of CPU.
+_LIST_ITEM = re.compile(r"^[^\S\n]*(?:[-*+•]|\d{1,3}[.)])\s+\S", re.MULTILINE)
+_TABLE_ROW = re.compile(r"^[^\S\n]*\|.*\|[^\S\n]*$", re.MULTILINE)
 _JSON_KEY = re.compile(r"[{\[,]\s*\"[^\"\n]{1,64}\"\s*:")
-_QUESTION_START = re.compile(
-    r"(?:^|[.!?:;]\s+|\n\s*)(?:what|why|how|when|where|which|who|whose|whom"
-    r"|can|could|would|should|is|are|does|did)\b",
+_QUESTION_WORD = re.compile(
+    r"\b(?:what|why|how|when|where|which|who|whose|whom|can|could|would|should|is|are|does|did)\b",
     re.IGNORECASE,
 )
+_SENTENCE_END = frozenset(".!?:;")
 
 
 def complexity_score(messages: Sequence[Message]) -> float:
@@ -121,8 +124,22 @@ def _structure(text: str) -> float:
 
 
 def _questions(text: str) -> float:
-    asked = max(text.count("?"), len(_QUESTION_START.findall(text)))
+    asked = max(
+        text.count("?"), sum(_starts_a_sentence(text, m.start()) for m in _QUESTION_WORD.finditer(text))
+    )
     return min(1.0, asked / QUESTION_SATURATION)
+
+
+def _starts_a_sentence(text: str, at: int) -> bool:
+    """A question word at the text's start, after . ! ? : ; and whitespace, or after a line break
+    and any whitespace. Linear over all the words: each looks back over the whitespace run before
+    it alone, and a run precedes one word at most."""
+    start = at
+    while start > 0 and text[start - 1].isspace():
+        start -= 1
+    if start == at:
+        return at == 0
+    return "\n" in text[start:at] or (start > 0 and text[start - 1] in _SENTENCE_END)
 
 
 # --- ordering ----------------------------------------------------------------------------------------

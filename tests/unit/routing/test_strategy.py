@@ -271,6 +271,19 @@ def test_complexity_score_is_bounded_and_deterministic() -> None:
     assert complexity_score([user(LONG_MULTIPART)]) == complexity_score([user(LONG_MULTIPART)])
 
 
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("blank", ["\n", " \n", "\n\t", ". \n"], ids=repr)
+def test_complexity_score_of_a_long_whitespace_run_takes_linear_time(blank: str) -> None:
+    """The score is computed on the event loop for every call of a complexity route, from the
+    caller's own text: its patterns let a whitespace run spanning lines be tried from every line in
+    it, so 20,000 newlines took 60 s of CPU (every other call of the sidecar stalled behind it) and
+    100,000 would have taken half an hour. They are bounded now: milliseconds for 200,000 lines."""
+    run = blank * 200_000
+    assert complexity_score([user(run + "what is it?\n- a\n- b\n| x |\n| y |")]) > complexity_score(
+        [user(run)]
+    )
+
+
 # --- determinism, errors -------------------------------------------------------------------------------
 
 
