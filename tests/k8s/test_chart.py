@@ -588,7 +588,8 @@ def test_injector_replicas_are_spread_over_nodes_unless_told_otherwise() -> None
     assert spread["topologyKey"] == "kubernetes.io/hostname"
     assert spread["whenUnsatisfiable"] == "ScheduleAnyway"  # never a reason not to schedule one
     assert spread["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "injector"
-    assert _spread("--set", "injector.replicas=1", "--set", "injector.podDisruptionBudget.enabled=false") is None
+    one = ("--set", "injector.replicas=1", "--set", "injector.podDisruptionBudget.enabled=false")
+    assert _spread(*one) is None
     affinity = "injector.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
     assert _spread("--set-json", f'{affinity}={{"nodeSelectorTerms":[{{"matchExpressions":[]}}]}}') is None
     zones = '[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"DoNotSchedule"}]'
