@@ -259,7 +259,30 @@ def test_the_alert_rules_pass_promtool(tmp_path: Path) -> None:
         "OrchestratorSidecarQuotaStoreDown",
         "OrchestratorSidecarLedgerDrops",
         "OrchestratorSidecarInjectionFailedOpen",
+        "OrchestratorSidecarCallsShed",
     } <= alerts
+
+
+DOCS = CHART.parents[1] / "docs"
+
+
+def test_every_alert_links_a_runbook_page_that_exists_when_the_site_is_given() -> None:
+    """At 3 a.m. the alert is the first thing read: with the documentation site's address, each one
+    carries runbook_url to a page of the site's runbooks (built from docs/runbooks) that names the
+    alert; without the address, none."""
+    base = "https://docs.example/orchestrator/"
+    rule = find(
+        template(*VALUE_SETS["monitoring"], "--set", f"metrics.prometheusRule.runbookBaseUrl={base}"),
+        "PrometheusRule",
+    )
+    for r in rule["spec"]["groups"][0]["rules"]:
+        url = r["annotations"]["runbook_url"]
+        assert url.startswith("https://docs.example/orchestrator/runbooks/") and url.endswith(".html"), url
+        page = DOCS / "runbooks" / url.rsplit("/", 1)[1].replace(".html", ".md")
+        assert page.is_file(), (r["alert"], url)
+        assert r["alert"] in page.read_text(), f"{page.name} does not say what to do about {r['alert']}"
+    plain = find(template(*VALUE_SETS["monitoring"]), "PrometheusRule")["spec"]["groups"][0]["rules"]
+    assert not [r["alert"] for r in plain if "runbook_url" in r["annotations"]]
 
 
 def _errors(reason: str, code: str, per_minute: int) -> dict[str, str]:
@@ -324,6 +347,24 @@ def test_the_error_alerts_tell_provider_auth_key_backend_and_user_keys_apart(tmp
                     ),
                     _fires("OrchestratorSidecarProviderAuthFailed"),
                     _fires("OrchestratorSidecarKeyBackendFailure"),
+                ],
+            },
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": 'sidecar_admission_shed_total{namespace="ns",pod="p",priority="low"}',
+                        "values": "0+2x30",
+                    },
+                    {
+                        "series": 'sidecar_admission_shed_total{namespace="ns",pod="p",priority="critical"}',
+                        "values": "0x30",
+                    },
+                ],
+                "alert_rule_test": [
+                    _fires(
+                        "OrchestratorSidecarCallsShed", {**where, "priority": "low", "severity": "warning"}
+                    ),
                 ],
             },
         ],
