@@ -24,6 +24,7 @@ from sidecar.core.errors import (
     ProviderAuthError,
     ProviderError,
     ProviderMalformedError,
+    ProviderNotFoundError,
     ProviderRateLimitedError,
     ProviderRejectedError,
     ProviderTimeoutError,
@@ -309,6 +310,8 @@ async def _status_error(
         return ProviderRateLimitedError(text, retry_after=retry_after.seconds(resp.headers))
     if status in (400, 413, 422):
         return ProviderRejectedError(text)
+    if status == 404:  # with a user's own key: no access to the model (pipeline/keys.py)
+        return ProviderNotFoundError(text, retry_after=retry_after.seconds(resp.headers))
     return ProviderUnavailableError(text, retry_after=retry_after.seconds(resp.headers))
 
 

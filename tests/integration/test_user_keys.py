@@ -776,6 +776,25 @@ async def test_a_users_revoked_key_does_not_close_the_deployment_to_others(
     assert text_of(await s.stub.Generate(req("preferred", user_id="bob"))) == HELLO
 
 
+async def test_a_users_key_without_access_to_the_model_does_not_close_the_deployment_to_others(
+    s: Running, upstream: Upstream
+) -> None:
+    """OpenAI answers a key whose project may not use the model 404 model_not_found. With a user's
+    own key that is the key refused, not the deployment failing: ten such calls of one user opened
+    the shared deployment's breaker, and every other caller got PROVIDERS_UNAVAILABLE for 30 s."""
+    await register(s, ALICE_OPENAI)
+    no_access = (
+        b'{"error":{"message":"The model `gpt-test` does not exist or you do not have access to it.",'
+        b'"type":"invalid_request_error","code":"model_not_found"}}'
+    )
+    for _ in range(10):  # the breaker's default min_requests
+        upstream.push(Reply(status=404, body=no_access))
+        err = await fails(s.stub.Generate(req("preferred")))
+        assert (err.code, err.reason) == (CODE.PERMISSION_DENIED, "USER_KEY_REJECTED")
+    upstream.push(ok())
+    assert text_of(await s.stub.Generate(req("preferred", user_id="bob"))) == HELLO
+
+
 async def test_a_tampered_copy_of_a_cached_envelope_is_refused(
     s: Running, upstream: Upstream, service: KeyService
 ) -> None:
