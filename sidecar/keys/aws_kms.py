@@ -33,6 +33,10 @@ _log = logging.getLogger("sidecar.keys")
 RETRY_AFTER_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 3.0
 READ_TIMEOUT_SECONDS = 10.0
+# A KMS ciphertext blob is 1 to 6144 bytes (the API's constraint). One outside that is a damaged
+# envelope, refused here as KMS refuses one that does not open (KMS would answer ValidationException,
+# which reads as our misconfiguration).
+MAX_CIPHERTEXT_BYTES = 6144
 
 _MISMATCH = frozenset({"InvalidCiphertextException", "IncorrectKeyException"})
 _UNAVAILABLE = frozenset(
@@ -100,6 +104,7 @@ class AwsKmsBackend:
 
     async def decrypt_data_key(self, wrapped: WrappedKey, context: KeyContext) -> bytearray:
         await self._check_usable(wrapped)
+        _check_size(wrapped)
         reply = await self._call(
             self._client.decrypt,
             CiphertextBlob=wrapped.blob,
@@ -110,6 +115,7 @@ class AwsKmsBackend:
 
     async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
         await self._check_usable(wrapped)
+        _check_size(wrapped)
         reply = await self._call(
             self._client.re_encrypt,
             CiphertextBlob=wrapped.blob,
@@ -197,6 +203,14 @@ def classify_client_error(response: Any) -> SidecarError:
     return KeyDecryptError(
         f"AWS KMS refused the data key ({code or status})", metadata={"backendError": code}
     )
+
+
+def _check_size(wrapped: WrappedKey) -> None:
+    if not 1 <= len(wrapped.blob) <= MAX_CIPHERTEXT_BYTES:
+        raise KeyContextMismatchError(
+            f"the wrapped data key is {len(wrapped.blob)} bytes: not a KMS ciphertext (1 to "
+            f"{MAX_CIPHERTEXT_BYTES} bytes), so it opens under no key context"
+        )
 
 
 def _member(reply: Any, name: str, kind: type[T]) -> T:

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import binascii
 import functools
+import re
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,7 @@ DEFAULT_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 # What transit says when a ciphertext does not open: AES-GCM authentication failed (another
 # derivation context, or a damaged blob), or the blob is not even a ciphertext (truncated, edited).
 # `envelope.unseal` tells the two apart by the envelope's recorded context.
+_CIPHERTEXT = re.compile(rb"[\x21-\x7e]+")  # "vault:v1:" and base64: printable ASCII, never empty
 _MISMATCH_MARKERS = ("cipher: message authentication failed", "unable to decrypt", "invalid ciphertext")
 
 
@@ -139,10 +141,11 @@ class VaultTransitBackend:
                 "the data key is wrapped under a transit key this sidecar is not configured to use "
                 "(settings.keys.vault.key_name or previous_key_names)"
             )
-        try:
-            return wrapped.blob.decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise KeyDecryptError("not a Vault transit ciphertext") from exc
+        if not _CIPHERTEXT.fullmatch(wrapped.blob):
+            # Damaged (a flipped top bit, emptied): it opens under no context, as Vault says of a
+            # ciphertext that fails authentication; `unseal` reports it as a damaged record.
+            raise KeyContextMismatchError("the wrapped data key is not a Vault transit ciphertext")
+        return wrapped.blob.decode("ascii")
 
     async def _call(self, operation: Callable[[Any], Any]) -> Any:
         loop = asyncio.get_running_loop()
