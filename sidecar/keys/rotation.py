@@ -9,6 +9,7 @@ cursor. No provider key is decrypted: only the wrapped data keys are rewrapped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -103,9 +104,11 @@ class Rotation:
         try:
             envelope = Envelope.decode(record.envelope)
             wrapped = await self._backend.rewrap(envelope.wrapped, envelope.context)
-            await self._store.replace_envelope(ref, envelope.rewrapped(wrapped).encode())
+            # KeyError: deleted (or replaced under a new ref) while it was rewrapped: nothing to do
+            with contextlib.suppress(KeyError):
+                await self._store.replace_envelope(ref, envelope.rewrapped(wrapped).encode())
             return True
-        except (SidecarError, KeyError) as exc:
+        except SidecarError as exc:
             _log.warning("rotation failed", extra={"key_ref": ref, "error": type(exc).__name__})
             return False
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.keys.backend import KeyContext
+from sidecar.keys.backend import KeyContext, WrappedKey
 from sidecar.keys.envelope import Envelope, seal, unseal
 from sidecar.keys.local import LocalKekBackend
 from sidecar.keys.rotation import Rotation, RotationInProgressError, SqliteRotationLock
@@ -86,3 +86,33 @@ async def test_the_lock_creates_a_fresh_store_file_owner_only(tmp_path: Path, cl
     finally:
         os.umask(previous)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+class DeletingBackend(LocalKekBackend):
+    """The new KEK, and the user deleting a record while its data key is being rewrapped."""
+
+    store: SqliteKeyStore
+    doomed = ""
+
+    async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
+        if context.user == "u1":
+            await self.store.delete("acme", self.doomed)
+        return await super().rewrap(wrapped, context)
+
+
+async def test_a_record_deleted_during_its_rewrap_is_not_a_failure(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleted before its turn, a record counts as done (nothing to rewrap); deleted while the backend
+    rewrapped it (the user's DeleteKey, or a register replacing it), it counted as a failure and logged
+    "rotation failed": `sidecar keys rotate` then exits 1 and the runbook says not to retire the old key."""
+    clock.auto_advance = True
+    store = await stored(tmp_path, clock, 3)
+    backend = DeletingBackend({1: KEK1, 2: KEK2}, 2)
+    backend.store, backend.doomed = store, "key_00000001"
+    lock = SqliteRotationLock(tmp_path / "keys.db", clock)
+    report = await Rotation(store, backend, lock, clock=clock, per_second=2.0).run("job-a")
+    assert (report.rotated, report.failed) == (3, 0)
+    assert "rotation failed" not in caplog.text
+    assert await store.all_refs() == ["key_00000000", "key_00000002"]
+    await store.aclose()
