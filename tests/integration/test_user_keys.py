@@ -799,6 +799,21 @@ async def test_an_upstream_echoing_a_short_unprefixed_key_is_scrubbed(s: Running
     assert short not in err.message and "[redacted]" in err.message
 
 
+async def test_an_upstream_quoting_a_key_in_part_is_scrubbed(
+    s: Running, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An upstream that quotes the key masked in its middle (as OpenAI quotes a refused one): its
+    prefix reached the caller's error and the log line of the failed attempt."""
+    key = "CANARYq7f3a9c2e1d0b4a5968"  # no sk- prefix: pattern redaction does not know it
+    ref = await register(s, key)
+    quoted = f"Incorrect API key provided: {key[:12]}*********{key[-4:]}"
+    upstream.push(Reply(status=400, body=json.dumps({"error": {"message": quoted}}).encode()))
+    err = await fails(s.stub.Generate(req("required", ref=ref)))
+    assert (err.code, err.reason) == (CODE.INVALID_ARGUMENT, "PROVIDER_REJECTED")
+    assert key[:8] not in err.message and "[redacted]" in err.message
+    assert key[:8] not in caplog.text
+
+
 async def test_a_required_route_never_serves_another_users_cached_answer(
     serve: Serve, upstream: Upstream, tmp_path: Path
 ) -> None:
