@@ -139,6 +139,10 @@ class KeyService:
             self._observer.key_decrypted(self._clock.monotonic() - started)
         return secret
 
+    async def providers_of(self, tenant: str, user: str) -> frozenset[str]:
+        """The providers the user has registered keys for, read from the records (nothing decrypted)."""
+        return frozenset(r.provider for r in await self._store.list(tenant, user))
+
     async def pinned_provider(self, tenant: str, user: str, source: KeySource) -> str | None:
         """The provider a key the caller brings belongs to, read without decrypting anything: the
         record's (a key_ref of this tenant and user) or the envelope's recorded context (for this

@@ -348,8 +348,8 @@ async def test_required_route_never_falls_back_to_a_platform_key_of_another_prov
     await register(s, ALICE_OPENAI)  # and no anthropic key
     upstream.push(Reply(status=503, body=b'{"error":{"message":"overloaded"}}'))
     err = await fails(s.stub.Generate(req("fallback")))
-    assert (err.code, err.reason) == (CODE.FAILED_PRECONDITION, "USER_KEY_REQUIRED")
-    assert err.info.metadata["provider"] == "anthropic"
+    # the openai failure as itself (it was USER_KEY_REQUIRED for the anthropic deployment, which hid it)
+    assert (err.code, err.reason) == (CODE.UNAVAILABLE, "PROVIDERS_UNAVAILABLE")
     [seen] = upstream.seen  # the openai attempt only; the anthropic deployment was never called
     assert credentials(seen) == {"authorization": f"Bearer {ALICE_OPENAI}"}
 
@@ -366,6 +366,25 @@ async def test_a_brought_key_picks_its_providers_deployments_of_the_route(
         assert text_of(reply) == HELLO and reply.summary.served_by.deployment == "oai"
         assert [a.deployment for a in reply.summary.attempts] == ["oai"]
     assert [seen.path for seen in upstream.seen] == ["/v1/chat/completions"] * 2
+
+
+async def test_a_looked_up_key_picks_the_deployments_of_the_providers_the_user_has_keys_for(
+    s: Running, upstream: Upstream
+) -> None:
+    """No key brought, a `required` route: its first deployment of a provider the user has no key for
+    was USER_KEY_REQUIRED at once, the deployment she has a key for never tried; and after a failure of
+    that deployment, the next one's missing key hid it (FAILED_PRECONDITION, not retryable)."""
+    await register(s, ALICE_OPENAI)
+    upstream.push(ok())
+    assert text_of(await s.stub.Generate(req("either"))) == HELLO  # anthropic first; alice's is openai
+    assert credentials(upstream.seen[-1]) == {"authorization": f"Bearer {ALICE_OPENAI}"}
+    upstream.push(Reply(status=500, body=b'{"error":{"message":"overloaded"}}'))
+    err = await fails(s.stub.Generate(req("fallback")))  # openai first, then anthropic
+    assert (err.code, err.reason) == (CODE.UNAVAILABLE, "PROVIDERS_UNAVAILABLE")
+    assert len(upstream.seen) == 2
+    err = await fails(s.stub.Generate(req("either", user_id="bob")))  # bob has no key at all
+    assert (err.code, err.reason) == (CODE.FAILED_PRECONDITION, "USER_KEY_REQUIRED")
+    assert len(upstream.seen) == 2
 
 
 async def test_a_failure_of_the_keys_provider_is_reported_as_itself(s: Running, upstream: Upstream) -> None:
