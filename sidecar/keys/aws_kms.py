@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
@@ -37,6 +38,8 @@ READ_TIMEOUT_SECONDS = 10.0
 # envelope, refused here as KMS refuses one that does not open (KMS would answer ValidationException,
 # which reads as our misconfiguration).
 MAX_CIPHERTEXT_BYTES = 6144
+# A key ARN (not an alias ARN): KMS answers name keys by it, so it needs no DescribeKey to resolve.
+_KEY_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+")
 
 _MISMATCH = frozenset({"InvalidCiphertextException", "IncorrectKeyException"})
 _UNAVAILABLE = frozenset(
@@ -170,6 +173,8 @@ class AwsKmsBackend:
             return self._usable_arns
 
     async def _arn(self, key: str) -> str:
+        if _KEY_ARN.fullmatch(key):
+            return key  # already what KMS names in its answers: no DescribeKey (not in least privilege)
         reply = await self._call(self._client.describe_key, KeyId=key)
         return _member(_member(reply, "KeyMetadata", dict), "Arn", str)
 

@@ -242,9 +242,8 @@ async def test_kms_error_codes_moto_cannot_produce(backends: Backends, code: str
 
     client = backends.server("aws-kms").client()
     backend = backends.build("aws-kms", client=client)
-    arn = "arn:aws:kms:us-east-1:123456789012:key/k"
+    arn = backends.server("aws-kms").key_arn  # configured as a key ARN: no DescribeKey
     with Stubber(client) as stub:  # a stubbed response skips botocore's retries: one call, one answer
-        stub.add_response("describe_key", {"KeyMetadata": {"KeyId": "k", "Arn": arn}})
         stub.add_client_error("decrypt", service_error_code=code, http_status_code=400)
         with pytest.raises(expected) as caught:
             await backend.decrypt_data_key(WrappedKey("aws-kms", arn, b"blob"), ALICE)
