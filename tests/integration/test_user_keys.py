@@ -795,6 +795,29 @@ async def test_a_users_revoked_key_does_not_close_the_deployment_to_others(
     assert text_of(await s.stub.Generate(req("preferred", user_id="bob"))) == HELLO
 
 
+async def test_a_users_key_without_access_to_the_model_does_not_close_the_deployment_to_others(
+    s: Running, upstream: Upstream
+) -> None:
+    """OpenAI answers a key that may not use the model 404 model_not_found: for the user's own key
+    that is the key's refusal (USER_KEY_REJECTED), not the deployment's failure; it counted against
+    the deployment's breaker, and ten such calls of one user closed the deployment to every tenant."""
+    await register(s, ALICE_OPENAI)
+    no_access = {
+        "error": {
+            "message": "The model `gpt-test` does not exist or you do not have access to it.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "model_not_found",
+        }
+    }
+    for _ in range(10):  # the breaker's default min_requests
+        upstream.push(Reply(status=404, body=json.dumps(no_access).encode()))
+        err = await fails(s.stub.Generate(req("preferred")))
+        assert (err.code, err.reason) == (CODE.PERMISSION_DENIED, "USER_KEY_REJECTED")
+    upstream.push(ok())
+    assert text_of(await s.stub.Generate(req("preferred", user_id="bob"))) == HELLO
+
+
 async def test_a_tampered_copy_of_a_cached_envelope_is_refused(
     s: Running, upstream: Upstream, service: KeyService
 ) -> None:
