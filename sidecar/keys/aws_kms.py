@@ -17,9 +17,9 @@ import functools
 import logging
 import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
 
+from sidecar.core.clock import Clock, SystemClock
 from sidecar.core.errors import (
     KeyBackendUnavailableError,
     KeyContextMismatchError,
@@ -27,6 +27,7 @@ from sidecar.core.errors import (
     SidecarError,
 )
 from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, WrappedKey
+from sidecar.keys.pool import BlockingPool
 
 T = TypeVar("T")
 _log = logging.getLogger("sidecar.keys")
@@ -34,6 +35,9 @@ _log = logging.getLogger("sidecar.keys")
 RETRY_AFTER_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 3.0
 READ_TIMEOUT_SECONDS = 10.0
+# The whole of one call, both attempts: the timeouts above are per connect and per read, which an
+# answer trickled a byte at a time never trips (keys/pool.py).
+CALL_LIMIT_SECONDS = 2 * (CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS) + 4.0
 # A KMS ciphertext blob is 1 to 6144 bytes (the API's constraint). One outside that is a damaged
 # envelope, refused here as KMS refuses one that does not open (KMS would answer ValidationException,
 # which reads as our misconfiguration).
@@ -77,6 +81,8 @@ class AwsKmsBackend:
         endpoint_url: str | None = None,
         max_workers: int = 4,
         client: Any | None = None,
+        clock: Clock | None = None,
+        call_limit_seconds: float = CALL_LIMIT_SECONDS,
     ) -> None:
         import botocore.exceptions  # lazily: the optional `aws` extra costs nothing unless configured
 
@@ -87,7 +93,13 @@ class AwsKmsBackend:
         self._errors = botocore.exceptions
         self._owns_client = client is None
         self._client = client if client is not None else _kms_client(region, endpoint_url, max_workers)
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aws-kms")
+        self._pool = BlockingPool(
+            "aws-kms",
+            workers=max_workers,
+            limit=call_limit_seconds,
+            clock=clock or SystemClock(),
+            what="AWS KMS",
+        )
 
     def __repr__(self) -> str:
         return f"AwsKmsBackend(key_id={self._key_id!r})"
@@ -130,9 +142,9 @@ class AwsKmsBackend:
         return WrappedKey(self.name, _member(reply, "KeyId", str), _member(reply, "CiphertextBlob", bytes))
 
     async def aclose(self) -> None:
-        """Wait for calls in flight, then release the threads (and the client, if this backend built it)."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, functools.partial(self._executor.shutdown, cancel_futures=True))
+        """Wait for calls in flight (at most the call limit), then release the threads (and the client,
+        if this backend built it)."""
+        await self._pool.aclose()
         if self._owns_client:
             self._client.close()
 
@@ -179,9 +191,8 @@ class AwsKmsBackend:
         return _member(_member(reply, "KeyMetadata", dict), "Arn", str)
 
     async def _call(self, method: Callable[..., T], **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, functools.partial(method, **kwargs))
+            return await self._pool.run(functools.partial(method, **kwargs))
         except self._errors.ClientError as exc:
             raise classify_client_error(exc.response) from exc
         except (self._errors.ConnectionError, self._errors.HTTPClientError) as exc:

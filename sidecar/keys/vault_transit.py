@@ -17,17 +17,16 @@ of this backend's own, never on the event loop. Authentication is a token, or Ku
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import functools
 import re
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
+from sidecar.core.clock import Clock, SystemClock
 from sidecar.core.errors import (
     KeyBackendUnavailableError,
     KeyContextMismatchError,
@@ -35,9 +34,14 @@ from sidecar.core.errors import (
     SidecarError,
 )
 from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, WrappedKey
+from sidecar.keys.pool import BlockingPool
 
 RETRY_AFTER_SECONDS = 1.0
 TIMEOUT_SECONDS = 10
+# The whole of one call: a Kubernetes login, the operation, and once more both when the token was
+# refused; TIMEOUT_SECONDS is per connect and per read, which an answer trickled a byte at a time
+# never trips (keys/pool.py).
+CALL_LIMIT_SECONDS = 4 * TIMEOUT_SECONDS + 5.0
 DEFAULT_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 # What transit says when a ciphertext does not open: AES-GCM authentication failed (another
@@ -69,6 +73,8 @@ class VaultTransitBackend:
         previous_key_names: Sequence[str] = (),
         max_workers: int = 4,
         client: Any | None = None,
+        clock: Clock | None = None,
+        call_limit_seconds: float = CALL_LIMIT_SECONDS,
     ) -> None:
         if token is not None and kubernetes_role is not None:
             raise ValueError("give either a Vault token or a Kubernetes role, not both")
@@ -88,7 +94,13 @@ class VaultTransitBackend:
         )
         self._login_lock = threading.Lock()
         self._logged_in = False
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vault-transit")
+        self._pool = BlockingPool(
+            "vault-transit",
+            workers=max_workers,
+            limit=call_limit_seconds,
+            clock=clock or SystemClock(),
+            what="Vault",
+        )
 
     def __repr__(self) -> str:
         return f"VaultTransitBackend(key_name={self._key_name!r}, mount_point={self._mount!r})"
@@ -124,9 +136,9 @@ class VaultTransitBackend:
         return WrappedKey(self.name, wrapped.key_id, _data(reply, "ciphertext").encode())
 
     async def aclose(self) -> None:
-        """Wait for calls in flight, then release the threads (and the client, if this backend built it)."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, functools.partial(self._executor.shutdown, cancel_futures=True))
+        """Wait for calls in flight (at most the call limit), then release the threads (and the client,
+        if this backend built it)."""
+        await self._pool.aclose()
         if self._owns_client:
             self._client.adapter.close()
 
@@ -148,9 +160,8 @@ class VaultTransitBackend:
         return wrapped.blob.decode("ascii")
 
     async def _call(self, operation: Callable[[Any], Any]) -> Any:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, functools.partial(self._blocking, operation))
+            return await self._pool.run(functools.partial(self._blocking, operation))
         except SidecarError:
             raise
         except (self._http_errors.ConnectionError, self._http_errors.Timeout) as exc:
