@@ -753,3 +753,21 @@ def test_fail_closed_for_the_pods_that_asked_and_open_for_every_other(
             injector.stop()
     finally:
         helm("uninstall", "strict", *kube)
+
+
+def test_a_pod_with_pod_level_resources_is_admitted_with_the_sidecars_added(
+    cluster: Cluster, installed: Injector
+) -> None:
+    """Pod-level resources (beta and on in Kubernetes 1.34): a pod budgeted for its application alone
+    was refused once injected ("must be greater than or equal to aggregate container requests")."""
+    budgeted = pod("budgeted", ASKED)
+    budgeted["spec"]["resources"] = {
+        "requests": {"cpu": "20m", "memory": "64Mi"},
+        "limits": {"memory": "128Mi"},
+    }
+    stored = cluster.create(f"/api/v1/namespaces/{APPS}/pods", budgeted)
+    assert names(stored["spec"]["initContainers"]) == ["orchestrator-sidecar"]
+    assert stored["spec"]["resources"] == {
+        "requests": {"cpu": "70m", "memory": "160Mi"},
+        "limits": {"memory": "384Mi"},
+    }
