@@ -8,7 +8,8 @@ Vault itself refuses to unwrap a data key for another tenant, user, provider or 
 
 The token needs `update` on transit/datakey/plaintext/NAME, transit/decrypt/NAME and
 transit/rewrap/NAME. Rotate with `bao write -f transit/keys/NAME/rotate`, rewrap the stored keys,
-then raise `min_decryption_version`.
+then raise `min_decryption_version`. Moving to another transit key (the old one under
+`previous_key_names`) also needs transit/decrypt/OLD and transit/encrypt/NEW while the records move.
 
 hvac is imported only when this backend is built, and its blocking calls run on a small thread pool
 of this backend's own, never on the event loop. Authentication is a token, or Kubernetes
@@ -127,13 +128,31 @@ class VaultTransitBackend:
         return _plaintext(reply)
 
     async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
+        """To the current version of the current transit key. Transit's rewrap stays within one key
+        (the plaintext never leaves Vault); from a previous key (`previous_key_names`) the data key is
+        unwrapped under it and wrapped under the current key, and its buffer wiped at once."""
         ciphertext, ctx = self._ciphertext(wrapped), _derivation_context(context)
+        if wrapped.key_id != self._key_name:
+            return await self._moved(wrapped, context)
         reply = await self._call(
             lambda transit: transit.rewrap_data(
                 wrapped.key_id, ciphertext, context=ctx, mount_point=self._mount
             )
         )
         return WrappedKey(self.name, wrapped.key_id, _data(reply, "ciphertext").encode())
+
+    async def _moved(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
+        data_key = await self.decrypt_data_key(wrapped, context)
+        try:
+            plaintext, ctx = base64.b64encode(data_key).decode("ascii"), _derivation_context(context)
+        finally:
+            data_key[:] = bytes(len(data_key))
+        reply = await self._call(
+            lambda transit: transit.encrypt_data(
+                self._key_name, plaintext, context=ctx, mount_point=self._mount
+            )
+        )
+        return WrappedKey(self.name, self._key_name, _data(reply, "ciphertext").encode())
 
     async def aclose(self) -> None:
         """Wait for calls in flight (at most the call limit), then release the threads (and the client,
