@@ -41,6 +41,36 @@ def storable(message: Message) -> Message:
     return dataclasses.replace(message, text=text, images=tuple(i for i in message.images if not i.data))
 
 
+def replayable(history: Sequence[Message], after: Sequence[Message]) -> tuple[Message, ...]:
+    """The history as it is put before a call's messages (`after`): each assistant message keeps only
+    the tool calls answered by the tool results right after it (for the history's newest, the results
+    `after` starts with). A call the application never answered (it moved on with a new question,
+    or sent one result of two parallel calls) would otherwise be replayed on every later turn, a
+    prompt OpenAI and Anthropic refuse; a message left with no text and no call is not replayed."""
+    out: list[Message] = []
+    for i, m in enumerate(history):
+        if not m.tool_calls:
+            out.append(m)
+            continue
+        answered = {r.tool_call_id for r in _results_after([*history[i + 1 :], *after])}
+        calls = tuple(c for c in m.tool_calls if c.id in answered)
+        if calls != m.tool_calls:
+            m = dataclasses.replace(m, tool_calls=calls)
+        if m.text or m.tool_calls or m.images:
+            out.append(m)
+    return tuple(out)
+
+
+def _results_after(messages: Sequence[Message]) -> list[Message]:
+    """The run of tool results a sequence starts with."""
+    run: list[Message] = []
+    for m in messages:
+        if m.role is not Role.TOOL:
+            break
+        run.append(m)
+    return run
+
+
 def encode(message: Message) -> str:
     """The record of a `storable` message (its inline images are refused, not silently dropped)."""
     if any(i.data for i in message.images):

@@ -390,3 +390,50 @@ async def test_a_tool_call_cut_at_max_tokens_is_not_replayed(serve: Any, upstrea
     await s.stub.Generate(generate_request(messages=[user("Never mind.")], model="a", **IDS))
     sent = upstream.seen[-1].body["messages"]
     assert [m["role"] for m in sent] == ["user", "user"]  # the cut call is not kept
+
+
+def _every_call_answered(sent: list[dict[str, Any]]) -> bool:
+    """OpenAI's rule: an assistant message with tool_calls is followed by a tool message for each."""
+    for i, m in enumerate(sent):
+        calls = {c["id"] for c in m.get("tool_calls") or ()}
+        after = set()
+        for n in sent[i + 1 :]:
+            if n["role"] != "tool":
+                break
+            after.add(n["tool_call_id"])
+        if not calls <= after:
+            return False
+    return True
+
+
+async def test_tool_calls_the_application_did_not_answer_are_not_replayed(
+    serve: Any, upstream: Upstream, sessions: dict[str, Any]
+) -> None:
+    """A turn that asked for tool calls, then a turn that moves on without their results (the user
+    changed the subject, or answered one call of two): the stored calls without results were
+    replayed on every later turn, a prompt OpenAI and Anthropic refuse ("an assistant message with
+    'tool_calls' must be followed by tool messages responding to each 'tool_call_id'"), so the
+    conversation failed until its TTL. Only answered calls are replayed."""
+    s = await serve(config(upstream, sessions), KEYS)
+    upstream.push(Reply.json("openai/parallel_tool_calls.json"), Reply.json("openai/chat_completion.json"))
+    asked = (
+        await s.stub.Generate(
+            generate_request(messages=[user("Weather in Paris and Rome?")], tools=[weather_tool()], **IDS)
+        )
+    ).message
+    await s.stub.Generate(generate_request(messages=[user("Never mind, tell me a joke.")], **IDS))
+    sent = upstream.seen[-1].body["messages"]
+    assert _every_call_answered(sent), sent
+    assert [m["role"] for m in sent] == ["user", "user"]
+    # one result of two parallel calls: the other call is not replayed either
+    upstream.push(Reply.json("openai/parallel_tool_calls.json"))
+    asked = (
+        await s.stub.Generate(generate_request(messages=[user("And Oslo?")], tools=[weather_tool()], **IDS))
+    ).message
+    upstream.default = Reply.json("openai/after_tool.json")
+    await s.stub.Generate(generate_request(messages=run_tools(asked)[:1], tools=[weather_tool()], **IDS))
+    await s.stub.Generate(generate_request(messages=[user("Thanks!")], **IDS))
+    sent = upstream.seen[-1].body["messages"]
+    assert _every_call_answered(sent), sent
+    (kept,) = [m for m in sent if m.get("tool_calls")]
+    assert [c["id"] for c in kept["tool_calls"]] == [tool_calls(asked)[0].id]

@@ -49,3 +49,42 @@ def test_inline_image_bytes_become_a_line_of_text_and_are_refused_raw() -> None:
 def test_a_later_version_is_read_for_the_keys_this_one_knows() -> None:
     raw = json.dumps({"v": 3, "r": "user", "t": "hi", "future": [1, 2]})
     assert records.decode(raw) == Message(Role.USER, "hi")
+
+
+def _asked(*ids: str, text: str = "") -> Message:
+    return Message(Role.ASSISTANT, text, tool_calls=tuple(ToolCall(i, "lookup", "{}") for i in ids))
+
+
+def _result(call: str) -> Message:
+    return Message(Role.TOOL, "found", tool_call_id=call)
+
+
+def test_replay_keeps_only_the_tool_calls_answered_right_after_them() -> None:
+    question, moved_on = Message(Role.USER, "q"), Message(Role.USER, "something else")
+    history = (
+        question,
+        _asked("a1", "a2"),
+        _result("a1"),  # a2 was never answered
+        Message(Role.ASSISTANT, "done"),
+        question,
+        _asked("b1", text="Let me look."),  # abandoned, with text: the text stays
+        question,
+        _asked("c1"),  # abandoned, nothing else: not replayed
+        moved_on,
+        _asked("d1", "d2"),  # the newest: answered by the results the request starts with
+    )
+    replayed = records.replayable(history, (_result("d1"), _result("d2")))
+    assert replayed == (
+        question,
+        _asked("a1"),
+        _result("a1"),
+        Message(Role.ASSISTANT, "done"),
+        question,
+        Message(Role.ASSISTANT, "Let me look."),
+        question,
+        moved_on,
+        _asked("d1", "d2"),
+    )
+    assert records.replayable(history, (moved_on,))[-1] == moved_on  # d1, d2 abandoned too
+    answered = (question, _asked("a1"), _result("a1"))
+    assert records.replayable(answered, ()) == answered
