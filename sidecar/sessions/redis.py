@@ -212,8 +212,10 @@ class RedisConversationStore:
             raw = await self._redis.hget(self._keys(key)[0], "summary")  # type: ignore[misc]
         if not raw:
             return None
-        d = json.loads(raw)
-        return ConversationSummary(text=d["t"], messages=int(d["m"]), covered=d["c"])
+        summary = _summary(raw)
+        if summary is None:  # never fail every call of the conversation over a summary it cannot read
+            _log.warning("conversation summary: a value this version cannot read was skipped")
+        return summary
 
     async def save_summary(self, key: ConversationKey, summary: ConversationSummary) -> None:
         state, hist = self._keys(key)
@@ -272,6 +274,19 @@ def _str(value: Any) -> str:
     if value is None:
         return ""
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _summary(raw: bytes | str) -> ConversationSummary | None:
+    """A stored summary ({"t": text, "m": messages covered, "c": digest}), or None when it is not one
+    this version can read (a newer sidecar's shape, a damaged value)."""
+    try:
+        d = json.loads(raw)
+        text, messages, covered = d["t"], d["m"], d["c"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not (isinstance(text, str) and isinstance(covered, str) and type(messages) is int and messages >= 0):
+        return None
+    return ConversationSummary(text=text, messages=messages, covered=covered)
 
 
 def _record(raw: bytes | str) -> SwitchRecord:

@@ -437,3 +437,33 @@ async def test_tool_calls_the_application_did_not_answer_are_not_replayed(
     assert _every_call_answered(sent), sent
     (kept,) = [m for m in sent if m.get("tool_calls")]
     assert [c["id"] for c in kept["tool_calls"]] == [tool_calls(asked)[0].id]
+
+
+async def test_a_summary_this_version_cannot_read_is_skipped(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rolling summary in a shape this version does not know (a newer sidecar's during a rolling
+    upgrade, a damaged value) failed every call of the conversation with INTERNAL until its TTL.
+    It is skipped, as when there is none (its messages stay uncovered, so in the prompt), and
+    logged without its content; the next refresh writes a readable one."""
+    policy = StorePolicy(ttl_seconds=60, max_history_messages=10, max_switch_history=5)
+    prefix = f"s{uuid.uuid4().hex[:10]}"
+    store = RedisConversationStore.from_url(redis_url, policy, prefix=prefix)
+    client = redis.asyncio.from_url(redis_url)
+    key = ConversationKey("t1", "u1", "c1")
+    try:
+        for value in (
+            '{"v": 3, "text": "secret-canary"}',
+            "{not json secret-canary",
+            '{"t": 5, "m": "x", "c": 1}',
+        ):
+            await client.hset(f"{prefix}:{{t1|u1}}:c:c1", "summary", value)  # type: ignore[misc]
+            with caplog.at_level(logging.WARNING, logger="sidecar.sessions"):
+                assert await store.summary(key) is None
+        lines = [r for r in caplog.records if r.name == "sidecar.sessions"]
+        assert len(lines) == 3 and all("canary" not in r.getMessage() for r in lines)
+        await store.save_summary(key, ConversationSummary("s", 2, "digest"))
+        assert await store.summary(key) == ConversationSummary("s", 2, "digest")
+    finally:
+        await client.aclose()
+        await store.aclose()
