@@ -467,3 +467,45 @@ async def test_a_summary_this_version_cannot_read_is_skipped(
     finally:
         await client.aclose()
         await store.aclose()
+
+
+async def test_a_switch_record_this_version_cannot_read_is_left_out_of_the_history(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One switch record in a shape this version does not know failed every ListSwitchHistory of
+    the user with INTERNAL until its TTL; it is left out, the others are listed, and it is logged
+    by count, never quoted."""
+    policy = StorePolicy(ttl_seconds=60, max_history_messages=10, max_switch_history=5)
+    prefix = f"w{uuid.uuid4().hex[:10]}"
+    store = RedisConversationStore.from_url(redis_url, policy, prefix=prefix)
+    client = redis.asyncio.from_url(redis_url)
+    try:
+        await store.record_switch(
+            "t1", "u1", SwitchRecord("c1", "", "mr-blue", "use mr blue", True, "", 1.0, 1)
+        )
+        await client.lpush(
+            f"{prefix}:{{t1|u1}}:sw",
+            "{not json secret-canary",
+            '{"v": 9, "cmd": 1}',
+            json.dumps(
+                {
+                    "c": "c1",
+                    "f": "",
+                    "to": "x",
+                    "cmd": "use x",
+                    "ok": True,
+                    "e": "",
+                    "at": float("nan"),
+                    "v": 3,
+                }
+            ),
+        )  # type: ignore[misc]
+        await store.record_switch("t1", "u1", SwitchRecord("c1", "mr-blue", "x", "use x", True, "", 2.0, 2))
+        with caplog.at_level(logging.WARNING, logger="sidecar.sessions"):
+            found = await store.switches("t1", "u1", "", 10)
+        assert [r.version for r in found] == [2, 1]
+        (line,) = [r for r in caplog.records if r.name == "sidecar.sessions"]
+        assert line.records == 3 and "canary" not in line.getMessage()  # type: ignore[attr-defined]
+    finally:
+        await client.aclose()
+        await store.aclose()
