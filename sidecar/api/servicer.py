@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import NoReturn, Protocol
@@ -11,7 +12,7 @@ import grpc
 
 from sidecar._gen.orchestrator.v1 import embed_pb2, models_pb2
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar.api import convert
+from sidecar.api import convert, tools
 from sidecar.api import embed as api_embed
 from sidecar.api import personas as api_personas
 from sidecar.api.answer import Answer
@@ -186,7 +187,8 @@ class GenerationServicer:
     async def _call(self, request: gen.GenerationInput, context: Context, *, stream: bool) -> Call:
         record = Outcome(started_at=self._clock.monotonic())
         try:
-            call = convert.to_call(
+            convert_call = functools.partial(
+                convert.to_call,
                 request,
                 stream=stream,
                 limits=self._policy.limits,
@@ -195,6 +197,8 @@ class GenerationServicer:
                 record=record,
                 tiers=self._tiers,
             )
+            # checking JSON Schemas costs CPU by the subschema: off the event loop, so other calls go on
+            call = await asyncio.to_thread(convert_call) if tools.carries_schemas(request) else convert_call()
             return api_personas.with_persona_fields(call, request)
         except SidecarError as err:
             self._gate.refusal("rejected request", reason=err.reason, detail=err.message)
