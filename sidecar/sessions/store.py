@@ -73,7 +73,7 @@ class StorePolicy:
     max_history_messages: int
     max_switch_history: int
     max_conversations: int = 100_000
-    max_bytes: int = 64 * 1024 * 1024  # in-memory store: what histories and switch records may hold
+    max_bytes: int = 64 * 1024 * 1024  # in-memory store: what histories, summaries, switch records hold
     max_history_bytes: int = 2 * 1024 * 1024  # one conversation's history (the newest message always)
 
 
@@ -153,6 +153,7 @@ class _Conversation:
     history: deque[Message] = field(default_factory=deque)
     summary: ConversationSummary | None = None
     size: int = 0  # the history's footprint in bytes
+    summary_size: int = 0  # the summary's
     written: int = 0  # the store's write count when it was last written (least recently written first)
 
 
@@ -166,7 +167,7 @@ class _Switches:
 
 class MemoryConversationStore:
     """One process's conversations and switch histories, bounded by count and by the bytes their
-    histories and switch records hold together (the least recently written of either dropped first;
+    histories, summaries and switch records hold together (the least recently written of either dropped first;
     a conversation larger than the whole bound alone keeps its newest messages that fit, a user's
     switch history its newest record)."""
 
@@ -179,8 +180,8 @@ class MemoryConversationStore:
 
     @property
     def size(self) -> int:
-        """Bytes the histories and switch records hold (`footprint`, `record_footprint`), at most
-        `max_bytes` after a write."""
+        """Bytes the histories, summaries and switch records hold (`footprint`, `record_footprint`),
+        at most `max_bytes` after a write."""
         return self._size
 
     def _stamp(self) -> int:
@@ -195,7 +196,8 @@ class MemoryConversationStore:
         return conv
 
     def _forget(self, key: ConversationKey) -> None:
-        self._size -= self._convs.pop(key).size
+        conv = self._convs.pop(key)
+        self._size -= conv.size + conv.summary_size
 
     def _forget_switches(self, owner: tuple[str, str]) -> None:
         self._size -= self._switches.pop(owner).size
@@ -278,8 +280,8 @@ class MemoryConversationStore:
         if conv is None or not (conv.history or conv.persona_id or conv.summary):
             return False
         conv.history.clear()
-        self._size -= conv.size
-        conv.size, conv.persona_id, conv.summary = 0, "", None
+        self._size -= conv.size + conv.summary_size
+        conv.size, conv.summary_size, conv.persona_id, conv.summary = 0, 0, "", None
         return True
 
     async def summary(self, key: ConversationKey) -> ConversationSummary | None:
@@ -287,7 +289,11 @@ class MemoryConversationStore:
         return conv.summary if conv is not None else None
 
     async def save_summary(self, key: ConversationKey, summary: ConversationSummary) -> None:
-        self._write(key).summary = summary
+        conv = self._write(key)
+        size = MESSAGE_OVERHEAD + sys.getsizeof(summary.text) + sys.getsizeof(summary.covered)
+        self._size += size - conv.summary_size
+        conv.summary, conv.summary_size = summary, size
+        self._bound(key, conv)
 
     async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None:
         owner = (tenant, user)

@@ -339,3 +339,26 @@ async def test_switch_histories_count_in_the_memory_stores_byte_bound(clock: Fak
     assert (await store.snapshot(K, history=True)).history == ()  # older than every switch record
     await store.append(K, msgs("q", "a"))  # a history written now makes room by the oldest records
     assert store.size <= budget and len((await store.snapshot(K, history=True)).history) == 2
+
+
+async def test_rolling_summaries_count_in_the_memory_stores_byte_bound(clock: FakeClock) -> None:
+    """A conversation's rolling summary (up to summary.max_tokens, 8,192 tokens) was not counted:
+    100,000 conversations of a summary each held gigabytes past max_memory_bytes."""
+    budget = 1024 * 1024
+    store = MemoryConversationStore(
+        StorePolicy(60, 100, 10, max_conversations=100_000, max_bytes=budget), clock
+    )
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1000):
+            summary = ConversationSummary(f"{i} " + "s" * 8000, 10, "digest")
+            await store.save_summary(ConversationKey("t", "u", f"c{i}"), summary)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert store.size <= budget
+    assert held <= budget * 1.25
+    assert await store.summary(ConversationKey("t", "u", "c999")) is not None  # the newest are kept
+    await store.clear(ConversationKey("t", "u", "c999"))
+    assert await store.summary(ConversationKey("t", "u", "c999")) is None
