@@ -2,8 +2,8 @@
 
 Memory keeps the whole exchange: text, name, an assistant message's tool calls (id, name,
 arguments), the id of the call a tool result answers, and images by reference (URL, MIME type,
-size). Inline image bytes are never stored: `storable` replaces each inline image with a line of
-text in its message, `[image/png image of 12,345 bytes, not kept in conversation memory]`, so a
+size). Inline image bytes (and data: URLs) are never stored: `storable` replaces each inline image
+with a line of text in its message, `[image/png image of 12,345 bytes, not kept in conversation memory]`, so a
 replayed history says an image was there without carrying (or re-billing) its bytes, and the
 history of a conversation stays small. Both stores (memory and Redis) are given what `storable`
 returns, so they replay the same messages.
@@ -29,16 +29,25 @@ VERSION = 2
 
 
 def storable(message: Message) -> Message:
-    """The message as memory keeps it: inline image bytes become a line of text."""
-    inline = [i for i in message.images if i.data]
+    """The message as memory keeps it: inline image bytes (`data`, or a data: URL) become a line of
+    text."""
+    inline = [i for i in message.images if _inline(i)]
     if not inline:
         return message
-    notes = [
-        f"[{i.mime_type or 'an'} image of {len(i.data):,} bytes, not kept in conversation memory]"
-        for i in inline
-    ]
+    notes = [f"[{_describe(i)}, not kept in conversation memory]" for i in inline]
     text = "\n".join(filter(None, (message.text, *notes)))
-    return dataclasses.replace(message, text=text, images=tuple(i for i in message.images if not i.data))
+    return dataclasses.replace(message, text=text, images=tuple(i for i in message.images if not _inline(i)))
+
+
+def _inline(image: Image) -> bool:
+    return bool(image.data) or image.url.startswith("data:")
+
+
+def _describe(image: Image) -> str:
+    if image.data:
+        return f"{image.mime_type or 'an'} image of {len(image.data):,} bytes"
+    mime = image.url[5:].split(";", 1)[0].split(",", 1)[0]
+    return f"{mime or 'an'} image of {len(image.url):,} characters"
 
 
 def replayable(history: Sequence[Message], after: Sequence[Message]) -> tuple[Message, ...]:

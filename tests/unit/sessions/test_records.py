@@ -46,6 +46,18 @@ def test_inline_image_bytes_become_a_line_of_text_and_are_refused_raw() -> None:
     assert records.storable(Message(Role.USER, "plain")) == Message(Role.USER, "plain")
 
 
+def test_a_data_url_image_is_inline_bytes_too() -> None:
+    """An image sent as a data: URL (up to 8,192 characters at the edge) is its bytes inline: it was
+    stored as a reference and re-sent, and re-billed, on every later turn of the conversation."""
+    data = "data:image/png;base64," + "iVBORw0KGgo" * 40
+    m = Message(Role.USER, "what is this?", images=(Image(url=data, width=20, height=20),))
+    kept = records.storable(m)
+    assert kept.images == ()
+    assert kept.text == "what is this?\n[image/png image of 462 characters, not kept in conversation memory]"
+    linked = Image(url="https://example.com/a.png")
+    assert records.storable(Message(Role.USER, "x", images=(linked,))).images == (linked,)
+
+
 def test_a_later_version_is_read_for_the_keys_this_one_knows() -> None:
     raw = json.dumps({"v": 3, "r": "user", "t": "hi", "future": [1, 2]})
     assert records.decode(raw) == Message(Role.USER, "hi")
