@@ -167,15 +167,15 @@ class _Switches:
 
 class MemoryConversationStore:
     """One process's conversations and switch histories, bounded by count and by the bytes their
-    histories, summaries and switch records hold together (the least recently written of either dropped first;
-    a conversation larger than the whole bound alone keeps its newest messages that fit, a user's
-    switch history its newest record)."""
+    histories, summaries and switch records hold together (the least recently written of either
+    dropped first; a conversation larger than the whole bound alone keeps its newest messages that
+    fit, a user's switch history its newest record)."""
 
     def __init__(self, policy: StorePolicy, clock: Clock) -> None:
         self._policy, self._clock = policy, clock
         self._convs: OrderedDict[ConversationKey, _Conversation] = OrderedDict()
         self._switches: OrderedDict[tuple[str, str], _Switches] = OrderedDict()
-        self._size = 0  # the footprint of every history and switch record held
+        self._size = 0  # the footprint of every history, summary and switch record held
         self._writes = 0
 
     @property
