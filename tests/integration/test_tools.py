@@ -405,3 +405,34 @@ async def test_checking_a_requests_schemas_does_not_hold_other_calls(serve: Any)
         ticker.cancel()
     checked = loop.time() - started
     assert max(gaps) < checked / 4, (max(gaps), checked)
+
+
+async def test_at_most_two_requests_have_their_schemas_checked_at_once(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks run on the loop's default executor, which also resolves upstream host names and
+    refreshes credentials: a burst of schema-heavy requests takes two of its threads, never all."""
+    import threading
+
+    from sidecar.api import convert
+
+    running, most = 0, 0
+    lock = threading.Lock()
+    real = convert.to_call
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(convert, "to_call", counted)
+    s = await serve({"policy": echo_policy()})
+    ask = generate_request(messages=[user("hi")], tools=_wide_tools(2, 300))
+    await asyncio.gather(*(s.stub.Generate(ask) for _ in range(6)))
+    assert 1 <= most <= 2
