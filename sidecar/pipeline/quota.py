@@ -54,6 +54,7 @@ class _Meter:
     reserved_usd: int = 0
     final: bool = False
     cut: bool = False  # the budget ended the call: charge the meter's counts, nothing reported beyond
+    covering: bool = False  # the counts outgrew the reservation and its extension has not answered
     refusal: QuotaExceededError | None = None  # set with the last (partial) chunk the call gets
 
     def usd(self, price: Price | None = None, extra: int = 0) -> int:
@@ -145,6 +146,23 @@ class QuotaLayer:
         tokens, usd = meter.prompt + meter.output, meter.usd(price)
         if tokens <= meter.reserved_tokens and usd <= meter.reserved_usd:
             return chunk
+        meter.covering = True  # until the reservation covers the counts (a cancel meanwhile: see _actual)
+        chunk = await self._grow(quota, grant, call, meter, chunk, before, price)
+        meter.covering = False
+        return chunk
+
+    async def _grow(
+        self,
+        quota: QuotaService,
+        grant: Grant,
+        call: Call,
+        meter: _Meter,
+        chunk: Chunk,
+        before: int,
+        price: Price,
+    ) -> Chunk:
+        """Extend the reservation to the meter's counts plus headroom, else to the counts alone, else
+        give the call the part of the chunk that fits."""
         try:
             await self._extend(quota, grant, meter, price, quota.policy.extension_tokens)
             return chunk
@@ -155,7 +173,7 @@ class QuotaLayer:
             return chunk
         except QuotaExceededError as err:
             if not chunk.text:  # a final usage correction: charge no more than was reserved
-                self._clamp(meter, price)
+                _clamp(meter, price)
                 return chunk
             return await self._cut(quota, grant, call, meter, chunk, before, err)
 
@@ -191,16 +209,6 @@ class QuotaLayer:
         meter.refusal = err
         return Chunk(text=part)
 
-    @staticmethod
-    def _clamp(meter: _Meter, price: Price) -> None:
-        """Counts reported beyond the reservation (the provider counted more than the sidecar did)
-        are not charged: the largest output the reserved tokens and dollars cover."""
-        meter.prompt = min(meter.prompt, meter.reserved_tokens)
-        meter.output = max(0, min(meter.output, meter.reserved_tokens - meter.prompt))
-        while meter.output > 0 and meter.usd(price) > meter.reserved_usd:
-            meter.output -= 1
-        meter.cut = True
-
     async def _extend(
         self, quota: QuotaService, grant: Grant, meter: _Meter, price: Price, step: int
     ) -> None:
@@ -210,6 +218,20 @@ class QuotaLayer:
         await quota.extend(grant, Amounts(tokens=more_tokens, usd=more_usd))
         meter.reserved_tokens += more_tokens
         meter.reserved_usd += more_usd
+
+
+def _clamp(meter: _Meter, price: Price) -> None:
+    """Counts beyond the reservation (the provider counted more than the sidecar did, or the call
+    ended before an extension answered) are not charged: the largest output the reserved tokens and
+    dollars cover."""
+    meter.prompt = min(meter.prompt, meter.reserved_tokens)
+    low, high = 0, max(0, min(meter.output, meter.reserved_tokens - meter.prompt))
+    while low < high:  # binary search: the price grows with the output
+        meter.output = (low + high + 1) // 2
+        low, high = (
+            (meter.output, high) if meter.usd(price) <= meter.reserved_usd else (low, meter.output - 1)
+        )
+    meter.output, meter.cut = low, True
 
 
 def _reserve(tokens: int, usd: int) -> Amounts:
@@ -223,6 +245,8 @@ def _actual(call: Call, meter: _Meter) -> Amounts:
         return Amounts(requests=1)
     if meter.received == 0 and record.usage.total_tokens == 0:
         return Amounts()
+    if meter.covering:  # ended (cancelled, the store failed) before the reservation grew: not beyond it
+        _clamp(meter, record.target.price if record.target else meter.price)
     if meter.cut:  # the budget ended it: exactly what the meter says the call received
         price = record.target.price if record.target else meter.price
         return Amounts(requests=1, tokens=meter.prompt + meter.output, usd=meter.usd(price))

@@ -434,3 +434,47 @@ async def test_a_twice_cancelled_call_still_settles_before_close(redis_url: str,
         assert (state.used, state.reserved) == (0, 0)
     finally:
         await fresh.aclose()
+
+
+@dataclass
+class HeldExtension:
+    """A store whose extensions (a reserve of an id already reserved) wait until released: the
+    caller can go away while one is on its way."""
+
+    store: QuotaStore
+    reserved: set[str] = field(default_factory=set)
+    extending: asyncio.Event = field(default_factory=asyncio.Event)
+    go: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def reserve(self, tag: str, rid: str, *args: Any, **kw: Any) -> Any:
+        if rid in self.reserved:
+            self.extending.set()
+            await self.go.wait()
+        self.reserved.add(rid)
+        return await self.store.reserve(tag, rid, *args, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_call_cancelled_while_its_extension_is_on_the_way_is_charged_within_the_limit(
+    quota_store: QuotaStore, clock: FakeClock, stream: bool
+) -> None:
+    """The answer's usage outgrew the reservation; the caller left (or its deadline passed) while the
+    extension waited on the store: the settle charged the whole usage, far past the limit."""
+    quota = {
+        "limits": [{"name": "tok", "metric": "tokens", "window": "day", "limit": 40}],
+        "output_tokens_estimate": 8,
+    }
+    held = HeldExtension(quota_store)
+    answer = Chunk(text=WORDS * 100, finish_reason=FinishReason.STOP, usage=Usage(11, 4_000))
+    r = rig(policy(quota), held, clock, chunks=[answer])  # type: ignore[arg-type]
+    task = asyncio.ensure_future(r.run(tier_call(clock, stream=stream)))
+    await held.extending.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await r.service.releases.idle()
+    used, reserved = await r.used("tok")
+    assert reserved == 0 and used <= 40
