@@ -25,7 +25,7 @@ from sidecar.core.types import Usage
 from sidecar.embeddings.cache import CachedVector, VectorCache
 from sidecar.embeddings.routing import EmbeddingRouter, all_failed, model_identity
 from sidecar.ledger.record import UsageRecord
-from sidecar.quota.limits import MICROS
+from sidecar.quota.limits import MICROS, to_micros
 from sidecar.quota.service import Amounts, Grant, QuotaService
 from sidecar.telemetry.metrics import EmbedOutcome, Metrics
 
@@ -177,7 +177,7 @@ class EmbeddingService:
             await self._settle(grant, Amounts())
             raise
         used = result.usage.prompt_tokens - result.usage.cached_tokens
-        await self._settle(grant, Amounts(requests=1, tokens=used, usd=_micros(result.cost_usd)))
+        await self._settle(grant, Amounts(requests=1, tokens=used, usd=to_micros(result.cost_usd)))
         return result
 
     async def _settle(self, grant: Grant, amounts: Amounts) -> None:

@@ -28,7 +28,7 @@ from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.plan import plan_of
 from sidecar.core.tokens import count_tokens
 from sidecar.core.types import Call, Chunk, GenerationParams, Message, Price, Target, Usage
-from sidecar.quota.limits import MICROS
+from sidecar.quota.limits import MICROS, to_micros
 from sidecar.quota.service import Amounts, Grant, QuotaService
 from sidecar.routing.table import Route, RouteTable
 from sidecar.telemetry.tracing import Tracing
@@ -58,6 +58,7 @@ class _Meter:
     refusal: QuotaExceededError | None = None  # set with the last (partial) chunk the call gets
 
     def usd(self, price: Price | None = None, extra: int = 0) -> int:
+        """Rounded up, for reservations: a charge (to_micros, to the nearest) never exceeds it."""
         cost = (price or self.price).cost(Usage(self.prompt, self.output + extra))
         return math.ceil(cost * MICROS - 1e-6)
 
@@ -249,24 +250,25 @@ def _actual(call: Call, meter: _Meter) -> Amounts:
         _clamp(meter, record.target.price if record.target else meter.price)
     if meter.cut:  # the budget ended it: exactly what the meter says the call received
         price = record.target.price if record.target else meter.price
-        return Amounts(requests=1, tokens=meter.prompt + meter.output, usd=meter.usd(price))
+        cut = price.cost(Usage(meter.prompt, meter.output))
+        return Amounts(requests=1, tokens=meter.prompt + meter.output, usd=to_micros(cut))
     if meter.final and record.finish_reason is not None:
         usage = record.usage
-        usd = math.ceil(record.cost_usd * MICROS - 1e-6)
+        usd = to_micros(record.cost_usd)
     elif record.target is None and meter.received == 0 and record.answers_rejected:  # schema_retry's
         usage = record.usage
-        usd = math.ceil(record.cost_usd * MICROS - 1e-6)  # each at its own deployment's price
+        usd = to_micros(record.cost_usd)  # each at its own deployment's price
     elif record.usage.total_tokens:  # cut short: the usage the ledger and metrics record (the
         # provider's, or the sidecar's count by the tokenizer of the deployment that answered), each
         # answer at its own deployment's price (one schema_retry rejected before it too)
         usage = record.usage
         cost = record.cost_usd if record.target else meter.price.cost(usage)
-        usd = math.ceil(cost * MICROS - 1e-6)
+        usd = to_micros(cost)
     else:  # cut short with nothing recorded: the meter's count, recorded as the call's usage too
         usage = Usage(meter.prompt, meter.output)
         call.record.usage_estimated(usage)
         price = record.target.price if record.target else meter.price
-        usd = math.ceil(price.cost(usage) * MICROS - 1e-6)
+        usd = to_micros(price.cost(usage))
     return Amounts(requests=1, tokens=usage.total_tokens, usd=usd)
 
 

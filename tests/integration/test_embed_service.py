@@ -179,3 +179,22 @@ async def test_every_deployment_failing_is_unavailable_and_charges_nothing(
     assert [r.outcome for r in rig.ledger.records] == ["PROVIDERS_UNAVAILABLE"]
     used = await rig.used()  # refunded in full like a Generate that produced nothing; it was 1 request
     assert (used["req"], used["tok"], used["usd"]) == (0, 0, 0)
+
+
+async def test_a_fractional_cost_is_charged_the_micro_dollars_the_answer_reports(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    """text-embedding-3-large's price: 9 tokens cost 1.17 micro-dollars. The answer's cost_micros
+    says 1; the settle charged 2 (rounded up)."""
+    from sidecar.api.convert import micros
+
+    upstream.push(Reply.json("openai/embeddings.json"))
+    embeddings = remote(upstream, "large")
+    embeddings["deployments"]["large"] = {
+        **embeddings["deployments"]["large"],
+        "price_per_million_tokens": 0.13,
+    }
+    rig = Rig(policy(embeddings), http)
+    result = await rig.embed(["first text", "second text"])
+    assert result.cost_usd * 1e6 % 1 != 0
+    assert round((await rig.used())["usd"] * 1e6) == micros(result.cost_usd) == 1

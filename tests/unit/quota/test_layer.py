@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
 import zoneinfo
@@ -478,3 +479,38 @@ async def test_a_call_cancelled_while_its_extension_is_on_the_way_is_charged_wit
     await r.service.releases.idle()
     used, reserved = await r.used("tok")
     assert reserved == 0 and used <= 40
+
+
+@pytest.mark.parametrize("end", ["finished", "cut short"])
+async def test_a_fractional_cost_is_charged_the_micro_dollars_the_summary_reports(
+    quota_store: QuotaStore, clock: FakeClock, end: str
+) -> None:
+    """gpt-4o-mini prices: 17 prompt and 6 output tokens cost 6.15 micro-dollars. The summary (and
+    the Embed answer, GetUsage) round to the nearest micro-dollar, 6; the settle rounded up, 7, so a
+    tenant's USD bucket drifted above the sum of its calls' cost_micros by up to one per call."""
+    from sidecar.api.convert import micros
+
+    p = Policy.model_validate(
+        {
+            "default_route": "main",
+            "deployments": {
+                "mini": {
+                    "provider": "echo",
+                    "model": "mini",
+                    "price": {"input_per_million": 0.15, "output_per_million": 0.6},
+                }
+            },
+            "routes": {"main": {"deployments": ["mini"]}},
+            "quota": {"limits": [{"name": "usd", "metric": "usd", "window": "day", "limit": 1}]},
+        }
+    )
+    chunks = [Chunk(text=WORDS), final(17, 6)] if end == "finished" else [Chunk(text=WORDS)]
+    r = rig(p, quota_store, clock, chunks=chunks)
+    if end == "cut short":
+        r.inner.error = StreamInterruptedError("cut")
+    call = tier_call(clock, tier="enterprise")
+    with contextlib.suppress(StreamInterruptedError):
+        await r.run(call)
+    assert call.record.cost_usd * 1e6 % 1 != 0  # a fractional micro-dollar
+    used, reserved = await r.used("usd")
+    assert (round(used * 1e6), reserved) == (micros(call.record.cost_usd), 0)
