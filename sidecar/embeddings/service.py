@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from sidecar.config.embeddings import EmbeddingDeployment, EmbeddingsPolicy
 from sidecar.core.clock import Clock, Deadline
-from sidecar.core.errors import FieldViolation, InvalidRequestError, ProviderError, SidecarError
+from sidecar.core.errors import (
+    FieldViolation,
+    InvalidRequestError,
+    ProviderError,
+    QuotaExceededError,
+    QuotaUnavailableError,
+    SidecarError,
+)
 from sidecar.core.tokens import count_tokens
 from sidecar.core.types import Usage
 from sidecar.embeddings.cache import CachedVector, VectorCache
@@ -165,20 +172,34 @@ class EmbeddingService:
             return await self._routed(req, alias)
         tokens = sum(count_tokens(t) for t in req.texts)
         price = max(d.price_per_million_tokens for _, d in self._router.candidates(alias))
-        grant = await self._quota.reserve(
-            req.tenant,
-            req.user,
-            req.tier,
-            Amounts(requests=1, tokens=tokens, usd=_micros(tokens * price / 1e6)),
-        )
+        held = Amounts(requests=1, tokens=tokens, usd=_micros(tokens * price / 1e6))
+        grant = await self._quota.reserve(req.tenant, req.user, req.tier, held)
         try:
             result = await self._routed(req, alias)
         except BaseException:  # nothing embedded: refunded in full, the request too, as a Generate is
             await self._settle(grant, Amounts())
             raise
         used = result.usage.prompt_tokens - result.usage.cached_tokens
-        await self._settle(grant, Amounts(requests=1, tokens=used, usd=to_micros(result.cost_usd)))
+        usage = Amounts(requests=1, tokens=used, usd=to_micros(result.cost_usd))
+        charged = _within(usage, held)
+        try:
+            charged = await self._covered(grant, usage, held)
+        finally:
+            await self._settle(grant, charged)
         return result
+
+    async def _covered(self, grant: Grant, usage: Amounts, held: Amounts) -> Amounts:
+        """The usage, when the reservation covers it or grows to (the upstream counted more than the
+        estimate); else only what was reserved, as a Generate's usage beyond its budget is: an
+        upstream's count is never charged past the caller's limits."""
+        assert self._quota is not None
+        more = Amounts(tokens=max(0, usage.tokens - held.tokens), usd=max(0, usage.usd - held.usd))
+        if more.tokens or more.usd:
+            try:
+                await self._quota.extend(grant, more)
+            except (QuotaExceededError, QuotaUnavailableError):
+                return _within(usage, held)
+        return usage
 
     async def _settle(self, grant: Grant, amounts: Amounts) -> None:
         assert self._quota is not None
@@ -245,6 +266,10 @@ class EmbeddingService:
     def _meter(self, o: EmbedOutcome) -> None:
         if self._metrics is not None:
             self._metrics.embedded(o)
+
+
+def _within(usage: Amounts, held: Amounts) -> Amounts:
+    return Amounts(requests=1, tokens=min(usage.tokens, held.tokens), usd=min(usage.usd, held.usd))
 
 
 def _micros(usd: float) -> int:

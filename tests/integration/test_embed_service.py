@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from sidecar.quota.signals import QuotaSignals
 from sidecar.quota.store import MemoryQuotaStore
 from sidecar.routing.breaker import BreakerPolicy, Breakers
 from sidecar.telemetry.metrics import Metrics
-from tests.support.upstream import Reply, Upstream
+from tests.support.upstream import Reply, Upstream, fixture
 
 pytestmark = pytest.mark.integration
 CLOCK = SystemClock()
@@ -198,3 +199,17 @@ async def test_a_fractional_cost_is_charged_the_micro_dollars_the_answer_reports
     result = await rig.embed(["first text", "second text"])
     assert result.cost_usd * 1e6 % 1 != 0
     assert round((await rig.used())["usd"] * 1e6) == micros(result.cost_usd) == 1
+
+
+async def test_an_upstream_counting_more_tokens_than_reserved_is_charged_within_the_limits(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    """Two short texts, reserved as ~4 tokens; the upstream says it counted 4e9. The settle charged
+    that: 4e9 tokens in a 100,000-token daily bucket, $80,000 in a $5 one."""
+    body = json.loads(fixture("openai/embeddings.json"))
+    body["usage"] = {"prompt_tokens": 4_000_000_000, "total_tokens": 4_000_000_000}
+    upstream.push(Reply(body=json.dumps(body).encode()))
+    rig = Rig(policy(remote(upstream, "primary")), http)
+    await rig.embed(["first text", "second text"])
+    used = await rig.used()
+    assert used["tok"] <= 100_000 and used["usd"] <= 5
