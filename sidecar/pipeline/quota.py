@@ -3,9 +3,9 @@
 Estimate: 1 request, 1 call in flight, the prompt's tokens (counted by the injected estimator) plus
 min(max_tokens, output_tokens_estimate) output tokens, and their price at the most expensive
 deployment of the route. A route's `budget_fallback` deployment serves callers whose dollars cannot
-cover that but can cover the fallback's price. While a stream runs, the text of each chunk is
-counted before the chunk is passed on; when the output outgrows the reservation, the reservation is
-extended by the overflow plus `extension_tokens`. When even the chunk itself does not fit, the
+cover that but can cover the fallback's price. While a stream runs, the output of each chunk (text,
+thinking, tool calls) is counted before the chunk is passed on; when the output outgrows the
+reservation, the reservation is extended by the overflow plus `extension_tokens`. When even the chunk itself does not fit, the
 stream gets the part of it that does (the longest prefix the budget covers, found by growing the
 reservation token by token in a binary search, and cut where the tokenizer's count allows), is
 charged exactly what it received, and ends with RESOURCE_EXHAUSTED carrying that usage. A unary
@@ -137,7 +137,7 @@ class QuotaLayer:
         receive: the chunk, or the part of it that fits (then `meter.refusal` ends the call)."""
         meter.received += 1
         before = meter.output
-        meter.output += self._estimator.text(chunk.text)
+        meter.output += self._output(chunk)
         if chunk.usage is not None:
             meter.prompt, meter.output = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
             meter.final = chunk.is_final
@@ -173,7 +173,7 @@ class QuotaLayer:
             await self._extend(quota, grant, meter, price, 0)
             return chunk
         except QuotaExceededError as err:
-            if not chunk.text:  # a final usage correction: charge no more than was reserved
+            if not _content(chunk):  # a final usage correction: charge no more than was reserved
                 _clamp(meter, price)
                 return chunk
             return await self._cut(quota, grant, call, meter, chunk, before, err)
@@ -191,7 +191,8 @@ class QuotaLayer:
         """The longest prefix of the chunk the budget still covers (nothing for a unary answer, which
         cannot be delivered in part); the reservation grows to exactly that, and the call ends."""
         price = call.record.target.price if call.record.target else meter.price
-        fits, refused = 0, self._estimator.text(chunk.text) if call.stream else 1
+        partial = call.stream and not (chunk.thinking or chunk.tool_calls)  # text alone is cut in part
+        fits, refused = 0, self._estimator.text(chunk.text) if partial else 1
         while refused - fits > 1:  # binary search: each successful extend holds what it got
             trial = (fits + refused) // 2
             meter.output = before + trial
@@ -200,7 +201,7 @@ class QuotaLayer:
                 fits = trial
             except QuotaExceededError:
                 refused = trial
-        part = _prefix(chunk.text, fits, self._estimator.text) if call.stream else ""
+        part = _prefix(chunk.text, fits, self._estimator.text) if partial else ""
         meter.output, meter.cut = before + self._estimator.text(part), True
         meter.prompt = min(meter.prompt, meter.reserved_tokens)  # a corrected prompt count, as reserved
         call.record.usage_estimated(Usage(meter.prompt, meter.output))
@@ -209,6 +210,12 @@ class QuotaLayer:
         )
         meter.refusal = err
         return Chunk(text=part)
+
+    def _output(self, chunk: Chunk) -> int:
+        """The output tokens of a chunk: its text, its thinking and its tool calls' names and arguments."""
+        count = self._estimator.text
+        tools = sum(count(t.name) + count(t.arguments) for t in chunk.tool_calls)
+        return count(chunk.text) + (count(chunk.thinking) if chunk.thinking else 0) + tools
 
     async def _extend(
         self, quota: QuotaService, grant: Grant, meter: _Meter, price: Price, step: int
@@ -233,6 +240,11 @@ def _clamp(meter: _Meter, price: Price) -> None:
             (meter.output, high) if meter.usd(price) <= meter.reserved_usd else (low, meter.output - 1)
         )
     meter.output, meter.cut = low, True
+
+
+def _content(chunk: Chunk) -> bool:
+    """Whether the chunk delivers output (text, thinking, tool calls), not only a finish or usage."""
+    return bool(chunk.text or chunk.thinking or chunk.tool_calls)
 
 
 def _reserve(tokens: int, usd: int) -> Amounts:

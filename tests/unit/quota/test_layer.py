@@ -24,7 +24,7 @@ from sidecar.core.errors import (
 )
 from sidecar.core.layer import Handler
 from sidecar.core.tokens import count_tokens
-from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, Usage
+from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, ToolCallDelta, Usage
 from sidecar.pipeline.quota import QuotaLayer
 from sidecar.quota.service import QuotaService
 from sidecar.quota.signals import NearLimitEvent, QuotaSignals
@@ -514,3 +514,44 @@ async def test_a_fractional_cost_is_charged_the_micro_dollars_the_summary_report
     assert call.record.cost_usd * 1e6 % 1 != 0  # a fractional micro-dollar
     used, reserved = await r.used("usd")
     assert (round(used * 1e6), reserved) == (micros(call.record.cost_usd), 0)
+
+
+async def test_a_stream_of_thinking_is_held_to_the_budget_like_text(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    """A reasoning model's thinking deltas are output: the meter counted only `text`, so a stream of
+    thinking ran past the budget and, its usage arriving beyond the reservation, was charged only
+    the reservation (160 tokens delivered under a 61-token limit)."""
+    quota = {
+        "limits": [{"name": "tok", "metric": "tokens", "window": "day", "limit": 61}],
+        "output_tokens_estimate": 8,
+        "extension_tokens": 6,
+    }
+    r = rig(policy(quota), quota_store, clock, chunks=[Chunk(thinking=WORDS)] * 40 + [final(9, 160)])
+    delivered = []
+    with pytest.raises(QuotaExceededError) as info:
+        async with aclosing(r.layer(tier_call(clock))) as stream:
+            async for chunk in stream:
+                delivered.append(chunk.thinking)
+    prompt = 3 + 4 + count_tokens("hello there")
+    output = sum(count_tokens(t) for t in delivered)
+    assert await r.used("tok") == (prompt + output, 0) and prompt + output <= 61
+    assert info.value.metadata["completionTokens"] == str(output)
+
+
+async def test_a_unary_tool_call_beyond_the_budget_is_refused_like_text(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    """A unary answer that does not fit is refused and only its prompt charged; one made of tool
+    calls (no text) was delivered whole and charged the reservation."""
+    quota = {
+        "limits": [{"name": "tok", "metric": "tokens", "window": "day", "limit": 40}],
+        "output_tokens_estimate": 8,
+    }
+    call = ToolCallDelta(0, "call_1", "lookup", '{"q": "' + WORDS * 300 + '"}')
+    answer = Chunk(tool_calls=(call,), finish_reason=FinishReason.TOOL_CALLS, usage=Usage(11, 1_200))
+    r = rig(policy(quota), quota_store, clock, chunks=[answer])
+    with pytest.raises(QuotaExceededError) as info:
+        await r.run(tier_call(clock, stream=False))
+    assert info.value.metadata["completionTokens"] == "0"
+    assert await r.used("tok") == (11, 0)
