@@ -2,11 +2,12 @@
 
 Validated first (nothing is charged for a rejected batch: empty, too many texts, a text empty or
 too long by bytes or by tokens, an unknown route; each named by its field, e.g. `texts[3]`), then
-quota-charged like Generate (one request, the estimated tokens and dollars reserved, the real ones
-settled; a failed one refunded in full), then routed: each deployment of the route in order, its
-texts first looked up in the exact cache (tenant + model + text), only the missing ones embedded,
-the next deployment on a retryable failure. Cached texts cost nothing; their tokens are reported as
-cached. Every call ends in the metrics and, when a ledger is on, in a usage record.
+quota-charged like Generate (one request and one call in flight, the estimated tokens and dollars
+reserved, the real ones settled; a failed one refunded in full), then routed: each deployment of
+the route in order, its texts first looked up in the exact cache (tenant + model + text), only the
+missing ones embedded, the next deployment on a retryable failure. Cached texts cost nothing; their
+tokens are reported as cached. Every call ends in the metrics and, when a ledger is on, in a usage
+record.
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ class EmbeddingService:
             return await self._routed(req, alias)
         tokens = sum(count_tokens(t) for t in req.texts)
         price = max(d.price_per_million_tokens for _, d in self._router.candidates(alias))
-        held = Amounts(requests=1, tokens=tokens, usd=_micros(tokens * price / 1e6))
+        held = Amounts(requests=1, tokens=tokens, usd=_micros(tokens * price / 1e6), concurrency=1)
         grant = await self._quota.reserve(req.tenant, req.user, req.tier, held)
         try:
             result = await self._routed(req, alias)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from sidecar.config.schema import HttpSettings, Policy
 from sidecar.core.clock import Deadline, SystemClock
-from sidecar.core.errors import InvalidRequestError, ProvidersUnavailableError
+from sidecar.core.errors import InvalidRequestError, ProvidersUnavailableError, QuotaExceededError
 from sidecar.embeddings.routing import EmbeddingDeployments, EmbeddingRouter
 from sidecar.embeddings.service import EmbeddingService, EmbedRequest
 from sidecar.ledger.record import UsageRecord
@@ -213,3 +214,24 @@ async def test_an_upstream_counting_more_tokens_than_reserved_is_charged_within_
     await rig.embed(["first text", "second text"])
     used = await rig.used()
     assert used["tok"] <= 100_000 and used["usd"] <= 5
+
+
+async def test_an_embed_in_flight_counts_against_a_concurrency_limit(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    """A user limited to one call in flight ran any number of Embeds at once: they reserved no
+    concurrency, so the limit bounded Generate only."""
+    upstream.push(Reply.json("openai/embeddings.json", delay=0.5))
+    p = policy(remote(upstream, "primary"))
+    assert p.quota is not None
+    inflight = {"name": "inflight", "metric": "concurrency", "limit": 1}
+    p = p.model_copy(update={"quota": p.quota.model_validate({"limits": [*LIMITS, inflight]})})
+    rig = Rig(p, http)
+    first = asyncio.ensure_future(rig.embed(["first text", "second text"]))
+    await asyncio.sleep(0)  # the first reserves (the memory store answers at once) and waits upstream
+    with pytest.raises(QuotaExceededError) as info:
+        await rig.embed(["third text"])
+    assert info.value.reason == "CONCURRENCY_LIMITED"
+    await first
+    states = {s.limit.name: s for s in await rig.quota.snapshot("acme", "ann", "free")}
+    assert (states["inflight"].used, states["inflight"].reserved) == (0, 0)
