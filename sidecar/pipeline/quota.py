@@ -5,13 +5,14 @@ min(max_tokens, output_tokens_estimate) output tokens, and their price at the mo
 deployment of the route. A route's `budget_fallback` deployment serves callers whose dollars cannot
 cover that but can cover the fallback's price. While a stream runs, the output of each chunk (text,
 thinking, tool calls) is counted before the chunk is passed on; when the output outgrows the
-reservation, the reservation is extended by the overflow plus `extension_tokens`. When even the chunk itself does not fit, the
-stream gets the part of it that does (the longest prefix the budget covers, found by growing the
-reservation token by token in a binary search, and cut where the tokenizer's count allows), is
-charged exactly what it received, and ends with RESOURCE_EXHAUSTED carrying that usage. A unary
-answer that does not fit is refused whole and only its prompt is charged; a final chunk whose
-usage corrects the counts beyond the budget is charged at most what was reserved. So no bucket ends
-over its limit, in tokens or in dollars.
+reservation, the reservation is extended by the overflow plus `extension_tokens`. When even the
+chunk itself does not fit, the stream gets the part of it that does (the longest prefix the budget
+covers, found by growing the reservation token by token in a binary search, and cut where the
+tokenizer's count allows), is charged exactly what it received, and ends with RESOURCE_EXHAUSTED
+carrying that usage. A unary answer that does not fit is refused whole and only its prompt is
+charged; a final chunk whose usage corrects the counts beyond the budget is charged at most what was
+reserved; a call that ends while an extension is on its way is charged what it received. So no
+bucket ends over its limit, in tokens or in dollars.
 When the stream ends in any way, the reservation is settled: a cache hit is 1 request and nothing
 else; a call that produced nothing (failed before any provider output) is refunded in full.
 """
@@ -54,7 +55,9 @@ class _Meter:
     reserved_usd: int = 0
     final: bool = False
     cut: bool = False  # the budget ended the call: charge the meter's counts, nothing reported beyond
-    covering: bool = False  # the counts outgrew the reservation and its extension has not answered
+    # the output delivered before a chunk that outgrew the reservation, while its extension is on
+    # its way (None: the reservation covers the counts)
+    uncovered: int | None = None
     refusal: QuotaExceededError | None = None  # set with the last (partial) chunk the call gets
 
     def usd(self, price: Price | None = None, extra: int = 0) -> int:
@@ -147,9 +150,9 @@ class QuotaLayer:
         tokens, usd = meter.prompt + meter.output, meter.usd(price)
         if tokens <= meter.reserved_tokens and usd <= meter.reserved_usd:
             return chunk
-        meter.covering = True  # until the reservation covers the counts (a cancel meanwhile: see _actual)
+        meter.uncovered = before  # until the reservation covers the counts (a cancel meanwhile: _actual)
         chunk = await self._grow(quota, grant, call, meter, chunk, before, price)
-        meter.covering = False
+        meter.uncovered = None
         return chunk
 
     async def _grow(
@@ -258,8 +261,10 @@ def _actual(call: Call, meter: _Meter) -> Amounts:
         return Amounts(requests=1)
     if meter.received == 0 and record.usage.total_tokens == 0:
         return Amounts()
-    if meter.covering:  # ended (cancelled, the store failed) before the reservation grew: not beyond it
+    if meter.uncovered is not None:  # ended (cancelled, the store failed) before the reservation grew:
+        meter.output = meter.uncovered  # what it received, within the reservation, recorded as its usage
         _clamp(meter, record.target.price if record.target else meter.price)
+        record.usage_estimated(Usage(meter.prompt, meter.output))
     if meter.cut:  # the budget ended it: exactly what the meter says the call received
         price = record.target.price if record.target else meter.price
         cut = price.cost(Usage(meter.prompt, meter.output))

@@ -470,15 +470,17 @@ async def test_a_call_cancelled_while_its_extension_is_on_the_way_is_charged_wit
     }
     held = HeldExtension(quota_store)
     answer = Chunk(text=WORDS * 100, finish_reason=FinishReason.STOP, usage=Usage(11, 4_000))
-    r = rig(policy(quota), held, clock, chunks=[answer])  # type: ignore[arg-type]
-    task = asyncio.ensure_future(r.run(tier_call(clock, stream=stream)))
+    r = rig(policy(quota), held, clock, chunks=[Chunk(text=WORDS), answer])  # type: ignore[arg-type]
+    call = tier_call(clock, stream=stream)
+    task = asyncio.ensure_future(r.run(call))
     await held.extending.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     await r.service.releases.idle()
     used, reserved = await r.used("tok")
-    assert reserved == 0 and used <= 40
+    assert (used, reserved) == (11 + CHUNK_TOKENS, 0)  # the prompt and the chunk it received
+    assert call.record.usage.total_tokens == used  # what the ledger and the metrics record
 
 
 @pytest.mark.parametrize("end", ["finished", "cut short"])
