@@ -174,7 +174,12 @@ class EmbeddingService:
         tokens = sum(count_tokens(t) for t in req.texts)
         price = max(d.price_per_million_tokens for _, d in self._router.candidates(alias))
         held = Amounts(requests=1, tokens=tokens, usd=_micros(tokens * price / 1e6), concurrency=1)
-        grant = await self._quota.reserve(req.tenant, req.user, req.tier, held)
+        try:
+            grant = await self._quota.reserve(req.tenant, req.user, req.tier, held)
+        except QuotaExceededError as exc:  # counted as the observe layer counts a refused Generate
+            if self._metrics is not None and (limit := exc.metadata.get("limit")):
+                self._metrics.quota_refused(limit)
+            raise
         try:
             result = await self._routed(req, alias)
         except BaseException:  # nothing embedded: refunded in full, the request too, as a Generate is

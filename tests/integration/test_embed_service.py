@@ -235,3 +235,19 @@ async def test_an_embed_in_flight_counts_against_a_concurrency_limit(
     await first
     states = {s.limit.name: s for s in await rig.quota.snapshot("acme", "ann", "free")}
     assert (states["inflight"].used, states["inflight"].reserved) == (0, 0)
+
+
+async def test_an_embed_refused_by_a_quota_counts_in_the_refusals_metric(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    """sidecar_quota_refusals_total counts the calls a quota refused: a refused Generate counted, a
+    refused Embed did not (the observe layer, which counts them, is not on the Embed path)."""
+    p = policy(remote(upstream, "primary"))
+    assert p.quota is not None
+    daily = {"name": "req", "metric": "requests", "window": "day", "limit": 0}
+    p = p.model_copy(update={"quota": p.quota.model_validate({"limits": [daily]})})
+    rig = Rig(p, http)
+    with pytest.raises(QuotaExceededError):
+        await rig.embed(["first text"])
+    assert rig.metric("sidecar_quota_refusals_total", limit="req") == 1
+    assert not upstream.seen
