@@ -176,9 +176,11 @@ class QuotaLayer:
             await self._extend(quota, grant, meter, price, 0)
             return chunk
         except QuotaExceededError as err:
-            if not _content(chunk):  # a final usage correction: charge no more than was reserved
-                _clamp(meter, price)
-                return chunk
+            if not _content(chunk):  # a final usage correction: charge no more than was reserved,
+                _clamp(meter, price)  # and record what was charged (summary, ledger, metrics)
+                usage = Usage(meter.prompt, meter.output)
+                call.record.usage_estimated(usage)
+                return replace(chunk, usage=usage)
             return await self._cut(quota, grant, call, meter, chunk, before, err)
 
     async def _cut(

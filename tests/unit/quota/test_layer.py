@@ -557,3 +557,30 @@ async def test_a_unary_tool_call_beyond_the_budget_is_refused_like_text(
         await r.run(tier_call(clock, stream=False))
     assert info.value.metadata["completionTokens"] == "0"
     assert await r.used("tok") == (11, 0)
+
+
+async def test_a_usage_correction_beyond_the_budget_is_recorded_as_it_was_charged(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    """The provider counted more than the sidecar (a few prompt tokens more, or an upstream's
+    garbage) and the budget could not grow: the call was charged what the reservation covers (17
+    tokens here) while its summary, the ledger and the metrics recorded the provider's count (509;
+    on a real cluster near a 3,000-token limit the ledger held 3,002, and callers of an upstream
+    claiming 4e9 tokens were told and billed $2,400 a call that the quota never charged)."""
+    from sidecar.api.convert import micros
+
+    quota = {
+        "limits": [
+            {"name": "tok", "metric": "tokens", "window": "day", "limit": 30},
+            {"name": "usd", "metric": "usd", "window": "day", "limit": 100},
+        ],
+        "output_tokens_estimate": 8,
+        "extension_tokens": 6,
+    }
+    r = rig(policy(quota), quota_store, clock, chunks=[Chunk(text=WORDS), final(9, 500)])
+    call = tier_call(clock)
+    assert await r.run(call) == WORDS
+    used, reserved = await r.used("tok")
+    assert reserved == 0 and used <= 30
+    assert call.record.usage.total_tokens == used
+    assert micros(call.record.cost_usd) == round((await r.used("usd"))[0] * 1e6)
