@@ -137,7 +137,9 @@ class CacheLayer:
         return answer
 
     async def _run_and_store(self, call: Call, plan: _Plan) -> AsyncGenerator[Chunk, None]:
-        """Pass the chunks on as they come; hold back only the final one until the answer is stored."""
+        """Pass the chunks on as they come; store the answer once the layers outside took the final
+        chunk and asked for more (the stream ends after the store). One they refused (the quota: a
+        unary answer past the budget) closes this stream at the final chunk and is never stored."""
         texts: list[str] = []
         final: Chunk | None = None
         whole = True  # every chunk is one a stored answer can give back
@@ -152,9 +154,9 @@ class CacheLayer:
                 yield chunk
         if final is None:
             return
+        yield final
         if whole and final.finish_reason in _STORABLE:
             await self._save(call, plan, texts, final)
-        yield final  # held back until the answer was stored, so a stored answer is a complete one
 
     async def _save(self, call: Call, plan: _Plan, texts: list[str], final: Chunk) -> None:
         assert self._store is not None and final.finish_reason is not None

@@ -148,9 +148,9 @@ class SemanticCacheLayer:
                 yield chunk
         if final is None:
             return
+        yield final  # stored once taken, like the exact cache: an answer the quota refused never is
         if vector is not None and whole and final.finish_reason in _STORABLE:
             await self._save(call, plan, vector, texts, final)
-        yield final  # after the answer is stored, like the exact cache
 
     async def _vector(self, call: Call, plan: _Plan) -> tuple[Vector, _Plan] | None:
         """The prompt's vector and the plan narrowed to the partition of the model that made it (an
