@@ -21,6 +21,7 @@ from importlib import metadata
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from sidecar.core.priority import Priority
 from sidecar.quota.limits import MICROS, to_micros
 
 OTHER = "other"
@@ -288,6 +289,8 @@ class Metrics:
             "sidecar_admission_shed", "Calls shed (UNAVAILABLE/OVERLOADED) by admission, by priority.",
             ("priority",), registry=r,
         )  # fmt: skip
+        for level in Priority:  # at 0 from the start: an alert's rate() then sees the first shed
+            self.admission_shed.labels(level.label)
         self.admission_running = Gauge(
             "sidecar_admission_running_calls", "Calls holding an admission slot.", registry=r
         )
