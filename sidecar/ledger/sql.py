@@ -21,6 +21,9 @@ METADATA_COLUMN = "metadata TEXT NOT NULL DEFAULT '{}'"
 # adds these up. Added after the first schema: old rows have none (NULL), their dollars are rounded.
 COST_MICROS_COLUMN = "cost_micros BIGINT"
 _COST_MICROS = "COALESCE(cost_micros, CAST(ROUND(cost_usd * 1000000) AS BIGINT))"
+# A record's cost_micros is at most this ($9e9, exact in a double): an upstream's absurd count at the
+# highest price a deployment may have would not fit a BIGINT, and its batch would not be written.
+MAX_COST_MICROS = 2**53
 
 
 def create_table(real: str, integer: str) -> tuple[str, ...]:
@@ -47,7 +50,7 @@ def row(r: UsageRecord) -> tuple[Any, ...]:
         r.request_id, r.tenant, r.user, r.persona, r.route, r.provider, r.model, r.tokens_in, r.tokens_out,
         r.tokens_cached, r.cost_usd, r.latency_seconds, r.overhead_seconds, r.outcome, r.time, r.stream,
         r.cache_hit, json.dumps(dict(r.metadata), sort_keys=True, separators=(",", ":")),
-        r.experiment, r.variant, r.variant_overridden, to_micros(r.cost_usd),
+        r.experiment, r.variant, r.variant_overridden, min(to_micros(r.cost_usd), MAX_COST_MICROS),
     )  # fmt: skip
 
 

@@ -156,3 +156,20 @@ async def test_rows_from_before_the_integer_cost_count_their_dollars_rounded(tmp
     finally:
         await store.aclose()
     assert group.cost_micros == 6
+
+
+async def test_an_absurd_cost_spoils_no_batch(tmp_path: Path) -> None:
+    """3 x 2**32 tokens at the highest price a deployment may have (1e9 per million) is 1.3e19
+    micro-dollars: more than a 64-bit column holds. The record's batch must still be written."""
+    from sidecar.ledger.record import GroupBy, UsageQuery, UsageRecord
+
+    store = SqliteLedger(tmp_path / "usage.db")
+    await store.open()
+    try:
+        absurd = UsageRecord("a", "t", "u", "", "r", "p", "m", 2**32, 2**32, 0, 1.3e13, 0.1, 0.0, "OK", 1.0)
+        fine = UsageRecord("b", "t", "u", "", "r", "p", "m", 1, 1, 0, 1e-6, 0.1, 0.0, "OK", 2.0)
+        await store.write([absurd, fine])
+        (group,) = await store.usage(UsageQuery("t", 0, 10, GroupBy.USER))
+    finally:
+        await store.aclose()
+    assert group.requests == 2 and group.cost_micros > 10**15
