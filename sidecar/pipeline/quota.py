@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from sidecar.context.tokenizer import ESTIMATE_COUNTER
 from sidecar.core.errors import QuotaExceededError
 from sidecar.core.layer import Handler, inner_stream
+from sidecar.core.outcome import Outcome
 from sidecar.core.plan import plan_of
 from sidecar.core.tokens import count_tokens
 from sidecar.core.types import Call, Chunk, GenerationParams, Message, Price, Target, Usage
@@ -59,11 +60,23 @@ class _Meter:
     # its way (None: the reservation covers the counts)
     uncovered: int | None = None
     refusal: QuotaExceededError | None = None  # set with the last (partial) chunk the call gets
+    spent_tokens: int = 0  # answers the format check rejected (schema_retry): the call's, in any case
+    spent_cost: float = 0.0
+
+    def tokens(self, extra: int = 0) -> int:
+        return self.spent_tokens + self.prompt + self.output + extra
 
     def usd(self, price: Price | None = None, extra: int = 0) -> int:
         """Rounded up, for reservations: a charge (to_micros, to the nearest) never exceeds it."""
-        cost = (price or self.price).cost(Usage(self.prompt, self.output + extra))
+        cost = (price or self.price).cost(Usage(self.prompt, self.output + extra)) + self.spent_cost
         return math.ceil(cost * MICROS - 1e-6)
+
+    def rejected(self, record: Outcome) -> None:
+        """What the answers rejected before the one being received used and cost."""
+        answer = record.answer_usage
+        self.spent_tokens = record.usage.total_tokens - answer.total_tokens
+        target = record.target
+        self.spent_cost = max(0.0, record.cost_usd - (target.price.cost(answer) if target else 0.0))
 
 
 def _prompt_estimate(estimator: TokenEstimator, call: Call) -> int:
@@ -147,8 +160,8 @@ class QuotaLayer:
         price = call.record.target.price if call.record.target else meter.price
         if call.record.cache_hit:
             return chunk
-        tokens, usd = meter.prompt + meter.output, meter.usd(price)
-        if tokens <= meter.reserved_tokens and usd <= meter.reserved_usd:
+        meter.rejected(call.record)
+        if meter.tokens() <= meter.reserved_tokens and meter.usd(price) <= meter.reserved_usd:
             return chunk
         meter.uncovered = before  # until the reservation covers the counts (a cancel meanwhile: _actual)
         chunk = await self._grow(quota, grant, call, meter, chunk, before, price)
@@ -177,10 +190,8 @@ class QuotaLayer:
             return chunk
         except QuotaExceededError as err:
             if not _content(chunk):  # a final usage correction: charge no more than was reserved,
-                _clamp(meter, price)  # and record what was charged (summary, ledger, metrics)
-                usage = Usage(meter.prompt, meter.output)
-                call.record.usage_estimated(usage)
-                return replace(chunk, usage=usage)
+                _clamp(meter, price, call.record)  # and record what was charged (summary, ledger...)
+                return replace(chunk, usage=call.record.answer_usage)
             return await self._cut(quota, grant, call, meter, chunk, before, err)
 
     async def _cut(
@@ -207,9 +218,8 @@ class QuotaLayer:
             except QuotaExceededError:
                 refused = trial
         part = _prefix(chunk.text, fits, self._estimator.text) if partial else ""
-        meter.output, meter.cut = before + self._estimator.text(part), True
-        meter.prompt = min(meter.prompt, meter.reserved_tokens)  # a corrected prompt count, as reserved
-        call.record.usage_estimated(Usage(meter.prompt, meter.output))
+        meter.output = before + self._estimator.text(part)
+        _clamp(meter, price, call.record)  # a corrected prompt count, as reserved
         err.metadata.update(
             promptTokens=str(meter.prompt), completionTokens=str(meter.output), usageEstimated="true"
         )
@@ -226,25 +236,53 @@ class QuotaLayer:
         self, quota: QuotaService, grant: Grant, meter: _Meter, price: Price, step: int
     ) -> None:
         """Grow the reservation to what the call has used plus `step` more output tokens."""
-        more_tokens = max(0, meter.prompt + meter.output + step - meter.reserved_tokens)
+        more_tokens = max(0, meter.tokens(step) - meter.reserved_tokens)
         more_usd = max(0, meter.usd(price, step) - meter.reserved_usd)
         await quota.extend(grant, Amounts(tokens=more_tokens, usd=more_usd))
         meter.reserved_tokens += more_tokens
         meter.reserved_usd += more_usd
 
 
-def _clamp(meter: _Meter, price: Price) -> None:
-    """Counts beyond the reservation (the provider counted more than the sidecar did, or the call
-    ended before an extension answered) are not charged: the largest output the reserved tokens and
-    dollars cover."""
-    meter.prompt = min(meter.prompt, meter.reserved_tokens)
-    low, high = 0, max(0, min(meter.output, meter.reserved_tokens - meter.prompt))
-    while low < high:  # binary search: the price grows with the output
-        meter.output = (low + high + 1) // 2
-        low, high = (
-            (meter.output, high) if meter.usd(price) <= meter.reserved_usd else (low, meter.output - 1)
-        )
-    meter.output, meter.cut = low, True
+def _clamp(meter: _Meter, price: Price, record: Outcome) -> None:
+    """Counts beyond the reservation (the provider counted more than the sidecar did, the call ended
+    before an extension answered, the budget cut it) are not charged: rejected answers, the prompt
+    and the largest output the reserved tokens and dollars cover, recorded as the call's usage."""
+    _cap_rejected(meter, record)
+    room = max(0, meter.reserved_tokens - meter.spent_tokens)
+    prompt, output = min(meter.prompt, room), meter.output
+
+    def covered(p: int, o: int) -> bool:
+        meter.prompt, meter.output = p, o
+        return meter.usd(price) <= meter.reserved_usd
+
+    prompt = _largest(lambda p: covered(p, 0), prompt)  # the prompt alone may cost more than reserved
+    output = _largest(lambda o: covered(prompt, o), max(0, min(output, room - prompt)))
+    meter.prompt, meter.output, meter.cut = prompt, output, True
+    record.usage_estimated(Usage(prompt, output))
+
+
+def _largest(fits: Callable[[int], bool], high: int) -> int:
+    """The largest n in [0, high] that fits (0 when none does); fits(n) holds up to some n, not after."""
+    low = 0
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid - 1)
+    return low
+
+
+def _cap_rejected(meter: _Meter, record: Outcome) -> None:
+    """Answers schema_retry rejected that alone outgrew the reservation count only as far as it goes."""
+    usd = math.ceil(meter.spent_cost * MICROS - 1e-6)
+    if meter.spent_tokens <= meter.reserved_tokens and usd <= meter.reserved_usd:
+        return
+    share = min(meter.reserved_tokens / meter.spent_tokens if meter.spent_tokens else 1.0,
+                meter.reserved_usd / usd if usd else 1.0)  # fmt: skip
+    spent, answer = record.usage, record.answer_usage
+    prompt = int((spent.prompt_tokens - answer.prompt_tokens) * share)
+    completion = int((spent.completion_tokens - answer.completion_tokens) * share)
+    cost = min(meter.spent_cost * share, meter.reserved_usd / MICROS)
+    record.rejected_within(Usage(prompt, completion), cost)
+    meter.spent_tokens, meter.spent_cost = prompt + completion, cost
 
 
 def _content(chunk: Chunk) -> bool:
@@ -265,12 +303,11 @@ def _actual(call: Call, meter: _Meter) -> Amounts:
         return Amounts()
     if meter.uncovered is not None:  # ended (cancelled, the store failed) before the reservation grew:
         meter.output = meter.uncovered  # what it received, within the reservation, recorded as its usage
-        _clamp(meter, record.target.price if record.target else meter.price)
-        record.usage_estimated(Usage(meter.prompt, meter.output))
+        _clamp(meter, record.target.price if record.target else meter.price, record)
     if meter.cut:  # the budget ended it: exactly what the meter says the call received
         price = record.target.price if record.target else meter.price
-        cut = price.cost(Usage(meter.prompt, meter.output))
-        return Amounts(requests=1, tokens=meter.prompt + meter.output, usd=to_micros(cut))
+        cut = price.cost(Usage(meter.prompt, meter.output)) + meter.spent_cost
+        return Amounts(requests=1, tokens=meter.tokens(), usd=to_micros(cut))
     if meter.final and record.finish_reason is not None:
         usage = record.usage
         usd = to_micros(record.cost_usd)

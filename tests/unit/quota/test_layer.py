@@ -66,6 +66,7 @@ class Inner:
     error: Exception | None = None
     fail_first: bool = False
     cache_hit: bool = False
+    rejected: Usage | None = None  # an answer schema_retry rejected on the route's first deployment
     seen: list[Call] = field(default_factory=list)
 
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
@@ -76,6 +77,8 @@ class Inner:
         wanted = call.budget_deployment or route.targets[0].deployment
         target = next(t for t in route.targets if t.deployment == wanted)
         final = next((c for c in self.chunks if c.is_final), Chunk(finish_reason=FinishReason.STOP))
+        if self.rejected is not None:
+            call.record.answer_rejected(route.targets[0], self.rejected)
         if self.cache_hit:  # as the cache layer does: reported before the replayed chunks
             call.record.answered_from_cache(
                 target, final.finish_reason or FinishReason.STOP, final.usage or Usage()
@@ -584,3 +587,27 @@ async def test_a_usage_correction_beyond_the_budget_is_recorded_as_it_was_charge
     assert reserved == 0 and used <= 30
     assert call.record.usage.total_tokens == used
     assert micros(call.record.cost_usd) == round((await r.used("usd"))[0] * 1e6)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_answer_schema_retry_rejected_is_held_to_the_budget(
+    quota_store: QuotaStore, clock: FakeClock, stream: bool
+) -> None:
+    """The first deployment's answer failed its format check (300 output tokens, its cost the
+    call's), the second answered briefly. The reservation and its extensions counted only the answer
+    the caller got, but the settle charged both: 319 tokens in a 100-token bucket, past the limit."""
+    quota = {
+        "limits": [
+            {"name": "tok", "metric": "tokens", "window": "day", "limit": 100},
+            {"name": "usd", "metric": "usd", "window": "day", "limit": 100},
+        ],
+        "output_tokens_estimate": 8,
+    }
+    answer = [Chunk(text="ok", finish_reason=FinishReason.STOP, usage=Usage(9, 1))]
+    r = rig(policy(quota), quota_store, clock, chunks=answer, rejected=Usage(9, 300))
+    call = tier_call(clock, stream=stream)
+    with contextlib.suppress(QuotaExceededError):
+        await r.run(call)
+    used, reserved = await r.used("tok")
+    assert reserved == 0 and used <= 100
+    assert call.record.usage.total_tokens == used  # what the ledger and the metrics record
