@@ -304,6 +304,10 @@ def _actual(call: Call, meter: _Meter) -> Amounts:
     if meter.uncovered is not None:  # ended (cancelled, the store failed) before the reservation grew:
         meter.output = meter.uncovered  # what it received, within the reservation, recorded as its usage
         _clamp(meter, record.target.price if record.target else meter.price, record)
+    if record.target is None and meter.received == 0 and record.answers_rejected:  # schema_retry's
+        meter.prompt = meter.output = 0  # only answers it rejected: each at its own deployment's price,
+        meter.rejected(record)  # within the reservation (no chunk came to grow it)
+        _clamp(meter, meter.price, record)
     if meter.cut:  # the budget ended it: exactly what the meter says the call received
         price = record.target.price if record.target else meter.price
         cut = price.cost(Usage(meter.prompt, meter.output)) + meter.spent_cost
@@ -311,9 +315,6 @@ def _actual(call: Call, meter: _Meter) -> Amounts:
     if meter.final and record.finish_reason is not None:
         usage = record.usage
         usd = to_micros(record.cost_usd)
-    elif record.target is None and meter.received == 0 and record.answers_rejected:  # schema_retry's
-        usage = record.usage
-        usd = to_micros(record.cost_usd)  # each at its own deployment's price
     elif record.usage.total_tokens:  # cut short: the usage the ledger and metrics record (the
         # provider's, or the sidecar's count by the tokenizer of the deployment that answered), each
         # answer at its own deployment's price (one schema_retry rejected before it too)

@@ -611,3 +611,30 @@ async def test_an_answer_schema_retry_rejected_is_held_to_the_budget(
     used, reserved = await r.used("tok")
     assert reserved == 0 and used <= 100
     assert call.record.usage.total_tokens == used  # what the ledger and the metrics record
+
+
+async def test_a_rejected_answer_whose_retry_failed_is_charged_within_the_budget(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    """schema_retry rejected a 300-token answer and the retry deployment failed before answering:
+    the call is charged the rejected answer (it was produced), but no more than its reservation; the
+    settle charged all 309 tokens in a 100-token bucket."""
+    quota = {
+        "limits": [{"name": "tok", "metric": "tokens", "window": "day", "limit": 100}],
+        "output_tokens_estimate": 8,
+    }
+    table = RouteTable.from_policy(policy(quota))
+
+    async def rejected_then_failed(call: Call) -> AsyncGenerator[Chunk, None]:
+        call.record.answer_rejected(table.resolve(call.model).targets[0], Usage(9, 300))
+        raise ProvidersUnavailableError("the retry deployment is down")
+        yield Chunk()  # pragma: no cover (a generator)
+
+    r = rig(policy(quota), quota_store, clock)
+    r.layer = QuotaLayer(rejected_then_failed, quota=r.service, table=table)
+    call = tier_call(clock, stream=False)
+    with pytest.raises(ProvidersUnavailableError):
+        await r.run(call)
+    used, reserved = await r.used("tok")
+    assert reserved == 0 and 0 < used <= 100
+    assert call.record.usage.total_tokens == used
