@@ -613,14 +613,18 @@ async def test_an_answer_schema_retry_rejected_is_held_to_the_budget(
     assert call.record.usage.total_tokens == used  # what the ledger and the metrics record
 
 
+@pytest.mark.parametrize("metric", ["tokens", "usd"])
 async def test_a_rejected_answer_whose_retry_failed_is_charged_within_the_budget(
-    quota_store: QuotaStore, clock: FakeClock
+    quota_store: QuotaStore, clock: FakeClock, metric: str
 ) -> None:
     """schema_retry rejected a 300-token answer and the retry deployment failed before answering:
     the call is charged the rejected answer (it was produced), but no more than its reservation; the
-    settle charged all 309 tokens in a 100-token bucket."""
+    settle charged all 309 tokens in a 100-token bucket ($0.609 in a $0.1 one)."""
+    from sidecar.api.convert import micros
+
+    limit = 100 if metric == "tokens" else 0.1
     quota = {
-        "limits": [{"name": "tok", "metric": "tokens", "window": "day", "limit": 100}],
+        "limits": [{"name": "lim", "metric": metric, "window": "day", "limit": limit}],
         "output_tokens_estimate": 8,
     }
     table = RouteTable.from_policy(policy(quota))
@@ -635,6 +639,7 @@ async def test_a_rejected_answer_whose_retry_failed_is_charged_within_the_budget
     call = tier_call(clock, stream=False)
     with pytest.raises(ProvidersUnavailableError):
         await r.run(call)
-    used, reserved = await r.used("tok")
-    assert reserved == 0 and 0 < used <= 100
-    assert call.record.usage.total_tokens == used
+    used, reserved = await r.used("lim")
+    assert reserved == 0 and 0 < used <= limit
+    recorded = call.record.usage.total_tokens if metric == "tokens" else micros(call.record.cost_usd) / 1e6
+    assert recorded == pytest.approx(used)
