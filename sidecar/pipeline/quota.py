@@ -160,7 +160,8 @@ class QuotaLayer:
         price = call.record.target.price if call.record.target else meter.price
         if call.record.cache_hit:
             return chunk
-        meter.rejected(call.record)
+        if call.record.answers_rejected:
+            meter.rejected(call.record)
         if meter.tokens() <= meter.reserved_tokens and meter.usd(price) <= meter.reserved_usd:
             return chunk
         meter.uncovered = before  # until the reservation covers the counts (a cancel meanwhile: _actual)
@@ -308,10 +309,8 @@ def _actual(call: Call, meter: _Meter) -> Amounts:
         meter.prompt = meter.output = 0  # only answers it rejected: each at its own deployment's price,
         meter.rejected(record)  # within the reservation (no chunk came to grow it)
         _clamp(meter, meter.price, record)
-    if meter.cut:  # the budget ended it: exactly what the meter says the call received
-        price = record.target.price if record.target else meter.price
-        cut = price.cost(Usage(meter.prompt, meter.output)) + meter.spent_cost
-        return Amounts(requests=1, tokens=meter.tokens(), usd=to_micros(cut))
+    if meter.cut:  # the budget ended it: what the call received, as _clamp recorded it
+        return Amounts(requests=1, tokens=record.usage.total_tokens, usd=to_micros(record.cost_usd))
     if meter.final and record.finish_reason is not None:
         usage = record.usage
         usd = to_micros(record.cost_usd)
