@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sidecar.config.embeddings import EmbeddingDeployment, EmbeddingsPolicy
@@ -192,7 +192,11 @@ class EmbeddingService:
             charged = await self._covered(grant, usage, held)
         finally:
             await self._settle(grant, charged)
-        return result
+        if charged == usage:
+            return result
+        cached = result.usage.cached_tokens  # answered, recorded and metered as it was charged
+        answered = Usage(prompt_tokens=charged.tokens + cached, cached_tokens=cached)
+        return replace(result, usage=answered, cost_usd=charged.usd / MICROS)
 
     async def _covered(self, grant: Grant, usage: Amounts, held: Amounts) -> Amounts:
         """The usage, when the reservation covers it or grows to (the upstream counted more than the

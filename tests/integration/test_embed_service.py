@@ -216,6 +216,24 @@ async def test_an_upstream_counting_more_tokens_than_reserved_is_charged_within_
     assert used["tok"] <= 100_000 and used["usd"] <= 5
 
 
+async def test_an_embed_charged_within_its_reservation_is_answered_and_recorded_as_charged(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    """The upstream claimed 4e9 tokens and the limits let the call be charged only its reservation:
+    the answer's usage and cost_micros, the ledger and the metrics said 4e9 tokens and $80,000."""
+    from sidecar.api.convert import micros
+
+    body = json.loads(fixture("openai/embeddings.json"))
+    body["usage"] = {"prompt_tokens": 4_000_000_000, "total_tokens": 4_000_000_000}
+    upstream.push(Reply(body=json.dumps(body).encode()))
+    rig = Rig(policy(remote(upstream, "primary")), http)
+    result = await rig.embed(["first text", "second text"])
+    used = await rig.used()
+    (record,) = rig.ledger.records
+    assert result.usage.prompt_tokens == record.tokens_in == used["tok"]
+    assert micros(result.cost_usd) == micros(record.cost_usd) == round(used["usd"] * 1e6)
+
+
 async def test_an_embed_in_flight_counts_against_a_concurrency_limit(
     http: HttpClient, upstream: Upstream
 ) -> None:
