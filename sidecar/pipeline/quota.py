@@ -51,6 +51,7 @@ class _Meter:
     price: Price
     prompt: int
     output: int = 0
+    written: int = 0  # prompt tokens the provider wrote to its prompt cache (priced apart)
     received: int = 0
     reserved_tokens: int = 0
     reserved_usd: int = 0
@@ -68,7 +69,8 @@ class _Meter:
 
     def usd(self, price: Price | None = None, extra: int = 0) -> int:
         """Rounded up, for reservations: a charge (to_micros, to the nearest) never exceeds it."""
-        cost = (price or self.price).cost(Usage(self.prompt, self.output + extra)) + self.spent_cost
+        usage = Usage(self.prompt, self.output + extra, cache_write_tokens=self.written)
+        cost = (price or self.price).cost(usage) + self.spent_cost
         return math.ceil(cost * MICROS - 1e-6)
 
     def rejected(self, record: Outcome) -> None:
@@ -156,6 +158,7 @@ class QuotaLayer:
         meter.output += self._output(chunk)
         if chunk.usage is not None:
             meter.prompt, meter.output = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
+            meter.written = chunk.usage.cache_write_tokens
             meter.final = chunk.is_final
         price = call.record.target.price if call.record.target else meter.price
         if call.record.cache_hit:
@@ -250,16 +253,17 @@ def _clamp(meter: _Meter, price: Price, record: Outcome) -> None:
     and the largest output the reserved tokens and dollars cover, recorded as the call's usage."""
     _cap_rejected(meter, record)
     room = max(0, meter.reserved_tokens - meter.spent_tokens)
-    prompt, output = min(meter.prompt, room), meter.output
+    prompt, output, written = min(meter.prompt, room), meter.output, meter.written
 
     def covered(p: int, o: int) -> bool:
-        meter.prompt, meter.output = p, o
+        meter.prompt, meter.output, meter.written = p, o, min(written, p)
         return meter.usd(price) <= meter.reserved_usd
 
     prompt = _largest(lambda p: covered(p, 0), prompt)  # the prompt alone may cost more than reserved
     output = _largest(lambda o: covered(prompt, o), max(0, min(output, room - prompt)))
-    meter.prompt, meter.output, meter.cut = prompt, output, True
-    record.usage_estimated(Usage(prompt, output))
+    covered(prompt, output)
+    meter.cut = True
+    record.usage_estimated(Usage(prompt, output, cache_write_tokens=meter.written))
 
 
 def _largest(fits: Callable[[int], bool], high: int) -> int:

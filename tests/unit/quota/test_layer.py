@@ -643,3 +643,44 @@ async def test_a_rejected_answer_whose_retry_failed_is_charged_within_the_budget
     assert reserved == 0 and 0 < used <= limit
     recorded = call.record.usage.total_tokens if metric == "tokens" else micros(call.record.cost_usd) / 1e6
     assert recorded == pytest.approx(used)
+
+
+async def test_prompt_cache_writes_are_priced_into_the_budget(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    """Anthropic bills prompt tokens written to its cache at 1.25 x input (here 10 x, to show it).
+    The meter priced the answer's usage without them, so its extension covered less than the settle
+    then charged (the record's cost): $0.0165 in a $0.012 bucket."""
+    p = Policy.model_validate(
+        {
+            "default_route": "main",
+            "deployments": {
+                "claude": {
+                    "provider": "echo",
+                    "model": "claude",
+                    "price": {
+                        "input_per_million": 100,
+                        "output_per_million": 200,
+                        "cache_write_per_million": 1000,
+                    },
+                }
+            },
+            "routes": {"main": {"deployments": ["claude"]}},
+            "quota": {
+                "limits": [{"name": "usd", "metric": "usd", "window": "day", "limit": 0.012}],
+                "output_tokens_estimate": 8,
+            },
+        }
+    )
+    written = Usage(prompt_tokens=20, completion_tokens=5, cache_write_tokens=15)
+    r = rig(
+        p,
+        quota_store,
+        clock,
+        chunks=[Chunk(text=WORDS), Chunk(finish_reason=FinishReason.STOP, usage=written)],
+    )
+    call = tier_call(clock, tier="enterprise")
+    await r.run(call)
+    used, reserved = await r.used("usd")
+    assert reserved == 0 and used <= 0.012
+    assert round(used * 1e6) == round(call.record.cost_usd * 1e6)
