@@ -32,6 +32,7 @@ from sidecar.core.types import (
 )
 from sidecar.providers.base import Provider
 from sidecar.providers.registry import describe
+from sidecar.quota.limits import to_micros
 from sidecar.routing.breaker import BreakerState
 from sidecar.routing.plan import Routing
 
@@ -158,10 +159,11 @@ def to_call(
 def _with_tools(req: gen.GenerationInput, params: GenerationParams, bad: Violations) -> GenerationParams:
     """The tool and answer-format fields; a call without any keeps `params` as it is (no copy:
     the common case, bench/analysis.md)."""
-    specs = tools.tools(req, bad.add)
+    budget = tools.SchemaBudget()  # one for the request's schemas together
+    specs = tools.tools(req, bad.add, budget)
     choice = tools.tool_choice(req, specs, bad.add)
     parallel = req.parallel_tool_calls if req.HasField("parallel_tool_calls") else None
-    response_format = tools.response_format(req, bad.add)
+    response_format = tools.response_format(req, bad.add, budget)
     if not specs and choice is None and parallel is None and response_format is None:
         return params
     return dataclasses.replace(
@@ -310,8 +312,8 @@ def to_summary(
 
 
 def micros(usd: float) -> int:
-    """US dollars -> integer micro-dollars (rounded to the nearest)."""
-    return round(usd * 1_000_000)
+    """US dollars -> integer micro-dollars (rounded to the nearest), as the quota charges them."""
+    return to_micros(usd)
 
 
 def to_routes(

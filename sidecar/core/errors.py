@@ -254,10 +254,6 @@ class ProviderUnavailableError(ProviderError):
     """Connection refused or reset, 5xx, overloaded: try elsewhere."""
 
 
-class ProviderNotFoundError(ProviderUnavailableError):
-    """HTTP 404: the model or endpoint is not there, or (a caller's own key) not for that key."""
-
-
 class CircuitOpenError(ProviderUnavailableError):
     """The deployment's circuit breaker is open: it was not tried."""
 

@@ -22,7 +22,6 @@ from sidecar.core.errors import (
     KeysDisabledError,
     ProviderAuthError,
     ProviderError,
-    ProviderNotFoundError,
     ProviderRateLimitedError,
     SidecarError,
     UserKeyRateLimitedError,
@@ -64,8 +63,7 @@ class KeyLayer:
             async with inner_stream(self._inner, call) as chunks:
                 async for chunk in chunks:
                     yield chunk
-        except (ProviderAuthError, ProviderNotFoundError) as err:  # the user's key (OpenAI: a 404 for
-            # a model the key may not use), not the deployment: no breaker, no fallback
+        except ProviderAuthError as err:  # the user's key, not the deployment: no breaker, no fallback
             raise UserKeyRejectedError(
                 f"the {target.provider} upstream refused the user's own key",
                 metadata={"provider": target.provider},

@@ -24,7 +24,6 @@ from sidecar.core.errors import (
     ProviderAuthError,
     ProviderError,
     ProviderMalformedError,
-    ProviderNotFoundError,
     ProviderRateLimitedError,
     ProviderRejectedError,
     ProviderTimeoutError,
@@ -304,14 +303,14 @@ async def _status_error(
     detail = redact(_error_message(body), secrets)
     status = resp.status
     text = f"upstream HTTP {status}: {detail}" if detail else f"upstream HTTP {status}"
-    if status in (401, 403):
+    if status in (401, 403) or (status == 404 and _error_code(body) == "model_not_found"):
+        # OpenAI's 404 model_not_found: "does not exist or you do not have access to it", the key's
+        # refusal (a user's own key is the user's matter; the platform key's, our misconfiguration)
         return ProviderAuthError(f"upstream HTTP {status}: credentials refused")
     if status == 429:
         return ProviderRateLimitedError(text, retry_after=retry_after.seconds(resp.headers))
     if status in (400, 413, 422):
         return ProviderRejectedError(text)
-    if status == 404:  # with a user's own key: no access to the model (pipeline/keys.py)
-        return ProviderNotFoundError(text, retry_after=retry_after.seconds(resp.headers))
     return ProviderUnavailableError(text, retry_after=retry_after.seconds(resp.headers))
 
 
@@ -401,6 +400,16 @@ def _error_message(body: bytes) -> str:
     if isinstance(data, dict) and isinstance(data.get("message"), str):
         return str(data["message"])
     return ""
+
+
+def _error_code(body: bytes) -> str:
+    """The `error.code` of an OpenAI-shaped error body, or ""."""
+    try:
+        error = orjson.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return ""
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else ""
 
 
 def _json_headers(headers: Mapping[str, str], *, body: bool = True) -> dict[str, str]:
