@@ -89,7 +89,7 @@ class UpstreamAttempt:
             self._charge_kept_back()
             self._end(err.reason, error=err)
             raise
-        except SidecarError as err:  # the caller's deadline
+        except SidecarError as err:  # the caller's deadline (or, before any chunk, a key or a slot)
             self._cut_short()
             self._end(err.reason, error=err)
             raise
