@@ -112,11 +112,14 @@ func New(opts ...Option) (*Client, error) {
 // Close releases the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// Generate returns one whole answer. With WithRetry, a request without a request_id gets one, so
-// the sidecar charges a retried request once.
+// Generate returns one whole answer. With WithRetry, or called inside Retry, a request without a
+// request_id gets one (inside Retry the same in every attempt), so the sidecar charges a retried
+// request once.
 func (c *Client) Generate(ctx context.Context, req *v1.GenerateRequest) (*v1.GenerateResponse, error) {
-	if c.retry != nil && req.GetInput() != nil && req.GetInput().GetRequestId() == "" {
-		req = withRequestID(req)
+	if req.GetInput() != nil && req.GetInput().GetRequestId() == "" {
+		if id := c.requestID(ctx); id != "" {
+			req = withRequestID(req, id)
+		}
 	}
 	return unary(ctx, c.retry, func(ctx context.Context) (*v1.GenerateResponse, error) {
 		return c.Generation.Generate(ctx, req)
@@ -124,11 +127,13 @@ func (c *Client) Generate(ctx context.Context, req *v1.GenerateRequest) (*v1.Gen
 }
 
 // Embed returns one vector per text of the request, in order (resp.Embeddings[i].Values). With
-// WithRetry, UNAVAILABLE and RESOURCE_EXHAUSTED are retried like Generate, under one request_id
-// (one is made when the request has none), so the sidecar charges a retried request once.
+// WithRetry (or inside Retry), UNAVAILABLE and RESOURCE_EXHAUSTED are retried like Generate, under
+// one request_id (one is made when the request has none), so the sidecar charges a retried request once.
 func (c *Client) Embed(ctx context.Context, req *v1.EmbedRequest) (*v1.EmbedResponse, error) {
-	if c.retry != nil && req.GetRequestId() == "" {
-		req = embedWithRequestID(req)
+	if req.GetRequestId() == "" {
+		if id := c.requestID(ctx); id != "" {
+			req = embedWithRequestID(req, id)
+		}
 	}
 	return unary(ctx, c.retry, func(ctx context.Context) (*v1.EmbedResponse, error) {
 		return c.Generation.Embed(ctx, req)
@@ -166,6 +171,18 @@ func (c *Client) GetQuota(ctx context.Context, tenantID, userID string) (*v1.Get
 func (c *Client) ListModels(ctx context.Context, req *v1.ListModelsRequest) (*v1.ListModelsResponse, error) {
 	resp, err := c.Generation.ListModels(ctx, req)
 	return resp, FromError(err, 0)
+}
+
+// requestID is the id to send with a request that has none: the next one of the Retry this call
+// runs inside, else a new one when the client retries its calls itself, else none.
+func (c *Client) requestID(ctx context.Context) string {
+	if ids, ok := ctx.Value(requestIDsKey{}).(*requestIDs); ok {
+		return ids.take()
+	}
+	if c.retry != nil {
+		return newRequestID()
+	}
+	return ""
 }
 
 func unary[T any](ctx context.Context, policy *RetryPolicy, call func(context.Context) (T, error)) (T, error) {
