@@ -122,7 +122,9 @@ func decode(st *status.Status, deltas int) *StatusError {
 				}
 			}
 		case *errdetails.RetryInfo:
-			if delay := d.GetRetryDelay(); delay != nil && delay.IsValid() && delay.AsDuration() >= 0 {
+			// a negative delay is none; one past time.Duration (or past Duration's own range, from a
+			// hostile server) saturates, so it counts as too long to wait, never as no RetryInfo
+			if delay := d.GetRetryDelay(); delay != nil && delay.GetSeconds() >= 0 && delay.GetNanos() >= 0 {
 				e.RetryDelay, e.HasRetryDelay = delay.AsDuration(), true
 			}
 		case *errdetails.BadRequest:

@@ -34,6 +34,10 @@ type retryCase struct {
 	Code         string   `yaml:"code"`
 	Reason       string   `yaml:"reason"`
 	RetryInfoMs  *float64 `yaml:"retry_info_ms"`
+	RetryInfo    *struct {
+		Seconds int64 `yaml:"seconds"`
+		Nanos   int32 `yaml:"nanos"`
+	} `yaml:"retry_info"`
 	DeadlineLeft *float64 `yaml:"deadline_left_ms"`
 	Random       float64  `yaml:"random"`
 	WaitMs       *float64 `yaml:"wait_ms"`
@@ -67,6 +71,10 @@ func TestDelayDecisions(t *testing.T) {
 		details := packed(t, &errdetails.ErrorInfo{Reason: c.Reason})
 		if c.RetryInfoMs != nil {
 			details = append(details, packed(t, &errdetails.RetryInfo{RetryDelay: durationpb.New(milliseconds(*c.RetryInfoMs))})...)
+		}
+		if c.RetryInfo != nil { // the Duration as sent, well-formed or not
+			delay := &durationpb.Duration{Seconds: c.RetryInfo.Seconds, Nanos: c.RetryInfo.Nanos}
+			details = append(details, packed(t, &errdetails.RetryInfo{RetryDelay: delay})...)
 		}
 		err := orchestrator.FromError(statusErr(code, details), 0)
 		random := c.Random

@@ -195,7 +195,8 @@ export function decodeDetails(err: ConnectError): ErrorDetails {
     reason: info?.reason ?? "",
     domain: info?.domain ?? "",
     metadata: { ...(info?.metadata ?? {}) },
-    retryDelayMs: delay && delay.seconds >= 0n && delay.nanos >= 0 ? Number(delay.seconds) * 1000 + Math.round(delay.nanos / 1e6) : undefined,
+    // to the nanosecond, as the other clients: a delay rounded up to the millisecond could pass the deadline
+    retryDelayMs: delay && delay.seconds >= 0n && delay.nanos >= 0 ? Number(delay.seconds) * 1000 + delay.nanos / 1e6 : undefined,
     fieldViolations: safeFind(err, BadRequestSchema).flatMap((b) =>
       b.fieldViolations.map((v) => ({ field: v.field, description: v.description })),
     ),

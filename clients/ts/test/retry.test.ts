@@ -200,6 +200,7 @@ interface RetryCase {
   readonly code: string;
   readonly reason?: string;
   readonly retry_info_ms?: number;
+  readonly retry_info?: { readonly seconds: number; readonly nanos: number };
   readonly deadline_left_ms?: number;
   readonly random: number;
   readonly wait_ms: number | null;
@@ -220,7 +221,13 @@ describe("the shared decision table (tests/contract/retry.yaml)", () => {
     test(c.name, () => {
       const code = CODES[c.code];
       assert.ok(code !== undefined, c.code);
-      const err = toSidecarError(failure(code, c.reason ?? "", c.retry_info_ms));
+      const sent = failure(code, c.reason ?? "", c.retry_info_ms);
+      if (c.retry_info !== undefined) {
+        // the Duration as sent, well-formed or not
+        const delay = { seconds: BigInt(c.retry_info.seconds), nanos: c.retry_info.nanos };
+        sent.details.push({ type: "google.rpc.RetryInfo", value: toBinary(RetryInfoSchema, create(RetryInfoSchema, { retryDelay: delay })) });
+      }
+      const err = toSidecarError(sent);
       const wait = retryDelayMs(err, c.attempt, c.deadline_left_ms, { maxAttempts: c.max_attempts, random: () => c.random });
       if (c.wait_ms === null) {
         assert.equal(wait, undefined);

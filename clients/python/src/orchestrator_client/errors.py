@@ -230,8 +230,8 @@ def _delay(retry: error_details_pb2.RetryInfo | None) -> timedelta | None:
         return None
     try:
         return timedelta(seconds=d.seconds, microseconds=d.nanos // 1000)
-    except OverflowError:
-        return None
+    except OverflowError:  # past timedelta (a hostile server): too long to wait, never "no RetryInfo"
+        return timedelta.max
 
 
 def _details_bytes(trailing: Iterable[tuple[str, Any]] | None) -> bytes | None:

@@ -300,8 +300,15 @@ class RetryTest {
     assertTrue(cases.size() >= 20, "the table has its cases");
     return cases.stream().map(c -> DynamicTest.dynamicTest(String.valueOf(c.get("name")), () -> {
       Object retryInfo = c.get("retry_info_ms");
-      SidecarException e = SidecarException.from(failure(Code.valueOf(String.valueOf(c.get("code"))),
-          String.valueOf(c.getOrDefault("reason", "")), retryInfo == null ? null : ms(retryInfo)));
+      StatusRuntimeException sent = failure(Code.valueOf(String.valueOf(c.get("code"))),
+          String.valueOf(c.getOrDefault("reason", "")), retryInfo == null ? null : ms(retryInfo));
+      if (c.get("retry_info") instanceof Map<?, ?> raw) { // the Duration as sent, well-formed or not
+        var status = StatusProto.fromThrowable(sent).toBuilder().addDetails(Any.pack(RetryInfo.newBuilder()
+            .setRetryDelay(com.google.protobuf.Duration.newBuilder().setSeconds(((Number) raw.get("seconds")).longValue())
+                .setNanos(((Number) raw.get("nanos")).intValue())).build()));
+        sent = StatusProto.toStatusRuntimeException(status.build());
+      }
+      SidecarException e = SidecarException.from(sent);
       double random = ((Number) c.get("random")).doubleValue();
       Retry retry = Retry.builder().maxAttempts(((Number) c.getOrDefault("max_attempts", 4)).intValue())
           .random(() -> random).build();

@@ -106,4 +106,15 @@ class SidecarExceptionTest {
     assertInstanceOf(InternalException.class, SidecarException.from(new IllegalStateException("boom")));
     assertInstanceOf(CancelledException.class, SidecarException.from(Status.CANCELLED.asRuntimeException()));
   }
+
+  /** A hostile RetryInfo past java.time.Duration (the largest seconds and nanos over a second): too long to wait, never a crash. */
+  @Test
+  void aRetryInfoPastDurationIsTooLongToWaitNotACrash() {
+    Any delay = Any.pack(RetryInfo.newBuilder().setRetryDelay(com.google.protobuf.Duration.newBuilder()
+        .setSeconds(Long.MAX_VALUE).setNanos(1_500_000_000)).build());
+    SidecarException e = SidecarException.from(status(Code.UNAVAILABLE, Any.pack(ErrorInfo.newBuilder().setReason("PROVIDERS_UNAVAILABLE").build()), delay));
+    assertInstanceOf(UnavailableException.class, e);
+    assertTrue(e.retryDelay().orElseThrow().compareTo(Duration.ofDays(365)) > 0);
+    assertEquals(Optional.empty(), Retry.builder().build().delay(e, 1, null));
+  }
 }
