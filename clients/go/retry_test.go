@@ -28,13 +28,13 @@ func typed(t *testing.T, code codes.Code, reason string, delay time.Duration) er
 
 // retryCase is one row of tests/contract/retry.yaml, the decision table every client replays.
 type retryCase struct {
-	Name         string   `yaml:"name"`
-	Attempt      int      `yaml:"attempt"`
-	MaxAttempts  int      `yaml:"max_attempts"`
-	Code         string   `yaml:"code"`
-	Reason       string   `yaml:"reason"`
-	RetryInfoMs  *float64 `yaml:"retry_info_ms"`
-	RetryInfo    *struct {
+	Name        string   `yaml:"name"`
+	Attempt     int      `yaml:"attempt"`
+	MaxAttempts int      `yaml:"max_attempts"`
+	Code        string   `yaml:"code"`
+	Reason      string   `yaml:"reason"`
+	RetryInfoMs *float64 `yaml:"retry_info_ms"`
+	RetryInfo   *struct {
 		Seconds int64 `yaml:"seconds"`
 		Nanos   int32 `yaml:"nanos"`
 	} `yaml:"retry_info"`

@@ -213,12 +213,24 @@ export function decodeDetails(err: ConnectError): ErrorDetails {
 }
 
 function partialUsage(metadata: Readonly<Record<string, string>>): PartialUsage | undefined {
-  const prompt = Number(metadata["promptTokens"]);
-  const completion = Number(metadata["completionTokens"]);
-  if (metadata["promptTokens"] === undefined || !Number.isFinite(prompt) || !Number.isFinite(completion)) {
+  const prompt = tokenCount(metadata["promptTokens"]);
+  const completion = tokenCount(metadata["completionTokens"]);
+  if (prompt === undefined || completion === undefined) {
     return undefined;
   }
   return { promptTokens: prompt, completionTokens: completion, estimated: metadata["usageEstimated"] === "true" };
+}
+
+/**
+ * A count read the way every client does: ASCII digits only (no sign, blank, fraction, exponent, hex
+ * or other script's digits, all of which `Number` would take), within a safe integer.
+ */
+function tokenCount(value: string | undefined): number | undefined {
+  if (value === undefined || !/^[0-9]+$/.test(value)) {
+    return undefined;
+  }
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 function first<Desc extends DescMessage>(err: ConnectError, schema: Desc): MessageShape<Desc> | undefined {

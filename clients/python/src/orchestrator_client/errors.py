@@ -251,7 +251,13 @@ def _call(err: grpc.RpcError, name: str) -> Any:
         return None
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def _int(value: str | None) -> int | None:
-    if value is None or not value.isdigit():
+    """A count read the way every client does: ASCII digits only (`isdigit` alone takes `²`, which
+    `int` refuses, and other scripts' digits), within an int64."""
+    if value is None or not (value.isascii() and value.isdigit()):
         return None
-    return int(value)
+    number = int(value)
+    return number if number <= _INT64_MAX else None

@@ -62,6 +62,16 @@ class SidecarExceptionTest {
     assertEquals(Optional.of(new StreamInterruptedException.PartialUsage(12, 3, true)), s.partialUsage());
   }
 
+  /** A token count is ASCII digits, nothing else (the same rule in every client). */
+  @Test
+  void partialUsageOnlyFromPlainDigits() {
+    for (String bad : List.of("²", "٣", "+7", "-0", "7.5", "1e3", "0x10", "", " 7", "99999999999999999999")) {
+      SidecarException e = SidecarException.from(status(Code.UNAVAILABLE, Any.pack(ErrorInfo.newBuilder()
+          .setReason("STREAM_INTERRUPTED").putMetadata("promptTokens", bad).putMetadata("completionTokens", "2").build())));
+      assertEquals(Optional.empty(), ((StreamInterruptedException) e).partialUsage(), "promptTokens \"" + bad + "\"");
+    }
+  }
+
   @Test
   void unusablePartialUsageIsAbsent() {
     SidecarException e = SidecarException.from(status(Code.UNAVAILABLE,
