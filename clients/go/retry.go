@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // RetryPolicy is the clients' one retry policy (clients/README.md, "Retries"; the same in Go,
@@ -77,7 +78,8 @@ func (p RetryPolicy) backoff(attempt int) time.Duration {
 }
 
 // Retry runs call until it succeeds or the policy gives up; ctx's deadline bounds the whole. call
-// may return typed errors or an exposed stub's plain gRPC statuses; the last error is returned as is.
+// may return typed errors or an exposed stub's plain gRPC statuses; the last error is returned as is,
+// except when ctx is cancelled while Retry waits before an attempt: then a *CancelledError.
 // The client's Generate and Embed called with the ctx call gets send, for a request without a
 // request_id, one id of this Retry per call, in call order, the same ids in every attempt: the
 // sidecar replays an attempt that ran but whose reply was lost instead of charging it again.
@@ -98,8 +100,9 @@ func Retry[T any](ctx context.Context, policy RetryPolicy, call func(context.Con
 		timer := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
+			// the caller's cancellation (or deadline), not the last attempt's failure
 			timer.Stop()
-			return resp, err
+			return resp, FromError(status.FromContextError(ctx.Err()).Err(), 0)
 		case <-timer.C:
 		}
 	}

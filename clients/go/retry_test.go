@@ -155,3 +155,24 @@ func TestRetryTakesTheStubsOwnErrors(t *testing.T) {
 		t.Fatalf("a stub's RESOURCE_EXHAUSTED with RetryInfo: %v (retry %v), want 20ms", delay, again)
 	}
 }
+
+// TestCancellingDuringTheWaitIsTheCallersCancellation: the caller cancelling while Retry waits
+// before the next attempt ends it with a *CancelledError at once (as the TypeScript and Java
+// clients do), not with the last attempt's UNAVAILABLE, which would blame the sidecar for the
+// caller's own cancellation.
+func TestCancellingDuringTheWaitIsTheCallersCancellation(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	policy := orchestrator.RetryPolicy{DefaultDelay: time.Hour, MaxBackoff: time.Hour}
+	calls := 0
+	started := time.Now()
+	_, err := orchestrator.Retry(ctx, policy, func(context.Context) (int, error) {
+		calls++
+		cancel() // the caller gives up while this attempt fails: Retry is about to wait an hour
+		return 0, typed(t, codes.Unavailable, "PROVIDERS_UNAVAILABLE", 0)
+	})
+	var cancelled *orchestrator.CancelledError
+	if !errors.As(err, &cancelled) || calls != 1 || time.Since(started) > 10*time.Second {
+		t.Fatalf("calls=%d err=%T %v: want one attempt, then the caller's CancelledError at once", calls, err, err)
+	}
+}

@@ -222,8 +222,10 @@ public final class Retry {
     try {
       sleeper.sleep(delay);
     } catch (InterruptedException interrupted) {
+      // the caller's cancellation (as grpc-java reports an interrupted blocking call), not e's failure
       Thread.currentThread().interrupt();
-      throw e;
+      throw SidecarException.from(Status.CANCELLED.withDescription("interrupted while waiting to retry")
+          .withCause(interrupted).asRuntimeException());
     }
   }
 

@@ -78,6 +78,31 @@ class RetryTest {
     assertEquals(List.of(Duration.ofMillis(1500)), clock.sleeps);
   }
 
+  /**
+   * The caller's thread interrupted while the retry waits (Java's cancellation of a blocking call) ends
+   * it with a CancelledException, as grpc-java reports an interrupted blocking call and as the Go and
+   * TypeScript clients report a cancellation during the wait, not with the last attempt's
+   * UNAVAILABLE, which would blame the sidecar; the interrupt stays set.
+   */
+  @Test
+  void anInterruptDuringTheWaitIsTheCallersCancellation() {
+    AtomicInteger calls = new AtomicInteger();
+    Retry retry = Retry.builder().sleeper(d -> {
+      throw new InterruptedException();
+    }).build();
+    try {
+      SidecarException e = assertThrows(SidecarException.class, () -> retry.call(deadline -> {
+        calls.incrementAndGet();
+        throw failure(Code.UNAVAILABLE, "PROVIDERS_UNAVAILABLE", null);
+      }));
+      assertTrue(e instanceof CancelledException, e.toString());
+      assertTrue(Thread.currentThread().isInterrupted());
+      assertEquals(1, calls.get());
+    } finally {
+      Thread.interrupted();
+    }
+  }
+
   @Test
   void givesUpWhenTheDelayWouldPassTheDeadline() {
     FakeClock clock = new FakeClock();
