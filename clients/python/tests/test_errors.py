@@ -132,7 +132,10 @@ def test_a_stream_broken_after_a_delta_is_interrupted() -> None:
     )
 
 
-@pytest.mark.parametrize("bad", ["²", "٣", "+7", "-0", "7.5", "1e3", "0x10", "", " 7", "99999999999999999999"])
+MALFORMED_COUNTS = ["²", "٣", "+7", "-0", "7.5", "1e3", "0x10", "", " 7", "99999999999999999999"]
+
+
+@pytest.mark.parametrize("bad", MALFORMED_COUNTS)
 def test_partial_usage_only_from_plain_digits(bad: str) -> None:
     """A token count is ASCII digits, nothing else (the same rule in every client): never a crash."""
     info = error_details_pb2.ErrorInfo(
