@@ -9,7 +9,10 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,7 +96,11 @@ func New(opts ...Option) (*Client, error) {
 	if token != "" {
 		dial = append(dial, grpc.WithPerRPCCredentials(bearer(token)))
 	}
-	conn, err := grpc.NewClient(target(address), append(dial, s.dialOpts...)...)
+	resolved, err := target(address)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(resolved, append(dial, s.dialOpts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -205,12 +212,29 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 // RequireTransportSecurity is false: the sidecar is a localhost (or Unix socket) peer.
 func (bearer) RequireTransportSecurity() bool { return false }
 
-func target(address string) string {
+// hostPort is host:port or [v6]:port, the same forms the TypeScript and Java clients take.
+var hostPort = regexp.MustCompile(`^(?:\[[0-9a-fA-F:.]+\]|[^:\s/\[\]]+):(\d{1,5})$`)
+
+// target is the gRPC target of an address: host:port, unix:///path, unix:/path or a bare absolute
+// path. Anything else is refused naming it: gRPC would take a host without a port as port 443, and
+// every call would fail UNAVAILABLE as if the sidecar were down.
+func target(address string) (string, error) {
 	address = strings.TrimSpace(address)
-	if strings.HasPrefix(address, "/") {
-		return "unix://" + address
+	switch {
+	case strings.HasPrefix(address, "/"):
+		return "unix://" + address, nil
+	case strings.HasPrefix(address, "unix:"):
+		if path := strings.TrimPrefix(strings.TrimPrefix(address, "unix:"), "//"); strings.HasPrefix(path, "/") {
+			return address, nil
+		}
+	default:
+		if m := hostPort.FindStringSubmatch(address); m != nil {
+			if port, _ := strconv.Atoi(m[1]); port >= 1 && port <= 65535 {
+				return address, nil
+			}
+		}
 	}
-	return address
+	return "", fmt.Errorf("orchestrator: sidecar address %q: expected host:port, unix:///path or an absolute path", address)
 }
 
 func firstNonEmpty(values ...string) string {
