@@ -15,7 +15,8 @@ import (
 
 // Stream is one StreamGenerate call: Recv until io.EOF (or range over Events). After a successful
 // end, Result is the final GenerateResponse and Text the joined deltas. Errors are typed; one that
-// follows a delta is a *StreamInterruptedError with PartialUsage.
+// follows a delta is a *StreamInterruptedError with PartialUsage. The call is released once it has
+// ended (its result read, a failure, Cancel), so a caller may stop reading at the result.
 type Stream struct {
 	call      v1.GenerationService_StreamGenerateClient
 	cancel    context.CancelFunc
@@ -23,6 +24,8 @@ type Stream struct {
 	deltas    int
 	text      strings.Builder
 	result    *v1.GenerateResponse
+	pending   *v1.StreamGenerateResponse // read while draining the end after the result (a peer's error)
+	done      error                      // the call's end, io.EOF or typed, returned by every later Recv
 }
 
 // Stream starts generating; ctx's deadline and cancellation apply to the whole stream.
@@ -38,29 +41,61 @@ func (c *Client) Stream(ctx context.Context, req *v1.StreamGenerateRequest) (*St
 
 // Recv returns the next event, io.EOF after the result, or a typed error.
 func (s *Stream) Recv() (*v1.StreamGenerateResponse, error) {
+	if event := s.pending; event != nil {
+		s.pending = nil
+		return s.record(event), nil
+	}
+	if s.done != nil {
+		return nil, s.done
+	}
 	event, err := s.call.Recv()
-	if errors.Is(err, io.EOF) {
-		s.cancel()
-		if s.result == nil {
-			return nil, classify(decode(status.New(codes.Unavailable, "the stream ended without a result"), s.deltas))
-		}
-		return nil, io.EOF
-	}
 	if err != nil {
-		s.cancel()
-		if s.cancelled {
-			return nil, &CancelledError{decode(status.New(codes.Canceled, "cancelled by the client"), s.deltas)}
-		}
-		return nil, FromError(err, s.deltas)
+		s.done = s.end(err)
+		return nil, s.done
 	}
+	return s.record(event), nil
+}
+
+func (s *Stream) record(event *v1.StreamGenerateResponse) *v1.StreamGenerateResponse {
 	switch e := event.GetEvent().(type) {
 	case *v1.StreamGenerateResponse_Delta:
 		s.deltas++
 		s.text.WriteString(e.Delta.GetText())
 	case *v1.StreamGenerateResponse_Result:
 		s.result = e.Result
+		s.drain()
 	}
-	return event, nil
+	return event
+}
+
+// drain reads the call's end, which the sidecar sends right after the result: grpc-go holds a
+// stream's resources until a read returns its end, and a caller may well stop reading at the result.
+func (s *Stream) drain() {
+	if s.done != nil {
+		return
+	}
+	extra, err := s.call.Recv()
+	if err != nil {
+		s.done = s.end(err)
+		return
+	}
+	s.pending = extra
+}
+
+// end is what Recv reports for the call's end (io.EOF after a result, else a typed error); it
+// releases the call.
+func (s *Stream) end(err error) error {
+	s.cancel()
+	switch {
+	case errors.Is(err, io.EOF) && s.result != nil:
+		return io.EOF
+	case errors.Is(err, io.EOF):
+		return classify(decode(status.New(codes.Unavailable, "the stream ended without a result"), s.deltas))
+	case s.cancelled:
+		return &CancelledError{decode(status.New(codes.Canceled, "cancelled by the client"), s.deltas)}
+	default:
+		return FromError(err, s.deltas)
+	}
 }
 
 // Events ranges over the stream; a failure is the last pair's error (io.EOF is not reported).
@@ -81,7 +116,7 @@ func (s *Stream) Events() iter.Seq2[*v1.StreamGenerateResponse, error] {
 	}
 }
 
-// Cancel stops the call; the next Recv returns a *CancelledError.
+// Cancel stops the call; the next Recv returns a *CancelledError (its end as before if it had ended).
 func (s *Stream) Cancel() {
 	s.cancelled = true
 	s.cancel()
