@@ -59,7 +59,8 @@ type Option func(*settings)
 // WithAddress sets the sidecar's address: host:port, unix:///path or a bare absolute socket path.
 func WithAddress(address string) Option { return func(s *settings) { s.address = address } }
 
-// WithToken sets the shared token; WithToken("") sends none even when ORCHESTRATOR_SIDECAR_TOKEN is set.
+// WithToken sets the shared token; WithToken("") sends none even when ORCHESTRATOR_SIDECAR_TOKEN is
+// set. Surrounding whitespace (a secret file's newline) is dropped.
 func WithToken(token string) Option { return func(s *settings) { s.token = &token } }
 
 // WithRetry makes Generate, Embed, GetQuota, Feedback and GetExperimentReport retry UNAVAILABLE and
@@ -82,6 +83,11 @@ func New(opts ...Option) (*Client, error) {
 	token := os.Getenv(TokenEnv)
 	if s.token != nil {
 		token = *s.token
+	}
+	// a secret file's trailing newline is no part of the token; a header cannot carry other controls
+	token = strings.TrimSpace(token)
+	if strings.IndexFunc(token, func(r rune) bool { return r < ' ' || r > '~' }) >= 0 {
+		return nil, errors.New("orchestrator: the sidecar token has characters an HTTP header cannot carry (control or non-ASCII)")
 	}
 	dial := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),

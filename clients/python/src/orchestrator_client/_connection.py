@@ -38,12 +38,21 @@ def resolve(
 ) -> Connection:
     """Explicit arguments win, then ORCHESTRATOR_SIDECAR_ADDRESS / _TOKEN, then 127.0.0.1:50051.
 
-    `token=""` sends no token even when the environment has one.
+    `token=""` sends no token even when the environment has one; surrounding whitespace is dropped.
     """
     env = os.environ if environ is None else environ
     chosen = address or env.get(ADDRESS_ENV) or DEFAULT_ADDRESS
     secret = env.get(TOKEN_ENV) if token is None else token
-    return Connection(target=target(chosen), token=secret or None)
+    return Connection(target=target(chosen), token=header_token(secret))
+
+
+def header_token(secret: str | None) -> str | None:
+    """The token as sent: without surrounding whitespace (a secret file's trailing newline), None
+    when blank; a ValueError (never showing it) when a header cannot carry it, as in every client."""
+    secret = (secret or "").strip()
+    if any(not " " <= ch <= "~" for ch in secret):
+        raise ValueError("the sidecar token has characters an HTTP header cannot carry (controls, non-ASCII)")
+    return secret or None
 
 
 # host:port or [v6]:port, the same forms the TypeScript and Java clients take

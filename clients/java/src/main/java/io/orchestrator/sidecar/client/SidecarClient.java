@@ -440,9 +440,13 @@ public final class SidecarClient implements AutoCloseable {
       return this;
     }
 
-    /** The bearer token sent on every call; an empty one sends none, as {@link #withoutToken()}. */
+    /**
+     * The bearer token sent on every call, without surrounding whitespace (a secret file's newline);
+     * a blank one sends none, as {@link #withoutToken()}.
+     */
     public Builder token(String token) {
-      this.token = Objects.requireNonNull(token).isEmpty() ? null : token;
+      String trimmed = Objects.requireNonNull(token).strip();
+      this.token = trimmed.isEmpty() ? null : trimmed;
       this.noToken = this.token == null;
       return this;
     }
@@ -483,7 +487,8 @@ public final class SidecarClient implements AutoCloseable {
       if (noToken) {
         return null;
       }
-      return token != null ? token : nonEmpty(env.get(TOKEN_ENV), null);
+      String fromEnv = env.get(TOKEN_ENV);
+      return token != null ? token : nonEmpty(fromEnv == null ? null : fromEnv.strip(), null);
     }
 
     public SidecarClient build() {
@@ -493,6 +498,9 @@ public final class SidecarClient implements AutoCloseable {
           .keepAliveWithoutCalls(false);
       String resolved = resolvedToken();
       if (resolved != null) {
+        if (!resolved.chars().allMatch(c -> c >= ' ' && c <= '~')) { // never shown: it is a secret
+          throw new IllegalArgumentException("the sidecar token has characters an HTTP header cannot carry (control or non-ASCII)");
+        }
         channel.intercept(new BearerToken(resolved));
       }
       ReconnectAtOnce reconnect = new ReconnectAtOnce();
