@@ -135,6 +135,20 @@ describe("withRetry", () => {
     assert.deepEqual(clock.sleeps, []);
   });
 
+  test("the caller's own error (a bug in the retried function) is thrown as it is, neither retried nor typed as the sidecar's", async () => {
+    const clock = new FakeClock();
+    let calls = 0;
+    const bug = new TypeError("cannot read properties of undefined");
+    for (const open of [
+      () => withRetry(async () => { calls++; throw bug; }, { clock }),
+      async () => { for await (const _ of withStreamRetry(async function* () { calls++; throw bug; }, { clock })) { /* nothing */ } },
+    ]) {
+      await assert.rejects(open(), (err: unknown) => err === bug);
+    }
+    assert.equal(calls, 2);
+    assert.deepEqual(clock.sleeps, []);
+  });
+
   test("the caller's signal aborting the wait ends it with a CancelledError", async () => {
     const controller = new AbortController();
     let calls = 0;

@@ -1,6 +1,7 @@
 package io.orchestrator.sidecar.client;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -101,6 +102,30 @@ class RetryTest {
     } finally {
       Thread.interrupted();
     }
+  }
+
+  /**
+   * The caller's own exception (a bug in the retried function) is thrown as it is: neither retried
+   * nor typed as the sidecar's (it was an InternalException "UNKNOWN" wrapping it), as Go and Python do.
+   */
+  @Test
+  void theCallersOwnExceptionIsThrownAsItIs() {
+    FakeClock clock = new FakeClock();
+    AtomicInteger calls = new AtomicInteger();
+    IllegalStateException bug = new IllegalStateException("a bug in the caller");
+    Retry retry = clock.retry().build();
+    assertSame(bug, assertThrows(IllegalStateException.class, () -> retry.call(deadline -> {
+      calls.incrementAndGet();
+      throw bug;
+    })));
+    try (Retry.StreamIterator<String> events = retry.stream(deadline -> {
+      calls.incrementAndGet();
+      throw bug;
+    })) {
+      assertSame(bug, assertThrows(IllegalStateException.class, events::hasNext));
+    }
+    assertEquals(2, calls.get());
+    assertEquals(List.of(), clock.sleeps);
   }
 
   @Test
