@@ -6,6 +6,7 @@ import (
 	"io"
 	"iter"
 	"strings"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -20,11 +21,12 @@ import (
 type Stream struct {
 	call      v1.GenerationService_StreamGenerateClient
 	cancel    context.CancelFunc
-	cancelled bool
+	cancelled atomic.Bool
 	deltas    int
 	text      strings.Builder
 	result    *v1.GenerateResponse
-	pending   *v1.StreamGenerateResponse // read while draining the end after the result (a peer's error)
+	ending    chan struct{}              // closed once the read after the result is in (pending or done)
+	pending   *v1.StreamGenerateResponse // read after the result (a peer's error): returned next
 	done      error                      // the call's end, io.EOF or typed, returned by every later Recv
 }
 
@@ -41,6 +43,10 @@ func (c *Client) Stream(ctx context.Context, req *v1.StreamGenerateRequest) (*St
 
 // Recv returns the next event, io.EOF after the result, or a typed error.
 func (s *Stream) Recv() (*v1.StreamGenerateResponse, error) {
+	if s.ending != nil {
+		<-s.ending
+		s.ending = nil
+	}
 	if event := s.pending; event != nil {
 		s.pending = nil
 		return s.record(event), nil
@@ -63,23 +69,29 @@ func (s *Stream) record(event *v1.StreamGenerateResponse) *v1.StreamGenerateResp
 		s.text.WriteString(e.Delta.GetText())
 	case *v1.StreamGenerateResponse_Result:
 		s.result = e.Result
-		s.drain()
+		s.readTheEnd()
 	}
 	return event
 }
 
-// drain reads the call's end, which the sidecar sends right after the result: grpc-go holds a
-// stream's resources until a read returns its end, and a caller may well stop reading at the result.
-func (s *Stream) drain() {
-	if s.done != nil {
+// readTheEnd reads, in the background, the call's end, which the sidecar sends right after the
+// result: grpc-go holds a stream's resources until a read returns its end, and a caller may well stop
+// reading at the result. The caller gets the result at once; a next Recv waits for the end.
+func (s *Stream) readTheEnd() {
+	if s.done != nil || s.ending != nil {
 		return
 	}
-	extra, err := s.call.Recv()
-	if err != nil {
-		s.done = s.end(err)
-		return
-	}
-	s.pending = extra
+	ending := make(chan struct{})
+	s.ending = ending
+	go func() {
+		defer close(ending)
+		extra, err := s.call.Recv()
+		if err != nil {
+			s.done = s.end(err)
+			return
+		}
+		s.pending = extra
+	}()
 }
 
 // end is what Recv reports for the call's end (io.EOF after a result, else a typed error); it
@@ -91,7 +103,7 @@ func (s *Stream) end(err error) error {
 		return io.EOF
 	case errors.Is(err, io.EOF):
 		return classify(decode(status.New(codes.Unavailable, "the stream ended without a result"), s.deltas))
-	case s.cancelled:
+	case s.cancelled.Load():
 		return &CancelledError{decode(status.New(codes.Canceled, "cancelled by the client"), s.deltas)}
 	default:
 		return FromError(err, s.deltas)
@@ -107,7 +119,7 @@ func (s *Stream) Events() iter.Seq2[*v1.StreamGenerateResponse, error] {
 				return
 			}
 			if !yield(event, err) || err != nil {
-				if err == nil {
+				if err == nil && s.result == nil { // left before the answer was complete
 					s.Cancel()
 				}
 				return
@@ -118,7 +130,7 @@ func (s *Stream) Events() iter.Seq2[*v1.StreamGenerateResponse, error] {
 
 // Cancel stops the call; the next Recv returns a *CancelledError (its end as before if it had ended).
 func (s *Stream) Cancel() {
-	s.cancelled = true
+	s.cancelled.Store(true)
 	s.cancel()
 }
 
