@@ -51,6 +51,7 @@ class AsyncClient:
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         conn = resolve(address, token)
+        self._closed = False
         self.channel = grpc.aio.insecure_channel(
             conn.target, options=[*CHANNEL_OPTIONS, *options], interceptors=async_interceptors(conn.token)
         )
@@ -83,6 +84,7 @@ class AsyncClient:
     async def _generate(
         self, req: generate_pb2.GenerateRequest, timeout: float | None
     ) -> generate_pb2.GenerateResponse:
+        self._check_open()
         try:
             response: generate_pb2.GenerateResponse = await self.generation.Generate(req, timeout=timeout)
         except grpc.aio.AioRpcError as err:
@@ -120,6 +122,7 @@ class AsyncClient:
         priority: experiments.Priority | None = None,
     ) -> AsyncStream:
         """The answer as it is generated: `async for event in client.stream(...)`; `.cancel()` stops it."""
+        self._check_open()
         call = self.generation.StreamGenerate(messages.stream_request(request, priority), timeout=timeout)
         return AsyncStream(call)
 
@@ -224,12 +227,19 @@ class AsyncClient:
         return await retry.call_async(lambda left: self._unary(method, request, left), policy, timeout)
 
     async def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
+        self._check_open()
         try:
             return await method(request, timeout=timeout)
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise closed_error()
+
     async def close(self) -> None:
+        """Ends the connection: calls still open, and every call made after, fail CANCELLED."""
+        self._closed = True
         await self.channel.close(None)
 
     async def __aenter__(self) -> AsyncClient:
@@ -239,6 +249,11 @@ class AsyncClient:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+def closed_error() -> CancelledError:
+    """A call on a closed client, as in every client (grpc's own is a ValueError, no SidecarError)."""
+    return CancelledError(grpc.StatusCode.CANCELLED, "the client is closed")
 
 
 class AsyncStream:

@@ -296,7 +296,7 @@ public final class SidecarClient implements AutoCloseable {
     return AdminServiceGrpc.newBlockingStub(channel);
   }
 
-  /** Closes the connection, waiting up to 5 seconds for open calls. */
+  /** Closes the connection, waiting up to 5 seconds for open calls; a call made after fails CANCELLED. */
   @Override
   public void close() {
     channel.shutdown();
@@ -398,6 +398,41 @@ public final class SidecarClient implements AutoCloseable {
             }
           }, headers);
         }
+      };
+    }
+  }
+
+  /**
+   * A call on a closed client fails at once, CANCELLED ("the client is closed"), as in the other
+   * clients: grpc-java reports it UNAVAILABLE ("Channel shutdown invoked"), which reads as the
+   * sidecar down and which the retry helper would retry.
+   */
+  private static final class RefusedWhenClosed implements ClientInterceptor {
+    private volatile ManagedChannel channel;
+
+    @Override
+    public <Q, R> ClientCall<Q, R> interceptCall(MethodDescriptor<Q, R> method, CallOptions options, Channel next) {
+      ManagedChannel c = channel;
+      if (c == null || !c.isShutdown()) {
+        return next.newCall(method, options);
+      }
+      return new ClientCall<>() {
+        @Override
+        public void start(Listener<R> listener, Metadata headers) {
+          listener.onClose(Status.CANCELLED.withDescription("the client is closed"), new Metadata());
+        }
+
+        @Override
+        public void request(int count) {}
+
+        @Override
+        public void cancel(String message, Throwable cause) {}
+
+        @Override
+        public void halfClose() {}
+
+        @Override
+        public void sendMessage(Q message) {}
       };
     }
   }
@@ -504,9 +539,11 @@ public final class SidecarClient implements AutoCloseable {
         channel.intercept(new BearerToken(resolved));
       }
       ReconnectAtOnce reconnect = new ReconnectAtOnce();
-      channel.intercept(reconnect);
+      RefusedWhenClosed refused = new RefusedWhenClosed();
+      channel.intercept(reconnect, refused);
       ManagedChannel built = channel.build();
       reconnect.channel = built;
+      refused.channel = built;
       return new SidecarClient(built, defaultTimeout);
     }
 
