@@ -143,7 +143,7 @@ func (c *Client) Generate(ctx context.Context, req *v1.GenerateRequest) (*v1.Gen
 // WithRetry (or inside Retry), UNAVAILABLE and RESOURCE_EXHAUSTED are retried like Generate, under
 // one request_id (one is made when the request has none), so the sidecar charges a retried request once.
 func (c *Client) Embed(ctx context.Context, req *v1.EmbedRequest) (*v1.EmbedResponse, error) {
-	if req.GetRequestId() == "" {
+	if req != nil && req.GetRequestId() == "" {
 		if id := c.requestID(ctx); id != "" {
 			req = embedWithRequestID(req, id)
 		}

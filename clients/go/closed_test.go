@@ -30,3 +30,19 @@ func TestACallOnAClosedClientIsCancelled(t *testing.T) {
 		t.Fatalf("stream: %T %v, want a *CancelledError", err, err)
 	}
 }
+
+// TestANilEmbedRequestIsAnErrorNotAPanic: with retries on (WithRetry, or inside Retry), Embed gave a
+// nil request an id and panicked in proto.Clone; it is the call's error as without retries.
+func TestANilEmbedRequestIsAnErrorNotAPanic(t *testing.T) {
+	client, err := orchestrator.New(orchestrator.WithAddress("127.0.0.1:1"), orchestrator.WithToken(""),
+		orchestrator.WithRetry(orchestrator.RetryPolicy{MaxAttempts: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if _, err := client.Embed(ctx, nil); err == nil {
+		t.Fatal("a nil request succeeded")
+	}
+}
