@@ -32,6 +32,7 @@ from sidecar.keys.service import KeyService
 from sidecar.personas.registry import Persona
 from sidecar.personas.service import PersonaService, Plan
 from sidecar.routing.table import Route, RouteTable
+from sidecar.sessions.records import replayable
 from sidecar.telemetry import logging as logs
 
 UserKeyMode = str  # "never" | "preferred" | "required" (config/routing.py)
@@ -138,7 +139,7 @@ def _with_persona(call: Call, plan: Plan) -> Call:
     leading, new = split_leading_system(call.messages)
     persona = plan.persona
     prompt = (Message(Role.SYSTEM, persona.system_prompt),) if persona is not None else ()
-    messages = (*prompt, *leading, *plan.history, *new)
+    messages = (*prompt, *leading, *replayable(plan.history, new), *new)
     if persona is None:
         return dataclasses.replace(call, messages=messages)
     return dataclasses.replace(

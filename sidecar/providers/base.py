@@ -87,7 +87,9 @@ def needs(params: GenerationParams, messages: tuple[Message, ...]) -> frozenset[
     need: set[str] = set()
     if params.tools or any(m.tool_calls or m.tool_call_id for m in messages):
         need.add("tools")
-    if params.response_format is not None and params.response_format.kind == "json_schema":
+    # json_object too: a deployment without structured output would get no format at all, and its
+    # prose answer would fail the check after the provider was paid
+    if params.response_format is not None and params.response_format.kind in ("json_schema", "json_object"):
         need.add("json_schema")
     if any(m.images for m in messages):
         need.add("images")
