@@ -23,6 +23,7 @@ from sidecar.core.errors import (
 from sidecar.core.outcome import UpstreamWaits
 from sidecar.core.types import Chunk, FinishReason, GenerationParams, Message, Secret, ToolCallDelta, Usage
 from sidecar.providers._http import MIN_SECRET_CHARS, REDACTED, HttpClient, Timeouts, redact, secret_forms
+from sidecar.providers.fragments import mask_fragments
 from sidecar.providers.sse import SseEvent
 
 E = TypeVar("E")  # one event of an upstream stream, as its transport decodes it
@@ -377,6 +378,7 @@ def scrub_credentials(err: ProviderError, secrets: Sequence[str]) -> None:
         )
         if cut:
             message = message[:-cut] + REDACTED
+    message = mask_fragments(message, [form for form in forms if form != REDACTED])  # quoted in part
     if message != err.message:
         err.message = message
         err.args = (message,)
