@@ -103,6 +103,13 @@ class Settings(ConfigModel):
     idempotency: IdempotencySettings = IdempotencySettings()
     http: HttpSettings = HttpSettings()
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
+    stream_write_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="how long one StreamGenerate event may wait to be sent to a caller that does not "
+        "read (gRPC flow control); then the call ends DEADLINE_EXCEEDED / CALLER_NOT_READING",
+    )
     max_receive_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     max_concurrent_rpcs: int = Field(
         default=2048,
