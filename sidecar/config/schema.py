@@ -178,6 +178,13 @@ class DeploymentConfig(ConfigModel):
         default=1024, ge=1, le=MAX_OUTPUT_TOKENS, description="sent when a call sets none"
     )
     read_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    stream_idle_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="the longest wait for the next event that carries data in a streamed answer (SSE "
+        "keep-alive comments do not count); then the attempt fails PROVIDER_TIMEOUT",
+    )
     probe: bool = Field(
         default=True,
         description="health-probe it (routing.probes); false for a server without the probe's "

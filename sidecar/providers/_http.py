@@ -58,6 +58,7 @@ class Timeouts:
     read_seconds: float
     deadline: Deadline
     waits: UpstreamWaits | None = None  # the call's outcome (None for probes)
+    idle_seconds: float | None = None  # a stream: the longest wait for an event that carries data
 
     def next_wait(self) -> float:
         remaining = self.deadline.remaining()
@@ -69,18 +70,32 @@ class Progress:
     event-stream message): the read timeout bounds the wait from then, not only each read, so an
     upstream trickling bytes that never complete anything is as silent as one sending none."""
 
-    __slots__ = ("_clock", "at")
+    __slots__ = ("_clock", "at", "data_at")
 
     def __init__(self, clock: Clock) -> None:
         self._clock, self.at = clock, clock.monotonic()
+        self.data_at = self.at  # the last event that carried data (not a keep-alive)
 
     def mark(self) -> None:
         self.at = self._clock.monotonic()
 
+    def mark_data(self) -> None:
+        self.data_at = self._clock.monotonic()
+
     def wait(self, timeouts: Timeouts) -> float:
-        """The next read's bound: the read timeout left since the last progress, within the deadline."""
-        left = timeouts.read_seconds - (self._clock.monotonic() - self.at)
+        """The next read's bound: the read timeout left since the last progress and the idle bound
+        left since the last data, within the deadline."""
+        now = self._clock.monotonic()
+        left = timeouts.read_seconds - (now - self.at)
+        if timeouts.idle_seconds is not None:
+            left = min(left, timeouts.idle_seconds - (now - self.data_at))
         return max(0.0, min(timeouts.next_wait(), left))
+
+    def idle(self, timeouts: Timeouts) -> bool:
+        """Whether the idle bound has run out (a read timed out on it, not on the read timeout)."""
+        if timeouts.idle_seconds is None:
+            return False
+        return self._clock.monotonic() - self.data_at >= timeouts.idle_seconds - DEADLINE_MARGIN
 
 
 class HttpClient:
@@ -185,18 +200,29 @@ class HttpClient:
         message: a bursty upstream then costs one downstream write per burst, not per token.
         The read timeout bounds the time from the request to the first complete line and between
         complete lines (an event's, or a keep-alive comment), not only each read: an upstream
-        trickling bytes that never end a line is as silent as one that sends nothing.
+        trickling bytes that never end a line is as silent as one that sends nothing. The idle
+        bound (`timeouts.idle_seconds`) counts only events that carry data: an upstream sending
+        nothing but keep-alive comments is a timeout, not a stream that lasts to the deadline.
         """
         decoder, progress = SseDecoder(), Progress(self._clock)
         reads = self.post_stream(
             url, headers=headers, body=body, timeouts=timeouts, kind="text/event-stream", progress=progress
         )
-        async with aclosing(reads):
-            async for data in reads:
-                if b"\n" in data or b"\r" in data:
-                    progress.mark()
-                if events := decoder.feed(data):
-                    yield events
+        try:
+            async with aclosing(reads):
+                async for data in reads:
+                    if b"\n" in data or b"\r" in data:
+                        progress.mark()
+                    if events := decoder.feed(data):
+                        progress.mark_data()
+                        yield events
+        except ProviderTimeoutError as exc:
+            if progress.idle(timeouts):
+                raise ProviderTimeoutError(
+                    f"upstream sent no event with data for {timeouts.idle_seconds:g}s "
+                    "(stream_idle_timeout_seconds; keep-alive comments do not count)"
+                ) from exc
+            raise
         if events := decoder.close():
             yield events
 

@@ -329,7 +329,9 @@ class HttpProvider:
 
     async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         body = wire_body(self._wire.to_wire, req, self._deployment)
-        timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline, req.waits)
+        d = self._deployment
+        idle = d.stream_idle_timeout_seconds if req.stream else None
+        timeouts = Timeouts(d.read_timeout_seconds, deadline, req.waits, idle_seconds=idle)
         headers = await self._request_headers(req, timeouts)
         url = self._endpoint(req.stream)
         try:
