@@ -66,6 +66,13 @@ class HttpSettings(ConfigModel):
         default=None,
         description="PEM file of the CAs upstream TLS certificates are checked against (default: system)",
     )
+    error_body_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="how long the body of an upstream error (HTTP status >= 300) is read, at most 64 KiB; "
+        "the error is classified by its status with what arrived by then",
+    )
     max_retry_after_seconds: float = Field(
         default=300.0,
         gt=0,

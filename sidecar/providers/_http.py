@@ -158,16 +158,25 @@ class HttpClient:
             try:
                 if resp.status >= 300 and tolerate is not None and tolerate(resp.status, resp.headers):
                     return None
+                if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
+                    raise await self._status_error(resp, timeouts, headers)
                 async with self._clock.timeout(timeouts.next_wait()):
                     with self._waiting(timeouts):
-                        if (
-                            resp.status >= 300
-                        ):  # redirects are not followed: they would carry the key elsewhere
-                            raise await _status_error(resp, self._retry_after, credentials_of(headers))
                         raw = await _read_bounded(resp, _MAX_JSON_BODY)
             finally:
                 resp.release()  # fully read: back to the pool; else closed
         return _decode(raw)
+
+    async def _status_error(
+        self, resp: http1.Response, timeouts: Timeouts, headers: Mapping[str, str]
+    ) -> ProviderError:
+        """The error of a failure status, classified by the status: its body (the upstream's own
+        message) is read for at most settings.http.error_body_timeout_seconds and 64 KiB, and what
+        arrived by then is used. A body that drips or breaks off never turns a 429 into a timeout."""
+        wait = min(self._settings.error_body_timeout_seconds, timeouts.next_wait())
+        with self._waiting(timeouts):
+            body = await _error_body(resp, self._clock, wait)
+        return _status_error(resp.status, resp.headers, body, self._retry_after, credentials_of(headers))
 
     @contextmanager
     def _waiting(self, timeouts: Timeouts, *, from_slot: bool = False) -> Iterator[Callable[[], None]]:
@@ -248,11 +257,7 @@ class HttpClient:
                 )
         try:
             if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
-                with map_http_errors(timeouts.deadline):
-                    async with self._clock.timeout(timeouts.next_wait()):
-                        with self._waiting(timeouts):
-                            error = await _status_error(resp, self._retry_after, credentials_of(sent_headers))
-                        raise error
+                raise await self._status_error(resp, timeouts, sent_headers)
             if kind not in resp.headers.get("content-type", "").lower():  # media types ignore case
                 sent = resp.headers.get("content-type") or "no content type"
                 raise ProviderMalformedError(f"expected {kind}, the upstream sent {sent[:80]}")
@@ -317,25 +322,41 @@ async def _read_bounded(resp: http1.Response, limit: int) -> bytes:
     return b"".join(parts)
 
 
-async def _status_error(
-    resp: http1.Response, retry_after: RetryAfterPolicy, secrets: Sequence[str]
+async def _error_body(resp: http1.Response, clock: Clock, seconds: float) -> bytes:
+    """What arrives of an error body within `seconds`, at most _MAX_ERROR_BODY bytes of it (b"" for
+    one larger than that: its message is not read). A connection that breaks ends it early."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async with clock.timeout(seconds):
+            while data := await resp.read_chunk():
+                parts.append(data)
+                size += len(data)
+                if size > _MAX_ERROR_BODY:
+                    return b""
+    except (TimeoutError, http1.ConnectionBroke, http1.ProtocolError, OSError):
+        pass  # the status says what happened; the message is only its detail
+    return b"".join(parts)
+
+
+def _status_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    retry_after: RetryAfterPolicy,
+    secrets: Sequence[str],
 ) -> ProviderError:
     """The error of a failure status; its text (the upstream's own message, which may quote the
     request back) without the request's credentials, whatever their shape."""
-    try:
-        body = await _read_bounded(resp, _MAX_ERROR_BODY)
-    except ProviderMalformedError:
-        body = b""
     detail = redact(_error_message(body), secrets)
-    status = resp.status
     text = f"upstream HTTP {status}: {detail}" if detail else f"upstream HTTP {status}"
     if status in (401, 403):
         return ProviderAuthError(f"upstream HTTP {status}: credentials refused")
     if status == 429:
-        return ProviderRateLimitedError(text, retry_after=retry_after.seconds(resp.headers))
+        return ProviderRateLimitedError(text, retry_after=retry_after.seconds(headers))
     if status in (400, 413, 422):
         return ProviderRejectedError(text)
-    return ProviderUnavailableError(text, retry_after=retry_after.seconds(resp.headers))
+    return ProviderUnavailableError(text, retry_after=retry_after.seconds(headers))
 
 
 @dataclass(frozen=True, slots=True)
