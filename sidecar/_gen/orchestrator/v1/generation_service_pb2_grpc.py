@@ -103,7 +103,8 @@ class GenerationServiceServicer:
         Reasons: those of Generate except IDEMPOTENCY_KEY_REUSED and IDEMPOTENCY_STORE_UNAVAILABLE
         (a stream is never replayed), plus STREAM_INTERRUPTED (UNAVAILABLE) when the upstream fails
         after the first delta was sent; its trailing metadata carries the partial usage. A stream that
-        ends without a result has failed.
+        ends without a result has failed. CALLER_NOT_READING (DEADLINE_EXCEEDED) when the caller read
+        nothing while one message waited settings.stream_write_timeout_seconds to be sent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -59,7 +59,8 @@ type GenerationServiceClient interface {
 	// Reasons: those of Generate except IDEMPOTENCY_KEY_REUSED and IDEMPOTENCY_STORE_UNAVAILABLE
 	// (a stream is never replayed), plus STREAM_INTERRUPTED (UNAVAILABLE) when the upstream fails
 	// after the first delta was sent; its trailing metadata carries the partial usage. A stream that
-	// ends without a result has failed.
+	// ends without a result has failed. CALLER_NOT_READING (DEADLINE_EXCEEDED) when the caller read
+	// nothing while one message waited settings.stream_write_timeout_seconds to be sent.
 	StreamGenerate(ctx context.Context, in *StreamGenerateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamGenerateResponse], error)
 	// Lists the route aliases, their deployments, capabilities and prices, a page at a time.
 	//
@@ -170,7 +171,8 @@ type GenerationServiceServer interface {
 	// Reasons: those of Generate except IDEMPOTENCY_KEY_REUSED and IDEMPOTENCY_STORE_UNAVAILABLE
 	// (a stream is never replayed), plus STREAM_INTERRUPTED (UNAVAILABLE) when the upstream fails
 	// after the first delta was sent; its trailing metadata carries the partial usage. A stream that
-	// ends without a result has failed.
+	// ends without a result has failed. CALLER_NOT_READING (DEADLINE_EXCEEDED) when the caller read
+	// nothing while one message waited settings.stream_write_timeout_seconds to be sent.
 	StreamGenerate(*StreamGenerateRequest, grpc.ServerStreamingServer[StreamGenerateResponse]) error
 	// Lists the route aliases, their deployments, capabilities and prices, a page at a time.
 	//

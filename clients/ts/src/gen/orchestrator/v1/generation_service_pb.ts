@@ -60,7 +60,8 @@ export const GenerationService: GenService<{
    * Reasons: those of Generate except IDEMPOTENCY_KEY_REUSED and IDEMPOTENCY_STORE_UNAVAILABLE
    * (a stream is never replayed), plus STREAM_INTERRUPTED (UNAVAILABLE) when the upstream fails
    * after the first delta was sent; its trailing metadata carries the partial usage. A stream that
-   * ends without a result has failed.
+   * ends without a result has failed. CALLER_NOT_READING (DEADLINE_EXCEEDED) when the caller read
+   * nothing while one message waited settings.stream_write_timeout_seconds to be sent.
    *
    * @generated from rpc orchestrator.v1.GenerationService.StreamGenerate
    */

@@ -245,7 +245,8 @@ public final class GenerationServiceGrpc {
      * Reasons: those of Generate except IDEMPOTENCY_KEY_REUSED and IDEMPOTENCY_STORE_UNAVAILABLE
      * (a stream is never replayed), plus STREAM_INTERRUPTED (UNAVAILABLE) when the upstream fails
      * after the first delta was sent; its trailing metadata carries the partial usage. A stream that
-     * ends without a result has failed.
+     * ends without a result has failed. CALLER_NOT_READING (DEADLINE_EXCEEDED) when the caller read
+     * nothing while one message waited settings.stream_write_timeout_seconds to be sent.
      * </pre>
      */
     default void streamGenerate(io.orchestrator.sidecar.v1.StreamGenerateRequest request,
@@ -358,7 +359,8 @@ public final class GenerationServiceGrpc {
      * Reasons: those of Generate except IDEMPOTENCY_KEY_REUSED and IDEMPOTENCY_STORE_UNAVAILABLE
      * (a stream is never replayed), plus STREAM_INTERRUPTED (UNAVAILABLE) when the upstream fails
      * after the first delta was sent; its trailing metadata carries the partial usage. A stream that
-     * ends without a result has failed.
+     * ends without a result has failed. CALLER_NOT_READING (DEADLINE_EXCEEDED) when the caller read
+     * nothing while one message waited settings.stream_write_timeout_seconds to be sent.
      * </pre>
      */
     public void streamGenerate(io.orchestrator.sidecar.v1.StreamGenerateRequest request,
@@ -454,7 +456,8 @@ public final class GenerationServiceGrpc {
      * Reasons: those of Generate except IDEMPOTENCY_KEY_REUSED and IDEMPOTENCY_STORE_UNAVAILABLE
      * (a stream is never replayed), plus STREAM_INTERRUPTED (UNAVAILABLE) when the upstream fails
      * after the first delta was sent; its trailing metadata carries the partial usage. A stream that
-     * ends without a result has failed.
+     * ends without a result has failed. CALLER_NOT_READING (DEADLINE_EXCEEDED) when the caller read
+     * nothing while one message waited settings.stream_write_timeout_seconds to be sent.
      * </pre>
      */
     @io.grpc.ExperimentalApi("https://github.com/grpc/grpc-java/issues/10918")
@@ -549,7 +552,8 @@ public final class GenerationServiceGrpc {
      * Reasons: those of Generate except IDEMPOTENCY_KEY_REUSED and IDEMPOTENCY_STORE_UNAVAILABLE
      * (a stream is never replayed), plus STREAM_INTERRUPTED (UNAVAILABLE) when the upstream fails
      * after the first delta was sent; its trailing metadata carries the partial usage. A stream that
-     * ends without a result has failed.
+     * ends without a result has failed. CALLER_NOT_READING (DEADLINE_EXCEEDED) when the caller read
+     * nothing while one message waited settings.stream_write_timeout_seconds to be sent.
      * </pre>
      */
     public java.util.Iterator<io.orchestrator.sidecar.v1.StreamGenerateResponse> streamGenerate(
