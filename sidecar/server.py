@@ -171,9 +171,17 @@ class Sidecar:
         self._stopping = True
         grace = self.cfg.settings.shutdown_grace_seconds if grace is None else grace
         self._set_ready(False)
+        started = self.deps.clock.monotonic()
+        # what an operator reads when a pod takes its whole grace period to go, or calls were cut
+        _log.info("sidecar stopping", extra={"running_calls": self.drain.running, "grace_seconds": grace})
         try:
             await self.health.enter_graceful_shutdown()
-            await self.drain.drain(grace, cut_wait=min(CUT_WAIT_SECONDS, max(grace, 0.1)))
+            cut = await self.drain.drain(grace, cut_wait=min(CUT_WAIT_SECONDS, max(grace, 0.1)))
+            if cut:
+                _log.warning(
+                    "calls still running at the end of the grace were cut",
+                    extra={"cut_calls": cut, "grace_seconds": grace},
+                )
             self.health.close_watches()
             if self.admin_server is not None:
                 await self.admin_server.stop(CUT_WAIT_SECONDS)
@@ -182,6 +190,7 @@ class Sidecar:
                 claim.release()
         finally:
             await self._close_dependencies()
+            _log.info("sidecar stopped", extra={"seconds": round(self.deps.clock.monotonic() - started, 3)})
 
     def _set_ready(self, ready: bool) -> None:
         """What the kubelet's readiness and startup probes see on the metrics port (`/readyz`)."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, field
 
 from sidecar.cache.key import CacheScope
 from sidecar.core.types import Chunk, FinishReason, Price, Target, Usage
 
 ANSWER_VERSION = 1
+STORABLE = (FinishReason.STOP, FinishReason.LENGTH)  # a complete answer (not filtered, not cut)
 
 
 def replayable(chunk: Chunk) -> bool:
@@ -16,6 +18,34 @@ def replayable(chunk: Chunk) -> bool:
     calls (whatever its finish reason: OpenAI says "stop" for a call forced by tool_choice) or
     thinking is not stored."""
     return not chunk.tool_calls and not chunk.thinking
+
+
+@dataclass(slots=True)
+class Passing:
+    """What a caching layer sees of the answer it passes on: the chunks' text, the final chunk
+    (held back until the answer is stored, so a stored answer is a complete one), and whether every
+    chunk is one a stored answer can give back."""
+
+    texts: list[str] = field(default_factory=list)
+    final: Chunk | None = None
+    whole: bool = True
+
+    async def pass_on(self, stream: AsyncIterator[Chunk]) -> AsyncGenerator[Chunk, None]:
+        """Every chunk of `stream` but the final one, noting what a stored answer needs."""
+        async for chunk in stream:
+            if chunk.text:
+                self.texts.append(chunk.text)
+            self.whole = self.whole and replayable(chunk)
+            if chunk.is_final:
+                self.final = chunk
+                continue
+            yield chunk
+
+    @property
+    def storable(self) -> Chunk | None:
+        """The final chunk when the answer may be stored: complete, and text only."""
+        final = self.final
+        return final if final is not None and self.whole and final.finish_reason in STORABLE else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,17 +59,17 @@ class Drain:
     def running(self) -> int:
         return len(self._running)
 
-    async def drain(self, grace: float, cut_wait: float) -> bool:
+    async def drain(self, grace: float, cut_wait: float) -> int:
         """Refuse new calls, wait up to `grace` for the running ones, then cut what is left and give
-        the cut handlers up to `cut_wait` to send their status. True when every call finished."""
+        the cut handlers up to `cut_wait` to send their status. Returns how many calls were cut."""
         self.draining = True
         if await self._wait_idle(grace):
-            return True
+            return 0
         self._cut = set(self._running)
         for task in self._cut:
             task.cancel(CUT)
         await self._wait_idle(cut_wait)
-        return False
+        return len(self._cut)
 
     async def _wait_idle(self, seconds: float) -> bool:
         waiter = asyncio.ensure_future(self._idle.wait())

@@ -94,9 +94,11 @@ def _metric(exp: ExperimentConfig, rows: Sequence[ExperimentRow]) -> list[float]
 
 def _variant_stats(variant: str, rows: Sequence[ExperimentRow]) -> VariantStats:
     n = len(rows)
-    latencies = [r.latency_seconds for r in rows]
     scores = [r.feedback for r in rows if r.feedback is not None]
     judged = [r for r in rows if r.outcome not in CALLERS_OWN]  # the variant's own successes and errors
+    # the variant's own calls only: a call refused before any model ran (shed, over quota) ends in a
+    # millisecond, and a burst of them made a variant look faster than the one it was compared with
+    latencies = [r.latency_seconds for r in judged]
     errors = sum(not r.ok for r in judged)
     return VariantStats(
         variant=variant,

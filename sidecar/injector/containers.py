@@ -7,12 +7,13 @@ probes it over HTTP on the pod-reachable health port (`/livez`, `/readyz`, also 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sidecar.injector.annotations import PodOptions
 from sidecar.injector.settings import CONFIG_DIR as CONFIG_DIR  # where the sidecar's config and state
 from sidecar.injector.settings import STATE_DIR as STATE_DIR  # are mounted (re-exported)
-from sidecar.injector.settings import InjectorSettings
+from sidecar.injector.settings import InjectorSettings, quantity_value
 
 Json = dict[str, Any]
 
@@ -109,6 +110,39 @@ def _resources(options: PodOptions) -> Json:
     if options.limits:
         resources["limits"] = dict(options.limits)
     return resources
+
+
+def pod_resources(current: object, options: PodOptions) -> object:
+    """Pod-level resources (`spec.resources`, Kubernetes 1.32+) grown by the sidecar's own: the API
+    server refuses a pod whose containers together request more than the pod does, so a pod sized
+    for its application alone was refused once the sidecar was added. Each resource the pod states
+    grows by the sidecar's request (or, for a limit, its limit, else its request); a value that is no
+    quantity is left for the API server to refuse."""
+    if not isinstance(current, dict):
+        return current
+    requests, limits = dict(options.requests), dict(options.limits)
+    out = dict(current)
+    for field, extra in (("requests", requests), ("limits", {**requests, **limits})):
+        stated = current.get(field)
+        if isinstance(stated, dict):
+            out[field] = {r: _plus(v, extra.get(r)) for r, v in stated.items()}
+    return out
+
+
+def _plus(stated: object, extra: str | None) -> object:
+    if extra is None:
+        return stated
+    try:
+        total = quantity_value(str(stated)) + quantity_value(extra)
+    except ValueError:
+        return stated
+    if total != total.to_integral_value():
+        return f"{math.ceil(total * 1000)}m"  # cpu: millicores are the API server's finest unit
+    whole = int(total)
+    for power, suffix in ((5, "Pi"), (4, "Ti"), (3, "Gi"), (2, "Mi"), (1, "Ki")):  # as a person writes it
+        if whole and whole % 1024**power == 0:
+            return f"{whole // 1024**power}{suffix}"
+    return str(whole)
 
 
 def security_context(run_as_user: int) -> Json:

@@ -97,6 +97,8 @@ def inject(pod: Json, settings: InjectorSettings, options: PodOptions) -> Json:
         if container is not sidecar:
             _wire_app(container, settings, options)
     spec["volumes"] = [*(spec.get("volumes") or []), *c.volumes(options)]
+    if "resources" in spec:  # pod-level resources: the pod's budget grows by the sidecar's
+        spec["resources"] = c.pod_resources(spec["resources"], options)
     spec["terminationGracePeriodSeconds"] = c.termination_grace(
         settings, options, spec.get("terminationGracePeriodSeconds")
     )

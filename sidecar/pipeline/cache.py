@@ -16,7 +16,7 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
-from sidecar.cache.answer import CachedAnswer, replayable
+from sidecar.cache.answer import CachedAnswer, Passing
 from sidecar.cache.key import CacheScope, answer_key, cache_scope, narrowed_deployments
 from sidecar.cache.store import ByteStore
 from sidecar.config.cache import CacheSettings
@@ -24,12 +24,11 @@ from sidecar.core.clock import Clock
 from sidecar.core.errors import RouteNotFoundError
 from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.plan import plan_of
-from sidecar.core.types import Call, Chunk, FinishReason
+from sidecar.core.types import Call, Chunk
 from sidecar.routing.table import RouteTable
 from sidecar.telemetry.tracing import Tracing
 
 _log = logging.getLogger("sidecar.cache")
-_STORABLE = (FinishReason.STOP, FinishReason.LENGTH)
 
 
 def _ignore(*_: object) -> None:
@@ -138,23 +137,14 @@ class CacheLayer:
 
     async def _run_and_store(self, call: Call, plan: _Plan) -> AsyncGenerator[Chunk, None]:
         """Pass the chunks on as they come; hold back only the final one until the answer is stored."""
-        texts: list[str] = []
-        final: Chunk | None = None
-        whole = True  # every chunk is one a stored answer can give back
-        async with inner_stream(self._inner, call) as stream:
-            async for chunk in stream:
-                if chunk.text:
-                    texts.append(chunk.text)
-                whole = whole and replayable(chunk)
-                if chunk.is_final:
-                    final = chunk
-                    continue
+        passing = Passing()
+        async with inner_stream(self._inner, call) as stream, aclosing(passing.pass_on(stream)) as chunks:
+            async for chunk in chunks:
                 yield chunk
-        if final is None:
-            return
-        if whole and final.finish_reason in _STORABLE:
-            await self._save(call, plan, texts, final)
-        yield final  # held back until the answer was stored, so a stored answer is a complete one
+        if (final := passing.storable) is not None:
+            await self._save(call, plan, passing.texts, final)
+        if passing.final is not None:
+            yield passing.final
 
     async def _save(self, call: Call, plan: _Plan, texts: list[str], final: Chunk) -> None:
         assert self._store is not None and final.finish_reason is not None

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from sidecar.cache.answer import CachedAnswer, replayable
+from sidecar.cache.answer import CachedAnswer, Passing
 from sidecar.cache.key import CacheScope, cache_scope, narrowed_deployments
 from sidecar.cache.semantic_key import Partition, split_prompt
 from sidecar.config.cache import CacheSettings, SemanticCacheOptions
@@ -27,7 +28,7 @@ from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import RouteNotFoundError
 from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.plan import plan_of
-from sidecar.core.types import Call, Chunk, FinishReason
+from sidecar.core.types import Call, Chunk
 from sidecar.routing.table import RouteTable
 from sidecar.telemetry.tracing import Tracing
 
@@ -35,7 +36,6 @@ if TYPE_CHECKING:  # numpy and the stores come with the `embeddings` extra, buil
     from sidecar.cache.semantic import SemanticMatch, SemanticStore, Vector
 
 _log = logging.getLogger("sidecar.cache.semantic")
-_STORABLE = (FinishReason.STOP, FinishReason.LENGTH)
 
 EmbedText = Callable[[str, str, str, Deadline], Awaitable[Any]]
 """(tenant, embedding route, text, deadline) -> the text's embedding: `.vector` (a unit-length float32
@@ -134,23 +134,14 @@ class SemanticCacheLayer:
             for chunk in self._replay(call, plan, match):
                 yield chunk
             return
-        async with inner_stream(self._inner, call) as stream:
-            texts: list[str] = []
-            final: Chunk | None = None
-            whole = True  # every chunk is one a stored answer can give back
-            async for chunk in stream:
-                if chunk.text:
-                    texts.append(chunk.text)
-                whole = whole and replayable(chunk)
-                if chunk.is_final:
-                    final = chunk
-                    continue
+        passing = Passing()
+        async with inner_stream(self._inner, call) as stream, aclosing(passing.pass_on(stream)) as chunks:
+            async for chunk in chunks:
                 yield chunk
-        if final is None:
-            return
-        if vector is not None and whole and final.finish_reason in _STORABLE:
-            await self._save(call, plan, vector, texts, final)
-        yield final  # after the answer is stored, like the exact cache
+        if vector is not None and (final := passing.storable) is not None:
+            await self._save(call, plan, vector, passing.texts, final)
+        if passing.final is not None:
+            yield passing.final  # after the answer is stored, like the exact cache
 
     async def _vector(self, call: Call, plan: _Plan) -> tuple[Vector, _Plan] | None:
         """The prompt's vector and the plan narrowed to the partition of the model that made it (an

@@ -21,6 +21,8 @@ from importlib import metadata
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from sidecar.core.priority import Priority
+
 OTHER = "other"
 UNKNOWN = "unknown"
 # The causes a usage record is dropped for (ledger/writer.py): their series exist from the start at 0.
@@ -287,6 +289,8 @@ class Metrics:
             "sidecar_admission_shed", "Calls shed (UNAVAILABLE/OVERLOADED) by admission, by priority.",
             ("priority",), registry=r,
         )  # fmt: skip
+        for level in Priority:  # at 0 from the start: an alert's rate() then sees the first shed
+            self.admission_shed.labels(level.label)
         self.admission_running = Gauge(
             "sidecar_admission_running_calls", "Calls holding an admission slot.", registry=r
         )

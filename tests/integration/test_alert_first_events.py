@@ -54,3 +54,20 @@ async def test_the_first_burst_of_ledger_drops_fires_the_alert(serve: Any, tmp_p
         await asyncio.sleep(1.0)  # about five more scrapes of the same value: the alert had its chance
         fired = await asyncio.to_thread(query, base, alert_expr("OrchestratorSidecarLedgerDrops"))
         assert [r["metric"]["cause"] for r in fired] == ["queue_full"]
+
+
+async def test_the_first_calls_shed_at_capacity_fire_the_alert(serve: Any, tmp_path: Path) -> None:
+    """A one-off burst over the admission capacity, never repeated: OrchestratorSidecarCallsShed
+    must fire on it, so the series of every priority is there at 0 before the first shed."""
+    slow = {"provider": "echo", "model": "echo-1", "echo": {"first_token_delay_seconds": 1.0}}
+    policy = {**echo_policy(deployments={"echo": slow}), "admission": {"capacity": 1, "queue_size": 0}}
+    s = await serve({"policy": policy})
+    with start_prometheus(tmp_path, f"127.0.0.1:{s.sidecar.metrics_port}") as base:
+        await until_at_least(base, "count_over_time(sidecar_build_info[1m])", 3)
+        calls = [s.stub.Generate(generate_request(messages=[user("one two")])) for _ in range(3)]
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        assert sum(isinstance(o, Exception) for o in outcomes) == 2  # one served, two shed at once
+        await until_at_least(base, 'sidecar_admission_shed_total{priority="normal"}', 2)
+        await asyncio.sleep(1.0)  # more scrapes of the same value: the alert had its chance
+        fired = await asyncio.to_thread(query, base, alert_expr("OrchestratorSidecarCallsShed"))
+        assert [r["metric"]["priority"] for r in fired] == ["normal"]

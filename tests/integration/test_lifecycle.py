@@ -184,3 +184,35 @@ async def test_an_open_health_watch_does_not_hold_the_shutdown(serve: Any) -> No
     await s.sidecar.stop(30.0)
     assert loop.time() - started < 3.0
     assert (await watch.read()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def test_shutdown_says_what_it_waits_for_and_what_it_cut(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator reading the logs of a pod that took its whole grace to go sees why: how many calls
+    were running when the stop began, how many the grace's end cut, and when it was done."""
+    s = await serve({"policy": slow_echo(10, 0.5)})
+    call = s.stub.StreamGenerate(stream_request(messages=[user("a b c d e f g h i j")]))
+    await call.read()
+    with caplog.at_level("INFO", logger="sidecar"):
+        await s.sidecar.stop(0.1)
+    lines = {r.getMessage(): r for r in caplog.records if r.name == "sidecar"}
+    assert lines["sidecar stopping"].running_calls == 1
+    assert lines["sidecar stopping"].grace_seconds == 0.1
+    cut = lines["calls still running at the end of the grace were cut"]
+    assert (cut.levelname, cut.cut_calls) == ("WARNING", 1)
+    assert "sidecar stopped" in lines
+    with pytest.raises(grpc.aio.AioRpcError):
+        await read_rest(call)
+
+
+async def test_a_clean_shutdown_cuts_nothing_and_says_so_once(
+    serve: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = await serve({"policy": echo_policy()})
+    await s.stub.Generate(generate_request(messages=[user("hi")]))
+    with caplog.at_level("INFO", logger="sidecar"):
+        await s.sidecar.stop(1.0)
+        await s.sidecar.stop(1.0)  # a second stop has nothing to say
+    said = [r.getMessage() for r in caplog.records if r.name == "sidecar"]
+    assert said == ["sidecar stopping", "sidecar stopped"]

@@ -186,6 +186,8 @@ def test_monitoring_objects_and_workload_identity() -> None:
         (["--set", "sidecar.socketDir=/" + "d" * 94], "/sidecar/socketDir"),  # + /sidecar.sock > 107 bytes
         (["--set", "fullnameOverride=Orchestrator"], "/fullnameOverride"),  # no object may be named so
         (["--set", "nameOverride=LLM"], "/nameOverride"),
+        (["--set", "image.digest=sha256:abc"], "/image/digest"),  # the kubelet cannot pull it
+        (["--set", "image.digest=" + "a" * 64], "/image/digest"),  # no algorithm
     ],
 )
 def test_the_schema_refuses_bad_values(args: list[str], message: str) -> None:
@@ -257,7 +259,30 @@ def test_the_alert_rules_pass_promtool(tmp_path: Path) -> None:
         "OrchestratorSidecarQuotaStoreDown",
         "OrchestratorSidecarLedgerDrops",
         "OrchestratorSidecarInjectionFailedOpen",
+        "OrchestratorSidecarCallsShed",
     } <= alerts
+
+
+DOCS = CHART.parents[1] / "docs"
+
+
+def test_every_alert_links_a_runbook_page_that_exists_when_the_site_is_given() -> None:
+    """At 3 a.m. the alert is the first thing read: with the documentation site's address, each one
+    carries runbook_url to a page of the site's runbooks (built from docs/runbooks) that names the
+    alert; without the address, none."""
+    base = "https://docs.example/orchestrator/"
+    rule = find(
+        template(*VALUE_SETS["monitoring"], "--set", f"metrics.prometheusRule.runbookBaseUrl={base}"),
+        "PrometheusRule",
+    )
+    for r in rule["spec"]["groups"][0]["rules"]:
+        url = r["annotations"]["runbook_url"]
+        assert url.startswith("https://docs.example/orchestrator/runbooks/") and url.endswith(".html"), url
+        page = DOCS / "runbooks" / url.rsplit("/", 1)[1].replace(".html", ".md")
+        assert page.is_file(), (r["alert"], url)
+        assert r["alert"] in page.read_text(), f"{page.name} does not say what to do about {r['alert']}"
+    plain = find(template(*VALUE_SETS["monitoring"]), "PrometheusRule")["spec"]["groups"][0]["rules"]
+    assert not [r["alert"] for r in plain if "runbook_url" in r["annotations"]]
 
 
 def _errors(reason: str, code: str, per_minute: int) -> dict[str, str]:
@@ -322,6 +347,24 @@ def test_the_error_alerts_tell_provider_auth_key_backend_and_user_keys_apart(tmp
                     ),
                     _fires("OrchestratorSidecarProviderAuthFailed"),
                     _fires("OrchestratorSidecarKeyBackendFailure"),
+                ],
+            },
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": 'sidecar_admission_shed_total{namespace="ns",pod="p",priority="low"}',
+                        "values": "0+2x30",
+                    },
+                    {
+                        "series": 'sidecar_admission_shed_total{namespace="ns",pod="p",priority="critical"}',
+                        "values": "0x30",
+                    },
+                ],
+                "alert_rule_test": [
+                    _fires(
+                        "OrchestratorSidecarCallsShed", {**where, "priority": "low", "severity": "warning"}
+                    ),
                 ],
             },
         ],
@@ -555,3 +598,40 @@ def test_a_token_secret_and_the_configs_token_go_together(args: list[str], messa
         "config.settings.auth.token.env=SIDECAR_TOKEN",
     ]
     assert helm("template", "demo", str(CHART), *both, check=False).returncode == 0
+
+
+DIGEST = "sha256:" + "0123456789abcdef" * 4
+
+
+def test_an_image_pinned_by_digest_runs_exactly_that_image_in_the_injector_and_every_sidecar(
+    tmp_path: Path,
+) -> None:
+    """A tag can be pushed again; a digest cannot. Both the injector and the sidecars it adds run
+    repository:tag@digest (the tag only names it)."""
+    objects = template("--set", f"image.digest={DIGEST}", "--set", "image.tag=1.2.3")
+    injector = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert injector["image"] == f"ghcr.io/orchestrator/sidecar:1.2.3@{DIGEST}"
+    settings = tmp_path / "injector.yaml"
+    settings.write_text(find(objects, "ConfigMap", "-injector")["data"]["injector.yaml"])
+    assert load_settings(settings).image == f"ghcr.io/orchestrator/sidecar:1.2.3@{DIGEST}"
+    unpinned = find(template(), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "@" not in unpinned["image"]
+
+
+def _spread(*args: str) -> Any:
+    return find(template(*args), "Deployment")["spec"]["template"]["spec"].get("topologySpreadConstraints")
+
+
+def test_injector_replicas_are_spread_over_nodes_unless_told_otherwise() -> None:
+    """Two replicas on one node go together with it; under failurePolicy Ignore every pod created
+    meanwhile is admitted without the sidecar. The default spreads them where the scheduler can."""
+    (spread,) = _spread()
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"  # never a reason not to schedule one
+    assert spread["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == "injector"
+    one = ("--set", "injector.replicas=1", "--set", "injector.podDisruptionBudget.enabled=false")
+    assert _spread(*one) is None
+    affinity = "injector.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+    assert _spread("--set-json", f'{affinity}={{"nodeSelectorTerms":[{{"matchExpressions":[]}}]}}') is None
+    zones = '[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"DoNotSchedule"}]'
+    assert _spread("--set-json", f"injector.topologySpreadConstraints={zones}") == json.loads(zones)

@@ -711,3 +711,63 @@ def test_helm_3_installs_and_uninstalls_the_chart(cluster: Cluster, installed: I
     assert cluster.get(path)["webhooks"][0]["clientConfig"]["service"]["namespace"] == "helm3"
     helm("uninstall", "h3", *kube, binary="helm3")
     assert cluster.request("GET", path)[0] == 404
+
+
+def test_fail_closed_for_the_pods_that_asked_and_open_for_every_other(
+    cluster: Cluster, installed: Injector, tmp_path: Path
+) -> None:
+    """Under failurePolicy Fail every pod the webhook's selectors let through is refused while no
+    injector answers, those that never asked for the sidecar too. Selecting by the inject label (the
+    recipe in docs/kubernetes.md) limits Fail to the pods that asked: the rest never reach the
+    webhook."""
+    kube = ("--kubeconfig", str(cluster.kubeconfig), "--namespace", "strict-system")
+    for name in ("strict-system", "strict-apps"):
+        cluster.create("/api/v1/namespaces", {"metadata": {"name": name}})
+    port = free_port()  # no injector there yet: it is down
+    recipe = (
+        "--set", "webhook.failurePolicy=Fail",
+        "--set-string", "webhook.objectSelector.matchLabels.orchestrator\\.sidecar/inject=true",
+        "--set", "sidecar.injectByDefault=true",
+        "--set", "sidecarNamespaces={strict-apps}",
+    )  # fmt: skip
+    helm(
+        "install", "strict", str(CHART), *kube, *recipe,
+        "--set", f"webhook.url=https://127.0.0.1:{port}/inject",
+        "--set", f"webhook.caBundle={base64.b64encode(installed.tls.ca_pem).decode()}",
+    )  # fmt: skip
+    try:
+        plain = cluster.create("/api/v1/namespaces/strict-apps/pods", pod("plain"))
+        assert not plain["spec"].get("initContainers")  # admitted: it never reached the webhook
+        asked = pod("asked")
+        asked["metadata"]["labels"] = {"orchestrator.sidecar/inject": "true"}
+        status, answer = cluster.request("POST", "/api/v1/namespaces/strict-apps/pods", asked)
+        assert status >= 400 and "failed calling webhook" in answer["message"], answer  # refused: Fail
+        settings = chart_settings(tmp_path, *recipe, release="strict", namespace="strict-system")
+        assert settings is not None
+        injector = Injector(tmp_path, settings, installed.tls, port)
+        injector.start()
+        try:
+            stored = cluster.create("/api/v1/namespaces/strict-apps/pods", asked)
+            assert names(stored["spec"]["initContainers"]) == ["orchestrator-sidecar"]  # the label alone
+        finally:
+            injector.stop()
+    finally:
+        helm("uninstall", "strict", *kube)
+
+
+def test_a_pod_with_pod_level_resources_is_admitted_with_the_sidecars_added(
+    cluster: Cluster, installed: Injector
+) -> None:
+    """Pod-level resources (beta and on in Kubernetes 1.34): a pod budgeted for its application alone
+    was refused once injected ("must be greater than or equal to aggregate container requests")."""
+    budgeted = pod("budgeted", ASKED)
+    budgeted["spec"]["resources"] = {
+        "requests": {"cpu": "20m", "memory": "64Mi"},
+        "limits": {"memory": "128Mi"},
+    }
+    stored = cluster.create(f"/api/v1/namespaces/{APPS}/pods", budgeted)
+    assert names(stored["spec"]["initContainers"]) == ["orchestrator-sidecar"]
+    assert stored["spec"]["resources"] == {
+        "requests": {"cpu": "70m", "memory": "160Mi"},
+        "limits": {"memory": "384Mi"},
+    }

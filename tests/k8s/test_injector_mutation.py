@@ -475,3 +475,28 @@ def test_quantities_written_as_numbers_are_taken() -> None:
     for bad in (-1, True, float("inf")):
         with pytest.raises(ValidationError, match=r"resources\.requests\.cpu"):
             InjectorSettings(image="i", config_map="c", resources={"requests": {"cpu": bad}})
+
+
+def test_pod_level_resources_grow_by_the_sidecars() -> None:
+    """A pod with pod-level resources (Kubernetes 1.32+) sized for its application alone was refused
+    by the API server once the sidecar was added: the containers together requested more than the
+    pod. The pod's budget grows by the sidecar's requests (and its limits, or its requests for a limit
+    the sidecar does not set); what the pod does not state stays unstated."""
+    budget = {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}}
+    out = injected(pod(ASKED, resources=budget))  # the sidecar: 50m / 96Mi requested, 256Mi limit
+    assert out["spec"]["resources"] == {
+        "requests": {"cpu": "70m", "memory": "160Mi"},
+        "limits": {"cpu": "1050m", "memory": "384Mi"},
+    }
+    only_memory = injected(pod(ASKED, resources={"limits": {"memory": "1Gi"}}))
+    assert only_memory["spec"]["resources"] == {"limits": {"memory": "1280Mi"}}
+    assert "resources" not in injected(pod(ASKED))["spec"]  # no pod-level budget: none is made
+
+
+def test_pod_level_resources_that_are_no_quantities_are_left_to_the_api_server() -> None:
+    odd = {"requests": {"cpu": "lots", "memory": 64}, "limits": "nope"}
+    out = injected(pod(ASKED, resources=odd))
+    assert out["spec"]["resources"] == {
+        "requests": {"cpu": "lots", "memory": str(64 + 96 * 2**20)},
+        "limits": "nope",
+    }

@@ -48,9 +48,11 @@ app.kubernetes.io/instance: {{ $root.Release.Name | quote }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
-{{/* The sidecar image (also the injector's: one image serves both). */}}
+{{/* The sidecar image (also the injector's: one image serves both): repository:tag, and @digest
+     when one is given (the kubelet then pulls exactly that image; the tag only names it). */}}
 {{- define "orchestrator-sidecar.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- with .Values.image.digest }}@{{ . }}{{ end -}}
 {{- end -}}
 
 {{- define "orchestrator-sidecar.configMapName" -}}

@@ -61,6 +61,20 @@ def test_calls_shed_at_capacity_are_not_a_variants_errors() -> None:
     assert report.verdicts[0].verdict is not Verdict.REJECT
 
 
+def test_latency_percentiles_are_the_variants_own_calls() -> None:
+    """Calls refused before any model ran (14 shed at once, a tenant over its quota) end at once:
+    counted in the percentiles, they put a variant's p50 at 0 s against the control's 2 s. The
+    calls the caller ended are left out too; the variant's own errors (a deadline) stay in."""
+    refused = [ExperimentRow("b", False, 0.0, 0, 0.0, None, outcome="OVERLOADED") for _ in range(14)]
+    refused += [ExperimentRow("b", False, 0.001, 0, 0.0, None, outcome="TOKEN_QUOTA_EXCEEDED")]
+    left = [ExperimentRow("b", False, 0.3, 0, 0.0, None, outcome="CANCELLED")]
+    ok = [ExperimentRow("b", True, 2.0, 10, 0.01, 0.9, outcome="OK") for _ in range(5)]
+    slow = [ExperimentRow("b", False, 9.0, 0, 0.0, None, outcome="DEADLINE_EXCEEDED")]
+    control = [ExperimentRow("a", True, 2.0, 10, 0.01, 0.5, outcome="OK") for _ in range(5)]
+    b = build_report("tone", exp(), control + ok + refused + left + slow).variants[1]
+    assert (b.calls, b.latency_p50, b.latency_p99) == (22, 2.0, 9.0)
+
+
 def test_a_clearly_better_variant_is_promoted_and_a_worse_one_rejected() -> None:
     a = [0.50, 0.52, 0.48, 0.51, 0.49, 0.50]
     better = [0.90, 0.92, 0.88, 0.91, 0.89, 0.90]
