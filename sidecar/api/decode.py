@@ -146,15 +146,14 @@ class Writer:
                 await context.write(response)
         except TimeoutError:
             self._log.warning(
-                "stream ended: its caller read nothing for %gs", self._timeout, extra={"reason": READ_STALL}
+                "stream ended: its caller read nothing for %gs",
+                self._timeout,
+                extra={"reason": CallerNotReadingError.reason},
             )
             raise CallerNotReadingError(
                 f"the caller read nothing of the stream for {self._timeout:g}s "
                 "(settings.stream_write_timeout_seconds); the call was ended"
             ) from None
-
-
-READ_STALL = CallerNotReadingError.reason
 
 
 def _handler(
