@@ -158,10 +158,11 @@ def to_call(
 def _with_tools(req: gen.GenerationInput, params: GenerationParams, bad: Violations) -> GenerationParams:
     """The tool and answer-format fields; a call without any keeps `params` as it is (no copy:
     the common case, bench/analysis.md)."""
-    specs = tools.tools(req, bad.add)
+    budget = tools.SchemaBudget()  # one for the request's schemas together
+    specs = tools.tools(req, bad.add, budget)
     choice = tools.tool_choice(req, specs, bad.add)
     parallel = req.parallel_tool_calls if req.HasField("parallel_tool_calls") else None
-    response_format = tools.response_format(req, bad.add)
+    response_format = tools.response_format(req, bad.add, budget)
     if not specs and choice is None and parallel is None and response_format is None:
         return params
     return dataclasses.replace(

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import NoReturn, Protocol
 
 import grpc
 
 from sidecar._gen.orchestrator.v1 import embed_pb2, models_pb2
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar.api import convert
+from sidecar.api import convert, tools
 from sidecar.api import embed as api_embed
 from sidecar.api import personas as api_personas
 from sidecar.api.answer import Answer
@@ -32,6 +33,7 @@ from sidecar.providers.base import Provider
 from sidecar.routing.plan import Routing
 
 _log = logging.getLogger("sidecar.api")
+SCHEMA_CHECKS = 2  # requests whose JSON Schemas are checked at once, each on a thread
 EMBED_CUT = "the sidecar shut down before the embedding call finished (its shutdown grace ran out); retry it"
 
 
@@ -72,6 +74,7 @@ class GenerationServicer:
         self._pages = pages
         self._metrics = metrics
         self._tiers = convert.Tiers(policy.tier_assignment, tuple(policy.tiers))
+        self._schema_checks = asyncio.Semaphore(SCHEMA_CHECKS)
 
     async def Generate(self, request: gen.GenerateRequest, context: Context) -> gen.GenerateResponse:
         what = request.input
@@ -186,7 +189,8 @@ class GenerationServicer:
     async def _call(self, request: gen.GenerationInput, context: Context, *, stream: bool) -> Call:
         record = Outcome(started_at=self._clock.monotonic())
         try:
-            call = convert.to_call(
+            convert_call = functools.partial(
+                convert.to_call,
                 request,
                 stream=stream,
                 limits=self._policy.limits,
@@ -195,6 +199,7 @@ class GenerationServicer:
                 record=record,
                 tiers=self._tiers,
             )
+            call = await self._converted(request, convert_call)
             return api_personas.with_persona_fields(call, request)
         except SidecarError as err:
             self._gate.refusal("rejected request", reason=err.reason, detail=err.message)
@@ -202,6 +207,15 @@ class GenerationServicer:
             await abort(context, err)
         except Exception as exc:  # a bug in validation: INTERNAL with a request id, never grpc's UNKNOWN
             await rpc_failure(context, exc, "StreamGenerate" if stream else "Generate")
+
+    async def _converted(self, request: gen.GenerationInput, convert_call: Callable[[], Call]) -> Call:
+        """The converted call. Checking JSON Schemas costs CPU by the subschema: a request that carries
+        some is converted off the event loop (so other calls go on), two at a time (the default
+        executor also resolves upstream host names and refreshes credentials)."""
+        if not tools.carries_schemas(request):
+            return convert_call()
+        async with self._schema_checks:
+            return await asyncio.to_thread(convert_call)
 
     def malformed(self, method: str, err: SidecarError) -> None:
         """A request of `method` whose bytes did not decode (api/decode.py): a refused generation call."""

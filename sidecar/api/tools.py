@@ -24,6 +24,40 @@ Bad = Callable[[str, str], None]
 
 
 NOT_JSON = "JSON values only: no NaN or Infinity"
+# JSON objects (subschemas) in a request's schemas together, tools and response format: checking one
+# against the JSON Schema metaschema costs up to about a millisecond of CPU, so 100,000 of them (a
+# request under the decode caps) would cost minutes; 128 tools of a dozen each stay well within.
+MAX_SCHEMA_OBJECTS = 4096
+
+
+class SchemaBudget:
+    """What is left of one request's MAX_SCHEMA_OBJECTS; counted before anything is checked."""
+
+    def __init__(self, objects: int = MAX_SCHEMA_OBJECTS) -> None:
+        self.left = objects
+
+    def take(self, schemas: list[dict[str, object] | None]) -> bool:
+        """Whether these schemas fit in what is left (taken if so)."""
+        self.left -= sum(_objects(s) for s in schemas if s is not None)
+        return self.left >= 0
+
+
+def _objects(value: object) -> int:
+    """The JSON objects in a value, itself included (iterative: nesting is bounded by the decoder)."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += 1
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
+def carries_schemas(req: gen.GenerationInput) -> bool:
+    """Whether a request holds JSON Schemas to check (tool parameters, a response format's schema)."""
+    return bool(req.tools) or req.response_format.WhichOneof("format") == "json_schema"
 
 
 def struct_value(value: struct_pb2.Struct) -> dict[str, object] | None:
@@ -36,13 +70,17 @@ def struct_value(value: struct_pb2.Struct) -> dict[str, object] | None:
     return out
 
 
-def tools(req: gen.GenerationInput, bad: Bad) -> tuple[ToolSpec, ...]:
+def tools(req: gen.GenerationInput, bad: Bad, budget: SchemaBudget | None = None) -> tuple[ToolSpec, ...]:
     if len(req.tools) > MAX_TOOLS:
         bad("tools", f"at most {MAX_TOOLS} tools")
         return ()
+    schemas = [struct_value(t.parameters) if t.HasField("parameters") else None for t in req.tools]
+    if not (budget or SchemaBudget()).take(schemas):
+        bad("tools", f"the request's JSON Schemas hold at most {MAX_SCHEMA_OBJECTS} objects together")
+        return ()
     specs: list[ToolSpec] = []
     seen: set[str] = set()
-    for i, tool in enumerate(req.tools):
+    for i, (tool, schema) in enumerate(zip(req.tools, schemas, strict=True)):
         where = f"tools[{i}]"
         if not TOOL_NAME.fullmatch(tool.name):
             bad(f"{where}.name", "1 to 64 of letters, digits, _ and - (^[a-zA-Z0-9_-]{1,64}$)")
@@ -53,7 +91,6 @@ def tools(req: gen.GenerationInput, bad: Bad) -> tuple[ToolSpec, ...]:
             bad(f"{where}.description", f"at most {MAX_DESCRIPTION} characters")
         parameters = ""
         if tool.HasField("parameters"):
-            schema = struct_value(tool.parameters)
             problem = NOT_JSON if schema is None else schema_problem(schema, object_root=True)
             if problem is not None:
                 bad(f"{where}.parameters", problem)
@@ -80,7 +117,9 @@ def tool_choice(req: gen.GenerationInput, specs: tuple[ToolSpec, ...], bad: Bad)
     return ToolChoice(mode=mode)
 
 
-def response_format(req: gen.GenerationInput, bad: Bad) -> ResponseFormat | None:
+def response_format(
+    req: gen.GenerationInput, bad: Bad, budget: SchemaBudget | None = None
+) -> ResponseFormat | None:
     if not req.HasField("response_format"):
         return None
     kind = req.response_format.WhichOneof("format")
@@ -96,6 +135,12 @@ def response_format(req: gen.GenerationInput, bad: Bad) -> ResponseFormat | None
         bad(f"{where}.schema", "required")
         return None
     schema = struct_value(spec.schema)
+    if not (budget or SchemaBudget()).take([schema]):
+        bad(
+            f"{where}.schema",
+            f"the request's JSON Schemas hold at most {MAX_SCHEMA_OBJECTS} objects together",
+        )
+        return None
     problem = NOT_JSON if schema is None else schema_problem(schema)
     if problem is not None:
         bad(f"{where}.schema", problem)

@@ -76,7 +76,7 @@ class SessionsConfig(ConfigModel):
         default=64 * 1024 * 1024,
         ge=1024 * 1024,
         le=64 * 1024**3,
-        description="in-memory store: bytes its histories may hold (least recently written go first)",
+        description="in-memory store: bytes of histories, summaries, switch records (least recent go first)",
     )
 
     @model_validator(mode="after")

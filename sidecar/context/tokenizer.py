@@ -255,11 +255,21 @@ class Tokenizers:
         """The fit rule: the prompt plus the max_tokens it will be sent stays within the window."""
         return self.prompt(deployment, messages) + max_tokens <= window
 
-    def prompt_max(self, messages: Iterable[Message], params: GenerationParams | None = None) -> int:
-        """A chat prompt's largest count over the configured tokenizers (before a deployment is
-        chosen): names, tool calls and results, images, tool definitions and schema included."""
+    def prompt_max(
+        self,
+        messages: Iterable[Message],
+        params: GenerationParams | None = None,
+        *,
+        deployments: Iterable[str] | None = None,
+    ) -> int:
+        """A chat prompt's largest count over the configured tokenizers, or over those of
+        `deployments` (a route's, before one of them is chosen): names, tool calls and results,
+        images, tool definitions and schema included."""
         messages = tuple(messages)
-        return max(c.count_prompt(messages, params) for c in self._distinct)
+        counters = self._distinct
+        if deployments is not None:
+            counters = tuple({(c := self.for_deployment(d)).name: c for d in deployments}.values())
+        return max(c.count_prompt(messages, params) for c in counters or self._distinct)
 
     def count_text_max(self, text: str) -> int:
         """The largest count any configured tokenizer gives: for a persona prompt, which must fit them

@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
 
+from sidecar.core.clock import Clock, SystemClock
 from sidecar.core.errors import (
     KeyBackendUnavailableError,
     KeyContextMismatchError,
@@ -26,6 +27,7 @@ from sidecar.core.errors import (
     SidecarError,
 )
 from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, WrappedKey
+from sidecar.keys.pool import BlockingPool
 
 T = TypeVar("T")
 _log = logging.getLogger("sidecar.keys")
@@ -33,6 +35,15 @@ _log = logging.getLogger("sidecar.keys")
 RETRY_AFTER_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 3.0
 READ_TIMEOUT_SECONDS = 10.0
+# The whole of one call, both attempts: the timeouts above are per connect and per read, which an
+# answer trickled a byte at a time never trips (keys/pool.py).
+CALL_LIMIT_SECONDS = 2 * (CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS) + 4.0
+# A KMS ciphertext blob is 1 to 6144 bytes (the API's constraint). One outside that is a damaged
+# envelope, refused here as KMS refuses one that does not open (KMS would answer ValidationException,
+# which reads as our misconfiguration).
+MAX_CIPHERTEXT_BYTES = 6144
+# A key ARN (not an alias ARN): KMS answers name keys by it, so it needs no DescribeKey to resolve.
+_KEY_ARN = re.compile(r"arn:aws(?:-[a-z]+)*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+")
 
 _MISMATCH = frozenset({"InvalidCiphertextException", "IncorrectKeyException"})
 _UNAVAILABLE = frozenset(
@@ -70,6 +81,8 @@ class AwsKmsBackend:
         endpoint_url: str | None = None,
         max_workers: int = 4,
         client: Any | None = None,
+        clock: Clock | None = None,
+        call_limit_seconds: float = CALL_LIMIT_SECONDS,
     ) -> None:
         import botocore.exceptions  # lazily: the optional `aws` extra costs nothing unless configured
 
@@ -80,7 +93,13 @@ class AwsKmsBackend:
         self._errors = botocore.exceptions
         self._owns_client = client is None
         self._client = client if client is not None else _kms_client(region, endpoint_url, max_workers)
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aws-kms")
+        self._pool = BlockingPool(
+            "aws-kms",
+            workers=max_workers,
+            limit=call_limit_seconds,
+            clock=clock or SystemClock(),
+            what="AWS KMS",
+        )
 
     def __repr__(self) -> str:
         return f"AwsKmsBackend(key_id={self._key_id!r})"
@@ -100,6 +119,7 @@ class AwsKmsBackend:
 
     async def decrypt_data_key(self, wrapped: WrappedKey, context: KeyContext) -> bytearray:
         await self._check_usable(wrapped)
+        _check_size(wrapped)
         reply = await self._call(
             self._client.decrypt,
             CiphertextBlob=wrapped.blob,
@@ -110,6 +130,7 @@ class AwsKmsBackend:
 
     async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
         await self._check_usable(wrapped)
+        _check_size(wrapped)
         reply = await self._call(
             self._client.re_encrypt,
             CiphertextBlob=wrapped.blob,
@@ -121,9 +142,9 @@ class AwsKmsBackend:
         return WrappedKey(self.name, _member(reply, "KeyId", str), _member(reply, "CiphertextBlob", bytes))
 
     async def aclose(self) -> None:
-        """Wait for calls in flight, then release the threads (and the client, if this backend built it)."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, functools.partial(self._executor.shutdown, cancel_futures=True))
+        """Wait for calls in flight (at most the call limit), then release the threads (and the client,
+        if this backend built it)."""
+        await self._pool.aclose()
         if self._owns_client:
             self._client.close()
 
@@ -164,13 +185,14 @@ class AwsKmsBackend:
             return self._usable_arns
 
     async def _arn(self, key: str) -> str:
+        if _KEY_ARN.fullmatch(key):
+            return key  # already what KMS names in its answers: no DescribeKey (not in least privilege)
         reply = await self._call(self._client.describe_key, KeyId=key)
         return _member(_member(reply, "KeyMetadata", dict), "Arn", str)
 
     async def _call(self, method: Callable[..., T], **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, functools.partial(method, **kwargs))
+            return await self._pool.run(functools.partial(method, **kwargs))
         except self._errors.ClientError as exc:
             raise classify_client_error(exc.response) from exc
         except (self._errors.ConnectionError, self._errors.HTTPClientError) as exc:
@@ -197,6 +219,14 @@ def classify_client_error(response: Any) -> SidecarError:
     return KeyDecryptError(
         f"AWS KMS refused the data key ({code or status})", metadata={"backendError": code}
     )
+
+
+def _check_size(wrapped: WrappedKey) -> None:
+    if not 1 <= len(wrapped.blob) <= MAX_CIPHERTEXT_BYTES:
+        raise KeyContextMismatchError(
+            f"the wrapped data key is {len(wrapped.blob)} bytes: not a KMS ciphertext (1 to "
+            f"{MAX_CIPHERTEXT_BYTES} bytes), so it opens under no key context"
+        )
 
 
 def _member(reply: Any, name: str, kind: type[T]) -> T:

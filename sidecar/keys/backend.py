@@ -69,7 +69,8 @@ class KeyBackend(Protocol):
         ...
 
     async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
-        """Re-encrypt under the backend's current key version; the plaintext never leaves the backend."""
+        """Re-encrypt under the backend's current key and version; the data key's plaintext stays in the
+        backend where it can (KMS ReEncrypt; transit rewrap within one key). Never a provider key."""
         ...
 
     async def aclose(self) -> None: ...

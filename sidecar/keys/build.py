@@ -23,7 +23,7 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
     KeyBackendSetupError, naming the setting, when the backend cannot be built."""
     k = cfg.settings.keys
     try:
-        backend = _key_backend(cfg)
+        backend = _key_backend(cfg, clock)
     except ImportError as exc:
         raise KeyBackendSetupError(
             f"settings.keys.backend: {k.backend} needs the {exc.name or 'client'} package, not installed"
@@ -65,7 +65,7 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
     )
 
 
-def _key_backend(cfg: Config) -> KeyBackend | None:
+def _key_backend(cfg: Config, clock: Clock) -> KeyBackend | None:
     k = cfg.settings.keys
     if k.backend == "local" and k.local is not None:
         from sidecar.keys.local import LocalKekBackend
@@ -79,6 +79,7 @@ def _key_backend(cfg: Config) -> KeyBackend | None:
             region=k.aws_kms.region,
             endpoint_url=k.aws_kms.endpoint_url,
             previous_key_ids=k.aws_kms.previous_key_ids,
+            clock=clock,
         )
     if k.backend == "vault" and k.vault is not None:
         from sidecar.keys.vault_transit import VaultTransitBackend
@@ -92,5 +93,6 @@ def _key_backend(cfg: Config) -> KeyBackend | None:
             namespace=v.namespace,
             mount_point=v.mount_point,
             previous_key_names=v.previous_key_names,
+            clock=clock,
         )
     return None

@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 from sidecar.core.clock import Clock
 from sidecar.core.errors import KeyBackendUnavailableError, KeyDecryptError
-from sidecar.keys.store import KeyRecord
+from sidecar.keys.store import KeyRecord, key_limit_reached
 from sidecar.stores.errors import StoreError
 from sidecar.stores.redis import RedisEndpoint, RedisOps
 
@@ -73,8 +73,8 @@ local function drop(ref)
 end
 """
 
-# ARGV: base, ref, tenant, user, provider, key_name, envelope, last_four, created_at, updated_at.
-# Returns the ref it displaced from the owner slot (nil if none).
+# ARGV: base, ref, tenant, user, provider, key_name, envelope, last_four, created_at, updated_at,
+# max_per_user ("" for no limit). Returns the ref it displaced from the owner slot (nil if none).
 _PUT = """
 local ref, user, provider, key_name = ARGV[2], ARGV[4], ARGV[5], ARGV[6]
 local held = redis.call("HMGET", rec(ref), "user", "provider", "key_name")
@@ -83,6 +83,9 @@ if held[1] and (held[1] ~= user or held[2] ~= provider or held[3] ~= key_name) t
 end
 local o = owner(user, provider, key_name)
 local old = redis.call("GET", o)
+if not old and ARGV[11] ~= "" and redis.call("SCARD", by_user(user)) >= tonumber(ARGV[11]) then
+  return redis.error_reply("KEY_LIMIT " .. redis.call("SCARD", by_user(user)))
+end
 if old and old ~= ref then drop(old) else old = false end
 redis.call("HSET", rec(ref), "ref", ref, "tenant", ARGV[3], "user", user, "provider", provider,
   "key_name", key_name, "envelope", ARGV[7], "last_four", ARGV[8], "created_at", ARGV[9],
@@ -160,18 +163,22 @@ class RedisKeyStore:
         """A store with its own client on `url` (no TLS options): tests."""
         return cls(RedisOps(RedisEndpoint(url), decode_responses=True, retries=1), clock, prefix=prefix)
 
-    async def put(self, record: KeyRecord) -> None:
+    async def put(self, record: KeyRecord, *, max_per_user: int | None = None) -> None:
         r = record
         holder = await self._call(self._claim, self._refs, r.ref, r.tenant)
         if holder != r.tenant:
             raise ValueError(f"key ref {r.ref!r} already belongs to another record")
         fields = (r.ref, r.tenant, r.user, r.provider, r.key_name, r.envelope, r.last_four)
+        limit = "" if max_per_user is None else str(max_per_user)
         try:
             displaced = await self._tenant(
-                self._put, r.tenant, *fields, repr(r.created_at), repr(r.updated_at)
+                self._put, r.tenant, *fields, repr(r.created_at), repr(r.updated_at), limit
             )
         except _RefTakenError:
             raise ValueError(f"key ref {r.ref!r} already belongs to another record") from None
+        except _KeyLimitError as full:
+            await self._call(self._release, self._refs, r.ref, r.tenant)  # the ref was never stored
+            raise key_limit_reached(full.kept, int(limit)) from None
         if displaced is not None:
             await self._call(self._release, self._refs, displaced, r.tenant)
 
@@ -253,6 +260,8 @@ class RedisKeyStore:
             except ResponseError as exc:
                 if "REF_TAKEN" in str(exc):
                     raise _RefTakenError from None
+                if str(exc).startswith("KEY_LIMIT "):
+                    raise _KeyLimitError(int(str(exc).split()[1])) from None
                 raise
 
     async def _tenant(self, script: AsyncScript, tenant: str, *args: str) -> Any:
@@ -268,6 +277,14 @@ class RedisKeyStore:
 
 class _RefTakenError(Exception):
     """The put script found the ref held by another owner."""
+
+
+class _KeyLimitError(Exception):
+    """The put script found the user keeping max_per_user keys, none under the record's name."""
+
+    def __init__(self, kept: int) -> None:
+        super().__init__(kept)
+        self.kept = kept
 
 
 @asynccontextmanager

@@ -2,13 +2,15 @@
 cluster (a lock in the key store), paced for the KMS/Vault request quota, resumable.
 
 The lock has a TTL renewed before every record, so a job that dies frees it; the cursor (the last
-record done, in ref order) survives it, so the next run resumes after it. A finished run clears the
-cursor. No provider key is decrypted: only the wrapped data keys are rewrapped.
+record done, in ref order, before the run's first failure) survives it, so the next run resumes after
+it and a failure before the stop is tried and reported again. A finished run clears the cursor.
+No provider key is decrypted: only the wrapped data keys are rewrapped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -87,7 +89,8 @@ class Rotation:
                     rotated += 1
                 else:
                     failed += 1
-                await self._lock.save_cursor(owner, ref)
+                if not failed:  # past a failure the cursor stays: a resumed run retries and reports it
+                    await self._lock.save_cursor(owner, ref)
             await self._lock.save_cursor(owner, None)
             return RotationReport(rotated, failed, after)
         finally:
@@ -103,9 +106,11 @@ class Rotation:
         try:
             envelope = Envelope.decode(record.envelope)
             wrapped = await self._backend.rewrap(envelope.wrapped, envelope.context)
-            await self._store.replace_envelope(ref, envelope.rewrapped(wrapped).encode())
+            # KeyError: deleted (or replaced under a new ref) while it was rewrapped: nothing to do
+            with contextlib.suppress(KeyError):
+                await self._store.replace_envelope(ref, envelope.rewrapped(wrapped).encode())
             return True
-        except (SidecarError, KeyError) as exc:
+        except SidecarError as exc:
             _log.warning("rotation failed", extra={"key_ref": ref, "error": type(exc).__name__})
             return False
 

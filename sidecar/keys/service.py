@@ -18,7 +18,6 @@ from sidecar.core.errors import (
     FieldViolation,
     InvalidEnvelopeError,
     KeyContextMismatchError,
-    KeyLimitReachedError,
     SidecarError,
 )
 from sidecar.core.types import InlineEnvelope, KeyRef, KeySource
@@ -26,7 +25,7 @@ from sidecar.keys.backend import KeyBackend, KeyContext
 from sidecar.keys.cache import KeyCache, SecretKey, cache_key_for
 from sidecar.keys.envelope import Envelope, last_four, seal, unseal
 from sidecar.keys.rotation import Rotation
-from sidecar.keys.store import KeyRecord, KeyStore, new_ref, stored_envelope
+from sidecar.keys.store import KeyRecord, KeyStore, key_limit_reached, new_ref, stored_envelope
 from sidecar.telemetry.tracing import Tracing
 
 _log = logging.getLogger("sidecar.keys")
@@ -62,7 +61,8 @@ class KeyService:
     async def register(self, context: KeyContext, secret: bytes) -> KeyRecord:
         """Envelope the key at once; only the record is stored. Replaces the owner's key of that name;
         a new name past max_keys_per_user is refused before the backend is asked (each key costs a
-        KMS or Vault call and a record: a user registering names without end would pay for neither)."""
+        KMS or Vault call and a record: a user registering names without end would pay for neither),
+        and again by the store as it writes, so registrations running at once cannot pass it."""
         await self._room_for(context)
         envelope = await seal(self._backend, context, secret)
         now = self._clock.wall()
@@ -77,18 +77,14 @@ class KeyService:
             created_at=now,
             updated_at=now,
         )
-        await self._store.put(record)
+        await self._store.put(record, max_per_user=self._max_keys)  # checked again where it is kept
         return record
 
     async def _room_for(self, context: KeyContext) -> None:
         kept = await self._store.list(context.tenant, context.user)
         same = any(r.provider == context.provider and r.key_name == context.key_name for r in kept)
         if not same and len(kept) >= self._max_keys:
-            raise KeyLimitReachedError(
-                f"user keeps {len(kept)} keys, the most allowed (settings.keys.max_keys_per_user); "
-                "delete one, or register under a name already used to replace it",
-                metadata={"maxKeys": str(self._max_keys)},
-            )
+            raise key_limit_reached(len(kept), self._max_keys)
 
     async def encrypt(self, context: KeyContext, secret: bytes) -> str:
         """An envelope blob for applications that keep their keys themselves."""
@@ -142,6 +138,10 @@ class KeyService:
         if self._observer is not None:
             self._observer.key_decrypted(self._clock.monotonic() - started)
         return secret
+
+    async def providers_of(self, tenant: str, user: str) -> frozenset[str]:
+        """The providers the user has registered keys for, read from the records (nothing decrypted)."""
+        return frozenset(r.provider for r in await self._store.list(tenant, user))
 
     async def pinned_provider(self, tenant: str, user: str, source: KeySource) -> str | None:
         """The provider a key the caller brings belongs to, read without decrypting anything: the

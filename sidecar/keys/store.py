@@ -23,6 +23,7 @@ from sidecar.core.errors import (
     InvalidEnvelopeError,
     KeyBackendUnavailableError,
     KeyDecryptError,
+    KeyLimitReachedError,
     SidecarError,
 )
 from sidecar.keys.envelope import Envelope, KeyRecordCorruptError
@@ -76,9 +77,11 @@ class KeyRecord:
 class KeyStore(Protocol):
     """Where key records live. Reads and writes are by ref, or by owner (tenant, user) and provider."""
 
-    async def put(self, record: KeyRecord) -> None:
+    async def put(self, record: KeyRecord, *, max_per_user: int | None = None) -> None:
         """Insert. A record with the same (tenant, user, provider, key_name) is replaced: the old one
-        is deleted, ref and all, so its ref no longer resolves. A ref held by another owner is refused."""
+        is deleted, ref and all, so its ref no longer resolves. A ref held by another owner is refused.
+        With `max_per_user`, a record that would be the user's key past that many is refused
+        (KeyLimitReachedError), counted and written in one step."""
         ...
 
     async def get(self, ref: str) -> KeyRecord | None: ...
@@ -119,8 +122,8 @@ class SqliteKeyStore:
         self._clock = clock
         self._db = SqliteThread("sqlite-key-store", lambda: _open(self._path))
 
-    async def put(self, record: KeyRecord) -> None:
-        await self._run(lambda conn: _put(conn, record))
+    async def put(self, record: KeyRecord, *, max_per_user: int | None = None) -> None:
+        await self._run(lambda conn: _put(conn, record, max_per_user))
 
     async def get(self, ref: str) -> KeyRecord | None:
         return await self._run(lambda conn: _one(conn, "WHERE ref = ?", (ref,)))
@@ -214,8 +217,19 @@ def _open(path: str) -> sqlite3.Connection:
     return conn
 
 
-def _put(conn: sqlite3.Connection, r: KeyRecord) -> None:
+def key_limit_reached(kept: int, max_per_user: int) -> KeyLimitReachedError:
+    return KeyLimitReachedError(
+        f"user keeps {kept} keys, the most allowed (settings.keys.max_keys_per_user); "
+        "delete one, or register under a name already used to replace it",
+        metadata={"maxKeys": str(max_per_user)},
+    )
+
+
+def _put(conn: sqlite3.Connection, r: KeyRecord, max_per_user: int | None) -> None:
     with conn:
+        conn.execute("BEGIN IMMEDIATE")  # the count and the write in one step, other processes too
+        if max_per_user is not None:
+            _check_room(conn, r, max_per_user)
         held = conn.execute(
             "SELECT tenant, user, provider, key_name FROM key_records WHERE ref = ?", (r.ref,)
         )
@@ -227,6 +241,15 @@ def _put(conn: sqlite3.Connection, r: KeyRecord) -> None:
             f"INSERT OR REPLACE INTO key_records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             astuple(r),
         )
+
+
+def _check_room(conn: sqlite3.Connection, r: KeyRecord, max_per_user: int) -> None:
+    """A new name of a user who keeps `max_per_user` keys already is refused; a kept name is not."""
+    owner = "FROM key_records WHERE tenant = ? AND user = ?"
+    slot = conn.execute(f"SELECT 1 {owner} AND provider = ? AND key_name = ?", astuple(r)[1:5]).fetchone()
+    (kept,) = conn.execute(f"SELECT COUNT(*) {owner}", (r.tenant, r.user)).fetchone()
+    if slot is None and kept >= max_per_user:
+        raise key_limit_reached(kept, max_per_user)
 
 
 def stored_envelope(record: KeyRecord) -> str:

@@ -8,7 +8,8 @@ Vault itself refuses to unwrap a data key for another tenant, user, provider or 
 
 The token needs `update` on transit/datakey/plaintext/NAME, transit/decrypt/NAME and
 transit/rewrap/NAME. Rotate with `bao write -f transit/keys/NAME/rotate`, rewrap the stored keys,
-then raise `min_decryption_version`.
+then raise `min_decryption_version`. Moving to another transit key (the old one under
+`previous_key_names`) also needs transit/decrypt/OLD and transit/encrypt/NEW while the records move.
 
 hvac is imported only when this backend is built, and its blocking calls run on a small thread pool
 of this backend's own, never on the event loop. Authentication is a token, or Kubernetes
@@ -17,16 +18,16 @@ of this backend's own, never on the event loop. Authentication is a token, or Ku
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import functools
+import re
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
+from sidecar.core.clock import Clock, SystemClock
 from sidecar.core.errors import (
     KeyBackendUnavailableError,
     KeyContextMismatchError,
@@ -34,14 +35,20 @@ from sidecar.core.errors import (
     SidecarError,
 )
 from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, WrappedKey
+from sidecar.keys.pool import BlockingPool
 
 RETRY_AFTER_SECONDS = 1.0
 TIMEOUT_SECONDS = 10
+# The whole of one call: a Kubernetes login, the operation, and once more both when the token was
+# refused; TIMEOUT_SECONDS is per connect and per read, which an answer trickled a byte at a time
+# never trips (keys/pool.py).
+CALL_LIMIT_SECONDS = 4 * TIMEOUT_SECONDS + 5.0
 DEFAULT_JWT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 # What transit says when a ciphertext does not open: AES-GCM authentication failed (another
 # derivation context, or a damaged blob), or the blob is not even a ciphertext (truncated, edited).
 # `envelope.unseal` tells the two apart by the envelope's recorded context.
+_CIPHERTEXT = re.compile(rb"[\x21-\x7e]+")  # "vault:v1:" and base64: printable ASCII, never empty
 _MISMATCH_MARKERS = ("cipher: message authentication failed", "unable to decrypt", "invalid ciphertext")
 
 
@@ -67,6 +74,8 @@ class VaultTransitBackend:
         previous_key_names: Sequence[str] = (),
         max_workers: int = 4,
         client: Any | None = None,
+        clock: Clock | None = None,
+        call_limit_seconds: float = CALL_LIMIT_SECONDS,
     ) -> None:
         if token is not None and kubernetes_role is not None:
             raise ValueError("give either a Vault token or a Kubernetes role, not both")
@@ -86,7 +95,13 @@ class VaultTransitBackend:
         )
         self._login_lock = threading.Lock()
         self._logged_in = False
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vault-transit")
+        self._pool = BlockingPool(
+            "vault-transit",
+            workers=max_workers,
+            limit=call_limit_seconds,
+            clock=clock or SystemClock(),
+            what="Vault",
+        )
 
     def __repr__(self) -> str:
         return f"VaultTransitBackend(key_name={self._key_name!r}, mount_point={self._mount!r})"
@@ -113,7 +128,12 @@ class VaultTransitBackend:
         return _plaintext(reply)
 
     async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
+        """To the current version of the current transit key. Transit's rewrap stays within one key
+        (the plaintext never leaves Vault); from a previous key (`previous_key_names`) the data key is
+        unwrapped under it and wrapped under the current key, and its buffer wiped at once."""
         ciphertext, ctx = self._ciphertext(wrapped), _derivation_context(context)
+        if wrapped.key_id != self._key_name:
+            return await self._moved(wrapped, context)
         reply = await self._call(
             lambda transit: transit.rewrap_data(
                 wrapped.key_id, ciphertext, context=ctx, mount_point=self._mount
@@ -121,10 +141,23 @@ class VaultTransitBackend:
         )
         return WrappedKey(self.name, wrapped.key_id, _data(reply, "ciphertext").encode())
 
+    async def _moved(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
+        data_key = await self.decrypt_data_key(wrapped, context)
+        try:
+            plaintext, ctx = base64.b64encode(data_key).decode("ascii"), _derivation_context(context)
+        finally:
+            data_key[:] = bytes(len(data_key))
+        reply = await self._call(
+            lambda transit: transit.encrypt_data(
+                self._key_name, plaintext, context=ctx, mount_point=self._mount
+            )
+        )
+        return WrappedKey(self.name, self._key_name, _data(reply, "ciphertext").encode())
+
     async def aclose(self) -> None:
-        """Wait for calls in flight, then release the threads (and the client, if this backend built it)."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, functools.partial(self._executor.shutdown, cancel_futures=True))
+        """Wait for calls in flight (at most the call limit), then release the threads (and the client,
+        if this backend built it)."""
+        await self._pool.aclose()
         if self._owns_client:
             self._client.adapter.close()
 
@@ -139,15 +172,15 @@ class VaultTransitBackend:
                 "the data key is wrapped under a transit key this sidecar is not configured to use "
                 "(settings.keys.vault.key_name or previous_key_names)"
             )
-        try:
-            return wrapped.blob.decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise KeyDecryptError("not a Vault transit ciphertext") from exc
+        if not _CIPHERTEXT.fullmatch(wrapped.blob):
+            # Damaged (a flipped top bit, emptied): it opens under no context, as Vault says of a
+            # ciphertext that fails authentication; `unseal` reports it as a damaged record.
+            raise KeyContextMismatchError("the wrapped data key is not a Vault transit ciphertext")
+        return wrapped.blob.decode("ascii")
 
     async def _call(self, operation: Callable[[Any], Any]) -> Any:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, functools.partial(self._blocking, operation))
+            return await self._pool.run(functools.partial(self._blocking, operation))
         except SidecarError:
             raise
         except (self._http_errors.ConnectionError, self._http_errors.Timeout) as exc:

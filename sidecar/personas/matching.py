@@ -1,7 +1,7 @@
 """Switch commands -> one persona: "use Mr Blue", "switch to dashboard architect", "Agent #79".
 
-A command is compared case-, space- and punctuation-insensitively (casefold, keeping only letters
-and digits: "Agent #79", "agent 79" and "agent-79" are one key) with each persona's id, display
+A command is compared case-, space- and punctuation-insensitively (NFKC, casefold, keeping only
+letters and digits: "Agent #79", "agent 79" and "agent-79" are one key) with each persona's id, display
 name and aliases. The natural forms users type are peeled off, a word group at a time, into a
 list of probes, least stripped first: leading greetings, politeness and questions ("hey,",
 "please", "can I", "I'd like to", "let me"), a verb ("use", "switch me to", "change over to",
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections import defaultdict
 
 from sidecar.core.errors import AmbiguousPersonaError, FieldViolation, PersonaNotFoundError
@@ -45,9 +46,15 @@ MIN_PREFIX = 3
 MAX_CANDIDATES = 10
 
 
+def fold(text: str) -> str:
+    """Unicode's compatibility form (NFKC: full-width and modifier letters are their plain forms,
+    as in identifiers), casefolded."""
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
 def key(text: str) -> str:
-    """The comparison form of a name: casefolded letters and digits only."""
-    return _NOT_WORD.sub("", text.casefold())
+    """The comparison form of a name: folded (`fold`) letters and digits only."""
+    return _NOT_WORD.sub("", fold(text))
 
 
 def _peel(pattern: re.Pattern[str], text: str, out: list[str]) -> str:
@@ -59,7 +66,7 @@ def _peel(pattern: re.Pattern[str], text: str, out: list[str]) -> str:
 
 def variants(command: str) -> list[str]:
     """The command and each shorter form of it, least stripped first (for probes and tests)."""
-    text = " ".join(command.casefold().split())
+    text = " ".join(fold(command).split())
     out = [text]
     text = _peel(_TRAILING, text, out)
     text = _peel(_LEADING, text, out)

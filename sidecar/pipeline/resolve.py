@@ -32,6 +32,7 @@ from sidecar.keys.service import KeyService
 from sidecar.personas.registry import Persona
 from sidecar.personas.service import PersonaService, Plan
 from sidecar.routing.table import Route, RouteTable
+from sidecar.sessions.records import replayable
 from sidecar.telemetry import logging as logs
 
 UserKeyMode = str  # "never" | "preferred" | "required" (config/routing.py)
@@ -55,7 +56,8 @@ class ResolveLayer:
     def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         if not self._personas.involved(call) and not self._pins(call):
             _check_answered(call.messages, 0)
-            return self._inner(self._planned(call, NO_PERSONA, ""))
+            if not self._looks_up(call):
+                return self._inner(self._planned(call, NO_PERSONA, ""))
         return self._resolved(call)
 
     async def _resolved(self, call: Call) -> AsyncGenerator[Chunk, None]:
@@ -65,19 +67,32 @@ class ResolveLayer:
         call = _with_persona(call, persona)
         logs.mask_texts(logs.message_texts(persona.history))  # prompt text too: never in a log line
         _check_answered(call.messages, len(call.messages) - before)
-        provider = await self._pinned_provider(call, self._table.resolve(call.model))
-        planned = self._planned(call, persona, provider, exchange)
+        route = self._table.resolve(call.model)
+        provider = await self._pinned_provider(call, route)
+        providers = None if provider else await self._providers_with_keys(call, route)
+        planned = self._planned(call, persona, provider, exchange, providers)
         async with inner_stream(self._inner, planned) as chunks:
             async for chunk in chunks:
                 yield chunk
 
     def _planned(
-        self, call: Call, persona: Plan, key_provider: str, exchange: tuple[Message, ...] = ()
+        self,
+        call: Call,
+        persona: Plan,
+        key_provider: str,
+        exchange: tuple[Message, ...] = (),
+        providers: frozenset[str] | None = None,
     ) -> Call:
-        """The call with its plan; raises for an unknown route or a tier that may not use it."""
+        """The call with its plan; raises for an unknown route or a tier that may not use it.
+        `providers`: those the user has keys for on a `required` route (None: any)."""
         route = self._table.resolve(call.model)
         self._check_tier(call, route)
-        candidates = tuple(t for t in route.targets if not key_provider or t.provider == key_provider)
+        candidates = tuple(
+            t
+            for t in route.targets
+            if (not key_provider or t.provider == key_provider)
+            and (providers is None or t.provider in providers)
+        )
         persona_id = persona.persona.id if persona.persona is not None else ""
         call.record.route_chosen(route.alias)
         call.record.persona_applied(persona_id, len(persona.history))
@@ -116,6 +131,25 @@ class ResolveLayer:
             )
         return provider
 
+    def _looks_up(self, call: Call) -> bool:
+        """Whether the call's key is looked up on a `required` route (no key brought)."""
+        if self._keys is None or call.key_source is not None or not (call.tenant_id and call.user_id):
+            return False
+        return self._modes.get(self._table.resolve(call.model).alias, "never") == "required"
+
+    async def _providers_with_keys(self, call: Call, route: Route) -> frozenset[str] | None:
+        """A `required` route without a brought key may use only the deployments of providers the user
+        has registered keys for (read from the records, nothing decrypted): one of another provider
+        would refuse the call for want of a key (USER_KEY_REQUIRED) before a deployment the user can
+        use was tried, or hide that deployment's failure behind it. None when the route has none of
+        them: the key layer reports USER_KEY_REQUIRED."""
+        if self._keys is None or not self._looks_up(call):
+            return None
+        usable = {t.provider for t in route.targets} & await self._keys.providers_of(
+            call.tenant_id, call.user_id
+        )
+        return frozenset(usable) or None
+
 
 def _check_answered(messages: tuple[Message, ...], added: int) -> None:
     """A tool result must answer a call of an earlier assistant message, in the request or in the
@@ -138,7 +172,7 @@ def _with_persona(call: Call, plan: Plan) -> Call:
     leading, new = split_leading_system(call.messages)
     persona = plan.persona
     prompt = (Message(Role.SYSTEM, persona.system_prompt),) if persona is not None else ()
-    messages = (*prompt, *leading, *plan.history, *new)
+    messages = (*prompt, *leading, *replayable(plan.history, new), *new)
     if persona is None:
         return dataclasses.replace(call, messages=messages)
     return dataclasses.replace(

@@ -350,7 +350,9 @@ def _status_error(
     request back) without the request's credentials, whatever their shape."""
     detail = redact(_error_message(body), secrets)
     text = f"upstream HTTP {status}: {detail}" if detail else f"upstream HTTP {status}"
-    if status in (401, 403):
+    if status in (401, 403) or (status == 404 and _error_code(body) == "model_not_found"):
+        # OpenAI's 404 model_not_found: "does not exist or you do not have access to it", the key's
+        # refusal (a user's own key is the user's matter; the platform key's, our misconfiguration)
         return ProviderAuthError(f"upstream HTTP {status}: credentials refused")
     if status == 429:
         return ProviderRateLimitedError(text, retry_after=retry_after.seconds(headers))
@@ -445,6 +447,16 @@ def _error_message(body: bytes) -> str:
     if isinstance(data, dict) and isinstance(data.get("message"), str):
         return str(data["message"])
     return ""
+
+
+def _error_code(body: bytes) -> str:
+    """The `error.code` of an OpenAI-shaped error body, or ""."""
+    try:
+        error = orjson.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return ""
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else ""
 
 
 def _json_headers(headers: Mapping[str, str], *, body: bool = True) -> dict[str, str]:

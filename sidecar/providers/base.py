@@ -32,6 +32,7 @@ from sidecar.core.types import (
     Usage,
 )
 from sidecar.providers._http import MIN_SECRET_CHARS, REDACTED, HttpClient, Timeouts, redact, secret_forms
+from sidecar.providers.fragments import mask_fragments
 from sidecar.providers.sse import SseEvent
 
 E = TypeVar("E")  # one event of an upstream stream, as its transport decodes it
@@ -96,7 +97,9 @@ def needs(params: GenerationParams, messages: tuple[Message, ...]) -> frozenset[
     need: set[str] = set()
     if params.tools or any(m.tool_calls or m.tool_call_id for m in messages):
         need.add("tools")
-    if params.response_format is not None and params.response_format.kind == "json_schema":
+    # json_object too: a deployment without structured output would get no format at all, and its
+    # prose answer would fail the check after the provider was paid
+    if params.response_format is not None and params.response_format.kind in ("json_schema", "json_object"):
         need.add("json_schema")
     if any(m.images for m in messages):
         need.add("images")
@@ -403,6 +406,7 @@ def scrub_credentials(err: ProviderError, secrets: Sequence[str]) -> None:
         )
         if cut:
             message = message[:-cut] + REDACTED
+    message = mask_fragments(message, [form for form in forms if form != REDACTED])  # quoted in part
     if message != err.message:
         err.message = message
         err.args = (message,)

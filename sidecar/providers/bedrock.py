@@ -73,9 +73,15 @@ class EventMessage:
     payload: bytes
 
 
+# The user turn put before a prompt that starts with an assistant message (a trimmed or summarized
+# conversation): Converse refuses a conversation that does not start with a user message.
+CONTINUED = "(The conversation continues.)"
+
+
 def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
     """The Converse request body (the same for ConverseStream). System messages become `system`;
-    consecutive messages of one role become one message with a content block each."""
+    consecutive messages of one role become one message with a content block each; a prompt that
+    starts with an assistant message gets the user turn CONTINUED before it."""
     messages: list[dict[str, Any]] = []
     for m in req.messages:
         if m.role is Role.SYSTEM:
@@ -85,6 +91,8 @@ def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any
             messages[-1]["content"].append({"text": m.text})
         else:
             messages.append({"role": role, "content": [{"text": m.text}]})
+    if messages and messages[0]["role"] == "assistant":  # Converse wants a user turn first
+        messages.insert(0, {"role": "user", "content": [{"text": CONTINUED}]})
     body: dict[str, Any] = {"messages": messages}
     system = [{"text": m.text} for m in req.messages if m.role is Role.SYSTEM]
     if system:

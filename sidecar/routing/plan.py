@@ -61,7 +61,7 @@ def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
     the probes call unhealthy are left out unless every one is (then the probes are not trusted over
     real traffic, and all are tried).
     """
-    prompt_tokens = _prompt_tokens(call, min(d.context_window for d in route.deployments), routing.tokens)
+    prompt_tokens = _prompt_tokens(call, route, routing.tokens)
     shape = CallShape(
         prompt_tokens=prompt_tokens,
         max_tokens=call.params.max_tokens or 0,
@@ -125,16 +125,18 @@ def _usable(route: Route, call: Call, capable: list[int], need: frozenset[str]) 
     return usable
 
 
-def _prompt_tokens(call: Call, smallest_window: int, tokens: Tokenizers) -> int:
+def _prompt_tokens(call: Call, route: Route, tokens: Tokenizers) -> int:
     """Exact count only when it can matter: a token is at least one character, so a prompt with
     fewer characters than the smallest window fits everywhere, and ~4 characters a token is
     estimate enough for cost ordering. Counting a long prompt is the expensive part of planning."""
+    smallest_window = min(d.context_window for d in route.deployments)
+    own = [t.deployment for t in route.targets]  # counted as trimming counts for this route
     if any(m.images or m.tool_calls for m in call.messages) or call.params.tools:
-        return tokens.prompt_max(call.messages, call.params)  # counted like trimming counts them
+        return tokens.prompt_max(call.messages, call.params, deployments=own)
     chars = sum(len(m.text) + (len(m.name) + 1 if m.name else 0) for m in call.messages)
     if chars + REPLY_PRIMING + MESSAGE_OVERHEAD * len(call.messages) < smallest_window:
         return chars // 4 + REPLY_PRIMING + MESSAGE_OVERHEAD * len(call.messages)
-    return tokens.prompt_max(call.messages, call.params)
+    return tokens.prompt_max(call.messages, call.params, deployments=own)
 
 
 def _candidate(routing: Routing, route: Route, i: int) -> Candidate:

@@ -3,8 +3,8 @@
 Memory keeps the whole exchange: text, name, an assistant message's tool calls (id, name,
 arguments) and signed thinking blocks (text and signature, or redacted data: the provider wants
 them back unchanged), the id of the call a tool result answers, and images by reference (URL, MIME
-type, size). Inline image bytes are never stored: `storable` replaces each inline image with a line of
-text in its message, `[image/png image of 12,345 bytes, not kept in conversation memory]`, so a
+type, size). Inline image bytes (and data: URLs) are never stored: `storable` replaces each inline
+image with a line of text in its message, `[image/png image of 12,345 bytes, not kept in conversation memory]`, so a
 replayed history says an image was there without carrying (or re-billing) its bytes, and the
 history of a conversation stays small. Both stores (memory and Redis) are given what `storable`
 returns, so they replay the same messages.
@@ -32,16 +32,55 @@ VERSION = 2
 
 
 def storable(message: Message) -> Message:
-    """The message as memory keeps it: inline image bytes become a line of text."""
-    inline = [i for i in message.images if i.data]
+    """The message as memory keeps it: inline image bytes (`data`, or a data: URL) become a line of
+    text."""
+    inline = [i for i in message.images if _inline(i)]
     if not inline:
         return message
-    notes = [
-        f"[{i.mime_type or 'an'} image of {len(i.data):,} bytes, not kept in conversation memory]"
-        for i in inline
-    ]
+    notes = [f"[{_describe(i)}, not kept in conversation memory]" for i in inline]
     text = "\n".join(filter(None, (message.text, *notes)))
-    return dataclasses.replace(message, text=text, images=tuple(i for i in message.images if not i.data))
+    return dataclasses.replace(message, text=text, images=tuple(i for i in message.images if not _inline(i)))
+
+
+def _inline(image: Image) -> bool:
+    return bool(image.data) or image.url.startswith("data:")
+
+
+def _describe(image: Image) -> str:
+    if image.data:
+        return f"{image.mime_type or 'an'} image of {len(image.data):,} bytes"
+    mime = image.url[5:].split(";", 1)[0].split(",", 1)[0]
+    return f"{mime or 'an'} image of {len(image.url):,} characters"
+
+
+def replayable(history: Sequence[Message], after: Sequence[Message]) -> tuple[Message, ...]:
+    """The history as it is put before a call's messages (`after`): each assistant message keeps only
+    the tool calls answered by the tool results right after it (for the history's newest, the results
+    `after` starts with). A call the application never answered (it moved on with a new question,
+    or sent one result of two parallel calls) would otherwise be replayed on every later turn, a
+    prompt OpenAI and Anthropic refuse; a message left with no text and no call is not replayed."""
+    out: list[Message] = []
+    for i, m in enumerate(history):
+        if not m.tool_calls:
+            out.append(m)
+            continue
+        answered = {r.tool_call_id for r in _results_after([*history[i + 1 :], *after])}
+        calls = tuple(c for c in m.tool_calls if c.id in answered)
+        if calls != m.tool_calls:
+            m = dataclasses.replace(m, tool_calls=calls)
+        if m.text or m.tool_calls or m.images:
+            out.append(m)
+    return tuple(out)
+
+
+def _results_after(messages: Sequence[Message]) -> list[Message]:
+    """The run of tool results a sequence starts with."""
+    run: list[Message] = []
+    for m in messages:
+        if m.role is not Role.TOOL:
+            break
+        run.append(m)
+    return run
 
 
 def encode(message: Message) -> str:

@@ -41,6 +41,7 @@ from sidecar.stores.errors import StoreError
 from sidecar.stores.redis import RedisEndpoint, RedisOps
 
 _log = logging.getLogger("sidecar.sessions")
+LAST_TIMESTAMP = 253402300800.0  # 10000-01-01: the first second a protobuf Timestamp cannot hold
 
 # KEYS[1] the conversation hash, KEYS[2] its history (its TTL renewed too: one conversation).
 # ARGV: persona, version, ttl ms. Returns {applied, persona before}. A version is one Switch's
@@ -212,8 +213,10 @@ class RedisConversationStore:
             raw = await self._redis.hget(self._keys(key)[0], "summary")  # type: ignore[misc]
         if not raw:
             return None
-        d = json.loads(raw)
-        return ConversationSummary(text=d["t"], messages=int(d["m"]), covered=d["c"])
+        summary = _summary(raw)
+        if summary is None:  # never fail every call of the conversation over a summary it cannot read
+            _log.warning("conversation summary: a value this version cannot read was skipped")
+        return summary
 
     async def save_summary(self, key: ConversationKey, summary: ConversationSummary) -> None:
         state, hist = self._keys(key)
@@ -245,7 +248,12 @@ class RedisConversationStore:
         key = self._base(tenant, user) + "sw"
         async with _classified("switches", self._ops):
             raw = await self._redis.lrange(key, 0, self._policy.max_switch_history - 1)  # type: ignore[misc]
-        records = (_record(r) for r in raw)
+        records = [r for r in map(_record, raw) if r is not None]
+        if len(records) < len(raw):  # never fail the user's switch history over a record it cannot read
+            _log.warning(
+                "switch history: records this version cannot read were left out",
+                extra={"records": len(raw) - len(records)},
+            )
         found = (r for r in records if not conversation or r.conversation_id == conversation)
         return [r for _, r in zip(range(limit), found, strict=False)]
 
@@ -274,15 +282,33 @@ def _str(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _record(raw: bytes | str) -> SwitchRecord:
-    d = json.loads(raw)
-    return SwitchRecord(
-        conversation_id=d["c"],
-        from_persona=d["f"],
-        to_persona=d["to"],
-        command=d["cmd"],
-        success=bool(d["ok"]),
-        error=d["e"],
-        at=float(d["at"]),
-        version=int(d["v"]),
-    )
+def _summary(raw: bytes | str) -> ConversationSummary | None:
+    """A stored summary ({"t": text, "m": messages covered, "c": digest}), or None when it is not one
+    this version can read (a newer sidecar's shape, a damaged value)."""
+    try:
+        d = json.loads(raw)
+        text, messages, covered = d["t"], d["m"], d["c"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not (isinstance(text, str) and isinstance(covered, str) and type(messages) is int and messages >= 0):
+        return None
+    return ConversationSummary(text=text, messages=messages, covered=covered)
+
+
+def _record(raw: bytes | str) -> SwitchRecord | None:
+    """A stored switch record, or None when it is not one this version can read."""
+    try:
+        d = json.loads(raw)
+        record = SwitchRecord(
+            conversation_id=str(d["c"]),
+            from_persona=str(d["f"]),
+            to_persona=str(d["to"]),
+            command=str(d["cmd"]),
+            success=bool(d["ok"]),
+            error=str(d["e"]),
+            at=float(d["at"]),
+            version=int(d["v"]),
+        )
+    except (ValueError, KeyError, TypeError, OverflowError):
+        return None
+    return record if 0 <= record.at < LAST_TIMESTAMP else None  # NaN too: a Timestamp takes neither

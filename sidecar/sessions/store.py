@@ -73,7 +73,7 @@ class StorePolicy:
     max_history_messages: int
     max_switch_history: int
     max_conversations: int = 100_000
-    max_bytes: int = 64 * 1024 * 1024  # in-memory store: what the histories may hold in bytes
+    max_bytes: int = 64 * 1024 * 1024  # in-memory store: what histories, summaries, switch records hold
     max_history_bytes: int = 2 * 1024 * 1024  # one conversation's history (the newest message always)
 
 
@@ -132,6 +132,12 @@ def footprint(message: Message) -> int:
     return MESSAGE_OVERHEAD + sum(sys.getsizeof(s) for s in strings)
 
 
+def record_footprint(record: SwitchRecord) -> int:
+    """The bytes a switch record holds in this process (as `footprint` for a message)."""
+    strings = (record.conversation_id, record.from_persona, record.to_persona, record.command, record.error)
+    return MESSAGE_OVERHEAD + sum(sys.getsizeof(s) for s in strings)
+
+
 def starts_orphaned(history: Sequence[Message]) -> bool:
     """Whether the history starts with a tool result, whose call the cap dropped: the cap drops the
     oldest messages a whole unit at a time (an assistant message and the results after it), since a
@@ -148,29 +154,40 @@ class _Conversation:
     history: deque[Message] = field(default_factory=deque)
     summary: ConversationSummary | None = None
     size: int = 0  # the history's footprint in bytes
+    summary_size: int = 0  # the summary's
+    written: int = 0  # the store's write count when it was last written (least recently written first)
 
 
 @dataclass(slots=True)
 class _Switches:
     expires_at: float
     records: deque[SwitchRecord] = field(default_factory=deque)
+    size: int = 0  # the records' footprint in bytes
+    written: int = 0
 
 
 class MemoryConversationStore:
-    """One process's conversations, bounded by count and by the bytes their histories hold (least
-    recently written dropped first; a conversation larger than the whole bound alone keeps its
-    newest messages that fit)."""
+    """One process's conversations and switch histories, bounded by count and by the bytes their
+    histories, summaries and switch records hold together (the least recently written of either
+    dropped first; a conversation larger than the whole bound alone keeps its newest messages that
+    fit, a user's switch history its newest record)."""
 
     def __init__(self, policy: StorePolicy, clock: Clock) -> None:
         self._policy, self._clock = policy, clock
         self._convs: OrderedDict[ConversationKey, _Conversation] = OrderedDict()
         self._switches: OrderedDict[tuple[str, str], _Switches] = OrderedDict()
-        self._size = 0  # the footprint of every history held
+        self._size = 0  # the footprint of every history, summary and switch record held
+        self._writes = 0
 
     @property
     def size(self) -> int:
-        """Bytes the histories hold (sessions/store.py `footprint`), at most `max_bytes` after a write."""
+        """Bytes the histories, summaries and switch records hold (`footprint`, `record_footprint`),
+        at most `max_bytes` after a write."""
         return self._size
+
+    def _stamp(self) -> int:
+        self._writes += 1
+        return self._writes
 
     def _live(self, key: ConversationKey) -> _Conversation | None:
         conv = self._convs.get(key)
@@ -180,7 +197,26 @@ class MemoryConversationStore:
         return conv
 
     def _forget(self, key: ConversationKey) -> None:
-        self._size -= self._convs.pop(key).size
+        conv = self._convs.pop(key)
+        self._size -= conv.size + conv.summary_size
+
+    def _forget_switches(self, owner: tuple[str, str]) -> None:
+        self._size -= self._switches.pop(owner).size
+
+    def _evict_others(self, key: ConversationKey | None, owner: tuple[str, str] | None) -> None:
+        """While over `max_bytes`: drop the least recently written conversation or switch history,
+        never the one being written (`key` or `owner`)."""
+        while self._size > self._policy.max_bytes:
+            conv = next((k for k in self._convs if k != key), None)
+            switches = next((o for o in self._switches if o != owner), None)
+            if conv is not None and (
+                switches is None or self._convs[conv].written < self._switches[switches].written
+            ):
+                self._forget(conv)
+            elif switches is not None:
+                self._forget_switches(switches)
+            else:
+                return
 
     def _drop_oldest(self, conv: _Conversation) -> None:
         size = footprint(conv.history.popleft())
@@ -195,7 +231,7 @@ class MemoryConversationStore:
             conv = self._convs[key] = _Conversation(expires)
             while len(self._convs) > self._policy.max_conversations:
                 self._forget(next(iter(self._convs)))
-        conv.expires_at = expires
+        conv.expires_at, conv.written = expires, self._stamp()
         self._convs.move_to_end(key)
         return conv
 
@@ -234,10 +270,9 @@ class MemoryConversationStore:
         self._bound(key, conv)
 
     def _bound(self, key: ConversationKey, conv: _Conversation) -> None:
-        """Within `max_bytes`: the least recently written conversations go first, then this one's
-        oldest messages (whole units, as for the count cap)."""
-        while self._size > self._policy.max_bytes and (oldest := next(iter(self._convs))) != key:
-            self._forget(oldest)
+        """Within `max_bytes`: the least recently written conversations and switch histories go
+        first, then this one's oldest messages (whole units, as for the count cap)."""
+        self._evict_others(key, None)
         while conv.history and (self._size > self._policy.max_bytes or starts_orphaned(conv.history)):
             self._drop_oldest(conv)
 
@@ -246,8 +281,8 @@ class MemoryConversationStore:
         if conv is None or not (conv.history or conv.persona_id or conv.summary):
             return False
         conv.history.clear()
-        self._size -= conv.size
-        conv.size, conv.persona_id, conv.summary = 0, "", None
+        self._size -= conv.size + conv.summary_size
+        conv.size, conv.summary_size, conv.persona_id, conv.summary = 0, 0, "", None
         return True
 
     async def summary(self, key: ConversationKey) -> ConversationSummary | None:
@@ -255,21 +290,35 @@ class MemoryConversationStore:
         return conv.summary if conv is not None else None
 
     async def save_summary(self, key: ConversationKey, summary: ConversationSummary) -> None:
-        self._write(key).summary = summary
+        conv = self._write(key)
+        size = MESSAGE_OVERHEAD + sys.getsizeof(summary.text) + sys.getsizeof(summary.covered)
+        self._size += size - conv.summary_size
+        conv.summary, conv.summary_size = summary, size
+        self._bound(key, conv)
 
     async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None:
         owner = (tenant, user)
         expires = self._clock.monotonic() + self._policy.ttl_seconds
         entry = self._switches.get(owner)
         if entry is None or entry.expires_at <= self._clock.monotonic():
+            if entry is not None:
+                self._forget_switches(owner)
             entry = self._switches[owner] = _Switches(expires)
             while len(self._switches) > self._policy.max_conversations:
-                self._switches.popitem(last=False)
-        entry.expires_at = expires
+                self._forget_switches(next(iter(self._switches)))
+        entry.expires_at, entry.written = expires, self._stamp()
         self._switches.move_to_end(owner)
         entry.records.appendleft(record)
+        self._grow(entry, record_footprint(record))
         while len(entry.records) > self._policy.max_switch_history:
-            entry.records.pop()
+            self._grow(entry, -record_footprint(entry.records.pop()))
+        self._evict_others(None, owner)
+        while self._size > self._policy.max_bytes and len(entry.records) > 1:
+            self._grow(entry, -record_footprint(entry.records.pop()))
+
+    def _grow(self, entry: _Switches, size: int) -> None:
+        entry.size += size
+        self._size += size
 
     async def switches(self, tenant: str, user: str, conversation: str, limit: int) -> list[SwitchRecord]:
         entry = self._switches.get((tenant, user))

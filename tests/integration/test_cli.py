@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -259,6 +260,12 @@ def test_a_missing_extra_is_not_reported_as_a_busy_address(
     }
     config = tmp_path / "otlp.yaml"
     config.write_text(yaml.safe_dump({"settings": settings, "policy": echo_policy()}))
-    assert main(["serve", "--config", str(config)]) == 1
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        assert main(["serve", "--config", str(config)]) == 1
+    finally:  # serve set up logging on this process's root logger: a handler on capsys's stream, INFO
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
     err = capsys.readouterr().err
     assert "needs the OTLP exporter" in err and "listen" not in err and "cannot serve on" not in err

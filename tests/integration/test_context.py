@@ -140,3 +140,27 @@ async def test_summaries_are_stored_with_the_conversation_in_redis(serve: Any, r
         assert not await client.keys(f"{prefix}*answer*")
     finally:
         await client.aclose()
+
+
+async def test_a_trimmed_prompt_is_routed_when_another_route_counts_with_a_larger_tokenizer(
+    serve: Any,
+) -> None:
+    """The route's fit counted the prompt with the largest tokenizer of the whole configuration: a
+    sidecar that also had an Anthropic deployment (counted with its upper bound, about 1.3 x) on
+    another route refused every trimmed prompt of an echo or OpenAI route near its window with
+    CONTEXT_TOO_LONG, after the context layer had fitted it to that route's own deployments; with
+    memory the conversation failed on every turn from then on. The fit counts with the route's own
+    deployments' tokenizers, as trimming does."""
+    raw = policy(max_recent_messages=1000)
+    raw["deployments"]["claude"] = {
+        "provider": "anthropic",
+        "model": "claude-haiku-4-5",
+        "base_url": "http://127.0.0.1:9",
+        "api_key": {"env": "ANTHROPIC_KEY"},
+    }
+    raw["routes"]["claude"] = {"deployments": ["claude"]}
+    raw["routes"]["small"] = {"deployments": ["small"]}
+    s = await serve({"policy": raw}, {"ANTHROPIC_KEY": "ak-0123456789"})
+    reply = await s.stub.Generate(generate_request(messages=long_conversation(40), model="small"))
+    assert reply.summary.served_by.deployment == "small"
+    assert 0 < reply.summary.usage.prompt_tokens <= 600 - 100

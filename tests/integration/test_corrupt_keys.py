@@ -49,6 +49,22 @@ def truncate_wrapped(text: str) -> str:
     return dataclasses.replace(env, wrapped=dataclasses.replace(env.wrapped, blob=blob)).encode()
 
 
+def flip_high_bit(text: str) -> str:
+    """The top bit of one byte of the wrapped key: Vault's printable "vault:v1:..." becomes non-ASCII."""
+    env = Envelope.decode(text)
+    blob = bytearray(env.wrapped.blob)
+    blob[len(blob) // 2] ^= 0x80
+    return dataclasses.replace(env, wrapped=dataclasses.replace(env.wrapped, blob=bytes(blob))).encode()
+
+
+def wrapped_as(blob: bytes) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        env = Envelope.decode(text)
+        return dataclasses.replace(env, wrapped=dataclasses.replace(env.wrapped, blob=blob)).encode()
+
+    return edit
+
+
 def bad_base64(text: str) -> str:
     middle = len(text) // 2
     return text[:middle] + "!*" + text[middle + 2 :]
@@ -61,6 +77,9 @@ def drop_tail(text: str) -> str:
 DAMAGE: dict[str, Callable[[str], str]] = {
     "wrapped key bit-flipped": flip_wrapped,
     "wrapped key truncated": truncate_wrapped,
+    "wrapped key high bit flipped": flip_high_bit,
+    "wrapped key emptied": wrapped_as(b""),
+    "wrapped key enormous": wrapped_as(bytes(range(256)) * 100),  # 25,600 bytes; KMS takes 6,144 at most
     "record not base64": bad_base64,
     "record truncated": drop_tail,
 }

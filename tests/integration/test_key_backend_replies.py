@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
@@ -182,11 +183,12 @@ async def test_cold_decrypts_at_once_resolve_the_allowed_kms_keys_once(
     proxy, maker = proxied_kms
     owners = [KeyContext("acme", f"user-{i}", "openai", "default") for i in range(20)]
     wrapped = [(await maker.generate_data_key(owner))[1] for owner in owners]
+    client = kms_endpoint.client()  # aliases: a key ARN needs no DescribeKey at all
+    current, previous = f"alias/cold-{os.urandom(4).hex()}", f"alias/cold-{os.urandom(4).hex()}"
+    client.create_alias(AliasName=current, TargetKeyId=kms_endpoint.key_arn)
+    client.create_alias(AliasName=previous, TargetKeyId=kms_endpoint.create_key())
     fresh = AwsKmsBackend(
-        kms_endpoint.key_arn,
-        region=kms_endpoint.region,
-        endpoint_url=proxy.url,
-        previous_key_ids=[kms_endpoint.create_key()],
+        current, region=kms_endpoint.region, endpoint_url=proxy.url, previous_key_ids=[previous]
     )
     try:
         proxy.calls.clear()

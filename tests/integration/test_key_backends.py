@@ -149,6 +149,22 @@ async def test_vault_rewrap_after_rotation_and_min_decryption_version(backends: 
     assert await backend.decrypt_data_key(v2, ALICE) == data_key
 
 
+async def test_vault_rewrap_onto_another_transit_key(backends: Backends) -> None:
+    """The key rotation runbook moves records to a new transit key (key_name the new, the old under
+    previous_key_names, rotate, drop the old). Transit's rewrap stays within one key: the records
+    stayed under the old key, and once it was dropped none of them opened."""
+    bao = backends.server("vault")
+    old_key, new_key = bao.create_key(), bao.create_key()
+    data_key, wrapped = await backends.build("vault", key=old_key).generate_data_key(ALICE)
+    moving = backends.build("vault", key=new_key, previous_key_names=[old_key])
+    moved = await moving.rewrap(wrapped, ALICE)
+    assert moved.key_id == new_key and moved.blob.startswith(b"vault:v1:")
+    after = backends.build("vault", key=new_key)  # the old key dropped from the configuration
+    assert await after.decrypt_data_key(moved, ALICE) == data_key
+    with pytest.raises(KeyContextMismatchError):  # still bound to its owner under the new key
+        await after.decrypt_data_key(moved, OTHERS["user"])
+
+
 async def test_kms_rewrap_after_rotation_and_onto_another_key(backends: Backends) -> None:
     moto = backends.server("aws-kms")
     key = moto.create_key()
@@ -242,9 +258,8 @@ async def test_kms_error_codes_moto_cannot_produce(backends: Backends, code: str
 
     client = backends.server("aws-kms").client()
     backend = backends.build("aws-kms", client=client)
-    arn = "arn:aws:kms:us-east-1:123456789012:key/k"
+    arn = backends.server("aws-kms").key_arn  # configured as a key ARN: no DescribeKey
     with Stubber(client) as stub:  # a stubbed response skips botocore's retries: one call, one answer
-        stub.add_response("describe_key", {"KeyMetadata": {"KeyId": "k", "Arn": arn}})
         stub.add_client_error("decrypt", service_error_code=code, http_status_code=400)
         with pytest.raises(expected) as caught:
             await backend.decrypt_data_key(WrappedKey("aws-kms", arn, b"blob"), ALICE)

@@ -194,6 +194,7 @@ async def test_shutdown_says_what_it_waits_for_and_what_it_cut(
     s = await serve({"policy": slow_echo(10, 0.5)})
     call = s.stub.StreamGenerate(stream_request(messages=[user("a b c d e f g h i j")]))
     await call.read()
+    caplog.clear()
     with caplog.at_level("INFO", logger="sidecar"):
         await s.sidecar.stop(0.1)
     lines = {r.getMessage(): r for r in caplog.records if r.name == "sidecar"}
@@ -211,6 +212,7 @@ async def test_a_clean_shutdown_cuts_nothing_and_says_so_once(
 ) -> None:
     s = await serve({"policy": echo_policy()})
     await s.stub.Generate(generate_request(messages=[user("hi")]))
+    caplog.clear()  # what the start said ("sidecar serving") is captured too when INFO was on already
     with caplog.at_level("INFO", logger="sidecar"):
         await s.sidecar.stop(1.0)
         await s.sidecar.stop(1.0)  # a second stop has nothing to say

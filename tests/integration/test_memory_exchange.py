@@ -390,3 +390,122 @@ async def test_a_tool_call_cut_at_max_tokens_is_not_replayed(serve: Any, upstrea
     await s.stub.Generate(generate_request(messages=[user("Never mind.")], model="a", **IDS))
     sent = upstream.seen[-1].body["messages"]
     assert [m["role"] for m in sent] == ["user", "user"]  # the cut call is not kept
+
+
+def _every_call_answered(sent: list[dict[str, Any]]) -> bool:
+    """OpenAI's rule: an assistant message with tool_calls is followed by a tool message for each."""
+    for i, m in enumerate(sent):
+        calls = {c["id"] for c in m.get("tool_calls") or ()}
+        after = set()
+        for n in sent[i + 1 :]:
+            if n["role"] != "tool":
+                break
+            after.add(n["tool_call_id"])
+        if not calls <= after:
+            return False
+    return True
+
+
+async def test_tool_calls_the_application_did_not_answer_are_not_replayed(
+    serve: Any, upstream: Upstream, sessions: dict[str, Any]
+) -> None:
+    """A turn that asked for tool calls, then a turn that moves on without their results (the user
+    changed the subject, or answered one call of two): the stored calls without results were
+    replayed on every later turn, a prompt OpenAI and Anthropic refuse ("an assistant message with
+    'tool_calls' must be followed by tool messages responding to each 'tool_call_id'"), so the
+    conversation failed until its TTL. Only answered calls are replayed."""
+    s = await serve(config(upstream, sessions), KEYS)
+    upstream.push(Reply.json("openai/parallel_tool_calls.json"), Reply.json("openai/chat_completion.json"))
+    asked = (
+        await s.stub.Generate(
+            generate_request(messages=[user("Weather in Paris and Rome?")], tools=[weather_tool()], **IDS)
+        )
+    ).message
+    await s.stub.Generate(generate_request(messages=[user("Never mind, tell me a joke.")], **IDS))
+    sent = upstream.seen[-1].body["messages"]
+    assert _every_call_answered(sent), sent
+    assert [m["role"] for m in sent] == ["user", "user"]
+    # one result of two parallel calls: the other call is not replayed either
+    upstream.push(Reply.json("openai/parallel_tool_calls.json"))
+    asked = (
+        await s.stub.Generate(generate_request(messages=[user("And Oslo?")], tools=[weather_tool()], **IDS))
+    ).message
+    upstream.default = Reply.json("openai/after_tool.json")
+    await s.stub.Generate(generate_request(messages=run_tools(asked)[:1], tools=[weather_tool()], **IDS))
+    await s.stub.Generate(generate_request(messages=[user("Thanks!")], **IDS))
+    sent = upstream.seen[-1].body["messages"]
+    assert _every_call_answered(sent), sent
+    (kept,) = [m for m in sent if m.get("tool_calls")]
+    assert [c["id"] for c in kept["tool_calls"]] == [tool_calls(asked)[0].id]
+
+
+async def test_a_summary_this_version_cannot_read_is_skipped(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rolling summary in a shape this version does not know (a newer sidecar's during a rolling
+    upgrade, a damaged value) failed every call of the conversation with INTERNAL until its TTL.
+    It is skipped, as when there is none (its messages stay uncovered, so in the prompt), and
+    logged without its content; the next refresh writes a readable one."""
+    policy = StorePolicy(ttl_seconds=60, max_history_messages=10, max_switch_history=5)
+    prefix = f"s{uuid.uuid4().hex[:10]}"
+    store = RedisConversationStore.from_url(redis_url, policy, prefix=prefix)
+    client = redis.asyncio.from_url(redis_url)
+    key = ConversationKey("t1", "u1", "c1")
+    try:
+        for value in (
+            '{"v": 3, "text": "secret-canary"}',
+            "{not json secret-canary",
+            '{"t": 5, "m": "x", "c": 1}',
+        ):
+            await client.hset(f"{prefix}:{{t1|u1}}:c:c1", "summary", value)  # type: ignore[misc]
+            with caplog.at_level(logging.WARNING, logger="sidecar.sessions"):
+                assert await store.summary(key) is None
+        lines = [r for r in caplog.records if r.name == "sidecar.sessions"]
+        assert len(lines) == 3 and all("canary" not in r.getMessage() for r in lines)
+        await store.save_summary(key, ConversationSummary("s", 2, "digest"))
+        assert await store.summary(key) == ConversationSummary("s", 2, "digest")
+    finally:
+        await client.aclose()
+        await store.aclose()
+
+
+async def test_a_switch_record_this_version_cannot_read_is_left_out_of_the_history(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One switch record in a shape this version does not know failed every ListSwitchHistory of
+    the user with INTERNAL until its TTL; it is left out, the others are listed, and it is logged
+    by count, never quoted."""
+    policy = StorePolicy(ttl_seconds=60, max_history_messages=10, max_switch_history=5)
+    prefix = f"w{uuid.uuid4().hex[:10]}"
+    store = RedisConversationStore.from_url(redis_url, policy, prefix=prefix)
+    client = redis.asyncio.from_url(redis_url)
+    try:
+        await store.record_switch(
+            "t1", "u1", SwitchRecord("c1", "", "mr-blue", "use mr blue", True, "", 1.0, 1)
+        )
+        await client.lpush(
+            f"{prefix}:{{t1|u1}}:sw",
+            "{not json secret-canary",
+            '{"v": 9, "cmd": 1}',
+            json.dumps(
+                {
+                    "c": "c1",
+                    "f": "",
+                    "to": "x",
+                    "cmd": "use x",
+                    "ok": True,
+                    "e": "",
+                    "at": float("nan"),
+                    "v": 3,
+                }
+            ),
+        )  # type: ignore[misc]
+        await store.record_switch("t1", "u1", SwitchRecord("c1", "mr-blue", "x", "use x", True, "", 2.0, 2))
+        with caplog.at_level(logging.WARNING, logger="sidecar.sessions"):
+            found = await store.switches("t1", "u1", "", 10)
+        assert [r.version for r in found] == [2, 1]
+        (line,) = [r for r in caplog.records if r.name == "sidecar.sessions"]
+        assert line.records == 3 and "canary" not in line.getMessage()  # type: ignore[attr-defined]
+    finally:
+        await client.aclose()
+        await store.aclose()

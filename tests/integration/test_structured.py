@@ -154,3 +154,36 @@ async def test_llama_cpp_recorded_plain_answers(serve: Any, upstream: Upstream) 
         assert summary.finish_reason == gen.FINISH_REASON_STOP
         assert (summary.usage.prompt_tokens, summary.usage.completion_tokens) == (24, 10)
     assert events[-1].result.summary.usage.cached_tokens == 23
+
+
+async def test_json_object_mode_is_refused_before_any_call_where_no_deployment_can_keep_to_it(
+    serve: Any, upstream: Upstream
+) -> None:
+    """A json_object request to a route whose deployments have no structured output (Anthropic by
+    default: its wire has no response format) went out without any format, the model answered in
+    prose, and the call failed SCHEMA_VALIDATION_FAILED ("retrying may succeed") after the provider
+    was paid, every time. It is FAILED_PRECONDITION / NO_CAPABLE_DEPLOYMENT before any call, as a
+    json_schema request is; a route with a deployment that can (OpenAI) sends it there."""
+    raw = policy(upstream)
+    raw["deployments"]["claude"] = {
+        "provider": "anthropic",
+        "model": "claude",
+        "base_url": upstream.url,
+        "api_key": {"env": "ANT_KEY"},
+    }
+    raw["routes"]["a"] = {"deployments": ["claude"], "retry": {"max_attempts": 1}}
+    raw["routes"]["both"] = {"deployments": ["claude", "d"], "retry": {"max_attempts": 1}}
+    s = await serve({"policy": raw}, {**KEYS, "ANT_KEY": "sk-ant-test-0123456789"})
+    upstream.default = Reply.json("anthropic/message.json")
+    fmt = gen.ResponseFormat(json_object=gen.JsonObjectFormat())
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(messages=[user("Paris?")], response_format=fmt, model="a"))
+    err = await rich(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NO_CAPABLE_DEPLOYMENT")
+    assert upstream.seen == []
+    upstream.push(Reply.json("openai/json_schema.json"))
+    reply = await s.stub.Generate(
+        generate_request(messages=[user("Paris?")], response_format=fmt, model="both")
+    )
+    assert json.loads(text_of(reply))["city"] == "Paris"
+    assert reply.summary.served_by.deployment == "d"

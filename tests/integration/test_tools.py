@@ -3,6 +3,7 @@ transcripts), streamed tool-call deltas, the agent loop, capability routing and 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -354,3 +355,84 @@ async def test_an_image_to_a_route_without_images_is_refused_before_any_call(
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await s.stub.Generate(generate_request(messages=[message], tenant_id="acme", user_id="u"))
     assert (await rich(info.value)).reason == "NO_CAPABLE_DEPLOYMENT" and upstream.seen == []
+
+
+def _wide_tools(count: int, properties: int) -> list[gen.Tool]:
+    """Tools whose parameters hold many empty subschemas: each costs the metaschema check about a
+    millisecond of CPU, so a request of well under a MiB held the event loop for seconds."""
+    schema = {"type": "object", "properties": {f"p{i}": {} for i in range(properties)}}
+    return [gen.Tool(name=f"t{k}", parameters=struct(schema)) for k in range(count)]
+
+
+async def test_a_request_whose_schemas_hold_too_many_subschemas_is_refused_before_any_is_checked(
+    serve: Any,
+) -> None:
+    """40 tools of 600 empty subschemas (a 250 kB request, under the 100,000-element decode cap) were
+    each checked against the JSON Schema metaschema on the event loop: about 25 s during which no
+    other call of any tenant was served. A request's schemas hold at most 4,096 subschemas together;
+    beyond, it is INVALID_ARGUMENT naming input.tools at once."""
+    s = await serve({"policy": echo_policy()})
+    fields = {"messages": [user("hi")], "tools": _wide_tools(40, 600)}
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(**fields))
+    err = await rich(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST")
+    assert err.fields == ["input.tools"]
+    assert asyncio.get_running_loop().time() - started < 2.0
+
+
+async def test_checking_a_requests_schemas_does_not_hold_other_calls(serve: Any) -> None:
+    """Schemas within the bound still cost the metaschema check up to a few seconds of CPU: it runs
+    off the event loop, so the loop (every other call, the health checks) goes on meanwhile. The
+    server runs in this process: the longest gap between ticks of a task on its loop is the stall."""
+    s = await serve({"policy": echo_policy()})
+    loop = asyncio.get_running_loop()
+    gaps: list[float] = []
+
+    async def ticks() -> None:
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.01)
+            gaps.append(loop.time() - last)
+            last = loop.time()
+
+    ticker = asyncio.create_task(ticks())
+    started = loop.time()
+    try:
+        await s.stub.Generate(generate_request(messages=[user("hi")], tools=_wide_tools(6, 650)))
+    finally:
+        ticker.cancel()
+    checked = loop.time() - started
+    assert max(gaps) < checked / 4, (max(gaps), checked)
+
+
+async def test_at_most_two_requests_have_their_schemas_checked_at_once(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks run on the loop's default executor, which also resolves upstream host names and
+    refreshes credentials: a burst of schema-heavy requests takes two of its threads, never all."""
+    import threading
+
+    from sidecar.api import convert
+
+    running, most = 0, 0
+    lock = threading.Lock()
+    real = convert.to_call
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(convert, "to_call", counted)
+    s = await serve({"policy": echo_policy()})
+    ask = generate_request(messages=[user("hi")], tools=_wide_tools(2, 300))
+    await asyncio.gather(*(s.stub.Generate(ask) for _ in range(6)))
+    assert 1 <= most <= 2

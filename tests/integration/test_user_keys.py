@@ -348,8 +348,8 @@ async def test_required_route_never_falls_back_to_a_platform_key_of_another_prov
     await register(s, ALICE_OPENAI)  # and no anthropic key
     upstream.push(Reply(status=503, body=b'{"error":{"message":"overloaded"}}'))
     err = await fails(s.stub.Generate(req("fallback")))
-    assert (err.code, err.reason) == (CODE.FAILED_PRECONDITION, "USER_KEY_REQUIRED")
-    assert err.info.metadata["provider"] == "anthropic"
+    # the openai failure as itself (it was USER_KEY_REQUIRED for the anthropic deployment, which hid it)
+    assert (err.code, err.reason) == (CODE.UNAVAILABLE, "PROVIDERS_UNAVAILABLE")
     [seen] = upstream.seen  # the openai attempt only; the anthropic deployment was never called
     assert credentials(seen) == {"authorization": f"Bearer {ALICE_OPENAI}"}
 
@@ -366,6 +366,25 @@ async def test_a_brought_key_picks_its_providers_deployments_of_the_route(
         assert text_of(reply) == HELLO and reply.summary.served_by.deployment == "oai"
         assert [a.deployment for a in reply.summary.attempts] == ["oai"]
     assert [seen.path for seen in upstream.seen] == ["/v1/chat/completions"] * 2
+
+
+async def test_a_looked_up_key_picks_the_deployments_of_the_providers_the_user_has_keys_for(
+    s: Running, upstream: Upstream
+) -> None:
+    """No key brought, a `required` route: its first deployment of a provider the user has no key for
+    was USER_KEY_REQUIRED at once, the deployment she has a key for never tried; and after a failure of
+    that deployment, the next one's missing key hid it (FAILED_PRECONDITION, not retryable)."""
+    await register(s, ALICE_OPENAI)
+    upstream.push(ok())
+    assert text_of(await s.stub.Generate(req("either"))) == HELLO  # anthropic first; alice's is openai
+    assert credentials(upstream.seen[-1]) == {"authorization": f"Bearer {ALICE_OPENAI}"}
+    upstream.push(Reply(status=500, body=b'{"error":{"message":"overloaded"}}'))
+    err = await fails(s.stub.Generate(req("fallback")))  # openai first, then anthropic
+    assert (err.code, err.reason) == (CODE.UNAVAILABLE, "PROVIDERS_UNAVAILABLE")
+    assert len(upstream.seen) == 2
+    err = await fails(s.stub.Generate(req("either", user_id="bob")))  # bob has no key at all
+    assert (err.code, err.reason) == (CODE.FAILED_PRECONDITION, "USER_KEY_REQUIRED")
+    assert len(upstream.seen) == 2
 
 
 async def test_a_failure_of_the_keys_provider_is_reported_as_itself(s: Running, upstream: Upstream) -> None:
@@ -776,6 +795,29 @@ async def test_a_users_revoked_key_does_not_close_the_deployment_to_others(
     assert text_of(await s.stub.Generate(req("preferred", user_id="bob"))) == HELLO
 
 
+async def test_a_users_key_without_access_to_the_model_does_not_close_the_deployment_to_others(
+    s: Running, upstream: Upstream
+) -> None:
+    """OpenAI answers a key that may not use the model 404 model_not_found: for the user's own key
+    that is the key's refusal (USER_KEY_REJECTED), not the deployment's failure; it counted against
+    the deployment's breaker, and ten such calls of one user closed the deployment to every tenant."""
+    await register(s, ALICE_OPENAI)
+    no_access = {
+        "error": {
+            "message": "The model `gpt-test` does not exist or you do not have access to it.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "model_not_found",
+        }
+    }
+    for _ in range(10):  # the breaker's default min_requests
+        upstream.push(Reply(status=404, body=json.dumps(no_access).encode()))
+        err = await fails(s.stub.Generate(req("preferred")))
+        assert (err.code, err.reason) == (CODE.PERMISSION_DENIED, "USER_KEY_REJECTED")
+    upstream.push(ok())
+    assert text_of(await s.stub.Generate(req("preferred", user_id="bob"))) == HELLO
+
+
 async def test_a_tampered_copy_of_a_cached_envelope_is_refused(
     s: Running, upstream: Upstream, service: KeyService
 ) -> None:
@@ -797,6 +839,21 @@ async def test_an_upstream_echoing_a_short_unprefixed_key_is_scrubbed(s: Running
     err = await fails(s.stub.Generate(req("required", ref=ref)))
     assert (err.code, err.reason) == (CODE.INVALID_ARGUMENT, "PROVIDER_REJECTED")
     assert short not in err.message and "[redacted]" in err.message
+
+
+async def test_an_upstream_quoting_a_key_in_part_is_scrubbed(
+    s: Running, upstream: Upstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An upstream that quotes the key masked in its middle (as OpenAI quotes a refused one): its
+    prefix reached the caller's error and the log line of the failed attempt."""
+    key = "CANARYq7f3a9c2e1d0b4a5968"  # no sk- prefix: pattern redaction does not know it
+    ref = await register(s, key)
+    quoted = f"Incorrect API key provided: {key[:12]}*********{key[-4:]}"
+    upstream.push(Reply(status=400, body=json.dumps({"error": {"message": quoted}}).encode()))
+    err = await fails(s.stub.Generate(req("required", ref=ref)))
+    assert (err.code, err.reason) == (CODE.INVALID_ARGUMENT, "PROVIDER_REJECTED")
+    assert key[:8] not in err.message and "[redacted]" in err.message
+    assert key[:8] not in caplog.text
 
 
 async def test_a_required_route_never_serves_another_users_cached_answer(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from sidecar.keys.backend import KeyContext
+from sidecar.core.errors import KeyBackendUnavailableError
+from sidecar.keys.backend import KeyContext, WrappedKey
 from sidecar.keys.envelope import Envelope, seal, unseal
 from sidecar.keys.local import LocalKekBackend
 from sidecar.keys.rotation import Rotation, RotationInProgressError, SqliteRotationLock
@@ -86,3 +88,67 @@ async def test_the_lock_creates_a_fresh_store_file_owner_only(tmp_path: Path, cl
     finally:
         os.umask(previous)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+class DeletingBackend(LocalKekBackend):
+    """The new KEK, and the user deleting a record while its data key is being rewrapped."""
+
+    store: SqliteKeyStore
+    doomed = ""
+
+    async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
+        if context.user == "u1":
+            await self.store.delete("acme", self.doomed)
+        return await super().rewrap(wrapped, context)
+
+
+async def test_a_record_deleted_during_its_rewrap_is_not_a_failure(
+    tmp_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deleted before its turn, a record counts as done (nothing to rewrap); deleted while the backend
+    rewrapped it (the user's DeleteKey, or a register replacing it), it counted as a failure and logged
+    "rotation failed": `sidecar keys rotate` then exits 1 and the runbook says not to retire the old key."""
+    clock.auto_advance = True
+    store = await stored(tmp_path, clock, 3)
+    backend = DeletingBackend({1: KEK1, 2: KEK2}, 2)
+    backend.store, backend.doomed = store, "key_00000001"
+    lock = SqliteRotationLock(tmp_path / "keys.db", clock)
+    report = await Rotation(store, backend, lock, clock=clock, per_second=2.0).run("job-a")
+    assert (report.rotated, report.failed) == (3, 0)
+    assert "rotation failed" not in caplog.text
+    assert await store.all_refs() == ["key_00000000", "key_00000002"]
+    await store.aclose()
+
+
+class FlakyBackend(LocalKekBackend):
+    """The new KEK; refuses one user's record, and the job is stopped (its pod killed) at another's."""
+
+    async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
+        if context.user == "u1":
+            raise KeyBackendUnavailableError("throttled", retry_after=1.0)
+        if context.user == "u2":
+            raise asyncio.CancelledError  # the RPC's caller went away, or the Job's pod was stopped
+        return await super().rewrap(wrapped, context)
+
+
+async def test_a_resumed_run_does_not_forget_a_failure_before_the_stop(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """The cursor moved past a record that failed; a run stopped after it and resumed reported
+    no failures, and the runbook retires the old key version on that: the failed record then
+    stopped opening."""
+    clock.auto_advance = True
+    store = await stored(tmp_path, clock, 4)
+    lock = SqliteRotationLock(tmp_path / "keys.db", clock)
+    flaky = Rotation(store, FlakyBackend({1: KEK1, 2: KEK2}, 2), lock, clock=clock, per_second=2.0)
+    with pytest.raises(asyncio.CancelledError):
+        await flaky.run("job-a")
+    report = await job(store, tmp_path, clock).run("job-b")
+    assert (report.rotated, report.failed) == (3, 0)  # key_1 (failed before the stop) again, key_2, key_3
+    v2 = LocalKekBackend({2: KEK2}, 2)  # the old KEK retired: every record opens under the new one
+    for i in range(4):
+        record = await store.get(f"key_{i:08d}")
+        assert record is not None
+        ctx = KeyContext("acme", f"u{i}", "openai", "default")
+        assert await unseal(v2, Envelope.decode(record.envelope), ctx) == f"sk-{i}".encode()
+    await store.aclose()

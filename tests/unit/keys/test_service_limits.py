@@ -3,6 +3,7 @@ key backend is asked; replacing a kept name, or another user's keys, are not lim
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -50,5 +51,18 @@ async def test_a_new_name_past_the_limit_is_refused_before_the_backend(service: 
     assert CountingBackend.asked == asked  # no KMS call for a refused key
     await service.register(ctx("alice", "b"), b"sk-replaced-0123456789")  # a kept name: replaced
     await service.register(ctx("bob", "a"), b"sk-0123456789abcdef")  # another user's own limit
+    assert len(await service.list("acme", "alice")) == 3
+    await service.aclose()
+
+
+async def test_concurrent_registrations_of_new_names_keep_to_the_limit(service: KeyService) -> None:
+    """Each registration checks the count, then waits for its data key, then stores: checked
+    only before the wait, twenty at once all saw room and a user kept twenty keys past a limit of 3."""
+    names = [f"k{i}" for i in range(20)]
+    results = await asyncio.gather(
+        *(service.register(ctx("alice", n), b"sk-0123456789abcdef") for n in names), return_exceptions=True
+    )
+    assert sum(1 for r in results if not isinstance(r, BaseException)) == 3
+    assert all(isinstance(r, KeyLimitReachedError) for r in results if isinstance(r, BaseException))
     assert len(await service.list("acme", "alice")) == 3
     await service.aclose()

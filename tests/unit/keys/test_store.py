@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.core.errors import KeyDecryptError
+from sidecar.core.errors import KeyDecryptError, KeyLimitReachedError
 from sidecar.keys.redis_store import RedisKeyStore
 from sidecar.keys.store import KeyRecord, KeyStore, SqliteKeyStore, new_ref
 from tests.conftest import FakeClock
@@ -260,6 +260,33 @@ async def test_find_newest_breaks_ties_by_insertion(store: KeyStore) -> None:
     await store.put(first)
     await store.put(second)
     assert await store.find("t1", "u1", "openai") == second
+
+
+async def test_a_put_past_the_users_limit_is_refused_in_the_store(store: KeyStore) -> None:
+    """The limit holds where the records are: checked and written in one step, so concurrent
+    registrations of new names (each checked the count before its KMS call) cannot pass it."""
+    kept = [record(key_name=name) for name in ("a", "b")]
+    for r in kept:
+        await store.put(r, max_per_user=2)
+    with pytest.raises(KeyLimitReachedError):
+        await store.put(record(key_name="c"), max_per_user=2)
+    with pytest.raises(KeyLimitReachedError):
+        await store.put(record(provider="anthropic", key_name="a"), max_per_user=2)
+    replacing = record(key_name="b", envelope="v1.replaced")  # a kept name: replaced, not counted
+    await store.put(replacing, max_per_user=2)
+    await store.put(record(user="u2", key_name="c"), max_per_user=2)  # another user's own count
+    assert sorted(r.key_name for r in await store.list("t1", "u1")) == ["a", "b"]
+    assert await store.find("t1", "u1", "openai", "b") == replacing
+    assert len(await store.all_refs()) == 3  # nothing of a refused put was kept
+
+
+async def test_concurrent_puts_of_new_names_keep_to_the_limit(store: KeyStore) -> None:
+    puts = [store.put(record(key_name=f"k{i}"), max_per_user=3) for i in range(12)]
+    results = await asyncio.gather(*puts, return_exceptions=True)
+    assert sum(1 for x in results if x is None) == 3
+    assert all(isinstance(x, KeyLimitReachedError) for x in results if x is not None)
+    assert len(await store.list("t1", "u1")) == 3
+    assert len(await store.all_refs()) == 3
 
 
 # Redis only: the shared layout, cluster hash tags, and two sidecars on one Redis.

@@ -95,3 +95,25 @@ def test_a_name_that_starts_with_a_verb_still_matches() -> None:
 def test_strip_command() -> None:
     assert strip_command("Please switch over to  Mr Blue!") == "mr blue"
     assert strip_command("use the persona Agent #79") == "agent #79"
+
+
+def _full_width(text: str) -> str:
+    """The text as a CJK input method in full-width mode types it (U+FF01..U+FF5E)."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        _full_width("use mr blue"),
+        "use " + _full_width("mr blue"),
+        _full_width("SWITCH TO Mr Blue"),
+        "use\u00a0Mr\u00a0Blue",  # no-break spaces
+        "use \u1d39\u02b3 \u1d2e\u02e1\u1d58\u1d49",  # modifier letters fold the same way (NFKC)
+    ],
+)
+def test_compatibility_forms_of_a_name_match_it(command: str) -> None:
+    """Names are compared in Unicode's compatibility form (NFKC), as identifiers are: full-width
+    letters were other letters than their ASCII forms, so a command typed in full-width mode named
+    no persona (PERSONA_NOT_FOUND) unless the close-name fallback happened to rescue it."""
+    assert MATCHER.match(command, tier="free").id == "mr-blue"

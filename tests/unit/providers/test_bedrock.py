@@ -199,3 +199,20 @@ async def test_a_message_length_out_of_bounds_is_malformed(length: int) -> None:
 
     with pytest.raises(ProviderMalformedError):  # botocore says so too; the framer must not wait
         _ = [batch async for batch in bedrock.event_messages(reads())]
+
+
+def test_a_prompt_that_starts_with_an_assistant_message_gets_a_user_turn_first() -> None:
+    """Converse refuses a conversation that does not start with a user message ("A conversation
+    must start with a user message"). Trimming keeps the newest messages and a summary keeps every
+    uncovered one, so with memory the prompt starts with an assistant answer on most turns (with
+    max_recent_messages 10, on every turn from the sixth): each of them failed on a Bedrock route."""
+    msgs = (
+        Message(Role.SYSTEM, "Be brief."),
+        Message(Role.SYSTEM, "Summary of 4 earlier messages: ..."),
+        Message(Role.ASSISTANT, "Paris."),
+        Message(Role.USER, "And its population?"),
+    )
+    body = bedrock.to_wire(ProviderRequest(msgs, GenerationParams(), stream=False), DEPLOYMENT)
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+    assert body["messages"][0]["content"] == [{"text": bedrock.CONTINUED}]
+    assert body["messages"][1]["content"] == [{"text": "Paris."}]

@@ -308,3 +308,57 @@ async def test_one_conversation_keeps_at_most_max_history_bytes(
         assert [m.text[:6] for m in (await store.snapshot(K, history=True)).history] == ["q-huge"]
     finally:
         await store.aclose()
+
+
+async def test_switch_histories_count_in_the_memory_stores_byte_bound(clock: FakeClock) -> None:
+    """Switch records were bounded by count only: max_switch_history (100) a user for max_conversations
+    (100,000) users, each record holding a 256-character command and a 128-character conversation id,
+    about 5 GB. A caller choosing user ids and sending Switches that fail (PERSONA_NOT_FOUND is
+    recorded too) grew a sidecar past max_memory_bytes, which bounded histories only. They count in
+    the same bound, least recently written first, conversations and switch histories alike."""
+    budget = 512 * 1024
+    policy = StorePolicy(60, 100, 100, max_conversations=100_000, max_bytes=budget)
+    store = MemoryConversationStore(policy, clock)
+    await store.append(K, msgs("an early question", "its answer"))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for u in range(300):
+            for i in range(20):
+                record = SwitchRecord(
+                    "c" * 120 + str(i), "", "", "x" * 250 + str(i), False, "PERSONA_NOT_FOUND", 1.0
+                )
+                await store.record_switch("t", f"user-{u}", record)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert store.size <= budget
+    assert held <= budget * 1.25
+    assert len(await store.switches("t", "user-299", "", 100)) == 20  # the newest user's are all there
+    assert await store.switches("t", "user-0", "", 100) == []  # the least recently written went first
+    assert (await store.snapshot(K, history=True)).history == ()  # older than every switch record
+    await store.append(K, msgs("q", "a"))  # a history written now makes room by the oldest records
+    assert store.size <= budget and len((await store.snapshot(K, history=True)).history) == 2
+
+
+async def test_rolling_summaries_count_in_the_memory_stores_byte_bound(clock: FakeClock) -> None:
+    """A conversation's rolling summary (up to summary.max_tokens, 8,192 tokens) was not counted:
+    100,000 conversations of a summary each held gigabytes past max_memory_bytes."""
+    budget = 1024 * 1024
+    store = MemoryConversationStore(
+        StorePolicy(60, 100, 10, max_conversations=100_000, max_bytes=budget), clock
+    )
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1000):
+            summary = ConversationSummary(f"{i} " + "s" * 8000, 10, "digest")
+            await store.save_summary(ConversationKey("t", "u", f"c{i}"), summary)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert store.size <= budget
+    assert held <= budget * 1.25
+    assert await store.summary(ConversationKey("t", "u", "c999")) is not None  # the newest are kept
+    await store.clear(ConversationKey("t", "u", "c999"))
+    assert await store.summary(ConversationKey("t", "u", "c999")) is None
