@@ -4,9 +4,10 @@ Memory keeps the whole exchange: text, name, an assistant message's tool calls (
 arguments) and signed thinking blocks (text and signature, or redacted data: the provider wants
 them back unchanged), the id of the call a tool result answers, and images by reference (URL, MIME
 type, size). Inline image bytes (and data: URLs) are never stored: `storable` replaces each inline
-image with a line of text in its message, `[image/png image of 12,345 bytes, not kept in conversation memory]`, so a
-replayed history says an image was there without carrying (or re-billing) its bytes, and the
-history of a conversation stays small. Both stores (memory and Redis) are given what `storable`
+image with a line of text in its message,
+`[image/png image of 12,345 bytes, not kept in conversation memory]`, so a replayed history says
+an image was there without carrying (or re-billing) its bytes, and the history of a conversation
+stays small. Both stores (memory and Redis) are given what `storable`
 returns, so they replay the same messages.
 
 Record format (JSON, one per message; keys left out when empty):
