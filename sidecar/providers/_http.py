@@ -201,7 +201,13 @@ class HttpClient:
                 waits.upstream_wait_ended(self._clock.monotonic())
 
     async def post_sse(
-        self, url: Url, *, headers: Mapping[str, str], body: object, timeouts: Timeouts
+        self,
+        url: Url,
+        *,
+        headers: Mapping[str, str],
+        body: object,
+        timeouts: Timeouts,
+        keepalive: Callable[[SseEvent], bool] | None = None,
     ) -> AsyncGenerator[list[SseEvent], None]:
         """POST a JSON body; yield the server-sent events of the answer, one list per network read.
 
@@ -210,8 +216,9 @@ class HttpClient:
         The read timeout bounds the time from the request to the first complete line and between
         complete lines (an event's, or a keep-alive comment), not only each read: an upstream
         trickling bytes that never end a line is as silent as one that sends nothing. The idle
-        bound (`timeouts.idle_seconds`) counts only events that carry data: an upstream sending
-        nothing but keep-alive comments is a timeout, not a stream that lasts to the deadline.
+        bound (`timeouts.idle_seconds`) counts only events that carry data, and of those not the
+        provider's own keep-alive events (`keepalive`, e.g. Anthropic's `ping`): an upstream sending
+        nothing but keep-alives is a timeout, not a stream that lasts to the deadline.
         """
         decoder, progress = SseDecoder(), Progress(self._clock)
         reads = self.post_stream(
@@ -223,7 +230,8 @@ class HttpClient:
                     if b"\n" in data or b"\r" in data:
                         progress.mark()
                     if events := decoder.feed(data):
-                        progress.mark_data()
+                        if keepalive is None or not all(map(keepalive, events)):
+                            progress.mark_data()
                         yield events
         except ProviderTimeoutError as exc:
             if progress.idle(timeouts):

@@ -308,7 +308,13 @@ def auth_headers(key: str) -> dict[str, str]:
     return {"x-api-key": key}
 
 
-WIRE = WireFormat(to_wire, parse_response, lambda e: parse_event(e.event, e.data), auth_headers)
+WIRE = WireFormat(
+    to_wire,
+    parse_response,
+    lambda e: parse_event(e.event, e.data),
+    auth_headers,
+    keepalive=lambda e: e.event == "ping",
+)
 
 
 class AnthropicProvider(HttpProvider):

@@ -289,6 +289,7 @@ class WireFormat:
     parse_response: Callable[[Any], Chunk]
     parse_event: Callable[[SseEvent], StreamEvent]
     auth_headers: Callable[[str], dict[str, str]]  # the provider's own auth header for a key
+    keepalive: Callable[[SseEvent], bool] | None = None  # an event that only keeps the stream open
 
 
 def wire_body(
@@ -342,7 +343,9 @@ class HttpProvider:
                 data = await self._http.post_json(url, headers=headers, body=body, timeouts=timeouts)
                 yield parse_answer(self._wire.parse_response, data)
                 return
-            events = self._http.post_sse(url, headers=headers, body=body, timeouts=timeouts)
+            events = self._http.post_sse(
+                url, headers=headers, body=body, timeouts=timeouts, keepalive=self._wire.keepalive
+            )
             chunks_of = stream_chunks(events, self._wire.parse_event, self._http.clock, deadline)
             async with aclosing(chunks_of) as chunks:
                 async for chunk in chunks:

@@ -52,3 +52,25 @@ async def test_only_keep_alives_after_the_first_chunk_interrupt_the_stream(
     assert err.info.metadata["cause"] == "PROVIDER_TIMEOUT"
     assert int(err.info.metadata["completionTokens"]) > 0
     assert upstream2.seen == []
+
+
+ANTHROPIC_START = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","type":"message",'
+    b'"role":"assistant","content":[],"usage":{"input_tokens":5,"output_tokens":1}}}\n\n'
+)
+ANTHROPIC_PINGS = [b'event: ping\ndata: {"type": "ping"}\n\n'] * 600  # Anthropic's own keep-alive
+
+
+async def test_anthropic_ping_events_are_keep_alives_too(
+    serve: Any, upstream: Upstream, upstream2: Upstream
+) -> None:
+    """Anthropic's keep-alive is an event (`event: ping`) with a data line: it carries no answer."""
+    upstream.push(Reply(chunks=[ANTHROPIC_START, *ANTHROPIC_PINGS], chunk_delay=0.1))
+    upstream2.push(Reply.sse("anthropic/stream.sse"))
+    policy = two_deployments(
+        upstream.url, upstream2.url, provider="anthropic", stream_idle_timeout_seconds=1.0
+    )
+    s = await serve({"policy": policy}, ENV)
+    events = [e async for e in s.stub.StreamGenerate(stream_request(messages=[user("Hi")]), timeout=15)]
+    attempts = events[-1].result.summary.attempts
+    assert [(a.deployment, a.outcome) for a in attempts] == [("first", "PROVIDER_TIMEOUT"), ("second", "OK")]
