@@ -73,14 +73,12 @@ class _Answer:
 
     def message(self) -> Message:
         """The answer as memory keeps it: only whole tool calls (an id, a name and arguments that are
-        a JSON object, as the edge requires of a caller's); one cut by max_tokens is dropped."""
-        calls = (ToolCall(*self._calls[i]) for i in sorted(self._calls))
-        return Message(
-            Role.ASSISTANT,
-            "".join(self._text),
-            tool_calls=tuple(filter(_whole, calls)),
-            thinking=tuple(self._thinking),
-        )
+        a JSON object, as the edge requires of a caller's); one cut by max_tokens is dropped. Its
+        signed thinking only with tool calls: the provider wants it back with them, and drops the
+        thinking of any other earlier turn."""
+        calls = tuple(filter(_whole, (ToolCall(*self._calls[i]) for i in sorted(self._calls))))
+        thinking = tuple(self._thinking) if calls else ()
+        return Message(Role.ASSISTANT, "".join(self._text), tool_calls=calls, thinking=thinking)
 
 
 def _whole(call: ToolCall) -> bool:

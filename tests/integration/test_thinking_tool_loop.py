@@ -25,6 +25,7 @@ THINKING = [
     {"type": "thinking", "thinking": THOUGHT, "signature": "EqQBsig1=="},
     {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIw"},
 ]
+AFTER = {"type": "thinking", "thinking": "Sunny: say so.", "signature": "EqQBsig2=="}
 TOOL_USE = {"type": "tool_use", "id": "toolu_01A", "name": "get_weather", "input": {"city": "Paris"}}
 USAGE = {"input_tokens": 40, "output_tokens": 30}
 
@@ -98,7 +99,7 @@ class StrictAnthropic:
             return refusal(broken)
         if any(m["role"] == "assistant" for m in body["messages"]):
             text = {"type": "text", "text": "It is sunny in Paris."}
-            return web.json_response(self.message([text], "end_turn"))
+            return web.json_response(self.message([AFTER, text], "end_turn"))
         if not body.get("stream"):
             return web.json_response(self.message([*THINKING, TOOL_USE], "tool_use"))
         return web.Response(body=tool_use_stream(), content_type="text/event-stream")
@@ -174,3 +175,9 @@ async def test_conversation_memory_replays_the_thinking_blocks(
     )
     assert text_of(reply) == "It is sunny in Paris."
     assert strict.bodies[1]["messages"][1]["content"] == [*THINKING, TOOL_USE]
+    # a later turn: the tool-calling turn keeps its thinking; a plain answer's is not kept (the
+    # provider wants it back only with tool calls, and drops any other earlier turn's)
+    await s.stub.Generate(generate_request(messages=[user("Thanks!")], config=REASONING, **ids))
+    replayed = strict.bodies[2]["messages"]
+    assert replayed[1]["content"] == [*THINKING, TOOL_USE]
+    assert replayed[3] == {"role": "assistant", "content": "It is sunny in Paris."}
