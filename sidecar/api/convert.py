@@ -32,6 +32,7 @@ from sidecar.core.types import (
 )
 from sidecar.providers.base import Provider
 from sidecar.providers.registry import describe
+from sidecar.quota.limits import to_micros
 from sidecar.routing.breaker import BreakerState
 from sidecar.routing.plan import Routing
 
@@ -311,8 +312,8 @@ def to_summary(
 
 
 def micros(usd: float) -> int:
-    """US dollars -> integer micro-dollars (rounded to the nearest)."""
-    return round(usd * 1_000_000)
+    """US dollars -> integer micro-dollars (rounded to the nearest), as the quota charges them."""
+    return to_micros(usd)
 
 
 def to_routes(

@@ -12,7 +12,7 @@ from sidecar.api.convert import Tiers, Violations, caller_tier, check_metadata
 from sidecar.config.schema import RequestLimits
 from sidecar.core.clock import Deadline
 from sidecar.embeddings.service import EmbedRequest, EmbedResult
-from sidecar.quota.limits import MICROS
+from sidecar.quota.limits import to_micros
 
 _ROUTE = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
 
@@ -54,7 +54,7 @@ def to_response(result: EmbedResult, request_id: str) -> embed_pb2.EmbedResponse
             total_tokens=u.prompt_tokens + u.completion_tokens,
             cached_tokens=u.cached_tokens,
         ),
-        cost_micros=round(result.cost_usd * MICROS),
+        cost_micros=to_micros(result.cost_usd),
         route=result.route,
         deployment=result.deployment,
         model=result.model,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from sidecar._gen.orchestrator.v1 import usage_pb2
-from sidecar.api.convert import Violations, duration, micros
+from sidecar.api.convert import Violations, duration
 from sidecar.api.paging import PageTokens
 from sidecar.core.errors import SidecarError
 from sidecar.ledger.record import GroupBy, LedgerDisabledError, LedgerUnavailableError, UsageGroup, UsageQuery
@@ -62,7 +62,7 @@ async def get_usage(
 def _group(g: UsageGroup) -> usage_pb2.UsageGroup:
     return usage_pb2.UsageGroup(
         key=g.key,
-        cost_micros=micros(g.cost_usd),
+        cost_micros=g.cost_micros,
         prompt_tokens=g.tokens_in,
         completion_tokens=g.tokens_out,
         cached_tokens=g.tokens_cached,

@@ -22,9 +22,10 @@ def replayable(chunk: Chunk) -> bool:
 
 @dataclass(slots=True)
 class Passing:
-    """What a caching layer sees of the answer it passes on: the chunks' text, the final chunk
-    (held back until the answer is stored, so a stored answer is a complete one), and whether every
-    chunk is one a stored answer can give back."""
+    """What a caching layer sees of the answer it passes on: the chunks' text, the final chunk (held
+    back from `pass_on`: the layer passes it on itself, and stores the answer once the layers outside
+    took it, so a stored answer is a complete one they accepted), and whether every chunk is one a
+    stored answer can give back."""
 
     texts: list[str] = field(default_factory=list)
     final: Chunk | None = None

@@ -126,6 +126,12 @@ class Outcome:
         self._rejected = (_add(spent, usage), usd + target.price.cost(usage))
         self._target, self._finish_reason, self._usage = None, None, Usage()
 
+    def rejected_within(self, usage: Usage, cost_usd: float) -> None:
+        """The part of the rejected answers the caller's budget covered (the quota cut the call): what
+        the call is charged for them, recorded instead of what they used."""
+        if not self._sealed:
+            self._rejected = (usage, cost_usd)
+
     def answered_from_cache(
         self,
         target: Target | None,

@@ -2,11 +2,12 @@
 
 Validated first (nothing is charged for a rejected batch: empty, too many texts, a text empty or
 too long by bytes or by tokens, an unknown route; each named by its field, e.g. `texts[3]`), then
-quota-charged like Generate (one request, the estimated tokens and dollars reserved, the real ones
-settled; a failed one refunded in full), then routed: each deployment of the route in order, its
-texts first looked up in the exact cache (tenant + model + text), only the missing ones embedded,
-the next deployment on a retryable failure. Cached texts cost nothing; their tokens are reported as
-cached. Every call ends in the metrics and, when a ledger is on, in a usage record.
+quota-charged like Generate (one request and one call in flight, the estimated tokens and dollars
+reserved, the real ones settled; a failed one refunded in full), then routed: each deployment of
+the route in order, its texts first looked up in the exact cache (tenant + model + text), only the
+missing ones embedded, the next deployment on a retryable failure. Cached texts cost nothing; their
+tokens are reported as cached. Every call ends in the metrics and, when a ledger is on, in a usage
+record.
 """
 
 from __future__ import annotations
@@ -14,18 +15,25 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sidecar.config.embeddings import EmbeddingDeployment, EmbeddingsPolicy
 from sidecar.core.clock import Clock, Deadline
-from sidecar.core.errors import FieldViolation, InvalidRequestError, ProviderError, SidecarError
+from sidecar.core.errors import (
+    FieldViolation,
+    InvalidRequestError,
+    ProviderError,
+    QuotaExceededError,
+    QuotaUnavailableError,
+    SidecarError,
+)
 from sidecar.core.tokens import count_tokens
 from sidecar.core.types import Usage
 from sidecar.embeddings.cache import CachedVector, VectorCache
 from sidecar.embeddings.routing import EmbeddingRouter, all_failed, model_identity
 from sidecar.ledger.record import UsageRecord
-from sidecar.quota.limits import MICROS
+from sidecar.quota.limits import MICROS, to_micros
 from sidecar.quota.service import Amounts, Grant, QuotaService
 from sidecar.telemetry.metrics import EmbedOutcome, Metrics
 
@@ -192,20 +200,43 @@ class EmbeddingService:
             return await self._sized(req, alias)
         tokens = sum(count_tokens(t) for t in req.texts)
         price = max(d.price_per_million_tokens for _, d in self._router.candidates(alias))
-        grant = await self._quota.reserve(
-            req.tenant,
-            req.user,
-            req.tier,
-            Amounts(requests=1, tokens=tokens, usd=_micros(tokens * price / 1e6)),
-        )
+        held = Amounts(requests=1, tokens=tokens, usd=_micros(tokens * price / 1e6), concurrency=1)
+        try:
+            grant = await self._quota.reserve(req.tenant, req.user, req.tier, held)
+        except QuotaExceededError as exc:  # counted as the observe layer counts a refused Generate
+            if self._metrics is not None and (limit := exc.metadata.get("limit")):
+                self._metrics.quota_refused(limit)
+            raise
         try:
             result = await self._sized(req, alias)
         except BaseException:  # nothing delivered: refunded in full, the request too, as a Generate is
             await self._settle(grant, Amounts())
             raise
         used = result.usage.prompt_tokens - result.usage.cached_tokens
-        await self._settle(grant, Amounts(requests=1, tokens=used, usd=_micros(result.cost_usd)))
-        return result
+        usage = Amounts(requests=1, tokens=used, usd=to_micros(result.cost_usd))
+        charged = _within(usage, held)
+        try:
+            charged = await self._covered(grant, usage, held)
+        finally:
+            await self._settle(grant, charged)
+        if charged == usage:
+            return result
+        cached = result.usage.cached_tokens  # answered, recorded and metered as it was charged
+        answered = Usage(prompt_tokens=charged.tokens + cached, cached_tokens=cached)
+        return replace(result, usage=answered, cost_usd=charged.usd / MICROS)
+
+    async def _covered(self, grant: Grant, usage: Amounts, held: Amounts) -> Amounts:
+        """The usage, when the reservation covers it or grows to (the upstream counted more than the
+        estimate); else only what was reserved, as a Generate's usage beyond its budget is: an
+        upstream's count is never charged past the caller's limits."""
+        assert self._quota is not None
+        more = Amounts(tokens=max(0, usage.tokens - held.tokens), usd=max(0, usage.usd - held.usd))
+        if more.tokens or more.usd:
+            try:
+                await self._quota.extend(grant, more)
+            except (QuotaExceededError, QuotaUnavailableError):
+                return _within(usage, held)
+        return usage
 
     async def _settle(self, grant: Grant, amounts: Amounts) -> None:
         assert self._quota is not None
@@ -273,6 +304,10 @@ class EmbeddingService:
     def _meter(self, o: EmbedOutcome) -> None:
         if self._metrics is not None:
             self._metrics.embedded(o)
+
+
+def _within(usage: Amounts, held: Amounts) -> Amounts:
+    return Amounts(requests=1, tokens=min(usage.tokens, held.tokens), usd=min(usage.usd, held.usd))
 
 
 REPLY_OVERHEAD = 1024  # an EmbedResponse's fields besides the vectors, with room to spare

@@ -37,6 +37,7 @@ async def _create_schema(conn: Any) -> None:
     for statement in sql.create_table("DOUBLE PRECISION", "BIGINT"):
         await conn.execute(statement)
     await conn.execute(f"ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS {sql.METADATA_COLUMN}")
+    await conn.execute(f"ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS {sql.COST_MICROS_COLUMN}")
     for _, definition in experiment_sql.added_columns("DOUBLE PRECISION"):
         await conn.execute(f"ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS {definition}")
     for statement in experiment_sql.create_extras("DOUBLE PRECISION"):
@@ -62,6 +63,9 @@ class PostgresLedger:
                     await conn.execute(statement)
                 await conn.execute(
                     f"ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS {sql.METADATA_COLUMN}"
+                )
+                await conn.execute(
+                    f"ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS {sql.COST_MICROS_COLUMN}"
                 )
                 for _, definition in experiment_sql.added_columns("DOUBLE PRECISION"):
                     await conn.execute(f"ALTER TABLE usage_records ADD COLUMN IF NOT EXISTS {definition}")

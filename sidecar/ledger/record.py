@@ -95,7 +95,8 @@ class UsageQuery:
 
 @dataclass(frozen=True, slots=True)
 class UsageGroup:
-    """The aggregate of one group; latency percentiles are nearest-rank over the group's calls."""
+    """The aggregate of one group; latency percentiles are nearest-rank over the group's calls;
+    `cost_micros` is the sum of the calls' own integer micro-dollars (as their summaries said)."""
 
     key: str
     cost_usd: float
@@ -107,6 +108,7 @@ class UsageGroup:
     latency_p50: float
     latency_p95: float
     latency_p99: float
+    cost_micros: int
 
 
 class LedgerStore(Protocol):

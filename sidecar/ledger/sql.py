@@ -7,15 +7,23 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sidecar.ledger.record import GroupBy, UsageGroup, UsageQuery, UsageRecord
+from sidecar.quota.limits import to_micros
 
 COLUMNS = (
     "request_id", "tenant", "user_id", "persona", "route", "provider", "model",
     "tokens_in", "tokens_out", "tokens_cached", "cost_usd", "latency_seconds", "overhead_seconds",
     "outcome", "ts", "stream", "cache_hit", "metadata", "experiment", "variant",
-    "variant_overridden",
+    "variant_overridden", "cost_micros",
 )  # fmt: skip
 # Added after the first schema: existing tables get it (NOT NULL, '{}' for the old rows).
 METADATA_COLUMN = "metadata TEXT NOT NULL DEFAULT '{}'"
+# The call's cost as the integer micro-dollars its summary reported and the quota charged; GetUsage
+# adds these up. Added after the first schema: old rows have none (NULL), their dollars are rounded.
+COST_MICROS_COLUMN = "cost_micros BIGINT"
+COST_MICROS = "COALESCE(cost_micros, CAST(ROUND(cost_usd * 1000000) AS BIGINT))"
+# A record's cost_micros is at most this ($9e9, exact in a double): an upstream's absurd count at the
+# highest price a deployment may have would not fit a BIGINT, and its batch would not be written.
+MAX_COST_MICROS = 2**53
 
 
 def create_table(real: str, integer: str) -> tuple[str, ...]:
@@ -42,7 +50,7 @@ def row(r: UsageRecord) -> tuple[Any, ...]:
         r.request_id, r.tenant, r.user, r.persona, r.route, r.provider, r.model, r.tokens_in, r.tokens_out,
         r.tokens_cached, r.cost_usd, r.latency_seconds, r.overhead_seconds, r.outcome, r.time, r.stream,
         r.cache_hit, json.dumps(dict(r.metadata), sort_keys=True, separators=(",", ":")),
-        r.experiment, r.variant, r.variant_overridden,
+        r.experiment, r.variant, r.variant_overridden, min(to_micros(r.cost_usd), MAX_COST_MICROS),
     )  # fmt: skip
 
 
@@ -61,12 +69,13 @@ def usage(q: UsageQuery, placeholder: Callable[[int], str], day: str) -> tuple[s
     )
     sql = f"""
         WITH f AS (
-            SELECT {key} AS k, cost_usd, tokens_in, tokens_out, tokens_cached, outcome, latency_seconds,
+            SELECT {key} AS k, cost_usd, {COST_MICROS} AS micros, tokens_in, tokens_out, tokens_cached,
+                   outcome, latency_seconds,
                    ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY latency_seconds) AS rn,
                    COUNT(*) OVER (PARTITION BY {key}) AS n
             FROM usage_records WHERE {where})
         SELECT k, SUM(cost_usd), SUM(tokens_in), SUM(tokens_out), SUM(tokens_cached), COUNT(*),
-               SUM(CASE WHEN outcome <> 'OK' THEN 1 ELSE 0 END), {pct}
+               SUM(CASE WHEN outcome <> 'OK' THEN 1 ELSE 0 END), {pct}, SUM(micros)
         FROM f GROUP BY k ORDER BY k"""
     return sql, args
 
@@ -84,6 +93,7 @@ def groups(rows: Sequence[Sequence[Any]]) -> list[UsageGroup]:
             latency_p50=float(r[7]),
             latency_p95=float(r[8]),
             latency_p99=float(r[9]),
+            cost_micros=int(r[10]),
         )
         for r in rows
     ]

@@ -149,6 +149,8 @@ def _set_up(conn: sqlite3.Connection) -> None:
     columns = {r[1] for r in conn.execute("PRAGMA table_info(usage_records)")}
     if "metadata" not in columns:  # a ledger file from before the metadata column
         conn.execute(f"ALTER TABLE usage_records ADD COLUMN {sql.METADATA_COLUMN}")
+    if "cost_micros" not in columns:  # a ledger file from before the integer cost
+        conn.execute(f"ALTER TABLE usage_records ADD COLUMN {sql.COST_MICROS_COLUMN}")
     for name, definition in experiment_sql.added_columns("REAL"):
         if name not in columns:  # a ledger file from before experiments
             conn.execute(f"ALTER TABLE usage_records ADD COLUMN {definition}")

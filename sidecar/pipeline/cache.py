@@ -136,15 +136,17 @@ class CacheLayer:
         return answer
 
     async def _run_and_store(self, call: Call, plan: _Plan) -> AsyncGenerator[Chunk, None]:
-        """Pass the chunks on as they come; hold back only the final one until the answer is stored."""
+        """Pass the chunks on as they come; store the answer once the layers outside took the final
+        chunk and asked for more (the stream ends after the store). One they refused (the quota: a
+        unary answer past the budget) closes this stream at the final chunk and is never stored."""
         passing = Passing()
         async with inner_stream(self._inner, call) as stream, aclosing(passing.pass_on(stream)) as chunks:
             async for chunk in chunks:
                 yield chunk
-        if (final := passing.storable) is not None:
-            await self._save(call, plan, passing.texts, final)
         if passing.final is not None:
             yield passing.final
+        if (final := passing.storable) is not None:
+            await self._save(call, plan, passing.texts, final)
 
     async def _save(self, call: Call, plan: _Plan, texts: list[str], final: Chunk) -> None:
         assert self._store is not None and final.finish_reason is not None

@@ -138,10 +138,10 @@ class SemanticCacheLayer:
         async with inner_stream(self._inner, call) as stream, aclosing(passing.pass_on(stream)) as chunks:
             async for chunk in chunks:
                 yield chunk
+        if passing.final is not None:
+            yield passing.final  # stored once taken, like the exact cache: never one the quota refused
         if vector is not None and (final := passing.storable) is not None:
             await self._save(call, plan, vector, passing.texts, final)
-        if passing.final is not None:
-            yield passing.final  # after the answer is stored, like the exact cache
 
     async def _vector(self, call: Call, plan: _Plan) -> tuple[Vector, _Plan] | None:
         """The prompt's vector and the plan narrowed to the partition of the model that made it (an

@@ -66,7 +66,13 @@ class Limit:
 
 
 def to_units(metric: str, value: float) -> int:
-    return round(value * MICROS) if metric == "usd" else round(value)
+    return to_micros(value) if metric == "usd" else round(value)
+
+
+def to_micros(usd: float) -> int:
+    """US dollars as integer micro-dollars, to the nearest: what a call is charged, and what its
+    summary (`cost_micros`), the Embed answer and GetUsage report, so they add up the same."""
+    return round(usd * MICROS)
 
 
 class LimitBook:

@@ -22,6 +22,7 @@ from importlib import metadata
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sidecar.core.priority import Priority
+from sidecar.quota.limits import MICROS, to_micros
 
 OTHER = "other"
 UNKNOWN = "unknown"
@@ -320,8 +321,9 @@ class Metrics:
             s.from_cache.inc()
         else:
             self._provider_work(s, o)
-        if o.cost_usd:
-            s.cost.inc(o.cost_usd)
+        cost = charged_usd(o.cost_usd)
+        if cost:
+            s.cost.inc(cost)
         if o.retries:
             s.retries.inc(o.retries)
         if o.fallbacks:
@@ -331,7 +333,7 @@ class Metrics:
         if o.code != "OK":
             self.errors.labels(o.route, o.code, error_reason(o.reason)).inc()
         if self._tenants or self._users:
-            self._attribute(tenant, user, o.cost_usd)
+            self._attribute(tenant, user, cost)
 
     @staticmethod
     def _provider_work(s: _Series, o: CallOutcome) -> None:
@@ -402,8 +404,8 @@ class Metrics:
             self.embed_texts.labels(route, "cache").inc(e.cached_texts)
         if e.tokens:
             self.embed_tokens.labels(route, deployment).inc(e.tokens)
-        if e.cost_usd > 0:
-            self.embed_cost.labels(route, deployment).inc(e.cost_usd)
+        if (cost := charged_usd(e.cost_usd)) > 0:
+            self.embed_cost.labels(route, deployment).inc(cost)
 
     def store_error(self, store: str, op: str) -> None:
         self.store_errors.labels(bounded_label(store), bounded_label(op)).inc()
@@ -449,3 +451,9 @@ def _version() -> str:
         return metadata.version("orchestrator-sidecar")
     except metadata.PackageNotFoundError:
         return UNKNOWN
+
+
+def charged_usd(usd: float) -> float:
+    """A call's cost as its summary reports it and the quota charges it (whole micro-dollars), so the
+    cost counters add up to the callers' cost_micros and GetUsage, not to their unrounded prices."""
+    return to_micros(usd) / MICROS

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,7 +12,7 @@ import pytest
 
 from sidecar.config.schema import HttpSettings, Policy
 from sidecar.core.clock import Deadline, SystemClock
-from sidecar.core.errors import InvalidRequestError, ProvidersUnavailableError
+from sidecar.core.errors import InvalidRequestError, ProvidersUnavailableError, QuotaExceededError
 from sidecar.embeddings.routing import EmbeddingDeployments, EmbeddingRouter
 from sidecar.embeddings.service import EmbeddingService, EmbedRequest
 from sidecar.ledger.record import UsageRecord
@@ -20,7 +22,7 @@ from sidecar.quota.signals import QuotaSignals
 from sidecar.quota.store import MemoryQuotaStore
 from sidecar.routing.breaker import BreakerPolicy, Breakers
 from sidecar.telemetry.metrics import Metrics
-from tests.support.upstream import Reply, Upstream
+from tests.support.upstream import Reply, Upstream, fixture
 
 pytestmark = pytest.mark.integration
 CLOCK = SystemClock()
@@ -179,3 +181,91 @@ async def test_every_deployment_failing_is_unavailable_and_charges_nothing(
     assert [r.outcome for r in rig.ledger.records] == ["PROVIDERS_UNAVAILABLE"]
     used = await rig.used()  # refunded in full like a Generate that produced nothing; it was 1 request
     assert (used["req"], used["tok"], used["usd"]) == (0, 0, 0)
+
+
+async def test_a_fractional_cost_is_charged_the_micro_dollars_the_answer_reports(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    """text-embedding-3-large's price: 9 tokens cost 1.17 micro-dollars. The answer's cost_micros
+    says 1; the settle charged 2 (rounded up)."""
+    from sidecar.api.convert import micros
+
+    upstream.push(Reply.json("openai/embeddings.json"))
+    embeddings = remote(upstream, "large")
+    embeddings["deployments"]["large"] = {
+        **embeddings["deployments"]["large"],
+        "price_per_million_tokens": 0.13,
+    }
+    rig = Rig(policy(embeddings), http)
+    result = await rig.embed(["first text", "second text"])
+    assert result.cost_usd * 1e6 % 1 != 0
+    assert round((await rig.used())["usd"] * 1e6) == micros(result.cost_usd) == 1
+
+
+async def test_an_upstream_counting_more_tokens_than_reserved_is_charged_within_the_limits(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    """Two short texts, reserved as ~4 tokens; the upstream says it counted 4e9. The settle charged
+    that: 4e9 tokens in a 100,000-token daily bucket, $80,000 in a $5 one."""
+    body = json.loads(fixture("openai/embeddings.json"))
+    body["usage"] = {"prompt_tokens": 4_000_000_000, "total_tokens": 4_000_000_000}
+    upstream.push(Reply(body=json.dumps(body).encode()))
+    rig = Rig(policy(remote(upstream, "primary")), http)
+    await rig.embed(["first text", "second text"])
+    used = await rig.used()
+    assert used["tok"] <= 100_000 and used["usd"] <= 5
+
+
+async def test_an_embed_charged_within_its_reservation_is_answered_and_recorded_as_charged(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    """The upstream claimed 4e9 tokens and the limits let the call be charged only its reservation:
+    the answer's usage and cost_micros, the ledger and the metrics said 4e9 tokens and $80,000."""
+    from sidecar.api.convert import micros
+
+    body = json.loads(fixture("openai/embeddings.json"))
+    body["usage"] = {"prompt_tokens": 4_000_000_000, "total_tokens": 4_000_000_000}
+    upstream.push(Reply(body=json.dumps(body).encode()))
+    rig = Rig(policy(remote(upstream, "primary")), http)
+    result = await rig.embed(["first text", "second text"])
+    used = await rig.used()
+    (record,) = rig.ledger.records
+    assert result.usage.prompt_tokens == record.tokens_in == used["tok"]
+    assert micros(result.cost_usd) == micros(record.cost_usd) == round(used["usd"] * 1e6)
+
+
+async def test_an_embed_in_flight_counts_against_a_concurrency_limit(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    """A user limited to one call in flight ran any number of Embeds at once: they reserved no
+    concurrency, so the limit bounded Generate only."""
+    upstream.push(Reply.json("openai/embeddings.json", delay=0.5))
+    p = policy(remote(upstream, "primary"))
+    assert p.quota is not None
+    inflight = {"name": "inflight", "metric": "concurrency", "limit": 1}
+    p = p.model_copy(update={"quota": p.quota.model_validate({"limits": [*LIMITS, inflight]})})
+    rig = Rig(p, http)
+    first = asyncio.ensure_future(rig.embed(["first text", "second text"]))
+    await asyncio.sleep(0)  # the first reserves (the memory store answers at once) and waits upstream
+    with pytest.raises(QuotaExceededError) as info:
+        await rig.embed(["third text"])
+    assert info.value.reason == "CONCURRENCY_LIMITED"
+    await first
+    states = {s.limit.name: s for s in await rig.quota.snapshot("acme", "ann", "free")}
+    assert (states["inflight"].used, states["inflight"].reserved) == (0, 0)
+
+
+async def test_an_embed_refused_by_a_quota_counts_in_the_refusals_metric(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    """sidecar_quota_refusals_total counts the calls a quota refused: a refused Generate counted, a
+    refused Embed did not (the observe layer, which counts them, is not on the Embed path)."""
+    p = policy(remote(upstream, "primary"))
+    assert p.quota is not None
+    daily = {"name": "req", "metric": "requests", "window": "day", "limit": 0}
+    p = p.model_copy(update={"quota": p.quota.model_validate({"limits": [daily]})})
+    rig = Rig(p, http)
+    with pytest.raises(QuotaExceededError):
+        await rig.embed(["first text"])
+    assert rig.metric("sidecar_quota_refusals_total", limit="req") == 1
+    assert not upstream.seen

@@ -64,3 +64,61 @@ async def check_aggregates(store: LedgerStore) -> None:
     assert await store.delete_before(DAY2, 60) == 41  # the rest of alice's 100 and the other tenant's one
     assert await store.delete_before(DAY2, 60) == 0
     assert [g.key for g in await store.usage(UsageQuery("acme", 0, DAY2 * 2, GroupBy.USER))] == ["bob"]
+
+
+MICRO_COSTS = [1.4e-6, 1.4e-6, 1.4e-6, 6.15e-6]  # each call's summary says 1, 1, 1 and 6 micro-dollars
+
+
+async def check_cost_micros(store: LedgerStore) -> None:
+    """GetUsage's cost_micros is the sum of the calls' own cost_micros (what their summaries said and
+    the quota charged), not their dollars summed and then rounded (10 here, for 9)."""
+    from sidecar.api.convert import micros
+    from sidecar.api.usage import _group
+
+    await store.write(
+        [
+            UsageRecord(
+                f"m{i}", "micro", "ann", "", "r", "openai", "m", 17, 6, 0, c, 0.1, 0.0, "OK", DAY1 + i
+            )
+            for i, c in enumerate(MICRO_COSTS)
+        ]
+    )
+    (group,) = await store.usage(UsageQuery("micro", DAY1, DAY2, GroupBy.USER))
+    assert _group(group).cost_micros == sum(micros(c) for c in MICRO_COSTS) == 9
+
+
+async def check_experiment_cost_micros(store: LedgerStore) -> None:
+    """An experiment report's cost is its calls' own micro-dollars summed, as GetUsage's is (9 here),
+    not their dollars summed and rounded once (10)."""
+    from sidecar.api.convert import micros
+    from sidecar.config.experiments import ExperimentConfig
+    from sidecar.experiments.report import build_report
+
+    await store.write(
+        [
+            UsageRecord(
+                f"x{i}",
+                "micro",
+                "ann",
+                "",
+                "r",
+                "openai",
+                "m",
+                17,
+                6,
+                0,
+                c,
+                0.1,
+                0.0,
+                "OK",
+                DAY1 + i,
+                experiment="tone",
+                variant="a",
+            )
+            for i, c in enumerate(MICRO_COSTS)
+        ]
+    )
+    rows = await store.experiment_rows("tone", DAY1, DAY2)
+    exp = ExperimentConfig.model_validate({"route": "r", "control": "a", "variants": {"a": {}, "b": {}}})
+    (a, _) = build_report("tone", exp, rows).variants
+    assert micros(a.cost_usd) == 9

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from sidecar.ledger import sql
 from sidecar.ledger.sqlite import SqliteLedger
-from tests.support.ledger import check_aggregates
+from tests.support.ledger import check_aggregates, check_cost_micros, check_experiment_cost_micros
 
 
 async def test_aggregates(tmp_path: Path) -> None:
@@ -126,3 +127,58 @@ async def test_the_wal_is_cut_back_once_a_long_report_let_it_grow(
     await store.aclose()
     assert grown > 4_000_000
     assert after < grown / 2  # cut to 1 MB at the reset, then the writes after it (kept: 4.6 MB)
+
+
+async def test_cost_micros_add_up_to_the_calls_own(tmp_path: Path) -> None:
+    store = SqliteLedger(tmp_path / "usage.db")
+    await store.open()
+    try:
+        await check_cost_micros(store)
+    finally:
+        await store.aclose()
+
+
+async def test_an_experiment_reports_cost_adds_up_its_calls_own(tmp_path: Path) -> None:
+    store = SqliteLedger(tmp_path / "usage.db")
+    await store.open()
+    try:
+        await check_experiment_cost_micros(store)
+    finally:
+        await store.aclose()
+
+
+async def test_rows_from_before_the_integer_cost_count_their_dollars_rounded(tmp_path: Path) -> None:
+    from sidecar.ledger.record import GroupBy, UsageQuery
+
+    path = tmp_path / "usage.db"
+    with sqlite3.connect(path) as conn:  # the schema before the cost_micros column, one row of 6.15 µ$
+        for statement in sql.create_table("REAL", "INTEGER"):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO usage_records VALUES "
+            "('old','t','u','','r','p','m',17,6,0,6.15e-6,0.1,0,'OK',1,0,0,'{}')"
+        )
+    store = SqliteLedger(path)
+    await store.open()
+    try:
+        (group,) = await store.usage(UsageQuery("t", 0, 10, GroupBy.USER))
+    finally:
+        await store.aclose()
+    assert group.cost_micros == 6
+
+
+async def test_an_absurd_cost_spoils_no_batch(tmp_path: Path) -> None:
+    """3 x 2**32 tokens at the highest price a deployment may have (1e9 per million) is 1.3e19
+    micro-dollars: more than a 64-bit column holds. The record's batch must still be written."""
+    from sidecar.ledger.record import GroupBy, UsageQuery, UsageRecord
+
+    store = SqliteLedger(tmp_path / "usage.db")
+    await store.open()
+    try:
+        absurd = UsageRecord("a", "t", "u", "", "r", "p", "m", 2**32, 2**32, 0, 1.3e13, 0.1, 0.0, "OK", 1.0)
+        fine = UsageRecord("b", "t", "u", "", "r", "p", "m", 1, 1, 0, 1e-6, 0.1, 0.0, "OK", 2.0)
+        await store.write([absurd, fine])
+        (group,) = await store.usage(UsageQuery("t", 0, 10, GroupBy.USER))
+    finally:
+        await store.aclose()
+    assert group.requests == 2 and group.cost_micros > 10**15

@@ -418,3 +418,23 @@ async def test_a_nested_call_does_not_take_over_the_log_context_of_its_call(
     entry = json.loads(lines[0])
     assert entry["request_id"] == "req-outer"
     assert entry["message"] == f"upstream said: {REDACTED}"
+
+
+async def test_the_cost_counter_adds_the_micro_dollars_the_summary_reports(clock: FakeClock) -> None:
+    """17 prompt and 6 output tokens at gpt-4o-mini's prices cost 6.15 micro-dollars: the summary
+    says 6, the quota charged 6, GetUsage adds 6; sidecar_cost_usd_total added 6.15e-6, so over a
+    day of calls its increase() disagreed with the sum of what the callers were told and charged."""
+    from sidecar.api.convert import micros
+
+    mini = Target("chat", "d1", "openai", "mini", Price(input_per_million=0.15, output_per_million=0.6))
+
+    async def inner(call: Call) -> AsyncGenerator[Chunk, None]:
+        call.record.served_by(mini)
+        call.record.upstream_finished(FinishReason.STOP, Usage(17, 6))
+        yield Chunk(text="hello", finish_reason=FinishReason.STOP, usage=Usage(17, 6))
+
+    m = Metrics()
+    call = make_call(clock, model="chat", stream=False)
+    await drain(layer(inner, m, Ledger(), clock), call)
+    counted = value(m, "sidecar_cost_usd_total", route="chat", provider="openai", model="mini")
+    assert round(counted * 1e6, 9) == micros(call.record.cost_usd) == 6

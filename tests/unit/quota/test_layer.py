@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
 import zoneinfo
@@ -23,7 +24,7 @@ from sidecar.core.errors import (
 )
 from sidecar.core.layer import Handler
 from sidecar.core.tokens import count_tokens
-from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, Usage
+from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, ToolCallDelta, Usage
 from sidecar.pipeline.quota import QuotaLayer
 from sidecar.quota.service import QuotaService
 from sidecar.quota.signals import NearLimitEvent, QuotaSignals
@@ -65,6 +66,7 @@ class Inner:
     error: Exception | None = None
     fail_first: bool = False
     cache_hit: bool = False
+    rejected: Usage | None = None  # an answer schema_retry rejected on the route's first deployment
     seen: list[Call] = field(default_factory=list)
 
     async def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
@@ -75,6 +77,8 @@ class Inner:
         wanted = call.budget_deployment or route.targets[0].deployment
         target = next(t for t in route.targets if t.deployment == wanted)
         final = next((c for c in self.chunks if c.is_final), Chunk(finish_reason=FinishReason.STOP))
+        if self.rejected is not None:
+            call.record.answer_rejected(route.targets[0], self.rejected)
         if self.cache_hit:  # as the cache layer does: reported before the replayed chunks
             call.record.answered_from_cache(
                 target, final.finish_reason or FinishReason.STOP, final.usage or Usage()
@@ -434,3 +438,249 @@ async def test_a_twice_cancelled_call_still_settles_before_close(redis_url: str,
         assert (state.used, state.reserved) == (0, 0)
     finally:
         await fresh.aclose()
+
+
+@dataclass
+class HeldExtension:
+    """A store whose extensions (a reserve of an id already reserved) wait until released: the
+    caller can go away while one is on its way."""
+
+    store: QuotaStore
+    reserved: set[str] = field(default_factory=set)
+    extending: asyncio.Event = field(default_factory=asyncio.Event)
+    go: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def reserve(self, tag: str, rid: str, *args: Any, **kw: Any) -> Any:
+        if rid in self.reserved:
+            self.extending.set()
+            await self.go.wait()
+        self.reserved.add(rid)
+        return await self.store.reserve(tag, rid, *args, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_call_cancelled_while_its_extension_is_on_the_way_is_charged_within_the_limit(
+    quota_store: QuotaStore, clock: FakeClock, stream: bool
+) -> None:
+    """The answer's usage outgrew the reservation; the caller left (or its deadline passed) while the
+    extension waited on the store: the settle charged the whole usage, far past the limit."""
+    quota = {
+        "limits": [{"name": "tok", "metric": "tokens", "window": "day", "limit": 40}],
+        "output_tokens_estimate": 8,
+    }
+    held = HeldExtension(quota_store)
+    answer = Chunk(text=WORDS * 100, finish_reason=FinishReason.STOP, usage=Usage(11, 4_000))
+    r = rig(policy(quota), held, clock, chunks=[Chunk(text=WORDS), answer])  # type: ignore[arg-type]
+    call = tier_call(clock, stream=stream)
+    task = asyncio.ensure_future(r.run(call))
+    await held.extending.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await r.service.releases.idle()
+    used, reserved = await r.used("tok")
+    assert (used, reserved) == (11 + CHUNK_TOKENS, 0)  # the prompt and the chunk it received
+    assert call.record.usage.total_tokens == used  # what the ledger and the metrics record
+
+
+@pytest.mark.parametrize("end", ["finished", "cut short"])
+async def test_a_fractional_cost_is_charged_the_micro_dollars_the_summary_reports(
+    quota_store: QuotaStore, clock: FakeClock, end: str
+) -> None:
+    """gpt-4o-mini prices: 17 prompt and 6 output tokens cost 6.15 micro-dollars. The summary (and
+    the Embed answer, GetUsage) round to the nearest micro-dollar, 6; the settle rounded up, 7, so a
+    tenant's USD bucket drifted above the sum of its calls' cost_micros by up to one per call."""
+    from sidecar.api.convert import micros
+
+    p = Policy.model_validate(
+        {
+            "default_route": "main",
+            "deployments": {
+                "mini": {
+                    "provider": "echo",
+                    "model": "mini",
+                    "price": {"input_per_million": 0.15, "output_per_million": 0.6},
+                }
+            },
+            "routes": {"main": {"deployments": ["mini"]}},
+            "quota": {"limits": [{"name": "usd", "metric": "usd", "window": "day", "limit": 1}]},
+        }
+    )
+    chunks = [Chunk(text=WORDS), final(17, 6)] if end == "finished" else [Chunk(text=WORDS)]
+    r = rig(p, quota_store, clock, chunks=chunks)
+    if end == "cut short":
+        r.inner.error = StreamInterruptedError("cut")
+    call = tier_call(clock, tier="enterprise")
+    with contextlib.suppress(StreamInterruptedError):
+        await r.run(call)
+    assert call.record.cost_usd * 1e6 % 1 != 0  # a fractional micro-dollar
+    used, reserved = await r.used("usd")
+    assert (round(used * 1e6), reserved) == (micros(call.record.cost_usd), 0)
+
+
+async def test_a_stream_of_thinking_is_held_to_the_budget_like_text(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    """A reasoning model's thinking deltas are output: the meter counted only `text`, so a stream of
+    thinking ran past the budget and, its usage arriving beyond the reservation, was charged only
+    the reservation (160 tokens delivered under a 61-token limit)."""
+    quota = {
+        "limits": [{"name": "tok", "metric": "tokens", "window": "day", "limit": 61}],
+        "output_tokens_estimate": 8,
+        "extension_tokens": 6,
+    }
+    r = rig(policy(quota), quota_store, clock, chunks=[Chunk(thinking=WORDS)] * 40 + [final(9, 160)])
+    delivered = []
+    with pytest.raises(QuotaExceededError) as info:
+        async with aclosing(r.layer(tier_call(clock))) as stream:
+            async for chunk in stream:
+                delivered.append(chunk.thinking)
+    prompt = 3 + 4 + count_tokens("hello there")
+    output = sum(count_tokens(t) for t in delivered)
+    assert await r.used("tok") == (prompt + output, 0) and prompt + output <= 61
+    assert info.value.metadata["completionTokens"] == str(output)
+
+
+async def test_a_unary_tool_call_beyond_the_budget_is_refused_like_text(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    """A unary answer that does not fit is refused and only its prompt charged; one made of tool
+    calls (no text) was delivered whole and charged the reservation."""
+    quota = {
+        "limits": [{"name": "tok", "metric": "tokens", "window": "day", "limit": 40}],
+        "output_tokens_estimate": 8,
+    }
+    call = ToolCallDelta(0, "call_1", "lookup", '{"q": "' + WORDS * 300 + '"}')
+    answer = Chunk(tool_calls=(call,), finish_reason=FinishReason.TOOL_CALLS, usage=Usage(11, 1_200))
+    r = rig(policy(quota), quota_store, clock, chunks=[answer])
+    with pytest.raises(QuotaExceededError) as info:
+        await r.run(tier_call(clock, stream=False))
+    assert info.value.metadata["completionTokens"] == "0"
+    assert await r.used("tok") == (11, 0)
+
+
+async def test_a_usage_correction_beyond_the_budget_is_recorded_as_it_was_charged(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    """The provider counted more than the sidecar (a few prompt tokens more, or an upstream's
+    garbage) and the budget could not grow: the call was charged what the reservation covers (17
+    tokens here) while its summary, the ledger and the metrics recorded the provider's count (509;
+    on a real cluster near a 3,000-token limit the ledger held 3,002, and callers of an upstream
+    claiming 4e9 tokens were told and billed $2,400 a call that the quota never charged)."""
+    from sidecar.api.convert import micros
+
+    quota = {
+        "limits": [
+            {"name": "tok", "metric": "tokens", "window": "day", "limit": 30},
+            {"name": "usd", "metric": "usd", "window": "day", "limit": 100},
+        ],
+        "output_tokens_estimate": 8,
+        "extension_tokens": 6,
+    }
+    r = rig(policy(quota), quota_store, clock, chunks=[Chunk(text=WORDS), final(9, 500)])
+    call = tier_call(clock)
+    assert await r.run(call) == WORDS
+    used, reserved = await r.used("tok")
+    assert reserved == 0 and used <= 30
+    assert call.record.usage.total_tokens == used
+    assert micros(call.record.cost_usd) == round((await r.used("usd"))[0] * 1e6)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_answer_schema_retry_rejected_is_held_to_the_budget(
+    quota_store: QuotaStore, clock: FakeClock, stream: bool
+) -> None:
+    """The first deployment's answer failed its format check (300 output tokens, its cost the
+    call's), the second answered briefly. The reservation and its extensions counted only the answer
+    the caller got, but the settle charged both: 319 tokens in a 100-token bucket, past the limit."""
+    quota = {
+        "limits": [
+            {"name": "tok", "metric": "tokens", "window": "day", "limit": 100},
+            {"name": "usd", "metric": "usd", "window": "day", "limit": 100},
+        ],
+        "output_tokens_estimate": 8,
+    }
+    answer = [Chunk(text="ok", finish_reason=FinishReason.STOP, usage=Usage(9, 1))]
+    r = rig(policy(quota), quota_store, clock, chunks=answer, rejected=Usage(9, 300))
+    call = tier_call(clock, stream=stream)
+    with contextlib.suppress(QuotaExceededError):
+        await r.run(call)
+    used, reserved = await r.used("tok")
+    assert reserved == 0 and used <= 100
+    assert call.record.usage.total_tokens == used  # what the ledger and the metrics record
+
+
+@pytest.mark.parametrize("metric", ["tokens", "usd"])
+async def test_a_rejected_answer_whose_retry_failed_is_charged_within_the_budget(
+    quota_store: QuotaStore, clock: FakeClock, metric: str
+) -> None:
+    """schema_retry rejected a 300-token answer and the retry deployment failed before answering:
+    the call is charged the rejected answer (it was produced), but no more than its reservation; the
+    settle charged all 309 tokens in a 100-token bucket ($0.609 in a $0.1 one)."""
+    from sidecar.api.convert import micros
+
+    limit = 100 if metric == "tokens" else 0.1
+    quota = {
+        "limits": [{"name": "lim", "metric": metric, "window": "day", "limit": limit}],
+        "output_tokens_estimate": 8,
+    }
+    table = RouteTable.from_policy(policy(quota))
+
+    async def rejected_then_failed(call: Call) -> AsyncGenerator[Chunk, None]:
+        call.record.answer_rejected(table.resolve(call.model).targets[0], Usage(9, 300))
+        raise ProvidersUnavailableError("the retry deployment is down")
+        yield Chunk()  # pragma: no cover (a generator)
+
+    r = rig(policy(quota), quota_store, clock)
+    r.layer = QuotaLayer(rejected_then_failed, quota=r.service, table=table)
+    call = tier_call(clock, stream=False)
+    with pytest.raises(ProvidersUnavailableError):
+        await r.run(call)
+    used, reserved = await r.used("lim")
+    assert reserved == 0 and 0 < used <= limit
+    recorded = call.record.usage.total_tokens if metric == "tokens" else micros(call.record.cost_usd) / 1e6
+    assert recorded == pytest.approx(used)
+
+
+async def test_prompt_cache_writes_are_priced_into_the_budget(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    """Anthropic bills prompt tokens written to its cache at 1.25 x input (here 10 x, to show it).
+    The meter priced the answer's usage without them, so its extension covered less than the settle
+    then charged (the record's cost): $0.0165 in a $0.012 bucket."""
+    p = Policy.model_validate(
+        {
+            "default_route": "main",
+            "deployments": {
+                "claude": {
+                    "provider": "echo",
+                    "model": "claude",
+                    "price": {
+                        "input_per_million": 100,
+                        "output_per_million": 200,
+                        "cache_write_per_million": 1000,
+                    },
+                }
+            },
+            "routes": {"main": {"deployments": ["claude"]}},
+            "quota": {
+                "limits": [{"name": "usd", "metric": "usd", "window": "day", "limit": 0.012}],
+                "output_tokens_estimate": 8,
+            },
+        }
+    )
+    written = Usage(prompt_tokens=20, completion_tokens=5, cache_write_tokens=15)
+    r = rig(
+        p,
+        quota_store,
+        clock,
+        chunks=[Chunk(text=WORDS), Chunk(finish_reason=FinishReason.STOP, usage=written)],
+    )
+    call = tier_call(clock, tier="enterprise")
+    await r.run(call)
+    used, reserved = await r.used("usd")
+    assert reserved == 0 and used <= 0.012
+    assert round(used * 1e6) == round(call.record.cost_usd * 1e6)
