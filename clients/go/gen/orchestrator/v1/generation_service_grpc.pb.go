@@ -71,7 +71,8 @@ type GenerationServiceClient interface {
 	// quota like Generate (one request, the texts' tokens, the cost).
 	//
 	// Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
-	// `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+	// `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`; `texts` too when the
+	// reply, texts x dimensions, would exceed embeddings.max_reply_bytes: nothing charged), PROVIDERS_UNAVAILABLE
 	// (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
 	// INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
 	// COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
@@ -183,7 +184,8 @@ type GenerationServiceServer interface {
 	// quota like Generate (one request, the texts' tokens, the cost).
 	//
 	// Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
-	// `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+	// `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`; `texts` too when the
+	// reply, texts x dimensions, would exceed embeddings.max_reply_bytes: nothing charged), PROVIDERS_UNAVAILABLE
 	// (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
 	// INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
 	// COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
