@@ -27,7 +27,7 @@ from sidecar.api.errors import abort
 from sidecar.api.gate import rpc_failure
 from sidecar.api.wire import bad_utf8_field, fields, too_many_elements
 from sidecar.core.clock import Clock, SystemClock
-from sidecar.core.errors import FieldViolation, InvalidRequestError
+from sidecar.core.errors import CallerNotReadingError, FieldViolation, InvalidRequestError
 from sidecar.telemetry.logging import RateLimitedLog
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -114,23 +114,50 @@ def add_service(
     log: logging.Logger | None = None,
     on_request: Callable[[int], None] | None = None,
     on_malformed: Callable[[str, MalformedRequestError], None] | None = None,
+    write_timeout: float | None = None,
 ) -> None:
     """Register every method of `service` on `server`, implemented by `servicer`'s method of the same
     name, with tolerant request decoding (responses are serialized as usual). `on_request` is told
     each request's size in bytes (the allocator trimmer); `on_malformed` each refused request, with
     its method's name (the generation metrics count them)."""
-    limited = RateLimitedLog(log or logging.getLogger("sidecar.api"), clock or SystemClock(), interval=60.0)
+    clock = clock or SystemClock()
+    limited = RateLimitedLog(log or logging.getLogger("sidecar.api"), clock, interval=60.0)
+    writer = Writer(clock, write_timeout, log or logging.getLogger("sidecar.api"))
     handlers = {}
     for m in service.methods:
         told = None if on_malformed is None else partial(on_malformed, m.name)
         decode = RequestDecoder(m.input_type, limited, on_request, told)
-        handlers[m.name] = _handler(m, getattr(servicer, m.name), decode)
+        handlers[m.name] = _handler(m, getattr(servicer, m.name), decode, writer)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
     server.add_registered_method_handlers(service.full_name, handlers)  # type: ignore[attr-defined]
 
 
+class Writer:
+    """Sends one response of a server stream, waiting at most `timeout` seconds (None: unbounded) for
+    gRPC flow control to take it: a caller that reads nothing must not hold the call, its admission
+    and quota slots and its upstream stream until its deadline."""
+
+    def __init__(self, clock: Clock, timeout: float | None, log: logging.Logger) -> None:
+        self._clock, self._timeout, self._log = clock, timeout, log
+
+    async def __call__(self, context: Context, response: Message) -> None:
+        try:
+            async with self._clock.timeout(self._timeout):
+                await context.write(response)
+        except TimeoutError:
+            self._log.warning(
+                "stream ended: its caller read nothing for %gs",
+                self._timeout,
+                extra={"reason": CallerNotReadingError.reason},
+            )
+            raise CallerNotReadingError(
+                f"the caller read nothing of the stream for {self._timeout:g}s "
+                "(settings.stream_write_timeout_seconds); the call was ended"
+            ) from None
+
+
 def _handler(
-    method: Any, behavior: Callable[..., Any], decode: RequestDecoder
+    method: Any, behavior: Callable[..., Any], decode: RequestDecoder, writer: Writer
 ) -> grpc.RpcMethodHandler[Any, Any]:
     serialize = message_factory.GetMessageClass(method.output_type).SerializeToString
     if method.client_streaming:
@@ -140,7 +167,7 @@ def _handler(
         return grpc.stream_unary_rpc_method_handler(wrapped_stream, response_serializer=serialize)
     if method.server_streaming:
         return grpc.unary_stream_rpc_method_handler(
-            _unary_request_stream(behavior, decode, method.name), response_serializer=serialize
+            _unary_request_stream(behavior, decode, method.name, writer), response_serializer=serialize
         )
     handle = _unary_request(behavior, decode, method.name)
     return grpc.unary_unary_rpc_method_handler(handle, response_serializer=serialize)
@@ -171,7 +198,10 @@ def _unary_request(
 
 
 def _unary_request_stream(
-    behavior: Callable[[Message, Context], AsyncIterator[Message]], decode: RequestDecoder, rpc: str
+    behavior: Callable[[Message, Context], AsyncIterator[Message]],
+    decode: RequestDecoder,
+    rpc: str,
+    write: Writer,
 ) -> Callable[[bytes, Context], Awaitable[None]]:
     """A coroutine that writes each response (not an async generator gRPC iterates): when the caller
     goes while a response waits to be sent, gRPC cancels this task, so the stream is closed here,
@@ -192,7 +222,10 @@ def _unary_request_stream(
                     await stream
                 else:
                     async for response in stream:
-                        await context.write(response)
+                        await write(context, response)
+            except CallerNotReadingError as exc:  # wind the call down (settle, close) before its status
+                await _closed(stream)
+                await _unclassified(context, exc, rpc)
             except Exception as exc:
                 await _unclassified(context, exc, rpc)
         except BaseException as ended:  # an abort, the caller gone: the RPC is over
@@ -200,13 +233,17 @@ def _unary_request_stream(
             raw, request = b"", None  # this frame outlives the RPC (see forget_frames)
             raise
         finally:
-            aclose = getattr(stream, "aclose", None)
-            stream = None
-            if aclose is not None:
-                await aclose()
+            closing, stream = stream, None
+            await _closed(closing)
             decode.seen(size)
 
     return handle
+
+
+async def _closed(stream: object) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def forget_frames(exc: BaseException) -> None:
