@@ -12,6 +12,7 @@ and, when the wire format can be walked to it, a `BadRequest` naming the field p
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,7 +27,7 @@ from google.protobuf.message import DecodeError, Message
 from sidecar.api.errors import abort
 from sidecar.api.gate import rpc_failure
 from sidecar.api.wire import bad_utf8_field, fields, too_many_elements
-from sidecar.core.clock import Clock, SystemClock
+from sidecar.core.clock import DEADLINE_MARGIN, Clock, SystemClock
 from sidecar.core.errors import CallerNotReadingError, FieldViolation, InvalidRequestError
 from sidecar.telemetry.logging import RateLimitedLog
 
@@ -133,18 +134,32 @@ def add_service(
 
 
 class Writer:
-    """Sends one response of a server stream, waiting at most `timeout` seconds (None: unbounded) for
-    gRPC flow control to take it: a caller that reads nothing must not hold the call, its admission
-    and quota slots and its upstream stream until its deadline."""
+    """Sends the responses of a server stream, each waiting at most `timeout` seconds (None:
+    unbounded) for gRPC flow control to take it: a caller that reads nothing must not hold the call,
+    its admission and quota slots and its upstream stream until its deadline. One watchdog timer per
+    stream checks the write in progress (a timer around every write cost about 4 µs per event)."""
 
     def __init__(self, clock: Clock, timeout: float | None, log: logging.Logger) -> None:
         self._clock, self._timeout, self._log = clock, timeout, log
 
-    async def __call__(self, context: Context, response: Message) -> None:
+    def watch(self) -> WriteWatch | None:
+        """The current task's watchdog (None without a bound); `close()` it when the stream ends."""
+        if self._timeout is None:
+            return None
+        task = asyncio.current_task()
+        assert task is not None
+        return WriteWatch(self._clock, self._timeout, task)
+
+    async def __call__(self, context: Context, response: Message, watch: WriteWatch | None) -> None:
+        if watch is None:
+            await context.write(response)
+            return
+        watch.since = self._clock.monotonic()
         try:
-            async with self._clock.timeout(self._timeout):
-                await context.write(response)
-        except TimeoutError:
+            await context.write(response)
+        except asyncio.CancelledError:
+            if not watch.fired or watch.task.uncancel() > 0:
+                raise  # the caller gone, or a cancellation of someone else's on top of the watchdog's
             self._log.warning(
                 "stream ended: its caller read nothing for %gs",
                 self._timeout,
@@ -154,6 +169,33 @@ class Writer:
                 f"the caller read nothing of the stream for {self._timeout:g}s "
                 "(settings.stream_write_timeout_seconds); the call was ended"
             ) from None
+        watch.since = None
+
+
+class WriteWatch:
+    """A stream's write watchdog: fires when one write has waited `timeout` seconds, cancelling the
+    stream's task (which the write turns into CallerNotReadingError); otherwise re-arms itself for
+    when the write in progress would have waited that long, or a whole `timeout` later."""
+
+    __slots__ = ("_clock", "_timeout", "_timer", "fired", "since", "task")
+
+    def __init__(self, clock: Clock, timeout: float, task: asyncio.Task[Any]) -> None:
+        self._clock, self._timeout, self.task = clock, timeout, task
+        self.since: float | None = None  # when the write in progress began; None between writes
+        self.fired = False
+        self._timer = clock.call_later(timeout, self._check)
+
+    def _check(self) -> None:
+        since, now = self.since, self._clock.monotonic()
+        if since is not None and now - since >= self._timeout - DEADLINE_MARGIN:
+            self.fired = True
+            self.task.cancel()
+            return
+        due = self._timeout if since is None else since + self._timeout - now
+        self._timer = self._clock.call_later(due, self._check)
+
+    def close(self) -> None:
+        self._timer.cancel()
 
 
 def _handler(
@@ -221,8 +263,13 @@ def _unary_request_stream(
                 if inspect.isawaitable(stream):  # a servicer writing its own responses (Health.Watch)
                     await stream
                 else:
-                    async for response in stream:
-                        await write(context, response)
+                    watch = write.watch()
+                    try:
+                        async for response in stream:
+                            await write(context, response, watch)
+                    finally:
+                        if watch is not None:
+                            watch.close()
             except CallerNotReadingError as exc:  # wind the call down (settle, close) before its status
                 await _closed(stream)
                 await _unclassified(context, exc, rpc)
