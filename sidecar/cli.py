@@ -8,6 +8,7 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -150,8 +151,10 @@ async def _run_until_signalled(cfg: Config, path: Path | None, hangups: list[int
     # server has started. Without a handler the default action kills the process uncleanly (its
     # socket left behind), and as a container's PID 1 the kernel drops the signal altogether: the
     # sidecar then served on until the kubelet's SIGKILL at the end of the grace period.
+    # A second one, while the first is being served (the drain waits up to the shutdown grace),
+    # stops the process at once: an operator's second Ctrl-C, a supervisor that signals again.
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _stop_signal, stop, sig)
     reloads: set[asyncio.Task[None]] = set()
     built: list[Sidecar] = []
     # SIGHUP: reload the policy's experiments from the same file (no restart); installed before the
@@ -168,6 +171,22 @@ async def _run_until_signalled(cfg: Config, path: Path | None, hangups: list[int
     gc.freeze()
     await stop.wait()
     await sidecar.stop()
+
+
+def _stop_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
+    """SIGTERM or SIGINT: the first stops the sidecar gracefully; a second one exits at once, with
+    the shell's code for death by that signal (128 + its number), leaving the calls in flight."""
+    if not stop.is_set():
+        stop.set()
+        return
+    logging.getLogger("sidecar").warning(
+        "second signal during shutdown: exiting at once, without waiting for the calls in flight",
+        extra={"signal": sig.name},
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    os._exit(128 + sig)
 
 
 def _hangup(

@@ -61,7 +61,13 @@ class Sidecar:
         )
         servicers = build_servicers(self.drain)
         # undecodable requests: INVALID_ARGUMENT; large ones: heap given back after
-        add_data_plane(self.server, servicers, clock=deps.clock, on_request=self.trimmer.note)
+        add_data_plane(
+            self.server,
+            servicers,
+            clock=deps.clock,
+            on_request=self.trimmer.note,
+            write_timeout=cfg.settings.stream_write_timeout_seconds,
+        )
         admin = cfg.settings.admin
         if admin.mode == "listener":
             add_admin(self.server, servicers, clock=deps.clock)

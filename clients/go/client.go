@@ -9,7 +9,10 @@ package orchestrator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,7 +59,8 @@ type Option func(*settings)
 // WithAddress sets the sidecar's address: host:port, unix:///path or a bare absolute socket path.
 func WithAddress(address string) Option { return func(s *settings) { s.address = address } }
 
-// WithToken sets the shared token; WithToken("") sends none even when ORCHESTRATOR_SIDECAR_TOKEN is set.
+// WithToken sets the shared token; WithToken("") sends none even when ORCHESTRATOR_SIDECAR_TOKEN is
+// set. Surrounding whitespace (a secret file's newline) is dropped.
 func WithToken(token string) Option { return func(s *settings) { s.token = &token } }
 
 // WithRetry makes Generate, Embed, GetQuota, Feedback and GetExperimentReport retry UNAVAILABLE and
@@ -80,6 +84,11 @@ func New(opts ...Option) (*Client, error) {
 	if s.token != nil {
 		token = *s.token
 	}
+	// a secret file's trailing newline is no part of the token; a header cannot carry other controls
+	token = strings.TrimSpace(token)
+	if strings.IndexFunc(token, func(r rune) bool { return r < ' ' || r > '~' }) >= 0 {
+		return nil, errors.New("orchestrator: the sidecar token has characters an HTTP header cannot carry (control or non-ASCII)")
+	}
 	dial := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// A localhost peer: ping a silent connection no more often than servers allow by default
@@ -93,7 +102,11 @@ func New(opts ...Option) (*Client, error) {
 	if token != "" {
 		dial = append(dial, grpc.WithPerRPCCredentials(bearer(token)))
 	}
-	conn, err := grpc.NewClient(target(address), append(dial, s.dialOpts...)...)
+	resolved, err := target(address)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(resolved, append(dial, s.dialOpts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -112,11 +125,14 @@ func New(opts ...Option) (*Client, error) {
 // Close releases the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
-// Generate returns one whole answer. With WithRetry, a request without a request_id gets one, so
-// the sidecar charges a retried request once.
+// Generate returns one whole answer. With WithRetry, or called inside Retry, a request without a
+// request_id gets one (inside Retry the same in every attempt), so the sidecar charges a retried
+// request once.
 func (c *Client) Generate(ctx context.Context, req *v1.GenerateRequest) (*v1.GenerateResponse, error) {
-	if c.retry != nil && req.GetInput() != nil && req.GetInput().GetRequestId() == "" {
-		req = withRequestID(req)
+	if req.GetInput() != nil && req.GetInput().GetRequestId() == "" {
+		if id := c.requestID(ctx); id != "" {
+			req = withRequestID(req, id)
+		}
 	}
 	return unary(ctx, c.retry, func(ctx context.Context) (*v1.GenerateResponse, error) {
 		return c.Generation.Generate(ctx, req)
@@ -124,11 +140,13 @@ func (c *Client) Generate(ctx context.Context, req *v1.GenerateRequest) (*v1.Gen
 }
 
 // Embed returns one vector per text of the request, in order (resp.Embeddings[i].Values). With
-// WithRetry, UNAVAILABLE and RESOURCE_EXHAUSTED are retried like Generate, under one request_id
-// (one is made when the request has none), so the sidecar charges a retried request once.
+// WithRetry (or inside Retry), UNAVAILABLE and RESOURCE_EXHAUSTED are retried like Generate, under
+// one request_id (one is made when the request has none), so the sidecar charges a retried request once.
 func (c *Client) Embed(ctx context.Context, req *v1.EmbedRequest) (*v1.EmbedResponse, error) {
-	if c.retry != nil && req.GetRequestId() == "" {
-		req = embedWithRequestID(req)
+	if req != nil && req.GetRequestId() == "" {
+		if id := c.requestID(ctx); id != "" {
+			req = embedWithRequestID(req, id)
+		}
 	}
 	return unary(ctx, c.retry, func(ctx context.Context) (*v1.EmbedResponse, error) {
 		return c.Generation.Embed(ctx, req)
@@ -168,6 +186,18 @@ func (c *Client) ListModels(ctx context.Context, req *v1.ListModelsRequest) (*v1
 	return resp, FromError(err, 0)
 }
 
+// requestID is the id to send with a request that has none: the next one of the Retry this call
+// runs inside, else a new one when the client retries its calls itself, else none.
+func (c *Client) requestID(ctx context.Context) string {
+	if ids, ok := ctx.Value(requestIDsKey{}).(*requestIDs); ok {
+		return ids.take()
+	}
+	if c.retry != nil {
+		return newRequestID()
+	}
+	return ""
+}
+
 func unary[T any](ctx context.Context, policy *RetryPolicy, call func(context.Context) (T, error)) (T, error) {
 	once := func(ctx context.Context) (T, error) {
 		resp, err := call(ctx)
@@ -188,12 +218,29 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 // RequireTransportSecurity is false: the sidecar is a localhost (or Unix socket) peer.
 func (bearer) RequireTransportSecurity() bool { return false }
 
-func target(address string) string {
+// hostPort is host:port or [v6]:port, the same forms the TypeScript and Java clients take.
+var hostPort = regexp.MustCompile(`^(?:\[[0-9a-fA-F:.]+\]|[^:\s/\[\]]+):(\d{1,5})$`)
+
+// target is the gRPC target of an address: host:port, unix:///path, unix:/path or a bare absolute
+// path. Anything else is refused naming it: gRPC would take a host without a port as port 443, and
+// every call would fail UNAVAILABLE as if the sidecar were down.
+func target(address string) (string, error) {
 	address = strings.TrimSpace(address)
-	if strings.HasPrefix(address, "/") {
-		return "unix://" + address
+	switch {
+	case strings.HasPrefix(address, "/"):
+		return "unix://" + address, nil
+	case strings.HasPrefix(address, "unix:"):
+		if path := strings.TrimPrefix(strings.TrimPrefix(address, "unix:"), "//"); strings.HasPrefix(path, "/") {
+			return address, nil
+		}
+	default:
+		if m := hostPort.FindStringSubmatch(address); m != nil {
+			if port, _ := strconv.Atoi(m[1]); port >= 1 && port <= 65535 {
+				return address, nil
+			}
+		}
 	}
-	return address
+	return "", fmt.Errorf("orchestrator: sidecar address %q: expected host:port, unix:///path or an absolute path", address)
 }
 
 func firstNonEmpty(values ...string) string {

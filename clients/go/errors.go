@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -85,12 +86,22 @@ func (e *StreamInterruptedError) Unwrap() error { return &UnavailableError{e.Sta
 
 // PartialUsage is the usage counted before the stream broke; ok is false when the sidecar sent none.
 func (e *StreamInterruptedError) PartialUsage() (usage PartialUsage, ok bool) {
-	prompt, err1 := strconv.ParseInt(e.Metadata["promptTokens"], 10, 64)
-	completion, err2 := strconv.ParseInt(e.Metadata["completionTokens"], 10, 64)
-	if err1 != nil || err2 != nil || prompt < 0 || completion < 0 {
+	prompt, ok1 := tokenCount(e.Metadata["promptTokens"])
+	completion, ok2 := tokenCount(e.Metadata["completionTokens"])
+	if !ok1 || !ok2 {
 		return PartialUsage{}, false
 	}
 	return PartialUsage{prompt, completion, e.Metadata["usageEstimated"] == "true"}, true
+}
+
+// tokenCount reads a count the way every client does: ASCII digits only (no sign, blank, fraction,
+// exponent or other script's digits), within an int64.
+func tokenCount(s string) (int64, bool) {
+	if s == "" || strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }
 
 // FromError turns an error from a generated stub into its typed family; nil stays nil, and an
@@ -122,7 +133,9 @@ func decode(st *status.Status, deltas int) *StatusError {
 				}
 			}
 		case *errdetails.RetryInfo:
-			if delay := d.GetRetryDelay(); delay != nil && delay.IsValid() && delay.AsDuration() >= 0 {
+			// a negative delay is none; one past time.Duration (or past Duration's own range, from a
+			// hostile server) saturates, so it counts as too long to wait, never as no RetryInfo
+			if delay := d.GetRetryDelay(); delay != nil && delay.GetSeconds() >= 0 && delay.GetNanos() >= 0 {
 				e.RetryDelay, e.HasRetryDelay = delay.AsDuration(), true
 			}
 		case *errdetails.BadRequest:

@@ -155,3 +155,20 @@ func TestAStreamBrokenAfterADeltaIsInterrupted(t *testing.T) {
 		t.Fatal("a reason the sidecar gave keeps its own family")
 	}
 }
+
+// TestPartialUsageOnlyFromPlainDigits: a token count is ASCII digits, nothing else (the same rule in
+// every client): signs, fractions, exponents, hex, blanks, other scripts' digits and overflows are
+// no usage, never a crash.
+func TestPartialUsageOnlyFromPlainDigits(t *testing.T) {
+	for _, bad := range []string{"²", "٣", "+7", "-0", "7.5", "1e3", "0x10", "", " 7", "99999999999999999999"} {
+		info := &errdetails.ErrorInfo{Reason: "STREAM_INTERRUPTED",
+			Metadata: map[string]string{"promptTokens": bad, "completionTokens": "2"}}
+		var interrupted *orchestrator.StreamInterruptedError
+		if !errors.As(orchestrator.FromError(statusErr(codes.Unavailable, packed(t, info)), 1), &interrupted) {
+			t.Fatalf("%q: not a StreamInterruptedError", bad)
+		}
+		if usage, ok := interrupted.PartialUsage(); ok {
+			t.Errorf("promptTokens %q read as %+v", bad, usage)
+		}
+	}
+}

@@ -68,15 +68,15 @@ func Text(resp *v1.GenerateResponse) string {
 	return b.String()
 }
 
-func withRequestID(req *v1.GenerateRequest) *v1.GenerateRequest {
+func withRequestID(req *v1.GenerateRequest, id string) *v1.GenerateRequest {
 	clone := proto.Clone(req).(*v1.GenerateRequest)
-	clone.Input.RequestId = newRequestID()
+	clone.Input.RequestId = id
 	return clone
 }
 
-func embedWithRequestID(req *v1.EmbedRequest) *v1.EmbedRequest {
+func embedWithRequestID(req *v1.EmbedRequest, id string) *v1.EmbedRequest {
 	clone := proto.Clone(req).(*v1.EmbedRequest)
-	clone.RequestId = newRequestID()
+	clone.RequestId = id
 	return clone
 }
 

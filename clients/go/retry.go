@@ -5,9 +5,11 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // RetryPolicy is the clients' one retry policy (clients/README.md, "Retries"; the same in Go,
@@ -76,9 +78,16 @@ func (p RetryPolicy) backoff(attempt int) time.Duration {
 }
 
 // Retry runs call until it succeeds or the policy gives up; ctx's deadline bounds the whole. call
-// may return typed errors or an exposed stub's plain gRPC statuses; the last error is returned as is.
+// may return typed errors or an exposed stub's plain gRPC statuses; the last error is returned as is,
+// except when ctx is cancelled while Retry waits before an attempt: then a *CancelledError.
+// The client's Generate and Embed called with the ctx call gets send, for a request without a
+// request_id, one id of this Retry per call, in call order, the same ids in every attempt: the
+// sidecar replays an attempt that ran but whose reply was lost instead of charging it again.
 func Retry[T any](ctx context.Context, policy RetryPolicy, call func(context.Context) (T, error)) (T, error) {
+	ids := &requestIDs{}
+	ctx = context.WithValue(ctx, requestIDsKey{}, ids)
 	for attempt := 1; ; attempt++ {
+		ids.restart()
 		resp, err := call(ctx)
 		if err == nil {
 			return resp, nil
@@ -91,8 +100,9 @@ func Retry[T any](ctx context.Context, policy RetryPolicy, call func(context.Con
 		timer := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
+			// the caller's cancellation (or deadline), not the last attempt's failure
 			timer.Stop()
-			return resp, err
+			return resp, FromError(status.FromContextError(ctx.Err()).Err(), 0)
 		case <-timer.C:
 		}
 	}
@@ -103,4 +113,30 @@ func orDefault[T int | time.Duration](value, fallback T) T {
 		return fallback
 	}
 	return value
+}
+
+type requestIDsKey struct{}
+
+// requestIDs are the request ids of one Retry: one per call an attempt makes, in call order; every
+// attempt starts again from the first.
+type requestIDs struct {
+	mu   sync.Mutex
+	ids  []string
+	next int
+}
+
+func (r *requestIDs) restart() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.next = 0
+}
+
+func (r *requestIDs) take() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.next == len(r.ids) {
+		r.ids = append(r.ids, newRequestID())
+	}
+	r.next++
+	return r.ids[r.next-1]
 }

@@ -28,12 +28,16 @@ func typed(t *testing.T, code codes.Code, reason string, delay time.Duration) er
 
 // retryCase is one row of tests/contract/retry.yaml, the decision table every client replays.
 type retryCase struct {
-	Name         string   `yaml:"name"`
-	Attempt      int      `yaml:"attempt"`
-	MaxAttempts  int      `yaml:"max_attempts"`
-	Code         string   `yaml:"code"`
-	Reason       string   `yaml:"reason"`
-	RetryInfoMs  *float64 `yaml:"retry_info_ms"`
+	Name        string   `yaml:"name"`
+	Attempt     int      `yaml:"attempt"`
+	MaxAttempts int      `yaml:"max_attempts"`
+	Code        string   `yaml:"code"`
+	Reason      string   `yaml:"reason"`
+	RetryInfoMs *float64 `yaml:"retry_info_ms"`
+	RetryInfo   *struct {
+		Seconds int64 `yaml:"seconds"`
+		Nanos   int32 `yaml:"nanos"`
+	} `yaml:"retry_info"`
 	DeadlineLeft *float64 `yaml:"deadline_left_ms"`
 	Random       float64  `yaml:"random"`
 	WaitMs       *float64 `yaml:"wait_ms"`
@@ -67,6 +71,10 @@ func TestDelayDecisions(t *testing.T) {
 		details := packed(t, &errdetails.ErrorInfo{Reason: c.Reason})
 		if c.RetryInfoMs != nil {
 			details = append(details, packed(t, &errdetails.RetryInfo{RetryDelay: durationpb.New(milliseconds(*c.RetryInfoMs))})...)
+		}
+		if c.RetryInfo != nil { // the Duration as sent, well-formed or not
+			delay := &durationpb.Duration{Seconds: c.RetryInfo.Seconds, Nanos: c.RetryInfo.Nanos}
+			details = append(details, packed(t, &errdetails.RetryInfo{RetryDelay: delay})...)
 		}
 		err := orchestrator.FromError(statusErr(code, details), 0)
 		random := c.Random
@@ -145,5 +153,26 @@ func TestRetryTakesTheStubsOwnErrors(t *testing.T) {
 		&errdetails.RetryInfo{RetryDelay: durationpb.New(20 * time.Millisecond)})), 1, 0, false)
 	if !again || delay != 20*time.Millisecond {
 		t.Fatalf("a stub's RESOURCE_EXHAUSTED with RetryInfo: %v (retry %v), want 20ms", delay, again)
+	}
+}
+
+// TestCancellingDuringTheWaitIsTheCallersCancellation: the caller cancelling while Retry waits
+// before the next attempt ends it with a *CancelledError at once (as the TypeScript and Java
+// clients do), not with the last attempt's UNAVAILABLE, which would blame the sidecar for the
+// caller's own cancellation.
+func TestCancellingDuringTheWaitIsTheCallersCancellation(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	policy := orchestrator.RetryPolicy{DefaultDelay: time.Hour, MaxBackoff: time.Hour}
+	calls := 0
+	started := time.Now()
+	_, err := orchestrator.Retry(ctx, policy, func(context.Context) (int, error) {
+		calls++
+		cancel() // the caller gives up while this attempt fails: Retry is about to wait an hour
+		return 0, typed(t, codes.Unavailable, "PROVIDERS_UNAVAILABLE", 0)
+	})
+	var cancelled *orchestrator.CancelledError
+	if !errors.As(err, &cancelled) || calls != 1 || time.Since(started) > 10*time.Second {
+		t.Fatalf("calls=%d err=%T %v: want one attempt, then the caller's CancelledError at once", calls, err, err)
 	}
 }

@@ -2,7 +2,8 @@
 
 Tool calls arrive as pieces by index (id and name first, argument text after); pieces of one call
 that arrive together go out as one delta. The assembled message has the text as one part, then
-the tool calls in index order.
+the tool calls in index order. Signed thinking blocks (sidecar/core/types.py ThinkingBlock) come
+first in the message, whether or not thinking deltas were streamed: the caller sends them back.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar.core.types import Chunk, ToolCallDelta
+from sidecar.core.types import Chunk, ThinkingBlock, ToolCallDelta
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Answer:
         self._thinking = thinking  # the caller asked for thinking deltas
         self._text: list[str] = []
         self._calls: dict[int, _Call] = {}
+        self._blocks: list[ThinkingBlock] = []
 
     @property
     def text(self) -> str:
@@ -34,6 +36,7 @@ class Answer:
 
     def feed(self, chunk: Chunk) -> list[gen.StreamGenerateResponse]:
         out: list[gen.StreamGenerateResponse] = []
+        self._blocks += chunk.thinking_blocks
         if chunk.thinking and self._thinking:
             out.append(message := gen.StreamGenerateResponse())
             message.delta.thinking = chunk.thinking  # in place: a ContentDelta argument is copied
@@ -56,6 +59,9 @@ class Answer:
         """The assistant message, written into `into` (a reply's own field: no copy) or a new one."""
         out = gen.Message() if into is None else into
         out.role = gen.ROLE_ASSISTANT
+        for block in self._blocks:
+            part = out.content.add().thinking
+            part.thinking, part.signature, part.redacted_data = block.text, block.signature, block.redacted
         if self._text:
             out.content.add(text=self.text)
         for index in sorted(self._calls):

@@ -1,16 +1,17 @@
-"""Messages at the edge: text, tool-call and image parts, tool results tied to their calls."""
+"""Messages at the edge: text, thinking, tool-call and image parts, tool results tied to their calls."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar.api.tools import TOOL_NAME
 from sidecar.config.schema import RequestLimits
-from sidecar.core.types import Image, Message, Role, ToolCall
+from sidecar.core.types import Image, Message, Role, ThinkingBlock, ToolCall
 
 MAX_CONTENT_PARTS = 64
 MAX_IMAGES = 20  # per request
@@ -83,43 +84,67 @@ def _message(
             bad.add(f"{where}.tool_call_id", "answers no tool call of an earlier assistant message")
     elif m.tool_call_id:
         bad.add(f"{where}.tool_call_id", "only ROLE_TOOL messages answer a tool call")
-    text, tool_calls, images = _parts(m.content, where, role, bad)
+    parts = _parts(m.content, where, role, bad, limits.max_message_chars)
+    text = "".join(parts.texts)
     if len(text) > limits.max_message_chars:
         bad.add(f"{where}.content", f"longer than {limits.max_message_chars} characters")
     if role is None:
         return None
-    return Message(role, text, m.name, tool_calls, m.tool_call_id, images)
+    return Message(
+        role, text, m.name, tuple(parts.calls), m.tool_call_id, tuple(parts.images), tuple(parts.thinking)
+    )
+
+
+@dataclass
+class _Parts:
+    texts: list[str] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
+    images: list[Image] = field(default_factory=list)
+    thinking: list[ThinkingBlock] = field(default_factory=list)
 
 
 def _parts(
-    parts: Sequence[gen.ContentPart], where: str, role: Role | None, bad: _Bad
-) -> tuple[str, tuple[ToolCall, ...], tuple[Image, ...]]:
+    parts: Sequence[gen.ContentPart], where: str, role: Role | None, bad: _Bad, max_chars: int
+) -> _Parts:
+    out = _Parts()
     if not parts:
         bad.add(f"{where}.content", "at least one content part is required")
     if len(parts) > MAX_CONTENT_PARTS:
         bad.add(f"{where}.content", f"at most {MAX_CONTENT_PARTS} content parts")
-        return "", (), ()
-    texts: list[str] = []
-    calls: list[ToolCall] = []
-    images: list[Image] = []
+        return out
     for j, part in enumerate(parts):
         at = f"{where}.content[{j}]"
         kind = part.WhichOneof("kind")
         if kind == "text":
             if not part.text:
                 bad.add(f"{at}.text", "must not be empty")
-            texts.append(part.text)
+            out.texts.append(part.text)
         elif kind == "tool_call":
             if role is not Role.ASSISTANT:
                 bad.add(f"{at}.tool_call", "tool calls belong in assistant messages")
-            calls.append(_tool_call(part.tool_call, f"{at}.tool_call", bad))
+            out.calls.append(_tool_call(part.tool_call, f"{at}.tool_call", bad))
         elif kind == "image":
             if role is not Role.USER:
                 bad.add(f"{at}.image", "images belong in user messages")
-            images.append(_image(part.image, f"{at}.image", bad))
+            out.images.append(_image(part.image, f"{at}.image", bad))
+        elif kind == "thinking":
+            if role is not Role.ASSISTANT:
+                bad.add(f"{at}.thinking", "thinking belongs in assistant messages")
+            out.thinking.append(_thinking(part.thinking, f"{at}.thinking", bad, max_chars))
         else:
-            bad.add(at, "a content part must set text, tool_call or image")
-    return "".join(texts), tuple(calls), tuple(images)
+            bad.add(at, "a content part must set text, tool_call, image or thinking")
+    return out
+
+
+def _thinking(block: gen.ThinkingBlock, at: str, bad: _Bad, max_chars: int) -> ThinkingBlock:
+    """A thinking block as an answer returned it: signed text, or redacted data (never both)."""
+    if block.redacted_data and (block.thinking or block.signature):
+        bad.add(at, "a redacted block carries only redacted_data")
+    elif not (block.redacted_data or block.signature):
+        bad.add(f"{at}.signature", "required: send the block back as the answer returned it")
+    if len(block.thinking) + len(block.signature) + len(block.redacted_data) > max_chars:
+        bad.add(at, f"longer than {max_chars} characters")
+    return ThinkingBlock(text=block.thinking, signature=block.signature, redacted=block.redacted_data)
 
 
 def _tool_call(call: gen.ToolCall, at: str, bad: _Bad) -> ToolCall:

@@ -12,6 +12,7 @@ and, when the wire format can be walked to it, a `BadRequest` naming the field p
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,8 +27,8 @@ from google.protobuf.message import DecodeError, Message
 from sidecar.api.errors import abort
 from sidecar.api.gate import rpc_failure
 from sidecar.api.wire import bad_utf8_field, fields, too_many_elements
-from sidecar.core.clock import Clock, SystemClock
-from sidecar.core.errors import FieldViolation, InvalidRequestError
+from sidecar.core.clock import DEADLINE_MARGIN, Clock, SystemClock
+from sidecar.core.errors import CallerNotReadingError, FieldViolation, InvalidRequestError
 from sidecar.telemetry.logging import RateLimitedLog
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -114,23 +115,91 @@ def add_service(
     log: logging.Logger | None = None,
     on_request: Callable[[int], None] | None = None,
     on_malformed: Callable[[str, MalformedRequestError], None] | None = None,
+    write_timeout: float | None = None,
 ) -> None:
     """Register every method of `service` on `server`, implemented by `servicer`'s method of the same
     name, with tolerant request decoding (responses are serialized as usual). `on_request` is told
     each request's size in bytes (the allocator trimmer); `on_malformed` each refused request, with
     its method's name (the generation metrics count them)."""
-    limited = RateLimitedLog(log or logging.getLogger("sidecar.api"), clock or SystemClock(), interval=60.0)
+    clock = clock or SystemClock()
+    limited = RateLimitedLog(log or logging.getLogger("sidecar.api"), clock, interval=60.0)
+    writer = Writer(clock, write_timeout, log or logging.getLogger("sidecar.api"))
     handlers = {}
     for m in service.methods:
         told = None if on_malformed is None else partial(on_malformed, m.name)
         decode = RequestDecoder(m.input_type, limited, on_request, told)
-        handlers[m.name] = _handler(m, getattr(servicer, m.name), decode)
+        handlers[m.name] = _handler(m, getattr(servicer, m.name), decode, writer)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
     server.add_registered_method_handlers(service.full_name, handlers)  # type: ignore[attr-defined]
 
 
+class Writer:
+    """Sends the responses of a server stream, each waiting at most `timeout` seconds (None:
+    unbounded) for gRPC flow control to take it: a caller that reads nothing must not hold the call,
+    its admission and quota slots and its upstream stream until its deadline. One watchdog timer per
+    stream checks the write in progress (a timer around every write cost about 4 µs per event)."""
+
+    def __init__(self, clock: Clock, timeout: float | None, log: logging.Logger) -> None:
+        self._clock, self._timeout, self._log = clock, timeout, log
+
+    def watch(self) -> WriteWatch | None:
+        """The current task's watchdog (None without a bound); `close()` it when the stream ends."""
+        if self._timeout is None:
+            return None
+        task = asyncio.current_task()
+        assert task is not None
+        return WriteWatch(self._clock, self._timeout, task)
+
+    async def __call__(self, context: Context, response: Message, watch: WriteWatch | None) -> None:
+        if watch is None:
+            await context.write(response)
+            return
+        watch.since = self._clock.monotonic()
+        try:
+            await context.write(response)
+        except asyncio.CancelledError:
+            if not watch.fired or watch.task.uncancel() > 0:
+                raise  # the caller gone, or a cancellation of someone else's on top of the watchdog's
+            self._log.warning(
+                "stream ended: its caller read nothing for %gs",
+                self._timeout,
+                extra={"reason": CallerNotReadingError.reason},
+            )
+            raise CallerNotReadingError(
+                f"the caller read nothing of the stream for {self._timeout:g}s "
+                "(settings.stream_write_timeout_seconds); the call was ended"
+            ) from None
+        watch.since = None
+
+
+class WriteWatch:
+    """A stream's write watchdog: fires when one write has waited `timeout` seconds, cancelling the
+    stream's task (which the write turns into CallerNotReadingError); otherwise re-arms itself for
+    when the write in progress would have waited that long, or a whole `timeout` later."""
+
+    __slots__ = ("_clock", "_timeout", "_timer", "fired", "since", "task")
+
+    def __init__(self, clock: Clock, timeout: float, task: asyncio.Task[Any]) -> None:
+        self._clock, self._timeout, self.task = clock, timeout, task
+        self.since: float | None = None  # when the write in progress began; None between writes
+        self.fired = False
+        self._timer = clock.call_later(timeout, self._check)
+
+    def _check(self) -> None:
+        since, now = self.since, self._clock.monotonic()
+        if since is not None and now - since >= self._timeout - DEADLINE_MARGIN:
+            self.fired = True
+            self.task.cancel()
+            return
+        due = self._timeout if since is None else since + self._timeout - now
+        self._timer = self._clock.call_later(due, self._check)
+
+    def close(self) -> None:
+        self._timer.cancel()
+
+
 def _handler(
-    method: Any, behavior: Callable[..., Any], decode: RequestDecoder
+    method: Any, behavior: Callable[..., Any], decode: RequestDecoder, writer: Writer
 ) -> grpc.RpcMethodHandler[Any, Any]:
     serialize = message_factory.GetMessageClass(method.output_type).SerializeToString
     if method.client_streaming:
@@ -140,7 +209,7 @@ def _handler(
         return grpc.stream_unary_rpc_method_handler(wrapped_stream, response_serializer=serialize)
     if method.server_streaming:
         return grpc.unary_stream_rpc_method_handler(
-            _unary_request_stream(behavior, decode, method.name), response_serializer=serialize
+            _unary_request_stream(behavior, decode, method.name, writer), response_serializer=serialize
         )
     handle = _unary_request(behavior, decode, method.name)
     return grpc.unary_unary_rpc_method_handler(handle, response_serializer=serialize)
@@ -171,7 +240,10 @@ def _unary_request(
 
 
 def _unary_request_stream(
-    behavior: Callable[[Message, Context], AsyncIterator[Message]], decode: RequestDecoder, rpc: str
+    behavior: Callable[[Message, Context], AsyncIterator[Message]],
+    decode: RequestDecoder,
+    rpc: str,
+    write: Writer,
 ) -> Callable[[bytes, Context], Awaitable[None]]:
     """A coroutine that writes each response (not an async generator gRPC iterates): when the caller
     goes while a response waits to be sent, gRPC cancels this task, so the stream is closed here,
@@ -191,8 +263,16 @@ def _unary_request_stream(
                 if inspect.isawaitable(stream):  # a servicer writing its own responses (Health.Watch)
                     await stream
                 else:
-                    async for response in stream:
-                        await context.write(response)
+                    watch = write.watch()
+                    try:
+                        async for response in stream:
+                            await write(context, response, watch)
+                    finally:
+                        if watch is not None:
+                            watch.close()
+            except CallerNotReadingError as exc:  # wind the call down (settle, close) before its status
+                await _closed(stream)
+                await _unclassified(context, exc, rpc)
             except Exception as exc:
                 await _unclassified(context, exc, rpc)
         except BaseException as ended:  # an abort, the caller gone: the RPC is over
@@ -200,13 +280,17 @@ def _unary_request_stream(
             raw, request = b"", None  # this frame outlives the RPC (see forget_frames)
             raise
         finally:
-            aclose = getattr(stream, "aclose", None)
-            stream = None
-            if aclose is not None:
-                await aclose()
+            closing, stream = stream, None
+            await _closed(closing)
             decode.seen(size)
 
     return handle
+
+
+async def _closed(stream: object) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 def forget_frames(exc: BaseException) -> None:

@@ -54,8 +54,15 @@ class Servicers:
 
 
 def add_data_plane(
-    server: grpc.aio.Server, s: Servicers, *, clock: Clock, on_request: Callable[[int], None] | None = None
+    server: grpc.aio.Server,
+    s: Servicers,
+    *,
+    clock: Clock,
+    on_request: Callable[[int], None] | None = None,
+    write_timeout: float | None = None,
 ) -> None:
+    """`write_timeout`: how long one response of a server stream may wait for a caller that does
+    not read (settings.stream_write_timeout_seconds)."""
     pairs: tuple[tuple[object, ServiceDescriptor], ...] = (
         (s.generation, GENERATION),
         (s.conversation, CONVERSATION),
@@ -66,7 +73,15 @@ def add_data_plane(
     )
     for servicer, descriptor in pairs:
         malformed = s.generation.malformed if descriptor is GENERATION else None
-        add_service(server, servicer, descriptor, clock=clock, on_request=on_request, on_malformed=malformed)
+        add_service(
+            server,
+            servicer,
+            descriptor,
+            clock=clock,
+            on_request=on_request,
+            on_malformed=malformed,
+            write_timeout=write_timeout,
+        )
 
 
 def add_admin(server: grpc.aio.Server, s: Servicers, *, clock: Clock) -> None:

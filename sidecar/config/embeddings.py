@@ -58,6 +58,13 @@ class EmbeddingsPolicy(ConfigModel):
     max_texts: int = Field(default=256, ge=1, le=10_000)
     max_text_tokens: int = Field(default=512, ge=1, le=1_000_000)
     max_text_bytes: int = Field(default=32_768, ge=1, le=10_000_000)
+    max_reply_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=64 * 1024,
+        le=256 * 1024 * 1024,
+        description="the largest Embed reply (texts x dimensions x 4 bytes and a little): 4 MiB is what a "
+        "gRPC client accepts by default; a batch over it is INVALID_ARGUMENT naming texts, charged nothing",
+    )
     load: Literal["lazy", "start"] = Field(
         default="lazy", description="read the local model at the first call, or when the server starts"
     )

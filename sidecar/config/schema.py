@@ -67,6 +67,13 @@ class HttpSettings(ConfigModel):
         default=None,
         description="PEM file of the CAs upstream TLS certificates are checked against (default: system)",
     )
+    error_body_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="how long the body of an upstream error (HTTP status >= 300) is read, at most 64 KiB; "
+        "the error is classified by its status with what arrived by then",
+    )
     max_retry_after_seconds: float = Field(
         default=300.0,
         gt=0,
@@ -104,6 +111,13 @@ class Settings(ConfigModel):
     idempotency: IdempotencySettings = IdempotencySettings()
     http: HttpSettings = HttpSettings()
     shutdown_grace_seconds: float = Field(default=10.0, ge=0, le=600)
+    stream_write_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="how long one StreamGenerate event may wait to be sent to a caller that does not "
+        "read (gRPC flow control); then the call ends DEADLINE_EXCEEDED / CALLER_NOT_READING",
+    )
     max_receive_message_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     max_concurrent_rpcs: int = Field(
         default=2048,
@@ -172,6 +186,13 @@ class DeploymentConfig(ConfigModel):
         default=1024, ge=1, le=MAX_OUTPUT_TOKENS, description="sent when a call sets none"
     )
     read_timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+    stream_idle_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="the longest wait for the next event that carries data in a streamed answer (SSE "
+        "keep-alive comments do not count); then the attempt fails PROVIDER_TIMEOUT",
+    )
     probe: bool = Field(
         default=True,
         description="health-probe it (routing.probes); false for a server without the probe's "

@@ -82,8 +82,10 @@ class TokenCounter:
     per_role: tuple[tuple[Role, int], ...] = ()  # a chat template's extra framing for some roles
 
     def count_message(self, message: Message) -> int:
-        """A message's tokens: text, role, name, the tool calls it makes or answers, its images."""
+        """A message's tokens: text, role, name, the tool calls it makes or answers, its images, the
+        thinking it sends back."""
         n = self.count_text(message.text) + self.per_message
+        n += sum(self.count_text(b.text or b.redacted) for b in message.thinking)
         n += sum(extra for role, extra in self.per_role if role is message.role)
         if self.count_role:
             n += self.count_text(message.role.value)

@@ -115,6 +115,7 @@ def _upper_bound(messages: Sequence[Message], budgets: Sequence[Budget]) -> int:
 def _bytes(m: Message) -> int:
     """The UTF-8 bytes of every text a message carries, plus each tool call's framing."""
     calls = sum(len(f"{c.id}{c.name}{c.arguments}".encode()) + 3 for c in m.tool_calls)
+    calls += sum(len(b.text.encode()) + len(b.redacted) for b in m.thinking)
     return len(m.text.encode()) + len(m.role.value) + len(m.name.encode()) + calls + len(m.tool_call_id)
 
 

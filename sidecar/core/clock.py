@@ -25,6 +25,10 @@ DEADLINE_MARGIN = 0.02
 ALL_COMPLETED = asyncio.ALL_COMPLETED
 
 
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
 class Clock(Protocol):
     """Monotonic time for durations and deadlines; wall time for records; the timers built on them."""
 
@@ -47,6 +51,10 @@ class Clock(Protocol):
         return_when: str = FIRST_COMPLETED,
     ) -> tuple[set[F], set[F]]:
         """Like `asyncio.wait(aws, timeout=within)`: (done, pending); never cancels what it waits on."""
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Cancellable:
+        """Run `callback` on the event loop after `seconds`, unless the handle is cancelled first: one
+        timer for a watchdog that checks progress, instead of a timeout around every step."""
 
 
 class SystemClock:
@@ -72,6 +80,9 @@ class SystemClock:
         return_when: str = FIRST_COMPLETED,
     ) -> tuple[set[F], set[F]]:
         return await asyncio.wait(set(aws), timeout=within, return_when=return_when)
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Cancellable:
+        return asyncio.get_running_loop().call_later(max(0.0, seconds), callback)
 
 
 @dataclass(order=True)
@@ -179,6 +190,9 @@ class FakeClock:
         except TimeoutError:
             done = {f for f in futures if f.done()}
             return done, futures - done
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Cancellable:
+        return self._schedule(seconds, callback)
 
     def _schedule(self, seconds: float, fire: Callable[[], None]) -> _Timer:
         timer = _Timer(self.now + max(0.0, seconds), next(self._seq), fire)

@@ -144,6 +144,14 @@ class DeadlineExceededError(SidecarError):
     reason = "DEADLINE_EXCEEDED"
 
 
+class CallerNotReadingError(DeadlineExceededError):
+    """A server stream's caller read nothing while one event waited to be sent (gRPC flow control)
+    for settings.stream_write_timeout_seconds: the call is ended as the caller's doing, never the
+    provider's (no breaker, no failover)."""
+
+    reason = "CALLER_NOT_READING"
+
+
 class ProvidersUnavailableError(SidecarError):
     """Every deployment of the route failed with a retryable error."""
 

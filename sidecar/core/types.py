@@ -39,6 +39,20 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ThinkingBlock:
+    """A block of the model's thinking as the provider signed it: its text and signature, or a
+    redacted block's opaque data. An assistant message that called tools goes back to the provider
+    with these first and unchanged (Anthropic refuses the tool results otherwise)."""
+
+    text: str = ""
+    signature: str = ""
+    redacted: str = ""
+
+    def __repr__(self) -> str:
+        return f"ThinkingBlock(<{len(self.text)} chars>, redacted={bool(self.redacted)})"
+
+
+@dataclass(frozen=True, slots=True)
 class Image:
     """An image in a user message: a URL, or bytes with their MIME type; size when known."""
 
@@ -62,6 +76,7 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()  # assistant messages: the calls the model asked for
     tool_call_id: str = ""  # tool messages: the call this result answers
     images: tuple[Image, ...] = ()  # user messages
+    thinking: tuple[ThinkingBlock, ...] = ()  # assistant messages: signed thinking, sent back as it came
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +202,8 @@ class Chunk:
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     tool_calls: tuple[ToolCallDelta, ...] = ()
-    thinking: str = ""
+    thinking: str = ""  # a piece of thinking text (streamed to a caller that asked for it)
+    thinking_blocks: tuple[ThinkingBlock, ...] = ()  # signed blocks completed by this chunk
 
     @property
     def is_final(self) -> bool:

@@ -86,6 +86,7 @@ class EmbeddingService:
         self._policy, self._router, self._clock = policy, router, clock
         self._quota, self._metrics, self._ledger = quota, metrics, ledger
         self._cache = VectorCache(policy.cache_entries)
+        self._dimensions: dict[str, int] = {}  # each deployment's vector size, as last answered
 
     async def start(self) -> None:
         """Read the local model now when `embeddings.load: start` says so."""
@@ -100,6 +101,7 @@ class EmbeddingService:
         try:
             alias = self._router.alias(req.route)
             self.validate(req.texts)
+            self._check_reply(len(req.texts), self._known_dimensions(alias))
             result = await self._charged(req, alias)
         except SidecarError as exc:
             self._observe(
@@ -168,9 +170,34 @@ class EmbeddingService:
         if bad:
             raise InvalidRequestError(bad)
 
+    def _known_dimensions(self, alias: str) -> int | None:
+        """The vector size the route's first deployment answers with, when known (configured, or
+        seen in its last answer)."""
+        for name, deployment in self._router.candidates(alias):
+            return deployment.dimensions or self._dimensions.get(name)
+        return None
+
+    def _check_reply(self, texts: int, dimensions: int | None) -> None:
+        """A reply a gRPC client would refuse (embeddings.max_reply_bytes) is the batch's fault."""
+        limit = self._policy.max_reply_bytes
+        if dimensions is None or reply_bytes(texts, dimensions) <= limit:
+            return
+        most = max(1, (limit - REPLY_OVERHEAD) // (4 * dimensions + EMBEDDING_OVERHEAD))
+        raise InvalidRequestError([FieldViolation("texts", (
+            f"{texts} texts x {dimensions} dimensions make a reply of about "
+            f"{reply_bytes(texts, dimensions):,} bytes, over embeddings.max_reply_bytes ({limit:,}); "
+            f"send at most {most} texts per call"
+        ))])  # fmt: skip
+
+    async def _sized(self, req: EmbedRequest, alias: str) -> EmbedResult:
+        """The batch routed; an answer too large to send is refused (its vectors stay cached)."""
+        result = await self._routed(req, alias)
+        self._check_reply(len(result.vectors), result.dimensions)
+        return result
+
     async def _charged(self, req: EmbedRequest, alias: str) -> EmbedResult:
         if self._quota is None:
-            return await self._routed(req, alias)
+            return await self._sized(req, alias)
         tokens = sum(count_tokens(t) for t in req.texts)
         price = max(d.price_per_million_tokens for _, d in self._router.candidates(alias))
         held = Amounts(requests=1, tokens=tokens, usd=_micros(tokens * price / 1e6), concurrency=1)
@@ -181,8 +208,8 @@ class EmbeddingService:
                 self._metrics.quota_refused(limit)
             raise
         try:
-            result = await self._routed(req, alias)
-        except BaseException:  # nothing embedded: refunded in full, the request too, as a Generate is
+            result = await self._sized(req, alias)
+        except BaseException:  # nothing delivered: refunded in full, the request too, as a Generate is
             await self._settle(grant, Amounts())
             raise
         used = result.usage.prompt_tokens - result.usage.cached_tokens
@@ -244,6 +271,7 @@ class EmbeddingService:
                 self._cache.put(req.tenant, identity, req.texts[i], entry)
                 found[i] = entry
         entries = [f for f in found if f is not None]
+        self._dimensions[name] = len(entries[0].vector)
         fresh_ids = set(missing)
         cached_tokens = sum(e.tokens for i, e in enumerate(entries) if i not in fresh_ids)
         return EmbedResult(
@@ -280,6 +308,15 @@ class EmbeddingService:
 
 def _within(usage: Amounts, held: Amounts) -> Amounts:
     return Amounts(requests=1, tokens=min(usage.tokens, held.tokens), usd=min(usage.usd, held.usd))
+
+
+REPLY_OVERHEAD = 1024  # an EmbedResponse's fields besides the vectors, with room to spare
+EMBEDDING_OVERHEAD = 8  # one Embedding's tags and lengths
+
+
+def reply_bytes(texts: int, dimensions: int) -> int:
+    """An upper estimate of the EmbedResponse of `texts` vectors of `dimensions` floats (4 bytes each)."""
+    return texts * (4 * dimensions + EMBEDDING_OVERHEAD) + REPLY_OVERHEAD
 
 
 def _micros(usd: float) -> int:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sidecar.ledger.record import AuditEntry, ExperimentRow, FeedbackResult, FeedbackStatus
+from sidecar.ledger.sql import COST_MICROS
 
 
 def added_columns(real: str) -> tuple[tuple[str, str], ...]:
@@ -78,7 +79,9 @@ def rows(
     p = placeholder
     extra: tuple[Any, ...] = ()
     text = (
-        "SELECT variant, outcome, latency_seconds, tokens_in + tokens_out, cost_usd, feedback_score "
+        # each call's own micro-dollars (as its summary said and the quota charged), so a report's
+        # cost is their sum, as GetUsage's is, not the dollars summed and rounded once
+        f"SELECT variant, outcome, latency_seconds, tokens_in + tokens_out, {COST_MICROS}, feedback_score "
         f"FROM usage_records WHERE experiment = {p(1)} AND ts >= {p(2)} AND ts < {p(3)}"
     )
     if tenant is not None:
@@ -106,7 +109,7 @@ def experiment_rows(found: Sequence[Sequence[Any]]) -> list[ExperimentRow]:
             ok=str(r[1]) == "OK",
             latency_seconds=float(r[2]),
             tokens=int(r[3]),
-            cost_usd=float(r[4]),
+            cost_usd=int(r[4]) / 1_000_000,
             feedback=float(r[5]) if r[5] is not None else None,
             outcome=str(r[1]),
         )

@@ -20,7 +20,7 @@ METADATA_COLUMN = "metadata TEXT NOT NULL DEFAULT '{}'"
 # The call's cost as the integer micro-dollars its summary reported and the quota charged; GetUsage
 # adds these up. Added after the first schema: old rows have none (NULL), their dollars are rounded.
 COST_MICROS_COLUMN = "cost_micros BIGINT"
-_COST_MICROS = "COALESCE(cost_micros, CAST(ROUND(cost_usd * 1000000) AS BIGINT))"
+COST_MICROS = "COALESCE(cost_micros, CAST(ROUND(cost_usd * 1000000) AS BIGINT))"
 # A record's cost_micros is at most this ($9e9, exact in a double): an upstream's absurd count at the
 # highest price a deployment may have would not fit a BIGINT, and its batch would not be written.
 MAX_COST_MICROS = 2**53
@@ -69,7 +69,7 @@ def usage(q: UsageQuery, placeholder: Callable[[int], str], day: str) -> tuple[s
     )
     sql = f"""
         WITH f AS (
-            SELECT {key} AS k, cost_usd, {_COST_MICROS} AS micros, tokens_in, tokens_out, tokens_cached,
+            SELECT {key} AS k, cost_usd, {COST_MICROS} AS micros, tokens_in, tokens_out, tokens_cached,
                    outcome, latency_seconds,
                    ROW_NUMBER() OVER (PARTITION BY {key} ORDER BY latency_seconds) AS rn,
                    COUNT(*) OVER (PARTITION BY {key}) AS n

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator
 
 from sidecar.core.errors import SidecarError
 from sidecar.core.layer import Handler, inner_stream
-from sidecar.core.types import Call, Chunk, Message, Role, ToolCall
+from sidecar.core.types import Call, Chunk, Message, Role, ThinkingBlock, ToolCall
 from sidecar.personas.service import PersonaService
 from sidecar.sessions.store import ConversationKey
 
@@ -61,9 +61,11 @@ class _Answer:
     def __init__(self) -> None:
         self._text: list[str] = []
         self._calls: dict[int, list[str]] = {}
+        self._thinking: list[ThinkingBlock] = []  # signed blocks: the provider wants them back
 
     def add(self, chunk: Chunk) -> None:
         self._text.append(chunk.text)
+        self._thinking += chunk.thinking_blocks
         for d in chunk.tool_calls:
             call = self._calls.setdefault(d.index, ["", "", ""])
             call[0], call[1] = call[0] or d.id, call[1] or d.name
@@ -71,9 +73,12 @@ class _Answer:
 
     def message(self) -> Message:
         """The answer as memory keeps it: only whole tool calls (an id, a name and arguments that are
-        a JSON object, as the edge requires of a caller's); one cut by max_tokens is dropped."""
-        calls = (ToolCall(*self._calls[i]) for i in sorted(self._calls))
-        return Message(Role.ASSISTANT, "".join(self._text), tool_calls=tuple(filter(_whole, calls)))
+        a JSON object, as the edge requires of a caller's); one cut by max_tokens is dropped. Its
+        signed thinking only with tool calls: the provider wants it back with them, and drops the
+        thinking of any other earlier turn."""
+        calls = tuple(filter(_whole, (ToolCall(*self._calls[i]) for i in sorted(self._calls))))
+        thinking = tuple(self._thinking) if calls else ()
+        return Message(Role.ASSISTANT, "".join(self._text), tool_calls=calls, thinking=thinking)
 
 
 def _whole(call: ToolCall) -> bool:

@@ -58,6 +58,7 @@ class Timeouts:
     read_seconds: float
     deadline: Deadline
     waits: UpstreamWaits | None = None  # the call's outcome (None for probes)
+    idle_seconds: float | None = None  # a stream: the longest wait for an event that carries data
 
     def next_wait(self) -> float:
         remaining = self.deadline.remaining()
@@ -69,18 +70,32 @@ class Progress:
     event-stream message): the read timeout bounds the wait from then, not only each read, so an
     upstream trickling bytes that never complete anything is as silent as one sending none."""
 
-    __slots__ = ("_clock", "at")
+    __slots__ = ("_clock", "at", "data_at")
 
     def __init__(self, clock: Clock) -> None:
         self._clock, self.at = clock, clock.monotonic()
+        self.data_at = self.at  # the last event that carried data (not a keep-alive)
 
     def mark(self) -> None:
         self.at = self._clock.monotonic()
 
+    def mark_data(self) -> None:
+        self.data_at = self._clock.monotonic()
+
     def wait(self, timeouts: Timeouts) -> float:
-        """The next read's bound: the read timeout left since the last progress, within the deadline."""
-        left = timeouts.read_seconds - (self._clock.monotonic() - self.at)
+        """The next read's bound: the read timeout left since the last progress and the idle bound
+        left since the last data, within the deadline."""
+        now = self._clock.monotonic()
+        left = timeouts.read_seconds - (now - self.at)
+        if timeouts.idle_seconds is not None:
+            left = min(left, timeouts.idle_seconds - (now - self.data_at))
         return max(0.0, min(timeouts.next_wait(), left))
+
+    def idle(self, timeouts: Timeouts) -> bool:
+        """Whether the idle bound has run out (a read timed out on it, not on the read timeout)."""
+        if timeouts.idle_seconds is None:
+            return False
+        return self._clock.monotonic() - self.data_at >= timeouts.idle_seconds - DEADLINE_MARGIN
 
 
 class HttpClient:
@@ -143,16 +158,25 @@ class HttpClient:
             try:
                 if resp.status >= 300 and tolerate is not None and tolerate(resp.status, resp.headers):
                     return None
+                if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
+                    raise await self._status_error(resp, timeouts, headers)
                 async with self._clock.timeout(timeouts.next_wait()):
                     with self._waiting(timeouts):
-                        if (
-                            resp.status >= 300
-                        ):  # redirects are not followed: they would carry the key elsewhere
-                            raise await _status_error(resp, self._retry_after, credentials_of(headers))
                         raw = await _read_bounded(resp, _MAX_JSON_BODY)
             finally:
                 resp.release()  # fully read: back to the pool; else closed
         return _decode(raw)
+
+    async def _status_error(
+        self, resp: http1.Response, timeouts: Timeouts, headers: Mapping[str, str]
+    ) -> ProviderError:
+        """The error of a failure status, classified by the status: its body (the upstream's own
+        message) is read for at most settings.http.error_body_timeout_seconds and 64 KiB, and what
+        arrived by then is used. A body that drips or breaks off never turns a 429 into a timeout."""
+        wait = min(self._settings.error_body_timeout_seconds, timeouts.next_wait())
+        with self._waiting(timeouts):
+            body = await _error_body(resp, self._clock, wait)
+        return _status_error(resp.status, resp.headers, body, self._retry_after, credentials_of(headers))
 
     @contextmanager
     def _waiting(self, timeouts: Timeouts, *, from_slot: bool = False) -> Iterator[Callable[[], None]]:
@@ -177,7 +201,13 @@ class HttpClient:
                 waits.upstream_wait_ended(self._clock.monotonic())
 
     async def post_sse(
-        self, url: Url, *, headers: Mapping[str, str], body: object, timeouts: Timeouts
+        self,
+        url: Url,
+        *,
+        headers: Mapping[str, str],
+        body: object,
+        timeouts: Timeouts,
+        keepalive: Callable[[SseEvent], bool] | None = None,
     ) -> AsyncGenerator[list[SseEvent], None]:
         """POST a JSON body; yield the server-sent events of the answer, one list per network read.
 
@@ -185,18 +215,31 @@ class HttpClient:
         message: a bursty upstream then costs one downstream write per burst, not per token.
         The read timeout bounds the time from the request to the first complete line and between
         complete lines (an event's, or a keep-alive comment), not only each read: an upstream
-        trickling bytes that never end a line is as silent as one that sends nothing.
+        trickling bytes that never end a line is as silent as one that sends nothing. The idle
+        bound (`timeouts.idle_seconds`) counts only events that carry data, and of those not the
+        provider's own keep-alive events (`keepalive`, e.g. Anthropic's `ping`): an upstream sending
+        nothing but keep-alives is a timeout, not a stream that lasts to the deadline.
         """
         decoder, progress = SseDecoder(), Progress(self._clock)
         reads = self.post_stream(
             url, headers=headers, body=body, timeouts=timeouts, kind="text/event-stream", progress=progress
         )
-        async with aclosing(reads):
-            async for data in reads:
-                if b"\n" in data or b"\r" in data:
-                    progress.mark()
-                if events := decoder.feed(data):
-                    yield events
+        try:
+            async with aclosing(reads):
+                async for data in reads:
+                    if b"\n" in data or b"\r" in data:
+                        progress.mark()
+                    if events := decoder.feed(data):
+                        if keepalive is None or not all(map(keepalive, events)):
+                            progress.mark_data()
+                        yield events
+        except ProviderTimeoutError as exc:
+            if progress.idle(timeouts):
+                raise ProviderTimeoutError(
+                    f"upstream sent no event with data for {timeouts.idle_seconds:g}s "
+                    "(stream_idle_timeout_seconds; keep-alive comments do not count)"
+                ) from exc
+            raise
         if events := decoder.close():
             yield events
 
@@ -222,11 +265,7 @@ class HttpClient:
                 )
         try:
             if resp.status >= 300:  # redirects are not followed: they would carry the key elsewhere
-                with map_http_errors(timeouts.deadline):
-                    async with self._clock.timeout(timeouts.next_wait()):
-                        with self._waiting(timeouts):
-                            error = await _status_error(resp, self._retry_after, credentials_of(sent_headers))
-                        raise error
+                raise await self._status_error(resp, timeouts, sent_headers)
             if kind not in resp.headers.get("content-type", "").lower():  # media types ignore case
                 sent = resp.headers.get("content-type") or "no content type"
                 raise ProviderMalformedError(f"expected {kind}, the upstream sent {sent[:80]}")
@@ -291,27 +330,43 @@ async def _read_bounded(resp: http1.Response, limit: int) -> bytes:
     return b"".join(parts)
 
 
-async def _status_error(
-    resp: http1.Response, retry_after: RetryAfterPolicy, secrets: Sequence[str]
+async def _error_body(resp: http1.Response, clock: Clock, seconds: float) -> bytes:
+    """What arrives of an error body within `seconds`, at most _MAX_ERROR_BODY bytes of it (b"" for
+    one larger than that: its message is not read). A connection that breaks ends it early."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async with clock.timeout(seconds):
+            while data := await resp.read_chunk():
+                parts.append(data)
+                size += len(data)
+                if size > _MAX_ERROR_BODY:
+                    return b""
+    except (TimeoutError, http1.ConnectionBroke, http1.ProtocolError, OSError):
+        pass  # the status says what happened; the message is only its detail
+    return b"".join(parts)
+
+
+def _status_error(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    retry_after: RetryAfterPolicy,
+    secrets: Sequence[str],
 ) -> ProviderError:
     """The error of a failure status; its text (the upstream's own message, which may quote the
     request back) without the request's credentials, whatever their shape."""
-    try:
-        body = await _read_bounded(resp, _MAX_ERROR_BODY)
-    except ProviderMalformedError:
-        body = b""
     detail = redact(_error_message(body), secrets)
-    status = resp.status
     text = f"upstream HTTP {status}: {detail}" if detail else f"upstream HTTP {status}"
     if status in (401, 403) or (status == 404 and _error_code(body) == "model_not_found"):
         # OpenAI's 404 model_not_found: "does not exist or you do not have access to it", the key's
         # refusal (a user's own key is the user's matter; the platform key's, our misconfiguration)
         return ProviderAuthError(f"upstream HTTP {status}: credentials refused")
     if status == 429:
-        return ProviderRateLimitedError(text, retry_after=retry_after.seconds(resp.headers))
+        return ProviderRateLimitedError(text, retry_after=retry_after.seconds(headers))
     if status in (400, 413, 422):
         return ProviderRejectedError(text)
-    return ProviderUnavailableError(text, retry_after=retry_after.seconds(resp.headers))
+    return ProviderUnavailableError(text, retry_after=retry_after.seconds(headers))
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from sidecar.core.types import (
     Image,
     Message,
     Role,
+    ThinkingBlock,
     ToolCallDelta,
     ToolChoice,
     Usage,
@@ -59,9 +60,10 @@ def _content(m: Message) -> str | list[dict[str, Any]]:
     """A message's content: plain text, or blocks (images, tool uses, a tool result)."""
     if m.role is Role.TOOL:
         return [{"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.text}]
-    if not (m.images or m.tool_calls):
+    if not (m.images or m.tool_calls or m.thinking):
         return m.text
-    blocks: list[dict[str, Any]] = [_image(i) for i in m.images]
+    blocks: list[dict[str, Any]] = [_thinking(b) for b in m.thinking]  # first, as they came
+    blocks += [_image(i) for i in m.images]
     if m.text:
         blocks.append({"type": "text", "text": m.text})
     blocks += [
@@ -69,6 +71,12 @@ def _content(m: Message) -> str | list[dict[str, Any]]:
         for c in m.tool_calls
     ]
     return blocks
+
+
+def _thinking(block: ThinkingBlock) -> dict[str, Any]:
+    if block.redacted:
+        return {"type": "redacted_thinking", "data": block.redacted}
+    return {"type": "thinking", "thinking": block.text, "signature": block.signature}
 
 
 def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
@@ -172,7 +180,32 @@ def parse_response(data: Any) -> Chunk:
     calls = tuple(_tool_use(i, b) for i, b in enumerate(b for b in blocks if b.get("type") == "tool_use"))
     finish = _stop_reason(data.get("stop_reason") or "end_turn")
     usage = parse_usage(data["usage"]) if data.get("usage") else None
-    return Chunk(text=text, finish_reason=finish, usage=usage, tool_calls=calls, thinking=thinking)
+    signed = tuple(s for s in map(_signed, blocks) if s is not None)
+    return Chunk(
+        text=text,
+        finish_reason=finish,
+        usage=usage,
+        tool_calls=calls,
+        thinking=thinking,
+        thinking_blocks=signed,
+    )
+
+
+def _signed(block: dict[str, Any]) -> ThinkingBlock | None:
+    """A thinking block to send back (signed, or redacted); None for any other block."""
+    kind = block.get("type")
+    if kind == "redacted_thinking":
+        return ThinkingBlock(redacted=_string(block.get("data"), "redacted_thinking.data"))
+    if kind == "thinking" and block.get("signature"):
+        text = _string(block.get("thinking"), "thinking.thinking")
+        return ThinkingBlock(text=text, signature=_string(block.get("signature"), "thinking.signature"))
+    return None
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ProviderMalformedError(f"{where} is not a string")
+    return value
 
 
 def _tool_use(index: int, block: dict[str, Any], *, arguments: bool = True) -> ToolCallDelta:
@@ -204,6 +237,8 @@ def parse_event(event: str, data: str) -> StreamEvent:
         block = payload.get("content_block") or {}
         if isinstance(block, dict) and block.get("type") == "tool_use":
             return StreamEvent(tool_calls=(_tool_use(_index(payload), block, arguments=False),))
+        if isinstance(block, dict) and block.get("type") == "redacted_thinking":
+            return StreamEvent(redacted_thinking=_string(block.get("data"), "redacted_thinking.data"))
         return StreamEvent()
     if kind == "content_block_delta":
         return _delta(payload)
@@ -249,6 +284,8 @@ def _delta(payload: dict[str, Any]) -> StreamEvent:
         return StreamEvent(tool_calls=(ToolCallDelta(_index(payload), arguments=delta["partial_json"]),))
     if kind == "thinking_delta" and isinstance(delta.get("thinking"), str):
         return StreamEvent(thinking=delta["thinking"])
+    if kind == "signature_delta":
+        return StreamEvent(thinking_signature=_string(delta.get("signature"), "signature_delta.signature"))
     return StreamEvent()
 
 
@@ -271,7 +308,13 @@ def auth_headers(key: str) -> dict[str, str]:
     return {"x-api-key": key}
 
 
-WIRE = WireFormat(to_wire, parse_response, lambda e: parse_event(e.event, e.data), auth_headers)
+WIRE = WireFormat(
+    to_wire,
+    parse_response,
+    lambda e: parse_event(e.event, e.data),
+    auth_headers,
+    keepalive=lambda e: e.event == "ping",
+)
 
 
 class AnthropicProvider(HttpProvider):

@@ -21,7 +21,16 @@ from sidecar.core.errors import (
     ProviderUnavailableError,
 )
 from sidecar.core.outcome import UpstreamWaits
-from sidecar.core.types import Chunk, FinishReason, GenerationParams, Message, Secret, ToolCallDelta, Usage
+from sidecar.core.types import (
+    Chunk,
+    FinishReason,
+    GenerationParams,
+    Message,
+    Secret,
+    ThinkingBlock,
+    ToolCallDelta,
+    Usage,
+)
 from sidecar.providers._http import MIN_SECRET_CHARS, REDACTED, HttpClient, Timeouts, redact, secret_forms
 from sidecar.providers.fragments import mask_fragments
 from sidecar.providers.sse import SseEvent
@@ -124,6 +133,8 @@ class StreamEvent:
     done: bool = False
     tool_calls: tuple[ToolCallDelta, ...] = ()  # indexes as the provider numbers them
     thinking: str = ""
+    thinking_signature: str = ""  # ends the thinking block whose text came before it
+    redacted_thinking: str = ""  # a whole redacted thinking block (its opaque data)
     refused: bool = False  # the text is the model's refusal (OpenAI's `refusal`): a filtered answer
 
 
@@ -141,6 +152,7 @@ class StreamAssembler:
         self._done = False
         self._refused = False
         self._calls: dict[int, int] = {}  # provider index -> the call's ordinal (0, 1, ...)
+        self._thought: list[str] = []  # the text of the thinking block not yet signed
 
     @property
     def done(self) -> bool:
@@ -154,13 +166,26 @@ class StreamAssembler:
         if event.done:
             self._done = True
         self._refused = self._refused or event.refused
-        if not (event.text or event.tool_calls or event.thinking):
+        blocks = self._thinking_blocks(event)
+        if not (event.text or event.tool_calls or event.thinking or blocks):
             return None
         calls = tuple(
             dataclasses.replace(d, index=self._calls.setdefault(d.index, len(self._calls)))
             for d in event.tool_calls
         )
-        return Chunk(text=event.text, tool_calls=calls, thinking=event.thinking)
+        return Chunk(text=event.text, tool_calls=calls, thinking=event.thinking, thinking_blocks=blocks)
+
+    def _thinking_blocks(self, event: StreamEvent) -> tuple[ThinkingBlock, ...]:
+        """A signed block once its signature arrives (with the text since the last one), or a
+        redacted block as it came."""
+        if event.thinking:
+            self._thought.append(event.thinking)
+        if event.thinking_signature:
+            text, self._thought = "".join(self._thought), []
+            return (ThinkingBlock(text=text, signature=event.thinking_signature),)
+        if event.redacted_thinking:
+            return (ThinkingBlock(redacted=event.redacted_thinking),)
+        return ()
 
     def final(self) -> Chunk:
         """The closing chunk; a stream that never said how it finished is broken, not complete."""
@@ -218,6 +243,7 @@ def _joined(parts: list[Chunk]) -> Chunk:
         text="".join(p.text for p in parts),
         tool_calls=tuple(d for p in parts for d in p.tool_calls),
         thinking="".join(p.thinking for p in parts),
+        thinking_blocks=tuple(b for p in parts for b in p.thinking_blocks),
     )
 
 
@@ -263,6 +289,7 @@ class WireFormat:
     parse_response: Callable[[Any], Chunk]
     parse_event: Callable[[SseEvent], StreamEvent]
     auth_headers: Callable[[str], dict[str, str]]  # the provider's own auth header for a key
+    keepalive: Callable[[SseEvent], bool] | None = None  # an event that only keeps the stream open
 
 
 def wire_body(
@@ -306,7 +333,9 @@ class HttpProvider:
 
     async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         body = wire_body(self._wire.to_wire, req, self._deployment)
-        timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline, req.waits)
+        d = self._deployment
+        idle = d.stream_idle_timeout_seconds if req.stream else None
+        timeouts = Timeouts(d.read_timeout_seconds, deadline, req.waits, idle_seconds=idle)
         headers = await self._request_headers(req, timeouts)
         url = self._endpoint(req.stream)
         try:
@@ -314,7 +343,9 @@ class HttpProvider:
                 data = await self._http.post_json(url, headers=headers, body=body, timeouts=timeouts)
                 yield parse_answer(self._wire.parse_response, data)
                 return
-            events = self._http.post_sse(url, headers=headers, body=body, timeouts=timeouts)
+            events = self._http.post_sse(
+                url, headers=headers, body=body, timeouts=timeouts, keepalive=self._wire.keepalive
+            )
             chunks_of = stream_chunks(events, self._wire.parse_event, self._http.clock, deadline)
             async with aclosing(chunks_of) as chunks:
                 async for chunk in chunks:

@@ -200,6 +200,11 @@ class _Framer:
         self._need = 0  # the length of the first pending message, once its prefix is in
         self.broken: ProviderMalformedError | None = None  # a length no message can have
 
+    @property
+    def pending(self) -> int:
+        """Bytes of a message not yet whole (at the end of the stream: a message cut short)."""
+        return self._size
+
     def feed(self, data: bytes) -> bytes:
         """The whole messages the bytes so far complete (b"" for none); the rest is kept. After a
         length out of bounds, `broken` is set: the messages before it still count."""
@@ -227,7 +232,9 @@ async def event_messages(
     reads: AsyncGenerator[bytes, None], progress: Progress | None = None
 ) -> AsyncGenerator[list[EventMessage], None]:
     """Bytes as they arrive -> the complete event-stream messages of each read (botocore's parser);
-    each read that completes a message is marked as the stream's progress (the read timeout)."""
+    each read that completes a message is marked as the stream's progress (the read timeout). A
+    stream that ends in the middle of a message was cut short: the answer is interrupted, never
+    taken for complete without what that message held."""
     from botocore.eventstream import EventStreamBuffer, ParserError
 
     framer, buffer = _Framer(), EventStreamBuffer()
@@ -248,6 +255,10 @@ async def event_messages(
                 yield messages
             if framer.broken is not None:
                 raise framer.broken
+    if framer.pending:
+        raise ProviderUnavailableError(
+            f"upstream stream ended in the middle of an event-stream message ({framer.pending} bytes of it)"
+        )
 
 
 def _denied(status: int, headers: Mapping[str, str]) -> bool:

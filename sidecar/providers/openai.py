@@ -158,6 +158,7 @@ def parse_response(data: Any) -> Chunk:
         refusal = choice["message"].get("refusal") or ""
         calls = _calls(choice["message"].get("tool_calls"), streamed=False)
         finish = _finish(choice.get("finish_reason") or "stop")
+        thinking = _reasoning(choice["message"])
     except (KeyError, IndexError, TypeError, AttributeError) as exc:
         raise ProviderMalformedError("chat completion without choices[0].message") from exc
     if not isinstance(text, str) or not isinstance(refusal, str):
@@ -165,7 +166,20 @@ def parse_response(data: Any) -> Chunk:
     if refusal:  # the model declined (structured outputs): its words are the answer, filtered
         text, finish = text + refusal, _refused(finish)
     usage = parse_usage(data["usage"]) if data.get("usage") else None
-    return Chunk(text=text, finish_reason=finish, usage=usage, tool_calls=calls)
+    return Chunk(text=text, finish_reason=finish, usage=usage, tool_calls=calls, thinking=thinking)
+
+
+def _reasoning(message: Any) -> str:
+    """The reasoning an OpenAI-compatible server's reasoning parser puts beside the answer (vLLM,
+    DeepSeek, SGLang: `reasoning_content`; newer vLLM and OpenRouter: `reasoning`): thinking, as
+    Anthropic's, never answer text. Anything but a string there is not reasoning text: ignored."""
+    if not isinstance(message, dict):
+        return ""
+    for name in ("reasoning_content", "reasoning"):
+        value = message.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
 
 
 def parse_event(data: str) -> StreamEvent:
@@ -177,7 +191,7 @@ def parse_event(data: str) -> StreamEvent:
     if not isinstance(payload, dict) or not isinstance(payload.get("choices", []), list):
         raise ProviderMalformedError("stream chunk is not a chat.completion.chunk")
     usage = parse_usage(payload["usage"]) if payload.get("usage") else None
-    text, finish, refused = "", None, False
+    text, thinking, finish, refused = "", "", None, False
     calls: tuple[ToolCallDelta, ...] = ()
     for choice in payload.get("choices") or []:
         if not isinstance(choice, dict) or choice.get("index", 0) != 0:
@@ -191,9 +205,12 @@ def parse_event(data: str) -> StreamEvent:
             text, refused = text + refusal, True
         if isinstance(delta, dict):
             calls = _calls(delta.get("tool_calls"), streamed=True)
+        thinking = _reasoning(delta)
         if reason := choice.get("finish_reason"):
             finish = _finish(reason)
-    return StreamEvent(text=text, finish_reason=finish, usage=usage, tool_calls=calls, refused=refused)
+    return StreamEvent(
+        text=text, finish_reason=finish, usage=usage, tool_calls=calls, refused=refused, thinking=thinking
+    )
 
 
 def _finish(reason: Any) -> FinishReason:

@@ -1,17 +1,21 @@
 """What conversation memory keeps of a message, and the versioned record a shared store writes.
 
 Memory keeps the whole exchange: text, name, an assistant message's tool calls (id, name,
-arguments), the id of the call a tool result answers, and images by reference (URL, MIME type,
-size). Inline image bytes (and data: URLs) are never stored: `storable` replaces each inline image
-with a line of text in its message, `[image/png image of 12,345 bytes, not kept in conversation memory]`, so a
-replayed history says an image was there without carrying (or re-billing) its bytes, and the
-history of a conversation stays small. Both stores (memory and Redis) are given what `storable`
+arguments) and signed thinking blocks (text and signature, or redacted data: the provider wants
+them back unchanged), the id of the call a tool result answers, and images by reference (URL, MIME
+type, size). Inline image bytes (and data: URLs) are never stored: `storable` replaces each inline
+image with a line of text in its message,
+`[image/png image of 12,345 bytes, not kept in conversation memory]`, so a replayed history says
+an image was there without carrying (or re-billing) its bytes, and the history of a conversation
+stays small. Both stores (memory and Redis) are given what `storable`
 returns, so they replay the same messages.
 
 Record format (JSON, one per message; keys left out when empty):
 - version 1 (before tool calls were stored): `{"r": role, "t": text, "n": name}`;
 - version 2: `{"v": 2, "r", "t", "n", "tc": [{"i": id, "n": name, "a": arguments}], "ti": tool
-  call id, "im": [{"u": url, "m": mime type, "w": width, "h": height}]}`.
+  call id, "im": [{"u": url, "m": mime type, "w": width, "h": height}], "th": [{"t": thinking
+  text, "s": signature} or {"rd": redacted data}]}` ("th" added without a version change: an older
+  sidecar replays such a message without its thinking, as it did before).
 A record without "v" is version 1. A record of a later version is read for the keys this version
 knows (a newer sidecar's record during a rolling upgrade is replayed as well as this one can).
 """
@@ -23,7 +27,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sidecar.core.types import Image, Message, Role, ToolCall
+from sidecar.core.types import Image, Message, Role, ThinkingBlock, ToolCall
 
 VERSION = 2
 
@@ -93,6 +97,10 @@ def encode(message: Message) -> str:
         record["ti"] = message.tool_call_id
     if message.images:
         record["im"] = [_image(i) for i in message.images]
+    if message.thinking:
+        record["th"] = [
+            {"rd": b.redacted} if b.redacted else {"t": b.text, "s": b.signature} for b in message.thinking
+        ]
     return json.dumps(record, ensure_ascii=False)
 
 
@@ -113,6 +121,12 @@ def decode(raw: bytes | str) -> Message:
                 height=int(i.get("h", 0)),
             )
             for i in d.get("im", ())
+        ),
+        thinking=tuple(
+            ThinkingBlock(
+                text=str(b.get("t", "")), signature=str(b.get("s", "")), redacted=str(b.get("rd", ""))
+            )
+            for b in d.get("th", ())
         ),
     )
 

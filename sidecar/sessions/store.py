@@ -127,6 +127,7 @@ def footprint(message: Message) -> int:
         message.tool_call_id,
         *(s for c in message.tool_calls for s in (c.id, c.name, c.arguments)),
         *(s for i in message.images for s in (i.url, i.mime_type)),
+        *(s for b in message.thinking for s in (b.text, b.signature, b.redacted)),
     )
     return MESSAGE_OVERHEAD + sum(sys.getsizeof(s) for s in strings)
 

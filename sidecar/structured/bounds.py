@@ -13,19 +13,19 @@ patterns.py): CPU time, pairwise comparisons, and network.
   nothing else is looked up anywhere.
 
     validator = timed_validator(base)(schema, registry=no_fetch_registry())
-    with CheckBudget().active():
+    with running.check(CheckBudget()):
         errors = list(validator.iter_errors(value))   # CheckTooSlow past CHECK_SECONDS of CPU
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import json
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
+
+from sidecar.structured import running
 
 CHECK_SECONDS = 0.25  # the CPU time of one answer's whole check
 
@@ -50,24 +50,12 @@ class CheckBudget:
         if self._calls % 64 == 0 and time.thread_time() > self._end:
             raise CheckTooSlow
 
-    @contextlib.contextmanager
-    def active(self) -> Iterator[None]:
-        token = _ACTIVE.set(self)
-        try:
-            yield
-        finally:
-            _ACTIVE.reset(token)
-
-
-# the budget of the check running in this context (keywords get no argument of their own)
-_ACTIVE: contextvars.ContextVar[CheckBudget | None] = contextvars.ContextVar("check_budget", default=None)
-
 
 def _timed(keyword: Any) -> Any:
     """A keyword's check that first counts against the running check's budget."""
 
     def check(validator: Any, value: Any, instance: Any, schema: Any) -> Iterator[Any]:
-        if (budget := _ACTIVE.get()) is not None:
+        if (budget := running.budget(CheckBudget)) is not None:
             budget.spend()
         yield from keyword(validator, value, instance, schema) or ()
 

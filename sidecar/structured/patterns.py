@@ -13,18 +13,18 @@ here: `unbounded_combination` finds a schema combining the two, refused at the e
 `regex` cannot compile though `re` can (400 nested groups: its parser's stack), `uncompilable`.
 
     validator = bounded_validator(base)(schema)
-    with PatternBudget(0.25).active():
+    with running.check(PatternBudget(0.25)):
         errors = list(validator.iter_errors(value))   # PatternBudgetExceeded past 0.25 s of matching
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+
+from sidecar.structured import running
 
 MATCH_BUDGET_SECONDS = 0.25  # all the matching of one answer's check
 
@@ -62,21 +62,9 @@ class PatternBudget:
         except (regex.error, RecursionError, OverflowError) as exc:  # refused at the edge already
             raise UncheckablePattern(f"a pattern of the schema could not be run ({exc})") from None
 
-    @contextlib.contextmanager
-    def active(self) -> Iterator[None]:
-        token = _ACTIVE.set(self)
-        try:
-            yield
-        finally:
-            _ACTIVE.reset(token)
-
-
-# the budget of the check running in this context (keywords get no argument of their own)
-_ACTIVE: contextvars.ContextVar[PatternBudget | None] = contextvars.ContextVar("pattern_budget", default=None)
-
 
 def _search(pattern: str, text: str) -> bool:
-    budget = _ACTIVE.get()
+    budget = running.budget(PatternBudget)
     if budget is None:  # a validator used outside a budget: a budget of its own
         budget = PatternBudget(MATCH_BUDGET_SECONDS)
     return budget.search(pattern, text)

@@ -18,6 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sidecar.structured import running
 from sidecar.structured.bounds import CheckBudget, CheckTooSlow, no_fetch_registry, timed_validator
 from sidecar.structured.patterns import (
     MATCH_BUDGET_SECONDS,
@@ -119,7 +120,7 @@ def answer_problem(text: str, schema: Mapping[str, Any] | None) -> str | None:
     bounded: Any = bounded_validator(_validator())
     validator = timed_validator(bounded)(schema, registry=no_fetch_registry())
     try:
-        with PatternBudget(MATCH_BUDGET_SECONDS).active(), CheckBudget().active():
+        with running.check(PatternBudget(MATCH_BUDGET_SECONDS), CheckBudget()):
             error = next(iter(validator.iter_errors(value)), None)
     except (UncheckablePattern, CheckTooSlow) as exc:
         return str(exc)

@@ -285,10 +285,17 @@ def bedrock_then(frame: bytes) -> Callable[[], Reply]:
     return lambda: Reply(chunks=[*converse_stream(["Hello"])[:2], frame], headers=EVENT_STREAM)
 
 
+def bedrock_cut_short() -> Reply:
+    """A whole ConverseStream (messageStop included) whose last frame, the usage, ends half-way."""
+    frames = converse_stream(["Hello", " there"])
+    return Reply(chunks=[*frames[:-1], frames[-1][: len(frames[-1]) // 2]], headers=EVENT_STREAM)
+
+
 @pytest.mark.parametrize(
     ("kind", "reply"),
     [
         ("bedrock", bedrock_then(exception("throttlingException", "slow down"))),
+        ("bedrock", bedrock_cut_short),  # EOF in the middle of the last frame
         ("bedrock", bedrock_then(b"\x00\x00\x00\x20garbage-that-is-no-frame!!!!!!!!")),  # prelude CRC wrong
         ("gemini", lambda: Reply(chunks=[fixture("gemini/stream_truncated.sse")])),
         (
@@ -296,7 +303,13 @@ def bedrock_then(frame: bytes) -> Callable[[], Reply]:
             bedrock_then(exception_frame("throttlingException", b"[" * 5_000)),
         ),  # past a parser's stack
     ],
-    ids=["bedrock-exception", "bedrock-bad-crc", "gemini-truncated", "bedrock-nested-exception"],
+    ids=[
+        "bedrock-exception",
+        "bedrock-truncated-frame",
+        "bedrock-bad-crc",
+        "gemini-truncated",
+        "bedrock-nested-exception",
+    ],
 )
 async def test_failure_after_first_chunk_interrupts_the_stream(
     serve: Any, upstream: Upstream, kind: str, reply: Callable[[], Reply]

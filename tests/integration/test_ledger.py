@@ -24,7 +24,7 @@ from tests.conftest import admin_socket, echo_policy, user
 from tests.integration.helpers import rich
 from tests.integration.test_routing import ENV, deployment, policy, retry, tried
 from tests.support.api import generate_request, stream_request
-from tests.support.ledger import check_aggregates, check_cost_micros
+from tests.support.ledger import check_aggregates, check_cost_micros, check_experiment_cost_micros
 from tests.support.relay import Relay
 from tests.support.upstream import Reply, Upstream, fixture
 
@@ -58,6 +58,15 @@ async def test_postgres_cost_micros_add_up_to_the_calls_own(postgres_url: str) -
     await store.open()
     try:
         await check_cost_micros(store)
+    finally:
+        await store.aclose()
+
+
+async def test_postgres_experiment_cost_adds_up_its_calls_own(postgres_url: str) -> None:
+    store = PostgresLedger(await fresh_database(postgres_url), clock=SystemClock(), timeout=10)
+    await store.open()
+    try:
+        await check_experiment_cost_micros(store)
     finally:
         await store.aclose()
 

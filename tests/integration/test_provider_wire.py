@@ -591,6 +591,7 @@ async def test_a_batch_of_large_vectors_is_asked_for_in_answers_that_fit_the_ans
         policy["embeddings"]["deployments"]["first"]["base_url"] = url
         policy["embeddings"]["routes"] = {"r": {"deployments": ["first"]}}
         policy["embeddings"]["max_texts"] = 600
+        policy["embeddings"]["max_reply_bytes"] = 16 * 1024 * 1024  # as the client below accepts
         s = await serve({"policy": policy}, KEYS)
         big = [("grpc.max_receive_message_length", 16 * 1024 * 1024)]  # the reply is 7.4 MB
         async with grpc.aio.insecure_channel(f"127.0.0.1:{s.sidecar.port}", options=big) as channel:

@@ -3,6 +3,7 @@ thinking deltas streamed when asked for."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -70,3 +71,57 @@ async def test_thinking_is_not_streamed_unless_asked(serve: Any, upstream: Upstr
     req = stream_request(messages=[user("27 * 453?")], config=config(budget_tokens=2048))
     events = [e async for e in s.stub.StreamGenerate(req)]
     assert [e.delta.WhichOneof("kind") for e in events[:-1]] == ["text"]
+
+
+def vllm_stream() -> list[bytes]:
+    """An OpenAI-compatible server's reasoning parser (vLLM, DeepSeek): the reasoning arrives in
+    `delta.reasoning_content`, then the answer in `delta.content`."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return (
+            b"data: "
+            + json.dumps({"object": "chat.completion.chunk", "choices": [choice]}).encode()
+            + b"\n\n"
+        )
+
+    return [
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"reasoning_content": "27 * 453 = "}),
+        chunk({"reasoning_content": "12231."}),
+        chunk({"content": "12,231"}),
+        chunk({}, "stop"),
+        b"data: [DONE]\n\n",
+    ]
+
+
+async def test_openai_compatible_reasoning_content_streams_as_thinking(
+    serve: Any, upstream: Upstream
+) -> None:
+    upstream.push(Reply(chunks=vllm_stream()), Reply(chunks=vllm_stream()))
+    s = await serve({"policy": policy(upstream, "openai")}, KEYS)
+    asked = stream_request(
+        messages=[user("27 * 453?")], config=config(effort=gen.REASONING_EFFORT_LOW, include_thinking=True)
+    )
+    events = [e async for e in s.stub.StreamGenerate(asked)]
+    kinds = [e.delta.WhichOneof("kind") for e in events[:-1]]
+    assert kinds[-1] == "text" and set(kinds[:-1]) == {"thinking"}  # pieces that arrived together join
+    assert "".join(e.delta.thinking for e in events[:-1]) == "27 * 453 = 12231."
+    assert text_of(events[-1].result) == "12,231"
+    unasked = stream_request(messages=[user("27 * 453?")], config=config(effort=gen.REASONING_EFFORT_LOW))
+    events = [e async for e in s.stub.StreamGenerate(unasked)]
+    assert [e.delta.WhichOneof("kind") for e in events[:-1]] == ["text"]
+
+
+async def test_openai_compatible_reasoning_content_is_not_answer_text(serve: Any, upstream: Upstream) -> None:
+    message = {"role": "assistant", "content": "12,231", "reasoning_content": "27 * 453 = 12231."}
+    body = {
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+    }
+    upstream.push(Reply(body=json.dumps(body).encode()))
+    s = await serve({"policy": policy(upstream, "openai")}, KEYS)
+    reply = await s.stub.Generate(
+        generate_request(messages=[user("27 * 453?")], config=config(effort=gen.REASONING_EFFORT_LOW))
+    )
+    assert text_of(reply) == "12,231"

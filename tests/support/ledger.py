@@ -85,3 +85,40 @@ async def check_cost_micros(store: LedgerStore) -> None:
     )
     (group,) = await store.usage(UsageQuery("micro", DAY1, DAY2, GroupBy.USER))
     assert _group(group).cost_micros == sum(micros(c) for c in MICRO_COSTS) == 9
+
+
+async def check_experiment_cost_micros(store: LedgerStore) -> None:
+    """An experiment report's cost is its calls' own micro-dollars summed, as GetUsage's is (9 here),
+    not their dollars summed and rounded once (10)."""
+    from sidecar.api.convert import micros
+    from sidecar.config.experiments import ExperimentConfig
+    from sidecar.experiments.report import build_report
+
+    await store.write(
+        [
+            UsageRecord(
+                f"x{i}",
+                "micro",
+                "ann",
+                "",
+                "r",
+                "openai",
+                "m",
+                17,
+                6,
+                0,
+                c,
+                0.1,
+                0.0,
+                "OK",
+                DAY1 + i,
+                experiment="tone",
+                variant="a",
+            )
+            for i, c in enumerate(MICRO_COSTS)
+        ]
+    )
+    rows = await store.experiment_rows("tone", DAY1, DAY2)
+    exp = ExperimentConfig.model_validate({"route": "r", "control": "a", "variants": {"a": {}, "b": {}}})
+    (a, _) = build_report("tone", exp, rows).variants
+    assert micros(a.cost_usd) == 9

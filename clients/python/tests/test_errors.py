@@ -130,3 +130,16 @@ def test_a_stream_broken_after_a_delta_is_interrupted() -> None:
         type(errors.build(grpc.StatusCode.UNAVAILABLE, "m", schema, deltas_received=2))
         is errors.UnavailableError
     )
+
+
+MALFORMED_COUNTS = ["²", "٣", "+7", "-0", "7.5", "1e3", "0x10", "", " 7", "99999999999999999999"]
+
+
+@pytest.mark.parametrize("bad", MALFORMED_COUNTS)
+def test_partial_usage_only_from_plain_digits(bad: str) -> None:
+    """A token count is ASCII digits, nothing else (the same rule in every client): never a crash."""
+    info = error_details_pb2.ErrorInfo(
+        reason="STREAM_INTERRUPTED", metadata={"promptTokens": bad, "completionTokens": "2"}
+    )
+    err = errors.build(grpc.StatusCode.UNAVAILABLE, "m", _status(info), deltas_received=1)
+    assert isinstance(err, errors.StreamInterruptedError) and err.partial_usage is None

@@ -26,6 +26,9 @@ def _typed(case: dict[str, Any]) -> errors.SidecarError:
         delay = duration_pb2.Duration()
         delay.FromMicroseconds(round(case["retry_info_ms"] * 1000))
         details.append(error_details_pb2.RetryInfo(retry_delay=delay))  # type: ignore[arg-type]
+    if (raw := case.get("retry_info")) is not None:  # the Duration as sent, well-formed or not
+        sent = duration_pb2.Duration(seconds=raw["seconds"], nanos=raw["nanos"])
+        details.append(error_details_pb2.RetryInfo(retry_delay=sent))  # type: ignore[arg-type]
     packed = []
     for d in details:
         a = any_pb2.Any()

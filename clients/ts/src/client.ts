@@ -293,13 +293,17 @@ export class SidecarClient {
     return toSidecarError(lost, deltas);
   }
 
-  /** Closes the connection; calls still open fail (CANCELLED). */
+  /** Closes the connection; calls still open fail (CANCELLED), and so does every call made after. */
   close(): void {
     this.closed = true;
     this.sessions.abort();
   }
 
   private callOptions(options: SidecarCallOptions | undefined): CallOptions {
+    if (this.closed) {
+      // every call asks for its options first: one on a closed client fails here, before connecting
+      throw new ConnectError("the client is closed", Code.Canceled);
+    }
     // an option given as `undefined` (withRetry's attempt without an overall deadline) is not set
     return { timeoutMs: this.timeoutMs, signal: options?.signal, headers: options?.headers, ...definedTimeout(options) };
   }

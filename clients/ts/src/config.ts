@@ -36,11 +36,17 @@ export function resolveAddress(explicit: string | undefined, env: NodeJS.Process
 }
 
 /**
- * The token to send: the explicit one (`null` sends none), else $ORCHESTRATOR_SIDECAR_TOKEN, else none.
+ * The token to send: the explicit one (`null` sends none), else $ORCHESTRATOR_SIDECAR_TOKEN, else none;
+ * without surrounding whitespace (a secret file's newline). A token an HTTP header cannot carry is a
+ * TypeError that does not show it.
  */
 export function resolveToken(explicit: string | null | undefined, env: NodeJS.ProcessEnv): string | undefined {
-  if (explicit === null || explicit === "") {
-    return undefined; // "" sends none, as in the Go and Python clients, never "Bearer " alone
+  if (explicit === null) {
+    return undefined;
   }
-  return explicit ?? (env[TOKEN_ENV] || undefined);
+  const token = (explicit ?? env[TOKEN_ENV] ?? "").trim();
+  if (/[^\x20-\x7e]/.test(token)) {
+    throw new TypeError("the sidecar token has characters an HTTP header cannot carry (control or non-ASCII)");
+  }
+  return token || undefined; // "" sends none, as in the other clients, never "Bearer " alone
 }

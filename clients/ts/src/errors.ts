@@ -195,7 +195,8 @@ export function decodeDetails(err: ConnectError): ErrorDetails {
     reason: info?.reason ?? "",
     domain: info?.domain ?? "",
     metadata: { ...(info?.metadata ?? {}) },
-    retryDelayMs: delay && delay.seconds >= 0n && delay.nanos >= 0 ? Number(delay.seconds) * 1000 + Math.round(delay.nanos / 1e6) : undefined,
+    // to the nanosecond, as the other clients: a delay rounded up to the millisecond could pass the deadline
+    retryDelayMs: delay && delay.seconds >= 0n && delay.nanos >= 0 ? Number(delay.seconds) * 1000 + delay.nanos / 1e6 : undefined,
     fieldViolations: safeFind(err, BadRequestSchema).flatMap((b) =>
       b.fieldViolations.map((v) => ({ field: v.field, description: v.description })),
     ),
@@ -212,12 +213,24 @@ export function decodeDetails(err: ConnectError): ErrorDetails {
 }
 
 function partialUsage(metadata: Readonly<Record<string, string>>): PartialUsage | undefined {
-  const prompt = Number(metadata["promptTokens"]);
-  const completion = Number(metadata["completionTokens"]);
-  if (metadata["promptTokens"] === undefined || !Number.isFinite(prompt) || !Number.isFinite(completion)) {
+  const prompt = tokenCount(metadata["promptTokens"]);
+  const completion = tokenCount(metadata["completionTokens"]);
+  if (prompt === undefined || completion === undefined) {
     return undefined;
   }
   return { promptTokens: prompt, completionTokens: completion, estimated: metadata["usageEstimated"] === "true" };
+}
+
+/**
+ * A count read the way every client does: ASCII digits only (no sign, blank, fraction, exponent, hex
+ * or other script's digits, all of which `Number` would take), within a safe integer.
+ */
+function tokenCount(value: string | undefined): number | undefined {
+  if (value === undefined || !/^[0-9]+$/.test(value)) {
+    return undefined;
+  }
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 function first<Desc extends DescMessage>(err: ConnectError, schema: Desc): MessageShape<Desc> | undefined {

@@ -6,8 +6,8 @@
  * overall deadline; a Switch never. A stream is retried only while nothing has been yielded to the caller.
  */
 import { randomUUID } from "node:crypto";
-import { Code } from "@connectrpc/connect";
-import { StreamInterruptedError, isNeverRetried, toSidecarError, type SidecarError } from "./errors.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { SidecarError, StreamInterruptedError, isNeverRetried, toSidecarError } from "./errors.js";
 
 /** The time source and sleep of the retry loop (injected so tests never sleep). */
 export interface RetryClock {
@@ -120,10 +120,21 @@ export async function withRetry<T>(call: (attempt: AttemptOptions) => Promise<T>
     try {
       return await call(plan.attemptOptions());
     } catch (thrown) {
-      const err = toSidecarError(thrown);
-      await plan.waitBeforeRetry(err, attempt);
+      await plan.waitBeforeRetry(callFailure(thrown), attempt);
     }
   }
+}
+
+/**
+ * A failed call's typed error: a SidecarError, or a ConnectError of the generated clients. Anything
+ * else is the caller's own (a bug in the retried function): thrown as it is, never typed as the
+ * sidecar's nor retried.
+ */
+function callFailure(thrown: unknown): SidecarError {
+  if (thrown instanceof SidecarError || thrown instanceof ConnectError) {
+    return toSidecarError(thrown);
+  }
+  throw thrown;
 }
 
 /**
@@ -144,7 +155,7 @@ export async function* withStreamRetry<T>(
       }
       return;
     } catch (thrown) {
-      const err = toSidecarError(thrown);
+      const err = callFailure(thrown);
       if (yielded) {
         throw err;
       }

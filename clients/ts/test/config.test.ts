@@ -25,3 +25,16 @@ test("defaults: explicit, else the environment, else 127.0.0.1:50051 and no toke
   assert.equal(resolveToken("", env), undefined); // never an empty "Bearer "
   assert.equal(resolveToken(undefined, {}), undefined);
 });
+
+test("tokens: surrounding whitespace (a secret file's newline) dropped, one a header cannot carry refused unseen", () => {
+  assert.equal(resolveToken("  t\n", {}), "t");
+  assert.equal(resolveToken(undefined, { ORCHESTRATOR_SIDECAR_TOKEN: "t\n" }), "t");
+  assert.equal(resolveToken(" \n", {}), undefined);
+  for (const bad of ["a\nb", "tok\u0000", "t\u00e9"]) {
+    assert.throws(
+      () => resolveToken(bad, {}),
+      (err: unknown) => err instanceof TypeError && err.message.includes("token") && !err.message.includes(bad),
+      JSON.stringify(bad),
+    );
+  }
+});

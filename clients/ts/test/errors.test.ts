@@ -77,6 +77,16 @@ describe("toSidecarError", () => {
     assert.deepEqual(err.partialUsage, { promptTokens: 12, completionTokens: 3, estimated: true });
   });
 
+  test("a token count is ASCII digits, nothing else (the same rule in every client)", () => {
+    for (const bad of ["²", "٣", "+7", "-0", "7.5", "1e3", "0x10", "", " 7", "99999999999999999999"]) {
+      const err = toSidecarError(
+        connectError(Code.Unavailable, [detail(ErrorInfoSchema, { reason: "STREAM_INTERRUPTED", metadata: { promptTokens: bad, completionTokens: "2" } })]),
+      );
+      assert.ok(err instanceof StreamInterruptedError);
+      assert.equal(err.partialUsage, undefined, `promptTokens ${JSON.stringify(bad)}`);
+    }
+  });
+
   test("no details: the family of the code, empty details", () => {
     const err = toSidecarError(new ConnectError("who are you", Code.Unauthenticated));
     assert.ok(err instanceof AuthenticationError);

@@ -135,6 +135,20 @@ describe("withRetry", () => {
     assert.deepEqual(clock.sleeps, []);
   });
 
+  test("the caller's own error (a bug in the retried function) is thrown as it is, neither retried nor typed as the sidecar's", async () => {
+    const clock = new FakeClock();
+    let calls = 0;
+    const bug = new TypeError("cannot read properties of undefined");
+    for (const open of [
+      () => withRetry(async () => { calls++; throw bug; }, { clock }),
+      async () => { for await (const _ of withStreamRetry(async function* () { calls++; throw bug; }, { clock })) { /* nothing */ } },
+    ]) {
+      await assert.rejects(open(), (err: unknown) => err === bug);
+    }
+    assert.equal(calls, 2);
+    assert.deepEqual(clock.sleeps, []);
+  });
+
   test("the caller's signal aborting the wait ends it with a CancelledError", async () => {
     const controller = new AbortController();
     let calls = 0;
@@ -200,6 +214,7 @@ interface RetryCase {
   readonly code: string;
   readonly reason?: string;
   readonly retry_info_ms?: number;
+  readonly retry_info?: { readonly seconds: number; readonly nanos: number };
   readonly deadline_left_ms?: number;
   readonly random: number;
   readonly wait_ms: number | null;
@@ -220,7 +235,13 @@ describe("the shared decision table (tests/contract/retry.yaml)", () => {
     test(c.name, () => {
       const code = CODES[c.code];
       assert.ok(code !== undefined, c.code);
-      const err = toSidecarError(failure(code, c.reason ?? "", c.retry_info_ms));
+      const sent = failure(code, c.reason ?? "", c.retry_info_ms);
+      if (c.retry_info !== undefined) {
+        // the Duration as sent, well-formed or not
+        const delay = { seconds: BigInt(c.retry_info.seconds), nanos: c.retry_info.nanos };
+        sent.details.push({ type: "google.rpc.RetryInfo", value: toBinary(RetryInfoSchema, create(RetryInfoSchema, { retryDelay: delay })) });
+      }
+      const err = toSidecarError(sent);
       const wait = retryDelayMs(err, c.attempt, c.deadline_left_ms, { maxAttempts: c.max_attempts, random: () => c.random });
       if (c.wait_ms === null) {
         assert.equal(wait, undefined);

@@ -25,7 +25,16 @@ from sidecar.context.tokenizer import (
     wanted_encoding,
 )
 from sidecar.core.tokens import count_prompt_tokens
-from sidecar.core.types import GenerationParams, Image, Message, ResponseFormat, Role, ToolCall, ToolSpec
+from sidecar.core.types import (
+    GenerationParams,
+    Image,
+    Message,
+    ResponseFormat,
+    Role,
+    ThinkingBlock,
+    ToolCall,
+    ToolSpec,
+)
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "tokens"
 
@@ -253,3 +262,16 @@ def test_the_smollm2_template_framing_equals_the_real_servers_count() -> None:
         counter = dataclasses.replace(framing, count_text=own.__getitem__)
         messages = [Message(Role(m["role"]), m["content"]) for m in case["messages"]]
         assert counter.count_prompt(messages) == case["prompt_tokens"], case["messages"]
+
+
+def test_thinking_sent_back_is_counted() -> None:
+    """An assistant message sent back with its signed thinking (Anthropic's tool loop): the thinking
+    is part of the prompt, a redacted block by its data."""
+    call = (ToolCall("call_1", "get_weather", "{}"),)
+    thought = "The user wants Paris. I should call get_weather to find out."
+    plain = Message(Role.ASSISTANT, "", tool_calls=call)
+    signed = dataclasses.replace(
+        plain, thinking=(ThinkingBlock(thought, "sig"), ThinkingBlock(redacted="EmwK"))
+    )
+    c = ESTIMATE_COUNTER
+    assert c.count_message(signed) == c.count_message(plain) + c.count_text(thought) + c.count_text("EmwK")

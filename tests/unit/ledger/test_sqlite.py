@@ -9,7 +9,7 @@ import pytest
 
 from sidecar.ledger import sql
 from sidecar.ledger.sqlite import SqliteLedger
-from tests.support.ledger import check_aggregates, check_cost_micros
+from tests.support.ledger import check_aggregates, check_cost_micros, check_experiment_cost_micros
 
 
 async def test_aggregates(tmp_path: Path) -> None:
@@ -134,6 +134,15 @@ async def test_cost_micros_add_up_to_the_calls_own(tmp_path: Path) -> None:
     await store.open()
     try:
         await check_cost_micros(store)
+    finally:
+        await store.aclose()
+
+
+async def test_an_experiment_reports_cost_adds_up_its_calls_own(tmp_path: Path) -> None:
+    store = SqliteLedger(tmp_path / "usage.db")
+    await store.open()
+    try:
+        await check_experiment_cost_micros(store)
     finally:
         await store.aclose()
 

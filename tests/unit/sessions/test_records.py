@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from sidecar.core.types import Image, Message, Role, ToolCall
+from sidecar.core.types import Image, Message, Role, ThinkingBlock, ToolCall
 from sidecar.sessions import records
 
 
@@ -19,6 +19,12 @@ def test_a_version_1_record_still_loads() -> None:
 def test_the_whole_exchange_round_trips() -> None:
     messages = [
         Message(Role.ASSISTANT, "checking", tool_calls=(ToolCall("c1", "get_weather", '{"city": "Paris"}'),)),
+        Message(
+            Role.ASSISTANT,
+            "",
+            tool_calls=(ToolCall("c2", "get_weather", "{}"),),
+            thinking=(ThinkingBlock(text="Paris, then.", signature="EqQB=="), ThinkingBlock(redacted="Emw=")),
+        ),
         Message(Role.TOOL, '{"sky": "sunny"}', tool_call_id="c1"),
         Message(
             Role.USER,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -37,20 +38,39 @@ def resolve(
 ) -> Connection:
     """Explicit arguments win, then ORCHESTRATOR_SIDECAR_ADDRESS / _TOKEN, then 127.0.0.1:50051.
 
-    `token=""` sends no token even when the environment has one.
+    `token=""` sends no token even when the environment has one; surrounding whitespace is dropped.
     """
     env = os.environ if environ is None else environ
     chosen = address or env.get(ADDRESS_ENV) or DEFAULT_ADDRESS
     secret = env.get(TOKEN_ENV) if token is None else token
-    return Connection(target=target(chosen), token=secret or None)
+    return Connection(target=target(chosen), token=header_token(secret))
+
+
+def header_token(secret: str | None) -> str | None:
+    """The token as sent: without surrounding whitespace (a secret file's trailing newline), None
+    when blank; a ValueError (never showing it) when a header cannot carry it, as in every client."""
+    secret = (secret or "").strip()
+    if any(not " " <= ch <= "~" for ch in secret):
+        raise ValueError("the sidecar token has characters an HTTP header cannot carry (controls, non-ASCII)")
+    return secret or None
+
+
+# host:port or [v6]:port, the same forms the TypeScript and Java clients take
+_HOST_PORT = re.compile(r"^(?:\[[0-9a-fA-F:.]+\]|[^:\s/\[\]]+):(\d{1,5})$")
 
 
 def target(address: str) -> str:
     """A gRPC target for an address: `unix:///run/s.sock` and `unix:/run/s.sock` stay as they are,
-    `host:port` too; a bare absolute path is taken as a Unix socket."""
+    `host:port` too; a bare absolute path is taken as a Unix socket. Anything else is a ValueError
+    naming it: gRPC would take a host without a port as port 443, and every call would fail
+    UNAVAILABLE as if the sidecar were down."""
     address = address.strip()
-    if not address:
-        raise ValueError("empty sidecar address")
     if address.startswith("/"):
         return f"unix://{address}"
-    return address
+    if address.startswith("unix:"):
+        path = address.removeprefix("unix:")
+        if path.removeprefix("//").startswith("/"):
+            return address
+    elif (m := _HOST_PORT.match(address)) is not None and 1 <= int(m.group(1)) <= 65535:
+        return address
+    raise ValueError(f"sidecar address {address!r}: expected host:port, unix:///path or an absolute path")

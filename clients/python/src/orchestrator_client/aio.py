@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from . import experiments, messages, retry
+from . import messages, retry
 from ._auth import async_interceptors
 from ._connection import CHANNEL_OPTIONS, resolve
 from ._gen.orchestrator.v1 import (
@@ -34,10 +34,32 @@ from ._gen.orchestrator.v1 import (
     quota_service_pb2_grpc,
 )
 from .errors import CancelledError, SidecarError, build, from_rpc_error
+from .experiments import Priority, feedback_request, report_request
 
 GenerateInput = generate_pb2.GenerateRequest | generate_pb2.GenerationInput | str
 StreamInput = generate_pb2.StreamGenerateRequest | generate_pb2.GenerationInput | str
 EmbedInput = embed_pb2.EmbedRequest | Sequence[str]
+
+
+class _LazyStub:
+    """A generated stub of the client's channel, made on first use (see `AsyncClient.channel`)."""
+
+    def __init__(self, stub: type) -> None:
+        self._stub = stub
+        self._slot = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_stub_{name}"
+
+    def __get__(self, client: AsyncClient | None, owner: type | None = None) -> Any:
+        if client is None:
+            return self
+        if self._slot not in client.__dict__:
+            client.__dict__[self._slot] = self._stub(client.channel)
+        return client.__dict__[self._slot]
+
+    def __set__(self, client: AsyncClient, stub: Any) -> None:
+        client.__dict__[self._slot] = stub
 
 
 class AsyncClient:
@@ -51,15 +73,30 @@ class AsyncClient:
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         conn = resolve(address, token)
-        self.channel = grpc.aio.insecure_channel(
-            conn.target, options=[*CHANNEL_OPTIONS, *options], interceptors=async_interceptors(conn.token)
-        )
-        self.generation = generation_service_pb2_grpc.GenerationServiceStub(self.channel)
-        self.conversations = conversation_service_pb2_grpc.ConversationServiceStub(self.channel)
-        self.quota = quota_service_pb2_grpc.QuotaServiceStub(self.channel)
-        self.keys = key_service_pb2_grpc.KeyServiceStub(self.channel)
-        self.escalations = escalation_service_pb2_grpc.EscalationServiceStub(self.channel)
-        self.experiments = experiment_service_pb2_grpc.ExperimentServiceStub(self.channel)
+        self._closed = False
+        self._target = conn.target
+        self._channel_options = [*CHANNEL_OPTIONS, *options]
+        self._interceptors = async_interceptors(conn.token)
+        self._channel: grpc.aio.Channel | None = None
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The gRPC channel, made on first use: grpc.aio binds a channel to the event loop running
+        when it is made, so a client made outside any loop (a module-level one) works in the loop
+        that first uses it."""
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(
+                self._target, options=self._channel_options, interceptors=self._interceptors
+            )
+        return self._channel
+
+    # the generated stubs (the token attached), made on first use over `channel`; assignable
+    generation = _LazyStub(generation_service_pb2_grpc.GenerationServiceStub)
+    conversations = _LazyStub(conversation_service_pb2_grpc.ConversationServiceStub)
+    quota = _LazyStub(quota_service_pb2_grpc.QuotaServiceStub)
+    keys = _LazyStub(key_service_pb2_grpc.KeyServiceStub)
+    escalations = _LazyStub(escalation_service_pb2_grpc.EscalationServiceStub)
+    experiments = _LazyStub(experiment_service_pb2_grpc.ExperimentServiceStub)
 
     async def generate(
         self,
@@ -67,7 +104,7 @@ class AsyncClient:
         *,
         timeout: float | None = None,
         retry_policy: retry.RetryPolicy | None = None,
-        priority: experiments.Priority | None = None,
+        priority: Priority | None = None,
     ) -> generate_pb2.GenerateResponse:
         """One whole answer. With `retry_policy`, UNAVAILABLE / RESOURCE_EXHAUSTED are retried within
         `timeout` under one request_id, so the sidecar charges a repeated request once."""
@@ -83,6 +120,7 @@ class AsyncClient:
     async def _generate(
         self, req: generate_pb2.GenerateRequest, timeout: float | None
     ) -> generate_pb2.GenerateResponse:
+        self._check_open()
         try:
             response: generate_pb2.GenerateResponse = await self.generation.Generate(req, timeout=timeout)
         except grpc.aio.AioRpcError as err:
@@ -117,9 +155,10 @@ class AsyncClient:
         request: StreamInput,
         *,
         timeout: float | None = None,
-        priority: experiments.Priority | None = None,
+        priority: Priority | None = None,
     ) -> AsyncStream:
         """The answer as it is generated: `async for event in client.stream(...)`; `.cancel()` stops it."""
+        self._check_open()
         call = self.generation.StreamGenerate(messages.stream_request(request, priority), timeout=timeout)
         return AsyncStream(call)
 
@@ -153,7 +192,7 @@ class AsyncClient:
     ) -> experiments_pb2.FeedbackResponse:
         """Score a finished call of the tenant (by its request id) once; the same score again is
         harmless (`already_recorded`), another one raises ConflictError (FEEDBACK_EXISTS)."""
-        request = experiments.feedback_request(tenant_id, request_id, score, label)
+        request = feedback_request(tenant_id, request_id, score, label)
         return await self._retried(self.experiments.Feedback, request, timeout, retry_policy)  # type: ignore[no-any-return]
 
     async def get_experiment_report(
@@ -168,7 +207,7 @@ class AsyncClient:
     ) -> experiments_pb2.GetExperimentReportResponse:
         """The tenant's calls of an experiment in [start, end): per variant statistics, the tests
         against the control and a verdict (statistics without a finite value are unset)."""
-        request = experiments.report_request(tenant_id, experiment, start, end)
+        request = report_request(tenant_id, experiment, start, end)
         return await self._retried(self.experiments.GetExperimentReport, request, timeout, retry_policy)  # type: ignore[no-any-return]
 
     async def list_models(
@@ -224,13 +263,21 @@ class AsyncClient:
         return await retry.call_async(lambda left: self._unary(method, request, left), policy, timeout)
 
     async def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
+        self._check_open()
         try:
             return await method(request, timeout=timeout)
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise closed_error()
+
     async def close(self) -> None:
-        await self.channel.close(None)
+        """Ends the connection: calls still open, and every call made after, fail CANCELLED."""
+        self._closed = True
+        if self._channel is not None:
+            await self._channel.close(None)
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -239,6 +286,11 @@ class AsyncClient:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+def closed_error() -> CancelledError:
+    """A call on a closed client, as in every client (grpc's own is a ValueError, no SidecarError)."""
+    return CancelledError(grpc.StatusCode.CANCELLED, "the client is closed")
 
 
 class AsyncStream:

@@ -230,8 +230,8 @@ def _delay(retry: error_details_pb2.RetryInfo | None) -> timedelta | None:
         return None
     try:
         return timedelta(seconds=d.seconds, microseconds=d.nanos // 1000)
-    except OverflowError:
-        return None
+    except OverflowError:  # past timedelta (a hostile server): too long to wait, never "no RetryInfo"
+        return timedelta.max
 
 
 def _details_bytes(trailing: Iterable[tuple[str, Any]] | None) -> bytes | None:
@@ -251,7 +251,13 @@ def _call(err: grpc.RpcError, name: str) -> Any:
         return None
 
 
+_INT64_MAX = 2**63 - 1
+
+
 def _int(value: str | None) -> int | None:
-    if value is None or not value.isdigit():
+    """A count read the way every client does: ASCII digits only (`isdigit` alone takes `²`, which
+    `int` refuses, and other scripts' digits), within an int64."""
+    if value is None or not (value.isascii() and value.isdigit()):
         return None
-    return int(value)
+    number = int(value)
+    return number if number <= _INT64_MAX else None

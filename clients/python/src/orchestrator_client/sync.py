@@ -28,7 +28,7 @@ from ._gen.orchestrator.v1 import (
     quota_pb2,
     quota_service_pb2_grpc,
 )
-from .aio import EmbedInput, GenerateInput, StreamInput
+from .aio import EmbedInput, GenerateInput, StreamInput, closed_error
 from .errors import CancelledError, build, from_rpc_error
 
 
@@ -43,6 +43,7 @@ class Client:
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         conn = resolve(address, token)
+        self._closed = False
         self._raw = grpc.insecure_channel(conn.target, options=[*CHANNEL_OPTIONS, *options])
         self.channel = sync_channel(self._raw, conn.token)
         self.generation = generation_service_pb2_grpc.GenerationServiceStub(self.channel)
@@ -100,6 +101,8 @@ class Client:
         timeout: float | None = None,
         priority: experiments.Priority | None = None,
     ) -> Stream:
+        if self._closed:
+            raise closed_error()
         call = self.generation.StreamGenerate(messages.stream_request(request, priority), timeout=timeout)
         return Stream(call)
 
@@ -198,12 +201,16 @@ class Client:
         return retry.call_sync(lambda left: self._unary(method, request, left), policy, timeout)
 
     def _unary(self, method: Any, request: Any, timeout: float | None) -> Any:
+        if self._closed:
+            raise closed_error()
         try:
             return method(request, timeout=timeout)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
 
     def close(self) -> None:
+        """Ends the connection: calls still open, and every call made after, fail CANCELLED."""
+        self._closed = True
         self._raw.close()
 
     def __enter__(self) -> Client:

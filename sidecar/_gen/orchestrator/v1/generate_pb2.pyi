@@ -87,15 +87,27 @@ class Image(_message.Message):
     height: int
     def __init__(self, url: _Optional[str] = ..., data: _Optional[bytes] = ..., mime_type: _Optional[str] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
 
+class ThinkingBlock(_message.Message):
+    __slots__ = ("thinking", "signature", "redacted_data")
+    THINKING_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    REDACTED_DATA_FIELD_NUMBER: _ClassVar[int]
+    thinking: str
+    signature: str
+    redacted_data: str
+    def __init__(self, thinking: _Optional[str] = ..., signature: _Optional[str] = ..., redacted_data: _Optional[str] = ...) -> None: ...
+
 class ContentPart(_message.Message):
-    __slots__ = ("text", "tool_call", "image")
+    __slots__ = ("text", "tool_call", "image", "thinking")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOOL_CALL_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
+    THINKING_FIELD_NUMBER: _ClassVar[int]
     text: str
     tool_call: ToolCall
     image: Image
-    def __init__(self, text: _Optional[str] = ..., tool_call: _Optional[_Union[ToolCall, _Mapping]] = ..., image: _Optional[_Union[Image, _Mapping]] = ...) -> None: ...
+    thinking: ThinkingBlock
+    def __init__(self, text: _Optional[str] = ..., tool_call: _Optional[_Union[ToolCall, _Mapping]] = ..., image: _Optional[_Union[Image, _Mapping]] = ..., thinking: _Optional[_Union[ThinkingBlock, _Mapping]] = ...) -> None: ...
 
 class Message(_message.Message):
     __slots__ = ("role", "content", "name", "tool_call_id")

@@ -443,6 +443,75 @@ func (*Image_Url) isImage_Source() {}
 
 func (*Image_Data) isImage_Source() {}
 
+// A block of the model's thinking as the provider signed it (Anthropic extended thinking). An
+// answer carries them before its text and tool calls; an assistant message that called tools must
+// be sent back with them, unchanged, for the provider to accept the tool results (conversation
+// memory keeps them). Blocks without a signature (thinking a provider does not sign) are streamed
+// as thinking deltas only and are not part of the message.
+type ThinkingBlock struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The thinking text (empty in a redacted block).
+	Thinking string `protobuf:"bytes,1,opt,name=thinking,proto3" json:"thinking,omitempty"`
+	// The provider's signature of the text: opaque, sent back as it came.
+	Signature string `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	// A redacted block's encrypted content (Anthropic `redacted_thinking.data`): opaque, sent back as
+	// it came; `thinking` and `signature` are then empty.
+	RedactedData  string `protobuf:"bytes,3,opt,name=redacted_data,json=redactedData,proto3" json:"redacted_data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ThinkingBlock) Reset() {
+	*x = ThinkingBlock{}
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ThinkingBlock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ThinkingBlock) ProtoMessage() {}
+
+func (x *ThinkingBlock) ProtoReflect() protoreflect.Message {
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ThinkingBlock.ProtoReflect.Descriptor instead.
+func (*ThinkingBlock) Descriptor() ([]byte, []int) {
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ThinkingBlock) GetThinking() string {
+	if x != nil {
+		return x.Thinking
+	}
+	return ""
+}
+
+func (x *ThinkingBlock) GetSignature() string {
+	if x != nil {
+		return x.Signature
+	}
+	return ""
+}
+
+func (x *ThinkingBlock) GetRedactedData() string {
+	if x != nil {
+		return x.RedactedData
+	}
+	return ""
+}
+
 // One part of a message's content.
 type ContentPart struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -453,6 +522,7 @@ type ContentPart struct {
 	//	*ContentPart_Text
 	//	*ContentPart_ToolCall
 	//	*ContentPart_Image
+	//	*ContentPart_Thinking
 	Kind          isContentPart_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -460,7 +530,7 @@ type ContentPart struct {
 
 func (x *ContentPart) Reset() {
 	*x = ContentPart{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[2]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +542,7 @@ func (x *ContentPart) String() string {
 func (*ContentPart) ProtoMessage() {}
 
 func (x *ContentPart) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[2]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +555,7 @@ func (x *ContentPart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentPart.ProtoReflect.Descriptor instead.
 func (*ContentPart) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{2}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ContentPart) GetKind() isContentPart_Kind {
@@ -522,6 +592,15 @@ func (x *ContentPart) GetImage() *Image {
 	return nil
 }
 
+func (x *ContentPart) GetThinking() *ThinkingBlock {
+	if x != nil {
+		if x, ok := x.Kind.(*ContentPart_Thinking); ok {
+			return x.Thinking
+		}
+	}
+	return nil
+}
+
 type isContentPart_Kind interface {
 	isContentPart_Kind()
 }
@@ -541,19 +620,28 @@ type ContentPart_Image struct {
 	Image *Image `protobuf:"bytes,3,opt,name=image,proto3,oneof"`
 }
 
+type ContentPart_Thinking struct {
+	// A block of the model's thinking (assistant messages only), as an answer returned it.
+	// Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+	// neither a signature nor redacted data, or is too long.
+	Thinking *ThinkingBlock `protobuf:"bytes,4,opt,name=thinking,proto3,oneof"`
+}
+
 func (*ContentPart_Text) isContentPart_Kind() {}
 
 func (*ContentPart_ToolCall) isContentPart_Kind() {}
 
 func (*ContentPart_Image) isContentPart_Kind() {}
 
+func (*ContentPart_Thinking) isContentPart_Kind() {}
+
 // One message of the conversation sent to the model.
 type Message struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Who wrote the message.
 	Role Role `protobuf:"varint,1,opt,name=role,proto3,enum=orchestrator.v1.Role" json:"role,omitempty"`
-	// The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-	// messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+	// The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+	// parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
 	// Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
 	Content []*ContentPart `protobuf:"bytes,2,rep,name=content,proto3" json:"content,omitempty"`
 	// Optional name of the participant (OpenAI `name`).
@@ -568,7 +656,7 @@ type Message struct {
 
 func (x *Message) Reset() {
 	*x = Message{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[3]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -580,7 +668,7 @@ func (x *Message) String() string {
 func (*Message) ProtoMessage() {}
 
 func (x *Message) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[3]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -593,7 +681,7 @@ func (x *Message) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Message.ProtoReflect.Descriptor instead.
 func (*Message) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{3}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Message) GetRole() Role {
@@ -642,7 +730,7 @@ type Tool struct {
 
 func (x *Tool) Reset() {
 	*x = Tool{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[4]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -654,7 +742,7 @@ func (x *Tool) String() string {
 func (*Tool) ProtoMessage() {}
 
 func (x *Tool) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[4]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -667,7 +755,7 @@ func (x *Tool) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tool.ProtoReflect.Descriptor instead.
 func (*Tool) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{4}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Tool) GetName() string {
@@ -709,7 +797,7 @@ type ToolChoice struct {
 
 func (x *ToolChoice) Reset() {
 	*x = ToolChoice{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[5]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +809,7 @@ func (x *ToolChoice) String() string {
 func (*ToolChoice) ProtoMessage() {}
 
 func (x *ToolChoice) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[5]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +822,7 @@ func (x *ToolChoice) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolChoice.ProtoReflect.Descriptor instead.
 func (*ToolChoice) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{5}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ToolChoice) GetChoice() isToolChoice_Choice {
@@ -799,7 +887,7 @@ type ResponseFormat struct {
 
 func (x *ResponseFormat) Reset() {
 	*x = ResponseFormat{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[6]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +899,7 @@ func (x *ResponseFormat) String() string {
 func (*ResponseFormat) ProtoMessage() {}
 
 func (x *ResponseFormat) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[6]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +912,7 @@ func (x *ResponseFormat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResponseFormat.ProtoReflect.Descriptor instead.
 func (*ResponseFormat) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{6}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ResponseFormat) GetFormat() isResponseFormat_Format {
@@ -895,7 +983,7 @@ type TextFormat struct {
 
 func (x *TextFormat) Reset() {
 	*x = TextFormat{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[7]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +995,7 @@ func (x *TextFormat) String() string {
 func (*TextFormat) ProtoMessage() {}
 
 func (x *TextFormat) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[7]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1008,7 @@ func (x *TextFormat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TextFormat.ProtoReflect.Descriptor instead.
 func (*TextFormat) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{7}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{8}
 }
 
 // A JSON object, any shape.
@@ -932,7 +1020,7 @@ type JsonObjectFormat struct {
 
 func (x *JsonObjectFormat) Reset() {
 	*x = JsonObjectFormat{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[8]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1032,7 @@ func (x *JsonObjectFormat) String() string {
 func (*JsonObjectFormat) ProtoMessage() {}
 
 func (x *JsonObjectFormat) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[8]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1045,7 @@ func (x *JsonObjectFormat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JsonObjectFormat.ProtoReflect.Descriptor instead.
 func (*JsonObjectFormat) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{8}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{9}
 }
 
 // JSON validating against a JSON Schema; the final answer is checked by the sidecar
@@ -976,7 +1064,7 @@ type JsonSchemaFormat struct {
 
 func (x *JsonSchemaFormat) Reset() {
 	*x = JsonSchemaFormat{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[9]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1076,7 @@ func (x *JsonSchemaFormat) String() string {
 func (*JsonSchemaFormat) ProtoMessage() {}
 
 func (x *JsonSchemaFormat) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[9]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1089,7 @@ func (x *JsonSchemaFormat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JsonSchemaFormat.ProtoReflect.Descriptor instead.
 func (*JsonSchemaFormat) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{9}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *JsonSchemaFormat) GetName() string {
@@ -1042,7 +1130,7 @@ type ReasoningConfig struct {
 
 func (x *ReasoningConfig) Reset() {
 	*x = ReasoningConfig{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[10]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +1142,7 @@ func (x *ReasoningConfig) String() string {
 func (*ReasoningConfig) ProtoMessage() {}
 
 func (x *ReasoningConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[10]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +1155,7 @@ func (x *ReasoningConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReasoningConfig.ProtoReflect.Descriptor instead.
 func (*ReasoningConfig) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{10}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReasoningConfig) GetEffort() ReasoningEffort {
@@ -1112,7 +1200,7 @@ type GenerationConfig struct {
 
 func (x *GenerationConfig) Reset() {
 	*x = GenerationConfig{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[11]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1124,7 +1212,7 @@ func (x *GenerationConfig) String() string {
 func (*GenerationConfig) ProtoMessage() {}
 
 func (x *GenerationConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[11]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1137,7 +1225,7 @@ func (x *GenerationConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerationConfig.ProtoReflect.Descriptor instead.
 func (*GenerationConfig) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{11}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GenerationConfig) GetMaxTokens() int32 {
@@ -1258,7 +1346,7 @@ type GenerationInput struct {
 
 func (x *GenerationInput) Reset() {
 	*x = GenerationInput{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[12]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1358,7 @@ func (x *GenerationInput) String() string {
 func (*GenerationInput) ProtoMessage() {}
 
 func (x *GenerationInput) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[12]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1371,7 @@ func (x *GenerationInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerationInput.ProtoReflect.Descriptor instead.
 func (*GenerationInput) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{12}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GenerationInput) GetModel() string {
@@ -1430,7 +1518,7 @@ type GenerateRequest struct {
 
 func (x *GenerateRequest) Reset() {
 	*x = GenerateRequest{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[13]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1530,7 @@ func (x *GenerateRequest) String() string {
 func (*GenerateRequest) ProtoMessage() {}
 
 func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[13]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1543,7 @@ func (x *GenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateRequest.ProtoReflect.Descriptor instead.
 func (*GenerateRequest) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{13}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GenerateRequest) GetInput() *GenerationInput {
@@ -1476,7 +1564,7 @@ type StreamGenerateRequest struct {
 
 func (x *StreamGenerateRequest) Reset() {
 	*x = StreamGenerateRequest{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[14]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1576,7 @@ func (x *StreamGenerateRequest) String() string {
 func (*StreamGenerateRequest) ProtoMessage() {}
 
 func (x *StreamGenerateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[14]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1589,7 @@ func (x *StreamGenerateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamGenerateRequest.ProtoReflect.Descriptor instead.
 func (*StreamGenerateRequest) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{14}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StreamGenerateRequest) GetInput() *GenerationInput {
@@ -1532,7 +1620,7 @@ type Usage struct {
 
 func (x *Usage) Reset() {
 	*x = Usage{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[15]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1632,7 @@ func (x *Usage) String() string {
 func (*Usage) ProtoMessage() {}
 
 func (x *Usage) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[15]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1645,7 @@ func (x *Usage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Usage.ProtoReflect.Descriptor instead.
 func (*Usage) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{15}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Usage) GetPromptTokens() int64 {
@@ -1619,7 +1707,7 @@ type ServedBy struct {
 
 func (x *ServedBy) Reset() {
 	*x = ServedBy{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[16]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1631,7 +1719,7 @@ func (x *ServedBy) String() string {
 func (*ServedBy) ProtoMessage() {}
 
 func (x *ServedBy) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[16]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1644,7 +1732,7 @@ func (x *ServedBy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServedBy.ProtoReflect.Descriptor instead.
 func (*ServedBy) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{16}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ServedBy) GetRoute() string {
@@ -1692,7 +1780,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[17]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1792,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[17]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1805,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{17}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Attempt) GetDeployment() string {
@@ -1812,7 +1900,7 @@ type GenerationSummary struct {
 
 func (x *GenerationSummary) Reset() {
 	*x = GenerationSummary{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[18]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1824,7 +1912,7 @@ func (x *GenerationSummary) String() string {
 func (*GenerationSummary) ProtoMessage() {}
 
 func (x *GenerationSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[18]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1837,7 +1925,7 @@ func (x *GenerationSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerationSummary.ProtoReflect.Descriptor instead.
 func (*GenerationSummary) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{18}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GenerationSummary) GetFinishReason() FinishReason {
@@ -2014,7 +2102,7 @@ type GenerateResponse struct {
 
 func (x *GenerateResponse) Reset() {
 	*x = GenerateResponse{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[19]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2114,7 @@ func (x *GenerateResponse) String() string {
 func (*GenerateResponse) ProtoMessage() {}
 
 func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[19]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2127,7 @@ func (x *GenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GenerateResponse.ProtoReflect.Descriptor instead.
 func (*GenerateResponse) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{19}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GenerateResponse) GetMessage() *Message {
@@ -2074,7 +2162,7 @@ type ToolCallDelta struct {
 
 func (x *ToolCallDelta) Reset() {
 	*x = ToolCallDelta{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[20]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2086,7 +2174,7 @@ func (x *ToolCallDelta) String() string {
 func (*ToolCallDelta) ProtoMessage() {}
 
 func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[20]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2099,7 +2187,7 @@ func (x *ToolCallDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ToolCallDelta.ProtoReflect.Descriptor instead.
 func (*ToolCallDelta) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{20}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ToolCallDelta) GetIndex() int32 {
@@ -2147,7 +2235,7 @@ type ContentDelta struct {
 
 func (x *ContentDelta) Reset() {
 	*x = ContentDelta{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[21]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2159,7 +2247,7 @@ func (x *ContentDelta) String() string {
 func (*ContentDelta) ProtoMessage() {}
 
 func (x *ContentDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[21]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2172,7 +2260,7 @@ func (x *ContentDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentDelta.ProtoReflect.Descriptor instead.
 func (*ContentDelta) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{21}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ContentDelta) GetKind() isContentDelta_Kind {
@@ -2250,7 +2338,7 @@ type StreamGenerateResponse struct {
 
 func (x *StreamGenerateResponse) Reset() {
 	*x = StreamGenerateResponse{}
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[22]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2262,7 +2350,7 @@ func (x *StreamGenerateResponse) String() string {
 func (*StreamGenerateResponse) ProtoMessage() {}
 
 func (x *StreamGenerateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_orchestrator_v1_generate_proto_msgTypes[22]
+	mi := &file_orchestrator_v1_generate_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2275,7 +2363,7 @@ func (x *StreamGenerateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamGenerateResponse.ProtoReflect.Descriptor instead.
 func (*StreamGenerateResponse) Descriptor() ([]byte, []int) {
-	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{22}
+	return file_orchestrator_v1_generate_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StreamGenerateResponse) GetEvent() isStreamGenerateResponse_Event {
@@ -2337,11 +2425,16 @@ const file_orchestrator_v1_generate_proto_rawDesc = "" +
 	"\tmime_type\x18\x03 \x01(\tR\bmimeType\x12\x14\n" +
 	"\x05width\x18\x04 \x01(\x05R\x05width\x12\x16\n" +
 	"\x06height\x18\x05 \x01(\x05R\x06heightB\b\n" +
-	"\x06source\"\x95\x01\n" +
+	"\x06source\"n\n" +
+	"\rThinkingBlock\x12\x1a\n" +
+	"\bthinking\x18\x01 \x01(\tR\bthinking\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\tR\tsignature\x12#\n" +
+	"\rredacted_data\x18\x03 \x01(\tR\fredactedData\"\xd3\x01\n" +
 	"\vContentPart\x12\x14\n" +
 	"\x04text\x18\x01 \x01(\tH\x00R\x04text\x128\n" +
 	"\ttool_call\x18\x02 \x01(\v2\x19.orchestrator.v1.ToolCallH\x00R\btoolCall\x12.\n" +
-	"\x05image\x18\x03 \x01(\v2\x16.orchestrator.v1.ImageH\x00R\x05imageB\x06\n" +
+	"\x05image\x18\x03 \x01(\v2\x16.orchestrator.v1.ImageH\x00R\x05image\x12<\n" +
+	"\bthinking\x18\x04 \x01(\v2\x1e.orchestrator.v1.ThinkingBlockH\x00R\bthinkingB\x06\n" +
 	"\x04kind\"\xa2\x01\n" +
 	"\aMessage\x12)\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x15.orchestrator.v1.RoleR\x04role\x126\n" +
@@ -2529,7 +2622,7 @@ func file_orchestrator_v1_generate_proto_rawDescGZIP() []byte {
 }
 
 var file_orchestrator_v1_generate_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_orchestrator_v1_generate_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_orchestrator_v1_generate_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_orchestrator_v1_generate_proto_goTypes = []any{
 	(Role)(0),                      // 0: orchestrator.v1.Role
 	(FinishReason)(0),              // 1: orchestrator.v1.FinishReason
@@ -2537,81 +2630,83 @@ var file_orchestrator_v1_generate_proto_goTypes = []any{
 	(ReasoningEffort)(0),           // 3: orchestrator.v1.ReasoningEffort
 	(*ToolCall)(nil),               // 4: orchestrator.v1.ToolCall
 	(*Image)(nil),                  // 5: orchestrator.v1.Image
-	(*ContentPart)(nil),            // 6: orchestrator.v1.ContentPart
-	(*Message)(nil),                // 7: orchestrator.v1.Message
-	(*Tool)(nil),                   // 8: orchestrator.v1.Tool
-	(*ToolChoice)(nil),             // 9: orchestrator.v1.ToolChoice
-	(*ResponseFormat)(nil),         // 10: orchestrator.v1.ResponseFormat
-	(*TextFormat)(nil),             // 11: orchestrator.v1.TextFormat
-	(*JsonObjectFormat)(nil),       // 12: orchestrator.v1.JsonObjectFormat
-	(*JsonSchemaFormat)(nil),       // 13: orchestrator.v1.JsonSchemaFormat
-	(*ReasoningConfig)(nil),        // 14: orchestrator.v1.ReasoningConfig
-	(*GenerationConfig)(nil),       // 15: orchestrator.v1.GenerationConfig
-	(*GenerationInput)(nil),        // 16: orchestrator.v1.GenerationInput
-	(*GenerateRequest)(nil),        // 17: orchestrator.v1.GenerateRequest
-	(*StreamGenerateRequest)(nil),  // 18: orchestrator.v1.StreamGenerateRequest
-	(*Usage)(nil),                  // 19: orchestrator.v1.Usage
-	(*ServedBy)(nil),               // 20: orchestrator.v1.ServedBy
-	(*Attempt)(nil),                // 21: orchestrator.v1.Attempt
-	(*GenerationSummary)(nil),      // 22: orchestrator.v1.GenerationSummary
-	(*GenerateResponse)(nil),       // 23: orchestrator.v1.GenerateResponse
-	(*ToolCallDelta)(nil),          // 24: orchestrator.v1.ToolCallDelta
-	(*ContentDelta)(nil),           // 25: orchestrator.v1.ContentDelta
-	(*StreamGenerateResponse)(nil), // 26: orchestrator.v1.StreamGenerateResponse
-	nil,                            // 27: orchestrator.v1.GenerationInput.MetadataEntry
-	(*structpb.Struct)(nil),        // 28: google.protobuf.Struct
-	(*ProviderKey)(nil),            // 29: orchestrator.v1.ProviderKey
-	(CacheMode)(0),                 // 30: orchestrator.v1.CacheMode
-	(Priority)(0),                  // 31: orchestrator.v1.Priority
-	(*durationpb.Duration)(nil),    // 32: google.protobuf.Duration
-	(CacheHitKind)(0),              // 33: orchestrator.v1.CacheHitKind
-	(*AnswerDecision)(nil),         // 34: orchestrator.v1.AnswerDecision
+	(*ThinkingBlock)(nil),          // 6: orchestrator.v1.ThinkingBlock
+	(*ContentPart)(nil),            // 7: orchestrator.v1.ContentPart
+	(*Message)(nil),                // 8: orchestrator.v1.Message
+	(*Tool)(nil),                   // 9: orchestrator.v1.Tool
+	(*ToolChoice)(nil),             // 10: orchestrator.v1.ToolChoice
+	(*ResponseFormat)(nil),         // 11: orchestrator.v1.ResponseFormat
+	(*TextFormat)(nil),             // 12: orchestrator.v1.TextFormat
+	(*JsonObjectFormat)(nil),       // 13: orchestrator.v1.JsonObjectFormat
+	(*JsonSchemaFormat)(nil),       // 14: orchestrator.v1.JsonSchemaFormat
+	(*ReasoningConfig)(nil),        // 15: orchestrator.v1.ReasoningConfig
+	(*GenerationConfig)(nil),       // 16: orchestrator.v1.GenerationConfig
+	(*GenerationInput)(nil),        // 17: orchestrator.v1.GenerationInput
+	(*GenerateRequest)(nil),        // 18: orchestrator.v1.GenerateRequest
+	(*StreamGenerateRequest)(nil),  // 19: orchestrator.v1.StreamGenerateRequest
+	(*Usage)(nil),                  // 20: orchestrator.v1.Usage
+	(*ServedBy)(nil),               // 21: orchestrator.v1.ServedBy
+	(*Attempt)(nil),                // 22: orchestrator.v1.Attempt
+	(*GenerationSummary)(nil),      // 23: orchestrator.v1.GenerationSummary
+	(*GenerateResponse)(nil),       // 24: orchestrator.v1.GenerateResponse
+	(*ToolCallDelta)(nil),          // 25: orchestrator.v1.ToolCallDelta
+	(*ContentDelta)(nil),           // 26: orchestrator.v1.ContentDelta
+	(*StreamGenerateResponse)(nil), // 27: orchestrator.v1.StreamGenerateResponse
+	nil,                            // 28: orchestrator.v1.GenerationInput.MetadataEntry
+	(*structpb.Struct)(nil),        // 29: google.protobuf.Struct
+	(*ProviderKey)(nil),            // 30: orchestrator.v1.ProviderKey
+	(CacheMode)(0),                 // 31: orchestrator.v1.CacheMode
+	(Priority)(0),                  // 32: orchestrator.v1.Priority
+	(*durationpb.Duration)(nil),    // 33: google.protobuf.Duration
+	(CacheHitKind)(0),              // 34: orchestrator.v1.CacheHitKind
+	(*AnswerDecision)(nil),         // 35: orchestrator.v1.AnswerDecision
 }
 var file_orchestrator_v1_generate_proto_depIdxs = []int32{
 	4,  // 0: orchestrator.v1.ContentPart.tool_call:type_name -> orchestrator.v1.ToolCall
 	5,  // 1: orchestrator.v1.ContentPart.image:type_name -> orchestrator.v1.Image
-	0,  // 2: orchestrator.v1.Message.role:type_name -> orchestrator.v1.Role
-	6,  // 3: orchestrator.v1.Message.content:type_name -> orchestrator.v1.ContentPart
-	28, // 4: orchestrator.v1.Tool.parameters:type_name -> google.protobuf.Struct
-	2,  // 5: orchestrator.v1.ToolChoice.mode:type_name -> orchestrator.v1.ToolChoiceMode
-	11, // 6: orchestrator.v1.ResponseFormat.text:type_name -> orchestrator.v1.TextFormat
-	12, // 7: orchestrator.v1.ResponseFormat.json_object:type_name -> orchestrator.v1.JsonObjectFormat
-	13, // 8: orchestrator.v1.ResponseFormat.json_schema:type_name -> orchestrator.v1.JsonSchemaFormat
-	28, // 9: orchestrator.v1.JsonSchemaFormat.schema:type_name -> google.protobuf.Struct
-	3,  // 10: orchestrator.v1.ReasoningConfig.effort:type_name -> orchestrator.v1.ReasoningEffort
-	14, // 11: orchestrator.v1.GenerationConfig.reasoning:type_name -> orchestrator.v1.ReasoningConfig
-	7,  // 12: orchestrator.v1.GenerationInput.messages:type_name -> orchestrator.v1.Message
-	15, // 13: orchestrator.v1.GenerationInput.config:type_name -> orchestrator.v1.GenerationConfig
-	27, // 14: orchestrator.v1.GenerationInput.metadata:type_name -> orchestrator.v1.GenerationInput.MetadataEntry
-	29, // 15: orchestrator.v1.GenerationInput.provider_key:type_name -> orchestrator.v1.ProviderKey
-	30, // 16: orchestrator.v1.GenerationInput.cache_mode:type_name -> orchestrator.v1.CacheMode
-	8,  // 17: orchestrator.v1.GenerationInput.tools:type_name -> orchestrator.v1.Tool
-	9,  // 18: orchestrator.v1.GenerationInput.tool_choice:type_name -> orchestrator.v1.ToolChoice
-	10, // 19: orchestrator.v1.GenerationInput.response_format:type_name -> orchestrator.v1.ResponseFormat
-	31, // 20: orchestrator.v1.GenerationInput.priority:type_name -> orchestrator.v1.Priority
-	16, // 21: orchestrator.v1.GenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
-	16, // 22: orchestrator.v1.StreamGenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
-	32, // 23: orchestrator.v1.Attempt.duration:type_name -> google.protobuf.Duration
-	1,  // 24: orchestrator.v1.GenerationSummary.finish_reason:type_name -> orchestrator.v1.FinishReason
-	19, // 25: orchestrator.v1.GenerationSummary.usage:type_name -> orchestrator.v1.Usage
-	20, // 26: orchestrator.v1.GenerationSummary.served_by:type_name -> orchestrator.v1.ServedBy
-	21, // 27: orchestrator.v1.GenerationSummary.attempts:type_name -> orchestrator.v1.Attempt
-	32, // 28: orchestrator.v1.GenerationSummary.upstream_latency:type_name -> google.protobuf.Duration
-	32, // 29: orchestrator.v1.GenerationSummary.overhead:type_name -> google.protobuf.Duration
-	32, // 30: orchestrator.v1.GenerationSummary.time_to_first_token:type_name -> google.protobuf.Duration
-	33, // 31: orchestrator.v1.GenerationSummary.cache_hit_kind:type_name -> orchestrator.v1.CacheHitKind
-	32, // 32: orchestrator.v1.GenerationSummary.cache_entry_age:type_name -> google.protobuf.Duration
-	34, // 33: orchestrator.v1.GenerationSummary.answer_decision:type_name -> orchestrator.v1.AnswerDecision
-	7,  // 34: orchestrator.v1.GenerateResponse.message:type_name -> orchestrator.v1.Message
-	22, // 35: orchestrator.v1.GenerateResponse.summary:type_name -> orchestrator.v1.GenerationSummary
-	24, // 36: orchestrator.v1.ContentDelta.tool_call:type_name -> orchestrator.v1.ToolCallDelta
-	25, // 37: orchestrator.v1.StreamGenerateResponse.delta:type_name -> orchestrator.v1.ContentDelta
-	23, // 38: orchestrator.v1.StreamGenerateResponse.result:type_name -> orchestrator.v1.GenerateResponse
-	39, // [39:39] is the sub-list for method output_type
-	39, // [39:39] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	6,  // 2: orchestrator.v1.ContentPart.thinking:type_name -> orchestrator.v1.ThinkingBlock
+	0,  // 3: orchestrator.v1.Message.role:type_name -> orchestrator.v1.Role
+	7,  // 4: orchestrator.v1.Message.content:type_name -> orchestrator.v1.ContentPart
+	29, // 5: orchestrator.v1.Tool.parameters:type_name -> google.protobuf.Struct
+	2,  // 6: orchestrator.v1.ToolChoice.mode:type_name -> orchestrator.v1.ToolChoiceMode
+	12, // 7: orchestrator.v1.ResponseFormat.text:type_name -> orchestrator.v1.TextFormat
+	13, // 8: orchestrator.v1.ResponseFormat.json_object:type_name -> orchestrator.v1.JsonObjectFormat
+	14, // 9: orchestrator.v1.ResponseFormat.json_schema:type_name -> orchestrator.v1.JsonSchemaFormat
+	29, // 10: orchestrator.v1.JsonSchemaFormat.schema:type_name -> google.protobuf.Struct
+	3,  // 11: orchestrator.v1.ReasoningConfig.effort:type_name -> orchestrator.v1.ReasoningEffort
+	15, // 12: orchestrator.v1.GenerationConfig.reasoning:type_name -> orchestrator.v1.ReasoningConfig
+	8,  // 13: orchestrator.v1.GenerationInput.messages:type_name -> orchestrator.v1.Message
+	16, // 14: orchestrator.v1.GenerationInput.config:type_name -> orchestrator.v1.GenerationConfig
+	28, // 15: orchestrator.v1.GenerationInput.metadata:type_name -> orchestrator.v1.GenerationInput.MetadataEntry
+	30, // 16: orchestrator.v1.GenerationInput.provider_key:type_name -> orchestrator.v1.ProviderKey
+	31, // 17: orchestrator.v1.GenerationInput.cache_mode:type_name -> orchestrator.v1.CacheMode
+	9,  // 18: orchestrator.v1.GenerationInput.tools:type_name -> orchestrator.v1.Tool
+	10, // 19: orchestrator.v1.GenerationInput.tool_choice:type_name -> orchestrator.v1.ToolChoice
+	11, // 20: orchestrator.v1.GenerationInput.response_format:type_name -> orchestrator.v1.ResponseFormat
+	32, // 21: orchestrator.v1.GenerationInput.priority:type_name -> orchestrator.v1.Priority
+	17, // 22: orchestrator.v1.GenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
+	17, // 23: orchestrator.v1.StreamGenerateRequest.input:type_name -> orchestrator.v1.GenerationInput
+	33, // 24: orchestrator.v1.Attempt.duration:type_name -> google.protobuf.Duration
+	1,  // 25: orchestrator.v1.GenerationSummary.finish_reason:type_name -> orchestrator.v1.FinishReason
+	20, // 26: orchestrator.v1.GenerationSummary.usage:type_name -> orchestrator.v1.Usage
+	21, // 27: orchestrator.v1.GenerationSummary.served_by:type_name -> orchestrator.v1.ServedBy
+	22, // 28: orchestrator.v1.GenerationSummary.attempts:type_name -> orchestrator.v1.Attempt
+	33, // 29: orchestrator.v1.GenerationSummary.upstream_latency:type_name -> google.protobuf.Duration
+	33, // 30: orchestrator.v1.GenerationSummary.overhead:type_name -> google.protobuf.Duration
+	33, // 31: orchestrator.v1.GenerationSummary.time_to_first_token:type_name -> google.protobuf.Duration
+	34, // 32: orchestrator.v1.GenerationSummary.cache_hit_kind:type_name -> orchestrator.v1.CacheHitKind
+	33, // 33: orchestrator.v1.GenerationSummary.cache_entry_age:type_name -> google.protobuf.Duration
+	35, // 34: orchestrator.v1.GenerationSummary.answer_decision:type_name -> orchestrator.v1.AnswerDecision
+	8,  // 35: orchestrator.v1.GenerateResponse.message:type_name -> orchestrator.v1.Message
+	23, // 36: orchestrator.v1.GenerateResponse.summary:type_name -> orchestrator.v1.GenerationSummary
+	25, // 37: orchestrator.v1.ContentDelta.tool_call:type_name -> orchestrator.v1.ToolCallDelta
+	26, // 38: orchestrator.v1.StreamGenerateResponse.delta:type_name -> orchestrator.v1.ContentDelta
+	24, // 39: orchestrator.v1.StreamGenerateResponse.result:type_name -> orchestrator.v1.GenerateResponse
+	40, // [40:40] is the sub-list for method output_type
+	40, // [40:40] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_orchestrator_v1_generate_proto_init() }
@@ -2627,28 +2722,29 @@ func file_orchestrator_v1_generate_proto_init() {
 		(*Image_Url)(nil),
 		(*Image_Data)(nil),
 	}
-	file_orchestrator_v1_generate_proto_msgTypes[2].OneofWrappers = []any{
+	file_orchestrator_v1_generate_proto_msgTypes[3].OneofWrappers = []any{
 		(*ContentPart_Text)(nil),
 		(*ContentPart_ToolCall)(nil),
 		(*ContentPart_Image)(nil),
+		(*ContentPart_Thinking)(nil),
 	}
-	file_orchestrator_v1_generate_proto_msgTypes[5].OneofWrappers = []any{
+	file_orchestrator_v1_generate_proto_msgTypes[6].OneofWrappers = []any{
 		(*ToolChoice_Mode)(nil),
 		(*ToolChoice_Name)(nil),
 	}
-	file_orchestrator_v1_generate_proto_msgTypes[6].OneofWrappers = []any{
+	file_orchestrator_v1_generate_proto_msgTypes[7].OneofWrappers = []any{
 		(*ResponseFormat_Text)(nil),
 		(*ResponseFormat_JsonObject)(nil),
 		(*ResponseFormat_JsonSchema)(nil),
 	}
-	file_orchestrator_v1_generate_proto_msgTypes[11].OneofWrappers = []any{}
 	file_orchestrator_v1_generate_proto_msgTypes[12].OneofWrappers = []any{}
-	file_orchestrator_v1_generate_proto_msgTypes[21].OneofWrappers = []any{
+	file_orchestrator_v1_generate_proto_msgTypes[13].OneofWrappers = []any{}
+	file_orchestrator_v1_generate_proto_msgTypes[22].OneofWrappers = []any{
 		(*ContentDelta_Text)(nil),
 		(*ContentDelta_ToolCall)(nil),
 		(*ContentDelta_Thinking)(nil),
 	}
-	file_orchestrator_v1_generate_proto_msgTypes[22].OneofWrappers = []any{
+	file_orchestrator_v1_generate_proto_msgTypes[23].OneofWrappers = []any{
 		(*StreamGenerateResponse_Delta)(nil),
 		(*StreamGenerateResponse_Result)(nil),
 	}
@@ -2658,7 +2754,7 @@ func file_orchestrator_v1_generate_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_orchestrator_v1_generate_proto_rawDesc), len(file_orchestrator_v1_generate_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -59,7 +59,8 @@ type GenerationServiceClient interface {
 	// Reasons: those of Generate except IDEMPOTENCY_KEY_REUSED and IDEMPOTENCY_STORE_UNAVAILABLE
 	// (a stream is never replayed), plus STREAM_INTERRUPTED (UNAVAILABLE) when the upstream fails
 	// after the first delta was sent; its trailing metadata carries the partial usage. A stream that
-	// ends without a result has failed.
+	// ends without a result has failed. CALLER_NOT_READING (DEADLINE_EXCEEDED) when the caller read
+	// nothing while one message waited settings.stream_write_timeout_seconds to be sent.
 	StreamGenerate(ctx context.Context, in *StreamGenerateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamGenerateResponse], error)
 	// Lists the route aliases, their deployments, capabilities and prices, a page at a time.
 	//
@@ -70,7 +71,8 @@ type GenerationServiceClient interface {
 	// quota like Generate (one request, the texts' tokens, the cost).
 	//
 	// Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
-	// `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+	// `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`; `texts` too when the
+	// reply, texts x dimensions, would exceed embeddings.max_reply_bytes: nothing charged), PROVIDERS_UNAVAILABLE
 	// (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
 	// INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
 	// COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
@@ -170,7 +172,8 @@ type GenerationServiceServer interface {
 	// Reasons: those of Generate except IDEMPOTENCY_KEY_REUSED and IDEMPOTENCY_STORE_UNAVAILABLE
 	// (a stream is never replayed), plus STREAM_INTERRUPTED (UNAVAILABLE) when the upstream fails
 	// after the first delta was sent; its trailing metadata carries the partial usage. A stream that
-	// ends without a result has failed.
+	// ends without a result has failed. CALLER_NOT_READING (DEADLINE_EXCEEDED) when the caller read
+	// nothing while one message waited settings.stream_write_timeout_seconds to be sent.
 	StreamGenerate(*StreamGenerateRequest, grpc.ServerStreamingServer[StreamGenerateResponse]) error
 	// Lists the route aliases, their deployments, capabilities and prices, a page at a time.
 	//
@@ -181,7 +184,8 @@ type GenerationServiceServer interface {
 	// quota like Generate (one request, the texts' tokens, the cost).
 	//
 	// Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
-	// `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+	// `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`; `texts` too when the
+	// reply, texts x dimensions, would exceed embeddings.max_reply_bytes: nothing charged), PROVIDERS_UNAVAILABLE
 	// (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
 	// INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
 	// COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE

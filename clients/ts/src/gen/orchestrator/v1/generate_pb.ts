@@ -20,7 +20,7 @@ import type { JsonObject, Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file orchestrator/v1/generate.proto.
  */
 export const file_orchestrator_v1_generate: GenFile = /*@__PURE__*/
-  fileDesc("Ch5vcmNoZXN0cmF0b3IvdjEvZ2VuZXJhdGUucHJvdG8SD29yY2hlc3RyYXRvci52MSI3CghUb29sQ2FsbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhEKCWFyZ3VtZW50cxgDIAEoCSJiCgVJbWFnZRINCgN1cmwYASABKAlIABIOCgRkYXRhGAIgASgMSAASEQoJbWltZV90eXBlGAMgASgJEg0KBXdpZHRoGAQgASgFEg4KBmhlaWdodBgFIAEoBUIICgZzb3VyY2UifgoLQ29udGVudFBhcnQSDgoEdGV4dBgBIAEoCUgAEi4KCXRvb2xfY2FsbBgCIAEoCzIZLm9yY2hlc3RyYXRvci52MS5Ub29sQ2FsbEgAEicKBWltYWdlGAMgASgLMhYub3JjaGVzdHJhdG9yLnYxLkltYWdlSABCBgoEa2luZCKBAQoHTWVzc2FnZRIjCgRyb2xlGAEgASgOMhUub3JjaGVzdHJhdG9yLnYxLlJvbGUSLQoHY29udGVudBgCIAMoCzIcLm9yY2hlc3RyYXRvci52MS5Db250ZW50UGFydBIMCgRuYW1lGAMgASgJEhQKDHRvb2xfY2FsbF9pZBgEIAEoCSJWCgRUb29sEgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSKwoKcGFyYW1ldGVycxgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiVwoKVG9vbENob2ljZRIvCgRtb2RlGAEgASgOMh8ub3JjaGVzdHJhdG9yLnYxLlRvb2xDaG9pY2VNb2RlSAASDgoEbmFtZRgCIAEoCUgAQggKBmNob2ljZSK7AQoOUmVzcG9uc2VGb3JtYXQSKwoEdGV4dBgBIAEoCzIbLm9yY2hlc3RyYXRvci52MS5UZXh0Rm9ybWF0SAASOAoLanNvbl9vYmplY3QYAiABKAsyIS5vcmNoZXN0cmF0b3IudjEuSnNvbk9iamVjdEZvcm1hdEgAEjgKC2pzb25fc2NoZW1hGAMgASgLMiEub3JjaGVzdHJhdG9yLnYxLkpzb25TY2hlbWFGb3JtYXRIAEIICgZmb3JtYXQiDAoKVGV4dEZvcm1hdCISChBKc29uT2JqZWN0Rm9ybWF0IlkKEEpzb25TY2hlbWFGb3JtYXQSDAoEbmFtZRgBIAEoCRInCgZzY2hlbWEYAiABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg4KBnN0cmljdBgDIAEoCCJ0Cg9SZWFzb25pbmdDb25maWcSMAoGZWZmb3J0GAEgASgOMiAub3JjaGVzdHJhdG9yLnYxLlJlYXNvbmluZ0VmZm9ydBIVCg1idWRnZXRfdG9rZW5zGAIgASgFEhgKEGluY2x1ZGVfdGhpbmtpbmcYAyABKAgi4QEKEEdlbmVyYXRpb25Db25maWcSFwoKbWF4X3Rva2VucxgBIAEoBUgAiAEBEhgKC3RlbXBlcmF0dXJlGAIgASgBSAGIAQESEgoFdG9wX3AYAyABKAFIAogBARIMCgRzdG9wGAQgAygJEhEKBHNlZWQYBSABKANIA4gBARIzCglyZWFzb25pbmcYBiABKAsyIC5vcmNoZXN0cmF0b3IudjEuUmVhc29uaW5nQ29uZmlnQg0KC19tYXhfdG9rZW5zQg4KDF90ZW1wZXJhdHVyZUIICgZfdG9wX3BCBwoFX3NlZWQiiAYKD0dlbmVyYXRpb25JbnB1dBINCgVtb2RlbBgBIAEoCRIqCghtZXNzYWdlcxgCIAMoCzIYLm9yY2hlc3RyYXRvci52MS5NZXNzYWdlEjEKBmNvbmZpZxgDIAEoCzIhLm9yY2hlc3RyYXRvci52MS5HZW5lcmF0aW9uQ29uZmlnEhEKCXRlbmFudF9pZBgEIAEoCRIPCgd1c2VyX2lkGAUgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgGIAEoCRJACghtZXRhZGF0YRgHIAMoCzIuLm9yY2hlc3RyYXRvci52MS5HZW5lcmF0aW9uSW5wdXQuTWV0YWRhdGFFbnRyeRISCgpyZXF1ZXN0X2lkGAggASgJEjIKDHByb3ZpZGVyX2tleRgJIAEoCzIcLm9yY2hlc3RyYXRvci52MS5Qcm92aWRlcktleRISCgpwZXJzb25hX2lkGAogASgJEhMKBm1lbW9yeRgLIAEoCEgAiAEBEi4KCmNhY2hlX21vZGUYDCABKA4yGi5vcmNoZXN0cmF0b3IudjEuQ2FjaGVNb2RlEiQKBXRvb2xzGA0gAygLMhUub3JjaGVzdHJhdG9yLnYxLlRvb2wSMAoLdG9vbF9jaG9pY2UYDiABKAsyGy5vcmNoZXN0cmF0b3IudjEuVG9vbENob2ljZRIgChNwYXJhbGxlbF90b29sX2NhbGxzGA8gASgISAGIAQESOAoPcmVzcG9uc2VfZm9ybWF0GBAgASgLMh8ub3JjaGVzdHJhdG9yLnYxLlJlc3BvbnNlRm9ybWF0EisKCHByaW9yaXR5GBEgASgOMhkub3JjaGVzdHJhdG9yLnYxLlByaW9yaXR5EhoKEmV4cGVyaW1lbnRfdmFyaWFudBgSIAEoCRIWCg5hdWRpZW5jZV9sYXllchgUIAEoCRovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCQoHX21lbW9yeUIWChRfcGFyYWxsZWxfdG9vbF9jYWxscyJCCg9HZW5lcmF0ZVJlcXVlc3QSLwoFaW5wdXQYASABKAsyIC5vcmNoZXN0cmF0b3IudjEuR2VuZXJhdGlvbklucHV0IkgKFVN0cmVhbUdlbmVyYXRlUmVxdWVzdBIvCgVpbnB1dBgBIAEoCzIgLm9yY2hlc3RyYXRvci52MS5HZW5lcmF0aW9uSW5wdXQinAEKBVVzYWdlEhUKDXByb21wdF90b2tlbnMYASABKAMSGQoRY29tcGxldGlvbl90b2tlbnMYAiABKAMSFAoMdG90YWxfdG9rZW5zGAMgASgDEhUKDWNhY2hlZF90b2tlbnMYBCABKAMSGAoQcmVhc29uaW5nX3Rva2VucxgFIAEoAxIaChJjYWNoZV93cml0ZV90b2tlbnMYBiABKAMiTgoIU2VydmVkQnkSDQoFcm91dGUYASABKAkSEgoKZGVwbG95bWVudBgCIAEoCRIQCghwcm92aWRlchgDIAEoCRINCgVtb2RlbBgEIAEoCSJtCgdBdHRlbXB0EhIKCmRlcGxveW1lbnQYASABKAkSEAoIcHJvdmlkZXIYAiABKAkSDwoHb3V0Y29tZRgDIAEoCRIrCghkdXJhdGlvbhgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiLUBgoRR2VuZXJhdGlvblN1bW1hcnkSNAoNZmluaXNoX3JlYXNvbhgBIAEoDjIdLm9yY2hlc3RyYXRvci52MS5GaW5pc2hSZWFzb24SJQoFdXNhZ2UYAiABKAsyFi5vcmNoZXN0cmF0b3IudjEuVXNhZ2USEwoLY29zdF9taWNyb3MYAyABKAMSLAoJc2VydmVkX2J5GAQgASgLMhkub3JjaGVzdHJhdG9yLnYxLlNlcnZlZEJ5EioKCGF0dGVtcHRzGAUgAygLMhgub3JjaGVzdHJhdG9yLnYxLkF0dGVtcHQSMwoQdXBzdHJlYW1fbGF0ZW5jeRgGIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIrCghvdmVyaGVhZBgHIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhI2ChN0aW1lX3RvX2ZpcnN0X3Rva2VuGAggASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCnJlcXVlc3RfaWQYCSABKAkSEgoKcGVyc29uYV9pZBgKIAEoCRIYChBoaXN0b3J5X21lc3NhZ2VzGAsgASgFEhEKCWNhY2hlX2hpdBgMIAEoCBIeChZjb250ZXh0X3Rva2Vuc19yZW1vdmVkGA0gASgDEiAKGGNvbnRleHRfbWVzc2FnZXNfcmVtb3ZlZBgOIAEoBRIaChJjb250ZXh0X3N1bW1hcml6ZWQYDyABKAgSEAoIcmVwbGF5ZWQYECABKAgSNQoOY2FjaGVfaGl0X2tpbmQYESABKA4yHS5vcmNoZXN0cmF0b3IudjEuQ2FjaGVIaXRLaW5kEhgKEGNhY2hlX3NpbWlsYXJpdHkYEiABKAESMgoPY2FjaGVfZW50cnlfYWdlGBMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhIKCmV4cGVyaW1lbnQYFCABKAkSGgoSZXhwZXJpbWVudF92YXJpYW50GBUgASgJEiUKHWV4cGVyaW1lbnRfdmFyaWFudF9vdmVycmlkZGVuGBYgASgIEjgKD2Fuc3dlcl9kZWNpc2lvbhgXIAEoCzIfLm9yY2hlc3RyYXRvci52MS5BbnN3ZXJEZWNpc2lvbiJyChBHZW5lcmF0ZVJlc3BvbnNlEikKB21lc3NhZ2UYASABKAsyGC5vcmNoZXN0cmF0b3IudjEuTWVzc2FnZRIzCgdzdW1tYXJ5GAIgASgLMiIub3JjaGVzdHJhdG9yLnYxLkdlbmVyYXRpb25TdW1tYXJ5IksKDVRvb2xDYWxsRGVsdGESDQoFaW5kZXgYASABKAUSCgoCaWQYAiABKAkSDAoEbmFtZRgDIAEoCRIRCglhcmd1bWVudHMYBCABKAkibwoMQ29udGVudERlbHRhEg4KBHRleHQYASABKAlIABIzCgl0b29sX2NhbGwYAiABKAsyHi5vcmNoZXN0cmF0b3IudjEuVG9vbENhbGxEZWx0YUgAEhIKCHRoaW5raW5nGAMgASgJSABCBgoEa2luZCKGAQoWU3RyZWFtR2VuZXJhdGVSZXNwb25zZRIuCgVkZWx0YRgBIAEoCzIdLm9yY2hlc3RyYXRvci52MS5Db250ZW50RGVsdGFIABIzCgZyZXN1bHQYAiABKAsyIS5vcmNoZXN0cmF0b3IudjEuR2VuZXJhdGVSZXNwb25zZUgAQgcKBWV2ZW50Kl8KBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg8KC1JPTEVfU1lTVEVNEAESDQoJUk9MRV9VU0VSEAISEgoOUk9MRV9BU1NJU1RBTlQQAxINCglST0xFX1RPT0wQBCqfAQoMRmluaXNoUmVhc29uEh0KGUZJTklTSF9SRUFTT05fVU5TUEVDSUZJRUQQABIWChJGSU5JU0hfUkVBU09OX1NUT1AQARIYChRGSU5JU0hfUkVBU09OX0xFTkdUSBACEiAKHEZJTklTSF9SRUFTT05fQ09OVEVOVF9GSUxURVIQAxIcChhGSU5JU0hfUkVBU09OX1RPT0xfQ0FMTFMQBCqHAQoOVG9vbENob2ljZU1vZGUSIAocVE9PTF9DSE9JQ0VfTU9ERV9VTlNQRUNJRklFRBAAEhkKFVRPT0xfQ0hPSUNFX01PREVfQVVUTxABEhkKFVRPT0xfQ0hPSUNFX01PREVfTk9ORRACEh0KGVRPT0xfQ0hPSUNFX01PREVfUkVRVUlSRUQQAyqFAQoPUmVhc29uaW5nRWZmb3J0EiAKHFJFQVNPTklOR19FRkZPUlRfVU5TUEVDSUZJRUQQABIYChRSRUFTT05JTkdfRUZGT1JUX0xPVxABEhsKF1JFQVNPTklOR19FRkZPUlRfTUVESVVNEAISGQoVUkVBU09OSU5HX0VGRk9SVF9ISUdIEANC5AEKGmlvLm9yY2hlc3RyYXRvci5zaWRlY2FyLnYxQg1HZW5lcmF0ZVByb3RvUAFaWmdpdGh1Yi5jb20vb3JjaGVzdHJhdG9yLXNpZGVjYXIvb3JjaGVzdHJhdG9yL2NsaWVudHMvZ28vZ2VuL29yY2hlc3RyYXRvci92MTtvcmNoZXN0cmF0b3J2MaICA09YWKoCD09yY2hlc3RyYXRvci5WMcoCD09yY2hlc3RyYXRvclxWMeICG09yY2hlc3RyYXRvclxWMVxHUEJNZXRhZGF0YeoCEE9yY2hlc3RyYXRvcjo6VjFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_struct, file_orchestrator_v1_answers, file_orchestrator_v1_cache, file_orchestrator_v1_keys, file_orchestrator_v1_priority]);
+  fileDesc("Ch5vcmNoZXN0cmF0b3IvdjEvZ2VuZXJhdGUucHJvdG8SD29yY2hlc3RyYXRvci52MSI3CghUb29sQ2FsbBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhEKCWFyZ3VtZW50cxgDIAEoCSJiCgVJbWFnZRINCgN1cmwYASABKAlIABIOCgRkYXRhGAIgASgMSAASEQoJbWltZV90eXBlGAMgASgJEg0KBXdpZHRoGAQgASgFEg4KBmhlaWdodBgFIAEoBUIICgZzb3VyY2UiSwoNVGhpbmtpbmdCbG9jaxIQCgh0aGlua2luZxgBIAEoCRIRCglzaWduYXR1cmUYAiABKAkSFQoNcmVkYWN0ZWRfZGF0YRgDIAEoCSKyAQoLQ29udGVudFBhcnQSDgoEdGV4dBgBIAEoCUgAEi4KCXRvb2xfY2FsbBgCIAEoCzIZLm9yY2hlc3RyYXRvci52MS5Ub29sQ2FsbEgAEicKBWltYWdlGAMgASgLMhYub3JjaGVzdHJhdG9yLnYxLkltYWdlSAASMgoIdGhpbmtpbmcYBCABKAsyHi5vcmNoZXN0cmF0b3IudjEuVGhpbmtpbmdCbG9ja0gAQgYKBGtpbmQigQEKB01lc3NhZ2USIwoEcm9sZRgBIAEoDjIVLm9yY2hlc3RyYXRvci52MS5Sb2xlEi0KB2NvbnRlbnQYAiADKAsyHC5vcmNoZXN0cmF0b3IudjEuQ29udGVudFBhcnQSDAoEbmFtZRgDIAEoCRIUCgx0b29sX2NhbGxfaWQYBCABKAkiVgoEVG9vbBIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEisKCnBhcmFtZXRlcnMYAyABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0IlcKClRvb2xDaG9pY2USLwoEbW9kZRgBIAEoDjIfLm9yY2hlc3RyYXRvci52MS5Ub29sQ2hvaWNlTW9kZUgAEg4KBG5hbWUYAiABKAlIAEIICgZjaG9pY2UiuwEKDlJlc3BvbnNlRm9ybWF0EisKBHRleHQYASABKAsyGy5vcmNoZXN0cmF0b3IudjEuVGV4dEZvcm1hdEgAEjgKC2pzb25fb2JqZWN0GAIgASgLMiEub3JjaGVzdHJhdG9yLnYxLkpzb25PYmplY3RGb3JtYXRIABI4Cgtqc29uX3NjaGVtYRgDIAEoCzIhLm9yY2hlc3RyYXRvci52MS5Kc29uU2NoZW1hRm9ybWF0SABCCAoGZm9ybWF0IgwKClRleHRGb3JtYXQiEgoQSnNvbk9iamVjdEZvcm1hdCJZChBKc29uU2NoZW1hRm9ybWF0EgwKBG5hbWUYASABKAkSJwoGc2NoZW1hGAIgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIOCgZzdHJpY3QYAyABKAgidAoPUmVhc29uaW5nQ29uZmlnEjAKBmVmZm9ydBgBIAEoDjIgLm9yY2hlc3RyYXRvci52MS5SZWFzb25pbmdFZmZvcnQSFQoNYnVkZ2V0X3Rva2VucxgCIAEoBRIYChBpbmNsdWRlX3RoaW5raW5nGAMgASgIIuEBChBHZW5lcmF0aW9uQ29uZmlnEhcKCm1heF90b2tlbnMYASABKAVIAIgBARIYCgt0ZW1wZXJhdHVyZRgCIAEoAUgBiAEBEhIKBXRvcF9wGAMgASgBSAKIAQESDAoEc3RvcBgEIAMoCRIRCgRzZWVkGAUgASgDSAOIAQESMwoJcmVhc29uaW5nGAYgASgLMiAub3JjaGVzdHJhdG9yLnYxLlJlYXNvbmluZ0NvbmZpZ0INCgtfbWF4X3Rva2Vuc0IOCgxfdGVtcGVyYXR1cmVCCAoGX3RvcF9wQgcKBV9zZWVkIogGCg9HZW5lcmF0aW9uSW5wdXQSDQoFbW9kZWwYASABKAkSKgoIbWVzc2FnZXMYAiADKAsyGC5vcmNoZXN0cmF0b3IudjEuTWVzc2FnZRIxCgZjb25maWcYAyABKAsyIS5vcmNoZXN0cmF0b3IudjEuR2VuZXJhdGlvbkNvbmZpZxIRCgl0ZW5hbnRfaWQYBCABKAkSDwoHdXNlcl9pZBgFIAEoCRIXCg9jb252ZXJzYXRpb25faWQYBiABKAkSQAoIbWV0YWRhdGEYByADKAsyLi5vcmNoZXN0cmF0b3IudjEuR2VuZXJhdGlvbklucHV0Lk1ldGFkYXRhRW50cnkSEgoKcmVxdWVzdF9pZBgIIAEoCRIyCgxwcm92aWRlcl9rZXkYCSABKAsyHC5vcmNoZXN0cmF0b3IudjEuUHJvdmlkZXJLZXkSEgoKcGVyc29uYV9pZBgKIAEoCRITCgZtZW1vcnkYCyABKAhIAIgBARIuCgpjYWNoZV9tb2RlGAwgASgOMhoub3JjaGVzdHJhdG9yLnYxLkNhY2hlTW9kZRIkCgV0b29scxgNIAMoCzIVLm9yY2hlc3RyYXRvci52MS5Ub29sEjAKC3Rvb2xfY2hvaWNlGA4gASgLMhsub3JjaGVzdHJhdG9yLnYxLlRvb2xDaG9pY2USIAoTcGFyYWxsZWxfdG9vbF9jYWxscxgPIAEoCEgBiAEBEjgKD3Jlc3BvbnNlX2Zvcm1hdBgQIAEoCzIfLm9yY2hlc3RyYXRvci52MS5SZXNwb25zZUZvcm1hdBIrCghwcmlvcml0eRgRIAEoDjIZLm9yY2hlc3RyYXRvci52MS5Qcmlvcml0eRIaChJleHBlcmltZW50X3ZhcmlhbnQYEiABKAkSFgoOYXVkaWVuY2VfbGF5ZXIYFCABKAkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBQgkKB19tZW1vcnlCFgoUX3BhcmFsbGVsX3Rvb2xfY2FsbHMiQgoPR2VuZXJhdGVSZXF1ZXN0Ei8KBWlucHV0GAEgASgLMiAub3JjaGVzdHJhdG9yLnYxLkdlbmVyYXRpb25JbnB1dCJIChVTdHJlYW1HZW5lcmF0ZVJlcXVlc3QSLwoFaW5wdXQYASABKAsyIC5vcmNoZXN0cmF0b3IudjEuR2VuZXJhdGlvbklucHV0IpwBCgVVc2FnZRIVCg1wcm9tcHRfdG9rZW5zGAEgASgDEhkKEWNvbXBsZXRpb25fdG9rZW5zGAIgASgDEhQKDHRvdGFsX3Rva2VucxgDIAEoAxIVCg1jYWNoZWRfdG9rZW5zGAQgASgDEhgKEHJlYXNvbmluZ190b2tlbnMYBSABKAMSGgoSY2FjaGVfd3JpdGVfdG9rZW5zGAYgASgDIk4KCFNlcnZlZEJ5Eg0KBXJvdXRlGAEgASgJEhIKCmRlcGxveW1lbnQYAiABKAkSEAoIcHJvdmlkZXIYAyABKAkSDQoFbW9kZWwYBCABKAkibQoHQXR0ZW1wdBISCgpkZXBsb3ltZW50GAEgASgJEhAKCHByb3ZpZGVyGAIgASgJEg8KB291dGNvbWUYAyABKAkSKwoIZHVyYXRpb24YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24i1AYKEUdlbmVyYXRpb25TdW1tYXJ5EjQKDWZpbmlzaF9yZWFzb24YASABKA4yHS5vcmNoZXN0cmF0b3IudjEuRmluaXNoUmVhc29uEiUKBXVzYWdlGAIgASgLMhYub3JjaGVzdHJhdG9yLnYxLlVzYWdlEhMKC2Nvc3RfbWljcm9zGAMgASgDEiwKCXNlcnZlZF9ieRgEIAEoCzIZLm9yY2hlc3RyYXRvci52MS5TZXJ2ZWRCeRIqCghhdHRlbXB0cxgFIAMoCzIYLm9yY2hlc3RyYXRvci52MS5BdHRlbXB0EjMKEHVwc3RyZWFtX2xhdGVuY3kYBiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SKwoIb3ZlcmhlYWQYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SNgoTdGltZV90b19maXJzdF90b2tlbhgIIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgpyZXF1ZXN0X2lkGAkgASgJEhIKCnBlcnNvbmFfaWQYCiABKAkSGAoQaGlzdG9yeV9tZXNzYWdlcxgLIAEoBRIRCgljYWNoZV9oaXQYDCABKAgSHgoWY29udGV4dF90b2tlbnNfcmVtb3ZlZBgNIAEoAxIgChhjb250ZXh0X21lc3NhZ2VzX3JlbW92ZWQYDiABKAUSGgoSY29udGV4dF9zdW1tYXJpemVkGA8gASgIEhAKCHJlcGxheWVkGBAgASgIEjUKDmNhY2hlX2hpdF9raW5kGBEgASgOMh0ub3JjaGVzdHJhdG9yLnYxLkNhY2hlSGl0S2luZBIYChBjYWNoZV9zaW1pbGFyaXR5GBIgASgBEjIKD2NhY2hlX2VudHJ5X2FnZRgTIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhISCgpleHBlcmltZW50GBQgASgJEhoKEmV4cGVyaW1lbnRfdmFyaWFudBgVIAEoCRIlCh1leHBlcmltZW50X3ZhcmlhbnRfb3ZlcnJpZGRlbhgWIAEoCBI4Cg9hbnN3ZXJfZGVjaXNpb24YFyABKAsyHy5vcmNoZXN0cmF0b3IudjEuQW5zd2VyRGVjaXNpb24icgoQR2VuZXJhdGVSZXNwb25zZRIpCgdtZXNzYWdlGAEgASgLMhgub3JjaGVzdHJhdG9yLnYxLk1lc3NhZ2USMwoHc3VtbWFyeRgCIAEoCzIiLm9yY2hlc3RyYXRvci52MS5HZW5lcmF0aW9uU3VtbWFyeSJLCg1Ub29sQ2FsbERlbHRhEg0KBWluZGV4GAEgASgFEgoKAmlkGAIgASgJEgwKBG5hbWUYAyABKAkSEQoJYXJndW1lbnRzGAQgASgJIm8KDENvbnRlbnREZWx0YRIOCgR0ZXh0GAEgASgJSAASMwoJdG9vbF9jYWxsGAIgASgLMh4ub3JjaGVzdHJhdG9yLnYxLlRvb2xDYWxsRGVsdGFIABISCgh0aGlua2luZxgDIAEoCUgAQgYKBGtpbmQihgEKFlN0cmVhbUdlbmVyYXRlUmVzcG9uc2USLgoFZGVsdGEYASABKAsyHS5vcmNoZXN0cmF0b3IudjEuQ29udGVudERlbHRhSAASMwoGcmVzdWx0GAIgASgLMiEub3JjaGVzdHJhdG9yLnYxLkdlbmVyYXRlUmVzcG9uc2VIAEIHCgVldmVudCpfCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIPCgtST0xFX1NZU1RFTRABEg0KCVJPTEVfVVNFUhACEhIKDlJPTEVfQVNTSVNUQU5UEAMSDQoJUk9MRV9UT09MEAQqnwEKDEZpbmlzaFJlYXNvbhIdChlGSU5JU0hfUkVBU09OX1VOU1BFQ0lGSUVEEAASFgoSRklOSVNIX1JFQVNPTl9TVE9QEAESGAoURklOSVNIX1JFQVNPTl9MRU5HVEgQAhIgChxGSU5JU0hfUkVBU09OX0NPTlRFTlRfRklMVEVSEAMSHAoYRklOSVNIX1JFQVNPTl9UT09MX0NBTExTEAQqhwEKDlRvb2xDaG9pY2VNb2RlEiAKHFRPT0xfQ0hPSUNFX01PREVfVU5TUEVDSUZJRUQQABIZChVUT09MX0NIT0lDRV9NT0RFX0FVVE8QARIZChVUT09MX0NIT0lDRV9NT0RFX05PTkUQAhIdChlUT09MX0NIT0lDRV9NT0RFX1JFUVVJUkVEEAMqhQEKD1JlYXNvbmluZ0VmZm9ydBIgChxSRUFTT05JTkdfRUZGT1JUX1VOU1BFQ0lGSUVEEAASGAoUUkVBU09OSU5HX0VGRk9SVF9MT1cQARIbChdSRUFTT05JTkdfRUZGT1JUX01FRElVTRACEhkKFVJFQVNPTklOR19FRkZPUlRfSElHSBADQuQBChppby5vcmNoZXN0cmF0b3Iuc2lkZWNhci52MUINR2VuZXJhdGVQcm90b1ABWlpnaXRodWIuY29tL29yY2hlc3RyYXRvci1zaWRlY2FyL29yY2hlc3RyYXRvci9jbGllbnRzL2dvL2dlbi9vcmNoZXN0cmF0b3IvdjE7b3JjaGVzdHJhdG9ydjGiAgNPWFiqAg9PcmNoZXN0cmF0b3IuVjHKAg9PcmNoZXN0cmF0b3JcVjHiAhtPcmNoZXN0cmF0b3JcVjFcR1BCTWV0YWRhdGHqAhBPcmNoZXN0cmF0b3I6OlYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_struct, file_orchestrator_v1_answers, file_orchestrator_v1_cache, file_orchestrator_v1_keys, file_orchestrator_v1_priority]);
 
 /**
  * A call of a tool, asked for by the model (in an assistant message).
@@ -122,6 +122,46 @@ export const ImageSchema: GenMessage<Image> = /*@__PURE__*/
   messageDesc(file_orchestrator_v1_generate, 1);
 
 /**
+ * A block of the model's thinking as the provider signed it (Anthropic extended thinking). An
+ * answer carries them before its text and tool calls; an assistant message that called tools must
+ * be sent back with them, unchanged, for the provider to accept the tool results (conversation
+ * memory keeps them). Blocks without a signature (thinking a provider does not sign) are streamed
+ * as thinking deltas only and are not part of the message.
+ *
+ * @generated from message orchestrator.v1.ThinkingBlock
+ */
+export type ThinkingBlock = Message$1<"orchestrator.v1.ThinkingBlock"> & {
+  /**
+   * The thinking text (empty in a redacted block).
+   *
+   * @generated from field: string thinking = 1;
+   */
+  thinking: string;
+
+  /**
+   * The provider's signature of the text: opaque, sent back as it came.
+   *
+   * @generated from field: string signature = 2;
+   */
+  signature: string;
+
+  /**
+   * A redacted block's encrypted content (Anthropic `redacted_thinking.data`): opaque, sent back as
+   * it came; `thinking` and `signature` are then empty.
+   *
+   * @generated from field: string redacted_data = 3;
+   */
+  redactedData: string;
+};
+
+/**
+ * Describes the message orchestrator.v1.ThinkingBlock.
+ * Use `create(ThinkingBlockSchema)` to create a new message.
+ */
+export const ThinkingBlockSchema: GenMessage<ThinkingBlock> = /*@__PURE__*/
+  messageDesc(file_orchestrator_v1_generate, 2);
+
+/**
  * One part of a message's content.
  *
  * @generated from message orchestrator.v1.ContentPart
@@ -156,6 +196,16 @@ export type ContentPart = Message$1<"orchestrator.v1.ContentPart"> & {
      */
     value: Image;
     case: "image";
+  } | {
+    /**
+     * A block of the model's thinking (assistant messages only), as an answer returned it.
+     * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+     * neither a signature nor redacted data, or is too long.
+     *
+     * @generated from field: orchestrator.v1.ThinkingBlock thinking = 4;
+     */
+    value: ThinkingBlock;
+    case: "thinking";
   } | { case: undefined; value?: undefined };
 };
 
@@ -164,7 +214,7 @@ export type ContentPart = Message$1<"orchestrator.v1.ContentPart"> & {
  * Use `create(ContentPartSchema)` to create a new message.
  */
 export const ContentPartSchema: GenMessage<ContentPart> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 2);
+  messageDesc(file_orchestrator_v1_generate, 3);
 
 /**
  * One message of the conversation sent to the model.
@@ -180,8 +230,8 @@ export type Message = Message$1<"orchestrator.v1.Message"> & {
   role: Role;
 
   /**
-   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+   * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+   * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    *
    * @generated from field: repeated orchestrator.v1.ContentPart content = 2;
@@ -210,7 +260,7 @@ export type Message = Message$1<"orchestrator.v1.Message"> & {
  * Use `create(MessageSchema)` to create a new message.
  */
 export const MessageSchema: GenMessage<Message> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 3);
+  messageDesc(file_orchestrator_v1_generate, 4);
 
 /**
  * A tool the model may call: a function with JSON Schema parameters.
@@ -248,7 +298,7 @@ export type Tool = Message$1<"orchestrator.v1.Tool"> & {
  * Use `create(ToolSchema)` to create a new message.
  */
 export const ToolSchema: GenMessage<Tool> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 4);
+  messageDesc(file_orchestrator_v1_generate, 5);
 
 /**
  * The tool choice: a mode, or one named tool the model must call.
@@ -287,7 +337,7 @@ export type ToolChoice = Message$1<"orchestrator.v1.ToolChoice"> & {
  * Use `create(ToolChoiceSchema)` to create a new message.
  */
 export const ToolChoiceSchema: GenMessage<ToolChoice> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 5);
+  messageDesc(file_orchestrator_v1_generate, 6);
 
 /**
  * The form of the answer.
@@ -334,7 +384,7 @@ export type ResponseFormat = Message$1<"orchestrator.v1.ResponseFormat"> & {
  * Use `create(ResponseFormatSchema)` to create a new message.
  */
 export const ResponseFormatSchema: GenMessage<ResponseFormat> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 6);
+  messageDesc(file_orchestrator_v1_generate, 7);
 
 /**
  * Free text.
@@ -349,7 +399,7 @@ export type TextFormat = Message$1<"orchestrator.v1.TextFormat"> & {
  * Use `create(TextFormatSchema)` to create a new message.
  */
 export const TextFormatSchema: GenMessage<TextFormat> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 7);
+  messageDesc(file_orchestrator_v1_generate, 8);
 
 /**
  * A JSON object, any shape.
@@ -364,7 +414,7 @@ export type JsonObjectFormat = Message$1<"orchestrator.v1.JsonObjectFormat"> & {
  * Use `create(JsonObjectFormatSchema)` to create a new message.
  */
 export const JsonObjectFormatSchema: GenMessage<JsonObjectFormat> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 8);
+  messageDesc(file_orchestrator_v1_generate, 9);
 
 /**
  * JSON validating against a JSON Schema; the final answer is checked by the sidecar
@@ -400,7 +450,7 @@ export type JsonSchemaFormat = Message$1<"orchestrator.v1.JsonSchemaFormat"> & {
  * Use `create(JsonSchemaFormatSchema)` to create a new message.
  */
 export const JsonSchemaFormatSchema: GenMessage<JsonSchemaFormat> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 9);
+  messageDesc(file_orchestrator_v1_generate, 10);
 
 /**
  * Reasoning settings, for deployments with reasoning models.
@@ -437,7 +487,7 @@ export type ReasoningConfig = Message$1<"orchestrator.v1.ReasoningConfig"> & {
  * Use `create(ReasoningConfigSchema)` to create a new message.
  */
 export const ReasoningConfigSchema: GenMessage<ReasoningConfig> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 10);
+  messageDesc(file_orchestrator_v1_generate, 11);
 
 /**
  * Sampling parameters. Unset fields take the provider's defaults.
@@ -493,7 +543,7 @@ export type GenerationConfig = Message$1<"orchestrator.v1.GenerationConfig"> & {
  * Use `create(GenerationConfigSchema)` to create a new message.
  */
 export const GenerationConfigSchema: GenMessage<GenerationConfig> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 11);
+  messageDesc(file_orchestrator_v1_generate, 12);
 
 /**
  * The part of a generation request that Generate and StreamGenerate share.
@@ -669,7 +719,7 @@ export type GenerationInput = Message$1<"orchestrator.v1.GenerationInput"> & {
  * Use `create(GenerationInputSchema)` to create a new message.
  */
 export const GenerationInputSchema: GenMessage<GenerationInput> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 12);
+  messageDesc(file_orchestrator_v1_generate, 13);
 
 /**
  * Request of Generate.
@@ -690,7 +740,7 @@ export type GenerateRequest = Message$1<"orchestrator.v1.GenerateRequest"> & {
  * Use `create(GenerateRequestSchema)` to create a new message.
  */
 export const GenerateRequestSchema: GenMessage<GenerateRequest> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 13);
+  messageDesc(file_orchestrator_v1_generate, 14);
 
 /**
  * Request of StreamGenerate.
@@ -711,7 +761,7 @@ export type StreamGenerateRequest = Message$1<"orchestrator.v1.StreamGenerateReq
  * Use `create(StreamGenerateRequestSchema)` to create a new message.
  */
 export const StreamGenerateRequestSchema: GenMessage<StreamGenerateRequest> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 14);
+  messageDesc(file_orchestrator_v1_generate, 15);
 
 /**
  * Token counts of one call, as reported by the provider.
@@ -767,7 +817,7 @@ export type Usage = Message$1<"orchestrator.v1.Usage"> & {
  * Use `create(UsageSchema)` to create a new message.
  */
 export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 15);
+  messageDesc(file_orchestrator_v1_generate, 16);
 
 /**
  * The deployment that served a call.
@@ -809,7 +859,7 @@ export type ServedBy = Message$1<"orchestrator.v1.ServedBy"> & {
  * Use `create(ServedBySchema)` to create a new message.
  */
 export const ServedBySchema: GenMessage<ServedBy> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 16);
+  messageDesc(file_orchestrator_v1_generate, 17);
 
 /**
  * One try of one deployment while serving a call.
@@ -851,7 +901,7 @@ export type Attempt = Message$1<"orchestrator.v1.Attempt"> & {
  * Use `create(AttemptSchema)` to create a new message.
  */
 export const AttemptSchema: GenMessage<Attempt> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 17);
+  messageDesc(file_orchestrator_v1_generate, 18);
 
 /**
  * Everything known about a call once it has finished.
@@ -1035,7 +1085,7 @@ export type GenerationSummary = Message$1<"orchestrator.v1.GenerationSummary"> &
  * Use `create(GenerationSummarySchema)` to create a new message.
  */
 export const GenerationSummarySchema: GenMessage<GenerationSummary> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 18);
+  messageDesc(file_orchestrator_v1_generate, 19);
 
 /**
  * Response of Generate.
@@ -1063,7 +1113,7 @@ export type GenerateResponse = Message$1<"orchestrator.v1.GenerateResponse"> & {
  * Use `create(GenerateResponseSchema)` to create a new message.
  */
 export const GenerateResponseSchema: GenMessage<GenerateResponse> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 19);
+  messageDesc(file_orchestrator_v1_generate, 20);
 
 /**
  * A piece of a tool call being streamed. Fragments with the same index belong to one call: the
@@ -1106,7 +1156,7 @@ export type ToolCallDelta = Message$1<"orchestrator.v1.ToolCallDelta"> & {
  * Use `create(ToolCallDeltaSchema)` to create a new message.
  */
 export const ToolCallDeltaSchema: GenMessage<ToolCallDelta> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 20);
+  messageDesc(file_orchestrator_v1_generate, 21);
 
 /**
  * A piece of generated content.
@@ -1151,7 +1201,7 @@ export type ContentDelta = Message$1<"orchestrator.v1.ContentDelta"> & {
  * Use `create(ContentDeltaSchema)` to create a new message.
  */
 export const ContentDeltaSchema: GenMessage<ContentDelta> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 21);
+  messageDesc(file_orchestrator_v1_generate, 22);
 
 /**
  * One message of a StreamGenerate response: deltas, then exactly one result as the last message.
@@ -1189,7 +1239,7 @@ export type StreamGenerateResponse = Message$1<"orchestrator.v1.StreamGenerateRe
  * Use `create(StreamGenerateResponseSchema)` to create a new message.
  */
 export const StreamGenerateResponseSchema: GenMessage<StreamGenerateResponse> = /*@__PURE__*/
-  messageDesc(file_orchestrator_v1_generate, 22);
+  messageDesc(file_orchestrator_v1_generate, 23);
 
 /**
  * Role of the author of a message in a conversation.

@@ -61,6 +61,7 @@ private static final long serialVersionUID = 0L;
     TEXT(1),
     TOOL_CALL(2),
     IMAGE(3),
+    THINKING(4),
     KIND_NOT_SET(0);
     private final int value;
     private KindCase(int value) {
@@ -81,6 +82,7 @@ private static final long serialVersionUID = 0L;
         case 1: return TEXT;
         case 2: return TOOL_CALL;
         case 3: return IMAGE;
+        case 4: return THINKING;
         case 0: return KIND_NOT_SET;
         default: return null;
       }
@@ -242,6 +244,55 @@ private static final long serialVersionUID = 0L;
     return io.orchestrator.sidecar.v1.Image.getDefaultInstance();
   }
 
+  public static final int THINKING_FIELD_NUMBER = 4;
+  /**
+   * <pre>
+   * A block of the model's thinking (assistant messages only), as an answer returned it.
+   * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+   * neither a signature nor redacted data, or is too long.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ThinkingBlock thinking = 4 [json_name = "thinking"];</code>
+   * @return Whether the thinking field is set.
+   */
+  @java.lang.Override
+  public boolean hasThinking() {
+    return kindCase_ == 4;
+  }
+  /**
+   * <pre>
+   * A block of the model's thinking (assistant messages only), as an answer returned it.
+   * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+   * neither a signature nor redacted data, or is too long.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ThinkingBlock thinking = 4 [json_name = "thinking"];</code>
+   * @return The thinking.
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.ThinkingBlock getThinking() {
+    if (kindCase_ == 4) {
+       return (io.orchestrator.sidecar.v1.ThinkingBlock) kind_;
+    }
+    return io.orchestrator.sidecar.v1.ThinkingBlock.getDefaultInstance();
+  }
+  /**
+   * <pre>
+   * A block of the model's thinking (assistant messages only), as an answer returned it.
+   * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+   * neither a signature nor redacted data, or is too long.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ThinkingBlock thinking = 4 [json_name = "thinking"];</code>
+   */
+  @java.lang.Override
+  public io.orchestrator.sidecar.v1.ThinkingBlockOrBuilder getThinkingOrBuilder() {
+    if (kindCase_ == 4) {
+       return (io.orchestrator.sidecar.v1.ThinkingBlock) kind_;
+    }
+    return io.orchestrator.sidecar.v1.ThinkingBlock.getDefaultInstance();
+  }
+
   private byte memoizedIsInitialized = -1;
   @java.lang.Override
   public final boolean isInitialized() {
@@ -265,6 +316,9 @@ private static final long serialVersionUID = 0L;
     if (kindCase_ == 3) {
       output.writeMessage(3, (io.orchestrator.sidecar.v1.Image) kind_);
     }
+    if (kindCase_ == 4) {
+      output.writeMessage(4, (io.orchestrator.sidecar.v1.ThinkingBlock) kind_);
+    }
     getUnknownFields().writeTo(output);
   }
   private int computeSerializedSize_0() {
@@ -279,6 +333,10 @@ private static final long serialVersionUID = 0L;
     if (kindCase_ == 3) {
       size += com.google.protobuf.CodedOutputStream
         .computeMessageSize(3, (io.orchestrator.sidecar.v1.Image) kind_);
+    }
+    if (kindCase_ == 4) {
+      size += com.google.protobuf.CodedOutputStream
+        .computeMessageSize(4, (io.orchestrator.sidecar.v1.ThinkingBlock) kind_);
     }
     return size;
   }
@@ -318,6 +376,10 @@ private static final long serialVersionUID = 0L;
         if (!getImage()
             .equals(other.getImage())) return false;
         break;
+      case 4:
+        if (!getThinking()
+            .equals(other.getThinking())) return false;
+        break;
       case 0:
       default:
     }
@@ -344,6 +406,10 @@ private static final long serialVersionUID = 0L;
       case 3:
         hash = (37 * hash) + IMAGE_FIELD_NUMBER;
         hash = (53 * hash) + getImage().hashCode();
+        break;
+      case 4:
+        hash = (37 * hash) + THINKING_FIELD_NUMBER;
+        hash = (53 * hash) + getThinking().hashCode();
         break;
       case 0:
       default:
@@ -489,6 +555,9 @@ private static final long serialVersionUID = 0L;
       if (imageBuilder_ != null) {
         imageBuilder_.clear();
       }
+      if (thinkingBuilder_ != null) {
+        thinkingBuilder_.clear();
+      }
       kindCase_ = 0;
       kind_ = null;
       return this;
@@ -538,6 +607,10 @@ private static final long serialVersionUID = 0L;
           imageBuilder_ != null) {
         result.kind_ = imageBuilder_.build();
       }
+      if (kindCase_ == 4 &&
+          thinkingBuilder_ != null) {
+        result.kind_ = thinkingBuilder_.build();
+      }
     }
 
     @java.lang.Override
@@ -565,6 +638,10 @@ private static final long serialVersionUID = 0L;
         }
         case IMAGE: {
           mergeImage(other.getImage());
+          break;
+        }
+        case THINKING: {
+          mergeThinking(other.getThinking());
           break;
         }
         case KIND_NOT_SET: {
@@ -614,6 +691,13 @@ private static final long serialVersionUID = 0L;
               kindCase_ = 3;
               break;
             } // case 26
+            case 34: {
+              input.readMessage(
+                  internalGetThinkingFieldBuilder().getBuilder(),
+                  extensionRegistry);
+              kindCase_ = 4;
+              break;
+            } // case 34
             default: {
               if (!super.parseUnknownField(input, extensionRegistry, tag)) {
                 done = true; // was an endgroup tag
@@ -1109,6 +1193,200 @@ private static final long serialVersionUID = 0L;
       kindCase_ = 3;
       onChanged();
       return imageBuilder_;
+    }
+
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.ThinkingBlock, io.orchestrator.sidecar.v1.ThinkingBlock.Builder, io.orchestrator.sidecar.v1.ThinkingBlockOrBuilder> thinkingBuilder_;
+    /**
+     * <pre>
+     * A block of the model's thinking (assistant messages only), as an answer returned it.
+     * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+     * neither a signature nor redacted data, or is too long.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ThinkingBlock thinking = 4 [json_name = "thinking"];</code>
+     * @return Whether the thinking field is set.
+     */
+    @java.lang.Override
+    public boolean hasThinking() {
+      return kindCase_ == 4;
+    }
+    /**
+     * <pre>
+     * A block of the model's thinking (assistant messages only), as an answer returned it.
+     * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+     * neither a signature nor redacted data, or is too long.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ThinkingBlock thinking = 4 [json_name = "thinking"];</code>
+     * @return The thinking.
+     */
+    @java.lang.Override
+    public io.orchestrator.sidecar.v1.ThinkingBlock getThinking() {
+      if (thinkingBuilder_ == null) {
+        if (kindCase_ == 4) {
+          return (io.orchestrator.sidecar.v1.ThinkingBlock) kind_;
+        }
+        return io.orchestrator.sidecar.v1.ThinkingBlock.getDefaultInstance();
+      } else {
+        if (kindCase_ == 4) {
+          return thinkingBuilder_.getMessage();
+        }
+        return io.orchestrator.sidecar.v1.ThinkingBlock.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * A block of the model's thinking (assistant messages only), as an answer returned it.
+     * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+     * neither a signature nor redacted data, or is too long.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ThinkingBlock thinking = 4 [json_name = "thinking"];</code>
+     */
+    public Builder setThinking(io.orchestrator.sidecar.v1.ThinkingBlock value) {
+      if (thinkingBuilder_ == null) {
+        java.util.Objects.requireNonNull(value);
+        kind_ = value;
+        onChanged();
+      } else {
+        thinkingBuilder_.setMessage(value);
+      }
+      kindCase_ = 4;
+      return this;
+    }
+    /**
+     * <pre>
+     * A block of the model's thinking (assistant messages only), as an answer returned it.
+     * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+     * neither a signature nor redacted data, or is too long.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ThinkingBlock thinking = 4 [json_name = "thinking"];</code>
+     */
+    public Builder setThinking(
+        io.orchestrator.sidecar.v1.ThinkingBlock.Builder builderForValue) {
+      if (thinkingBuilder_ == null) {
+        kind_ = builderForValue.build();
+        onChanged();
+      } else {
+        thinkingBuilder_.setMessage(builderForValue.build());
+      }
+      kindCase_ = 4;
+      return this;
+    }
+    /**
+     * <pre>
+     * A block of the model's thinking (assistant messages only), as an answer returned it.
+     * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+     * neither a signature nor redacted data, or is too long.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ThinkingBlock thinking = 4 [json_name = "thinking"];</code>
+     */
+    public Builder mergeThinking(io.orchestrator.sidecar.v1.ThinkingBlock value) {
+      if (thinkingBuilder_ == null) {
+        if (kindCase_ == 4 &&
+            kind_ != io.orchestrator.sidecar.v1.ThinkingBlock.getDefaultInstance()) {
+          kind_ = io.orchestrator.sidecar.v1.ThinkingBlock.newBuilder((io.orchestrator.sidecar.v1.ThinkingBlock) kind_)
+              .mergeFrom(value).buildPartial();
+        } else {
+          kind_ = value;
+        }
+        onChanged();
+      } else {
+        if (kindCase_ == 4) {
+          thinkingBuilder_.mergeFrom(value);
+        } else {
+          thinkingBuilder_.setMessage(value);
+        }
+      }
+      kindCase_ = 4;
+      return this;
+    }
+    /**
+     * <pre>
+     * A block of the model's thinking (assistant messages only), as an answer returned it.
+     * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+     * neither a signature nor redacted data, or is too long.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ThinkingBlock thinking = 4 [json_name = "thinking"];</code>
+     */
+    public Builder clearThinking() {
+      if (thinkingBuilder_ == null) {
+        if (kindCase_ == 4) {
+          kindCase_ = 0;
+          kind_ = null;
+          onChanged();
+        }
+      } else {
+        if (kindCase_ == 4) {
+          kindCase_ = 0;
+          kind_ = null;
+        }
+        thinkingBuilder_.clear();
+      }
+      return this;
+    }
+    /**
+     * <pre>
+     * A block of the model's thinking (assistant messages only), as an answer returned it.
+     * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+     * neither a signature nor redacted data, or is too long.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ThinkingBlock thinking = 4 [json_name = "thinking"];</code>
+     */
+    public io.orchestrator.sidecar.v1.ThinkingBlock.Builder getThinkingBuilder() {
+      return internalGetThinkingFieldBuilder().getBuilder();
+    }
+    /**
+     * <pre>
+     * A block of the model's thinking (assistant messages only), as an answer returned it.
+     * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+     * neither a signature nor redacted data, or is too long.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ThinkingBlock thinking = 4 [json_name = "thinking"];</code>
+     */
+    @java.lang.Override
+    public io.orchestrator.sidecar.v1.ThinkingBlockOrBuilder getThinkingOrBuilder() {
+      if ((kindCase_ == 4) && (thinkingBuilder_ != null)) {
+        return thinkingBuilder_.getMessageOrBuilder();
+      } else {
+        if (kindCase_ == 4) {
+          return (io.orchestrator.sidecar.v1.ThinkingBlock) kind_;
+        }
+        return io.orchestrator.sidecar.v1.ThinkingBlock.getDefaultInstance();
+      }
+    }
+    /**
+     * <pre>
+     * A block of the model's thinking (assistant messages only), as an answer returned it.
+     * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+     * neither a signature nor redacted data, or is too long.
+     * </pre>
+     *
+     * <code>.orchestrator.v1.ThinkingBlock thinking = 4 [json_name = "thinking"];</code>
+     */
+    private com.google.protobuf.SingleFieldBuilder<
+        io.orchestrator.sidecar.v1.ThinkingBlock, io.orchestrator.sidecar.v1.ThinkingBlock.Builder, io.orchestrator.sidecar.v1.ThinkingBlockOrBuilder> 
+        internalGetThinkingFieldBuilder() {
+      if (thinkingBuilder_ == null) {
+        if (!(kindCase_ == 4)) {
+          kind_ = io.orchestrator.sidecar.v1.ThinkingBlock.getDefaultInstance();
+        }
+        thinkingBuilder_ = new com.google.protobuf.SingleFieldBuilder<
+            io.orchestrator.sidecar.v1.ThinkingBlock, io.orchestrator.sidecar.v1.ThinkingBlock.Builder, io.orchestrator.sidecar.v1.ThinkingBlockOrBuilder>(
+                (io.orchestrator.sidecar.v1.ThinkingBlock) kind_,
+                getParentForChildren(),
+                isClean());
+        kind_ = null;
+      }
+      kindCase_ = 4;
+      onChanged();
+      return thinkingBuilder_;
     }
 
     // @@protoc_insertion_point(builder_scope:orchestrator.v1.ContentPart)

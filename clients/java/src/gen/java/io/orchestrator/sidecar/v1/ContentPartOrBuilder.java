@@ -93,5 +93,38 @@ public interface ContentPartOrBuilder extends
    */
   io.orchestrator.sidecar.v1.ImageOrBuilder getImageOrBuilder();
 
+  /**
+   * <pre>
+   * A block of the model's thinking (assistant messages only), as an answer returned it.
+   * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+   * neither a signature nor redacted data, or is too long.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ThinkingBlock thinking = 4 [json_name = "thinking"];</code>
+   * @return Whether the thinking field is set.
+   */
+  boolean hasThinking();
+  /**
+   * <pre>
+   * A block of the model's thinking (assistant messages only), as an answer returned it.
+   * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+   * neither a signature nor redacted data, or is too long.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ThinkingBlock thinking = 4 [json_name = "thinking"];</code>
+   * @return The thinking.
+   */
+  io.orchestrator.sidecar.v1.ThinkingBlock getThinking();
+  /**
+   * <pre>
+   * A block of the model's thinking (assistant messages only), as an answer returned it.
+   * Reasons: INVALID_REQUEST naming `...thinking` when it is in another role's message, has
+   * neither a signature nor redacted data, or is too long.
+   * </pre>
+   *
+   * <code>.orchestrator.v1.ThinkingBlock thinking = 4 [json_name = "thinking"];</code>
+   */
+  io.orchestrator.sidecar.v1.ThinkingBlockOrBuilder getThinkingOrBuilder();
+
   io.orchestrator.sidecar.v1.ContentPart.KindCase getKindCase();
 }

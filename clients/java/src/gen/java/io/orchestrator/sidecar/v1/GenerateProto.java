@@ -37,6 +37,11 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
       internal_static_orchestrator_v1_Image_fieldAccessorTable;
   static final com.google.protobuf.Descriptors.Descriptor
+    internal_static_orchestrator_v1_ThinkingBlock_descriptor;
+  static final 
+    com.google.protobuf.GeneratedMessage.FieldAccessorTable
+      internal_static_orchestrator_v1_ThinkingBlock_fieldAccessorTable;
+  static final com.google.protobuf.Descriptors.Descriptor
     internal_static_orchestrator_v1_ContentPart_descriptor;
   static final 
     com.google.protobuf.GeneratedMessage.FieldAccessorTable
@@ -166,145 +171,149 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
       "\022\n\003url\030\001 \001(\tH\000R\003url\022\024\n\004data\030\002 \001(\014H\000R\004dat" +
       "a\022\033\n\tmime_type\030\003 \001(\tR\010mimeType\022\024\n\005width\030" +
       "\004 \001(\005R\005width\022\026\n\006height\030\005 \001(\005R\006heightB\010\n\006" +
-      "source\"\225\001\n\013ContentPart\022\024\n\004text\030\001 \001(\tH\000R\004" +
-      "text\0228\n\ttool_call\030\002 \001(\0132\031.orchestrator.v" +
-      "1.ToolCallH\000R\010toolCall\022.\n\005image\030\003 \001(\0132\026." +
-      "orchestrator.v1.ImageH\000R\005imageB\006\n\004kind\"\242" +
-      "\001\n\007Message\022)\n\004role\030\001 \001(\0162\025.orchestrator." +
-      "v1.RoleR\004role\0226\n\007content\030\002 \003(\0132\034.orchest" +
-      "rator.v1.ContentPartR\007content\022\022\n\004name\030\003 " +
-      "\001(\tR\004name\022 \n\014tool_call_id\030\004 \001(\tR\ntoolCal" +
-      "lId\"u\n\004Tool\022\022\n\004name\030\001 \001(\tR\004name\022 \n\013descr" +
-      "iption\030\002 \001(\tR\013description\0227\n\nparameters\030" +
-      "\003 \001(\0132\027.google.protobuf.StructR\nparamete" +
-      "rs\"c\n\nToolChoice\0225\n\004mode\030\001 \001(\0162\037.orchest" +
-      "rator.v1.ToolChoiceModeH\000R\004mode\022\024\n\004name\030" +
-      "\002 \001(\tH\000R\004nameB\010\n\006choice\"\331\001\n\016ResponseForm" +
-      "at\0221\n\004text\030\001 \001(\0132\033.orchestrator.v1.TextF" +
-      "ormatH\000R\004text\022D\n\013json_object\030\002 \001(\0132!.orc" +
-      "hestrator.v1.JsonObjectFormatH\000R\njsonObj" +
-      "ect\022D\n\013json_schema\030\003 \001(\0132!.orchestrator." +
-      "v1.JsonSchemaFormatH\000R\njsonSchemaB\010\n\006for" +
-      "mat\"\014\n\nTextFormat\"\022\n\020JsonObjectFormat\"o\n" +
-      "\020JsonSchemaFormat\022\022\n\004name\030\001 \001(\tR\004name\022/\n" +
-      "\006schema\030\002 \001(\0132\027.google.protobuf.StructR\006" +
-      "schema\022\026\n\006strict\030\003 \001(\010R\006strict\"\233\001\n\017Reaso" +
-      "ningConfig\0228\n\006effort\030\001 \001(\0162 .orchestrato" +
-      "r.v1.ReasoningEffortR\006effort\022#\n\rbudget_t" +
-      "okens\030\002 \001(\005R\014budgetTokens\022)\n\020include_thi" +
-      "nking\030\003 \001(\010R\017includeThinking\"\226\002\n\020Generat" +
-      "ionConfig\022\"\n\nmax_tokens\030\001 \001(\005H\000R\tmaxToke" +
-      "ns\210\001\001\022%\n\013temperature\030\002 \001(\001H\001R\013temperatur" +
-      "e\210\001\001\022\030\n\005top_p\030\003 \001(\001H\002R\004topP\210\001\001\022\022\n\004stop\030\004" +
-      " \003(\tR\004stop\022\027\n\004seed\030\005 \001(\003H\003R\004seed\210\001\001\022>\n\tr" +
-      "easoning\030\006 \001(\0132 .orchestrator.v1.Reasoni" +
-      "ngConfigR\treasoningB\r\n\013_max_tokensB\016\n\014_t" +
-      "emperatureB\010\n\006_top_pB\007\n\005_seed\"\361\007\n\017Genera" +
-      "tionInput\022\024\n\005model\030\001 \001(\tR\005model\0224\n\010messa" +
-      "ges\030\002 \003(\0132\030.orchestrator.v1.MessageR\010mes" +
-      "sages\0229\n\006config\030\003 \001(\0132!.orchestrator.v1." +
-      "GenerationConfigR\006config\022\033\n\ttenant_id\030\004 " +
-      "\001(\tR\010tenantId\022\027\n\007user_id\030\005 \001(\tR\006userId\022\'" +
-      "\n\017conversation_id\030\006 \001(\tR\016conversationId\022" +
-      "J\n\010metadata\030\007 \003(\0132..orchestrator.v1.Gene" +
-      "rationInput.MetadataEntryR\010metadata\022\035\n\nr" +
-      "equest_id\030\010 \001(\tR\trequestId\022?\n\014provider_k" +
-      "ey\030\t \001(\0132\034.orchestrator.v1.ProviderKeyR\013" +
-      "providerKey\022\035\n\npersona_id\030\n \001(\tR\tpersona" +
-      "Id\022\033\n\006memory\030\013 \001(\010H\000R\006memory\210\001\001\0229\n\ncache" +
-      "_mode\030\014 \001(\0162\032.orchestrator.v1.CacheModeR" +
-      "\tcacheMode\022+\n\005tools\030\r \003(\0132\025.orchestrator" +
-      ".v1.ToolR\005tools\022<\n\013tool_choice\030\016 \001(\0132\033.o" +
-      "rchestrator.v1.ToolChoiceR\ntoolChoice\0223\n" +
-      "\023parallel_tool_calls\030\017 \001(\010H\001R\021parallelTo" +
-      "olCalls\210\001\001\022H\n\017response_format\030\020 \001(\0132\037.or" +
-      "chestrator.v1.ResponseFormatR\016responseFo" +
-      "rmat\0225\n\010priority\030\021 \001(\0162\031.orchestrator.v1" +
-      ".PriorityR\010priority\022-\n\022experiment_varian" +
-      "t\030\022 \001(\tR\021experimentVariant\022%\n\016audience_l" +
-      "ayer\030\024 \001(\tR\raudienceLayer\032;\n\rMetadataEnt" +
-      "ry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005value\030\002 \001(\tR\005val" +
-      "ue:\0028\001B\t\n\007_memoryB\026\n\024_parallel_tool_call" +
-      "s\"I\n\017GenerateRequest\0226\n\005input\030\001 \001(\0132 .or" +
-      "chestrator.v1.GenerationInputR\005input\"O\n\025" +
-      "StreamGenerateRequest\0226\n\005input\030\001 \001(\0132 .o" +
-      "rchestrator.v1.GenerationInputR\005input\"\372\001" +
-      "\n\005Usage\022#\n\rprompt_tokens\030\001 \001(\003R\014promptTo" +
-      "kens\022+\n\021completion_tokens\030\002 \001(\003R\020complet" +
-      "ionTokens\022!\n\014total_tokens\030\003 \001(\003R\013totalTo" +
-      "kens\022#\n\rcached_tokens\030\004 \001(\003R\014cachedToken" +
-      "s\022)\n\020reasoning_tokens\030\005 \001(\003R\017reasoningTo" +
-      "kens\022,\n\022cache_write_tokens\030\006 \001(\003R\020cacheW" +
-      "riteTokens\"r\n\010ServedBy\022\024\n\005route\030\001 \001(\tR\005r" +
-      "oute\022\036\n\ndeployment\030\002 \001(\tR\ndeployment\022\032\n\010" +
-      "provider\030\003 \001(\tR\010provider\022\024\n\005model\030\004 \001(\tR" +
-      "\005model\"\226\001\n\007Attempt\022\036\n\ndeployment\030\001 \001(\tR\n" +
-      "deployment\022\032\n\010provider\030\002 \001(\tR\010provider\022\030" +
-      "\n\007outcome\030\003 \001(\tR\007outcome\0225\n\010duration\030\004 \001" +
-      "(\0132\031.google.protobuf.DurationR\010duration\"" +
-      "\254\t\n\021GenerationSummary\022B\n\rfinish_reason\030\001" +
-      " \001(\0162\035.orchestrator.v1.FinishReasonR\014fin" +
-      "ishReason\022,\n\005usage\030\002 \001(\0132\026.orchestrator." +
-      "v1.UsageR\005usage\022\037\n\013cost_micros\030\003 \001(\003R\nco" +
-      "stMicros\0226\n\tserved_by\030\004 \001(\0132\031.orchestrat" +
-      "or.v1.ServedByR\010servedBy\0224\n\010attempts\030\005 \003" +
-      "(\0132\030.orchestrator.v1.AttemptR\010attempts\022D" +
-      "\n\020upstream_latency\030\006 \001(\0132\031.google.protob" +
-      "uf.DurationR\017upstreamLatency\0225\n\010overhead" +
-      "\030\007 \001(\0132\031.google.protobuf.DurationR\010overh" +
-      "ead\022H\n\023time_to_first_token\030\010 \001(\0132\031.googl" +
-      "e.protobuf.DurationR\020timeToFirstToken\022\035\n" +
-      "\nrequest_id\030\t \001(\tR\trequestId\022\035\n\npersona_" +
-      "id\030\n \001(\tR\tpersonaId\022)\n\020history_messages\030" +
-      "\013 \001(\005R\017historyMessages\022\033\n\tcache_hit\030\014 \001(" +
-      "\010R\010cacheHit\0224\n\026context_tokens_removed\030\r " +
-      "\001(\003R\024contextTokensRemoved\0228\n\030context_mes" +
-      "sages_removed\030\016 \001(\005R\026contextMessagesRemo" +
-      "ved\022-\n\022context_summarized\030\017 \001(\010R\021context" +
-      "Summarized\022\032\n\010replayed\030\020 \001(\010R\010replayed\022C" +
-      "\n\016cache_hit_kind\030\021 \001(\0162\035.orchestrator.v1" +
-      ".CacheHitKindR\014cacheHitKind\022)\n\020cache_sim" +
-      "ilarity\030\022 \001(\001R\017cacheSimilarity\022A\n\017cache_" +
-      "entry_age\030\023 \001(\0132\031.google.protobuf.Durati" +
-      "onR\rcacheEntryAge\022\036\n\nexperiment\030\024 \001(\tR\ne" +
-      "xperiment\022-\n\022experiment_variant\030\025 \001(\tR\021e" +
-      "xperimentVariant\022B\n\035experiment_variant_o" +
-      "verridden\030\026 \001(\010R\033experimentVariantOverri" +
-      "dden\022H\n\017answer_decision\030\027 \001(\0132\037.orchestr" +
-      "ator.v1.AnswerDecisionR\016answerDecision\"\204" +
-      "\001\n\020GenerateResponse\0222\n\007message\030\001 \001(\0132\030.o" +
-      "rchestrator.v1.MessageR\007message\022<\n\007summa" +
-      "ry\030\002 \001(\0132\".orchestrator.v1.GenerationSum" +
-      "maryR\007summary\"g\n\rToolCallDelta\022\024\n\005index\030" +
-      "\001 \001(\005R\005index\022\016\n\002id\030\002 \001(\tR\002id\022\022\n\004name\030\003 \001" +
-      "(\tR\004name\022\034\n\targuments\030\004 \001(\tR\targuments\"\211" +
-      "\001\n\014ContentDelta\022\024\n\004text\030\001 \001(\tH\000R\004text\022=\n" +
-      "\ttool_call\030\002 \001(\0132\036.orchestrator.v1.ToolC" +
-      "allDeltaH\000R\010toolCall\022\034\n\010thinking\030\003 \001(\tH\000" +
-      "R\010thinkingB\006\n\004kind\"\225\001\n\026StreamGenerateRes" +
-      "ponse\0225\n\005delta\030\001 \001(\0132\035.orchestrator.v1.C" +
-      "ontentDeltaH\000R\005delta\022;\n\006result\030\002 \001(\0132!.o" +
-      "rchestrator.v1.GenerateResponseH\000R\006resul" +
-      "tB\007\n\005event*_\n\004Role\022\024\n\020ROLE_UNSPECIFIED\020\000" +
-      "\022\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROLE_USER\020\002\022\022\n\016ROLE" +
-      "_ASSISTANT\020\003\022\r\n\tROLE_TOOL\020\004*\237\001\n\014FinishRe" +
-      "ason\022\035\n\031FINISH_REASON_UNSPECIFIED\020\000\022\026\n\022F" +
-      "INISH_REASON_STOP\020\001\022\030\n\024FINISH_REASON_LEN" +
-      "GTH\020\002\022 \n\034FINISH_REASON_CONTENT_FILTER\020\003\022" +
-      "\034\n\030FINISH_REASON_TOOL_CALLS\020\004*\207\001\n\016ToolCh" +
-      "oiceMode\022 \n\034TOOL_CHOICE_MODE_UNSPECIFIED" +
-      "\020\000\022\031\n\025TOOL_CHOICE_MODE_AUTO\020\001\022\031\n\025TOOL_CH" +
-      "OICE_MODE_NONE\020\002\022\035\n\031TOOL_CHOICE_MODE_REQ" +
-      "UIRED\020\003*\205\001\n\017ReasoningEffort\022 \n\034REASONING" +
-      "_EFFORT_UNSPECIFIED\020\000\022\030\n\024REASONING_EFFOR" +
-      "T_LOW\020\001\022\033\n\027REASONING_EFFORT_MEDIUM\020\002\022\031\n\025" +
-      "REASONING_EFFORT_HIGH\020\003B\344\001\n\032io.orchestra" +
-      "tor.sidecar.v1B\rGenerateProtoP\001ZZgithub." +
-      "com/orchestrator-sidecar/orchestrator/cl" +
-      "ients/go/gen/orchestrator/v1;orchestrato" +
-      "rv1\242\002\003OXX\252\002\017Orchestrator.V1\312\002\017Orchestrat" +
-      "or\\V1\342\002\033Orchestrator\\V1\\GPBMetadata\352\002\020Or" +
-      "chestrator::V1b\006proto3"
+      "source\"n\n\rThinkingBlock\022\032\n\010thinking\030\001 \001(" +
+      "\tR\010thinking\022\034\n\tsignature\030\002 \001(\tR\tsignatur" +
+      "e\022#\n\rredacted_data\030\003 \001(\tR\014redactedData\"\323" +
+      "\001\n\013ContentPart\022\024\n\004text\030\001 \001(\tH\000R\004text\0228\n\t" +
+      "tool_call\030\002 \001(\0132\031.orchestrator.v1.ToolCa" +
+      "llH\000R\010toolCall\022.\n\005image\030\003 \001(\0132\026.orchestr" +
+      "ator.v1.ImageH\000R\005image\022<\n\010thinking\030\004 \001(\013" +
+      "2\036.orchestrator.v1.ThinkingBlockH\000R\010thin" +
+      "kingB\006\n\004kind\"\242\001\n\007Message\022)\n\004role\030\001 \001(\0162\025" +
+      ".orchestrator.v1.RoleR\004role\0226\n\007content\030\002" +
+      " \003(\0132\034.orchestrator.v1.ContentPartR\007cont" +
+      "ent\022\022\n\004name\030\003 \001(\tR\004name\022 \n\014tool_call_id\030" +
+      "\004 \001(\tR\ntoolCallId\"u\n\004Tool\022\022\n\004name\030\001 \001(\tR" +
+      "\004name\022 \n\013description\030\002 \001(\tR\013description\022" +
+      "7\n\nparameters\030\003 \001(\0132\027.google.protobuf.St" +
+      "ructR\nparameters\"c\n\nToolChoice\0225\n\004mode\030\001" +
+      " \001(\0162\037.orchestrator.v1.ToolChoiceModeH\000R" +
+      "\004mode\022\024\n\004name\030\002 \001(\tH\000R\004nameB\010\n\006choice\"\331\001" +
+      "\n\016ResponseFormat\0221\n\004text\030\001 \001(\0132\033.orchest" +
+      "rator.v1.TextFormatH\000R\004text\022D\n\013json_obje" +
+      "ct\030\002 \001(\0132!.orchestrator.v1.JsonObjectFor" +
+      "matH\000R\njsonObject\022D\n\013json_schema\030\003 \001(\0132!" +
+      ".orchestrator.v1.JsonSchemaFormatH\000R\njso" +
+      "nSchemaB\010\n\006format\"\014\n\nTextFormat\"\022\n\020JsonO" +
+      "bjectFormat\"o\n\020JsonSchemaFormat\022\022\n\004name\030" +
+      "\001 \001(\tR\004name\022/\n\006schema\030\002 \001(\0132\027.google.pro" +
+      "tobuf.StructR\006schema\022\026\n\006strict\030\003 \001(\010R\006st" +
+      "rict\"\233\001\n\017ReasoningConfig\0228\n\006effort\030\001 \001(\016" +
+      "2 .orchestrator.v1.ReasoningEffortR\006effo" +
+      "rt\022#\n\rbudget_tokens\030\002 \001(\005R\014budgetTokens\022" +
+      ")\n\020include_thinking\030\003 \001(\010R\017includeThinki" +
+      "ng\"\226\002\n\020GenerationConfig\022\"\n\nmax_tokens\030\001 " +
+      "\001(\005H\000R\tmaxTokens\210\001\001\022%\n\013temperature\030\002 \001(\001" +
+      "H\001R\013temperature\210\001\001\022\030\n\005top_p\030\003 \001(\001H\002R\004top" +
+      "P\210\001\001\022\022\n\004stop\030\004 \003(\tR\004stop\022\027\n\004seed\030\005 \001(\003H\003" +
+      "R\004seed\210\001\001\022>\n\treasoning\030\006 \001(\0132 .orchestra" +
+      "tor.v1.ReasoningConfigR\treasoningB\r\n\013_ma" +
+      "x_tokensB\016\n\014_temperatureB\010\n\006_top_pB\007\n\005_s" +
+      "eed\"\361\007\n\017GenerationInput\022\024\n\005model\030\001 \001(\tR\005" +
+      "model\0224\n\010messages\030\002 \003(\0132\030.orchestrator.v" +
+      "1.MessageR\010messages\0229\n\006config\030\003 \001(\0132!.or" +
+      "chestrator.v1.GenerationConfigR\006config\022\033" +
+      "\n\ttenant_id\030\004 \001(\tR\010tenantId\022\027\n\007user_id\030\005" +
+      " \001(\tR\006userId\022\'\n\017conversation_id\030\006 \001(\tR\016c" +
+      "onversationId\022J\n\010metadata\030\007 \003(\0132..orches" +
+      "trator.v1.GenerationInput.MetadataEntryR" +
+      "\010metadata\022\035\n\nrequest_id\030\010 \001(\tR\trequestId" +
+      "\022?\n\014provider_key\030\t \001(\0132\034.orchestrator.v1" +
+      ".ProviderKeyR\013providerKey\022\035\n\npersona_id\030" +
+      "\n \001(\tR\tpersonaId\022\033\n\006memory\030\013 \001(\010H\000R\006memo" +
+      "ry\210\001\001\0229\n\ncache_mode\030\014 \001(\0162\032.orchestrator" +
+      ".v1.CacheModeR\tcacheMode\022+\n\005tools\030\r \003(\0132" +
+      "\025.orchestrator.v1.ToolR\005tools\022<\n\013tool_ch" +
+      "oice\030\016 \001(\0132\033.orchestrator.v1.ToolChoiceR" +
+      "\ntoolChoice\0223\n\023parallel_tool_calls\030\017 \001(\010" +
+      "H\001R\021parallelToolCalls\210\001\001\022H\n\017response_for" +
+      "mat\030\020 \001(\0132\037.orchestrator.v1.ResponseForm" +
+      "atR\016responseFormat\0225\n\010priority\030\021 \001(\0162\031.o" +
+      "rchestrator.v1.PriorityR\010priority\022-\n\022exp" +
+      "eriment_variant\030\022 \001(\tR\021experimentVariant" +
+      "\022%\n\016audience_layer\030\024 \001(\tR\raudienceLayer\032" +
+      ";\n\rMetadataEntry\022\020\n\003key\030\001 \001(\tR\003key\022\024\n\005va" +
+      "lue\030\002 \001(\tR\005value:\0028\001B\t\n\007_memoryB\026\n\024_para" +
+      "llel_tool_calls\"I\n\017GenerateRequest\0226\n\005in" +
+      "put\030\001 \001(\0132 .orchestrator.v1.GenerationIn" +
+      "putR\005input\"O\n\025StreamGenerateRequest\0226\n\005i" +
+      "nput\030\001 \001(\0132 .orchestrator.v1.GenerationI" +
+      "nputR\005input\"\372\001\n\005Usage\022#\n\rprompt_tokens\030\001" +
+      " \001(\003R\014promptTokens\022+\n\021completion_tokens\030" +
+      "\002 \001(\003R\020completionTokens\022!\n\014total_tokens\030" +
+      "\003 \001(\003R\013totalTokens\022#\n\rcached_tokens\030\004 \001(" +
+      "\003R\014cachedTokens\022)\n\020reasoning_tokens\030\005 \001(" +
+      "\003R\017reasoningTokens\022,\n\022cache_write_tokens" +
+      "\030\006 \001(\003R\020cacheWriteTokens\"r\n\010ServedBy\022\024\n\005" +
+      "route\030\001 \001(\tR\005route\022\036\n\ndeployment\030\002 \001(\tR\n" +
+      "deployment\022\032\n\010provider\030\003 \001(\tR\010provider\022\024" +
+      "\n\005model\030\004 \001(\tR\005model\"\226\001\n\007Attempt\022\036\n\ndepl" +
+      "oyment\030\001 \001(\tR\ndeployment\022\032\n\010provider\030\002 \001" +
+      "(\tR\010provider\022\030\n\007outcome\030\003 \001(\tR\007outcome\0225" +
+      "\n\010duration\030\004 \001(\0132\031.google.protobuf.Durat" +
+      "ionR\010duration\"\254\t\n\021GenerationSummary\022B\n\rf" +
+      "inish_reason\030\001 \001(\0162\035.orchestrator.v1.Fin" +
+      "ishReasonR\014finishReason\022,\n\005usage\030\002 \001(\0132\026" +
+      ".orchestrator.v1.UsageR\005usage\022\037\n\013cost_mi" +
+      "cros\030\003 \001(\003R\ncostMicros\0226\n\tserved_by\030\004 \001(" +
+      "\0132\031.orchestrator.v1.ServedByR\010servedBy\0224" +
+      "\n\010attempts\030\005 \003(\0132\030.orchestrator.v1.Attem" +
+      "ptR\010attempts\022D\n\020upstream_latency\030\006 \001(\0132\031" +
+      ".google.protobuf.DurationR\017upstreamLaten" +
+      "cy\0225\n\010overhead\030\007 \001(\0132\031.google.protobuf.D" +
+      "urationR\010overhead\022H\n\023time_to_first_token" +
+      "\030\010 \001(\0132\031.google.protobuf.DurationR\020timeT" +
+      "oFirstToken\022\035\n\nrequest_id\030\t \001(\tR\trequest" +
+      "Id\022\035\n\npersona_id\030\n \001(\tR\tpersonaId\022)\n\020his" +
+      "tory_messages\030\013 \001(\005R\017historyMessages\022\033\n\t" +
+      "cache_hit\030\014 \001(\010R\010cacheHit\0224\n\026context_tok" +
+      "ens_removed\030\r \001(\003R\024contextTokensRemoved\022" +
+      "8\n\030context_messages_removed\030\016 \001(\005R\026conte" +
+      "xtMessagesRemoved\022-\n\022context_summarized\030" +
+      "\017 \001(\010R\021contextSummarized\022\032\n\010replayed\030\020 \001" +
+      "(\010R\010replayed\022C\n\016cache_hit_kind\030\021 \001(\0162\035.o" +
+      "rchestrator.v1.CacheHitKindR\014cacheHitKin" +
+      "d\022)\n\020cache_similarity\030\022 \001(\001R\017cacheSimila" +
+      "rity\022A\n\017cache_entry_age\030\023 \001(\0132\031.google.p" +
+      "rotobuf.DurationR\rcacheEntryAge\022\036\n\nexper" +
+      "iment\030\024 \001(\tR\nexperiment\022-\n\022experiment_va" +
+      "riant\030\025 \001(\tR\021experimentVariant\022B\n\035experi" +
+      "ment_variant_overridden\030\026 \001(\010R\033experimen" +
+      "tVariantOverridden\022H\n\017answer_decision\030\027 " +
+      "\001(\0132\037.orchestrator.v1.AnswerDecisionR\016an" +
+      "swerDecision\"\204\001\n\020GenerateResponse\0222\n\007mes" +
+      "sage\030\001 \001(\0132\030.orchestrator.v1.MessageR\007me" +
+      "ssage\022<\n\007summary\030\002 \001(\0132\".orchestrator.v1" +
+      ".GenerationSummaryR\007summary\"g\n\rToolCallD" +
+      "elta\022\024\n\005index\030\001 \001(\005R\005index\022\016\n\002id\030\002 \001(\tR\002" +
+      "id\022\022\n\004name\030\003 \001(\tR\004name\022\034\n\targuments\030\004 \001(" +
+      "\tR\targuments\"\211\001\n\014ContentDelta\022\024\n\004text\030\001 " +
+      "\001(\tH\000R\004text\022=\n\ttool_call\030\002 \001(\0132\036.orchest" +
+      "rator.v1.ToolCallDeltaH\000R\010toolCall\022\034\n\010th" +
+      "inking\030\003 \001(\tH\000R\010thinkingB\006\n\004kind\"\225\001\n\026Str" +
+      "eamGenerateResponse\0225\n\005delta\030\001 \001(\0132\035.orc" +
+      "hestrator.v1.ContentDeltaH\000R\005delta\022;\n\006re" +
+      "sult\030\002 \001(\0132!.orchestrator.v1.GenerateRes" +
+      "ponseH\000R\006resultB\007\n\005event*_\n\004Role\022\024\n\020ROLE" +
+      "_UNSPECIFIED\020\000\022\017\n\013ROLE_SYSTEM\020\001\022\r\n\tROLE_" +
+      "USER\020\002\022\022\n\016ROLE_ASSISTANT\020\003\022\r\n\tROLE_TOOL\020" +
+      "\004*\237\001\n\014FinishReason\022\035\n\031FINISH_REASON_UNSP" +
+      "ECIFIED\020\000\022\026\n\022FINISH_REASON_STOP\020\001\022\030\n\024FIN" +
+      "ISH_REASON_LENGTH\020\002\022 \n\034FINISH_REASON_CON" +
+      "TENT_FILTER\020\003\022\034\n\030FINISH_REASON_TOOL_CALL" +
+      "S\020\004*\207\001\n\016ToolChoiceMode\022 \n\034TOOL_CHOICE_MO" +
+      "DE_UNSPECIFIED\020\000\022\031\n\025TOOL_CHOICE_MODE_AUT" +
+      "O\020\001\022\031\n\025TOOL_CHOICE_MODE_NONE\020\002\022\035\n\031TOOL_C" +
+      "HOICE_MODE_REQUIRED\020\003*\205\001\n\017ReasoningEffor" +
+      "t\022 \n\034REASONING_EFFORT_UNSPECIFIED\020\000\022\030\n\024R" +
+      "EASONING_EFFORT_LOW\020\001\022\033\n\027REASONING_EFFOR" +
+      "T_MEDIUM\020\002\022\031\n\025REASONING_EFFORT_HIGH\020\003B\344\001" +
+      "\n\032io.orchestrator.sidecar.v1B\rGeneratePr" +
+      "otoP\001ZZgithub.com/orchestrator-sidecar/o" +
+      "rchestrator/clients/go/gen/orchestrator/" +
+      "v1;orchestratorv1\242\002\003OXX\252\002\017Orchestrator.V" +
+      "1\312\002\017Orchestrator\\V1\342\002\033Orchestrator\\V1\\GP" +
+      "BMetadata\352\002\020Orchestrator::V1b\006proto3"
     };
     descriptor = com.google.protobuf.Descriptors.FileDescriptor
       .internalBuildGeneratedFileFrom(descriptorData,
@@ -328,68 +337,74 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_Image_descriptor,
         new java.lang.String[] { "Url", "Data", "MimeType", "Width", "Height", "Source", });
-    internal_static_orchestrator_v1_ContentPart_descriptor =
+    internal_static_orchestrator_v1_ThinkingBlock_descriptor =
       getDescriptor().getMessageType(2);
+    internal_static_orchestrator_v1_ThinkingBlock_fieldAccessorTable = new
+      com.google.protobuf.GeneratedMessage.FieldAccessorTable(
+        internal_static_orchestrator_v1_ThinkingBlock_descriptor,
+        new java.lang.String[] { "Thinking", "Signature", "RedactedData", });
+    internal_static_orchestrator_v1_ContentPart_descriptor =
+      getDescriptor().getMessageType(3);
     internal_static_orchestrator_v1_ContentPart_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_ContentPart_descriptor,
-        new java.lang.String[] { "Text", "ToolCall", "Image", "Kind", });
+        new java.lang.String[] { "Text", "ToolCall", "Image", "Thinking", "Kind", });
     internal_static_orchestrator_v1_Message_descriptor =
-      getDescriptor().getMessageType(3);
+      getDescriptor().getMessageType(4);
     internal_static_orchestrator_v1_Message_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_Message_descriptor,
         new java.lang.String[] { "Role", "Content", "Name", "ToolCallId", });
     internal_static_orchestrator_v1_Tool_descriptor =
-      getDescriptor().getMessageType(4);
+      getDescriptor().getMessageType(5);
     internal_static_orchestrator_v1_Tool_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_Tool_descriptor,
         new java.lang.String[] { "Name", "Description", "Parameters", });
     internal_static_orchestrator_v1_ToolChoice_descriptor =
-      getDescriptor().getMessageType(5);
+      getDescriptor().getMessageType(6);
     internal_static_orchestrator_v1_ToolChoice_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_ToolChoice_descriptor,
         new java.lang.String[] { "Mode", "Name", "Choice", });
     internal_static_orchestrator_v1_ResponseFormat_descriptor =
-      getDescriptor().getMessageType(6);
+      getDescriptor().getMessageType(7);
     internal_static_orchestrator_v1_ResponseFormat_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_ResponseFormat_descriptor,
         new java.lang.String[] { "Text", "JsonObject", "JsonSchema", "Format", });
     internal_static_orchestrator_v1_TextFormat_descriptor =
-      getDescriptor().getMessageType(7);
+      getDescriptor().getMessageType(8);
     internal_static_orchestrator_v1_TextFormat_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_TextFormat_descriptor,
         new java.lang.String[] { });
     internal_static_orchestrator_v1_JsonObjectFormat_descriptor =
-      getDescriptor().getMessageType(8);
+      getDescriptor().getMessageType(9);
     internal_static_orchestrator_v1_JsonObjectFormat_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_JsonObjectFormat_descriptor,
         new java.lang.String[] { });
     internal_static_orchestrator_v1_JsonSchemaFormat_descriptor =
-      getDescriptor().getMessageType(9);
+      getDescriptor().getMessageType(10);
     internal_static_orchestrator_v1_JsonSchemaFormat_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_JsonSchemaFormat_descriptor,
         new java.lang.String[] { "Name", "Schema", "Strict", });
     internal_static_orchestrator_v1_ReasoningConfig_descriptor =
-      getDescriptor().getMessageType(10);
+      getDescriptor().getMessageType(11);
     internal_static_orchestrator_v1_ReasoningConfig_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_ReasoningConfig_descriptor,
         new java.lang.String[] { "Effort", "BudgetTokens", "IncludeThinking", });
     internal_static_orchestrator_v1_GenerationConfig_descriptor =
-      getDescriptor().getMessageType(11);
+      getDescriptor().getMessageType(12);
     internal_static_orchestrator_v1_GenerationConfig_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_GenerationConfig_descriptor,
         new java.lang.String[] { "MaxTokens", "Temperature", "TopP", "Stop", "Seed", "Reasoning", });
     internal_static_orchestrator_v1_GenerationInput_descriptor =
-      getDescriptor().getMessageType(12);
+      getDescriptor().getMessageType(13);
     internal_static_orchestrator_v1_GenerationInput_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_GenerationInput_descriptor,
@@ -401,61 +416,61 @@ public final class GenerateProto extends com.google.protobuf.GeneratedFile {
         internal_static_orchestrator_v1_GenerationInput_MetadataEntry_descriptor,
         new java.lang.String[] { "Key", "Value", });
     internal_static_orchestrator_v1_GenerateRequest_descriptor =
-      getDescriptor().getMessageType(13);
+      getDescriptor().getMessageType(14);
     internal_static_orchestrator_v1_GenerateRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_GenerateRequest_descriptor,
         new java.lang.String[] { "Input", });
     internal_static_orchestrator_v1_StreamGenerateRequest_descriptor =
-      getDescriptor().getMessageType(14);
+      getDescriptor().getMessageType(15);
     internal_static_orchestrator_v1_StreamGenerateRequest_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_StreamGenerateRequest_descriptor,
         new java.lang.String[] { "Input", });
     internal_static_orchestrator_v1_Usage_descriptor =
-      getDescriptor().getMessageType(15);
+      getDescriptor().getMessageType(16);
     internal_static_orchestrator_v1_Usage_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_Usage_descriptor,
         new java.lang.String[] { "PromptTokens", "CompletionTokens", "TotalTokens", "CachedTokens", "ReasoningTokens", "CacheWriteTokens", });
     internal_static_orchestrator_v1_ServedBy_descriptor =
-      getDescriptor().getMessageType(16);
+      getDescriptor().getMessageType(17);
     internal_static_orchestrator_v1_ServedBy_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_ServedBy_descriptor,
         new java.lang.String[] { "Route", "Deployment", "Provider", "Model", });
     internal_static_orchestrator_v1_Attempt_descriptor =
-      getDescriptor().getMessageType(17);
+      getDescriptor().getMessageType(18);
     internal_static_orchestrator_v1_Attempt_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_Attempt_descriptor,
         new java.lang.String[] { "Deployment", "Provider", "Outcome", "Duration", });
     internal_static_orchestrator_v1_GenerationSummary_descriptor =
-      getDescriptor().getMessageType(18);
+      getDescriptor().getMessageType(19);
     internal_static_orchestrator_v1_GenerationSummary_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_GenerationSummary_descriptor,
         new java.lang.String[] { "FinishReason", "Usage", "CostMicros", "ServedBy", "Attempts", "UpstreamLatency", "Overhead", "TimeToFirstToken", "RequestId", "PersonaId", "HistoryMessages", "CacheHit", "ContextTokensRemoved", "ContextMessagesRemoved", "ContextSummarized", "Replayed", "CacheHitKind", "CacheSimilarity", "CacheEntryAge", "Experiment", "ExperimentVariant", "ExperimentVariantOverridden", "AnswerDecision", });
     internal_static_orchestrator_v1_GenerateResponse_descriptor =
-      getDescriptor().getMessageType(19);
+      getDescriptor().getMessageType(20);
     internal_static_orchestrator_v1_GenerateResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_GenerateResponse_descriptor,
         new java.lang.String[] { "Message", "Summary", });
     internal_static_orchestrator_v1_ToolCallDelta_descriptor =
-      getDescriptor().getMessageType(20);
+      getDescriptor().getMessageType(21);
     internal_static_orchestrator_v1_ToolCallDelta_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_ToolCallDelta_descriptor,
         new java.lang.String[] { "Index", "Id", "Name", "Arguments", });
     internal_static_orchestrator_v1_ContentDelta_descriptor =
-      getDescriptor().getMessageType(21);
+      getDescriptor().getMessageType(22);
     internal_static_orchestrator_v1_ContentDelta_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_ContentDelta_descriptor,
         new java.lang.String[] { "Text", "ToolCall", "Thinking", "Kind", });
     internal_static_orchestrator_v1_StreamGenerateResponse_descriptor =
-      getDescriptor().getMessageType(22);
+      getDescriptor().getMessageType(23);
     internal_static_orchestrator_v1_StreamGenerateResponse_fieldAccessorTable = new
       com.google.protobuf.GeneratedMessage.FieldAccessorTable(
         internal_static_orchestrator_v1_StreamGenerateResponse_descriptor,

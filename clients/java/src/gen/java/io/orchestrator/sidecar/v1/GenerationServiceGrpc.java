@@ -245,7 +245,8 @@ public final class GenerationServiceGrpc {
      * Reasons: those of Generate except IDEMPOTENCY_KEY_REUSED and IDEMPOTENCY_STORE_UNAVAILABLE
      * (a stream is never replayed), plus STREAM_INTERRUPTED (UNAVAILABLE) when the upstream fails
      * after the first delta was sent; its trailing metadata carries the partial usage. A stream that
-     * ends without a result has failed.
+     * ends without a result has failed. CALLER_NOT_READING (DEADLINE_EXCEEDED) when the caller read
+     * nothing while one message waited settings.stream_write_timeout_seconds to be sent.
      * </pre>
      */
     default void streamGenerate(io.orchestrator.sidecar.v1.StreamGenerateRequest request,
@@ -270,7 +271,8 @@ public final class GenerationServiceGrpc {
      * default), each text first looked up in the exact embedding cache. Charged to the caller's
      * quota like Generate (one request, the texts' tokens, the cost).
      * Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
-     * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+     * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`; `texts` too when the
+     * reply, texts x dimensions, would exceed embeddings.max_reply_bytes: nothing charged), PROVIDERS_UNAVAILABLE
      * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
      * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
      * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
@@ -358,7 +360,8 @@ public final class GenerationServiceGrpc {
      * Reasons: those of Generate except IDEMPOTENCY_KEY_REUSED and IDEMPOTENCY_STORE_UNAVAILABLE
      * (a stream is never replayed), plus STREAM_INTERRUPTED (UNAVAILABLE) when the upstream fails
      * after the first delta was sent; its trailing metadata carries the partial usage. A stream that
-     * ends without a result has failed.
+     * ends without a result has failed. CALLER_NOT_READING (DEADLINE_EXCEEDED) when the caller read
+     * nothing while one message waited settings.stream_write_timeout_seconds to be sent.
      * </pre>
      */
     public void streamGenerate(io.orchestrator.sidecar.v1.StreamGenerateRequest request,
@@ -385,7 +388,8 @@ public final class GenerationServiceGrpc {
      * default), each text first looked up in the exact embedding cache. Charged to the caller's
      * quota like Generate (one request, the texts' tokens, the cost).
      * Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
-     * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+     * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`; `texts` too when the
+     * reply, texts x dimensions, would exceed embeddings.max_reply_bytes: nothing charged), PROVIDERS_UNAVAILABLE
      * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
      * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
      * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
@@ -454,7 +458,8 @@ public final class GenerationServiceGrpc {
      * Reasons: those of Generate except IDEMPOTENCY_KEY_REUSED and IDEMPOTENCY_STORE_UNAVAILABLE
      * (a stream is never replayed), plus STREAM_INTERRUPTED (UNAVAILABLE) when the upstream fails
      * after the first delta was sent; its trailing metadata carries the partial usage. A stream that
-     * ends without a result has failed.
+     * ends without a result has failed. CALLER_NOT_READING (DEADLINE_EXCEEDED) when the caller read
+     * nothing while one message waited settings.stream_write_timeout_seconds to be sent.
      * </pre>
      */
     @io.grpc.ExperimentalApi("https://github.com/grpc/grpc-java/issues/10918")
@@ -481,7 +486,8 @@ public final class GenerationServiceGrpc {
      * default), each text first looked up in the exact embedding cache. Charged to the caller's
      * quota like Generate (one request, the texts' tokens, the cost).
      * Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
-     * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+     * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`; `texts` too when the
+     * reply, texts x dimensions, would exceed embeddings.max_reply_bytes: nothing charged), PROVIDERS_UNAVAILABLE
      * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
      * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
      * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
@@ -549,7 +555,8 @@ public final class GenerationServiceGrpc {
      * Reasons: those of Generate except IDEMPOTENCY_KEY_REUSED and IDEMPOTENCY_STORE_UNAVAILABLE
      * (a stream is never replayed), plus STREAM_INTERRUPTED (UNAVAILABLE) when the upstream fails
      * after the first delta was sent; its trailing metadata carries the partial usage. A stream that
-     * ends without a result has failed.
+     * ends without a result has failed. CALLER_NOT_READING (DEADLINE_EXCEEDED) when the caller read
+     * nothing while one message waited settings.stream_write_timeout_seconds to be sent.
      * </pre>
      */
     public java.util.Iterator<io.orchestrator.sidecar.v1.StreamGenerateResponse> streamGenerate(
@@ -575,7 +582,8 @@ public final class GenerationServiceGrpc {
      * default), each text first looked up in the exact embedding cache. Charged to the caller's
      * quota like Generate (one request, the texts' tokens, the cost).
      * Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
-     * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+     * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`; `texts` too when the
+     * reply, texts x dimensions, would exceed embeddings.max_reply_bytes: nothing charged), PROVIDERS_UNAVAILABLE
      * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
      * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
      * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE
@@ -656,7 +664,8 @@ public final class GenerationServiceGrpc {
      * default), each text first looked up in the exact embedding cache. Charged to the caller's
      * quota like Generate (one request, the texts' tokens, the cost).
      * Reasons: INVALID_REQUEST (INVALID_ARGUMENT, with BadRequest naming the field: `tenant_id`,
-     * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`), PROVIDERS_UNAVAILABLE
+     * `user_id`, `request_id`, `route`, `metadata[...]`, `texts`, `texts[i]`; `texts` too when the
+     * reply, texts x dimensions, would exceed embeddings.max_reply_bytes: nothing charged), PROVIDERS_UNAVAILABLE
      * (UNAVAILABLE: every deployment of the route failed or has its circuit open), DEADLINE_EXCEEDED,
      * INTERNAL. Quotas as in Generate: RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED,
      * COST_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo), QUOTA_UNAVAILABLE

@@ -87,8 +87,8 @@ private static final long serialVersionUID = 0L;
   private java.util.List<io.orchestrator.sidecar.v1.ContentPart> content_;
   /**
    * <pre>
-   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+   * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+   * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -100,8 +100,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+   * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+   * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -114,8 +114,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+   * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+   * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -127,8 +127,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+   * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+   * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -140,8 +140,8 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+   * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+   * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -760,8 +760,8 @@ private static final long serialVersionUID = 0L;
 
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -776,8 +776,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -792,8 +792,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -808,8 +808,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -829,8 +829,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -849,8 +849,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -869,8 +869,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -890,8 +890,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -910,8 +910,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -930,8 +930,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -951,8 +951,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -970,8 +970,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -989,8 +989,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -1002,8 +1002,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -1018,8 +1018,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -1035,8 +1035,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -1048,8 +1048,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *
@@ -1062,8 +1062,8 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-     * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+     * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+     * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
      * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
      * </pre>
      *

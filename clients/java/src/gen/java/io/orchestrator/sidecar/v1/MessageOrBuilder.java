@@ -31,8 +31,8 @@ public interface MessageOrBuilder extends
 
   /**
    * <pre>
-   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+   * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+   * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -42,8 +42,8 @@ public interface MessageOrBuilder extends
       getContentList();
   /**
    * <pre>
-   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+   * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+   * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -52,8 +52,8 @@ public interface MessageOrBuilder extends
   io.orchestrator.sidecar.v1.ContentPart getContent(int index);
   /**
    * <pre>
-   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+   * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+   * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -62,8 +62,8 @@ public interface MessageOrBuilder extends
   int getContentCount();
   /**
    * <pre>
-   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+   * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+   * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *
@@ -73,8 +73,8 @@ public interface MessageOrBuilder extends
       getContentOrBuilderList();
   /**
    * <pre>
-   * The content, in order: text parts; tool_call parts in assistant messages; image parts in user
-   * messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
+   * The content, in order: text parts; thinking and tool_call parts in assistant messages; image
+   * parts in user messages. At least one part; a ROLE_TOOL message holds the tool's result as text.
    * Reasons: INVALID_REQUEST naming `input.messages[i].content[j]`.
    * </pre>
    *

@@ -3,6 +3,7 @@ package io.orchestrator.sidecar.client;
 import io.grpc.Context;
 import io.grpc.Deadline;
 import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -109,7 +110,7 @@ public final class Retry {
       try {
         return call.apply(deadline);
       } catch (RuntimeException thrown) {
-        waitBeforeRetry(SidecarException.from(thrown), attempt, deadline);
+        waitBeforeRetry(callFailure(thrown), attempt, deadline);
       } finally {
         keyed.detach(previous);
       }
@@ -151,7 +152,7 @@ public final class Retry {
             }
             return current.hasNext();
           } catch (RuntimeException thrown) {
-            SidecarException e = SidecarException.from(thrown);
+            SidecarException e = callFailure(thrown);
             if (yielded) {
               throw e;
             }
@@ -192,6 +193,18 @@ public final class Retry {
     };
   }
 
+  /**
+   * A failed call's typed exception: a SidecarException, or a gRPC status of the generated stubs.
+   * Anything else is the caller's own (a bug in the retried function): thrown as it is, never typed
+   * as the sidecar's nor retried.
+   */
+  private static SidecarException callFailure(RuntimeException thrown) {
+    if (thrown instanceof SidecarException || thrown instanceof StatusRuntimeException) {
+      return SidecarException.from(thrown);
+    }
+    throw thrown;
+  }
+
   private Deadline overallDeadline() {
     return timeout == null ? null : Deadline.after(timeout.toNanos(), TimeUnit.NANOSECONDS, ticker);
   }
@@ -222,8 +235,10 @@ public final class Retry {
     try {
       sleeper.sleep(delay);
     } catch (InterruptedException interrupted) {
+      // the caller's cancellation (as grpc-java reports an interrupted blocking call), not e's failure
       Thread.currentThread().interrupt();
-      throw e;
+      throw SidecarException.from(Status.CANCELLED.withDescription("interrupted while waiting to retry")
+          .withCause(interrupted).asRuntimeException());
     }
   }
 

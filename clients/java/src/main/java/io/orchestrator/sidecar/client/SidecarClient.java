@@ -6,12 +6,14 @@ import io.grpc.ClientCall;
 import io.grpc.ClientInterceptor;
 import io.grpc.Deadline;
 import io.grpc.ForwardingClientCall;
+import io.grpc.ForwardingClientCallListener;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
+import io.grpc.Status;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
@@ -294,7 +296,7 @@ public final class SidecarClient implements AutoCloseable {
     return AdminServiceGrpc.newBlockingStub(channel);
   }
 
-  /** Closes the connection, waiting up to 5 seconds for open calls. */
+  /** Closes the connection, waiting up to 5 seconds for open calls; a call made after fails CANCELLED. */
   @Override
   public void close() {
     channel.shutdown();
@@ -368,6 +370,73 @@ public final class SidecarClient implements AutoCloseable {
     }
   }
 
+  /**
+   * After a call fails for want of a connection (UNAVAILABLE without the sidecar's status details:
+   * refused, no socket file, the connection broken), resets the channel's reconnect backoff, so the
+   * sidecar is tried again at once and the next call reaches it as soon as it is back. grpc-java's
+   * backoff (1 s, growing 1.6 times per failed attempt up to 2 minutes) is not configurable, and
+   * after a restart of a few seconds it left calls failing for seconds more with the sidecar serving.
+   * At most one connection attempt per failed call.
+   */
+  private static final class ReconnectAtOnce implements ClientInterceptor {
+    private static final Metadata.Key<byte[]> DETAILS = Metadata.Key.of("grpc-status-details-bin", Metadata.BINARY_BYTE_MARSHALLER);
+    private volatile ManagedChannel channel;
+
+    @Override
+    public <Q, R> ClientCall<Q, R> interceptCall(MethodDescriptor<Q, R> method, CallOptions options, Channel next) {
+      return new ForwardingClientCall.SimpleForwardingClientCall<>(next.newCall(method, options)) {
+        @Override
+        public void start(Listener<R> listener, Metadata headers) {
+          super.start(new ForwardingClientCallListener.SimpleForwardingClientCallListener<>(listener) {
+            @Override
+            public void onClose(Status status, Metadata trailers) {
+              ManagedChannel c = channel;
+              if (status.getCode() == Status.Code.UNAVAILABLE && !trailers.containsKey(DETAILS) && c != null) {
+                c.resetConnectBackoff();
+              }
+              super.onClose(status, trailers);
+            }
+          }, headers);
+        }
+      };
+    }
+  }
+
+  /**
+   * A call on a closed client fails at once, CANCELLED ("the client is closed"), as in the other
+   * clients: grpc-java reports it UNAVAILABLE ("Channel shutdown invoked"), which reads as the
+   * sidecar down and which the retry helper would retry.
+   */
+  private static final class RefusedWhenClosed implements ClientInterceptor {
+    private volatile ManagedChannel channel;
+
+    @Override
+    public <Q, R> ClientCall<Q, R> interceptCall(MethodDescriptor<Q, R> method, CallOptions options, Channel next) {
+      ManagedChannel c = channel;
+      if (c == null || !c.isShutdown()) {
+        return next.newCall(method, options);
+      }
+      return new ClientCall<>() {
+        @Override
+        public void start(Listener<R> listener, Metadata headers) {
+          listener.onClose(Status.CANCELLED.withDescription("the client is closed"), new Metadata());
+        }
+
+        @Override
+        public void request(int count) {}
+
+        @Override
+        public void cancel(String message, Throwable cause) {}
+
+        @Override
+        public void halfClose() {}
+
+        @Override
+        public void sendMessage(Q message) {}
+      };
+    }
+  }
+
   /** Adds {@code authorization: Bearer <token>} to every call. */
   private static final class BearerToken implements ClientInterceptor {
     private static final Metadata.Key<String> AUTHORIZATION = Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
@@ -406,9 +475,13 @@ public final class SidecarClient implements AutoCloseable {
       return this;
     }
 
-    /** The bearer token sent on every call; an empty one sends none, as {@link #withoutToken()}. */
+    /**
+     * The bearer token sent on every call, without surrounding whitespace (a secret file's newline);
+     * a blank one sends none, as {@link #withoutToken()}.
+     */
     public Builder token(String token) {
-      this.token = Objects.requireNonNull(token).isEmpty() ? null : token;
+      String trimmed = Objects.requireNonNull(token).strip();
+      this.token = trimmed.isEmpty() ? null : trimmed;
       this.noToken = this.token == null;
       return this;
     }
@@ -449,7 +522,8 @@ public final class SidecarClient implements AutoCloseable {
       if (noToken) {
         return null;
       }
-      return token != null ? token : nonEmpty(env.get(TOKEN_ENV), null);
+      String fromEnv = env.get(TOKEN_ENV);
+      return token != null ? token : nonEmpty(fromEnv == null ? null : fromEnv.strip(), null);
     }
 
     public SidecarClient build() {
@@ -459,9 +533,18 @@ public final class SidecarClient implements AutoCloseable {
           .keepAliveWithoutCalls(false);
       String resolved = resolvedToken();
       if (resolved != null) {
+        if (!resolved.chars().allMatch(c -> c >= ' ' && c <= '~')) { // never shown: it is a secret
+          throw new IllegalArgumentException("the sidecar token has characters an HTTP header cannot carry (control or non-ASCII)");
+        }
         channel.intercept(new BearerToken(resolved));
       }
-      return new SidecarClient(channel.build(), defaultTimeout);
+      ReconnectAtOnce reconnect = new ReconnectAtOnce();
+      RefusedWhenClosed refused = new RefusedWhenClosed();
+      channel.intercept(reconnect, refused);
+      ManagedChannel built = channel.build();
+      reconnect.channel = built;
+      refused.channel = built;
+      return new SidecarClient(built, defaultTimeout);
     }
 
     private static String nonEmpty(String value, String fallback) {

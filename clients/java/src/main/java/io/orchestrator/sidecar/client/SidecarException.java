@@ -170,12 +170,21 @@ public class SidecarException extends RuntimeException {
         Map.copyOf(info.map(ErrorInfo::getMetadataMap).orElse(Map.of())),
         first(anys, RetryInfo.class).filter(RetryInfo::hasRetryDelay)
             .filter(r -> r.getRetryDelay().getSeconds() >= 0 && r.getRetryDelay().getNanos() >= 0)
-            .map(r -> Duration.ofSeconds(r.getRetryDelay().getSeconds(), r.getRetryDelay().getNanos())),
+            .map(r -> delay(r.getRetryDelay())),
         List.copyOf(fields),
         List.copyOf(quotas),
         first(anys, ResourceInfo.class)
             .map(r -> new Resource(r.getResourceType(), r.getResourceName(), r.getDescription())),
         first(anys, RequestInfo.class).map(RequestInfo::getRequestId));
+  }
+
+  /** A RetryInfo delay; one past Duration (nanos over a second on the largest seconds) saturates: too long to wait. */
+  private static Duration delay(com.google.protobuf.Duration sent) {
+    try {
+      return Duration.ofSeconds(sent.getSeconds(), sent.getNanos());
+    } catch (ArithmeticException overflow) {
+      return Duration.ofSeconds(Long.MAX_VALUE);
+    }
   }
 
   private static List<Any> statusDetails(Throwable thrown) {

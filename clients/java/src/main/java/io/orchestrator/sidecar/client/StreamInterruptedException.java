@@ -18,15 +18,25 @@ public class StreamInterruptedException extends UnavailableException {
 
   /** The partial usage from ErrorInfo.metadata, when present and well-formed. */
   public Optional<PartialUsage> partialUsage() {
-    String prompt = metadata().get("promptTokens");
-    String completion = metadata().get("completionTokens");
-    if (prompt == null || completion == null) {
+    Optional<Long> prompt = tokenCount(metadata().get("promptTokens"));
+    Optional<Long> completion = tokenCount(metadata().get("completionTokens"));
+    if (prompt.isEmpty() || completion.isEmpty()) {
+      return Optional.empty();
+    }
+    return Optional.of(new PartialUsage(prompt.get(), completion.get(), "true".equals(metadata().get("usageEstimated"))));
+  }
+
+  /**
+   * A count read the way every client does: ASCII digits only (no sign, blank, fraction or other
+   * script's digits, which {@code Long.parseLong} would take), within a long.
+   */
+  private static Optional<Long> tokenCount(String value) {
+    if (value == null || !value.matches("[0-9]+")) {
       return Optional.empty();
     }
     try {
-      return Optional.of(new PartialUsage(Long.parseLong(prompt), Long.parseLong(completion),
-          "true".equals(metadata().get("usageEstimated"))));
-    } catch (NumberFormatException malformed) {
+      return Optional.of(Long.parseLong(value));
+    } catch (NumberFormatException overflow) {
       return Optional.empty();
     }
   }

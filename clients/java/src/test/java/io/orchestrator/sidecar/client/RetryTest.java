@@ -1,6 +1,7 @@
 package io.orchestrator.sidecar.client;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -76,6 +77,55 @@ class RetryTest {
     });
     assertEquals("ok", result);
     assertEquals(List.of(Duration.ofMillis(1500)), clock.sleeps);
+  }
+
+  /**
+   * The caller's thread interrupted while the retry waits (Java's cancellation of a blocking call) ends
+   * it with a CancelledException, as grpc-java reports an interrupted blocking call and as the Go and
+   * TypeScript clients report a cancellation during the wait, not with the last attempt's
+   * UNAVAILABLE, which would blame the sidecar; the interrupt stays set.
+   */
+  @Test
+  void anInterruptDuringTheWaitIsTheCallersCancellation() {
+    AtomicInteger calls = new AtomicInteger();
+    Retry retry = Retry.builder().sleeper(d -> {
+      throw new InterruptedException();
+    }).build();
+    try {
+      SidecarException e = assertThrows(SidecarException.class, () -> retry.call(deadline -> {
+        calls.incrementAndGet();
+        throw failure(Code.UNAVAILABLE, "PROVIDERS_UNAVAILABLE", null);
+      }));
+      assertTrue(e instanceof CancelledException, e.toString());
+      assertTrue(Thread.currentThread().isInterrupted());
+      assertEquals(1, calls.get());
+    } finally {
+      Thread.interrupted();
+    }
+  }
+
+  /**
+   * The caller's own exception (a bug in the retried function) is thrown as it is: neither retried
+   * nor typed as the sidecar's (it was an InternalException "UNKNOWN" wrapping it), as Go and Python do.
+   */
+  @Test
+  void theCallersOwnExceptionIsThrownAsItIs() {
+    FakeClock clock = new FakeClock();
+    AtomicInteger calls = new AtomicInteger();
+    IllegalStateException bug = new IllegalStateException("a bug in the caller");
+    Retry retry = clock.retry().build();
+    assertSame(bug, assertThrows(IllegalStateException.class, () -> retry.call(deadline -> {
+      calls.incrementAndGet();
+      throw bug;
+    })));
+    try (Retry.StreamIterator<String> events = retry.stream(deadline -> {
+      calls.incrementAndGet();
+      throw bug;
+    })) {
+      assertSame(bug, assertThrows(IllegalStateException.class, events::hasNext));
+    }
+    assertEquals(2, calls.get());
+    assertEquals(List.of(), clock.sleeps);
   }
 
   @Test
@@ -300,8 +350,15 @@ class RetryTest {
     assertTrue(cases.size() >= 20, "the table has its cases");
     return cases.stream().map(c -> DynamicTest.dynamicTest(String.valueOf(c.get("name")), () -> {
       Object retryInfo = c.get("retry_info_ms");
-      SidecarException e = SidecarException.from(failure(Code.valueOf(String.valueOf(c.get("code"))),
-          String.valueOf(c.getOrDefault("reason", "")), retryInfo == null ? null : ms(retryInfo)));
+      StatusRuntimeException sent = failure(Code.valueOf(String.valueOf(c.get("code"))),
+          String.valueOf(c.getOrDefault("reason", "")), retryInfo == null ? null : ms(retryInfo));
+      if (c.get("retry_info") instanceof Map<?, ?> raw) { // the Duration as sent, well-formed or not
+        var status = StatusProto.fromThrowable(sent).toBuilder().addDetails(Any.pack(RetryInfo.newBuilder()
+            .setRetryDelay(com.google.protobuf.Duration.newBuilder().setSeconds(((Number) raw.get("seconds")).longValue())
+                .setNanos(((Number) raw.get("nanos")).intValue())).build()));
+        sent = StatusProto.toStatusRuntimeException(status.build());
+      }
+      SidecarException e = SidecarException.from(sent);
       double random = ((Number) c.get("random")).doubleValue();
       Retry retry = Retry.builder().maxAttempts(((Number) c.getOrDefault("max_attempts", 4)).intValue())
           .random(() -> random).build();

@@ -62,6 +62,16 @@ class SidecarExceptionTest {
     assertEquals(Optional.of(new StreamInterruptedException.PartialUsage(12, 3, true)), s.partialUsage());
   }
 
+  /** A token count is ASCII digits, nothing else (the same rule in every client). */
+  @Test
+  void partialUsageOnlyFromPlainDigits() {
+    for (String bad : List.of("²", "٣", "+7", "-0", "7.5", "1e3", "0x10", "", " 7", "99999999999999999999")) {
+      SidecarException e = SidecarException.from(status(Code.UNAVAILABLE, Any.pack(ErrorInfo.newBuilder()
+          .setReason("STREAM_INTERRUPTED").putMetadata("promptTokens", bad).putMetadata("completionTokens", "2").build())));
+      assertEquals(Optional.empty(), ((StreamInterruptedException) e).partialUsage(), "promptTokens \"" + bad + "\"");
+    }
+  }
+
   @Test
   void unusablePartialUsageIsAbsent() {
     SidecarException e = SidecarException.from(status(Code.UNAVAILABLE,
@@ -105,5 +115,16 @@ class SidecarExceptionTest {
   void anythingThrownBecomesASidecarException() {
     assertInstanceOf(InternalException.class, SidecarException.from(new IllegalStateException("boom")));
     assertInstanceOf(CancelledException.class, SidecarException.from(Status.CANCELLED.asRuntimeException()));
+  }
+
+  /** A hostile RetryInfo past java.time.Duration (the largest seconds and nanos over a second): too long to wait, never a crash. */
+  @Test
+  void aRetryInfoPastDurationIsTooLongToWaitNotACrash() {
+    Any delay = Any.pack(RetryInfo.newBuilder().setRetryDelay(com.google.protobuf.Duration.newBuilder()
+        .setSeconds(Long.MAX_VALUE).setNanos(1_500_000_000)).build());
+    SidecarException e = SidecarException.from(status(Code.UNAVAILABLE, Any.pack(ErrorInfo.newBuilder().setReason("PROVIDERS_UNAVAILABLE").build()), delay));
+    assertInstanceOf(UnavailableException.class, e);
+    assertTrue(e.retryDelay().orElseThrow().compareTo(Duration.ofDays(365)) > 0);
+    assertEquals(Optional.empty(), Retry.builder().build().delay(e, 1, null));
   }
 }

@@ -1,0 +1,106 @@
+package orchestrator_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	orchestrator "github.com/orchestrator-sidecar/orchestrator/clients/go"
+	v1 "github.com/orchestrator-sidecar/orchestrator/clients/go/gen/orchestrator/v1"
+)
+
+// loseFirstReply lets the first call of each method reach the sidecar (which runs and charges it),
+// then reports UNAVAILABLE as if its reply was lost, and records the request id every attempt sent.
+func loseFirstReply(ids map[string][]string) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		switch r := req.(type) {
+		case *v1.GenerateRequest:
+			ids[method] = append(ids[method], r.GetInput().GetRequestId())
+		case *v1.EmbedRequest:
+			ids[method] = append(ids[method], r.GetRequestId())
+		default:
+			return err
+		}
+		if len(ids[method]) == 1 && err == nil {
+			return status.Error(codes.Unavailable, "the reply was lost on the way")
+		}
+		return err
+	}
+}
+
+// TestRetryWrappingGenerateKeepsOneRequestID: orchestrator.Retry around the client's own Generate
+// and Embed (a client made without WithRetry) retries them under one request_id, as WithRetry does,
+// so an attempt whose reply was lost is replayed by the sidecar instead of charged twice.
+func TestRetryWrappingGenerateKeepsOneRequestID(t *testing.T) {
+	contract := loadContract(t)
+	address, _ := startSidecar(t, contract.Token)
+	ids := map[string][]string{}
+	client, err := orchestrator.New(orchestrator.WithAddress(address), orchestrator.WithToken(contract.Token),
+		orchestrator.WithDialOptions(grpc.WithChainUnaryInterceptor(loseFirstReply(ids))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	policy := orchestrator.RetryPolicy{DefaultDelay: time.Millisecond}
+	who := orchestrator.Tenant("go-retry-wrapped", "u")
+
+	answer, err := orchestrator.Retry(ctx, policy, func(ctx context.Context) (*v1.GenerateResponse, error) {
+		return client.Generate(ctx, orchestrator.Prompt("a lost reply", who))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := ids[v1.GenerationService_Generate_FullMethodName]
+	if len(sent) != 2 || sent[0] == "" || sent[0] != sent[1] {
+		t.Fatalf("the two Generate attempts carried request ids %q: want one id, the same twice", sent)
+	}
+	if !answer.GetSummary().GetReplayed() {
+		t.Fatal("the retried Generate ran again: charged twice")
+	}
+
+	vectors, err := orchestrator.Retry(ctx, policy, func(ctx context.Context) (*v1.EmbedResponse, error) {
+		return client.Embed(ctx, orchestrator.Texts("go-retry-wrapped", "u", "a lost reply"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent = ids[v1.GenerationService_Embed_FullMethodName]
+	if len(sent) != 2 || sent[0] == "" || sent[0] != sent[1] || !vectors.GetReplayed() {
+		t.Fatalf("the two Embed attempts carried request ids %q (replayed %v): want one id, the same twice",
+			sent, vectors.GetReplayed())
+	}
+
+	// two calls in one attempt get two ids, the same two again in the next attempt
+	quiet, err := orchestrator.New(orchestrator.WithAddress(address), orchestrator.WithToken(contract.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quiet.Close()
+	var pairs [][2]string
+	_, err = orchestrator.Retry(ctx, policy, func(ctx context.Context) (int, error) {
+		var pair [2]string
+		for i, text := range []string{"first of two", "second of two"} {
+			resp, err := quiet.Generate(ctx, orchestrator.Prompt(text, who))
+			if err != nil {
+				return 0, err
+			}
+			pair[i] = resp.GetSummary().GetRequestId()
+		}
+		pairs = append(pairs, pair)
+		if len(pairs) == 1 {
+			return 0, status.Error(codes.Unavailable, "try the pair again")
+		}
+		return 0, nil
+	})
+	if err != nil || len(pairs) != 2 || pairs[0] != pairs[1] || pairs[0][0] == pairs[0][1] {
+		t.Fatalf("attempts sent request ids %q (err %v): want two distinct ids, the same in both attempts", pairs, err)
+	}
+}
