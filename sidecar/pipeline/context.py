@@ -27,6 +27,7 @@ from sidecar.context.trim import Budget, Fit, fit, split_pinned
 from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.plan import plan_of
 from sidecar.core.types import Call, Chunk, Message
+from sidecar.providers.base import max_tokens_sent
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationSummary
 from sidecar.telemetry import logging as logs
@@ -114,7 +115,7 @@ class ContextLayer:
         budgets = []
         for target, d in zip(route.targets, route.deployments, strict=True):
             counter = self._tokenizers.for_deployment(target.deployment)
-            max_tokens = call.params.max_tokens or d.default_max_tokens
+            max_tokens = max_tokens_sent(call.params, d)  # with Anthropic's thinking budget
             fixed = counter.count_params(call.params)
             budgets.append(Budget(target.deployment, counter, d.context_window, max_tokens, fixed))
         return budgets

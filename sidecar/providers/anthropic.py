@@ -29,7 +29,15 @@ from sidecar.core.types import (
     Usage,
 )
 from sidecar.providers._http import HttpClient, decode_json, redact
-from sidecar.providers.base import HttpProvider, ProviderRequest, StreamEvent, WireFormat, token_count
+from sidecar.providers.base import (
+    HttpProvider,
+    ProviderRequest,
+    StreamEvent,
+    WireFormat,
+    max_tokens_sent,
+    thinking_budget,
+    token_count,
+)
 
 STOP_REASONS = {
     "end_turn": FinishReason.STOP,
@@ -42,7 +50,6 @@ STOP_REASONS = {
 }
 _IGNORED_EVENTS = frozenset({"ping", "content_block_stop"})
 EMPTY_SCHEMA = '{"type": "object", "properties": {}}'  # a tool without parameters
-EFFORT_BUDGETS = {"low": 2048, "medium": 8192, "high": 24576}  # thinking tokens per effort level
 
 
 def _image(image: Image) -> dict[str, Any]:
@@ -115,12 +122,8 @@ def _tools(p: GenerationParams, body: dict[str, Any]) -> None:
             wire["disable_parallel_tool_use"] = True
         if p.tool_choice is not None or "disable_parallel_tool_use" in wire:
             body["tool_choice"] = wire
-    r = p.reasoning
-    if r is not None and (r.budget_tokens or r.effort):
-        budget = r.budget_tokens or EFFORT_BUDGETS[r.effort]
-        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-        if body["max_tokens"] <= budget:  # the budget is part of max_tokens: leave room for the answer
-            body["max_tokens"] += budget
+    if (budget := thinking_budget(p)) is not None:
+        body["thinking"] = {"type": "enabled", "budget_tokens": budget}  # within max_tokens (to_wire)
         body.pop("temperature", None)  # extended thinking takes neither (Anthropic refuses them)
         body.pop("top_p", None)
 
@@ -133,7 +136,7 @@ def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any
     body: dict[str, Any] = {
         "model": deployment.model,
         "messages": messages,
-        "max_tokens": p.max_tokens if p.max_tokens is not None else deployment.default_max_tokens,
+        "max_tokens": max_tokens_sent(p, deployment),  # with thinking, room for its budget too
     }
     if system:
         body["system"] = "\n\n".join(system)

@@ -92,6 +92,30 @@ class ProviderRequest:
     waits: UpstreamWaits | None = None  # told of every wait on the upstream (the call's outcome)
 
 
+# Anthropic's extended thinking: thinking tokens per effort level, when the call gives no budget.
+THINKING_BUDGETS = {"low": 2048, "medium": 8192, "high": 24576}
+
+
+def thinking_budget(params: GenerationParams) -> int | None:
+    """The thinking budget a call asks Anthropic for (its own, else its effort's); None: no thinking."""
+    r = params.reasoning
+    if r is None or not (r.budget_tokens or r.effort):
+        return None
+    return r.budget_tokens or THINKING_BUDGETS[r.effort]
+
+
+def max_tokens_sent(params: GenerationParams, deployment: DeploymentConfig) -> int:
+    """The max_tokens the deployment's request carries: the call's, else the deployment's default;
+    on Anthropic with thinking, raised by the budget when it would leave no room for the answer (the
+    budget is part of max_tokens there). What the window must hold beside the prompt, so trimming
+    and routing's fit count this, not the call's figure: a prompt trimmed for 1,024 went out with
+    25,600 and the provider refused it."""
+    asked = params.max_tokens or deployment.default_max_tokens
+    if deployment.provider == "anthropic" and (budget := thinking_budget(params)) is not None:
+        return asked + budget if asked <= budget else asked
+    return asked
+
+
 def needs(params: GenerationParams, messages: tuple[Message, ...]) -> frozenset[str]:
     """The features a call needs from a deployment: tools, json_schema, images, reasoning."""
     need: set[str] = set()

@@ -404,3 +404,40 @@ async def test_a_failed_refresh_before_the_call_is_the_only_loss_and_is_logged(
         await collect(ctx, call)
     assert "context dropped unsummarized" in caplog.text
     assert len(inner.calls[0].messages) < len(call.messages) and not call.record.context_summarized
+
+
+async def test_anthropic_thinking_budget_is_room_the_prompt_leaves(clock: FakeClock) -> None:
+    """Anthropic's extended thinking sends max_tokens raised by the thinking budget (it is part of
+    max_tokens there): trimming left room for the call's 1,024 only, so a long conversation went out
+    as prompt + 25,600 past the window, which Anthropic refuses."""
+    from sidecar.core.types import Reasoning
+
+    policy = Policy.model_validate(
+        {
+            "default_route": "claude",
+            "deployments": {
+                "claude": {
+                    "provider": "anthropic",
+                    "model": "claude-x",
+                    "context_window": 30_000,
+                    "api_key": {"env": "K"},
+                },
+            },
+            "routes": {"claude": {"deployments": ["claude"]}},
+        }
+    )
+    tokenizers = Tokenizers.build(policy.deployments, None)
+    table = RouteTable.from_policy(policy)
+    inner = Inner()
+    context = ContextLayer(
+        inner,
+        table=table,
+        tokenizers=tokenizers,
+        policy=ContextPolicy.model_validate({"max_recent_messages": 1000}),
+    )
+    thinking = conversation(clock, 200, words=60, max_tokens=1024, reasoning=Reasoning(effort="high"))
+    await collect(context, thinking)  # the default route: claude
+    sent = inner.calls[0].messages
+    prompt = tokenizers.prompt("claude", sent)
+    assert prompt + 1024 + 24_576 <= 30_000
+    assert prompt > 30_000 - 25_600 - 1_000  # trimmed to the room left, not far below it
