@@ -14,7 +14,7 @@ from sidecar.context.tokenizer import Tokenizers
 from sidecar.core.errors import Code, ContextTooLongError, SidecarError
 from sidecar.core.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING
 from sidecar.core.types import Call, Target
-from sidecar.providers.base import needs
+from sidecar.providers.base import max_tokens_sent, needs
 from sidecar.providers.registry import capabilities
 from sidecar.routing.breaker import Breakers
 from sidecar.routing.retry import RetryBudgets
@@ -70,7 +70,7 @@ def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
     )
     need = needs(call.params, call.messages)
     usable = _usable(route, call, _capable(route, need), need)
-    candidates = [_candidate(routing, route, i) for i in usable]
+    candidates = [_candidate(routing, route, i, call) for i in usable]
     ordered = [
         c.target for c in order(route.config.strategy, candidates, shape, routing.rng, routing.complexity)
     ]
@@ -132,7 +132,7 @@ def _prompt_tokens(call: Call, route: Route, tokens: Tokenizers) -> int:
     estimate enough for cost ordering. Counting a long prompt is the expensive part of planning.
     (Compared with the window alone, a dense prompt, a token a character, went to a window it and
     its max_tokens overflow.)"""
-    room = min(d.context_window - (call.params.max_tokens or d.default_max_tokens) for d in route.deployments)
+    room = min(d.context_window - max_tokens_sent(call.params, d) for d in route.deployments)
     own = [t.deployment for t in route.targets]  # counted as trimming counts for this route
     if any(m.images or m.tool_calls for m in call.messages) or call.params.tools:
         return tokens.prompt_max(call.messages, call.params, deployments=own)
@@ -142,7 +142,7 @@ def _prompt_tokens(call: Call, route: Route, tokens: Tokenizers) -> int:
     return tokens.prompt_max(call.messages, call.params, deployments=own)
 
 
-def _candidate(routing: Routing, route: Route, i: int) -> Candidate:
+def _candidate(routing: Routing, route: Route, i: int, call: Call) -> Candidate:
     target, deployment = route.targets[i], route.deployments[i]
     stats = routing.stats.get(target.deployment)
     return Candidate(
@@ -156,4 +156,5 @@ def _candidate(routing: Routing, route: Route, i: int) -> Candidate:
         ewma_ttft=stats.ewma_ttft,
         ewma_total=stats.ewma_total,
         default_max_tokens=deployment.default_max_tokens,
+        answer_tokens=max_tokens_sent(call.params, deployment),
     )

@@ -34,6 +34,7 @@ class Candidate:
     ewma_ttft: float | None  # seconds, None = no data yet
     ewma_total: float | None  # seconds, None = no data yet
     default_max_tokens: int = 0  # the answer's length when a call sets none (as context fitting counts it)
+    answer_tokens: int = 0  # the max_tokens its request carries (providers/base max_tokens_sent); 0: unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,12 +182,14 @@ def order(
 
 
 def _fitting(candidates: Sequence[Candidate], shape: CallShape) -> list[Candidate]:
-    """Those that hold prompt + max_tokens (each one's default_max_tokens when the call sets none, as
-    context fitting counts it); if none do, those that hold the prompt (the provider decides)."""
+    """Those that hold prompt + the max_tokens each is sent (the call's, else its default_max_tokens;
+    on Anthropic with thinking, its budget too), as context fitting counts it; if none do, those that
+    hold the prompt (the provider decides)."""
     fit = [
         c
         for c in candidates
-        if c.context_window >= shape.prompt_tokens + (shape.max_tokens or c.default_max_tokens)
+        if c.context_window
+        >= shape.prompt_tokens + (c.answer_tokens or shape.max_tokens or c.default_max_tokens)
     ]
     return fit or [c for c in candidates if c.context_window >= shape.prompt_tokens]
 

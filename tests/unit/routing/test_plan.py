@@ -8,7 +8,7 @@ import pytest
 
 from sidecar.config.schema import CapabilityOverrides, Policy
 from sidecar.core.errors import ContextTooLongError
-from sidecar.core.types import GenerationParams, ResponseFormat
+from sidecar.core.types import GenerationParams, Reasoning, ResponseFormat
 from sidecar.routing.breaker import BreakerPolicy, Breakers
 from sidecar.routing.plan import NoCapableDeploymentError, Routing, plan
 from sidecar.routing.retry import BudgetPolicy, RetryBudgets
@@ -138,3 +138,22 @@ def test_a_call_without_max_tokens_fits_with_each_deployments_default_answer() -
     r, table = windows(clock, default_max_tokens=4_000)
     call = make_call(clock, text=DENSE)
     assert [t.deployment for t in plan(r, table.resolve(""), call)] == ["large"]
+
+
+def test_an_anthropic_thinking_budget_is_part_of_the_answer_the_window_must_hold() -> None:
+    """Anthropic's max_tokens carries the thinking budget (providers/base max_tokens_sent): 1,000
+    asked with 6,000 of thinking goes out as 7,000, which with a 2,000-token prompt overflows the
+    8,000-token window; the route's fit counted the 1,000 asked and sent it there, refused."""
+    clock = FakeClock()
+    anthropic = {
+        "provider": "anthropic",
+        "base_url": "http://127.0.0.1:9",
+        "capabilities": {"reasoning": True},
+    }
+    r, table = windows(clock, **anthropic)
+    thinking = GenerationParams(max_tokens=1_000, reasoning=Reasoning(budget_tokens=6_000))
+    call = dataclasses.replace(make_call(clock, text="{}" * 1_000), params=thinking)
+    reasons = CapabilityOverrides(reasoning=True)
+    large = table.resolve("").deployments[1].model_copy(update={"capabilities": reasons})
+    route = dataclasses.replace(table.resolve(""), deployments=(table.resolve("").deployments[0], large))
+    assert [t.deployment for t in plan(r, route, call)] == ["large"]
