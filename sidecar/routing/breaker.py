@@ -7,10 +7,14 @@ Clock's monotonic scale; the failure window is a SlidingCounter (see there for i
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 
 from sidecar.core.clock import Clock
 from sidecar.routing.window import SlidingCounter
+
+_log = logging.getLogger("sidecar.routing")
+QUIET_PAUSE_SECONDS = 1.0  # a Retry-After pause shorter than this is not logged (nor its end)
 
 
 class BreakerState(enum.Enum):
@@ -84,8 +88,9 @@ class CircuitBreaker:
     while CLOSED) neither closes nor reopens it, nor gives back a permit it never took.
     """
 
-    def __init__(self, policy: BreakerPolicy, clock: Clock) -> None:
-        self._policy, self._clock = policy, clock
+    def __init__(self, policy: BreakerPolicy, clock: Clock, name: str = "") -> None:
+        """`name`: the deployment, which names it in the log lines of its state changes ("": none)."""
+        self._policy, self._clock, self.name = policy, clock, name
         self._window = SlidingCounter(_Outcome, window_seconds=policy.window_seconds, clock=clock)
         self._state = BreakerState.CLOSED
         self._opened_at: float | None = None
@@ -94,6 +99,7 @@ class CircuitBreaker:
         self._trial_successes = 0
         self._trips = 0
         self._paused = False  # OPEN only because a retry_after said wait, with nothing failing
+        self._told = True  # the last opening was logged, so its end is too
 
     def state(self) -> BreakerState:
         """The current state; an OPEN breaker whose open period is over turns HALF_OPEN here."""
@@ -105,6 +111,7 @@ class CircuitBreaker:
                 self._state = BreakerState.HALF_OPEN
                 self._permits = self._policy.half_open_trials
                 self._trial_successes = 0
+                self._said(logging.INFO, "breaker half-open", state="half_open", trials=self._permits)
         return self._state
 
     def allow(self) -> bool:
@@ -144,9 +151,14 @@ class CircuitBreaker:
             self._window.add(_Outcome.FAILURE)
         if retry_after is not None:  # the upstream's own word on when to come back, whoever heard it
             pause = state is BreakerState.CLOSED and not self._ratio_reached()
-            self._open(max(retry_after, 0.0), pause=pause)
+            trial = state is BreakerState.HALF_OPEN and not self._stale(admitted)
+            # a trip (the ratio reached, or a trial failed) lasts the cooldown at least: a
+            # `Retry-After: 0` on every failure kept a failing deployment's trip to no time at all
+            tripped = trial or (state is BreakerState.CLOSED and not pause)
+            floor = self._policy.cooldown_seconds if tripped else 0.0
+            self._open(max(retry_after, floor), pause=pause, why="retry_after")
         elif state is BreakerState.HALF_OPEN and not self._stale(admitted):
-            self._open(self._policy.cooldown_seconds)
+            self._open(self._policy.cooldown_seconds, why="trial_failed")
         elif state is BreakerState.CLOSED:
             self._maybe_trip()
 
@@ -176,7 +188,7 @@ class CircuitBreaker:
 
     def _maybe_trip(self) -> None:
         if self._ratio_reached():
-            self._open(self._policy.cooldown_seconds)
+            self._open(self._policy.cooldown_seconds, why="failure_ratio")
 
     def _ratio_reached(self) -> bool:
         totals = self._window.totals()
@@ -184,18 +196,39 @@ class CircuitBreaker:
         # Compared as a quotient: correctly rounded, so 3/10 meets a ratio of 0.3 exactly.
         return outcomes >= self._policy.min_requests and failures / outcomes >= self._policy.failure_ratio
 
-    def _open(self, seconds: float, *, pause: bool = False) -> None:
+    def _open(self, seconds: float, *, pause: bool = False, why: str = "") -> None:
         now = self._clock.monotonic()
         if self._state is BreakerState.OPEN and self._open_until is not None:
             self._open_until = max(self._open_until, now + seconds)
             return
+        totals = self._window.totals()
+        # a pause under a second (`Retry-After: 0` on a 503) is not worth two lines each time
+        self._told = not pause or seconds >= QUIET_PAUSE_SECONDS
+        self._said(
+            logging.INFO if pause else logging.WARNING,
+            "breaker paused by the upstream's Retry-After" if pause else "breaker opened",
+            state="open",
+            why=why,
+            open_seconds=round(seconds, 3),
+            failures=totals[_Outcome.FAILURE],
+            outcomes=sum(totals.values()),
+        )
         self._paused = pause
         self._state = BreakerState.OPEN
         self._opened_at, self._open_until = now, now + seconds
         self._permits = self._trial_successes = 0
         self._trips += 1
 
+    def _said(self, level: int, message: str, **fields: object) -> None:
+        """A state change, logged once as it happens (a metric scraped every 30 s misses an opening
+        shorter than that); at most one line per opening and one per recovery."""
+        if self.name and self._told:
+            _log.log(level, message, extra={"deployment": self.name, **fields})
+
     def _close(self, *, forget: bool = True) -> None:
+        self._said(
+            logging.INFO, "breaker closed", state="closed", after="pause" if self._paused else "trials"
+        )
         self._state, self._paused = BreakerState.CLOSED, False
         self._opened_at = self._open_until = None
         self._permits = self._trial_successes = 0
@@ -213,5 +246,5 @@ class Breakers:
     def get(self, deployment: str) -> CircuitBreaker:
         breaker = self._breakers.get(deployment)
         if breaker is None:
-            breaker = self._breakers[deployment] = CircuitBreaker(self._policy, self._clock)
+            breaker = self._breakers[deployment] = CircuitBreaker(self._policy, self._clock, deployment)
         return breaker

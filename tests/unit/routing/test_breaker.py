@@ -195,6 +195,8 @@ def test_a_retry_after_that_comes_with_the_ratio_tripping_is_a_trip(clock: FakeC
     record(b, failures=POLICY.min_requests - 1)
     b.record_failure(retry_after=2.0)  # the ratio trips with it: failing, not only rate limited
     clock.advance(2.0)
+    assert b.state() is BreakerState.OPEN  # a trip lasts the cooldown at least, whatever the upstream says
+    clock.advance(POLICY.cooldown_seconds - 2.0)
     assert b.state() is BreakerState.HALF_OPEN
 
 
@@ -205,13 +207,16 @@ def test_negative_retry_after_is_zero(clock: FakeClock) -> None:
     assert b.state() is BreakerState.CLOSED
 
 
-def test_retry_after_in_half_open_wins_over_cooldown(clock: FakeClock) -> None:
+def test_a_failed_trial_reopens_for_the_cooldown_or_a_longer_retry_after(clock: FakeClock) -> None:
     b = half_open(clock)
     assert b.allow()
     b.record_failure(retry_after=2.0)
-    assert b.open_for() == 2.0
-    clock.advance(2.0)
+    assert b.open_for() == POLICY.cooldown_seconds  # a shorter Retry-After does not cut the cooldown
+    clock.advance(POLICY.cooldown_seconds)
     assert b.state() is BreakerState.HALF_OPEN  # a trial failed: trials again, not a pause
+    assert b.allow()
+    b.record_failure(retry_after=60.0)
+    assert b.open_for() == 60.0  # a longer one is the upstream's word: kept
 
 
 def test_retry_after_while_open_only_extends(clock: FakeClock) -> None:
@@ -324,4 +329,44 @@ def test_short_retry_afters_on_every_failure_still_trip_the_ratio(clock: FakeClo
         assert b.allow()
     b.record_failure(retry_after=0.0)
     assert b.snapshot().failures == POLICY.min_requests
-    assert b.state() is BreakerState.HALF_OPEN  # tripped: trial calls only, not every call
+    assert b.state() is BreakerState.OPEN  # tripped, for the cooldown: `Retry-After: 0` does not end it
+    assert not b.allow()
+
+
+def test_state_changes_are_logged_once_each_naming_the_deployment(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A breaker open for less than a scrape interval never shows in sidecar_breaker_state: the log
+    is where an operator finds it opened, why, and when it closed again."""
+    b = CircuitBreaker(POLICY, clock, "gpt4o")
+    with caplog.at_level("INFO", logger="sidecar.routing"):
+        record(b, failures=POLICY.min_requests)
+        assert not b.allow() and not b.allow()  # more calls turned away: no more lines
+        clock.advance(POLICY.cooldown_seconds)
+        for _ in range(POLICY.half_open_trials):
+            assert b.allow()
+            b.record_success()
+    said = [(r.levelname, r.getMessage(), r.deployment, getattr(r, "why", "")) for r in caplog.records]
+    assert said == [
+        ("WARNING", "breaker opened", "gpt4o", "failure_ratio"),
+        ("INFO", "breaker half-open", "gpt4o", ""),
+        ("INFO", "breaker closed", "gpt4o", ""),
+    ]
+    opened = caplog.records[0]
+    assert (opened.failures, opened.outcomes, opened.open_seconds) == (10, 10, POLICY.cooldown_seconds)
+
+
+def test_a_pause_is_logged_only_when_it_is_worth_a_line(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`Retry-After: 0` on every 503 of a busy deployment would log two lines a call."""
+    b = CircuitBreaker(POLICY, clock, "gpt4o")
+    with caplog.at_level("INFO", logger="sidecar.routing"):
+        b.record_failure(retry_after=0.0)
+        assert b.allow()
+        assert caplog.records == []
+        b.record_failure(retry_after=5.0)
+        clock.advance(5.0)
+        assert b.allow()
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert said == [("INFO", "breaker paused by the upstream's Retry-After"), ("INFO", "breaker closed")]
