@@ -8,7 +8,6 @@ import asyncio
 import gc
 import json
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar.answers import cli as answers_cli
 from sidecar.config.load import ConfigError, load_config, process_environ
 from sidecar.config.schema import Config
+from sidecar.core.signals import stop_on_signal
 from sidecar.experiments import cli as experiments_cli
 from sidecar.injector.cli import register as register_injector
 from sidecar.keys import cli as keys_cli
@@ -153,8 +153,7 @@ async def _run_until_signalled(cfg: Config, path: Path | None, hangups: list[int
     # sidecar then served on until the kubelet's SIGKILL at the end of the grace period.
     # A second one, while the first is being served (the drain waits up to the shutdown grace),
     # stops the process at once: an operator's second Ctrl-C, a supervisor that signals again.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, _stop_signal, stop, sig)
+    stop_on_signal(stop, logging.getLogger("sidecar"))
     reloads: set[asyncio.Task[None]] = set()
     built: list[Sidecar] = []
     # SIGHUP: reload the policy's experiments from the same file (no restart); installed before the
@@ -171,22 +170,6 @@ async def _run_until_signalled(cfg: Config, path: Path | None, hangups: list[int
     gc.freeze()
     await stop.wait()
     await sidecar.stop()
-
-
-def _stop_signal(stop: asyncio.Event, sig: signal.Signals) -> None:
-    """SIGTERM or SIGINT: the first stops the sidecar gracefully; a second one exits at once, with
-    the shell's code for death by that signal (128 + its number), leaving the calls in flight."""
-    if not stop.is_set():
-        stop.set()
-        return
-    logging.getLogger("sidecar").warning(
-        "second signal during shutdown: exiting at once, without waiting for the calls in flight",
-        extra={"signal": sig.name},
-    )
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    sys.stderr.flush()
-    os._exit(128 + sig)
 
 
 def _hangup(

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sidecar import __version__
+from sidecar.core.signals import stop_on_signal
 
 if TYPE_CHECKING:
     from sidecar.injector.settings import InjectorSettings
@@ -140,9 +141,7 @@ def _serve(args: argparse.Namespace) -> int:
 async def _until_signalled(server: Any, shutdown_delay: float) -> None:
     await server.start()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop_on_signal(stop, logging.getLogger("sidecar.injector"))  # a second signal exits at once
     await stop.wait()
     await server.drain(shutdown_delay)  # the Service's endpoints drop this pod meanwhile
     await server.stop()
