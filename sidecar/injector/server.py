@@ -181,7 +181,8 @@ class InjectorServer:
         return decide(review.object, self._settings, review.namespace)
 
     def _record(self, decision: Decision, review: ReviewRequest | None, started: float) -> None:
-        self._metrics.decided(decision.kind, decision.reason, time.perf_counter() - started)
+        dry_run = review.dry_run if review else False
+        self._metrics.decided(decision.kind, decision.reason, time.perf_counter() - started, dry_run=dry_run)
         level = logging.WARNING if decision.kind in ("rejected", "error") else logging.INFO
         _log.log(
             level,
@@ -193,7 +194,7 @@ class InjectorServer:
                 "uid": review.uid if review else "",
                 "namespace": review.namespace if review else "",
                 "pod": _pod_name(review.object) if review else "",
-                "dry_run": review.dry_run if review else False,
+                "dry_run": dry_run,
             },
         )
 

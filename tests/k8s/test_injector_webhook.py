@@ -45,12 +45,13 @@ class Webhook:
         ):
             return resp.status, await resp.json()
 
-    def count(self, decision: str, reason: str) -> float:
+    def count(self, decision: str, reason: str, *, dry_run: bool = False) -> float:
         for family in text_string_to_metric_families(generate_latest(self.metrics.registry).decode()):
             for sample in family.samples:
                 if sample.name == "sidecar_injector_decisions_total" and sample.labels == {
                     "decision": decision,
                     "reason": reason,
+                    "dry_run": "true" if dry_run else "false",
                 }:
                     return float(sample.value)
         return 0.0
@@ -284,3 +285,14 @@ async def test_every_address_means_ipv6_and_ipv4(tmp_path: Path, address: str) -
                 assert resp.status == 200, host
     finally:
         await server.stop()
+
+
+async def test_a_dry_run_review_is_counted_apart_from_pods_created(webhook: Webhook) -> None:
+    """`kubectl apply --dry-run=server` sends the review with dryRun: the pod is answered as any
+    other, but no pod is created, so it is not one more injection on the dashboard."""
+    dry = {**review(pod(ASKED)), "request": {**review(pod(ASKED))["request"], "dryRun": True}}
+    status, answer = await webhook.post(dry)
+    assert status == 200 and answer["response"]["allowed"] is True
+    assert answer["response"]["patchType"] == "JSONPatch"
+    assert webhook.count("injected", "injected", dry_run=True) == 1
+    assert webhook.count("injected", "injected") == 0
