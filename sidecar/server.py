@@ -114,6 +114,8 @@ class Sidecar:
                 "metrics_port": self.metrics_port,
             },
         )
+        if self.deps.experiments is not None:  # after SERVING: a slow ledger never delays readiness
+            await self.deps.experiments.started()
 
     async def reload(self, cfg: Config, *, source: str) -> list[str]:
         """A policy reloaded without a restart: its experiments (promote, stop, weights) and its

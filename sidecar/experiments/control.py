@@ -42,6 +42,12 @@ def changes(
     return found
 
 
+def in_force(exp: ExperimentConfig) -> str:
+    """One experiment's state as the audit trail records it at start."""
+    weights = ",".join(f"{name}={v.weight:g}" for name, v in exp.variants.items())
+    return f"in force at start: status {exp.status}, promoted {exp.promoted or '-'}, weights {weights}"
+
+
 class ExperimentControl:
     def __init__(
         self,
@@ -67,9 +73,25 @@ class ExperimentControl:
             _log.warning(
                 "experiment changed", extra={"experiment": e.experiment, "change": e.change, "source": source}
             )
+        await self._audit(entries)
+        return entries
+
+    async def started(self) -> list[AuditEntry]:
+        """Record the experiments in force as the sidecar starts: a change made by editing the
+        config and restarting (on Kubernetes, the usual way) left no trace in the audit trail, which
+        recorded SIGHUP reloads only."""
+        now = self._clock.wall()
+        entries = [
+            AuditEntry(now, name, in_force(exp), "start") for name, exp in sorted(self._current.items())
+        ]
+        for e in entries:
+            _log.info("experiment in force", extra={"experiment": e.experiment, "change": e.change})
+        await self._audit(entries)
+        return entries
+
+    async def _audit(self, entries: list[AuditEntry]) -> None:
         if entries and self._ledger is not None:
             try:
                 await self._ledger.audit(entries)
             except Exception:
                 _log.exception("the experiment audit could not be written to the ledger")
-        return entries

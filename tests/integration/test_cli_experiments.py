@@ -50,6 +50,7 @@ def test_sighup_promotes_and_the_cli_reads_the_ledger(tmp_path: Path) -> None:
     assert server.stderr is not None
     try:
         assert "sidecar serving" in server.stderr.readline()
+        assert "experiment in force" in server.stderr.readline()  # the start, in the audit trail too
         path.write_text(yaml.safe_dump(config(tmp_path, port, promoted="b")))
         server.send_signal(signal.SIGHUP)
         assert "experiment changed" in server.stderr.readline()
@@ -62,7 +63,10 @@ def test_sighup_promotes_and_the_cli_reads_the_ledger(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "usage.db") as conn:
         audit = conn.execute("SELECT experiment, change, source FROM experiment_audit").fetchall()
         served = conn.execute("SELECT request_id, variant, model FROM usage_records").fetchall()
-    assert audit == [("tone", "promoted - -> b", f"SIGHUP {path}")]
+    assert audit == [
+        ("tone", "in force at start: status running, promoted -, weights a=1,b=1", "start"),
+        ("tone", "promoted - -> b", f"SIGHUP {path}"),
+    ]
     assert [(variant, model) for _, variant, model in served] == [("b", "e2")]
     request_id = served[0][0]
     stored = run("experiments", "feedback", "--config", str(path), "--tenant", "", "--request-id", request_id,

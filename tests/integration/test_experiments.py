@@ -120,7 +120,10 @@ async def test_feedback_report_and_reload_audit(serve: Serve, tmp_path: Path) ->
     assert ledger_rows(tmp_path / "usage.db")["after"][1] == "b"
     with sqlite3.connect(tmp_path / "usage.db") as conn:
         audit = conn.execute("SELECT experiment, change, source FROM experiment_audit").fetchall()
-    assert audit == [("tone", "promoted - -> b", "test")]
+    assert audit == [  # the start is in the trail too: a restart with another config is a change
+        ("tone", "in force at start: status running, promoted -, weights a=1,b=1", "start"),
+        ("tone", "promoted - -> b", "test"),
+    ]
 
 
 def _record(rid: str, variant: str, tenant: str = "acme") -> UsageRecord:
