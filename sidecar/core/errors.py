@@ -249,7 +249,7 @@ class KeyBackendUnavailableError(SidecarError):
     reason = "KEY_BACKEND_UNAVAILABLE"
 
 
-# Provider errors: raised by adapters (classified once, in providers/_http.py), consumed by routing.
+# Provider errors: raised by adapters (statuses classified once, providers/upstream_errors.py), read by routing.
 
 
 class ProviderError(SidecarError):

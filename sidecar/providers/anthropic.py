@@ -28,7 +28,7 @@ from sidecar.core.types import (
     ToolChoice,
     Usage,
 )
-from sidecar.providers._http import HttpClient, decode_json, redact
+from sidecar.providers._http import HttpClient, decode_json
 from sidecar.providers.base import (
     HttpProvider,
     ProviderRequest,
@@ -38,6 +38,7 @@ from sidecar.providers.base import (
     thinking_budget,
     token_count,
 )
+from sidecar.providers.upstream_errors import redact
 
 STOP_REASONS = {
     "end_turn": FinishReason.STOP,

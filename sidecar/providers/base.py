@@ -31,9 +31,10 @@ from sidecar.core.types import (
     ToolCallDelta,
     Usage,
 )
-from sidecar.providers._http import MIN_SECRET_CHARS, REDACTED, HttpClient, Timeouts, redact, secret_forms
+from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.fragments import mask_fragments
 from sidecar.providers.sse import SseEvent
+from sidecar.providers.upstream_errors import MIN_SECRET_CHARS, REDACTED, redact, secret_forms
 
 E = TypeVar("E")  # one event of an upstream stream, as its transport decodes it
 R = TypeVar("R")

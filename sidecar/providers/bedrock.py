@@ -33,7 +33,7 @@ from sidecar.core.errors import (
     ProviderUnavailableError,
 )
 from sidecar.core.types import Chunk, FinishReason, Role, Secret, Usage
-from sidecar.providers._http import HttpClient, Progress, Timeouts, decode_json, redact
+from sidecar.providers._http import HttpClient, Progress, Timeouts, decode_json
 from sidecar.providers.aws_auth import AwsSigner
 from sidecar.providers.base import (
     Capabilities,
@@ -45,6 +45,7 @@ from sidecar.providers.base import (
     stream_chunks,
     token_count,
 )
+from sidecar.providers.upstream_errors import redact
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 STOP_REASONS = {

@@ -19,9 +19,10 @@ from sidecar.core.errors import (
     ProviderUnavailableError,
 )
 from sidecar.core.types import Chunk, FinishReason, Role, Usage
-from sidecar.providers._http import HttpClient, Timeouts, decode_json, redact
+from sidecar.providers._http import HttpClient, Timeouts, decode_json
 from sidecar.providers.base import HttpProvider, ProviderRequest, StreamEvent, WireFormat, token_count
 from sidecar.providers.tokens import TokenSource
+from sidecar.providers.upstream_errors import redact
 
 FINISH_REASONS = {
     "STOP": FinishReason.STOP,

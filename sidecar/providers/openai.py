@@ -25,8 +25,9 @@ from sidecar.core.types import (
     ToolCallDelta,
     Usage,
 )
-from sidecar.providers._http import HttpClient, decode_json, redact
+from sidecar.providers._http import HttpClient, decode_json
 from sidecar.providers.base import HttpProvider, ProviderRequest, StreamEvent, WireFormat, token_count
+from sidecar.providers.upstream_errors import redact
 
 EMPTY_SCHEMA = '{"type": "object", "properties": {}}'  # a tool without parameters
 FINISH_REASONS = {

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.providers._http import redact, retry_after_seconds
 from sidecar.providers.http1 import keepalive_timeout
+from sidecar.providers.upstream_errors import redact, retry_after_seconds
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_an_http_date_without_a_date_header_counts_from_our_clock() -> None:
 
 
 def test_the_policy_caps_the_wait() -> None:
-    from sidecar.providers._http import RetryAfterPolicy
+    from sidecar.providers.upstream_errors import RetryAfterPolicy
     from tests.conftest import FakeClock
 
     policy = RetryAfterPolicy(300.0, FakeClock())
