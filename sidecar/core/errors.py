@@ -249,7 +249,7 @@ class KeyBackendUnavailableError(SidecarError):
     reason = "KEY_BACKEND_UNAVAILABLE"
 
 
-# Provider errors: raised by adapters (statuses classified once, providers/upstream_errors.py), read by routing.
+# Provider errors: raised by adapters (statuses classified in providers/upstream_errors.py), read by routing.
 
 
 class ProviderError(SidecarError):
