@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from sidecar.telemetry.metrics import OTHER, OVERHEAD_BUCKETS, bounded_label
+from sidecar.telemetry.labels import OTHER, bounded_label
+from sidecar.telemetry.metrics import OVERHEAD_BUCKETS
 
 INJECTOR_DECISIONS = ("injected", "skipped", "rejected", "error")
 

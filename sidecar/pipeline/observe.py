@@ -24,7 +24,8 @@ from sidecar.ledger.record import UsageRecord
 from sidecar.ledger.writer import LedgerWriter
 from sidecar.telemetry import logging as logs
 from sidecar.telemetry import tracing
-from sidecar.telemetry.metrics import UNKNOWN, CallOutcome, Metrics
+from sidecar.telemetry.labels import UNKNOWN
+from sidecar.telemetry.metrics import CallOutcome, Metrics
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span

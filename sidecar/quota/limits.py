@@ -75,6 +75,12 @@ def to_micros(usd: float) -> int:
     return round(usd * MICROS)
 
 
+def charged_usd(usd: float) -> float:
+    """A call's cost as its summary reports it and the quota charges it (whole micro-dollars), so the
+    cost counters add up to the callers' cost_micros and GetUsage, not to their unrounded prices."""
+    return to_micros(usd) / MICROS
+
+
 class LimitBook:
     """The resolved limits per (tenant, tier), computed once per pair from the immutable policy."""
 

@@ -22,10 +22,9 @@ from importlib import metadata
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from sidecar.core.priority import Priority
-from sidecar.quota.limits import MICROS, to_micros
+from sidecar.quota.limits import charged_usd
+from sidecar.telemetry.labels import OTHER, UNKNOWN, LabelCap, bounded_label, error_reason
 
-OTHER = "other"
-UNKNOWN = "unknown"
 # The causes a usage record is dropped for (ledger/writer.py): their series exist from the start at 0.
 # A series made by its first increment reaches Prometheus at that value, and increase() over it is 0
 # until it grows again: the chart's OrchestratorSidecarLedgerDrops missed every first burst.
@@ -39,36 +38,6 @@ TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75
 OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5)
 DECRYPT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SIMILARITY_BUCKETS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.98, 0.99, 1.0)
-
-# The `reason` label of sidecar_errors_total: the ErrorInfo reasons the sidecar emits (each a
-# SidecarError class's `reason`, the quota reasons, and the observe layer's CANCELLED and
-# DEADLINE_EXCEEDED). A fixed set: anything else is `other`. tests/unit/telemetry/test_metrics.py checks that
-# every SidecarError subclass's reason is listed here.
-ERROR_REASONS = frozenset(
-    (
-        "AGENT_NOT_FOUND", "AMBIGUOUS_PERSONA", "ANSWERS_DISABLED", "ANSWER_STORE_UNAVAILABLE",
-        "CALL_NOT_FOUND", "CALLER_NOT_READING", "CANCELLED", "CIRCUIT_OPEN", "CONCURRENCY_LIMITED",
-        "CONTEXT_TOO_LONG",
-        "COST_QUOTA_EXCEEDED", "CREATOR_NOT_ALLOWED", "DEADLINE_EXCEEDED", "EMBEDDING_MODEL_UNAVAILABLE",
-        "ESCALATION_LIMIT_REACHED",
-        "ESCALATION_NOT_FOUND", "ESCALATION_WRONG_STATE", "EXPERIMENT_NOT_FOUND", "FEEDBACK_EXISTS",
-        "IDEMPOTENCY_KEY_REUSED",
-        "IDEMPOTENCY_STORE_UNAVAILABLE", "INTERNAL", "INVALID_CREDENTIALS", "INVALID_KEY_ENVELOPE",
-        "INVALID_REQUEST", "KEYS_DISABLED", "KEY_BACKEND_UNAVAILABLE", "KEY_CONTEXT_MISMATCH",
-        "KEY_LIMIT_REACHED", "KEY_RECORD_CORRUPT", "KEY_UNAVAILABLE", "LEDGER_DISABLED",
-        "LEDGER_UNAVAILABLE",
-        "MALFORMED_REQUEST", "METHOD_NOT_ALLOWED", "MISSING_CREDENTIALS", "MODEL_NOT_ALLOWED",
-        "MODEL_NOT_FOUND", "NO_CAPABLE_DEPLOYMENT", "OVERLOADED", "PERSONA_NOT_ALLOWED",
-        "PERSONA_NOT_FOUND", "PROVIDERS_UNAVAILABLE", "PROVIDER_AUTH_FAILED", "PROVIDER_BAD_RESPONSE",
-        "PROVIDER_RATE_LIMITED", "PROVIDER_REJECTED", "PROVIDER_TIMEOUT", "PROVIDER_UNAVAILABLE",
-        "QUOTA_UNAVAILABLE", "RATE_LIMITED", "REQUEST_QUOTA_EXCEEDED", "REQUEST_TOO_COMPLEX",
-        "ROTATION_IN_PROGRESS",
-        "SCHEMA_VALIDATION_FAILED", "SESSION_STORE_UNAVAILABLE", "SIDECAR_DRAINING", "STATS_UNAVAILABLE",
-        "STREAM_INTERRUPTED",
-        "SWITCH_SUPERSEDED", "TENANT_NOT_ALLOWED", "TOKEN_QUOTA_EXCEEDED", "USER_KEY_RATE_LIMITED",
-        "USER_KEY_REJECTED", "USER_KEY_REQUIRED",
-    )
-)  # fmt: skip
 
 _GENAI = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model", "route")
 
@@ -132,30 +101,6 @@ class _Series:
         self.fallbacks = m.fallbacks.labels(route)
         self.hedges = m.hedges.labels(route)
         self.from_cache = m.cache_served.labels(route)
-
-
-class LabelCap:
-    """Opt-in label values: allow-listed ones pass while fewer than `cap` distinct ones were seen."""
-
-    def __init__(self, allowed: Iterable[str], cap: int) -> None:
-        self._allowed = frozenset(allowed)
-        self._cap = cap
-        self._seen: set[tuple[str, ...]] = set()
-
-    def __bool__(self) -> bool:
-        return bool(self._allowed)
-
-    def value(self, raw: str) -> str:
-        return raw if raw in self._allowed else OTHER
-
-    def admit(self, values: tuple[str, ...]) -> tuple[str, ...]:
-        """The values as labelled, or all OTHER once the cap on distinct combinations is reached."""
-        if values in self._seen:
-            return values
-        if len(self._seen) >= self._cap:
-            return tuple(OTHER for _ in values)
-        self._seen.add(values)
-        return values
 
 
 class Metrics:
@@ -434,26 +379,8 @@ class Metrics:
         self.admission_running.set(n)
 
 
-def error_reason(reason: str) -> str:
-    """The `reason` label: one of ERROR_REASONS, else `other` (never free text)."""
-    return reason if reason in ERROR_REASONS else OTHER
-
-
-def bounded_label(value: str) -> str:
-    """Label values other modules pass are identifiers from code; anything else is `other`."""
-    if 0 < len(value) <= 64 and value.replace("_", "").replace("-", "").replace(".", "").isalnum():
-        return value
-    return OTHER
-
-
 def _version() -> str:
     try:
         return metadata.version("orchestrator-sidecar")
     except metadata.PackageNotFoundError:
         return UNKNOWN
-
-
-def charged_usd(usd: float) -> float:
-    """A call's cost as its summary reports it and the quota charges it (whole micro-dollars), so the
-    cost counters add up to the callers' cost_micros and GetUsage, not to their unrounded prices."""
-    return to_micros(usd) / MICROS

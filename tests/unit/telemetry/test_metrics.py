@@ -184,7 +184,7 @@ def test_every_reason_the_sidecar_raises_is_a_known_label_value() -> None:
     import sidecar.app  # noqa: F401  (imports every module that defines an error class)
     from sidecar.core.errors import QUOTA_REASONS, SidecarError
     from sidecar.pipeline.observe import CANCELLED, DEADLINE_EXCEEDED
-    from sidecar.telemetry.metrics import ERROR_REASONS
+    from sidecar.telemetry.labels import ERROR_REASONS
 
     def subclasses(cls: type[SidecarError]) -> set[type[SidecarError]]:
         direct = set(cls.__subclasses__())
