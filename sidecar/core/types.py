@@ -209,6 +209,16 @@ class Chunk:
     def is_final(self) -> bool:
         return self.finish_reason is not None
 
+    @property
+    def output(self) -> str:
+        """What the model generated here and the upstream bills as output: thinking, text and tool
+        calls' names and arguments (the route's count of a stream cut short and the quota meter both
+        count this; text alone counted a tool call or a thought as nothing)."""
+        if not self.thinking and not self.tool_calls:
+            return self.text
+        calls = "".join(d.name + d.arguments for d in self.tool_calls)
+        return self.thinking + self.text + calls
+
 
 @dataclass(frozen=True, slots=True)
 class Attempt:

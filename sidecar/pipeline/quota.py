@@ -155,7 +155,7 @@ class QuotaLayer:
         receive: the chunk, or the part of it that fits (then `meter.refusal` ends the call)."""
         meter.received += 1
         before = meter.output
-        meter.output += self._output(chunk)
+        meter.output += self._estimator.text(chunk.output)
         if chunk.usage is not None:
             meter.prompt, meter.output = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
             meter.written = chunk.usage.cache_write_tokens
@@ -229,12 +229,6 @@ class QuotaLayer:
         )
         meter.refusal = err
         return Chunk(text=part)
-
-    def _output(self, chunk: Chunk) -> int:
-        """The output tokens of a chunk: its text, its thinking and its tool calls' names and arguments."""
-        count = self._estimator.text
-        tools = sum(count(t.name) + count(t.arguments) for t in chunk.tool_calls)
-        return count(chunk.text) + (count(chunk.thinking) if chunk.thinking else 0) + tools
 
     async def _extend(
         self, quota: QuotaService, grant: Grant, meter: _Meter, price: Price, step: int

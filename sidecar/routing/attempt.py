@@ -98,7 +98,7 @@ class UpstreamAttempt:
             await self._close()
             raise
         self._stats.first_token(self._clock.monotonic() - self._started)
-        self._delivered.append(_output(chunk))
+        self._delivered.append(chunk.output)
         return chunk
 
     async def _first_shown(self, stream: AsyncGenerator[Chunk, None], limit: float | None) -> Chunk:
@@ -106,7 +106,7 @@ class UpstreamAttempt:
             chunk = await anext(stream)
         while not self._shown(chunk):  # bounded by the upstream's read timeout and the deadline
             self._kept_back.append(chunk)
-            self._delivered.append(_output(chunk))
+            self._delivered.append(chunk.output)
             chunk = await anext(stream)
         return chunk
 
@@ -134,7 +134,7 @@ class UpstreamAttempt:
             yield self._counted(first)
             assert self._stream is not None, "stream_from() follows a first() that returned"
             async for chunk in self._stream:
-                self._delivered.append(_output(chunk))
+                self._delivered.append(chunk.output)
                 yield self._counted(chunk)
             completed = True
         except ProviderError as err:
@@ -287,16 +287,6 @@ class UpstreamAttempt:
             prompt_tokens=self._tokens.prompt(self.target.deployment, self._call.messages, self._call.params),
             completion_tokens=sum(self._tokens.text(self.target.deployment, t) for t in self._delivered),
         )
-
-
-def _output(chunk: Chunk) -> str:
-    """What a chunk holds that the model generated and the upstream bills as output: its thinking,
-    its text and its tool calls' names and arguments (a tool call streamed and cut short, or an
-    answer of tool calls without usage, was counted 0 completion tokens)."""
-    if not chunk.thinking and not chunk.tool_calls:
-        return chunk.text
-    calls = "".join(d.name + d.arguments for d in chunk.tool_calls)
-    return chunk.thinking + chunk.text + calls
 
 
 def _span_attributes(target: Target) -> dict[str, str]:
