@@ -7,13 +7,12 @@ probes it over HTTP on the pod-reachable health port (`/livez`, `/readyz`, also 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from sidecar.injector.annotations import PodOptions
 from sidecar.injector.settings import CONFIG_DIR as CONFIG_DIR  # where the sidecar's config and state
 from sidecar.injector.settings import STATE_DIR as STATE_DIR  # are mounted (re-exported)
-from sidecar.injector.settings import InjectorSettings, quantity_value
+from sidecar.injector.settings import InjectorSettings, quantity_text, quantity_value
 
 Json = dict[str, Any]
 
@@ -133,16 +132,9 @@ def _plus(stated: object, extra: str | None) -> object:
     if extra is None:
         return stated
     try:
-        total = quantity_value(str(stated)) + quantity_value(extra)
+        return quantity_text(quantity_value(str(stated)) + quantity_value(extra))
     except ValueError:
         return stated
-    if total != total.to_integral_value():
-        return f"{math.ceil(total * 1000)}m"  # cpu: millicores are the API server's finest unit
-    whole = int(total)
-    for power, suffix in ((5, "Pi"), (4, "Ti"), (3, "Gi"), (2, "Mi"), (1, "Ki")):  # as a person writes it
-        if whole and whole % 1024**power == 0:
-            return f"{whole // 1024**power}{suffix}"
-    return str(whole)
 
 
 def security_context(run_as_user: int) -> Json:

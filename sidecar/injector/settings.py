@@ -53,6 +53,18 @@ def quantity_value(text: str) -> Decimal:
     return Decimal(number) * Decimal(10) ** int(suffix[1:])  # e3, E-2
 
 
+def quantity_text(amount: Decimal) -> str:
+    """An amount as a Kubernetes quantity, as a person writes it: millicores below a whole unit
+    (the API server's finest), else the largest binary suffix that divides it, else plain."""
+    if amount != amount.to_integral_value():
+        return f"{math.ceil(amount * 1000)}m"
+    whole = int(amount)
+    for power, suffix in ((5, "Pi"), (4, "Ti"), (3, "Gi"), (2, "Mi"), (1, "Ki")):
+        if whole and whole % 1024**power == 0:
+            return f"{whole // 1024**power}{suffix}"
+    return str(whole)
+
+
 def over_limit(requests: dict[str, str], limits: dict[str, str]) -> str:
     """The first resource whose request is above its limit (the API server refuses such a pod), or ""."""
     for resource in sorted(requests.keys() & limits.keys()):
