@@ -37,7 +37,7 @@ from sidecar.routing.plan import AlwaysHealthy, HealthView, Routing
 from sidecar.routing.probe import HealthProber, ProbePolicy, provider_probes
 from sidecar.routing.retry import BudgetPolicy, RetryBudgets
 from sidecar.routing.stats import Stats
-from sidecar.routing.strategy import ComplexityPolicy
+from sidecar.routing.strategy import ComplexityPolicy, LatencyPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
 from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps
@@ -421,6 +421,7 @@ def build_routing(
         stats=Stats(),
         health=health,
         complexity=ComplexityPolicy(**r.complexity.model_dump()),
+        latency=LatencyPolicy(**r.latency.model_dump()),
         tracing=tracing or Tracing.disabled(),
         tokens=tokens or Tokenizers({}),
     )

@@ -718,3 +718,16 @@ async def test_a_caller_leaving_during_hidden_thinking_is_charged_the_thought(cl
         await consumer
     assert call.record.usage == Usage(10, 7)
     assert [a.outcome for a in call.record.attempts] == ["CANCELLED"]
+
+
+async def test_latency_routing_sends_few_calls_to_a_deployment_that_never_answers(clock: FakeClock) -> None:
+    """`latency` counted a deployment with no time yet as the fastest: one failing every call never
+    got a time, so it was tried first whenever drawn (about two calls in three of three deployments),
+    each such call paying a failed attempt before the fallback."""
+    script = Script({"a": ([], ProviderUnavailableError("503"))}, clock)
+    r = routing(clock, policy(strategy="latency"), BreakerPolicy(min_requests=10_000))
+    handler = layer(script, clock, r)
+    for _ in range(200):
+        assert await run(handler, make_call(clock)) == [FINAL]
+    tried = script.called.count("a")
+    assert 1 <= tried <= 25, tried  # the explore share (5 %), not two in three
