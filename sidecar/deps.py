@@ -33,6 +33,7 @@ from sidecar.quota.service import QuotaService
 from sidecar.quota.signals import QuotaSignals
 from sidecar.quota.store import MemoryQuotaStore, QuotaStore
 from sidecar.routing.breaker import BreakerPolicy, Breakers
+from sidecar.routing.key_pause import KeyPauses
 from sidecar.routing.plan import AlwaysHealthy, HealthView, Routing
 from sidecar.routing.probe import HealthProber, ProbePolicy, provider_probes
 from sidecar.routing.retry import BudgetPolicy, RetryBudgets
@@ -422,6 +423,7 @@ def build_routing(
         health=health,
         complexity=ComplexityPolicy(**r.complexity.model_dump()),
         latency=LatencyPolicy(**r.latency.model_dump()),
+        key_pauses=KeyPauses(clock),
         tracing=tracing or Tracing.disabled(),
         tokens=tokens or Tokenizers({}),
     )

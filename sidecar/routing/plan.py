@@ -17,6 +17,7 @@ from sidecar.core.types import Call, Target
 from sidecar.providers.base import max_tokens_sent, needs
 from sidecar.providers.registry import capabilities
 from sidecar.routing.breaker import Breakers
+from sidecar.routing.key_pause import KeyPauses
 from sidecar.routing.retry import RetryBudgets
 from sidecar.routing.stats import Stats
 from sidecar.routing.strategy import (
@@ -58,6 +59,7 @@ class Routing:
     rng: random.Random = field(default_factory=random.Random)
     tracing: Tracing = field(default_factory=Tracing.disabled)  # a child span per upstream attempt
     tokens: Tokenizers = field(default_factory=lambda: Tokenizers({}))  # the one counting service
+    key_pauses: KeyPauses | None = None  # users' own keys told to wait by a 429's Retry-After
 
 
 def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
