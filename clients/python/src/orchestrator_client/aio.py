@@ -17,7 +17,7 @@ import grpc.aio
 
 from . import messages, retry
 from ._auth import async_interceptors
-from ._connection import CHANNEL_OPTIONS, resolve
+from ._connection import DEFAULT_MAX_REPLY_BYTES, channel_options, resolve
 from ._gen.orchestrator.v1 import (
     conversation_service_pb2_grpc,
     embed_pb2,
@@ -70,12 +70,13 @@ class AsyncClient:
         address: str | None = None,
         *,
         token: str | None = None,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         conn = resolve(address, token)
         self._closed = False
         self._target = conn.target
-        self._channel_options = [*CHANNEL_OPTIONS, *options]
+        self._channel_options = channel_options(max_reply_bytes, options)
         self._interceptors = async_interceptors(conn.token)
         self._channel: grpc.aio.Channel | None = None
 

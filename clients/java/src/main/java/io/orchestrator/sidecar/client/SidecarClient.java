@@ -75,6 +75,12 @@ public final class SidecarClient implements AutoCloseable {
    * needs no liveness probing, and grpc servers refuse pings more frequent than 5 minutes by default.
    */
   public static final Duration DEFAULT_KEEPALIVE = Duration.ofMinutes(5);
+  /**
+   * The largest reply a call accepts unless {@link Builder#maxReplyBytes} says otherwise, the same in
+   * every client: the largest the sidecar may be set to send (embeddings.max_reply_bytes goes up to
+   * 256 MiB; an upstream's answer is relayed up to 64 MiB).
+   */
+  public static final int DEFAULT_MAX_REPLY_BYTES = 256 * 1024 * 1024;
 
   private final ManagedChannel channel;
   private final Duration defaultTimeout;
@@ -464,6 +470,7 @@ public final class SidecarClient implements AutoCloseable {
     private String token;
     private boolean noToken;
     private Duration keepAlive = DEFAULT_KEEPALIVE;
+    private int maxReplyBytes = DEFAULT_MAX_REPLY_BYTES;
     private Duration defaultTimeout;
     private Map<String, String> env = System.getenv();
 
@@ -499,6 +506,18 @@ public final class SidecarClient implements AutoCloseable {
       return this;
     }
 
+    /**
+     * The largest reply a call accepts, in bytes (default {@link #DEFAULT_MAX_REPLY_BYTES}); a larger
+     * one fails RESOURCE_EXHAUSTED, a {@link QuotaExceededException} naming both sizes.
+     */
+    public Builder maxReplyBytes(int bytes) {
+      if (bytes < 1) {
+        throw new IllegalArgumentException("maxReplyBytes must be at least 1 byte, not " + bytes);
+      }
+      this.maxReplyBytes = bytes;
+      return this;
+    }
+
     /** Deadline of every call made without one. */
     public Builder defaultTimeout(Duration timeout) {
       this.defaultTimeout = Objects.requireNonNull(timeout);
@@ -530,7 +549,8 @@ public final class SidecarClient implements AutoCloseable {
       ManagedChannelBuilder<?> channel = Grpc.newChannelBuilder(target(), InsecureChannelCredentials.create())
           .keepAliveTime(keepAlive.toNanos(), TimeUnit.NANOSECONDS)
           .keepAliveTimeout(20, TimeUnit.SECONDS)
-          .keepAliveWithoutCalls(false);
+          .keepAliveWithoutCalls(false)
+          .maxInboundMessageSize(maxReplyBytes);
       String resolved = resolvedToken();
       if (resolved != null) {
         if (!resolved.chars().allMatch(c -> c >= ' ' && c <= '~')) { // never shown: it is a secret
