@@ -11,6 +11,8 @@ import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
@@ -546,11 +548,18 @@ public final class SidecarClient implements AutoCloseable {
     }
 
     public SidecarClient build() {
-      ManagedChannelBuilder<?> channel = Grpc.newChannelBuilder(target(), InsecureChannelCredentials.create())
+      String target = target();
+      ManagedChannelBuilder<?> channel = Grpc.newChannelBuilder(target, InsecureChannelCredentials.create())
           .keepAliveTime(keepAlive.toNanos(), TimeUnit.NANOSECONDS)
           .keepAliveTimeout(20, TimeUnit.SECONDS)
           .keepAliveWithoutCalls(false)
           .maxInboundMessageSize(maxReplyBytes);
+      if (target.startsWith("unix:") && channel instanceof NettyChannelBuilder netty) {
+        // grpc-java sets SO_KEEPALIVE on every connection it opens, then the builder's options: an epoll
+        // domain socket has no SO_KEEPALIVE, and netty logged a WARNING for each connection. A null
+        // value takes the option off again (the HTTP/2 PINGs above are the liveness check).
+        netty.withOption(ChannelOption.SO_KEEPALIVE, null);
+      }
       String resolved = resolvedToken();
       if (resolved != null) {
         if (!resolved.chars().allMatch(c -> c >= ' ' && c <= '~')) { // never shown: it is a secret
