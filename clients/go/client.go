@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"strconv"
@@ -73,7 +74,8 @@ func WithToken(token string) Option { return func(s *settings) { s.token = &toke
 func WithRetry(policy RetryPolicy) Option { return func(s *settings) { s.retry = &policy } }
 
 // WithMaxReplyBytes sets the largest reply a call accepts (default DefaultMaxReplyBytes); a larger
-// one fails RESOURCE_EXHAUSTED ("received message larger than max"). New refuses n < 1.
+// one fails RESOURCE_EXHAUSTED ("received message larger than max"). New refuses n outside 1 to
+// math.MaxInt32, the range every client takes.
 func WithMaxReplyBytes(n int) Option { return func(s *settings) { s.maxReplyBytes = n } }
 
 // WithDialOptions adds gRPC dial options (interceptors, tracing) after the client's own.
@@ -98,8 +100,8 @@ func New(opts ...Option) (*Client, error) {
 	if strings.IndexFunc(token, func(r rune) bool { return r < ' ' || r > '~' }) >= 0 {
 		return nil, errors.New("orchestrator: the sidecar token has characters an HTTP header cannot carry (control or non-ASCII)")
 	}
-	if s.maxReplyBytes < 1 {
-		return nil, fmt.Errorf("orchestrator: WithMaxReplyBytes(%d): the largest reply must be at least 1 byte", s.maxReplyBytes)
+	if s.maxReplyBytes < 1 || s.maxReplyBytes > math.MaxInt32 {
+		return nil, fmt.Errorf("orchestrator: WithMaxReplyBytes(%d): the largest reply must be 1 to %d bytes", s.maxReplyBytes, math.MaxInt32)
 	}
 	dial := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),

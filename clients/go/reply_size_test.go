@@ -75,9 +75,11 @@ func TestReplySize(t *testing.T) {
 		}
 	})
 
-	t.Run("a limit below one byte is refused", func(t *testing.T) {
-		if _, err := orchestrator.New(orchestrator.WithAddress(address), orchestrator.WithMaxReplyBytes(0)); err == nil {
-			t.Fatal("WithMaxReplyBytes(0) was accepted")
+	t.Run("a limit outside 1 byte to 2 GiB - 1 is refused", func(t *testing.T) {
+		for _, bad := range []int{0, -1, 1 << 31} {
+			if _, err := orchestrator.New(orchestrator.WithAddress(address), orchestrator.WithMaxReplyBytes(bad)); err == nil {
+				t.Fatalf("WithMaxReplyBytes(%d) was accepted", bad)
+			}
 		}
 	})
 }

@@ -63,7 +63,7 @@ def test_a_channel_option_of_the_caller_replaces_the_clients_own(
         client.generate(ask(LIMIT + 1), timeout=30)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, 2**31])
 def test_a_limit_that_is_no_positive_number_of_bytes_is_refused(bad: object) -> None:
     with pytest.raises(ValueError, match="max_reply_bytes"):
         oc.Client("127.0.0.1:1", token="", max_reply_bytes=bad)  # type: ignore[arg-type]

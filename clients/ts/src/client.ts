@@ -380,11 +380,11 @@ function hostPort(endpoint: { host: string; port: number }): string {
   return endpoint.host.includes(":") ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
 }
 
-/** The reply limit a client was given: a whole number of bytes, at least 1 (a RangeError otherwise). */
+/** The reply limit a client was given: a whole number of bytes, 1 to 2^31 - 1 as in every client (a RangeError otherwise). */
 function maxReplyBytes(given: number | undefined): number {
   const bytes = given ?? DEFAULT_MAX_REPLY_BYTES;
-  if (!Number.isSafeInteger(bytes) || bytes < 1) {
-    throw new RangeError(`maxReplyBytes must be a whole number of bytes, at least 1, not ${String(given)}`);
+  if (!Number.isSafeInteger(bytes) || bytes < 1 || bytes > 2 ** 31 - 1) {
+    throw new RangeError(`maxReplyBytes must be a whole number of bytes from 1 to ${2 ** 31 - 1}, not ${String(given)}`);
   }
   return bytes;
 }

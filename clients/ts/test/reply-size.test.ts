@@ -65,7 +65,7 @@ test("a reply just under the limit arrives, one over it fails RESOURCE_EXHAUSTED
 });
 
 test("a limit that is no whole number of bytes is refused", () => {
-  for (const bad of [0, -1, 1.5, Number.NaN]) {
+  for (const bad of [0, -1, 1.5, Number.NaN, 2 ** 31]) {
     assert.throws(() => new SidecarClient({ address: "127.0.0.1:1", token: null, maxReplyBytes: bad }), RangeError);
   }
 });
