@@ -2,7 +2,8 @@
 and tool messages and the answer (its text and the tool calls it asked for, assembled from the
 streamed deltas) are appended to the conversation's history, so an agent loop's tool calls and
 results are replayed on the next turn (what is kept of images: sidecar/sessions/records.py). A
-failed, interrupted or cancelled call stores nothing; an answer with no text and no tool call (a
+failed, interrupted or cancelled call stores nothing, nor does a call whose conversation was cleared
+while it ran (the clear wins: sidecar/sessions/store.py); an answer with no text and no tool call (a
 content filter, a refusal) is not stored, the caller's messages are, nor is a tool call cut at
 max_tokens (its arguments are not a JSON object). The persona, the history put
 before the new messages and the effective request are decided by the resolve step
@@ -31,10 +32,10 @@ class PersonaLayer:
     def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         if call.plan is None or call.plan.remember is None:
             return self._inner(call)  # nothing to remember: no generator hop
-        return self._remembering(call, call.plan.remember, call.plan.exchange)
+        return self._remembering(call, call.plan.remember, call.plan.exchange, call.plan.epoch)
 
     async def _remembering(
-        self, call: Call, key: ConversationKey, exchange: tuple[Message, ...]
+        self, call: Call, key: ConversationKey, exchange: tuple[Message, ...], epoch: int | None
     ) -> AsyncGenerator[Chunk, None]:
         answer = _Answer()
         finished = False
@@ -49,7 +50,11 @@ class PersonaLayer:
         # an empty answer is not kept: replayed, it is a message the edge and providers refuse
         kept = (*exchange, said) if said.text or said.tool_calls else exchange
         try:
-            await self._personas.remember(key, kept)
+            if not await self._personas.remember(key, kept, epoch=epoch):
+                _log.info(
+                    "history not stored: the conversation was cleared during the call",
+                    extra={"request_id": call.request_id},
+                )
         except SidecarError as err:  # the answer was delivered; only the memory is lost
             _log.warning("history not stored", extra={"request_id": call.request_id, "reason": err.reason})
 
