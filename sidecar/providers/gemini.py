@@ -83,14 +83,16 @@ def _contents(req: ProviderRequest) -> list[dict[str, Any]]:
 
 
 def parse_usage(data: Any) -> Usage:
-    """usageMetadata; thinking tokens are billed as output, so they count as completion tokens."""
+    """usageMetadata; thinking tokens are billed as output, so they count as completion tokens, and
+    are the reasoning tokens (part of the completion tokens, as OpenAI reports them)."""
     if not isinstance(data, dict):
         raise ProviderMalformedError("usageMetadata is not an object")
+    thoughts = token_count(data.get("thoughtsTokenCount"))
     return Usage(
         prompt_tokens=token_count(data.get("promptTokenCount")),
-        completion_tokens=token_count(data.get("candidatesTokenCount"))
-        + token_count(data.get("thoughtsTokenCount")),
+        completion_tokens=token_count(data.get("candidatesTokenCount")) + thoughts,
         cached_tokens=token_count(data.get("cachedContentTokenCount")),
+        reasoning_tokens=thoughts,
     )
 
 

@@ -53,7 +53,7 @@ def test_parse_recorded_answer_counts_thinking_as_output() -> None:
     chunk = gemini.parse_response(json.loads(fixture("gemini/generate_content.json")))
     assert chunk.text == "Hello! How can I help you today?"
     assert chunk.finish_reason is FinishReason.STOP
-    assert chunk.usage == Usage(prompt_tokens=7, completion_tokens=14, cached_tokens=2)
+    assert chunk.usage == Usage(prompt_tokens=7, completion_tokens=14, cached_tokens=2, reasoning_tokens=5)
 
 
 def test_replay_recorded_stream() -> None:
