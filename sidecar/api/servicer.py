@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
@@ -78,8 +79,8 @@ class GenerationServicer:
 
     async def Generate(self, request: gen.GenerateRequest, context: Context) -> gen.GenerateResponse:
         what = request.input
-        await self._gate.admit(context, "Generate", what.tenant_id, self._refused_unary)
-        call = await self._call(what, context, stream=False)
+        caller = await self._gate.admit(context, "Generate", what.tenant_id, self._refused_unary)
+        call = await self._call(what, context, stream=False, caller=caller.name)
         if self._replays is None or not what.request_id:
             return await self._generate(call, context)
         try:
@@ -116,8 +117,10 @@ class GenerationServicer:
     async def StreamGenerate(
         self, request: gen.StreamGenerateRequest, context: Context
     ) -> AsyncGenerator[gen.StreamGenerateResponse, None]:
-        await self._gate.admit(context, "StreamGenerate", request.input.tenant_id, self._refused_stream)
-        call = await self._call(request.input, context, stream=True)
+        caller = await self._gate.admit(
+            context, "StreamGenerate", request.input.tenant_id, self._refused_stream
+        )
+        call = await self._call(request.input, context, stream=True, caller=caller.name)
         reasoning = call.params.reasoning
         answer = Answer(thinking=reasoning is not None and reasoning.include_thinking)
         try:
@@ -186,7 +189,10 @@ class GenerationServicer:
     async def _embed_bytes(self, req: EmbedRequest) -> bytes:
         return (await self._embed(req)).SerializeToString()
 
-    async def _call(self, request: gen.GenerationInput, context: Context, *, stream: bool) -> Call:
+    async def _call(
+        self, request: gen.GenerationInput, context: Context, *, stream: bool, caller: str
+    ) -> Call:
+        """The request as a Call; `caller` is the name of the credential the gate authenticated."""
         record = Outcome(started_at=self._clock.monotonic())
         try:
             convert_call = functools.partial(
@@ -199,7 +205,7 @@ class GenerationServicer:
                 record=record,
                 tiers=self._tiers,
             )
-            call = await self._converted(request, convert_call)
+            call = dataclasses.replace(await self._converted(request, convert_call), caller=caller)
             return api_personas.with_persona_fields(call, request)
         except SidecarError as err:
             self._gate.refusal("rejected request", reason=err.reason, detail=err.message)
