@@ -3,8 +3,8 @@
 `switch` resolves the target (an id, or a natural command through CommandMatcher), checks the
 caller's tier, takes a ticket from the store, waits for its turn in the user's queue (behind the
 snapshots of earlier generations and earlier Switches) and applies it unless a newer Switch of the
-same conversation arrived meanwhile (then it fails with SWITCH_SUPERSEDED). Every attempt, failed
-or not, goes into the switch history.
+same conversation, or a ClearConversation, arrived meanwhile (then it fails with
+SWITCH_SUPERSEDED). Every attempt, failed or not, goes into the switch history.
 
 `plan` gives a call its persona and, with memory, the stored history: read in the user's queue
 turn, so a Generate sees every Switch that arrived before it, and no later one.
@@ -88,7 +88,8 @@ class PersonaService:
         if not applied:
             await self._record_failure(cmd, persona.id, SwitchSupersededError.reason, version)
             raise SwitchSupersededError(
-                f"a newer Switch of conversation {key.conversation!r} arrived before this one was applied",
+                f"a newer Switch or a ClearConversation of conversation {key.conversation!r} came "
+                "before this one was applied",
                 metadata={"conversationId": key.conversation, "version": str(version)},
             )
         record = SwitchRecord(
