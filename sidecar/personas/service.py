@@ -170,12 +170,27 @@ class PersonaService:
                 [FieldViolation(field, "memory needs a tenant_id, user_id and conversation_id")]
             )
         explicit = self.registry.require(call.persona_id, call.tier) if call.persona_id else None
-        if key is None or (explicit is not None and not memory):
+        if key is None:
             return Plan(explicit or self._default(call.tier))
+        if explicit is not None and not memory:  # neither its persona nor its history is read
+            return Plan(explicit, epoch=await self._epoch(key, call))
         async with self._sequencer.turn(key.owner):
             snap = await self.store.snapshot(key, history=memory)
         persona = explicit or self._active(snap.persona_id, call.tier)
         return Plan(persona, snap.history, key if memory else None, snap.epoch)
+
+    async def _epoch(self, key: ConversationKey, call: Call) -> int | None:
+        """The conversation's epoch for a call that reads nothing else of it: the rolling summary it
+        may save is refused after a clear all the same. Needing no Switch's order, it takes no turn
+        in the user's queue; a store that fails leaves the save unchecked (None) rather than failing
+        a call that needs nothing else from the store (its summary's save then fails the same way)."""
+        try:
+            return (await self.store.snapshot(key, history=False)).epoch
+        except SidecarError as err:
+            _log.warning(
+                "conversation epoch not read", extra={"request_id": call.request_id, "reason": err.reason}
+            )
+            return None
 
     def _active(self, persona_id: str, tier: str) -> Persona | None:
         if not persona_id:
