@@ -65,6 +65,7 @@ class Capabilities:
     max_context_tokens: int
     images: bool = False
     reasoning: bool = False
+    image_urls: bool = True  # an https:// image is passed on for the upstream to fetch (not Bedrock's)
 
     @classmethod
     def of(cls, deployment: DeploymentConfig, supports: frozenset[str]) -> Capabilities:
@@ -84,7 +85,7 @@ class Capabilities:
         )
 
     def lacks(self, need: frozenset[str]) -> list[str]:
-        """The features of `need` (tools, json_schema, images, reasoning) this deployment lacks."""
+        """The features of `need` (tools, json_schema, images, image_urls, reasoning) it lacks."""
         return sorted(n for n in need if not getattr(self, n))
 
 
@@ -122,7 +123,8 @@ def max_tokens_sent(params: GenerationParams, deployment: DeploymentConfig) -> i
 
 
 def needs(params: GenerationParams, messages: tuple[Message, ...]) -> frozenset[str]:
-    """The features a call needs from a deployment: tools, json_schema, images, reasoning."""
+    """The features a call needs from a deployment: tools, json_schema, images (image_urls when one
+    is an https:// URL), reasoning."""
     need: set[str] = set()
     if params.tools or any(m.tool_calls or m.tool_call_id for m in messages):
         need.add("tools")
@@ -132,6 +134,8 @@ def needs(params: GenerationParams, messages: tuple[Message, ...]) -> frozenset[
         need.add("json_schema")
     if any(m.images for m in messages):
         need.add("images")
+    if any(i.url.startswith("https://") for m in messages for i in m.images):
+        need.add("image_urls")
     if params.reasoning is not None and (params.reasoning.effort or params.reasoning.budget_tokens):
         need.add("reasoning")
     return frozenset(need)

@@ -1,0 +1,228 @@
+"""What Converse answers and ConverseStream sends, as chunks: text, tool calls, finish, usage.
+
+A model's `toolUse` blocks (`toolUseId`, `name`, `input` object) are tool calls; streamed, a
+`contentBlockStart` with `start.toolUse` opens a call and `contentBlockDelta`s with
+`delta.toolUse.input` append its arguments (partial JSON text). What an application could not send
+back is the upstream's fault, never the caller's (PROVIDER_BAD_RESPONSE): a call without its id or
+name, an input that is not a JSON object (streamed: its pieces at a `tool_use` stop), more than
+MAX_TOOL_INPUT_CHARS of input, a delta for a block never started. `reasoningContent` blocks are not
+answer text and are not kept (this adapter does not ask for reasoning).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sidecar.core.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderMalformedError,
+    ProviderRateLimitedError,
+    ProviderRejectedError,
+    ProviderTimeoutError,
+    ProviderUnavailableError,
+)
+from sidecar.core.types import Chunk, FinishReason, ToolCallDelta, Usage
+from sidecar.providers._http import decode_json
+from sidecar.providers.base import StreamEvent, token_count
+from sidecar.providers.upstream_errors import redact
+
+STOP_REASONS = {
+    "end_turn": FinishReason.STOP,
+    "stop_sequence": FinishReason.STOP,
+    "max_tokens": FinishReason.LENGTH,
+    "model_context_window_exceeded": FinishReason.LENGTH,
+    "tool_use": FinishReason.TOOL_CALLS,
+    "guardrail_intervened": FinishReason.CONTENT_FILTER,
+    "content_filtered": FinishReason.CONTENT_FILTER,
+}
+# The most argument text one tool call may carry: what the sidecar takes back from an application
+# in a tool call (sidecar/api/content.py MAX_ARGUMENTS_CHARS), so memory and the application can
+# send every answered call back.
+MAX_TOOL_INPUT_CHARS = 256 * 1024
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_MAX_CALL_ID = 128
+_EXCEPTIONS: dict[str, type[ProviderError]] = {
+    "throttlingException": ProviderRateLimitedError,
+    "validationException": ProviderRejectedError,
+    "accessDeniedException": ProviderAuthError,
+    "modelTimeoutException": ProviderTimeoutError,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EventMessage:
+    """One decoded event-stream message: its headers (`:message-type`, `:event-type`, ...) and payload."""
+
+    headers: Mapping[str, Any]
+    payload: bytes
+
+
+def parse_usage(data: Any) -> Usage:
+    """Converse usage: inputTokens leaves out cache reads and writes, which are prompt tokens too."""
+    if not isinstance(data, dict):
+        raise ProviderMalformedError("usage is not an object")
+    read = token_count(data.get("cacheReadInputTokens"))
+    written = token_count(data.get("cacheWriteInputTokens"))
+    return Usage(
+        prompt_tokens=token_count(data.get("inputTokens")) + read + written,
+        completion_tokens=token_count(data.get("outputTokens")),
+        cached_tokens=read,
+    )
+
+
+def _finish(reason: Any) -> FinishReason:
+    return STOP_REASONS.get(reason, FinishReason.STOP) if isinstance(reason, str) else FinishReason.STOP
+
+
+def parse_response(data: Any) -> Chunk:
+    """A complete Converse answer -> one final Chunk."""
+    try:
+        blocks = data["output"]["message"]["content"]
+    except (KeyError, TypeError) as exc:
+        raise ProviderMalformedError("converse answer without output.message.content") from exc
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        raise ProviderMalformedError("output.message.content is not a list of blocks")
+    text = "".join(b["text"] for b in blocks if isinstance(b.get("text"), str))
+    uses = [b["toolUse"] for b in blocks if "toolUse" in b]
+    calls = tuple(_tool_use(i, use, whole=True) for i, use in enumerate(uses))
+    usage = parse_usage(data["usage"]) if data.get("usage") else None
+    return Chunk(text=text, finish_reason=_finish(data.get("stopReason")), usage=usage, tool_calls=calls)
+
+
+def _tool_use(index: int, use: Any, *, whole: bool) -> ToolCallDelta:
+    """A toolUse block as a tool call (a stream's start: its id and name, no input yet)."""
+    if not isinstance(use, dict):
+        raise ProviderMalformedError("a toolUse block is not an object")
+    call_id, name = use.get("toolUseId"), use.get("name")
+    if not isinstance(call_id, str) or not 1 <= len(call_id) <= _MAX_CALL_ID:
+        raise ProviderMalformedError("a toolUse block without its toolUseId")
+    if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
+        raise ProviderMalformedError("a toolUse block without a tool name")
+    if not whole:
+        return ToolCallDelta(index, call_id, name)
+    arguments = use.get("input")
+    if not isinstance(arguments, dict):
+        raise ProviderMalformedError("a toolUse input is not a JSON object")
+    try:
+        text = json.dumps(arguments, ensure_ascii=False)
+    except RecursionError as exc:  # parsed within the JSON parser's depth, too deep to write back
+        raise ProviderMalformedError("a toolUse input nested too deeply") from exc
+    if len(text) > MAX_TOOL_INPUT_CHARS:
+        raise ProviderMalformedError(f"a toolUse input longer than {MAX_TOOL_INPUT_CHARS} characters")
+    return ToolCallDelta(index, call_id, name, text)
+
+
+class StreamParser:
+    """One ConverseStream's messages -> what each means. Holds the stream's tool calls (block index
+    -> the input pieces so far), so a delta for a block never started, a block started twice, too
+    much input, or an input that is not a JSON object when the model stops to use tools is a bad
+    answer, never a call the application cannot send back."""
+
+    def __init__(self) -> None:
+        self._inputs: dict[int, list[str]] = {}
+        self._sizes: dict[int, int] = {}
+
+    def __call__(self, message: EventMessage) -> StreamEvent:
+        kind = message.headers.get(":message-type")
+        if kind == "exception":
+            _raise_exception(str(message.headers.get(":exception-type", "")), message.payload)
+        if kind == "error":
+            code = redact(str(message.headers.get(":error-code", "")))
+            raise ProviderUnavailableError(
+                f"upstream stream error {code}: {redact(str(message.headers.get(':error-message', '')))}"
+            )
+        if kind != "event":
+            raise ProviderMalformedError("event-stream message without a known :message-type")
+        event = message.headers.get(":event-type")
+        if event in ("messageStart", "contentBlockStop"):
+            return StreamEvent()
+        payload = decode_json(message.payload.decode("utf-8", errors="replace"))
+        if not isinstance(payload, dict):
+            raise ProviderMalformedError("event payload is not an object")
+        if event == "contentBlockStart":
+            return self._start(payload)
+        if event == "contentBlockDelta":
+            return self._delta(payload)
+        if event == "messageStop":
+            return self._stop(payload)
+        if event == "metadata":
+            return StreamEvent(usage=parse_usage(payload.get("usage") or {}))
+        return StreamEvent()  # event types added later are skipped
+
+    def _start(self, payload: dict[str, Any]) -> StreamEvent:
+        start = payload.get("start")
+        if not isinstance(start, dict) or "toolUse" not in start:
+            return StreamEvent()  # another kind of block: its deltas say what it holds
+        index = _index(payload)
+        if index in self._inputs:
+            raise ProviderMalformedError(f"content block {index} started twice")
+        call = _tool_use(index, start["toolUse"], whole=False)
+        self._inputs[index], self._sizes[index] = [], 0
+        return StreamEvent(tool_calls=(call,))
+
+    def _delta(self, payload: dict[str, Any]) -> StreamEvent:
+        delta = payload.get("delta")
+        if not isinstance(delta, dict):
+            raise ProviderMalformedError("contentBlockDelta without its delta object")
+        if isinstance(delta.get("text"), str):
+            return StreamEvent(text=delta["text"])
+        if "toolUse" not in delta:
+            return StreamEvent()  # reasoningContent, and kinds added later
+        index = _index(payload)
+        if index not in self._inputs:
+            raise ProviderMalformedError(f"a toolUse delta for content block {index}, never started")
+        use = delta["toolUse"]
+        piece = use.get("input") if isinstance(use, dict) else None
+        if not isinstance(piece, str):
+            raise ProviderMalformedError("a toolUse delta whose input is not text")
+        self._sizes[index] += len(piece)
+        if self._sizes[index] > MAX_TOOL_INPUT_CHARS:
+            raise ProviderMalformedError(f"a toolUse input longer than {MAX_TOOL_INPUT_CHARS} characters")
+        self._inputs[index].append(piece)
+        return StreamEvent(tool_calls=(ToolCallDelta(index, arguments=piece),))
+
+    def _stop(self, payload: dict[str, Any]) -> StreamEvent:
+        """The finish; a model that stops to use tools must have sent each call's input whole (one
+        cut by max_tokens is the model's, kept as it came: providers/tool_arguments.py)."""
+        reason = payload.get("stopReason")
+        if reason == "tool_use":
+            for index, pieces in self._inputs.items():
+                if not _is_object("".join(pieces)):
+                    raise ProviderMalformedError(f"the toolUse input of block {index} is not a JSON object")
+        return StreamEvent(finish_reason=_finish(reason))
+
+
+def _is_object(text: str) -> bool:
+    if not text:
+        return True  # a call without arguments
+    try:
+        return isinstance(orjson.loads(text), dict)
+    except orjson.JSONDecodeError:  # too deep for the parser too
+        return False
+
+
+def _index(payload: dict[str, Any]) -> int:
+    index = payload.get("contentBlockIndex")
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ProviderMalformedError("a content block event without its contentBlockIndex")
+    return index
+
+
+def _raise_exception(kind: str, payload: bytes) -> None:
+    try:
+        message = redact(str(orjson.loads(payload).get("message", "")))  # too deep: a ValueError too
+    except (ValueError, AttributeError):
+        message = ""
+    error = _EXCEPTIONS.get(kind, ProviderUnavailableError)
+    raise error(
+        f"upstream {kind or 'exception'}: {message}"
+        if error is not ProviderAuthError
+        else "upstream: access denied"
+    )
