@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -41,7 +42,7 @@ from sidecar.providers.base import (
     wire_body,
 )
 from sidecar.providers.bedrock_answer import EventMessage, StreamParser, parse_response, parse_usage
-from sidecar.providers.bedrock_wire import CONTINUED, capabilities, to_wire
+from sidecar.providers.bedrock_wire import CONTINUED, answer_tool, capabilities, to_wire
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 __all__ = ["CONTINUED", "EventMessage", "StreamParser", "parse_response", "parse_usage", "to_wire"]
@@ -167,7 +168,7 @@ class BedrockProvider:
         return f"BedrockProvider(url={self._converse!r})"
 
     async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
-        body = _encoded(wire_body(to_wire, req, self._deployment))
+        body, answer = _encoded(wire_body(to_wire, req, self._deployment)), answer_tool(req.params)
         timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline, req.waits)
         url = self._converse_stream if req.stream else self._converse
         accept = EVENT_STREAM if req.stream else "application/json"
@@ -176,14 +177,14 @@ class BedrockProvider:
         try:
             if not req.stream:
                 data = await self._http.post_json(target, headers=headers, body=body, timeouts=timeouts)
-                yield parse_answer(parse_response, data)
+                yield parse_answer(partial(parse_response, answer=answer), data)
                 return
             progress = Progress(self._http.clock)
             reads = self._http.post_stream(
                 target, headers=headers, body=body, timeouts=timeouts, kind=EVENT_STREAM, progress=progress
             )
             batches = event_messages(reads, progress)
-            chunks_of = stream_chunks(batches, StreamParser(), self._http.clock, deadline)
+            chunks_of = stream_chunks(batches, StreamParser(answer), self._http.clock, deadline)
             async with aclosing(chunks_of) as chunks:
                 async for chunk in chunks:
                     yield chunk

@@ -5,8 +5,10 @@ A model's `toolUse` blocks (`toolUseId`, `name`, `input` object) are tool calls;
 `delta.toolUse.input` append its arguments (partial JSON text). What an application could not send
 back is the upstream's fault, never the caller's (PROVIDER_BAD_RESPONSE): a call without its id or
 name, an input that is not a JSON object (streamed: its pieces at a `tool_use` stop), more than
-MAX_TOOL_INPUT_CHARS of input, a delta for a block never started. `reasoningContent` blocks are not
-answer text and are not kept (this adapter does not ask for reasoning).
+MAX_TOOL_INPUT_CHARS of input, a delta for a block never started. A call that asked for JSON gets
+the input of the answer tool (bedrock_wire.answer_tool) as its text, and text blocks beside it are
+not the answer. `reasoningContent` blocks are not answer text and are not kept (this adapter does
+not ask for reasoning).
 """
 
 from __future__ import annotations
@@ -81,19 +83,27 @@ def _finish(reason: Any) -> FinishReason:
     return STOP_REASONS.get(reason, FinishReason.STOP) if isinstance(reason, str) else FinishReason.STOP
 
 
-def parse_response(data: Any) -> Chunk:
-    """A complete Converse answer -> one final Chunk."""
+def parse_response(data: Any, answer: str | None = None) -> Chunk:
+    """A complete Converse answer -> one final Chunk. The input of a call of the `answer` tool (a
+    call that asked for JSON: bedrock_wire.answer_tool) is the answer's text, not a tool call."""
     try:
         blocks = data["output"]["message"]["content"]
     except (KeyError, TypeError) as exc:
         raise ProviderMalformedError("converse answer without output.message.content") from exc
     if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
         raise ProviderMalformedError("output.message.content is not a list of blocks")
-    text = "".join(b["text"] for b in blocks if isinstance(b.get("text"), str))
-    uses = [b["toolUse"] for b in blocks if "toolUse" in b]
-    calls = tuple(_tool_use(i, use, whole=True) for i, use in enumerate(uses))
+    uses = [_tool_use(i, b["toolUse"], whole=True) for i, b in enumerate(b for b in blocks if "toolUse" in b)]
+    own = [u for u in uses if u.name != answer]
+    calls = tuple(ToolCallDelta(i, u.id, u.name, u.arguments) for i, u in enumerate(own))
+    finish = _finish(data.get("stopReason"))
+    if answer is None:
+        text = "".join(b["text"] for b in blocks if isinstance(b.get("text"), str))
+    else:  # the answer is the tool's input; text beside it is not
+        text = next((u.arguments for u in uses if u.name == answer), "")
+        if text and not calls and finish is FinishReason.TOOL_CALLS:
+            finish = FinishReason.STOP  # it answered, and called nothing
     usage = parse_usage(data["usage"]) if data.get("usage") else None
-    return Chunk(text=text, finish_reason=_finish(data.get("stopReason")), usage=usage, tool_calls=calls)
+    return Chunk(text=text, finish_reason=finish, usage=usage, tool_calls=calls)
 
 
 def _tool_use(index: int, use: Any, *, whole: bool) -> ToolCallDelta:
@@ -125,9 +135,11 @@ class StreamParser:
     much input, or an input that is not a JSON object when the model stops to use tools is a bad
     answer, never a call the application cannot send back."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: str | None = None) -> None:
+        self._answer = answer  # the tool whose input is the answer's text (a call asking for JSON)
         self._inputs: dict[int, list[str]] = {}
         self._sizes: dict[int, int] = {}
+        self._answers: set[int] = set()  # the blocks of the answer tool
 
     def __call__(self, message: EventMessage) -> StreamEvent:
         kind = message.headers.get(":message-type")
@@ -165,14 +177,17 @@ class StreamParser:
             raise ProviderMalformedError(f"content block {index} started twice")
         call = _tool_use(index, start["toolUse"], whole=False)
         self._inputs[index], self._sizes[index] = [], 0
+        if call.name == self._answer:
+            self._answers.add(index)
+            return StreamEvent()
         return StreamEvent(tool_calls=(call,))
 
     def _delta(self, payload: dict[str, Any]) -> StreamEvent:
         delta = payload.get("delta")
         if not isinstance(delta, dict):
             raise ProviderMalformedError("contentBlockDelta without its delta object")
-        if isinstance(delta.get("text"), str):
-            return StreamEvent(text=delta["text"])
+        if isinstance(delta.get("text"), str):  # asked for JSON: the answer tool's input is the text
+            return StreamEvent(text=delta["text"] if self._answer is None else "")
         if "toolUse" not in delta:
             return StreamEvent()  # reasoningContent, and kinds added later
         index = _index(payload)
@@ -186,6 +201,8 @@ class StreamParser:
         if self._sizes[index] > MAX_TOOL_INPUT_CHARS:
             raise ProviderMalformedError(f"a toolUse input longer than {MAX_TOOL_INPUT_CHARS} characters")
         self._inputs[index].append(piece)
+        if index in self._answers:
+            return StreamEvent(text=piece)
         return StreamEvent(tool_calls=(ToolCallDelta(index, arguments=piece),))
 
     def _stop(self, payload: dict[str, Any]) -> StreamEvent:
@@ -196,6 +213,8 @@ class StreamParser:
             for index, pieces in self._inputs.items():
                 if not _is_object("".join(pieces)):
                     raise ProviderMalformedError(f"the toolUse input of block {index} is not a JSON object")
+            if self._answers and self._answers == set(self._inputs):  # it answered, and called nothing
+                return StreamEvent(finish_reason=FinishReason.STOP)
         return StreamEvent(finish_reason=_finish(reason))
 
 

@@ -6,9 +6,13 @@ model's earlier calls back as `toolUse` blocks and the application's results as 
 of the next user turn. Converse has no "none" tool choice, and a request holding `toolUse` or
 `toolResult` blocks must carry a `toolConfig` (ValidationException otherwise): so a call that offers
 no tools, or forbids them, sends no `toolConfig` and the history's calls and results as text: the
-model sees what happened and cannot call a tool. Images go as bytes (`source.bytes`, base64 in
-JSON): Converse does not fetch URLs, so routing keeps a call with an https:// image away from
-Bedrock (the `image_urls` need, providers/base.py `needs`).
+model sees what happened and cannot call a tool. Converse has no response format for every model:
+a call that asks for JSON (json_object, json_schema) gets a tool whose input schema is the response
+schema, forced by `toolChoice.tool` (or `any` beside the call's own tools), and its input is the
+answer (bedrock_answer.py). Only some models take a forced tool choice (Claude, Nova, Mistral
+Large), so a deployment claims json_schema in its `capabilities`. Images go as bytes
+(`source.bytes`, base64 in JSON): Converse does not fetch URLs, so routing keeps a call with an
+https:// image away from Bedrock (the `image_urls` need, providers/base.py `needs`).
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from sidecar.core.types import GenerationParams, Image, Message, Role
 from sidecar.providers.base import Capabilities, ProviderRequest
 from sidecar.providers.tool_arguments import as_object, as_text
 
-SUPPORTS = frozenset({"tools", "images"})  # json_schema: see docs/providers.md (Bedrock)
+SUPPORTS = frozenset({"tools", "images"})  # json_schema by a forced tool, where a deployment claims it
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 MAX_IMAGE_BYTES = 3_932_160  # 3.75 MB: Converse's limit for one image
 EMPTY_SCHEMA = '{"type": "object", "properties": {}}'  # a tool without parameters
+ANSWER_TOOL = "json_answer"  # a call that asks for JSON gets it as this tool's input
+ANSWER_DESCRIPTION = "Give your answer with this tool: its input is the answer, as the schema describes it."
 _TOOL_USE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # Converse's toolUseId pattern
 
 # The user turn put before a prompt that starts with an assistant message (a trimmed or summarized
@@ -48,7 +54,7 @@ def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any
     become one message with a content block each; a prompt that starts with an assistant message
     gets the user turn CONTINUED before it."""
     p = req.params
-    native = native_tools(p)
+    native, answer = native_tools(p), answer_tool(p)
     body: dict[str, Any] = {"messages": _turns(req.messages, native)}
     system = [{"text": m.text} for m in req.messages if m.role is Role.SYSTEM]
     if system:
@@ -63,8 +69,8 @@ def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any
     if p.stop:
         config["stopSequences"] = list(p.stop)
     body["inferenceConfig"] = config
-    if native:
-        body["toolConfig"] = _tool_config(p)
+    if native or answer is not None:
+        body["toolConfig"] = _tool_config(p, native, answer)
     return body  # `seed` and `parallel_tool_calls` have no Converse equivalent and are not sent
 
 
@@ -73,20 +79,35 @@ def native_tools(p: GenerationParams) -> bool:
     return bool(p.tools) and (p.tool_choice is None or p.tool_choice.mode != "none")
 
 
-def _tool_config(p: GenerationParams) -> dict[str, Any]:
-    tools = [
-        {
-            "toolSpec": {
-                "name": t.name,
-                **({"description": t.description} if t.description else {}),
-                "inputSchema": {"json": json.loads(t.parameters_json or EMPTY_SCHEMA)},
-            }
-        }
-        for t in p.tools
-    ]
-    config: dict[str, Any] = {"tools": tools}
+def answer_tool(p: GenerationParams) -> str | None:
+    """The tool whose input is the answer, for a call that asks for JSON (response_format
+    json_object or json_schema); None for a text answer. Named apart from the call's own tools."""
+    f = p.response_format
+    if f is None or f.kind not in ("json_object", "json_schema"):
+        return None
+    taken, name = {t.name for t in p.tools}, ANSWER_TOOL
+    while name in taken:
+        name += "_"
+    return name
+
+
+def _tool_config(p: GenerationParams, native: bool, answer: str | None) -> dict[str, Any]:
+    """The call's tools (when native) and the answer tool (when it asks for JSON), with the tool
+    choice: the answer tool forced when it is the only one, else any tool (the answer or a call)."""
+    tools = (
+        [_spec(t.name, t.description, t.parameters_json or EMPTY_SCHEMA) for t in p.tools] if native else []
+    )
     choice = p.tool_choice
-    if choice is not None:
+    config: dict[str, Any] = {"tools": tools}
+    if answer is not None:
+        tools.append(_spec(answer, ANSWER_DESCRIPTION, _answer_schema(p)))
+        if not native:
+            config["toolChoice"] = {"tool": {"name": answer}}
+        elif choice is not None and choice.name:
+            config["toolChoice"] = {"tool": {"name": choice.name}}
+        else:
+            config["toolChoice"] = {"any": {}}
+    elif choice is not None:
         if choice.name:
             config["toolChoice"] = {"tool": {"name": choice.name}}
         elif choice.mode == "required":
@@ -94,6 +115,34 @@ def _tool_config(p: GenerationParams) -> dict[str, Any]:
         else:
             config["toolChoice"] = {"auto": {}}
     return config
+
+
+def _spec(name: str, description: str, schema_json: str) -> dict[str, Any]:
+    schema = {"json": json.loads(schema_json)}
+    return {
+        "toolSpec": {
+            "name": name,
+            **({"description": description} if description else {}),
+            "inputSchema": schema,
+        }
+    }
+
+
+def _answer_schema(p: GenerationParams) -> str:
+    """The response schema as the answer tool's input schema: an object at its root, as a tool's
+    input is (a JSON object format: any object)."""
+    f = p.response_format
+    assert f is not None
+    if f.kind == "json_object" or not f.schema_json:
+        return '{"type": "object"}'
+    if json.loads(f.schema_json).get("type", "object") != "object":
+        raise ProviderRejectedError(
+            "bedrock answers JSON through a tool, whose input is an object: a response schema whose "
+            "root is not an object cannot be asked for; nothing was sent",
+            metadata={"field": "response_format.json_schema.schema"},
+            violations=[FieldViolation("response_format.json_schema.schema", "the root must be an object")],
+        )
+    return f.schema_json
 
 
 def _turns(messages: tuple[Message, ...], native: bool) -> list[dict[str, Any]]:

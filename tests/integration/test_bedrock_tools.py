@@ -18,7 +18,7 @@ from tests.integration.helpers import rich
 from tests.support.api import generate_request, stream_request
 from tests.support.bedrock import Answer, StrictBedrock
 from tests.support.eventstream import event, tool_use_stream
-from tests.support.tools import WEATHER_SCHEMA, run_tools, tool_calls, weather_tool
+from tests.support.tools import WEATHER_SCHEMA, run_tools, struct, tool_calls, weather_tool
 from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
@@ -30,6 +30,7 @@ SUNNY = "It is sunny in Paris."
 IDS = {"tenant_id": "t1", "user_id": "u1"}
 EVENT_STREAM = {"content-type": "application/vnd.amazon.eventstream"}
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+FORECAST = {"city": "Paris", "sky": "sunny"}
 
 
 @pytest.fixture(autouse=True)
@@ -46,6 +47,8 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
 
 def weather_agent(body: dict[str, Any]) -> Answer:
     """A model with get_weather: a result in the last user turn is answered, else it calls the tool."""
+    if body.get("toolConfig", {}).get("toolChoice") == {"tool": {"name": "json_answer"}}:
+        return [{"toolUse": {"toolUseId": "tooluse_J", "name": "json_answer", "input": FORECAST}}], "tool_use"
     if any("toolResult" in b for b in body["messages"][-1]["content"]):
         return [{"text": SUNNY}], "end_turn"
     if "toolConfig" not in body:
@@ -61,10 +64,11 @@ async def bedrock() -> AsyncIterator[StrictBedrock]:
     await server.close()
 
 
-def config(url: str, *, memory: bool = False, second: dict[str, Any] | None = None) -> dict[str, Any]:
-    deployments: dict[str, Any] = {
-        "b": {"provider": "bedrock", "model": MODEL, "base_url": url, "bedrock": {"region": "eu-west-1"}}
-    }
+def config(
+    url: str, *, memory: bool = False, second: dict[str, Any] | None = None, **deployment: Any
+) -> dict[str, Any]:
+    b = {"provider": "bedrock", "model": MODEL, "base_url": url, "bedrock": {"region": "eu-west-1"}}
+    deployments: dict[str, Any] = {"b": {**b, **deployment}}
     if second is not None:
         deployments["second"] = second
     policy: dict[str, Any] = {
@@ -179,6 +183,25 @@ async def test_routing_keeps_what_converse_cannot_take_away_from_bedrock(
     reply = await mixed.stub.Generate(generate_request(messages=[url_image()], **IDS))
     assert reply.summary.served_by.deployment == "second"
     assert bedrock.bodies == []
+
+
+@STREAM
+async def test_a_json_schema_answer_through_a_forced_tool(
+    serve: Any, bedrock: StrictBedrock, stream: bool
+) -> None:
+    """A deployment that claims json_schema (a model that takes a forced tool choice) answers
+    through the json_answer tool; its input is the answer, checked against the schema."""
+    s = await serve(config(bedrock.url, capabilities={"json_schema": True}))
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "sky": {"type": "string"}},
+              "required": ["city", "sky"], "additionalProperties": False}  # fmt: skip
+    fmt = gen.ResponseFormat(
+        json_schema=gen.JsonSchemaFormat(name="forecast", schema=struct(schema), strict=True)
+    )
+    message, summary = await ask(s, stream, messages=[user("Weather in Paris?")], response_format=fmt, **IDS)
+    assert json.loads("".join(p.text for p in message.content)) == FORECAST
+    assert summary.finish_reason == gen.FINISH_REASON_STOP and not tool_calls(message)
+    [tool] = bedrock.bodies[0]["toolConfig"]["tools"]
+    assert tool["toolSpec"]["name"] == "json_answer" and tool["toolSpec"]["inputSchema"] == {"json": schema}
 
 
 async def test_tool_calls_count_as_output_when_the_stream_reports_no_usage(

@@ -16,6 +16,7 @@ from sidecar.core.types import (
     GenerationParams,
     Image,
     Message,
+    ResponseFormat,
     Role,
     ThinkingBlock,
     ToolCall,
@@ -309,3 +310,72 @@ STOP = event("messageStop", {"stopReason": "tool_use"})
 def test_a_hostile_stream_is_a_bad_answer(frames: list[bytes], match: str) -> None:
     with pytest.raises(ProviderMalformedError, match=match):
         replay([event("messageStart", {"role": "assistant"}), *frames])
+
+
+# --- structured output: a forced tool whose input is the answer ---------------------------------
+
+ANSWER_SCHEMA = {"type": "object", "properties": {"sky": {"type": "string"}}, "required": ["sky"]}
+
+
+def as_json(schema: dict[str, Any] | None = ANSWER_SCHEMA) -> ResponseFormat:
+    if schema is None:
+        return ResponseFormat(kind="json_object")
+    return ResponseFormat(kind="json_schema", name="weather", schema_json=json.dumps(schema), strict=True)
+
+
+def test_a_json_schema_is_a_forced_answer_tool() -> None:
+    body = wire(Message(Role.USER, "Weather?"), response_format=as_json())
+    assert body["toolConfig"] == {
+        "tools": [
+            {
+                "toolSpec": {
+                    "name": "json_answer",
+                    "description": bedrock_wire.ANSWER_DESCRIPTION,
+                    "inputSchema": {"json": ANSWER_SCHEMA},
+                }
+            }
+        ],
+        "toolChoice": {"tool": {"name": "json_answer"}},
+    }
+    body = wire(Message(Role.USER, "Weather?"), response_format=as_json(None))
+    assert body["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"] == {"json": {"type": "object"}}
+
+
+def test_beside_the_calls_own_tools_the_model_must_call_one_or_answer() -> None:
+    taken = ToolSpec("json_answer", "the caller's own tool of that name")
+    body = wire(Message(Role.USER, "Weather?"), tools=(WEATHER, taken), response_format=as_json())
+    names = [t["toolSpec"]["name"] for t in body["toolConfig"]["tools"]]
+    assert names == ["get_weather", "json_answer", "json_answer_"]
+    assert body["toolConfig"]["toolChoice"] == {"any": {}}
+    named = ToolChoice("named", "get_weather")
+    body = wire(
+        Message(Role.USER, "Weather?"), tools=(WEATHER,), tool_choice=named, response_format=as_json()
+    )
+    assert body["toolConfig"]["toolChoice"] == {"tool": {"name": "get_weather"}}
+
+
+def test_a_schema_whose_root_is_not_an_object_is_refused() -> None:
+    with pytest.raises(ProviderRejectedError) as info:
+        wire(Message(Role.USER, "List?"), response_format=as_json({"type": "array"}))
+    assert info.value.violations[0].field == "response_format.json_schema.schema"
+
+
+def test_the_answer_tools_input_is_the_answer() -> None:
+    answer_use = {"toolUse": {"toolUseId": "t9", "name": "json_answer", "input": {"sky": "sunny"}}}
+    chunk = bedrock.parse_response(answer({"text": "Here:"}, answer_use), answer="json_answer")
+    assert (chunk.text, chunk.tool_calls, chunk.finish_reason) == ('{"sky": "sunny"}', (), FinishReason.STOP)
+    chunk = bedrock.parse_response(answer(USE), answer="json_answer")  # it called a tool instead
+    assert chunk.text == "" and chunk.finish_reason is FinishReason.TOOL_CALLS
+    assert [c.name for c in chunk.tool_calls] == ["get_weather"]
+
+
+def test_a_streamed_answer_tools_input_is_the_text() -> None:
+    from botocore.eventstream import EventStreamBuffer
+
+    frames = tool_use_stream("Here:", [("t9", "json_answer", ['{"sky"', ': "sunny"}'])])
+    buffer, assembler, parse = EventStreamBuffer(), StreamAssembler(), bedrock.StreamParser("json_answer")
+    buffer.add_data(b"".join(frames))
+    chunks = [c for m in buffer if (c := assembler.feed(parse(bedrock.EventMessage(m.headers, m.payload))))]
+    assert "".join(c.text for c in chunks) == '{"sky": "sunny"}'
+    assert not any(c.tool_calls for c in chunks)
+    assert assembler.final().finish_reason is FinishReason.STOP
