@@ -112,12 +112,12 @@ def thinking_budget(params: GenerationParams) -> int | None:
 
 def max_tokens_sent(params: GenerationParams, deployment: DeploymentConfig) -> int:
     """The max_tokens the deployment's request carries: the call's, else the deployment's default;
-    on Anthropic with thinking, raised by the budget when it would leave no room for the answer (the
-    budget is part of max_tokens there). What the window must hold beside the prompt, so trimming
-    and routing's fit count this, not the call's figure: a prompt trimmed for 1,024 went out with
-    25,600 and the provider refused it."""
+    on Anthropic and Bedrock (Claude) with thinking, raised by the budget when it would leave no
+    room for the answer (the budget is part of max_tokens there). What the window must hold beside
+    the prompt, so trimming and routing's fit count this, not the call's figure: a prompt trimmed
+    for 1,024 went out with 25,600 and the provider refused it."""
     asked = params.max_tokens or deployment.default_max_tokens
-    if deployment.provider == "anthropic" and (budget := thinking_budget(params)) is not None:
+    if deployment.provider in ("anthropic", "bedrock") and (budget := thinking_budget(params)) is not None:
         return asked + budget if asked <= budget else asked
     return asked
 

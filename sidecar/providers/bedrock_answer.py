@@ -7,8 +7,8 @@ back is the upstream's fault, never the caller's (PROVIDER_BAD_RESPONSE): a call
 name, an input that is not a JSON object (streamed: its pieces at a `tool_use` stop), more than
 MAX_TOOL_INPUT_CHARS of input, a delta for a block never started. A call that asked for JSON gets
 the input of the answer tool (bedrock_wire.answer_tool) as its text, and text blocks beside it are
-not the answer. `reasoningContent` blocks are not answer text and are not kept (this adapter does
-not ask for reasoning).
+not the answer. `reasoningContent` blocks (Claude's extended thinking) are thinking, not text: a
+block's text and signature, or its redacted content, kept to go back with the turn's tool calls.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from sidecar.core.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
-from sidecar.core.types import Chunk, FinishReason, ToolCallDelta, Usage
+from sidecar.core.types import Chunk, FinishReason, ThinkingBlock, ToolCallDelta, Usage
 from sidecar.providers._http import decode_json
 from sidecar.providers.base import StreamEvent, token_count
 from sidecar.providers.upstream_errors import redact
@@ -103,7 +103,38 @@ def parse_response(data: Any, answer: str | None = None) -> Chunk:
         if text and not calls and finish is FinishReason.TOOL_CALLS:
             finish = FinishReason.STOP  # it answered, and called nothing
     usage = parse_usage(data["usage"]) if data.get("usage") else None
-    return Chunk(text=text, finish_reason=finish, usage=usage, tool_calls=calls)
+    reasoning = [b["reasoningContent"] for b in blocks if "reasoningContent" in b]
+    signed = tuple(_signed(r) for r in reasoning)
+    thinking = "".join(b.text for b in signed)
+    return Chunk(
+        text=text,
+        finish_reason=finish,
+        usage=usage,
+        tool_calls=calls,
+        thinking=thinking,
+        thinking_blocks=tuple(b for b in signed if b.signature or b.redacted),
+    )
+
+
+def _signed(block: Any) -> ThinkingBlock:
+    """A reasoningContent block: its text and signature, or its redacted content (as it came)."""
+    if not isinstance(block, dict):
+        raise ProviderMalformedError("a reasoningContent block is not an object")
+    if "redactedContent" in block:
+        return ThinkingBlock(redacted=_text(block["redactedContent"], "reasoningContent.redactedContent"))
+    reasoning = block.get("reasoningText")
+    if not isinstance(reasoning, dict):
+        raise ProviderMalformedError("a reasoningContent block without reasoningText")
+    text = _text(reasoning.get("text", ""), "reasoningText.text")
+    return ThinkingBlock(
+        text=text, signature=_text(reasoning.get("signature", ""), "reasoningText.signature")
+    )
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ProviderMalformedError(f"{where} is not a string")
+    return value
 
 
 def _tool_use(index: int, use: Any, *, whole: bool) -> ToolCallDelta:
@@ -188,8 +219,10 @@ class StreamParser:
             raise ProviderMalformedError("contentBlockDelta without its delta object")
         if isinstance(delta.get("text"), str):  # asked for JSON: the answer tool's input is the text
             return StreamEvent(text=delta["text"] if self._answer is None else "")
+        if "reasoningContent" in delta:
+            return _reasoning(delta["reasoningContent"])
         if "toolUse" not in delta:
-            return StreamEvent()  # reasoningContent, and kinds added later
+            return StreamEvent()  # kinds added later
         index = _index(payload)
         if index not in self._inputs:
             raise ProviderMalformedError(f"a toolUse delta for content block {index}, never started")
@@ -216,6 +249,21 @@ class StreamParser:
             if self._answers and self._answers == set(self._inputs):  # it answered, and called nothing
                 return StreamEvent(finish_reason=FinishReason.STOP)
         return StreamEvent(finish_reason=_finish(reason))
+
+
+def _reasoning(delta: Any) -> StreamEvent:
+    """A piece of thinking, the signature that ends its block, or a redacted block."""
+    if not isinstance(delta, dict):
+        raise ProviderMalformedError("a reasoningContent delta is not an object")
+    if "text" in delta:
+        return StreamEvent(thinking=_text(delta["text"], "reasoningContent.text"))
+    if "signature" in delta:
+        return StreamEvent(thinking_signature=_text(delta["signature"], "reasoningContent.signature"))
+    if "redactedContent" in delta:
+        return StreamEvent(
+            redacted_thinking=_text(delta["redactedContent"], "reasoningContent.redactedContent")
+        )
+    return StreamEvent()
 
 
 def _is_object(text: str) -> bool:

@@ -27,8 +27,8 @@ from typing import Any
 
 from sidecar.config.schema import DeploymentConfig
 from sidecar.core.errors import FieldViolation, ProviderRejectedError
-from sidecar.core.types import GenerationParams, Image, Message, Role
-from sidecar.providers.base import Capabilities, ProviderRequest
+from sidecar.core.types import GenerationParams, Image, Message, Role, ThinkingBlock
+from sidecar.providers.base import Capabilities, ProviderRequest, max_tokens_sent, thinking_budget
 from sidecar.providers.tool_arguments import as_object, as_text
 
 SUPPORTS = frozenset({"tools", "images"})  # json_schema by a forced tool, where a deployment claims it
@@ -54,23 +54,23 @@ def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any
     become one message with a content block each; a prompt that starts with an assistant message
     gets the user turn CONTINUED before it."""
     p = req.params
-    native, answer = native_tools(p), answer_tool(p)
-    body: dict[str, Any] = {"messages": _turns(req.messages, native)}
+    native, answer, budget = native_tools(p), answer_tool(p), thinking_budget(p)
+    body: dict[str, Any] = {"messages": _turns(req.messages, native, thinking=budget is not None)}
     system = [{"text": m.text} for m in req.messages if m.role is Role.SYSTEM]
     if system:
         body["system"] = system
-    config: dict[str, Any] = {
-        "maxTokens": p.max_tokens if p.max_tokens is not None else deployment.default_max_tokens
-    }
-    if p.temperature is not None:
+    config: dict[str, Any] = {"maxTokens": max_tokens_sent(p, deployment)}  # room for thinking too
+    if p.temperature is not None and budget is None:  # Claude takes neither with thinking
         config["temperature"] = min(p.temperature, 1.0)  # Converse's range is 0..1
-    if p.top_p is not None:
+    if p.top_p is not None and budget is None:
         config["topP"] = p.top_p
     if p.stop:
         config["stopSequences"] = list(p.stop)
     body["inferenceConfig"] = config
     if native or answer is not None:
-        body["toolConfig"] = _tool_config(p, native, answer)
+        body["toolConfig"] = _tool_config(p, native, answer, thinking=budget is not None)
+    if budget is not None:  # Claude's extended thinking, in the model's own request fields
+        body["additionalModelRequestFields"] = {"thinking": {"type": "enabled", "budget_tokens": budget}}
     return body  # `seed` and `parallel_tool_calls` have no Converse equivalent and are not sent
 
 
@@ -91,9 +91,10 @@ def answer_tool(p: GenerationParams) -> str | None:
     return name
 
 
-def _tool_config(p: GenerationParams, native: bool, answer: str | None) -> dict[str, Any]:
+def _tool_config(p: GenerationParams, native: bool, answer: str | None, *, thinking: bool) -> dict[str, Any]:
     """The call's tools (when native) and the answer tool (when it asks for JSON), with the tool
-    choice: the answer tool forced when it is the only one, else any tool (the answer or a call)."""
+    choice: the answer tool forced when it is the only one, else any tool (the answer or a call);
+    with thinking, auto (Claude forces no tool while it thinks)."""
     tools = (
         [_spec(t.name, t.description, t.parameters_json or EMPTY_SCHEMA) for t in p.tools] if native else []
     )
@@ -101,7 +102,9 @@ def _tool_config(p: GenerationParams, native: bool, answer: str | None) -> dict[
     config: dict[str, Any] = {"tools": tools}
     if answer is not None:
         tools.append(_spec(answer, ANSWER_DESCRIPTION, _answer_schema(p)))
-        if not native:
+        if thinking:
+            config["toolChoice"] = {"auto": {}}
+        elif not native:
             config["toolChoice"] = {"tool": {"name": answer}}
         elif choice is not None and choice.name:
             config["toolChoice"] = {"tool": {"name": choice.name}}
@@ -145,7 +148,7 @@ def _answer_schema(p: GenerationParams) -> str:
     return f.schema_json
 
 
-def _turns(messages: tuple[Message, ...], native: bool) -> list[dict[str, Any]]:
+def _turns(messages: tuple[Message, ...], native: bool, *, thinking: bool) -> list[dict[str, Any]]:
     """Converse wants the roles to alternate, starting with the user, and a user turn's toolResult
     blocks before its other blocks (Claude refuses text before them)."""
     turns: list[dict[str, Any]] = []
@@ -154,7 +157,8 @@ def _turns(messages: tuple[Message, ...], native: bool) -> list[dict[str, Any]]:
         if m.role is Role.SYSTEM:
             continue
         role = "assistant" if m.role is Role.ASSISTANT else "user"
-        blocks = _blocks(m, native, images)
+        blocks = [_reasoning(b) for b in m.thinking] if thinking else []  # first, as they came
+        blocks += _blocks(m, native, images)
         images += len(m.images)
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"] += blocks
@@ -169,8 +173,7 @@ def _turns(messages: tuple[Message, ...], native: bool) -> list[dict[str, Any]]:
 
 
 def _blocks(m: Message, native: bool, images_before: int) -> list[dict[str, Any]]:
-    """One message's content blocks: images first, then text, then tool uses (thinking is not sent:
-    this adapter does not ask Bedrock for reasoning, and a model without it takes none back)."""
+    """One message's content blocks: images first, then text, then tool uses."""
     if m.role is Role.TOOL:
         if not native:
             return [{"text": f"[result of tool call {m.tool_call_id}]: {m.text}"}]
@@ -186,6 +189,14 @@ def _blocks(m: Message, native: bool, images_before: int) -> list[dict[str, Any]
         else:
             blocks.append({"text": f"[tool call {c.id}: {c.name}({as_text(c.arguments)})]"})
     return blocks
+
+
+def _reasoning(block: ThinkingBlock) -> dict[str, Any]:
+    """A signed thinking block back as it came (Claude refuses a tool loop's turn without it); sent
+    only when the call thinks: a model not thinking takes none."""
+    if block.redacted:
+        return {"reasoningContent": {"redactedContent": block.redacted}}
+    return {"reasoningContent": {"reasoningText": {"text": block.text, "signature": block.signature}}}
 
 
 def tool_use_id(call_id: str) -> str:

@@ -74,6 +74,7 @@ def check_converse(body: Any) -> None:
     _only(body.get("inferenceConfig", {}), _INFERENCE, "inferenceConfig")
     temperature = body.get("inferenceConfig", {}).get("temperature", 0)
     _require(0 <= temperature <= 1, "inferenceConfig.temperature must be in [0, 1]")
+    _thinking(body)
     if "toolConfig" in body:
         _tool_config(body["toolConfig"])
     else:
@@ -89,6 +90,22 @@ def _block(block: Any, role: str, at: str) -> bool:
         _require(isinstance(value, str) and value != "", f"{at}.text must be a non-empty string")
     elif kind == "image":
         _image(value, at)
+    elif kind == "reasoningContent":
+        _require(role == "assistant", f"{at}: reasoningContent blocks belong in assistant messages")
+        text = value.get("reasoningText") if isinstance(value, dict) else None
+        ok = (
+            isinstance(value, dict)
+            and len(value) == 1
+            and (
+                isinstance(value.get("redactedContent"), str)
+                or (
+                    isinstance(text, dict)
+                    and set(text) <= {"text", "signature"}
+                    and isinstance(text.get("text"), str)
+                )
+            )
+        )
+        _require(ok, f"{at}.reasoningContent must hold reasoningText {{text, signature}} or redactedContent")
     elif kind == "toolUse":
         _require(role == "assistant", f"{at}: toolUse blocks belong in assistant messages")
         _only(value, {"toolUseId", "name", "input"}, f"{at}.toolUse")
@@ -105,6 +122,27 @@ def _block(block: Any, role: str, at: str) -> bool:
             ok = isinstance(r, dict) and len(r) == 1 and set(r) <= {"text", "json", "image", "document"}
             _require(ok, f"{at}.toolResult.content.{k} must hold one of text, json, image, document")
     return kind in ("toolUse", "toolResult")
+
+
+def _thinking(body: dict[str, Any]) -> None:
+    """Claude's extended thinking on Bedrock (additionalModelRequestFields.thinking): maxTokens above
+    the budget, no temperature or topP, and the last assistant turn that called tools starts with
+    its reasoningContent blocks, sent back unchanged (Anthropic's rule, enforced by Bedrock too)."""
+    thinking = body.get("additionalModelRequestFields", {}).get("thinking")
+    if thinking is None:
+        return
+    budget = thinking.get("budget_tokens", 0)
+    _require(thinking.get("type") == "enabled" and isinstance(budget, int) and budget >= 1024,
+             "thinking.type must be enabled, budget_tokens at least 1024")  # fmt: skip
+    config = body.get("inferenceConfig", {})
+    _require(config.get("maxTokens", 0) > budget, "max_tokens must be greater than thinking.budget_tokens")
+    _require("temperature" not in config and "topP" not in config,
+             "temperature and top_p may not be set when thinking is enabled")  # fmt: skip
+    turns = [m for m in body["messages"] if m["role"] == "assistant"]
+    if turns and any("toolUse" in b for b in turns[-1]["content"]):
+        _require("reasoningContent" in turns[-1]["content"][0],
+                 "Expected `thinking` or `redacted_thinking`, but found another block. When `thinking` is "
+                 "enabled, a final `assistant` message must start with a thinking block")  # fmt: skip
 
 
 def _answers(calls: list[dict[str, Any]], reply: list[dict[str, Any]], i: int) -> None:
@@ -174,7 +212,9 @@ def frames_of(blocks: list[dict[str, Any]], stop: str) -> list[bytes]:
     its input JSON in three pieces, a stop; then messageStop and metadata."""
     frames = [event("messageStart", {"role": "assistant"})]
     for n, block in enumerate(blocks):
-        if "text" in block:
+        if "reasoningContent" in block:
+            frames += _reasoning_frames(n, block["reasoningContent"])
+        elif "text" in block:
             text = block["text"]
             for piece in (text[: len(text) // 2], text[len(text) // 2 :]):
                 frames.append(event("contentBlockDelta", {"contentBlockIndex": n, "delta": {"text": piece}}))
@@ -210,6 +250,23 @@ def signature_ok(request: web.Request, raw: bytes, credentials: tuple[str, str],
     auth = SigV4Auth(ReadOnlyCredentials(credentials[0], credentials[1], None), "bedrock", region)
     expected = auth.signature(auth.string_to_sign(aws, auth.canonical_request(aws)), aws)
     return authorization.endswith(f"Signature={expected}")
+
+
+def _reasoning_frames(n: int, reasoning: dict[str, Any]) -> list[bytes]:
+    """A reasoningContent block streamed: its text in two deltas, then its signature; a redacted
+    block in one delta."""
+    if "redactedContent" in reasoning:
+        deltas = [{"redactedContent": reasoning["redactedContent"]}]
+    else:
+        text = reasoning["reasoningText"]["text"]
+        deltas = [
+            {"text": text[:10]},
+            {"text": text[10:]},
+            {"signature": reasoning["reasoningText"]["signature"]},
+        ]
+    return [
+        event("contentBlockDelta", {"contentBlockIndex": n, "delta": {"reasoningContent": d}}) for d in deltas
+    ]
 
 
 class StrictBedrock:

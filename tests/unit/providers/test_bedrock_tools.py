@@ -4,6 +4,7 @@ streams, and what a hostile upstream's tool calls are."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from typing import Any
 
@@ -16,6 +17,7 @@ from sidecar.core.types import (
     GenerationParams,
     Image,
     Message,
+    Reasoning,
     ResponseFormat,
     Role,
     ThinkingBlock,
@@ -379,3 +381,62 @@ def test_a_streamed_answer_tools_input_is_the_text() -> None:
     assert "".join(c.text for c in chunks) == '{"sky": "sunny"}'
     assert not any(c.tool_calls for c in chunks)
     assert assembler.final().finish_reason is FinishReason.STOP
+
+
+# --- Claude's extended thinking (reasoningContent) ----------------------------------------------
+
+THINK = GenerationParams(max_tokens=500, temperature=0.3, top_p=0.9, reasoning=Reasoning(budget_tokens=2048))
+SIGNED = ThinkingBlock(text="Paris, so get_weather.", signature="sig1")
+HIDDEN = ThinkingBlock(redacted="EmwKAhgB")
+
+
+def test_thinking_is_asked_with_room_and_without_sampling_fields() -> None:
+    body = bedrock.to_wire(ProviderRequest((Message(Role.USER, "Hi"),), THINK, stream=False), DEPLOYMENT)
+    assert body["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 2048}}
+    assert body["inferenceConfig"] == {"maxTokens": 2548}  # the budget is part of maxTokens
+
+
+def test_a_thinking_turn_goes_back_with_its_blocks_first() -> None:
+    call = ToolCall("t1", "get_weather", '{"city": "Paris"}')
+    turn = Message(Role.ASSISTANT, "", tool_calls=(call,), thinking=(SIGNED, HIDDEN))
+    msgs = (Message(Role.USER, "Weather?"), turn, Message(Role.TOOL, "sunny", tool_call_id="t1"))
+    params = dataclasses.replace(THINK, tools=(WEATHER,))
+    body = bedrock.to_wire(ProviderRequest(msgs, params, stream=False), DEPLOYMENT)
+    assert body["messages"][1]["content"] == [
+        {"reasoningContent": {"reasoningText": {"text": "Paris, so get_weather.", "signature": "sig1"}}},
+        {"reasoningContent": {"redactedContent": "EmwKAhgB"}},
+        {"toolUse": {"toolUseId": "t1", "name": "get_weather", "input": {"city": "Paris"}}},
+    ]
+
+
+def test_reasoning_blocks_of_an_answer_are_thinking() -> None:
+    signed = {"reasoningContent": {"reasoningText": {"text": "Paris, so get_weather.", "signature": "sig1"}}}
+    chunk = bedrock.parse_response(answer(signed, {"reasoningContent": {"redactedContent": "EmwKAhgB"}}, USE))
+    assert chunk.thinking == "Paris, so get_weather." and chunk.text == ""
+    assert chunk.thinking_blocks == (SIGNED, HIDDEN)
+
+
+def test_streamed_reasoning_is_thinking_signed_at_its_signature() -> None:
+    deltas = [
+        {"text": "Paris, "},
+        {"text": "so get_weather."},
+        {"signature": "sig1"},
+        {"redactedContent": "EmwKAhgB"},
+    ]
+    frames = [
+        event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"reasoningContent": d}}) for d in deltas
+    ]
+    chunks, _ = replay([*frames, event("messageStop", {"stopReason": "end_turn"})])
+    assert "".join(c.thinking for c in chunks) == "Paris, so get_weather."
+    assert [b for c in chunks for b in c.thinking_blocks] == [SIGNED, HIDDEN]
+
+
+@pytest.mark.parametrize(
+    "block",
+    [{"reasoningText": {"text": 5}}, {"reasoningText": "x"}, {"redactedContent": 3}, "thinking"],
+)
+def test_a_hostile_reasoning_block_is_a_bad_answer(block: Any) -> None:
+    with pytest.raises(ProviderMalformedError):
+        bedrock.parse_response(answer({"reasoningContent": block}))
+    with pytest.raises(ProviderMalformedError):
+        replay([event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"reasoningContent": 7}})])
