@@ -1,14 +1,17 @@
-"""The embedding service against hostile upstreams: a malformed answer is the provider's bad answer
-(the next deployment is tried)."""
+"""The embedding service against hostile upstreams and callers who leave: a malformed answer is the
+provider's bad answer (the next deployment is tried), and a call its caller cancelled still ends in
+the usage record and the metrics, charged nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from sidecar.config.schema import HttpSettings
-from sidecar.core.clock import SystemClock
+from sidecar.core.clock import Deadline, SystemClock
+from sidecar.embeddings.service import EmbedRequest
 from sidecar.providers._http import HttpClient
 from tests.integration.test_embed_service import Rig, policy, remote
 from tests.support.upstream import Reply, Upstream
@@ -42,3 +45,33 @@ async def test_an_answer_with_indexes_that_are_not_integers_is_a_bad_answer(
     result = await rig.embed(["first text", "second text"])
     assert result.deployment == "secondary" and len(upstream.seen) == 2
     assert rig.metric("sidecar_embed_requests_total", route="remote", deployment="secondary", code="OK") == 1
+
+
+async def test_a_call_its_caller_cancels_is_recorded_and_charged_nothing(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    """A caller that leaves while the upstream works: no usage record and no metric said the call
+    had been made (every other ending wrote both)."""
+    upstream.push(Reply(hang=True))
+    rig = Rig(policy(remote(upstream, "primary")), http)
+    req = EmbedRequest("r-cancel", "acme", "ann", ("first text",), Deadline.after(30, CLOCK), tier="free")
+    task = asyncio.create_task(rig.service.embed(req))
+    for _ in range(500):  # the upstream holds the request
+        if upstream.seen:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    (record,) = rig.ledger.records
+    assert (record.request_id, record.outcome, record.cost_usd, record.tokens_in) == (
+        "r-cancel",
+        "CANCELLED",
+        0,
+        0,
+    )
+    assert (
+        rig.metric("sidecar_embed_requests_total", route="remote", deployment="none", code="CANCELLED") == 1
+    )
+    used = await rig.used()
+    assert (used["req"], used["tok"], used["usd"]) == (0, 0, 0)
