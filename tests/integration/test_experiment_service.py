@@ -332,3 +332,25 @@ async def test_calls_whose_variant_the_caller_chose_are_not_in_the_report(serve:
     assert [(v.variant, v.calls, v.feedback.count) for v in got.variants] == [("a", 3, 3), ("b", 3, 3)]
     (c,) = got.comparisons
     assert c.verdict != pb.EXPERIMENT_VERDICT_PROMOTE and (c.control_samples, c.variant_samples) == (3, 3)
+
+
+async def test_a_variant_whose_calls_were_all_refused_before_a_model_ran_is_reported(serve: Serve) -> None:
+    """Calls refused before any model ran (here: over the tenant's quota) count in `calls` but not
+    in the latencies: a variant with only such calls had no latency, and the report put that NaN
+    in a Duration, which raised ValueError: the whole report failed INTERNAL."""
+    raw = config()
+    raw["policy"]["quota"] = {
+        "limits": [{"name": "req", "metric": "requests", "window": "day", "limit": 1, "scope": "tenant"}]
+    }
+    running = await serve(raw)
+    stub = running.stub
+    await stub.Generate(request(sticky("a", 1)[0], "served"), timeout=10)
+    for i, u in enumerate(sticky("b", 2)):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Generate(request(u, f"refused-{i}"), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    got = await stub.GetExperimentReport(report_request())
+    a, b = got.variants
+    assert (a.calls, b.calls, b.errors) == (1, 2, 0) and a.HasField("latency_p50")
+    assert not b.HasField("error_rate") and not b.HasField("latency_p50") and not b.HasField("latency_p99")
+    assert b.HasField("cost_per_call_micros")
