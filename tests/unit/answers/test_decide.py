@@ -68,6 +68,33 @@ def test_a_blocked_topic_is_not_hidden_by_invisible_or_fullwidth_characters(text
     assert signals.blocked_topic(text, ["politics"]) == "politics"
 
 
+def test_a_combining_mark_does_not_split_a_word() -> None:
+    """Words were runs of letters or digits, so a combining mark (category M) split them: Hindi's
+    vowel signs and virama, Thai's vowels, cut every word into pieces ("नमस्ते" was "नमस" and "त"),
+    and a clear Hindi or Thai question scored as vague (path B in place of an answer)."""
+    hindi = "नमस्ते, क्या आप बता सकते हैं कि पास्ता के पानी में कितना नमक डालना चाहिए?"
+    assert signals.words("नमस्ते दुनिया") == ["नमस्ते", "दुनिया"]
+    assert signals.words("สวัสดีครับ") == ["สวัสดีครับ"]
+    assert signals.vagueness(hindi) == 0.0
+    assert signals.blocked_topic("क्या आप राजनीति पर बात करेंगे?", ["राजनीति"]) == "राजनीति"
+    assert signals.blocked_topic("यह राजनीतिक है", ["राजनीति"]) is None  # another word
+    assert signals.blocked_topic("कम पैसे", ["काम"]) is None  # a topic written with marks matches them
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What about POL\u0130T\u0130CS?",  # Turkish capital I with dot: lowercased to i + U+0307
+        "poli\u0332tics please",  # a combining low line under one letter
+        "p\u0336o\u0336litics",  # combining strokes through letters
+        "p\u00f3litics",  # a letter written with an accent
+    ],
+)
+def test_a_blocked_topic_written_without_marks_is_not_hidden_by_combining_marks(text: str) -> None:
+    """A reader (and the model) sees the word; a mark split it in two, or made it another word."""
+    assert signals.blocked_topic(text, ["politics"]) == "politics"
+
+
 def test_tier_and_topic_refuse_before_anything_is_measured() -> None:
     p = AgentPolicy(allowed_tiers=["pro"], blocked_topics=["politics"])
     tier = gate(p, "Can I freeze basil?", "free")
