@@ -75,3 +75,28 @@ async def test_a_call_its_caller_cancels_is_recorded_and_charged_nothing(
     )
     used = await rig.used()
     assert (used["req"], used["tok"], used["usd"]) == (0, 0, 0)
+
+
+async def test_a_cohere_answer_of_another_size_than_the_deployment_sets_is_a_bad_answer(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    """Titan, Gemini and OpenAI-compatible answers are checked against the deployment's
+    `dimensions`; Cohere's (on Bedrock) were not: a 4-float answer to a deployment of 8 was served,
+    and the route's vectors, cache and reply-size check all assumed 8."""
+    from pydantic import SecretStr
+
+    from sidecar.config.schema import DeploymentConfig
+    from sidecar.core.clock import Deadline
+    from sidecar.core.errors import ProviderMalformedError
+    from sidecar.embeddings.bedrock import BedrockEmbedder
+
+    upstream.push(Reply.json("bedrock/cohere_embeddings.json"), Reply.json("bedrock/cohere_embeddings.json"))
+    d = DeploymentConfig.model_validate(
+        {"provider": "bedrock", "model": "cohere.embed-english-v3", "base_url": upstream.url}
+    )
+    texts = ["first text", "second text"]
+    wrong = BedrockEmbedder(d, http=http, api_key=SecretStr("ABSK-e"), dimensions=8)
+    with pytest.raises(ProviderMalformedError):
+        await wrong.embed(texts, deadline=Deadline.after(5, CLOCK))
+    right = BedrockEmbedder(d, http=http, api_key=SecretStr("ABSK-e"), dimensions=4)
+    assert (await right.embed(texts, deadline=Deadline.after(5, CLOCK))).dimensions == 4
