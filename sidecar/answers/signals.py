@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import unicodedata
 
-import regex
+import regex  # type: ignore[import-untyped]
 
 # letters and digits of every alphabet with the combining marks on them (Hindi's vowel signs and
 # virama, Thai's vowels: a mark never splits a word), with inner apostrophes ("don't", "l'été");
@@ -181,7 +181,8 @@ def words(text: str) -> list[str]:
         text = unicodedata.normalize("NFKC", text)
         hidden = {ord(c): None for c in set(text) if unicodedata.category(c) == "Cf"}
         text = text.translate(hidden) if hidden else text
-    return _WORD.findall(text.lower())
+    found: list[str] = _WORD.findall(text.lower())
+    return found
 
 
 def content_words(text: str) -> list[str]:
