@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,37 @@ async def test_a_cohere_answer_of_another_size_than_the_deployment_sets_is_a_bad
         await wrong.embed(texts, deadline=Deadline.after(5, CLOCK))
     right = BedrockEmbedder(d, http=http, api_key=SecretStr("ABSK-e"), dimensions=4)
     assert (await right.embed(texts, deadline=Deadline.after(5, CLOCK))).dimensions == 4
+
+
+async def test_an_embed_rpc_its_client_cancels_is_in_the_ledger(
+    serve: Any, upstream: Upstream, tmp_path: Any
+) -> None:
+    """The same through the real server and a real gRPC client that cancels its call."""
+    import sqlite3
+
+    from sidecar._gen.orchestrator.v1 import embed_pb2
+    from tests.conftest import echo_policy
+
+    upstream.push(Reply(hang=True))
+    running = await serve({"policy": echo_policy(embeddings=remote(upstream, "primary"))})
+    call = running.stub.Embed(
+        embed_pb2.EmbedRequest(tenant_id="acme", user_id="ann", texts=["first text"], request_id="rpc-cancel")
+    )
+    for _ in range(500):
+        if upstream.seen:
+            break
+        await asyncio.sleep(0.01)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    ledger = running.sidecar.deps.telemetry.ledger
+    for _ in range(500):  # the server learns of the cancellation a moment later
+        await ledger.flush()
+        with sqlite3.connect(tmp_path / "usage.db") as conn:
+            found = conn.execute(
+                "SELECT outcome FROM usage_records WHERE request_id = 'rpc-cancel'"
+            ).fetchall()
+        if found:
+            break
+        await asyncio.sleep(0.01)
+    assert found == [("CANCELLED",)]
