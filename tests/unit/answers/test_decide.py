@@ -158,6 +158,33 @@ def test_the_escalation_step() -> None:
     assert (refused.path, refused.reason) == (Path.REFUSE, "creator_unavailable")
 
 
+@pytest.mark.parametrize(
+    ("now", "opens"),
+    [
+        # New York springs forward on 2026-03-08 at 02:00 EST (07:00 UTC) to 03:00 EDT: a window
+        # from 02:30 to 03:30 opens as the clocks jump (its 02:30 never comes) and closes at 03:30 EDT
+        ("2026-03-08T06:59:00", "2026-03-08T07:00:00"),
+        ("2026-03-07T12:00:00", "2026-03-08T07:00:00"),
+        # it falls back on 2026-11-01 at 02:00 EDT (06:00 UTC) to 01:00 EST; 02:30 comes once
+        ("2026-11-01T06:59:00", "2026-11-01T07:30:00"),
+        ("2026-03-15T06:00:00", "2026-03-15T06:30:00"),  # an ordinary Sunday (EDT): 02:30 is 06:30 UTC
+    ],
+)
+def test_the_next_window_across_daylight_saving_changes(now: str, opens: str) -> None:
+    """A window starting at a local time the clocks skip was said to open at that time read in the
+    old offset (03:30 EDT, 07:30 UTC), when the window had already closed: a user told to come back
+    then found the creator away, though the window had been open since the jump (07:00 UTC)."""
+    p = AgentPolicy.model_validate(
+        {
+            "timezone": "America/New_York",
+            "availability": [{"days": ["sun"], "start": "02:30", "end": "03:30"}],
+        }
+    )
+    assert not available(p, at(now))
+    assert next_window(p, at(now)) == at(opens)
+    assert available(p, at(opens)) and not available(p, at(opens) - 1)
+
+
 def test_availability_windows_in_the_agent_s_time_zone() -> None:
     p = AgentPolicy.model_validate(
         {
