@@ -174,10 +174,10 @@ def _variant(v: VariantStats) -> pb.VariantReport:
             confidence=CONFIDENCE,
         ),
     )
-    if v.calls:
+    if math.isfinite(v.cost_per_call):
         out.cost_per_call_micros = micros(v.cost_per_call)
     # a variant whose every call was refused before any model ran (or cancelled) has calls but no
-    # latency of its own: NaN, which a Duration cannot hold (it failed the whole report INTERNAL)
+    # latency or cost per call of its own: NaN, which a Duration (or an integer) cannot hold
     for field, seconds in (("latency_p50", v.latency_p50), ("latency_p95", v.latency_p95),
                            ("latency_p99", v.latency_p99)):  # fmt: skip
         if math.isfinite(seconds):

@@ -353,4 +353,4 @@ async def test_a_variant_whose_calls_were_all_refused_before_a_model_ran_is_repo
     a, b = got.variants
     assert (a.calls, b.calls, b.errors) == (1, 2, 0) and a.HasField("latency_p50")
     assert not b.HasField("error_rate") and not b.HasField("latency_p50") and not b.HasField("latency_p99")
-    assert b.HasField("cost_per_call_micros")
+    assert not b.HasField("cost_per_call_micros") and not b.HasField("tokens_per_call")
