@@ -123,7 +123,7 @@ class QuotaLayer:
                     if meter.refusal is not None:
                         raise meter.refusal
         finally:
-            await quota.settle_shielded(grant, _actual(call, meter))
+            await quota.settle_shielded(grant, _actual(call, meter), deadline=call.deadline)
 
     async def _admit(
         self, quota: QuotaService, call: Call, route: Route, meter: _Meter, output: int
@@ -185,12 +185,12 @@ class QuotaLayer:
         """Extend the reservation to the meter's counts plus headroom, else to the counts alone, else
         give the call the part of the chunk that fits."""
         try:
-            await self._extend(quota, grant, meter, price, quota.policy.extension_tokens)
+            await self._extend(quota, grant, call, meter, price, quota.policy.extension_tokens)
             return chunk
         except QuotaExceededError:
             pass
         try:  # the headroom does not fit; the chunk itself may
-            await self._extend(quota, grant, meter, price, 0)
+            await self._extend(quota, grant, call, meter, price, 0)
             return chunk
         except QuotaExceededError as err:
             if not _content(chunk):  # a final usage correction: charge no more than was reserved,
@@ -217,7 +217,7 @@ class QuotaLayer:
             trial = (fits + refused) // 2
             meter.output = before + trial
             try:
-                await self._extend(quota, grant, meter, price, 0)
+                await self._extend(quota, grant, call, meter, price, 0)
                 fits = trial
             except QuotaExceededError:
                 refused = trial
@@ -231,12 +231,13 @@ class QuotaLayer:
         return Chunk(text=part)
 
     async def _extend(
-        self, quota: QuotaService, grant: Grant, meter: _Meter, price: Price, step: int
+        self, quota: QuotaService, grant: Grant, call: Call, meter: _Meter, price: Price, step: int
     ) -> None:
-        """Grow the reservation to what the call has used plus `step` more output tokens."""
+        """Grow the reservation to what the call has used plus `step` more output tokens, within the
+        call's deadline (one that passes meanwhile ends the call: DEADLINE_EXCEEDED)."""
         more_tokens = max(0, meter.tokens(step) - meter.reserved_tokens)
         more_usd = max(0, meter.usd(price, step) - meter.reserved_usd)
-        await quota.extend(grant, Amounts(tokens=more_tokens, usd=more_usd))
+        await quota.extend(grant, Amounts(tokens=more_tokens, usd=more_usd), deadline=call.deadline)
         meter.reserved_tokens += more_tokens
         meter.reserved_usd += more_usd
 

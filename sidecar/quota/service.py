@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from sidecar.config.quota import QuotaPolicy, TierConfig, Window
-from sidecar.core.clock import Clock, Deadline
+from sidecar.core.clock import DEADLINE_MARGIN, Clock, Deadline
 from sidecar.core.errors import (
     DeadlineExceededError,
     FieldViolation,
@@ -124,8 +124,7 @@ class QuotaService:
             )
         except QuotaStoreError as exc:
             self.releases.add(tenant, rid, _nothing(charges))
-            if deadline is not None and deadline.expired():
-                raise DeadlineExceededError("the call's deadline passed while reserving quota") from exc
+            _deadline_passed(deadline, "reserving quota", exc)
             return self._store_down("reserve", exc, Grant(rid, tenant, user, limits, (), degraded=True))
         except BaseException:  # cancelled mid-reserve: the script may have run
             self.releases.add(tenant, rid, _nothing(charges))
@@ -142,7 +141,8 @@ class QuotaService:
         """Add tokens and dollars to a reservation; raises QuotaExceededError when a limit refuses.
         An extend that failed or whose caller was cancelled may still run on the store, even after
         the call's settle: that settle is then made as a release (see `settle`), which a late
-        extension cannot outlive."""
+        extension cannot outlive. It waits at most min(store timeout, the deadline's time left); one
+        the deadline cut off is DeadlineExceededError (the caller's, never the store's failure)."""
         if grant.degraded:
             return
         picked = [i for i, lim in enumerate(grant.limits) if amounts.of(lim.metric) > 0]
@@ -156,6 +156,7 @@ class QuotaService:
             )
         except QuotaStoreError as exc:
             self._unsure.add(grant.rid)
+            _deadline_passed(deadline, "extending its quota reservation", exc)
             self._store_down("extend", exc, grant, limits)
             return
         except BaseException:  # cancelled mid-extension: the script may still run, after the settle
@@ -195,12 +196,20 @@ class QuotaService:
         charges = [self._fixed(grant, i, 0) for i in range(len(grant.limits))]
         await self.store.renew(grant.tenant, grant.rid, charges, ttl_ms=self._ttl_ms)
 
-    async def settle_shielded(self, grant: Grant, amounts: Amounts) -> None:
-        """settle(), finished even if the caller is cancelled meanwhile; aclose() waits for it."""
+    async def settle_shielded(
+        self, grant: Grant, amounts: Amounts, *, deadline: Deadline | None = None
+    ) -> None:
+        """settle(), finished even if the caller is cancelled meanwhile; aclose() waits for it. The
+        caller waits for it at most until its deadline: a stalled store does not hold a call past it
+        (the settle goes on in the background, and is retried there if the store fails)."""
         task = asyncio.ensure_future(self.settle(grant, amounts))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
-        await asyncio.shield(task)
+        within = deadline.remaining() if deadline is not None else None
+        if within is None:
+            await asyncio.shield(task)
+        elif within > 0:
+            await self._clock.wait({task}, within=within)
 
     async def snapshot(self, tenant: str, user: str, tier: str) -> list[LimitState]:
         """Every limit of the caller with its current window (user limits only with a user)."""
@@ -217,6 +226,12 @@ class QuotaService:
             LimitState(lim, lim.native(s.used), lim.native(s.reserved), s.end / 1000 if s.end else None)
             for lim, s in zip(limits, states, strict=True)
         ]
+
+    async def idle(self) -> None:
+        """Until the settles in flight (a caller may have stopped waiting at its deadline) and the
+        pending releases are done: tests."""
+        await asyncio.gather(*self._settling, return_exceptions=True)
+        await self.releases.idle()
 
     async def aclose(self) -> None:
         """Finish the settles in flight, stop renewing, and, while the store answers, send the
@@ -303,6 +318,14 @@ class QuotaService:
             ),
             retry_after=round(retry, 3),
         )
+
+
+def _deadline_passed(deadline: Deadline | None, doing: str, exc: QuotaStoreError) -> None:
+    """A store operation cut off by the call's deadline is the caller's: DEADLINE_EXCEEDED, never
+    a store failure (no fail_open admission, no QUOTA_UNAVAILABLE). The timer that cut it may fire a
+    little before the deadline itself (DEADLINE_MARGIN)."""
+    if deadline is not None and deadline.expired(DEADLINE_MARGIN):
+        raise DeadlineExceededError(f"the call's deadline passed while {doing}") from exc
 
 
 def _nothing(charges: Sequence[Charge]) -> list[Charge]:
