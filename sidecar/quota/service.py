@@ -95,6 +95,7 @@ class QuotaService:
             clock, period=self._ttl_ms / 3000, renew=self._renew, on_error=signals.store_error
         )
         self._unsure: set[str] = set()  # grants whose extension failed: it may reach the store late
+        self._blind: dict[str, int] = {}  # tokens granted uncounted (fail_open, the store failing) by rid
 
     def limits(self, tenant: str, user: str, tier: str) -> tuple[Limit, ...]:
         """The caller's limits; a limit scoped to a tenant or user needs that id (INVALID_ARGUMENT)."""
@@ -158,6 +159,7 @@ class QuotaService:
             self._unsure.add(grant.rid)
             _deadline_passed(deadline, "extending its quota reservation", exc)
             self._store_down("extend", exc, grant, limits)
+            self._uncounted(grant, amounts, limits, exc)
             return
         except BaseException:  # cancelled mid-extension: the script may still run, after the settle
             self._unsure.add(grant.rid)
@@ -165,6 +167,24 @@ class QuotaService:
         self._report(limits, verdict.buckets, grant.tenant, grant.user)
         if not verdict.admitted:
             raise self._refusal(limits[verdict.refused], verdict, grant.tenant, grant.user)
+
+    def _uncounted(
+        self, grant: Grant, amounts: Amounts, limits: Sequence[Limit], exc: QuotaStoreError
+    ) -> None:
+        """An extension the store failed to take, every limit it touches fail_open: granted uncounted,
+        as a call admitted while the store fails is served, but bounded: at most
+        `output_tokens_estimate` tokens per call (what a call reserves up front). Past that the call
+        ends with QUOTA_UNAVAILABLE. Nothing granted this way is charged later: the call's settle is
+        a release, which charges no more than the store held."""
+        blind = self._blind.get(grant.rid, 0) + amounts.tokens
+        if blind > self.policy.output_tokens_estimate:
+            raise QuotaUnavailableError(
+                "the quota store is unreachable and the call outgrew what it may use uncounted "
+                f"(output_tokens_estimate, {self.policy.output_tokens_estimate} tokens)",
+                metadata={"limit": limits[0].name},
+                retry_after=STORE_RETRY_SECONDS,
+            ) from exc
+        self._blind[grant.rid] = blind
 
     async def settle(self, grant: Grant, amounts: Amounts) -> None:
         """Charge the real amounts and release the reservation; never raises for the store. A settle
@@ -174,6 +194,7 @@ class QuotaService:
         if grant.degraded:
             return
         self.live.discard(grant.rid)
+        self._blind.pop(grant.rid, None)
         charges = [self._fixed(grant, i, amounts.of(lim.metric)) for i, lim in enumerate(grant.limits)]
         if grant.rid in self._unsure:  # an extension may still arrive: finish the id for good
             self._unsure.discard(grant.rid)
