@@ -115,14 +115,14 @@ class Rig:
         return states[name].used, states[name].reserved
 
 
-def rig(p: Policy, store: QuotaStore, clock: FakeClock, **inner: Any) -> Rig:
+def rig(p: Policy, store: QuotaStore, clock: FakeClock, cache_answers: bool = False, **inner: Any) -> Rig:
     assert p.quota is not None
     events: list[NearLimitEvent] = []
     signals = QuotaSignals(on_near_limit=[events.append])
     service = QuotaService(p.quota, p.tiers, store, clock, signals)
     table = RouteTable.from_policy(p)
     scripted = Inner(table, **inner)
-    layer = QuotaLayer(scripted, quota=service, table=table)
+    layer = QuotaLayer(scripted, quota=service, table=table, cache_answers=cache_answers)
     return Rig(layer, service, scripted, events, clock)
 
 
@@ -260,6 +260,51 @@ async def test_cache_hit_is_one_request_and_nothing_else(quota_store: QuotaStore
     )
     await r.run(tier_call(clock))
     assert [await r.used(n) for n in ("tok", "usd", "req")] == [(0, 0), (0, 0), (1, 0)]
+
+
+@pytest.mark.parametrize("metric", ["tokens", "usd"])
+async def test_a_cache_hit_is_served_when_the_estimate_does_not_fit(
+    quota_store: QuotaStore, clock: FakeClock, metric: str
+) -> None:
+    """A hit costs no tokens and no dollars: the estimate's refusal does not refuse it, and the
+    layers inside are told (cache_only) that only the cache may answer."""
+    limits = [
+        {"name": "budget", "metric": metric, "window": "day", "limit": 5 if metric == "tokens" else 0.000001},
+        {"name": "req", "metric": "requests", "window": "day", "limit": 10},
+    ]
+    r = rig(
+        policy({"limits": limits, "output_tokens_estimate": 10}),
+        quota_store,
+        clock,
+        cache_answers=True,
+        chunks=[Chunk(text="x"), final(9, 1)],
+        cache_hit=True,
+    )
+    assert await r.run(tier_call(clock)) == "x"
+    assert r.inner.seen[-1].cache_only
+    assert [await r.used(n) for n in ("budget", "req")] == [(0, 0), (1, 0)]
+
+
+async def test_a_cache_only_call_the_cache_did_not_answer_is_refused_and_costs_nothing(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    limits = [
+        {"name": "tok", "metric": "tokens", "window": "day", "limit": 5},
+        {"name": "req", "metric": "requests", "window": "day", "limit": 10},
+    ]
+    p = policy({"limits": limits, "output_tokens_estimate": 10})
+    r = rig(p, quota_store, clock, cache_answers=True, chunks=[])  # the cache layer: a miss, nothing
+    with pytest.raises(QuotaExceededError) as info:
+        await r.run(tier_call(clock))
+    assert info.value.reason == "TOKEN_QUOTA_EXCEEDED"
+    r.inner.chunks = [Chunk(text="from a provider"), final(9, 3)]  # a cache layer that let it through
+    with pytest.raises(QuotaExceededError):
+        await r.run(tier_call(clock))  # not delivered: only a hit may answer
+    assert [await r.used(n) for n in ("tok", "req")] == [(0, 0), (0, 0)]
+    plain = rig(p, quota_store, clock, cache_answers=False, cache_hit=True, chunks=[Chunk(text="x")])
+    with pytest.raises(QuotaExceededError):  # no response cache: refused by the estimate as it is
+        await plain.run(tier_call(clock))
+    assert not plain.inner.seen
 
 
 async def test_budget_fallback_to_the_cheaper_deployment(quota_store: QuotaStore, clock: FakeClock) -> None:
