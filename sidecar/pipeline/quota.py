@@ -28,7 +28,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from sidecar.context.tokenizer import ESTIMATE_COUNTER
-from sidecar.core.errors import QuotaExceededError
+from sidecar.core.errors import QuotaExceededError, QuotaUnavailableError
 from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.outcome import Outcome
 from sidecar.core.plan import plan_of
@@ -215,12 +215,18 @@ class QuotaLayer:
         price: Price,
     ) -> Chunk:
         """Extend the reservation to the meter's counts plus headroom, else to the counts alone, else
-        give the call the part of the chunk that fits."""
+        give the call the part of the chunk that fits. A store that fails ends the call unless the
+        chunk delivers nothing: a final usage correction after the whole answer is passed on as it
+        is (the settle, then a release, charges no more than the store held)."""
         try:
             await self._extend(quota, grant, call, meter, price, quota.policy.extension_tokens)
             return chunk
         except QuotaExceededError:
             pass
+        except QuotaUnavailableError:
+            if _content(chunk):
+                raise
+            return chunk
         try:  # the headroom does not fit; the chunk itself may
             await self._extend(quota, grant, call, meter, price, 0)
             return chunk
