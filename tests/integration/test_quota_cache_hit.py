@@ -96,7 +96,10 @@ async def test_a_cache_hit_is_served_when_the_estimate_does_not_fit(
     assert (await rich(info.value)).reason == ("COST_QUOTA_EXCEEDED" if usd else "TOKEN_QUOTA_EXCEEDED")
     assert len(upstream.seen) == 1  # no provider was asked
     assert await used(s) == after  # charged nothing, not even the request
-    await s.stub.Generate(ask("Hi"))  # the third request of the day
+    streamed = gen.StreamGenerateRequest(input=ask("Hi").input)
+    events = [e async for e in s.stub.StreamGenerate(streamed)]  # the third request: a streamed hit
+    assert "".join(e.delta.text for e in events if e.HasField("delta")) == text_of(first)
+    assert events[-1].result.summary.cache_hit and len(upstream.seen) == 1
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await s.stub.Generate(ask("Hi"))  # a hit still counts against a request limit
     assert (await rich(info.value)).reason == "REQUEST_QUOTA_EXCEEDED"
