@@ -182,6 +182,7 @@ def quota_layer(cfg: Config, d: Deps) -> Layer:
         table=d.routing.table,
         estimator=TokenEstimator(prompt=d.tokenizers.prompt_max, text=d.tokenizers.count_text_max),
         tracing=d.telemetry.tracing,
+        cache_answers=cfg.settings.cache.enabled and d.cache is not None,  # a hit costs no tokens
     )
 
 
@@ -265,7 +266,7 @@ def routed_layers(cfg: Config, d: Deps) -> list[Layer]:
     """Route, then the key per attempt: the part of the pipeline that reaches a provider."""
     return [
         partial(RouteLayer, routing=d.routing, clock=d.clock, slots=d.deployment_slots),
-        partial(KeyLayer, keys=d.keys, modes=user_key_modes(cfg)),
+        partial(KeyLayer, keys=d.keys, modes=user_key_modes(cfg), pauses=d.routing.key_pauses),
     ]
 
 

@@ -33,11 +33,12 @@ from sidecar.quota.service import QuotaService
 from sidecar.quota.signals import QuotaSignals
 from sidecar.quota.store import MemoryQuotaStore, QuotaStore
 from sidecar.routing.breaker import BreakerPolicy, Breakers
+from sidecar.routing.key_pause import KeyPauses
 from sidecar.routing.plan import AlwaysHealthy, HealthView, Routing
 from sidecar.routing.probe import HealthProber, ProbePolicy, provider_probes
 from sidecar.routing.retry import BudgetPolicy, RetryBudgets
 from sidecar.routing.stats import Stats
-from sidecar.routing.strategy import ComplexityPolicy
+from sidecar.routing.strategy import ComplexityPolicy, LatencyPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
 from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps
@@ -209,6 +210,7 @@ def build_admission(cfg: Config, clock: Clock, metrics: Metrics) -> AdmissionQue
         return None
     observer = AdmissionObserver(
         on_depth=lambda p, depth: metrics.admission_queue_depth(p.label, depth),
+        on_tenants=lambda p, tenants: metrics.admission_queued_tenants(p.label, tenants),
         on_waited=lambda p, seconds: metrics.admission_waited(p.label, seconds),
         on_shed=lambda p: metrics.admission_shed_call(p.label),
         on_in_flight=metrics.admission_running_calls,
@@ -334,7 +336,7 @@ def build_quota(cfg: Config, clock: Clock, signals: QuotaSignals | None = None) 
     if q.webhook is not None and signals.webhook is None:
         from sidecar.quota.webhook import WebhookSender
 
-        signals.webhook = WebhookSender(q.webhook, clock=clock)
+        signals.webhook = WebhookSender(q.webhook, clock=clock, secret=cfg.secret(q.webhook.secret))
     return QuotaService(q, cfg.policy.tiers, store, clock, signals)
 
 
@@ -421,6 +423,8 @@ def build_routing(
         stats=Stats(),
         health=health,
         complexity=ComplexityPolicy(**r.complexity.model_dump()),
+        latency=LatencyPolicy(**r.latency.model_dump()),
+        key_pauses=KeyPauses(clock),
         tracing=tracing or Tracing.disabled(),
         tokens=tokens or Tokenizers({}),
     )
