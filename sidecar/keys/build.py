@@ -23,7 +23,7 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
     KeyBackendSetupError, naming the setting, when the backend cannot be built."""
     k = cfg.settings.keys
     try:
-        backend = _key_backend(cfg, clock)
+        backend = _key_backend(cfg, clock, telemetry)
     except ImportError as exc:
         raise KeyBackendSetupError(
             f"settings.keys.backend: {k.backend} needs the {exc.name or 'client'} package, not installed"
@@ -65,7 +65,7 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
     )
 
 
-def _key_backend(cfg: Config, clock: Clock) -> KeyBackend | None:
+def _key_backend(cfg: Config, clock: Clock, telemetry: Telemetry | None) -> KeyBackend | None:
     k = cfg.settings.keys
     if k.backend == "local" and k.local is not None:
         from sidecar.keys.local import LocalKekBackend
@@ -94,5 +94,6 @@ def _key_backend(cfg: Config, clock: Clock) -> KeyBackend | None:
             mount_point=v.mount_point,
             previous_key_names=v.previous_key_names,
             clock=clock,
+            renewal_observer=None if telemetry is None else telemetry.metrics,
         )
     return None

@@ -172,6 +172,10 @@ class KeyService:
         record = await self._store.find(tenant, user, provider)
         return None if record is None else stored_envelope(record)
 
+    def start(self) -> None:
+        """What the key backend keeps up while the sidecar serves (Vault: renewing its token)."""
+        self._backend.start()
+
     async def aclose(self) -> None:
         if self._rotation is not None:
             await self._rotation.aclose()

@@ -12,8 +12,9 @@ then raise `min_decryption_version`. Moving to another transit key (the old one 
 `previous_key_names`) also needs transit/decrypt/OLD and transit/encrypt/NEW while the records move.
 
 hvac is imported only when this backend is built, and its blocking calls run on a small thread pool
-of this backend's own, never on the event loop. Authentication is a token, or Kubernetes
-(the pod's service-account JWT, re-read and re-used to log in again when the token is refused).
+of this backend's own, never on the event loop. Authentication is a token (renewed ahead of its
+expiry once `start()` has run: keys/vault_token.py), or Kubernetes (the pod's service-account JWT,
+re-read and re-used to log in again when the token is refused).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from sidecar.core.errors import (
 )
 from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, WrappedKey
 from sidecar.keys.pool import BlockingPool
+from sidecar.keys.vault_token import RenewalObserver, TokenLease, TokenRenewal
 
 RETRY_AFTER_SECONDS = 1.0
 TIMEOUT_SECONDS = 10
@@ -76,6 +78,7 @@ class VaultTransitBackend:
         client: Any | None = None,
         clock: Clock | None = None,
         call_limit_seconds: float = CALL_LIMIT_SECONDS,
+        renewal_observer: RenewalObserver | None = None,
     ) -> None:
         if token is not None and kubernetes_role is not None:
             raise ValueError("give either a Vault token or a Kubernetes role, not both")
@@ -95,12 +98,15 @@ class VaultTransitBackend:
         )
         self._login_lock = threading.Lock()
         self._logged_in = False
+        clock = clock or SystemClock()
         self._pool = BlockingPool(
-            "vault-transit",
-            workers=max_workers,
-            limit=call_limit_seconds,
-            clock=clock or SystemClock(),
-            what="Vault",
+            "vault-transit", workers=max_workers, limit=call_limit_seconds, clock=clock, what="Vault"
+        )
+        # A token given as such may expire: renew it (a Kubernetes login's token is logged in again).
+        self._renewal = (
+            None
+            if kubernetes_role is not None
+            else TokenRenewal(self._token_lookup, self._token_renew, clock, renewal_observer)
         )
 
     def __repr__(self) -> str:
@@ -154,9 +160,24 @@ class VaultTransitBackend:
         )
         return WrappedKey(self.name, self._key_name, _data(reply, "ciphertext").encode())
 
+    def start(self) -> None:
+        """Start renewing the token (token auth): lookup-self, then renew-self ahead of its expiry."""
+        if self._renewal is not None:
+            self._renewal.start()
+
+    async def _token_lookup(self) -> TokenLease:
+        reply = await self._guarded(lambda: self._client.auth.token.lookup_self())
+        return _lease(reply, "data", "ttl")
+
+    async def _token_renew(self) -> TokenLease:
+        reply = await self._guarded(lambda: self._client.auth.token.renew_self())
+        return _lease(reply, "auth", "lease_duration")
+
     async def aclose(self) -> None:
-        """Wait for calls in flight (at most the call limit), then release the threads (and the client,
-        if this backend built it)."""
+        """Stop renewing the token; wait for calls in flight (at most the call limit), then release the
+        threads (and the client, if this backend built it)."""
+        if self._renewal is not None:
+            await self._renewal.aclose()
         await self._pool.aclose()
         if self._owns_client:
             self._client.adapter.close()
@@ -179,8 +200,12 @@ class VaultTransitBackend:
         return wrapped.blob.decode("ascii")
 
     async def _call(self, operation: Callable[[Any], Any]) -> Any:
+        return await self._guarded(functools.partial(self._blocking, operation))
+
+    async def _guarded(self, blocking: Callable[[], Any]) -> Any:
+        """`blocking()` on the pool, hvac's and requests' errors classified."""
         try:
-            return await self._pool.run(functools.partial(self._blocking, operation))
+            return await self._pool.run(blocking)
         except SidecarError:
             raise
         except (self._http_errors.ConnectionError, self._http_errors.Timeout) as exc:
@@ -263,6 +288,16 @@ def _malformed(name: str) -> KeyBackendUnavailableError:
         metadata={"backendError": "MalformedAnswer"},
         retry_after=RETRY_AFTER_SECONDS,
     )
+
+
+def _lease(reply: Any, section: str, member: str) -> TokenLease:
+    """The TTL and renewability of a token lookup (`data`) or renewal (`auth`) answer."""
+    body = reply.get(section) if isinstance(reply, dict) else None
+    ttl = body.get(member) if isinstance(body, dict) else None
+    renewable = body.get("renewable") if isinstance(body, dict) else None
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or not isinstance(renewable, bool):
+        raise _malformed(f"{section}.{member}")
+    return TokenLease(float(ttl), renewable)
 
 
 def _derivation_context(context: KeyContext) -> str:

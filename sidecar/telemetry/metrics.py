@@ -204,6 +204,10 @@ class Metrics:
             "sidecar_key_decrypt_seconds", "User-key decrypts that went to the key backend.",
             buckets=DECRYPT_BUCKETS, registry=r,
         )  # fmt: skip
+        self.token_renewals = Counter(
+            "sidecar_key_token_renewals", "Vault token renewals, by outcome: renewed or failed.",
+            ("outcome",), registry=r,
+        )  # fmt: skip
         self.store_errors = Counter(
             "sidecar_store_errors", "Errors of a state store, by store and operation.", ("store", "op"),
             registry=r,
@@ -357,6 +361,9 @@ class Metrics:
 
     def key_decrypted(self, seconds: float) -> None:
         self.decrypt.observe(seconds)
+
+    def key_token_renewal(self, outcome: str) -> None:
+        self.token_renewals.labels(outcome).inc()
 
     def ledger_dropped(self, cause: str, records: int = 1) -> None:
         self.ledger_drops.labels(cause).inc(records)
