@@ -51,6 +51,22 @@ class KeyCacheConfig(ConfigModel):
     max_entries: int = Field(default=10_000, ge=1)
 
 
+class EnvelopeFailuresConfig(ConfigModel):
+    """Bounds on the key-backend calls envelopes that do not open may cost (docs/keys.md)."""
+
+    max_per_tenant: int = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="inline envelopes of a tenant that may fail to open per window",
+    )
+    window_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    remember_seconds: float = Field(
+        default=600.0, ge=0, le=86_400, description="an envelope that failed is refused at once for this long"
+    )
+    max_remembered: int = Field(default=10_000, ge=1, le=10_000_000)
+
+
 class KeysSettings(ConfigModel):
     """`backend: none` (the default) turns user keys off: routes then use platform keys only."""
 
@@ -68,6 +84,7 @@ class KeysSettings(ConfigModel):
     rotation_per_second: float = Field(
         default=20.0, gt=0, le=10_000, description="backend calls a second while rotating (KMS/Vault quotas)"
     )
+    envelope_failures: EnvelopeFailuresConfig = EnvelopeFailuresConfig()
     max_keys_per_user: int = Field(
         default=50, ge=1, le=100_000, description="keys one user may keep (a new name past it is refused)"
     )

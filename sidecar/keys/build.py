@@ -9,6 +9,7 @@ from sidecar.config.schema import Config
 from sidecar.core.clock import Clock
 from sidecar.keys.backend import KeyBackend, KeyBackendSetupError
 from sidecar.keys.cache import KeyCache, KeyCachePolicy
+from sidecar.keys.failures import EnvelopeFailures, FailurePolicy
 from sidecar.keys.rotation import Rotation, RotationLock, SqliteRotationLock
 from sidecar.keys.service import KeyService
 from sidecar.keys.store import KeyStore, SqliteKeyStore
@@ -49,19 +50,18 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
         store = SqliteKeyStore(k.store_path, clock)
         lock = SqliteRotationLock(k.store_path, clock)
     rotation = Rotation(store, backend, lock, clock=clock, per_second=k.rotation_per_second)
-    if telemetry is None:
-        return KeyService(
-            backend, store, cache, clock, rotation=rotation, max_keys_per_user=k.max_keys_per_user
-        )
+    metrics = None if telemetry is None else telemetry.metrics
+    failures = EnvelopeFailures(FailurePolicy(**k.envelope_failures.model_dump()), clock, metrics)
     return KeyService(
         backend,
         store,
         cache,
         clock,
-        observer=telemetry.metrics,
-        tracing=telemetry.tracing,
+        observer=metrics,
+        tracing=None if telemetry is None else telemetry.tracing,
         rotation=rotation,
         max_keys_per_user=k.max_keys_per_user,
+        failures=failures,
     )
 
 
