@@ -31,6 +31,11 @@ class VaultConfig(ConfigModel):
     url: str = Field(pattern=r"^https?://\S+$")
     key_name: str = Field(min_length=1, description="a transit key created with derived=true")
     token: SecretRef | None = None
+    token_file: Path | None = Field(
+        default=None,
+        description="a file holding the token, kept alive by its writer (Vault Agent's auto-auth sink); "
+        "read again when it changes or Vault refuses the token",
+    )
     kubernetes_role: str | None = None
     namespace: str | None = None
     mount_point: str = "transit"
@@ -40,8 +45,8 @@ class VaultConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _one_auth(self) -> VaultConfig:
-        if (self.token is None) == (self.kubernetes_role is None):
-            raise ValueError("set exactly one of `token` or `kubernetes_role`")
+        if sum(x is not None for x in (self.token, self.token_file, self.kubernetes_role)) != 1:
+            raise ValueError("set exactly one of `token`, `token_file` or `kubernetes_role`")
         return self
 
 

@@ -89,6 +89,7 @@ def _key_backend(cfg: Config, clock: Clock, telemetry: Telemetry | None) -> KeyB
             v.key_name,
             url=v.url,
             token=token.get_secret_value() if token else None,
+            token_file=v.token_file,
             kubernetes_role=v.kubernetes_role,
             namespace=v.namespace,
             mount_point=v.mount_point,

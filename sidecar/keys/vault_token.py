@@ -1,6 +1,7 @@
-"""Keeping the sidecar's Vault token alive: renew a renewable token before its TTL runs out.
+"""Keeping the sidecar's Vault token alive: renew a renewable token before its TTL runs out, or read
+it again from the file another process keeps it in.
 
-A token given as such (`settings.keys.vault.token` or `token_file`) may carry a TTL; when it runs
+A token given as such (`settings.keys.vault.token`) may carry a TTL; when it runs
 out, every wrap and unwrap is refused. At start the token is looked up (`auth/token/lookup-self`):
 a token without a TTL (a root or periodic-less service token made with no TTL) needs nothing; one
 that is not renewable is logged as such (it will expire; nothing here can help). A renewable one is
@@ -11,6 +12,10 @@ A lookup or renewal that fails is logged (its error class, never the token) and 
 (`outcome="failed"`), and tried again after a backoff (1 s, doubling to 30 s), never later than
 half the time the token has left; once the token's TTL has passed it is logged as expired and the
 renewal stops. Every wait is on the injected clock; `aclose` cancels the renewal at once.
+
+A token in a file (`settings.keys.vault.token_file`, as Vault Agent's auto-auth sink writes it) is
+the file writer's to keep alive: the sidecar does not renew it, it reads the file again when the
+file changes or Vault refuses the token (`TokenFile`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from sidecar.core.clock import Clock
@@ -134,3 +140,34 @@ class TokenRenewal:
     def _count(self, outcome: str) -> None:
         if self._observer is not None:
             self._observer.key_token_renewal(outcome)
+
+
+class TokenFile:
+    """A token another process keeps in a file (Vault Agent's auto-auth sink, which renews it and
+    writes a new one when it logs in again): read at start, again before a call when the file has
+    changed (modification time, size or inode), and when Vault refuses the token. Not thread-safe:
+    the backend reads it under its login lock."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._seen: tuple[int, int, int] | None = None
+
+    def read(self) -> str:
+        """The token; OSError when the file cannot be read, ValueError when it is empty."""
+        stamp = self._stamp()
+        token = self._path.read_text().strip()
+        if not token:
+            raise ValueError(f"{self._path}: the Vault token file is empty")
+        self._seen = stamp
+        return token
+
+    def changed(self) -> bool:
+        """Whether the file differs from when it was last read (a file being replaced: not yet)."""
+        try:
+            return self._stamp() != self._seen
+        except OSError:
+            return False
+
+    def _stamp(self) -> tuple[int, int, int]:
+        st = self._path.stat()
+        return st.st_mtime_ns, st.st_size, st.st_ino

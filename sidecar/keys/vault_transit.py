@@ -13,8 +13,9 @@ then raise `min_decryption_version`. Moving to another transit key (the old one 
 
 hvac is imported only when this backend is built, and its blocking calls run on a small thread pool
 of this backend's own, never on the event loop. Authentication is a token (renewed ahead of its
-expiry once `start()` has run: keys/vault_token.py), or Kubernetes (the pod's service-account JWT,
-re-read and re-used to log in again when the token is refused).
+expiry once `start()` has run: keys/vault_token.py), a token file another process keeps (Vault
+Agent's sink: read again when it changes or the token is refused), or Kubernetes (the pod's
+service-account JWT, re-read and re-used to log in again when the token is refused).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from sidecar.core.errors import (
 )
 from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, WrappedKey
 from sidecar.keys.pool import BlockingPool
-from sidecar.keys.vault_token import RenewalObserver, TokenLease, TokenRenewal
+from sidecar.keys.vault_token import RenewalObserver, TokenFile, TokenLease, TokenRenewal
 
 RETRY_AFTER_SECONDS = 1.0
 TIMEOUT_SECONDS = 10
@@ -57,8 +58,9 @@ _MISMATCH_MARKERS = ("cipher: message authentication failed", "unable to decrypt
 class VaultTransitBackend:
     """Wraps data keys under one derived transit key. `WrappedKey.blob` is the "vault:vN:..." ciphertext.
 
-    Give exactly one of `token` and `kubernetes_role`, or a ready `client` (an `hvac.Client`, for tests;
-    `namespace` and `url` then come from that client, and the backend does not close it).
+    Give exactly one of `token`, `token_file` and `kubernetes_role`, or a ready `client` (an
+    `hvac.Client`, for tests; `namespace` and `url` then come from that client, and the backend does
+    not close it).
     """
 
     name: ClassVar[str] = "vault"
@@ -69,6 +71,7 @@ class VaultTransitBackend:
         *,
         url: str,
         token: str | None = None,
+        token_file: Path | None = None,
         kubernetes_role: str | None = None,
         kubernetes_jwt_path: str = DEFAULT_JWT_PATH,
         namespace: str | None = None,
@@ -80,10 +83,11 @@ class VaultTransitBackend:
         call_limit_seconds: float = CALL_LIMIT_SECONDS,
         renewal_observer: RenewalObserver | None = None,
     ) -> None:
-        if token is not None and kubernetes_role is not None:
-            raise ValueError("give either a Vault token or a Kubernetes role, not both")
-        if client is None and token is None and kubernetes_role is None:
-            raise ValueError("Vault needs a token or a Kubernetes role")
+        given = sum(x is not None for x in (token, token_file, kubernetes_role))
+        if given > 1:
+            raise ValueError("give one of a Vault token, a token file or a Kubernetes role")
+        if client is None and given == 0:
+            raise ValueError("Vault needs a token, a token file or a Kubernetes role")
         import hvac  # lazily: the optional `vault` extra costs nothing unless configured
         import hvac.exceptions
         import requests.exceptions
@@ -93,6 +97,9 @@ class VaultTransitBackend:
         self._role, self._jwt_path = kubernetes_role, Path(kubernetes_jwt_path)
         self._vault_errors, self._http_errors = hvac.exceptions, requests.exceptions
         self._owns_client = client is None
+        self._token_file = None if token_file is None else TokenFile(token_file)
+        if self._token_file is not None:
+            token = self._token_file.read()  # OSError, ValueError: a start-up error naming the file
         self._client = client or hvac.Client(
             url=url, token=token, namespace=namespace, timeout=TIMEOUT_SECONDS
         )
@@ -102,10 +109,11 @@ class VaultTransitBackend:
         self._pool = BlockingPool(
             "vault-transit", workers=max_workers, limit=call_limit_seconds, clock=clock, what="Vault"
         )
-        # A token given as such may expire: renew it (a Kubernetes login's token is logged in again).
+        # A token given as such may expire: renew it. A Kubernetes login's token is logged in again,
+        # and a token file's writer (Vault Agent) keeps its token alive.
         self._renewal = (
             None
-            if kubernetes_role is not None
+            if kubernetes_role is not None or token_file is not None
             else TokenRenewal(self._token_lookup, self._token_renew, clock, renewal_observer)
         )
 
@@ -218,28 +226,48 @@ class VaultTransitBackend:
             raise KeyDecryptError(f"Vault client error ({type(exc).__name__})") from exc
 
     def _blocking(self, operation: Callable[[Any], Any]) -> Any:
-        """Runs on the pool. Logs in first with Kubernetes auth, and once more if the token was refused."""
+        """Runs on the pool. Logs in first with Kubernetes auth (or reads a changed token file), and
+        once more if the token was refused: a Kubernetes login's token may have expired or been
+        revoked, and Vault Agent may have written a new token to the file."""
         self._login(force=False)
         try:
             return operation(self._client.secrets.transit)
         except self._vault_errors.Forbidden:
-            if self._role is None:
-                raise
-        self._login(force=True)  # the token from the last Kubernetes login may have expired or been revoked
+            if not self._login(force=True):
+                raise  # the same token again would be refused again
         return operation(self._client.secrets.transit)
 
-    def _login(self, *, force: bool) -> None:
+    def _login(self, *, force: bool) -> bool:
+        """Whether the token may have changed: a Kubernetes login, or a token file read again."""
+        if self._token_file is not None:
+            return self._reread(force=force)
         if self._role is None:
-            return
+            return False
         with self._login_lock:
             if self._logged_in and not force:
-                return
+                return False
             try:
                 jwt = self._jwt_path.read_text().strip()  # projected tokens rotate: read it every time
             except OSError as exc:
                 raise KeyDecryptError("cannot read the Kubernetes service account token") from exc
             self._client.auth.kubernetes.login(self._role, jwt)
             self._logged_in = True
+            return True
+
+    def _reread(self, *, force: bool) -> bool:
+        assert self._token_file is not None
+        with self._login_lock:
+            if not force and not self._token_file.changed():
+                return False
+            try:
+                token = self._token_file.read()
+            except (OSError, ValueError) as exc:  # neither names the token
+                raise KeyDecryptError(
+                    "cannot read the Vault token file (settings.keys.vault.token_file)"
+                ) from exc
+            changed = bool(token != self._client.token)
+            self._client.token = token
+            return changed
 
     def _classify(self, exc: Exception) -> SidecarError:
         """The typed error for an hvac error. Messages name the error class, never key material."""

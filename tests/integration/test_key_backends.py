@@ -330,7 +330,7 @@ async def test_vault_kubernetes_auth_logs_in_and_again_when_refused(
     jwt.write_text("jwt-2\n")  # the kubelet rotated the projected token
     assert await backend.decrypt_data_key(wrapped, ALICE) == data_key
     assert fake.logins == [("sidecar", "jwt-1"), ("sidecar", "jwt-2")]
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(ValueError, match="give one of"):
         VaultTransitBackend("k", url=bao.url, token="t", kubernetes_role="r")
     with pytest.raises(ValueError, match="needs a token"):
         VaultTransitBackend("k", url=bao.url)

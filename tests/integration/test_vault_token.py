@@ -1,11 +1,13 @@
 """A Vault token with a TTL, given to the sidecar as such (token auth), is renewed ahead of its
 expiry: against the OpenBao dev server, with a renewable token of a few seconds' TTL, the sidecar
-still wraps and unwraps data keys long after the token's first TTL has passed."""
+still wraps and unwraps data keys long after the token's first TTL has passed. A token in a file
+(Vault Agent's sink) is read again when the file changes or Vault refuses the token."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,8 @@ def short_lived_token(bao: OpenBao, **options: Any) -> str:
         for op in ("datakey/plaintext", "decrypt")
     )
     client.sys.create_or_update_policy(name, rules)
-    reply = client.auth.token.create(policies=[name], ttl=f"{TTL_SECONDS}s", renewable=True, **options)
+    options.setdefault("ttl", f"{TTL_SECONDS}s")
+    reply = client.auth.token.create(policies=[name], renewable=True, **options)
     return str(reply["auth"]["client_token"])
 
 
@@ -74,3 +77,37 @@ async def test_a_token_past_its_max_ttl_is_reported_and_the_renewal_stops(
     assert "reached its max TTL" in caplog.text and token not in caplog.text
     reply = await s.stub.ListKeys(keys_pb2.ListKeysRequest(tenant_id="acme", user_id="alice"))
     assert not reply.keys  # the sidecar still serves what needs no key backend
+
+
+def token_file_keys(bao: OpenBao, tmp_path: Path, token_file: Path) -> dict[str, Any]:
+    keys = vault_keys(bao, tmp_path)
+    keys["vault"] = {"url": bao.url, "key_name": bao.key_name, "token_file": str(token_file)}
+    return keys
+
+
+async def test_a_token_file_is_read_again_when_it_changes_and_when_the_token_is_refused(
+    serve: Serve, upstream: Upstream, openbao: OpenBao, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As Vault Agent's auto-auth sink: the agent keeps its token alive and, logging in again, writes a
+    new one to the file; the old one is revoked (or expires)."""
+    sink, root = tmp_path / "vault-token", openbao.client()
+    first = short_lived_token(openbao, ttl="1h")
+    sink.write_text(first + "\n")
+    s = await serve(config(upstream, token_file_keys(openbao, tmp_path, sink)), ENV)
+    with caplog.at_level(logging.DEBUG):
+        ref = await register(s, ALICE_OPENAI)
+        second = short_lived_token(openbao, ttl="1h")
+        sink.write_text(second + "\n")  # the file changed: read before the next call
+        root.auth.token.revoke(first)
+        upstream.push(ok(), ok())
+        assert text_of(await s.stub.Generate(req("required", ref=ref))) == HELLO
+        stamp = sink.stat()
+        third = short_lived_token(openbao, ttl="1h")
+        sink.write_text(third + "\n")
+        os.utime(sink, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # unseen: same time and size
+        root.auth.token.revoke(second)  # refused: then the file is read again
+        await register(s, ALICE_OPENAI, user_id="bob")
+        assert text_of(await s.stub.Generate(req("required", user_id="bob"))) == HELLO
+    assert not any(t in caplog.text for t in (first, second, third))
+    metrics = await asyncio.to_thread(scrape, s.sidecar.metrics_port)
+    assert not any(name.startswith("sidecar_key_token_renewals_total") for name in metrics)  # Agent's job
