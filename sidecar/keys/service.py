@@ -131,7 +131,9 @@ class KeyService:
         context = KeyContext(tenant, user, provider, envelope.context.key_name)
         wrapped = envelope.wrapped
         # Keyed by the whole envelope too: a tampered copy of a cached envelope is a miss, and fails.
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        # Its canonical form, not the text: readers accept any JSON member order and whitespace, and
+        # each spelling of one envelope would be a new entry, and a backend call that never fails.
+        digest = hashlib.sha256(envelope.encode().encode()).hexdigest()
         self._failures.check_known(digest)  # one that just failed to open: no backend call again
         key = (*cache_key_for(context.aad(), wrapped.backend, wrapped.key_id, wrapped.blob), digest)
         return await self._cache.get(key, lambda: self._decrypt(envelope, context, digest, inline=inline))

@@ -12,7 +12,9 @@ are not affected.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -133,3 +135,28 @@ async def test_forged_envelopes_cost_a_bounded_number_of_backend_calls_per_tenan
     metrics = await asyncio.to_thread(scrape, s.sidecar.metrics_port)
     assert metrics['sidecar_key_envelope_refusals_total{reason="known_bad"}'] == 3
     assert metrics['sidecar_key_envelope_refusals_total{reason="tenant_limit"}'] == len(limited)
+
+
+def respelled(text: str, n: int) -> str:
+    """The same envelope spelled another way: JSON whitespace and member order, which readers accept."""
+    encoded = text[len("oenv1.") :]
+    body = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
+    members = list(body.items())
+    members = members[n % len(members) :] + members[: n % len(members)]
+    raw = json.dumps(dict(members), indent=n % 3 or None, separators=(", ", ": ")) + " " * n
+    return "oenv1." + base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+
+
+async def test_one_envelope_spelled_many_ways_is_unwrapped_once(
+    serve: Serve, upstream: Upstream, backend: tuple[dict[str, Any], dict[str, str], MangleProxy, str]
+) -> None:
+    """Each spelling was a new decrypted-key cache entry, so a caller with one valid envelope could
+    make a backend call per request without a single failure (the failure bound never saw them)."""
+    keys, environ, proxy, unwrap = backend
+    s = await serve(config(upstream, keys), environ)
+    own = envelope_of(Path(keys["store_path"]), await register(s, MALLORY, tenant="evil", user_id="mallory"))
+    for n in range(8):
+        upstream.push(ok())
+        asked = req("required", tenant="evil", user_id="mallory", envelope=respelled(own, n) if n else own)
+        assert text_of(await s.stub.Generate(asked)) == HELLO
+    assert proxy.calls[unwrap] == 1
