@@ -35,7 +35,7 @@ _log = logging.getLogger("sidecar.keys")
 RENEW_AT = 2 / 3  # of the token's TTL
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 30.0
-# A renewal that moves the expiry by less than this has hit the token's max TTL.
+# A renewal that moves the expiry by less than this (or a tenth of the TTL) has hit the max TTL.
 MIN_EXTENSION_SECONDS = 1.0
 
 
@@ -85,7 +85,8 @@ class TokenRenewal:
             if renewed is None:
                 return
             self._count("renewed")
-            if renewed.ttl > 0 and self._clock.monotonic() + renewed.ttl < expires_at + MIN_EXTENSION_SECONDS:
+            least = min(MIN_EXTENSION_SECONDS, lease.ttl / 10)  # a TTL of a second or two, as in tests
+            if renewed.ttl > 0 and self._clock.monotonic() + renewed.ttl < expires_at + least:
                 _log.warning(
                     "the Vault token has reached its max TTL and is no longer extended: it expires "
                     "in %.0f s; give the sidecar a new token (or use Kubernetes auth) before then",

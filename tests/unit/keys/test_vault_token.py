@@ -171,3 +171,14 @@ async def test_aclose_stops_a_renewal_waiting_for_its_time() -> None:
     assert clock.pending() == 0
     await run_for(clock, 120)
     assert [what for what, _ in vault.calls] == ["lookup"]
+
+
+async def test_a_token_of_one_second_is_renewed_too() -> None:
+    clock = FakeClock()
+    vault = FakeVault(clock, ttl=1)
+    renewal = TokenRenewal(vault.lookup, vault.renew, clock)
+    renewal.start()
+    await settle()
+    await run_for(clock, 10, step=0.125)
+    assert clock.monotonic() < vault.expires and len(vault.calls) > 10
+    await renewal.aclose()
