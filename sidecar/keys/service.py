@@ -3,7 +3,9 @@
 A key is resolved for one (tenant, user, provider): from a key reference, from an inline envelope
 the application kept, or by looking up the user's registered key. Every path goes through the
 envelope's bound context, so a record of another tenant, user or provider never opens, and through
-the decrypted-key cache, so concurrent calls for one record share one backend call.
+the decrypted-key cache, so concurrent calls for one record share one backend call, and within the
+bounds on envelopes that do not open (keys/failures.py), so damaged or forged ones cannot make
+a backend call each without end.
 """
 
 from __future__ import annotations
