@@ -265,7 +265,7 @@ def routed_layers(cfg: Config, d: Deps) -> list[Layer]:
     """Route, then the key per attempt: the part of the pipeline that reaches a provider."""
     return [
         partial(RouteLayer, routing=d.routing, clock=d.clock, slots=d.deployment_slots),
-        partial(KeyLayer, keys=d.keys, modes=user_key_modes(cfg)),
+        partial(KeyLayer, keys=d.keys, modes=user_key_modes(cfg), pauses=d.routing.key_pauses),
     ]
 
 

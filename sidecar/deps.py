@@ -33,11 +33,12 @@ from sidecar.quota.service import QuotaService
 from sidecar.quota.signals import QuotaSignals
 from sidecar.quota.store import MemoryQuotaStore, QuotaStore
 from sidecar.routing.breaker import BreakerPolicy, Breakers
+from sidecar.routing.key_pause import KeyPauses
 from sidecar.routing.plan import AlwaysHealthy, HealthView, Routing
 from sidecar.routing.probe import HealthProber, ProbePolicy, provider_probes
 from sidecar.routing.retry import BudgetPolicy, RetryBudgets
 from sidecar.routing.stats import Stats
-from sidecar.routing.strategy import ComplexityPolicy
+from sidecar.routing.strategy import ComplexityPolicy, LatencyPolicy
 from sidecar.routing.table import RouteTable
 from sidecar.sessions.store import ConversationStore, MemoryConversationStore, StorePolicy
 from sidecar.stores.redis import ErrorObserver, RedisEndpoint, RedisOps
@@ -421,6 +422,8 @@ def build_routing(
         stats=Stats(),
         health=health,
         complexity=ComplexityPolicy(**r.complexity.model_dump()),
+        latency=LatencyPolicy(**r.latency.model_dump()),
+        key_pauses=KeyPauses(clock),
         tracing=tracing or Tracing.disabled(),
         tokens=tokens or Tokenizers({}),
     )

@@ -100,8 +100,15 @@ class ComplexityConfig(ConfigModel):
         return self
 
 
+class LatencyConfig(ConfigModel):
+    explore_ratio: float = Field(
+        default=0.05, ge=0, le=1, description="share of calls a never-timed deployment goes first on"
+    )
+
+
 class RoutingPolicy(ConfigModel):
     breaker: BreakerConfig = BreakerConfig()
     probes: ProbeConfig = ProbeConfig()
     retry_budget: RetryBudgetConfig = RetryBudgetConfig()
     complexity: ComplexityConfig = ComplexityConfig()
+    latency: LatencyConfig = LatencyConfig()

@@ -8,6 +8,8 @@ hold up the writing of usage records behind it (the writer's queue would fill an
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -26,6 +28,7 @@ from sidecar.ledger.record import (
 from sidecar.stores.sqlite import MEMORY, SqliteThread, create_owner_only
 
 T = TypeVar("T")
+_log = logging.getLogger("sidecar.ledger.sqlite")
 WAL_SIZE_LIMIT = 16 * 1024 * 1024  # bytes the -wal file is cut back to after a checkpoint
 _DAY = "strftime('%Y-%m-%d', ts, 'unixepoch')"
 
@@ -105,6 +108,7 @@ class SqliteLedger:
             finally:
                 with self._read_lock:
                     self._running = None
+                self._cut_wal(conn)
 
         try:
             return await self._reader.run(report)
@@ -113,6 +117,25 @@ class SqliteLedger:
                 if self._running is me and self._reading is not None:
                     self._reading.interrupt()
             raise
+
+    def _cut_wal(self, conn: sqlite3.Connection) -> None:
+        """After a report, on the reader's thread (so the next report has not begun): a -wal file past
+        the limit is checkpointed and truncated. While reports run back to back some reader always
+        holds a snapshot, the writer's own checkpoints can never restart the WAL, and the file grew
+        without end (0.7 MB a second at 400 records a second). The checkpoint waits for the writer's
+        transaction in progress, then holds new writes for as long as it copies (milliseconds for
+        the limit's 16 MB); the writer's queue absorbs that."""
+        if self._path == MEMORY:
+            return
+        try:
+            size = os.path.getsize(self._path + "-wal")
+        except OSError:
+            return
+        if size > WAL_SIZE_LIMIT:
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as e:  # busy past the timeout, or interrupted by aclose: next report
+                _log.warning("ledger WAL checkpoint failed", extra={"error": str(e), "wal_bytes": size})
 
     def _connect(self) -> sqlite3.Connection:
         """On the thread, at the first operation: the connection, with the schema and migrations.
@@ -140,9 +163,9 @@ def _set_up(conn: sqlite3.Connection) -> None:
     """WAL, the schema, and the columns a ledger file made by an older sidecar lacks."""
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    # Reports read on their own connection, and while one runs a checkpoint cannot reset the WAL:
-    # reports back to back let it grow (measured: 117 MB in 80 s of two pollers at 400 calls/s).
-    # Once one completes, the file is cut back to this instead of keeping its high-water mark.
+    # Reports read on their own connection, and while one runs a checkpoint cannot reset the WAL;
+    # the reader truncates it after a report once it passes WAL_SIZE_LIMIT (`_cut_wal`). Between
+    # reports, the writer's own checkpoints cut the file back to this.
     conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     for statement in sql.create_table("REAL", "INTEGER"):
         conn.execute(statement)

@@ -8,7 +8,9 @@ platform keys and refuse a key the caller brings; `preferred` routes use the cal
 has one (brought along, or registered for that provider) and the platform key otherwise;
 `required` routes fail without one, and never fall back to the platform key or anyone else's.
 When the upstream refuses or rate-limits a user's own key, that is the caller's matter: it goes
-back to the caller as such, and never counts against the deployment's breaker or health.
+back to the caller as such, and never counts against the deployment's breaker or health. A rate
+limit's Retry-After pauses that key alone on that deployment (sidecar/routing/key_pause.py): until
+it is over, a call with the key fails here at once, the upstream not asked.
 """
 
 from __future__ import annotations
@@ -32,13 +34,21 @@ from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.types import Call, Chunk, Target
 from sidecar.keys.cache import SecretKey
 from sidecar.keys.service import KeyService
+from sidecar.routing.key_pause import KeyPauses
 
 UserKeyMode = str  # "never" | "preferred" | "required" (config/routing.py)
 
 
 class KeyLayer:
-    def __init__(self, inner: Handler, *, keys: KeyService | None, modes: Mapping[str, UserKeyMode]) -> None:
-        self._inner, self._keys, self._modes = inner, keys, modes
+    def __init__(
+        self,
+        inner: Handler,
+        *,
+        keys: KeyService | None,
+        modes: Mapping[str, UserKeyMode],
+        pauses: KeyPauses | None = None,
+    ) -> None:
+        self._inner, self._keys, self._modes, self._pauses = inner, keys, modes, pauses
 
     def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         target = call.target
@@ -60,6 +70,8 @@ class KeyLayer:
                     yield chunk
             return
         try:
+            if (wait := self._paused(target, key)) is not None:  # the upstream said wait: not asked
+                raise _rate_limited(target, wait)
             async with inner_stream(self._inner, call) as chunks:
                 async for chunk in chunks:
                     yield chunk
@@ -69,11 +81,8 @@ class KeyLayer:
                 metadata={"provider": target.provider},
             ) from err
         except ProviderRateLimitedError as err:
-            raise UserKeyRateLimitedError(
-                f"the user's own {target.provider} key is rate limited by the provider",
-                metadata={"provider": target.provider},
-                retry_after=err.retry_after,
-            ) from err
+            self._pause(target, key, err.retry_after)
+            raise _rate_limited(target, err.retry_after) from err
         except ProviderError as err:
             _scrub(err, key)  # an upstream that echoes the key, in any shape
             raise
@@ -101,6 +110,31 @@ class KeyLayer:
                 )
             return call, None
         return dataclasses.replace(call, api_key=key), key
+
+    def _paused(self, target: Target, key: SecretKey) -> float | None:
+        """Seconds the key still waits on the deployment (the upstream's Retry-After), or None."""
+        if self._pauses is None or not len(self._pauses):  # none paused: the key is not even read
+            return None
+        return self._pauses.remaining(target.deployment, key.reveal())
+
+    def _pause(self, target: Target, key: SecretKey, retry_after: float | None) -> None:
+        """Keep the upstream's Retry-After for this key on this deployment. Never raises (the error
+        path): a key that cannot be read is not paused."""
+        if self._pauses is None or retry_after is None:
+            return
+        try:
+            secret = key.reveal()
+        except (RuntimeError, SidecarError):
+            return
+        self._pauses.pause(target.deployment, secret, retry_after)
+
+
+def _rate_limited(target: Target, retry_after: float | None) -> UserKeyRateLimitedError:
+    return UserKeyRateLimitedError(
+        f"the user's own {target.provider} key is rate limited by the provider",
+        metadata={"provider": target.provider},
+        retry_after=retry_after,
+    )
 
 
 def _scrub(err: ProviderError, key: SecretKey) -> None:

@@ -139,6 +139,11 @@ class RouteLayer:
         full: list[Target] = []
         i = start
         while i < len(targets):
+            breaker = self._routing.breakers.get(targets[i].deployment)
+            if not breaker.admits():  # asked before its slot: neither taken nor waited for in vain
+                failures.append((targets[i].deployment, _circuit_open(targets[i], breaker)))
+                i += 1
+                continue
             if not held.take(targets[i].deployment):
                 full.append(targets[i])
                 i += 1
@@ -210,11 +215,10 @@ class RouteLayer:
         won = False  # another attempt won: those still racing lost (else the caller went away)
         try:
             done, _ = await self._clock.wait(racing, within=self._hedge_delay(config, primary.target))
-            if (
-                done
-                or not held.take(backup.deployment)
-                or not self._routing.breakers.get(backup.deployment).allow()
-            ):
+            breaker = self._routing.breakers.get(backup.deployment)
+            # its breaker asked before its slot is taken: an open one holds no slot while the
+            # primary goes on alone; admits() then the slot, then allow() (which takes a trial permit)
+            if done or not breaker.admits() or not held.take(backup.deployment) or not breaker.allow():
                 first = await next(iter(racing))
                 racing.clear()  # the primary won alone: nothing to cancel
                 return _Opened(primary, first)

@@ -124,20 +124,27 @@ class HttpClient:
         return await self._request_json("POST", url, _json_headers(headers), _encode(body), timeouts)
 
     async def get_json(
-        self, url: Url, *, headers: Mapping[str, str], timeouts: Timeouts, tolerate: Tolerated | None = None
+        self,
+        url: Url,
+        *,
+        headers: Mapping[str, str],
+        timeouts: Timeouts,
+        tolerate: Tolerated | None = None,
+        max_bytes: int = _MAX_JSON_BODY,
     ) -> Any:
-        """GET a JSON document; return it parsed or raise a classified ProviderError.
+        """GET a JSON document of at most `max_bytes`; return it parsed or raise a classified
+        ProviderError (a larger one: ProviderMalformedError, read no further than the bound).
 
         A failure status that `tolerate(status, headers)` accepts returns None instead (a probe for
         which "authenticated but not allowed to list" still proves the endpoint and the credential).
         """
         return await self._request_json(
-            "GET", url, _json_headers(headers, body=False), None, timeouts, tolerate
+            "GET", url, _json_headers(headers, body=False), None, timeouts, tolerate, max_bytes
         )
 
     async def _request_json(
         self, method: str, url: Url, headers: Mapping[str, str], data: bytes | None, timeouts: Timeouts,
-        tolerate: Tolerated | None = None,
+        tolerate: Tolerated | None = None, max_bytes: int = _MAX_JSON_BODY,
     ) -> Any:  # fmt: skip
         with map_http_errors(timeouts.deadline):
             with self._waiting(timeouts, from_slot=True) as slotted:
@@ -151,7 +158,7 @@ class HttpClient:
                     raise await self._status_error(resp, timeouts, headers)
                 async with self._clock.timeout(timeouts.next_wait()):
                     with self._waiting(timeouts):
-                        raw = await _read_bounded(resp, _MAX_JSON_BODY)
+                        raw = await _read_bounded(resp, max_bytes)
             finally:
                 resp.release()  # fully read: back to the pool; else closed
         return _decode(raw)
@@ -309,6 +316,11 @@ def map_http_errors(deadline: Deadline) -> Iterator[None]:
 
 
 async def _read_bounded(resp: http1.Response, limit: int) -> bytes:
+    """The whole body, or ProviderMalformedError once it passes `limit` (at once when its declared
+    Content-Length does: nothing of it is read)."""
+    declared = resp.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise ProviderMalformedError(f"upstream body larger than {limit} bytes")
     parts: list[bytes] = []
     size = 0
     while data := await resp.read_chunk():

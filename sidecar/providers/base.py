@@ -39,6 +39,10 @@ from sidecar.providers.upstream_errors import MIN_SECRET_CHARS, REDACTED, redact
 E = TypeVar("E")  # one event of an upstream stream, as its transport decodes it
 R = TypeVar("R")
 _SHAPE_ERRORS = (TypeError, AttributeError, KeyError, IndexError, RecursionError)
+# A probe's answer (a model list, one model, a list of one async invocation) is read up to this, not
+# the 32 MiB of any JSON answer: the largest real model lists are well under 1 MiB, and a broken or
+# hostile upstream answering more would have every probe of every deployment read and parse it.
+PROBE_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
 def parse_answer(parse: Callable[[E], R], data: E) -> R:
@@ -397,7 +401,9 @@ class HttpProvider:
         timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline)
         try:
             headers = await self._request_headers(None, timeouts)
-            data = await self._http.get_json(self._probe_url, headers=headers, timeouts=timeouts)
+            data = await self._http.get_json(
+                self._probe_url, headers=headers, timeouts=timeouts, max_bytes=PROBE_MAX_BODY_BYTES
+            )
         except DeadlineExceededError as exc:  # the deadline is the probe's own: the upstream was too slow
             raise ProviderTimeoutError("upstream did not answer the probe in time") from exc
         self._check_probe(data)

@@ -36,6 +36,7 @@ from sidecar.core.types import Chunk, FinishReason, Role, Secret, Usage
 from sidecar.providers._http import HttpClient, Progress, Timeouts, decode_json
 from sidecar.providers.aws_auth import AwsSigner
 from sidecar.providers.base import (
+    PROBE_MAX_BODY_BYTES,
     Capabilities,
     ProviderRequest,
     StreamEvent,
@@ -352,7 +353,9 @@ class BedrockProvider:
         try:
             headers = await self._headers("GET", self._probe, b"", accept, None, deadline)
             target = URL(self._probe, encoded=True)
-            data = await self._http.get_json(target, headers=headers, timeouts=timeouts, tolerate=_denied)
+            data = await self._http.get_json(
+                target, headers=headers, timeouts=timeouts, tolerate=_denied, max_bytes=PROBE_MAX_BODY_BYTES
+            )
         except DeadlineExceededError as exc:  # the deadline is the probe's own: the upstream was too slow
             raise ProviderTimeoutError("upstream did not answer the probe in time") from exc
         if data is None:

@@ -83,9 +83,12 @@ class UpstreamAttempt:
                 raise self._failed(
                     DeadlineExceededError("the deadline passed waiting for the first chunk")
                 ) from None
+            self._stats.no_first_token(self._clock.monotonic() - self._started)
             raise self._failed(FirstTokenTimeoutError(f"no first chunk within {limit:g} s")) from None
         except ProviderError as err:
             await self._not_the_callers(err)
+            if isinstance(err, ProviderTimeoutError) and not self._kept_back:  # nothing came in time
+                self._stats.no_first_token(self._clock.monotonic() - self._started)
             self._charge_kept_back()
             self._end(err.reason, error=err)
             raise

@@ -125,6 +125,13 @@ class CircuitBreaker:
             return True
         return False
 
+    def admits(self) -> bool:
+        """Would allow() say yes now? Takes nothing: asked before a deployment's slot is taken, so
+        a deployment its breaker refuses holds no slot, and one whose breaker admits it holds no
+        trial permit it did not use (allow() follows once the slot is got)."""
+        state = self.state()
+        return state is BreakerState.CLOSED or (state is BreakerState.HALF_OPEN and self._permits > 0)
+
     @property
     def epoch(self) -> int:
         """The openings so far: read when a call is admitted, passed back as its outcome's `admitted`."""

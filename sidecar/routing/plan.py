@@ -17,9 +17,17 @@ from sidecar.core.types import Call, Target
 from sidecar.providers.base import max_tokens_sent, needs
 from sidecar.providers.registry import capabilities
 from sidecar.routing.breaker import Breakers
+from sidecar.routing.key_pause import KeyPauses
 from sidecar.routing.retry import RetryBudgets
 from sidecar.routing.stats import Stats
-from sidecar.routing.strategy import CallShape, Candidate, ComplexityPolicy, complexity_score, order
+from sidecar.routing.strategy import (
+    CallShape,
+    Candidate,
+    ComplexityPolicy,
+    LatencyPolicy,
+    complexity_score,
+    order,
+)
 from sidecar.routing.table import Route, RouteTable
 from sidecar.telemetry.tracing import Tracing
 
@@ -47,9 +55,11 @@ class Routing:
     stats: Stats
     health: HealthView = field(default_factory=AlwaysHealthy)
     complexity: ComplexityPolicy = field(default_factory=ComplexityPolicy)
+    latency: LatencyPolicy = field(default_factory=LatencyPolicy)
     rng: random.Random = field(default_factory=random.Random)
     tracing: Tracing = field(default_factory=Tracing.disabled)  # a child span per upstream attempt
     tokens: Tokenizers = field(default_factory=lambda: Tokenizers({}))  # the one counting service
+    key_pauses: KeyPauses | None = None  # users' own keys told to wait by a 429's Retry-After
 
 
 def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
@@ -71,9 +81,8 @@ def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
     need = needs(call.params, call.messages)
     usable = _usable(route, call, _capable(route, need), need)
     candidates = [_candidate(routing, route, i, call) for i in usable]
-    ordered = [
-        c.target for c in order(route.config.strategy, candidates, shape, routing.rng, routing.complexity)
-    ]
+    ranked = order(route.config.strategy, candidates, shape, routing.rng, routing.complexity, routing.latency)
+    ordered = [c.target for c in ranked]
     if not ordered:
         raise ContextTooLongError(prompt_tokens, max(c.context_window for c in candidates))
     healthy = [t for t in ordered if routing.health.healthy(t.deployment)]

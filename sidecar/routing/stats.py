@@ -38,6 +38,13 @@ class DeploymentStats:
         self.ewma_ttft = _ewma(self.ewma_ttft, seconds)
         self._ttfts.append(seconds)
 
+    def no_first_token(self, seconds: float) -> None:
+        """An attempt timed out after `seconds` with no first token: its time to first token is at
+        least that, so the average moves as with a sample of it (a deployment that turned slow past
+        the timeout no longer keeps the fast average it had). The p95 hedging waits for is of first
+        tokens that came; a timeout is not one."""
+        self.ewma_ttft = _ewma(self.ewma_ttft, seconds)
+
     def finished(self, seconds: float, *, ok: bool, error: str | None, at: float) -> None:
         """An attempt ended: successes feed the latency average; the deployment's own failures
         (not a caller's bad request, cancellation or key) become its last error."""

@@ -60,6 +60,19 @@ class ComplexityPolicy:
             raise ValueError("need 0 <= simple_below <= complex_above <= 1")
 
 
+@dataclass(frozen=True, slots=True)
+class LatencyPolicy:
+    """How `latency` treats a deployment with no time yet (new, or never answered): behind every
+    deployment with one, except on `explore_ratio` of the calls, where one such goes first (so it
+    gets its first answers and a time; one that fails every call costs that share, and a fallback)."""
+
+    explore_ratio: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.explore_ratio <= 1.0:
+            raise ValueError("explore_ratio must be in [0, 1]")
+
+
 # --- complexity score --------------------------------------------------------------------------------
 
 W_LENGTH, W_CONVERSATION, W_STRUCTURE, W_QUESTIONS = 0.35, 0.10, 0.30, 0.25
@@ -159,6 +172,7 @@ def order(
     shape: CallShape,
     rng: random.Random,
     complexity: ComplexityPolicy = ComplexityPolicy(),
+    latency: LatencyPolicy = LatencyPolicy(),
 ) -> list[Candidate]:
     """All candidates that fit the call, best first by `strategy`; [] if none can hold the prompt."""
     if strategy not in STRATEGY_NAMES:
@@ -170,7 +184,7 @@ def order(
         case "weighted":
             return _weighted(pool, rng)
         case "latency":
-            return _two_choices(pool, rng)
+            return _by_latency(pool, rng, latency.explore_ratio)
         case "cost":
             return _cheapest(pool, shape)
         case "least_busy":
@@ -216,20 +230,32 @@ def _pick_weighted(pool: Sequence[Candidate], rng: random.Random) -> int:
     return len(pool) - 1  # float rounding left the point on the upper edge
 
 
-def _latency(c: Candidate) -> float:
-    """EWMA time to first token, else total time; unknown counts as 0 so new deployments get tried."""
-    seconds = c.ewma_ttft if c.ewma_ttft is not None else c.ewma_total
-    return 0.0 if seconds is None else seconds
+def _latency(c: Candidate) -> float | None:
+    """EWMA time to first token, else total time; None for a deployment that never answered."""
+    return c.ewma_ttft if c.ewma_ttft is not None else c.ewma_total
+
+
+def _by_latency(pool: Sequence[Candidate], rng: random.Random, explore_ratio: float) -> list[Candidate]:
+    """The deployments with a time first, by power of two choices; those with none (new, or never
+    answered) after them, except on `explore_ratio` of the calls with both kinds, where a random one
+    of them goes first (so it gets a time; one failing every call costs that share of calls)."""
+    timed = [c for c in pool if _latency(c) is not None]
+    untimed = [c for c in pool if _latency(c) is None]
+    explored: list[Candidate] = []
+    if timed and untimed and rng.random() < explore_ratio:
+        explored.append(untimed.pop(rng.randrange(len(untimed))))
+    return explored + _two_choices(timed, rng) + _two_choices(untimed, rng)
 
 
 def _two_choices(pool: Sequence[Candidate], rng: random.Random) -> list[Candidate]:
-    """Power of two choices: of two random candidates the faster goes next; the other stays in the draw."""
+    """Power of two choices: of two random candidates the faster goes next; the other stays in the
+    draw. Equal times (or none) go by configured order."""
     remaining = list(pool)
     ranked: list[Candidate] = []
     while len(remaining) > 1:
         i, j = rng.sample(range(len(remaining)), 2)
         a, b = remaining[i], remaining[j]
-        best = i if (_latency(a), a.position) <= (_latency(b), b.position) else j
+        best = i if (_latency(a) or 0.0, a.position) <= (_latency(b) or 0.0, b.position) else j
         ranked.append(remaining.pop(best))
     return ranked + remaining
 

@@ -21,7 +21,7 @@ from sidecar.core.errors import (
 )
 from sidecar.providers._http import HttpClient
 from sidecar.providers.anthropic import AnthropicProvider
-from sidecar.providers.base import HttpProvider
+from sidecar.providers.base import PROBE_MAX_BODY_BYTES, HttpProvider
 from sidecar.providers.echo import EchoProvider
 from sidecar.providers.openai import OpenAIProvider
 from sidecar.routing.probe import HealthProber, ProbePolicy, provider_probes
@@ -187,3 +187,77 @@ async def test_prober_marks_a_real_upstream_down_and_up_again(
     assert prober.healthy("oai")
     assert [s.path for s in upstream.seen] == ["/v1/models"] * 5  # never a generation call
     assert all(OAI_KEY not in r.getMessage() and OAI_KEY not in str(vars(r)) for r in caplog.records)
+
+
+class HugeModelList:
+    """A loopback OpenAI-wire upstream whose model list is a valid 20 MiB JSON document, written in
+    64 KiB pieces (chunked, or with its Content-Length); it records how much of it it got to write
+    before the client went away."""
+
+    PIECE = b'{"id":"m","object":"model","owned_by":"x","pad":"' + b"x" * 65_400 + b'"},'
+
+    def __init__(self, *, declared: bool) -> None:
+        self.declared, self.written, self.requests = declared, 0, 0
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def body_parts(self) -> list[bytes]:
+        pieces = [self.PIECE] * 320  # ~20 MiB
+        return [b'{"object":"list","data":[', *pieces, b'{"id":"last","object":"model"}]}']
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        parts = self.body_parts()
+        resp = web.StreamResponse(headers={"content-type": "application/json"})
+        if self.declared:
+            resp.content_length = sum(map(len, parts))
+        await resp.prepare(request)
+        for part in parts:
+            await resp.write(part)
+            self.written += len(part)
+        await resp.write_eof()
+        return resp
+
+    async def __aenter__(self) -> HugeModelList:
+        app = web.Application()
+        app.router.add_get("/v1/models", self.handle)
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+@pytest.mark.parametrize("declared", [False, True], ids=["chunked", "content-length"])
+async def test_a_probe_reads_a_huge_model_list_only_up_to_its_own_bound(
+    http: HttpClient, declared: bool
+) -> None:
+    """A probe read the model list up to the 32 MiB bound of any JSON answer: a broken or hostile
+    upstream answering 20 MiB made every probe (each deployment, every 15 s) read and parse all of
+    it, and passed. A probe now reads at most PROBE_MAX_BODY_BYTES, and more is a failed probe."""
+    async with HugeModelList(declared=declared) as upstream:
+        with pytest.raises(ProviderMalformedError, match=f"larger than {PROBE_MAX_BODY_BYTES} bytes"):
+            await openai(http, upstream.url).probe(deadline=soon())
+        assert upstream.requests == 1
+        # the connection was dropped early: what the upstream got written is the bound plus what
+        # the loopback socket buffers hold, far from the whole list
+        assert upstream.written < 16 * 1024 * 1024, upstream.written
+
+
+async def test_a_probe_answer_that_drips_is_bounded_by_the_probe_timeout(http: HttpClient) -> None:
+    """A model list sent a byte at a time never ties a probe up past its own deadline."""
+    upstream = Upstream()
+    await upstream.start()
+    try:
+        upstream.push(Reply.json("openai/models.json", byte_delay=0.05))
+        started = CLOCK.monotonic()
+        with pytest.raises(ProviderTimeoutError):
+            await openai(http, upstream.url).probe(deadline=soon(0.5))
+        assert CLOCK.monotonic() - started < 2.0
+    finally:
+        await upstream.close()

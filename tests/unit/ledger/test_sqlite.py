@@ -129,6 +129,37 @@ async def test_the_wal_is_cut_back_once_a_long_report_let_it_grow(
     assert after < grown / 2  # cut to 1 MB at the reset, then the writes after it (kept: 4.6 MB)
 
 
+async def test_reports_back_to_back_do_not_let_the_wal_grow_without_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pollers reading GetUsage back to back: some report always holds a snapshot, so the writer's
+    own checkpoints never restart the WAL (0.7 MB a second at 400 records a second, without end).
+    The reader cuts the -wal file after a report once it passes the limit."""
+    from sidecar.ledger import sqlite as ledger_sqlite
+    from sidecar.ledger.record import GroupBy, UsageQuery
+    from tests.unit.ledger.test_writer import record
+
+    monkeypatch.setattr(ledger_sqlite, "WAL_SIZE_LIMIT", 1_000_000)
+    wal = tmp_path / "usage.db-wal"
+    store = SqliteLedger(tmp_path / "usage.db")
+    await store.open()
+    held = sqlite3.connect(tmp_path / "usage.db")  # the report before, still reading as writes go on
+    held.execute("BEGIN")
+    held.execute("SELECT count(*) FROM usage_records").fetchall()
+    try:
+        for b in range(20):
+            await store.write([record(b * 500 + i) for i in range(500)])
+        grown = wal.stat().st_size
+        held.execute("COMMIT")  # that report ends as the next one (below) runs
+        await store.usage(UsageQuery("t", 0, 2e9, GroupBy.USER))
+        after = wal.stat().st_size
+    finally:
+        held.close()
+        await store.aclose()
+    assert grown > 3_000_000
+    assert after == 0
+
+
 async def test_cost_micros_add_up_to_the_calls_own(tmp_path: Path) -> None:
     store = SqliteLedger(tmp_path / "usage.db")
     await store.open()

@@ -718,3 +718,32 @@ async def test_a_caller_leaving_during_hidden_thinking_is_charged_the_thought(cl
         await consumer
     assert call.record.usage == Usage(10, 7)
     assert [a.outcome for a in call.record.attempts] == ["CANCELLED"]
+
+
+async def test_latency_routing_sends_few_calls_to_a_deployment_that_never_answers(clock: FakeClock) -> None:
+    """`latency` counted a deployment with no time yet as the fastest: one failing every call never
+    got a time, so it was tried first whenever drawn (about two calls in three of three deployments),
+    each such call paying a failed attempt before the fallback."""
+    script = Script({"a": ([], ProviderUnavailableError("503"))}, clock)
+    r = routing(clock, policy(strategy="latency"), BreakerPolicy(min_requests=10_000))
+    handler = layer(script, clock, r)
+    for _ in range(200):
+        assert await run(handler, make_call(clock)) == [FINAL]
+    tried = script.called.count("a")
+    assert 1 <= tried <= 25, tried  # the explore share (5 %), not two in three
+
+
+async def test_latency_routing_learns_that_a_fast_deployment_now_times_out(clock: FakeClock) -> None:
+    """A first-token timeout gave the deployment no time at all: its EWMA stayed as fast as it once
+    was, so `latency` went on trying it first, each call waiting out first_token_timeout_seconds
+    before its fallback (until the breaker tripped, if it did)."""
+    script = Delayed({}, clock, delays={"a": 5.0})
+    route = policy(strategy="latency", first_token_timeout_seconds=1.0)
+    r = routing(clock, route, BreakerPolicy(min_requests=10_000))
+    r.stats.get("a").first_token(0.1)  # once fast
+    r.stats.get("b").first_token(0.5)
+    r.stats.get("c").first_token(0.5)
+    handler = layer(script, clock, r)
+    for _ in range(20):
+        assert await run(handler, make_call(clock)) == [FINAL]
+    assert script.started.count("a") <= 3, script.started.count("a")

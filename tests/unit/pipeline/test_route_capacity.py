@@ -13,13 +13,13 @@ import pytest
 
 from sidecar.admission.deployments import DeploymentSlots
 from sidecar.admission.queue import AdmissionQueue, OverloadedError
-from sidecar.core.errors import DeadlineExceededError, ProviderUnavailableError
+from sidecar.core.errors import DeadlineExceededError, ProvidersUnavailableError, ProviderUnavailableError
 from sidecar.core.priority import Priority
 from sidecar.core.types import Call, Chunk
 from sidecar.pipeline.route import RouteLayer
 from tests.conftest import FakeClock
 from tests.support.calls import make_call
-from tests.unit.pipeline.test_route import FINAL, Script, routing
+from tests.unit.pipeline.test_route import FINAL, Delayed, Script, hedged, routing
 
 
 @pytest.fixture
@@ -143,3 +143,40 @@ async def test_a_waiting_call_takes_the_first_deployment_to_free_up(clock: FakeC
     for stream in streams[:2]:
         await stream.aclose()
     assert running(s) == {"a": 0, "b": 0, "c": 1}  # the waiting call's stream still holds c
+
+
+async def test_a_hedge_backup_whose_breaker_is_open_takes_no_slot() -> None:
+    """The hedge asked the backup's breaker after taking its slot: with the breaker open the backup
+    was not raced, yet its slot stayed taken while the primary waited for its first chunk."""
+    clock = FakeClock()
+    s = slots(clock, b=1)
+    r = routing(clock, hedged())
+    r.breakers.get("b").record_failure(retry_after=60)  # b paused by its upstream
+    handler = RouteLayer(Delayed({}, clock, delays={"a": 5.0}), routing=r, clock=clock, slots=s)
+    served = asyncio.ensure_future(anext(handler(call(clock))))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    clock.advance(0.05)  # past the hedge delay: b is not raced (its breaker is open)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert running(s) == {"b": 0}  # nor is its only slot held while a is slow
+    clock.advance(5)
+    assert await served == FINAL
+
+
+async def test_a_full_deployment_whose_breaker_is_open_is_not_waited_for(clock: FakeClock) -> None:
+    """Every other deployment failed and b is full: the call waited in b's queue (taking a place
+    others could have) only to be refused by b's open breaker once a slot came."""
+    s = slots(clock, b=1)
+    script = Script({"a": ([], ProviderUnavailableError("503"))}, clock)
+    r = routing(clock)
+    handler = RouteLayer(script, routing=r, clock=clock, slots=s)
+    holder = await opened(handler, call(clock))  # a fails, b serves and keeps its slot
+    assert running(s) == {"b": 1}
+    r.breakers.get("b").record_failure(retry_after=60)  # now b's upstream says wait
+    script.plans["c"] = ([], ProviderUnavailableError("503"))
+    with pytest.raises(ProvidersUnavailableError) as info:
+        await anext(handler(call(clock)))
+    assert "b: CIRCUIT_OPEN" in info.value.message
+    assert s.queue("b").depth() == 0  # type: ignore[union-attr]
+    await holder.aclose()

@@ -117,6 +117,16 @@ def test_half_open_permits_are_consumed_and_released(clock: FakeClock) -> None:
     assert [b.allow() for _ in range(4)] == [True, True, True, False]
 
 
+def test_admits_answers_as_allow_would_and_takes_no_permit(clock: FakeClock) -> None:
+    assert breaker(clock).admits()
+    b = tripped(clock)
+    assert not b.admits()
+    clock.advance(POLICY.cooldown_seconds)
+    assert [b.admits() for _ in range(5)] == [True] * 5  # asking takes no trial permit
+    assert [b.allow() for _ in range(3)] == [True, True, True]
+    assert not b.admits() and not b.allow()
+
+
 def test_release_is_a_noop_unless_half_open(clock: FakeClock) -> None:
     b = breaker(clock)
     b.release()

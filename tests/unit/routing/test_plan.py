@@ -6,11 +6,12 @@ import dataclasses
 
 import pytest
 
-from sidecar.config.schema import CapabilityOverrides, Policy
+from sidecar.config.schema import CapabilityOverrides, Config, Policy
 from sidecar.core.errors import ContextTooLongError
 from sidecar.core.types import GenerationParams, Reasoning, ResponseFormat
+from sidecar.deps import build_routing
 from sidecar.routing.breaker import BreakerPolicy, Breakers
-from sidecar.routing.plan import NoCapableDeploymentError, Routing, plan
+from sidecar.routing.plan import AlwaysHealthy, NoCapableDeploymentError, Routing, plan
 from sidecar.routing.retry import BudgetPolicy, RetryBudgets
 from sidecar.routing.stats import Stats
 from sidecar.routing.table import RouteTable
@@ -157,3 +158,22 @@ def test_an_anthropic_thinking_budget_is_part_of_the_answer_the_window_must_hold
     large = table.resolve("").deployments[1].model_copy(update={"capabilities": reasons})
     route = dataclasses.replace(table.resolve(""), deployments=(table.resolve("").deployments[0], large))
     assert [t.deployment for t in plan(r, route, call)] == ["large"]
+
+
+def test_the_latency_explore_share_is_configured_under_policy_routing_latency() -> None:
+    raw = {
+        "policy": {
+            "default_route": "main",
+            "deployments": {n: {"provider": "echo", "model": n} for n in ("new", "timed")},
+            "routes": {"main": {"deployments": ["new", "timed"], "strategy": "latency"}},
+            "routing": {"latency": {"explore_ratio": 0}, "probes": {"enabled": False}},
+        }
+    }
+    clock = FakeClock()
+    r = build_routing(Config.model_validate(raw), clock, AlwaysHealthy())
+    r.stats.get("timed").first_token(0.5)
+    call = make_call(clock)
+    route = r.table.resolve("main")
+    assert {plan(r, route, call)[0].deployment for _ in range(200)} == {"timed"}  # never explored
+    with pytest.raises(ValueError, match="explore_ratio"):
+        Config.model_validate({"policy": {**raw["policy"], "routing": {"latency": {"explore_ratio": 1.5}}}})

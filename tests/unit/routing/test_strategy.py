@@ -13,6 +13,7 @@ from sidecar.routing.strategy import (
     CallShape,
     Candidate,
     ComplexityPolicy,
+    LatencyPolicy,
     StrategyName,
     complexity_score,
     estimate_cost,
@@ -142,13 +143,34 @@ def test_latency_prefers_lower_ewma_most_of_the_time() -> None:
     assert firsts[3] == 0  # the slowest can never win a pair
 
 
-def test_latency_unknown_counts_as_zero_and_total_is_the_fallback() -> None:
-    new, slow_total, fast = cand(0), cand(1, total=2.0), cand(2, ttft=0.3, total=5.0)
+def test_latency_ttft_wins_over_total_and_total_is_the_fallback() -> None:
+    slow_total, fast = cand(0, total=2.0), cand(1, ttft=0.3, total=5.0)
     for seed in range(20):
-        ranked = order("latency", [slow_total, fast, new], SHAPE, rng(seed))
-        assert ranked[-1] is slow_total  # loses to both: 2.0 > 0.3 (ttft wins over total) and > 0
-    for seed in range(20):
-        assert order("latency", [new, fast], SHAPE, rng(seed))[0] is new
+        assert order("latency", [slow_total, fast], SHAPE, rng(seed))[0] is fast
+
+
+def test_latency_ranks_a_deployment_never_timed_behind_every_timed_one() -> None:
+    """Unknown latency counted as 0 (the best): a deployment that never answered (new, or failing
+    every call so it never gets a time) won every pair, ahead of a known-fast one."""
+    new, slow, fast = cand(0), cand(1, ttft=2.0), cand(2, ttft=0.3)
+    none = LatencyPolicy(explore_ratio=0.0)
+    for seed in range(50):
+        assert order("latency", [new, slow, fast], SHAPE, rng(seed), latency=none)[-1] is new
+        assert order("latency", [new, fast], SHAPE, rng(seed), latency=none)[0] is fast
+
+
+def test_latency_explores_a_never_timed_deployment_on_a_small_share_of_calls() -> None:
+    """So a new deployment gets its first answers (and a time) and a failing one costs few calls."""
+    new, fast = cand(0), cand(1, ttft=0.3)
+    r, draws = rng(42), 4000
+    firsts = Counter(order("latency", [new, fast], SHAPE, r)[0].position for _ in range(draws))
+    assert firsts[0] / draws == pytest.approx(LatencyPolicy().explore_ratio, abs=0.015)
+
+
+def test_latency_with_nothing_timed_yet_has_nothing_to_explore_against() -> None:
+    cs = [cand(i) for i in range(4)]
+    for seed in range(20):  # all unknown: every pair ties, settled by position, as before
+        assert sorted(names(order("latency", cs, SHAPE, rng(seed)))) == sorted(names(cs))
 
 
 def test_latency_returns_every_candidate_once() -> None:
