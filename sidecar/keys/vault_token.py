@@ -6,7 +6,9 @@ out, every wrap and unwrap is refused. At start the token is looked up (`auth/to
 a token without a TTL (a root or periodic-less service token made with no TTL) needs nothing; one
 that is not renewable is logged as such (it will expire; nothing here can help). A renewable one is
 renewed (`auth/token/renew-self`) when two thirds of its TTL have passed, and again after each
-renewal, until Vault no longer extends it (its max TTL): then a warning says when it expires.
+renewal, until Vault caps it at its max TTL (it warns so; or the renewal no longer extends it):
+then a warning says when it expires. (Renewed again at its max TTL, Vault would only answer
+"past the max TTL" with a 500, then 403.)
 
 A lookup or renewal that fails is logged (its error class, never the token) and counted
 (`outcome="failed"`), and tried again after a backoff (1 s, doubling to 30 s), never later than
@@ -41,11 +43,12 @@ MIN_EXTENSION_SECONDS = 1.0
 
 @dataclass(frozen=True, slots=True)
 class TokenLease:
-    """What Vault says of the token: seconds it has left (0: it does not expire), and whether it may be
-    renewed."""
+    """What Vault says of the token: seconds it has left (0: it does not expire), whether it may be
+    renewed, and whether this renewal was capped by its max TTL (Vault warns so)."""
 
     ttl: float
     renewable: bool
+    capped: bool = False
 
 
 class RenewalObserver(Protocol):
@@ -86,7 +89,9 @@ class TokenRenewal:
                 return
             self._count("renewed")
             least = min(MIN_EXTENSION_SECONDS, lease.ttl / 10)  # a TTL of a second or two, as in tests
-            if renewed.ttl > 0 and self._clock.monotonic() + renewed.ttl < expires_at + least:
+            if renewed.capped or (
+                renewed.ttl > 0 and self._clock.monotonic() + renewed.ttl < expires_at + least
+            ):
                 _log.warning(
                     "the Vault token has reached its max TTL and is no longer extended: it expires "
                     "in %.0f s; give the sidecar a new token (or use Kubernetes auth) before then",

@@ -325,7 +325,10 @@ def _lease(reply: Any, section: str, member: str) -> TokenLease:
     renewable = body.get("renewable") if isinstance(body, dict) else None
     if not isinstance(ttl, int) or isinstance(ttl, bool) or not isinstance(renewable, bool):
         raise _malformed(f"{section}.{member}")
-    return TokenLease(float(ttl), renewable)
+    warnings = reply.get("warnings") if isinstance(reply, dict) else None
+    # 'TTL of "1h" exceeded the effective max_ttl of "20m"; TTL value is capped accordingly'
+    capped = isinstance(warnings, list) and any(isinstance(w, str) and "max_ttl" in w for w in warnings)
+    return TokenLease(float(ttl), renewable, capped)
 
 
 def _derivation_context(context: KeyContext) -> str:

@@ -21,7 +21,7 @@ from tests.support.openbao import OpenBao
 from tests.support.upstream import Upstream
 
 pytestmark = pytest.mark.integration
-TTL_SECONDS = 3
+TTL_SECONDS = 5  # renewed 1.7 s before it runs out: room for a loaded machine
 
 
 def short_lived_token(bao: OpenBao, **options: Any) -> str:
@@ -55,14 +55,14 @@ async def test_a_renewable_token_is_renewed_and_user_keys_keep_working_past_its_
     s = await serve(config(upstream, vault_keys(openbao, tmp_path)), {**ENV, "VAULT_TOKEN": token})
     with caplog.at_level(logging.DEBUG):
         ref = await register(s, ALICE_OPENAI)
-        await asyncio.sleep(4 * TTL_SECONDS)  # the token's first TTL has long passed
+        await asyncio.sleep(3 * TTL_SECONDS)  # the token's first TTL has long passed
         upstream.push(ok())
         assert text_of(await s.stub.Generate(req("required", ref=ref))) == HELLO  # unwrapped now
         await register(s, ALICE_OPENAI, user_id="bob")  # and a new data key wrapped
     left = openbao.client().auth.token.lookup(token)["data"]["ttl"]
     assert 0 < left <= TTL_SECONDS
     metrics = await asyncio.to_thread(scrape, s.sidecar.metrics_port)
-    assert metrics['sidecar_key_token_renewals_total{outcome="renewed"}'] >= 4
+    assert metrics['sidecar_key_token_renewals_total{outcome="renewed"}'] >= 3
     assert metrics.get('sidecar_key_token_renewals_total{outcome="failed"}', 0.0) == 0.0
     assert token not in caplog.text
 
@@ -73,8 +73,9 @@ async def test_a_token_past_its_max_ttl_is_reported_and_the_renewal_stops(
     token = short_lived_token(openbao, explicit_max_ttl=f"{2 * TTL_SECONDS}s")
     with caplog.at_level(logging.WARNING, logger="sidecar.keys"):
         s = await serve(config(upstream, vault_keys(openbao, tmp_path)), {**ENV, "VAULT_TOKEN": token})
-        await asyncio.sleep(3 * TTL_SECONDS)
+        await asyncio.sleep(2.5 * TTL_SECONDS)  # renewed at 3.3 s, then capped at 6.7 s
     assert "reached its max TTL" in caplog.text and token not in caplog.text
+    assert "could not renew" not in caplog.text and "has expired" not in caplog.text
     reply = await s.stub.ListKeys(keys_pb2.ListKeysRequest(tenant_id="acme", user_id="alice"))
     assert not reply.keys  # the sidecar still serves what needs no key backend
 

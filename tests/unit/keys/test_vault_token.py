@@ -25,6 +25,7 @@ class FakeVault:
         self.max_expiry = self.issued + max_ttl
         self.calls: list[tuple[str, float]] = []
         self.down = False
+        self.warns_when_capped = False
 
     def _answer(self, what: str) -> None:
         self.calls.append((what, self.clock.monotonic()))
@@ -39,8 +40,10 @@ class FakeVault:
 
     async def renew(self) -> TokenLease:
         self._answer("renew")
-        self.expires = min(self.clock.monotonic() + self.ttl, self.max_expiry)
-        return TokenLease(self.expires - self.clock.monotonic(), self.renewable)
+        wanted = self.clock.monotonic() + self.ttl
+        self.expires = min(wanted, self.max_expiry)
+        capped = self.warns_when_capped and wanted > self.max_expiry
+        return TokenLease(self.expires - self.clock.monotonic(), self.renewable, capped)
 
 
 class Outcomes(Counter[str]):
@@ -109,6 +112,23 @@ async def test_an_expired_token_stops_the_renewal_with_an_error(caplog: pytest.L
     calls = len(vault.calls)
     await run_for(clock, 120)
     assert len(vault.calls) == calls and clock.pending() == 0  # stopped: no more calls, no timer
+    await renewal.aclose()
+
+
+async def test_a_renewal_vault_says_it_capped_at_the_max_ttl_is_the_last(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    vault = FakeVault(clock, ttl=60, max_ttl=110)
+    vault.warns_when_capped = True
+    renewal = TokenRenewal(vault.lookup, vault.renew, clock)
+    renewal.start()
+    await settle()
+    with caplog.at_level(logging.WARNING):
+        await run_for(clock, 300)
+    # at 80 s Vault grants 30 s, not 60 (a longer extension than a tenth of the TTL): capped all the same
+    assert [t for what, t in vault.calls if what == "renew"] == [1040.0, 1080.0]
+    assert "reached its max TTL" in caplog.text and "expires in 30 s" in caplog.text
     await renewal.aclose()
 
 
