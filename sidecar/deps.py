@@ -210,6 +210,7 @@ def build_admission(cfg: Config, clock: Clock, metrics: Metrics) -> AdmissionQue
         return None
     observer = AdmissionObserver(
         on_depth=lambda p, depth: metrics.admission_queue_depth(p.label, depth),
+        on_tenants=lambda p, tenants: metrics.admission_queued_tenants(p.label, tenants),
         on_waited=lambda p, seconds: metrics.admission_waited(p.label, seconds),
         on_shed=lambda p: metrics.admission_shed_call(p.label),
         on_in_flight=metrics.admission_running_calls,

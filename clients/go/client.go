@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"strconv"
@@ -31,6 +32,10 @@ const (
 	AddressEnv = "ORCHESTRATOR_SIDECAR_ADDRESS"
 	// TokenEnv names the environment variable with the shared token sent on every call.
 	TokenEnv = "ORCHESTRATOR_SIDECAR_TOKEN"
+	// DefaultMaxReplyBytes is the largest reply a call accepts unless WithMaxReplyBytes says
+	// otherwise, the same in every client: the largest the sidecar may be set to send
+	// (embeddings.max_reply_bytes goes up to 256 MiB; an upstream's answer is relayed up to 64 MiB).
+	DefaultMaxReplyBytes = 256 << 20
 )
 
 // Client is a connection to the sidecar. Its stubs (Generation, Conversations, Quota, Keys,
@@ -47,10 +52,11 @@ type Client struct {
 }
 
 type settings struct {
-	address  string
-	token    *string
-	retry    *RetryPolicy
-	dialOpts []grpc.DialOption
+	address       string
+	token         *string
+	retry         *RetryPolicy
+	maxReplyBytes int
+	dialOpts      []grpc.DialOption
 }
 
 // Option configures New.
@@ -67,6 +73,11 @@ func WithToken(token string) Option { return func(s *settings) { s.token = &toke
 // RESOURCE_EXHAUSTED per policy. Switch is never retried (see Switch).
 func WithRetry(policy RetryPolicy) Option { return func(s *settings) { s.retry = &policy } }
 
+// WithMaxReplyBytes sets the largest reply a call accepts (default DefaultMaxReplyBytes); a larger
+// one fails RESOURCE_EXHAUSTED ("received message larger than max"). New refuses n outside 1 to
+// math.MaxInt32, the range every client takes.
+func WithMaxReplyBytes(n int) Option { return func(s *settings) { s.maxReplyBytes = n } }
+
 // WithDialOptions adds gRPC dial options (interceptors, tracing) after the client's own.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(s *settings) { s.dialOpts = append(s.dialOpts, opts...) }
@@ -75,7 +86,7 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // New connects lazily (the first call dials): explicit options win, then the environment, then
 // the defaults.
 func New(opts ...Option) (*Client, error) {
-	s := settings{}
+	s := settings{maxReplyBytes: DefaultMaxReplyBytes}
 	for _, opt := range opts {
 		opt(&s)
 	}
@@ -89,6 +100,9 @@ func New(opts ...Option) (*Client, error) {
 	if strings.IndexFunc(token, func(r rune) bool { return r < ' ' || r > '~' }) >= 0 {
 		return nil, errors.New("orchestrator: the sidecar token has characters an HTTP header cannot carry (control or non-ASCII)")
 	}
+	if s.maxReplyBytes < 1 || s.maxReplyBytes > math.MaxInt32 {
+		return nil, fmt.Errorf("orchestrator: WithMaxReplyBytes(%d): the largest reply must be 1 to %d bytes", s.maxReplyBytes, math.MaxInt32)
+	}
 	dial := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// A localhost peer: ping a silent connection no more often than servers allow by default
@@ -98,6 +112,7 @@ func New(opts ...Option) (*Client, error) {
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 			MinConnectTimeout: 5 * time.Second,
 		}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.maxReplyBytes)),
 	}
 	if token != "" {
 		dial = append(dial, grpc.WithPerRPCCredentials(bearer(token)))

@@ -4,7 +4,8 @@ The route layer takes a deployment's slot before its first attempt and skips a f
 the next one of the plan. When no deployment served and some were full, the call waits in the
 priority queue of every full one at once (each bounded by `admission.queue_size`, the call's
 deadline and `max_wait_seconds`): the first slot granted is kept and the other waits are withdrawn,
-so the call takes whichever deployment frees first, in priority order like the sidecar-wide queue.
+so the call takes whichever deployment frees first, in priority order (then the tenants in turn)
+like the sidecar-wide queue.
 Shed from every queue (lowest priority first), it fails with UNAVAILABLE/OVERLOADED and a RetryInfo
 (metadata `deployment`). A slot is held until the call's stream ends, however it ends; slots of
 deployments that failed are given back at once. A wait and a shed call are reported once each.
@@ -67,9 +68,12 @@ class HeldSlots:
         self._held.append((deployment, queue))
         return True
 
-    async def wait(self, deployments: Sequence[str], priority: Priority, deadline: Deadline) -> str:
-        """Wait in every listed deployment's queue; the deployment whose slot came first (the first
-        listed, when several came at once). OverloadedError when every queue shed the call,
+    async def wait(
+        self, deployments: Sequence[str], priority: Priority, deadline: Deadline, tenant: str = ""
+    ) -> str:
+        """Wait in every listed deployment's queue (taking the tenant's turn among the tenants waiting
+        at its priority); the deployment whose slot came first (the first listed, when several came
+        at once). OverloadedError when every queue shed the call,
         DeadlineExceededError when its deadline passed."""
         slots = self._slots
         queues = [(d, q) for d in deployments if (q := self._queue(d)) is not None]
@@ -77,7 +81,7 @@ class HeldSlots:
             return next(d for d in deployments if self._queue(d) is None)  # an unlimited one
         started = slots.clock.monotonic()
         try:
-            deployment, queue = await _first_granted(queues, priority, deadline, slots.clock)
+            deployment, queue = await _first_granted(queues, priority, deadline, tenant, slots.clock)
         except DeadlineExceededError:
             raise
         except Exception:
@@ -106,12 +110,18 @@ class HeldSlots:
 
 
 async def _first_granted(
-    queues: list[tuple[str, AdmissionQueue]], priority: Priority, deadline: Deadline, clock: Clock
+    queues: list[tuple[str, AdmissionQueue]],
+    priority: Priority,
+    deadline: Deadline,
+    tenant: str,
+    clock: Clock,
 ) -> tuple[str, AdmissionQueue]:
     """Acquire from every queue at once; keep the first slot (in list order among simultaneous
     ones), give back any other granted, withdraw the rest. Raise the deadline's error if any queue
     saw it pass, else the first queue's error, once every queue has failed."""
-    waits = {asyncio.ensure_future(q.acquire(priority, deadline)): i for i, (_, q) in enumerate(queues)}
+    waits = {
+        asyncio.ensure_future(q.acquire(priority, deadline, tenant)): i for i, (_, q) in enumerate(queues)
+    }
     errors: list[BaseException] = []
     try:
         pending: set[asyncio.Task[None]] = set(waits)

@@ -8,9 +8,10 @@ from sidecar.config.model import ConfigModel
 
 
 class AdmissionPolicy(ConfigModel):
-    """`capacity` calls run at once; up to `queue_size` more wait in priority order (then arrival),
-    each at most until its deadline (and `max_wait_seconds`, when set). A full queue sheds the lowest
-    priority with UNAVAILABLE/OVERLOADED and a RetryInfo of `retry_after_seconds`.
+    """`capacity` calls run at once; up to `queue_size` more wait in priority order (then the tenants
+    in turn, then arrival), each at most until its deadline (and `max_wait_seconds`, when set). A full
+    queue sheds the lowest priority (then the tenant holding the most of it) with
+    UNAVAILABLE/OVERLOADED and a RetryInfo of `retry_after_seconds`.
 
     `deployments` caps single deployments the same way (each with its own queue of `queue_size`):
     the route skips a full deployment for the next one and waits by priority only when every

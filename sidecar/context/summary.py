@@ -164,7 +164,12 @@ class Summarizer:
         covered = (previous.messages if previous is not None else 0) + len(dropped)
         summary = ConversationSummary(text=text, messages=covered, covered=anchor(rest, span.stop))
         try:
-            await self._store.save_summary(_key(call), summary)
+            epoch = call.plan.epoch if call.plan is not None else None
+            if not await self._store.save_summary(_key(call), summary, epoch=epoch):
+                _log.info(
+                    "summary not stored: the conversation was cleared during the call",
+                    extra={"request_id": call.request_id},
+                )
         except SidecarError as exc:
             _log.warning("summary not stored", extra={"request_id": call.request_id, "reason": exc.reason})
         return summary

@@ -27,6 +27,8 @@ class CallPlan:
     key_provider: str = ""  # the provider of the key the caller brought ("" = none brought, or unpinned)
     remember: ConversationKey | None = None  # with memory: where the exchange is stored after success
     exchange: tuple[Message, ...] = ()  # the caller's new user/assistant messages, stored with the answer
+    epoch: int | None = None  # the conversation's clears when its snapshot was read: the memory and
+    # summary writes of this call are dropped if it was cleared since (None: no snapshot read)
 
 
 def plan_of(call: Call, table: RouteTable) -> CallPlan:

@@ -16,7 +16,6 @@ without the sidecar.
 from __future__ import annotations
 
 import logging
-import socket
 import ssl
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sidecar.core.clock import Clock, SystemClock
+from sidecar.core.listen import listening_socket, split_address
 from sidecar.injector.metrics import InjectorMetrics
 from sidecar.injector.mutate import Decision, decide
 from sidecar.injector.patch import make_patch
@@ -99,8 +99,7 @@ class InjectorServer:
         self._clock = clock or SystemClock()
         self._ready = True
         self._body_bytes = 0  # declared lengths of the review bodies being read now
-        host, _, port = address.rpartition(":")
-        self._host, self._port = host.strip("[]"), int(port)  # "" or "::": every address
+        self._host, self._port = split_address(address)  # "" or "::": every address
         self._ssl = CertReloader(tls).context if tls is not None else None
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -113,14 +112,11 @@ class InjectorServer:
         app.router.add_get("/readyz", self._readyz)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site: web.BaseSite
-        if self._host in ("", "::"):
-            site = web.SockSite(self._runner, _every_address(self._port), ssl_context=self._ssl)
-        else:
-            site = web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl)
+        sock = listening_socket(self._host, self._port)  # "" or "::": every address, IPv6 and IPv4
+        sock.setblocking(False)
+        site = web.SockSite(self._runner, sock, ssl_context=self._ssl)
         await site.start()
-        sockets = getattr(site._server, "sockets", None) or ()
-        self.port = int(sockets[0].getsockname()[1]) if sockets else self._port
+        self.port = int(sock.getsockname()[1])
         _log.info("injector serving", extra={"port": self.port, "tls": self._ssl is not None})
 
     async def drain(self, seconds: float) -> None:
@@ -209,28 +205,6 @@ class InjectorServer:
         if self._ready:
             return web.Response(text="ok\n")
         return web.Response(status=503, text="draining\n")
-
-
-def _every_address(port: int) -> socket.socket:
-    """A listening socket on every address, IPv6 and IPv4 (one dual-stack socket, so one port):
-    on an IPv6 cluster the kubelet and the API server reach the pod's IPv6 address. IPv4 alone
-    where the kernel has no IPv6."""
-    try:
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    except OSError:
-        sock, where = socket.socket(socket.AF_INET, socket.SOCK_STREAM), ("0.0.0.0", port)
-    else:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        where = ("::", port)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(where)
-        sock.listen(socket.SOMAXCONN)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 class _Unread(Exception):

@@ -49,6 +49,7 @@ class Plan:
     persona: Persona | None
     history: tuple[Message, ...] = ()
     remember: ConversationKey | None = None  # where to append the exchange after success
+    epoch: int | None = None  # the conversation's epoch its snapshot was read at (None: not read)
 
 
 class PersonaService:
@@ -173,7 +174,7 @@ class PersonaService:
         async with self._sequencer.turn(key.owner):
             snap = await self.store.snapshot(key, history=memory)
         persona = explicit or self._active(snap.persona_id, call.tier)
-        return Plan(persona, snap.history, key if memory else None)
+        return Plan(persona, snap.history, key if memory else None, snap.epoch)
 
     def _active(self, persona_id: str, tier: str) -> Persona | None:
         if not persona_id:
@@ -189,8 +190,12 @@ class PersonaService:
         persona = self.registry.get(self.registry.default) if self.registry.default else None
         return persona if persona is not None and persona.allows(tier) else None
 
-    async def remember(self, key: ConversationKey, messages: tuple[Message, ...]) -> None:
-        await self.store.append(key, messages)
+    async def remember(
+        self, key: ConversationKey, messages: tuple[Message, ...], *, epoch: int | None = None
+    ) -> bool:
+        """Append to the history; with `epoch` (the plan's), not when the conversation was cleared
+        since the call read it (False): a clear wins over the turns in flight."""
+        return await self.store.append(key, messages, epoch=epoch)
 
     async def aclose(self) -> None:
         if self._background:

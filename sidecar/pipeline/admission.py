@@ -29,7 +29,7 @@ class AdmissionLayer:
         return self._admitted(call, self._queue)
 
     async def _admitted(self, call: Call, queue: AdmissionQueue) -> AsyncGenerator[Chunk, None]:
-        await queue.acquire(call.priority, call.deadline)
+        await queue.acquire(call.priority, call.deadline, call.tenant_id)
         try:
             async with inner_stream(self._inner, call) as chunks:
                 async for chunk in chunks:

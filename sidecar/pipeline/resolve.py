@@ -96,7 +96,9 @@ class ResolveLayer:
         persona_id = persona.persona.id if persona.persona is not None else ""
         call.record.route_chosen(route.alias)
         call.record.persona_applied(persona_id, len(persona.history))
-        plan = CallPlan(route, candidates, persona_id, key_provider, persona.remember, exchange)
+        plan = CallPlan(
+            route, candidates, persona_id, key_provider, persona.remember, exchange, persona.epoch
+        )
         return dataclasses.replace(call, plan=plan)
 
     def _check_tier(self, call: Call, route: Route) -> None:

@@ -155,7 +155,7 @@ class RouteLayer:
                 return served
         if not full:
             return None
-        freed = await held.wait([t.deployment for t in full], call.priority, call.deadline)
+        freed = await held.wait([t.deployment for t in full], call.priority, call.deadline, call.tenant_id)
         target = next(t for t in full if t.deployment == freed)
         return _served(await self._open(call, route, target, None, failures, held), held, len(targets))
 

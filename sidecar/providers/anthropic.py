@@ -28,6 +28,7 @@ from sidecar.core.types import (
     ToolChoice,
     Usage,
 )
+from sidecar.providers import tool_arguments
 from sidecar.providers._http import HttpClient, decode_json
 from sidecar.providers.base import (
     HttpProvider,
@@ -75,7 +76,7 @@ def _content(m: Message) -> str | list[dict[str, Any]]:
     if m.text:
         blocks.append({"type": "text", "text": m.text})
     blocks += [
-        {"type": "tool_use", "id": c.id, "name": c.name, "input": json.loads(c.arguments or "{}")}
+        {"type": "tool_use", "id": c.id, "name": c.name, "input": tool_arguments.as_object(c.arguments)}
         for c in m.tool_calls
     ]
     return blocks

@@ -35,17 +35,18 @@ FINISH_REASONS = {
     "IMAGE_SAFETY": FinishReason.CONTENT_FILTER,
 }
 _ROLES = {Role.USER: "user", Role.ASSISTANT: "model", Role.TOOL: "user"}
+# The user turn put before a prompt that starts with an assistant message (a trimmed or summarized
+# conversation): Gemini reads `contents` by position, user first, and refuses a history that starts
+# with a model turn or does not alternate (as Bedrock's Converse does).
+CONTINUED = "(The conversation continues.)"
 
 
 def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
-    """The GenerateContentRequest body. System messages become `systemInstruction`."""
+    """The GenerateContentRequest body. System messages become `systemInstruction`; consecutive
+    messages of one role become one content with a part each; a prompt that starts with an
+    assistant message gets the user turn CONTINUED before it."""
     system = [m.text for m in req.messages if m.role is Role.SYSTEM]
-    contents = [
-        {"role": _ROLES[m.role], "parts": [{"text": m.text}]}
-        for m in req.messages
-        if m.role is not Role.SYSTEM
-    ]
-    body: dict[str, Any] = {"contents": contents}
+    body: dict[str, Any] = {"contents": _contents(req)}
     if system:
         body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
     p = req.params
@@ -65,15 +66,33 @@ def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any
     return body
 
 
+def _contents(req: ProviderRequest) -> list[dict[str, Any]]:
+    """`contents`, alternating user and model turns, user first."""
+    contents: list[dict[str, Any]] = []
+    for m in req.messages:
+        if m.role is Role.SYSTEM:
+            continue
+        role = _ROLES[m.role]
+        if contents and contents[-1]["role"] == role:  # a tool result and the next question: one turn
+            contents[-1]["parts"].append({"text": m.text})
+        else:
+            contents.append({"role": role, "parts": [{"text": m.text}]})
+    if contents and contents[0]["role"] == "model":
+        contents.insert(0, {"role": "user", "parts": [{"text": CONTINUED}]})
+    return contents
+
+
 def parse_usage(data: Any) -> Usage:
-    """usageMetadata; thinking tokens are billed as output, so they count as completion tokens."""
+    """usageMetadata; thinking tokens are billed as output, so they count as completion tokens, and
+    are the reasoning tokens (part of the completion tokens, as OpenAI reports them)."""
     if not isinstance(data, dict):
         raise ProviderMalformedError("usageMetadata is not an object")
+    thoughts = token_count(data.get("thoughtsTokenCount"))
     return Usage(
         prompt_tokens=token_count(data.get("promptTokenCount")),
-        completion_tokens=token_count(data.get("candidatesTokenCount"))
-        + token_count(data.get("thoughtsTokenCount")),
+        completion_tokens=token_count(data.get("candidatesTokenCount")) + thoughts,
         cached_tokens=token_count(data.get("cachedContentTokenCount")),
+        reasoning_tokens=thoughts,
     )
 
 

@@ -27,6 +27,7 @@ from sidecar.core.types import (
 )
 from sidecar.providers._http import HttpClient, decode_json
 from sidecar.providers.base import HttpProvider, ProviderRequest, StreamEvent, WireFormat, token_count
+from sidecar.providers.tool_arguments import as_text
 from sidecar.providers.upstream_errors import redact
 
 EMPTY_SCHEMA = '{"type": "object", "properties": {}}'  # a tool without parameters
@@ -48,7 +49,7 @@ def _message(m: Message) -> dict[str, Any]:
     if m.tool_calls:
         wire["content"] = m.text or None
         wire["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": as_text(c.arguments)}}
             for c in m.tool_calls
         ]
     if m.tool_call_id:

@@ -5,7 +5,9 @@ conversation, each percent-encoded so ":" and braces in ids cannot merge two own
 
     P:{T|U}:c:C    hash: persona, version (the applied Switch ticket), before (the persona it
                    replaced), ticket (last one handed out), appended (the last append's token),
-                   summary (the rolling summary, JSON: text, messages covered, digest of the last)
+                   summary (the rolling summary, JSON: text, messages covered, digest of the last),
+                   epoch (the clears so far: a turn's append and summary carry the epoch its
+                   snapshot read, and are refused in the same script when it has grown since)
     P:{T|U}:h:C    list: the history, oldest first, one versioned JSON record a message
                    (sidecar/sessions/records.py: text, name, tool calls, tool-result id, images)
     P:{T|U}:sw     list: the user's switch records, newest first, JSON
@@ -78,16 +80,21 @@ return t
 
 
 # KEYS[1] the history, KEYS[2] the conversation hash. ARGV: cap, ttl ms, the append's token, byte
-# cap, then the records. Appends once per token (the client retries a command whose connection
-# dropped, and one whose reply was lost had run), keeps the newest `cap` records and at most `byte
-# cap` bytes of them (the newest always), then drops any tool result left at the front without its
-# call (the caps drop whole units: sidecar/sessions/store.py starts_orphaned).
+# cap, the snapshot's epoch ("" for none), then the records. Appends once per token (the client
+# retries a command whose connection dropped, and one whose reply was lost had run), nothing when
+# the conversation was cleared since the epoch (returns 0), keeps the newest `cap` records and at
+# most `byte cap` bytes of them (the newest always), then drops any tool result left at the front
+# without its call (the caps drop whole units: sidecar/sessions/store.py starts_orphaned).
 _APPEND = """
-if redis.call("HGET", KEYS[2], "appended") == ARGV[3] then
+local f = redis.call("HMGET", KEYS[2], "appended", "epoch")
+if f[1] == ARGV[3] then
+  return 1
+end
+if ARGV[5] ~= "" and tonumber(f[2] or "0") > tonumber(ARGV[5]) then
   return 0
 end
 redis.call("HSET", KEYS[2], "appended", ARGV[3])
-for i = 5, #ARGV do
+for i = 6, #ARGV do
   redis.call("RPUSH", KEYS[1], ARGV[i])
 end
 redis.call("LTRIM", KEYS[1], -tonumber(ARGV[1]), -1)
@@ -112,6 +119,28 @@ redis.call("PEXPIRE", KEYS[2], ARGV[2])
 return 1
 """
 
+# KEYS[1] the conversation hash, KEYS[2] its history. ARGV: ttl ms. Forgets the history, the
+# persona and the summary and counts the clear in the epoch (kept with the hash's TTL, also for a
+# conversation with nothing to forget: its first turn may be in flight). Returns what it removed.
+_CLEAR = """
+local removed = redis.call("DEL", KEYS[2]) + redis.call("HDEL", KEYS[1], "persona", "summary")
+redis.call("HINCRBY", KEYS[1], "epoch", 1)
+redis.call("PEXPIRE", KEYS[1], ARGV[1])
+return removed
+"""
+
+# KEYS[1] the conversation hash, KEYS[2] its history. ARGV: the summary, ttl ms, the epoch ("" for
+# none). Nothing when the conversation was cleared since the epoch (returns 0).
+_SUMMARY = """
+if ARGV[3] ~= "" and tonumber(redis.call("HGET", KEYS[1], "epoch") or "0") > tonumber(ARGV[3]) then
+  return 0
+end
+redis.call("HSET", KEYS[1], "summary", ARGV[1])
+redis.call("PEXPIRE", KEYS[1], ARGV[2])
+redis.call("PEXPIRE", KEYS[2], ARGV[2])
+return 1
+"""
+
 # KEYS[1] the user's switch records. ARGV: the record, cap, ttl ms. Recorded once: a retry of this
 # command (its reply lost) finds its record already first (records carry their time).
 _RECORD = """
@@ -126,7 +155,7 @@ return 1
 # KEYS[1] the conversation hash, KEYS[2] its history. One atomic read that, unlike MULTI, Redis
 # still runs when it is out of memory or a replica (a script that writes nothing).
 _READ = """
-return {redis.call("HMGET", KEYS[1], "persona", "version"), redis.call("LRANGE", KEYS[2], 0, -1)}
+return {redis.call("HMGET", KEYS[1], "persona", "version", "epoch"), redis.call("LRANGE", KEYS[2], 0, -1)}
 """
 
 
@@ -144,6 +173,8 @@ class RedisConversationStore:
         self._read = self._redis.register_script(_READ)
         self._append = self._redis.register_script(_APPEND)
         self._record = self._redis.register_script(_RECORD)
+        self._clear = self._redis.register_script(_CLEAR)
+        self._summary = self._redis.register_script(_SUMMARY)
 
     @classmethod
     def from_url(cls, url: str, policy: StorePolicy, *, prefix: str = "orch:conv") -> RedisConversationStore:
@@ -161,9 +192,10 @@ class RedisConversationStore:
         state, hist = self._keys(key)
         async with _classified("snapshot", self._ops):
             if not history:
-                persona, version = await self._redis.hmget(state, ["persona", "version"])  # type: ignore[misc]
-                return Snapshot(_str(persona), int(version or 0))
-            (persona, version), raw = await self._read(keys=[state, hist])
+                fields = ["persona", "version", "epoch"]
+                persona, version, epoch = await self._redis.hmget(state, fields)  # type: ignore[misc]
+                return Snapshot(_str(persona), int(version or 0), epoch=int(epoch or 0))
+            (persona, version, epoch), raw = await self._read(keys=[state, hist])
         stored, unreadable = records.decode_history(raw)
         if unreadable:  # never fail every call of the conversation over records it cannot read
             _log.warning(
@@ -172,7 +204,7 @@ class RedisConversationStore:
             )
         while starts_orphaned(stored):  # written by a sidecar that capped without regard to units
             stored.pop(0)
-        return Snapshot(_str(persona), int(version or 0), tuple(stored))
+        return Snapshot(_str(persona), int(version or 0), tuple(stored), int(epoch or 0))
 
     async def next_version(self, key: ConversationKey) -> int:
         async with _classified("next_version", self._ops):
@@ -185,9 +217,11 @@ class RedisConversationStore:
             )
         return bool(int(applied)), _str(before)
 
-    async def append(self, key: ConversationKey, messages: tuple[Message, ...]) -> None:
+    async def append(
+        self, key: ConversationKey, messages: tuple[Message, ...], *, epoch: int | None = None
+    ) -> bool:
         if not messages:
-            return
+            return True
         state, hist = self._keys(key)
         encoded = [records.encode(records.storable(m)) for m in messages]
         token = os.urandom(12).hex()  # the same in a retry of this append: it is stored once
@@ -197,16 +231,13 @@ class RedisConversationStore:
                 self._ttl_ms,
                 token,
                 self._policy.max_history_bytes,
+                "" if epoch is None else epoch,
             ]
-            await self._append(keys=[hist, state], args=[*caps, *encoded])
+            return bool(int(await self._append(keys=[hist, state], args=[*caps, *encoded])))
 
     async def clear(self, key: ConversationKey) -> bool:
-        state, hist = self._keys(key)
-        async with _classified("clear", self._ops), self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(hist)
-            pipe.hdel(state, "persona", "summary")
-            removed_history, removed_fields = await pipe.execute()
-        return bool(removed_history or removed_fields)
+        async with _classified("clear", self._ops):
+            return bool(int(await self._clear(keys=list(self._keys(key)), args=[self._ttl_ms])))
 
     async def summary(self, key: ConversationKey) -> ConversationSummary | None:
         async with _classified("summary", self._ops):
@@ -218,14 +249,13 @@ class RedisConversationStore:
             _log.warning("conversation summary: a value this version cannot read was skipped")
         return summary
 
-    async def save_summary(self, key: ConversationKey, summary: ConversationSummary) -> None:
-        state, hist = self._keys(key)
+    async def save_summary(
+        self, key: ConversationKey, summary: ConversationSummary, *, epoch: int | None = None
+    ) -> bool:
         value = json.dumps({"t": summary.text, "m": summary.messages, "c": summary.covered})
-        async with _classified("save_summary", self._ops), self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(state, "summary", value)
-            pipe.pexpire(state, self._ttl_ms)
-            pipe.pexpire(hist, self._ttl_ms)
-            await pipe.execute()
+        args: list[str | int] = [value, self._ttl_ms, "" if epoch is None else epoch]
+        async with _classified("save_summary", self._ops):
+            return bool(int(await self._summary(keys=list(self._keys(key)), args=args)))
 
     async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None:
         key = self._base(tenant, user) + "sw"

@@ -7,6 +7,11 @@ the rolling summary of the older messages (sidecar/context/summary.py). Per user
 the switch history, newest first, capped.
 Every write refreshes the entry's TTL; an entry not written for `ttl_seconds` is gone.
 
+A clear wins over the turns in flight: each conversation counts its clears (its epoch), a snapshot
+says the epoch it was read at, and a turn's append and summary carry it: the store refuses them,
+atomically with the write, when the conversation was cleared since (the turn read the history the
+user cleared; its answer was delivered, only its memory is dropped).
+
 Last Switch wins, also across sidecars sharing a store: a Switch takes a ticket (`next_version`,
 strictly increasing per conversation) when it arrives, and `activate` applies it only if no Switch
 with a higher ticket has been applied already.
@@ -43,6 +48,7 @@ class Snapshot:
     persona_id: str = ""  # "" = none chosen
     version: int = 0  # ticket of the Switch that set it
     history: tuple[Message, ...] = ()
+    epoch: int = 0  # the conversation's clears when it was read (writes of this turn carry it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,22 +94,30 @@ class ConversationStore(Protocol):
         """Set the active persona unless a higher version is applied; (applied, persona before)."""
         ...
 
-    async def append(self, key: ConversationKey, messages: tuple[Message, ...]) -> None:
+    async def append(
+        self, key: ConversationKey, messages: tuple[Message, ...], *, epoch: int | None = None
+    ) -> bool:
         """Add to the history (as sidecar/sessions/records.py `storable` keeps them: tool calls,
         tool results and image references, no inline image bytes), dropping the oldest beyond the cap,
-        and then any tool result left at the front without its call (`starts_orphaned`)."""
+        and then any tool result left at the front without its call (`starts_orphaned`). With
+        `epoch` (a snapshot's), nothing is added when the conversation was cleared since: False."""
         ...
 
     async def clear(self, key: ConversationKey) -> bool:
-        """Forget the history, the summary and the active persona (the version counter stays)."""
+        """Forget the history, the summary and the active persona (the version counter stays), and
+        count the clear in the epoch, also when there was nothing to forget (a first turn may be
+        in flight); whether there was anything."""
         ...
 
     async def summary(self, key: ConversationKey) -> ConversationSummary | None:
         """The conversation's rolling summary, if one was saved and has not expired."""
         ...
 
-    async def save_summary(self, key: ConversationKey, summary: ConversationSummary) -> None:
-        """Replace the rolling summary (refreshes the conversation's TTL)."""
+    async def save_summary(
+        self, key: ConversationKey, summary: ConversationSummary, *, epoch: int | None = None
+    ) -> bool:
+        """Replace the rolling summary (refreshes the conversation's TTL); with `epoch`, not when the
+        conversation was cleared since (False)."""
         ...
 
     async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None: ...
@@ -156,6 +170,7 @@ class _Conversation:
     size: int = 0  # the history's footprint in bytes
     summary_size: int = 0  # the summary's
     written: int = 0  # the store's write count when it was last written (least recently written first)
+    epoch: int = 0  # clears so far
 
 
 @dataclass(slots=True)
@@ -239,7 +254,7 @@ class MemoryConversationStore:
         conv = self._live(key)
         if conv is None:
             return Snapshot()
-        return Snapshot(conv.persona_id, conv.version, tuple(conv.history) if history else ())
+        return Snapshot(conv.persona_id, conv.version, tuple(conv.history) if history else (), conv.epoch)
 
     async def next_version(self, key: ConversationKey) -> int:
         conv = self._write(key)
@@ -254,7 +269,16 @@ class MemoryConversationStore:
         conv.persona_id, conv.version = persona_id, version
         return True, before
 
-    async def append(self, key: ConversationKey, messages: tuple[Message, ...]) -> None:
+    def _stale(self, key: ConversationKey, epoch: int | None) -> bool:
+        """Whether the conversation was cleared since a snapshot read at `epoch`."""
+        conv = self._live(key)
+        return epoch is not None and conv is not None and conv.epoch > epoch
+
+    async def append(
+        self, key: ConversationKey, messages: tuple[Message, ...], *, epoch: int | None = None
+    ) -> bool:
+        if self._stale(key, epoch):
+            return False
         conv = self._write(key)
         for message in map(storable, messages):
             conv.history.append(message)
@@ -268,6 +292,7 @@ class MemoryConversationStore:
         ):
             self._drop_oldest(conv)
         self._bound(key, conv)
+        return True
 
     def _bound(self, key: ConversationKey, conv: _Conversation) -> None:
         """Within `max_bytes`: the least recently written conversations and switch histories go
@@ -277,8 +302,9 @@ class MemoryConversationStore:
             self._drop_oldest(conv)
 
     async def clear(self, key: ConversationKey) -> bool:
-        conv = self._live(key)
-        if conv is None or not (conv.history or conv.persona_id or conv.summary):
+        conv = self._write(key)
+        conv.epoch += 1
+        if not (conv.history or conv.persona_id or conv.summary):
             return False
         conv.history.clear()
         self._size -= conv.size + conv.summary_size
@@ -289,12 +315,17 @@ class MemoryConversationStore:
         conv = self._live(key)
         return conv.summary if conv is not None else None
 
-    async def save_summary(self, key: ConversationKey, summary: ConversationSummary) -> None:
+    async def save_summary(
+        self, key: ConversationKey, summary: ConversationSummary, *, epoch: int | None = None
+    ) -> bool:
+        if self._stale(key, epoch):
+            return False
         conv = self._write(key)
         size = MESSAGE_OVERHEAD + sys.getsizeof(summary.text) + sys.getsizeof(summary.covered)
         self._size += size - conv.summary_size
         conv.summary, conv.summary_size = summary, size
         self._bound(key, conv)
+        return True
 
     async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None:
         owner = (tenant, user)

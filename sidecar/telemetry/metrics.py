@@ -239,6 +239,10 @@ class Metrics:
             "sidecar_admission_queue_depth", "Calls waiting for an admission slot, by priority.",
             ("priority",), registry=r,
         )  # fmt: skip
+        self.admission_tenants = Gauge(
+            "sidecar_admission_queued_tenants", "Tenants with calls waiting for admission, by priority.",
+            ("priority",), registry=r,
+        )  # fmt: skip
         self.admission_wait = Histogram(
             "sidecar_admission_wait_seconds", "Time queued calls waited for admission, by priority.",
             ("priority",), buckets=DURATION_BUCKETS, registry=r,
@@ -386,6 +390,9 @@ class Metrics:
 
     def admission_queue_depth(self, priority: str, depth: int) -> None:
         self.admission_depth.labels(bounded_label(priority)).set(depth)
+
+    def admission_queued_tenants(self, priority: str, tenants: int) -> None:
+        self.admission_tenants.labels(bounded_label(priority)).set(tenants)
 
     def admission_waited(self, priority: str, seconds: float) -> None:
         self.admission_wait.labels(bounded_label(priority)).observe(seconds)

@@ -3,43 +3,37 @@
 serves: not before it started, not while it drains).
 
 prometheus_client's own WSGI exposition (`make_wsgi_app`: text or OpenMetrics as the scraper asks,
-gzip, `name[]` filters) on its thread-per-connection stdlib server, run from one thread of its own.
-The collection itself runs on the event loop, which owns the state the collectors read (breakers,
-queues); a loop that does not answer within `loop_wait_seconds` fails the scrape and `/livez`. No
-asyncio HTTP framework is loaded for this (aiohttp cost about 11 MB of the sidecar's RSS), and the
-idle server makes no wake-ups: its thread blocks until a connection or `stop`.
+gzip, `name[]` filters) and the probes, served by `http_server.BoundedHttpServer` from threads of
+its own. The collection itself runs on the event loop, which owns the state the collectors read
+(breakers, queues); a loop that does not answer within `loop_wait_seconds` fails the scrape and
+`/livez`. No asyncio HTTP framework is loaded for this (aiohttp cost about 11 MB of the sidecar's
+RSS), and the idle server makes no wake-ups: its thread blocks until a connection or `stop`.
 
-Bounds against a careless or hostile client on the pod network: `max_connections` at once (more are
-closed on accept), of which one client address holds at most `max_connections_per_client` (so one
-that opens connections and says nothing cannot take the kubelet's probes' slots: /livez would fail
-and the sidecar be restarted), `connection_timeout_seconds` for each connection in all (a request
-trickled a byte at a time is cut off too), the stdlib's limits on the request line and headers, GET
-only.
+Bounds against a careless or hostile client on the pod network (see http_server.py): at most
+`max_connections` open, `max_connections_per_client` of them from one address; a newcomer takes the
+place of the connection waiting longest on its client (saying nothing, trickling its request, not
+reading its answer) of the address holding the most, so connections that say nothing, from however
+many addresses, cannot keep the kubelet's probes unanswered (/livez would fail and the sidecar be
+restarted); `connection_timeout_seconds` for each connection in all; a bounded request head; GET only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
-import selectors
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
-from wsgiref.simple_server import WSGIRequestHandler
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from sidecar.core.listen import listening_socket, split_address
+from sidecar.telemetry.http_server import BoundedHttpServer, StartResponse, WSGIApp
+
 _log = logging.getLogger("sidecar.telemetry")
 T = TypeVar("T")
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 class Readiness:
@@ -90,95 +84,6 @@ class _OnLoop(Collector):
         return _OnLoop(restricted, self._loop, self._wait)  # type: ignore[arg-type]
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """No access log on stderr (a stalled connection is cut by the server's `reap`)."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _BoundedServer(ThreadingWSGIServer):
-    """At most `slots` connections served at once, at most `per_client` of them from one client
-    address, more are closed as they are accepted; each connection gets `connection_timeout` seconds
-    in all (a client that trickles its request a byte at a time is cut off then: `reap`, called by
-    the serving thread)."""
-
-    allow_reuse_address = True
-    timeout = 0.0  # handle_request() is called only when a connection waits: never block in it
-
-    def __init__(
-        self,
-        address: tuple[str, int],
-        family: int,
-        slots: int,
-        connection_timeout: float,
-        per_client: int = 4,
-    ) -> None:
-        self.address_family = family
-        self.connection_timeout = connection_timeout
-        self._slots = threading.BoundedSemaphore(slots)
-        self._per_client = per_client
-        self._lock = threading.Lock()
-        self._deadlines: dict[socket.socket, float] = {}
-        self._clients: dict[socket.socket, str] = {}  # each open connection's client address
-        super().__init__(address, _QuietHandler)
-
-    def server_bind(self) -> None:
-        if self.address_family == socket.AF_INET6:  # "::" takes IPv4 too, whatever the host's default
-            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._admit(request, str(client_address[0])):
-            self.shutdown_request(request)
-            return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._done(request)
-            raise
-
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._done(request)
-
-    def _admit(self, request: socket.socket, client: str) -> bool:
-        """Take a slot for the connection unless every slot, or its client's share, is taken."""
-        with self._lock:
-            if sum(1 for c in self._clients.values() if c == client) >= self._per_client:
-                return False
-            if not self._slots.acquire(blocking=False):
-                return False
-            self._clients[request] = client
-            self._deadlines[request] = time.monotonic() + self.connection_timeout
-        return True
-
-    def _done(self, request: socket.socket) -> None:
-        with self._lock:
-            self._deadlines.pop(request, None)
-            self._clients.pop(request, None)
-        self._slots.release()
-
-    def reap(self, now: float) -> float | None:
-        """Cut the connections past their deadline (their threads' reads and writes then end); the
-        seconds until the next deadline, or None when no connection is open."""
-        with self._lock:
-            overdue = [c for c, deadline in self._deadlines.items() if deadline <= now]
-            for connection in overdue:
-                del self._deadlines[connection]
-            upcoming = min(self._deadlines.values(), default=None)
-        for connection in overdue:
-            with contextlib.suppress(OSError):  # its thread closed it meanwhile
-                connection.shutdown(socket.SHUT_RDWR)
-        return None if upcoming is None else max(0.0, upcoming - now)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that stalled or went away: not worth a traceback on stderr."""
-        _log.debug("metrics connection ended with an error", exc_info=True)
-
-
 class MetricsServer:
     """Serves GET /metrics for one registry and the probes; `port` is the bound port once started
     (0 = any free)."""
@@ -190,13 +95,12 @@ class MetricsServer:
         *,
         loop_wait_seconds: float = 1.0,
         connection_timeout_seconds: float = 10.0,
-        max_connections: int = 16,
-        max_connections_per_client: int = 4,
+        max_connections: int = 64,
+        max_connections_per_client: int = 8,
     ) -> None:
         self._registry = registry
         self.readiness = Readiness()
-        host, _, port = address.rpartition(":")
-        self._host, self._port = host.strip("[]"), int(port)
+        self._host, self._port = split_address(address)
         self._wait, self._slots, self._per_client = (
             loop_wait_seconds,
             max_connections,
@@ -204,66 +108,34 @@ class MetricsServer:
         )
         self._connection_timeout = connection_timeout_seconds
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: _BoundedServer | None = None
-        self._thread: threading.Thread | None = None
-        self._wake: tuple[socket.socket, socket.socket] | None = None
+        self._server: BoundedHttpServer | None = None
         self.port = 0
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         try:
-            hosts = [self._host]
-            if self._host == "::":  # every address: IPv6 and IPv4 on one dual-stack socket, or
-                hosts.append("0.0.0.0")  # IPv4 alone where the kernel has no IPv6
-            self._server = self._bind(hosts)
+            sock = listening_socket(self._host, self._port)  # "" or "::": every address, IPv6 and IPv4
         except OSError as exc:
             raise RuntimeError(f"cannot serve /metrics on {self._host}:{self._port}: {exc}") from exc
-        self._server.set_app(self._app(make_wsgi_app(_OnLoop(self._registry, self._loop, self._wait))))
-        self.port = int(self._server.server_address[1])
-        self._wake = socket.socketpair()
-        self._thread = threading.Thread(target=self._serve, name="metrics-http", daemon=True)
-        self._thread.start()
+        app = self._app(make_wsgi_app(_OnLoop(self._registry, self._loop, self._wait)))
+        self._server = BoundedHttpServer(
+            sock,
+            app,
+            max_connections=self._slots,
+            max_connections_per_client=self._per_client,
+            connection_timeout=self._connection_timeout,
+            scrape_paths=("/metrics",),
+        )
+        self.port = self._server.address[1]
+        self._server.start()
 
-    def _bind(self, hosts: list[str]) -> _BoundedServer:
-        for i, host in enumerate(hosts):
-            infos = socket.getaddrinfo(host, self._port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-            family, *_, sockaddr = infos[0]
-            try:
-                return _BoundedServer(
-                    (str(sockaddr[0]), self._port),
-                    family,
-                    self._slots,
-                    self._connection_timeout,
-                    self._per_client,
-                )
-            except OSError:
-                if i == len(hosts) - 1:
-                    raise
-        raise OSError("no address to bind")
+    def open_connections(self) -> int:
+        return self._server.open_connections() if self._server is not None else 0
 
     async def stop(self) -> None:
-        if self._thread is not None and self._wake is not None:
-            self._wake[1].send(b"x")
-            self._thread.join()  # the serving loop ends at once: it only accepts
         if self._server is not None:
-            self._server.server_close()
-        if self._wake is not None:
-            for end in self._wake:
-                end.close()
-        self._server, self._thread, self._wake = None, None, None
-
-    def _serve(self) -> None:
-        server, wake = self._server, self._wake
-        assert server is not None and wake is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(server.socket, selectors.EVENT_READ)
-            selector.register(wake[0], selectors.EVENT_READ)
-            while True:
-                ready = {key.fileobj for key, _ in selector.select(server.reap(time.monotonic()))}
-                if wake[0] in ready:
-                    return
-                if server.socket in ready:
-                    server.handle_request()  # accept one connection; its thread serves it
+            self._server.stop()  # at once: it never waits for the event loop
+            self._server = None
 
     def _loop_answers(self) -> bool:
         assert self._loop is not None

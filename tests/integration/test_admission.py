@@ -37,10 +37,10 @@ def config(**policy: Any) -> dict[str, Any]:
     }
 
 
-def request(priority: str | None = None, **kw: Any) -> gen.GenerateRequest:
+def request(priority: str | None = None, tenant: str = "acme", **kw: Any) -> gen.GenerateRequest:
     metadata = {"priority": priority} if priority is not None else {}
     return generate_request(
-        messages=[user("hello there")], tenant_id="acme", user_id="bob", metadata=metadata, **kw
+        messages=[user("hello there")], tenant_id=tenant, user_id="bob", metadata=metadata, **kw
     )
 
 
@@ -85,6 +85,29 @@ async def test_a_full_queue_sheds_the_newcomer_of_no_higher_priority(serve: Serv
     assert shed.value.code() is grpc.StatusCode.UNAVAILABLE
     await first
     await waiting
+
+
+async def test_one_tenants_burst_gives_way_to_another_tenants_call_of_its_priority(serve: Serve) -> None:
+    """The queue was first come, first served within a priority: a tenant whose burst filled it had
+    every other tenant's call of the same priority shed at once (OVERLOADED) while the burst waited."""
+    running = await serve(config(admission={"capacity": 1, "queue_size": 2, "retry_after_seconds": 3}))
+    queue = running.sidecar.deps.admission
+    first = asyncio.ensure_future(running.stub.Generate(request(tenant="burst"), timeout=10))
+    await until(lambda: queue.running == 1)
+    burst = [asyncio.ensure_future(running.stub.Generate(request(tenant="burst"), timeout=10))]
+    await until(lambda: queue.depth() == 1)
+    burst.append(asyncio.ensure_future(running.stub.Generate(request(tenant="burst"), timeout=10)))
+    await until(lambda: queue.depth() == 2)
+    quiet = asyncio.ensure_future(running.stub.Generate(request(tenant="quiet"), timeout=10))
+    with pytest.raises(grpc.aio.AioRpcError) as shed:
+        await burst[1]  # the burst's latest gives way
+    err = await rich(shed.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "OVERLOADED")
+    metrics = running.sidecar.deps.telemetry.metrics.registry
+    assert metrics.get_sample_value("sidecar_admission_queued_tenants", {"priority": "normal"}) == 2
+    assert text_of(await first) and text_of(await burst[0]) and text_of(await quiet)
+    assert metrics.get_sample_value("sidecar_admission_shed_total", {"priority": "normal"}) == 1
+    assert metrics.get_sample_value("sidecar_admission_queued_tenants", {"priority": "normal"}) == 0
 
 
 async def test_a_waiter_past_its_deadline_gets_deadline_exceeded_and_is_not_charged(serve: Serve) -> None:

@@ -370,7 +370,9 @@ async def test_an_empty_answer_is_not_replayed_as_an_empty_message(
 async def test_a_tool_call_cut_at_max_tokens_is_not_replayed(serve: Any, upstream: Upstream) -> None:
     """An answer that stopped at max_tokens in the middle of a tool call's arguments stored the cut
     call ('{"city":"Par'): every later turn replayed it, and a route to Anthropic (which takes the
-    arguments as a JSON object) failed with INTERNAL from then on."""
+    arguments as a JSON object) failed with INTERNAL from then on. The call is kept (the application
+    may answer it with an error result: tests/integration/test_malformed_tool_args.py), but one the
+    application did not answer is not replayed."""
     raw = config(upstream, {})
     raw["policy"]["deployments"]["e"] = {
         "provider": "anthropic",
@@ -389,7 +391,7 @@ async def test_a_tool_call_cut_at_max_tokens_is_not_replayed(serve: Any, upstrea
     await s.stub.Generate(generate_request(messages=weather, tools=[weather_tool()], **IDS))
     await s.stub.Generate(generate_request(messages=[user("Never mind.")], model="a", **IDS))
     sent = upstream.seen[-1].body["messages"]
-    assert [m["role"] for m in sent] == ["user", "user"]  # the cut call is not kept
+    assert [m["role"] for m in sent] == ["user", "user"]  # the unanswered cut call is not replayed
 
 
 def _every_call_answered(sent: list[dict[str, Any]]) -> bool:

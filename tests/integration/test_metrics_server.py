@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import http.client
+import selectors
 import socket
 import threading
 import time
@@ -15,9 +17,10 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import pytest
+from prometheus_client import CollectorRegistry, Gauge
 
 from sidecar.telemetry.metrics import Metrics
-from sidecar.telemetry.server import MetricsServer, _BoundedServer
+from sidecar.telemetry.server import MetricsServer
 
 pytestmark = pytest.mark.integration  # real sockets, threads and the OS's clock for the deadlines
 
@@ -49,8 +52,11 @@ async def status_once_free(port: int, path: str) -> int:
 
 
 @asynccontextmanager
-async def serving(m: Metrics | None = None, **options: float) -> AsyncIterator[MetricsServer]:
-    server = MetricsServer((m or Metrics()).registry, "127.0.0.1:0", **options)  # type: ignore[arg-type]
+async def serving(
+    m: Metrics | CollectorRegistry | None = None, **options: float
+) -> AsyncIterator[MetricsServer]:
+    registry = m if isinstance(m, CollectorRegistry) else (m or Metrics()).registry
+    server = MetricsServer(registry, "127.0.0.1:0", **options)  # type: ignore[arg-type]
     await server.start()
     try:
         yield server
@@ -135,36 +141,141 @@ def test_a_loop_that_does_not_answer_fails_the_scrape_and_livez_within_the_bound
             asyncio.run_coroutine_threadsafe(server.stop(), loop).result()
 
 
-async def test_connections_beyond_the_cap_are_closed_and_the_slot_comes_back() -> None:
+async def test_a_newcomer_takes_the_place_of_a_connection_that_says_nothing() -> None:
     async with serving(max_connections=1) as server:
-        holder = socket.create_connection(("127.0.0.1", server.port))  # says nothing: holds the slot
-        try:
-            with socket.create_connection(("127.0.0.1", server.port)) as extra:
-                extra.settimeout(5)
-                extra.sendall(b"GET /livez HTTP/1.0\r\n\r\n")
-                assert await asyncio.to_thread(extra.recv, 100) == b""  # closed unanswered
-        finally:
-            holder.close()
-        assert await status_once_free(server.port, "/livez") == 200
+        with socket.create_connection(("127.0.0.1", server.port)) as holder:  # says nothing
+            holder.settimeout(5)
+            await asyncio.sleep(0.1)  # accepted
+            assert (await get(server.port, "/livez"))[0] == 200
+            assert await asyncio.to_thread(holder.recv, 100) == b""  # closed for the newcomer
 
 
-async def test_one_client_holding_every_connection_it_may_does_not_starve_the_probes() -> None:
-    """A client on the pod network that opens connections and says nothing (each held until the
-    connection timeout, then opened again) got every slot: the kubelet's /livez was closed unanswered
-    and, three probes later, the sidecar restarted. One client gets a few slots, not all of them."""
-    async with serving() as server:  # the defaults: 16 connections
-        held: list[socket.socket] = []
+def idle(address: str, port: int) -> socket.socket:
+    """A connection from `address` (any 127/8 address is this machine) that says nothing."""
+    connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    connection.bind((address, 0))
+    connection.connect(("127.0.0.1", port))
+    return connection
+
+
+def probe(port: int) -> int | str:
+    """The kubelet: /livez within 1 s (its default timeoutSeconds); the status or what went wrong."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/livez", timeout=1) as r:
+            return int(r.status)
+    except (OSError, http.client.HTTPException) as e:
+        return type(e).__name__
+
+
+@pytest.mark.parametrize(("addresses", "each"), [(4, 4), (16, 1)])
+async def test_connections_that_say_nothing_from_several_addresses_do_not_starve_the_probes(
+    addresses: int, each: int
+) -> None:
+    """16 connections from 4 addresses (4 each, the most one address could hold), or from 16, took
+    every slot, each held until the connection timeout and then opened again: the kubelet's /livez
+    was closed unanswered (RemoteDisconnected) and, three probes later, the sidecar restarted."""
+    async with serving(max_connections=16, max_connections_per_client=4) as server:
+        held = [idle(f"127.0.0.{2 + a}", server.port) for a in range(addresses) for _ in range(each)]
         try:
-            for _ in range(16):
-                attacker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                attacker.bind(("127.0.0.2", 0))  # another address than the prober's
-                attacker.connect(("127.0.0.1", server.port))
-                held.append(attacker)
-            assert await status_once_free(server.port, "/livez") == 200
-            assert (await get(server.port, "/readyz"))[0] == 503
+            await asyncio.sleep(0.1)  # every one accepted
+            assert [await asyncio.to_thread(probe, server.port) for _ in range(3)] == [200] * 3
         finally:
-            for attacker in held:
-                attacker.close()
+            for connection in held:
+                connection.close()
+
+
+def attack(port: int, addresses: int, stop: threading.Event, payload: bytes) -> int:
+    """Keep `addresses` x 4 connections open, each sending `payload` (then nothing), opening a new
+    one as soon as one is closed; how many it opened."""
+    opened = 0
+    with selectors.DefaultSelector() as selector:
+        while not stop.is_set():
+            while len(selector.get_map()) < addresses * 4:
+                connection = idle(f"127.0.0.{2 + opened % addresses}", port)
+                connection.sendall(payload)
+                selector.register(connection, selectors.EVENT_READ)
+                opened += 1
+            for key, _ in selector.select(0.01):
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                if ready.recv(65536) == b"":
+                    selector.unregister(ready)
+                    ready.close()
+        for key in list(selector.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+    return opened
+
+
+@pytest.mark.parametrize("payload", [b"", b"GET /livez HTTP/1.1\r\nX-Slow: a"], ids=["silent", "trickled"])
+async def test_probes_are_answered_while_many_addresses_keep_every_slot_taken(payload: bytes) -> None:
+    """An attacker that reopens at once every connection closed, from 16 addresses (64 connections,
+    the server's default cap), saying nothing or a request head never finished: every probe of the
+    kubelet's is answered in time, and the attacker's connections are what gives way."""
+    async with serving() as server:
+        stop = threading.Event()
+        attacker = asyncio.ensure_future(asyncio.to_thread(attack, server.port, 16, stop, payload))
+        try:
+            await asyncio.sleep(0.3)
+            answers = [await asyncio.to_thread(probe, server.port) for _ in range(10)]
+        finally:
+            stop.set()
+        opened = await attacker
+        assert answers == [200] * 10
+        assert opened > 64  # it kept every slot taken: its connections were closed for the probes
+
+
+async def test_clients_that_do_not_read_their_answers_do_not_starve_the_probes() -> None:
+    """A scrape asked for and never read holds its connection until the connection timeout (the
+    answer's bytes wait in the server); the probes still get in."""
+    registry = CollectorRegistry()
+    big = Gauge("big", "a large page", ["n"], registry=registry)
+    for n in range(100):  # 6 MB: more than the kernel's buffers between the two ends take
+        big.labels(f"{n}{'x' * 60_000}").set(n)
+    async with serving(registry, max_connections=4, max_connections_per_client=4) as server:
+        readers = []
+        for a in range(4):
+            connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            connection.bind((f"127.0.0.{2 + a}", 0))
+            connection.connect(("127.0.0.1", server.port))
+            connection.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")  # and never reads
+            readers.append(connection)
+        try:
+            await asyncio.sleep(1.0)  # every answer made and stuck in the sending
+            assert server.open_connections() == 4
+            assert [await asyncio.to_thread(probe, server.port) for _ in range(3)] == [200] * 3
+        finally:
+            for connection in readers:
+                connection.close()
+
+
+async def test_one_address_at_its_share_gives_up_its_own_oldest_connection() -> None:
+    async with serving(max_connections=16, max_connections_per_client=2) as server:
+        with idle("127.0.0.2", server.port) as oldest, idle("127.0.0.2", server.port) as newer:
+            await asyncio.sleep(0.1)
+            with idle("127.0.0.2", server.port) as newest:
+                newest.sendall(b"GET /readyz HTTP/1.0\r\n\r\n")
+                newest.settimeout(5)
+                assert (await asyncio.to_thread(newest.recv, 100)).startswith(b"HTTP/1.0 503")
+            oldest.settimeout(5)
+            assert await asyncio.to_thread(oldest.recv, 100) == b""  # its place went to the newest
+            newer.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                newer.recv(100)  # still open
+
+
+async def test_a_malformed_or_oversized_request_head_is_refused() -> None:
+    async with serving() as server:
+        for head, status in [
+            (b"NONSENSE\r\n\r\n", b"400"),
+            (b"GET / HTTP/1.0\r\n" + b"X: y\r\n" * 101 + b"\r\n", b"400"),
+            (b"GET / HTTP/1.0\r\nX: " + b"a" * 20_000, b"431"),
+        ]:
+            with socket.create_connection(("127.0.0.1", server.port)) as connection:
+                connection.settimeout(5)
+                connection.sendall(head)
+                assert (await asyncio.to_thread(connection.recv, 100)).split(b" ")[1] == status
+        assert (await get(server.port, "/livez"))[0] == 200
 
 
 async def test_a_stalled_client_is_dropped_after_the_connection_timeout_quietly(
@@ -210,29 +321,6 @@ async def test_a_request_trickled_a_byte_at_a_time_is_cut_off_at_the_connection_
         assert await status_once_free(server.port, "/livez") == 200  # the slot is free again
 
 
-def test_reap_cuts_only_the_connections_past_their_deadline() -> None:
-    server = _BoundedServer(("127.0.0.1", 0), socket.AF_INET, 4, 10.0)
-    try:
-        assert server.reap(1000.0) is None  # nothing open
-        early, late = socket.socketpair(), socket.socketpair()
-        with server._lock:  # two connections, accepted at t=100 and t=105
-            server._deadlines[early[0]] = 110.0
-            server._deadlines[late[0]] = 115.0
-        assert server.reap(109.0) == pytest.approx(1.0)
-        assert server.reap(111.0) == pytest.approx(4.0)  # `early` cut, `late` has 4 s left
-        assert early[1].recv(10) == b""  # its peer sees the close
-        late[1].setblocking(False)
-        with pytest.raises(BlockingIOError):
-            late[1].recv(10)  # still open
-        assert server.reap(120.0) is None
-        assert late[1].recv(10) == b""
-        for pair in (early, late):
-            for end in pair:
-                end.close()
-    finally:
-        server.server_close()
-
-
 async def test_stop_is_prompt_and_frees_the_port() -> None:
     async with serving() as server:
         port = server.port
@@ -250,3 +338,31 @@ async def test_a_busy_port_is_a_clear_error() -> None:
         with pytest.raises(RuntimeError, match=f"cannot serve /metrics on 127.0.0.1:{port}"):
             await server.start()
         await server.stop()
+
+
+def test_scrapes_waiting_on_a_busy_loop_do_not_take_every_connection() -> None:
+    """A scrape is the server's own work (it waits for the event loop, up to loop_wait_seconds), so
+    its connection is not given up for a newcomer: scrapes asked from several addresses while the
+    loop was busy took every connection, and the probes' were closed unanswered. At most a few
+    scrapes are made at once; the others are answered 503 at once."""
+    with loop_in_thread() as loop:
+        server = MetricsServer(Metrics().registry, "127.0.0.1:0", loop_wait_seconds=3, max_connections=6)
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result()
+        release = threading.Event()
+        loop.call_soon_threadsafe(release.wait)  # the loop is busy in a callback
+        scrapes = []
+        try:
+            for a in range(6):
+                scrape = idle(f"127.0.0.{2 + a}", server.port)
+                scrape.settimeout(10)
+                scrape.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+                scrapes.append(scrape)
+            busy = [scrape.recv(100) for scrape in scrapes[4:]]
+            assert [answer.split(b" ")[1] for answer in busy] == [b"503", b"503"]
+            status, _, body = fetch(server.port, "/readyz")  # needs no loop: answered at once
+            assert (status, body) == (503, b"not serving\n")
+        finally:
+            release.set()
+            for scrape in scrapes:
+                scrape.close()
+            asyncio.run_coroutine_threadsafe(server.stop(), loop).result()

@@ -50,6 +50,13 @@ import { QuotaService } from "./gen/orchestrator/v1/quota_service_pb.js";
  */
 export const DEFAULT_KEEPALIVE_MS = 300_000;
 
+/**
+ * The largest reply a call accepts unless `maxReplyBytes` says otherwise, the same in every client:
+ * the largest the sidecar may be set to send (embeddings.max_reply_bytes goes up to 256 MiB; an
+ * upstream's answer is relayed up to 64 MiB).
+ */
+export const DEFAULT_MAX_REPLY_BYTES = 256 * 1024 * 1024;
+
 export interface SidecarClientOptions {
   /** `host:port` or `unix:///path`; default $ORCHESTRATOR_SIDECAR_ADDRESS, else 127.0.0.1:50051. */
   readonly address?: string;
@@ -59,6 +66,11 @@ export interface SidecarClientOptions {
   readonly timeoutMs?: number;
   /** HTTP/2 PING interval while calls are open (default 5 minutes). */
   readonly keepAliveMs?: number;
+  /**
+   * The largest reply a call accepts, in bytes (default DEFAULT_MAX_REPLY_BYTES, 256 MiB); a larger
+   * one fails RESOURCE_EXHAUSTED (a QuotaExceededError naming both sizes).
+   */
+  readonly maxReplyBytes?: number;
   /** Extra interceptors, run after the one adding the token. */
   readonly interceptors?: readonly Interceptor[];
   /** The environment to read the defaults from (default process.env). */
@@ -97,6 +109,7 @@ export class SidecarClient {
 
   constructor(options: SidecarClientOptions = {}) {
     const env = options.env ?? process.env;
+    const readMaxBytes = maxReplyBytes(options.maxReplyBytes);
     this.endpoint = parseAddress(resolveAddress(options.address, env));
     this.timeoutMs = options.timeoutMs;
     const baseUrl = this.endpoint.kind === "tcp" ? `http://${hostPort(this.endpoint)}` : "http://localhost";
@@ -110,6 +123,7 @@ export class SidecarClient {
     const transport: Transport = createGrpcTransport({
       baseUrl,
       sessionManager: this.sessions,
+      readMaxBytes,
       interceptors: [...(token === undefined ? [] : [bearer(token)]), ...(options.interceptors ?? [])],
     });
     this.generation = createClient(GenerationService, transport);
@@ -364,4 +378,13 @@ function bearer(token: string): Interceptor {
 
 function hostPort(endpoint: { host: string; port: number }): string {
   return endpoint.host.includes(":") ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+}
+
+/** The reply limit a client was given: a whole number of bytes, 1 to 2^31 - 1 as in every client (a RangeError otherwise). */
+function maxReplyBytes(given: number | undefined): number {
+  const bytes = given ?? DEFAULT_MAX_REPLY_BYTES;
+  if (!Number.isSafeInteger(bytes) || bytes < 1 || bytes > 2 ** 31 - 1) {
+    throw new RangeError(`maxReplyBytes must be a whole number of bytes from 1 to ${2 ** 31 - 1}, not ${String(given)}`);
+  }
+  return bytes;
 }

@@ -1,6 +1,7 @@
 export {
   SidecarClient,
   DEFAULT_KEEPALIVE_MS,
+  DEFAULT_MAX_REPLY_BYTES,
   generationInput,
   messageText,
   messageToolCalls,

@@ -148,3 +148,29 @@ async def test_a_call_cancelled_just_as_its_slot_came_gives_the_slot_back(
         waiting.release_all()
     await settle()
     assert [running(s, n) for n in names] == [0] * len(names)
+
+
+async def test_a_deployments_queue_sheds_and_serves_by_tenant_too() -> None:
+    """The route's wait passes the caller's tenant: a tenant's burst that filled a deployment's
+    queue gives way to another tenant's call of its priority, which is then served in its turn."""
+    clock, seen = FakeClock(), []
+    s = slots(clock, queue_size=2, seen=seen, a=1)
+    first = s.holder()
+    assert first.take("a")
+    burst = [
+        asyncio.ensure_future(s.holder().wait(["a"], Priority.NORMAL, Deadline.after(60, clock), "burst"))
+        for _ in range(2)
+    ]
+    await settle()
+    quiet = asyncio.ensure_future(s.holder().wait(["a"], Priority.NORMAL, Deadline.after(60, clock), "quiet"))
+    await settle()
+    with pytest.raises(OverloadedError):
+        await burst[1]
+    assert seen == ["shed NORMAL", "waited NORMAL"]
+    first.release_all()
+    await settle()
+    assert burst[0].done() and not quiet.done()  # the burst's first came first
+    queue = s.queue("a")
+    assert queue is not None
+    queue.release()
+    assert await quiet == "a"

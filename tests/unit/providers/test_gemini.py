@@ -53,7 +53,7 @@ def test_parse_recorded_answer_counts_thinking_as_output() -> None:
     chunk = gemini.parse_response(json.loads(fixture("gemini/generate_content.json")))
     assert chunk.text == "Hello! How can I help you today?"
     assert chunk.finish_reason is FinishReason.STOP
-    assert chunk.usage == Usage(prompt_tokens=7, completion_tokens=14, cached_tokens=2)
+    assert chunk.usage == Usage(prompt_tokens=7, completion_tokens=14, cached_tokens=2, reasoning_tokens=5)
 
 
 def test_replay_recorded_stream() -> None:
@@ -131,3 +131,26 @@ def test_malformed_answers(body: object) -> None:
 
 def test_api_key_goes_in_its_own_header() -> None:
     assert gemini.auth_headers("AIza-k") == {"x-goog-api-key": "AIza-k"}
+
+
+def test_a_prompt_that_starts_with_the_model_gets_a_user_turn_first_and_roles_alternate() -> None:
+    """Gemini reads `contents` by position as user, model, user, ... and refuses a history that
+    starts with a model turn or does not alternate ("Please ensure that multiturn requests
+    alternate between user and model", "function call turn comes immediately after a user turn"),
+    as Bedrock's Converse does. Trimming keeps the newest messages and a summary every uncovered
+    one, so a remembered conversation's prompt starts with the previous answer on most turns; a
+    tool result (sent as user text) followed by the next question is two user turns in a row."""
+    msgs = (
+        Message(Role.SYSTEM, "Be brief."),
+        Message(Role.SYSTEM, "Summary of 4 earlier messages: ..."),
+        Message(Role.ASSISTANT, "Paris."),
+        Message(Role.ASSISTANT, "It is the capital."),
+        Message(Role.TOOL, "21 degrees", tool_call_id="call_1"),
+        Message(Role.USER, "And its population?"),
+    )
+    body = gemini.to_wire(ProviderRequest(msgs, GenerationParams(), stream=False), DEPLOYMENT)
+    assert body["contents"] == [
+        {"role": "user", "parts": [{"text": gemini.CONTINUED}]},
+        {"role": "model", "parts": [{"text": "Paris."}, {"text": "It is the capital."}]},
+        {"role": "user", "parts": [{"text": "21 degrees"}, {"text": "And its population?"}]},
+    ]

@@ -126,6 +126,39 @@ async def test_clear_forgets_history_and_persona_not_the_version(
     assert await s.next_version(K) > v  # an older pending Switch still cannot win after a clear
 
 
+async def test_a_clear_refuses_the_writes_of_turns_that_read_the_conversation_before_it(
+    conversation_store: ConversationStore,
+) -> None:
+    """A turn reads its snapshot, the user clears the conversation, the turn's answer arrives: its
+    append and its summary are refused (the cleared conversation stays cleared); a turn that read
+    after the clear writes as usual, and an append without an epoch (an escalation's answer) too."""
+    s = conversation_store
+    await s.append(K, msgs("q", "a"))
+    before = (await s.snapshot(K, history=True)).epoch
+    assert await s.clear(K) is True
+    assert await s.append(K, msgs("late q", "late a"), epoch=before) is False
+    assert await s.save_summary(K, ConversationSummary("old", 2, "x"), epoch=before) is False
+    snap = await s.snapshot(K, history=True)
+    assert (snap.history, await s.summary(K)) == ((), None)
+    assert snap.epoch > before
+    assert await s.append(K, msgs("new q", "new a"), epoch=snap.epoch) is True
+    assert await s.save_summary(K, ConversationSummary("new", 2, "y"), epoch=snap.epoch) is True
+    assert await s.append(K, msgs("creator"), epoch=None) is True
+    assert [m.text for m in (await s.snapshot(K, history=True)).history] == ["new q", "new a", "creator"]
+
+
+async def test_a_clear_counts_for_a_conversation_with_nothing_stored_yet(
+    conversation_store: ConversationStore,
+) -> None:
+    """The first turn of a conversation may be in flight when it is cleared: nothing to forget
+    (False), but the turn's append is refused all the same."""
+    s = conversation_store
+    first = (await s.snapshot(K, history=True)).epoch
+    assert await s.clear(K) is False
+    assert await s.append(K, msgs("q", "a"), epoch=first) is False
+    assert (await s.snapshot(K, history=True)).history == ()
+
+
 async def test_concurrent_tickets_are_unique(conversation_store: ConversationStore) -> None:
     tickets = await asyncio.gather(*(conversation_store.next_version(K) for _ in range(50)))
     assert len(set(tickets)) == 50
@@ -142,6 +175,17 @@ async def test_memory_ttl_with_the_injected_clock(clock: FakeClock) -> None:
     assert await s.switches("t1", "u1", "", 10) == []  # not written for a whole TTL
     clock.advance(1)
     assert (await s.snapshot(K, history=True)).history == ()
+
+
+async def test_a_turn_whose_conversation_expired_meanwhile_is_still_stored(clock: FakeClock) -> None:
+    """The epoch refuses only what a clear made stale: a conversation that expired during the turn
+    (its epoch forgotten with it) takes the turn's messages as a new one."""
+    s = MemoryConversationStore(POLICY, clock)
+    await s.clear(K)
+    epoch = (await s.snapshot(K, history=True)).epoch
+    clock.advance(POLICY.ttl_seconds)
+    assert await s.append(K, msgs("q", "a"), epoch=epoch) is True
+    assert len((await s.snapshot(K, history=True)).history) == 2
 
 
 async def test_memory_store_is_bounded(clock: FakeClock) -> None:

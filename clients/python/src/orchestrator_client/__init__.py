@@ -1,6 +1,6 @@
 """Python client for the Orchestrator sidecar (asyncio: `AsyncClient`; blocking: `Client`)."""
 
-from ._connection import ADDRESS_ENV, DEFAULT_ADDRESS, TOKEN_ENV
+from ._connection import ADDRESS_ENV, DEFAULT_ADDRESS, DEFAULT_MAX_REPLY_BYTES, TOKEN_ENV
 from ._gen.orchestrator.v1 import (
     answers_pb2,
     conversation_service_pb2_grpc,
@@ -46,6 +46,7 @@ from .sync import Client, Stream
 __all__ = [
     "ADDRESS_ENV",
     "DEFAULT_ADDRESS",
+    "DEFAULT_MAX_REPLY_BYTES",
     "TOKEN_ENV",
     "AsyncClient",
     "AsyncStream",

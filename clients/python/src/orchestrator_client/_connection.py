@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 ADDRESS_ENV = "ORCHESTRATOR_SIDECAR_ADDRESS"
 TOKEN_ENV = "ORCHESTRATOR_SIDECAR_TOKEN"
+
+# The largest reply a call accepts, the same in every client: the largest the sidecar may be set to
+# send (embeddings.max_reply_bytes and settings.max_receive_message_bytes go up to 256 MiB, and an
+# upstream's answer is relayed up to 64 MiB), so no reply of a valid configuration is refused.
+DEFAULT_MAX_REPLY_BYTES = 256 * 1024 * 1024
+MAX_REPLY_OPTION = "grpc.max_receive_message_length"
+MAX_REPLY_LIMIT = 2**31 - 1  # the largest any client can be set to: a gRPC channel argument is an int32
 
 # The sidecar runs next to the application (same pod or host): reconnect quickly after it restarts,
 # and ping a silent connection no more often than a gRPC server allows by default (5 minutes), so a
@@ -21,8 +29,22 @@ CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2_000),
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
 )
+
+
+def channel_options(max_reply_bytes: int, extra: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The client's channel options, then the caller's: one of the caller's replaces the client's of
+    the same name (gRPC keeps the first of two, so appending it would not). `max_reply_bytes` must be
+    an int from 1 to MAX_REPLY_LIMIT (ValueError naming it otherwise)."""
+    if (
+        isinstance(max_reply_bytes, bool)
+        or not isinstance(max_reply_bytes, int)
+        or not 1 <= max_reply_bytes <= MAX_REPLY_LIMIT
+    ):
+        raise ValueError(f"max_reply_bytes must be 1 to {MAX_REPLY_LIMIT} bytes, not {max_reply_bytes!r}")
+    given = {name for name, _ in extra}
+    ours = [*CHANNEL_OPTIONS, (MAX_REPLY_OPTION, max_reply_bytes)]
+    return [*(o for o in ours if o[0] not in given), *extra]
 
 
 @dataclass(frozen=True, slots=True)

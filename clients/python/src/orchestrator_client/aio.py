@@ -17,7 +17,7 @@ import grpc.aio
 
 from . import messages, retry
 from ._auth import async_interceptors
-from ._connection import CHANNEL_OPTIONS, resolve
+from ._connection import DEFAULT_MAX_REPLY_BYTES, channel_options, resolve
 from ._gen.orchestrator.v1 import (
     conversation_service_pb2_grpc,
     embed_pb2,
@@ -33,6 +33,7 @@ from ._gen.orchestrator.v1 import (
     quota_pb2,
     quota_service_pb2_grpc,
 )
+from ._loops import LoopChannels
 from .errors import CancelledError, SidecarError, build, from_rpc_error
 from .experiments import Priority, feedback_request, report_request
 
@@ -42,7 +43,8 @@ EmbedInput = embed_pb2.EmbedRequest | Sequence[str]
 
 
 class _LazyStub:
-    """A generated stub of the client's channel, made on first use (see `AsyncClient.channel`)."""
+    """A generated stub over the channel of the running loop, made on first use there (see
+    `AsyncClient.channel`); one assigned to the client is returned instead, in every loop."""
 
     def __init__(self, stub: type) -> None:
         self._stub = stub
@@ -54,9 +56,9 @@ class _LazyStub:
     def __get__(self, client: AsyncClient | None, owner: type | None = None) -> Any:
         if client is None:
             return self
-        if self._slot not in client.__dict__:
-            client.__dict__[self._slot] = self._stub(client.channel)
-        return client.__dict__[self._slot]
+        if self._slot in client.__dict__:
+            return client.__dict__[self._slot]
+        return client._channels.current().stub(self._stub)
 
     def __set__(self, client: AsyncClient, stub: Any) -> None:
         client.__dict__[self._slot] = stub
@@ -70,25 +72,28 @@ class AsyncClient:
         address: str | None = None,
         *,
         token: str | None = None,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         conn = resolve(address, token)
         self._closed = False
         self._target = conn.target
-        self._channel_options = [*CHANNEL_OPTIONS, *options]
-        self._interceptors = async_interceptors(conn.token)
-        self._channel: grpc.aio.Channel | None = None
+        self._channel_options = channel_options(max_reply_bytes, options)
+        interceptors = async_interceptors(conn.token)
+        self._channels = LoopChannels(
+            lambda: grpc.aio.insecure_channel(
+                self._target, options=self._channel_options, interceptors=interceptors
+            ),
+            refused=closed_error,
+        )
 
     @property
     def channel(self) -> grpc.aio.Channel:
-        """The gRPC channel, made on first use: grpc.aio binds a channel to the event loop running
-        when it is made, so a client made outside any loop (a module-level one) works in the loop
-        that first uses it."""
-        if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(
-                self._target, options=self._channel_options, interceptors=self._interceptors
-            )
-        return self._channel
+        """The gRPC channel of the running event loop, made there on first use: grpc.aio binds a
+        channel to the loop running when it is made, so a client made outside any loop (a
+        module-level one) or used from several loops in turn (successive `asyncio.run` calls,
+        pytest-asyncio's per-test loops, a loop per thread) has one channel per loop."""
+        return self._channels.current().channel
 
     # the generated stubs (the token attached), made on first use over `channel`; assignable
     generation = _LazyStub(generation_service_pb2_grpc.GenerationServiceStub)
@@ -276,8 +281,7 @@ class AsyncClient:
     async def close(self) -> None:
         """Ends the connection: calls still open, and every call made after, fail CANCELLED."""
         self._closed = True
-        if self._channel is not None:
-            await self._channel.close(None)
+        await self._channels.close()
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -12,7 +12,7 @@ import grpc
 
 from . import experiments, messages, retry
 from ._auth import sync_channel
-from ._connection import CHANNEL_OPTIONS, resolve
+from ._connection import DEFAULT_MAX_REPLY_BYTES, channel_options, resolve
 from ._gen.orchestrator.v1 import (
     conversation_service_pb2_grpc,
     embed_pb2,
@@ -40,11 +40,12 @@ class Client:
         address: str | None = None,
         *,
         token: str | None = None,
+        max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
         options: Sequence[tuple[str, Any]] = (),
     ) -> None:
         conn = resolve(address, token)
         self._closed = False
-        self._raw = grpc.insecure_channel(conn.target, options=[*CHANNEL_OPTIONS, *options])
+        self._raw = grpc.insecure_channel(conn.target, options=channel_options(max_reply_bytes, options))
         self.channel = sync_channel(self._raw, conn.token)
         self.generation = generation_service_pb2_grpc.GenerationServiceStub(self.channel)
         self.conversations = conversation_service_pb2_grpc.ConversationServiceStub(self.channel)

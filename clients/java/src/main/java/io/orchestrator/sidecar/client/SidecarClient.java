@@ -11,6 +11,8 @@ import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.ManagedChannelBuilder;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
 import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
@@ -75,6 +77,12 @@ public final class SidecarClient implements AutoCloseable {
    * needs no liveness probing, and grpc servers refuse pings more frequent than 5 minutes by default.
    */
   public static final Duration DEFAULT_KEEPALIVE = Duration.ofMinutes(5);
+  /**
+   * The largest reply a call accepts unless {@link Builder#maxReplyBytes} says otherwise, the same in
+   * every client: the largest the sidecar may be set to send (embeddings.max_reply_bytes goes up to
+   * 256 MiB; an upstream's answer is relayed up to 64 MiB).
+   */
+  public static final int DEFAULT_MAX_REPLY_BYTES = 256 * 1024 * 1024;
 
   private final ManagedChannel channel;
   private final Duration defaultTimeout;
@@ -464,6 +472,7 @@ public final class SidecarClient implements AutoCloseable {
     private String token;
     private boolean noToken;
     private Duration keepAlive = DEFAULT_KEEPALIVE;
+    private int maxReplyBytes = DEFAULT_MAX_REPLY_BYTES;
     private Duration defaultTimeout;
     private Map<String, String> env = System.getenv();
 
@@ -499,6 +508,18 @@ public final class SidecarClient implements AutoCloseable {
       return this;
     }
 
+    /**
+     * The largest reply a call accepts, in bytes (default {@link #DEFAULT_MAX_REPLY_BYTES}); a larger
+     * one fails RESOURCE_EXHAUSTED, a {@link QuotaExceededException} naming both sizes.
+     */
+    public Builder maxReplyBytes(int bytes) {
+      if (bytes < 1) {
+        throw new IllegalArgumentException("maxReplyBytes must be at least 1 byte, not " + bytes);
+      }
+      this.maxReplyBytes = bytes;
+      return this;
+    }
+
     /** Deadline of every call made without one. */
     public Builder defaultTimeout(Duration timeout) {
       this.defaultTimeout = Objects.requireNonNull(timeout);
@@ -527,10 +548,18 @@ public final class SidecarClient implements AutoCloseable {
     }
 
     public SidecarClient build() {
-      ManagedChannelBuilder<?> channel = Grpc.newChannelBuilder(target(), InsecureChannelCredentials.create())
+      String target = target();
+      ManagedChannelBuilder<?> channel = Grpc.newChannelBuilder(target, InsecureChannelCredentials.create())
           .keepAliveTime(keepAlive.toNanos(), TimeUnit.NANOSECONDS)
           .keepAliveTimeout(20, TimeUnit.SECONDS)
-          .keepAliveWithoutCalls(false);
+          .keepAliveWithoutCalls(false)
+          .maxInboundMessageSize(maxReplyBytes);
+      if (target.startsWith("unix:") && channel instanceof NettyChannelBuilder netty) {
+        // grpc-java sets SO_KEEPALIVE on every connection it opens, then the builder's options: an epoll
+        // domain socket has no SO_KEEPALIVE, and netty logged a WARNING for each connection. A null
+        // value takes the option off again (the HTTP/2 PINGs above are the liveness check).
+        netty.withOption(ChannelOption.SO_KEEPALIVE, null);
+      }
       String resolved = resolvedToken();
       if (resolved != null) {
         if (!resolved.chars().allMatch(c -> c >= ' ' && c <= '~')) { // never shown: it is a secret

@@ -1,0 +1,318 @@
+"""The health port's HTTP/1.0 server, built so the kubelet's probes are answered whatever other
+clients on the pod network do.
+
+One thread reads every connection's request and writes every answer without blocking (a selector),
+so a client that connects and says nothing, trickles its request a byte at a time, or does not read
+its answer costs a socket and a few bytes, never a thread. The answers are made by WSGI apps on
+worker threads: one pool for the `scrape_paths` (/metrics) and one for everything else (the probes),
+so scrapes never hold up a probe. Nothing runs while no connection is open.
+
+Bounds: `max_connections` open at once. When a newcomer finds them all taken, the connection that
+waits the longest on its client (still sending its request, or not reading its answer) of the
+client address holding the most connections is closed to make room; a newcomer whose address already
+holds `max_connections_per_client` takes the place of that address's own oldest such connection.
+Only when every connection is being answered (the server's own work, bounded by the app) is the
+newcomer closed; at most SCRAPES_AT_ONCE scrapes are, more are answered 503 at once, so scrapes
+cannot take every connection either. So to keep a probe from being answered a client would need
+more addresses than there are connections and to cycle through all of them within the time the
+probe takes to send its request. Every connection ends `connection_timeout` seconds after it was
+accepted, whatever it is doing. A request head is at most 16 KiB and 100 headers (else 431 / 400).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import http.client
+import io
+import logging
+import selectors
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from wsgiref.handlers import SimpleHandler
+
+_log = logging.getLogger("sidecar.telemetry")
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+HEAD_LIMIT = 16 * 1024
+SCRAPES_AT_ONCE = 4  # made or waiting for a worker; more are answered 503 at once
+_ACCEPTS_PER_TURN = 64  # then the connections' own events get their turn
+
+
+@dataclass(eq=False)
+class _Conn:
+    sock: socket.socket
+    client: str
+    deadline: float
+    head: bytearray = field(default_factory=bytearray)
+    out: memoryview | None = None
+    answering: bool = False  # an app makes its answer: the server's work, not the client's
+    scrape: bool = False  # its answer is a scrape's (the scrapes' own workers)
+
+
+class _Handler(SimpleHandler):
+    """wsgiref's handler on in-memory streams; a failing app's traceback goes to the log."""
+
+    server_software = "sidecar"
+    os_environ: dict[str, str] = {}  # noqa: RUF012 (else wsgiref copies the process's environment in)
+
+    def log_exception(self, exc_info: Any) -> None:
+        _log.warning("health port answer failed", exc_info=exc_info)
+
+
+def _answer(app: WSGIApp, environ: dict[str, Any]) -> bytes:
+    out = io.BytesIO()
+    _Handler(io.BytesIO(), out, io.StringIO(), environ, multithread=True, multiprocess=False).run(app)
+    return out.getvalue()
+
+
+def _plain_answer(status: str, text: str) -> bytes:
+    body = text.encode()
+    head = f"HTTP/1.0 {status}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
+    return (head + "Connection: close\r\n\r\n").encode() + body
+
+
+def _environ(head: bytes, client: str, server: tuple[str, int]) -> dict[str, Any]:
+    """The WSGI environ of a request head (ValueError or http.client.HTTPException when malformed)."""
+    line, _, rest = head.partition(b"\n")
+    method, target, version = line.decode("latin-1").split()
+    if not version.startswith("HTTP/"):
+        raise ValueError("not an HTTP request line")
+    path, _, query = target.partition("?")
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": urllib.parse.unquote(path, "iso-8859-1"),
+        "QUERY_STRING": query,
+        "SERVER_PROTOCOL": version,
+        "SERVER_NAME": server[0],
+        "SERVER_PORT": str(server[1]),
+        "REMOTE_ADDR": client,
+        "CONTENT_LENGTH": "",
+    }
+    for name, value in http.client.parse_headers(io.BytesIO(rest)).items():
+        key = name.replace("-", "_").upper()
+        if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            environ[key] = value.strip()
+        elif "HTTP_" + key in environ:
+            environ["HTTP_" + key] += "," + value.strip()
+        else:
+            environ["HTTP_" + key] = value.strip()
+    return environ
+
+
+def _head_end(head: bytearray) -> int:
+    """Where the request head ends (its blank line), or -1 while it has not."""
+    for mark in (b"\r\n\r\n", b"\n\n"):
+        if (at := head.find(mark)) >= 0:
+            return at + len(mark)
+    return -1
+
+
+class BoundedHttpServer:
+    """Serves `app` on the listening socket `sock` (it owns and closes it) from `start()` to `stop()`."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        app: WSGIApp,
+        *,
+        max_connections: int,
+        max_connections_per_client: int,
+        connection_timeout: float,
+        scrape_paths: Collection[str] = (),
+    ) -> None:
+        self._listener, self._app = sock, app
+        self._max, self._per_client = max_connections, max_connections_per_client
+        self._timeout, self._scrape_paths = connection_timeout, frozenset(scrape_paths)
+        self._conns: dict[socket.socket, _Conn] = {}  # by acceptance, so by deadline too
+        self._answers: collections.deque[tuple[_Conn, bytes]] = collections.deque()
+        self._wake = socket.socketpair()
+        self._stopping = False
+        self._scraping = 0  # scrapes submitted whose answers have not come back
+        self._selector = selectors.DefaultSelector()
+        self._scrapes = ThreadPoolExecutor(2, thread_name_prefix="metrics-scrape")
+        self._probes = ThreadPoolExecutor(2, thread_name_prefix="metrics-probe")
+        self._thread = threading.Thread(target=self._run, name="metrics-http", daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._listener.getsockname()[:2]
+        return str(host), int(port)
+
+    def open_connections(self) -> int:
+        return len(self._conns)
+
+    def start(self) -> None:
+        self._listener.setblocking(False)
+        for end in self._wake:
+            end.setblocking(False)
+        self._selector.register(self._listener, selectors.EVENT_READ)
+        self._selector.register(self._wake[0], selectors.EVENT_READ)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop at once: open connections are closed; an answer still being made is dropped."""
+        self._stopping = True
+        self._nudge()
+        if self._thread.is_alive():
+            self._thread.join()
+        for executor in (self._scrapes, self._probes):
+            executor.shutdown(wait=False, cancel_futures=True)
+        for conn in list(self._conns.values()):
+            self._close(conn)
+        self._selector.close()
+        self._listener.close()
+        for end in self._wake:
+            end.close()
+
+    def _nudge(self) -> None:
+        with contextlib.suppress(OSError):  # full: a wake-up is pending anyway
+            self._wake[1].send(b"x")
+
+    def _run(self) -> None:
+        while not self._stopping:
+            events = self._selector.select(self._until_next_deadline(time.monotonic()))
+            accept = False
+            for key, mask in events:  # the connections' own events first, then newcomers
+                if key.fileobj is self._listener:
+                    accept = True
+                elif key.fileobj is self._wake[0]:
+                    with contextlib.suppress(OSError):
+                        self._wake[0].recv(4096)
+                elif mask & selectors.EVENT_READ:
+                    self._read(key.data)
+                else:
+                    self._write(key.data)
+            self._take_answers()
+            if accept:
+                self._accept()
+            self._expire(time.monotonic())
+
+    def _until_next_deadline(self, now: float) -> float | None:
+        first = next(iter(self._conns.values()), None)
+        return None if first is None else max(0.0, first.deadline - now)
+
+    def _expire(self, now: float) -> None:
+        while (first := next(iter(self._conns.values()), None)) is not None and first.deadline <= now:
+            self._close(first)
+
+    def _accept(self) -> None:
+        for _ in range(_ACCEPTS_PER_TURN):
+            try:
+                sock, address = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # the peer left before it was accepted, or out of descriptors
+                _log.debug("health port accept failed", exc_info=True)
+                return
+            conn = _Conn(sock, str(address[0]), time.monotonic() + self._timeout)
+            if not self._make_room(conn.client):
+                sock.close()
+                continue
+            sock.setblocking(False)
+            self._conns[sock] = conn
+            self._selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _make_room(self, client: str) -> bool:
+        """Room for one more connection of `client`: a connection waiting on its client is closed
+        when needed (see the module's doc); False when none can be."""
+        own = [c for c in self._conns.values() if c.client == client]
+        if len(own) >= self._per_client:
+            victim = next((c for c in own if not c.answering), None)
+        elif len(self._conns) >= self._max:
+            held = collections.Counter(c.client for c in self._conns.values())
+            waiting = [c for c in self._conns.values() if not c.answering]
+            victim = max(waiting, key=lambda c: held[c.client], default=None)  # the oldest of the most
+        else:
+            return True
+        if victim is None:
+            return False
+        self._close(victim)
+        return True
+
+    def _read(self, conn: _Conn) -> None:
+        try:
+            data = conn.sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._close(conn)
+            return
+        conn.head += data
+        end = _head_end(conn.head)
+        if end < 0:
+            if len(conn.head) > HEAD_LIMIT:
+                too_large = "431 Request Header Fields Too Large"
+                self._send(conn, _plain_answer(too_large, "request head too large\n"))
+            return
+        try:
+            environ = _environ(bytes(conn.head[:end]), conn.client, self.address)
+        except (ValueError, http.client.HTTPException):
+            self._send(conn, _plain_answer("400 Bad Request", "malformed request\n"))
+            return
+        conn.scrape = environ["PATH_INFO"] in self._scrape_paths
+        if conn.scrape and self._scraping >= SCRAPES_AT_ONCE:
+            self._send(conn, _plain_answer("503 Service Unavailable", "too many scrapes at once\n"))
+            return
+        conn.answering = True
+        self._selector.unregister(conn.sock)
+        self._scraping += conn.scrape
+        (self._scrapes if conn.scrape else self._probes).submit(self._make_answer, conn, environ)
+
+    def _make_answer(self, conn: _Conn, environ: dict[str, Any]) -> None:
+        """On a worker thread: the app's answer, handed to the serving thread."""
+        try:
+            answer = _answer(self._app, environ)
+        except Exception:  # the handler itself failed (the app's own errors are a 500 already)
+            _log.warning("health port answer failed", exc_info=True)
+            answer = _plain_answer("500 Internal Server Error", "internal error\n")
+        self._answers.append((conn, answer))
+        self._nudge()
+
+    def _take_answers(self) -> None:
+        while self._answers:
+            conn, answer = self._answers.popleft()
+            self._scraping -= conn.scrape
+            if self._conns.get(conn.sock) is conn:  # else it was closed meanwhile (its deadline)
+                conn.answering = False
+                self._send(conn, answer)
+
+    def _send(self, conn: _Conn, answer: bytes) -> None:
+        conn.out = memoryview(answer)
+        if conn.sock in self._selector.get_map():
+            self._selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
+        else:
+            self._selector.register(conn.sock, selectors.EVENT_WRITE, conn)
+        self._write(conn)
+
+    def _write(self, conn: _Conn) -> None:
+        assert conn.out is not None
+        try:
+            sent = conn.sock.send(conn.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # the client went away
+            self._close(conn)
+            return
+        conn.out = conn.out[sent:]
+        if not conn.out:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_WR)
+            self._close(conn)
+
+    def _close(self, conn: _Conn) -> None:
+        if self._conns.pop(conn.sock, None) is None:
+            return
+        if conn.sock in self._selector.get_map():
+            self._selector.unregister(conn.sock)
+        conn.sock.close()
