@@ -103,6 +103,8 @@ class VaultTransitBackend:
         self._client = client or hvac.Client(
             url=url, token=token, namespace=namespace, timeout=TIMEOUT_SECONDS
         )
+        if client is not None and self._token_file is not None:
+            self._client.token = token  # a client of the caller's: the file's token, as for our own
         self._login_lock = threading.Lock()
         self._logged_in = False
         clock = clock or SystemClock()

@@ -387,3 +387,19 @@ def test_optional_clients_are_imported_only_when_a_backend_is_built() -> None:
     code = "import sys, sidecar.keys.aws_kms, sidecar.keys.vault_transit; print(sorted(sys.modules))"
     modules = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert "'boto3'" not in modules and "'botocore'" not in modules and "'hvac'" not in modules
+
+
+async def test_vault_token_file_is_used_with_a_client_of_the_callers(
+    backends: Backends, tmp_path: Path
+) -> None:
+    bao = backends.server("vault")
+    client = bao.client()
+    client.token = None
+    sink = tmp_path / "token"
+    sink.write_text(bao.token + "\n")
+    backend = backends.build("vault", client=client, token_file=sink)
+    data_key, wrapped = await backend.generate_data_key(ALICE)
+    assert await backend.decrypt_data_key(wrapped, ALICE) == data_key
+    sink.write_text("")
+    with pytest.raises(ValueError, match="empty"):
+        VaultTransitBackend("k", url=bao.url, token_file=sink)
