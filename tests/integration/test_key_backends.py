@@ -398,6 +398,7 @@ async def test_vault_token_file_is_used_with_a_client_of_the_callers(
     sink = tmp_path / "token"
     sink.write_text(bao.token + "\n")
     backend = backends.build("vault", client=client, token_file=sink)
+    assert client.token == bao.token  # from the start: not only once Vault refused the first call
     data_key, wrapped = await backend.generate_data_key(ALICE)
     assert await backend.decrypt_data_key(wrapped, ALICE) == data_key
     sink.write_text("")
