@@ -216,6 +216,8 @@ class Metrics:
         )  # fmt: skip
         for reason in ("known_bad", "tenant_limit"):
             self.envelope_refusals.labels(reason)
+        for outcome in ("renewed", "failed"):  # at 0 from the start: the alert sees the first failure
+            self.token_renewals.labels(outcome)
         self.store_errors = Counter(
             "sidecar_store_errors", "Errors of a state store, by store and operation.", ("store", "op"),
             registry=r,
