@@ -5,10 +5,11 @@ A model's `toolUse` blocks (`toolUseId`, `name`, `input` object) are tool calls;
 `delta.toolUse.input` append its arguments (partial JSON text). What an application could not send
 back is the upstream's fault, never the caller's (PROVIDER_BAD_RESPONSE): a call without its id or
 name, an input that is not a JSON object (streamed: its pieces at a `tool_use` stop), more than
-MAX_TOOL_INPUT_CHARS of input, a delta for a block never started. A call that asked for JSON gets
-the input of the answer tool (bedrock_wire.answer_tool) as its text, and text blocks beside it are
-not the answer. `reasoningContent` blocks (Claude's extended thinking) are thinking, not text: a
-block's text and signature, or its redacted content, kept to go back with the turn's tool calls.
+MAX_TOOL_INPUT_CHARS of input, more than MAX_TOOL_CALLS calls, a delta for a block never started.
+A call that asked for JSON gets the input of the answer tool (bedrock_wire.answer_tool) as its
+text, and text blocks beside it are not the answer. `reasoningContent` blocks (Claude's extended
+thinking) are thinking, not text: a block's text and signature, or its redacted content, kept to go
+back with the turn's tool calls.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ STOP_REASONS = {
 # in a tool call (sidecar/api/content.py MAX_ARGUMENTS_CHARS), so memory and the application can
 # send every answered call back.
 MAX_TOOL_INPUT_CHARS = 256 * 1024
+MAX_TOOL_CALLS = 64  # in one answer: an application sends a message of at most 64 parts back
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MAX_CALL_ID = 128
 _EXCEPTIONS: dict[str, type[ProviderError]] = {
@@ -93,6 +95,8 @@ def parse_response(data: Any, answer: str | None = None) -> Chunk:
     if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
         raise ProviderMalformedError("output.message.content is not a list of blocks")
     uses = [_tool_use(i, b["toolUse"], whole=True) for i, b in enumerate(b for b in blocks if "toolUse" in b)]
+    if len(uses) > MAX_TOOL_CALLS:
+        raise ProviderMalformedError(f"more than {MAX_TOOL_CALLS} toolUse blocks in one answer")
     own = [u for u in uses if u.name != answer]
     calls = tuple(ToolCallDelta(i, u.id, u.name, u.arguments) for i, u in enumerate(own))
     finish = _finish(data.get("stopReason"))
@@ -206,6 +210,8 @@ class StreamParser:
         index = _index(payload)
         if index in self._inputs:
             raise ProviderMalformedError(f"content block {index} started twice")
+        if len(self._inputs) == MAX_TOOL_CALLS:
+            raise ProviderMalformedError(f"more than {MAX_TOOL_CALLS} toolUse blocks in one answer")
         call = _tool_use(index, start["toolUse"], whole=False)
         self._inputs[index], self._sizes[index] = [], 0
         if call.name == self._answer:

@@ -230,6 +230,16 @@ def test_tool_use_blocks_of_an_answer_are_tool_calls() -> None:
     )
 
 
+def test_more_calls_than_an_application_can_send_back_is_a_bad_answer() -> None:
+    uses = [{"toolUse": {"toolUseId": f"t{i}", "name": "now", "input": {}}} for i in range(65)]
+    assert len(bedrock.parse_response(answer(*uses[:64])).tool_calls) == 64
+    with pytest.raises(ProviderMalformedError, match="more than 64"):
+        bedrock.parse_response(answer(*uses))
+    replay(tool_use_stream("", [(f"t{i}", "now", []) for i in range(64)]))
+    with pytest.raises(ProviderMalformedError, match="more than 64"):
+        replay(tool_use_stream("", [(f"t{i}", "now", []) for i in range(65)]))
+
+
 @pytest.mark.parametrize(
     ("use", "match"),
     [
