@@ -180,7 +180,7 @@ def _blocks(m: Message, native: bool, images_before: int) -> list[dict[str, Any]
         result = {"toolUseId": tool_use_id(m.tool_call_id), "content": [{"text": m.text}]}
         return [{"toolResult": result}]
     blocks = [_image(image, images_before + n + 1) for n, image in enumerate(m.images)]
-    if m.text or not (blocks or m.tool_calls):
+    if m.text.strip() or not (blocks or m.tool_calls):  # Claude refuses a blank text block beside them
         blocks.append({"text": m.text})
     for c in m.tool_calls:
         if native:

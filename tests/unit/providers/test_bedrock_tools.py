@@ -106,13 +106,13 @@ def test_results_come_first_in_their_user_turn() -> None:
     a, b = ToolCall("call_a", "get_weather", "{}"), ToolCall("call_b", "get_weather", "{}")
     msgs = (
         Message(Role.USER, "Two cities?"),
-        Message(Role.ASSISTANT, "", tool_calls=(a, b)),
+        Message(Role.ASSISTANT, "\n\n", tool_calls=(a, b)),  # Claude's blank text before its calls
         Message(Role.TOOL, "ra", tool_call_id="call_a"),
         Message(Role.USER, "(no rush)"),
         Message(Role.TOOL, "rb", tool_call_id="call_b"),
     )
     body = wire(*msgs, tools=(WEATHER,))
-    assert body["messages"][1]["content"][0] == {  # no empty text block before the calls
+    assert body["messages"][1]["content"][0] == {  # no blank text block before the calls
         "toolUse": {"toolUseId": "call_a", "name": "get_weather", "input": {}}
     }
     kinds = [next(iter(block)) for block in body["messages"][2]["content"]]
