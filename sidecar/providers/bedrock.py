@@ -3,7 +3,8 @@
 The requests go through the shared HTTP client, signed by botocore with the AWS credential chain,
 so they are cancelled and bounded by the call's deadline like every other provider's. The answer
 of ConverseStream (`application/vnd.amazon.eventstream`) is split into messages by botocore's own
-event-stream parser (prelude, headers, payload and both CRC32s checked), never by hand.
+event-stream parser (prelude, headers, payload and both CRC32s checked), never by hand. The request
+body (tools, images, thinking) is built by bedrock_wire.py, the answers read by bedrock_answer.py.
 """
 
 from __future__ import annotations
