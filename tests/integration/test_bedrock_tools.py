@@ -263,3 +263,20 @@ async def test_a_hostile_upstream_is_a_bad_response_never_internal(
     assert err.code == grpc.StatusCode.UNAVAILABLE, err
     assert err.reason in ("PROVIDERS_UNAVAILABLE", "STREAM_INTERRUPTED")
     assert "PROVIDER_BAD_RESPONSE" in err.message, err.message
+
+
+async def test_an_image_over_converses_limit_is_refused_before_anything_is_sent(
+    serve: Any, bedrock: StrictBedrock
+) -> None:
+    """The edge takes 5 MiB an image; Converse takes 3.75 MB: refused, naming the image, unsent."""
+    s = await serve(config(bedrock.url))
+    big = gen.ContentPart(image=gen.Image(data=PNG + bytes(4_000_000), mime_type="image/png"))
+    message = gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart(text="?"), big])
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(messages=[message], **IDS))
+    err = await rich(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "PROVIDER_REJECTED")
+    assert err.bad_request is not None
+    [violation] = err.bad_request.field_violations
+    assert violation.field == "input.messages" and violation.description.startswith("image 1 of the prompt")
+    assert bedrock.bodies == []
