@@ -20,6 +20,7 @@ from sidecar.api.answer import Answer
 from sidecar.api.errors import abort, internal
 from sidecar.api.gate import Context, Gate, rpc_failure
 from sidecar.api.paging import PageTokens
+from sidecar.authz.scope import caller_scope
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.drain import Drain
@@ -85,7 +86,7 @@ class GenerationServicer:
             return await self._generate(call, context)
         try:
             raw, replayed = await self._replays.answer(
-                what.tenant_id,
+                caller_scope(what.tenant_id, caller.name),
                 what.request_id,
                 what.SerializeToString(deterministic=True),
                 lambda: self._generate_bytes(call, context),
@@ -154,7 +155,7 @@ class GenerationServicer:
     async def Embed(self, request: embed_pb2.EmbedRequest, context: Context) -> embed_pb2.EmbedResponse:
         """Validated before anything else (a refused request claims no idempotency key); a repeat of
         a request_id within the idempotency window gets the first call's answer, charged once."""
-        await self._gate.admit(context, "Embed", request.tenant_id)
+        caller = await self._gate.admit(context, "Embed", request.tenant_id)
         try:  # a provider call like Generate: refused while draining, given the grace when running
             with self._drain.call():
                 req = api_embed.to_request(
@@ -166,7 +167,7 @@ class GenerationServicer:
                 if self._embed_replays is None or not request.request_id:
                     return await self._embed(req)
                 raw, replayed = await self._embed_replays.answer(
-                    request.tenant_id,
+                    caller_scope(request.tenant_id, caller.name),
                     request.request_id,
                     request.SerializeToString(deterministic=True),
                     lambda: self._embed_bytes(req),
