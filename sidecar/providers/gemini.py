@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import secrets
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import SecretStr
@@ -18,12 +22,19 @@ from sidecar.core.errors import (
     ProviderRejectedError,
     ProviderUnavailableError,
 )
-from sidecar.core.types import Chunk, FinishReason, Role, Usage
+from sidecar.core.types import Chunk, FinishReason, ThinkingBlock, ToolCallDelta, Usage
+from sidecar.providers import gemini_wire
 from sidecar.providers._http import HttpClient, Timeouts, decode_json
 from sidecar.providers.base import HttpProvider, ProviderRequest, StreamEvent, WireFormat, token_count
+from sidecar.providers.gemini_wire import to_wire
+from sidecar.providers.sse import SseEvent
 from sidecar.providers.tokens import TokenSource
 from sidecar.providers.upstream_errors import redact
 
+# A function call's arguments at most as long as a caller may send them back (the edge's limit,
+# sidecar/api/content.py MAX_ARGUMENTS_CHARS), and its name as long as Gemini allows.
+MAX_ARGUMENT_CHARS = 256 * 1024
+MAX_NAME_CHARS = 128
 FINISH_REASONS = {
     "STOP": FinishReason.STOP,
     "MAX_TOKENS": FinishReason.LENGTH,
@@ -34,52 +45,6 @@ FINISH_REASONS = {
     "SPII": FinishReason.CONTENT_FILTER,
     "IMAGE_SAFETY": FinishReason.CONTENT_FILTER,
 }
-_ROLES = {Role.USER: "user", Role.ASSISTANT: "model", Role.TOOL: "user"}
-# The user turn put before a prompt that starts with an assistant message (a trimmed or summarized
-# conversation): Gemini reads `contents` by position, user first, and refuses a history that starts
-# with a model turn or does not alternate (as Bedrock's Converse does).
-CONTINUED = "(The conversation continues.)"
-
-
-def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
-    """The GenerateContentRequest body. System messages become `systemInstruction`; consecutive
-    messages of one role become one content with a part each; a prompt that starts with an
-    assistant message gets the user turn CONTINUED before it."""
-    system = [m.text for m in req.messages if m.role is Role.SYSTEM]
-    body: dict[str, Any] = {"contents": _contents(req)}
-    if system:
-        body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
-    p = req.params
-    config: dict[str, Any] = {}
-    if p.max_tokens is not None:
-        config["maxOutputTokens"] = p.max_tokens
-    if p.temperature is not None:
-        config["temperature"] = p.temperature
-    if p.top_p is not None:
-        config["topP"] = p.top_p
-    if p.stop:
-        config["stopSequences"] = list(p.stop)
-    if p.seed is not None:
-        config["seed"] = p.seed
-    if config:
-        body["generationConfig"] = config
-    return body
-
-
-def _contents(req: ProviderRequest) -> list[dict[str, Any]]:
-    """`contents`, alternating user and model turns, user first."""
-    contents: list[dict[str, Any]] = []
-    for m in req.messages:
-        if m.role is Role.SYSTEM:
-            continue
-        role = _ROLES[m.role]
-        if contents and contents[-1]["role"] == role:  # a tool result and the next question: one turn
-            contents[-1]["parts"].append({"text": m.text})
-        else:
-            contents.append({"role": role, "parts": [{"text": m.text}]})
-    if contents and contents[0]["role"] == "model":
-        contents.insert(0, {"role": "user", "parts": [{"text": CONTINUED}]})
-    return contents
 
 
 def parse_usage(data: Any) -> Usage:
@@ -96,8 +61,19 @@ def parse_usage(data: Any) -> Usage:
     )
 
 
-def _candidate(data: Any) -> tuple[str, FinishReason | None]:
-    """The first candidate's text (thought parts left out) and finish reason; a blocked prompt is a
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """What the first candidate of one (whole or partial) answer says."""
+
+    text: str = ""
+    finish: FinishReason | None = None
+    calls: tuple[ToolCallDelta, ...] = ()
+    signed: tuple[ThinkingBlock, ...] = ()
+
+
+def _candidate(data: Any, first_call: int = 0) -> _Candidate:
+    """The first candidate's text (thought parts left out), its function calls (numbered from
+    `first_call`), the signatures of its parts and its finish reason; a blocked prompt is a
     content-filter finish with no text."""
     _raise_embedded_error(data)
     if not isinstance(data, dict):
@@ -106,8 +82,8 @@ def _candidate(data: Any) -> tuple[str, FinishReason | None]:
     if not candidates:
         feedback = data.get("promptFeedback")
         if isinstance(feedback, dict) and feedback.get("blockReason"):
-            return "", FinishReason.CONTENT_FILTER
-        return "", None
+            return _Candidate(finish=FinishReason.CONTENT_FILTER)
+        return _Candidate()
     if not isinstance(candidates, list) or not isinstance(candidates[0], dict):
         raise ProviderMalformedError("candidates is not a list of objects")
     first = candidates[0]
@@ -117,34 +93,103 @@ def _candidate(data: Any) -> tuple[str, FinishReason | None]:
     parts = content.get("parts") or []
     if not isinstance(parts, list):
         raise ProviderMalformedError("candidates[0].content.parts is not a list")
-    text = "".join(
-        p["text"]
-        for p in parts
-        if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")
-    )
-    reason = first.get("finishReason")
-    finish = FINISH_REASONS.get(reason, FinishReason.STOP) if isinstance(reason, str) and reason else None
-    return text, finish
+    text: list[str] = []
+    calls: list[ToolCallDelta] = []
+    signed: list[ThinkingBlock] = []
+    for part in parts:
+        if not isinstance(part, dict) or part.get("thought"):
+            continue
+        call_id = ""
+        if "functionCall" in part:
+            calls.append(_function_call(first_call + len(calls), part["functionCall"]))
+            call_id = calls[-1].id
+        elif isinstance(part.get("text"), str):
+            text.append(part["text"])
+        if (signature := part.get("thoughtSignature")) is not None:
+            if not isinstance(signature, str):
+                raise ProviderMalformedError("a part's thoughtSignature is not a string")
+            signed.append(gemini_wire.signed_block(signature, call_id))
+    finish = _finish(first.get("finishReason"), bool(calls))
+    return _Candidate("".join(text), finish, tuple(calls), tuple(signed))
+
+
+def _finish(reason: Any, called: bool) -> FinishReason | None:
+    """A finishReason; Gemini ends a turn of function calls with STOP, which is a tool-calls finish.
+    A function call the model wrote wrong is a bad answer (another deployment may do better)."""
+    if not isinstance(reason, str) or not reason:
+        return None
+    if reason in ("MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"):
+        raise ProviderMalformedError(f"the model's function call was unusable ({reason})")
+    finish = FINISH_REASONS.get(reason, FinishReason.STOP)
+    return FinishReason.TOOL_CALLS if called and finish is FinishReason.STOP else finish
+
+
+def _function_call(index: int, call: Any) -> ToolCallDelta:
+    """A functionCall part as a whole tool call: its name, its `args` object as JSON text, its id
+    (one made up when Gemini gave none: the caller's result must name the call it answers)."""
+    if not isinstance(call, dict):
+        raise ProviderMalformedError("a functionCall is not an object")
+    name, args, call_id = call.get("name"), call.get("args"), call.get("id")
+    if not isinstance(name, str) or not name:
+        raise ProviderMalformedError("a functionCall without its name")
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise ProviderMalformedError(f"functionCall {name!r}: args is not an object")
+    if call_id is not None and not isinstance(call_id, str):
+        raise ProviderMalformedError(f"functionCall {name!r}: id is not a string")
+    if len(name) > MAX_NAME_CHARS:
+        raise ProviderMalformedError(f"a functionCall name longer than {MAX_NAME_CHARS} characters")
+    try:
+        arguments = json.dumps(args, ensure_ascii=False)
+    except (RecursionError, ValueError) as exc:  # nested too deeply to write back; NaN
+        raise ProviderMalformedError(f"functionCall {name[:64]!r}: args cannot be written as JSON") from exc
+    if len(arguments) > MAX_ARGUMENT_CHARS:
+        raise ProviderMalformedError(
+            f"functionCall {name[:64]!r}: args longer than {MAX_ARGUMENT_CHARS} characters"
+        )
+    return ToolCallDelta(index, call_id or _made_up_id(), name, arguments)
+
+
+def _made_up_id() -> str:
+    return gemini_wire.SYNTHETIC_ID_PREFIX + secrets.token_hex(8)
 
 
 def parse_response(data: Any) -> Chunk:
     """A complete generateContent answer -> one final Chunk."""
-    text, finish = _candidate(data)
-    if finish is None and not text:
+    c = _candidate(data)
+    if c.finish is None and not (c.text or c.calls):
         raise ProviderMalformedError("response has neither candidates nor a block reason")
     usage = parse_usage(data["usageMetadata"]) if data.get("usageMetadata") else None
-    return Chunk(text=text, finish_reason=finish or FinishReason.STOP, usage=usage)
+    finish = c.finish or (FinishReason.TOOL_CALLS if c.calls else FinishReason.STOP)
+    return Chunk(text=c.text, finish_reason=finish, usage=usage, tool_calls=c.calls, thinking_blocks=c.signed)
 
 
-def parse_event(data: str) -> StreamEvent:
+def parse_event(data: str, first_call: int = 0) -> StreamEvent:
     """One `data:` payload of streamGenerateContent?alt=sse: a partial GenerateContentResponse.
+    Each functionCall comes whole in one event; its index is `first_call` and on.
 
     The stream has no end marker: it ends with the HTTP response, after the event with a finish reason.
     """
     payload = decode_json(data)
-    text, finish = _candidate(payload)
+    c = _candidate(payload, first_call)
     usage = parse_usage(payload["usageMetadata"]) if payload.get("usageMetadata") else None
-    return StreamEvent(text=text, finish_reason=finish, usage=usage)
+    return StreamEvent(text=c.text, finish_reason=c.finish, usage=usage, tool_calls=c.calls, blocks=c.signed)
+
+
+class StreamParser:
+    """The events of one stream: numbers its function calls across events, and makes the STOP that
+    ends a stream which called functions a tool-calls finish."""
+
+    def __init__(self) -> None:
+        self._calls = 0
+
+    def __call__(self, event: SseEvent) -> StreamEvent:
+        parsed = parse_event(event.data, self._calls)
+        self._calls += len(parsed.tool_calls)
+        if self._calls and parsed.finish_reason is FinishReason.STOP:
+            return dataclasses.replace(parsed, finish_reason=FinishReason.TOOL_CALLS)
+        return parsed
 
 
 def _raise_embedded_error(data: Any) -> None:
@@ -167,13 +212,16 @@ def auth_headers(key: str) -> dict[str, str]:
     return {"x-goog-api-key": key}
 
 
-WIRE = WireFormat(to_wire, parse_response, lambda e: parse_event(e.data), auth_headers)
+WIRE = WireFormat(
+    to_wire, parse_response, lambda e: parse_event(e.data), auth_headers, stream_parser=StreamParser
+)
 
 
 class GeminiProvider(HttpProvider):
     """`token_source` mints OAuth2 tokens from a service account when no API key is configured."""
 
     name: ClassVar[str] = "gemini"
+    supports: ClassVar[frozenset[str]] = frozenset({"tools", "json_schema", "images"})
 
     def __init__(
         self,
