@@ -63,9 +63,11 @@ def supports(kind: str) -> frozenset[str]:
             return AnthropicProvider.supports
         case "azure":
             return AzureOpenAIProvider.supports
+        case "gemini":
+            return GeminiProvider.supports
         case "echo":
             return ECHO_SUPPORTS
-    return frozenset()  # bedrock and gemini translate text only (their wires carry no tools yet)
+    return frozenset()  # bedrock translates text only (its wire carries no tools yet)
 
 
 def capabilities(deployment: DeploymentConfig) -> Capabilities:
