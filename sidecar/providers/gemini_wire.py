@@ -54,12 +54,17 @@ def signed_block(signature: str, call_id: str = "") -> ThinkingBlock:
     return ThinkingBlock(redacted=data)
 
 
+def is_gemini_block(block: ThinkingBlock) -> bool:
+    """Whether a thinking block holds a Gemini signature (other providers refuse it as their own)."""
+    return block.redacted.startswith(_SIGNED)
+
+
 def _signatures(blocks: tuple[ThinkingBlock, ...]) -> dict[str, str]:
     """The signatures of a message's Gemini blocks by their part ("text", or "call:" + id); blocks of
     other providers (Anthropic's thinking) mean nothing to Gemini and are left out."""
     out: dict[str, str] = {}
     for block in blocks:
-        if not block.redacted.startswith(_SIGNED):
+        if not is_gemini_block(block):
             continue
         try:
             data = json.loads(block.redacted)

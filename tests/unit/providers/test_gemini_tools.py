@@ -337,3 +337,20 @@ def test_images_are_inline_data_or_file_data_before_the_text() -> None:
 def test_gemini_declares_tools_structured_output_and_images() -> None:
     caps = Capabilities.of(DEPLOYMENT, gemini.GeminiProvider.supports)
     assert (caps.tools, caps.json_schema, caps.images, caps.reasoning) == (True, True, True, False)
+
+
+def test_a_gemini_signature_is_not_sent_to_anthropic() -> None:
+    """A route falling back from Gemini to Anthropic after a tool turn: Anthropic would refuse the
+    Gemini block as a redacted thinking block it did not sign (PROVIDER_REJECTED, no fallback)."""
+    from sidecar.providers import anthropic
+
+    own = ThinkingBlock(text="hm", signature="EqQB")
+    answer = Message(
+        Role.ASSISTANT,
+        "",
+        tool_calls=(ToolCall("c1", "now", "{}"),),
+        thinking=(gemini_wire.signed_block(SIGNATURE, "c1"), own),
+    )
+    messages = (QUESTION, answer, Message(Role.TOOL, "12:00", tool_call_id="c1"))
+    body = anthropic.to_wire(ProviderRequest(messages, GenerationParams(), stream=False), DEPLOYMENT)
+    assert [b["type"] for b in body["messages"][1]["content"]] == ["thinking", "tool_use"]
