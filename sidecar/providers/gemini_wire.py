@@ -10,7 +10,8 @@ Gemini signs parts of an answer (`thoughtSignature`, on the first functionCall o
 text) and wants each signature back on the same part: Gemini 3 refuses a function-call turn
 without it. The sidecar keeps a signature as an opaque thinking block (a ThinkingBlock's
 `redacted` data, returned to the caller and kept by conversation memory as Anthropic's signed
-blocks are) that says which part it belongs to: the text, or the call with a given id.
+blocks are) that says which part it belongs to: the text, or the call with a given id. A turn of
+calls Gemini did not sign gets Gemini's documented stand-in (UNSIGNED) on its first call.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ _IMAGE_SUFFIXES = {
     ".heif": "image/heif",
 }
 _SIGNED = '{"gemini":'  # how a Gemini signature block's data starts (see signed_block)
+# What Gemini documents to put on a function call it did not sign (a turn another provider served,
+# calls the application wrote itself): Gemini 3 refuses a function-call turn of the current
+# exchange whose first call has no signature, and skips checking this one.
+UNSIGNED = "skip_thought_signature_validator"
 
 
 def signed_block(signature: str, call_id: str = "") -> ThinkingBlock:
@@ -167,11 +172,12 @@ def _parts(m: Message, names: dict[str, str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     if m.text or not m.tool_calls:
         out.append(_signed({"text": m.text}, signatures.get("text") if m.text else None))
-    for c in m.tool_calls:
+    for i, c in enumerate(m.tool_calls):
         call: dict[str, Any] = {"name": c.name, "args": tool_arguments.as_object(c.arguments)}
         if c.id and not c.id.startswith(SYNTHETIC_ID_PREFIX):
             call["id"] = c.id
-        out.append(_signed({"functionCall": call}, signatures.get(f"call:{c.id}")))
+        signature = signatures.get(f"call:{c.id}") or (UNSIGNED if i == 0 else None)
+        out.append(_signed({"functionCall": call}, signature))
     return out
 
 

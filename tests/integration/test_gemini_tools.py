@@ -151,19 +151,37 @@ async def test_a_two_turn_tool_loop_with_conversation_memory(
     assert fake.refusals == []
 
 
-async def test_a_missing_signature_is_refused_as_gemini_refuses_it(serve: Any, fake: GeminiFake) -> None:
-    """The fake's rule can fail: the calls sent back without their thinking part are refused."""
+async def test_a_signature_gemini_did_not_issue_is_refused_as_gemini_refuses_it(
+    serve: Any, fake: GeminiFake
+) -> None:
+    """The fake's signature check can fail: the caller altered the thinking part it sends back."""
     fake.push(CALLS)
     s = await serve(config(fake.url), ENV)
     asked = await first_turn(s, False)
-    stripped = gen.Message(
-        role=asked.role, content=[p for p in asked.content if p.WhichOneof("kind") != "thinking"]
-    )
-    err = await rpc_error(
-        lambda: s.stub.Generate(generate_request(**ask(user(QUESTION), stripped, *run_tools(asked))))
-    )
+    altered = gen.Message()
+    altered.CopyFrom(asked)
+    block = json.loads(altered.content[0].thinking.redacted_data)
+    altered.content[0].thinking.redacted_data = json.dumps({**block, "thoughtSignature": "Zm9yZ2Vk"})
+    request = generate_request(**ask(user(QUESTION), altered, *run_tools(asked)))
+    err = await rpc_error(lambda: s.stub.Generate(request))
     assert (await rich(err)).reason == "PROVIDER_REJECTED"
-    assert "missing a `thought_signature`" in fake.refusals[0]
+    assert fake.refusals == ["Corrupted thought signature."]
+
+
+async def test_calls_another_provider_made_go_to_gemini_with_its_stand_in(
+    serve: Any, fake: GeminiFake
+) -> None:
+    """A tool loop whose first turn another provider served (a route fell back), or whose calls the
+    application wrote: Gemini 3 would refuse the turn for want of a signature."""
+    fake.push(SUNNY)
+    s = await serve(config(fake.url), ENV)
+    call = gen.ToolCall(id="call_Wq8tD3mYbT5cJv0k", name="get_weather", arguments='{"city": "Paris"}')
+    asked = gen.Message(role=gen.ROLE_ASSISTANT, content=[gen.ContentPart(tool_call=call)])
+    reply = await s.stub.Generate(generate_request(**ask(user(QUESTION), asked, *run_tools(asked))))
+    assert text_of(reply) == "Sunny in Paris, rain in Tokyo.", fake.refusals
+    [part] = fake.bodies[0]["contents"][1]["parts"]
+    assert part["thoughtSignature"] == "skip_thought_signature_validator"
+    assert part["functionCall"]["id"] == "call_Wq8tD3mYbT5cJv0k"
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ google.rpc.Status body), then answers from a script: whole answers, or SSE event
 What it enforces besides the fields' shapes: `contents` alternate user and model, user first;
 functionCall parts only in model turns and functionResponse parts only in user turns; the turn
 after one with function calls answers each of them (as many functionResponse parts, the names
-matching); and, as Gemini 3 does, each model turn of the current exchange (after the last user
-turn with text) that called functions carries on its first functionCall part the thoughtSignature
-this server issued for it.
+matching); as Gemini 3 does, each model turn of the current exchange (after the last user turn
+with text) that called functions carries on its first functionCall part a thoughtSignature this
+server issued (or one of Gemini's documented stand-ins); and every signature sent is one of those.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ _CONFIG = {
 _DATA = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}")
 _MODES = {"AUTO", "ANY", "NONE", "VALIDATED"}
+# The stand-ins Gemini documents for a function call it did not sign: it skips checking them.
+STAND_INS = {"skip_thought_signature_validator", "context_engineering_is_the_way_to_go"}
 
 
 @dataclass
@@ -272,13 +274,16 @@ def _turn_problems(contents: list[dict[str, Any]], issued: set[str]) -> list[str
                 "Please ensure that the number of function response parts is equal to the number of "
                 "function call parts of the function call turn."
             ]
+    signed = {p["thoughtSignature"] for c in contents for p in c["parts"] if "thoughtSignature" in p}
+    if signed - issued - STAND_INS:
+        return ["Corrupted thought signature."]
     current = max(
         (i for i, c in enumerate(contents) if c["role"] == "user" and any("text" in p for p in c["parts"])),
         default=0,
     )
     for i, content in enumerate(contents[current:], start=current + 1):
         first = next((p for p in content["parts"] if "functionCall" in p), None)
-        if first is not None and first.get("thoughtSignature") not in issued:
+        if first is not None and first.get("thoughtSignature") not in issued | STAND_INS:
             name = first["functionCall"]["name"]
             return [f"Function call `{name}` in the `{i}.` content block is missing a `thought_signature`."]
     return []

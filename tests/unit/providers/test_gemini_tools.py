@@ -190,7 +190,25 @@ def test_other_providers_thinking_blocks_are_not_sent_to_gemini() -> None:
         Role.ASSISTANT, "Hi.", tool_calls=(ToolCall("c1", "now", ""),), thinking=anthropic + broken
     )
     model = body_of(QUESTION, answer)["contents"][1]
-    assert model["parts"] == [{"text": "Hi."}, {"functionCall": {"id": "c1", "name": "now", "args": {}}}]
+    unsigned = {
+        "functionCall": {"id": "c1", "name": "now", "args": {}},
+        "thoughtSignature": gemini_wire.UNSIGNED,
+    }
+    assert model["parts"] == [{"text": "Hi."}, unsigned]
+
+
+def test_calls_gemini_did_not_sign_carry_its_stand_in_on_the_first() -> None:
+    """A turn another provider served (a route fell back), or calls the application wrote: Gemini 3
+    refuses a function-call turn whose first call has no signature, and skips checking this one."""
+    calls = (ToolCall("call_A1", "get_weather", '{"city": "Paris"}'), ToolCall("call_B2", "now", "{}"))
+    model = body_of(QUESTION, Message(Role.ASSISTANT, "", tool_calls=calls))["contents"][1]
+    assert model["parts"] == [
+        {
+            "functionCall": {"id": "call_A1", "name": "get_weather", "args": {"city": "Paris"}},
+            "thoughtSignature": "skip_thought_signature_validator",
+        },
+        {"functionCall": {"id": "call_B2", "name": "now", "args": {}}},
+    ]
 
 
 @pytest.mark.parametrize(
@@ -207,7 +225,7 @@ def test_arguments_that_are_no_json_object_go_back_as_an_object_holding_them(
 ) -> None:
     answer = Message(Role.ASSISTANT, "", tool_calls=(ToolCall("c1", "get_weather", arguments),))
     [part] = body_of(QUESTION, answer)["contents"][1]["parts"]
-    assert part == {"functionCall": {"id": "c1", "name": "get_weather", "args": args}}
+    assert part["functionCall"] == {"id": "c1", "name": "get_weather", "args": args}
 
 
 def test_arguments_nested_too_deeply_are_refused_before_anything_is_sent() -> None:
