@@ -93,6 +93,15 @@ def _candidate(data: Any, first_call: int = 0) -> _Candidate:
     parts = content.get("parts") or []
     if not isinstance(parts, list):
         raise ProviderMalformedError("candidates[0].content.parts is not a list")
+    text, calls, signed = _parts(parts, first_call)
+    return _Candidate(text, _finish(first.get("finishReason"), bool(calls)), calls, signed)
+
+
+def _parts(
+    parts: list[Any], first_call: int
+) -> tuple[str, tuple[ToolCallDelta, ...], tuple[ThinkingBlock, ...]]:
+    """The answer text of the parts, their function calls and their signatures (each naming the
+    part it came on). Thought parts (thought summaries) are not the answer."""
     text: list[str] = []
     calls: list[ToolCallDelta] = []
     signed: list[ThinkingBlock] = []
@@ -105,12 +114,11 @@ def _candidate(data: Any, first_call: int = 0) -> _Candidate:
             call_id = calls[-1].id
         elif isinstance(part.get("text"), str):
             text.append(part["text"])
-        if (signature := part.get("thoughtSignature")) is not None:
+        if signature := part.get("thoughtSignature"):
             if not isinstance(signature, str):
                 raise ProviderMalformedError("a part's thoughtSignature is not a string")
             signed.append(gemini_wire.signed_block(signature, call_id))
-    finish = _finish(first.get("finishReason"), bool(calls))
-    return _Candidate("".join(text), finish, tuple(calls), tuple(signed))
+    return "".join(text), tuple(calls), tuple(signed)
 
 
 def _finish(reason: Any, called: bool) -> FinishReason | None:
