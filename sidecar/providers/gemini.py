@@ -69,6 +69,7 @@ class _Candidate:
     finish: FinishReason | None = None
     calls: tuple[ToolCallDelta, ...] = ()
     signed: tuple[ThinkingBlock, ...] = ()
+    thinking: str = ""  # thought summaries (`thought: true` parts, with includeThoughts)
 
 
 def _candidate(data: Any, first_call: int = 0) -> _Candidate:
@@ -93,20 +94,22 @@ def _candidate(data: Any, first_call: int = 0) -> _Candidate:
     parts = content.get("parts") or []
     if not isinstance(parts, list):
         raise ProviderMalformedError("candidates[0].content.parts is not a list")
-    text, calls, signed = _parts(parts, first_call)
-    return _Candidate(text, _finish(first.get("finishReason"), bool(calls)), calls, signed)
+    c = _parts(parts, first_call)
+    return dataclasses.replace(c, finish=_finish(first.get("finishReason"), bool(c.calls)))
 
 
-def _parts(
-    parts: list[Any], first_call: int
-) -> tuple[str, tuple[ToolCallDelta, ...], tuple[ThinkingBlock, ...]]:
-    """The answer text of the parts, their function calls and their signatures (each naming the
-    part it came on). Thought parts (thought summaries) are not the answer."""
+def _parts(parts: list[Any], first_call: int) -> _Candidate:
+    """The answer text of the parts, their function calls, their signatures (each naming the part
+    it came on) and the text of thought parts (thought summaries: thinking, not the answer)."""
+    thinking: list[str] = []
     text: list[str] = []
     calls: list[ToolCallDelta] = []
     signed: list[ThinkingBlock] = []
     for part in parts:
-        if not isinstance(part, dict) or part.get("thought"):
+        if not isinstance(part, dict):
+            continue
+        if part.get("thought"):
+            thinking += [part["text"]] if isinstance(part.get("text"), str) else []
             continue
         call_id = ""
         if "functionCall" in part:
@@ -118,7 +121,7 @@ def _parts(
             if not isinstance(signature, str):
                 raise ProviderMalformedError("a part's thoughtSignature is not a string")
             signed.append(gemini_wire.signed_block(signature, call_id))
-    return "".join(text), tuple(calls), tuple(signed)
+    return _Candidate("".join(text), None, tuple(calls), tuple(signed), "".join(thinking))
 
 
 def _finish(reason: Any, called: bool) -> FinishReason | None:
@@ -166,11 +169,18 @@ def _made_up_id() -> str:
 def parse_response(data: Any) -> Chunk:
     """A complete generateContent answer -> one final Chunk."""
     c = _candidate(data)
-    if c.finish is None and not (c.text or c.calls):
+    if c.finish is None and not (c.text or c.calls or c.thinking):
         raise ProviderMalformedError("response has neither candidates nor a block reason")
     usage = parse_usage(data["usageMetadata"]) if data.get("usageMetadata") else None
     finish = c.finish or (FinishReason.TOOL_CALLS if c.calls else FinishReason.STOP)
-    return Chunk(text=c.text, finish_reason=finish, usage=usage, tool_calls=c.calls, thinking_blocks=c.signed)
+    return Chunk(
+        text=c.text,
+        finish_reason=finish,
+        usage=usage,
+        tool_calls=c.calls,
+        thinking=c.thinking,
+        thinking_blocks=c.signed,
+    )
 
 
 def parse_event(data: str, first_call: int = 0) -> StreamEvent:
@@ -182,7 +192,14 @@ def parse_event(data: str, first_call: int = 0) -> StreamEvent:
     payload = decode_json(data)
     c = _candidate(payload, first_call)
     usage = parse_usage(payload["usageMetadata"]) if payload.get("usageMetadata") else None
-    return StreamEvent(text=c.text, finish_reason=c.finish, usage=usage, tool_calls=c.calls, blocks=c.signed)
+    return StreamEvent(
+        text=c.text,
+        finish_reason=c.finish,
+        usage=usage,
+        tool_calls=c.calls,
+        blocks=c.signed,
+        thinking=c.thinking,
+    )
 
 
 class StreamParser:

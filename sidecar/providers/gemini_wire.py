@@ -24,7 +24,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from sidecar.config.schema import DeploymentConfig
 from sidecar.core.types import GenerationParams, Image, Message, Role, ThinkingBlock, ToolChoice
 from sidecar.providers import tool_arguments
-from sidecar.providers.base import ProviderRequest
+from sidecar.providers.base import ProviderRequest, thinking_budget
 
 _ROLES = {Role.USER: "user", Role.ASSISTANT: "model", Role.TOOL: "user"}
 # The user turn put before a prompt that starts with an assistant message (a trimmed or summarized
@@ -112,6 +112,10 @@ def _generation_config(p: GenerationParams) -> dict[str, Any]:
         config["stopSequences"] = list(p.stop)
     if p.seed is not None:
         config["seed"] = p.seed
+    if (budget := thinking_budget(p)) is not None:  # Gemini 2.5's field, which Gemini 3 still takes
+        config["thinkingConfig"] = {"thinkingBudget": budget}
+        if p.reasoning is not None and p.reasoning.include_thinking:
+            config["thinkingConfig"]["includeThoughts"] = True
     fmt = p.response_format
     if fmt is not None and fmt.kind in ("json_object", "json_schema"):
         config["responseMimeType"] = "application/json"

@@ -278,3 +278,20 @@ async def test_a_hostile_answer_is_another_attempt_not_the_callers_failure(
     reply = await s.stub.Generate(generate_request(**ask()))
     assert [a.outcome for a in reply.summary.attempts] == ["PROVIDER_BAD_RESPONSE", "OK"]
     assert len(tool_calls(reply.message)) == 2
+
+
+async def test_reasoning_on_a_deployment_that_says_it_reasons(serve: Any, fake: GeminiFake) -> None:
+    """`capabilities: {reasoning: true}` on a Gemini deployment: the budget goes up as its
+    thinkingConfig (it was dropped), thought summaries come back as thinking deltas."""
+    thought = {"text": "The user wants Paris.", "thought": True}
+    fake.push(Turn([thought, {"text": "Sunny."}]))
+    s = await serve(config(fake.url, capabilities={"reasoning": True}), ENV)
+    reasoning = gen.ReasoningConfig(budget_tokens=2048, include_thinking=True)
+    request = stream_request(
+        messages=[user("Paris?")], config=gen.GenerationConfig(reasoning=reasoning), **IDS
+    )
+    events = [e async for e in s.stub.StreamGenerate(request)]
+    deltas = [(e.delta.WhichOneof("kind"), getattr(e.delta, e.delta.WhichOneof("kind"))) for e in events[:-1]]
+    assert deltas == [("thinking", "The user wants Paris."), ("text", "Sunny.")], fake.refusals
+    thinking = fake.bodies[0]["generationConfig"]["thinkingConfig"]
+    assert thinking == {"thinkingBudget": 2048, "includeThoughts": True}

@@ -181,6 +181,19 @@ def _config_problems(config: Any) -> list[str]:
         out.append("responseSchema and responseJsonSchema are mutually exclusive")
     if ("responseJsonSchema" in config or "responseSchema" in config) and mime != "application/json":
         out.append("a response schema needs responseMimeType application/json")
+    thinking = config.get("thinkingConfig", {})
+    if not isinstance(thinking, dict) or set(thinking) - {
+        "thinkingBudget",
+        "includeThoughts",
+        "thinkingLevel",
+    }:
+        out.append("thinkingConfig: {thinkingBudget?, includeThoughts?, thinkingLevel?} expected")
+    elif "thinkingBudget" in thinking and "thinkingLevel" in thinking:
+        out.append("thinking_budget and thinking_level are not supported together.")
+    elif not isinstance(thinking.get("thinkingBudget", 0), int) or not isinstance(
+        thinking.get("includeThoughts", False), bool
+    ):
+        out.append("thinkingConfig: thinkingBudget an integer, includeThoughts a boolean")
     return out
 
 

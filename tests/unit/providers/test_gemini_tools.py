@@ -15,6 +15,7 @@ from sidecar.core.types import (
     GenerationParams,
     Image,
     Message,
+    Reasoning,
     ResponseFormat,
     Role,
     ThinkingBlock,
@@ -372,3 +373,32 @@ def test_a_gemini_signature_is_not_sent_to_anthropic() -> None:
     messages = (QUESTION, answer, Message(Role.TOOL, "12:00", tool_call_id="c1"))
     body = anthropic.to_wire(ProviderRequest(messages, GenerationParams(), stream=False), DEPLOYMENT)
     assert [b["type"] for b in body["messages"][1]["content"]] == ["thinking", "tool_use"]
+
+
+# --- reasoning (a deployment whose `capabilities` say `reasoning: true`) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "thinking"),
+    [
+        (Reasoning(effort="low"), {"thinkingBudget": 2048}),
+        (Reasoning(effort="high", include_thinking=True), {"thinkingBudget": 24576, "includeThoughts": True}),
+        (Reasoning(budget_tokens=5000), {"thinkingBudget": 5000}),
+    ],
+)
+def test_reasoning_is_the_thinking_config(reasoning: Reasoning, thinking: dict[str, Any]) -> None:
+    assert body_of(QUESTION, reasoning=reasoning)["generationConfig"] == {"thinkingConfig": thinking}
+
+
+def test_asking_only_to_see_thinking_sets_no_thinking_config() -> None:
+    """As for Anthropic: thinking is asked for with an effort or a budget (a model that does not
+    think would refuse a thinkingConfig); include_thinking alone only streams what there is."""
+    assert "generationConfig" not in body_of(QUESTION, reasoning=Reasoning(include_thinking=True))
+
+
+def test_thought_parts_are_thinking_unary_and_streamed() -> None:
+    parts = [{"text": "Paris is in France.", "thought": True}, {"text": "Sunny."}]
+    chunk = gemini.parse_response(call({"parts": parts, "extra": {"finishReason": "STOP"}}))
+    assert (chunk.thinking, chunk.text) == ("Paris is in France.", "Sunny.")
+    event = gemini.StreamParser()(SseEvent("message", json.dumps(call({"parts": parts[:1]}))))
+    assert (event.thinking, event.text) == ("Paris is in France.", "")
