@@ -182,6 +182,7 @@ def quota_layer(cfg: Config, d: Deps) -> Layer:
         table=d.routing.table,
         estimator=TokenEstimator(prompt=d.tokenizers.prompt_max, text=d.tokenizers.count_text_max),
         tracing=d.telemetry.tracing,
+        cache_answers=cfg.settings.cache.enabled and d.cache is not None,  # a hit costs no tokens
     )
 
 

@@ -336,7 +336,7 @@ def build_quota(cfg: Config, clock: Clock, signals: QuotaSignals | None = None) 
     if q.webhook is not None and signals.webhook is None:
         from sidecar.quota.webhook import WebhookSender
 
-        signals.webhook = WebhookSender(q.webhook, clock=clock)
+        signals.webhook = WebhookSender(q.webhook, clock=clock, secret=cfg.secret(q.webhook.secret))
     return QuotaService(q, cfg.policy.tiers, store, clock, signals)
 
 

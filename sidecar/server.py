@@ -98,6 +98,8 @@ class Sidecar:
             raise
         if self.deps.prober is not None:
             await self.deps.prober.start()
+        if self.deps.keys is not None:
+            self.deps.keys.start()  # Vault: renew its token ahead of expiry
         await self.deps.embeddings.start()
         if self.deps.answers is not None:
             await self._seed_answers()

@@ -33,9 +33,12 @@ class CacheScope:
 
 def cache_scope(tenant: str, user: str, *, scope: str, user_key: str) -> CacheScope:
     """Who may share a call's answer: the tenant's users when the scope is `tenant`, except on a
-    route that requires the user's own provider key (`user_key: required`): an answer made on one
-    user's key is that user's, never served to another (who may have no key at all)."""
-    per_user = scope == "user" or user_key == "required"
+    route that takes the user's own provider key (`user_key: required` or `preferred`): an answer
+    made on one user's key is that user's, paid for by them, never served to another (who may have
+    no key at all). On a `preferred` route whether the user's key made the answer is known only
+    once the call ran (a registered key is looked up per deployment, inside routing), and the
+    lookup must be keyed before it, so all of the route's answers are per user."""
+    per_user = scope == "user" or user_key in ("required", "preferred")
     return CacheScope(tenant, user if per_user else "")
 
 

@@ -31,6 +31,11 @@ class VaultConfig(ConfigModel):
     url: str = Field(pattern=r"^https?://\S+$")
     key_name: str = Field(min_length=1, description="a transit key created with derived=true")
     token: SecretRef | None = None
+    token_file: Path | None = Field(
+        default=None,
+        description="a file holding the token, kept alive by its writer (Vault Agent's auto-auth sink); "
+        "read again when it changes or Vault refuses the token",
+    )
     kubernetes_role: str | None = None
     namespace: str | None = None
     mount_point: str = "transit"
@@ -40,8 +45,8 @@ class VaultConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _one_auth(self) -> VaultConfig:
-        if (self.token is None) == (self.kubernetes_role is None):
-            raise ValueError("set exactly one of `token` or `kubernetes_role`")
+        if sum(x is not None for x in (self.token, self.token_file, self.kubernetes_role)) != 1:
+            raise ValueError("set exactly one of `token`, `token_file` or `kubernetes_role`")
         return self
 
 
@@ -49,6 +54,22 @@ class KeyCacheConfig(ConfigModel):
     max_age_seconds: float = Field(default=300.0, gt=0, le=86_400)
     max_uses: int = Field(default=1000, ge=1)
     max_entries: int = Field(default=10_000, ge=1)
+
+
+class EnvelopeFailuresConfig(ConfigModel):
+    """Bounds on the key-backend calls envelopes that do not open may cost (docs/keys.md)."""
+
+    max_per_tenant: int = Field(
+        default=20,
+        ge=1,
+        le=100_000,
+        description="inline envelopes of a tenant that may fail to open per window",
+    )
+    window_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    remember_seconds: float = Field(
+        default=600.0, ge=0, le=86_400, description="an envelope that failed is refused at once for this long"
+    )
+    max_remembered: int = Field(default=10_000, ge=1, le=10_000_000)
 
 
 class KeysSettings(ConfigModel):
@@ -68,6 +89,7 @@ class KeysSettings(ConfigModel):
     rotation_per_second: float = Field(
         default=20.0, gt=0, le=10_000, description="backend calls a second while rotating (KMS/Vault quotas)"
     )
+    envelope_failures: EnvelopeFailuresConfig = EnvelopeFailuresConfig()
     max_keys_per_user: int = Field(
         default=50, ge=1, le=100_000, description="keys one user may keep (a new name past it is refused)"
     )

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from sidecar.config.quota import webhook_key
 from sidecar.config.schema import Config
 from sidecar.config.secrets import SecretRef
 from sidecar.config.yaml_text import YamlProblem, parse_yaml
@@ -74,7 +75,7 @@ def load_config(path: Path | None, environ: Mapping[str, str]) -> Config:
         problems += [_describe(err) for err in exc.errors()]
         raise ConfigError(source, problems) from None
     secrets, missing = _resolve_secrets(config, environ)
-    problems += missing + _shared_tokens(config, secrets)
+    problems += missing + _shared_tokens(config, secrets) + _webhook_secret(config, secrets)
     if problems:
         raise ConfigError(source, problems)
     return config.model_copy(update={"secrets": secrets})
@@ -148,6 +149,9 @@ def _resolve_secrets(config: Config, environ: Mapping[str, str]) -> tuple[dict[s
     if config.settings.keys.backend == "vault" and vault is not None and vault.token is not None:
         refs.append(("settings.keys.vault.token", vault.token))
     refs += _redis_password_refs(config)
+    webhook = config.policy.quota.webhook if config.policy.quota is not None else None
+    if webhook is not None and webhook.secret is not None:
+        refs.append(("policy.quota.webhook.secret", webhook.secret))
     missing = [
         f"{where}: environment variable {ref.env} is not set or empty"
         for where, ref in refs
@@ -178,6 +182,20 @@ def _shared_tokens(config: Config, secrets: Mapping[str, SecretStr]) -> list[str
         if holder != where:
             problems.append(f"{where}: the same token as {holder} (each credential needs its own)")
     return problems
+
+
+def _webhook_secret(config: Config, secrets: Mapping[str, SecretStr]) -> list[str]:
+    """The quota webhook's signing secret must be one (whsec_ and base64); named, never shown."""
+    webhook = config.policy.quota.webhook if config.policy.quota is not None else None
+    ref = webhook.secret if webhook is not None else None
+    value = secrets.get(ref.env) if ref is not None else None
+    if ref is None or value is None:
+        return []  # none, or unset: reported as missing
+    try:
+        webhook_key(value.get_secret_value())
+    except ValueError as exc:
+        return [f"policy.quota.webhook.secret: environment variable {ref.env}: {exc}"]
+    return []
 
 
 def _every_secret_ref(model: BaseModel) -> Iterator[SecretRef]:

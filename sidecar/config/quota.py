@@ -9,6 +9,8 @@ overrides (a limit of the same name replaces the inherited one; `enabled: false`
 
 from __future__ import annotations
 
+import base64
+import binascii
 import zoneinfo
 from collections.abc import Mapping
 from typing import Literal
@@ -17,6 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from sidecar.config.model import ConfigModel
 from sidecar.config.redis import REDIS_URL, RedisConnectionConfig, check_redis
+from sidecar.config.secrets import SecretRef
 
 LIMIT_NAME = r"^[a-z][a-z0-9_-]{0,63}$"
 DEFAULT_REQUESTS_PER_MINUTE = {"free": 5, "basic": 10, "professional": 100, "enterprise": 500}
@@ -97,14 +100,35 @@ class TenantQuota(ConfigModel):
 
 
 class WebhookConfig(ConfigModel):
-    """Near-limit events are POSTed here as JSON, off the request path, retried with backoff."""
+    """Near-limit events are POSTed here as JSON, off the request path, retried with backoff; with a
+    `secret`, signed as the Standard Webhooks specification says (webhook-id, webhook-timestamp,
+    webhook-signature)."""
 
     url: str = Field(pattern=r"^https?://\S+$")
+    secret: SecretRef | None = Field(
+        default=None, description="signing secret: whsec_ and base64 of 24 to 64 random bytes"
+    )
     timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     max_attempts: int = Field(default=5, ge=1, le=100)
     backoff_seconds: float = Field(default=0.5, ge=0, le=600)
     max_backoff_seconds: float = Field(default=30.0, ge=0, le=3600)
     queue_size: int = Field(default=1000, ge=1, le=1_000_000)
+
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret: "whsec_" (optional) and the base64 of 24 to 64
+    bytes. A ValueError says what is wrong with it, never what it is."""
+    encoded = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64 (whsec_ followed by the base64 of the key)") from None
+    if not 24 <= len(key) <= 64:
+        raise ValueError(f"{len(key)} bytes once decoded; a signing key has 24 to 64 random bytes")
+    return key
 
 
 class QuotaPolicy(ConfigModel):

@@ -289,6 +289,7 @@ class Call:
     memory: bool | None = None  # keep/use the conversation's history; None = the configured default
     cache_bypass: bool = False  # the caller asked the response cache to stay out of this call
     budget_deployment: str = ""  # set by the quota layer: only this (cheaper) deployment fits the budget
+    cache_only: bool = False  # set by the quota layer: its estimate did not fit, only a cache hit may answer
     plan: CallPlan | None = None  # set once by the resolve step (sidecar/pipeline/resolve.py)
     priority: Priority = Priority.NORMAL  # the caller's (input.priority or metadata), capped by its tier
     experiment_variant: str = ""  # the variant the request asks for (testing); "" = the sticky one

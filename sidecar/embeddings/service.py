@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sidecar.config.embeddings import EmbeddingDeployment, EmbeddingsPolicy
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.errors import (
+    DeadlineExceededError,
     FieldViolation,
     InvalidRequestError,
     ProviderError,
@@ -202,7 +203,7 @@ class EmbeddingService:
         price = max(d.price_per_million_tokens for _, d in self._router.candidates(alias))
         held = Amounts(requests=1, tokens=tokens, usd=_micros(tokens * price / 1e6), concurrency=1)
         try:
-            grant = await self._quota.reserve(req.tenant, req.user, req.tier, held)
+            grant = await self._quota.reserve(req.tenant, req.user, req.tier, held, deadline=req.deadline)
         except QuotaExceededError as exc:  # counted as the observe layer counts a refused Generate
             if self._metrics is not None and (limit := exc.metadata.get("limit")):
                 self._metrics.quota_refused(limit)
@@ -210,22 +211,22 @@ class EmbeddingService:
         try:
             result = await self._sized(req, alias)
         except BaseException:  # nothing delivered: refunded in full, the request too, as a Generate is
-            await self._settle(grant, Amounts())
+            await self._settle(grant, Amounts(), req.deadline)
             raise
         used = result.usage.prompt_tokens - result.usage.cached_tokens
         usage = Amounts(requests=1, tokens=used, usd=to_micros(result.cost_usd))
         charged = _within(usage, held)
         try:
-            charged = await self._covered(grant, usage, held)
+            charged = await self._covered(grant, usage, held, req.deadline)
         finally:
-            await self._settle(grant, charged)
+            await self._settle(grant, charged, req.deadline)
         if charged == usage:
             return result
         cached = result.usage.cached_tokens  # answered, recorded and metered as it was charged
         answered = Usage(prompt_tokens=charged.tokens + cached, cached_tokens=cached)
         return replace(result, usage=answered, cost_usd=charged.usd / MICROS)
 
-    async def _covered(self, grant: Grant, usage: Amounts, held: Amounts) -> Amounts:
+    async def _covered(self, grant: Grant, usage: Amounts, held: Amounts, deadline: Deadline) -> Amounts:
         """The usage, when the reservation covers it or grows to (the upstream counted more than the
         estimate); else only what was reserved, as a Generate's usage beyond its budget is: an
         upstream's count is never charged past the caller's limits."""
@@ -233,14 +234,14 @@ class EmbeddingService:
         more = Amounts(tokens=max(0, usage.tokens - held.tokens), usd=max(0, usage.usd - held.usd))
         if more.tokens or more.usd:
             try:
-                await self._quota.extend(grant, more)
-            except (QuotaExceededError, QuotaUnavailableError):
-                return _within(usage, held)
+                await self._quota.extend(grant, more, deadline=deadline)
+            except (QuotaExceededError, QuotaUnavailableError, DeadlineExceededError):
+                return _within(usage, held)  # the answer is made: what was reserved, within its deadline
         return usage
 
-    async def _settle(self, grant: Grant, amounts: Amounts) -> None:
+    async def _settle(self, grant: Grant, amounts: Amounts, deadline: Deadline) -> None:
         assert self._quota is not None
-        await asyncio.shield(self._quota.settle_shielded(grant, amounts))
+        await asyncio.shield(self._quota.settle_shielded(grant, amounts, deadline=deadline))
 
     async def _routed(self, req: EmbedRequest, alias: str) -> EmbedResult:
         failures: list[tuple[str, ProviderError]] = []

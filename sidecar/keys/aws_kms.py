@@ -141,6 +141,9 @@ class AwsKmsBackend:
         )
         return WrappedKey(self.name, _member(reply, "KeyId", str), _member(reply, "CiphertextBlob", bytes))
 
+    def start(self) -> None:
+        """Nothing runs in the background."""
+
     async def aclose(self) -> None:
         """Wait for calls in flight (at most the call limit), then release the threads (and the client,
         if this backend built it)."""

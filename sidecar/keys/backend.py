@@ -73,4 +73,9 @@ class KeyBackend(Protocol):
         backend where it can (KMS ReEncrypt; transit rewrap within one key). Never a provider key."""
         ...
 
+    def start(self) -> None:
+        """Begin what the backend keeps up in the background while the sidecar serves (Vault: renewing
+        its token); called once the event loop runs. Nothing for KMS and the local KEK."""
+        ...
+
     async def aclose(self) -> None: ...

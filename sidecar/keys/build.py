@@ -9,6 +9,7 @@ from sidecar.config.schema import Config
 from sidecar.core.clock import Clock
 from sidecar.keys.backend import KeyBackend, KeyBackendSetupError
 from sidecar.keys.cache import KeyCache, KeyCachePolicy
+from sidecar.keys.failures import EnvelopeFailures, FailurePolicy
 from sidecar.keys.rotation import Rotation, RotationLock, SqliteRotationLock
 from sidecar.keys.service import KeyService
 from sidecar.keys.store import KeyStore, SqliteKeyStore
@@ -23,7 +24,7 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
     KeyBackendSetupError, naming the setting, when the backend cannot be built."""
     k = cfg.settings.keys
     try:
-        backend = _key_backend(cfg, clock)
+        backend = _key_backend(cfg, clock, telemetry)
     except ImportError as exc:
         raise KeyBackendSetupError(
             f"settings.keys.backend: {k.backend} needs the {exc.name or 'client'} package, not installed"
@@ -49,23 +50,22 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
         store = SqliteKeyStore(k.store_path, clock)
         lock = SqliteRotationLock(k.store_path, clock)
     rotation = Rotation(store, backend, lock, clock=clock, per_second=k.rotation_per_second)
-    if telemetry is None:
-        return KeyService(
-            backend, store, cache, clock, rotation=rotation, max_keys_per_user=k.max_keys_per_user
-        )
+    metrics = None if telemetry is None else telemetry.metrics
+    failures = EnvelopeFailures(FailurePolicy(**k.envelope_failures.model_dump()), clock, metrics)
     return KeyService(
         backend,
         store,
         cache,
         clock,
-        observer=telemetry.metrics,
-        tracing=telemetry.tracing,
+        observer=metrics,
+        tracing=None if telemetry is None else telemetry.tracing,
         rotation=rotation,
         max_keys_per_user=k.max_keys_per_user,
+        failures=failures,
     )
 
 
-def _key_backend(cfg: Config, clock: Clock) -> KeyBackend | None:
+def _key_backend(cfg: Config, clock: Clock, telemetry: Telemetry | None) -> KeyBackend | None:
     k = cfg.settings.keys
     if k.backend == "local" and k.local is not None:
         from sidecar.keys.local import LocalKekBackend
@@ -89,10 +89,12 @@ def _key_backend(cfg: Config, clock: Clock) -> KeyBackend | None:
             v.key_name,
             url=v.url,
             token=token.get_secret_value() if token else None,
+            token_file=v.token_file,
             kubernetes_role=v.kubernetes_role,
             namespace=v.namespace,
             mount_point=v.mount_point,
             previous_key_names=v.previous_key_names,
             clock=clock,
+            renewal_observer=None if telemetry is None else telemetry.metrics,
         )
     return None

@@ -108,6 +108,9 @@ class LocalKekBackend:
         finally:
             data_key[:] = bytes(len(data_key))
 
+    def start(self) -> None:
+        """Nothing runs in the background."""
+
     async def aclose(self) -> None:
         self._closed = True
         self._ciphers.clear()

@@ -3,7 +3,9 @@
 A key is resolved for one (tenant, user, provider): from a key reference, from an inline envelope
 the application kept, or by looking up the user's registered key. Every path goes through the
 envelope's bound context, so a record of another tenant, user or provider never opens, and through
-the decrypted-key cache, so concurrent calls for one record share one backend call.
+the decrypted-key cache, so concurrent calls for one record share one backend call, and within the
+bounds on envelopes that do not open (keys/failures.py), so damaged or forged ones cannot make
+a backend call each without end.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from sidecar.core.errors import (
     FieldViolation,
     InvalidEnvelopeError,
     KeyContextMismatchError,
+    KeyDecryptError,
     SidecarError,
 )
 from sidecar.core.types import InlineEnvelope, KeyRef, KeySource
 from sidecar.keys.backend import KeyBackend, KeyContext
 from sidecar.keys.cache import KeyCache, SecretKey, cache_key_for
-from sidecar.keys.envelope import Envelope, last_four, seal, unseal
+from sidecar.keys.envelope import Envelope, KeyRecordCorruptError, last_four, seal, unseal
+from sidecar.keys.failures import EnvelopeFailures, FailurePolicy
 from sidecar.keys.rotation import Rotation
 from sidecar.keys.store import KeyRecord, KeyStore, key_limit_reached, new_ref, stored_envelope
 from sidecar.telemetry.tracing import Tracing
@@ -49,10 +53,12 @@ class KeyService:
         tracing: Tracing | None = None,
         rotation: Rotation | None = None,
         max_keys_per_user: int = 50,
+        failures: EnvelopeFailures | None = None,
     ) -> None:
         self._backend, self._store, self._cache, self._clock = backend, store, cache, clock
         self._observer, self._tracing = observer, tracing or Tracing.disabled()
         self._rotation, self._max_keys = rotation, max_keys_per_user
+        self._failures = failures or EnvelopeFailures(FailurePolicy(), clock)
 
     @property
     def cache(self) -> KeyCache:
@@ -122,19 +128,42 @@ class KeyService:
         text = await self._envelope_text(tenant, user, provider, source)
         if text is None:
             return None
-        envelope = _decode(text, inline=isinstance(source, InlineEnvelope))
+        inline = isinstance(source, InlineEnvelope)
+        envelope = _decode(text, inline=inline)
         context = KeyContext(tenant, user, provider, envelope.context.key_name)
         wrapped = envelope.wrapped
         # Keyed by the whole envelope too: a tampered copy of a cached envelope is a miss, and fails.
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        # Its canonical form, not the text: readers accept any JSON member order and whitespace, and
+        # each spelling of one envelope would be a new entry, and a backend call that never fails.
+        digest = hashlib.sha256(envelope.encode().encode()).hexdigest()
+        self._failures.check_known(digest)  # one that just failed to open: no backend call again
         key = (*cache_key_for(context.aad(), wrapped.backend, wrapped.key_id, wrapped.blob), digest)
-        return await self._cache.get(key, lambda: self._decrypt(envelope, context))
+        return await self._cache.get(key, lambda: self._decrypt(envelope, context, digest, inline=inline))
 
-    async def _decrypt(self, envelope: Envelope, context: KeyContext) -> bytearray:
-        """A cache miss: the key backend unwraps the data key (timed; a child span when tracing)."""
+    async def _decrypt(
+        self, envelope: Envelope, context: KeyContext, digest: str, *, inline: bool
+    ) -> bytearray:
+        """A cache miss. An inline envelope (the caller's bytes) goes to the backend within its
+        tenant's bound on envelopes that fail to open (keys/failures.py); a registered record does not."""
+        if not inline:
+            return await self._unseal(envelope, context, digest, None)
+        async with self._failures.inline_unwrap(context.tenant):
+            return await self._unseal(envelope, context, digest, context.tenant)
+
+    async def _unseal(
+        self, envelope: Envelope, context: KeyContext, digest: str, tenant: str | None
+    ) -> bytearray:
+        """The key backend unwraps the data key (timed; a child span when tracing)."""
         started = self._clock.monotonic()
         with self._tracing.span("sidecar.key.decrypt", {"sidecar.key.backend": envelope.wrapped.backend}):
-            secret = await unseal(self._backend, envelope, context)
+            try:
+                secret = await unseal(self._backend, envelope, context)
+            except KeyRecordCorruptError:
+                self._failures.failed(digest, tenant, damaged=True)
+                raise
+            except KeyDecryptError:  # refused otherwise (not unreachable, not throttled)
+                self._failures.failed(digest, tenant, damaged=False)
+                raise
         if self._observer is not None:
             self._observer.key_decrypted(self._clock.monotonic() - started)
         return secret
@@ -171,6 +200,10 @@ class KeyService:
             return stored_envelope(record)
         record = await self._store.find(tenant, user, provider)
         return None if record is None else stored_envelope(record)
+
+    def start(self) -> None:
+        """What the key backend keeps up while the sidecar serves (Vault: renewing its token)."""
+        self._backend.start()
 
     async def aclose(self) -> None:
         if self._rotation is not None:

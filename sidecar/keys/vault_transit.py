@@ -12,8 +12,10 @@ then raise `min_decryption_version`. Moving to another transit key (the old one 
 `previous_key_names`) also needs transit/decrypt/OLD and transit/encrypt/NEW while the records move.
 
 hvac is imported only when this backend is built, and its blocking calls run on a small thread pool
-of this backend's own, never on the event loop. Authentication is a token, or Kubernetes
-(the pod's service-account JWT, re-read and re-used to log in again when the token is refused).
+of this backend's own, never on the event loop. Authentication is a token (renewed ahead of its
+expiry once `start()` has run: keys/vault_token.py), a token file another process keeps (Vault
+Agent's sink: read again when it changes or the token is refused), or Kubernetes (the pod's
+service-account JWT, re-read and re-used to log in again when the token is refused).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from sidecar.core.errors import (
 )
 from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, WrappedKey
 from sidecar.keys.pool import BlockingPool
+from sidecar.keys.vault_token import RenewalObserver, TokenFile, TokenLease, TokenRenewal
 
 RETRY_AFTER_SECONDS = 1.0
 TIMEOUT_SECONDS = 10
@@ -55,8 +58,9 @@ _MISMATCH_MARKERS = ("cipher: message authentication failed", "unable to decrypt
 class VaultTransitBackend:
     """Wraps data keys under one derived transit key. `WrappedKey.blob` is the "vault:vN:..." ciphertext.
 
-    Give exactly one of `token` and `kubernetes_role`, or a ready `client` (an `hvac.Client`, for tests;
-    `namespace` and `url` then come from that client, and the backend does not close it).
+    Give exactly one of `token`, `token_file` and `kubernetes_role`, or a ready `client` (an
+    `hvac.Client`, for tests; `namespace` and `url` then come from that client, and the backend does
+    not close it).
     """
 
     name: ClassVar[str] = "vault"
@@ -67,6 +71,7 @@ class VaultTransitBackend:
         *,
         url: str,
         token: str | None = None,
+        token_file: Path | None = None,
         kubernetes_role: str | None = None,
         kubernetes_jwt_path: str = DEFAULT_JWT_PATH,
         namespace: str | None = None,
@@ -76,11 +81,13 @@ class VaultTransitBackend:
         client: Any | None = None,
         clock: Clock | None = None,
         call_limit_seconds: float = CALL_LIMIT_SECONDS,
+        renewal_observer: RenewalObserver | None = None,
     ) -> None:
-        if token is not None and kubernetes_role is not None:
-            raise ValueError("give either a Vault token or a Kubernetes role, not both")
-        if client is None and token is None and kubernetes_role is None:
-            raise ValueError("Vault needs a token or a Kubernetes role")
+        given = sum(x is not None for x in (token, token_file, kubernetes_role))
+        if given > 1:
+            raise ValueError("give one of a Vault token, a token file or a Kubernetes role")
+        if client is None and given == 0:
+            raise ValueError("Vault needs a token, a token file or a Kubernetes role")
         import hvac  # lazily: the optional `vault` extra costs nothing unless configured
         import hvac.exceptions
         import requests.exceptions
@@ -90,17 +97,26 @@ class VaultTransitBackend:
         self._role, self._jwt_path = kubernetes_role, Path(kubernetes_jwt_path)
         self._vault_errors, self._http_errors = hvac.exceptions, requests.exceptions
         self._owns_client = client is None
+        self._token_file = None if token_file is None else TokenFile(token_file)
+        if self._token_file is not None:
+            token = self._token_file.read()  # OSError, ValueError: a start-up error naming the file
         self._client = client or hvac.Client(
             url=url, token=token, namespace=namespace, timeout=TIMEOUT_SECONDS
         )
+        if client is not None and self._token_file is not None:
+            self._client.token = token  # a client of the caller's: the file's token, as for our own
         self._login_lock = threading.Lock()
         self._logged_in = False
+        clock = clock or SystemClock()
         self._pool = BlockingPool(
-            "vault-transit",
-            workers=max_workers,
-            limit=call_limit_seconds,
-            clock=clock or SystemClock(),
-            what="Vault",
+            "vault-transit", workers=max_workers, limit=call_limit_seconds, clock=clock, what="Vault"
+        )
+        # A token given as such may expire: renew it. A Kubernetes login's token is logged in again,
+        # and a token file's writer (Vault Agent) keeps its token alive.
+        self._renewal = (
+            None
+            if kubernetes_role is not None or token_file is not None
+            else TokenRenewal(self._token_lookup, self._token_renew, clock, renewal_observer)
         )
 
     def __repr__(self) -> str:
@@ -154,9 +170,24 @@ class VaultTransitBackend:
         )
         return WrappedKey(self.name, self._key_name, _data(reply, "ciphertext").encode())
 
+    def start(self) -> None:
+        """Start renewing the token (token auth): lookup-self, then renew-self ahead of its expiry."""
+        if self._renewal is not None:
+            self._renewal.start()
+
+    async def _token_lookup(self) -> TokenLease:
+        reply = await self._guarded(lambda: self._client.auth.token.lookup_self())
+        return _lease(reply, "data", "ttl")
+
+    async def _token_renew(self) -> TokenLease:
+        reply = await self._guarded(lambda: self._client.auth.token.renew_self())
+        return _lease(reply, "auth", "lease_duration")
+
     async def aclose(self) -> None:
-        """Wait for calls in flight (at most the call limit), then release the threads (and the client,
-        if this backend built it)."""
+        """Stop renewing the token; wait for calls in flight (at most the call limit), then release the
+        threads (and the client, if this backend built it)."""
+        if self._renewal is not None:
+            await self._renewal.aclose()
         await self._pool.aclose()
         if self._owns_client:
             self._client.adapter.close()
@@ -179,8 +210,12 @@ class VaultTransitBackend:
         return wrapped.blob.decode("ascii")
 
     async def _call(self, operation: Callable[[Any], Any]) -> Any:
+        return await self._guarded(functools.partial(self._blocking, operation))
+
+    async def _guarded(self, blocking: Callable[[], Any]) -> Any:
+        """`blocking()` on the pool, hvac's and requests' errors classified."""
         try:
-            return await self._pool.run(functools.partial(self._blocking, operation))
+            return await self._pool.run(blocking)
         except SidecarError:
             raise
         except (self._http_errors.ConnectionError, self._http_errors.Timeout) as exc:
@@ -193,28 +228,48 @@ class VaultTransitBackend:
             raise KeyDecryptError(f"Vault client error ({type(exc).__name__})") from exc
 
     def _blocking(self, operation: Callable[[Any], Any]) -> Any:
-        """Runs on the pool. Logs in first with Kubernetes auth, and once more if the token was refused."""
+        """Runs on the pool. Logs in first with Kubernetes auth (or reads a changed token file), and
+        once more if the token was refused: a Kubernetes login's token may have expired or been
+        revoked, and Vault Agent may have written a new token to the file."""
         self._login(force=False)
         try:
             return operation(self._client.secrets.transit)
         except self._vault_errors.Forbidden:
-            if self._role is None:
-                raise
-        self._login(force=True)  # the token from the last Kubernetes login may have expired or been revoked
+            if not self._login(force=True):
+                raise  # the same token again would be refused again
         return operation(self._client.secrets.transit)
 
-    def _login(self, *, force: bool) -> None:
+    def _login(self, *, force: bool) -> bool:
+        """Whether the token may have changed: a Kubernetes login, or a token file read again."""
+        if self._token_file is not None:
+            return self._reread(force=force)
         if self._role is None:
-            return
+            return False
         with self._login_lock:
             if self._logged_in and not force:
-                return
+                return False
             try:
                 jwt = self._jwt_path.read_text().strip()  # projected tokens rotate: read it every time
             except OSError as exc:
                 raise KeyDecryptError("cannot read the Kubernetes service account token") from exc
             self._client.auth.kubernetes.login(self._role, jwt)
             self._logged_in = True
+            return True
+
+    def _reread(self, *, force: bool) -> bool:
+        assert self._token_file is not None
+        with self._login_lock:
+            if not force and not self._token_file.changed():
+                return False
+            try:
+                token = self._token_file.read()
+            except (OSError, ValueError) as exc:  # neither names the token
+                raise KeyDecryptError(
+                    "cannot read the Vault token file (settings.keys.vault.token_file)"
+                ) from exc
+            changed = bool(token != self._client.token)
+            self._client.token = token
+            return changed
 
     def _classify(self, exc: Exception) -> SidecarError:
         """The typed error for an hvac error. Messages name the error class, never key material."""
@@ -263,6 +318,19 @@ def _malformed(name: str) -> KeyBackendUnavailableError:
         metadata={"backendError": "MalformedAnswer"},
         retry_after=RETRY_AFTER_SECONDS,
     )
+
+
+def _lease(reply: Any, section: str, member: str) -> TokenLease:
+    """The TTL and renewability of a token lookup (`data`) or renewal (`auth`) answer."""
+    body = reply.get(section) if isinstance(reply, dict) else None
+    ttl = body.get(member) if isinstance(body, dict) else None
+    renewable = body.get("renewable") if isinstance(body, dict) else None
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or not isinstance(renewable, bool):
+        raise _malformed(f"{section}.{member}")
+    warnings = reply.get("warnings") if isinstance(reply, dict) else None
+    # 'TTL of "1h" exceeded the effective max_ttl of "20m"; TTL value is capped accordingly'
+    capped = isinstance(warnings, list) and any(isinstance(w, str) and "max_ttl" in w for w in warnings)
+    return TokenLease(float(ttl), renewable, capped)
 
 
 def _derivation_context(context: KeyContext) -> str:

@@ -7,6 +7,8 @@ chunks as they were first produced (same text, same chunking), marks the record 
 with every prompt token as cached. A miss runs the call and stores the answer only when it
 completed (a finish reason of stop or length, the stream read to its end): never a failed,
 interrupted or cancelled one. A store that fails or is slow is a miss, logged, never an error.
+A call marked `cache_only` by the quota layer (its token or dollar estimate did not fit, and a hit
+costs neither) is answered from the cache or not at all: it never reaches the layers inside.
 """
 
 from __future__ import annotations
@@ -68,8 +70,12 @@ class CacheLayer:
         self._tracing = tracing or Tracing.disabled()
 
     def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
-        """A call the cache may not answer goes on as it is, with no generator hop of this layer's."""
+        """A call the cache may not answer goes on as it is, with no generator hop of this layer's.
+        A `cache_only` call (the quota could not cover a provider's answer, see the quota layer)
+        never goes on: it gets a hit or nothing at all."""
         plan = self._plan(call)
+        if plan is None and call.cache_only:
+            return _nothing()
         if plan is None:
             return self._inner(call)
         return self._cached(call, plan)
@@ -83,6 +89,8 @@ class CacheLayer:
         if cached is not None:
             for chunk in _replay(cached, call, self._clock.wall()):
                 yield chunk
+            return
+        if call.cache_only:  # a miss: no provider may be asked, the quota layer outside refuses it
             return
         async with aclosing(self._run_and_store(call, plan)) as chunks:
             async for chunk in chunks:
@@ -167,6 +175,13 @@ class CacheLayer:
         except Exception as exc:
             _log.warning("cache store failed: %r", exc, extra={"request_id": call.request_id})
             self._observer.on_store_error("set")
+
+
+async def _nothing() -> AsyncGenerator[Chunk, None]:
+    """The answer of a cache-only call the cache cannot answer: no chunk at all."""
+    none: tuple[Chunk, ...] = ()
+    for chunk in none:
+        yield chunk
 
 
 def _replay(answer: CachedAnswer, call: Call, now: float) -> list[Chunk]:

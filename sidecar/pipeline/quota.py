@@ -15,6 +15,10 @@ reserved; a call that ends while an extension is on its way is charged what it r
 bucket ends over its limit, in tokens or in dollars.
 When the stream ends in any way, the reservation is settled: a cache hit is 1 request and nothing
 else; a call that produced nothing (failed before any provider output) is refunded in full.
+A response-cache hit costs no tokens and no dollars, so a token or USD limit that refuses the
+estimate does not refuse it: the call is then admitted for 1 request and 1 call in flight only, marked
+`cache_only` (the cache layer inside answers it from the cache or not at all), and refused with the
+estimate's refusal when the cache has no answer (the request refunded: a refused call costs nothing).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from sidecar.context.tokenizer import ESTIMATE_COUNTER
-from sidecar.core.errors import QuotaExceededError
+from sidecar.core.errors import QuotaExceededError, QuotaUnavailableError
 from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.outcome import Outcome
 from sidecar.core.plan import plan_of
@@ -61,6 +65,7 @@ class _Meter:
     # its way (None: the reservation covers the counts)
     uncovered: int | None = None
     refusal: QuotaExceededError | None = None  # set with the last (partial) chunk the call gets
+    unless_cached: QuotaExceededError | None = None  # the estimate's refusal, for a cache-only call
     spent_tokens: int = 0  # answers the format check rejected (schema_retry): the call's, in any case
     spent_cost: float = 0.0
 
@@ -96,9 +101,13 @@ class QuotaLayer:
         table: RouteTable,
         estimator: TokenEstimator = TokenEstimator(),
         tracing: Tracing | None = None,
+        cache_answers: bool = False,
     ) -> None:
+        """`cache_answers`: a response cache inside may answer calls (a refused estimate is then
+        tried as a cache-only call)."""
         self._inner, self._quota, self._table = inner, quota, table
         self._estimator = estimator
+        self._cache_answers = cache_answers
         self._tracing = tracing or Tracing.disabled()
 
     def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
@@ -122,10 +131,31 @@ class QuotaLayer:
                         yield chunk
                     if meter.refusal is not None:
                         raise meter.refusal
+            if meter.unless_cached is not None and not call.record.cache_hit:
+                raise meter.unless_cached  # the cache had no answer: refused, nothing charged
         finally:
-            await quota.settle_shielded(grant, _actual(call, meter))
+            await quota.settle_shielded(grant, _actual(call, meter), deadline=call.deadline)
 
     async def _admit(
+        self, quota: QuotaService, call: Call, route: Route, meter: _Meter, output: int
+    ) -> tuple[Grant, Call]:
+        """Reserve the estimate; when a token or dollar limit refuses it and a response cache may
+        answer, reserve one request and one call in flight for a cache-only call instead."""
+        try:
+            return await self._estimate(quota, call, route, meter, output)
+        except QuotaExceededError as err:
+            if not self._cache_answers or err.metadata.get("metric") not in ("tokens", "usd"):
+                raise
+            try:
+                grant = await quota.reserve(
+                    call.tenant_id, call.user_id, call.tier, _reserve(0, 0), deadline=call.deadline
+                )
+            except QuotaExceededError:
+                raise err from None  # a request or concurrency limit too: refused as estimated
+            meter.unless_cached = err
+            return grant, replace(call, cache_only=True)
+
+    async def _estimate(
         self, quota: QuotaService, call: Call, route: Route, meter: _Meter, output: int
     ) -> tuple[Grant, Call]:
         """Reserve the estimate; if dollars refuse and the route has a cheaper fallback, try that."""
@@ -153,6 +183,8 @@ class QuotaLayer:
     ) -> Chunk:
         """Count the chunk and extend the reservation if it outgrew it; returns what the call may
         receive: the chunk, or the part of it that fits (then `meter.refusal` ends the call)."""
+        if meter.unless_cached is not None and not call.record.cache_hit:
+            raise meter.unless_cached  # only the cache may answer a call whose estimate did not fit
         meter.received += 1
         before = meter.output
         meter.output += self._estimator.text(chunk.output)
@@ -183,14 +215,20 @@ class QuotaLayer:
         price: Price,
     ) -> Chunk:
         """Extend the reservation to the meter's counts plus headroom, else to the counts alone, else
-        give the call the part of the chunk that fits."""
+        give the call the part of the chunk that fits. A store that fails ends the call unless the
+        chunk delivers nothing: a final usage correction after the whole answer is passed on as it
+        is (the settle, then a release, charges no more than the store held)."""
         try:
-            await self._extend(quota, grant, meter, price, quota.policy.extension_tokens)
+            await self._extend(quota, grant, call, meter, price, quota.policy.extension_tokens)
             return chunk
         except QuotaExceededError:
             pass
+        except QuotaUnavailableError:
+            if _content(chunk):
+                raise
+            return chunk
         try:  # the headroom does not fit; the chunk itself may
-            await self._extend(quota, grant, meter, price, 0)
+            await self._extend(quota, grant, call, meter, price, 0)
             return chunk
         except QuotaExceededError as err:
             if not _content(chunk):  # a final usage correction: charge no more than was reserved,
@@ -217,7 +255,7 @@ class QuotaLayer:
             trial = (fits + refused) // 2
             meter.output = before + trial
             try:
-                await self._extend(quota, grant, meter, price, 0)
+                await self._extend(quota, grant, call, meter, price, 0)
                 fits = trial
             except QuotaExceededError:
                 refused = trial
@@ -231,12 +269,13 @@ class QuotaLayer:
         return Chunk(text=part)
 
     async def _extend(
-        self, quota: QuotaService, grant: Grant, meter: _Meter, price: Price, step: int
+        self, quota: QuotaService, grant: Grant, call: Call, meter: _Meter, price: Price, step: int
     ) -> None:
-        """Grow the reservation to what the call has used plus `step` more output tokens."""
+        """Grow the reservation to what the call has used plus `step` more output tokens, within the
+        call's deadline (one that passes meanwhile ends the call: DEADLINE_EXCEEDED)."""
         more_tokens = max(0, meter.tokens(step) - meter.reserved_tokens)
         more_usd = max(0, meter.usd(price, step) - meter.reserved_usd)
-        await quota.extend(grant, Amounts(tokens=more_tokens, usd=more_usd))
+        await quota.extend(grant, Amounts(tokens=more_tokens, usd=more_usd), deadline=call.deadline)
         meter.reserved_tokens += more_tokens
         meter.reserved_usd += more_usd
 

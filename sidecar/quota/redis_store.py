@@ -157,7 +157,8 @@ return {-1, out}
 
 # A release finishes a reservation id for good: where the id still holds a reservation, it is
 # dropped and the charge's amount charged (0 after a failed reserve; the real usage when a settle is
-# retried). It leaves a tombstone "0:<expiry>:x" under the id (amount 0, swept like any reservation),
+# retried), never more than it held (a fail_open extension the store never took is uncounted).
+# It leaves a tombstone "0:<expiry>:x" under the id (amount 0, swept like any reservation),
 # so a reserve of that id still queued at the server is refused when it runs (-2), and a settle or
 # release of it that runs later does nothing: idempotent, never charged twice.
 _RELEASE = """
@@ -167,7 +168,8 @@ for _, c in ipairs(charges) do
     if redis.call("HDEL", c.key, rid) == 1 then
       c.reserved = c.reserved - c.held
       redis.call("HSET", c.key, "R", int(c.reserved))
-      if c.amount ~= 0 then redis.call("HINCRBY", c.key, "u", int(c.amount)) end
+      local charge = math.min(c.amount, c.held)
+      if charge > 0 then redis.call("HINCRBY", c.key, "u", int(charge)) end
     end
     local x = tonumber(redis.call("HGET", c.key, "x"))
     if not x or x > now + ttl then x = now + ttl end

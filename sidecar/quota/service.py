@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from sidecar.config.quota import QuotaPolicy, TierConfig, Window
-from sidecar.core.clock import Clock, Deadline
+from sidecar.core.clock import DEADLINE_MARGIN, Clock, Deadline
 from sidecar.core.errors import (
     DeadlineExceededError,
     FieldViolation,
@@ -95,6 +95,7 @@ class QuotaService:
             clock, period=self._ttl_ms / 3000, renew=self._renew, on_error=signals.store_error
         )
         self._unsure: set[str] = set()  # grants whose extension failed: it may reach the store late
+        self._blind: dict[str, int] = {}  # tokens granted uncounted (fail_open, the store failing) by rid
 
     def limits(self, tenant: str, user: str, tier: str) -> tuple[Limit, ...]:
         """The caller's limits; a limit scoped to a tenant or user needs that id (INVALID_ARGUMENT)."""
@@ -124,8 +125,7 @@ class QuotaService:
             )
         except QuotaStoreError as exc:
             self.releases.add(tenant, rid, _nothing(charges))
-            if deadline is not None and deadline.expired():
-                raise DeadlineExceededError("the call's deadline passed while reserving quota") from exc
+            _deadline_passed(deadline, "reserving quota", exc)
             return self._store_down("reserve", exc, Grant(rid, tenant, user, limits, (), degraded=True))
         except BaseException:  # cancelled mid-reserve: the script may have run
             self.releases.add(tenant, rid, _nothing(charges))
@@ -142,7 +142,8 @@ class QuotaService:
         """Add tokens and dollars to a reservation; raises QuotaExceededError when a limit refuses.
         An extend that failed or whose caller was cancelled may still run on the store, even after
         the call's settle: that settle is then made as a release (see `settle`), which a late
-        extension cannot outlive."""
+        extension cannot outlive. It waits at most min(store timeout, the deadline's time left); one
+        the deadline cut off is DeadlineExceededError (the caller's, never the store's failure)."""
         if grant.degraded:
             return
         picked = [i for i, lim in enumerate(grant.limits) if amounts.of(lim.metric) > 0]
@@ -156,7 +157,9 @@ class QuotaService:
             )
         except QuotaStoreError as exc:
             self._unsure.add(grant.rid)
+            _deadline_passed(deadline, "extending its quota reservation", exc)
             self._store_down("extend", exc, grant, limits)
+            self._uncounted(grant, amounts, limits, exc)
             return
         except BaseException:  # cancelled mid-extension: the script may still run, after the settle
             self._unsure.add(grant.rid)
@@ -164,6 +167,24 @@ class QuotaService:
         self._report(limits, verdict.buckets, grant.tenant, grant.user)
         if not verdict.admitted:
             raise self._refusal(limits[verdict.refused], verdict, grant.tenant, grant.user)
+
+    def _uncounted(
+        self, grant: Grant, amounts: Amounts, limits: Sequence[Limit], exc: QuotaStoreError
+    ) -> None:
+        """An extension the store failed to take, every limit it touches fail_open: granted uncounted,
+        as a call admitted while the store fails is served, but bounded: at most
+        `output_tokens_estimate` tokens per call (what a call reserves up front). Past that the call
+        ends with QUOTA_UNAVAILABLE. Nothing granted this way is charged later: the call's settle is
+        a release, which charges no more than the store held."""
+        blind = self._blind.get(grant.rid, 0) + amounts.tokens
+        if blind > self.policy.output_tokens_estimate:
+            raise QuotaUnavailableError(
+                "the quota store is unreachable and the call outgrew what it may use uncounted "
+                f"(output_tokens_estimate, {self.policy.output_tokens_estimate} tokens)",
+                metadata={"limit": limits[0].name},
+                retry_after=STORE_RETRY_SECONDS,
+            ) from exc
+        self._blind[grant.rid] = blind
 
     async def settle(self, grant: Grant, amounts: Amounts) -> None:
         """Charge the real amounts and release the reservation; never raises for the store. A settle
@@ -173,6 +194,7 @@ class QuotaService:
         if grant.degraded:
             return
         self.live.discard(grant.rid)
+        self._blind.pop(grant.rid, None)
         charges = [self._fixed(grant, i, amounts.of(lim.metric)) for i, lim in enumerate(grant.limits)]
         if grant.rid in self._unsure:  # an extension may still arrive: finish the id for good
             self._unsure.discard(grant.rid)
@@ -195,12 +217,20 @@ class QuotaService:
         charges = [self._fixed(grant, i, 0) for i in range(len(grant.limits))]
         await self.store.renew(grant.tenant, grant.rid, charges, ttl_ms=self._ttl_ms)
 
-    async def settle_shielded(self, grant: Grant, amounts: Amounts) -> None:
-        """settle(), finished even if the caller is cancelled meanwhile; aclose() waits for it."""
+    async def settle_shielded(
+        self, grant: Grant, amounts: Amounts, *, deadline: Deadline | None = None
+    ) -> None:
+        """settle(), finished even if the caller is cancelled meanwhile; aclose() waits for it. The
+        caller waits for it at most until its deadline: a stalled store does not hold a call past it
+        (the settle goes on in the background, and is retried there if the store fails)."""
         task = asyncio.ensure_future(self.settle(grant, amounts))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
-        await asyncio.shield(task)
+        within = deadline.remaining() if deadline is not None else None
+        if within is None:
+            await asyncio.shield(task)
+        elif within > 0:
+            await self._clock.wait({task}, within=within)
 
     async def snapshot(self, tenant: str, user: str, tier: str) -> list[LimitState]:
         """Every limit of the caller with its current window (user limits only with a user)."""
@@ -217,6 +247,12 @@ class QuotaService:
             LimitState(lim, lim.native(s.used), lim.native(s.reserved), s.end / 1000 if s.end else None)
             for lim, s in zip(limits, states, strict=True)
         ]
+
+    async def idle(self) -> None:
+        """Until the settles in flight (a caller may have stopped waiting at its deadline) and the
+        pending releases are done: tests."""
+        await asyncio.gather(*self._settling, return_exceptions=True)
+        await self.releases.idle()
 
     async def aclose(self) -> None:
         """Finish the settles in flight, stop renewing, and, while the store answers, send the
@@ -303,6 +339,14 @@ class QuotaService:
             ),
             retry_after=round(retry, 3),
         )
+
+
+def _deadline_passed(deadline: Deadline | None, doing: str, exc: QuotaStoreError) -> None:
+    """A store operation cut off by the call's deadline is the caller's: DEADLINE_EXCEEDED, never
+    a store failure (no fail_open admission, no QUOTA_UNAVAILABLE). The timer that cut it may fire a
+    little before the deadline itself (DEADLINE_MARGIN)."""
+    if deadline is not None and deadline.expired(DEADLINE_MARGIN):
+        raise DeadlineExceededError(f"the call's deadline passed while {doing}") from exc
 
 
 def _nothing(charges: Sequence[Charge]) -> list[Charge]:

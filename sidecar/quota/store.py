@@ -86,8 +86,10 @@ class QuotaStore(Protocol):
     async def release(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
         """Finish `rid` for good: on each bucket where it still holds a reservation, drop it and
         charge the charge's amount (0 after a failed reserve; the real usage for a settle retried
-        after a failure). A reserve, settle or release of `rid` that reaches the store later (one
-        that timed out may still be queued there) changes nothing: idempotent, never charged twice."""
+        after a failure), never more than the reservation held (what a fail_open extension let the
+        call use while the store failed was served uncounted). A reserve, settle or release of
+        `rid` that reaches the store later (one that timed out may still be queued there) changes
+        nothing: idempotent, never charged twice."""
         ...
 
     async def renew(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
@@ -199,8 +201,9 @@ class MemoryQuotaStore:
             b = self._bucket(tag, c, now)[0]
             b.reserved(now)
             if rid in b.reservations:
+                held = b.reservations[rid][0]
                 b.release(rid)
-                b.used += c.amount
+                b.used += min(c.amount, held)
 
     async def renew(self, tag: str, rid: str, charges: Sequence[Charge], *, ttl_ms: int) -> None:
         now = self._now_ms()

@@ -204,6 +204,20 @@ class Metrics:
             "sidecar_key_decrypt_seconds", "User-key decrypts that went to the key backend.",
             buckets=DECRYPT_BUCKETS, registry=r,
         )  # fmt: skip
+        self.token_renewals = Counter(
+            "sidecar_key_token_renewals", "Vault token renewals, by outcome: renewed or failed.",
+            ("outcome",), registry=r,
+        )  # fmt: skip
+        self.envelope_refusals = Counter(
+            "sidecar_key_envelope_refusals",
+            "Key envelopes refused before a key-backend call: known_bad (failed to open moments ago) "
+            "or tenant_limit (the tenant's envelopes failed too often).",
+            ("reason",), registry=r,
+        )  # fmt: skip
+        for reason in ("known_bad", "tenant_limit"):
+            self.envelope_refusals.labels(reason)
+        for outcome in ("renewed", "failed"):  # at 0 from the start: the alert sees the first failure
+            self.token_renewals.labels(outcome)
         self.store_errors = Counter(
             "sidecar_store_errors", "Errors of a state store, by store and operation.", ("store", "op"),
             registry=r,
@@ -361,6 +375,12 @@ class Metrics:
 
     def key_decrypted(self, seconds: float) -> None:
         self.decrypt.observe(seconds)
+
+    def key_token_renewal(self, outcome: str) -> None:
+        self.token_renewals.labels(outcome).inc()
+
+    def key_envelope_refused(self, reason: str) -> None:
+        self.envelope_refusals.labels(reason).inc()
 
     def ledger_dropped(self, cause: str, records: int = 1) -> None:
         self.ledger_drops.labels(cause).inc(records)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import sys
@@ -29,10 +30,18 @@ def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def example_secret(name: str) -> str:
+    """A value for the variable `name`; a webhook signing secret has a format of its own (whsec_ and
+    the base64 of 24 to 64 bytes): the name's bytes, padded to 32."""
+    if name.endswith("WEBHOOK_SECRET"):
+        return "whsec_" + base64.b64encode(name.encode().ljust(32, b"-")[:64]).decode()
+    return f"doc-example-{name}"
+
+
 def check_config(path: Path, text: str) -> subprocess.CompletedProcess[str]:
     """The real CLI, from the repository root, with every secret reference the snippet makes set."""
     # each its own value, as a real deployment's secrets are (two credentials may not share a token)
-    environ = {"PATH": "/usr/bin:/bin", **{name: f"doc-example-{name}" for name in _ENV_REF.findall(text)}}
+    environ = {"PATH": "/usr/bin:/bin", **{name: example_secret(name) for name in _ENV_REF.findall(text)}}
     return subprocess.run(
         [sys.executable, "-m", "sidecar", "check-config", str(path)],
         cwd=ROOT,

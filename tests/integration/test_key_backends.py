@@ -330,7 +330,7 @@ async def test_vault_kubernetes_auth_logs_in_and_again_when_refused(
     jwt.write_text("jwt-2\n")  # the kubelet rotated the projected token
     assert await backend.decrypt_data_key(wrapped, ALICE) == data_key
     assert fake.logins == [("sidecar", "jwt-1"), ("sidecar", "jwt-2")]
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(ValueError, match="give one of"):
         VaultTransitBackend("k", url=bao.url, token="t", kubernetes_role="r")
     with pytest.raises(ValueError, match="needs a token"):
         VaultTransitBackend("k", url=bao.url)
@@ -387,3 +387,20 @@ def test_optional_clients_are_imported_only_when_a_backend_is_built() -> None:
     code = "import sys, sidecar.keys.aws_kms, sidecar.keys.vault_transit; print(sorted(sys.modules))"
     modules = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert "'boto3'" not in modules and "'botocore'" not in modules and "'hvac'" not in modules
+
+
+async def test_vault_token_file_is_used_with_a_client_of_the_callers(
+    backends: Backends, tmp_path: Path
+) -> None:
+    bao = backends.server("vault")
+    client = bao.client()
+    client.token = None
+    sink = tmp_path / "token"
+    sink.write_text(bao.token + "\n")
+    backend = backends.build("vault", client=client, token_file=sink)
+    assert client.token == bao.token  # from the start: not only once Vault refused the first call
+    data_key, wrapped = await backend.generate_data_key(ALICE)
+    assert await backend.decrypt_data_key(wrapped, ALICE) == data_key
+    sink.write_text("")
+    with pytest.raises(ValueError, match="empty"):
+        VaultTransitBackend("k", url=bao.url, token_file=sink)

@@ -878,3 +878,29 @@ async def test_a_required_route_never_serves_another_users_cached_answer(
     assert (err.code, err.reason) == (CODE.FAILED_PRECONDITION, "USER_KEY_REQUIRED")
     again = await s.stub.Generate(asked)  # alice's own answers are still hers to reuse
     assert again.summary.cache_hit and len(upstream.seen) == 1
+
+
+async def test_a_preferred_route_never_serves_an_answer_made_on_a_users_key_to_another(
+    serve: Serve, upstream: Upstream, tmp_path: Path
+) -> None:
+    """Answers shared in the tenant on a `preferred` route: alice's answer was made (and paid for) on
+    her own key, so bob, who has none, must get his own answer on the platform key, not hers from the
+    cache."""
+    raw = config(upstream, local_keys(tmp_path))
+    raw["settings"]["cache"] = {"enabled": True, "scope": "tenant"}
+    s = await serve(raw, ENV)
+    await register(s, ALICE_OPENAI)
+    upstream.push(ok(), ok())
+    zero = gen.GenerationConfig(temperature=0.0)
+    alices, bobs = req("preferred"), req("preferred", user_id="bob")
+    for asked in (alices, bobs):
+        asked.input.config.CopyFrom(zero)
+    first = await s.stub.Generate(alices)
+    assert not first.summary.cache_hit and credentials(upstream.seen[0]) == {
+        "authorization": f"Bearer {ALICE_OPENAI}"
+    }
+    his = await s.stub.Generate(bobs)
+    assert not his.summary.cache_hit and len(upstream.seen) == 2
+    assert credentials(upstream.seen[1]) == {"authorization": f"Bearer {ENV['OPENAI_PLATFORM']}"}
+    again = await s.stub.Generate(alices)  # alice's own answers are still hers to reuse
+    assert again.summary.cache_hit and len(upstream.seen) == 2

@@ -260,6 +260,7 @@ def test_the_alert_rules_pass_promtool(tmp_path: Path) -> None:
         "OrchestratorSidecarLedgerDrops",
         "OrchestratorSidecarInjectionFailedOpen",
         "OrchestratorSidecarCallsShed",
+        "OrchestratorSidecarVaultTokenRenewalFailing",
     } <= alerts
 
 
@@ -288,6 +289,10 @@ def test_every_alert_links_a_runbook_page_that_exists_when_the_site_is_given() -
 def _errors(reason: str, code: str, per_minute: int) -> dict[str, str]:
     labels = f'namespace="ns",pod="p",route="chat",code="{code}",reason="{reason}"'
     return {"series": f"sidecar_errors_total{{{labels}}}", "values": f"0+{per_minute}x30"}
+
+
+def _renewals(outcome: str) -> str:
+    return f'sidecar_key_token_renewals_total{{namespace="ns",pod="p",outcome="{outcome}"}}'
 
 
 def _fires(alert: str, *labels: dict[str, str]) -> dict[str, Any]:
@@ -365,6 +370,19 @@ def test_the_error_alerts_tell_provider_auth_key_backend_and_user_keys_apart(tmp
                     _fires(
                         "OrchestratorSidecarCallsShed", {**where, "priority": "low", "severity": "warning"}
                     ),
+                ],
+            },
+            {
+                "interval": "1m",
+                "input_series": [
+                    {  # one failed renewal, at 0 before it (the series exist from the start)
+                        "series": _renewals("failed"),
+                        "values": "0x18 1x10",
+                    },
+                    {"series": _renewals("renewed"), "values": "0+1x30"},
+                ],
+                "alert_rule_test": [
+                    _fires("OrchestratorSidecarVaultTokenRenewalFailing", {**where, "severity": "warning"}),
                 ],
             },
         ],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sidecar.cache.key import CacheScope, answer_key
+from sidecar.cache.key import CacheScope, answer_key, cache_scope
 from sidecar.core.types import GenerationParams, Message, Role
 
 BASE = {
@@ -50,3 +50,11 @@ def test_fields_cannot_bleed_into_each_other() -> None:
 
 def test_integral_temperatures_normalize() -> None:
     assert key(params=GenerationParams(max_tokens=50, temperature=0, stop=("x",))) == key()
+
+
+def test_a_route_taking_user_keys_keeps_answers_per_user_even_in_tenant_scope() -> None:
+    shared = cache_scope("acme", "ann", scope="tenant", user_key="never")
+    assert shared == CacheScope("acme", "")
+    for mode in ("preferred", "required"):  # an answer made on ann's own key is ann's
+        assert cache_scope("acme", "ann", scope="tenant", user_key=mode) == CacheScope("acme", "ann")
+    assert cache_scope("acme", "ann", scope="user", user_key="never") == CacheScope("acme", "ann")

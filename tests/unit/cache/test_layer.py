@@ -312,3 +312,32 @@ async def test_a_variant_narrowed_to_another_deployment_is_not_served_the_other_
     again = as_variant("cid", "big")
     await collect(layer, again)
     assert again.record.cache_hit and inner.calls == 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "route_cache"),
+    [
+        ({}, None),
+        ({"cache_bypass": True}, None),
+        ({}, {"enabled": False}),
+        ({"temperature": None}, None),
+    ],
+    ids=["a miss", "the caller bypasses the cache", "the route has no cache", "a sampled call"],
+)
+async def test_a_cache_only_call_never_reaches_the_layers_inside(
+    clock: FakeClock, memory_store: AiocacheStore, changes: dict[str, Any], route_cache: Any
+) -> None:
+    """The quota layer could not cover a provider's answer: a hit or nothing, however it is planned."""
+    inner = Inner()
+    layer = cache_layer(inner, memory_store, clock, route_cache=route_cache)
+    assert await chunks(layer, call(clock, cache_only=True, **changes)) == []
+    assert inner.calls == 0
+
+
+async def test_a_cache_only_call_gets_a_hit(clock: FakeClock, memory_store: AiocacheStore) -> None:
+    inner = Inner()
+    layer = cache_layer(inner, memory_store, clock)
+    first = await chunks(layer, call(clock))
+    hit_call = call(clock, cache_only=True)
+    assert [c.text for c in await chunks(layer, hit_call)] == [c.text for c in first]
+    assert inner.calls == 1 and hit_call.record.cache_hit

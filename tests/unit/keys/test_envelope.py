@@ -71,6 +71,9 @@ class SpyBackend:
         self.calls.append("rewrap")
         return await self.inner.rewrap(wrapped, context)
 
+    def start(self) -> None:
+        self.inner.start()
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 
@@ -91,6 +94,9 @@ class FixedKeyBackend:
 
     async def rewrap(self, wrapped: WrappedKey, context: KeyContext) -> WrappedKey:
         return wrapped
+
+    def start(self) -> None:
+        return None
 
     async def aclose(self) -> None:
         return None

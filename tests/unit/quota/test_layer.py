@@ -25,10 +25,10 @@ from sidecar.core.errors import (
 from sidecar.core.layer import Handler
 from sidecar.core.tokens import count_tokens
 from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, ToolCallDelta, Usage
-from sidecar.pipeline.quota import QuotaLayer
+from sidecar.pipeline.quota import QuotaLayer, TokenEstimator
 from sidecar.quota.service import QuotaService
 from sidecar.quota.signals import NearLimitEvent, QuotaSignals
-from sidecar.quota.store import QuotaStore
+from sidecar.quota.store import MemoryQuotaStore, QuotaStore, QuotaStoreError
 from sidecar.routing.table import RouteTable
 from tests.conftest import FakeClock, free_port
 from tests.support.calls import make_call
@@ -115,14 +115,14 @@ class Rig:
         return states[name].used, states[name].reserved
 
 
-def rig(p: Policy, store: QuotaStore, clock: FakeClock, **inner: Any) -> Rig:
+def rig(p: Policy, store: QuotaStore, clock: FakeClock, cache_answers: bool = False, **inner: Any) -> Rig:
     assert p.quota is not None
     events: list[NearLimitEvent] = []
     signals = QuotaSignals(on_near_limit=[events.append])
     service = QuotaService(p.quota, p.tiers, store, clock, signals)
     table = RouteTable.from_policy(p)
     scripted = Inner(table, **inner)
-    layer = QuotaLayer(scripted, quota=service, table=table)
+    layer = QuotaLayer(scripted, quota=service, table=table, cache_answers=cache_answers)
     return Rig(layer, service, scripted, events, clock)
 
 
@@ -260,6 +260,51 @@ async def test_cache_hit_is_one_request_and_nothing_else(quota_store: QuotaStore
     )
     await r.run(tier_call(clock))
     assert [await r.used(n) for n in ("tok", "usd", "req")] == [(0, 0), (0, 0), (1, 0)]
+
+
+@pytest.mark.parametrize("metric", ["tokens", "usd"])
+async def test_a_cache_hit_is_served_when_the_estimate_does_not_fit(
+    quota_store: QuotaStore, clock: FakeClock, metric: str
+) -> None:
+    """A hit costs no tokens and no dollars: the estimate's refusal does not refuse it, and the
+    layers inside are told (cache_only) that only the cache may answer."""
+    limits = [
+        {"name": "budget", "metric": metric, "window": "day", "limit": 5 if metric == "tokens" else 0.000001},
+        {"name": "req", "metric": "requests", "window": "day", "limit": 10},
+    ]
+    r = rig(
+        policy({"limits": limits, "output_tokens_estimate": 10}),
+        quota_store,
+        clock,
+        cache_answers=True,
+        chunks=[Chunk(text="x"), final(9, 1)],
+        cache_hit=True,
+    )
+    assert await r.run(tier_call(clock)) == "x"
+    assert r.inner.seen[-1].cache_only
+    assert [await r.used(n) for n in ("budget", "req")] == [(0, 0), (1, 0)]
+
+
+async def test_a_cache_only_call_the_cache_did_not_answer_is_refused_and_costs_nothing(
+    quota_store: QuotaStore, clock: FakeClock
+) -> None:
+    limits = [
+        {"name": "tok", "metric": "tokens", "window": "day", "limit": 5},
+        {"name": "req", "metric": "requests", "window": "day", "limit": 10},
+    ]
+    p = policy({"limits": limits, "output_tokens_estimate": 10})
+    r = rig(p, quota_store, clock, cache_answers=True, chunks=[])  # the cache layer: a miss, nothing
+    with pytest.raises(QuotaExceededError) as info:
+        await r.run(tier_call(clock))
+    assert info.value.reason == "TOKEN_QUOTA_EXCEEDED"
+    r.inner.chunks = [Chunk(text="from a provider"), final(9, 3)]  # a cache layer that let it through
+    with pytest.raises(QuotaExceededError):
+        await r.run(tier_call(clock))  # not delivered: only a hit may answer
+    assert [await r.used(n) for n in ("tok", "req")] == [(0, 0), (0, 0)]
+    plain = rig(p, quota_store, clock, cache_answers=False, cache_hit=True, chunks=[Chunk(text="x")])
+    with pytest.raises(QuotaExceededError):  # no response cache: refused by the estimate as it is
+        await plain.run(tier_call(clock))
+    assert not plain.inner.seen
 
 
 async def test_budget_fallback_to_the_cheaper_deployment(quota_store: QuotaStore, clock: FakeClock) -> None:
@@ -684,3 +729,51 @@ async def test_prompt_cache_writes_are_priced_into_the_budget(
     used, reserved = await r.used("usd")
     assert reserved == 0 and used <= 0.012
     assert round(used * 1e6) == round(call.record.cost_usd * 1e6)
+
+
+class ExtensionsFail(MemoryQuotaStore):
+    """The store answers a call's first reserve, then fails every extension (it went away mid-call)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.reserves = 0
+
+    async def reserve(self, tag: str, rid: str, charges: Any, **kw: Any) -> Any:
+        self.reserves += 1
+        if self.reserves > 1:
+            raise QuotaStoreError("quota store Redis: unreachable", kind="unavailable")
+        return await super().reserve(tag, rid, charges, **kw)
+
+
+async def test_a_failed_extension_under_fail_open_is_uncounted_but_bounded(clock: FakeClock) -> None:
+    limits = [{"name": "tok", "metric": "tokens", "window": "day", "limit": 1000}]
+    p = policy({"limits": limits, "output_tokens_estimate": 8, "extension_tokens": 1})
+    r = rig(p, ExtensionsFail(clock), clock, chunks=[Chunk(text=WORDS) for _ in range(20)])
+    call = tier_call(clock)
+    prompt = TokenEstimator().prompt(call.messages, call.params)
+    received = []
+    with pytest.raises(QuotaUnavailableError) as info:
+        async with aclosing(r.layer(call)) as stream:
+            async for chunk in stream:
+                received.append(chunk.text)
+    assert info.value.metadata["limit"] == "tok"
+    # 8 tokens reserved (two chunks), then 8 more uncounted (two chunks, the second past its headroom)
+    assert len(received) == 3
+    assert await r.used("tok") == (prompt + 8, 0)  # what the store held: the rest was served uncounted
+
+
+@pytest.mark.parametrize("mode", ["fail_open", "fail_closed"])
+async def test_a_final_usage_the_store_cannot_count_ends_a_delivered_stream_well(
+    clock: FakeClock, mode: str
+) -> None:
+    """Every word was delivered; only the provider's final count is past the reservation when the
+    store fails: the stream ends as answered (its usage as the provider reports it), charged what
+    the store held, not with an error after its whole answer."""
+    limits = [{"name": "tok", "metric": "tokens", "window": "day", "limit": 1000}]
+    p = policy({"limits": limits, "output_tokens_estimate": 8, "on_store_error": mode})
+    r = rig(p, ExtensionsFail(clock), clock, chunks=[Chunk(text=WORDS), final(30, 500)])
+    call = tier_call(clock)
+    prompt = TokenEstimator().prompt(call.messages, call.params)
+    assert await r.run(call) == WORDS
+    assert call.record.usage == Usage(30, 500)
+    assert await r.used("tok") == (prompt + 8, 0)

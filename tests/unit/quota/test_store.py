@@ -180,6 +180,16 @@ async def test_a_release_charges_what_is_still_held_once(quota_store: QuotaStore
     assert [(b.used, b.reserved) for b in await quota_store.read("t", [reserved])] == [(25, 0)]
 
 
+async def test_a_release_charges_no_more_than_was_held(quota_store: QuotaStore, clock: FakeClock) -> None:
+    """A call that went on past its reservation while the store failed (fail_open) is charged what
+    the store held: the rest was served uncounted, and the bucket never ends over its limit."""
+    edges = minute(clock)
+    held, used = Charge("tok|user|u", edges, 100, 90), Charge("tok|user|u", edges, 100, 130)
+    await quota_store.reserve("t", "r1", [held], ttl_ms=TTL, levels=LEVELS)
+    await quota_store.release("t", "r1", [used], ttl_ms=TTL)
+    assert [(b.used, b.reserved) for b in await quota_store.read("t", [held])] == [(90, 0)]
+
+
 async def test_a_renewed_reservation_outlives_its_first_ttl(
     quota_store: QuotaStore, clock: FakeClock
 ) -> None:

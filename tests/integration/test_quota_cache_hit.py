@@ -1,0 +1,106 @@
+"""A response-cache hit costs no tokens and no dollars: a token or USD estimate that does not fit
+does not refuse it. A real sidecar with its quota in a real Redis and the response cache on.
+
+The first call is answered by the upstream, cached, and charged; what is left of the tenant's daily
+tokens is then less than a call's estimate. The same call again used to be refused
+TOKEN_QUOTA_EXCEEDED by that estimate, although the cache held its answer and serving it costs
+nothing. Now it is served from the cache and charged one request (a request limit still counts it:
+a hit past the daily request limit is RATE_LIMITED or REQUEST_QUOTA_EXCEEDED as before). A call the
+cache cannot answer is still refused by its estimate, reaches no provider and is charged nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import grpc
+import pytest
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar._gen.orchestrator.v1 import quota_pb2
+from tests.conftest import user
+from tests.integration.helpers import rich
+from tests.support.api import generate_request, text_of
+from tests.support.redis import flush_redis
+from tests.support.upstream import Reply, Upstream
+
+pytestmark = pytest.mark.integration
+TOKENS = 80  # a call's estimate (its prompt, about 10, + 64) fits; after the first call's 19 + 9, none
+
+
+def config(upstream: Upstream, redis_url: str, *, usd: bool) -> dict[str, Any]:
+    limits: list[dict[str, Any]] = [
+        {"name": "requests", "metric": "requests", "scope": "tenant", "window": "day", "limit": 3}
+    ]
+    if usd:  # $1 per million tokens each way: a micro-dollar a token
+        limits.append(
+            {"name": "dollars", "metric": "usd", "scope": "tenant", "window": "day", "limit": TOKENS / 1e6}
+        )
+    else:
+        limits.append(
+            {"name": "tokens", "metric": "tokens", "scope": "tenant", "window": "day", "limit": TOKENS}
+        )
+    price = {"input_per_million": 1, "output_per_million": 1}
+    deployment = {"provider": "openai", "model": "m", "base_url": f"{upstream.url}/v1", "price": price}
+    return {
+        "policy": {
+            "default_route": "r",
+            "deployments": {"d": deployment},
+            "routes": {"r": {"deployments": ["d"], "retry": {"max_attempts": 1}}},
+            "routing": {"probes": {"enabled": False}},
+            "tier_assignment": {"default": "enterprise"},
+            "quota": {
+                "store": "redis",
+                "redis_url": redis_url,
+                "key_prefix": f"hit{time.time_ns()}",
+                "output_tokens_estimate": 64,
+                "limits": limits,
+            },
+        },
+        "settings": {"cache": {"enabled": True}},
+    }
+
+
+def ask(text: str) -> gen.GenerateRequest:
+    return generate_request(
+        messages=[user(text)], tenant_id="acme", user_id="ann", config=gen.GenerationConfig(temperature=0)
+    )
+
+
+async def used(s: Any) -> dict[str, float]:
+    got = await s.stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id="acme"))
+    return {limit.name: limit.used for limit in got.limits}
+
+
+@pytest.mark.parametrize("usd", [False, True], ids=["tokens", "usd"])
+async def test_a_cache_hit_is_served_when_the_estimate_does_not_fit(
+    serve: Any, upstream: Upstream, redis_url: str, usd: bool
+) -> None:
+    await flush_redis(redis_url)
+    s = await serve(config(upstream, redis_url, usd=usd))
+    upstream.default = Reply.json("openai/chat_completion.json")  # 19 + 9 tokens
+    first = await s.stub.Generate(ask("Hi"))
+    before = await used(s)
+    assert before["requests"] == 1
+    hit = await s.stub.Generate(ask("Hi"))
+    assert text_of(hit) == text_of(first) and hit.summary.cache_hit and hit.summary.cost_micros == 0
+    assert len(upstream.seen) == 1
+    after = await used(s)
+    assert after["requests"] == 2  # a hit is one request, nothing else
+    assert {k: v for k, v in after.items() if k != "requests"} == {
+        k: v for k, v in before.items() if k != "requests"
+    }
+    with pytest.raises(grpc.aio.AioRpcError) as info:  # not in the cache: the estimate refuses it
+        await s.stub.Generate(ask("Something else entirely"))
+    assert (await rich(info.value)).reason == ("COST_QUOTA_EXCEEDED" if usd else "TOKEN_QUOTA_EXCEEDED")
+    assert len(upstream.seen) == 1  # no provider was asked
+    assert await used(s) == after  # charged nothing, not even the request
+    streamed = gen.StreamGenerateRequest(input=ask("Hi").input)
+    events = [e async for e in s.stub.StreamGenerate(streamed)]  # the third request: a streamed hit
+    assert "".join(e.delta.text for e in events if e.HasField("delta")) == text_of(first)
+    assert events[-1].result.summary.cache_hit and len(upstream.seen) == 1
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(ask("Hi"))  # a hit still counts against a request limit
+    assert (await rich(info.value)).reason == "REQUEST_QUOTA_EXCEEDED"
+    assert (await used(s))["requests"] == 3
