@@ -31,10 +31,11 @@ from sidecar.providers.sse import SseEvent
 from sidecar.providers.tokens import TokenSource
 from sidecar.providers.upstream_errors import redact
 
-# A function call's arguments at most as long as a caller may send them back (the edge's limit,
-# sidecar/api/content.py MAX_ARGUMENTS_CHARS), and its name as long as Gemini allows.
+# A function call at most as long as a caller may send it back (the edge's limits on a tool call's
+# arguments and id, sidecar/api/content.py), its name as long as Gemini allows (and the edge).
 MAX_ARGUMENT_CHARS = 256 * 1024
-MAX_NAME_CHARS = 128
+MAX_ID_CHARS = 128
+MAX_NAME_CHARS = 64
 FINISH_REASONS = {
     "STOP": FinishReason.STOP,
     "MAX_TOKENS": FinishReason.LENGTH,
@@ -147,8 +148,10 @@ def _function_call(index: int, call: Any) -> ToolCallDelta:
         args = {}
     if not isinstance(args, dict):
         raise ProviderMalformedError(f"functionCall {name!r}: args is not an object")
-    if call_id is not None and not isinstance(call_id, str):
-        raise ProviderMalformedError(f"functionCall {name!r}: id is not a string")
+    if call_id is not None and not (isinstance(call_id, str) and len(call_id) <= MAX_ID_CHARS):
+        raise ProviderMalformedError(
+            f"functionCall {name[:64]!r}: id is not a string of at most {MAX_ID_CHARS}"
+        )
     if len(name) > MAX_NAME_CHARS:
         raise ProviderMalformedError(f"a functionCall name longer than {MAX_NAME_CHARS} characters")
     try:

@@ -285,10 +285,11 @@ def test_a_stream_without_calls_still_finishes_with_stop() -> None:
         ({"functionCall": {"name": "f", "args": "city=Paris"}}, "args is not an object"),
         ({"functionCall": {"name": "f", "args": [1]}}, "args is not an object"),
         ({"functionCall": {"name": "f", "id": 3}}, "id is not a string"),
+        ({"functionCall": {"name": "f", "id": "x" * 129}}, "id is not a string of at most 128"),
         ({"functionCall": "get_weather"}, "not an object"),
         ({"functionCall": {"name": "f"}, "thoughtSignature": 1}, "thoughtSignature"),
         ({"functionCall": {"name": "f", "args": {"a": "x" * 300_000}}}, "args longer than"),
-        ({"functionCall": {"name": "f" * 200}}, "name longer than"),
+        ({"functionCall": {"name": "f" * 65}}, "name longer than 64"),
     ],
 )
 def test_a_hostile_function_call_is_a_bad_answer(part: dict[str, Any], problem: str) -> None:
