@@ -138,7 +138,8 @@ def _finish(reason: Any, called: bool) -> FinishReason | None:
 
 def _function_call(index: int, call: Any) -> ToolCallDelta:
     """A functionCall part as a whole tool call: its name, its `args` object as JSON text, its id
-    (one made up when Gemini gave none: the caller's result must name the call it answers)."""
+    (one made up when Gemini gave none: the caller's result must name the call it answers). Errors
+    never quote the call: the model's output does not go to the log."""
     if not isinstance(call, dict):
         raise ProviderMalformedError("a functionCall is not an object")
     name, args, call_id = call.get("name"), call.get("args"), call.get("id")
@@ -147,21 +148,17 @@ def _function_call(index: int, call: Any) -> ToolCallDelta:
     if args is None:
         args = {}
     if not isinstance(args, dict):
-        raise ProviderMalformedError(f"functionCall {name!r}: args is not an object")
+        raise ProviderMalformedError("a functionCall's args is not an object")
     if call_id is not None and not (isinstance(call_id, str) and len(call_id) <= MAX_ID_CHARS):
-        raise ProviderMalformedError(
-            f"functionCall {name[:64]!r}: id is not a string of at most {MAX_ID_CHARS}"
-        )
+        raise ProviderMalformedError(f"a functionCall's id is not a string of at most {MAX_ID_CHARS}")
     if len(name) > MAX_NAME_CHARS:
         raise ProviderMalformedError(f"a functionCall name longer than {MAX_NAME_CHARS} characters")
     try:
         arguments = json.dumps(args, ensure_ascii=False)
     except (RecursionError, ValueError) as exc:  # nested too deeply to write back; NaN
-        raise ProviderMalformedError(f"functionCall {name[:64]!r}: args cannot be written as JSON") from exc
+        raise ProviderMalformedError("a functionCall's args cannot be written as JSON") from exc
     if len(arguments) > MAX_ARGUMENT_CHARS:
-        raise ProviderMalformedError(
-            f"functionCall {name[:64]!r}: args longer than {MAX_ARGUMENT_CHARS} characters"
-        )
+        raise ProviderMalformedError(f"a functionCall's args longer than {MAX_ARGUMENT_CHARS} characters")
     return ToolCallDelta(index, call_id or _made_up_id(), name, arguments)
 
 

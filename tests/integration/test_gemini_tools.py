@@ -4,6 +4,7 @@ against a loopback Gemini that checks every request as Gemini does (tests/suppor
 from __future__ import annotations
 
 import base64
+import io
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -295,3 +296,15 @@ async def test_reasoning_on_a_deployment_that_says_it_reasons(serve: Any, fake: 
     assert deltas == [("thinking", "The user wants Paris."), ("text", "Sunny.")], fake.refusals
     thinking = fake.bodies[0]["generationConfig"]["thinkingConfig"]
     assert thinking == {"thinkingBudget": 2048, "includeThoughts": True}
+
+
+async def test_a_hostile_call_is_logged_without_the_models_output(
+    serve: Any, fake: GeminiFake, json_logs: io.StringIO
+) -> None:
+    canary = "CANARY-gemini-call-7f3a"
+    fake.push(Turn([{"functionCall": {"name": canary, "args": canary}}]))
+    s = await serve(config(fake.url), ENV)
+    await rpc_error(lambda: s.stub.Generate(generate_request(**ask())))
+    logs = json_logs.getvalue()
+    assert "a functionCall's args is not an object" in logs  # the operator learns what was wrong
+    assert canary not in logs
