@@ -301,7 +301,7 @@ async def test_reasoning_on_a_deployment_that_says_it_reasons(serve: Any, fake: 
 async def test_a_hostile_call_is_logged_without_the_models_output(
     serve: Any, fake: GeminiFake, json_logs: io.StringIO
 ) -> None:
-    canary = "CANARY-gemini-call-7f3a"
+    canary = "CANARYtoolname7f3a"
     fake.push(Turn([{"functionCall": {"name": canary, "args": canary}}]))
     s = await serve(config(fake.url), ENV)
     await rpc_error(lambda: s.stub.Generate(generate_request(**ask())))
