@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
-import secrets
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -95,11 +95,12 @@ def _candidate(data: Any, first_call: int = 0) -> _Candidate:
     parts = content.get("parts") or []
     if not isinstance(parts, list):
         raise ProviderMalformedError("candidates[0].content.parts is not a list")
-    c = _parts(parts, first_call)
+    response_id = data.get("responseId")
+    c = _parts(parts, first_call, response_id if isinstance(response_id, str) else "")
     return dataclasses.replace(c, finish=_finish(first.get("finishReason"), bool(c.calls)))
 
 
-def _parts(parts: list[Any], first_call: int) -> _Candidate:
+def _parts(parts: list[Any], first_call: int, response_id: str) -> _Candidate:
     """The answer text of the parts, their function calls, their signatures (each naming the part
     it came on) and the text of thought parts (thought summaries: thinking, not the answer)."""
     thinking: list[str] = []
@@ -114,7 +115,7 @@ def _parts(parts: list[Any], first_call: int) -> _Candidate:
             continue
         call_id = ""
         if "functionCall" in part:
-            calls.append(_function_call(first_call + len(calls), part["functionCall"]))
+            calls.append(_function_call(first_call + len(calls), part["functionCall"], response_id))
             call_id = calls[-1].id
         elif isinstance(part.get("text"), str):
             text.append(part["text"])
@@ -136,7 +137,7 @@ def _finish(reason: Any, called: bool) -> FinishReason | None:
     return FinishReason.TOOL_CALLS if called and finish is FinishReason.STOP else finish
 
 
-def _function_call(index: int, call: Any) -> ToolCallDelta:
+def _function_call(index: int, call: Any, response_id: str) -> ToolCallDelta:
     """A functionCall part as a whole tool call: its name, its `args` object as JSON text, its id
     (one made up when Gemini gave none: the caller's result must name the call it answers). Errors
     never quote the call: the model's output does not go to the log."""
@@ -159,11 +160,16 @@ def _function_call(index: int, call: Any) -> ToolCallDelta:
         raise ProviderMalformedError("a functionCall's args cannot be written as JSON") from exc
     if len(arguments) > MAX_ARGUMENT_CHARS:
         raise ProviderMalformedError(f"a functionCall's args longer than {MAX_ARGUMENT_CHARS} characters")
-    return ToolCallDelta(index, call_id or _made_up_id(), name, arguments)
+    return ToolCallDelta(index, call_id or _made_up_id(response_id, index, name, arguments), name, arguments)
 
 
-def _made_up_id() -> str:
-    return gemini_wire.SYNTHETIC_ID_PREFIX + secrets.token_hex(8)
+def _made_up_id(response_id: str, index: int, name: str, arguments: str) -> str:
+    """An id for a call Gemini gave none: the answer's responseId (unique per answer) and the call's
+    place in it, so the same answer gives the same ids (parsing stays pure); the call itself when
+    an answer has no responseId."""
+    seed = response_id or f"{name}\0{arguments}"
+    digest = hashlib.sha256(f"{seed}\0{index}".encode("utf-8", "surrogatepass")).hexdigest()
+    return gemini_wire.SYNTHETIC_ID_PREFIX + digest[:16]
 
 
 def parse_response(data: Any) -> Chunk:

@@ -95,8 +95,13 @@ def test_function_calls_are_tool_calls_with_a_tool_calls_finish() -> None:
     paris, tokyo = chunk.tool_calls
     assert (paris.index, paris.name, json.loads(paris.arguments)) == (0, "get_weather", {"city": "Paris"})
     assert (tokyo.index, json.loads(tokyo.arguments)) == (1, {"city": "Tokyo", "days": 2})
-    # Gemini gave no ids: the sidecar's own, distinct, never sent back to Gemini
+    # Gemini gave no ids: the sidecar's own, distinct, never sent back to Gemini, the same for the
+    # same answer (parsing is pure), another for another answer
     assert paris.id.startswith(gemini_wire.SYNTHETIC_ID_PREFIX) and paris.id != tokyo.id
+    again = json.loads(fixture("gemini/function_call.json"))
+    assert gemini.parse_response(again).tool_calls == chunk.tool_calls
+    again["responseId"] = "another"
+    assert {c.id for c in gemini.parse_response(again).tool_calls}.isdisjoint({paris.id, tokyo.id})
     assert chunk.thinking_blocks == (gemini_wire.signed_block(SIGNATURE, paris.id),)
     assert chunk.usage == Usage(prompt_tokens=71, completion_tokens=115, reasoning_tokens=77)
     # what the quota meter and an interrupted stream's estimate count as output
