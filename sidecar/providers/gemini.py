@@ -36,6 +36,9 @@ from sidecar.providers.upstream_errors import redact
 MAX_ARGUMENT_CHARS = 256 * 1024
 MAX_ID_CHARS = 128
 MAX_NAME_CHARS = 64
+# Function calls in one answer at most: the message that holds them must go back through the edge,
+# which takes at most 64 content parts a message (sidecar/api/content.py MAX_CONTENT_PARTS).
+MAX_CALLS = 64
 FINISH_REASONS = {
     "STOP": FinishReason.STOP,
     "MAX_TOKENS": FinishReason.LENGTH,
@@ -115,6 +118,8 @@ def _parts(parts: list[Any], first_call: int, response_id: str) -> _Candidate:
             continue
         call_id = ""
         if "functionCall" in part:
+            if first_call + len(calls) >= MAX_CALLS:
+                raise ProviderMalformedError(f"more than {MAX_CALLS} function calls in one answer")
             calls.append(_function_call(first_call + len(calls), part["functionCall"], response_id))
             call_id = calls[-1].id
         elif isinstance(part.get("text"), str):
