@@ -308,3 +308,20 @@ async def test_a_hostile_call_is_logged_without_the_models_output(
     logs = json_logs.getvalue()
     assert "a functionCall's args is not an object" in logs  # the operator learns what was wrong
     assert canary not in logs
+
+
+async def test_a_hostile_call_after_the_first_chunk_interrupts_the_stream(
+    serve: Any, fake: GeminiFake
+) -> None:
+    fake.push(Turn([{"text": "Let me check."}, {"functionCall": {"args": {"city": "Paris"}}}]))
+    s = await serve(config(fake.url), ENV)
+    seen: list[gen.StreamGenerateResponse] = []
+
+    async def read() -> None:
+        async for event in s.stub.StreamGenerate(stream_request(**ask())):
+            seen.append(event)
+
+    err = await rpc_error(read)
+    assert seen[0].delta.text == "Let me check."
+    assert err.code() is grpc.StatusCode.UNAVAILABLE
+    assert (await rich(err)).reason == "STREAM_INTERRUPTED"
