@@ -36,9 +36,10 @@ from sidecar.providers.upstream_errors import redact
 MAX_ARGUMENT_CHARS = 256 * 1024
 MAX_ID_CHARS = 128
 MAX_NAME_CHARS = 64
-# Function calls in one answer at most: the message that holds them must go back through the edge,
-# which takes at most 64 content parts a message (sidecar/api/content.py MAX_CONTENT_PARTS).
-MAX_CALLS = 64
+# The parts of an answer's message at most (its signature blocks, its text, its calls): the message
+# must go back through the edge, which takes at most 64 content parts a message
+# (sidecar/api/content.py MAX_CONTENT_PARTS).
+MAX_PARTS = 64
 FINISH_REASONS = {
     "STOP": FinishReason.STOP,
     "MAX_TOKENS": FinishReason.LENGTH,
@@ -118,8 +119,8 @@ def _parts(parts: list[Any], first_call: int, response_id: str) -> _Candidate:
             continue
         call_id = ""
         if "functionCall" in part:
-            if first_call + len(calls) >= MAX_CALLS:
-                raise ProviderMalformedError(f"more than {MAX_CALLS} function calls in one answer")
+            if first_call + len(calls) >= MAX_PARTS:
+                raise ProviderMalformedError(_TOO_MANY)
             calls.append(_function_call(first_call + len(calls), part["functionCall"], response_id))
             call_id = calls[-1].id
         elif isinstance(part.get("text"), str):
@@ -129,6 +130,14 @@ def _parts(parts: list[Any], first_call: int, response_id: str) -> _Candidate:
                 raise ProviderMalformedError("a part's thoughtSignature is not a string")
             signed.append(gemini_wire.signed_block(signature, call_id))
     return _Candidate("".join(text), None, tuple(calls), tuple(signed), "".join(thinking))
+
+
+_TOO_MANY = f"an answer of more than {MAX_PARTS} parts (function calls, signatures, text)"
+
+
+def _check_parts(calls: int, signed: int, text: bool) -> None:
+    if calls + signed + text > MAX_PARTS:
+        raise ProviderMalformedError(_TOO_MANY)
 
 
 def _finish(reason: Any, called: bool) -> FinishReason | None:
@@ -183,6 +192,7 @@ def parse_response(data: Any) -> Chunk:
     if c.finish is None and not (c.text or c.calls or c.thinking):
         raise ProviderMalformedError("response has neither candidates nor a block reason")
     usage = parse_usage(data["usageMetadata"]) if data.get("usageMetadata") else None
+    _check_parts(len(c.calls), len(c.signed), bool(c.text))
     finish = c.finish or (FinishReason.TOOL_CALLS if c.calls else FinishReason.STOP)
     return Chunk(
         text=c.text,
@@ -218,11 +228,15 @@ class StreamParser:
     ends a stream which called functions a tool-calls finish."""
 
     def __init__(self) -> None:
-        self._calls = 0
+        self._calls = self._signed = 0
+        self._text = False
 
     def __call__(self, event: SseEvent) -> StreamEvent:
         parsed = parse_event(event.data, self._calls)
         self._calls += len(parsed.tool_calls)
+        self._signed += len(parsed.blocks)
+        self._text = self._text or bool(parsed.text)
+        _check_parts(self._calls, self._signed, self._text)
         if self._calls and parsed.finish_reason is FinishReason.STOP:
             return dataclasses.replace(parsed, finish_reason=FinishReason.TOOL_CALLS)
         return parsed

@@ -314,17 +314,22 @@ def test_args_too_deep_to_write_back_are_a_bad_answer() -> None:
         gemini.parse_response(answer)
 
 
-def test_more_calls_than_a_message_can_carry_back_are_a_bad_answer() -> None:
-    """The edge takes at most 64 content parts a message: an answer of thousands of tiny calls
-    could not go back (and memory would keep it whole)."""
+def test_more_parts_than_a_message_can_carry_back_are_a_bad_answer() -> None:
+    """The edge takes at most 64 content parts a message (signature blocks, text, calls): an answer
+    of thousands of tiny calls could not go back (and memory would keep it whole)."""
     part = {"functionCall": {"name": "f"}}
     assert len(gemini.parse_response(call({"parts": [part] * 64})).tool_calls) == 64
-    with pytest.raises(ProviderMalformedError, match="more than 64 function calls"):
-        gemini.parse_response(call({"parts": [part] * 65}))
+    for parts in (
+        [part] * 65,
+        [{"text": "Hi"}, part] + [part] * 63,
+        [{**part, "thoughtSignature": "c2ln"}] + [part] * 63,
+    ):
+        with pytest.raises(ProviderMalformedError, match="more than 64 parts"):
+            gemini.parse_response(call({"parts": parts}))
     parse, event = gemini.StreamParser(), SseEvent("message", json.dumps(call({"parts": [part] * 32})))
     parse(event), parse(event)  # 64 across a stream's events
-    with pytest.raises(ProviderMalformedError, match="more than 64 function calls"):
-        parse(SseEvent("message", json.dumps(call({"parts": [part]}))))
+    with pytest.raises(ProviderMalformedError, match="more than 64 parts"):
+        parse(SseEvent("message", json.dumps(call({"parts": [{"text": "Hi"}]}))))
 
 
 @pytest.mark.parametrize("reason", ["MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"])
