@@ -5,7 +5,8 @@
 3. similarity >= similarity_threshold -> C (canonical_match)
 4. clarification on and confidence < confidence_threshold -> B (vague)
 5. novelty >= novelty_threshold (novel) or complexity >= complexity_threshold (complex):
-   escalations off -> F (escalations_disabled); no escalation left today or this week -> F
+   escalations off, or no user to accept an offer (answers/service.py) -> F (escalations_disabled);
+   no escalation left today or this week -> F
    (escalation_limit); outside every availability window -> A or F (creator_unavailable, as
    `outside_availability` says, with the next window's start); else -> D (offer escalation)
 6. otherwise -> A (high_confidence)

@@ -69,6 +69,8 @@ class EscalationQueue:
             raise EscalationNotFoundError(FIELD, f"no escalation {escalation_id!r} was offered to this user")
         self._expect(e, State.OFFERED, "accepted")
         policy = self.policy(e.agent, FIELD)  # a reload may have removed it; the request names no agent
+        if not policy.escalations:  # turned off since the offer (a reload): the creator takes none now
+            raise EscalationLimitError(FIELD, "the creator is not taking escalations now")
         now = self._a.clock.wall()
         queued = replace(
             e, state=State.QUEUED, queued_at=now, expires_at=now + policy.escalation_expiry_seconds

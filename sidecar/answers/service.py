@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from sidecar.answers.decide import Escalate, classify, escalation, gate, measure, offer_text
+from sidecar.answers.decide import Escalate, classify, escalation, gate, measure, offer_text, refuse
 from sidecar.answers.errors import RECOVERABLE, EmbeddingModelError
 from sidecar.answers.model import (
     MAX_QUESTION_CHARS,
@@ -175,6 +175,8 @@ class AnswerService:
         return choice
 
     async def _escalate(self, m: Message, policy: AgentPolicy, want: Escalate) -> Decision:
+        if not m.user:  # an offer is accepted by the user it was made to: this one never could be
+            return refuse(policy, "escalations_disabled", want.signals)
         now = self.clock.wall()
         day, week = await self.store.used(m.tenant, m.agent, limits_at(policy, now))
         over = (policy.escalations_per_day is not None and day >= policy.escalations_per_day) or (

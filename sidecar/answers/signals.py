@@ -17,13 +17,16 @@ rises with how close it is to what the creator already answered.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
-# letters and digits of every alphabet, with inner apostrophes ("don't", "l'été"); "trade-off" is
-# two words: trade off. Scripts written without spaces (Chinese, Japanese, Thai) make one word of
-# each run between spaces or punctuation.
-_WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
+import regex  # type: ignore[import-untyped]
+
+# letters and digits of every alphabet with the combining marks on them (Hindi's vowel signs and
+# virama, Thai's vowels: a mark never splits a word), with inner apostrophes ("don't", "l'été");
+# "trade-off" is two words: trade off. Scripts written without spaces (Chinese, Japanese, Thai) make
+# one word of each run between spaces or punctuation.
+_PART = r"[\p{L}\p{N}][\p{L}\p{N}\p{M}]*"
+_WORD = regex.compile(rf"{_PART}(?:['\u2019]{_PART})*")
 _STOP = frozenset(
     [
         "the",
@@ -178,7 +181,8 @@ def words(text: str) -> list[str]:
         text = unicodedata.normalize("NFKC", text)
         hidden = {ord(c): None for c in set(text) if unicodedata.category(c) == "Cf"}
         text = text.translate(hidden) if hidden else text
-    return _WORD.findall(text.lower())
+    found: list[str] = _WORD.findall(text.lower())
+    return found
 
 
 def content_words(text: str) -> list[str]:
@@ -210,10 +214,25 @@ def confidence(vague: float, similarity: float) -> float:
 
 
 def blocked_topic(text: str, topics: list[str]) -> str | None:
-    """The first blocked topic the message mentions: a whole word or phrase, case-insensitively."""
-    lowered = " " + " ".join(words(text)) + " "
+    """The first blocked topic the message mentions: a whole word or phrase, case-insensitively. A
+    topic written without combining marks ("politics") also matches the message's words with theirs
+    taken off ("POLİTİCS", whose İ lowercases to i and a dot above; a letter underlined or struck
+    through by a mark; "pólitics"); one written with marks ("राजनीति") matches them as written."""
+    found = words(text)
+    lowered = " " + " ".join(found) + " "
+    bare = " " + " ".join(map(_unmarked, found)) + " "
     for topic in topics:
         phrase = " ".join(words(topic))
-        if phrase and f" {phrase} " in lowered:
+        within = bare if phrase == _unmarked(phrase) else lowered
+        if phrase and f" {phrase} " in within:
             return topic
     return None
+
+
+def _unmarked(word: str) -> str:
+    """The word without its combining marks (decomposed first: é is e and a mark)."""
+    if word.isascii():
+        return word
+    return "".join(
+        c for c in unicodedata.normalize("NFD", word) if not unicodedata.category(c).startswith("M")
+    )

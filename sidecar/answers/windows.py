@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -27,15 +28,34 @@ def next_window(policy: AgentPolicy, wall: float) -> float:
         return wall
     now = local(policy, wall)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    starts: list[datetime] = []
+    starts: list[float] = []
     for offset in range(8):
         day = midnight + timedelta(days=offset)
         for w in policy.availability:
             if DAYS[day.weekday()] in w.days:
-                start = (day + timedelta(minutes=minutes(w.start))).replace(tzinfo=now.tzinfo)
-                if start > now:
+                start = _opening(day + timedelta(minutes=minutes(w.start)))
+                if start > wall:
                     starts.append(start)
-    return min(starts).timestamp() if starts else 0.0
+    return min(starts) if starts else 0.0
+
+
+def _opening(start: datetime) -> float:
+    """The instant a window starting at this local time opens: the time's own (the first of two when
+    the clocks fall back), or, when they spring forward over it, the instant they jump past it (its
+    own time never comes: read in the old offset it fell after the jump, when a window of an hour
+    had already closed)."""
+    first, last = start.replace(fold=1).timestamp(), start.replace(fold=0).timestamp()
+    if last <= first:  # it exists: fold 0 is the first (or the only) time it is shown
+        return last
+    wanted = start.replace(tzinfo=None)
+    lo, hi = math.floor(first), math.ceil(last)  # the jump lies between the two readings
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, start.tzinfo).replace(tzinfo=None) >= wanted:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(lo)
 
 
 def buckets(policy: AgentPolicy, wall: float) -> tuple[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Sequence
@@ -20,6 +22,7 @@ MAX_URL_CHARS = 8192
 MAX_CALL_ID = 128
 MAX_ARGUMENTS_CHARS = 256 * 1024
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+_DATA_URL_HEADS = frozenset(f"data:{t};base64" for t in IMAGE_TYPES)
 _NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 _LEADING_ROLES = (gen.ROLE_SYSTEM, gen.ROLE_TOOL)
 _ROLES = {
@@ -169,6 +172,18 @@ def _not_json(constant: str) -> object:
     raise ValueError(f"{constant} is not JSON")
 
 
+def _data_url(url: str) -> bool:
+    """A data: URL every provider takes: one of IMAGE_TYPES, base64 (what OpenAI, Anthropic and
+    Bedrock accept; Bedrock gets the bytes, which it needs as base64 anyway)."""
+    head, _, payload = url.partition(",")
+    if head not in _DATA_URL_HEADS:
+        return False
+    try:
+        return bool(base64.b64decode(payload, validate=True))
+    except binascii.Error:
+        return False
+
+
 def _image(image: gen.Image, at: str, bad: _Bad) -> Image:
     kind = image.WhichOneof("source")
     if image.width < 0 or image.height < 0 or image.width > 100_000 or image.height > 100_000:
@@ -177,6 +192,10 @@ def _image(image: gen.Image, at: str, bad: _Bad) -> Image:
         url = image.url
         if len(url) > MAX_URL_CHARS or not (url.startswith("https://") or url.startswith("data:image/")):
             bad.add(f"{at}.url", f"an https:// or data:image/ URL of at most {MAX_URL_CHARS} characters")
+        elif url.startswith("data:") and not _data_url(url):
+            bad.add(
+                f"{at}.url", f"a data: URL of base64 {', '.join(IMAGE_TYPES)} (data:image/png;base64,...)"
+            )
         return Image(url=url, width=image.width, height=image.height)
     if kind == "data":
         if not 0 < len(image.data) <= MAX_IMAGE_BYTES:

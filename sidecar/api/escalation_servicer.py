@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import struct
+import unicodedata
 
 from sidecar._gen.orchestrator.v1 import answers_pb2 as ans
 from sidecar._gen.orchestrator.v1 import escalation_pb2 as esc
@@ -88,8 +89,8 @@ class EscalationServicer:
         try:
             bad = _creator_request(request.tenant_id, request.agent_id)
             _escalation_id(request.escalation_id, bad)
-            if not request.answer.strip() or len(request.answer) > MAX_ANSWER_CHARS:
-                bad.add("answer", f"1 to {MAX_ANSWER_CHARS} characters, not only spaces")
+            if _blank(request.answer) or len(request.answer) > MAX_ANSWER_CHARS:
+                bad.add("answer", f"1 to {MAX_ANSWER_CHARS} characters, not only spaces or invisible ones")
             if request.layer and request.layer not in LAYERS:
                 bad.add("layer", "public, friends or intimate (empty: the escalation's layer)")
             bad.raise_if_any()
@@ -176,6 +177,12 @@ def _creator_request(tenant: str, agent: str) -> Violations:
     if not _AGENT.fullmatch(agent):
         bad.add("agent_id", "required: a persona id (lowercase letters, digits and ._-)")
     return bad
+
+
+def _blank(text: str) -> bool:
+    """Nothing a reader would see: spaces and invisible format characters (zero-width spaces, word
+    joiners, a byte order mark). Such an answer, made canonical, was served as an empty reply."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
 
 
 def _escalation_id(value: str, bad: Violations) -> None:

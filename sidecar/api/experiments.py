@@ -174,11 +174,14 @@ def _variant(v: VariantStats) -> pb.VariantReport:
             confidence=CONFIDENCE,
         ),
     )
-    if v.calls:
+    if math.isfinite(v.cost_per_call):
         out.cost_per_call_micros = micros(v.cost_per_call)
-        out.latency_p50.CopyFrom(duration(v.latency_p50))
-        out.latency_p95.CopyFrom(duration(v.latency_p95))
-        out.latency_p99.CopyFrom(duration(v.latency_p99))
+    # a variant whose every call was refused before any model ran (or cancelled) has calls but no
+    # latency or cost per call of its own: NaN, which a Duration (or an integer) cannot hold
+    for field, seconds in (("latency_p50", v.latency_p50), ("latency_p95", v.latency_p95),
+                           ("latency_p99", v.latency_p99)):  # fmt: skip
+        if math.isfinite(seconds):
+            getattr(out, field).CopyFrom(duration(seconds))
     return out
 
 

@@ -16,6 +16,7 @@ from sidecar.config.secrets import SecretRef
 
 EmbeddingKind = Literal["local", "openai", "bedrock", "gemini"]
 LOCAL_MODEL = "all-MiniLM-L6-v2"
+LOCAL_DIMENSIONS = 384  # what the local model makes (embeddings/local.py)
 
 
 class EmbeddingDeployment(ConfigModel):
@@ -38,6 +39,10 @@ class EmbeddingDeployment(ConfigModel):
                 raise ValueError(f"`{kind}` options apply only to kind: {kind}")
         if self.kind == "local" and self.model != LOCAL_MODEL:
             raise ValueError(f"kind local serves {LOCAL_MODEL} only")
+        if self.kind == "local" and self.dimensions not in (None, LOCAL_DIMENSIONS):
+            raise ValueError(
+                f"{LOCAL_MODEL} makes {LOCAL_DIMENSIONS} dimensions; it cannot be asked for another size"
+            )
         return self
 
 

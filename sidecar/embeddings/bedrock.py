@@ -86,7 +86,7 @@ class BedrockEmbedder:
                 functools.partial(self._cohere, batch, deadline) for batch in batches(texts, COHERE_BATCH)
             ]
             rows = [row for part in await each(calls, TITAN_CONCURRENCY) for row in part]
-            vectors = checked_vectors(rows, len(texts))
+            vectors = checked_vectors(rows, len(texts), self._dimensions)  # as long as the deployment says
             embedded = (t[:COHERE_CHARS] for t in texts)  # Cohere's body has no count: the sidecar's
             usage = Usage(prompt_tokens=sum(count_tokens(t) for t in embedded))
             return Embeddings(vectors, len(vectors[0]), is_normalized(vectors), usage)

@@ -27,6 +27,10 @@ from sidecar.embeddings.bert import BertEncoder
 MODEL_NAME = "all-MiniLM-L6-v2"
 
 
+HEAD_CHARS = 4096  # the first cut of a long text tried (about 800 words: 256 tokens are fewer)
+MAX_WORD_CHARS = 100  # WordPiece's longest word (tokenizer.json); a longer one is one [UNK] token
+
+
 class _Stopped(Exception):
     """The caller gave up: the worker stops before its next batch."""
 
@@ -63,7 +67,23 @@ class LocalEmbedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text as the model sees them ([CLS] and [SEP] included, after truncation)."""
-        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
+        return [len(e.ids) for e in self._tokenizer.encode_batch([self._head(t) for t in texts])]
+
+    def _head(self, text: str) -> str:
+        """The start of `text` whose tokens, truncated, are the whole text's. The tokenizer reads a
+        text whole before truncating it, though the model reads only its first max_tokens: 2.4 s of
+        the one embedding thread for 200,000 characters of 99-letter words, 0.37 s for ordinary
+        ones, against milliseconds for a short text. A cut is kept once it overflows and its last
+        kept token ends more than a word's length (WordPiece reads 100 characters at most) before
+        it, so no word it keeps was split; else a cut four times longer is tried."""
+        limit = HEAD_CHARS
+        while len(text) > limit:
+            head = text[:limit]
+            encoding = self._tokenizer.encode(head)
+            if encoding.overflowing and max(end for _, end in encoding.offsets) + MAX_WORD_CHARS < limit:
+                return head
+            limit *= 4
+        return text
 
     async def embed(self, texts: Sequence[str], *, deadline: Deadline) -> Embeddings:
         if not texts:
@@ -84,7 +104,7 @@ class LocalEmbedder:
         return Embeddings(rows, self.dimensions, True, Usage(prompt_tokens=tokens))
 
     def _embed(self, texts: list[str], stop: threading.Event) -> tuple[np.ndarray[Any, Any], int]:
-        encodings = self._tokenizer.encode_batch(texts)
+        encodings = self._tokenizer.encode_batch([self._head(t) for t in texts])
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # batches of similar length
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         for start in range(0, len(order), self._batch_size):

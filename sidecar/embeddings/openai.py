@@ -42,8 +42,10 @@ def parse_response(data: Any, texts: Sequence[str], dimensions: int | None = Non
     if not all(isinstance(i, dict) for i in items):
         raise ProviderMalformedError("embeddings data holds something other than objects")
     indexes = [i.get("index", n) for n, i in enumerate(items)]
-    if sorted(indexes) != list(range(len(items))):
-        raise ProviderMalformedError("embedding indexes are not 0..n-1")
+    # integers only: null, a string or an object beside them made the sort raise TypeError (INTERNAL,
+    # and the route's next deployment never tried)
+    if not all(type(n) is int for n in indexes) or sorted(indexes) != list(range(len(items))):
+        raise ProviderMalformedError("embedding indexes are not the integers 0..n-1")
     ordered = [item.get("embedding") for _, item in sorted(zip(indexes, items, strict=True))]
     vectors = checked_vectors(ordered, count, dimensions)
     usage = data.get("usage") or {}

@@ -109,6 +109,11 @@ class EmbeddingService:
                 req, EmbedOutcome(alias, "", exc.code.name, self._clock.monotonic() - started), exc.reason
             )
             raise
+        except asyncio.CancelledError:  # the caller left (or its deadline passed): refunded, still recorded
+            self._observe(
+                req, EmbedOutcome(alias, "", "CANCELLED", self._clock.monotonic() - started), "CANCELLED"
+            )
+            raise
         self._observe(req, self._served(result, len(req.texts), started), "OK", result)
         return result
 

@@ -110,8 +110,10 @@ def _variant_stats(variant: str, rows: Sequence[ExperimentRow]) -> VariantStats:
         latency_p50=percentile(latencies, 0.50),
         latency_p95=percentile(latencies, 0.95),
         latency_p99=percentile(latencies, 0.99),
-        tokens_per_call=statistics.fmean(r.tokens for r in rows) if n else math.nan,
-        cost_per_call=statistics.fmean(r.cost_usd for r in rows) if n else math.nan,
+        # per call of its own too: a shed call costs nothing, and a burst of them made a variant look
+        # cheaper than the control it was gated against (max_cost_increase)
+        tokens_per_call=statistics.fmean(r.tokens for r in judged) if judged else math.nan,
+        cost_per_call=statistics.fmean(r.cost_usd for r in judged) if judged else math.nan,
         feedback=summarize(scores),
     )
 

@@ -75,14 +75,17 @@ def rows(
     placeholder: Callable[[int], str], tenant: str | None, limit: int | None
 ) -> tuple[str, tuple[Any, ...]]:
     """An experiment's calls in a time range: the query and the arguments after (experiment,
-    start, end); `tenant`: of one tenant only; `limit`: at most that many rows."""
+    start, end); `tenant`: of one tenant only; `limit`: at most that many rows. Calls whose variant
+    the request chose (`variant_overridden`: testing) are left out: they are no random sample, and a
+    caller could pick a variant for calls it then scored to steer the verdict."""
     p = placeholder
     extra: tuple[Any, ...] = ()
     text = (
         # each call's own micro-dollars (as its summary said and the quota charged), so a report's
         # cost is their sum, as GetUsage's is, not the dollars summed and rounded once
         f"SELECT variant, outcome, latency_seconds, tokens_in + tokens_out, {COST_MICROS}, feedback_score "
-        f"FROM usage_records WHERE experiment = {p(1)} AND ts >= {p(2)} AND ts < {p(3)}"
+        f"FROM usage_records WHERE experiment = {p(1)} AND ts >= {p(2)} AND ts < {p(3)} "
+        "AND NOT variant_overridden"
     )
     if tenant is not None:
         extra += (tenant,)

@@ -65,6 +65,7 @@ class Capabilities:
     max_context_tokens: int
     images: bool = False
     reasoning: bool = False
+    image_urls: bool = True  # an https:// image is passed on for the upstream to fetch (not Bedrock's)
 
     @classmethod
     def of(cls, deployment: DeploymentConfig, supports: frozenset[str]) -> Capabilities:
@@ -84,7 +85,7 @@ class Capabilities:
         )
 
     def lacks(self, need: frozenset[str]) -> list[str]:
-        """The features of `need` (tools, json_schema, images, reasoning) this deployment lacks."""
+        """The features of `need` (tools, json_schema, images, image_urls, reasoning) it lacks."""
         return sorted(n for n in need if not getattr(self, n))
 
 
@@ -111,18 +112,19 @@ def thinking_budget(params: GenerationParams) -> int | None:
 
 def max_tokens_sent(params: GenerationParams, deployment: DeploymentConfig) -> int:
     """The max_tokens the deployment's request carries: the call's, else the deployment's default;
-    on Anthropic with thinking, raised by the budget when it would leave no room for the answer (the
-    budget is part of max_tokens there). What the window must hold beside the prompt, so trimming
-    and routing's fit count this, not the call's figure: a prompt trimmed for 1,024 went out with
-    25,600 and the provider refused it."""
+    on Anthropic and Bedrock (Claude) with thinking, raised by the budget when it would leave no
+    room for the answer (the budget is part of max_tokens there). What the window must hold beside
+    the prompt, so trimming and routing's fit count this, not the call's figure: a prompt trimmed
+    for 1,024 went out with 25,600 and the provider refused it."""
     asked = params.max_tokens or deployment.default_max_tokens
-    if deployment.provider == "anthropic" and (budget := thinking_budget(params)) is not None:
+    if deployment.provider in ("anthropic", "bedrock") and (budget := thinking_budget(params)) is not None:
         return asked + budget if asked <= budget else asked
     return asked
 
 
 def needs(params: GenerationParams, messages: tuple[Message, ...]) -> frozenset[str]:
-    """The features a call needs from a deployment: tools, json_schema, images, reasoning."""
+    """The features a call needs from a deployment: tools, json_schema, images (image_urls when one
+    is an https:// URL), reasoning."""
     need: set[str] = set()
     if params.tools or any(m.tool_calls or m.tool_call_id for m in messages):
         need.add("tools")
@@ -132,6 +134,8 @@ def needs(params: GenerationParams, messages: tuple[Message, ...]) -> frozenset[
         need.add("json_schema")
     if any(m.images for m in messages):
         need.add("images")
+    if any(i.url.startswith("https://") for m in messages for i in m.images):
+        need.add("image_urls")
     if params.reasoning is not None and (params.reasoning.effort or params.reasoning.budget_tokens):
         need.add("reasoning")
     return frozenset(need)

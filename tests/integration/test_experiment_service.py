@@ -98,9 +98,7 @@ async def test_feedback_is_tenant_scoped_validated_and_given_once(serve: Serve, 
 async def test_a_credential_scores_and_reads_only_its_tenants(serve: Serve, tmp_path: Path) -> None:
     running = await serve(with_auth(config()), environ=TOKENS)
     stub = running.stub
-    await stub.Generate(
-        request("u1", "globex-call", experiment_variant="a"), timeout=10, metadata=bearer("ACME")
-    )
+    await stub.Generate(request(sticky("a", 1)[0], "globex-call"), timeout=10, metadata=bearer("ACME"))
     with pytest.raises(grpc.aio.AioRpcError) as denied:
         await stub.Feedback(
             pb.FeedbackRequest(tenant_id="globex", request_id="x", score=1), metadata=bearer("ACME")
@@ -135,13 +133,12 @@ async def test_the_report_compares_variants_and_puts_no_nan_on_the_wire(serve: S
         assert not v.HasField("cost_per_call_micros") and not v.feedback.HasField("mean")
     (c,) = empty.comparisons
     assert c.verdict == pb.EXPERIMENT_VERDICT_INSUFFICIENT_DATA and not c.HasField("welch_p")
+    users = sticky("a", 3) + sticky("b", 3)
     for i, (variant, score) in enumerate(
         [("a", 0.2), ("a", 0.3), ("a", 0.25), ("b", 0.9), ("b", 0.95), ("b", 0.85)]
     ):
-        forced = request(f"u{i}", f"q{i}")
-        forced.input.experiment_variant = variant
-        reply = await stub.Generate(forced, timeout=10)
-        assert reply.summary.experiment_variant == variant and reply.summary.experiment_variant_overridden
+        reply = await stub.Generate(request(users[i], f"q{i}"), timeout=10)
+        assert reply.summary.experiment_variant == variant and not reply.summary.experiment_variant_overridden
         await stub.Feedback(pb.FeedbackRequest(tenant_id="acme", request_id=f"q{i}", score=score))
     other = request("u9", "other-tenant")
     other.input.tenant_id = "globex"
@@ -157,7 +154,7 @@ async def test_the_report_compares_variants_and_puts_no_nan_on_the_wire(serve: S
     assert c.verdict == pb.EXPERIMENT_VERDICT_PROMOTE and (c.control_samples, c.variant_samples) == (3, 3)
     assert abs(c.difference - 0.65) < 1e-9 and c.welch_p < 0.05 and c.HasField("mann_whitney_p")
     assert c.cohens_d > 0
-    assert ledger_feedback(tmp_path / "usage.db")["q0"] == (0.2, "", True)  # overridden, on the record
+    assert ledger_feedback(tmp_path / "usage.db")["q0"] == (0.2, "", False)
 
 
 async def test_bad_report_requests_name_the_field(serve: Serve) -> None:
@@ -231,8 +228,8 @@ async def test_the_cross_tenant_report_is_admin_only(serve: Serve) -> None:
     raw["settings"]["admin"] = {"mode": "listener"}
     running = await serve(raw, environ={**TOKENS, "OPS": "ops-token"})
     stub = running.stub
-    await stub.Generate(request("u1", "a-call", experiment_variant="a"), timeout=10, metadata=bearer("ACME"))
-    other = request("u1", "g-call", experiment_variant="b")
+    await stub.Generate(request(sticky("a", 1)[0], "a-call"), timeout=10, metadata=bearer("ACME"))
+    other = request(sticky("b", 1, tenant="globex")[0], "g-call")
     other.input.tenant_id = "globex"
     await stub.Generate(other, timeout=10, metadata=bearer("GLOBEX"))
     now = time.time()
@@ -278,7 +275,7 @@ async def test_one_feedback_scores_one_call_when_a_request_id_was_used_again(
     score: it goes on the latest of them only, and a repeat of it scores nothing more."""
     running = await serve(config())
     stub = running.stub
-    again = request("u1", "same-id", experiment_variant="a")
+    again = request(sticky("a", 1)[0], "same-id")
     for _ in range(3):
         [e async for e in stub.StreamGenerate(pb_stream(again))]
     first = await stub.Feedback(pb.FeedbackRequest(tenant_id="acme", request_id="same-id", score=0.9))
@@ -298,3 +295,62 @@ def pb_stream(req: Any) -> Any:
     from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 
     return gen.StreamGenerateRequest(input=req.input)
+
+
+def sticky(variant: str, count: int, tenant: str = "acme") -> list[str]:
+    """Users the stable hash assigns to `variant` (no override)."""
+    from sidecar.config.experiments import ExperimentConfig
+    from sidecar.experiments.assign import assign
+    from tests.integration.test_experiments import EXPERIMENT
+
+    exp = ExperimentConfig.model_validate(EXPERIMENT)
+    users = (f"user-{i}" for i in range(10_000))
+    found = (u for u in users if assign("tone", exp, tenant=tenant, user=u, metadata={}).variant == variant)
+    return [next(found) for _ in range(count)]
+
+
+async def test_calls_whose_variant_the_caller_chose_are_not_in_the_report(serve: Serve) -> None:
+    """A caller may force a variant for testing (input.experiment_variant, or the older metadata
+    label), so its calls are not a random sample of anything: counted in the report, any caller
+    allowed Generate could pick a variant for calls it then scored 1.0, and the operator's report
+    (GetExperimentReportAcrossTenants, the CLI) said PROMOTE."""
+    running = await serve(config())
+    stub = running.stub
+    assigned = [("a", u) for u in sticky("a", 3)] + [("b", u) for u in sticky("b", 3)]
+    for i, (variant, u) in enumerate(assigned):
+        reply = await stub.Generate(request(u, f"s{i}"), timeout=10)
+        assert reply.summary.experiment_variant == variant and not reply.summary.experiment_variant_overridden
+        await stub.Feedback(
+            pb.FeedbackRequest(tenant_id="acme", request_id=f"s{i}", score=[0.5, 0.6, 0.7, 0.6, 0.5, 0.7][i])
+        )
+    for i in range(6):
+        forced = request(f"qa-{i}", f"f{i}", **({"experiment_variant": "b"} if i % 2 else {}))
+        forced.input.experiment_variant = "b"
+        assert (await stub.Generate(forced, timeout=10)).summary.experiment_variant_overridden
+        await stub.Feedback(pb.FeedbackRequest(tenant_id="acme", request_id=f"f{i}", score=1.0))
+    got = await stub.GetExperimentReport(report_request())
+    assert [(v.variant, v.calls, v.feedback.count) for v in got.variants] == [("a", 3, 3), ("b", 3, 3)]
+    (c,) = got.comparisons
+    assert c.verdict != pb.EXPERIMENT_VERDICT_PROMOTE and (c.control_samples, c.variant_samples) == (3, 3)
+
+
+async def test_a_variant_whose_calls_were_all_refused_before_a_model_ran_is_reported(serve: Serve) -> None:
+    """Calls refused before any model ran (here: over the tenant's quota) count in `calls` but not
+    in the latencies: a variant with only such calls had no latency, and the report put that NaN
+    in a Duration, which raised ValueError: the whole report failed INTERNAL."""
+    raw = config()
+    raw["policy"]["quota"] = {
+        "limits": [{"name": "req", "metric": "requests", "window": "day", "limit": 1, "scope": "tenant"}]
+    }
+    running = await serve(raw)
+    stub = running.stub
+    await stub.Generate(request(sticky("a", 1)[0], "served"), timeout=10)
+    for i, u in enumerate(sticky("b", 2)):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Generate(request(u, f"refused-{i}"), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    got = await stub.GetExperimentReport(report_request())
+    a, b = got.variants
+    assert (a.calls, b.calls, b.errors) == (1, 2, 0) and a.HasField("latency_p50")
+    assert not b.HasField("error_rate") and not b.HasField("latency_p50") and not b.HasField("latency_p99")
+    assert not b.HasField("cost_per_call_micros") and not b.HasField("tokens_per_call")

@@ -91,8 +91,12 @@ async def test_variants_are_sticky_served_and_recorded(serve: Serve, tmp_path: P
 
 async def test_feedback_report_and_reload_audit(serve: Serve, tmp_path: Path) -> None:
     running = await serve(config())
+    from tests.integration.test_experiment_service import sticky
+
+    users = sticky("a", 3) + sticky("b", 3)
     for i, variant in enumerate(["a", "a", "a", "b", "b", "b"]):
-        await running.stub.Generate(request(f"u{i}", f"q{i}", experiment_variant=variant), timeout=10)
+        reply = await running.stub.Generate(request(users[i], f"q{i}"), timeout=10)
+        assert reply.summary.experiment_variant == variant
     ledger = running.sidecar.deps.telemetry.ledger
     await ledger.flush()
     store = ledger.store

@@ -129,6 +129,9 @@ async def test_bad_input_is_named_and_changes_nothing(s: Any) -> None:
         ),
         (answer(s, escalation_id, "x", "LEO", "leo"), code.NOT_FOUND, "ESCALATION_NOT_FOUND", eid),
         (answer(s, escalation_id, "   "), code.INVALID_ARGUMENT, "INVALID_REQUEST", "answer"),
+        # only invisible characters (zero-width spaces, a word joiner, a BOM): served word for word
+        # as a canonical answer, it was an empty reply to every user who asked the same
+        (answer(s, escalation_id, "\u200b \u2060\ufeff"), code.INVALID_ARGUMENT, "INVALID_REQUEST", "answer"),
         (accept(s, escalation_id), code.FAILED_PRECONDITION, "ESCALATION_WRONG_STATE", eid),
         (accept(s, "nonsense"), code.INVALID_ARGUMENT, "INVALID_REQUEST", eid),
     ]

@@ -173,3 +173,30 @@ def test_sighup_reloads_the_answer_policy_and_a_bad_file_changes_nothing(
     wait_for(proc, "policy not reloaded")
     kept = run("chat", *who, question)
     assert "[path F refused: blocked_topic]" in kept.stderr, kept.stderr  # the old policy is in force
+
+
+async def test_an_offer_accepted_after_a_reload_turned_escalations_off_is_refused(
+    serve: Any, tmp_path: Path
+) -> None:
+    """A creator who turns escalations off (`escalations: false`, a reload) takes no more: new
+    messages are refused (F escalations_disabled), and an offer made before, accepted after, was
+    queued all the same, as a lowered day limit or a removed agent is not."""
+    s = await serve(answers_config(sqlite(tmp_path)), environ=TOKENS)
+    offer = await offered(s, who="bob")
+    off = answers_config(sqlite(tmp_path), escalations=False)
+    assert await reload(s, tmp_path, off) == []
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await accept(s, offer, who="bob")
+    refused = await rich(err.value)
+    assert (refused.code, refused.reason, refused.fields) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "ESCALATION_LIMIT_REACHED",
+        ["escalation_id"],
+    )
+    listed = await s.stub.ListEscalations(
+        esc.ListEscalationsRequest(tenant_id="acme", agent_id="maya", states=[esc.ESCALATION_STATE_OFFERED]),
+        metadata=bearer("MAYA"),
+    )
+    assert [e.id for e in listed.escalations] == [offer]  # still an offer: refused, nothing changed
+    assert await reload(s, tmp_path, answers_config(sqlite(tmp_path))) == []
+    assert (await accept(s, offer, who="bob")).escalation.state == esc.ESCALATION_STATE_QUEUED

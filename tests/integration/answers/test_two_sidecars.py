@@ -97,3 +97,79 @@ async def test_two_sidecars_sweeping_one_redis_count_each_expiry_once(serve: Any
         for s in sidecars
     ]
     assert backlog == [4.0, 4.0]  # each reports the store's figure
+
+
+async def test_two_creators_answering_one_escalation_through_two_sidecars_make_one_answer(
+    serve: Any, redis_url: str
+) -> None:
+    """Each sidecar reads QUEUED and embeds the question before its compare-and-set: one answer
+    wins, the other is ESCALATION_WRONG_STATE, and one canonical answer is made, the winner's."""
+    store = {"store": "redis", "redis_url": redis_url, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
+    cfg = answers_config(store)
+    one, two = await serve(cfg, environ=TOKENS), await serve(cfg, environ=TOKENS)
+    req = generate_request(
+        tenant_id="acme", user_id="ann", conversation_id="c", persona_id="maya", messages=[user(NOVEL)]
+    )
+    eid = (await one.stub.Generate(req, metadata=bearer("APP"))).summary.answer_decision.escalation_id
+    accept = esc.AcceptEscalationRequest(tenant_id="acme", user_id="ann", escalation_id=eid)
+    await two.stub.AcceptEscalation(accept, metadata=bearer("APP"))
+
+    async def answer(sidecar: Any, text: str) -> str:
+        req = esc.AnswerEscalationRequest(tenant_id="acme", agent_id="maya", escalation_id=eid, answer=text)
+        try:
+            got = await sidecar.stub.AnswerEscalation(req, metadata=bearer("MAYA"))
+        except grpc.aio.AioRpcError as err:
+            return str(err.code().name)
+        return f"OK {got.escalation.answer}"
+
+    results = sorted(await asyncio.gather(answer(one, "from one"), answer(two, "from two")))
+    assert results[0] == "FAILED_PRECONDITION" and results[1].startswith("OK from "), results
+    winner = results[1].removeprefix("OK ")
+    canonical = await one.sidecar.deps.answers.store.canonical("acme", "maya")
+    made = [c.answer for c in canonical if c.source == "escalation"]
+    assert made == [winner]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+async def test_queued_escalations_outlive_a_restart_and_expire_by_the_clock(
+    serve: Any, redis_url: str, tmp_path: Any, kind: str
+) -> None:
+    """A sidecar stopped with escalations queued: the next one on the same store lists them, answers
+    one, and expires the other once its time has passed while no sidecar ran."""
+    from sidecar.core.clock import FakeClock
+
+    if kind == "sqlite":
+        store = {"store": "sqlite", "sqlite_path": str(tmp_path / "restart.db")}
+    else:
+        store = {"store": "redis", "redis_url": redis_url, "key_prefix": f"t{uuid.uuid4().hex[:10]}"}
+    cfg = answers_config(store, escalation_expiry_seconds=3600)
+    clock = FakeClock()
+    first = await serve(cfg, environ=TOKENS, clock=clock)
+    ids = []
+    for who in ("ann", "bob"):
+        req = generate_request(
+            tenant_id="acme", user_id=who, conversation_id="c", persona_id="maya", messages=[user(NOVEL)]
+        )
+        eid = (await first.stub.Generate(req, metadata=bearer("APP"))).summary.answer_decision.escalation_id
+        accept = esc.AcceptEscalationRequest(tenant_id="acme", user_id=who, escalation_id=eid)
+        await first.stub.AcceptEscalation(accept, metadata=bearer("APP"))
+        ids.append(eid)
+        if who == "ann":
+            clock.advance(1800)
+    await first.sidecar.stop(0)
+    second = await serve(cfg, environ=TOKENS, clock=clock)  # ann's is 1800 s old, bob's just queued
+    listed = await second.stub.ListEscalations(
+        esc.ListEscalationsRequest(tenant_id="acme", agent_id="maya"), metadata=bearer("MAYA")
+    )
+    assert [e.id for e in listed.escalations] == ids
+    answered = await second.stub.AnswerEscalation(
+        esc.AnswerEscalationRequest(tenant_id="acme", agent_id="maya", escalation_id=ids[1], answer="Yes."),
+        metadata=bearer("MAYA"),
+    )
+    assert answered.escalation.state == esc.ESCALATION_STATE_ANSWERED
+    clock.advance(1801)  # ann's is past its hour
+    after = await second.stub.ListEscalations(
+        esc.ListEscalationsRequest(tenant_id="acme", agent_id="maya", states=[esc.ESCALATION_STATE_EXPIRED]),
+        metadata=bearer("MAYA"),
+    )
+    assert [e.id for e in after.escalations] == ids[:1]

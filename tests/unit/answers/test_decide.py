@@ -68,6 +68,33 @@ def test_a_blocked_topic_is_not_hidden_by_invisible_or_fullwidth_characters(text
     assert signals.blocked_topic(text, ["politics"]) == "politics"
 
 
+def test_a_combining_mark_does_not_split_a_word() -> None:
+    """Words were runs of letters or digits, so a combining mark (category M) split them: Hindi's
+    vowel signs and virama, Thai's vowels, cut every word into pieces ("नमस्ते" was "नमस" and "त"),
+    and a clear Hindi or Thai question scored as vague (path B in place of an answer)."""
+    hindi = "नमस्ते, क्या आप बता सकते हैं कि पास्ता के पानी में कितना नमक डालना चाहिए?"
+    assert signals.words("नमस्ते दुनिया") == ["नमस्ते", "दुनिया"]
+    assert signals.words("สวัสดีครับ") == ["สวัสดีครับ"]
+    assert signals.vagueness(hindi) == 0.0
+    assert signals.blocked_topic("क्या आप राजनीति पर बात करेंगे?", ["राजनीति"]) == "राजनीति"
+    assert signals.blocked_topic("यह राजनीतिक है", ["राजनीति"]) is None  # another word
+    assert signals.blocked_topic("कम पैसे", ["काम"]) is None  # a topic written with marks matches them
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What about POL\u0130T\u0130CS?",  # Turkish capital I with dot: lowercased to i + U+0307
+        "poli\u0332tics please",  # a combining low line under one letter
+        "p\u0336o\u0336litics",  # combining strokes through letters
+        "p\u00f3litics",  # a letter written with an accent
+    ],
+)
+def test_a_blocked_topic_written_without_marks_is_not_hidden_by_combining_marks(text: str) -> None:
+    """A reader (and the model) sees the word; a mark split it in two, or made it another word."""
+    assert signals.blocked_topic(text, ["politics"]) == "politics"
+
+
 def test_tier_and_topic_refuse_before_anything_is_measured() -> None:
     p = AgentPolicy(allowed_tiers=["pro"], blocked_topics=["politics"])
     tier = gate(p, "Can I freeze basil?", "free")
@@ -129,6 +156,33 @@ def test_the_escalation_step() -> None:
     strict = AgentPolicy(outside_availability="refuse")
     refused = escalation(strict, want, over_limit=False, available_from=later, now=now)
     assert (refused.path, refused.reason) == (Path.REFUSE, "creator_unavailable")
+
+
+@pytest.mark.parametrize(
+    ("now", "opens"),
+    [
+        # New York springs forward on 2026-03-08 at 02:00 EST (07:00 UTC) to 03:00 EDT: a window
+        # from 02:30 to 03:30 opens as the clocks jump (its 02:30 never comes) and closes at 03:30 EDT
+        ("2026-03-08T06:59:00", "2026-03-08T07:00:00"),
+        ("2026-03-07T12:00:00", "2026-03-08T07:00:00"),
+        # it falls back on 2026-11-01 at 02:00 EDT (06:00 UTC) to 01:00 EST; 02:30 comes once
+        ("2026-11-01T06:59:00", "2026-11-01T07:30:00"),
+        ("2026-03-15T06:00:00", "2026-03-15T06:30:00"),  # an ordinary Sunday (EDT): 02:30 is 06:30 UTC
+    ],
+)
+def test_the_next_window_across_daylight_saving_changes(now: str, opens: str) -> None:
+    """A window starting at a local time the clocks skip was said to open at that time read in the
+    old offset (03:30 EDT, 07:30 UTC), when the window had already closed: a user told to come back
+    then found the creator away, though the window had been open since the jump (07:00 UTC)."""
+    p = AgentPolicy.model_validate(
+        {
+            "timezone": "America/New_York",
+            "availability": [{"days": ["sun"], "start": "02:30", "end": "03:30"}],
+        }
+    )
+    assert not available(p, at(now))
+    assert next_window(p, at(now)) == at(opens)
+    assert available(p, at(opens)) and not available(p, at(opens) - 1)
 
 
 def test_availability_windows_in_the_agent_s_time_zone() -> None:

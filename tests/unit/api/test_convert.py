@@ -111,6 +111,11 @@ def image_message(data: bytes, mime: str) -> gen.Message:
     return gen.Message(role=gen.ROLE_USER, content=[part("what is this?"), image])
 
 
+def url_image_message(url: str) -> gen.Message:
+    image = gen.ContentPart(image=gen.Image(url=url))
+    return gen.Message(role=gen.ROLE_USER, content=[part("what is this?"), image])
+
+
 BAD: list[tuple[str, gen.GenerationInput, str]] = [
     ("no messages", gen.GenerationInput(), "messages"),
     ("too many messages", gen.GenerationInput(messages=[msg()] * 4), "messages"),
@@ -173,6 +178,14 @@ BAD: list[tuple[str, gen.GenerationInput, str]] = [
         gen.GenerationInput(messages=[image_message(b"x" * (5 * 1024 * 1024 + 1), "image/png")]),
         "messages[0].content[1].image.data",
     ),
+    *[
+        (
+            f"data URL {url[:24]}",
+            gen.GenerationInput(messages=[url_image_message(url)]),
+            "messages[0].content[1].image.url",
+        )  # no provider takes these (OpenAI, Anthropic and Bedrock: png, jpeg, gif, webp; base64)
+        for url in ("data:image/svg+xml;base64,PHN2Zz4=", "data:image/png,raw", "data:image/png;base64,no t!")
+    ],
     (
         "image without a MIME type",
         gen.GenerationInput(messages=[image_message(b"\x89PNG", "")]),

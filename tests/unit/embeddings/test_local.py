@@ -88,3 +88,49 @@ async def test_a_caller_that_gave_up_leaves_no_unretrieved_exception(
         await asyncio.sleep(0)  # its done callbacks ran
         gc.collect()
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()], caplog.text
+
+
+class _Recording:
+    """The model's tokenizer, recording the length of every text it is given."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer, self.lengths = tokenizer, []  # type: list[int]
+
+    def encode(self, text: str) -> Any:
+        self.lengths.append(len(text))
+        return self._tokenizer.encode(text)
+
+    def encode_batch(self, texts: list[str]) -> Any:
+        self.lengths.extend(len(t) for t in texts)
+        return self._tokenizer.encode_batch(texts)
+
+
+WORDS = "The quick brown fox jumps over the lazy dog near the riverbank today "
+COSTLY = [  # measured whole: 0.37 s, 2.4 s, 1.3 s (ms for a short text)
+    WORDS * 4000,  # 276,000 characters of ordinary words
+    ("y" * 99 + " ") * 2000,  # words just under WordPiece's 100 characters, many pieces each
+    "国際的な料理の技術について" * 15_000,  # CJK: each character a word
+    "nai\u0308ve cafe\u0301 " * 20_000,  # combining marks
+]
+CHEAP = [  # nothing a cut can end on early, and cheap to read whole (0.1 to 0.2 s)
+    "x" * 200_000,  # one word far past 100 characters: one [UNK]
+    " " * 150_000 + WORDS * 10,  # a run of spaces before the words
+]
+EDGES = [WORDS * 60 + "z" * 5000 + WORDS, WORDS * 58 + "w" * 99 + " " + WORDS * 3, "short text"]
+
+
+async def test_a_long_text_is_not_tokenized_past_what_the_model_reads(embedder: LocalEmbedder) -> None:
+    """The model reads the first 256 tokens, but the tokenizer read every text whole before cutting
+    it: 0.5 s of the one embedding thread for a 200,000-character message (25 ms for a short one),
+    and the answer policy embeds each message to an agent, which costs its user nothing."""
+    recording = _Recording(embedder._tokenizer)
+    cut = LocalEmbedder(embedder._encoder, recording, max_tokens=embedder._max_tokens)
+    got = await cut.embed(COSTLY, deadline=NO_DEADLINE)
+    assert max(recording.lengths) <= 16_384
+    texts = COSTLY + CHEAP + EDGES  # every one cut where its tokens stay the whole text's
+    got = await cut.embed(texts, deadline=NO_DEADLINE)
+    whole = [embedder._tokenizer.encode(t).ids for t in texts]
+    assert [cut._tokenizer.encode(cut._head(t)).ids for t in texts] == whole  # the same tokens
+    reference = await embedder.embed(texts[-1:], deadline=NO_DEADLINE)
+    assert np.allclose(got.vectors[-1], reference.vectors[0], atol=1e-6)
+    assert got.usage.prompt_tokens == sum(len(ids) for ids in whole)

@@ -77,3 +77,12 @@ def test_references_are_checked_when_the_policy_loads() -> None:
         EmbeddingsPolicy.model_validate({"routes": {"local": {"deployments": ["nope"]}}})
     with pytest.raises(ValidationError, match="kind local serves all-MiniLM-L6-v2 only"):
         EmbeddingsPolicy.model_validate({"deployments": {"local": {"kind": "local", "model": "other"}}})
+
+
+def test_a_local_deployment_cannot_ask_for_another_size() -> None:
+    """The local model answers 384 floats whatever `dimensions` says: a deployment of 64 was
+    accepted, then served 384 while the reply-size check and the cache's model identity said 64."""
+    with pytest.raises(ValidationError, match="all-MiniLM-L6-v2 makes 384 dimensions"):
+        EmbeddingsPolicy.model_validate({"deployments": {"local": {"kind": "local", "dimensions": 64}}})
+    ok = EmbeddingsPolicy.model_validate({"deployments": {"local": {"kind": "local", "dimensions": 384}}})
+    assert ok.deployments["local"].dimensions == 384

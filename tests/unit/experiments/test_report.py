@@ -75,6 +75,21 @@ def test_latency_percentiles_are_the_variants_own_calls() -> None:
     assert (b.calls, b.latency_p50, b.latency_p99) == (22, 2.0, 9.0)
 
 
+def test_cost_and_tokens_per_call_are_the_variants_own_calls() -> None:
+    """A call refused before any model ran (shed at a deployment's capacity, over quota) costs
+    nothing: averaged in, 15 sheds beside 5 served calls put a variant 50 % dearer than the control
+    at a quarter of the control's cost per call, and its verdict at PROMOTE past max_cost_increase."""
+    a = [0.50, 0.52, 0.48, 0.51, 0.49, 0.50]
+    better = [0.80, 0.82, 0.78, 0.81, 0.79, 0.80]
+    shed = [ExperimentRow("b", False, 0.0, 0, 0.0, None, outcome="OVERLOADED") for _ in range(18)]
+    report = build_report("tone", exp(), rows("a", a) + rows("b", better, cost=0.015) + shed)
+    b = report.variants[1]
+    assert (b.calls, b.cost_per_call, b.tokens_per_call) == (24, pytest.approx(0.015), 10)
+    assert b.cost_usd == pytest.approx(6 * 0.015) and b.tokens == 60  # the totals are every call's
+    verdict = report.verdicts[0]
+    assert verdict.verdict is Verdict.REJECT and "cost per call +50%" in verdict.reasons[0]
+
+
 def test_a_clearly_better_variant_is_promoted_and_a_worse_one_rejected() -> None:
     a = [0.50, 0.52, 0.48, 0.51, 0.49, 0.50]
     better = [0.90, 0.92, 0.88, 0.91, 0.89, 0.90]
