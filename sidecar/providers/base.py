@@ -169,6 +169,7 @@ class StreamEvent:
     thinking_signature: str = ""  # ends the thinking block whose text came before it
     redacted_thinking: str = ""  # a whole redacted thinking block (its opaque data)
     refused: bool = False  # the text is the model's refusal (OpenAI's `refusal`): a filtered answer
+    blocks: tuple[ThinkingBlock, ...] = ()  # whole blocks as they came (Gemini's part signatures)
 
 
 class StreamAssembler:
@@ -215,10 +216,10 @@ class StreamAssembler:
             self._thought.append(event.thinking)
         if event.thinking_signature:
             text, self._thought = "".join(self._thought), []
-            return (ThinkingBlock(text=text, signature=event.thinking_signature),)
+            return (ThinkingBlock(text=text, signature=event.thinking_signature), *event.blocks)
         if event.redacted_thinking:
-            return (ThinkingBlock(redacted=event.redacted_thinking),)
-        return ()
+            return (ThinkingBlock(redacted=event.redacted_thinking), *event.blocks)
+        return event.blocks
 
     def final(self) -> Chunk:
         """The closing chunk; a stream that never said how it finished is broken, not complete."""
@@ -323,6 +324,9 @@ class WireFormat:
     parse_event: Callable[[SseEvent], StreamEvent]
     auth_headers: Callable[[str], dict[str, str]]  # the provider's own auth header for a key
     keepalive: Callable[[SseEvent], bool] | None = None  # an event that only keeps the stream open
+    # a fresh parse function for each stream, for a wire whose events mean something only in order
+    # (Gemini numbers no tool calls: the stream's parser does); None: parse_event for every stream
+    stream_parser: Callable[[], Callable[[SseEvent], StreamEvent]] | None = None
 
 
 def wire_body(
@@ -379,7 +383,8 @@ class HttpProvider:
             events = self._http.post_sse(
                 url, headers=headers, body=body, timeouts=timeouts, keepalive=self._wire.keepalive
             )
-            chunks_of = stream_chunks(events, self._wire.parse_event, self._http.clock, deadline)
+            parse = self._wire.parse_event if self._wire.stream_parser is None else self._wire.stream_parser()
+            chunks_of = stream_chunks(events, parse, self._http.clock, deadline)
             async with aclosing(chunks_of) as chunks:
                 async for chunk in chunks:
                     yield chunk

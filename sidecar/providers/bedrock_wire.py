@@ -29,6 +29,7 @@ from sidecar.config.schema import DeploymentConfig
 from sidecar.core.errors import FieldViolation, ProviderRejectedError
 from sidecar.core.types import GenerationParams, Image, Message, Role, ThinkingBlock
 from sidecar.providers.base import Capabilities, ProviderRequest, max_tokens_sent, thinking_budget
+from sidecar.providers.gemini_wire import is_gemini_block
 from sidecar.providers.tool_arguments import as_object, as_text
 
 SUPPORTS = frozenset({"tools", "images"})  # json_schema by a forced tool, where a deployment claims it
@@ -157,7 +158,8 @@ def _turns(messages: tuple[Message, ...], native: bool, *, thinking: bool) -> li
         if m.role is Role.SYSTEM:
             continue
         role = "assistant" if m.role is Role.ASSISTANT else "user"
-        blocks = [_reasoning(b) for b in m.thinking] if thinking else []  # first, as they came
+        # first, as they came; a Gemini signature (a fallback between turns) means nothing to Claude
+        blocks = [_reasoning(b) for b in m.thinking if not is_gemini_block(b)] if thinking else []
         blocks += _blocks(m, native, images)
         images += len(m.images)
         if turns and turns[-1]["role"] == role:

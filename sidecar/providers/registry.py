@@ -65,11 +65,13 @@ def supports(kind: str) -> frozenset[str]:
             return AnthropicProvider.supports
         case "azure":
             return AzureOpenAIProvider.supports
+        case "gemini":
+            return GeminiProvider.supports
         case "echo":
             return ECHO_SUPPORTS
         case "bedrock":
             return BEDROCK_SUPPORTS
-    return frozenset()  # gemini translates text only (its wire carries no tools yet)
+    return frozenset()  # an unknown kind (the configuration refuses one) supports nothing
 
 
 def capabilities(deployment: DeploymentConfig) -> Capabilities:

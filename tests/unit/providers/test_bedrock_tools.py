@@ -419,6 +419,23 @@ def test_a_thinking_turn_goes_back_with_its_blocks_first() -> None:
     ]
 
 
+def test_a_gemini_signature_in_the_history_is_not_sent_to_claude() -> None:
+    """A turn Gemini answered (a fallback between turns) holds its thought signature as an opaque
+    block; Converse would refuse it as Claude's redactedContent."""
+    from sidecar.providers.gemini_wire import signed_block
+
+    call = ToolCall("t1", "get_weather", '{"city": "Paris"}')
+    turn = Message(Role.ASSISTANT, "", tool_calls=(call,), thinking=(SIGNED, signed_block("c2lnbg==", "t1")))
+    msgs = (Message(Role.USER, "Weather?"), turn, Message(Role.TOOL, "sunny", tool_call_id="t1"))
+    body = bedrock.to_wire(
+        ProviderRequest(msgs, dataclasses.replace(THINK, tools=(WEATHER,)), stream=False), DEPLOYMENT
+    )
+    assert body["messages"][1]["content"] == [
+        {"reasoningContent": {"reasoningText": {"text": "Paris, so get_weather.", "signature": "sig1"}}},
+        {"toolUse": {"toolUseId": "t1", "name": "get_weather", "input": {"city": "Paris"}}},
+    ]
+
+
 def test_reasoning_blocks_of_an_answer_are_thinking() -> None:
     signed = {"reasoningContent": {"reasoningText": {"text": "Paris, so get_weather.", "signature": "sig1"}}}
     chunk = bedrock.parse_response(answer(signed, {"reasoningContent": {"redactedContent": "EmwKAhgB"}}, USE))
