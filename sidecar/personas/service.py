@@ -54,10 +54,17 @@ class Plan:
 
 class PersonaService:
     def __init__(
-        self, registry: PersonaRegistry, store: ConversationStore, *, clock: Clock, memory_default: bool
+        self,
+        registry: PersonaRegistry,
+        store: ConversationStore,
+        *,
+        clock: Clock,
+        memory_default: bool,
+        summaries: bool = False,
     ) -> None:
         self.registry, self.store = registry, store
         self._clock, self._memory_default = clock, memory_default
+        self._summaries = summaries  # rolling summaries configured: a save to check against clears
         self._matcher = CommandMatcher(registry)
         self._sequencer = UserSequencer(clock)
         self._pending: dict[ConversationKey, tuple[int, asyncio.Future[None]]] = {}  # (version, abandon)
@@ -173,7 +180,7 @@ class PersonaService:
         if key is None:
             return Plan(explicit or self._default(call.tier))
         if explicit is not None and not memory:  # neither its persona nor its history is read
-            return Plan(explicit, epoch=await self._epoch(key, call))
+            return Plan(explicit, epoch=await self._epoch(key, call) if self._summaries else None)
         async with self._sequencer.turn(key.owner):
             snap = await self.store.snapshot(key, history=memory)
         persona = explicit or self._active(snap.persona_id, call.tier)
