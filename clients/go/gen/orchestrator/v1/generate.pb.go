@@ -1332,7 +1332,9 @@ type GenerationInput struct {
 	// For testing: the experiment variant to serve this call, instead of the caller's sticky one
 	// (the route must hold an experiment with that variant). Empty takes the
 	// `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-	// usage record show the assignment as overridden.
+	// usage record show the assignment as overridden, and no experiment report counts the call
+	// (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+	// calls are not a random sample, so test traffic does not move an experiment's verdict.
 	// Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
 	// different variant in the metadata label).
 	ExperimentVariant string `protobuf:"bytes,18,opt,name=experiment_variant,json=experimentVariant,proto3" json:"experiment_variant,omitempty"`

@@ -898,7 +898,9 @@ java.lang.String defaultValue) {
    * For testing: the experiment variant to serve this call, instead of the caller's sticky one
    * (the route must hold an experiment with that variant). Empty takes the
    * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-   * usage record show the assignment as overridden.
+   * usage record show the assignment as overridden, and no experiment report counts the call
+   * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+   * calls are not a random sample, so test traffic does not move an experiment's verdict.
    * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
    * different variant in the metadata label).
    * </pre>
@@ -924,7 +926,9 @@ java.lang.String defaultValue) {
    * For testing: the experiment variant to serve this call, instead of the caller's sticky one
    * (the route must hold an experiment with that variant). Empty takes the
    * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-   * usage record show the assignment as overridden.
+   * usage record show the assignment as overridden, and no experiment report counts the call
+   * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+   * calls are not a random sample, so test traffic does not move an experiment's verdict.
    * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
    * different variant in the metadata label).
    * </pre>
@@ -4300,7 +4304,9 @@ java.lang.String defaultValue) {
      * For testing: the experiment variant to serve this call, instead of the caller's sticky one
      * (the route must hold an experiment with that variant). Empty takes the
      * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-     * usage record show the assignment as overridden.
+     * usage record show the assignment as overridden, and no experiment report counts the call
+     * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+     * calls are not a random sample, so test traffic does not move an experiment's verdict.
      * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
      * different variant in the metadata label).
      * </pre>
@@ -4325,7 +4331,9 @@ java.lang.String defaultValue) {
      * For testing: the experiment variant to serve this call, instead of the caller's sticky one
      * (the route must hold an experiment with that variant). Empty takes the
      * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-     * usage record show the assignment as overridden.
+     * usage record show the assignment as overridden, and no experiment report counts the call
+     * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+     * calls are not a random sample, so test traffic does not move an experiment's verdict.
      * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
      * different variant in the metadata label).
      * </pre>
@@ -4351,7 +4359,9 @@ java.lang.String defaultValue) {
      * For testing: the experiment variant to serve this call, instead of the caller's sticky one
      * (the route must hold an experiment with that variant). Empty takes the
      * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-     * usage record show the assignment as overridden.
+     * usage record show the assignment as overridden, and no experiment report counts the call
+     * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+     * calls are not a random sample, so test traffic does not move an experiment's verdict.
      * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
      * different variant in the metadata label).
      * </pre>
@@ -4373,7 +4383,9 @@ java.lang.String defaultValue) {
      * For testing: the experiment variant to serve this call, instead of the caller's sticky one
      * (the route must hold an experiment with that variant). Empty takes the
      * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-     * usage record show the assignment as overridden.
+     * usage record show the assignment as overridden, and no experiment report counts the call
+     * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+     * calls are not a random sample, so test traffic does not move an experiment's verdict.
      * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
      * different variant in the metadata label).
      * </pre>
@@ -4392,7 +4404,9 @@ java.lang.String defaultValue) {
      * For testing: the experiment variant to serve this call, instead of the caller's sticky one
      * (the route must hold an experiment with that variant). Empty takes the
      * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-     * usage record show the assignment as overridden.
+     * usage record show the assignment as overridden, and no experiment report counts the call
+     * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+     * calls are not a random sample, so test traffic does not move an experiment's verdict.
      * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
      * different variant in the metadata label).
      * </pre>

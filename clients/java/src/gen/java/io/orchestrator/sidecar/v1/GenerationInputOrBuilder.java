@@ -517,7 +517,9 @@ java.lang.String defaultValue);
    * For testing: the experiment variant to serve this call, instead of the caller's sticky one
    * (the route must hold an experiment with that variant). Empty takes the
    * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-   * usage record show the assignment as overridden.
+   * usage record show the assignment as overridden, and no experiment report counts the call
+   * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+   * calls are not a random sample, so test traffic does not move an experiment's verdict.
    * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
    * different variant in the metadata label).
    * </pre>
@@ -531,7 +533,9 @@ java.lang.String defaultValue);
    * For testing: the experiment variant to serve this call, instead of the caller's sticky one
    * (the route must hold an experiment with that variant). Empty takes the
    * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-   * usage record show the assignment as overridden.
+   * usage record show the assignment as overridden, and no experiment report counts the call
+   * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+   * calls are not a random sample, so test traffic does not move an experiment's verdict.
    * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
    * different variant in the metadata label).
    * </pre>
