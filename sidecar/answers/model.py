@@ -60,6 +60,11 @@ class Decision:
     alternatives: tuple[str, ...] = ()
     available_from: float = 0.0  # the next availability window, when the creator is away now
 
+    @property
+    def answered_by_policy(self) -> bool:
+        """B, C, D or F: the policy's own text answers the call, no model (nor experiment variant)."""
+        return self.path is not Path.AUTO_ANSWER
+
 
 @dataclass(frozen=True, slots=True)
 class CanonicalAnswer:
