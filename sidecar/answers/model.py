@@ -137,6 +137,16 @@ class Escalation:
         return self.queued_at > 0 or self.state not in (State.OFFERED, State.EXPIRED)
 
     @property
+    def retained_from(self) -> float | None:
+        """When the retention of a closed escalation starts: its closing time; 0 for an offer that
+        expired never accepted (the user sent nothing: it is deleted at the first sweep after, not
+        kept `closed_retention_days`); None while it is open."""
+        closed = self.closed
+        if closed is not None and self.state is State.EXPIRED and not self.sent:
+            return 0.0
+        return closed
+
+    @property
     def closed(self) -> float | None:
         """When it was closed (answered, declined or expired); None while it is open."""
         open_ = self.state in (State.OFFERED, State.QUEUED)
