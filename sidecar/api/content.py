@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Sequence
@@ -20,6 +22,7 @@ MAX_URL_CHARS = 8192
 MAX_CALL_ID = 128
 MAX_ARGUMENTS_CHARS = 256 * 1024
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+_DATA_URL_HEADS = frozenset(f"data:{t};base64" for t in IMAGE_TYPES)
 _NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 _LEADING_ROLES = (gen.ROLE_SYSTEM, gen.ROLE_TOOL)
 _ROLES = {
@@ -153,20 +156,39 @@ def _tool_call(call: gen.ToolCall, at: str, bad: _Bad) -> ToolCall:
     if not TOOL_NAME.fullmatch(call.name):
         bad.add(f"{at}.name", "1 to 64 of letters, digits, _ and - (^[a-zA-Z0-9_-]{1,64}$)")
     arguments = call.arguments or "{}"
-    try:
-        ok = len(arguments) <= MAX_ARGUMENTS_CHARS and isinstance(
-            json.loads(arguments, parse_constant=_not_json), dict
+    if len(arguments) > MAX_ARGUMENTS_CHARS or _too_deep(arguments):
+        bad.add(
+            f"{at}.arguments",
+            f"at most {MAX_ARGUMENTS_CHARS} characters, nested within the JSON parser's depth",
         )
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
-        ok = False
-    if not ok:
-        bad.add(f"{at}.arguments", "a JSON object as text")
     return ToolCall(call.id, call.name, arguments)
 
 
-def _not_json(constant: str) -> object:
-    """NaN and Infinity: Python's json reads them, JSON (and the providers) does not."""
-    raise ValueError(f"{constant} is not JSON")
+def _too_deep(arguments: str) -> bool:
+    """Nested deeper than the JSON parser's stack (no wire could read it back to send it).
+
+    Anything else is taken as a model may have written it: a JSON object, or text that is not one
+    (malformed, cut by max_tokens, an array), which conversation memory keeps too and the wires send
+    back as an object holding the text (sidecar/providers/tool_arguments.py)."""
+    try:
+        json.loads(arguments)
+    except RecursionError:
+        return True
+    except ValueError:
+        return False
+    return False
+
+
+def _data_url(url: str) -> bool:
+    """A data: URL every provider takes: one of IMAGE_TYPES, base64 (what OpenAI, Anthropic and
+    Bedrock accept; Bedrock gets the bytes, which it needs as base64 anyway)."""
+    head, _, payload = url.partition(",")
+    if head not in _DATA_URL_HEADS:
+        return False
+    try:
+        return bool(base64.b64decode(payload, validate=True))
+    except binascii.Error:
+        return False
 
 
 def _image(image: gen.Image, at: str, bad: _Bad) -> Image:
@@ -177,6 +199,10 @@ def _image(image: gen.Image, at: str, bad: _Bad) -> Image:
         url = image.url
         if len(url) > MAX_URL_CHARS or not (url.startswith("https://") or url.startswith("data:image/")):
             bad.add(f"{at}.url", f"an https:// or data:image/ URL of at most {MAX_URL_CHARS} characters")
+        elif url.startswith("data:") and not _data_url(url):
+            bad.add(
+                f"{at}.url", f"a data: URL of base64 {', '.join(IMAGE_TYPES)} (data:image/png;base64,...)"
+            )
         return Image(url=url, width=image.width, height=image.height)
     if kind == "data":
         if not 0 < len(image.data) <= MAX_IMAGE_BYTES:

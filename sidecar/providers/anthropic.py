@@ -39,6 +39,7 @@ from sidecar.providers.base import (
     thinking_budget,
     token_count,
 )
+from sidecar.providers.gemini_wire import is_gemini_block
 from sidecar.providers.upstream_errors import redact
 
 STOP_REASONS = {
@@ -71,7 +72,8 @@ def _content(m: Message) -> str | list[dict[str, Any]]:
         return [{"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.text}]
     if not (m.images or m.tool_calls or m.thinking):
         return m.text
-    blocks: list[dict[str, Any]] = [_thinking(b) for b in m.thinking]  # first, as they came
+    # first, as they came; a Gemini signature (a turn served by Gemini) is not Anthropic's to check
+    blocks: list[dict[str, Any]] = [_thinking(b) for b in m.thinking if not is_gemini_block(b)]
     blocks += [_image(i) for i in m.images]
     if m.text:
         blocks.append({"type": "text", "text": m.text})

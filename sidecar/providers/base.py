@@ -65,6 +65,7 @@ class Capabilities:
     max_context_tokens: int
     images: bool = False
     reasoning: bool = False
+    image_urls: bool = True  # an https:// image is passed on for the upstream to fetch (not Bedrock's)
 
     @classmethod
     def of(cls, deployment: DeploymentConfig, supports: frozenset[str]) -> Capabilities:
@@ -84,7 +85,7 @@ class Capabilities:
         )
 
     def lacks(self, need: frozenset[str]) -> list[str]:
-        """The features of `need` (tools, json_schema, images, reasoning) this deployment lacks."""
+        """The features of `need` (tools, json_schema, images, image_urls, reasoning) it lacks."""
         return sorted(n for n in need if not getattr(self, n))
 
 
@@ -111,18 +112,19 @@ def thinking_budget(params: GenerationParams) -> int | None:
 
 def max_tokens_sent(params: GenerationParams, deployment: DeploymentConfig) -> int:
     """The max_tokens the deployment's request carries: the call's, else the deployment's default;
-    on Anthropic with thinking, raised by the budget when it would leave no room for the answer (the
-    budget is part of max_tokens there). What the window must hold beside the prompt, so trimming
-    and routing's fit count this, not the call's figure: a prompt trimmed for 1,024 went out with
-    25,600 and the provider refused it."""
+    on Anthropic and Bedrock (Claude) with thinking, raised by the budget when it would leave no
+    room for the answer (the budget is part of max_tokens there). What the window must hold beside
+    the prompt, so trimming and routing's fit count this, not the call's figure: a prompt trimmed
+    for 1,024 went out with 25,600 and the provider refused it."""
     asked = params.max_tokens or deployment.default_max_tokens
-    if deployment.provider == "anthropic" and (budget := thinking_budget(params)) is not None:
+    if deployment.provider in ("anthropic", "bedrock") and (budget := thinking_budget(params)) is not None:
         return asked + budget if asked <= budget else asked
     return asked
 
 
 def needs(params: GenerationParams, messages: tuple[Message, ...]) -> frozenset[str]:
-    """The features a call needs from a deployment: tools, json_schema, images, reasoning."""
+    """The features a call needs from a deployment: tools, json_schema, images (image_urls when one
+    is an https:// URL), reasoning."""
     need: set[str] = set()
     if params.tools or any(m.tool_calls or m.tool_call_id for m in messages):
         need.add("tools")
@@ -132,6 +134,8 @@ def needs(params: GenerationParams, messages: tuple[Message, ...]) -> frozenset[
         need.add("json_schema")
     if any(m.images for m in messages):
         need.add("images")
+    if any(i.url.startswith("https://") for m in messages for i in m.images):
+        need.add("image_urls")
     if params.reasoning is not None and (params.reasoning.effort or params.reasoning.budget_tokens):
         need.add("reasoning")
     return frozenset(need)
@@ -165,6 +169,7 @@ class StreamEvent:
     thinking_signature: str = ""  # ends the thinking block whose text came before it
     redacted_thinking: str = ""  # a whole redacted thinking block (its opaque data)
     refused: bool = False  # the text is the model's refusal (OpenAI's `refusal`): a filtered answer
+    blocks: tuple[ThinkingBlock, ...] = ()  # whole blocks as they came (Gemini's part signatures)
 
 
 class StreamAssembler:
@@ -211,10 +216,10 @@ class StreamAssembler:
             self._thought.append(event.thinking)
         if event.thinking_signature:
             text, self._thought = "".join(self._thought), []
-            return (ThinkingBlock(text=text, signature=event.thinking_signature),)
+            return (ThinkingBlock(text=text, signature=event.thinking_signature), *event.blocks)
         if event.redacted_thinking:
-            return (ThinkingBlock(redacted=event.redacted_thinking),)
-        return ()
+            return (ThinkingBlock(redacted=event.redacted_thinking), *event.blocks)
+        return event.blocks
 
     def final(self) -> Chunk:
         """The closing chunk; a stream that never said how it finished is broken, not complete."""
@@ -319,6 +324,9 @@ class WireFormat:
     parse_event: Callable[[SseEvent], StreamEvent]
     auth_headers: Callable[[str], dict[str, str]]  # the provider's own auth header for a key
     keepalive: Callable[[SseEvent], bool] | None = None  # an event that only keeps the stream open
+    # a fresh parse function for each stream, for a wire whose events mean something only in order
+    # (Gemini numbers no tool calls: the stream's parser does); None: parse_event for every stream
+    stream_parser: Callable[[], Callable[[SseEvent], StreamEvent]] | None = None
 
 
 def wire_body(
@@ -375,7 +383,8 @@ class HttpProvider:
             events = self._http.post_sse(
                 url, headers=headers, body=body, timeouts=timeouts, keepalive=self._wire.keepalive
             )
-            chunks_of = stream_chunks(events, self._wire.parse_event, self._http.clock, deadline)
+            parse = self._wire.parse_event if self._wire.stream_parser is None else self._wire.stream_parser()
+            chunks_of = stream_chunks(events, parse, self._http.clock, deadline)
             async with aclosing(chunks_of) as chunks:
                 async for chunk in chunks:
                     yield chunk

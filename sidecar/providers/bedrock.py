@@ -3,7 +3,8 @@
 The requests go through the shared HTTP client, signed by botocore with the AWS credential chain,
 so they are cancelled and bounded by the call's deadline like every other provider's. The answer
 of ConverseStream (`application/vnd.amazon.eventstream`) is split into messages by botocore's own
-event-stream parser (prelude, headers, payload and both CRC32s checked), never by hand.
+event-stream parser (prelude, headers, payload and both CRC32s checked), never by hand. The request
+body (tools, images, thinking) is built by bedrock_wire.py, the answers read by bedrock_answer.py.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import orjson
 from pydantic import SecretStr
 from yarl import URL
 
@@ -24,165 +24,29 @@ from sidecar.config.schema import DeploymentConfig
 from sidecar.core.clock import Deadline
 from sidecar.core.errors import (
     DeadlineExceededError,
-    ProviderAuthError,
     ProviderError,
     ProviderMalformedError,
-    ProviderRateLimitedError,
     ProviderRejectedError,
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
-from sidecar.core.types import Chunk, FinishReason, Role, Secret, Usage
-from sidecar.providers._http import HttpClient, Progress, Timeouts, decode_json
+from sidecar.core.types import Chunk, Secret
+from sidecar.providers._http import HttpClient, Progress, Timeouts
 from sidecar.providers.aws_auth import AwsSigner
 from sidecar.providers.base import (
     PROBE_MAX_BODY_BYTES,
-    Capabilities,
     ProviderRequest,
-    StreamEvent,
     credentials_in,
     parse_answer,
     scrub_credentials,
     stream_chunks,
-    token_count,
+    wire_body,
 )
-from sidecar.providers.upstream_errors import redact
+from sidecar.providers.bedrock_answer import EventMessage, StreamParser, parse_response, parse_usage
+from sidecar.providers.bedrock_wire import CONTINUED, answer_tool, capabilities, to_wire
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
-STOP_REASONS = {
-    "end_turn": FinishReason.STOP,
-    "stop_sequence": FinishReason.STOP,
-    "max_tokens": FinishReason.LENGTH,
-    "model_context_window_exceeded": FinishReason.LENGTH,
-    "tool_use": FinishReason.TOOL_CALLS,
-    "guardrail_intervened": FinishReason.CONTENT_FILTER,
-    "content_filtered": FinishReason.CONTENT_FILTER,
-}
-_IGNORED_EVENTS = frozenset({"messageStart", "contentBlockStart", "contentBlockStop"})
-_EXCEPTIONS: dict[str, type[ProviderError]] = {
-    "throttlingException": ProviderRateLimitedError,
-    "validationException": ProviderRejectedError,
-    "accessDeniedException": ProviderAuthError,
-    "modelTimeoutException": ProviderTimeoutError,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class EventMessage:
-    """One decoded event-stream message: its headers (`:message-type`, `:event-type`, ...) and payload."""
-
-    headers: Mapping[str, Any]
-    payload: bytes
-
-
-# The user turn put before a prompt that starts with an assistant message (a trimmed or summarized
-# conversation): Converse refuses a conversation that does not start with a user message.
-CONTINUED = "(The conversation continues.)"
-
-
-def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
-    """The Converse request body (the same for ConverseStream). System messages become `system`;
-    consecutive messages of one role become one message with a content block each; a prompt that
-    starts with an assistant message gets the user turn CONTINUED before it."""
-    messages: list[dict[str, Any]] = []
-    for m in req.messages:
-        if m.role is Role.SYSTEM:
-            continue
-        role = "assistant" if m.role is Role.ASSISTANT else "user"
-        if messages and messages[-1]["role"] == role:  # Converse wants the roles to alternate
-            messages[-1]["content"].append({"text": m.text})
-        else:
-            messages.append({"role": role, "content": [{"text": m.text}]})
-    if messages and messages[0]["role"] == "assistant":  # Converse wants a user turn first
-        messages.insert(0, {"role": "user", "content": [{"text": CONTINUED}]})
-    body: dict[str, Any] = {"messages": messages}
-    system = [{"text": m.text} for m in req.messages if m.role is Role.SYSTEM]
-    if system:
-        body["system"] = system
-    p = req.params
-    config: dict[str, Any] = {
-        "maxTokens": p.max_tokens if p.max_tokens is not None else deployment.default_max_tokens
-    }
-    if p.temperature is not None:
-        config["temperature"] = min(p.temperature, 1.0)  # Converse's range is 0..1
-    if p.top_p is not None:
-        config["topP"] = p.top_p
-    if p.stop:
-        config["stopSequences"] = list(p.stop)
-    body["inferenceConfig"] = config
-    return body  # `seed` has no Converse equivalent and is not sent
-
-
-def parse_usage(data: Any) -> Usage:
-    """Converse usage: inputTokens leaves out cache reads and writes, which are prompt tokens too."""
-    if not isinstance(data, dict):
-        raise ProviderMalformedError("usage is not an object")
-    read = token_count(data.get("cacheReadInputTokens"))
-    written = token_count(data.get("cacheWriteInputTokens"))
-    return Usage(
-        prompt_tokens=token_count(data.get("inputTokens")) + read + written,
-        completion_tokens=token_count(data.get("outputTokens")),
-        cached_tokens=read,
-    )
-
-
-def _finish(reason: Any) -> FinishReason:
-    return STOP_REASONS.get(reason, FinishReason.STOP) if isinstance(reason, str) else FinishReason.STOP
-
-
-def parse_response(data: Any) -> Chunk:
-    """A complete Converse answer -> one final Chunk."""
-    try:
-        blocks = data["output"]["message"]["content"]
-    except (KeyError, TypeError) as exc:
-        raise ProviderMalformedError("converse answer without output.message.content") from exc
-    if not isinstance(blocks, list):
-        raise ProviderMalformedError("output.message.content is not a list")
-    text = "".join(b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str))
-    usage = parse_usage(data["usage"]) if data.get("usage") else None
-    return Chunk(text=text, finish_reason=_finish(data.get("stopReason")), usage=usage)
-
-
-def parse_message(message: EventMessage) -> StreamEvent:
-    """One ConverseStream message -> what it means; exception messages raise classified errors."""
-    kind = message.headers.get(":message-type")
-    if kind == "exception":
-        _raise_exception(str(message.headers.get(":exception-type", "")), message.payload)
-    if kind == "error":
-        code = redact(str(message.headers.get(":error-code", "")))
-        raise ProviderUnavailableError(
-            f"upstream stream error {code}: {redact(str(message.headers.get(':error-message', '')))}"
-        )
-    if kind != "event":
-        raise ProviderMalformedError("event-stream message without a known :message-type")
-    event = message.headers.get(":event-type")
-    if event in _IGNORED_EVENTS:
-        return StreamEvent()
-    payload = decode_json(message.payload.decode("utf-8", errors="replace"))
-    if not isinstance(payload, dict):
-        raise ProviderMalformedError("event payload is not an object")
-    if event == "contentBlockDelta":
-        delta = payload.get("delta")
-        text = delta.get("text") if isinstance(delta, dict) else None
-        return StreamEvent(text=text if isinstance(text, str) else "")
-    if event == "messageStop":
-        return StreamEvent(finish_reason=_finish(payload.get("stopReason")))
-    if event == "metadata":
-        return StreamEvent(usage=parse_usage(payload.get("usage") or {}))
-    return StreamEvent()  # event types added later are skipped
-
-
-def _raise_exception(kind: str, payload: bytes) -> None:
-    try:
-        message = redact(str(orjson.loads(payload).get("message", "")))  # too deep: a ValueError too
-    except (ValueError, AttributeError):
-        message = ""
-    error = _EXCEPTIONS.get(kind, ProviderUnavailableError)
-    raise error(
-        f"upstream {kind or 'exception'}: {message}"
-        if error is not ProviderAuthError
-        else "upstream: access denied"
-    )
+__all__ = ["CONTINUED", "EventMessage", "StreamParser", "parse_response", "parse_usage", "to_wire"]
 
 
 _PRELUDE = 12  # total length, headers length, prelude CRC
@@ -263,6 +127,15 @@ async def event_messages(
         )
 
 
+def _encoded(body: dict[str, Any]) -> bytes:
+    """The body as JSON; tool arguments nested past the encoder's depth are the caller's request
+    refused, never a crash: nothing was sent."""
+    try:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    except RecursionError as exc:
+        raise ProviderRejectedError("the request is nested too deeply to send; nothing was sent") from exc
+
+
 def _denied(status: int, headers: Mapping[str, str]) -> bool:
     """An authenticated identity that may not call the probe's API (see BedrockProvider.probe)."""
     return status == 403 and headers.get("x-amzn-errortype", "").startswith("AccessDeniedException")
@@ -290,15 +163,13 @@ class BedrockProvider:
         model = f"{deployment.url()}/model/{quote(deployment.model, safe='')}"
         self._converse, self._converse_stream = f"{model}/converse", f"{model}/converse-stream"
         self._probe = f"{deployment.url()}/async-invoke?maxResults=1"
-        self.capabilities = Capabilities(
-            streaming=True, tools=False, json_schema=False, max_context_tokens=deployment.context_window
-        )
+        self.capabilities = capabilities(deployment)
 
     def __repr__(self) -> str:
         return f"BedrockProvider(url={self._converse!r})"
 
     async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
-        body = json.dumps(to_wire(req, self._deployment), separators=(",", ":"), ensure_ascii=False).encode()
+        body, answer = _encoded(wire_body(to_wire, req, self._deployment)), answer_tool(req.params)
         timeouts = Timeouts(self._deployment.read_timeout_seconds, deadline, req.waits)
         url = self._converse_stream if req.stream else self._converse
         accept = EVENT_STREAM if req.stream else "application/json"
@@ -307,14 +178,14 @@ class BedrockProvider:
         try:
             if not req.stream:
                 data = await self._http.post_json(target, headers=headers, body=body, timeouts=timeouts)
-                yield parse_answer(parse_response, data)
+                yield parse_answer(partial(parse_response, answer=answer), data)
                 return
             progress = Progress(self._http.clock)
             reads = self._http.post_stream(
                 target, headers=headers, body=body, timeouts=timeouts, kind=EVENT_STREAM, progress=progress
             )
             batches = event_messages(reads, progress)
-            chunks_of = stream_chunks(batches, parse_message, self._http.clock, deadline)
+            chunks_of = stream_chunks(batches, StreamParser(answer), self._http.clock, deadline)
             async with aclosing(chunks_of) as chunks:
                 async for chunk in chunks:
                     yield chunk

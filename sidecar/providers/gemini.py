@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import SecretStr
@@ -18,12 +22,24 @@ from sidecar.core.errors import (
     ProviderRejectedError,
     ProviderUnavailableError,
 )
-from sidecar.core.types import Chunk, FinishReason, Role, Usage
+from sidecar.core.types import Chunk, FinishReason, ThinkingBlock, ToolCallDelta, Usage
+from sidecar.providers import gemini_wire
 from sidecar.providers._http import HttpClient, Timeouts, decode_json
 from sidecar.providers.base import HttpProvider, ProviderRequest, StreamEvent, WireFormat, token_count
+from sidecar.providers.gemini_wire import to_wire
+from sidecar.providers.sse import SseEvent
 from sidecar.providers.tokens import TokenSource
 from sidecar.providers.upstream_errors import redact
 
+# A function call at most as long as a caller may send it back (the edge's limits on a tool call's
+# arguments and id, sidecar/api/content.py), its name as long as Gemini allows (and the edge).
+MAX_ARGUMENT_CHARS = 256 * 1024
+MAX_ID_CHARS = 128
+MAX_NAME_CHARS = 64
+# The parts of an answer's message at most (its signature blocks, its text, its calls): the message
+# must go back through the edge, which takes at most 64 content parts a message
+# (sidecar/api/content.py MAX_CONTENT_PARTS).
+MAX_PARTS = 64
 FINISH_REASONS = {
     "STOP": FinishReason.STOP,
     "MAX_TOKENS": FinishReason.LENGTH,
@@ -34,52 +50,6 @@ FINISH_REASONS = {
     "SPII": FinishReason.CONTENT_FILTER,
     "IMAGE_SAFETY": FinishReason.CONTENT_FILTER,
 }
-_ROLES = {Role.USER: "user", Role.ASSISTANT: "model", Role.TOOL: "user"}
-# The user turn put before a prompt that starts with an assistant message (a trimmed or summarized
-# conversation): Gemini reads `contents` by position, user first, and refuses a history that starts
-# with a model turn or does not alternate (as Bedrock's Converse does).
-CONTINUED = "(The conversation continues.)"
-
-
-def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
-    """The GenerateContentRequest body. System messages become `systemInstruction`; consecutive
-    messages of one role become one content with a part each; a prompt that starts with an
-    assistant message gets the user turn CONTINUED before it."""
-    system = [m.text for m in req.messages if m.role is Role.SYSTEM]
-    body: dict[str, Any] = {"contents": _contents(req)}
-    if system:
-        body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
-    p = req.params
-    config: dict[str, Any] = {}
-    if p.max_tokens is not None:
-        config["maxOutputTokens"] = p.max_tokens
-    if p.temperature is not None:
-        config["temperature"] = p.temperature
-    if p.top_p is not None:
-        config["topP"] = p.top_p
-    if p.stop:
-        config["stopSequences"] = list(p.stop)
-    if p.seed is not None:
-        config["seed"] = p.seed
-    if config:
-        body["generationConfig"] = config
-    return body
-
-
-def _contents(req: ProviderRequest) -> list[dict[str, Any]]:
-    """`contents`, alternating user and model turns, user first."""
-    contents: list[dict[str, Any]] = []
-    for m in req.messages:
-        if m.role is Role.SYSTEM:
-            continue
-        role = _ROLES[m.role]
-        if contents and contents[-1]["role"] == role:  # a tool result and the next question: one turn
-            contents[-1]["parts"].append({"text": m.text})
-        else:
-            contents.append({"role": role, "parts": [{"text": m.text}]})
-    if contents and contents[0]["role"] == "model":
-        contents.insert(0, {"role": "user", "parts": [{"text": CONTINUED}]})
-    return contents
 
 
 def parse_usage(data: Any) -> Usage:
@@ -96,8 +66,20 @@ def parse_usage(data: Any) -> Usage:
     )
 
 
-def _candidate(data: Any) -> tuple[str, FinishReason | None]:
-    """The first candidate's text (thought parts left out) and finish reason; a blocked prompt is a
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """What the first candidate of one (whole or partial) answer says."""
+
+    text: str = ""
+    finish: FinishReason | None = None
+    calls: tuple[ToolCallDelta, ...] = ()
+    signed: tuple[ThinkingBlock, ...] = ()
+    thinking: str = ""  # thought summaries (`thought: true` parts, with includeThoughts)
+
+
+def _candidate(data: Any, first_call: int = 0) -> _Candidate:
+    """The first candidate's text (thought parts left out), its function calls (numbered from
+    `first_call`), the signatures of its parts and its finish reason; a blocked prompt is a
     content-filter finish with no text."""
     _raise_embedded_error(data)
     if not isinstance(data, dict):
@@ -106,8 +88,8 @@ def _candidate(data: Any) -> tuple[str, FinishReason | None]:
     if not candidates:
         feedback = data.get("promptFeedback")
         if isinstance(feedback, dict) and feedback.get("blockReason"):
-            return "", FinishReason.CONTENT_FILTER
-        return "", None
+            return _Candidate(finish=FinishReason.CONTENT_FILTER)
+        return _Candidate()
     if not isinstance(candidates, list) or not isinstance(candidates[0], dict):
         raise ProviderMalformedError("candidates is not a list of objects")
     first = candidates[0]
@@ -117,34 +99,147 @@ def _candidate(data: Any) -> tuple[str, FinishReason | None]:
     parts = content.get("parts") or []
     if not isinstance(parts, list):
         raise ProviderMalformedError("candidates[0].content.parts is not a list")
-    text = "".join(
-        p["text"]
-        for p in parts
-        if isinstance(p, dict) and isinstance(p.get("text"), str) and not p.get("thought")
-    )
-    reason = first.get("finishReason")
-    finish = FINISH_REASONS.get(reason, FinishReason.STOP) if isinstance(reason, str) and reason else None
-    return text, finish
+    response_id = data.get("responseId")
+    c = _parts(parts, first_call, response_id if isinstance(response_id, str) else "")
+    return dataclasses.replace(c, finish=_finish(first.get("finishReason"), bool(c.calls)))
+
+
+def _parts(parts: list[Any], first_call: int, response_id: str) -> _Candidate:
+    """The answer text of the parts, their function calls, their signatures (each naming the part
+    it came on) and the text of thought parts (thought summaries: thinking, not the answer)."""
+    thinking: list[str] = []
+    text: list[str] = []
+    calls: list[ToolCallDelta] = []
+    signed: list[ThinkingBlock] = []
+    for part in parts:
+        if not isinstance(part, dict):
+            continue
+        if part.get("thought"):
+            thinking += [part["text"]] if isinstance(part.get("text"), str) else []
+            continue
+        call_id = ""
+        if "functionCall" in part:
+            if first_call + len(calls) >= MAX_PARTS:
+                raise ProviderMalformedError(_TOO_MANY)
+            calls.append(_function_call(first_call + len(calls), part["functionCall"], response_id))
+            call_id = calls[-1].id
+        elif isinstance(part.get("text"), str):
+            text.append(part["text"])
+        if signature := part.get("thoughtSignature"):
+            if not isinstance(signature, str):
+                raise ProviderMalformedError("a part's thoughtSignature is not a string")
+            signed.append(gemini_wire.signed_block(signature, call_id))
+    return _Candidate("".join(text), None, tuple(calls), tuple(signed), "".join(thinking))
+
+
+_TOO_MANY = f"an answer of more than {MAX_PARTS} parts (function calls, signatures, text)"
+
+
+def _check_parts(calls: int, signed: int, text: bool) -> None:
+    if calls + signed + text > MAX_PARTS:
+        raise ProviderMalformedError(_TOO_MANY)
+
+
+def _finish(reason: Any, called: bool) -> FinishReason | None:
+    """A finishReason; Gemini ends a turn of function calls with STOP, which is a tool-calls finish.
+    A function call the model wrote wrong is a bad answer (another deployment may do better)."""
+    if not isinstance(reason, str) or not reason:
+        return None
+    if reason in ("MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"):
+        raise ProviderMalformedError(f"the model's function call was unusable ({reason})")
+    finish = FINISH_REASONS.get(reason, FinishReason.STOP)
+    return FinishReason.TOOL_CALLS if called and finish is FinishReason.STOP else finish
+
+
+def _function_call(index: int, call: Any, response_id: str) -> ToolCallDelta:
+    """A functionCall part as a whole tool call: its name, its `args` object as JSON text, its id
+    (one made up when Gemini gave none: the caller's result must name the call it answers). Errors
+    never quote the call: the model's output does not go to the log."""
+    if not isinstance(call, dict):
+        raise ProviderMalformedError("a functionCall is not an object")
+    name, args, call_id = call.get("name"), call.get("args"), call.get("id")
+    if not isinstance(name, str) or not name:
+        raise ProviderMalformedError("a functionCall without its name")
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise ProviderMalformedError("a functionCall's args is not an object")
+    if call_id is not None and not (isinstance(call_id, str) and len(call_id) <= MAX_ID_CHARS):
+        raise ProviderMalformedError(f"a functionCall's id is not a string of at most {MAX_ID_CHARS}")
+    if len(name) > MAX_NAME_CHARS:
+        raise ProviderMalformedError(f"a functionCall name longer than {MAX_NAME_CHARS} characters")
+    try:
+        arguments = json.dumps(args, ensure_ascii=False)
+    except (RecursionError, ValueError) as exc:  # nested too deeply to write back; NaN
+        raise ProviderMalformedError("a functionCall's args cannot be written as JSON") from exc
+    if len(arguments) > MAX_ARGUMENT_CHARS:
+        raise ProviderMalformedError(f"a functionCall's args longer than {MAX_ARGUMENT_CHARS} characters")
+    return ToolCallDelta(index, call_id or _made_up_id(response_id, index, name, arguments), name, arguments)
+
+
+def _made_up_id(response_id: str, index: int, name: str, arguments: str) -> str:
+    """An id for a call Gemini gave none: the answer's responseId (unique per answer) and the call's
+    place in it, so the same answer gives the same ids (parsing stays pure); the call itself when
+    an answer has no responseId."""
+    seed = response_id or f"{name}\0{arguments}"
+    digest = hashlib.sha256(f"{seed}\0{index}".encode("utf-8", "surrogatepass")).hexdigest()
+    return gemini_wire.SYNTHETIC_ID_PREFIX + digest[:16]
 
 
 def parse_response(data: Any) -> Chunk:
     """A complete generateContent answer -> one final Chunk."""
-    text, finish = _candidate(data)
-    if finish is None and not text:
+    c = _candidate(data)
+    if c.finish is None and not (c.text or c.calls or c.thinking):
         raise ProviderMalformedError("response has neither candidates nor a block reason")
     usage = parse_usage(data["usageMetadata"]) if data.get("usageMetadata") else None
-    return Chunk(text=text, finish_reason=finish or FinishReason.STOP, usage=usage)
+    _check_parts(len(c.calls), len(c.signed), bool(c.text))
+    finish = c.finish or (FinishReason.TOOL_CALLS if c.calls else FinishReason.STOP)
+    return Chunk(
+        text=c.text,
+        finish_reason=finish,
+        usage=usage,
+        tool_calls=c.calls,
+        thinking=c.thinking,
+        thinking_blocks=c.signed,
+    )
 
 
-def parse_event(data: str) -> StreamEvent:
+def parse_event(data: str, first_call: int = 0) -> StreamEvent:
     """One `data:` payload of streamGenerateContent?alt=sse: a partial GenerateContentResponse.
+    Each functionCall comes whole in one event; its index is `first_call` and on.
 
     The stream has no end marker: it ends with the HTTP response, after the event with a finish reason.
     """
     payload = decode_json(data)
-    text, finish = _candidate(payload)
+    c = _candidate(payload, first_call)
     usage = parse_usage(payload["usageMetadata"]) if payload.get("usageMetadata") else None
-    return StreamEvent(text=text, finish_reason=finish, usage=usage)
+    return StreamEvent(
+        text=c.text,
+        finish_reason=c.finish,
+        usage=usage,
+        tool_calls=c.calls,
+        blocks=c.signed,
+        thinking=c.thinking,
+    )
+
+
+class StreamParser:
+    """The events of one stream: numbers its function calls across events, and makes the STOP that
+    ends a stream which called functions a tool-calls finish."""
+
+    def __init__(self) -> None:
+        self._calls = self._signed = 0
+        self._text = False
+
+    def __call__(self, event: SseEvent) -> StreamEvent:
+        parsed = parse_event(event.data, self._calls)
+        self._calls += len(parsed.tool_calls)
+        self._signed += len(parsed.blocks)
+        self._text = self._text or bool(parsed.text)
+        _check_parts(self._calls, self._signed, self._text)
+        if self._calls and parsed.finish_reason is FinishReason.STOP:
+            return dataclasses.replace(parsed, finish_reason=FinishReason.TOOL_CALLS)
+        return parsed
 
 
 def _raise_embedded_error(data: Any) -> None:
@@ -167,13 +262,16 @@ def auth_headers(key: str) -> dict[str, str]:
     return {"x-goog-api-key": key}
 
 
-WIRE = WireFormat(to_wire, parse_response, lambda e: parse_event(e.data), auth_headers)
+WIRE = WireFormat(
+    to_wire, parse_response, lambda e: parse_event(e.data), auth_headers, stream_parser=StreamParser
+)
 
 
 class GeminiProvider(HttpProvider):
     """`token_source` mints OAuth2 tokens from a service account when no API key is configured."""
 
     name: ClassVar[str] = "gemini"
+    supports: ClassVar[frozenset[str]] = frozenset({"tools", "json_schema", "images"})
 
     def __init__(
         self,

@@ -9,6 +9,8 @@ from sidecar.providers._http import HttpClient
 from sidecar.providers.anthropic import AnthropicProvider
 from sidecar.providers.azure import AzureOpenAIProvider
 from sidecar.providers.base import Capabilities, Provider
+from sidecar.providers.bedrock_wire import SUPPORTS as BEDROCK_SUPPORTS
+from sidecar.providers.bedrock_wire import capabilities as bedrock_capabilities
 from sidecar.providers.echo import DESCRIPTION as ECHO_DESCRIPTION
 from sidecar.providers.echo import SUPPORTS as ECHO_SUPPORTS
 from sidecar.providers.echo import EchoProvider
@@ -63,12 +65,18 @@ def supports(kind: str) -> frozenset[str]:
             return AnthropicProvider.supports
         case "azure":
             return AzureOpenAIProvider.supports
+        case "gemini":
+            return GeminiProvider.supports
         case "echo":
             return ECHO_SUPPORTS
-    return frozenset()  # bedrock and gemini translate text only (their wires carry no tools yet)
+        case "bedrock":
+            return BEDROCK_SUPPORTS
+    return frozenset()  # an unknown kind (the configuration refuses one) supports nothing
 
 
 def capabilities(deployment: DeploymentConfig) -> Capabilities:
+    if deployment.provider == "bedrock":
+        return bedrock_capabilities(deployment)
     return Capabilities.of(deployment, supports(deployment.provider))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.providers import gemini
+from sidecar.providers import gemini_wire
 from tests.conftest import user
 from tests.support.api import generate_request
 from tests.support.upstream import Reply, Upstream
@@ -47,6 +47,6 @@ async def test_a_trimmed_remembered_conversation_starts_with_a_user_turn(
     await s.stub.Generate(generate_request(messages=[user("And how tall is it?")], **IDS))
     contents = upstream.seen[-1].body["contents"]
     assert [c["role"] for c in contents] == ["user", "model", "user"]
-    assert contents[0]["parts"] == [{"text": gemini.CONTINUED}]
+    assert contents[0]["parts"] == [{"text": gemini_wire.CONTINUED}]
     assert contents[1]["parts"] == [{"text": "Hello! How can I help you today?"}]
     assert contents[2]["parts"] == [{"text": "And how tall is it?"}]

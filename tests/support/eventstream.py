@@ -62,6 +62,38 @@ def converse_stream(
     return frames
 
 
+def tool_use_stream(
+    text: str,
+    calls: list[tuple[str, str, list[str]]],
+    *,
+    stop: str = "tool_use",
+    usage: dict[str, int] | None = None,
+) -> list[bytes]:
+    """The frames of a ConverseStream answer that calls tools, as Bedrock sends one: a text block
+    (index 0), then per call (toolUseId, name, input pieces) a contentBlockStart with `start.toolUse`,
+    one contentBlockDelta per piece of its input (partial JSON text), a contentBlockStop; then
+    messageStop and, unless `usage` is empty, the metadata event."""
+    frames = [event("messageStart", {"role": "assistant"})]
+    if text:
+        frames += [
+            event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": text}}),
+            event("contentBlockStop", {"contentBlockIndex": 0}),
+        ]
+    for n, (call_id, name, pieces) in enumerate(calls, start=1):
+        start = {"toolUse": {"toolUseId": call_id, "name": name}}
+        frames.append(event("contentBlockStart", {"contentBlockIndex": n, "start": start}))
+        frames += [
+            event("contentBlockDelta", {"contentBlockIndex": n, "delta": {"toolUse": {"input": piece}}})
+            for piece in pieces
+        ]
+        frames.append(event("contentBlockStop", {"contentBlockIndex": n}))
+    frames.append(event("messageStop", {"stopReason": stop}))
+    counts = {"inputTokens": 410, "outputTokens": 58, "totalTokens": 468} if usage is None else usage
+    if counts:
+        frames.append(event("metadata", {"usage": counts, "metrics": {"latencyMs": 912}}))
+    return frames
+
+
 def split_frames(raw: bytes) -> list[bytes]:
     """A recorded transcript -> its messages, by their length prefixes."""
     frames = []

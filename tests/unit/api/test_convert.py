@@ -111,6 +111,11 @@ def image_message(data: bytes, mime: str) -> gen.Message:
     return gen.Message(role=gen.ROLE_USER, content=[part("what is this?"), image])
 
 
+def url_image_message(url: str) -> gen.Message:
+    image = gen.ContentPart(image=gen.Image(url=url))
+    return gen.Message(role=gen.ROLE_USER, content=[part("what is this?"), image])
+
+
 BAD: list[tuple[str, gen.GenerationInput, str]] = [
     ("no messages", gen.GenerationInput(), "messages"),
     ("too many messages", gen.GenerationInput(messages=[msg()] * 4), "messages"),
@@ -159,8 +164,8 @@ BAD: list[tuple[str, gen.GenerationInput, str]] = [
         "tool_choice",
     ),
     (
-        "tool call arguments not JSON",
-        gen.GenerationInput(messages=[msg(), assistant_call("c1", "a", "{not json")]),
+        "tool call arguments too long",
+        gen.GenerationInput(messages=[msg(), assistant_call("c1", "a", '{"a": "' + "x" * 262_144 + '"}')]),
         "messages[1].content[0].tool_call.arguments",
     ),
     (
@@ -173,6 +178,14 @@ BAD: list[tuple[str, gen.GenerationInput, str]] = [
         gen.GenerationInput(messages=[image_message(b"x" * (5 * 1024 * 1024 + 1), "image/png")]),
         "messages[0].content[1].image.data",
     ),
+    *[
+        (
+            f"data URL {url[:24]}",
+            gen.GenerationInput(messages=[url_image_message(url)]),
+            "messages[0].content[1].image.url",
+        )  # no provider takes these (OpenAI, Anthropic and Bedrock: png, jpeg, gif, webp; base64)
+        for url in ("data:image/svg+xml;base64,PHN2Zz4=", "data:image/png,raw", "data:image/png;base64,no t!")
+    ],
     (
         "image without a MIME type",
         gen.GenerationInput(messages=[image_message(b"\x89PNG", "")]),
@@ -280,10 +293,9 @@ BAD: list[tuple[str, gen.GenerationInput, str]] = [
         with_tool_call("[" * 100_000),
         "messages[1].content[0].tool_call.arguments",
     ),
-    ("tool arguments NaN", with_tool_call('{"a": NaN}'), "messages[1].content[0].tool_call.arguments"),
     (
-        "tool arguments Infinity",
-        with_tool_call('{"a": -Infinity}'),
+        "tool arguments malformed and nested deep",
+        with_tool_call('{"a": ' + "[" * 100_000),
         "messages[1].content[0].tool_call.arguments",
     ),
     # a Struct number JSON cannot write: json_format raised ValueError, answered INTERNAL
@@ -307,6 +319,24 @@ def test_bad_input_names_its_field(case: str, req: gen.GenerationInput, field: s
         convert(req)
     assert f"input.{field}" in [v.field for v in info.value.violations], info.value.violations
     assert info.value.reason == "INVALID_REQUEST"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    ["{not json", '{"city": "Tok', '["Paris", 2]', '"Paris"', "42", '{"a": NaN}', '{"a": -Infinity}', "{}"],
+)
+def test_tool_call_arguments_a_model_may_write_are_taken_as_written(arguments: str) -> None:
+    """A caller keeping its history sends back the model's call as memory would (malformed, cut by
+    max_tokens, not an object) to answer it with an error result; the edge refused it."""
+    call = convert(with_tool_call(arguments))
+    [tool_call] = call.messages[1].tool_calls
+    assert tool_call.arguments == arguments
+
+
+def test_tool_call_arguments_of_the_largest_size_are_taken() -> None:
+    arguments = '"' + "x" * (262_144 - 2) + '"'
+    [tool_call] = convert(with_tool_call(arguments)).messages[1].tool_calls
+    assert len(tool_call.arguments) == 262_144
 
 
 def test_right_to_left_text_with_its_direction_marks_is_printable() -> None:

@@ -40,7 +40,7 @@ def test_to_wire_maps_system_roles_and_inference_config() -> None:
 def test_consecutive_messages_of_one_role_are_merged() -> None:
     msgs = (
         Message(Role.USER, "a"),
-        Message(Role.TOOL, "b"),
+        Message(Role.USER, "b"),
         Message(Role.ASSISTANT, "c"),
         Message(Role.USER, "d"),
     )
@@ -73,10 +73,10 @@ def test_parse_recorded_converse_answer() -> None:
 def replay(frames: list[bytes]) -> tuple[str, StreamAssembler]:
     from botocore.eventstream import EventStreamBuffer
 
-    buffer, assembler, text = EventStreamBuffer(), StreamAssembler(), []
+    buffer, assembler, text, parse = EventStreamBuffer(), StreamAssembler(), [], bedrock.StreamParser()
     buffer.add_data(b"".join(frames))
     for m in buffer:
-        chunk = assembler.feed(bedrock.parse_message(bedrock.EventMessage(m.headers, m.payload)))
+        chunk = assembler.feed(parse(bedrock.EventMessage(m.headers, m.payload)))
         if chunk:
             text.append(chunk.text)
     return "".join(text), assembler

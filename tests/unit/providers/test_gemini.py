@@ -13,7 +13,7 @@ from sidecar.core.errors import (
     ProviderUnavailableError,
 )
 from sidecar.core.types import FinishReason, GenerationParams, Message, Role, Usage
-from sidecar.providers import gemini
+from sidecar.providers import gemini, gemini_wire
 from sidecar.providers.base import ProviderRequest, StreamAssembler
 from sidecar.providers.sse import SseDecoder
 from tests.support.upstream import fixture
@@ -150,7 +150,7 @@ def test_a_prompt_that_starts_with_the_model_gets_a_user_turn_first_and_roles_al
     )
     body = gemini.to_wire(ProviderRequest(msgs, GenerationParams(), stream=False), DEPLOYMENT)
     assert body["contents"] == [
-        {"role": "user", "parts": [{"text": gemini.CONTINUED}]},
+        {"role": "user", "parts": [{"text": gemini_wire.CONTINUED}]},
         {"role": "model", "parts": [{"text": "Paris."}, {"text": "It is the capital."}]},
         {"role": "user", "parts": [{"text": "21 degrees"}, {"text": "And its population?"}]},
     ]

@@ -19,7 +19,7 @@ import pytest
 from sidecar.core.errors import ProviderError, ProviderMalformedError
 from sidecar.providers import anthropic, bedrock, gemini, openai
 from sidecar.providers.base import parse_answer
-from sidecar.providers.sse import SseDecoder
+from sidecar.providers.sse import SseDecoder, SseEvent
 from tests.support.upstream import fixture
 
 WRONG: tuple[Any, ...] = (None, "x", 1, -1, 1.5, True, [], ["x"], {}, {"a": 1}, [{}])
@@ -64,10 +64,11 @@ def cases() -> Iterator[tuple[str, Callable[[Any], object], Any]]:
     for name in ("anthropic/stream.sse", "anthropic/tool_use_stream.sse", "anthropic/thinking_stream.sse"):
         for event, payload in stream_payloads(name):
             yield name, lambda p, e=event: anthropic.parse_event(e, json.dumps(p)), payload
-    name = "gemini/generate_content.json"
-    yield name, gemini.parse_response, json.loads(fixture(name))
-    for _, payload in stream_payloads("gemini/stream.sse"):
-        yield "gemini/stream.sse", lambda p: gemini.parse_event(json.dumps(p)), payload
+    for name in ("gemini/generate_content.json", "gemini/function_call.json"):
+        yield name, gemini.parse_response, json.loads(fixture(name))
+    for name in ("gemini/stream.sse", "gemini/function_call_stream.sse"):
+        for _, payload in stream_payloads(name):
+            yield name, lambda p: gemini.StreamParser()(SseEvent("message", json.dumps(p))), payload
     yield "bedrock/converse.json", bedrock.parse_response, json.loads(fixture("bedrock/converse.json"))
 
 

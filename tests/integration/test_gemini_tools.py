@@ -1,0 +1,327 @@
+"""Tools, structured output and images on a Gemini route, through the real server and gRPC clients,
+against a loopback Gemini that checks every request as Gemini does (tests/support/gemini.py)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from aiohttp import web
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from tests.conftest import user
+from tests.integration.helpers import rich
+from tests.support.api import generate_request, rpc_error, stream_request, text_of
+from tests.support.gemini import GeminiFake, Turn
+from tests.support.tools import WEATHER_SCHEMA, assemble, run_tools, struct, tool_calls, weather_tool
+
+pytestmark = pytest.mark.integration
+ENV = {"GEMINI_KEY": "AIzaSyTest-gemini-0123456789"}
+IDS = {"tenant_id": "t1", "user_id": "u1"}
+SIG = "CiQBcsjafGx3b1dXk4rYqOVRaI1Qf0M0pWd1u2l7S6yq0h1kQ0IKfAFyyNp8"
+PARIS = {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": SIG}
+TOKYO = {"functionCall": {"name": "get_weather", "args": {"city": "Tokyo", "days": 2}}}
+CALLS = Turn([{"text": "Let me check."}, PARIS, TOKYO])
+SUNNY = Turn([{"text": "Sunny in Paris, rain in Tokyo."}])
+QUESTION = "Weather in Paris and Tokyo?"
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[GeminiFake]:
+    server = GeminiFake()
+    app = web.Application()
+    app.router.add_post("/v1beta/models/{action}", server.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1beta"
+    yield server
+    await runner.cleanup()
+
+
+def config(url: str, *, memory: bool = False, **deployment: Any) -> dict[str, Any]:
+    d = {
+        "provider": "gemini",
+        "model": "gemini-3-flash-preview",
+        "base_url": url,
+        "api_key": {"env": "GEMINI_KEY"},
+    }
+    policy: dict[str, Any] = {
+        "default_route": "r",
+        "deployments": {"d": {**d, **deployment}},
+        "routes": {"r": {"deployments": ["d"], "retry": {"max_attempts": 1}}},
+        "routing": {"probes": {"enabled": False}},
+    }
+    if memory:
+        policy["personas"] = {"sessions": {"memory": True, "max_history_messages": 50}}
+    return {"policy": policy}
+
+
+def ask(*messages: gen.Message, **fields: Any) -> dict[str, Any]:
+    return {"messages": list(messages) or [user(QUESTION)], "tools": [weather_tool()], **IDS, **fields}
+
+
+async def first_turn(s: Any, stream: bool, **fields: Any) -> gen.Message:
+    if stream:
+        events = [e async for e in s.stub.StreamGenerate(stream_request(**ask(**fields)))]
+        text, calls = assemble(events)
+        result = events[-1].result
+        assert text == "Let me check." and [c["name"] for c in calls.values()] == ["get_weather"] * 2
+        assert [c["id"] for c in calls.values()] == [c.id for c in tool_calls(result.message)]
+    else:
+        result = await s.stub.Generate(generate_request(**ask(**fields)))
+    assert result.summary.finish_reason == gen.FINISH_REASON_TOOL_CALLS
+    assert result.summary.usage.completion_tokens == 12
+    return result.message  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_a_tool_call_both_ways(serve: Any, fake: GeminiFake, stream: bool) -> None:
+    """The declarations and the forced choice go up as Gemini documents them; the calls come back
+    as the domain's tool calls, each with an id, the signature as a thinking block before them."""
+    fake.push(CALLS)
+    s = await serve(config(fake.url), ENV)
+    choice = gen.ToolChoice(name="get_weather")
+    message = await first_turn(s, stream, tool_choice=choice, parallel_tool_calls=False)
+    body = fake.bodies[0]
+    assert fake.paths[0].endswith(":streamGenerateContent?alt=sse" if stream else ":generateContent")
+    assert body["tools"] == [
+        {
+            "functionDeclarations": [
+                {
+                    "name": "get_weather",
+                    "description": "Current weather in a city",
+                    "parametersJsonSchema": WEATHER_SCHEMA,
+                }
+            ]
+        }
+    ]
+    assert body["toolConfig"] == {
+        "functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}
+    }
+    kinds = [p.WhichOneof("kind") for p in message.content]
+    assert kinds == ["thinking", "text", "tool_call", "tool_call"]
+    assert json.loads(message.content[0].thinking.redacted_data)["thoughtSignature"] == SIG
+    paris, tokyo = tool_calls(message)
+    assert (json.loads(paris.arguments), json.loads(tokyo.arguments)) == (
+        {"city": "Paris"},
+        {"city": "Tokyo", "days": 2},
+    )
+    assert paris.id and tokyo.id and paris.id != tokyo.id
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_the_returned_message_goes_back_with_its_signature(
+    serve: Any, fake: GeminiFake, stream: bool
+) -> None:
+    fake.push(CALLS, SUNNY)
+    s = await serve(config(fake.url), ENV)
+    asked = await first_turn(s, stream)
+    reply = await s.stub.Generate(generate_request(**ask(user(QUESTION), asked, *run_tools(asked))))
+    assert text_of(reply) == "Sunny in Paris, rain in Tokyo.", fake.refusals
+    assert reply.summary.finish_reason == gen.FINISH_REASON_STOP
+    sent = fake.bodies[1]["contents"]
+    assert sent[1] == {"role": "model", "parts": [{"text": "Let me check."}, PARIS, TOKYO]}
+    result = {"city": "Paris", "sky": "sunny", "temperature_c": 21}
+    assert sent[2]["parts"][0] == {"functionResponse": {"name": "get_weather", "response": result}}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_a_two_turn_tool_loop_with_conversation_memory(
+    serve: Any, fake: GeminiFake, stream: bool
+) -> None:
+    """The caller sends only its tool results on the second turn: memory replays the question and
+    the calls with their signature (Gemini 3 refuses the turn without it); a third turn too."""
+    fake.push(CALLS, SUNNY, Turn([{"text": "You are welcome."}]))
+    s = await serve(config(fake.url, memory=True), ENV)
+    ids = {"conversation_id": "c1"}
+    asked = await first_turn(s, stream, **ids)
+    reply = await s.stub.Generate(generate_request(**ask(*run_tools(asked), **ids)))
+    assert text_of(reply) == "Sunny in Paris, rain in Tokyo.", fake.refusals
+    assert [c["role"] for c in fake.bodies[1]["contents"]] == ["user", "model", "user"]
+    assert fake.bodies[1]["contents"][1]["parts"] == [{"text": "Let me check."}, PARIS, TOKYO]
+    reply = await s.stub.Generate(generate_request(**ask(user("Thanks!"), **ids)))
+    assert text_of(reply) == "You are welcome.", fake.refusals
+    assert fake.bodies[2]["contents"][1]["parts"] == [{"text": "Let me check."}, PARIS, TOKYO]
+    assert fake.refusals == []
+
+
+async def test_a_signature_gemini_did_not_issue_is_refused_as_gemini_refuses_it(
+    serve: Any, fake: GeminiFake
+) -> None:
+    """The fake's signature check can fail: the caller altered the thinking part it sends back."""
+    fake.push(CALLS)
+    s = await serve(config(fake.url), ENV)
+    asked = await first_turn(s, False)
+    altered = gen.Message()
+    altered.CopyFrom(asked)
+    block = json.loads(altered.content[0].thinking.redacted_data)
+    altered.content[0].thinking.redacted_data = json.dumps({**block, "thoughtSignature": "Zm9yZ2Vk"})
+    request = generate_request(**ask(user(QUESTION), altered, *run_tools(asked)))
+    err = await rpc_error(lambda: s.stub.Generate(request))
+    assert (await rich(err)).reason == "PROVIDER_REJECTED"
+    assert fake.refusals == ["Corrupted thought signature."]
+
+
+async def test_calls_another_provider_made_go_to_gemini_with_its_stand_in(
+    serve: Any, fake: GeminiFake
+) -> None:
+    """A tool loop whose first turn another provider served (a route fell back), or whose calls the
+    application wrote: Gemini 3 would refuse the turn for want of a signature."""
+    fake.push(SUNNY)
+    s = await serve(config(fake.url), ENV)
+    call = gen.ToolCall(id="call_Wq8tD3mYbT5cJv0k", name="get_weather", arguments='{"city": "Paris"}')
+    asked = gen.Message(role=gen.ROLE_ASSISTANT, content=[gen.ContentPart(tool_call=call)])
+    reply = await s.stub.Generate(generate_request(**ask(user(QUESTION), asked, *run_tools(asked))))
+    assert text_of(reply) == "Sunny in Paris, rain in Tokyo.", fake.refusals
+    [part] = fake.bodies[0]["contents"][1]["parts"]
+    assert part["thoughtSignature"] == "skip_thought_signature_validator"
+    assert part["functionCall"]["id"] == "call_Wq8tD3mYbT5cJv0k"
+
+
+@pytest.mark.parametrize(
+    "part",
+    [
+        {"functionCall": {"args": {"city": "Paris"}}},
+        {"functionCall": {"name": "get_weather", "args": "city=Paris"}},
+        {"functionCall": {"name": "get_weather", "args": {"city": "P" * 400_000}}},
+    ],
+    ids=["no-name", "args-not-object", "huge-args"],
+)
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_a_hostile_function_call_is_a_bad_answer(
+    serve: Any, fake: GeminiFake, part: dict[str, Any], stream: bool
+) -> None:
+    fake.push(Turn([part]))
+    s = await serve(config(fake.url), ENV)
+    request = (
+        s.stub.StreamGenerate(stream_request(**ask()))
+        if stream
+        else s.stub.Generate(generate_request(**ask()))
+    )
+    err = await rpc_error(lambda: request)
+    assert err.code() is grpc.StatusCode.UNAVAILABLE  # never INTERNAL: the route may fall back
+    failure = await rich(err)
+    assert failure.reason == "PROVIDERS_UNAVAILABLE" and "(d: PROVIDER_BAD_RESPONSE)" in failure.message
+
+
+async def test_a_capability_override_no_longer_drops_tools(serve: Any, fake: GeminiFake) -> None:
+    fake.push(CALLS)
+    s = await serve(config(fake.url, capabilities={"tools": True}), ENV)
+    await first_turn(s, False)
+    assert fake.bodies[0]["tools"][0]["functionDeclarations"][0]["name"] == "get_weather"
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}},
+    "required": ["city"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize(
+    ("answer", "ok"), [('{"city": "Paris"}', True), ('{"town": "Paris"}', False)], ids=["valid", "invalid"]
+)
+async def test_structured_output_is_asked_for_and_still_checked(
+    serve: Any, fake: GeminiFake, answer: str, ok: bool
+) -> None:
+    fake.push(Turn([{"text": answer}]))
+    s = await serve(config(fake.url), ENV)
+    fmt = gen.ResponseFormat(
+        json_schema=gen.JsonSchemaFormat(name="place", schema=struct(SCHEMA), strict=True)
+    )
+    request = generate_request(messages=[user("Where?")], response_format=fmt, **IDS)
+    if ok:
+        assert text_of(await s.stub.Generate(request)) == answer
+    else:
+        err = await rpc_error(lambda: s.stub.Generate(request))
+        assert (await rich(err)).reason == "SCHEMA_VALIDATION_FAILED"
+    config_sent = fake.bodies[0]["generationConfig"]
+    assert config_sent == {"responseMimeType": "application/json", "responseJsonSchema": SCHEMA}
+
+
+async def test_images_go_inline_or_by_url(serve: Any, fake: GeminiFake) -> None:
+    fake.push(Turn([{"text": "A cat and a dog."}]))
+    s = await serve(config(fake.url), ENV)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(64))
+    content = [
+        gen.ContentPart(image=gen.Image(data=png, mime_type="image/png")),
+        gen.ContentPart(image=gen.Image(url="https://images.example.com/dog.webp")),
+        gen.ContentPart(text="What are these?"),
+    ]
+    reply = await s.stub.Generate(
+        generate_request(messages=[gen.Message(role=gen.ROLE_USER, content=content)], **IDS)
+    )
+    assert text_of(reply) == "A cat and a dog.", fake.refusals
+    inline, by_url, text = fake.bodies[0]["contents"][0]["parts"]
+    assert inline["inlineData"]["mimeType"] == "image/png"
+    assert base64.b64decode(inline["inlineData"]["data"]) == png
+    assert by_url == {
+        "fileData": {"fileUri": "https://images.example.com/dog.webp", "mimeType": "image/webp"}
+    }
+    assert text == {"text": "What are these?"}
+
+
+async def test_a_hostile_answer_is_another_attempt_not_the_callers_failure(
+    serve: Any, fake: GeminiFake
+) -> None:
+    fake.push(Turn([{"functionCall": {"name": "get_weather", "args": [1, 2]}}]), CALLS)
+    raw = config(fake.url)
+    raw["policy"]["routes"]["r"]["retry"] = {"max_attempts": 2}
+    s = await serve(raw, ENV)
+    reply = await s.stub.Generate(generate_request(**ask()))
+    assert [a.outcome for a in reply.summary.attempts] == ["PROVIDER_BAD_RESPONSE", "OK"]
+    assert len(tool_calls(reply.message)) == 2
+
+
+async def test_reasoning_on_a_deployment_that_says_it_reasons(serve: Any, fake: GeminiFake) -> None:
+    """`capabilities: {reasoning: true}` on a Gemini deployment: the budget goes up as its
+    thinkingConfig (it was dropped), thought summaries come back as thinking deltas."""
+    thought = {"text": "The user wants Paris.", "thought": True}
+    fake.push(Turn([thought, {"text": "Sunny."}]))
+    s = await serve(config(fake.url, capabilities={"reasoning": True}), ENV)
+    reasoning = gen.ReasoningConfig(budget_tokens=2048, include_thinking=True)
+    request = stream_request(
+        messages=[user("Paris?")], config=gen.GenerationConfig(reasoning=reasoning), **IDS
+    )
+    events = [e async for e in s.stub.StreamGenerate(request)]
+    deltas = [(e.delta.WhichOneof("kind"), getattr(e.delta, e.delta.WhichOneof("kind"))) for e in events[:-1]]
+    assert deltas == [("thinking", "The user wants Paris."), ("text", "Sunny.")], fake.refusals
+    thinking = fake.bodies[0]["generationConfig"]["thinkingConfig"]
+    assert thinking == {"thinkingBudget": 2048, "includeThoughts": True}
+
+
+async def test_a_hostile_call_is_logged_without_the_models_output(
+    serve: Any, fake: GeminiFake, json_logs: io.StringIO
+) -> None:
+    canary = "CANARYtoolname7f3a"
+    fake.push(Turn([{"functionCall": {"name": canary, "args": canary}}]))
+    s = await serve(config(fake.url), ENV)
+    await rpc_error(lambda: s.stub.Generate(generate_request(**ask())))
+    logs = json_logs.getvalue()
+    assert "a functionCall's args is not an object" in logs  # the operator learns what was wrong
+    assert canary not in logs
+
+
+async def test_a_hostile_call_after_the_first_chunk_interrupts_the_stream(
+    serve: Any, fake: GeminiFake
+) -> None:
+    fake.push(Turn([{"text": "Let me check."}, {"functionCall": {"args": {"city": "Paris"}}}]))
+    s = await serve(config(fake.url), ENV)
+    seen: list[gen.StreamGenerateResponse] = []
+
+    async def read() -> None:
+        async for event in s.stub.StreamGenerate(stream_request(**ask())):
+            seen.append(event)
+
+    err = await rpc_error(read)
+    assert seen[0].delta.text == "Let me check."
+    assert err.code() is grpc.StatusCode.UNAVAILABLE
+    assert (await rich(err)).reason == "STREAM_INTERRUPTED"
