@@ -217,7 +217,7 @@ async def test_open_offers_are_capped_per_user_and_per_tenant_atomically(
 ) -> None:
     """Offers cost the user nothing, so the store holds at most `caps` open ones (OFFERED, not due)
     of an agent per user and per tenant: the count and the write are one step, exact under
-    concurrency; an accepted offer or a lapsed one is no longer open."""
+    concurrency and across sidecars; an accepted offer or a lapsed one is no longer open."""
     store = make()
     caps = OfferCaps(per_user=2, per_tenant=3)
     assert [await store.offer(offer_of("ann", i), caps) for i in range(3)] == [True, True, False]
@@ -229,7 +229,10 @@ async def test_open_offers_are_capped_per_user_and_per_tenant_atomically(
     assert accepted is Accepted.OK  # no longer an open offer: room for one more
     assert await store.offer(offer_of("ann", 3, at=NOW + 1), caps) is True
     lapsed = NOW + 3600  # every offer made at NOW is due (offer_expires_at = NOW + 3600)
-    results = await asyncio.gather(*(store.offer(offer_of(f"u{i}", 0, at=lapsed), caps) for i in range(12)))
+    other = make()  # on Redis a second store on the same keys: another sidecar
+    results = await asyncio.gather(
+        *((store, other)[i % 2].offer(offer_of(f"u{i}", 0, at=lapsed), caps) for i in range(12))
+    )
     assert sum(results) == 2  # ann's offer made at NOW + 1 is still open: 3 in all
     held = [e for e in await store.escalations("acme", "maya") if e.state is State.OFFERED]
     assert len(held) == 5  # ann 1, bob 0 (lapsed, stored until the sweep expires them), ann 3, two u*
