@@ -11,6 +11,11 @@ sweep reads the escalation itself, expires it through the same compare-and-set s
 transition, and repairs what a crashed sidecar left stale (a closed escalation still listed, an
 accepted one missing from `queued:<agent>`).
 
+Open offers are counted in two sorted sets of the tenant's slot per agent, `oo:<agent>` and
+`oo:<agent>:<user>`, scored by each offer's expiry: the offer script drops the lapsed ones, checks
+both caps and stores the offer in one step; an offer accepted or closed leaves them with the hints
+above (a sidecar that dies between the two steps leaves it counted until its offer's expiry).
+
 Canonical vectors are one hash per agent (the layer's index byte, then float32); a search reads the
 agent's hash and scores it with numpy, like the semantic cache.
 """
