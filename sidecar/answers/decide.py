@@ -8,7 +8,9 @@
    escalations off, or no user to accept an offer (answers/service.py) -> F (escalations_disabled);
    no escalation left today or this week -> F
    (escalation_limit); outside every availability window -> A or F (creator_unavailable, as
-   `outside_availability` says, with the next window's start); else -> D (offer escalation)
+   `outside_availability` says, with the next window's start); else -> D (offer escalation), unless
+   the user or the tenant already holds as many open offers as the agent allows (the store counts
+   them as it stores the offer: answers/service.py) -> F (offer_limit)
 6. otherwise -> A (high_confidence)
 """
 
@@ -25,6 +27,7 @@ _REFUSALS = {
     "blocked_topic": "this is a topic the creator does not discuss here",
     "escalations_disabled": "this needs the creator personally, and they are not taking questions",
     "escalation_limit": "the creator has taken all the questions they can for now",
+    "offer_limit": "there are already questions waiting to be sent to the creator; please try later",
     "creator_unavailable": "the creator is away right now",
 }
 

@@ -48,6 +48,14 @@ class EscalationLimitError(_FieldError):
     reason = "ESCALATION_LIMIT_REACHED"
 
 
+class EscalationNotAllowedError(_FieldError):
+    """The agent's policy no longer takes this offer's message (a reload took its tier out of
+    `allowed_tiers` or blocked its topic): accepting it is refused, as a new message would be."""
+
+    code = Code.FAILED_PRECONDITION
+    reason = "ESCALATION_NOT_ALLOWED"
+
+
 class AnswerStoreUnavailableError(SidecarError):
     """The answer store (SQLite or Redis) failed or timed out: nothing was changed by this call."""
 

@@ -60,6 +60,11 @@ class Decision:
     alternatives: tuple[str, ...] = ()
     available_from: float = 0.0  # the next availability window, when the creator is away now
 
+    @property
+    def answered_by_policy(self) -> bool:
+        """B, C, D or F: the policy's own text answers the call, no model (nor experiment variant)."""
+        return self.path is not Path.AUTO_ANSWER
+
 
 @dataclass(frozen=True, slots=True)
 class CanonicalAnswer:
@@ -130,6 +135,16 @@ class Escalation:
         """The user accepted the offer: the message went to the creator. An offer never accepted
         (OFFERED, or EXPIRED before it was) holds words the user did not send."""
         return self.queued_at > 0 or self.state not in (State.OFFERED, State.EXPIRED)
+
+    @property
+    def retained_from(self) -> float | None:
+        """When the retention of a closed escalation starts: its closing time; 0 for an offer that
+        expired never accepted (the user sent nothing: it is deleted at the first sweep after, not
+        kept `closed_retention_days`); None while it is open."""
+        closed = self.closed
+        if closed is not None and self.state is State.EXPIRED and not self.sent:
+            return 0.0
+        return closed
 
     @property
     def closed(self) -> float | None:

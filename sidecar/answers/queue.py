@@ -13,10 +13,12 @@ from dataclasses import replace
 from typing import Any
 
 from sidecar.answers.context import EscalationContextWriter
+from sidecar.answers.decide import gate
 from sidecar.answers.errors import (
     RECOVERABLE,
     AgentNotFoundError,
     EscalationLimitError,
+    EscalationNotAllowedError,
     EscalationNotFoundError,
     EscalationStateError,
 )
@@ -71,12 +73,28 @@ class EscalationQueue:
         policy = self.policy(e.agent, FIELD)  # a reload may have removed it; the request names no agent
         if not policy.escalations:  # turned off since the offer (a reload): the creator takes none now
             raise EscalationLimitError(FIELD, "the creator is not taking escalations now")
+        self._allowed(e, policy)
         now = self._a.clock.wall()
         queued = replace(
             e, state=State.QUEUED, queued_at=now, expires_at=now + policy.escalation_expiry_seconds
         )
         await self._a.finished(self._accepted(queued, policy, now))
         return await self._summarized(queued, policy, deadline)
+
+    @staticmethod
+    def _allowed(e: Escalation, policy: AgentPolicy) -> None:
+        """The policy in force still takes the offer's message: a reload since the offer may have
+        taken the user's tier out of `allowed_tiers` or blocked its topic (steps 1 and 2 again; an
+        offer stored before offers kept their tier is not judged by it)."""
+        judged = policy if e.tier else policy.model_copy(update={"allowed_tiers": []})
+        refused = gate(judged, e.question, e.tier)
+        if refused is None:
+            return
+        what = "your plan" if refused.reason == "tier_not_allowed" else "this topic"
+        raise EscalationNotAllowedError(
+            FIELD,
+            f"the creator no longer takes messages from {what} ({refused.reason}): not accepted",
+        )
 
     async def _accepted(self, queued: Escalation, policy: AgentPolicy, now: float) -> None:
         """The store's atomic acceptance, then its report: both even when the user's call is

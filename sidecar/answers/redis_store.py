@@ -11,6 +11,11 @@ sweep reads the escalation itself, expires it through the same compare-and-set s
 transition, and repairs what a crashed sidecar left stale (a closed escalation still listed, an
 accepted one missing from `queued:<agent>`).
 
+Open offers are counted in two sorted sets of the tenant's slot per agent, `oo:<agent>` and
+`oo:<agent>:<user>`, scored by each offer's expiry: the offer script drops the lapsed ones, checks
+both caps and stores the offer in one step; an offer accepted or closed leaves them with the hints
+above (a sidecar that dies between the two steps leaves it counted until its offer's expiry).
+
 Canonical vectors are one hash per agent (the layer's index byte, then float32); a search reads the
 agent's hash and scores it with numpy, like the semantic cache.
 """
@@ -27,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
-from sidecar.answers.store import Accepted, Limits, PathCounts, best, comparable, readable, unit
+from sidecar.answers.store import Accepted, Limits, OfferCaps, PathCounts, best, comparable, readable, unit
 from sidecar.config.answers import LAYERS
 from sidecar.stores.errors import StoreError
 from sidecar.stores.redis import RedisOps
@@ -52,6 +57,19 @@ redis.call('EXPIRE', KEYS[3], 15 * 86400)
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'doc', ARGV[3])
 return 'ok'
 """
+_OFFER = """
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[2]) then return 0 end
+if redis.call('ZCARD', KEYS[3]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[4], 'doc', ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[7])
+redis.call('ZADD', KEYS[3], ARGV[6], ARGV[7])
+redis.call('ZADD', KEYS[4], ARGV[6], ARGV[7])
+redis.call('EXPIRE', KEYS[3], ARGV[8])
+redis.call('EXPIRE', KEYS[4], ARGV[8])
+return 1
+"""
 _REPLACE = """
 if redis.call('HGET', KEYS[1], 'state') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'doc', ARGV[3])
@@ -65,6 +83,7 @@ class RedisAnswerStore:
         self._redis: Any = ops.client  # redis-py's command types do not follow decode_responses
         self._accept = self._redis.register_script(_ACCEPT)
         self._replace = self._redis.register_script(_REPLACE)
+        self._offer = self._redis.register_script(_OFFER)
 
     def _key(self, tenant: str, *parts: str) -> str:
         tag = hashlib.blake2b(tenant.encode(), digest_size=10).hexdigest()
@@ -125,6 +144,27 @@ class RedisAnswerStore:
                 await pipe.execute()
 
         await self._ops.run("set", put)
+
+    async def offer(self, escalation: Escalation, caps: OfferCaps) -> bool:
+        """One script: the open offers of the agent and of the user (sorted sets scored by each
+        offer's expiry, the lapsed ones dropped first), then the offer, its place in the agent's list
+        and in both sets. The expiry hint is written before, as `put`'s, and dropped on a refusal."""
+        e = escalation
+        due = self._shared("due")
+        await self._do("set", lambda: self._redis.zadd(due, {_member(e): e.offer_expires_at}))
+        keys = [
+            self._key(e.tenant, "e", e.id),
+            self._key(e.tenant, "ea", e.agent),
+            self._key(e.tenant, "oo", e.agent),
+            self._key(e.tenant, "oo", e.agent, e.user),
+        ]
+        ttl = int(e.offer_expires_at - e.created_at) + 60  # the sets outlive their newest offer only
+        args: list[Any] = [e.created_at, caps.per_user, caps.per_tenant, e.state.value, e.encode()]
+        args += [e.offer_expires_at, e.id, ttl]
+        if int(await self._do("set", lambda: self._offer(keys=keys, args=args))):
+            return True
+        await self._do("set", lambda: self._redis.zrem(due, _member(e)))
+        return False
 
     async def get(self, tenant: str, escalation_id: str) -> Escalation | None:
         doc = await self._do("get", lambda: self._redis.hget(self._key(tenant, "e", escalation_id), "doc"))
@@ -283,7 +323,7 @@ class RedisAnswerStore:
     async def _index(self, e: Escalation) -> None:
         """The expiry index and the backlog after `e`'s atomic step. A failure here is logged, not
         raised: the step is done, and the next sweep repairs the index."""
-        member, deadline, closed = _member(e), e.deadline, e.closed
+        member, deadline, closed = _member(e), e.deadline, e.retained_from
 
         async def write() -> None:
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -295,6 +335,9 @@ class RedisAnswerStore:
                     pipe.zrem(self._shared("due"), member)
                 else:
                     pipe.zadd(self._shared("due"), {member: deadline})
+                if e.state is not State.OFFERED:  # accepted or closed: no longer an open offer
+                    pipe.zrem(self._key(e.tenant, "oo", e.agent), e.id)
+                    pipe.zrem(self._key(e.tenant, "oo", e.agent, e.user), e.id)
                 if closed is None:  # an answer undone while its canonical answer failed is open again
                     pipe.zrem(self._shared("closed"), member)
                 else:

@@ -24,7 +24,7 @@ from sidecar.answers.model import (
     kept_context,
     new_id,
 )
-from sidecar.answers.store import AnswerStore, Limits
+from sidecar.answers.store import AnswerStore, Limits, OfferCaps
 from sidecar.answers.windows import buckets, next_window
 from sidecar.config.answers import LAYERS, AgentPolicy, AnswersPolicy
 from sidecar.core.clock import Clock, Deadline
@@ -200,7 +200,9 @@ class AnswerService:
             reason=want.reason,
             tier=m.tier,
         )
-        await self.store.put(offer)
+        caps = OfferCaps(policy.max_open_offers_per_user, policy.max_open_offers)
+        if not await self.store.offer(offer, caps):  # offers cost the user nothing: their number is bounded
+            return refuse(policy, "offer_limit", want.signals)
         self.observer.on_transition(m.agent, offer)
         return replace(
             decision,

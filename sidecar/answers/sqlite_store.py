@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 import numpy as np
 
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
-from sidecar.answers.store import Accepted, Limits, PathCounts, best, comparable, readable, unit
+from sidecar.answers.store import Accepted, Limits, OfferCaps, PathCounts, best, comparable, readable, unit
 from sidecar.stores.sqlite import SqliteThread, create_owner_only
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ _INDEXES = """
 CREATE INDEX IF NOT EXISTS escalations_due ON escalations (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS escalations_state ON escalations (state, agent);
 CREATE INDEX IF NOT EXISTS escalations_closed ON escalations (closed_at) WHERE closed_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS escalations_open ON escalations (tenant, agent, state, due_at);
 """
 _BACKFILL_DUE = (  # a file written before due_at existed: the deadline of each open escalation
     "UPDATE escalations SET due_at = CASE state"
@@ -121,14 +122,27 @@ class SqliteAnswerStore:
         return await self._run(select)
 
     async def put(self, escalation: Escalation) -> None:
+        await self._write(_INSERT, _row(escalation))
+
+    async def offer(self, escalation: Escalation, caps: OfferCaps) -> bool:
         e = escalation
-        sql = (
-            "INSERT INTO escalations (id, tenant, agent, state, created_at, doc, due_at, closed_at)"
-            " VALUES (?,?,?,?,?,?,?,?)"
-        )
-        doc = e.encode().decode()
-        row = (e.id, e.tenant, e.agent, e.state.value, e.created_at, doc, e.deadline, e.closed)
-        await self._write(sql, row)
+
+        def offer(conn: sqlite3.Connection) -> bool:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                sql = (
+                    "SELECT json_extract(doc, '$.user') FROM escalations"
+                    " WHERE tenant = ? AND agent = ? AND state = ? AND due_at > ?"
+                )
+                users = [
+                    r[0] for r in conn.execute(sql, (e.tenant, e.agent, State.OFFERED.value, e.created_at))
+                ]
+                if len(users) >= caps.per_tenant or users.count(e.user) >= caps.per_user:
+                    return False
+                conn.execute(_INSERT, _row(e))
+                return True
+
+        return await self._run(offer)
 
     async def get(self, tenant: str, escalation_id: str) -> Escalation | None:
         def select(conn: sqlite3.Connection) -> Escalation | None:
@@ -285,6 +299,19 @@ def _open(path: str) -> sqlite3.Connection:
     return conn
 
 
+_INSERT = (
+    "INSERT INTO escalations (id, tenant, agent, state, created_at, doc, due_at, closed_at)"
+    " VALUES (?,?,?,?,?,?,?,?)"
+)
+
+
+def _row(e: Escalation) -> tuple[object, ...]:
+    """An escalation's row: `closed_at` is when its retention starts (0 for an offer never accepted
+    that expired: the next retention sweep deletes it)."""
+    doc = e.encode().decode()
+    return (e.id, e.tenant, e.agent, e.state.value, e.created_at, doc, e.deadline, e.retained_from)
+
+
 def _swap(conn: sqlite3.Connection, expect: State, new: Escalation) -> bool:
     """One statement: the state check and the new state, document, deadline and closing time."""
     sql = (
@@ -292,7 +319,7 @@ def _swap(conn: sqlite3.Connection, expect: State, new: Escalation) -> bool:
         " WHERE id = ? AND tenant = ? AND state = ?"
     )
     doc = new.encode().decode()
-    args = (new.state.value, doc, new.deadline, new.closed, new.id, new.tenant, expect.value)
+    args = (new.state.value, doc, new.deadline, new.retained_from, new.id, new.tenant, expect.value)
     return conn.execute(sql, args).rowcount == 1
 
 

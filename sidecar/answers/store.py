@@ -50,6 +50,14 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class OfferCaps:
+    """The most open offers (OFFERED, not yet due) an agent may hold per user and per tenant."""
+
+    per_user: int
+    per_tenant: int
+
+
+@dataclass(frozen=True, slots=True)
 class PathCounts:
     """Messages per path (A..F) and distinct users, for the report."""
 
@@ -76,6 +84,12 @@ class AnswerStore(Protocol):
 
     async def put(self, escalation: Escalation) -> None:
         """Store a new escalation (an offer)."""
+        ...
+
+    async def offer(self, escalation: Escalation, caps: OfferCaps) -> bool:
+        """Store a new offer unless its user, or its tenant, already holds `caps` open offers of the
+        agent (OFFERED and not due at the offer's `created_at`): the count and the write are one
+        atomic step. False (nothing stored) when a cap is reached."""
         ...
 
     async def get(self, tenant: str, escalation_id: str) -> Escalation | None: ...

@@ -100,6 +100,12 @@ class AgentPolicy(ConfigModel):
         default="auto_answer", description="what replaces an escalation offer outside the windows"
     )
     offer_expiry_seconds: float = Field(default=3600.0, gt=0, le=30 * 86_400)
+    max_open_offers_per_user: int = Field(
+        default=3, ge=1, le=1000, description="offers neither accepted nor expired, per user (F offer_limit)"
+    )
+    max_open_offers: int = Field(
+        default=500, ge=1, le=1_000_000, description="offers not yet accepted nor expired, per tenant"
+    )
     escalation_expiry_seconds: float = Field(default=7 * 86_400.0, gt=0, le=365 * 86_400)
     context_messages: int = Field(
         default=6, ge=0, le=50, description="last messages attached to an escalation"

@@ -175,9 +175,13 @@ class Outcome:
             self._experiment = (experiment, variant, overridden)
 
     def answer_decided(self, decision: Decision) -> None:
-        """The answer policy's decision for the call (sidecar/pipeline/answers.py)."""
+        """The answer policy's decision for the call (sidecar/pipeline/answers.py). A call the policy
+        answers itself (B, C, D, F) was served by no experiment variant: its assignment is dropped, so
+        no variant's report counts a call it had no part in (no model, no latency, no cost)."""
         if not self._sealed:
             self._answer = decision
+            if decision.answered_by_policy:
+                self._experiment = ("", "", False)
 
     def first_token(self, at: float) -> None:
         """The first text the caller received (the observe layer sees every chunk)."""

@@ -1,7 +1,8 @@
 """Which variant of an experiment serves a call: sticky per (tenant, user) by a stable hash, or the
 variant the request names (GenerationInput.experiment_variant, or the `experiment_variant`
 metadata label of older callers; for testing). A promoted variant takes every
-call; a stopped experiment sends every call to its control."""
+call; a stopped experiment sends every call to its control, and a request forcing another variant
+then is refused: the operator's stop or promotion holds for every call."""
 
 from __future__ import annotations
 
@@ -41,14 +42,19 @@ def assign(
 ) -> Assignment:
     """The caller's variant; an override naming no variant of the experiment is INVALID_ARGUMENT.
     `requested`: the request's experiment_variant ("" = none)."""
-    chosen = _override(exp, requested, metadata)
+    fixed = _fixed(exp)
+    chosen = _override(name, exp, fixed, requested, metadata)
     if chosen is not None:
         return Assignment(name, chosen, exp.variants[chosen], overridden=True)
-    chosen = _fixed(exp) or _weighted(exp, bucket(name, tenant, user))
+    chosen = fixed or _weighted(exp, bucket(name, tenant, user))
     return Assignment(name, chosen, exp.variants[chosen])
 
 
-def _override(exp: ExperimentConfig, requested: str, metadata: Mapping[str, str]) -> str | None:
+def _override(
+    name: str, exp: ExperimentConfig, fixed: str | None, requested: str, metadata: Mapping[str, str]
+) -> str | None:
+    """The variant the request names, if any; INVALID_ARGUMENT naming the field it came in when the
+    experiment has no such variant, or is stopped or promoted and serves every call another one."""
     field, named = REQUESTED_FIELD, requested
     if not named:
         field, named = f"metadata[{VARIANT_METADATA_KEY}]", metadata.get(VARIANT_METADATA_KEY, "")
@@ -56,6 +62,13 @@ def _override(exp: ExperimentConfig, requested: str, metadata: Mapping[str, str]
             return None
     if named not in exp.variants:
         raise InvalidRequestError([FieldViolation(field, f"one of {', '.join(exp.variants)}")])
+    if fixed is not None and named != fixed:
+        why = (
+            f"promoted {fixed!r}"
+            if exp.promoted is not None
+            else f"stopped: every call gets its control {fixed!r}"
+        )
+        raise InvalidRequestError([FieldViolation(field, f"experiment {name!r} is {why}; only {fixed!r}")])
     return named
 
 

@@ -229,3 +229,27 @@ async def test_a_reload_says_which_changes_only_a_restart_applies(
         await running.sidecar.reload(changed, source="test")
     [said] = [r for r in caplog.records if "restart to apply" in r.getMessage()]
     assert said.sections == "settings.log_level, policy.default_route"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("exp", "fixed", "other"), [({"status": "stopped"}, "a", "b"), ({"promoted": "b"}, "b", "a")]
+)
+async def test_a_stopped_or_promoted_experiment_refuses_a_forced_other_variant(
+    serve: Serve, exp: dict[str, Any], fixed: str, other: str
+) -> None:
+    """The operator's stop (or promotion) holds for every call: a request forcing another variant is
+    INVALID_ARGUMENT naming the field it used, and nothing is served by that variant."""
+    running = await serve(config(**exp))
+    typed = generate_request(
+        messages=[user("hi")], tenant_id="acme", user_id="u0", request_id="t", experiment_variant=other
+    )
+    for req, field in (
+        (typed, "input.experiment_variant"),
+        (request("u0", "m", experiment_variant=other), "metadata[experiment_variant]"),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as bad:
+            await running.stub.Generate(req, timeout=10)
+        assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert field in (bad.value.details() or "")
+    same = await running.stub.Generate(request("u0", "same", experiment_variant=fixed), timeout=10)
+    assert (same.summary.experiment_variant, same.summary.experiment_variant_overridden) == (fixed, True)

@@ -13,7 +13,7 @@ from sidecar._gen.orchestrator.v1 import answers_pb2 as ans
 from sidecar._gen.orchestrator.v1 import escalation_pb2 as esc
 from sidecar.core.clock import FakeClock
 from tests.conftest import user
-from tests.integration.answers.conftest import bearer
+from tests.integration.answers.conftest import TOKENS, answers_config, bearer
 from tests.integration.helpers import rich
 from tests.support.api import generate_request, stream_request, text_of
 
@@ -184,15 +184,17 @@ async def test_offers_and_queued_escalations_expire_on_the_clock(s: Any, clock: 
     lapsed = await offered(s, who="ann")
     waiting = await offered(s, who="bob")
     await accept(s, waiting, who="bob")
-    clock.advance(601)  # the offer expiry is 600 s
+    from tests.integration.answers.test_sweeper import swept
+
+    await swept(s, clock, 601)  # the offer expiry is 600 s: the sweep expires the offer and deletes it
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await accept(s, lapsed, who="ann")
-    assert (await rich(err.value)).reason == "ESCALATION_WRONG_STATE"
+    assert (await rich(err.value)).reason == "ESCALATION_NOT_FOUND"  # never accepted: not kept
     assert [e.id for e in await pending(s)] == [waiting]
     clock.advance(3600)  # the queued expiry is 3600 s
     assert await pending(s) == []
     gone = await pending(s, states=[esc.ESCALATION_STATE_EXPIRED])
-    assert sorted(e.id for e in gone) == sorted([lapsed, waiting])
+    assert [e.id for e in gone] == [waiting]  # the user sent it: kept for the retention
     registry = s.sidecar.deps.telemetry.metrics.registry
     for state in ("expired_offer", "expired_queued"):
         labels = {"agent": "maya", "state": state}
@@ -290,8 +292,8 @@ async def test_the_creator_never_reads_an_offer_the_user_did_not_accept(s: Any, 
     from tests.integration.answers.test_sweeper import swept
 
     await swept(s, clock, 900)  # the offers lapse (600 s here); the queued one stays queued (3600 s)
-    expired = await pending(s, states=[esc.ESCALATION_STATE_EXPIRED])
-    assert {e.id for e in expired} == {kept, lapsed} and all(not e.question for e in expired)
+    assert await pending(s, states=[esc.ESCALATION_STATE_EXPIRED]) == []  # deleted as they expire
+    assert [e.id for e in await pending(s, states=states)] == [sent]
 
 
 async def test_an_offer_keeps_a_bounded_question_and_context(s: Any) -> None:
@@ -351,3 +353,30 @@ async def test_working_through_the_queue_page_by_page_skips_nothing(s: Any, cloc
         req.page_token = page.next_page_token
     assert seen == ids
     assert await pending(s) == []
+
+
+async def test_open_offers_are_bounded_per_user_and_per_tenant(
+    serve: Any, clock: FakeClock, store: dict[str, Any]
+) -> None:
+    """Offers cost the user nothing (paths B-F come before the quota), and each was stored: one
+    caller could make thousands and fill the store, every list and report reading them all. Past
+    `max_open_offers_per_user`, or the tenant's `max_open_offers`, a message that would be offered
+    is refused (F offer_limit) and nothing is stored; an accepted or lapsed offer frees its place."""
+    raw = answers_config(store, max_open_offers_per_user=2, max_open_offers=3, escalations_per_day=None)
+    raw["policy"]["answers"]["agents"]["maya"]["escalations_per_week"] = None
+    s = await serve(raw, environ=TOKENS, clock=clock)
+    first = [await offered(s, who="ann", conversation=f"c{i}") for i in range(2)]
+    refused = (await ask(s, NOVEL, who="ann", conversation="c9")).summary.answer_decision
+    assert (refused.path, refused.reason, refused.escalation_id) == (
+        ans.ANSWER_PATH_REFUSE,
+        "offer_limit",
+        "",
+    )
+    await offered(s, who="bob")
+    assert (await ask(s, NOVEL, who="cat")).summary.answer_decision.reason == "offer_limit"  # the tenant's 3
+    await accept(s, first[0], who="ann")  # accepted: no longer an open offer
+    await offered(s, who="cat")
+    listed = await pending(s, states=[esc.ESCALATION_STATE_OFFERED, esc.ESCALATION_STATE_QUEUED])
+    assert len(listed) == 4  # three open offers and the accepted one: nothing else was stored
+    clock.advance(601)  # the offers lapse (600 s): room again
+    assert [await offered(s, who=who) for who in ("ann", "ann", "dan")]

@@ -200,3 +200,35 @@ async def test_an_offer_accepted_after_a_reload_turned_escalations_off_is_refuse
     assert [e.id for e in listed.escalations] == [offer]  # still an offer: refused, nothing changed
     assert await reload(s, tmp_path, answers_config(sqlite(tmp_path))) == []
     assert (await accept(s, offer, who="bob")).escalation.state == esc.ESCALATION_STATE_QUEUED
+
+
+@pytest.mark.parametrize(
+    ("tightened", "why"),
+    [({"allowed_tiers": ["enterprise"]}, "tier"), ({"blocked_topics": ["politics", "khachapuri"]}, "topic")],
+)
+async def test_an_offer_accepted_after_a_reload_tightened_tiers_or_topics_is_refused(
+    serve: Any, tmp_path: Path, tightened: dict[str, Any], why: str
+) -> None:
+    """A creator who takes a tier out of `allowed_tiers` or blocks a topic (a reload) gets no such
+    message in the queue: an offer made before, accepted after, is refused as a new message would
+    be (F), and stays an offer, acceptable again if the policy is loosened."""
+    s = await serve(answers_config(sqlite(tmp_path)), environ=TOKENS)
+    offer = await offered(s, who="bob")
+    assert await reload(s, tmp_path, answers_config(sqlite(tmp_path), **tightened)) == []
+    assert (await ask(s, NOVEL, who="bob")).summary.answer_decision.path == ans.ANSWER_PATH_REFUSE
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await accept(s, offer, who="bob")
+    refused = await rich(err.value)
+    assert (refused.code, refused.reason, refused.fields) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "ESCALATION_NOT_ALLOWED",
+        ["escalation_id"],
+    )
+    assert why in (err.value.details() or "")
+    listed = await s.stub.ListEscalations(
+        esc.ListEscalationsRequest(tenant_id="acme", agent_id="maya", states=[esc.ESCALATION_STATE_OFFERED]),
+        metadata=bearer("MAYA"),
+    )
+    assert [e.id for e in listed.escalations] == [offer]  # still an offer: refused, nothing changed
+    assert await reload(s, tmp_path, answers_config(sqlite(tmp_path))) == []
+    assert (await accept(s, offer, who="bob")).escalation.state == esc.ESCALATION_STATE_QUEUED

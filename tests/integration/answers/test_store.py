@@ -18,7 +18,7 @@ from sidecar.answers.errors import EmbeddingModelError
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
 from sidecar.answers.redis_store import RedisAnswerStore
 from sidecar.answers.sqlite_store import SqliteAnswerStore
-from sidecar.answers.store import Accepted, AnswerStore, Limits
+from sidecar.answers.store import Accepted, AnswerStore, Limits, OfferCaps
 from sidecar.stores.redis import RedisEndpoint, RedisOps
 
 pytestmark = pytest.mark.integration
@@ -206,3 +206,33 @@ async def test_an_answer_added_while_the_agent_loads_is_found(make: Callable[[],
     found = await store.nearest("acme", "maya", ("public",), vec(0, 1, 0))
     assert found is not None and found[0].id == "c-new" and found[1] == pytest.approx(1.0, abs=1e-5)
     assert sorted(c.id for c in await store.canonical("acme", "maya")) == ["c-new", "c-old"]
+
+
+def offer_of(user: str, n: int, tenant: str = "acme", at: float = NOW) -> Escalation:
+    return replace(offer(f"esc_{tenant}_{user}_{n}", tenant=tenant, at=at), user=user)
+
+
+async def test_open_offers_are_capped_per_user_and_per_tenant_atomically(
+    make: Callable[[], AnswerStore],
+) -> None:
+    """Offers cost the user nothing, so the store holds at most `caps` open ones (OFFERED, not due)
+    of an agent per user and per tenant: the count and the write are one step, exact under
+    concurrency and across sidecars; an accepted offer or a lapsed one is no longer open."""
+    store = make()
+    caps = OfferCaps(per_user=2, per_tenant=3)
+    assert [await store.offer(offer_of("ann", i), caps) for i in range(3)] == [True, True, False]
+    assert await store.get("acme", "esc_acme_ann_2") is None  # refused: nothing stored
+    assert await store.offer(offer_of("bob", 0), caps) is True
+    assert await store.offer(offer_of("cat", 0), caps) is False  # the tenant's 3 are held
+    assert await store.offer(offer_of("cat", 0, tenant="other"), caps) is True  # per tenant
+    accepted = await store.accept(State.OFFERED, queued(offer_of("ann", 0)), LIMITS)
+    assert accepted is Accepted.OK  # no longer an open offer: room for one more
+    assert await store.offer(offer_of("ann", 3, at=NOW + 1), caps) is True
+    lapsed = NOW + 3600  # every offer made at NOW is due (offer_expires_at = NOW + 3600)
+    other = make()  # on Redis a second store on the same keys: another sidecar
+    results = await asyncio.gather(
+        *((store, other)[i % 2].offer(offer_of(f"u{i}", 0, at=lapsed), caps) for i in range(12))
+    )
+    assert sum(results) == 2  # ann's offer made at NOW + 1 is still open: 3 in all
+    held = [e for e in await store.escalations("acme", "maya") if e.state is State.OFFERED]
+    assert len(held) == 5  # ann 1, bob 0 (lapsed, stored until the sweep expires them), ann 3, two u*

@@ -106,8 +106,7 @@ async def test_the_sweep_expires_what_is_due_across_tenants_without_a_read(
         assert seen.expired() == ["esc_due_acme_1", "esc_due_globex"]
         assert [e.queued_at for e in seen.moved] == [0.0, 0.0]  # offers: counted as expired_offer
         assert seen.backlog == {"leo": 0, "maya": 1}
-        gone = await store.get("globex", "esc_due_globex")
-        assert gone is not None and gone.state is State.EXPIRED and gone.closed_at == clock.wall()
+        assert await store.get("globex", "esc_due_globex") is None  # never accepted: deleted as it expires
         await sweep_at(clock, seen, NOW + 3600 + INTERVAL)  # nothing more is due: nothing counted twice
         assert len(seen.moved) == 2
         await sweep_at(
@@ -240,8 +239,11 @@ async def test_closed_escalations_are_deleted_after_the_retention_and_open_ones_
     closed, at the sweep, at most a batch at a time; open ones stay whatever their age."""
     store, clock, seen = make(), FakeClock(), Seen()
     at(clock, NOW)
-    for i in range(3):  # expire at NOW + 3600 (their offers' deadline)
-        await store.put(offer(f"esc_old_{i}"))
+    for i in range(3):  # accepted, then not answered in time: expire at NOW + 3600
+        sent = offer(f"esc_old_{i}")
+        await store.put(sent)
+        late = replace(queued(sent), expires_at=NOW + 3600)
+        assert await store.accept(State.OFFERED, late, NO_LIMITS) is Accepted.OK
     waiting = offer("esc_waiting")
     await store.put(waiting)
     long_wait = replace(queued(waiting), expires_at=NOW + 400 * DAY)  # open for 400 days
@@ -253,7 +255,7 @@ async def test_closed_escalations_are_deleted_after_the_retention_and_open_ones_
     assert await store.replace(State.QUEUED, done)
     s = sweeper(store, clock, seen, batch=2)
     at(clock, NOW + 3600)
-    assert [await s.sweep(), await s.sweep()] == [2, 1]  # the offers expire; nothing is old enough to go
+    assert [await s.sweep(), await s.sweep()] == [2, 1]  # they expire; nothing is old enough to go
     assert len(await store.escalations("acme", "maya")) == 4
     at(clock, NOW + 3600 + 30 * DAY - 1)
     await s.sweep()
@@ -335,8 +337,8 @@ async def test_the_served_sidecar_sweeps_and_the_metrics_move_without_a_read(
     assert sample("sidecar_answer_queue_backlog") == 0.0
     assert sample("sidecar_answer_escalations_total", state="expired_queued") == 1.0
     store = s.sidecar.deps.answers.store
-    for escalation_id in (waiting, lapsing):
-        assert (await store.get("acme", escalation_id)).state is State.EXPIRED
+    assert (await store.get("acme", waiting)).state is State.EXPIRED  # type: ignore[union-attr]
+    assert await store.get("acme", lapsing) is None  # never accepted: deleted as it expired
     canonical = len(await store.canonical("acme", "maya"))
     with pytest.raises(grpc.aio.AioRpcError) as err:  # the creator answers after the sweep: refused
         await answer(s, waiting, "Too late?")
@@ -368,6 +370,8 @@ async def test_a_record_this_sidecar_cannot_read_does_not_stop_expiry(
     odd, due = offer("esc_unreadable1", at=NOW - 10), offer("esc_readable01")
     await store.put(odd)
     await store.put(due)
+    late = replace(queued(due), expires_at=NOW + 3600)  # accepted: kept when it expires
+    assert await store.accept(State.OFFERED, late, NO_LIMITS) is Accepted.OK
     await _from_a_newer_sidecar(store, odd)
     s = sweeper(store, clock, seen)
     s.start()
@@ -401,3 +405,31 @@ async def test_a_sweep_failing_in_an_unforeseen_way_is_counted_and_the_next_one_
         assert seen.expired() == ["esc_raising_01"]
     finally:
         await s.stop()
+
+
+async def test_an_offer_never_accepted_is_deleted_by_the_sweep_that_expires_it(
+    make: Callable[[], AnswerStore],  # noqa: F811
+) -> None:
+    """Offers cost the user nothing: an offer that lapsed unaccepted was kept `closed_retention_days`
+    (30) like a creator's answered escalation, and every list and report read it. It holds nothing
+    the user sent, so the sweep that expires it (counted as expired_offer) deletes it; an escalation
+    the user sent stays its retention. One read before the sweep still says it expired."""
+    store, clock, seen = make(), FakeClock(), Seen()
+    lapsed = [offer(f"esc_lapsed_{i}") for i in range(3)]
+    for e in lapsed:
+        await store.put(e)
+    sent = offer("esc_sent")
+    await store.put(sent)
+    late = replace(queued(sent), expires_at=NOW + 3600)
+    assert await store.accept(State.OFFERED, late, NO_LIMITS) is Accepted.OK
+    s = sweeper(store, clock, seen)
+    at(clock, NOW + 3600)
+    read = lapsed[0].expired(clock.wall())  # expired on a read (an acceptance) before the sweep
+    assert await store.replace(State.OFFERED, read)
+    assert (await store.get("acme", read.id)).state is State.EXPIRED  # type: ignore[union-attr]
+    assert await s.sweep() == 3  # two offers and the queued one; the third offer was expired on read
+    assert [e.id for e in await store.escalations("acme", "maya")] == ["esc_sent"]
+    assert (await store.get("acme", "esc_sent")).state is State.EXPIRED  # type: ignore[union-attr]
+    at(clock, NOW + 3600 + 31 * DAY)
+    await s.sweep()
+    assert await store.escalations("acme", "maya") == []

@@ -109,3 +109,15 @@ async def test_a_hedged_call_counts_its_upstream_time_once() -> None:
     assert sorted(a.outcome for a in call.record.attempts) == ["HEDGE_LOST", "OK"]
     assert clock.monotonic() - call.record.started_at == pytest.approx(2.0)
     assert call.record.upstream_seconds == pytest.approx(2.0)
+
+
+def test_a_call_the_answer_policy_answers_itself_has_no_experiment_variant() -> None:
+    from sidecar.answers.model import Decision, Path
+
+    for path, kept in [(Path.AUTO_ANSWER, True), *((p, False) for p in Path if p is not Path.AUTO_ANSWER)]:
+        o = Outcome(started_at=0.0)
+        o.experiment_assigned("tone", "b", overridden=True)
+        o.answer_decided(Decision(path, "why"))
+        assert (o.experiment, o.variant, o.variant_overridden) == (
+            ("tone", "b", True) if kept else ("", "", False)
+        )

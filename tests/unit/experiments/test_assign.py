@@ -59,3 +59,20 @@ def test_config_rejects_unknown_control_and_zero_weights() -> None:
         exp(control="zzz")
     with pytest.raises(ValueError):
         exp(variants={"a": {"weight": 0}, "b": {"weight": 0}})
+
+
+@pytest.mark.parametrize(
+    ("kw", "fixed", "other"), [({"status": "stopped"}, "a", "b"), ({"promoted": "b"}, "b", "a")]
+)
+def test_a_stopped_or_promoted_experiment_refuses_forcing_another_variant(
+    kw: dict[str, object], fixed: str, other: str
+) -> None:
+    e = exp(**kw)
+    with pytest.raises(InvalidRequestError) as typed:
+        assign("tone", e, tenant="t", user="u", metadata={}, requested=other)
+    assert typed.value.violations[0].field == "input.experiment_variant"
+    with pytest.raises(InvalidRequestError) as label:
+        assign("tone", e, tenant="t", user="u", metadata={"experiment_variant": other})
+    assert label.value.violations[0].field == "metadata[experiment_variant]"
+    same = assign("tone", e, tenant="t", user="u", metadata={}, requested=fixed)
+    assert (same.variant, same.overridden) == (fixed, True)

@@ -179,7 +179,8 @@ type AnswerDecision struct {
 	// The path taken.
 	Path AnswerPath `protobuf:"varint,1,opt,name=path,proto3,enum=orchestrator.v1.AnswerPath" json:"path,omitempty"`
 	// Why: high_confidence, vague, canonical_match, novel, complex, tier_not_allowed, blocked_topic,
-	// escalations_disabled, escalation_limit, creator_unavailable or signals_unavailable.
+	// escalations_disabled, escalation_limit, offer_limit (the user or the tenant holds as many open
+	// offers as the agent allows), creator_unavailable or signals_unavailable.
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// The signals (zero for a refusal made before measuring: tier or topic).
 	Signals *AnswerSignals `protobuf:"bytes,3,opt,name=signals,proto3" json:"signals,omitempty"`

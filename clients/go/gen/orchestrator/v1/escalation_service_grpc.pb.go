@@ -39,7 +39,9 @@ type EscalationServiceClient interface {
 	//
 	// Reasons: INVALID_REQUEST, ESCALATION_NOT_FOUND (NOT_FOUND: no such offer to this user),
 	// ESCALATION_WRONG_STATE (FAILED_PRECONDITION: accepted before, expired), ESCALATION_LIMIT_REACHED
-	// (RESOURCE_EXHAUSTED: the agent's day or week limit).
+	// (RESOURCE_EXHAUSTED: the agent's day or week limit, or its escalations turned off since the
+	// offer), ESCALATION_NOT_ALLOWED (FAILED_PRECONDITION: since the offer, the policy stopped
+	// allowing the user's tier or blocked the question's topic; the offer stays an offer).
 	AcceptEscalation(ctx context.Context, in *AcceptEscalationRequest, opts ...grpc.CallOption) (*AcceptEscalationResponse, error)
 	// Lists an agent's escalations (QUEUED ones unless states says otherwise), oldest first.
 	//
@@ -131,7 +133,9 @@ type EscalationServiceServer interface {
 	//
 	// Reasons: INVALID_REQUEST, ESCALATION_NOT_FOUND (NOT_FOUND: no such offer to this user),
 	// ESCALATION_WRONG_STATE (FAILED_PRECONDITION: accepted before, expired), ESCALATION_LIMIT_REACHED
-	// (RESOURCE_EXHAUSTED: the agent's day or week limit).
+	// (RESOURCE_EXHAUSTED: the agent's day or week limit, or its escalations turned off since the
+	// offer), ESCALATION_NOT_ALLOWED (FAILED_PRECONDITION: since the offer, the policy stopped
+	// allowing the user's tier or blocked the question's topic; the offer stays an offer).
 	AcceptEscalation(context.Context, *AcceptEscalationRequest) (*AcceptEscalationResponse, error)
 	// Lists an agent's escalations (QUEUED ones unless states says otherwise), oldest first.
 	//

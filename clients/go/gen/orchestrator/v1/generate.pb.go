@@ -1330,11 +1330,15 @@ type GenerationInput struct {
 	// `input.priority`; an unknown value is INVALID_REQUEST naming `input.priority`.
 	Priority Priority `protobuf:"varint,17,opt,name=priority,proto3,enum=orchestrator.v1.Priority" json:"priority,omitempty"`
 	// For testing: the experiment variant to serve this call, instead of the caller's sticky one
-	// (the route must hold an experiment with that variant). Empty takes the
+	// (the route must hold an experiment with that variant; a stopped or promoted experiment accepts
+	// only the variant it gives every call: its control, or the promoted one). Empty takes the
 	// `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-	// usage record show the assignment as overridden.
-	// Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
-	// different variant in the metadata label).
+	// usage record show the assignment as overridden, and no experiment report counts the call
+	// (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+	// calls are not a random sample, so test traffic does not move an experiment's verdict.
+	// Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, a
+	// different variant in the metadata label, or another variant than a stopped or promoted
+	// experiment gives every call).
 	ExperimentVariant string `protobuf:"bytes,18,opt,name=experiment_variant,json=experimentVariant,proto3" json:"experiment_variant,omitempty"`
 	// The caller's relationship layer with the agent, for its answer policy: "public" (empty),
 	// "friends" or "intimate". Canonical answers of this layer and those before it may be served.

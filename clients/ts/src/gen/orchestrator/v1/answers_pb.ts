@@ -78,7 +78,8 @@ export type AnswerDecision = Message<"orchestrator.v1.AnswerDecision"> & {
 
   /**
    * Why: high_confidence, vague, canonical_match, novel, complex, tier_not_allowed, blocked_topic,
-   * escalations_disabled, escalation_limit, creator_unavailable or signals_unavailable.
+   * escalations_disabled, escalation_limit, offer_limit (the user or the tenant holds as many open
+   * offers as the agent allows), creator_unavailable or signals_unavailable.
    *
    * @generated from field: string reason = 2;
    */

@@ -694,11 +694,15 @@ export type GenerationInput = Message$1<"orchestrator.v1.GenerationInput"> & {
 
   /**
    * For testing: the experiment variant to serve this call, instead of the caller's sticky one
-   * (the route must hold an experiment with that variant). Empty takes the
+   * (the route must hold an experiment with that variant; a stopped or promoted experiment accepts
+   * only the variant it gives every call: its control, or the promoted one). Empty takes the
    * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-   * usage record show the assignment as overridden.
-   * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
-   * different variant in the metadata label).
+   * usage record show the assignment as overridden, and no experiment report counts the call
+   * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+   * calls are not a random sample, so test traffic does not move an experiment's verdict.
+   * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, a
+   * different variant in the metadata label, or another variant than a stopped or promoted
+   * experiment gives every call).
    *
    * @generated from field: string experiment_variant = 18;
    */

@@ -91,7 +91,8 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * Why: high_confidence, vague, canonical_match, novel, complex, tier_not_allowed, blocked_topic,
-   * escalations_disabled, escalation_limit, creator_unavailable or signals_unavailable.
+   * escalations_disabled, escalation_limit, offer_limit (the user or the tenant holds as many open
+   * offers as the agent allows), creator_unavailable or signals_unavailable.
    * </pre>
    *
    * <code>string reason = 2 [json_name = "reason"];</code>
@@ -113,7 +114,8 @@ private static final long serialVersionUID = 0L;
   /**
    * <pre>
    * Why: high_confidence, vague, canonical_match, novel, complex, tier_not_allowed, blocked_topic,
-   * escalations_disabled, escalation_limit, creator_unavailable or signals_unavailable.
+   * escalations_disabled, escalation_limit, offer_limit (the user or the tenant holds as many open
+   * offers as the agent allows), creator_unavailable or signals_unavailable.
    * </pre>
    *
    * <code>string reason = 2 [json_name = "reason"];</code>
@@ -1000,7 +1002,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Why: high_confidence, vague, canonical_match, novel, complex, tier_not_allowed, blocked_topic,
-     * escalations_disabled, escalation_limit, creator_unavailable or signals_unavailable.
+     * escalations_disabled, escalation_limit, offer_limit (the user or the tenant holds as many open
+     * offers as the agent allows), creator_unavailable or signals_unavailable.
      * </pre>
      *
      * <code>string reason = 2 [json_name = "reason"];</code>
@@ -1021,7 +1024,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Why: high_confidence, vague, canonical_match, novel, complex, tier_not_allowed, blocked_topic,
-     * escalations_disabled, escalation_limit, creator_unavailable or signals_unavailable.
+     * escalations_disabled, escalation_limit, offer_limit (the user or the tenant holds as many open
+     * offers as the agent allows), creator_unavailable or signals_unavailable.
      * </pre>
      *
      * <code>string reason = 2 [json_name = "reason"];</code>
@@ -1043,7 +1047,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Why: high_confidence, vague, canonical_match, novel, complex, tier_not_allowed, blocked_topic,
-     * escalations_disabled, escalation_limit, creator_unavailable or signals_unavailable.
+     * escalations_disabled, escalation_limit, offer_limit (the user or the tenant holds as many open
+     * offers as the agent allows), creator_unavailable or signals_unavailable.
      * </pre>
      *
      * <code>string reason = 2 [json_name = "reason"];</code>
@@ -1061,7 +1066,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Why: high_confidence, vague, canonical_match, novel, complex, tier_not_allowed, blocked_topic,
-     * escalations_disabled, escalation_limit, creator_unavailable or signals_unavailable.
+     * escalations_disabled, escalation_limit, offer_limit (the user or the tenant holds as many open
+     * offers as the agent allows), creator_unavailable or signals_unavailable.
      * </pre>
      *
      * <code>string reason = 2 [json_name = "reason"];</code>
@@ -1076,7 +1082,8 @@ private static final long serialVersionUID = 0L;
     /**
      * <pre>
      * Why: high_confidence, vague, canonical_match, novel, complex, tier_not_allowed, blocked_topic,
-     * escalations_disabled, escalation_limit, creator_unavailable or signals_unavailable.
+     * escalations_disabled, escalation_limit, offer_limit (the user or the tenant holds as many open
+     * offers as the agent allows), creator_unavailable or signals_unavailable.
      * </pre>
      *
      * <code>string reason = 2 [json_name = "reason"];</code>

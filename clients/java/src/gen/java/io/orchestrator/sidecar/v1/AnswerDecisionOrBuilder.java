@@ -32,7 +32,8 @@ public interface AnswerDecisionOrBuilder extends
   /**
    * <pre>
    * Why: high_confidence, vague, canonical_match, novel, complex, tier_not_allowed, blocked_topic,
-   * escalations_disabled, escalation_limit, creator_unavailable or signals_unavailable.
+   * escalations_disabled, escalation_limit, offer_limit (the user or the tenant holds as many open
+   * offers as the agent allows), creator_unavailable or signals_unavailable.
    * </pre>
    *
    * <code>string reason = 2 [json_name = "reason"];</code>
@@ -42,7 +43,8 @@ public interface AnswerDecisionOrBuilder extends
   /**
    * <pre>
    * Why: high_confidence, vague, canonical_match, novel, complex, tier_not_allowed, blocked_topic,
-   * escalations_disabled, escalation_limit, creator_unavailable or signals_unavailable.
+   * escalations_disabled, escalation_limit, offer_limit (the user or the tenant holds as many open
+   * offers as the agent allows), creator_unavailable or signals_unavailable.
    * </pre>
    *
    * <code>string reason = 2 [json_name = "reason"];</code>

@@ -247,7 +247,9 @@ public final class EscalationServiceGrpc {
      * Accepts an offer (AnswerDecision.escalation_id): the message is queued for the creator.
      * Reasons: INVALID_REQUEST, ESCALATION_NOT_FOUND (NOT_FOUND: no such offer to this user),
      * ESCALATION_WRONG_STATE (FAILED_PRECONDITION: accepted before, expired), ESCALATION_LIMIT_REACHED
-     * (RESOURCE_EXHAUSTED: the agent's day or week limit).
+     * (RESOURCE_EXHAUSTED: the agent's day or week limit, or its escalations turned off since the
+     * offer), ESCALATION_NOT_ALLOWED (FAILED_PRECONDITION: since the offer, the policy stopped
+     * allowing the user's tier or blocked the question's topic; the offer stays an offer).
      * </pre>
      */
     default void acceptEscalation(io.orchestrator.sidecar.v1.AcceptEscalationRequest request,
@@ -345,7 +347,9 @@ public final class EscalationServiceGrpc {
      * Accepts an offer (AnswerDecision.escalation_id): the message is queued for the creator.
      * Reasons: INVALID_REQUEST, ESCALATION_NOT_FOUND (NOT_FOUND: no such offer to this user),
      * ESCALATION_WRONG_STATE (FAILED_PRECONDITION: accepted before, expired), ESCALATION_LIMIT_REACHED
-     * (RESOURCE_EXHAUSTED: the agent's day or week limit).
+     * (RESOURCE_EXHAUSTED: the agent's day or week limit, or its escalations turned off since the
+     * offer), ESCALATION_NOT_ALLOWED (FAILED_PRECONDITION: since the offer, the policy stopped
+     * allowing the user's tier or blocked the question's topic; the offer stays an offer).
      * </pre>
      */
     public void acceptEscalation(io.orchestrator.sidecar.v1.AcceptEscalationRequest request,
@@ -431,7 +435,9 @@ public final class EscalationServiceGrpc {
      * Accepts an offer (AnswerDecision.escalation_id): the message is queued for the creator.
      * Reasons: INVALID_REQUEST, ESCALATION_NOT_FOUND (NOT_FOUND: no such offer to this user),
      * ESCALATION_WRONG_STATE (FAILED_PRECONDITION: accepted before, expired), ESCALATION_LIMIT_REACHED
-     * (RESOURCE_EXHAUSTED: the agent's day or week limit).
+     * (RESOURCE_EXHAUSTED: the agent's day or week limit, or its escalations turned off since the
+     * offer), ESCALATION_NOT_ALLOWED (FAILED_PRECONDITION: since the offer, the policy stopped
+     * allowing the user's tier or blocked the question's topic; the offer stays an offer).
      * </pre>
      */
     public io.orchestrator.sidecar.v1.AcceptEscalationResponse acceptEscalation(io.orchestrator.sidecar.v1.AcceptEscalationRequest request) throws io.grpc.StatusException {
@@ -512,7 +518,9 @@ public final class EscalationServiceGrpc {
      * Accepts an offer (AnswerDecision.escalation_id): the message is queued for the creator.
      * Reasons: INVALID_REQUEST, ESCALATION_NOT_FOUND (NOT_FOUND: no such offer to this user),
      * ESCALATION_WRONG_STATE (FAILED_PRECONDITION: accepted before, expired), ESCALATION_LIMIT_REACHED
-     * (RESOURCE_EXHAUSTED: the agent's day or week limit).
+     * (RESOURCE_EXHAUSTED: the agent's day or week limit, or its escalations turned off since the
+     * offer), ESCALATION_NOT_ALLOWED (FAILED_PRECONDITION: since the offer, the policy stopped
+     * allowing the user's tier or blocked the question's topic; the offer stays an offer).
      * </pre>
      */
     public io.orchestrator.sidecar.v1.AcceptEscalationResponse acceptEscalation(io.orchestrator.sidecar.v1.AcceptEscalationRequest request) {
@@ -593,7 +601,9 @@ public final class EscalationServiceGrpc {
      * Accepts an offer (AnswerDecision.escalation_id): the message is queued for the creator.
      * Reasons: INVALID_REQUEST, ESCALATION_NOT_FOUND (NOT_FOUND: no such offer to this user),
      * ESCALATION_WRONG_STATE (FAILED_PRECONDITION: accepted before, expired), ESCALATION_LIMIT_REACHED
-     * (RESOURCE_EXHAUSTED: the agent's day or week limit).
+     * (RESOURCE_EXHAUSTED: the agent's day or week limit, or its escalations turned off since the
+     * offer), ESCALATION_NOT_ALLOWED (FAILED_PRECONDITION: since the offer, the policy stopped
+     * allowing the user's tier or blocked the question's topic; the offer stays an offer).
      * </pre>
      */
     public com.google.common.util.concurrent.ListenableFuture<io.orchestrator.sidecar.v1.AcceptEscalationResponse> acceptEscalation(

@@ -896,11 +896,15 @@ java.lang.String defaultValue) {
   /**
    * <pre>
    * For testing: the experiment variant to serve this call, instead of the caller's sticky one
-   * (the route must hold an experiment with that variant). Empty takes the
+   * (the route must hold an experiment with that variant; a stopped or promoted experiment accepts
+   * only the variant it gives every call: its control, or the promoted one). Empty takes the
    * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-   * usage record show the assignment as overridden.
-   * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
-   * different variant in the metadata label).
+   * usage record show the assignment as overridden, and no experiment report counts the call
+   * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+   * calls are not a random sample, so test traffic does not move an experiment's verdict.
+   * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, a
+   * different variant in the metadata label, or another variant than a stopped or promoted
+   * experiment gives every call).
    * </pre>
    *
    * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
@@ -922,11 +926,15 @@ java.lang.String defaultValue) {
   /**
    * <pre>
    * For testing: the experiment variant to serve this call, instead of the caller's sticky one
-   * (the route must hold an experiment with that variant). Empty takes the
+   * (the route must hold an experiment with that variant; a stopped or promoted experiment accepts
+   * only the variant it gives every call: its control, or the promoted one). Empty takes the
    * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-   * usage record show the assignment as overridden.
-   * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
-   * different variant in the metadata label).
+   * usage record show the assignment as overridden, and no experiment report counts the call
+   * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+   * calls are not a random sample, so test traffic does not move an experiment's verdict.
+   * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, a
+   * different variant in the metadata label, or another variant than a stopped or promoted
+   * experiment gives every call).
    * </pre>
    *
    * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
@@ -4298,11 +4306,15 @@ java.lang.String defaultValue) {
     /**
      * <pre>
      * For testing: the experiment variant to serve this call, instead of the caller's sticky one
-     * (the route must hold an experiment with that variant). Empty takes the
+     * (the route must hold an experiment with that variant; a stopped or promoted experiment accepts
+     * only the variant it gives every call: its control, or the promoted one). Empty takes the
      * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-     * usage record show the assignment as overridden.
-     * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
-     * different variant in the metadata label).
+     * usage record show the assignment as overridden, and no experiment report counts the call
+     * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+     * calls are not a random sample, so test traffic does not move an experiment's verdict.
+     * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, a
+     * different variant in the metadata label, or another variant than a stopped or promoted
+     * experiment gives every call).
      * </pre>
      *
      * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
@@ -4323,11 +4335,15 @@ java.lang.String defaultValue) {
     /**
      * <pre>
      * For testing: the experiment variant to serve this call, instead of the caller's sticky one
-     * (the route must hold an experiment with that variant). Empty takes the
+     * (the route must hold an experiment with that variant; a stopped or promoted experiment accepts
+     * only the variant it gives every call: its control, or the promoted one). Empty takes the
      * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-     * usage record show the assignment as overridden.
-     * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
-     * different variant in the metadata label).
+     * usage record show the assignment as overridden, and no experiment report counts the call
+     * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+     * calls are not a random sample, so test traffic does not move an experiment's verdict.
+     * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, a
+     * different variant in the metadata label, or another variant than a stopped or promoted
+     * experiment gives every call).
      * </pre>
      *
      * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
@@ -4349,11 +4365,15 @@ java.lang.String defaultValue) {
     /**
      * <pre>
      * For testing: the experiment variant to serve this call, instead of the caller's sticky one
-     * (the route must hold an experiment with that variant). Empty takes the
+     * (the route must hold an experiment with that variant; a stopped or promoted experiment accepts
+     * only the variant it gives every call: its control, or the promoted one). Empty takes the
      * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-     * usage record show the assignment as overridden.
-     * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
-     * different variant in the metadata label).
+     * usage record show the assignment as overridden, and no experiment report counts the call
+     * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+     * calls are not a random sample, so test traffic does not move an experiment's verdict.
+     * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, a
+     * different variant in the metadata label, or another variant than a stopped or promoted
+     * experiment gives every call).
      * </pre>
      *
      * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
@@ -4371,11 +4391,15 @@ java.lang.String defaultValue) {
     /**
      * <pre>
      * For testing: the experiment variant to serve this call, instead of the caller's sticky one
-     * (the route must hold an experiment with that variant). Empty takes the
+     * (the route must hold an experiment with that variant; a stopped or promoted experiment accepts
+     * only the variant it gives every call: its control, or the promoted one). Empty takes the
      * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-     * usage record show the assignment as overridden.
-     * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
-     * different variant in the metadata label).
+     * usage record show the assignment as overridden, and no experiment report counts the call
+     * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+     * calls are not a random sample, so test traffic does not move an experiment's verdict.
+     * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, a
+     * different variant in the metadata label, or another variant than a stopped or promoted
+     * experiment gives every call).
      * </pre>
      *
      * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
@@ -4390,11 +4414,15 @@ java.lang.String defaultValue) {
     /**
      * <pre>
      * For testing: the experiment variant to serve this call, instead of the caller's sticky one
-     * (the route must hold an experiment with that variant). Empty takes the
+     * (the route must hold an experiment with that variant; a stopped or promoted experiment accepts
+     * only the variant it gives every call: its control, or the promoted one). Empty takes the
      * `experiment_variant` metadata label if any, else the sticky assignment. The summary and the
-     * usage record show the assignment as overridden.
-     * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, or a
-     * different variant in the metadata label).
+     * usage record show the assignment as overridden, and no experiment report counts the call
+     * (GetExperimentReport, GetExperimentReportAcrossTenants, `sidecar experiments report`): forced
+     * calls are not a random sample, so test traffic does not move an experiment's verdict.
+     * Reasons: INVALID_REQUEST naming `input.experiment_variant` (malformed, no such variant, a
+     * different variant in the metadata label, or another variant than a stopped or promoted
+     * experiment gives every call).
      * </pre>
      *
      * <code>string experiment_variant = 18 [json_name = "experimentVariant"];</code>
