@@ -12,7 +12,7 @@ schema, forced by `toolChoice.tool` (or `any` beside the call's own tools), and 
 answer (bedrock_answer.py). Only some models take a forced tool choice (Claude, Nova, Mistral
 Large), so a deployment claims json_schema in its `capabilities`. Images go as bytes
 (`source.bytes`, base64 in JSON): Converse does not fetch URLs, so routing keeps a call with an
-https:// image away from Bedrock (the `image_urls` need, providers/base.py `needs`).
+https:// image away from Bedrock (the `image_urls` need, providers/fit.py `needs`).
 """
 
 from __future__ import annotations

@@ -280,3 +280,20 @@ async def test_an_image_over_converses_limit_is_refused_before_anything_is_sent(
     [violation] = err.bad_request.field_violations
     assert violation.field == "input.messages" and violation.description.startswith("image 1 of the prompt")
     assert bedrock.bodies == []
+
+
+async def test_no_capable_deployment_says_what_each_deployment_lacks(
+    serve: Any, bedrock: StrictBedrock
+) -> None:
+    """An https:// image on a route of Bedrock (images, but bytes only) and a deployment without
+    images: the refusal says what each one lacks, not every need of the call for both."""
+    echo = {"provider": "echo", "model": "echo", "capabilities": {"images": False}}
+    s = await serve(config(bedrock.url, second=echo))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(messages=[url_image()], **IDS))
+    err = await rich(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NO_CAPABLE_DEPLOYMENT")
+    assert "b lacks image_urls; second lacks images" in err.message, err.message
+    assert err.info.metadata["missing"] == "b lacks image_urls; second lacks images"
+    assert err.info.metadata["needs"] == "image_urls,images"
+    assert bedrock.bodies == []
