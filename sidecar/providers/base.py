@@ -57,6 +57,10 @@ def parse_answer(parse: Callable[[E], R], data: E) -> R:
         ) from exc
 
 
+# The image formats the edge admits (sidecar/api/content.py), which OpenAI and Anthropic all read.
+IMAGE_FORMATS = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     streaming: bool
@@ -66,6 +70,8 @@ class Capabilities:
     images: bool = False
     reasoning: bool = False
     image_urls: bool = True  # an https:// image is passed on for the upstream to fetch (not Bedrock's)
+    image_formats: frozenset[str] = IMAGE_FORMATS  # the MIME types of the inline images it reads
+    max_image_bytes: int = 0  # one inline image at most (0: the edge's bound is the only one)
 
     @classmethod
     def of(cls, deployment: DeploymentConfig, supports: frozenset[str]) -> Capabilities:

@@ -46,8 +46,14 @@ CONTINUED = "(The conversation continues.)"
 
 
 def capabilities(deployment: DeploymentConfig) -> Capabilities:
-    """Tools and images (as bytes only: never an https:// URL), overridable per deployment."""
-    return dataclasses.replace(Capabilities.of(deployment, SUPPORTS), image_urls=False)
+    """Tools and images (as bytes only: never an https:// URL; Converse's formats, at most 3.75 MB
+    each), overridable per deployment. Routing sends an image Converse cannot take elsewhere."""
+    return dataclasses.replace(
+        Capabilities.of(deployment, SUPPORTS),
+        image_urls=False,
+        image_formats=frozenset(IMAGE_FORMATS),
+        max_image_bytes=MAX_IMAGE_BYTES,
+    )
 
 
 def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:

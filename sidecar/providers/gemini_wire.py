@@ -17,6 +17,7 @@ calls Gemini did not sign gets Gemini's documented stand-in (UNSIGNED) on its fi
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -24,7 +25,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from sidecar.config.schema import DeploymentConfig
 from sidecar.core.types import GenerationParams, Image, Message, Role, ThinkingBlock, ToolChoice
 from sidecar.providers import tool_arguments
-from sidecar.providers.base import ProviderRequest, thinking_budget
+from sidecar.providers.base import Capabilities, ProviderRequest, thinking_budget
 
 _ROLES = {Role.USER: "user", Role.ASSISTANT: "model", Role.TOOL: "user"}
 # The user turn put before a prompt that starts with an assistant message (a trimmed or summarized
@@ -44,11 +45,19 @@ _IMAGE_SUFFIXES = {
     ".heic": "image/heic",
     ".heif": "image/heif",
 }
+# The image formats Gemini reads (no GIF: Gemini refuses it); routing sends a GIF elsewhere.
+IMAGE_FORMATS = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
+SUPPORTS = frozenset({"tools", "json_schema", "images"})
 _SIGNED = '{"gemini":'  # how a Gemini signature block's data starts (see signed_block)
 # What Gemini documents to put on a function call it did not sign (a turn another provider served,
 # calls the application wrote itself): Gemini 3 refuses a function-call turn of the current
 # exchange whose first call has no signature, and skips checking this one.
 UNSIGNED = "skip_thought_signature_validator"
+
+
+def capabilities(deployment: DeploymentConfig) -> Capabilities:
+    """Tools, structured output and images (Gemini's formats), overridable per deployment."""
+    return dataclasses.replace(Capabilities.of(deployment, SUPPORTS), image_formats=IMAGE_FORMATS)
 
 
 def signed_block(signature: str, call_id: str = "") -> ThinkingBlock:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidecar.context.tokenizer import Tokenizers
-from sidecar.core.errors import Code, ContextTooLongError, SidecarError
+from sidecar.core.errors import Code, ContextTooLongError, FieldViolation, SidecarError
 from sidecar.core.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING
 from sidecar.core.types import Call, Target
 from sidecar.providers.base import max_tokens_sent
@@ -119,11 +119,17 @@ def _usable(route: Route, call: Call, need: frozenset[str]) -> list[int]:
         message = f"route {route.alias!r} has no deployment that is {' and one of its '.join(narrowed)}"
         raise NoCapableDeploymentError(message, metadata=metadata)
     among = f" this call may use ({' and '.join(narrowed)})" if narrowed else ""
-    reasons = [f"{route.targets[i].deployment} lacks {', '.join(lacks[i])}" for i in may]
+    reasons = [f"{route.targets[i].deployment} {lacks[i]}" for i in may]
     metadata["missing"] = "; ".join(reasons)
+    violations = [  # an image no deployment can take: the caller may send another
+        FieldViolation("messages", f"image {n} of the prompt: {name} cannot take it ({why})")
+        for i, name in ((i, route.targets[i].deployment) for i in may)
+        for n, why in lacks[i].images
+    ]
     raise NoCapableDeploymentError(
         f"no deployment of route {route.alias!r}{among} can serve this call: {'; '.join(reasons)}",
         metadata=metadata,
+        violations=violations,
     )
 
 

@@ -6,9 +6,10 @@ google.rpc.Status body), then answers from a script: whole answers, or SSE event
 What it enforces besides the fields' shapes: `contents` alternate user and model, user first;
 functionCall parts only in model turns and functionResponse parts only in user turns; the turn
 after one with function calls answers each of them (as many functionResponse parts, the names
-matching); as Gemini 3 does, each model turn of the current exchange (after the last user turn
-with text) that called functions carries on its first functionCall part a thoughtSignature this
-server issued (or one of Gemini's documented stand-ins); and every signature sent is one of those.
+matching); inline images of the types Gemini reads (no GIF); as Gemini 3 does, each model turn of
+the current exchange (after the last user turn with text) that called functions carries on its
+first functionCall part a thoughtSignature this server issued (or one of Gemini's documented
+stand-ins); and every signature sent is one of those.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ _CONFIG = {
 _DATA = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}")
 _MODES = {"AUTO", "ANY", "NONE", "VALIDATED"}
+# The image types Gemini reads (its image-understanding guide): no GIF.
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"}
 # The stand-ins Gemini documents for a function call it did not sign: it skips checking them.
 STAND_INS = {"skip_thought_signature_validator", "context_engineering_is_the_way_to_go"}
 
@@ -270,6 +273,8 @@ def _inline_problems(value: Any) -> list[str]:
         base64.b64decode(value["data"], validate=True)
     except (binascii.Error, TypeError, ValueError):
         return ["inlineData.data: Invalid value (bytes): base64 decoding failed"]
+    if value["mimeType"].startswith("image/") and value["mimeType"] not in IMAGE_TYPES:
+        return [f"Unsupported MIME type: {value['mimeType']}"]
     return []
 
 
