@@ -116,14 +116,19 @@ def thinking_budget(params: GenerationParams) -> int | None:
     return r.budget_tokens or THINKING_BUDGETS[r.effort]
 
 
+# The providers whose output limit holds the thinking too: Anthropic's max_tokens, Converse's
+# maxTokens (Claude), Gemini's maxOutputTokens (thinking counts within it).
+THINKING_WITHIN_MAX_TOKENS = ("anthropic", "bedrock", "gemini")
+
+
 def max_tokens_sent(params: GenerationParams, deployment: DeploymentConfig) -> int:
     """The max_tokens the deployment's request carries: the call's, else the deployment's default;
-    on Anthropic and Bedrock (Claude) with thinking, raised by the budget when it would leave no
-    room for the answer (the budget is part of max_tokens there). What the window must hold beside
-    the prompt, so trimming and routing's fit count this, not the call's figure: a prompt trimmed
-    for 1,024 went out with 25,600 and the provider refused it."""
+    on Anthropic, Bedrock (Claude) and Gemini with thinking, raised by the budget when it would
+    leave no room for the answer (the budget is part of max_tokens there). What the window must
+    hold beside the prompt, so trimming and routing's fit count this, not the call's figure: a
+    prompt trimmed for 1,024 went out with 25,600 and the provider refused it."""
     asked = params.max_tokens or deployment.default_max_tokens
-    if deployment.provider in ("anthropic", "bedrock") and (budget := thinking_budget(params)) is not None:
+    if deployment.provider in THINKING_WITHIN_MAX_TOKENS and (budget := thinking_budget(params)) is not None:
         return asked + budget if asked <= budget else asked
     return asked
 

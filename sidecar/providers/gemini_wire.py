@@ -25,7 +25,7 @@ from urllib.parse import unquote_to_bytes, urlsplit
 from sidecar.config.schema import DeploymentConfig
 from sidecar.core.types import GenerationParams, Image, Message, Role, ThinkingBlock, ToolChoice
 from sidecar.providers import tool_arguments
-from sidecar.providers.base import Capabilities, ProviderRequest, thinking_budget
+from sidecar.providers.base import Capabilities, ProviderRequest, max_tokens_sent, thinking_budget
 
 _ROLES = {Role.USER: "user", Role.ASSISTANT: "model", Role.TOOL: "user"}
 # The user turn put before a prompt that starts with an assistant message (a trimmed or summarized
@@ -103,16 +103,19 @@ def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any
     if system:
         body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
     _tools(req.params, body)
-    config = _generation_config(req.params)
+    config = _generation_config(req.params, deployment)
     if config:
         body["generationConfig"] = config
     return body
 
 
-def _generation_config(p: GenerationParams) -> dict[str, Any]:
+def _generation_config(p: GenerationParams, deployment: DeploymentConfig) -> dict[str, Any]:
+    """The parameters the call set. Gemini counts thinking within maxOutputTokens: the call's
+    max_tokens goes raised by a thinking budget that would leave no room for the answer, as for
+    Anthropic; a call that sets none leaves the model's own limit, which holds both."""
     config: dict[str, Any] = {}
     if p.max_tokens is not None:
-        config["maxOutputTokens"] = p.max_tokens
+        config["maxOutputTokens"] = max_tokens_sent(p, deployment)
     if p.temperature is not None:
         config["temperature"] = p.temperature
     if p.top_p is not None:

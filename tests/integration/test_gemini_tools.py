@@ -298,6 +298,28 @@ async def test_reasoning_on_a_deployment_that_says_it_reasons(serve: Any, fake: 
     assert thinking == {"thinkingBudget": 2048, "includeThoughts": True}
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_a_thinking_call_leaves_room_for_its_answer(serve: Any, fake: GeminiFake, stream: bool) -> None:
+    """Gemini counts thinking within maxOutputTokens: a call of max_tokens 1024 thinking with a
+    2048 budget sent maxOutputTokens 1024 and got MAX_TOKENS without an answer. The room is raised
+    by the budget, as for Anthropic and Bedrock; a call without max_tokens leaves Gemini's own
+    limit (the model's, which holds both)."""
+    fake.push(Turn([{"text": "Sunny."}]), Turn([{"text": "Sunny."}]))
+    s = await serve(config(fake.url, capabilities={"reasoning": True}), ENV)
+    low = gen.ReasoningConfig(effort=gen.REASONING_EFFORT_LOW)
+    for asked, sent in (({"max_tokens": 1024}, 1024 + 2048), ({}, None)):
+        settings = gen.GenerationConfig(reasoning=low, **asked)
+        fields = {"messages": [user("Paris?")], "config": settings, **IDS}
+        if stream:
+            events = [e async for e in s.stub.StreamGenerate(stream_request(**fields))]
+            result = events[-1].result
+        else:
+            result = await s.stub.Generate(generate_request(**fields))
+        assert (text_of(result), result.summary.finish_reason) == ("Sunny.", gen.FINISH_REASON_STOP)
+        assert fake.bodies[-1]["generationConfig"].get("maxOutputTokens") == sent
+        assert fake.bodies[-1]["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 2048}
+
+
 async def test_a_hostile_call_is_logged_without_the_models_output(
     serve: Any, fake: GeminiFake, json_logs: io.StringIO
 ) -> None:

@@ -9,7 +9,8 @@ after one with function calls answers each of them (as many functionResponse par
 matching); inline images of the types Gemini reads (no GIF); as Gemini 3 does, each model turn of
 the current exchange (after the last user turn with text) that called functions carries on its
 first functionCall part a thoughtSignature this server issued (or one of Gemini's documented
-stand-ins); and every signature sent is one of those.
+stand-ins); and every signature sent is one of those. Thinking counts within maxOutputTokens: a
+thinkingBudget at least as large leaves no room for the answer (MAX_TOKENS, no parts).
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class GeminiFake:
             status = {"code": 400, "message": problems[0], "status": "INVALID_ARGUMENT"}
             return web.json_response({"error": status}, status=400)
         turn = self.script.popleft()
+        if _thinking_fills(body.get("generationConfig") or {}):
+            turn = Turn([], "MAX_TOKENS", {**turn.usage, "candidatesTokenCount": 0})
         if turn.raw is not None:
             kind = "text/event-stream" if "stream" in request.path else "application/json"
             return web.Response(body=turn.raw, content_type=kind)
@@ -84,6 +87,15 @@ class GeminiFake:
         events.append(answer(turn.parts[-1:], turn.finish, turn.usage))
         data = b"".join(b"data: " + json.dumps(e).encode() + b"\r\n\r\n" for e in events)
         return web.Response(body=data, content_type="text/event-stream")
+
+
+def _thinking_fills(config: dict[str, Any]) -> bool:
+    """Gemini counts thinking within maxOutputTokens: a budget as large as the room leaves the model
+    none for its answer, which ends MAX_TOKENS without a part (as a thinking model may think its
+    whole budget)."""
+    budget = (config.get("thinkingConfig") or {}).get("thinkingBudget", 0)
+    room = config.get("maxOutputTokens")
+    return isinstance(room, int) and isinstance(budget, int) and 0 < room <= budget
 
 
 def answer(
