@@ -72,6 +72,7 @@ class Capabilities:
     image_urls: bool = True  # an https:// image is passed on for the upstream to fetch (not Bedrock's)
     image_formats: frozenset[str] = IMAGE_FORMATS  # the MIME types of the inline images it reads
     max_image_bytes: int = 0  # one inline image at most (0: the edge's bound is the only one)
+    json_with_tools: bool = True  # a JSON answer asked for beside tools (not Gemini 2.5's)
 
     @classmethod
     def of(cls, deployment: DeploymentConfig, supports: frozenset[str]) -> Capabilities:
@@ -91,7 +92,8 @@ class Capabilities:
         )
 
     def lacks(self, need: frozenset[str]) -> list[str]:
-        """The features of `need` (tools, json_schema, images, image_urls, reasoning) it lacks."""
+        """The features of `need` (tools, json_schema, images, image_urls, reasoning, json_with_tools)
+        it lacks."""
         return sorted(n for n in need if not getattr(self, n))
 
 

@@ -2,10 +2,10 @@
 
 Routing (sidecar/routing/plan.py) sends a call only to deployments it fits, and when none fits names
 what each one lacks, so an operator can see which deployment to change. Besides the features
-(tools, json_schema, images, image_urls, reasoning), a deployment's limits on inline images are
-part of the fit: the formats it reads (Gemini reads no GIF) and the size of one image (Converse
-takes at most 3.75 MB). An image the first deployment cannot take goes to a later one that can,
-instead of ending the route there.
+(tools, json_schema, images, image_urls, reasoning, json_with_tools: a JSON answer beside tools,
+which Gemini 2.5 refuses), a deployment's limits on inline images are part of the fit: the formats
+it reads (Gemini reads no GIF) and the size of one image (Converse takes at most 3.75 MB). An image
+the first deployment cannot take goes to a later one that can, instead of ending the route there.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Misfit:
 
 def needs(params: GenerationParams, messages: tuple[Message, ...]) -> frozenset[str]:
     """The features a call needs from a deployment: tools, json_schema, images (image_urls when one
-    is an https:// URL), reasoning."""
+    is an https:// URL), reasoning, and json_with_tools when it offers tools and asks for JSON."""
     need: set[str] = set()
     if params.tools or any(m.tool_calls or m.tool_call_id for m in messages):
         need.add("tools")
@@ -51,6 +51,8 @@ def needs(params: GenerationParams, messages: tuple[Message, ...]) -> frozenset[
     # prose answer would fail the check after the provider was paid
     if params.response_format is not None and params.response_format.kind in ("json_schema", "json_object"):
         need.add("json_schema")
+        if params.tools:  # a JSON answer beside function declarations: Gemini 2.5 refuses both
+            need.add("json_with_tools")
     if any(m.images for m in messages):
         need.add("images")
     if any(i.url.startswith("https://") for m in messages for i in m.images):

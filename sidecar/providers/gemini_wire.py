@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -48,6 +49,7 @@ _IMAGE_SUFFIXES = {
 # The image formats Gemini reads (no GIF: Gemini refuses it); routing sends a GIF elsewhere.
 IMAGE_FORMATS = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
 SUPPORTS = frozenset({"tools", "json_schema", "images"})
+_BEFORE_GEMINI_3 = re.compile(r"(^|/)gemini-[12][.-]")  # gemini-2.5-flash, models/gemini-1.5-pro
 _SIGNED = '{"gemini":'  # how a Gemini signature block's data starts (see signed_block)
 # What Gemini documents to put on a function call it did not sign (a turn another provider served,
 # calls the application wrote itself): Gemini 3 refuses a function-call turn of the current
@@ -56,8 +58,15 @@ UNSIGNED = "skip_thought_signature_validator"
 
 
 def capabilities(deployment: DeploymentConfig) -> Capabilities:
-    """Tools, structured output and images (Gemini's formats), overridable per deployment."""
-    return dataclasses.replace(Capabilities.of(deployment, SUPPORTS), image_formats=IMAGE_FORMATS)
+    """Tools, structured output and images (Gemini's formats), overridable per deployment. Models
+    before Gemini 3 refuse function declarations together with a JSON response type ("Function
+    calling with a response mime type: 'application/json' is unsupported"): routing sends a call
+    asking for both to another deployment, or refuses it before anything is sent."""
+    return dataclasses.replace(
+        Capabilities.of(deployment, SUPPORTS),
+        image_formats=IMAGE_FORMATS,
+        json_with_tools=not _BEFORE_GEMINI_3.search(deployment.model),
+    )
 
 
 def signed_block(signature: str, call_id: str = "") -> ThinkingBlock:

@@ -247,6 +247,36 @@ async def test_structured_output_is_asked_for_and_still_checked(
     assert config_sent == {"responseMimeType": "application/json", "responseJsonSchema": SCHEMA}
 
 
+async def test_tools_with_a_json_answer_go_past_gemini_2_5(serve: Any, fake: GeminiFake) -> None:
+    """Gemini 2.5 refuses function declarations with a JSON response type: a call asking for both
+    goes to a deployment that takes them (Gemini 3 here), or is refused before anything is sent,
+    saying what the 2.5 deployment lacks. JSON alone, or tools alone, still go to Gemini 2.5."""
+    old = {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": fake.url}
+    new = {**old, "model": "gemini-3-flash-preview"}
+    policy = config(fake.url)["policy"]
+    policy["deployments"] = {"g25": {**old, "api_key": {"env": "GEMINI_KEY"}}}
+    policy["deployments"]["g3"] = {**new, "api_key": {"env": "GEMINI_KEY"}}
+    policy["routes"]["r"] = {"deployments": ["g25", "g3"], "strategy": "priority"}
+    policy["routes"]["alone"] = {"deployments": ["g25"]}
+    s = await serve({"policy": policy}, ENV)
+    fmt = gen.ResponseFormat(json_schema=gen.JsonSchemaFormat(name="place", schema=struct(SCHEMA)))
+    both = ask(user("Where?"), response_format=fmt)
+    fake.push(Turn([{"text": '{"city": "Paris"}'}]), Turn([{"text": '{"city": "Paris"}'}]), CALLS)
+    reply = await s.stub.Generate(generate_request(**both))
+    assert (reply.summary.served_by.deployment, text_of(reply)) == ("g3", '{"city": "Paris"}')
+    assert fake.paths[-1].endswith("/models/gemini-3-flash-preview:generateContent")
+    json_alone = await s.stub.Generate(
+        generate_request(messages=[user("Where?")], response_format=fmt, **IDS)
+    )
+    tools_alone = await s.stub.Generate(generate_request(**ask()))
+    assert [r.summary.served_by.deployment for r in (json_alone, tools_alone)] == ["g25", "g25"]
+    err = await rpc_error(lambda: s.stub.Generate(generate_request(**both, model="alone")))
+    detail = await rich(err)
+    assert (detail.code, detail.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NO_CAPABLE_DEPLOYMENT")
+    assert detail.info.metadata["missing"] == "g25 lacks json_with_tools"
+    assert len(fake.bodies) == 3 and fake.refusals == []
+
+
 async def test_images_go_inline_or_by_url(serve: Any, fake: GeminiFake) -> None:
     fake.push(Turn([{"text": "A cat and a dog."}]))
     s = await serve(config(fake.url), ENV)

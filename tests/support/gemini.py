@@ -10,7 +10,8 @@ matching); inline images of the types Gemini reads (no GIF); as Gemini 3 does, e
 the current exchange (after the last user turn with text) that called functions carries on its
 first functionCall part a thoughtSignature this server issued (or one of Gemini's documented
 stand-ins); and every signature sent is one of those. Thinking counts within maxOutputTokens: a
-thinkingBudget at least as large leaves no room for the answer (MAX_TOKENS, no parts).
+thinkingBudget at least as large leaves no room for the answer (MAX_TOKENS, no parts). A model
+before Gemini 3 (by the model in the path) refuses function declarations with a JSON response type.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class GeminiFake:
         self.paths.append(request.path_qs)
         body = await request.json()
         self.bodies.append(body)
-        problems = request_problems(body, self.issued)
+        problems = request_problems(body, self.issued) + _model_problems(request.path, body)
         if problems:
             self.refusals.append(problems[0])
             status = {"code": 400, "message": problems[0], "status": "INVALID_ARGUMENT"}
@@ -87,6 +88,17 @@ class GeminiFake:
         events.append(answer(turn.parts[-1:], turn.finish, turn.usage))
         data = b"".join(b"data: " + json.dumps(e).encode() + b"\r\n\r\n" for e in events)
         return web.Response(body=data, content_type="text/event-stream")
+
+
+def _model_problems(path: str, body: Any) -> list[str]:
+    """What a model before Gemini 3 refuses: function declarations with a JSON response type."""
+    if not re.search(r"/models/gemini-[12][.-]", path) or not isinstance(body, dict):
+        return []
+    config = body.get("generationConfig")
+    json_answer = isinstance(config, dict) and config.get("responseMimeType") == "application/json"
+    if body.get("tools") and json_answer:
+        return ["Function calling with a response mime type: 'application/json' is unsupported"]
+    return []
 
 
 def _thinking_fills(config: dict[str, Any]) -> bool:
