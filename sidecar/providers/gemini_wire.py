@@ -65,8 +65,14 @@ def capabilities(deployment: DeploymentConfig) -> Capabilities:
     return dataclasses.replace(
         Capabilities.of(deployment, SUPPORTS),
         image_formats=IMAGE_FORMATS,
-        json_with_tools=not _BEFORE_GEMINI_3.search(deployment.model),
+        json_with_tools=not before_gemini_3(deployment.model),
     )
+
+
+def before_gemini_3(model: str) -> bool:
+    """A model before Gemini 3 by its name (gemini-2.5-flash, models/gemini-1.5-pro); an alias the
+    name does not date (gemini-flash-latest) is taken for a current one."""
+    return _BEFORE_GEMINI_3.search(model) is not None
 
 
 def signed_block(signature: str, call_id: str = "") -> ThinkingBlock:

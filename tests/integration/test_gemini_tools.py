@@ -299,6 +299,26 @@ async def test_images_go_inline_or_by_url(serve: Any, fake: GeminiFake) -> None:
     assert text == {"text": "What are these?"}
 
 
+async def test_the_context_fit_counts_an_image_as_gemini_3_does(serve: Any, fake: GeminiFake) -> None:
+    """A 100 x 100 image is 1120 prompt tokens on Gemini 3 (media_resolution high); the estimate
+    counted 255, so a prompt that overflows a 1,200-token window with its 100-token answer went to
+    that window. It goes to the larger one."""
+    fake.push(Turn([{"text": "A dot."}]))
+    policy = config(fake.url)["policy"]
+    d = policy["deployments"].pop("d")
+    policy["deployments"] = {
+        "small": {**d, "context_window": 1200, "default_max_tokens": 100},
+        "large": {**d, "context_window": 100_000, "default_max_tokens": 100},
+    }
+    policy["routes"]["r"] = {"deployments": ["small", "large"], "strategy": "priority"}
+    s = await serve({"policy": policy}, ENV)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(64)
+    image = gen.ContentPart(image=gen.Image(data=png, mime_type="image/png", width=100, height=100))
+    message = gen.Message(role=gen.ROLE_USER, content=[image, gen.ContentPart(text="What is it?")])
+    reply = await s.stub.Generate(generate_request(messages=[message], **IDS))
+    assert (reply.summary.served_by.deployment, text_of(reply)) == ("large", "A dot.")
+
+
 async def test_a_hostile_answer_is_another_attempt_not_the_callers_failure(
     serve: Any, fake: GeminiFake
 ) -> None:
