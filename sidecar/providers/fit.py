@@ -36,7 +36,8 @@ class Misfit:
         """`lacks tools, images` and / or `cannot take image 1 of the prompt (its reason), ...`."""
         listed = [f"image {n} of the prompt ({why})" for n, why in self.images[:MAX_LISTED_IMAGES]]
         if len(self.images) > MAX_LISTED_IMAGES:
-            listed.append(f"{len(self.images) - MAX_LISTED_IMAGES} more images")
+            more = len(self.images) - MAX_LISTED_IMAGES
+            listed.append(f"{more} more image{'s' * (more > 1)}")
         clauses = [f"lacks {', '.join(self.features)}"] * bool(self.features)
         return " and ".join(clauses + [f"cannot take {', '.join(listed)}"] * bool(listed))
 

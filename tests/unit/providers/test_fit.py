@@ -29,7 +29,7 @@ def test_a_misfit_names_features_then_images_and_counts_the_rest() -> None:
     misfit = missing(dataclasses.replace(SMALL, tools=False), needs_of(messages) | {"tools"}, messages)
     assert str(misfit) == (
         "lacks tools and cannot take image 1 of the prompt (image/gif; it reads image/png), "
-        "image 2 of the prompt (image/gif; it reads image/png), 1 more images"
+        "image 2 of the prompt (image/gif; it reads image/png), 1 more image"
     )
     assert [n for n, _ in misfit.images] == [1, 2, 4]
     assert not missing(CAPS, needs_of(messages), messages) and not Misfit()
