@@ -26,9 +26,10 @@ vLLM, Ollama) can be given its template's framing (`chat_template`) with a deplo
 
 Besides text, role and name, a message counts its tool calls (id, name, arguments, 3 of framing
 each), the id of the call a tool result answers (+1) and its images (OpenAI's tile rule at high
-detail for OpenAI-family counters, Anthropic's rule for Anthropic, the larger of the two for the
-estimate); a call's tool definitions (name, description, schema, 8 each, and the provider's tools
-preamble) and response schema count once per prompt (`count_params`). OpenAI does not publish how
+detail for OpenAI-family counters, Anthropic's rule for Anthropic, Gemini's for Gemini deployments
+(sidecar/providers/images.py), the larger of OpenAI's and Anthropic's for the estimate); a
+call's tool definitions (name, description, schema, 8 each, and the provider's tools preamble) and
+response schema count once per prompt (`count_params`). OpenAI does not publish how
 it renders tool definitions and calls into tokens: those parts are a documented estimate, the
 message text and framing are exact. See docs/context.md.
 """
@@ -49,7 +50,7 @@ from sidecar.config.schema import DeploymentConfig
 from sidecar.context.encodings import SPECS, EncodingFileError, load_encoding
 from sidecar.core import tokens as estimate
 from sidecar.core.types import GenerationParams, Image, Message, Role
-from sidecar.providers.images import anthropic_tokens, openai_tokens
+from sidecar.providers.images import anthropic_tokens, openai_tokens, own_rule
 
 if TYPE_CHECKING:
     import tiktoken
@@ -300,6 +301,10 @@ class Tokenizers:
         for name, d in deployments.items():
             if d.chat_template is not None:
                 counters[name] = templated(_own(counters[name], d.chat_template, name), d.chat_template)
+            if (rule := own_rule(d)) is not None:  # Gemini's images, whatever counts its text
+                counters[name] = replace(
+                    counters[name], name=f"{counters[name].name}+{d.model}", count_image=rule
+                )
         return cls(counters)
 
 

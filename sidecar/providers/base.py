@@ -57,6 +57,10 @@ def parse_answer(parse: Callable[[E], R], data: E) -> R:
         ) from exc
 
 
+# The image formats the edge admits (sidecar/api/content.py), which OpenAI and Anthropic all read.
+IMAGE_FORMATS = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     streaming: bool
@@ -66,6 +70,9 @@ class Capabilities:
     images: bool = False
     reasoning: bool = False
     image_urls: bool = True  # an https:// image is passed on for the upstream to fetch (not Bedrock's)
+    image_formats: frozenset[str] = IMAGE_FORMATS  # the MIME types of the inline images it reads
+    max_image_bytes: int = 0  # one inline image at most (0: the edge's bound is the only one)
+    json_with_tools: bool = True  # a JSON answer asked for beside tools (not Gemini 2.5's)
 
     @classmethod
     def of(cls, deployment: DeploymentConfig, supports: frozenset[str]) -> Capabilities:
@@ -85,7 +92,8 @@ class Capabilities:
         )
 
     def lacks(self, need: frozenset[str]) -> list[str]:
-        """The features of `need` (tools, json_schema, images, image_urls, reasoning) it lacks."""
+        """The features of `need` (tools, json_schema, images, image_urls, reasoning, json_with_tools)
+        it lacks."""
         return sorted(n for n in need if not getattr(self, n))
 
 
@@ -110,35 +118,21 @@ def thinking_budget(params: GenerationParams) -> int | None:
     return r.budget_tokens or THINKING_BUDGETS[r.effort]
 
 
+# The providers whose output limit holds the thinking too: Anthropic's max_tokens, Converse's
+# maxTokens (Claude), Gemini's maxOutputTokens (thinking counts within it).
+THINKING_WITHIN_MAX_TOKENS = ("anthropic", "bedrock", "gemini")
+
+
 def max_tokens_sent(params: GenerationParams, deployment: DeploymentConfig) -> int:
     """The max_tokens the deployment's request carries: the call's, else the deployment's default;
-    on Anthropic and Bedrock (Claude) with thinking, raised by the budget when it would leave no
-    room for the answer (the budget is part of max_tokens there). What the window must hold beside
-    the prompt, so trimming and routing's fit count this, not the call's figure: a prompt trimmed
-    for 1,024 went out with 25,600 and the provider refused it."""
+    on Anthropic, Bedrock (Claude) and Gemini with thinking, raised by the budget when it would
+    leave no room for the answer (the budget is part of max_tokens there). What the window must
+    hold beside the prompt, so trimming and routing's fit count this, not the call's figure: a
+    prompt trimmed for 1,024 went out with 25,600 and the provider refused it."""
     asked = params.max_tokens or deployment.default_max_tokens
-    if deployment.provider in ("anthropic", "bedrock") and (budget := thinking_budget(params)) is not None:
+    if deployment.provider in THINKING_WITHIN_MAX_TOKENS and (budget := thinking_budget(params)) is not None:
         return asked + budget if asked <= budget else asked
     return asked
-
-
-def needs(params: GenerationParams, messages: tuple[Message, ...]) -> frozenset[str]:
-    """The features a call needs from a deployment: tools, json_schema, images (image_urls when one
-    is an https:// URL), reasoning."""
-    need: set[str] = set()
-    if params.tools or any(m.tool_calls or m.tool_call_id for m in messages):
-        need.add("tools")
-    # json_object too: a deployment without structured output would get no format at all, and its
-    # prose answer would fail the check after the provider was paid
-    if params.response_format is not None and params.response_format.kind in ("json_schema", "json_object"):
-        need.add("json_schema")
-    if any(m.images for m in messages):
-        need.add("images")
-    if any(i.url.startswith("https://") for m in messages for i in m.images):
-        need.add("image_urls")
-    if params.reasoning is not None and (params.reasoning.effort or params.reasoning.budget_tokens):
-        need.add("reasoning")
-    return frozenset(need)
 
 
 class Provider(Protocol):

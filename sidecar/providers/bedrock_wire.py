@@ -12,7 +12,7 @@ schema, forced by `toolChoice.tool` (or `any` beside the call's own tools), and 
 answer (bedrock_answer.py). Only some models take a forced tool choice (Claude, Nova, Mistral
 Large), so a deployment claims json_schema in its `capabilities`. Images go as bytes
 (`source.bytes`, base64 in JSON): Converse does not fetch URLs, so routing keeps a call with an
-https:// image away from Bedrock (the `image_urls` need, providers/base.py `needs`).
+https:// image away from Bedrock (the `image_urls` need, providers/fit.py `needs`).
 """
 
 from __future__ import annotations
@@ -46,8 +46,14 @@ CONTINUED = "(The conversation continues.)"
 
 
 def capabilities(deployment: DeploymentConfig) -> Capabilities:
-    """Tools and images (as bytes only: never an https:// URL), overridable per deployment."""
-    return dataclasses.replace(Capabilities.of(deployment, SUPPORTS), image_urls=False)
+    """Tools and images (as bytes only: never an https:// URL; Converse's formats, at most 3.75 MB
+    each), overridable per deployment. Routing sends an image Converse cannot take elsewhere."""
+    return dataclasses.replace(
+        Capabilities.of(deployment, SUPPORTS),
+        image_urls=False,
+        image_formats=frozenset(IMAGE_FORMATS),
+        max_image_bytes=MAX_IMAGE_BYTES,
+    )
 
 
 def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:

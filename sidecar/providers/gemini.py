@@ -271,7 +271,7 @@ class GeminiProvider(HttpProvider):
     """`token_source` mints OAuth2 tokens from a service account when no API key is configured."""
 
     name: ClassVar[str] = "gemini"
-    supports: ClassVar[frozenset[str]] = frozenset({"tools", "json_schema", "images"})
+    supports: ClassVar[frozenset[str]] = gemini_wire.SUPPORTS
 
     def __init__(
         self,
@@ -294,6 +294,7 @@ class GeminiProvider(HttpProvider):
         self._stream_url = f"{model}:streamGenerateContent?alt=sse"
         self._tokens = token_source
         self.options = deployment.gemini or GeminiOptions()
+        self.capabilities = gemini_wire.capabilities(deployment)
 
     async def generate(self, req: ProviderRequest, *, deadline: Deadline) -> AsyncGenerator[Chunk, None]:
         """As every HTTP provider; Gemini refuses a bad API key with HTTP 400, which is an auth failure."""

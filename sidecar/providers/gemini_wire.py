@@ -17,14 +17,16 @@ calls Gemini did not sign gets Gemini's documented stand-in (UNSIGNED) on its fi
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import re
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from sidecar.config.schema import DeploymentConfig
 from sidecar.core.types import GenerationParams, Image, Message, Role, ThinkingBlock, ToolChoice
 from sidecar.providers import tool_arguments
-from sidecar.providers.base import ProviderRequest, thinking_budget
+from sidecar.providers.base import Capabilities, ProviderRequest, max_tokens_sent, thinking_budget
 
 _ROLES = {Role.USER: "user", Role.ASSISTANT: "model", Role.TOOL: "user"}
 # The user turn put before a prompt that starts with an assistant message (a trimmed or summarized
@@ -44,11 +46,33 @@ _IMAGE_SUFFIXES = {
     ".heic": "image/heic",
     ".heif": "image/heif",
 }
+# The image formats Gemini reads (no GIF: Gemini refuses it); routing sends a GIF elsewhere.
+IMAGE_FORMATS = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
+SUPPORTS = frozenset({"tools", "json_schema", "images"})
+_BEFORE_GEMINI_3 = re.compile(r"(^|/)gemini-[12][.-]")  # gemini-2.5-flash, models/gemini-1.5-pro
 _SIGNED = '{"gemini":'  # how a Gemini signature block's data starts (see signed_block)
 # What Gemini documents to put on a function call it did not sign (a turn another provider served,
 # calls the application wrote itself): Gemini 3 refuses a function-call turn of the current
 # exchange whose first call has no signature, and skips checking this one.
 UNSIGNED = "skip_thought_signature_validator"
+
+
+def capabilities(deployment: DeploymentConfig) -> Capabilities:
+    """Tools, structured output and images (Gemini's formats), overridable per deployment. Models
+    before Gemini 3 refuse function declarations together with a JSON response type ("Function
+    calling with a response mime type: 'application/json' is unsupported"): routing sends a call
+    asking for both to another deployment, or refuses it before anything is sent."""
+    return dataclasses.replace(
+        Capabilities.of(deployment, SUPPORTS),
+        image_formats=IMAGE_FORMATS,
+        json_with_tools=not before_gemini_3(deployment.model),
+    )
+
+
+def before_gemini_3(model: str) -> bool:
+    """A model before Gemini 3 by its name (gemini-2.5-flash, models/gemini-1.5-pro); an alias the
+    name does not date (gemini-flash-latest) is taken for a current one."""
+    return _BEFORE_GEMINI_3.search(model) is not None
 
 
 def signed_block(signature: str, call_id: str = "") -> ThinkingBlock:
@@ -94,16 +118,19 @@ def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any
     if system:
         body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
     _tools(req.params, body)
-    config = _generation_config(req.params)
+    config = _generation_config(req.params, deployment)
     if config:
         body["generationConfig"] = config
     return body
 
 
-def _generation_config(p: GenerationParams) -> dict[str, Any]:
+def _generation_config(p: GenerationParams, deployment: DeploymentConfig) -> dict[str, Any]:
+    """The parameters the call set. Gemini counts thinking within maxOutputTokens: the call's
+    max_tokens goes raised by a thinking budget that would leave no room for the answer, as for
+    Anthropic; a call that sets none leaves the model's own limit, which holds both."""
     config: dict[str, Any] = {}
     if p.max_tokens is not None:
-        config["maxOutputTokens"] = p.max_tokens
+        config["maxOutputTokens"] = max_tokens_sent(p, deployment)
     if p.temperature is not None:
         config["temperature"] = p.temperature
     if p.top_p is not None:

@@ -15,6 +15,7 @@ from sidecar.providers.echo import DESCRIPTION as ECHO_DESCRIPTION
 from sidecar.providers.echo import SUPPORTS as ECHO_SUPPORTS
 from sidecar.providers.echo import EchoProvider
 from sidecar.providers.gemini import GeminiProvider
+from sidecar.providers.gemini_wire import capabilities as gemini_capabilities
 from sidecar.providers.openai import OpenAIProvider
 from sidecar.providers.tokens import AzureEntraTokens, GoogleServiceAccountTokens, TokenSource
 
@@ -77,6 +78,8 @@ def supports(kind: str) -> frozenset[str]:
 def capabilities(deployment: DeploymentConfig) -> Capabilities:
     if deployment.provider == "bedrock":
         return bedrock_capabilities(deployment)
+    if deployment.provider == "gemini":
+        return gemini_capabilities(deployment)
     return Capabilities.of(deployment, supports(deployment.provider))
 
 

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidecar.context.tokenizer import Tokenizers
-from sidecar.core.errors import Code, ContextTooLongError, SidecarError
+from sidecar.core.errors import Code, ContextTooLongError, FieldViolation, SidecarError
 from sidecar.core.tokens import MESSAGE_OVERHEAD, REPLY_PRIMING
 from sidecar.core.types import Call, Target
-from sidecar.providers.base import max_tokens_sent, needs
+from sidecar.providers.base import max_tokens_sent
+from sidecar.providers.fit import missing, needs
 from sidecar.providers.registry import capabilities
 from sidecar.routing.breaker import Breakers
 from sidecar.routing.key_pause import KeyPauses
@@ -78,8 +79,7 @@ def plan(routing: Routing, route: Route, call: Call) -> list[Target]:
         complexity=complexity_score(call.messages) if route.config.strategy == "complexity" else 0.0,
         budget_usd=None,
     )
-    need = needs(call.params, call.messages)
-    usable = _usable(route, call, _capable(route, need), need)
+    usable = _usable(route, call, needs(call.params, call.messages))
     candidates = [_candidate(routing, route, i, call) for i in usable]
     ranked = order(route.config.strategy, candidates, shape, routing.rng, routing.complexity, routing.latency)
     ordered = [c.target for c in ranked]
@@ -96,42 +96,41 @@ class NoCapableDeploymentError(SidecarError):
     reason = "NO_CAPABLE_DEPLOYMENT"
 
 
-def _capable(route: Route, need: frozenset[str]) -> list[int]:
-    """Positions of the route's deployments that can serve a call needing `need`; none is an error."""
-    if not need:
-        return list(range(len(route.targets)))
-    found = [i for i, d in enumerate(route.deployments) if not capabilities(d).lacks(need)]
-    if not found:
-        raise NoCapableDeploymentError(
-            f"no deployment of route {route.alias!r} supports {', '.join(sorted(need))}",
-            metadata={"model": route.alias, "needs": ",".join(sorted(need))},
-        )
-    return found
-
-
-def _usable(route: Route, call: Call, capable: list[int], need: frozenset[str]) -> list[int]:
-    """The capable deployments the call may use: the plan's candidates (a brought key's provider) and
-    the quota's budget deployment, when it names one; none is an error naming the call's needs."""
+def _usable(route: Route, call: Call, need: frozenset[str]) -> list[int]:
+    """Positions of the route's deployments the call may use and that can serve it: the plan's
+    candidates (a brought key's provider) and the quota's budget deployment, when it names one,
+    among those with what the call needs. None is an error naming what each one lacks."""
     allowed = {t.deployment for t in call.plan.candidates} if call.plan is not None else None
     budget = call.budget_deployment
-    usable = [
+    may = [
         i
-        for i in capable
+        for i in range(len(route.targets))
         if (not budget or route.targets[i].deployment == budget)
         and (allowed is None or route.targets[i].deployment in allowed)
     ]
-    if not usable:
-        key = call.plan.key_provider if call.plan is not None else ""
-        narrowed = [f"the budget's deployment {budget!r}"] * bool(budget) + [f"{key} deployments"] * bool(key)
-        message = (
-            f"no deployment of route {route.alias!r} this call may use ({' and '.join(narrowed)}) "
-            f"supports {', '.join(sorted(need))}"
-            if need
-            else f"route {route.alias!r} has no deployment that is {' and one of its '.join(narrowed)}"
-        )
-        metadata = {"model": route.alias, "needs": ",".join(sorted(need))}
+    lacks = {i: missing(capabilities(route.deployments[i]), need, call.messages) for i in may} if need else {}
+    usable = [i for i in may if not lacks.get(i)]
+    if usable:
+        return usable
+    key = call.plan.key_provider if call.plan is not None else ""
+    narrowed = [f"the budget's deployment {budget!r}"] * bool(budget) + [f"{key} deployments"] * bool(key)
+    metadata = {"model": route.alias, "needs": ",".join(sorted(need))}
+    if not may:
+        message = f"route {route.alias!r} has no deployment that is {' and one of its '.join(narrowed)}"
         raise NoCapableDeploymentError(message, metadata=metadata)
-    return usable
+    among = f" this call may use ({' and '.join(narrowed)})" if narrowed else ""
+    reasons = [f"{route.targets[i].deployment} {lacks[i]}" for i in may]
+    metadata["missing"] = "; ".join(reasons)
+    violations = [  # an image no deployment can take: the caller may send another
+        FieldViolation("messages", f"image {n} of the prompt: {name} cannot take it ({why})")
+        for i, name in ((i, route.targets[i].deployment) for i in may)
+        for n, why in lacks[i].images
+    ]
+    raise NoCapableDeploymentError(
+        f"no deployment of route {route.alias!r}{among} can serve this call: {'; '.join(reasons)}",
+        metadata=metadata,
+        violations=violations,
+    )
 
 
 def _prompt_tokens(call: Call, route: Route, tokens: Tokenizers) -> int:

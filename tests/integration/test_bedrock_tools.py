@@ -268,15 +268,38 @@ async def test_a_hostile_upstream_is_a_bad_response_never_internal(
 async def test_an_image_over_converses_limit_is_refused_before_anything_is_sent(
     serve: Any, bedrock: StrictBedrock
 ) -> None:
-    """The edge takes 5 MiB an image; Converse takes 3.75 MB: refused, naming the image, unsent."""
+    """The edge takes 5 MiB an image; Converse takes 3.75 MB: on a route of Bedrock alone, routing
+    refuses it (no deployment can take it), naming the image, unsent. (With a deployment that can
+    take it, it goes there: tests/integration/test_image_fit.py.)"""
     s = await serve(config(bedrock.url))
     big = gen.ContentPart(image=gen.Image(data=PNG + bytes(4_000_000), mime_type="image/png"))
     message = gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart(text="?"), big])
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await s.stub.Generate(generate_request(messages=[message], **IDS))
     err = await rich(info.value)
-    assert (err.code, err.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "PROVIDER_REJECTED")
+    assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NO_CAPABLE_DEPLOYMENT")
     assert err.bad_request is not None
     [violation] = err.bad_request.field_violations
-    assert violation.field == "input.messages" and violation.description.startswith("image 1 of the prompt")
+    assert violation.field == "input.messages"
+    assert (
+        violation.description
+        == "image 1 of the prompt: b cannot take it (4000072 bytes; it takes at most 3932160)"
+    )
+    assert bedrock.bodies == []
+
+
+async def test_no_capable_deployment_says_what_each_deployment_lacks(
+    serve: Any, bedrock: StrictBedrock
+) -> None:
+    """An https:// image on a route of Bedrock (images, but bytes only) and a deployment without
+    images: the refusal says what each one lacks, not every need of the call for both."""
+    echo = {"provider": "echo", "model": "echo", "capabilities": {"images": False}}
+    s = await serve(config(bedrock.url, second=echo))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(messages=[url_image()], **IDS))
+    err = await rich(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NO_CAPABLE_DEPLOYMENT")
+    assert "b lacks image_urls; second lacks images" in err.message, err.message
+    assert err.info.metadata["missing"] == "b lacks image_urls; second lacks images"
+    assert err.info.metadata["needs"] == "image_urls,images"
     assert bedrock.bodies == []

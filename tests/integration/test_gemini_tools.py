@@ -247,6 +247,36 @@ async def test_structured_output_is_asked_for_and_still_checked(
     assert config_sent == {"responseMimeType": "application/json", "responseJsonSchema": SCHEMA}
 
 
+async def test_tools_with_a_json_answer_go_past_gemini_2_5(serve: Any, fake: GeminiFake) -> None:
+    """Gemini 2.5 refuses function declarations with a JSON response type: a call asking for both
+    goes to a deployment that takes them (Gemini 3 here), or is refused before anything is sent,
+    saying what the 2.5 deployment lacks. JSON alone, or tools alone, still go to Gemini 2.5."""
+    old = {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": fake.url}
+    new = {**old, "model": "gemini-3-flash-preview"}
+    policy = config(fake.url)["policy"]
+    policy["deployments"] = {"g25": {**old, "api_key": {"env": "GEMINI_KEY"}}}
+    policy["deployments"]["g3"] = {**new, "api_key": {"env": "GEMINI_KEY"}}
+    policy["routes"]["r"] = {"deployments": ["g25", "g3"], "strategy": "priority"}
+    policy["routes"]["alone"] = {"deployments": ["g25"]}
+    s = await serve({"policy": policy}, ENV)
+    fmt = gen.ResponseFormat(json_schema=gen.JsonSchemaFormat(name="place", schema=struct(SCHEMA)))
+    both = ask(user("Where?"), response_format=fmt)
+    fake.push(Turn([{"text": '{"city": "Paris"}'}]), Turn([{"text": '{"city": "Paris"}'}]), CALLS)
+    reply = await s.stub.Generate(generate_request(**both))
+    assert (reply.summary.served_by.deployment, text_of(reply)) == ("g3", '{"city": "Paris"}')
+    assert fake.paths[-1].endswith("/models/gemini-3-flash-preview:generateContent")
+    json_alone = await s.stub.Generate(
+        generate_request(messages=[user("Where?")], response_format=fmt, **IDS)
+    )
+    tools_alone = await s.stub.Generate(generate_request(**ask()))
+    assert [r.summary.served_by.deployment for r in (json_alone, tools_alone)] == ["g25", "g25"]
+    err = await rpc_error(lambda: s.stub.Generate(generate_request(**both, model="alone")))
+    detail = await rich(err)
+    assert (detail.code, detail.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NO_CAPABLE_DEPLOYMENT")
+    assert detail.info.metadata["missing"] == "g25 lacks json_with_tools"
+    assert len(fake.bodies) == 3 and fake.refusals == []
+
+
 async def test_images_go_inline_or_by_url(serve: Any, fake: GeminiFake) -> None:
     fake.push(Turn([{"text": "A cat and a dog."}]))
     s = await serve(config(fake.url), ENV)
@@ -267,6 +297,26 @@ async def test_images_go_inline_or_by_url(serve: Any, fake: GeminiFake) -> None:
         "fileData": {"fileUri": "https://images.example.com/dog.webp", "mimeType": "image/webp"}
     }
     assert text == {"text": "What are these?"}
+
+
+async def test_the_context_fit_counts_an_image_as_gemini_3_does(serve: Any, fake: GeminiFake) -> None:
+    """A 100 x 100 image is 1120 prompt tokens on Gemini 3 (media_resolution high); the estimate
+    counted 255, so a prompt that overflows a 1,200-token window with its 100-token answer went to
+    that window. It goes to the larger one."""
+    fake.push(Turn([{"text": "A dot."}]))
+    policy = config(fake.url)["policy"]
+    d = policy["deployments"].pop("d")
+    policy["deployments"] = {
+        "small": {**d, "context_window": 1200, "default_max_tokens": 100},
+        "large": {**d, "context_window": 100_000, "default_max_tokens": 100},
+    }
+    policy["routes"]["r"] = {"deployments": ["small", "large"], "strategy": "priority"}
+    s = await serve({"policy": policy}, ENV)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(64)
+    image = gen.ContentPart(image=gen.Image(data=png, mime_type="image/png", width=100, height=100))
+    message = gen.Message(role=gen.ROLE_USER, content=[image, gen.ContentPart(text="What is it?")])
+    reply = await s.stub.Generate(generate_request(messages=[message], **IDS))
+    assert (reply.summary.served_by.deployment, text_of(reply)) == ("large", "A dot.")
 
 
 async def test_a_hostile_answer_is_another_attempt_not_the_callers_failure(
@@ -296,6 +346,28 @@ async def test_reasoning_on_a_deployment_that_says_it_reasons(serve: Any, fake: 
     assert deltas == [("thinking", "The user wants Paris."), ("text", "Sunny.")], fake.refusals
     thinking = fake.bodies[0]["generationConfig"]["thinkingConfig"]
     assert thinking == {"thinkingBudget": 2048, "includeThoughts": True}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_a_thinking_call_leaves_room_for_its_answer(serve: Any, fake: GeminiFake, stream: bool) -> None:
+    """Gemini counts thinking within maxOutputTokens: a call of max_tokens 1024 thinking with a
+    2048 budget sent maxOutputTokens 1024 and got MAX_TOKENS without an answer. The room is raised
+    by the budget, as for Anthropic and Bedrock; a call without max_tokens leaves Gemini's own
+    limit (the model's, which holds both)."""
+    fake.push(Turn([{"text": "Sunny."}]), Turn([{"text": "Sunny."}]))
+    s = await serve(config(fake.url, capabilities={"reasoning": True}), ENV)
+    low = gen.ReasoningConfig(effort=gen.REASONING_EFFORT_LOW)
+    for asked, sent in (({"max_tokens": 1024}, 1024 + 2048), ({}, None)):
+        settings = gen.GenerationConfig(reasoning=low, **asked)
+        fields = {"messages": [user("Paris?")], "config": settings, **IDS}
+        if stream:
+            events = [e async for e in s.stub.StreamGenerate(stream_request(**fields))]
+            result = events[-1].result
+        else:
+            result = await s.stub.Generate(generate_request(**fields))
+        assert (text_of(result), result.summary.finish_reason) == ("Sunny.", gen.FINISH_REASON_STOP)
+        assert fake.bodies[-1]["generationConfig"].get("maxOutputTokens") == sent
+        assert fake.bodies[-1]["generationConfig"]["thinkingConfig"] == {"thinkingBudget": 2048}
 
 
 async def test_a_hostile_call_is_logged_without_the_models_output(

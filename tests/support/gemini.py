@@ -6,9 +6,12 @@ google.rpc.Status body), then answers from a script: whole answers, or SSE event
 What it enforces besides the fields' shapes: `contents` alternate user and model, user first;
 functionCall parts only in model turns and functionResponse parts only in user turns; the turn
 after one with function calls answers each of them (as many functionResponse parts, the names
-matching); as Gemini 3 does, each model turn of the current exchange (after the last user turn
-with text) that called functions carries on its first functionCall part a thoughtSignature this
-server issued (or one of Gemini's documented stand-ins); and every signature sent is one of those.
+matching); inline images of the types Gemini reads (no GIF); as Gemini 3 does, each model turn of
+the current exchange (after the last user turn with text) that called functions carries on its
+first functionCall part a thoughtSignature this server issued (or one of Gemini's documented
+stand-ins); and every signature sent is one of those. Thinking counts within maxOutputTokens: a
+thinkingBudget at least as large leaves no room for the answer (MAX_TOKENS, no parts). A model
+before Gemini 3 (by the model in the path) refuses function declarations with a JSON response type.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ _CONFIG = {
 _DATA = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_.:-]{0,63}")
 _MODES = {"AUTO", "ANY", "NONE", "VALIDATED"}
+# The image types Gemini reads (its image-understanding guide): no GIF.
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"}
 # The stand-ins Gemini documents for a function call it did not sign: it skips checking them.
 STAND_INS = {"skip_thought_signature_validator", "context_engineering_is_the_way_to_go"}
 
@@ -66,12 +71,14 @@ class GeminiFake:
         self.paths.append(request.path_qs)
         body = await request.json()
         self.bodies.append(body)
-        problems = request_problems(body, self.issued)
+        problems = request_problems(body, self.issued) + _model_problems(request.path, body)
         if problems:
             self.refusals.append(problems[0])
             status = {"code": 400, "message": problems[0], "status": "INVALID_ARGUMENT"}
             return web.json_response({"error": status}, status=400)
         turn = self.script.popleft()
+        if _thinking_fills(body.get("generationConfig") or {}):
+            turn = Turn([], "MAX_TOKENS", {**turn.usage, "candidatesTokenCount": 0})
         if turn.raw is not None:
             kind = "text/event-stream" if "stream" in request.path else "application/json"
             return web.Response(body=turn.raw, content_type=kind)
@@ -81,6 +88,26 @@ class GeminiFake:
         events.append(answer(turn.parts[-1:], turn.finish, turn.usage))
         data = b"".join(b"data: " + json.dumps(e).encode() + b"\r\n\r\n" for e in events)
         return web.Response(body=data, content_type="text/event-stream")
+
+
+def _model_problems(path: str, body: Any) -> list[str]:
+    """What a model before Gemini 3 refuses: function declarations with a JSON response type."""
+    if not re.search(r"/models/gemini-[12][.-]", path) or not isinstance(body, dict):
+        return []
+    config = body.get("generationConfig")
+    json_answer = isinstance(config, dict) and config.get("responseMimeType") == "application/json"
+    if body.get("tools") and json_answer:
+        return ["Function calling with a response mime type: 'application/json' is unsupported"]
+    return []
+
+
+def _thinking_fills(config: dict[str, Any]) -> bool:
+    """Gemini counts thinking within maxOutputTokens: a budget as large as the room leaves the model
+    none for its answer, which ends MAX_TOKENS without a part (as a thinking model may think its
+    whole budget)."""
+    budget = (config.get("thinkingConfig") or {}).get("thinkingBudget", 0)
+    room = config.get("maxOutputTokens")
+    return isinstance(room, int) and isinstance(budget, int) and 0 < room <= budget
 
 
 def answer(
@@ -270,6 +297,8 @@ def _inline_problems(value: Any) -> list[str]:
         base64.b64decode(value["data"], validate=True)
     except (binascii.Error, TypeError, ValueError):
         return ["inlineData.data: Invalid value (bytes): base64 decoding failed"]
+    if value["mimeType"].startswith("image/") and value["mimeType"] not in IMAGE_TYPES:
+        return [f"Unsupported MIME type: {value['mimeType']}"]
     return []
 
 

@@ -27,7 +27,8 @@ from sidecar.core.types import (
     ToolSpec,
 )
 from sidecar.providers import bedrock, bedrock_wire, registry
-from sidecar.providers.base import ProviderRequest, StreamAssembler, needs
+from sidecar.providers.base import ProviderRequest, StreamAssembler
+from sidecar.providers.fit import needs
 from tests.support.eventstream import event, tool_use_stream
 
 DEPLOYMENT = DeploymentConfig(provider="bedrock", model="anthropic.claude-3-5-haiku-20241022-v1:0")

@@ -426,3 +426,22 @@ def test_thought_parts_are_thinking_unary_and_streamed() -> None:
     assert (chunk.thinking, chunk.text) == ("Paris is in France.", "Sunny.")
     event = gemini.StreamParser()(SseEvent("message", json.dumps(call({"parts": parts[:1]}))))
     assert (event.thinking, event.text) == ("Paris is in France.", "")
+
+
+@pytest.mark.parametrize(
+    ("model", "both"),
+    [
+        ("gemini-2.5-flash", False),
+        ("gemini-2.0-flash-001", False),
+        ("models/gemini-1.5-pro", False),
+        ("gemini-3-flash-preview", True),
+        ("gemini-3.1-pro-preview", True),
+    ],
+)
+def test_only_gemini_3_takes_tools_with_a_json_answer(model: str, both: bool) -> None:
+    caps = gemini_wire.capabilities(DeploymentConfig(provider="gemini", model=model))
+    assert caps.json_with_tools is both and caps.json_schema and caps.tools
+    assert caps.lacks(frozenset({"tools", "json_schema", "json_with_tools"})) == (
+        [] if both else ["json_with_tools"]
+    )
+    assert "image/gif" not in caps.image_formats and "image/png" in caps.image_formats

@@ -5,10 +5,21 @@ from __future__ import annotations
 import base64
 
 from sidecar.config.schema import DeploymentConfig
+from sidecar.context.tokenizer import Tokenizers
 from sidecar.core.types import GenerationParams, Image, Message, Role
 from sidecar.providers import anthropic, openai
 from sidecar.providers.base import ProviderRequest
-from sidecar.providers.images import ANTHROPIC_MAX, OPENAI_MAX, anthropic_tokens, openai_tokens
+from sidecar.providers.images import (
+    ANTHROPIC_MAX,
+    GEMINI_3_IMAGE,
+    GEMINI_MAX,
+    GEMINI_TILE,
+    OPENAI_MAX,
+    anthropic_tokens,
+    gemini_tokens,
+    most_image_tokens,
+    openai_tokens,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n0000"
 
@@ -58,3 +69,43 @@ def test_anthropic_wire_sends_image_blocks_before_the_text() -> None:
         },
         {"type": "text", "text": "What is this?"},
     ]
+
+
+def test_gemini_counts_images_by_its_own_rule() -> None:
+    """Gemini 2: 258 an image of at most 384 px a side, 258 a 768 px tile above (scaled to fit
+    3072 px); Gemini 3: 1120 an image (media_resolution high, its default). OpenAI's and Anthropic's
+    rules, the estimate's, undercount a small image on either: 255 and 14 for 100 x 100."""
+    small = Image(data=PNG, mime_type="image/png", width=100, height=100)
+    assert gemini_tokens(small, "gemini-2.5-flash") == GEMINI_TILE == 258
+    assert gemini_tokens(small, "gemini-3-flash-preview") == GEMINI_3_IMAGE == 1120
+    assert max(openai_tokens(small), anthropic_tokens(small)) == 255
+    assert gemini_tokens(Image(url="https://x/a.png", width=1000, height=400), "gemini-2.0-flash") == 258 * 2
+    assert gemini_tokens(Image(url="https://x/a.png", width=384, height=385), "gemini-2.5-pro") == 258
+    assert (
+        gemini_tokens(Image(url="https://x/a.png", width=6144, height=3072), "gemini-2.5-pro") == 258 * 4 * 2
+    )
+    assert gemini_tokens(Image(url="https://x/a.png"), "gemini-2.5-pro") == GEMINI_MAX == 258 * 16
+    assert gemini_tokens(Image(url="https://x/a.png"), "gemini-3-pro-preview") == GEMINI_3_IMAGE
+    assert most_image_tokens((Message(Role.USER, "?", images=(small,)),)) == GEMINI_3_IMAGE
+
+
+def test_a_gemini_deployment_counts_its_images_by_gemini_for_the_fit_and_the_quota() -> None:
+    """Trimming, the context fit and the quota estimate count with the deployment's counter: a
+    Gemini deployment's counts Gemini's image rule (it had the estimate's: 255 for 100 x 100)."""
+    small = Image(data=PNG, mime_type="image/png", width=100, height=100)
+    tokens = Tokenizers.build(
+        {
+            "g3": DeploymentConfig(provider="gemini", model="gemini-3-flash-preview"),
+            "g2": DeploymentConfig(provider="gemini", model="gemini-2.5-flash"),
+            "e": DeploymentConfig(provider="echo", model="echo"),
+        },
+        None,
+    )
+    text, pictured = (Message(Role.USER, "?"),), (Message(Role.USER, "?", images=(small,)),)
+    assert {d: tokens.prompt(d, pictured) - tokens.prompt(d, text) for d in ("g3", "g2", "e")} == {
+        "g3": 1120,
+        "g2": 258,
+        "e": 255,
+    }
+    assert tokens.prompt_max(pictured) == tokens.prompt("g3", pictured)  # the quota's estimate
+    assert tokens.prompt_max(pictured, deployments=["g2", "e"]) == tokens.prompt("g2", pictured)

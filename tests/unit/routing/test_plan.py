@@ -77,6 +77,7 @@ def test_a_budget_deployment_lacking_what_the_call_needs_is_no_capable_deploymen
     with pytest.raises(NoCapableDeploymentError) as info:
         plan(r, limited, call)
     assert info.value.metadata["needs"] == "json_schema"
+    assert info.value.metadata["missing"] == "even lacks json_schema"  # not dear-out: the budget's only
     assert [t.deployment for t in plan(r, limited, dataclasses.replace(call, budget_deployment=""))] == [
         "dear-out"
     ]

@@ -1,0 +1,153 @@
+"""A provider's limits on images are part of routing's capability fit: through the real server, a
+route of a strict loopback Bedrock (tests/support/bedrock.py: at most 3.75 MB an image) and a strict
+loopback Gemini (tests/support/gemini.py: no GIF) sends each image where it can go, and refuses one
+no deployment can take before anything is sent, naming the image and why for each deployment."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from aiohttp import web
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from tests.integration.helpers import rich
+from tests.support.api import generate_request, stream_request, text_of
+from tests.support.bedrock import Answer, StrictBedrock
+from tests.support.gemini import GeminiFake, Turn
+
+pytestmark = pytest.mark.integration
+AWS = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+ENV = {"GEMINI_KEY": "AIzaSyTest-gemini-0123456789"}
+IDS = {"tenant_id": "t1", "user_id": "u1"}
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+GIF = b"GIF89a" + bytes(64)
+OVER_CONVERSE = 4_000_000  # the edge takes 5 MiB an image, Converse 3.75 MB
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS[0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS[1])
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+
+
+def describe(body: dict[str, Any]) -> Answer:
+    return [{"text": "A picture, seen by Bedrock."}], "end_turn"
+
+
+@pytest.fixture
+async def bedrock() -> AsyncIterator[StrictBedrock]:
+    server = await StrictBedrock(describe, AWS, "eu-west-1").start()
+    yield server
+    assert server.refusals == []
+    await server.close()
+
+
+@pytest.fixture
+async def gemini() -> AsyncIterator[GeminiFake]:
+    server = GeminiFake()
+    app = web.Application(client_max_size=64 * 1024 * 1024)  # inline images of megabytes
+    app.router.add_post("/v1beta/models/{action}", server.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1beta"
+    yield server
+    assert server.refusals == []
+    await runner.cleanup()
+
+
+def config(bedrock: StrictBedrock, gemini: GeminiFake, order: list[str]) -> dict[str, Any]:
+    deployments = {
+        "b": {
+            "provider": "bedrock",
+            "model": "anthropic.claude-3-5-haiku-20241022-v1:0",
+            "base_url": bedrock.url,
+            "bedrock": {"region": "eu-west-1"},
+        },
+        "g": {
+            "provider": "gemini",
+            "model": "gemini-3-flash-preview",
+            "base_url": gemini.url,
+            "api_key": {"env": "GEMINI_KEY"},
+        },
+    }
+    return {
+        "policy": {
+            "default_route": "r",
+            "deployments": deployments,
+            "routes": {"r": {"deployments": order, "strategy": "priority", "retry": {"max_attempts": 1}}},
+            "routing": {"probes": {"enabled": False}},
+        }
+    }
+
+
+def image(data: bytes, mime: str) -> gen.Message:
+    part = gen.ContentPart(image=gen.Image(data=data, mime_type=mime))
+    return gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart(text="What is this?"), part])
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_an_image_over_converses_limit_goes_to_the_next_deployment(
+    serve: Any, bedrock: StrictBedrock, gemini: GeminiFake, stream: bool
+) -> None:
+    """Bedrock first: a 4 MB image is not Bedrock's to refuse for the whole route; Gemini takes it."""
+    gemini.push(Turn([{"text": "A picture, seen by Gemini."}]))
+    s = await serve(config(bedrock, gemini, ["b", "g"]), ENV)
+    request = {"messages": [image(PNG + bytes(OVER_CONVERSE), "image/png")], **IDS}
+    if stream:
+        events = [e async for e in s.stub.StreamGenerate(stream_request(**request))]
+        summary, text = events[-1].result.summary, text_of(events[-1].result)
+    else:
+        reply = await s.stub.Generate(generate_request(**request))
+        summary, text = reply.summary, text_of(reply)
+    assert (summary.served_by.deployment, text) == ("g", "A picture, seen by Gemini.")
+    assert bedrock.bodies == [] and len(gemini.bodies) == 1
+
+
+async def test_a_gif_goes_past_gemini_to_bedrock(
+    serve: Any, bedrock: StrictBedrock, gemini: GeminiFake
+) -> None:
+    s = await serve(config(bedrock, gemini, ["g", "b"]), ENV)
+    reply = await s.stub.Generate(generate_request(messages=[image(GIF, "image/gif")], **IDS))
+    assert (reply.summary.served_by.deployment, text_of(reply)) == (
+        "b",
+        "A picture, seen by Bedrock.",
+    )
+    assert gemini.bodies == [] and bedrock.bodies[0]["messages"][0]["content"][0]["image"]["format"] == "gif"
+
+
+async def test_an_image_no_deployment_can_take_is_refused_naming_it_for_each(
+    serve: Any, bedrock: StrictBedrock, gemini: GeminiFake
+) -> None:
+    """A 4 MB GIF: too large for Converse, a format Gemini does not read. Refused before any call,
+    the violations naming the image and each deployment's reason."""
+    s = await serve(config(bedrock, gemini, ["b", "g"]), ENV)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(
+            generate_request(messages=[image(GIF + bytes(OVER_CONVERSE), "image/gif")], **IDS)
+        )
+    err = await rich(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NO_CAPABLE_DEPLOYMENT")
+    assert err.bad_request is not None
+    assert [(v.field, v.description) for v in err.bad_request.field_violations] == [
+        (
+            "input.messages",
+            "image 1 of the prompt: b cannot take it (4000070 bytes; it takes at most 3932160)",
+        ),
+        (
+            "input.messages",
+            "image 1 of the prompt: g cannot take it "
+            "(image/gif; it reads image/heic, image/heif, image/jpeg, image/png, image/webp)",
+        ),
+    ]
+    assert err.info.metadata["missing"].startswith("b cannot take image 1 of the prompt (4000070 bytes")
+    assert bedrock.bodies == [] and gemini.bodies == []
