@@ -268,8 +268,12 @@ type ToolCall struct {
 	// The tool's name, one of the request's tools (`^[a-zA-Z0-9_-]{1,64}$`).
 	// Reasons: INVALID_REQUEST naming `...tool_call.name`.
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// The arguments: a JSON object as text (as the model wrote it).
-	// Reasons: INVALID_REQUEST naming `...tool_call.arguments` when it is not a JSON object.
+	// The arguments as the model wrote them: normally a JSON object as text. Text that is not one
+	// (malformed, cut by max_tokens) is accepted too, so that an application keeping its own history
+	// can send the call back and answer it with an error result; each provider is sent it as
+	// {"unparsed_arguments": text}.
+	// Reasons: INVALID_REQUEST naming `...tool_call.arguments` when longer than 262,144 characters
+	// or JSON nested too deeply to read.
 	Arguments     string `protobuf:"bytes,3,opt,name=arguments,proto3" json:"arguments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -45,8 +45,12 @@ export type ToolCall = Message$1<"orchestrator.v1.ToolCall"> & {
   name: string;
 
   /**
-   * The arguments: a JSON object as text (as the model wrote it).
-   * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when it is not a JSON object.
+   * The arguments as the model wrote them: normally a JSON object as text. Text that is not one
+   * (malformed, cut by max_tokens) is accepted too, so that an application keeping its own history
+   * can send the call back and answer it with an error result; each provider is sent it as
+   * {"unparsed_arguments": text}.
+   * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when longer than 262,144 characters
+   * or JSON nested too deeply to read.
    *
    * @generated from field: string arguments = 3;
    */

@@ -158,8 +158,12 @@ private static final long serialVersionUID = 0L;
   private volatile java.lang.Object arguments_ = "";
   /**
    * <pre>
-   * The arguments: a JSON object as text (as the model wrote it).
-   * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when it is not a JSON object.
+   * The arguments as the model wrote them: normally a JSON object as text. Text that is not one
+   * (malformed, cut by max_tokens) is accepted too, so that an application keeping its own history
+   * can send the call back and answer it with an error result; each provider is sent it as
+   * {"unparsed_arguments": text}.
+   * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when longer than 262,144 characters
+   * or JSON nested too deeply to read.
    * </pre>
    *
    * <code>string arguments = 3 [json_name = "arguments"];</code>
@@ -180,8 +184,12 @@ private static final long serialVersionUID = 0L;
   }
   /**
    * <pre>
-   * The arguments: a JSON object as text (as the model wrote it).
-   * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when it is not a JSON object.
+   * The arguments as the model wrote them: normally a JSON object as text. Text that is not one
+   * (malformed, cut by max_tokens) is accepted too, so that an application keeping its own history
+   * can send the call back and answer it with an error result; each provider is sent it as
+   * {"unparsed_arguments": text}.
+   * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when longer than 262,144 characters
+   * or JSON nested too deeply to read.
    * </pre>
    *
    * <code>string arguments = 3 [json_name = "arguments"];</code>
@@ -747,8 +755,12 @@ private static final long serialVersionUID = 0L;
     private java.lang.Object arguments_ = "";
     /**
      * <pre>
-     * The arguments: a JSON object as text (as the model wrote it).
-     * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when it is not a JSON object.
+     * The arguments as the model wrote them: normally a JSON object as text. Text that is not one
+     * (malformed, cut by max_tokens) is accepted too, so that an application keeping its own history
+     * can send the call back and answer it with an error result; each provider is sent it as
+     * {"unparsed_arguments": text}.
+     * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when longer than 262,144 characters
+     * or JSON nested too deeply to read.
      * </pre>
      *
      * <code>string arguments = 3 [json_name = "arguments"];</code>
@@ -768,8 +780,12 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The arguments: a JSON object as text (as the model wrote it).
-     * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when it is not a JSON object.
+     * The arguments as the model wrote them: normally a JSON object as text. Text that is not one
+     * (malformed, cut by max_tokens) is accepted too, so that an application keeping its own history
+     * can send the call back and answer it with an error result; each provider is sent it as
+     * {"unparsed_arguments": text}.
+     * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when longer than 262,144 characters
+     * or JSON nested too deeply to read.
      * </pre>
      *
      * <code>string arguments = 3 [json_name = "arguments"];</code>
@@ -790,8 +806,12 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The arguments: a JSON object as text (as the model wrote it).
-     * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when it is not a JSON object.
+     * The arguments as the model wrote them: normally a JSON object as text. Text that is not one
+     * (malformed, cut by max_tokens) is accepted too, so that an application keeping its own history
+     * can send the call back and answer it with an error result; each provider is sent it as
+     * {"unparsed_arguments": text}.
+     * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when longer than 262,144 characters
+     * or JSON nested too deeply to read.
      * </pre>
      *
      * <code>string arguments = 3 [json_name = "arguments"];</code>
@@ -808,8 +828,12 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The arguments: a JSON object as text (as the model wrote it).
-     * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when it is not a JSON object.
+     * The arguments as the model wrote them: normally a JSON object as text. Text that is not one
+     * (malformed, cut by max_tokens) is accepted too, so that an application keeping its own history
+     * can send the call back and answer it with an error result; each provider is sent it as
+     * {"unparsed_arguments": text}.
+     * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when longer than 262,144 characters
+     * or JSON nested too deeply to read.
      * </pre>
      *
      * <code>string arguments = 3 [json_name = "arguments"];</code>
@@ -823,8 +847,12 @@ private static final long serialVersionUID = 0L;
     }
     /**
      * <pre>
-     * The arguments: a JSON object as text (as the model wrote it).
-     * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when it is not a JSON object.
+     * The arguments as the model wrote them: normally a JSON object as text. Text that is not one
+     * (malformed, cut by max_tokens) is accepted too, so that an application keeping its own history
+     * can send the call back and answer it with an error result; each provider is sent it as
+     * {"unparsed_arguments": text}.
+     * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when longer than 262,144 characters
+     * or JSON nested too deeply to read.
      * </pre>
      *
      * <code>string arguments = 3 [json_name = "arguments"];</code>

@@ -56,8 +56,12 @@ public interface ToolCallOrBuilder extends
 
   /**
    * <pre>
-   * The arguments: a JSON object as text (as the model wrote it).
-   * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when it is not a JSON object.
+   * The arguments as the model wrote them: normally a JSON object as text. Text that is not one
+   * (malformed, cut by max_tokens) is accepted too, so that an application keeping its own history
+   * can send the call back and answer it with an error result; each provider is sent it as
+   * {"unparsed_arguments": text}.
+   * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when longer than 262,144 characters
+   * or JSON nested too deeply to read.
    * </pre>
    *
    * <code>string arguments = 3 [json_name = "arguments"];</code>
@@ -66,8 +70,12 @@ public interface ToolCallOrBuilder extends
   java.lang.String getArguments();
   /**
    * <pre>
-   * The arguments: a JSON object as text (as the model wrote it).
-   * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when it is not a JSON object.
+   * The arguments as the model wrote them: normally a JSON object as text. Text that is not one
+   * (malformed, cut by max_tokens) is accepted too, so that an application keeping its own history
+   * can send the call back and answer it with an error result; each provider is sent it as
+   * {"unparsed_arguments": text}.
+   * Reasons: INVALID_REQUEST naming `...tool_call.arguments` when longer than 262,144 characters
+   * or JSON nested too deeply to read.
    * </pre>
    *
    * <code>string arguments = 3 [json_name = "arguments"];</code>
