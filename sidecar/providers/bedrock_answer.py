@@ -52,6 +52,9 @@ MAX_TOOL_INPUT_CHARS = 256 * 1024
 MAX_TOOL_CALLS = 64  # in one answer: an application sends a message of at most 64 parts back
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MAX_CALL_ID = 128
+# Each call of an answer has its own id: the application's results name the call they answer, and
+# Converse and Anthropic refuse a history whose calls share one.
+_SAME_ID = "two toolUse blocks of one answer with the same toolUseId"
 _EXCEPTIONS: dict[str, type[ProviderError]] = {
     "throttlingException": ProviderRateLimitedError,
     "validationException": ProviderRejectedError,
@@ -97,6 +100,8 @@ def parse_response(data: Any, answer: str | None = None) -> Chunk:
     uses = [_tool_use(i, b["toolUse"], whole=True) for i, b in enumerate(b for b in blocks if "toolUse" in b)]
     if len(uses) > MAX_TOOL_CALLS:
         raise ProviderMalformedError(f"more than {MAX_TOOL_CALLS} toolUse blocks in one answer")
+    if len({u.id for u in uses}) < len(uses):
+        raise ProviderMalformedError(_SAME_ID)
     own = [u for u in uses if u.name != answer]
     calls = tuple(ToolCallDelta(i, u.id, u.name, u.arguments) for i, u in enumerate(own))
     finish = _finish(data.get("stopReason"))
@@ -175,6 +180,7 @@ class StreamParser:
         self._inputs: dict[int, list[str]] = {}
         self._sizes: dict[int, int] = {}
         self._answers: set[int] = set()  # the blocks of the answer tool
+        self._ids: set[str] = set()  # the toolUseIds so far
 
     def __call__(self, message: EventMessage) -> StreamEvent:
         kind = message.headers.get(":message-type")
@@ -213,6 +219,9 @@ class StreamParser:
         if len(self._inputs) == MAX_TOOL_CALLS:
             raise ProviderMalformedError(f"more than {MAX_TOOL_CALLS} toolUse blocks in one answer")
         call = _tool_use(index, start["toolUse"], whole=False)
+        if call.id in self._ids:
+            raise ProviderMalformedError(_SAME_ID)
+        self._ids.add(call.id)
         self._inputs[index], self._sizes[index] = [], 0
         if call.name == self._answer:
             self._answers.add(index)

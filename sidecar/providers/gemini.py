@@ -129,7 +129,16 @@ def _parts(parts: list[Any], first_call: int, response_id: str) -> _Candidate:
             if not isinstance(signature, str):
                 raise ProviderMalformedError("a part's thoughtSignature is not a string")
             signed.append(gemini_wire.signed_block(signature, call_id))
+    _check_ids(calls)
     return _Candidate("".join(text), None, tuple(calls), tuple(signed), "".join(thinking))
+
+
+def _check_ids(calls: list[ToolCallDelta], seen: frozenset[str] = frozenset()) -> None:
+    """Each call of an answer has its own id: the application's results name the call they answer,
+    and Anthropic and Converse refuse a history whose calls share one."""
+    ids = [c.id for c in calls]
+    if len(set(ids)) < len(ids) or seen.intersection(ids):
+        raise ProviderMalformedError("two functionCalls of one answer with the same id")
 
 
 _TOO_MANY = f"an answer of more than {MAX_PARTS} parts (function calls, signatures, text)"
@@ -230,9 +239,12 @@ class StreamParser:
     def __init__(self) -> None:
         self._calls = self._signed = 0
         self._text = False
+        self._ids: frozenset[str] = frozenset()
 
     def __call__(self, event: SseEvent) -> StreamEvent:
         parsed = parse_event(event.data, self._calls)
+        _check_ids(list(parsed.tool_calls), self._ids)
+        self._ids = self._ids.union(c.id for c in parsed.tool_calls)
         self._calls += len(parsed.tool_calls)
         self._signed += len(parsed.blocks)
         self._text = self._text or bool(parsed.text)

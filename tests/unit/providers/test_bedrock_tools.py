@@ -258,6 +258,15 @@ def test_a_hostile_tool_use_is_a_bad_answer(use: Any, match: str) -> None:
         bedrock.parse_response(answer({"toolUse": use}))
 
 
+def test_two_calls_with_one_id_are_a_bad_answer() -> None:
+    """The application's results name the call they answer, and Converse refuses a history whose
+    calls share a toolUseId: an answer repeating one could not go back."""
+    with pytest.raises(ProviderMalformedError, match="same toolUseId"):
+        bedrock.parse_response(answer(USE, USE))
+    with pytest.raises(ProviderMalformedError, match="same toolUseId"):
+        replay(tool_use_stream("", [("t1", "now", []), ("t1", "now", [])]))
+
+
 # --- streams ------------------------------------------------------------------------------------
 
 

@@ -332,6 +332,18 @@ def test_more_parts_than_a_message_can_carry_back_are_a_bad_answer() -> None:
         parse(SseEvent("message", json.dumps(call({"parts": [{"text": "Hi"}]}))))
 
 
+def test_two_calls_with_one_id_are_a_bad_answer() -> None:
+    """The application's results name the call they answer, and Anthropic and Converse refuse a
+    history whose calls share an id: an answer repeating one could not go back."""
+    part = {"functionCall": {"name": "f", "args": {}, "id": "c1"}}
+    with pytest.raises(ProviderMalformedError, match="same id"):
+        gemini.parse_response(call({"parts": [part, part]}))
+    parse, event = gemini.StreamParser(), SseEvent("message", json.dumps(call({"parts": [part]})))
+    assert parse(event).tool_calls[0].id == "c1"
+    with pytest.raises(ProviderMalformedError, match="same id"):
+        parse(event)  # in a later event of the same stream
+
+
 @pytest.mark.parametrize("reason", ["MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"])
 def test_a_function_call_gemini_itself_calls_unusable_is_a_bad_answer(reason: str) -> None:
     with pytest.raises(ProviderMalformedError, match=reason):
