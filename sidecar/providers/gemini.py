@@ -54,14 +54,19 @@ FINISH_REASONS = {
 
 def parse_usage(data: Any) -> Usage:
     """usageMetadata; thinking tokens are billed as output, so they count as completion tokens, and
-    are the reasoning tokens (part of the completion tokens, as OpenAI reports them)."""
+    are the reasoning tokens (part of the completion tokens, as OpenAI reports them). The cached
+    tokens are part of the prompt's: more of them than the prompt has is garbage, as a negative
+    count is (the ledger and the usage report would show more than all of a prompt cached)."""
     if not isinstance(data, dict):
         raise ProviderMalformedError("usageMetadata is not an object")
     thoughts = token_count(data.get("thoughtsTokenCount"))
+    prompt, cached = token_count(data.get("promptTokenCount")), token_count(data.get("cachedContentTokenCount"))
+    if cached > prompt:
+        raise ProviderMalformedError("usageMetadata counts more cached tokens than prompt tokens")
     return Usage(
-        prompt_tokens=token_count(data.get("promptTokenCount")),
+        prompt_tokens=prompt,
         completion_tokens=token_count(data.get("candidatesTokenCount")) + thoughts,
-        cached_tokens=token_count(data.get("cachedContentTokenCount")),
+        cached_tokens=cached,
         reasoning_tokens=thoughts,
     )
 

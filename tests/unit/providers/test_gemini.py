@@ -122,6 +122,10 @@ def test_error_bodies_are_classified(status: str, expected: type[Exception]) -> 
         {"candidates": "x"},
         {"candidates": [{"content": {"parts": "x"}}]},
         {"candidates": [{"content": {"parts": [{"text": "x"}]}}], "usageMetadata": {"promptTokenCount": -1}},
+        {  # the cached tokens are part of the prompt's
+            "candidates": [{"content": {"parts": [{"text": "x"}]}}],
+            "usageMetadata": {"promptTokenCount": 3, "cachedContentTokenCount": 4},
+        },
     ],
 )
 def test_malformed_answers(body: object) -> None:
