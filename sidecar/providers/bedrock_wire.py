@@ -163,11 +163,13 @@ def _turns(messages: tuple[Message, ...], native: bool, *, thinking: bool) -> li
     for m in messages:
         if m.role is Role.SYSTEM:
             continue
-        role = "assistant" if m.role is Role.ASSISTANT else "user"
+        role, said = "assistant" if m.role is Role.ASSISTANT else "user", _blocks(m, native, images)
+        images += len(m.images)
+        if not said:  # an answer with nothing to send (its thinking alone): the turns around it join
+            continue
         # first, as they came; a Gemini signature (a fallback between turns) means nothing to Claude
         blocks = [_reasoning(b) for b in m.thinking if not is_gemini_block(b)] if thinking else []
-        blocks += _blocks(m, native, images)
-        images += len(m.images)
+        blocks += said
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"] += blocks
         else:
@@ -175,7 +177,7 @@ def _turns(messages: tuple[Message, ...], native: bool, *, thinking: bool) -> li
     for turn in turns:
         if turn["role"] == "user":
             turn["content"].sort(key=lambda block: "toolResult" not in block)  # stable: order kept
-    if turns and turns[0]["role"] == "assistant":
+    if not turns or turns[0]["role"] == "assistant":
         turns.insert(0, {"role": "user", "content": [{"text": CONTINUED}]})
     return turns
 
@@ -188,7 +190,8 @@ def _blocks(m: Message, native: bool, images_before: int) -> list[dict[str, Any]
         result = {"toolUseId": tool_use_id(m.tool_call_id), "content": [{"text": m.text}]}
         return [{"toolResult": result}]
     blocks = [_image(image, images_before + n + 1) for n, image in enumerate(m.images)]
-    if m.text.strip() or not (blocks or m.tool_calls):  # Claude refuses a blank text block beside them
+    # Converse refuses a blank text block; a user message has text or images (the edge's rule)
+    if m.text.strip() or not (blocks or m.tool_calls or m.role is Role.ASSISTANT):
         blocks.append({"text": m.text})
     for c in m.tool_calls:
         if native:

@@ -177,18 +177,20 @@ def _calling_config(choice: ToolChoice) -> dict[str, Any]:
 
 def _contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     """`contents`, alternating user and model turns, user first. A tool result is a user turn's
-    functionResponse part (consecutive results, and the question after them, are one turn)."""
+    functionResponse part (consecutive results, and the question after them, are one turn). An
+    answer with nothing to send (no text, no calls: its signature alone) is left out, as Gemini
+    refuses an empty part; the turns around it become one."""
     names = {c.id: c.name for m in messages for c in m.tool_calls}
     contents: list[dict[str, Any]] = []
     for m in messages:
-        if m.role is Role.SYSTEM:
+        if m.role is Role.SYSTEM or not (parts := _parts(m, names)):
             continue
-        role, parts = _ROLES[m.role], _parts(m, names)
+        role = _ROLES[m.role]
         if contents and contents[-1]["role"] == role:
             contents[-1]["parts"] += parts
         else:
             contents.append({"role": role, "parts": parts})
-    if contents and contents[0]["role"] == "model":
+    if not contents or contents[0]["role"] == "model":
         contents.insert(0, {"role": "user", "parts": [{"text": CONTINUED}]})
     return contents
 
@@ -201,8 +203,8 @@ def _parts(m: Message, names: dict[str, str]) -> list[dict[str, Any]]:
         return [*parts, {"text": m.text}] if m.text or not parts else parts
     signatures = _signatures(m.thinking)
     out: list[dict[str, Any]] = []
-    if m.text or not m.tool_calls:
-        out.append(_signed({"text": m.text}, signatures.get("text") if m.text else None))
+    if m.text:  # Gemini refuses an empty text part ("required oneof field 'data'")
+        out.append(_signed({"text": m.text}, signatures.get("text")))
     for i, c in enumerate(m.tool_calls):
         call: dict[str, Any] = {"name": c.name, "args": tool_arguments.as_object(c.arguments)}
         if c.id and not c.id.startswith(SYNTHETIC_ID_PREFIX):

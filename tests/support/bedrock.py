@@ -87,7 +87,8 @@ def _block(block: Any, role: str, at: str) -> bool:
              f"{at} must hold exactly one member of ContentBlock")  # fmt: skip
     kind, value = next(iter(block.items()))
     if kind == "text":
-        _require(isinstance(value, str) and value != "", f"{at}.text must be a non-empty string")
+        _require(isinstance(value, str), f"{at}.text must be a string")
+        _require(value.strip() != "", f"The text field in the ContentBlock object at {at} is blank.")
     elif kind == "image":
         _image(value, at)
     elif kind == "reasoningContent":

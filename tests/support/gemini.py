@@ -248,7 +248,9 @@ def _part_problems(part: Any, role: str, declared: set[str]) -> list[str]:
     kind, value = data[0], part[data[0]]
     if "thoughtSignature" in part and not isinstance(part["thoughtSignature"], str):
         return ["thoughtSignature: a string expected"]
-    if kind == "text":
+    if kind == "text":  # "" is proto3's unset: the part holds no data
+        if value == "":
+            return ["data: required oneof field 'data' must have one initialized field"]
         return [] if isinstance(value, str) else ["text: a string expected"]
     if kind == "inlineData":
         return _inline_problems(value)

@@ -29,6 +29,7 @@ from sidecar.core.types import (
 from sidecar.providers import bedrock, bedrock_wire, registry
 from sidecar.providers.base import ProviderRequest, StreamAssembler
 from sidecar.providers.fit import needs
+from tests.support.bedrock import check_converse
 from tests.support.eventstream import event, tool_use_stream
 
 DEPLOYMENT = DeploymentConfig(provider="bedrock", model="anthropic.claude-3-5-haiku-20241022-v1:0")
@@ -160,6 +161,23 @@ def test_thinking_blocks_of_an_earlier_turn_are_not_sent() -> None:
     signed = ThinkingBlock(text="hmm", signature="sig")
     msgs = (Message(Role.USER, "Hi"), Message(Role.ASSISTANT, "Hello", thinking=(signed,)))
     assert wire(*msgs)["messages"][1]["content"] == [{"text": "Hello"}]
+
+
+@pytest.mark.parametrize("thinking", [False, True])
+@pytest.mark.parametrize("text", ["", " \n"])
+def test_an_assistant_message_with_nothing_to_say_is_not_sent(text: str, thinking: bool) -> None:
+    """A message of only signed thinking (an answer whose text was empty, sent back as it came) or
+    of blank text: Converse refuses a blank text block ("The text field in the ContentBlock object
+    at messages.1.content.0 is blank"); the user turns around it become one."""
+    signed = ThinkingBlock(text="hmm", signature="sig")
+    empty = Message(Role.ASSISTANT, text, thinking=(signed,))
+    params: dict[str, Any] = {"reasoning": Reasoning(budget_tokens=1024)} if thinking else {}
+    body = wire(Message(Role.USER, "Hi"), empty, Message(Role.USER, "Still there?"), **params)
+    check_converse(body)
+    assert body["messages"] == [{"role": "user", "content": [{"text": "Hi"}, {"text": "Still there?"}]}]
+    alone = wire(Message(Role.SYSTEM, "Be brief."), empty, **params)
+    check_converse(alone)
+    assert alone["messages"] == [{"role": "user", "content": [{"text": bedrock.CONTINUED}]}]
 
 
 def test_images_go_as_bytes_before_the_text() -> None:

@@ -27,6 +27,7 @@ from sidecar.core.types import (
 from sidecar.providers import gemini, gemini_wire
 from sidecar.providers.base import Capabilities, ProviderRequest, StreamAssembler, wire_body
 from sidecar.providers.sse import SseDecoder, SseEvent
+from tests.support.gemini import request_problems
 from tests.support.upstream import fixture
 
 DEPLOYMENT = DeploymentConfig(provider="gemini", model="gemini-2.5-flash")
@@ -43,6 +44,19 @@ QUESTION = Message(Role.USER, "Weather in Paris and Tokyo?")
 
 def body_of(*messages: Message, **params: Any) -> dict[str, Any]:
     return gemini.to_wire(ProviderRequest(messages, GenerationParams(**params), stream=False), DEPLOYMENT)
+
+
+def test_an_assistant_message_with_nothing_to_say_is_not_sent() -> None:
+    """A message of only its signature (an answer whose text was empty, sent back as it came): Gemini
+    refuses an empty text part ("required oneof field 'data' must have one initialized field");
+    the user turns around it become one."""
+    empty = Message(Role.ASSISTANT, "", thinking=(gemini_wire.signed_block(SIGNATURE),))
+    body = body_of(QUESTION, empty, Message(Role.USER, "Still there?"))
+    assert request_problems(body, {SIGNATURE}) == []
+    assert body["contents"] == [{"role": "user", "parts": [{"text": QUESTION.text}, {"text": "Still there?"}]}]
+    alone = body_of(Message(Role.SYSTEM, "Be brief."), empty)
+    assert request_problems(alone, {SIGNATURE}) == []
+    assert alone["contents"] == [{"role": "user", "parts": [{"text": gemini_wire.CONTINUED}]}]
 
 
 def call(data: dict[str, Any]) -> dict[str, Any]:
