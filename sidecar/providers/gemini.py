@@ -60,7 +60,8 @@ def parse_usage(data: Any) -> Usage:
     if not isinstance(data, dict):
         raise ProviderMalformedError("usageMetadata is not an object")
     thoughts = token_count(data.get("thoughtsTokenCount"))
-    prompt, cached = token_count(data.get("promptTokenCount")), token_count(data.get("cachedContentTokenCount"))
+    prompt = token_count(data.get("promptTokenCount"))
+    cached = token_count(data.get("cachedContentTokenCount"))
     if cached > prompt:
         raise ProviderMalformedError("usageMetadata counts more cached tokens than prompt tokens")
     return Usage(

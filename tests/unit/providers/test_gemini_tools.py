@@ -53,7 +53,8 @@ def test_an_assistant_message_with_nothing_to_say_is_not_sent() -> None:
     empty = Message(Role.ASSISTANT, "", thinking=(gemini_wire.signed_block(SIGNATURE),))
     body = body_of(QUESTION, empty, Message(Role.USER, "Still there?"))
     assert request_problems(body, {SIGNATURE}) == []
-    assert body["contents"] == [{"role": "user", "parts": [{"text": QUESTION.text}, {"text": "Still there?"}]}]
+    both = [{"text": QUESTION.text}, {"text": "Still there?"}]
+    assert body["contents"] == [{"role": "user", "parts": both}]
     alone = body_of(Message(Role.SYSTEM, "Be brief."), empty)
     assert request_problems(alone, {SIGNATURE}) == []
     assert alone["contents"] == [{"role": "user", "parts": [{"text": gemini_wire.CONTINUED}]}]
