@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -140,3 +141,30 @@ def assembled(deltas: list[ToolCallDelta]) -> list[ToolCallDelta]:
                 d.index, seen.id or d.id, seen.name or d.name, seen.arguments + d.arguments
             )
     return list(calls.values())
+
+
+# For tests that cannot draw from hypothesis (a real server on the test's own loop): the same kinds
+# of change, chosen by a seeded random.Random.
+HOSTILE_VALUES: tuple[Any, ...] = (
+    None, True, -1, 2**32 + 1, 2**64, -(2**63), 1.5, float("nan"), float("inf"), "", "\ud800", "x" * 70,
+    "OTHER", [], {}, [{"text": 1}], {"a": {"b": []}}, deep(300),
+)  # fmt: skip
+
+
+def mutate(valid: Any, rng: random.Random, changes: int = 2) -> Any:
+    """`valid` with `changes` values replaced, removed or (in lists) repeated."""
+    doc = copy.deepcopy(valid)
+    for _ in range(changes):
+        places = [p for p in paths(doc) if p]
+        if not places:
+            return rng.choice(HOSTILE_VALUES)
+        path = rng.choice(places)
+        parent, key = _parent(doc, path), path[-1]
+        action = rng.choice(["replace", "replace", "remove", "repeat"])
+        if action == "remove":
+            del parent[key]
+        elif action == "repeat" and isinstance(parent, list):
+            parent.insert(int(key), parent[int(key)])
+        else:
+            parent[key] = rng.choice(HOSTILE_VALUES)
+    return doc
