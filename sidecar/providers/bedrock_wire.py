@@ -62,7 +62,10 @@ def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any
     gets the user turn CONTINUED before it."""
     p = req.params
     native, answer, budget = native_tools(p), answer_tool(p), thinking_budget(p)
-    body: dict[str, Any] = {"messages": _turns(req.messages, native, thinking=budget is not None)}
+    turns = _turns(req.messages, native, thinking=budget is not None)
+    if budget is not None and not _resumes_thinking(turns):  # this call goes without thinking
+        budget, turns = None, _turns(req.messages, native, thinking=False)
+    body: dict[str, Any] = {"messages": turns}
     system = [{"text": m.text} for m in req.messages if m.role is Role.SYSTEM]
     if system:
         body["system"] = system
@@ -79,6 +82,17 @@ def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any
     if budget is not None:  # Claude's extended thinking, in the model's own request fields
         body["additionalModelRequestFields"] = {"thinking": {"type": "enabled", "budget_tokens": budget}}
     return body  # `seed` and `parallel_tool_calls` have no Converse equivalent and are not sent
+
+
+def _resumes_thinking(turns: list[dict[str, Any]]) -> bool:
+    """Whether Claude may think in this call: with thinking on, it refuses a last assistant turn of
+    tool calls that does not start with its thinking ("a final `assistant` message must start with
+    a thinking block"), as a tool loop begun by another provider (a fallback) or without thinking
+    has. Such a call is sent without thinking (answered, with no reasoning) instead of refused."""
+    said = [t for t in turns if t["role"] == "assistant"]
+    if not said or not any("toolUse" in b for b in said[-1]["content"]):
+        return True
+    return "reasoningContent" in said[-1]["content"][0]
 
 
 def native_tools(p: GenerationParams) -> bool:
