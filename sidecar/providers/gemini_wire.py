@@ -137,8 +137,8 @@ def _generation_config(p: GenerationParams, deployment: DeploymentConfig) -> dic
         config["topP"] = p.top_p
     if p.stop:
         config["stopSequences"] = list(p.stop)
-    if p.seed is not None:
-        config["seed"] = p.seed
+    if p.seed is not None:  # Gemini's seed is an int32: a wider one wraps, the same seed each time
+        config["seed"] = (p.seed + 2**31) % 2**32 - 2**31
     if (budget := thinking_budget(p)) is not None:  # Gemini 2.5's field, which Gemini 3 still takes
         config["thinkingConfig"] = {"thinkingBudget": budget}
         if p.reasoning is not None and p.reasoning.include_thinking:

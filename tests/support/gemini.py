@@ -201,6 +201,9 @@ def _config_problems(config: Any) -> list[str]:
         for k in config
         if k not in _CONFIG
     ]
+    seed = config.get("seed", 0)
+    if not isinstance(seed, int) or not -(2**31) <= seed < 2**31:  # GenerationConfig.seed is an int32
+        out.append(f"Invalid value at 'generation_config.seed' (TYPE_INT32), {seed}")
     mime = config.get("responseMimeType")
     if mime is not None and mime not in ("text/plain", "application/json", "text/x.enum"):
         out.append(f"responseMimeType: unsupported {mime!r}")

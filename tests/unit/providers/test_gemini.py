@@ -16,6 +16,7 @@ from sidecar.core.types import FinishReason, GenerationParams, Message, Role, Us
 from sidecar.providers import gemini, gemini_wire
 from sidecar.providers.base import ProviderRequest, StreamAssembler
 from sidecar.providers.sse import SseDecoder
+from tests.support.gemini import request_problems
 from tests.support.upstream import fixture
 
 DEPLOYMENT = DeploymentConfig(provider="gemini", model="gemini-2.5-flash")
@@ -42,6 +43,18 @@ def test_to_wire_maps_roles_system_and_every_parameter() -> None:
             "maxOutputTokens": 50, "temperature": 1.5, "topP": 0.9, "stopSequences": ["END"], "seed": 7,
         },
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("seed", "sent"), [(7, 7), (-(2**31), -(2**31)), (2**31, -(2**31)), (2**40 + 5, 5), (-(2**63), 0)]
+)
+def test_a_seed_goes_as_the_int32_gemini_takes(seed: int, sent: int) -> None:
+    """The edge takes an int64 seed (OpenAI's range); Gemini refuses one past int32 ("Invalid value
+    at 'generation_config.seed' (TYPE_INT32)"): a wider seed wraps into it, the same each time."""
+    req = ProviderRequest((Message(Role.USER, "hi"),), GenerationParams(seed=seed), stream=False)
+    body = gemini.to_wire(req, DEPLOYMENT)
+    assert body["generationConfig"]["seed"] == sent
+    assert request_problems(body, set()) == []
 
 
 def test_to_wire_leaves_unset_parameters_to_the_provider() -> None:
