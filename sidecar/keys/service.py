@@ -28,6 +28,7 @@ from sidecar.keys.backend import KeyBackend, KeyContext
 from sidecar.keys.cache import KeyCache, SecretKey, cache_key_for
 from sidecar.keys.envelope import Envelope, KeyRecordCorruptError, last_four, seal, unseal
 from sidecar.keys.failures import EnvelopeFailures, FailurePolicy
+from sidecar.keys.registrations import RegistrationPolicy, Registrations
 from sidecar.keys.rotation import Rotation
 from sidecar.keys.store import KeyRecord, KeyStore, key_limit_reached, new_ref, stored_envelope
 from sidecar.telemetry.tracing import Tracing
@@ -54,11 +55,13 @@ class KeyService:
         rotation: Rotation | None = None,
         max_keys_per_user: int = 50,
         failures: EnvelopeFailures | None = None,
+        registrations: Registrations | None = None,
     ) -> None:
         self._backend, self._store, self._cache, self._clock = backend, store, cache, clock
         self._observer, self._tracing = observer, tracing or Tracing.disabled()
         self._rotation, self._max_keys = rotation, max_keys_per_user
         self._failures = failures or EnvelopeFailures(FailurePolicy(), clock)
+        self._registrations = registrations or Registrations(RegistrationPolicy(), clock)
 
     @property
     def cache(self) -> KeyCache:
@@ -68,8 +71,11 @@ class KeyService:
         """Envelope the key at once; only the record is stored. Replaces the owner's key of that name;
         a new name past max_keys_per_user is refused before the backend is asked (each key costs a
         KMS or Vault call and a record: a user registering names without end would pay for neither),
-        and again by the store as it writes, so registrations running at once cannot pass it."""
+        and again by the store as it writes, so registrations running at once cannot pass it. Each
+        registration is a backend call: past the user's or tenant's bound in the window it is refused
+        before the backend is asked (keys/registrations.py)."""
         await self._room_for(context)
+        self._registrations.admit(context.tenant, context.user)
         envelope = await seal(self._backend, context, secret)
         now = self._clock.wall()
         record = KeyRecord(
