@@ -30,6 +30,7 @@ from sidecar.keys.envelope import Envelope, KeyRecordCorruptError, last_four, se
 from sidecar.keys.failures import EnvelopeFailures, FailurePolicy
 from sidecar.keys.registrations import RegistrationPolicy, Registrations
 from sidecar.keys.rotation import Rotation
+from sidecar.keys.standing import BackendStanding
 from sidecar.keys.store import KeyRecord, KeyStore, key_limit_reached, new_ref, stored_envelope
 from sidecar.telemetry.tracing import Tracing
 
@@ -62,6 +63,7 @@ class KeyService:
         self._rotation, self._max_keys = rotation, max_keys_per_user
         self._failures = failures or EnvelopeFailures(FailurePolicy(), clock)
         self._registrations = registrations or Registrations(RegistrationPolicy(), clock)
+        self._standing = BackendStanding(backend, clock)
 
     @property
     def cache(self) -> KeyCache:
@@ -159,7 +161,9 @@ class KeyService:
     async def _unseal(
         self, envelope: Envelope, context: KeyContext, digest: str, tenant: str | None
     ) -> bytearray:
-        """The key backend unwraps the data key (timed; a child span when tracing)."""
+        """The key backend unwraps the data key (timed; a child span when tracing). An inline envelope
+        the backend refuses while it accepts the sidecar is the caller's: KEY_RECORD_CORRUPT, not
+        KEY_UNAVAILABLE, which pages on-call (keys/standing.py)."""
         started = self._clock.monotonic()
         with self._tracing.span("sidecar.key.decrypt", {"sidecar.key.backend": envelope.wrapped.backend}):
             try:
@@ -167,9 +171,13 @@ class KeyService:
             except KeyRecordCorruptError:
                 self._failures.failed(digest, tenant, damaged=True)
                 raise
-            except KeyDecryptError:  # refused otherwise (not unreachable, not throttled)
+            except KeyDecryptError as exc:  # refused otherwise (not unreachable, not throttled)
+                if tenant is not None and await self._standing.envelope_at_fault(envelope.wrapped, exc):
+                    self._failures.failed(digest, tenant, damaged=True)  # a caller's made-up envelope
+                    raise KeyRecordCorruptError(f"it does not open here: {exc.message}") from exc
                 self._failures.failed(digest, tenant, damaged=False)
                 raise
+        self._standing.opened(envelope.wrapped.key_id)
         if self._observer is not None:
             self._observer.key_decrypted(self._clock.monotonic() - started)
         return secret

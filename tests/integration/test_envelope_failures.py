@@ -115,7 +115,8 @@ async def test_forged_envelopes_cost_a_bounded_number_of_backend_calls_per_tenan
 
     # Different forgeries, concurrently: at most LIMIT reach the backend in the window.
     errors = await asyncio.gather(*(fails(s.stub.Generate(mallory(n))) for n in range(1, 41)))
-    assert proxy.calls[unwrap] <= LIMIT
+    # and one probe of the sidecar's own data key (keys/standing.py), when the backend refused one
+    assert proxy.calls[unwrap] <= LIMIT + 1
     limited = [e for e in errors if e.reason == "KEY_FAILURE_LIMIT_REACHED"]
     assert len(limited) >= 40 - LIMIT and all(e.code is CODE.RESOURCE_EXHAUSTED for e in limited)
     assert all(e.retry is not None and 0 < e.retry.retry_delay.ToNanoseconds() <= 60e9 for e in limited)
