@@ -89,6 +89,10 @@ async def test_a_cache_hit_is_served_when_the_estimate_does_not_fit(
     hit = await s.stub.Generate(ask("Hi"))
     assert text_of(hit) == text_of(first) and hit.summary.cache_hit and hit.summary.cost_micros == 0
     assert len(upstream.seen) == 1
+    limit = "dollars" if usd else "tokens"
+    refusals = f'sidecar_quota_refusals_total{{limit="{limit}"}}'
+    metrics = await asyncio.to_thread(scrape, s.sidecar.metrics_port)
+    assert metrics.get(refusals, 0) == 0  # the estimate's refusal, the call served: not a refusal
     after = await used(s)
     assert after["requests"] == 2  # a hit is one request, nothing else
     assert {k: v for k, v in after.items() if k != "requests"} == {
@@ -98,6 +102,7 @@ async def test_a_cache_hit_is_served_when_the_estimate_does_not_fit(
         await s.stub.Generate(ask("Something else entirely"))
     assert (await rich(info.value)).reason == ("COST_QUOTA_EXCEEDED" if usd else "TOKEN_QUOTA_EXCEEDED")
     assert len(upstream.seen) == 1  # no provider was asked
+    assert (await asyncio.to_thread(scrape, s.sidecar.metrics_port))[refusals] == 1
     assert await used(s) == after  # charged nothing, not even the request
     streamed = gen.StreamGenerateRequest(input=ask("Hi").input)
     events = [e async for e in s.stub.StreamGenerate(streamed)]  # the third request: a streamed hit
