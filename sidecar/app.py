@@ -182,7 +182,8 @@ def quota_layer(cfg: Config, d: Deps) -> Layer:
         table=d.routing.table,
         estimator=TokenEstimator(prompt=d.tokenizers.prompt_max, text=d.tokenizers.count_text_max),
         tracing=d.telemetry.tracing,
-        cache_answers=cfg.settings.cache.enabled and d.cache is not None,  # a hit costs no tokens
+        # a hit (exact or semantic) costs no tokens
+        cache_answers=(cfg.settings.cache.enabled and d.cache is not None) or d.semantic is not None,
     )
 
 
@@ -234,6 +235,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                     on_store_error=partial(d.telemetry.metrics.store_error, "cache"),
                 ),
                 tracing=d.telemetry.tracing,
+                semantic_inside=d.semantic is not None,  # a cache-only miss may be a semantic hit
             ),
             partial(  # after an exact miss: a paraphrase answered before, in the same partition
                 SemanticCacheLayer,
