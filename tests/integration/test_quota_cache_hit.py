@@ -157,3 +157,40 @@ async def test_a_cache_only_miss_reports_no_near_limit_event_and_a_hit_reports_i
         assert [(p["limit"], p["level"], p["used"]) for p in posts] == [("requests", 100, 2)]
     finally:
         await runner.cleanup()
+
+
+async def test_a_summary_call_past_the_budget_reaches_no_provider(serve: Any, upstream: Upstream) -> None:
+    """Conversation summaries go through the quota, outside the caches (sidecar/app.py
+    `build_summarizer`): a summary whose dollar estimate does not fit was marked cache_only as if a
+    cache could answer it, went on to the summary route's provider, and only its first chunk was
+    refused: a provider call past the budget, charged to nobody."""
+    from tests.integration.test_context import SUMMARY, long_conversation
+    from tests.support.api import stream_request
+
+    price = {"input_per_million": 1000, "output_per_million": 1000}
+    free = {"input_per_million": 0, "output_per_million": 0}
+    cheap = {"provider": "openai", "model": "m", "base_url": f"{upstream.url}/v1", "price": price}
+    raw = {
+        "policy": {
+            "default_route": "chat",
+            "deployments": {"large": {"provider": "echo", "model": "echo-l", "price": free}, "cheap": cheap},
+            "routes": {"chat": {"deployments": ["large"]}, "cheap": {"deployments": ["cheap"]}},
+            "context": {"summary": SUMMARY},
+            "tier_assignment": {"default": "enterprise"},
+            "quota": {  # the echo costs nothing; the summary route's estimate far more than a cent
+                "limits": [
+                    {"name": "usd", "metric": "usd", "scope": "tenant", "window": "day", "limit": 0.01}
+                ]
+            },
+        },
+        "settings": {"cache": {"enabled": True}},
+    }
+    s = await serve(raw)
+    upstream.default = Reply.json("openai/chat_completion.json")
+    request = stream_request(
+        messages=long_conversation(6), conversation_id="c1", tenant_id="acme", user_id="ann"
+    )
+    for _ in range(2):  # the second turn has messages to summarize
+        events = [e async for e in s.stub.StreamGenerate(request)]
+        assert not events[-1].result.summary.context_summarized  # the summary was refused: trimmed
+    assert upstream.seen == []
