@@ -79,8 +79,8 @@ class CacheLayer:
         A `cache_only` call (the quota could not cover a provider's answer, see the quota layer)
         never goes on: it gets a hit or nothing at all."""
         plan = self._plan(call)
-        if plan is None and call.cache_only:
-            return self._inner(call) if self._semantic_inside else _nothing()
+        if plan is None and call.cache_only and not self._semantic_inside:
+            return _nothing()  # (with a semantic cache inside, it answers the call or not at all)
         if plan is None:
             return self._inner(call)
         return self._cached(call, plan)
