@@ -8,9 +8,10 @@ AccessDenied, "the ciphertext refers to a key that does not exist"). Both used t
 which pages on-call (OrchestratorSidecarKeyBackendFailure). So when the backend refuses an inline
 envelope, the sidecar asks whether it still accepts the sidecar under that key: yes when an envelope
 under that key opened within `trust_seconds`, else by unwrapping a probe data key of its own (made
-once under the current key, one unwrap call per probe, one probe at a time). Accepted: the envelope
-is the caller's (KEY_RECORD_CORRUPT). Refused, unreachable, or a key it cannot probe (a previous
-key nothing opened under lately): the backend's (KEY_UNAVAILABLE, as before).
+once under the current key, one unwrap call per probe, one probe at a time; a refused probe is
+trusted for `trust_seconds` too, so a backend that refuses the sidecar is not asked twice per call).
+Accepted: the envelope is the caller's (KEY_RECORD_CORRUPT). Refused, unreachable, or a key it
+cannot probe (a previous key nothing opened under lately): the backend's (KEY_UNAVAILABLE, as before).
 """
 
 from __future__ import annotations
@@ -28,25 +29,29 @@ class BackendStanding:
     def __init__(self, backend: KeyBackend, clock: Clock, *, trust_seconds: float = 10.0) -> None:
         self._backend, self._clock, self._trust = backend, clock, trust_seconds
         self._opened: dict[str, float] = {}  # key id -> when an unwrap under it last worked
+        self._refused: dict[str, float] = {}  # key id -> when the probe under it was last refused
         self._probe: WrappedKey | None = None
         self._probing = asyncio.Lock()
 
     def opened(self, key_id: str) -> None:
         """An unwrap under `key_id` worked (only keys the sidecar is configured with ever do)."""
         self._opened[key_id] = self._clock.monotonic()
+        self._refused.pop(key_id, None)
 
     async def envelope_at_fault(self, wrapped: WrappedKey, refusal: SidecarError) -> bool:
         """Whether the backend's `refusal` of this inline envelope's wrapped key is the envelope's
         fault: it names a key this sidecar does not use, or the backend still accepts the sidecar."""
         if isinstance(refusal, KeyNotConfiguredError):
             return True
-        if self._recent(wrapped.key_id):
-            return True
         async with self._probing:  # concurrent refusals wait for one probe
-            return self._recent(wrapped.key_id) or await self._probed(wrapped.key_id)
+            if self._recent(self._opened, wrapped.key_id):
+                return True
+            if self._recent(self._refused, wrapped.key_id):
+                return False  # the backend refused the sidecar moments ago: no probe again
+            return await self._probed(wrapped.key_id)
 
-    def _recent(self, key_id: str) -> bool:
-        at = self._opened.get(key_id)
+    def _recent(self, times: dict[str, float], key_id: str) -> bool:
+        at = times.get(key_id)
         return at is not None and self._clock.monotonic() - at < self._trust
 
     async def _probed(self, key_id: str) -> bool:
@@ -61,6 +66,8 @@ class BackendStanding:
             data_key = await self._backend.decrypt_data_key(self._probe, PROBE_CONTEXT)
             data_key[:] = bytes(len(data_key))
         except SidecarError:
+            if len(self._refused) < 64:  # configured keys only reach here; bounded all the same
+                self._refused[key_id] = self._clock.monotonic()
             return False
         self.opened(key_id)
         return True

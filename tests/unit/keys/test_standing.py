@@ -52,6 +52,12 @@ async def test_one_probe_answers_for_concurrent_refusals_then_trusts_for_a_while
     backend.refuse = True  # the backend now refuses the sidecar: its refusals are the backend's
     assert not await standing.envelope_at_fault(wrapped, REFUSED)
     assert (backend.generated, backend.unwrapped) == (1, 2)
+    assert not await standing.envelope_at_fault(wrapped, REFUSED)  # refused moments ago: no probe
+    assert backend.unwrapped == 2
+    clock.advance(10)
+    backend.refuse = False  # the backend accepts the sidecar again
+    assert await standing.envelope_at_fault(wrapped, REFUSED)
+    assert backend.unwrapped == 3
 
 
 async def test_a_key_not_configured_is_the_envelopes_and_another_key_cannot_be_probed(tmp_path: Path) -> None:
