@@ -394,7 +394,8 @@ def build_personas(
         store = RedisConversationStore(ops, policy, prefix=s.key_prefix)
     else:
         store = MemoryConversationStore(policy, clock)
-    return PersonaService(registry, store, clock=clock, memory_default=s.memory)
+    summaries = cfg.policy.context.summary is not None
+    return PersonaService(registry, store, clock=clock, memory_default=s.memory, summaries=summaries)
 
 
 def build_prober(cfg: Config, providers: Mapping[str, Provider], clock: Clock) -> HealthProber | None:

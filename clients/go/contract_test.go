@@ -242,6 +242,10 @@ func checkError(exp map[string]any, err error) []string {
 	if want, _ := exp["quota_failure"].(bool); want && len(se.QuotaViolations) == 0 {
 		problems = append(problems, "no QuotaFailure")
 	}
+	var quota *orchestrator.QuotaExceededError
+	if want, _ := exp["quota_failure"].(bool); want && !errors.As(err, &quota) {
+		problems = append(problems, fmt.Sprintf("the caller's quota is not a *QuotaExceededError: %T", err))
+	}
 	if n, given := exp["deltas_before_error"].(int); given && se.DeltasReceived < n {
 		problems = append(problems, fmt.Sprintf("%d deltas before the error, expected >= %d", se.DeltasReceived, n))
 	}

@@ -60,7 +60,8 @@ type (
 	PermissionDeniedError   struct{ *StatusError } // PERMISSION_DENIED: METHOD_NOT_ALLOWED, TENANT_NOT_ALLOWED, ...
 	NotFoundError           struct{ *StatusError } // NOT_FOUND: MODEL_NOT_FOUND, ...
 	FailedPreconditionError struct{ *StatusError } // FAILED_PRECONDITION: USER_KEY_REQUIRED, ...
-	QuotaExceededError      struct{ *StatusError } // RESOURCE_EXHAUSTED: RATE_LIMITED, *_QUOTA_EXCEEDED, ...
+	QuotaExceededError      struct{ *StatusError } // RESOURCE_EXHAUSTED with the sidecar's reason: RATE_LIMITED, *_QUOTA_EXCEEDED, ...
+	TransportLimitError     struct{ *StatusError } // RESOURCE_EXHAUSTED from gRPC itself, no reason: a message over a size limit, the sidecar's concurrent-call limit
 	ConflictError           struct{ *StatusError } // ABORTED, ALREADY_EXISTS: SWITCH_SUPERSEDED, FEEDBACK_EXISTS, ...
 	UnavailableError        struct{ *StatusError } // UNAVAILABLE: PROVIDERS_UNAVAILABLE, stores down, sidecar unreachable
 	StreamInterruptedError  struct{ *StatusError } // UNAVAILABLE after a delta (STREAM_INTERRUPTED, or a broken connection); also an *UnavailableError
@@ -75,6 +76,7 @@ func (e *PermissionDeniedError) Unwrap() error   { return e.StatusError }
 func (e *NotFoundError) Unwrap() error           { return e.StatusError }
 func (e *FailedPreconditionError) Unwrap() error { return e.StatusError }
 func (e *QuotaExceededError) Unwrap() error      { return e.StatusError }
+func (e *TransportLimitError) Unwrap() error     { return e.StatusError }
 func (e *ConflictError) Unwrap() error           { return e.StatusError }
 func (e *UnavailableError) Unwrap() error        { return e.StatusError }
 func (e *DeadlineExceededError) Unwrap() error   { return e.StatusError }
@@ -169,6 +171,9 @@ func classify(e *StatusError) error {
 	case codes.FailedPrecondition:
 		return &FailedPreconditionError{e}
 	case codes.ResourceExhausted:
+		if e.Reason == "" { // gRPC's own refusal: the sidecar's quota errors always say which limit
+			return &TransportLimitError{e}
+		}
 		return &QuotaExceededError{e}
 	case codes.Aborted, codes.AlreadyExists:
 		return &ConflictError{e}

@@ -54,6 +54,22 @@ func TestQuotaErrorDecodesEveryDetail(t *testing.T) {
 	}
 }
 
+// gRPC's own RESOURCE_EXHAUSTED (an oversized message, the server's concurrent-call limit) has no
+// ErrorInfo reason: a TransportLimitError, never the quota error an application shows as "out of budget".
+func TestResourceExhaustedWithoutTheSidecarsReasonIsATransportLimit(t *testing.T) {
+	for name, details := range map[string][]*anypb.Any{
+		"no details":         nil,
+		"an empty ErrorInfo": packed(t, &errdetails.ErrorInfo{}),
+	} {
+		err := orchestrator.FromError(statusErr(codes.ResourceExhausted, details), 0)
+		var limit *orchestrator.TransportLimitError
+		var quota *orchestrator.QuotaExceededError
+		if !errors.As(err, &limit) || errors.As(err, &quota) {
+			t.Fatalf("%s: %T, want only a TransportLimitError", name, err)
+		}
+	}
+}
+
 func TestStreamInterruptedIsUnavailableWithPartialUsage(t *testing.T) {
 	info := &errdetails.ErrorInfo{Reason: "STREAM_INTERRUPTED",
 		Metadata: map[string]string{"promptTokens": "7", "completionTokens": "2", "usageEstimated": "true"}}

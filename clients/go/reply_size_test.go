@@ -66,12 +66,48 @@ func TestReplySize(t *testing.T) {
 			t.Fatalf("the reply under the limit has %d bytes", proto.Size(under))
 		}
 		_, err = client.Generate(ctx, largePrompt(replyLimit+1))
+		var limit *orchestrator.TransportLimitError
+		if !errors.As(err, &limit) || limit.Code != codes.ResourceExhausted || limit.Reason != "" {
+			t.Fatalf("over the limit: want a TransportLimitError, RESOURCE_EXHAUSTED, got %T %v", err, err)
+		}
 		var quota *orchestrator.QuotaExceededError
-		if !errors.As(err, &quota) || quota.Code != codes.ResourceExhausted {
-			t.Fatalf("over the limit: want RESOURCE_EXHAUSTED, got %v", err)
+		if errors.As(err, &quota) { // gRPC's own refusal, not the caller's budget
+			t.Fatalf("over the limit: a QuotaExceededError: %v", err)
 		}
 		if !strings.Contains(err.Error(), fmt.Sprintf("vs. %d", replyLimit)) {
 			t.Fatalf("the error does not name the limit: %v", err)
+		}
+	})
+
+	t.Run("a request over the sidecar's own limit is a transport limit too", func(t *testing.T) {
+		client, err := orchestrator.New(orchestrator.WithAddress(address), orchestrator.WithToken(contract.Token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		// past settings.max_receive_message_bytes (8 MiB): the sidecar's gRPC refuses it, no ErrorInfo
+		req := orchestrator.Prompt(strings.Repeat("x", 9<<20), orchestrator.Model("xlarge"), orchestrator.Tenant("acme", "reply-size"))
+		_, err = client.Generate(ctx, req)
+		var limit *orchestrator.TransportLimitError
+		if !errors.As(err, &limit) || limit.Code != codes.ResourceExhausted {
+			t.Fatalf("want a TransportLimitError, got %T %v", err, err)
+		}
+	})
+
+	t.Run("the sidecar's quota refusal stays a quota error", func(t *testing.T) {
+		client, err := orchestrator.New(orchestrator.WithAddress(address), orchestrator.WithToken(contract.Token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		req := orchestrator.Prompt("one too many", orchestrator.Tenant("scarce-tenant", "u-reply-size"))
+		if _, err := client.Generate(ctx, req); err != nil {
+			t.Fatalf("the first call of the minute: %v", err)
+		}
+		_, err = client.Generate(ctx, req)
+		var quota *orchestrator.QuotaExceededError
+		if !errors.As(err, &quota) || quota.Reason != "RATE_LIMITED" {
+			t.Fatalf("want a QuotaExceededError RATE_LIMITED, got %T %v", err, err)
 		}
 	})
 

@@ -156,20 +156,27 @@ def _tool_call(call: gen.ToolCall, at: str, bad: _Bad) -> ToolCall:
     if not TOOL_NAME.fullmatch(call.name):
         bad.add(f"{at}.name", "1 to 64 of letters, digits, _ and - (^[a-zA-Z0-9_-]{1,64}$)")
     arguments = call.arguments or "{}"
-    try:
-        ok = len(arguments) <= MAX_ARGUMENTS_CHARS and isinstance(
-            json.loads(arguments, parse_constant=_not_json), dict
+    if len(arguments) > MAX_ARGUMENTS_CHARS or _too_deep(arguments):
+        bad.add(
+            f"{at}.arguments",
+            f"at most {MAX_ARGUMENTS_CHARS} characters, nested within the JSON parser's depth",
         )
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
-        ok = False
-    if not ok:
-        bad.add(f"{at}.arguments", "a JSON object as text")
     return ToolCall(call.id, call.name, arguments)
 
 
-def _not_json(constant: str) -> object:
-    """NaN and Infinity: Python's json reads them, JSON (and the providers) does not."""
-    raise ValueError(f"{constant} is not JSON")
+def _too_deep(arguments: str) -> bool:
+    """Nested deeper than the JSON parser's stack (no wire could read it back to send it).
+
+    Anything else is taken as a model may have written it: a JSON object, or text that is not one
+    (malformed, cut by max_tokens, an array), which conversation memory keeps too and the wires send
+    back as an object holding the text (sidecar/providers/tool_arguments.py)."""
+    try:
+        json.loads(arguments)
+    except RecursionError:
+        return True
+    except ValueError:
+        return False
+    return False
 
 
 def _data_url(url: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
@@ -19,6 +20,7 @@ from sidecar.api.answer import Answer
 from sidecar.api.errors import abort, internal
 from sidecar.api.gate import Context, Gate, rpc_failure
 from sidecar.api.paging import PageTokens
+from sidecar.authz.scope import caller_scope
 from sidecar.config.schema import Policy
 from sidecar.core.clock import Clock, Deadline
 from sidecar.core.drain import Drain
@@ -78,13 +80,13 @@ class GenerationServicer:
 
     async def Generate(self, request: gen.GenerateRequest, context: Context) -> gen.GenerateResponse:
         what = request.input
-        await self._gate.admit(context, "Generate", what.tenant_id, self._refused_unary)
-        call = await self._call(what, context, stream=False)
+        caller = await self._gate.admit(context, "Generate", what.tenant_id, self._refused_unary)
+        call = await self._call(what, context, stream=False, caller=caller.name)
         if self._replays is None or not what.request_id:
             return await self._generate(call, context)
         try:
             raw, replayed = await self._replays.answer(
-                what.tenant_id,
+                caller_scope(what.tenant_id, caller.name),
                 what.request_id,
                 what.SerializeToString(deterministic=True),
                 lambda: self._generate_bytes(call, context),
@@ -116,8 +118,10 @@ class GenerationServicer:
     async def StreamGenerate(
         self, request: gen.StreamGenerateRequest, context: Context
     ) -> AsyncGenerator[gen.StreamGenerateResponse, None]:
-        await self._gate.admit(context, "StreamGenerate", request.input.tenant_id, self._refused_stream)
-        call = await self._call(request.input, context, stream=True)
+        caller = await self._gate.admit(
+            context, "StreamGenerate", request.input.tenant_id, self._refused_stream
+        )
+        call = await self._call(request.input, context, stream=True, caller=caller.name)
         reasoning = call.params.reasoning
         answer = Answer(thinking=reasoning is not None and reasoning.include_thinking)
         try:
@@ -151,7 +155,7 @@ class GenerationServicer:
     async def Embed(self, request: embed_pb2.EmbedRequest, context: Context) -> embed_pb2.EmbedResponse:
         """Validated before anything else (a refused request claims no idempotency key); a repeat of
         a request_id within the idempotency window gets the first call's answer, charged once."""
-        await self._gate.admit(context, "Embed", request.tenant_id)
+        caller = await self._gate.admit(context, "Embed", request.tenant_id)
         try:  # a provider call like Generate: refused while draining, given the grace when running
             with self._drain.call():
                 req = api_embed.to_request(
@@ -163,7 +167,7 @@ class GenerationServicer:
                 if self._embed_replays is None or not request.request_id:
                     return await self._embed(req)
                 raw, replayed = await self._embed_replays.answer(
-                    request.tenant_id,
+                    caller_scope(request.tenant_id, caller.name),
                     request.request_id,
                     request.SerializeToString(deterministic=True),
                     lambda: self._embed_bytes(req),
@@ -186,7 +190,10 @@ class GenerationServicer:
     async def _embed_bytes(self, req: EmbedRequest) -> bytes:
         return (await self._embed(req)).SerializeToString()
 
-    async def _call(self, request: gen.GenerationInput, context: Context, *, stream: bool) -> Call:
+    async def _call(
+        self, request: gen.GenerationInput, context: Context, *, stream: bool, caller: str
+    ) -> Call:
+        """The request as a Call; `caller` is the name of the credential the gate authenticated."""
         record = Outcome(started_at=self._clock.monotonic())
         try:
             convert_call = functools.partial(
@@ -199,7 +206,7 @@ class GenerationServicer:
                 record=record,
                 tiers=self._tiers,
             )
-            call = await self._converted(request, convert_call)
+            call = dataclasses.replace(await self._converted(request, convert_call), caller=caller)
             return api_personas.with_persona_fields(call, request)
         except SidecarError as err:
             self._gate.refusal("rejected request", reason=err.reason, detail=err.message)

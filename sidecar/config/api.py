@@ -92,7 +92,8 @@ class AdminSettings(ConfigModel):
 
 
 class IdempotencySettings(ConfigModel):
-    """Unary Generate (and Embed) repeated with one tenant and request_id returns the first answer."""
+    """Unary Generate (and Embed) repeated with one tenant (or, naming none, by one credential) and
+    request_id returns the first answer."""
 
     enabled: bool = True
     window_seconds: float = Field(default=600.0, gt=0, le=7 * 86_400)

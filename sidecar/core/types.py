@@ -294,3 +294,4 @@ class Call:
     priority: Priority = Priority.NORMAL  # the caller's (input.priority or metadata), capped by its tier
     experiment_variant: str = ""  # the variant the request asks for (testing); "" = the sticky one
     audience_layer: str = "public"  # the caller's layer with an agent: public, friends or intimate
+    caller: str = ""  # the name of the credential that authenticated the call ("anonymous" with none)

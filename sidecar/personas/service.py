@@ -3,8 +3,8 @@
 `switch` resolves the target (an id, or a natural command through CommandMatcher), checks the
 caller's tier, takes a ticket from the store, waits for its turn in the user's queue (behind the
 snapshots of earlier generations and earlier Switches) and applies it unless a newer Switch of the
-same conversation arrived meanwhile (then it fails with SWITCH_SUPERSEDED). Every attempt, failed
-or not, goes into the switch history.
+same conversation, or a ClearConversation, arrived meanwhile (then it fails with
+SWITCH_SUPERSEDED). Every attempt, failed or not, goes into the switch history.
 
 `plan` gives a call its persona and, with memory, the stored history: read in the user's queue
 turn, so a Generate sees every Switch that arrived before it, and no later one.
@@ -54,10 +54,17 @@ class Plan:
 
 class PersonaService:
     def __init__(
-        self, registry: PersonaRegistry, store: ConversationStore, *, clock: Clock, memory_default: bool
+        self,
+        registry: PersonaRegistry,
+        store: ConversationStore,
+        *,
+        clock: Clock,
+        memory_default: bool,
+        summaries: bool = False,
     ) -> None:
         self.registry, self.store = registry, store
         self._clock, self._memory_default = clock, memory_default
+        self._summaries = summaries  # rolling summaries configured: a save to check against clears
         self._matcher = CommandMatcher(registry)
         self._sequencer = UserSequencer(clock)
         self._pending: dict[ConversationKey, tuple[int, asyncio.Future[None]]] = {}  # (version, abandon)
@@ -88,7 +95,8 @@ class PersonaService:
         if not applied:
             await self._record_failure(cmd, persona.id, SwitchSupersededError.reason, version)
             raise SwitchSupersededError(
-                f"a newer Switch of conversation {key.conversation!r} arrived before this one was applied",
+                f"a newer Switch or a ClearConversation of conversation {key.conversation!r} came "
+                "before this one was applied",
                 metadata={"conversationId": key.conversation, "version": str(version)},
             )
         record = SwitchRecord(
@@ -169,12 +177,27 @@ class PersonaService:
                 [FieldViolation(field, "memory needs a tenant_id, user_id and conversation_id")]
             )
         explicit = self.registry.require(call.persona_id, call.tier) if call.persona_id else None
-        if key is None or (explicit is not None and not memory):
+        if key is None:
             return Plan(explicit or self._default(call.tier))
+        if explicit is not None and not memory:  # neither its persona nor its history is read
+            return Plan(explicit, epoch=await self._epoch(key, call) if self._summaries else None)
         async with self._sequencer.turn(key.owner):
             snap = await self.store.snapshot(key, history=memory)
         persona = explicit or self._active(snap.persona_id, call.tier)
         return Plan(persona, snap.history, key if memory else None, snap.epoch)
+
+    async def _epoch(self, key: ConversationKey, call: Call) -> int | None:
+        """The conversation's epoch for a call that reads nothing else of it: the rolling summary it
+        may save is refused after a clear all the same. Needing no Switch's order, it takes no turn
+        in the user's queue; a store that fails leaves the save unchecked (None) rather than failing
+        a call that needs nothing else from the store (its summary's save then fails the same way)."""
+        try:
+            return (await self.store.snapshot(key, history=False)).epoch
+        except SidecarError as err:
+            _log.warning(
+                "conversation epoch not read", extra={"request_id": call.request_id, "reason": err.reason}
+            )
+            return None
 
     def _active(self, persona_id: str, tier: str) -> Persona | None:
         if not persona_id:

@@ -1,5 +1,6 @@
 """Admission: after the resolve step, before context, quota and cache work, a call takes a slot of
-the sidecar's capacity (waiting in priority order when it is full) and gives it back when its
+the sidecar's capacity (waiting in priority order when it is full, the tenants, or for calls that
+name none their credentials, taking turns: sidecar/authz/scope.py) and gives it back when its
 stream ends, however it ends. The caller's priority is capped by its tier's `max_priority`."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import dataclasses
 from collections.abc import AsyncGenerator, Mapping
 
 from sidecar.admission.queue import AdmissionQueue
+from sidecar.authz.scope import caller_scope
 from sidecar.core.layer import Handler, inner_stream
 from sidecar.core.priority import Priority, capped
 from sidecar.core.types import Call, Chunk
@@ -29,7 +31,7 @@ class AdmissionLayer:
         return self._admitted(call, self._queue)
 
     async def _admitted(self, call: Call, queue: AdmissionQueue) -> AsyncGenerator[Chunk, None]:
-        await queue.acquire(call.priority, call.deadline, call.tenant_id)
+        await queue.acquire(call.priority, call.deadline, caller_scope(call.tenant_id, call.caller))
         try:
             async with inner_stream(self._inner, call) as chunks:
                 async for chunk in chunks:

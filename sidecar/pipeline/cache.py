@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
 
+from sidecar.authz.scope import caller_scope
 from sidecar.cache.answer import CachedAnswer, Passing
 from sidecar.cache.key import CacheScope, answer_key, cache_scope, narrowed_deployments
 from sidecar.cache.store import ByteStore
@@ -121,7 +122,10 @@ class CacheLayer:
         if call.params.temperature != 0.0 and not options.even_when_sampling:
             return None
         scope = cache_scope(
-            call.tenant_id, call.user_id, scope=options.scope or s.scope, user_key=route.config.user_key
+            caller_scope(call.tenant_id, call.caller),  # a call naming no tenant: its credential's
+            call.user_id,
+            scope=options.scope or s.scope,
+            user_key=route.config.user_key,
         )
         key = answer_key(
             scope,

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import TypeGuard
 
 from sidecar.admission.deployments import DeploymentSlots, HeldSlots
+from sidecar.authz.scope import caller_scope
 from sidecar.config.routing import RouteConfig
 from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import (
@@ -155,7 +156,8 @@ class RouteLayer:
                 return served
         if not full:
             return None
-        freed = await held.wait([t.deployment for t in full], call.priority, call.deadline, call.tenant_id)
+        scope = caller_scope(call.tenant_id, call.caller)  # whose turn it takes in the queues
+        freed = await held.wait([t.deployment for t in full], call.priority, call.deadline, scope)
         target = next(t for t in full if t.deployment == freed)
         return _served(await self._open(call, route, target, None, failures, held), held, len(targets))
 

@@ -22,6 +22,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from sidecar.authz.scope import caller_scope
 from sidecar.cache.answer import CachedAnswer, Passing
 from sidecar.cache.key import CacheScope, cache_scope, narrowed_deployments
 from sidecar.cache.semantic_key import Partition, split_prompt
@@ -109,7 +110,7 @@ class SemanticCacheLayer:
         if call.params.temperature != 0.0 and not options.even_when_sampling:
             return None
         scope = cache_scope(
-            call.tenant_id,
+            caller_scope(call.tenant_id, call.caller),  # a call naming no tenant: its credential's
             call.user_id,
             scope=options.scope or self._settings.scope,
             user_key=route.config.user_key,

@@ -1,15 +1,16 @@
 """A tool call's arguments as a wire sends them back to a provider.
 
-A caller's own tool calls are JSON objects (the edge refuses anything else), but conversation
-memory keeps a model's calls as the provider sent them: arguments that are malformed JSON, cut by
-max_tokens, or JSON but not an object, so that the application can answer such a call with an error
-result and the tool loop goes on. Upstreams refuse them back as they are (Anthropic's `input` is an
-object; OpenAI-compatible servers such as vLLM and llama-server parse `arguments`), so such text is
-sent as an object holding it, `{"unparsed_arguments": "<the text>"}`: the model still sees what it
-wrote. Arguments that are a JSON object go out unchanged; no arguments at all are `{}`. JSON
-nested deeper than the parser's stack is not taken for malformed: Anthropic's wire raises
-RecursionError (the request refused, nothing sent: providers/base.py `wire_body`), OpenAI's sends
-the text as it is, as before.
+Conversation memory keeps a model's calls as the provider sent them, and the edge takes a caller's
+own the same way (sidecar/api/content.py, bounded in length and nesting): arguments that are
+malformed JSON, cut by max_tokens, or JSON but not an object, so that the application can answer
+such a call with an error result and the tool loop goes on. Upstreams refuse them back as they
+are (Anthropic's `input` is an object; OpenAI-compatible servers such as vLLM and llama-server
+parse `arguments`), so such text is sent as an object holding it,
+`{"unparsed_arguments": "<the text>"}`: the model still sees what it wrote. Arguments that are a
+JSON object go out unchanged; no arguments at all are `{}`. JSON nested deeper than the parser's
+stack (the edge refuses it; memory may hold a model's) is not taken for malformed: Anthropic's wire
+raises RecursionError (the request refused, nothing sent: providers/base.py `wire_body`), OpenAI's
+sends the text as it is, as before.
 """
 
 from __future__ import annotations

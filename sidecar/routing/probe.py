@@ -3,6 +3,8 @@
 Each loop waits a jittered interval, then probes (a zero-cost call such as a model listing: no
 tokens, no quota). Health changes only on streaks: `unhealthy_after` consecutive failures mark a
 deployment down, `healthy_after` consecutive successes bring it back. Everything starts healthy.
+A probe answers reachability: an upstream that answers, even refusing the credential or rate-limiting
+the call, is reachable (its rate limits are the breaker's, which generation traffic informs).
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from sidecar.core.clock import Clock, Deadline
-from sidecar.core.errors import ProviderAuthError, SidecarError, UpstreamBusyError
+from sidecar.core.errors import (
+    ProviderAuthError,
+    ProviderRateLimitedError,
+    SidecarError,
+    UpstreamBusyError,
+)
 from sidecar.core.tasks import cancel_and_wait
 from sidecar.providers.base import Provider
 
@@ -90,6 +97,9 @@ class HealthProber:
         except ProviderAuthError:
             pass  # it answered: reachable. Credentials are a configuration matter (and user-key-only
             # deployments have no platform key to probe with), not the health of the endpoint
+        except ProviderRateLimitedError:
+            pass  # a 429 answered with the credential accepted: reachable. Its limit (often the model
+            # list's own) is not a health verdict; the breaker pauses generation on generation's 429s
         except UpstreamBusyError:  # the sidecar's own connections are all in use: no verdict on it
             return
         except SidecarError as exc:  # classified, and its message already redacted

@@ -15,7 +15,8 @@ conversation, each percent-encoded so ":" and braces in ids cannot merge two own
 `{T|U}` is a Redis Cluster hash tag: one user's keys share a slot, so each change is one atomic
 MULTI or Lua script. Every write sets the touched keys' TTL (PEXPIRE) again. `activate` is a Lua
 compare-and-set on the version: a Switch whose ticket is lower than the applied one is refused,
-so the Switch that arrived last wins on every sidecar.
+so the Switch that arrived last wins on every sidecar; a clear raises the version to the last
+ticket, so it wins over the Switches that took theirs before it.
 """
 
 from __future__ import annotations
@@ -121,9 +122,16 @@ return 1
 
 # KEYS[1] the conversation hash, KEYS[2] its history. ARGV: ttl ms. Forgets the history, the
 # persona and the summary and counts the clear in the epoch (kept with the hash's TTL, also for a
-# conversation with nothing to forget: its first turn may be in flight). Returns what it removed.
+# conversation with nothing to forget: its first turn may be in flight). The version rises to the
+# last ticket handed out, so a Switch that took its ticket before the clear is not applied after
+# it (superseded, as by a newer Switch). Returns what it removed.
 _CLEAR = """
 local removed = redis.call("DEL", KEYS[2]) + redis.call("HDEL", KEYS[1], "persona", "summary")
+local f = redis.call("HMGET", KEYS[1], "ticket", "version")
+local last = math.max(tonumber(f[1] or "0"), tonumber(f[2] or "0"))
+if last > 0 then
+  redis.call("HSET", KEYS[1], "version", last)
+end
 redis.call("HINCRBY", KEYS[1], "epoch", 1)
 redis.call("PEXPIRE", KEYS[1], ARGV[1])
 return removed

@@ -14,7 +14,9 @@ user cleared; its answer was delivered, only its memory is dropped).
 
 Last Switch wins, also across sidecars sharing a store: a Switch takes a ticket (`next_version`,
 strictly increasing per conversation) when it arrives, and `activate` applies it only if no Switch
-with a higher ticket has been applied already.
+with a higher ticket has been applied already. A clear wins over the Switches in flight the same
+way: it raises the applied version to the last ticket handed out, so a Switch that took its ticket
+before the clear is refused (superseded) instead of bringing a persona back after it.
 """
 
 from __future__ import annotations
@@ -104,9 +106,10 @@ class ConversationStore(Protocol):
         ...
 
     async def clear(self, key: ConversationKey) -> bool:
-        """Forget the history, the summary and the active persona (the version counter stays), and
-        count the clear in the epoch, also when there was nothing to forget (a first turn may be
-        in flight); whether there was anything."""
+        """Forget the history, the summary and the active persona, and count the clear in the epoch,
+        also when there was nothing to forget (a first turn may be in flight); the version rises to
+        the last ticket handed out (a Switch ticketed before the clear is not applied after it);
+        whether there was anything."""
         ...
 
     async def summary(self, key: ConversationKey) -> ConversationSummary | None:
@@ -304,6 +307,7 @@ class MemoryConversationStore:
     async def clear(self, key: ConversationKey) -> bool:
         conv = self._write(key)
         conv.epoch += 1
+        conv.version = max(conv.version, conv.ticket)  # the Switches ticketed before it lose
         if not (conv.history or conv.persona_id or conv.summary):
             return False
         conv.history.clear()

@@ -110,6 +110,67 @@ async def test_one_tenants_burst_gives_way_to_another_tenants_call_of_its_priori
     assert metrics.get_sample_value("sidecar_admission_queued_tenants", {"priority": "normal"}) == 0
 
 
+APPS = {"APP_A": "token-of-app-a-0123456789", "APP_B": "token-of-app-b-0123456789"}
+
+
+def two_apps(**admission: Any) -> dict[str, Any]:
+    """Two applications, each with its own credential, neither naming a tenant."""
+    credentials = [
+        {"name": name.lower(), "token": {"env": name}, "allow": ["GenerationService"]} for name in APPS
+    ]
+    return {**config(admission=admission), "settings": {"auth": {"credentials": credentials}}}
+
+
+def as_app(name: str) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {APPS[name]}")]
+
+
+async def test_calls_without_a_tenant_take_turns_by_their_credential(serve: Serve) -> None:
+    """Calls with no tenant_id all counted as one tenant: one application's burst (no tenant id)
+    had another application's call, on its own credential, shed at once while the burst waited."""
+    running = await serve(two_apps(capacity=1, queue_size=2, retry_after_seconds=3), APPS)
+    queue = running.sidecar.deps.admission
+
+    def ask(app: str) -> Any:
+        req = request(tenant="")
+        return asyncio.ensure_future(running.stub.Generate(req, timeout=10, metadata=as_app(app)))
+
+    first = ask("APP_A")
+    await until(lambda: queue.running == 1)
+    burst = [ask("APP_A")]
+    await until(lambda: queue.depth() == 1)
+    burst.append(ask("APP_A"))
+    await until(lambda: queue.depth() == 2)
+    other = ask("APP_B")
+    with pytest.raises(grpc.aio.AioRpcError) as shed:
+        await burst[1]  # the burst's latest gives way
+    assert (await rich(shed.value)).reason == "OVERLOADED"
+    metrics = running.sidecar.deps.telemetry.metrics.registry
+    assert metrics.get_sample_value("sidecar_admission_queued_tenants", {"priority": "normal"}) == 2
+    assert text_of(await first) and text_of(await burst[0]) and text_of(await other)
+
+
+async def test_a_tenant_id_and_a_credential_of_the_same_name_are_apart(serve: Serve) -> None:
+    """A credential's calls without a tenant never share a turn with a tenant named like it."""
+    running = await serve(two_apps(capacity=1, queue_size=2, retry_after_seconds=3), APPS)
+    queue = running.sidecar.deps.admission
+    first = asyncio.ensure_future(
+        running.stub.Generate(request(tenant="app_a"), timeout=10, metadata=as_app("APP_B"))
+    )
+    await until(lambda: queue.running == 1)
+    named = asyncio.ensure_future(
+        running.stub.Generate(request(tenant="app_a"), timeout=10, metadata=as_app("APP_B"))
+    )
+    await until(lambda: queue.depth() == 1)
+    unnamed = asyncio.ensure_future(
+        running.stub.Generate(request(tenant=""), timeout=10, metadata=as_app("APP_A"))
+    )
+    await until(lambda: queue.depth() == 2)
+    metrics = running.sidecar.deps.telemetry.metrics.registry
+    assert metrics.get_sample_value("sidecar_admission_queued_tenants", {"priority": "normal"}) == 2
+    assert text_of(await first) and text_of(await named) and text_of(await unnamed)
+
+
 async def test_a_waiter_past_its_deadline_gets_deadline_exceeded_and_is_not_charged(serve: Serve) -> None:
     running = await serve(config())
     queue = running.sidecar.deps.admission

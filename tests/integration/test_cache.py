@@ -211,3 +211,25 @@ async def test_a_tool_call_answer_is_never_replayed_without_its_calls(serve: Any
         assert [c.name for c in tool_calls(reply.message)] == ["get_weather"], reply
         assert not reply.summary.cache_hit
     assert len(upstream.seen) == 2
+
+
+APPS = {"APP_A": "token-of-app-a-0123456789", "APP_B": "token-of-app-b-0123456789"}
+
+
+@pytest.mark.parametrize("scope", ["user", "tenant"])
+async def test_applications_naming_no_tenant_never_share_answers(
+    namespace: str, serve: Any, scope: str
+) -> None:
+    """Calls without a tenant_id were all one tenant's: another application (its own credential)
+    asking the same question for a user of the same id (or any user, with `scope: tenant`) got the
+    first application's answer from the cache. Each credential's calls are a tenant of their own."""
+    raw = config(None, namespace, scope=scope)
+    credentials = [{"name": n.lower(), "token": {"env": n}, "allow": ["GenerationService"]} for n in APPS]
+    raw["settings"]["auth"] = {"credentials": credentials}
+    s = await serve(raw, APPS)
+    ask = request(tenant_id="", user_id="1")
+    first = await s.stub.Generate(ask, metadata=[("authorization", f"Bearer {APPS['APP_A']}")])
+    other = await s.stub.Generate(ask, metadata=[("authorization", f"Bearer {APPS['APP_B']}")])
+    again = await s.stub.Generate(ask, metadata=[("authorization", f"Bearer {APPS['APP_A']}")])
+    assert not first.summary.cache_hit and not other.summary.cache_hit
+    assert again.summary.cache_hit  # an application's own answers are still cached

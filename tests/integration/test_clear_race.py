@@ -13,9 +13,11 @@ import pytest
 import redis.asyncio
 from aiohttp import web
 
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import personas_pb2 as pb
 from tests.conftest import Running, user
 from tests.support.api import generate_request, stream_request
+from tests.support.personas import CATALOGUE
 from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
@@ -167,5 +169,44 @@ async def test_a_summary_written_after_the_clear_is_not_stored(
     try:
         assert await client.hget(f"{prefix}:{{t1|u1}}:c:c1", "summary") is None
         assert await client.llen(f"{prefix}:{{t1|u1}}:h:c1") == 0
+    finally:
+        await client.aclose()
+
+
+async def test_a_summary_of_a_call_with_its_own_persona_and_no_memory_is_checked_too(
+    serve: Any, gated: GatedUpstream, upstream: Upstream, redis_url: str
+) -> None:
+    """An application keeping its history itself (memory off) and naming its persona read no
+    snapshot, so the summary it refreshed after a clear of its conversation was stored unchecked:
+    the cleared conversation held a summary of what was cleared."""
+    prefix = f"x{uuid.uuid4().hex[:10]}"
+    raw = config(gated, {"store": "redis", "redis_url": redis_url, "key_prefix": prefix})
+    raw["policy"]["personas"]["personas"] = [p for p in CATALOGUE if p["id"] == "mr-blue"]
+    raw["policy"]["tier_assignment"] = {"default": "enterprise"}
+    raw["policy"]["deployments"]["summarizer"] = {
+        **raw["policy"]["deployments"]["d"],
+        "base_url": f"{upstream.url}/v1",
+    }
+    raw["policy"]["routes"]["summarize"] = {"deployments": ["summarizer"]}
+    raw["policy"]["context"] = {
+        "summary": {"route": "summarize", "keep_recent_messages": 1, "refresh_tokens": 1}
+    }
+    upstream.default = Reply.json("openai/chat_completion.json")
+    s = await serve(raw, KEYS)
+    answered = gen.Message(role=gen.ROLE_ASSISTANT, content=[gen.ContentPart(text=ANSWER)])
+    own_history = [user("remember me"), answered, user("in flight")]
+    request = generate_request(messages=own_history, persona_id="mr-blue", memory=False, **IDS)
+    gated.gate.clear()
+    gated.held.clear()
+    turn = asyncio.ensure_future(s.stub.Generate(request))
+    async with asyncio.timeout(10):
+        await gated.held.wait()
+    await s.stub.ClearConversation(pb.ClearConversationRequest(**IDS))
+    gated.gate.set()
+    await turn
+    assert len(upstream.seen) == 1  # the summary was written, and not stored
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        assert await client.hget(f"{prefix}:{{t1|u1}}:c:c1", "summary") is None
     finally:
         await client.aclose()

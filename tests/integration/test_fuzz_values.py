@@ -143,8 +143,8 @@ GENERATION_CASES: list[tuple[str, bytes, str]] = [
         "input.messages[1].content[0].tool_call.arguments",
     ),
     (
-        "tool arguments NaN",
-        generate(messages=[text("hi"), tool_call('{"a": NaN}')]),
+        "tool arguments 256 KiB and one",
+        generate(messages=[text("hi"), tool_call('"' + "x" * 262_143 + '"')]),
         "input.messages[1].content[0].tool_call.arguments",
     ),
     (

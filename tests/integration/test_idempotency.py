@@ -102,3 +102,32 @@ async def test_sidecars_sharing_redis_answer_a_retry_once(
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await a.stub.Generate(ask("order-5", text="changed"))
     assert (await rich(info.value)).reason == "IDEMPOTENCY_KEY_REUSED"
+
+
+APPS = {"APP_A": "token-of-app-a-0123456789", "APP_B": "token-of-app-b-0123456789"}
+
+
+def as_app(name: str) -> list[tuple[str, str]]:
+    return [("authorization", f"Bearer {APPS[name]}")]
+
+
+async def test_applications_naming_no_tenant_do_not_share_request_ids(serve: Any, upstream: Upstream) -> None:
+    """Calls without a tenant_id were all one tenant's: another application (its own credential)
+    that happened to use the same request_id got the first application's answer back, replayed
+    (or, with another prompt, INVALID_ARGUMENT for an id it never used)."""
+    credentials = [{"name": n.lower(), "token": {"env": n}, "allow": ["GenerationService"]} for n in APPS]
+    no_quota = {k: v for k, v in policy(upstream).items() if k not in ("quota", "tier_assignment")}
+    raw = {"policy": no_quota, "settings": {"auth": {"credentials": credentials}}}
+    s = await serve(raw, APPS)
+    upstream.push(*[Reply.json("openai/chat_completion.json")] * 4)
+    request = generate_request(messages=[user("hi")], user_id="u", request_id="1")
+    first = await s.stub.Generate(request, metadata=as_app("APP_A"))
+    other = await s.stub.Generate(request, metadata=as_app("APP_B"))
+    assert not first.summary.replayed and not other.summary.replayed
+    assert len(upstream.seen) == 2
+    again = await s.stub.Generate(request, metadata=as_app("APP_A"))  # its own retry still replays
+    assert again.summary.replayed and len(upstream.seen) == 2
+    different = generate_request(messages=[user("something else")], user_id="u", request_id="2")
+    await s.stub.Generate(different, metadata=as_app("APP_A"))
+    mine = generate_request(messages=[user("mine")], user_id="u", request_id="2")
+    assert not (await s.stub.Generate(mine, metadata=as_app("APP_B"))).summary.replayed

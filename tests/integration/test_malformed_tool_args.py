@@ -134,3 +134,26 @@ async def test_a_call_cut_by_max_tokens_in_a_stream_is_remembered_too(
         ("toolu_01S2", {UNPARSED_ARGUMENTS: '{"city": "Tok'}),
     ]
     assert [r["tool_use_id"] for r in sent[2]["content"]] == ["toolu_01S1", "toolu_01S2"]
+
+
+@pytest.mark.parametrize("then", ["oai", "ant"])
+@pytest.mark.parametrize("arguments", [MALFORMED, '["Paris", 2]', '"Paris"', '{"a": NaN}'])
+async def test_an_application_keeping_its_own_history_sends_the_malformed_call_back(
+    serve: Any, upstream: Upstream, upstream2: Upstream, then: str, arguments: str
+) -> None:
+    """What memory stores and sends back, a caller keeping the history itself may send: the edge
+    refused its assistant message (INVALID_ARGUMENT, arguments not a JSON object), so the tool loop of
+    an application without memory stopped at the model's first malformed call."""
+    s = await serve(config(upstream, upstream2, {}), KEYS)
+    call = gen.ToolCall(id="call_bad", name="get_weather", arguments=arguments)
+    assistant = gen.Message(role=gen.ROLE_ASSISTANT, content=[gen.ContentPart(tool_call=call)])
+    upstream.push(Reply.json("openai/after_tool.json"))
+    upstream2.push(Reply.json("anthropic/after_tool.json"))
+    history = [user("Weather in Paris?"), assistant, error_result("call_bad")]
+    await s.stub.Generate(generate_request(messages=history, tools=[weather_tool()], model=then))
+    if then == "oai":
+        [wire] = upstream.seen[-1].body["messages"][1]["tool_calls"]
+        assert json.loads(wire["function"]["arguments"]) == {UNPARSED_ARGUMENTS: arguments}
+    else:
+        [use] = [b for b in upstream2.seen[-1].body["messages"][1]["content"] if b["type"] == "tool_use"]
+        assert use["input"] == {UNPARSED_ARGUMENTS: arguments}

@@ -261,3 +261,25 @@ async def test_a_probe_answer_that_drips_is_bounded_by_the_probe_timeout(http: H
         assert CLOCK.monotonic() - started < 2.0
     finally:
         await upstream.close()
+
+
+async def test_a_real_upstream_answering_429_to_probes_stays_healthy(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    """An upstream rate-limiting its model list is reachable and takes the key: two 429s in a row
+    marked it unhealthy (out of every route for 45 s and more, past its own Retry-After)."""
+    providers: dict[str, HttpProvider] = {"oai": openai(http, upstream.url)}
+    policy = ProbePolicy(timeout_seconds=2.0)
+    prober = HealthProber(
+        provider_probes(providers, policy=policy, clock=CLOCK),
+        policy=policy,
+        clock=CLOCK,
+        rng=random.Random(1),
+    )
+    limited = Reply.json("openai/error_429.json", status=429, headers={"retry-after": "3"})
+    upstream.push(limited, limited, limited)
+    for _ in range(3):
+        await prober.probe_once("oai")
+    status = prober.status("oai")
+    assert status.healthy and status.consecutive_failures == 0 and status.probes == 3
+    assert len(upstream.seen) == 3

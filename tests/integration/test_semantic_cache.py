@@ -192,3 +192,20 @@ async def test_a_paraphrase_is_served_when_the_token_estimate_does_not_fit(serve
     assert await used() == spent
     lookups = s.sidecar.deps.telemetry.metrics.registry.get_sample_value
     assert lookups("sidecar_semantic_cache_lookups_total", {"result": "hit"}) == 1
+
+
+async def test_applications_naming_no_tenant_never_get_each_others_paraphrases(serve: Any) -> None:
+    """Calls without a tenant_id were one tenant's: an application on its own credential asking a
+    paraphrase got another application's answer. Each credential's calls are a tenant of their own."""
+    apps = {"APP_A": "token-of-app-a-0123456789", "APP_B": "token-of-app-b-0123456789"}
+    raw = config(f"t{uuid.uuid4().hex[:10]}", None)
+    credentials = [{"name": n.lower(), "token": {"env": n}, "allow": ["GenerationService"]} for n in apps]
+    raw["settings"]["auth"] = {"credentials": credentials}
+    s = await serve(raw, apps)
+
+    def bearer(app: str) -> list[tuple[str, str]]:
+        return [("authorization", f"Bearer {apps[app]}")]
+
+    await s.stub.Generate(ask(QUESTION, tenant=""), metadata=bearer("APP_A"))
+    assert not (await s.stub.Generate(ask(PARAPHRASE, tenant=""), metadata=bearer("APP_B"))).summary.cache_hit
+    assert (await s.stub.Generate(ask(PARAPHRASE, tenant=""), metadata=bearer("APP_A"))).summary.cache_hit

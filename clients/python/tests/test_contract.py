@@ -197,6 +197,8 @@ def _check_error(exp: dict[str, Any], err: oc.SidecarError) -> list[str]:
         problems.append(f"retry_info expected {exp['retry_info']}, retry_delay={err.retry_delay}")
     if exp.get("quota_failure") and not err.quota_violations:
         problems.append("no QuotaFailure")
+    if exp.get("quota_failure") and not isinstance(err, oc.QuotaExceededError):
+        problems.append(f"the caller's quota is not a QuotaExceededError: {err!r}")
     if err.deltas_received < exp.get("deltas_before_error", 0):
         problems.append(
             f"{err.deltas_received} deltas before the error, expected >= {exp['deltas_before_error']}"

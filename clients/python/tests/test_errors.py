@@ -143,3 +143,11 @@ def test_partial_usage_only_from_plain_digits(bad: str) -> None:
     )
     err = errors.build(grpc.StatusCode.UNAVAILABLE, "m", _status(info), deltas_received=1)
     assert isinstance(err, errors.StreamInterruptedError) and err.partial_usage is None
+
+
+@pytest.mark.parametrize("raw", [None, b"", _status(error_details_pb2.ErrorInfo(reason=""))])
+def test_resource_exhausted_without_the_sidecars_reason_is_grpcs_own_limit(raw: bytes | None) -> None:
+    """gRPC's own refusal (an oversized message, the server's concurrent-call limit) carries no
+    ErrorInfo reason: a TransportLimitError, never the typed quota error."""
+    err = errors.build(grpc.StatusCode.RESOURCE_EXHAUSTED, "received message larger than max", raw)
+    assert type(err) is errors.TransportLimitError and not isinstance(err, errors.QuotaExceededError)

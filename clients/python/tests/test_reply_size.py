@@ -38,16 +38,19 @@ def test_a_reply_just_under_the_limit_arrives_and_one_over_it_fails(
     with oc.Client(sidecar, token=contract["token"], max_reply_bytes=LIMIT) as client:
         under = client.generate(ask(LIMIT - 512), timeout=30)  # the text and ~150 bytes of the rest
         assert under.ByteSize() <= LIMIT
-        with pytest.raises(oc.QuotaExceededError) as over:
+        with pytest.raises(oc.TransportLimitError) as over:
             client.generate(ask(LIMIT + 1), timeout=30)
     assert over.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert f"vs. {LIMIT}" in str(over.value)  # gRPC's "larger than max (<reply> vs. <limit>)"
+    # gRPC's own refusal, not the caller's budget: it was a QuotaExceededError, which an application
+    # shows as "you are out of quota"
+    assert not isinstance(over.value, oc.QuotaExceededError) and over.value.reason == ""
 
 
 async def test_the_async_client_takes_the_same_limit(sidecar: str, contract: dict[str, str]) -> None:
     async with oc.AsyncClient(sidecar, token=contract["token"], max_reply_bytes=LIMIT) as client:
         assert len(oc.text_of(await client.generate(ask(LIMIT - 512), timeout=30))) == LIMIT - 512
-        with pytest.raises(oc.QuotaExceededError, match=f"vs. {LIMIT}"):
+        with pytest.raises(oc.TransportLimitError, match=f"vs. {LIMIT}"):
             await client.generate(ask(LIMIT + 1), timeout=30)
     async with oc.AsyncClient(sidecar, token=contract["token"]) as client:
         reply = await client.generate(ask(BEYOND_GRPC_DEFAULT), timeout=60)
@@ -59,8 +62,29 @@ def test_a_channel_option_of_the_caller_replaces_the_clients_own(
 ) -> None:
     option = [("grpc.max_receive_message_length", LIMIT)]
     client = oc.Client(sidecar, token=contract["token"], options=option)
-    with client, pytest.raises(oc.QuotaExceededError, match=f"vs. {LIMIT}"):
+    with client, pytest.raises(oc.TransportLimitError, match=f"vs. {LIMIT}"):
         client.generate(ask(LIMIT + 1), timeout=30)
+
+
+def test_a_request_over_the_sidecars_own_limit_is_a_transport_limit_too(
+    sidecar: str, contract: dict[str, str]
+) -> None:
+    """The sidecar's gRPC refuses a request over settings.max_receive_message_bytes (8 MiB) with a
+    RESOURCE_EXHAUSTED of its own, without the sidecar's ErrorInfo: not the caller's quota either."""
+    request = oc.generation_input("x" * (9 * 1024 * 1024), model="xlarge", tenant_id="acme", user_id="u")
+    with oc.Client(sidecar, token=contract["token"]) as client, pytest.raises(oc.TransportLimitError) as over:
+        client.generate(request, timeout=30)
+    assert over.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED and over.value.reason == ""
+
+
+def test_the_sidecars_quota_refusal_stays_a_quota_error(sidecar: str, contract: dict[str, str]) -> None:
+    """Its RESOURCE_EXHAUSTED carries the ErrorInfo's reason: the typed quota error, as before."""
+    request = oc.generation_input("one too many", tenant_id="scarce-tenant", user_id="u-reply-size")
+    with oc.Client(sidecar, token=contract["token"]) as client:
+        client.generate(request, timeout=30)
+        with pytest.raises(oc.QuotaExceededError) as spent:
+            client.generate(request, timeout=30)
+    assert spent.value.reason == "RATE_LIMITED" and not isinstance(spent.value, oc.TransportLimitError)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, 2**31])

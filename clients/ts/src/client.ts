@@ -68,7 +68,7 @@ export interface SidecarClientOptions {
   readonly keepAliveMs?: number;
   /**
    * The largest reply a call accepts, in bytes (default DEFAULT_MAX_REPLY_BYTES, 256 MiB); a larger
-   * one fails RESOURCE_EXHAUSTED (a QuotaExceededError naming both sizes).
+   * one fails RESOURCE_EXHAUSTED (a TransportLimitError naming both sizes).
    */
   readonly maxReplyBytes?: number;
   /** Extra interceptors, run after the one adding the token. */

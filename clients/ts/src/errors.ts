@@ -108,8 +108,14 @@ export class NotFoundError extends SidecarError {}
 export class AuthenticationError extends SidecarError {}
 /** PERMISSION_DENIED: MODEL_NOT_ALLOWED, TENANT_NOT_ALLOWED, PERSONA_NOT_ALLOWED, key mismatches. */
 export class PermissionDeniedError extends SidecarError {}
-/** RESOURCE_EXHAUSTED: the caller's own quota (RATE_LIMITED, *_QUOTA_EXCEEDED, ...), with QuotaFailure and RetryInfo. */
+/** RESOURCE_EXHAUSTED with the sidecar's reason: the caller's own quota (RATE_LIMITED, *_QUOTA_EXCEEDED, ...), with QuotaFailure and RetryInfo. */
 export class QuotaExceededError extends SidecarError {}
+/**
+ * RESOURCE_EXHAUSTED from gRPC itself, without the sidecar's ErrorInfo: a message over a size limit (a
+ * reply over this client's `maxReplyBytes`, a request over the sidecar's `settings.max_receive_message_bytes`)
+ * or the sidecar's limit of concurrent calls. Not the caller's quota; never retried (no RetryInfo).
+ */
+export class TransportLimitError extends SidecarError {}
 /** FAILED_PRECONDITION: USER_KEY_REQUIRED, KEYS_DISABLED, LEDGER_DISABLED. */
 export class PreconditionError extends SidecarError {}
 /** ABORTED: SWITCH_SUPERSEDED, a conflicting concurrent change. */
@@ -179,7 +185,10 @@ export function toSidecarError(thrown: unknown, deltasBefore = 0): SidecarError 
   const err = ConnectError.from(thrown);
   const details = decodeDetails(err);
   const broken = deltasBefore > 0 && details.code === Code.Unavailable && details.reason === "";
-  const cls = broken ? StreamInterruptedError : (BY_REASON[details.reason] ?? BY_CODE.get(details.code) ?? InternalError);
+  let cls = broken ? StreamInterruptedError : (BY_REASON[details.reason] ?? BY_CODE.get(details.code) ?? InternalError);
+  if (cls === QuotaExceededError && details.reason === "") {
+    cls = TransportLimitError; // gRPC's own refusal: the sidecar's quota errors always say which limit
+  }
   return new cls(details, { cause: thrown });
 }
 

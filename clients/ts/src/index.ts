@@ -24,6 +24,7 @@ export {
   PermissionDeniedError,
   PreconditionError,
   QuotaExceededError,
+  TransportLimitError,
   SidecarError,
   StreamInterruptedError,
   UnavailableError,

@@ -16,6 +16,7 @@ import {
   InternalError,
   InvalidRequestError,
   QuotaExceededError,
+  TransportLimitError,
   SidecarClient,
   SidecarError,
   StreamInterruptedError,
@@ -50,6 +51,14 @@ describe("toSidecarError", () => {
     assert.deepEqual(err.metadata, { limit: "rpm" });
     assert.equal(err.retryDelayMs, 2500);
     assert.deepEqual(err.quotaViolations, [{ subject: "user:u1", description: "3 requests per minute" }]);
+  });
+
+  test("RESOURCE_EXHAUSTED without the sidecar's reason is gRPC's own limit, never the quota error", () => {
+    for (const details of [[], [detail(ErrorInfoSchema, { reason: "" })]]) {
+      const err = toSidecarError(connectError(Code.ResourceExhausted, details));
+      assert.ok(err instanceof TransportLimitError && !(err instanceof QuotaExceededError), err.name);
+      assert.equal(err.codeName, "RESOURCE_EXHAUSTED");
+    }
   });
 
   test("BadRequest field violations on an InvalidRequestError", () => {

@@ -13,6 +13,7 @@ import {
   DEFAULT_MAX_REPLY_BYTES,
   GenerateResponseSchema,
   QuotaExceededError,
+  TransportLimitError,
   SidecarClient,
   messageText,
   userMessage,
@@ -54,9 +55,40 @@ test("a reply just under the limit arrives, one over it fails RESOURCE_EXHAUSTED
     const under = await client.generate(ask(LIMIT - 512)); // the text and ~150 bytes of the rest
     assert.ok(toBinary(GenerateResponseSchema, under).length <= LIMIT);
     await assert.rejects(client.generate(ask(LIMIT + 1)), (err: unknown) => {
-      assert.ok(err instanceof QuotaExceededError, String(err));
+      // gRPC's own refusal, not the caller's budget: it was a QuotaExceededError ("out of quota")
+      assert.ok(err instanceof TransportLimitError && !(err instanceof QuotaExceededError), String(err));
       assert.equal(err.code, Code.ResourceExhausted);
+      assert.equal(err.reason, "");
       assert.match(err.message, new RegExp(`readMaxBytes ${LIMIT}`));
+      return true;
+    });
+  } finally {
+    client.close();
+  }
+});
+
+test("a request over the sidecar's own limit (8 MiB) is a TransportLimitError too", async () => {
+  const client = new SidecarClient({ address: sidecar.address, token: TOKEN, timeoutMs: 30_000 });
+  try {
+    const request = { model: "xlarge", tenantId: "acme", userId: "reply-size", messages: [userMessage("x".repeat(9 * 1024 * 1024))] };
+    await assert.rejects(client.generate(request), (err: unknown) => {
+      assert.ok(err instanceof TransportLimitError, String(err));
+      assert.equal(err.code, Code.ResourceExhausted);
+      return true;
+    });
+  } finally {
+    client.close();
+  }
+});
+
+test("the sidecar's quota refusal stays a QuotaExceededError", async () => {
+  const client = new SidecarClient({ address: sidecar.address, token: TOKEN, timeoutMs: 30_000 });
+  try {
+    const request = { tenantId: "scarce-tenant", userId: "u-reply-size", messages: [userMessage("one too many")] };
+    await client.generate(request);
+    await assert.rejects(client.generate(request), (err: unknown) => {
+      assert.ok(err instanceof QuotaExceededError && !(err instanceof TransportLimitError), String(err));
+      assert.equal(err.reason, "RATE_LIMITED");
       return true;
     });
   } finally {

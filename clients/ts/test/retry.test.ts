@@ -11,6 +11,7 @@ import {
   CancelledError,
   InvalidRequestError,
   QuotaExceededError,
+  TransportLimitError,
   StreamInterruptedError,
   UnavailableError,
   retryDelayMs,
@@ -129,7 +130,7 @@ describe("withRetry", () => {
         calls++;
         throw new ConnectError("grpc: received message larger than max", Code.ResourceExhausted);
       }, { clock }),
-      QuotaExceededError,
+      TransportLimitError,
     );
     assert.equal(calls, 1);
     assert.deepEqual(clock.sleeps, []);

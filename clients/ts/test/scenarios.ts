@@ -1,5 +1,5 @@
 /** The contract scenario format (tests/contract/scenarios.yaml, see CONTRACT.md) and its matchers. */
-import { codeName, SidecarError, StreamInterruptedError } from "../src/index.js";
+import { codeName, QuotaExceededError, SidecarError, StreamInterruptedError } from "../src/index.js";
 
 export interface Expectation {
   readonly ok?: boolean;
@@ -81,6 +81,7 @@ function errorMismatches(expect: Expectation, err: SidecarError, outcome: Outcom
   for (const field of expect.field_violations ?? []) check(fields.includes(field), `field violation ${field} missing from [${fields.join(", ")}]`);
   if (expect.retry_info !== undefined) check((err.retryDelayMs !== undefined) === expect.retry_info, `retry_info: want ${expect.retry_info}`);
   if (expect.quota_failure !== undefined) check((err.quotaViolations.length > 0) === expect.quota_failure, `quota_failure: want ${expect.quota_failure}`);
+  if (expect.quota_failure === true) check(err instanceof QuotaExceededError, `the caller's quota is not a QuotaExceededError: ${err.name}`);
   if (expect.deltas_before_error !== undefined) check(outcome.deltas >= expect.deltas_before_error, `deltas before error: want >= ${expect.deltas_before_error}, got ${outcome.deltas}`);
   if (expect.partial_usage !== undefined) {
     const has = err instanceof StreamInterruptedError && err.partialUsage !== undefined;

@@ -164,8 +164,8 @@ BAD: list[tuple[str, gen.GenerationInput, str]] = [
         "tool_choice",
     ),
     (
-        "tool call arguments not JSON",
-        gen.GenerationInput(messages=[msg(), assistant_call("c1", "a", "{not json")]),
+        "tool call arguments too long",
+        gen.GenerationInput(messages=[msg(), assistant_call("c1", "a", '{"a": "' + "x" * 262_144 + '"}')]),
         "messages[1].content[0].tool_call.arguments",
     ),
     (
@@ -293,10 +293,9 @@ BAD: list[tuple[str, gen.GenerationInput, str]] = [
         with_tool_call("[" * 100_000),
         "messages[1].content[0].tool_call.arguments",
     ),
-    ("tool arguments NaN", with_tool_call('{"a": NaN}'), "messages[1].content[0].tool_call.arguments"),
     (
-        "tool arguments Infinity",
-        with_tool_call('{"a": -Infinity}'),
+        "tool arguments malformed and nested deep",
+        with_tool_call('{"a": ' + "[" * 100_000),
         "messages[1].content[0].tool_call.arguments",
     ),
     # a Struct number JSON cannot write: json_format raised ValueError, answered INTERNAL
@@ -320,6 +319,24 @@ def test_bad_input_names_its_field(case: str, req: gen.GenerationInput, field: s
         convert(req)
     assert f"input.{field}" in [v.field for v in info.value.violations], info.value.violations
     assert info.value.reason == "INVALID_REQUEST"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    ["{not json", '{"city": "Tok', '["Paris", 2]', '"Paris"', "42", '{"a": NaN}', '{"a": -Infinity}', "{}"],
+)
+def test_tool_call_arguments_a_model_may_write_are_taken_as_written(arguments: str) -> None:
+    """A caller keeping its history sends back the model's call as memory would (malformed, cut by
+    max_tokens, not an object) to answer it with an error result; the edge refused it."""
+    call = convert(with_tool_call(arguments))
+    [tool_call] = call.messages[1].tool_calls
+    assert tool_call.arguments == arguments
+
+
+def test_tool_call_arguments_of_the_largest_size_are_taken() -> None:
+    arguments = '"' + "x" * (262_144 - 2) + '"'
+    [tool_call] = convert(with_tool_call(arguments)).messages[1].tool_calls
+    assert len(tool_call.arguments) == 262_144
 
 
 def test_right_to_left_text_with_its_direction_marks_is_printable() -> None:

@@ -16,7 +16,13 @@ from sidecar.core.errors import (
 )
 from sidecar.core.types import Call, Message, Role
 from sidecar.personas.service import PersonaService, SwitchCommand
-from sidecar.sessions.store import ConversationKey, ConversationStore, MemoryConversationStore, SwitchRecord
+from sidecar.sessions.store import (
+    ConversationKey,
+    ConversationStore,
+    MemoryConversationStore,
+    Snapshot,
+    SwitchRecord,
+)
 from tests.conftest import FakeClock
 from tests.support.calls import make_call
 from tests.support.personas import POLICY, registry, service
@@ -192,6 +198,42 @@ async def test_plan_memory(clock: FakeClock) -> None:
     on = PersonaService(registry(), store, clock=clock, memory_default=True)
     assert len((await on.plan(call_for(clock))).history) == 2
     assert (await on.plan(call_for(clock, memory=False))).history == ()
+
+
+async def test_a_call_with_its_own_persona_and_no_memory_carries_the_conversations_epoch(
+    clock: FakeClock,
+) -> None:
+    """It reads neither persona nor history, yet its summary's save must be refused after a clear:
+    its plan carries the epoch (it carried none, so the save went unchecked)."""
+    store = MemoryConversationStore(POLICY, clock)
+    svc = PersonaService(registry(), store, clock=clock, memory_default=False, summaries=True)
+    await store.clear(K)
+    await store.clear(K)
+    plan = await svc.plan(call_for(clock, persona_id="agent-79", memory=False))
+    assert (plan.persona.id, plan.history, plan.remember, plan.epoch) == ("agent-79", (), None, 2)  # type: ignore[union-attr]
+
+
+async def test_without_summaries_such_a_call_does_not_touch_the_store(clock: FakeClock) -> None:
+    """Nothing of the conversation is read or saved: the store (Redis) is not asked at all, so its
+    outage costs such calls nothing, not even a log line each."""
+
+    class Untouchable(MemoryConversationStore):
+        async def snapshot(self, key: ConversationKey, *, history: bool) -> Snapshot:
+            raise AssertionError("the store was read")
+
+    svc = PersonaService(registry(), Untouchable(POLICY, clock), clock=clock, memory_default=False)
+    plan = await svc.plan(call_for(clock, persona_id="agent-79", memory=False))
+    assert plan.persona is not None and plan.persona.id == "agent-79" and plan.epoch is None
+
+
+async def test_a_store_that_fails_leaves_such_a_call_unchecked_not_failed(clock: FakeClock) -> None:
+    class Down(MemoryConversationStore):
+        async def snapshot(self, key: ConversationKey, *, history: bool) -> Snapshot:
+            raise SessionStoreUnavailableError("the conversation store is unreachable")
+
+    svc = PersonaService(registry(), Down(POLICY, clock), clock=clock, memory_default=False, summaries=True)
+    plan = await svc.plan(call_for(clock, persona_id="agent-79", memory=False))
+    assert plan.persona is not None and plan.persona.id == "agent-79" and plan.epoch is None
 
 
 async def test_not_involved_without_personas_or_memory(clock: FakeClock) -> None:

@@ -15,7 +15,12 @@ from typing import Any
 
 import pytest
 
-from sidecar.core.errors import ProviderAuthError, ProviderUnavailableError, UpstreamBusyError
+from sidecar.core.errors import (
+    ProviderAuthError,
+    ProviderRateLimitedError,
+    ProviderUnavailableError,
+    UpstreamBusyError,
+)
 from sidecar.routing.probe import HealthProber, Probe, ProbePolicy, ProbeStatus
 from tests.conftest import FakeClock
 from tests.support.clock import StepClock
@@ -127,6 +132,26 @@ async def test_refused_credentials_still_mean_reachable(clock: FakeClock) -> Non
     for _ in range(3):
         await p.probe_once("a")
     assert p.healthy("a") and p.status("a").consecutive_failures == 0
+
+
+async def test_a_rate_limited_probe_means_reachable(clock: FakeClock) -> None:
+    """A 429 is the endpoint answering with the credential accepted: reachable, its rate limit the
+    breaker's matter (it pauses generation traffic for the upstream's Retry-After). Two 429s in a row
+    took the deployment out of every route until three probes succeeded, 45 s and more."""
+    limited = ProviderRateLimitedError("upstream HTTP 429: slow down", retry_after=3.0)
+    p = prober({"a": scripted([limited, DOWN, limited, limited])}, clock)
+    for _ in range(4):
+        await p.probe_once("a")
+        assert p.healthy("a")
+    s = p.status("a")
+    assert (s.consecutive_failures, s.consecutive_successes, s.probes) == (0, 2, 4)
+
+    down_then_limited = prober({"b": scripted([DOWN, DOWN, limited, limited, None])}, clock)
+    for _ in range(4):
+        await down_then_limited.probe_once("b")
+    assert not down_then_limited.healthy("b")  # back only on the streak, as on successes
+    await down_then_limited.probe_once("b")
+    assert down_then_limited.healthy("b")
 
 
 async def test_a_hanging_probe_is_bounded_by_the_timeout() -> None:

@@ -126,6 +126,25 @@ async def test_clear_forgets_history_and_persona_not_the_version(
     assert await s.next_version(K) > v  # an older pending Switch still cannot win after a clear
 
 
+async def test_a_clear_supersedes_the_switches_ticketed_before_it(
+    conversation_store: ConversationStore,
+) -> None:
+    """A Switch takes its ticket, the user clears the conversation, the Switch is applied: it brought
+    its persona back into the cleared conversation. The clear came later and wins, as a newer Switch
+    would; a Switch ticketed after the clear applies (also with no persona ever applied before)."""
+    s = conversation_store
+    early = await s.next_version(K)
+    assert await s.clear(K) is False
+    assert await s.activate(K, "p", early) == (False, "")
+    assert (await s.snapshot(K, history=False)).persona_id == ""
+    late = await s.next_version(K)
+    assert late > early and await s.activate(K, "q", late) == (True, "")
+    pending = await s.next_version(K)
+    assert await s.clear(K) is True
+    assert await s.activate(K, "r", pending) == (False, "")
+    assert (await s.snapshot(K, history=False)).persona_id == ""
+
+
 async def test_a_clear_refuses_the_writes_of_turns_that_read_the_conversation_before_it(
     conversation_store: ConversationStore,
 ) -> None:

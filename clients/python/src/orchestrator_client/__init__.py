@@ -37,6 +37,7 @@ from .errors import (
     QuotaViolation,
     SidecarError,
     StreamInterruptedError,
+    TransportLimitError,
     UnavailableError,
 )
 from .messages import assistant, embed_request, generation_input, system, text_of, user
@@ -68,6 +69,7 @@ __all__ = [
     "SidecarError",
     "Stream",
     "StreamInterruptedError",
+    "TransportLimitError",
     "UnavailableError",
     "answers_pb2",
     "assistant",

@@ -3,6 +3,7 @@
 Every error is a `SidecarError` carrying the gRPC code, the stable `ErrorInfo.reason` and metadata,
 `RetryInfo` as a timedelta, `BadRequest` field violations and `QuotaFailure` violations. The class
 says the family (catch `QuotaExceededError`, `InvalidRequestError`, ...); the reason says which one.
+A RESOURCE_EXHAUSTED without a reason is gRPC's own limit (`TransportLimitError`), not a quota.
 A missing or malformed details payload gives the same class with empty details, never a crash.
 """
 
@@ -91,7 +92,15 @@ class FailedPreconditionError(SidecarError):
 
 
 class QuotaExceededError(SidecarError):
-    """RESOURCE_EXHAUSTED: a quota or rate limit; `retry_delay` says when to try again."""
+    """RESOURCE_EXHAUSTED with the sidecar's reason: the caller's own quota or rate limit
+    (RATE_LIMITED, *_QUOTA_EXCEEDED, ...); `retry_delay` says when to try again."""
+
+
+class TransportLimitError(SidecarError):
+    """RESOURCE_EXHAUSTED from gRPC itself, without the sidecar's ErrorInfo: a message over a size
+    limit (a reply over this client's `max_reply_bytes`, a request over the sidecar's
+    `settings.max_receive_message_bytes`) or the sidecar's limit of concurrent calls. Not the
+    caller's quota; never retried (no `RetryInfo`)."""
 
 
 class ConflictError(SidecarError):
@@ -163,6 +172,8 @@ def build(
     info = next((d for d in decoded if isinstance(d, error_details_pb2.ErrorInfo)), None)
     reason = info.reason if info is not None else ""
     cls = _BY_REASON.get(reason) or _BY_CODE.get(code, InternalError)
+    if cls is QuotaExceededError and not reason:  # the sidecar's own always says which limit
+        cls = TransportLimitError
     if cls is UnavailableError and not reason and deltas_received:
         # the stream broke after a delta without the sidecar saying why (the connection reset, the
         # sidecar killed): as interrupted as one it reports, the caller has seen part of the answer

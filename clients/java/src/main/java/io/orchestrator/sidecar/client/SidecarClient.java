@@ -510,7 +510,7 @@ public final class SidecarClient implements AutoCloseable {
 
     /**
      * The largest reply a call accepts, in bytes (default {@link #DEFAULT_MAX_REPLY_BYTES}); a larger
-     * one fails RESOURCE_EXHAUSTED, a {@link QuotaExceededException} naming both sizes.
+     * one fails RESOURCE_EXHAUSTED, a {@link TransportLimitException} naming both sizes.
      */
     public Builder maxReplyBytes(int bytes) {
       if (bytes < 1) {

@@ -141,7 +141,10 @@ public class SidecarException extends RuntimeException {
       case NOT_FOUND -> new NotFoundException(details, cause);
       case UNAUTHENTICATED -> new AuthenticationException(details, cause);
       case PERMISSION_DENIED -> new PermissionDeniedException(details, cause);
-      case RESOURCE_EXHAUSTED -> new QuotaExceededException(details, cause);
+      // gRPC's own refusal has no reason: the sidecar's quota errors always say which limit
+      case RESOURCE_EXHAUSTED -> details.reason().isEmpty()
+          ? new TransportLimitException(details, cause)
+          : new QuotaExceededException(details, cause);
       case FAILED_PRECONDITION -> new PreconditionException(details, cause);
       case ABORTED, ALREADY_EXISTS -> new ConflictException(details, cause);
       case UNAVAILABLE -> new UnavailableException(details, cause);

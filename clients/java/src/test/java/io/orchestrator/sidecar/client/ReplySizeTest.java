@@ -60,9 +60,35 @@ class ReplySizeTest {
     try (SidecarClient client = SidecarClient.builder().address(sidecar.address).token(TOKEN).maxReplyBytes(LIMIT).build()) {
       GenerateResponse under = client.generate(ask(LIMIT - 512), soon()); // the text and ~150 bytes of the rest
       assertTrue(under.getSerializedSize() <= LIMIT);
-      QuotaExceededException over = assertThrows(QuotaExceededException.class, () -> client.generate(ask(LIMIT + 1), soon()));
+      SidecarException over = assertThrows(SidecarException.class, () -> client.generate(ask(LIMIT + 1), soon()));
+      // gRPC's own refusal, not the caller's budget: it was a QuotaExceededException ("out of quota")
+      assertEquals(TransportLimitException.class, over.getClass());
       assertEquals(Status.Code.RESOURCE_EXHAUSTED, over.code());
+      assertEquals("", over.reason());
       assertTrue(over.getMessage().contains("maximum size " + LIMIT), over.getMessage());
+    }
+  }
+
+  @Test
+  void aRequestOverTheSidecarsOwnLimitIsATransportLimitToo() {
+    // past settings.max_receive_message_bytes (8 MiB): the sidecar's gRPC refuses it, with no ErrorInfo
+    GenerationInput request = Messages.ask("x".repeat(9 * 1024 * 1024)).toBuilder()
+        .setModel("xlarge").setTenantId("acme").setUserId("reply-size").build();
+    try (SidecarClient client = SidecarClient.builder().address(sidecar.address).token(TOKEN).build()) {
+      SidecarException over = assertThrows(SidecarException.class, () -> client.generate(request, soon()));
+      assertEquals(TransportLimitException.class, over.getClass());
+      assertEquals(Status.Code.RESOURCE_EXHAUSTED, over.code());
+    }
+  }
+
+  @Test
+  void theSidecarsQuotaRefusalStaysAQuotaException() {
+    GenerationInput request = Messages.ask("one too many").toBuilder()
+        .setTenantId("scarce-tenant").setUserId("u-reply-size").build();
+    try (SidecarClient client = SidecarClient.builder().address(sidecar.address).token(TOKEN).build()) {
+      client.generate(request, soon());
+      QuotaExceededException spent = assertThrows(QuotaExceededException.class, () -> client.generate(request, soon()));
+      assertEquals("RATE_LIMITED", spent.reason());
     }
   }
 

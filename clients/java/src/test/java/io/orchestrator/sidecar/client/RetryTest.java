@@ -186,7 +186,7 @@ class RetryTest {
   void resourceExhaustedWithoutRetryInfoIsNotRetried() {
     FakeClock clock = new FakeClock();
     AtomicInteger calls = new AtomicInteger();
-    assertThrows(QuotaExceededException.class, () -> clock.retry().build().call(deadline -> {
+    assertThrows(TransportLimitException.class, () -> clock.retry().build().call(deadline -> {
       calls.incrementAndGet(); // gRPC's own refusal of an oversized message: no details at all
       throw io.grpc.Status.RESOURCE_EXHAUSTED.withDescription("message larger than max").asRuntimeException();
     }));

@@ -68,6 +68,9 @@ final class Scenarios {
     if (expect.containsKey("quota_failure") && !err.quotaViolations().isEmpty() != (Boolean) expect.get("quota_failure")) {
       problems.add("quota_failure: want " + expect.get("quota_failure") + got);
     }
+    if (Boolean.TRUE.equals(expect.get("quota_failure")) && !(err instanceof QuotaExceededException)) {
+      problems.add("the caller's quota is not a QuotaExceededException" + got);
+    }
     if (expect.containsKey("deltas_before_error") && outcome.deltas() < ((Number) expect.get("deltas_before_error")).intValue()) {
       problems.add("deltas before error: want >= " + expect.get("deltas_before_error") + ", got " + outcome.deltas());
     }

@@ -43,6 +43,19 @@ class SidecarExceptionTest {
   }
 
   @Test
+  void resourceExhaustedWithoutTheSidecarsReasonIsATransportLimit() {
+    // gRPC's own refusal (an oversized message, the server's concurrent-call limit): never the quota error
+    for (StatusRuntimeException thrown : List.of(
+        status(Code.RESOURCE_EXHAUSTED),
+        status(Code.RESOURCE_EXHAUSTED, Any.pack(ErrorInfo.newBuilder().build())),
+        io.grpc.Status.RESOURCE_EXHAUSTED.withDescription("message larger than max").asRuntimeException())) {
+      SidecarException e = SidecarException.from(thrown);
+      assertEquals(TransportLimitException.class, e.getClass());
+      assertEquals(Status.Code.RESOURCE_EXHAUSTED, e.code());
+    }
+  }
+
+  @Test
   void badRequestFieldViolations() {
     SidecarException e = SidecarException.from(status(Code.INVALID_ARGUMENT,
         Any.pack(ErrorInfo.newBuilder().setReason("INVALID_REQUEST").build()),
