@@ -78,7 +78,7 @@ class CacheLayer:
     def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         """A call the cache may not answer goes on as it is, with no generator hop of this layer's.
         A `cache_only` call (the quota could not cover a provider's answer, see the quota layer)
-        never goes on: it gets a hit or nothing at all."""
+        gets a hit or nothing at all: it goes on only to a semantic cache inside, which does the same."""
         plan = self._plan(call)
         if plan is None and call.cache_only and not self._semantic_inside:
             return _nothing()  # (with a semantic cache inside, it answers the call or not at all)
