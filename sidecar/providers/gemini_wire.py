@@ -233,14 +233,10 @@ def _result(m: Message, names: dict[str, str]) -> dict[str, Any]:
 
 def _result_object(text: str) -> dict[str, Any]:
     try:
-        value = json.loads(text, parse_constant=_not_json)
+        value = tool_arguments.loads(text)
     except ValueError:  # RecursionError goes on: the request is refused, nothing sent (wire_body)
         value = None
     return value if isinstance(value, dict) else {"output": text}
-
-
-def _not_json(constant: str) -> object:
-    raise ValueError(f"{constant} is not JSON")
 
 
 def image_part(image: Image) -> dict[str, Any]:

@@ -16,6 +16,7 @@ sends the text as it is, as before.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 UNPARSED = "unparsed_arguments"
@@ -44,12 +45,25 @@ def as_text(arguments: str) -> str:
 
 def _object(text: str) -> dict[str, Any] | None:
     try:
-        value = json.loads(text, parse_constant=_not_json)
+        value = loads(text)
     except ValueError:  # RecursionError (nested deeper than the parser's stack) goes to the caller
         return None
     return value if isinstance(value, dict) else None
 
 
+def loads(text: str) -> Any:
+    """JSON text as values that write back as the same JSON: NaN and Infinity (which Python's json
+    reads and JSON has not) and numbers past a double (1e400, read as infinity, which json.dumps
+    writes as `Infinity`, not JSON, and orjson as `null`) are a ValueError."""
+    return json.loads(text, parse_constant=_not_json, parse_float=_finite)
+
+
 def _not_json(constant: str) -> object:
-    """NaN and Infinity: Python's json reads them, JSON (and the providers) does not."""
     raise ValueError(f"{constant} is not JSON")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is past a double")
+    return value

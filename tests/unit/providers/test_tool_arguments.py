@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 
+import orjson
 import pytest
 
 from sidecar.config.schema import DeploymentConfig
-from sidecar.core.types import GenerationParams, Message, Role, ToolCall
-from sidecar.providers import anthropic, openai, tool_arguments
+from sidecar.core.types import GenerationParams, Message, Role, ToolCall, ToolSpec
+from sidecar.providers import anthropic, bedrock, gemini, openai, tool_arguments
 from sidecar.providers.base import ProviderRequest
 from sidecar.providers.tool_arguments import UNPARSED
 
@@ -19,6 +20,7 @@ NOT_AN_OBJECT = [
     '["Paris"]',  # JSON, not an object
     '"Paris"',
     '{"t": NaN}',  # Python's json reads it; JSON does not
+    '{"t": 1e400}',  # JSON, past a double: read as infinity, which writes back as no JSON
 ]
 
 
@@ -53,3 +55,28 @@ def test_openai_and_anthropic_send_a_malformed_call_back() -> None:
     sent = anthropic.to_wire(request('{"city": Paris'), DeploymentConfig(provider="anthropic", model="m"))
     [use] = [b for b in sent["messages"][1]["content"] if b["type"] == "tool_use"]
     assert use["input"] == {UNPARSED: '{"city": Paris'}
+
+
+def test_numbers_past_a_double_go_to_gemini_and_bedrock_as_written() -> None:
+    """A call's arguments, and a tool result, holding a number past a double: Bedrock's body had
+    `Infinity` in it (not JSON: Converse refuses the request), Gemini's `null` instead of the number."""
+    arguments, result = '{"distance": 1e400}', '{"mass": -2e999}'
+    req = ProviderRequest(
+        (
+            Message(Role.USER, "How far?"),
+            Message(Role.ASSISTANT, "", tool_calls=(ToolCall("c1", "measure", arguments),)),
+            Message(Role.TOOL, result, tool_call_id="c1"),
+        ),
+        GenerationParams(tools=(ToolSpec("measure"),)),
+        stream=False,
+    )
+    body = orjson.loads(
+        bedrock._encoded(bedrock.to_wire(req, DeploymentConfig(provider="bedrock", model="m")))
+    )
+    assert body["messages"][1]["content"][0]["toolUse"]["input"] == {UNPARSED: arguments}
+    gemini_body = orjson.loads(
+        orjson.dumps(gemini.to_wire(req, DeploymentConfig(provider="gemini", model="m")))
+    )
+    call, response = (c["parts"][0] for c in gemini_body["contents"][1:])
+    assert call["functionCall"]["args"] == {UNPARSED: arguments}
+    assert response["functionResponse"]["response"] == {"output": result}
