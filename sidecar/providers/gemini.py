@@ -49,7 +49,11 @@ FINISH_REASONS = {
     "PROHIBITED_CONTENT": FinishReason.CONTENT_FILTER,
     "SPII": FinishReason.CONTENT_FILTER,
     "IMAGE_SAFETY": FinishReason.CONTENT_FILTER,
+    "IMAGE_PROHIBITED_CONTENT": FinishReason.CONTENT_FILTER,
+    "IMAGE_RECITATION": FinishReason.CONTENT_FILTER,
 }
+# The finishes of a turn of function calls the model got wrong: another deployment may do better.
+UNUSABLE_CALLS = frozenset({"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"})
 
 
 def parse_usage(data: Any) -> Usage:
@@ -160,7 +164,7 @@ def _finish(reason: Any, called: bool) -> FinishReason | None:
     A function call the model wrote wrong is a bad answer (another deployment may do better)."""
     if not isinstance(reason, str) or not reason:
         return None
-    if reason in ("MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"):
+    if reason in UNUSABLE_CALLS:
         raise ProviderMalformedError(f"the model's function call was unusable ({reason})")
     finish = FINISH_REASONS.get(reason, FinishReason.STOP)
     return FinishReason.TOOL_CALLS if called and finish is FinishReason.STOP else finish

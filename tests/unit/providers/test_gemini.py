@@ -98,6 +98,8 @@ def test_blocked_prompt_is_a_content_filter_finish() -> None:
     [
         ("MAX_TOKENS", FinishReason.LENGTH),
         ("SAFETY", FinishReason.CONTENT_FILTER),
+        ("IMAGE_PROHIBITED_CONTENT", FinishReason.CONTENT_FILTER),
+        ("IMAGE_RECITATION", FinishReason.CONTENT_FILTER),
         ("NEW_ONE", FinishReason.STOP),
     ],
 )

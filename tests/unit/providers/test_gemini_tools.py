@@ -359,7 +359,7 @@ def test_two_calls_with_one_id_are_a_bad_answer() -> None:
         parse(event)  # in a later event of the same stream
 
 
-@pytest.mark.parametrize("reason", ["MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL"])
+@pytest.mark.parametrize("reason", ["MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"])
 def test_a_function_call_gemini_itself_calls_unusable_is_a_bad_answer(reason: str) -> None:
     with pytest.raises(ProviderMalformedError, match=reason):
         gemini.parse_response(call({"parts": [], "extra": {"finishReason": reason}}))
