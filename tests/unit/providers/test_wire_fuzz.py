@@ -52,6 +52,10 @@ GEMINI_EVENTS = [
 ] + [
     {"candidates": [{"finishReason": "STOP", "index": 0}], "usageMetadata": GEMINI_USAGE, "responseId": "r1"}
 ]
+GEMINI_BLOCKED = {  # a prompt refused: no candidates, promptFeedback says why
+    "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": [{"category": "x", "probability": "HIGH"}]},
+    "usageMetadata": {"promptTokenCount": 10, "totalTokenCount": 10},
+}
 
 BEDROCK_ANSWER = {
     "output": {
@@ -123,21 +127,22 @@ def _streamed(events: list[Any], parse: Any) -> None:
 def test_the_valid_answers_parse_whole() -> None:
     """The seeds of the fuzzing are good answers: they parse, and hold every invariant."""
     check_chunk(gemini.parse_response(GEMINI_ANSWER))
+    assert gemini.parse_response(GEMINI_BLOCKED).finish_reason is FinishReason.CONTENT_FILTER
     check_chunk(bedrock.parse_response(BEDROCK_ANSWER))
     assert len(gemini.parse_response(GEMINI_ANSWER).tool_calls) == 2
     assert len(bedrock.parse_response(BEDROCK_ANSWER).tool_calls) == 2
 
 
 @FUZZ
-@given(mutated(GEMINI_ANSWER))
+@given(st.one_of(mutated(GEMINI_ANSWER), mutated(GEMINI_BLOCKED)))
 def test_gemini_answers_parse_or_are_bad_answers(doc: Any) -> None:
     _unary(gemini.parse_response, doc)
 
 
 @FUZZ
-@given(st.lists(st.sampled_from(range(len(GEMINI_EVENTS))), min_size=1, max_size=8), st.data())
+@given(st.lists(st.sampled_from(range(len(GEMINI_EVENTS) + 1)), min_size=1, max_size=8), st.data())
 def test_gemini_streams_parse_or_are_bad_answers(order: list[int], data: st.DataObject) -> None:
-    events = [data.draw(_maybe_mutated(GEMINI_EVENTS[i])) for i in order]
+    events = [data.draw(_maybe_mutated([*GEMINI_EVENTS, GEMINI_BLOCKED][i])) for i in order]
     _streamed([SseEvent("message", wire_text(e)) for e in events], gemini.StreamParser())
 
 
