@@ -17,6 +17,7 @@ import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import user
+from tests.integration.helpers import rich
 from tests.support.api import generate_request, stream_request
 from tests.support.eventstream import frame
 from tests.support.tools import weather_tool
@@ -82,14 +83,21 @@ def check_summary(summary: gen.GenerationSummary) -> None:
 async def one_call(s: Any, stream: bool) -> grpc.StatusCode:
     fields = {"messages": [user("Weather in Paris?")], "tools": [weather_tool()], "tenant_id": "t1",
               "user_id": "u1"}  # fmt: skip
+    events: list[gen.StreamGenerateResponse] = []
     try:
         if stream:
-            events = [e async for e in s.stub.StreamGenerate(stream_request(**fields))]
+            async for event in s.stub.StreamGenerate(stream_request(**fields)):
+                events.append(event)
             check_summary(events[-1].result.summary)
         else:
             check_summary((await s.stub.Generate(generate_request(**fields))).summary)
     except grpc.aio.AioRpcError as err:
         assert err.code() not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), err
+        if events:  # a stream that started ends interrupted, never as another call's failure
+            assert (err.code(), (await rich(err)).reason) == (
+                grpc.StatusCode.UNAVAILABLE,
+                "STREAM_INTERRUPTED",
+            )
         return err.code()
     return grpc.StatusCode.OK
 
