@@ -106,7 +106,7 @@ def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     return out
 
 
-def _tools(p: GenerationParams, body: dict[str, Any]) -> None:
+def _tools(p: GenerationParams, body: dict[str, Any], *, may_think: bool = True) -> None:
     if p.tools:
         body["tools"] = [
             {
@@ -126,10 +126,21 @@ def _tools(p: GenerationParams, body: dict[str, Any]) -> None:
             wire["disable_parallel_tool_use"] = True
         if p.tool_choice is not None or "disable_parallel_tool_use" in wire:
             body["tool_choice"] = wire
-    if (budget := thinking_budget(p)) is not None:
+    if (budget := thinking_budget(p)) is not None and may_think:
         body["thinking"] = {"type": "enabled", "budget_tokens": budget}  # within max_tokens (to_wire)
         body.pop("temperature", None)  # extended thinking takes neither (Anthropic refuses them)
         body.pop("top_p", None)
+
+
+def _resumes_thinking(messages: list[dict[str, Any]]) -> bool:
+    """Whether Claude may think in this call: with thinking on, it refuses a last assistant turn of
+    tool calls that does not start with its thinking ("a final `assistant` message must start with
+    a thinking block"), as a tool loop begun on another provider (a fallback) or without thinking
+    has. Such a call is sent without thinking (answered, with no reasoning) instead of refused."""
+    said = [m["content"] for m in messages if m["role"] == "assistant"]
+    if not said or isinstance(said[-1], str) or not any(b.get("type") == "tool_use" for b in said[-1]):
+        return True
+    return said[-1][0].get("type") in ("thinking", "redacted_thinking")
 
 
 def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
@@ -150,7 +161,7 @@ def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any
         body["top_p"] = p.top_p
     if p.stop:
         body["stop_sequences"] = list(p.stop)
-    _tools(p, body)  # after the sampling fields: thinking removes them
+    _tools(p, body, may_think=_resumes_thinking(messages))  # after the sampling fields: thinking removes them
     if req.stream:
         body["stream"] = True
     return body  # `seed` has no Anthropic equivalent and is not sent

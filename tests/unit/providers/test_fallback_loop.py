@@ -11,7 +11,7 @@ import pytest
 
 from sidecar.config.schema import DeploymentConfig
 from sidecar.core.types import GenerationParams, Message, Reasoning, Role, ThinkingBlock, ToolCall, ToolSpec
-from sidecar.providers import bedrock, gemini, gemini_wire
+from sidecar.providers import anthropic, bedrock, gemini, gemini_wire
 from sidecar.providers.base import ProviderRequest
 from tests.support.bedrock import check_converse
 from tests.support.gemini import request_problems
@@ -23,6 +23,7 @@ WEATHER = ToolSpec(
 GEMINI_ID = gemini_wire.SYNTHETIC_ID_PREFIX + "0123456789abcdef"
 GEMINI = DeploymentConfig(provider="gemini", model="gemini-3-flash-preview")
 CLAUDE = DeploymentConfig(provider="bedrock", model="anthropic.claude-sonnet-4-20250514-v1:0")
+ANTHROPIC = DeploymentConfig(provider="anthropic", model="claude-sonnet-4-20250514")
 
 
 def call(call_id: str, city: str) -> tuple[ToolCall, ...]:
@@ -71,3 +72,15 @@ def test_claude_thinks_unless_the_last_tool_turn_came_without_its_thinking(turns
     assert ("additionalModelRequestFields" in body) is thinks
     reasoning = [b for m in body["messages"] for b in m["content"] if "reasoningContent" in b]
     assert bool(reasoning) is thinks
+
+
+@pytest.mark.parametrize(("turns", "thinks"), [(3, False), (5, False), (7, True), (9, True)])
+def test_claude_on_anthropic_thinks_unless_the_last_tool_turn_came_without_its_thinking(
+    turns: int, thinks: bool
+) -> None:
+    """The same rule on Anthropic's own API: the call after an OpenAI or Gemini tool turn goes
+    without thinking (and may carry its sampling fields again)."""
+    body = anthropic.to_wire(request(turns, THINKING[1]), ANTHROPIC)
+    assert ("thinking" in body) is thinks
+    last = [m for m in body["messages"] if m["role"] == "assistant"][-1]["content"]
+    assert (last[0]["type"] in ("thinking", "redacted_thinking")) is thinks
