@@ -53,12 +53,14 @@ def messages(
     out: list[Message] = []
     total = images = 0
     calls: set[str] = set()
+    pending: dict[str, int] = {}  # the last assistant message's calls not answered yet: where it is
     leading = remembered  # every message so far is a system message or a tool result
     for i, m in enumerate(wire):
         message = _message(m, f"messages[{i}]", limits, calls, bad, leading=leading)
         leading = leading and m.role in _LEADING_ROLES
         if message is None:
             continue
+        pending = _answered(pending, message, i, bad)
         total += len(message.text)
         images += len(message.images)
         calls.update(c.id for c in message.tool_calls)
@@ -70,6 +72,18 @@ def messages(
     if wire and all(m.role == gen.ROLE_SYSTEM for m in wire):
         bad.add("messages", "at least one message must be from the user or the assistant")
     return tuple(out)
+
+
+def _answered(pending: dict[str, int], message: Message, i: int, bad: _Bad) -> dict[str, int]:
+    """The calls still waiting for their results after messages[i]. An assistant's tool calls are
+    answered by tool results before the next user, assistant or system message: every provider
+    refuses a history with a call left unanswered in between (a call of the last message may still
+    wait: its results come in a later request)."""
+    if message.role is Role.TOOL:
+        return {k: v for k, v in pending.items() if k != message.tool_call_id}
+    for call_id, at in pending.items():
+        bad.add(f"messages[{at}]", f"tool call {call_id!r} has no tool result before messages[{i}]")
+    return {c.id: i for c in message.tool_calls} if message.role is Role.ASSISTANT else {}
 
 
 def _message(

@@ -470,3 +470,35 @@ def test_with_a_conversation_only_leading_tool_results_may_answer_stored_calls()
         with pytest.raises(InvalidRequestError) as info:
             convert(gen.GenerationInput(messages=messages, conversation_id="c:1"))
         assert [v.field for v in info.value.violations] == [f"input.{where}"]
+
+
+def test_a_tool_call_left_unanswered_before_the_next_message_is_refused_naming_it() -> None:
+    """Every provider refuses a history whose assistant called a tool and the next user (or
+    assistant) message came without the call's result: refused here, naming the message, before
+    anything is reserved or sent. The last message's calls may still wait for their results."""
+
+    def result(call_id: str) -> gen.Message:
+        return gen.Message(role=gen.ROLE_TOOL, tool_call_id=call_id, content=[part("ok")])
+
+    def convert(req: gen.GenerationInput) -> Any:  # room for five messages
+        limits = LIMITS.model_copy(update={"max_messages": 5})
+        clock = FakeClock()
+        return to_call(
+            req, stream=False, limits=limits, deadline=Deadline(None, clock),
+            credentials=credentials_from(None), record=Outcome(started_at=0.0), tiers=TIERS,
+        )  # fmt: skip
+
+    two = gen.Message(
+        role=gen.ROLE_ASSISTANT,
+        content=[
+            gen.ContentPart(tool_call=gen.ToolCall(id="c1", name="weather", arguments="{}")),
+            gen.ContentPart(tool_call=gen.ToolCall(id="c2", name="weather", arguments="{}")),
+        ],
+    )
+    with pytest.raises(InvalidRequestError) as info:
+        convert(gen.GenerationInput(messages=[msg("both?"), two, result("c1"), msg("and now?")]))
+    assert [(v.field, v.description) for v in info.value.violations] == [
+        ("input.messages[1]", "tool call 'c2' has no tool result before messages[3]")
+    ]
+    convert(gen.GenerationInput(messages=[msg("both?"), two, result("c2"), result("c1"), msg("next")]))
+    convert(gen.GenerationInput(messages=[msg("both?"), two]))  # its results come in the next request
