@@ -17,6 +17,9 @@ cannot take every connection either. So to keep a probe from being answered a cl
 more addresses than there are connections and to cycle through all of them within the time the
 probe takes to send its request. Every connection ends `connection_timeout` seconds after it was
 accepted, whatever it is doing. A request head is at most 16 KiB and 100 headers (else 431 / 400).
+Each answer ends its connection; the server reads and drops what the client still sends after its
+head until the client closes (a close with bytes unread would reset the connection and lose the
+answer's tail).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class _Conn:
     head: bytearray = field(default_factory=bytearray)
     out: memoryview | None = None
     answering: bool = False  # an app makes its answer: the server's work, not the client's
+    draining: bool = False  # answered: what the client still sends is read and dropped until it closes
     scrape: bool = False  # its answer is a scrape's (the scrapes' own workers)
 
 
@@ -240,13 +244,15 @@ class BoundedHttpServer:
 
     def _read(self, conn: _Conn) -> None:
         try:
-            data = conn.sock.recv(4096)
+            data = conn.sock.recv(4096 if not conn.draining else 65536)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             data = b""
         if not data:
             self._close(conn)
+            return
+        if conn.draining:
             return
         conn.head += data
         end = _head_end(conn.head)
@@ -306,9 +312,20 @@ class BoundedHttpServer:
             return
         conn.out = conn.out[sent:]
         if not conn.out:
-            with contextlib.suppress(OSError):
-                conn.sock.shutdown(socket.SHUT_WR)
+            self._drain(conn)
+
+    def _drain(self, conn: _Conn) -> None:
+        """The whole answer is with the kernel: end the sending (FIN), but read on until the client
+        closes (or its deadline, or a newcomer needs its place). Closing with the client's further
+        bytes (a body, pipelined requests) unread would make the kernel reset the connection and drop
+        the answer's tail it has not yet sent."""
+        conn.out, conn.draining = None, True
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:  # the client went away
             self._close(conn)
+            return
+        self._selector.modify(conn.sock, selectors.EVENT_READ, conn)
 
     def _close(self, conn: _Conn) -> None:
         if self._conns.pop(conn.sock, None) is None:

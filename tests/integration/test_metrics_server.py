@@ -198,7 +198,11 @@ def attack(port: int, addresses: int, stop: threading.Event, payload: bytes) -> 
             for key, _ in selector.select(0.01):
                 ready = key.fileobj
                 assert isinstance(ready, socket.socket)
-                if ready.recv(65536) == b"":
+                try:
+                    closed = ready.recv(65536) == b""
+                except ConnectionResetError:  # closed with its request unread: reset
+                    closed = True
+                if closed:
                     selector.unregister(ready)
                     ready.close()
         for key in list(selector.get_map().values()):

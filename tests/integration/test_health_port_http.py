@@ -1,0 +1,78 @@
+"""The health port's HTTP server as real clients and attackers use it, over real sockets: what a
+client sends beyond its request head, running out of file descriptors, a failure inside the serving
+loop, clients that never read their scrapes."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from prometheus_client import CollectorRegistry, Gauge
+
+from sidecar.telemetry.server import MetricsServer
+
+pytestmark = pytest.mark.integration  # real sockets, threads and the OS's clock
+
+
+def big_registry() -> CollectorRegistry:
+    """A 6 MB /metrics page: more than the kernel's buffers between the two ends take."""
+    registry = CollectorRegistry()
+    big = Gauge("big", "a large page", ["n"], registry=registry)
+    for n in range(100):
+        big.labels(f"{n}{'x' * 60_000}").set(n)
+    return registry
+
+
+@asynccontextmanager
+async def serving(
+    registry: CollectorRegistry | None = None, **options: float
+) -> AsyncIterator[MetricsServer]:
+    server = MetricsServer(registry or CollectorRegistry(), "127.0.0.1:0", **options)  # type: ignore[arg-type]
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def exchange(port: int, request: bytes) -> bytes:
+    """Sends `request` in one write, then reads until the server closes, slowly (as a scraper far
+    away would: the answer's tail waits in the server's kernel buffers while the server is done)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as connection:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        connection.settimeout(10)
+        connection.connect(("127.0.0.1", port))
+        connection.sendall(request)
+        time.sleep(0.3)  # the answer is made, and waits on this client
+        chunks = []
+        while chunk := connection.recv(1 << 20):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def split_answer(answer: bytes) -> tuple[int, dict[str, str], bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n" * 200,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n" + b"x" * 20_000,
+    ],
+    ids=["pipelined requests", "a body"],
+)
+async def test_a_large_answer_is_whole_when_the_client_sent_more_than_its_head(sent: bytes) -> None:
+    """The server closed the connection with the client's further bytes unread: the kernel then
+    resets it and drops what it had not yet sent of the answer (ConnectionResetError mid-scrape)."""
+    async with serving(big_registry()) as server:
+        answer = await asyncio.to_thread(exchange, server.port, sent)
+        status, headers, body = split_answer(answer)
+        assert status == 200 and len(body) == int(headers["content-length"]) > 6_000_000
