@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import http.client
 import io
 import logging
@@ -47,6 +48,8 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 HEAD_LIMIT = 16 * 1024
 SCRAPES_AT_ONCE = 4  # made or waiting for a worker; more are answered 503 at once
 _ACCEPTS_PER_TURN = 64  # then the connections' own events get their turn
+ACCEPT_PAUSE = 0.1  # seconds the listener is not watched after accept() ran out of descriptors or memory
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 @dataclass(eq=False)
@@ -141,6 +144,8 @@ class BoundedHttpServer:
         self._wake = socket.socketpair()
         self._stopping = False
         self._scraping = 0  # scrapes submitted whose answers have not come back
+        self._accept_again: float | None = None  # while the listener is not watched: when it is again
+        self._starved = False  # the last accept() ran out of descriptors (told once per such spell)
         self._selector = selectors.DefaultSelector()
         self._scrapes = ThreadPoolExecutor(2, thread_name_prefix="metrics-scrape")
         self._probes = ThreadPoolExecutor(2, thread_name_prefix="metrics-probe")
@@ -184,6 +189,7 @@ class BoundedHttpServer:
     def _run(self) -> None:
         while not self._stopping:
             events = self._selector.select(self._until_next_deadline(time.monotonic()))
+            self._resume_accepting(time.monotonic())
             accept = False
             for key, mask in events:  # the connections' own events first, then newcomers
                 if key.fileobj is self._listener:
@@ -202,7 +208,19 @@ class BoundedHttpServer:
 
     def _until_next_deadline(self, now: float) -> float | None:
         first = next(iter(self._conns.values()), None)
-        return None if first is None else max(0.0, first.deadline - now)
+        times = [t for t in (None if first is None else first.deadline, self._accept_again) if t is not None]
+        return max(0.0, min(times) - now) if times else None
+
+    def _pause_accepting(self, now: float) -> None:
+        """accept() ran out of descriptors (or memory): the newcomer stays in the listen backlog, so
+        the listener stays readable; watching it would retry at once, forever, at full CPU."""
+        self._selector.unregister(self._listener)
+        self._accept_again = now + ACCEPT_PAUSE
+
+    def _resume_accepting(self, now: float) -> None:
+        if self._accept_again is not None and now >= self._accept_again:
+            self._accept_again = None
+            self._selector.register(self._listener, selectors.EVENT_READ)
 
     def _expire(self, now: float) -> None:
         while (first := next(iter(self._conns.values()), None)) is not None and first.deadline <= now:
@@ -214,9 +232,16 @@ class BoundedHttpServer:
                 sock, address = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:  # the peer left before it was accepted, or out of descriptors
-                _log.debug("health port accept failed", exc_info=True)
+            except OSError as exc:
+                if exc.errno in _OUT_OF_RESOURCES:
+                    if not self._starved:
+                        _log.warning("health port cannot accept connections", extra={"error": exc.strerror})
+                    self._starved = True
+                    self._pause_accepting(time.monotonic())
+                else:  # the peer left before it was accepted
+                    _log.debug("health port accept failed", exc_info=True)
                 return
+            self._starved = False
             conn = _Conn(sock, str(address[0]), time.monotonic() + self._timeout)
             if not self._make_room(conn.client):
                 sock.close()

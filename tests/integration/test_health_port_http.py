@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -76,3 +78,48 @@ async def test_a_large_answer_is_whole_when_the_client_sent_more_than_its_head(s
         answer = await asyncio.to_thread(exchange, server.port, sent)
         status, headers, body = split_answer(answer)
         assert status == 200 and len(body) == int(headers["content-length"]) > 6_000_000
+
+
+OUT_OF_DESCRIPTORS = """
+import os, resource, socket, sys, time
+from sidecar.core.listen import listening_socket
+from sidecar.telemetry.http_server import BoundedHttpServer
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+    return [b"ok\\n"]
+
+server = BoundedHttpServer(listening_socket("127.0.0.1", 0), app, max_connections=64,
+                           max_connections_per_client=8, connection_timeout=30)
+server.start()
+client = socket.socket()
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+held = []
+try:
+    while True:
+        held.append(os.open(os.devnull, os.O_RDONLY))
+except OSError:
+    pass
+client.connect(server.address)  # waits in the listen backlog: accepting it fails with EMFILE
+client.sendall(b"GET /livez HTTP/1.0\\r\\n\\r\\n")
+time.sleep(0.2)
+before = time.process_time()
+time.sleep(1.0)
+print(time.process_time() - before)
+for fd in held[:8]:
+    os.close(fd)
+client.settimeout(5)
+print(client.recv(100).split(b"\\r\\n")[0].decode())
+server.stop()
+"""
+
+
+def test_out_of_file_descriptors_the_server_waits_without_spinning_and_then_answers() -> None:
+    """accept() failing with EMFILE left the newcomer in the backlog, so the listening socket stayed
+    readable: the serving thread retried at once, forever, at full CPU until a descriptor was free."""
+    done = subprocess.run(
+        [sys.executable, "-c", OUT_OF_DESCRIPTORS], capture_output=True, text=True, timeout=60, check=True
+    )
+    cpu_seconds, status_line = done.stdout.split("\n")[:2]
+    assert float(cpu_seconds) < 0.1  # in the second the process was out of descriptors
+    assert status_line == "HTTP/1.0 200 OK"
