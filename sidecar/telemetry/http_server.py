@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import functools
 import http.client
 import io
 import logging
@@ -197,10 +198,8 @@ class BoundedHttpServer:
                 elif key.fileobj is self._wake[0]:
                     with contextlib.suppress(OSError):
                         self._wake[0].recv(4096)
-                elif mask & selectors.EVENT_READ:
-                    self._read(key.data)
                 else:
-                    self._write(key.data)
+                    self._serve(key.data, self._read if mask & selectors.EVENT_READ else self._write)
             self._take_answers()
             if accept:
                 self._accept()
@@ -267,6 +266,15 @@ class BoundedHttpServer:
         self._close(victim)
         return True
 
+    def _serve(self, conn: _Conn, step: Callable[[_Conn], None]) -> None:
+        """One step of one connection; an error nobody foresaw ends that connection, never the
+        serving thread (every probe would go unanswered and the kubelet restart the sidecar)."""
+        try:
+            step(conn)
+        except Exception:
+            _log.error("health port connection failed", exc_info=True)
+            self._close(conn)
+
     def _read(self, conn: _Conn) -> None:
         try:
             data = conn.sock.recv(4096 if not conn.draining else 65536)
@@ -316,7 +324,7 @@ class BoundedHttpServer:
             self._scraping -= conn.scrape
             if self._conns.get(conn.sock) is conn:  # else it was closed meanwhile (its deadline)
                 conn.answering = False
-                self._send(conn, answer)
+                self._serve(conn, functools.partial(self._send, answer=answer))
 
     def _send(self, conn: _Conn, answer: bytes) -> None:
         conn.out = memoryview(answer)
@@ -355,6 +363,6 @@ class BoundedHttpServer:
     def _close(self, conn: _Conn) -> None:
         if self._conns.pop(conn.sock, None) is None:
             return
-        if conn.sock in self._selector.get_map():
+        with contextlib.suppress(KeyError, ValueError):  # not registered (or its descriptor is gone)
             self._selector.unregister(conn.sock)
         conn.sock.close()

@@ -11,10 +11,12 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Gauge
 
+from sidecar.telemetry import http_server
 from sidecar.telemetry.server import MetricsServer
 
 pytestmark = pytest.mark.integration  # real sockets, threads and the OS's clock
@@ -123,3 +125,26 @@ def test_out_of_file_descriptors_the_server_waits_without_spinning_and_then_answ
     cpu_seconds, status_line = done.stdout.split("\n")[:2]
     assert float(cpu_seconds) < 0.1  # in the second the process was out of descriptors
     assert status_line == "HTTP/1.0 200 OK"
+
+
+async def test_an_unexpected_error_serving_one_connection_ends_it_not_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An exception the serving loop did not expect (here from the head's parsing) ended its only
+    thread: the port still accepted connections but never answered again, so every probe failed and
+    the kubelet restarted the sidecar; any client able to trigger such a bug could do so at will."""
+    parse = http_server._environ
+
+    def failing(head: bytes, client: str, server: tuple[str, int]) -> dict[str, Any]:
+        if b"X-Boom" in head:
+            raise RuntimeError("a bug")
+        return parse(head, client, server)
+
+    monkeypatch.setattr(http_server, "_environ", failing)
+    async with serving() as server:
+        boom = await asyncio.to_thread(exchange, server.port, b"GET /livez HTTP/1.0\r\nX-Boom: 1\r\n\r\n")
+        assert boom == b""  # closed unanswered
+        status, _, body = split_answer(
+            await asyncio.to_thread(exchange, server.port, b"GET /livez HTTP/1.0\r\n\r\n")
+        )
+        assert (status, body) == (200, b"ok\n")
