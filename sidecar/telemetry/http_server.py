@@ -8,15 +8,18 @@ worker threads: one pool for the `scrape_paths` (/metrics) and one for everythin
 so scrapes never hold up a probe. Nothing runs while no connection is open.
 
 Bounds: `max_connections` open at once. When a newcomer finds them all taken, the connection that
-waits the longest on its client (still sending its request, or not reading its answer) of the
-client address holding the most connections is closed to make room; a newcomer whose address already
-holds `max_connections_per_client` takes the place of that address's own oldest such connection.
-Only when every connection is being answered (the server's own work, bounded by the app) is the
-newcomer closed; at most SCRAPES_AT_ONCE scrapes are, more are answered 503 at once, so scrapes
-cannot take every connection either. So to keep a probe from being answered a client would need
-more addresses than there are connections and to cycle through all of them within the time the
-probe takes to send its request. Every connection ends `connection_timeout` seconds after it was
-accepted, whatever it is doing. A request head is at most 16 KiB and 100 headers (else 431 / 400).
+waits the longest on its client (still sending its request, or not reading its answer) of the client
+address holding the most connections is closed to make room; a newcomer whose address already holds
+`max_connections_per_client` takes the place of that address's own oldest such connection. Only when
+every connection is being answered (the server's own work, bounded by the app) is the newcomer
+closed; at most SCRAPES_AT_ONCE scrapes are, more are answered 503 at once, so scrapes cannot take
+every connection either. A scrape holds its place until its connection ends (its answer, megabytes,
+waits in the server until its client reads it): a newcomer scrape takes the place of the scrape
+waiting longest on its client, so clients that never read hold at most SCRAPES_AT_ONCE answers. So
+to keep a probe from being answered a client would need more addresses than there are connections
+and to cycle through all of them within the time the probe takes to send its request. Every
+connection ends `connection_timeout` seconds after it was accepted, whatever it is doing. A request
+head is at most 16 KiB and 100 headers (else 431 / 400).
 Each answer ends its connection; the server reads and drops what the client still sends after its
 head until the client closes (a close with bytes unread would reset the connection and lose the
 answer's tail).
@@ -47,7 +50,7 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 HEAD_LIMIT = 16 * 1024
-SCRAPES_AT_ONCE = 4  # made or waiting for a worker; more are answered 503 at once
+SCRAPES_AT_ONCE = 4  # made, waiting for a worker or being sent; more are answered 503 at once
 _ACCEPTS_PER_TURN = 64  # then the connections' own events get their turn
 ACCEPT_PAUSE = 0.1  # seconds the listener is not watched after accept() ran out of descriptors or memory
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -144,7 +147,7 @@ class BoundedHttpServer:
         self._answers: collections.deque[tuple[_Conn, bytes]] = collections.deque()
         self._wake = socket.socketpair()
         self._stopping = False
-        self._scraping = 0  # scrapes submitted whose answers have not come back
+        self._scraping = 0  # scrapes whose connections are open or whose answers are being made
         self._accept_again: float | None = None  # while the listener is not watched: when it is again
         self._starved = False  # the last accept() ran out of descriptors (told once per such spell)
         self._selector = selectors.DefaultSelector()
@@ -299,14 +302,24 @@ class BoundedHttpServer:
         except (ValueError, http.client.HTTPException):
             self._send(conn, _plain_answer("400 Bad Request", "malformed request\n"))
             return
-        conn.scrape = environ["PATH_INFO"] in self._scrape_paths
-        if conn.scrape and self._scraping >= SCRAPES_AT_ONCE:
+        scrape = environ["PATH_INFO"] in self._scrape_paths
+        if scrape and not self._room_for_scrape():
             self._send(conn, _plain_answer("503 Service Unavailable", "too many scrapes at once\n"))
             return
-        conn.answering = True
+        conn.answering, conn.scrape = True, scrape
         self._selector.unregister(conn.sock)
         self._scraping += conn.scrape
         (self._scrapes if conn.scrape else self._probes).submit(self._make_answer, conn, environ)
+
+    def _room_for_scrape(self) -> bool:
+        """A place for one more scrape: the scrape waiting longest on its client gives up its own
+        when they are all taken; False when every one is being made."""
+        if self._scraping < SCRAPES_AT_ONCE:
+            return True
+        victim = next((c for c in self._conns.values() if c.scrape and not c.answering), None)
+        if victim is not None:
+            self._close(victim)
+        return victim is not None
 
     def _make_answer(self, conn: _Conn, environ: dict[str, Any]) -> None:
         """On a worker thread: the app's answer, handed to the serving thread."""
@@ -321,10 +334,11 @@ class BoundedHttpServer:
     def _take_answers(self) -> None:
         while self._answers:
             conn, answer = self._answers.popleft()
-            self._scraping -= conn.scrape
             if self._conns.get(conn.sock) is conn:  # else it was closed meanwhile (its deadline)
                 conn.answering = False
                 self._serve(conn, functools.partial(self._send, answer=answer))
+            else:
+                self._scraping -= conn.scrape  # its place was held while its answer was made
 
     def _send(self, conn: _Conn, answer: bytes) -> None:
         conn.out = memoryview(answer)
@@ -363,6 +377,8 @@ class BoundedHttpServer:
     def _close(self, conn: _Conn) -> None:
         if self._conns.pop(conn.sock, None) is None:
             return
+        if conn.scrape and not conn.answering:  # else its place is given back with its answer
+            self._scraping -= 1
         with contextlib.suppress(KeyError, ValueError):  # not registered (or its descriptor is gone)
             self._selector.unregister(conn.sock)
         conn.sock.close()
