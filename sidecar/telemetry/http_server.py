@@ -292,10 +292,11 @@ class BoundedHttpServer:
             return
         conn.head += data
         end = _head_end(conn.head)
+        if (end < 0 and len(conn.head) > HEAD_LIMIT) or end > HEAD_LIMIT:  # however the head arrived
+            too_large = "431 Request Header Fields Too Large"
+            self._send(conn, _plain_answer(too_large, "request head too large\n"))
+            return
         if end < 0:
-            if len(conn.head) > HEAD_LIMIT:
-                too_large = "431 Request Header Fields Too Large"
-                self._send(conn, _plain_answer(too_large, "request head too large\n"))
             return
         try:
             environ = _environ(bytes(conn.head[:end]), conn.client, self.address)

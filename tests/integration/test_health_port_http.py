@@ -180,3 +180,17 @@ async def test_scrapes_never_read_hold_at_most_four_answers() -> None:
         finally:
             for connection in held:
                 connection.close()
+
+
+def head_of(size: int) -> bytes:
+    """A /livez request head of exactly `size` bytes, blank line included."""
+    start = b"GET /livez HTTP/1.1\r\nX-Pad: "
+    return start + b"a" * (size - len(start) - 4) + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize(("size", "status"), [(16 * 1024, 200), (16 * 1024 + 1, 431), (19 * 1024, 431)])
+async def test_the_head_limit_does_not_depend_on_how_the_head_arrives(size: int, status: int) -> None:
+    """A head over 16 KiB was refused only while its end had not arrived: sent in one write, a head
+    of up to 20 KiB (the limit plus one read) was served."""
+    async with serving() as server:
+        assert split_answer(await asyncio.to_thread(exchange, server.port, head_of(size)))[0] == status
