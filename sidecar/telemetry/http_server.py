@@ -79,9 +79,13 @@ class _Handler(SimpleHandler):
 
 
 def _answer(app: WSGIApp, environ: dict[str, Any]) -> bytes:
+    """The app's answer to `environ`; to HEAD without its body (its Content-Length is the GET's)."""
     out = io.BytesIO()
     _Handler(io.BytesIO(), out, io.StringIO(), environ, multithread=True, multiprocess=False).run(app)
-    return out.getvalue()
+    answer = out.getvalue()
+    if environ["REQUEST_METHOD"] == "HEAD":
+        return answer[: answer.find(b"\r\n\r\n") + 4]
+    return answer
 
 
 def _plain_answer(status: str, text: str) -> bytes:

@@ -194,3 +194,20 @@ async def test_the_head_limit_does_not_depend_on_how_the_head_arrives(size: int,
     of up to 20 KiB (the limit plus one read) was served."""
     async with serving() as server:
         assert split_answer(await asyncio.to_thread(exchange, server.port, head_of(size)))[0] == status
+
+
+async def test_head_is_answered_as_get_without_a_body() -> None:
+    """HEAD was answered 405 with a body: an answer to HEAD has none (its Content-Length is the
+    GET's), and every general-purpose server serves HEAD as it serves GET (RFC 9110 9.1)."""
+    registry = CollectorRegistry()
+    Gauge("one", "a series", registry=registry).set(1)
+    async with serving(registry) as server:
+        for path, status in (("/livez", 200), ("/readyz", 503), ("/metrics", 200), ("/nowhere", 404)):
+            got = split_answer(
+                await asyncio.to_thread(exchange, server.port, b"HEAD %s HTTP/1.1\r\n\r\n" % path.encode())
+            )
+            assert (got[0], got[2]) == (status, b"") and int(got[1]["content-length"]) > 0
+        status, headers, _ = split_answer(
+            await asyncio.to_thread(exchange, server.port, b"POST /livez HTTP/1.0\r\n\r\n")
+        )
+        assert (status, headers["allow"]) == (405, "GET, HEAD")

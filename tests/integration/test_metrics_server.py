@@ -94,7 +94,7 @@ async def test_only_get_is_served() -> None:
     async with serving() as server:
         for path in ("/metrics", "/livez", "/readyz"):
             status, headers, _ = await get(server.port, path, method="POST")
-            assert (status, headers["allow"]) == (405, "GET")
+            assert (status, headers["allow"]) == (405, "GET, HEAD")
 
 
 async def test_readiness_follows_the_flag_and_liveness_the_loop() -> None:
