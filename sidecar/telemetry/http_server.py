@@ -100,7 +100,7 @@ def _environ(head: bytes, client: str, server: tuple[str, int]) -> dict[str, Any
     method, target, version = line.decode("latin-1").split()
     if not version.startswith("HTTP/"):
         raise ValueError("not an HTTP request line")
-    path, _, query = target.partition("?")
+    path, _, query = _origin_form(target).partition("?")
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
         "SCRIPT_NAME": "",
@@ -121,6 +121,16 @@ def _environ(head: bytes, client: str, server: tuple[str, int]) -> dict[str, Any
         else:
             environ["HTTP_" + key] = value.strip()
     return environ
+
+
+def _origin_form(target: str) -> str:
+    """The path and query of a request target: its absolute form (`http://host/path?query`, sent
+    through proxies) reduced to them, as a server must accept it (RFC 9112 3.2.2)."""
+    scheme, sep, rest = target.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return target
+    at = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    return rest[at:] if rest[at:].startswith("/") else "/" + rest[at:]
 
 
 def _head_end(head: bytearray) -> int:

@@ -211,3 +211,21 @@ async def test_head_is_answered_as_get_without_a_body() -> None:
             await asyncio.to_thread(exchange, server.port, b"POST /livez HTTP/1.0\r\n\r\n")
         )
         assert (status, headers["allow"]) == (405, "GET, HEAD")
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [
+        (b"http://sidecar:9090/livez", 200),
+        (b"HTTP://sidecar/readyz?x=1", 503),
+        (b"http://sidecar", 404),
+        (b"/%6Civez?x=%20", 200),
+        (b"*", 404),
+    ],
+)
+async def test_request_targets_in_every_form_a_client_may_send(target: bytes, status: int) -> None:
+    """The absolute form (`GET http://host/livez`, which a server must accept, RFC 9112 3.2.2: what a
+    client sends through a proxy) was taken for a path and answered 404."""
+    async with serving() as server:
+        request = b"GET %s HTTP/1.1\r\nHost: sidecar\r\n\r\n" % target
+        assert split_answer(await asyncio.to_thread(exchange, server.port, request))[0] == status
