@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import email.parser
 import errno
 import functools
 import http.client
@@ -50,6 +51,7 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 HEAD_LIMIT = 16 * 1024
+MAX_HEADERS = 100  # lines (http.client's own count took the head's closing blank line for one)
 SCRAPES_AT_ONCE = 4  # made, waiting for a worker or being sent; more are answered 503 at once
 _ACCEPTS_PER_TURN = 64  # then the connections' own events get their turn
 ACCEPT_PAUSE = 0.1  # seconds the listener is not watched after accept() ran out of descriptors or memory
@@ -112,7 +114,10 @@ def _environ(head: bytes, client: str, server: tuple[str, int]) -> dict[str, Any
         "REMOTE_ADDR": client,
         "CONTENT_LENGTH": "",
     }
-    for name, value in http.client.parse_headers(io.BytesIO(rest)).items():
+    if rest.count(b"\n") - 1 > MAX_HEADERS:  # its lines but the closing blank one
+        raise ValueError("too many header lines")
+    headers = email.parser.Parser(_class=http.client.HTTPMessage).parsestr(rest.decode("latin-1"))
+    for name, value in headers.items():  # the stdlib's header syntax, as http.client parses it
         key = name.replace("-", "_").upper()
         if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             environ[key] = value.strip()

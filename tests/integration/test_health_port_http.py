@@ -229,3 +229,12 @@ async def test_request_targets_in_every_form_a_client_may_send(target: bytes, st
     async with serving() as server:
         request = b"GET %s HTTP/1.1\r\nHost: sidecar\r\n\r\n" % target
         assert split_answer(await asyncio.to_thread(exchange, server.port, request))[0] == status
+
+
+@pytest.mark.parametrize(("count", "status"), [(100, 200), (101, 400)])
+async def test_a_head_may_have_100_headers(count: int, status: int) -> None:
+    """The stdlib's parser counted the head's closing blank line as a header: 100 headers, the
+    documented limit, were refused 400."""
+    async with serving() as server:
+        request = b"GET /livez HTTP/1.1\r\n" + b"X-N: 1\r\n" * count + b"\r\n"
+        assert split_answer(await asyncio.to_thread(exchange, server.port, request))[0] == status
