@@ -139,7 +139,11 @@ def _origin_form(target: str) -> str:
 
 
 def _head_end(head: bytearray) -> int:
-    """Where the request head ends (its blank line), or -1 while it has not."""
+    """Where the request head ends (its blank line), or -1 while it has not; a request line that is
+    not `method target version` (HTTP/0.9's `GET /path` is the whole request) ends it at once."""
+    line, newline, _ = head.partition(b"\n")
+    if newline and len(line.split()) != 3:
+        return len(line) + 1
     for mark in (b"\r\n\r\n", b"\n\n"):
         if (at := head.find(mark)) >= 0:
             return at + len(mark)

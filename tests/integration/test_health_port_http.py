@@ -238,3 +238,11 @@ async def test_a_head_may_have_100_headers(count: int, status: int) -> None:
     async with serving() as server:
         request = b"GET /livez HTTP/1.1\r\n" + b"X-N: 1\r\n" * count + b"\r\n"
         assert split_answer(await asyncio.to_thread(exchange, server.port, request))[0] == status
+
+
+@pytest.mark.parametrize("line", [b"GET /livez\r\n", b"GET\n", b"GET /livez HTTP/1.1 extra\r\n"])
+async def test_a_request_line_that_is_not_http_1_is_refused_at_once(line: bytes) -> None:
+    """An HTTP/0.9 request (`GET /livez` and nothing more) waited for a blank line that never comes,
+    and its client for an answer until the connection's timeout closed it unanswered."""
+    async with serving(connection_timeout_seconds=30) as server:
+        assert split_answer(await asyncio.to_thread(exchange, server.port, line))[0] == 400
