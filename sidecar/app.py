@@ -174,15 +174,19 @@ def observe_layer(cfg: Config, d: Deps) -> Layer:
     )
 
 
-def quota_layer(cfg: Config, d: Deps) -> Layer:
-    """The caller's quotas, estimated with the counting service."""
+def quota_layer(cfg: Config, d: Deps, *, caches_inside: bool = False) -> Layer:
+    """The caller's quotas, estimated with the counting service. `caches_inside`: the response and
+    semantic cache layers are inside it (the request path), so a call whose token or dollar estimate
+    does not fit may still be answered by a hit (cache_only); without them (summaries, escalation
+    context) such a call is refused as estimated: nothing inside would keep it from a provider."""
     return partial(
         QuotaLayer,
         quota=d.quota,
         table=d.routing.table,
         estimator=TokenEstimator(prompt=d.tokenizers.prompt_max, text=d.tokenizers.count_text_max),
         tracing=d.telemetry.tracing,
-        cache_answers=cfg.settings.cache.enabled and d.cache is not None,  # a hit costs no tokens
+        cache_answers=caches_inside
+        and ((cfg.settings.cache.enabled and d.cache is not None) or d.semantic is not None),
     )
 
 
@@ -222,7 +226,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                 policy=cfg.policy.context,
                 summarizer=build_summarizer(cfg, d),
             ),
-            quota_layer(cfg, d),
+            quota_layer(cfg, d, caches_inside=True),
             partial(
                 CacheLayer,
                 store=d.cache,
@@ -234,6 +238,7 @@ def build_pipeline(cfg: Config, d: Deps) -> Handler:
                     on_store_error=partial(d.telemetry.metrics.store_error, "cache"),
                 ),
                 tracing=d.telemetry.tracing,
+                semantic_inside=d.semantic is not None,  # a cache-only miss may be a semantic hit
             ),
             partial(  # after an exact miss: a paraphrase answered before, in the same partition
                 SemanticCacheLayer,

@@ -72,6 +72,18 @@ class EnvelopeFailuresConfig(ConfigModel):
     max_remembered: int = Field(default=10_000, ge=1, le=10_000_000)
 
 
+class RegistrationsConfig(ConfigModel):
+    """Bounds on the key-backend calls RegisterKey may make, per sidecar (docs/keys.md)."""
+
+    max_per_user: int = Field(
+        default=10, ge=1, le=100_000, description="RegisterKey calls one user may make per window"
+    )
+    max_per_tenant: int = Field(
+        default=200, ge=1, le=1_000_000, description="RegisterKey calls one tenant may make per window"
+    )
+    window_seconds: float = Field(default=60.0, gt=0, le=86_400)
+
+
 class KeysSettings(ConfigModel):
     """`backend: none` (the default) turns user keys off: routes then use platform keys only."""
 
@@ -90,6 +102,7 @@ class KeysSettings(ConfigModel):
         default=20.0, gt=0, le=10_000, description="backend calls a second while rotating (KMS/Vault quotas)"
     )
     envelope_failures: EnvelopeFailuresConfig = EnvelopeFailuresConfig()
+    registrations: RegistrationsConfig = RegistrationsConfig()
     max_keys_per_user: int = Field(
         default=50, ge=1, le=100_000, description="keys one user may keep (a new name past it is refused)"
     )

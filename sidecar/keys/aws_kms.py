@@ -26,7 +26,7 @@ from sidecar.core.errors import (
     KeyDecryptError,
     SidecarError,
 )
-from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, WrappedKey
+from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, KeyNotConfiguredError, WrappedKey
 from sidecar.keys.pool import BlockingPool
 
 T = TypeVar("T")
@@ -154,12 +154,12 @@ class AwsKmsBackend:
     async def _check_usable(self, wrapped: WrappedKey) -> None:
         """The data key must come from this backend and be wrapped under an allowed KMS key."""
         if wrapped.backend != self.name:
-            raise KeyDecryptError(
+            raise KeyNotConfiguredError(
                 f"the data key was wrapped by the {wrapped.backend!r} backend, not {self.name!r}",
                 metadata={"backend": wrapped.backend},
             )
         if wrapped.key_id not in await self._allowed_arns():
-            raise KeyDecryptError(
+            raise KeyNotConfiguredError(
                 "the data key is wrapped under a KMS key this sidecar is not configured to use "
                 "(settings.keys.aws_kms.key_id or previous_key_ids)"
             )

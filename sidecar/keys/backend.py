@@ -12,12 +12,21 @@ import json
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+from sidecar.core.errors import KeyDecryptError
+
 DATA_KEY_BYTES = 32
 # The providers a user key may be for, and what it is for each (docs/keys.md): an OpenAI or Anthropic
 # API key; a Gemini API key (sent as x-goog-api-key); an Azure OpenAI resource key (api-key); an
 # Amazon Bedrock API key (a bearer token, in place of SigV4 signing). Each adapter sends it in its
 # provider's own header (sidecar/providers/).
 USER_KEY_PROVIDERS = ("openai", "anthropic", "gemini", "azure", "bedrock")
+
+
+class KeyNotConfiguredError(KeyDecryptError):
+    """The wrapped data key names a backend or a key (KMS key, transit key, local KEK) this sidecar
+    is not configured to unwrap under; refused without asking the backend. KEY_UNAVAILABLE for a
+    stored record (written by a sidecar: the configuration dropped its key too early); an inline
+    envelope's, which a caller may have made up, is the caller's (keys/service.py)."""
 
 
 class KeyBackendSetupError(Exception):

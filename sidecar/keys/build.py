@@ -10,6 +10,7 @@ from sidecar.core.clock import Clock
 from sidecar.keys.backend import KeyBackend, KeyBackendSetupError
 from sidecar.keys.cache import KeyCache, KeyCachePolicy
 from sidecar.keys.failures import EnvelopeFailures, FailurePolicy
+from sidecar.keys.registrations import RegistrationPolicy, Registrations
 from sidecar.keys.rotation import Rotation, RotationLock, SqliteRotationLock
 from sidecar.keys.service import KeyService
 from sidecar.keys.store import KeyStore, SqliteKeyStore
@@ -62,6 +63,7 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
         rotation=rotation,
         max_keys_per_user=k.max_keys_per_user,
         failures=failures,
+        registrations=Registrations(RegistrationPolicy(**k.registrations.model_dump()), clock, metrics),
     )
 
 

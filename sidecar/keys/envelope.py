@@ -68,7 +68,7 @@ from sidecar.core.errors import (
     KeyDecryptError,
     SidecarError,
 )
-from sidecar.keys.backend import DATA_KEY_BYTES, KeyBackend, KeyContext, WrappedKey
+from sidecar.keys.backend import DATA_KEY_BYTES, KeyBackend, KeyContext, KeyNotConfiguredError, WrappedKey
 
 VERSION = 1
 PREFIX = "oenv1."
@@ -203,7 +203,7 @@ async def unseal(backend: KeyBackend, envelope: Envelope, context: KeyContext) -
     """Decrypt `envelope` for `context`; the caller should wipe the returned bytearray after use."""
     _check_context(envelope.context, context)
     if envelope.wrapped.backend != backend.name:
-        raise KeyDecryptError(
+        raise KeyNotConfiguredError(
             f"key envelope was wrapped by another key backend than {backend.name!r}",
             metadata={"backend": backend.name},
         )

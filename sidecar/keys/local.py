@@ -39,8 +39,8 @@ from typing import ClassVar
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from sidecar.core.errors import KeyBackendUnavailableError, KeyContextMismatchError, KeyDecryptError
-from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, WrappedKey
+from sidecar.core.errors import KeyBackendUnavailableError, KeyContextMismatchError
+from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, KeyNotConfiguredError, WrappedKey
 
 KEK_BYTES = 32
 _NONCE_BYTES = 12
@@ -123,7 +123,7 @@ class LocalKekBackend:
 
     def _unwrap(self, wrapped: WrappedKey, context: KeyContext) -> bytearray:
         if wrapped.backend != self.name or wrapped.key_id != self._key_id:
-            raise KeyDecryptError(
+            raise KeyNotConfiguredError(
                 f"data key was not wrapped by local KEK {self._key_id!r}", metadata={"keyId": self._key_id}
             )
         blob = wrapped.blob
@@ -144,7 +144,7 @@ class LocalKekBackend:
             raise KeyBackendUnavailableError("local key backend is closed")
         cipher = self._ciphers.get(version)
         if cipher is None:
-            raise KeyDecryptError(
+            raise KeyNotConfiguredError(
                 f"local KEK version {version} is not loaded (retired?)",
                 metadata={"keyId": self._key_id, "kekVersion": str(version)},
             )

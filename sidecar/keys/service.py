@@ -28,7 +28,9 @@ from sidecar.keys.backend import KeyBackend, KeyContext
 from sidecar.keys.cache import KeyCache, SecretKey, cache_key_for
 from sidecar.keys.envelope import Envelope, KeyRecordCorruptError, last_four, seal, unseal
 from sidecar.keys.failures import EnvelopeFailures, FailurePolicy
+from sidecar.keys.registrations import RegistrationPolicy, Registrations
 from sidecar.keys.rotation import Rotation
+from sidecar.keys.standing import BackendStanding
 from sidecar.keys.store import KeyRecord, KeyStore, key_limit_reached, new_ref, stored_envelope
 from sidecar.telemetry.tracing import Tracing
 
@@ -54,11 +56,14 @@ class KeyService:
         rotation: Rotation | None = None,
         max_keys_per_user: int = 50,
         failures: EnvelopeFailures | None = None,
+        registrations: Registrations | None = None,
     ) -> None:
         self._backend, self._store, self._cache, self._clock = backend, store, cache, clock
         self._observer, self._tracing = observer, tracing or Tracing.disabled()
         self._rotation, self._max_keys = rotation, max_keys_per_user
         self._failures = failures or EnvelopeFailures(FailurePolicy(), clock)
+        self._registrations = registrations or Registrations(RegistrationPolicy(), clock)
+        self._standing = BackendStanding(backend, clock)
 
     @property
     def cache(self) -> KeyCache:
@@ -68,8 +73,11 @@ class KeyService:
         """Envelope the key at once; only the record is stored. Replaces the owner's key of that name;
         a new name past max_keys_per_user is refused before the backend is asked (each key costs a
         KMS or Vault call and a record: a user registering names without end would pay for neither),
-        and again by the store as it writes, so registrations running at once cannot pass it."""
+        and again by the store as it writes, so registrations running at once cannot pass it. Each
+        registration is a backend call: past the user's or tenant's bound in the window it is refused
+        before the backend is asked (keys/registrations.py)."""
         await self._room_for(context)
+        self._registrations.admit(context.tenant, context.user)
         envelope = await seal(self._backend, context, secret)
         now = self._clock.wall()
         record = KeyRecord(
@@ -153,7 +161,9 @@ class KeyService:
     async def _unseal(
         self, envelope: Envelope, context: KeyContext, digest: str, tenant: str | None
     ) -> bytearray:
-        """The key backend unwraps the data key (timed; a child span when tracing)."""
+        """The key backend unwraps the data key (timed; a child span when tracing). An inline envelope
+        the backend refuses while it accepts the sidecar is the caller's: KEY_RECORD_CORRUPT, not
+        KEY_UNAVAILABLE, which pages on-call (keys/standing.py)."""
         started = self._clock.monotonic()
         with self._tracing.span("sidecar.key.decrypt", {"sidecar.key.backend": envelope.wrapped.backend}):
             try:
@@ -161,9 +171,13 @@ class KeyService:
             except KeyRecordCorruptError:
                 self._failures.failed(digest, tenant, damaged=True)
                 raise
-            except KeyDecryptError:  # refused otherwise (not unreachable, not throttled)
+            except KeyDecryptError as exc:  # refused otherwise (not unreachable, not throttled)
+                if tenant is not None and await self._standing.envelope_at_fault(envelope.wrapped, exc):
+                    self._failures.failed(digest, tenant, damaged=True)  # a caller's made-up envelope
+                    raise KeyRecordCorruptError(f"it does not open here: {exc.message}") from exc
                 self._failures.failed(digest, tenant, damaged=False)
                 raise
+        self._standing.opened(envelope.wrapped.key_id)
         if self._observer is not None:
             self._observer.key_decrypted(self._clock.monotonic() - started)
         return secret

@@ -36,7 +36,7 @@ from sidecar.core.errors import (
     KeyDecryptError,
     SidecarError,
 )
-from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, WrappedKey
+from sidecar.keys.backend import DATA_KEY_BYTES, KeyContext, KeyNotConfiguredError, WrappedKey
 from sidecar.keys.pool import BlockingPool
 from sidecar.keys.vault_token import RenewalObserver, TokenFile, TokenLease, TokenRenewal
 
@@ -194,12 +194,12 @@ class VaultTransitBackend:
 
     def _ciphertext(self, wrapped: WrappedKey) -> str:
         if wrapped.backend != self.name:
-            raise KeyDecryptError(
+            raise KeyNotConfiguredError(
                 f"the data key was wrapped by the {wrapped.backend!r} backend, not {self.name!r}",
                 metadata={"backend": wrapped.backend},
             )
         if wrapped.key_id not in self._usable:
-            raise KeyDecryptError(
+            raise KeyNotConfiguredError(
                 "the data key is wrapped under a transit key this sidecar is not configured to use "
                 "(settings.keys.vault.key_name or previous_key_names)"
             )

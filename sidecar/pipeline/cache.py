@@ -8,7 +8,8 @@ with every prompt token as cached. A miss runs the call and stores the answer on
 completed (a finish reason of stop or length, the stream read to its end): never a failed,
 interrupted or cancelled one. A store that fails or is slow is a miss, logged, never an error.
 A call marked `cache_only` by the quota layer (its token or dollar estimate did not fit, and a hit
-costs neither) is answered from the cache or not at all: it never reaches the layers inside.
+costs neither) is answered from the cache or not at all: it never reaches a provider. A miss goes on
+only to the semantic cache inside (`semantic_inside`), which answers it the same way.
 """
 
 from __future__ import annotations
@@ -64,8 +65,12 @@ class CacheLayer:
         clock: Clock,
         observer: CacheObserver | None = None,
         tracing: Tracing | None = None,
+        semantic_inside: bool = False,
     ) -> None:
+        """`semantic_inside`: the layer inside is the semantic cache, which answers a `cache_only` call
+        this cache misses from its own entries or not at all; without it such a call ends here."""
         self._inner, self._store, self._settings = inner, store, settings
+        self._semantic_inside = semantic_inside
         self._table, self._clock = table, clock
         self._observer = observer or CacheObserver()
         self._tracing = tracing or Tracing.disabled()
@@ -73,10 +78,10 @@ class CacheLayer:
     def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
         """A call the cache may not answer goes on as it is, with no generator hop of this layer's.
         A `cache_only` call (the quota could not cover a provider's answer, see the quota layer)
-        never goes on: it gets a hit or nothing at all."""
+        gets a hit or nothing at all: it goes on only to a semantic cache inside, which does the same."""
         plan = self._plan(call)
-        if plan is None and call.cache_only:
-            return _nothing()
+        if plan is None and call.cache_only and not self._semantic_inside:
+            return _nothing()  # (with a semantic cache inside, it answers the call or not at all)
         if plan is None:
             return self._inner(call)
         return self._cached(call, plan)
@@ -91,8 +96,12 @@ class CacheLayer:
             for chunk in _replay(cached, call, self._clock.wall()):
                 yield chunk
             return
-        if call.cache_only:  # a miss: no provider may be asked, the quota layer outside refuses it
-            return
+        if call.cache_only:  # a miss: no provider may be asked (the semantic cache inside may answer)
+            if self._semantic_inside:
+                async with inner_stream(self._inner, call) as stream:
+                    async for chunk in stream:
+                        yield chunk
+            return  # nothing: the quota layer outside refuses it
         async with aclosing(self._run_and_store(call, plan)) as chunks:
             async for chunk in chunks:
                 yield chunk

@@ -19,6 +19,8 @@ A response-cache hit costs no tokens and no dollars, so a token or USD limit tha
 estimate does not refuse it: the call is then admitted for 1 request and 1 call in flight only, marked
 `cache_only` (the cache layer inside answers it from the cache or not at all), and refused with the
 estimate's refusal when the cache has no answer (the request refunded: a refused call costs nothing).
+That reservation reports no near-limit level (a refunded miss would be a false alarm, and would use up
+the level's one report in the window); a hit's settle reports the level its request reaches.
 """
 
 from __future__ import annotations
@@ -146,10 +148,11 @@ class QuotaLayer:
         except QuotaExceededError as err:
             if not self._cache_answers or err.metadata.get("metric") not in ("tokens", "usd"):
                 raise
-            try:
+            try:  # most often refunded (a miss): its levels are reported by a hit's settle only
                 grant = await quota.reserve(
-                    call.tenant_id, call.user_id, call.tier, _reserve(0, 0), deadline=call.deadline
-                )
+                    call.tenant_id, call.user_id, call.tier, _reserve(0, 0), deadline=call.deadline,
+                    near_limit=False,
+                )  # fmt: skip
             except QuotaExceededError:
                 raise err from None  # a request or concurrency limit too: refused as estimated
             meter.unless_cached = err

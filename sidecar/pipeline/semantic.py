@@ -9,7 +9,9 @@ and every earlier message must match exactly). The best similarity decides: at o
 route's threshold a hit (the stored answer is replayed, cost 0, the outcome carries the similarity
 and the entry's age), within the near-miss margin below it a near-miss, else a miss; the last two
 run the call and store its answer when it completed. An embedding or store failure is a miss,
-logged and counted, never the call's error.
+logged and counted, never the call's error. A call marked `cache_only` by the quota layer (its token
+or dollar estimate did not fit; a hit costs neither, the embedding is the operator's) is answered by
+a hit or not at all: it never reaches the layers inside.
 """
 
 from __future__ import annotations
@@ -84,7 +86,11 @@ class SemanticCacheLayer:
         self._tracing = tracing or Tracing.disabled()
 
     def __call__(self, call: Call) -> AsyncGenerator[Chunk, None]:
+        """A `cache_only` call (the quota could not cover a provider's answer) gets a hit or nothing:
+        it never goes on to the layers inside."""
         plan = self._plan(call)
+        if plan is None and call.cache_only:
+            return _nothing()
         if plan is None:
             return self._inner(call)
         return self._cached(call, plan)
@@ -134,6 +140,8 @@ class SemanticCacheLayer:
         if match is not None:
             for chunk in self._replay(call, plan, match):
                 yield chunk
+            return
+        if call.cache_only:  # a miss: no provider may be asked, the quota layer outside refuses it
             return
         passing = Passing()
         async with inner_stream(self._inner, call) as stream, aclosing(passing.pass_on(stream)) as chunks:
@@ -225,3 +233,10 @@ class SemanticCacheLayer:
         except Exception as exc:
             _log.warning("semantic cache store failed: %r", exc, extra={"request_id": call.request_id})
             self._observer.on_store_error("set")
+
+
+async def _nothing() -> AsyncGenerator[Chunk, None]:
+    """The answer of a cache-only call the semantic cache cannot answer: no chunk at all."""
+    none: tuple[Chunk, ...] = ()
+    for chunk in none:
+        yield chunk

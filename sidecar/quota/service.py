@@ -110,18 +110,28 @@ class QuotaService:
         return limits
 
     async def reserve(
-        self, tenant: str, user: str, tier: str, amounts: Amounts, *, deadline: Deadline | None = None
+        self,
+        tenant: str,
+        user: str,
+        tier: str,
+        amounts: Amounts,
+        *,
+        deadline: Deadline | None = None,
+        near_limit: bool = True,
     ) -> Grant:
         """Reserve `amounts` on every limit of the caller. A reserve that does not return normally
         (the store failed or timed out after the script may have run, or the caller was cancelled)
         releases the reservation id in the background, retried until the store answers
-        (`sidecar.quota.releases`), so nothing stays held until the TTL."""
+        (`sidecar.quota.releases`), so nothing stays held until the TTL. `near_limit=False`: the
+        levels the reservation reaches are not reported (nor remembered as reported): a tentative
+        reservation, likely refunded; its settle reports what the charge reaches."""
         limits = self.limits(tenant, user, tier)
         rid = uuid.uuid4().hex
         charges = [self._charge(lim, tenant, user, amounts.of(lim.metric), None) for lim in limits]
+        levels = self._levels if near_limit else ()
         try:
             verdict = await self.store.reserve(
-                tenant, rid, charges, ttl_ms=self._ttl_ms, levels=self._levels, deadline=deadline
+                tenant, rid, charges, ttl_ms=self._ttl_ms, levels=levels, deadline=deadline
             )
         except QuotaStoreError as exc:
             self.releases.add(tenant, rid, _nothing(charges))

@@ -51,6 +51,8 @@ class QuotaSignals:
     webhook: EventSink | None = None
     near_limit_total: Counter[tuple[str, int]] = field(default_factory=Counter)
     store_errors_total: Counter[str] = field(default_factory=Counter)  # by operation
+    # reservations a limit refused (a cache-only call's refused estimate too, served by a hit or not);
+    # refused calls are sidecar_quota_refusals_total, counted from the call's final error
     refused_total: Counter[tuple[str, str]] = field(default_factory=Counter)
     shadow_refused_total: Counter[str] = field(default_factory=Counter)
 

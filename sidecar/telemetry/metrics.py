@@ -216,6 +216,14 @@ class Metrics:
         )  # fmt: skip
         for reason in ("known_bad", "tenant_limit"):
             self.envelope_refusals.labels(reason)
+        self.registration_refusals = Counter(
+            "sidecar_key_registration_refusals",
+            "RegisterKey calls refused before a key-backend call: the user's or the tenant's bound on "
+            "registrations in the window (settings.keys.registrations).",
+            ("scope",), registry=r,
+        )  # fmt: skip
+        for scope in ("user", "tenant"):
+            self.registration_refusals.labels(scope)
         for outcome in ("renewed", "failed"):  # at 0 from the start: the alert sees the first failure
             self.token_renewals.labels(outcome)
         self.store_errors = Counter(
@@ -381,6 +389,9 @@ class Metrics:
 
     def key_envelope_refused(self, reason: str) -> None:
         self.envelope_refusals.labels(reason).inc()
+
+    def key_registration_refused(self, scope: str) -> None:
+        self.registration_refusals.labels(scope).inc()
 
     def ledger_dropped(self, cause: str, records: int = 1) -> None:
         self.ledger_drops.labels(cause).inc(records)

@@ -44,6 +44,7 @@ from tests.support.upstream import Upstream
 
 pytestmark = pytest.mark.integration
 LIMIT = 5
+REGISTRATIONS = 4
 MALLORY = "sk-mallory-openai-0f1e2d3c4b5a69788796a5b4"
 
 
@@ -70,6 +71,7 @@ async def backend(
         **section,
         "store_path": str(tmp_path / "keys.db"),
         "envelope_failures": {"max_per_tenant": LIMIT, "window_seconds": 60},
+        "registrations": {"max_per_user": REGISTRATIONS, "max_per_tenant": 100, "window_seconds": 60},
     }
     yield keys, environ, proxy, unwrap
     await proxy.close()
@@ -113,7 +115,8 @@ async def test_forged_envelopes_cost_a_bounded_number_of_backend_calls_per_tenan
 
     # Different forgeries, concurrently: at most LIMIT reach the backend in the window.
     errors = await asyncio.gather(*(fails(s.stub.Generate(mallory(n))) for n in range(1, 41)))
-    assert proxy.calls[unwrap] <= LIMIT
+    # and one probe of the sidecar's own data key (keys/standing.py), when the backend refused one
+    assert proxy.calls[unwrap] <= LIMIT + 1
     limited = [e for e in errors if e.reason == "KEY_FAILURE_LIMIT_REACHED"]
     assert len(limited) >= 40 - LIMIT and all(e.code is CODE.RESOURCE_EXHAUSTED for e in limited)
     assert all(e.retry is not None and 0 < e.retry.retry_delay.ToNanoseconds() <= 60e9 for e in limited)
@@ -160,3 +163,32 @@ async def test_one_envelope_spelled_many_ways_is_unwrapped_once(
         asked = req("required", tenant="evil", user_id="mallory", envelope=respelled(own, n) if n else own)
         assert text_of(await s.stub.Generate(asked)) == HELLO
     assert proxy.calls[unwrap] == 1
+
+
+async def test_registering_the_same_key_in_a_loop_costs_a_bounded_number_of_backend_calls(
+    serve: Serve, upstream: Upstream, backend: tuple[dict[str, Any], dict[str, str], MangleProxy, str]
+) -> None:
+    """Each RegisterKey is a data-key call (KMS GenerateDataKey, transit datakey), the same name
+    replaced included: past settings.keys.registrations it is refused before the backend is asked."""
+    keys, environ, proxy, _ = backend
+    s = await serve(config(upstream, keys), environ)
+    seal = "GenerateDataKey" if keys["backend"] == "aws-kms" else "/v1/transit/datakey/plaintext/"
+    sealed = lambda: sum(n for path, n in proxy.calls.items() if path.startswith(seal))  # noqa: E731
+    refs = [await register(s, MALLORY, tenant="evil", user_id="mallory") for _ in range(REGISTRATIONS)]
+    assert sealed() == REGISTRATIONS and len(set(refs)) == REGISTRATIONS
+    errors = await asyncio.gather(
+        *(fails(register(s, MALLORY, tenant="evil", user_id="mallory")) for _ in range(20))
+    )
+    limited = (CODE.RESOURCE_EXHAUSTED, "KEY_REGISTRATION_LIMIT_REACHED")
+    assert {(e.code, e.reason) for e in errors} == {limited}
+    assert all(e.retry is not None and 0 < e.retry.retry_delay.ToNanoseconds() <= 60e9 for e in errors)
+    assert sealed() == REGISTRATIONS  # no backend call for a refused registration
+    await register(s, ALICE_OPENAI)  # another user, another tenant: not affected
+    await register(s, MALLORY, tenant="evil", user_id="trudy")  # another user of the same tenant
+    assert sealed() == REGISTRATIONS + 2
+    upstream.push(ok())
+    evil_ref = req("required", tenant="evil", user_id="mallory", ref=refs[-1])
+    assert text_of(await s.stub.Generate(evil_ref)) == HELLO  # its kept key still works
+    metrics = await asyncio.to_thread(scrape, s.sidecar.metrics_port)
+    assert metrics['sidecar_key_registration_refusals_total{scope="user"}'] == 20
+    assert metrics['sidecar_key_registration_refusals_total{scope="tenant"}'] == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import grpc
 import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
@@ -159,6 +160,38 @@ async def test_a_fallback_embedding_model_does_not_mix_vector_spaces(serve: Any,
     assert again.summary.cache_hit and text_of(again) == text_of(first)
     lookups = s.sidecar.deps.telemetry.metrics.registry.get_sample_value
     assert lookups("sidecar_semantic_cache_lookups_total", {"result": "error"}) is None
+
+
+async def test_a_paraphrase_is_served_when_the_token_estimate_does_not_fit(serve: Any) -> None:
+    """A semantic hit costs no tokens, like an exact hit (the embedding is the operator's): past the
+    token budget a paraphrase is served; a question the cache cannot answer is refused by the
+    estimate, reaches no provider and is charged nothing. It used to be refused like any call."""
+    from sidecar._gen.orchestrator.v1 import quota_pb2
+    from tests.integration.helpers import rich
+
+    raw = config(f"t{uuid.uuid4().hex[:10]}", None)
+    raw["policy"]["tier_assignment"] = {"default": "enterprise"}
+    raw["policy"]["quota"] = {
+        "output_tokens_estimate": 64,
+        "limits": [{"name": "tokens", "metric": "tokens", "scope": "tenant", "window": "day", "limit": 80}],
+    }
+    s = await serve(raw)
+
+    async def used() -> float:
+        got = await s.stub.GetQuota(quota_pb2.GetQuotaRequest(tenant_id="acme"))
+        return float(next(limit.used for limit in got.limits if limit.name == "tokens"))
+
+    first = await s.stub.Generate(ask(QUESTION))
+    spent = await used()
+    assert 80 - spent < 64  # what is left does not cover another call's estimate
+    hit = await s.stub.Generate(ask(PARAPHRASE))
+    assert hit.summary.cache_hit and text_of(hit) == text_of(first) and hit.summary.cost_micros == 0
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(ask(DIFFERENT))
+    assert (await rich(info.value)).reason == "TOKEN_QUOTA_EXCEEDED"
+    assert await used() == spent
+    lookups = s.sidecar.deps.telemetry.metrics.registry.get_sample_value
+    assert lookups("sidecar_semantic_cache_lookups_total", {"result": "hit"}) == 1
 
 
 async def test_applications_naming_no_tenant_never_get_each_others_paraphrases(serve: Any) -> None:

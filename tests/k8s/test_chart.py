@@ -354,6 +354,32 @@ def test_the_error_alerts_tell_provider_auth_key_backend_and_user_keys_apart(tmp
                     _fires("OrchestratorSidecarKeyBackendFailure"),
                 ],
             },
+            {  # a caller's made-up inline envelopes: its own errors, never the key backend's page
+                "interval": "1m",
+                "input_series": [
+                    _errors("KEY_RECORD_CORRUPT", "FAILED_PRECONDITION", 5),
+                    _errors("KEY_FAILURE_LIMIT_REACHED", "RESOURCE_EXHAUSTED", 20),
+                    {
+                        "series": 'sidecar_requests_total{namespace="ns",pod="p",route="chat"}',
+                        "values": "0+30x30",
+                    },
+                ],
+                "alert_rule_test": [
+                    _fires("OrchestratorSidecarKeyBackendFailure"),
+                    _fires("OrchestratorSidecarInternalErrors"),
+                ],
+            },
+            {  # the backend refusing the sidecar: critical
+                "interval": "1m",
+                "input_series": [_errors("KEY_UNAVAILABLE", "INTERNAL", 1)],
+                "alert_rule_test": [
+                    _fires(
+                        "OrchestratorSidecarKeyBackendFailure",
+                        {**where, "reason": "KEY_UNAVAILABLE", "severity": "critical"},
+                    ),
+                    _fires("OrchestratorSidecarInternalErrors"),
+                ],
+            },
             {
                 "interval": "1m",
                 "input_series": [

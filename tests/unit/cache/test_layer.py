@@ -54,7 +54,12 @@ class Inner:
 
 
 def cache_layer(
-    inner: Inner, store: Any, clock: FakeClock, route_cache: Any = None, **settings: Any
+    inner: Inner,
+    store: Any,
+    clock: FakeClock,
+    route_cache: Any = None,
+    semantic_inside: bool = False,
+    **settings: Any,
 ) -> CacheLayer:
     return CacheLayer(
         inner,
@@ -62,6 +67,7 @@ def cache_layer(
         settings=CacheSettings.model_validate({"enabled": True, **settings}),
         table=RouteTable.from_policy(policy(**(route_cache or {}))),
         clock=clock,
+        semantic_inside=semantic_inside,
     )
 
 
@@ -341,3 +347,12 @@ async def test_a_cache_only_call_gets_a_hit(clock: FakeClock, memory_store: Aioc
     hit_call = call(clock, cache_only=True)
     assert [c.text for c in await chunks(layer, hit_call)] == [c.text for c in first]
     assert inner.calls == 1 and hit_call.record.cache_hit
+
+
+async def test_a_cache_only_miss_goes_on_only_to_a_semantic_cache_inside(
+    clock: FakeClock, memory_store: AiocacheStore
+) -> None:
+    inner = Inner()
+    layer = cache_layer(inner, memory_store, clock, semantic_inside=True)
+    assert await chunks(layer, call(clock, cache_only=True)) != []  # here the inner one answers
+    assert inner.calls == 1

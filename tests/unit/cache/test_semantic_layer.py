@@ -390,3 +390,28 @@ async def test_vectors_of_another_model_are_another_partition(
     again = call(clock, "which city is france's capital")
     await collect(sem, again)
     assert again.record.cache_hit and "error" not in seen.lookups
+
+
+async def test_a_cache_only_call_gets_a_semantic_hit_or_nothing(
+    clock: FakeClock, store: MemorySemanticStore
+) -> None:
+    """The quota layer could not cover a provider's answer (cache_only): a paraphrase answered
+    before is served (it costs no tokens, like an exact hit); a miss, a failed embedding or a call
+    the semantic cache may not answer never reaches the layers inside."""
+    inner, seen = Inner(), Seen()
+    sem = layer(inner, clock, store, Embed(), seen)
+    await collect(sem, call(clock, "what is the capital of france"))
+    hit = call(clock, "which city is france's capital", cache_only=True)
+    assert (await collect(sem, hit))[0] == "Hello!" and hit.record.cache_hit
+    for only in (
+        call(clock, "how do I bake bread", cache_only=True),  # a miss
+        call(clock, "what is the capital of france", cache_only=True, cache_bypass=True),
+        dataclasses.replace(
+            call(clock, "what is the capital of spain", cache_only=True),
+            params=GenerationParams(temperature=1),
+        ),
+    ):
+        assert [c async for c in sem(only)] == [] and not only.record.cache_hit
+    failing = layer(inner, clock, store, Embed(StoreUnavailableError("down")), seen)
+    assert [c async for c in failing(call(clock, "which city is france's capital", cache_only=True))] == []
+    assert inner.calls == 1

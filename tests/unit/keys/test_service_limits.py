@@ -13,6 +13,7 @@ from sidecar.core.errors import KeyLimitReachedError
 from sidecar.keys.backend import KeyContext
 from sidecar.keys.cache import KeyCache, KeyCachePolicy
 from sidecar.keys.local import LocalKekBackend
+from sidecar.keys.registrations import RegistrationPolicy, Registrations
 from sidecar.keys.service import KeyService
 from sidecar.keys.store import SqliteKeyStore
 
@@ -34,7 +35,10 @@ def service(tmp_path: Path) -> KeyService:
     clock = FakeClock()
     backend = CountingBackend.from_file(kek)
     store = SqliteKeyStore(tmp_path / "keys.db", clock)
-    return KeyService(backend, store, KeyCache(KeyCachePolicy(), clock), clock, max_keys_per_user=3)
+    roomy = Registrations(RegistrationPolicy(max_per_user=100), clock)  # this file: the key count
+    return KeyService(
+        backend, store, KeyCache(KeyCachePolicy(), clock), clock, max_keys_per_user=3, registrations=roomy
+    )
 
 
 def ctx(user: str, name: str) -> KeyContext:
