@@ -5,6 +5,7 @@ loop, clients that never read their scrapes."""
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import subprocess
 import sys
@@ -170,7 +171,8 @@ async def test_scrapes_never_read_hold_at_most_four_answers() -> None:
         held = []
         for n in range(8):
             held.append(scrape_never_read(f"127.0.0.{2 + n % 2}", server.port))
-            await asyncio.sleep(0.3)  # made, and waiting on its client
+            readable, _, _ = await asyncio.to_thread(select.select, held[-1:], [], [], 10)
+            assert readable  # its answer is made and being sent: it waits on its client
         try:
             assert server.open_connections() == http_server.SCRAPES_AT_ONCE
             status, headers, body = split_answer(
