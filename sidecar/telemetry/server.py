@@ -14,7 +14,8 @@ Bounds against a careless or hostile client on the pod network (see http_server.
 place of the connection waiting longest on its client (saying nothing, trickling its request, not
 reading its answer) of the address holding the most, so connections that say nothing, from however
 many addresses, cannot keep the kubelet's probes unanswered (/livez would fail and the sidecar be
-restarted); `connection_timeout_seconds` for each connection in all; a bounded request head; GET only.
+restarted); `connection_timeout_seconds` for each connection in all; a bounded request head; GET and
+HEAD only.
 """
 
 from __future__ import annotations
@@ -147,11 +148,11 @@ class MetricsServer:
     def _app(self, metrics: WSGIApp) -> WSGIApp:
         def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
             path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
-            if method != "GET":
-                return _plain(start_response, "405 Method Not Allowed", "use GET\n", [("Allow", "GET")])
+            if method not in ("GET", "HEAD"):  # HEAD: the GET's answer, its body left out by the server
+                return _plain(start_response, "405 Method Not Allowed", "use GET\n", [("Allow", "GET, HEAD")])
             if path == "/metrics":
                 try:
-                    return metrics(environ, start_response)
+                    return metrics({**environ, "REQUEST_METHOD": "GET"}, start_response)  # HEAD too
                 except Exception as exc:  # the loop did not answer in time, or a collector failed
                     _log.warning("metrics scrape failed", extra={"error": type(exc).__name__})
                     return _plain(start_response, "500 Internal Server Error", "scrape failed\n")
