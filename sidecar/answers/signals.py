@@ -17,16 +17,26 @@ rises with how close it is to what the creator already answered.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
-
-import regex  # type: ignore[import-untyped]
+from typing import Any
 
 # letters and digits of every alphabet with the combining marks on them (Hindi's vowel signs and
 # virama, Thai's vowels: a mark never splits a word), with inner apostrophes ("don't", "l'été");
 # "trade-off" is two words: trade off. Scripts written without spaces (Chinese, Japanese, Thai) make
 # one word of each run between spaces or punctuation.
 _PART = r"[\p{L}\p{N}][\p{L}\p{N}\p{M}]*"
-_WORD = regex.compile(rf"{_PART}(?:['\u2019]{_PART})*")
+
+
+@functools.cache
+def _word() -> Any:
+    """The word pattern, compiled at the first message an agent decides on: `regex` (about 1.5 MB
+    resident) is then imported, not by every sidecar that serves the escalation RPCs unconfigured."""
+    import regex  # type: ignore[import-untyped]
+
+    return regex.compile(rf"{_PART}(?:['\u2019]{_PART})*")
+
+
 _STOP = frozenset(
     [
         "the",
@@ -181,7 +191,7 @@ def words(text: str) -> list[str]:
         text = unicodedata.normalize("NFKC", text)
         hidden = {ord(c): None for c in set(text) if unicodedata.category(c) == "Cf"}
         text = text.translate(hidden) if hidden else text
-    found: list[str] = _WORD.findall(text.lower())
+    found: list[str] = _word().findall(text.lower())
     return found
 
 

@@ -96,8 +96,9 @@ def test_check_config() -> None:
 def test_a_served_sidecar_loads_no_library_its_configuration_does_not_use(tmp_path: Path) -> None:
     """The served process's mapped extension modules, after a call: no aiohttp (the injector's and the
     quota webhook's), no cryptography (keys), no rpds (jsonschema's, loaded by the first call with a
-    schema), no tiktoken (an OpenAI deployment with no encodings_dir counts with the estimate). Each
-    is megabytes of RSS in every pod (bench/analysis.md)."""
+    schema), no tiktoken (an OpenAI deployment with no encodings_dir counts with the estimate), no
+    regex (the answer policy's words, and schema patterns). Each is megabytes of RSS in every pod
+    (bench/analysis.md)."""
     port = free_port()
     config = tmp_path / "sidecar.yaml"
     settings = {"listen": {"address": f"127.0.0.1:{port}"}, "telemetry": quiet_telemetry(tmp_path)}
@@ -112,7 +113,7 @@ def test_a_served_sidecar_loads_no_library_its_configuration_does_not_use(tmp_pa
         assert run("chat", "--target", f"127.0.0.1:{port}", "hello").returncode == 0
         mapped = Path(f"/proc/{proc.pid}/maps").read_text()
         assert "site-packages/grpc/" in mapped  # the check sees the process's libraries
-        for library in ("aiohttp", "cryptography", "rpds", "tiktoken"):
+        for library in ("aiohttp", "cryptography", "rpds", "tiktoken", "regex"):
             assert f"site-packages/{library}/" not in mapped, library
     finally:
         proc.send_signal(signal.SIGTERM)
