@@ -47,6 +47,8 @@ from sidecar.core.errors import (
     SidecarError,
     StreamInterruptedError,
     UpstreamBusyError,
+    UserKeyRateLimitedError,
+    UserKeyRejectedError,
 )
 from sidecar.core.layer import Handler
 from sidecar.core.plan import plan_of
@@ -227,6 +229,7 @@ class RouteLayer:
             self._routing.budgets.get(backup.deployment).record_request()
             second = self._attempt(call, backup, hedge=True)
             racing[asyncio.ensure_future(second.first(limit))] = second
+            keys_refused: BaseException | None = None  # a racer's user key refused there: see below
             while racing:
                 done, _ = await self._clock.wait(racing)
                 for task in done:
@@ -235,9 +238,14 @@ class RouteLayer:
                     if error is None:
                         won = True
                         return _Opened(attempt, task.result(), used_backup=True)
+                    if isinstance(error, _KEYS_OWN) and racing:
+                        keys_refused = error  # that key's matter on that deployment: another may answer
+                        continue
                     if not _moves_on(error):
                         raise error  # a rejected request is not tried further, raced or not
                     failures.append((attempt.target.deployment, error))
+            if keys_refused is not None:
+                raise keys_refused  # no racer answered: the call ends as it would have unhedged
             return _Opened(used_backup=True)
         finally:
             for task, loser in racing.items():
@@ -306,6 +314,11 @@ async def _held(
     )
     call.record.answer_rejected(attempt.target, chunks[-1].usage or attempt.counted_usage())
     return None, check.error(problem)
+
+
+# A user's own key refused or rate limited on one deployment (sidecar/pipeline/keys.py): not the
+# request's fault, so a racer still running may answer the call; unhedged it ends the call.
+_KEYS_OWN = (UserKeyRateLimitedError, UserKeyRejectedError)
 
 
 def _circuit_open(target: Target, breaker: CircuitBreaker) -> CircuitOpenError:

@@ -25,6 +25,7 @@ from sidecar.core.errors import (
     ProviderUnavailableError,
     RouteNotFoundError,
     StreamInterruptedError,
+    UserKeyRateLimitedError,
 )
 from sidecar.core.types import Call, Chunk, FinishReason, GenerationParams, Reasoning, ToolCallDelta, Usage
 from sidecar.pipeline.route import RouteLayer
@@ -435,6 +436,32 @@ async def test_a_request_rejected_during_a_hedge_race_is_not_tried_further(
     assert sorted((a.deployment, a.outcome) for a in call.record.attempts) == sorted(
         [(rejects, "PROVIDER_REJECTED"), (other, "CANCELLED")]
     )
+
+
+async def test_a_hedge_whose_user_key_is_paused_there_does_not_end_the_primary(clock: FakeClock) -> None:
+    """A hedge to a deployment where the user's own key is rate limited (its Retry-After pause:
+    USER_KEY_RATE_LIMITED at once, the upstream not asked) is that key's matter on that deployment,
+    not the request's: the primary still racing answers the call. It ended the call with
+    USER_KEY_RATE_LIMITED and cancelled a primary that went on to answer."""
+    paused = UserKeyRateLimitedError("the user's own echo key is rate limited", retry_after=30.0)
+    script = Delayed({"b": ([], paused)}, clock, delays={"a": 0.5})
+    call = make_call(clock)
+    assert await run(layer(script, clock, routing(clock, hedged())), call) == [FINAL]
+    assert script.started == ["a", "b"] and script.cancelled == []
+    assert call.record.target is not None and call.record.target.deployment == "a"
+
+
+async def test_a_paused_user_key_ends_a_hedged_call_when_no_racer_answers(clock: FakeClock) -> None:
+    """Deferred, not dropped: when the primary fails too, the call ends as it would unhedged, the
+    route moving on from the failed primary to the deployment where the key is paused."""
+    paused = UserKeyRateLimitedError("the user's own echo key is rate limited", retry_after=30.0)
+    script = Delayed(
+        {"a": ([], ProviderUnavailableError("503")), "b": ([], paused)}, clock, delays={"a": 0.5}
+    )
+    call = make_call(clock)
+    with pytest.raises(UserKeyRateLimitedError):
+        await run(layer(script, clock, routing(clock, hedged())), call)
+    assert "c" not in script.called
 
 
 @dataclass
