@@ -10,6 +10,9 @@ interrupted or cancelled one. A store that fails or is slow is a miss, logged, n
 A call marked `cache_only` by the quota layer (its token or dollar estimate did not fit, and a hit
 costs neither) is answered from the cache or not at all: it never reaches a provider. A miss goes on
 only to the semantic cache inside (`semantic_inside`), which answers it the same way.
+A call the quota narrowed to its route's `budget_fallback` (the dollar estimate fits only there)
+is first looked up under the route's own key: that answer is free, the fallback is not; a miss is
+then looked up, run and stored under the fallback's key.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
+from functools import partial
 
 from sidecar.authz.scope import caller_scope
 from sidecar.cache.answer import CachedAnswer, Passing
@@ -52,6 +56,9 @@ class _Plan:
     key: str
     scope: CacheScope
     ttl: float
+    # the route's own key when the quota narrowed the call to its budget fallback (a cost decision,
+    # not the caller's): the route's answer is free from the cache, so it is looked up first
+    route_key: str | None = None
 
 
 class CacheLayer:
@@ -127,20 +134,27 @@ class CacheLayer:
             scope=options.scope or s.scope,
             user_key=route.config.user_key,
         )
-        key = answer_key(
-            scope,
-            persona=call.record.persona,
-            route=route.alias,
-            params=call.params,
+        key = partial(
+            answer_key, scope, persona=call.record.persona, route=route.alias, params=call.params,
             messages=call.messages,
-            deployments=narrowed_deployments(resolved, call.budget_deployment),
-        )
-        return _Plan(key, scope, options.ttl_seconds or s.ttl_seconds)
+        )  # fmt: skip
+        route_key = key(deployments=narrowed_deployments(resolved)) if call.budget_deployment else None
+        budget_key = key(deployments=narrowed_deployments(resolved, call.budget_deployment))
+        ttl = options.ttl_seconds or s.ttl_seconds
+        return _Plan(budget_key, scope, ttl, route_key if route_key != budget_key else None)
 
     async def _lookup(self, plan: _Plan, call: Call) -> CachedAnswer | None:
+        """The route's own answer (a call the budget narrowed), else the call's."""
+        if plan.route_key is not None:
+            answer = await self._get(plan.route_key, plan, call)
+            if answer is not None:
+                return answer
+        return await self._get(plan.key, plan, call)
+
+    async def _get(self, key: str, plan: _Plan, call: Call) -> CachedAnswer | None:
         assert self._store is not None
         try:
-            data = await self._store.get(plan.key)
+            data = await self._store.get(key)
         except Exception as exc:  # the store is down or slow: serve from the provider
             _log.warning("cache lookup failed: %r", exc, extra={"request_id": call.request_id})
             self._observer.on_store_error("get")
