@@ -11,7 +11,9 @@ and the entry's age), within the near-miss margin below it a near-miss, else a m
 run the call and store its answer when it completed. An embedding or store failure is a miss,
 logged and counted, never the call's error. A call marked `cache_only` by the quota layer (its token
 or dollar estimate did not fit; a hit costs neither, the embedding is the operator's) is answered by
-a hit or not at all: it never reaches the layers inside.
+a hit or not at all: it never reaches the layers inside. A call the quota narrowed to its route's
+`budget_fallback` searches the route's own partition first (its answers are free; only a hit there
+is counted), then the fallback's, where a miss's answer is stored.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sidecar.authz.scope import caller_scope
@@ -64,6 +67,9 @@ class _Plan:
     options: SemanticCacheOptions
     embedding_route: str
     ttl: float
+    # the route's own partition when the quota narrowed the call to its budget fallback (a cost
+    # decision, not the caller's): the route's answers are free from the cache, searched first
+    route_partition: Partition | None = None
 
 
 class SemanticCacheLayer:
@@ -115,24 +121,25 @@ class SemanticCacheLayer:
             scope=options.scope or self._settings.scope,
             user_key=route.config.user_key,
         )
-        split = split_prompt(
-            scope,
-            persona=call.record.persona,
-            route=route.alias,
-            params=call.params,
+        split = partial(
+            split_prompt, scope, persona=call.record.persona, route=route.alias, params=call.params,
             messages=call.messages,
-            deployments=narrowed_deployments(resolved, call.budget_deployment),
-        )
-        if split is None:
+        )  # fmt: skip
+        found = split(deployments=narrowed_deployments(resolved, call.budget_deployment))
+        if found is None:
             return None
+        text, partition = found
+        wide = split(deployments=narrowed_deployments(resolved)) if call.budget_deployment else None
+        route_partition = wide[1] if wide is not None and wide[1] != partition else None
         ttl = options.ttl_seconds or self._settings.ttl_seconds
-        return _Plan(split[0], split[1], scope, sem, sem.embedding_route or self._default_route, ttl)
+        embedding_route = sem.embedding_route or self._default_route
+        return _Plan(text, partition, scope, sem, embedding_route, ttl, route_partition)
 
     async def _cached(self, call: Call, plan: _Plan) -> AsyncGenerator[Chunk, None]:
         with self._tracing.span("sidecar.cache.semantic.lookup") as span:
             found = await self._vector(call, plan)
             vector, plan = (None, plan) if found is None else found
-            match = None if vector is None else await self._search(call, plan, vector)
+            match = None if vector is None else await self._find(call, plan, vector)
             if span is not None:
                 span.set_attribute("sidecar.cache.hit", match is not None)
                 if match is not None:
@@ -159,37 +166,58 @@ class SemanticCacheLayer:
             async with self._clock.timeout(self._settings.semantic.embed_timeout_seconds):
                 embedded = await self._embed(call.tenant_id, plan.embedding_route, plan.text, call.deadline)
             vector: Vector = embedded.vector
-            return vector, replace(plan, partition=plan.partition.of_model(embedded.model))
+            wide = plan.route_partition
+            return vector, replace(
+                plan,
+                partition=plan.partition.of_model(embedded.model),
+                route_partition=None if wide is None else wide.of_model(embedded.model),
+            )
         except Exception as exc:  # the embedding route is down or slow (TimeoutError): the call goes on
             _log.warning("semantic cache: embedding failed: %r", exc, extra={"request_id": call.request_id})
             self._observer.on_lookup("error")
             return None
 
-    async def _search(
+    async def _find(
         self, call: Call, plan: _Plan, vector: Vector
     ) -> tuple[SemanticMatch, CachedAnswer] | None:
+        """The route's own answer (a call the budget narrowed: only its hit is counted, the call's
+        partition then decides the lookup's outcome), else the call's partition's."""
+        if plan.route_partition is not None:
+            hit = await self._search(call, plan, vector, plan.route_partition, counted=False)
+            if hit is not None:
+                return hit
+        return await self._search(call, plan, vector, plan.partition, counted=True)
+
+    async def _search(
+        self, call: Call, plan: _Plan, vector: Vector, partition: Partition, *, counted: bool
+    ) -> tuple[SemanticMatch, CachedAnswer] | None:
+        """The best match in `partition` at the threshold, else None. `counted`: its outcome is
+        reported whatever it is (else only a hit)."""
         assert self._store is not None
         try:
             async with self._clock.timeout(self._settings.semantic.timeout_seconds):
                 found = await self._store.search(
-                    plan.partition, vector, self._clock.wall(), touch_from=plan.options.threshold
+                    partition, vector, self._clock.wall(), touch_from=plan.options.threshold
                 )
         except Exception as exc:  # TimeoutError included: a slow store is a miss
             _log.warning("semantic cache lookup failed: %r", exc, extra={"request_id": call.request_id})
-            self._observer.on_lookup("error")
             self._observer.on_store_error("get")
+            if counted:
+                self._observer.on_lookup("error")
             return None
         if found is None:
-            self._observer.on_lookup("miss")
+            if counted:
+                self._observer.on_lookup("miss")
             return None
-        self._observer.on_similarity(found.similarity)
         threshold = plan.options.threshold
-        if not found.similarity >= threshold:  # a NaN similarity is below every threshold
+        reached = found.similarity >= threshold  # a NaN similarity is below every threshold
+        answer = self._decode(found, plan) if reached else None
+        if counted or answer is not None:
             near = found.similarity >= threshold - self._settings.semantic.near_miss_margin
-            self._observer.on_lookup("near_miss" if near else "miss")
-            return None
-        answer = self._decode(found, plan)
-        self._observer.on_lookup("hit" if answer is not None else "miss")
+            self._observer.on_similarity(found.similarity)
+            self._observer.on_lookup(
+                "hit" if answer is not None else "miss" if reached or not near else "near_miss"
+            )
         return None if answer is None else (found, answer)
 
     def _decode(self, found: SemanticMatch, plan: _Plan) -> CachedAnswer | None:

@@ -93,3 +93,58 @@ async def test_a_cached_answer_is_served_before_the_budget_fallback_is_paid(
     other = await s.stub.Generate(ask("Something else entirely"))
     assert other.summary.served_by.deployment == "small" and not other.summary.cache_hit
     assert len(upstream.seen) == 2
+
+
+QUESTION = "What is the capital city of France?"
+PARAPHRASE = "Which city is the capital of France?"
+
+
+def semantic_config(redis_url: str) -> dict[str, Any]:
+    """Echo deployments (the answer repeats the prompt), the semantic cache on the route."""
+
+    def deployment(model: str, price: float) -> dict[str, Any]:
+        price_of = {"input_per_million": price, "output_per_million": price}
+        return {"provider": "echo", "model": model, "price": price_of}
+
+    return {
+        "policy": {
+            "default_route": "smart",
+            "deployments": {"big": deployment("echo-big", 10), "small": deployment("echo-small", 1)},
+            "routes": {
+                "smart": {
+                    "deployments": ["big", "small"],
+                    "budget_fallback": "small",
+                    "retry": {"max_attempts": 1},
+                    "cache": {"semantic": {"enabled": True}},
+                }
+            },
+            "embeddings": {"load": "start"},
+            "tier_assignment": {"default": "enterprise"},
+            "quota": {
+                "store": "redis",
+                "redis_url": redis_url,
+                "key_prefix": f"budgetsem{time.time_ns()}",
+                "output_tokens_estimate": 64,
+                "limits": [
+                    {"name": "dollars", "metric": "usd", "scope": "tenant", "window": "day", "limit": 900e-6}
+                ],
+            },
+        },
+        "settings": {"cache": {"enabled": True, "namespace": f"b{time.time_ns()}"}},
+    }
+
+
+async def test_a_paraphrase_is_served_from_the_routes_semantic_entry_before_the_fallback(
+    serve: Any, redis_url: str
+) -> None:
+    await flush_redis(redis_url)
+    s = await serve(semantic_config(redis_url))
+    first = await s.stub.Generate(ask(QUESTION))
+    assert first.summary.served_by.deployment == "big" and not first.summary.cache_hit
+    hit = await s.stub.Generate(ask(PARAPHRASE))
+    assert hit.summary.cache_hit and text_of(hit) == text_of(first) and hit.summary.cost_micros == 0
+    lookups = s.sidecar.deps.telemetry.metrics.registry.get_sample_value
+    assert lookups("sidecar_semantic_cache_lookups_total", {"result": "hit"}) == 1
+    assert lookups("sidecar_semantic_cache_lookups_total", {"result": "miss"}) == 1  # the first call's
+    other = await s.stub.Generate(ask("How tall is the Eiffel tower in metres?"))
+    assert other.summary.served_by.deployment == "small" and not other.summary.cache_hit
