@@ -60,7 +60,7 @@ def messages(
         leading = leading and m.role in _LEADING_ROLES
         if message is None:
             continue
-        pending = _answered(pending, message, i, bad)
+        pending = _answered(pending, message, i, bad, earlier=calls, leading=leading)
         total += len(message.text)
         images += len(message.images)
         calls.update(c.id for c in message.tool_calls)
@@ -74,13 +74,24 @@ def messages(
     return tuple(out)
 
 
-def _answered(pending: dict[str, int], message: Message, i: int, bad: _Bad) -> dict[str, int]:
+def _answered(
+    pending: dict[str, int], message: Message, i: int, bad: _Bad, *, earlier: set[str], leading: bool
+) -> dict[str, int]:
     """The calls still waiting for their results after messages[i]. An assistant's tool calls are
     answered by tool results before the next user, assistant or system message: every provider
     refuses a history with a call left unanswered in between (a call of the last message may still
-    wait: its results come in a later request)."""
+    wait: its results come in a later request), or a result that is not right after its call's
+    message (a call of an earlier assistant message, one answered already). Results leading a
+    conversation's request answer the stored history's calls: the resolve step checks them."""
     if message.role is Role.TOOL:
-        return {k: v for k, v in pending.items() if k != message.tool_call_id}
+        call_id = message.tool_call_id
+        if call_id not in pending and call_id in earlier and not leading:  # (unknown: _message says)
+            bad.add(
+                f"messages[{i}].tool_call_id",
+                "answers a call already answered or of an earlier assistant message: each result "
+                "comes once, after the assistant message that made the call, before any other",
+            )
+        return {k: v for k, v in pending.items() if k != call_id}
     for call_id, at in pending.items():
         bad.add(f"messages[{at}]", f"tool call {call_id!r} has no tool result before messages[{i}]")
     return {c.id: i for c in message.tool_calls} if message.role is Role.ASSISTANT else {}

@@ -303,3 +303,29 @@ async def test_no_capable_deployment_says_what_each_deployment_lacks(
     assert err.info.metadata["missing"] == "b lacks image_urls; second lacks images"
     assert err.info.metadata["needs"] == "image_urls,images"
     assert bedrock.bodies == []
+
+
+async def test_a_result_after_another_assistant_message_is_refused_at_the_edge(
+    serve: Any, bedrock: StrictBedrock
+) -> None:
+    """A result for a call of an earlier assistant message, after another one (an application that
+    appends a late result to its history): Converse refuses it ("toolResult for unknown toolUseIds"),
+    as Anthropic and OpenAI do. It went to Bedrock and came back PROVIDER_REJECTED; now it is
+    INVALID_ARGUMENT naming the result, and nothing is sent (the fixture checks no refusal)."""
+    s = await serve(config(bedrock.url))
+
+    def calls(call_id: str) -> gen.Message:
+        use = gen.ToolCall(id=call_id, name="get_weather", arguments='{"city": "Paris"}')
+        return gen.Message(role=gen.ROLE_ASSISTANT, content=[gen.ContentPart(tool_call=use)])
+
+    def result(call_id: str) -> gen.Message:
+        return gen.Message(role=gen.ROLE_TOOL, tool_call_id=call_id, content=[gen.ContentPart(text="sunny")])
+
+    late = [user("Paris?"), calls("tooluse_1"), result("tooluse_1"), calls("tooluse_2")]
+    late += [result("tooluse_2"), result("tooluse_1"), user("and now?")]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(messages=late, tools=[weather_tool()], **IDS))
+    err = await rich(info.value)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.fields == ["input.messages[5].tool_call_id"]
+    assert bedrock.bodies == []

@@ -502,3 +502,35 @@ def test_a_tool_call_left_unanswered_before_the_next_message_is_refused_naming_i
     ]
     convert(gen.GenerationInput(messages=[msg("both?"), two, result("c2"), result("c1"), msg("next")]))
     convert(gen.GenerationInput(messages=[msg("both?"), two]))  # its results come in the next request
+
+
+def test_a_tool_result_answers_a_call_of_the_assistant_message_right_before_it() -> None:
+    """A result comes right after its call's message, once: a result for a call of an earlier
+    assistant message (or a second result for one call) after another assistant message is refused
+    by the providers (Bedrock: "toolResult for unknown toolUseIds"; Anthropic, OpenAI alike), so it is
+    refused here, naming it; it went upstream and came back PROVIDER_REJECTED."""
+
+    def result(call_id: str) -> gen.Message:
+        return gen.Message(role=gen.ROLE_TOOL, tool_call_id=call_id, content=[part("ok")])
+
+    def calls(call_id: str) -> gen.Message:
+        call = gen.ToolCall(id=call_id, name="weather", arguments="{}")
+        return gen.Message(role=gen.ROLE_ASSISTANT, content=[gen.ContentPart(tool_call=call)])
+
+    def convert(messages: list[gen.Message], **kw: Any) -> Any:
+        limits = LIMITS.model_copy(update={"max_messages": 8})
+        return to_call(
+            gen.GenerationInput(messages=messages, **kw), stream=False, limits=limits,
+            deadline=Deadline(None, FakeClock()), credentials=credentials_from(None),
+            record=Outcome(started_at=0.0), tiers=TIERS,
+        )  # fmt: skip
+
+    late = [msg("q"), calls("c1"), result("c1"), calls("c2"), result("c2"), result("c1"), msg("next")]
+    with pytest.raises(InvalidRequestError) as info:
+        convert(late)
+    assert [v.field for v in info.value.violations] == ["input.messages[5].tool_call_id"]
+    with pytest.raises(InvalidRequestError) as info:
+        convert([msg("q"), calls("c1"), result("c1"), result("c1")])
+    assert [v.field for v in info.value.violations] == ["input.messages[3].tool_call_id"]
+    convert([msg("q"), calls("c1"), result("c1"), calls("c2"), result("c2"), msg("next")])
+    convert([result("m1"), result("m2"), msg("next")], conversation_id="c:1")  # memory's calls
