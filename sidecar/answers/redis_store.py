@@ -13,7 +13,8 @@ accepted one missing from `queued:<agent>`).
 
 Open offers are counted in two sorted sets of the tenant's slot per agent, `oo:<agent>` and
 `oo:<agent>:<user>`, scored by each offer's expiry: the offer script drops the lapsed ones, checks
-both caps and stores the offer in one step; an offer accepted or closed leaves them with the hints
+both caps and stores the offer in one step (a set's TTL only lengthens: it outlives its longest
+offer, also when a reload shortened the expiry); an offer accepted or closed leaves them with the hints
 above (a sidecar that dies between the two steps leaves it counted until its offer's expiry).
 
 Canonical vectors are one hash per agent (the layer's index byte, then float32); a search reads the
@@ -66,8 +67,9 @@ redis.call('HSET', KEYS[1], 'state', ARGV[4], 'doc', ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[1], ARGV[7])
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[7])
 redis.call('ZADD', KEYS[4], ARGV[6], ARGV[7])
-redis.call('EXPIRE', KEYS[3], ARGV[8])
-redis.call('EXPIRE', KEYS[4], ARGV[8])
+for i = 3, 4 do
+  if redis.call('TTL', KEYS[i]) < tonumber(ARGV[8]) then redis.call('EXPIRE', KEYS[i], ARGV[8]) end
+end
 return 1
 """
 _REPLACE = """
@@ -158,7 +160,7 @@ class RedisAnswerStore:
             self._key(e.tenant, "oo", e.agent),
             self._key(e.tenant, "oo", e.agent, e.user),
         ]
-        ttl = int(e.offer_expires_at - e.created_at) + 60  # the sets outlive their newest offer only
+        ttl = int(e.offer_expires_at - e.created_at) + 60  # only ever lengthened: they outlive every offer
         args: list[Any] = [e.created_at, caps.per_user, caps.per_tenant, e.state.value, e.encode()]
         args += [e.offer_expires_at, e.id, ttl]
         if int(await self._do("set", lambda: self._offer(keys=keys, args=args))):

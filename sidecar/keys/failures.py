@@ -9,7 +9,9 @@ request without bound, and starve other tenants' decrypts. Two bounds, in memory
 - An envelope that failed to open (KEY_RECORD_CORRUPT: the backend refused its wrapped data key, or
   its commitment or ciphertext failed) is remembered by its digest for `remember_seconds`: the same
   envelope sent again is refused as damaged at once, without a backend call. Valid envelopes never
-  fail that way, so nothing honest is remembered; a key registered again is a new envelope.
+  fail that way, so nothing honest is remembered; a key registered again is a new envelope. One the
+  backend refused while it seemed to accept the sidecar (keys/standing.py) is counted, not
+  remembered: that verdict is inferred, and a valid envelope gets it as a backend outage begins.
 - Inline envelopes (the only ones a caller can alter: a registered record is written by the
   sidecar) that failed to open (KEY_RECORD_CORRUPT, or KEY_UNAVAILABLE: the backend refused the
   wrapped key otherwise, as moto's KMS does a forged key reference; not an unreachable backend)

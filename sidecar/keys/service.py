@@ -24,7 +24,7 @@ from sidecar.core.errors import (
     SidecarError,
 )
 from sidecar.core.types import InlineEnvelope, KeyRef, KeySource
-from sidecar.keys.backend import KeyBackend, KeyContext
+from sidecar.keys.backend import KeyBackend, KeyContext, KeyNotConfiguredError
 from sidecar.keys.cache import KeyCache, SecretKey, cache_key_for
 from sidecar.keys.envelope import Envelope, KeyRecordCorruptError, last_four, seal, unseal
 from sidecar.keys.failures import EnvelopeFailures, FailurePolicy
@@ -173,7 +173,10 @@ class KeyService:
                 raise
             except KeyDecryptError as exc:  # refused otherwise (not unreachable, not throttled)
                 if tenant is not None and await self._standing.envelope_at_fault(envelope.wrapped, exc):
-                    self._failures.failed(digest, tenant, damaged=True)  # a caller's made-up envelope
+                    # A caller's made-up envelope; remembered only when that is certain (a key this
+                    # sidecar does not use): the backend's standing is inferred, and a valid envelope
+                    # refused as an outage began must open again once it is over.
+                    self._failures.failed(digest, tenant, damaged=isinstance(exc, KeyNotConfiguredError))
                     raise KeyRecordCorruptError(f"it does not open here: {exc.message}") from exc
                 self._failures.failed(digest, tenant, damaged=False)
                 raise

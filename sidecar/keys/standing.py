@@ -10,6 +10,8 @@ envelope, the sidecar asks whether it still accepts the sidecar under that key: 
 under that key opened within `trust_seconds`, else by unwrapping a probe data key of its own (made
 once under the current key, one unwrap call per probe, one probe at a time; a refused probe is
 trusted for `trust_seconds` too, so a backend that refuses the sidecar is not asked twice per call).
+A kept probe the backend refuses is made anew and tried once more (two more calls): it may have been
+made under a key version retired since (Vault's `min_decryption_version`).
 Accepted: the envelope is the caller's (KEY_RECORD_CORRUPT). Refused, unreachable, or a key it
 cannot probe (a previous key nothing opened under lately): the backend's (KEY_UNAVAILABLE, as before).
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 
 from sidecar.core.clock import Clock
-from sidecar.core.errors import SidecarError
+from sidecar.core.errors import KeyDecryptError, SidecarError
 from sidecar.keys.backend import KeyBackend, KeyContext, KeyNotConfiguredError, WrappedKey
 
 PROBE_CONTEXT = KeyContext(tenant="-", user="-", provider="-", key_name="sidecar-backend-probe")
@@ -58,16 +60,39 @@ class BackendStanding:
         """Unwrap the sidecar's own probe data key under the current key; False when the backend
         refuses or cannot be reached, or `key_id` is not the current key (nothing to probe it with)."""
         try:
-            if self._probe is None:
-                data_key, self._probe = await self._backend.generate_data_key(PROBE_CONTEXT)
-                data_key[:] = bytes(len(data_key))
-            if self._probe.key_id != key_id:
-                return False
-            data_key = await self._backend.decrypt_data_key(self._probe, PROBE_CONTEXT)
-            data_key[:] = bytes(len(data_key))
+            accepted = await self._probe_opens(key_id)
         except SidecarError:
             if len(self._refused) < 64:  # configured keys only reach here; bounded all the same
                 self._refused[key_id] = self._clock.monotonic()
             return False
-        self.opened(key_id)
+        if accepted:
+            self.opened(key_id)
+        return accepted
+
+    async def _probe_opens(self, key_id: str) -> bool:
+        """Whether the probe, under `key_id`, unwraps. A probe kept from before that the backend
+        refuses is made again once and tried again: made under a key version retired since (Vault's
+        `min_decryption_version`), it would answer "refused" while the backend accepts the sidecar."""
+        kept = self._probe is not None
+        probe = self._probe if self._probe is not None else await self._new_probe()
+        if probe.key_id != key_id:
+            return False
+        try:
+            await self._unwrap(probe)
+        except KeyDecryptError:
+            if not kept:
+                raise
+            probe = await self._new_probe()  # refused too when the backend refuses the sidecar
+            if probe.key_id != key_id:
+                return False
+            await self._unwrap(probe)
         return True
+
+    async def _new_probe(self) -> WrappedKey:
+        data_key, self._probe = await self._backend.generate_data_key(PROBE_CONTEXT)
+        data_key[:] = bytes(len(data_key))
+        return self._probe
+
+    async def _unwrap(self, probe: WrappedKey) -> None:
+        data_key = await self._backend.decrypt_data_key(probe, PROBE_CONTEXT)
+        data_key[:] = bytes(len(data_key))

@@ -6,8 +6,9 @@ conversation, each percent-encoded so ":" and braces in ids cannot merge two own
     P:{T|U}:c:C    hash: persona, version (the applied Switch ticket), before (the persona it
                    replaced), ticket (last one handed out), appended (the last append's token),
                    summary (the rolling summary, JSON: text, messages covered, digest of the last),
-                   epoch (the clears so far: a turn's append and summary carry the epoch its
-                   snapshot read, and are refused in the same script when it has grown since)
+                   epoch (rises at each clear, at least to Redis's clock in microseconds: a turn's
+                   append and summary carry the epoch its snapshot read, and are refused in the
+                   same script when it has grown since)
     P:{T|U}:h:C    list: the history, oldest first, one versioned JSON record a message
                    (sidecar/sessions/records.py: text, name, tool calls, tool-result id, images)
     P:{T|U}:sw     list: the user's switch records, newest first, JSON
@@ -121,18 +122,22 @@ return 1
 """
 
 # KEYS[1] the conversation hash, KEYS[2] its history. ARGV: ttl ms. Forgets the history, the
-# persona and the summary and counts the clear in the epoch (kept with the hash's TTL, also for a
-# conversation with nothing to forget: its first turn may be in flight). The version rises to the
-# last ticket handed out, so a Switch that took its ticket before the clear is not applied after
-# it (superseded, as by a newer Switch). Returns what it removed.
+# persona and the summary and raises the epoch (kept with the hash's TTL, also for a conversation
+# with nothing to forget: its first turn may be in flight) by one and at least to Redis's clock in
+# microseconds: a clear after Redis lost its data (restarted without persistence, flushed) still
+# lands above the epoch a turn in flight read before the loss, where a plain count restarts at 1.
+# The version rises to the last ticket handed out, so a Switch that took its ticket before the
+# clear is not applied after it (superseded, as by a newer Switch). Returns what it removed.
 _CLEAR = """
 local removed = redis.call("DEL", KEYS[2]) + redis.call("HDEL", KEYS[1], "persona", "summary")
-local f = redis.call("HMGET", KEYS[1], "ticket", "version")
+local f = redis.call("HMGET", KEYS[1], "ticket", "version", "epoch")
 local last = math.max(tonumber(f[1] or "0"), tonumber(f[2] or "0"))
 if last > 0 then
   redis.call("HSET", KEYS[1], "version", last)
 end
-redis.call("HINCRBY", KEYS[1], "epoch", 1)
+local now = redis.call("TIME")
+local epoch = math.max(tonumber(f[3] or "0") + 1, tonumber(now[1]) * 1000000 + tonumber(now[2]))
+redis.call("HSET", KEYS[1], "epoch", string.format("%.0f", epoch))
 redis.call("PEXPIRE", KEYS[1], ARGV[1])
 return removed
 """

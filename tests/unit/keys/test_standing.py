@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from sidecar.core.clock import FakeClock
 from sidecar.core.errors import KeyDecryptError
@@ -51,13 +52,14 @@ async def test_one_probe_answers_for_concurrent_refusals_then_trusts_for_a_while
     clock.advance(1)
     backend.refuse = True  # the backend now refuses the sidecar: its refusals are the backend's
     assert not await standing.envelope_at_fault(wrapped, REFUSED)
-    assert (backend.generated, backend.unwrapped) == (1, 2)
+    # the kept probe refused, one made anew (it may have been made under a version retired since)
+    assert (backend.generated, backend.unwrapped) == (2, 3)
     assert not await standing.envelope_at_fault(wrapped, REFUSED)  # refused moments ago: no probe
-    assert backend.unwrapped == 2
+    assert backend.unwrapped == 3
     clock.advance(10)
     backend.refuse = False  # the backend accepts the sidecar again
     assert await standing.envelope_at_fault(wrapped, REFUSED)
-    assert backend.unwrapped == 3
+    assert (backend.generated, backend.unwrapped) == (2, 4)
 
 
 async def test_a_key_not_configured_is_the_envelopes_and_another_key_cannot_be_probed(tmp_path: Path) -> None:
@@ -69,3 +71,47 @@ async def test_a_key_not_configured_is_the_envelopes_and_another_key_cannot_be_p
     assert not await standing.envelope_at_fault(previous, REFUSED)
     standing.opened("a-previous-key")  # an envelope under it opened just now
     assert await standing.envelope_at_fault(previous, REFUSED)
+
+
+class Retiring(Backend):
+    """Vault's transit key rotated and `min_decryption_version` raised: what was wrapped before
+    `retire()` is refused, what is wrapped after opens."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.wrapped: list[bytes] = []
+        self.retired: set[bytes] = set()
+
+    async def generate_data_key(self, context: KeyContext) -> tuple[bytearray, WrappedKey]:
+        data_key, wrapped = await super().generate_data_key(context)
+        self.wrapped.append(wrapped.blob)
+        return data_key, wrapped
+
+    async def decrypt_data_key(self, wrapped: WrappedKey, context: KeyContext) -> bytearray:
+        if wrapped.blob in self.retired:
+            self.unwrapped += 1
+            raise REFUSED
+        return await super().decrypt_data_key(wrapped, context)
+
+    def retire(self) -> None:
+        self.retired.update(self.wrapped)
+
+
+async def test_a_probe_made_under_a_key_version_retired_since_is_made_again(tmp_path: Path) -> None:
+    """The probe data key is made once; a key version retired since refuses it while the backend
+    still accepts the sidecar: a new probe under the current version answers, and keeps answering."""
+    kek = tmp_path / "kek"
+    LocalKekBackend.generate_file(kek)
+    backend = Retiring.from_file(kek)
+    assert isinstance(backend, Retiring)
+    stale = WrappedKey(backend.name, backend._key_id, b"made up under the retired version")
+    clock = FakeClock()
+    standing = BackendStanding(backend, clock, trust_seconds=10)
+    assert await standing.envelope_at_fault(stale, REFUSED)  # the probe is made and opens
+    backend.retire()
+    clock.advance(10)
+    assert await standing.envelope_at_fault(stale, REFUSED)  # the backend still accepts the sidecar
+    assert backend.generated == 2
+    clock.advance(10)
+    assert await standing.envelope_at_fault(stale, REFUSED)
+    assert backend.generated == 2  # the new probe is kept
