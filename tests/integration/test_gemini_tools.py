@@ -397,3 +397,19 @@ async def test_a_hostile_call_after_the_first_chunk_interrupts_the_stream(
     assert seen[0].delta.text == "Let me check."
     assert err.code() is grpc.StatusCode.UNAVAILABLE
     assert (await rich(err)).reason == "STREAM_INTERRUPTED"
+
+
+async def test_a_second_result_for_one_call_is_refused_at_the_edge(serve: Any, fake: GeminiFake) -> None:
+    """Two results for one call (an application retrying its tool and appending both): Gemini
+    refuses the turn (as many function responses as calls), and so do the others. It went to Gemini
+    and came back PROVIDER_REJECTED; now it is INVALID_ARGUMENT naming the second, nothing sent."""
+    fake.push(CALLS, SUNNY)
+    s = await serve(config(fake.url), ENV)
+    asked = await first_turn(s, False)
+    results = run_tools(asked)
+    twice = [user(QUESTION), asked, *results, results[0]]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(**ask(*twice)))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (await rich(info.value)).fields == [f"input.messages[{len(twice) - 1}].tool_call_id"]
+    assert len(fake.bodies) == 1 and fake.refusals == []
