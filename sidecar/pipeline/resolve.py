@@ -63,10 +63,10 @@ class ResolveLayer:
     async def _resolved(self, call: Call) -> AsyncGenerator[Chunk, None]:
         persona = await self._personas.plan(call) if self._personas.involved(call) else NO_PERSONA
         exchange = tuple(m for m in split_leading_system(call.messages)[1] if m.role is not Role.SYSTEM)
-        before = len(call.messages)
+        before, own = len(call.messages), len(split_leading_system(call.messages)[1])
         call = _with_persona(call, persona)
         logs.mask_texts(logs.message_texts(persona.history))  # prompt text too: never in a log line
-        _check_answered(call.messages, len(call.messages) - before)
+        _check_answered(call.messages, len(call.messages) - before, own)
         route = self._table.resolve(call.model)
         provider = await self._pinned_provider(call, route)
         providers = None if provider else await self._providers_with_keys(call, route)
@@ -153,19 +153,44 @@ class ResolveLayer:
         return frozenset(usable) or None
 
 
-def _check_answered(messages: tuple[Message, ...], added: int) -> None:
+def _check_answered(messages: tuple[Message, ...], added: int, own: int = 0) -> None:
     """A tool result must answer a call of an earlier assistant message, in the request or in the
-    stored history (the edge let results at the start of a conversation's request through);
-    `added` is how many messages the persona and history put before the request's own."""
-    found = unanswered(messages)
-    if found:
-        where = [f"input.messages[{i - added}].tool_call_id" for i in found]
-        raise InvalidRequestError(
-            [
-                FieldViolation(w, "answers no tool call of an earlier assistant message or of the history")
-                for w in where
-            ]
-        )
+    stored history (the edge let results at the start of a conversation's request through), and
+    come once, right after that message (a second result for a call, or one for a call of an older
+    message, is refused by the providers); `added` is how many messages the persona and history put
+    before the request's own, `own` how many of the request's come after them (the last ones: its
+    leading system messages go first), the only ones whose results are checked for their place
+    (0: no history, the edge checked them)."""
+    orphans = unanswered(messages)
+    late = {i for i in _misplaced(messages) if i >= len(messages) - own} - set(orphans)
+    if not (orphans or late):
+        return
+    orphan = "answers no tool call of an earlier assistant message or of the history"
+    misplaced = (
+        "answers a call already answered or of an earlier assistant message: each result comes "
+        "once, after the assistant message that made the call, before any other"
+    )
+    raise InvalidRequestError(
+        [
+            FieldViolation(f"input.messages[{i - added}].tool_call_id", orphan if i in orphans else misplaced)
+            for i in sorted({*orphans, *late})
+        ]
+    )
+
+
+def _misplaced(messages: tuple[Message, ...]) -> list[int]:
+    """Positions of tool results that answer no call still waiting of the assistant message before
+    them (a call answered already, or one of an older assistant message)."""
+    waiting: set[str] = set()
+    out: list[int] = []
+    for i, m in enumerate(messages):
+        if m.role is Role.TOOL:
+            if m.tool_call_id not in waiting:
+                out.append(i)
+            waiting.discard(m.tool_call_id)
+        else:
+            waiting = {c.id for c in m.tool_calls} if m.role is Role.ASSISTANT else set()
+    return out
 
 
 def _with_persona(call: Call, plan: Plan) -> Call:

@@ -413,3 +413,23 @@ async def test_a_second_result_for_one_call_is_refused_at_the_edge(serve: Any, f
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (await rich(info.value)).fields == [f"input.messages[{len(twice) - 1}].tool_call_id"]
     assert len(fake.bodies) == 1 and fake.refusals == []
+
+
+async def test_a_second_result_for_a_remembered_call_is_refused_before_it_is_sent(
+    serve: Any, fake: GeminiFake
+) -> None:
+    """With conversation memory the request's leading results answer the stored calls: the edge
+    cannot check them, the resolve step does once the history is known. A second result for one of
+    them went to Gemini, refused (PROVIDER_REJECTED); now INVALID_ARGUMENT naming it."""
+    fake.push(CALLS, SUNNY)
+    s = await serve(config(fake.url, memory=True), ENV)
+    ids = {"conversation_id": "c1"}
+    asked = await first_turn(s, False, **ids)
+    results = run_tools(asked)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(**ask(*results, results[0], **ids)))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (await rich(info.value)).fields == [f"input.messages[{len(results)}].tool_call_id"]
+    assert len(fake.bodies) == 1 and fake.refusals == []
+    reply = await s.stub.Generate(generate_request(**ask(*results, **ids)))  # memory kept the calls
+    assert text_of(reply) == "Sunny in Paris, rain in Tokyo.", fake.refusals
