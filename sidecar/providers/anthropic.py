@@ -35,6 +35,7 @@ from sidecar.providers.base import (
     ProviderRequest,
     StreamEvent,
     WireFormat,
+    answer_string,
     max_tokens_sent,
     thinking_budget,
     token_count,
@@ -213,17 +214,11 @@ def _signed(block: dict[str, Any]) -> ThinkingBlock | None:
     """A thinking block to send back (signed, or redacted); None for any other block."""
     kind = block.get("type")
     if kind == "redacted_thinking":
-        return ThinkingBlock(redacted=_string(block.get("data"), "redacted_thinking.data"))
+        return ThinkingBlock(redacted=answer_string(block.get("data"), "redacted_thinking.data"))
     if kind == "thinking" and block.get("signature"):
-        text = _string(block.get("thinking"), "thinking.thinking")
-        return ThinkingBlock(text=text, signature=_string(block.get("signature"), "thinking.signature"))
+        text = answer_string(block.get("thinking"), "thinking.thinking")
+        return ThinkingBlock(text=text, signature=answer_string(block.get("signature"), "thinking.signature"))
     return None
-
-
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ProviderMalformedError(f"{where} is not a string")
-    return value
 
 
 def _tool_use(index: int, block: dict[str, Any], *, arguments: bool = True) -> ToolCallDelta:
@@ -256,7 +251,7 @@ def parse_event(event: str, data: str) -> StreamEvent:
         if isinstance(block, dict) and block.get("type") == "tool_use":
             return StreamEvent(tool_calls=(_tool_use(_index(payload), block, arguments=False),))
         if isinstance(block, dict) and block.get("type") == "redacted_thinking":
-            return StreamEvent(redacted_thinking=_string(block.get("data"), "redacted_thinking.data"))
+            return StreamEvent(redacted_thinking=answer_string(block.get("data"), "redacted_thinking.data"))
         return StreamEvent()
     if kind == "content_block_delta":
         return _delta(payload)
@@ -303,7 +298,9 @@ def _delta(payload: dict[str, Any]) -> StreamEvent:
     if kind == "thinking_delta" and isinstance(delta.get("thinking"), str):
         return StreamEvent(thinking=delta["thinking"])
     if kind == "signature_delta":
-        return StreamEvent(thinking_signature=_string(delta.get("signature"), "signature_delta.signature"))
+        return StreamEvent(
+            thinking_signature=answer_string(delta.get("signature"), "signature_delta.signature")
+        )
     return StreamEvent()
 
 

@@ -309,6 +309,13 @@ def token_count(value: Any) -> int:
     return value
 
 
+def answer_string(value: Any, where: str) -> str:
+    """A string field of an upstream answer (`where` names it in the error), or ProviderMalformedError."""
+    if not isinstance(value, str):
+        raise ProviderMalformedError(f"{where} is not a string")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class WireFormat:
     """A provider's pure translation functions: request body, complete answer, stream event."""

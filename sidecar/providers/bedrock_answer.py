@@ -33,7 +33,7 @@ from sidecar.core.errors import (
 )
 from sidecar.core.types import Chunk, FinishReason, ThinkingBlock, ToolCallDelta, Usage
 from sidecar.providers._http import decode_json
-from sidecar.providers.base import StreamEvent, token_count
+from sidecar.providers.base import StreamEvent, answer_string, token_count
 from sidecar.providers.upstream_errors import redact
 
 STOP_REASONS = {
@@ -130,20 +130,16 @@ def _signed(block: Any) -> ThinkingBlock:
     if not isinstance(block, dict):
         raise ProviderMalformedError("a reasoningContent block is not an object")
     if "redactedContent" in block:
-        return ThinkingBlock(redacted=_text(block["redactedContent"], "reasoningContent.redactedContent"))
+        return ThinkingBlock(
+            redacted=answer_string(block["redactedContent"], "reasoningContent.redactedContent")
+        )
     reasoning = block.get("reasoningText")
     if not isinstance(reasoning, dict):
         raise ProviderMalformedError("a reasoningContent block without reasoningText")
-    text = _text(reasoning.get("text", ""), "reasoningText.text")
+    text = answer_string(reasoning.get("text", ""), "reasoningText.text")
     return ThinkingBlock(
-        text=text, signature=_text(reasoning.get("signature", ""), "reasoningText.signature")
+        text=text, signature=answer_string(reasoning.get("signature", ""), "reasoningText.signature")
     )
-
-
-def _text(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ProviderMalformedError(f"{where} is not a string")
-    return value
 
 
 def _tool_use(index: int, use: Any, *, whole: bool) -> ToolCallDelta:
@@ -271,12 +267,12 @@ def _reasoning(delta: Any) -> StreamEvent:
     if not isinstance(delta, dict):
         raise ProviderMalformedError("a reasoningContent delta is not an object")
     if "text" in delta:
-        return StreamEvent(thinking=_text(delta["text"], "reasoningContent.text"))
+        return StreamEvent(thinking=answer_string(delta["text"], "reasoningContent.text"))
     if "signature" in delta:
-        return StreamEvent(thinking_signature=_text(delta["signature"], "reasoningContent.signature"))
+        return StreamEvent(thinking_signature=answer_string(delta["signature"], "reasoningContent.signature"))
     if "redactedContent" in delta:
         return StreamEvent(
-            redacted_thinking=_text(delta["redactedContent"], "reasoningContent.redactedContent")
+            redacted_thinking=answer_string(delta["redactedContent"], "reasoningContent.redactedContent")
         )
     return StreamEvent()
 
