@@ -60,7 +60,7 @@ def build_telemetry(
     )
     return Telemetry(
         metrics=metrics,
-        server=MetricsServer(metrics.registry, m.address) if m.enabled else None,
+        server=MetricsServer(metrics.registry, m.address, clock=clock) if m.enabled else None,
         ledger=build_ledger(settings, clock, metrics),
         tracing=tracing,
     )

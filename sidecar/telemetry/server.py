@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from sidecar.core.clock import Clock, SystemClock
 from sidecar.core.listen import listening_socket, split_address
 from sidecar.telemetry.http_server import BoundedHttpServer, StartResponse, WSGIApp
 
@@ -98,7 +99,9 @@ class MetricsServer:
         connection_timeout_seconds: float = 10.0,
         max_connections: int = 64,
         max_connections_per_client: int = 8,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._registry = registry
         self.readiness = Readiness()
         self._host, self._port = split_address(address)
@@ -126,6 +129,7 @@ class MetricsServer:
             max_connections_per_client=self._per_client,
             connection_timeout=self._connection_timeout,
             scrape_paths=("/metrics",),
+            clock=self._clock,
         )
         self.port = self._server.address[1]
         self._server.start()

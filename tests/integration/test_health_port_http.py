@@ -5,7 +5,9 @@ loop, clients that never read their scrapes."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import select
+import selectors
 import socket
 import subprocess
 import sys
@@ -248,3 +250,118 @@ async def test_a_request_line_that_is_not_http_1_is_refused_at_once(line: bytes)
     and its client for an answer until the connection's timeout closed it unanswered."""
     async with serving(connection_timeout_seconds=30) as server:
         assert split_answer(await asyncio.to_thread(exchange, server.port, line))[0] == 400
+
+
+def answer_or_hang(port: int, request: bytes) -> tuple[int | None, bool]:
+    """(the answer's status or None when closed unanswered, whether the server closed within 3 s)."""
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.settimeout(3)
+        connection.sendall(request)
+        chunks = []
+        try:
+            while chunk := connection.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            return None, False
+        except ConnectionResetError:  # closed with the request unread
+            pass
+    answer = b"".join(chunks)
+    return (int(answer.split(b" ")[1]) if answer else None), True
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /livez HTTP/1.1\r\nHost : x\r\n\r\n", 400),
+        (b"GET /livez HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n", 400),
+        (b"GET /livez HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\n", 400),
+        (b"GET /livez HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"GET /livez HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n", 400),
+        (b"GET /livez HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"GET /livez HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"GET /livez HTTP/1.1\r\nHost: x\rX-A: 1\r\n\r\n", 400),
+        (b"GET /livez HTTP/1.1\nHost: x\n\n", 400),
+        (b"GET /livez HTTP/1.1\r\nHost: x\nX: 1\r\n\r\n", 400),
+        (b"GET /livez HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", 400),
+        (b"GET /livez HTTP/1.1\r\nX-A: a\x00b", 400),  # refused before its head ends
+        (b"GET /" + b"a" * 17_000 + b" HTTP/1.1\r\n\r\n", 414),
+        (b"GET /" + b"a" * 17_000, 414),
+        (b"GET /livez HTTP/2.0\r\n\r\n", 505),
+    ],
+    ids=[
+        "space before colon",
+        "obs-fold",
+        "two content-lengths",
+        "content-length and transfer-encoding",
+        "transfer-encoding not ending in chunked",
+        "transfer-encoding in http/1.0",
+        "two hosts",
+        "bare CR",
+        "bare LF",
+        "one bare LF",
+        "NUL",
+        "NUL before the head ends",
+        "request line too long",
+        "request line too long, unfinished",
+        "http/2 request line",
+    ],
+)
+async def test_heads_a_proxy_could_read_otherwise_are_refused_and_closed(
+    request_bytes: bytes, status: int
+) -> None:
+    """RFC 9112 5.1: whitespace between a field name and its colon MUST be answered 400 (it was
+    served, `Host : x` taken for a Host); 5.2: an obs-fold line is refused (it was joined to the line
+    before). Two Content-Lengths, Content-Length with Transfer-Encoding, a bare CR or LF, a NUL were
+    served as if the head were whole and plain; heads with bare LFs alone waited for a blank line
+    that never came until the connection timed out unanswered; a request line past 16 KiB was 431."""
+    async with serving(connection_timeout_seconds=30) as server:
+        assert await asyncio.to_thread(answer_or_hang, server.port, request_bytes) == (status, True)
+
+
+async def test_a_body_is_never_taken_for_a_second_request() -> None:
+    """The chunked body below is invalid and hides a request: one answer (the first request's), then
+    the connection ends; no second answer, no hang."""
+    request = (
+        b"GET /livez HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"zz\r\nGET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    async with serving() as server:
+        answer = await asyncio.to_thread(exchange, server.port, request)
+        assert answer.count(b"HTTP/1.0 ") == 1 and split_answer(answer)[:3:2] == (200, b"ok\n")
+
+
+class RefusingSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    """epoll refusing to watch new connections while `refusing` (as with ENOMEM, or ENOSPC past
+    fs.epoll.max_user_watches); the listener and the wake-up pair (no data) are watched."""
+
+    refusing = 0
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> Any:
+        if data is not None and RefusingSelector.refusing > 0:
+            RefusingSelector.refusing -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().register(fileobj, events, data)
+
+
+async def test_a_connection_the_selector_refuses_to_watch_does_not_end_the_server(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Registering a newly accepted connection with epoll raised out of the serving loop and ended
+    its only thread: the port accepted connections and never answered again, every probe failed."""
+    monkeypatch.setattr(selectors, "DefaultSelector", RefusingSelector)
+    async with serving() as server:
+        RefusingSelector.refusing = 3
+        with caplog.at_level("WARNING", logger="sidecar.telemetry"):
+            for _ in range(3):
+                assert await asyncio.to_thread(
+                    answer_or_hang, server.port, b"GET /livez HTTP/1.0\r\n\r\n"
+                ) == (
+                    None,
+                    True,
+                )  # closed unanswered
+        status, _, body = split_answer(
+            await asyncio.to_thread(exchange, server.port, b"GET /livez HTTP/1.0\r\n\r\n")
+        )
+        assert (status, body) == (200, b"ok\n")
+    told = [r for r in caplog.records if r.getMessage() == "health port cannot watch a new connection"]
+    assert len(told) == 1
