@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import selectors
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sidecar.telemetry.http_head import HeadReader
@@ -39,6 +40,8 @@ class Connection:
     sock: socket.socket
     client: str
     deadline: float  # on the server's clock: the connection ends then, whatever it is doing
+    now: Callable[[], float]  # the server's clock
+    moved: float = 0.0  # when its client last moved it on (connected, sent bytes, took bytes)
     phase: Phase = Phase.READING
     scrape: bool = False  # its answer is a scrape's (the scrapes' own workers and places)
     reader: HeadReader = field(default_factory=HeadReader)
@@ -50,6 +53,9 @@ class Connection:
         if self.phase is Phase.ANSWERING:
             return 0
         return selectors.EVENT_WRITE if self.phase is Phase.SENDING else selectors.EVENT_READ
+
+    def __post_init__(self) -> None:
+        self.moved = self.now()
 
     @property
     def waits_on_client(self) -> bool:
@@ -66,6 +72,7 @@ class Connection:
             return Step.CLOSE
         if not data:
             return Step.CLOSE
+        self.moved = self.now()
         if self.phase is Phase.DRAINING:
             return Step.WAIT
         head = self.reader.feed(data)
@@ -87,7 +94,7 @@ class Connection:
             return Step.WAIT
         except OSError:  # the client went away
             return Step.CLOSE
-        self.out = self.out[sent:]
+        self.out, self.moved = self.out[sent:], self.now()
         return self._drain() if not self.out else Step.WAIT
 
     def _drain(self) -> Step:

@@ -7,15 +7,20 @@ its answer costs a socket and a few bytes, never a thread. The answers are made 
 worker threads: one pool for the `scrape_paths` (/metrics) and one for everything else (the probes),
 so scrapes never hold up a probe. Nothing runs while no connection is open.
 
-Bounds: `max_connections` open at once. When a newcomer finds them all taken, the connection that
-waits the longest on its client (still sending its request, or not reading its answer) of the client
-address holding the most connections is closed to make room; a newcomer whose address already holds
-`max_connections_per_client` takes the place of that address's own oldest such connection. Only when
+Bounds: `max_connections` open at once. A newcomer's request is read as it is accepted (it is
+usually there already), so it is no longer waited on. When a newcomer finds every place taken, the
+oldest connection waiting on its client without being sent an answer (saying nothing, still sending
+its request, or answered whole and not yet closed by its client) of the client address holding the
+most connections is closed to make room; only when there is none, the connection being sent an
+answer whose client moved it least recently (a scrape whose client reads is not cut for a newcomer
+while anything else can give way). A newcomer whose address already holds
+`max_connections_per_client` takes the place of that address's own connection chosen so. Only when
 every connection is being answered (the server's own work, bounded by the app) is the newcomer
 closed; at most SCRAPES_AT_ONCE scrapes are, more are answered 503 at once, so scrapes cannot take
 every connection either. A scrape holds its place until its connection ends (its answer, megabytes,
 waits in the server until its client reads it): a newcomer scrape takes the place of the scrape
-waiting longest on its client, so clients that never read hold at most SCRAPES_AT_ONCE answers. So
+whose client moved it least recently, so clients that never read hold at most SCRAPES_AT_ONCE
+answers, and cannot displace one being read. So
 to keep a probe from being answered a client would need more addresses than there are connections
 and to cycle through all of them within the time the probe takes to send its request. Every
 connection ends `connection_timeout` seconds after it was accepted, whatever it is doing. A request
@@ -34,7 +39,7 @@ import logging
 import selectors
 import socket
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -177,7 +182,9 @@ class BoundedHttpServer:
                     _log.debug("health port accept failed", exc_info=True)
                 return
             self._starved = False
-            conn = Connection(sock, str(address[0]), self._clock.monotonic() + self._timeout)
+            conn = Connection(
+                sock, str(address[0]), self._clock.monotonic() + self._timeout, self._clock.monotonic
+            )
             if self._make_room(conn.client):
                 self._admit(conn)
             else:
@@ -199,17 +206,18 @@ class BoundedHttpServer:
             return
         self._unwatchable = False
         self._conns[conn.sock] = conn
+        self._serve(conn, conn.read)  # its request is often here already: it is no longer waited on
 
     def _make_room(self, client: str) -> bool:
         """Room for one more connection of `client`: a connection waiting on its client is closed
         when needed (see the module's doc); False when none can be."""
         own = [c for c in self._conns.values() if c.client == client]
         if len(own) >= self._per_client:
-            victim = next((c for c in own if c.waits_on_client), None)
+            victim = _victim(own, collections.Counter())
         elif len(self._conns) >= self._max:
-            held = collections.Counter(c.client for c in self._conns.values())
-            waiting = [c for c in self._conns.values() if c.waits_on_client]
-            victim = max(waiting, key=lambda c: held[c.client], default=None)  # the oldest of the most
+            victim = _victim(
+                self._conns.values(), collections.Counter(c.client for c in self._conns.values())
+            )
         else:
             return True
         if victim is None:
@@ -255,7 +263,8 @@ class BoundedHttpServer:
         when they are all taken; False when every one is being made."""
         if self._scraping < SCRAPES_AT_ONCE:
             return True
-        victim = next((c for c in self._conns.values() if c.scrape and c.waits_on_client), None)
+        waiting = (c for c in self._conns.values() if c.scrape and c.waits_on_client)
+        victim = min(waiting, key=lambda c: c.moved, default=None)
         if victim is not None:
             self._close(victim)
         return victim is not None
@@ -288,3 +297,15 @@ class BoundedHttpServer:
             conn.sock.close()
         except OSError:
             _log.debug("health port close failed", exc_info=True)
+
+
+def _victim(conns: Iterable[Connection], held: collections.Counter[str]) -> Connection | None:
+    """The connection to close for a newcomer: of those that wait on their clients and are not
+    being sent an answer (saying nothing, trickling a head, or answered whole), the oldest of the
+    address holding the most (`held`); only when there is none, the answer being sent whose client
+    moved it least recently (a scrape whose client reads is cut only when nothing else can be)."""
+    waiting = [c for c in conns if c.waits_on_client]
+    quiet = [c for c in waiting if c.phase is not Phase.SENDING]
+    if quiet:
+        return max(quiet, key=lambda c: held[c.client])  # the first of the most: the oldest
+    return min(waiting, key=lambda c: c.moved, default=None)

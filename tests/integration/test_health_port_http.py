@@ -5,12 +5,14 @@ loop, clients that never read their scrapes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import select
 import selectors
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -365,3 +367,61 @@ async def test_a_connection_the_selector_refuses_to_watch_does_not_end_the_serve
         assert (status, body) == (200, b"ok\n")
     told = [r for r in caplog.records if r.getMessage() == "health port cannot watch a new connection"]
     assert len(told) == 1
+
+
+def flood(port: int, addresses: int, stop: threading.Event) -> int:
+    """Connections that say nothing from `addresses` addresses, each reopened as soon as the server
+    closes it; how many were opened."""
+    opened = 0
+    with selectors.DefaultSelector() as selector:
+        while not stop.is_set():
+            while len(selector.get_map()) < addresses:
+                connection = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                connection.bind((f"127.0.3.{1 + opened % addresses}", 0))
+                connection.connect(("127.0.0.1", port))
+                selector.register(connection, selectors.EVENT_READ)
+                opened += 1
+            for key, _ in selector.select(0.01):
+                selector.unregister(key.fileobj)
+                key.fileobj.close()  # type: ignore[union-attr]
+        for key in list(selector.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+    return opened
+
+
+def scrape_slowly(port: int) -> tuple[int, int, int]:
+    """A whole scrape read as a scraper far away reads it; (status, Content-Length, body length)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as connection:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        connection.settimeout(10)
+        connection.connect(("127.0.0.1", port))
+        connection.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        chunks = []
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := connection.recv(16384):
+                chunks.append(chunk)
+    answer = b"".join(chunks)
+    if not answer:
+        return 0, 0, 0
+    status, headers, body = split_answer(answer)
+    return status, int(headers.get("content-length", -1)), len(body)
+
+
+async def test_a_scrape_being_read_is_not_cut_for_newcomers_from_more_addresses_than_places() -> None:
+    """A newcomer that found every place taken took the place of the oldest connection waiting on
+    its client, a scrape whose client was reading its answer among them: with connections that say
+    nothing reopened from more addresses than there are places, every scrape was cut mid-answer
+    (IncompleteRead, or a reset) and Prometheus saw the target down. Connections that say nothing,
+    or were answered whole, now give up their places first; an answer being sent only when no
+    other can, the one that moved least recently first."""
+    async with serving(big_registry(), max_connections=8) as server:
+        stop = threading.Event()
+        flooding = asyncio.ensure_future(asyncio.to_thread(flood, server.port, 16, stop))
+        try:
+            await asyncio.sleep(0.3)
+            scrapes = [await asyncio.to_thread(scrape_slowly, server.port) for _ in range(3)]
+        finally:
+            stop.set()
+        assert await flooding > 16  # it kept every place taken
+        for status, length, got in scrapes:
+            assert status == 200 and got == length > 6_000_000

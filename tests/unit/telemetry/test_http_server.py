@@ -10,6 +10,7 @@ import errno
 import logging
 import selectors
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,6 @@ class FakePoller:
 
     def select(self, timeout: float | None) -> list[tuple[Any, Any, int]]:
         self.waits.append(timeout)
-        self.woken.clear()
         ready = []
         for sock, (events, data) in self.watched.items():
             if isinstance(sock, FakeListener):
@@ -124,7 +124,7 @@ def ok(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 
 @pytest.fixture
-def parts() -> tuple[BoundedHttpServer, FakeListener, FakePoller, FakeClock]:
+def parts() -> Iterator[tuple[BoundedHttpServer, FakeListener, FakePoller, FakeClock]]:
     listener, poller, clock = FakeListener(), FakePoller(), FakeClock()
     server = BoundedHttpServer(
         listener,  # type: ignore[arg-type]
@@ -136,7 +136,8 @@ def parts() -> tuple[BoundedHttpServer, FakeListener, FakePoller, FakeClock]:
         poller=poller,
     )
     poller.watch(listener, selectors.EVENT_READ)  # as start() does, without its thread
-    return server, listener, poller, clock
+    yield server, listener, poller, clock
+    server.stop()
 
 
 def test_a_silent_connection_ends_at_its_deadline_on_the_clock(
@@ -168,8 +169,7 @@ def test_a_probe_is_answered_and_then_drained_until_its_deadline(
     probe = FakeSocket()
     probe.inbound += b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n"
     listener.waiting.append(probe)
-    server.turn()  # accepted
-    server.turn()  # its head read, its answer made on a worker
+    server.turn()  # accepted, its head read (it was there), its answer made on a worker
     assert poller.woken.wait(10)  # the worker handed the answer over
     server.turn()
     assert probe.outbound.startswith(b"HTTP/1.0 200 OK\r\n") and probe.outbound.endswith(b"\r\n\r\nok\n")
@@ -212,7 +212,6 @@ def test_a_newcomer_the_selector_refuses_is_closed_and_the_server_goes_on(
     assert all(s.closed for s in refused) and server.unwatchable_connections == 2
     assert [r.getMessage() for r in caplog.records] == ["health port cannot watch a new connection"]
     assert server.open_connections() == 1
-    server.turn()
     assert poller.woken.wait(10)
     server.turn()
     assert probe.outbound.startswith(b"HTTP/1.0 200 OK\r\n")
