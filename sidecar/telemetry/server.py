@@ -11,11 +11,12 @@ RSS), and the idle server makes no wake-ups: its thread blocks until a connectio
 
 Bounds against a careless or hostile client on the pod network (see http_server.py): at most
 `max_connections` open, `max_connections_per_client` of them from one address; a newcomer takes the
-place of the connection waiting longest on its client (saying nothing, trickling its request, not
-reading its answer) of the address holding the most, so connections that say nothing, from however
-many addresses, cannot keep the kubelet's probes unanswered (/livez would fail and the sidecar be
-restarted); `connection_timeout_seconds` for each connection in all; a bounded request head; GET and
-HEAD only.
+place of the oldest connection waiting on its client (saying nothing, trickling its request, not
+closing after its answer) of the address holding the most, an answer being sent only when there is
+none, so connections that say nothing, from however many addresses, cannot keep the kubelet's probes
+unanswered (/livez would fail and the sidecar be restarted) nor cut a scrape being read;
+`connection_timeout_seconds` for each connection in all (on the injected clock); a strict, bounded
+request head; GET and HEAD only.
 """
 
 from __future__ import annotations
