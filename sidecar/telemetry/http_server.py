@@ -118,11 +118,16 @@ class BoundedHttpServer:
         self._listener.close()
 
     def _run(self) -> None:
+        failing = False
         while not self._stopping:
             try:
                 self.turn()
-            except Exception:  # a bug of the loop's own: told, and the port keeps serving
-                _log.error("health port serving loop failed", exc_info=True)
+            except Exception:  # a bug of the loop's own: told (once while it lasts), the port serves on
+                if not failing:
+                    _log.error("health port serving loop failed", exc_info=True)
+                failing = True
+            else:
+                failing = False
 
     def turn(self) -> None:
         """One turn of the serving loop: wait until a socket is ready or the clock's next deadline,

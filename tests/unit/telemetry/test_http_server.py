@@ -220,6 +220,7 @@ def test_a_newcomer_the_selector_refuses_is_closed_and_the_server_goes_on(
 def test_the_serving_loop_survives_its_own_errors(
     parts: tuple[BoundedHttpServer, FakeListener, FakePoller, FakeClock],
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Whatever fails in a turn is logged and the next turn runs (the thread is the port)."""
     server = parts[0]
@@ -227,13 +228,15 @@ def test_the_serving_loop_survives_its_own_errors(
 
     def turn() -> None:
         turns.append(1)
-        if len(turns) == 1:
+        if len(turns) in (1, 2, 3, 5):
             raise RuntimeError("a bug")
-        server._stopping = True
+        server._stopping = len(turns) == 6
 
     monkeypatch.setattr(server, "turn", turn)
-    server._run()
-    assert len(turns) == 2
+    with caplog.at_level(logging.ERROR, logger="sidecar.telemetry"):
+        server._run()
+    assert len(turns) == 6
+    assert [r.getMessage() for r in caplog.records] == ["health port serving loop failed"] * 2  # once a spell
 
 
 def test_the_health_port_reads_no_clock_but_the_injected_one() -> None:
