@@ -140,6 +140,8 @@ def environ(head: bytes, client: str, server: tuple[str, int]) -> dict[str, Any]
         "CONTENT_LENGTH": "",
     }
     for name, value in headers:
+        if "_" in name:  # `X_A` would be taken for `X-A` (HTTP_X_A), which a proxy may have vetted
+            continue
         key = name.replace("-", "_").upper()
         if key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             env[key] = value

@@ -115,3 +115,10 @@ def test_a_trailing_cr_waits_for_its_lf() -> None:
     assert reader.feed(b"GET /livez HTTP/1.1\r") is None
     assert reader.feed(b"\n\r") is None
     assert reader.feed(b"\n") == b"GET /livez HTTP/1.1\r\n\r\n"
+
+
+def test_a_header_with_an_underscore_is_not_taken_for_one_with_a_hyphen() -> None:
+    """`Content_Length` and `X_Forwarded_For` became CONTENT_LENGTH and HTTP_X_FORWARDED_FOR, as the
+    hyphenated headers a proxy in front checks (or sets) do: they are left out of the environ."""
+    env = read(b"GET /livez HTTP/1.1\r\nX_A: 1\r\nX-A: 2\r\nContent_Length: 9\r\n\r\n")
+    assert env["HTTP_X_A"] == "2" and env["CONTENT_LENGTH"] == ""
