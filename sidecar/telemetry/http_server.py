@@ -14,9 +14,10 @@ its request, or answered whole and not yet closed by its client) of the client a
 most connections is closed to make room; only when there is none, the connection being sent an
 answer whose client moved it least recently (a scrape whose client reads is not cut for a newcomer
 while anything else can give way). A newcomer whose address already holds
-`max_connections_per_client` takes the place of that address's own connection chosen so. Only when
-every connection is being answered (the server's own work, bounded by the app) is the newcomer
-closed; at most SCRAPES_AT_ONCE scrapes are, more are answered 503 at once, so scrapes cannot take
+`max_connections_per_client` takes the place of that address's own connection chosen so (or, when
+all of them are being answered, is closed). While every connection is being answered (the server's
+own work, bounded by the app) no newcomer is accepted: it waits in the listen backlog until one is
+answered; at most SCRAPES_AT_ONCE scrapes are, more are answered 503 at once, so scrapes cannot take
 every connection either. A scrape holds its place until its connection ends (its answer, megabytes,
 waits in the server until its client reads it): a newcomer scrape takes the place of the scrape
 whose client moved it least recently, so clients that never read hold at most SCRAPES_AT_ONCE
@@ -83,7 +84,8 @@ class BoundedHttpServer:
         self._answers: collections.deque[tuple[Connection, bytes]] = collections.deque()
         self._stopping = False
         self._scraping = 0  # scrapes whose connections are open or whose answers are being made
-        self._accept_again: float | None = None  # while the listener is not watched: when it is again
+        self._accept_again: float | None = None  # while accepting pauses (out of descriptors): until when
+        self._listening = False  # the listener is watched (not while paused, nor while no place can be made)
         self._starved = False  # the last accept() ran out of descriptors (told once per such spell)
         self._unwatchable = False  # the last newcomer could not be watched (told once per such spell)
         self.unwatchable_connections = 0  # newcomers closed because the selector refused them
@@ -101,7 +103,7 @@ class BoundedHttpServer:
 
     def start(self) -> None:
         self._listener.setblocking(False)
-        self._poller.watch(self._listener, selectors.EVENT_READ)
+        self._listen_if_room(self._clock.monotonic())
         self._thread.start()
 
     def stop(self) -> None:
@@ -133,7 +135,6 @@ class BoundedHttpServer:
         """One turn of the serving loop: wait until a socket is ready or the clock's next deadline,
         then serve what is ready, hand out the answers made, accept newcomers, end what is due."""
         ready = self._poller.select(self._until_next_deadline(self._clock.monotonic()))
-        self._resume_accepting(self._clock.monotonic())
         accept = False
         for sock, data, mask in ready:  # the connections' own events first, then newcomers
             if sock is self._listener:
@@ -144,6 +145,7 @@ class BoundedHttpServer:
         if accept:
             self._accept()
         self._expire(self._clock.monotonic())
+        self._listen_if_room(self._clock.monotonic())
 
     def _until_next_deadline(self, now: float) -> float | None:
         first = next(iter(self._conns.values()), None)
@@ -153,11 +155,25 @@ class BoundedHttpServer:
     def _pause_accepting(self, now: float) -> None:
         """accept() ran out of descriptors (or memory): the newcomer stays in the listen backlog, so
         the listener stays readable; watching it would retry at once, forever, at full CPU."""
-        self._poller.forget(self._listener)
         self._accept_again = now + ACCEPT_PAUSE
+        self._listen_if_room(now)
 
-    def _resume_accepting(self, now: float) -> None:
-        if self._accept_again is None or now < self._accept_again:
+    def _full(self) -> bool:
+        """No place can be made: every one is taken and being answered. A newcomer would be closed
+        unanswered; in the listen backlog it waits until an answer is made, then takes a place."""
+        return len(self._conns) >= self._max and not any(c.waits_on_client for c in self._conns.values())
+
+    def _listen_if_room(self, now: float) -> None:
+        """Watch the listener while newcomers can be accepted: not while accepting pauses, nor while
+        no place can be made."""
+        if self._accept_again is not None and now >= self._accept_again:
+            self._accept_again = None
+        wanted = self._accept_again is None and not self._full()
+        if wanted == self._listening:
+            return
+        if not wanted:
+            self._poller.forget(self._listener)
+            self._listening = False
             return
         try:
             self._poller.watch(self._listener, selectors.EVENT_READ)
@@ -165,7 +181,7 @@ class BoundedHttpServer:
             _log.warning("health port cannot watch its listener", extra={"error": exc.strerror})
             self._accept_again = now + ACCEPT_PAUSE
             return
-        self._accept_again = None
+        self._listening = True
 
     def _expire(self, now: float) -> None:
         while (first := next(iter(self._conns.values()), None)) is not None and first.deadline <= now:
@@ -173,6 +189,9 @@ class BoundedHttpServer:
 
     def _accept(self) -> None:
         for _ in range(_ACCEPTS_PER_TURN):
+            if self._full():  # the newcomer waits in the backlog (see _full)
+                self._listen_if_room(self._clock.monotonic())
+                return
             try:
                 sock, address = self._listener.accept()
             except (BlockingIOError, InterruptedError):

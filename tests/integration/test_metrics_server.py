@@ -370,3 +370,31 @@ def test_scrapes_waiting_on_a_busy_loop_do_not_take_every_connection() -> None:
             for scrape in scrapes:
                 scrape.close()
             asyncio.run_coroutine_threadsafe(server.stop(), loop).result()
+
+
+def test_a_newcomer_waits_for_a_place_while_every_one_is_being_answered() -> None:
+    """With every connection being answered (here /livez waiting on a busy loop), a newcomer was
+    accepted and closed at once unanswered (a reset): under a flood of valid requests from more
+    clients than there are places, one kubelet probe in three or four failed so. Now the server
+    stops accepting while no place can be made, so the newcomer waits in the listen backlog and is
+    answered as soon as one frees."""
+    with loop_in_thread() as loop:
+        server = MetricsServer(Metrics().registry, "127.0.0.1:0", loop_wait_seconds=5, max_connections=2)
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result()
+        release = threading.Event()
+        loop.call_soon_threadsafe(release.wait)  # the loop is busy in a callback
+        held = []
+        try:
+            for a in range(2):
+                connection = idle(f"127.0.0.{2 + a}", server.port)
+                connection.sendall(b"GET /livez HTTP/1.0\r\n\r\n")
+                held.append(connection)
+            time.sleep(0.3)  # both being answered: waiting on the loop
+            threading.Timer(0.5, release.set).start()
+            status, _, body = fetch(server.port, "/readyz")
+            assert (status, body) == (503, b"not serving\n")
+        finally:
+            release.set()
+            for connection in held:
+                connection.close()
+            asyncio.run_coroutine_threadsafe(server.stop(), loop).result()

@@ -135,7 +135,7 @@ def parts() -> Iterator[tuple[BoundedHttpServer, FakeListener, FakePoller, FakeC
         clock=clock,
         poller=poller,
     )
-    poller.watch(listener, selectors.EVENT_READ)  # as start() does, without its thread
+    server._listen_if_room(clock.monotonic())  # as start() does, without its thread
     yield server, listener, poller, clock
     server.stop()
 
@@ -253,3 +253,45 @@ def test_the_health_port_reads_no_clock_but_the_injected_one() -> None:
             ):
                 found.append(f"{path.name}:{node.lineno}")
     assert found == []
+
+
+def test_while_every_place_is_being_answered_newcomers_wait_in_the_backlog() -> None:
+    """They were accepted and closed unanswered; now the listener is not watched until a place can
+    be made, and the newcomer is then accepted and answered."""
+    listener, poller, clock, release = FakeListener(), FakePoller(), FakeClock(), threading.Event()
+    answered: list[int] = []
+
+    def slow(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        release.wait(10)
+        answered.append(1)
+        return ok(environ, start_response)
+
+    server = BoundedHttpServer(
+        listener,  # type: ignore[arg-type]
+        slow,
+        max_connections=2,
+        max_connections_per_client=2,
+        connection_timeout=10.0,
+        clock=clock,
+        poller=poller,
+    )
+    try:
+        server._listen_if_room(clock.monotonic())
+        probes = [FakeSocket(f"10.0.0.{n}") for n in (1, 2, 3)]
+        for probe in probes:
+            probe.inbound += b"GET /livez HTTP/1.0\r\n\r\n"
+        listener.waiting += probes
+        server.turn()  # two accepted, both being answered; the third waits
+        assert listener not in poller.watched and listener.waiting == probes[2:]
+        assert not any(p.closed for p in probes)
+        release.set()
+        for _ in range(100):
+            server.turn()
+            if probes[2].outbound:
+                break
+            poller.woken.wait(1)
+            poller.woken.clear()
+        assert all(p.outbound.startswith(b"HTTP/1.0 200 OK\r\n") for p in probes)
+    finally:
+        release.set()
+        server.stop()
