@@ -39,6 +39,7 @@ from sidecar.providers.base import (
     max_tokens_sent,
     thinking_budget,
     token_count,
+    unknown_finish,
 )
 from sidecar.providers.gemini_wire import is_gemini_block
 from sidecar.providers.upstream_errors import redact
@@ -275,9 +276,11 @@ def _object(value: Any, where: str) -> dict[str, Any]:
 
 
 def _stop_reason(reason: Any) -> FinishReason:
+    """A stop_reason; one Anthropic added since is not vouched for as a complete answer (its newer
+    ones, refusal and model_context_window_exceeded, were not): CONTENT_FILTER, logged once."""
     if not isinstance(reason, str):
         raise ProviderMalformedError("stop_reason is not a string")
-    return STOP_REASONS.get(reason, FinishReason.STOP)
+    return STOP_REASONS.get(reason) or unknown_finish("anthropic", reason, FinishReason.CONTENT_FILTER)
 
 
 def _index(payload: dict[str, Any]) -> int:

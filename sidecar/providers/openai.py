@@ -26,7 +26,14 @@ from sidecar.core.types import (
     Usage,
 )
 from sidecar.providers._http import HttpClient, decode_json
-from sidecar.providers.base import HttpProvider, ProviderRequest, StreamEvent, WireFormat, token_count
+from sidecar.providers.base import (
+    HttpProvider,
+    ProviderRequest,
+    StreamEvent,
+    WireFormat,
+    token_count,
+    unknown_finish,
+)
 from sidecar.providers.tool_arguments import as_text
 from sidecar.providers.upstream_errors import redact
 
@@ -216,10 +223,11 @@ def parse_event(data: str) -> StreamEvent:
 
 
 def _finish(reason: Any) -> FinishReason:
-    """A finish_reason string; one the sidecar does not know is a plain stop."""
+    """A finish_reason string; one the sidecar does not know is a plain stop: OpenAI-compatible
+    servers finish normal answers with their own words (TGI's eos_token), logged once."""
     if not isinstance(reason, str):
         raise ProviderMalformedError("finish_reason is not a string")
-    return FINISH_REASONS.get(reason, FinishReason.STOP)
+    return FINISH_REASONS.get(reason) or unknown_finish("openai", reason, FinishReason.STOP)
 
 
 def _refused(finish: FinishReason) -> FinishReason:

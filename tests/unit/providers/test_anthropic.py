@@ -98,6 +98,25 @@ def test_stop_reasons() -> None:
     assert event.finish_reason is FinishReason.LENGTH and event.usage == Usage(completion_tokens=3)
 
 
+@pytest.mark.parametrize(
+    ("stop", "expected"),
+    [
+        ("end_turn", FinishReason.STOP),
+        ("stop_sequence", FinishReason.STOP),
+        ("pause_turn", FinishReason.STOP),
+        ("max_tokens", FinishReason.LENGTH),
+        ("model_context_window_exceeded", FinishReason.LENGTH),
+        ("tool_use", FinishReason.TOOL_CALLS),
+        ("refusal", FinishReason.CONTENT_FILTER),
+        ("a_reason_added_later", FinishReason.CONTENT_FILTER),  # not vouched for as complete
+    ],
+)
+def test_every_documented_stop_reason(stop: str, expected: FinishReason) -> None:
+    """A stop_reason added since was a STOP: an answer served and cached as complete."""
+    message = {"type": "message", "content": [{"type": "text", "text": "x"}], "stop_reason": stop}
+    assert anthropic.parse_response(message).finish_reason is expected
+
+
 def test_unknown_events_are_skipped() -> None:
     assert anthropic.parse_event("thinking_delta_v9", '{"type":"something_new"}').text == ""
 

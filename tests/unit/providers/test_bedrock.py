@@ -100,12 +100,35 @@ def test_recorded_transcript_is_what_the_encoder_makes() -> None:
         ("tool_use", FinishReason.TOOL_CALLS),
         ("guardrail_intervened", FinishReason.CONTENT_FILTER),
         ("content_filtered", FinishReason.CONTENT_FILTER),
-        ("something_new", FinishReason.STOP),
+        ("end_turn", FinishReason.STOP),
+        ("stop_sequence", FinishReason.STOP),
+        ("model_context_window_exceeded", FinishReason.LENGTH),
+        ("something_new", FinishReason.CONTENT_FILTER),  # not vouched for as a complete answer
     ],
 )
 def test_stop_reasons(stop: str, expected: FinishReason) -> None:
+    """Every stopReason the Converse reference documents; one added since was a STOP (served and
+    cached as a complete answer, an empty one as an empty success)."""
     _, assembler = replay(converse_stream(["x"], stop=stop))
     assert assembler.final().finish_reason is expected
+    answer = {"output": {"message": {"role": "assistant", "content": [{"text": "x"}]}}, "stopReason": stop}
+    assert bedrock.parse_response(answer).finish_reason is expected
+
+
+@pytest.mark.parametrize("stop", ["malformed_model_output", "malformed_tool_use"])
+def test_output_the_model_wrote_wrong_is_a_bad_answer(stop: str) -> None:
+    """As Gemini's MALFORMED_FUNCTION_CALL: another deployment may do better. It was a STOP."""
+    answer = {"output": {"message": {"role": "assistant", "content": []}}, "stopReason": stop}
+    with pytest.raises(ProviderMalformedError):
+        bedrock.parse_response(answer)
+    with pytest.raises(ProviderMalformedError):
+        replay(converse_stream(["x"], stop=stop))
+
+
+def test_a_stop_reason_that_is_not_a_string_is_a_bad_answer() -> None:
+    answer = {"output": {"message": {"role": "assistant", "content": [{"text": "x"}]}}, "stopReason": 7}
+    with pytest.raises(ProviderMalformedError):
+        bedrock.parse_response(answer)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,162 @@
+"""How an answer ended, through the real server: hostile but well-formed upstream answers that
+stop for a reason other than the model's own end (Gemini's OTHER, LANGUAGE, a block; Converse's
+filters and malformed output; a reason added after this sidecar was built), against the strict
+loopback Gemini and Bedrock. A stopped answer is served as it came with FINISH_REASON_CONTENT_FILTER
+(an empty one is never an empty success), is not cached, and is not the deployment's failure."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from tests.conftest import user
+from tests.support.api import generate_request, stream_request, text_of
+from tests.support.bedrock import Answer, StrictBedrock
+from tests.support.gemini import GeminiFake, Turn
+
+pytestmark = pytest.mark.integration
+ENV = {"GEMINI_KEY": "AIzaSyTest-gemini-0123456789"}
+AWS = ("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+IDS = {"tenant_id": "t1", "user_id": "u1"}
+ZERO = gen.GenerationConfig(temperature=0.0)
+CACHE = {"cache": {"enabled": True, "namespace": "stops"}}
+ECHO = {"provider": "echo", "model": "echo-1"}
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[GeminiFake]:
+    server = GeminiFake()
+    app = web.Application()
+    app.router.add_post("/v1beta/models/{action}", server.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1beta"
+    yield server
+    assert server.refusals == []
+    await runner.cleanup()
+
+
+def policy(deployments: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "settings": CACHE,
+        "policy": {
+            "default_route": "r",
+            "deployments": deployments,
+            "routes": {"r": {"deployments": list(deployments), "retry": {"max_attempts": 1}}},
+            "routing": {"probes": {"enabled": False}},
+        },
+    }
+
+
+def gemini(url: str) -> dict[str, Any]:
+    return {"provider": "gemini", "model": "gemini-3-flash-preview", "base_url": url,
+            "api_key": {"env": "GEMINI_KEY"}}  # fmt: skip
+
+
+async def ask(s: Any, stream: bool, text: str = "Tell me.") -> tuple[str, gen.ResponseSummary]:
+    fields = {"messages": [user(text)], "config": ZERO, **IDS}
+    if not stream:
+        reply = await s.stub.Generate(generate_request(**fields))
+        return text_of(reply), reply.summary
+    events = [e async for e in s.stub.StreamGenerate(stream_request(**fields))]
+    return "".join(e.delta.text for e in events), events[-1].result.summary
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+@pytest.mark.parametrize(
+    ("turn", "text"),
+    [
+        (Turn([], "OTHER"), ""),  # stopped, for a reason Gemini does not give, before a word
+        (Turn([{"text": "Je vais"}], "LANGUAGE"), "Je vais"),  # stopped for the language
+        (Turn([], "SPII"), ""),
+        (Turn([{"text": "Half an"}], "SOMETHING_GEMINI_ADDS_IN_2027"), "Half an"),
+    ],
+    ids=["other", "language", "spii", "unknown"],
+)
+async def test_a_gemini_answer_stopped_by_gemini(
+    serve: Any, fake: GeminiFake, stream: bool, turn: Turn, text: str
+) -> None:
+    """OTHER and LANGUAGE (and any reason added since) were STOP: the empty or cut answer was
+    served as complete and cached, so the same question got it again without asking Gemini."""
+    fake.push(turn, turn)
+    s = await serve(policy({"d": gemini(fake.url)}), ENV)
+    for _ in range(2):
+        got, summary = await ask(s, stream)
+        assert (got, summary.finish_reason) == (text, gen.FINISH_REASON_CONTENT_FILTER)
+        assert not summary.cache_hit and [a.outcome for a in summary.attempts] == ["OK"]
+    assert len(fake.bodies) == 2  # asked again: a stopped answer is not cached
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_a_blocked_gemini_prompt(serve: Any, fake: GeminiFake, stream: bool) -> None:
+    blocked = b'{"promptFeedback": {"blockReason": "OTHER"}, "usageMetadata": {"promptTokenCount": 9}}'
+    raw = b"data: " + blocked + b"\r\n\r\n" if stream else blocked
+    fake.push(Turn([], raw=raw), Turn([], raw=raw))
+    s = await serve(policy({"d": gemini(fake.url)}), ENV)
+    for _ in range(2):
+        got, summary = await ask(s, stream)
+        assert (got, summary.finish_reason) == ("", gen.FINISH_REASON_CONTENT_FILTER)
+        assert summary.usage.prompt_tokens == 9 and not summary.cache_hit
+    assert len(fake.bodies) == 2
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS[0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS[1])
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+
+
+def bedrock(url: str) -> dict[str, Any]:
+    return {"provider": "bedrock", "model": "anthropic.claude-3-5-haiku-20241022-v1:0", "base_url": url,
+            "bedrock": {"region": "eu-west-1"}}  # fmt: skip
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+@pytest.mark.parametrize(
+    ("answer", "text"),
+    [
+        (([], "content_filtered"), ""),
+        (([{"text": "Half an"}], "a_stop_converse_adds_later"), "Half an"),
+    ],
+    ids=["filtered", "unknown"],
+)
+async def test_a_converse_answer_stopped_by_bedrock(
+    serve: Any, stream: bool, answer: Answer, text: str
+) -> None:
+    """A stopReason added since was STOP: served as complete and cached."""
+    server = await StrictBedrock(lambda body: answer, AWS, "eu-west-1").start()
+    try:
+        s = await serve(policy({"b": bedrock(server.url)}))
+        for _ in range(2):
+            got, summary = await ask(s, stream)
+            assert (got, summary.finish_reason) == (text, gen.FINISH_REASON_CONTENT_FILTER)
+            assert not summary.cache_hit and [a.outcome for a in summary.attempts] == ["OK"]
+        assert len(server.bodies) == 2 and server.refusals == []
+    finally:
+        await server.close()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_malformed_converse_output_goes_to_the_next_deployment(serve: Any, stream: bool) -> None:
+    """malformed_model_output was a STOP: the empty answer served as complete. It is a bad answer,
+    as Gemini's MALFORMED_FUNCTION_CALL: the route's next deployment answers."""
+    server = await StrictBedrock(lambda body: ([], "malformed_model_output"), AWS, "eu-west-1").start()
+    try:
+        s = await serve(policy({"b": bedrock(server.url), "echo": ECHO}))
+        got, summary = await ask(s, stream, "echo me")
+        assert summary.finish_reason == gen.FINISH_REASON_STOP and got
+        assert summary.served_by.deployment == "echo"
+        assert summary.attempts[0].outcome != "OK"
+    finally:
+        await server.close()
