@@ -69,15 +69,19 @@ def _image(image: Image) -> dict[str, Any]:
 
 
 def _content(m: Message) -> str | list[dict[str, Any]]:
-    """A message's content: plain text, or blocks (images, tool uses, a tool result)."""
+    """A message's content: plain text, or blocks (images, tool uses, a tool result). Anthropic
+    refuses a text block of whitespace alone ("text content blocks must contain non-whitespace
+    text"): such text is left out (a tool result's: no content, which Anthropic takes), and an
+    assistant message left with nothing is "" or [] (left out of the turns)."""
     if m.role is Role.TOOL:
-        return [{"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.text}]
-    if not (m.images or m.tool_calls or m.thinking):
-        return m.text
+        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": m.tool_call_id}
+        return [{**result, "content": m.text} if m.text.strip() else result]
+    if not (m.images or m.tool_calls or m.thinking):  # a user's blank text is the edge's to refuse:
+        return m.text if m.text.strip() or m.role is Role.USER else ""  # never a prefill made of it
     # first, as they came; a Gemini signature (a turn served by Gemini) is not Anthropic's to check
     blocks: list[dict[str, Any]] = [_thinking(b) for b in m.thinking if not is_gemini_block(b)]
     blocks += [_image(i) for i in m.images]
-    if m.text:
+    if m.text.strip():
         blocks.append({"type": "text", "text": m.text})
     blocks += [
         {"type": "tool_use", "id": c.id, "name": c.name, "input": tool_arguments.as_object(c.arguments)}
@@ -93,19 +97,37 @@ def _thinking(block: ThinkingBlock) -> dict[str, Any]:
 
 
 def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
-    """Turns in Anthropic's shape: tool results go in user turns, consecutive results in one."""
+    """Turns in Anthropic's shape: tool results go in user turns, consecutive results in one. A
+    message with nothing Anthropic takes (whitespace alone: an answer the model gave, kept by the
+    caller or memory) is left out, and the turns around it become one. A last assistant turn (a
+    prefill) goes without trailing whitespace, which Anthropic refuses there."""
     out: list[dict[str, Any]] = []
-    after_result = False
     for m in messages:
-        if m.role is Role.SYSTEM:
-            continue
         content = _content(m)
-        if m.role is Role.TOOL and after_result:
-            out[-1]["content"] += content
+        if m.role is Role.SYSTEM or not content:
+            continue
+        role = "user" if m.role is Role.TOOL else m.role.value
+        if out and out[-1]["role"] == role:
+            out[-1]["content"] = _blocks(out[-1]["content"]) + _blocks(content)
         else:
-            out.append({"role": "user" if m.role is Role.TOOL else m.role.value, "content": content})
-        after_result = m.role is Role.TOOL
+            out.append({"role": role, "content": content})
+    if out and out[-1]["role"] == "assistant":
+        _trim_prefill(out[-1])
     return out
+
+
+def _blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else content
+
+
+def _trim_prefill(turn: dict[str, Any]) -> None:
+    """The final assistant turn's text without trailing whitespace ("final assistant content
+    cannot end with trailing whitespace"); it is not blank (blank text was left out)."""
+    content = turn["content"]
+    if isinstance(content, str):
+        turn["content"] = content.rstrip()
+    elif content and content[-1].get("type") == "text":
+        content[-1] = {**content[-1], "text": content[-1]["text"].rstrip()}
 
 
 def _tools(p: GenerationParams, body: dict[str, Any], *, may_think: bool = True) -> None:
@@ -147,7 +169,7 @@ def _resumes_thinking(messages: list[dict[str, Any]]) -> bool:
 
 def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
     """The Messages request body. System messages, wherever they stand, become `system`."""
-    system = [m.text for m in req.messages if m.role is Role.SYSTEM]
+    system = [m.text for m in req.messages if m.role is Role.SYSTEM and m.text.strip()]
     messages = _messages(req.messages)
     p = req.params
     body: dict[str, Any] = {

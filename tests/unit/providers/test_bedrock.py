@@ -14,8 +14,8 @@ from sidecar.core.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
-from sidecar.core.types import FinishReason, GenerationParams, Message, Role, Usage
-from sidecar.providers import bedrock
+from sidecar.core.types import FinishReason, GenerationParams, Message, Role, ToolSpec, Usage
+from sidecar.providers import bedrock, bedrock_wire
 from sidecar.providers.base import ProviderRequest, StreamAssembler
 from tests.support.eventstream import converse_stream, event, exception, frame, split_frames
 from tests.support.upstream import fixture
@@ -239,3 +239,26 @@ def test_a_prompt_that_starts_with_an_assistant_message_gets_a_user_turn_first()
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
     assert body["messages"][0]["content"] == [{"text": bedrock.CONTINUED}]
     assert body["messages"][1]["content"] == [{"text": "Paris."}]
+
+
+def test_blank_text_converse_refuses_is_left_out_checked_by_the_strict_fake() -> None:
+    """A blank system message, an empty tool result and a prefill ending in whitespace went
+    upstream and came back 400 (ValidationException)."""
+    from sidecar.core.types import ToolCall
+    from tests.support.bedrock import check_converse
+
+    call = ToolCall("tooluse_1", "get_time", "{}")
+    messages = (
+        Message(Role.SYSTEM, "\n"),
+        Message(Role.USER, "What time is it?"),
+        Message(Role.ASSISTANT, " ", tool_calls=(call,)),
+        Message(Role.TOOL, "  ", tool_call_id="tooluse_1"),
+        Message(Role.ASSISTANT, "It is "),
+    )
+    params = GenerationParams(tools=(ToolSpec("get_time", "The time."),))
+    body = bedrock.to_wire(ProviderRequest(messages, params, stream=False), DEPLOYMENT)
+    check_converse(body)
+    assert "system" not in body
+    result = body["messages"][2]["content"][0]["toolResult"]
+    assert result["content"] == [{"text": bedrock_wire.NO_OUTPUT}]
+    assert body["messages"][-1]["content"] == [{"text": "It is"}]
