@@ -31,6 +31,7 @@ from sidecar.core.types import (
 from sidecar.providers import tool_arguments
 from sidecar.providers._http import HttpClient, decode_json
 from sidecar.providers.base import (
+    Capabilities,
     HttpProvider,
     ProviderRequest,
     StreamEvent,
@@ -357,9 +358,24 @@ WIRE = WireFormat(
 )
 
 
+# The Messages API's documented limits: a request of 32 MB, 100 images in it, 8000 px an image side.
+MAX_REQUEST_BYTES = 32_000_000
+MAX_IMAGES = 100
+MAX_IMAGE_SIDE = 8000
+SUPPORTS = frozenset({"tools", "images"})
+
+
+def capabilities(deployment: DeploymentConfig) -> Capabilities:
+    """Tools and images within the Messages API's limits, overridable per deployment."""
+    caps = Capabilities.of(deployment, SUPPORTS)
+    return caps.limited(
+        deployment, request_bytes=MAX_REQUEST_BYTES, images=MAX_IMAGES, image_side=MAX_IMAGE_SIDE
+    )
+
+
 class AnthropicProvider(HttpProvider):
     name: ClassVar[str] = "anthropic"
-    supports: ClassVar[frozenset[str]] = frozenset({"tools", "images"})
+    supports: ClassVar[frozenset[str]] = SUPPORTS
 
     def __init__(self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None) -> None:
         headers = {"anthropic-version": deployment.anthropic_version}
@@ -372,3 +388,4 @@ class AnthropicProvider(HttpProvider):
             wire=WIRE,
             api_key=api_key,
         )
+        self.capabilities = capabilities(deployment)

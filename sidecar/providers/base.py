@@ -75,6 +75,9 @@ class Capabilities:
     image_formats: frozenset[str] = IMAGE_FORMATS  # the MIME types of the inline images it reads
     max_image_bytes: int = 0  # one inline image at most (0: the edge's bound is the only one)
     json_with_tools: bool = True  # a JSON answer asked for beside tools (not Gemini 2.5's)
+    max_request_bytes: int = 0  # the request body at most, inline images included (0: no limit)
+    max_images: int = 0  # images in one request at most (0: no limit)
+    max_image_side: int = 0  # pixels of an image's width or height at most (0: no limit)
 
     @classmethod
     def of(cls, deployment: DeploymentConfig, supports: frozenset[str]) -> Capabilities:
@@ -91,6 +94,19 @@ class Capabilities:
             max_context_tokens=deployment.context_window,
             images=has("images", o.images),
             reasoning=has("reasoning", o.reasoning),
+        ).limited(deployment)
+
+    def limited(
+        self, deployment: DeploymentConfig, *, request_bytes: int = 0, images: int = 0, image_side: int = 0
+    ) -> Capabilities:
+        """With the provider's documented limits on a request (0: none), where the deployment's
+        `capabilities` sets no other (max_request_bytes, max_images)."""
+        o = deployment.capabilities
+        return dataclasses.replace(
+            self,
+            max_request_bytes=request_bytes if o.max_request_bytes is None else o.max_request_bytes,
+            max_images=images if o.max_images is None else o.max_images,
+            max_image_side=image_side,
         )
 
     def lacks(self, need: frozenset[str]) -> list[str]:

@@ -35,6 +35,8 @@ from sidecar.providers.tool_arguments import as_object, as_text
 SUPPORTS = frozenset({"tools", "images"})  # json_schema by a forced tool, where a deployment claims it
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 MAX_IMAGE_BYTES = 3_932_160  # 3.75 MB: Converse's limit for one image
+MAX_IMAGES = 20  # in one request (Converse's ImageBlock)
+MAX_IMAGE_SIDE = 8000  # pixels of width or height (likewise)
 EMPTY_SCHEMA = '{"type": "object", "properties": {}}'  # a tool without parameters
 ANSWER_TOOL = "json_answer"  # a call that asks for JSON gets it as this tool's input
 ANSWER_DESCRIPTION = "Give your answer with this tool: its input is the answer, as the schema describes it."
@@ -50,13 +52,15 @@ CONTINUED = "(The conversation continues.)"
 
 def capabilities(deployment: DeploymentConfig) -> Capabilities:
     """Tools and images (as bytes only: never an https:// URL; Converse's formats, at most 3.75 MB
-    each), overridable per deployment. Routing sends an image Converse cannot take elsewhere."""
-    return dataclasses.replace(
+    and 8000 px a side each, 20 a request), overridable per deployment. Routing sends an image
+    Converse cannot take elsewhere."""
+    caps = dataclasses.replace(
         Capabilities.of(deployment, SUPPORTS),
         image_urls=False,
         image_formats=frozenset(IMAGE_FORMATS),
         max_image_bytes=MAX_IMAGE_BYTES,
     )
+    return caps.limited(deployment, images=MAX_IMAGES, image_side=MAX_IMAGE_SIDE)
 
 
 def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:

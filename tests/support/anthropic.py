@@ -6,7 +6,8 @@ Checked: the x-api-key header; only documented top-level fields; `max_tokens` a 
 list of known blocks; text anywhere (a string content, a text block, a tool result's content, the
 system prompt) holds non-whitespace text ("text content blocks must contain non-whitespace text");
 a final assistant turn (a prefill) does not end with whitespace ("final assistant content cannot
-end with trailing whitespace"); images as base64 of at most 5 MB, at most 100 in a request; the body
+end with trailing whitespace"); images as base64 of at most 5 MB and (a PNG) 8000 px a side, at
+most 100 in a request; the body
 at most 32 MB (413 request_too_large). A broken rule is answered 400 invalid_request_error.
 """
 
@@ -25,6 +26,7 @@ USAGE = {"input_tokens": 31, "output_tokens": 9}
 MAX_BODY_BYTES = 32_000_000  # "32 MB" (Messages API request size limit)
 MAX_IMAGES = 100
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
+MAX_SIDE = 8000  # pixels (a PNG's, read from its header)
 _TOP = {"model", "messages", "max_tokens", "system", "temperature", "top_p", "top_k", "stop_sequences",
         "stream", "tools", "tool_choice", "thinking", "metadata", "service_tier"}  # fmt: skip
 _BLOCKS = {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
@@ -141,7 +143,17 @@ def _image(source: Any, at: str) -> int:
     except (binascii.Error, TypeError) as exc:
         raise Invalid(f"{at}.source.data: invalid base64 data") from exc
     _require(len(data) <= MAX_IMAGE_BYTES, f"{at}.source.base64: image exceeds 5 MB maximum")
+    too_large = "At least one of the image dimensions exceed max allowed size: 8000 pixels"
+    _require(max(png_size(data)) <= MAX_SIDE, f"{at}.source.base64.data: {too_large}")
     return 1
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """A PNG's width and height from its IHDR chunk ((0, 0) for another format): what the tests'
+    images are."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return 0, 0
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
 def _require(ok: bool, message: str) -> None:

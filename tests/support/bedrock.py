@@ -7,9 +7,10 @@ a user turn; each content block holds exactly one member; `toolUse` only in assi
 `toolResult` only in user turns, each result answering a call of the turn before and every call
 answered ("Expected toolResult blocks at messages.2.content for the following Ids"); a request
 holding either needs a `toolConfig` ("The toolConfig field must be defined when using toolUse and
-toolResult content blocks."); tool specs, tool choice and images as documented; no blank text
-(a message's, a tool result's, the system prompt's), and, as Claude (the model these tests call),
-no trailing whitespace ending a last assistant turn. A broken rule is
+toolResult content blocks."); tool specs, tool choice and images as documented (at most 20, each
+3.75 MB and, a PNG, 8000 px a side); no blank text (a message's, a tool result's, the system
+prompt's), and, as Claude (the model these tests call), no trailing whitespace ending a last
+assistant turn. A broken rule is
 answered 400 ValidationException, as Bedrock answers it.
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.anthropic import png_size
 from tests.support.eventstream import event
 
 
@@ -70,6 +72,8 @@ def check_converse(body: Any) -> None:
             uses_tools |= _block(block, m["role"], f"messages.{i}.content.{j}")
         if m["role"] == "user" and i > 0:
             _answers(messages[i - 1]["content"], content, i)
+    images = sum("image" in b for m in messages for b in m["content"])
+    _require(images <= 20, f"too many images: {images}; a request takes at most 20")
     if messages[-1]["role"] == "assistant":
         _answers(messages[-1]["content"], [], len(messages))
     for j, block in enumerate(body.get("system", [])):
@@ -182,6 +186,7 @@ def _image(value: Any, at: str) -> None:
     except (binascii.Error, TypeError) as exc:
         raise Invalid(f"{at}.image.source.bytes is not base64") from exc
     _require(0 < len(data) <= _MAX_IMAGE, f"{at}.image is larger than 3.75 MB")
+    _require(max(png_size(data)) <= 8000, f"{at}.image: the width and height must be no more than 8000 px")
 
 
 def _tool_config(config: Any) -> None:

@@ -1,13 +1,17 @@
-"""The capability fit: what a deployment cannot take of a call's images."""
+"""The capability fit: what a deployment cannot take of a call's images, and of a whole request."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import struct
 
+from sidecar.config.schema import DeploymentConfig
 from sidecar.core.types import GenerationParams, Image, Message, Role
+from sidecar.providers import anthropic, bedrock_wire, gemini_wire
 from sidecar.providers.base import IMAGE_FORMATS, Capabilities
-from sidecar.providers.fit import Misfit, missing, needs, refusal
+from sidecar.providers.fit import MESSAGE_BYTES, Misfit, missing, needs, refusal, request_bytes
+from sidecar.providers.image_size import dimensions
 
 CAPS = Capabilities(True, True, True, 1000, images=True)
 SMALL = dataclasses.replace(CAPS, image_formats=frozenset({"image/png"}), max_image_bytes=10)
@@ -37,3 +41,93 @@ def test_a_misfit_names_features_then_images_and_counts_the_rest() -> None:
 
 def needs_of(messages: tuple[Message, ...]) -> frozenset[str]:
     return needs(GenerationParams(), messages)
+
+
+def png(width: int, height: int) -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I4sII", 13, b"IHDR", width, height) + bytes(5)
+
+
+def jpeg(width: int, height: int) -> bytes:
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00" + bytes(9)
+    sof0 = b"\xff\xc0" + struct.pack(">HBHH", 17, 8, height, width) + bytes(12)
+    return b"\xff\xd8" + app0 + b"\xff\xff" + sof0 + b"\xff\xd9"
+
+
+def webp(kind: bytes, body: bytes) -> bytes:
+    return (
+        b"RIFF" + struct.pack("<I", 4 + 8 + len(body)) + b"WEBP" + kind + struct.pack("<I", len(body)) + body
+    )
+
+
+def test_an_images_pixels_from_its_header() -> None:
+    vp8 = b"\x00\x00\x00\x9d\x01\x2a" + struct.pack("<HH", 640, 480)
+    vp8l = b"\x2f" + ((8999) | (99 << 14)).to_bytes(4, "little")
+    vp8x = bytes(4) + (8999).to_bytes(3, "little") + (1).to_bytes(3, "little")
+    assert dimensions(png(9000, 20)) == (9000, 20)
+    assert dimensions(b"GIF89a" + struct.pack("<HH", 300, 8001)) == (300, 8001)
+    assert dimensions(jpeg(8001, 6000)) == (8001, 6000)
+    assert dimensions(webp(b"VP8 ", vp8)) == (640, 480)
+    assert dimensions(webp(b"VP8L", vp8l)) == (9000, 100)
+    assert dimensions(webp(b"VP8X", vp8x)) == (9000, 2)
+    for unknown in (b"", b"\x89PNG", png(5, 5)[:20], jpeg(9, 9)[:30], b"\xff\xd8\x00", b"BM" + bytes(40)):
+        assert dimensions(unknown) == (0, 0)
+
+
+ANTHROPIC = anthropic.capabilities(DeploymentConfig(provider="anthropic", model="claude"))
+BEDROCK = bedrock_wire.capabilities(DeploymentConfig(provider="bedrock", model="amazon.nova-lite-v1:0"))
+GEMINI = gemini_wire.capabilities(DeploymentConfig(provider="gemini", model="gemini-3-flash"))
+
+
+def test_the_providers_documented_limits() -> None:
+    """Anthropic: 32 MB a request, 100 images, 8000 px a side; Converse: 20 images, 8000 px, 3.75
+    MB each; Gemini: 100 MB a request (inline data as base64 included). None was in the fit."""
+    assert (ANTHROPIC.max_request_bytes, ANTHROPIC.max_images, ANTHROPIC.max_image_side) == (
+        32_000_000,
+        100,
+        8000,
+    )
+    assert (BEDROCK.max_request_bytes, BEDROCK.max_images, BEDROCK.max_image_side) == (0, 20, 8000)
+    assert (GEMINI.max_request_bytes, GEMINI.max_images, GEMINI.max_image_side) == (100_000_000, 0, 0)
+    openai = Capabilities.of(DeploymentConfig(provider="openai", model="gpt"), frozenset({"images"}))
+    assert (openai.max_request_bytes, openai.max_images, openai.max_image_side) == (0, 0, 0)
+
+
+def test_an_image_over_a_side_is_refused_where_the_side_is_limited() -> None:
+    big = Image(data=png(9000, 20), mime_type="image/png")
+    declared = Image(url="https://example.com/a.png", width=100, height=8001)
+    as_url = Image(url="data:image/png;base64," + base64.b64encode(jpeg(10, 8001)).decode())
+    assert refusal(ANTHROPIC, big) == "9000 x 20 px; it takes at most 8000 px a side"
+    assert refusal(BEDROCK, big) == refusal(ANTHROPIC, big)
+    assert refusal(GEMINI, big) == ""
+    assert refusal(ANTHROPIC, declared) == "100 x 8001 px; it takes at most 8000 px a side"
+    assert refusal(ANTHROPIC, as_url) == "10 x 8001 px; it takes at most 8000 px a side"
+    assert refusal(ANTHROPIC, Image(data=png(8000, 8000), mime_type="image/png")) == ""
+
+
+def test_a_request_over_a_deployments_image_count_or_size() -> None:
+    one = Image(data=png(10, 10), mime_type="image/png")
+    many = (Message(Role.USER, "look", images=(one,) * 20), Message(Role.USER, "and", images=(one,)))
+    misfit = missing(BEDROCK, needs_of(many), many)
+    assert misfit.limits == ("max_images (21 images; it takes at most 20)",) and not misfit.images
+    assert str(misfit) == "is over max_images (21 images; it takes at most 20)"
+    assert not missing(BEDROCK, needs_of(many[:1]), many[:1])
+    assert not missing(ANTHROPIC, needs_of(many), many)
+    small = dataclasses.replace(GEMINI, max_request_bytes=1700)
+    inline = (Message(Role.USER, "x" * 100, images=(Image(data=bytes(1200), mime_type="image/png"),)),)
+    assert request_bytes(inline, 1700) == 1600 + 100 + MESSAGE_BYTES  # base64: 4 for each 3
+    assert missing(small, needs_of(inline), inline).limits == (
+        f"max_request_bytes (about {1600 + 100 + MESSAGE_BYTES} bytes; it takes at most 1700)",
+    )
+    wide = (Message(Role.USER, "\u00e9" * 150, images=(Image(data=bytes(1200), mime_type="image/png"),)),)
+    assert request_bytes(wide, 1700) == 1600 + 300 + MESSAGE_BYTES  # UTF-8 measured near the limit
+    assert not missing(dataclasses.replace(small, max_request_bytes=0), needs_of(inline), inline)
+
+
+def test_a_deployment_sets_its_own_limits() -> None:
+    own = {"max_request_bytes": 20_971_520, "max_images": 0}
+    gemini = gemini_wire.capabilities(DeploymentConfig(provider="gemini", model="g", capabilities=own))
+    assert (gemini.max_request_bytes, gemini.max_images) == (20_971_520, 0)
+    bedrock = bedrock_wire.capabilities(
+        DeploymentConfig(provider="bedrock", model="m", capabilities={"max_images": 0})
+    )
+    assert bedrock.max_images == 0 and bedrock.max_image_side == 8000
