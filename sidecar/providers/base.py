@@ -205,7 +205,9 @@ class StreamAssembler:
         return self._done
 
     def feed(self, event: StreamEvent) -> Chunk | None:
-        if event.finish_reason is not None:
+        # a filter's finish is never undone by a later one: a hostile upstream's `stop` after it
+        # (and Azure's asynchronous filter may report content_filter after `stop`: it then wins)
+        if event.finish_reason is not None and self._finish is not FinishReason.CONTENT_FILTER:
             self._finish = event.finish_reason
         if event.usage is not None:
             self._usage = event.usage if self._usage is None else self._usage.merge(event.usage)

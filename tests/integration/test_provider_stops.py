@@ -6,6 +6,7 @@ loopback Gemini and Bedrock. A stopped answer is served as it came with FINISH_R
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +17,9 @@ from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import user
 from tests.support.api import generate_request, stream_request, text_of
 from tests.support.bedrock import Answer, StrictBedrock
+from tests.support.eventstream import event
 from tests.support.gemini import GeminiFake, Turn
+from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
 ENV = {"GEMINI_KEY": "AIzaSyTest-gemini-0123456789"}
@@ -160,3 +163,102 @@ async def test_malformed_converse_output_goes_to_the_next_deployment(serve: Any,
         assert summary.attempts[0].outcome != "OK"
     finally:
         await server.close()
+
+
+def sse(*events: dict[str, Any], names: bool = False) -> list[bytes]:
+    return [
+        (f"event: {e['type']}\n" if names else "").encode() + b"data: " + json.dumps(e).encode() + b"\n\n"
+        for e in events
+    ]
+
+
+def openai_chunk(text: str, finish: str | None) -> dict[str, Any]:
+    return {"id": "c", "object": "chat.completion.chunk", "model": "m",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}]}  # fmt: skip
+
+
+def openai_events(first: str, then: str) -> list[bytes]:
+    return [*sse(openai_chunk("Part of it", first), openai_chunk("", then)), b"data: [DONE]\n\n"]
+
+
+def anthropic_events(stops: list[str]) -> list[bytes]:
+    start = {"id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "m",
+             "usage": {"input_tokens": 5, "output_tokens": 1}}  # fmt: skip
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": start},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Part of it"}},
+        {"type": "content_block_stop", "index": 0},
+    ]
+    events += [
+        {"type": "message_delta", "delta": {"stop_reason": s}, "usage": {"output_tokens": 3}} for s in stops
+    ]
+    return sse(*events, {"type": "message_stop"}, names=True)
+
+
+def gemini_events(finishes: list[str]) -> list[bytes]:
+    usage = {"promptTokenCount": 5, "candidatesTokenCount": 3}
+    first = {"candidates": [{"content": {"role": "model", "parts": [{"text": "Part of it"}]}}]}
+    empty = {"role": "model", "parts": []}
+    rest = [{"candidates": [{"content": empty, "finishReason": f}], "usageMetadata": usage} for f in finishes]
+    return sse(first, *rest)
+
+
+def bedrock_frames(stops: list[str]) -> list[bytes]:
+    frames = [event("messageStart", {"role": "assistant"}),
+              event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Part of it"}}),
+              event("contentBlockStop", {"contentBlockIndex": 0})]  # fmt: skip
+    frames += [event("messageStop", {"stopReason": s}) for s in stops]
+    return [
+        *frames,
+        event("metadata", {"usage": {"inputTokens": 5, "outputTokens": 3}, "metrics": {"latencyMs": 9}}),
+    ]
+
+
+# A stream that reports the content filter, then a normal end: a hostile upstream undoing the filter
+# (or Azure's asynchronous filter, which may report content_filter after stop, the other way round).
+FILTER_THEN_STOP = {
+    "openai": (lambda: openai_events("content_filter", "stop"), {}),
+    "anthropic": (lambda: anthropic_events(["refusal", "end_turn"]), {}),
+    "gemini": (lambda: gemini_events(["SAFETY", "STOP"]), {}),
+    "bedrock": (lambda: bedrock_frames(["guardrail_intervened", "end_turn"]),
+                {"content-type": "application/vnd.amazon.eventstream"}),
+}  # fmt: skip
+STOP_THEN_FILTER = {
+    "openai": (lambda: openai_events("stop", "content_filter"), {}),
+    "gemini": (lambda: gemini_events(["STOP", "SAFETY"]), {}),
+}  # fmt: skip
+
+
+def hostile(provider: str, url: str) -> dict[str, Any]:
+    deployment: dict[str, Any] = {
+        "openai": {"provider": "openai", "model": "gpt-4o-mini", "base_url": f"{url}/v1",
+                   "api_key": {"env": "K"}},
+        "anthropic": {"provider": "anthropic", "model": "claude", "base_url": url, "api_key": {"env": "K"}},
+        "gemini": {"provider": "gemini", "model": "gemini-3-flash", "base_url": f"{url}/v1beta",
+                   "api_key": {"env": "K"}},
+        "bedrock": {"provider": "bedrock", "model": "amazon.nova-lite-v1:0", "base_url": url,
+                    "bedrock": {"region": "eu-west-1"}},
+    }[provider]  # fmt: skip
+    return policy({"d": deployment})
+
+
+@pytest.mark.parametrize(
+    ("provider", "stream"),
+    [(p, s) for s in (FILTER_THEN_STOP, STOP_THEN_FILTER) for p in s],
+    ids=[f"{p}-{'filter-then-stop' if s is FILTER_THEN_STOP else 'stop-then-filter'}"
+         for s in (FILTER_THEN_STOP, STOP_THEN_FILTER) for p in s],
+)  # fmt: skip
+async def test_a_content_filter_reported_in_a_stream_is_never_undone(
+    serve: Any, upstream: Upstream, provider: str, stream: dict[str, Any]
+) -> None:
+    """Each adapter through the real server: the last finish an upstream reported won, so a
+    filtered answer followed by a `stop` was served (and cached) as complete."""
+    chunks, headers = stream[provider]
+    upstream.push(Reply(chunks=chunks(), headers=headers), Reply(chunks=chunks(), headers=headers))
+    s = await serve(hostile(provider, upstream.url), {"K": "sk-test-0123456789abcdef"})
+    for _ in range(2):
+        got, summary = await ask(s, True)
+        assert (got, summary.finish_reason) == ("Part of it", gen.FINISH_REASON_CONTENT_FILTER)
+        assert not summary.cache_hit
+    assert len(upstream.seen) == 2
