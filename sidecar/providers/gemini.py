@@ -110,11 +110,11 @@ def _candidate(data: Any, first_call: int = 0) -> _Candidate:
     _raise_embedded_error(data)
     if not isinstance(data, dict):
         raise ProviderMalformedError("response is not a GenerateContentResponse")
+    feedback = data.get("promptFeedback")
+    if isinstance(feedback, dict) and feedback.get("blockReason"):  # nothing was generated: any
+        return _Candidate(finish=FinishReason.CONTENT_FILTER)  # candidate beside it is not the answer
     candidates = data.get("candidates")
     if not candidates:
-        feedback = data.get("promptFeedback")
-        if isinstance(feedback, dict) and feedback.get("blockReason"):
-            return _Candidate(finish=FinishReason.CONTENT_FILTER)
         return _Candidate()
     if not isinstance(candidates, list) or not isinstance(candidates[0], dict):
         raise ProviderMalformedError("candidates is not a list of objects")

@@ -44,7 +44,13 @@ FINISH_REASONS = {
     "content_filter": FinishReason.CONTENT_FILTER,
     "tool_calls": FinishReason.TOOL_CALLS,
     "function_call": FinishReason.TOOL_CALLS,
+    "eos_token": FinishReason.STOP,  # TGI's words for a normal end
+    "stop_sequence": FinishReason.STOP,
 }
+# OpenAI-compatible servers' finish for an answer they gave up on (vLLM, SGLang: the request was
+# aborted; an engine error): not the model's end, an upstream failure (another deployment before
+# the first chunk; STREAM_INTERRUPTED after).
+ABORTED = frozenset({"abort", "error"})
 
 
 def _message(m: Message) -> dict[str, Any]:
@@ -224,9 +230,11 @@ def parse_event(data: str) -> StreamEvent:
 
 def _finish(reason: Any) -> FinishReason:
     """A finish_reason string; one the sidecar does not know is a plain stop: OpenAI-compatible
-    servers finish normal answers with their own words (TGI's eos_token), logged once."""
+    servers finish normal answers with words of their own, logged once."""
     if not isinstance(reason, str):
         raise ProviderMalformedError("finish_reason is not a string")
+    if reason in ABORTED:
+        raise ProviderUnavailableError(f"the server ended the answer unfinished ({reason})")
     return FINISH_REASONS.get(reason) or unknown_finish("openai", reason, FinishReason.STOP)
 
 

@@ -10,11 +10,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 import pytest
 from aiohttp import web
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import user
+from tests.integration.helpers import rich
 from tests.support.api import generate_request, stream_request, text_of
 from tests.support.bedrock import Answer, StrictBedrock
 from tests.support.eventstream import event
@@ -230,7 +232,7 @@ STOP_THEN_FILTER = {
 }  # fmt: skip
 
 
-def hostile(provider: str, url: str) -> dict[str, Any]:
+def hostile(provider: str, url: str, **more: dict[str, Any]) -> dict[str, Any]:
     deployment: dict[str, Any] = {
         "openai": {"provider": "openai", "model": "gpt-4o-mini", "base_url": f"{url}/v1",
                    "api_key": {"env": "K"}},
@@ -240,7 +242,7 @@ def hostile(provider: str, url: str) -> dict[str, Any]:
         "bedrock": {"provider": "bedrock", "model": "amazon.nova-lite-v1:0", "base_url": url,
                     "bedrock": {"region": "eu-west-1"}},
     }[provider]  # fmt: skip
-    return policy({"d": deployment})
+    return policy({"d": deployment, **more})
 
 
 @pytest.mark.parametrize(
@@ -262,3 +264,42 @@ async def test_a_content_filter_reported_in_a_stream_is_never_undone(
         assert (got, summary.finish_reason) == ("Part of it", gen.FINISH_REASON_CONTENT_FILTER)
         assert not summary.cache_hit
     assert len(upstream.seen) == 2
+
+
+async def test_a_blocked_prompt_with_a_candidate_beside_it_is_not_answered(
+    serve: Any, fake: GeminiFake
+) -> None:
+    """promptFeedback.blockReason beside a candidate's text: the text was served as a STOP."""
+    candidate = {
+        "content": {"role": "model", "parts": [{"text": "the answer anyway"}]},
+        "finishReason": "STOP",
+    }
+    blocked = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "candidates": [candidate]}
+    fake.push(Turn([], raw=json.dumps(blocked).encode()))
+    s = await serve(policy({"d": gemini(fake.url)}), ENV)
+    got, summary = await ask(s, False)
+    assert (got, summary.finish_reason) == ("", gen.FINISH_REASON_CONTENT_FILTER)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_an_answer_an_openai_compatible_server_aborted(
+    serve: Any, upstream: Upstream, stream: bool
+) -> None:
+    """vLLM's finish_reason "abort" (the request aborted, e.g. preempted or the server stopping):
+    the half answer was a complete STOP, served and cached. Before anything was sent on, the next
+    deployment answers; a stream already under way ends STREAM_INTERRUPTED."""
+    choice = {"index": 0, "message": {"role": "assistant", "content": "Half"}, "finish_reason": "abort"}
+    whole = {"id": "c", "object": "chat.completion", "model": "m", "choices": [choice]}
+    chunks = sse(openai_chunk("Half", None), openai_chunk("", "abort"))
+    upstream.push(
+        Reply(chunks=[*chunks, b"data: [DONE]\n\n"]) if stream else Reply(body=json.dumps(whole).encode())
+    )
+    s = await serve(hostile("openai", upstream.url, echo=ECHO), {"K": "sk-test-0123456789abcdef"})
+    if not stream:
+        got, summary = await ask(s, False, "echo me")
+        assert (got, summary.served_by.deployment) == ("echo me", "echo")
+        return
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await ask(s, True, "echo me")
+    err = await rich(info.value)
+    assert err.reason == "STREAM_INTERRUPTED"

@@ -163,6 +163,16 @@ def test_every_prompt_block_reason_is_a_content_filter_finish(block: str) -> Non
     assert gemini.parse_event(json.dumps(data)).finish_reason is FinishReason.CONTENT_FILTER
 
 
+def test_a_blocked_prompt_has_no_answer_whatever_else_the_response_holds() -> None:
+    """A block reason beside a candidate's text (a hostile answer): the text was served as a STOP."""
+    candidate = {"content": {"parts": [{"text": "the answer anyway"}]}, "finishReason": "STOP"}
+    data = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "candidates": [candidate]}
+    chunk = gemini.parse_response(data)
+    assert (chunk.text, chunk.finish_reason) == ("", FinishReason.CONTENT_FILTER)
+    event = gemini.parse_event(json.dumps(data))
+    assert (event.text, event.finish_reason) == ("", FinishReason.CONTENT_FILTER)
+
+
 def test_an_unknown_finish_is_logged_once_at_debug(caplog: pytest.LogCaptureFixture) -> None:
     data = {"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": "NEW_IN_GEMINI_9"}]}
     with caplog.at_level(logging.DEBUG, logger="sidecar.providers"):

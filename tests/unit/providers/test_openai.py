@@ -190,3 +190,13 @@ def test_finish_reasons(reason: str, expected: FinishReason) -> None:
     """OpenAI-compatible servers end normal answers in their own words: an unknown one is a stop."""
     data = {"choices": [{"message": {"content": "x"}, "finish_reason": reason}]}
     assert openai.parse_response(data).finish_reason is expected
+
+
+@pytest.mark.parametrize("reason", ["abort", "error"])
+def test_an_answer_the_server_gave_up_on_is_an_upstream_failure(reason: str) -> None:
+    """vLLM and SGLang end an aborted request with finish_reason "abort": it was a complete STOP,
+    served and cached."""
+    with pytest.raises(ProviderUnavailableError):
+        openai.parse_response({"choices": [{"message": {"content": "Half"}, "finish_reason": reason}]})
+    with pytest.raises(ProviderUnavailableError):
+        openai.parse_event(json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}))
