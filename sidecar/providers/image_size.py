@@ -9,6 +9,7 @@ import struct
 HEAD_BYTES = 256 * 1024  # a JPEG's frame header may follow EXIF and ICC segments (64 KiB each)
 _PNG = b"\x89PNG\r\n\x1a\n"
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame markers (not DHT, JPG, DAC)
+MAX_MARKERS = 256  # fill bytes counted: a real file's frame header comes after a few dozen at most
 _STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})  # TEM and RSTn carry no length
 
 
@@ -41,9 +42,13 @@ def _webp(head: bytes) -> tuple[int, int]:
 
 
 def _jpeg(head: bytes) -> tuple[int, int]:
-    """The frame header's size, walking the segments (each step at least 2 bytes: bounded)."""
+    """The frame header's size, walking at most MAX_MARKERS markers: a real file's frame header
+    follows a few segments; a hostile one of 2-byte markers would cost a step each, for every
+    deployment the fit asks about."""
     i = 2
-    while i + 4 <= len(head):
+    for _ in range(MAX_MARKERS):
+        if i + 4 > len(head):
+            return 0, 0
         if head[i] != 0xFF:
             return 0, 0
         marker = head[i + 1]

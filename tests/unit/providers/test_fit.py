@@ -11,7 +11,7 @@ from sidecar.core.types import GenerationParams, Image, Message, Role
 from sidecar.providers import anthropic, bedrock_wire, gemini_wire
 from sidecar.providers.base import IMAGE_FORMATS, Capabilities
 from sidecar.providers.fit import MESSAGE_BYTES, Misfit, missing, needs, refusal, request_bytes
-from sidecar.providers.image_size import dimensions
+from sidecar.providers.image_size import MAX_MARKERS, dimensions
 
 CAPS = Capabilities(True, True, True, 1000, images=True)
 SMALL = dataclasses.replace(CAPS, image_formats=frozenset({"image/png"}), max_image_bytes=10)
@@ -71,6 +71,14 @@ def test_an_images_pixels_from_its_header() -> None:
     assert dimensions(webp(b"VP8X", vp8x)) == (9000, 2)
     for unknown in (b"", b"\x89PNG", png(5, 5)[:20], jpeg(9, 9)[:30], b"\xff\xd8\x00", b"BM" + bytes(40)):
         assert dimensions(unknown) == (0, 0)
+
+
+def test_a_jpeg_header_is_walked_a_bounded_number_of_markers() -> None:
+    """A hostile JPEG of 2-byte markers before its frame header: each was a step of the walk, for
+    each image and each deployment the fit asks about (256 KiB read: 131,072 steps)."""
+    sof = jpeg(9000, 9000)[2:]
+    assert dimensions(b"\xff\xd8" + b"\xff\x01" * (MAX_MARKERS - 4) + sof) == (9000, 9000)
+    assert dimensions(b"\xff\xd8" + b"\xff\x01" * MAX_MARKERS + sof) == (0, 0)
 
 
 ANTHROPIC = anthropic.capabilities(DeploymentConfig(provider="anthropic", model="claude"))
