@@ -36,7 +36,13 @@ from sidecar.core.types import (
 from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.fragments import mask_fragments
 from sidecar.providers.sse import SseEvent
-from sidecar.providers.upstream_errors import MIN_SECRET_CHARS, REDACTED, redact, secret_forms
+from sidecar.providers.upstream_errors import (
+    MIN_SECRET_CHARS,
+    REDACTED,
+    PromptFilteredError,
+    redact,
+    secret_forms,
+)
 
 E = TypeVar("E")  # one event of an upstream stream, as its transport decodes it
 R = TypeVar("R")
@@ -430,6 +436,10 @@ class HttpProvider:
             async with aclosing(chunks_of) as chunks:
                 async for chunk in chunks:
                     yield chunk
+        except PromptFilteredError:  # the status line's answer, before any chunk: the provider
+            # filtered the prompt, as Gemini's blocked prompt is a CONTENT_FILTER finish (no usage:
+            # the provider bills none)
+            yield Chunk(finish_reason=FinishReason.CONTENT_FILTER, usage=Usage())
         except ProviderError as err:  # its text may quote the request back: never the credential
             scrub_credentials(err, credentials_in(headers, self._base_headers))
             raise

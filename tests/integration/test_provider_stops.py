@@ -303,3 +303,46 @@ async def test_an_answer_an_openai_compatible_server_aborted(
         await ask(s, True, "echo me")
     err = await rich(info.value)
     assert err.reason == "STREAM_INTERRUPTED"
+
+
+AZURE_FILTERED = {
+    "error": {
+        "message": "The response was filtered due to the prompt triggering Azure OpenAI's content "
+        "management policy.",
+        "type": None,
+        "param": "prompt",
+        "code": "content_filter",
+        "status": 400,
+        "innererror": {
+            "code": "ResponsibleAIPolicyViolation",
+            "content_filter_result": {"violence": {"filtered": True, "severity": "high"}},
+        },
+    }
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "stream"])
+async def test_a_prompt_azures_filter_refuses_is_a_filtered_answer(
+    serve: Any, upstream: Upstream, stream: bool
+) -> None:
+    """Azure refuses a prompt its content filter flags with HTTP 400 code content_filter: it was
+    PROVIDER_REJECTED (INVALID_ARGUMENT, as a malformed request), where Gemini's blocked prompt and
+    Converse's guardrail are a CONTENT_FILTER finish. Now the same: an empty answer finished
+    CONTENT_FILTER, nothing charged for tokens (Azure bills none), not cached, not the next
+    deployment's to answer."""
+    filtered = Reply(status=400, body=json.dumps(AZURE_FILTERED).encode())
+    upstream.push(filtered, filtered)
+    azure = {"provider": "azure", "model": "gpt-4o-mini", "base_url": upstream.url, "api_key": {"env": "K"},
+             "azure": {"deployment": "chat", "api_version": "2024-10-21"}}  # fmt: skip
+    raw = policy({"d": azure, "echo": ECHO})
+    s = await serve(raw, {"K": "azure-test-key-0123456789abcdef"})
+    for _ in range(2):
+        got, summary = await ask(s, stream, "echo me")
+        assert (got, summary.finish_reason) == ("", gen.FINISH_REASON_CONTENT_FILTER)
+        assert summary.served_by.deployment == "d" and not summary.cache_hit
+        assert (summary.usage.prompt_tokens, summary.usage.completion_tokens, summary.cost_micros) == (
+            0,
+            0,
+            0,
+        )
+    assert len(upstream.seen) == 2
