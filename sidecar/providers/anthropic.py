@@ -40,8 +40,8 @@ from sidecar.providers.base import (
     max_tokens_sent,
     thinking_budget,
     token_count,
-    unknown_finish,
 )
+from sidecar.providers.finish import unknown_finish
 from sidecar.providers.gemini_wire import is_gemini_block
 from sidecar.providers.upstream_errors import redact
 

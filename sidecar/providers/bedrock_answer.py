@@ -33,7 +33,8 @@ from sidecar.core.errors import (
 )
 from sidecar.core.types import Chunk, FinishReason, ThinkingBlock, ToolCallDelta, Usage
 from sidecar.providers._http import decode_json
-from sidecar.providers.base import StreamEvent, answer_string, token_count, unknown_finish
+from sidecar.providers.base import StreamEvent, answer_string, token_count
+from sidecar.providers.finish import unknown_finish
 from sidecar.providers.upstream_errors import redact
 
 STOP_REASONS = {

@@ -31,8 +31,8 @@ from sidecar.providers.base import (
     StreamEvent,
     WireFormat,
     token_count,
-    unknown_finish,
 )
+from sidecar.providers.finish import unknown_finish
 from sidecar.providers.gemini_wire import to_wire
 from sidecar.providers.sse import SseEvent
 from sidecar.providers.tokens import TokenSource

@@ -32,8 +32,8 @@ from sidecar.providers.base import (
     StreamEvent,
     WireFormat,
     token_count,
-    unknown_finish,
 )
+from sidecar.providers.finish import unknown_finish
 from sidecar.providers.tool_arguments import as_text
 from sidecar.providers.upstream_errors import redact
 

@@ -10,8 +10,7 @@ holding either needs a `toolConfig` ("The toolConfig field must be defined when 
 toolResult content blocks."); tool specs, tool choice and images as documented (at most 20, each
 3.75 MB and, a PNG, 8000 px a side); no blank text (a message's, a tool result's, the system
 prompt's), and, as Claude (the model these tests call), no trailing whitespace ending a last
-assistant turn. A broken rule is
-answered 400 ValidationException, as Bedrock answers it.
+assistant turn. A broken rule is answered 400 ValidationException, as Bedrock answers it.
 """
 
 from __future__ import annotations
