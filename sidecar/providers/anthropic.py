@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from typing import Any, ClassVar
 
@@ -362,15 +363,17 @@ WIRE = WireFormat(
 MAX_REQUEST_BYTES = 32_000_000
 MAX_IMAGES = 100
 MAX_IMAGE_SIDE = 8000
+CROWDED_IMAGE_SIDE = (20, 2000)  # more than 20 images in a request: each at most 2000 px a side
 SUPPORTS = frozenset({"tools", "images"})
 
 
 def capabilities(deployment: DeploymentConfig) -> Capabilities:
     """Tools and images within the Messages API's limits, overridable per deployment."""
     caps = Capabilities.of(deployment, SUPPORTS)
-    return caps.limited(
+    caps = caps.limited(
         deployment, request_bytes=MAX_REQUEST_BYTES, images=MAX_IMAGES, image_side=MAX_IMAGE_SIDE
     )
+    return dataclasses.replace(caps, crowded_image_side=CROWDED_IMAGE_SIDE)
 
 
 class AnthropicProvider(HttpProvider):

@@ -82,6 +82,7 @@ class Capabilities:
     max_request_bytes: int = 0  # the request body at most, inline images included (0: no limit)
     max_images: int = 0  # images in one request at most (0: no limit)
     max_image_side: int = 0  # pixels of an image's width or height at most (0: no limit)
+    crowded_image_side: tuple[int, int] = (0, 0)  # above this many images, this many pixels a side
 
     @classmethod
     def of(cls, deployment: DeploymentConfig, supports: frozenset[str]) -> Capabilities:

@@ -5,15 +5,16 @@ what each one lacks, so an operator can see which deployment to change. Besides 
 (tools, json_schema, images, image_urls, reasoning, json_with_tools: a JSON answer beside tools,
 which Gemini 2.5 refuses), a deployment's limits on inline images are part of the fit: the formats
 it reads (Gemini reads no GIF), the size of one image (Converse takes at most 3.75 MB) and its
-pixels (Anthropic and Converse: 8000 a side); and so are its limits on a whole request: how many
-images (Converse 20, Anthropic 100) and how many bytes (Anthropic 32 MB, Gemini 100 MB, inline
-data as base64 included). An image or a request the first deployment cannot take goes to a later
-one that can, instead of ending the route there.
+pixels (Anthropic and Converse: 8000 a side; Anthropic 2000 in a request of more than 20 images);
+and so are its limits on a whole request: how many images (Converse 20, Anthropic 100) and how
+many bytes (Anthropic 32 MB, Gemini 100 MB, inline data as base64 included). An image or a request
+the first deployment cannot take goes to a later one that can, instead of ending the route there.
 """
 
 from __future__ import annotations
 
 import binascii
+import dataclasses
 from base64 import b64decode
 from dataclasses import dataclass
 
@@ -78,7 +79,12 @@ def missing(caps: Capabilities, need: frozenset[str], messages: tuple[Message, .
     limits = over_limits(caps, messages)
     if "images" in features or "images" not in need:
         return Misfit(features, limits=limits)
-    images = (i for m in messages for i in m.images)
+    images = [i for m in messages for i in m.images]
+    crowd, crowded_side = caps.crowded_image_side
+    if crowd and len(images) > crowd:  # Anthropic: more than 20 images, each at most 2000 px a side
+        caps = dataclasses.replace(
+            caps, max_image_side=min(caps.max_image_side or crowded_side, crowded_side)
+        )
     refused = tuple((n, why) for n, i in enumerate(images, 1) if (why := refusal(caps, i)))
     return Misfit(features, refused, limits)
 

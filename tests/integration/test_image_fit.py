@@ -234,3 +234,30 @@ async def test_a_request_over_a_deployments_size_goes_to_one_that_takes_it_or_is
     missing = err.info.metadata["missing"]
     assert missing.startswith("g is over max_request_bytes (about 33") and missing.endswith("at most 300000)")
     assert gemini.bodies == []
+
+
+async def test_a_conversations_21st_image_takes_anthropics_crowded_limit_into_account(
+    serve: Any, bedrock: StrictBedrock, gemini: GeminiFake, anthropic: StrictAnthropic
+) -> None:
+    """Anthropic takes images of up to 8000 px a side, but only 2000 in a request of more than 20.
+    Conversation memory keeps https:// images (with their size): the second turn's request holds
+    the first turn's 20 and its own. Claude took the 2400 px image in turn 1; it would refuse the
+    request of turn 2 (fetching the images itself), which goes to Gemini."""
+
+    def url(n: int, width: int = 100) -> gen.ContentPart:
+        return gen.ContentPart(image=gen.Image(url=f"https://img.example/{n}.png", width=width, height=100))
+
+    first = gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart(text="Look."), url(0, 2400)])
+    first.content.extend(url(n) for n in range(1, 20))
+    raw = with_anthropic(bedrock, gemini, anthropic, ["a", "g"])
+    raw["policy"]["personas"] = {"sessions": {"memory": True, "max_history_messages": 50}}
+    s = await serve(raw, {**ENV, "ANT_KEY": ANT_KEY})
+    ids = {**IDS, "conversation_id": "c1"}
+    reply = await s.stub.Generate(generate_request(messages=[first], **ids))
+    assert reply.summary.served_by.deployment == "a"
+    gemini.push(Turn([{"text": "Twenty-one pictures."}]))
+    second = gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart(text="And this?"), url(20)])
+    reply = await s.stub.Generate(generate_request(messages=[second], **ids))
+    assert (reply.summary.served_by.deployment, text_of(reply)) == ("g", "Twenty-one pictures.")
+    assert len(anthropic.bodies) == 1 and len(gemini.bodies) == 1
+    assert sum("fileData" in p for c in gemini.bodies[0]["contents"] for p in c["parts"]) == 21

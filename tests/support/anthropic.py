@@ -7,7 +7,7 @@ list of known blocks; text anywhere (a string content, a text block, a tool resu
 system prompt) holds non-whitespace text ("text content blocks must contain non-whitespace text");
 a final assistant turn (a prefill) does not end with whitespace ("final assistant content cannot
 end with trailing whitespace"); images as base64 of at most 5 MB and (a PNG) 8000 px a side, at
-most 100 in a request; the body
+most 100 in a request (more than 20: each at most 2000 px a side); the body
 at most 32 MB (413 request_too_large). A broken rule is answered 400 invalid_request_error.
 """
 
@@ -59,6 +59,13 @@ def check_messages(body: Any) -> None:
         )
         images += _content(m["content"], f"messages.{i}")
     _require(images <= MAX_IMAGES, f"messages: too many images: at most {MAX_IMAGES} images in a request")
+    if images > 20:  # then each at most 2000 px a side
+        sides = [max(png_size(base64.b64decode(b["source"]["data"]))) for m in messages
+                 if isinstance(m["content"], list) for b in m["content"]
+                 if b.get("type") == "image" and b["source"].get("type") == "base64"]  # fmt: skip
+        _require(
+            max(sides, default=0) <= 2000, "messages: with more than 20 images, each at most 2000x2000 px"
+        )
     last = messages[-1]
     if last["role"] == "assistant":
         content = last["content"]

@@ -139,3 +139,17 @@ def test_a_deployment_sets_its_own_limits() -> None:
         DeploymentConfig(provider="bedrock", model="m", capabilities={"max_images": 0})
     )
     assert bedrock.max_images == 0 and bedrock.max_image_side == 8000
+
+
+def test_anthropic_takes_2000_px_a_side_in_a_request_of_more_than_20_images() -> None:
+    """Anthropic's documented rule (an image over it is refused, 400): reachable with memory, as the
+    edge takes 20 images a request."""
+    wide = Image(data=png(2400, 1000), mime_type="image/png")
+    small = Image(data=png(100, 100), mime_type="image/png")
+    twenty = (Message(Role.USER, "look", images=(wide,) + (small,) * 19),)
+    assert not missing(ANTHROPIC, needs_of(twenty), twenty)
+    more = (*twenty, Message(Role.USER, "and", images=(small,)))
+    assert missing(ANTHROPIC, needs_of(more), more).images == (
+        (1, "2400 x 1000 px; it takes at most 2000 px a side"),
+    )
+    assert not missing(BEDROCK, needs_of(twenty), twenty)  # Converse: 8000 px whatever the count
