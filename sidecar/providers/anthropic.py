@@ -101,25 +101,22 @@ def _thinking(block: ThinkingBlock) -> dict[str, Any]:
 def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     """Turns in Anthropic's shape: tool results go in user turns, consecutive results in one. A
     message with nothing Anthropic takes (whitespace alone: an answer the model gave, kept by the
-    caller or memory) is left out, and the turns around it become one. A last assistant turn (a
-    prefill) goes without trailing whitespace, which Anthropic refuses there."""
+    caller or memory) is left out (Anthropic joins the turns of one role around it). A last
+    assistant turn (a prefill) goes without trailing whitespace, which Anthropic refuses there."""
     out: list[dict[str, Any]] = []
+    after_result = False
     for m in messages:
         content = _content(m)
         if m.role is Role.SYSTEM or not content:
             continue
-        role = "user" if m.role is Role.TOOL else m.role.value
-        if out and out[-1]["role"] == role:
-            out[-1]["content"] = _blocks(out[-1]["content"]) + _blocks(content)
+        if m.role is Role.TOOL and after_result:
+            out[-1]["content"] += content
         else:
-            out.append({"role": role, "content": content})
+            out.append({"role": "user" if m.role is Role.TOOL else m.role.value, "content": content})
+        after_result = m.role is Role.TOOL
     if out and out[-1]["role"] == "assistant":
         _trim_prefill(out[-1])
     return out
-
-
-def _blocks(content: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"type": "text", "text": content}] if isinstance(content, str) else content
 
 
 def _trim_prefill(turn: dict[str, Any]) -> None:

@@ -151,10 +151,8 @@ def test_whitespace_anthropic_refuses_is_left_out_checked_by_the_strict_fake() -
         {"role": "user", "content": "What time is it?"},
         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_time",
                                            "input": {}}]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "toolu_1"},
-            {"type": "text", "text": "And in Paris?"},
-        ]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1"}]},
+        {"role": "user", "content": "And in Paris?"},  # Anthropic joins the turns of one role
         {"role": "assistant", "content": "In Paris it is"},
     ]  # fmt: skip
 
