@@ -6,6 +6,8 @@ import base64
 import dataclasses
 import struct
 
+import pytest
+
 from sidecar.config.schema import DeploymentConfig
 from sidecar.core.types import GenerationParams, Image, Message, Role
 from sidecar.providers import anthropic, bedrock_wire, gemini_wire
@@ -153,3 +155,25 @@ def test_anthropic_takes_2000_px_a_side_in_a_request_of_more_than_20_images() ->
         (1, "2400 x 1000 px; it takes at most 2000 px a side"),
     )
     assert not missing(BEDROCK, needs_of(twenty), twenty)  # Converse: 8000 px whatever the count
+
+
+def test_a_data_urls_size_is_counted_not_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fit asks for every image of every call on every deployment of the route; it decoded each
+    data: URL whole (20 images of 5 MiB: a second of CPU for each deployment, on the event loop).
+    Only an image's header is decoded now (for its pixels)."""
+    from sidecar.providers import fit
+
+    decoded: list[int] = []
+
+    def b64decode(data: str, validate: bool = False) -> bytes:
+        decoded.append(len(data))
+        return base64.b64decode(data, validate=validate)
+
+    monkeypatch.setattr(fit, "b64decode", b64decode)
+    payload = base64.b64encode(png(100, 100) + bytes(3_000_000)).decode()
+    image = Image(url=f"data:image/png;base64,{payload}")
+    assert refusal(ANTHROPIC, image) == ""
+    assert refusal(dataclasses.replace(ANTHROPIC, max_image_bytes=10), image) == (
+        f"{len(png(100, 100)) + 3_000_000} bytes; it takes at most 10"
+    )
+    assert max(decoded) <= 4 * 256 * 1024 // 3 + 4
