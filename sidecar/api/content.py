@@ -114,6 +114,8 @@ def _message(
         bad.add(f"{where}.tool_call_id", "only ROLE_TOOL messages answer a tool call")
     parts = _parts(m.content, where, role, bad, limits.max_message_chars)
     text = "".join(parts.texts)
+    if role is Role.USER and not parts.images and text and not text.strip():
+        _blank(m.content, where, bad)
     if len(text) > limits.max_message_chars:
         bad.add(f"{where}.content", f"longer than {limits.max_message_chars} characters")
     if role is None:
@@ -121,6 +123,16 @@ def _message(
     return Message(
         role, text, m.name, tuple(parts.calls), m.tool_call_id, tuple(parts.images), tuple(parts.thinking)
     )
+
+
+def _blank(parts: Sequence[gen.ContentPart], where: str, bad: _Bad) -> None:
+    """A user message of whitespace alone: nothing to ask, and Anthropic and Bedrock refuse it
+    ("text content blocks must contain non-whitespace text"); refused here for every route, before
+    anything is reserved or sent. (Whitespace beside an image, or in an assistant message or a tool
+    result, is taken: the adapters leave out what their provider refuses.)"""
+    for j, part in enumerate(parts):
+        if part.WhichOneof("kind") == "text" and part.text:
+            bad.add(f"{where}.content[{j}].text", "must contain non-whitespace text")
 
 
 @dataclass

@@ -173,6 +173,15 @@ class CapabilityOverrides(ConfigModel):
     json_schema: bool | None = None
     images: bool | None = None
     reasoning: bool | None = None
+    max_request_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        description="the largest request body it takes, inline images included (0: no limit); "
+        "default: the provider's documented limit (docs/providers.md)",
+    )
+    max_images: int | None = Field(
+        default=None, ge=0, description="the most images it takes in one request (0: no limit)"
+    )
 
 
 class DeploymentConfig(ConfigModel):

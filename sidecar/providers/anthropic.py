@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from typing import Any, ClassVar
 
@@ -31,6 +32,7 @@ from sidecar.core.types import (
 from sidecar.providers import tool_arguments
 from sidecar.providers._http import HttpClient, decode_json
 from sidecar.providers.base import (
+    Capabilities,
     HttpProvider,
     ProviderRequest,
     StreamEvent,
@@ -40,6 +42,7 @@ from sidecar.providers.base import (
     thinking_budget,
     token_count,
 )
+from sidecar.providers.finish import unknown_finish
 from sidecar.providers.gemini_wire import is_gemini_block
 from sidecar.providers.upstream_errors import redact
 
@@ -68,15 +71,19 @@ def _image(image: Image) -> dict[str, Any]:
 
 
 def _content(m: Message) -> str | list[dict[str, Any]]:
-    """A message's content: plain text, or blocks (images, tool uses, a tool result)."""
+    """A message's content: plain text, or blocks (images, tool uses, a tool result). Anthropic
+    refuses a text block of whitespace alone ("text content blocks must contain non-whitespace
+    text"): such text is left out (a tool result's: no content, which Anthropic takes), and an
+    assistant message left with nothing is "" or [] (left out of the turns)."""
     if m.role is Role.TOOL:
-        return [{"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.text}]
-    if not (m.images or m.tool_calls or m.thinking):
-        return m.text
+        result: dict[str, Any] = {"type": "tool_result", "tool_use_id": m.tool_call_id}
+        return [{**result, "content": m.text} if m.text.strip() else result]
+    if not (m.images or m.tool_calls or m.thinking):  # a user's blank text is the edge's to refuse:
+        return m.text if m.text.strip() or m.role is Role.USER else ""  # never a prefill made of it
     # first, as they came; a Gemini signature (a turn served by Gemini) is not Anthropic's to check
     blocks: list[dict[str, Any]] = [_thinking(b) for b in m.thinking if not is_gemini_block(b)]
     blocks += [_image(i) for i in m.images]
-    if m.text:
+    if m.text.strip():
         blocks.append({"type": "text", "text": m.text})
     blocks += [
         {"type": "tool_use", "id": c.id, "name": c.name, "input": tool_arguments.as_object(c.arguments)}
@@ -92,19 +99,34 @@ def _thinking(block: ThinkingBlock) -> dict[str, Any]:
 
 
 def _messages(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
-    """Turns in Anthropic's shape: tool results go in user turns, consecutive results in one."""
+    """Turns in Anthropic's shape: tool results go in user turns, consecutive results in one. A
+    message with nothing Anthropic takes (whitespace alone: an answer the model gave, kept by the
+    caller or memory) is left out (Anthropic joins the turns of one role around it). A last
+    assistant turn (a prefill) goes without trailing whitespace, which Anthropic refuses there."""
     out: list[dict[str, Any]] = []
     after_result = False
     for m in messages:
-        if m.role is Role.SYSTEM:
-            continue
         content = _content(m)
+        if m.role is Role.SYSTEM or not content:
+            continue
         if m.role is Role.TOOL and after_result:
             out[-1]["content"] += content
         else:
             out.append({"role": "user" if m.role is Role.TOOL else m.role.value, "content": content})
         after_result = m.role is Role.TOOL
+    if out and out[-1]["role"] == "assistant":
+        _trim_prefill(out[-1])
     return out
+
+
+def _trim_prefill(turn: dict[str, Any]) -> None:
+    """The final assistant turn's text without trailing whitespace ("final assistant content
+    cannot end with trailing whitespace"); it is not blank (blank text was left out)."""
+    content = turn["content"]
+    if isinstance(content, str):
+        turn["content"] = content.rstrip()
+    elif content and content[-1].get("type") == "text":
+        content[-1] = {**content[-1], "text": content[-1]["text"].rstrip()}
 
 
 def _tools(p: GenerationParams, body: dict[str, Any], *, may_think: bool = True) -> None:
@@ -146,7 +168,7 @@ def _resumes_thinking(messages: list[dict[str, Any]]) -> bool:
 
 def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
     """The Messages request body. System messages, wherever they stand, become `system`."""
-    system = [m.text for m in req.messages if m.role is Role.SYSTEM]
+    system = [m.text for m in req.messages if m.role is Role.SYSTEM and m.text.strip()]
     messages = _messages(req.messages)
     p = req.params
     body: dict[str, Any] = {
@@ -275,9 +297,11 @@ def _object(value: Any, where: str) -> dict[str, Any]:
 
 
 def _stop_reason(reason: Any) -> FinishReason:
+    """A stop_reason; one Anthropic added since is not vouched for as a complete answer (its newer
+    ones, refusal and model_context_window_exceeded, were not): CONTENT_FILTER, logged once."""
     if not isinstance(reason, str):
         raise ProviderMalformedError("stop_reason is not a string")
-    return STOP_REASONS.get(reason, FinishReason.STOP)
+    return STOP_REASONS.get(reason) or unknown_finish("anthropic", reason, FinishReason.CONTENT_FILTER)
 
 
 def _index(payload: dict[str, Any]) -> int:
@@ -332,9 +356,26 @@ WIRE = WireFormat(
 )
 
 
+# The Messages API's documented limits: a request of 32 MB, 100 images in it, 8000 px an image side.
+MAX_REQUEST_BYTES = 32_000_000
+MAX_IMAGES = 100
+MAX_IMAGE_SIDE = 8000
+CROWDED_IMAGE_SIDE = (20, 2000)  # more than 20 images in a request: each at most 2000 px a side
+SUPPORTS = frozenset({"tools", "images"})
+
+
+def capabilities(deployment: DeploymentConfig) -> Capabilities:
+    """Tools and images within the Messages API's limits, overridable per deployment."""
+    caps = Capabilities.of(deployment, SUPPORTS)
+    caps = caps.limited(
+        deployment, request_bytes=MAX_REQUEST_BYTES, images=MAX_IMAGES, image_side=MAX_IMAGE_SIDE
+    )
+    return dataclasses.replace(caps, crowded_image_side=CROWDED_IMAGE_SIDE)
+
+
 class AnthropicProvider(HttpProvider):
     name: ClassVar[str] = "anthropic"
-    supports: ClassVar[frozenset[str]] = frozenset({"tools", "images"})
+    supports: ClassVar[frozenset[str]] = SUPPORTS
 
     def __init__(self, deployment: DeploymentConfig, *, http: HttpClient, api_key: SecretStr | None) -> None:
         headers = {"anthropic-version": deployment.anthropic_version}
@@ -347,3 +388,4 @@ class AnthropicProvider(HttpProvider):
             wire=WIRE,
             api_key=api_key,
         )
+        self.capabilities = capabilities(deployment)

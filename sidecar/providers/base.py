@@ -34,7 +34,13 @@ from sidecar.core.types import (
 from sidecar.providers._http import HttpClient, Timeouts
 from sidecar.providers.fragments import mask_fragments
 from sidecar.providers.sse import SseEvent
-from sidecar.providers.upstream_errors import MIN_SECRET_CHARS, REDACTED, redact, secret_forms
+from sidecar.providers.upstream_errors import (
+    MIN_SECRET_CHARS,
+    REDACTED,
+    PromptFilteredError,
+    redact,
+    secret_forms,
+)
 
 E = TypeVar("E")  # one event of an upstream stream, as its transport decodes it
 R = TypeVar("R")
@@ -73,6 +79,10 @@ class Capabilities:
     image_formats: frozenset[str] = IMAGE_FORMATS  # the MIME types of the inline images it reads
     max_image_bytes: int = 0  # one inline image at most (0: the edge's bound is the only one)
     json_with_tools: bool = True  # a JSON answer asked for beside tools (not Gemini 2.5's)
+    max_request_bytes: int = 0  # the request body at most, inline images included (0: no limit)
+    max_images: int = 0  # images in one request at most (0: no limit)
+    max_image_side: int = 0  # pixels of an image's width or height at most (0: no limit)
+    crowded_image_side: tuple[int, int] = (0, 0)  # above this many images, this many pixels a side
 
     @classmethod
     def of(cls, deployment: DeploymentConfig, supports: frozenset[str]) -> Capabilities:
@@ -89,6 +99,19 @@ class Capabilities:
             max_context_tokens=deployment.context_window,
             images=has("images", o.images),
             reasoning=has("reasoning", o.reasoning),
+        ).limited(deployment)
+
+    def limited(
+        self, deployment: DeploymentConfig, *, request_bytes: int = 0, images: int = 0, image_side: int = 0
+    ) -> Capabilities:
+        """With the provider's documented limits on a request (0: none), where the deployment's
+        `capabilities` sets no other (max_request_bytes, max_images)."""
+        o = deployment.capabilities
+        return dataclasses.replace(
+            self,
+            max_request_bytes=request_bytes if o.max_request_bytes is None else o.max_request_bytes,
+            max_images=images if o.max_images is None else o.max_images,
+            max_image_side=image_side,
         )
 
     def lacks(self, need: frozenset[str]) -> list[str]:
@@ -187,7 +210,9 @@ class StreamAssembler:
         return self._done
 
     def feed(self, event: StreamEvent) -> Chunk | None:
-        if event.finish_reason is not None:
+        # a filter's finish is never undone by a later one: a hostile upstream's `stop` after it
+        # (and Azure's asynchronous filter may report content_filter after `stop`: it then wins)
+        if event.finish_reason is not None and self._finish is not FinishReason.CONTENT_FILTER:
             self._finish = event.finish_reason
         if event.usage is not None:
             self._usage = event.usage if self._usage is None else self._usage.merge(event.usage)
@@ -389,6 +414,10 @@ class HttpProvider:
             async with aclosing(chunks_of) as chunks:
                 async for chunk in chunks:
                     yield chunk
+        except PromptFilteredError:  # the status line's answer, before any chunk: the provider
+            # filtered the prompt, as Gemini's blocked prompt is a CONTENT_FILTER finish (no usage:
+            # the provider bills none)
+            yield Chunk(finish_reason=FinishReason.CONTENT_FILTER, usage=Usage())
         except ProviderError as err:  # its text may quote the request back: never the credential
             scrub_credentials(err, credentials_in(headers, self._base_headers))
             raise

@@ -34,6 +34,7 @@ from sidecar.core.errors import (
 from sidecar.core.types import Chunk, FinishReason, ThinkingBlock, ToolCallDelta, Usage
 from sidecar.providers._http import decode_json
 from sidecar.providers.base import StreamEvent, answer_string, token_count
+from sidecar.providers.finish import unknown_finish
 from sidecar.providers.upstream_errors import redact
 
 STOP_REASONS = {
@@ -45,6 +46,8 @@ STOP_REASONS = {
     "guardrail_intervened": FinishReason.CONTENT_FILTER,
     "content_filtered": FinishReason.CONTENT_FILTER,
 }
+# The stopReasons of output the model wrote wrong (not text, nor a tool call it can send back).
+MALFORMED_OUTPUT = frozenset({"malformed_model_output", "malformed_tool_use"})
 # The most argument text one tool call may carry: what the sidecar takes back from an application
 # in a tool call (sidecar/api/content.py MAX_ARGUMENTS_CHARS), so memory and the application can
 # send every answered call back.
@@ -85,7 +88,16 @@ def parse_usage(data: Any) -> Usage:
 
 
 def _finish(reason: Any) -> FinishReason:
-    return STOP_REASONS.get(reason, FinishReason.STOP) if isinstance(reason, str) else FinishReason.STOP
+    """A stopReason (absent: the end of the turn). Output the model wrote wrong is a bad answer, as
+    Gemini's malformed function call is (another deployment may do better); a reason Converse added
+    since is not vouched for as a complete answer: CONTENT_FILTER."""
+    if reason is None:
+        return FinishReason.STOP
+    if not isinstance(reason, str):
+        raise ProviderMalformedError("stopReason is not a string")
+    if reason in MALFORMED_OUTPUT:
+        raise ProviderMalformedError(f"the model's output was unusable ({reason})")
+    return STOP_REASONS.get(reason) or unknown_finish("bedrock", reason, FinishReason.CONTENT_FILTER)
 
 
 def parse_response(data: Any, answer: str | None = None) -> Chunk:

@@ -35,11 +35,16 @@ from sidecar.providers.tool_arguments import as_object, as_text
 SUPPORTS = frozenset({"tools", "images"})  # json_schema by a forced tool, where a deployment claims it
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
 MAX_IMAGE_BYTES = 3_932_160  # 3.75 MB: Converse's limit for one image
+MAX_IMAGES = 20  # in one request (Converse's ImageBlock)
+MAX_IMAGE_SIDE = 8000  # pixels of width or height (likewise)
 EMPTY_SCHEMA = '{"type": "object", "properties": {}}'  # a tool without parameters
 ANSWER_TOOL = "json_answer"  # a call that asks for JSON gets it as this tool's input
 ANSWER_DESCRIPTION = "Give your answer with this tool: its input is the answer, as the schema describes it."
 _TOOL_USE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # Converse's toolUseId pattern
 
+# A tool result of whitespace alone, as it goes: Converse refuses a blank text block and a result
+# without content.
+NO_OUTPUT = "(no output)"
 # The user turn put before a prompt that starts with an assistant message (a trimmed or summarized
 # conversation): Converse refuses a conversation that does not start with a user message.
 CONTINUED = "(The conversation continues.)"
@@ -47,13 +52,15 @@ CONTINUED = "(The conversation continues.)"
 
 def capabilities(deployment: DeploymentConfig) -> Capabilities:
     """Tools and images (as bytes only: never an https:// URL; Converse's formats, at most 3.75 MB
-    each), overridable per deployment. Routing sends an image Converse cannot take elsewhere."""
-    return dataclasses.replace(
+    and 8000 px a side each, 20 a request), overridable per deployment. Routing sends an image
+    Converse cannot take elsewhere."""
+    caps = dataclasses.replace(
         Capabilities.of(deployment, SUPPORTS),
         image_urls=False,
         image_formats=frozenset(IMAGE_FORMATS),
         max_image_bytes=MAX_IMAGE_BYTES,
     )
+    return caps.limited(deployment, images=MAX_IMAGES, image_side=MAX_IMAGE_SIDE)
 
 
 def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any]:
@@ -66,7 +73,7 @@ def to_wire(req: ProviderRequest, deployment: DeploymentConfig) -> dict[str, Any
     if budget is not None and not _resumes_thinking(turns):  # this call goes without thinking
         budget, turns = None, _turns(req.messages, native, thinking=False)
     body: dict[str, Any] = {"messages": turns}
-    system = [{"text": m.text} for m in req.messages if m.role is Role.SYSTEM]
+    system = [{"text": m.text} for m in req.messages if m.role is Role.SYSTEM and m.text.strip()]
     if system:
         body["system"] = system
     config: dict[str, Any] = {"maxTokens": max_tokens_sent(p, deployment)}  # room for thinking too
@@ -193,6 +200,9 @@ def _turns(messages: tuple[Message, ...], native: bool, *, thinking: bool) -> li
             turn["content"].sort(key=lambda block: "toolResult" not in block)  # stable: order kept
     if not turns or turns[0]["role"] == "assistant":
         turns.insert(0, {"role": "user", "content": [{"text": CONTINUED}]})
+    last = turns[-1]["content"]
+    if turns[-1]["role"] == "assistant" and "text" in last[-1]:  # Claude refuses a prefill's
+        last[-1] = {"text": last[-1]["text"].rstrip()}  # trailing whitespace; it is not blank
     return turns
 
 
@@ -201,7 +211,8 @@ def _blocks(m: Message, native: bool, images_before: int) -> list[dict[str, Any]
     if m.role is Role.TOOL:
         if not native:
             return [{"text": f"[result of tool call {m.tool_call_id}]: {m.text}"}]
-        result = {"toolUseId": tool_use_id(m.tool_call_id), "content": [{"text": m.text}]}
+        output = m.text if m.text.strip() else NO_OUTPUT  # Converse refuses blank text, and no content
+        result = {"toolUseId": tool_use_id(m.tool_call_id), "content": [{"text": output}]}
         return [{"toolResult": result}]
     blocks = [_image(image, images_before + n + 1) for n, image in enumerate(m.images)]
     # Converse refuses a blank text block; a user message has text or images (the edge's rule)

@@ -25,7 +25,14 @@ from sidecar.core.errors import (
 from sidecar.core.types import Chunk, FinishReason, ThinkingBlock, ToolCallDelta, Usage
 from sidecar.providers import gemini_wire
 from sidecar.providers._http import HttpClient, Timeouts, decode_json
-from sidecar.providers.base import HttpProvider, ProviderRequest, StreamEvent, WireFormat, token_count
+from sidecar.providers.base import (
+    HttpProvider,
+    ProviderRequest,
+    StreamEvent,
+    WireFormat,
+    token_count,
+)
+from sidecar.providers.finish import unknown_finish
 from sidecar.providers.gemini_wire import to_wire
 from sidecar.providers.sse import SseEvent
 from sidecar.providers.tokens import TokenSource
@@ -40,18 +47,27 @@ MAX_NAME_CHARS = 64
 # must go back through the edge, which takes at most 64 content parts a message
 # (sidecar/api/content.py MAX_CONTENT_PARTS).
 MAX_PARTS = 64
+# Every finishReason Gemini documents (FinishReason of the GenerateContentResponse reference). The
+# ends Gemini chose for the model (a safety or policy block, recitation, an unsupported language,
+# "OTHER": a stop it does not explain) are CONTENT_FILTER, as OpenAI's content_filter and Anthropic's
+# refusal are: the answer is served as it came (empty or cut), never reported complete or cached.
 FINISH_REASONS = {
     "STOP": FinishReason.STOP,
     "MAX_TOKENS": FinishReason.LENGTH,
     "SAFETY": FinishReason.CONTENT_FILTER,
     "RECITATION": FinishReason.CONTENT_FILTER,
+    "LANGUAGE": FinishReason.CONTENT_FILTER,
+    "OTHER": FinishReason.CONTENT_FILTER,
     "BLOCKLIST": FinishReason.CONTENT_FILTER,
     "PROHIBITED_CONTENT": FinishReason.CONTENT_FILTER,
     "SPII": FinishReason.CONTENT_FILTER,
     "IMAGE_SAFETY": FinishReason.CONTENT_FILTER,
     "IMAGE_PROHIBITED_CONTENT": FinishReason.CONTENT_FILTER,
     "IMAGE_RECITATION": FinishReason.CONTENT_FILTER,
+    "IMAGE_OTHER": FinishReason.CONTENT_FILTER,
 }
+# Gemini's "unused" default: no finish reported (as an absent field).
+UNSPECIFIED = "FINISH_REASON_UNSPECIFIED"
 # The finishes of a turn of function calls the model got wrong: another deployment may do better.
 UNUSABLE_CALLS = frozenset({"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"})
 
@@ -94,11 +110,11 @@ def _candidate(data: Any, first_call: int = 0) -> _Candidate:
     _raise_embedded_error(data)
     if not isinstance(data, dict):
         raise ProviderMalformedError("response is not a GenerateContentResponse")
+    feedback = data.get("promptFeedback")
+    if isinstance(feedback, dict) and feedback.get("blockReason"):  # nothing was generated: any
+        return _Candidate(finish=FinishReason.CONTENT_FILTER)  # candidate beside it is not the answer
     candidates = data.get("candidates")
     if not candidates:
-        feedback = data.get("promptFeedback")
-        if isinstance(feedback, dict) and feedback.get("blockReason"):
-            return _Candidate(finish=FinishReason.CONTENT_FILTER)
         return _Candidate()
     if not isinstance(candidates, list) or not isinstance(candidates[0], dict):
         raise ProviderMalformedError("candidates is not a list of objects")
@@ -161,12 +177,13 @@ def _check_parts(calls: int, signed: int, text: bool) -> None:
 
 def _finish(reason: Any, called: bool) -> FinishReason | None:
     """A finishReason; Gemini ends a turn of function calls with STOP, which is a tool-calls finish.
-    A function call the model wrote wrong is a bad answer (another deployment may do better)."""
-    if not isinstance(reason, str) or not reason:
+    A function call the model wrote wrong is a bad answer (another deployment may do better). A
+    reason Gemini added since is not vouched for as a complete answer: CONTENT_FILTER."""
+    if not isinstance(reason, str) or not reason or reason == UNSPECIFIED:
         return None
     if reason in UNUSABLE_CALLS:
         raise ProviderMalformedError(f"the model's function call was unusable ({reason})")
-    finish = FINISH_REASONS.get(reason, FinishReason.STOP)
+    finish = FINISH_REASONS.get(reason) or unknown_finish("gemini", reason, FinishReason.CONTENT_FILTER)
     return FinishReason.TOOL_CALLS if called and finish is FinishReason.STOP else finish
 
 

@@ -49,6 +49,9 @@ _IMAGE_SUFFIXES = {
 # The image formats Gemini reads (no GIF: Gemini refuses it); routing sends a GIF elsewhere.
 IMAGE_FORMATS = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
 SUPPORTS = frozenset({"tools", "json_schema", "images"})
+# The request Gemini takes at most, its inline data (base64) included: 100 MB since January 2026
+# (20 MB before: an endpoint still there sets `capabilities.max_request_bytes: 20971520`).
+MAX_REQUEST_BYTES = 100_000_000
 _BEFORE_GEMINI_3 = re.compile(r"(^|/)gemini-[12][.-]")  # gemini-2.5-flash, models/gemini-1.5-pro
 _SIGNED = '{"gemini":'  # how a Gemini signature block's data starts (see signed_block)
 # What Gemini documents to put on a function call it did not sign (a turn another provider served,
@@ -58,15 +61,17 @@ UNSIGNED = "skip_thought_signature_validator"
 
 
 def capabilities(deployment: DeploymentConfig) -> Capabilities:
-    """Tools, structured output and images (Gemini's formats), overridable per deployment. Models
+    """Tools, structured output and images (Gemini's formats, within its request size), overridable
+    per deployment. Models
     before Gemini 3 refuse function declarations together with a JSON response type ("Function
     calling with a response mime type: 'application/json' is unsupported"): routing sends a call
     asking for both to another deployment, or refuses it before anything is sent."""
-    return dataclasses.replace(
+    caps = dataclasses.replace(
         Capabilities.of(deployment, SUPPORTS),
         image_formats=IMAGE_FORMATS,
         json_with_tools=not before_gemini_3(deployment.model),
     )
+    return caps.limited(deployment, request_bytes=MAX_REQUEST_BYTES)
 
 
 def before_gemini_3(model: str) -> bool:

@@ -26,7 +26,14 @@ from sidecar.core.types import (
     Usage,
 )
 from sidecar.providers._http import HttpClient, decode_json
-from sidecar.providers.base import HttpProvider, ProviderRequest, StreamEvent, WireFormat, token_count
+from sidecar.providers.base import (
+    HttpProvider,
+    ProviderRequest,
+    StreamEvent,
+    WireFormat,
+    token_count,
+)
+from sidecar.providers.finish import unknown_finish
 from sidecar.providers.tool_arguments import as_text
 from sidecar.providers.upstream_errors import redact
 
@@ -37,7 +44,13 @@ FINISH_REASONS = {
     "content_filter": FinishReason.CONTENT_FILTER,
     "tool_calls": FinishReason.TOOL_CALLS,
     "function_call": FinishReason.TOOL_CALLS,
+    "eos_token": FinishReason.STOP,  # TGI's words for a normal end
+    "stop_sequence": FinishReason.STOP,
 }
+# OpenAI-compatible servers' finish for an answer they gave up on (vLLM, SGLang: the request was
+# aborted; an engine error): not the model's end, an upstream failure (another deployment before
+# the first chunk; STREAM_INTERRUPTED after).
+ABORTED = frozenset({"abort", "error"})
 
 
 def _message(m: Message) -> dict[str, Any]:
@@ -216,10 +229,13 @@ def parse_event(data: str) -> StreamEvent:
 
 
 def _finish(reason: Any) -> FinishReason:
-    """A finish_reason string; one the sidecar does not know is a plain stop."""
+    """A finish_reason string; one the sidecar does not know is a plain stop: OpenAI-compatible
+    servers finish normal answers with words of their own, logged once."""
     if not isinstance(reason, str):
         raise ProviderMalformedError("finish_reason is not a string")
-    return FINISH_REASONS.get(reason, FinishReason.STOP)
+    if reason in ABORTED:
+        raise ProviderUnavailableError(f"the server ended the answer unfinished ({reason})")
+    return FINISH_REASONS.get(reason) or unknown_finish("openai", reason, FinishReason.STOP)
 
 
 def _refused(finish: FinishReason) -> FinishReason:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from sidecar.config.schema import Config, DeploymentConfig
 from sidecar.providers._http import HttpClient
 from sidecar.providers.anthropic import AnthropicProvider
+from sidecar.providers.anthropic import capabilities as anthropic_capabilities
 from sidecar.providers.azure import AzureOpenAIProvider
 from sidecar.providers.base import Capabilities, Provider
 from sidecar.providers.bedrock_wire import SUPPORTS as BEDROCK_SUPPORTS
@@ -80,6 +81,8 @@ def capabilities(deployment: DeploymentConfig) -> Capabilities:
         return bedrock_capabilities(deployment)
     if deployment.provider == "gemini":
         return gemini_capabilities(deployment)
+    if deployment.provider == "anthropic":
+        return anthropic_capabilities(deployment)
     return Capabilities.of(deployment, supports(deployment.provider))
 
 

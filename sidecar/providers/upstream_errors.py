@@ -66,9 +66,17 @@ def status_error(
         return ProviderAuthError(f"upstream HTTP {status}: credentials refused")
     if status == 429:
         return ProviderRateLimitedError(text, retry_after=retry_after.seconds(headers))
+    if status == 400 and _error_code(body) == "content_filter":
+        return PromptFilteredError(text)
     if status in (400, 413, 422):
         return ProviderRejectedError(text)
     return ProviderUnavailableError(text, retry_after=retry_after.seconds(headers))
+
+
+class PromptFilteredError(ProviderRejectedError):
+    """The provider's content filter refused the prompt (Azure OpenAI's 400 `content_filter`): an
+    answer the provider filtered, as Gemini's blocked prompt is, not a malformed request (the
+    adapter turns it into a CONTENT_FILTER finish)."""
 
 
 @dataclass(frozen=True, slots=True)

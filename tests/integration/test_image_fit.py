@@ -5,6 +5,7 @@ no deployment can take before anything is sent, naming the image and why for eac
 
 from __future__ import annotations
 
+import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.integration.helpers import rich
+from tests.support.anthropic import StrictAnthropic
 from tests.support.api import generate_request, stream_request, text_of
 from tests.support.bedrock import Answer, StrictBedrock
 from tests.support.gemini import GeminiFake, Turn
@@ -151,3 +153,111 @@ async def test_an_image_no_deployment_can_take_is_refused_naming_it_for_each(
     ]
     assert err.info.metadata["missing"].startswith("b cannot take image 1 of the prompt (4000070 bytes")
     assert bedrock.bodies == [] and gemini.bodies == []
+
+
+# A PNG whose header says 9000 x 20 px: over Anthropic's and Converse's 8000 px a side.
+WIDE = b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR" + struct.pack(">II", 9000, 20) + bytes(64)
+ANT_KEY = "sk-ant-test-0123456789abcdef"
+
+
+@pytest.fixture
+async def anthropic() -> AsyncIterator[StrictAnthropic]:
+    server = await StrictAnthropic(lambda body: ([{"type": "text", "text": "Seen by Claude."}], "end_turn"),
+                                   ANT_KEY).start()  # fmt: skip
+    yield server
+    assert server.refusals == []
+    await server.close()
+
+
+def with_anthropic(
+    bedrock: StrictBedrock,
+    gemini: GeminiFake,
+    anthropic: StrictAnthropic,
+    order: list[str],
+    **gemini_caps: Any,
+) -> dict[str, Any]:
+    raw = config(bedrock, gemini, order)
+    deployments = raw["policy"]["deployments"]
+    deployments["a"] = {"provider": "anthropic", "model": "claude-sonnet-4-5", "base_url": anthropic.url,
+                        "api_key": {"env": "ANT_KEY"}}  # fmt: skip
+    deployments["g"]["capabilities"] = gemini_caps
+    return raw
+
+
+@pytest.mark.parametrize("first", ["a", "b"])
+async def test_an_image_over_8000_px_goes_to_a_deployment_that_takes_it(
+    serve: Any, bedrock: StrictBedrock, gemini: GeminiFake, anthropic: StrictAnthropic, first: str
+) -> None:
+    """Anthropic and Converse refuse an image over 8000 px a side (400): the route ended there with
+    PROVIDER_REJECTED though Gemini, next, takes it. The size is read from the image's header."""
+    gemini.push(Turn([{"text": "A picture, seen by Gemini."}]))
+    s = await serve(with_anthropic(bedrock, gemini, anthropic, [first, "g"]), {**ENV, "ANT_KEY": ANT_KEY})
+    reply = await s.stub.Generate(generate_request(messages=[image(WIDE, "image/png")], **IDS))
+    assert (reply.summary.served_by.deployment, text_of(reply)) == ("g", "A picture, seen by Gemini.")
+    assert anthropic.bodies == bedrock.bodies == []
+
+
+async def test_an_image_over_8000_px_no_deployment_takes_is_refused_naming_the_limit(
+    serve: Any, bedrock: StrictBedrock, gemini: GeminiFake, anthropic: StrictAnthropic
+) -> None:
+    s = await serve(with_anthropic(bedrock, gemini, anthropic, ["a", "b"]), {**ENV, "ANT_KEY": ANT_KEY})
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(messages=[image(WIDE, "image/png")], **IDS))
+    err = await rich(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NO_CAPABLE_DEPLOYMENT")
+    assert err.info.metadata["missing"] == (
+        "a cannot take image 1 of the prompt (9000 x 20 px; it takes at most 8000 px a side); "
+        "b cannot take image 1 of the prompt (9000 x 20 px; it takes at most 8000 px a side)"
+    )
+    assert anthropic.bodies == bedrock.bodies == []
+
+
+async def test_a_request_over_a_deployments_size_goes_to_one_that_takes_it_or_is_refused(
+    serve: Any, bedrock: StrictBedrock, gemini: GeminiFake, anthropic: StrictAnthropic
+) -> None:
+    """Gemini's request limit (inline data as base64 included; 100 MB, here an endpoint's own of
+    300 kB): a request over it went to Gemini, which refused it ("Request payload size exceeds the
+    limit"), and the route ended PROVIDER_REJECTED. It goes to the next deployment, or, when none
+    takes it, is refused naming the limit."""
+    gemini.max_request_bytes = 300_000
+    env = {**ENV, "ANT_KEY": ANT_KEY}
+    big = image(PNG + bytes(250_000), "image/png")  # 333 kB as base64
+    s = await serve(with_anthropic(bedrock, gemini, anthropic, ["g", "a"], max_request_bytes=300_000), env)
+    reply = await s.stub.Generate(generate_request(messages=[big], **IDS))
+    assert (reply.summary.served_by.deployment, text_of(reply)) == ("a", "Seen by Claude.")
+    assert gemini.bodies == [] and len(anthropic.bodies) == 1
+    alone = await serve(with_anthropic(bedrock, gemini, anthropic, ["g"], max_request_bytes=300_000), env)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await alone.stub.Generate(generate_request(messages=[big], **IDS))
+    err = await rich(info.value)
+    assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NO_CAPABLE_DEPLOYMENT")
+    missing = err.info.metadata["missing"]
+    assert missing.startswith("g is over max_request_bytes (about 33") and missing.endswith("at most 300000)")
+    assert gemini.bodies == []
+
+
+async def test_a_conversations_21st_image_takes_anthropics_crowded_limit_into_account(
+    serve: Any, bedrock: StrictBedrock, gemini: GeminiFake, anthropic: StrictAnthropic
+) -> None:
+    """Anthropic takes images of up to 8000 px a side, but only 2000 in a request of more than 20.
+    Conversation memory keeps https:// images (with their size): the second turn's request holds
+    the first turn's 20 and its own. Claude took the 2400 px image in turn 1; it would refuse the
+    request of turn 2 (fetching the images itself), which goes to Gemini."""
+
+    def url(n: int, width: int = 100) -> gen.ContentPart:
+        return gen.ContentPart(image=gen.Image(url=f"https://img.example/{n}.png", width=width, height=100))
+
+    first = gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart(text="Look."), url(0, 2400)])
+    first.content.extend(url(n) for n in range(1, 20))
+    raw = with_anthropic(bedrock, gemini, anthropic, ["a", "g"])
+    raw["policy"]["personas"] = {"sessions": {"memory": True, "max_history_messages": 50}}
+    s = await serve(raw, {**ENV, "ANT_KEY": ANT_KEY})
+    ids = {**IDS, "conversation_id": "c1"}
+    reply = await s.stub.Generate(generate_request(messages=[first], **ids))
+    assert reply.summary.served_by.deployment == "a"
+    gemini.push(Turn([{"text": "Twenty-one pictures."}]))
+    second = gen.Message(role=gen.ROLE_USER, content=[gen.ContentPart(text="And this?"), url(20)])
+    reply = await s.stub.Generate(generate_request(messages=[second], **ids))
+    assert (reply.summary.served_by.deployment, text_of(reply)) == ("g", "Twenty-one pictures.")
+    assert len(anthropic.bodies) == 1 and len(gemini.bodies) == 1
+    assert sum("fileData" in p for c in gemini.bodies[0]["contents"] for p in c["parts"]) == 21

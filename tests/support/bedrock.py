@@ -7,8 +7,10 @@ a user turn; each content block holds exactly one member; `toolUse` only in assi
 `toolResult` only in user turns, each result answering a call of the turn before and every call
 answered ("Expected toolResult blocks at messages.2.content for the following Ids"); a request
 holding either needs a `toolConfig` ("The toolConfig field must be defined when using toolUse and
-toolResult content blocks."); tool specs, tool choice and images as documented. A broken rule is
-answered 400 ValidationException, as Bedrock answers it.
+toolResult content blocks."); tool specs, tool choice and images as documented (at most 20, each
+3.75 MB and, a PNG, 8000 px a side); no blank text (a message's, a tool result's, the system
+prompt's), and, as Claude (the model these tests call), no trailing whitespace ending a last
+assistant turn. A broken rule is answered 400 ValidationException, as Bedrock answers it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.anthropic import png_size
 from tests.support.eventstream import event
 
 
@@ -41,6 +44,7 @@ _INFERENCE = {"maxTokens", "temperature", "topP", "stopSequences"}
 _NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 _FORMATS = {"png", "jpeg", "gif", "webp"}
 _MAX_IMAGE = 3_932_160
+TRAILING = "messages: final assistant content cannot end with trailing whitespace"
 NEEDS_TOOL_CONFIG = "The toolConfig field must be defined when using toolUse and toolResult content blocks."
 
 
@@ -67,10 +71,16 @@ def check_converse(body: Any) -> None:
             uses_tools |= _block(block, m["role"], f"messages.{i}.content.{j}")
         if m["role"] == "user" and i > 0:
             _answers(messages[i - 1]["content"], content, i)
+    images = sum("image" in b for m in messages for b in m["content"])
+    _require(images <= 20, f"too many images: {images}; a request takes at most 20")
     if messages[-1]["role"] == "assistant":
         _answers(messages[-1]["content"], [], len(messages))
     for j, block in enumerate(body.get("system", [])):
         _only(block, {"text", "guardContent", "cachePoint"}, f"system.{j}")
+        _require(str(block.get("text", "x")).strip() != "", f"The text field in system.{j} is blank.")
+    last = messages[-1]["content"]
+    if messages[-1]["role"] == "assistant" and isinstance(last[-1].get("text"), str):  # Claude's rule
+        _require(last[-1]["text"] == last[-1]["text"].rstrip(), TRAILING)
     _only(body.get("inferenceConfig", {}), _INFERENCE, "inferenceConfig")
     temperature = body.get("inferenceConfig", {}).get("temperature", 0)
     _require(0 <= temperature <= 1, "inferenceConfig.temperature must be in [0, 1]")
@@ -122,6 +132,11 @@ def _block(block: Any, role: str, at: str) -> bool:
         for k, r in enumerate(results):
             ok = isinstance(r, dict) and len(r) == 1 and set(r) <= {"text", "json", "image", "document"}
             _require(ok, f"{at}.toolResult.content.{k} must hold one of text, json, image, document")
+            blank = isinstance(r.get("text"), str) and not r["text"].strip()
+            _require(
+                not blank,
+                f"The text field in the ContentBlock object at {at}.toolResult.content.{k} is blank.",
+            )
     return kind in ("toolUse", "toolResult")
 
 
@@ -170,6 +185,7 @@ def _image(value: Any, at: str) -> None:
     except (binascii.Error, TypeError) as exc:
         raise Invalid(f"{at}.image.source.bytes is not base64") from exc
     _require(0 < len(data) <= _MAX_IMAGE, f"{at}.image is larger than 3.75 MB")
+    _require(max(png_size(data)) <= 8000, f"{at}.image: the width and height must be no more than 8000 px")
 
 
 def _tool_config(config: Any) -> None:

@@ -12,6 +12,7 @@ first functionCall part a thoughtSignature this server issued (or one of Gemini'
 stand-ins); and every signature sent is one of those. Thinking counts within maxOutputTokens: a
 thinkingBudget at least as large leaves no room for the answer (MAX_TOKENS, no parts). A model
 before Gemini 3 (by the model in the path) refuses function declarations with a JSON response type.
+A request body over `max_request_bytes` (inline data as base64 included) is refused.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class GeminiFake:
         self.paths: list[str] = []
         self.refusals: list[str] = []
         self.issued: set[str] = set()  # the thoughtSignatures this server has sent
+        self.max_request_bytes = 100_000_000  # Gemini's since January 2026 (20 MB before)
         self.url = ""
 
     def push(self, *turns: Turn) -> None:
@@ -69,7 +71,13 @@ class GeminiFake:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.paths.append(request.path_qs)
-        body = await request.json()
+        raw = await request.read()
+        if len(raw) > self.max_request_bytes:  # inline data (base64) included
+            message = f"Request payload size exceeds the limit: {self.max_request_bytes} bytes."
+            self.refusals.append(message)
+            status = {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}
+            return web.json_response({"error": status}, status=400)
+        body = json.loads(raw)
         self.bodies.append(body)
         problems = request_problems(body, self.issued) + _model_problems(request.path, body)
         if problems:

@@ -98,6 +98,25 @@ def test_stop_reasons() -> None:
     assert event.finish_reason is FinishReason.LENGTH and event.usage == Usage(completion_tokens=3)
 
 
+@pytest.mark.parametrize(
+    ("stop", "expected"),
+    [
+        ("end_turn", FinishReason.STOP),
+        ("stop_sequence", FinishReason.STOP),
+        ("pause_turn", FinishReason.STOP),
+        ("max_tokens", FinishReason.LENGTH),
+        ("model_context_window_exceeded", FinishReason.LENGTH),
+        ("tool_use", FinishReason.TOOL_CALLS),
+        ("refusal", FinishReason.CONTENT_FILTER),
+        ("a_reason_added_later", FinishReason.CONTENT_FILTER),  # not vouched for as complete
+    ],
+)
+def test_every_documented_stop_reason(stop: str, expected: FinishReason) -> None:
+    """A stop_reason added since was a STOP: an answer served and cached as complete."""
+    message = {"type": "message", "content": [{"type": "text", "text": "x"}], "stop_reason": stop}
+    assert anthropic.parse_response(message).finish_reason is expected
+
+
 def test_unknown_events_are_skipped() -> None:
     assert anthropic.parse_event("thinking_delta_v9", '{"type":"something_new"}').text == ""
 
@@ -107,3 +126,40 @@ def test_stream_without_message_stop_is_broken() -> None:
     _, assembler = replay(raw[: raw.index(b"event: message_delta")])
     with pytest.raises(ProviderUnavailableError):
         assembler.final()
+
+
+def test_whitespace_anthropic_refuses_is_left_out_checked_by_the_strict_fake() -> None:
+    """Anthropic refuses a text block of whitespace alone and a prefill ending in whitespace; a
+    caller (or memory) sends the model's own whitespace back. It went upstream and came back 400."""
+    from sidecar.core.types import ToolCall
+    from tests.support.anthropic import check_messages
+
+    call = ToolCall("toolu_1", "get_time", "{}")
+    messages = (
+        Message(Role.SYSTEM, " "),
+        Message(Role.USER, "What time is it?"),
+        Message(Role.ASSISTANT, "\n\n", tool_calls=(call,)),
+        Message(Role.TOOL, " \n", tool_call_id="toolu_1"),
+        Message(Role.ASSISTANT, "\n"),  # an answer of whitespace alone: left out
+        Message(Role.USER, "And in Paris?"),
+        Message(Role.ASSISTANT, "In Paris it is "),
+    )
+    body = anthropic.to_wire(ProviderRequest(messages, GenerationParams(), stream=False), DEPLOYMENT)
+    check_messages(body)
+    assert "system" not in body
+    assert body["messages"] == [
+        {"role": "user", "content": "What time is it?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_time",
+                                           "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1"}]},
+        {"role": "user", "content": "And in Paris?"},  # Anthropic joins the turns of one role
+        {"role": "assistant", "content": "In Paris it is"},
+    ]  # fmt: skip
+
+
+def test_a_user_message_of_whitespace_never_becomes_a_prefill() -> None:
+    """The edge refuses it; were one to reach the adapter, it goes as it is (and is refused), never
+    left out to leave the assistant's last answer as a prefill to continue."""
+    messages = (Message(Role.USER, "hi"), Message(Role.ASSISTANT, "Hello."), Message(Role.USER, " "))
+    body = anthropic.to_wire(ProviderRequest(messages, GenerationParams(), stream=False), DEPLOYMENT)
+    assert body["messages"][-1] == {"role": "user", "content": " "}

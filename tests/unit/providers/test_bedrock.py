@@ -14,8 +14,8 @@ from sidecar.core.errors import (
     ProviderTimeoutError,
     ProviderUnavailableError,
 )
-from sidecar.core.types import FinishReason, GenerationParams, Message, Role, Usage
-from sidecar.providers import bedrock
+from sidecar.core.types import FinishReason, GenerationParams, Message, Role, ToolSpec, Usage
+from sidecar.providers import bedrock, bedrock_wire
 from sidecar.providers.base import ProviderRequest, StreamAssembler
 from tests.support.eventstream import converse_stream, event, exception, frame, split_frames
 from tests.support.upstream import fixture
@@ -100,12 +100,35 @@ def test_recorded_transcript_is_what_the_encoder_makes() -> None:
         ("tool_use", FinishReason.TOOL_CALLS),
         ("guardrail_intervened", FinishReason.CONTENT_FILTER),
         ("content_filtered", FinishReason.CONTENT_FILTER),
-        ("something_new", FinishReason.STOP),
+        ("end_turn", FinishReason.STOP),
+        ("stop_sequence", FinishReason.STOP),
+        ("model_context_window_exceeded", FinishReason.LENGTH),
+        ("something_new", FinishReason.CONTENT_FILTER),  # not vouched for as a complete answer
     ],
 )
 def test_stop_reasons(stop: str, expected: FinishReason) -> None:
+    """Every stopReason the Converse reference documents; one added since was a STOP (served and
+    cached as a complete answer, an empty one as an empty success)."""
     _, assembler = replay(converse_stream(["x"], stop=stop))
     assert assembler.final().finish_reason is expected
+    answer = {"output": {"message": {"role": "assistant", "content": [{"text": "x"}]}}, "stopReason": stop}
+    assert bedrock.parse_response(answer).finish_reason is expected
+
+
+@pytest.mark.parametrize("stop", ["malformed_model_output", "malformed_tool_use"])
+def test_output_the_model_wrote_wrong_is_a_bad_answer(stop: str) -> None:
+    """As Gemini's MALFORMED_FUNCTION_CALL: another deployment may do better. It was a STOP."""
+    answer = {"output": {"message": {"role": "assistant", "content": []}}, "stopReason": stop}
+    with pytest.raises(ProviderMalformedError):
+        bedrock.parse_response(answer)
+    with pytest.raises(ProviderMalformedError):
+        replay(converse_stream(["x"], stop=stop))
+
+
+def test_a_stop_reason_that_is_not_a_string_is_a_bad_answer() -> None:
+    answer = {"output": {"message": {"role": "assistant", "content": [{"text": "x"}]}}, "stopReason": 7}
+    with pytest.raises(ProviderMalformedError):
+        bedrock.parse_response(answer)
 
 
 @pytest.mark.parametrize(
@@ -216,3 +239,26 @@ def test_a_prompt_that_starts_with_an_assistant_message_gets_a_user_turn_first()
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
     assert body["messages"][0]["content"] == [{"text": bedrock.CONTINUED}]
     assert body["messages"][1]["content"] == [{"text": "Paris."}]
+
+
+def test_blank_text_converse_refuses_is_left_out_checked_by_the_strict_fake() -> None:
+    """A blank system message, an empty tool result and a prefill ending in whitespace went
+    upstream and came back 400 (ValidationException)."""
+    from sidecar.core.types import ToolCall
+    from tests.support.bedrock import check_converse
+
+    call = ToolCall("tooluse_1", "get_time", "{}")
+    messages = (
+        Message(Role.SYSTEM, "\n"),
+        Message(Role.USER, "What time is it?"),
+        Message(Role.ASSISTANT, " ", tool_calls=(call,)),
+        Message(Role.TOOL, "  ", tool_call_id="tooluse_1"),
+        Message(Role.ASSISTANT, "It is "),
+    )
+    params = GenerationParams(tools=(ToolSpec("get_time", "The time."),))
+    body = bedrock.to_wire(ProviderRequest(messages, params, stream=False), DEPLOYMENT)
+    check_converse(body)
+    assert "system" not in body
+    result = body["messages"][2]["content"][0]["toolResult"]
+    assert result["content"] == [{"text": bedrock_wire.NO_OUTPUT}]
+    assert body["messages"][-1]["content"] == [{"text": "It is"}]

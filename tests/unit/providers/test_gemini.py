@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -93,19 +94,92 @@ def test_blocked_prompt_is_a_content_filter_finish() -> None:
     assert (chunk.text, chunk.finish_reason) == ("", FinishReason.CONTENT_FILTER)
 
 
-@pytest.mark.parametrize(
-    ("reason", "expected"),
-    [
-        ("MAX_TOKENS", FinishReason.LENGTH),
-        ("SAFETY", FinishReason.CONTENT_FILTER),
-        ("IMAGE_PROHIBITED_CONTENT", FinishReason.CONTENT_FILTER),
-        ("IMAGE_RECITATION", FinishReason.CONTENT_FILTER),
-        ("NEW_ONE", FinishReason.STOP),
-    ],
-)
+# Every finishReason the GenerateContentResponse reference documents, and what the caller sees.
+DOCUMENTED_FINISHES = [
+    ("STOP", FinishReason.STOP),
+    ("MAX_TOKENS", FinishReason.LENGTH),
+    ("SAFETY", FinishReason.CONTENT_FILTER),
+    ("RECITATION", FinishReason.CONTENT_FILTER),
+    ("LANGUAGE", FinishReason.CONTENT_FILTER),
+    ("OTHER", FinishReason.CONTENT_FILTER),
+    ("BLOCKLIST", FinishReason.CONTENT_FILTER),
+    ("PROHIBITED_CONTENT", FinishReason.CONTENT_FILTER),
+    ("SPII", FinishReason.CONTENT_FILTER),
+    ("IMAGE_SAFETY", FinishReason.CONTENT_FILTER),
+    ("IMAGE_PROHIBITED_CONTENT", FinishReason.CONTENT_FILTER),
+    ("IMAGE_RECITATION", FinishReason.CONTENT_FILTER),
+    ("IMAGE_OTHER", FinishReason.CONTENT_FILTER),
+    ("FINISH_REASON_UNSPECIFIED", FinishReason.STOP),  # "unused": as if absent, the text a stop
+    ("A_REASON_ADDED_LATER", FinishReason.CONTENT_FILTER),  # not vouched for as complete
+]
+
+
+@pytest.mark.parametrize(("reason", "expected"), DOCUMENTED_FINISHES)
 def test_finish_reasons(reason: str, expected: FinishReason) -> None:
+    """OTHER and LANGUAGE were a STOP: an answer Gemini stopped for a reason it does not give, or
+    for the language, was served and cached as complete (an empty one as an empty success)."""
     data = {"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": reason}]}
     assert gemini.parse_response(data).finish_reason is expected
+    event = {"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": reason}]}
+    assert gemini.parse_event(json.dumps(event)).finish_reason is (
+        None if reason == gemini.UNSPECIFIED else expected
+    )
+
+
+@pytest.mark.parametrize("reason", ["OTHER", "LANGUAGE", "SAFETY", "SPII", "A_REASON_ADDED_LATER"])
+def test_a_stopped_answer_without_content_is_not_an_empty_success(reason: str) -> None:
+    data = {"candidates": [{"content": {"role": "model"}, "finishReason": reason}]}
+    chunk = gemini.parse_response(data)
+    assert (chunk.text, chunk.finish_reason) == ("", FinishReason.CONTENT_FILTER)
+
+
+@pytest.mark.parametrize("reason", sorted(gemini.UNUSABLE_CALLS))
+def test_a_function_call_the_model_got_wrong_is_a_bad_answer(reason: str) -> None:
+    data = {"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": reason}]}
+    with pytest.raises(ProviderMalformedError):
+        gemini.parse_response(data)
+
+
+def test_an_unspecified_finish_without_content_is_a_bad_answer() -> None:
+    with pytest.raises(ProviderMalformedError):
+        gemini.parse_response({"candidates": [{"finishReason": "FINISH_REASON_UNSPECIFIED"}]})
+
+
+BLOCK_REASONS = [
+    "SAFETY",
+    "OTHER",
+    "BLOCKLIST",
+    "PROHIBITED_CONTENT",
+    "IMAGE_SAFETY",
+    "BLOCK_REASON_UNSPECIFIED",
+]
+
+
+@pytest.mark.parametrize("block", BLOCK_REASONS)
+def test_every_prompt_block_reason_is_a_content_filter_finish(block: str) -> None:
+    data = {"promptFeedback": {"blockReason": block}, "usageMetadata": {"promptTokenCount": 7}}
+    chunk = gemini.parse_response(data)
+    assert (chunk.text, chunk.finish_reason) == ("", FinishReason.CONTENT_FILTER)
+    assert gemini.parse_event(json.dumps(data)).finish_reason is FinishReason.CONTENT_FILTER
+
+
+def test_a_blocked_prompt_has_no_answer_whatever_else_the_response_holds() -> None:
+    """A block reason beside a candidate's text (a hostile answer): the text was served as a STOP."""
+    candidate = {"content": {"parts": [{"text": "the answer anyway"}]}, "finishReason": "STOP"}
+    data = {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}, "candidates": [candidate]}
+    chunk = gemini.parse_response(data)
+    assert (chunk.text, chunk.finish_reason) == ("", FinishReason.CONTENT_FILTER)
+    event = gemini.parse_event(json.dumps(data))
+    assert (event.text, event.finish_reason) == ("", FinishReason.CONTENT_FILTER)
+
+
+def test_an_unknown_finish_is_logged_once_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    data = {"candidates": [{"content": {"parts": [{"text": "x"}]}, "finishReason": "NEW_IN_GEMINI_9"}]}
+    with caplog.at_level(logging.DEBUG, logger="sidecar.providers"):
+        for _ in range(3):
+            gemini.parse_response(data)
+    noted = [r for r in caplog.records if "NEW_IN_GEMINI_9" in r.getMessage()]
+    assert len(noted) == 1 and noted[0].levelno == logging.DEBUG
 
 
 def test_thought_parts_are_not_answer_text() -> None:

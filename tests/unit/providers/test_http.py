@@ -77,3 +77,20 @@ def test_a_read_timeout_at_the_deadline_is_the_callers(left: float, caller: bool
 )
 def test_keep_alive_timeout(header: str, expected: float | None) -> None:
     assert keepalive_timeout(header) == expected
+
+
+def test_a_prompt_the_content_filter_refused_is_told_apart_from_a_bad_request() -> None:
+    """Azure's 400 with error.code content_filter: the provider's filter, not a malformed request."""
+    import json
+
+    from sidecar.core.clock import FakeClock
+    from sidecar.core.errors import ProviderRejectedError
+    from sidecar.providers.upstream_errors import PromptFilteredError, RetryAfterPolicy, status_error
+
+    policy = RetryAfterPolicy(60, FakeClock())
+    filtered = json.dumps({"error": {"code": "content_filter", "message": "filtered"}}).encode()
+    bad = json.dumps({"error": {"code": "invalid_value", "message": "bad"}}).encode()
+    assert isinstance(status_error(400, {}, filtered, policy, []), PromptFilteredError)
+    assert isinstance(status_error(422, {}, filtered, policy, []), ProviderRejectedError)
+    assert not isinstance(status_error(422, {}, filtered, policy, []), PromptFilteredError)
+    assert not isinstance(status_error(400, {}, bad, policy, []), PromptFilteredError)

@@ -173,3 +173,30 @@ def test_a_null_refusal_beside_text_is_an_ordinary_answer() -> None:
     body = {"choices": [{"message": {"content": "Hi", "refusal": None}, "finish_reason": "stop"}]}
     chunk = openai.parse_response(body)
     assert (chunk.text, chunk.finish_reason) == ("Hi", FinishReason.STOP)
+
+
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        ("stop", FinishReason.STOP),
+        ("length", FinishReason.LENGTH),
+        ("content_filter", FinishReason.CONTENT_FILTER),
+        ("tool_calls", FinishReason.TOOL_CALLS),
+        ("function_call", FinishReason.TOOL_CALLS),
+        ("eos_token", FinishReason.STOP),  # a compatible server's own word for a normal end (TGI)
+    ],
+)
+def test_finish_reasons(reason: str, expected: FinishReason) -> None:
+    """OpenAI-compatible servers end normal answers in their own words: an unknown one is a stop."""
+    data = {"choices": [{"message": {"content": "x"}, "finish_reason": reason}]}
+    assert openai.parse_response(data).finish_reason is expected
+
+
+@pytest.mark.parametrize("reason", ["abort", "error"])
+def test_an_answer_the_server_gave_up_on_is_an_upstream_failure(reason: str) -> None:
+    """vLLM and SGLang end an aborted request with finish_reason "abort": it was a complete STOP,
+    served and cached."""
+    with pytest.raises(ProviderUnavailableError):
+        openai.parse_response({"choices": [{"message": {"content": "Half"}, "finish_reason": reason}]})
+    with pytest.raises(ProviderUnavailableError):
+        openai.parse_event(json.dumps({"choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}))
