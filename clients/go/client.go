@@ -113,6 +113,7 @@ func New(opts ...Option) (*Client, error) {
 			MinConnectTimeout: 5 * time.Second,
 		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.maxReplyBytes)),
+		grpc.WithChainUnaryInterceptor(keyedInRetry),
 	}
 	if token != "" {
 		dial = append(dial, grpc.WithPerRPCCredentials(bearer(token)))

@@ -104,3 +104,45 @@ func TestRetryWrappingGenerateKeepsOneRequestID(t *testing.T) {
 		t.Fatalf("attempts sent request ids %q (err %v): want two distinct ids, the same in both attempts", pairs, err)
 	}
 }
+
+// TestRetryWrappingTheGeneratedStubKeepsOneRequestID: orchestrator.Retry around the exposed stub's
+// Generate and Embed (client.Generation), whose requests carry no request_id, sent every attempt
+// without one: the sidecar generated and charged a retried call again. They get the Retry's ids now,
+// as the client's own Generate and Embed do.
+func TestRetryWrappingTheGeneratedStubKeepsOneRequestID(t *testing.T) {
+	contract := loadContract(t)
+	address, _ := startSidecar(t, contract.Token)
+	ids := map[string][]string{}
+	client, err := orchestrator.New(orchestrator.WithAddress(address), orchestrator.WithToken(contract.Token),
+		orchestrator.WithDialOptions(grpc.WithChainUnaryInterceptor(loseFirstReply(ids))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	policy := orchestrator.RetryPolicy{DefaultDelay: time.Millisecond}
+	who := orchestrator.Tenant("go-retry-stub", "u")
+
+	answer, err := orchestrator.Retry(ctx, policy, func(ctx context.Context) (*v1.GenerateResponse, error) {
+		return client.Generation.Generate(ctx, orchestrator.Prompt("a lost reply, the stub's", who))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := ids[v1.GenerationService_Generate_FullMethodName]
+	if len(sent) != 2 || sent[0] == "" || sent[0] != sent[1] || !answer.GetSummary().GetReplayed() {
+		t.Fatalf("the stub's Generate attempts carried request ids %q (replayed %v): want one id, the same twice",
+			sent, answer.GetSummary().GetReplayed())
+	}
+	vectors, err := orchestrator.Retry(ctx, policy, func(ctx context.Context) (*v1.EmbedResponse, error) {
+		return client.Generation.Embed(ctx, orchestrator.Texts("go-retry-stub", "u", "a lost reply"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent = ids[v1.GenerationService_Embed_FullMethodName]
+	if len(sent) != 2 || sent[0] == "" || sent[0] != sent[1] || !vectors.GetReplayed() {
+		t.Fatalf("the stub's Embed attempts carried request ids %q (replayed %v)", sent, vectors.GetReplayed())
+	}
+}
