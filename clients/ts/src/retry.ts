@@ -5,6 +5,7 @@
  * from 100 ms, capped at 5 s, jittered to between half of it and all of it), never past the caller's
  * overall deadline; a Switch never. A stream is retried only while nothing has been yielded to the caller.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { SidecarError, StreamInterruptedError, isNeverRetried, toSidecarError } from "./errors.js";
@@ -113,12 +114,46 @@ function backoffMs(attempt: number, options: RetryOptions): number {
   return Math.floor(ceiling * (0.5 + 0.5 * r)) / 1000;
 }
 
+/**
+ * The request ids of one `withRetry`, seen by the calls its attempts make: one per Generate or Embed
+ * sent without a request id of its own, in call order, the same ids in every attempt. SidecarClient
+ * sends them (its `generate` and `embed`, and its generated clients' Generate and Embed), so a retried
+ * call is replayed by the sidecar, never generated and charged again, even when the retried function
+ * does not hand the call its `attempt` (`withRetry(() => client.generate(input))`).
+ */
+class RequestIds {
+  private readonly ids: string[] = [];
+  private next = 0;
+
+  restart(): void {
+    this.next = 0;
+  }
+
+  take(): string {
+    if (this.next === this.ids.length) this.ids.push(newRequestId());
+    return this.ids[this.next++]!;
+  }
+}
+
+const retried = new AsyncLocalStorage<RequestIds>();
+
+/** The next request id of the `withRetry` the current call runs in, or undefined outside one. */
+export function retryRequestId(): string | undefined {
+  return retried.getStore()?.take();
+}
+
+function newRequestId(): string {
+  return randomUUID().replaceAll("-", "");
+}
+
 /** Runs `call` until it succeeds, fails for good, runs out of attempts, or the next wait would pass the deadline. */
 export async function withRetry<T>(call: (attempt: AttemptOptions) => Promise<T>, options: RetryOptions = {}): Promise<T> {
   const plan = new RetryPlan(options);
+  const ids = new RequestIds();
   for (let attempt = 1; ; attempt++) {
+    ids.restart();
     try {
-      return await call(plan.attemptOptions());
+      return await retried.run(ids, () => call(plan.attemptOptions()));
     } catch (thrown) {
       await plan.waitBeforeRetry(callFailure(thrown), attempt);
     }
@@ -167,7 +202,7 @@ export async function* withStreamRetry<T>(
 class RetryPlan {
   private readonly clock: RetryClock;
   private readonly deadline: number | undefined;
-  private readonly requestId = randomUUID().replaceAll("-", "");
+  private readonly requestId = newRequestId();
 
   constructor(private readonly options: RetryOptions) {
     this.clock = options.clock ?? systemClock;
