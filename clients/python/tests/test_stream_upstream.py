@@ -31,6 +31,13 @@ def echo_status(client: oc.Client) -> models_pb2.DeploymentStatus:
     raise AssertionError("no echo route")
 
 
+def wait_in_flight(client: oc.Client) -> None:
+    started = time.monotonic()
+    while echo_status(client).in_flight != 1:
+        assert time.monotonic() - started < 5, "the call never reached the deployment"
+        time.sleep(0.02)
+
+
 def assert_upstream_ended(client: oc.Client) -> None:
     started = time.monotonic()
     while echo_status(client).in_flight != 0:
@@ -93,3 +100,24 @@ def test_a_sync_stream_stopped_early_ends_upstream(sidecar: str, contract: dict[
             for _ in stream:
                 stream.cancel()
         assert_upstream_ended(client)
+
+
+def test_a_unary_call_past_its_deadline_or_cancelled_ends_upstream(
+    sidecar: str, contract: dict[str, Any]
+) -> None:
+    slow = oc.generation_input("[[fault:delay_ms=3000]] slow", tenant_id="acme", user_id="py-upstream")
+
+    async def run() -> None:
+        async with oc.AsyncClient(sidecar, token=contract["token"]) as client:
+            with pytest.raises(oc.DeadlineExceededError):
+                await client.generate(slow, timeout=0.3)
+            with oc.Client(sidecar, token=contract["token"]) as observer:
+                await asyncio.to_thread(assert_upstream_ended, observer)
+                task = asyncio.create_task(client.generate(slow, timeout=10))
+                await asyncio.to_thread(wait_in_flight, observer)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                await asyncio.to_thread(assert_upstream_ended, observer)
+
+    asyncio.run(run())
