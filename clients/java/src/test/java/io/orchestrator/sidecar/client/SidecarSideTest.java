@@ -185,4 +185,39 @@ class SidecarSideTest {
     assertEquals(2, calls.get());
     assertTrue(vectors.getReplayed(), "the retried Embed ran again: charged twice");
   }
+
+  /** Threads that keep a JVM alive: none is left once a client that made calls and streams is closed. */
+  private static java.util.Set<String> nonDaemonThreads() {
+    return Thread.getAllStackTraces().keySet().stream()
+        .filter(t -> t.isAlive() && !t.isDaemon()).map(Thread::getName).collect(Collectors.toSet());
+  }
+
+  @Test
+  void aClosedClientLeavesNoThreadKeepingTheJvmAlive() throws Exception {
+    java.util.Set<String> before = nonDaemonThreads();
+    try (SidecarClient own = SidecarClient.builder().address(sidecar.address).token(token).build()) {
+      own.generate(Messages.ask("hi").toBuilder().setTenantId("acme").setUserId("java-threads").build(), Deadline.after(10, TimeUnit.SECONDS));
+      try (GenerationStream stream = own.stream(longInput(), Deadline.after(30, TimeUnit.SECONDS))) {
+        stream.next();
+      }
+      CompletableFuture<Void> first = new CompletableFuture<>();
+      SidecarClient.Cancellable call = own.streamAsync(longInput(), Deadline.after(30, TimeUnit.SECONDS), new io.grpc.stub.StreamObserver<>() {
+        @Override
+        public void onNext(StreamGenerateResponse value) {
+          first.complete(null);
+        }
+
+        @Override
+        public void onError(Throwable t) {}
+
+        @Override
+        public void onCompleted() {}
+      });
+      first.get(10, TimeUnit.SECONDS);
+      call.cancel();
+    }
+    java.util.Set<String> left = nonDaemonThreads();
+    left.removeAll(before);
+    assertEquals(java.util.Set.of(), left, "non-daemon threads left after close()");
+  }
 }
