@@ -219,8 +219,8 @@ func unary[T any](ctx context.Context, policy *RetryPolicy, call func(context.Co
 		resp, err := call(ctx)
 		return resp, FromError(err, 0)
 	}
-	if policy == nil {
-		return once(ctx)
+	if _, inRetry := ctx.Value(requestIDsKey{}).(*requestIDs); policy == nil || inRetry {
+		return once(ctx) // inside Retry, its policy alone decides: not WithRetry's attempts per attempt
 	}
 	return Retry(ctx, *policy, once)
 }

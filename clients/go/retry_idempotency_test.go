@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -144,5 +145,40 @@ func TestRetryWrappingTheGeneratedStubKeepsOneRequestID(t *testing.T) {
 	sent = ids[v1.GenerationService_Embed_FullMethodName]
 	if len(sent) != 2 || sent[0] == "" || sent[0] != sent[1] || !vectors.GetReplayed() {
 		t.Fatalf("the stub's Embed attempts carried request ids %q (replayed %v)", sent, vectors.GetReplayed())
+	}
+}
+
+// TestRetryAroundAClientWithRetryMakesTheOuterPolicysAttempts: a client made WithRetry and called
+// inside orchestrator.Retry retried each outer attempt again with its own policy, MaxAttempts times
+// MaxAttempts attempts (16 by default, and their waits), past both policies. Inside Retry, the
+// client's calls are made once per attempt: the outer Retry's policy decides.
+func TestRetryAroundAClientWithRetryMakesTheOuterPolicysAttempts(t *testing.T) {
+	attempts := 0
+	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		attempts++
+		return status.Error(codes.Unavailable, "the sidecar is restarting")
+	}
+	client, err := orchestrator.New(orchestrator.WithAddress("127.0.0.1:1"), orchestrator.WithToken(""),
+		orchestrator.WithRetry(orchestrator.RetryPolicy{MaxAttempts: 3, DefaultDelay: time.Microsecond}),
+		orchestrator.WithDialOptions(grpc.WithChainUnaryInterceptor(count)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = orchestrator.Retry(ctx, orchestrator.RetryPolicy{MaxAttempts: 2, DefaultDelay: time.Microsecond},
+		func(ctx context.Context) (*v1.GetQuotaResponse, error) { return client.GetQuota(ctx, "acme", "u") })
+	var unavailable *orchestrator.UnavailableError
+	if !errors.As(err, &unavailable) {
+		t.Fatalf("err %v, want an *UnavailableError", err)
+	}
+	if attempts != 2 {
+		t.Fatalf("%d attempts, want the outer Retry's 2", attempts)
+	}
+	attempts = 0
+	if _, err := client.GetQuota(ctx, "acme", "u"); !errors.As(err, &unavailable) || attempts != 3 {
+		t.Fatalf("outside Retry: %d attempts (%v), want WithRetry's 3", attempts, err)
 	}
 }
