@@ -10,7 +10,7 @@ import { Code, ConnectError, createClient, type CallOptions, type Client, type I
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { parseAddress, resolveAddress, resolveToken, type Endpoint } from "./config.js";
 import { SidecarError, markNeverRetried, toSidecarError } from "./errors.js";
-import { retryRequestId } from "./retry.js";
+import { requestIdFor, retryRequestId } from "./retry.js";
 import { AdminService } from "./gen/orchestrator/v1/admin_service_pb.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ConversationService } from "./gen/orchestrator/v1/conversation_service_pb.js";
@@ -342,9 +342,11 @@ function notConnected(thrown: unknown): boolean {
   return false;
 }
 
-/** The request with `options.requestId` as its idempotency key when it has none of its own. */
+/** The request with its idempotency key (`requestIdFor(options)`) when it has none of its own. */
 function keyed<T extends { readonly requestId?: string }>(request: T, options: SidecarCallOptions | undefined): T {
-  return request.requestId || !options?.requestId ? request : { ...request, requestId: options.requestId };
+  if (request.requestId) return request;
+  const id = requestIdFor(options);
+  return id ? { ...request, requestId: id } : request;
 }
 
 /**

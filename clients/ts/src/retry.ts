@@ -35,9 +35,10 @@ export interface RetryOptions {
 }
 
 /**
- * What each attempt gets: the time left of the overall deadline, the caller's signal, and one
- * request id for every attempt (SidecarClient's `generate` and `embed` send it as the request's
- * `requestId` when it has none, so a retried call is replayed by the sidecar, not charged twice).
+ * What each attempt gets: the time left of the overall deadline, the caller's signal, and the
+ * retry's first request id, the same in every attempt (SidecarClient's `generate` and `embed` handed
+ * these options send the retry's ids, one per call in call order, as the request's `requestId` when
+ * it has none, so a retried call is replayed by the sidecar, not charged twice).
  */
 export interface AttemptOptions {
   readonly timeoutMs?: number;
@@ -122,8 +123,13 @@ function backoffMs(attempt: number, options: RetryOptions): number {
  * does not hand the call its `attempt` (`withRetry(() => client.generate(input))`).
  */
 class RequestIds {
-  private readonly ids: string[] = [];
+  private readonly ids: string[];
   private next = 0;
+
+  /** `first` is the attempts' `requestId`: the first call of each attempt sends it. */
+  constructor(readonly first: string) {
+    this.ids = [first];
+  }
 
   restart(): void {
     this.next = 0;
@@ -142,6 +148,19 @@ export function retryRequestId(): string | undefined {
   return retried.getStore()?.take();
 }
 
+/**
+ * The request id a call handed `options` sends when its request has none: inside the `withRetry` whose
+ * attempt `options` is, the retry's next one (a second call handed the same attempt gets an id of its
+ * own, the same in every attempt, never the first call's), else `options.requestId`.
+ */
+export function requestIdFor(options: { readonly requestId?: string } | undefined): string | undefined {
+  const store = retried.getStore();
+  if (options?.requestId !== undefined && store !== undefined && options.requestId === store.first) {
+    return store.take();
+  }
+  return options?.requestId;
+}
+
 function newRequestId(): string {
   return randomUUID().replaceAll("-", "");
 }
@@ -149,7 +168,7 @@ function newRequestId(): string {
 /** Runs `call` until it succeeds, fails for good, runs out of attempts, or the next wait would pass the deadline. */
 export async function withRetry<T>(call: (attempt: AttemptOptions) => Promise<T>, options: RetryOptions = {}): Promise<T> {
   const plan = new RetryPlan(options);
-  const ids = new RequestIds();
+  const ids = new RequestIds(plan.requestId);
   for (let attempt = 1; ; attempt++) {
     ids.restart();
     try {
@@ -202,7 +221,7 @@ export async function* withStreamRetry<T>(
 class RetryPlan {
   private readonly clock: RetryClock;
   private readonly deadline: number | undefined;
-  private readonly requestId = newRequestId();
+  readonly requestId = newRequestId();
 
   constructor(private readonly options: RetryOptions) {
     this.clock = options.clock ?? systemClock;
