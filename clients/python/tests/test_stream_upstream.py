@@ -38,14 +38,19 @@ def wait_in_flight(client: oc.Client) -> None:
         time.sleep(0.02)
 
 
-def assert_upstream_ended(client: oc.Client) -> None:
+def last_failure(client: oc.Client) -> tuple[str, int, int]:
+    """The deployment's last failed attempt (the session's sidecar has seen the contract's faults)."""
+    status = echo_status(client)
+    return status.last_error, status.last_error_time.seconds, status.last_error_time.nanos
+
+
+def assert_upstream_ended(client: oc.Client, failure_before: tuple[str, int, int]) -> None:
     started = time.monotonic()
     while echo_status(client).in_flight != 0:
         assert time.monotonic() - started < 2, "the upstream attempt still runs 2 s after the stop"
         time.sleep(0.02)
-    status = echo_status(client)
-    assert status.last_error == "", "the caller's stop counted as a provider failure"
-    assert status.breaker_state == models_pb2.BREAKER_STATE_CLOSED
+    assert last_failure(client) == failure_before, "the caller's stop counted as a provider failure"
+    assert echo_status(client).breaker_state == models_pb2.BREAKER_STATE_CLOSED
 
 
 async def _break(stream: oc.AsyncStream) -> None:
@@ -78,28 +83,31 @@ def test_an_async_stream_stopped_early_ends_upstream(
     sidecar: str, contract: dict[str, Any], stop: Callable[[oc.AsyncStream], Any]
 ) -> None:
     async def run() -> None:
-        async with oc.AsyncClient(sidecar, token=contract["token"]) as client:
-            stream = client.stream(_input(), timeout=30)
-            with contextlib.suppress(oc.CancelledError):
-                await stop(stream)
-            # checked while the client is still open: the stop alone ended the call
-            with oc.Client(sidecar, token=contract["token"]) as observer:
-                await asyncio.to_thread(assert_upstream_ended, observer)
+        with oc.Client(sidecar, token=contract["token"]) as observer:
+            before = last_failure(observer)
+            async with oc.AsyncClient(sidecar, token=contract["token"]) as client:
+                stream = client.stream(_input(), timeout=30)
+                with contextlib.suppress(oc.CancelledError):
+                    await stop(stream)
+                # checked while the client is still open: the stop alone ended the call
+                await asyncio.to_thread(assert_upstream_ended, observer, before)
+        observer.close()
 
     asyncio.run(run())
 
 
 def test_a_sync_stream_stopped_early_ends_upstream(sidecar: str, contract: dict[str, Any]) -> None:
     with oc.Client(sidecar, token=contract["token"]) as client:
+        before = last_failure(client)
         for _ in client.stream(_input(), timeout=30):
             assert echo_status(client).in_flight == 1
             break
-        assert_upstream_ended(client)
+        assert_upstream_ended(client, before)
         stream = client.stream(_input(), timeout=30)
         with pytest.raises(oc.CancelledError):
             for _ in stream:
                 stream.cancel()
-        assert_upstream_ended(client)
+        assert_upstream_ended(client, before)
 
 
 def test_a_unary_call_past_its_deadline_or_cancelled_ends_upstream(
@@ -107,17 +115,17 @@ def test_a_unary_call_past_its_deadline_or_cancelled_ends_upstream(
 ) -> None:
     slow = oc.generation_input("[[fault:delay_ms=3000]] slow", tenant_id="acme", user_id="py-upstream")
 
-    async def run() -> None:
+    async def run(observer: oc.Client, before: tuple[str, int, int]) -> None:
         async with oc.AsyncClient(sidecar, token=contract["token"]) as client:
             with pytest.raises(oc.DeadlineExceededError):
                 await client.generate(slow, timeout=0.3)
-            with oc.Client(sidecar, token=contract["token"]) as observer:
-                await asyncio.to_thread(assert_upstream_ended, observer)
-                task = asyncio.create_task(client.generate(slow, timeout=10))
-                await asyncio.to_thread(wait_in_flight, observer)
-                task.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await task
-                await asyncio.to_thread(assert_upstream_ended, observer)
+            await asyncio.to_thread(assert_upstream_ended, observer, before)
+            task = asyncio.create_task(client.generate(slow, timeout=10))
+            await asyncio.to_thread(wait_in_flight, observer)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.to_thread(assert_upstream_ended, observer, before)
 
-    asyncio.run(run())
+    with oc.Client(sidecar, token=contract["token"]) as observer:
+        asyncio.run(run(observer, last_failure(observer)))
