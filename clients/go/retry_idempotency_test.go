@@ -182,3 +182,25 @@ func TestRetryAroundAClientWithRetryMakesTheOuterPolicysAttempts(t *testing.T) {
 		t.Fatalf("outside Retry: %d attempts (%v), want WithRetry's 3", attempts, err)
 	}
 }
+
+// TestWithRetryRetriesListModels: WithRetry retried every read but ListModels (Python's retry_policy
+// covers list_models), so a service listing routes at start-up failed on the sidecar's first restart.
+func TestWithRetryRetriesListModels(t *testing.T) {
+	attempts := 0
+	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		attempts++
+		return status.Error(codes.Unavailable, "the sidecar is restarting")
+	}
+	client, err := orchestrator.New(orchestrator.WithAddress("127.0.0.1:1"), orchestrator.WithToken(""),
+		orchestrator.WithRetry(orchestrator.RetryPolicy{MaxAttempts: 3, DefaultDelay: time.Microsecond}),
+		orchestrator.WithDialOptions(grpc.WithChainUnaryInterceptor(count)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var unavailable *orchestrator.UnavailableError
+	if _, err := client.ListModels(context.Background(), &v1.ListModelsRequest{}); !errors.As(err, &unavailable) || attempts != 3 {
+		t.Fatalf("%d attempts (%v), want WithRetry's 3", attempts, err)
+	}
+}
