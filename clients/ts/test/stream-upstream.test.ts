@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
-import { BreakerState, SidecarClient, userMessage, type DeploymentStatus } from "../src/index.js";
+import { BreakerState, CancelledError, DeadlineExceededError, SidecarClient, userMessage, type DeploymentStatus } from "../src/index.js";
 import { REPO_ROOT, startSidecar, type RunningSidecar } from "./sidecar-process.js";
 
 const CONFIG = path.join(REPO_ROOT, "tests/contract/sidecar.yaml");
@@ -63,6 +63,18 @@ describe("a stream stopped early, from the sidecar's side", () => {
     await assert.rejects(async () => {
       for await (const _ of client.stream(input, { signal: caller.signal, timeoutMs: 30_000 })) caller.abort();
     }, { name: "CancelledError" });
+    await upstreamEnded(client);
+  });
+
+  test("a unary generate past its deadline, or whose signal is aborted", async () => {
+    const slow = { tenantId: "acme", userId: "ts-upstream", messages: [userMessage("[[fault:delay_ms=3000]] slow")] };
+    await assert.rejects(client.generate(slow, { timeoutMs: 300 }), DeadlineExceededError);
+    await upstreamEnded(client);
+    const caller = new AbortController();
+    const call = client.generate(slow, { signal: caller.signal, timeoutMs: 30_000 });
+    while ((await echoStatus(client)).inFlight !== 1) await new Promise((resolve) => setTimeout(resolve, 20));
+    caller.abort();
+    await assert.rejects(call, CancelledError);
     await upstreamEnded(client);
   });
 
