@@ -69,7 +69,7 @@ func WithAddress(address string) Option { return func(s *settings) { s.address =
 // set. Surrounding whitespace (a secret file's newline) is dropped.
 func WithToken(token string) Option { return func(s *settings) { s.token = &token } }
 
-// WithRetry makes Generate, Embed, GetQuota, Feedback and GetExperimentReport retry UNAVAILABLE and
+// WithRetry makes Generate, Embed, GetQuota, ListModels, Feedback and GetExperimentReport retry UNAVAILABLE and
 // RESOURCE_EXHAUSTED per policy. Switch is never retried (see Switch).
 func WithRetry(policy RetryPolicy) Option { return func(s *settings) { s.retry = &policy } }
 
@@ -113,6 +113,7 @@ func New(opts ...Option) (*Client, error) {
 			MinConnectTimeout: 5 * time.Second,
 		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(s.maxReplyBytes)),
+		grpc.WithChainUnaryInterceptor(keyedInRetry),
 	}
 	if token != "" {
 		dial = append(dial, grpc.WithPerRPCCredentials(bearer(token)))
@@ -195,10 +196,11 @@ func (c *Client) GetQuota(ctx context.Context, tenantID, userID string) (*v1.Get
 	})
 }
 
-// ListModels returns one page of routes with their deployments.
+// ListModels returns one page of routes with their deployments (a read: retried WithRetry).
 func (c *Client) ListModels(ctx context.Context, req *v1.ListModelsRequest) (*v1.ListModelsResponse, error) {
-	resp, err := c.Generation.ListModels(ctx, req)
-	return resp, FromError(err, 0)
+	return unary(ctx, c.retry, func(ctx context.Context) (*v1.ListModelsResponse, error) {
+		return c.Generation.ListModels(ctx, req)
+	})
 }
 
 // requestID is the id to send with a request that has none: the next one of the Retry this call
@@ -218,8 +220,8 @@ func unary[T any](ctx context.Context, policy *RetryPolicy, call func(context.Co
 		resp, err := call(ctx)
 		return resp, FromError(err, 0)
 	}
-	if policy == nil {
-		return once(ctx)
+	if _, inRetry := ctx.Value(requestIDsKey{}).(*requestIDs); policy == nil || inRetry {
+		return once(ctx) // inside Retry, its policy alone decides: not WithRetry's attempts per attempt
 	}
 	return Retry(ctx, *policy, once)
 }

@@ -8,8 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	v1 "github.com/orchestrator-sidecar/orchestrator/clients/go/gen/orchestrator/v1"
 )
 
 // RetryPolicy is the clients' one retry policy (clients/README.md, "Retries"; the same in Go,
@@ -80,9 +83,10 @@ func (p RetryPolicy) backoff(attempt int) time.Duration {
 // Retry runs call until it succeeds or the policy gives up; ctx's deadline bounds the whole. call
 // may return typed errors or an exposed stub's plain gRPC statuses; the last error is returned as is,
 // except when ctx is cancelled while Retry waits before an attempt: then a *CancelledError.
-// The client's Generate and Embed called with the ctx call gets send, for a request without a
-// request_id, one id of this Retry per call, in call order, the same ids in every attempt: the
-// sidecar replays an attempt that ran but whose reply was lost instead of charging it again.
+// The client's Generate and Embed called with the ctx call gets, and the exposed stub's
+// (client.Generation), send, for a request without a request_id, one id of this Retry per call, in
+// call order, the same ids in every attempt: the sidecar replays an attempt that ran but whose reply
+// was lost instead of charging it again.
 func Retry[T any](ctx context.Context, policy RetryPolicy, call func(context.Context) (T, error)) (T, error) {
 	ids := &requestIDs{}
 	ctx = context.WithValue(ctx, requestIDsKey{}, ids)
@@ -139,4 +143,23 @@ func (r *requestIDs) take() string {
 	}
 	r.next++
 	return r.ids[r.next-1]
+}
+
+// keyedInRetry gives a Generate or Embed sent without a request_id inside Retry (through the exposed
+// stub, client.Generation) the Retry's next id, as the client's own Generate and Embed take it.
+func keyedInRetry(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+	invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if ids, ok := ctx.Value(requestIDsKey{}).(*requestIDs); ok {
+		switch r := req.(type) {
+		case *v1.GenerateRequest:
+			if r.GetInput() != nil && r.GetInput().GetRequestId() == "" {
+				req = withRequestID(r, ids.take())
+			}
+		case *v1.EmbedRequest:
+			if r != nil && r.GetRequestId() == "" {
+				req = embedWithRequestID(r, ids.take())
+			}
+		}
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
 }

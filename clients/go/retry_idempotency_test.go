@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -102,5 +103,104 @@ func TestRetryWrappingGenerateKeepsOneRequestID(t *testing.T) {
 	})
 	if err != nil || len(pairs) != 2 || pairs[0] != pairs[1] || pairs[0][0] == pairs[0][1] {
 		t.Fatalf("attempts sent request ids %q (err %v): want two distinct ids, the same in both attempts", pairs, err)
+	}
+}
+
+// TestRetryWrappingTheGeneratedStubKeepsOneRequestID: orchestrator.Retry around the exposed stub's
+// Generate and Embed (client.Generation), whose requests carry no request_id, sent every attempt
+// without one: the sidecar generated and charged a retried call again. They get the Retry's ids now,
+// as the client's own Generate and Embed do.
+func TestRetryWrappingTheGeneratedStubKeepsOneRequestID(t *testing.T) {
+	contract := loadContract(t)
+	address, _ := startSidecar(t, contract.Token)
+	ids := map[string][]string{}
+	client, err := orchestrator.New(orchestrator.WithAddress(address), orchestrator.WithToken(contract.Token),
+		orchestrator.WithDialOptions(grpc.WithChainUnaryInterceptor(loseFirstReply(ids))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	policy := orchestrator.RetryPolicy{DefaultDelay: time.Millisecond}
+	who := orchestrator.Tenant("go-retry-stub", "u")
+
+	answer, err := orchestrator.Retry(ctx, policy, func(ctx context.Context) (*v1.GenerateResponse, error) {
+		return client.Generation.Generate(ctx, orchestrator.Prompt("a lost reply, the stub's", who))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := ids[v1.GenerationService_Generate_FullMethodName]
+	if len(sent) != 2 || sent[0] == "" || sent[0] != sent[1] || !answer.GetSummary().GetReplayed() {
+		t.Fatalf("the stub's Generate attempts carried request ids %q (replayed %v): want one id, the same twice",
+			sent, answer.GetSummary().GetReplayed())
+	}
+	vectors, err := orchestrator.Retry(ctx, policy, func(ctx context.Context) (*v1.EmbedResponse, error) {
+		return client.Generation.Embed(ctx, orchestrator.Texts("go-retry-stub", "u", "a lost reply"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent = ids[v1.GenerationService_Embed_FullMethodName]
+	if len(sent) != 2 || sent[0] == "" || sent[0] != sent[1] || !vectors.GetReplayed() {
+		t.Fatalf("the stub's Embed attempts carried request ids %q (replayed %v)", sent, vectors.GetReplayed())
+	}
+}
+
+// TestRetryAroundAClientWithRetryMakesTheOuterPolicysAttempts: a client made WithRetry and called
+// inside orchestrator.Retry retried each outer attempt again with its own policy, MaxAttempts times
+// MaxAttempts attempts (16 by default, and their waits), past both policies. Inside Retry, the
+// client's calls are made once per attempt: the outer Retry's policy decides.
+func TestRetryAroundAClientWithRetryMakesTheOuterPolicysAttempts(t *testing.T) {
+	attempts := 0
+	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		attempts++
+		return status.Error(codes.Unavailable, "the sidecar is restarting")
+	}
+	client, err := orchestrator.New(orchestrator.WithAddress("127.0.0.1:1"), orchestrator.WithToken(""),
+		orchestrator.WithRetry(orchestrator.RetryPolicy{MaxAttempts: 3, DefaultDelay: time.Microsecond}),
+		orchestrator.WithDialOptions(grpc.WithChainUnaryInterceptor(count)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = orchestrator.Retry(ctx, orchestrator.RetryPolicy{MaxAttempts: 2, DefaultDelay: time.Microsecond},
+		func(ctx context.Context) (*v1.GetQuotaResponse, error) { return client.GetQuota(ctx, "acme", "u") })
+	var unavailable *orchestrator.UnavailableError
+	if !errors.As(err, &unavailable) {
+		t.Fatalf("err %v, want an *UnavailableError", err)
+	}
+	if attempts != 2 {
+		t.Fatalf("%d attempts, want the outer Retry's 2", attempts)
+	}
+	attempts = 0
+	if _, err := client.GetQuota(ctx, "acme", "u"); !errors.As(err, &unavailable) || attempts != 3 {
+		t.Fatalf("outside Retry: %d attempts (%v), want WithRetry's 3", attempts, err)
+	}
+}
+
+// TestWithRetryRetriesListModels: WithRetry retried every read but ListModels (Python's retry_policy
+// covers list_models), so a service listing routes at start-up failed on the sidecar's first restart.
+func TestWithRetryRetriesListModels(t *testing.T) {
+	attempts := 0
+	count := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
+		invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		attempts++
+		return status.Error(codes.Unavailable, "the sidecar is restarting")
+	}
+	client, err := orchestrator.New(orchestrator.WithAddress("127.0.0.1:1"), orchestrator.WithToken(""),
+		orchestrator.WithRetry(orchestrator.RetryPolicy{MaxAttempts: 3, DefaultDelay: time.Microsecond}),
+		orchestrator.WithDialOptions(grpc.WithChainUnaryInterceptor(count)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var unavailable *orchestrator.UnavailableError
+	if _, err := client.ListModels(context.Background(), &v1.ListModelsRequest{}); !errors.As(err, &unavailable) || attempts != 3 {
+		t.Fatalf("%d attempts (%v), want WithRetry's 3", attempts, err)
 	}
 }

@@ -51,11 +51,11 @@ def test_loops_still_open_each_keep_their_channel(sidecar: str, contract: dict[s
         assert second.run_until_complete(answer(client, "in the second")) == "in the second"
         assert first.run_until_complete(answer(client, "the first again")) == "the first again"
 
-        async def stub() -> Any:
-            return client.generation
+        async def channel() -> Any:
+            return client.channel
 
-        assert first.run_until_complete(stub()) is first.run_until_complete(stub())
-        assert first.run_until_complete(stub()) is not second.run_until_complete(stub())
+        assert first.run_until_complete(channel()) is first.run_until_complete(channel())
+        assert first.run_until_complete(channel()) is not second.run_until_complete(channel())
         second.run_until_complete(client.close())
         for loop in (first, second):
             with pytest.raises(oc.CancelledError, match="closed"):

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+import yaml
+from conftest import CONTRACT
 
 from orchestrator_client._connection import resolve
 
@@ -36,3 +38,16 @@ def test_the_documented_forms_are_taken() -> None:
         ("/run/s.sock", "unix:///run/s.sock"),
     ]:
         assert resolve(address, environ={}).target == target
+
+
+def test_the_shared_address_table() -> None:
+    """tests/contract/addresses.yaml, replayed by every client: the same addresses taken and refused."""
+    table = yaml.safe_load((CONTRACT / "addresses.yaml").read_text())
+    for address, path in table["unix"].items():
+        target = resolve(address, environ={}).target
+        assert target.startswith("unix:") and target.removeprefix("unix:").removeprefix("//") == path, address
+    for address in table["tcp"]:
+        assert resolve(address, environ={}).target == address
+    for address in table["refused"]:
+        with pytest.raises(ValueError, match="sidecar address"):
+            resolve(address, environ={})

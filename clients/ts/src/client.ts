@@ -5,20 +5,23 @@
  * the input's `priority` field (`Priority.HIGH`, ...).
  */
 import * as net from "node:net";
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { clone, create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type CallOptions, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { parseAddress, resolveAddress, resolveToken, type Endpoint } from "./config.js";
 import { SidecarError, markNeverRetried, toSidecarError } from "./errors.js";
+import { requestIdFor, retryRequestId } from "./retry.js";
 import { AdminService } from "./gen/orchestrator/v1/admin_service_pb.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ConversationService } from "./gen/orchestrator/v1/conversation_service_pb.js";
-import type { EmbedRequestSchema, EmbedResponse } from "./gen/orchestrator/v1/embed_pb.js";
+import { EmbedRequestSchema, type EmbedRequest, type EmbedResponse } from "./gen/orchestrator/v1/embed_pb.js";
 import { ExperimentService } from "./gen/orchestrator/v1/experiment_service_pb.js";
 import type { FeedbackRequestSchema, FeedbackResponse, GetExperimentReportResponse } from "./gen/orchestrator/v1/experiments_pb.js";
 import {
+  GenerateRequestSchema,
   GenerationInputSchema,
   Role,
+  type GenerateRequest,
   type GenerateResponse,
   type Message,
   type MessageSchema,
@@ -124,7 +127,7 @@ export class SidecarClient {
       baseUrl,
       sessionManager: this.sessions,
       readMaxBytes,
-      interceptors: [...(token === undefined ? [] : [bearer(token)]), ...(options.interceptors ?? [])],
+      interceptors: [keyedInRetry, ...(token === undefined ? [] : [bearer(token)]), ...(options.interceptors ?? [])],
     });
     this.generation = createClient(GenerationService, transport);
     this.conversation = createClient(ConversationService, transport);
@@ -339,10 +342,39 @@ function notConnected(thrown: unknown): boolean {
   return false;
 }
 
-/** The request with `options.requestId` as its idempotency key when it has none of its own. */
+/** The request with its idempotency key (`requestIdFor(options)`) when it has none of its own. */
 function keyed<T extends { readonly requestId?: string }>(request: T, options: SidecarCallOptions | undefined): T {
-  return request.requestId || !options?.requestId ? request : { ...request, requestId: options.requestId };
+  if (request.requestId) return request;
+  const id = requestIdFor(options);
+  return id ? { ...request, requestId: id } : request;
 }
+
+/**
+ * Inside `withRetry`, a Generate or Embed sent without a request id gets the retry's next one (the
+ * same in every attempt), so the sidecar replays a retried call instead of generating and charging it
+ * again: also when the retried function leaves out its `attempt`, or calls the generated client.
+ */
+const keyedInRetry: Interceptor = (next) => (req) => {
+  if (req.stream || req.service.typeName !== GenerationService.typeName) return next(req);
+  if (req.method.name === "Generate") {
+    const message = req.message as GenerateRequest;
+    if (message.input === undefined || message.input.requestId !== "") return next(req);
+    const id = retryRequestId();
+    if (id === undefined) return next(req);
+    const keyedMessage = clone(GenerateRequestSchema, message);
+    keyedMessage.input!.requestId = id;
+    return next({ ...req, message: keyedMessage as typeof req.message });
+  }
+  if (req.method.name === "Embed") {
+    const message = req.message as EmbedRequest;
+    const id = message.requestId === "" ? retryRequestId() : undefined;
+    if (id === undefined) return next(req);
+    const keyedMessage = clone(EmbedRequestSchema, message);
+    keyedMessage.requestId = id;
+    return next({ ...req, message: keyedMessage as typeof req.message });
+  }
+  return next(req);
+};
 
 /** A message with one text part. */
 export function textMessage(role: Role, text: string): MessageInitShape<typeof MessageSchema> {

@@ -10,11 +10,15 @@ export type Endpoint =
   | { readonly kind: "unix"; readonly path: string };
 
 /**
- * Parses `host:port`, `[::1]:port`, `unix:///abs/path` or `unix:/abs/path`.
+ * Parses `host:port`, `[::1]:port`, `unix:///abs/path`, `unix:/abs/path` or a bare absolute path (a
+ * Unix socket, as in the Go and Python clients: tests/contract/addresses.yaml).
  * Throws a TypeError naming the address when it is none of those.
  */
 export function parseAddress(address: string): Endpoint {
   const trimmed = address.trim();
+  if (trimmed.startsWith("/")) {
+    return { kind: "unix", path: trimmed };
+  }
   if (trimmed.startsWith("unix:")) {
     const path = trimmed.startsWith("unix://") ? trimmed.slice("unix://".length) : trimmed.slice("unix:".length);
     if (!path.startsWith("/")) {
@@ -25,7 +29,7 @@ export function parseAddress(address: string): Endpoint {
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s/]+)):(\d{1,5})$/.exec(trimmed);
   const port = match ? Number(match[3]) : NaN;
   if (!match || port < 1 || port > 65535) {
-    throw new TypeError(`sidecar address ${JSON.stringify(address)}: expected host:port or unix:///path`);
+    throw new TypeError(`sidecar address ${JSON.stringify(address)}: expected host:port, unix:///path or an absolute path`);
   }
   return { kind: "tcp", host: match[1] ?? match[2] ?? "", port };
 }

@@ -5,6 +5,7 @@
  * from 100 ms, capped at 5 s, jittered to between half of it and all of it), never past the caller's
  * overall deadline; a Switch never. A stream is retried only while nothing has been yielded to the caller.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { SidecarError, StreamInterruptedError, isNeverRetried, toSidecarError } from "./errors.js";
@@ -34,9 +35,10 @@ export interface RetryOptions {
 }
 
 /**
- * What each attempt gets: the time left of the overall deadline, the caller's signal, and one
- * request id for every attempt (SidecarClient's `generate` and `embed` send it as the request's
- * `requestId` when it has none, so a retried call is replayed by the sidecar, not charged twice).
+ * What each attempt gets: the time left of the overall deadline, the caller's signal, and the
+ * retry's first request id, the same in every attempt (SidecarClient's `generate` and `embed` handed
+ * these options send the retry's ids, one per call in call order, as the request's `requestId` when
+ * it has none, so a retried call is replayed by the sidecar, not charged twice).
  */
 export interface AttemptOptions {
   readonly timeoutMs?: number;
@@ -113,12 +115,64 @@ function backoffMs(attempt: number, options: RetryOptions): number {
   return Math.floor(ceiling * (0.5 + 0.5 * r)) / 1000;
 }
 
+/**
+ * The request ids of one `withRetry`, seen by the calls its attempts make: one per Generate or Embed
+ * sent without a request id of its own, in call order, the same ids in every attempt. SidecarClient
+ * sends them (its `generate` and `embed`, and its generated clients' Generate and Embed), so a retried
+ * call is replayed by the sidecar, never generated and charged again, even when the retried function
+ * does not hand the call its `attempt` (`withRetry(() => client.generate(input))`).
+ */
+class RequestIds {
+  private readonly ids: string[];
+  private next = 0;
+
+  /** `first` is the attempts' `requestId`: the first call of each attempt sends it. */
+  constructor(readonly first: string) {
+    this.ids = [first];
+  }
+
+  restart(): void {
+    this.next = 0;
+  }
+
+  take(): string {
+    if (this.next === this.ids.length) this.ids.push(newRequestId());
+    return this.ids[this.next++]!;
+  }
+}
+
+const retried = new AsyncLocalStorage<RequestIds>();
+
+/** The next request id of the `withRetry` the current call runs in, or undefined outside one. */
+export function retryRequestId(): string | undefined {
+  return retried.getStore()?.take();
+}
+
+/**
+ * The request id a call handed `options` sends when its request has none: inside the `withRetry` whose
+ * attempt `options` is, the retry's next one (a second call handed the same attempt gets an id of its
+ * own, the same in every attempt, never the first call's), else `options.requestId`.
+ */
+export function requestIdFor(options: { readonly requestId?: string } | undefined): string | undefined {
+  const store = retried.getStore();
+  if (options?.requestId !== undefined && store !== undefined && options.requestId === store.first) {
+    return store.take();
+  }
+  return options?.requestId;
+}
+
+function newRequestId(): string {
+  return randomUUID().replaceAll("-", "");
+}
+
 /** Runs `call` until it succeeds, fails for good, runs out of attempts, or the next wait would pass the deadline. */
 export async function withRetry<T>(call: (attempt: AttemptOptions) => Promise<T>, options: RetryOptions = {}): Promise<T> {
   const plan = new RetryPlan(options);
+  const ids = new RequestIds(plan.requestId);
   for (let attempt = 1; ; attempt++) {
+    ids.restart();
     try {
-      return await call(plan.attemptOptions());
+      return await retried.run(ids, () => call(plan.attemptOptions()));
     } catch (thrown) {
       await plan.waitBeforeRetry(callFailure(thrown), attempt);
     }
@@ -167,7 +221,7 @@ export async function* withStreamRetry<T>(
 class RetryPlan {
   private readonly clock: RetryClock;
   private readonly deadline: number | undefined;
-  private readonly requestId = randomUUID().replaceAll("-", "");
+  readonly requestId = newRequestId();
 
   constructor(private readonly options: RetryOptions) {
     this.clock = options.clock ?? systemClock;

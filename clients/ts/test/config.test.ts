@@ -1,7 +1,11 @@
 /** Address and token defaults. */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
 import { test } from "node:test";
+import { parse } from "yaml";
 import { parseAddress } from "../src/index.js";
+import { REPO_ROOT } from "./sidecar-process.js";
 import { resolveAddress, resolveToken } from "../src/config.js";
 
 test("addresses: host:port, [v6]:port, unix:///path, unix:/path", () => {
@@ -36,5 +40,22 @@ test("tokens: surrounding whitespace (a secret file's newline) dropped, one a he
       (err: unknown) => err instanceof TypeError && err.message.includes("token") && !err.message.includes(bad),
       JSON.stringify(bad),
     );
+  }
+});
+
+test("the shared address table (tests/contract/addresses.yaml): the same addresses taken and refused as in every client", () => {
+  const table = parse(readFileSync(path.join(REPO_ROOT, "tests/contract/addresses.yaml"), "utf8")) as {
+    unix: Record<string, string>;
+    tcp: string[];
+    refused: string[];
+  };
+  for (const [address, socket] of Object.entries(table.unix)) {
+    assert.deepEqual(parseAddress(address), { kind: "unix", path: socket }, JSON.stringify(address));
+  }
+  for (const address of table.tcp) {
+    assert.equal(parseAddress(address).kind, "tcp", address);
+  }
+  for (const address of table.refused) {
+    assert.throws(() => parseAddress(address), (err: unknown) => err instanceof TypeError && err.message.includes("sidecar address"), JSON.stringify(address));
   }
 });

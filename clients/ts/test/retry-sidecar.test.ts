@@ -74,6 +74,70 @@ describe("withRetry around the client", () => {
     }
   });
 
+  test("a generate retried without handing it the attempt still keeps one request id", async () => {
+    // withRetry(() => client.generate(input)): the attempt's options (and so its request id) left out
+    const seen: string[] = [];
+    const client = new SidecarClient({ address: sidecar.address, token: TOKEN, interceptors: [loseFirstReply("Generate", seen)] });
+    try {
+      const input = { tenantId: "ts-retry", userId: "u", messages: [userMessage("a lost reply, no attempt")] };
+      const answer = await withRetry(() => client.generate(input), { timeoutMs: 10_000, baseDelayMs: 1 });
+      assert.equal(seen.length, 2);
+      assert.ok(seen[0] !== "" && seen[0] === seen[1], `request ids ${JSON.stringify(seen)}`);
+      assert.equal(answer.summary?.replayed, true, "the retry was generated and charged again");
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a generate of the generated client inside withRetry keeps one request id", async () => {
+    const seen: string[] = [];
+    const client = new SidecarClient({ address: sidecar.address, token: TOKEN, interceptors: [loseFirstReply("Generate", seen)] });
+    try {
+      const input = { tenantId: "ts-retry", userId: "u", messages: [userMessage("a lost reply, raw stub")] };
+      const answer = await withRetry(() => client.generation.generate({ input }), { timeoutMs: 10_000, baseDelayMs: 1 });
+      assert.ok(seen[0] !== "" && seen[0] === seen[1], `request ids ${JSON.stringify(seen)}`);
+      assert.equal(answer.summary?.replayed, true, "the retry was generated and charged again");
+    } finally {
+      client.close();
+    }
+  });
+
+  test("two generates in one attempt get two request ids, the same in every attempt", async () => {
+    const seen: string[] = [];
+    const client = new SidecarClient({ address: sidecar.address, token: TOKEN, interceptors: [loseFirstReply("Generate", seen)] });
+    try {
+      const first = { tenantId: "ts-retry", userId: "u", messages: [userMessage("first of two")] };
+      const second = { tenantId: "ts-retry", userId: "u", messages: [userMessage("second of two")] };
+      // attempt 1: the first generate's reply is lost; attempt 2 makes both calls
+      await withRetry(async () => [await client.generate(first), await client.generate(second)], { timeoutMs: 10_000, baseDelayMs: 1 });
+      assert.equal(seen.length, 3);
+      assert.ok(seen[0] !== "" && seen[0] === seen[1] && seen[2] !== seen[1] && seen[2] !== "", `request ids ${JSON.stringify(seen)}`);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("two generates handed the same attempt get two request ids, the same in every attempt", async () => {
+    // the README's pattern, withRetry((attempt) => client.generate(input, attempt)), for two calls: the
+    // second was sent with the first one's id and refused (IDEMPOTENCY_KEY_REUSED)
+    const seen: string[] = [];
+    const client = new SidecarClient({ address: sidecar.address, token: TOKEN, interceptors: [loseFirstReply("Generate", seen)] });
+    try {
+      const first = { tenantId: "ts-retry", userId: "u", messages: [userMessage("first of two, handed the attempt")] };
+      const second = { tenantId: "ts-retry", userId: "u", messages: [userMessage("second of two, handed the attempt")] };
+      const [a, b] = await withRetry(async (attempt) => [await client.generate(first, attempt), await client.generate(second, attempt)], {
+        timeoutMs: 10_000,
+        baseDelayMs: 1,
+      });
+      assert.equal(seen.length, 3);
+      assert.ok(seen[0] !== "" && seen[0] === seen[1] && seen[2] !== seen[1] && seen[2] !== "", `request ids ${JSON.stringify(seen)}`);
+      assert.equal(a.summary?.replayed, true);
+      assert.equal(b.summary?.requestId, seen[2]);
+    } finally {
+      client.close();
+    }
+  });
+
   test("a request id of the caller's own is kept", async () => {
     const seen: string[] = [];
     const client = new SidecarClient({ address: sidecar.address, token: TOKEN, interceptors: [loseFirstReply("Generate", seen)] });

@@ -33,7 +33,7 @@ from ._gen.orchestrator.v1 import (
     quota_pb2,
     quota_service_pb2_grpc,
 )
-from ._loops import LoopChannels
+from ._loops import LoopChannels, LoopStub, running_loop
 from .errors import CancelledError, SidecarError, build, from_rpc_error
 from .experiments import Priority, feedback_request, report_request
 
@@ -43,8 +43,9 @@ EmbedInput = embed_pb2.EmbedRequest | Sequence[str]
 
 
 class _LazyStub:
-    """A generated stub over the channel of the running loop, made on first use there (see
-    `AsyncClient.channel`); one assigned to the client is returned instead, in every loop."""
+    """A generated stub whose calls run over the channel of the loop running when each is made (see
+    `AsyncClient.channel`): one object for every loop, so it may be read where no loop runs (at
+    import time) or kept from one loop to the next. One assigned to the client is returned instead."""
 
     def __init__(self, stub: type) -> None:
         self._stub = stub
@@ -56,9 +57,9 @@ class _LazyStub:
     def __get__(self, client: AsyncClient | None, owner: type | None = None) -> Any:
         if client is None:
             return self
-        if self._slot in client.__dict__:
-            return client.__dict__[self._slot]
-        return client._channels.current().stub(self._stub)
+        if self._slot not in client.__dict__:
+            client.__dict__[self._slot] = LoopStub(client._channels, self._stub)
+        return client.__dict__[self._slot]
 
     def __set__(self, client: AsyncClient, stub: Any) -> None:
         client.__dict__[self._slot] = stub
@@ -92,7 +93,8 @@ class AsyncClient:
         """The gRPC channel of the running event loop, made there on first use: grpc.aio binds a
         channel to the loop running when it is made, so a client made outside any loop (a
         module-level one) or used from several loops in turn (successive `asyncio.run` calls,
-        pytest-asyncio's per-test loops, a loop per thread) has one channel per loop."""
+        pytest-asyncio's per-test loops, a loop per thread) has one channel per loop. Read with no
+        loop running, a RuntimeError."""
         return self._channels.current().channel
 
     # the generated stubs (the token attached), made on first use over `channel`; assignable
@@ -162,10 +164,15 @@ class AsyncClient:
         timeout: float | None = None,
         priority: Priority | None = None,
     ) -> AsyncStream:
-        """The answer as it is generated: `async for event in client.stream(...)`; `.cancel()` stops it."""
+        """The answer as it is generated: `async for event in client.stream(...)`; `.cancel()` stops it.
+        Made inside a running loop, the call starts at once; made where none runs, it starts in the
+        loop that first reads it."""
         self._check_open()
-        call = self.generation.StreamGenerate(messages.stream_request(request, priority), timeout=timeout)
-        return AsyncStream(call)
+        req = messages.stream_request(request, priority)
+        stream = AsyncStream(lambda: self.generation.StreamGenerate(req, timeout=timeout))
+        if running_loop() is not None:
+            stream._start()
+        return stream
 
     async def switch(
         self, request: personas_pb2.SwitchRequest, *, timeout: float | None = None
@@ -305,12 +312,18 @@ class AsyncStream:
     `partial_usage`); `cancel()` ends the call and a following read raises `CancelledError`.
     """
 
-    def __init__(self, call: Any) -> None:
-        self._call = call
+    def __init__(self, start: Any) -> None:
+        self._start_call = start
+        self._call: Any = None  # the grpc.aio call, once started
         self._cancelled = False
         self._pieces: list[str] = []
         self.deltas = 0
         self.result: generate_pb2.GenerateResponse | None = None
+
+    def _start(self) -> Any:
+        if self._call is None:
+            self._call = self._start_call()
+        return self._call
 
     @property
     def text(self) -> str:
@@ -320,8 +333,11 @@ class AsyncStream:
         return self._events()
 
     async def _events(self) -> AsyncIterator[generate_pb2.StreamGenerateResponse]:
+        if self._cancelled:
+            raise self._cancelled_error()
+        call = self._start()
         try:
-            async for event in self._call:
+            async for event in call:
                 self._record(event)
                 yield event
         except grpc.aio.AioRpcError as err:
@@ -332,7 +348,7 @@ class AsyncStream:
         finally:
             # a loop left early (break, an exception in its body, aclose) ends the call on the
             # wire: otherwise the sidecar keeps generating, and charging, for a reader that is gone
-            if not self._call.done():
+            if not call.done():
                 self.cancel()
         if self._cancelled:
             raise self._cancelled_error()
@@ -357,7 +373,8 @@ class AsyncStream:
     def cancel(self) -> None:
         """Stop the call: the sidecar stops generating and charges what was produced."""
         self._cancelled = True
-        self._call.cancel()
+        if self._call is not None:  # one never started is never sent
+            self._call.cancel()
 
     async def __aenter__(self) -> AsyncStream:
         return self

@@ -279,7 +279,10 @@ public final class SidecarClient implements AutoCloseable {
     return EscalationServiceGrpc.newBlockingStub(channel).withDeadline(effective(deadline));
   }
 
-  /** The channel, for the generated stubs of every other RPC (errors: {@link SidecarException#from}). */
+  /**
+   * The channel, for the generated stubs of every other RPC (errors: {@link SidecarException#from});
+   * inside {@link Retry#call}, their Generate and Embed keep one request id like {@link #generate}.
+   */
   public Channel channel() {
     return channel;
   }
@@ -445,6 +448,36 @@ public final class SidecarClient implements AutoCloseable {
     }
   }
 
+  /**
+   * Inside {@link Retry#call}, a Generate or Embed sent without a request id through the generated
+   * stubs ({@link #generationStub}, {@link #channel}) gets the retry's next one, as
+   * {@link #generate} and {@link #embed} take it: the same in every attempt, so the sidecar replays a
+   * retried call instead of generating and charging it again.
+   */
+  private static final class KeyedInRetry implements ClientInterceptor {
+    @Override
+    public <Q, R> ClientCall<Q, R> interceptCall(MethodDescriptor<Q, R> method, CallOptions options, Channel next) {
+      boolean keyed = method.getFullMethodName().equals(GenerationServiceGrpc.getGenerateMethod().getFullMethodName())
+          || method.getFullMethodName().equals(GenerationServiceGrpc.getEmbedMethod().getFullMethodName());
+      Retry.RequestIds ids = keyed ? Retry.REQUEST_IDS.get() : null; // the context of the calling thread
+      if (ids == null) {
+        return next.newCall(method, options);
+      }
+      return new ForwardingClientCall.SimpleForwardingClientCall<>(next.newCall(method, options)) {
+        @Override
+        @SuppressWarnings("unchecked")
+        public void sendMessage(Q message) {
+          if (message instanceof GenerateRequest g && g.hasInput() && g.getInput().getRequestId().isEmpty()) {
+            message = (Q) g.toBuilder().setInput(g.getInput().toBuilder().setRequestId(ids.next())).build();
+          } else if (message instanceof EmbedRequest e && e.getRequestId().isEmpty()) {
+            message = (Q) e.toBuilder().setRequestId(ids.next()).build();
+          }
+          super.sendMessage(message);
+        }
+      };
+    }
+  }
+
   /** Adds {@code authorization: Bearer <token>} to every call. */
   private static final class BearerToken implements ClientInterceptor {
     private static final Metadata.Key<String> AUTHORIZATION = Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
@@ -569,7 +602,7 @@ public final class SidecarClient implements AutoCloseable {
       }
       ReconnectAtOnce reconnect = new ReconnectAtOnce();
       RefusedWhenClosed refused = new RefusedWhenClosed();
-      channel.intercept(reconnect, refused);
+      channel.intercept(new KeyedInRetry(), reconnect, refused);
       ManagedChannel built = channel.build();
       reconnect.channel = built;
       refused.channel = built;

@@ -4,8 +4,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.yaml.snakeyaml.Yaml;
 
 /** Address and token defaults. */
 class SidecarClientBuilderTest {
@@ -32,5 +38,24 @@ class SidecarClientBuilderTest {
     assertEquals("x", SidecarClient.builder().environment(ENV).token("x").resolvedToken());
     assertNull(SidecarClient.builder().environment(ENV).token("").resolvedToken()); // never "Bearer "
     assertNull(SidecarClient.builder().environment(Map.of()).resolvedToken());
+  }
+
+  /** tests/contract/addresses.yaml, replayed by every client: the same addresses taken and refused. */
+  @Test
+  @SuppressWarnings("unchecked")
+  void theSharedAddressTable() throws Exception {
+    Map<String, Object> table;
+    try (InputStream in = Files.newInputStream(SidecarProcess.REPO_ROOT.resolve("tests/contract/addresses.yaml"))) {
+      table = new Yaml().load(in);
+    }
+    ((Map<String, String>) table.get("unix")).forEach((address, path) ->
+        assertEquals("unix://" + path, SidecarAddress.target(address), address));
+    for (String address : (List<String>) table.get("tcp")) {
+      assertTrue(SidecarAddress.target(address).startsWith("dns:///"), address);
+    }
+    for (String address : (List<String>) table.get("refused")) {
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> SidecarAddress.target(address), address);
+      assertTrue(e.getMessage().contains("sidecar address"), e.getMessage());
+    }
   }
 }
