@@ -173,7 +173,7 @@ class _Conversation:
     size: int = 0  # the history's footprint in bytes
     summary_size: int = 0  # the summary's
     written: int = 0  # the store's write count when it was last written (least recently written first)
-    epoch: int = 0  # clears so far
+    epoch: int = 0  # the last clear's mark (MemoryConversationStore._mark)
 
 
 @dataclass(slots=True)
@@ -196,6 +196,7 @@ class MemoryConversationStore:
         self._switches: OrderedDict[tuple[str, str], _Switches] = OrderedDict()
         self._size = 0  # the footprint of every history, summary and switch record held
         self._writes = 0
+        self._marks = 0  # the last Switch ticket or clear handed out, for every conversation
 
     @property
     def size(self) -> int:
@@ -206,6 +207,13 @@ class MemoryConversationStore:
     def _stamp(self) -> int:
         self._writes += 1
         return self._writes
+
+    def _mark(self) -> int:
+        """A Switch ticket or a clear's epoch: one count for the whole store, so it keeps rising when a
+        conversation is forgotten (expired, evicted) while a Switch or a turn of it is in flight, where
+        a count per conversation would start again at 1 (as Redis's clock does for the Redis store)."""
+        self._marks += 1
+        return self._marks
 
     def _live(self, key: ConversationKey) -> _Conversation | None:
         conv = self._convs.get(key)
@@ -261,7 +269,7 @@ class MemoryConversationStore:
 
     async def next_version(self, key: ConversationKey) -> int:
         conv = self._write(key)
-        conv.ticket = max(conv.ticket, conv.version) + 1
+        conv.ticket = self._mark()
         return conv.ticket
 
     async def activate(self, key: ConversationKey, persona_id: str, version: int) -> tuple[bool, str]:
@@ -306,8 +314,7 @@ class MemoryConversationStore:
 
     async def clear(self, key: ConversationKey) -> bool:
         conv = self._write(key)
-        conv.epoch += 1
-        conv.version = max(conv.version, conv.ticket)  # the Switches ticketed before it lose
+        conv.epoch = conv.version = self._mark()  # the turns read and the Switches ticketed before it lose
         if not (conv.history or conv.persona_id or conv.summary):
             return False
         conv.history.clear()

@@ -425,3 +425,40 @@ async def test_rolling_summaries_count_in_the_memory_stores_byte_bound(clock: Fa
     assert await store.summary(ConversationKey("t", "u", "c999")) is not None  # the newest are kept
     await store.clear(ConversationKey("t", "u", "c999"))
     assert await store.summary(ConversationKey("t", "u", "c999")) is None
+
+
+async def test_a_switch_ticketed_before_its_conversation_was_forgotten_loses_to_a_later_one(
+    clock: FakeClock,
+) -> None:
+    """The memory store's data loss: the conversation expired (or was evicted) between Switch A's
+    ticket and its activation; Switch B arrived after and applied. Per-conversation tickets restarted
+    at 1, below A's, so A was applied over B although B came last."""
+    s = MemoryConversationStore(POLICY, clock)
+    await s.next_version(K)
+    early = await s.next_version(K)  # Switch A, waiting its turn
+    clock.advance(POLICY.ttl_seconds)  # the conversation is forgotten
+    late = await s.next_version(K)  # Switch B, arriving after A
+    assert late > early
+    assert await s.activate(K, "b", late) == (True, "")
+    assert await s.activate(K, "a", early) == (False, "b")
+    assert (await s.snapshot(K, history=False)).persona_id == "b"
+
+
+async def test_a_clear_after_the_conversation_was_forgotten_still_wins_over_what_was_in_flight(
+    clock: FakeClock,
+) -> None:
+    """A turn read the conversation (cleared once before) and a Switch took its ticket; the
+    conversation expired; the user cleared it. The count of clears and the tickets restarted with
+    the conversation, so the turn's exchange was appended and the Switch applied after the clear."""
+    s = MemoryConversationStore(POLICY, clock)
+    await s.append(K, msgs("q0", "a0"))
+    await s.clear(K)
+    await s.append(K, msgs("q1", "a1"))
+    epoch = (await s.snapshot(K, history=True)).epoch  # a turn starts
+    version = await s.next_version(K)  # a Switch takes its ticket
+    clock.advance(POLICY.ttl_seconds)
+    assert await s.clear(K) is False
+    assert await s.append(K, msgs("q2", "a2"), epoch=epoch) is False
+    assert await s.activate(K, "p", version) == (False, "")
+    snap = await s.snapshot(K, history=True)
+    assert (snap.persona_id, snap.history) == ("", ())
