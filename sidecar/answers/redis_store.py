@@ -123,6 +123,10 @@ class RedisAnswerStore:
     async def reused(self, tenant: str, agent: str, answer_id: str) -> None:
         await self._do("set", lambda: self._redis.hincrby(self._key(tenant, "cr", agent), answer_id, 1))
 
+    async def has_canonical(self, tenant: str, agent: str, answer_id: str) -> bool:
+        key = self._key(tenant, "cv", agent)
+        return bool(await self._do("get", lambda: self._redis.hexists(key, answer_id)))
+
     async def canonical(self, tenant: str, agent: str) -> list[CanonicalAnswer]:
         docs: dict[bytes, bytes] = await self._do(
             "get", lambda: self._redis.hgetall(self._key(tenant, "c", agent))
