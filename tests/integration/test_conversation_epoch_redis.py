@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -107,3 +108,27 @@ async def test_switch_tickets_are_exact_integers_across_sidecars(redis_url: str)
     finally:
         for closing in (a, b):
             await closing.aclose()
+
+
+async def test_a_clear_run_again_by_the_clients_retry_answers_as_it_did(redis_url: str) -> None:
+    """The client retries a command whose connection broke (retries=1), also one that had run and
+    whose reply was lost: the clear's script ran again, found nothing left and answered False, so
+    ClearConversation said `cleared: false` for a conversation it had just cleared."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    store = RedisConversationStore.from_url(redis_url, POLICY, prefix=prefix)
+    key = ConversationKey("acme", "ann", "c1")
+    try:
+        await store.append(key, (Message(Role.USER, "hello"),))
+        sent: list[Any] = []
+        script = store._clear
+
+        async def lost_reply(**kwargs: Any) -> Any:
+            sent.append(kwargs)
+            await script(**kwargs)  # it ran; its reply was lost and the client sent it again
+            return await script(**kwargs)
+
+        store._clear = lost_reply  # type: ignore[assignment]
+        assert await store.clear(key) is True
+        assert len(sent) == 1
+    finally:
+        await store.aclose()
