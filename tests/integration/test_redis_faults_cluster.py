@@ -206,12 +206,14 @@ async def run_through(cluster: Cluster, tag: str, fault: Any) -> Load:
     try:
         await asyncio.sleep(1.0)
         await fault()
-        recovered = collections.Counter(load.seen)
-        await asyncio.sleep(3.0)  # a stale pooled connection fails once per sidecar at most
-        before = collections.Counter(load.seen)
-        await asyncio.sleep(2.0)
-        settled = collections.Counter(load.seen) - before
-        assert set(settled) == {"OK"} and settled["OK"] > 20, (tag, settled, recovered)
+        settled: collections.Counter[str] = collections.Counter()
+        for _ in range(8):  # recovered: a window of 2 s with every call answered (a stale pooled
+            before = collections.Counter(load.seen)  # connection fails once, at most)
+            await asyncio.sleep(2.0)
+            settled = collections.Counter(load.seen) - before
+            if set(settled) == {"OK"} and settled["OK"] > 20:
+                break
+        assert set(settled) == {"OK"} and settled["OK"] > 20, (tag, settled, load.seen)
     finally:
         load.stopped = True
         await asyncio.gather(*workers)
@@ -222,12 +224,13 @@ async def run_through(cluster: Cluster, tag: str, fault: Any) -> Load:
 
 
 def charged(cluster: Cluster, tag: str) -> collections.Counter[str]:
-    """Request id -> ledger records over every sidecar (the ledger records each call charged)."""
+    """Request id -> answered calls over every sidecar's ledger (a replay is not recorded)."""
     found: collections.Counter[str] = collections.Counter()
     for s in cluster.sidecars:
         db = sqlite3.connect(str(cluster.dir / f"{s.config.stem}-usage.db"))
         try:
-            rows = db.execute("SELECT request_id FROM usage_records WHERE tenant = 'idem'").fetchall()
+            sql = "SELECT request_id FROM usage_records WHERE tenant = 'idem' AND outcome = 'OK'"
+            rows = db.execute(sql).fetchall()
         finally:
             db.close()
         found.update(r for (r,) in rows if r.startswith(f"{tag}-"))
@@ -255,7 +258,8 @@ async def test_redis_killed_and_started_again_with_its_data(cluster: Cluster) ->
     done, reserved = await used(cluster, "exact", "exact-req")
     assert (done - start[0], reserved) == (load.admitted, 0)  # fail_closed: exactly what it admitted
     await asyncio.sleep(1.0)
-    assert {r: n for r, n in charged(cluster, "persist").items() if n > 1} == {}
+    answered = charged(cluster, "persist")
+    assert len(answered) > 10 and {r: n for r, n in answered.items() if n > 1} == {}
 
 
 async def test_redis_stopped_for_longer_than_the_deadlines(cluster: Cluster) -> None:
@@ -267,7 +271,8 @@ async def test_redis_stopped_for_longer_than_the_deadlines(cluster: Cluster) -> 
     load = await run_through(cluster, "stop", fault)
     assert load.seen["DEADLINE_EXCEEDED"] > 0
     await asyncio.sleep(1.0)
-    assert {r: n for r, n in charged(cluster, "stop").items() if n > 1} == {}
+    answered = charged(cluster, "stop")
+    assert len(answered) > 10 and {r: n for r, n in answered.items() if n > 1} == {}
     assert all(len(a) == 1 for a in load.answers.values())  # each request answered the same
 
 
