@@ -183,7 +183,7 @@ def build_answer_store(cfg: Config, clock: Clock) -> AnswerStore:
         from sidecar.answers.redis_store import RedisAnswerStore
 
         endpoint = RedisEndpoint.of(a.redis_url, a.redis, cfg.secret, default_timeout=a.timeout_seconds)
-        return RedisAnswerStore(RedisOps(endpoint, retries=1, clock=clock), prefix=a.key_prefix)
+        return RedisAnswerStore(RedisOps(endpoint, retries=1, clock=clock), prefix=a.key_prefix, clock=clock)
     from sidecar.answers.sqlite_store import SqliteAnswerStore
 
     return SqliteAnswerStore(a.sqlite_path)

@@ -15,7 +15,12 @@ Open offers are counted in two sorted sets of the tenant's slot per agent, `oo:<
 `oo:<agent>:<user>`, scored by each offer's expiry: the offer script drops the lapsed ones, checks
 both caps and stores the offer in one step (a set's TTL only lengthens: it outlives its longest
 offer, also when a reload shortened the expiry); an offer accepted or closed leaves them with the hints
-above (a sidecar that dies between the two steps leaves it counted until its offer's expiry).
+above (a sidecar that dies between the two steps leaves it counted until its offer's expiry). An
+offer whose script did not return (it timed out, the connection broke, the caller was cancelled) was
+never given to the user, but may still run when a stalled Redis wakes up: it is abandoned in the
+background, retried until Redis answers, which removes it if it ran or leaves a tombstone under its
+id that the script refuses when it runs late, so it holds no place in the caps. A retry of the script
+whose reply was lost finds its offer made and answers as the first run did.
 
 Canonical vectors are one hash per agent (the layer's index byte, then float32); a search reads the
 agent's hash and scores it with numpy, like the semantic cache.
@@ -35,7 +40,9 @@ import numpy as np
 from sidecar.answers.model import CanonicalAnswer, Escalation, State
 from sidecar.answers.store import Accepted, Limits, OfferCaps, PathCounts, best, comparable, readable, unit
 from sidecar.config.answers import LAYERS
+from sidecar.core.clock import Clock, SystemClock
 from sidecar.stores.errors import StoreError
+from sidecar.stores.pending import PendingWrites
 from sidecar.stores.redis import RedisOps
 
 if TYPE_CHECKING:
@@ -59,6 +66,9 @@ redis.call('HSET', KEYS[1], 'state', ARGV[2], 'doc', ARGV[3])
 return 'ok'
 """
 _OFFER = """
+local made = redis.call('HGET', KEYS[1], 'state')
+if made == 'abandoned' then return 0 end
+if made then return 1 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[2]) then return 0 end
@@ -72,6 +82,14 @@ for i = 3, 4 do
 end
 return 1
 """
+# The offer's keys; ARGV: its id, seconds. Removes the offer if it ran; the tombstone refuses it if not.
+_ABANDON = """
+for i = 2, 4 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'state', 'abandoned')
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
 _REPLACE = """
 if redis.call('HGET', KEYS[1], 'state') ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'doc', ARGV[3])
@@ -80,12 +98,20 @@ return 1
 
 
 class RedisAnswerStore:
-    def __init__(self, ops: RedisOps, *, prefix: str) -> None:
+    def __init__(self, ops: RedisOps, *, prefix: str, clock: Clock | None = None) -> None:
         self._ops, self._prefix = ops, prefix
         self._redis: Any = ops.client  # redis-py's command types do not follow decode_responses
         self._accept = self._redis.register_script(_ACCEPT)
         self._replace = self._redis.register_script(_REPLACE)
         self._offer = self._redis.register_script(_OFFER)
+        self._abandon = self._redis.register_script(_ABANDON)
+        self._clock = clock or SystemClock()
+        self._abandoned: PendingWrites[str, tuple[list[str], str, int]] = PendingWrites(
+            self._clock,
+            attempt=self._abandon_offer,
+            failures=(Exception,),  # whatever the client raised: Redis did not take it, try again
+            on_error=lambda exc: _log.warning("an offer that timed out is not abandoned yet: %r", exc),
+        )
 
     def _key(self, tenant: str, *parts: str) -> str:
         tag = hashlib.blake2b(tenant.encode(), digest_size=10).hexdigest()
@@ -122,6 +148,10 @@ class RedisAnswerStore:
 
     async def reused(self, tenant: str, agent: str, answer_id: str) -> None:
         await self._do("set", lambda: self._redis.hincrby(self._key(tenant, "cr", agent), answer_id, 1))
+
+    async def has_canonical(self, tenant: str, agent: str, answer_id: str) -> bool:
+        key = self._key(tenant, "cv", agent)
+        return bool(await self._do("get", lambda: self._redis.hexists(key, answer_id)))
 
     async def canonical(self, tenant: str, agent: str) -> list[CanonicalAnswer]:
         docs: dict[bytes, bytes] = await self._do(
@@ -163,7 +193,12 @@ class RedisAnswerStore:
         ttl = int(e.offer_expires_at - e.created_at) + 60  # only ever lengthened: they outlive every offer
         args: list[Any] = [e.created_at, caps.per_user, caps.per_tenant, e.state.value, e.encode()]
         args += [e.offer_expires_at, e.id, ttl]
-        if int(await self._do("set", lambda: self._offer(keys=keys, args=args))):
+        try:
+            made = int(await self._do("set", lambda: self._offer(keys=keys, args=args)))
+        except BaseException:  # the script may still run on a stalled Redis: its offer must not count
+            self._abandoned.add(e.id, (keys, _member(e), ttl), until=self._clock.monotonic() + ttl)
+            raise
+        if made:
             return True
         await self._do("set", lambda: self._redis.zrem(due, _member(e)))
         return False
@@ -310,13 +345,21 @@ class RedisAnswerStore:
         return PathCounts({k.decode(): int(v) for k, v in paths.items()}, int(users))
 
     async def aclose(self) -> None:
+        await self._abandoned.aclose()  # while Redis answers: no offer that timed out keeps a place
         await self._ops.aclose()
+
+    async def _abandon_offer(self, escalation_id: str, offer: tuple[list[str], str, int]) -> None:
+        keys, member, ttl = offer
+        await self._abandon(keys=keys, args=[escalation_id, ttl])
+        await self._redis.zrem(self._shared("due"), member)
 
     async def _do(self, op: str, work: Callable[[], Any]) -> Any:
         async def run() -> Any:
             return await work()
 
-        return await self._ops.run(op, run)
+        result = await self._ops.run(op, run)
+        self._abandoned.store_answered()  # an offer waiting to be abandoned is tried again at once
+        return result
 
     def _shared(self, *parts: str) -> str:
         """A key over every tenant (the expiry index and the backlog)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -26,7 +26,7 @@ from sidecar.answers.model import (
 )
 from sidecar.answers.store import AnswerStore, Limits, OfferCaps
 from sidecar.answers.windows import buckets, next_window
-from sidecar.config.answers import LAYERS, AgentPolicy, AnswersPolicy
+from sidecar.config.answers import LAYERS, AgentPolicy, AnswersPolicy, CanonicalSeed
 from sidecar.core.clock import Clock, Deadline
 
 _log = logging.getLogger("sidecar.answers")
@@ -220,13 +220,39 @@ class AnswerService:
         for agent, policy in self.policy.agents.items():
             known = set(before[agent].seeds()) if before is not None and agent in before else set()
             for tenant in self.policy.seed_tenants:
-                for s in (s for s in policy.seeds() if s not in known):
-                    digest = hashlib.blake2b(
-                        "\x00".join((tenant, agent, s.layer, s.question, s.answer)).encode(), digest_size=12
-                    ).hexdigest()
-                    answer = CanonicalAnswer(
-                        "can_" + digest, tenant, agent, s.layer, s.question, s.answer, self.clock.wall()
+                for answer in self._seeds(tenant, agent, [s for s in policy.seeds() if s not in known]):
+                    await self.store.add_canonical(
+                        answer, await self.vector(tenant, answer.question, deadline)
                     )
-                    await self.store.add_canonical(answer, await self.vector(tenant, s.question, deadline))
                     n += 1
         return n
+
+    async def restore_seeds(self) -> int:
+        """Store the configured canonical answers again where the store lost them (a Redis restarted
+        without persistence, flushed, failed over to an empty replica; or seeding failed at start):
+        one read per agent and seed tenant (is its first seed there?), the embeddings only for those
+        lost. The count stored."""
+        n = 0
+        deadline = Deadline.after(300.0, self.clock)
+        for agent, policy in self.policy.agents.items():
+            for tenant in self.policy.seed_tenants:
+                answers = self._seeds(tenant, agent, policy.seeds())
+                if not answers or await self.store.has_canonical(tenant, agent, answers[0].id):
+                    continue
+                for answer in answers:
+                    await self.store.add_canonical(
+                        answer, await self.vector(tenant, answer.question, deadline)
+                    )
+                    n += 1
+        return n
+
+    def _seeds(self, tenant: str, agent: str, seeds: Sequence[CanonicalSeed]) -> list[CanonicalAnswer]:
+        """The canonical answers of seeds, ids derived from their content."""
+        out = []
+        for s in seeds:
+            digest = hashlib.blake2b(
+                "\x00".join((tenant, agent, s.layer, s.question, s.answer)).encode(), digest_size=12
+            ).hexdigest()
+            now = self.clock.wall()
+            out.append(CanonicalAnswer("can_" + digest, tenant, agent, s.layer, s.question, s.answer, now))
+        return out

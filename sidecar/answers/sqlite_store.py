@@ -114,6 +114,13 @@ class SqliteAnswerStore:
         sql = "UPDATE canonical SET reuse_count = reuse_count + 1 WHERE id = ? AND tenant = ? AND agent = ?"
         await self._write(sql, (answer_id, tenant, agent))
 
+    async def has_canonical(self, tenant: str, agent: str, answer_id: str) -> bool:
+        def select(conn: sqlite3.Connection) -> bool:
+            sql = "SELECT 1 FROM canonical WHERE id = ? AND tenant = ? AND agent = ?"
+            return conn.execute(sql, (answer_id, tenant, agent)).fetchone() is not None
+
+        return await self._run(select)
+
     async def canonical(self, tenant: str, agent: str) -> list[CanonicalAnswer]:
         def select(conn: sqlite3.Connection) -> list[CanonicalAnswer]:
             sql = f"SELECT {_CANONICAL} FROM canonical WHERE tenant = ? AND agent = ? {_ORDER}"

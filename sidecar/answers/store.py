@@ -82,6 +82,11 @@ class AnswerStore(Protocol):
         """The agent's canonical answers, oldest first."""
         ...
 
+    async def has_canonical(self, tenant: str, agent: str, answer_id: str) -> bool:
+        """Whether the canonical answer is stored (with its vector): one cheap read, so the sweeper
+        can tell that a Redis lost its data and the configured answers must be stored again."""
+        ...
+
     async def put(self, escalation: Escalation) -> None:
         """Store a new escalation (an offer)."""
         ...

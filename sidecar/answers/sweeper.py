@@ -1,8 +1,9 @@
 """The expiry sweeper: a task started and stopped with the server that, every `sweep_interval_seconds`
-of the injected clock, expires the escalations whose time ran out (of every tenant and agent, at most
-`sweep_batch` a sweep), deletes those closed longer than `closed_retention_days` (at most
-`sweep_batch` too) and refreshes the backlog gauge, so the expiry counter and the backlog move
-without anyone reading the escalations.
+of the injected clock, stores the configured canonical answers again if the store lost them (a Redis
+restarted without persistence or flushed: they are seeded at start only), expires the escalations
+whose time ran out (of every tenant and agent, at most `sweep_batch` a sweep), deletes those closed
+longer than `closed_retention_days` (at most `sweep_batch` too) and refreshes the backlog gauge, so
+the expiry counter and the backlog move without anyone reading the escalations.
 
 Each expiry is the store's compare-and-set (`AnswerStore.replace`): of two sidecars sweeping one
 Redis, or a sweep racing a creator's answer, exactly one move succeeds; only the sidecar whose move
@@ -31,6 +32,14 @@ class ExpirySweeper:
     async def sweep(self) -> int:
         """One sweep: the escalations expired by this sidecar (others may have moved some first)."""
         store, observer = self._a.store, self._a.observer
+        try:  # a store or embedding model failing here must not hold up the expiries
+            restored = await self._a.restore_seeds()
+        except RECOVERABLE as exc:
+            _log.warning("canonical answers not checked: %r", exc)
+            observer.on_error("sweep")
+            restored = 0
+        if restored:
+            _log.warning("canonical answers lost by the store were stored again", extra={"answers": restored})
         now = self._a.clock.wall()
         expired = 0
         for e in await store.due(now, self._batch):

@@ -12,6 +12,13 @@ has been told nothing ran, so the claim is given up in the background, retried u
 the key is deleted if it still holds this claim, or, if the claim has not run yet, a tombstone
 `X` + token is left that the claim refuses when it runs (other claims treat the tombstone as
 absent). Without that a retry would wait for the claim to expire for an answer that never comes.
+
+An answer that could not be kept (Redis down or stalled as the first call finished: the call was
+answered and charged) is kept in the background, retried until Redis answers (at most
+`MAX_UNKEPT` answers at once, for at most `GIVE_UP_SECONDS`), so a retry gets it instead of running
+the call a second time. It is written only while the key still holds this claim or nothing: a retry
+that claimed the key after this claim's lease lapsed, before Redis took the answer, runs the call
+again (its answer is kept, not this one).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ _TOKEN = 16  # bytes of a claim's token
 LEASE_SECONDS = 15.0
 DEFAULT_TIMEOUT_SECONDS = 5.0  # per operation, when the configuration gives none
 GIVE_UP_SECONDS = 300.0  # how long an abandoned claim is given up for while Redis does not answer
+MAX_UNKEPT = 32  # answers waiting to be kept while Redis does not answer (each at most max_response_bytes)
 
 # KEYS[1]; ARGV: the claim (P..fingerprint..token), lease ms, this claim's tombstone (X..token).
 # Returns "" when claimed (or given up already), else the value holding the key.
@@ -55,6 +63,15 @@ local v = redis.call("GET", KEYS[1])
 if v == ARGV[1] then redis.call("DEL", KEYS[1]) return 1 end
 if not v or string.sub(v, 1, 1) == "X" then redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[3]) end
 return 0
+"""
+
+# KEYS[1]; ARGV: the claim, the answer (D..), window ms. An answer kept late: only over this claim,
+# nothing, or a tombstone (not over another's claim or answer).
+_KEEP = """
+local v = redis.call("GET", KEYS[1])
+if v and v ~= ARGV[1] and string.sub(v, 1, 1) ~= "X" then return 0 end
+redis.call("SET", KEYS[1], ARGV[2], "PX", ARGV[3])
+return 1
 """
 
 # KEYS[1]; ARGV: the claim. The first call failed: drop its claim (not another's that came after it).
@@ -92,8 +109,8 @@ class RedisIdempotencyStore:
         self._window_ms = int(window_seconds * 1000)
         self._lease_ms = max(1, int(min(lease_seconds, window_seconds) * 1000))
         self._poll, self._clock = poll_seconds, clock
-        self._claim, self._give_up, self._release, self._renew = (
-            self._redis.register_script(s) for s in (_CLAIM, _GIVE_UP, _RELEASE, _RENEW)
+        self._claim, self._give_up, self._release, self._renew, self._keep = (
+            self._redis.register_script(s) for s in (_CLAIM, _GIVE_UP, _RELEASE, _RENEW, _KEEP)
         )
         self._on_error = on_store_error
         self._held: dict[str, bytes] = {}  # key name -> this process's claim on it, renewed
@@ -103,6 +120,13 @@ class RedisIdempotencyStore:
             failures=(Exception,),  # whatever the client raised: Redis did not take it, try again
             on_error=lambda exc: on_store_error("give_up"),
         )
+        self._unkept: PendingWrites[str, tuple[bytes, bytes]] = PendingWrites(  # answers to keep
+            clock,
+            attempt=self._keep_late,
+            failures=(Exception,),
+            on_error=lambda exc: on_store_error("finish"),
+            max_pending=MAX_UNKEPT,
+        )
         self._renewer: asyncio.Task[None] | None = None
 
     def _key(self, key: str) -> str:
@@ -111,12 +135,14 @@ class RedisIdempotencyStore:
 
     async def _run(self, name: str, op: Awaitable[Any]) -> Any:
         try:
-            return await op
+            result = await op
         except Exception as exc:
             self._on_error(name)
             raise IdempotencyStoreUnavailableError(
                 "the idempotency store is unreachable; retry", retry_after=1.0
             ) from exc
+        self._unkept.store_answered()  # an answer waiting to be kept is tried again at once
+        return result
 
     async def claim(self, key: str, fingerprint: bytes) -> Held | None:
         name = self._key(key)
@@ -135,9 +161,18 @@ class RedisIdempotencyStore:
         return _decode(held) or Held(fingerprint, None)
 
     async def finish(self, key: str, fingerprint: bytes, answer: bytes) -> None:
+        """Keep the answer; if Redis does not take it, the failure is raised and the answer kept in the
+        background, retried until Redis answers."""
         name = self._key(key)
-        self._held.pop(name, None)
-        await self._run("finish", self._redis.set(name, b"D" + fingerprint + answer, px=self._window_ms))
+        mine = self._held.pop(name, None)
+        value = b"D" + fingerprint + answer
+        try:
+            await self._run("finish", self._redis.set(name, value, px=self._window_ms))
+        except BaseException:
+            if mine is not None:
+                until = self._clock.monotonic() + min(self._window_ms / 1000, GIVE_UP_SECONDS)
+                self._unkept.add(name, (mine, value), until=until)
+            raise
 
     async def release(self, key: str) -> None:
         """Drop this process's claim on `key`; if Redis does not answer, the failure is raised and the
@@ -168,6 +203,7 @@ class RedisIdempotencyStore:
 
     async def aclose(self) -> None:
         await cancel_and_wait(self._renewer)
+        await self._unkept.aclose()
         await self._abandoned.aclose()  # while Redis answers: a retry need not wait out the lease
         await self._redis.aclose()
 
@@ -186,6 +222,10 @@ class RedisIdempotencyStore:
     def _abandon(self, name: str, mine: bytes) -> None:
         """Give the claim up in the background until Redis answers (or the claim has expired)."""
         self._abandoned.add(name, mine, until=self._clock.monotonic() + GIVE_UP_SECONDS)
+
+    async def _keep_late(self, name: str, claim_and_answer: tuple[bytes, bytes]) -> None:
+        mine, value = claim_and_answer
+        await self._keep(keys=[name], args=[mine, value, self._window_ms])
 
     async def _give_up_claim(self, name: str, mine: bytes) -> None:
         await self._give_up(keys=[name], args=[mine, _tombstone(mine), self._lease_ms])

@@ -71,8 +71,8 @@ class Replays:
             else:
                 await self._store.finish(key, fingerprint, answer)
         except IdempotencyStoreUnavailableError:
-            # the answer exists and was charged: deliver it; a retry may run again
-            _log.warning("could not keep an answer for retries", extra={"reason": "store unavailable"})
+            # the answer exists and was charged: deliver it; the Redis store keeps it once Redis answers
+            _log.warning("could not keep an answer for retries yet", extra={"reason": "store unavailable"})
         return answer
 
     async def _forget(self, key: str) -> None:

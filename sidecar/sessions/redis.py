@@ -4,7 +4,10 @@ Key layout (P is the prefix, "orch:conv" by default; T and U the tenant and user
 conversation, each percent-encoded so ":" and braces in ids cannot merge two owners):
 
     P:{T|U}:c:C    hash: persona, version (the applied Switch ticket), before (the persona it
-                   replaced), ticket (last one handed out), appended (the last append's token),
+                   replaced), cleared and removed (the last clear's token and answer),
+                   ticket (last one handed out, at least Redis's clock in
+                   microseconds, as the epoch: both keep rising when Redis lost its data),
+                   appended (the last append's token),
                    summary (the rolling summary, JSON: text, messages covered, digest of the last),
                    epoch (rises at each clear, at least to Redis's clock in microseconds: a turn's
                    append and summary carry the epoch its snapshot read, and are refused in the
@@ -70,16 +73,21 @@ return {applied, before}
 """
 
 # KEYS[1] the conversation hash, KEYS[2] its history. ARGV: ttl ms. A ticket above both the last
-# ticket and the version.
+# ticket and the version, and at least Redis's clock in microseconds: a Switch arriving after Redis
+# lost its data (restarted without persistence, flushed, failed over to an empty replica) still
+# takes a ticket above those handed out before the loss, where a plain count restarts at 1 (the
+# last-Switch-wins rule would apply an older Switch over it). Written with "%.0f": Lua's default
+# number format keeps 14 digits, a ticket has 16.
 _TICKET = """
 local f = redis.call("HMGET", KEYS[1], "ticket", "version")
-local t = math.max(tonumber(f[1] or "0"), tonumber(f[2] or "0")) + 1
+local now = redis.call("TIME")
+local clock = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local t = string.format("%.0f", math.max(tonumber(f[1] or "0") + 1, tonumber(f[2] or "0") + 1, clock))
 redis.call("HSET", KEYS[1], "ticket", t)
 redis.call("PEXPIRE", KEYS[1], ARGV[1])
 redis.call("PEXPIRE", KEYS[2], ARGV[1])
 return t
 """
-
 
 # KEYS[1] the history, KEYS[2] the conversation hash. ARGV: cap, ttl ms, the append's token, byte
 # cap, the snapshot's epoch ("" for none), then the records. Appends once per token (the client
@@ -126,18 +134,23 @@ return 1
 # with nothing to forget: its first turn may be in flight) by one and at least to Redis's clock in
 # microseconds: a clear after Redis lost its data (restarted without persistence, flushed) still
 # lands above the epoch a turn in flight read before the loss, where a plain count restarts at 1.
-# The version rises to the last ticket handed out, so a Switch that took its ticket before the
-# clear is not applied after it (superseded, as by a newer Switch). Returns what it removed.
+# The version rises to the last ticket handed out and at least to the same clock, so a Switch that
+# took its ticket before the clear (also before a loss of Redis's data) is not applied after it
+# (superseded, as by a newer Switch). ARGV[2]: the clear's token: a retry of this command (its reply
+# lost) finds it and answers as the first run did. Returns what it removed.
 _CLEAR = """
+local done = redis.call("HMGET", KEYS[1], "cleared", "removed")
+if done[1] == ARGV[2] then
+  return tonumber(done[2])
+end
 local removed = redis.call("DEL", KEYS[2]) + redis.call("HDEL", KEYS[1], "persona", "summary")
 local f = redis.call("HMGET", KEYS[1], "ticket", "version", "epoch")
-local last = math.max(tonumber(f[1] or "0"), tonumber(f[2] or "0"))
-if last > 0 then
-  redis.call("HSET", KEYS[1], "version", last)
-end
 local now = redis.call("TIME")
-local epoch = math.max(tonumber(f[3] or "0") + 1, tonumber(now[1]) * 1000000 + tonumber(now[2]))
-redis.call("HSET", KEYS[1], "epoch", string.format("%.0f", epoch))
+local clock = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local last = math.max(tonumber(f[1] or "0"), tonumber(f[2] or "0"), clock)
+redis.call("HSET", KEYS[1], "version", string.format("%.0f", last))
+local epoch = math.max(tonumber(f[3] or "0") + 1, clock)
+redis.call("HSET", KEYS[1], "epoch", string.format("%.0f", epoch), "cleared", ARGV[2], "removed", removed)
 redis.call("PEXPIRE", KEYS[1], ARGV[1])
 return removed
 """
@@ -249,8 +262,9 @@ class RedisConversationStore:
             return bool(int(await self._append(keys=[hist, state], args=[*caps, *encoded])))
 
     async def clear(self, key: ConversationKey) -> bool:
+        token = os.urandom(12).hex()  # the same in a retry of this clear: it answers as the first run
         async with _classified("clear", self._ops):
-            return bool(int(await self._clear(keys=list(self._keys(key)), args=[self._ttl_ms])))
+            return bool(int(await self._clear(keys=list(self._keys(key)), args=[self._ttl_ms, token])))
 
     async def summary(self, key: ConversationKey) -> ConversationSummary | None:
         async with _classified("summary", self._ops):

@@ -17,6 +17,10 @@ strictly increasing per conversation) when it arrives, and `activate` applies it
 with a higher ticket has been applied already. A clear wins over the Switches in flight the same
 way: it raises the applied version to the last ticket handed out, so a Switch that took its ticket
 before the clear is refused (superseded) instead of bringing a persona back after it.
+
+In memory, a clear drops the conversation's entry and leaves only a mark, kept apart and bounded
+(sidecar/sessions/marks.py), and a ticket writes nothing: neither takes a place among the
+`max_conversations`, so clearing made-up conversation ids cannot push out other users' state.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Protocol
 
 from sidecar.core.clock import Clock
 from sidecar.core.types import Message, Role
+from sidecar.sessions.marks import ClearMarks
 from sidecar.sessions.records import storable
 
 
@@ -167,13 +172,12 @@ class _Conversation:
     expires_at: float
     persona_id: str = ""
     version: int = 0
-    ticket: int = 0
     history: deque[Message] = field(default_factory=deque)
     summary: ConversationSummary | None = None
     size: int = 0  # the history's footprint in bytes
     summary_size: int = 0  # the summary's
     written: int = 0  # the store's write count when it was last written (least recently written first)
-    epoch: int = 0  # clears so far
+    epoch: int = 0  # the last clear's mark (MemoryConversationStore._mark)
 
 
 @dataclass(slots=True)
@@ -196,6 +200,17 @@ class MemoryConversationStore:
         self._switches: OrderedDict[tuple[str, str], _Switches] = OrderedDict()
         self._size = 0  # the footprint of every history, summary and switch record held
         self._writes = 0
+        self._marks = 0  # the last Switch ticket or clear handed out, for every conversation
+        # the clears' marks of conversations with nothing stored, bounded apart (sidecar/sessions/marks.py)
+        self._cleared: ClearMarks[ConversationKey] = ClearMarks(
+            policy.max_conversations // 10, policy.ttl_seconds, clock
+        )
+
+    @property
+    def cleared(self) -> int:
+        """Marks of clears held for conversations with nothing stored (at most a tenth of
+        `max_conversations`)."""
+        return len(self._cleared)
 
     @property
     def size(self) -> int:
@@ -207,6 +222,13 @@ class MemoryConversationStore:
         self._writes += 1
         return self._writes
 
+    def _mark(self) -> int:
+        """A Switch ticket or a clear's epoch: one count for the whole store, so it keeps rising when a
+        conversation is forgotten (expired, evicted) while a Switch or a turn of it is in flight, where
+        a count per conversation would start again at 1 (as Redis's clock does for the Redis store)."""
+        self._marks += 1
+        return self._marks
+
     def _live(self, key: ConversationKey) -> _Conversation | None:
         conv = self._convs.get(key)
         if conv is not None and conv.expires_at <= self._clock.monotonic():
@@ -217,6 +239,13 @@ class MemoryConversationStore:
     def _forget(self, key: ConversationKey) -> None:
         conv = self._convs.pop(key)
         self._size -= conv.size + conv.summary_size
+
+    def _evict(self, key: ConversationKey) -> None:
+        """Drop a conversation for the bounds: its clear's and its Switch's marks then hold for every
+        conversation with nothing stored (a turn or Switch of it in flight still loses to them)."""
+        conv = self._convs[key]
+        self._cleared.lift(max(conv.epoch, conv.version))
+        self._forget(key)
 
     def _forget_switches(self, owner: tuple[str, str]) -> None:
         self._size -= self._switches.pop(owner).size
@@ -230,7 +259,7 @@ class MemoryConversationStore:
             if conv is not None and (
                 switches is None or self._convs[conv].written < self._switches[switches].written
             ):
-                self._forget(conv)
+                self._evict(conv)
             elif switches is not None:
                 self._forget_switches(switches)
             else:
@@ -246,36 +275,40 @@ class MemoryConversationStore:
         expires = self._clock.monotonic() + self._policy.ttl_seconds
         conv = self._live(key)
         if conv is None:
-            conv = self._convs[key] = _Conversation(expires)
+            mark = self._cleared.pop(key)  # a clear's mark (or the floor) carries over
+            conv = self._convs[key] = _Conversation(expires, version=mark, epoch=mark)
             while len(self._convs) > self._policy.max_conversations:
-                self._forget(next(iter(self._convs)))
+                self._evict(next(iter(self._convs)))
         conv.expires_at, conv.written = expires, self._stamp()
         self._convs.move_to_end(key)
         return conv
 
     async def snapshot(self, key: ConversationKey, *, history: bool) -> Snapshot:
         conv = self._live(key)
-        if conv is None:
-            return Snapshot()
+        if conv is None:  # every clear so far is at or below the count
+            return Snapshot(epoch=self._marks)
         return Snapshot(conv.persona_id, conv.version, tuple(conv.history) if history else (), conv.epoch)
 
     async def next_version(self, key: ConversationKey) -> int:
-        conv = self._write(key)
-        conv.ticket = max(conv.ticket, conv.version) + 1
-        return conv.ticket
+        """A ticket from the store-wide count: nothing is written (a Switch never applied, or one on a
+        made-up conversation id, takes no place among the conversations)."""
+        return self._mark()
 
     async def activate(self, key: ConversationKey, persona_id: str, version: int) -> tuple[bool, str]:
+        conv = self._live(key)
+        before = conv.persona_id if conv is not None else ""
+        if version <= (conv.version if conv is not None else self._cleared.get(key)):
+            return False, before  # a refused Switch takes no place among the conversations
         conv = self._write(key)
-        before = conv.persona_id
-        if version <= conv.version:
-            return False, before
         conv.persona_id, conv.version = persona_id, version
         return True, before
 
     def _stale(self, key: ConversationKey, epoch: int | None) -> bool:
         """Whether the conversation was cleared since a snapshot read at `epoch`."""
+        if epoch is None:
+            return False
         conv = self._live(key)
-        return epoch is not None and conv is not None and conv.epoch > epoch
+        return (conv.epoch if conv is not None else self._cleared.get(key)) > epoch
 
     async def append(
         self, key: ConversationKey, messages: tuple[Message, ...], *, epoch: int | None = None
@@ -305,15 +338,15 @@ class MemoryConversationStore:
             self._drop_oldest(conv)
 
     async def clear(self, key: ConversationKey) -> bool:
-        conv = self._write(key)
-        conv.epoch += 1
-        conv.version = max(conv.version, conv.ticket)  # the Switches ticketed before it lose
-        if not (conv.history or conv.persona_id or conv.summary):
-            return False
-        conv.history.clear()
-        self._size -= conv.size + conv.summary_size
-        conv.size, conv.summary_size, conv.persona_id, conv.summary = 0, 0, "", None
-        return True
+        """The conversation's entry goes and leaves a mark (sidecar/sessions/marks.py), above every
+        epoch read and every ticket handed out before: those turns and Switches lose to it. A clear
+        takes no place among the conversations (of a made-up id neither)."""
+        conv = self._live(key)
+        had = conv is not None and bool(conv.history or conv.persona_id or conv.summary)
+        if conv is not None:
+            self._forget(key)
+        self._cleared.put(key, self._mark())
+        return had
 
     async def summary(self, key: ConversationKey) -> ConversationSummary | None:
         conv = self._live(key)
@@ -364,5 +397,6 @@ class MemoryConversationStore:
 
     async def aclose(self) -> None:
         self._convs.clear()
+        self._cleared.clear()
         self._switches.clear()
         self._size = 0

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -208,3 +209,37 @@ async def test_a_key_holding_a_value_it_cannot_read_is_waited_on_not_spun_on(slo
         task.cancel()
         await other.aclose()
         await store.aclose()
+
+
+async def test_an_answer_that_could_not_be_kept_is_kept_once_redis_answers(tmp_path: Path) -> None:
+    """The first call ran (and was charged); Redis went down as its answer was to be kept, then came
+    back (with its data). The answer was delivered but never kept, so a retry found the first call's
+    claim, waited out its lease and ran the call again, charged twice (seen with four sidecar
+    processes on one redis-server, stopped while calls ran). The answer is kept once Redis answers."""
+    from sidecar.stores.redis import RedisEndpoint
+    from tests.support.quota_cluster import OwnRedis
+
+    redis = OwnRedis(tmp_path)
+    redis.start()
+    store = RedisIdempotencyStore(
+        RedisEndpoint(redis.url, timeout=0.5), prefix="idem:", window_seconds=60, clock=SystemClock()
+    )
+    r = Replays(store, max_answer_bytes=1000, field="input.request_id")
+    produce = Producer()
+
+    async def redis_goes_down_as_it_answers() -> bytes:
+        redis.stop()
+        return await produce()
+
+    try:
+        assert await r.answer("acme", "order-11", b"req", redis_goes_down_as_it_answers) == (
+            b"answer-1",
+            False,
+        )
+        redis.start()
+        await asyncio.sleep(1.0)
+        answer = await asyncio.wait_for(r.answer("acme", "order-11", b"req", produce), 5)
+        assert answer == (b"answer-1", True) and produce.calls == 1
+    finally:
+        await store.aclose()
+        redis.stop()

@@ -56,10 +56,8 @@ class SidecarProcess:
             "metrics": {"address": "127.0.0.1:0"},
             "ledger": {"sqlite_path": str(directory / f"{name}-usage.db")},
         }
-        config = {
-            **config,
-            "settings": {"listen": {"address": f"127.0.0.1:{self.port}"}, "telemetry": telemetry},
-        }
+        settings = {**config.get("settings", {}), "listen": {"address": f"127.0.0.1:{self.port}"}}
+        config = {**config, "settings": {**settings, "telemetry": telemetry}}
         self.config = directory / f"{name}.yaml"
         self.config.write_text(yaml.safe_dump(config))
         self.log = directory / f"{name}.log"

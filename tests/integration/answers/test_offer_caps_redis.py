@@ -3,8 +3,10 @@ between offers: a reload, or two sidecars of a rolling config change on one Redi
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -12,6 +14,7 @@ import redis.asyncio as aioredis
 from sidecar.answers.model import Escalation, State
 from sidecar.answers.redis_store import RedisAnswerStore
 from sidecar.answers.store import OfferCaps
+from sidecar.stores.errors import StoreError
 from sidecar.stores.redis import RedisEndpoint, RedisOps
 
 pytestmark = pytest.mark.integration
@@ -44,3 +47,51 @@ async def test_a_shorter_offer_expiry_does_not_cut_the_count_of_the_longer_offer
     finally:
         await store.aclose()
         await client.aclose()
+
+
+async def test_an_offer_that_timed_out_holds_no_place_in_the_caps() -> None:
+    """Redis stalled (a fork, SIGSTOP) while an offer was being stored: the call timed out and the
+    user was never given the offer (the decision went on without it), but the script ran when Redis
+    woke up, so the offer held one of the user's `max_open_offers_per_user` places for its whole
+    expiry: the user's next novel question was refused offer_limit."""
+    from tests.support.redis import stall, start_redis
+
+    with start_redis("--enable-debug-command", "yes") as port:
+        url = f"redis://127.0.0.1:{port}/0"
+        store = RedisAnswerStore(RedisOps(RedisEndpoint(url, timeout=0.3)), prefix="stall")
+        try:
+            caps = OfferCaps(per_user=1, per_tenant=10)
+            assert await store.offer(offer("warm", 600), caps) is True  # a pooled connection
+            script, sleepers = store._offer, []
+
+            async def stalled(**kwargs: Any) -> Any:  # Redis stalls just as the offer's script is sent
+                sleepers.append(await stall(url, 1.0))
+                return await script(**kwargs)
+
+            store._offer = stalled
+            with pytest.raises(StoreError):
+                await store.offer(offer("ann", 600), caps)  # times out; queued, it runs on wake-up
+            store._offer = script
+            await sleepers[0]
+            await asyncio.wait_for(store._abandoned.idle(), 5)  # abandoned once Redis answers
+            again = await store.offer(replace(offer("ann", 600), id="esc_ann_2"), caps)
+            assert again is True
+        finally:
+            await store.aclose()
+
+
+async def test_the_offer_script_run_again_answers_as_the_first_run(redis_url: str) -> None:
+    """The client retries a command whose connection broke (retries=1), also one that had run and
+    whose reply was lost: the second run counted the offer's own place and refused it (offer_limit
+    to the user) while the offer stayed stored, holding the place."""
+    store = RedisAnswerStore(
+        RedisOps(RedisEndpoint(redis_url, timeout=5.0)), prefix=f"t{uuid.uuid4().hex[:10]}"
+    )
+    try:
+        caps = OfferCaps(per_user=1, per_tenant=10)
+        made = offer("ann", 600)
+        assert await store.offer(made, caps) is True
+        assert await store.offer(made, caps) is True  # the same script again: the same answer
+        assert await store.offer(replace(offer("ann", 600), id="esc_ann_2"), caps) is False
+    finally:
+        await store.aclose()

@@ -86,7 +86,7 @@ async def test_switch_then_plan(conversation_store: ConversationStore, clock: Fa
 
 async def test_failed_switches_are_recorded(conversation_store: ConversationStore, clock: FakeClock) -> None:
     svc = service(conversation_store, clock)
-    await svc.switch(cmd("mr-blue"))
+    applied = await svc.switch(cmd("mr-blue"))
     with pytest.raises(PersonaNotAllowedError):
         await svc.switch(cmd("use Dashboard Architect", tier="free"))
     with pytest.raises(PersonaNotFoundError):
@@ -95,7 +95,7 @@ async def test_failed_switches_are_recorded(conversation_store: ConversationStor
     assert [(r.from_persona, r.to_persona, r.success, r.error, r.version) for r in history] == [
         ("mr-blue", "", False, "PERSONA_NOT_FOUND", 0),
         ("mr-blue", "", False, "PERSONA_NOT_ALLOWED", 0),
-        ("", "mr-blue", True, "", 1),
+        ("", "mr-blue", True, "", applied.version),
     ]
     assert (await svc.plan(call_for(clock))).persona.id == "mr-blue"  # type: ignore[union-attr]
 

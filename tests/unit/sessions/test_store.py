@@ -425,3 +425,97 @@ async def test_rolling_summaries_count_in_the_memory_stores_byte_bound(clock: Fa
     assert await store.summary(ConversationKey("t", "u", "c999")) is not None  # the newest are kept
     await store.clear(ConversationKey("t", "u", "c999"))
     assert await store.summary(ConversationKey("t", "u", "c999")) is None
+
+
+async def test_a_switch_ticketed_before_its_conversation_was_forgotten_loses_to_a_later_one(
+    clock: FakeClock,
+) -> None:
+    """The memory store's data loss: the conversation expired (or was evicted) between Switch A's
+    ticket and its activation; Switch B arrived after and applied. Per-conversation tickets restarted
+    at 1, below A's, so A was applied over B although B came last."""
+    s = MemoryConversationStore(POLICY, clock)
+    await s.next_version(K)
+    early = await s.next_version(K)  # Switch A, waiting its turn
+    clock.advance(POLICY.ttl_seconds)  # the conversation is forgotten
+    late = await s.next_version(K)  # Switch B, arriving after A
+    assert late > early
+    assert await s.activate(K, "b", late) == (True, "")
+    assert await s.activate(K, "a", early) == (False, "b")
+    assert (await s.snapshot(K, history=False)).persona_id == "b"
+
+
+async def test_a_clear_after_the_conversation_was_forgotten_still_wins_over_what_was_in_flight(
+    clock: FakeClock,
+) -> None:
+    """A turn read the conversation (cleared once before) and a Switch took its ticket; the
+    conversation expired; the user cleared it. The count of clears and the tickets restarted with
+    the conversation, so the turn's exchange was appended and the Switch applied after the clear."""
+    s = MemoryConversationStore(POLICY, clock)
+    await s.append(K, msgs("q0", "a0"))
+    await s.clear(K)
+    await s.append(K, msgs("q1", "a1"))
+    epoch = (await s.snapshot(K, history=True)).epoch  # a turn starts
+    version = await s.next_version(K)  # a Switch takes its ticket
+    clock.advance(POLICY.ttl_seconds)
+    assert await s.clear(K) is False
+    assert await s.append(K, msgs("q2", "a2"), epoch=epoch) is False
+    assert await s.activate(K, "p", version) == (False, "")
+    snap = await s.snapshot(K, history=True)
+    assert (snap.persona_id, snap.history) == ("", ())
+
+
+SMALL = StorePolicy(ttl_seconds=60.0, max_history_messages=6, max_switch_history=50, max_conversations=20)
+
+
+async def real_conversations(s: MemoryConversationStore, n: int) -> list[ConversationKey]:
+    keys = [ConversationKey("t1", f"user{i}", "real") for i in range(n)]
+    for k in keys:
+        await s.append(k, msgs("q", "a"))
+    return keys
+
+
+async def test_clears_and_tickets_of_made_up_conversations_do_not_evict_real_ones(clock: FakeClock) -> None:
+    """A caller naming random conversation ids in ClearConversation (or Switches that are never
+    applied) filled max_conversations with empty entries and pushed out other users' conversations."""
+    s = MemoryConversationStore(SMALL, clock)
+    real = await real_conversations(s, SMALL.max_conversations)
+    for i in range(SMALL.max_conversations * 5):
+        made_up = ConversationKey("t1", "mallory", f"random{i}")
+        assert await s.clear(made_up) is False
+        await s.next_version(made_up)
+    for k in real:
+        assert len((await s.snapshot(k, history=True)).history) == 2, k
+    assert s.cleared <= max(1, SMALL.max_conversations // 10)  # the clears' marks are bounded apart
+
+
+async def test_a_clear_still_wins_over_a_first_turn_when_its_mark_was_pushed_out(clock: FakeClock) -> None:
+    """The marks of clears of conversations with nothing stored are bounded: once a flood of clears
+    pushed this one's out, the turn and the Switch that were in flight before it are still refused
+    (the store's floor rose to the mark it dropped); a turn that starts after the flood is stored."""
+    s = MemoryConversationStore(SMALL, clock)
+    epoch = (await s.snapshot(K, history=True)).epoch  # the conversation's first turn starts
+    version = await s.next_version(K)  # and a Switch takes its ticket
+    assert await s.clear(K) is False
+    for i in range(SMALL.max_conversations * 5):
+        await s.clear(ConversationKey("t1", "mallory", f"random{i}"))
+    assert await s.append(K, msgs("q", "a"), epoch=epoch) is False
+    assert await s.save_summary(K, ConversationSummary("s", 2, "x"), epoch=epoch) is False
+    assert await s.activate(K, "p", version) == (False, "")
+    snap = await s.snapshot(K, history=True)
+    assert (snap.persona_id, snap.history) == ("", ())
+    assert await s.append(K, msgs("q2", "a2"), epoch=snap.epoch) is True
+    assert await s.activate(K, "p", await s.next_version(K)) == (True, "")
+
+
+async def test_a_cleared_conversation_keeps_no_entry_of_its_own(clock: FakeClock) -> None:
+    """Clearing a real conversation frees its place: what is left is a bounded mark, and the clear
+    still wins over its turn in flight."""
+    s = MemoryConversationStore(SMALL, clock)
+    real = await real_conversations(s, SMALL.max_conversations)
+    epoch = (await s.snapshot(real[0], history=True)).epoch
+    assert await s.clear(real[0]) is True
+    newcomer = ConversationKey("t1", "newcomer", "c")
+    await s.append(newcomer, msgs("q", "a"))
+    for k in real[1:]:  # the newcomer took the cleared conversation's place, not another's
+        assert len((await s.snapshot(k, history=True)).history) == 2, k
+    assert await s.append(real[0], msgs("late q", "late a"), epoch=epoch) is False
