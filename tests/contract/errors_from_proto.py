@@ -54,7 +54,7 @@ def reasons(text: str) -> dict[str, str]:
         if found.setdefault(reason, code) != code:
             raise SystemExit(f"{reason}: documented as both {found[reason]} and {code}")
 
-    for m in re.finditer(rf"\b({REASON}) \(({CODES})\b", text):  # REASON (CODE...
+    for m in re.finditer(rf"\b({REASON}|[A-Z]{{4,}}) \(({CODES})\b", text):  # REASON (CODE...; OVERLOADED
         add(m.group(1), m.group(2))
     for m in re.finditer(rf"\b({CODES}) \(({REASON}(?:[,:;][^()]*?)?)\)", text):  # CODE (REASON, REASON: ...)
         for reason in re.findall(rf"(?:^|[,;]\s*)({REASON})\b", m.group(2)):

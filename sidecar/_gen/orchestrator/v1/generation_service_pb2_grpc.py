@@ -34,7 +34,11 @@ class GenerationServiceStub:
     google.rpc.ErrorInfo (domain "orchestrator.sidecar"); its `reason` and metadata keys are API.
     Every RPC of every service may return UNAUTHENTICATED (MISSING_CREDENTIALS, INVALID_CREDENTIALS)
     and PERMISSION_DENIED (METHOD_NOT_ALLOWED: the credential may not call this method;
-    TENANT_NOT_ALLOWED: it may not act for the request's tenant).
+    TENANT_NOT_ALLOWED: it may not act for the request's tenant), MALFORMED_REQUEST
+    (INVALID_ARGUMENT: the bytes are not a valid request message, or a string field is not UTF-8;
+    BadRequest names the field when the wire format can be walked to it), REQUEST_TOO_COMPLEX
+    (INVALID_ARGUMENT: more elements than the parser allows in one request) and SIDECAR_DRAINING
+    (UNAVAILABLE: the sidecar is shutting down; retry, another process will answer).
     """
 
     def __init__(self, channel):
@@ -72,7 +76,11 @@ class GenerationServiceServicer:
     google.rpc.ErrorInfo (domain "orchestrator.sidecar"); its `reason` and metadata keys are API.
     Every RPC of every service may return UNAUTHENTICATED (MISSING_CREDENTIALS, INVALID_CREDENTIALS)
     and PERMISSION_DENIED (METHOD_NOT_ALLOWED: the credential may not call this method;
-    TENANT_NOT_ALLOWED: it may not act for the request's tenant).
+    TENANT_NOT_ALLOWED: it may not act for the request's tenant), MALFORMED_REQUEST
+    (INVALID_ARGUMENT: the bytes are not a valid request message, or a string field is not UTF-8;
+    BadRequest names the field when the wire format can be walked to it), REQUEST_TOO_COMPLEX
+    (INVALID_ARGUMENT: more elements than the parser allows in one request) and SIDECAR_DRAINING
+    (UNAVAILABLE: the sidecar is shutting down; retry, another process will answer).
     """
 
     def Generate(self, request, context):
@@ -82,11 +90,19 @@ class GenerationServiceServicer:
         IDEMPOTENCY_KEY_REUSED (INVALID_ARGUMENT: another request already used this tenant's
         request_id within the window), CONTEXT_TOO_LONG (INVALID_ARGUMENT, BadRequest on
         `input.messages`), MODEL_NOT_FOUND (NOT_FOUND), MODEL_NOT_ALLOWED (PERMISSION_DENIED),
+        NO_CAPABLE_DEPLOYMENT (FAILED_PRECONDITION: no deployment of the route it may use takes the
+        call's tools, schema, images, size or reasoning; metadata `missing` says what each lacks),
         PROVIDERS_UNAVAILABLE (UNAVAILABLE, with RetryInfo when known), PROVIDER_REJECTED
         (INVALID_ARGUMENT), DEADLINE_EXCEEDED, PROVIDER_AUTH_FAILED (INTERNAL), INTERNAL.
         User keys: KEY_CONTEXT_MISMATCH (PERMISSION_DENIED), INVALID_KEY_ENVELOPE (INVALID_ARGUMENT),
         USER_KEY_REQUIRED (FAILED_PRECONDITION), KEY_BACKEND_UNAVAILABLE (UNAVAILABLE),
-        KEY_UNAVAILABLE (INTERNAL). Personas and memory: PERSONA_NOT_FOUND (INVALID_ARGUMENT),
+        KEY_UNAVAILABLE (INTERNAL), KEY_RECORD_CORRUPT (FAILED_PRECONDITION: the stored or inline
+        envelope does not open), KEY_FAILURE_LIMIT_REACHED (RESOURCE_EXHAUSTED, with RetryInfo: the
+        tenant's inline envelopes failed too often in the window), USER_KEY_REJECTED (PERMISSION_DENIED:
+        the provider refused the caller's own key), USER_KEY_RATE_LIMITED
+        (RESOURCE_EXHAUSTED: the provider rate-limited the caller's own key).
+        Admission: OVERLOADED (UNAVAILABLE, with RetryInfo: the sidecar's admission queue is full or the
+        call waited its limit). Personas and memory: PERSONA_NOT_FOUND (INVALID_ARGUMENT),
         PERSONA_NOT_ALLOWED (PERMISSION_DENIED), SESSION_STORE_UNAVAILABLE (UNAVAILABLE). Quotas
         (RESOURCE_EXHAUSTED, with QuotaFailure, RetryInfo and metadata `limit`, `metric`, `window`,
         `scope`): RATE_LIMITED, REQUEST_QUOTA_EXCEEDED, TOKEN_QUOTA_EXCEEDED, COST_QUOTA_EXCEEDED,
@@ -175,7 +191,11 @@ class GenerationService:
     google.rpc.ErrorInfo (domain "orchestrator.sidecar"); its `reason` and metadata keys are API.
     Every RPC of every service may return UNAUTHENTICATED (MISSING_CREDENTIALS, INVALID_CREDENTIALS)
     and PERMISSION_DENIED (METHOD_NOT_ALLOWED: the credential may not call this method;
-    TENANT_NOT_ALLOWED: it may not act for the request's tenant).
+    TENANT_NOT_ALLOWED: it may not act for the request's tenant), MALFORMED_REQUEST
+    (INVALID_ARGUMENT: the bytes are not a valid request message, or a string field is not UTF-8;
+    BadRequest names the field when the wire format can be walked to it), REQUEST_TOO_COMPLEX
+    (INVALID_ARGUMENT: more elements than the parser allows in one request) and SIDECAR_DRAINING
+    (UNAVAILABLE: the sidecar is shutting down; retry, another process will answer).
     """
 
     @staticmethod

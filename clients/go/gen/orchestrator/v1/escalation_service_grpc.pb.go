@@ -33,7 +33,11 @@ const (
 // The escalation queue of creator agents (docs/answer-policy.md). Users accept offers made to them;
 // creators (credentials named in the agent's `creators`) list, answer and decline their own agent's
 // escalations. Authentication and authorization reasons as in GenerationService; every error about
-// a field names it (google.rpc.BadRequest) and changes nothing.
+// a field names it (google.rpc.BadRequest) and changes nothing. Every RPC may also return
+// ANSWERS_DISABLED (FAILED_PRECONDITION: no answer policy is configured), ANSWER_STORE_UNAVAILABLE
+// (UNAVAILABLE, retryable: the answer store failed or timed out; nothing was changed) and
+// EMBEDDING_MODEL_UNAVAILABLE (UNAVAILABLE, retryable: the agent's embedding model cannot be reached,
+// and another model's vectors cannot be compared with its answers).
 type EscalationServiceClient interface {
 	// Accepts an offer (AnswerDecision.escalation_id): the message is queued for the creator.
 	//
@@ -45,7 +49,8 @@ type EscalationServiceClient interface {
 	AcceptEscalation(ctx context.Context, in *AcceptEscalationRequest, opts ...grpc.CallOption) (*AcceptEscalationResponse, error)
 	// Lists an agent's escalations (QUEUED ones unless states says otherwise), oldest first.
 	//
-	// Reasons: INVALID_REQUEST, AGENT_NOT_FOUND, CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
+	// Reasons: INVALID_REQUEST, AGENT_NOT_FOUND (NOT_FOUND: no answer policy for that agent),
+	// CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
 	ListEscalations(ctx context.Context, in *ListEscalationsRequest, opts ...grpc.CallOption) (*ListEscalationsResponse, error)
 	// Answers a queued escalation: the answer becomes a canonical answer and joins the conversation.
 	//
@@ -127,7 +132,11 @@ func (c *escalationServiceClient) GetAnswerReport(ctx context.Context, in *GetAn
 // The escalation queue of creator agents (docs/answer-policy.md). Users accept offers made to them;
 // creators (credentials named in the agent's `creators`) list, answer and decline their own agent's
 // escalations. Authentication and authorization reasons as in GenerationService; every error about
-// a field names it (google.rpc.BadRequest) and changes nothing.
+// a field names it (google.rpc.BadRequest) and changes nothing. Every RPC may also return
+// ANSWERS_DISABLED (FAILED_PRECONDITION: no answer policy is configured), ANSWER_STORE_UNAVAILABLE
+// (UNAVAILABLE, retryable: the answer store failed or timed out; nothing was changed) and
+// EMBEDDING_MODEL_UNAVAILABLE (UNAVAILABLE, retryable: the agent's embedding model cannot be reached,
+// and another model's vectors cannot be compared with its answers).
 type EscalationServiceServer interface {
 	// Accepts an offer (AnswerDecision.escalation_id): the message is queued for the creator.
 	//
@@ -139,7 +148,8 @@ type EscalationServiceServer interface {
 	AcceptEscalation(context.Context, *AcceptEscalationRequest) (*AcceptEscalationResponse, error)
 	// Lists an agent's escalations (QUEUED ones unless states says otherwise), oldest first.
 	//
-	// Reasons: INVALID_REQUEST, AGENT_NOT_FOUND, CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
+	// Reasons: INVALID_REQUEST, AGENT_NOT_FOUND (NOT_FOUND: no answer policy for that agent),
+	// CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
 	ListEscalations(context.Context, *ListEscalationsRequest) (*ListEscalationsResponse, error)
 	// Answers a queued escalation: the answer becomes a canonical answer and joins the conversation.
 	//

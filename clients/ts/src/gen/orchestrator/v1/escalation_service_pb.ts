@@ -17,7 +17,11 @@ export const file_orchestrator_v1_escalation_service: GenFile = /*@__PURE__*/
  * The escalation queue of creator agents (docs/answer-policy.md). Users accept offers made to them;
  * creators (credentials named in the agent's `creators`) list, answer and decline their own agent's
  * escalations. Authentication and authorization reasons as in GenerationService; every error about
- * a field names it (google.rpc.BadRequest) and changes nothing.
+ * a field names it (google.rpc.BadRequest) and changes nothing. Every RPC may also return
+ * ANSWERS_DISABLED (FAILED_PRECONDITION: no answer policy is configured), ANSWER_STORE_UNAVAILABLE
+ * (UNAVAILABLE, retryable: the answer store failed or timed out; nothing was changed) and
+ * EMBEDDING_MODEL_UNAVAILABLE (UNAVAILABLE, retryable: the agent's embedding model cannot be reached,
+ * and another model's vectors cannot be compared with its answers).
  *
  * @generated from service orchestrator.v1.EscalationService
  */
@@ -41,7 +45,8 @@ export const EscalationService: GenService<{
   /**
    * Lists an agent's escalations (QUEUED ones unless states says otherwise), oldest first.
    *
-   * Reasons: INVALID_REQUEST, AGENT_NOT_FOUND, CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
+   * Reasons: INVALID_REQUEST, AGENT_NOT_FOUND (NOT_FOUND: no answer policy for that agent),
+   * CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
    *
    * @generated from rpc orchestrator.v1.EscalationService.ListEscalations
    */

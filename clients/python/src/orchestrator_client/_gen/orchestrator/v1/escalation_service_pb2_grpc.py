@@ -29,7 +29,11 @@ class EscalationServiceStub:
     """The escalation queue of creator agents (docs/answer-policy.md). Users accept offers made to them;
     creators (credentials named in the agent's `creators`) list, answer and decline their own agent's
     escalations. Authentication and authorization reasons as in GenerationService; every error about
-    a field names it (google.rpc.BadRequest) and changes nothing.
+    a field names it (google.rpc.BadRequest) and changes nothing. Every RPC may also return
+    ANSWERS_DISABLED (FAILED_PRECONDITION: no answer policy is configured), ANSWER_STORE_UNAVAILABLE
+    (UNAVAILABLE, retryable: the answer store failed or timed out; nothing was changed) and
+    EMBEDDING_MODEL_UNAVAILABLE (UNAVAILABLE, retryable: the agent's embedding model cannot be reached,
+    and another model's vectors cannot be compared with its answers).
     """
 
     def __init__(self, channel):
@@ -69,7 +73,11 @@ class EscalationServiceServicer:
     """The escalation queue of creator agents (docs/answer-policy.md). Users accept offers made to them;
     creators (credentials named in the agent's `creators`) list, answer and decline their own agent's
     escalations. Authentication and authorization reasons as in GenerationService; every error about
-    a field names it (google.rpc.BadRequest) and changes nothing.
+    a field names it (google.rpc.BadRequest) and changes nothing. Every RPC may also return
+    ANSWERS_DISABLED (FAILED_PRECONDITION: no answer policy is configured), ANSWER_STORE_UNAVAILABLE
+    (UNAVAILABLE, retryable: the answer store failed or timed out; nothing was changed) and
+    EMBEDDING_MODEL_UNAVAILABLE (UNAVAILABLE, retryable: the agent's embedding model cannot be reached,
+    and another model's vectors cannot be compared with its answers).
     """
 
     def AcceptEscalation(self, request, context):
@@ -88,7 +96,8 @@ class EscalationServiceServicer:
     def ListEscalations(self, request, context):
         """Lists an agent's escalations (QUEUED ones unless states says otherwise), oldest first.
 
-        Reasons: INVALID_REQUEST, AGENT_NOT_FOUND, CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
+        Reasons: INVALID_REQUEST, AGENT_NOT_FOUND (NOT_FOUND: no answer policy for that agent),
+        CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -162,7 +171,11 @@ class EscalationService:
     """The escalation queue of creator agents (docs/answer-policy.md). Users accept offers made to them;
     creators (credentials named in the agent's `creators`) list, answer and decline their own agent's
     escalations. Authentication and authorization reasons as in GenerationService; every error about
-    a field names it (google.rpc.BadRequest) and changes nothing.
+    a field names it (google.rpc.BadRequest) and changes nothing. Every RPC may also return
+    ANSWERS_DISABLED (FAILED_PRECONDITION: no answer policy is configured), ANSWER_STORE_UNAVAILABLE
+    (UNAVAILABLE, retryable: the answer store failed or timed out; nothing was changed) and
+    EMBEDDING_MODEL_UNAVAILABLE (UNAVAILABLE, retryable: the agent's embedding model cannot be reached,
+    and another model's vectors cannot be compared with its answers).
     """
 
     @staticmethod

@@ -64,7 +64,10 @@ class KeyServiceServicer:
         """Stores the user's provider key under envelope encryption and returns its reference.
 
         Reasons: INVALID_REQUEST, KEYS_DISABLED (FAILED_PRECONDITION: no key backend configured),
-        KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo), KEY_UNAVAILABLE (INTERNAL).
+        KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo), KEY_UNAVAILABLE (INTERNAL),
+        KEY_LIMIT_REACHED (RESOURCE_EXHAUSTED: the user keeps settings.keys.max_keys_per_user keys;
+        delete one or replace one by name), KEY_REGISTRATION_LIMIT_REACHED (RESOURCE_EXHAUSTED, with
+        RetryInfo: too many registrations by the user or the tenant in the window).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

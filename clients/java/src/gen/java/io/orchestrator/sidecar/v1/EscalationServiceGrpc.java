@@ -7,7 +7,11 @@ import static io.grpc.MethodDescriptor.generateFullMethodName;
  * The escalation queue of creator agents (docs/answer-policy.md). Users accept offers made to them;
  * creators (credentials named in the agent's `creators`) list, answer and decline their own agent's
  * escalations. Authentication and authorization reasons as in GenerationService; every error about
- * a field names it (google.rpc.BadRequest) and changes nothing.
+ * a field names it (google.rpc.BadRequest) and changes nothing. Every RPC may also return
+ * ANSWERS_DISABLED (FAILED_PRECONDITION: no answer policy is configured), ANSWER_STORE_UNAVAILABLE
+ * (UNAVAILABLE, retryable: the answer store failed or timed out; nothing was changed) and
+ * EMBEDDING_MODEL_UNAVAILABLE (UNAVAILABLE, retryable: the agent's embedding model cannot be reached,
+ * and another model's vectors cannot be compared with its answers).
  * </pre>
  */
 @io.grpc.stub.annotations.GrpcGenerated
@@ -237,7 +241,11 @@ public final class EscalationServiceGrpc {
    * The escalation queue of creator agents (docs/answer-policy.md). Users accept offers made to them;
    * creators (credentials named in the agent's `creators`) list, answer and decline their own agent's
    * escalations. Authentication and authorization reasons as in GenerationService; every error about
-   * a field names it (google.rpc.BadRequest) and changes nothing.
+   * a field names it (google.rpc.BadRequest) and changes nothing. Every RPC may also return
+   * ANSWERS_DISABLED (FAILED_PRECONDITION: no answer policy is configured), ANSWER_STORE_UNAVAILABLE
+   * (UNAVAILABLE, retryable: the answer store failed or timed out; nothing was changed) and
+   * EMBEDDING_MODEL_UNAVAILABLE (UNAVAILABLE, retryable: the agent's embedding model cannot be reached,
+   * and another model's vectors cannot be compared with its answers).
    * </pre>
    */
   public interface AsyncService {
@@ -260,7 +268,8 @@ public final class EscalationServiceGrpc {
     /**
      * <pre>
      * Lists an agent's escalations (QUEUED ones unless states says otherwise), oldest first.
-     * Reasons: INVALID_REQUEST, AGENT_NOT_FOUND, CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
+     * Reasons: INVALID_REQUEST, AGENT_NOT_FOUND (NOT_FOUND: no answer policy for that agent),
+     * CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
      * </pre>
      */
     default void listEscalations(io.orchestrator.sidecar.v1.ListEscalationsRequest request,
@@ -309,7 +318,11 @@ public final class EscalationServiceGrpc {
    * The escalation queue of creator agents (docs/answer-policy.md). Users accept offers made to them;
    * creators (credentials named in the agent's `creators`) list, answer and decline their own agent's
    * escalations. Authentication and authorization reasons as in GenerationService; every error about
-   * a field names it (google.rpc.BadRequest) and changes nothing.
+   * a field names it (google.rpc.BadRequest) and changes nothing. Every RPC may also return
+   * ANSWERS_DISABLED (FAILED_PRECONDITION: no answer policy is configured), ANSWER_STORE_UNAVAILABLE
+   * (UNAVAILABLE, retryable: the answer store failed or timed out; nothing was changed) and
+   * EMBEDDING_MODEL_UNAVAILABLE (UNAVAILABLE, retryable: the agent's embedding model cannot be reached,
+   * and another model's vectors cannot be compared with its answers).
    * </pre>
    */
   public static abstract class EscalationServiceImplBase
@@ -326,7 +339,11 @@ public final class EscalationServiceGrpc {
    * The escalation queue of creator agents (docs/answer-policy.md). Users accept offers made to them;
    * creators (credentials named in the agent's `creators`) list, answer and decline their own agent's
    * escalations. Authentication and authorization reasons as in GenerationService; every error about
-   * a field names it (google.rpc.BadRequest) and changes nothing.
+   * a field names it (google.rpc.BadRequest) and changes nothing. Every RPC may also return
+   * ANSWERS_DISABLED (FAILED_PRECONDITION: no answer policy is configured), ANSWER_STORE_UNAVAILABLE
+   * (UNAVAILABLE, retryable: the answer store failed or timed out; nothing was changed) and
+   * EMBEDDING_MODEL_UNAVAILABLE (UNAVAILABLE, retryable: the agent's embedding model cannot be reached,
+   * and another model's vectors cannot be compared with its answers).
    * </pre>
    */
   public static final class EscalationServiceStub
@@ -361,7 +378,8 @@ public final class EscalationServiceGrpc {
     /**
      * <pre>
      * Lists an agent's escalations (QUEUED ones unless states says otherwise), oldest first.
-     * Reasons: INVALID_REQUEST, AGENT_NOT_FOUND, CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
+     * Reasons: INVALID_REQUEST, AGENT_NOT_FOUND (NOT_FOUND: no answer policy for that agent),
+     * CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
      * </pre>
      */
     public void listEscalations(io.orchestrator.sidecar.v1.ListEscalationsRequest request,
@@ -414,7 +432,11 @@ public final class EscalationServiceGrpc {
    * The escalation queue of creator agents (docs/answer-policy.md). Users accept offers made to them;
    * creators (credentials named in the agent's `creators`) list, answer and decline their own agent's
    * escalations. Authentication and authorization reasons as in GenerationService; every error about
-   * a field names it (google.rpc.BadRequest) and changes nothing.
+   * a field names it (google.rpc.BadRequest) and changes nothing. Every RPC may also return
+   * ANSWERS_DISABLED (FAILED_PRECONDITION: no answer policy is configured), ANSWER_STORE_UNAVAILABLE
+   * (UNAVAILABLE, retryable: the answer store failed or timed out; nothing was changed) and
+   * EMBEDDING_MODEL_UNAVAILABLE (UNAVAILABLE, retryable: the agent's embedding model cannot be reached,
+   * and another model's vectors cannot be compared with its answers).
    * </pre>
    */
   public static final class EscalationServiceBlockingV2Stub
@@ -448,7 +470,8 @@ public final class EscalationServiceGrpc {
     /**
      * <pre>
      * Lists an agent's escalations (QUEUED ones unless states says otherwise), oldest first.
-     * Reasons: INVALID_REQUEST, AGENT_NOT_FOUND, CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
+     * Reasons: INVALID_REQUEST, AGENT_NOT_FOUND (NOT_FOUND: no answer policy for that agent),
+     * CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
      * </pre>
      */
     public io.orchestrator.sidecar.v1.ListEscalationsResponse listEscalations(io.orchestrator.sidecar.v1.ListEscalationsRequest request) throws io.grpc.StatusException {
@@ -497,7 +520,11 @@ public final class EscalationServiceGrpc {
    * The escalation queue of creator agents (docs/answer-policy.md). Users accept offers made to them;
    * creators (credentials named in the agent's `creators`) list, answer and decline their own agent's
    * escalations. Authentication and authorization reasons as in GenerationService; every error about
-   * a field names it (google.rpc.BadRequest) and changes nothing.
+   * a field names it (google.rpc.BadRequest) and changes nothing. Every RPC may also return
+   * ANSWERS_DISABLED (FAILED_PRECONDITION: no answer policy is configured), ANSWER_STORE_UNAVAILABLE
+   * (UNAVAILABLE, retryable: the answer store failed or timed out; nothing was changed) and
+   * EMBEDDING_MODEL_UNAVAILABLE (UNAVAILABLE, retryable: the agent's embedding model cannot be reached,
+   * and another model's vectors cannot be compared with its answers).
    * </pre>
    */
   public static final class EscalationServiceBlockingStub
@@ -531,7 +558,8 @@ public final class EscalationServiceGrpc {
     /**
      * <pre>
      * Lists an agent's escalations (QUEUED ones unless states says otherwise), oldest first.
-     * Reasons: INVALID_REQUEST, AGENT_NOT_FOUND, CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
+     * Reasons: INVALID_REQUEST, AGENT_NOT_FOUND (NOT_FOUND: no answer policy for that agent),
+     * CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
      * </pre>
      */
     public io.orchestrator.sidecar.v1.ListEscalationsResponse listEscalations(io.orchestrator.sidecar.v1.ListEscalationsRequest request) {
@@ -580,7 +608,11 @@ public final class EscalationServiceGrpc {
    * The escalation queue of creator agents (docs/answer-policy.md). Users accept offers made to them;
    * creators (credentials named in the agent's `creators`) list, answer and decline their own agent's
    * escalations. Authentication and authorization reasons as in GenerationService; every error about
-   * a field names it (google.rpc.BadRequest) and changes nothing.
+   * a field names it (google.rpc.BadRequest) and changes nothing. Every RPC may also return
+   * ANSWERS_DISABLED (FAILED_PRECONDITION: no answer policy is configured), ANSWER_STORE_UNAVAILABLE
+   * (UNAVAILABLE, retryable: the answer store failed or timed out; nothing was changed) and
+   * EMBEDDING_MODEL_UNAVAILABLE (UNAVAILABLE, retryable: the agent's embedding model cannot be reached,
+   * and another model's vectors cannot be compared with its answers).
    * </pre>
    */
   public static final class EscalationServiceFutureStub
@@ -615,7 +647,8 @@ public final class EscalationServiceGrpc {
     /**
      * <pre>
      * Lists an agent's escalations (QUEUED ones unless states says otherwise), oldest first.
-     * Reasons: INVALID_REQUEST, AGENT_NOT_FOUND, CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
+     * Reasons: INVALID_REQUEST, AGENT_NOT_FOUND (NOT_FOUND: no answer policy for that agent),
+     * CREATOR_NOT_ALLOWED (PERMISSION_DENIED).
      * </pre>
      */
     public com.google.common.util.concurrent.ListenableFuture<io.orchestrator.sidecar.v1.ListEscalationsResponse> listEscalations(

@@ -182,7 +182,10 @@ public final class KeyServiceGrpc {
      * <pre>
      * Stores the user's provider key under envelope encryption and returns its reference.
      * Reasons: INVALID_REQUEST, KEYS_DISABLED (FAILED_PRECONDITION: no key backend configured),
-     * KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo), KEY_UNAVAILABLE (INTERNAL).
+     * KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo), KEY_UNAVAILABLE (INTERNAL),
+     * KEY_LIMIT_REACHED (RESOURCE_EXHAUSTED: the user keeps settings.keys.max_keys_per_user keys;
+     * delete one or replace one by name), KEY_REGISTRATION_LIMIT_REACHED (RESOURCE_EXHAUSTED, with
+     * RetryInfo: too many registrations by the user or the tenant in the window).
      * </pre>
      */
     default void registerKey(io.orchestrator.sidecar.v1.RegisterKeyRequest request,
@@ -254,7 +257,10 @@ public final class KeyServiceGrpc {
      * <pre>
      * Stores the user's provider key under envelope encryption and returns its reference.
      * Reasons: INVALID_REQUEST, KEYS_DISABLED (FAILED_PRECONDITION: no key backend configured),
-     * KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo), KEY_UNAVAILABLE (INTERNAL).
+     * KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo), KEY_UNAVAILABLE (INTERNAL),
+     * KEY_LIMIT_REACHED (RESOURCE_EXHAUSTED: the user keeps settings.keys.max_keys_per_user keys;
+     * delete one or replace one by name), KEY_REGISTRATION_LIMIT_REACHED (RESOURCE_EXHAUSTED, with
+     * RetryInfo: too many registrations by the user or the tenant in the window).
      * </pre>
      */
     public void registerKey(io.orchestrator.sidecar.v1.RegisterKeyRequest request,
@@ -313,7 +319,10 @@ public final class KeyServiceGrpc {
      * <pre>
      * Stores the user's provider key under envelope encryption and returns its reference.
      * Reasons: INVALID_REQUEST, KEYS_DISABLED (FAILED_PRECONDITION: no key backend configured),
-     * KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo), KEY_UNAVAILABLE (INTERNAL).
+     * KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo), KEY_UNAVAILABLE (INTERNAL),
+     * KEY_LIMIT_REACHED (RESOURCE_EXHAUSTED: the user keeps settings.keys.max_keys_per_user keys;
+     * delete one or replace one by name), KEY_REGISTRATION_LIMIT_REACHED (RESOURCE_EXHAUSTED, with
+     * RetryInfo: too many registrations by the user or the tenant in the window).
      * </pre>
      */
     public io.orchestrator.sidecar.v1.RegisterKeyResponse registerKey(io.orchestrator.sidecar.v1.RegisterKeyRequest request) throws io.grpc.StatusException {
@@ -369,7 +378,10 @@ public final class KeyServiceGrpc {
      * <pre>
      * Stores the user's provider key under envelope encryption and returns its reference.
      * Reasons: INVALID_REQUEST, KEYS_DISABLED (FAILED_PRECONDITION: no key backend configured),
-     * KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo), KEY_UNAVAILABLE (INTERNAL).
+     * KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo), KEY_UNAVAILABLE (INTERNAL),
+     * KEY_LIMIT_REACHED (RESOURCE_EXHAUSTED: the user keeps settings.keys.max_keys_per_user keys;
+     * delete one or replace one by name), KEY_REGISTRATION_LIMIT_REACHED (RESOURCE_EXHAUSTED, with
+     * RetryInfo: too many registrations by the user or the tenant in the window).
      * </pre>
      */
     public io.orchestrator.sidecar.v1.RegisterKeyResponse registerKey(io.orchestrator.sidecar.v1.RegisterKeyRequest request) {
@@ -425,7 +437,10 @@ public final class KeyServiceGrpc {
      * <pre>
      * Stores the user's provider key under envelope encryption and returns its reference.
      * Reasons: INVALID_REQUEST, KEYS_DISABLED (FAILED_PRECONDITION: no key backend configured),
-     * KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo), KEY_UNAVAILABLE (INTERNAL).
+     * KEY_BACKEND_UNAVAILABLE (UNAVAILABLE, with RetryInfo), KEY_UNAVAILABLE (INTERNAL),
+     * KEY_LIMIT_REACHED (RESOURCE_EXHAUSTED: the user keeps settings.keys.max_keys_per_user keys;
+     * delete one or replace one by name), KEY_REGISTRATION_LIMIT_REACHED (RESOURCE_EXHAUSTED, with
+     * RetryInfo: too many registrations by the user or the tenant in the window).
      * </pre>
      */
     public com.google.common.util.concurrent.ListenableFuture<io.orchestrator.sidecar.v1.RegisterKeyResponse> registerKey(
