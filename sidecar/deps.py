@@ -290,7 +290,13 @@ def build_embeddings(
     deployments = EmbeddingDeployments(policy, http=http, secret=cfg.secret)
     router = EmbeddingRouter(policy, deployments, routing.breakers)
     return EmbeddingService(
-        policy, router, clock=clock, quota=quota, metrics=telemetry.metrics, ledger=telemetry.ledger
+        policy,
+        router,
+        clock=clock,
+        quota=quota,
+        metrics=telemetry.metrics,
+        ledger=telemetry.ledger,
+        tracing=telemetry.tracing,
     )
 
 
