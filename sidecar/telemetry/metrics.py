@@ -29,6 +29,7 @@ from sidecar.telemetry.labels import OTHER, UNKNOWN, LabelCap, bounded_label, er
 # A series made by its first increment reaches Prometheus at that value, and increase() over it is 0
 # until it grows again: the chart's OrchestratorSidecarLedgerDrops missed every first burst.
 LEDGER_DROP_CAUSES = ("queue_full", "write_failed")
+SPAN_DROP_CAUSES = ("queue_full", "export_failed", "shutdown")  # telemetry/span_export.py
 
 # Bucket boundaries advised by the GenAI semantic conventions.
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
@@ -237,6 +238,17 @@ class Metrics:
         for cause in LEDGER_DROP_CAUSES:
             self.ledger_drops.labels(cause)
         self.ledger_writes = Counter("sidecar_ledger_written_records", "Usage records stored.", registry=r)
+        self.spans_exported_total = Counter(
+            "sidecar_trace_spans_exported", "Spans the OTLP collector accepted.", registry=r
+        )
+        self.spans_dropped_total = Counter(
+            "sidecar_trace_spans_dropped",
+            "Spans lost: queue_full (the collector is behind), export_failed (it refused or did not "
+            "answer), shutdown (still queued when the stop's export time ran out).",
+            ("cause",), registry=r,
+        )  # fmt: skip
+        for cause in SPAN_DROP_CAUSES:
+            self.spans_dropped_total.labels(cause)
         self.attributed_requests = Counter(
             "sidecar_attributed_requests", "Calls of allow-listed tenants and users (opt-in).",
             ("tenant", "user"), registry=r,
@@ -402,6 +414,14 @@ class Metrics:
 
     def ledger_wrote(self, records: int) -> None:
         self.ledger_writes.inc(records)
+
+    # Spans to the OTLP collector (telemetry/span_export.py; called on the exporter's thread)
+
+    def spans_exported(self, spans: int) -> None:
+        self.spans_exported_total.inc(spans)
+
+    def spans_dropped(self, cause: str, spans: int) -> None:
+        self.spans_dropped_total.labels(cause).inc(spans)
 
     # Admission control (sidecar/admission/queue.py): priorities are the five level names
 
