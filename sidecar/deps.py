@@ -30,7 +30,7 @@ from sidecar.providers._http import HttpClient
 from sidecar.providers.base import Provider
 from sidecar.providers.registry import build_providers
 from sidecar.quota.service import QuotaService
-from sidecar.quota.signals import QuotaSignals
+from sidecar.quota.signals import STORE_OPERATIONS, QuotaSignals
 from sidecar.quota.store import MemoryQuotaStore, QuotaStore
 from sidecar.routing.breaker import BreakerPolicy, Breakers
 from sidecar.routing.key_pause import KeyPauses
@@ -91,6 +91,8 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
     telemetry = build_telemetry(cfg.settings.telemetry, clock, span_exporters=span_exporters)
     routing = build_routing(cfg, clock, prober or AlwaysHealthy(), telemetry.tracing, tokenizers)
     quota = build_quota(cfg, clock, quota_signals(telemetry))
+    if quota is not None:  # the alert on the store's errors sees the first ones (series at 0)
+        telemetry.metrics.expect_store_errors("quota", STORE_OPERATIONS)
     deps = Deps(
         clock=clock,
         http=http,

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 _log = logging.getLogger("sidecar.quota")
+# The operations a store error is reported for (`store_error`), each a series from the start.
+STORE_OPERATIONS = ("reserve", "extend", "settle", "release", "read", "renew")
 
 
 @dataclass(frozen=True, slots=True)

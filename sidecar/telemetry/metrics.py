@@ -397,6 +397,11 @@ class Metrics:
     def store_error(self, store: str, op: str) -> None:
         self.store_errors.labels(bounded_label(store), bounded_label(op)).inc()
 
+    def expect_store_errors(self, store: str, ops: Iterable[str]) -> None:
+        """The store's error series at 0 from the start, so that rate() sees its first errors."""
+        for op in ops:
+            self.store_errors.labels(bounded_label(store), bounded_label(op))
+
     def key_decrypted(self, seconds: float) -> None:
         self.decrypt.observe(seconds)
 
