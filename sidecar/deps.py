@@ -90,7 +90,7 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
     tokenizers = Tokenizers.build(cfg.policy.deployments, cfg.policy.context.encodings_dir)
     telemetry = build_telemetry(cfg.settings.telemetry, clock, span_exporters=span_exporters)
     routing = build_routing(cfg, clock, prober or AlwaysHealthy(), telemetry.tracing, tokenizers)
-    quota = build_quota(cfg, clock, quota_signals(telemetry))
+    quota = build_quota(cfg, clock, quota_signals(telemetry, clock))
     if quota is not None:  # the alert on the store's errors sees the first ones (series at 0)
         telemetry.metrics.expect_store_errors("quota", STORE_OPERATIONS)
     deps = Deps(
@@ -319,11 +319,11 @@ def build_semantic_store(cfg: Config, clock: Clock | None = None) -> SemanticSto
     return MemorySemanticStore(max_entries=s.max_entries, max_bytes=s.max_bytes)
 
 
-def quota_signals(telemetry: Telemetry) -> QuotaSignals:
+def quota_signals(telemetry: Telemetry, clock: Clock | None = None) -> QuotaSignals:
     """Near-limit events and quota-store failures, counted in the metrics (refusals are counted by
-    the observe layer from the error)."""
+    the observe layer from the error); store failures logged once a minute at most."""
     metrics = telemetry.metrics
-    signals = QuotaSignals()
+    signals = QuotaSignals(clock=clock)
     signals.on_near_limit.append(lambda event: metrics.quota_near_limit(event.limit, event.level))
     signals.on_store_error.append(partial(metrics.store_error, "quota"))
     return signals
