@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sidecar.config.embeddings import EmbeddingDeployment, EmbeddingsPolicy
-from sidecar.core.clock import Clock, Deadline
+from sidecar.core.clock import DEADLINE_MARGIN, Clock, Deadline
 from sidecar.core.errors import (
     DeadlineExceededError,
     FieldViolation,
@@ -126,8 +126,11 @@ class EmbeddingService:
             self._observe(req, outcome, exc.reason, span=span)
             raise
         except asyncio.CancelledError:  # the caller left (or its deadline passed): refunded, still recorded
-            outcome = EmbedOutcome(alias, "", "CANCELLED", self._clock.monotonic() - started)
-            self._observe(req, outcome, "CANCELLED", span=span)
+            # gRPC cancels the handler when the caller's deadline passes: that is DEADLINE_EXCEEDED,
+            # as the observe layer records a Generate, not a cancellation by the caller
+            ended = "DEADLINE_EXCEEDED" if req.deadline.expired(DEADLINE_MARGIN) else "CANCELLED"
+            outcome = EmbedOutcome(alias, "", ended, self._clock.monotonic() - started)
+            self._observe(req, outcome, ended, span=span)
             raise
         self._observe(req, self._served(result, len(req.texts), started), "OK", result, span=span)
         return result
