@@ -68,6 +68,7 @@ class LedgerWriter:
         self._open_failures = 0  # failed opens so far: the first is logged, the open that succeeds too
         self._failing = False  # writes fail now: logged when it began, and when one succeeds again
         self._failed_records = 0  # records dropped by failed writes since then
+        self._overflowed = 0  # records dropped by a full queue since the last write that made room
         self.dropped = 0
 
     def submit(self, record: UsageRecord) -> None:
@@ -75,6 +76,9 @@ class LedgerWriter:
             self._queue.put_nowait(record)
         except asyncio.QueueFull:
             self._dropped("queue_full", 1)
+            if not self._overflowed:  # logged when the drops begin, and when a write makes room
+                _log.error("ledger queue full: records are dropped and counted, not logged, until it drains")
+            self._overflowed += 1
 
     def depth(self) -> int:
         return self._queue.qsize() + len(self._held)
@@ -234,6 +238,10 @@ class LedgerWriter:
                 self._failed_records += len(batch)
                 return False
         self._signals.ledger_wrote(len(batch))
+        if self._overflowed and self._queue.qsize() <= self._queue.maxsize // 2:  # room again, not
+            # just the batch's (a writer still behind refills it at once: the same episode)
+            _log.warning("ledger queue drains again", extra={"dropped_records": self._overflowed})
+            self._overflowed = 0
         if self._failing:
             _log.warning("ledger writes succeed again", extra={"dropped_records": self._failed_records})
             self._failing, self._failed_records = False, 0

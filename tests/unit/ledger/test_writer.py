@@ -302,3 +302,30 @@ async def test_a_store_that_cannot_be_opened_is_logged_once_until_it_opens(
         ("WARNING", "ledger store opened"),
     ]
     await writer.stop()
+
+
+async def test_a_full_queue_is_logged_once_until_it_drains(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Records dropped because the writer is behind (a slow database): counted each, and one line when
+    the drops begin and one when a write makes room again, not silence, and not a line per record."""
+    caplog.set_level(logging.DEBUG, logger="sidecar.ledger")
+    m, store = Metrics(), BlockedStore()
+    store.release.set()
+    writer = LedgerWriter(store, LedgerPolicy(queue_size=5, batch_size=100), clock=clock, signals=m)
+    for _ in range(2):
+        for i in range(12):
+            writer.submit(record(i))
+        assert await writer.flush()
+    assert dropped(m, "queue_full") == 14
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "sidecar.ledger"]
+    assert (
+        lines
+        == [
+            ("ERROR", "ledger queue full: records are dropped and counted, not logged, until it drains"),
+            ("WARNING", "ledger queue drains again"),
+        ]
+        * 2
+    )
+    drained = [r for r in caplog.records if r.getMessage() == "ledger queue drains again"]
+    assert [getattr(r, "dropped_records", None) for r in drained] == [7, 7]
