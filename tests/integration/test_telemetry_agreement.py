@@ -23,7 +23,7 @@ import pytest
 from sidecar._gen.orchestrator.v1 import embed_pb2, usage_pb2
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from tests.conftest import admin_socket, user
-from tests.integration.test_ledger import usage_request
+from tests.integration.test_ledger import fresh_database, usage_request
 from tests.integration.test_tracing_otlp import Receiver, attributes
 from tests.support.api import generate_request, stream_request
 
@@ -40,7 +40,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     await r.close()
 
 
-def config(receiver: Receiver, ledger: Path) -> dict[str, Any]:
+def config(receiver: Receiver, ledger: dict[str, Any]) -> dict[str, Any]:
     echo = {"provider": "echo", "model": "echo-1", "price": PRICE}
     policy = {
         "default_route": "r",
@@ -71,7 +71,7 @@ def config(receiver: Receiver, ledger: Path) -> dict[str, Any]:
     metrics = {"address": "127.0.0.1:0", "tenant_label_allow": list(TENANTS)}
     telemetry = {
         "metrics": metrics,
-        "ledger": {"sqlite_path": str(ledger), "flush_interval_seconds": 0.05},
+        "ledger": {**ledger, "flush_interval_seconds": 0.05},
         "tracing": {"enabled": True, "otlp_endpoint": receiver.url, "export_timeout_seconds": 5},
     }
     settings = {"telemetry": telemetry, "admin": admin_socket(), "cache": {"enabled": True}}
@@ -146,10 +146,31 @@ def summed(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: s
     return sum(v for (n, labels), v in samples.items() if n == name and set(want.items()) <= set(labels))
 
 
+async def ledger_rows(ledger: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """What the ledger stored, read from its database directly."""
+    text = (
+        "SELECT tenant, request_id, outcome, tokens_in, tokens_out, cost_micros, cache_hit, route "
+        "FROM usage_records"
+    )
+    if ledger["backend"] == "postgres":
+        import asyncpg
+
+        conn = await asyncpg.connect(ledger["postgres_url"])
+        try:
+            return [tuple(r) for r in await conn.fetch(text)]
+        finally:
+            await conn.close()
+    with contextlib.closing(sqlite3.connect(ledger["sqlite_path"])) as db:
+        return db.execute(text).fetchall()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_ledger_get_usage_metrics_and_spans_agree_per_tenant(
-    serve: Any, receiver: Receiver, tmp_path: Path
+    serve: Any, receiver: Receiver, tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    ledger = tmp_path / "ledger.db"
+    ledger: dict[str, Any] = {"backend": backend, "sqlite_path": str(tmp_path / "ledger.db")}
+    if backend == "postgres":
+        ledger["postgres_url"] = await fresh_database(request.getfixturevalue("postgres_url"))
     s = await serve(config(receiver, ledger))
     await asyncio.gather(*(workload(s, t) for t in TENANTS))
     await asyncio.sleep(0.5)  # the server saw the cancellations and sealed those calls
@@ -167,11 +188,7 @@ async def test_ledger_get_usage_metrics_and_spans_agree_per_tenant(
     metrics = await asyncio.to_thread(scrape, s.sidecar.metrics_port)
     await s.sidecar.stop(0)  # the spans still batched are exported on the way down
 
-    with contextlib.closing(sqlite3.connect(ledger)) as conn:
-        rows = conn.execute(
-            "SELECT tenant, request_id, outcome, tokens_in, tokens_out, cost_micros, cache_hit, route "
-            "FROM usage_records"
-        ).fetchall()
+    rows = await ledger_rows(ledger)
     spans = [sp for sp in receiver.spans if sp.name.startswith(("chat ", "embeddings "))]
     for t in TENANTS:
         mine = [r for r in rows if r[0] == t]
@@ -200,6 +217,16 @@ async def test_ledger_get_usage_metrics_and_spans_agree_per_tenant(
     provided = [r for r in rows if not r[6]]
     chat = [r for r in provided if r[7] != "e"]
     assert summed(metrics, "sidecar_tokens_total", direction="output") == sum(r[4] for r in chat)
+    assert summed(metrics, "sidecar_tokens_total", direction="input") == sum(r[3] for r in chat)
+    assert summed(metrics, "sidecar_embed_tokens_total") == sum(r[3] for r in provided if r[7] == "e")
+    assert summed(metrics, "sidecar_cache_served_total") == sum(r[6] for r in rows if r[7] != "e")
+    assert summed(metrics, "sidecar_in_flight_calls") == 0
+    # every attempt after a call's first is a retry or a fallback (no hedging here)
+    children = collections.Counter(
+        sp.parent_span_id for sp in receiver.spans if sp.name.startswith("attempt ")
+    )
+    again = sum(max(0, children[sp.span_id] - 1) for sp in spans)
+    assert summed(metrics, "sidecar_retries_total") + summed(metrics, "sidecar_fallbacks_total") == again > 0
     outcomes = collections.Counter(r[2] for r in rows if r[7] != "e")
     errors = collections.Counter()
     for (name, labels), v in metrics.items():
