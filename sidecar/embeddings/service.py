@@ -334,7 +334,7 @@ class EmbeddingService:
         span: Span | None = None,
     ) -> None:
         if self._metrics is not None:
-            self._metrics.embedded(o, tenant=req.tenant, user=req.user)
+            self._metrics.embedded(o, tenant=req.tenant, user=req.user, reason=outcome)
         record = UsageRecord(
             request_id=req.request_id, tenant=req.tenant, user=req.user, persona="", route=o.route,
             provider=self._policy.deployments[o.deployment].kind if o.deployment else "",

@@ -376,10 +376,13 @@ class Metrics:
     def semantic_similarity_seen(self, similarity: float) -> None:
         self.semantic_similarity.observe(similarity)
 
-    def embedded(self, e: EmbedOutcome, *, tenant: str | None = None, user: str = "") -> None:
+    def embedded(
+        self, e: EmbedOutcome, *, tenant: str | None = None, user: str = "", reason: str = "OK"
+    ) -> None:
         """One Embed call ended (the embedding service): texts by source, tokens and cost upstream.
         A caller's Embed (`tenant` given, not a prompt embedding of the semantic cache) is a call of
-        its tenant and user, as the ledger and GetUsage count it."""
+        its tenant and user, as the ledger and GetUsage count it, and its error (`reason`) is in
+        sidecar_errors_total like a Generate's, so the alerts on a reason see it."""
         route, deployment = (bounded_label(v) if v else "none" for v in (e.route, e.deployment))
         self.embed_requests.labels(route, deployment, e.code).inc()
         self.embed_duration.labels(route).observe(e.seconds)
@@ -391,7 +394,11 @@ class Metrics:
             self.embed_tokens.labels(route, deployment).inc(e.tokens)
         if (cost := charged_usd(e.cost_usd)) > 0:
             self.embed_cost.labels(route, deployment).inc(cost)
-        if tenant is not None and (self._tenants or self._users):
+        if tenant is None:
+            return
+        if e.code != "OK":
+            self.errors.labels(route, e.code, error_reason(reason)).inc()
+        if self._tenants or self._users:
             self._attribute(tenant, user, cost)
 
     def store_error(self, store: str, op: str) -> None:

@@ -16,11 +16,13 @@ import grpc
 import pytest
 import yaml
 
+from sidecar._gen.orchestrator.v1 import embed_pb2
 from tests.conftest import echo_policy, free_port, user
 from tests.integration.test_ledger import fresh_database
 from tests.support.api import generate_request
 from tests.support.prometheus import query, start_prometheus
 from tests.support.relay import Relay
+from tests.support.upstream import Reply, Upstream
 
 pytestmark = pytest.mark.integration
 
@@ -136,3 +138,34 @@ async def test_a_quota_store_that_is_down_fires_quota_store_down(
             await call(s)
         fired = await fires(base, "OrchestratorSidecarQuotaStoreDown")
         assert {m["op"] for m in fired} >= {"reserve"}
+
+
+async def test_an_embedding_key_the_provider_refuses_fires_provider_auth_failed(
+    serve: Any, tmp_path: Path, rules: Path, upstream: Upstream
+) -> None:
+    """The sidecar's key of an embedding deployment is revoked: every Embed fails PROVIDER_AUTH_FAILED
+    (INTERNAL), as a Generate on a chat deployment with that key does, and the same alert must say so."""
+    refused = b'{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}'
+    upstream.push(*[Reply(status=401, body=refused) for _ in range(12)])
+    embeddings = {
+        "deployments": {
+            "remote": {
+                "kind": "openai",
+                "model": "e",
+                "base_url": f"{upstream.url}/v1",
+                "api_key": {"env": "K"},
+            }
+        },
+        "routes": {"e": {"deployments": ["remote"]}},
+        "default_route": "e",
+    }
+    s = await serve({"policy": echo_policy(embeddings=embeddings)}, {"K": "sk-revoked"})
+    with watching(tmp_path, s, rules) as base:
+        await scraped(base)
+        for _ in range(6):
+            with pytest.raises(grpc.aio.AioRpcError) as refusal:
+                await s.stub.Embed(embed_pb2.EmbedRequest(tenant_id="t", user_id="u", texts=["some text"]))
+            assert refusal.value.code() == grpc.StatusCode.INTERNAL
+            await asyncio.sleep(0.3)  # over a few scrapes, as a steady trickle of calls comes
+        fired = await fires(base, "OrchestratorSidecarProviderAuthFailed")
+        assert [m["route"] for m in fired] == ["e"]

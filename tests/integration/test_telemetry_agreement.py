@@ -31,6 +31,7 @@ pytestmark = pytest.mark.integration
 
 TENANTS = ("t1", "t2", "t3")
 PRICE = {"input_per_million": 1500.0, "output_per_million": 7000.0}
+EMBED_ROUTES = ("e", "")  # an Embed's record names its embedding route, "" when it named none known
 
 
 @pytest.fixture
@@ -125,6 +126,8 @@ async def workload(s: Any, tenant: str) -> None:
     # embeddings: one fresh, one repeated (cached)
     for texts in (("the cat sat", "on the mat"), ("the cat sat",)):
         await stub.Embed(embed_pb2.EmbedRequest(tenant_id=tenant, user_id="u2", texts=texts))
+    with contextlib.suppress(grpc.aio.AioRpcError):  # an Embed refused: an error like a Generate's
+        await stub.Embed(embed_pb2.EmbedRequest(tenant_id=tenant, user_id="u2", texts=["x"], route="nope"))
     # an unknown route: refused inside the pipeline
     with contextlib.suppress(grpc.aio.AioRpcError):
         await stub.Generate(generate_request(**ask("where to", model="nope")))
@@ -215,11 +218,15 @@ async def test_ledger_get_usage_metrics_and_spans_agree_per_tenant(
     cost = summed(metrics, "sidecar_cost_usd_total") + summed(metrics, "sidecar_embed_cost_usd_total")
     assert round(cost * 1e6) == sum(r[5] for r in rows)
     provided = [r for r in rows if not r[6]]
-    chat = [r for r in provided if r[7] != "e"]
+    chat = [r for r in provided if r[7] not in EMBED_ROUTES]
     assert summed(metrics, "sidecar_tokens_total", direction="output") == sum(r[4] for r in chat)
     assert summed(metrics, "sidecar_tokens_total", direction="input") == sum(r[3] for r in chat)
-    assert summed(metrics, "sidecar_embed_tokens_total") == sum(r[3] for r in provided if r[7] == "e")
-    assert summed(metrics, "sidecar_cache_served_total") == sum(r[6] for r in rows if r[7] != "e")
+    assert summed(metrics, "sidecar_embed_tokens_total") == sum(
+        r[3] for r in provided if r[7] in EMBED_ROUTES
+    )
+    assert summed(metrics, "sidecar_cache_served_total") == sum(
+        r[6] for r in rows if r[7] not in EMBED_ROUTES
+    )
     assert summed(metrics, "sidecar_in_flight_calls") == 0
     # every attempt after a call's first is a retry or a fallback (no hedging here)
     children = collections.Counter(
@@ -227,17 +234,19 @@ async def test_ledger_get_usage_metrics_and_spans_agree_per_tenant(
     )
     again = sum(max(0, children[sp.span_id] - 1) for sp in spans)
     assert summed(metrics, "sidecar_retries_total") + summed(metrics, "sidecar_fallbacks_total") == again > 0
-    outcomes = collections.Counter(r[2] for r in rows if r[7] != "e")
+    outcomes = collections.Counter(r[2] for r in rows if r[7] not in EMBED_ROUTES)
     errors = collections.Counter()
     for (name, labels), v in metrics.items():
         if name == "sidecar_errors_total" and v:
             errors[dict(labels)["reason"]] += int(v)
-    assert errors == collections.Counter({k: v for k, v in outcomes.items() if k != "OK"})
+    every = collections.Counter(r[2] for r in rows)  # an Embed's error is one too
+    assert errors == collections.Counter({k: v for k, v in every.items() if k != "OK"})
     assert summed(metrics, "sidecar_requests_total") == sum(outcomes.values())
+    assert summed(metrics, "sidecar_embed_requests_total") == sum(every.values()) - sum(outcomes.values())
     # the outcomes the run was meant to produce, so that the comparison above compared something
     kinds = collections.Counter(r[2] for r in rows)
     for expected in ("OK", "CANCELLED", "DEADLINE_EXCEEDED", "REQUEST_QUOTA_EXCEEDED", "MODEL_NOT_FOUND"):
         assert kinds[expected] >= len(TENANTS), (expected, kinds)
     assert kinds["STREAM_INTERRUPTED"] and kinds["COST_QUOTA_EXCEEDED"], kinds
-    assert sum(r[6] for r in rows if r[7] != "e") == len(TENANTS)
-    assert sum(r[6] for r in rows if r[7] == "e") == len(TENANTS)
+    assert sum(r[6] for r in rows if r[7] not in EMBED_ROUTES) == len(TENANTS)
+    assert sum(r[6] for r in rows if r[7] in EMBED_ROUTES) == len(TENANTS)
