@@ -228,6 +228,8 @@ async def test_ledger_get_usage_metrics_and_spans_agree_per_tenant(
         r[6] for r in rows if r[7] not in EMBED_ROUTES
     )
     assert summed(metrics, "sidecar_in_flight_calls") == 0
+    refused = ("REQUEST_QUOTA_EXCEEDED", "TOKEN_QUOTA_EXCEEDED", "COST_QUOTA_EXCEEDED", "RATE_LIMITED")
+    assert summed(metrics, "sidecar_quota_refusals_total") == sum(r[2] in refused for r in rows) > 0
     # every attempt after a call's first is a retry or a fallback (no hedging here)
     children = collections.Counter(
         sp.parent_span_id for sp in receiver.spans if sp.name.startswith("attempt ")
