@@ -47,12 +47,20 @@ def config(receiver: Receiver, ledger: dict[str, Any]) -> dict[str, Any]:
         "default_route": "r",
         "deployments": {
             "flaky": {**echo, "echo": {"faults": True}},
+            "tardy": {**echo, "echo": {"faults": True}},  # breakers of their own: flaky's may open
+            "brittle": {**echo, "echo": {"faults": True}},
             "good": {**echo, "model": "echo-2"},
             "slow": {**echo, "echo": {"chunk_delay_seconds": 0.15, "tokens_per_chunk": 1}},
         },
         "routes": {
             "r": {"deployments": ["flaky", "good"], "retry": {"max_attempts": 2}},
             "slow": {"deployments": ["slow"], "retry": {"max_attempts": 1}},
+            "late": {"deployments": ["tardy"], "retry": {"max_attempts": 1}},
+            "brittle": {"deployments": ["brittle"], "retry": {"max_attempts": 1}},
+            "h": {
+                "deployments": ["tardy", "good"],
+                "hedging": {"enabled": True, "min_delay_seconds": 0.05, "default_delay_seconds": 0.05},
+            },
         },
         "routing": {"probes": {"enabled": False}},
         "tiers": {
@@ -95,6 +103,8 @@ async def workload(s: Any, tenant: str) -> None:
     await stub.Generate(generate_request(**ask("[[fault:unavailable]] fail over")))
     # retried on the same deployment (rate limited), then the next one
     await stub.Generate(generate_request(**ask("[[fault:rate_limited]] retry me")))
+    # hedged: the first deployment is slow, the second is raced against it and wins
+    await stub.Generate(generate_request(**ask("[[fault:delay_ms=600]] hedge me", model="h")))
     # an idempotent replay: the second is the first's answer, charged once
     for _ in range(2):
         await stub.Generate(generate_request(**ask("replayed once", request_id=f"idem-{tenant}")))
@@ -108,12 +118,16 @@ async def workload(s: Any, tenant: str) -> None:
             break
     # the caller's deadline passes before the first chunk
     with pytest.raises(grpc.aio.AioRpcError) as late:
-        await stub.Generate(generate_request(**ask("[[fault:delay_ms=3000]] too late")), timeout=0.4)
+        await stub.Generate(
+            generate_request(**ask("[[fault:delay_ms=3000]] too late", model="late")), timeout=0.4
+        )
     assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     # interrupted after the first chunks: a stream ends in an error with its partial usage
     with contextlib.suppress(grpc.aio.AioRpcError):
         async for _ in stub.StreamGenerate(
-            stream_request(**ask("[[fault:interrupt_after=2]] words words words words words words"))
+            stream_request(
+                **ask("[[fault:interrupt_after=2]] words words words words words", model="brittle")
+            )
         ):
             pass
     # quota: `heavy` goes past its 12 requests a day
@@ -230,12 +244,14 @@ async def test_ledger_get_usage_metrics_and_spans_agree_per_tenant(
     assert summed(metrics, "sidecar_in_flight_calls") == 0
     refused = ("REQUEST_QUOTA_EXCEEDED", "TOKEN_QUOTA_EXCEEDED", "COST_QUOTA_EXCEEDED", "RATE_LIMITED")
     assert summed(metrics, "sidecar_quota_refusals_total") == sum(r[2] in refused for r in rows) > 0
-    # every attempt after a call's first is a retry or a fallback (no hedging here)
+    # every attempt after a call's first is a retry, a fallback or a hedge
     children = collections.Counter(
         sp.parent_span_id for sp in receiver.spans if sp.name.startswith("attempt ")
     )
     again = sum(max(0, children[sp.span_id] - 1) for sp in spans)
-    assert summed(metrics, "sidecar_retries_total") + summed(metrics, "sidecar_fallbacks_total") == again > 0
+    moves = ("sidecar_retries_total", "sidecar_fallbacks_total", "sidecar_hedges_total")
+    assert sum(summed(metrics, name) for name in moves) == again > 0
+    assert summed(metrics, "sidecar_hedges_total") == len(TENANTS)
     outcomes = collections.Counter(r[2] for r in rows if r[7] not in EMBED_ROUTES)
     errors = collections.Counter()
     for (name, labels), v in metrics.items():
