@@ -166,8 +166,8 @@ def summed(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: s
 async def ledger_rows(ledger: dict[str, Any]) -> list[tuple[Any, ...]]:
     """What the ledger stored, read from its database directly."""
     text = (
-        "SELECT tenant, request_id, outcome, tokens_in, tokens_out, cost_micros, cache_hit, route "
-        "FROM usage_records"
+        "SELECT tenant, request_id, outcome, tokens_in, tokens_out, cost_micros, cache_hit, route, "
+        "latency_seconds FROM usage_records"
     )
     if ledger["backend"] == "postgres":
         import asyncpg
@@ -242,6 +242,11 @@ async def test_ledger_get_usage_metrics_and_spans_agree_per_tenant(
         r[6] for r in rows if r[7] not in EMBED_ROUTES
     )
     assert summed(metrics, "sidecar_in_flight_calls") == 0
+    # the calls' durations: the histograms' sums are the records' latencies
+    chat_seconds = sum(r[8] for r in rows if r[7] not in EMBED_ROUTES)
+    embed_seconds = sum(r[8] for r in rows if r[7] in EMBED_ROUTES)
+    assert summed(metrics, "gen_ai_client_operation_duration_seconds_sum") == pytest.approx(chat_seconds)
+    assert summed(metrics, "sidecar_embed_duration_seconds_sum") == pytest.approx(embed_seconds)
     refused = ("REQUEST_QUOTA_EXCEEDED", "TOKEN_QUOTA_EXCEEDED", "COST_QUOTA_EXCEEDED", "RATE_LIMITED")
     assert summed(metrics, "sidecar_quota_refusals_total") == sum(r[2] in refused for r in rows) > 0
     # every attempt after a call's first is a retry, a fallback or a hedge
