@@ -30,7 +30,7 @@ from sidecar.providers._http import HttpClient
 from sidecar.providers.base import Provider
 from sidecar.providers.registry import build_providers
 from sidecar.quota.service import QuotaService
-from sidecar.quota.signals import QuotaSignals
+from sidecar.quota.signals import STORE_OPERATIONS, QuotaSignals
 from sidecar.quota.store import MemoryQuotaStore, QuotaStore
 from sidecar.routing.breaker import BreakerPolicy, Breakers
 from sidecar.routing.key_pause import KeyPauses
@@ -90,7 +90,9 @@ def build_deps(cfg: Config, clock: Clock | None = None, *, span_exporters: tuple
     tokenizers = Tokenizers.build(cfg.policy.deployments, cfg.policy.context.encodings_dir)
     telemetry = build_telemetry(cfg.settings.telemetry, clock, span_exporters=span_exporters)
     routing = build_routing(cfg, clock, prober or AlwaysHealthy(), telemetry.tracing, tokenizers)
-    quota = build_quota(cfg, clock, quota_signals(telemetry))
+    quota = build_quota(cfg, clock, quota_signals(telemetry, clock))
+    if quota is not None:  # the alert on the store's errors sees the first ones (series at 0)
+        telemetry.metrics.expect_store_errors("quota", STORE_OPERATIONS)
     deps = Deps(
         clock=clock,
         http=http,
@@ -290,7 +292,13 @@ def build_embeddings(
     deployments = EmbeddingDeployments(policy, http=http, secret=cfg.secret)
     router = EmbeddingRouter(policy, deployments, routing.breakers)
     return EmbeddingService(
-        policy, router, clock=clock, quota=quota, metrics=telemetry.metrics, ledger=telemetry.ledger
+        policy,
+        router,
+        clock=clock,
+        quota=quota,
+        metrics=telemetry.metrics,
+        ledger=telemetry.ledger,
+        tracing=telemetry.tracing,
     )
 
 
@@ -311,11 +319,11 @@ def build_semantic_store(cfg: Config, clock: Clock | None = None) -> SemanticSto
     return MemorySemanticStore(max_entries=s.max_entries, max_bytes=s.max_bytes)
 
 
-def quota_signals(telemetry: Telemetry) -> QuotaSignals:
+def quota_signals(telemetry: Telemetry, clock: Clock | None = None) -> QuotaSignals:
     """Near-limit events and quota-store failures, counted in the metrics (refusals are counted by
-    the observe layer from the error)."""
+    the observe layer from the error); store failures logged once a minute at most."""
     metrics = telemetry.metrics
-    signals = QuotaSignals()
+    signals = QuotaSignals(clock=clock)
     signals.on_near_limit.append(lambda event: metrics.quota_near_limit(event.limit, event.level))
     signals.on_store_error.append(partial(metrics.store_error, "quota"))
     return signals

@@ -23,8 +23,10 @@ from sidecar.core.errors import (
     CircuitOpenError,
     FieldViolation,
     InvalidRequestError,
+    ProviderAuthError,
     ProviderError,
     ProvidersUnavailableError,
+    SidecarError,
 )
 from sidecar.embeddings.base import Embedder, Embeddings
 from sidecar.providers._http import HttpClient
@@ -148,9 +150,13 @@ class EmbeddingRouter:
         return result
 
 
-def all_failed(alias: str, failures: Sequence[tuple[str, ProviderError]]) -> ProvidersUnavailableError:
+def all_failed(alias: str, failures: Sequence[tuple[str, ProviderError]]) -> SidecarError:
     """Each deployment and its reason only, as for generation: the upstreams' own text (which may
-    quote the request back or name internal hosts) is not passed on."""
+    quote the request back or name internal hosts) is not passed on. Every deployment refusing our
+    key is that (INTERNAL / PROVIDER_AUTH_FAILED: our misconfiguration, alerted on), as a chat route
+    says it (pipeline/route.py), not a provider outage for the caller to retry."""
+    if failures and all(isinstance(err, ProviderAuthError) for _, err in failures):
+        return failures[-1][1]
     summary = ", ".join(f"{name}: {err.reason}" for name, err in failures) or "no deployment"
     waits = [err.retry_after for _, err in failures if err.retry_after is not None]
     return ProvidersUnavailableError(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sidecar.config.embeddings import EmbeddingDeployment, EmbeddingsPolicy
-from sidecar.core.clock import Clock, Deadline
+from sidecar.core.clock import DEADLINE_MARGIN, Clock, Deadline
 from sidecar.core.errors import (
     DeadlineExceededError,
     FieldViolation,
@@ -36,9 +36,14 @@ from sidecar.embeddings.routing import EmbeddingRouter, all_failed, model_identi
 from sidecar.ledger.record import UsageRecord
 from sidecar.quota.limits import MICROS, to_micros
 from sidecar.quota.service import Amounts, Grant, QuotaService
+from sidecar.telemetry import tracing
+from sidecar.telemetry.labels import UNKNOWN
 from sidecar.telemetry.metrics import EmbedOutcome, Metrics
+from sidecar.telemetry.tracing import Tracing
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
     from sidecar.ledger.writer import LedgerWriter
 
 
@@ -83,9 +88,11 @@ class EmbeddingService:
         quota: QuotaService | None = None,
         metrics: Metrics | None = None,
         ledger: LedgerWriter | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._policy, self._router, self._clock = policy, router, clock
         self._quota, self._metrics, self._ledger = quota, metrics, ledger
+        self._tracing = tracing or Tracing.disabled()
         self._cache = VectorCache(policy.cache_entries)
         self._dimensions: dict[str, int] = {}  # each deployment's vector size, as last answered
 
@@ -97,6 +104,16 @@ class EmbeddingService:
         await self._router.deployments.aclose()
 
     async def embed(self, req: EmbedRequest) -> EmbedResult:
+        """One caller's batch; its metrics, usage record and span (`embeddings <route>`, with tracing
+        on) are each written once, whatever the outcome, from the same facts."""
+        span = self._start_span(req) if self._tracing.enabled else None
+        token = tracing.attach(span)
+        try:
+            return await self._embed(req, span)
+        finally:
+            tracing.detach(token)
+
+    async def _embed(self, req: EmbedRequest, span: Span | None) -> EmbedResult:
         started = self._clock.monotonic()
         alias = ""
         try:
@@ -105,17 +122,32 @@ class EmbeddingService:
             self._check_reply(len(req.texts), self._known_dimensions(alias))
             result = await self._charged(req, alias)
         except SidecarError as exc:
-            self._observe(
-                req, EmbedOutcome(alias, "", exc.code.name, self._clock.monotonic() - started), exc.reason
-            )
+            outcome = EmbedOutcome(alias, "", exc.code.name, self._clock.monotonic() - started)
+            self._observe(req, outcome, exc.reason, span=span)
             raise
         except asyncio.CancelledError:  # the caller left (or its deadline passed): refunded, still recorded
-            self._observe(
-                req, EmbedOutcome(alias, "", "CANCELLED", self._clock.monotonic() - started), "CANCELLED"
-            )
+            # gRPC cancels the handler when the caller's deadline passes: that is DEADLINE_EXCEEDED,
+            # as the observe layer records a Generate, not a cancellation by the caller
+            ended = "DEADLINE_EXCEEDED" if req.deadline.expired(DEADLINE_MARGIN) else "CANCELLED"
+            outcome = EmbedOutcome(alias, "", ended, self._clock.monotonic() - started)
+            self._observe(req, outcome, ended, span=span)
             raise
-        self._observe(req, self._served(result, len(req.texts), started), "OK", result)
+        self._observe(req, self._served(result, len(req.texts), started), "OK", result, span=span)
         return result
+
+    def _start_span(self, req: EmbedRequest) -> Span | None:
+        """The call's span; its route is a configured one or `unknown`, never the caller's text."""
+        route = req.route or self._policy.default_route
+        attributes: dict[str, str | int | float | bool] = {
+            "gen_ai.operation.name": "embeddings",
+            "sidecar.request_id": req.request_id,
+            "sidecar.route": route if route in self._policy.routes else UNKNOWN,
+        }
+        if req.tenant:
+            attributes["sidecar.tenant_id"] = req.tenant
+        if req.user:
+            attributes["sidecar.user_id"] = req.user
+        return self._tracing.start(f"embeddings {attributes['sidecar.route']}", attributes)
 
     def primary_model(self, route: str) -> str:
         """The identity of the model of a route's first deployment."""
@@ -293,23 +325,54 @@ class EmbeddingService:
         )
 
     def _observe(
-        self, req: EmbedRequest, o: EmbedOutcome, outcome: str, r: EmbedResult | None = None
+        self,
+        req: EmbedRequest,
+        o: EmbedOutcome,
+        outcome: str,
+        r: EmbedResult | None = None,
+        *,
+        span: Span | None = None,
     ) -> None:
-        self._meter(o)
-        if self._ledger is None:
-            return
-        self._ledger.submit(UsageRecord(
+        if self._metrics is not None:
+            self._metrics.embedded(o, tenant=req.tenant, user=req.user, reason=outcome)
+        record = UsageRecord(
             request_id=req.request_id, tenant=req.tenant, user=req.user, persona="", route=o.route,
             provider=self._policy.deployments[o.deployment].kind if o.deployment else "",
             model=r.model if r else "", tokens_in=r.usage.prompt_tokens if r else 0, tokens_out=0,
             tokens_cached=r.usage.cached_tokens if r else 0, cost_usd=o.cost_usd, latency_seconds=o.seconds,
             overhead_seconds=0.0, outcome=outcome, time=self._clock.wall(),
             cache_hit=r is not None and r.cached_texts == len(req.texts), metadata=dict(req.metadata),
-        ))  # fmt: skip
+        )  # fmt: skip
+        if self._ledger is not None:
+            self._ledger.submit(record)
+        if span is not None:
+            _end_span(span, record, o.code)
 
     def _meter(self, o: EmbedOutcome) -> None:
         if self._metrics is not None:
             self._metrics.embedded(o)
+
+
+def _end_span(span: Span, r: UsageRecord, code: str) -> None:
+    """The span of a caller's Embed, from its usage record (the ledger's and GetUsage's facts)."""
+    span.set_attributes(
+        {
+            "sidecar.route": r.route or UNKNOWN,
+            "gen_ai.provider.name": r.provider,
+            "gen_ai.request.model": r.model,
+            "gen_ai.usage.input_tokens": r.tokens_in,
+            "gen_ai.usage.output_tokens": 0,
+            "sidecar.cost_usd": r.cost_usd,
+            "sidecar.cache_hit": r.cache_hit,
+            "rpc.grpc.status_code": code,
+        }
+    )
+    if r.outcome != "OK":
+        from opentelemetry.trace import Status, StatusCode  # loaded already: a span exists
+
+        span.set_attribute("error.type", r.outcome)
+        span.set_status(Status(StatusCode.ERROR, r.outcome))
+    span.end()
 
 
 def _within(usage: Amounts, held: Amounts) -> Amounts:

@@ -65,6 +65,10 @@ class LedgerWriter:
         self._held: list[UsageRecord] = []
         self._writing: asyncio.Future[bool] | None = None  # the task's write, while in progress
         self._opened = False
+        self._open_failures = 0  # failed opens so far: the first is logged, the open that succeeds too
+        self._failing = False  # writes fail now: logged when it began, and when one succeeds again
+        self._failed_records = 0  # records dropped by failed writes since then
+        self._overflowed = 0  # records dropped by a full queue since the last write that made room
         self.dropped = 0
 
     def submit(self, record: UsageRecord) -> None:
@@ -72,6 +76,9 @@ class LedgerWriter:
             self._queue.put_nowait(record)
         except asyncio.QueueFull:
             self._dropped("queue_full", 1)
+            if not self._overflowed:  # logged when the drops begin, and when a write makes room
+                _log.error("ledger queue full: records are dropped and counted, not logged, until it drains")
+            self._overflowed += 1
 
     def depth(self) -> int:
         return self._queue.qsize() + len(self._held)
@@ -84,12 +91,21 @@ class LedgerWriter:
         self._task = asyncio.create_task(self._run(), name="ledger-writer")
 
     async def _open(self) -> bool:
+        """One try; a store down for hours is one log line when it first fails and one when it
+        opens (every failure is counted in sidecar_store_errors_total)."""
         try:
             await self._store.open()
         except Exception as exc:
             self._signals.store_error("ledger", "open")
-            _log.error("ledger store cannot be opened; retrying", extra={"error": _describe(exc)})
+            if not self._open_failures:
+                _log.error(
+                    "ledger store cannot be opened; retrying, further failures are counted, not logged",
+                    extra={"error": _describe(exc)},
+                )
+            self._open_failures += 1
             return False
+        if self._open_failures:
+            _log.warning("ledger store opened", extra={"failed_opens": self._open_failures})
         self._opened = True
         return True
 
@@ -97,8 +113,7 @@ class LedgerWriter:
         delay = OPEN_RETRY_FIRST_SECONDS
         while not self._opened:
             await self._clock.sleep(delay)
-            if await self._open():
-                _log.info("ledger store opened")
+            await self._open()
             delay = min(delay * 2, OPEN_RETRY_MAX_SECONDS)
 
     async def stop(self) -> None:
@@ -203,7 +218,9 @@ class LedgerWriter:
         self._signals.ledger_dropped(cause, records)
 
     async def _write(self, batch: list[UsageRecord]) -> bool:
-        """Write one batch; False (the batch dropped, counted and logged) when the store fails."""
+        """Write one batch; False (the batch dropped and counted) when the store fails. A store that
+        fails for a while (one write each flush interval) is logged when the failures begin and when
+        a write succeeds again, with the records dropped meanwhile: not a line per batch."""
         if not batch:
             return True
         async with self._write_lock:
@@ -212,9 +229,22 @@ class LedgerWriter:
             except Exception as exc:
                 self._signals.store_error("ledger", "write")
                 self._dropped("write_failed", len(batch))
-                _log.error("ledger write failed", extra={"records": len(batch), "error": _describe(exc)})
+                if not self._failing:
+                    self._failing = True
+                    _log.error(
+                        "ledger write failed; more failures are counted, not logged, until a write succeeds",
+                        extra={"records": len(batch), "error": _describe(exc)},
+                    )
+                self._failed_records += len(batch)
                 return False
         self._signals.ledger_wrote(len(batch))
+        if self._overflowed and self._queue.qsize() <= self._queue.maxsize // 2:  # room again, not
+            # just the batch's (a writer still behind refills it at once: the same episode)
+            _log.warning("ledger queue drains again", extra={"dropped_records": self._overflowed})
+            self._overflowed = 0
+        if self._failing:
+            _log.warning("ledger writes succeed again", extra={"dropped_records": self._failed_records})
+            self._failing, self._failed_records = False, 0
         return True
 
 

@@ -12,7 +12,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
+from sidecar.core.clock import Clock
+from sidecar.telemetry.logging import RateLimitedLog
+
 _log = logging.getLogger("sidecar.quota")
+# The operations a store error is reported for (`store_error`), each a series from the start.
+STORE_OPERATIONS = ("reserve", "extend", "settle", "release", "read", "renew")
+STORE_ERROR_LOG_INTERVAL_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +61,12 @@ class QuotaSignals:
     # refused calls are sidecar_quota_refusals_total, counted from the call's final error
     refused_total: Counter[tuple[str, str]] = field(default_factory=Counter)
     shadow_refused_total: Counter[str] = field(default_factory=Counter)
+    clock: Clock | None = None  # with it, store errors are logged once a minute at most
+    _errors: RateLimitedLog | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.clock is not None:
+            self._errors = RateLimitedLog(_log, self.clock, interval=STORE_ERROR_LOG_INTERVAL_SECONDS)
 
     def near_limit(self, event: NearLimitEvent) -> None:
         self.near_limit_total[(event.limit, event.level)] += 1
@@ -65,8 +77,14 @@ class QuotaSignals:
             self.webhook.send(event)
 
     def store_error(self, operation: str, error: Exception) -> None:
+        """Counted and handed to the hooks each time; logged once a minute at most (with `clock`):
+        a store that is down fails every call's reserve and settle, hundreds a second."""
         self.store_errors_total[operation] += 1
-        _log.error("quota store error", extra={"operation": operation, "error": str(error)})
+        extra: dict[str, object] = {"operation": operation, "error": str(error)}
+        if self._errors is not None:
+            self._errors.log(logging.ERROR, "quota store error", extra=extra)
+        else:
+            _log.error("quota store error", extra=extra)
         for hook in self.on_store_error:
             _safely(hook, operation)
 

@@ -29,6 +29,7 @@ from sidecar.telemetry.labels import OTHER, UNKNOWN, LabelCap, bounded_label, er
 # A series made by its first increment reaches Prometheus at that value, and increase() over it is 0
 # until it grows again: the chart's OrchestratorSidecarLedgerDrops missed every first burst.
 LEDGER_DROP_CAUSES = ("queue_full", "write_failed")
+SPAN_DROP_CAUSES = ("queue_full", "export_failed", "shutdown")  # telemetry/span_export.py
 
 # Bucket boundaries advised by the GenAI semantic conventions.
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
@@ -237,6 +238,17 @@ class Metrics:
         for cause in LEDGER_DROP_CAUSES:
             self.ledger_drops.labels(cause)
         self.ledger_writes = Counter("sidecar_ledger_written_records", "Usage records stored.", registry=r)
+        self.spans_exported_total = Counter(
+            "sidecar_trace_spans_exported", "Spans the OTLP collector accepted.", registry=r
+        )
+        self.spans_dropped_total = Counter(
+            "sidecar_trace_spans_dropped",
+            "Spans lost: queue_full (the collector is behind), export_failed (it refused or did not "
+            "answer), shutdown (still queued when the stop's export time ran out).",
+            ("cause",), registry=r,
+        )  # fmt: skip
+        for cause in SPAN_DROP_CAUSES:
+            self.spans_dropped_total.labels(cause)
         self.attributed_requests = Counter(
             "sidecar_attributed_requests", "Calls of allow-listed tenants and users (opt-in).",
             ("tenant", "user"), registry=r,
@@ -364,8 +376,13 @@ class Metrics:
     def semantic_similarity_seen(self, similarity: float) -> None:
         self.semantic_similarity.observe(similarity)
 
-    def embedded(self, e: EmbedOutcome) -> None:
-        """One Embed call ended (the embedding service): texts by source, tokens and cost upstream."""
+    def embedded(
+        self, e: EmbedOutcome, *, tenant: str | None = None, user: str = "", reason: str = "OK"
+    ) -> None:
+        """One Embed call ended (the embedding service): texts by source, tokens and cost upstream.
+        A caller's Embed (`tenant` given, not a prompt embedding of the semantic cache) is a call of
+        its tenant and user, as the ledger and GetUsage count it, and its error (`reason`) is in
+        sidecar_errors_total like a Generate's, so the alerts on a reason see it."""
         route, deployment = (bounded_label(v) if v else "none" for v in (e.route, e.deployment))
         self.embed_requests.labels(route, deployment, e.code).inc()
         self.embed_duration.labels(route).observe(e.seconds)
@@ -377,9 +394,20 @@ class Metrics:
             self.embed_tokens.labels(route, deployment).inc(e.tokens)
         if (cost := charged_usd(e.cost_usd)) > 0:
             self.embed_cost.labels(route, deployment).inc(cost)
+        if tenant is None:
+            return
+        if e.code != "OK":
+            self.errors.labels(route, e.code, error_reason(reason)).inc()
+        if self._tenants or self._users:
+            self._attribute(tenant, user, cost)
 
     def store_error(self, store: str, op: str) -> None:
         self.store_errors.labels(bounded_label(store), bounded_label(op)).inc()
+
+    def expect_store_errors(self, store: str, ops: Iterable[str]) -> None:
+        """The store's error series at 0 from the start, so that rate() sees its first errors."""
+        for op in ops:
+            self.store_errors.labels(bounded_label(store), bounded_label(op))
 
     def key_decrypted(self, seconds: float) -> None:
         self.decrypt.observe(seconds)
@@ -398,6 +426,14 @@ class Metrics:
 
     def ledger_wrote(self, records: int) -> None:
         self.ledger_writes.inc(records)
+
+    # Spans to the OTLP collector (telemetry/span_export.py; called on the exporter's thread)
+
+    def spans_exported(self, spans: int) -> None:
+        self.spans_exported_total.inc(spans)
+
+    def spans_dropped(self, cause: str, spans: int) -> None:
+        self.spans_dropped_total.labels(cause).inc(spans)
 
     # Admission control (sidecar/admission/queue.py): priorities are the five level names
 

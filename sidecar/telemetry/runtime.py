@@ -56,7 +56,10 @@ def build_telemetry(
         tenant_allow=m.tenant_label_allow, user_allow=m.user_label_allow, max_label_series=m.max_label_series
     )
     tracing = build_tracing(
-        settings.tracing, capture_content=settings.capture_content.spans, exporters=span_exporters
+        settings.tracing,
+        capture_content=settings.capture_content.spans,
+        exporters=span_exporters,
+        signals=metrics,
     )
     return Telemetry(
         metrics=metrics,

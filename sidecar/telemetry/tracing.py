@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from opentelemetry import trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+    from sidecar.telemetry.span_export import CountingExporter, SpanSignals
+
 _HEADERS = ("traceparent", "tracestate")
+SPAN_QUEUE_SIZE = 2048  # spans waiting for the OTLP exporter (the SDK's default); past it: dropped, counted
 Attributes = Mapping[str, str | int | float | bool]
 
 
@@ -39,12 +42,19 @@ class Tracing:
     """Spans for the pipeline; `enabled` False means every method is a cheap no-op."""
 
     def __init__(
-        self, tracer: trace.Tracer | None = None, provider: Any = None, *, capture_content: bool = False
+        self,
+        tracer: trace.Tracer | None = None,
+        provider: Any = None,
+        *,
+        capture_content: bool = False,
+        export: CountingExporter | None = None,
+        export_timeout: float = 0.0,
     ):
         self.tracer = tracer
         self.enabled = tracer is not None
         self.capture_content = capture_content and self.enabled
         self._provider = provider
+        self._export, self._export_timeout = export, export_timeout
 
     @classmethod
     def disabled(cls) -> Tracing:
@@ -68,8 +78,11 @@ class Tracing:
             yield span
 
     async def shutdown(self) -> None:
-        """Flush the spans still batched (one export, bounded by the exporter's timeout) on a worker
-        thread: a collector that does not answer must not stop the event loop meanwhile."""
+        """Flush the spans still batched on a worker thread (a collector that does not answer must
+        not stop the event loop meanwhile), within one export timeout for the batches to start (the
+        one started last may take its own timeout): the rest are dropped and counted."""
+        if self._export is not None:
+            self._export.shutdown_within(self._export_timeout)
         if self._provider is not None:
             await asyncio.to_thread(self._provider.shutdown)
 
@@ -116,20 +129,26 @@ def _w3c() -> TraceContextTextMapPropagator:
 
 
 def build_tracing(
-    config: TracingConfig, *, capture_content: bool = False, exporters: tuple[Any, ...] = ()
+    config: TracingConfig,
+    *,
+    capture_content: bool = False,
+    exporters: tuple[Any, ...] = (),
+    signals: SpanSignals | None = None,
 ) -> Tracing:
-    """The configured tracing; `exporters` are extra SpanExporters (tests pass an in-memory one)."""
+    """The configured tracing; `exporters` are extra SpanExporters (tests pass an in-memory one);
+    `signals` count the spans exported and dropped (telemetry.metrics.Metrics)."""
     if not config.enabled:
         return Tracing.disabled()
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     provider = TracerProvider(
         resource=Resource.create({"service.name": config.service_name}),
         sampler=ParentBased(TraceIdRatioBased(config.sample_ratio)),
     )
+    export = None
     if config.otlp_endpoint is not None:
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -137,13 +156,27 @@ def build_tracing(
             raise RuntimeError(
                 "tracing.otlp_endpoint needs the OTLP exporter: pip install 'orchestrator-sidecar[otlp]'"
             ) from exc
+        from sidecar.telemetry.span_export import BoundedBatchProcessor, CountingExporter, NoSignals
+
         timeout = config.export_timeout_seconds
-        exporter = OTLPSpanExporter(endpoint=config.otlp_endpoint, timeout=timeout)
-        provider.add_span_processor(BatchSpanProcessor(exporter, export_timeout_millis=timeout * 1000))
+        counted = signals or NoSignals()
+        inner = OTLPSpanExporter(endpoint=config.otlp_endpoint, timeout=timeout)
+        export = CountingExporter(inner, counted, queue_size=SPAN_QUEUE_SIZE)
+        provider.add_span_processor(
+            BoundedBatchProcessor(
+                export, counted, max_queue_size=SPAN_QUEUE_SIZE, export_timeout_millis=timeout * 1000
+            )
+        )
     for exporter in exporters:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("orchestrator-sidecar")
-    return Tracing(tracer, provider, capture_content=capture_content)
+    return Tracing(
+        tracer,
+        provider,
+        capture_content=capture_content,
+        export=export,
+        export_timeout=config.export_timeout_seconds,
+    )
 
 
 class TraceContextInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]

@@ -12,7 +12,12 @@ import pytest
 
 from sidecar.config.schema import HttpSettings, Policy
 from sidecar.core.clock import Deadline, SystemClock
-from sidecar.core.errors import InvalidRequestError, ProvidersUnavailableError, QuotaExceededError
+from sidecar.core.errors import (
+    InvalidRequestError,
+    ProviderAuthError,
+    ProvidersUnavailableError,
+    QuotaExceededError,
+)
 from sidecar.embeddings.routing import EmbeddingDeployments, EmbeddingRouter
 from sidecar.embeddings.service import EmbeddingService, EmbedRequest
 from sidecar.ledger.record import UsageRecord
@@ -181,6 +186,21 @@ async def test_every_deployment_failing_is_unavailable_and_charges_nothing(
     assert [r.outcome for r in rig.ledger.records] == ["PROVIDERS_UNAVAILABLE"]
     used = await rig.used()  # refunded in full like a Generate that produced nothing; it was 1 request
     assert (used["req"], used["tok"], used["usd"]) == (0, 0, 0)
+
+
+async def test_every_deployment_refusing_our_key_is_provider_auth_failed_as_for_generation(
+    http: HttpClient, upstream: Upstream
+) -> None:
+    """Our key refused by every deployment (401/403) is our misconfiguration, INTERNAL /
+    PROVIDER_AUTH_FAILED, as a chat route says it (and the alert on that reason fires), not a
+    provider outage the caller should retry."""
+    refused = b'{"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}}'
+    upstream.push(Reply(status=401, body=refused), Reply(status=403, body=refused))
+    rig = Rig(policy(remote(upstream, "primary", "secondary")), http)
+    with pytest.raises(ProviderAuthError):
+        await rig.embed(["first text"])
+    assert len(upstream.seen) == 2  # the next deployment was tried, as for generation
+    assert [r.outcome for r in rig.ledger.records] == ["PROVIDER_AUTH_FAILED"]
 
 
 async def test_a_fractional_cost_is_charged_the_micro_dollars_the_answer_reports(

@@ -7,6 +7,7 @@ hold the sidecar's event loop while the last spans are flushed at shutdown."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -16,7 +17,7 @@ from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tests.conftest import user
+from tests.conftest import echo_policy, user
 from tests.support.api import generate_request, text_of
 from tests.support.upstream import Reply, Upstream
 
@@ -149,3 +150,107 @@ async def test_a_collector_that_never_answers_does_not_hold_the_loop_at_shutdown
         silent.close()
     assert took < 3.0  # one export's timeout, not the exporter's default 10 s
     assert max(gaps) < 0.5  # the loop kept running while the flush waited
+
+
+class Moody(Receiver):
+    """A receiver whose answer can be switched: 200, 500, or 429 with a Retry-After."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.status, self.headers = 200, {}
+
+    async def _traces(self, request: web.Request) -> web.Response:
+        if self.status == 200:
+            return await super()._traces(request)
+        await request.read()
+        return web.Response(status=self.status, headers=self.headers, body=b"")
+
+
+def spans_counted(s: Any) -> tuple[float, dict[str, float]]:
+    registry = s.sidecar.deps.telemetry.metrics.registry
+    dropped = {
+        cause: registry.get_sample_value("sidecar_trace_spans_dropped_total", {"cause": cause})
+        for cause in ("queue_full", "export_failed", "shutdown")
+    }
+    return registry.get_sample_value("sidecar_trace_spans_exported_total"), dropped
+
+
+async def test_a_failing_collector_is_counted_and_logged_once_per_episode(
+    serve: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The collector answers 500, then 429 with Retry-After, then accepts again. Every span is
+    counted as exported or dropped; the log has one line when the failures begin (naming the 500)
+    and one when an export succeeds again, and none of the exporter's own line per batch and retry."""
+    caplog.set_level(logging.DEBUG)
+    moody = await Moody().start()
+    tracing = {"enabled": True, "otlp_endpoint": moody.url, "export_timeout_seconds": 2}
+    try:
+        s = await serve({"policy": echo_policy(), "settings": {"telemetry": {"tracing": tracing}}})
+        calls = 0
+
+        async def burst(n: int) -> None:
+            nonlocal calls
+            for i in range(0, n, 50):
+                await asyncio.gather(
+                    *(s.stub.Generate(generate_request(messages=[user(f"hi {i + j}")])) for j in range(50))
+                )
+            calls += n
+
+        async def until_failed(least: float) -> None:
+            for _ in range(100):
+                if spans_counted(s)[1]["export_failed"] >= least:
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"never {least} failed: {spans_counted(s)}")
+
+        moody.status = 500
+        await burst(550)  # 1,100 spans (a call's and its attempt's): two batches of 512 go at once
+        await until_failed(1024)
+        moody.status, moody.headers = 429, {"Retry-After": "1"}
+        await burst(300)
+        await until_failed(1536)
+        moody.status = 200
+        await burst(300)
+        await s.sidecar.stop(0)  # what is still batched is exported on the way down
+        exported, dropped = spans_counted(s)
+        assert exported == len(moody.spans) > 0
+        assert exported + sum(dropped.values()) == 2 * calls
+        assert dropped["queue_full"] == dropped["shutdown"] == 0
+    finally:
+        await moody.close()
+    assert not [r for r in caplog.records if r.name.startswith("opentelemetry")]
+    lines = [r for r in caplog.records if r.name == "sidecar.tracing"]
+    assert [(r.levelname, r.getMessage().split(";")[0]) for r in lines] == [
+        ("ERROR", "trace export failed"),
+        ("WARNING", "trace export succeeds again"),
+    ]
+    assert "500" in getattr(lines[0], "error", "")
+    assert getattr(lines[1], "dropped_spans", None) == dropped["export_failed"]
+
+
+async def test_a_collector_that_never_answers_bounds_the_stop_and_counts_what_it_lost(
+    serve: Callable[..., Any],
+) -> None:
+    """Every span is counted as dropped (past the queue, failed, or at the stop); the batches still
+    queued get one export timeout to start, not one timeout each (4 batches took 4 timeouts)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    try:
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}/v1/traces"
+        tracing = {"enabled": True, "otlp_endpoint": endpoint, "export_timeout_seconds": 1}
+        s = await serve({"policy": echo_policy(), "settings": {"telemetry": {"tracing": tracing}}})
+        for i in range(0, 1600, 100):
+            await asyncio.gather(
+                *(s.stub.Generate(generate_request(messages=[user(f"hi {i + j}")])) for j in range(100))
+            )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await s.sidecar.stop(0)
+        took = loop.time() - started
+    finally:
+        silent.close()
+    exported, dropped = spans_counted(s)
+    assert exported == 0 and sum(dropped.values()) == 3200
+    assert dropped["shutdown"] > 0  # batches that never started: dropped and counted, not waited for
+    assert took < 2.5  # the batch in progress (1 s) and the start of the next: not 4 x 1 s

@@ -39,16 +39,16 @@ def quiet_telemetry(tmp: Path) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def start_prometheus(tmp: Path, target: str) -> Iterator[str]:
+def start_prometheus(tmp: Path, target: str, rules: Path | None = None) -> Iterator[str]:
+    """`rules`: a rule file Prometheus evaluates every 200 ms too (its alerts in `ALERTS`)."""
     config = tmp / "prometheus.yml"
-    config.write_text(
-        json.dumps(
-            {
-                "global": {"scrape_interval": "200ms", "scrape_timeout": "200ms"},
-                "scrape_configs": [{"job_name": "sidecar", "static_configs": [{"targets": [target]}]}],
-            }
-        )
-    )
+    settings: dict[str, Any] = {
+        "global": {"scrape_interval": "200ms", "scrape_timeout": "200ms", "evaluation_interval": "200ms"},
+        "scrape_configs": [{"job_name": "sidecar", "static_configs": [{"targets": [target]}]}],
+    }
+    if rules is not None:
+        settings["rule_files"] = [str(rules)]
+    config.write_text(json.dumps(settings))
     port = free_port()
     log = tmp / "prometheus.log"
     command = [

@@ -3,6 +3,8 @@
     relay = await Relay(port).start()   # 127.0.0.1:relay.port forwards to 127.0.0.1:port
     relay.freeze()                      # bytes stop flowing both ways; connections stay open
     relay.thaw()
+    await relay.close()                 # the store is down: connections reset, new ones refused
+    await relay.start(relay.port)       # and back on the same port
 
 Frozen, the relay keeps every connection open and forwards nothing (new connections are accepted
 and wait too): what a client sees when the network drops packets rather than refusing them, the
@@ -24,8 +26,9 @@ class Relay:
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
 
-    async def start(self) -> Relay:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+    async def start(self, port: int = 0) -> Relay:
+        """Listen on `port` (0: a free one); after `close()`, `start(relay.port)` is the store back."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", port)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -245,3 +246,86 @@ async def test_a_retention_backlog_is_deleted_a_batch_at_a_time_between_writes()
     assert store.ops == [
         ("write", 1), ("delete", 5), ("write", 1), ("delete", 5), ("write", 1), ("delete", 2), ("write", 1),
     ]  # fmt: skip
+
+
+async def test_a_store_failing_for_a_while_is_logged_once_per_episode(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database down for minutes fails every write (one every flush interval, 2 a second): the
+    drops are counted each time, but the log has one line when the failures begin and one when
+    writes succeed again, at any log level, not a line per batch."""
+    caplog.set_level(logging.DEBUG, logger="sidecar.ledger")
+    m, store = Metrics(), BlockedStore()
+    store.release.set()
+    writer = LedgerWriter(store, LedgerPolicy(), clock=clock, signals=m)
+    for _ in range(2):
+        store.fail = True
+        for i in range(20):
+            writer.submit(record(i))
+            assert not await writer.flush()
+        store.fail = False
+        writer.submit(record(99))
+        assert await writer.flush()
+        writer.submit(record(100))
+        assert await writer.flush()
+    assert dropped(m, "write_failed") == 40
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "sidecar.ledger"]
+    assert (
+        lines
+        == [
+            ("ERROR", "ledger write failed; more failures are counted, not logged, until a write succeeds"),
+            ("WARNING", "ledger writes succeed again"),
+        ]
+        * 2
+    )
+    recovered = [r for r in caplog.records if r.getMessage() == "ledger writes succeed again"]
+    assert [getattr(r, "dropped_records", None) for r in recovered] == [20, 20]
+
+
+async def test_a_store_that_cannot_be_opened_is_logged_once_until_it_opens(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="sidecar.ledger")
+    m, store = Metrics(), BlockedStore(down_opens=6)
+    store.release.set()
+    writer = LedgerWriter(store, LedgerPolicy(flush_interval_seconds=0.5), clock=clock, signals=m)
+    await writer.start()
+    for seconds in (1.0, 2.0, 4.0, 8.0, 16.0, 30.0):
+        await settle()
+        clock.advance(seconds)
+    await settle()
+    opens = {"store": "ledger", "op": "open"}
+    assert m.registry.get_sample_value("sidecar_store_errors_total", opens) == 6
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "sidecar.ledger"]
+    assert lines == [
+        ("ERROR", "ledger store cannot be opened; retrying, further failures are counted, not logged"),
+        ("WARNING", "ledger store opened"),
+    ]
+    await writer.stop()
+
+
+async def test_a_full_queue_is_logged_once_until_it_drains(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Records dropped because the writer is behind (a slow database): counted each, and one line when
+    the drops begin and one when a write makes room again, not silence, and not a line per record."""
+    caplog.set_level(logging.DEBUG, logger="sidecar.ledger")
+    m, store = Metrics(), BlockedStore()
+    store.release.set()
+    writer = LedgerWriter(store, LedgerPolicy(queue_size=5, batch_size=100), clock=clock, signals=m)
+    for _ in range(2):
+        for i in range(12):
+            writer.submit(record(i))
+        assert await writer.flush()
+    assert dropped(m, "queue_full") == 14
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "sidecar.ledger"]
+    assert (
+        lines
+        == [
+            ("ERROR", "ledger queue full: records are dropped and counted, not logged, until it drains"),
+            ("WARNING", "ledger queue drains again"),
+        ]
+        * 2
+    )
+    drained = [r for r in caplog.records if r.getMessage() == "ledger queue drains again"]
+    assert [getattr(r, "dropped_records", None) for r in drained] == [7, 7]
