@@ -1,7 +1,8 @@
 """A real sidecar whose SQLite ledger is on a filesystem that fills up, and on one that is read-only
-when it starts (a tiny tmpfs this test mounts: it needs root, as in the CI container; elsewhere it
-skips): calls are never failed or slowed, the lost records are counted, the log has a line when the
-trouble begins and one when it ends, and the ledger recovers without a restart."""
+when it starts (a tiny tmpfs this test mounts: it needs root, as in the CI container, where a failed
+mount fails the test; elsewhere it skips): calls are never failed or slowed, the lost records are
+counted, the log has a line when the trouble begins and one when it ends, and the ledger recovers
+without a restart."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 
 from tests.conftest import admin_socket, echo_policy
 from tests.integration.test_ledger_postgres_faults import calls, requests_of, until
+from tests.support.kms import component_missing
 
 pytestmark = pytest.mark.integration
 
@@ -26,14 +28,14 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def tmpfs() -> Iterator[Path]:
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        component_missing("mounting a tmpfs needs root")
     where = Path(tempfile.mkdtemp(prefix="ledger-fs-"))
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)], capture_output=True
     )
     if mounted.returncode != 0:
         where.rmdir()
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+        component_missing(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
         yield where
     finally:
