@@ -90,11 +90,11 @@ def test_regular_init_containers_of_a_native_sidecar_get_the_address_and_socket_
     socket. Another native sidecar is left alone, and a classic sidecar (started after every init
     container) gives them nothing."""
     inits = [
-        {"name": "warm-up", "image": "w:1", "env": [{"name": "ORCHESTRATOR_SIDECAR_ADDRESS", "value": "x"}]},
         {"name": "mesh", "image": "p:1", "restartPolicy": "Always"},
+        {"name": "warm-up", "image": "w:1", "env": [{"name": "ORCHESTRATOR_SIDECAR_ADDRESS", "value": "x"}]},
     ]
     out = injected(pod(ASKED, initContainers=inits))
-    _, warm, mesh = out["spec"]["initContainers"]
+    mesh, _, warm = out["spec"]["initContainers"]
     assert env(warm) == {  # what it already set is kept
         "ORCHESTRATOR_SIDECAR_ADDRESS": "x",
         "ORCHESTRATOR_SIDECAR_TOKEN": {"secretKeyRef": {"name": "sidecar-token", "key": "token"}},
@@ -116,6 +116,28 @@ def test_regular_init_containers_of_a_native_sidecar_get_the_address_and_socket_
     assert (
         decision.kind == "rejected" and "spec.initContainers[0].volumeMounts mounts 'r'" in decision.message
     )
+
+
+def test_the_native_sidecar_starts_after_a_service_meshs_proxy() -> None:
+    """Istio (and Linkerd) put their init container and their native proxy first; prepended before
+    them, the sidecar started before the pod's network did: its probes and outbound calls were
+    redirected to a proxy not yet running (under the Istio CNI plugin its startup probe never passed
+    and the pod never started). It goes after the native sidecars the pod has, before the regular
+    init containers that follow them, which alone are given its address."""
+    mesh = [
+        {"name": "istio-init", "image": "proxyv2:1"},
+        {"name": "istio-proxy", "image": "proxyv2:1", "restartPolicy": "Always"},
+        {"name": "migrate", "image": "m:1"},
+    ]
+    out = injected(pod(ASKED, initContainers=copy.deepcopy(mesh)))
+    init = out["spec"]["initContainers"]
+    assert [c["name"] for c in init] == ["istio-init", "istio-proxy", "orchestrator-sidecar", "migrate"]
+    assert init[:2] == mesh[:2]  # the mesh's containers untouched
+    assert "ORCHESTRATOR_SIDECAR_ADDRESS" in env(init[3])
+    # a mesh init container mounting something where the socket goes is none of the sidecar's business
+    mesh[0]["volumeMounts"] = [{"name": "r", "mountPath": "/var/run/orchestrator-sidecar"}]
+    beside = pod(ASKED, initContainers=mesh, volumes=[{"name": "r", "emptyDir": {}}])
+    assert decide(beside, SETTINGS).kind == "injected"
 
 
 def test_annotations_choose_tcp_classic_config_log_level_and_resources() -> None:
