@@ -679,3 +679,28 @@ def test_injector_replicas_are_spread_over_nodes_unless_told_otherwise() -> None
     assert _spread("--set-json", f'{affinity}={{"nodeSelectorTerms":[{{"matchExpressions":[]}}]}}') is None
     zones = '[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"DoNotSchedule"}]'
     assert _spread("--set-json", f"injector.topologySpreadConstraints={zones}") == json.loads(zones)
+
+
+@pytest.mark.parametrize(
+    ("args", "requests", "limits"),
+    [
+        (["--set", "sidecar.resources.limits=null"], {"cpu": "50m", "memory": "96Mi"}, {}),
+        (
+            ["--set", "sidecar.resources.limits=null", "--set", "sidecar.resources.requests.memory=512Mi"],
+            {"cpu": "50m", "memory": "512Mi"},
+            {},
+        ),
+        (["--set", "sidecar.resources.requests=null"], {}, {"memory": "256Mi"}),
+    ],
+)
+def test_sidecar_resources_set_to_null_mean_none_not_the_injectors_defaults(
+    args: list[str], requests: dict[str, str], limits: dict[str, str], tmp_path: Path
+) -> None:
+    """`limits: null` (Helm drops the key) rendered settings without `limits`, which the injector
+    filled with its own default (a 256Mi memory limit): the sidecars got a limit nobody set, and with
+    a request above 256Mi the injector refused its settings at start (the memory request is above its
+    limit), a crash loop in which every pod was admitted without the sidecar."""
+    settings = tmp_path / "injector.yaml"
+    settings.write_text(find(template(*args), "ConfigMap", "-injector")["data"]["injector.yaml"])
+    loaded = load_settings(settings)
+    assert (loaded.resources.requests.given(), loaded.resources.limits.given()) == (requests, limits)
