@@ -159,6 +159,10 @@ class InjectorSettings(ConfigModel):
         # every injected sidecar exits at start with "address already in use"
         if self.grpc_port == self.health_port:
             raise ValueError(f"grpc_port and health_port are both {self.grpc_port}: the sidecar binds both")
+        # one name for both: the application gets the variable twice, and the later one (the token)
+        # hides the address
+        if self.address_env == self.token_env:
+            raise ValueError(f"address_env and token_env are both {self.address_env}: name them apart")
         return self
 
 

@@ -188,6 +188,15 @@ def test_monitoring_objects_and_workload_identity() -> None:
         (["--set", "nameOverride=LLM"], "/nameOverride"),
         (["--set", "image.digest=sha256:abc"], "/image/digest"),  # the kubelet cannot pull it
         (["--set", "image.digest=" + "a" * 64], "/image/digest"),  # no algorithm
+        # the tag in the repository rendered ghcr.io/o/sidecar:1.0:0.1.0 (InvalidImageName), for the
+        # injector and every injected sidecar; a capital or a space is no image reference either
+        (["--set", "image.repository=ghcr.io/o/sidecar:1.0"], "/image/repository"),
+        (["--set", "image.repository=ghcr.io/o/sidecar@sha256:" + "a" * 64], "/image/repository"),
+        (["--set", "image.repository=GHCR.io/Org/Sidecar"], "/image/repository"),
+        (["--set-string", "image.repository=ghcr.io/o/sidecar "], "/image/repository"),
+        (["--set-string", "image.tag=1.2.3 "], "/image/tag"),  # the API server refuses the pods
+        (["--set", "image.tag=v1/2"], "/image/tag"),
+        (["--set", "image.tag=1"], "/image/tag"),  # a number: quote it
     ],
 )
 def test_the_schema_refuses_bad_values(args: list[str], message: str) -> None:
@@ -704,3 +713,26 @@ def test_sidecar_resources_set_to_null_mean_none_not_the_injectors_defaults(
     settings.write_text(find(template(*args), "ConfigMap", "-injector")["data"]["injector.yaml"])
     loaded = load_settings(settings)
     assert (loaded.resources.requests.given(), loaded.resources.limits.given()) == (requests, limits)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--set", "image.repository=registry.example:5000/team/side_car", "--set", "image.tag=1.2.3-rc.1"],
+        ["--set", "image.repository=localhost/sidecar", "--set-string", "image.tag=2"],
+    ],
+)
+def test_image_references_of_every_shape_render(args: list[str]) -> None:
+    injector = find(template(*args), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert injector["image"].split("/")[-1].count(":") == 1
+
+
+def test_one_variable_for_the_address_and_the_token_is_refused() -> None:
+    """Rendered, each application container got the variable twice (address, then the token from
+    the Secret); the later one wins, so the client dialled the token as the sidecar's address."""
+    same = ("--set", "sidecar.addressEnv=SIDECAR", "--set", "sidecar.tokenEnv=SIDECAR")
+    result = helm("template", "demo", str(CHART), *same, check=False)
+    assert result.returncode != 0
+    assert "sidecar.addressEnv and sidecar.tokenEnv are both SIDECAR" in result.stderr
+    with pytest.raises(ValueError, match="address_env and token_env are both SIDECAR"):
+        InjectorSettings(image="i", config_map="c", address_env="SIDECAR", token_env="SIDECAR")
