@@ -82,6 +82,13 @@ def review(obj: object, *, kind: str = "Pod", operation: str = "CREATE") -> dict
     }
 
 
+def _deep(levels: int) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for _ in range(levels):
+        nested = {"a": nested}
+    return nested
+
+
 def pod(annotations: dict[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -154,6 +161,19 @@ async def test_bad_annotations_and_conflicts_are_refused_with_a_message(webhook:
                 {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}
             ).encode(),
             "request.uid",
+        ),
+        # parsed, but nested deeper than any Pod (the API server prunes fields a Pod does not have):
+        # copying it for the patch overflowed the stack, an HTTP 500 counted as an injector `error`
+        # (the alert that says "a bug") with a traceback, for a body any pod in the cluster can send
+        (
+            json.dumps(
+                review({**pod(ASKED), "spec": {"containers": [{"name": "a"}], "x": _deep(900)}})
+            ).encode(),
+            "nested too deeply",
+        ),
+        (
+            json.dumps(review({**pod(ASKED), "metadata": {"labels": _deep(300)}})).encode(),
+            "nested too deeply",
         ),
     ],
 )
@@ -296,3 +316,6 @@ async def test_a_dry_run_review_is_counted_apart_from_pods_created(webhook: Webh
     assert answer["response"]["patchType"] == "JSONPatch"
     assert webhook.count("injected", "injected", dry_run=True) == 1
     assert webhook.count("injected", "injected") == 0
+    not_dry = {**review(pod(ASKED)), "request": {**review(pod(ASKED))["request"], "dryRun": "false"}}
+    assert (await webhook.post(not_dry))[0] == 200  # only a JSON true is a dry run
+    assert webhook.count("injected", "injected") == 1
