@@ -103,6 +103,8 @@ def test_the_injector_runs_locked_down_with_probes_and_a_disruption_budget() -> 
         "/readyz",
     }
     assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    # an upgrade's rollout never has fewer ready injectors than replicas
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
     pdb = find(objects, "PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
     service = find(objects, "Service")
