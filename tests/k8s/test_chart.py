@@ -34,6 +34,7 @@ def _expression(selector: str, operator: str, *more: str) -> list[str]:
     return sets(f"{at}.key=team", f"{at}.operator={operator}", *(f"{at}.{m}" for m in more))
 
 
+EVERYTHING = Path(__file__).with_name("values-everything.yaml")
 ROLE = "string:serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/llm"
 VALUE_SETS: dict[str, list[str]] = {
     "defaults": [],
@@ -57,6 +58,7 @@ VALUE_SETS: dict[str, list[str]] = {
         "serviceAccount.create=true",
         ROLE,
     ),
+    "everything": ["-f", str(EVERYTHING)],
     "external-injector": sets(
         "webhook.url=https://127.0.0.1:8443/inject",
         "webhook.caBundle=Zm9v",
@@ -759,3 +761,37 @@ def test_one_variable_for_the_address_and_the_token_is_refused() -> None:
     assert "sidecar.addressEnv and sidecar.tokenEnv are both SIDECAR" in result.stderr
     with pytest.raises(ValueError, match="address_env and token_env are both SIDECAR"):
         InjectorSettings(image="i", config_map="c", address_env="SIDECAR", token_env="SIDECAR")
+
+
+def _leaves(value: Any, path: str = "") -> dict[str, Any]:
+    """Every leaf of a values tree by dotted path (an empty map or list is a leaf)."""
+    if isinstance(value, dict) and value:
+        return {
+            k: v
+            for key, child in value.items()
+            for k, v in _leaves(child, f"{path}.{key}".lstrip(".")).items()
+        }
+    return {path: value}
+
+
+def test_the_everything_value_set_changes_every_documented_value() -> None:
+    """So that linting and rendering it (with both majors) and the API server's validation of what it
+    renders (test_cluster) exercise every value the chart documents."""
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    everything = yaml.safe_load(EVERYTHING.read_text())
+    set_here = _leaves(everything)
+    left_out = {"fullnameOverride", "webhook.url", "webhook.caBundle"}
+    # left on, so that what they turn on is rendered (classic mode: the classic-tcp-token value set)
+    kept_on = {
+        "sidecar.mode",
+        "injector.enabled",
+        "injector.podDisruptionBudget.enabled",
+        "metrics.dashboard.enabled",
+    }
+    for path, default in _leaves(defaults).items():
+        if path in left_out or path.startswith("config."):
+            continue
+        prefix = path + "."
+        assert path in set_here or any(k.startswith(prefix) for k in set_here), f"{path} is not set"
+        if path in set_here and path not in kept_on:
+            assert set_here[path] != default, f"{path} is left at its default"
