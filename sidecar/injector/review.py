@@ -22,6 +22,10 @@ MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own request limit is 3 MiB
 # longest webhook timeout, or unfinished uploads would hold memory until the injector is OOM-killed.
 BODY_BYTES_IN_FLIGHT = 16 * 1024 * 1024
 BODY_READ_SECONDS = 30.0
+# A review body up to this size is answered on the event loop (a pod is a few KiB, with its managed
+# fields tens); a larger one takes up to seconds of work (3 MiB of init containers: 8 s) and is
+# answered off the loop, one at a time, so that it never holds up the reviews sent meanwhile.
+INLINE_BODY_BYTES = 256 * 1024
 # A review's depth: a Pod is at most a dozen levels deep (spec.affinity...matchExpressions[].values[])
 # and the API server prunes the fields a Pod does not have, so deeper is no review it sent; copying
 # such a body for the patch overflowed the stack (an HTTP 500 counted as the injector's own error).

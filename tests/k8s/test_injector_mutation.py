@@ -522,3 +522,26 @@ def test_pod_level_resources_that_are_no_quantities_are_left_to_the_api_server()
         "requests": {"cpu": "lots", "memory": str(64 + 96 * 2**20)},
         "limits": "nope",
     }
+
+
+def test_the_patch_does_not_grow_with_the_pods_lists() -> None:
+    """A generic diff of lists shifted every init container the sidecar was put in front of, one
+    operation each (30,020 for 10,000), and spent 8.6 s of the injector's one event loop on a 0.56 MiB
+    review of 30,000: every other review waited past the API server's timeout (pods admitted without
+    the sidecar, or refused under Fail), from a pod anyone allowed to create pods could send. A list
+    that changes is replaced whole; objects are compared key by key."""
+    many = [{"name": f"step-{i}", "image": "s:1"} for i in range(2000)]
+    p = pod(ASKED, initContainers=many, volumes=[{"name": f"v{i}", "emptyDir": {}} for i in range(2000)])
+    p["metadata"]["annotations"]["a/b~c"] = "kept"  # a key a JSON pointer must escape
+    out = injected(p)
+    operations = make_patch(p, out)
+    assert apply_patch(p, operations) == out
+    assert len(operations) <= 10, [o["path"] for o in operations]
+    assert {o["path"] for o in operations} >= {
+        "/spec/initContainers",
+        "/metadata/annotations/orchestrator.sidecar~1status",
+    }
+    template = {"spec": {"containers": [{"name": "app", "image": "app:1"}]}}  # no metadata at all
+    settings = SETTINGS.model_copy(update={"inject_by_default": True})
+    out = injected(template, settings)
+    assert apply_patch(template, make_patch(template, out)) == out
