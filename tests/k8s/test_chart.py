@@ -209,6 +209,22 @@ def test_monitoring_objects_and_workload_identity() -> None:
         (["--set", "image.tag=1"], "/image/tag"),  # a number: quote it
         # the API server refused the webhook configuration (values: Required value), the last object
         # helm applies: the install failed halfway, the injector running and no webhook calling it
+        # the API server refused the injector's Deployment (not a DNS subdomain), helm install halfway
+        (["--set", "injector.priorityClassName=Critical"], "/injector/priorityClassName"),
+        # careless types and empty strings, each named
+        (["--set", "injector.replicas=two"], "/injector/replicas"),
+        (["--set", "sidecar.injectByDefault=yes"], "/sidecar/injectByDefault"),
+        (["--set", "sidecarNamespaces=shop"], "/sidecarNamespaces"),
+        (["--set", "webhook.timeoutSeconds=5s"], "/webhook/timeoutSeconds"),
+        (["--set", "sidecar.tokenSecret=sidecar-token"], "/sidecar/tokenSecret"),
+        (["--set", "config="], "/config"),
+        (["--set-string", "sidecar.grpcPort=50051"], "/sidecar/grpcPort"),
+        (["--set-string", "sidecar.logLevel="], "/sidecar/logLevel"),
+        (["--set-string", "image.repository="], "/image/repository"),
+        (["--set-string", "sidecar.socketDir="], "/sidecar/socketDir"),
+        (["--set-string", "sidecar.addressEnv="], "/sidecar/addressEnv"),
+        (["--set-string", "injector.podDisruptionBudget.minAvailable="], "/injector/podDisruptionBudget"),
+        (["--set-string", "certManager.duration="], "/certManager/duration"),
         (_expression("namespaceSelector", "In"), "/webhook/namespaceSelector/matchExpressions/0"),
         (
             [
