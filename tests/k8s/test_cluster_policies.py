@@ -1,5 +1,5 @@
 """What a real API server's own admission does to injected pods and to everything the chart renders:
-Pod Security "restricted", LimitRange (applied before the webhooks, so never to the sidecar), and the
+Pod Security "restricted", a LimitRange's defaults (applied to the sidecar the webhook added too), and the
 validation of every object the chart renders with every value set (tests/k8s/values-everything.yaml)."""
 
 from __future__ import annotations
@@ -96,25 +96,23 @@ def test_the_injectors_own_pods_pass_pod_security_restricted(cluster: Cluster, i
     assert status == 201, answer.get("message")
 
 
-def test_a_limit_range_does_not_reach_the_sidecar_so_its_cpu_limit_is_set_by_annotation(
-    cluster: Cluster, injector: Injector
-) -> None:
-    """LimitRange defaults are applied before the admission webhooks: the application's containers
-    get the namespace's default CPU limit, the sidecar added afterwards does not, and a LimitRange
-    with a CPU maximum refuses the pod for it (docs/kubernetes.md says what to set)."""
+def test_a_limit_ranges_defaults_reach_the_injected_sidecar(cluster: Cluster, injector: Injector) -> None:
+    """A namespace's LimitRange defaults (what lets a ResourceQuota on limits.cpu admit containers
+    that state no CPU limit, as the sidecar does not) are applied to the sidecar the webhook added
+    too, not only to the containers the pod was created with."""
     limits = {
         "metadata": {"name": "cpu"},
         "spec": {"limits": [{"type": "Container", "max": {"cpu": "2"}, "default": {"cpu": "500m"}}]},
     }
     cluster.create(f"/api/v1/namespaces/{LIMITED}/limitranges", limits)
-    path = f"/api/v1/namespaces/{LIMITED}/pods?dryRun=All"
-    status, answer = cluster.request("POST", path, pod("unlimited", ASKED))
-    assert status == 403 and "orchestrator-sidecar" in answer["message"], answer
-    capped = pod("capped", {**ASKED, "orchestrator.sidecar/cpu-limit": "500m"})
-    status, answer = cluster.request("POST", path, capped)
+    status, answer = cluster.request(
+        "POST", f"/api/v1/namespaces/{LIMITED}/pods?dryRun=All", pod("ranged", ASKED)
+    )
     assert status == 201, answer.get("message")
-    assert answer["spec"]["initContainers"][0]["resources"]["limits"]["cpu"] == "500m"
-    assert answer["spec"]["containers"][0]["resources"]["limits"]["cpu"] == "500m"  # the default
+    [sidecar] = answer["spec"]["initContainers"]
+    assert sidecar["resources"]["limits"] == {"cpu": "500m", "memory": "256Mi"}  # the namespace's cpu
+    assert sidecar["resources"]["requests"] == {"cpu": "50m", "memory": "96Mi"}  # the chart's own
+    assert "orchestrator-sidecar" in answer["metadata"]["annotations"]["kubernetes.io/limit-ranger"]
 
 
 API = {  # kind: (API path prefix, plural) of what the chart renders, monitoring CRs aside

@@ -145,12 +145,12 @@ def test_an_upgrade_injects_new_pods_with_its_version_and_leaves_running_ones(
             again = {k: before[k] for k in ("apiVersion", "kind", "spec")}
             again["metadata"] = {"name": "again", "annotations": before["metadata"]["annotations"]}
             recreated = cluster.create(pods, again)
+            assert new.decisions("skipped", "already_injected") == 1
         finally:
             new.stop()
         assert sidecar_image(after) == "ghcr.io/orchestrator/sidecar:0.2.0"
         assert sidecar_image(cluster.get(f"{pods}/before")) == "ghcr.io/orchestrator/sidecar:0.1.0"
         assert sidecar_image(recreated) == "ghcr.io/orchestrator/sidecar:0.1.0"
         assert names(recreated["spec"]["initContainers"]) == ["orchestrator-sidecar"]  # not twice
-        assert new.decisions("skipped", "already_injected") == 1
     finally:
         helm("uninstall", "upgrade", *kube)
