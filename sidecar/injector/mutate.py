@@ -29,6 +29,7 @@ Json = dict[str, Any]
 Kind = Literal["injected", "skipped", "rejected", "error"]  # error: only the server's own failures
 PROMETHEUS = "prometheus.io/"
 WINDOWS_SELECTOR = "kubernetes.io/os"
+MIRROR = "kubernetes.io/config.mirror"  # set by the kubelet on a static pod's mirror
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ def decide(pod: object, settings: InjectorSettings, namespace: str = "") -> Deci
         return Decision("rejected", "invalid_pod", str(exc))
     if already_injected(annotations):
         return Decision("skipped", "already_injected", f"{STATUS} is {INJECTED}")
+    if MIRROR in annotations:
+        # the kubelet runs a static pod from its file and only mirrors it here: a sidecar added to
+        # the mirror would never run (and NodeRestriction refuses a mirror naming a ConfigMap)
+        return Decision("skipped", "mirror_pod", f"{MIRROR}: a static pod's mirror")
     try:
         options = parse_options(annotations, settings)
     except AnnotationError as exc:

@@ -545,3 +545,14 @@ def test_the_patch_does_not_grow_with_the_pods_lists() -> None:
     settings = SETTINGS.model_copy(update={"inject_by_default": True})
     out = injected(template, settings)
     assert apply_patch(template, make_patch(template, out)) == out
+
+
+@pytest.mark.parametrize("annotations", [ASKED, {}])
+def test_a_static_pods_mirror_is_left_as_it_is(annotations: dict[str, str]) -> None:
+    """The kubelet runs a static pod from its manifest file and only mirrors it into the API: a
+    sidecar added to the mirror never runs, so the API would show a container that does not exist
+    (and a node's mirror may not reference ConfigMaps or Secrets: the NodeRestriction plugin refuses
+    it, leaving the static pod without a mirror). Skipped, asked for or injected by default."""
+    mirror = pod({**annotations, "kubernetes.io/config.mirror": "4c2a1c0f"}, nodeName="node-1")
+    decision = decide(mirror, SETTINGS.model_copy(update={"inject_by_default": True}))
+    assert (decision.kind, decision.reason, decision.pod) == ("skipped", "mirror_pod", None)
