@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import base64
 import copy
+import http.server
+import json
+import ssl
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,3 +154,91 @@ def test_every_object_the_chart_renders_is_accepted_by_the_api_server(
             path = f"{prefix}/namespaces/{o['metadata']['namespace']}/{plural}"
         status, answer = cluster.request("POST", path + "?dryRun=All", o)
         assert status == 201, (o["kind"], o["metadata"]["name"], answer.get("message"))
+
+
+class _LabelWebhook(http.server.BaseHTTPRequestHandler):
+    """Another mutating webhook, called after the injector: it labels every pod."""
+
+    calls = 0
+
+    def do_POST(self) -> None:
+        review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).calls += 1
+        labels = review["request"]["object"]["metadata"].get("labels")
+        op = {"op": "add", "path": "/metadata/labels/other-webhook", "value": "was-here"}
+        if labels is None:
+            op = {"op": "add", "path": "/metadata/labels", "value": {"other-webhook": "was-here"}}
+        response = {
+            "uid": review["request"]["uid"],
+            "allowed": True,
+            "patchType": "JSONPatch",
+            "patch": base64.b64encode(json.dumps([op]).encode()).decode(),
+        }
+        body = json.dumps(
+            {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response}
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_reinvoked_after_another_webhook_the_injector_leaves_the_pod_as_it_is(
+    cluster: Cluster, injector: Injector
+) -> None:
+    """reinvocationPolicy IfNeeded: a webhook called after the injector changed the pod, so the API
+    server called the injector again, with the injected pod: it is left as it is (one sidecar, the
+    other webhook's change kept)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LabelWebhook)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(injector.tls.cert, injector.tls.key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    webhook = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "zz-other-webhook"},  # called after policies-orchestrator-sidecar
+        "webhooks": [
+            {
+                "name": "label.other.example",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "reinvocationPolicy": "Never",
+                "clientConfig": {
+                    "url": f"https://127.0.0.1:{server.server_address[1]}/mutate",
+                    "caBundle": base64.b64encode(injector.tls.ca_pem).decode(),
+                },
+                "rules": [
+                    {
+                        "operations": ["CREATE"],
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "resources": ["pods"],
+                    }
+                ],
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": LIMITED}},
+            }
+        ],
+    }
+    path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+    cluster.create(path, webhook)
+    try:
+        before = injector.decisions("skipped", "already_injected")
+        deadline = time.monotonic() + 30
+        while True:  # the API server picks the new configuration up within a moment
+            stored = cluster.create(
+                f"/api/v1/namespaces/{LIMITED}/pods", pod(f"twice-{_LabelWebhook.calls}", ASKED)
+            )
+            if stored["metadata"].get("labels", {}).get("other-webhook") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert stored["metadata"]["labels"]["other-webhook"] == "was-here"
+        assert names(stored["spec"]["initContainers"]) == ["orchestrator-sidecar"]
+        assert injector.decisions("skipped", "already_injected") == before + 1
+    finally:
+        cluster.request("DELETE", f"{path}/zz-other-webhook")
+        server.shutdown()
+        server.server_close()
