@@ -122,12 +122,12 @@ def _serve(args: argparse.Namespace) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         sys.stderr.write("sidecar injector: --tls-cert and --tls-key go together\n")
         return 2
+    setup_logging(args.log_level)  # before the settings: what they hold that is ignored is logged
     try:
         settings = load_settings(args.settings)
     except SettingsError as exc:
         sys.stderr.write(f"sidecar injector: {exc}\n")
         return 2
-    setup_logging(args.log_level)
     tls = TlsFiles(args.tls_cert, args.tls_key) if args.tls_cert is not None else None
     server = InjectorServer(settings, address=args.address, tls=tls, metrics=InjectorMetrics())
     try:

@@ -29,6 +29,7 @@ Json = dict[str, Any]
 Kind = Literal["injected", "skipped", "rejected", "error"]  # error: only the server's own failures
 PROMETHEUS = "prometheus.io/"
 WINDOWS_SELECTOR = "kubernetes.io/os"
+MIRROR = "kubernetes.io/config.mirror"  # set by the kubelet on a static pod's mirror
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ def decide(pod: object, settings: InjectorSettings, namespace: str = "") -> Deci
         return Decision("rejected", "invalid_pod", str(exc))
     if already_injected(annotations):
         return Decision("skipped", "already_injected", f"{STATUS} is {INJECTED}")
+    if MIRROR in annotations:
+        # the kubelet runs a static pod from its file and only mirrors it here: a sidecar added to
+        # the mirror would never run (and NodeRestriction refuses a mirror naming a ConfigMap)
+        return Decision("skipped", "mirror_pod", f"{MIRROR}: a static pod's mirror")
     try:
         options = parse_options(annotations, settings)
     except AnnotationError as exc:
@@ -89,13 +94,15 @@ def inject(pod: Json, settings: InjectorSettings, options: PodOptions) -> Json:
     metadata["annotations"] = annotations
     spec = out["spec"]
     sidecar = c.sidecar_container(settings, options)
+    wired = _app_containers(spec, options)  # chosen before the sidecar goes in
     if options.mode == "native":
-        spec["initContainers"] = [sidecar, *(spec.get("initContainers") or [])]
+        inits = spec.get("initContainers") or []
+        at = _after_native_sidecars(inits)
+        spec["initContainers"] = [*inits[:at], sidecar, *inits[at:]]
     else:
         spec["containers"] = [*spec["containers"], sidecar]
-    for container in _app_containers(spec, options):
-        if container is not sidecar:
-            _wire_app(container, settings, options)
+    for container in wired:
+        _wire_app(container, settings, options)
     spec["volumes"] = [*(spec.get("volumes") or []), *c.volumes(options)]
     if "resources" in spec:  # pod-level resources: the pod's budget grows by the sidecar's
         spec["resources"] = c.pod_resources(spec["resources"], options)
@@ -105,14 +112,26 @@ def inject(pod: Json, settings: InjectorSettings, options: PodOptions) -> Json:
     return out
 
 
+def _after_native_sidecars(inits: list[Json]) -> int:
+    """Where the native sidecar goes among the init containers: after the last native sidecar the pod
+    already has. A service mesh puts its own first (Istio: istio-init or istio-validation, then
+    istio-proxy; Linkerd likewise), and the network may not work until that proxy runs: placed before
+    it, the sidecar's probes and outbound calls went into a redirect with no proxy behind it yet (under
+    the Istio CNI plugin the startup probe never passed, and the pod never started)."""
+    natives = [i for i, item in enumerate(inits) if item.get("restartPolicy") == "Always"]
+    return natives[-1] + 1 if natives else 0
+
+
 def _app_containers(spec: Json, options: PodOptions) -> list[Json]:
     """The containers that can reach the sidecar: the application's, and in native mode the regular
-    init containers too (the kubelet starts them after the sidecar's startup probe passes: a
-    migration or a warm-up step may call a model). Another native sidecar is left as it is. A classic
-    sidecar starts after every init container, so none of them is given an address it cannot reach."""
+    init containers that start after it (the kubelet starts them once the sidecar's startup probe
+    passes: a migration or a warm-up step may call a model). Other native sidecars, and the init
+    containers before them (a mesh's), are left as they are. A classic sidecar starts after every init
+    container, so none of them is given an address it cannot reach."""
     found = list(spec["containers"])
     if options.mode == "native":
-        found += [i for i in spec.get("initContainers") or [] if i.get("restartPolicy") != "Always"]
+        inits = spec.get("initContainers") or []
+        found += inits[_after_native_sidecars(inits) :]
     return found
 
 

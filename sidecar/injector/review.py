@@ -22,6 +22,14 @@ MAX_BODY_BYTES = 3 * 1024 * 1024  # the API server's own request limit is 3 MiB
 # longest webhook timeout, or unfinished uploads would hold memory until the injector is OOM-killed.
 BODY_BYTES_IN_FLIGHT = 16 * 1024 * 1024
 BODY_READ_SECONDS = 30.0
+# A review body up to this size is answered on the event loop (a pod is a few KiB, with its managed
+# fields tens); a larger one takes up to seconds of work (3 MiB of init containers: 8 s) and is
+# answered off the loop, one at a time, so that it never holds up the reviews sent meanwhile.
+INLINE_BODY_BYTES = 256 * 1024
+# A review's depth: a Pod is at most a dozen levels deep (spec.affinity...matchExpressions[].values[])
+# and the API server prunes the fields a Pod does not have, so deeper is no review it sent; copying
+# such a body for the patch overflowed the stack (an HTTP 500 counted as the injector's own error).
+MAX_DEPTH = 64
 
 
 class ReviewError(ValueError):
@@ -47,6 +55,8 @@ def parse_review(body: bytes) -> ReviewRequest:
         raise ReviewError("body is not JSON this webhook reads: nested too deeply") from None
     if not isinstance(review, dict):
         raise ReviewError("body is not a JSON object")
+    if _deeper_than(review, MAX_DEPTH):
+        raise ReviewError(f"body is not JSON this webhook reads: nested too deeply (over {MAX_DEPTH} levels)")
     if review.get("apiVersion") != API_VERSION or review.get("kind") != "AdmissionReview":
         raise ReviewError(f"apiVersion/kind must be {API_VERSION} AdmissionReview")
     request = review.get("request")
@@ -62,8 +72,22 @@ def parse_review(body: bytes) -> ReviewRequest:
         operation=str(request.get("operation", "")),
         namespace=str(request.get("namespace") or ""),
         object=request.get("object"),
-        dry_run=bool(request.get("dryRun", False)),
+        dry_run=request.get("dryRun") is True,
     )
+
+
+def _deeper_than(document: object, limit: int) -> bool:
+    """Whether objects and arrays nest more than `limit` levels (walked without recursion)."""
+    level: list[object] = [document]
+    for _ in range(limit):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node if isinstance(node, list) else ())
+        ]
+        if not level:
+            return False
+    return any(isinstance(node, dict | list) and node for node in level)
 
 
 def allow(uid: str, patch: list[Json] | None = None, warning: str = "") -> Json:

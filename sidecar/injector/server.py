@@ -15,9 +15,11 @@ without the sidecar.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from sidecar.injector.patch import make_patch
 from sidecar.injector.review import (
     BODY_BYTES_IN_FLIGHT,
     BODY_READ_SECONDS,
+    INLINE_BODY_BYTES,
     MAX_BODY_BYTES,
     ReviewError,
     ReviewRequest,
@@ -102,6 +105,9 @@ class InjectorServer:
         self._host, self._port = split_address(address)  # "" or "::": every address
         self._ssl = CertReloader(tls).context if tls is not None else None
         self._runner: web.AppRunner | None = None
+        # one large review worked on at a time, off the event loop (BODY_BYTES_IN_FLIGHT bounds the
+        # ones waiting); its Python work still shares the interpreter, a slice at a time
+        self._aside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="injector-large-review")
         self.port = 0
 
     async def start(self) -> None:
@@ -129,45 +135,58 @@ class InjectorServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self._aside.shutdown(wait=False, cancel_futures=True)
 
     async def _inject(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        try:
-            review = parse_review(await self._read_body(request))
-        except _Unread as exc:
-            self._record(exc.decision, None, started)
-            return web.json_response({"error": exc.decision.message}, status=exc.status)
-        except ReviewError as exc:
-            self._record(Decision("rejected", "malformed_review", str(exc)), None, started)
-            return web.json_response({"error": f"not an AdmissionReview v1 request: {exc}"}, status=400)
-        except web.HTTPRequestEntityTooLarge:
-            self._record(Decision("rejected", "too_large", "body too large"), None, started)
-            raise
-        try:
-            decision = self._decide(review)
-            answer = _answer(review, decision)
-        except Exception as exc:  # never a crash: the API server applies the failurePolicy
-            _log.exception("injection failed", extra={"uid": review.uid, "namespace": review.namespace})
-            self._record(Decision("error", type(exc).__name__, "internal error"), review, started)
-            return web.json_response({"error": "internal error; see the injector's log"}, status=500)
-        self._record(decision, review, started)
-        return web.json_response(answer)
-
-    async def _read_body(self, request: web.Request) -> bytes:
-        """The body, read within BODY_READ_SECONDS while BODY_BYTES_IN_FLIGHT bounds what all the
-        reads at once may hold; a body over MAX_BODY_BYTES is refused by aiohttp (413)."""
         size = min(request.content_length or MAX_BODY_BYTES, MAX_BODY_BYTES)
         if self._body_bytes + size > BODY_BYTES_IN_FLIGHT:
-            raise _Unread(503, Decision("rejected", "busy", "too many review bytes being read; retry"))
-        self._body_bytes += size
+            busy = Decision("rejected", "busy", "too many review bytes being read; retry")
+            self._record(busy, None, started)
+            return web.json_response({"error": busy.message}, status=503)
+        self._body_bytes += size  # until answered: a large body waiting for its turn holds memory too
+        try:
+            try:
+                body = await self._read_body(request)
+            except _Unread as exc:
+                self._record(exc.decision, None, started)
+                return web.json_response({"error": exc.decision.message}, status=exc.status)
+            except web.HTTPRequestEntityTooLarge:
+                self._record(Decision("rejected", "too_large", "body too large"), None, started)
+                raise
+            if len(body) <= INLINE_BODY_BYTES:
+                outcome = self._review(body)
+            else:  # seconds of work: aside, so the reviews sent meanwhile are answered at once
+                outcome = await asyncio.get_running_loop().run_in_executor(self._aside, self._review, body)
+        finally:
+            self._body_bytes -= size
+        self._record(outcome.decision, outcome.review, started)
+        return web.json_response(outcome.answer, status=outcome.status)
+
+    def _review(self, body: bytes) -> _Outcome:
+        """The answer to one review body (on the event loop, or on the thread for large bodies)."""
+        try:
+            review = parse_review(body)
+        except ReviewError as exc:
+            answer: Json = {"error": f"not an AdmissionReview v1 request: {exc}"}
+            return _Outcome(400, answer, Decision("rejected", "malformed_review", str(exc)), None)
+        try:
+            decision = self._decide(review)
+            return _Outcome(200, _answer(review, decision), decision, review)
+        except Exception as exc:  # never a crash: the API server applies the failurePolicy
+            _log.exception("injection failed", extra={"uid": review.uid, "namespace": review.namespace})
+            error = Decision("error", type(exc).__name__, "internal error")
+            return _Outcome(500, {"error": "internal error; see the injector's log"}, error, review)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The body, read within BODY_READ_SECONDS; a body over MAX_BODY_BYTES is refused by aiohttp
+        (413). BODY_BYTES_IN_FLIGHT bounds what all the reviews read or worked on at once may hold."""
         try:
             async with self._clock.timeout(BODY_READ_SECONDS):
                 return await request.read()
         except TimeoutError:
             message = f"body not received within {BODY_READ_SECONDS:g}s"
             raise _Unread(408, Decision("rejected", "slow_body", message)) from None
-        finally:
-            self._body_bytes -= size
 
     def _decide(self, review: ReviewRequest) -> Decision:
         if review.kind != "Pod":
@@ -205,6 +224,14 @@ class InjectorServer:
         if self._ready:
             return web.Response(text="ok\n")
         return web.Response(status=503, text="draining\n")
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: int
+    answer: Json
+    decision: Decision
+    review: ReviewRequest | None
 
 
 class _Unread(Exception):

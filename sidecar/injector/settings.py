@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import posixpath
 import re
@@ -159,7 +160,15 @@ class InjectorSettings(ConfigModel):
         # every injected sidecar exits at start with "address already in use"
         if self.grpc_port == self.health_port:
             raise ValueError(f"grpc_port and health_port are both {self.grpc_port}: the sidecar binds both")
+        # one name for both: the application gets the variable twice, and the later one (the token)
+        # hides the address
+        if self.address_env == self.token_env:
+            raise ValueError(f"address_env and token_env are both {self.address_env}: name them apart")
         return self
+
+
+_FIELDS = frozenset(InjectorSettings.model_fields)
+_log = logging.getLogger("sidecar.injector")
 
 
 class SettingsError(Exception):
@@ -167,10 +176,20 @@ class SettingsError(Exception):
 
 
 def load_settings(path: Path) -> InjectorSettings:
+    """The settings in `path`. A top-level key this version does not know is ignored with a warning
+    naming it: a `helm upgrade` rewrites the ConfigMap under the injector pods still running the
+    previous version, and one of them restarting (liveness, OOM) read a later chart's key and exited,
+    a crash loop that left no injector at all when the new version's pods could not start."""
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise SettingsError(f"{path}: {exc}") from exc
+    if isinstance(raw, dict) and (unknown := sorted(str(k) for k in raw if k not in _FIELDS)):
+        ignored = ", ".join(unknown)
+        _log.warning(
+            f"{path}: settings this version does not know, ignored: {ignored}", extra={"ignored": ignored}
+        )
+        raw = {k: v for k, v in raw.items() if k in _FIELDS}
     try:
         return InjectorSettings.model_validate(raw if raw is not None else {})
     except ValidationError as exc:

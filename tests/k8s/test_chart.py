@@ -28,6 +28,13 @@ def sets(*pairs: str) -> list[str]:
     return out
 
 
+def _expression(selector: str, operator: str, *more: str) -> list[str]:
+    """--set arguments for webhook.<selector>.matchExpressions[0] with this operator."""
+    at = f"webhook.{selector}.matchExpressions[0]"
+    return sets(f"{at}.key=team", f"{at}.operator={operator}", *(f"{at}.{m}" for m in more))
+
+
+EVERYTHING = Path(__file__).with_name("values-everything.yaml")
 ROLE = "string:serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::1:role/llm"
 VALUE_SETS: dict[str, list[str]] = {
     "defaults": [],
@@ -51,6 +58,7 @@ VALUE_SETS: dict[str, list[str]] = {
         "serviceAccount.create=true",
         ROLE,
     ),
+    "everything": ["-f", str(EVERYTHING)],
     "external-injector": sets(
         "webhook.url=https://127.0.0.1:8443/inject",
         "webhook.caBundle=Zm9v",
@@ -97,6 +105,8 @@ def test_the_injector_runs_locked_down_with_probes_and_a_disruption_budget() -> 
         "/readyz",
     }
     assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    # an upgrade's rollout never has fewer ready injectors than replicas
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
     pdb = find(objects, "PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
     service = find(objects, "Service")
@@ -188,12 +198,52 @@ def test_monitoring_objects_and_workload_identity() -> None:
         (["--set", "nameOverride=LLM"], "/nameOverride"),
         (["--set", "image.digest=sha256:abc"], "/image/digest"),  # the kubelet cannot pull it
         (["--set", "image.digest=" + "a" * 64], "/image/digest"),  # no algorithm
+        # the tag in the repository rendered ghcr.io/o/sidecar:1.0:0.1.0 (InvalidImageName), for the
+        # injector and every injected sidecar; a capital or a space is no image reference either
+        (["--set", "image.repository=ghcr.io/o/sidecar:1.0"], "/image/repository"),
+        (["--set", "image.repository=ghcr.io/o/sidecar@sha256:" + "a" * 64], "/image/repository"),
+        (["--set", "image.repository=GHCR.io/Org/Sidecar"], "/image/repository"),
+        (["--set-string", "image.repository=ghcr.io/o/sidecar "], "/image/repository"),
+        (["--set-string", "image.tag=1.2.3 "], "/image/tag"),  # the API server refuses the pods
+        (["--set", "image.tag=v1/2"], "/image/tag"),
+        (["--set", "image.tag=1"], "/image/tag"),  # a number: quote it
+        # the API server refused the webhook configuration (values: Required value), the last object
+        # helm applies: the install failed halfway, the injector running and no webhook calling it
+        # the API server refused the injector's Deployment (not a DNS subdomain), helm install halfway
+        (["--set", "injector.priorityClassName=Critical"], "/injector/priorityClassName"),
+        # careless types and empty strings, each named
+        (["--set", "injector.replicas=two"], "/injector/replicas"),
+        (["--set", "sidecar.injectByDefault=yes"], "/sidecar/injectByDefault"),
+        (["--set", "sidecarNamespaces=shop"], "/sidecarNamespaces"),
+        (["--set", "webhook.timeoutSeconds=5s"], "/webhook/timeoutSeconds"),
+        (["--set", "sidecar.tokenSecret=sidecar-token"], "/sidecar/tokenSecret"),
+        (["--set", "config="], "/config"),
+        (["--set-string", "sidecar.grpcPort=50051"], "/sidecar/grpcPort"),
+        (["--set-string", "sidecar.logLevel="], "/sidecar/logLevel"),
+        (["--set-string", "image.repository="], "/image/repository"),
+        (["--set-string", "sidecar.socketDir="], "/sidecar/socketDir"),
+        (["--set-string", "sidecar.addressEnv="], "/sidecar/addressEnv"),
+        (["--set-string", "injector.podDisruptionBudget.minAvailable="], "/injector/podDisruptionBudget"),
+        (["--set-string", "certManager.duration="], "/certManager/duration"),
+        (_expression("namespaceSelector", "In"), "/webhook/namespaceSelector/matchExpressions/0"),
+        (
+            [
+                *_expression("objectSelector", "NotIn"),
+                *("--set-json", "webhook.objectSelector.matchExpressions[0].values=[]"),
+            ],
+            "/webhook/objectSelector/matchExpressions/0",
+        ),
+        (_expression("objectSelector", "Exists", "values={a}"), "/webhook/objectSelector/matchExpressions/0"),
     ],
 )
-def test_the_schema_refuses_bad_values(args: list[str], message: str) -> None:
-    result = helm("template", "demo", str(CHART), *args, check=False)
+@pytest.mark.parametrize("binary", ["helm", "helm3"])
+def test_the_schema_refuses_bad_values(args: list[str], message: str, binary: str) -> None:
+    """Both majors read the schema and name the value at fault (helm 3 assumes Kubernetes 1.20
+    offline, hence the version)."""
+    version = ("--kube-version", "v1.34.0")
+    result = helm("template", "demo", str(CHART), *version, *args, check=False, binary=binary)
     assert result.returncode != 0
-    assert message in result.stderr
+    assert message in result.stderr, result.stderr
 
 
 def test_the_schema_constrains_every_value() -> None:
@@ -679,3 +729,85 @@ def test_injector_replicas_are_spread_over_nodes_unless_told_otherwise() -> None
     assert _spread("--set-json", f'{affinity}={{"nodeSelectorTerms":[{{"matchExpressions":[]}}]}}') is None
     zones = '[{"maxSkew":1,"topologyKey":"topology.kubernetes.io/zone","whenUnsatisfiable":"DoNotSchedule"}]'
     assert _spread("--set-json", f"injector.topologySpreadConstraints={zones}") == json.loads(zones)
+
+
+@pytest.mark.parametrize(
+    ("args", "requests", "limits"),
+    [
+        (["--set", "sidecar.resources.limits=null"], {"cpu": "50m", "memory": "96Mi"}, {}),
+        (
+            ["--set", "sidecar.resources.limits=null", "--set", "sidecar.resources.requests.memory=512Mi"],
+            {"cpu": "50m", "memory": "512Mi"},
+            {},
+        ),
+        (["--set", "sidecar.resources.requests=null"], {}, {"memory": "256Mi"}),
+    ],
+)
+def test_sidecar_resources_set_to_null_mean_none_not_the_injectors_defaults(
+    args: list[str], requests: dict[str, str], limits: dict[str, str], tmp_path: Path
+) -> None:
+    """`limits: null` (Helm drops the key) rendered settings without `limits`, which the injector
+    filled with its own default (a 256Mi memory limit): the sidecars got a limit nobody set, and with
+    a request above 256Mi the injector refused its settings at start (the memory request is above its
+    limit), a crash loop in which every pod was admitted without the sidecar."""
+    settings = tmp_path / "injector.yaml"
+    settings.write_text(find(template(*args), "ConfigMap", "-injector")["data"]["injector.yaml"])
+    loaded = load_settings(settings)
+    assert (loaded.resources.requests.given(), loaded.resources.limits.given()) == (requests, limits)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--set", "image.repository=registry.example:5000/team/side_car", "--set", "image.tag=1.2.3-rc.1"],
+        ["--set", "image.repository=localhost/sidecar", "--set-string", "image.tag=2"],
+    ],
+)
+def test_image_references_of_every_shape_render(args: list[str]) -> None:
+    injector = find(template(*args), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert injector["image"].split("/")[-1].count(":") == 1
+
+
+def test_one_variable_for_the_address_and_the_token_is_refused() -> None:
+    """Rendered, each application container got the variable twice (address, then the token from
+    the Secret); the later one wins, so the client dialled the token as the sidecar's address."""
+    same = ("--set", "sidecar.addressEnv=SIDECAR", "--set", "sidecar.tokenEnv=SIDECAR")
+    result = helm("template", "demo", str(CHART), *same, check=False)
+    assert result.returncode != 0
+    assert "sidecar.addressEnv and sidecar.tokenEnv are both SIDECAR" in result.stderr
+    with pytest.raises(ValueError, match="address_env and token_env are both SIDECAR"):
+        InjectorSettings(image="i", config_map="c", address_env="SIDECAR", token_env="SIDECAR")
+
+
+def _leaves(value: Any, path: str = "") -> dict[str, Any]:
+    """Every leaf of a values tree by dotted path (an empty map or list is a leaf)."""
+    if isinstance(value, dict) and value:
+        return {
+            k: v
+            for key, child in value.items()
+            for k, v in _leaves(child, f"{path}.{key}".lstrip(".")).items()
+        }
+    return {path: value}
+
+
+def test_the_everything_value_set_changes_every_documented_value() -> None:
+    """So that linting and rendering it (with both majors) and the API server's validation of what it
+    renders (test_cluster) exercise every value the chart documents."""
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    everything = yaml.safe_load(EVERYTHING.read_text())
+    set_here = _leaves(everything)
+    left_out = {"fullnameOverride", "webhook.url", "webhook.caBundle"}
+    # left on, so that what they turn on is rendered (classic mode: the classic-tcp-token value set)
+    kept_on = {
+        "sidecar.mode",
+        "injector.enabled",
+        "injector.podDisruptionBudget.enabled",
+        "metrics.dashboard.enabled",
+    }
+    for path, default in _leaves(defaults).items():
+        if path in left_out or path.startswith("config."):
+            continue
+        prefix = path + "."
+        assert path in set_here or any(k.startswith(prefix) for k in set_here), f"{path} is not set"
+        if path in set_here and path not in kept_on:
+            assert set_here[path] != default, f"{path} is left at its default"

@@ -69,10 +69,12 @@ class Injector:
         except OSError:
             return 0
 
-    def decisions(self, decision: str, reason: str) -> float:
+    def decisions(self, decision: str, reason: str, *, dry_run: bool = False) -> float:
+        """The count of one decision and reason, of pods created (or of dry runs: dry_run=True). It
+        was the first series found of either, so a dry run counted before a test read that count."""
         text = str(self._get("/metrics"))
         for line in text.splitlines():
-            wanted = (f'decision="{decision}"', f'reason="{reason}"')
+            wanted = (f'decision="{decision}"', f'reason="{reason}"', f'dry_run="{str(dry_run).lower()}"')
             if line.startswith("sidecar_injector_decisions_total{") and all(w in line for w in wanted):
                 return float(line.rsplit(" ", 1)[1])
         return 0.0
