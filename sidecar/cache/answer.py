@@ -44,9 +44,13 @@ class Passing:
 
     @property
     def storable(self) -> Chunk | None:
-        """The final chunk when the answer may be stored: complete, and text only."""
+        """The final chunk when the answer may be stored: complete, text only, and not blank (an
+        empty STOP, a degenerate sample or a provider's silent filter, is passed on, never kept for
+        everyone asking the same for the entry's TTL)."""
         final = self.final
-        return final if final is not None and self.whole and final.finish_reason in STORABLE else None
+        if final is None or not self.whole or final.finish_reason not in STORABLE:
+            return None
+        return final if any(not text.isspace() for text in self.texts) else None
 
 
 @dataclass(frozen=True, slots=True)

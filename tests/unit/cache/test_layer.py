@@ -203,6 +203,19 @@ async def test_a_content_filtered_answer_is_not_stored(clock: FakeClock, memory_
     assert inner.calls == 2
 
 
+@pytest.mark.parametrize("texts", [(), ("",), (" ", "\n\t ")])
+async def test_an_empty_or_blank_answer_is_not_stored(
+    clock: FakeClock, memory_store: AiocacheStore, texts: tuple[str, ...]
+) -> None:
+    """A model that answered nothing (a STOP with no text: a degenerate sample, a provider's silent
+    filter) is passed on, not pinned for the entry's whole TTL for everyone asking the same."""
+    inner = Inner(texts=texts)
+    layer = cache_layer(inner, memory_store, clock)
+    await collect(layer, call(clock))
+    await collect(layer, call(clock))
+    assert inner.calls == 2
+
+
 async def test_oversized_answers_are_not_stored(clock: FakeClock, memory_store: AiocacheStore) -> None:
     inner = Inner(texts=("x" * 1000,))
     layer = cache_layer(inner, memory_store, clock, max_entry_bytes=512)
