@@ -22,12 +22,13 @@ before the clear is refused (superseded) instead of bringing a persona back afte
 from __future__ import annotations
 
 import sys
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidecar.core.clock import Clock
+from sidecar.core.lru import Lru
 from sidecar.core.types import Message, Role
 from sidecar.sessions.records import storable
 
@@ -192,8 +193,8 @@ class MemoryConversationStore:
 
     def __init__(self, policy: StorePolicy, clock: Clock) -> None:
         self._policy, self._clock = policy, clock
-        self._convs: OrderedDict[ConversationKey, _Conversation] = OrderedDict()
-        self._switches: OrderedDict[tuple[str, str], _Switches] = OrderedDict()
+        self._convs: Lru[ConversationKey, _Conversation] = Lru(policy.max_conversations, self._forgotten)
+        self._switches: Lru[tuple[str, str], _Switches] = Lru(policy.max_conversations, self._switches_gone)
         self._size = 0  # the footprint of every history, summary and switch record held
         self._writes = 0
 
@@ -208,18 +209,23 @@ class MemoryConversationStore:
         return self._writes
 
     def _live(self, key: ConversationKey) -> _Conversation | None:
-        conv = self._convs.get(key)
+        conv = self._convs.peek(key)
         if conv is not None and conv.expires_at <= self._clock.monotonic():
             self._forget(key)
             return None
         return conv
 
     def _forget(self, key: ConversationKey) -> None:
-        conv = self._convs.pop(key)
+        self._forgotten(key, self._convs.pop(key))
+
+    def _forgotten(self, key: ConversationKey, conv: _Conversation) -> None:
         self._size -= conv.size + conv.summary_size
 
     def _forget_switches(self, owner: tuple[str, str]) -> None:
-        self._size -= self._switches.pop(owner).size
+        self._switches_gone(owner, self._switches.pop(owner))
+
+    def _switches_gone(self, owner: tuple[str, str], entry: _Switches) -> None:
+        self._size -= entry.size
 
     def _evict_others(self, key: ConversationKey | None, owner: tuple[str, str] | None) -> None:
         """While over `max_bytes`: drop the least recently written conversation or switch history,
@@ -246,11 +252,10 @@ class MemoryConversationStore:
         expires = self._clock.monotonic() + self._policy.ttl_seconds
         conv = self._live(key)
         if conv is None:
-            conv = self._convs[key] = _Conversation(expires)
-            while len(self._convs) > self._policy.max_conversations:
-                self._forget(next(iter(self._convs)))
+            conv = _Conversation(expires)
+            self._convs.put(key, conv)
         conv.expires_at, conv.written = expires, self._stamp()
-        self._convs.move_to_end(key)
+        self._convs.refresh(key)
         return conv
 
     async def snapshot(self, key: ConversationKey, *, history: bool) -> Snapshot:
@@ -334,15 +339,14 @@ class MemoryConversationStore:
     async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None:
         owner = (tenant, user)
         expires = self._clock.monotonic() + self._policy.ttl_seconds
-        entry = self._switches.get(owner)
+        entry = self._switches.peek(owner)
         if entry is None or entry.expires_at <= self._clock.monotonic():
             if entry is not None:
                 self._forget_switches(owner)
-            entry = self._switches[owner] = _Switches(expires)
-            while len(self._switches) > self._policy.max_conversations:
-                self._forget_switches(next(iter(self._switches)))
+            entry = _Switches(expires)
+            self._switches.put(owner, entry)
         entry.expires_at, entry.written = expires, self._stamp()
-        self._switches.move_to_end(owner)
+        self._switches.refresh(owner)
         entry.records.appendleft(record)
         self._grow(entry, record_footprint(record))
         while len(entry.records) > self._policy.max_switch_history:
@@ -356,7 +360,7 @@ class MemoryConversationStore:
         self._size += size
 
     async def switches(self, tenant: str, user: str, conversation: str, limit: int) -> list[SwitchRecord]:
-        entry = self._switches.get((tenant, user))
+        entry = self._switches.peek((tenant, user))
         if entry is None or entry.expires_at <= self._clock.monotonic():
             return []
         found = (r for r in entry.records if not conversation or r.conversation_id == conversation)
