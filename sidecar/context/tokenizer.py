@@ -39,7 +39,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -49,6 +48,7 @@ from sidecar.config.context import ChatTemplateConfig
 from sidecar.config.schema import DeploymentConfig
 from sidecar.context.encodings import SPECS, EncodingFileError, load_encoding
 from sidecar.core import tokens as estimate
+from sidecar.core.lru import Lru
 from sidecar.core.types import GenerationParams, Image, Message, Role
 from sidecar.providers.images import anthropic_tokens, openai_tokens, own_rule
 
@@ -135,20 +135,19 @@ class MemoizedCount:
     MIN_CHARS = 256  # shorter texts are cheaper to count than to hash
 
     def __init__(self, count: Callable[[str], int], max_entries: int = 20_000) -> None:
-        self._count, self._max = count, max_entries
-        self._known: OrderedDict[bytes, int] = OrderedDict()
+        self._count = count
+        self._known: Lru[bytes, int] = Lru(max_entries)
 
     def __call__(self, text: str) -> int:
         if len(text) < self.MIN_CHARS:
             return self._count(text)
         key = hashlib.blake2b(text.encode(), digest_size=16).digest()
-        known = self._known.get(key)
+        known = self._known.peek(key)
         if known is not None:
-            self._known.move_to_end(key)
+            self._known.refresh(key)  # a use (peek and refresh: the hot path, no Python call)
             return known
-        n = self._known[key] = self._count(text)
-        if len(self._known) > self._max:
-            self._known.popitem(last=False)
+        n = self._count(text)
+        self._known.put(key, n)
         return n
 
 

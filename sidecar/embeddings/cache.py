@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from sidecar.core.lru import Lru
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +28,7 @@ class VectorCache:
 
     def __init__(self, max_entries: int) -> None:
         self._max = max_entries
-        self._entries: OrderedDict[str, CachedVector] = OrderedDict()
+        self._entries: Lru[str, CachedVector] = Lru(max_entries)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -36,17 +37,11 @@ class VectorCache:
         found: list[CachedVector | None] = []
         for text in texts:
             key = vector_key(tenant, model, text)
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-            found.append(entry)
+            found.append(self._entries.get(key))
         return found
 
     def put(self, tenant: str, model: str, text: str, entry: CachedVector) -> None:
         if self._max == 0:
             return
         key = vector_key(tenant, model, text)
-        self._entries[key] = entry
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        self._entries.put(key, entry)

@@ -9,12 +9,12 @@ the key so a retry runs again).
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidecar.core.clock import Clock
 from sidecar.core.errors import Code, FieldViolation, SidecarError
+from sidecar.core.lru import Lru
 
 
 class IdempotencyKeyReusedError(SidecarError):
@@ -71,23 +71,20 @@ class MemoryIdempotencyStore:
     """One process's keys, bounded in count (oldest evicted first) and expiring after the window."""
 
     def __init__(self, *, clock: Clock, window_seconds: float, max_entries: int) -> None:
-        self._clock, self._window, self._max = clock, window_seconds, max_entries
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._clock, self._window = clock, window_seconds
+        self._entries: Lru[str, _Entry] = Lru(max_entries, on_evict=_evicted)
 
     async def claim(self, key: str, fingerprint: bytes) -> Held | None:
         now = self._clock.monotonic()
-        entry = self._entries.get(key)
+        entry = self._entries.peek(key)
         if entry is not None and entry.expires_at > now:
             return Held(entry.fingerprint, entry.answer)
         self._entries.pop(key, None)
-        self._entries[key] = _Entry(fingerprint, now + self._window)
-        while len(self._entries) > self._max:
-            _, evicted = self._entries.popitem(last=False)
-            evicted.done.set()  # anyone waiting on it runs the call itself
+        self._entries.put(key, _Entry(fingerprint, now + self._window))
         return None
 
     async def finish(self, key: str, fingerprint: bytes, answer: bytes) -> None:
-        entry = self._entries.get(key)
+        entry = self._entries.peek(key)
         if entry is not None and entry.fingerprint == fingerprint:
             entry.answer = answer
             entry.expires_at = self._clock.monotonic() + self._window
@@ -99,7 +96,7 @@ class MemoryIdempotencyStore:
             entry.done.set()
 
     async def wait(self, key: str) -> Held | None:
-        entry = self._entries.get(key)
+        entry = self._entries.peek(key)
         if entry is None:
             return None
         await entry.done.wait()
@@ -109,3 +106,7 @@ class MemoryIdempotencyStore:
         for entry in self._entries.values():
             entry.done.set()
         self._entries.clear()
+
+
+def _evicted(key: str, entry: _Entry) -> None:
+    entry.done.set()  # anyone waiting on it runs the call itself

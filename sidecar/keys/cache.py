@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
 from sidecar.core.clock import Clock
 from sidecar.core.errors import KeyBackendUnavailableError, KeyDecryptError
+from sidecar.core.lru import Lru
 
 CacheKey = tuple[str, ...]
 Loader = Callable[[], Awaitable[bytearray]]
@@ -160,7 +160,7 @@ class KeyCache:
 
     def __init__(self, policy: KeyCachePolicy, clock: Clock) -> None:
         self._policy, self._clock = policy, clock
-        self._lru: OrderedDict[CacheKey, _Entry] = OrderedDict()  # least recently used first
+        self._lru: Lru[CacheKey, _Entry] = Lru(policy.max_entries, on_evict=self._evicted)
         self._by_age: dict[CacheKey, _Entry] = {}  # insertion order is load order: oldest first
         self._flights: dict[CacheKey, _Flight] = {}
         self._hits = self._misses = self._evictions = self._backend_calls = self._backend_errors = 0
@@ -176,7 +176,7 @@ class KeyCache:
         entry = self._fresh(cache_key)
         if entry is not None:
             entry.uses += 1
-            self._lru.move_to_end(cache_key)
+            self._lru.refresh(cache_key)
             self._hits += 1
             return entry.secret.lease()
         self._misses += 1
@@ -231,7 +231,7 @@ class KeyCache:
 
     def _fresh(self, cache_key: CacheKey) -> _Entry | None:
         """The entry if it may still serve; an expired one is dropped (and wiped) here."""
-        entry = self._lru.get(cache_key)
+        entry = self._lru.peek(cache_key)
         if entry is None:
             return None
         too_old = self._clock.monotonic() - entry.loaded_at >= self._policy.max_age_seconds
@@ -272,10 +272,8 @@ class KeyCache:
     def _insert(self, cache_key: CacheKey, entry: _Entry) -> None:
         if cache_key in self._lru:
             self._drop(cache_key)
-        self._lru[cache_key] = entry
+        self._lru.put(cache_key, entry)  # past max_entries, the least recently used is _evicted
         self._by_age[cache_key] = entry
-        while len(self._lru) > self._policy.max_entries:
-            self._drop(next(iter(self._lru)))
         if not self._closed and (self._sweeper is None or self._sweeper.done()):
             self._sweeper = asyncio.create_task(self._sweep())
 
@@ -287,7 +285,9 @@ class KeyCache:
             self.purge_expired()
 
     def _drop(self, cache_key: CacheKey) -> None:
-        entry = self._lru.pop(cache_key)
+        self._evicted(cache_key, self._lru.pop(cache_key))
+
+    def _evicted(self, cache_key: CacheKey, entry: _Entry) -> None:
         del self._by_age[cache_key]
         entry.secret.wipe()
         self._evictions += 1

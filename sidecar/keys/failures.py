@@ -29,7 +29,7 @@ cannot grow memory without end.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -37,6 +37,7 @@ from typing import Protocol
 
 from sidecar.core.clock import Clock
 from sidecar.core.errors import Code, SidecarError
+from sidecar.core.lru import Lru
 from sidecar.keys.envelope import KeyRecordCorruptError
 
 
@@ -79,16 +80,16 @@ class _Tenant:
 class EnvelopeFailures:
     def __init__(self, policy: FailurePolicy, clock: Clock, observer: RefusalObserver | None = None) -> None:
         self._policy, self._clock, self._observer = policy, clock, observer
-        self._bad: OrderedDict[str, float] = OrderedDict()  # digest -> when it is forgotten
-        self._tenants: OrderedDict[str, _Tenant] = OrderedDict()
+        self._bad: Lru[str, float] = Lru(policy.max_remembered)  # digest -> when it is forgotten
+        self._tenants: Lru[str, _Tenant] = Lru(policy.max_tenants)
 
     def check_known(self, digest: str) -> None:
         """KeyRecordCorruptError, without a backend call, for an envelope that recently failed to open."""
-        forget_at = self._bad.get(digest)
+        forget_at = self._bad.peek(digest)
         if forget_at is None:
             return
         if forget_at <= self._clock.monotonic():
-            del self._bad[digest]
+            self._bad.pop(digest)
             return
         self._refused("known_bad")
         raise KeyRecordCorruptError(
@@ -123,20 +124,15 @@ class EnvelopeFailures:
         that expired: KEY_UNAVAILABLE) is counted, not remembered: the same envelope may open later."""
         now, p = self._clock.monotonic(), self._policy
         if damaged:
-            self._bad[digest] = now + p.remember_seconds
-            self._bad.move_to_end(digest)
-            while len(self._bad) > p.max_remembered:
-                self._bad.popitem(last=False)
+            self._bad.put(digest, now + p.remember_seconds)
         if tenant is not None:
             self._tenant(tenant).failures.append(now)
 
     def _tenant(self, tenant: str) -> _Tenant:
         state = self._tenants.get(tenant)
         if state is None:
-            state = self._tenants[tenant] = _Tenant(self._policy.max_per_tenant)
-        self._tenants.move_to_end(tenant)
-        while len(self._tenants) > self._policy.max_tenants:
-            self._tenants.popitem(last=False)
+            state = _Tenant(self._policy.max_per_tenant)
+            self._tenants.put(tenant, state)
         return state
 
     def _recent(self, state: _Tenant) -> int:

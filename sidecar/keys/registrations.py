@@ -16,12 +16,13 @@ user names cannot grow memory without end.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
 from sidecar.core.clock import Clock
 from sidecar.core.errors import Code, SidecarError
+from sidecar.core.lru import Lru
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ class Registrations:
         self, policy: RegistrationPolicy, clock: Clock, observer: RegistrationObserver | None = None
     ) -> None:
         self._policy, self._clock, self._observer = policy, clock, observer
-        self._seen: OrderedDict[tuple[str, ...], deque[float]] = OrderedDict()
+        self._seen: Lru[tuple[str, ...], deque[float]] = Lru(policy.max_owners)
 
     def admit(self, tenant: str, user: str) -> None:
         """Count one registration of (tenant, user), or KeyRegistrationLimitError when the user or the
@@ -75,10 +76,8 @@ class Registrations:
         """The owner's registrations still in the window (the oldest first)."""
         times = self._seen.get(owner)
         if times is None:
-            times = self._seen[owner] = deque(maxlen=most)
-        self._seen.move_to_end(owner)
-        while len(self._seen) > self._policy.max_owners:
-            self._seen.popitem(last=False)
+            times = deque(maxlen=most)
+            self._seen.put(owner, times)
         while times and times[0] <= now - self._policy.window_seconds:
             times.popleft()
         return times

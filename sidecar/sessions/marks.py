@@ -14,10 +14,10 @@ exchange's memory (never its answer), and a Switch ticketed in that window is SW
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Generic, TypeVar
 
 from sidecar.core.clock import Clock
+from sidecar.core.lru import Lru
 
 K = TypeVar("K")
 
@@ -25,7 +25,8 @@ K = TypeVar("K")
 class ClearMarks(Generic[K]):
     def __init__(self, bound: int, ttl_seconds: float, clock: Clock) -> None:
         self._bound, self._ttl, self._clock = max(1, bound), ttl_seconds, clock
-        self._marks: OrderedDict[K, tuple[float, int]] = OrderedDict()  # key -> (expires at, mark)
+        # key -> (expires at, mark), least recently put first
+        self._marks: Lru[K, tuple[float, int]] = Lru(self._bound, self._pushed_out)
         self.floor = 0  # the highest mark pushed out by the bound
 
     def __len__(self) -> int:
@@ -33,9 +34,9 @@ class ClearMarks(Generic[K]):
 
     def get(self, key: K) -> int:
         """The mark that holds for `key`: its own, or the floor, whichever is higher."""
-        entry = self._marks.get(key)
+        entry = self._marks.peek(key)
         if entry is not None and entry[0] <= self._clock.monotonic():
-            del self._marks[key]
+            self._marks.pop(key)
             entry = None
         return max(self.floor, entry[1] if entry is not None else 0)
 
@@ -46,12 +47,12 @@ class ClearMarks(Generic[K]):
         return mark
 
     def put(self, key: K, mark: int) -> None:
-        self._marks[key] = (self._clock.monotonic() + self._ttl, mark)
-        self._marks.move_to_end(key)
-        while len(self._marks) > self._bound:
-            _, (expires, dropped) = self._marks.popitem(last=False)
-            if expires > self._clock.monotonic():
-                self.lift(dropped)
+        self._marks.put(key, (self._clock.monotonic() + self._ttl, mark))
+
+    def _pushed_out(self, key: K, entry: tuple[float, int]) -> None:
+        expires, mark = entry
+        if expires > self._clock.monotonic():
+            self.lift(mark)
 
     def lift(self, mark: int) -> None:
         """A mark that can no longer be kept for its conversation holds for all of them."""

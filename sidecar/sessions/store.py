@@ -26,12 +26,13 @@ In memory, a clear drops the conversation's entry and leaves only a mark, kept a
 from __future__ import annotations
 
 import sys
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidecar.core.clock import Clock
+from sidecar.core.lru import Lru
 from sidecar.core.types import Message, Role
 from sidecar.sessions.marks import ClearMarks
 from sidecar.sessions.records import storable
@@ -196,8 +197,8 @@ class MemoryConversationStore:
 
     def __init__(self, policy: StorePolicy, clock: Clock) -> None:
         self._policy, self._clock = policy, clock
-        self._convs: OrderedDict[ConversationKey, _Conversation] = OrderedDict()
-        self._switches: OrderedDict[tuple[str, str], _Switches] = OrderedDict()
+        self._convs: Lru[ConversationKey, _Conversation] = Lru(policy.max_conversations, self._evicted)
+        self._switches: Lru[tuple[str, str], _Switches] = Lru(policy.max_conversations, self._switches_gone)
         self._size = 0  # the footprint of every history, summary and switch record held
         self._writes = 0
         self._marks = 0  # the last Switch ticket or clear handed out, for every conversation
@@ -230,25 +231,32 @@ class MemoryConversationStore:
         return self._marks
 
     def _live(self, key: ConversationKey) -> _Conversation | None:
-        conv = self._convs.get(key)
+        conv = self._convs.peek(key)
         if conv is not None and conv.expires_at <= self._clock.monotonic():
             self._forget(key)
             return None
         return conv
 
     def _forget(self, key: ConversationKey) -> None:
-        conv = self._convs.pop(key)
+        self._forgotten(key, self._convs.pop(key))
+
+    def _forgotten(self, key: ConversationKey, conv: _Conversation) -> None:
         self._size -= conv.size + conv.summary_size
 
     def _evict(self, key: ConversationKey) -> None:
-        """Drop a conversation for the bounds: its clear's and its Switch's marks then hold for every
+        self._evicted(key, self._convs.pop(key))
+
+    def _evicted(self, key: ConversationKey, conv: _Conversation) -> None:
+        """A conversation dropped for the bounds: its clear's and its Switch's marks then hold for every
         conversation with nothing stored (a turn or Switch of it in flight still loses to them)."""
-        conv = self._convs[key]
         self._cleared.lift(max(conv.epoch, conv.version))
-        self._forget(key)
+        self._forgotten(key, conv)
 
     def _forget_switches(self, owner: tuple[str, str]) -> None:
-        self._size -= self._switches.pop(owner).size
+        self._switches_gone(owner, self._switches.pop(owner))
+
+    def _switches_gone(self, owner: tuple[str, str], entry: _Switches) -> None:
+        self._size -= entry.size
 
     def _evict_others(self, key: ConversationKey | None, owner: tuple[str, str] | None) -> None:
         """While over `max_bytes`: drop the least recently written conversation or switch history,
@@ -276,11 +284,10 @@ class MemoryConversationStore:
         conv = self._live(key)
         if conv is None:
             mark = self._cleared.pop(key)  # a clear's mark (or the floor) carries over
-            conv = self._convs[key] = _Conversation(expires, version=mark, epoch=mark)
-            while len(self._convs) > self._policy.max_conversations:
-                self._evict(next(iter(self._convs)))
+            conv = _Conversation(expires, version=mark, epoch=mark)
+            self._convs.put(key, conv)  # past max_conversations the oldest goes to _evicted
         conv.expires_at, conv.written = expires, self._stamp()
-        self._convs.move_to_end(key)
+        self._convs.refresh(key)
         return conv
 
     async def snapshot(self, key: ConversationKey, *, history: bool) -> Snapshot:
@@ -367,15 +374,14 @@ class MemoryConversationStore:
     async def record_switch(self, tenant: str, user: str, record: SwitchRecord) -> None:
         owner = (tenant, user)
         expires = self._clock.monotonic() + self._policy.ttl_seconds
-        entry = self._switches.get(owner)
+        entry = self._switches.peek(owner)
         if entry is None or entry.expires_at <= self._clock.monotonic():
             if entry is not None:
                 self._forget_switches(owner)
-            entry = self._switches[owner] = _Switches(expires)
-            while len(self._switches) > self._policy.max_conversations:
-                self._forget_switches(next(iter(self._switches)))
+            entry = _Switches(expires)
+            self._switches.put(owner, entry)
         entry.expires_at, entry.written = expires, self._stamp()
-        self._switches.move_to_end(owner)
+        self._switches.refresh(owner)
         entry.records.appendleft(record)
         self._grow(entry, record_footprint(record))
         while len(entry.records) > self._policy.max_switch_history:
@@ -389,7 +395,7 @@ class MemoryConversationStore:
         self._size += size
 
     async def switches(self, tenant: str, user: str, conversation: str, limit: int) -> list[SwitchRecord]:
-        entry = self._switches.get((tenant, user))
+        entry = self._switches.peek((tenant, user))
         if entry is None or entry.expires_at <= self._clock.monotonic():
             return []
         found = (r for r in entry.records if not conversation or r.conversation_id == conversation)

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from sidecar.core.clock import Clock
+from sidecar.core.lru import Lru
 from sidecar.core.tasks import cancel_and_wait, detached
 
 FIRST_BACKOFF_SECONDS = 0.05
@@ -60,7 +60,7 @@ class PendingWrites(Generic[K, V]):
     ) -> None:
         self._clock, self._attempt, self._failures = clock, attempt, failures
         self._on_error, self._max = on_error, max_pending
-        self._pending: OrderedDict[K, _Entry[V]] = OrderedDict()
+        self._pending: Lru[K, _Entry[V]] = Lru(max_pending, on_evict=self._dropped)
         self._worker: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -73,14 +73,14 @@ class PendingWrites(Generic[K, V]):
         """Send the write as soon as the store answers (the first attempt starts at once); `until` is
         the monotonic time after which it no longer matters. A key added again replaces its write."""
         self._pending.pop(key, None)
-        self._pending[key] = _Entry(value, until, contextvars.copy_context())
-        while len(self._pending) > self._max:
-            _, dropped = self._pending.popitem(last=False)
-            full = TooManyPendingError(f"more than {self._max} pending writes; the oldest dropped")
-            dropped.context.run(self._on_error, full)
+        self._pending.put(key, _Entry(value, until, contextvars.copy_context()))
         self._idle.clear()
         if self._worker is None or self._worker.done():
             self._worker = detached(self._work())
+
+    def _dropped(self, key: K, dropped: _Entry[V]) -> None:
+        full = TooManyPendingError(f"more than {self._max} pending writes; the oldest dropped")
+        dropped.context.run(self._on_error, full)
 
     def store_answered(self) -> None:
         """The store answered another operation: a write backing off is tried again at once (after a
@@ -129,7 +129,7 @@ class PendingWrites(Generic[K, V]):
         """Try a batch of the oldest pending writes; False when the store failed them all."""
         now = self._clock.monotonic()
         for key in [key for key, entry in self._pending.items() if entry.until <= now]:
-            del self._pending[key]  # expired on the store by now: nothing is held any more
+            self._pending.pop(key)  # expired on the store by now: nothing is held any more
         batch = list(self._pending.items())[:BATCH]
         if not batch:
             return True
@@ -144,6 +144,6 @@ class PendingWrites(Generic[K, V]):
                 entry.reported = True
                 entry.context.run(self._on_error, exc)
             return False
-        if self._pending.get(key) is entry:  # not replaced by a newer write meanwhile
-            del self._pending[key]
+        if self._pending.peek(key) is entry:  # not replaced by a newer write meanwhile
+            self._pending.pop(key)
         return True
