@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from sidecar.config.telemetry import TracingConfig
+from sidecar.core.errors import SidecarError
 
 if TYPE_CHECKING:
     from opentelemetry import context as otel_context
@@ -70,12 +71,25 @@ class Tracing:
 
     @contextlib.contextmanager
     def span(self, name: str, attributes: Attributes | None = None) -> Iterator[trace.Span | None]:
-        """A child span around a block, current while the block runs; records an exception that escapes."""
+        """A child span around a block, current while the block runs. An exception that escapes marks
+        it failed by its classification only (`error.type`: the sidecar's reason, else the exception's
+        class), never by its text or stack: a key backend's or an upstream's raw error, and what it
+        chains, do not leave the process in a span (they may quote a credential)."""
         if self.tracer is None:
             yield None
             return
-        with self.tracer.start_as_current_span(name, attributes=attributes) as span:
-            yield span
+        with self.tracer.start_as_current_span(
+            name, attributes=attributes, record_exception=False, set_status_on_exception=False
+        ) as span:
+            try:
+                yield span
+            except Exception as exc:  # a cancellation is not the span's failure
+                from opentelemetry.trace import Status, StatusCode
+
+                kind = exc.reason if isinstance(exc, SidecarError) else type(exc).__name__
+                span.set_attribute("error.type", kind)
+                span.set_status(Status(StatusCode.ERROR, kind))
+                raise
 
     async def shutdown(self) -> None:
         """Flush the spans still batched on a worker thread (a collector that does not answer must

@@ -8,6 +8,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from sidecar.config.telemetry import TracingConfig
+from sidecar.core.errors import KeyBackendUnavailableError
 from sidecar.telemetry.tracing import Tracing, build_tracing, current, inject_trace_context
 
 
@@ -51,3 +52,27 @@ def test_otlp_without_its_extra_fails_clearly(monkeypatch: pytest.MonkeyPatch) -
 
 def test_disabled_is_the_default() -> None:
     assert Tracing.disabled().capture_content is False
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (RuntimeError("vault said: permission denied for token hvs.CANARY-7f3a9c2e1b"), "RuntimeError"),
+        (KeyBackendUnavailableError("key backend failed: hvs.CANARY-7f3a9c2e1b"), "KEY_BACKEND_UNAVAILABLE"),
+    ],
+)
+def test_a_failed_block_is_marked_by_its_classification_never_its_text(error: Exception, kind: str) -> None:
+    """A key backend's or an upstream's raw error (and what it chains) may quote a credential: the
+    span carries what kind of failure it was, not its message or stack."""
+    exporter = InMemorySpanExporter()
+    tracing = build_tracing(TracingConfig(enabled=True), exporters=(exporter,))
+    with pytest.raises(type(error)), tracing.span("sidecar.key.decrypt"):
+        try:
+            raise ValueError("inner: sk-CANARY-0123456789abcdef")
+        except ValueError as inner:
+            raise error from inner
+    (span,) = exporter.get_finished_spans()
+    exported = repr((span.attributes, span.events, span.status.description, span.to_json()))
+    assert "CANARY" not in exported
+    assert span.attributes is not None and span.attributes["error.type"] == kind
+    assert not span.status.is_ok and span.status.description == kind
