@@ -301,3 +301,22 @@ async def test_hostile_requests_to_the_cloud_wires_are_classified(
                 bad.append(f"{name} stream={stream}: not refused at the edge: {outcome}")
             report.append(f"{route} {name:32} stream={stream!s:5} {outcome}")
     assert not bad, "\n".join(bad) + "\n\nevery case:\n" + "\n".join(report)
+
+
+async def test_a_sigv4_refusal_is_told_in_words_not_masked_as_the_signature(
+    serve: Any, bedrock: StrictBedrock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the signature and the session token of a SigV4 request are secrets: the Authorization
+    header's public scope (Credential=, the date, the region, SignedHeaders) and X-Amz-Date are not,
+    so the error text keeps words they share ("credentials refused" read "c[redacted]s refused",
+    a region or date named by the upstream was masked)."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS[0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not/the+secret/the-upstream-knows")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEJr//////////wEaDP+session/token")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    s = await serve(config("http://127.0.0.1:1/v1beta", bedrock.url), {"GEMINI_KEY": "AIzaSyFuzz-0123456789"})
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await s.stub.Generate(generate_request(messages=[user("hello")], model="bed", **IDS), timeout=30)
+    assert bedrock.refusals == ["signature"]
+    assert (await rich(info.value)).reason == "PROVIDER_AUTH_FAILED"
+    assert info.value.details() == "upstream HTTP 403: credentials refused"
