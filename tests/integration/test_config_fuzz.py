@@ -125,3 +125,25 @@ def test_serve_with_a_vault_token_file_that_never_ends_exits_naming_it(tmp_path:
     assert result.returncode == 1
     assert "settings.keys.vault: /dev/zero: larger than 65536 bytes" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("content", [None, b"not a PEM bundle\n"], ids=["missing", "not PEM"])
+def test_serve_with_a_ca_file_it_cannot_load_exits_naming_it(tmp_path: Path, content: bytes | None) -> None:
+    """settings.http.ca_file was first read at the first HTTPS call: the sidecar served, and every
+    upstream failed as unavailable ('upstream connection failed (No such file or directory)'),
+    opening every breaker, the setting named nowhere."""
+    ca = tmp_path / "ca.pem"
+    if content is not None:
+        ca.write_bytes(content)
+    path = echo_config(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["settings"] = {
+        "listen": {"address": "127.0.0.1:0"},
+        "http": {"ca_file": str(ca)},
+        "telemetry": {"metrics": {"enabled": False}, "ledger": {"backend": "none"}},
+    }
+    path.write_text(yaml.safe_dump(raw))
+    result = run("serve", "--config", str(path), timeout=30)
+    assert result.returncode == 1, result.stderr[-500:]
+    assert f"settings.http.ca_file: {ca}: cannot load the CA bundle" in result.stderr
+    assert "Traceback" not in result.stderr
