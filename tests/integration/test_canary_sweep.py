@@ -31,6 +31,7 @@ import pytest
 import yaml
 from aiohttp import web
 
+from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar._gen.orchestrator.v1 import keys_pb2
 from tests.conftest import free_port, user
 from tests.support.api import Stubs, generate_request
@@ -131,7 +132,7 @@ def deployments(upstream: Hostile) -> dict[str, Any]:
 
 
 def routes() -> dict[str, Any]:
-    one = {"retry": {"max_attempts": 1}}
+    one = {"retry": {"max_attempts": 1}, "cache": {"enabled": True}}
     out = {f"r-{name}": {"deployments": [name], **one} for name in PROVIDERS}
     out |= {f"byok-{name}": {"deployments": [f"u-{name}"], "user_key": "required", **one} for name in BYOK}
     return out
@@ -197,6 +198,8 @@ async def drive(stub: Stubs, metadata: list[tuple[str, str]], key_refs: dict[str
                 tenant_id="acme",
                 user_id="alice",
                 conversation_id=f"c{n % 3}",
+                request_id=f"req-{n}-{stream}",  # answers and failures kept for a retry (Redis)
+                config=gen.GenerationConfig(temperature=0),  # answers cached (Redis)
                 **extra,
             )
             outcomes.append(
@@ -224,8 +227,6 @@ async def one_call(
 
 
 def _stream_request(request: Any) -> Any:
-    from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-
     return gen.StreamGenerateRequest(input=request.input)
 
 
