@@ -43,7 +43,10 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
         from sidecar.keys.redis_store import DEFAULT_PREFIX, RedisKeyStore
         from sidecar.keys.rotation import RedisRotationLock
 
-        endpoint = RedisEndpoint.of(k.redis_url, k.redis, cfg.secret, default_timeout=2.0)
+        try:
+            endpoint = RedisEndpoint.of(k.redis_url, k.redis, cfg.secret, default_timeout=2.0)
+        except RuntimeError as exc:  # a TLS file it cannot load
+            raise KeyBackendSetupError(f"settings.keys.{exc}") from None
         store = RedisKeyStore(RedisOps(endpoint, decode_responses=True, retries=1, clock=clock), clock)
         lock_ops = RedisOps(endpoint, decode_responses=True, clock=clock)
         lock = RedisRotationLock(lock_ops, prefix=DEFAULT_PREFIX)

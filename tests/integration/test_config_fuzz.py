@@ -147,3 +147,27 @@ def test_serve_with_a_ca_file_it_cannot_load_exits_naming_it(tmp_path: Path, con
     assert result.returncode == 1, result.stderr[-500:]
     assert f"settings.http.ca_file: {ca}: cannot load the CA bundle" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("which", ["ca_file", "cert_file"])
+def test_serve_with_redis_tls_files_it_cannot_load_exits_naming_them(tmp_path: Path, which: str) -> None:
+    """A Redis store's TLS files were first read at the first connection: with the quota store's CA
+    missing every reserve failed as 'unavailable (ConnectionError)', and quotas were not enforced
+    (on_store_error: fail_open), the file named nowhere."""
+    missing = tmp_path / f"missing-{which}.pem"
+    tls = (
+        {which: str(missing)} if which == "ca_file" else {"cert_file": str(missing), "key_file": str(missing)}
+    )
+    path = echo_config(
+        tmp_path, quota={"store": "redis", "redis_url": "rediss://127.0.0.1:1/0", "redis": {"tls": tls}}
+    )
+    raw = yaml.safe_load(path.read_text())
+    raw["settings"] = {
+        "listen": {"address": "127.0.0.1:0"},
+        "telemetry": {"metrics": {"enabled": False}, "ledger": {"backend": "none"}},
+    }
+    path.write_text(yaml.safe_dump(raw))
+    result = run("serve", "--config", str(path), timeout=30)
+    assert result.returncode == 1, result.stderr[-500:]
+    assert f"redis.tls: {missing}: cannot load" in result.stderr
+    assert "Traceback" not in result.stderr
