@@ -171,3 +171,27 @@ def test_serve_with_redis_tls_files_it_cannot_load_exits_naming_them(tmp_path: P
     assert result.returncode == 1, result.stderr[-500:]
     assert f"redis.tls: {missing}: cannot load" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("where", ["a directory", "not a database", "in a missing directory"])
+def test_serve_with_a_key_store_it_cannot_open_exits_naming_it(tmp_path: Path, where: str) -> None:
+    """settings.keys.store_path was first opened at the first key RPC: the sidecar served, and every
+    RegisterKey, ListKeys and user-key call failed INTERNAL / KEY_UNAVAILABLE, the setting named nowhere."""
+    store = {"a directory": tmp_path, "not a database": tmp_path / "garbage.db"}.get(
+        where, tmp_path / "no" / "such" / "keys.db"
+    )
+    (tmp_path / "garbage.db").write_bytes(b"this is not an SQLite database file, not at all" * 4)
+    kek = tmp_path / "kek"
+    assert run("keys", "new-kek", str(kek)).returncode == 0
+    path = echo_config(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["settings"] = {
+        "listen": {"address": "127.0.0.1:0"},
+        "keys": {"backend": "local", "local": {"kek_file": str(kek)}, "store_path": str(store)},
+        "telemetry": {"metrics": {"enabled": False}, "ledger": {"backend": "none"}},
+    }
+    path.write_text(yaml.safe_dump(raw))
+    result = run("serve", "--config", str(path), timeout=30)
+    assert result.returncode == 1, result.stderr[-500:]
+    assert f"settings.keys.store_path: {store}: cannot open" in result.stderr
+    assert "Traceback" not in result.stderr
