@@ -134,8 +134,9 @@ def test_an_image_that_is_not_what_the_caller_says_is_refused_naming_the_field(
         (png(300, 17), "image/png", (300, 17)),
         (JPEG_640X480, "image/jpeg", (640, 480)),
         (b"\x89PNG\r\n\x1a\nfake", "image/png", (200, 200)),  # a size the header does not hold: taken
+        (JPEG_640X480, "image/jpeg", (480, 640)),  # turned by its EXIF orientation, as a viewer shows it
     ],
-    ids=["png", "png sized", "png 300x17", "jpeg sized", "png cut short"],
+    ids=["png", "png sized", "png 300x17", "jpeg sized", "png cut short", "jpeg turned"],
 )
 def test_an_image_that_is_what_the_caller_says_is_taken(
     data: bytes, mime: str, size: tuple[int, int]
