@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
+from sidecar.api.image_header import Header, read_header
 from sidecar.api.tools import TOOL_NAME
 from sidecar.config.schema import RequestLimits
 from sidecar.core.types import Image, Message, Role, ThinkingBlock, ToolCall
@@ -228,6 +229,29 @@ def _data_url(url: str) -> bool:
         return False
 
 
+def _as_declared(image: gen.Image, at: str, bad: _Bad) -> None:
+    """The bytes are the declared type (every provider refuses one that is not, after the call was
+    reserved and sent), and of the declared size when the caller gave one and the header holds it
+    (the image's tokens are counted by it)."""
+    header = read_header(image.data)
+    if header is None:
+        bad.add(f"{at}.data", "not a PNG, JPEG, GIF or WebP image (by its first bytes)")
+    elif header.mime_type != image.mime_type:
+        bad.add(f"{at}.mime_type", f"the data is {header.mime_type}, not {image.mime_type}")
+    elif header.width and header.height and not _turned(image, header):
+        size = f"the image is {header.width} x {header.height} pixels (or leave width and height 0)"
+        if image.width not in (0, header.width):
+            bad.add(f"{at}.width", size)
+        if image.height not in (0, header.height):
+            bad.add(f"{at}.height", size)
+
+
+def _turned(image: gen.Image, header: Header) -> bool:
+    """The size given is the header's turned a quarter, as a viewer shows a JPEG by its EXIF
+    orientation (every provider's image-token rule counts both alike)."""
+    return (image.width, image.height) == (header.height, header.width)
+
+
 def _image(image: gen.Image, at: str, bad: _Bad) -> Image:
     kind = image.WhichOneof("source")
     if image.width < 0 or image.height < 0 or image.width > 100_000 or image.height > 100_000:
@@ -246,6 +270,8 @@ def _image(image: gen.Image, at: str, bad: _Bad) -> Image:
             bad.add(f"{at}.data", f"1 to {MAX_IMAGE_BYTES} bytes")
         if image.mime_type not in IMAGE_TYPES:
             bad.add(f"{at}.mime_type", f"one of {', '.join(IMAGE_TYPES)}")
+        elif image.data:
+            _as_declared(image, at, bad)
         return Image(data=image.data, mime_type=image.mime_type, width=image.width, height=image.height)
     bad.add(at, "set url or data")
     return Image()

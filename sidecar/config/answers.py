@@ -153,7 +153,7 @@ class AgentPolicy(ConfigModel):
     def _zone(cls, zone: str) -> str:
         try:
             ZoneInfo(zone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
             raise ValueError(f"unknown time zone {zone!r} (an IANA name such as Europe/Paris)") from None
         return zone
 

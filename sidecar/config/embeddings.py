@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from sidecar.config.model import MAX_PRICE_PER_MILLION, ConfigModel
+from sidecar.config.model import MAX_PRICE_PER_MILLION, ConfigModel, EndpointUrl
 from sidecar.config.providers import BedrockOptions, GeminiOptions
 from sidecar.config.secrets import SecretRef
 
@@ -24,7 +24,7 @@ class EmbeddingDeployment(ConfigModel):
 
     kind: EmbeddingKind = "local"
     model: str = Field(default=LOCAL_MODEL, min_length=1, max_length=256)
-    base_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    base_url: EndpointUrl | None = None
     api_key: SecretRef | None = None
     dimensions: int | None = Field(default=None, ge=1, le=65_536, description="ask for this many")
     price_per_million_tokens: float = Field(default=0.0, ge=0, le=MAX_PRICE_PER_MILLION)

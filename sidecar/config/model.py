@@ -30,3 +30,18 @@ def _port_in_range(address: str) -> str:
 
 # host:port of a listener; port 0 picks a free one.
 HostPort = Annotated[str, Field(pattern=r"^\S+:\d{1,5}$"), AfterValidator(_port_in_range)]
+
+
+def _endpoint_url(url: str) -> str:
+    """The prefix request paths are added to: no query or fragment (the path went after it: every
+    request to the wrong path) and no user:password (never sent, silently dropped)."""
+    authority = url.split("://", 1)[1].split("/", 1)[0]
+    if "@" in authority or "?" in url or "#" in url:
+        raise ValueError(
+            "an http(s) URL without a user:password, query or fragment (credentials go in api_key)"
+        )
+    return url
+
+
+# A provider's endpoint: requests go to this URL followed by their path.
+EndpointUrl = Annotated[str, Field(pattern=r"^https?://\S+$"), AfterValidator(_endpoint_url)]

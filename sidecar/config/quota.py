@@ -159,7 +159,7 @@ class QuotaPolicy(ConfigModel):
     def _known_zone(cls, zone: str) -> str:
         try:
             zoneinfo.ZoneInfo(zone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
             raise ValueError(f"unknown time zone {zone!r} (an IANA name such as Europe/Berlin)") from None
         return zone
 

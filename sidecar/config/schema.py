@@ -24,6 +24,7 @@ from sidecar.config.model import (
     MAX_OUTPUT_TOKENS,
     MAX_PRICE_PER_MILLION,
     ConfigModel,
+    EndpointUrl,
     HostPort,
 )
 from sidecar.config.personas import PersonasConfig
@@ -187,7 +188,7 @@ class CapabilityOverrides(ConfigModel):
 class DeploymentConfig(ConfigModel):
     provider: ProviderKind
     model: str = Field(min_length=1, max_length=256)
-    base_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    base_url: EndpointUrl | None = None
     api_key: SecretRef | None = None
     price: PriceConfig = PriceConfig()
     context_window: int = Field(default=128_000, ge=1, le=MAX_CONTEXT_TOKENS)

@@ -3,6 +3,8 @@ imported only when configured), the encrypted key store, the decrypted-key cache
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sidecar.config.schema import Config
@@ -13,7 +15,7 @@ from sidecar.keys.failures import EnvelopeFailures, FailurePolicy
 from sidecar.keys.registrations import RegistrationPolicy, Registrations
 from sidecar.keys.rotation import Rotation, RotationLock, SqliteRotationLock
 from sidecar.keys.service import KeyService
-from sidecar.keys.store import KeyStore, SqliteKeyStore
+from sidecar.keys.store import KeyStore, SqliteKeyStore, open_once
 from sidecar.stores.redis import RedisEndpoint, RedisOps
 
 if TYPE_CHECKING:
@@ -43,11 +45,15 @@ def build_keys(cfg: Config, clock: Clock, telemetry: Telemetry | None = None) ->
         from sidecar.keys.redis_store import DEFAULT_PREFIX, RedisKeyStore
         from sidecar.keys.rotation import RedisRotationLock
 
-        endpoint = RedisEndpoint.of(k.redis_url, k.redis, cfg.secret, default_timeout=2.0)
+        try:
+            endpoint = RedisEndpoint.of(k.redis_url, k.redis, cfg.secret, default_timeout=2.0)
+        except RuntimeError as exc:  # a TLS file it cannot load
+            raise KeyBackendSetupError(f"settings.keys.{exc}") from None
         store = RedisKeyStore(RedisOps(endpoint, decode_responses=True, retries=1, clock=clock), clock)
         lock_ops = RedisOps(endpoint, decode_responses=True, clock=clock)
         lock = RedisRotationLock(lock_ops, prefix=DEFAULT_PREFIX)
     else:
+        _check_sqlite_store(k.store_path)
         store = SqliteKeyStore(k.store_path, clock)
         lock = SqliteRotationLock(k.store_path, clock)
     rotation = Rotation(store, backend, lock, clock=clock, per_second=k.rotation_per_second)
@@ -100,3 +106,15 @@ def _key_backend(cfg: Config, clock: Clock, telemetry: Telemetry | None) -> KeyB
             renewal_observer=None if telemetry is None else telemetry.metrics,
         )
     return None
+
+
+def _check_sqlite_store(path: Path) -> None:
+    """Open the key store once at start (creating it, as its first use would): a path it cannot open
+    (a directory, a file that is no database, a missing directory) is a KeyBackendSetupError naming
+    the setting. It was first opened at the first key RPC, so the sidecar served and every key call
+    failed INTERNAL / KEY_UNAVAILABLE."""
+    try:
+        open_once(path)
+    except (sqlite3.Error, OSError, RuntimeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise KeyBackendSetupError(f"settings.keys.store_path: {path}: cannot open ({why})") from None

@@ -197,6 +197,12 @@ def sqlite_failure(exc: sqlite3.Error | OSError) -> SidecarError:
     return KeyDecryptError(f"the key store (SQLite) failed: {why}", metadata={"storeError": kind})
 
 
+def open_once(path: str | Path) -> None:
+    """Open the store's file as its first use would (creating it and its schema), and close it:
+    sqlite3.Error, OSError or RuntimeError (a newer schema) when it cannot be used."""
+    _open(str(path)).close()
+
+
 def _open(path: str) -> sqlite3.Connection:
     create_owner_only(path)
     conn = sqlite3.connect(path, timeout=5.0)

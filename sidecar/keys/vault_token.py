@@ -35,6 +35,7 @@ from sidecar.core.clock import Clock
 _log = logging.getLogger("sidecar.keys")
 
 RENEW_AT = 2 / 3  # of the token's TTL
+MAX_TOKEN_FILE_BYTES = 64 * 1024  # a Vault token is a few hundred bytes; a batch token a few KiB
 FIRST_RETRY_SECONDS = 1.0
 MAX_RETRY_SECONDS = 30.0
 # A renewal that moves the expiry by less than this (or a tenth of the TTL) has hit the max TTL.
@@ -159,9 +160,20 @@ class TokenFile:
         self._seen: tuple[int, int, int] | None = None
 
     def read(self) -> str:
-        """The token; OSError when the file cannot be read, ValueError when it is empty."""
+        """The token; OSError when the file cannot be read, ValueError when it is empty, larger
+        than any token (read no further: a device that never ends) or not text. Messages name the
+        file, never its content."""
         stamp = self._stamp()
-        token = self._path.read_text().strip()
+        with self._path.open("rb") as file:
+            raw = file.read(MAX_TOKEN_FILE_BYTES + 1)
+        if len(raw) > MAX_TOKEN_FILE_BYTES:
+            raise ValueError(f"{self._path}: larger than {MAX_TOKEN_FILE_BYTES} bytes: not a Vault token")
+        try:
+            token = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise ValueError(f"{self._path}: not UTF-8 text: not a Vault token") from None
+        if not token.isprintable() or any(c.isspace() for c in token):
+            raise ValueError(f"{self._path}: whitespace or a control character inside: not one Vault token")
         if not token:
             raise ValueError(f"{self._path}: the Vault token file is empty")
         self._seen = stamp

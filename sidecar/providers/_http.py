@@ -28,7 +28,7 @@ from sidecar.core.errors import (
 )
 from sidecar.core.outcome import UpstreamWaits
 from sidecar.providers import http1
-from sidecar.providers.http_pool import Http1Client, PoolBusy, PoolLimits
+from sidecar.providers.http_pool import Http1Client, PoolBusy, PoolLimits, tls_context
 from sidecar.providers.sse import SseDecoder, SseEvent
 from sidecar.providers.upstream_errors import RetryAfterPolicy, credentials_of, error_body, status_error
 from sidecar.telemetry.tracing import inject_trace_context
@@ -95,6 +95,8 @@ class HttpClient:
         self._clock = clock
         self._pool: Http1Client | None = None
         self._retry_after = RetryAfterPolicy(settings.max_retry_after_seconds, clock)
+        # a bundle it cannot load fails start-up, naming the setting, not every HTTPS call
+        self._tls = tls_context(settings.ca_file) if settings.ca_file is not None else None
 
     def _client(self) -> Http1Client:
         if self._pool is None:  # made on first use: it needs the running loop
@@ -104,7 +106,7 @@ class HttpClient:
                 keepalive_seconds=self._settings.keepalive_seconds,
                 connect_seconds=self._settings.connect_timeout_seconds,
             )
-            self._pool = Http1Client(limits, self._clock, ca_file=self._settings.ca_file)
+            self._pool = Http1Client(limits, self._clock, ca_file=self._settings.ca_file, tls=self._tls)
         return self._pool
 
     @property

@@ -17,6 +17,21 @@ from sidecar.core.errors import ProviderAuthError, ProviderUnavailableError
 from sidecar.providers.tokens import SingleFlight
 
 
+def signed_secrets(headers: Mapping[str, str]) -> list[str]:
+    """What a SigV4-signed request carries that is secret: the signature and the session token.
+    The rest of its Authorization header (the access key id's scope: the date, region and service,
+    and SignedHeaders) and X-Amz-Date are public; masked as secrets, they masked words an error
+    shares with them ("credentials refused" read "c[redacted]s refused")."""
+    out: list[str] = []
+    for name, value in headers.items():
+        key = name.lower()
+        if key == "x-amz-security-token":
+            out.append(value)
+        elif key == "authorization" and value.startswith("AWS4-HMAC-SHA256 "):
+            out += [part.strip()[len("Signature=") :] for part in value.split(",") if "Signature=" in part]
+    return out
+
+
 class AwsSigner:
     """Signs requests for one AWS service and region."""
 

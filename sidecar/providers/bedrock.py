@@ -32,7 +32,7 @@ from sidecar.core.errors import (
 )
 from sidecar.core.types import Chunk, Secret
 from sidecar.providers._http import HttpClient, Progress, Timeouts
-from sidecar.providers.aws_auth import AwsSigner
+from sidecar.providers.aws_auth import AwsSigner, signed_secrets
 from sidecar.providers.base import (
     PROBE_MAX_BODY_BYTES,
     ProviderRequest,
@@ -190,9 +190,9 @@ class BedrockProvider:
                 async for chunk in chunks:
                     yield chunk
         except ProviderError as err:  # its text may quote the request back: never the credential
-            scrub_credentials(
-                err, credentials_in(headers, {"accept": accept, "content-type": "application/json"})
-            )
+            public = {"accept": accept, "content-type": "application/json"}
+            signed = self._signer is not None and req.api_key is None and self._api_key is None
+            scrub_credentials(err, signed_secrets(headers) if signed else credentials_in(headers, public))
             raise
 
     async def _headers(

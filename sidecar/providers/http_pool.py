@@ -46,14 +46,31 @@ class PoolLimits:
     connect_seconds: float
 
 
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """The client TLS context: the system's trust store, or the CAs of `ca_file`. A bundle that
+    cannot be loaded is a RuntimeError naming settings.http.ca_file (serve checks it at start)."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        why = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or type(exc).__name__
+        raise RuntimeError(f"settings.http.ca_file: {ca_file}: cannot load the CA bundle ({why})") from None
+
+
 class Http1Client:
     """The pool: idle connections per origin, in-use limits, connecting on demand."""
 
-    def __init__(self, limits: PoolLimits, clock: Clock, *, ca_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        limits: PoolLimits,
+        clock: Clock,
+        *,
+        ca_file: Path | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._limits = limits
         self._clock = clock
         self._ca_file = ca_file
-        self._tls: ssl.SSLContext | None = None
+        self._tls: ssl.SSLContext | None = tls  # else made at the first https connection
         self._idle: dict[Origin, list[Connection]] = {}
         self._open: set[Connection] = set()
         self._total = asyncio.Semaphore(limits.max_connections)
@@ -190,7 +207,7 @@ class Http1Client:
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
-            self._tls = ssl.create_default_context(cafile=str(self._ca_file) if self._ca_file else None)
+            self._tls = tls_context(self._ca_file)
         return self._tls
 
     def give_back(self, connection: Connection) -> None:

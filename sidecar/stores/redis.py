@@ -85,6 +85,8 @@ class RedisEndpoint:
         default_timeout: float,
     ) -> RedisEndpoint:
         tls = options.tls
+        if tls is not None:
+            _check_tls_files(tls.ca_file, tls.cert_file, tls.key_file)
         return cls(
             url=url,
             username=options.username,
@@ -97,6 +99,24 @@ class RedisEndpoint:
             timeout=options.timeout_seconds or default_timeout,
             max_connections=options.max_connections,
         )
+
+
+def _check_tls_files(ca_file: Path | None, cert_file: Path | None, key_file: Path | None) -> None:
+    """Load a store's TLS files once when the store is built (serve's start): one that cannot be
+    loaded is a RuntimeError naming it. They were first read at the first connection, so every store
+    operation failed as 'unavailable (ConnectionError)' and a quota store's failures let calls
+    through (on_store_error: fail_open), the file named nowhere."""
+    import ssl
+
+    path = ca_file
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        if cert_file is not None:
+            path = cert_file
+            context.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        why = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or type(exc).__name__
+        raise RuntimeError(f"redis.tls: {path}: cannot load ({why})") from None
 
 
 def connect(endpoint: RedisEndpoint, *, decode_responses: bool = False, retries: int = 0) -> Redis:
