@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
-from sidecar.api.image_header import Header, read_header
 from sidecar.api.tools import TOOL_NAME
 from sidecar.config.schema import RequestLimits
+from sidecar.core.image_header import Header, read_header
 from sidecar.core.types import Image, Message, Role, ThinkingBlock, ToolCall
 
 MAX_CONTENT_PARTS = 64

@@ -18,9 +18,9 @@ import dataclasses
 from base64 import b64decode
 from dataclasses import dataclass
 
+from sidecar.core.image_header import HEAD_BYTES, read_header
 from sidecar.core.types import GenerationParams, Image, Message
 from sidecar.providers.base import Capabilities
-from sidecar.providers.image_size import HEAD_BYTES, dimensions
 
 # The images a deployment cannot take that its reasons list one by one; the rest are counted.
 MAX_LISTED_IMAGES = 2
@@ -152,14 +152,19 @@ def pixels(image: Image) -> tuple[int, int]:
     if image.width > 0 and image.height > 0:
         return image.width, image.height
     if image.data:
-        return dimensions(image.data[:HEAD_BYTES])
+        return _dimensions(image.data[:HEAD_BYTES])
     head, _, payload = image.url.partition(",")
     if not (image.url.startswith("data:") and head.endswith(";base64")):
         return 0, 0
     try:
-        return dimensions(b64decode(payload[: HEAD_BYTES // 3 * 4], validate=True))
+        return _dimensions(b64decode(payload[: HEAD_BYTES // 3 * 4], validate=True))
     except binascii.Error:
         return 0, 0
+
+
+def _dimensions(head: bytes) -> tuple[int, int]:
+    header = read_header(head)
+    return (header.width, header.height) if header is not None else (0, 0)
 
 
 def _format_and_size(image: Image) -> tuple[str, int]:

@@ -13,10 +13,10 @@ import pytest
 
 from sidecar._gen.orchestrator.v1 import generate_pb2 as gen
 from sidecar.api.convert import credentials_from, to_call
-from sidecar.api.image_header import Header, read_header
 from sidecar.config.schema import RequestLimits
 from sidecar.core.clock import Deadline, FakeClock
 from sidecar.core.errors import InvalidRequestError
+from sidecar.core.image_header import Header, read_header
 from sidecar.core.outcome import Outcome
 from tests.unit.api.test_convert import TIERS
 

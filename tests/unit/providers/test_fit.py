@@ -9,14 +9,19 @@ import struct
 import pytest
 
 from sidecar.config.schema import DeploymentConfig
+from sidecar.core.image_header import MAX_MARKERS, read_header
 from sidecar.core.types import GenerationParams, Image, Message, Role
 from sidecar.providers import anthropic, bedrock_wire, gemini_wire
 from sidecar.providers.base import IMAGE_FORMATS, Capabilities
 from sidecar.providers.fit import MESSAGE_BYTES, Misfit, missing, needs, refusal, request_bytes
-from sidecar.providers.image_size import MAX_MARKERS, dimensions
 
 CAPS = Capabilities(True, True, True, 1000, images=True)
 SMALL = dataclasses.replace(CAPS, image_formats=frozenset({"image/png"}), max_image_bytes=10)
+
+
+def dimensions(head: bytes) -> tuple[int, int]:
+    header = read_header(head)
+    return (header.width, header.height) if header is not None else (0, 0)
 
 
 def test_an_images_format_and_size_from_bytes_or_a_data_url() -> None:

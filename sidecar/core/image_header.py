@@ -2,14 +2,17 @@
 header (PNG IHDR, GIF logical screen, WebP VP8/VP8L/VP8X, JPEG start-of-frame), read within the
 bytes given, never decoding the picture. The edge checks a caller's `mime_type`, `width` and
 `height` against them: each provider refuses an image whose type is not the declared one, and the
-size is what the image's tokens are counted by."""
+size is what the image's tokens are counted by; the capability fit checks it against each
+deployment's limit on an image's side. Bounded: at most HEAD_BYTES are worth giving it, and a JPEG's
+markers are walked at most MAX_MARKERS at a time (a hostile file of 2-byte markers costs a step each)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 _JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOFn; not DHT, JPG, DAC
-_JPEG_SCAN_LIMIT = 1024 * 1024  # a start-of-frame past this many bytes of markers: size unknown
+HEAD_BYTES = 256 * 1024  # a JPEG's frame header may follow EXIF and ICC segments (64 KiB each)
+MAX_MARKERS = 256  # fill bytes counted: a real file's frame header comes after a few dozen at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +62,10 @@ def _webp(data: bytes) -> Header:
 
 def _jpeg(data: bytes) -> Header:
     """The size in the first start-of-frame segment, walking the markers before it."""
-    at, end = 2, min(len(data), _JPEG_SCAN_LIMIT)
-    while at + 4 <= end:
+    at, end = 2, min(len(data), HEAD_BYTES)
+    for _ in range(MAX_MARKERS):
+        if at + 4 > end:
+            break
         if data[at] != 0xFF:
             break
         marker = data[at + 1]
