@@ -60,6 +60,7 @@ def build_telemetry(
         capture_content=settings.capture_content.spans,
         exporters=span_exporters,
         signals=metrics,
+        clock=clock,
     )
     return Telemetry(
         metrics=metrics,

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from sidecar.core.clock import Clock
 
 _log = logging.getLogger("sidecar.tracing")
 # The loggers the OTLP/HTTP exporter writes a line per failed batch and per retry to.
@@ -99,8 +100,8 @@ class BoundedBatchProcessor(BatchSpanProcessor):
 
 
 class CountingExporter(SpanExporter):
-    def __init__(self, inner: SpanExporter, signals: SpanSignals, *, queue_size: int) -> None:
-        self._inner, self._signals = inner, signals
+    def __init__(self, inner: SpanExporter, signals: SpanSignals, *, queue_size: int, clock: Clock) -> None:
+        self._inner, self._signals, self._clock = inner, signals, clock  # its monotonic() is thread-safe
         self.backlog = SpanBacklog(queue_size)
         self._failing = False
         self._dropped = 0  # spans of failed exports since the episode began
@@ -113,7 +114,7 @@ class CountingExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.backlog.taken(len(spans))
-        if self._deadline is not None and time.monotonic() >= self._deadline:
+        if self._deadline is not None and self._clock.monotonic() >= self._deadline:
             self._signals.spans_dropped("shutdown", len(spans))
             return SpanExportResult.FAILURE
         self._exporting, self._said = threading.get_ident(), None
@@ -141,7 +142,7 @@ class CountingExporter(SpanExporter):
 
     def shutdown_within(self, seconds: float) -> None:
         """From now, batches not started within `seconds` are dropped (counted), not exported."""
-        self._deadline = time.monotonic() + seconds
+        self._deadline = self._clock.monotonic() + seconds
 
     def shutdown(self) -> None:
         for name in EXPORTER_LOGGERS:

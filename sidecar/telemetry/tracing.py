@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from sidecar.config.telemetry import TracingConfig
+from sidecar.core.clock import Clock, SystemClock
 from sidecar.core.errors import SidecarError
 
 if TYPE_CHECKING:
@@ -148,9 +149,11 @@ def build_tracing(
     capture_content: bool = False,
     exporters: tuple[Any, ...] = (),
     signals: SpanSignals | None = None,
+    clock: Clock | None = None,
 ) -> Tracing:
     """The configured tracing; `exporters` are extra SpanExporters (tests pass an in-memory one);
-    `signals` count the spans exported and dropped (telemetry.metrics.Metrics)."""
+    `signals` count the spans exported and dropped (telemetry.metrics.Metrics); `clock` times the
+    shutdown's one export timeout."""
     if not config.enabled:
         return Tracing.disabled()
     from opentelemetry.sdk.resources import Resource
@@ -175,7 +178,7 @@ def build_tracing(
         timeout = config.export_timeout_seconds
         counted = signals or NoSignals()
         inner = OTLPSpanExporter(endpoint=config.otlp_endpoint, timeout=timeout)
-        export = CountingExporter(inner, counted, queue_size=SPAN_QUEUE_SIZE)
+        export = CountingExporter(inner, counted, queue_size=SPAN_QUEUE_SIZE, clock=clock or SystemClock())
         provider.add_span_processor(
             BoundedBatchProcessor(
                 export, counted, max_queue_size=SPAN_QUEUE_SIZE, export_timeout_millis=timeout * 1000
