@@ -35,7 +35,6 @@ from sidecar.providers.base import (
     Capabilities,
     HttpProvider,
     ProviderRequest,
-    StreamEvent,
     WireFormat,
     answer_string,
     max_tokens_sent,
@@ -44,6 +43,7 @@ from sidecar.providers.base import (
 )
 from sidecar.providers.finish import unknown_finish
 from sidecar.providers.gemini_wire import is_gemini_block
+from sidecar.providers.stream import StreamEvent
 from sidecar.providers.upstream_errors import redact
 
 STOP_REASONS = {

@@ -37,13 +37,12 @@ from sidecar.providers.base import (
     PROBE_MAX_BODY_BYTES,
     ProviderRequest,
     credentials_in,
-    parse_answer,
     scrub_credentials,
-    stream_chunks,
     wire_body,
 )
 from sidecar.providers.bedrock_answer import EventMessage, StreamParser, parse_response, parse_usage
 from sidecar.providers.bedrock_wire import CONTINUED, answer_tool, capabilities, to_wire
+from sidecar.providers.stream import parse_answer, stream_chunks
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 __all__ = ["CONTINUED", "EventMessage", "StreamParser", "parse_response", "parse_usage", "to_wire"]

@@ -33,8 +33,9 @@ from sidecar.core.errors import (
 )
 from sidecar.core.types import Chunk, FinishReason, ThinkingBlock, ToolCallDelta, Usage
 from sidecar.providers._http import decode_json
-from sidecar.providers.base import StreamEvent, answer_string, token_count
+from sidecar.providers.base import answer_string, token_count
 from sidecar.providers.finish import unknown_finish
+from sidecar.providers.stream import StreamEvent
 from sidecar.providers.upstream_errors import redact
 
 STOP_REASONS = {

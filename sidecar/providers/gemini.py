@@ -25,16 +25,11 @@ from sidecar.core.errors import (
 from sidecar.core.types import Chunk, FinishReason, ThinkingBlock, ToolCallDelta, Usage
 from sidecar.providers import gemini_wire
 from sidecar.providers._http import HttpClient, Timeouts, decode_json
-from sidecar.providers.base import (
-    HttpProvider,
-    ProviderRequest,
-    StreamEvent,
-    WireFormat,
-    token_count,
-)
+from sidecar.providers.base import HttpProvider, ProviderRequest, WireFormat, token_count
 from sidecar.providers.finish import unknown_finish
 from sidecar.providers.gemini_wire import to_wire
 from sidecar.providers.sse import SseEvent
+from sidecar.providers.stream import StreamEvent
 from sidecar.providers.tokens import TokenSource
 from sidecar.providers.upstream_errors import redact
 

@@ -26,14 +26,9 @@ from sidecar.core.types import (
     Usage,
 )
 from sidecar.providers._http import HttpClient, decode_json
-from sidecar.providers.base import (
-    HttpProvider,
-    ProviderRequest,
-    StreamEvent,
-    WireFormat,
-    token_count,
-)
+from sidecar.providers.base import HttpProvider, ProviderRequest, WireFormat, token_count
 from sidecar.providers.finish import unknown_finish
+from sidecar.providers.stream import StreamEvent
 from sidecar.providers.tool_arguments import as_text
 from sidecar.providers.upstream_errors import redact
 

@@ -8,8 +8,9 @@ from sidecar.config.schema import DeploymentConfig
 from sidecar.core.errors import ProviderRateLimitedError, ProviderRejectedError, ProviderUnavailableError
 from sidecar.core.types import FinishReason, GenerationParams, Message, Role, Usage
 from sidecar.providers import anthropic
-from sidecar.providers.base import ProviderRequest, StreamAssembler
+from sidecar.providers.base import ProviderRequest
 from sidecar.providers.sse import SseDecoder
+from sidecar.providers.stream import StreamAssembler
 from tests.support.upstream import fixture
 
 DEPLOYMENT = DeploymentConfig(provider="anthropic", model="claude-haiku-4-5", default_max_tokens=333)

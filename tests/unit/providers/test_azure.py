@@ -5,8 +5,9 @@ import json
 from sidecar.config.schema import DeploymentConfig
 from sidecar.core.types import FinishReason, GenerationParams, Message, Role, Usage
 from sidecar.providers import azure, openai
-from sidecar.providers.base import ProviderRequest, StreamAssembler
+from sidecar.providers.base import ProviderRequest
 from sidecar.providers.sse import SseDecoder
+from sidecar.providers.stream import StreamAssembler
 from tests.support.upstream import fixture
 
 DEPLOYMENT = DeploymentConfig(

@@ -10,8 +10,8 @@ from sidecar.core.clock import FakeClock
 from sidecar.core.errors import ProviderUnavailableError
 from sidecar.core.types import Chunk, FinishReason, Usage
 from sidecar.providers import openai
-from sidecar.providers.base import stream_chunks
 from sidecar.providers.sse import SseDecoder, SseEvent
+from sidecar.providers.stream import stream_chunks
 from tests.support.upstream import fixture, sse_events
 
 

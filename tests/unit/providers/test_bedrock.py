@@ -16,7 +16,8 @@ from sidecar.core.errors import (
 )
 from sidecar.core.types import FinishReason, GenerationParams, Message, Role, ToolSpec, Usage
 from sidecar.providers import bedrock, bedrock_wire
-from sidecar.providers.base import ProviderRequest, StreamAssembler
+from sidecar.providers.base import ProviderRequest
+from sidecar.providers.stream import StreamAssembler
 from tests.support.eventstream import converse_stream, event, exception, frame, split_frames
 from tests.support.upstream import fixture
 

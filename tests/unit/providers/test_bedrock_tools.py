@@ -27,8 +27,9 @@ from sidecar.core.types import (
     ToolSpec,
 )
 from sidecar.providers import bedrock, bedrock_wire, registry
-from sidecar.providers.base import ProviderRequest, StreamAssembler
+from sidecar.providers.base import ProviderRequest
 from sidecar.providers.fit import needs
+from sidecar.providers.stream import StreamAssembler
 from tests.support.bedrock import check_converse
 from tests.support.eventstream import event, tool_use_stream
 

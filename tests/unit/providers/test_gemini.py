@@ -15,8 +15,9 @@ from sidecar.core.errors import (
 )
 from sidecar.core.types import FinishReason, GenerationParams, Message, Role, Usage
 from sidecar.providers import gemini, gemini_wire
-from sidecar.providers.base import ProviderRequest, StreamAssembler
+from sidecar.providers.base import ProviderRequest
 from sidecar.providers.sse import SseDecoder
+from sidecar.providers.stream import StreamAssembler
 from tests.support.gemini import request_problems
 from tests.support.upstream import fixture
 

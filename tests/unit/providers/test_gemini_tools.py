@@ -25,8 +25,9 @@ from sidecar.core.types import (
     Usage,
 )
 from sidecar.providers import gemini, gemini_wire
-from sidecar.providers.base import Capabilities, ProviderRequest, StreamAssembler, wire_body
+from sidecar.providers.base import Capabilities, ProviderRequest, wire_body
 from sidecar.providers.sse import SseDecoder, SseEvent
+from sidecar.providers.stream import StreamAssembler
 from tests.support.gemini import request_problems
 from tests.support.upstream import fixture
 

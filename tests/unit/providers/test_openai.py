@@ -14,8 +14,9 @@ from sidecar.core.errors import (
 )
 from sidecar.core.types import FinishReason, GenerationParams, Message, Role, Usage
 from sidecar.providers import openai
-from sidecar.providers.base import ProviderRequest, StreamAssembler
+from sidecar.providers.base import ProviderRequest
 from sidecar.providers.sse import SseDecoder
+from sidecar.providers.stream import StreamAssembler
 from tests.support.upstream import fixture
 
 DEPLOYMENT = DeploymentConfig(provider="openai", model="gpt-4o-mini")

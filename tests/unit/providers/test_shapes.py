@@ -18,8 +18,8 @@ import pytest
 
 from sidecar.core.errors import ProviderError, ProviderMalformedError
 from sidecar.providers import anthropic, bedrock, gemini, openai
-from sidecar.providers.base import parse_answer
 from sidecar.providers.sse import SseDecoder, SseEvent
+from sidecar.providers.stream import parse_answer
 from tests.support.upstream import fixture
 
 WRONG: tuple[Any, ...] = (None, "x", 1, -1, 1.5, True, [], ["x"], {}, {"a": 1}, [{}])

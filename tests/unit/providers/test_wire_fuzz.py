@@ -17,8 +17,8 @@ from sidecar.core.errors import ProviderError
 from sidecar.core.types import Chunk, FinishReason, ToolCallDelta
 from sidecar.providers import bedrock, gemini
 from sidecar.providers._http import decode_json
-from sidecar.providers.base import StreamAssembler, parse_answer
 from sidecar.providers.sse import SseEvent
+from sidecar.providers.stream import StreamAssembler, parse_answer
 from tests.support import eventstream
 from tests.support.wire_fuzz import assembled, check_calls, check_chunk, check_usage, mutated, wire_text
 
