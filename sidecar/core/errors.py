@@ -253,9 +253,16 @@ class KeyBackendUnavailableError(SidecarError):
 
 
 class ProviderError(SidecarError):
+    """A provider's failure. `retryable`: another attempt (here or on the next deployment) may
+    answer. `deployment_fault`: the failure says the deployment is unhealthy, so it counts against
+    its breaker and becomes its last error; False when the call itself caused it (a request the
+    upstream refused, output the model wrote wrong), which one tenant can cause at will and must not
+    take a deployment shared by every tenant out of service."""
+
     code = Code.UNAVAILABLE
     reason = "PROVIDER_UNAVAILABLE"
     retryable = True
+    deployment_fault: ClassVar[bool] = True
 
 
 class ProviderUnavailableError(ProviderError):
@@ -287,6 +294,17 @@ class ProviderMalformedError(ProviderError):
     reason = "PROVIDER_BAD_RESPONSE"
 
 
+class ModelOutputError(ProviderMalformedError):
+    """A well-formed answer whose content the model wrote wrong or past the sidecar's bounds: a
+    function call the provider itself calls malformed (Gemini's MALFORMED_FUNCTION_CALL, Converse's
+    malformed_tool_use), more tool calls or longer or deeper arguments than the sidecar takes. The
+    call's prompt and tools caused it: the route falls back to its next deployment (not retried on
+    this one), and neither the breaker nor the deployment's health counts it."""
+
+    reason = "MODEL_OUTPUT_UNUSABLE"
+    deployment_fault = False
+
+
 class ProviderAuthError(ProviderError):
     """The upstream refused our credentials: our misconfiguration, so the next deployment is tried."""
 
@@ -300,6 +318,7 @@ class ProviderRejectedError(ProviderError):
     code = Code.INVALID_ARGUMENT
     reason = "PROVIDER_REJECTED"
     retryable = False
+    deployment_fault = False
 
 
 # Persona and session errors: raised by sidecar/personas and sidecar/sessions.

@@ -40,6 +40,7 @@ from sidecar.core.errors import (
     CircuitOpenError,
     DeadlineExceededError,
     FirstTokenTimeoutError,
+    ModelOutputError,
     ProviderAuthError,
     ProviderError,
     ProviderRateLimitedError,
@@ -270,6 +271,8 @@ class RouteLayer:
             err, ProviderRateLimitedError | ProviderAuthError | CircuitOpenError | FirstTokenTimeoutError
         ):
             return False  # this deployment will not do better soon: fall back instead
+        if isinstance(err, ModelOutputError):  # the call's own prompt: its retry would spend the
+            return False  # deployment's budget, shared by every tenant; another model may do better
         if err.retry_after is not None and err.retry_after > delay:
             return False  # the upstream said when to come back (a 503's Retry-After): not before
         remaining = call.deadline.remaining()  # no retry budget spent on an attempt with no time left

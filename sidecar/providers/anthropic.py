@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from sidecar.config.schema import DeploymentConfig
 from sidecar.core.errors import (
+    ModelOutputError,
     ProviderAuthError,
     ProviderMalformedError,
     ProviderRateLimitedError,
@@ -251,7 +252,7 @@ def _tool_use(index: int, block: dict[str, Any], *, arguments: bool = True) -> T
     try:
         text = json.dumps(args, ensure_ascii=False) if arguments else ""
     except RecursionError as exc:  # parsed within the JSON parser's depth, too deep to write back
-        raise ProviderMalformedError("a tool_use input nested too deeply") from exc
+        raise ModelOutputError("a tool_use input nested too deeply") from exc
     return ToolCallDelta(index, call_id, name, text)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 
 from sidecar.core.errors import (
+    ModelOutputError,
     ProviderAuthError,
     ProviderError,
     ProviderMalformedError,
@@ -97,7 +98,7 @@ def _finish(reason: Any) -> FinishReason:
     if not isinstance(reason, str):
         raise ProviderMalformedError("stopReason is not a string")
     if reason in MALFORMED_OUTPUT:
-        raise ProviderMalformedError(f"the model's output was unusable ({reason})")
+        raise ModelOutputError(f"the model's output was unusable ({reason})")
     return STOP_REASONS.get(reason) or unknown_finish("bedrock", reason, FinishReason.CONTENT_FILTER)
 
 
@@ -112,7 +113,7 @@ def parse_response(data: Any, answer: str | None = None) -> Chunk:
         raise ProviderMalformedError("output.message.content is not a list of blocks")
     uses = [_tool_use(i, b["toolUse"], whole=True) for i, b in enumerate(b for b in blocks if "toolUse" in b)]
     if len(uses) > MAX_TOOL_CALLS:
-        raise ProviderMalformedError(f"more than {MAX_TOOL_CALLS} toolUse blocks in one answer")
+        raise ModelOutputError(f"more than {MAX_TOOL_CALLS} toolUse blocks in one answer")
     if len({u.id for u in uses}) < len(uses):
         raise ProviderMalformedError(_SAME_ID)
     own = [u for u in uses if u.name != answer]
@@ -172,9 +173,9 @@ def _tool_use(index: int, use: Any, *, whole: bool) -> ToolCallDelta:
     try:
         text = json.dumps(arguments, ensure_ascii=False)
     except RecursionError as exc:  # parsed within the JSON parser's depth, too deep to write back
-        raise ProviderMalformedError("a toolUse input nested too deeply") from exc
+        raise ModelOutputError("a toolUse input nested too deeply") from exc
     if len(text) > MAX_TOOL_INPUT_CHARS:
-        raise ProviderMalformedError(f"a toolUse input longer than {MAX_TOOL_INPUT_CHARS} characters")
+        raise ModelOutputError(f"a toolUse input longer than {MAX_TOOL_INPUT_CHARS} characters")
     return ToolCallDelta(index, call_id, name, text)
 
 
@@ -226,7 +227,7 @@ class StreamParser:
         if index in self._inputs:
             raise ProviderMalformedError(f"content block {index} started twice")
         if len(self._inputs) == MAX_TOOL_CALLS:
-            raise ProviderMalformedError(f"more than {MAX_TOOL_CALLS} toolUse blocks in one answer")
+            raise ModelOutputError(f"more than {MAX_TOOL_CALLS} toolUse blocks in one answer")
         call = _tool_use(index, start["toolUse"], whole=False)
         if call.id in self._ids:
             raise ProviderMalformedError(_SAME_ID)
@@ -256,7 +257,7 @@ class StreamParser:
             raise ProviderMalformedError("a toolUse delta whose input is not text")
         self._sizes[index] += len(piece)
         if self._sizes[index] > MAX_TOOL_INPUT_CHARS:
-            raise ProviderMalformedError(f"a toolUse input longer than {MAX_TOOL_INPUT_CHARS} characters")
+            raise ModelOutputError(f"a toolUse input longer than {MAX_TOOL_INPUT_CHARS} characters")
         self._inputs[index].append(piece)
         if index in self._answers:
             return StreamEvent(text=piece)

@@ -16,6 +16,7 @@ from sidecar.config.providers import GeminiOptions
 from sidecar.config.schema import DeploymentConfig
 from sidecar.core.clock import Deadline
 from sidecar.core.errors import (
+    ModelOutputError,
     ProviderAuthError,
     ProviderMalformedError,
     ProviderRateLimitedError,
@@ -141,7 +142,7 @@ def _parts(parts: list[Any], first_call: int, response_id: str) -> _Candidate:
         call_id = ""
         if "functionCall" in part:
             if first_call + len(calls) >= MAX_PARTS:
-                raise ProviderMalformedError(_TOO_MANY)
+                raise ModelOutputError(_TOO_MANY)
             calls.append(_function_call(first_call + len(calls), part["functionCall"], response_id))
             call_id = calls[-1].id
         elif isinstance(part.get("text"), str):
@@ -167,7 +168,7 @@ _TOO_MANY = f"an answer of more than {MAX_PARTS} parts (function calls, signatur
 
 def _check_parts(calls: int, signed: int, text: bool) -> None:
     if calls + signed + text > MAX_PARTS:
-        raise ProviderMalformedError(_TOO_MANY)
+        raise ModelOutputError(_TOO_MANY)
 
 
 def _finish(reason: Any, called: bool) -> FinishReason | None:
@@ -177,7 +178,7 @@ def _finish(reason: Any, called: bool) -> FinishReason | None:
     if not isinstance(reason, str) or not reason or reason == UNSPECIFIED:
         return None
     if reason in UNUSABLE_CALLS:
-        raise ProviderMalformedError(f"the model's function call was unusable ({reason})")
+        raise ModelOutputError(f"the model's function call was unusable ({reason})")
     finish = FINISH_REASONS.get(reason) or unknown_finish("gemini", reason, FinishReason.CONTENT_FILTER)
     return FinishReason.TOOL_CALLS if called and finish is FinishReason.STOP else finish
 
@@ -197,14 +198,16 @@ def _function_call(index: int, call: Any, response_id: str) -> ToolCallDelta:
         raise ProviderMalformedError("a functionCall's args is not an object")
     if call_id is not None and not (isinstance(call_id, str) and len(call_id) <= MAX_ID_CHARS):
         raise ProviderMalformedError(f"a functionCall's id is not a string of at most {MAX_ID_CHARS}")
-    if len(name) > MAX_NAME_CHARS:
-        raise ProviderMalformedError(f"a functionCall name longer than {MAX_NAME_CHARS} characters")
+    if len(name) > MAX_NAME_CHARS:  # the model's own words, past the sidecar's bounds, from here on
+        raise ModelOutputError(f"a functionCall name longer than {MAX_NAME_CHARS} characters")
     try:
         arguments = json.dumps(args, ensure_ascii=False)
-    except (RecursionError, ValueError) as exc:  # nested too deeply to write back; NaN
+    except RecursionError as exc:  # parsed within the JSON parser's depth, too deep to write back
+        raise ModelOutputError("a functionCall's args nested too deeply") from exc
+    except ValueError as exc:  # NaN or Infinity: not JSON, the wire's
         raise ProviderMalformedError("a functionCall's args cannot be written as JSON") from exc
     if len(arguments) > MAX_ARGUMENT_CHARS:
-        raise ProviderMalformedError(f"a functionCall's args longer than {MAX_ARGUMENT_CHARS} characters")
+        raise ModelOutputError(f"a functionCall's args longer than {MAX_ARGUMENT_CHARS} characters")
     return ToolCallDelta(index, call_id or _made_up_id(response_id, index, name, arguments), name, arguments)
 
 

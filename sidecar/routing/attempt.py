@@ -13,6 +13,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack, aclosing
+from typing import TypeGuard
 
 from sidecar.core.clock import DEADLINE_MARGIN, Clock
 from sidecar.core.errors import (
@@ -215,10 +216,10 @@ class UpstreamAttempt:
         admitted = self._admitted
         if outcome == OK:
             self._breaker.record_success(admitted=admitted)
-        elif isinstance(error, ProviderError) and error.retryable:
+        elif _deployments_fault(error):
             retry_after = error.retry_after  # a 429's or a 503's Retry-After: the upstream's own word
             self._breaker.record_failure(retry_after=retry_after, admitted=admitted)
-        else:  # cancelled, deadline, or the request itself was rejected
+        else:  # cancelled, deadline, or the call's own doing: its request rejected, its output malformed
             self._breaker.release(admitted=admitted)
         seconds = self._clock.monotonic() - self._started
         if isinstance(error, ProviderError):  # the upstream's (redacted) words stay in the log
@@ -231,8 +232,9 @@ class UpstreamAttempt:
                     "reason": outcome,
                 },
             )
-        # the deployment's last error is its own failure: not a request it rightly refused (400)
-        fault = outcome if isinstance(error, ProviderError) and error.retryable else None
+        # the deployment's last error is its own failure: not a request it rightly refused (400),
+        # nor an answer the call's prompt made the model write wrong
+        fault = outcome if _deployments_fault(error) else None
         self._stats.finished(seconds, ok=outcome == OK, error=fault, at=self._clock.wall())
         self._call.record.attempt_ended(
             Attempt(self.target.deployment, self.target.provider, outcome, seconds, hedge=self._hedge)
@@ -290,6 +292,12 @@ class UpstreamAttempt:
             prompt_tokens=self._tokens.prompt(self.target.deployment, self._call.messages, self._call.params),
             completion_tokens=sum(self._tokens.text(self.target.deployment, t) for t in self._delivered),
         )
+
+
+def _deployments_fault(error: SidecarError | None) -> TypeGuard[ProviderError]:
+    """Does this failure count against the deployment (its breaker, its last error)? Only a
+    provider's retryable failure that is the deployment's own (core/errors.py ProviderError)."""
+    return isinstance(error, ProviderError) and error.retryable and error.deployment_fault
 
 
 def _span_attributes(target: Target) -> dict[str, str]:

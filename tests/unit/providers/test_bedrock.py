@@ -7,6 +7,7 @@ import pytest
 
 from sidecar.config.schema import DeploymentConfig
 from sidecar.core.errors import (
+    ModelOutputError,
     ProviderAuthError,
     ProviderMalformedError,
     ProviderRateLimitedError,
@@ -120,9 +121,9 @@ def test_stop_reasons(stop: str, expected: FinishReason) -> None:
 def test_output_the_model_wrote_wrong_is_a_bad_answer(stop: str) -> None:
     """As Gemini's MALFORMED_FUNCTION_CALL: another deployment may do better. It was a STOP."""
     answer = {"output": {"message": {"role": "assistant", "content": []}}, "stopReason": stop}
-    with pytest.raises(ProviderMalformedError):
+    with pytest.raises(ModelOutputError):  # the model's output, not a broken wire: health untouched
         bedrock.parse_response(answer)
-    with pytest.raises(ProviderMalformedError):
+    with pytest.raises(ModelOutputError):
         replay(converse_stream(["x"], stop=stop))
 
 
