@@ -16,6 +16,7 @@ from sidecar.config.schema import Policy
 from sidecar.core.errors import (
     ContextTooLongError,
     DeadlineExceededError,
+    ModelOutputError,
     ProviderAuthError,
     ProviderError,
     ProviderRateLimitedError,
@@ -345,6 +346,37 @@ async def test_a_request_the_upstream_refused_is_not_the_deployments_last_error(
     with pytest.raises(ProviderRejectedError):
         await run(layer(script, clock, r), make_call(clock))
     assert r.stats.get("a").snapshot().last_error is None
+
+
+@pytest.mark.parametrize("first", [False, True], ids=["before-first-chunk", "after-first-chunk"])
+async def test_output_the_model_wrote_wrong_is_not_the_deployments_failure(
+    clock: FakeClock, first: bool
+) -> None:
+    """A malformed function call is the call's failed answer: the route falls back to the next
+    deployment without a retry on this one (STREAM_INTERRUPTED once a chunk went out), and neither
+    the breaker nor the deployment's last error counts it: one tenant's prompt does not take a
+    shared deployment out of service. A half-open breaker's trial permit is given back."""
+    chunks = [Chunk(text="I'll")] if first else []
+    script = Script({"a": (chunks, ModelOutputError("MALFORMED_FUNCTION_CALL"))}, clock)
+    r = routing(clock, policy(retry={"max_attempts": 2}), BreakerPolicy(min_requests=1, half_open_trials=1))
+    for _ in range(5):
+        if first:
+            with pytest.raises(StreamInterruptedError) as info:
+                await run(layer(script, clock, r), make_call(clock))
+            assert info.value.metadata["cause"] == "MODEL_OUTPUT_UNUSABLE"
+        else:
+            assert await run(layer(script, clock, r), make_call(clock)) == [FINAL]
+    assert script.called == (["a"] * 5 if first else ["a", "b"] * 5)  # never retried on "a"
+    breaker = r.breakers.get("a")
+    assert breaker.state() is BreakerState.CLOSED and breaker.snapshot().failures == 0
+    assert r.stats.get("a").snapshot().last_error is None
+    breaker.record_failure()  # the deployment's own failure trips it; its cooldown passes
+    clock.advance(31)
+    assert breaker.allow() and breaker.state() is BreakerState.HALF_OPEN
+    breaker.release()
+    with contextlib.suppress(StreamInterruptedError):
+        await run(layer(script, clock, r), make_call(clock))
+    assert breaker.state() is BreakerState.HALF_OPEN and breaker.allow()  # the trial permit is back
 
 
 async def test_deployment_stats_follow_attempts(clock: FakeClock) -> None:
