@@ -138,7 +138,7 @@ class EmbeddingRouter:
             embedder = await self._deployments.get(name)
             result = await embedder.embed(texts, deadline=deadline)
         except ProviderError as exc:
-            if exc.retryable:
+            if exc.retryable and exc.deployment_fault:  # the deployment's own failure (core/errors.py)
                 breaker.record_failure(retry_after=exc.retry_after)
             else:
                 breaker.release()

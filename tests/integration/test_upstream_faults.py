@@ -131,7 +131,7 @@ async def test_a_tool_input_nested_too_deep_falls_over(
     s = await serve({"policy": two_deployments(upstream.url, upstream2.url, provider="anthropic")}, ENV)
     reply = await s.stub.Generate(generate_request(messages=[user("Hi")]))
     assert [(a.deployment, a.outcome) for a in reply.summary.attempts] == [
-        ("first", "PROVIDER_BAD_RESPONSE"),
+        ("first", "MODEL_OUTPUT_UNUSABLE"),  # what the model wrote: not the deployment's failure
         ("second", "OK"),
     ]
 
