@@ -3,7 +3,9 @@
 Per deployment: the breaker must admit the attempt; a retryable failure (connection error,
 timeout, no first chunk in time, 5xx, malformed answer) is retried after a fully jittered backoff
 while the deployment's retry budget and the caller's deadline allow, then the next deployment is
-tried. A 429 opens the breaker for its Retry-After, so the route moves on at once. With hedging on,
+tried. An answer the model wrote wrong (MODEL_OUTPUT_UNUSABLE: the call's own prompt) goes to the
+next deployment at once, and is not counted against this one (routing/attempt.py). A 429 opens
+the breaker for its Retry-After, so the route moves on at once. With hedging on,
 a first attempt slower than its deployment's p95 to first token races the next deployment; the
 first to produce a chunk wins and the other is cancelled. After the first chunk the call is
 committed: a failure ends it with STREAM_INTERRUPTED and the partial usage.
