@@ -282,3 +282,28 @@ async def test_an_answer_waiting_to_be_kept_answers_this_sidecars_retry(tmp_path
     finally:
         await store.aclose()
         redis.stop()
+
+
+async def test_a_retry_waiting_on_the_first_call_gets_its_answer_waiting_to_be_kept(tmp_path: Path) -> None:
+    """A retry sent while the first call ran waits on the key (polling Redis). Redis goes down as the
+    first call finishes: its answer waits in this sidecar, and the waiting retry's next poll was
+    refused unavailable; it gets the answer."""
+    from sidecar.stores.redis import RedisEndpoint
+    from tests.support.quota_cluster import OwnRedis
+
+    redis = OwnRedis(tmp_path)
+    redis.start()
+    store = RedisIdempotencyStore(
+        RedisEndpoint(redis.url, timeout=0.5), prefix="idem:", window_seconds=60, clock=SystemClock()
+    )
+    fingerprint = bytes(32)
+    try:
+        assert await store.claim("k", fingerprint) is None  # the first call runs
+        redis.stop()
+        with pytest.raises(IdempotencyStoreUnavailableError):
+            await store.finish("k", fingerprint, b"answer")
+        held = await asyncio.wait_for(store.wait("k"), 5)  # the waiting retry's next poll
+        assert held is not None and (held.fingerprint, held.answer) == (fingerprint, b"answer")
+    finally:
+        await store.aclose()
+        redis.stop()
