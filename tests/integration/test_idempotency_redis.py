@@ -307,3 +307,27 @@ async def test_a_retry_waiting_on_the_first_call_gets_its_answer_waiting_to_be_k
     finally:
         await store.aclose()
         redis.stop()
+
+
+async def test_closing_with_redis_stalled_costs_one_timeout(slow_redis: str) -> None:
+    """At shutdown the answers waiting to be kept and the claims waiting to be given up are each
+    tried while Redis answers: one after the other, a stalled Redis cost the shutdown two timeouts
+    (10 s at the default) before the closers after it (the ledger's flush last) ran."""
+    from sidecar.stores.redis import RedisEndpoint
+
+    store = RedisIdempotencyStore(
+        RedisEndpoint(slow_redis, timeout=1.0), prefix="idem:", window_seconds=60, clock=SystemClock()
+    )
+    fingerprint = bytes(32)
+    assert await store.claim("first", fingerprint) is None
+    sleeper = await stall(slow_redis, 20)
+    try:
+        with pytest.raises(IdempotencyStoreUnavailableError):
+            await store.finish("first", fingerprint, b"answer")  # an answer to keep
+        with pytest.raises(IdempotencyStoreUnavailableError):
+            await store.claim("second", fingerprint)  # a claim to give up
+        started = time.monotonic()
+        await store.aclose()
+        assert time.monotonic() - started < 1.8
+    finally:
+        sleeper.cancel()
