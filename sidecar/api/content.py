@@ -217,27 +217,31 @@ def _too_deep(arguments: str) -> bool:
     return False
 
 
-def _data_url(url: str) -> bool:
-    """A data: URL every provider takes: one of IMAGE_TYPES, base64 (what OpenAI, Anthropic and
-    Bedrock accept; Bedrock gets the bytes, which it needs as base64 anyway)."""
+def _data_url(url: str) -> bytes | None:
+    """The bytes of a data: URL every provider takes: one of IMAGE_TYPES, base64 (what OpenAI,
+    Anthropic and Bedrock accept; Bedrock gets the bytes, which it needs as base64 anyway); None
+    for any other."""
     head, _, payload = url.partition(",")
     if head not in _DATA_URL_HEADS:
-        return False
+        return None
     try:
-        return bool(base64.b64decode(payload, validate=True))
+        return base64.b64decode(payload, validate=True) or None
     except binascii.Error:
-        return False
+        return None
 
 
-def _as_declared(image: gen.Image, at: str, bad: _Bad) -> None:
+def _as_declared(
+    data: bytes, mime_type: str, image: gen.Image, at: str, bad: _Bad, *, data_field: str, type_field: str
+) -> None:
     """The bytes are the declared type (every provider refuses one that is not, after the call was
     reserved and sent), and of the declared size when the caller gave one and the header holds it
-    (the image's tokens are counted by it)."""
-    header = read_header(image.data)
+    (the image's tokens are counted by it, and the capability fit its pixels). For inline bytes and
+    a data: URL's alike (`data_field`, `type_field`: what a refusal names)."""
+    header = read_header(data)
     if header is None:
-        bad.add(f"{at}.data", "not a PNG, JPEG, GIF or WebP image (by its first bytes)")
-    elif header.mime_type != image.mime_type:
-        bad.add(f"{at}.mime_type", f"the data is {header.mime_type}, not {image.mime_type}")
+        bad.add(f"{at}.{data_field}", "not a PNG, JPEG, GIF or WebP image (by its first bytes)")
+    elif header.mime_type != mime_type:
+        bad.add(f"{at}.{type_field}", f"the data is {header.mime_type}, not {mime_type}")
     elif header.width and header.height and not _turned(image, header):
         size = f"the image is {header.width} x {header.height} pixels (or leave width and height 0)"
         if image.width not in (0, header.width):
@@ -254,16 +258,22 @@ def _turned(image: gen.Image, header: Header) -> bool:
 
 def _image(image: gen.Image, at: str, bad: _Bad) -> Image:
     kind = image.WhichOneof("source")
-    if image.width < 0 or image.height < 0 or image.width > 100_000 or image.height > 100_000:
-        bad.add(f"{at}.width", "width and height between 0 (unknown) and 100000 pixels")
+    for side in ("width", "height"):
+        if not 0 <= getattr(image, side) <= 100_000:
+            bad.add(f"{at}.{side}", "width and height between 0 (unknown) and 100000 pixels")
     if kind == "url":
         url = image.url
         if len(url) > MAX_URL_CHARS or not (url.startswith("https://") or url.startswith("data:image/")):
             bad.add(f"{at}.url", f"an https:// or data:image/ URL of at most {MAX_URL_CHARS} characters")
-        elif url.startswith("data:") and not _data_url(url):
-            bad.add(
-                f"{at}.url", f"a data: URL of base64 {', '.join(IMAGE_TYPES)} (data:image/png;base64,...)"
-            )
+        elif url.startswith("data:"):
+            if (data := _data_url(url)) is None:
+                bad.add(
+                    f"{at}.url",
+                    f"a data: URL of base64 {', '.join(IMAGE_TYPES)} (data:image/png;base64,...)",
+                )
+            else:
+                mime_type = url[5:].partition(";")[0]
+                _as_declared(data, mime_type, image, at, bad, data_field="url", type_field="url")
         return Image(url=url, width=image.width, height=image.height)
     if kind == "data":
         if not 0 < len(image.data) <= MAX_IMAGE_BYTES:
@@ -271,7 +281,9 @@ def _image(image: gen.Image, at: str, bad: _Bad) -> Image:
         if image.mime_type not in IMAGE_TYPES:
             bad.add(f"{at}.mime_type", f"one of {', '.join(IMAGE_TYPES)}")
         elif image.data:
-            _as_declared(image, at, bad)
+            _as_declared(
+                image.data, image.mime_type, image, at, bad, data_field="data", type_field="mime_type"
+            )
         return Image(data=image.data, mime_type=image.mime_type, width=image.width, height=image.height)
     bad.add(at, "set url or data")
     return Image()

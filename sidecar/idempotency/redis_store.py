@@ -16,9 +16,11 @@ absent). Without that a retry would wait for the claim to expire for an answer t
 An answer that could not be kept (Redis down or stalled as the first call finished: the call was
 answered and charged) is kept in the background, retried until Redis answers (at most
 `MAX_UNKEPT` answers at once, for at most `GIVE_UP_SECONDS`), so a retry gets it instead of running
-the call a second time. It is written only while the key still holds this claim or nothing: a retry
-that claimed the key after this claim's lease lapsed, before Redis took the answer, runs the call
-again (its answer is kept, not this one).
+the call a second time. Until then a retry to this sidecar, or one waiting on the first call, is
+answered by it (also while Redis is down, or after it came back without its data). It is written
+only while the key still holds this claim or nothing: a retry through another sidecar that claimed
+the key after this claim's lease lapsed, before Redis took the answer, runs the call again (its
+answer is kept, not this one).
 """
 
 from __future__ import annotations
@@ -146,6 +148,8 @@ class RedisIdempotencyStore:
 
     async def claim(self, key: str, fingerprint: bytes) -> Held | None:
         name = self._key(key)
+        if (unkept := self._unkept.waiting(name)) is not None:  # this sidecar's answer, kept later
+            return _decode(unkept[1])
         mine = b"P" + fingerprint + os.urandom(_TOKEN)
         try:
             args: list[bytes | int] = [mine, self._lease_ms, _tombstone(mine)]
@@ -193,6 +197,8 @@ class RedisIdempotencyStore:
         waited on at the poll interval: re-claiming at once would spin on Redis."""
         name = self._key(key)
         while True:
+            if (unkept := self._unkept.waiting(name)) is not None:  # finished here, kept later
+                return _decode(unkept[1])
             raw = await self._run("wait", self._redis.get(name))
             if raw is None or raw[:1] == b"X":
                 return None
@@ -203,8 +209,9 @@ class RedisIdempotencyStore:
 
     async def aclose(self) -> None:
         await cancel_and_wait(self._renewer)
-        await self._unkept.aclose()
-        await self._abandoned.aclose()  # while Redis answers: a retry need not wait out the lease
+        # at once, while Redis answers (a retry need not wait out the lease): a stalled Redis costs
+        # the shutdown one timeout, not one for each
+        await asyncio.gather(self._unkept.aclose(), self._abandoned.aclose())
         await self._redis.aclose()
 
     async def _renew_held(self) -> None:

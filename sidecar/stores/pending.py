@@ -78,6 +78,11 @@ class PendingWrites(Generic[K, V]):
         if self._worker is None or self._worker.done():
             self._worker = detached(self._work())
 
+    def waiting(self, key: K) -> V | None:
+        """The write pending for `key` (not sent yet, or failed so far, and still mattering), else None."""
+        entry = self._pending.peek(key)
+        return None if entry is None or entry.until <= self._clock.monotonic() else entry.value
+
     def _dropped(self, key: K, dropped: _Entry[V]) -> None:
         full = TooManyPendingError(f"more than {self._max} pending writes; the oldest dropped")
         dropped.context.run(self._on_error, full)

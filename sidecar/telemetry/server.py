@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -156,8 +157,11 @@ class MetricsServer:
             if method not in ("GET", "HEAD"):  # HEAD: the GET's answer, its body left out by the server
                 return _plain(start_response, "405 Method Not Allowed", "use GET\n", [("Allow", "GET, HEAD")])
             if path == "/metrics":
+                asked = {**environ, "REQUEST_METHOD": "GET"}  # HEAD too
+                if not _readable_accept(environ.get("HTTP_ACCEPT", "")):
+                    asked.pop("HTTP_ACCEPT")  # as an Accept it does not know: the default text format
                 try:
-                    return metrics({**environ, "REQUEST_METHOD": "GET"}, start_response)  # HEAD too
+                    return metrics(asked, start_response)
                 except Exception as exc:  # the loop did not answer in time, or a collector failed
                     _log.warning("metrics scrape failed", extra={"error": type(exc).__name__})
                     return _plain(start_response, "500 Internal Server Error", "scrape failed\n")
@@ -172,6 +176,16 @@ class MetricsServer:
             return _plain(start_response, "404 Not Found", "not found\n")
 
         return app
+
+
+def _readable_accept(accept: str) -> bool:
+    """Whether prometheus_client's negotiation reads `accept` (it raised TypeError on a version that
+    is not a number: a client's header, not a failing scrape)."""
+    try:
+        choose_encoder(accept)
+    except Exception:
+        return False
+    return True
 
 
 def _plain(

@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from sidecar.core.clock import SystemClock
 from sidecar.idempotency.redis_store import RedisIdempotencyStore
 from sidecar.idempotency.replay import Replays
-from sidecar.idempotency.store import IdempotencyStoreUnavailableError
+from sidecar.idempotency.store import IdempotencyKeyReusedError, IdempotencyStoreUnavailableError
 from tests.support.redis import stall, start_redis
 
 pytestmark = pytest.mark.integration
@@ -243,3 +243,91 @@ async def test_an_answer_that_could_not_be_kept_is_kept_once_redis_answers(tmp_p
     finally:
         await store.aclose()
         redis.stop()
+
+
+async def test_an_answer_waiting_to_be_kept_answers_this_sidecars_retry(tmp_path: Path) -> None:
+    """The answer could not be kept (Redis went down as the first call finished) and waits in this
+    sidecar. A retry to this sidecar (a pod's app retries through its own sidecar) is answered by
+    it: while Redis is still down (it was refused unavailable), and once Redis came back empty
+    (restarted without its data, or its lease lapsed): the retry claimed the free key before the
+    answer was kept and ran the call again, charged twice."""
+    from sidecar.stores.redis import RedisEndpoint
+    from tests.support.quota_cluster import OwnRedis
+
+    (tmp_path / "before").mkdir()
+    (tmp_path / "after").mkdir()
+    redis = OwnRedis(tmp_path / "before")
+    redis.start()
+    store = RedisIdempotencyStore(
+        RedisEndpoint(redis.url, timeout=0.5), prefix="idem:", window_seconds=60, clock=SystemClock()
+    )
+    r = Replays(store, max_answer_bytes=1000, field="input.request_id")
+    produce = Producer()
+
+    async def redis_goes_down_as_it_answers() -> bytes:
+        redis.stop()
+        return await produce()
+
+    try:
+        first = await r.answer("acme", "order-12", b"req", redis_goes_down_as_it_answers)
+        assert first == (b"answer-1", False)
+        assert await asyncio.wait_for(r.answer("acme", "order-12", b"req", produce), 5) == (b"answer-1", True)
+        await asyncio.sleep(2.0)  # the background write backs off (up to 5 s between tries)
+        redis.dir = tmp_path / "after"  # its data lost
+        redis.start()
+        assert await asyncio.wait_for(r.answer("acme", "order-12", b"req", produce), 5) == (b"answer-1", True)
+        with pytest.raises(IdempotencyKeyReusedError):
+            await r.answer("acme", "order-12", b"another request", produce)
+        assert produce.calls == 1
+    finally:
+        await store.aclose()
+        redis.stop()
+
+
+async def test_a_retry_waiting_on_the_first_call_gets_its_answer_waiting_to_be_kept(tmp_path: Path) -> None:
+    """A retry sent while the first call ran waits on the key (polling Redis). Redis goes down as the
+    first call finishes: its answer waits in this sidecar, and the waiting retry's next poll was
+    refused unavailable; it gets the answer."""
+    from sidecar.stores.redis import RedisEndpoint
+    from tests.support.quota_cluster import OwnRedis
+
+    redis = OwnRedis(tmp_path)
+    redis.start()
+    store = RedisIdempotencyStore(
+        RedisEndpoint(redis.url, timeout=0.5), prefix="idem:", window_seconds=60, clock=SystemClock()
+    )
+    fingerprint = bytes(32)
+    try:
+        assert await store.claim("k", fingerprint) is None  # the first call runs
+        redis.stop()
+        with pytest.raises(IdempotencyStoreUnavailableError):
+            await store.finish("k", fingerprint, b"answer")
+        held = await asyncio.wait_for(store.wait("k"), 5)  # the waiting retry's next poll
+        assert held is not None and (held.fingerprint, held.answer) == (fingerprint, b"answer")
+    finally:
+        await store.aclose()
+        redis.stop()
+
+
+async def test_closing_with_redis_stalled_costs_one_timeout(slow_redis: str) -> None:
+    """At shutdown the answers waiting to be kept and the claims waiting to be given up are each
+    tried while Redis answers: one after the other, a stalled Redis cost the shutdown two timeouts
+    (10 s at the default) before the closers after it (the ledger's flush last) ran."""
+    from sidecar.stores.redis import RedisEndpoint
+
+    store = RedisIdempotencyStore(
+        RedisEndpoint(slow_redis, timeout=1.0), prefix="idem:", window_seconds=60, clock=SystemClock()
+    )
+    fingerprint = bytes(32)
+    assert await store.claim("first", fingerprint) is None
+    sleeper = await stall(slow_redis, 20)
+    try:
+        with pytest.raises(IdempotencyStoreUnavailableError):
+            await store.finish("first", fingerprint, b"answer")  # an answer to keep
+        with pytest.raises(IdempotencyStoreUnavailableError):
+            await store.claim("second", fingerprint)  # a claim to give up
+        started = time.monotonic()
+        await store.aclose()
+        assert time.monotonic() - started < 1.8
+    finally:
+        sleeper.cancel()

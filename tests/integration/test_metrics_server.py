@@ -90,6 +90,21 @@ async def test_openmetrics_gzip_and_name_filters_as_the_scraper_asks() -> None:
         assert names == {"sidecar_cache_lookups_total"}
 
 
+@pytest.mark.parametrize(
+    "accept", ["text/plain; version=abc", "application/openmetrics-text; version=1.0.0x, */*"]
+)
+async def test_an_accept_header_the_exposition_cannot_read_is_served_the_text_format(accept: str) -> None:
+    """prometheus_client's choose_encoder raised TypeError on a version that is not a number, which
+    the port answered 500 'scrape failed' and logged as a failing scrape (an alert's signal any client
+    could send); an Accept it cannot read is as one it does not know: the default text format."""
+    m = Metrics()
+    m.cache_lookup(hit=True)
+    async with serving(m) as server:
+        status, headers, body = await get(server.port, "/metrics", Accept=accept)
+        assert status == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert 'sidecar_cache_lookups_total{result="hit"} 1.0' in body.decode()
+
+
 async def test_only_get_is_served() -> None:
     async with serving() as server:
         for path in ("/metrics", "/livez", "/readyz"):

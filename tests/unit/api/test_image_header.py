@@ -144,3 +144,58 @@ def test_an_image_that_is_what_the_caller_says_is_taken(
     call = convert(request(data, mime, *size))
     (image,) = call.messages[-1].images
     assert (image.mime_type, image.width, image.height) == (mime, *size)
+
+
+def url_request(url: str, width: int = 0, height: int = 0) -> gen.GenerationInput:
+    image = gen.Image(url=url, width=width, height=height)
+    parts = [gen.ContentPart(text="what is this?"), gen.ContentPart(image=image)]
+    return gen.GenerationInput(messages=[gen.Message(role=gen.ROLE_USER, content=parts)])
+
+
+def data_url(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+@pytest.mark.parametrize(
+    ("url", "size", "field", "says"),
+    [
+        (data_url("image/png", GIF_3X2), (0, 0), "url", "the data is image/gif, not image/png"),
+        (data_url("image/png", bytes(30)), (0, 0), "url", "not a PNG, JPEG, GIF or WebP image"),
+        (data_url("image/png", png(9000, 17)), (1, 1), "width", "the image is 9000 x 17"),
+        (data_url("image/jpeg", JPEG_640X480), (640, 48), "height", "the image is 640 x 480"),
+    ],
+    ids=["gif as png", "zeros", "width lies", "height lies"],
+)
+def test_a_data_url_that_is_not_what_it_says_is_refused_naming_the_field(
+    url: str, size: tuple[int, int], field: str, says: str
+) -> None:
+    """As inline bytes are: the fit counts a data: URL's pixels by the size given (a 9000 px side
+    claimed 1 x 1 went to a deployment taking 8000 at most, which refused it after the reserve)."""
+    with pytest.raises(InvalidRequestError) as info:
+        convert(url_request(url, *size))
+    violations = {v.field: v.description for v in info.value.violations}
+    assert f"{AT}.{field}" in violations, violations
+    assert says in violations[f"{AT}.{field}"]
+
+
+@pytest.mark.parametrize(
+    ("url", "size"),
+    [
+        (data_url("image/png", PNG_1X1), (0, 0)),
+        (data_url("image/png", png(300, 17)), (300, 17)),
+        (data_url("image/jpeg", JPEG_640X480), (480, 640)),
+        (data_url("image/png", b"\x89PNG\r\n\x1a\nfake"), (200, 200)),
+    ],
+    ids=["png", "png sized", "jpeg turned", "png cut short"],
+)
+def test_a_data_url_that_is_what_it_says_is_taken(url: str, size: tuple[int, int]) -> None:
+    call = convert(url_request(url, *size))
+    (image,) = call.messages[-1].images
+    assert (image.url, image.width, image.height) == (url, *size)
+
+
+@pytest.mark.parametrize(("size", "field"), [((1, 200_000), "height"), ((-1, 1), "width")])
+def test_a_size_out_of_range_names_its_own_field(size: tuple[int, int], field: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        convert(url_request("https://example.com/a.png", *size))
+    assert {v.field for v in info.value.violations} == {f"{AT}.{field}"}

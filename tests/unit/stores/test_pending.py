@@ -38,3 +38,17 @@ async def test_each_failure_is_reported_in_the_context_of_the_call_that_added_it
         await asyncio.sleep(0)
     assert reported == ["call-a", "call-b"]
     await writes.aclose()
+
+
+async def test_a_write_waiting_is_seen_until_it_no_longer_matters(clock: FakeClock) -> None:
+    async def attempt(key: str, value: int) -> None:
+        raise Down
+
+    writes: PendingWrites[str, int] = PendingWrites(
+        clock, attempt=attempt, failures=(Down,), on_error=lambda exc: None
+    )
+    writes.add("k", 7, until=clock.monotonic() + 60)
+    assert (writes.waiting("k"), writes.waiting("other")) == (7, None)
+    clock.advance(60)  # its round may not have run yet: it is not seen past its time all the same
+    assert writes.waiting("k") is None
+    await writes.aclose()
