@@ -152,7 +152,7 @@ def pixels(image: Image) -> tuple[int, int]:
     if image.width > 0 and image.height > 0:
         return image.width, image.height
     if image.data:
-        return _dimensions(image.data[:HEAD_BYTES])
+        return _dimensions(image.data)  # read_header reads no further than it needs (HEAD_BYTES at most)
     head, _, payload = image.url.partition(",")
     if not (image.url.startswith("data:") and head.endswith(";base64")):
         return 0, 0
